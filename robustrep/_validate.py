@@ -1,0 +1,110 @@
+"""Argument checks shared by the public functions of robustrep.
+
+Every check raises ``TypeError`` or ``ValueError`` with a message that names the argument, what it
+got and what is accepted, so a bad call fails at the boundary rather than deep inside a kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(name: str, x: Any, ndim: int | Iterable[int] | None = None,
+                 min_batch: int | None = None, floating: bool = False) -> Tensor:
+    """Check that ``x`` is a tensor of an accepted rank and batch size; return it."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.dim() not in allowed:
+            raise ValueError(
+                f"{name} must have rank {' or '.join(map(str, allowed))}, "
+                f"got rank {x.dim()} with shape {tuple(x.shape)}")
+    if min_batch is not None and (x.dim() == 0 or x.shape[0] < min_batch):
+        got = x.shape[0] if x.dim() else "a scalar"
+        raise ValueError(f"{name} needs a batch of at least {min_batch} (a partner is drawn from "
+                         f"the same batch), got batch size {got}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_same_device(**tensors: Tensor | None) -> None:
+    """Check that all given tensors live on one device."""
+    devices = {k: t.device for k, t in tensors.items() if isinstance(t, Tensor)}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{k} on {d}" for k, d in devices.items())
+        raise ValueError(f"tensors must be on the same device, got {listing}")
+
+
+def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_lam(lam: Any, batch: int | None = None, name: str = "lam") -> None:
+    """Check a mixing coefficient: a float or a tensor (scalar or one per sample) in [0, 1]."""
+    if isinstance(lam, Tensor):
+        if lam.dim() > 1 or (lam.dim() == 1 and batch is not None and lam.numel() != batch):
+            raise ValueError(f"{name} must be a scalar or a 1-D tensor with one value per sample "
+                             f"({batch}), got shape {tuple(lam.shape)}")
+        # A range check on a CUDA tensor would synchronise the host; only check on CPU.
+        if lam.device.type == "cpu" and lam.numel() and (
+                bool((lam < 0).any()) or bool((lam > 1).any()) or bool(lam.isnan().any())):
+            raise ValueError(f"{name} must lie in [0, 1], got values in "
+                             f"[{lam.min().item():.4g}, {lam.max().item():.4g}]")
+        return
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1] or a tensor, got {type(lam).__name__}")
+    if not 0.0 <= float(lam) <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {lam}")
+
+
+def check_nonneg(name: str, value: Any, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {'non-negative int' if integer else 'number >= 0'}, "
+                        f"got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {'positive int' if integer else 'number > 0'}, "
+                        f"got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def check_range(name: str, input_range: Any) -> tuple[float, float]:
+    """Check an input range ``(low, high)`` with low < high; return it as floats."""
+    try:
+        low, high = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {input_range!r}") from None
+    if not low < high:
+        raise ValueError(f"{name} must have low < high, got ({low}, {high})")
+    return low, high
+
+
+def check_generator(generator: Any, device: torch.device | None = None) -> None:
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if device is not None and torch.device(generator.device).type != torch.device(device).type:
+        raise ValueError(f"generator is on {generator.device} but the tensors are on {device}; "
+                         "pass a generator created on the tensors' device")

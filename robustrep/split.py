@@ -1,0 +1,80 @@
+"""The features/head split through which every regularizer sees a model.
+
+A model is ``head(features(x))``. AdaptiveMix shrinks the features; the adversarial and mixing
+regularizers only need the whole forward. ``features`` must be batch-permutation equivariant,
+``features(x[perm]) == features(x)[perm]`` (BatchNorm in training mode is; minibatch-std is not and
+belongs in the head), which lets AdaptiveMix run two trunk passes instead of the reference's three.
+
+Adapters:
+- :class:`FeatureSplit` wraps two modules (e.g. a GAN discriminator's trunk and its last layers).
+- :func:`as_split` accepts a ``FeatureSplit``, any module with ``features``/``head`` methods or
+  attributes, or a timm model (``forward_features`` + ``forward_head(pre_logits=True)`` is the
+  feature, ``get_classifier()`` the head).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+
+class FeatureSplit(nn.Module):
+    """A model seen as ``head(features(x))``; ``forward`` runs both."""
+
+    def __init__(self, features: nn.Module, head: nn.Module):
+        super().__init__()
+        for name, part in (("features", features), ("head", head)):
+            if not callable(part):
+                raise TypeError(f"{name} must be a callable nn.Module, got {type(part).__name__}")
+        self.trunk = features
+        self.top = head
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def head(self, z: Tensor) -> Tensor:
+        return self.top(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class TimmSplit(nn.Module):
+    """A timm model seen through ``forward_features`` + ``forward_head(pre_logits=True)``.
+
+    The features are the pooled pre-logit vector; the head is the classifier (``get_classifier()``),
+    so ``head(features(x))`` equals ``model(x)`` for timm models whose classifier is the last layer.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        for attr in ("forward_features", "forward_head", "get_classifier"):
+            if not hasattr(model, attr):
+                raise TypeError(f"model must be a timm model with {attr}(); "
+                                f"{type(model).__name__} has none")
+        self.model = model
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    def head(self, z: Tensor) -> Tensor:
+        return self.model.get_classifier()(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def is_split(model: Any) -> bool:
+    return callable(getattr(model, "features", None)) and callable(getattr(model, "head", None))
+
+
+def as_split(model: Any) -> nn.Module:
+    """Return a view of ``model`` with ``features(x)`` and ``head(z)`` methods."""
+    if is_split(model):
+        return model
+    if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
+        return TimmSplit(model)
+    raise TypeError(
+        f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit, a module "
+        "with features()/head() methods, or a timm model (forward_features/forward_head)")
