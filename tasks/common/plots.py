@@ -1,0 +1,126 @@
+"""PNG pictures shared by the programs: image grids, metric curves, 2-D scatter, ROC, histograms.
+
+Matplotlib runs on the Agg backend (no display). Each function writes one file and returns its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
+
+
+def _finish(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
+    """Save images in [0, 1] ([N, C, H, W]) as one PNG grid."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.detach().float().clamp(0, 1).cpu(), path, nrow=nrow, padding=2)
+    return path
+
+
+def curves(records: Sequence[dict[str, Any]], keys: Sequence[str], path: str | Path,
+           title: str = "", x: str = "step") -> Path | None:
+    """Plot each key present in ``records`` against ``x``; one panel per key."""
+    keys = [k for k in keys if any(k in r for r in records)]
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        pts = [(r[x], r[key]) for r in records if key in r and isinstance(r[key], (int, float))]
+        if pts:
+            ax.plot(*zip(*pts), marker="." if len(pts) < 30 else None)
+        ax.set_title(key)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def scatter2d(samples: torch.Tensor, centers: torch.Tensor | None, path: str | Path,
+              title: str = "") -> Path:
+    fig, ax = plt.subplots(figsize=(4, 4))
+    pts = samples.detach().float().cpu()
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, label="samples")
+    if centers is not None:
+        c = centers.detach().float().cpu()
+        ax.scatter(c[:, 0], c[:, 1], s=30, marker="x", color="red", label="modes")
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=7)
+    return _finish(fig, path)
+
+
+def roc_curves(curves_by_name: dict[str, tuple[Any, Any, float]], path: str | Path,
+               title: str = "") -> Path:
+    """``curves_by_name[name] = (fpr, tpr, auroc)``."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for name, (fpr, tpr, auc) in curves_by_name.items():
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    return _finish(fig, path)
+
+
+def histograms(scores_by_name: dict[str, Any], path: str | Path, title: str = "",
+               xlabel: str = "score") -> Path:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, scores in scores_by_name.items():
+        ax.hist(torch.as_tensor(scores).float().cpu().numpy(), bins=40, alpha=0.5, density=True,
+                label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _finish(fig, path)
+
+
+def reliability_diagram(confidence, accuracy, counts, path: str | Path, ece: float,
+                        title: str = "") -> Path:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    n_bins = len(counts)
+    centers = [(i + 0.5) / n_bins for i in range(n_bins)]
+    acc = [a if c > 0 else 0.0 for a, c in zip(accuracy, counts)]
+    ax.bar(centers, acc, width=1.0 / n_bins, edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", label="perfect calibration")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title} ECE {ece:.3f}".strip())
+    ax.legend(fontsize=7, loc="upper left")
+    return _finish(fig, path)
+
+
+def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path, title: str = "",
+              ylabel: str = "") -> Path:
+    """Grouped bars with error bars: ``rows[method][metric] = (mean, std)``."""
+    methods = list(rows)
+    metrics = sorted({m for r in rows.values() for m in r})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        vals = [rows[m].get(metric, (float("nan"), 0.0)) for m in methods]
+        ax.bar(range(len(methods)), [v[0] for v in vals], yerr=[v[1] for v in vals], capsize=3)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=7)
+        ax.set_title(metric)
+        ax.set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)

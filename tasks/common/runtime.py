@@ -1,0 +1,61 @@
+"""Performance switches shared by the programs: AMP, channels-last, torch.compile, and EMA.
+
+Each is an explicit flag (``--amp bf16``, ``--channels-last``, ``--compile``); the default is the
+plain fp32 eager path, which is the one every test checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+AMP_CHOICES = ("off", "bf16", "fp16")
+
+
+def autocast(device: torch.device, amp: str):
+    """An autocast context for ``amp`` in AMP_CHOICES (``off`` -> a no-op context)."""
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}; got {amp!r}")
+    if amp == "off":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs CUDA; on CPU use --amp bf16 or off")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
+    # Only fp16 needs loss scaling; bf16 has fp32's exponent range.
+    return torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
+
+
+def prepare_module(module: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    module = module.to(device)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def to_input(x: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+    # Double backward (R1, WGAN-GP) is not supported through AOTAutograd; callers keep an eager
+    # handle for penalties (see reference/performance.md section 5).
+    return torch.compile(module) if enabled else module
+
+
+def make_ema(model: nn.Module, decay: float):
+    """An EMA copy of ``model`` (timm's ModelEmaV3); ``None`` when ``decay`` is 0."""
+    if decay <= 0:
+        return None
+    if not 0 < decay < 1:
+        raise ValueError(f"ema decay must lie in [0, 1); got {decay}")
+    from timm.utils import ModelEmaV3
+    return ModelEmaV3(model, decay=decay)
