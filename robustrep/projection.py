@@ -74,7 +74,8 @@ def _check_kernel_size(kernel_size: int) -> None:
     check_positive("kernel_size", kernel_size, integer=True)
     if kernel_size < STRIDE or (kernel_size - STRIDE) % 2:
         raise ValueError(f"kernel_size must be an even int >= {STRIDE} (so that padding "
-                         f"(kernel_size - {STRIDE}) // 2 halves the image exactly), got {kernel_size}")
+                         f"(kernel_size - {STRIDE}) // 2 halves the image exactly), "
+                         f"got {kernel_size}")
 
 
 def _check_power_of_two(name: str, value: int, minimum: int, why: str) -> None:
@@ -114,7 +115,8 @@ class RandomProjection(nn.Module):
             want = (num_views * out_channels, in_channels, kernel_size, kernel_size)
             if tuple(filters.shape) != want:
                 raise ValueError(f"filters must have shape {want} (num_views * out_channels, "
-                                 f"in_channels, kernel_size, kernel_size), got {tuple(filters.shape)}")
+                                 "in_channels, kernel_size, kernel_size), "
+                                 f"got {tuple(filters.shape)}")
             filters = filters.detach().clone()
         self.num_views = num_views
         self.in_channels = in_channels
@@ -188,7 +190,7 @@ class GroupedSpectralNorm(nn.Module):
 
     @torch.no_grad()
     def _power_method(self, mat: Tensor, steps: int) -> None:
-        # In place, like torch's spectral_norm, so DataParallel replicas update the original buffers.
+        # In place, like torch's spectral_norm, so DataParallel replicas update the real buffers.
         for _ in range(steps):
             F.normalize(torch.einsum("kon,kn->ko", mat, self._v), dim=1, eps=self.eps, out=self._u)
             F.normalize(torch.einsum("kon,ko->kn", mat, self._u), dim=1, eps=self.eps, out=self._v)
@@ -208,11 +210,14 @@ class GroupedSpectralNorm(nn.Module):
 
     def forward(self, weight: Tensor) -> Tensor:
         # The power iteration and sigma run in the weight's dtype even under autocast: a bf16
-        # estimate of sigma would rescale every member by a ~1% error.
+        # sigma would carry bf16 rounding into the scale of every member.
         with torch.autocast(weight.device.type, enabled=False):
             if self.training:
                 self._power_method(self._matrices(weight.detach()), self.n_power_iterations)
             return self.normalize(weight)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}, n_power_iterations={self.n_power_iterations}"
 
 
 def grouped_spectral_norm(conv: nn.Conv2d, n_power_iterations: int = 1, eps: float = 1e-12,
@@ -330,7 +335,7 @@ class ProjectionEnsemble(nn.Module):
         return self.layers(self.projection(x)).flatten(1)
 
     def forward_loop(self, x: Tensor) -> Tensor:
-        """Same as ``forward``, one member at a time (the reference's loop; for tests/benchmarks)."""
+        """Same as ``forward``, one member at a time: the reference's loop, for tests/benchmarks."""
         _check_image(x, self.in_channels, self.projection.filters, self.image_size)
         # Cached: each spectral-normalised weight (and its power step) is computed once, not once
         # per member, so the loop advances u/v exactly like the grouped path.
@@ -338,7 +343,7 @@ class ProjectionEnsemble(nn.Module):
             return torch.cat([self.member(k)(x) for k in range(self.num_views)], dim=1)
 
     def member(self, k: int, copy: bool = False) -> nn.Sequential:
-        """Member ``k`` as a standalone ``nn.Sequential``: image ``[B, C, H, W]`` -> logit ``[B, 1]``.
+        """Member ``k`` as an ``nn.Sequential``: image ``[B, C, H, W]`` -> logit ``[B, 1]``.
 
         Args:
             k: member index in ``[0, num_views)``.

@@ -1,0 +1,26 @@
+"""Data for robustrep: built-in sets that need no download and loaders for local real datasets.
+
+Every image dataset yields ``(image, label)``: a float tensor ``[C, H, W]`` in [0, 1] and an
+``int``; OOD samples are labelled -1. Tasks map images to [-1, 1] themselves. See
+:mod:`robustrep.data.builtin` (digits, 2-D mixtures, built-in OOD sets) and
+:mod:`robustrep.data.local` (CIFAR, SVHN, image folders and lists; download always off).
+"""
+
+from robustrep.data._common import ImageTensorDataset, MappedDataset, image_shape, num_classes
+from robustrep.data.builtin import (BUILTIN_OOD, ID_CLASSES, OOD_CLASSES, MixtureSample,
+                                    MixtureSpec, builtin_ood, digits, digits_ood_split,
+                                    grid_centers, grid_mixture, inverted_digits, mixture, noise,
+                                    photo_patches, ring_centers, ring_mixture, rotated_digits)
+from robustrep.data.local import (DATASETS, IMG_EXTENSIONS, FlatImageFolder, ImageList, cifar,
+                                  create_dataset, image_folder, image_list, list_datasets,
+                                  register_dataset, svhn)
+
+__all__ = [
+    "ImageTensorDataset", "MappedDataset", "image_shape", "num_classes",
+    "digits", "digits_ood_split", "ID_CLASSES", "OOD_CLASSES",
+    "MixtureSpec", "MixtureSample", "mixture", "ring_mixture", "grid_mixture", "ring_centers",
+    "grid_centers",
+    "noise", "photo_patches", "rotated_digits", "inverted_digits", "BUILTIN_OOD", "builtin_ood",
+    "cifar", "svhn", "image_folder", "image_list", "FlatImageFolder", "ImageList",
+    "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
+]

@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from robustrep._validate import (check_choice, check_generator, check_nonneg, check_positive,
-                                 check_tensor)
+from robustrep._validate import check_choice, check_generator, check_positive
 from robustrep.data._common import OOD_LABEL, ImageTensorDataset, MappedDataset, image_shape
 
 __all__ = [
@@ -73,8 +72,8 @@ def _digits_train_mask() -> Tensor:
     mask = torch.zeros(labels.numel(), dtype=torch.bool)
     for cls in range(10):
         idx = (labels == cls).nonzero().flatten()
-        keep = idx[torch.randperm(idx.numel(), generator=gen)[:round(_TRAIN_FRACTION * idx.numel())]]
-        mask[keep] = True
+        num_train = round(_TRAIN_FRACTION * idx.numel())
+        mask[idx[torch.randperm(idx.numel(), generator=gen)[:num_train]]] = True
     return mask
 
 
@@ -83,7 +82,7 @@ def _resize(images: Tensor, size: int | tuple[int, int], channels: int) -> Tenso
     if tuple(images.shape[-2:]) != hw:
         images = F.interpolate(images, size=hw, mode="bilinear", align_corners=False,
                                antialias=True)
-    images = images.clamp_(0.0, 1.0)
+    images = images.clamp(0.0, 1.0)
     if channels == 3 and images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
     return images.contiguous()
@@ -105,7 +104,8 @@ def digits(size: int = 32, channels: int = 1, classes: Sequence[int] | None = No
     """The 1,797 bundled real handwritten digits, resized to ``size`` x ``size``.
 
     Args:
-        size: output side length; bilinear interpolation with antialiasing.
+        size: output side length, or ``(height, width)``; bilinear interpolation with
+            antialiasing.
         channels: 1 (grey) or 3 (the grey image repeated).
         classes: the digit classes to keep (original labels are kept), or None for all ten.
         train: True for the fixed 80% train split, False for the 20% test split, None for all.
@@ -294,14 +294,14 @@ def noise(kind: str = "gaussian", num: int = 1000, shape: Sequence[int] = (3, 32
 def _sample_photos() -> tuple[Tensor, ...]:
     from sklearn.datasets import load_sample_images
 
-    return tuple(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+    return tuple(torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
                  for img in load_sample_images().images)
 
 
-def _to_grey(image: Tensor) -> Tensor:
+def _to_grey(images: Tensor) -> Tensor:
     # ITU-R BT.601 luma, the weights PIL uses for convert("L").
-    weights = image.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-    return (image * weights).sum(0, keepdim=True)
+    weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images * weights).sum(1, keepdim=True)
 
 
 def photo_patches(num: int = 1000, size: int | tuple[int, int] = 32, channels: int = 3,
@@ -335,7 +335,7 @@ def photo_patches(num: int = 1000, size: int | tuple[int, int] = 32, channels: i
         patches.append(_resize(photo[None, :, top:top + side, left:left + side], size, 3))
     images = torch.cat(patches)
     if channels == 1:
-        images = torch.stack([_to_grey(img) for img in images]).clamp_(0.0, 1.0)
+        images = _to_grey(images).clamp_(0.0, 1.0)
     return _ood_dataset(images)
 
 
@@ -344,13 +344,33 @@ def _check_dataset(dataset: Any) -> None:
         raise TypeError(f"dataset must be a map-style torch Dataset, got {type(dataset).__name__}")
 
 
+class _Rotate:
+    """Counter-clockwise rotation by a fixed angle or by a per-index angle (picklable)."""
+
+    def __init__(self, angle: float | None, angles: list[float] | None) -> None:
+        self.angle, self.angles = angle, angles
+
+    def __call__(self, image: Tensor, index: int) -> Tensor:
+        deg = self.angles[index] if self.angles is not None else self.angle
+        if deg % 90 == 0:
+            return torch.rot90(image, int(deg // 90) % 4, dims=(-2, -1))
+        from torchvision.transforms.functional import InterpolationMode
+        from torchvision.transforms.functional import rotate as tv_rotate
+        return tv_rotate(image, deg, interpolation=InterpolationMode.BILINEAR, fill=[0.0])
+
+
+def _invert(image: Tensor, index: int) -> Tensor:
+    return 1.0 - image
+
+
 def rotated_digits(dataset: Dataset, angle: float | str = 90,
                    generator: torch.Generator | None = None,
                    keep_labels: bool = False) -> MappedDataset:
     """``dataset`` with every image rotated counter-clockwise (a covariate-shift OOD set).
 
     Multiples of 90 degrees use an exact pixel permutation (four 90-degree turns are the
-    identity); other angles use bilinear rotation with black fill. Works on any image dataset.
+    identity; 90 and 270 swap height and width); other angles use bilinear rotation with black
+    fill. Works on any image dataset.
 
     Args:
         dataset: yields ``(image [C, H, W], label)``.
@@ -361,27 +381,18 @@ def rotated_digits(dataset: Dataset, angle: float | str = 90,
     _check_dataset(dataset)
     check_generator(generator, torch.device("cpu"))
     if angle == "random":
-        angles = (360.0 * torch.rand(len(dataset), generator=generator)).tolist()
+        rotate = _Rotate(None, (360.0 * torch.rand(len(dataset), generator=generator)).tolist())
     elif isinstance(angle, (int, float)) and not isinstance(angle, bool):
-        angles = None
+        rotate = _Rotate(float(angle), None)
     else:
         raise ValueError(f"angle must be a number of degrees or 'random', got {angle!r}")
-
-    def rotate(image: Tensor, index: int) -> Tensor:
-        deg = angles[index] if angles is not None else float(angle)
-        if deg % 90 == 0:
-            return torch.rot90(image, int(deg // 90) % 4, dims=(-2, -1))
-        from torchvision.transforms.functional import rotate as tv_rotate
-        return tv_rotate(image, deg, fill=0.0)
-
     return MappedDataset(dataset, rotate, None if keep_labels else OOD_LABEL)
 
 
 def inverted_digits(dataset: Dataset, keep_labels: bool = False) -> MappedDataset:
     """``dataset`` with every image inverted, ``1 - x`` (a covariate-shift OOD set)."""
     _check_dataset(dataset)
-    return MappedDataset(dataset, lambda image, index: 1.0 - image,
-                         None if keep_labels else OOD_LABEL)
+    return MappedDataset(dataset, _invert, None if keep_labels else OOD_LABEL)
 
 
 # --------------------------------------------------------------------------------------------

@@ -84,3 +84,37 @@ def broadcast_object(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_reduce_grads(module: torch.nn.Module) -> None:
+    """Average the parameter gradients of ``module`` over all processes (one flat all-reduce).
+
+    The data-parallel update of DistributedDataParallel, done by hand after ``backward`` (as
+    stylegan2-ada's training loop does). Use it where DDP's reducer does not fit: a module called
+    several times per step through different entry points (a GAN discriminator's attack passes,
+    trunk/head calls) or a loss with double backward (R1, WGAN-GP). Parameters without a gradient
+    take part as zeros, so every process sends the same layout.
+    """
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy every parameter and buffer of ``module`` from process ``src`` to all processes."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=src)

@@ -124,3 +124,60 @@ def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path,
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
+
+
+def histogram_grid(panels: dict[str, dict[str, Any]], path: str | Path, title: str = "",
+                   xlabel: str = "score", cols: int = 4) -> Path:
+    """One histogram panel per key: ``panels[panel][series] = scores`` (e.g. ID vs OOD scores)."""
+    names = list(panels)
+    cols = max(1, min(cols, len(names)))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        for series, scores in panels[name].items():
+            values = torch.as_tensor(scores).double().cpu()
+            values = values[torch.isfinite(values)].numpy()
+            if values.size:
+                ax.hist(values, bins=40, alpha=0.5, density=True, label=series)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def grouped_bars(panels: dict[str, dict[str, dict[str, tuple[float, float]]]], path: str | Path,
+                 title: str = "", ylabel: str = "", ylim: tuple[float, float] | None = None) -> Path:
+    """Grouped bars with error bars, one panel per key.
+
+    ``panels[panel][group][series] = (mean, std)``: within a panel, one cluster of bars per group
+    (e.g. detector) and one coloured bar per series (e.g. regularizer), with a shared legend.
+    """
+    names = list(panels)
+    series = list(dict.fromkeys(s for p in panels.values() for g in p.values() for s in g))
+    fig, axes = plt.subplots(len(names), 1, figsize=(max(6.0, 0.9 * max(
+        (len(p) for p in panels.values()), default=1) * max(1, len(series)) / 2.5), 2.8 * len(names)),
+        squeeze=False)
+    width = 0.8 / max(1, len(series))
+    for ax, name in zip(axes[:, 0], names):
+        groups = list(panels[name])
+        for k, s in enumerate(series):
+            vals = [panels[name][g].get(s, (float("nan"), 0.0)) for g in groups]
+            xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
+            ax.bar(xs, [v[0] for v in vals], width, yerr=[v[1] for v in vals], capsize=2,
+                   label=s)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=min(6, len(series)), loc="lower left")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)

@@ -1,0 +1,411 @@
+"""Input perturbations for adversarial training that leave the model itself untouched.
+
+Methods and references:
+
+- :func:`fgsm`: Goodfellow et al., ICLR 2015; with ``random_start`` it is "FGSM with random start"
+  (Wong, Rice & Kolter, "Fast is better than free", ICLR 2020; ``locuslab/fast_adversarial``):
+  uniform start in the ball, step ``1.25 * eps``.
+- :func:`pgd`: Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks",
+  ICLR 2018: signed (Linf) or normalised (L2) gradient ascent, projected on the eps ball.
+- :func:`dat_perturb`: Direct Adversarial Training for GAN discriminators (Li et al., IEEE TETCI
+  2023, arXiv 2008.09041; reference ``iceli1007/DAT-GAN``,
+  ``torch_mimicry/nets/gan/gan.py::advtrain_step``).
+- :func:`asgan_perturb`: Adversarial Symmetric GANs (Liu et al., Neural Networks 133, 2021,
+  arXiv 1912.09670). No code was published; the reconstruction is documented on the function.
+- :class:`FreePerturbation`: "Adversarial training for free!" (Shafahi et al., NeurIPS 2019;
+  ``mahyarnajibi/FreeAdversarialTraining``): the perturbation is carried across steps and updated
+  from the input gradient of the backward pass the training step makes anyway.
+
+**The model is left untouched.** Every attack here
+
+1. takes gradients with ``torch.autograd.grad`` with respect to the input only, so no parameter
+   ``.grad`` is written and autograd skips the weight-gradient kernels;
+2. runs its forwards inside :func:`preserve_bn_stats`: an attack forward in training mode would
+   otherwise update the BatchNorm running statistics once per attack step with statistics of
+   perturbed inputs, which the evaluation-mode model would then use;
+3. returns detached tensors.
+
+The model's mode is the caller's: in training mode the attack sees the same (batch-statistics)
+function the training loss sees. Attack functions take a ``loss_fn``/``d_fn`` callable; its
+module (the callable itself when it is an ``nn.Module``, the owner of a bound method, or the
+``model`` keyword) is the one whose BatchNorm statistics are kept and whose device is checked.
+
+Inputs are assumed to lie in ``input_range`` already (checking would synchronise the host);
+``input_range=None`` disables clamping, e.g. for normalised inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _NormBase
+
+from robustrep._validate import (check_choice, check_generator, check_nonneg, check_range,
+                                 check_same_device, check_tensor)
+from robustrep.losses import LOSSES, loss_real
+
+NORMS = ("linf", "l2")
+_INPUT_RANKS = (2, 3, 4, 5)
+_TINY = 1e-12
+
+
+@contextlib.contextmanager
+def preserve_bn_stats(model: nn.Module | None) -> Iterator[None]:
+    """Restore the running statistics of every BatchNorm-like module of ``model`` on exit.
+
+    Snapshots ``running_mean``, ``running_var`` and ``num_batches_tracked`` of all
+    ``_NormBase`` modules (BatchNorm*, SyncBatchNorm, InstanceNorm with tracked stats) and copies
+    them back in place, so references held elsewhere (DDP buffer broadcast) stay valid. The
+    outputs inside the block are unchanged: train-mode BatchNorm still normalises with batch
+    statistics. ``None`` is a no-op.
+    """
+    if model is None:
+        yield
+        return
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+    saved = [(buf, buf.clone()) for m in model.modules() if isinstance(m, _NormBase)
+             for buf in (m.running_mean, m.running_var, m.num_batches_tracked) if buf is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
+
+
+def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str = "linf",
+         input_range: tuple[float, float] | None = (0.0, 1.0), random_start: bool = False,
+         step_size: float | None = None, generator: torch.Generator | None = None, *,
+         model: nn.Module | None = None) -> Tensor:
+    """One gradient-ascent step on ``loss_fn`` inside the eps ball (FGSM).
+
+    ``random_start=True`` is FGSM with random start (Wong et al. 2020): uniform start in the ball,
+    default step ``1.25 * eps``, then projection back on the ball. Without it the default step is
+    ``eps``. ``loss_fn(x)`` returns a per-sample or scalar loss to maximise. Returns a detached
+    tensor within the ball and ``input_range``.
+    """
+    rng, module = _check_attack(loss_fn, x, eps, step_size, 1, norm, input_range, generator, model)
+    if eps == 0:
+        return x.detach()
+    if step_size is None:
+        step_size = 1.25 * eps if random_start else eps
+    return _attack(loss_fn, x, eps, step_size, 1, norm, random_start, rng, generator, module)
+
+
+def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
+        step_size: float | None = None, steps: int = 10, norm: str = "linf",
+        random_start: bool = True, input_range: tuple[float, float] | None = (0.0, 1.0),
+        generator: torch.Generator | None = None, *, model: nn.Module | None = None) -> Tensor:
+    """Projected gradient ascent on ``loss_fn`` in the Linf or L2 eps ball (Madry et al. 2018).
+
+    Each step moves by ``step_size`` along ``sign(grad)`` (Linf) or ``grad / ||grad||`` per sample
+    (L2), projects on the ball around ``x`` and clamps to ``input_range``. ``step_size`` defaults to
+    ``2.5 * eps / steps``. ``random_start`` starts uniformly in the Linf ball, or uniformly in
+    the L2 ball (Gaussian direction, radius ``eps * U ** (1 / d)``). ``eps == 0`` or ``steps == 0``
+    returns ``x`` (detached). Returns a detached tensor.
+    """
+    rng, module = _check_attack(loss_fn, x, eps, step_size, steps, norm, input_range, generator,
+                                model)
+    if eps == 0 or steps == 0:
+        return x.detach()
+    if step_size is None:
+        step_size = 2.5 * eps / steps
+    return _attack(loss_fn, x, eps, step_size, steps, norm, random_start, rng, generator, module)
+
+
+def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor, t: float = 1.0,
+                eps: float | None = None,
+                input_range: tuple[float, float] | None = (-1.0, 1.0), clamp_real: bool = True,
+                *, model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+    """DAT step: move each side's mean D score towards the other side's (Li et al., TETCI 2023).
+
+    With ``mr = mean D(x_real)`` and ``mf = mean D(x_fake)`` held fixed::
+
+        g_f = grad |mean D(x_fake) - mr|  w.r.t. x_fake;   x_fake_adv = clamp(x_fake - clip(g_f, t))
+        g_r = grad |mean D(x_real) - mf|  w.r.t. x_real;   x_real_adv = x_real - clip(g_r, t)
+
+    where ``clip(g, t)`` clamps each element to ``[-t, t]`` (reference ``t = 1``). The objective is
+    a *batch mean*, so the raw step is ``(1 / N) dD(x_i)/dx_i``: it shrinks with the batch size, as
+    in the reference, and is usually far below the clip. Fakes are pushed up towards the real mean
+    and reals down towards the fake mean; the ``|.|`` reverses the push when the means cross.
+
+    Departures from ``gan.py::advtrain_step``, none changing the result:
+
+    - The reference runs two clean forwards only to read ``mr`` and ``mf``; here the attack
+      forwards give them (same inputs, same values), and one ``autograd.grad`` call returns both
+      input gradients (the two objectives do not share inputs).
+    - ``clamp_real=True`` clamps the adversarial reals to ``input_range`` before D sees them, as
+      the reference's SSGAN and InfoMax-GAN copies do; ``gan.py`` clamps only after D is evaluated,
+      which amounts to ``clamp_real=False``.
+
+    Bounded variant (``eps`` given, not in the reference): the same targeted direction with an
+    FGSM-like step ``eps * sign(g)``, which bounds the perturbation in Linf by ``eps`` and does
+    not depend on the batch size; ``t`` is then unused.
+
+    Returns ``(x_real_adv, x_fake_adv)``, detached.
+    """
+    rng = _check_dat(d_fn, x_real, x_fake, t, eps, input_range, clamp_real)
+    module = _owner_module(d_fn, model)
+    check_same_device(x_real=x_real, x_fake=x_fake, model=_first_tensor(module))
+    if (eps if eps is not None else t) == 0:
+        return x_real.detach(), x_fake.detach()
+    xr = x_real.detach().requires_grad_(True)
+    xf = x_fake.detach().requires_grad_(True)
+    with preserve_bn_stats(module), torch.enable_grad():
+        d_real = _float_mean(d_fn(xr), "d_fn(x_real)")
+        d_fake = _float_mean(d_fn(xf), "d_fn(x_fake)")
+        gap = (d_fake - d_real.detach()).abs() + (d_real - d_fake.detach()).abs()
+        g_real, g_fake = torch.autograd.grad(gap, (xr, xf), allow_unused=True)
+    if g_real is None or g_fake is None:
+        raise ValueError("d_fn(x) must depend on x with grad for both x_real and x_fake")
+
+    def step(g: Tensor) -> Tensor:
+        return g.clamp(-t, t) if eps is None else eps * g.sign()
+
+    x_fake_adv = _clamp(xf.detach() - step(g_fake), rng)
+    x_real_adv = xr.detach() - step(g_real)
+    return (_clamp(x_real_adv, rng) if clamp_real else x_real_adv), x_fake_adv
+
+
+def asgan_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, loss: str = "ns",
+                  eps: float = 0.05, steps: int = 1, norm: str = "linf",
+                  input_range: tuple[float, float] | None = (-1.0, 1.0),
+                  step_size: float | None = None, random_start: bool | None = None,
+                  generator: torch.Generator | None = None, *,
+                  model: nn.Module | None = None) -> Tensor:
+    """AS-GAN: perturb reals to increase D's loss on them (Liu et al., Neural Networks 2021).
+
+    Reconstruction (AS-GAN has no public code): vanilla GANs already train D on fakes that G moved
+    adversarially; AS-GAN adds the symmetric case, D trained on reals moved to *increase*
+    ``loss_real(D(x), loss)``, i.e. towards "fake". ``steps=1`` is a plain FGSM step (no random
+    start, step ``eps``), which matches the paper's reported +25% cost per iteration; ``steps > 1``
+    is PGD (random start and step ``2.5 * eps / steps`` unless given). Whether the adversarial
+    reals replace or join the clean ones in the D loss is the task's decision.
+
+    ``eps=0.05`` (Linf, in the [-1, 1] image scale, about 6.4/255 in [0, 1] units) is our choice:
+    the paper's value could not be read. It sits just below the usual 8/255 of adversarial
+    training, as the aim is a more robust D, not a robust classifier.
+
+    Returns the detached adversarial reals.
+    """
+    check_choice("loss", loss, LOSSES)
+    check_nonneg("steps", steps, integer=True)
+    if random_start is None:
+        random_start = steps > 1
+    if step_size is None and steps == 1:
+        step_size = eps
+
+    def loss_fn(x: Tensor) -> Tensor:
+        return loss_real(d_fn(x), loss)
+
+    return pgd(loss_fn, x_real, eps, step_size=step_size, steps=steps, norm=norm,
+               random_start=random_start, input_range=input_range, generator=generator,
+               model=_owner_module(d_fn, model))
+
+
+class FreePerturbation:
+    """A perturbation carried across training steps ("free" adversarial training).
+
+    Shafahi et al., "Adversarial training for free!", NeurIPS 2019. Usage, per minibatch (replaying
+    it ``m`` times is the caller's loop, as ``n_repeats`` in the reference)::
+
+        x_adv = free.attach(x)            # leaf: clamp(x + delta), requires grad
+        loss = criterion(model(x_adv), y)
+        opt.zero_grad(); loss.backward()  # one backward: parameter grads AND x_adv.grad
+        free.update(x_adv)                # delta += step * sign(x_adv.grad); project on the ball
+        opt.step()
+
+    ``delta`` ascends the loss the caller minimises. It is kept for the largest batch seen; a
+    smaller batch uses and updates its first rows (the reference slices its global noise the same
+    way), and a change of per-sample shape restarts it from zero. A loss scaled by ``GradScaler``
+    is fine: the sign (Linf) and the normalised direction (L2) ignore the scale.
+
+    Departure from ``main_free.py``: there the noise is the leaf and the input is clamped after
+    adding it, so clamped pixels get no gradient; here the clamped input is the leaf, so its
+    gradient is used everywhere (the ball projection still bounds ``delta``).
+    """
+
+    def __init__(self, eps: float, step_size: float | None = None, norm: str = "linf",
+                 input_range: tuple[float, float] | None = (0.0, 1.0)):
+        check_nonneg("eps", eps)
+        if step_size is not None:
+            check_nonneg("step_size", step_size)
+        check_choice("norm", norm, NORMS)
+        self.input_range = None if input_range is None else check_range("input_range", input_range)
+        self.eps = float(eps)
+        self.step_size = self.eps if step_size is None else float(step_size)
+        self.norm = norm
+        self.delta: Tensor | None = None
+
+    def attach(self, x: Tensor) -> Tensor:
+        """Return the leaf ``clamp(x + delta)`` that requires grad; feed it to the model."""
+        check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
+        batch = x.shape[0]
+        d = self.delta
+        if d is None or d.shape[1:] != x.shape[1:]:
+            d = torch.zeros_like(x, memory_format=torch.contiguous_format)
+        elif d.shape[0] < batch:
+            d = torch.cat([d, d.new_zeros((batch - d.shape[0], *d.shape[1:]))])
+        self.delta = d.to(device=x.device, dtype=x.dtype)
+        return _clamp(x.detach() + self.delta[:batch], self.input_range).requires_grad_(True)
+
+    def update(self, x_adv: Tensor) -> None:
+        """Step ``delta`` along ``x_adv.grad`` (after the caller's backward) and project it."""
+        check_tensor("x_adv", x_adv, ndim=_INPUT_RANKS, min_batch=1, floating=True)
+        if x_adv.grad is None:
+            raise ValueError("x_adv.grad is None: pass the tensor returned by attach() after a "
+                             "backward pass of a loss computed from it")
+        d = self.delta
+        if d is None or d.shape[1:] != x_adv.shape[1:] or d.shape[0] < x_adv.shape[0]:
+            raise ValueError(f"x_adv has shape {tuple(x_adv.shape)} but the perturbation holds "
+                             f"{None if d is None else tuple(d.shape)}; call attach() first")
+        with torch.no_grad():
+            rows = d[:x_adv.shape[0]]
+            stepped = rows + self.step_size * _direction(x_adv.grad.to(rows.dtype), self.norm)
+            rows.copy_(_project(stepped, self.eps, self.norm))
+
+    def reset(self) -> None:
+        self.delta = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"delta": None if self.delta is None else self.delta.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        delta = state.get("delta") if isinstance(state, dict) else None
+        if not isinstance(state, dict) or (delta is not None and not isinstance(delta, Tensor)):
+            raise TypeError("state must be a dict with 'delta' a tensor or None, as state_dict() "
+                            f"returns; got {type(state).__name__}")
+        self.delta = None if delta is None else delta.detach().clone()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(eps={self.eps}, step_size={self.step_size}, "
+                f"norm={self.norm!r}, input_range={self.input_range})")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _attack(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, step_size: float,
+            steps: int, norm: str, random_start: bool, rng: tuple[float, float] | None,
+            generator: torch.Generator | None, module: nn.Module | None) -> Tensor:
+    """The FGSM/PGD loop: ascend, project on the ball around ``x``, clamp to the range."""
+    x0 = x.detach()
+    x_adv = _clamp(x0 + _random_delta(x0, eps, norm, generator), rng) if random_start else x0
+    with preserve_bn_stats(module), torch.enable_grad():
+        for _ in range(steps):
+            grad = _input_grad(loss_fn, x_adv)
+            stepped = x_adv + step_size * _direction(grad, norm)
+            x_adv = _clamp(x0 + _project(stepped - x0, eps, norm), rng)
+    return x_adv.detach()
+
+
+def _input_grad(loss_fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    x = x.detach().requires_grad_(True)
+    loss = loss_fn(x)
+    if not isinstance(loss, Tensor) or not loss.requires_grad:
+        raise ValueError("loss_fn(x) must return a tensor that depends on x with grad, got "
+                         f"{type(loss).__name__}" + ("" if not isinstance(loss, Tensor)
+                                                     else " without grad"))
+    (grad,) = torch.autograd.grad(loss.float().sum(), x, allow_unused=True)
+    if grad is None:
+        raise ValueError("loss_fn(x) does not depend on x")
+    return grad
+
+
+def _direction(grad: Tensor, norm: str) -> Tensor:
+    """Steepest-ascent direction of unit norm: ``sign`` (Linf) or ``g / ||g||`` per sample (L2)."""
+    if norm == "linf":
+        return grad.sign()
+    return grad / _norms(grad).clamp_min(_TINY)
+
+
+def _project(delta: Tensor, eps: float, norm: str) -> Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    return delta * (eps / _norms(delta).clamp_min(_TINY)).clamp(max=1.0)
+
+
+def _norms(t: Tensor) -> Tensor:
+    """Per-sample L2 norm, shaped ``[B, 1, ...]`` to broadcast against ``t``."""
+    return t.flatten(1).float().norm(dim=1).to(t.dtype).view(-1, *([1] * (t.dim() - 1)))
+
+
+def _random_delta(x: Tensor, eps: float, norm: str, generator: torch.Generator | None) -> Tensor:
+    """Uniform sample of the Linf ball, or of the L2 ball (direction x radius ``eps U^(1/d)``)."""
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return u * eps
+    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    dim = x[0].numel()
+    radius = eps * torch.rand(x.shape[0], generator=generator, device=x.device,
+                              dtype=x.dtype) ** (1.0 / dim)
+    return direction / _norms(direction).clamp_min(_TINY) * radius.view(-1, *([1] * (x.dim() - 1)))
+
+
+def _clamp(x: Tensor, rng: tuple[float, float] | None) -> Tensor:
+    return x if rng is None else x.clamp(rng[0], rng[1])
+
+
+def _float_mean(out: Any, name: str) -> Tensor:
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name} must return a tensor of scores, got {type(out).__name__}")
+    return out.float().mean()
+
+
+def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
+    """The module behind ``fn``: ``model`` if given, ``fn`` itself, or a bound method's owner."""
+    if model is not None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+        return model
+    if isinstance(fn, nn.Module):
+        return fn
+    owner = getattr(fn, "__self__", None)
+    return owner if isinstance(owner, nn.Module) else None
+
+
+def _first_tensor(module: nn.Module | None) -> Tensor | None:
+    if module is None:
+        return None
+    first = next(module.parameters(), None)
+    return first if first is not None else next(module.buffers(), None)
+
+
+def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, steps: int,
+                  norm: str, input_range: Any, generator: torch.Generator | None,
+                  model: nn.Module | None) -> tuple[tuple[float, float] | None, nn.Module | None]:
+    """Checks shared by fgsm/pgd; return the checked range and the module behind ``loss_fn``."""
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
+    check_nonneg("eps", eps)
+    if step_size is not None:
+        check_nonneg("step_size", step_size)
+    check_nonneg("steps", steps, integer=True)
+    check_choice("norm", norm, NORMS)
+    rng = None if input_range is None else check_range("input_range", input_range)
+    check_generator(generator, x.device)
+    module = _owner_module(loss_fn, model)
+    check_same_device(x=x, model=_first_tensor(module))
+    return rng, module
+
+
+def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float | None,
+               input_range: Any, clamp_real: bool) -> tuple[float, float] | None:
+    if not callable(d_fn):
+        raise TypeError(f"d_fn must be callable, got {type(d_fn).__name__}")
+    check_tensor("x_real", x_real, ndim=_INPUT_RANKS, min_batch=1, floating=True)
+    check_tensor("x_fake", x_fake, ndim=_INPUT_RANKS, min_batch=1, floating=True)
+    if x_real.shape[1:] != x_fake.shape[1:]:
+        raise ValueError("x_real and x_fake must have the same per-sample shape, got "
+                         f"{tuple(x_real.shape)} and {tuple(x_fake.shape)}")
+    check_nonneg("t", t)
+    if eps is not None:
+        check_nonneg("eps", eps)
+    if not isinstance(clamp_real, bool):
+        raise TypeError(f"clamp_real must be a bool, got {type(clamp_real).__name__}")
+    return None if input_range is None else check_range("input_range", input_range)

@@ -1,0 +1,475 @@
+"""Loaders for real datasets already on disk; nothing here downloads.
+
+Every loader reads local files only (torchvision's ``download`` is always off) and, when the files
+are missing, raises ``FileNotFoundError`` naming the path it expected and how to place the files.
+
+Sources and on-disk formats:
+
+- CIFAR-10 / CIFAR-100: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images",
+  tech. report, University of Toronto, 2009; the "python version" archives from
+  https://www.cs.toronto.edu/~kriz/cifar.html, extracted under ``root``
+  (``cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta`` and
+  ``cifar-100-python/train, test, meta``): pickled dicts with ``data`` uint8 ``[N, 3072]`` (the
+  1024 red, then green, then blue values of a 32x32 image, row-major) and ``labels`` (CIFAR-10) or
+  ``fine_labels`` (CIFAR-100). Read through :class:`torchvision.datasets.CIFAR10`/``CIFAR100``.
+- SVHN: Netzer et al., "Reading Digits in Natural Images with Unsupervised Feature Learning",
+  NIPS Workshop 2011; format 2 (cropped 32x32 digits) from http://ufldl.stanford.edu/housenumbers/,
+  ``root/{train,test,extra}_32x32.mat`` with ``X`` uint8 ``[32, 32, 3, N]`` and ``y`` ``[N, 1]``
+  (digit 0 stored as 10, mapped to 0). Read through :class:`torchvision.datasets.SVHN` (scipy).
+- Image folders: torchvision's ``ImageFolder`` layout ``root/<class>/<image>``, or a flat folder of
+  images (label 0), the form CelebA and LSUN exports usually take.
+- Image lists: the OpenOOD benchmark ``imglist`` format (Yang et al., "OpenOOD: Benchmarking
+  Generalized Out-of-Distribution Detection", NeurIPS 2022 Datasets and Benchmarks), one
+  ``relative/path.png label`` per line.
+
+About checksums: torchvision verifies the md5 of every CIFAR/SVHN file against the official
+archive before loading. The loaders here check only that the files are present and parse, so that
+a converted or subsampled copy in the same format loads too; pass ``check_md5=True`` to keep
+torchvision's verification for the official files.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets import CIFAR10, CIFAR100, SVHN, ImageFolder
+
+from robustrep._validate import check_choice, check_positive
+from robustrep.data._common import image_shape, num_classes
+from robustrep.data.builtin import digits
+
+__all__ = [
+    "cifar", "svhn", "image_folder", "image_list", "FlatImageFolder", "ImageList",
+    "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
+    "image_shape", "num_classes",
+]
+
+IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+# --------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _transform(size: int | None, channels: int) -> Callable:
+    """PIL image -> float tensor [channels, size, size] in [0, 1] (native size when None)."""
+    steps: list[Callable] = [transforms.Grayscale(1)] if channels == 1 else []
+    if size is not None:
+        steps += [transforms.Resize(size), transforms.CenterCrop(size)]
+    return transforms.Compose(steps + [transforms.ToTensor()])
+
+
+def _check_common(root: Any, size: Any, channels: Any, size_required: bool = False) -> Path:
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path, got {type(root).__name__}")
+    if size is not None or size_required:
+        check_positive("size", size, integer=True)
+    check_choice("channels", channels, (1, 3))
+    return Path(root).expanduser()
+
+
+def _check_train(train: Any) -> None:
+    if not isinstance(train, bool):
+        raise TypeError(f"train must be True (train split) or False (test split), got {train!r}")
+
+
+def _load_image(path: str | Path, channels: int) -> Any:
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        return Image.open(f).convert("L" if channels == 1 else "RGB")
+
+
+def _missing_files(folder: Path, names: list[str]) -> list[str]:
+    return [n for n in names if not (folder / n).is_file()]
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR
+
+
+class _PresenceCheckMixin:
+    """Replace torchvision's md5 verification by a presence check unless ``check_md5`` is set.
+
+    User-made or subsampled files in the real format cannot match the official md5 sums; the
+    loaders below verify presence (and the pickle/mat structure, by parsing) instead.
+    """
+
+    check_md5: bool = False
+
+    def _check_integrity(self) -> bool:
+        if self.check_md5:
+            return super()._check_integrity()
+        return self._files_present()
+
+
+class _LocalCIFAR10(_PresenceCheckMixin, CIFAR10):
+    def __init__(self, root: Path, train: bool, transform: Callable, check_md5: bool) -> None:
+        self.check_md5 = check_md5
+        super().__init__(str(root), train=train, transform=transform, download=False)
+
+    def _files_present(self) -> bool:
+        names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+        return not _missing_files(Path(self.root) / self.base_folder, names)
+
+    def _load_meta(self) -> None:
+        if self.check_md5:
+            return super()._load_meta()
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        with open(path, "rb") as f:
+            self.classes = list(pickle.load(f, encoding="latin1")[self.meta["key"]])
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+class _LocalCIFAR100(_LocalCIFAR10, CIFAR100):
+    pass
+
+
+_CIFAR = {
+    "cifar10": (_LocalCIFAR10, "CIFAR-10", "cifar-10-python.tar.gz",
+                "data_batch_1..5, test_batch and batches.meta (key 'label_names')"),
+    "cifar100": (_LocalCIFAR100, "CIFAR-100", "cifar-100-python.tar.gz",
+                 "train, test and meta (key 'fine_label_names')"),
+}
+
+
+def _cifar_missing_error(root: Path, name: str) -> FileNotFoundError | None:
+    cls, title, archive, contents = _CIFAR[name]
+    folder = root / cls.base_folder
+    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    missing = _missing_files(folder, names)
+    if not missing:
+        return None
+    hint = ""
+    if not _missing_files(root, names):
+        hint = (f" The files are directly in {root}; pass its parent folder as root.")
+    return FileNotFoundError(
+        f"{title} not found: expected {folder / missing[0]} (missing under {folder}: "
+        f"{', '.join(missing)}). Download is off in robustrep: fetch {archive} from "
+        f"https://www.cs.toronto.edu/~kriz/cifar.html and extract it into {root}, so that "
+        f"{folder} holds {contents}.{hint}")
+
+
+def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
+          size: int | None = None, channels: int = 3, check_md5: bool = False) -> Dataset:
+    """CIFAR-10 or CIFAR-100 from the extracted python-version archive under ``root``.
+
+    Args:
+        root: folder holding ``cifar-10-batches-py/`` or ``cifar-100-python/``.
+        name: ``"cifar10"`` or ``"cifar100"`` (fine labels).
+        train: the 50,000-image train set, else the 10,000-image test set.
+        size: resize (and centre-crop) to this side; None keeps 32.
+        channels: 3, or 1 for greyscale.
+        check_md5: also verify torchvision's md5 sums of the official files.
+
+    Returns:
+        A torchvision dataset yielding ``(image [channels, size, size] in [0, 1], int label)``.
+    """
+    check_choice("name", name, _CIFAR)
+    _check_train(train)
+    root = _check_common(root, size, channels)
+    error = _cifar_missing_error(root, name)
+    if error is not None:
+        raise error
+    cls = _CIFAR[name][0]
+    folder = root / cls.base_folder
+    try:
+        return cls(root, train, _transform(size, channels), check_md5)
+    except RuntimeError as err:  # torchvision's md5 failure when check_md5=True
+        raise ValueError(f"{_CIFAR[name][1]} files under {folder} failed the md5 check "
+                         f"(check_md5=True): {err}") from None
+    except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
+        raise ValueError(
+            f"files under {folder} are not in the CIFAR python format: each batch must be a "
+            f"pickled dict with 'data' (uint8 [N, 3072]) and 'labels' or 'fine_labels' "
+            f"({type(err).__name__}: {err})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# SVHN
+
+
+class _LocalSVHN(_PresenceCheckMixin, SVHN):
+    def __init__(self, root: Path, split: str, transform: Callable, check_md5: bool) -> None:
+        self.check_md5 = check_md5
+        super().__init__(str(root), split=split, transform=transform, download=False)
+
+    def _files_present(self) -> bool:
+        return (Path(self.root) / self.filename).is_file()
+
+
+def svhn(root: str | os.PathLike, split: str = "train", size: int | None = None,
+         channels: int = 3, check_md5: bool = False) -> Dataset:
+    """SVHN cropped digits (format 2) from ``root/{split}_32x32.mat``; labels 0..9.
+
+    Args:
+        root: folder holding ``train_32x32.mat`` / ``test_32x32.mat`` / ``extra_32x32.mat``.
+        split: ``"train"``, ``"test"`` or ``"extra"``.
+        size: resize (and centre-crop) to this side; None keeps 32.
+        channels: 3, or 1 for greyscale.
+        check_md5: also verify torchvision's md5 sum of the official file.
+    """
+    check_choice("split", split, tuple(SVHN.split_list))
+    root = _check_common(root, size, channels)
+    path = root / SVHN.split_list[split][1]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"SVHN {split} split not found: expected {path}. Download is off in robustrep: "
+            f"fetch {path.name} (format 2, cropped digits) from "
+            f"http://ufldl.stanford.edu/housenumbers/ and place it in {root}.")
+    try:
+        return _LocalSVHN(root, split, _transform(size, channels), check_md5)
+    except RuntimeError as err:
+        raise ValueError(f"{path} failed the md5 check (check_md5=True): {err}") from None
+    except (KeyError, ValueError, TypeError) as err:
+        raise ValueError(f"{path} is not an SVHN .mat file with 'X' (uint8 [32, 32, 3, N]) and "
+                         f"'y' ([N, 1]) ({type(err).__name__}: {err})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# image folders and lists
+
+
+def _is_image(path: Path) -> bool:
+    # Hidden files are skipped: macOS "._name.png" companions are not images.
+    return (path.suffix.lower() in IMG_EXTENSIONS and not path.name.startswith(".")
+            and path.is_file())
+
+
+class FlatImageFolder(Dataset):
+    """All images directly inside ``root`` (no class subfolders), sorted by name, label 0.
+
+    Args:
+        root: the folder.
+        transform: PIL image -> tensor.
+        channels: 3 (RGB) or 1 (greyscale) decoding.
+    """
+
+    def __init__(self, root: str | os.PathLike, transform: Callable | None = None,
+                 channels: int = 3) -> None:
+        check_choice("channels", channels, (1, 3))
+        self.root = Path(root)
+        self.transform = transform
+        self.channels = channels
+        self.samples = sorted(p for p in self.root.iterdir() if _is_image(p))
+        if not self.samples:
+            raise FileNotFoundError(f"no images found in {self.root} (accepted extensions: "
+                                    f"{', '.join(IMG_EXTENSIONS)})")
+        self.targets = [0] * len(self.samples)
+        self.classes = [self.root.name]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image = _load_image(self.samples[index], self.channels)
+        return (self.transform(image) if self.transform else image), 0
+
+
+def _folder_layout(root: Path) -> str:
+    entries = list(root.iterdir())
+    has_images = any(_is_image(p) for p in entries)
+    has_dirs = any(p.is_dir() and not p.name.startswith(".") for p in entries)
+    if has_images and has_dirs:
+        raise ValueError(f"{root} holds both images and subfolders; pass layout='classes' to use "
+                         "the subfolders as classes or layout='flat' to use the images in it")
+    if has_images:
+        return "flat"
+    if has_dirs:
+        return "classes"
+    raise FileNotFoundError(f"no images found in {root}: expected root/<class>/<image> or images "
+                            f"directly in root (accepted extensions: {', '.join(IMG_EXTENSIONS)})")
+
+
+def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
+                 layout: str = "auto") -> Dataset:
+    """Images under ``root``, resized on the shorter side to ``size`` and centre-cropped.
+
+    Args:
+        root: ``root/<class>/<image>`` (torchvision ``ImageFolder``, labels in sorted class order)
+            or a flat folder of images (label 0).
+        size: output side length.
+        channels: 3 (RGB) or 1 (greyscale).
+        layout: ``"auto"`` (flat when ``root`` holds images, class folders when it holds only
+            folders), ``"classes"`` or ``"flat"``.
+    """
+    root = _check_common(root, size, channels, size_required=True)
+    check_choice("layout", layout, ("auto", "classes", "flat"))
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: expected a directory at {root} holding "
+                                f"root/<class>/<image> or images (download is off)")
+    if layout == "auto":
+        layout = _folder_layout(root)
+    transform = _transform(size, channels)
+    if layout == "flat":
+        return FlatImageFolder(root, transform, channels)
+    try:
+        return ImageFolder(str(root), transform=transform,
+                           loader=partial(_load_image, channels=channels))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "
+                                f"extensions: {', '.join(IMG_EXTENSIONS)})") from None
+
+
+class ImageList(Dataset):
+    """Images listed in an OpenOOD-style ``imglist``: one ``relative/path label`` per line.
+
+    Blank lines and lines starting with ``#`` are skipped; the label is the last whitespace-
+    separated token, so paths may contain spaces. Every listed file is checked at construction.
+
+    Args:
+        root: the folder the listed paths are relative to.
+        list_file: the list (absolute, or relative to the working directory).
+        transform: PIL image -> tensor.
+        channels: 3 (RGB) or 1 (greyscale) decoding.
+    """
+
+    def __init__(self, root: str | os.PathLike, list_file: str | os.PathLike,
+                 transform: Callable | None = None, channels: int = 3) -> None:
+        check_choice("channels", channels, (1, 3))
+        self.root, self.list_file = Path(root), Path(list_file)
+        self.transform, self.channels = transform, channels
+        if not self.list_file.is_file():
+            raise FileNotFoundError(f"image list not found: expected a file at {self.list_file}")
+        self.samples = self._parse()
+        if not self.samples:
+            raise ValueError(f"image list {self.list_file} lists no images")
+        self.targets = [label for _, label in self.samples]
+
+    def _parse(self) -> list[tuple[Path, int]]:
+        samples = []
+        for number, line in enumerate(self.list_file.read_text().splitlines(), start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(maxsplit=1)
+            try:
+                rel, label = parts[0], int(parts[1])
+            except (IndexError, ValueError):
+                raise ValueError(f"{self.list_file} line {number}: expected 'relative/path label' "
+                                 f"with an integer label, got {line!r}") from None
+            path = self.root / rel
+            if not path.is_file():
+                raise FileNotFoundError(f"{self.list_file} line {number}: image {path} not found "
+                                        f"(paths are relative to root {self.root})")
+            samples.append((path, label))
+        return samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path, label = self.samples[index]
+        image = _load_image(path, self.channels)
+        return (self.transform(image) if self.transform else image), label
+
+
+def image_list(root: str | os.PathLike, list_file: str | os.PathLike, size: int,
+               channels: int = 3) -> ImageList:
+    """Images of an OpenOOD ``imglist`` (``relative/path label`` lines), resized and
+    centre-cropped to ``size``; paths are relative to ``root``."""
+    root = _check_common(root, size, channels, size_required=True)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image root not found: expected a directory at {root}")
+    return ImageList(root, list_file, _transform(size, channels), channels)
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+
+# name -> builder(root, train, size, channels, **kwargs); ``root`` is None for built-in data.
+DATASETS: dict[str, Callable[..., Dataset]] = {}
+_NEEDS_ROOT: set[str] = set()
+
+
+def register_dataset(name: str, needs_root: bool = True) -> Callable:
+    """Decorator adding a builder ``fn(root, train, size, channels, **kwargs)`` to DATASETS."""
+    def add(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        DATASETS[name] = fn
+        if needs_root:
+            _NEEDS_ROOT.add(name)
+        return fn
+    return add
+
+
+def list_datasets() -> list[str]:
+    return sorted(DATASETS)
+
+
+@register_dataset("digits", needs_root=False)
+def _digits(root, train, size, channels, **kwargs):
+    return digits(32 if size is None else size, 1 if channels is None else channels,
+                  train=train, **kwargs)
+
+
+@register_dataset("cifar10")
+def _cifar10(root, train, size, channels, **kwargs):
+    return cifar(root, "cifar10", train, size, 3 if channels is None else channels, **kwargs)
+
+
+@register_dataset("cifar100")
+def _cifar100(root, train, size, channels, **kwargs):
+    return cifar(root, "cifar100", train, size, 3 if channels is None else channels, **kwargs)
+
+
+@register_dataset("svhn")
+def _svhn(root, train, size, channels, **kwargs):
+    if "split" not in kwargs:
+        _check_train(train)
+    split = kwargs.pop("split", "train" if train else "test")
+    return svhn(root, split, size, 3 if channels is None else channels, **kwargs)
+
+
+def _require_size(name: str, size: int | None) -> int:
+    if size is None:
+        raise ValueError(f"dataset {name!r} needs size (the side length images are resized to)")
+    return size
+
+
+@register_dataset("imagefolder")
+def _imagefolder(root, train, size, channels, **kwargs):
+    return image_folder(root, _require_size("imagefolder", size),
+                        3 if channels is None else channels, **kwargs)
+
+
+@register_dataset("imagelist")
+def _imagelist(root, train, size, channels, list_file=None, **kwargs):
+    if list_file is None:
+        raise ValueError("dataset 'imagelist' needs list_file (an OpenOOD imglist)")
+    return image_list(root, list_file, _require_size("imagelist", size),
+                      3 if channels is None else channels, **kwargs)
+
+
+def create_dataset(name: str, root: str | os.PathLike | None = None, train: bool | None = True,
+                   size: int | None = None, channels: int | None = None,
+                   **kwargs: Any) -> Dataset:
+    """Build the dataset ``name`` (one of :func:`list_datasets`).
+
+    Args:
+        name: ``digits`` (built in), ``cifar10``, ``cifar100``, ``svhn``, ``imagefolder`` or
+            ``imagelist`` (local files under ``root``).
+        root: the data folder; required for every name but ``digits``.
+        train: train or test split (``digits`` also takes None for all; folders and lists are
+            one split each and ignore it).
+        size: image side; None keeps the native size (32 for digits, CIFAR, SVHN); required for
+            folders and lists.
+        channels: 1 or 3; None gives 1 for digits and 3 otherwise.
+        kwargs: passed to the loader (``classes`` for digits, ``check_md5``, ``split`` for SVHN,
+            ``layout`` for folders, ``list_file`` for lists). None values are dropped.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+    if name in _NEEDS_ROOT and root is None:
+        raise ValueError(f"dataset {name!r} reads local files and needs a root folder "
+                         f"(root=...); nothing is downloaded")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return DATASETS[name](root, train, size, channels, **kwargs)

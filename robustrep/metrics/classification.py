@@ -1,0 +1,101 @@
+"""Classification metrics: top-k accuracy, negative log-likelihood, expected calibration error.
+
+ECE follows Guo et al., "On Calibration of Modern Neural Networks", ICML 2017: the predictions are
+grouped into ``n_bins`` equal-width bins of confidence (the top-class probability), bin ``m``
+being ``((m-1)/M, m/M]``, and
+
+.. math::
+
+    \\mathrm{ECE} = \\sum_m \\frac{|B_m|}{n} \\, \\lvert \\mathrm{acc}(B_m) - \\mathrm{conf}(B_m) \\rvert.
+
+Checked against ``gpleiss/temperature_scaling`` (``_ECELoss``: 15 bins, ``conf > lower`` and
+``conf <= upper``). Top-k accuracy matches ``timm.utils.accuracy`` (as a fraction, not percent).
+
+All functions return tensors on the inputs' device (no host synchronisation), so they can be
+logged from a training step; call ``float()`` when writing them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from robustrep._validate import check_choice, check_positive, check_same_device, check_tensor
+
+__all__ = ["accuracy", "nll", "expected_calibration_error"]
+
+
+def _check_logits_labels(logits: Tensor, y: Tensor, name: str = "logits") -> None:
+    check_tensor(name, logits, ndim=2, floating=True)
+    check_tensor("y", y, ndim=1)
+    if y.dtype != torch.long:
+        raise TypeError(f"y must hold class indices as int64, got dtype {y.dtype}")
+    if y.shape[0] != logits.shape[0]:
+        raise ValueError(f"{name} [N, C] and y [N] must have the same N, got "
+                         f"{tuple(logits.shape)} and {tuple(y.shape)}")
+    check_same_device(**{name: logits, "y": y})
+
+
+def accuracy(logits: Tensor, y: Tensor, topk: int | Sequence[int] = 1) -> Tensor | tuple[Tensor, ...]:
+    """Share of samples whose label is among the ``k`` highest logits.
+
+    Returns a 0-d tensor for an int ``topk``, and a tuple of them for a sequence.
+    """
+    _check_logits_labels(logits, y)
+    ks = (topk,) if isinstance(topk, int) else tuple(topk)
+    for k in ks:
+        check_positive("topk", k, integer=True)
+        if k > logits.shape[1]:
+            raise ValueError(f"topk={k} exceeds the number of classes {logits.shape[1]}")
+    top = logits.topk(max(ks), dim=1).indices
+    hit = top == y[:, None]
+    result = tuple(hit[:, :k].any(dim=1).float().mean() for k in ks)
+    return result[0] if isinstance(topk, int) else result
+
+
+def nll(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of the labels under ``softmax(logits)``, in nats (float32 or wider)."""
+    _check_logits_labels(logits, y)
+    check_choice("reduction", reduction, ("mean", "sum", "none"))
+    wide = logits if logits.dtype == torch.float64 else logits.float()
+    return F.cross_entropy(wide, y, reduction=reduction)
+
+
+def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int = 15,
+                               from_logits: bool = True) -> dict[str, Tensor]:
+    """ECE with equal-width confidence bins, plus the reliability-diagram data.
+
+    Args:
+        logits_or_probs: ``[N, C]`` logits (``from_logits=True``) or class probabilities.
+        y: labels ``[N]`` (int64).
+        n_bins: number of bins of width ``1 / n_bins`` on the confidence.
+
+    Returns:
+        ``ece`` (0-d), ``bin_edges`` (``[n_bins + 1]``), and per bin ``bin_confidence`` (mean
+        confidence), ``bin_accuracy`` (share correct) and ``bin_count`` (int64); confidence and
+        accuracy are NaN in empty bins, so a reliability plot leaves them out.
+    """
+    _check_logits_labels(logits_or_probs, y, "logits_or_probs")
+    check_positive("n_bins", n_bins, integer=True)
+    x = logits_or_probs.detach().double()
+    probs = x.softmax(dim=1) if from_logits else x
+    confidence, pred = probs.max(dim=1)
+    correct = (pred == y).double()
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=x.device)
+    # right=False puts conf in bin m when edges[m] < conf <= edges[m + 1]; conf = 0 joins bin 0.
+    bins = torch.bucketize(confidence, edges[1:-1], right=False)
+    count = torch.bincount(bins, minlength=n_bins)
+    conf_sum = torch.zeros(n_bins, dtype=torch.float64, device=x.device).index_add_(0, bins, confidence)
+    acc_sum = torch.zeros(n_bins, dtype=torch.float64, device=x.device).index_add_(0, bins, correct)
+    ece = (conf_sum - acc_sum).abs().sum() / max(x.shape[0], 1)
+    denom = count.double()
+    return {
+        "ece": ece,
+        "bin_edges": edges,
+        "bin_confidence": conf_sum / denom,  # 0 / 0 = NaN in empty bins
+        "bin_accuracy": acc_sum / denom,
+        "bin_count": count,
+    }

@@ -1,0 +1,599 @@
+"""Sample mixing: Mixup, CutMix and SRMix, soft targets and mixed GAN losses.
+
+Papers:
+    mixup: Beyond Empirical Risk Minimization. Zhang et al., ICLR 2018 (arXiv 1710.09412).
+    CutMix: Regularization Strategy to Train Strong Classifiers with Localizable Features.
+    Yun et al., ICCV 2019 (arXiv 1905.04899).
+    An Empirical Study of the Effects of Sample-Mixing Methods for Efficient Training of
+    Generative Adversarial Networks. Takamoto & Morishita, IEEE MIPR 2021 (arXiv 2104.03535):
+    proposes SRMix (Smoothed Regional Mix) and a loss-mixing formalism for GAN losses that have
+    no probability label.
+    SmoothMix: a Simple Yet Effective Data Augmentation to Train Robust Classifiers.
+    Lee et al., CVPR Workshops 2020 (the closest published analogue of SRMix).
+
+Code reference: ``timm/data/mixup.py`` (``mixup_target``, ``Mixup``) for the soft-target
+semantics and the ``switch_prob`` policy. This is an independent implementation.
+
+Every mix is ``x_mix = w * x_a + (1 - w) * x_b`` with a weight map ``w`` in [0, 1]: a constant
+``lam`` for mixup, a hard box mask for CutMix and a soft box mask for SRMix. ``w = 1`` keeps
+``x_a``. The *effective* lam returned by every mix is a ``[B]`` tensor holding the share of
+``x_a`` that the pixels actually contain (``lam`` for mixup, the mask mean otherwise), so soft
+labels and mixed losses stay consistent with the images.
+
+CutMix box (as in Yun et al.): sides ``H * sqrt(1 - lam)`` and ``W * sqrt(1 - lam)`` rounded to
+pixels, centre uniform over the image, box clipped at the border. Clipping only shrinks the
+pasted area, so the effective lam is >= lam; it is returned exactly.
+
+SRMix mask (our choice; the paper publishes no code and its abstract does not give the mask):
+a box of area exactly ``(1 - lam) * H * W`` (sides ``sqrt(1 - lam)`` of the image's, real-valued
+edges) placed uniformly *inside* the image, then blurred by a separable uniform (box-filter)
+kernel of ``smoothing * H`` rows by ``smoothing * W`` columns, reflecting at the image border.
+Each interior edge becomes a linear ramp of that width centred on the edge, the way SmoothMix
+softens its region masks. A blur with reflecting borders conserves mass and the box is never
+clipped, so the mask mean is ``lam`` up to sampling at pixel centres, per sample and therefore
+in expectation (``E[lam_eff] ~ lam``); the returned lam is the exact mask mean. ``lam = 0``
+(the whole image) and ``lam = 1`` (an empty box) are exact copies of ``x_b`` and ``x_a``;
+``smoothing = 0`` gives a hard box with real-valued edges. CutMix, by contrast, keeps the
+original uniform centre and clipping, so ``lam = 0`` there pastes a clipped full-size box.
+
+GAN use: ``mixed_gan_loss`` mixes the losses, ``lam * loss_real + (1 - lam) * loss_fake``,
+which works for hinge and Wasserstein losses and equals the soft-label BCE for ``"ns"``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from robustrep import losses
+from robustrep._validate import (
+    check_choice,
+    check_generator,
+    check_lam,
+    check_nonneg,
+    check_positive,
+    check_same_device,
+    check_same_shape,
+    check_tensor,
+)
+
+KINDS = ("mixup", "cutmix", "srmix")
+PARTNERS = ("permutation", "flip")
+DEFAULT_SMOOTHING = 0.1
+
+
+class MixResult(NamedTuple):
+    """Output of :class:`SampleMix`.
+
+    Attributes:
+        x: Mixed batch, same shape and dtype as the input.
+        lam: Effective share of the first input per sample, ``[B]``.
+        index: Partner indices into the batch, or None when the partner batch was given.
+    """
+
+    x: Tensor
+    lam: Tensor
+    index: Tensor | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument helpers
+
+
+def _check_batch(batch: int) -> None:
+    check_positive("batch", batch, integer=True)
+    if batch < 2:
+        raise ValueError(f"batch must be at least 2 so every sample has a different partner, "
+                         f"got {batch}")
+
+
+def _check_image(name: str, x: Tensor) -> None:
+    check_tensor(name, x, ndim=4, floating=True)
+
+
+def _check_smoothing(smoothing: float) -> None:
+    check_nonneg("smoothing", smoothing)
+    if smoothing > 1:
+        raise ValueError(f"smoothing must lie in [0, 1] (a fraction of the image side), "
+                         f"got {smoothing}")
+
+
+def _check_kinds(kinds) -> tuple[str, ...]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    if not isinstance(kinds, (tuple, list)):
+        raise TypeError(f"kinds must be a name or a tuple of names from {KINDS}, "
+                        f"got {type(kinds).__name__}")
+    if not kinds or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds must be a non-empty tuple of distinct names from {KINDS}, "
+                         f"got {tuple(kinds)!r}")
+    for kind in kinds:
+        check_choice("kinds", kind, KINDS)
+    return tuple(kinds)
+
+
+def _check_pair(x_a: Tensor, x_b: Tensor, lam=None) -> None:
+    check_tensor("x_b", x_b, floating=True)
+    check_same_device(x_a=x_a, x_b=x_b, lam=lam if isinstance(lam, Tensor) else None)
+    check_same_shape("x_a", x_a, "x_b", x_b)
+
+
+def _lam_dtype(x: Tensor) -> torch.dtype:
+    # Low-precision images still report lam in float32 so targets and losses stay accurate.
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def _lam_vector(lam: float | Tensor, batch: int, device, dtype=torch.float32) -> Tensor:
+    """Return ``lam`` as a ``[batch]`` tensor on ``device`` after validating it."""
+    check_lam(lam, batch)
+    if isinstance(lam, Tensor):
+        # torch.empty normalises "cuda" to "cuda:0" so the comparison is fair.
+        check_same_device(lam=lam, device=torch.empty(0, device=device))
+        return lam.to(dtype).expand(batch)
+    return torch.full((batch,), float(lam), dtype=dtype, device=device)
+
+
+def _mask_device(lam, device):
+    if device is None and isinstance(lam, Tensor):
+        return lam.device
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Partners and lam
+
+
+def permutation_partners(batch: int, generator: torch.Generator | None = None,
+                         device=None) -> Tensor:
+    """Random partner indices: a permutation of the batch (fixed points allowed, as in mixup).
+
+    Args:
+        batch: Batch size, at least 2.
+        generator: Random source on ``device``.
+        device: Device of the result.
+
+    Returns:
+        ``LongTensor [batch]``.
+    """
+    _check_batch(batch)
+    check_generator(generator, device)
+    return torch.randperm(batch, generator=generator, device=device)
+
+
+def flip_partners(batch: int, device=None) -> Tensor:
+    """Deterministic partner indices pairing sample ``i`` with ``batch - 1 - i`` (timm's flip)."""
+    _check_batch(batch)
+    return torch.arange(batch - 1, -1, -1, device=device)
+
+
+def sample_lam(alpha: float, shape: int | tuple[int, ...] = (),
+               generator: torch.Generator | None = None, device=None) -> Tensor:
+    """Draw ``lam ~ Beta(alpha, alpha)`` with an explicit generator.
+
+    ``torch.distributions.Beta`` takes no generator, so Beta is built from two Gamma draws:
+    ``g1 / (g1 + g2)`` with ``g1, g2 ~ Gamma(alpha, 1)``.
+
+    Args:
+        alpha: Concentration, > 0.
+        shape: Output shape; ``()`` gives one value per batch.
+        generator: Random source on ``device``.
+        device: Device of the result.
+
+    Returns:
+        float32 tensor of ``shape`` with values in [0, 1].
+    """
+    check_positive("alpha", alpha)
+    check_generator(generator, device)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    conc = torch.full((2, *shape), float(alpha), device=device)
+    g = torch._standard_gamma(conc, generator=generator)
+    # Both draws can underflow to 0 for tiny alpha; the clamp turns 0/0 into lam = 0.
+    return g[0] / (g[0] + g[1]).clamp_min(torch.finfo(g.dtype).tiny)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixes (pure)
+
+
+def mixup(x_a: Tensor, x_b: Tensor, lam: float | Tensor) -> tuple[Tensor, Tensor]:
+    """Mixup: ``lam * x_a + (1 - lam) * x_b`` per sample.
+
+    Args:
+        x_a: Batch ``[B, ...]`` of rank >= 2 (images, features, ...).
+        x_b: Partner batch, same shape and device.
+        lam: Float, 0-d tensor or ``[B]`` tensor in [0, 1].
+
+    Returns:
+        ``(x_mix, lam_eff)``: the mix in ``x_a``'s dtype and the lam it holds, ``[B]``.
+    """
+    check_tensor("x_a", x_a, floating=True)
+    if x_a.dim() < 2:
+        raise ValueError(f"x_a must have rank >= 2 ([B, ...]), got rank {x_a.dim()} "
+                         f"with shape {tuple(x_a.shape)}")
+    _check_pair(x_a, x_b, lam)
+    lam_x = _lam_vector(lam, x_a.shape[0], x_a.device, _lam_dtype(x_a)).to(x_a.dtype)
+    weight = lam_x.view(-1, *([1] * (x_a.dim() - 1)))
+    # lerp is exact at both ends, so lam = 1 returns x_a and lam = 0 returns x_b bit for bit.
+    return torch.lerp(x_b, x_a, weight), lam_x.to(_lam_dtype(x_a))
+
+
+def _box_edges(size: int, side: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """Edges ``[low, high)`` of boxes of ``side`` pixels centred at pixel ``floor(u * size)``.
+
+    The edges may fall outside ``[0, size]``; comparing them with pixel indices clips the box.
+    """
+    centre = (u * size).long().clamp_max(size - 1)
+    low = centre - side // 2
+    return low, low + side
+
+
+def box_mask(batch: int, height: int, width: int, lam: float | Tensor,
+             generator: torch.Generator | None = None, device=None) -> Tensor:
+    """CutMix mask: 1 keeps ``x_a``, 0 inside a box taken from ``x_b``.
+
+    The box has sides ``round(H * sqrt(1 - lam))`` by ``round(W * sqrt(1 - lam))`` and a centre
+    uniform over the pixels; it is clipped at the border, so its area is at most ``1 - lam``.
+
+    Args:
+        batch: Batch size.
+        height: Image height H.
+        width: Image width W.
+        lam: Float, 0-d tensor or ``[B]`` tensor in [0, 1].
+        generator: Random source on ``device``.
+        device: Device of the mask (default: lam's device, else CPU).
+
+    Returns:
+        float32 mask ``[B, 1, H, W]`` of zeros and ones.
+    """
+    for name, value in (("batch", batch), ("height", height), ("width", width)):
+        check_positive(name, value, integer=True)
+    device = _mask_device(lam, device)
+    check_generator(generator, device)
+    ratio = (1.0 - _lam_vector(lam, batch, device)).sqrt()
+    u = torch.rand(2, batch, generator=generator, device=device)
+    y0, y1 = _box_edges(height, (ratio * height).round().long(), u[0])
+    x0, x1 = _box_edges(width, (ratio * width).round().long(), u[1])
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    in_rows = (rows >= y0[:, None]) & (rows < y1[:, None])
+    in_cols = (cols >= x0[:, None]) & (cols < x1[:, None])
+    box = in_rows[:, :, None] & in_cols[:, None, :]
+    return (~box).float().unsqueeze(1)
+
+
+def _window_overlap(t: Tensor, half: float, low: Tensor, high: Tensor) -> Tensor:
+    """Length of the window ``[t - half, t + half]`` inside ``[low, high]``, ``[B, N]``."""
+    # Written with distances from t so a window fully inside gives exactly 2 * half.
+    return (torch.clamp(high - t, max=half) + torch.clamp(t - low, max=half)).clamp_min(0.0)
+
+
+def _ramp_profile(size: int, side: Tensor, u: Tensor, ramp: float) -> Tensor:
+    """1-D SRMix box profile at the pixel centres, ``[B, size]``.
+
+    A box of real length ``side`` starts at ``u * (size - side)`` (so it lies inside the image)
+    and is blurred by a uniform window of ``ramp`` pixels. The blur reflects at the image border,
+    which conserves the box's length and keeps an edge lying on the border hard.
+    """
+    t = torch.arange(size, device=side.device, dtype=side.dtype)[None] + 0.5
+    low = (u * (size - side))[:, None]
+    high = low + side[:, None]
+    if ramp == 0:
+        return ((t >= low) & (t < high)).to(side.dtype)
+    half = ramp / 2
+    # The box and its mirror images about 0 and size; ramp <= size so one mirror per side suffices.
+    cover = (_window_overlap(t, half, low, high) + _window_overlap(t, half, -high, -low)
+             + _window_overlap(t, half, 2 * size - high, 2 * size - low))
+    profile = (cover / ramp).clamp(0.0, 1.0)
+    # A full-length box (lam = 0) must cover every pixel exactly, whatever the rounding above.
+    return torch.where(side[:, None] >= size, torch.ones_like(profile), profile)
+
+
+def smooth_box_mask(batch: int, height: int, width: int, lam: float | Tensor,
+                    smoothing: float = DEFAULT_SMOOTHING,
+                    generator: torch.Generator | None = None, device=None) -> Tensor:
+    """SRMix mask: a box of area ``1 - lam`` inside the image, with edges blurred (see module doc).
+
+    Args:
+        batch: Batch size.
+        height: Image height H.
+        width: Image width W.
+        lam: Float, 0-d tensor or ``[B]`` tensor in [0, 1].
+        smoothing: Ramp width as a fraction of the image side (>= 0).
+        generator: Random source on ``device``.
+        device: Device of the mask (default: lam's device, else CPU).
+
+    Returns:
+        float32 mask ``[B, 1, H, W]`` with values in [0, 1]; 1 keeps ``x_a``.
+    """
+    for name, value in (("batch", batch), ("height", height), ("width", width)):
+        check_positive(name, value, integer=True)
+    _check_smoothing(smoothing)
+    device = _mask_device(lam, device)
+    check_generator(generator, device)
+    ratio = (1.0 - _lam_vector(lam, batch, device)).sqrt()
+    u = torch.rand(2, batch, generator=generator, device=device)
+    box_rows = _ramp_profile(height, ratio * height, u[0], smoothing * height)
+    box_cols = _ramp_profile(width, ratio * width, u[1], smoothing * width)
+    return (1.0 - box_rows[:, :, None] * box_cols[:, None, :]).unsqueeze(1)
+
+
+def _check_mask(mask: Tensor, x_a: Tensor) -> None:
+    check_tensor("mask", mask, ndim=4, floating=True)
+    b, c, h, w = x_a.shape
+    if mask.shape[0] != b or mask.shape[1] not in (1, c) or mask.shape[2:] != (h, w):
+        raise ValueError(f"mask must have shape [{b}, 1 or {c}, {h}, {w}] to match x_a, "
+                         f"got {tuple(mask.shape)}")
+    check_same_device(x_a=x_a, mask=mask)
+
+
+def mask_mix(x_a: Tensor, x_b: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Mix two image batches through a mask: ``mask * x_a + (1 - mask) * x_b``.
+
+    Args:
+        x_a: Images ``[B, C, H, W]``.
+        x_b: Partner images, same shape and device.
+        mask: Weights of ``x_a`` in [0, 1], ``[B, 1, H, W]`` or ``[B, C, H, W]``.
+
+    Returns:
+        ``(x_mix, lam_eff)`` with ``lam_eff`` the per-sample mask mean, ``[B]``.
+    """
+    _check_image("x_a", x_a)
+    _check_pair(x_a, x_b)
+    _check_mask(mask, x_a)
+    weight = mask.to(x_a.dtype)
+    return torch.lerp(x_b, x_a, weight), weight.to(_lam_dtype(x_a)).mean((1, 2, 3))
+
+
+def cutmix(x_a: Tensor, x_b: Tensor, lam: float | Tensor,
+           generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """CutMix: paste a box of ``x_b`` of area ~ ``1 - lam`` into ``x_a``.
+
+    Args:
+        x_a: Images ``[B, C, H, W]``.
+        x_b: Partner images, same shape and device.
+        lam: Float, 0-d tensor or ``[B]`` tensor in [0, 1].
+        generator: Random source for the box positions, on the images' device.
+
+    Returns:
+        ``(x_mix, lam_eff)`` with ``lam_eff`` the kept area of ``x_a`` after clipping, ``[B]``.
+    """
+    _check_image("x_a", x_a)
+    _check_pair(x_a, x_b, lam)
+    b, _, h, w = x_a.shape
+    return mask_mix(x_a, x_b, box_mask(b, h, w, lam, generator, x_a.device))
+
+
+def srmix(x_a: Tensor, x_b: Tensor, lam: float | Tensor, smoothing: float = DEFAULT_SMOOTHING,
+          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """SRMix (Smoothed Regional Mix): CutMix with a soft-edged box (see module doc).
+
+    Args:
+        x_a: Images ``[B, C, H, W]``.
+        x_b: Partner images, same shape and device.
+        lam: Float, 0-d tensor or ``[B]`` tensor in [0, 1].
+        smoothing: Edge ramp width as a fraction of the image side.
+        generator: Random source for the box positions, on the images' device.
+
+    Returns:
+        ``(x_mix, lam_eff)`` with ``lam_eff`` the per-sample mask mean, ``[B]``.
+    """
+    _check_image("x_a", x_a)
+    _check_pair(x_a, x_b, lam)
+    b, _, h, w = x_a.shape
+    mask = smooth_box_mask(b, h, w, lam, smoothing, generator, x_a.device)
+    return mask_mix(x_a, x_b, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets and losses
+
+
+def _dense_target(y: Tensor, num_classes: int) -> Tensor:
+    """Class indices ``[B]`` as one-hot rows, or dense ``[B, K]`` probabilities as float32."""
+    check_tensor("y", y, ndim=(1, 2))
+    if y.dim() == 2:
+        if y.shape[1] != num_classes or not y.is_floating_point():
+            raise ValueError(f"dense y must be floating [B, {num_classes}], "
+                             f"got {y.dtype} {tuple(y.shape)}")
+        return y.float()
+    if y.is_floating_point():
+        raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")
+    # The range check reads values; only do it where that costs no device sync.
+    if y.device.type == "cpu" and y.numel() and bool(((y < 0) | (y >= num_classes)).any()):
+        raise ValueError(f"y must hold class indices in [0, {num_classes}), got values in "
+                         f"[{int(y.min())}, {int(y.max())}]")
+    return torch.zeros(y.shape[0], num_classes, device=y.device).scatter_(1, y.long()[:, None], 1.0)
+
+
+def mixup_target(y: Tensor, index: Tensor, lam: float | Tensor, num_classes: int,
+                 smoothing: float = 0.0) -> Tensor:
+    """Soft targets for a mixed batch, with label smoothing (timm semantics).
+
+    Each row is smoothed to ``off = smoothing / K`` and ``on = 1 - smoothing + off``, then mixed
+    as ``lam * y + (1 - lam) * y[index]``.
+
+    Args:
+        y: Class indices ``[B]`` (or dense probabilities ``[B, K]``).
+        index: Partner indices ``[B]`` used for the images.
+        lam: Effective lam: float, 0-d tensor or ``[B]`` tensor in [0, 1].
+        num_classes: Number of classes K.
+        smoothing: Label smoothing in [0, 1].
+
+    Returns:
+        float32 soft targets ``[B, K]``; each row sums to 1.
+    """
+    check_positive("num_classes", num_classes, integer=True)
+    check_lam(smoothing, name="smoothing")
+    one_hot = _dense_target(y, num_classes)
+    check_tensor("index", index, ndim=1)
+    if index.shape[0] != y.shape[0] or index.is_floating_point():
+        raise ValueError(f"index must be an integer tensor [{y.shape[0]}] like y, "
+                         f"got {index.dtype} {tuple(index.shape)}")
+    check_same_device(y=y, index=index, lam=lam if isinstance(lam, Tensor) else None)
+    smooth = one_hot * (1.0 - smoothing) + smoothing / num_classes
+    lam = _lam_vector(lam, y.shape[0], y.device)[:, None]
+    return torch.lerp(smooth[index], smooth, lam)
+
+
+def soft_target_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy against soft targets, per sample: ``-sum(target * log_softmax(logits))``.
+
+    Args:
+        logits: ``[B, K]``.
+        target: Probabilities ``[B, K]``.
+
+    Returns:
+        ``[B]`` losses.
+    """
+    check_tensor("logits", logits, ndim=2, floating=True)
+    check_tensor("target", target, ndim=2, floating=True)
+    check_same_shape("logits", logits, "target", target)
+    check_same_device(logits=logits, target=target)
+    return -(target * F.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def mixed_gan_loss(logits: Tensor, lam: float | Tensor, kind: str = "ns") -> Tensor:
+    """D loss on a real-by-fake mix: ``lam * loss_real + (1 - lam) * loss_fake`` per sample.
+
+    Mixing losses rather than labels gives a target for losses without a probability label
+    (hinge, Wasserstein); for ``"ns"`` it equals BCE-with-logits against the soft label ``lam``.
+
+    Args:
+        logits: D outputs ``[B]`` or ``[B, ...]`` (extra dims averaged, as in ``losses``).
+        lam: Effective share of the real sample: float, 0-d tensor or ``[B]`` tensor in [0, 1].
+        kind: One of ``losses.LOSSES``.
+
+    Returns:
+        ``[B]`` losses.
+    """
+    check_tensor("logits", logits, floating=True)
+    if logits.dim() == 0:
+        raise ValueError("logits must have a batch dimension ([B] or [B, ...]), got a scalar")
+    check_choice("kind", kind, losses.LOSSES)
+    check_same_device(logits=logits, lam=lam if isinstance(lam, Tensor) else None)
+    lam = _lam_vector(lam, logits.shape[0], logits.device)
+    return lam * losses.loss_real(logits, kind) + (1.0 - lam) * losses.loss_fake(logits, kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy
+
+
+class SampleMix:
+    """Sampling policy over Mixup, CutMix and SRMix.
+
+    Per call it draws ``lam ~ Beta(alpha, alpha)``, whether to mix (probability ``prob``; an
+    unmixed sample has ``lam = 1`` and is returned unchanged) and which kind: ``kinds[0]``, or
+    with probability ``switch_prob`` one of the other kinds, uniformly (timm's ``switch_prob``
+    for two kinds). Every candidate weight map is built and the choice applied with
+    ``torch.where``, so a call never synchronises host and device.
+
+    Args:
+        kinds: Subset of ``("mixup", "cutmix", "srmix")``; a single name is accepted.
+        alpha: Beta concentration, > 0.
+        prob: Probability of mixing, in [0, 1].
+        switch_prob: Probability of switching from ``kinds[0]`` to another kind, in [0, 1].
+        per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+        partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
+        smoothing: SRMix edge ramp width as a fraction of the image side.
+    """
+
+    def __init__(self, kinds: str | tuple[str, ...] = ("mixup",), alpha: float = 1.0,
+                 prob: float = 1.0, switch_prob: float = 0.5, per_sample: bool = False,
+                 partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING):
+        kinds = _check_kinds(kinds)
+        check_positive("alpha", alpha)
+        check_lam(prob, name="prob")
+        check_lam(switch_prob, name="switch_prob")
+        if not isinstance(per_sample, bool):
+            raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
+        check_choice("partner", partner, PARTNERS)
+        _check_smoothing(smoothing)
+        self.kinds, self.alpha, self.prob, self.switch_prob = kinds, alpha, prob, switch_prob
+        self.per_sample, self.partner, self.smoothing = per_sample, partner, smoothing
+
+    def __repr__(self) -> str:
+        return (f"SampleMix(kinds={self.kinds!r}, alpha={self.alpha}, prob={self.prob}, "
+                f"switch_prob={self.switch_prob}, per_sample={self.per_sample}, "
+                f"partner={self.partner!r}, smoothing={self.smoothing})")
+
+    def __call__(self, x: Tensor, x_b: Tensor | None = None,
+                 generator: torch.Generator | None = None) -> MixResult:
+        """Mix ``x`` with a partner.
+
+        Args:
+            x: Batch ``[B, C, H, W]`` (rank >= 2 when ``kinds == ("mixup",)``).
+            x_b: Partner batch of the same shape (e.g. fakes mixed into reals); when None the
+                partner of sample ``i`` is ``x[index[i]]`` and the batch must hold >= 2 samples.
+            generator: Random source on ``x``'s device.
+
+        Returns:
+            ``MixResult(x, lam, index)``.
+        """
+        self._check_input(x, x_b, generator)
+        index = None
+        if x_b is None:
+            index = self._partners(x.shape[0], generator, x.device)
+            x_b = x[index]
+        lam = self._draw_lam(x.shape[0], x.device, generator)
+        weight, lam_eff = self._weights(x, lam, generator)
+        return MixResult(torch.lerp(x_b, x, weight), lam_eff, index)
+
+    def _check_input(self, x: Tensor, x_b: Tensor | None, generator) -> None:
+        needs_image = any(kind != "mixup" for kind in self.kinds)
+        check_tensor("x", x, ndim=4 if needs_image else None, floating=True,
+                     min_batch=2 if x_b is None else 1)
+        if x.dim() < 2:
+            raise ValueError(f"x must have rank >= 2 ([B, ...]), got shape {tuple(x.shape)}")
+        if x_b is not None:
+            check_tensor("x_b", x_b, floating=True)
+            check_same_device(x=x, x_b=x_b)
+            check_same_shape("x", x, "x_b", x_b)
+        check_generator(generator, x.device)
+
+    def _partners(self, batch: int, generator, device) -> Tensor:
+        if self.partner == "flip":
+            return flip_partners(batch, device)
+        return permutation_partners(batch, generator, device)
+
+    def _draw_lam(self, batch: int, device, generator) -> Tensor:
+        """``[B]`` lam, set to 1 where no mix is applied."""
+        shape = (batch,) if self.per_sample else ()
+        lam = sample_lam(self.alpha, shape, generator, device)
+        applied = torch.rand(shape, generator=generator, device=device) < self.prob
+        return torch.where(applied, lam, torch.ones_like(lam)).expand(batch)
+
+    def _draw_kind(self, batch: int, device, generator) -> Tensor:
+        """Index into ``self.kinds`` per sample, ``[B]``."""
+        shape = (batch,) if self.per_sample else ()
+        u = torch.rand(2, *shape, generator=generator, device=device)
+        other = 1 + (u[1] * (len(self.kinds) - 1)).long().clamp_max(len(self.kinds) - 2)
+        return torch.where(u[0] < self.switch_prob, other, torch.zeros_like(other)).expand(batch)
+
+    def _kind_weight(self, kind: str, x: Tensor, lam: Tensor, generator) -> tuple[Tensor, Tensor]:
+        """Weight map of ``x`` in ``x``'s dtype and the lam it holds, for one kind."""
+        if kind == "mixup":
+            lam_x = lam.to(x.dtype)
+            return lam_x.view(-1, *([1] * (x.dim() - 1))), lam_x.to(_lam_dtype(x))
+        b, _, h, w = x.shape
+        if kind == "cutmix":
+            mask = box_mask(b, h, w, lam, generator, x.device)
+        else:
+            mask = smooth_box_mask(b, h, w, lam, self.smoothing, generator, x.device)
+        mask = mask.to(x.dtype)
+        return mask, mask.to(_lam_dtype(x)).mean((1, 2, 3))
+
+    def _weights(self, x: Tensor, lam: Tensor, generator) -> tuple[Tensor, Tensor]:
+        weight, lam_eff = self._kind_weight(self.kinds[0], x, lam, generator)
+        if len(self.kinds) == 1:
+            return weight, lam_eff
+        choice = self._draw_kind(x.shape[0], x.device, generator)
+        for k, kind in enumerate(self.kinds[1:], start=1):
+            w_k, lam_k = self._kind_weight(kind, x, lam, generator)
+            pick = choice == k
+            weight = torch.where(pick.view(-1, *([1] * (x.dim() - 1))), w_k, weight)
+            lam_eff = torch.where(pick, lam_k, lam_eff)
+        return weight, lam_eff

@@ -1,0 +1,137 @@
+"""``robustrep classify train|eval``: the command line of the classify program.
+
+    robustrep classify train --model resnet10t [--preset digits] [--reg mixup,pgd] [--OPTION V]
+    robustrep classify train --resume --run-dir RUN
+    robustrep classify eval RUN [--eps 0.0313] [--pgd-steps 10 20]
+
+Options are the fields of :class:`~robustrep.tasks.classify.config.ClassifyConfig`; a preset
+sets several at once and the flags given override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from robustrep.tasks.common.config import (ConfigError, add_config_args, overrides_from_args,
+                                           resolve_config, to_dict)
+from robustrep.tasks.common.rundir import default_run_path
+
+from .config import PRESETS, ClassifyConfig, parse_classes
+
+
+def _classes_arg(text: str) -> list[int]:
+    try:
+        return parse_classes(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="fine-tune a timm classifier with regularizers",
+        description="Fine-tune a timm classifier (built-in digits by default) with mixing, "
+                    "AdaptiveMix and adversarial training; writes a run folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a named set of options (the flags given override it)")
+    p.add_argument("--config", default=None, help="a .json/.yaml file of options")
+    p.add_argument("--run-dir", default=None,
+                   help="run folder (default: runs/classify/<model>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir from its latest checkpoint")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop (with a checkpoint) after this step, as if interrupted")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p, ClassifyConfig, skip=("preset", "classes"))
+    p.add_argument("--classes", type=_classes_arg, default=None, metavar="0,1,2",
+                   help="train on this subset of class labels (labels are kept)")
+    p.set_defaults(func=run_train)
+
+
+def _add_eval(sub) -> None:
+    from .corruptions import CORRUPTIONS
+    p = sub.add_parser(
+        "eval", help="clean, calibration, adversarial and corruption metrics of a run",
+        description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
+                    "robust accuracy under PGD and FGSM (Linf, [0, 1] pixels) and accuracy "
+                    "under Gaussian noise, blur and contrast; writes RUN/eval/report.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", help="run folder written by `robustrep classify train`")
+    p.add_argument("--eps", type=float, default=8 / 255, help="Linf radius in [0, 1] pixels")
+    p.add_argument("--pgd-steps", type=int, nargs="*", default=[10, 20],
+                   help="PGD step counts to run (none: skip PGD)")
+    p.add_argument("--pgd-step-size", type=float, default=None,
+                   help="PGD step size (default 2.5 * eps / steps)")
+    p.add_argument("--no-fgsm", action="store_true", help="skip FGSM")
+    p.add_argument("--corruptions", nargs="*", default=list(CORRUPTIONS), choices=CORRUPTIONS,
+                   help="corruptions to apply (none: skip)")
+    p.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                   help="corruption severities, 1..5")
+    p.add_argument("--bins", type=int, default=15, help="ECE bins")
+    p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N samples")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="seed of PGD starts and noise")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default=None, help="override the run's data root")
+    p.add_argument("--out", default=None, help="report folder (default RUN/eval)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_eval)
+
+
+def add_parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=summary, description=summary)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    return parser
+
+
+def _fail(err: Exception) -> int:
+    print(f"robustrep classify: error: {err}", file=sys.stderr)
+    return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import config_for_resume, train
+    try:
+        overrides = overrides_from_args(ClassifyConfig, args)
+        if args.resume:
+            if args.run_dir is None:
+                raise ConfigError("--resume needs --run-dir (the run folder to continue)")
+            cfg = config_for_resume(args.run_dir, overrides)
+        else:
+            cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
+        if args.dry_run:
+            print(json.dumps(to_dict(cfg), indent=2))
+            return 0
+        run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
+        last = train(cfg, run_dir, resume=args.resume, stop_after=args.stop_after,
+                     quiet=args.quiet)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        return _fail(err)
+    print(f"run folder: {run_dir}")
+    if last:
+        print(json.dumps({k: v for k, v in last.items() if k.startswith(("eval/", "step"))}))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run, format_table
+    try:
+        report = evaluate_run(
+            args.run, eps=args.eps, pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
+            fgsm=not args.no_fgsm, corruptions=args.corruptions, severities=args.severities,
+            bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
+            seed=args.seed, use_ema=not args.no_ema, device=args.device,
+            data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
+    except (ValueError, FileNotFoundError) as err:
+        return _fail(err)
+    print(format_table(report))
+    print(f"report: {Path(report['files']['report'])}")
+    return 0

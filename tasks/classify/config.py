@@ -1,0 +1,155 @@
+"""Options of ``robustrep classify train``: one dataclass, named presets, and the regularizer list.
+
+Every field default is the real default, stated once; a preset overrides some of them and the
+command line overrides the preset (see :mod:`robustrep.tasks.common.config`). The resolved config,
+with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``) filled in, is what
+``config.json`` of a run folder holds and what :func:`robustrep.tasks.classify.model.load_run` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from robustrep.tasks.common.config import ConfigError
+
+DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
+MIXES = ("mixup", "cutmix", "srmix")
+ADVERSARIAL = ("pgd", "fgsm", "free")
+REGULARIZERS = ("none", *MIXES, "adaptivemix", *ADVERSARIAL)
+DEFAULT_MODEL = "resnet10t"
+
+
+def _opt(default: Any, help: str, choices: tuple | None = None):
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ClassifyConfig:
+    """Everything a classifier training run depends on (written to RUN/config.json)."""
+
+    preset: str | None = _opt(None, "the preset this config started from")
+    # model
+    model: str = _opt(DEFAULT_MODEL, "timm model name (timm.list_models() lists them)")
+    pretrained_file: str | None = _opt(
+        None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
+    drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate)")
+    mean: list[float] | None = _opt(None, "input normalisation mean per channel (default: the "
+                                          "model's pretrained_cfg, averaged for 1 channel)")
+    std: list[float] | None = _opt(None, "input normalisation std per channel (as mean)")
+    # data
+    dataset: str = _opt("digits", "training data", DATASETS)
+    data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, imagefolder)")
+    classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
+                                           "(labels are kept, so the head has max+1 outputs)")
+    image_size: int = _opt(32, "images are resized to this square size")
+    channels: int | None = _opt(None, "input channels (default: the dataset's; 1 -> 3 repeats "
+                                      "grey images)")
+    num_classes: int | None = _opt(None, "head outputs (default: from the dataset)")
+    augment: bool = _opt(False, "random crop (pad 4) + horizontal flip on the training images")
+    val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
+                                    "(0: evaluate on the test split)")
+    workers: int = _opt(0, "DataLoader worker processes")
+    # optimisation
+    steps: int = _opt(600, "optimizer steps")
+    batch_size: int = _opt(64, "batch size per process")
+    optimizer: str = _opt("sgd", "optimizer", ("sgd", "adamw"))
+    lr: float = _opt(0.05, "peak learning rate")
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float = _opt(5e-4, "weight decay")
+    schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant"))
+    warmup_steps: int = _opt(0, "linear warm-up steps")
+    label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets")
+    ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off")
+    clip_grad: float = _opt(0.0, "clip the gradient norm to this value; 0 = off")
+    # regularizers
+    reg: str = _opt("none", "regularizers, comma-separated: none, mixup, cutmix, srmix, "
+                            "adaptivemix, pgd, fgsm, free (e.g. mixup,pgd)")
+    mix_alpha: float = _opt(1.0, "Beta(alpha, alpha) of the sample-mixing lam (mixup/cutmix/srmix)")
+    mix_prob: float = _opt(1.0, "share of batches that are mixed")
+    mix_switch_prob: float = _opt(0.5, "with several mix kinds: probability of the second, etc.")
+    srmix_smoothing: float | None = _opt(None, "SRMix mask edge smoothing (core default if unset)")
+    am_alpha: float = _opt(1.0, "AdaptiveMix Beta(alpha, alpha) of lam (reference: 1.0)")
+    am_noise_std: float = _opt(0.05, "AdaptiveMix noise std on the shrinkage target "
+                                     "(reference: 0.05)")
+    am_weight: float = _opt(1.0, "AdaptiveMix shrinkage weight (reference: 1)")
+    am_mode: str = _opt("reference", "AdaptiveMix logits: reference = h(z_lin) + h(f(x_mix)), "
+                                     "additive = clean CE plus the shrinkage", ("reference", "additive"))
+    eps: float = _opt(8 / 255, "Linf radius of the training perturbation in [0, 1] pixels")
+    adv_steps: int = _opt(7, "PGD steps for --reg pgd (Madry et al. use 7)")
+    adv_step_size: float | None = _opt(None, "attack step size (pgd: 2.5*eps/steps; fgsm: "
+                                             "1.25*eps; free: eps)")
+    free_replays: int = _opt(4, "minibatch replays m for --reg free (Shafahi et al.)")
+    # runtime
+    seed: int = _opt(0, "seed of every random number generator")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
+    channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
+    compile: bool = _opt(False, "torch.compile the model")
+    eval_every: int = _opt(200, "evaluate clean accuracy every this many steps (0: only at the end)")
+    ckpt_every: int = _opt(200, "write a checkpoint every this many steps")
+    log_every: int = _opt(20, "log the training loss every this many steps")
+
+    def __post_init__(self):
+        self.regularizers()  # validates reg early, with the list of valid names
+        if self.classes is not None:
+            self.classes = sorted({int(c) for c in self.classes})
+            if not self.classes or min(self.classes) < 0:
+                raise ConfigError(f"classes must be non-negative labels; got {self.classes}")
+
+    def regularizers(self) -> list[str]:
+        """The parsed ``reg`` list; raises ConfigError on unknown names or impossible combinations."""
+        return parse_regularizers(self.reg)
+
+
+def parse_regularizers(text: str) -> list[str]:
+    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGULARIZERS]
+    if unknown:
+        raise ConfigError(f"unknown regularizer(s) {', '.join(unknown)}; valid: "
+                          f"{', '.join(REGULARIZERS)} (combine with commas, e.g. mixup,pgd)")
+    names = [n for n in dict.fromkeys(names) if n != "none"]
+    adv = [n for n in names if n in ADVERSARIAL]
+    if len(adv) > 1:
+        raise ConfigError(f"choose at most one adversarial regularizer of {', '.join(ADVERSARIAL)}; "
+                          f"got {', '.join(adv)}")
+    if "adaptivemix" in names and any(n in MIXES for n in names):
+        raise ConfigError("adaptivemix already mixes its inputs; it cannot be combined with "
+                          f"{', '.join(n for n in names if n in MIXES)}")
+    return names
+
+
+def parse_classes(text: str | list | None) -> list[int] | None:
+    """``"0,1,2"`` or ``["0", "1,2"]`` -> ``[0, 1, 2]``."""
+    if text is None:
+        return None
+    parts = text if isinstance(text, (list, tuple)) else [text]
+    try:
+        return [int(c) for p in parts for c in str(p).replace(" ", ",").split(",") if c]
+    except ValueError:
+        raise ConfigError(f"classes must be integer labels like 0,1,2,3,4; got {text!r}") from None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The default run: built-in digits, a small ResNet, a few CPU minutes.
+    "digits": {"dataset": "digits", "steps": 600, "batch_size": 64, "lr": 0.05},
+    # The in-distribution classifier of the OOD program: digits 0-4 only.
+    "digits-ood": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "steps": 600},
+    # Tiny, for tests and smoke runs.
+    "smoke": {"model": "test_resnet", "steps": 4, "batch_size": 16, "eval_every": 0,
+              "ckpt_every": 2, "log_every": 1},
+    # CIFAR-10 from a local root, the usual 32x32 recipe (crop + flip, SGD, cosine).
+    "cifar10": {"dataset": "cifar10", "image_size": 32, "augment": True, "steps": 39000,
+                "batch_size": 128, "lr": 0.1, "eval_every": 2000, "ckpt_every": 2000},
+    "cifar100": {"dataset": "cifar100", "image_size": 32, "augment": True, "steps": 39000,
+                 "batch_size": 128, "lr": 0.1, "eval_every": 2000, "ckpt_every": 2000},
+    # Fast adversarial training (Wong et al. 2020): FGSM with random start, eps 8/255.
+    "digits-fgsm": {"dataset": "digits", "reg": "fgsm", "steps": 600},
+    # Mixup + CutMix as timm's recipe switches between them, with label smoothing.
+    "digits-mix": {"dataset": "digits", "reg": "mixup,cutmix", "label_smoothing": 0.1},
+}

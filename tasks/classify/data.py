@@ -1,0 +1,255 @@
+"""Training and evaluation data for the classify program, and a resumable batch order.
+
+Datasets come from :mod:`robustrep.data` (the built-in digits, or local CIFAR-10/100, SVHN and
+image folders; nothing is downloaded). This module adds what a training run needs on top:
+
+- a class subset (``classes=[0, 1, 2, 3, 4]``; labels are kept, so the head has ``max + 1``
+  outputs and a 0-4 classifier scores 5-9 as "other" in the OOD program);
+- checks that images have the shape and channel count the config expects, and that the number of
+  classes fits the head, with errors that name what was expected;
+- :class:`StepBatches`: the batch order is a function of ``(seed, step)`` alone, so a resumed run
+  reads exactly the batches the uninterrupted run would have, without saving sampler state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from robustrep.data import ImageTensorDataset, create_dataset, image_shape
+from robustrep.data import num_classes as dataset_num_classes
+
+from .config import ClassifyConfig
+
+
+class DataError(ValueError):
+    """Data that does not fit the config: wrong shape, channels, classes or a missing root."""
+
+
+@dataclass
+class DataInfo:
+    num_classes: int
+    channels: int
+    image_size: int
+    train_size: int
+    eval_size: int
+    eval_split: str
+
+
+def _labels(dataset: Dataset) -> Tensor:
+    if isinstance(dataset, Subset):
+        return _labels(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, ImageTensorDataset):
+        return dataset.targets
+    for attr in ("targets", "labels"):
+        labels = getattr(dataset, attr, None)
+        if labels is not None and len(labels) == len(dataset):
+            return torch.as_tensor(labels, dtype=torch.long)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def select_classes(dataset: Dataset, classes: list[int] | None, what: str) -> Dataset:
+    """The samples of ``dataset`` whose label is in ``classes`` (labels unchanged)."""
+    if classes is None:
+        return dataset
+    labels = _labels(dataset)
+    present = set(labels.unique().tolist())
+    absent = [c for c in classes if c not in present]
+    if absent:
+        raise DataError(f"classes {absent} do not occur in the {what}; its labels are "
+                        f"{sorted(present)}")
+    keep = torch.isin(labels, torch.tensor(classes)).nonzero().flatten()
+    return Subset(dataset, keep.tolist())
+
+
+def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
+    kwargs: dict[str, Any] = {}
+    if cfg.dataset == "digits":
+        kwargs["classes"] = cfg.classes
+    if cfg.channels is not None and cfg.channels not in (1, 3):
+        raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")
+    root = cfg.data_root if root is None else root
+    if cfg.dataset != "digits":
+        if root is None:
+            raise DataError(f"dataset {cfg.dataset!r} reads local files: give --data-root (the "
+                            f"folder that holds it; nothing is downloaded)")
+        if not Path(root).expanduser().exists():
+            raise DataError(f"dataset root {root} does not exist (expected the folder holding "
+                            f"the {cfg.dataset} files; nothing is downloaded)")
+    try:
+        dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
+                                 channels=cfg.channels, **kwargs)
+    except FileNotFoundError as err:
+        raise DataError(str(err)) from None
+    if cfg.dataset != "digits":
+        dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")
+    return dataset
+
+
+def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
+    """``root/train`` and ``root/val`` (or ``root/test``) when an image folder has them."""
+    root = Path(cfg.data_root).expanduser() if cfg.data_root else None
+    if root is None or not (root / "train").is_dir():
+        return None, None
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            return str(root / "train"), str(root / name)
+    return str(root / "train"), None
+
+
+def _holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    if not 0 < fraction < 1:
+        raise DataError(f"val_fraction must lie in (0, 1) to hold out data; got {fraction}")
+    n = len(dataset)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(fraction * n))
+    return Subset(dataset, perm[n_val:]), Subset(dataset, perm[:n_val])
+
+
+def build_datasets(cfg: ClassifyConfig) -> tuple[Dataset, Dataset, DataInfo]:
+    """Train and evaluation datasets for ``cfg``, checked against its shape and class fields.
+
+    The evaluation set is the test split, or a held-out share of the training split when
+    ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%).
+    """
+    split = "test"
+    if cfg.dataset == "imagefolder":
+        train_root, eval_root = _folder_splits(cfg)
+        train_set = _load(cfg, True, train_root)
+        if eval_root is not None and cfg.val_fraction == 0:
+            eval_set = _load(cfg, False, eval_root)
+        else:
+            train_set, eval_set = _holdout(train_set, cfg.val_fraction or 0.2, 1234)
+            split = "holdout"
+    else:
+        train_set = _load(cfg, True)
+        eval_set = _load(cfg, False)
+        if cfg.val_fraction > 0:
+            train_set, eval_set = _holdout(train_set, cfg.val_fraction, 1234)
+            split = "holdout"
+    info = check_datasets(cfg, train_set, eval_set)
+    info.eval_split = split
+    return train_set, eval_set, info
+
+
+def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -> DataInfo:
+    """Check image shapes and class counts against ``cfg``; return the resolved data fields."""
+    if len(train_set) == 0:
+        raise DataError(f"the {cfg.dataset} training split is empty")
+    shapes = {}
+    for name, ds in (("training", train_set), ("evaluation", eval_set)):
+        c, h, w = image_shape(ds)
+        shapes[name] = (c, h, w)
+        if (h, w) != (cfg.image_size, cfg.image_size):
+            raise DataError(f"{name} images of {cfg.dataset} are {h}x{w}; expected "
+                            f"{cfg.image_size}x{cfg.image_size} (image_size)")
+        if cfg.channels is not None and c != cfg.channels:
+            raise DataError(f"{name} images of {cfg.dataset} have {c} channel(s); expected "
+                            f"{cfg.channels} (channels)")
+    if shapes["training"] != shapes["evaluation"]:
+        raise DataError(f"training images are {shapes['training']} but evaluation images are "
+                        f"{shapes['evaluation']}; both must match")
+    data_classes = max(dataset_num_classes(train_set), int(_labels(train_set).max()) + 1)
+    if cfg.num_classes is not None and cfg.num_classes < data_classes:
+        raise DataError(f"num_classes={cfg.num_classes} is too small for {cfg.dataset}: its "
+                        f"labels need {data_classes} outputs (labels 0..{data_classes - 1})")
+    return DataInfo(num_classes=cfg.num_classes or data_classes, channels=shapes["training"][0],
+                    image_size=cfg.image_size, train_size=len(train_set),
+                    eval_size=len(eval_set), eval_split="test")
+
+
+class StepBatches:
+    """Batch indices as a pure function of the step: resuming needs no sampler state.
+
+    Epoch ``e`` is a permutation drawn from a generator seeded with ``(seed, e)``; step ``s``
+    takes the ``s``-th global batch of ``batch_size * world_size`` indices (the last partial
+    batch of an epoch is dropped) and this process keeps its ``rank``-th share.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int,
+                 rank: int = 0, world_size: int = 1, repeat: int = 1):
+        global_batch = batch_size * world_size
+        if size < global_batch:
+            raise DataError(f"the training set has {size} samples, fewer than one global batch "
+                            f"({batch_size} x {world_size} processes); lower batch_size")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world_size
+        self.repeat = repeat  # free adversarial training replays each batch `repeat` times
+        self.per_epoch = size // global_batch
+        self._epoch, self._perm = -1, None
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def batch(self, step: int) -> list[int]:
+        index = step // self.repeat
+        epoch, pos = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=gen)
+        lo = pos * self.batch_size * self.world + self.rank * self.batch_size
+        return self._perm[lo:lo + self.batch_size].tolist()
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            yield self.batch(step)
+
+
+def _tensor_images(dataset: Dataset) -> tuple[Tensor, Tensor] | None:
+    """(images, labels) when the whole dataset is in memory (fast path: index, no collate)."""
+    if isinstance(dataset, ImageTensorDataset):
+        return dataset.images, dataset.targets
+    if isinstance(dataset, Subset):
+        inner = _tensor_images(dataset.dataset)
+        if inner is not None:
+            idx = torch.as_tensor(dataset.indices, dtype=torch.long)
+            return inner[0][idx], inner[1][idx]
+    return None
+
+
+def train_batches(dataset: Dataset, sampler: StepBatches, workers: int = 0):
+    """Yield ``(images, labels)`` for the sampler's steps."""
+    tensors = _tensor_images(dataset)
+    if tensors is not None and workers == 0:
+        images, labels = tensors
+        for idx in sampler:
+            idx = torch.tensor(idx)
+            yield images[idx], labels[idx]
+        return
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                        persistent_workers=workers > 0)
+    yield from loader
+
+
+def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0,
+                max_samples: int | None = None) -> DataLoader | list:
+    """Batches of the evaluation set in a fixed order (the first ``max_samples`` samples)."""
+    if max_samples is not None and max_samples < len(dataset):
+        dataset = Subset(dataset, list(range(max_samples)))
+    tensors = _tensor_images(dataset)
+    if tensors is not None:
+        images, labels = tensors
+        return list(zip(images.split(batch_size), labels.split(batch_size)))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+
+
+def augment(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
+    """Random crop with ``pad`` pixels of zero padding and a random horizontal flip, per sample.
+
+    Batched on the device with an explicit generator (so the run stays resumable and exact).
+    """
+    b, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    off = torch.randint(0, 2 * pad + 1, (2, b), generator=generator, device=x.device)
+    rows = (off[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (off[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    bidx = torch.arange(b, device=x.device)[:, None, None, None]
+    cidx = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    out = padded[bidx, cidx, rows, cols]
+    flip = torch.rand(b, generator=generator, device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(-1), out)

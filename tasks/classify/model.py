@@ -1,0 +1,260 @@
+"""A timm classifier seen through the features/head split, with input normalisation inside.
+
+:class:`Classifier` takes images in [0, 1] pixel space and normalises them itself, so attacks,
+mixing and corruptions all work on pixels (as the AdaptiveMix classification code does with its
+``OverfittingNet`` wrapper, WentianZhang-ML/AdaptiveMix ``classification/models.py``). The split
+follows timm's hooks (huggingface/pytorch-image-models, ``forward_features`` /
+``forward_head(pre_logits=True)`` / ``get_classifier``):
+
+    features(x) = forward_head(forward_features(normalise(x)), pre_logits=True)
+    head(z)     = get_classifier()(z)
+
+Weights are never fetched from a hub: pretrained weights come only from a local file through
+``timm.create_model(..., pretrained_cfg_overlay=dict(file=PATH))``.
+
+:func:`load_run` is the contract the OOD program relies on: a run folder -> (classifier, config).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import Tensor, nn
+
+from robustrep.tasks.common.checkpoint import LATEST
+
+
+class Classifier(nn.Module):
+    """A timm model with per-channel input normalisation; inputs are images in [0, 1].
+
+    Args:
+        model: a timm model (it must have ``forward_features``, ``forward_head``,
+            ``get_classifier``).
+        mean, std: per-channel normalisation, one value per input channel.
+    """
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        for attr in ("forward_features", "forward_head", "get_classifier"):
+            if not hasattr(model, attr):
+                raise TypeError(f"model must be a timm model with {attr}(); "
+                                f"{type(model).__name__} has none")
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean and std need one value per channel and std > 0; "
+                             f"got mean={list(mean)}, std={list(std)}")
+        self.model = model
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    @property
+    def in_chans(self) -> int:
+        return self.mean.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def normalize(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"expected images [B, {self.in_chans}, H, W] in [0, 1], "
+                             f"got shape {tuple(x.shape)}")
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def feature_maps(self, x: Tensor) -> Tensor:
+        """The unpooled trunk output ``forward_features(normalise(x))``."""
+        return self.model.forward_features(self.normalize(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """The pooled pre-logit vector ``[B, num_features]``."""
+        return self.model.forward_head(self.feature_maps(x), pre_logits=True)
+
+    def head(self, z: Tensor) -> Tensor:
+        return self.model.get_classifier()(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def check_model_name(name: str) -> None:
+    """Raise ValueError naming close matches when ``name`` is not a timm model."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=8, cutoff=0.6)
+    hint = f"close matches: {', '.join(close)}" if close else "no close match"
+    raise ValueError(f"unknown timm model {name!r}; {hint}. List all with "
+                     f"python -c \"import timm; print(timm.list_models())\" "
+                     f"(or timm.list_models('resnet*') for a pattern)")
+
+
+def default_norm(model: nn.Module, channels: int) -> tuple[list[float], list[float]]:
+    """The model's pretrained_cfg mean/std for ``channels`` inputs (averaged for 1 channel)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean = list(cfg.get("mean", (0.5,) * 3))
+    std = list(cfg.get("std", (0.5,) * 3))
+    if len(mean) == channels:
+        return [float(m) for m in mean], [float(s) for s in std]
+    avg_mean, avg_std = sum(mean) / len(mean), sum(std) / len(std)
+    return [avg_mean] * channels, [avg_std] * channels
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        data = load_file(str(path))
+    else:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(data, dict):
+        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
+        raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
+                         f"tensors (a .pth/.pt from torch.save(model.state_dict()) or .safetensors)")
+    return {k[7:] if k.startswith("module.") else k: v for k, v in data.items()}
+
+
+def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    """Raise ValueError when the file's keys/shapes do not fit ``model`` (classifier excluded)."""
+    classifiers = model.pretrained_cfg.get("classifier") or ()
+    classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
+    first_conv = model.pretrained_cfg.get("first_conv") or ()
+    first_conv = (first_conv,) if isinstance(first_conv, str) else tuple(first_conv)
+
+    def skip(key: str) -> bool:
+        return any(key.startswith(c + ".") for c in classifiers)
+
+    expected = {k: v.shape for k, v in model.state_dict().items() if not skip(k)}
+    got = {k: v.shape for k, v in state.items() if not skip(k)}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    # The input conv may differ in channels only (timm adapts it); other shapes must match.
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k]
+                   and not (any(k == c + ".weight" for c in first_conv)
+                            and expected[k][0] == got[k][0] and expected[k][2:] == got[k][2:]))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} parameter(s) missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append("wrong shapes: " + ", ".join(
+                f"{k} {tuple(got[k])} vs {tuple(expected[k])}" for k in wrong[:3]))
+        raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
+                         + "; ".join(parts) + ". Give the weights of the same architecture.")
+
+
+def create_classifier(name: str, num_classes: int, in_chans: int = 3,
+                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                      pretrained_file: str | Path | None = None, **timm_kwargs: Any) -> Classifier:
+    """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
+
+    Args:
+        name: a timm model name; unknown names raise ValueError listing close matches.
+        num_classes: outputs of the (re-initialised) head.
+        in_chans: input channels.
+        mean, std: per-channel normalisation (default: the model's pretrained_cfg).
+        pretrained_file: local weights; the classifier is dropped and re-initialised for
+            ``num_classes``, the input conv adapted to ``in_chans`` (timm's rules). Missing file
+            -> FileNotFoundError; weights of another architecture -> ValueError.
+        timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
+    """
+    check_model_name(name)
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    kwargs = {k: v for k, v in timm_kwargs.items() if v is not None}
+    if pretrained_file is None:
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes,
+                                  in_chans=in_chans, **kwargs)
+    else:
+        path = Path(pretrained_file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained weights file {path} does not exist (expected a "
+                                    f"local .pth/.pt/.safetensors state dict of {name!r}; "
+                                    f"weights are never downloaded)")
+        probe = timm.create_model(name, pretrained=False, num_classes=num_classes,
+                                  in_chans=in_chans, **kwargs)
+        _check_fits(name, probe, _read_state_dict(path), path)
+        # num_classes=-1 in the overlay never equals ours, so timm drops the file's classifier
+        # and keeps the freshly initialised head; no url/hub id, so nothing can be fetched.
+        overlay = dict(file=str(path), num_classes=-1, url="", hf_hub_id=None)
+        try:
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,
+                                      num_classes=num_classes, in_chans=in_chans, **kwargs)
+        except RuntimeError as err:
+            raise ValueError(f"weights file {path} does not fit timm model {name!r}: {err}") from err
+    if mean is None or std is None:
+        d_mean, d_std = default_norm(model, in_chans)
+        mean = d_mean if mean is None else mean
+        std = d_std if std is None else std
+    if len(mean) != in_chans or len(std) != in_chans:
+        raise ValueError(f"mean/std need {in_chans} value(s) (one per input channel); "
+                         f"got mean={list(mean)}, std={list(std)}")
+    return Classifier(model, mean, std)
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a robustrep run folder: no config.json "
+                                f"(expected RUN/config.json and RUN/checkpoints/{LATEST} written "
+                                f"by `robustrep classify train`)")
+    config = json.loads(path.read_text())
+    needed = ("model", "num_classes", "channels", "mean", "std")
+    missing = [k for k in needed if config.get(k) is None]
+    if missing:
+        raise ValueError(f"{run_dir} does not hold a classifier run: config.json lacks "
+                         f"{', '.join(missing)} (is it a GAN or OOD run? expected a folder written "
+                         f"by `robustrep classify train`)")
+    return config
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
+             use_ema: bool = True) -> tuple[Classifier, dict[str, Any]]:
+    """Load the classifier of a ``robustrep classify train`` run folder, in eval mode.
+
+    The folder holds ``config.json`` (keys include ``model``, ``num_classes``, ``dataset``,
+    ``image_size``, ``channels``, ``data_root``, ``classes``, ``mean``, ``std``) and
+    ``checkpoints/latest.pt`` with the ``"model"`` state dict (and ``"ema"`` when EMA was on).
+
+    Args:
+        run_dir: the run folder.
+        device: where to put the model.
+        use_ema: use the EMA weights when the checkpoint has them.
+
+    Returns:
+        ``(classifier, config)``; ``config["weights"]`` says ``"ema"`` or ``"model"``.
+
+    Raises:
+        FileNotFoundError: no folder, no config.json or no checkpoint.
+        ValueError: the folder is not a classifier run, or its checkpoint does not fit.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    config = _run_config(run_dir)
+    ckpt_path = run_dir / "checkpoints" / LATEST
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no checkpoint: expected {ckpt_path} (has the "
+                                f"training run written its first checkpoint yet?)")
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{ckpt_path} has no 'model' state dict; it is not a classifier checkpoint")
+    model = create_classifier(config["model"], int(config["num_classes"]),
+                              in_chans=int(config["channels"]), mean=config["mean"],
+                              std=config["std"], drop_rate=config.get("drop_rate"))
+    weights = "ema" if use_ema and state.get("ema") is not None else "model"
+    try:
+        model.load_state_dict(state[weights])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {ckpt_path} does not fit {config['model']!r} with "
+                         f"{config['num_classes']} classes: {err}") from err
+    config = dict(config, weights=weights, run_dir=str(run_dir))
+    return model.to(device).eval(), config

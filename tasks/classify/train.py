@@ -1,0 +1,361 @@
+"""``robustrep classify train``: fine-tune a timm classifier with the shared regularizers.
+
+One optimizer step, for a batch ``(x, y)`` of images in [0, 1]:
+
+1. optional augmentation (random crop + flip, batched, with the run's generator);
+2. adversarial inputs (``--reg pgd|fgsm|free``): PGD (Madry et al., ICLR 2018), FGSM with random
+   start (Wong, Rice & Kolter, ICLR 2020, ``locuslab/fast_adversarial``) or free adversarial
+   training (Shafahi et al., NeurIPS 2019, ``mahyarnajibi/FreeAdversarialTraining``: each batch
+   is replayed ``free_replays`` times and the perturbation is carried over), all from
+   :mod:`robustrep.adversarial` in [0, 1] pixel space;
+3. the loss of :class:`ClassifyTask`: sample mixing with soft targets (Mixup / CutMix / SRMix via
+   :class:`robustrep.mixing.SampleMix`), AdaptiveMix for classifiers (the MSE shrinkage of the
+   reference ``WentianZhang-ML/AdaptiveMix`` ``classification/train.py`` with the mixed
+   cross-entropy ``lam CE(y) + (1 - lam) CE(y[pi])``), or plain cross-entropy; label smoothing
+   applies to all;
+4. backward, optional gradient clipping, optimizer and schedule step, EMA update.
+
+Adversarial examples are made from the clean batch and then mixed when both are asked for
+(e.g. ``--reg mixup,pgd``); the attack maximises the plain cross-entropy on the hard labels.
+
+Runs are exactly resumable on CPU: the batch order is a function of the step, every random draw
+of a step comes from one ``torch.Generator`` saved with the checkpoint, and the checkpoint holds
+model, optimizer, schedule, EMA, AMP scaler, the free perturbation and every RNG state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robustrep.adaptivemix import AdaptiveMix
+from robustrep.adversarial import FreePerturbation, fgsm, pgd
+from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
+from robustrep.tasks.common import checkpoint as ckpt
+from robustrep.tasks.common import distributed as dist
+from robustrep.tasks.common import runtime
+from robustrep.tasks.common.config import ConfigError, to_dict
+from robustrep.tasks.common.progress import fmt_postfix, progress
+from robustrep.tasks.common.rundir import RunDir
+
+from .config import MIXES, ClassifyConfig
+from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
+from .model import Classifier, create_classifier
+
+
+class ClassifyTask(nn.Module):
+    """Forward + loss of one training step; the module that DDP wraps.
+
+    ``forward(x, y, generator)`` returns ``{"loss": total, "logits": ..., "<name>/<part>": ...}``
+    (the core's returned-terms convention). Keeping the whole loss inside one ``forward`` lets
+    DistributedDataParallel see every parameter use, AdaptiveMix's two trunk passes included.
+    """
+
+    def __init__(self, model: Classifier, num_classes: int, label_smoothing: float = 0.0,
+                 mixer: SampleMix | None = None, adaptivemix: AdaptiveMix | None = None):
+        super().__init__()
+        if mixer is not None and adaptivemix is not None:
+            raise ValueError("use either sample mixing or AdaptiveMix, not both")
+        self.model = model
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        self.mixer = mixer
+        self.adaptivemix = adaptivemix
+
+    def _ce(self, logits: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(logits.float(), y, reduction="none",
+                               label_smoothing=self.label_smoothing)
+
+    def forward(self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
+                ) -> dict[str, Tensor]:
+        if self.adaptivemix is not None:
+            out = self.adaptivemix(self.model, x, generator=generator)
+            lam, index = out["lam"], out["index"]
+            # Mixed CE of the reference classification code: both labels of the mixed pair.
+            ce = lam * self._ce(out["logits"], y) + (1 - lam) * self._ce(out["logits"], y[index])
+            terms = {k: v for k, v in out.items() if "/" in k}
+            return {"loss": ce.mean() + out["loss"], "logits": out["logits"], "loss/ce": ce.mean(),
+                    "adaptivemix/loss": out["loss"].detach(), **terms}
+        if self.mixer is not None:
+            mix = self.mixer(x, generator=generator)
+            logits = self.model(mix.x)
+            target = mixup_target(y, mix.index, mix.lam, self.num_classes, self.label_smoothing)
+            ce = soft_target_cross_entropy(logits.float(), target)
+            return {"loss": ce.mean(), "logits": logits, "loss/ce": ce.mean().detach(),
+                    "mix/lam": mix.lam.mean()}
+        logits = self.model(x)
+        ce = self._ce(logits, y)
+        return {"loss": ce.mean(), "logits": logits, "loss/ce": ce.mean().detach()}
+
+
+def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int) -> ClassifyTask:
+    regs = cfg.regularizers()
+    mixer = None
+    kinds = tuple(r for r in regs if r in MIXES)
+    if kinds:
+        extra = {} if cfg.srmix_smoothing is None else {"smoothing": cfg.srmix_smoothing}
+        mixer = SampleMix(kinds=kinds, alpha=cfg.mix_alpha, prob=cfg.mix_prob,
+                          switch_prob=cfg.mix_switch_prob, **extra)
+    am = None
+    if "adaptivemix" in regs:
+        am = AdaptiveMix(alpha=cfg.am_alpha, noise_std=cfg.am_noise_std, distance="mse",
+                         mode=cfg.am_mode, weight=cfg.am_weight)
+    return ClassifyTask(model, num_classes, cfg.label_smoothing, mixer, am)
+
+
+def lr_factor(step: int, cfg: ClassifyConfig) -> float:
+    """Linear warm-up, then cosine to 0 (or constant)."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup_steps) / span)))
+
+
+def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
+    # No weight decay on biases and normalisation parameters (1-D tensors), as timm does.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    return opt, sched
+
+
+@torch.no_grad()
+def clean_accuracy(model: nn.Module, batches, device: torch.device, amp: str = "off",
+                   channels_last: bool = False) -> tuple[float, float]:
+    """(top-1 accuracy, mean NLL) of ``model`` in eval mode over ``batches``."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    nll = torch.zeros((), dtype=torch.float64, device=device)
+    for x, y in batches:
+        x, y = runtime.to_input(x, device, channels_last), y.to(device)
+        with runtime.autocast(device, amp):
+            logits = model(x).float()
+        correct += int((logits.argmax(1) == y).sum())
+        nll += F.cross_entropy(logits, y, reduction="sum").double()
+        total += y.numel()
+    model.train(was_training)
+    return correct / max(total, 1), float(nll) / max(total, 1)
+
+
+class Trainer:
+    """Holds the state of one run; :meth:`run` trains from the current step to ``cfg.steps``."""
+
+    def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False):
+        self.cfg, self.run_dir, self.dist, self.quiet = cfg, run, info, quiet
+        self.device = info.device
+        ckpt.seed_everything(cfg.seed + info.rank)
+        self.train_set, self.eval_set, self.data = build_datasets(cfg)
+        cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
+        torch.manual_seed(cfg.seed)  # the same initial weights on every process
+        self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
+                                       cfg.std, cfg.pretrained_file, drop_rate=cfg.drop_rate)
+        cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
+        cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
+        self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
+        self.task = build_task(cfg, self.model, cfg.num_classes).to(self.device)
+        self.opt, self.sched = build_optimizer(cfg, self.model)
+        self.scaler = runtime.grad_scaler(self.device, cfg.amp)
+        self.ema = runtime.make_ema(self.model, cfg.ema_decay)
+        regs = cfg.regularizers()
+        self.adv = next((r for r in regs if r in ("pgd", "fgsm", "free")), None)
+        self.free = (FreePerturbation(cfg.eps, cfg.adv_step_size) if self.adv == "free" else None)
+        self.gen = torch.Generator(self.device).manual_seed(cfg.seed * 7919 + info.rank)
+        self.step = 0
+        forward = self.task
+        if info.enabled:
+            forward = nn.parallel.DistributedDataParallel(
+                self.task, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = runtime.maybe_compile(forward, cfg.compile)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": None if self.ema is None else self.ema.module.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "free": None if self.free is None else self.free.state_dict(),
+            "rng": ckpt.rng_state({"train": self.gen}),
+            "config": to_dict(self.cfg),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.free is not None and state.get("free") is not None:
+            self.free.load_state_dict(state["free"])
+        ckpt.set_rng_state(state["rng"], {"train": self.gen})
+        self.step = int(state["step"])
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            ckpt.save_checkpoint(self.state(), self.run_dir.checkpoints, self.step)
+        dist.barrier()
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def _attack_loss(self, y: Tensor):
+        def loss_fn(x: Tensor) -> Tensor:
+            with runtime.autocast(self.device, self.cfg.amp):
+                logits = self.model(x)
+            return F.cross_entropy(logits.float(), y, reduction="none")
+        return loss_fn
+
+    def _adversarial(self, x: Tensor, y: Tensor) -> Tensor:
+        cfg = self.cfg
+        if self.adv == "pgd":
+            return pgd(self._attack_loss(y), x, cfg.eps, step_size=cfg.adv_step_size,
+                       steps=cfg.adv_steps, random_start=True, generator=self.gen,
+                       model=self.model)
+        if self.adv == "fgsm":
+            return fgsm(self._attack_loss(y), x, cfg.eps, random_start=True,
+                        step_size=cfg.adv_step_size, generator=self.gen, model=self.model)
+        if self.adv == "free":
+            return self.free.attach(x)
+        return x
+
+    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        cfg = self.cfg
+        x = runtime.to_input(x, self.device, cfg.channels_last)
+        y = y.to(self.device)
+        if cfg.augment:
+            x = augment(x, self.gen)
+        x_in = self._adversarial(x, y)
+        with runtime.autocast(self.device, cfg.amp):
+            out = self.forward(x_in, y, self.gen)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(out["loss"]).backward()
+        if self.free is not None:
+            self.free.update(x_in)
+        if cfg.clip_grad > 0:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+        return out
+
+    # -- loop ----------------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, float]:
+        batches = eval_loader(self.eval_set, 256, self.cfg.workers)
+        acc, nll = clean_accuracy(self.model, batches, self.device, self.cfg.amp,
+                                  self.cfg.channels_last)
+        out = {"eval/acc": acc, "eval/nll": nll}
+        if self.ema is not None:
+            out["eval/acc_ema"], out["eval/nll_ema"] = clean_accuracy(
+                self.ema.module, batches, self.device, self.cfg.amp, self.cfg.channels_last)
+        return out
+
+    def run(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Train to ``cfg.steps`` (or ``stop_after`` steps, to simulate an interruption)."""
+        cfg = self.cfg
+        stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        repeat = cfg.free_replays if self.adv == "free" else 1
+        sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, self.step, stop,
+                              self.dist.rank, self.dist.world_size, repeat)
+        self.model.train()
+        bar = progress(cfg.steps, self.step, f"train {cfg.model}",
+                       enabled=self.dist.is_main and not self.quiet)
+        last: dict[str, Any] = {}
+        t0, done = time.time(), 0
+        for x, y in train_batches(self.train_set, sampler, cfg.workers):
+            out = self.train_step(x, y)
+            done += 1
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == stop:
+                logged = {k: float(v.detach()) for k, v in out.items()
+                          if k == "loss" or "/" in k}
+                logged["lr"] = self.opt.param_groups[0]["lr"]
+                logged["time/step_ms"] = 1000 * (time.time() - t0) / done
+                if not math.isfinite(logged["loss"]):
+                    raise FloatingPointError(f"loss is {logged['loss']} at step {self.step}; "
+                                             f"lower --lr or turn off --amp")
+                bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
+                if self.dist.is_main:
+                    last = self.run_dir.log(self.step, **logged)
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                if self.dist.is_main:
+                    last = self.run_dir.log(self.step, **self.evaluate())
+            if self.step % cfg.ckpt_every == 0 and self.step < stop:
+                self.save()
+        bar.close()
+        if self.step == cfg.steps and self.dist.is_main:
+            last = self.run_dir.log(self.step, **self.evaluate())
+        self.save()
+        return last
+
+
+def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
+                device: str | None = None) -> tuple[Trainer, RunDir]:
+    """Create (or reopen, with ``resume``) the run folder and a trainer at the right step."""
+    info = dist.init_distributed(device or cfg.device)
+    run = RunDir(Path(run_path))
+    start_state = None
+    if resume:
+        latest = ckpt.latest_checkpoint(run.checkpoints)
+        if latest is None:
+            raise FileNotFoundError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not exist")
+        start_state = ckpt.load_checkpoint(latest, map_location="cpu")
+    elif ckpt.latest_checkpoint(run.checkpoints) is not None:
+        raise ConfigError(f"{run.path} already holds a run; pass --resume to continue it or "
+                          f"choose another --run-dir")
+    trainer = Trainer(cfg, run, info)
+    if info.is_main:
+        run.create()
+        run.write_config(to_dict(cfg))
+    if start_state is not None:
+        trainer.load_state(start_state)
+        if info.is_main:
+            run.truncate_metrics(trainer.step)
+    return trainer, run
+
+
+def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
+          stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_path``; returns the last logged record."""
+    trainer, _ = prepare_run(cfg, run_path, resume)
+    trainer.quiet = quiet
+    try:
+        return trainer.run(stop_after)
+    finally:
+        dist.cleanup()
+
+
+def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> ClassifyConfig:
+    """The saved config of a run, with the few options a resume may change."""
+    saved = RunDir(Path(run_path)).read_config()
+    allowed = {"steps", "device", "workers", "eval_every", "ckpt_every", "log_every"}
+    changed = {k: v for k, v in overrides.items() if v is not None and saved.get(k) != v}
+    bad = sorted(set(changed) - allowed)
+    if bad:
+        raise ConfigError(f"--resume continues the saved config; these options differ from it: "
+                          f"{', '.join(bad)} (a resume may change only {', '.join(sorted(allowed))})")
+    names = {f.name for f in dataclasses.fields(ClassifyConfig)}
+    return ClassifyConfig(**{k: v for k, v in {**saved, **changed}.items() if k in names})

@@ -1,0 +1,162 @@
+"""Training data for the GAN program: the preset's dataset, scaled to [-1, 1], as a batch stream.
+
+The stream's order is a function of ``(seed, number of batches consumed)`` only: epoch ``e`` is
+the permutation drawn by a generator seeded with ``seed + e``, and each global batch is cut into
+one slice per process. A checkpoint therefore stores one integer, and a resumed run reads exactly
+the batches the uninterrupted run would have read. Small datasets (digits, the 2-D mixtures) live
+in one tensor on the training device; datasets read from disk go through a DataLoader whose batch
+sampler starts at the consumed position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from robustrep.data import create_dataset, mixture
+
+DATA_SEED = 0  # the fixed pool drawn from a 2-D mixture is part of the data, not of a run
+
+LAYOUTS = {
+    "cifar10": "ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (the extracted "
+               "'python version' archive cifar-10-python.tar.gz)",
+    "cifar100": "ROOT/cifar-100-python/{train,test,meta} (the extracted 'python version' archive "
+                "cifar-100-python.tar.gz)",
+    "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...)",
+}
+
+
+@dataclass
+class GanData:
+    """What training and evaluation need to know about the data.
+
+    Attributes:
+        dataset: the map-style dataset (images in [0, 1]) or None for a tensor pool.
+        pool: all samples in one tensor in the model's range, or None for a disk dataset.
+        shape: one sample's shape, ``(C, H, W)`` or ``(2,)``.
+        centers: mode centres ``[M, 2]`` for 2-D mixtures, else None.
+        std: mode std for 2-D mixtures.
+    """
+
+    dataset: Dataset | None
+    pool: Tensor | None
+    shape: tuple[int, ...]
+    centers: Tensor | None = None
+    std: float = 0.0
+
+    @property
+    def is_points(self) -> bool:
+        return self.centers is not None
+
+    def __len__(self) -> int:
+        return len(self.pool) if self.pool is not None else len(self.dataset)
+
+
+def to_model_range(images: Tensor) -> Tensor:
+    """[0, 1] images -> [-1, 1] (the generator's tanh range)."""
+    return images * 2.0 - 1.0
+
+
+def to_unit_range(images: Tensor) -> Tensor:
+    """[-1, 1] images -> [0, 1], clamped."""
+    return ((images + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _check_root(cfg) -> Path:
+    if cfg.data_root is None:
+        raise FileNotFoundError(f"dataset {cfg.dataset!r} reads local files: pass --data-root "
+                                f"ROOT with the layout {LAYOUTS[cfg.dataset]}; nothing is "
+                                f"downloaded")
+    root = Path(cfg.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root} does not exist; expected a folder with the "
+                                f"layout {LAYOUTS[cfg.dataset]}")
+    return root
+
+
+def build_data(cfg) -> GanData:
+    """Load the dataset named by ``cfg.dataset`` (errors name the expected path and layout)."""
+    if cfg.dataset in ("ring", "grid"):
+        spec = mixture(cfg.dataset)
+        pool = spec.sample(cfg.mixture_samples, torch.Generator().manual_seed(DATA_SEED))
+        return GanData(None, pool, (2,), spec.centers, spec.std)
+    if cfg.dataset == "digits":
+        ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
+        return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
+    root = _check_root(cfg)
+    ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
+                        channels=cfg.channels or 3)
+    image = ds[0][0]
+    return GanData(ds, None, tuple(image.shape))
+
+
+class _BatchIndices(Sampler):
+    """Index lists of this process's slice of each global batch, from batch ``start`` onwards."""
+
+    def __init__(self, n: int, batch: int, seed: int, rank: int, world: int, start: int):
+        self.n, self.batch, self.seed = n, batch, seed
+        self.rank, self.world, self.start = rank, world, start
+        self.per_epoch = n // batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        position = self.start
+        local = self.batch // self.world
+        while True:
+            epoch, offset = divmod(position, self.per_epoch)
+            perm = epoch_permutation(self.n, self.seed, epoch)
+            batch = perm[offset * self.batch:(offset + 1) * self.batch]
+            yield batch[self.rank * local:(self.rank + 1) * local].tolist()
+            position += 1
+
+    def __len__(self) -> int:  # infinite; DataLoader only needs it for len()
+        return 2 ** 62
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+class BatchStream:
+    """Infinite stream of this process's training batches, in the model's range, on ``device``.
+
+    Args:
+        data: from :func:`build_data`.
+        batch_size: the global batch size (divisible by ``world``).
+        seed: seeds the epoch permutations.
+        device: where batches are returned.
+        rank, world: this process and the number of processes.
+        consumed: global batches already read (from a checkpoint).
+        num_workers: DataLoader workers for disk datasets.
+    """
+
+    def __init__(self, data: GanData, batch_size: int, seed: int, device: torch.device,
+                 rank: int = 0, world: int = 1, consumed: int = 0, num_workers: int = 0):
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} must be divisible by the number of "
+                             f"processes {world}")
+        if len(data) < batch_size:
+            raise ValueError(f"the dataset holds {len(data)} samples, fewer than one batch "
+                             f"({batch_size}); lower --batch-size")
+        self.data, self.device, self.consumed = data, device, consumed
+        self.sampler = _BatchIndices(len(data), batch_size, seed, rank, world, consumed)
+        if data.pool is not None:
+            self.pool = data.pool.to(device)
+            self._iter = iter(self.sampler)
+        else:
+            loader = DataLoader(data.dataset, batch_sampler=self.sampler, num_workers=num_workers,
+                                pin_memory=device.type == "cuda",
+                                persistent_workers=num_workers > 0)
+            self._iter = iter(loader)
+
+    def next(self) -> Tensor:
+        item = next(self._iter)
+        self.consumed += 1
+        if self.data.pool is not None:
+            return self.pool[torch.as_tensor(item, device=self.device)]
+        images = item[0] if isinstance(item, (list, tuple)) else item
+        return to_model_range(images.to(self.device, non_blocking=True))

@@ -1,0 +1,236 @@
+"""Datasets for OOD scoring, by name, in the image shape of the classifier.
+
+Names (``robustrep ood score --id NAME --ood NAME ...``):
+
+- built in, no files: ``digits`` (the classifier's own classes of sklearn's digits; the ID set of
+  a digits run), and the OOD sets of :data:`robustrep.data.builtin.BUILTIN_OOD`: ``digits59``
+  (semantic shift: the unseen digits 5-9), ``gaussian`` and ``uniform`` noise (Hendrycks et al.,
+  "Deep Anomaly Detection with Outlier Exposure", ICLR 2019), ``photos`` (patches of sklearn's
+  sample photographs), ``rotated`` and ``inverted`` (covariate shift of the known digits). These
+  are generated in the classifier's shape.
+- local files, never downloaded: ``cifar10``, ``cifar100``, ``svhn`` (root from ``--data-root``,
+  the run's ``data_root``, or a ``NAME:ROOT`` suffix), ``imagefolder:PATH`` (torchvision
+  ImageFolder layout or a flat folder), ``imagelist:ROOT:LISTFILE`` (an OpenOOD v1.5 ``imglist``,
+  one ``relative/path label`` per line; Zhang et al., "OpenOOD v1.5", 2023).
+
+Local sets keep their native size unless ``resize=True``: a set whose images differ from the
+classifier's ``(C, H, W)`` is an error naming both shapes, so nothing is silently rescaled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+BUILTIN_ID = ("digits",)
+LOCAL = ("cifar10", "cifar100", "svhn")
+PATH_SETS = ("imagefolder:PATH", "imagelist:ROOT:LISTFILE")
+
+
+def builtin_ood_names() -> tuple[str, ...]:
+    from robustrep.data.builtin import BUILTIN_OOD
+    return tuple(BUILTIN_OOD)
+
+
+def valid_names() -> list[str]:
+    return [*BUILTIN_ID, *builtin_ood_names(), *LOCAL, *PATH_SETS]
+
+
+@dataclass
+class DataContext:
+    """What dataset construction needs to know about the classifier.
+
+    Attributes:
+        shape: the classifier's input ``(C, H, W)``.
+        classes: the ID class labels of the run (None: all of the dataset's classes).
+        data_root: default root of local sets.
+        resize: resize/convert local sets to ``shape`` instead of refusing other shapes.
+        seed: seed of the generated sets (noise, photo patches) and of subsampling.
+    """
+
+    shape: tuple[int, int, int]
+    classes: Sequence[int] | None = None
+    data_root: str | None = None
+    resize: bool = False
+    seed: int = 0
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1000 + salt)
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown dataset {name!r}; valid names: {', '.join(valid_names())}")
+
+
+def _split_spec(spec: str) -> tuple[str, list[str]]:
+    if not isinstance(spec, str) or not spec.strip():
+        raise _unknown(str(spec))
+    head, *rest = spec.strip().split(":")
+    # Windows drive letters and paths with ':' stay in one piece after the first separator.
+    return head.lower(), rest
+
+
+def _root(name: str, rest: list[str], ctx: DataContext) -> str:
+    root = ":".join(rest) if rest else ctx.data_root
+    if not root:
+        raise ValueError(f"dataset {name!r} reads local files: give its folder with --data-root "
+                         f"or as {name}:ROOT (nothing is downloaded)")
+    return os.path.expanduser(root)
+
+
+def _keep_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
+    if classes is None:
+        return dataset
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = getattr(dataset, "labels", None)
+    if targets is None:
+        targets = [int(dataset[i][1]) for i in range(len(dataset))]
+    targets = torch.as_tensor(list(targets) if not torch.is_tensor(targets) else targets)
+    keep = torch.isin(targets, torch.tensor(list(classes))).nonzero().flatten().tolist()
+    if not keep:
+        raise ValueError(f"the dataset has no sample of classes {list(classes)}")
+    return Subset(dataset, keep)
+
+
+def _native_shape(path: Path) -> tuple[int, int, int]:
+    from PIL import Image
+    with Image.open(path) as image:
+        channels = 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
+        return channels, image.height, image.width
+
+
+def _first_image(name: str, rest: list[str]) -> Path:
+    from robustrep.data.local import IMG_EXTENSIONS
+    if name == "imagelist":
+        root, list_file = Path(rest[0]).expanduser(), Path(":".join(rest[1:])).expanduser()
+        if not list_file.is_file():
+            raise FileNotFoundError(f"image list not found: expected a file at {list_file}")
+        for line in list_file.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                return root / line.rsplit(maxsplit=1)[0]
+        raise ValueError(f"image list {list_file} lists no images")
+    root = Path(":".join(rest)).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: expected a directory at {root}")
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in IMG_EXTENSIONS and not path.name.startswith("."):
+            return path
+    raise FileNotFoundError(f"no images found under {root} (accepted extensions: "
+                            f"{', '.join(IMG_EXTENSIONS)})")
+
+
+def _path_set(name: str, rest: list[str], ctx: DataContext) -> Dataset:
+    from robustrep.data.local import image_folder, image_list
+    if name == "imagelist" and len(rest) < 2:
+        raise ValueError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
+    if name == "imagefolder" and not rest:
+        raise ValueError("imagefolder needs a path: imagefolder:PATH")
+    channels, height, width = ctx.shape
+    if not ctx.resize:
+        native = _native_shape(_first_image(name, rest))
+        if native != tuple(ctx.shape):
+            raise ShapeMismatch(f"{name}:{':'.join(rest)}", native, ctx.shape)
+    if name == "imagefolder":
+        return image_folder(":".join(rest), height, channels)
+    return image_list(rest[0], ":".join(rest[1:]), height, channels)
+
+
+class ShapeMismatch(ValueError):
+    """Images of a dataset differ in shape from the classifier's input."""
+
+    def __init__(self, name: str, got: Sequence[int], want: Sequence[int]):
+        super().__init__(
+            f"dataset {name!r} has images of shape {tuple(got)} (C, H, W) but the classifier and "
+            f"its in-distribution data use {tuple(want)}; pass --resize to resize and convert "
+            f"channels to {tuple(want)}, or give data of that shape")
+
+
+def _local(name: str, rest: list[str], ctx: DataContext, train: bool) -> Dataset:
+    from robustrep.data.local import cifar, svhn
+    root = _root(name, rest, ctx)
+    channels, size, _ = ctx.shape
+    kwargs: dict[str, Any] = {"size": size, "channels": channels} if ctx.resize else {}
+    if name == "svhn":
+        return svhn(root, "train" if train else "test", **kwargs)
+    return cifar(root, name, train, **kwargs)
+
+
+def _check_shape(name: str, dataset: Dataset, ctx: DataContext) -> Dataset:
+    from robustrep.data import image_shape
+    got = image_shape(dataset)
+    if tuple(got) != tuple(ctx.shape):
+        raise ShapeMismatch(name, got, ctx.shape)
+    return dataset
+
+
+def _subsample(dataset: Dataset, limit: int | None, gen: torch.Generator) -> Dataset:
+    if limit is None or limit >= len(dataset):
+        return dataset
+    if limit < 1:
+        raise ValueError(f"the sample limit must be >= 1, got {limit}")
+    order = torch.randperm(len(dataset), generator=gen)[:limit].sort().values
+    return Subset(dataset, order.tolist())
+
+
+def id_dataset(spec: str, ctx: DataContext, train: bool, limit: int | None = None) -> Dataset:
+    """The in-distribution set ``spec`` (its train split when ``train``), restricted to the run's
+    classes, in the classifier's shape."""
+    name, rest = _split_spec(spec)
+    if name == "digits" and not rest:
+        from robustrep.data.builtin import digits
+        channels, height, width = ctx.shape
+        dataset = digits((height, width), channels, ctx.classes, train=train)
+    elif name in LOCAL:
+        dataset = _keep_classes(_local(name, rest, ctx, train), ctx.classes)
+    elif name in ("imagefolder", "imagelist"):
+        dataset = _keep_classes(_path_set(name, rest, ctx), ctx.classes)
+    elif name in builtin_ood_names():
+        raise ValueError(f"{name!r} is a built-in OOD set (every label -1); it cannot be the "
+                         f"in-distribution set. ID sets: digits, {', '.join(LOCAL)}, "
+                         f"{', '.join(PATH_SETS)}")
+    else:
+        raise _unknown(spec)
+    dataset = _check_shape(spec, dataset, ctx)
+    return _subsample(dataset, limit, ctx.generator(1 if train else 2))
+
+
+def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Dataset:
+    """The OOD set ``spec`` (test split for local sets) in the classifier's shape."""
+    name, rest = _split_spec(spec)
+    salt = 10 + sum(map(ord, spec))
+    if name in builtin_ood_names() and not rest:
+        from robustrep.data.builtin import builtin_ood
+        dataset = builtin_ood(name, ctx.shape, num=None, generator=ctx.generator(salt))
+    elif name == "digits" and not rest:
+        from robustrep.data.builtin import digits
+        channels, height, width = ctx.shape
+        dataset = digits((height, width), channels, None, train=False)
+    elif name in LOCAL:
+        dataset = _local(name, rest, ctx, train=False)
+    elif name in ("imagefolder", "imagelist"):
+        dataset = _path_set(name, rest, ctx)
+    else:
+        raise _unknown(spec)
+    dataset = _check_shape(spec, dataset, ctx)
+    return _subsample(dataset, limit, ctx.generator(salt + 1))
+
+
+def default_id(config: dict[str, Any]) -> str:
+    """The ``--id`` name matching a classify run's ``config.json``."""
+    dataset = config.get("dataset")
+    if dataset in ("digits", *LOCAL):
+        return dataset
+    if dataset in ("image_folder", "imagefolder"):
+        raise ValueError(f"the run was trained on an image folder ({config.get('data_root')}); "
+                         f"name the in-distribution test data with --id imagefolder:PATH (and the "
+                         f"train data for fitting with --fit-data imagefolder:PATH)")
+    raise ValueError(f"cannot tell the in-distribution data of a run trained on {dataset!r}; "
+                     f"give --id (valid: {', '.join(valid_names())})")

@@ -1,0 +1,347 @@
+"""Every pytorch-ood detector by name, built from a classifier and fitted on extracted features.
+
+The registry is read from the installed library, not written by hand: each class exported by
+``pytorch_ood.detector`` that derives from ``pytorch_ood.api.Detector`` is one entry, and its typed
+base says what it consumes (pytorch-ood 0.4, ``pytorch_ood/api.py``):
+
+=====================  ===============  ==========================================================
+base                   consumes         fitted with / scored with
+=====================  ===============  ==========================================================
+``LogitsDetector``     logits           ``fit_logits(logits, y)`` / ``predict_logits(logits)``
+``FeaturesDetector``   features         ``fit_features(z, y)`` / ``predict_features(z)``
+``FeatureMapsDetector`` maps            ``fit_feature_maps(m, y)`` / ``predict_feature_maps(m)``
+``GradientDetector``   images           ``fit_features`` when it has one, else ``fit(loader)`` /
+                                        ``predict(x)`` on image batches (input or weight gradients)
+other ``Detector``     images           as above (MCD: stochastic forward passes)
+``StructuredDetector`` several layers   not built: needs per-layer modules (Gram, MultiMahalanobis)
+=====================  ===============  ==========================================================
+
+Constructor arguments are filled by name from the classifier (:class:`OODModel`): ``model`` (images
+-> logits), ``encoder`` (images -> features), ``backbone`` / ``head`` (maps and maps -> logits for
+feature-map detectors; the last layer for feature detectors), ``w`` / ``b`` (the last layer's
+weight and bias), ``num_classes``. Arguments the classifier cannot supply and that have no default
+(CLIP text embeddings for MCM, class weights for WeightedEBO, layer lists for NACUE) make the
+detector "unsupported", with the reason shown by ``robustrep ood score --list``.
+
+Defaults robustrep sets where pytorch-ood has none (each overridable with ``--param``):
+
+- ViM ``d`` (principal-subspace dimension): ``D // 2`` of the feature dimension ``D``; the ViM
+  paper (Wang et al., CVPR 2022, haoqiwang/vim) uses 1000 of 2048 for ResNet-50 and OpenOOD's
+  ``vim.yml`` 256 of 512 for ResNet-18.
+- DICE ``p`` (sparsity): 0.9, the DICE paper's CIFAR setting (Sun & Li, ECCV 2022,
+  deeplearning-wisc/dice).
+- GradNorm ``param_filter``: the last layer's weights only, as in the GradNorm paper (Huang et al.,
+  NeurIPS 2021, deeplearning-wisc/gradnorm_ood); pytorch-ood's default uses every parameter.
+
+Scores follow pytorch-ood: higher = more OOD.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustrep.tasks.ood.extract import Extracted, OODModel
+
+# What each typed base consumes; order matters (first match in the MRO wins).
+_KINDS = (("LogitsDetector", "logits"), ("FeaturesDetector", "features"),
+          ("FeatureMapsDetector", "maps"), ("StructuredDetector", "structured"),
+          ("GradientDetector", "images"))
+
+# Constructor arguments the classifier provides, by name and by the detector's kind.
+_PROVIDED = {"model", "encoder", "backbone", "head", "w", "b", "num_classes"}
+
+
+def _robustrep_defaults(name: str, feature_dim: int) -> dict[str, Any]:
+    if name == "ViM":
+        return {"d": max(1, feature_dim // 2)}
+    if name == "DICE":
+        return {"p": 0.9}
+    return {}
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One pytorch-ood detector class as the OOD program sees it.
+
+    Attributes:
+        name: the class name (``"MaxSoftmax"``).
+        cls: the class.
+        consumes: ``logits``, ``features``, ``maps``, ``images`` or ``structured``.
+        requires_fit: pytorch-ood's ``requires_fit``.
+        fit_on: what fitting reads: ``logits``/``features``/``maps`` (the ID train set's
+            extracted representation), ``images`` (``fit(loader)``) or None (no fitting).
+        params: constructor parameters other than ``self`` (name -> ``inspect.Parameter``).
+        paper: a one-line citation from the detector's ``info`` (or "").
+        unsupported: why robustrep cannot build it from a classifier, or None.
+    """
+
+    name: str
+    cls: type
+    consumes: str
+    requires_fit: bool
+    fit_on: str | None
+    params: dict[str, inspect.Parameter] = field(repr=False)
+    paper: str = ""
+    unsupported: str | None = None
+
+    @property
+    def tunable(self) -> dict[str, list]:
+        return dict(getattr(self.cls, "hyperparameter_space", {}) or {})
+
+    def describe_params(self) -> str:
+        parts = []
+        for p in self.params.values():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in _PROVIDED:
+                continue
+            parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+        return ", ".join(parts)
+
+
+def _consumes(cls: type) -> str:
+    from pytorch_ood import api
+    for base_name, kind in _KINDS:
+        base = getattr(api, base_name, None)
+        if base is not None and issubclass(cls, base):
+            return kind
+    return "images"
+
+
+def _overrides(cls: type, method: str) -> bool:
+    """Whether ``cls`` defines ``method`` itself rather than inheriting the typed base's stub."""
+    from pytorch_ood import api
+    for klass in cls.__mro__:
+        if klass.__module__ == api.__name__:
+            return False
+        if method in klass.__dict__:
+            return True
+    return False
+
+
+def _fit_on(cls: type, consumes: str) -> str | None:
+    if not getattr(cls, "requires_fit", False):
+        return None
+    preferred = {"logits": ("fit_logits",), "features": ("fit_features",),
+                 "maps": ("fit_feature_maps",),
+                 "images": ("fit_features", "fit_logits", "fit_feature_maps")}
+    for method in preferred.get(consumes, ()):
+        if _overrides(cls, method):
+            return {"fit_logits": "logits", "fit_features": "features",
+                    "fit_feature_maps": "maps"}[method]
+    return "images"
+
+
+def _paper(cls: type) -> str:
+    info = getattr(cls, "info", None)
+    paper = getattr(info, "paper", None)
+    if paper is None:
+        return ""
+    return f"{paper.title} ({paper.venue} {paper.year}) {paper.url}"
+
+
+def _unsupported(name: str, consumes: str, params: dict[str, inspect.Parameter]) -> str | None:
+    if consumes == "structured":
+        return ("reads several layers at once (StructuredDetector); robustrep passes only the "
+                "features/head split of the classifier")
+    for p in params.values():
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.default is not p.empty:
+            continue
+        if p.name == "model" and "List" in str(p.annotation):
+            return "needs a list of per-layer modules"
+        if p.name not in _PROVIDED and p.name not in _robustrep_defaults(name, 2):
+            return f"needs constructor argument {p.name!r}, which a classifier run cannot supply"
+    return None
+
+
+def _build_registry() -> dict[str, DetectorSpec]:
+    import pytorch_ood.detector as module
+    from pytorch_ood.api import Detector
+
+    names = getattr(module, "__all__", None) or dir(module)
+    registry: dict[str, DetectorSpec] = {}
+    for name in names:
+        cls = getattr(module, name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, Detector)) or inspect.isabstract(cls):
+            continue
+        params = dict(inspect.signature(cls.__init__).parameters)
+        params.pop("self", None)
+        consumes = _consumes(cls)
+        registry[name] = DetectorSpec(
+            name=name, cls=cls, consumes=consumes,
+            requires_fit=bool(getattr(cls, "requires_fit", False)),
+            fit_on=_fit_on(cls, consumes), params=params, paper=_paper(cls),
+            unsupported=_unsupported(name, consumes, params))
+    return registry
+
+
+_REGISTRY: dict[str, DetectorSpec] | None = None
+
+
+def registry() -> dict[str, DetectorSpec]:
+    """All detector classes exported by the installed ``pytorch_ood.detector``, by name."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _build_registry()
+    return _REGISTRY
+
+
+def list_detectors(supported_only: bool = False) -> list[str]:
+    return sorted((n for n, s in registry().items() if not (supported_only and s.unsupported)),
+                  key=str.lower)
+
+
+def get_spec(name: str) -> DetectorSpec:
+    """The spec of detector ``name`` (case-insensitive); unknown or unsupported -> ValueError."""
+    reg = registry()
+    lowered = {n.lower(): n for n in reg}
+    key = lowered.get(str(name).strip().lower())
+    if key is None:
+        close = difflib.get_close_matches(str(name), list(reg), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown detector {name!r}{hint}; valid detectors (pytorch-ood "
+                         f"{_version()}): {', '.join(list_detectors(supported_only=True))}")
+    spec = reg[key]
+    if spec.unsupported:
+        raise ValueError(f"detector {spec.name} cannot be built from a classifier run: "
+                         f"{spec.unsupported}. Supported: "
+                         f"{', '.join(list_detectors(supported_only=True))}")
+    return spec
+
+
+def parse_detectors(text: str | Sequence[str]) -> list[DetectorSpec]:
+    """``"MaxSoftmax,Energy..."`` (or a list of such strings) -> specs, in order, deduplicated."""
+    items = [text] if isinstance(text, str) else list(text)
+    names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
+    if not names:
+        raise ValueError("no detector given; choose from: "
+                         + ", ".join(list_detectors(supported_only=True)))
+    if any(n.lower() == "all" for n in names):
+        return [registry()[n] for n in list_detectors(supported_only=True)]
+    specs: dict[str, DetectorSpec] = {}
+    for name in names:
+        spec = get_spec(name)
+        specs.setdefault(spec.name, spec)
+    return list(specs.values())
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("pytorch-ood")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        return "?"
+
+
+def parse_params(items: Iterable[str] | None) -> dict[str, dict[str, Any]]:
+    """``["KNN.k=10", "ASH.variant=ash-b"]`` -> ``{"KNN": {"k": 10}, "ASH": {"variant": "ash-b"}}``.
+
+    Values are Python literals (``10``, ``0.5``, ``True``, ``'x'``) or else plain strings.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        head, eq, raw = str(item).partition("=")
+        det, dot, key = head.partition(".")
+        if not (eq and dot and det and key):
+            raise ValueError(f"--param must look like DETECTOR.NAME=VALUE (e.g. KNN.k=10), "
+                             f"got {item!r}")
+        spec = get_spec(det)
+        valid = [p for p in spec.params if p not in _PROVIDED]
+        if key not in spec.params or key in _PROVIDED:
+            raise ValueError(f"{spec.name} has no settable parameter {key!r}; valid: "
+                             f"{', '.join(valid) or '(none)'}")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        out.setdefault(spec.name, {})[key] = value
+    return out
+
+
+def _classifier_param_filter(model: OODModel):
+    """``param_filter`` selecting the last layer's weights (GradNorm paper, Huang et al. 2021)."""
+    ids = {id(model.classifier.weight)} if hasattr(model.classifier, "weight") else {
+        id(p) for p in model.classifier.parameters()}
+    names = {n for n, p in model.named_parameters() if id(p) in ids}
+    return lambda name: name in names
+
+
+def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, feature_dim: int,
+                   params: dict[str, Any] | None = None, device: torch.device | str = "cpu"):
+    """Instantiate ``spec`` for ``model``; ``params`` override constructor arguments."""
+    if spec.unsupported:
+        raise ValueError(f"detector {spec.name} is unsupported: {spec.unsupported}")
+    layer = model.classifier
+    provided = {
+        "model": model, "num_classes": num_classes,
+        "encoder": model.features,
+        "backbone": model.backbone,
+        "head": model.maps_head if spec.consumes == "maps" else layer,
+        "w": getattr(layer, "weight", None), "b": getattr(layer, "bias", None),
+    }
+    kwargs: dict[str, Any] = {}
+    for pname in spec.params:
+        if pname in provided:
+            if provided[pname] is None:
+                raise ValueError(f"{spec.name} needs {pname!r} but the classifier's last layer "
+                                 f"({type(layer).__name__}) has none")
+            kwargs[pname] = provided[pname]
+    kwargs.update(_robustrep_defaults(spec.name, feature_dim))
+    if spec.name == "GradNorm":
+        kwargs["param_filter"] = _classifier_param_filter(model)
+    kwargs.update(params or {})
+    detector = spec.cls(**kwargs)
+    return detector.to(device)
+
+
+def _chunks(tensor: Tensor, size: int) -> Iterable[Tensor]:
+    for start in range(0, tensor.shape[0], size):
+        yield tensor[start:start + size]
+
+
+def fit_detector(detector, spec: DetectorSpec, train: Extracted | None, train_loader=None):
+    """Fit ``detector`` on the ID train set's extracted representation (or images if it must)."""
+    if spec.fit_on is None:
+        return detector
+    if spec.fit_on == "images":
+        if train_loader is None:
+            raise ValueError(f"{spec.name} fits on images; no ID train loader given")
+        return detector.fit(train_loader)
+    if train is None:
+        raise ValueError(f"{spec.name} needs fitting on the in-distribution train set; none given")
+    method = {"logits": "fit_logits", "features": "fit_features", "maps": "fit_feature_maps"}
+    getattr(detector, method[spec.fit_on])(train.get(spec.fit_on), train.labels)
+    return detector
+
+
+def score_extracted(detector, spec: DetectorSpec, data: Extracted, chunk: int = 4096) -> Tensor:
+    """Scores ``[N]`` (float64, CPU) of a representation detector on extracted data, in chunks."""
+    method = {"logits": "predict_logits", "features": "predict_features",
+              "maps": "predict_feature_maps"}[spec.consumes]
+    source = data.get(spec.consumes)
+    if spec.consumes == "maps":
+        chunk = max(1, chunk // 16)
+    with torch.no_grad():
+        parts = [getattr(detector, method)(part).detach().double().cpu().reshape(-1)
+                 for part in _chunks(source, chunk)]
+    return torch.cat(parts)
+
+
+def score_images(detector, loader, device: torch.device | str = "cpu") -> Tensor:
+    """Scores ``[N]`` (float64, CPU) of an image detector (ODIN, GradNorm, MCD, ...), batch by batch.
+
+    Gradients stay enabled: gradient detectors differentiate with respect to the input (ODIN) or
+    the weights (GradNorm) themselves and never step the model.
+    """
+    device = torch.device(device)
+    parts = []
+    for x, _ in loader:
+        with torch.enable_grad():
+            parts.append(detector.predict(x.to(device)).detach().double().cpu().reshape(-1))
+    return torch.cat(parts)

@@ -1,0 +1,254 @@
+"""``robustrep ood score``: score a trained classifier with pytorch-ood detectors.
+
+Steps, for a run folder written by ``robustrep classify train``:
+
+1. load the classifier (:func:`robustrep.tasks.classify.model.load_run`);
+2. build the ID train set (for fitting), the ID test set and each OOD set in the classifier's shape
+   (:mod:`robustrep.tasks.ood.datasets`);
+3. extract logits and pooled features (and the spatial maps only when a feature-map detector is
+   asked for) once per dataset, streaming (:mod:`robustrep.tasks.ood.extract`);
+4. fit each detector on the ID train representation it reads, score the ID test set and every OOD
+   set (gradient and sampling detectors run on image batches);
+5. AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR per detector and OOD set
+   (:func:`robustrep.metrics.ood.ood_metrics`, pytorch-ood's metrics: higher score = more OOD, OOD
+   is the positive class), written as a table, JSON, CSV, ROC curves and score histograms.
+
+A detector that fails (for example KNN with ``k`` above the number of ID train samples) is
+reported with its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
+                                           score_extracted, score_images)
+from robustrep.tasks.ood.extract import Extracted, OODModel, extract, make_loader
+
+METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "FPR95TPR")
+
+
+@dataclass
+class DetectorResult:
+    """Scores of one detector: the ID test set and each OOD set (float64 CPU tensors)."""
+
+    name: str
+    id_scores: torch.Tensor | None = None
+    ood_scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    roc: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    error: str | None = None
+    fit_seconds: float = 0.0
+    score_seconds: float = 0.0
+
+
+@dataclass
+class ScoreResult:
+    detectors: dict[str, DetectorResult]
+    ood_names: list[str]
+    id_accuracy: float | None
+    sizes: dict[str, int]
+    extract_seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per detector and OOD set: detector, ood, the four metrics (NaN on failure)."""
+        out = []
+        for det in self.detectors.values():
+            for ood in self.ood_names:
+                row = {"detector": det.name, "ood": ood}
+                values = det.metrics.get(ood, {})
+                row.update({m: values.get(m, math.nan) for m in METRICS})
+                row["error"] = det.error or ""
+                out.append(row)
+        return out
+
+
+def compute_metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor
+                    ) -> tuple[dict[str, float], tuple[Any, Any]]:
+    """The four metrics (and the ROC points) of ID vs OOD scores; OOD is the positive class."""
+    from robustrep.metrics.ood import ood_metrics
+    scores = torch.cat([id_scores, ood_scores]).double()
+    is_ood = torch.cat([torch.zeros(len(id_scores), dtype=torch.bool),
+                        torch.ones(len(ood_scores), dtype=torch.bool)])
+    if not torch.isfinite(scores).all():
+        raise ValueError(f"{int((~torch.isfinite(scores)).sum())} scores are NaN or infinite")
+    out = ood_metrics(scores, is_ood)
+    return {m: float(out[m]) for m in METRICS}, (out["roc"]["fpr"], out["roc"]["tpr"])
+
+
+def _needs(specs: Sequence[DetectorSpec]) -> tuple[list[str], list[str]]:
+    """Representations to extract for the evaluation sets and for the ID train set."""
+    eval_what = ["logits", "features"]
+    if any(s.consumes == "maps" for s in specs):
+        eval_what.append("maps")
+    fit_what = sorted({s.fit_on for s in specs if s.fit_on in ("logits", "features", "maps")})
+    return eval_what, fit_what
+
+
+def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset,
+                ood_sets: dict[str, Dataset], fit_set: Dataset | None = None, *,
+                num_classes: int, params: dict[str, dict[str, Any]] | None = None,
+                batch_size: int = 256, device: torch.device | str = "cpu", amp: str = "off",
+                workers: int = 0, show_progress: bool = False) -> ScoreResult:
+    """Fit and score every detector in ``specs``; returns scores and metrics per OOD set.
+
+    Args:
+        model: the classifier, on ``device``, in eval mode.
+        specs: detectors (:func:`robustrep.tasks.ood.detectors.parse_detectors`).
+        id_test: in-distribution evaluation images.
+        ood_sets: name -> OOD images.
+        fit_set: in-distribution training images, for the detectors that need fitting.
+        num_classes: the classifier's outputs.
+        params: detector name -> constructor overrides.
+    """
+    device = torch.device(device)
+    model.eval()
+    eval_what, fit_what = _needs(specs)
+    needs_fit = any(s.fit_on is not None for s in specs)
+    if needs_fit and fit_set is None:
+        names = ", ".join(s.name for s in specs if s.fit_on is not None)
+        raise ValueError(f"detectors {names} need in-distribution training data to fit on; "
+                         f"give --fit-data")
+    opts = dict(batch_size=batch_size, device=device, amp=amp, workers=workers,
+                show_progress=show_progress)
+    start = time.perf_counter()
+    train = None
+    if fit_what:
+        train = extract(model, fit_set, fit_what, desc="extract ID train", **opts)
+    id_data = extract(model, id_test, eval_what, desc="extract ID test", **opts)
+    ood_data = {name: extract(model, ds, eval_what, desc=f"extract {name}", **opts)
+                for name, ds in ood_sets.items()}
+    extract_seconds = time.perf_counter() - start
+    feature_dim = id_data.features.shape[1]
+    accuracy = None
+    if (id_data.labels >= 0).all() and id_data.logits.shape[1] > int(id_data.labels.max()):
+        accuracy = float((id_data.logits.argmax(1) == id_data.labels).double().mean())
+
+    loaders = {"__id__": id_test, **ood_sets}
+    results: dict[str, DetectorResult] = {}
+    for spec in specs:
+        results[spec.name] = _run_detector(
+            spec, model, num_classes, feature_dim, (params or {}).get(spec.name, {}), train,
+            fit_set, id_data, ood_data, loaders, batch_size, workers, device)
+    sizes = {"id_test": len(id_test), **{k: len(v) for k, v in ood_sets.items()}}
+    if fit_set is not None:
+        sizes["id_train"] = len(fit_set)
+    return ScoreResult(results, list(ood_sets), accuracy, sizes, extract_seconds,
+                       info={"feature_dim": feature_dim, "extracted": eval_what,
+                             "fit_extracted": fit_what,
+                             "extracted_mib": round(sum(e.nbytes() for e in
+                                                        [id_data, *ood_data.values()]
+                                                        + ([train] if train else [])) / 2**20, 2)})
+
+
+def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracted | None,
+                  fit_set, id_data: Extracted, ood_data: dict[str, Extracted], loaders,
+                  batch_size, workers, device) -> DetectorResult:
+    result = DetectorResult(spec.name)
+    try:
+        detector = build_detector(spec, model, num_classes, feature_dim, params, device)
+        t0 = time.perf_counter()
+        fit_loader = make_loader(fit_set, batch_size, workers, device) if (
+            spec.fit_on == "images") else None
+        fit_detector(detector, spec, train, fit_loader)
+        t1 = time.perf_counter()
+        if spec.consumes == "images":
+            def run(key, _data):
+                return score_images(detector, make_loader(loaders[key], batch_size, workers,
+                                                          device), device)
+        else:
+            def run(key, data):
+                return score_extracted(detector, spec, data)
+        result.id_scores = run("__id__", id_data)
+        for name, data in ood_data.items():
+            result.ood_scores[name] = run(name, data)
+        result.fit_seconds, result.score_seconds = t1 - t0, time.perf_counter() - t1
+        for name, scores in result.ood_scores.items():
+            result.metrics[name], result.roc[name] = compute_metrics(result.id_scores, scores)
+    except Exception as err:  # one failing detector must not hide the others' results
+        result.error = f"{type(err).__name__}: {err}"
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# reporting
+
+
+def format_table(result: ScoreResult) -> str:
+    """A Markdown table: detector x OOD set with the four metrics (in %, as papers report)."""
+    head = "| detector | OOD set | AUROC | AUPR-IN | AUPR-OUT | FPR95TPR |"
+    lines = [head, "|---|---|---:|---:|---:|---:|"]
+    for row in result.rows():
+        if row["error"]:
+            lines.append(f"| {row['detector']} | {row['ood']} | failed: {row['error'][:80]} "
+                         f"| | | |")
+            continue
+        vals = " | ".join(f"{100 * row[m]:.2f}" for m in METRICS)
+        lines.append(f"| {row['detector']} | {row['ood']} | {vals} |")
+    return "\n".join(lines)
+
+
+def _finite(value: float) -> float | None:
+    return value if isinstance(value, float) and math.isfinite(value) else None
+
+
+def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
+                  plots: bool = True, save_scores: bool = False) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv``, ``results.md`` and per-OOD-set PNGs to ``out_dir``."""
+    from robustrep.tasks.common.plots import histogram_grid, roc_curves
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result.rows()
+    files: dict[str, Path] = {}
+    payload = {
+        **meta,
+        "id_accuracy": result.id_accuracy,
+        "sizes": result.sizes,
+        "extract_seconds": round(result.extract_seconds, 3),
+        **result.info,
+        "detectors": {d.name: {"error": d.error, "fit_seconds": round(d.fit_seconds, 3),
+                               "score_seconds": round(d.score_seconds, 3)}
+                      for d in result.detectors.values()},
+        "results": [{k: (_finite(v) if k in METRICS else v) for k, v in r.items()} for r in rows],
+    }
+    files["json"] = out / "results.json"
+    files["json"].write_text(json.dumps(payload, indent=2) + "\n")
+    files["csv"] = out / "results.csv"
+    with files["csv"].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["detector", "ood", *METRICS, "error"])
+        writer.writeheader()
+        writer.writerows(rows)
+    files["md"] = out / "results.md"
+    files["md"].write_text(format_table(result) + "\n")
+    if plots:
+        for ood in result.ood_names:
+            ok = [d for d in result.detectors.values() if d.error is None]
+            if not ok:
+                continue
+            curves = {d.name: (d.roc[ood][0], d.roc[ood][1], d.metrics[ood]["AUROC"]) for d in ok}
+            files[f"roc_{ood}"] = roc_curves(curves, out / f"roc_{_slug(ood)}.png",
+                                             title=f"ID vs {ood}")
+            panels = {d.name: {"ID": d.id_scores, ood: d.ood_scores[ood]} for d in ok}
+            files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
+                                                  title=f"outlier scores, ID vs {ood}")
+    if save_scores:
+        files["scores"] = out / "scores.pt"
+        torch.save({d.name: {"id": d.id_scores, **d.ood_scores}
+                    for d in result.detectors.values() if d.error is None}, files["scores"])
+    return files
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]

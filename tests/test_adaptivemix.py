@@ -1,0 +1,235 @@
+"""AdaptiveMix: the two-pass computation equals the reference three passes; invariants; checks."""
+
+import pytest
+import torch
+from torch import nn
+
+from robustrep.adaptivemix import (AdaptiveMix, _sample_beta, adaptivemix,
+                                   adaptivemix_three_pass, shrinkage)
+from robustrep.losses import r1_penalty
+from robustrep.split import FeatureSplit
+
+B = 6
+
+
+def make_split(batchnorm=True, seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    layers = [nn.Conv2d(3, 4, 3, 2, 1)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(4))
+    layers += [nn.LeakyReLU(0.2), nn.Conv2d(4, 4, 3, 2, 1), nn.Flatten()]
+    return FeatureSplit(nn.Sequential(*layers), nn.Linear(16, 1)).to(dtype)
+
+
+def inputs(dtype=torch.float64, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(B, 3, 8, 8, generator=g, dtype=dtype) * 2 - 1
+    index = torch.randperm(B, generator=g)
+    noise = 0.05 * torch.randn(B, 16, generator=g, dtype=dtype)
+    return x, index, noise
+
+
+def grads(out, model):
+    # Include the logits so the head path is compared as well as the shrinkage.
+    total = out["loss"] + 0.3 * out["logits"].sum()
+    return torch.autograd.grad(total, list(model.parameters()), allow_unused=True)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("mode,distance", [("reference", "cosine"), ("additive", "mse"),
+                                           ("reference", "mse")])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_two_passes_equal_three_passes(train, mode, distance, per_sample):
+    model = make_split().train(train)
+    x, index, noise = inputs()
+    lam = torch.linspace(0.1, 0.9, B, dtype=torch.float64) if per_sample else 0.3
+    kw = dict(distance=distance, mode=mode, weight=2.0)
+    two = adaptivemix(model, x, lam, index, noise=noise, **kw)
+    three = adaptivemix_three_pass(model, x, lam, index, noise=noise, **kw)
+    torch.testing.assert_close(two["loss"], three["loss"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(two["logits"], three["logits"], rtol=0, atol=1e-12)
+    for g2, g3 in zip(grads(two, model), grads(three, model)):
+        if g3 is None:  # the head bias gets no grad from the shrinkage only when unused
+            assert g2 is None
+            continue
+        torch.testing.assert_close(g2, g3, rtol=1e-9, atol=1e-12)
+    assert two["lam"].shape == (B,) and torch.equal(two["index"], index)
+
+
+def test_fuse_passes_exact_without_batch_statistics_only():
+    x, index, noise = inputs()
+    for model in (make_split(batchnorm=False), make_split().eval()):
+        sep = adaptivemix(model, x, 0.4, index, noise=noise)
+        fused = adaptivemix(model, x, 0.4, index, noise=noise, fuse_passes=True)
+        torch.testing.assert_close(fused["loss"], sep["loss"], rtol=0, atol=1e-12)
+        torch.testing.assert_close(fused["logits"], sep["logits"], rtol=0, atol=1e-12)
+    # Train-mode BatchNorm pools the clean and mixed samples' statistics when fused.
+    model = make_split().train()
+    sep = adaptivemix(model, x, 0.4, index, noise=noise)
+    fused = adaptivemix(model, x, 0.4, index, noise=noise, fuse_passes=True)
+    assert not torch.allclose(fused["logits"], sep["logits"])
+
+
+@pytest.mark.parametrize("mode", ["reference", "additive"])
+def test_target_is_detached_and_loss_flows_only_through_z_mix(mode):
+    model = make_split(batchnorm=False)
+    x, index, noise = inputs()
+    lam = 0.3
+    out = adaptivemix(model, x, lam, index, noise=noise, mode=mode)
+    assert not out["target"].requires_grad
+    trunk = list(model.trunk.parameters())
+    got = torch.autograd.grad(out["loss"], trunk)
+    with torch.no_grad():
+        z = model.features(x)
+        target = lam * z + (1 - lam) * z[index] + noise
+    z_mix = model.features(lam * x + (1 - lam) * x[index])
+    want = torch.autograd.grad(shrinkage(z_mix, target).mean(), trunk)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_reference_logits_train_the_clean_passes():
+    # h(z_lin) is not detached: the clean features get the adversarial loss's gradient.
+    model = make_split(batchnorm=False)
+    x, index, _ = inputs()
+    lam = 0.3
+    out = adaptivemix(model, x, lam, index)
+    z = model.features(x)
+    want = (model.head(lam * z + (1 - lam) * z[index])
+            + model.head(model.features(lam * x + (1 - lam) * x[index])))
+    torch.testing.assert_close(out["logits"], want, rtol=0, atol=1e-12)
+    params = list(model.parameters())
+    got = torch.autograd.grad(out["logits"].sum(), params)
+    for a, b in zip(got, torch.autograd.grad(want.sum(), params)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_lam_one_keeps_the_clean_batch():
+    model = make_split().eval()
+    x, index, _ = inputs()
+    out = adaptivemix(model, x, 1.0, index)
+    z = model.features(x)
+    torch.testing.assert_close(out["target"], z.detach())  # z_lin == z, no noise
+    torch.testing.assert_close(out["loss"], torch.tensor(-1.0, dtype=out["loss"].dtype))
+    torch.testing.assert_close(out["logits"], 2 * model(x))  # x_mix == x
+    assert torch.equal(out["lam"], torch.ones(B))
+
+
+def test_shrinkage_values():
+    a = torch.tensor([[1.0, 2.0], [1.0, 0.0], [3.0, -1.0]])
+    b = torch.tensor([[2.0, 4.0], [0.0, 5.0], [-3.0, 1.0]])
+    torch.testing.assert_close(shrinkage(a, a), -torch.ones(3))
+    torch.testing.assert_close(shrinkage(a, b), torch.tensor([-1.0, 0.0, 1.0]))
+    torch.testing.assert_close(shrinkage(a, b, "mse"), torch.tensor([2.5, 13.0, 20.0]))
+    # Features are flattened per sample; bf16 features give a float32 result.
+    z = torch.randn(4, 2, 3, 3)
+    torch.testing.assert_close(shrinkage(z, z * 3.0), -torch.ones(4))
+    assert shrinkage(z.bfloat16(), z.bfloat16(), "mse").dtype == torch.float32
+
+
+def test_additive_mode_returns_the_clean_logits():
+    model = make_split().eval()
+    x, _, _ = inputs()
+    out = AdaptiveMix(mode="additive")(model, x, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["logits"], model(x))
+
+
+def test_class_equals_three_pass_on_its_own_draws():
+    model = make_split().train()
+    x, _, _ = inputs()
+    out = AdaptiveMix(noise_std=0.0, distance="mse")(model, x,
+                                                      generator=torch.Generator().manual_seed(3))
+    ref = adaptivemix_three_pass(model, x, out["lam"], out["index"], distance="mse")
+    torch.testing.assert_close(out["loss"], ref["loss"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(out["logits"], ref["logits"], rtol=0, atol=1e-12)
+    assert set(out) >= {"loss", "logits", "lam", "index", "adaptivemix/shrink", "adaptivemix/lam"}
+    assert not out["adaptivemix/shrink"].requires_grad and out["adaptivemix/shrink"].dim() == 0
+
+
+def test_lam_per_batch_or_per_sample():
+    model = make_split()
+    x, _, _ = inputs()
+    g = torch.Generator().manual_seed(0)
+    per_batch = AdaptiveMix()(model, x, generator=g)["lam"]
+    per_sample = AdaptiveMix(per_sample=True)(model, x, generator=g)["lam"]
+    assert per_batch.shape == per_sample.shape == (B,)
+    assert torch.all(per_batch == per_batch[0])
+    assert len(set(per_sample.tolist())) == B
+    assert bool(((per_sample >= 0) & (per_sample <= 1)).all())
+
+
+def test_flip_partner():
+    out = AdaptiveMix(partner="flip")(make_split(), inputs()[0])
+    assert torch.equal(out["index"], torch.arange(B - 1, -1, -1))
+
+
+def test_seeded_reproducibility():
+    model = make_split()
+    x, _, _ = inputs()
+    mix = AdaptiveMix(per_sample=True)
+    a, b, c = (mix(model, x, generator=torch.Generator().manual_seed(s)) for s in (5, 5, 6))
+    for key in ("loss", "logits", "lam", "index", "target"):
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["lam"], c["lam"])
+
+
+def test_beta_sampling_matches_beta_moments():
+    g = torch.Generator().manual_seed(0)
+    lam = _sample_beta(0.5, 20000, g, torch.device("cpu"))
+    assert lam.dtype == torch.float32 and bool(((lam >= 0) & (lam <= 1)).all())
+    # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)) = 1/8 for a = 0.5.
+    assert abs(lam.mean().item() - 0.5) < 0.01
+    assert abs(lam.var().item() - 0.125) < 0.005
+
+
+def test_mixed_logits_support_r1_on_the_input():
+    model = make_split()
+    x = inputs()[0].requires_grad_(True)
+    out = AdaptiveMix()(model, x, generator=torch.Generator().manual_seed(0))
+    penalty = r1_penalty(out["logits"], x)
+    assert penalty.shape == (B,) and bool((penalty > 0).all())
+
+
+def test_bf16_autocast():
+    model = make_split(dtype=torch.float32)
+    x = inputs(dtype=torch.float32)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = AdaptiveMix()(model, x, generator=torch.Generator().manual_seed(0))
+    assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.trunk.parameters())
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(alpha=0.0), "alpha"), (dict(alpha=-1.0), "alpha"), (dict(noise_std=-0.1), "noise_std"),
+    (dict(distance="l1"), "distance"), (dict(mode="replace"), "mode"),
+    (dict(partner="random"), "partner"), (dict(weight=-1.0), "weight"),
+    (dict(per_sample=1), "per_sample"),
+])
+def test_bad_constructor_arguments(kwargs, name):
+    with pytest.raises((TypeError, ValueError), match=name):
+        AdaptiveMix(**kwargs)
+
+
+def test_bad_call_arguments():
+    model = make_split()
+    x, index, noise = inputs()
+    mix = AdaptiveMix()
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        mix(model, x[:1])
+    with pytest.raises(ValueError, match="x must have rank"):
+        mix(model, x.flatten())
+    with pytest.raises(TypeError, match="x must be a floating"):
+        mix(model, x.long())
+    with pytest.raises(TypeError, match="cannot split"):
+        mix(nn.Linear(3, 1), x)
+    with pytest.raises(TypeError, match="generator"):
+        mix(model, x, generator=0)
+    with pytest.raises(ValueError, match="lam"):
+        adaptivemix(model, x, 1.5, index)
+    with pytest.raises(ValueError, match="index"):
+        adaptivemix(model, x, 0.5, index[:3])
+    with pytest.raises(ValueError, match="noise"):
+        adaptivemix(model, x, 0.5, index, noise=noise[:, :3])
+    with pytest.raises(ValueError, match="same device"):
+        adaptivemix(make_split().to("meta"), x, 0.5, index)

@@ -1,0 +1,388 @@
+"""Tests for robustrep.mixing: exact ends, effective lam, vectorised masks, targets, policy."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.data.mixup import mixup_target as timm_mixup_target
+
+from robustrep import losses
+from robustrep.mixing import (
+    MixResult,
+    SampleMix,
+    box_mask,
+    cutmix,
+    flip_partners,
+    mask_mix,
+    mixed_gan_loss,
+    mixup,
+    mixup_target,
+    permutation_partners,
+    sample_lam,
+    smooth_box_mask,
+    soft_target_cross_entropy,
+    srmix,
+)
+
+B, C, H, W = 6, 3, 16, 12
+
+
+def _seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _mix(kind, x_a, x_b, lam, generator=None):
+    if kind == "mixup":
+        return mixup(x_a, x_b, lam)
+    if kind == "cutmix":
+        return cutmix(x_a, x_b, lam, generator=generator)
+    return srmix(x_a, x_b, lam, smoothing=0.2, generator=generator)
+
+
+@pytest.fixture
+def pair(gen):
+    return torch.randn(B, C, H, W, generator=gen), torch.randn(B, C, H, W, generator=gen)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure mixes
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix", "srmix"])
+@pytest.mark.parametrize("lam", [1.0, torch.tensor(1.0), torch.ones(B)])
+def test_lam_one_is_identity(kind, lam, pair, gen):
+    x_a, x_b = pair
+    x_mix, lam_eff = _mix(kind, x_a, x_b, lam, gen)
+    assert torch.equal(x_mix, x_a)
+    assert torch.equal(lam_eff, torch.ones(B))
+
+
+@pytest.mark.parametrize("kind", ["mixup", "srmix"])
+def test_lam_zero_gives_partner(kind, pair, gen):
+    x_a, x_b = pair
+    x_mix, lam_eff = _mix(kind, x_a, x_b, 0.0, gen)
+    assert torch.equal(x_mix, x_b)
+    assert torch.equal(lam_eff, torch.zeros(B))
+
+
+def test_cutmix_lam_zero_pastes_clipped_full_size_box(pair, gen):
+    # CutMix keeps the paper's uniform centre, so a full-size box is clipped: at least a
+    # quarter of the image comes from x_b, and every pixel is exactly one of the two inputs.
+    x_a, x_b = pair
+    x_mix, lam_eff = cutmix(x_a, x_b, 0.0, generator=gen)
+    from_a, from_b = x_mix == x_a, x_mix == x_b
+    assert bool((from_a | from_b).all())
+    assert bool((lam_eff <= 0.75).all())
+    assert torch.allclose(from_a.float().mean((1, 2, 3)), lam_eff)
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix", "srmix"])
+def test_effective_lam_is_what_pixels_hold(kind, gen):
+    # With x_a = 0 and x_b = 1 each pixel holds 1 - w, so the image mean is 1 - lam_eff.
+    lam = torch.rand(B, generator=gen)
+    x_mix, lam_eff = _mix(kind, torch.zeros(B, C, H, W), torch.ones(B, C, H, W), lam, gen)
+    assert lam_eff.shape == (B,)
+    assert torch.allclose(1 - x_mix.mean((1, 2, 3)), lam_eff, atol=1e-6)
+    if kind == "mixup":
+        assert torch.equal(lam_eff, lam)
+
+
+def test_mask_mix_lam_is_mask_mean(pair, gen):
+    x_a, x_b = pair
+    mask = torch.rand(B, 1, H, W, generator=gen)
+    x_mix, lam_eff = mask_mix(x_a, x_b, mask)
+    assert torch.allclose(lam_eff, mask.mean((1, 2, 3)))
+    assert torch.allclose(x_mix, mask * x_a + (1 - mask) * x_b, atol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.3, 1.0])
+def test_srmix_mask_mean_tracks_lam(smoothing, gen):
+    # The box lies inside the image and the blur reflects at the border, so mass is conserved.
+    lam = torch.rand(64, generator=gen)
+    mask = smooth_box_mask(64, 32, 32, lam, smoothing, generator=gen)
+    assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
+    assert torch.allclose(mask.mean((1, 2, 3)), lam, atol=0.01)
+    soft = ((mask > 0) & (mask < 1)).any()
+    assert bool(soft), "the SRMix mask should have soft edges"
+
+
+def test_cutmix_area_matches_clipped_box():
+    # lam = 0.19 gives a 14x14 box in a 16x16 image: any centre but the middle clips it.
+    batch, lam = 16, 0.19
+    mask = box_mask(batch, 16, 16, lam, generator=_seeded(3))
+    u = torch.rand(2, batch, generator=_seeded(3))  # the centre draws box_mask consumed
+    side = round(16 * (1 - lam) ** 0.5)
+    clipped = 0
+    for i in range(batch):
+        extent = []
+        for ui in (float(u[0, i]), float(u[1, i])):
+            low = min(int(ui * 16), 15) - side // 2
+            extent.append(min(max(low + side, 0), 16) - min(max(low, 0), 16))
+        area = extent[0] * extent[1]
+        clipped += area < side * side
+        assert float(1 - mask[i].mean()) == pytest.approx(area / 256)
+        zeros = (mask[i, 0] == 0).nonzero()
+        assert zeros.numel() == 0 or (zeros.max(0).values - zeros.min(0).values + 1).prod() == area
+    assert clipped > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda lam, g: box_mask(B, H, W, lam, generator=g),
+    lambda lam, g: smooth_box_mask(B, H, W, lam, 0.2, generator=g),
+])
+def test_per_sample_lam_matches_loop(make, gen):
+    # Box positions do not depend on lam, so row i of a per-sample call must equal row i of a
+    # scalar call with lam[i] and the same seed.
+    lam = torch.rand(B, generator=gen)
+    vectorised = make(lam, _seeded(7))
+    for i in range(B):
+        assert torch.equal(vectorised[i], make(float(lam[i]), _seeded(7))[i])
+
+
+def test_mixup_per_sample_matches_loop(pair, gen):
+    x_a, x_b = pair
+    lam = torch.rand(B, generator=gen)
+    x_mix, _ = mixup(x_a, x_b, lam)
+    for i in range(B):
+        ref, _ = mixup(x_a[i:i + 1], x_b[i:i + 1], float(lam[i]))
+        assert torch.allclose(x_mix[i:i + 1], ref)
+
+
+def test_mixup_accepts_features():
+    x_a, x_b = torch.zeros(4, 5), torch.ones(4, 5)
+    x_mix, lam_eff = mixup(x_a, x_b, 0.25)
+    assert torch.allclose(x_mix, torch.full((4, 5), 0.75))
+
+
+# ---------------------------------------------------------------------------------------------
+# Partners and lam sampling
+
+
+def test_partners():
+    assert torch.equal(flip_partners(4), torch.tensor([3, 2, 1, 0]))
+    perm = permutation_partners(10, generator=_seeded())
+    assert torch.equal(perm.sort().values, torch.arange(10))
+    assert torch.equal(perm, permutation_partners(10, generator=_seeded()))
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.4])
+def test_sample_lam_matches_beta_moments(alpha):
+    lam = sample_lam(alpha, (20000,), generator=_seeded(1))
+    assert lam.dtype == torch.float32
+    assert float(lam.min()) >= 0.0 and float(lam.max()) <= 1.0
+    beta_var = 1.0 / (4 * (2 * alpha + 1))  # Var Beta(a, a) = 1 / (4 (2a + 1))
+    assert float(lam.mean()) == pytest.approx(0.5, abs=0.01)
+    assert float(lam.var()) == pytest.approx(beta_var, abs=0.005)
+    assert sample_lam(alpha).shape == ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets and losses
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_mixup_target_matches_timm_for_flip(smoothing, gen):
+    y = torch.randint(0, 5, (B,), generator=gen)
+    ours = mixup_target(y, flip_partners(B), 0.3, 5, smoothing)
+    theirs = timm_mixup_target(y, 5, lam=0.3, smoothing=smoothing)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.allclose(ours.sum(1), torch.ones(B))
+
+
+def test_mixup_target_per_sample_lam(gen):
+    y = torch.randint(0, 5, (B,), generator=gen)
+    index = permutation_partners(B, generator=gen)
+    lam = torch.rand(B, generator=gen)
+    target = mixup_target(y, index, lam, 5, smoothing=0.1)
+    assert torch.allclose(target.sum(1), torch.ones(B))
+    for i in range(B):
+        on = F.one_hot(y, 5).float() * 0.9 + 0.02
+        assert torch.allclose(target[i], lam[i] * on[i] + (1 - lam[i]) * on[index[i]])
+
+
+def test_soft_target_cross_entropy_equals_hard_ce_on_one_hot(gen):
+    logits = torch.randn(B, 5, generator=gen)
+    y = torch.randint(0, 5, (B,), generator=gen)
+    ours = soft_target_cross_entropy(logits, F.one_hot(y, 5).float())
+    assert torch.allclose(ours, F.cross_entropy(logits, y, reduction="none"), atol=1e-6)
+
+
+def test_mixed_gan_loss_ns_is_soft_label_bce(gen):
+    logits = torch.randn(B, generator=gen) * 3
+    lam = torch.rand(B, generator=gen)
+    ref = F.binary_cross_entropy_with_logits(logits, lam, reduction="none")
+    assert torch.allclose(mixed_gan_loss(logits, lam, "ns"), ref, atol=1e-6)
+    assert torch.allclose(mixed_gan_loss(logits[:, None], lam, "ns"), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["ns", "hinge", "ls", "wasserstein"])
+def test_mixed_gan_loss_ends(kind, gen):
+    logits = torch.randn(B, generator=gen)
+    assert torch.equal(mixed_gan_loss(logits, 1.0, kind), losses.loss_real(logits, kind))
+    assert torch.equal(mixed_gan_loss(logits, 0.0, kind), losses.loss_fake(logits, kind))
+
+
+# ---------------------------------------------------------------------------------------------
+# SampleMix policy
+
+
+def test_samplemix_result_and_partner(pair):
+    x, _ = pair
+    out = SampleMix(kinds="mixup", partner="flip")(x, generator=_seeded())
+    assert isinstance(out, MixResult)
+    assert torch.equal(out.index, flip_partners(B))
+    expected, _ = mixup(x, x[out.index], out.lam)
+    assert torch.allclose(out.x, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_samplemix_lam_is_what_pixels_hold(per_sample):
+    policy = SampleMix(kinds=("mixup", "cutmix", "srmix"), per_sample=per_sample)
+    x, x_b = torch.zeros(B, C, H, W), torch.ones(B, C, H, W)
+    out = policy(x, x_b, generator=_seeded())
+    assert out.index is None and out.lam.shape == (B,)
+    assert torch.allclose(1 - out.x.mean((1, 2, 3)), out.lam, atol=1e-6)
+
+
+@pytest.mark.parametrize("per_sample, distinct", [(False, 1), (True, B)])
+def test_samplemix_per_sample_lam(per_sample, distinct):
+    out = SampleMix(per_sample=per_sample)(torch.zeros(B, 4), torch.ones(B, 4), generator=_seeded())
+    assert out.lam.unique().numel() == distinct
+
+
+def test_samplemix_is_reproducible(pair):
+    x, _ = pair
+    policy = SampleMix(kinds=("mixup", "cutmix", "srmix"), per_sample=True, prob=0.7)
+    first, second = policy(x, generator=_seeded(5)), policy(x, generator=_seeded(5))
+    other = policy(x, generator=_seeded(6))
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+    assert not torch.equal(first.x, other.x)
+
+
+def test_samplemix_prob_zero_leaves_x(pair):
+    x, _ = pair
+    out = SampleMix(kinds=("mixup", "cutmix", "srmix"), prob=0.0, per_sample=True)(
+        x, generator=_seeded())
+    assert torch.equal(out.x, x)
+    assert torch.equal(out.lam, torch.ones(B))
+
+
+def _kind_of(out: torch.Tensor) -> str:
+    # x = 0, x_b = 1: mixup gives a constant image, cutmix a binary one.
+    return "mixup" if bool((out == out.flatten()[0]).all()) else "cutmix"
+
+
+@pytest.mark.parametrize("switch_prob, expected", [
+    (0.0, {"mixup"}), (1.0, {"cutmix"}), (0.5, {"mixup", "cutmix"})])
+def test_samplemix_switches_kinds(switch_prob, expected):
+    # alpha = 50 keeps lam near 0.5: a cutmix box is then never empty nor the whole image.
+    policy = SampleMix(kinds=("mixup", "cutmix"), switch_prob=switch_prob, alpha=50.0)
+    x, x_b, g = torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8), _seeded()
+    seen = {_kind_of(policy(x, x_b, generator=g).x[0]) for _ in range(40)}
+    assert seen == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_bf16_autocast_keeps_dtype(dtype, pair):
+    x, x_b = (t.to(dtype) for t in pair)
+    policy = SampleMix(kinds=("mixup", "cutmix", "srmix"), per_sample=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = policy(x, generator=_seeded())
+        mixes = [_mix(kind, x, x_b, 0.5, _seeded()) for kind in ("mixup", "cutmix", "srmix")]
+    assert out.x.dtype == dtype and out.lam.dtype == torch.float32
+    assert all(m.dtype == dtype and lam.dtype == torch.float32 for m, lam in mixes)
+    assert torch.isfinite(out.x.float()).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+X4 = torch.zeros(2, 1, 4, 4)
+META = torch.zeros(2, 1, 4, 4, device="meta")
+Y2 = torch.tensor([0, 1])
+V = ValueError
+
+BAD_CALLS = [
+    # rank, dtype and batch
+    (lambda: mixup(torch.zeros(3), torch.zeros(3), 0.5), V, "x_a must have rank >= 2"),
+    (lambda: cutmix(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4), 0.5), V, "x_a must have rank 4"),
+    (lambda: srmix(X4.long(), X4.long(), 0.5), TypeError, "x_a must be a floating-point"),
+    (lambda: SampleMix("cutmix")(torch.zeros(2, 4)), V, "x must have rank 4"),
+    (lambda: SampleMix()(torch.zeros(1, 1, 4, 4)), V, "x needs a batch of at least 2"),
+    (lambda: permutation_partners(1), V, "batch must be at least 2"),
+    (lambda: flip_partners(0), V, "batch must be > 0"),
+    (lambda: box_mask(2, 0, 4, 0.5), V, "height must be > 0"),
+    # lam, alpha and policy options
+    (lambda: mixup(X4, X4, 1.5), V, r"lam must lie in \[0, 1\], got 1.5"),
+    (lambda: mixup(X4, X4, torch.tensor([-0.1, 0.5])), V, r"lam must lie in \[0, 1\]"),
+    (lambda: cutmix(X4, X4, torch.ones(3)), V, r"lam must be a scalar or a 1-D"),
+    (lambda: mixup(X4, X4, "0.5"), TypeError, "lam must be a float"),
+    (lambda: sample_lam(0.0), V, "alpha must be > 0, got 0.0"),
+    (lambda: sample_lam(-1), V, "alpha must be > 0"),
+    (lambda: SampleMix(alpha=0), V, "alpha must be > 0"),
+    (lambda: SampleMix(kinds=("mixup", "blend")), V, "kinds must be one of .*'blend'"),
+    (lambda: SampleMix(kinds=()), V, "kinds must be a non-empty"),
+    (lambda: SampleMix(partner="roll"), V, "partner must be one of .*'roll'"),
+    (lambda: SampleMix(prob=2.0), V, r"prob must lie in \[0, 1\]"),
+    (lambda: SampleMix(switch_prob=-0.5), V, r"switch_prob must lie in \[0, 1\]"),
+    (lambda: SampleMix(smoothing=1.5), V, r"smoothing must lie in \[0, 1\]"),
+    (lambda: smooth_box_mask(2, 4, 4, 0.5, smoothing=-0.1), V, "smoothing must be >= 0"),
+    (lambda: SampleMix()(X4, generator=object()), TypeError, "generator must be a torch.Generator"),
+    # devices and shapes
+    (lambda: mixup(X4, META, 0.5), V, "x_a on cpu, x_b on meta"),
+    (lambda: mixup(X4, X4, torch.ones(2, device="meta")), V, "lam on meta"),
+    (lambda: SampleMix()(X4, META), V, "x on cpu, x_b on meta"),
+    (lambda: box_mask(2, 4, 4, torch.ones(2, device="meta"), device="cpu"), V, "lam on meta"),
+    (lambda: mixup(X4, torch.zeros(2, 1, 4, 5), 0.5), V, "x_a and x_b must have the same shape"),
+    (lambda: SampleMix()(X4, torch.zeros(3, 1, 4, 4)), V, "x and x_b must have the same shape"),
+    (lambda: mask_mix(X4, X4, torch.ones(2, 2, 4, 4)), V, r"mask must have shape \[2, 1 or 1, 4"),
+    # targets and losses
+    (lambda: mixup_target(torch.zeros(2), flip_partners(2), 0.5, 3), TypeError,
+     "y must hold integer"),
+    (lambda: mixup_target(torch.tensor([0, 3]), flip_partners(2), 0.5, 3), V,
+     r"y must hold class indices in \[0, 3\), got values in \[0, 3\]"),
+    (lambda: mixup_target(Y2, torch.tensor([1, 0, 2]), 0.5, 3), V, r"index must be .*\(3,\)"),
+    (lambda: mixup_target(Y2, flip_partners(2), 0.5, 3, smoothing=1.5), V, "smoothing must lie"),
+    (lambda: soft_target_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4)), V,
+     "logits and target must have the same shape"),
+    (lambda: mixed_gan_loss(torch.zeros(2), 0.5, "softplus"), V, "kind must be one of .*'soft"),
+    (lambda: mixed_gan_loss(torch.zeros(2), torch.ones(3), "ns"), V, "lam must be a scalar or"),
+    (lambda: mixed_gan_loss(torch.tensor(0.0), 0.5, "ns"), V, "logits must have a batch dim"),
+    (lambda: mixed_gan_loss(torch.zeros(2), torch.ones(2, device="meta")), V, "lam on meta"),
+    (lambda: SampleMix(kinds=3), TypeError, "kinds must be a name or a tuple"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_CALLS)
+def test_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_without_host_sync():
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(8, 3, 32, 32, device="cuda", dtype=torch.bfloat16)
+    policy = SampleMix(kinds=("mixup", "cutmix", "srmix"), per_sample=True, prob=0.8)
+    y = torch.randint(0, 10, (8,), device="cuda")
+    policy(x, generator=g)  # warm-up outside the sync check (lazy CUDA init may sync)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = policy(x, generator=g)
+            target = mixup_target(y, out.index, out.lam, 10, smoothing=0.1)
+            loss = mixed_gan_loss(torch.randn(8, device="cuda"), out.lam, "hinge")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.x.dtype == torch.bfloat16 and out.x.device.type == "cuda"
+    assert torch.allclose(target.sum(1), torch.ones(8, device="cuda"))
+    assert loss.shape == (8,)
+    again = policy(x, generator=torch.Generator(device="cuda").manual_seed(0))
+    first = policy(x, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert torch.equal(again.x, first.x)

@@ -1,0 +1,261 @@
+"""robustrep.projection: fixed projections, the grouped K-member ensemble, per-member SN."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from robustrep import losses
+from robustrep.projection import (ProjectionEnsemble, RandomProjection, ensemble_d_loss,
+                                  ensemble_g_loss, random_projection_filters)
+
+K = 3
+
+
+def make(seed=0, num_views=K, image_size=32, **kw):
+    kw.setdefault("base_channels", 4)
+    return ProjectionEnsemble(num_views, image_size, generator=torch.Generator().manual_seed(seed),
+                              **kw)
+
+
+def images(batch=2, size=32, seed=1, requires_grad=False):
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return x.requires_grad_(requires_grad)
+
+
+def sn_convs(ens):
+    return [m for m in ens.layers if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_filters_unit_norm_and_reproducible():
+    f = random_projection_filters(4, out_channels=2, generator=torch.Generator().manual_seed(3))
+    assert f.shape == (8, 3, 8, 8)
+    torch.testing.assert_close(f.flatten(1).norm(dim=1), torch.ones(8))
+    again = random_projection_filters(4, out_channels=2, generator=torch.Generator().manual_seed(3))
+    other = random_projection_filters(4, out_channels=2, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(f, again)
+    assert not torch.allclose(f, other)
+
+
+def test_filters_are_a_buffer_and_never_trained():
+    ens = make()
+    assert "projection.filters" in ens.state_dict()
+    assert not any(p is ens.projection.filters for p in ens.parameters())
+    assert list(ens.projection.parameters()) == []
+    before = ens.projection.filters.clone()
+    opt = torch.optim.Adam(ens.parameters(), lr=0.1)
+    ens(images()).sum().backward()
+    opt.step()
+    assert torch.equal(ens.projection.filters, before)
+    assert ens.projection.filters.grad is None
+
+
+def test_projection_shape_and_padding():
+    proj = RandomProjection(K, generator=torch.Generator().manual_seed(0))
+    x = images(size=64)
+    y = proj(x)
+    assert y.shape == (2, K, 32, 32)  # 64x64x3 -> 32x32x1 per view
+    # Reference semantics: zero-pad by 3, then a VALID 8x8 conv with stride 2.
+    xp = F.pad(x, (3, 3, 3, 3))
+    i, j, k = 5, 11, 2
+    patch = xp[1, :, 2 * i:2 * i + 8, 2 * j:2 * j + 8]
+    torch.testing.assert_close(y[1, k, i, j], (patch * proj.filters[k]).sum())
+    two = RandomProjection(K, out_channels=2)
+    assert two(x).shape == (2, 2 * K, 32, 32)
+
+
+@pytest.mark.parametrize("image_size,final_size,layers", [(32, 4, 2), (64, 4, 3), (64, 2, 4)])
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_grouped_equals_loop_outputs_and_grads(image_size, final_size, layers, spectral_norm):
+    # Two identical ensembles (same seed: same weights and same u/v), one per path, both in
+    # training mode, so with spectral norm both advance their power iteration once.
+    a = make(image_size=image_size, final_size=final_size, spectral_norm=spectral_norm)
+    b = make(image_size=image_size, final_size=final_size, spectral_norm=spectral_norm)
+    assert a.num_layers == layers
+    xa, xb = images(size=image_size, requires_grad=True), images(size=image_size,
+                                                                  requires_grad=True)
+    out_a, out_b = a(xa), b.forward_loop(xb)
+    assert out_a.shape == (2, K)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-5)
+    w = torch.randn(2, K, generator=torch.Generator().manual_seed(5))
+    (out_a * w).sum().backward()
+    (out_b * w).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=0, atol=1e-5)
+    names = [n for n, _ in a.named_parameters()]
+    assert names == [n for n, _ in b.named_parameters()] and names
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert pa.grad is not None and pa.grad.abs().sum() > 0, name
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=0, atol=1e-5, msg=name)
+    for (name, ba), bb in zip(a.named_buffers(), b.buffers()):
+        torch.testing.assert_close(ba, bb, rtol=0, atol=1e-6, msg=name)
+
+
+def test_impl_flag_selects_loop():
+    grouped, loop = make(), make(impl="loop")
+    x = images()
+    torch.testing.assert_close(grouped(x), loop(x), rtol=0, atol=1e-5)
+
+
+def test_member_views_own_nothing_and_copies_are_independent():
+    ens = make()
+    x = images()
+    view, copy = ens.member(1), ens.member(1, copy=True)
+    assert list(view.parameters()) == []
+    torch.testing.assert_close(view(x), ens(x)[:, 1:2], rtol=0, atol=1e-5)
+    torch.testing.assert_close(copy(x), ens(x)[:, 1:2], rtol=0, atol=1e-5)
+    with torch.no_grad():
+        for p in copy.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(view(x), ens(x)[:, 1:2], rtol=0, atol=1e-5)
+    assert not torch.allclose(copy(x), view(x))
+
+
+def test_per_member_sigma_matches_matrix_norm():
+    ens = make(num_views=4, spectral_norm=True)
+    scale = torch.tensor([1.0, 3.0, 10.0, 0.1])  # one sigma for all members would fail here
+    for conv in sn_convs(ens):
+        sn = conv.parametrizations.weight[0]
+        raw = conv.parametrizations.weight.original
+        with torch.no_grad():
+            raw.mul_(scale.view(-1, *[1] * (raw.dim() - 1)).repeat_interleave(raw.shape[0] // 4, 0))
+            for _ in range(300):  # each training-mode read of conv.weight is one power step
+                conv.weight
+        mats = raw.detach().reshape(4, raw.shape[0] // 4, -1)
+        torch.testing.assert_close(sn.sigma(raw).detach(),
+                                   torch.linalg.matrix_norm(mats, ord=2), rtol=1e-4, atol=0)
+        eff = conv.weight.detach().reshape(mats.shape)
+        torch.testing.assert_close(torch.linalg.matrix_norm(eff, ord=2), torch.ones(4),
+                                   rtol=1e-4, atol=0)
+
+
+def test_spectral_norm_iterates_in_train_only():
+    ens = make(spectral_norm=True)
+    sn = sn_convs(ens)[0].parametrizations.weight[0]
+    u0 = sn._u.clone()
+    ens.eval()
+    out1, out2 = ens(images()), ens(images())
+    assert torch.equal(sn._u, u0)
+    torch.testing.assert_close(out1, out2, rtol=0, atol=0)
+    torch.testing.assert_close(out1, ens.forward_loop(images()), rtol=0, atol=1e-5)
+    ens.train()
+    ens(images())
+    assert not torch.equal(sn._u, u0)
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_one_adam_equals_k_separate_adams(spectral_norm):
+    ens = make(spectral_norm=spectral_norm)
+    members = [ens.member(k, copy=True) for k in range(K)]
+    # A large eps makes Adam sensitive to the loss scale: a mean over members (gradients / K)
+    # instead of the sum would fail this comparison.
+    kw = dict(lr=1e-2, betas=(0.5, 0.999), eps=1e-3)
+    opt = torch.optim.Adam(ens.parameters(), **kw)
+    opts = [torch.optim.Adam(m.parameters(), **kw) for m in members]
+    for step in range(3):
+        real, fake = images(4, seed=10 + step), images(4, seed=20 + step)
+        opt.zero_grad()
+        ensemble_d_loss(ens(real), ens(fake)).backward()
+        opt.step()
+        for m, o in zip(members, opts):
+            o.zero_grad()
+            d_k = 0.5 * (losses.loss_real(m(real)).mean() + losses.loss_fake(m(fake)).mean())
+            d_k.backward()
+            o.step()
+    for k, m in enumerate(members):
+        trained = ens.member(k, copy=True)
+        for (name, a), b in zip(trained.named_parameters(), m.parameters()):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=f"member {k} {name}")
+        for (name, a), b in zip(trained.named_buffers(), m.buffers()):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=f"member {k} {name}")
+        assert not torch.allclose(trained[1].bias, torch.zeros_like(trained[1].bias))
+
+
+@pytest.mark.parametrize("kind", ["ns", "hinge"])
+def test_ensemble_losses_sum_d_and_average_g(kind):
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(5, K, generator=g), torch.randn(6, K, generator=g)
+    per_member = [0.5 * (losses.loss_real(real[:, k], kind).mean()
+                         + losses.loss_fake(fake[:, k], kind).mean()) for k in range(K)]
+    torch.testing.assert_close(ensemble_d_loss(real, fake, kind), torch.stack(per_member).sum())
+    g_members = [losses.g_loss(fake[:, k], kind).mean() for k in range(K)]
+    torch.testing.assert_close(ensemble_g_loss(fake, kind), torch.stack(g_members).mean())
+
+
+def test_single_view():
+    for sn in (False, True):
+        ens = make(num_views=1, spectral_norm=sn).eval()
+        x = images()
+        out = ens(x)
+        assert out.shape == (2, 1)
+        torch.testing.assert_close(out, ens.forward_loop(x), rtol=0, atol=1e-5)
+        ensemble_d_loss(out, out).backward()
+
+
+def test_state_dict_round_trip():
+    a, b = make(seed=0, spectral_norm=True).eval(), make(seed=1, spectral_norm=True).eval()
+    x = images()
+    assert not torch.allclose(a(x), b(x))
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
+
+
+def test_bf16_autocast_cpu():
+    ens = make(spectral_norm=True).eval()
+    x = images(requires_grad=True)
+    ref = ens(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ens(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=0, atol=0.05 * ref.abs().max().item())
+    out.float().sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(num_views=0), ValueError, "num_views must be > 0, got 0"),
+    (dict(num_views=2.0), TypeError, "num_views"),
+    (dict(image_size=48), ValueError, "image_size must be a power of 2 >= 16.*got 48"),
+    (dict(image_size=8), ValueError, "image_size must be a power of 2 >= 16.*got 8"),
+    (dict(image_size=4, final_size=2), ValueError, "image_size must be a power of 2 >= 8.*got 4"),
+    (dict(final_size=3), ValueError, "final_size must be a power of 2 >= 1.*got 3"),
+    (dict(kernel_size=7), ValueError, "kernel_size must be an even int.*got 7"),
+    (dict(impl="vmap"), ValueError, "impl must be one of 'grouped', 'loop'; got 'vmap'"),
+    (dict(spectral_norm="yes"), TypeError, "spectral_norm must be a bool"),
+    (dict(generator=0), TypeError, "generator"),
+])
+def test_bad_constructor_args_raise(kwargs, error, match):
+    kw = dict(num_views=2, image_size=32, base_channels=4) | kwargs
+    with pytest.raises(error, match=match):
+        ProjectionEnsemble(**kw)
+
+
+@pytest.mark.parametrize("x,error,match", [
+    (torch.zeros(3, 32, 32), ValueError, "x must have rank 4"),
+    (torch.zeros(2, 1, 32, 32), ValueError, "x must have 3 channels"),
+    (torch.zeros(2, 3, 64, 64), ValueError, r"x must be 32x32 \(image_size\)"),
+    (torch.zeros(2, 3, 32, 32, dtype=torch.long), TypeError, "floating-point"),
+    ([[0.0]], TypeError, "x must be a torch.Tensor"),
+    (torch.zeros(2, 3, 32, 32, device="meta"), ValueError, "x on meta"),
+])
+def test_bad_inputs_raise(x, error, match):
+    ens = make(num_views=2)
+    for fn in (ens, ens.forward_loop):
+        with pytest.raises(error, match=match):
+            fn(x)
+
+
+def test_bad_projection_member_and_loss_args_raise():
+    with pytest.raises(ValueError, match=r"filters must have shape \(2, 3, 8, 8\)"):
+        RandomProjection(2, filters=torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="even height and width"):
+        RandomProjection(2)(torch.zeros(1, 3, 31, 32))
+    ens = make(num_views=2)
+    with pytest.raises(ValueError, match=r"k must be in \[0, 2\).*got 2"):
+        ens.member(2)
+    with pytest.raises(TypeError, match="k must be an int"):
+        ens.member("0")
+    with pytest.raises(ValueError, match="logits_real must have rank 2"):
+        ensemble_d_loss(torch.zeros(4), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="same number of members"):
+        ensemble_d_loss(torch.zeros(4, 3), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ensemble_g_loss(torch.zeros(4, 2), kind="bce")
