@@ -338,7 +338,7 @@ def _random_delta(x: Tensor, eps: float, norm: str, generator: torch.Generator |
     """Uniform sample of the Linf ball, or of the L2 ball (direction x radius ``eps U^(1/d)``)."""
     if norm == "linf":
         u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return u * eps
+        return (2 * u - 1) * eps
     direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     dim = x[0].numel()
     radius = eps * torch.rand(x.shape[0], generator=generator, device=x.device,

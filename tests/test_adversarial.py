@@ -84,6 +84,20 @@ def test_random_start_is_seeded():
     assert torch.equal(d, e)
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_random_start_is_uniform_in_the_ball(norm):
+    x = torch.full((64, 3, 4, 4), 0.5)
+    eps = 0.2
+    start = fgsm(lambda v: v.sum(), x, eps, norm=norm, random_start=True, step_size=0.0,
+                 generator=torch.Generator().manual_seed(0)) - x
+    size = per_sample_norm(start, norm)
+    assert bool((size <= eps + 1e-6).all()) and abs(start.mean().item()) < 0.01
+    if norm == "linf":
+        assert start.min() < -0.95 * eps and start.max() > 0.95 * eps
+    else:  # uniform in a 48-d ball: the radius eps * U^(1/48) is almost always near eps
+        assert size.min() > 0.8 * eps
+
+
 def test_works_inside_no_grad_and_under_bf16_autocast():
     model = classifier()
     x, y = batch()

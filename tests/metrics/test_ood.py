@@ -1,0 +1,85 @@
+"""OOD metrics (pytorch-ood) against sklearn and a hand-computed FPR at 95% TPR."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import (auc, average_precision_score, precision_recall_curve,
+                             roc_auc_score, roc_curve)
+
+from robustrep.metrics import ood_metrics
+
+
+def _scores(seed=0, n_id=120, n_ood=80, shift=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.cat([torch.randn(n_id, generator=gen), torch.randn(n_ood, generator=gen) + shift])
+    is_ood = torch.cat([torch.zeros(n_id, dtype=torch.bool), torch.ones(n_ood, dtype=torch.bool)])
+    perm = torch.randperm(n_id + n_ood, generator=gen)
+    return scores[perm].double(), is_ood[perm]
+
+
+def test_matches_sklearn():
+    scores, is_ood = _scores()
+    scores = scores.round(decimals=1)  # ties, which every metric must handle alike
+    out = ood_metrics(scores, is_ood)
+    s, t = scores.numpy(), is_ood.numpy()
+    assert out["AUROC"] == pytest.approx(roc_auc_score(t, s), abs=1e-12)
+    # AUPR-OUT: OOD positive, ranked by score; AUPR-IN: ID positive, ranked by -score
+    prec, rec, _ = precision_recall_curve(t, s)
+    assert out["AUPR-OUT"] == pytest.approx(auc(rec, prec), abs=1e-12)
+    prec, rec, _ = precision_recall_curve(~t, -s)
+    assert out["AUPR-IN"] == pytest.approx(auc(rec, prec), abs=1e-12)
+    assert out["AP-OUT"] == pytest.approx(average_precision_score(t, s), abs=1e-12)
+    assert out["AP-IN"] == pytest.approx(average_precision_score(~t, -s), abs=1e-12)
+    fpr, tpr, thr = roc_curve(t, s)
+    np.testing.assert_array_equal(out["roc"]["fpr"], fpr)
+    np.testing.assert_array_equal(out["roc"]["tpr"], tpr)
+    np.testing.assert_array_equal(out["roc"]["thresholds"], thr)
+    assert "AUTC" in out
+
+
+def test_fpr95_hand_computation():
+    gen = torch.Generator().manual_seed(1)
+    id_scores = torch.rand(40, generator=gen, dtype=torch.float64)
+    ood_scores = torch.rand(20, generator=gen, dtype=torch.float64) + 0.3
+    scores = torch.cat([id_scores, ood_scores])
+    is_ood = torch.arange(60) >= 40
+    # 95% of 20 OOD = 19 flagged: the highest threshold doing that is the 2nd-lowest OOD score
+    threshold = ood_scores.sort().values[1]
+    expected = float((id_scores >= threshold).double().mean())
+    assert 0 < expected < 1
+    assert ood_metrics(scores, is_ood)["FPR95TPR"] == pytest.approx(expected, abs=1e-12)
+    # at 90%: 18 flagged, the 3rd-lowest OOD score
+    threshold = ood_scores.sort().values[2]
+    got = ood_metrics(scores, is_ood, fpr_at=0.9)["FPR90TPR"]
+    assert got == pytest.approx(float((id_scores >= threshold).double().mean()), abs=1e-12)
+
+
+def test_separable_and_shuffled():
+    scores = torch.cat([torch.linspace(0, 1, 50), torch.linspace(2, 3, 30)])
+    is_ood = torch.arange(80) >= 50
+    out = ood_metrics(scores, is_ood)
+    assert out["AUROC"] == 1.0 and out["FPR95TPR"] == 0.0
+    assert out["AUPR-IN"] == pytest.approx(1.0) and out["AUPR-OUT"] == pytest.approx(1.0)
+    # the same scores with OOD meaning *low* score: perfectly wrong
+    assert ood_metrics(-scores, is_ood)["AUROC"] == 0.0
+    gen = torch.Generator().manual_seed(2)
+    noise = torch.rand(4000, generator=gen)
+    labels = torch.rand(4000, generator=gen) < 0.5
+    assert ood_metrics(noise, labels)["AUROC"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_accepts_numpy_and_integer_labels():
+    scores, is_ood = _scores(seed=3)
+    ref = ood_metrics(scores, is_ood)
+    got = ood_metrics(scores.numpy(), is_ood.long().numpy())
+    assert got["AUROC"] == pytest.approx(ref["AUROC"])
+    assert got["FPR95TPR"] == pytest.approx(ref["FPR95TPR"])
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="both ID and OOD"):
+        ood_metrics(torch.randn(10), torch.zeros(10, dtype=torch.bool))
+    with pytest.raises(ValueError, match="same shape"):
+        ood_metrics(torch.randn(10), torch.zeros(9, dtype=torch.bool))
+    with pytest.raises(ValueError, match="0/1"):
+        ood_metrics(torch.randn(3), torch.tensor([0, 1, 2]))

@@ -1,0 +1,21 @@
+"""The benchmark script runs end to end at toy size and reports a ratio for every method."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_regularizers.py"
+
+
+def test_bench_runs_and_reports_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--batch", "4", "--rounds", "1",
+                    "--steps", "1", "--warmup", "0", "--views", "1", "2", "--rp-width", "4",
+                    "--out", str(out)], check=True, capture_output=True, timeout=300)
+    result = json.loads(out.read_text())
+    ratios = result["d_step_ratio"]
+    assert ratios["baseline"] == 1.0
+    assert {"adaptivemix (2 passes)", "dat", "asgan (one step)", "srmix"} <= set(ratios)
+    assert all(v > 0 for v in ratios.values())
+    assert set(result["ensemble_seconds"]) == {"1", "2"}

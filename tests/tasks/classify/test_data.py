@@ -1,0 +1,90 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.tasks.classify.data import DataError, StepBatches, build_datasets
+from robustrep.tasks.classify.train import train
+from robustrep.tasks.common.config import ConfigError, resolve_config
+from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
+
+from .conftest import tiny_config
+
+
+def _write_cifar10(root, per_batch=6):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": [i % 10 for i in range(per_batch)], b"batch_label": name.encode()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
+
+
+def test_cifar10_from_files_in_the_real_format(tmp_path):
+    _write_cifar10(tmp_path)
+    cfg = tiny_config(dataset="cifar10", data_root=str(tmp_path), classes=[0, 1, 2], batch_size=4)
+    train_set, eval_set, info = build_datasets(cfg)
+    assert (info.channels, info.num_classes, len(train_set), len(eval_set)) == (3, 3, 15, 3)
+    assert train_set[0][0].shape == (3, 16, 16)
+    train(cfg, tmp_path / "run", quiet=True)  # two steps on it
+
+
+def _write_folder(root, size=(20, 24), classes=("cat", "dog")):
+    for split in ("train", "val"):
+        for c, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(4):
+                arr = np.full((*size, 3), 40 * (c + 1) + i, dtype=np.uint8)
+                Image.fromarray(arr).save(root / split / name / f"{i}.png")
+
+
+def test_image_folder_with_train_and_val(tmp_path):
+    _write_folder(tmp_path)
+    cfg = tiny_config(dataset="imagefolder", data_root=str(tmp_path), classes=None, batch_size=4)
+    train_set, eval_set, info = build_datasets(cfg)
+    assert (info.num_classes, info.channels, info.eval_split) == (2, 3, "test")
+    assert len(train_set) == len(eval_set) == 8
+    assert train_set[0][0].shape == (3, 16, 16)
+
+
+def test_missing_dataset_root_is_named(tmp_path):
+    with pytest.raises(DataError, match="needs|give --data-root"):
+        build_datasets(tiny_config(dataset="cifar10"))
+    with pytest.raises(DataError, match=str(tmp_path / "nope")):
+        build_datasets(tiny_config(dataset="cifar10", data_root=str(tmp_path / "nope")))
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        build_datasets(tiny_config(dataset="cifar10", data_root=str(tmp_path)))
+
+
+def test_shape_channel_and_class_mismatches_are_named(tmp_path):
+    with pytest.raises(DataError, match="channels must be 1 or 3"):
+        build_datasets(tiny_config(channels=2))
+    with pytest.raises(DataError, match=r"num_classes=2 is too small .* labels 0\.\.2"):
+        build_datasets(tiny_config(num_classes=2))
+    _write_cifar10(tmp_path)
+    with pytest.raises(DataError, match=r"classes \[11\] do not occur"):
+        build_datasets(tiny_config(dataset="cifar10", data_root=str(tmp_path), classes=[0, 11]))
+
+
+def test_unknown_option_and_preset_list_choices():
+    with pytest.raises(ConfigError, match="valid options: .*batch_size"):
+        resolve_config(ClassifyConfig, PRESETS, None, overrides={"batch_sise": 3})
+    with pytest.raises(ConfigError, match="valid presets: digits"):
+        resolve_config(ClassifyConfig, PRESETS, "digitz")
+    with pytest.raises(ConfigError, match="dataset must be one of digits, cifar10"):
+        resolve_config(ClassifyConfig, PRESETS, None, overrides={"dataset": "mnist"})
+
+
+def test_batch_order_is_a_function_of_the_step():
+    full = StepBatches(100, 8, 3, 0, 30)
+    later = StepBatches(100, 8, 3, 17, 30)
+    assert list(full)[17:] == list(later)
+    ranks = [StepBatches(100, 8, 3, 0, 6, rank=r, world_size=2).batch(5) for r in range(2)]
+    assert not set(ranks[0]) & set(ranks[1])
