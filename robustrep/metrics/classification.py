@@ -6,7 +6,8 @@ being ``((m-1)/M, m/M]``, and
 
 .. math::
 
-    \\mathrm{ECE} = \\sum_m \\frac{|B_m|}{n} \\, \\lvert \\mathrm{acc}(B_m) - \\mathrm{conf}(B_m) \\rvert.
+    \\mathrm{ECE} = \\sum_m \\frac{|B_m|}{n}
+        \\lvert \\mathrm{acc}(B_m) - \\mathrm{conf}(B_m) \\rvert.
 
 Checked against ``gpleiss/temperature_scaling`` (``_ECELoss``: 15 bins, ``conf > lower`` and
 ``conf <= upper``). Top-k accuracy matches ``timm.utils.accuracy`` (as a fraction, not percent).
@@ -39,7 +40,8 @@ def _check_logits_labels(logits: Tensor, y: Tensor, name: str = "logits") -> Non
     check_same_device(**{name: logits, "y": y})
 
 
-def accuracy(logits: Tensor, y: Tensor, topk: int | Sequence[int] = 1) -> Tensor | tuple[Tensor, ...]:
+def accuracy(logits: Tensor, y: Tensor,
+             topk: int | Sequence[int] = 1) -> Tensor | tuple[Tensor, ...]:
     """Share of samples whose label is among the ``k`` highest logits.
 
     Returns a 0-d tensor for an int ``topk``, and a tuple of them for a sequence.
@@ -57,7 +59,10 @@ def accuracy(logits: Tensor, y: Tensor, topk: int | Sequence[int] = 1) -> Tensor
 
 
 def nll(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of the labels under ``softmax(logits)``, in nats (float32 or wider)."""
+    """Negative log-likelihood of the labels under ``softmax(logits)``, in nats.
+
+    Computed in float32, or float64 for float64 logits.
+    """
     _check_logits_labels(logits, y)
     check_choice("reduction", reduction, ("mean", "sum", "none"))
     wide = logits if logits.dtype == torch.float64 else logits.float()
@@ -88,8 +93,9 @@ def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int =
     # right=False puts conf in bin m when edges[m] < conf <= edges[m + 1]; conf = 0 joins bin 0.
     bins = torch.bucketize(confidence, edges[1:-1], right=False)
     count = torch.bincount(bins, minlength=n_bins)
-    conf_sum = torch.zeros(n_bins, dtype=torch.float64, device=x.device).index_add_(0, bins, confidence)
-    acc_sum = torch.zeros(n_bins, dtype=torch.float64, device=x.device).index_add_(0, bins, correct)
+    zeros = torch.zeros(n_bins, dtype=torch.float64, device=x.device)
+    conf_sum = zeros.index_add(0, bins, confidence)
+    acc_sum = zeros.index_add(0, bins, correct)
     ece = (conf_sum - acc_sum).abs().sum() / max(x.shape[0], 1)
     denom = count.double()
     return {

@@ -127,10 +127,10 @@ def _describe(keys: list[str], limit: int = 8) -> str:
 
 
 def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float] = (0.0, 1.0),
-                       map_location: str | torch.device = "cpu") -> FIDInceptionV3:
+                       device: str | torch.device = "cpu") -> FIDInceptionV3:
     """Build :class:`FIDInceptionV3` from a local copy of pytorch-fid's weight file.
 
-    Returns the model in eval mode with ``requires_grad`` off. Never downloads.
+    Returns the model on ``device``, in eval mode, with ``requires_grad`` off. Never downloads.
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names the file to fetch).
@@ -143,7 +143,7 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
             f"FID Inception weights not found at {path!r}. Expected pytorch-fid's weight file "
             f"{FID_WEIGHTS_FILE} (from {_FID_WEIGHTS_SOURCE}); robustrep never downloads it, so "
             "fetch it once and pass its local path.")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state dict; expected "
                          f"{FID_WEIGHTS_FILE}")
@@ -160,7 +160,7 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
             f"missing keys {_describe(missing)}, unexpected keys {_describe(unexpected)}, "
             f"wrong shapes {_describe(wrong)}")
     model.load_state_dict(state)
-    return model.eval().requires_grad_(False)
+    return model.to(device).eval().requires_grad_(False)
 
 
 class DigitsFeatureNet(nn.Module):
@@ -206,7 +206,7 @@ class DigitsFeatureNet(nn.Module):
 
 
 def _init_weights(model: nn.Module, generator: torch.Generator) -> None:
-    """PyTorch's default conv/linear initialisation, drawn from ``generator``."""
+    """PyTorch's default initialisation, with the conv/linear draws taken from ``generator``."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -214,6 +214,8 @@ def _init_weights(model: nn.Module, generator: torch.Generator) -> None:
                 if m.bias is not None:
                     bound = 1.0 / math.sqrt(m.weight[0].numel())
                     nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()  # deterministic: unit scale, zero shift, fresh statistics
 
 
 def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
@@ -244,8 +246,12 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
     check_generator(generator, device)
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(seed)
-    model = DigitsFeatureNet(images.shape[1], num_classes, input_range=input_range,
-                             **net_kwargs).to(device)
+    # Built on the meta device and initialised from `generator`: module constructors would
+    # otherwise draw their default initialisation from the global RNG.
+    with torch.device("meta"):
+        model = DigitsFeatureNet(images.shape[1], num_classes, input_range=input_range,
+                                 **net_kwargs)
+    model = model.to_empty(device=device)
     _init_weights(model, generator)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     labels = labels.to(device)

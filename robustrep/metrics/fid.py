@@ -5,8 +5,8 @@ Equilibrium", NeurIPS 2017) is the Fréchet distance between two Gaussians fitte
 
 .. math::
 
-    d^2 = \\lVert \\mu_1 - \\mu_2 \\rVert^2 + \\operatorname{tr}\\Sigma_1 + \\operatorname{tr}\\Sigma_2
-          - 2 \\operatorname{tr}\\sqrt{\\Sigma_1 \\Sigma_2}.
+    d^2 = \\lVert \\mu_1 - \\mu_2 \\rVert^2 + \\operatorname{tr}\\Sigma_1
+          + \\operatorname{tr}\\Sigma_2 - 2 \\operatorname{tr}\\sqrt{\\Sigma_1 \\Sigma_2}.
 
 Checked against ``mseitzer/pytorch-fid`` (``fid_score.calculate_frechet_distance``, which uses
 ``scipy.linalg.sqrtm`` and ``np.cov``) and the streamed statistics of
@@ -72,11 +72,12 @@ class FeatureStats:
         check_tensor("feats", feats, ndim=2, floating=True)
         x = feats.detach().to(torch.float64)
         if self.sum is None:
-            self.sum = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
-            self.sum_outer = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+            d = x.shape[1]
+            self.sum = torch.zeros(d, dtype=torch.float64, device=x.device)
+            self.sum_outer = torch.zeros(d, d, dtype=torch.float64, device=x.device)
         if x.shape[1] != self.dim:
-            raise ValueError(f"feats must have {self.dim} features per row (as the earlier batches), "
-                             f"got shape {tuple(feats.shape)}")
+            raise ValueError(f"feats must have {self.dim} features per row (as the earlier "
+                             f"batches), got shape {tuple(feats.shape)}")
         check_same_device(feats=x, sums=self.sum)
         self.num += x.shape[0]
         self.sum += x.sum(0)
@@ -98,7 +99,8 @@ class FeatureStats:
         stats = cls()
         stats.num = num
         stats.sum = sum.detach().to(torch.float64).clone()
-        stats.sum_outer = sum_outer.detach().to(device=stats.sum.device, dtype=torch.float64).clone()
+        stats.sum_outer = sum_outer.detach().to(device=stats.sum.device,
+                                                dtype=torch.float64).clone()
         return stats
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":

@@ -56,7 +56,7 @@ def knn_radii(feats: Tensor, k: int = 3, chunk_size: int = 2048) -> Tensor:
 
 
 def manifold_coverage(query: Tensor, ref: Tensor, radii: Tensor, chunk_size: int = 2048) -> Tensor:
-    """Boolean ``[N_query]``: whether each query row lies in some ball ``|q - ref_j| <= radii_j``."""
+    """Boolean ``[N_query]``: whether each query row lies in a ball ``|q - ref_j| <= radii_j``."""
     query, ref = _prepare("query", query), _prepare("ref", ref)
     check_tensor("radii", radii, ndim=1)
     check_positive("chunk_size", chunk_size, integer=True)

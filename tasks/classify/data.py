@@ -154,7 +154,10 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
     if shapes["training"] != shapes["evaluation"]:
         raise DataError(f"training images are {shapes['training']} but evaluation images are "
                         f"{shapes['evaluation']}; both must match")
-    data_classes = max(dataset_num_classes(train_set), int(_labels(train_set).max()) + 1)
+    if cfg.classes is not None:
+        data_classes = max(cfg.classes) + 1  # labels are kept, so the head needs max + 1
+    else:
+        data_classes = max(dataset_num_classes(train_set), int(_labels(train_set).max()) + 1)
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
         raise DataError(f"num_classes={cfg.num_classes} is too small for {cfg.dataset}: its "
                         f"labels need {data_classes} outputs (labels 0..{data_classes - 1})")

@@ -11,7 +11,8 @@ from robustrep.metrics import ood_metrics
 
 def _scores(seed=0, n_id=120, n_ood=80, shift=1.0):
     gen = torch.Generator().manual_seed(seed)
-    scores = torch.cat([torch.randn(n_id, generator=gen), torch.randn(n_ood, generator=gen) + shift])
+    scores = torch.cat([torch.randn(n_id, generator=gen),
+                        torch.randn(n_ood, generator=gen) + shift])
     is_ood = torch.cat([torch.zeros(n_id, dtype=torch.bool), torch.ones(n_ood, dtype=torch.bool)])
     perm = torch.randperm(n_id + n_ood, generator=gen)
     return scores[perm].double(), is_ood[perm]

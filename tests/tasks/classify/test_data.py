@@ -19,12 +19,12 @@ def _write_cifar10(root, per_batch=6):
     rng = np.random.default_rng(0)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": [i % 10 for i in range(per_batch)], b"batch_label": name.encode()}
+        batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 "labels": [i % 10 for i in range(per_batch)], "batch_label": name}
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
 
 
 def test_cifar10_from_files_in_the_real_format(tmp_path):
@@ -66,7 +66,7 @@ def test_missing_dataset_root_is_named(tmp_path):
 def test_shape_channel_and_class_mismatches_are_named(tmp_path):
     with pytest.raises(DataError, match="channels must be 1 or 3"):
         build_datasets(tiny_config(channels=2))
-    with pytest.raises(DataError, match=r"num_classes=2 is too small .* labels 0\.\.2"):
+    with pytest.raises(DataError, match=r"num_classes=2 is too small .*\(labels 0\.\.2\)"):
         build_datasets(tiny_config(num_classes=2))
     _write_cifar10(tmp_path)
     with pytest.raises(DataError, match=r"classes \[11\] do not occur"):
@@ -88,3 +88,13 @@ def test_batch_order_is_a_function_of_the_step():
     assert list(full)[17:] == list(later)
     ranks = [StepBatches(100, 8, 3, 0, 6, rank=r, world_size=2).batch(5) for r in range(2)]
     assert not set(ranks[0]) & set(ranks[1])
+
+
+def test_wrong_image_size_is_named():
+    from robustrep.data import ImageTensorDataset
+    from robustrep.tasks.classify.data import check_datasets
+    ds = ImageTensorDataset(torch.rand(4, 1, 20, 20), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(DataError, match="are 20x20; expected 16x16"):
+        check_datasets(tiny_config(), ds, ds)
+    with pytest.raises(DataError, match="have 1 channel.*expected 3"):
+        check_datasets(tiny_config(image_size=20, channels=3), ds, ds)

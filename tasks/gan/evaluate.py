@@ -1,0 +1,263 @@
+"""``robustrep gan eval RUN``: FID, KID, precision/recall, or mode statistics for 2-D mixtures.
+
+Feature extractors (``robustrep.metrics.extractors``):
+
+- digits: a :class:`~robustrep.metrics.DigitsFeatureNet` trained once as a digit classifier on
+  the digits train split and cached in ``$ROBUSTREP_CACHE`` (default ``~/.cache/robustrep``),
+  keyed by a hash of its training recipe and image shape. Its FIDs are on their own scale and are
+  **not comparable** with Inception FIDs or published numbers.
+- CIFAR / image folders: the FID Inception-v3 from a local weight file (``--inception-weights``
+  or ``$ROBUSTREP_INCEPTION``); nothing is downloaded.
+
+The real side's statistics (streamed mean/covariance over up to ``max_real`` images, plus a
+subset of features for KID and precision/recall) are cached in the same folder, keyed by a hash
+of the dataset, its root, the image shape and the extractor, as stylegan2-ada caches its
+reference statistics. Generated samples come from G-EMA in eval mode with a fixed seed, so two
+evaluations of one checkpoint agree.
+
+Metrics: ``fid``; ``kid`` and ``kid_std`` (100 subsets of up to 1000); ``precision`` and
+``recall`` (Kynkaanniemi et al. 2019, k = 3, on up to ``pr_samples`` of each side). For the 2-D
+mixtures: ``modes_covered``, ``high_quality`` (share within 3 std of a mode) and ``kl_uniform``
+(VEEGAN/PacGAN protocol).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from robustrep.data import digits
+from robustrep.metrics import (DigitsFeatureNet, FeatureStats, frechet_distance, kid,
+                               load_fid_inception, mode_stats, precision_recall,
+                               train_digits_feature_net)
+from robustrep.tasks.common.checkpoint import save_atomic
+from robustrep.tasks.gan.data import GanData, to_unit_range
+
+EVAL_SEED = 2024
+DIGITS_NET_RECIPE = {"net": "DigitsFeatureNet", "epochs": 5, "batch_size": 128, "lr": 1e-3,
+                     "seed": 0, "data": "sklearn digits, fixed 80% train split", "version": 1}
+INCEPTION_ENV = "ROBUSTREP_INCEPTION"
+CACHE_ENV = "ROBUSTREP_CACHE"
+
+
+def cache_dir() -> Path:
+    """``$ROBUSTREP_CACHE``, else ``~/.cache/robustrep``."""
+    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "robustrep").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# extractors
+
+
+def digits_feature_net(shape: tuple[int, ...], device: torch.device) -> tuple[nn.Module, dict]:
+    """The cached digits CNN for images of ``shape`` (trained on first use); returns it and info."""
+    recipe = {**DIGITS_NET_RECIPE, "shape": list(shape)}
+    path = cache_dir() / f"digits_feature_net-{_hash(recipe)}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        net = DigitsFeatureNet(shape[0])
+        net.load_state_dict(saved["state"])
+        info = saved["info"]
+    else:
+        train = digits(shape[-1], shape[0], train=True)
+        test = digits(shape[-1], shape[0], train=False)
+        kwargs = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "seed")}
+        net = train_digits_feature_net(train.images, train.targets, **kwargs)
+        with torch.no_grad():
+            acc = (net(test.images).argmax(1) == test.targets).float().mean().item()
+        info = {"extractor": "digits-cnn", "test_accuracy": round(acc, 4), "cache": str(path),
+                "recipe": recipe}
+        save_atomic({"state": net.state_dict(), "info": info}, path)
+    net = net.to(device).eval().requires_grad_(False)
+    return _Features(net), info
+
+
+class _Features(nn.Module):
+    """``forward`` = the pooled features of a DigitsFeatureNet."""
+
+    def __init__(self, net: DigitsFeatureNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.features(x)
+
+
+def inception_path(given: str | None) -> Path:
+    path = given or os.environ.get(INCEPTION_ENV)
+    if not path:
+        raise FileNotFoundError(
+            "FID/KID on this dataset use the FID Inception-v3 weights, read from a local file: "
+            "pass --inception-weights PATH or set $ROBUSTREP_INCEPTION to pytorch-fid's "
+            "pt_inception-2015-12-05-6726825d.pth (github.com/mseitzer/pytorch-fid releases, "
+            "tag fid_weights); robustrep never downloads it")
+    return Path(path).expanduser()
+
+
+def build_extractor(cfg, data: GanData, device: torch.device,
+                    inception_weights: str | None = None) -> tuple[nn.Module, dict]:
+    if cfg.dataset == "digits":
+        return digits_feature_net(data.shape, device)
+    path = inception_path(inception_weights or cfg.inception_weights)
+    net = load_fid_inception(path, input_range=(0.0, 1.0)).to(device)
+    return net, {"extractor": "fid-inception-v3", "weights": str(path)}
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+
+
+@torch.no_grad()
+def _extract(net: nn.Module, images: Tensor, batch: int = 250) -> Tensor:
+    return torch.cat([net(images[i:i + batch]).float() for i in range(0, len(images), batch)])
+
+
+def _real_batches(data: GanData, max_real: int, batch: int = 250):
+    """Real images in [0, 1] (CPU), at most ``max_real``."""
+    if data.pool is not None:
+        images = to_unit_range(data.pool[:max_real])
+        yield from images.split(batch)
+        return
+    n = min(len(data.dataset), max_real)
+    subset = torch.utils.data.Subset(data.dataset, range(n))
+    for images, _ in DataLoader(subset, batch_size=batch, num_workers=0):
+        yield images
+
+
+def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch.device,
+                   max_real: int = 50_000, keep: int = 10_000) -> dict[str, Any]:
+    """Real statistics and a feature subset, cached by dataset, root, shape and extractor."""
+    key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
+           "n": min(len(data), max_real), "keep": keep,
+           "extractor": {k: v for k, v in info.items() if k != "cache"}}
+    path = cache_dir() / f"gan-real-{cfg.dataset}-{_hash(key)}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        return {"stats": FeatureStats().load_state_dict(saved["stats"]),
+                "feats": saved["feats"].to(device)}
+    stats, kept = FeatureStats(), []
+    seen = 0
+    for images in _real_batches(data, max_real):
+        feats = _extract(net, images.to(device))
+        stats.update(feats)
+        if seen < keep:
+            kept.append(feats[:keep - seen])
+        seen += len(feats)
+    feats = torch.cat(kept)
+    save_atomic({"stats": stats.state_dict(), "feats": feats.cpu(), "key": key}, path)
+    return {"stats": stats, "feats": feats}
+
+
+# ---------------------------------------------------------------------------------------------
+# generation and scoring
+
+
+@torch.no_grad()
+def generate(G: nn.Module, num: int, device: torch.device, seed: int = EVAL_SEED,
+             batch: int = 500) -> Tensor:
+    """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``).
+
+    G's train/eval mode is restored afterwards; the global RNG is untouched.
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = G.training
+    G.eval()
+    try:
+        out = [G(torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)).float()
+               for i in range(0, num, batch)]
+    finally:
+        G.train(was_training)
+    return torch.cat(out)
+
+
+class Evaluator:
+    """Scores a generator against the run's data (see the module docstring).
+
+    Args:
+        cfg: the run's config.
+        data: from ``tasks.gan.data.build_data``.
+        device: where features are computed.
+        num_samples: generated samples per call.
+        inception_weights: FID weights file (else ``cfg.inception_weights`` or the env var).
+        pr_samples: samples per side for precision/recall.
+    """
+
+    def __init__(self, cfg, data: GanData, device: torch.device, num_samples: int,
+                 inception_weights: str | None = None, pr_samples: int = 5000):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.num_samples, self.pr_samples = num_samples, pr_samples
+        self.info: dict[str, Any] = {}
+        if data.is_points:
+            self.info = {"extractor": "none (2-D mode statistics)"}
+            return
+        self.net, self.info = build_extractor(cfg, data, device, inception_weights)
+        self.real = real_reference(cfg, data, self.net, self.info, device)
+
+    def __call__(self, G: nn.Module) -> dict[str, Any]:
+        samples = generate(G, self.num_samples, self.device)
+        if self.data.is_points:
+            return self.score_points(samples)
+        return self.score_images(samples)
+
+    def score_points(self, samples: Tensor) -> dict[str, Any]:
+        stats = mode_stats(samples.cpu(), self.data.centers, self.data.std)
+        return {"modes_covered": stats["modes_covered"], "num_modes": len(self.data.centers),
+                "high_quality": stats["high_quality"], "kl_uniform": stats["kl_uniform"],
+                "num_samples": len(samples)}
+
+    def score_images(self, samples: Tensor) -> dict[str, Any]:
+        fake = _extract(self.net, to_unit_range(samples))
+        mu_f, sigma_f = FeatureStats().update(fake).mean_cov()
+        mu_r, sigma_r = self.real["stats"].mean_cov()
+        real = self.real["feats"].to(fake.device)
+        kid_mean, kid_std = kid(real, fake, generator=torch.Generator(fake.device).manual_seed(0))
+        n = min(self.pr_samples, len(real), len(fake))
+        pr = precision_recall(real[:n], fake[:n], k=3)
+        return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,
+                "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"],
+                "num_samples": len(samples)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in metrics.items()
+            if not isinstance(v, (dict, list))]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
+                 num_samples: int | None = None, inception_weights: str | None = None,
+                 device: str = "auto", out: str | Path | None = None,
+                 use_ema: bool = True) -> dict[str, Any]:
+    """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics."""
+    from robustrep.tasks.gan.sample import load_generator
+
+    G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
+    from robustrep.tasks.gan.data import build_data
+    data = build_data(cfg)
+    default_n = 2500 if data.is_points else min(10_000, max(cfg.eval_samples, len(data)))
+    evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights)
+    metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
+               "generator": "ema" if use_ema else "G", **evaluator.info}
+    path = Path(out) if out is not None else Path(run) / "eval.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    metrics["json"] = str(path)
+    return metrics

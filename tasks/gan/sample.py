@@ -1,0 +1,70 @@
+"""``robustrep gan sample RUN``: draw samples from a run's G-EMA as a PNG grid and/or a ``.pt`` file.
+
+Images are saved in [0, 1] in the grid and in G's range [-1, 1] in the ``.pt`` file (a dict with
+``samples``, ``step`` and ``seed``); 2-D mixture runs get a scatter plot over the mode centres.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustrep.tasks.common.checkpoint import load_checkpoint
+from robustrep.tasks.common.config import from_dict
+from robustrep.tasks.common.distributed import resolve_device
+from robustrep.tasks.common.plots import image_grid, scatter2d
+from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.data import to_unit_range
+from robustrep.tasks.gan.evaluate import generate
+from robustrep.tasks.gan.models import build_generator
+
+
+def run_config(run: str | Path) -> GanConfig:
+    return from_dict(GanConfig, RunDir(run).read_config())
+
+
+def sample_shape(cfg: GanConfig) -> tuple[int, ...]:
+    if cfg.is_points:
+        return (2,)
+    channels = cfg.channels or (1 if cfg.dataset == "digits" else 3)
+    return (channels, cfg.image_size, cfg.image_size)
+
+
+def load_generator(run: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
+                   use_ema: bool = True) -> tuple[torch.nn.Module, GanConfig, int, torch.device]:
+    """G-EMA (or G) of a run's checkpoint (latest by default), on ``device``, in eval mode."""
+    cfg = run_config(run)
+    dev = resolve_device(device)
+    state = load_checkpoint(checkpoint if checkpoint is not None else RunDir(run).checkpoints,
+                            map_location="cpu")
+    G = build_generator(cfg, sample_shape(cfg))
+    key = "ema" if use_ema and state.get("ema") is not None else "G"
+    G.load_state_dict(state[key])
+    return G.to(dev).eval(), cfg, int(state["step"]), dev
+
+
+def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
+               pt: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
+               device: str = "auto", use_ema: bool = True, nrow: int | None = None
+               ) -> dict[str, Any]:
+    """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>.png``) and optionally a ``.pt``."""
+    G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
+    samples = generate(G, num, dev, seed=seed).cpu()
+    if grid is None:
+        grid = Path(run) / "samples" / f"sample-step{step:08d}-seed{seed}.png"
+    if cfg.is_points:
+        from robustrep.data import mixture
+        path = scatter2d(samples, mixture(cfg.dataset).centers, grid,
+                         title=f"{cfg.preset} {cfg.reg} step {step}")
+    else:
+        path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
+    out = {"grid": str(path), "num": num, "step": step}
+    if pt is not None:
+        pt = Path(pt)
+        pt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]"}, pt)
+        out["pt"] = str(pt)
+    return out

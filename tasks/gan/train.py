@@ -1,0 +1,379 @@
+"""``robustrep gan train``: the training loop, run folder, checkpoints, evaluation and resume.
+
+Run folder (``tasks/common/rundir.py``): ``config.json``, ``metrics.jsonl`` (loss means every
+``log_every`` steps, metrics at every evaluation), ``checkpoints/`` (atomic; G, D, G-EMA, both
+optimizers, the AMP scaler, every RNG state including the step generators, the regularizer state
+such as the free AS-GAN perturbation, the data position and the step), ``samples/`` (a grid, or a
+scatter plot for 2-D data, at each evaluation) and ``plots/`` (loss and metric curves).
+
+Resume (``--resume RUN``) reloads ``RUN/checkpoints/latest.pt`` and continues the same run in the
+same folder: ``metrics.jsonl`` is cut back to the checkpoint's step, and on CPU with a fixed seed
+the resumed run equals the uninterrupted one (every random draw of a step comes from generators
+saved in the checkpoint, and the data order is a function of the seed and the position).
+
+Non-finite losses: every step's loss terms are checked on the device (no host synchronisation per
+step); the check is read at each log, evaluation and checkpoint. A NaN or inf stops the run before
+anything else is written, names the first step and loss term, and leaves the last good checkpoint.
+
+Multiple processes (``torchrun --nproc_per_node N -m robustrep.tasks.cli gan train ...``): each
+process draws its own slice of every global batch and its own latents; gradients are averaged
+across processes after each backward (``all_reduce_grads``), the data-parallel update of
+DistributedDataParallel done by hand as in stylegan2-ada's training loop. The DDP wrapper itself
+does not fit here: D is called through several entry points per step (AdaptiveMix's trunk/head
+calls, attack passes) and R1/WGAN-GP need double backward, which DDP's reducer does not support.
+Process 0 writes the run folder and evaluates; exact resume equality is checked single-process.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustrep.tasks.common import checkpoint as ckpt
+from robustrep.tasks.common.config import to_dict
+from robustrep.tasks.common.distributed import (DistInfo, all_reduce_sum, barrier,
+                                                broadcast_module, broadcast_object, cleanup,
+                                                init_distributed)
+from robustrep.tasks.common.plots import curves, image_grid, scatter2d
+from robustrep.tasks.common.progress import fmt_postfix, progress
+from robustrep.tasks.common.rundir import RunDir, default_run_path
+from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
+from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator, generate
+from robustrep.tasks.gan.models import build_discriminator, build_generator
+from robustrep.tasks.gan.regs import build_regs
+from robustrep.tasks.gan.steps import StepContext, train_iteration
+
+GRID_SEED = EVAL_SEED + 1
+LOSS_CURVES = ("loss/d/total", "loss/g/total")
+IMAGE_METRICS = ("fid", "kid", "precision", "recall")
+POINT_METRICS = ("modes_covered", "high_quality")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or inf; the message names the step, the term and the checkpoint."""
+
+
+# ---------------------------------------------------------------------------------------------
+# loss bookkeeping without a host sync per step
+
+
+class LossMeter:
+    """Running means of the loss terms and, per term, the first step with a non-finite value.
+
+    Everything stays on the device; :meth:`poll` reads it with one transfer.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.state: Tensor | None = None  # rows: sum, count, first bad step, bad value
+
+    def _grow(self, terms: dict[str, Tensor]) -> None:
+        new = [k for k in terms if k not in self.keys]
+        if not new:
+            return
+        device = next(iter(terms.values())).device
+        extra = torch.zeros(4, len(new), dtype=torch.float64, device=device)
+        extra[2] = -1
+        self.keys += new
+        self.state = extra if self.state is None else torch.cat([self.state, extra], 1)
+
+    def update(self, step: int, terms: dict[str, Tensor]) -> None:
+        self._grow(terms)
+        present = torch.tensor([k in terms for k in self.keys], device=self.state.device)
+        vals = torch.stack([terms[k].double() if k in terms else self.state.new_zeros(())
+                            for k in self.keys])
+        finite = torch.isfinite(vals)
+        new_bad = present & ~finite & (self.state[2] < 0)
+        self.state[0] += torch.where(present & finite, vals, 0.0)
+        self.state[1] += present.double()
+        self.state[2] = torch.where(new_bad, float(step), self.state[2])
+        self.state[3] = torch.where(new_bad, vals, self.state[3])
+
+    def poll(self) -> tuple[dict[str, float], tuple[int, str, float] | None]:
+        """Means since the last poll and the first non-finite term ``(step, name, value)``."""
+        if self.state is None:
+            return {}, None
+        rows = self.state.tolist()
+        means = {k: s / c for k, s, c in zip(self.keys, rows[0], rows[1]) if c > 0}
+        bad = [(int(st), k, v) for k, st, v in zip(self.keys, rows[2], rows[3]) if st >= 0]
+        self.state[0:2] = 0
+        return means, (min(bad) if bad else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the trainer
+
+
+class Trainer:
+    """One training run: builds the models and state, then :meth:`fit` runs the loop."""
+
+    def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, show_progress: bool = True):
+        self.cfg, self.run, self.dist = cfg, run, dist
+        self.show_progress = show_progress and dist.is_main
+        self.step = 0
+        self.train_seconds = 0.0
+        self.last_metrics: dict[str, Any] = {}
+        self.last_ckpt: Path | None = None
+        self.last_ckpt_step: int | None = None
+        self.last_eval_step: int | None = None
+        self.evaluator: Evaluator | None = None
+        self.data: GanData = build_data(cfg)
+        self.ctx, self.ema = self._build_state()
+        self.stream: BatchStream | None = None
+        self.meter = LossMeter()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build_state(self) -> tuple[StepContext, Any]:
+        cfg, dev = self.cfg, self.dist.device
+        torch.manual_seed(cfg.seed)  # identical initial weights on every process
+        regs = build_regs(cfg)
+        G = prepare_module(build_generator(cfg, self.data.shape), dev, cfg.channels_last)
+        D = build_discriminator(cfg, self.data.shape, regs.ensemble,
+                                generator=torch.Generator().manual_seed(cfg.seed))
+        D = prepare_module(D, dev, cfg.channels_last)
+        broadcast_module(G)
+        broadcast_module(D)
+        ckpt.seed_everything(cfg.seed + self.dist.rank)
+        betas = (cfg.beta1, cfg.beta2)
+        ctx = StepContext(
+            cfg=cfg, G=G, D=D, g_fn=maybe_compile(G, cfg.compile),
+            d_fn=maybe_compile(D, cfg.compile),
+            opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas),
+            opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas),
+            scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=self._generators(),
+            device=dev, channels_last=cfg.channels_last)
+        ema = make_ema(G, cfg.ema_decay)
+        if ema is not None:
+            ema.use_warmup = cfg.ema_warmup
+        return ctx, ema
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        base = self.cfg.seed * 1000 + 2 * self.dist.rank
+        dev = self.dist.device
+        return {"z": torch.Generator(dev).manual_seed(base + 1),
+                "reg": torch.Generator(dev).manual_seed(base + 2)}
+
+    @property
+    def sampler_G(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.ctx.G
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        ctx = self.ctx
+        return {"step": self.step, "consumed": self.stream.consumed, "d_steps": ctx.d_steps,
+                "train_seconds": self.train_seconds, "G": ctx.G.state_dict(),
+                "D": ctx.D.state_dict(),
+                "ema": self.ema.module.state_dict() if self.ema is not None else None,
+                "opt_g": ctx.opt_g.state_dict(), "opt_d": ctx.opt_d.state_dict(),
+                "scaler": ctx.scaler.state_dict(), "regs": ctx.regs.state_dict(),
+                "rng": ckpt.rng_state(ctx.gens), "config": to_dict(self.cfg),
+                "world_size": self.dist.world_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ctx = self.ctx
+        ctx.G.load_state_dict(state["G"])
+        ctx.D.load_state_dict(state["D"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        ctx.opt_g.load_state_dict(state["opt_g"])
+        ctx.opt_d.load_state_dict(state["opt_d"])
+        ctx.scaler.load_state_dict(state["scaler"])
+        ctx.regs.load_state_dict(state["regs"])
+        ckpt.set_rng_state(state["rng"], ctx.gens)
+        ctx.d_steps = state["d_steps"]
+        self.step, self.train_seconds = state["step"], state["train_seconds"]
+        self._consumed = state["consumed"]
+
+    def resume(self) -> None:
+        path = ckpt.latest_checkpoint(self.run.checkpoints)
+        if path is None:
+            raise FileNotFoundError(f"cannot resume {self.run.path}: no checkpoint at "
+                                    f"{self.run.checkpoints / ckpt.LATEST}")
+        self.load_state_dict(ckpt.load_checkpoint(path, map_location=self.dist.device))
+        self.last_ckpt, self.last_ckpt_step = path, self.step
+        if self.dist.is_main:
+            self.run.truncate_metrics(self.step)
+        self.last_metrics = _last_eval(self.run.read_metrics())
+        self.last_eval_step = self.last_metrics.get("step")
+
+    def save(self) -> None:
+        self.check_finite()
+        if self.dist.is_main:
+            self.last_ckpt = ckpt.save_checkpoint(self.state_dict(), self.run.checkpoints,
+                                                  self.step)
+        self.last_ckpt_step = self.step
+        barrier()
+
+    # -- checks, logs, evaluation ---------------------------------------------------------------
+
+    def check_finite(self) -> dict[str, float]:
+        """Read the loss meter; stop the run on the first non-finite term."""
+        means, bad = self.meter.poll()
+        flag = torch.tensor([0.0 if bad is None else 1.0], device=self.dist.device)
+        if float(all_reduce_sum(flag)) > 0:
+            self._diverged(bad)
+        return means
+
+    def _diverged(self, bad: tuple[int, str, float] | None) -> None:
+        where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
+                 else "on another process")
+        keep = (f"the last good checkpoint is {self.last_ckpt}" if self.last_ckpt is not None
+                else "no checkpoint was written before it")
+        if self.dist.is_main:
+            self.run.log(bad[0] + 1 if bad else self.step, event="diverged",
+                         term=bad[1] if bad else None)
+        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and {keep} "
+                               f"(lower the learning rates or enable a penalty, then --resume "
+                               f"{self.run.path})")
+
+    def log_losses(self) -> dict[str, float]:
+        means = self.check_finite()
+        if self.dist.is_main and means:
+            kimg = self.stream.consumed * self.cfg.batch_size / 1000
+            self.run.log(self.step, kimg=round(kimg, 3), train_s=round(self.train_seconds, 2),
+                         **{f"loss/{k}": round(v, 6) for k, v in means.items()})
+        return means
+
+    def evaluate(self) -> None:
+        self.check_finite()
+        if self.dist.is_main:
+            start = time.time()
+            if self.evaluator is None:
+                self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
+                                           self.cfg.eval_samples)
+            metrics = self.evaluator(self.sampler_G)
+            metrics["eval_s"] = round(time.time() - start, 2)
+            self.last_metrics = self.run.log(self.step, **metrics)
+            self.draw()
+        self.last_eval_step = self.step
+        barrier()
+
+    def draw(self) -> None:
+        """Sample grid (or scatter) of this step and the loss/metric curves."""
+        path = self.run.samples / f"step_{self.step:08d}.png"
+        if self.data.is_points:
+            pts = generate(self.sampler_G, 2500, self.dist.device, seed=GRID_SEED).cpu()
+            scatter2d(pts, self.data.centers, path, title=f"{self.cfg.reg} step {self.step}")
+        else:
+            images = generate(self.sampler_G, 64, self.dist.device, seed=GRID_SEED)
+            image_grid(to_unit_range(images), path, nrow=8)
+        records = self.run.read_metrics()
+        curves(records, LOSS_CURVES, self.run.plots / "losses.png", title="losses")
+        keys = POINT_METRICS if self.data.is_points else IMAGE_METRICS
+        curves(records, keys, self.run.plots / "metrics.png", title="evaluation")
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _due(self, every: int) -> bool:
+        return every > 0 and self.step % every == 0
+
+    def fit(self) -> dict[str, Any]:
+        cfg, dist = self.cfg, self.dist
+        self.stream = BatchStream(self.data, cfg.batch_size, cfg.seed, dist.device, dist.rank,
+                                  dist.world_size, getattr(self, "_consumed", 0), cfg.num_workers)
+        bar = progress(cfg.steps, self.step, desc=f"gan {cfg.preset} {cfg.reg}",
+                       enabled=self.show_progress)
+        try:
+            while self.step < cfg.steps:
+                self.one_step(bar)
+            self.finish()
+        finally:
+            bar.close()
+        return self.summary()
+
+    def one_step(self, bar) -> None:
+        start = time.perf_counter()
+        terms = train_iteration(self.ctx, self.stream.next)
+        if self.ema is not None:
+            self.ema.update(self.ctx.G, step=self.step + 1)
+        self.meter.update(self.step, terms)
+        self.step += 1
+        self.train_seconds += time.perf_counter() - start
+        bar.update(1)
+        if self._due(self.cfg.log_every):
+            bar.set_postfix(fmt_postfix(self._postfix(self.log_losses())))
+        if self._due(self.cfg.ckpt_every) and self.step < self.cfg.steps:
+            self.save()
+        if self._due(self.cfg.eval_every) and self.step < self.cfg.steps:
+            self.evaluate()
+
+    def _postfix(self, means: dict[str, float]) -> dict[str, Any]:
+        post = {"d": means.get("d/total"), "g": means.get("g/total")}
+        for key in ("fid", "modes_covered"):
+            if key in self.last_metrics:
+                post[key] = self.last_metrics[key]
+        return post
+
+    def finish(self) -> None:
+        """Log, checkpoint and evaluate the final step (checkpoint first: eval may be slow)."""
+        self.log_losses()
+        if self.last_ckpt_step != self.step:
+            self.save()
+        if self.last_eval_step != self.step:
+            self.evaluate()
+
+    def summary(self) -> dict[str, Any]:
+        metrics = {k: v for k, v in self.last_metrics.items() if k != "time"}
+        return {"run": str(self.run.path), "step": self.step,
+                "train_seconds": round(self.train_seconds, 2), "metrics": metrics,
+                "checkpoint": str(self.last_ckpt) if self.last_ckpt else None}
+
+
+def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:
+    evals = [r for r in records if any(k in r for k in IMAGE_METRICS + POINT_METRICS)]
+    return evals[-1] if evals else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def open_run(cfg: GanConfig, resume: str | Path | None, dist: DistInfo) -> RunDir:
+    """The run folder: the resumed one, ``cfg.out``, or a new timestamped one (process 0 decides)."""
+    path = None
+    if dist.is_main:
+        path = Path(resume) if resume is not None else _new_run_path(cfg)
+        run = RunDir(path).create()
+        run.write_config(to_dict(cfg))
+    path = broadcast_object(str(path) if path is not None else None)
+    return RunDir(Path(path))
+
+
+def _new_run_path(cfg: GanConfig) -> Path:
+    if cfg.out is None:
+        return default_run_path("runs", "gan", f"{cfg.preset}-{cfg.reg.replace(',', '+')}")
+    path = Path(cfg.out)
+    if ckpt.latest_checkpoint(path / "checkpoints") is not None:
+        raise FileExistsError(f"{path} already holds a run; continue it with --resume {path} or "
+                              f"pass another --out")
+    return path
+
+
+def train(cfg: GanConfig, resume: str | Path | None = None,
+          show_progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a GAN run; returns a summary with the run folder and final metrics."""
+    dist = init_distributed(cfg.device)
+    try:
+        run = open_run(cfg, resume, dist)
+        trainer = Trainer(cfg, run, dist, show_progress)
+        if resume is not None:
+            trainer.resume()
+            _restart_clock(run)
+        return trainer.fit()
+    finally:
+        cleanup()
+
+
+def _restart_clock(run: RunDir) -> None:
+    """Wall-clock times in metrics.jsonl continue from the resumed run's last record."""
+    records = run.read_metrics()
+    if records:
+        run.started = time.time() - float(records[-1].get("time", 0.0))
