@@ -64,6 +64,7 @@ from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_generator, check_lam, check_nonneg,
                                  check_positive, check_same_device, check_same_shape, check_tensor)
+from robustrep.mixing import flip_partners, permutation_partners, sample_lam
 from robustrep.split import as_split
 
 DISTANCES = ("cosine", "mse")
@@ -179,11 +180,11 @@ class AdaptiveMix:
         check_generator(generator, x.device)
         batch = x.shape[0]
         if self.partner == "permutation":
-            index = torch.randperm(batch, generator=generator, device=x.device)
+            index = permutation_partners(batch, generator, x.device)
         else:
-            index = torch.arange(batch - 1, -1, -1, device=x.device)
+            index = flip_partners(batch, x.device)
         draws = batch if self.per_sample else 1
-        lam = _sample_beta(self.alpha, draws, generator, x.device).expand(batch)
+        lam = sample_lam(self.alpha, draws, generator, x.device).expand(batch)
         return adaptivemix(model, x, lam, index, noise_std=self.noise_std, generator=generator,
                            distance=self.distance, mode=self.mode, weight=self.weight,
                            fuse_passes=self.fuse_passes)
@@ -193,17 +194,6 @@ class AdaptiveMix:
                 f"distance={self.distance!r}, mode={self.mode!r}, weight={self.weight}, "
                 f"per_sample={self.per_sample}, partner={self.partner!r}, "
                 f"fuse_passes={self.fuse_passes})")
-
-
-def _sample_beta(alpha: float, n: int, generator: torch.Generator | None,
-                 device: torch.device) -> Tensor:
-    """``n`` draws of Beta(alpha, alpha) as a ratio of Gamma draws (float32 ``[n]``).
-
-    Sampled in float64 so that small alphas do not underflow both Gammas to 0 (0/0).
-    """
-    conc = torch.full((2, n), alpha, dtype=torch.float64, device=device)
-    g = torch._standard_gamma(conc, generator=generator)
-    return (g[0] / (g[0] + g[1]).clamp_min(torch.finfo(torch.float64).tiny)).float()
 
 
 def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, distance: str,

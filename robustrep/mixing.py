@@ -188,10 +188,10 @@ def sample_lam(alpha: float, shape: int | tuple[int, ...] = (),
     check_positive("alpha", alpha)
     check_generator(generator, device)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    conc = torch.full((2, *shape), float(alpha), device=device)
+    # float64 so that small alphas rarely underflow both Gammas to 0; the clamp turns 0/0 into 0.
+    conc = torch.full((2, *shape), float(alpha), dtype=torch.float64, device=device)
     g = torch._standard_gamma(conc, generator=generator)
-    # Both draws can underflow to 0 for tiny alpha; the clamp turns 0/0 into lam = 0.
-    return g[0] / (g[0] + g[1]).clamp_min(torch.finfo(g.dtype).tiny)
+    return (g[0] / (g[0] + g[1]).clamp_min(torch.finfo(g.dtype).tiny)).float()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustrep.adaptivemix import (AdaptiveMix, _sample_beta, adaptivemix,
+from robustrep.mixing import sample_lam
+from robustrep.adaptivemix import (AdaptiveMix, adaptivemix,
                                    adaptivemix_three_pass, shrinkage)
 from robustrep.losses import r1_penalty
 from robustrep.split import FeatureSplit
@@ -175,7 +176,7 @@ def test_seeded_reproducibility():
 
 def test_beta_sampling_matches_beta_moments():
     g = torch.Generator().manual_seed(0)
-    lam = _sample_beta(0.5, 20000, g, torch.device("cpu"))
+    lam = sample_lam(0.5, 20000, g, torch.device("cpu"))
     assert lam.dtype == torch.float32 and bool(((lam >= 0) & (lam <= 1)).all())
     # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)) = 1/8 for a = 0.5.
     assert abs(lam.mean().item() - 0.5) < 0.01
