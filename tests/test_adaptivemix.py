@@ -4,10 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustrep.mixing import sample_lam
-from robustrep.adaptivemix import (AdaptiveMix, adaptivemix,
-                                   adaptivemix_three_pass, shrinkage)
+from robustrep.adaptivemix import AdaptiveMix, adaptivemix, adaptivemix_three_pass, shrinkage
 from robustrep.losses import r1_penalty
+from robustrep.mixing import sample_lam
 from robustrep.split import FeatureSplit
 
 B = 6
