@@ -1,0 +1,13 @@
+"""The classify program: fine-tune timm classifiers with the shared regularizers; measure them.
+
+- :mod:`.model`: :class:`~.model.Classifier` (a timm model with input normalisation inside, seen as
+  ``head(features(x))``), :func:`~.model.create_classifier` (local pretrained weights only) and
+  :func:`~.model.load_run` (run folder -> classifier, config; used by the OOD program).
+- :mod:`.config`: the options dataclass and presets; :mod:`.data`: datasets, checks, batch order.
+- :mod:`.train`: ``robustrep classify train``; :mod:`.evaluate`: ``robustrep classify eval``;
+  :mod:`.corruptions`: Gaussian noise, blur and contrast; :mod:`.cli`: the command line.
+"""
+
+from .model import Classifier, create_classifier, load_run
+
+__all__ = ["Classifier", "create_classifier", "load_run"]

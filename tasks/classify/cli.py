@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -115,6 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
                      quiet=args.quiet)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         return _fail(err)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # only the main process reports
     print(f"run folder: {run_dir}")
     if last:
         print(json.dumps({k: v for k, v in last.items() if k.startswith(("eval/", "step"))}))

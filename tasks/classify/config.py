@@ -3,7 +3,8 @@
 Every field default is the real default, stated once; a preset overrides some of them and the
 command line overrides the preset (see :mod:`robustrep.tasks.common.config`). The resolved config,
 with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``) filled in, is what
-``config.json`` of a run folder holds and what :func:`robustrep.tasks.classify.model.load_run` reads.
+``config.json`` of a run folder holds and what
+:func:`robustrep.tasks.classify.model.load_run` reads.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class ClassifyConfig:
     std: list[float] | None = _opt(None, "input normalisation std per channel (as mean)")
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
-    data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, imagefolder)")
+    data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, "
+                                       "imagefolder)")
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
                                            "(labels are kept, so the head has max+1 outputs)")
     image_size: int = _opt(32, "images are resized to this square size")
@@ -56,7 +58,7 @@ class ClassifyConfig:
                                     "(0: evaluate on the test split)")
     workers: int = _opt(0, "DataLoader worker processes")
     # optimisation
-    steps: int = _opt(600, "optimizer steps")
+    steps: int = _opt(300, "optimizer steps")
     batch_size: int = _opt(64, "batch size per process")
     optimizer: str = _opt("sgd", "optimizer", ("sgd", "adamw"))
     lr: float = _opt(0.05, "peak learning rate")
@@ -79,7 +81,8 @@ class ClassifyConfig:
                                      "(reference: 0.05)")
     am_weight: float = _opt(1.0, "AdaptiveMix shrinkage weight (reference: 1)")
     am_mode: str = _opt("reference", "AdaptiveMix logits: reference = h(z_lin) + h(f(x_mix)), "
-                                     "additive = clean CE plus the shrinkage", ("reference", "additive"))
+                                     "additive = clean CE plus the shrinkage",
+                         ("reference", "additive"))
     eps: float = _opt(8 / 255, "Linf radius of the training perturbation in [0, 1] pixels")
     adv_steps: int = _opt(7, "PGD steps for --reg pgd (Madry et al. use 7)")
     adv_step_size: float | None = _opt(None, "attack step size (pgd: 2.5*eps/steps; fgsm: "
@@ -91,7 +94,8 @@ class ClassifyConfig:
     amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
     channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
     compile: bool = _opt(False, "torch.compile the model")
-    eval_every: int = _opt(200, "evaluate clean accuracy every this many steps (0: only at the end)")
+    eval_every: int = _opt(200, "evaluate clean accuracy every this many steps (0: only at "
+                                "the end)")
     ckpt_every: int = _opt(200, "write a checkpoint every this many steps")
     log_every: int = _opt(20, "log the training loss every this many steps")
 
@@ -103,7 +107,7 @@ class ClassifyConfig:
                 raise ConfigError(f"classes must be non-negative labels; got {self.classes}")
 
     def regularizers(self) -> list[str]:
-        """The parsed ``reg`` list; raises ConfigError on unknown names or impossible combinations."""
+        """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
         return parse_regularizers(self.reg)
 
 
@@ -116,7 +120,8 @@ def parse_regularizers(text: str) -> list[str]:
     names = [n for n in dict.fromkeys(names) if n != "none"]
     adv = [n for n in names if n in ADVERSARIAL]
     if len(adv) > 1:
-        raise ConfigError(f"choose at most one adversarial regularizer of {', '.join(ADVERSARIAL)}; "
+        raise ConfigError(f"choose at most one adversarial regularizer of "
+                          f"{', '.join(ADVERSARIAL)}; "
                           f"got {', '.join(adv)}")
     if "adaptivemix" in names and any(n in MIXES for n in names):
         raise ConfigError("adaptivemix already mixes its inputs; it cannot be combined with "
@@ -137,9 +142,9 @@ def parse_classes(text: str | list | None) -> list[int] | None:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default run: built-in digits, a small ResNet, a few CPU minutes.
-    "digits": {"dataset": "digits", "steps": 600, "batch_size": 64, "lr": 0.05},
+    "digits": {"dataset": "digits", "steps": 300, "batch_size": 64, "lr": 0.05},
     # The in-distribution classifier of the OOD program: digits 0-4 only.
-    "digits-ood": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "steps": 600},
+    "digits-ood": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "steps": 300},
     # Tiny, for tests and smoke runs.
     "smoke": {"model": "test_resnet", "steps": 4, "batch_size": 16, "eval_every": 0,
               "ckpt_every": 2, "log_every": 1},
@@ -149,7 +154,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar100": {"dataset": "cifar100", "image_size": 32, "augment": True, "steps": 39000,
                  "batch_size": 128, "lr": 0.1, "eval_every": 2000, "ckpt_every": 2000},
     # Fast adversarial training (Wong et al. 2020): FGSM with random start, eps 8/255.
-    "digits-fgsm": {"dataset": "digits", "reg": "fgsm", "steps": 600},
+    "digits-fgsm": {"dataset": "digits", "reg": "fgsm", "steps": 300},
     # Mixup + CutMix as timm's recipe switches between them, with label smoothing.
     "digits-mix": {"dataset": "digits", "reg": "mixup,cutmix", "label_smoothing": 0.1},
 }

@@ -74,7 +74,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 def corrupt(x: Tensor, name: str, severity: int,
             generator: torch.Generator | None = None) -> Tensor:
-    """Apply corruption ``name`` (one of :data:`CORRUPTIONS`) at ``severity`` to images in [0, 1]."""
+    """Apply corruption ``name`` (of :data:`CORRUPTIONS`) at ``severity`` to images in [0, 1]."""
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
     if x.dim() != 4 or not x.is_floating_point():

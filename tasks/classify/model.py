@@ -30,6 +30,10 @@ from torch import Tensor, nn
 from robustrep.tasks.common.checkpoint import LATEST
 
 
+def _channel_buffer(values: Sequence[float]) -> Tensor:
+    return torch.tensor(list(values), dtype=torch.float32).view(1, -1, 1, 1)
+
+
 class Classifier(nn.Module):
     """A timm model with per-channel input normalisation; inputs are images in [0, 1].
 
@@ -49,8 +53,8 @@ class Classifier(nn.Module):
             raise ValueError(f"mean and std need one value per channel and std > 0; "
                              f"got mean={list(mean)}, std={list(std)}")
         self.model = model
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("mean", _channel_buffer(mean))
+        self.register_buffer("std", _channel_buffer(std))
 
     @property
     def in_chans(self) -> int:
@@ -116,7 +120,8 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
                 break
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
-                         f"tensors (a .pth/.pt from torch.save(model.state_dict()) or .safetensors)")
+                         f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
+                         f".safetensors file)")
     return {k[7:] if k.startswith("module.") else k: v for k, v in data.items()}
 
 
@@ -189,7 +194,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,
                                       num_classes=num_classes, in_chans=in_chans, **kwargs)
         except RuntimeError as err:
-            raise ValueError(f"weights file {path} does not fit timm model {name!r}: {err}") from err
+            raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
+                             f"{err}") from err
     if mean is None or std is None:
         d_mean, d_std = default_norm(model, in_chans)
         mean = d_mean if mean is None else mean
@@ -246,7 +252,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                                 f"training run written its first checkpoint yet?)")
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{ckpt_path} has no 'model' state dict; it is not a classifier checkpoint")
+        raise ValueError(f"{ckpt_path} has no 'model' state dict; it is not a classifier "
+                         f"checkpoint")
     model = create_classifier(config["model"], int(config["num_classes"]),
                               in_chans=int(config["channels"]), mean=config["mean"],
                               std=config["std"], drop_rate=config.get("drop_rate"))

@@ -78,8 +78,13 @@ class ClassifyTask(nn.Module):
         if self.adaptivemix is not None:
             out = self.adaptivemix(self.model, x, generator=generator)
             lam, index = out["lam"], out["index"]
-            # Mixed CE of the reference classification code: both labels of the mixed pair.
-            ce = lam * self._ce(out["logits"], y) + (1 - lam) * self._ce(out["logits"], y[index])
+            if self.adaptivemix.mode == "reference":
+                # Mixed CE of the reference classification code on h(z_lin) + h(f(x_mix)):
+                # both labels of the mixed pair.
+                ce = lam * self._ce(out["logits"], y) + (1 - lam) * self._ce(out["logits"],
+                                                                             y[index])
+            else:  # additive: the logits are the clean h(f(x)), trained on the clean label
+                ce = self._ce(out["logits"], y)
             terms = {k: v for k, v in out.items() if "/" in k}
             return {"loss": ce.mean() + out["loss"], "logits": out["logits"], "loss/ce": ce.mean(),
                     "adaptivemix/loss": out["loss"].detach(), **terms}
@@ -321,7 +326,8 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     if resume:
         latest = ckpt.latest_checkpoint(run.checkpoints)
         if latest is None:
-            raise FileNotFoundError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not exist")
+            raise FileNotFoundError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not "
+                                    f"exist")
         start_state = ckpt.load_checkpoint(latest, map_location="cpu")
     elif ckpt.latest_checkpoint(run.checkpoints) is not None:
         raise ConfigError(f"{run.path} already holds a run; pass --resume to continue it or "
@@ -356,6 +362,7 @@ def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> Classi
     bad = sorted(set(changed) - allowed)
     if bad:
         raise ConfigError(f"--resume continues the saved config; these options differ from it: "
-                          f"{', '.join(bad)} (a resume may change only {', '.join(sorted(allowed))})")
+                          f"{', '.join(bad)} (a resume may change only "
+                          f"{', '.join(sorted(allowed))})")
     names = {f.name for f in dataclasses.fields(ClassifyConfig)}
     return ClassifyConfig(**{k: v for k, v in {**saved, **changed}.items() if k in names})

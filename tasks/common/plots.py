@@ -151,7 +151,8 @@ def histogram_grid(panels: dict[str, dict[str, Any]], path: str | Path, title: s
 
 
 def grouped_bars(panels: dict[str, dict[str, dict[str, tuple[float, float]]]], path: str | Path,
-                 title: str = "", ylabel: str = "", ylim: tuple[float, float] | None = None) -> Path:
+                 title: str = "", ylabel: str = "",
+                 ylim: tuple[float, float] | None = None) -> Path:
     """Grouped bars with error bars, one panel per key.
 
     ``panels[panel][group][series] = (mean, std)``: within a panel, one cluster of bars per group
@@ -159,9 +160,9 @@ def grouped_bars(panels: dict[str, dict[str, dict[str, tuple[float, float]]]], p
     """
     names = list(panels)
     series = list(dict.fromkeys(s for p in panels.values() for g in p.values() for s in g))
-    fig, axes = plt.subplots(len(names), 1, figsize=(max(6.0, 0.9 * max(
-        (len(p) for p in panels.values()), default=1) * max(1, len(series)) / 2.5), 2.8 * len(names)),
-        squeeze=False)
+    most_groups = max((len(p) for p in panels.values()), default=1)
+    fig_width = max(6.0, 0.9 * most_groups * max(1, len(series)) / 2.5)
+    fig, axes = plt.subplots(len(names), 1, figsize=(fig_width, 2.8 * len(names)), squeeze=False)
     width = 0.8 / max(1, len(series))
     for ax, name in zip(axes[:, 0], names):
         groups = list(panels[name])
@@ -177,7 +178,26 @@ def grouped_bars(panels: dict[str, dict[str, dict[str, tuple[float, float]]]], p
         if ylim is not None:
             ax.set_ylim(*ylim)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=min(6, len(series)), loc="lower left")
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     if title:
         fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def roc_curves_many(curves_by_name: dict[str, tuple[Any, Any, float]], path: str | Path,
+                    title: str = "") -> Path:
+    """:func:`roc_curves` for many curves: the legend goes beside the axes, two columns if long."""
+    fig, ax = plt.subplots(figsize=(11.0, 5.0))
+    cmap = plt.get_cmap("tab20")
+    for k, (name, (fpr, tpr, auc)) in enumerate(curves_by_name.items()):
+        ax.plot(fpr, tpr, color=cmap(k % 20), ls="-" if k < 20 else "--",
+                label=f"{name} ({auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              ncol=2 if len(curves_by_name) > 16 else 1, title="detector (AUROC)",
+              title_fontsize=7)
     return _finish(fig, path)

@@ -103,6 +103,7 @@ class GanConfig:
     # evaluation and run
     eval_every: int = _opt(500, "evaluate (FID/KID/PR or mode stats) every N steps (0 = end only)")
     eval_samples: int = _opt(1000, "generated samples per evaluation during training")
+    final_eval: bool = _opt(True, "evaluate the final step (off: only the eval_every schedule)")
     ckpt_every: int = _opt(500, "checkpoint every N steps (and at the end)")
     log_every: int = _opt(50, "log losses to metrics.jsonl every N steps")
     inception_weights: str | None = _opt(None, "Inception FID weights file (else "
@@ -182,7 +183,7 @@ _MIXTURE = dict(arch="mlp", z_dim=16, g_width=128, d_width=128, mlp_depth=3, los
 # the README); RP-GAN's K is cut from the reference's 48 to 12 (its face12 ablation) for that budget.
 PRESETS: dict[str, dict[str, Any]] = {
     "digits-dcgan": dict(dataset="digits", arch="dcgan", image_size=32, z_dim=64, g_width=32,
-                         d_width=32, loss="ns", steps=2000, batch_size=64, lr_g=2e-4, lr_d=2e-4,
+                         d_width=32, loss="ns", steps=2000, batch_size=32, lr_g=2e-4, lr_d=2e-4,
                          beta1=0.5, beta2=0.999, ema_decay=0.999, eval_every=500,
                          eval_samples=1000, ckpt_every=500, log_every=50, rp_num_views=12),
     "ring-mlp": dict(dataset="ring", **_MIXTURE),
@@ -199,5 +200,5 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Options that may change when a run is resumed; the rest define the run and are fixed.
-RESUMABLE = ("steps", "eval_every", "eval_samples", "ckpt_every", "log_every", "device",
+RESUMABLE = ("steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every", "device",
              "num_workers", "inception_weights", "data_root")

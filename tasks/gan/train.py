@@ -113,7 +113,8 @@ class LossMeter:
 class Trainer:
     """One training run: builds the models and state, then :meth:`fit` runs the loop."""
 
-    def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, show_progress: bool = True):
+    def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, data: GanData,
+                 show_progress: bool = True):
         self.cfg, self.run, self.dist = cfg, run, dist
         self.show_progress = show_progress and dist.is_main
         self.step = 0
@@ -123,7 +124,7 @@ class Trainer:
         self.last_ckpt_step: int | None = None
         self.last_eval_step: int | None = None
         self.evaluator: Evaluator | None = None
-        self.data: GanData = build_data(cfg)
+        self.data = data
         self.ctx, self.ema = self._build_state()
         self.stream: BatchStream | None = None
         self.meter = LossMeter()
@@ -225,14 +226,16 @@ class Trainer:
     def _diverged(self, bad: tuple[int, str, float] | None) -> None:
         where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
                  else "on another process")
-        keep = (f"the last good checkpoint is {self.last_ckpt}" if self.last_ckpt is not None
-                else "no checkpoint was written before it")
+        if self.last_ckpt is not None:
+            keep = (f"the last good checkpoint is {self.last_ckpt} (step {self.last_ckpt_step}); "
+                    f"continue from it with --resume {self.run.path}, e.g. with lower learning "
+                    f"rates")
+        else:
+            keep = "no checkpoint was written before it; start again with lower learning rates"
         if self.dist.is_main:
             self.run.log(bad[0] + 1 if bad else self.step, event="diverged",
                          term=bad[1] if bad else None)
-        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and {keep} "
-                               f"(lower the learning rates or enable a penalty, then --resume "
-                               f"{self.run.path})")
+        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and {keep}")
 
     def log_losses(self) -> dict[str, float]:
         means = self.check_finite()
@@ -248,7 +251,7 @@ class Trainer:
             start = time.time()
             if self.evaluator is None:
                 self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
-                                           self.cfg.eval_samples)
+                                           self.cfg.eval_samples, kid_subsets=10)
             metrics = self.evaluator(self.sampler_G)
             metrics["eval_s"] = round(time.time() - start, 2)
             self.last_metrics = self.run.log(self.step, **metrics)
@@ -317,7 +320,7 @@ class Trainer:
         self.log_losses()
         if self.last_ckpt_step != self.step:
             self.save()
-        if self.last_eval_step != self.step:
+        if self.cfg.final_eval and self.last_eval_step != self.step:
             self.evaluate()
 
     def summary(self) -> dict[str, Any]:
@@ -340,11 +343,19 @@ def open_run(cfg: GanConfig, resume: str | Path | None, dist: DistInfo) -> RunDi
     """The run folder: the resumed one, ``cfg.out``, or a new timestamped one (process 0 decides)."""
     path = None
     if dist.is_main:
-        path = Path(resume) if resume is not None else _new_run_path(cfg)
+        path = _resume_path(resume) if resume is not None else _new_run_path(cfg)
         run = RunDir(path).create()
         run.write_config(to_dict(cfg))
     path = broadcast_object(str(path) if path is not None else None)
     return RunDir(Path(path))
+
+
+def _resume_path(resume: str | Path) -> Path:
+    path = Path(resume)
+    if ckpt.latest_checkpoint(path / "checkpoints") is None:
+        raise FileNotFoundError(f"cannot resume {path}: no checkpoint at "
+                                f"{path / 'checkpoints' / ckpt.LATEST}")
+    return path
 
 
 def _new_run_path(cfg: GanConfig) -> Path:
@@ -362,8 +373,9 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
     """Train (or resume) a GAN run; returns a summary with the run folder and final metrics."""
     dist = init_distributed(cfg.device)
     try:
+        data = build_data(cfg)  # a missing dataset fails before a run folder is made
         run = open_run(cfg, resume, dist)
-        trainer = Trainer(cfg, run, dist, show_progress)
+        trainer = Trainer(cfg, run, dist, data, show_progress)
         if resume is not None:
             trainer.resume()
             _restart_clock(run)

@@ -38,7 +38,8 @@ def _parse_opts(items: list[str]) -> dict[str, Any]:
     for item in items or ():
         key, eq, raw = str(item).partition("=")
         if not eq or not key:
-            raise ValueError(f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), got {item!r}")
+            raise ValueError(f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), "
+                             f"got {item!r}")
         try:
             out[key.strip().replace("-", "_")] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -128,7 +129,7 @@ def findings(agg, regs, detectors, oods, baseline="none", focus="adaptivemix") -
     for det in detectors:
         for ood in oods:
             a, b = agg.get((focus, det, ood)), agg.get((baseline, det, ood))
-            if not a or not b or not math.isfinite(a["AUROC"][0]) or not math.isfinite(b["AUROC"][0]):
+            if not (a and b and math.isfinite(a["AUROC"][0]) and math.isfinite(b["AUROC"][0])):
                 continue
             diff = a["AUROC"][0] - b["AUROC"][0]
             spread = math.hypot(a["AUROC"][1], b["AUROC"][1])
@@ -151,16 +152,19 @@ def findings(agg, regs, detectors, oods, baseline="none", focus="adaptivemix") -
 def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) -> str:
     lines = [f"# OOD bench: digits 0-4 in distribution, {info['n_seeds']} seeds "
              f"({', '.join(map(str, info['seeds']))}), model {info['model']}, "
-             f"{info['steps']} steps", ""]
+             f"{info['steps']} steps"
+             + (f", classify options {info['train_opts']}" if info.get("train_opts") else ""), ""]
     lines.append("ID test accuracy (mean ± std over seeds, %): " + "; ".join(
         f"{r} {_fmt(acc[r])}" for r in regs))
     lines.append("")
-    lines.append("## AUROC averaged over the OOD sets (%, mean ± std over seeds; higher is better)")
+    lines.append("## AUROC averaged over the OOD sets "
+                 "(%, mean ± std over seeds; higher is better)")
     lines.append("")
     lines.append("| detector | " + " | ".join(regs) + " |")
     lines.append("|---|" + "---:|" * len(regs))
     for det in detectors:
-        lines.append(f"| {det} | " + " | ".join(_fmt(avg[(r, det)]) for r in regs) + " |")
+        cells = [_fmt(avg.get((r, det), (math.nan, math.nan))) for r in regs]
+        lines.append(f"| {det} | " + " | ".join(cells) + " |")
     lines.append("")
     for metric, note in (("AUROC", "higher is better"), ("FPR95TPR", "lower is better")):
         lines.append(f"## {metric} (%, mean ± std over seeds; {note})")
@@ -193,7 +197,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     """Train every (regularizer, seed), score every detector, write the comparison table."""
     from robustrep.tasks.classify.config import parse_regularizers
     from robustrep.tasks.common.plots import grouped_bars
-    from robustrep.tasks.ood.cli import score_run
+    from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
 
     reg_list = [r.strip() for r in str(regs).split(",") if r.strip()]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
 DEFAULT_DETECTORS = ("MaxSoftmax,EnergyBased,MaxLogit,Entropy,ODIN,Mahalanobis,ViM,KNN,ReAct,ASH")
 
@@ -145,63 +143,13 @@ def format_detector_list() -> str:
     return "\n".join(lines)
 
 
-def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
-              id_data: str | None = None, fit_data: str | None = None,
-              data_root: str | None = None, resize: bool = False, params: list[str] = (),
-              feature_maps: str = "spatial", max_samples: int | None = None,
-              max_fit: int | None = None, out: str | Path | None = None,
-              batch_size: int = 256, device: str = "auto", amp: str = "off", workers: int = 0,
-              seed: int = 0, use_ema: bool = True, plots: bool = True, save_scores: bool = False,
-              show_progress: bool = False) -> tuple[Any, dict[str, Path]]:
-    """The whole ``ood score`` command as a function: returns ``(ScoreResult, files written)``."""
-    from robustrep.tasks.classify.model import load_run
-    from robustrep.tasks.common.distributed import resolve_device
-    from robustrep.tasks.ood import datasets as ds
-    from robustrep.tasks.ood.detectors import parse_detectors, parse_params
-    from robustrep.tasks.ood.extract import as_ood_model
-    from robustrep.tasks.ood.score import score_model, write_outputs
-
-    specs = parse_detectors(detectors)
-    overrides = parse_params(params)
-    dev = resolve_device(device)
-    run = Path(run)
-    classifier, config = load_run(run, dev, use_ema=use_ema)
-    shape = (int(config["channels"]), int(config["image_size"]), int(config["image_size"]))
-    ctx = ds.DataContext(shape=shape, classes=config.get("classes"),
-                         data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
-    id_name = id_data or ds.default_id(config)
-    ood = list(ood or ds.builtin_ood_names())
-    id_test = ds.id_dataset(id_name, ctx, train=False, limit=max_samples)
-    fit_set = None
-    if any(s.fit_on is not None for s in specs):
-        fit_name = fit_data or id_name
-        if fit_data is None and id_name.split(":")[0].lower() in ("imagefolder", "imagelist"):
-            raise ValueError(f"{id_name} has no train split; name the data the detectors are "
-                             f"fitted on with --fit-data")
-        fit_set = ds.id_dataset(fit_name, ctx, train=True, limit=max_fit)
-    ood_sets = {name: ds.ood_dataset(name, ctx, limit=max_samples) for name in ood}
-    model = as_ood_model(classifier, feature_maps).to(dev).eval()
-    result = score_model(model, specs, id_test, ood_sets, fit_set,
-                         num_classes=int(config["num_classes"]), params=overrides,
-                         batch_size=batch_size, device=dev, amp=amp, workers=workers,
-                         show_progress=show_progress)
-    meta = {"run": str(run), "model": config.get("model"), "weights": config.get("weights"),
-            "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
-            "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
-            "feature_maps": feature_maps, "resize": resize, "seed": seed,
-            "convention": "higher score = more OOD; OOD is the positive class (pytorch-ood)"}
-    files = write_outputs(result, Path(out) if out else run / "ood", meta, plots=plots,
-                          save_scores=save_scores)
-    return result, files
-
-
 def run_score(args: argparse.Namespace) -> int:
     if args.list:
         print(format_detector_list())
         return 0
     if args.run is None:
         return _fail(ValueError("give a run folder (RUN) or --list"))
-    from robustrep.tasks.ood.score import format_table
+    from robustrep.tasks.ood.score import format_table, score_run
     try:
         result, files = score_run(
             args.run, detectors=args.detectors, ood=args.ood, id_data=args.id,

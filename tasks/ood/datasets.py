@@ -210,9 +210,8 @@ def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Datase
         from robustrep.data.builtin import builtin_ood
         dataset = builtin_ood(name, ctx.shape, num=None, generator=ctx.generator(salt))
     elif name == "digits" and not rest:
-        from robustrep.data.builtin import digits
-        channels, height, width = ctx.shape
-        dataset = digits((height, width), channels, None, train=False)
+        raise ValueError("'digits' holds the known classes; as an OOD set use digits59 (the "
+                         "unseen digits 5-9), rotated or inverted")
     elif name in LOCAL:
         dataset = _local(name, rest, ctx, train=False)
     elif name in ("imagefolder", "imagelist"):

@@ -33,6 +33,11 @@ Defaults robustrep sets where pytorch-ood has none (each overridable with ``--pa
 - GradNorm ``param_filter``: the last layer's weights only, as in the GradNorm paper (Huang et al.,
   NeurIPS 2021, deeplearning-wisc/gradnorm_ood); pytorch-ood's default uses every parameter.
 
+Input-gradient detectors (ODIN, MahalanobisODIN) get ``norm_std=None``: robustrep classifiers take
+images in [0, 1] and normalise inside, so the gradient step ``eps`` is already in pixel units, which
+is what the ODIN reference code (facebookresearch/odin) reaches by dividing the sign gradient by the
+normalisation std.
+
 Scores follow pytorch-ood: higher = more OOD.
 """
 
@@ -334,7 +339,7 @@ def score_extracted(detector, spec: DetectorSpec, data: Extracted, chunk: int = 
 
 
 def score_images(detector, loader, device: torch.device | str = "cpu") -> Tensor:
-    """Scores ``[N]`` (float64, CPU) of an image detector (ODIN, GradNorm, MCD, ...), batch by batch.
+    """Scores ``[N]`` (float64, CPU) of an image detector (ODIN, GradNorm, MCD, ...) per batch.
 
     Gradients stay enabled: gradient detectors differentiate with respect to the input (ODIN) or
     the weights (GradNorm) themselves and never step the model.

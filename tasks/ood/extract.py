@@ -158,8 +158,9 @@ class Extracted:
     def get(self, what: str) -> Tensor:
         value = getattr(self, what)
         if value is None:
+            have = [r for r in REPRESENTATIONS if getattr(self, r) is not None]
             raise ValueError(f"{what} were not extracted for this dataset; extracted: "
-                             f"{', '.join(r for r in REPRESENTATIONS if getattr(self, r) is not None)}")
+                             f"{', '.join(have)}")
         return value
 
     def nbytes(self) -> int:
@@ -207,7 +208,10 @@ def extract(model: OODModel, data: Dataset | DataLoader,
         raise ValueError(f"unknown representation(s) {', '.join(unknown)}; valid: "
                          f"{', '.join(REPRESENTATIONS)}")
     device = torch.device(device)
-    loader = data if isinstance(data, DataLoader) else make_loader(data, batch_size, workers, device)
+    if isinstance(data, DataLoader):
+        loader = data
+    else:
+        loader = make_loader(data, batch_size, workers, device)
     total = len(loader.dataset)
     if total == 0:
         raise ValueError(f"{desc}: the dataset is empty")
@@ -226,5 +230,6 @@ def extract(model: OODModel, data: Dataset | DataLoader,
             start += x.shape[0]
             bar.update(1)
     if start != total:
-        raise RuntimeError(f"{desc}: the loader yielded {start} samples but the dataset has {total}")
+        raise RuntimeError(f"{desc}: the loader yielded {start} samples but the dataset has "
+                           f"{total}")
     return Extracted(labels=labels, **buffers)

@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,12 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.tasks.common.distributed import resolve_device
+from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
-                                           score_extracted, score_images)
-from robustrep.tasks.ood.extract import Extracted, OODModel, extract, make_loader
+                                           parse_detectors, parse_params, score_extracted,
+                                           score_images)
+from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 
 METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "FPR95TPR")
 
@@ -83,7 +87,10 @@ def compute_metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor
                         torch.ones(len(ood_scores), dtype=torch.bool)])
     if not torch.isfinite(scores).all():
         raise ValueError(f"{int((~torch.isfinite(scores)).sum())} scores are NaN or infinite")
-    out = ood_metrics(scores, is_ood)
+    with warnings.catch_warnings():
+        # AUTC (not reported here) warns on constant scores; the four metrics are still defined.
+        warnings.filterwarnings("ignore", message="AUTC is undefined")
+        out = ood_metrics(scores, is_ood)
     return {m: float(out[m]) for m in METRICS}, (out["roc"]["fpr"], out["roc"]["tpr"])
 
 
@@ -176,9 +183,60 @@ def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracte
         result.fit_seconds, result.score_seconds = t1 - t0, time.perf_counter() - t1
         for name, scores in result.ood_scores.items():
             result.metrics[name], result.roc[name] = compute_metrics(result.id_scores, scores)
+    except AssertionError as err:
+        # pytorch-ood checks its inputs with bare asserts (e.g. Mahalanobis wants every label
+        # 0..C-1 present in the fit data); say which labels it was given.
+        labels = sorted(set(train.labels.tolist())) if train is not None else None
+        result.error = (f"AssertionError in pytorch-ood's {spec.name}: "
+                        f"{err or 'an input check failed'} (ID train labels: {labels})")
     except Exception as err:  # one failing detector must not hide the others' results
         result.error = f"{type(err).__name__}: {err}"
     return result
+
+
+def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
+              id_data: str | None = None, fit_data: str | None = None,
+              data_root: str | None = None, resize: bool = False, params: list[str] = (),
+              feature_maps: str = "spatial", max_samples: int | None = None,
+              max_fit: int | None = None, out: str | Path | None = None,
+              batch_size: int = 256, device: str = "auto", amp: str = "off", workers: int = 0,
+              seed: int = 0, use_ema: bool = True, plots: bool = True, save_scores: bool = False,
+              show_progress: bool = False) -> tuple[Any, dict[str, Path]]:
+    """The whole ``ood score`` command as a function: returns ``(ScoreResult, files written)``."""
+    from robustrep.tasks.classify.model import load_run  # imports timm: only when a run is read
+
+    specs = parse_detectors(detectors)
+    overrides = parse_params(params)
+    dev = resolve_device(device)
+    run = Path(run)
+    classifier, config = load_run(run, dev, use_ema=use_ema)
+    shape = (int(config["channels"]), int(config["image_size"]), int(config["image_size"]))
+    ctx = ds.DataContext(shape=shape, classes=config.get("classes"),
+                         data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
+    id_name = id_data or ds.default_id(config)
+    ood = list(ood or ds.builtin_ood_names())
+    id_test = ds.id_dataset(id_name, ctx, train=False, limit=max_samples)
+    fit_set = None
+    if any(s.fit_on is not None for s in specs):
+        fit_name = fit_data or id_name
+        if fit_data is None and id_name.split(":")[0].lower() in ("imagefolder", "imagelist"):
+            raise ValueError(f"{id_name} has no train split; name the data the detectors are "
+                             f"fitted on with --fit-data")
+        fit_set = ds.id_dataset(fit_name, ctx, train=True, limit=max_fit)
+    ood_sets = {name: ds.ood_dataset(name, ctx, limit=max_samples) for name in ood}
+    model = as_ood_model(classifier, feature_maps).to(dev).eval()
+    result = score_model(model, specs, id_test, ood_sets, fit_set,
+                         num_classes=int(config["num_classes"]), params=overrides,
+                         batch_size=batch_size, device=dev, amp=amp, workers=workers,
+                         show_progress=show_progress)
+    meta = {"run": str(run), "model": config.get("model"), "weights": config.get("weights"),
+            "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
+            "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
+            "feature_maps": feature_maps, "resize": resize, "seed": seed,
+            "convention": "higher score = more OOD; OOD is the positive class (pytorch-ood)"}
+    files = write_outputs(result, Path(out) if out else run / "ood", meta, plots=plots,
+                          save_scores=save_scores)
+    return result, files
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,8 +263,8 @@ def _finite(value: float) -> float | None:
 
 def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
                   plots: bool = True, save_scores: bool = False) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv``, ``results.md`` and per-OOD-set PNGs to ``out_dir``."""
-    from robustrep.tasks.common.plots import histogram_grid, roc_curves
+    """Write ``results.json``, ``.csv``, ``.md`` and per-OOD-set PNGs to ``out_dir``."""
+    from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,8 +296,9 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
             if not ok:
                 continue
             curves = {d.name: (d.roc[ood][0], d.roc[ood][1], d.metrics[ood]["AUROC"]) for d in ok}
-            files[f"roc_{ood}"] = roc_curves(curves, out / f"roc_{_slug(ood)}.png",
-                                             title=f"ID vs {ood}")
+            draw = roc_curves if len(curves) <= 8 else roc_curves_many
+            files[f"roc_{ood}"] = draw(curves, out / f"roc_{_slug(ood)}.png",
+                                       title=f"ID vs {ood}")
             panels = {d.name: {"ID": d.id_scores, ood: d.ood_scores[ood]} for d in ok}
             files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
                                                   title=f"outlier scores, ID vs {ood}")

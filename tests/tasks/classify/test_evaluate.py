@@ -61,7 +61,6 @@ def test_robust_accuracy_is_at_most_clean_and_drops_with_eps():
                             severities=())
     clean = report["summary"]["clean_acc"]
     assert clean == 1.0
-    assert report["summary"]["pgd10_acc"] <= report["summary"]["fgsm_acc"] + 1e-9 or True
     assert report["summary"]["pgd10_acc"] <= clean and report["summary"]["fgsm_acc"] <= clean
     big = evaluate_model(model, batches, eps=0.5, pgd_steps=(10,), fgsm_attack=False,
                          corruptions=(), severities=())

@@ -68,7 +68,8 @@ def test_pretrained_file_of_another_model_is_refused(tmp_path):
         create_classifier("test_resnet", 3, pretrained_file=path)
     # Same keys, wrong shapes (a wider stem):
     sd = timm.create_model("test_resnet").state_dict()
-    key = next(k for k in sd if k.endswith("weight") and sd[k].dim() == 4 and not k.startswith("conv1"))
+    key = next(k for k in sd
+               if k.endswith("weight") and sd[k].dim() == 4 and not k.startswith("conv1"))
     sd[key] = torch.zeros(sd[key].shape[0] + 1, *sd[key].shape[1:])
     torch.save(sd, path)
     with pytest.raises(ValueError, match="wrong shapes"):

@@ -63,3 +63,28 @@ def test_regularizer_names_and_combinations_are_checked():
         ClassifyConfig(reg="pgd,fgsm")
     with pytest.raises(ConfigError, match="adaptivemix already mixes"):
         ClassifyConfig(reg="adaptivemix,cutmix")
+
+
+@pytest.mark.parametrize("mode", ["reference", "additive"])
+def test_adaptivemix_cross_entropy_matches_its_logits(mode):
+    """Reference mode: mixed CE on h(z_lin) + h(f(x_mix)); additive: plain CE on clean logits."""
+    import torch.nn.functional as F
+
+    from robustrep.adaptivemix import AdaptiveMix
+    from robustrep.tasks.classify.model import create_classifier
+    from robustrep.tasks.classify.train import ClassifyTask
+
+    torch.manual_seed(0)
+    model = create_classifier("test_resnet", 3, in_chans=1)
+    task = ClassifyTask(model, 3, adaptivemix=AdaptiveMix(distance="mse", mode=mode))
+    x, y = torch.rand(6, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    out = task(x, y, torch.Generator().manual_seed(1))
+    if mode == "additive":
+        assert torch.allclose(out["loss/ce"], F.cross_entropy(model(x), y), atol=1e-5)
+    else:
+        redo = AdaptiveMix(distance="mse", mode=mode)(model, x, torch.Generator().manual_seed(1))
+        lam, idx = redo["lam"], redo["index"]
+        ce = (lam * F.cross_entropy(redo["logits"], y, reduction="none")
+              + (1 - lam) * F.cross_entropy(redo["logits"], y[idx], reduction="none")).mean()
+        assert torch.allclose(out["loss/ce"], ce, atol=1e-5)
+    assert torch.allclose(out["loss"], out["loss/ce"] + out["adaptivemix/shrink"], atol=1e-6)

@@ -1,0 +1,171 @@
+"""``robustrep gan train|eval|sample``: argument parsing for the GAN program.
+
+    robustrep gan train [--preset NAME] [--config FILE] [--reg adaptivemix,asgan] [--OPTION V ...]
+    robustrep gan train --resume RUN [--steps N]
+    robustrep gan eval RUN [--num-samples N] [--inception-weights FILE]
+    robustrep gan sample RUN [--num N] [--grid PNG] [--pt FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+
+from robustrep.tasks.common.config import (ConfigError, _base_type, _flag, _parse_bool,
+                                           add_config_args, from_dict, overrides_from_args,
+                                           resolve_config, to_dict)
+from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
+
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError)
+
+
+def _bool_fields() -> list[dataclasses.Field]:
+    hints = typing.get_type_hints(GanConfig)
+    return [f for f in dataclasses.fields(GanConfig) if _base_type(hints[f.name]) is bool]
+
+
+def _add_bool_flags(parser: argparse.ArgumentParser) -> None:
+    """Boolean options as switches: ``--compile`` alone means true, ``--compile false`` too."""
+    group = parser.add_argument_group("switches (override the preset; '--flag' = '--flag true')")
+    for f in _bool_fields():
+        group.add_argument(_flag(f.name), dest=f.name, nargs="?", const=True, default=None,
+                           type=_parse_bool, metavar="BOOL",
+                           help=f"{f.metadata.get('help', '')} (default: {f.default})")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a GAN (default preset: digits-dcgan, a few minutes on CPU)",
+        description="Train a GAN with any of the regularizers. Options resolve as: defaults < "
+                    "--preset < --config FILE < flags.",
+        epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "
+               "robustrep.tasks.cli gan train ...")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET})")
+    p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of options")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue RUN from its latest checkpoint (same folder; --steps may grow)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    skip = ("preset",) + tuple(f.name for f in _bool_fields())
+    add_config_args(p, GanConfig, skip=skip)
+    _add_bool_flags(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="FID/KID/precision-recall (or 2-D mode stats) of a run",
+                       description="Score a run's G-EMA; writes RUN/eval.json and prints a table.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="generated samples (default: 2500 for 2-D data, else up to 10000)")
+    p.add_argument("--inception-weights", default=None, metavar="FILE",
+                   help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
+                        "else $ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", default=None, help="metrics JSON path (default RUN/eval.json)")
+    p.add_argument("--no-ema", action="store_true", help="score G instead of G-EMA")
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
+                       description="Draw N samples from a run's G-EMA.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--grid", default=None, metavar="PNG",
+                   help="grid path (default RUN/samples/sample-step<N>-seed<S>.png)")
+    p.add_argument("--pt", default=None, metavar="FILE", help="also save the samples ([-1, 1])")
+    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-ema", action="store_true", help="sample G instead of G-EMA")
+    p.set_defaults(func=cmd_sample)
+
+
+def add_parser(subparsers, name: str = "gan", summary: str = "") -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=summary, description=summary)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    _add_sample(sub)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def resolve_train_config(args: argparse.Namespace) -> GanConfig:
+    """Config for ``gan train``: preset/file/flags, or the resumed run's config plus overrides."""
+    overrides = overrides_from_args(GanConfig, args)
+    if args.resume is None:
+        return resolve_config(GanConfig, PRESETS, args.preset or DEFAULT_PRESET, args.config,
+                              overrides)
+    if args.preset is not None or args.config is not None:
+        raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
+    saved = RunDir(args.resume).read_config()
+    fixed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and saved.get(k) != v)
+    if fixed:
+        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming {args.resume}; "
+                          f"options that may change: {', '.join(RESUMABLE)}")
+    return from_dict(GanConfig, {**saved, **overrides})
+
+
+def _error(err: Exception, code: int = 2) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return code
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robustrep.tasks.gan.evaluate import format_table
+    from robustrep.tasks.gan.train import TrainingDiverged, train
+    try:
+        cfg = resolve_train_config(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        return _error(err)
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    try:
+        summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
+    except TrainingDiverged as err:
+        return _error(err, 1)
+    except USER_ERRORS as err:
+        return _error(err)
+    if summary is not None:
+        print(f"run: {summary['run']}  steps: {summary['step']}  "
+              f"train time: {summary['train_seconds']:.1f} s")
+        if summary["metrics"]:
+            print(format_table(summary["metrics"]))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from robustrep.tasks.gan.evaluate import evaluate_run, format_table
+    try:
+        metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
+                               args.inception_weights, args.device, args.out,
+                               use_ema=not args.no_ema)
+    except (*USER_ERRORS, ValueError) as err:  # ValueError: a weight file that does not fit
+        return _error(err)
+    print(format_table(metrics))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from robustrep.tasks.gan.sample import sample_run
+    try:
+        out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
+                         args.device, use_ema=not args.no_ema, nrow=args.nrow)
+    except USER_ERRORS as err:
+        return _error(err)
+    print(json.dumps(out, indent=2))
+    return 0

@@ -1,0 +1,60 @@
+"""Tiny GAN configs for the gan program's tests: 16x16 digits or 2-D points, batch 8, CPU."""
+
+import json
+import math
+import os
+
+import pytest
+
+from robustrep.tasks.gan.config import PRESETS, GanConfig
+
+TINY_DIGITS = dict(image_size=16, g_width=8, d_width=8, z_dim=16, batch_size=8, steps=2,
+                   eval_every=0, final_eval=False, ckpt_every=1, log_every=1, eval_samples=64,
+                   rp_num_views=2, rp_base_channels=4, seed=0, device="cpu")
+TINY_GRID = dict(g_width=16, d_width=16, z_dim=4, mlp_depth=2, batch_size=8, steps=2,
+                 eval_every=0, final_eval=False, ckpt_every=1, log_every=1, eval_samples=200,
+                 rp_num_views=3, mixture_samples=1000, seed=0, device="cpu")
+
+
+def tiny_config(preset="digits-dcgan", **overrides) -> GanConfig:
+    base = TINY_GRID if preset in ("grid-mlp", "ring-mlp") else TINY_DIGITS
+    return GanConfig(**{**PRESETS[preset], **base, "preset": preset, **overrides})
+
+
+@pytest.fixture
+def tiny_cfg():
+    return tiny_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """The digits feature net and real statistics go to a session folder, not ~/.cache."""
+    old = os.environ.get("ROBUSTREP_CACHE")
+    os.environ["ROBUSTREP_CACHE"] = str(tmp_path_factory.mktemp("robustrep-cache"))
+    yield os.environ["ROBUSTREP_CACHE"]
+    if old is None:
+        os.environ.pop("ROBUSTREP_CACHE", None)
+    else:
+        os.environ["ROBUSTREP_CACHE"] = old
+
+
+def read_records(run):
+    path = run / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def records():
+    return read_records
+
+
+def assert_finite_losses(records):
+    losses = [(r["step"], k, v) for r in records for k, v in r.items() if k.startswith("loss/")]
+    assert losses, "no loss records"
+    bad = [x for x in losses if not (isinstance(x[2], float) and math.isfinite(x[2]))]
+    assert not bad, bad
+
+
+@pytest.fixture
+def finite_losses():
+    return assert_finite_losses

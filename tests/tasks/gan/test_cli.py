@@ -1,0 +1,98 @@
+"""The gan CLI: help, dry-run, bad presets/options, missing datasets."""
+
+import json
+
+import pytest
+
+from robustrep.tasks.cli import main
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "sample"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gan", command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: robustrep gan {command}" in out
+
+
+def test_train_help_lists_presets_and_regs(capsys):
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("digits-dcgan", "grid-mlp", "cifar10-sngan", "imagefolder-dcgan64"):
+        assert name in out
+    for reg in ("adaptivemix", "srmix", "asgan", "rpgan"):
+        assert reg in out
+    assert "--channels-last" in out and "--amp" in out and "--compile" in out
+
+
+def test_dry_run_prints_resolved_config(capsys):
+    assert main(["gan", "train", "--preset", "grid-mlp", "--reg", "adaptivemix,asgan",
+                 "--steps", "7", "--compile", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["preset"] == "grid-mlp" and cfg["arch"] == "mlp" and cfg["steps"] == 7
+    assert cfg["reg"] == "adaptivemix,asgan" and cfg["compile"] is True
+
+
+def test_config_file_between_preset_and_flags(tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"steps": 11, "lr_d": 1e-3}))
+    assert main(["gan", "train", "--config", str(path), "--lr-d", "5e-4", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["steps"] == 11 and cfg["lr_d"] == 5e-4 and cfg["preset"] == "digits-dcgan"
+
+
+def test_unknown_preset_lists_valid(capsys):
+    assert main(["gan", "train", "--preset", "mnist-dcgan", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'mnist-dcgan'" in err and "digits-dcgan" in err and "cifar10-sngan" in err
+
+
+def test_unknown_option_in_config_file_lists_valid(tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"learning_rate": 1.0}))
+    assert main(["gan", "train", "--config", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "learning_rate" in err and "lr_d" in err
+
+
+def test_bad_choice_lists_valid(capsys):
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--loss", "wgan", "--dry-run"])
+    assert "hinge" in capsys.readouterr().err
+    assert main(["gan", "train", "--reg", "adamix", "--dry-run"]) == 2
+    assert "valid: none, adaptivemix" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["cifar10-dcgan", "cifar100-sngan"])
+def test_missing_cifar_root(preset, tmp_path, capsys):
+    assert main(["gan", "train", "--preset", preset, "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--data-root" in err and "cifar-10" in err and "python version" in err
+    assert not (tmp_path / "r").exists()  # no run folder for a run that cannot start
+
+
+def test_cifar_root_without_files_names_expected_path(tmp_path, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    assert main(["gan", "train", "--preset", "cifar10-dcgan", "--data-root", str(root),
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(root / "cifar-10-batches-py") in err and "data_batch_1" in err
+
+
+def test_nonexistent_root_and_empty_image_folder(tmp_path, capsys):
+    assert main(["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root",
+                 str(tmp_path / "nope"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nope") in err and "<class>/<image>" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root",
+                 str(tmp_path / "empty"), "--quiet"]) == 2
+    assert "no images found" in capsys.readouterr().err
+
+
+def test_resume_missing_run(tmp_path, capsys):
+    assert main(["gan", "train", "--resume", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "config.json" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""gan eval / gan sample on tiny runs, and training on data written in its real on-disk format."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.gan.evaluate import inception_path
+from robustrep.tasks.gan.train import train
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    run = tmp_path_factory.mktemp("eval") / "digits"
+    cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "g_width": 8, "d_width": 8,
+                       "z_dim": 16, "batch_size": 8, "steps": 2, "eval_every": 1,
+                       "eval_samples": 64, "ckpt_every": 1, "log_every": 1, "out": str(run)})
+    train(cfg, show_progress=False)
+    return run
+
+
+def test_training_evaluates_and_draws(digits_run, records):
+    evals = [r for r in records(digits_run) if "fid" in r]
+    assert [r["step"] for r in evals] == [1, 2]
+    for r in evals:
+        assert r["fid"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
+        assert np.isfinite(r["kid"])
+    assert (digits_run / "samples" / "step_00000002.png").is_file()
+    assert (digits_run / "plots" / "losses.png").is_file()
+    assert (digits_run / "plots" / "metrics.png").is_file()
+
+
+def test_gan_eval_writes_json_and_table(digits_run, capsys):
+    out = digits_run / "eval-test.json"
+    assert main(["gan", "eval", str(digits_run), "--num-samples", "100", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    metrics = json.loads(out.read_text())
+    for key in ("fid", "kid", "kid_std", "precision", "recall"):
+        assert key in metrics and key in table
+    assert metrics["step"] == 2 and metrics["num_samples"] == 100
+    assert metrics["extractor"] == "digits-cnn" and metrics["test_accuracy"] > 0.5
+    # the same checkpoint scores the same (fixed evaluation seed)
+    assert main(["gan", "eval", str(digits_run), "--num-samples", "100", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["fid"] == metrics["fid"]
+
+
+def test_gan_sample_grid_and_pt(digits_run, tmp_path, capsys):
+    grid, pt = tmp_path / "g.png", tmp_path / "s.pt"
+    assert main(["gan", "sample", str(digits_run), "--num", "10", "--grid", str(grid),
+                 "--pt", str(pt)]) == 0
+    assert Image.open(grid).size[0] > 16
+    saved = torch.load(pt)
+    assert saved["samples"].shape == (10, 1, 16, 16)
+    assert saved["samples"].min() >= -1 and saved["samples"].max() <= 1
+
+
+def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
+    run = tmp_path / "grid"
+    train(tiny_cfg("grid-mlp", out=str(run), final_eval=True), show_progress=False)
+    assert main(["gan", "eval", str(run), "--num-samples", "500"]) == 0
+    metrics = json.loads((run / "eval.json").read_text())
+    assert 0 <= metrics["modes_covered"] <= 25 and metrics["num_modes"] == 25
+    assert 0 <= metrics["high_quality"] <= 1
+    assert main(["gan", "sample", str(run), "--num", "100"]) == 0
+    assert list((run / "samples").glob("sample-step*.png"))
+
+
+def _write_cifar10(root, n=8):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+
+
+def test_cifar_format_trains_and_eval_needs_inception(tiny_cfg, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "data"
+    _write_cifar10(root)
+    run = tmp_path / "run"
+    cfg = tiny_cfg("cifar10-dcgan", image_size=32, g_width=4, d_width=4, num_workers=0,
+                   data_root=str(root), out=str(run))
+    train(cfg, show_progress=False)
+    assert torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["step"] == 2
+    monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)
+    assert main(["gan", "eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "--inception-weights" in err and "pt_inception-2015-12-05-6726825d.pth" in err
+    bad = tmp_path / "bad.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, bad)
+    assert main(["gan", "eval", str(run), "--inception-weights", str(bad)]) == 2
+    assert "does not fit the FID Inception" in capsys.readouterr().err
+
+
+def test_image_folder_64(tiny_cfg, tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (70, 80, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    cfg = tiny_cfg("imagefolder-dcgan64", image_size=64, g_width=4, d_width=4, steps=1,
+                   num_workers=0, data_root=str(folder), out=str(run), reg="srmix")
+    train(cfg, show_progress=False)
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    assert state["step"] == 1
+
+
+def test_inception_path_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROBUSTREP_INCEPTION", str(tmp_path / "w.pth"))
+    assert inception_path(None) == tmp_path / "w.pth"
+    assert inception_path("x.pth").name == "x.pth"
+    monkeypatch.delenv("ROBUSTREP_INCEPTION")
+    with pytest.raises(FileNotFoundError, match="ROBUSTREP_INCEPTION"):
+        inception_path(None)

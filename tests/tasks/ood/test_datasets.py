@@ -1,0 +1,97 @@
+"""Datasets by name, in the classifier's shape; unknown names and other shapes are clear errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.data import image_shape
+from robustrep.tasks.ood.datasets import (DataContext, ShapeMismatch, default_id, id_dataset,
+                                          ood_dataset)
+
+CTX = DataContext(shape=(1, 16, 16), classes=[0, 1, 2])
+
+
+@pytest.mark.parametrize("name", ["digits59", "gaussian", "uniform", "photos", "rotated",
+                                  "inverted"])
+def test_builtin_ood_sets_take_the_classifier_shape(name):
+    ds = ood_dataset(name, CTX, limit=20)
+    assert len(ds) == 20 and image_shape(ds) == (1, 16, 16)
+    assert all(ds[i][1] == -1 for i in range(3))
+
+
+def test_digits_id_keeps_the_run_classes():
+    train, test = id_dataset("digits", CTX, train=True), id_dataset("digits", CTX, train=False)
+    assert set(train.targets.tolist()) == {0, 1, 2} and set(test.targets.tolist()) == {0, 1, 2}
+    assert len(train) > len(test)
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*digits59.*cifar10.*imagefolder"):
+        ood_dataset("mnist", CTX)
+    with pytest.raises(ValueError, match="use digits59"):
+        ood_dataset("digits", CTX)
+    with pytest.raises(ValueError, match="built-in OOD set"):
+        id_dataset("gaussian", CTX, train=False)
+    with pytest.raises(ValueError, match="--data-root"):
+        ood_dataset("cifar10", CTX)
+
+
+def _png_folder(root, size, mode="L", n=3):
+    root.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(np.full((size, size) + ((3,) if mode == "RGB" else ()), 40 * i,
+                                np.uint8), mode).save(root / f"{i}.png")
+    return root
+
+
+def test_shape_mismatch_is_an_error_unless_resize(tmp_path):
+    folder = _png_folder(tmp_path / "imgs", 8, "RGB")
+    with pytest.raises(ShapeMismatch, match=r"\(3, 8, 8\).*\(1, 16, 16\).*--resize"):
+        ood_dataset(f"imagefolder:{folder}", CTX)
+    resized = ood_dataset(f"imagefolder:{folder}", DataContext((1, 16, 16), resize=True))
+    assert image_shape(resized) == (1, 16, 16) and len(resized) == 3
+    same = ood_dataset(f"imagefolder:{_png_folder(tmp_path / 'ok', 16)}", CTX)
+    assert image_shape(same) == (1, 16, 16)
+
+
+def test_imagelist_openood_format(tmp_path):
+    folder = _png_folder(tmp_path / "data" / "sub", 16)
+    listing = tmp_path / "test_ood.txt"
+    listing.write_text("# OpenOOD imglist\nsub/0.png 0\nsub/2.png 0\n")
+    ds = ood_dataset(f"imagelist:{folder.parent}:{listing}", CTX)
+    assert len(ds) == 2 and image_shape(ds) == (1, 16, 16)
+
+
+def test_cifar_format_needs_resize_for_a_grey_model(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list("abcdefghij")}))
+    with pytest.raises(ShapeMismatch, match=r"\(3, 32, 32\)"):
+        ood_dataset(f"cifar10:{tmp_path}", CTX)
+    ds = ood_dataset("cifar10", DataContext((1, 16, 16), data_root=str(tmp_path), resize=True))
+    assert image_shape(ds) == (1, 16, 16) and len(ds) == 4
+    # as the ID set of a 3-channel CIFAR run, restricted to the run's classes
+    id_set = id_dataset("cifar10", DataContext((3, 32, 32), classes=[1, 2],
+                                               data_root=str(tmp_path)), train=True)
+    labels = [int(id_set[i][1]) for i in range(len(id_set))]
+    assert set(labels) == {1, 2} and len(labels) == 10  # 5 train batches x 2 kept images
+
+
+def test_default_id_from_the_run_config():
+    assert default_id({"dataset": "digits"}) == "digits"
+    assert default_id({"dataset": "cifar100"}) == "cifar100"
+    with pytest.raises(ValueError, match="--id imagefolder:PATH"):
+        default_id({"dataset": "image_folder", "data_root": "/x"})
+
+
+def test_subsampling_is_seeded():
+    a = ood_dataset("gaussian", DataContext((1, 16, 16), seed=3), limit=5)
+    b = ood_dataset("gaussian", DataContext((1, 16, 16), seed=3), limit=5)
+    assert torch.equal(a[0][0], b[0][0])
