@@ -53,8 +53,9 @@ def check_lam(lam: Any, batch: int | None = None, name: str = "lam") -> None:
         if lam.dim() > 1 or (lam.dim() == 1 and batch is not None and lam.numel() != batch):
             raise ValueError(f"{name} must be a scalar or a 1-D tensor with one value per sample "
                              f"({batch}), got shape {tuple(lam.shape)}")
-        # A range check on a CUDA tensor would synchronise the host; only check on CPU.
-        if lam.device.type == "cpu" and lam.numel() and (
+        # A range check on a CUDA tensor would synchronise the host, and reading values breaks a
+        # torch.compile graph; check only eager CPU tensors.
+        if lam.device.type == "cpu" and not torch.compiler.is_compiling() and lam.numel() and (
                 bool((lam < 0).any()) or bool((lam > 1).any()) or bool(lam.isnan().any())):
             raise ValueError(f"{name} must lie in [0, 1], got values in "
                              f"[{lam.min().item():.4g}, {lam.max().item():.4g}]")

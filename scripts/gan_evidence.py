@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override a grid-mlp option (repeatable)")
     p.add_argument("--set-digits", action="append", default=[], metavar="KEY=VALUE",
                    help="override a digits-dcgan option (repeatable)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs in parallel, one process each (default 1; the pilot is serial)")
     p.add_argument("--out", default="runs/evidence", help="output folder")
     return p.parse_args(argv)
 
@@ -103,6 +105,32 @@ def run_one(cfg: GanConfig) -> dict[str, Any]:
         metrics, status, train_s = {}, f"diverged: {err}", float("nan")
     return {"metrics": metrics, "status": status, "train_s": train_s,
             "s_per_step": train_s / cfg.steps, "wall_s": round(time.time() - start, 2)}
+
+
+def _report(job: tuple[str, str, int], result: dict[str, Any]) -> dict[str, Any]:
+    bench, method, seed = job
+    shown = {k: round(v, 4) for k, v in result["metrics"].items()
+             if isinstance(v, (int, float)) and k != "step"}
+    print(f"{bench:6s} {method:12s} seed {seed}: {result['status']} {shown}", flush=True)
+    return {"bench": bench, "method": method, "seed": seed, **result}
+
+
+def run_all(jobs: list[tuple[str, str, int]], configs: list[GanConfig],
+            workers: int) -> list[dict[str, Any]]:
+    """Run every config, serially or in ``workers`` spawned processes (one thread each)."""
+    if workers <= 1:
+        return [_report(job, run_one(cfg)) for job, cfg in zip(jobs, configs)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as pool:
+        futures = [pool.submit(run_one, cfg) for cfg in configs]
+        return [_report(job, f.result()) for job, f in zip(jobs, futures)]
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
 
 
 def pilot(benches, methods, args, out: Path, extras) -> dict[tuple[str, str], float]:
@@ -203,18 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     costs = pilot(benches, methods, args, out, extras) if needs_pilot else {}
     steps = plan_steps(benches, methods, args, costs)
     print(f"steps per run: {steps}", flush=True)
-    rows = []
-    for bench in benches:
-        for seed in range(args.seeds):
-            for method in methods:
-                cfg = make_config(bench, method, seed, steps[bench],
-                                  out / "runs" / bench / method / f"seed{seed}", extras[bench])
-                result = run_one(cfg)
-                rows.append({"bench": bench, "method": method, "seed": seed, **result})
-                shown = {k: round(v, 4) for k, v in result["metrics"].items()
-                         if isinstance(v, (int, float)) and k != "step"}
-                print(f"{bench:6s} {method:12s} seed {seed}: {result['status']} {shown}",
-                      flush=True)
+    jobs = [(bench, method, seed) for bench in benches for seed in range(args.seeds)
+            for method in methods]
+    configs = [make_config(b, m, s, steps[b], out / "runs" / b / m / f"seed{s}", extras[b])
+               for b, m, s in jobs]
+    rows = run_all(jobs, configs, args.jobs)
     aggs = {bench: aggregate(rows, bench, methods) for bench in benches}
     minutes = (time.time() - start) / 60
     header = (f"GAN evidence: {len(rows)} runs in {minutes:.1f} min on CPU "

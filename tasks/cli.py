@@ -4,15 +4,16 @@
     robustrep classify train|eval ...
     robustrep ood score|bench ...
 
-Each program lives in ``robustrep.tasks.<name>.cli`` and exposes ``add_parser(subparsers)``; the
-parser it adds sets ``func`` to the callable that runs the command.
+Each program lives in ``robustrep.tasks.<name>.cli`` and exposes ``add_parser(subparsers, name,
+summary)``; the parser it adds sets ``func`` to the callable that runs the command. Only the
+program named on the command line is imported, so ``robustrep --help`` stays fast and one
+program's import error cannot break another's commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 import robustrep
@@ -24,7 +25,8 @@ PROGRAMS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(program: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; ``program``'s own sub-commands are loaded when it is given."""
     parser = argparse.ArgumentParser(
         prog="robustrep",
         description="Regularizers for robust learned representations: AdaptiveMix, Mixup/CutMix/"
@@ -33,15 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"robustrep {robustrep.__version__}")
     sub = parser.add_subparsers(dest="program", metavar="PROGRAM")
     for name, summary in PROGRAMS.items():
-        module_name = f"robustrep.tasks.{name}.cli"
-        if importlib.util.find_spec(module_name) is None:
-            continue  # program not installed in this build
-        importlib.import_module(module_name).add_parser(sub, name, summary)
+        if name == program:
+            importlib.import_module(f"robustrep.tasks.{name}.cli").add_parser(sub, name, summary)
+        else:
+            sub.add_parser(name, help=summary, description=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    program = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(program if program in PROGRAMS else None)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

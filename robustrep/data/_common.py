@@ -98,7 +98,12 @@ def num_classes(dataset: Dataset) -> int:
     class subset keeps its original labels (``digits(classes=[5, 6])`` needs 7 outputs).
     """
     if isinstance(dataset, Subset):
-        return num_classes(dataset.dataset)
+        # Count the labels the subset holds, not its parent's (a CIFAR subset of classes 0-2
+        # needs 3 outputs); read them from the parent's label list when it has one.
+        parent = _label_list(dataset.dataset)
+        if parent is not None:
+            return _max_label([int(parent[i]) for i in dataset.indices])
+        return _max_label([int(dataset[i][1]) for i in range(len(dataset))])
     if isinstance(dataset, ImageTensorDataset):
         return _max_label(dataset.targets)
     if isinstance(dataset, TensorDataset):
@@ -113,3 +118,14 @@ def num_classes(dataset: Dataset) -> int:
         if labels is not None and len(labels) == len(dataset):
             return _max_label(labels)
     return _max_label([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def _label_list(dataset: Dataset):
+    """The dataset's labels without decoding images, or None when it keeps no label list."""
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        return dataset.tensors[1]
+    for attr in ("targets", "labels"):
+        labels = getattr(dataset, attr, None)
+        if labels is not None and len(labels) == len(dataset):
+            return labels
+    return None

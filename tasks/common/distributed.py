@@ -118,3 +118,12 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
     with torch.no_grad():
         for tensor in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(tensor.data, src=src)
+
+
+def all_gather_object(obj) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process; ``[obj]`` without a group."""
+    if not dist.is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

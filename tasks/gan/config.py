@@ -175,9 +175,12 @@ _CIFAR_SNGAN = dict(arch="sngan", image_size=32, z_dim=128, g_width=256, d_width
                     lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, ema_decay=0.9999,
                     eval_every=5000, eval_samples=10_000, ckpt_every=5000, log_every=100,
                     num_workers=4)
+# 2-D mixtures: at lr 2e-4 the MLP GAN needs far more than a CPU budget of steps to sharpen the
+# modes; lr 1e-3 with a G-EMA reaches ~20 of 25 grid modes in 6000 steps (about 30 s on a core).
 _MIXTURE = dict(arch="mlp", z_dim=16, g_width=128, d_width=128, mlp_depth=3, loss="ns",
-                steps=3000, batch_size=256, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
-                ema_decay=0.0, eval_every=500, eval_samples=2500, ckpt_every=1000, log_every=100)
+                steps=6000, batch_size=256, lr_g=1e-3, lr_d=1e-3, beta1=0.5, beta2=0.999,
+                ema_decay=0.999, eval_every=1000, eval_samples=2500, ckpt_every=2000,
+                log_every=100, rp_num_views=12)
 
 # The default must finish in <= 5 minutes on 2 CPU cores with recognisable digits (measured in
 # the README); RP-GAN's K is cut from the reference's 48 to 12 (its face12 ablation) for that budget.

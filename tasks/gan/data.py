@@ -106,9 +106,11 @@ class _BatchIndices(Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         position = self.start
         local = self.batch // self.world
+        perm, perm_epoch = None, -1
         while True:
             epoch, offset = divmod(position, self.per_epoch)
-            perm = epoch_permutation(self.n, self.seed, epoch)
+            if epoch != perm_epoch:
+                perm, perm_epoch = epoch_permutation(self.n, self.seed, epoch), epoch
             batch = perm[offset * self.batch:(offset + 1) * self.batch]
             yield batch[self.rank * local:(self.rank + 1) * local].tolist()
             position += 1

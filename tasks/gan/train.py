@@ -35,7 +35,8 @@ from torch import Tensor
 
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common.config import to_dict
-from robustrep.tasks.common.distributed import (DistInfo, all_reduce_sum, barrier,
+from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all_reduce_sum,
+                                                barrier,
                                                 broadcast_module, broadcast_object, cleanup,
                                                 init_distributed)
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
@@ -168,8 +169,11 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint; collective in multi-process runs (every rank's RNG and reg state)."""
         ctx = self.ctx
-        return {"step": self.step, "consumed": self.stream.consumed, "d_steps": ctx.d_steps,
+        ranks = all_gather_object({"rng": ckpt.rng_state(ctx.gens),
+                                   "regs": ctx.regs.state_dict()})
+        return {"ranks": ranks, "step": self.step, "consumed": self.stream.consumed, "d_steps": ctx.d_steps,
                 "train_seconds": self.train_seconds, "G": ctx.G.state_dict(),
                 "D": ctx.D.state_dict(),
                 "ema": self.ema.module.state_dict() if self.ema is not None else None,
@@ -187,8 +191,13 @@ class Trainer:
         ctx.opt_g.load_state_dict(state["opt_g"])
         ctx.opt_d.load_state_dict(state["opt_d"])
         ctx.scaler.load_state_dict(state["scaler"])
-        ctx.regs.load_state_dict(state["regs"])
-        ckpt.set_rng_state(state["rng"], ctx.gens)
+        mine = state["ranks"][self.dist.rank] if len(state["ranks"]) == self.dist.world_size \
+            else None
+        ctx.regs.load_state_dict(mine["regs"] if mine else state["regs"])
+        ckpt.set_rng_state(mine["rng"] if mine else state["rng"], ctx.gens)
+        if mine is None:  # another number of processes: decorrelate the ranks' draws again
+            for k, gen in enumerate(ctx.gens.values()):
+                gen.manual_seed(self.cfg.seed * 1000 + 2 * self.dist.rank + k + 7919 * state["step"])
         ctx.d_steps = state["d_steps"]
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self._consumed = state["consumed"]
@@ -207,9 +216,9 @@ class Trainer:
 
     def save(self) -> None:
         self.check_finite()
+        state = self.state_dict()
         if self.dist.is_main:
-            self.last_ckpt = ckpt.save_checkpoint(self.state_dict(), self.run.checkpoints,
-                                                  self.step)
+            self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
         self.last_ckpt_step = self.step
         barrier()
 

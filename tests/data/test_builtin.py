@@ -202,3 +202,13 @@ def test_builtin_ood_registry_matches_like(name):
 def test_builtin_ood_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError, match="digits59, gaussian, uniform, photos, rotated, inverted"):
         builtin_ood("textures", like=(1, 32, 32))
+
+
+def test_num_classes_of_a_subset_counts_its_own_labels():
+    from torch.utils.data import Subset
+
+    from robustrep.data import digits, num_classes
+    full = digits(size=8, train=None)
+    low = [i for i in range(len(full)) if int(full[i][1]) <= 2]
+    assert num_classes(full) == 10
+    assert num_classes(Subset(full, low)) == 3

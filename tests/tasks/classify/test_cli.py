@@ -41,3 +41,9 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
                  "--max-samples", "8", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "clean top-1" in out and "PGD-2" in out and (run / "eval" / "report.json").is_file()
+
+
+def test_resume_refuses_a_changed_config(trained_run, capsys):
+    assert main(["classify", "train", "--resume", "--run-dir", str(trained_run), "--lr", "0.5",
+                 "--quiet"]) == 2
+    assert "differ from it: lr" in capsys.readouterr().err

@@ -1,0 +1,39 @@
+import subprocess
+import sys
+
+import pytest
+
+import robustrep
+from robustrep.tasks import cli
+
+
+def test_version_and_help_list_every_program(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"robustrep {robustrep.__version__}"
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in cli.PROGRAMS)
+
+
+@pytest.mark.parametrize("program", sorted(cli.PROGRAMS))
+def test_each_program_has_help_with_subcommands(program):
+    out = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", program, "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"robustrep {program}" in out
+
+
+def test_only_the_named_program_is_imported():
+    code = ("import sys; from robustrep.tasks import cli; cli.build_parser('gan'); "
+            "print(sorted(m for m in sys.modules if m.startswith('robustrep.tasks.') "
+            "and m.count('.') == 3 and m.endswith('.cli')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['robustrep.tasks.gan.cli']"
+
+
+def test_unknown_program_is_rejected_with_choices(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["gann"])
+    assert "invalid choice: 'gann'" in capsys.readouterr().err
