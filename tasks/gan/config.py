@@ -183,7 +183,8 @@ _MIXTURE = dict(arch="mlp", z_dim=16, g_width=128, d_width=128, mlp_depth=3, los
                 log_every=100, rp_num_views=12)
 
 # The default must finish in <= 5 minutes on 2 CPU cores with recognisable digits (measured in
-# the README); RP-GAN's K is cut from the reference's 48 to 12 (its face12 ablation) for that budget.
+# the README); RP-GAN's K is cut from the reference's 48 to 12 (its face12 ablation) for that
+# budget.
 PRESETS: dict[str, dict[str, Any]] = {
     "digits-dcgan": dict(dataset="digits", arch="dcgan", image_size=32, z_dim=64, g_width=32,
                          d_width=32, loss="ns", steps=2000, batch_size=32, lr_g=2e-4, lr_d=2e-4,
@@ -203,5 +204,5 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Options that may change when a run is resumed; the rest define the run and are fixed.
-RESUMABLE = ("steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every", "device",
-             "num_workers", "inception_weights", "data_root")
+RESUMABLE = ("steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
+             "device", "num_workers", "inception_weights", "data_root")

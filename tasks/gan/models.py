@@ -70,7 +70,8 @@ class DCGANGenerator(nn.Module):
         n = _num_ups(image_size)
         top = width * 2 ** (n - 1)
         self.z_dim = z_dim
-        self.fc = nn.Sequential(nn.Linear(z_dim, top * 16, bias=False), nn.Unflatten(1, (top, 4, 4)),
+        self.fc = nn.Sequential(nn.Linear(z_dim, top * 16, bias=False),
+                                nn.Unflatten(1, (top, 4, 4)),
                                 nn.BatchNorm2d(top), nn.ReLU(True))
         blocks: list[nn.Module] = []
         for i in range(n - 1):

@@ -1,4 +1,4 @@
-"""``robustrep gan sample RUN``: draw samples from a run's G-EMA as a PNG grid and/or a ``.pt`` file.
+"""``robustrep gan sample RUN``: samples from a run's G-EMA as a PNG grid and/or a ``.pt`` file.
 
 Images are saved in [0, 1] in the grid and in G's range [-1, 1] in the ``.pt`` file (a dict with
 ``samples``, ``step`` and ``seed``); 2-D mixture runs get a scatter plot over the mode centres.
@@ -50,7 +50,7 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                pt: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
                device: str = "auto", use_ema: bool = True, nrow: int | None = None
                ) -> dict[str, Any]:
-    """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>.png``) and optionally a ``.pt``."""
+    """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>.png``), optionally a ``.pt``."""
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     samples = generate(G, num, dev, seed=seed).cpu()
     if grid is None:

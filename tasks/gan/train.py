@@ -128,6 +128,7 @@ class Trainer:
         self.data = data
         self.ctx, self.ema = self._build_state()
         self.stream: BatchStream | None = None
+        self._consumed = 0  # global batches read before this session (from a checkpoint)
         self.meter = LossMeter()
 
     # -- construction -------------------------------------------------------------------------
@@ -173,9 +174,9 @@ class Trainer:
         ctx = self.ctx
         ranks = all_gather_object({"rng": ckpt.rng_state(ctx.gens),
                                    "regs": ctx.regs.state_dict()})
-        return {"ranks": ranks, "step": self.step, "consumed": self.stream.consumed, "d_steps": ctx.d_steps,
-                "train_seconds": self.train_seconds, "G": ctx.G.state_dict(),
-                "D": ctx.D.state_dict(),
+        return {"step": self.step, "consumed": self.stream.consumed, "d_steps": ctx.d_steps,
+                "train_seconds": self.train_seconds, "ranks": ranks,
+                "G": ctx.G.state_dict(), "D": ctx.D.state_dict(),
                 "ema": self.ema.module.state_dict() if self.ema is not None else None,
                 "opt_g": ctx.opt_g.state_dict(), "opt_d": ctx.opt_d.state_dict(),
                 "scaler": ctx.scaler.state_dict(), "regs": ctx.regs.state_dict(),
@@ -197,7 +198,8 @@ class Trainer:
         ckpt.set_rng_state(mine["rng"] if mine else state["rng"], ctx.gens)
         if mine is None:  # another number of processes: decorrelate the ranks' draws again
             for k, gen in enumerate(ctx.gens.values()):
-                gen.manual_seed(self.cfg.seed * 1000 + 2 * self.dist.rank + k + 7919 * state["step"])
+                seed = self.cfg.seed * 1000 + 2 * self.dist.rank + k + 7919 * state["step"]
+                gen.manual_seed(seed)
         ctx.d_steps = state["d_steps"]
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self._consumed = state["consumed"]
@@ -290,7 +292,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg, dist = self.cfg, self.dist
         self.stream = BatchStream(self.data, cfg.batch_size, cfg.seed, dist.device, dist.rank,
-                                  dist.world_size, getattr(self, "_consumed", 0), cfg.num_workers)
+                                  dist.world_size, self._consumed, cfg.num_workers)
         bar = progress(cfg.steps, self.step, desc=f"gan {cfg.preset} {cfg.reg}",
                        enabled=self.show_progress)
         try:
@@ -349,7 +351,7 @@ def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def open_run(cfg: GanConfig, resume: str | Path | None, dist: DistInfo) -> RunDir:
-    """The run folder: the resumed one, ``cfg.out``, or a new timestamped one (process 0 decides)."""
+    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one (rank 0 decides)."""
     path = None
     if dist.is_main:
         path = _resume_path(resume) if resume is not None else _new_run_path(cfg)

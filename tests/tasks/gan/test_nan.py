@@ -1,4 +1,4 @@
-"""A NaN/inf loss stops the run, names the step and the loss term, and keeps the last good checkpoint."""
+"""A NaN/inf loss stops the run, names the step and loss term, keeps the last good checkpoint."""
 
 import pytest
 import torch
