@@ -1,7 +1,7 @@
 """``robustrep classify train|eval``: the command line of the classify program.
 
     robustrep classify train --model resnet10t [--preset digits] [--reg mixup,pgd] [--OPTION V]
-    robustrep classify train --resume --run-dir RUN
+    robustrep classify train --resume RUN
     robustrep classify eval RUN [--eps 0.0313] [--pgd-steps 10 20]
 
 Options are the fields of :class:`~robustrep.tasks.classify.config.ClassifyConfig`; a preset
@@ -39,10 +39,11 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="a named set of options (the flags given override it)")
     p.add_argument("--config", default=None, help="a .json/.yaml file of options")
-    p.add_argument("--run-dir", default=None,
+    # --out and --resume RUN match `robustrep gan train`; --run-dir and a bare --resume also work.
+    p.add_argument("--out", "--run-dir", dest="run_dir", default=None,
                    help="run folder (default: runs/classify/<model>-<time>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --run-dir from its latest checkpoint")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
+                   help="continue RUN (or the --out folder) from its latest checkpoint")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -102,9 +103,11 @@ def run_train(args: argparse.Namespace) -> int:
     from .train import config_for_resume, train
     try:
         overrides = overrides_from_args(ClassifyConfig, args)
+        if isinstance(args.resume, str):
+            args.run_dir = args.resume
         if args.resume:
             if args.run_dir is None:
-                raise ConfigError("--resume needs --run-dir (the run folder to continue)")
+                raise ConfigError("--resume needs a run folder: --resume RUN or --out RUN")
             cfg = config_for_resume(args.run_dir, overrides)
         else:
             cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
@@ -112,7 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(json.dumps(to_dict(cfg), indent=2))
             return 0
         run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
-        last = train(cfg, run_dir, resume=args.resume, stop_after=args.stop_after,
+        last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
                      quiet=args.quiet)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         return _fail(err)

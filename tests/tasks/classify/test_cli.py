@@ -44,6 +44,6 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):
-    assert main(["classify", "train", "--resume", "--run-dir", str(trained_run), "--lr", "0.5",
+    assert main(["classify", "train", "--resume", str(trained_run), "--lr", "0.5",
                  "--quiet"]) == 2
     assert "differ from it: lr" in capsys.readouterr().err
