@@ -140,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _error(err, 1)
     except USER_ERRORS as err:
         return _error(err)
-    if summary is not None:
+    if summary.get("rank", 0) == 0:  # one report per torchrun job
         print(f"run: {summary['run']}  steps: {summary['step']}  "
               f"train time: {summary['train_seconds']:.1f} s")
         if summary["metrics"]:

@@ -336,7 +336,7 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         metrics = {k: v for k, v in self.last_metrics.items() if k != "time"}
-        return {"run": str(self.run.path), "step": self.step,
+        return {"run": str(self.run.path), "rank": self.dist.rank, "step": self.step,
                 "train_seconds": round(self.train_seconds, 2), "metrics": metrics,
                 "checkpoint": str(self.last_ckpt) if self.last_ckpt else None}
 
