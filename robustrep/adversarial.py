@@ -42,7 +42,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _NormBase
 
 from robustrep._validate import (check_choice, check_generator, check_nonneg, check_range,
                                  check_same_device, check_tensor)
@@ -55,21 +54,22 @@ _TINY = 1e-12
 
 @contextlib.contextmanager
 def preserve_bn_stats(model: nn.Module | None) -> Iterator[None]:
-    """Restore the running statistics of every BatchNorm-like module of ``model`` on exit.
+    """Restore every buffer of ``model`` on exit: BatchNorm statistics, spectral-norm vectors.
 
-    Snapshots ``running_mean``, ``running_var`` and ``num_batches_tracked`` of all
-    ``_NormBase`` modules (BatchNorm*, SyncBatchNorm, InstanceNorm with tracked stats) and copies
-    them back in place, so references held elsewhere (DDP buffer broadcast) stay valid. The
-    outputs inside the block are unchanged: train-mode BatchNorm still normalises with batch
-    statistics. ``None`` is a no-op.
+    A training-mode forward updates more than BatchNorm's ``running_mean``/``running_var``/
+    ``num_batches_tracked``: spectral norm advances its power-iteration vectors (``weight_u`` of
+    ``nn.utils.spectral_norm``, ``_u``/``_v`` of the parametrization, and the per-member vectors
+    of :class:`robustrep.projection.GroupedSpectralNorm`). All buffers are snapshotted and copied
+    back in place, so references held elsewhere (DDP buffer broadcast) stay valid. The outputs
+    inside the block are unchanged: train-mode BatchNorm still normalises with batch statistics.
+    ``None`` is a no-op.
     """
     if model is None:
         yield
         return
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
-    saved = [(buf, buf.clone()) for m in model.modules() if isinstance(m, _NormBase)
-             for buf in (m.running_mean, m.running_var, m.num_batches_tracked) if buf is not None]
+    saved = [(buf, buf.clone()) for buf in model.buffers()]
     try:
         yield
     finally:

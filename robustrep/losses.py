@@ -21,46 +21,52 @@ from robustrep._validate import check_choice, check_tensor
 LOSSES = ("ns", "hinge", "ls", "wasserstein")
 
 
-def _flat(logits: Tensor) -> Tensor:
+def _per_sample(loss: Tensor) -> Tensor:
+    # Logits with extra dims (patch maps, ensemble members [B, K]) average the per-element
+    # *losses*, not the logits: each patch or member is scored on its own.
+    return loss.reshape(loss.shape[0], -1).mean(1) if loss.dim() > 1 else loss
+
+
+def _checked(logits: Tensor, kind: str) -> Tensor:
+    check_choice("kind", kind, LOSSES)
     check_tensor("logits", logits, floating=True)
-    return logits.reshape(logits.shape[0], -1).mean(1) if logits.dim() > 1 else logits
+    if logits.dim() == 0:
+        raise ValueError("logits must have a batch dimension, got a scalar")
+    return logits
 
 
 def loss_real(logits: Tensor, kind: str = "ns") -> Tensor:
     """Per-sample D loss on samples labelled real."""
-    check_choice("kind", kind, LOSSES)
-    d = _flat(logits)
+    d = _checked(logits, kind)
     if kind == "ns":
-        return F.softplus(-d)
+        return _per_sample(F.softplus(-d))
     if kind == "hinge":
-        return F.relu(1.0 - d)
+        return _per_sample(F.relu(1.0 - d))
     if kind == "ls":
-        return 0.5 * (d - 1.0) ** 2
-    return -d
+        return _per_sample(0.5 * (d - 1.0) ** 2)
+    return _per_sample(-d)
 
 
 def loss_fake(logits: Tensor, kind: str = "ns") -> Tensor:
     """Per-sample D loss on samples labelled fake."""
-    check_choice("kind", kind, LOSSES)
-    d = _flat(logits)
+    d = _checked(logits, kind)
     if kind == "ns":
-        return F.softplus(d)
+        return _per_sample(F.softplus(d))
     if kind == "hinge":
-        return F.relu(1.0 + d)
+        return _per_sample(F.relu(1.0 + d))
     if kind == "ls":
-        return 0.5 * d ** 2
-    return d
+        return _per_sample(0.5 * d ** 2)
+    return _per_sample(d)
 
 
 def g_loss(logits_fake: Tensor, kind: str = "ns") -> Tensor:
     """Per-sample generator loss on D's logits for generated samples."""
-    check_choice("kind", kind, LOSSES)
-    d = _flat(logits_fake)
+    d = _checked(logits_fake, kind)
     if kind == "ns":
-        return F.softplus(-d)
+        return _per_sample(F.softplus(-d))
     if kind == "ls":
-        return 0.5 * (d - 1.0) ** 2
-    return -d  # hinge and Wasserstein G losses are both -D(G(z))
+        return _per_sample(0.5 * (d - 1.0) ** 2)
+    return _per_sample(-d)  # hinge and Wasserstein G losses are both -D(G(z))
 
 
 def r1_penalty(logits_real: Tensor, x_real: Tensor) -> Tensor:

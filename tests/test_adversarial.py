@@ -336,3 +336,20 @@ def test_other_bad_inputs():
         FreePerturbation(-0.1)
     with pytest.raises(TypeError, match="state"):
         FreePerturbation(0.1).load_state_dict({"delta": [1.0]})
+
+
+@pytest.mark.parametrize("name", ["pgd", "dat", "asgan"])
+def test_spectral_norm_power_iteration_state_untouched(name):
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.utils.parametrizations.spectral_norm(nn.Conv2d(3, 4, 3, 2, 1)),
+                      nn.LeakyReLU(0.2), nn.Flatten(),
+                      nn.utils.parametrizations.spectral_norm(nn.Linear(4, 1))).train()
+    for p in d.parameters():
+        p.grad = torch.zeros_like(p)
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    d(batch(low=-1.0)[0])  # a plain train forward does advance the power iteration...
+    assert any(not torch.equal(v, before[k]) for k, v in d.state_dict().items())
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    run_attack(name, d)  # ...an attack's forwards must not
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k]), k

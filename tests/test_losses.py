@@ -46,3 +46,11 @@ def test_gradient_penalty_zero_for_unit_lipschitz_linear_critic():
     pen = gradient_penalty(lambda x: x @ w, torch.randn(4, 5), torch.randn(4, 5),
                            torch.Generator().manual_seed(0))
     assert torch.allclose(pen, torch.zeros(4), atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", LOSSES)
+def test_multi_logit_outputs_average_losses_not_logits(kind):
+    logits = torch.tensor([[-2.0, 3.0], [0.5, 0.5]])  # e.g. two ensemble members per sample
+    for fn in (loss_real, loss_fake, g_loss):
+        expected = torch.stack([fn(logits[:, k], kind) for k in range(2)], 1).mean(1)
+        assert torch.allclose(fn(logits, kind), expected)

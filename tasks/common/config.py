@@ -55,7 +55,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         help_text = f"{meta.get('help', '')} (default: {default})".strip()
         kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": field.name}
         if tp is bool:
-            kwargs.update(type=_parse_bool, metavar="BOOL")
+            # A switch: `--flag` alone means true; `--flag false` also works.
+            kwargs.update(type=_parse_bool, metavar="BOOL", nargs="?", const=True)
         elif tp in (int, float, str):
             kwargs["type"] = tp
         elif typing.get_origin(tp) in (list, tuple):

@@ -51,11 +51,15 @@ def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
     return torch.compile(module) if enabled else module
 
 
-def make_ema(model: nn.Module, decay: float):
-    """An EMA copy of ``model`` (timm's ModelEmaV3); ``None`` when ``decay`` is 0."""
+def make_ema(model: nn.Module, decay: float, warmup: bool = False):
+    """An EMA copy of ``model`` (timm's ModelEmaV3); ``None`` when ``decay`` is 0.
+
+    ``warmup`` ramps the decay up over the first steps (timm's ``use_warmup``), so an early
+    EMA is not dominated by the random initialisation.
+    """
     if decay <= 0:
         return None
     if not 0 < decay < 1:
         raise ValueError(f"ema decay must lie in [0, 1); got {decay}")
     from timm.utils import ModelEmaV3
-    return ModelEmaV3(model, decay=decay)
+    return ModelEmaV3(model, decay=decay, use_warmup=warmup)

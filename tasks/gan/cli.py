@@ -9,32 +9,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import typing
 
-from robustrep.tasks.common.config import (ConfigError, _base_type, _flag, _parse_bool,
-                                           add_config_args, from_dict, overrides_from_args,
-                                           resolve_config, to_dict)
+from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
+                                           overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
 
 USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError)
-
-
-def _bool_fields() -> list[dataclasses.Field]:
-    hints = typing.get_type_hints(GanConfig)
-    return [f for f in dataclasses.fields(GanConfig) if _base_type(hints[f.name]) is bool]
-
-
-def _add_bool_flags(parser: argparse.ArgumentParser) -> None:
-    """Boolean options as switches: ``--compile`` alone means true, ``--compile false`` too."""
-    group = parser.add_argument_group("switches (override the preset; '--flag' = '--flag true')")
-    for f in _bool_fields():
-        group.add_argument(_flag(f.name), dest=f.name, nargs="?", const=True, default=None,
-                           type=_parse_bool, metavar="BOOL",
-                           help=f"{f.metadata.get('help', '')} (default: {f.default})")
 
 
 def _add_train(sub) -> None:
@@ -51,9 +34,7 @@ def _add_train(sub) -> None:
                    help="continue RUN from its latest checkpoint (same folder; --steps may grow)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    skip = ("preset",) + tuple(f.name for f in _bool_fields())
-    add_config_args(p, GanConfig, skip=skip)
-    _add_bool_flags(p)
+    add_config_args(p, GanConfig, skip=("preset",))
     p.set_defaults(func=cmd_train)
 
 

@@ -152,10 +152,7 @@ class Trainer:
             opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas),
             scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=self._generators(),
             device=dev, channels_last=cfg.channels_last)
-        ema = make_ema(G, cfg.ema_decay)
-        if ema is not None:
-            ema.use_warmup = cfg.ema_warmup
-        return ctx, ema
+        return ctx, make_ema(G, cfg.ema_decay, warmup=cfg.ema_warmup)
 
     def _generators(self) -> dict[str, torch.Generator]:
         base = self.cfg.seed * 1000 + 2 * self.dist.rank

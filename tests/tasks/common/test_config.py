@@ -56,3 +56,11 @@ def test_flags_default_to_none_and_parse_types():
 def test_missing_config_file_names_path(tmp_path):
     with pytest.raises(ConfigError, match="nope.json does not exist"):
         resolve_config(Cfg, PRESETS, "a", tmp_path / "nope.json")
+
+
+def test_boolean_options_are_switches():
+    parser = argparse.ArgumentParser()
+    add_config_args(parser, Cfg)
+    assert parser.parse_args(["--amp"]).amp is True
+    assert parser.parse_args(["--amp", "false"]).amp is False
+    assert parser.parse_args([]).amp is None
