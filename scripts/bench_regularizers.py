@@ -5,7 +5,8 @@ no_grad, run D on reals and fakes with the regularizer, backward, Adam step. The
 DCGAN-size at 32x32 (64-128-256 channels, BatchNorm, 4x4 head); G is the matching DCGAN G.
 Every method is timed in the same process, interleaved round by round, so the ratios are
 comparable even on a noisy machine. The second table times the random-projection ensemble's
-batched (grouped-conv) forward+backward against the per-member Python loop at K = 1, 8, 48.
+batched (grouped-conv) forward+backward against the per-member Python loop at K = 1, 8, 48, in
+the default (contiguous) and channels-last memory formats.
 
     python scripts/bench_regularizers.py [--device cuda] [--batch 64] [--rounds 5] [--out FILE]
 
@@ -147,11 +148,14 @@ def time_d_steps(args, device: torch.device) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def time_ensemble(args, device: torch.device, k: int) -> dict[str, float]:
+def time_ensemble(args, device: torch.device, k: int, channels_last: bool) -> dict[str, float]:
     gen = torch.Generator().manual_seed(0)
     ens = ProjectionEnsemble(k, 32, base_channels=args.rp_width, generator=gen).to(device)
     real = torch.rand(args.batch, 3, 32, 32, device=device) * 2 - 1
     fake = torch.rand(args.batch, 3, 32, 32, device=device) * 2 - 1
+    if channels_last:  # model and inputs, as `--channels-last` does in the programs
+        ens = ens.to(memory_format=torch.channels_last)
+        real, fake = (t.contiguous(memory_format=torch.channels_last) for t in (real, fake))
 
     def step(forward):
         ens.zero_grad(set_to_none=True)
@@ -199,16 +203,19 @@ def main() -> None:
     for name, t in d_times.items():
         print(f"{name:38s} {1e3 * t:9.2f} {t / base:11.2f}")
 
-    ens_rows = {k: time_ensemble(args, device, k) for k in args.views}
+    ens_rows = {f"{k}/{fmt}": time_ensemble(args, device, k, fmt == "channels_last")
+                for k in args.views for fmt in ("contiguous", "channels_last")}
     print(f"\nRandom-projection ensemble D step (forward real+fake, backward), batch {args.batch}")
-    print(f"{'K':>4s} {'grouped ms':>11s} {'loop ms':>9s} {'loop/grouped':>13s}")
-    for k, row in ens_rows.items():
-        print(f"{k:4d} {1e3 * row['grouped']:11.2f} {1e3 * row['loop']:9.2f} "
+    print(f"{'K':>4s} {'memory format':>14s} {'grouped ms':>11s} {'loop ms':>9s} "
+          f"{'loop/grouped':>13s}")
+    for key, row in ens_rows.items():
+        k, fmt = key.split("/")
+        print(f"{k:>4s} {fmt:>14s} {1e3 * row['grouped']:11.2f} {1e3 * row['loop']:9.2f} "
               f"{row['loop'] / row['grouped']:13.2f}")
 
     result = {"machine": machine, "torch": torch.__version__, "batch": args.batch,
               "d_step_seconds": d_times, "d_step_ratio": {k: v / base for k, v in d_times.items()},
-              "ensemble_seconds": {str(k): v for k, v in ens_rows.items()}}
+              "ensemble_seconds": ens_rows}
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=2)
     print(f"\nwrote {args.out}")

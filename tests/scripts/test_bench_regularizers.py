@@ -18,4 +18,5 @@ def test_bench_runs_and_reports_ratios(tmp_path):
     assert ratios["baseline"] == 1.0
     assert {"adaptivemix (2 passes)", "dat", "asgan (one step)", "srmix"} <= set(ratios)
     assert all(v > 0 for v in ratios.values())
-    assert set(result["ensemble_seconds"]) == {"1", "2"}
+    assert set(result["ensemble_seconds"]) == {f"{k}/{fmt}" for k in (1, 2)
+                                               for fmt in ("contiguous", "channels_last")}
