@@ -101,7 +101,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 
 
 def _error(err: Exception, code: int = 2) -> int:
-    print(f"error: {err}", file=sys.stderr)
+    print(f"robustrep gan: error: {err}", file=sys.stderr)
     return code
 
 

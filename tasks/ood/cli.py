@@ -110,7 +110,7 @@ def add_parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
 
 
 def _fail(err: Exception) -> int:
-    print(f"error: {err}", file=sys.stderr)
+    print(f"robustrep ood: error: {err}", file=sys.stderr)
     return 2
 
 
