@@ -33,6 +33,14 @@ def check_tensor(name: str, x: Any, ndim: int | Iterable[int] | None = None,
     return x
 
 
+def first_tensor(module: Any) -> Tensor | None:
+    """A parameter (else a buffer) of ``module`` to read its device from; None for non-modules."""
+    if not isinstance(module, torch.nn.Module):
+        return None
+    first = next(module.parameters(), None)
+    return first if first is not None else next(module.buffers(), None)
+
+
 def check_same_device(**tensors: Tensor | None) -> None:
     """Check that all given tensors live on one device."""
     devices = {k: t.device for k, t in tensors.items() if isinstance(t, Tensor)}
@@ -45,6 +53,16 @@ def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, "
                          f"got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_point_sets(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Check two sets of points ``[N_a, D]`` and ``[N_b, D]``: float, one device, same ``D``."""
+    check_tensor(name_a, a, ndim=2, floating=True)
+    check_tensor(name_b, b, ndim=2, floating=True)
+    check_same_device(**{name_a: a, name_b: b})
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} and {name_b} must have the same dimension D (the feature "
+                         f"dimension), got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def check_lam(lam: Any, batch: int | None = None, name: str = "lam") -> None:
@@ -95,7 +113,8 @@ def check_range(name: str, input_range: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in input_range)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {input_range!r}") from None
+        raise TypeError(f"{name} must be a pair (low, high) of numbers, "
+                        f"got {input_range!r}") from None
     if not low < high:
         raise ValueError(f"{name} must have low < high, got ({low}, {high})")
     return low, high
@@ -105,7 +124,8 @@ def check_generator(generator: Any, device: torch.device | None = None) -> None:
     if generator is None:
         return
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise TypeError(f"generator must be a torch.Generator or None, "
+                        f"got {type(generator).__name__}")
     if device is not None and torch.device(generator.device).type != torch.device(device).type:
         raise ValueError(f"generator is on {generator.device} but the tensors are on {device}; "
                          "pass a generator created on the tensors' device")

@@ -60,10 +60,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from robustrep._validate import (check_choice, check_generator, check_lam, check_nonneg,
-                                 check_positive, check_same_device, check_same_shape, check_tensor)
+                                 check_positive, check_same_device, check_same_shape, check_tensor,
+                                 first_tensor)
 from robustrep.mixing import flip_partners, permutation_partners, sample_lam
 from robustrep.split import as_split
 
@@ -210,18 +211,11 @@ def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, dista
     check_choice("mode", mode, MODES)
     check_nonneg("weight", weight)
     split = as_split(model)
-    param = _first_tensor(split)
+    param = first_tensor(split)
     check_same_device(x=x, index=index, model=param)
     # lam stays in at least float32 even for half-precision inputs (a bf16 lam has 8 bits).
     lam = torch.as_tensor(lam, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
     return split, (lam.expand(batch) if lam.dim() == 0 else lam)
-
-
-def _first_tensor(module: Any) -> Tensor | None:
-    if not isinstance(module, nn.Module):
-        return None
-    first = next(module.parameters(), None)
-    return first if first is not None else next(module.buffers(), None)
 
 
 def _mix(a: Tensor, b: Tensor, lam: Tensor) -> Tensor:

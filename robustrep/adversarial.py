@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_generator, check_nonneg, check_range,
-                                 check_same_device, check_tensor)
+                                 check_same_device, check_tensor, first_tensor)
 from robustrep.losses import LOSSES, loss_real
 
 NORMS = ("linf", "l2")
@@ -151,7 +151,7 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
     """
     rng = _check_dat(d_fn, x_real, x_fake, t, eps, input_range, clamp_real)
     module = _owner_module(d_fn, model)
-    check_same_device(x_real=x_real, x_fake=x_fake, model=_first_tensor(module))
+    check_same_device(x_real=x_real, x_fake=x_fake, model=first_tensor(module))
     if (eps if eps is not None else t) == 0:
         return x_real.detach(), x_fake.detach()
     xr = x_real.detach().requires_grad_(True)
@@ -368,13 +368,6 @@ def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
     return owner if isinstance(owner, nn.Module) else None
 
 
-def _first_tensor(module: nn.Module | None) -> Tensor | None:
-    if module is None:
-        return None
-    first = next(module.parameters(), None)
-    return first if first is not None else next(module.buffers(), None)
-
-
 def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, steps: int,
                   norm: str, input_range: Any, generator: torch.Generator | None,
                   model: nn.Module | None) -> tuple[tuple[float, float] | None, nn.Module | None]:
@@ -390,7 +383,7 @@ def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, 
     rng = None if input_range is None else check_range("input_range", input_range)
     check_generator(generator, x.device)
     module = _owner_module(loss_fn, model)
-    check_same_device(x=x, model=_first_tensor(module))
+    check_same_device(x=x, model=first_tensor(module))
     return rng, module
 
 

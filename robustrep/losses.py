@@ -70,7 +70,10 @@ def g_loss(logits_fake: Tensor, kind: str = "ns") -> Tensor:
 
 
 def r1_penalty(logits_real: Tensor, x_real: Tensor) -> Tensor:
-    """R1 (Mescheder et al. 2018): ``||grad_x D(x)||^2`` per sample on reals (x must require grad)."""
+    """R1 (Mescheder et al. 2018): ``||grad_x D(x)||^2`` per sample on reals.
+
+    ``x_real`` must require grad, and ``logits_real`` must be computed from it.
+    """
     if not x_real.requires_grad:
         raise ValueError("x_real must require grad for the R1 penalty; call x.requires_grad_() "
                          "before the D forward")
@@ -78,8 +81,8 @@ def r1_penalty(logits_real: Tensor, x_real: Tensor) -> Tensor:
     return grad.pow(2).reshape(grad.shape[0], -1).sum(1)
 
 
-def gradient_penalty(critic, x_real: Tensor, x_fake: Tensor, generator: torch.Generator | None = None
-                     ) -> Tensor:
+def gradient_penalty(critic, x_real: Tensor, x_fake: Tensor,
+                     generator: torch.Generator | None = None) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): ``(||grad D(x_hat)|| - 1)^2`` per sample on interpolates."""
     eps = torch.rand(x_real.shape[0], *([1] * (x_real.dim() - 1)), device=x_real.device,
                      dtype=x_real.dtype, generator=generator)

@@ -76,5 +76,5 @@ def as_split(model: Any) -> nn.Module:
     if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
         return TimmSplit(model)
     raise TypeError(
-        f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit, a module "
-        "with features()/head() methods, or a timm model (forward_features/forward_head)")
+        f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit, "
+        "a module with features()/head() methods, or a timm model (forward_features/forward_head)")

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustrep._validate import check_generator, check_positive, check_same_device, check_tensor
+from robustrep._validate import (check_generator, check_point_sets, check_positive,
+                                 check_same_device, check_tensor)
 
 __all__ = ["FeatureStats", "frechet_distance", "kid", "polynomial_mmd2"]
 
@@ -243,12 +244,7 @@ def kid(feats_a: Tensor, feats_b: Tensor, num_subsets: int = 100, subset_size: i
         gamma: kernel scale; ``None`` is ``1 / D``.
         generator: draws the subsets (on the features' device).
     """
-    check_tensor("feats_a", feats_a, ndim=2, floating=True)
-    check_tensor("feats_b", feats_b, ndim=2, floating=True)
-    check_same_device(feats_a=feats_a, feats_b=feats_b)
-    if feats_a.shape[1] != feats_b.shape[1]:
-        raise ValueError(f"feats_a and feats_b must have the same feature dimension, got "
-                         f"{tuple(feats_a.shape)} and {tuple(feats_b.shape)}")
+    check_point_sets("feats_a", feats_a, "feats_b", feats_b)
     for name, v in (("num_subsets", num_subsets), ("subset_size", subset_size),
                     ("degree", degree), ("max_chunk_elements", max_chunk_elements)):
         check_positive(name, v, integer=True)

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor
 
-from robustrep._validate import check_positive, check_same_device, check_tensor
+from robustrep._validate import check_point_sets, check_positive, check_tensor
 
 __all__ = ["mode_stats"]
 
@@ -43,12 +43,7 @@ def mode_stats(samples: Tensor, centers: Tensor, std: float | Tensor, threshold:
         of the normalised ``counts`` to the uniform distribution over modes, in nats; 0 for a
         perfectly even spread, ``log M`` for a single mode; NaN without high-quality samples).
     """
-    check_tensor("samples", samples, ndim=2, floating=True)
-    check_tensor("centers", centers, ndim=2, floating=True)
-    check_same_device(samples=samples, centers=centers)
-    if samples.shape[1] != centers.shape[1]:
-        raise ValueError(f"samples and centers must have the same dimension, got "
-                         f"{tuple(samples.shape)} and {tuple(centers.shape)}")
+    check_point_sets("samples", samples, "centers", centers)
     check_positive("threshold", threshold)
     check_positive("min_count", min_count, integer=True)
     num_modes = centers.shape[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustrep._validate import check_positive, check_same_device, check_tensor
+from robustrep._validate import check_point_sets, check_positive, check_same_device, check_tensor
 
 __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
 
@@ -86,10 +86,7 @@ def precision_recall(real_feats: Tensor, fake_feats: Tensor, k: int = 3,
     for float64 inputs; half-precision inputs are upcast to float32.
     """
     real, fake = _prepare("real_feats", real_feats), _prepare("fake_feats", fake_feats)
-    check_same_device(real_feats=real, fake_feats=fake)
-    if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"real_feats and fake_feats must have the same feature dimension, got "
-                         f"{tuple(real.shape)} and {tuple(fake.shape)}")
+    check_point_sets("real_feats", real, "fake_feats", fake)
     real_radii = knn_radii(real, k, chunk_size)
     fake_radii = knn_radii(fake, k, chunk_size)
     precision = manifold_coverage(fake, real, real_radii, chunk_size).double().mean()
