@@ -90,42 +90,33 @@ def _max_label(labels: Sequence[int] | Tensor) -> int:
     return int(known.max()) + 1 if known.numel() else 0
 
 
+def labels(dataset: Dataset) -> Tensor:
+    """Every label of ``dataset`` as a ``LongTensor [N]``.
+
+    Read from the label tensor (``TensorDataset``) or ``targets``/``labels`` when present, through
+    any nesting of ``Subset``, so no image is decoded; otherwise every sample is read once.
+    """
+    if isinstance(dataset, Subset):
+        return labels(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, TensorDataset):
+        if len(dataset.tensors) < 2:
+            raise ValueError("a TensorDataset needs a second tensor of labels")
+        return dataset.tensors[1].long()
+    for attr in ("targets", "labels"):
+        found = getattr(dataset, attr, None)
+        if found is not None and len(found) == len(dataset):
+            return torch.as_tensor(found, dtype=torch.long)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
 def num_classes(dataset: Dataset) -> int:
     """The number of classes a classifier head needs for ``dataset``: ``max(label) + 1``.
 
-    Read from ``classes`` (torchvision datasets) or ``targets``/``labels`` when present, so no
-    image is decoded; otherwise every sample is read once. OOD labels (``< 0``) are ignored, and a
-    class subset keeps its original labels (``digits(classes=[5, 6])`` needs 7 outputs).
+    A torchvision dataset's ``classes`` list gives it directly; otherwise the labels are read as
+    :func:`labels` does. OOD labels (``< 0``) are ignored, and a class subset keeps its original
+    labels (``digits(classes=[5, 6])`` needs 7 outputs; a CIFAR ``Subset`` of classes 0-2, 3).
     """
-    if isinstance(dataset, Subset):
-        # Count the labels the subset holds, not its parent's (a CIFAR subset of classes 0-2
-        # needs 3 outputs); read them from the parent's label list when it has one.
-        parent = _label_list(dataset.dataset)
-        if parent is not None:
-            return _max_label([int(parent[i]) for i in dataset.indices])
-        return _max_label([int(dataset[i][1]) for i in range(len(dataset))])
-    if isinstance(dataset, ImageTensorDataset):
-        return _max_label(dataset.targets)
-    if isinstance(dataset, TensorDataset):
-        if len(dataset.tensors) < 2:
-            raise ValueError("a TensorDataset needs a second tensor of labels to count classes")
-        return _max_label(dataset.tensors[1])
     classes = getattr(dataset, "classes", None)
-    if isinstance(classes, (list, tuple)) and classes:
+    if not isinstance(dataset, Subset) and isinstance(classes, (list, tuple)) and classes:
         return len(classes)
-    for attr in ("targets", "labels"):
-        labels = getattr(dataset, attr, None)
-        if labels is not None and len(labels) == len(dataset):
-            return _max_label(labels)
-    return _max_label([int(dataset[i][1]) for i in range(len(dataset))])
-
-
-def _label_list(dataset: Dataset):
-    """The dataset's labels without decoding images, or None when it keeps no label list."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
-        return dataset.tensors[1]
-    for attr in ("targets", "labels"):
-        labels = getattr(dataset, attr, None)
-        if labels is not None and len(labels) == len(dataset):
-            return labels
-    return None
+    return _max_label(labels(dataset))

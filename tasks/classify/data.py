@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from robustrep.data import ImageTensorDataset, create_dataset, image_shape
+from robustrep.data import ImageTensorDataset, create_dataset, image_shape, labels
 from robustrep.data import num_classes as dataset_num_classes
 
 from .config import ClassifyConfig
@@ -41,29 +41,17 @@ class DataInfo:
     eval_split: str
 
 
-def _labels(dataset: Dataset) -> Tensor:
-    if isinstance(dataset, Subset):
-        return _labels(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
-    if isinstance(dataset, ImageTensorDataset):
-        return dataset.targets
-    for attr in ("targets", "labels"):
-        labels = getattr(dataset, attr, None)
-        if labels is not None and len(labels) == len(dataset):
-            return torch.as_tensor(labels, dtype=torch.long)
-    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
-
-
 def select_classes(dataset: Dataset, classes: list[int] | None, what: str) -> Dataset:
     """The samples of ``dataset`` whose label is in ``classes`` (labels unchanged)."""
     if classes is None:
         return dataset
-    labels = _labels(dataset)
-    present = set(labels.unique().tolist())
+    found = labels(dataset)
+    present = set(found.unique().tolist())
     absent = [c for c in classes if c not in present]
     if absent:
         raise DataError(f"classes {absent} do not occur in the {what}; its labels are "
                         f"{sorted(present)}")
-    keep = torch.isin(labels, torch.tensor(classes)).nonzero().flatten()
+    keep = torch.isin(found, torch.tensor(classes)).nonzero().flatten()
     return Subset(dataset, keep.tolist())
 
 
@@ -157,7 +145,7 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
     if cfg.classes is not None:
         data_classes = max(cfg.classes) + 1  # labels are kept, so the head needs max + 1
     else:
-        data_classes = max(dataset_num_classes(train_set), int(_labels(train_set).max()) + 1)
+        data_classes = dataset_num_classes(train_set)
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
         raise DataError(f"num_classes={cfg.num_classes} is too small for {cfg.dataset}: its "
                         f"labels need {data_classes} outputs (labels 0..{data_classes - 1})")

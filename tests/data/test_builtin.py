@@ -212,3 +212,14 @@ def test_num_classes_of_a_subset_counts_its_own_labels():
     low = [i for i in range(len(full)) if int(full[i][1]) <= 2]
     assert num_classes(full) == 10
     assert num_classes(Subset(full, low)) == 3
+
+
+def test_labels_reads_through_nested_subsets():
+    from torch.utils.data import Subset
+
+    from robustrep.data import digits, labels
+    full = digits(size=8, train=None)
+    inner = Subset(full, list(range(10, 40)))
+    outer = Subset(inner, [0, 5, 29])
+    expected = [int(full[i][1]) for i in (10, 15, 39)]
+    assert labels(outer).tolist() == expected and labels(outer).dtype == torch.long
