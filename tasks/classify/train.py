@@ -41,7 +41,7 @@ from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
-from robustrep.tasks.common.config import ConfigError, to_dict
+from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir
 
@@ -354,15 +354,14 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
         dist.cleanup()
 
 
+# Options that may change when a run is resumed; the rest define the run and are fixed.
+RESUMABLE = ("steps", "device", "workers", "eval_every", "ckpt_every", "log_every")
+
+
 def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> ClassifyConfig:
     """The saved config of a run, with the few options a resume may change."""
     saved = RunDir(Path(run_path)).read_config()
-    allowed = {"steps", "device", "workers", "eval_every", "ckpt_every", "log_every"}
-    changed = {k: v for k, v in overrides.items() if v is not None and saved.get(k) != v}
-    bad = sorted(set(changed) - allowed)
-    if bad:
-        raise ConfigError(f"--resume continues the saved config; these options differ from it: "
-                          f"{', '.join(bad)} (a resume may change only "
-                          f"{', '.join(sorted(allowed))})")
+    merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
+    # The saved config also holds data-derived fields (num_classes, mean, std, ...).
     names = {f.name for f in dataclasses.fields(ClassifyConfig)}
-    return ClassifyConfig(**{k: v for k, v in {**saved, **changed}.items() if k in names})
+    return ClassifyConfig(**{k: v for k, v in merged.items() if k in names})

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,22 @@ def overrides_from_args(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The dataclass fields the user set on the command line."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable: Iterable[str],
+                     run: Any) -> dict[str, Any]:
+    """The saved config of ``run`` with ``overrides``; only ``resumable`` options may change.
+
+    A resumed run must be the same run: any other option that differs from the saved value is a
+    ConfigError naming it and listing what may change.
+    """
+    changed = {k: v for k, v in overrides.items() if v is not None and saved.get(k) != v}
+    fixed = sorted(set(changed) - set(resumable))
+    if fixed:
+        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming {run}: the saved config "
+                          f"is kept, and these options differ from it: {', '.join(fixed)}. "
+                          f"Options that may change: {', '.join(sorted(resumable))}")
+    return {**saved, **changed}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import json
 import sys
 
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
-                                           overrides_from_args, resolve_config, to_dict)
+                                           merge_for_resume, overrides_from_args,
+                                           resolve_config, to_dict)
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
 
@@ -93,11 +94,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     if args.preset is not None or args.config is not None:
         raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
     saved = RunDir(args.resume).read_config()
-    fixed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and saved.get(k) != v)
-    if fixed:
-        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming {args.resume}; "
-                          f"options that may change: {', '.join(RESUMABLE)}")
-    return from_dict(GanConfig, {**saved, **overrides})
+    return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume))
 
 
 def _error(err: Exception, code: int = 2) -> int:

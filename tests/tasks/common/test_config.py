@@ -64,3 +64,12 @@ def test_boolean_options_are_switches():
     assert parser.parse_args(["--amp"]).amp is True
     assert parser.parse_args(["--amp", "false"]).amp is False
     assert parser.parse_args([]).amp is None
+
+
+def test_merge_for_resume_allows_only_resumable_changes():
+    from robustrep.tasks.common.config import merge_for_resume
+    saved = {"steps": 10, "lr": 0.1}
+    assert merge_for_resume(saved, {"steps": 20, "lr": 0.1}, ("steps",), "RUN") == \
+        {"steps": 20, "lr": 0.1}
+    with pytest.raises(ConfigError, match="cannot change lr when resuming RUN.*may change: steps"):
+        merge_for_resume(saved, {"lr": 0.5}, ("steps",), "RUN")
