@@ -20,7 +20,8 @@ import robustrep
 
 PROGRAMS = {
     "gan": "train GANs with the regularizers, evaluate FID/KID/precision-recall, draw samples",
-    "classify": "fine-tune timm classifiers with the regularizers, measure clean and robust accuracy",
+    "classify": "fine-tune timm classifiers with the regularizers, measure clean and robust "
+                "accuracy",
     "ood": "score OOD detection with pytorch-ood detectors on trained classifiers",
 }
 

@@ -37,7 +37,7 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
 
 
 def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: int = 3) -> Path:
-    """Write ``step_<step>.pt`` and ``latest.pt`` atomically; keep the newest ``keep`` step files."""
+    """Write ``step_<step>.pt`` and ``latest.pt`` atomically; keep the newest ``keep`` steps."""
     folder = Path(folder)
     path = save_atomic(state, folder / f"step_{step:08d}.pt")
     save_atomic(state, folder / LATEST)
@@ -68,7 +68,7 @@ def checkpoint_step(path: str | Path) -> int | None:
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Every RNG a training step may draw from: Python, NumPy, torch CPU/CUDA and named generators."""
+    """Every RNG a training step may draw from: Python, NumPy, torch CPU/CUDA, named generators."""
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
@@ -80,7 +80,8 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
     return state
 
 
-def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
+def set_rng_state(state: dict[str, Any],
+                  generators: dict[str, torch.Generator] | None = None) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])

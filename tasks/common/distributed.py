@@ -1,8 +1,8 @@
 """Multi-process training through torchrun and DistributedDataParallel.
 
-``torchrun --nproc_per_node N -m robustrep.tasks.cli gan train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK;
-:func:`init_distributed` reads them and picks gloo on CPU and nccl on CUDA. Without those variables
-everything runs in one process and the helpers below are no-ops.
+``torchrun --nproc_per_node N -m robustrep.tasks.cli gan train ...`` sets RANK, WORLD_SIZE and
+LOCAL_RANK; :func:`init_distributed` reads them and picks gloo on CPU and nccl on CUDA. Without
+those variables everything runs in one process and the helpers below are no-ops.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
+            raise ValueError(f"device {name!r} asked for but CUDA is not available; "
+                             "use --device cpu")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     if name != "cpu":
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
@@ -51,7 +52,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend, rank=rank, world_size=world)
     return DistInfo(rank, world, local_rank, dev)
 
 

@@ -85,7 +85,7 @@ class RunDir:
         return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line]
 
     def truncate_metrics(self, after_step: int) -> None:
-        """Drop records past ``after_step`` (a resumed run rewrites what came after its checkpoint)."""
+        """Drop records past ``after_step``: a resumed run rewrites what followed its checkpoint."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in kept))
 

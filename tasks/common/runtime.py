@@ -31,7 +31,8 @@ def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
 
 
-def prepare_module(module: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+def prepare_module(module: nn.Module, device: torch.device,
+                   channels_last: bool = False) -> nn.Module:
     module = module.to(device)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
