@@ -1,0 +1,25 @@
+"""The errors a user can fix, shared by every program.
+
+Anything raised as a :class:`UserError` (or a subclass) reaches the program's error boundary,
+which prints one line ``robustrep <program>: error: <message>`` and exits with code 2; the
+message names what was wrong (option, file, folder) and what is accepted. Every other exception
+is a bug in robustrep and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for; the message says what is accepted."""
+
+
+class DataError(UserError):
+    """Missing, unreadable or ill-shaped data."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint or weights file that is missing, unreadable, unsafe or non-finite."""
+
+
+class RunFolderError(UserError):
+    """An output or run folder that cannot be used (locked, unwritable, not a run)."""
