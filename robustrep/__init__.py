@@ -5,43 +5,69 @@ symmetric adversarial training of a discriminator, multiple random projections) 
 training, timm classifier fine-tuning and OOD detection through the programs in ``tasks/``
 (installed as ``robustrep.tasks`` and reached through the ``robustrep`` console script).
 
-The library is side-effect free: nothing here parses argv, prints or writes run folders.
+The public names below are loaded on first use (PEP 562 ``__getattr__``), so ``import robustrep``
+stays fast (no torch import) and does nothing else: no argv, no printing, no import hooks.
+
+    import robustrep
+    reg = robustrep.create_regularizer("adaptivemix", alpha=1.0)
 """
 
-import importlib.abc
-import importlib.util
-import sys
-from pathlib import Path
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it
+_EXPORTS = {
+    # regularizers and the registry
+    "AdaptiveMix": "robustrep.adaptivemix",
+    "adaptivemix": "robustrep.adaptivemix",
+    "SampleMix": "robustrep.mixing",
+    "mixup": "robustrep.mixing",
+    "cutmix": "robustrep.mixing",
+    "srmix": "robustrep.mixing",
+    "mixup_target": "robustrep.mixing",
+    "mixed_gan_loss": "robustrep.mixing",
+    "soft_target_cross_entropy": "robustrep.mixing",
+    "fgsm": "robustrep.adversarial",
+    "pgd": "robustrep.adversarial",
+    "dat_perturb": "robustrep.adversarial",
+    "asgan_perturb": "robustrep.adversarial",
+    "FreePerturbation": "robustrep.adversarial",
+    "ProjectionEnsemble": "robustrep.projection",
+    "register_regularizer": "robustrep.registry",
+    "create_regularizer": "robustrep.registry",
+    "list_regularizers": "robustrep.registry",
+    "regularizer_info": "robustrep.registry",
+    "parse_combination": "robustrep.registry",
+    # the features/head split every regularizer sees a model through
+    "FeatureSplit": "robustrep.split",
+    "TimmSplit": "robustrep.split",
+    "as_split": "robustrep.split",
+    # GAN losses
+    "loss_real": "robustrep.losses",
+    "loss_fake": "robustrep.losses",
+    "g_loss": "robustrep.losses",
+    "r1_penalty": "robustrep.losses",
+}
+_SUBMODULES = ("metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
+               "losses", "split", "registry")
 
-class _CheckoutTasksFinder(importlib.abc.MetaPathFinder):
-    """Find ``robustrep.tasks`` in a source checkout, where ``tasks/`` sits beside ``robustrep/``.
-
-    An installed robustrep holds ``robustrep/tasks`` (pyproject maps it there). When the checkout
-    itself is first on ``sys.path`` (``python -m robustrep.tasks.cli`` or ``torchrun -m ...`` run
-    from the repository root), ``robustrep`` is the source folder, which has no ``tasks``; this
-    finder, consulted only after the normal ones fail, maps that one name to ``../tasks``.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "robustrep.tasks":
-            return None
-        return importlib.util.spec_from_file_location(
-            fullname, self.folder / "__init__.py", submodule_search_locations=[str(self.folder)])
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 
 
-def _register_checkout_tasks() -> None:
-    package = Path(__file__).resolve().parent
-    tasks = package.parent / "tasks"
-    if (package / "tasks").is_dir() or not (tasks / "__init__.py").is_file():
-        return  # installed (tasks inside the package), or not a checkout
-    if not any(isinstance(f, _CheckoutTasksFinder) for f in sys.meta_path):
-        sys.meta_path.append(_CheckoutTasksFinder(tasks))
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"robustrep.{name}")
+    else:
+        raise AttributeError(f"module 'robustrep' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
-_register_checkout_tasks()
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -18,19 +18,30 @@ def test_version_and_help_list_every_program(capsys):
 
 
 @pytest.mark.parametrize("program", sorted(cli.PROGRAMS))
-def test_each_program_has_help_with_subcommands(program):
+def test_each_program_has_help_with_subcommands(program, tmp_path):
+    # From a temporary folder, so the checkout's robustrep/ cannot shadow the installed package.
     out = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", program, "--help"],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert f"robustrep {program}" in out
 
 
-def test_only_the_named_program_is_imported():
+def test_only_the_named_program_is_imported(tmp_path):
     code = ("import sys; from robustrep.tasks import cli; cli.build_parser('gan'); "
             "print(sorted(m for m in sys.modules if m.startswith('robustrep.tasks.') "
             "and m.count('.') == 3 and m.endswith('.cli')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=tmp_path).stdout
     assert out.strip() == "['robustrep.tasks.gan.cli']"
+
+
+def test_import_robustrep_is_light_and_hooks_nothing(tmp_path):
+    code = ("import sys; before = list(sys.meta_path); import robustrep; "
+            "assert sys.meta_path == before, 'meta_path changed'; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "robustrep.AdaptiveMix; robustrep.create_regularizer; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_unknown_program_is_rejected_with_choices(capsys):

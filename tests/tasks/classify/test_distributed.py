@@ -16,7 +16,9 @@ def test_torchrun_two_cpu_processes(tmp_path):
            "--preset", "smoke", "--image-size", "16", "--classes", "0,1,2", "--batch-size", "8",
            "--reg", "adaptivemix,fgsm", "--run-dir", str(run), "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    # From a temporary folder: the checkout's robustrep/ must not shadow the installed package.
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if "loss" in r)
