@@ -66,6 +66,7 @@ from robustrep._validate import (check_choice, check_generator, check_lam, check
                                  check_positive, check_same_device, check_same_shape, check_tensor,
                                  first_tensor)
 from robustrep.mixing import flip_partners, permutation_partners, sample_lam
+from robustrep.registry import register_regularizer
 from robustrep.split import as_split
 
 DISTANCES = ("cosine", "mse")
@@ -144,6 +145,9 @@ def adaptivemix_three_pass(model: Any, x: Tensor, lam: float | Tensor, index: Te
     return _terms(split, z, z_b, z_mix, lam, index, noise, distance, mode, weight)
 
 
+@register_regularizer("adaptivemix", paper="Liu et al., AdaptiveMix, CVPR 2023",
+                      acts={"gan": "D function", "classify": "feature shrinkage"},
+                      excludes={"classify": ("mixup", "cutmix", "srmix")})
 class AdaptiveMix:
     """AdaptiveMix regularizer: samples partners, lam and noise, then calls :func:`adaptivemix`.
 

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from robustrep._validate import (check_choice, check_generator, check_nonneg, check_range,
                                  check_same_device, check_tensor, first_tensor)
 from robustrep.losses import LOSSES, loss_real
+from robustrep.registry import register_regularizer
 
 NORMS = ("linf", "l2")
 _INPUT_RANKS = (2, 3, 4, 5)
@@ -208,6 +209,8 @@ def asgan_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, loss: str = 
                model=_owner_module(d_fn, model))
 
 
+@register_regularizer("free", paper="Shafahi et al., Adversarial training for free!, NeurIPS 2019",
+                      acts={"classify": "adversarial inputs"})
 class FreePerturbation:
     """A perturbation carried across training steps ("free" adversarial training).
 
@@ -402,3 +405,86 @@ def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float |
     if not isinstance(clamp_real, bool):
         raise TypeError(f"clamp_real must be a bool, got {type(clamp_real).__name__}")
     return None if input_range is None else check_range("input_range", input_range)
+
+
+# Thin classes over the functions above: hyperparameters in the constructor, inputs in the call,
+# so the registry can build every method by name (``create_regularizer("dat", t=1.0)``).
+
+
+@register_regularizer("dat", paper="Li et al., Improving GAN training with dual adversarial "
+                      "training (DAT), IEEE TETCI 2023", acts={"gan": "D inputs"})
+class DAT:
+    """Symmetric adversarial training of D on reals and fakes (see :func:`dat_perturb`)."""
+
+    def __init__(self, t: float = 1.0, eps: float | None = None,
+                 input_range: tuple[float, float] | None = (-1.0, 1.0), clamp_real: bool = True):
+        self.t, self.eps, self.input_range, self.clamp_real = t, eps, input_range, clamp_real
+
+    def __call__(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor, *,
+                 model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+        return dat_perturb(d_fn, x_real, x_fake, t=self.t, eps=self.eps,
+                           input_range=self.input_range, clamp_real=self.clamp_real, model=model)
+
+    def __repr__(self) -> str:
+        return (f"DAT(t={self.t}, eps={self.eps}, input_range={self.input_range}, "
+                f"clamp_real={self.clamp_real})")
+
+
+@register_regularizer("asgan", paper="Liu et al., AS-GAN, Neural Networks 2021",
+                      acts={"gan": "D inputs"})
+class ASGAN:
+    """Adversarial training of D on reals only (see :func:`asgan_perturb`)."""
+
+    def __init__(self, eps: float = 0.05, steps: int = 1, norm: str = "linf", loss: str = "ns",
+                 input_range: tuple[float, float] | None = (-1.0, 1.0)):
+        self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
+        self.input_range = input_range
+
+    def __call__(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor,
+                 generator: torch.Generator | None = None, *,
+                 model: nn.Module | None = None) -> Tensor:
+        return asgan_perturb(d_fn, x_real, loss=self.loss, eps=self.eps, steps=self.steps,
+                             norm=self.norm, input_range=self.input_range, generator=generator,
+                             model=model)
+
+    def __repr__(self) -> str:
+        return (f"ASGAN(eps={self.eps}, steps={self.steps}, norm={self.norm!r}, "
+                f"loss={self.loss!r}, input_range={self.input_range})")
+
+
+@register_regularizer("pgd", paper="Madry et al., Towards Deep Learning Models Resistant to "
+                      "Adversarial Attacks, ICLR 2018", acts={"classify": "adversarial inputs"})
+class PGD:
+    """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``."""
+
+    def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
+                 norm: str = "linf", random_start: bool = True,
+                 input_range: tuple[float, float] | None = (0.0, 1.0)):
+        self.eps, self.steps, self.step_size, self.norm = eps, steps, step_size, norm
+        self.random_start, self.input_range = random_start, input_range
+
+    def __call__(self, loss_fn: Callable[[Tensor], Tensor], x: Tensor,
+                 generator: torch.Generator | None = None, *,
+                 model: nn.Module | None = None) -> Tensor:
+        return pgd(loss_fn, x, self.eps, step_size=self.step_size, steps=self.steps,
+                   norm=self.norm, random_start=self.random_start, input_range=self.input_range,
+                   generator=generator, model=model)
+
+
+@register_regularizer("fgsm", paper="Wong et al., Fast is better than free, ICLR 2020",
+                      acts={"classify": "adversarial inputs"})
+class FGSM:
+    """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`)."""
+
+    def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
+                 random_start: bool = True,
+                 input_range: tuple[float, float] | None = (0.0, 1.0)):
+        self.eps, self.step_size, self.norm = eps, step_size, norm
+        self.random_start, self.input_range = random_start, input_range
+
+    def __call__(self, loss_fn: Callable[[Tensor], Tensor], x: Tensor,
+                 generator: torch.Generator | None = None, *,
+                 model: nn.Module | None = None) -> Tensor:
+        return fgsm(loss_fn, x, self.eps, norm=self.norm, input_range=self.input_range,
+                    random_start=self.random_start, step_size=self.step_size,
+                    generator=generator, model=model)

@@ -59,6 +59,7 @@ from robustrep._validate import (
     check_same_shape,
     check_tensor,
 )
+from robustrep.registry import register_regularizer
 
 KINDS = ("mixup", "cutmix", "srmix")
 PARTNERS = ("permutation", "flip")
@@ -597,3 +598,41 @@ class SampleMix:
             weight = torch.where(pick.view(-1, *([1] * (x.dim() - 1))), w_k, weight)
             lam_eff = torch.where(pick, lam_k, lam_eff)
         return weight, lam_eff
+
+
+# One registered class per mixing method, so each has its own name, paper and options; all three
+# are SampleMix with one kind (the programs build a SampleMix over several kinds when a run lists
+# more than one, as timm's Mixup switches between Mixup and CutMix).
+
+
+@register_regularizer("mixup", paper="Zhang et al., mixup, ICLR 2018",
+                      acts={"gan": "extra D term", "classify": "input mixing"})
+class Mixup(SampleMix):
+    """Mixup: convex combinations of two inputs with lam ~ Beta(alpha, alpha)."""
+
+    def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
+                 partner: str = "permutation"):
+        super().__init__(("mixup",), alpha=alpha, prob=prob, per_sample=per_sample,
+                         partner=partner)
+
+
+@register_regularizer("cutmix", paper="Yun et al., CutMix, ICCV 2019",
+                      acts={"gan": "extra D term", "classify": "input mixing"})
+class CutMix(SampleMix):
+    """CutMix: a box of the partner pasted in; lam is the area the box leaves."""
+
+    def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
+                 partner: str = "permutation"):
+        super().__init__(("cutmix",), alpha=alpha, prob=prob, per_sample=per_sample,
+                         partner=partner)
+
+
+@register_regularizer("srmix", paper="Takamoto & Morishita, SRMix, MIPR 2021",
+                      acts={"gan": "extra D term", "classify": "input mixing"})
+class SRMix(SampleMix):
+    """SRMix: a box with smoothed edges; lam is the mask's mean."""
+
+    def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
+                 partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING):
+        super().__init__(("srmix",), alpha=alpha, prob=prob, per_sample=per_sample,
+                         partner=partner, smoothing=smoothing)

@@ -38,6 +38,7 @@ from torch.nn.utils import parametrize
 from robustrep import losses
 from robustrep._validate import (check_choice, check_generator, check_positive, check_same_device,
                                  check_tensor)
+from robustrep.registry import register_regularizer
 
 IMPLS = ("grouped", "loop")
 STRIDE = 2  # rpglib/disc.py reads it from filts.npz; every shipped filter set uses 2.
@@ -253,6 +254,9 @@ class _MemberView(nn.Module):
                         stride=self.owner.stride, padding=self.owner.padding)
 
 
+@register_regularizer("rpgan", paper="Neyshabur, Bhojanapalli & Chakrabarti, "
+                      "Stabilizing GAN Training with Multiple Random Projections, 2017",
+                      acts={"gan": "D function"})
 class ProjectionEnsemble(nn.Module):
     """K random projections, each followed by its own DCGAN-style discriminator, run batched.
 
