@@ -1,0 +1,218 @@
+"""Aggregate a report's runs and write the page: ``report.md``, ``report.html`` (self-contained,
+plots embedded) and ``report.json``.
+
+Every number is a mean ± sample standard deviation over seeds, with the baseline (``none``)
+trained in the same report. The reading compares each regularizer with that baseline on each
+headline metric and calls a difference clear only when it exceeds the two spreads added; all
+else is "within the spread".
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+# (task, metric key, label, higher is better, scale for display)
+HEADLINES = [
+    ("gan", "fid", "FID (digits-CNN features) ↓", False, 1.0),
+    ("gan", "kid", "KID ×10³ ↓", False, 1000.0),
+    ("gan", "precision", "precision ↑", True, 1.0),
+    ("gan", "recall", "recall ↑", True, 1.0),
+    ("grid", "modes_covered", "grid modes covered (of 25) ↑", True, 1.0),
+    ("grid", "high_quality", "grid high-quality share ↑", True, 1.0),
+    ("classify", "clean_acc", "clean accuracy ↑", True, 1.0),
+    ("classify", "robust_acc", "robust accuracy ↑", True, 1.0),
+    ("classify", "ece", "ECE ↓", False, 1.0),
+    ("classify", "corruption_acc", "corruption accuracy ↑", True, 1.0),
+]
+OOD_METRIC_HINTS = (("auroc", True), ("fpr", False))
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not values:
+        return math.nan, math.nan, 0
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), spread, len(values)
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple]]]:
+    """``agg[task][reg][metric] = (mean, std, n)`` over seeds."""
+    grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for rec in records:
+        per = grouped.setdefault(rec["task"], {}).setdefault(rec["reg"], {})
+        for key, value in rec.items():
+            if key not in ("task", "reg", "seed") and isinstance(value, (int, float)):
+                per.setdefault(key, []).append(value)
+    return {task: {reg: {k: mean_std(v) for k, v in metrics.items()}
+                   for reg, metrics in regs.items()} for task, regs in grouped.items()}
+
+
+def robust_key(metrics: dict[str, Any]) -> str | None:
+    """The robust-accuracy column a classify eval wrote (its name carries the attack)."""
+    keys = sorted(k for k in metrics if k.endswith("_acc") and k not in
+                  ("clean_acc", "corruption_acc"))
+    return keys[0] if keys else None
+
+
+def headline_rows(agg) -> list[tuple[str, str, str, bool, float]]:
+    """HEADLINES with the robust column resolved, plus one row per OOD detector and metric."""
+    rows = []
+    for task, key, label, higher, scale in HEADLINES:
+        if key == "robust_acc":
+            any_reg = next(iter(agg.get("classify", {}).values()), {})
+            key = robust_key(any_reg) or key
+            label = f"robust accuracy ({key.removesuffix('_acc')}) ↑"
+        rows.append((task, key, label, higher, scale))
+    ood_keys = sorted({k for regs in agg.get("classify", {}).values() for k in regs
+                       if k.startswith("ood/")})
+    for key in ood_keys:
+        metric = key.rsplit("/", 1)[-1].lower()
+        for hint, higher in OOD_METRIC_HINTS:
+            if hint in metric:
+                _, detector, name = key.split("/")
+                rows.append(("ood", key, f"{detector} {name} {'↑' if higher else '↓'}", higher,
+                             1.0))
+    return rows
+
+
+def verdict(reg: tuple, base: tuple, higher: bool) -> str:
+    if reg[2] == 0 or base[2] == 0:
+        return "missing"
+    diff = reg[0] - base[0]
+    if abs(diff) <= reg[1] + base[1]:
+        return "within the spread"
+    return "better" if (diff > 0) == higher else "worse"
+
+
+def reading(agg, rows) -> list[str]:
+    """One honest sentence per regularizer and task: where it beats the baseline, where not."""
+    lines = []
+    for task in ("gan", "grid", "classify", "ood"):
+        source = agg.get("classify" if task == "ood" else task, {})
+        base = source.get("none")
+        if base is None:
+            continue
+        for reg, metrics in source.items():
+            if reg == "none":
+                continue
+            calls = {"better": [], "worse": [], "within the spread": []}
+            for t, key, label, higher, _ in rows:
+                if t == task and key in metrics and key in base:
+                    v = verdict(metrics[key], base[key], higher)
+                    calls.setdefault(v, []).append(label.rstrip(" ↑↓"))
+            if any(calls.values()):
+                lines.append(f"{task} · {reg}: better on {_list(calls['better'])}; worse on "
+                             f"{_list(calls['worse'])}; level within the spread on "
+                             f"{_list(calls['within the spread'])}.")
+    return lines
+
+
+def _list(items: list[str]) -> str:
+    return ", ".join(items) if items else "nothing"
+
+
+def fmt(value: tuple, scale: float = 1.0) -> str:
+    mean, std, n = value
+    if n == 0 or not math.isfinite(mean):
+        return "–"
+    digits = 3 if abs(mean * scale) < 10 else 1
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def tables(agg, rows) -> dict[str, list[list[str]]]:
+    """Per task: a header row, then one row per metric with a cell per regularizer."""
+    out = {}
+    for task in ("gan", "grid", "classify", "ood"):
+        source = agg.get("classify" if task == "ood" else task, {})
+        regs = list(source)
+        task_rows = [r for r in rows if r[0] == task]
+        if not regs or not task_rows:
+            continue
+        body = [[label, *[fmt(source[reg].get(key, (math.nan, 0, 0)), scale) for reg in regs]]
+                for _, key, label, _, scale in task_rows]
+        cost = _cost_row(source, regs)
+        out[task] = [["metric", *regs], *body, *([cost] if cost else [])]
+    return out
+
+
+def _cost_row(source, regs) -> list[str] | None:
+    base = source.get("none", {}).get("step_seconds")
+    if not base or not base[2]:
+        return None
+    cells = [f"{source[r]['step_seconds'][0] / base[0]:.2f}×" if source[r].get("step_seconds")
+             and source[r]["step_seconds"][2] else "–" for r in regs]
+    return ["step time / baseline", *cells]
+
+
+TITLES = {"gan": "GAN on digits (DCGAN)", "grid": "GAN on the 25-Gaussian grid (MLP)",
+          "classify": "Classifier on digits 0–4", "ood": "OOD detection (ID digits 0–4), "
+                                                         "mean over the OOD sets"}
+
+
+def markdown(agg, rows, info: dict[str, Any]) -> str:
+    parts = [f"# robustrep report\n\n{info['summary']}\n"]
+    for task, table in tables(agg, rows).items():
+        parts.append(f"## {TITLES[task]}\n")
+        parts.append("| " + " | ".join(table[0]) + " |")
+        parts.append("|" + "---|" + "---:|" * (len(table[0]) - 1))
+        parts += ["| " + " | ".join(r) + " |" for r in table[1:]]
+        parts.append("")
+    parts.append("## Reading\n")
+    parts += [f"- {line}" for line in reading(agg, rows)] or ["- no baseline in this report"]
+    parts.append(f"\n{info['conventions']}\n")
+    return "\n".join(parts) + "\n"
+
+
+def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path]) -> str:
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>robustrep report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+             "</style></head><body>", "<h1>robustrep report</h1>", f"<p>{esc(info['summary'])}</p>"]
+    for task, table in tables(agg, rows).items():
+        parts.append(f"<h2>{esc(TITLES[task])}</h2><table>")
+        parts.append("<tr>" + "".join(f"<th>{esc(c)}</th>" for c in table[0]) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table[1:]]
+        parts.append("</table>")
+        if task in plots:
+            data = base64.b64encode(plots[task].read_bytes()).decode()
+            parts.append(f"<img alt='{esc(task)}' src='data:image/png;base64,{data}'>")
+    parts.append("<h2>Reading</h2><ul>")
+    parts += [f"<li>{esc(line)}</li>" for line in reading(agg, rows)]
+    parts.append(f"</ul><p>{esc(info['conventions'])}</p></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def draw(agg, rows, folder: Path) -> dict[str, Path]:
+    from robustrep.tasks.common.plots import bar_table
+    plots = {}
+    for task in ("gan", "grid", "classify", "ood"):
+        source = agg.get("classify" if task == "ood" else task, {})
+        picked = [(key, label) for t, key, label, _, _ in rows if t == task][:6]
+        if not source or not picked:
+            continue
+        bars = {reg: {label: source[reg][key][:2] for key, label in picked if key in source[reg]}
+                for reg in source}
+        plots[task] = bar_table(bars, folder / f"{task}.png", title=TITLES[task])
+    return plots
+
+
+def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Path]:
+    agg = aggregate(records)
+    rows = headline_rows(agg)
+    plots = draw(agg, rows, out / "plots")
+    files = {"md": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
+    files["md"].write_text(markdown(agg, rows, info))
+    files["html"].write_text(html_page(agg, rows, info, plots))
+    payload = {"info": info, "runs": records,
+               "aggregate": {t: {r: {k: list(v) for k, v in m.items()} for r, m in regs.items()}
+                             for t, regs in agg.items()}}
+    files["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return files
