@@ -1,0 +1,103 @@
+import json
+import math
+
+import pytest
+
+from robustrep.tasks import cli
+from robustrep.tasks.report import page
+from robustrep.tasks.report.runs import QUICK, Run, collect, plan
+
+
+def _gan_folder(folder, fid, train_s):
+    folder.mkdir(parents=True)
+    lines = [{"step": 10, "train_s": 1.0, "loss_d": 0.5},
+             {"step": 110, "train_s": 1.0 + train_s, "loss_d": 0.4},
+             {"step": 110, "fid": fid, "kid": fid / 100, "precision": 0.5, "recall": 0.25}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def _classify_folder(folder, acc, auroc):
+    (folder / "eval").mkdir(parents=True)
+    (folder / "ood").mkdir()
+    (folder / "eval" / "report.json").write_text(json.dumps(
+        {"summary": {"clean_acc": acc, "pgd20_acc": acc / 2, "ece": 0.1, "corruption_acc": 0.7}}))
+    rows = [{"detector": "MSP", "ood": o, "AUROC": auroc + d, "FPR95": 0.5} for o, d in
+            (("noise", 0.1), ("photos", -0.1))]
+    (folder / "ood" / "results.json").write_text(json.dumps({"results": rows}))
+
+
+def test_collect_reads_each_run_format_and_the_step_cost(tmp_path):
+    runs = [Run("gan", "none", 0, tmp_path / "g0"), Run("classify", "none", 0, tmp_path / "c0")]
+    _gan_folder(runs[0].folder, fid=2.0, train_s=5.0)
+    _classify_folder(runs[1].folder, acc=0.9, auroc=0.8)
+    gan, clf = collect(runs)
+    assert gan == {"task": "gan", "reg": "none", "seed": 0, "fid": 2.0, "kid": 0.02,
+                   "precision": 0.5, "recall": 0.25, "step_seconds": 0.05}
+    assert clf["pgd20_acc"] == 0.45 and clf["ood/MSP/AUROC"] == pytest.approx(0.8)
+    assert clf["ood/MSP/FPR95"] == 0.5
+
+
+def test_unfinished_runs_are_not_collected(tmp_path):
+    assert collect([Run("gan", "none", 0, tmp_path / "missing")]) == []
+
+
+def test_aggregate_is_mean_and_sample_std_over_seeds():
+    records = [{"task": "gan", "reg": "none", "seed": s, "fid": v} for s, v in enumerate((1, 2, 6))]
+    mean, std, n = page.aggregate(records)["gan"]["none"]["fid"]
+    assert (mean, n) == (3.0, 3) and std == pytest.approx(math.sqrt(7.0))
+
+
+@pytest.mark.parametrize("reg, base, higher, want", [
+    ((2.0, 0.1, 3), (1.0, 0.1, 3), True, "better"),
+    ((2.0, 0.1, 3), (1.0, 0.1, 3), False, "worse"),    # e.g. FID: higher is worse
+    ((1.15, 0.1, 3), (1.0, 0.1, 3), True, "within the spread"),
+    ((1.0, 0.0, 0), (1.0, 0.1, 3), True, "missing"),
+])
+def test_verdict_calls_a_difference_only_beyond_both_spreads(reg, base, higher, want):
+    assert page.verdict(reg, base, higher) == want
+
+
+def test_reading_names_where_a_method_helps_and_where_it_hurts():
+    records = [{"task": "gan", "reg": r, "seed": s, "fid": f, "recall": rc}
+               for s in range(3) for r, f, rc in (("none", 2.0 + s / 100, 0.5 + s / 100),
+                                                  ("dat", 1.0 + s / 100, 0.3 + s / 100))]
+    agg = page.aggregate(records)
+    (line,) = page.reading(agg, page.headline_rows(agg))
+    assert line.startswith("gan · dat: better on FID") and "worse on recall" in line
+
+
+def test_the_page_holds_the_baseline_the_cost_and_embedded_plots(tmp_path):
+    records = []
+    for seed in range(3):
+        for reg, fid, cost in (("none", 2.0, 5.0), ("adaptivemix", 3.0, 10.0)):
+            folder = tmp_path / "runs" / reg / str(seed)
+            _gan_folder(folder, fid + seed / 10, cost)
+            records += collect([Run("gan", reg, seed, folder)])
+    files = page.write(tmp_path, records, {"summary": "s", "conventions": "c"})
+    text = files["md"].read_text()
+    assert "| metric | none | adaptivemix |" in text
+    assert "| step time / baseline | 1.00× | 2.00× |" in text
+    assert "gan · adaptivemix: better on nothing; worse on FID" in text
+    assert "data:image/png;base64," in files["html"].read_text()
+    assert json.loads(files["json"].read_text())["aggregate"]["gan"]["none"]["fid"][2] == 3
+
+
+def test_plan_covers_every_setting_and_seed(tmp_path):
+    runs = plan(QUICK, tmp_path)
+    gan = [r for r in runs if r.task == "gan"]
+    assert len(gan) == len(QUICK.gan_regs) * len(QUICK.seeds)
+    assert {(r.reg, r.seed) for r in runs if r.task == "classify"} == {
+        (reg, s) for reg in QUICK.classify_regs for s in QUICK.seeds}
+    first = next(r for r in runs if r.task == "classify")
+    assert [c[:2] for c in first.commands] == [["classify", "train"], ["classify", "eval"],
+                                               ["ood", "score"]]
+
+
+def test_cli_dry_run_and_a_bad_setting(tmp_path, capsys):
+    assert cli.main(["report", "--quick", "--dry-run", "--out", str(tmp_path / "r"),
+                     "--gan-regs", "none,adaptivemix+dat"]) == 0
+    out = capsys.readouterr().out
+    assert "--reg adaptivemix,dat" in out and not (tmp_path / "r").exists()
+    with pytest.raises(Exception) as err:
+        cli.main(["report", "--gan-regs", "pgd", "--out", str(tmp_path / "r")])
+    assert "unknown regularizer 'pgd' for gan" in str(err.value)
