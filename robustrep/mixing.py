@@ -605,34 +605,34 @@ class SampleMix:
 # more than one, as timm's Mixup switches between Mixup and CutMix).
 
 
-@register_regularizer("mixup", paper="Zhang et al., mixup, ICLR 2018",
-                      acts={"gan": "extra D term", "classify": "input mixing"})
-class Mixup(SampleMix):
-    """Mixup: convex combinations of two inputs with lam ~ Beta(alpha, alpha)."""
+class _OneKind(SampleMix):
+    kind = "mixup"
 
     def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
-                 partner: str = "permutation"):
-        super().__init__(("mixup",), alpha=alpha, prob=prob, per_sample=per_sample,
-                         partner=partner)
+                 partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING):
+        super().__init__((self.kind,), alpha=alpha, prob=prob, per_sample=per_sample,
+                         partner=partner, smoothing=smoothing)
+
+
+@register_regularizer("mixup", paper="Zhang et al., mixup, ICLR 2018",
+                      acts={"gan": "extra D term", "classify": "input mixing"})
+class Mixup(_OneKind):
+    """Mixup: convex combinations of two inputs with lam ~ Beta(alpha, alpha)."""
+
+    kind = "mixup"
 
 
 @register_regularizer("cutmix", paper="Yun et al., CutMix, ICCV 2019",
                       acts={"gan": "extra D term", "classify": "input mixing"})
-class CutMix(SampleMix):
+class CutMix(_OneKind):
     """CutMix: a box of the partner pasted in; lam is the area the box leaves."""
 
-    def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
-                 partner: str = "permutation"):
-        super().__init__(("cutmix",), alpha=alpha, prob=prob, per_sample=per_sample,
-                         partner=partner)
+    kind = "cutmix"
 
 
 @register_regularizer("srmix", paper="Takamoto & Morishita, SRMix, MIPR 2021",
                       acts={"gan": "extra D term", "classify": "input mixing"})
-class SRMix(SampleMix):
-    """SRMix: a box with smoothed edges; lam is the mask's mean."""
+class SRMix(_OneKind):
+    """SRMix: a box with smoothed edges (``smoothing``); lam is the mask's mean."""
 
-    def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
-                 partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING):
-        super().__init__(("srmix",), alpha=alpha, prob=prob, per_sample=per_sample,
-                         partner=partner, smoothing=smoothing)
+    kind = "srmix"
