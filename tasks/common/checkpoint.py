@@ -23,6 +23,7 @@ import pickle
 import random
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,17 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
     try:
         return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights only" in str(err).lower() or "weights_only" in str(err):
+        # A well-formed torch zip archive refused by the safe unpickler holds Python objects
+        # (possibly code to run); anything else is damage.
+        if zipfile.is_zipfile(path):
+            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            what_obj = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
-                f"{what} {path} holds Python objects that a safe load refuses (it may carry code "
-                f"that would run when loaded); robustrep loads only tensors and plain values. "
-                f"Use a file written by this version of robustrep") from None
-        raise CheckpointError(f"{what} {path} is not a readable PyTorch file ({first}); it may "
-                              f"be truncated or corrupt: use another checkpoint") from None
+                f"{what} {path} holds Python objects{what_obj} that a safe load refuses (they "
+                f"could run code when loaded); robustrep loads only tensors and plain values: "
+                f"use a file written by this version of robustrep") from None
+        raise CheckpointError(f"{what} {path} is not a readable PyTorch file; it may be "
+                              f"truncated or corrupt: use another file") from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError,
             IndexError, KeyError, TypeError, MemoryError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
