@@ -391,8 +391,8 @@ def open_run(path: Path, cfg: GanConfig, fresh: bool) -> tuple[RunDir, RunLock]:
     try:
         if fresh:
             if ckpt.latest_checkpoint(run.checkpoints) is not None:  # made since run_path looked
-                raise RunFolderError(f"{path} already holds a run; continue it with --resume {path} "
-                                f"or pass another --out")
+                raise RunFolderError(f"{path} already holds a run; continue it with --resume "
+                                     f"{path} or pass another --out")
             run.check_fresh(to_dict(cfg))
             run.truncate_metrics(0)  # a restart of the same config that never checkpointed
             run.write_config(to_dict(cfg))

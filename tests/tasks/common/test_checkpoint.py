@@ -8,7 +8,7 @@ import torch
 from robustrep.tasks.common.checkpoint import (latest_checkpoint, load_checkpoint,
                                                nonfinite_tensors, rng_state, save_checkpoint,
                                                set_rng_state)
-from robustrep.tasks.common.errors import CheckpointError, TrainingDiverged
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, TrainingDiverged
 from robustrep.tasks.common.rundir import RunDir
 
 
@@ -118,3 +118,21 @@ def test_nonfinite_tensors_ignores_integer_and_rng_tensors():
     state = {"rng": torch.get_rng_state(), "n": torch.tensor([2**62]), "x": [torch.zeros(2)],
              "f": 1.5, "h": torch.tensor([float("-inf")], dtype=torch.float16)}
     assert nonfinite_tensors(state) == ["h"]
+
+
+def test_full_disk_is_a_one_line_error_and_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import robustrep.tasks.common.checkpoint as ckpt
+    save_checkpoint({"step": 1, "w": torch.ones(2)}, tmp_path, 1)
+
+    def full(obj, handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    with pytest.raises(RunFolderError, match=r"cannot write .*step_00000002.pt: No space left"):
+        save_checkpoint({"step": 2, "w": torch.ones(2)}, tmp_path, 2)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["step"] == 1
+    assert not list(tmp_path.glob(".*.tmp"))
