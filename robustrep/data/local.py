@@ -22,6 +22,13 @@ Sources and on-disk formats:
   Generalized Out-of-Distribution Detection", NeurIPS 2022 Datasets and Benchmarks), one
   ``relative/path.png label`` per line.
 
+Unreadable images: ``image_folder(..., verify=True)`` and ``image_list(..., verify=True)`` open
+every file once before returning (PIL's ``Image.verify`` checks a PNG's chunk structure and
+checksums; JPEGs and other formats are decoded at reduced size), so a truncated file or a
+non-image named ``.png`` is found before training rather than when a DataLoader reaches it.
+``skip_bad=True`` drops such files instead and lists them in the dataset's ``skipped``
+attribute for the caller to report.
+
 About checksums: torchvision verifies the md5 of every CIFAR/SVHN file against the official
 archive before loading. The loaders here check only that the files are present and parse, so that
 a converted or subsampled copy in the same format loads too; pass ``check_md5=True`` to keep
@@ -47,6 +54,7 @@ from robustrep.data.builtin import digits
 
 __all__ = [
     "cifar", "svhn", "image_folder", "image_list", "FlatImageFolder", "ImageList",
+    "find_bad_images",
     "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
     "image_shape", "num_classes",
 ]
@@ -85,6 +93,57 @@ def _load_image(path: str | Path, channels: int) -> Any:
 
     with open(path, "rb") as f:
         return Image.open(f).convert("L" if channels == 1 else "RGB")
+
+
+def _image_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image, or None when it can."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.format == "PNG":
+                image.verify()  # walks every chunk and checks its CRC, up to IEND
+            else:
+                # verify() checks little outside PNG; decoding at reduced size (JPEG draft
+                # mode) still reads the whole stream, so truncation shows.
+                image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+    except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+        return f"{type(err).__name__}: {str(err).strip() or 'unreadable'}"[:160]
+    return None
+
+
+def find_bad_images(paths: list[Path]) -> list[tuple[Path, str]]:
+    """``(path, reason)`` for each file of ``paths`` that is not a readable image."""
+    bad = []
+    for path in paths:
+        reason = _image_problem(Path(path))
+        if reason is not None:
+            bad.append((Path(path), reason))
+    return bad
+
+
+def _drop_bad_images(dataset: Any, paths: list[Path], root: Path, skip_bad: bool) -> Any:
+    """Scan ``paths`` (the dataset's files in sample order); raise on or drop unreadable ones."""
+    bad = find_bad_images(paths)
+    dataset.skipped = [str(p) for p, _ in bad]
+    if not bad:
+        return dataset
+    if not skip_bad:
+        path, reason = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ValueError(f"unreadable image {path}{more} under {root}: {reason}; remove or "
+                         f"replace it, or pass skip_bad=True to skip unreadable files")
+    drop = {p for p, _ in bad}
+    keep = [i for i, p in enumerate(paths) if Path(p) not in drop]
+    if not keep:
+        raise ValueError(f"no readable images under {root}: all {len(paths)} files failed "
+                         f"(first {bad[0][0]}: {bad[0][1]})")
+    dataset.samples = [dataset.samples[i] for i in keep]
+    dataset.targets = [dataset.targets[i] for i in keep]
+    if hasattr(dataset, "imgs"):  # torchvision's ImageFolder keeps an alias of samples
+        dataset.imgs = dataset.samples
+    return dataset
 
 
 def _missing_files(folder: Path, names: list[str]) -> list[str]:
@@ -185,11 +244,32 @@ def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
     except RuntimeError as err:  # torchvision's md5 failure when check_md5=True
         raise ValueError(f"{_CIFAR[name][1]} files under {folder} failed the md5 check "
                          f"(check_md5=True): {err}") from None
-    except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
+    except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
+            AttributeError, OSError) as err:
+        culprit = _bad_cifar_file(folder, cls, train) or folder
         raise ValueError(
-            f"files under {folder} are not in the CIFAR python format: each batch must be a "
-            f"pickled dict with 'data' (uint8 [N, 3072]) and 'labels' or 'fine_labels' "
-            f"({type(err).__name__}: {err})") from None
+            f"{culprit} is not in the CIFAR python format (truncated or another file?): each "
+            f"batch must be a pickled dict with 'data' (uint8 [N, 3072]) and 'labels' or "
+            f"'fine_labels' ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def _bad_cifar_file(folder: Path, cls: type, train: bool) -> Path | None:
+    """The first batch file of the split that does not unpickle into a dict with 'data'.
+
+    Only called after loading failed, to name the file; the files are the user's own data
+    (torchvision reads them with the same pickle module).
+    """
+    names = [n for n, _ in (cls.train_list if train else cls.test_list)] + [cls.meta["filename"]]
+    for name in names:
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            if not isinstance(entry, dict):
+                return path
+        except Exception:  # any failure names this file
+            return path
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +369,7 @@ def _folder_layout(root: Path) -> str:
 
 
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
-                 layout: str = "auto") -> Dataset:
+                 layout: str = "auto", verify: bool = False, skip_bad: bool = False) -> Dataset:
     """Images under ``root``, resized on the shorter side to ``size`` and centre-cropped.
 
     Args:
@@ -299,6 +379,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         channels: 3 (RGB) or 1 (greyscale).
         layout: ``"auto"`` (flat when ``root`` holds images, class folders when it holds only
             folders), ``"classes"`` or ``"flat"``.
+        verify: open every image once now; an unreadable one raises ValueError naming it.
+        skip_bad: with ``verify``, drop unreadable images instead (listed in ``.skipped``).
     """
     root = _check_common(root, size, channels, size_required=True)
     check_choice("layout", layout, ("auto", "classes", "flat"))
@@ -309,13 +391,19 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         layout = _folder_layout(root)
     transform = _transform(size, channels)
     if layout == "flat":
-        return FlatImageFolder(root, transform, channels)
-    try:
-        return ImageFolder(str(root), transform=transform,
-                           loader=partial(_load_image, channels=channels))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "
-                                f"extensions: {', '.join(IMG_EXTENSIONS)})") from None
+        dataset = FlatImageFolder(root, transform, channels)
+        paths = list(dataset.samples)
+    else:
+        try:
+            dataset = ImageFolder(str(root), transform=transform,
+                                  loader=partial(_load_image, channels=channels))
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "
+                                    f"extensions: {', '.join(IMG_EXTENSIONS)})") from None
+        paths = [Path(p) for p, _ in dataset.samples]
+    if verify:
+        dataset = _drop_bad_images(dataset, paths, root, skip_bad)
+    return dataset
 
 
 class ImageList(Dataset):
@@ -372,13 +460,17 @@ class ImageList(Dataset):
 
 
 def image_list(root: str | os.PathLike, list_file: str | os.PathLike, size: int,
-               channels: int = 3) -> ImageList:
+               channels: int = 3, verify: bool = False, skip_bad: bool = False) -> ImageList:
     """Images of an OpenOOD ``imglist`` (``relative/path label`` lines), resized and
-    centre-cropped to ``size``; paths are relative to ``root``."""
+    centre-cropped to ``size``; paths are relative to ``root``. ``verify`` and ``skip_bad`` as
+    in :func:`image_folder`."""
     root = _check_common(root, size, channels, size_required=True)
     if not root.is_dir():
         raise FileNotFoundError(f"image root not found: expected a directory at {root}")
-    return ImageList(root, list_file, _transform(size, channels), channels)
+    dataset = ImageList(root, list_file, _transform(size, channels), channels)
+    if verify:
+        dataset = _drop_bad_images(dataset, [p for p, _ in dataset.samples], root, skip_bad)
+    return dataset
 
 
 # --------------------------------------------------------------------------------------------

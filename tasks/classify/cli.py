@@ -18,6 +18,7 @@ from pathlib import Path
 
 from robustrep.tasks.common.config import (ConfigError, add_config_args, overrides_from_args,
                                            resolve_config, to_dict)
+from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.rundir import default_run_path
 
 from .config import PRESETS, ClassifyConfig, parse_classes
@@ -117,8 +118,11 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
         last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
                      quiet=args.quiet)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, UserError) as err:
         return _fail(err)
+    except TrainingDiverged as err:  # the run stopped; its last good checkpoint is named
+        print(f"robustrep classify: error: {err}", file=sys.stderr)
+        return 1
     if os.environ.get("RANK", "0") != "0":
         return 0  # only the main process reports
     print(f"run folder: {run_dir}")
@@ -136,7 +140,7 @@ def run_eval(args: argparse.Namespace) -> int:
             bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
             seed=args.seed, use_ema=not args.no_ema, device=args.device,
             data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, UserError) as err:
         return _fail(err)
     print(format_table(report))
     print(f"report: {Path(report['files']['report'])}")

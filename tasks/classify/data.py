@@ -24,11 +24,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape, labels
 from robustrep.data import num_classes as dataset_num_classes
 
+from robustrep.tasks.common.errors import DataError  # noqa: F401  (re-exported for callers)
+from robustrep.tasks.common.workers import resolve_workers
+
 from .config import ClassifyConfig
-
-
-class DataError(ValueError):
-    """Data that does not fit the config: wrong shape, channels, classes or a missing root."""
 
 
 @dataclass
@@ -59,6 +58,8 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     kwargs: dict[str, Any] = {}
     if cfg.dataset == "digits":
         kwargs["classes"] = cfg.classes
+    if cfg.dataset in ("imagefolder", "imagelist"):
+        kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
     if cfg.channels is not None and cfg.channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")
     root = cfg.data_root if root is None else root
@@ -72,7 +73,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     try:
         dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
                                  channels=cfg.channels, **kwargs)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # the library names the file or folder
         raise DataError(str(err)) from None
     if cfg.dataset != "digits":
         dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")
@@ -203,8 +204,8 @@ def _tensor_images(dataset: Dataset) -> tuple[Tensor, Tensor] | None:
     return None
 
 
-def train_batches(dataset: Dataset, sampler: StepBatches, workers: int = 0):
-    """Yield ``(images, labels)`` for the sampler's steps."""
+def train_batches(dataset: Dataset, sampler: StepBatches, workers: int | None = 0):
+    """Yield ``(images, labels)`` for the sampler's steps (``workers=None``: the machine's)."""
     tensors = _tensor_images(dataset)
     if tensors is not None and workers == 0:
         images, labels = tensors
@@ -212,12 +213,13 @@ def train_batches(dataset: Dataset, sampler: StepBatches, workers: int = 0):
             idx = torch.tensor(idx)
             yield images[idx], labels[idx]
         return
+    workers = resolve_workers(workers)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                         persistent_workers=workers > 0)
     yield from loader
 
 
-def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0,
+def eval_loader(dataset: Dataset, batch_size: int, workers: int | None = 0,
                 max_samples: int | None = None) -> DataLoader | list:
     """Batches of the evaluation set in a fixed order (the first ``max_samples`` samples)."""
     if max_samples is not None and max_samples < len(dataset):
@@ -226,7 +228,8 @@ def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0,
     if tensors is not None:
         images, labels = tensors
         return list(zip(images.split(batch_size), labels.split(batch_size)))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                      num_workers=resolve_workers(workers))
 
 
 def augment(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:

@@ -172,6 +172,8 @@ def evaluate_run(run: str | Path, eps: float = DEFAULT_EPS, pgd_steps: Sequence[
     from .data import build_datasets, eval_loader
     from .model import load_run
 
+    from robustrep.tasks.common.rundir import check_writable
+    check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
     dev = dist.resolve_device(device)
     model, config = load_run(run, dev, use_ema=use_ema)
     fields = {k: v for k, v in config.items() if k in ClassifyConfig.__dataclass_fields__}

@@ -27,7 +27,8 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from robustrep.tasks.common.checkpoint import LATEST
+from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, nonfinite_tensors
+from robustrep.tasks.common.errors import CheckpointError
 
 
 def _channel_buffer(values: Sequence[float]) -> Tensor:
@@ -241,6 +242,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     Raises:
         FileNotFoundError: no folder, no config.json or no checkpoint.
         ValueError: the folder is not a classifier run, or its checkpoint does not fit.
+        CheckpointError: the checkpoint is unreadable, unsafe (weights_only refuses it) or
+            holds non-finite weights.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -250,14 +253,19 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{run_dir} has no checkpoint: expected {ckpt_path} (has the "
                                 f"training run written its first checkpoint yet?)")
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{ckpt_path} has no 'model' state dict; it is not a classifier "
-                         f"checkpoint")
+    state = load_checkpoint(ckpt_path, map_location="cpu")  # weights_only; CheckpointError
+    if not isinstance(state.get("model"), dict):
+        raise CheckpointError(f"{ckpt_path} has no 'model' state dict; it is not a classifier "
+                              f"checkpoint")
     model = create_classifier(config["model"], int(config["num_classes"]),
                               in_chans=int(config["channels"]), mean=config["mean"],
                               std=config["std"], drop_rate=config.get("drop_rate"))
     weights = "ema" if use_ema and state.get("ema") is not None else "model"
+    bad = nonfinite_tensors(state[weights])
+    if bad:
+        raise CheckpointError(f"{ckpt_path} holds non-finite {weights} weights ({bad[0]}"
+                              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); the run "
+                              f"diverged: use an earlier step_*.pt or retrain with a lower --lr")
     try:
         model.load_state_dict(state[weights])
     except RuntimeError as err:

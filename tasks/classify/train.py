@@ -21,6 +21,16 @@ Adversarial examples are made from the clean batch and then mixed when both are 
 Runs are exactly resumable on CPU: the batch order is a function of the step, every random draw
 of a step comes from one ``torch.Generator`` saved with the checkpoint, and the checkpoint holds
 model, optimizer, schedule, EMA, AMP scaler, the free perturbation and every RNG state.
+
+Divergence: each step's loss is checked on the device (a flag, no host synchronisation); the
+flag is read at every log, evaluation and checkpoint step and at the end. A NaN or inf loss stops
+the run with :class:`TrainingDiverged` naming the first bad step and the last good checkpoint
+(exit code 1, like the GAN program), and ``save_checkpoint`` refuses non-finite weights, so no
+checkpoint ever holds them and the rotation never drops the last good one.
+
+Run safety: the run folder is locked for the run's life (``RunDir.lock``), the output folder is
+checked for writability and the data scanned before training, and on ``--resume`` the
+checkpoint is loaded and validated before ``config.json`` is rewritten.
 """
 
 from __future__ import annotations
@@ -41,9 +51,11 @@ from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
-from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
+from robustrep.tasks.common.config import merge_for_resume, to_dict
+from robustrep.tasks.common.errors import (CheckpointError, RunFolderError, TrainingDiverged,
+                                           UserError)
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
 
 from .config import MIXES, ClassifyConfig
 from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
@@ -182,6 +194,12 @@ class Trainer:
         self.free = (FreePerturbation(cfg.eps, cfg.adv_step_size) if self.adv == "free" else None)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed * 7919 + info.rank)
         self.step = 0
+        # First step whose loss was NaN or inf (-1: none yet) and that loss; kept on the device.
+        self.first_bad = torch.full((), -1.0, device=self.device)
+        self.bad_loss = torch.zeros((), device=self.device)
+        self.last_ckpt: Path | None = None
+        self.last_ckpt_step: int | None = None
+        self.lock: RunLock | None = None
         forward = self.task
         if info.enabled:
             forward = nn.parallel.DistributedDataParallel(
@@ -216,9 +234,44 @@ class Trainer:
         self.step = int(state["step"])
 
     def save(self) -> None:
+        self.check_finite()
         if self.dist.is_main:
-            ckpt.save_checkpoint(self.state(), self.run_dir.checkpoints, self.step)
+            try:
+                self.last_ckpt = ckpt.save_checkpoint(self.state(), self.run_dir.checkpoints,
+                                                      self.step)
+            except TrainingDiverged as err:  # finite losses, non-finite weights
+                raise TrainingDiverged(f"{err}; the run stopped and {self._keep_advice()}") \
+                    from None
+        self.last_ckpt_step = self.step
         dist.barrier()
+
+    # -- divergence ----------------------------------------------------------------------------
+
+    def _track_loss(self, loss: Tensor) -> None:
+        """Remember the first step with a non-finite loss, on the device (no sync)."""
+        new_bad = ~torch.isfinite(loss.detach().float()) & (self.first_bad < 0)
+        self.first_bad = torch.where(new_bad, float(self.step + 1), self.first_bad)
+        self.bad_loss = torch.where(new_bad, loss.detach().float(), self.bad_loss)
+
+    def check_finite(self) -> None:
+        """Stop the run (TrainingDiverged) if any step so far had a non-finite loss."""
+        flag = (self.first_bad >= 0).float().reshape(1)
+        if float(dist.all_reduce_sum(flag)) == 0:
+            return
+        step = int(self.first_bad)
+        where = (f"at step {step}: loss = {float(self.bad_loss)}" if step >= 0
+                 else "on another process")
+        if self.dist.is_main:
+            self.run_dir.log(step if step >= 0 else self.step, event="diverged")
+        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and "
+                               f"{self._keep_advice()}")
+
+    def _keep_advice(self) -> str:
+        if self.last_ckpt is not None:
+            return (f"the last good checkpoint is {self.last_ckpt} (step {self.last_ckpt_step}); "
+                    f"continue from it with --resume {self.run_dir.path}, e.g. with a lower --lr "
+                    f"(or --amp off)")
+        return "no checkpoint was written before it; start again with a lower --lr"
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -251,6 +304,7 @@ class Trainer:
         x_in = self._adversarial(x, y)
         with runtime.autocast(self.device, cfg.amp):
             out = self.forward(x_in, y, self.gen)
+        self._track_loss(out["loss"])
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(out["loss"]).backward()
         if self.free is not None:
@@ -295,25 +349,26 @@ class Trainer:
             done += 1
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == stop:
+                self.check_finite()
                 logged = {k: float(v.detach()) for k, v in out.items()
                           if k == "loss" or "/" in k}
                 logged["lr"] = self.opt.param_groups[0]["lr"]
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
-                if not math.isfinite(logged["loss"]):
-                    raise FloatingPointError(f"loss is {logged['loss']} at step {self.step}; "
-                                             f"lower --lr or turn off --amp")
                 bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
                 if self.dist.is_main:
                     last = self.run_dir.log(self.step, **logged)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                self.check_finite()
                 if self.dist.is_main:
                     last = self.run_dir.log(self.step, **self.evaluate())
             if self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save()
         bar.close()
+        self.check_finite()
         if self.step == cfg.steps and self.dist.is_main:
             last = self.run_dir.log(self.step, **self.evaluate())
-        self.save()
+        if self.last_ckpt_step != self.step:
+            self.save()
         return last
 
 
@@ -322,35 +377,62 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     """Create (or reopen, with ``resume``) the run folder and a trainer at the right step."""
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
-    start_state = None
-    if resume:
-        latest = ckpt.latest_checkpoint(run.checkpoints)
-        if latest is None:
-            raise FileNotFoundError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not "
-                                    f"exist")
-        start_state = ckpt.load_checkpoint(latest, map_location="cpu")
-    elif ckpt.latest_checkpoint(run.checkpoints) is not None:
-        raise ConfigError(f"{run.path} already holds a run; pass --resume to continue it or "
-                          f"choose another --run-dir")
-    trainer = Trainer(cfg, run, info)
+    check_writable(run.path, "run folder")
+    latest = ckpt.latest_checkpoint(run.checkpoints)
+    if resume and latest is None:
+        raise CheckpointError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not exist")
+    if not resume and latest is not None:
+        raise RunFolderError(f"{run.path} already holds a run; pass --resume to continue it or "
+                             f"choose another --out")
+    trainer = Trainer(cfg, run, info)  # builds (and scans) the data before the folder is made
     if info.is_main:
         run.create()
-        run.write_config(to_dict(cfg))
-    if start_state is not None:
-        trainer.load_state(start_state)
+        trainer.lock = run.lock()
+    try:
+        if resume:
+            _resume(trainer, latest)  # validated: only now may the run folder change
+        elif info.is_main:
+            run.check_fresh(to_dict(cfg))
+            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
         if info.is_main:
+            run.write_config(to_dict(cfg))
             run.truncate_metrics(trainer.step)
+    except BaseException:
+        if trainer.lock is not None:
+            trainer.lock.release()
+        raise
     return trainer, run
+
+
+def _resume(trainer: Trainer, latest: Path) -> None:
+    """Load and validate the checkpoint into ``trainer``; raise before anything is written."""
+    state = ckpt.load_checkpoint(latest, map_location="cpu")
+    if int(state["step"]) > trainer.cfg.steps:
+        raise UserError(f"--steps {trainer.cfg.steps} is below the step of the checkpoint "
+                        f"{latest} ({state['step']}); pass --steps {state['step']} or more")
+    try:
+        trainer.load_state(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CheckpointError(f"checkpoint {latest} does not fit this run's config "
+                              f"({type(err).__name__}: {first})") from None
+    trainer.last_ckpt, trainer.last_ckpt_step = latest, trainer.step
 
 
 def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
           stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``run_path``; returns the last logged record."""
-    trainer, _ = prepare_run(cfg, run_path, resume)
+    try:
+        trainer, _ = prepare_run(cfg, run_path, resume)
+    except BaseException:
+        dist.cleanup()
+        raise
     trainer.quiet = quiet
     try:
         return trainer.run(stop_after)
     finally:
+        if trainer.lock is not None:
+            trainer.lock.release()
         dist.cleanup()
 
 

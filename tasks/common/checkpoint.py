@@ -3,42 +3,103 @@
 A checkpoint is one ``torch.save`` of a dict (models, optimizers, EMA, AMP scaler, regularizer
 state, step, RNG states). It is written to a temporary file in the same folder and moved into
 place with ``os.replace``, so a crash mid-write never leaves a truncated ``latest.pt``.
+
+Safety: everything a checkpoint holds is tensors and plain Python values (RNG states included:
+Python's Mersenne Twister state becomes a list, NumPy's key array a tensor), so it loads with
+``torch.load(weights_only=True)``, whose unpickler refuses to build arbitrary objects and so never
+runs a ``__reduce__`` payload planted in a file (PyTorch >= 2.6 makes this the default; see the
+``torch.load`` documentation). Every failure to read a checkpoint becomes one
+:class:`CheckpointError` naming the file.
+
+No checkpoint is ever written from non-finite state: :func:`save_checkpoint` checks every
+floating tensor first and raises :class:`TrainingDiverged`, so the newest checkpoint on disk (and
+the ``keep`` rotation behind it) always holds finite weights.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
+
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, TrainingDiverged
 
 LATEST = "latest.pt"
+TMP_SUFFIX = ".tmp"
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as err:
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; make the folder "
+                             f"writable or choose another output folder") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # disk full, quota, folder removed: the old file stays in place
+        Path(tmp).unlink(missing_ok=True)
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; free space or choose "
+                             f"another output folder (the previous file is unchanged)") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
-def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: int = 3) -> Path:
-    """Write ``step_<step>.pt`` and ``latest.pt`` atomically; keep the newest ``keep`` steps."""
+def remove_stale_tmp(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of saves that were interrupted (call while holding the lock)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Names (``a/b/c``) of the floating-point tensors in a nested state that hold NaN or inf."""
+    if isinstance(state, Tensor):
+        bad = state.is_floating_point() and not bool(torch.isfinite(state).all())
+        return [prefix or "<tensor>"] if bad else []
+    items: Any = ()
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    found = []
+    for key, value in items:
+        found += nonfinite_tensors(value, f"{prefix}/{key}" if prefix else str(key))
+    return found
+
+
+def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: int = 3) -> Path:
+    """Write ``step_<step>.pt`` and ``latest.pt`` atomically; keep the newest ``keep`` steps.
+
+    Raises :class:`TrainingDiverged` (and writes nothing) when any floating tensor of ``state``
+    is NaN or inf, so a diverged run can never replace or rotate away a good checkpoint.
+    """
+    folder = Path(folder)
+    bad = nonfinite_tensors(state)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise TrainingDiverged(f"refusing to write the step-{step} checkpoint into {folder}: "
+                               f"non-finite values in {', '.join(bad[:3])}{more}")
     path = save_atomic(state, folder / f"step_{step:08d}.pt")
     save_atomic(state, folder / LATEST)
     steps = sorted(folder.glob("step_*.pt"))
@@ -47,14 +108,55 @@ def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: 
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
+              allow_pickle: bool = False) -> Any:
+    """``torch.load`` with ``weights_only=True``; any failure is a one-line CheckpointError.
+
+    ``allow_pickle=True`` loads with the full unpickler, which runs whatever code the file
+    carries: only for files the user wrote and trusts (it exists for checkpoints of older
+    versions that pickled NumPy objects).
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
+    except pickle.UnpicklingError as err:
+        # A well-formed torch zip archive refused by the safe unpickler holds Python objects
+        # (possibly code to run); anything else is damage.
+        if zipfile.is_zipfile(path):
+            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            what_obj = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(
+                f"{what} {path} holds Python objects{what_obj} that a safe load refuses (they "
+                f"could run code when loaded); robustrep loads only tensors and plain values: "
+                f"use a file written by this version of robustrep") from None
+        raise CheckpointError(f"{what} {path} is not a readable PyTorch file; it may be "
+                              f"truncated or corrupt: use another file") from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError,
+            IndexError, KeyError, TypeError, MemoryError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{what} {path} is not a readable PyTorch file "
+                              f"({type(err).__name__}: {first[:160]}); it may be truncated or "
+                              f"corrupt: use another checkpoint") from None
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu",
+                    allow_pickle: bool = False) -> dict[str, Any]:
+    """Read a checkpoint (a file, or a folder holding ``latest.pt``) safely.
+
+    Raises :class:`CheckpointError` naming the file when it is missing, unreadable, truncated,
+    refused by the safe unpickler (``allow_pickle`` lifts that, see :func:`safe_load`) or not a
+    checkpoint dict.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / LATEST
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (expected a file written by robustrep, "
-                                f"e.g. RUN/checkpoints/{LATEST})")
-    return torch.load(path, map_location=map_location, weights_only=False)
+        raise CheckpointError(f"no checkpoint at {path} (expected a file written by robustrep, "
+                              f"e.g. RUN/checkpoints/{LATEST})")
+    state = safe_load(path, "checkpoint", map_location, allow_pickle)
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"{path} is not a robustrep checkpoint (a dict with a 'step'); "
+                              f"got {type(state).__name__}")
+    return state
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
@@ -69,9 +171,13 @@ def checkpoint_step(path: str | Path) -> int | None:
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
     """Every RNG a training step may draw from: Python, NumPy, torch CPU/CUDA, named generators."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        # Plain lists and tensors only, so that the checkpoint loads with weights_only=True.
+        "python": [version, list(internal), gauss],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
         "generators": {k: g.get_state() for k, g in (generators or {}).items()},
     }
@@ -82,8 +188,11 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
 
 def set_rng_state(state: dict[str, Any],
                   generators: dict[str, torch.Generator] | None = None) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], np.asarray(npy["keys"], dtype=np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

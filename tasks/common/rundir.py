@@ -6,18 +6,34 @@
       checkpoints/       step_*.pt and latest.pt (see checkpoint.py)
       samples/           image grids (PNG)
       plots/             curves and diagrams (PNG)
+      .lock              held (``fcntl.flock``) by the one process training into RUN
+
+One run per folder: a training run (fresh or resumed) holds an exclusive ``flock`` on
+``RUN/.lock`` for its whole life, so a second run into the same folder is refused with a one-line
+:class:`RunFolderError` naming the pid and host in the lock file. The kernel drops the lock when
+its process ends, however it ends (``kill -9`` included), so a stale lock file is simply taken
+over. On taking the lock, temporary files of interrupted checkpoint saves are deleted.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
+import os
+import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from robustrep.tasks.common.errors import RunFolderError
+
+LOCK_FILE = ".lock"
 
 
 def _jsonable(value: Any) -> Any:
@@ -59,13 +75,48 @@ class RunDir:
     def metrics_file(self) -> Path:
         return self.path / "metrics.jsonl"
 
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
     def create(self) -> "RunDir":
-        for sub in (self.path, self.checkpoints, self.samples, self.plots):
-            sub.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path, "run folder")
+        try:
+            for sub in (self.path, self.checkpoints, self.samples, self.plots):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(f"cannot create run folder {self.path}: "
+                                 f"{err.strerror or err}") from None
         return self
 
+    def lock(self) -> "RunLock":
+        """Take the run's exclusive lock (see the module docstring) and clean stale temp files."""
+        from robustrep.tasks.common.checkpoint import remove_stale_tmp
+        held = RunLock(self.path / LOCK_FILE).acquire()
+        for folder in (self.path, self.checkpoints):
+            remove_stale_tmp(folder)
+        return held
+
     def write_config(self, config: dict[str, Any]) -> None:
-        (self.path / "config.json").write_text(json.dumps(_jsonable(config), indent=2) + "\n")
+        text = json.dumps(_jsonable(config), indent=2) + "\n"
+        try:
+            self.config_file.write_text(text)
+        except OSError as err:
+            raise RunFolderError(f"cannot write {self.config_file}: {err.strerror or err}") \
+                from None
+
+    def check_fresh(self, config: dict[str, Any]) -> None:
+        """Refuse to start a new run in a folder that already holds a different run's config."""
+        if not self.config_file.is_file():
+            return
+        try:
+            saved = json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            saved = None
+        if saved != json.loads(json.dumps(_jsonable(config))):
+            raise RunFolderError(f"{self.path} already holds another run (its config.json "
+                                 f"differs); continue it with --resume {self.path} or choose "
+                                 f"another --out")
 
     def read_config(self) -> dict[str, Any]:
         path = self.path / "config.json"
@@ -75,8 +126,12 @@ class RunDir:
 
     def log(self, step: int, **values: Any) -> dict[str, Any]:
         record = {"step": step, "time": round(time.time() - self.started, 3), **values}
-        with self.metrics_file.open("a") as handle:
-            handle.write(json.dumps(_jsonable(record)) + "\n")
+        try:
+            with self.metrics_file.open("a") as handle:
+                handle.write(json.dumps(_jsonable(record)) + "\n")
+        except OSError as err:
+            raise RunFolderError(f"cannot write {self.metrics_file}: {err.strerror or err}") \
+                from None
         return record
 
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -88,6 +143,78 @@ class RunDir:
         """Drop records past ``after_step``: a resumed run rewrites what followed its checkpoint."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+class RunLock:
+    """An exclusive, non-blocking ``flock`` on one file; the file records ``pid host``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunFolderError(f"cannot create the lock file {self.path}: "
+                                 f"{err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise RunFolderError(f"cannot lock {self.path}: {err.strerror or err}") from None
+            holder = self.path.read_text().strip() or "another process"
+            raise RunFolderError(f"{self.path.parent} is in use by another run ({holder}); wait "
+                                 f"for it to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self if self.fd is not None else self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def check_writable(path: str | Path, what: str = "output folder") -> Path:
+    """Check that ``path`` (a folder, made later if missing) can be written; nothing is left.
+
+    Tries to create a file in ``path`` or, when it does not exist yet, in its nearest existing
+    parent (so a wrong ``--out`` fails before any work, without creating folders).
+    """
+    path = Path(path).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise RunFolderError(f"cannot use {what} {path}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise RunFolderError(f"cannot write to {what} {path} ({probe}: {err.strerror or err}); "
+                             f"choose another folder") from None
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """Check before any work that the file ``path`` can be written (its folder is writable)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise RunFolderError(f"{what} {path} is a folder; give a file path")
+    check_writable(path.parent, f"the folder of {what} {path}")
+    return path
 
 
 def default_run_path(root: str | Path, task: str, name: str) -> Path:

@@ -15,10 +15,11 @@ import sys
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
                                            merge_for_resume, overrides_from_args,
                                            resolve_config, to_dict)
+from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
 
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, UserError)
 
 
 def _add_train(sub) -> None:

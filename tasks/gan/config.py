@@ -42,7 +42,8 @@ class GanConfig:
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)")
     channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)")
     mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture")
-    num_workers: int = _opt(0, "DataLoader workers for datasets read from disk")
+    num_workers: int | None = _opt(None, "DataLoader workers for datasets read from disk "
+                                         "(None = auto: min(4, CPUs - 1), 0 on <= 2 CPUs)")
     # model
     arch: str = _opt("dcgan", "network family", ARCHS)
     z_dim: int = _opt(64, "latent dimension")
@@ -160,21 +161,20 @@ def _check_positive(cfg: GanConfig, names: tuple[str, ...]) -> None:
 
 def _check_nonneg(cfg: GanConfig, names: tuple[str, ...]) -> None:
     for name in names:
-        if getattr(cfg, name) < 0:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
 
 
 _CIFAR_DCGAN = dict(arch="dcgan", image_size=32, z_dim=128, g_width=128, d_width=64, loss="ns",
                     steps=100_000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
                     ema_decay=0.9999, eval_every=5000, eval_samples=10_000, ckpt_every=5000,
-                    log_every=100, num_workers=4)
+                    log_every=100)
 # SNGAN-ResNet (Miyato et al. 2018; mimicry's SNGAN32 defaults, the DAT base): hinge, n_dis 5,
 # Adam 2e-4 (0, 0.9), 256-channel G blocks, 128-channel D blocks, every D layer spectral-normed.
 _CIFAR_SNGAN = dict(arch="sngan", image_size=32, z_dim=128, g_width=256, d_width=128,
                     spectral_norm=True, loss="hinge", n_dis=5, steps=50_000, batch_size=64,
                     lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, ema_decay=0.9999,
-                    eval_every=5000, eval_samples=10_000, ckpt_every=5000, log_every=100,
-                    num_workers=4)
+                    eval_every=5000, eval_samples=10_000, ckpt_every=5000, log_every=100)
 # 2-D mixtures: at lr 2e-4 the MLP GAN needs far more than a CPU budget of steps to sharpen the
 # modes; lr 1e-3 with a G-EMA reaches ~20 of 25 grid modes in 6000 steps (about 30 s on a core).
 _MIXTURE = dict(arch="mlp", z_dim=16, g_width=128, d_width=128, mlp_depth=3, loss="ns",
@@ -200,7 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                                 g_width=64, d_width=64, loss="ns", steps=50_000, batch_size=64,
                                 lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, ema_decay=0.9999,
                                 eval_every=5000, eval_samples=10_000, ckpt_every=5000,
-                                log_every=100, num_workers=4),
+                                log_every=100),
 }
 
 # Options that may change when a run is resumed; the rest define the run and are fixed.

@@ -6,6 +6,10 @@ one slice per process. A checkpoint therefore stores one integer, and a resumed 
 the batches the uninterrupted run would have read. Small datasets (digits, the 2-D mixtures) live
 in one tensor on the training device; datasets read from disk go through a DataLoader whose batch
 sampler starts at the consumed position.
+
+Data problems are :class:`DataError` (one line naming the file or folder) and are found before
+training: image folders are scanned once (every file opened, see
+``robustrep.data.local.image_folder(verify=True)``), CIFAR batches are parsed when loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from robustrep.data import create_dataset, mixture
+from robustrep.tasks.common.errors import DataError
+from robustrep.tasks.common.workers import resolve_workers
 
 DATA_SEED = 0  # the fixed pool drawn from a 2-D mixture is part of the data, not of a run
 
@@ -69,12 +75,12 @@ def to_unit_range(images: Tensor) -> Tensor:
 
 def _check_root(cfg) -> Path:
     if cfg.data_root is None:
-        raise FileNotFoundError(f"dataset {cfg.dataset!r} reads local files: pass --data-root "
+        raise DataError(f"dataset {cfg.dataset!r} reads local files: pass --data-root "
                                 f"ROOT with the layout {LAYOUTS[cfg.dataset]}; nothing is "
                                 f"downloaded")
     root = Path(cfg.data_root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root} does not exist; expected a folder with the "
+        raise DataError(f"--data-root {root} does not exist; expected a folder with the "
                                 f"layout {LAYOUTS[cfg.dataset]}")
     return root
 
@@ -89,9 +95,13 @@ def build_data(cfg) -> GanData:
         ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
         return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
     root = _check_root(cfg)
-    ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
-                        channels=cfg.channels or 3)
-    image = ds[0][0]
+    extra = {"verify": True} if cfg.dataset == "imagefolder" else {}
+    try:
+        ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
+                            channels=cfg.channels or 3, **extra)
+        image = ds[0][0]
+    except (FileNotFoundError, ValueError) as err:  # the library names the file or folder
+        raise DataError(str(err)) from None
     return GanData(ds, None, tuple(image.shape))
 
 
@@ -133,11 +143,13 @@ class BatchStream:
         device: where batches are returned.
         rank, world: this process and the number of processes.
         consumed: global batches already read (from a checkpoint).
-        num_workers: DataLoader workers for disk datasets.
+        num_workers: DataLoader workers for disk datasets (None: what the machine has, see
+            ``tasks/common/workers.py``).
     """
 
     def __init__(self, data: GanData, batch_size: int, seed: int, device: torch.device,
-                 rank: int = 0, world: int = 1, consumed: int = 0, num_workers: int = 0):
+                 rank: int = 0, world: int = 1, consumed: int = 0,
+                 num_workers: int | None = 0):
         if batch_size % world:
             raise ValueError(f"batch_size {batch_size} must be divisible by the number of "
                              f"processes {world}")
@@ -150,6 +162,7 @@ class BatchStream:
             self.pool = data.pool.to(device)
             self._iter = iter(self.sampler)
         else:
+            num_workers = resolve_workers(num_workers)
             loader = DataLoader(data.dataset, batch_sampler=self.sampler, num_workers=num_workers,
                                 pin_memory=device.type == "cuda",
                                 persistent_workers=num_workers > 0)

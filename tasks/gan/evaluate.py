@@ -20,6 +20,10 @@ training); ``precision`` and
 ``recall`` (Kynkaanniemi et al. 2019, k = 3, on up to ``pr_samples`` of each side). For the 2-D
 mixtures: ``modes_covered``, ``high_quality`` (share within 3 std of a mode) and ``kl_uniform``
 (VEEGAN/PacGAN protocol).
+
+Caches are read with ``torch.load(weights_only=True)``; one that cannot be read (truncated,
+written by something else) is rebuilt rather than trusted. The output file is checked for
+writability before any work.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ from robustrep.data import digits
 from robustrep.metrics import (DigitsFeatureNet, FeatureStats, frechet_distance, kid,
                                load_fid_inception, mode_stats, precision_recall,
                                train_digits_feature_net)
-from robustrep.tasks.common.checkpoint import save_atomic
+from robustrep.tasks.common.checkpoint import safe_load, save_atomic
+from robustrep.tasks.common.errors import CheckpointError, UserError
+from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.data import GanData, to_unit_range
 
 EVAL_SEED = 2024
@@ -46,6 +52,17 @@ DIGITS_NET_RECIPE = {"net": "DigitsFeatureNet", "epochs": 5, "batch_size": 128, 
                      "seed": 0, "data": "sklearn digits, fixed 80% train split", "version": 1}
 INCEPTION_ENV = "ROBUSTREP_INCEPTION"
 CACHE_ENV = "ROBUSTREP_CACHE"
+
+
+def _read_cache(path: Path) -> dict | None:
+    """A cache file's dict, or None when it is absent or unreadable (it is then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = safe_load(path, "cache file")
+    except CheckpointError:
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def cache_dir() -> Path:
@@ -67,8 +84,8 @@ def digits_feature_net(shape: tuple[int, ...], device: torch.device) -> tuple[nn
     """The cached digits CNN for images of ``shape`` (trained on first use); returns it and info."""
     recipe = {**DIGITS_NET_RECIPE, "shape": list(shape)}
     path = cache_dir() / f"digits_feature_net-{_hash(recipe)}.pt"
-    if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = _read_cache(path)
+    if saved is not None and "state" in saved and "info" in saved:
         net = DigitsFeatureNet(shape[0])
         net.load_state_dict(saved["state"])
         info = saved["info"]
@@ -113,7 +130,12 @@ def build_extractor(cfg, data: GanData, device: torch.device,
     if cfg.dataset == "digits":
         return digits_feature_net(data.shape, device)
     path = inception_path(inception_weights or cfg.inception_weights)
-    net = load_fid_inception(path, input_range=(0.0, 1.0)).to(device)
+    if path.is_file():
+        safe_load(path, "Inception weights file")  # unreadable or unsafe: one CheckpointError
+    try:
+        net = load_fid_inception(path, input_range=(0.0, 1.0)).to(device)
+    except ValueError as err:  # a readable file that is not the FID Inception state dict
+        raise CheckpointError(str(err)) from None
     return net, {"extractor": "fid-inception-v3", "weights": str(path)}
 
 
@@ -145,8 +167,8 @@ def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch
            "n": min(len(data), max_real), "keep": keep,
            "extractor": {k: v for k, v in info.items() if k != "cache"}}
     path = cache_dir() / f"gan-real-{cfg.dataset}-{_hash(key)}.pt"
-    if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = _read_cache(path)
+    if saved is not None and "stats" in saved and "feats" in saved:
         return {"stats": FeatureStats().load_state_dict(saved["stats"]),
                 "feats": saved["feats"].to(device)}
     stats, kept = FeatureStats(), []
@@ -254,6 +276,11 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics."""
     from robustrep.tasks.gan.sample import load_generator
 
+    if num_samples is not None and num_samples < 2:
+        raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "
+                        f"got {num_samples}")
+    path = check_output_file(Path(out) if out is not None else Path(run) / "eval.json",
+                             "--out")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)
@@ -261,7 +288,6 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights)
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if use_ema else "G", **evaluator.info}
-    path = Path(out) if out is not None else Path(run) / "eval.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     metrics["json"] = str(path)

@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import load_checkpoint
+from robustrep.tasks.common.checkpoint import load_checkpoint, nonfinite_tensors
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.distributed import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
-from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.common.errors import CheckpointError, UserError
+from robustrep.tasks.common.rundir import RunDir, check_output_file
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import to_unit_range
 from robustrep.tasks.gan.evaluate import generate
@@ -42,7 +43,19 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
                             map_location="cpu")
     G = build_generator(cfg, sample_shape(cfg))
     key = "ema" if use_ema and state.get("ema") is not None else "G"
-    G.load_state_dict(state[key])
+    where = checkpoint if checkpoint is not None else RunDir(run).checkpoints
+    if not isinstance(state.get(key), dict):
+        raise CheckpointError(f"checkpoint {where} has no {key!r} weights; it is not a GAN "
+                              f"checkpoint of this run")
+    bad = nonfinite_tensors(state[key])
+    if bad:
+        raise CheckpointError(f"checkpoint {where} holds non-finite {key} weights ({bad[0]}); "
+                              f"use an earlier checkpoint (--checkpoint)")
+    try:
+        G.load_state_dict(state[key])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {where} does not fit the run's generator: "
+                              f"{str(err).splitlines()[0][:200]}") from None
     return G.to(dev).eval(), cfg, int(state["step"]), dev
 
 
@@ -51,6 +64,15 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                device: str = "auto", use_ema: bool = True, nrow: int | None = None
                ) -> dict[str, Any]:
     """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>.png``), optionally a ``.pt``."""
+    if num < 1:
+        raise UserError(f"--num must be >= 1 (the number of samples), got {num}")
+    if nrow is not None and nrow < 1:
+        raise UserError(f"--nrow must be >= 1, got {nrow}")
+    for name, target in (("--grid", grid), ("--pt", pt)):
+        if target is not None:
+            check_output_file(target, name)
+    if grid is None:
+        check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     samples = generate(G, num, dev, seed=seed).cpu()
     if grid is None:

@@ -13,7 +13,13 @@ saved in the checkpoint, and the data order is a function of the seed and the po
 
 Non-finite losses: every step's loss terms are checked on the device (no host synchronisation per
 step); the check is read at each log, evaluation and checkpoint. A NaN or inf stops the run before
-anything else is written, names the first step and loss term, and leaves the last good checkpoint.
+anything else is written, names the first step and loss term, and leaves the last good checkpoint
+(``save_checkpoint`` also refuses non-finite weights, so no checkpoint ever holds them).
+
+Run safety: the run folder is locked for the life of the run (``RunDir.lock``); the output folder,
+the data (every image of a folder is decoded once), the batch size and the evaluation's feature
+network are checked before step 1; on ``--resume`` the checkpoint is loaded and validated before
+``config.json`` is rewritten.
 
 Multiple processes (``torchrun --nproc_per_node N -m robustrep.tasks.cli gan train ...``): each
 process draws its own slice of every global batch and its own latents; gradients are averaged
@@ -35,13 +41,15 @@ from torch import Tensor
 
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common.config import to_dict
+from robustrep.tasks.common.errors import (CheckpointError, DataError, RunFolderError,
+                                           TrainingDiverged, UserError)
 from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all_reduce_sum,
                                                 barrier,
                                                 broadcast_module, broadcast_object, cleanup,
                                                 init_distributed)
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, default_run_path
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable, default_run_path
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
@@ -56,8 +64,7 @@ IMAGE_METRICS = ("fid", "kid", "precision", "recall")
 POINT_METRICS = ("modes_covered", "high_quality")
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss term became NaN or inf; the message names the step, the term and the checkpoint."""
+__all__ = ["Trainer", "TrainingDiverged", "train"]  # TrainingDiverged lives in tasks/common
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,22 +209,32 @@ class Trainer:
         self._consumed = state["consumed"]
 
     def resume(self) -> None:
+        """Load and validate ``latest.pt``; nothing in the run folder changes before it passed."""
         path = ckpt.latest_checkpoint(self.run.checkpoints)
         if path is None:
-            raise FileNotFoundError(f"cannot resume {self.run.path}: no checkpoint at "
-                                    f"{self.run.checkpoints / ckpt.LATEST}")
-        self.load_state_dict(ckpt.load_checkpoint(path, map_location=self.dist.device))
+            raise CheckpointError(f"cannot resume {self.run.path}: no checkpoint at "
+                                  f"{self.run.checkpoints / ckpt.LATEST}")
+        state = ckpt.load_checkpoint(path, map_location=self.dist.device)
+        if int(state["step"]) > self.cfg.steps:
+            raise UserError(f"--steps {self.cfg.steps} is below the step of the checkpoint "
+                            f"{path} ({state['step']}); pass --steps {state['step']} or more")
+        try:
+            self.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            raise CheckpointError(f"checkpoint {path} does not fit this run's config "
+                                  f"({type(err).__name__}: {first})") from None
         self.last_ckpt, self.last_ckpt_step = path, self.step
-        if self.dist.is_main:
-            self.run.truncate_metrics(self.step)
-        self.last_metrics = _last_eval(self.run.read_metrics())
-        self.last_eval_step = self.last_metrics.get("step")
 
     def save(self) -> None:
         self.check_finite()
         state = self.state_dict()
         if self.dist.is_main:
-            self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
+            try:
+                self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
+            except TrainingDiverged as err:  # finite losses but non-finite weights
+                raise TrainingDiverged(f"{err}; the run stopped and "
+                                       f"{self._keep_advice()}") from None
         self.last_ckpt_step = self.step
         barrier()
 
@@ -234,16 +251,18 @@ class Trainer:
     def _diverged(self, bad: tuple[int, str, float] | None) -> None:
         where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
                  else "on another process")
-        if self.last_ckpt is not None:
-            keep = (f"the last good checkpoint is {self.last_ckpt} (step {self.last_ckpt_step}); "
-                    f"continue from it with --resume {self.run.path}, e.g. with lower learning "
-                    f"rates")
-        else:
-            keep = "no checkpoint was written before it; start again with lower learning rates"
         if self.dist.is_main:
             self.run.log(bad[0] + 1 if bad else self.step, event="diverged",
                          term=bad[1] if bad else None)
-        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and {keep}")
+        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and "
+                               f"{self._keep_advice()}")
+
+    def _keep_advice(self) -> str:
+        if self.last_ckpt is not None:
+            return (f"the last good checkpoint is {self.last_ckpt} (step {self.last_ckpt_step}); "
+                    f"continue from it with --resume {self.run.path}, e.g. with lower learning "
+                    f"rates")
+        return "no checkpoint was written before it; start again with lower learning rates"
 
     def log_losses(self) -> dict[str, float]:
         means = self.check_finite()
@@ -253,10 +272,20 @@ class Trainer:
                          **{f"loss/{k}": round(v, 6) for k, v in means.items()})
         return means
 
+    def prepare_evaluator(self) -> None:
+        """Build the evaluator (feature network, real statistics) now if the run will evaluate,
+        so missing or wrong weights are reported before step 1 rather than after training."""
+        if not self.dist.is_main or self.evaluator is not None:
+            return
+        if self.cfg.eval_every > 0 or self.cfg.final_eval:
+            self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
+                                       self.cfg.eval_samples, kid_subsets=10)
+
     def evaluate(self) -> None:
         self.check_finite()
         if self.dist.is_main:
             start = time.time()
+            self.prepare_evaluator()
             if self.evaluator is None:
                 self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
                                            self.cfg.eval_samples, kid_subsets=10)
@@ -347,22 +376,37 @@ def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:
 # entry point
 
 
-def open_run(cfg: GanConfig, resume: str | Path | None, dist: DistInfo) -> RunDir:
-    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one (rank 0 decides)."""
-    path = None
-    if dist.is_main:
-        path = _resume_path(resume) if resume is not None else _new_run_path(cfg)
-        run = RunDir(path).create()
-        run.write_config(to_dict(cfg))
-    path = broadcast_object(str(path) if path is not None else None)
-    return RunDir(Path(path))
+def run_path(cfg: GanConfig, resume: str | Path | None) -> Path:
+    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one; checked writable
+    (nothing is created yet)."""
+    path = _resume_path(resume) if resume is not None else _new_run_path(cfg)
+    return check_writable(path, "run folder")
+
+
+def open_run(path: Path, cfg: GanConfig, fresh: bool) -> tuple[RunDir, RunLock]:
+    """Create and lock the run folder (rank 0); a fresh run writes its config now, a resumed
+    one only after its checkpoint has been validated (see :func:`train`)."""
+    run = RunDir(path).create()
+    lock = run.lock()
+    try:
+        if fresh:
+            if ckpt.latest_checkpoint(run.checkpoints) is not None:  # made since run_path looked
+                raise RunFolderError(f"{path} already holds a run; continue it with --resume "
+                                     f"{path} or pass another --out")
+            run.check_fresh(to_dict(cfg))
+            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
+            run.write_config(to_dict(cfg))
+    except BaseException:
+        lock.release()
+        raise
+    return run, lock
 
 
 def _resume_path(resume: str | Path) -> Path:
     path = Path(resume)
     if ckpt.latest_checkpoint(path / "checkpoints") is None:
-        raise FileNotFoundError(f"cannot resume {path}: no checkpoint at "
-                                f"{path / 'checkpoints' / ckpt.LATEST}")
+        raise CheckpointError(f"cannot resume {path}: no checkpoint at "
+                              f"{path / 'checkpoints' / ckpt.LATEST}")
     return path
 
 
@@ -371,24 +415,43 @@ def _new_run_path(cfg: GanConfig) -> Path:
         return default_run_path("runs", "gan", f"{cfg.preset}-{cfg.reg.replace(',', '+')}")
     path = Path(cfg.out)
     if ckpt.latest_checkpoint(path / "checkpoints") is not None:
-        raise FileExistsError(f"{path} already holds a run; continue it with --resume {path} or "
-                              f"pass another --out")
+        raise RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
+                        f"pass another --out")
     return path
+
+
+def check_batch(data: GanData, batch_size: int) -> None:
+    if len(data) < batch_size:
+        raise DataError(f"the dataset holds {len(data)} samples, fewer than one batch "
+                        f"(--batch-size {batch_size}); lower --batch-size or add data")
 
 
 def train(cfg: GanConfig, resume: str | Path | None = None,
           show_progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a GAN run; returns a summary with the run folder and final metrics."""
     dist = init_distributed(cfg.device)
+    lock = None
     try:
-        data = build_data(cfg)  # a missing dataset fails before a run folder is made
-        run = open_run(cfg, resume, dist)
+        path = run_path(cfg, resume) if dist.is_main else None
+        data = build_data(cfg)  # missing or broken data fails before a run folder is made
+        check_batch(data, cfg.batch_size)
+        if dist.is_main:
+            run, lock = open_run(path, cfg, fresh=resume is None)
+        run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         trainer = Trainer(cfg, run, dist, data, show_progress)
         if resume is not None:
-            trainer.resume()
+            trainer.resume()  # validated: only now may the run folder change
+            if dist.is_main:
+                run.write_config(to_dict(cfg))
+                run.truncate_metrics(trainer.step)
+            trainer.last_metrics = _last_eval(run.read_metrics())
+            trainer.last_eval_step = trainer.last_metrics.get("step")
             _restart_clock(run)
+        trainer.prepare_evaluator()
         return trainer.fit()
     finally:
+        if lock is not None:
+            lock.release()
         cleanup()
 
 

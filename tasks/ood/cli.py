@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from robustrep.tasks.common.errors import UserError
+
 DEFAULT_DETECTORS = ("MaxSoftmax,EnergyBased,MaxLogit,Entropy,ODIN,Mahalanobis,ViM,KNN,ReAct,ASH")
 
 
@@ -159,7 +161,7 @@ def run_score(args: argparse.Namespace) -> int:
             amp=args.amp, workers=args.workers, seed=args.seed, use_ema=not args.no_ema,
             plots=not args.no_plots, save_scores=args.save_scores,
             show_progress=not args.quiet)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, FileNotFoundError, TypeError, UserError) as err:
         return _fail(err)
     acc = "n/a" if result.id_accuracy is None else f"{100 * result.id_accuracy:.2f}%"
     print(f"ID test accuracy {acc}; sizes {result.sizes}")
@@ -184,7 +186,7 @@ def run_bench(args: argparse.Namespace) -> int:
                         out=args.out, retrain=args.retrain, batch_size=args.batch_size,
                         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
                         show_progress=not args.quiet)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, FileNotFoundError, TypeError, UserError) as err:
         return _fail(err)
     print(summary["markdown"])
     print(f"wrote {', '.join(str(p) for p in summary['files'].values())}")

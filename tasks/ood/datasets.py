@@ -13,8 +13,11 @@ Names (``robustrep ood score --id NAME --ood NAME ...``):
   ImageFolder layout or a flat folder), ``imagelist:ROOT:LISTFILE`` (an OpenOOD v1.5 ``imglist``,
   one ``relative/path label`` per line; Zhang et al., "OpenOOD v1.5", 2023).
 
-Local sets keep their native size unless ``resize=True``: a set whose images differ from the
-classifier's ``(C, H, W)`` is an error naming both shapes, so nothing is silently rescaled.
+Image folders and image lists are loaded in the classifier's input shape ``(C, H, W)`` (the
+run's ``image_size`` and ``channels``): resized on the shorter side, centre-cropped and converted
+to its channels, as the classifier's own image-folder training data were. The CIFAR and SVHN
+files keep their native size unless ``resize=True``: a set whose images differ from the
+classifier's shape is an error naming both shapes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
+
+from robustrep.tasks.common.errors import DataError
 
 BUILTIN_ID = ("digits",)
 LOCAL = ("cifar10", "cifar100", "svhn")
@@ -50,7 +55,8 @@ class DataContext:
         shape: the classifier's input ``(C, H, W)``.
         classes: the ID class labels of the run (None: all of the dataset's classes).
         data_root: default root of local sets.
-        resize: resize/convert local sets to ``shape`` instead of refusing other shapes.
+        resize: resize/convert the CIFAR/SVHN sets to ``shape`` instead of refusing other
+            shapes (image folders and lists always take ``shape``).
         seed: seed of the generated sets (noise, photo patches) and of subsampling.
     """
 
@@ -99,13 +105,6 @@ def _keep_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
     return Subset(dataset, keep)
 
 
-def _native_shape(path: Path) -> tuple[int, int, int]:
-    from PIL import Image
-    with Image.open(path) as image:
-        channels = 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
-        return channels, image.height, image.width
-
-
 def _first_image(name: str, rest: list[str]) -> Path:
     from robustrep.data.local import IMG_EXTENSIONS
     if name == "imagelist":
@@ -134,13 +133,15 @@ def _path_set(name: str, rest: list[str], ctx: DataContext) -> Dataset:
     if name == "imagefolder" and not rest:
         raise ValueError("imagefolder needs a path: imagefolder:PATH")
     channels, height, width = ctx.shape
-    if not ctx.resize:
-        native = _native_shape(_first_image(name, rest))
-        if native != tuple(ctx.shape):
-            raise ShapeMismatch(f"{name}:{':'.join(rest)}", native, ctx.shape)
-    if name == "imagefolder":
-        return image_folder(":".join(rest), height, channels)
-    return image_list(rest[0], ":".join(rest[1:]), height, channels)
+    _first_image(name, rest)  # a missing folder or list is named before anything is read
+    # The run knows its input: folders take it (resize + crop + channel conversion), and every
+    # file is opened once now so an unreadable image is named before scoring starts.
+    try:
+        if name == "imagefolder":
+            return image_folder(":".join(rest), height, channels, verify=True)
+        return image_list(rest[0], ":".join(rest[1:]), height, channels, verify=True)
+    except ValueError as err:  # an unreadable image, named by the library
+        raise DataError(str(err)) from None
 
 
 class ShapeMismatch(ValueError):

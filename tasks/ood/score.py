@@ -209,6 +209,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     overrides = parse_params(params)
     dev = resolve_device(device)
     run = Path(run)
+    from robustrep.tasks.common.rundir import check_writable
+    check_writable(Path(out) if out else run / "ood", "--out")  # before any work
     classifier, config = load_run(run, dev, use_ema=use_ema)
     shape = (int(config["channels"]), int(config["image_size"]), int(config["image_size"]))
     ctx = ds.DataContext(shape=shape, classes=config.get("classes"),

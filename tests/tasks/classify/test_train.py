@@ -6,6 +6,7 @@ import torch
 from robustrep.tasks.classify.config import ClassifyConfig, parse_regularizers
 from robustrep.tasks.classify.train import train
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.rundir import RunDir
 
 from .conftest import tiny_config
@@ -51,7 +52,7 @@ def test_resume_equals_uninterrupted(tmp_path, reg, extra):
 
 
 def test_existing_run_needs_resume(tmp_path, trained_run):
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(RunFolderError, match="--resume"):
         train(tiny_config(), trained_run, quiet=True)
 
 

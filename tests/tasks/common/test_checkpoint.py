@@ -1,12 +1,30 @@
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from robustrep.tasks.common.checkpoint import (latest_checkpoint, load_checkpoint, rng_state,
-                                               save_checkpoint, set_rng_state)
+from robustrep.tasks.common.checkpoint import (latest_checkpoint, load_checkpoint,
+                                               nonfinite_tensors, rng_state, save_checkpoint,
+                                               set_rng_state)
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, TrainingDiverged
 from robustrep.tasks.common.rundir import RunDir
+
+
+class Payload:
+    """Pickles as a call that creates ``marker``: what a planted ``__reduce__`` payload does."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path(self.marker).touch, ())
+
+
+def write_payload_checkpoint(path, marker):
+    torch.save({"step": 1, "G": {"w": torch.zeros(2)}, "x": Payload(marker)}, path)
+    return path
 
 
 def test_save_keeps_latest_and_prunes(tmp_path):
@@ -20,13 +38,16 @@ def test_save_keeps_latest_and_prunes(tmp_path):
 
 
 def test_missing_checkpoint_names_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+    with pytest.raises(CheckpointError, match=str(tmp_path)):
         load_checkpoint(tmp_path / "latest.pt")
 
 
-def test_rng_state_round_trip_repeats_draws():
+def test_rng_state_round_trip_repeats_draws(tmp_path):
+    """Through a file read with weights_only=True: the state must be tensors and plain values."""
     gen = torch.Generator().manual_seed(3)
-    state = rng_state({"g": gen})
+    random.gauss(0, 1), np.random.standard_normal()  # cached Gaussians are part of the state
+    torch.save(rng_state({"g": gen}), tmp_path / "rng.pt")
+    state = torch.load(tmp_path / "rng.pt", weights_only=True)
     first = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
     set_rng_state(state, {"g": gen})
     second = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
@@ -48,3 +69,70 @@ def test_run_dir_log_and_truncate(tmp_path):
 def test_read_config_of_non_run_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a robustrep run folder"):
         RunDir(tmp_path).read_config()
+
+
+def test_reduce_payload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = write_payload_checkpoint(tmp_path / "latest.pt", marker)
+    with pytest.raises(CheckpointError, match=f"{path}.*refuses") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+    # The payload is real: the opt-in full unpickler runs it.
+    load_checkpoint(path, allow_pickle=True)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not_a_dict"])
+def test_unreadable_checkpoints_are_one_line_errors(tmp_path, damage):
+    path = tmp_path / "latest.pt"
+    save_checkpoint({"step": 3, "w": torch.randn(64, 64)}, tmp_path, 3)
+    raw = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"this is not a checkpoint" * 10)
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointError, match=str(path)) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_nonfinite_state_is_never_written_and_good_checkpoints_stay(tmp_path):
+    for step in (1, 2, 3):
+        save_checkpoint({"step": step, "model": {"w": torch.ones(3)}}, tmp_path, step, keep=2)
+    bad = {"step": 4, "model": {"w": torch.tensor([1.0, float("nan"), 1.0])},
+           "opt": {"state": {0: {"m": torch.tensor([float("inf")])}}}}
+    with pytest.raises(TrainingDiverged, match="step-4 .*model/w, opt/state/0/m"):
+        save_checkpoint(bad, tmp_path, 4, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_00000002.pt",
+                                                                    "step_00000003.pt"]
+    assert load_checkpoint(tmp_path)["step"] == 3
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_nonfinite_tensors_ignores_integer_and_rng_tensors():
+    state = {"rng": torch.get_rng_state(), "n": torch.tensor([2**62]), "x": [torch.zeros(2)],
+             "f": 1.5, "h": torch.tensor([float("-inf")], dtype=torch.float16)}
+    assert nonfinite_tensors(state) == ["h"]
+
+
+def test_full_disk_is_a_one_line_error_and_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import robustrep.tasks.common.checkpoint as ckpt
+    save_checkpoint({"step": 1, "w": torch.ones(2)}, tmp_path, 1)
+
+    def full(obj, handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    with pytest.raises(RunFolderError, match=r"cannot write .*step_00000002.pt: No space left"):
+        save_checkpoint({"step": 2, "w": torch.ones(2)}, tmp_path, 2)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["step"] == 1
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from robustrep.tasks.cli import main
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.gan.train import train
 
 
@@ -70,5 +71,5 @@ def test_resume_refuses_model_changes(tiny_cfg, tmp_path, capsys):
 def test_new_run_refuses_existing_folder(tiny_cfg, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(out=str(run)), show_progress=False)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(RunFolderError, match="--resume"):
         train(tiny_cfg(out=str(run)), show_progress=False)

@@ -47,12 +47,14 @@ def _png_folder(root, size, mode="L", n=3):
     return root
 
 
-def test_shape_mismatch_is_an_error_unless_resize(tmp_path):
+def test_image_folders_take_the_classifiers_input_shape(tmp_path):
+    """8x8 RGB images become the (1, 16, 16) input of the run without --resize (issue 8)."""
     folder = _png_folder(tmp_path / "imgs", 8, "RGB")
-    with pytest.raises(ShapeMismatch, match=r"\(3, 8, 8\).*\(1, 16, 16\).*--resize"):
-        ood_dataset(f"imagefolder:{folder}", CTX)
-    resized = ood_dataset(f"imagefolder:{folder}", DataContext((1, 16, 16), resize=True))
-    assert image_shape(resized) == (1, 16, 16) and len(resized) == 3
+    for ctx in (CTX, DataContext((1, 16, 16), resize=True)):
+        resized = ood_dataset(f"imagefolder:{folder}", ctx)
+        assert image_shape(resized) == (1, 16, 16) and len(resized) == 3
+        # grey level 40 * i of image i, resized: the conversion keeps the values
+        assert [round(float(resized[i][0].mean()) * 255) for i in range(3)] == [0, 40, 80]
     same = ood_dataset(f"imagefolder:{_png_folder(tmp_path / 'ok', 16)}", CTX)
     assert image_shape(same) == (1, 16, 16)
 

@@ -1,0 +1,97 @@
+"""One run per folder (the lock), stale temp files, writability and fresh-folder checks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from robustrep.tasks.common.errors import RunFolderError
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_output_file, check_writable
+from robustrep.tasks.common.workers import resolve_workers
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from robustrep.tasks.common.rundir import RunDir
+    lock = RunDir(sys.argv[1]).create().lock()
+    print("locked", flush=True)
+    time.sleep(120)
+""")
+
+
+def hold_lock(folder):
+    """A second process that takes the run lock of ``folder`` and keeps it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_process_is_refused_then_takes_over_a_dead_holders_lock(tmp_path):
+    run = RunDir(tmp_path / "run")
+    holder = hold_lock(run.path)
+    try:
+        with pytest.raises(RunFolderError, match=rf"{run.path} is in use by another run "
+                                                 rf"\(pid {holder.pid} on "):
+            run.create().lock()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # no clean-up: the lock file stays behind
+        holder.wait()
+    assert (run.path / ".lock").is_file()
+    lock = run.lock()  # the kernel dropped the dead process's flock
+    assert f"pid {os.getpid()} " in (run.path / ".lock").read_text()
+    lock.release()
+
+
+def test_lock_is_exclusive_within_one_process_and_released(tmp_path):
+    run = RunDir(tmp_path / "run").create()
+    first = run.lock()
+    with pytest.raises(RunFolderError, match="in use"):
+        RunLock(run.path / ".lock").acquire()
+    first.release()
+    run.lock().release()
+
+
+def test_stale_temp_files_are_removed_when_the_lock_is_taken(tmp_path):
+    run = RunDir(tmp_path / "run").create()
+    stale = [run.checkpoints / ".latest.pt.abc123.tmp", run.path / ".config.json.x.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    keep = run.checkpoints / "step_00000001.pt"
+    keep.write_bytes(b"x")
+    run.lock().release()
+    assert not any(p.exists() for p in stale) and keep.exists()
+
+
+def test_unwritable_output_is_refused_before_anything_is_made(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RunFolderError, match=f"{blocker} is a file"):
+        check_writable(blocker / "run" / "deeper")
+    with pytest.raises(RunFolderError, match="is a folder"):
+        check_output_file(tmp_path)
+    target = tmp_path / "new" / "run"
+    assert check_writable(target) == target and not (tmp_path / "new").exists()
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        with pytest.raises(RunFolderError, match="cannot write"):
+            check_writable(ro / "run")
+
+
+def test_fresh_run_refuses_another_runs_config(tmp_path):
+    run = RunDir(tmp_path / "run").create()
+    run.write_config({"lr": 0.1, "steps": 10})
+    run.check_fresh({"lr": 0.1, "steps": 10})  # the same run restarted: allowed
+    with pytest.raises(RunFolderError, match=rf"{run.path} already holds another run.*--resume"):
+        run.check_fresh({"lr": 0.2, "steps": 10})
+    assert json.loads(run.config_file.read_text())["lr"] == 0.1
+
+
+@pytest.mark.parametrize("cpus, want", [(1, 0), (2, 0), (3, 2), (4, 3), (16, 4)])
+def test_auto_workers_follow_the_machine(cpus, want):
+    assert resolve_workers(None, cpus=cpus) == want
+    assert resolve_workers(5, cpus=cpus) == 5
