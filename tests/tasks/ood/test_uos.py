@@ -61,3 +61,11 @@ def test_ood_score_scores_a_uos_run_from_the_command_line(uos_run, tmp_path, cap
     scores = torch.load(out / "scores.pt", weights_only=True)["UoS"]
     for values in scores.values():  # angles in radians
         assert float(values.min()) >= 0 and float(values.max()) <= math.pi / 2 + 1e-9
+
+
+def test_bench_settings_carry_their_own_classify_options():
+    from robustrep.tasks.ood.bench import split_setting
+    assert split_setting("none") == ("none", {})
+    assert split_setting("adaptivemix@head=uos@am_weight=2") == ("adaptivemix",
+                                                                 {"head": "uos", "am_weight": 2})
+    assert split_setting("mixup+pgd@head=uos") == ("mixup+pgd", {"head": "uos"})
