@@ -173,6 +173,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                         "augment": True, "steps": 78200, "batch_size": 128, "optimizer": "sgd",
                         "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
                         "schedule": "multistep", "milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2,
+                        "mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010],
                         "eval_every": 2000, "ckpt_every": 2000},
     # The same head on CPU in a few minutes: WRN-16-2 at 16x16 on digits 0-4 (the OOD split).
     "digits-uos": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "model": "wrn16_2",
