@@ -39,7 +39,12 @@ class ClassifyConfig:
     model: str = _opt(DEFAULT_MODEL, "timm model name (timm.list_models() lists them)")
     pretrained_file: str | None = _opt(
         None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
-    drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate)")
+    drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate; for wrn* models "
+                                 "dropout inside each block, as in the WRN paper)")
+    head: str = _opt("linear", "classifier head: linear (the model's own) or uos (frozen "
+                               "orthogonal |W z/||z|||, robustrep.uos.UoSHead)", ("linear", "uos"))
+    uos_scale: float | None = _opt(None, "logit scale of the uos head (core default 1, as the "
+                                         "UoS and AdaptiveMix references)")
     mean: list[float] | None = _opt(None, "input normalisation mean per channel (default: the "
                                           "model's pretrained_cfg, averaged for 1 channel)")
     std: list[float] | None = _opt(None, "input normalisation std per channel (as mean)")
@@ -64,7 +69,10 @@ class ClassifyConfig:
     lr: float = _opt(0.05, "peak learning rate")
     momentum: float = _opt(0.9, "SGD momentum")
     weight_decay: float = _opt(5e-4, "weight decay")
-    schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant"))
+    schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
+    milestones: list[float] = _opt([0.3, 0.6, 0.8], "multistep: fractions of --steps at which "
+                                                    "the learning rate is multiplied by lr_decay")
+    lr_decay: float = _opt(0.2, "multistep: factor applied at each milestone")
     warmup_steps: int = _opt(0, "linear warm-up steps")
     label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets")
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off")
@@ -157,4 +165,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "digits-fgsm": {"dataset": "digits", "reg": "fgsm", "steps": 300},
     # Mixup + CutMix as timm's recipe switches between them, with label smoothing.
     "digits-mix": {"dataset": "digits", "reg": "mixup,cutmix", "label_smoothing": 0.1},
+    # AdaptiveMix's classifier as its reference code trains it (WentianZhang-ML/AdaptiveMix
+    # classification/): WRN-28-10 with the frozen orthogonal UoS head, MSE shrinkage, SGD 0.1
+    # x0.2 at 60/120/160 of 200 epochs (391 steps each at batch 128), crop + flip.
+    "cifar10-wrn-uos": {"dataset": "cifar10", "model": "wrn28_10", "head": "uos",
+                        "reg": "adaptivemix", "am_mode": "reference", "image_size": 32,
+                        "augment": True, "steps": 78200, "batch_size": 128, "optimizer": "sgd",
+                        "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                        "schedule": "multistep", "milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2,
+                        "mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010],
+                        "eval_every": 2000, "ckpt_every": 2000},
+    # The same head on CPU in a few minutes: WRN-16-2 at 16x16 on digits 0-4 (the OOD split).
+    "digits-uos": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "model": "wrn16_2",
+                   "head": "uos", "image_size": 16, "steps": 300, "lr": 0.1,
+                   "schedule": "multistep"},
 }

@@ -9,6 +9,23 @@ follows timm's hooks (huggingface/pytorch-image-models, ``forward_features`` /
     features(x) = forward_head(forward_features(normalise(x)), pre_logits=True)
     head(z)     = get_classifier()(z)
 
+With ``head="uos"`` the model's own classifier is replaced by :class:`robustrep.uos.UoSHead` (frozen
+orthogonal ``|W z/||z|||``, Zaeemzadeh et al., CVPR 2021), and the split moves to where the UoS and
+AdaptiveMix references put it (``_embedding`` / ``_linear_classifier`` in
+``WentianZhang-ML/AdaptiveMix`` ``classification/models.py``):
+
+    features(x) = normalise(forward_head(forward_features(normalise(x)), pre_logits=True))
+    head(v)     = |W v|   (no renormalisation)
+
+so AdaptiveMix's MSE shrinkage acts on unit features and its ``h(z_lin)`` projects the mixed unit
+features as they are, exactly as the reference. ``forward`` is unchanged (``head(features(x))``
+equals the timm model's own forward), and the OOD program, which reads the timm pre-logit vector,
+still sees the unnormalised features the UoS score was defined on (``zaeemzadeh/OOD``
+``extract_features.py``).
+
+Importing this module registers the CIFAR wide ResNets of :mod:`robustrep.wrn` (``wrn28_10``, ...)
+with timm, so every program that builds or loads a classifier through it knows their names.
+
 Weights are never fetched from a hub: pretrained weights come only from a local file through
 ``timm.create_model(..., pretrained_cfg_overlay=dict(file=PATH))``.
 
@@ -27,8 +44,12 @@ import timm
 import torch
 from torch import Tensor, nn
 
+import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, nonfinite_tensors
 from robustrep.tasks.common.errors import CheckpointError
+from robustrep.uos import UoSHead
+
+HEADS = ("linear", "uos")
 
 
 def _channel_buffer(values: Sequence[float]) -> Tensor:
@@ -75,12 +96,21 @@ class Classifier(nn.Module):
         """The unpooled trunk output ``forward_features(normalise(x))``."""
         return self.model.forward_features(self.normalize(x))
 
+    @property
+    def uos_head(self) -> UoSHead | None:
+        """The :class:`UoSHead` when the model has one, else None."""
+        head = self.model.get_classifier()
+        return head if isinstance(head, UoSHead) else None
+
     def features(self, x: Tensor) -> Tensor:
-        """The pooled pre-logit vector ``[B, num_features]``."""
-        return self.model.forward_head(self.feature_maps(x), pre_logits=True)
+        """The pooled pre-logit vector ``[B, num_features]`` (unit-norm with a UoS head)."""
+        z = self.model.forward_head(self.feature_maps(x), pre_logits=True)
+        uos = self.uos_head
+        return z if uos is None else uos.embed(z)
 
     def head(self, z: Tensor) -> Tensor:
-        return self.model.get_classifier()(z)
+        uos = self.uos_head
+        return self.model.get_classifier()(z) if uos is None else uos.project(z)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -106,6 +136,23 @@ def default_norm(model: nn.Module, channels: int) -> tuple[list[float], list[flo
         return [float(m) for m in mean], [float(s) for s in std]
     avg_mean, avg_std = sum(mean) / len(mean), sum(std) / len(std)
     return [avg_mean] * channels, [avg_std] * channels
+
+
+def use_uos_head(model: nn.Module, scale: float | None = None) -> UoSHead:
+    """Replace the timm model's linear classifier by a :class:`UoSHead` of the same shape."""
+    old = model.get_classifier()
+    name = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+    name = name[0] if isinstance(name, (list, tuple)) else name
+    if not isinstance(old, nn.Linear) or not name:
+        raise ValueError(f"head 'uos' needs a timm model whose classifier is one nn.Linear; "
+                         f"{type(model).__name__} has {type(old).__name__}")
+    new = UoSHead(old.in_features, old.out_features, **({} if scale is None else
+                                                        {"scale": scale}))
+    model.set_submodule(name, new)
+    if model.get_classifier() is not new:
+        raise ValueError(f"could not replace the classifier {name!r} of {type(model).__name__} "
+                         f"by a UoS head")
+    return new
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
@@ -159,7 +206,8 @@ def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Pat
 
 def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                      pretrained_file: str | Path | None = None, **timm_kwargs: Any) -> Classifier:
+                      pretrained_file: str | Path | None = None, head: str = "linear",
+                      uos_scale: float | None = None, **timm_kwargs: Any) -> Classifier:
     """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
 
     Args:
@@ -170,9 +218,13 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         pretrained_file: local weights; the classifier is dropped and re-initialised for
             ``num_classes``, the input conv adapted to ``in_chans`` (timm's rules). Missing file
             -> FileNotFoundError; weights of another architecture -> ValueError.
+        head: ``"linear"`` (the model's own classifier) or ``"uos"`` (:class:`UoSHead`).
+        uos_scale: logit scale of the UoS head (None: the core default, 1).
         timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
     """
     check_model_name(name)
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     kwargs = {k: v for k, v in timm_kwargs.items() if v is not None}
@@ -197,6 +249,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         except RuntimeError as err:
             raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
                              f"{err}") from err
+    if head == "uos":
+        use_uos_head(model, uos_scale)
     if mean is None or std is None:
         d_mean, d_std = default_norm(model, in_chans)
         mean = d_mean if mean is None else mean
@@ -259,7 +313,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                               f"checkpoint")
     model = create_classifier(config["model"], int(config["num_classes"]),
                               in_chans=int(config["channels"]), mean=config["mean"],
-                              std=config["std"], drop_rate=config.get("drop_rate"))
+                              std=config["std"], drop_rate=config.get("drop_rate"),
+                              head=config.get("head") or "linear",
+                              uos_scale=config.get("uos_scale"))
     weights = "ema" if use_ema and state.get("ema") is not None else "model"
     bad = nonfinite_tensors(state[weights])
     if bad:

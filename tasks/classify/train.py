@@ -128,13 +128,31 @@ def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int) -> Clas
 
 
 def lr_factor(step: int, cfg: ClassifyConfig) -> float:
-    """Linear warm-up, then cosine to 0 (or constant)."""
+    """Linear warm-up, then cosine to 0, constant, or multistep."""
     if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
+    if cfg.schedule == "multistep":
+        return multistep_factor(step, cfg.steps, cfg.milestones, cfg.lr_decay)
     span = max(1, cfg.steps - cfg.warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup_steps) / span)))
+
+
+def multistep_factor(step: int, steps: int, milestones, decay: float) -> float:
+    """``decay ** k`` after ``k`` milestones (fractions of ``steps``) have passed.
+
+    The UoS / AdaptiveMix recipe multiplies the lr by 0.2 at epochs 60, 120 and 160 of 200, i.e.
+    at 30%, 60% and 80% of training. Bad milestones raise ConfigError naming the option.
+    """
+    if not milestones or any(not 0 < float(m) < 1 for m in milestones) or \
+            list(milestones) != sorted(milestones):
+        raise ConfigError(f"milestones must be increasing fractions of --steps in (0, 1), e.g. "
+                          f"0.3 0.6 0.8; got {milestones}")
+    if not decay > 0:
+        raise ConfigError(f"lr_decay must be > 0 (e.g. 0.2); got {decay}")
+    passed = sum(step >= round(float(m) * steps) for m in milestones)
+    return float(decay) ** passed
 
 
 def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
@@ -147,6 +165,8 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
         opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     else:
         opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.schedule == "multistep":
+        multistep_factor(0, cfg.steps, cfg.milestones, cfg.lr_decay)  # bad options fail here
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     return opt, sched
 
@@ -181,7 +201,8 @@ class Trainer:
         cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
-                                       cfg.std, cfg.pretrained_file, drop_rate=cfg.drop_rate)
+                                       cfg.std, cfg.pretrained_file, head=cfg.head,
+                                       uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate)
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)

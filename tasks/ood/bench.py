@@ -7,6 +7,11 @@ each run is then scored by every requested pytorch-ood detector against the buil
 (digits 5-9, Gaussian and uniform noise, photo patches, rotated and inverted digits 0-4), with the
 detectors fitted on the digits 0-4 train split.
 
+A setting is a classify ``--reg`` value (``+`` combines regularizers), optionally followed by
+classify options for that setting only, each after an ``@``: ``none@head=uos`` trains the
+baseline with the UoS head, ``adaptivemix@head=uos`` AdaptiveMix with it (``--train-opt`` applies
+to every setting).
+
 The table reports mean +- sample standard deviation over seeds of AUROC and FPR@95TPR for each
 regularizer x detector x OOD set, plus each regularizer's ID test accuracy and its AUROC averaged
 over OOD sets. The question it answers is the one AdaptiveMix (Liu et al., "AdaptiveMix: Improving
@@ -45,6 +50,12 @@ def _parse_opts(items: list[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             out[key.strip().replace("-", "_")] = raw
     return out
+
+
+def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
+    """``"adaptivemix@head=uos"`` -> ``("adaptivemix", {"head": "uos"})``."""
+    reg, *opts = str(setting).split("@")
+    return reg, _parse_opts(opts)
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
@@ -202,7 +213,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
 
     reg_list = [r.strip() for r in str(regs).split(",") if r.strip()]
     for r in reg_list:
-        parse_regularizers(r.replace("+", ","))
+        parse_regularizers(split_setting(r)[0].replace("+", ","))
     specs = parse_detectors(detectors)
     parse_params(params)
     unknown = [o for o in ood if o.split(":")[0] not in BENCH_OOD]
@@ -216,9 +227,10 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     used_model, used_steps = model, steps
     for reg in reg_list:
         for s in seeds:
-            run_dir = out / "runs" / f"{reg}-s{s}"
-            _, seconds = train_run(reg, s, run_dir, preset=preset, model=model, steps=steps,
-                                   device=device, train_opts=opts, retrain=retrain,
+            run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
+            base, extra = split_setting(reg)
+            _, seconds = train_run(base, s, run_dir, preset=preset, model=model, steps=steps,
+                                   device=device, train_opts={**opts, **extra}, retrain=retrain,
                                    quiet=not show_progress)
             t0 = time.perf_counter()
             result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),

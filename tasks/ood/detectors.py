@@ -16,6 +16,10 @@ other ``Detector``     images           as above (MCD: stochastic forward passes
 ``StructuredDetector`` several layers   not built: needs per-layer modules (Gram, MultiMahalanobis)
 =====================  ===============  ==========================================================
 
+robustrep adds its own detectors with the same interface (``ROBUSTREP_DETECTORS``): ``UoS``, the
+union-of-1-D-subspaces angle score (Zaeemzadeh et al., CVPR 2021, :class:`robustrep.uos.UoS`), a
+``FeaturesDetector`` fitted on the ID train features.
+
 Constructor arguments are filled by name from the classifier (:class:`OODModel`): ``model`` (images
 -> logits), ``encoder`` (images -> features), ``backbone`` / ``head`` (maps and maps -> logits for
 feature-map detectors; the last layer for feature detectors), ``w`` / ``b`` (the last layer's
@@ -165,14 +169,21 @@ def _unsupported(name: str, consumes: str, params: dict[str, inspect.Parameter])
     return None
 
 
+def _robustrep_detectors() -> dict[str, type]:
+    """robustrep's own pytorch-ood-style detectors, by name (they join the registry)."""
+    from robustrep.uos import UoS
+    return {"UoS": UoS}
+
+
 def _build_registry() -> dict[str, DetectorSpec]:
     import pytorch_ood.detector as module
     from pytorch_ood.api import Detector
 
     names = getattr(module, "__all__", None) or dir(module)
+    classes = {name: getattr(module, name, None) for name in names}
+    classes.update(_robustrep_detectors())
     registry: dict[str, DetectorSpec] = {}
-    for name in names:
-        cls = getattr(module, name, None)
+    for name, cls in classes.items():
         if not (inspect.isclass(cls) and issubclass(cls, Detector)) or inspect.isabstract(cls):
             continue
         params = dict(inspect.signature(cls.__init__).parameters)

@@ -1,0 +1,71 @@
+"""The UoS score inside the OOD program: registry, the scoring path and ``ood score`` on a
+``--head uos`` run."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.ood.detectors import get_spec, parse_detectors
+from robustrep.tasks.ood.extract import as_ood_model, extract
+from robustrep.tasks.ood.score import score_model
+from robustrep.uos import UoS
+
+
+def test_uos_is_a_fitted_features_detector_in_the_registry(capsys):
+    spec = get_spec("uos")
+    assert (spec.name, spec.cls, spec.consumes, spec.fit_on) == ("UoS", UoS, "features",
+                                                                 "features")
+    assert spec.unsupported is None and "Union of 1-Dimensional Subspaces" in spec.paper
+    assert [s.name for s in parse_detectors("UoS,MaxSoftmax")] == ["UoS", "MaxSoftmax"]
+    assert main(["ood", "score", "--list"]) == 0
+    assert "UoS" in capsys.readouterr().out
+
+
+def test_scoring_path_gives_the_detectors_own_scores(tiny_classifier, tiny_data):
+    fit, id_test, ood = tiny_data
+    model = as_ood_model(tiny_classifier)
+    result = score_model(model, [get_spec("UoS")], id_test, ood, fit, num_classes=3,
+                         batch_size=16)
+    scored = result.detectors["UoS"]
+    assert scored.error is None
+    train = extract(model, fit, ("features",))
+    test = extract(model, id_test, ("features",))
+    direct = UoS().fit_features(train.features, train.labels).predict_features(test.features)
+    torch.testing.assert_close(scored.id_scores, direct.double())
+    assert 0 <= scored.metrics["noise"]["AUROC"] <= 1
+
+
+@pytest.fixture(scope="module")
+def uos_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("uos") / "run"
+    assert main(["classify", "train", "--model", "wrn16_2", "--head", "uos", "--reg",
+                 "adaptivemix", "--image-size", "16", "--classes", "0,1,2,3,4", "--steps", "3",
+                 "--batch-size", "8", "--eval-every", "0", "--ckpt-every", "3", "--quiet",
+                 "--device", "cpu", "--run-dir", str(run)]) == 0
+    return run
+
+
+def test_ood_score_scores_a_uos_run_from_the_command_line(uos_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["ood", "score", str(uos_run), "--detectors", "UoS,MaxSoftmax", "--ood",
+                 "digits59", "gaussian", "--max-samples", "24", "--max-fit", "60", "--out",
+                 str(out), "--save-scores", "--quiet", "--device", "cpu"]) == 0
+    assert "| UoS | gaussian |" in capsys.readouterr().out
+    data = json.loads((out / "results.json").read_text())
+    rows = [r for r in data["results"] if r["detector"] == "UoS"]
+    assert {r["ood"] for r in rows} == {"digits59", "gaussian"}
+    assert all(not r["error"] and 0 <= r["AUROC"] <= 1 for r in rows)
+    scores = torch.load(out / "scores.pt", weights_only=True)["UoS"]
+    for values in scores.values():  # angles in radians
+        assert float(values.min()) >= 0 and float(values.max()) <= math.pi / 2 + 1e-9
+
+
+def test_bench_settings_carry_their_own_classify_options():
+    from robustrep.tasks.ood.bench import split_setting
+    assert split_setting("none") == ("none", {})
+    assert split_setting("adaptivemix@head=uos@am_weight=2") == ("adaptivemix",
+                                                                 {"head": "uos", "am_weight": 2})
+    assert split_setting("mixup+pgd@head=uos") == ("mixup+pgd", {"head": "uos"})
