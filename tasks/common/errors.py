@@ -12,6 +12,9 @@ from __future__ import annotations
 class UserError(Exception):
     """A mistake in what the user asked for; the message says what is accepted."""
 
+    #: the process exit code the error boundary (tasks.common.cli.run_command) returns
+    exit_code: int = 2
+
 
 class DataError(UserError):
     """Missing, unreadable or ill-shaped data."""
@@ -23,3 +26,12 @@ class CheckpointError(UserError):
 
 class RunFolderError(UserError):
     """An output or run folder that cannot be used (locked, unwritable, not a run)."""
+
+
+class DivergedError(UserError):
+    """Training produced NaN or inf; the message names the step and the last good checkpoint.
+
+    Exit code 1, not 2: the command line was valid, the run's dynamics failed.
+    """
+
+    exit_code = 1
