@@ -343,7 +343,11 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         spec = option_specs(cls)[field.name]
         default = field.default if field.default is not dataclasses.MISSING else (
             field.default_factory() if field.default_factory is not dataclasses.MISSING else None)
-        help_text = f"{field.metadata.get('help', '')} (default: {default})".strip()
+        help_text = field.metadata.get("help", "")
+        # State the default once: not again where the help already says what it is (the
+        # default, or the core's value that None stands for).
+        if "default" not in help_text.lower() and not (default is None and "core" in help_text):
+            help_text = f"{help_text} (default: {default})".strip()
         kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": field.name,
                                   "type": arg_type(spec)}
         if spec.kind is bool and spec.sequence is None:

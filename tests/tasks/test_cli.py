@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -37,3 +38,17 @@ def test_unknown_program_is_rejected_with_choices(capsys):
     with pytest.raises(SystemExit):
         cli.main(["gann"])
     assert "invalid choice: 'gann'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [("gan", "train"), ("gan", "eval"), ("gan", "sample"),
+                                     ("classify", "train"), ("classify", "eval"),
+                                     ("ood", "score"), ("ood", "bench")],
+                         ids=" ".join)
+def test_help_states_each_default_once(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    text = capsys.readouterr().out
+    # One block per option: from a line starting with "  -" to the next one.
+    blocks = re.split(r"\n  (?=-)", text)
+    twice = [b.split()[0] for b in blocks if b.count("(default") > 1]
+    assert not twice, twice
