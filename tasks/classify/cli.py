@@ -18,7 +18,7 @@ from pathlib import Path
 from robustrep.tasks.common.cli import HelpFormatter, add_program
 from robustrep.tasks.common.config import (ConfigError, add_config_args, option_type,
                                            overrides_from_args, resolve_config, to_dict)
-from robustrep.tasks.common.errors import DivergedError, UserError
+from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.rundir import default_run_path
 from robustrep.tasks.common.runtime import resolve_device
 
@@ -108,8 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
                      quiet=args.quiet)
-    except FloatingPointError as err:
-        raise DivergedError(str(err)) from err
+    except FloatingPointError as err:  # a non-finite loss: exit 1 with one line
+        raise TrainingDiverged(str(err)) from err
     except ValueError as err:  # the library's argument checks (e.g. an unknown timm model)
         raise UserError(str(err)) from err
     if os.environ.get("RANK", "0") != "0":

@@ -1,8 +1,8 @@
 """What the three programs' command lines share: the parser helpers and the one error boundary.
 
 :func:`run_command` runs a command and turns every error a user can fix into exactly one line
-on stderr, ``robustrep <program>: error: <message>``, and exit code 2 (``UserError.exit_code``;
-1 for a diverged run). ``--debug`` lets the exception through with its traceback. Anything else
+on stderr, ``robustrep <program>: error: <message>``, and exit code 2 (``UserError.exit_code``);
+a diverged run (:class:`TrainingDiverged`) is one line too, with exit code 1. ``--debug`` lets the exception through with its traceback. Anything else
 is a bug in robustrep and keeps its traceback. This is the convention of argparse's own
 ``parser.error`` (``prog: error: message``, exit 2), which timm's and StudioGAN's scripts inherit.
 """
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.errors import TrainingDiverged, UserError
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line.
 _PATH_ERRNOS = {
@@ -105,6 +105,11 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
             raise
         report(program, err)
         return int(getattr(err, "exit_code", 2))
+    except TrainingDiverged as err:  # valid options, failed dynamics: exit 1
+        if debug:
+            raise
+        report(program, err)
+        return 1
     except OSError as err:
         line = path_problem(err)
         if debug or line is None:

@@ -28,10 +28,7 @@ class RunFolderError(UserError):
     """An output or run folder that cannot be used (locked, unwritable, not a run)."""
 
 
-class DivergedError(UserError):
-    """Training produced NaN or inf; the message names the step and the last good checkpoint.
 
-    Exit code 1, not 2: the command line was valid, the run's dynamics failed.
-    """
-
-    exit_code = 1
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN or inf; the message names the step, what went wrong and
+    the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""

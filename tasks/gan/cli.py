@@ -15,7 +15,8 @@ from robustrep.tasks.common.cli import HelpFormatter, add_program
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
                                            merge_for_resume, option_type, overrides_from_args,
                                            resolve_config, to_dict)
-from robustrep.tasks.common.errors import DivergedError, UserError
+from robustrep.tasks.common import errors
+from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
@@ -108,8 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
     try:
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
-    except TrainingDiverged as err:
-        raise DivergedError(str(err)) from err
+    except TrainingDiverged as err:  # once gan.train raises the common class, a no-op
+        raise errors.TrainingDiverged(str(err)) from err
     if summary.get("rank", 0) == 0:  # one report per torchrun job
         print(f"run: {summary['run']}  steps: {summary['step']}  "
               f"train time: {summary['train_seconds']:.1f} s")

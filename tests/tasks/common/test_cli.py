@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, run_command
-from robustrep.tasks.common.errors import DataError, DivergedError
+from robustrep.tasks.common.errors import DataError, TrainingDiverged
 
 
 def _raise(err):
@@ -18,7 +18,7 @@ def _raise(err):
 @pytest.mark.parametrize(("err", "code", "line"), [
     (DataError("image folder x: no images\n  (found 0 files)"), 2,
      "robustrep gan: error: image folder x: no images (found 0 files)"),
-    (DivergedError("loss/d is nan at step 7; resume from ckpt with a lower --lr-d"), 1,
+    (TrainingDiverged("loss/d is nan at step 7; resume from ckpt with a lower --lr-d"), 1,
      "robustrep gan: error: loss/d is nan at step 7; resume from ckpt with a lower --lr-d"),
     (OSError(errno.ENOSPC, "No space left on device", "run/x.pt"), 2,
      "robustrep gan: error: No space left on device: run/x.pt; free some space or choose "
