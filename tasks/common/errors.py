@@ -28,7 +28,6 @@ class RunFolderError(UserError):
     """An output or run folder that cannot be used (locked, unwritable, not a run)."""
 
 
-
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or inf; the message names the step, what went wrong and
     the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""
