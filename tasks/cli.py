@@ -8,6 +8,10 @@ Each program lives in ``robustrep.tasks.<name>.cli`` and exposes ``add_parser(su
 summary)``; the parser it adds sets ``func`` to the callable that runs the command. Only the
 program named on the command line is imported, so ``robustrep --help`` stays fast and one
 program's import error cannot break another's commands.
+
+Every command runs inside one error boundary (:func:`robustrep.tasks.common.cli.run_command`): a
+user error is one line ``robustrep <program>: error: ...`` and exit code 2; ``--debug``
+(anywhere on the command line) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import importlib
 import sys
 
 import robustrep
+from robustrep.tasks.common.cli import ArgumentParser, run_command
 
 PROGRAMS = {
     "gan": "train GANs with the regularizers, evaluate FID/KID/precision-recall, draw samples",
@@ -29,12 +34,15 @@ PROGRAMS = {
 
 def build_parser(program: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; ``program``'s own sub-commands are loaded when it is given."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="robustrep",
         description="Regularizers for robust learned representations: AdaptiveMix, Mixup/CutMix/"
                     "SRMix, symmetric adversarial training (DAT, AS-GAN) and random-projection "
                     "discriminators, for GANs, timm classifiers and OOD detection.")
     parser.add_argument("--version", action="version", version=f"robustrep {robustrep.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line (may also "
+                             "follow the program name)")
     sub = parser.add_subparsers(dest="program", metavar="PROGRAM")
     for name, summary in PROGRAMS.items():
         if name == program:
@@ -46,18 +54,15 @@ def build_parser(program: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]  # accepted before or after the program name
     program = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(program if program in PROGRAMS else None)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.program is None else 2
-    try:
-        result = args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return int(result or 0)
+    return run_command(args.program, args.func, args, debug=debug)
 
 
 if __name__ == "__main__":

@@ -13,22 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-from robustrep.tasks.common.config import (ConfigError, add_config_args, overrides_from_args,
-                                           resolve_config, to_dict)
+from robustrep.tasks.common.cli import HelpFormatter, add_program
+from robustrep.tasks.common.config import (ConfigError, add_config_args, option_type,
+                                           overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.rundir import default_run_path
+from robustrep.tasks.common.runtime import resolve_device
 
-from .config import PRESETS, ClassifyConfig, parse_classes
+from .config import PRESETS, RESUMABLE, ClassifyConfig
 
-
-def _classes_arg(text: str) -> list[int]:
-    try:
-        return parse_classes(text)
-    except ConfigError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+_INT1 = option_type(int, min=1)
+_INT0 = option_type(int, min=0)
 
 
 def _add_train(sub) -> None:
@@ -36,7 +33,7 @@ def _add_train(sub) -> None:
         "train", help="fine-tune a timm classifier with regularizers",
         description="Fine-tune a timm classifier (built-in digits by default) with mixing, "
                     "AdaptiveMix and adversarial training; writes a run folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="a named set of options (the flags given override it)")
     p.add_argument("--config", default=None, help="a .json/.yaml file of options")
@@ -44,14 +41,13 @@ def _add_train(sub) -> None:
     p.add_argument("--out", "--run-dir", dest="run_dir", default=None,
                    help="run folder (default: runs/classify/<model>-<time>)")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
-                   help="continue RUN (or the --out folder) from its latest checkpoint")
-    p.add_argument("--stop-after", type=int, default=None,
+                   help="continue RUN (or the --out folder) from its latest checkpoint; may "
+                        "change: " + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
+    p.add_argument("--stop-after", type=_INT1, default=None,
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_args(p, ClassifyConfig, skip=("preset", "classes"))
-    p.add_argument("--classes", type=_classes_arg, default=None, metavar="0,1,2",
-                   help="train on this subset of class labels (labels are kept)")
+    add_config_args(p, ClassifyConfig, skip=("preset",))
     p.set_defaults(func=run_train)
 
 
@@ -62,67 +58,60 @@ def _add_eval(sub) -> None:
         description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
                     "robust accuracy under PGD and FGSM (Linf, [0, 1] pixels) and accuracy "
                     "under Gaussian noise, blur and contrast; writes RUN/eval/report.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("run", help="run folder written by `robustrep classify train`")
-    p.add_argument("--eps", type=float, default=8 / 255, help="Linf radius in [0, 1] pixels")
-    p.add_argument("--pgd-steps", type=int, nargs="*", default=[10, 20],
+    p.add_argument("--eps", type=option_type(float, min=0, max=1), default=8 / 255,
+                   help="Linf radius in [0, 1] pixels")
+    p.add_argument("--pgd-steps", type=_INT1, nargs="*", default=[10, 20],
                    help="PGD step counts to run (none: skip PGD)")
-    p.add_argument("--pgd-step-size", type=float, default=None,
+    p.add_argument("--pgd-step-size", type=option_type(float, min=0, min_exclusive=True),
+                   default=None,
                    help="PGD step size (default 2.5 * eps / steps)")
     p.add_argument("--no-fgsm", action="store_true", help="skip FGSM")
     p.add_argument("--corruptions", nargs="*", default=list(CORRUPTIONS), choices=CORRUPTIONS,
                    help="corruptions to apply (none: skip)")
-    p.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5],
-                   help="corruption severities, 1..5")
-    p.add_argument("--bins", type=int, default=15, help="ECE bins")
-    p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N samples")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0, help="seed of PGD starts and noise")
+    p.add_argument("--severities", type=option_type(int, choices=(1, 2, 3, 4, 5)), nargs="+",
+                   default=[1, 2, 3, 4, 5], help="corruption severities, 1..5")
+    p.add_argument("--bins", type=_INT1, default=15, help="ECE bins")
+    p.add_argument("--max-samples", type=_INT1, default=None,
+                   help="evaluate the first N samples")
+    p.add_argument("--batch-size", type=_INT1, default=256, help="images per forward pass")
+    p.add_argument("--seed", type=_INT0, default=0, help="seed of PGD starts and noise")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-root", default=None, help="override the run's data root")
     p.add_argument("--out", default=None, help="report folder (default RUN/eval)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
 
 
 def add_parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=summary, description=summary)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_train(sub)
-    _add_eval(sub)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-    return parser
-
-
-def _fail(err: Exception) -> int:
-    print(f"robustrep classify: error: {err}", file=sys.stderr)
-    return 2
+    return add_program(subparsers, name, summary, _add_train, _add_eval)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from .train import config_for_resume, train
+    overrides = overrides_from_args(ClassifyConfig, args)
+    if isinstance(args.resume, str):
+        args.run_dir = args.resume
+    if args.resume:
+        if args.run_dir is None:
+            raise ConfigError("--resume needs a run folder: --resume RUN or --out RUN")
+        cfg = config_for_resume(args.run_dir, overrides)
+    else:
+        cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
+    run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
     try:
-        overrides = overrides_from_args(ClassifyConfig, args)
-        if isinstance(args.resume, str):
-            args.run_dir = args.resume
-        if args.resume:
-            if args.run_dir is None:
-                raise ConfigError("--resume needs a run folder: --resume RUN or --out RUN")
-            cfg = config_for_resume(args.run_dir, overrides)
-        else:
-            cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
-        if args.dry_run:
-            print(json.dumps(to_dict(cfg), indent=2))
-            return 0
-        run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
         last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
                      quiet=args.quiet)
-    except (ConfigError, ValueError, FileNotFoundError, UserError) as err:
-        return _fail(err)
-    except TrainingDiverged as err:  # the run stopped; its last good checkpoint is named
-        print(f"robustrep classify: error: {err}", file=sys.stderr)
-        return 1
+    except FloatingPointError as err:  # a non-finite loss: exit 1 with one line
+        raise TrainingDiverged(str(err)) from err
+    except ValueError as err:  # the library's argument checks (e.g. an unknown timm model)
+        raise UserError(str(err)) from err
     if os.environ.get("RANK", "0") != "0":
         return 0  # only the main process reports
     print(f"run folder: {run_dir}")
@@ -133,6 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_table
+    resolve_device(args.device)
     try:
         report = evaluate_run(
             args.run, eps=args.eps, pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
@@ -140,8 +130,8 @@ def run_eval(args: argparse.Namespace) -> int:
             bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
             seed=args.seed, use_ema=not args.no_ema, device=args.device,
             data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
-    except (ValueError, FileNotFoundError, UserError) as err:
-        return _fail(err)
+    except ValueError as err:  # the library's argument checks
+        raise UserError(str(err)) from err
     print(format_table(report))
     print(f"report: {Path(report['files']['report'])}")
     return 0

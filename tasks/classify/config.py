@@ -9,10 +9,10 @@ with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.config import ConfigError, check_fields, option
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
 MIXES = ("mixup", "cutmix", "srmix")
@@ -21,13 +21,12 @@ REGULARIZERS = ("none", *MIXES, "adaptivemix", *ADVERSARIAL)
 DEFAULT_MODEL = "resnet10t"
 
 
-def _opt(default: Any, help: str, choices: tuple | None = None):
-    meta: dict[str, Any] = {"help": help}
-    if choices is not None:
-        meta["choices"] = choices
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+# Ranges in field metadata, checked by tasks.common.config for flags, files and saved configs.
+POSITIVE = {"min": 0, "min_exclusive": True}
+NONNEG = {"min": 0}
+UNIT = {"min": 0, "max": 1}
+BETA = {"min": 0, "max": 1, "max_exclusive": True}
+_opt = option
 
 
 @dataclass
@@ -40,74 +39,83 @@ class ClassifyConfig:
     pretrained_file: str | None = _opt(
         None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
     drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate; for wrn* models "
-                                 "dropout inside each block, as in the WRN paper)")
+                                 "dropout inside each block, as in the WRN paper)", **BETA)
     head: str = _opt("linear", "classifier head: linear (the model's own) or uos (frozen "
                                "orthogonal |W z/||z|||, robustrep.uos.UoSHead)", ("linear", "uos"))
     uos_scale: float | None = _opt(None, "logit scale of the uos head (core default 1, as the "
-                                         "UoS and AdaptiveMix references)")
+                                         "UoS and AdaptiveMix references)", **POSITIVE)
     mean: list[float] | None = _opt(None, "input normalisation mean per channel (default: the "
-                                          "model's pretrained_cfg, averaged for 1 channel)")
-    std: list[float] | None = _opt(None, "input normalisation std per channel (as mean)")
+                                          "model's pretrained_cfg, averaged for 1 channel)", **UNIT)
+    std: list[float] | None = _opt(None, "input normalisation std per channel (as mean)",
+                                   **POSITIVE)
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
     data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, "
                                        "imagefolder)")
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
-                                           "(labels are kept, so the head has max+1 outputs)")
-    image_size: int = _opt(32, "images are resized to this square size")
+                                           "(labels are kept, so the head has max+1 outputs)",
+                                     **NONNEG)
+    image_size: int = _opt(32, "images are resized to this square size", min=1)
     channels: int | None = _opt(None, "input channels (default: the dataset's; 1 -> 3 repeats "
-                                      "grey images)")
-    num_classes: int | None = _opt(None, "head outputs (default: from the dataset)")
+                                      "grey images)", choices=(1, 3))
+    num_classes: int | None = _opt(None, "head outputs (default: from the dataset)", min=2)
     augment: bool = _opt(False, "random crop (pad 4) + horizontal flip on the training images")
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
-                                    "(0: evaluate on the test split)")
-    workers: int = _opt(0, "DataLoader worker processes")
+                                    "(0: evaluate on the test split)", **BETA)
+    workers: int = _opt(0, "DataLoader worker processes", **NONNEG)
     # optimisation
-    steps: int = _opt(300, "optimizer steps")
-    batch_size: int = _opt(64, "batch size per process")
+    steps: int = _opt(300, "optimizer steps", min=1)
+    batch_size: int = _opt(64, "batch size per process", min=1)
     optimizer: str = _opt("sgd", "optimizer", ("sgd", "adamw"))
-    lr: float = _opt(0.05, "peak learning rate")
-    momentum: float = _opt(0.9, "SGD momentum")
-    weight_decay: float = _opt(5e-4, "weight decay")
+    lr: float = _opt(0.05, "peak learning rate", **POSITIVE)
+    momentum: float = _opt(0.9, "SGD momentum", **BETA)
+    weight_decay: float = _opt(5e-4, "weight decay", **NONNEG)
     schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
     milestones: list[float] = _opt([0.3, 0.6, 0.8], "multistep: fractions of --steps at which "
-                                                    "the learning rate is multiplied by lr_decay")
-    lr_decay: float = _opt(0.2, "multistep: factor applied at each milestone")
-    warmup_steps: int = _opt(0, "linear warm-up steps")
-    label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets")
-    ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off")
-    clip_grad: float = _opt(0.0, "clip the gradient norm to this value; 0 = off")
+                                                    "the learning rate is multiplied by lr_decay",
+                                   **BETA)
+    lr_decay: float = _opt(0.2, "multistep: factor applied at each milestone", **POSITIVE)
+    warmup_steps: int = _opt(0, "linear warm-up steps", **NONNEG)
+    label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
+    ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
+    clip_grad: float = _opt(0.0, "clip the gradient norm to this value; 0 = off", **NONNEG)
     # regularizers
     reg: str = _opt("none", "regularizers, comma-separated: none, mixup, cutmix, srmix, "
                             "adaptivemix, pgd, fgsm, free (e.g. mixup,pgd)")
-    mix_alpha: float = _opt(1.0, "Beta(alpha, alpha) of the sample-mixing lam (mixup/cutmix/srmix)")
-    mix_prob: float = _opt(1.0, "share of batches that are mixed")
-    mix_switch_prob: float = _opt(0.5, "with several mix kinds: probability of the second, etc.")
-    srmix_smoothing: float | None = _opt(None, "SRMix mask edge smoothing (core default if unset)")
-    am_alpha: float = _opt(1.0, "AdaptiveMix Beta(alpha, alpha) of lam (reference: 1.0)")
+    mix_alpha: float = _opt(1.0, "Beta(alpha, alpha) of the sample-mixing lam (mixup/cutmix/srmix)",
+                            **POSITIVE)
+    mix_prob: float = _opt(1.0, "share of batches that are mixed", **UNIT)
+    mix_switch_prob: float = _opt(0.5, "with several mix kinds: probability of the second, etc.",
+                                  **UNIT)
+    srmix_smoothing: float | None = _opt(None, "SRMix mask edge smoothing (core default if unset)",
+                                         **UNIT)
+    am_alpha: float = _opt(1.0, "AdaptiveMix Beta(alpha, alpha) of lam (reference: 1.0)",
+                           **POSITIVE)
     am_noise_std: float = _opt(0.05, "AdaptiveMix noise std on the shrinkage target "
-                                     "(reference: 0.05)")
-    am_weight: float = _opt(1.0, "AdaptiveMix shrinkage weight (reference: 1)")
+                                     "(reference: 0.05)", **NONNEG)
+    am_weight: float = _opt(1.0, "AdaptiveMix shrinkage weight (reference: 1)", **NONNEG)
     am_mode: str = _opt("reference", "AdaptiveMix logits: reference = h(z_lin) + h(f(x_mix)), "
                                      "additive = clean CE plus the shrinkage",
                          ("reference", "additive"))
-    eps: float = _opt(8 / 255, "Linf radius of the training perturbation in [0, 1] pixels")
-    adv_steps: int = _opt(7, "PGD steps for --reg pgd (Madry et al. use 7)")
+    eps: float = _opt(8 / 255, "Linf radius of the training perturbation in [0, 1] pixels",
+                      **NONNEG)
+    adv_steps: int = _opt(7, "PGD steps for --reg pgd (Madry et al. use 7)", min=1)
     adv_step_size: float | None = _opt(None, "attack step size (pgd: 2.5*eps/steps; fgsm: "
-                                             "1.25*eps; free: eps)")
-    free_replays: int = _opt(4, "minibatch replays m for --reg free (Shafahi et al.)")
+                                             "1.25*eps; free: eps)", **POSITIVE)
+    free_replays: int = _opt(4, "minibatch replays m for --reg free (Shafahi et al.)", min=1)
     # runtime
-    seed: int = _opt(0, "seed of every random number generator")
+    seed: int = _opt(0, "seed of every random number generator", **NONNEG)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
     channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
     compile: bool = _opt(False, "torch.compile the model")
     eval_every: int = _opt(200, "evaluate clean accuracy every this many steps (0: only at "
-                                "the end)")
-    ckpt_every: int = _opt(200, "write a checkpoint every this many steps")
-    log_every: int = _opt(20, "log the training loss every this many steps")
+                                "the end)", **NONNEG)
+    ckpt_every: int = _opt(200, "write a checkpoint every this many steps", min=1)
+    log_every: int = _opt(20, "log the training loss every this many steps", min=1)
 
     def __post_init__(self):
+        check_fields(self)  # types, choices and ranges from the field metadata
         self.regularizers()  # validates reg early, with the list of valid names
         if self.classes is not None:
             self.classes = sorted({int(c) for c in self.classes})
@@ -137,16 +145,12 @@ def parse_regularizers(text: str) -> list[str]:
     return names
 
 
-def parse_classes(text: str | list | None) -> list[int] | None:
-    """``"0,1,2"`` or ``["0", "1,2"]`` -> ``[0, 1, 2]``."""
-    if text is None:
-        return None
-    parts = text if isinstance(text, (list, tuple)) else [text]
-    try:
-        return [int(c) for p in parts for c in str(p).replace(" ", ",").split(",") if c]
-    except ValueError:
-        raise ConfigError(f"classes must be integer labels like 0,1,2,3,4; got {text!r}") from None
-
+# Options that may change when a run is resumed; the rest define the run and are fixed. The
+# optimizer and schedule hyperparameters are here so that a diverged run can be resumed with a
+# lower learning rate; they are applied to the restored optimizer and schedule
+# (tasks.common.optim.load_optimizer_state).
+RESUMABLE = ("steps", "device", "workers", "eval_every", "ckpt_every", "log_every", "lr",
+             "momentum", "weight_decay", "warmup_steps", "clip_grad")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default run: built-in digits, a small ResNet, a few CPU minutes.

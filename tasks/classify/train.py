@@ -51,13 +51,14 @@ from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
-from robustrep.tasks.common.config import merge_for_resume, to_dict
+from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.errors import (CheckpointError, RunFolderError, TrainingDiverged,
                                            UserError)
+from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
 
-from .config import MIXES, ClassifyConfig
+from .config import MIXES, RESUMABLE, ClassifyConfig
 from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
 from .model import Classifier, create_classifier
 
@@ -246,8 +247,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
+        # keeps a resume's new lr, momentum, weight decay, steps and warm-up
+        load_optimizer_state(self.opt, state["optimizer"], self.sched, state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.free is not None and state.get("free") is not None:
             self.free.load_state_dict(state["free"])
@@ -455,10 +456,6 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
         if trainer.lock is not None:
             trainer.lock.release()
         dist.cleanup()
-
-
-# Options that may change when a run is resumed; the rest define the run and are fixed.
-RESUMABLE = ("steps", "device", "workers", "eval_every", "ckpt_every", "log_every")
 
 
 def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> ClassifyConfig:

@@ -1,106 +1,399 @@
-"""Configs for the task programs: dataclasses, named presets, and validated overrides.
+"""Configs for the task programs: dataclasses, named presets, and one typed-options layer.
 
-A program declares its options as one dataclass (field defaults are the real defaults, stated
-once, with ``metadata={"help": ..., "choices": ...}``). The resolved config is, in order: the
-dataclass defaults, then a named preset, then a JSON/YAML config file, then command-line flags.
-Flags default to ``None`` so that an option the user did not give never overrides a preset
-(the same rule as timm's ``create_model`` dropping ``None`` kwargs).
+A program declares its options as one dataclass. Each field states, once: its default (the real
+default), its type (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``list[int]``,
+``list[float]``, ``tuple[...]``) and in ``metadata`` its help, its ``choices`` and its range
+(``min``/``max``, with ``min_exclusive``/``max_exclusive``; every float must also be finite unless
+``"finite": False``). From that one declaration this module derives:
+
+* the argparse flag, whose ``type=`` converts and checks the text (``--am-alpha 0.5`` -> 0.5;
+  ``--mean 0.5 0.5 0.5`` or ``--mean 0.5,0.5,0.5`` -> ``[0.5, 0.5, 0.5]``);
+* the check of values from a preset, a ``--config`` JSON/YAML file and a resumed run's saved
+  ``config.json``, through the same :func:`convert_value`.
+
+Text is converted the same way wherever it comes from: ``lr_g: "1e-3"`` in a config file is the
+number 1e-3, exactly as ``--lr-g 1e-3`` is (YAML 1.1 itself reads an unquoted ``1e-3`` as a
+string, so refusing strings would refuse the common spelling). Text that does not convert
+(``steps: abc``, ``spectral_norm: maybe``) is a one-line :class:`ConfigError` naming the option,
+the value and what is accepted.
+
+The resolved config is, in order: the dataclass defaults, then a named preset, then a config
+file, then command-line flags. Flags default to ``None`` so that an option the user did not give
+never overrides a preset (the same rule as timm's ``create_model`` dropping ``None`` kwargs).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
+import math
+import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.errors import UserError
 
-class ConfigError(ValueError):
-    """A bad preset, option or config file; the message says what is accepted."""
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-def _base_type(tp: Any) -> Any:
+class ConfigError(UserError, ValueError):
+    """A bad preset, option or config file; the message says what is accepted.
+
+    Also a ValueError, so callers written before the UserError family still catch it.
+    """
+
+
+class OptionValueError(ValueError):
+    """One value that does not convert; the message is ``must be <accepted>; got <value>``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the typed description of one option
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """What one option accepts, derived from a dataclass field (or given directly)."""
+
+    name: str
+    kind: type  # int, float, bool or str: the scalar type (of the items, for a sequence)
+    optional: bool = False  # None is accepted
+    sequence: type | None = None  # list or tuple
+    length: int | None = None  # fixed length of a tuple[X, X]
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    finite: bool = True
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def accepted(self) -> str:
+        """``an integer >= 1``, ``a finite number in (0, 1)``, ``true or false``, ..."""
+        if self.choices is not None:
+            what = "one of " + ", ".join(map(str, self.choices))
+        elif self.kind is bool:
+            what = "true or false"
+        elif self.kind is str:
+            what = "a string"
+        else:
+            what = ("an integer" if self.kind is int else
+                    "a finite number" if self.finite else "a number") + self._range()
+        if self.sequence is not None:
+            count = f"{self.length} " if self.length else ""
+            what = f"a list of {count}values, each {what} (space- or comma-separated)"
+        return what
+
+    def _range(self) -> str:
+        lo, hi = self.min, self.max
+        if lo is not None and hi is not None:
+            left, right = "(" if self.min_exclusive else "[", ")" if self.max_exclusive else "]"
+            return f" in {left}{_num(lo)}, {_num(hi)}{right}"
+        if lo is not None:
+            return f" {'>' if self.min_exclusive else '>='} {_num(lo)}"
+        if hi is not None:
+            return f" {'<' if self.max_exclusive else '<='} {_num(hi)}"
+        return ""
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or isinstance(tp, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _base_type(args[0]) if len(args) == 1 else str
-    return tp
+        if len(args) != 1:
+            raise TypeError(f"unsupported option type {tp}: one type or one type | None")
+        return args[0], True
+    return tp, False
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+def spec_from_field(field: dataclasses.Field, hint: Any) -> OptionSpec:
+    tp, optional = _unwrap_optional(hint)
+    sequence, length = None, None
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis] or [str]
+        if origin is tuple and Ellipsis not in typing.get_args(tp):
+            length = len(typing.get_args(tp))
+        sequence, tp = origin, args[0]
+    if tp not in (int, float, bool, str):
+        raise TypeError(f"option {field.name}: unsupported type {hint}")
+    meta = field.metadata
+    choices = meta.get("choices")
+    return OptionSpec(
+        name=field.name, kind=tp, optional=optional, sequence=sequence, length=length,
+        choices=tuple(choices) if choices is not None else None, min=meta.get("min"),
+        max=meta.get("max"), min_exclusive=bool(meta.get("min_exclusive", False)),
+        max_exclusive=bool(meta.get("max_exclusive", False)),
+        finite=bool(meta.get("finite", True)))
+
+
+@functools.cache
+def option_specs(cls: type) -> dict[str, OptionSpec]:
+    """Every field of the config dataclass ``cls`` as an :class:`OptionSpec`, by name."""
+    hints = typing.get_type_hints(cls)  # resolves the string hints of `from __future__ import`
+    return {f.name: spec_from_field(f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+_BOUNDS = ("min", "max", "min_exclusive", "max_exclusive", "finite")
+
+
+def option(default: Any, help: str, choices: tuple | None = None, **bounds: Any) -> Any:
+    """A config field: its default, help, choices and range, e.g.
+    ``lr: float = option(0.05, "peak learning rate", min=0, min_exclusive=True)``."""
+    unknown = set(bounds) - set(_BOUNDS)
+    if unknown:
+        raise TypeError(f"option(): unknown keyword(s) {', '.join(sorted(unknown))}; "
+                        f"valid: {', '.join(_BOUNDS)}")
+    meta: dict[str, Any] = {"help": help, **bounds}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion and validation: one function for the CLI, config files and resumed configs
+
+
+def _fail(spec: OptionSpec, value: Any) -> OptionValueError:
+    return OptionValueError(f"must be {spec.accepted()}; got {value!r}")
+
+
+def _scalar(spec: OptionSpec, value: Any) -> Any:
+    kind = spec.kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise _fail(spec, value)
+    if kind is str:
+        if isinstance(value, bool) and value is False and spec.choices and "off" in spec.choices:
+            return "off"  # YAML 1.1 reads an unquoted `amp: off` as false
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _fail(spec, value)
+    if isinstance(value, bool):
+        raise _fail(spec, value)
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise _fail(spec, value) from None
+    if kind is int:
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass  # "1e5" is an integer written as a float; checked below
+        if not math.isfinite(number) or not number.is_integer():
+            raise _fail(spec, value)
+        return int(number)
+    return number
+
+
+def _check_scalar(spec: OptionSpec, value: Any, raw: Any) -> None:
+    if spec.choices is not None and value not in spec.choices:
+        raise _fail(spec, raw)
+    if spec.kind not in (int, float):
+        return
+    if spec.finite and not math.isfinite(value):
+        raise _fail(spec, raw)
+    low_bad = spec.min is not None and (value <= spec.min if spec.min_exclusive
+                                        else value < spec.min)
+    high_bad = spec.max is not None and (value >= spec.max if spec.max_exclusive
+                                         else value > spec.max)
+    if low_bad or high_bad:
+        raise _fail(spec, raw)
+
+
+def _split(value: Any) -> list:
+    if isinstance(value, str):
+        return [p for p in value.replace(",", " ").split() if p]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in (_split(v) if isinstance(v, str) else [v])]
+    return [value]  # one number for a list option: a list of one
+
+
+def convert_value(spec: OptionSpec, value: Any) -> Any:
+    """``value`` (text or a parsed JSON/YAML value) as ``spec``'s type, checked.
+
+    Raises :class:`OptionValueError` (``must be <accepted>; got <value>``) when it does not fit.
+    """
+    if value is None:
+        if spec.optional:
+            return None
+        raise _fail(spec, value)
+    if spec.sequence is None:
+        out = _scalar(spec, value)
+        _check_scalar(spec, out, value)
+        return out
+    items = _split(value)
+    try:
+        out = [_scalar(spec, v) for v in items]
+        for v in out:
+            _check_scalar(spec, v, v)
+    except OptionValueError:
+        raise _fail(spec, value) from None
+    if not out or (spec.length is not None and len(out) != spec.length):
+        raise _fail(spec, value)
+    return spec.sequence(out)
+
+
+def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str]) -> dict:
+    """Every entry of ``values`` converted by its field's spec; ``where(name)`` names a bad one.
+
+    Unknown names are a ConfigError listing the valid options.
+    """
+    specs = option_specs(cls)
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where('')}; valid "
+                          f"options: {', '.join(sorted(specs))}")
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = convert_value(specs[name], value)
+        except OptionValueError as err:
+            raise ConfigError(f"{where(name)} {err}") from None
+    return out
+
+
+def check_fields(cfg: Any) -> None:
+    """Check every field of a config instance against its spec (types, choices, ranges).
+
+    Called from the configs' ``__post_init__`` so that a config built in code, from a preset or
+    from a saved run is held to the same rules as one built from flags; converts text in place.
+    """
+    for name, spec in option_specs(type(cfg)).items():
+        value = getattr(cfg, name)
+        try:
+            setattr(cfg, name, convert_value(spec, value))
+        except OptionValueError as err:
+            raise ConfigError(f"{name} {err}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# argparse
+
+
+class _Extend(argparse.Action):
+    """``--mean 0.5 0.5,0.5`` -> one flat list (each token may itself be a comma list)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        flat = [v for part in values for v in part]
+        setattr(namespace, self.dest, self.type_sequence(flat))
+
+    type_sequence: type = list
+
+
+def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
+    """The argparse ``type=`` of ``spec``: text -> checked value (one token of a list)."""
+    item_spec = dataclasses.replace(spec, sequence=None, length=None, optional=False)
+
+    def parse(text: str) -> Any:
+        try:
+            if spec.sequence is not None:
+                return [convert_value(item_spec, t) for t in _split(text)]
+            return convert_value(item_spec, text)
+        except OptionValueError:
+            # argparse prefixes "argument --flag: "
+            raise argparse.ArgumentTypeError(f"must be {spec.accepted()}; got {text!r}") from None
+    parse.__name__ = spec.kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def option_type(kind: type, **bounds: Any) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a plain option (not a config field): ``option_type(int, min=1)``.
+
+    The message names the flag (argparse prefixes ``argument --flag:``).
+    """
+    spec = OptionSpec(name="value", kind=kind, **bounds)
+
+    def parse(text: str) -> Any:
+        try:
+            return convert_value(spec, text)
+        except OptionValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """Add one ``--flag`` per dataclass field (default ``None``) to ``parser``."""
-    hints = typing.get_type_hints(cls)
     group = parser.add_argument_group("options (override the preset)")
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
-        tp = _base_type(hints[field.name])
-        meta = field.metadata
-        default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"{meta.get('help', '')} (default: {default})".strip()
-        kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": field.name}
-        if tp is bool:
+        spec = option_specs(cls)[field.name]
+        default = field.default if field.default is not dataclasses.MISSING else (
+            field.default_factory() if field.default_factory is not dataclasses.MISSING else None)
+        help_text = field.metadata.get("help", "")
+        # State the default once: not again where the help already says what it is (the
+        # default, or the core's value that None stands for).
+        if "default" not in help_text.lower() and not (default is None and "core" in help_text):
+            help_text = f"{help_text} (default: {default})".strip()
+        kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": field.name,
+                                  "type": arg_type(spec)}
+        if spec.kind is bool and spec.sequence is None:
             # A switch: `--flag` alone means true; `--flag false` also works.
-            kwargs.update(type=_parse_bool, metavar="BOOL", nargs="?", const=True)
-        elif tp in (int, float, str):
-            kwargs["type"] = tp
-        elif typing.get_origin(tp) in (list, tuple):
-            item = typing.get_args(tp)[0] if typing.get_args(tp) else str
-            kwargs.update(nargs="+", type=item)
-        else:
-            kwargs["type"] = str
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
-        group.add_argument(_flag(field.name), **kwargs)
+            kwargs.update(metavar="BOOL", nargs="?", const=True)
+        elif spec.sequence is not None:
+            action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence})
+            kwargs.update(nargs="+", action=action, metavar=spec.kind.__name__.upper())
+        elif spec.choices is not None:
+            kwargs["metavar"] = "{" + ",".join(map(str, spec.choices)) + "}"
+        group.add_argument(spec.flag, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# config files, presets, resume
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a .json/.yaml file; a ConfigError naming the file (and line) otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (accepted: a .json or .yaml file)")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read: {err}") from None
     if path.suffix in (".yaml", ".yml"):
         import yaml  # installed with timm (huggingface_hub)
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ConfigError(f"config file {path}{where}: YAML syntax error: {what}") from None
     elif path.suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config file {path} line {err.lineno}, column {err.colno}: "
+                              f"JSON syntax error: {err.msg}") from None
     else:
         raise ConfigError(f"config file {path} must end in .json, .yaml or .yml")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option names to values")
     return data
-
-
-def _check_keys(cls: type, values: dict[str, Any], source: str) -> None:
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {source}; valid options: "
-                          f"{', '.join(sorted(valid))}")
-
-
-def _check_choices(cls: type, cfg: Any) -> None:
-    for field in dataclasses.fields(cls):
-        choices = field.metadata.get("choices")
-        if choices is not None and getattr(cfg, field.name) not in choices:
-            raise ConfigError(f"{field.name} must be one of {', '.join(map(str, choices))}; "
-                              f"got {getattr(cfg, field.name)!r}")
 
 
 def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | None,
@@ -111,21 +404,24 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     if preset is not None:
         if preset not in presets:
             raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
-        _check_keys(cls, presets[preset], f"preset {preset!r}")
-        values.update(presets[preset])
+        values.update(convert_values(cls, presets[preset],
+                                     lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
     if config_file is not None:
         data = load_config_file(config_file)
-        _check_keys(cls, data, str(config_file))
-        values.update(data)
+        values.update(convert_values(cls, data, lambda n: f"config file {config_file}"
+                                     + (f": {n}" if n else "")))
     if overrides:
         given = {k: v for k, v in overrides.items() if v is not None}
-        _check_keys(cls, given, "the command line")
-        values.update(given)
+        values.update(convert_values(cls, given, lambda n: _flag_or_cli(n)))
     if preset is not None and "preset" in {f.name for f in dataclasses.fields(cls)}:
         values["preset"] = preset
     cfg = cls(**values)
-    _check_choices(cls, cfg)
+    check_fields(cfg)
     return cfg
+
+
+def _flag_or_cli(name: str) -> str:
+    return "--" + name.replace("_", "-") if name else "the command line"
 
 
 def overrides_from_args(cls: type, args: argparse.Namespace) -> dict[str, Any]:
@@ -144,9 +440,10 @@ def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable
     changed = {k: v for k, v in overrides.items() if v is not None and saved.get(k) != v}
     fixed = sorted(set(changed) - set(resumable))
     if fixed:
+        flags = ", ".join(_flag_or_cli(k) for k in fixed)
         raise ConfigError(f"cannot change {', '.join(fixed)} when resuming {run}: the saved config "
-                          f"is kept, and these options differ from it: {', '.join(fixed)}. "
-                          f"Options that may change: {', '.join(sorted(resumable))}")
+                          f"is kept, and these options differ from it: {', '.join(fixed)} "
+                          f"({flags}). Options that may change: {', '.join(sorted(resumable))}")
     return {**saved, **changed}
 
 
@@ -154,6 +451,9 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    _check_keys(cls, data, "the saved config")
-    return cls(**data)
+def from_dict(cls: type, data: dict[str, Any], source: str = "the saved config") -> Any:
+    """A ``cls`` from a saved mapping, every value checked; errors name ``source``."""
+    values = convert_values(cls, data, lambda n: source + (f": {n}" if n else ""))
+    cfg = cls(**values)
+    check_fields(cfg)
+    return cfg

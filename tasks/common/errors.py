@@ -12,6 +12,9 @@ from __future__ import annotations
 class UserError(Exception):
     """A mistake in what the user asked for; the message says what is accepted."""
 
+    #: the process exit code the error boundary (tasks.common.cli.run_command) returns
+    exit_code: int = 2
+
 
 class DataError(UserError):
     """Missing, unreadable or ill-shaped data."""

@@ -1,15 +1,93 @@
-"""Progress bars for long loops (tqdm), shown on the main process only."""
+"""Progress for long loops, shown on the main process only.
+
+On a terminal this is a tqdm bar. When stderr is not a terminal (a log file, ``nohup``, a batch
+job, CI) a bar's carriage-return updates become thousands of lines (about 10 a second), so the
+same calls write one plain line every ``interval`` seconds instead: steps, rate, ETA and the last
+values given to ``set_postfix``, e.g. ``gan digits-dcgan none: step 400/2000 (20%) 7.9 it/s
+ETA 3m22s loss/d=1.21 loss/g=0.93``.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
+LOG_INTERVAL = 10.0  # seconds between two plain log lines
 
-def progress(total: int, initial: int = 0, desc: str = "", enabled: bool = True):
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class LogProgress:
+    """tqdm's ``update``/``set_postfix``/``close`` interface, written as plain log lines."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "",
+                 interval: float = LOG_INTERVAL, file: TextIO | None = None,
+                 clock=time.monotonic):
+        self.total, self.n, self.desc = total, initial, desc
+        self.interval, self.file, self.clock = interval, file or sys.stderr, clock
+        self.postfix: dict[str, Any] = {}
+        self._start_n, self._start = initial, clock()
+        self._last_line = self._start
+        self._last_n = initial
+        self.closed = False
+
+    def line(self) -> str:
+        elapsed = self.clock() - self._start
+        done = self.n - self._start_n
+        rate = done / elapsed if elapsed > 0 else 0.0
+        parts = [f"{self.desc}: " if self.desc else "", f"step {self.n}/{self.total}"]
+        if self.total:
+            parts.append(f" ({100 * self.n / self.total:.0f}%)")
+        parts.append(f" {rate:.3g} it/s")
+        if rate > 0 and self.total:
+            parts.append(f" ETA {_duration(max(0, self.total - self.n) / rate)}")
+        if self.postfix:
+            parts.append(" " + " ".join(f"{k}={v}" for k, v in self.postfix.items()))
+        return "".join(parts)
+
+    def _write(self) -> None:
+        print(self.line(), file=self.file, flush=True)
+        self._last_line, self._last_n = self.clock(), self.n
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.clock() - self._last_line >= self.interval:
+            self._write()
+
+    def set_postfix(self, values: dict | None = None, refresh: bool = True, **kwargs) -> None:
+        self.postfix = {**(values or {}), **kwargs}
+
+    def close(self) -> None:
+        if not self.closed and self.n != self._last_n:
+            self._write()  # the final count, unless the last line already said it
+        self.closed = True
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress(total: int, initial: int = 0, desc: str = "", enabled: bool = True,
+             interval: float = LOG_INTERVAL, file: TextIO | None = None):
+    """A tqdm bar on a terminal, plain log lines every ``interval`` seconds otherwise."""
+    stream = file or sys.stderr
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    if enabled and not is_tty:
+        return LogProgress(total, initial, desc, interval=interval, file=stream)
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
-                file=sys.stderr, smoothing=0.1)
+                file=stream, smoothing=0.1)
 
 
 def fmt_postfix(values: dict) -> dict:

@@ -7,11 +7,43 @@ plain fp32 eager path, which is the one every test checks.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import torch
 from torch import nn
 
+from robustrep.tasks.common.errors import UserError
+
 AMP_CHOICES = ("off", "bf16", "fp16")
+
+
+def resolve_device(name: str = "auto", amp: str = "off", local_rank: int = 0) -> torch.device:
+    """The torch device for ``--device name``, checked with ``--amp`` before any work starts.
+
+    ``auto`` is CUDA when available, else CPU. A CUDA device on a machine without one, a CUDA
+    index past the last GPU, and ``--amp fp16`` off CUDA are :class:`UserError` s naming the flag.
+    """
+    name = str(name).strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise UserError(f"--device must be auto, cpu, cuda or cuda:N; got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available on this machine (no GPU, "
+                            f"or a CPU-only PyTorch); use --device cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else local_rank
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                            f"CUDA device(s), numbered from 0")
+        device = torch.device("cuda", index)
+    else:
+        device = torch.device("cpu")
+    if amp not in AMP_CHOICES:
+        raise UserError(f"--amp must be one of {', '.join(AMP_CHOICES)}; got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA device; on CPU use --amp bf16 or --amp off")
+    return device
 
 
 def autocast(device: torch.device, amp: str):

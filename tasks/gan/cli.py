@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from robustrep.tasks.common.cli import HelpFormatter, add_program
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
-                                           merge_for_resume, overrides_from_args,
+                                           merge_for_resume, option_type, overrides_from_args,
                                            resolve_config, to_dict)
+from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
-
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, UserError)
 
 
 def _add_train(sub) -> None:
@@ -28,12 +28,13 @@ def _add_train(sub) -> None:
         description="Train a GAN with any of the regularizers. Options resolve as: defaults < "
                     "--preset < --config FILE < flags.",
         epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "
-               "robustrep.tasks.cli gan train ...")
+               "robustrep.tasks.cli gan train ...", formatter_class=HelpFormatter)
     p.add_argument("--preset", default=None, metavar="NAME",
                    help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET})")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of options")
     p.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue RUN from its latest checkpoint (same folder; --steps may grow)")
+                   help="continue RUN from its latest checkpoint (same folder); may change: "
+                        + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, GanConfig, skip=("preset",))
@@ -42,10 +43,11 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="FID/KID/precision-recall (or 2-D mode stats) of a run",
-                       description="Score a run's G-EMA; writes RUN/eval.json and prints a table.")
+                       description="Score a run's G-EMA; writes RUN/eval.json and prints a table.",
+                       formatter_class=HelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
-    p.add_argument("--num-samples", type=int, default=None,
+    p.add_argument("--num-samples", type=option_type(int, min=1), default=None,
                    help="generated samples (default: 2500 for 2-D data, else up to 10000)")
     p.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
@@ -58,14 +60,18 @@ def _add_eval(sub) -> None:
 
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
-                       description="Draw N samples from a run's G-EMA.")
+                       description="Draw N samples from a run's G-EMA.",
+                       formatter_class=HelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder")
-    p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--num", type=option_type(int, min=1), default=64,
+                   help="number of samples (default 64)")
     p.add_argument("--grid", default=None, metavar="PNG",
                    help="grid path (default RUN/samples/sample-step<N>-seed<S>.png)")
     p.add_argument("--pt", default=None, metavar="FILE", help="also save the samples ([-1, 1])")
-    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
-    p.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    p.add_argument("--seed", type=option_type(int, min=0), default=0,
+                   help="latent seed (default 0)")
+    p.add_argument("--nrow", type=option_type(int, min=1), default=None,
+                   help="images per grid row")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-ema", action="store_true", help="sample G instead of G-EMA")
@@ -73,13 +79,7 @@ def _add_sample(sub) -> None:
 
 
 def add_parser(subparsers, name: str = "gan", summary: str = "") -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=summary, description=summary)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_train(sub)
-    _add_eval(sub)
-    _add_sample(sub)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-    return parser
+    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,30 +95,22 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     if args.preset is not None or args.config is not None:
         raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
     saved = RunDir(args.resume).read_config()
-    return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume))
-
-
-def _error(err: Exception, code: int = 2) -> int:
-    print(f"robustrep gan: error: {err}", file=sys.stderr)
-    return code
+    return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume),
+                     source=f"{args.resume}/config.json")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.evaluate import format_table
     from robustrep.tasks.gan.train import TrainingDiverged, train
-    try:
-        cfg = resolve_train_config(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        return _error(err)
+    cfg = resolve_train_config(args)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
+    resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
     try:
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
-    except TrainingDiverged as err:
-        return _error(err, 1)
-    except USER_ERRORS as err:
-        return _error(err)
+    except TrainingDiverged as err:  # once gan.train raises the common class, a no-op
+        raise errors.TrainingDiverged(str(err)) from err
     if summary.get("rank", 0) == 0:  # one report per torchrun job
         print(f"run: {summary['run']}  steps: {summary['step']}  "
               f"train time: {summary['train_seconds']:.1f} s")
@@ -129,22 +121,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.evaluate import evaluate_run, format_table
+    resolve_device(args.device)
     try:
         metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
                                args.inception_weights, args.device, args.out,
                                use_ema=not args.no_ema)
-    except (*USER_ERRORS, ValueError) as err:  # ValueError: a weight file that does not fit
-        return _error(err)
+    except ValueError as err:  # a weight file that does not fit
+        raise UserError(str(err)) from err
     print(format_table(metrics))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.sample import sample_run
-    try:
-        out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
-                         args.device, use_ema=not args.no_ema, nrow=args.nrow)
-    except USER_ERRORS as err:
-        return _error(err)
+    resolve_device(args.device)
+    out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
+                     args.device, use_ema=not args.no_ema, nrow=args.nrow)
     print(json.dumps(out, indent=2))
     return 0

@@ -11,11 +11,11 @@ text repeats that value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from robustrep.losses import LOSSES
-from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.config import ConfigError, check_fields, option
 from robustrep.tasks.common.runtime import AMP_CHOICES
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
@@ -24,11 +24,12 @@ REGS = ("none", "adaptivemix", "mixup", "cutmix", "srmix", "dat", "asgan", "rpga
 DEFAULT_PRESET = "digits-dcgan"
 
 
-def _opt(default: Any, help: str, choices: tuple | None = None) -> Any:
-    meta = {"help": help}
-    if choices is not None:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
+# Ranges in field metadata, checked by tasks.common.config for flags, files and saved configs.
+POSITIVE = {"min": 0, "min_exclusive": True}
+NONNEG = {"min": 0}
+UNIT = {"min": 0, "max": 1}
+BETA = {"min": 0, "max": 1, "max_exclusive": True}
+_opt = option
 
 
 @dataclass
@@ -39,78 +40,91 @@ class GanConfig:
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
     data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder)")
-    image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)")
-    channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)")
-    mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture")
+    image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
+    channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
+                                choices=(1, 3))
+    mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture", min=1)
     num_workers: int | None = _opt(None, "DataLoader workers for datasets read from disk "
-                                         "(None = auto: min(4, CPUs - 1), 0 on <= 2 CPUs)")
+                                         "(None = auto: min(4, CPUs - 1), 0 on <= 2 CPUs)",
+                                   **NONNEG)
     # model
     arch: str = _opt("dcgan", "network family", ARCHS)
-    z_dim: int = _opt(64, "latent dimension")
+    z_dim: int = _opt(64, "latent dimension", min=1)
     g_width: int = _opt(32, "G width (DCGAN: channels of the last up-block; SNGAN: block width; "
-                            "MLP: hidden units)")
+                            "MLP: hidden units)", min=1)
     d_width: int = _opt(32, "D width (DCGAN: channels of the first conv; SNGAN: block width; "
-                            "MLP: hidden units)")
-    mlp_depth: int = _opt(3, "hidden layers of the MLP G and D")
+                            "MLP: hidden units)", min=1)
+    mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1)
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer (DCGAN D then "
                                       "drops BatchNorm)")
     # loss and penalties
     loss: str = _opt("ns", "adversarial loss", LOSSES)
-    gp_weight: float = _opt(10.0, "WGAN-GP weight, used only with --loss wasserstein (0 = off)")
-    r1_gamma: float = _opt(0.0, "R1 penalty gamma on reals (0 = off); gamma/2 * ||grad D||^2")
-    r1_every: int = _opt(1, "lazy R1: apply every N D steps, scaled by N (StyleGAN2)")
+    gp_weight: float = _opt(10.0, "WGAN-GP weight, used only with --loss wasserstein (0 = off)",
+                            **NONNEG)
+    r1_gamma: float = _opt(0.0, "R1 penalty gamma on reals (0 = off); gamma/2 * ||grad D||^2",
+                           **NONNEG)
+    r1_every: int = _opt(1, "lazy R1: apply every N D steps, scaled by N (StyleGAN2)", min=1)
     # regularizers
     reg: str = _opt("none", f"regularizer(s), comma-separated: {', '.join(REGS)}")
-    am_alpha: float | None = _opt(None, "AdaptiveMix Beta(alpha, alpha) for lam (core: 1.0)")
-    am_noise_std: float | None = _opt(None, "AdaptiveMix target noise std (core: 0.05)")
-    am_distance: str | None = _opt(None, "AdaptiveMix distance: cosine or mse (core: cosine)")
+    am_alpha: float | None = _opt(None, "AdaptiveMix Beta(alpha, alpha) for lam (core: 1.0)",
+                                  **POSITIVE)
+    am_noise_std: float | None = _opt(None, "AdaptiveMix target noise std (core: 0.05)", **NONNEG)
+    am_distance: str | None = _opt(None, "AdaptiveMix distance: cosine or mse (core: cosine)",
+                                   choices=("cosine", "mse"))
     am_mode: str | None = _opt(None, "AdaptiveMix logit: reference = h(z_lin)+h(z_mix), additive = "
-                                     "h(f(x)) (core: reference)")
-    am_weight: float | None = _opt(None, "AdaptiveMix shrinkage weight (core: 1.0)")
+                                     "h(f(x)) (core: reference)", choices=("reference", "additive"))
+    am_weight: float | None = _opt(None, "AdaptiveMix shrinkage weight (core: 1.0)", **NONNEG)
     am_per_sample: bool | None = _opt(None, "AdaptiveMix: one lam per sample (core: False)")
     am_g_shrink: bool = _opt(True, "G also minimises the shrinkage on fakes, as the reference "
                                    "loss.py does")
-    mix_alpha: float | None = _opt(None, "Mixup/CutMix/SRMix Beta(alpha, alpha) (core: 1.0)")
-    mix_prob: float | None = _opt(None, "probability of mixing a batch (core: 1.0)")
+    mix_alpha: float | None = _opt(None, "Mixup/CutMix/SRMix Beta(alpha, alpha) (core: 1.0)",
+                                   **POSITIVE)
+    mix_prob: float | None = _opt(None, "probability of mixing a batch (core: 1.0)", **UNIT)
     mix_per_sample: bool | None = _opt(None, "one lam per sample (core: False)")
-    mix_smoothing: float | None = _opt(None, "SRMix edge ramp, fraction of the side (core: 0.1)")
+    mix_smoothing: float | None = _opt(None, "SRMix edge ramp, fraction of the side (core: 0.1)",
+                                       **UNIT)
     mix_mode: str = _opt("add", "add: clean D loss + mixed loss; replace: the mixed real-by-fake "
                                 "loss replaces the clean one", ("add", "replace"))
-    mix_weight: float = _opt(1.0, "weight of the mixed loss in add mode")
-    dat_t: float | None = _opt(None, "DAT gradient clip t (core: 1.0, the reference)")
+    mix_weight: float = _opt(1.0, "weight of the mixed loss in add mode", **NONNEG)
+    dat_t: float | None = _opt(None, "DAT gradient clip t (core: 1.0, the reference)", **NONNEG)
     dat_eps: float | None = _opt(None, "DAT bounded variant: Linf step eps*sign(g) (core: None = "
-                                       "the reference clipped step)")
-    asgan_eps: float | None = _opt(None, "AS-GAN perturbation radius in [-1, 1] units (core: 0.05)")
-    asgan_steps: int | None = _opt(None, "AS-GAN attack steps (core: 1 = FGSM)")
-    asgan_norm: str | None = _opt(None, "AS-GAN norm: linf or l2 (core: linf)")
+                                       "the reference clipped step)", **NONNEG)
+    asgan_eps: float | None = _opt(None, "AS-GAN perturbation radius in [-1, 1] units (core: 0.05)",
+                                   **NONNEG)
+    asgan_steps: int | None = _opt(None, "AS-GAN attack steps (core: 1 = FGSM)", **NONNEG)
+    asgan_norm: str | None = _opt(None, "AS-GAN norm: linf or l2 (core: linf)",
+                                  choices=("linf", "l2"))
     asgan_free: bool = _opt(False, "AS-GAN free mode: a perturbation carried across steps, "
                                    "updated from the D backward (no extra attack pass)")
     asgan_mode: str = _opt("replace", "replace: D sees perturbed reals instead of clean ones; "
                                       "add: both", ("replace", "add"))
-    rp_num_views: int | None = _opt(None, "RP-GAN projections K (reference main model: 48)")
+    rp_num_views: int | None = _opt(None, "RP-GAN projections K (reference main model: 48)", min=1)
     rp_base_channels: int | None = _opt(None, "RP-GAN first-layer channels per member "
-                                              "(None = d_width)")
-    rp_kernel_size: int | None = _opt(None, "RP-GAN projection kernel (core: 8)")
+                                              "(None = d_width)", min=1)
+    rp_kernel_size: int | None = _opt(None, "RP-GAN projection kernel (core: 8)", min=1)
     # optimisation
-    steps: int = _opt(2000, "generator steps (iterations)")
-    batch_size: int = _opt(64, "global batch size (split across processes)")
-    n_dis: int = _opt(1, "D steps per G step")
-    lr_g: float = _opt(2e-4, "G Adam learning rate")
-    lr_d: float = _opt(2e-4, "D Adam learning rate")
-    beta1: float = _opt(0.5, "Adam beta1")
-    beta2: float = _opt(0.999, "Adam beta2")
-    ema_decay: float = _opt(0.999, "EMA decay of G's weights (0 = no EMA; samples come from G)")
+    steps: int = _opt(2000, "generator steps (iterations)", min=1)
+    batch_size: int = _opt(64, "global batch size (split across processes; >= 2: mixing draws "
+                               "partners in the batch)", min=2)
+    n_dis: int = _opt(1, "D steps per G step", min=1)
+    lr_g: float = _opt(2e-4, "G Adam learning rate", **POSITIVE)
+    lr_d: float = _opt(2e-4, "D Adam learning rate", **POSITIVE)
+    beta1: float = _opt(0.5, "Adam beta1", **BETA)
+    beta2: float = _opt(0.999, "Adam beta2", **BETA)
+    ema_decay: float = _opt(0.999, "EMA decay of G's weights (0 = no EMA; samples come from G)",
+                            **BETA)
     ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped)")
     # evaluation and run
-    eval_every: int = _opt(500, "evaluate (FID/KID/PR or mode stats) every N steps (0 = end only)")
-    eval_samples: int = _opt(1000, "generated samples per evaluation during training")
+    eval_every: int = _opt(500, "evaluate (FID/KID/PR or mode stats) every N steps (0 = end only)",
+                           **NONNEG)
+    eval_samples: int = _opt(1000, "generated samples per evaluation during training", min=1)
     final_eval: bool = _opt(True, "evaluate the final step (off: only the eval_every schedule)")
-    ckpt_every: int = _opt(500, "checkpoint every N steps (and at the end)")
-    log_every: int = _opt(50, "log losses to metrics.jsonl every N steps")
+    ckpt_every: int = _opt(500, "checkpoint every N steps (and at the end)", **NONNEG)
+    log_every: int = _opt(50, "log losses to metrics.jsonl every N steps", **NONNEG)
     inception_weights: str | None = _opt(None, "Inception FID weights file (else "
                                                "$ROBUSTREP_INCEPTION); image data but digits")
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
-    seed: int = _opt(0, "random seed")
+    seed: int = _opt(0, "random seed", **NONNEG)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast dtype", AMP_CHOICES)
     channels_last: bool = _opt(False, "channels-last memory format for convs")
@@ -118,15 +132,8 @@ class GanConfig:
 
     def __post_init__(self) -> None:
         from robustrep.tasks.gan.regs import parse_regs  # validates names and combinations
+        check_fields(self)  # types, choices and ranges from the field metadata
         parse_regs(self.reg, self.arch)
-        _check_positive(self, ("image_size", "z_dim", "g_width", "d_width", "mlp_depth", "steps",
-                               "batch_size", "n_dis", "r1_every", "mixture_samples",
-                               "eval_samples"))
-        _check_nonneg(self, ("eval_every", "ckpt_every", "log_every", "num_workers", "r1_gamma",
-                             "gp_weight", "ema_decay", "mix_weight"))
-        if self.batch_size < 2:
-            raise ConfigError(f"batch_size must be >= 2 (mixing draws partners in the batch), "
-                             f"got {self.batch_size}")
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
                              f"{self.dataset!r} needs arch dcgan or sngan")
@@ -137,32 +144,10 @@ class GanConfig:
         if self.arch == "sngan" and self.image_size != 32:
             raise ConfigError(f"arch sngan is the 32x32 SNGAN-ResNet; got image_size "
                              f"{self.image_size} (use dcgan for other sizes)")
-        for name, valid in _OPTIONAL_CHOICES.items():
-            if getattr(self, name) not in (None, *valid):
-                raise ConfigError(f"{name} must be one of {', '.join(valid)}; "
-                                 f"got {getattr(self, name)!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
     @property
     def is_points(self) -> bool:
         return self.dataset in ("ring", "grid")
-
-
-_OPTIONAL_CHOICES = {"am_distance": ("cosine", "mse"), "am_mode": ("reference", "additive"),
-                     "asgan_norm": ("linf", "l2")}
-
-
-def _check_positive(cfg: GanConfig, names: tuple[str, ...]) -> None:
-    for name in names:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"{name} must be > 0, got {getattr(cfg, name)}")
-
-
-def _check_nonneg(cfg: GanConfig, names: tuple[str, ...]) -> None:
-    for name in names:
-        if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
-            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
 
 
 _CIFAR_DCGAN = dict(arch="dcgan", image_size=32, z_dim=128, g_width=128, d_width=64, loss="ns",
@@ -203,6 +188,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                                 log_every=100),
 }
 
-# Options that may change when a run is resumed; the rest define the run and are fixed.
+# Options that may change when a run is resumed; the rest define the run and are fixed. The Adam
+# hyperparameters are here so that a diverged run can be resumed with lower learning rates; they
+# are applied to the restored optimizers (tasks.common.optim.load_optimizer_state).
 RESUMABLE = ("steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
-             "device", "num_workers", "inception_weights", "data_root")
+             "device", "num_workers", "inception_weights", "data_root", "lr_g", "lr_d", "beta1",
+             "beta2")

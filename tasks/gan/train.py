@@ -47,6 +47,7 @@ from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all
                                                 barrier,
                                                 broadcast_module, broadcast_object, cleanup,
                                                 init_distributed)
+from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable, default_run_path
@@ -193,8 +194,8 @@ class Trainer:
         ctx.D.load_state_dict(state["D"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
-        ctx.opt_g.load_state_dict(state["opt_g"])
-        ctx.opt_d.load_state_dict(state["opt_d"])
+        load_optimizer_state(ctx.opt_g, state["opt_g"])  # keeps a resume's new lr_g/betas
+        load_optimizer_state(ctx.opt_d, state["opt_d"])
         ctx.scaler.load_state_dict(state["scaler"])
         mine = state["ranks"][self.dist.rank] if len(state["ranks"]) == self.dist.world_size \
             else None

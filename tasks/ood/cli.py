@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from robustrep.tasks.common.cli import HelpFormatter, add_program
+from robustrep.tasks.common.config import option_type
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.runtime import resolve_device
+
+_INT1 = option_type(int, min=1)
+_INT0 = option_type(int, min=0)
 
 DEFAULT_DETECTORS = ("MaxSoftmax,EnergyBased,MaxLogit,Entropy,ODIN,Mahalanobis,ViM,KNN,ReAct,ASH")
 
@@ -25,12 +31,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="what the feature-map detectors (ReAct, ASH, SCALE, RankFeat, VRA) shape: "
                         "the unpooled trunk maps, or the pooled pre-logit vector as [B, D, 1, 1] "
                         "(the papers' penultimate layer)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    p.add_argument("--batch-size", type=_INT1, default=256, help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
                    help="autocast precision of the feature extraction")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--workers", type=_INT0, default=0, help="DataLoader worker processes")
+    p.add_argument("--seed", type=_INT0, default=0,
                    help="seed of generated OOD sets (noise, photo patches) and subsampling")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -41,7 +47,7 @@ def _add_score(sub) -> None:
         description="Fit pytorch-ood detectors on the in-distribution train set of a classify "
                     "run and report AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR against each OOD set "
                     "(table, JSON, CSV, ROC curves and score histograms).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("run", nargs="?", default=None,
                    help="run folder written by `robustrep classify train`")
     p.add_argument("--list", action="store_true",
@@ -62,9 +68,9 @@ def _add_score(sub) -> None:
     p.add_argument("--resize", action="store_true",
                    help="resize local sets and convert their channels to the classifier's input "
                         "shape (otherwise a different shape is an error)")
-    p.add_argument("--max-samples", type=int, default=None,
+    p.add_argument("--max-samples", type=_INT1, default=None,
                    help="score at most this many images of each evaluation set (random subset)")
-    p.add_argument("--max-fit", type=int, default=None,
+    p.add_argument("--max-fit", type=_INT1, default=None,
                    help="fit on at most this many ID train images (random subset)")
     p.add_argument("--out", default=None, help="output folder (default: RUN/ood)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA copy")
@@ -83,15 +89,15 @@ def _add_bench(sub) -> None:
                     "each regularizer through the classify program for several seeds, score every "
                     "detector on the built-in OOD sets, and write a regularizer x detector x OOD "
                     "set table (mean +- std AUROC and FPR95) as Markdown/JSON/CSV and a plot.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--regs", default=",".join(DEFAULT_REGS),
                    help="regularizer settings to compare, comma-separated; each is a classify "
                         "--reg value (use + to combine, e.g. mixup+pgd)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    p.add_argument("--seeds", type=_INT0, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--ood", nargs="+", default=list(BENCH_OOD), metavar="DATA",
                    help="built-in OOD sets to score")
     p.add_argument("--model", default=None, help="timm model (default: the classify default)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per run")
+    p.add_argument("--steps", type=_INT1, default=None, help="training steps per run")
     p.add_argument("--preset", default="digits-ood", help="classify preset of every run")
     p.add_argument("--train-opt", action="append", default=[], metavar="NAME=VALUE",
                    help="extra classify option for every run, e.g. adv_steps=3 (repeatable)")
@@ -103,17 +109,7 @@ def _add_bench(sub) -> None:
 
 
 def add_parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=summary, description=summary)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_score(sub)
-    _add_bench(sub)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
-    return parser
-
-
-def _fail(err: Exception) -> int:
-    print(f"robustrep ood: error: {err}", file=sys.stderr)
-    return 2
+    return add_program(subparsers, name, summary, _add_score, _add_bench)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,8 +146,9 @@ def run_score(args: argparse.Namespace) -> int:
         print(format_detector_list())
         return 0
     if args.run is None:
-        return _fail(ValueError("give a run folder (RUN) or --list"))
+        raise UserError("give a run folder (RUN) or --list")
     from robustrep.tasks.ood.score import format_table, score_run
+    resolve_device(args.device, args.amp)
     try:
         result, files = score_run(
             args.run, detectors=args.detectors, ood=args.ood, id_data=args.id,
@@ -161,8 +158,8 @@ def run_score(args: argparse.Namespace) -> int:
             amp=args.amp, workers=args.workers, seed=args.seed, use_ema=not args.no_ema,
             plots=not args.no_plots, save_scores=args.save_scores,
             show_progress=not args.quiet)
-    except (ValueError, FileNotFoundError, TypeError, UserError) as err:
-        return _fail(err)
+    except (ValueError, TypeError) as err:  # the detectors' and data sets' argument checks
+        raise UserError(str(err)) from err
     acc = "n/a" if result.id_accuracy is None else f"{100 * result.id_accuracy:.2f}%"
     print(f"ID test accuracy {acc}; sizes {result.sizes}")
     print(format_table(result))
@@ -179,6 +176,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from robustrep.tasks.ood.bench import run_bench as bench
+    resolve_device(args.device, args.amp)
     try:
         summary = bench(regs=args.regs, seeds=args.seeds, ood=args.ood, detectors=args.detectors,
                         params=args.param, feature_maps=args.feature_maps, model=args.model,
@@ -186,8 +184,8 @@ def run_bench(args: argparse.Namespace) -> int:
                         out=args.out, retrain=args.retrain, batch_size=args.batch_size,
                         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
                         show_progress=not args.quiet)
-    except (ValueError, FileNotFoundError, TypeError, UserError) as err:
-        return _fail(err)
+    except (ValueError, TypeError) as err:  # the detectors' and data sets' argument checks
+        raise UserError(str(err)) from err
     print(summary["markdown"])
     print(f"wrote {', '.join(str(p) for p in summary['files'].values())}")
     return 0

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def test_each_program_has_help_with_subcommands(program, tmp_path):
 def test_only_the_named_program_is_imported(tmp_path):
     code = ("import sys; from robustrep.tasks import cli; cli.build_parser('gan'); "
             "print(sorted(m for m in sys.modules if m.startswith('robustrep.tasks.') "
-            "and m.count('.') == 3 and m.endswith('.cli')))")
+            "and m.count('.') == 3 and m.endswith('.cli') and '.common.' not in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=tmp_path).stdout
     assert out.strip() == "['robustrep.tasks.gan.cli']"
@@ -48,3 +49,17 @@ def test_unknown_program_is_rejected_with_choices(capsys):
     with pytest.raises(SystemExit):
         cli.main(["gann"])
     assert "invalid choice: 'gann'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [("gan", "train"), ("gan", "eval"), ("gan", "sample"),
+                                     ("classify", "train"), ("classify", "eval"),
+                                     ("ood", "score"), ("ood", "bench")],
+                         ids=" ".join)
+def test_help_states_each_default_once(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    text = capsys.readouterr().out
+    # One block per option: from a line starting with "  -" to the next one.
+    blocks = re.split(r"\n  (?=-)", text)
+    twice = [b.split()[0] for b in blocks if b.count("(default") > 1]
+    assert not twice, twice

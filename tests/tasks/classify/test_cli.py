@@ -30,7 +30,8 @@ def test_bad_input_is_a_clean_error(capsys):
     assert "valid: none, mixup" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["classify", "train", "--optimizer", "lion"])
-    assert "invalid choice" in capsys.readouterr().err
+    assert "argument --optimizer: must be one of sgd, adamw; got 'lion'" in \
+        capsys.readouterr().err
 
 
 def test_train_then_eval_from_the_command_line(tmp_path, capsys):
@@ -44,6 +45,26 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):
-    assert main(["classify", "train", "--resume", str(trained_run), "--lr", "0.5",
+    assert main(["classify", "train", "--resume", str(trained_run), "--label-smoothing", "0.5",
                  "--quiet"]) == 2
-    assert "differ from it: lr" in capsys.readouterr().err
+    assert "differ from it: label_smoothing (--label-smoothing)" in capsys.readouterr().err
+
+
+def test_resume_with_a_lower_learning_rate_applies_it(tiny_cfg, tmp_path):
+    import math
+
+    from robustrep.tasks.classify.train import train
+    from robustrep.tasks.common.checkpoint import load_checkpoint
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=2, ckpt_every=2, lr=0.05), run, quiet=True)
+    assert main(["classify", "train", "--resume", str(run), "--steps", "4", "--lr", "0.01",
+                 "--momentum", "0.5", "--quiet"]) == 0
+    state = load_checkpoint(run / "checkpoints" / "latest.pt", map_location="cpu")
+    assert state["step"] == 4 and state["scheduler"]["base_lrs"] == [0.01, 0.01]
+    group = state["optimizer"]["param_groups"][0]
+    assert group["momentum"] == 0.5
+    # cosine over the new 4 steps, at step 4: lr 0 (the old lr 0.05 would also give 0, so also
+    # check the logged lr at step 3: 0.01 * (1 + cos(pi * 3/4)) / 2)
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lr3 = next(r["lr"] for r in logged if r.get("step") == 3 and "lr" in r)
+    assert math.isclose(lr3, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))

@@ -97,3 +97,19 @@ def test_nonexistent_root_and_empty_image_folder(tmp_path, capsys):
 def test_resume_missing_run(tmp_path, capsys):
     assert main(["gan", "train", "--resume", str(tmp_path / "none"), "--quiet"]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_resume_with_lower_learning_rates_applies_them(tiny_cfg, tmp_path):
+    """The divergence advice: resume with a lower --lr-d; the restored D optimizer uses it."""
+    from robustrep.tasks.common.checkpoint import load_checkpoint
+    from robustrep.tasks.gan.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=2, ckpt_every=2, out=str(run)), show_progress=False)
+    assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--lr-d", "1e-3",
+                 "--beta1", "0", "--quiet"]) == 0
+    state = load_checkpoint(run / "checkpoints" / "latest.pt", map_location="cpu")
+    assert state["step"] == 3
+    assert state["opt_d"]["param_groups"][0]["lr"] == 1e-3
+    assert state["opt_d"]["param_groups"][0]["betas"] == (0.0, 0.999)
+    assert state["opt_g"]["param_groups"][0]["lr"] == 2e-4  # not asked to change
+    assert json.loads((run / "config.json").read_text())["lr_d"] == 1e-3

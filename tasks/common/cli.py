@@ -1,0 +1,118 @@
+"""What the three programs' command lines share: the parser helpers and the one error boundary.
+
+:func:`run_command` runs a command and turns every error a user can fix into exactly one line
+on stderr, ``robustrep <program>: error: <message>``, and exit code 2 (``UserError.exit_code``);
+a diverged run (:class:`TrainingDiverged`) is one line too, with exit code 1. ``--debug`` lets the exception through with its traceback. Anything else
+is a bug in robustrep and keeps its traceback. This is the convention of argparse's own
+``parser.error`` (``prog: error: message``, exit 2), which timm's and StudioGAN's scripts inherit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from robustrep.tasks.common.errors import TrainingDiverged, UserError
+
+# OSErrors that are about a path the user chose (missing, not writable, disk full): one line.
+_PATH_ERRNOS = {
+    errno.ENOENT: "", errno.ENOTDIR: "", errno.EISDIR: "", errno.EEXIST: "",
+    errno.ENAMETOOLONG: "",
+    errno.EACCES: "; choose a folder you can write to (--out)",
+    errno.EPERM: "; choose a folder you can write to (--out)",
+    errno.EROFS: "; choose a writable folder (--out)",
+    errno.ENOSPC: "; free some space or choose another folder (--out)",
+    errno.EDQUOT: "; free some space or choose another folder (--out)",
+}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a one-line error: ``prog: error: message (see 'prog --help')``, exit 2.
+
+    argparse's own error prints the whole usage block first (40 lines for ``gan train``), which
+    buries the one line that matters. Sub-parsers inherit this class.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds ``(default: X)`` to an option's help once: not when the help already states its
+    default, and not for switches and unset (``None``) defaults, which say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def add_program(subparsers, name: str, summary: str,
+                *commands: Callable[[Any], None]) -> argparse.ArgumentParser:
+    """The parser of one program (``robustrep NAME``); each of ``commands`` adds a sub-command
+    to the sub-parsers it is given. ``robustrep NAME`` alone prints the help and exits 2."""
+    parser = subparsers.add_parser(name, help=summary, description=summary)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in commands:
+        add(sub)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    return parser
+
+
+def one_line(message: Any) -> str:
+    return " ".join(str(message).split())
+
+
+def report(program: str | None, message: Any) -> None:
+    prefix = f"robustrep {program}" if program else "robustrep"
+    print(f"{prefix}: error: {one_line(message)}", file=sys.stderr)
+
+
+_RAISED_WITH_MESSAGE = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                        PermissionError)
+
+
+def path_problem(err: OSError) -> str | None:
+    """One line for an OSError about a user's path, or None for any other OSError.
+
+    Either the system's error on a named path (``[Errno 28] No space left on device: 'run/x'``),
+    or one of robustrep's own ``FileNotFoundError("... (accepted: ...)")``-style messages.
+    """
+    if err.errno is None and isinstance(err, _RAISED_WITH_MESSAGE):
+        return str(err)
+    if err.errno not in _PATH_ERRNOS or err.filename is None:
+        return None
+    return f"{err.strerror}: {err.filename}{_PATH_ERRNOS[err.errno]}"
+
+
+def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
+                args: argparse.Namespace, debug: bool = False) -> int:
+    """Run ``func(args)``; a user error becomes one line on stderr and its exit code.
+
+    ``debug`` re-raises it with the traceback instead.
+    """
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"robustrep {program}: interrupted", file=sys.stderr)
+        return 130
+    except UserError as err:
+        if debug:
+            raise
+        report(program, err)
+        return int(getattr(err, "exit_code", 2))
+    except TrainingDiverged as err:  # valid options, failed dynamics: exit 1
+        if debug:
+            raise
+        report(program, err)
+        return 1
+    except OSError as err:
+        line = path_problem(err)
+        if debug or line is None:
+            raise
+        report(program, line)
+        return 2

@@ -1,0 +1,72 @@
+"""The shared error boundary and help formatter of the programs."""
+
+import argparse
+import errno
+
+import pytest
+
+from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, run_command
+from robustrep.tasks.common.errors import DataError, TrainingDiverged
+
+
+def _raise(err):
+    def func(args):
+        raise err
+    return func
+
+
+@pytest.mark.parametrize(("err", "code", "line"), [
+    (DataError("image folder x: no images\n  (found 0 files)"), 2,
+     "robustrep gan: error: image folder x: no images (found 0 files)"),
+    (TrainingDiverged("loss/d is nan at step 7; resume from ckpt with a lower --lr-d"), 1,
+     "robustrep gan: error: loss/d is nan at step 7; resume from ckpt with a lower --lr-d"),
+    (OSError(errno.ENOSPC, "No space left on device", "run/x.pt"), 2,
+     "robustrep gan: error: No space left on device: run/x.pt; free some space or choose "
+     "another folder (--out)"),
+    (PermissionError(errno.EACCES, "Permission denied", "/ro/run"), 2,
+     "robustrep gan: error: Permission denied: /ro/run; choose a folder you can write to (--out)"),
+    (FileNotFoundError("cannot resume run: no checkpoint"), 2,
+     "robustrep gan: error: cannot resume run: no checkpoint"),
+])
+def test_user_errors_are_one_line_with_their_exit_code(err, code, line, capsys):
+    assert run_command("gan", _raise(err), argparse.Namespace()) == code
+    assert capsys.readouterr().err == line + "\n"
+
+
+@pytest.mark.parametrize("err", [RuntimeError("a bug"), OSError(errno.EIO, "I/O error", "x"),
+                                 KeyError("k")])
+def test_other_errors_keep_their_traceback(err):
+    with pytest.raises(type(err)):
+        run_command("gan", _raise(err), argparse.Namespace())
+
+
+def test_debug_reraises_user_errors():
+    with pytest.raises(DataError):
+        run_command("gan", _raise(DataError("x")), argparse.Namespace(), debug=True)
+
+
+def test_return_value_is_the_exit_code():
+    assert run_command("gan", lambda a: None, argparse.Namespace()) == 0
+    assert run_command("gan", lambda a: 3, argparse.Namespace()) == 3
+
+
+def test_argparse_errors_are_one_line(capsys):
+    parser = ArgumentParser(prog="robustrep x")
+    parser.add_argument("--n", type=int)
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["--n", "abc"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ("robustrep x: error: argument --n: invalid int value: 'abc' "
+                   "(see 'robustrep x --help')\n")
+
+
+def test_help_states_each_default_once():
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter)
+    parser.add_argument("--a", default=3, help="plain")
+    parser.add_argument("--b", default=None, help="unset")
+    parser.add_argument("--c", default=5, help="says it (default: 5)")
+    parser.add_argument("--d", action="store_true", help="switch")
+    text = " ".join(parser.format_help().split())
+    assert "plain (default: 3)" in text and "says it (default: 5)" in text
+    assert text.count("default") == 2

@@ -1,0 +1,48 @@
+"""Progress on a terminal is a tqdm bar; otherwise plain log lines every interval seconds."""
+
+import io
+
+from tqdm.auto import tqdm
+
+from robustrep.tasks.common.progress import LogProgress, progress
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_not_a_terminal_gives_plain_lines_with_rate_eta_and_losses():
+    out, clock = io.StringIO(), Clock()
+    bar = LogProgress(100, initial=20, desc="gan", interval=10, file=out, clock=clock)
+    for _ in range(40):  # 40 steps in 8 s: no line before 10 s have passed
+        clock.t += 0.2
+        bar.update(1)
+    assert out.getvalue() == ""
+    bar.set_postfix({"loss/d": "1.2", "loss/g": "0.9"})
+    clock.t += 2.0
+    bar.update(10)  # 50 steps in 10 s: 5 it/s, 30 steps left -> ETA 6 s
+    assert out.getvalue() == "gan: step 70/100 (70%) 5 it/s ETA 6s loss/d=1.2 loss/g=0.9\n"
+    bar.close()
+    assert out.getvalue().count("\n") == 1  # the final count was already written
+    clock.t += 1
+    bar2 = LogProgress(10, desc="", interval=0, file=out, clock=clock)
+    bar2.update(1)
+    bar2.update(1)
+    assert out.getvalue().splitlines()[-2:] == ["step 1/10 (10%) 0 it/s", "step 2/10 (20%) 0 it/s"]
+
+
+def test_progress_picks_by_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    assert isinstance(progress(5, file=io.StringIO()), LogProgress)
+    bar = progress(5, file=Tty())
+    assert isinstance(bar, tqdm)
+    bar.close()
+    quiet = progress(5, enabled=False, file=io.StringIO())
+    quiet.update(1)
+    quiet.close()

@@ -1,0 +1,203 @@
+"""Every option of every program's config, through the real parser: typed, checked, one line.
+
+For each field of GanConfig and ClassifyConfig a valid value given as text (on the command line,
+and as a string in a YAML config file) must arrive as the field's Python type in the resolved
+config (``--dry-run`` JSON), and an invalid one must exit 2 with one line naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from robustrep.tasks.classify.config import ClassifyConfig
+from robustrep.tasks.cli import main
+from robustrep.tasks.common.config import OptionSpec, option_specs
+from robustrep.tasks.gan.config import GanConfig
+
+PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
+# Free-text options: a value that the config's cross-field checks accept.
+TEXT = {"reg": "none", "model": "resnet10t", "device": "cpu", "data_root": "some/folder",
+        "out": "some/run", "inception_weights": "w.pth", "pretrained_file": "w.pth"}
+# Choices whose other values need other options too (arch mlp needs 2-D data): keep the default.
+KEEP_DEFAULT = {"dataset", "arch"}
+
+
+def _inside(spec: OptionSpec) -> float:
+    """A number inside the field's range, away from its ends."""
+    lo, hi = spec.min, spec.max
+    if lo is not None and hi is not None:
+        return (lo + hi) / 4 if spec.kind is float else int(lo + (hi - lo) // 2)
+    if lo is not None:
+        return lo + (0.5 if spec.kind is float else 1)
+    return 3 if spec.kind is int else 0.75
+
+
+def valid_case(cls: type, spec: OptionSpec) -> tuple[list[str], object]:
+    """(the text tokens after the flag, the typed value expected in the config)."""
+    default = {f.name: f.default for f in dataclasses.fields(cls)}[spec.name]
+    if spec.sequence is not None:
+        if spec.kind is int:
+            return ["0,2", "3"], [0, 2, 3]
+        return ["0.5,0.25", "0.125"], [0.5, 0.25, 0.125]
+    if spec.choices is not None:
+        value = default if spec.name in KEEP_DEFAULT and default is not None else spec.choices[-1]
+        return [str(value)], value
+    if spec.kind is bool:
+        value = not bool(default)
+        return [str(value).lower()], value
+    if spec.kind is str:
+        return [TEXT[spec.name]], TEXT[spec.name]
+    value = _inside(spec)
+    if spec.name == "image_size":
+        value = 16  # a power of two (a cross-field rule of the GAN)
+    if spec.kind is float:
+        return [f"{float(value)!r}"], float(value)
+    return [str(int(value))], int(value)
+
+
+def invalid_cases(spec: OptionSpec) -> list[str]:
+    if spec.choices is not None:
+        return ["zzz"]
+    if spec.kind is bool:
+        return ["maybe"]
+    if spec.kind is str:
+        return []
+    bad = ["abc"] + (["nan", "inf"] if spec.kind is float else ["2.5"])
+    if spec.min is not None:
+        bad.append(str(spec.min if spec.min_exclusive else spec.min - 1))
+    if spec.max is not None:
+        bad.append(str(spec.max if spec.max_exclusive else spec.max + 1))
+    return bad
+
+
+def _fields():
+    for program, cls in PROGRAMS.items():
+        for name, spec in option_specs(cls).items():
+            if name != "preset":
+                yield program, cls, spec
+
+
+FIELDS = list(_fields())
+IDS = [f"{p}-{s.name}" for p, _, s in FIELDS]
+INVALID = [(p, s, bad) for p, _, s in FIELDS for bad in invalid_cases(s)]
+
+
+def _dry_run(capsys, program: str, *args: str) -> dict:
+    assert main([program, "train", *args, "--dry-run"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _same_typed(got, expected) -> bool:
+    if isinstance(expected, list):
+        return isinstance(got, list) and len(got) == len(expected) and all(
+            _same_typed(g, e) for g, e in zip(got, expected))
+    return type(got) is type(expected) and got == expected
+
+
+@pytest.mark.parametrize(("program", "cls", "spec"), FIELDS, ids=IDS)
+def test_valid_flag_arrives_typed(program, cls, spec, capsys):
+    tokens, expected = valid_case(cls, spec)
+    cfg = _dry_run(capsys, program, spec.flag, *tokens)
+    assert _same_typed(cfg[spec.name], expected), (cfg[spec.name], expected)
+
+
+@pytest.mark.parametrize(("program", "cls", "spec"), FIELDS, ids=IDS)
+def test_config_file_text_converts_like_the_flag(program, cls, spec, tmp_path, capsys):
+    tokens, expected = valid_case(cls, spec)
+    path = tmp_path / "options.yaml"
+    path.write_text(f"{spec.name}: {json.dumps(','.join(tokens))}\n")  # always a YAML string
+    cfg = _dry_run(capsys, program, "--config", str(path))
+    assert _same_typed(cfg[spec.name], expected), (cfg[spec.name], expected)
+
+
+@pytest.mark.parametrize(("program", "spec", "bad"), INVALID,
+                         ids=[f"{p}-{s.name}-{b}" for p, s, b in INVALID])
+def test_invalid_flag_is_one_line_naming_the_option(program, spec, bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([program, "train", spec.flag, bad, "--dry-run"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"argument {spec.flag}: must be " in err and repr(bad) in err
+
+
+@pytest.mark.parametrize(("program", "spec", "bad"), INVALID,
+                         ids=[f"{p}-{s.name}-{b}" for p, s, b in INVALID])
+def test_invalid_config_file_value_names_file_and_option(program, spec, bad, tmp_path, capsys):
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps({spec.name: bad}))
+    assert main([program, "train", "--config", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"robustrep {program}: error: config file {path}: {spec.name} must be ")
+    assert repr(bad) in err
+
+
+def test_numbers_from_yaml_and_json_keep_their_meaning(tmp_path, capsys):
+    # YAML 1.1 reads an unquoted 1e-3 as the string "1e-3": it must still be the number.
+    path = tmp_path / "c.yaml"
+    path.write_text("lr_g: 1e-3\nlr_d: '2e-4'\nsteps: 1e3\nspectral_norm: yes\namp: off\n")
+    cfg = _dry_run(capsys, "gan", "--config", str(path))
+    assert (cfg["lr_g"], cfg["lr_d"], cfg["steps"]) == (1e-3, 2e-4, 1000)
+    assert cfg["spectral_norm"] is True and cfg["amp"] == "off"
+
+
+def test_bad_values_in_the_issue(tmp_path, capsys):
+    cases = {"steps: abc\n": "config file {p}: steps must be an integer >= 1; got 'abc'",
+             "spectral_norm: maybe\n": "config file {p}: spectral_norm must be true or false; "
+                                       "got 'maybe'",
+             "steps: [1,\n": "config file {p} line 2, column 1: YAML syntax error"}
+    for text, message in cases.items():
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        assert main(["gan", "train", "--config", str(path), "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"robustrep gan: error: {message.format(p=path)}")
+        assert err.count("\n") == 1
+
+
+def test_done_when_am_options_and_channels_are_numbers(capsys):
+    cfg = _dry_run(capsys, "gan", "--am-alpha", "0.5", "--am-noise-std", "0.1", "--channels", "1")
+    assert (cfg["am_alpha"], cfg["am_noise_std"], cfg["channels"]) == (0.5, 0.1, 1)
+    assert isinstance(cfg["channels"], int)
+
+
+def test_mean_and_std_as_lists(capsys):
+    cfg = _dry_run(capsys, "classify", "--mean", "0.5", "0.5", "0.5", "--std", "0.25,0.25,0.25")
+    assert cfg["mean"] == [0.5] * 3 and cfg["std"] == [0.25] * 3
+    assert _dry_run(capsys, "classify", "--mean", "0.5")["mean"] == [0.5]
+
+
+def test_saved_config_is_checked_on_resume(tmp_path, capsys):
+    from robustrep.tasks.common.config import to_dict
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = to_dict(GanConfig())
+    saved["lr_d"] = float("nan")
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main(["gan", "train", "--resume", str(run), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run}/config.json: lr_d must be a finite number > 0; got nan" in err
+
+
+def test_resume_may_change_learning_rates(tmp_path, capsys):
+    from robustrep.tasks.common.config import to_dict
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(to_dict(GanConfig())))
+    cfg = _dry_run(capsys, "gan", "--resume", str(run), "--lr-d", "1e-3", "--beta1", "0")
+    assert cfg["lr_d"] == 1e-3 and cfg["beta1"] == 0.0
+    assert main(["gan", "train", "--resume", str(run), "--z-dim", "7", "--dry-run"]) == 2
+    assert "cannot change z_dim" in capsys.readouterr().err
+
+
+def test_every_float_field_rejects_non_finite_in_code():
+    for cls in PROGRAMS.values():
+        for name, spec in option_specs(cls).items():
+            if spec.kind is float and spec.sequence is None:
+                with pytest.raises(ValueError, match=f"^{name} must be"):
+                    cls(**{name: math.inf})
