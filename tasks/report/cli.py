@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from robustrep.registry import parse_combination
+from robustrep.tasks.common.config import option_type
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.report import page
 from robustrep.tasks.report.runs import FULL, QUICK, check_out, collect, execute, plan
@@ -37,8 +38,10 @@ def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.
                    help="3 GAN and 4 classifier settings, shorter runs (about 3 CPU minutes)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder (default runs/report-<time>)")
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2)")
+    p.add_argument("--jobs", type=option_type(int, min=1), default=2,
+                   help="runs at a time (default 2)")
+    p.add_argument("--seeds", type=option_type(int, min=0), nargs="+", default=None,
+                   help="seeds (default 0 1 2)")
     p.add_argument("--gan-regs", default=None, metavar="R,...",
                    help="GAN settings, each a --reg value joined by '+' for combinations")
     p.add_argument("--classify-regs", default=None, metavar="R,...",
@@ -59,8 +62,6 @@ def _settings(args: argparse.Namespace):
         text = getattr(args, field)
         if text is not None:
             changes[field] = tuple(_setting(s, program) for s in text.split(",") if s.strip())
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1; got {args.jobs}")
     return dataclasses.replace(base, **changes)
 
 
