@@ -152,9 +152,9 @@ def test_kid_matches_naive_with_fixed_subsets():
 def test_kid_full_subsets_equal_full_set_estimate():
     gen = torch.Generator().manual_seed(6)
     a, b = torch.randn(6, 3, generator=gen), torch.randn(7, 3, generator=gen) + 1
-    # subset_size above the set sizes -> subsets of min(6, 7, 1000) = 6 rows; a's subsets are
-    # permutations of a, so with b also of size 6 every estimate is the full-set one.
-    mean, std = kid(a, b[:6], num_subsets=5, generator=gen)
+    # subset_size = the set size: a's subsets are permutations of a, so with b also of size 6
+    # every estimate is the full-set one.
+    mean, std = kid(a, b[:6], num_subsets=5, subset_size=6, generator=gen)
     assert mean == pytest.approx(_naive_mmd2(a.numpy(), b[:6].numpy()), rel=1e-6)
     assert std < 1e-9
 
@@ -172,5 +172,16 @@ def test_kid_same_distribution_near_zero_shifted_positive():
 def test_kid_rejects_mismatched_dims():
     with pytest.raises(ValueError, match="feature dimension"):
         kid(torch.randn(10, 3), torch.randn(10, 4))
-    with pytest.raises(ValueError, match="at least 2"):
-        kid(torch.randn(1, 3), torch.randn(10, 3))
+    with pytest.raises(ValueError, match="subset_size >= 2"):
+        kid(torch.randn(1, 3), torch.randn(10, 3), subset_size=1)
+
+
+def test_kid_refuses_subset_larger_than_either_set():
+    # torch-fidelity and torchmetrics refuse; a silently shrunk subset would mislabel the KID.
+    a, b = torch.randn(6, 3), torch.randn(7, 3)
+    msg = r"subset_size 7 is larger than a feature set \(feats_a has 6 rows, feats_b 7\)"
+    with pytest.raises(ValueError, match=msg):
+        kid(a, b, subset_size=7)
+    with pytest.raises(ValueError, match="feats_a has 7 rows, feats_b 6"):
+        kid(b, a)  # the default subset_size 1000
+    kid(a, b, num_subsets=2, subset_size=6)  # the largest legal size is accepted
