@@ -108,6 +108,9 @@ class GanConfig:
     log_every: int = _opt(50, "log losses to metrics.jsonl every N steps")
     inception_weights: str | None = _opt(None, "Inception FID weights file (else "
                                                "$ROBUSTREP_INCEPTION); image data but digits")
+    fid_features: str | None = _opt(None, "FID/KID/PR features: inception (TF-FID convention), "
+                                          "inception-pytorch-fid, digits or run:CLASSIFY_RUN "
+                                          "(None = digits for digits, else inception)")
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
     seed: int = _opt(0, "random seed")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
@@ -142,6 +145,9 @@ class GanConfig:
                                  f"got {getattr(self, name)!r}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.fid_features is not None:
+            from robustrep.tasks.gan.evaluate import check_fid_features
+            check_fid_features(self.fid_features)
 
     @property
     def is_points(self) -> bool:
