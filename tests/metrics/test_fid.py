@@ -185,3 +185,22 @@ def test_kid_refuses_subset_larger_than_either_set():
     with pytest.raises(ValueError, match="feats_a has 7 rows, feats_b 6"):
         kid(b, a)  # the default subset_size 1000
     kid(a, b, num_subsets=2, subset_size=6)  # the largest legal size is accepted
+
+
+def test_fid_and_kid_equal_torch_fidelity():
+    fid_ref = pytest.importorskip("torch_fidelity.metric_fid")
+    kid_ref = pytest.importorskip("torch_fidelity.metric_kid")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 16, generator=gen, dtype=torch.float64)
+    b = 1.2 * torch.randn(300, 16, generator=gen, dtype=torch.float64) + 0.3
+    want = fid_ref.fid_statistics_to_metric(fid_ref.fid_features_to_statistics(a),
+                                            fid_ref.fid_features_to_statistics(b), False)
+    got = frechet_distance(*FeatureStats().update(a).mean_cov(),
+                           *FeatureStats().update(b).mean_cov())
+    assert got == pytest.approx(want["frechet_inception_distance"], rel=1e-12)  # measured 3e-15
+    # subsets as large as the sets are permutations of them, so the random draws do not matter
+    want = kid_ref.kid_features_to_metric(a, b, kid_subsets=4, kid_subset_size=300,
+                                          verbose=False)
+    mean, std = kid(a, b, num_subsets=4, subset_size=300)
+    assert mean == pytest.approx(want["kernel_inception_distance_mean"], rel=1e-12)
+    assert std < 1e-12 and want["kernel_inception_distance_std"] < 1e-12
