@@ -263,9 +263,10 @@ def default_id(config: dict[str, Any]) -> str:
     if dataset in ("digits", *LOCAL):
         return dataset
     root = config.get("data_root")
-    if dataset in ("image_folder", "imagefolder") and root and has_train_split(f"imagefolder:{root}"):
+    folder = dataset in ("image_folder", "imagefolder")
+    if folder and root and has_train_split(f"imagefolder:{root}"):
         return f"imagefolder:{root}"  # root/train fits the detectors, root/val is scored
-    if dataset in ("image_folder", "imagefolder"):
+    if folder:
         raise ValueError(f"the run was trained on an image folder ({config.get('data_root')}); "
                          f"name the in-distribution test data with --id imagefolder:PATH (and the "
                          f"train data for fitting with --fit-data imagefolder:PATH)")

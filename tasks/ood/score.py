@@ -251,7 +251,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         bench = ds.openood_benchmark(openood, openood_id or config.get("dataset"))
         id_data, fit_data = id_data or bench.id_test, fit_data or bench.id_train
         if ood is None:
-            specs_by_name = {n: spec for group in bench.groups.values() for n, spec in group.items()}
+            specs_by_name = {n: spec for group in bench.groups.values()
+                             for n, spec in group.items()}
             groups = {g: list(sets) for g, sets in bench.groups.items()}
     id_name = id_data or ds.default_id(config)
     ood = list(specs_by_name or ood or ds.builtin_ood_names())
