@@ -17,7 +17,9 @@ Sources and on-disk formats:
   ``root/{train,test,extra}_32x32.mat`` with ``X`` uint8 ``[32, 32, 3, N]`` and ``y`` ``[N, 1]``
   (digit 0 stored as 10, mapped to 0). Read through :class:`torchvision.datasets.SVHN` (scipy).
 - Image folders: torchvision's ``ImageFolder`` layout ``root/<class>/<image>``, or a flat folder of
-  images (label 0), the form CelebA and LSUN exports usually take.
+  images (label 0), the form CelebA and LSUN exports usually take. timm's split layout
+  ``root/train/<class>/...`` with ``root/val/`` (or ``root/test/``) is recognised by
+  :func:`folder_split`: ``create_dataset("imagefolder", root, train=...)`` reads the split.
 - Image lists: the OpenOOD benchmark ``imglist`` format (Yang et al., "OpenOOD: Benchmarking
   Generalized Out-of-Distribution Detection", NeurIPS 2022 Datasets and Benchmarks), one
   ``relative/path.png label`` per line.
@@ -53,7 +55,7 @@ from robustrep.data._common import image_shape, num_classes
 from robustrep.data.builtin import digits
 
 __all__ = [
-    "cifar", "svhn", "image_folder", "image_list", "FlatImageFolder", "ImageList",
+    "cifar", "svhn", "image_folder", "folder_split", "image_list", "FlatImageFolder", "ImageList",
     "find_bad_images",
     "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
     "image_shape", "num_classes",
@@ -368,6 +370,22 @@ def _folder_layout(root: Path) -> str:
                             f"directly in root (accepted extensions: {', '.join(IMG_EXTENSIONS)})")
 
 
+def folder_split(root: str | os.PathLike, train: bool | None) -> Path:
+    """``root/train`` (``train=True``) or ``root/val`` / ``root/test`` (``train=False``) when
+    ``root`` has timm's split layout (a ``train`` folder next to ``val`` or ``test``), else
+    ``root``. ``train=None`` always gives ``root``. A folder with only ``train/`` gives it for both.
+    """
+    root = Path(root)
+    if train is None or not (root / "train").is_dir():
+        return root
+    if train:
+        return root / "train"
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            return root / name
+    return root / "train"
+
+
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
                  layout: str = "auto", verify: bool = False, skip_bad: bool = False) -> Dataset:
     """Images under ``root``, resized on the shorter side to ``size`` and centre-cropped.
@@ -529,7 +547,7 @@ def _require_size(name: str, size: int | None) -> int:
 
 @register_dataset("imagefolder")
 def _imagefolder(root, train, size, channels, **kwargs):
-    return image_folder(root, _require_size("imagefolder", size),
+    return image_folder(folder_split(root, train), _require_size("imagefolder", size),
                         3 if channels is None else channels, **kwargs)
 
 

@@ -8,9 +8,24 @@ Inception Architecture for Computer Vision", CVPR 2016). pytorch-fid (``mseitzer
 fits, checked against that module: torchvision's ``Inception3`` with 1008 classes and no auxiliary
 head, where the TF graph differs from torchvision in the branch pools: Mixed_5b-d, Mixed_6b-e and
 Mixed_7b average without counting the zero padding, and Mixed_7c max-pools. The weights are only
-ever read from a local file (:func:`load_fid_inception`); nothing is downloaded. Inputs are resized
-to 299x299 bilinearly (``align_corners=False``, no antialiasing) and scaled to [-1, 1], as
-pytorch-fid does; that resize is not the TF one, so values match pytorch-fid, not TF-FID exactly.
+ever read from a local file (:func:`load_fid_inception`); nothing is downloaded. torch-fidelity's
+``weights-inception-2015-12-05-6726825d.pth`` (``toshas/torch-fidelity``,
+``feature_extractor_inceptionv3.py``) has the same parameter names and shapes, so either file loads.
+
+Two input conventions, chosen by ``resize`` (the network is the same; only the way a 32x32 image
+becomes a 299x299 input differs, which moves features by up to ~0.5 on 32x32 images):
+
+- ``"tf"`` (default): the original TF FID graph and torch-fidelity. Images are quantised to 8
+  bits (TF FID and torch-fidelity take uint8 images), resized on the 0..255 scale with TF1's
+  ``resize_bilinear(align_corners=False)`` (source pixel ``dst * in / out``, no half-pixel
+  offset, the upper neighbour clamped to the border; torch-fidelity's
+  ``interpolate_bilinear_2d_like_tensorflow1x``), then mapped by ``(x - 128) / 128``. The resize
+  is reimplemented here (a few lines of index arithmetic) rather than imported, so torch-fidelity
+  is a test-only dependency; ``tests/metrics/test_extractors.py`` checks the features against
+  ``FeatureExtractorInceptionV3`` on one state dict.
+- ``"pytorch-fid"``: ``mseitzer/pytorch-fid``'s ``InceptionV3(resize_input=True,
+  normalize_input=True)``: ``F.interpolate(bilinear, align_corners=False)`` (half-pixel centres,
+  no quantisation), then ``2x - 1``.
 
 **Digits feature network.** For 32x32 digits an ImageNet network is a poor feature space, and the
 tasks use :class:`DigitsFeatureNet`, a small CNN trained as a digit classifier by
@@ -32,13 +47,45 @@ from torch import Tensor, nn
 from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, InceptionAux,
                                           InceptionB, InceptionC, InceptionD, InceptionE)
 
-from robustrep._validate import check_generator, check_positive, check_range, check_tensor
+from robustrep._validate import (check_choice, check_generator, check_positive, check_range,
+                                 check_tensor)
 
-__all__ = ["FID_WEIGHTS_FILE", "FIDInceptionV3", "load_fid_inception", "DigitsFeatureNet",
+__all__ = ["FID_WEIGHTS_FILE", "FIDELITY_WEIGHTS_FILE", "FID_RESIZES", "FIDInceptionV3",
+           "load_fid_inception", "resize_bilinear_tf1", "DigitsFeatureNet",
            "train_digits_feature_net"]
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-_FID_WEIGHTS_SOURCE = "https://github.com/mseitzer/pytorch-fid/releases (tag fid_weights)"
+FIDELITY_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+_FID_WEIGHTS_SOURCE = ("https://github.com/mseitzer/pytorch-fid/releases (tag fid_weights), or "
+                       f"torch-fidelity's {FIDELITY_WEIGHTS_FILE} (release v0.2.0)")
+# The input conventions of FIDInceptionV3 and the convention each one reproduces.
+FID_RESIZES = {"tf": "TF-FID (TF1 bilinear resize of 8-bit images, as torch-fidelity)",
+               "pytorch-fid": "pytorch-fid (torch bilinear resize, align_corners=False)"}
+
+
+def _tf1_source_index(in_size: int, out_size: int, device: torch.device) -> tuple[Tensor, ...]:
+    # TF1 (align_corners=False) samples output pixel i at i * in / out, computed in float32 as
+    # torch-fidelity does, so the weights agree bit for bit.
+    pos = torch.arange(out_size, dtype=torch.float32, device=device) * torch.tensor(
+        in_size / out_size, dtype=torch.float32)
+    lo = pos.long()
+    return lo, (lo + 1).clamp_max(in_size - 1), pos - lo.float()
+
+
+def resize_bilinear_tf1(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """TensorFlow 1.x ``resize_bilinear(align_corners=False)`` of ``[N, C, H, W]`` float images.
+
+    Unlike ``F.interpolate(align_corners=False)`` it has no half-pixel offset: output pixel ``i``
+    reads input position ``i * in / out`` (so the image shifts by up to half an input pixel),
+    blending the two neighbours with the upper one clamped at the border.
+    """
+    check_tensor("x", x, ndim=4, floating=True)
+    y_lo, y_hi, dy = _tf1_source_index(x.shape[2], size[0], x.device)
+    x_lo, x_hi, dx = _tf1_source_index(x.shape[3], size[1], x.device)
+    rows_lo, rows_hi = x[:, :, y_lo], x[:, :, y_hi]
+    top = rows_lo[..., x_lo] + (rows_lo[..., x_hi] - rows_lo[..., x_lo]) * dx.to(x.dtype)
+    bottom = rows_hi[..., x_lo] + (rows_hi[..., x_hi] - rows_hi[..., x_lo]) * dx.to(x.dtype)
+    return top + (bottom - top) * dy.to(x.dtype).view(-1, 1)
 
 
 def _avg_pool_no_pad(x: Tensor) -> Tensor:
@@ -90,28 +137,41 @@ class FIDInceptionV3(Inception3):
     :func:`load_fid_inception`; constructed directly its weights are random.
 
     Args:
-        input_range: the range of the input images, e.g. ``(0, 1)`` or ``(-1, 1)``; they are
-            mapped to [-1, 1]. Inputs may have 1 channel (repeated to 3) or 3, and any size
-            (resized to 299x299).
+        input_range: the range of the input images, e.g. ``(0, 1)`` or ``(-1, 1)``. Inputs may
+            have 1 channel (repeated to 3) or 3, and any size (resized to 299x299).
+        resize: ``"tf"`` (TF FID / torch-fidelity) or ``"pytorch-fid"``; see the module
+            docstring.
     """
 
-    def __init__(self, input_range: tuple[float, float] = (0.0, 1.0)):
+    def __init__(self, input_range: tuple[float, float] = (0.0, 1.0), resize: str = "tf"):
         blocks = [BasicConv2d, _FIDInceptionA, InceptionB, _FIDInceptionC, InceptionD,
                   _FIDInceptionE, InceptionAux]
         super().__init__(num_classes=1008, aux_logits=False, transform_input=False,
                          inception_blocks=blocks, init_weights=False)
         self.Mixed_7c = _FIDInceptionE(2048, max_pool=True)
         self.input_range = check_range("input_range", input_range)
+        check_choice("resize", resize, tuple(FID_RESIZES))
+        self.resize = resize
+
+    def _tf_input(self, x: Tensor) -> Tensor:
+        low, high = self.input_range
+        x = ((x - low) * (255.0 / (high - low))).clamp(0, 255).round()  # the uint8 image
+        if tuple(x.shape[-2:]) != (299, 299):
+            x = resize_bilinear_tf1(x, (299, 299))
+        return (x - 128) / 128
+
+    def _pytorch_fid_input(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) != (299, 299):
+            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        low, high = self.input_range
+        return (x - low) * (2.0 / (high - low)) - 1.0
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         check_tensor("x", x, ndim=4, floating=True)
         if x.shape[1] not in (1, 3):
             raise ValueError(f"x must have 1 or 3 channels, got shape {tuple(x.shape)}")
         x = x.expand(-1, 3, -1, -1)
-        if tuple(x.shape[-2:]) != (299, 299):
-            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        low, high = self.input_range
-        x = (x - low) * (2.0 / (high - low)) - 1.0
+        x = self._tf_input(x) if self.resize == "tf" else self._pytorch_fid_input(x)
         for layer in (self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3, self.maxpool1,
                       self.Conv2d_3b_1x1, self.Conv2d_4a_3x3, self.maxpool2,
                       self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a,
@@ -127,8 +187,9 @@ def _describe(keys: list[str], limit: int = 8) -> str:
 
 
 def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float] = (0.0, 1.0),
-                       device: str | torch.device = "cpu") -> FIDInceptionV3:
-    """Build :class:`FIDInceptionV3` from a local copy of pytorch-fid's weight file.
+                       device: str | torch.device = "cpu", resize: str = "tf") -> FIDInceptionV3:
+    """Build :class:`FIDInceptionV3` from a local copy of pytorch-fid's or torch-fidelity's
+    weight file (same names and shapes); ``resize`` picks the input convention.
 
     Returns the model on ``device``, in eval mode, with ``requires_grad`` off. Never downloads.
 
@@ -147,7 +208,7 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
     if not isinstance(state, Mapping):
         raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state dict; expected "
                          f"{FID_WEIGHTS_FILE}")
-    model = FIDInceptionV3(input_range)
+    model = FIDInceptionV3(input_range, resize)
     expected = model.state_dict()
     # Files saved before BatchNorm tracked num_batches_tracked lack it; load_state_dict fills it.
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]

@@ -233,9 +233,10 @@ def kid(feats_a: Tensor, feats_b: Tensor, num_subsets: int = 100, subset_size: i
     """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets.
 
     Each of ``num_subsets`` subsets takes ``subset_size`` rows of each set without replacement
-    (independently per subset, as torch-fidelity). When a set has fewer rows than
-    ``subset_size``, the subsets are as large as the smaller set (as stylegan2-ada's
-    ``compute_kid``; torch-fidelity raises instead). The std is the population std over subsets
+    (independently per subset, as torch-fidelity). A ``subset_size`` larger than either set is
+    refused, as torch-fidelity and torchmetrics do (stylegan2-ada's ``compute_kid`` silently
+    shrinks it, so a "subset 1000" KID could be computed on fewer); callers with small sets pick
+    a legal size themselves and report it. The std is the population std over subsets
     (``np.std``, as torch-fidelity). Computed in float64; subsets are batched so that one chunk
     holds about ``max_chunk_elements`` float64 values.
 
@@ -249,10 +250,14 @@ def kid(feats_a: Tensor, feats_b: Tensor, num_subsets: int = 100, subset_size: i
                     ("degree", degree), ("max_chunk_elements", max_chunk_elements)):
         check_positive(name, v, integer=True)
     check_generator(generator, feats_a.device)
-    size = min(subset_size, feats_a.shape[0], feats_b.shape[0])
+    size = subset_size
+    if size > min(feats_a.shape[0], feats_b.shape[0]):
+        raise ValueError(f"subset_size {subset_size} is larger than a feature set (feats_a has "
+                         f"{feats_a.shape[0]} rows, feats_b {feats_b.shape[0]}); pass a "
+                         "subset_size of at most the smaller set")
     if size < 2:
-        raise ValueError(f"KID needs at least 2 rows in each feature set, got {feats_a.shape[0]} "
-                         f"and {feats_b.shape[0]}")
+        raise ValueError(f"KID needs subset_size >= 2 (the unbiased MMD drops the diagonal), "
+                         f"got {subset_size}")
     a, b = feats_a.detach().to(torch.float64), feats_b.detach().to(torch.float64)
     idx_a = _subset_indices(a.shape[0], size, num_subsets, generator, a.device)
     idx_b = _subset_indices(b.shape[0], size, num_subsets, generator, a.device)

@@ -1,30 +1,44 @@
 """Out-of-distribution detection metrics from outlier scores.
 
-Convention (pytorch-ood's): a **higher score means more likely OOD**, and OOD is the positive class
-unless a metric says otherwise.
+Convention of the inputs (pytorch-ood's): a **higher score means more likely OOD**.
 
-* ``AUROC``: area under the ROC curve with OOD positive (threshold on ``score``).
+* ``AUROC``: area under the ROC curve (the same for either class as positive).
 * ``AUPR-IN``: area under the precision-recall curve with **ID positive**, ranked by ``-score``.
 * ``AUPR-OUT``: area under the precision-recall curve with **OOD positive**, ranked by ``score``.
-  Both AUPRs are pytorch-ood's: the trapezoidal area under sklearn's ``precision_recall_curve``,
-  i.e. ``sklearn.metrics.auc(recall, precision)``, which is *not* ``average_precision_score``
-  (a step-wise sum). The step-wise values are returned too, as ``AP-IN`` and ``AP-OUT``.
-* ``FPR95TPR``: share of ID samples flagged as OOD at the highest threshold that flags at least 95%
-  of the OOD samples (OOD positive). ``fpr_at`` changes the 95 and the key's name.
+  Both AUPRs are the trapezoidal area under sklearn's ``precision_recall_curve``, i.e.
+  ``sklearn.metrics.auc(recall, precision)`` (pytorch-ood and OpenOOD v1.5 both compute them so),
+  which is *not* ``average_precision_score`` (a step-wise sum). The step-wise values are returned
+  too, as ``AP-IN`` and ``AP-OUT``.
+* FPR at 95% TPR, under the two conventions in use, with names that say which rate is held at 95%:
+
+  - ``fpr95_id_tpr``: the share of **OOD samples accepted as ID** at the threshold that accepts
+    95% of the ID samples (ID positive). This is the FPR@95 of Hendrycks & Gimpel (ICLR 2017),
+    ODIN (Liang et al., ICLR 2018), Outlier Exposure (Hendrycks et al., ICLR 2019) and OpenOOD
+    v1.0's ``fpr_recall``.
+  - ``fpr95_ood_tpr``: the share of **ID samples flagged as OOD** at the threshold that flags 95%
+    of the OOD samples (OOD positive). This is pytorch-ood's ``FPR95TPR`` (``OODMetrics``) and
+    OpenOOD v1.5's ``auc_and_fpr_recall`` (``roc_curve(ood_indicator, -conf)``, "we treat OOD as
+    positive", ``Jingkang50/OpenOOD`` ``openood/evaluators/metrics.py``).
+
+  Both use the highest threshold whose TPR reaches the level (``roc_curve`` semantics: ties in
+  the scores move together across a threshold), so they equal
+  ``fpr[argmax(tpr >= 0.95)]`` of ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
+  ``fpr_at`` changes the 95 and the keys' names (``fpr90_id_tpr``, ...).
 * ``AUTC``: area under the threshold curve (lower is better), as pytorch-ood computes it.
 * ``roc``: sklearn's ``roc_curve(is_ood, score)`` points (``fpr``, ``tpr``, ``thresholds``, numpy)
   for plotting.
 
-The numbers come from pytorch-ood 0.4.0 (Kirchheim et al., "PyTorch-OOD: A Library for
+AUROC, AUPR and AUTC come from pytorch-ood 0.4.0 (Kirchheim et al., "PyTorch-OOD: A Library for
 Out-of-Distribution Detection based on PyTorch", CVPR Workshops 2022), ``pytorch_ood.metrics
-.OODMetrics`` fed labels ``-1`` for OOD and ``0`` for ID; AUPR-IN / AUPR-OUT follow Hendrycks &
-Gimpel, "A Baseline for Detecting Misclassified and Out-of-Distribution Examples", ICLR 2017.
-Checked against ``sklearn.metrics`` (``roc_auc_score``, ``precision_recall_curve``, ``auc``,
-``average_precision_score``) on the same scores in the tests.
+.OODMetrics`` fed labels ``-1`` for OOD and ``0`` for ID; its ambiguous ``FPR95TPR`` key is renamed
+``fpr95_ood_tpr``. The two FPRs are computed here. Checked against ``sklearn.metrics``
+(``roc_auc_score``, ``precision_recall_curve``, ``auc``, ``average_precision_score``,
+``roc_curve``) and pytorch-ood on the same tied scores in the tests.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,7 +47,7 @@ from torch import Tensor
 
 from robustrep._validate import check_tensor
 
-__all__ = ["ood_metrics"]
+__all__ = ["ood_metrics", "fpr_at_tpr", "fpr_keys"]
 
 
 def _as_tensor(name: str, x: Any) -> Tensor:
@@ -43,14 +57,37 @@ def _as_tensor(name: str, x: Any) -> Tensor:
     return x.detach()
 
 
+def fpr_keys(fpr_at: float = 0.95) -> tuple[str, str]:
+    """The names of the two FPR conventions at ``fpr_at``: ``("fpr95_id_tpr", "fpr95_ood_tpr")``."""
+    level = f"{100 * fpr_at:g}".replace(".", "_")
+    return f"fpr{level}_id_tpr", f"fpr{level}_ood_tpr"
+
+
+def fpr_at_tpr(positive: Tensor, negative: Tensor, tpr: float = 0.95) -> float:
+    """False-positive rate at the highest threshold whose true-positive rate reaches ``tpr``.
+
+    Higher scores mean "positive"; a sample is called positive when its score is >= the
+    threshold. Args: scores ``positive`` of the positive class and ``negative`` of the other.
+    """
+    n = positive.numel()
+    # the fewest positives k with k / n >= tpr, compared in floating point as roc_curve's tpr is
+    k = max(1, math.ceil(tpr * n))
+    while k > 1 and (k - 1) / n >= tpr:
+        k -= 1
+    while k < n and k / n < tpr:
+        k += 1
+    threshold = positive.sort(descending=True).values[k - 1]
+    return float((negative >= threshold).double().mean())
+
+
 def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
                 fpr_at: float = 0.95) -> dict[str, Any]:
-    """AUROC, AUPR-IN, AUPR-OUT, FPR@TPR, AUTC, AP-IN, AP-OUT (floats) and the ROC curve.
+    """AUROC, AUPR-IN, AUPR-OUT, both FPR@95 conventions, AUTC, AP-IN, AP-OUT and the ROC curve.
 
     Args:
         scores: outlier scores ``[N]``, higher = more OOD.
         is_ood: ``[N]`` booleans (or 0/1), True for OOD samples. Both classes must be present.
-        fpr_at: the true-positive rate at which the false-positive rate is reported.
+        fpr_at: the true-positive rate at which the false-positive rates are reported.
     """
     # Imported here: pytorch-ood and sklearn take seconds to import and only this needs them.
     from pytorch_ood.metrics import OODMetrics
@@ -74,6 +111,12 @@ def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
         raise ValueError(f"fpr_at must lie in (0, 1], got {fpr_at}")
     labels = torch.where(is_ood, -1, 0).to(scores.device)
     out: dict[str, Any] = dict(OODMetrics(fpr_at=fpr_at).update(scores, labels).compute())
+    for key in [k for k in out if k.startswith("FPR") and k.endswith("TPR")]:
+        out.pop(key)  # pytorch-ood's ambiguous name; recomputed below under explicit names
+    id_key, ood_key = fpr_keys(fpr_at)
+    s_id, s_ood = scores[~is_ood].double().cpu(), scores[is_ood].double().cpu()
+    out[id_key] = fpr_at_tpr(-s_id, -s_ood, fpr_at)  # ID positive: lower score = more ID
+    out[ood_key] = fpr_at_tpr(s_ood, s_id, fpr_at)   # OOD positive
     s = scores.double().cpu().numpy()
     t = is_ood.cpu().numpy()
     out["AP-IN"] = float(average_precision_score(~t, -s))

@@ -52,6 +52,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
                         "else $ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
+    p.add_argument("--fid-features", default=None, metavar="NET",
+                   help="inception, inception-pytorch-fid, digits or run:CLASSIFY_RUN "
+                        "(default: what the run used)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", default=None, help="metrics JSON path (default RUN/eval.json)")
     p.add_argument("--no-ema", action="store_true", help="score G instead of G-EMA")
@@ -125,7 +128,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
                                args.inception_weights, args.device, args.out,
-                               use_ema=not args.no_ema)
+                               use_ema=not args.no_ema, fid_features=args.fid_features)
     except ValueError as err:  # a weight file that does not fit
         raise UserError(str(err)) from err
     print(format_table(metrics))

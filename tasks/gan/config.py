@@ -123,6 +123,9 @@ class GanConfig:
     log_every: int = _opt(50, "log losses to metrics.jsonl every N steps", **NONNEG)
     inception_weights: str | None = _opt(None, "Inception FID weights file (else "
                                                "$ROBUSTREP_INCEPTION); image data but digits")
+    fid_features: str | None = _opt(None, "FID/KID/PR features: inception (TF-FID convention), "
+                                          "inception-pytorch-fid, digits or run:CLASSIFY_RUN "
+                                          "(None = digits for digits, else inception)")
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
     seed: int = _opt(0, "random seed", **NONNEG)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
@@ -144,6 +147,9 @@ class GanConfig:
         if self.arch == "sngan" and self.image_size != 32:
             raise ConfigError(f"arch sngan is the 32x32 SNGAN-ResNet; got image_size "
                              f"{self.image_size} (use dcgan for other sizes)")
+        if self.fid_features is not None:
+            from robustrep.tasks.gan.evaluate import check_fid_features
+            check_fid_features(self.fid_features)
 
     @property
     def is_points(self) -> bool:

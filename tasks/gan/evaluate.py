@@ -1,13 +1,24 @@
 """``robustrep gan eval RUN``: FID, KID, precision/recall, or mode statistics for 2-D mixtures.
 
-Feature extractors (``robustrep.metrics.extractors``):
+Feature networks (``--fid-features``; default: ``digits`` for digits, ``inception`` for other
+images), resolved and loaded when the :class:`Evaluator` is built:
 
-- digits: a :class:`~robustrep.metrics.DigitsFeatureNet` trained once as a digit classifier on
+- ``inception``: the FID Inception-v3 (``robustrep.metrics.extractors``) from a local weight file
+  (``--inception-weights`` or ``$ROBUSTREP_INCEPTION``; pytorch-fid's or torch-fidelity's file) in
+  the TF-FID input convention (8-bit images, TF1 bilinear resize; equal to torch-fidelity's
+  features), the one most GAN tables use. Nothing is downloaded.
+- ``inception-pytorch-fid``: the same network with pytorch-fid's resize and scaling.
+- ``digits``: a :class:`~robustrep.metrics.DigitsFeatureNet` trained once as a digit classifier on
   the digits train split and cached in ``$ROBUSTREP_CACHE`` (default ``~/.cache/robustrep``),
-  keyed by a hash of its training recipe and image shape. Its FIDs are on their own scale and are
-  **not comparable** with Inception FIDs or published numbers.
-- CIFAR / image folders: the FID Inception-v3 from a local weight file (``--inception-weights``
-  or ``$ROBUSTREP_INCEPTION``); nothing is downloaded.
+  keyed by a hash of its training recipe and image shape.
+- ``run:CLASSIFY_RUN``: the pre-logit features of a ``robustrep classify train`` run
+  (``tasks/common/classifier_run.py``), e.g. one trained on the GAN's own image folder; images
+  are resized (bilinear, antialiased) to the run's image size.
+
+Only Inception FIDs in one convention compare with published numbers; FIDs on ``digits`` or a
+``run:`` network are on their own scale and compare only with FIDs on the same network. Every
+record names its network and convention (``fid_features``, ``fid_convention``) and the KID subset
+size it used (``kid_subset_size``: at most 1000, and never more than either set).
 
 The real side's statistics (streamed mean/covariance over up to ``max_real`` images, plus a
 subset of features for KID and precision/recall) are cached in the same folder, keyed by a hash
@@ -15,8 +26,8 @@ of the dataset, its root, the image shape and the extractor, as stylegan2-ada ca
 reference statistics. Generated samples come from G-EMA in eval mode with a fixed seed, so two
 evaluations of one checkpoint agree.
 
-Metrics: ``fid``; ``kid`` and ``kid_std`` (100 subsets of up to 1000 for ``gan eval``, 10 during
-training); ``precision`` and
+Metrics: ``fid``; ``kid`` and ``kid_std`` (100 subsets of ``kid_subset_size`` for ``gan eval``, 10
+during training); ``precision`` and
 ``recall`` (Kynkaanniemi et al. 2019, k = 3, on up to ``pr_samples`` of each side). For the 2-D
 mixtures: ``modes_covered``, ``high_quality`` (share within 3 std of a mode) and ``kl_uniform``
 (VEEGAN/PacGAN protocol).
@@ -35,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -42,7 +54,10 @@ from robustrep.data import digits
 from robustrep.metrics import (DigitsFeatureNet, FeatureStats, frechet_distance, kid,
                                load_fid_inception, mode_stats, precision_recall,
                                train_digits_feature_net)
+from robustrep.metrics.extractors import FID_RESIZES
 from robustrep.tasks.common.checkpoint import safe_load, save_atomic
+from robustrep.tasks.common.classifier_run import load_run_features
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.data import GanData, to_unit_range
@@ -52,6 +67,8 @@ DIGITS_NET_RECIPE = {"net": "DigitsFeatureNet", "epochs": 5, "batch_size": 128, 
                      "seed": 0, "data": "sklearn digits, fixed 80% train split", "version": 1}
 INCEPTION_ENV = "ROBUSTREP_INCEPTION"
 CACHE_ENV = "ROBUSTREP_CACHE"
+FID_FEATURES = ("inception", "inception-pytorch-fid", "digits", "run:CLASSIFY_RUN")
+KID_SUBSET_SIZE = 1000  # torch-fidelity's and the KID paper's default
 
 
 def _read_cache(path: Path) -> dict | None:
@@ -125,18 +142,74 @@ def inception_path(given: str | None) -> Path:
     return Path(path).expanduser()
 
 
+def fid_features_choice(cfg, fid_features: str | None = None) -> str:
+    """The feature network to use: ``fid_features``, else the run's, else the dataset's default
+    (digits for digits, inception for other images); ConfigError for an unknown name."""
+    choice = fid_features or getattr(cfg, "fid_features", None)
+    if choice is None:
+        choice = "digits" if cfg.dataset == "digits" else "inception"
+    check_fid_features(choice)
+    return choice
+
+
+def check_fid_features(choice: str) -> None:
+    if choice in FID_FEATURES[:3] or (choice.startswith("run:") and len(choice) > 4):
+        return
+    raise ConfigError(f"fid_features must be one of {', '.join(FID_FEATURES)}; got {choice!r}")
+
+
+class _RunImages(nn.Module):
+    """A classify run's features of GAN images: channels and size adapted to the run's input."""
+
+    def __init__(self, net: nn.Module, channels: int, size: int | None):
+        super().__init__()
+        self.net, self.channels, self.size = net, channels, size
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1) if x.shape[1] == 1 else x.mean(1, True)
+        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        return self.net(x)
+
+
+def run_feature_net(run_dir: str, device: torch.device) -> tuple[nn.Module, dict]:
+    net, config = load_run_features(run_dir, device)
+    size = config.get("image_size")
+    ckpt = Path(run_dir) / "checkpoints" / "latest.pt"
+    info = {"extractor": f"classify run {config['model']} ({config['weights']} weights)",
+            # a retrained run must not reuse cached real statistics
+            "weights": f"{ckpt} (mtime_ns {ckpt.stat().st_mtime_ns})",
+            "fid_features": f"run:{run_dir}",
+            "fid_convention": (f"pre-logit features of classify run {run_dir} "
+                               f"({config['model']}, {size}x{size}); comparable only with FIDs "
+                               "on the same run")}
+    return _RunImages(net, int(config["channels"]), size), info
+
+
 def build_extractor(cfg, data: GanData, device: torch.device,
-                    inception_weights: str | None = None) -> tuple[nn.Module, dict]:
-    if cfg.dataset == "digits":
-        return digits_feature_net(data.shape, device)
+                    inception_weights: str | None = None,
+                    fid_features: str | None = None) -> tuple[nn.Module, dict]:
+    """The feature network ``fid_features`` (see the module docstring) and its record fields."""
+    choice = fid_features_choice(cfg, fid_features)
+    if choice == "digits":
+        net, info = digits_feature_net(data.shape, device)
+        return net, {**info, "fid_features": "digits",
+                     "fid_convention": "digits CNN features (robustrep); comparable only with "
+                                       "FIDs on the same network"}
+    if choice.startswith("run:"):
+        return run_feature_net(choice[4:], device)
+    resize = "tf" if choice == "inception" else "pytorch-fid"
     path = inception_path(inception_weights or cfg.inception_weights)
     if path.is_file():
         safe_load(path, "Inception weights file")  # unreadable or unsafe: one CheckpointError
     try:
-        net = load_fid_inception(path, input_range=(0.0, 1.0)).to(device)
+        net = load_fid_inception(path, input_range=(0.0, 1.0), resize=resize).to(device)
     except ValueError as err:  # a readable file that is not the FID Inception state dict
         raise CheckpointError(str(err)) from None
-    return net, {"extractor": "fid-inception-v3", "weights": str(path)}
+    return net, {"extractor": "fid-inception-v3", "weights": str(path),
+                 "fid_features": f"inception-{resize}", "fid_convention": FID_RESIZES[resize]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,6 +288,7 @@ class Evaluator:
         device: where features are computed.
         num_samples: generated samples per call.
         inception_weights: FID weights file (else ``cfg.inception_weights`` or the env var).
+        fid_features: the feature network (else ``cfg.fid_features``, else the dataset's).
         pr_samples: samples per side for precision/recall.
         kid_subsets: KID subsets (100, the torch-fidelity default, for ``gan eval``; training
             uses 10: on CPU the 100 float64 kernel products of 1000 x 1000 take ~20 s).
@@ -222,14 +296,14 @@ class Evaluator:
 
     def __init__(self, cfg, data: GanData, device: torch.device, num_samples: int,
                  inception_weights: str | None = None, pr_samples: int = 5000,
-                 kid_subsets: int = 100):
+                 kid_subsets: int = 100, fid_features: str | None = None):
         self.cfg, self.data, self.device = cfg, data, device
         self.num_samples, self.pr_samples, self.kid_subsets = num_samples, pr_samples, kid_subsets
         self.info: dict[str, Any] = {}
         if data.is_points:
             self.info = {"extractor": "none (2-D mode statistics)"}
             return
-        self.net, self.info = build_extractor(cfg, data, device, inception_weights)
+        self.net, self.info = build_extractor(cfg, data, device, inception_weights, fid_features)
         self.real = real_reference(cfg, data, self.net, self.info, device)
 
     def __call__(self, G: nn.Module) -> dict[str, Any]:
@@ -249,13 +323,17 @@ class Evaluator:
         mu_f, sigma_f = FeatureStats().update(fake).mean_cov()
         mu_r, sigma_r = self.real["stats"].mean_cov()
         real = self.real["feats"].to(fake.device)
-        kid_mean, kid_std = kid(real, fake, num_subsets=self.kid_subsets,
+        # KID refuses subsets larger than a set; small runs say which size they used.
+        subset = min(KID_SUBSET_SIZE, len(real), len(fake))
+        kid_mean, kid_std = kid(real, fake, num_subsets=self.kid_subsets, subset_size=subset,
                                 generator=torch.Generator(fake.device).manual_seed(0))
         n = min(self.pr_samples, len(real), len(fake))
         pr = precision_recall(real[:n], fake[:n], k=3)
         return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,
                 "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"],
-                "num_samples": len(samples)}
+                "num_samples": len(samples), "fid_features": self.info["fid_features"],
+                "fid_convention": self.info["fid_convention"], "kid_subset_size": subset,
+                "kid_subsets": self.kid_subsets, "pr_samples": n, "pr_k": 3}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,8 +350,11 @@ def format_table(metrics: dict[str, Any]) -> str:
 def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                  num_samples: int | None = None, inception_weights: str | None = None,
                  device: str = "auto", out: str | Path | None = None,
-                 use_ema: bool = True) -> dict[str, Any]:
-    """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics."""
+                 use_ema: bool = True, fid_features: str | None = None) -> dict[str, Any]:
+    """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics.
+
+    ``fid_features`` defaults to the network the run was trained with (its config).
+    """
     from robustrep.tasks.gan.sample import load_generator
 
     if num_samples is not None and num_samples < 2:
@@ -285,7 +366,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)
     default_n = 2500 if data.is_points else min(10_000, max(cfg.eval_samples, len(data)))
-    evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights)
+    evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights,
+                          fid_features=fid_features)
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if use_ema else "G", **evaluator.info}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,9 @@ def _add_score(sub) -> None:
     p = sub.add_parser(
         "score", help="score a classifier run with pytorch-ood detectors",
         description="Fit pytorch-ood detectors on the in-distribution train set of a classify "
-                    "run and report AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR against each OOD set "
+                    "run and report AUROC, AUPR-IN, AUPR-OUT and FPR@95 (fpr95_id_tpr: OOD "
+                    "accepted at 95%% ID kept; fpr95_ood_tpr: ID flagged at 95%% OOD caught) "
+                    "against each OOD set "
                     "(table, JSON, CSV, ROC curves and score histograms).",
         formatter_class=HelpFormatter)
     p.add_argument("run", nargs="?", default=None,
@@ -65,6 +67,12 @@ def _add_score(sub) -> None:
                         "imagefolder:PATH, imagelist:ROOT:LISTFILE")
     p.add_argument("--data-root", default=None,
                    help="folder of local sets (cifar10/100, svhn); default: the run's data_root")
+    p.add_argument("--openood", default=None, metavar="DATA_DIR",
+                   help="OpenOOD v1.5 benchmark: OpenOOD's data folder (benchmark_imglist/, "
+                        "images_classic/); scores its near- and far-OOD sets and their means")
+    p.add_argument("--openood-id", default=None, metavar="NAME",
+                   help="ID dataset of the OpenOOD benchmark (cifar10, cifar100, imagenet200, "
+                        "imagenet; default: the run's dataset)")
     p.add_argument("--resize", action="store_true",
                    help="resize local sets and convert their channels to the classifier's input "
                         "shape (otherwise a different shape is an error)")
@@ -88,7 +96,8 @@ def _add_bench(sub) -> None:
         description="On the built-in split (digits 0-4 in distribution), train the baseline and "
                     "each regularizer through the classify program for several seeds, score every "
                     "detector on the built-in OOD sets, and write a regularizer x detector x OOD "
-                    "set table (mean +- std AUROC and FPR95) as Markdown/JSON/CSV and a plot.",
+                    "set table (mean +- std AUROC and both FPR@95 conventions) as "
+                    "Markdown/JSON/CSV and plots.",
         formatter_class=HelpFormatter)
     p.add_argument("--regs", default=",".join(DEFAULT_REGS),
                    help="regularizer settings to compare, comma-separated; each is a classify "
@@ -157,7 +166,7 @@ def run_score(args: argparse.Namespace) -> int:
             max_fit=args.max_fit, out=args.out, batch_size=args.batch_size, device=args.device,
             amp=args.amp, workers=args.workers, seed=args.seed, use_ema=not args.no_ema,
             plots=not args.no_plots, save_scores=args.save_scores,
-            show_progress=not args.quiet)
+            show_progress=not args.quiet, openood=args.openood, openood_id=args.openood_id)
     except (ValueError, TypeError) as err:  # the detectors' and data sets' argument checks
         raise UserError(str(err)) from err
     acc = "n/a" if result.id_accuracy is None else f"{100 * result.id_accuracy:.2f}%"

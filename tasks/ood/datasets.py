@@ -10,8 +10,17 @@ Names (``robustrep ood score --id NAME --ood NAME ...``):
   are generated in the classifier's shape.
 - local files, never downloaded: ``cifar10``, ``cifar100``, ``svhn`` (root from ``--data-root``,
   the run's ``data_root``, or a ``NAME:ROOT`` suffix), ``imagefolder:PATH`` (torchvision
-  ImageFolder layout or a flat folder), ``imagelist:ROOT:LISTFILE`` (an OpenOOD v1.5 ``imglist``,
-  one ``relative/path label`` per line; Zhang et al., "OpenOOD v1.5", 2023).
+  ImageFolder layout or a flat folder; timm's split layout ``PATH/train`` + ``PATH/val`` (or
+  ``PATH/test``) gives the train split for fitting and the val split for scoring),
+  ``imagelist:ROOT:LISTFILE`` (an OpenOOD v1.5 ``imglist``, one ``relative/path label`` per line;
+  Zhang et al., "OpenOOD v1.5", 2023).
+
+The OpenOOD v1.5 benchmark (:func:`openood_benchmark`): OpenOOD's ``data`` folder holds
+``benchmark_imglist/<id>/{train,test}_<id>.txt`` and ``test_<ood>.txt`` lists, with the images
+under ``images_classic/`` (CIFAR) or ``images_largescale/`` (ImageNet). The near-/far-OOD groups
+per ID dataset are those of OpenOOD's ``configs/datasets/<id>/<id>_ood.yml``
+(``Jingkang50/OpenOOD``), e.g. CIFAR-10: near = CIFAR-100, TinyImageNet; far = MNIST, SVHN,
+Textures, Places365.
 
 Image folders and image lists are loaded in the classifier's input shape ``(C, H, W)`` (the
 run's ``image_size`` and ``channels``): resized on the shorter side, centre-cropped and converted
@@ -34,6 +43,30 @@ from torch.utils.data import Dataset, Subset
 from robustrep.tasks.common.errors import DataError
 
 BUILTIN_ID = ("digits",)
+_C, _L = "images_classic", "images_largescale"
+_IMAGENET_OOD = {"near": {"ssb_hard": (_L, "imagenet/test_ssb_hard.txt"),
+                          "ninco": (_L, "imagenet/test_ninco.txt")},
+                 "far": {"inaturalist": (_L, "imagenet/test_inaturalist.txt"),
+                         "textures": (_C, "imagenet/test_textures.txt"),
+                         "openimage_o": (_L, "imagenet/test_openimage_o.txt")}}
+# ID name -> (image folder of the ID lists, {near/far: {OOD name: (image folder, list)}}), from
+# OpenOOD v1.5's configs/datasets/<id>/<id>.yml and <id>_ood.yml.
+OPENOOD_V15: dict[str, tuple[str, dict[str, dict[str, tuple[str, str]]]]] = {
+    "cifar10": (_C, {"near": {"cifar100": (_C, "cifar10/test_cifar100.txt"),
+                              "tin": (_C, "cifar10/test_tin.txt")},
+                     "far": {"mnist": (_C, "cifar10/test_mnist.txt"),
+                             "svhn": (_C, "cifar10/test_svhn.txt"),
+                             "texture": (_C, "cifar10/test_texture.txt"),
+                             "places365": (_C, "cifar10/test_places365.txt")}}),
+    "cifar100": (_C, {"near": {"cifar10": (_C, "cifar100/test_cifar10.txt"),
+                               "tin": (_C, "cifar100/test_tin.txt")},
+                      "far": {"mnist": (_C, "cifar100/test_mnist.txt"),
+                              "svhn": (_C, "cifar100/test_svhn.txt"),
+                              "texture": (_C, "cifar100/test_texture.txt"),
+                              "places365": (_C, "cifar100/test_places365.txt")}}),
+    "imagenet200": (_L, _IMAGENET_OOD),
+    "imagenet": (_L, _IMAGENET_OOD),
+}
 LOCAL = ("cifar10", "cifar100", "svhn")
 PATH_SETS = ("imagefolder:PATH", "imagelist:ROOT:LISTFILE")
 
@@ -126,13 +159,15 @@ def _first_image(name: str, rest: list[str]) -> Path:
                             f"{', '.join(IMG_EXTENSIONS)})")
 
 
-def _path_set(name: str, rest: list[str], ctx: DataContext) -> Dataset:
-    from robustrep.data.local import image_folder, image_list
+def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:
+    from robustrep.data.local import folder_split, image_folder, image_list
     if name == "imagelist" and len(rest) < 2:
         raise ValueError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
     if name == "imagefolder" and not rest:
         raise ValueError("imagefolder needs a path: imagefolder:PATH")
     channels, height, width = ctx.shape
+    if name == "imagefolder":  # timm's root/train + root/val layout: the split asked for
+        rest = [str(folder_split(os.path.expanduser(":".join(rest)), train))]
     _first_image(name, rest)  # a missing folder or list is named before anything is read
     # The run knows its input: folders take it (resize + crop + channel conversion), and every
     # file is opened once now so an unreadable image is named before scoring starts.
@@ -192,7 +227,7 @@ def id_dataset(spec: str, ctx: DataContext, train: bool, limit: int | None = Non
     elif name in LOCAL:
         dataset = _keep_classes(_local(name, rest, ctx, train), ctx.classes)
     elif name in ("imagefolder", "imagelist"):
-        dataset = _keep_classes(_path_set(name, rest, ctx), ctx.classes)
+        dataset = _keep_classes(_path_set(name, rest, ctx, train), ctx.classes)
     elif name in builtin_ood_names():
         raise ValueError(f"{name!r} is a built-in OOD set (every label -1); it cannot be the "
                          f"in-distribution set. ID sets: digits, {', '.join(LOCAL)}, "
@@ -228,9 +263,67 @@ def default_id(config: dict[str, Any]) -> str:
     dataset = config.get("dataset")
     if dataset in ("digits", *LOCAL):
         return dataset
-    if dataset in ("image_folder", "imagefolder"):
+    root = config.get("data_root")
+    folder = dataset in ("image_folder", "imagefolder")
+    if folder and root and has_train_split(f"imagefolder:{root}"):
+        return f"imagefolder:{root}"  # root/train fits the detectors, root/val is scored
+    if folder:
         raise ValueError(f"the run was trained on an image folder ({config.get('data_root')}); "
                          f"name the in-distribution test data with --id imagefolder:PATH (and the "
                          f"train data for fitting with --fit-data imagefolder:PATH)")
     raise ValueError(f"cannot tell the in-distribution data of a run trained on {dataset!r}; "
                      f"give --id (valid: {', '.join(valid_names())})")
+
+
+def has_train_split(spec: str) -> bool:
+    """Whether ``id_dataset(spec, train=True)`` differs from the test split: built-in and CIFAR/
+    SVHN sets do, image lists do not, image folders only in the ``root/train`` layout."""
+    from robustrep.data.local import folder_split
+    name, rest = _split_spec(spec)
+    if name == "imagelist":
+        return False
+    if name == "imagefolder":
+        root = os.path.expanduser(":".join(rest))
+        return folder_split(root, True) != folder_split(root, False)
+    return True
+
+
+@dataclass
+class OpenOODBenchmark:
+    """The OpenOOD v1.5 sets of one ID dataset as ``imagelist:`` specs."""
+
+    id_name: str
+    id_test: str
+    id_train: str
+    groups: dict[str, dict[str, str]]  # "near"/"far" -> OOD name -> imagelist spec
+
+
+def openood_benchmark(data_dir: str | os.PathLike, id_name: str | None) -> OpenOODBenchmark:
+    """The OpenOOD v1.5 benchmark of ``id_name`` under OpenOOD's ``data_dir`` (the folder holding
+    ``benchmark_imglist/``; a path to ``benchmark_imglist`` itself is accepted too).
+
+    Every list file is checked here, so a missing one is reported before any scoring.
+    """
+    if id_name not in OPENOOD_V15:
+        raise ValueError(f"the OpenOOD v1.5 benchmark has no ID dataset {id_name!r}; valid: "
+                         f"{', '.join(OPENOOD_V15)} (pass --openood-id)")
+    data = Path(data_dir).expanduser()
+    if data.name == "benchmark_imglist":
+        data = data.parent
+    lists = data / "benchmark_imglist"
+    if not lists.is_dir():
+        raise FileNotFoundError(f"OpenOOD benchmark lists not found: expected {lists} (OpenOOD's "
+                                f"data folder holds benchmark_imglist/ and images_classic/)")
+    id_images, groups = OPENOOD_V15[id_name]
+
+    def spec(images: str, list_file: str) -> str:
+        path = lists / list_file
+        if not path.is_file():
+            raise FileNotFoundError(f"OpenOOD v1.5 list {path} not found (the {id_name} "
+                                    "benchmark needs it; see OpenOOD's scripts/download)")
+        return f"imagelist:{data / images}:{path}"
+
+    return OpenOODBenchmark(
+        id_name, spec(id_images, f"{id_name}/test_{id_name}.txt"),
+        spec(id_images, f"{id_name}/train_{id_name}.txt"),
+        {g: {n: spec(*where) for n, where in sets.items()} for g, sets in groups.items()})

@@ -9,9 +9,18 @@ Steps, for a run folder written by ``robustrep classify train``:
    asked for) once per dataset, streaming (:mod:`robustrep.tasks.ood.extract`);
 4. fit each detector on the ID train representation it reads, score the ID test set and every OOD
    set (gradient and sampling detectors run on image batches);
-5. AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR per detector and OOD set
-   (:func:`robustrep.metrics.ood.ood_metrics`, pytorch-ood's metrics: higher score = more OOD, OOD
-   is the positive class), written as a table, JSON, CSV, ROC curves and score histograms.
+5. AUROC, AUPR-IN, AUPR-OUT and FPR@95 under both conventions per detector and OOD set
+   (:func:`robustrep.metrics.ood.ood_metrics`; higher score = more OOD), written as a table, JSON,
+   CSV, ROC curves and score histograms. ``fpr95_id_tpr`` is the share of OOD samples accepted
+   when 95% of ID samples are (Hendrycks & Gimpel, ODIN, Outlier Exposure, OpenOOD v1.0);
+   ``fpr95_ood_tpr`` the share of ID samples flagged when 95% of OOD samples are (pytorch-ood,
+   OpenOOD v1.5's ``auc_and_fpr_recall``). Lower is better for both.
+
+With ``openood=DATA_DIR`` the sets are those of the OpenOOD v1.5 benchmark (Zhang et al.,
+"OpenOOD v1.5: Enhanced Benchmark for Out-of-Distribution Detection", 2023) for the run's ID
+dataset, read through the ``imagelist:`` loader from OpenOOD's ``benchmark_imglist`` files
+(:func:`robustrep.tasks.ood.datasets.openood_benchmark`), and each metric is also averaged over
+the near-OOD and the far-OOD group, as OpenOOD reports it.
 
 A detector that fails (for example KNN with ``k`` above the number of ID train samples) is
 reported with its error and the others still run.
@@ -39,7 +48,11 @@ from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_det
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 
-METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "FPR95TPR")
+METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "fpr95_id_tpr", "fpr95_ood_tpr")
+FPR_LEGEND = ("fpr95_id_tpr: share of OOD samples accepted at the threshold accepting 95% of ID "
+              "samples (Hendrycks & Gimpel, ODIN, OpenOOD v1.0); fpr95_ood_tpr: share of ID "
+              "samples flagged at the threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD "
+              "v1.5). Lower is better.")
 
 
 @dataclass
@@ -64,9 +77,11 @@ class ScoreResult:
     sizes: dict[str, int]
     extract_seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. near/far -> OOD set names
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per detector and OOD set: detector, ood, the four metrics (NaN on failure)."""
+        """One row per detector and OOD set: detector, ood, the metrics (NaN on failure); then
+        one row per detector and group of OOD sets (``near-OOD (mean)``) with their means."""
         out = []
         for det in self.detectors.values():
             for ood in self.ood_names:
@@ -75,12 +90,23 @@ class ScoreResult:
                 row.update({m: values.get(m, math.nan) for m in METRICS})
                 row["error"] = det.error or ""
                 out.append(row)
+            for group, names in self.groups.items():
+                row = {"detector": det.name, "ood": group_row_name(group)}
+                for m in METRICS:
+                    vals = [det.metrics[n][m] for n in names if n in det.metrics]
+                    row[m] = sum(vals) / len(vals) if vals and len(vals) == len(names) else math.nan
+                row["error"] = det.error or ""
+                out.append(row)
         return out
+
+
+def group_row_name(group: str) -> str:
+    return f"{group}-OOD (mean)"
 
 
 def compute_metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor
                     ) -> tuple[dict[str, float], tuple[Any, Any]]:
-    """The four metrics (and the ROC points) of ID vs OOD scores; OOD is the positive class."""
+    """The metrics (and the ROC points) of ID vs OOD scores (higher score = more OOD)."""
     from robustrep.metrics.ood import ood_metrics
     scores = torch.cat([id_scores, ood_scores]).double()
     is_ood = torch.cat([torch.zeros(len(id_scores), dtype=torch.bool),
@@ -88,7 +114,7 @@ def compute_metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor
     if not torch.isfinite(scores).all():
         raise ValueError(f"{int((~torch.isfinite(scores)).sum())} scores are NaN or infinite")
     with warnings.catch_warnings():
-        # AUTC (not reported here) warns on constant scores; the four metrics are still defined.
+        # AUTC (not reported here) warns on constant scores; the others are still defined.
         warnings.filterwarnings("ignore", message="AUTC is undefined")
         out = ood_metrics(scores, is_ood)
     return {m: float(out[m]) for m in METRICS}, (out["roc"]["fpr"], out["roc"]["tpr"])
@@ -201,8 +227,14 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
               max_fit: int | None = None, out: str | Path | None = None,
               batch_size: int = 256, device: str = "auto", amp: str = "off", workers: int = 0,
               seed: int = 0, use_ema: bool = True, plots: bool = True, save_scores: bool = False,
-              show_progress: bool = False) -> tuple[Any, dict[str, Path]]:
-    """The whole ``ood score`` command as a function: returns ``(ScoreResult, files written)``."""
+              show_progress: bool = False, openood: str | None = None,
+              openood_id: str | None = None) -> tuple[Any, dict[str, Path]]:
+    """The whole ``ood score`` command as a function: returns ``(ScoreResult, files written)``.
+
+    ``openood``: OpenOOD's data folder (holding ``benchmark_imglist/``); the ID test and train
+    sets and the near/far OOD sets of ``openood_id`` (default: the run's dataset) come from its
+    image lists unless ``id_data``/``fit_data``/``ood`` name others.
+    """
     from robustrep.tasks.classify.model import load_run  # imports timm: only when a run is read
 
     specs = parse_detectors(detectors)
@@ -215,27 +247,40 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     shape = (int(config["channels"]), int(config["image_size"]), int(config["image_size"]))
     ctx = ds.DataContext(shape=shape, classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
+    groups: dict[str, list[str]] = {}
+    specs_by_name: dict[str, str] = {}
+    if openood is not None:
+        bench = ds.openood_benchmark(openood, openood_id or config.get("dataset"))
+        id_data, fit_data = id_data or bench.id_test, fit_data or bench.id_train
+        if ood is None:
+            specs_by_name = {n: spec for group in bench.groups.values()
+                             for n, spec in group.items()}
+            groups = {g: list(sets) for g, sets in bench.groups.items()}
     id_name = id_data or ds.default_id(config)
-    ood = list(ood or ds.builtin_ood_names())
+    ood = list(specs_by_name or ood or ds.builtin_ood_names())
     id_test = ds.id_dataset(id_name, ctx, train=False, limit=max_samples)
     fit_set = None
     if any(s.fit_on is not None for s in specs):
         fit_name = fit_data or id_name
-        if fit_data is None and id_name.split(":")[0].lower() in ("imagefolder", "imagelist"):
+        if fit_data is None and not ds.has_train_split(id_name):
             raise ValueError(f"{id_name} has no train split; name the data the detectors are "
                              f"fitted on with --fit-data")
         fit_set = ds.id_dataset(fit_name, ctx, train=True, limit=max_fit)
-    ood_sets = {name: ds.ood_dataset(name, ctx, limit=max_samples) for name in ood}
+    ood_sets = {name: ds.ood_dataset(specs_by_name.get(name, name), ctx, limit=max_samples)
+                for name in ood}
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
     result = score_model(model, specs, id_test, ood_sets, fit_set,
                          num_classes=int(config["num_classes"]), params=overrides,
                          batch_size=batch_size, device=dev, amp=amp, workers=workers,
                          show_progress=show_progress)
+    result.groups = groups
     meta = {"run": str(run), "model": config.get("model"), "weights": config.get("weights"),
             "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
             "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,
-            "convention": "higher score = more OOD; OOD is the positive class (pytorch-ood)"}
+            "openood": openood, "ood_specs": specs_by_name or None, "groups": groups or None,
+            "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
+            "fpr_conventions": FPR_LEGEND}
     files = write_outputs(result, Path(out) if out else run / "ood", meta, plots=plots,
                           save_scores=save_scores)
     return result, files
@@ -246,17 +291,18 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
 
 
 def format_table(result: ScoreResult) -> str:
-    """A Markdown table: detector x OOD set with the four metrics (in %, as papers report)."""
-    head = "| detector | OOD set | AUROC | AUPR-IN | AUPR-OUT | FPR95TPR |"
-    lines = [head, "|---|---|---:|---:|---:|---:|"]
+    """A Markdown table: detector x OOD set with the metrics (in %, as papers report), and a
+    legend saying which rate each FPR holds at 95%."""
+    head = "| detector | OOD set | " + " | ".join(METRICS) + " |"
+    lines = [head, "|---|---|" + "---:|" * len(METRICS)]
     for row in result.rows():
         if row["error"]:
             lines.append(f"| {row['detector']} | {row['ood']} | failed: {row['error'][:80]} "
-                         f"| | | |")
+                         + "| " * (len(METRICS) - 1) + "|")
             continue
         vals = " | ".join(f"{100 * row[m]:.2f}" for m in METRICS)
         lines.append(f"| {row['detector']} | {row['ood']} | {vals} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", FPR_LEGEND])
 
 
 def _finite(value: float) -> float | None:

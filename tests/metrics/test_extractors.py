@@ -8,7 +8,8 @@ from torchvision.models.inception import InceptionA, InceptionE
 
 from robustrep.metrics import (FID_WEIGHTS_FILE, DigitsFeatureNet, FIDInceptionV3,
                                load_fid_inception, train_digits_feature_net)
-from robustrep.metrics.extractors import _FIDInceptionA, _FIDInceptionE
+from robustrep.metrics.extractors import (FIDELITY_WEIGHTS_FILE, _FIDInceptionA, _FIDInceptionE,
+                                          resize_bilinear_tf1)
 
 
 def _randomise(model):
@@ -130,3 +131,66 @@ def test_digits_feature_net_rgb_and_channel_check():
         assert net.features(images).shape == (16, 32)
     with pytest.raises(ValueError, match="3 channels"):
         net.features(torch.rand(2, 1, 32, 32))
+
+
+# --- the two FID input conventions, checked against the libraries that define them -----------
+
+def _uint8_images(n=2, side=32, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, side, side), generator=gen, dtype=torch.uint8)
+
+
+def test_tf1_resize_equals_torch_fidelity_resize():
+    compat = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
+    x = 255 * torch.rand(2, 3, 32, 17, generator=torch.Generator().manual_seed(3))
+    want = compat.interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299),
+                                                            align_corners=False)
+    got = resize_bilinear_tf1(x, (299, 299))
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # not the torch resize: TF1 has no half-pixel offset
+    torch_resize = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    assert (got - torch_resize).abs().mean() > 0.1
+
+
+def test_tf_mode_features_equal_torch_fidelity(fid_model, tmp_path):
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    ours_file = tmp_path / FID_WEIGHTS_FILE
+    torch.save(fid_model.state_dict(), ours_file)
+    ref = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                               feature_extractor_weights_path=str(ours_file))
+    # torch-fidelity's own state dict, saved under its file name, loads into ours as it is
+    theirs_file = tmp_path / FIDELITY_WEIGHTS_FILE
+    torch.save(ref.state_dict(), theirs_file)
+    images = _uint8_images()
+    with torch.no_grad():
+        want = ref(images)[0]
+        got = load_fid_inception(theirs_file)(images.float() / 255)  # resize="tf" by default
+        # the same images in [-1, 1]: quantised back to the same uint8 values
+        sym = load_fid_inception(ours_file, input_range=(-1, 1))(images.float() / 127.5 - 1)
+    assert want.std() > 0.1
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)  # measured: max |diff| = 0
+    torch.testing.assert_close(sym, want, rtol=0, atol=1e-4)
+
+
+def test_pytorch_fid_mode_features_equal_pytorch_fid(fid_model, tmp_path, monkeypatch):
+    pfid = pytest.importorskip("pytorch_fid.inception")
+    # pytorch-fid fetches its weights by URL; hand it our random state dict instead.
+    monkeypatch.setattr(pfid, "load_state_dict_from_url", lambda *a, **k: fid_model.state_dict())
+    ref = pfid.InceptionV3([3], resize_input=True, normalize_input=True,
+                           use_fid_inception=True).eval()
+    path = tmp_path / FID_WEIGHTS_FILE
+    torch.save(fid_model.state_dict(), path)
+    images = _uint8_images().float() / 255
+    with torch.no_grad():
+        want = ref(images)[0].flatten(1)
+        got = load_fid_inception(path, resize="pytorch-fid")(images)
+        tf = load_fid_inception(path)(images)
+    assert want.std() > 0.1
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)  # measured: max |diff| = 0
+    # the two conventions are different features (issue 9 measured up to ~0.5 on 32x32)
+    assert (tf - got).abs().max() > 0.05
+
+
+def test_unknown_resize_is_refused():
+    with pytest.raises(ValueError, match="resize must be one of 'tf', 'pytorch-fid'"):
+        FIDInceptionV3(resize="tf2")

@@ -152,9 +152,9 @@ def test_kid_matches_naive_with_fixed_subsets():
 def test_kid_full_subsets_equal_full_set_estimate():
     gen = torch.Generator().manual_seed(6)
     a, b = torch.randn(6, 3, generator=gen), torch.randn(7, 3, generator=gen) + 1
-    # subset_size above the set sizes -> subsets of min(6, 7, 1000) = 6 rows; a's subsets are
-    # permutations of a, so with b also of size 6 every estimate is the full-set one.
-    mean, std = kid(a, b[:6], num_subsets=5, generator=gen)
+    # subset_size = the set size: a's subsets are permutations of a, so with b also of size 6
+    # every estimate is the full-set one.
+    mean, std = kid(a, b[:6], num_subsets=5, subset_size=6, generator=gen)
     assert mean == pytest.approx(_naive_mmd2(a.numpy(), b[:6].numpy()), rel=1e-6)
     assert std < 1e-9
 
@@ -172,5 +172,35 @@ def test_kid_same_distribution_near_zero_shifted_positive():
 def test_kid_rejects_mismatched_dims():
     with pytest.raises(ValueError, match="feature dimension"):
         kid(torch.randn(10, 3), torch.randn(10, 4))
-    with pytest.raises(ValueError, match="at least 2"):
-        kid(torch.randn(1, 3), torch.randn(10, 3))
+    with pytest.raises(ValueError, match="subset_size >= 2"):
+        kid(torch.randn(1, 3), torch.randn(10, 3), subset_size=1)
+
+
+def test_kid_refuses_subset_larger_than_either_set():
+    # torch-fidelity and torchmetrics refuse; a silently shrunk subset would mislabel the KID.
+    a, b = torch.randn(6, 3), torch.randn(7, 3)
+    msg = r"subset_size 7 is larger than a feature set \(feats_a has 6 rows, feats_b 7\)"
+    with pytest.raises(ValueError, match=msg):
+        kid(a, b, subset_size=7)
+    with pytest.raises(ValueError, match="feats_a has 7 rows, feats_b 6"):
+        kid(b, a)  # the default subset_size 1000
+    kid(a, b, num_subsets=2, subset_size=6)  # the largest legal size is accepted
+
+
+def test_fid_and_kid_equal_torch_fidelity():
+    fid_ref = pytest.importorskip("torch_fidelity.metric_fid")
+    kid_ref = pytest.importorskip("torch_fidelity.metric_kid")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 16, generator=gen, dtype=torch.float64)
+    b = 1.2 * torch.randn(300, 16, generator=gen, dtype=torch.float64) + 0.3
+    want = fid_ref.fid_statistics_to_metric(fid_ref.fid_features_to_statistics(a),
+                                            fid_ref.fid_features_to_statistics(b), False)
+    got = frechet_distance(*FeatureStats().update(a).mean_cov(),
+                           *FeatureStats().update(b).mean_cov())
+    assert got == pytest.approx(want["frechet_inception_distance"], rel=1e-12)  # measured 3e-15
+    # subsets as large as the sets are permutations of them, so the random draws do not matter
+    want = kid_ref.kid_features_to_metric(a, b, kid_subsets=4, kid_subset_size=300,
+                                          verbose=False)
+    mean, std = kid(a, b, num_subsets=4, subset_size=300)
+    assert mean == pytest.approx(want["kernel_inception_distance_mean"], rel=1e-12)
+    assert std < 1e-12 and want["kernel_inception_distance_std"] < 1e-12

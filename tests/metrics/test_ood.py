@@ -1,4 +1,4 @@
-"""OOD metrics (pytorch-ood) against sklearn and a hand-computed FPR at 95% TPR."""
+"""OOD metrics against sklearn, pytorch-ood and hand-computed FPRs at 95% TPR (both conventions)."""
 
 import numpy as np
 import pytest
@@ -48,10 +48,10 @@ def test_fpr95_hand_computation():
     threshold = ood_scores.sort().values[1]
     expected = float((id_scores >= threshold).double().mean())
     assert 0 < expected < 1
-    assert ood_metrics(scores, is_ood)["FPR95TPR"] == pytest.approx(expected, abs=1e-12)
+    assert ood_metrics(scores, is_ood)["fpr95_ood_tpr"] == pytest.approx(expected, abs=1e-12)
     # at 90%: 18 flagged, the 3rd-lowest OOD score
     threshold = ood_scores.sort().values[2]
-    got = ood_metrics(scores, is_ood, fpr_at=0.9)["FPR90TPR"]
+    got = ood_metrics(scores, is_ood, fpr_at=0.9)["fpr90_ood_tpr"]
     assert got == pytest.approx(float((id_scores >= threshold).double().mean()), abs=1e-12)
 
 
@@ -59,7 +59,7 @@ def test_separable_and_shuffled():
     scores = torch.cat([torch.linspace(0, 1, 50), torch.linspace(2, 3, 30)])
     is_ood = torch.arange(80) >= 50
     out = ood_metrics(scores, is_ood)
-    assert out["AUROC"] == 1.0 and out["FPR95TPR"] == 0.0
+    assert out["AUROC"] == 1.0 and out["fpr95_ood_tpr"] == 0.0 and out["fpr95_id_tpr"] == 0.0
     assert out["AUPR-IN"] == pytest.approx(1.0) and out["AUPR-OUT"] == pytest.approx(1.0)
     # the same scores with OOD meaning *low* score: perfectly wrong
     assert ood_metrics(-scores, is_ood)["AUROC"] == 0.0
@@ -74,7 +74,8 @@ def test_accepts_numpy_and_integer_labels():
     ref = ood_metrics(scores, is_ood)
     got = ood_metrics(scores.numpy(), is_ood.long().numpy())
     assert got["AUROC"] == pytest.approx(ref["AUROC"])
-    assert got["FPR95TPR"] == pytest.approx(ref["FPR95TPR"])
+    assert got["fpr95_ood_tpr"] == pytest.approx(ref["fpr95_ood_tpr"])
+    assert got["fpr95_id_tpr"] == pytest.approx(ref["fpr95_id_tpr"])
 
 
 def test_rejects_bad_input():
@@ -84,3 +85,48 @@ def test_rejects_bad_input():
         ood_metrics(torch.randn(10), torch.zeros(9, dtype=torch.bool))
     with pytest.raises(ValueError, match="0/1"):
         ood_metrics(torch.randn(3), torch.tensor([0, 1, 2]))
+
+
+def _fpr_at_first_tpr(y_true, score, level=0.95):
+    # OpenOOD v1.5's rule, on the full curve: fpr[argmax(tpr >= level)]
+    fpr, tpr, _ = roc_curve(y_true, score, drop_intermediate=False)
+    return float(fpr[np.argmax(tpr >= level)])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_both_fpr95_conventions_match_sklearn_roc_curve_with_ties(seed):
+    scores, is_ood = _scores(seed=seed, n_id=97, n_ood=61, shift=1.0)
+    scores = scores.round(decimals=1)  # many ties, across the two classes too
+    assert len(scores.unique()) < 60
+    out = ood_metrics(scores, is_ood)
+    s, t = scores.numpy(), is_ood.numpy()
+    # ID positive, ranked by -score: OOD accepted when 95% of ID are accepted
+    assert out["fpr95_id_tpr"] == _fpr_at_first_tpr(~t, -s)
+    # OOD positive, ranked by score: ID flagged when 95% of OOD are flagged
+    assert out["fpr95_ood_tpr"] == _fpr_at_first_tpr(t, s)
+    assert out["fpr95_id_tpr"] != out["fpr95_ood_tpr"]  # two different numbers on these scores
+    assert _fpr_at_first_tpr(~t, -s, 0.8) == ood_metrics(scores, is_ood, 0.8)["fpr80_id_tpr"]
+
+
+def test_fpr95_ood_tpr_is_pytorch_ood_fpr95tpr():
+    from pytorch_ood.metrics import OODMetrics
+    for seed in range(3):
+        scores, is_ood = _scores(seed=seed)
+        scores = scores.round(decimals=1)
+        ref = OODMetrics().update(scores, torch.where(is_ood, -1, 0)).compute()["FPR95TPR"]
+        out = ood_metrics(scores, is_ood)
+        assert out["fpr95_ood_tpr"] == pytest.approx(float(ref), abs=1e-12)
+        assert "FPR95TPR" not in out  # only the explicit names are reported
+
+
+def test_fpr95_id_tpr_hand_computation():
+    # 20 ID scores 0..19, OOD scores 15.5 .. 24.5: 95% of ID (19 of 20) are accepted at
+    # score <= 18, which accepts the OOD scores 15.5, 16.5, 17.5 -> 3 of 10.
+    id_scores = torch.arange(20, dtype=torch.float64)
+    ood_scores = torch.arange(10, dtype=torch.float64) + 15.5
+    scores = torch.cat([id_scores, ood_scores])
+    is_ood = torch.arange(30) >= 20
+    out = ood_metrics(scores, is_ood)
+    assert out["fpr95_id_tpr"] == pytest.approx(0.3, abs=1e-12)
+    # flag 95% of OOD (10 of 10 with 9.5 < 10 needed): threshold 15.5 flags ID 16..19 -> 4/20
+    assert out["fpr95_ood_tpr"] == pytest.approx(0.2, abs=1e-12)

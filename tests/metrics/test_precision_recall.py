@@ -65,3 +65,17 @@ def test_rejects_bad_input():
         precision_recall(torch.randn(10, 2), torch.randn(10, 3))
     with pytest.raises(TypeError, match="floating"):
         precision_recall(torch.ones(10, 2, dtype=torch.long), torch.randn(10, 2))
+
+
+def test_matches_torch_fidelity_prc():
+    prc = pytest.importorskip("torch_fidelity.metric_prc")
+    gen = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 16, generator=gen)
+    fake = 1.2 * torch.randn(300, 16, generator=gen) + 0.3
+    # torch-fidelity's order is (generated, real)
+    want = prc.prc_features_to_metric(fake, real, prc_neighborhood=3, prc_batch_size=10000,
+                                      save_cpu_ram=False, verbose=False)
+    got = precision_recall(real, fake, k=3)
+    assert 0.2 < got["precision"] < 0.8  # a case where the value means something
+    assert got["precision"] == pytest.approx(want["precision"], abs=1e-6)  # float32 means
+    assert got["recall"] == pytest.approx(want["recall"], abs=1e-6)

@@ -30,6 +30,8 @@ def test_training_evaluates_and_draws(digits_run, records):
     for r in evals:
         assert r["fid"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
         assert np.isfinite(r["kid"])
+        assert r["fid_features"] == "digits" and "digits CNN" in r["fid_convention"]
+        assert r["kid_subset_size"] == 64 and r["kid_subsets"] == 10  # 64 generated samples
     assert (digits_run / "samples" / "step_00000002.png").is_file()
     assert (digits_run / "plots" / "losses.png").is_file()
     assert (digits_run / "plots" / "metrics.png").is_file()
@@ -44,6 +46,8 @@ def test_gan_eval_writes_json_and_table(digits_run, capsys):
         assert key in metrics and key in table
     assert metrics["step"] == 2 and metrics["num_samples"] == 100
     assert metrics["extractor"] == "digits-cnn" and metrics["test_accuracy"] > 0.5
+    assert metrics["fid_features"] == "digits" and metrics["kid_subset_size"] == 100
+    assert "fid_features" in table and "kid_subset_size" in table
     # the same checkpoint scores the same (fixed evaluation seed)
     assert main(["gan", "eval", str(digits_run), "--num-samples", "100", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["fid"] == metrics["fid"]
@@ -122,3 +126,85 @@ def test_inception_path_env(monkeypatch, tmp_path):
     monkeypatch.delenv("ROBUSTREP_INCEPTION")
     with pytest.raises(FileNotFoundError, match="ROBUSTREP_INCEPTION"):
         inception_path(None)
+
+
+# --- domain feature networks: --fid-features run:CLASSIFY_RUN ---------------------------------
+
+def _write_class_folders(root, per_class=10, size=16):
+    """Two classes of RGB PNGs: bright left half vs bright right half."""
+    rng = np.random.default_rng(0)
+    for label in range(2):
+        (root / f"c{label}").mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            half = slice(0, size // 2) if label == 0 else slice(size // 2, size)
+            img[:, half] += 180
+            Image.fromarray(img).save(root / f"c{label}" / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def folder_and_classifier(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runfeat")
+    folder, clf = tmp / "images", tmp / "clf"
+    _write_class_folders(folder)
+    assert main(["classify", "train", "--preset", "smoke", "--dataset", "imagefolder",
+                 "--data-root", str(folder), "--image-size", "16", "--out", str(clf),
+                 "--device", "cpu", "--quiet"]) == 0
+    # Until classify checkpoints hold only weights_only-safe values (issue 10's run-safety work
+    # turns their NumPy RNG state into tensors), keep just the weights the GAN side reads.
+    latest = clf / "checkpoints" / "latest.pt"
+    state = torch.load(latest, weights_only=False)
+    torch.save({"model": state["model"], "ema": state["ema"]}, latest)
+    return folder, clf
+
+
+GAN_TINY = ["--image-size", "16", "--g-width", "4", "--d-width", "4", "--z-dim", "8",
+            "--batch-size", "4", "--steps", "2", "--eval-every", "1", "--eval-samples", "8",
+            "--ckpt-every", "1", "--num-workers", "0", "--device", "cpu", "--quiet"]
+
+
+def test_imagefolder_gan_reports_fid_on_classify_run_features(folder_and_classifier, tmp_path,
+                                                               records, capsys):
+    from robustrep.tasks.classify.model import load_run
+    from robustrep.tasks.gan.data import build_data
+    from robustrep.tasks.gan.evaluate import _real_batches, generate
+    from robustrep.tasks.gan.sample import load_generator
+    from robustrep.metrics import FeatureStats, frechet_distance
+    folder, clf = folder_and_classifier
+    run = tmp_path / "gan"
+    assert main(["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root", str(folder),
+                 "--fid-features", f"run:{clf}", "--out", str(run), *GAN_TINY]) == 0
+    assert json.loads((run / "config.json").read_text())["fid_features"] == f"run:{clf}"
+    evals = [r for r in records(run) if "fid" in r]
+    assert [r["step"] for r in evals] == [1, 2]
+    for r in evals:
+        assert r["fid"] > 0 and np.isfinite(r["kid"]) and 0 <= r["precision"] <= 1
+        assert r["fid_features"] == f"run:{clf}" and "classify run" in r["fid_convention"]
+        assert r["kid_subset_size"] == 8  # min(1000, 20 real, 8 generated), chosen explicitly
+
+    # gan eval uses the run's network by default; its FID is the Frechet distance of the
+    # classifier's pre-logit features, computed here by hand with the classify program's loader.
+    assert main(["gan", "eval", str(run), "--num-samples", "12", "--device", "cpu"]) == 0
+    metrics = json.loads((run / "eval.json").read_text())
+    assert metrics["fid_features"] == f"run:{clf}" and metrics["kid_subset_size"] == 12
+    net = load_run(clf)[0].features
+    G, cfg, _, dev = load_generator(run, None, "cpu", True)
+    with torch.no_grad():
+        fake = net((generate(G, 12, dev) + 1) / 2)
+        real = torch.cat([net(x) for x in _real_batches(build_data(cfg), 50_000)])
+    want = frechet_distance(*FeatureStats().update(real).mean_cov(),
+                            *FeatureStats().update(fake).mean_cov())
+    assert metrics["fid"] == pytest.approx(want, rel=1e-6)
+
+
+def test_fid_features_run_missing_is_one_line_error(folder_and_classifier, tmp_path, capsys):
+    folder, clf = folder_and_classifier
+    nowhere = tmp_path / "no-such-run"
+    assert main(["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root", str(folder),
+                 "--fid-features", f"run:{nowhere}", "--out", str(tmp_path / "g"),
+                 *GAN_TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(nowhere) in err and "does not exist" in err
+    assert main(["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root", str(folder),
+                 "--fid-features", "vgg", "--dry-run"]) == 2
+    assert "inception, inception-pytorch-fid, digits, run:CLASSIFY_RUN" in capsys.readouterr().err

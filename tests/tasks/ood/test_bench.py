@@ -14,10 +14,10 @@ def _records():
             for ood in ("digits59", "gaussian"):
                 rows.append({"reg": reg, "seed": seed, "detector": "KNN", "ood": ood,
                              "AUROC": base + jitter, "AUPR-IN": 0.5, "AUPR-OUT": 0.5,
-                             "FPR95TPR": 1 - base, "error": ""})
+                             "fpr95_id_tpr": 1 - base, "fpr95_ood_tpr": 0.9 - base, "error": ""})
     rows.append({"reg": "none", "seed": 0, "detector": "SHE", "ood": "digits59",
                  "AUROC": math.nan, "AUPR-IN": math.nan, "AUPR-OUT": math.nan,
-                 "FPR95TPR": math.nan, "error": "ValueError: x"})
+                 "fpr95_id_tpr": math.nan, "fpr95_ood_tpr": math.nan, "error": "ValueError: x"})
     return rows
 
 
@@ -41,4 +41,8 @@ def test_table_and_findings():
                          dets + ["SHE"], oods, {"n_seeds": 3, "seeds": [0, 1, 2],
                                                 "model": "m", "steps": 5})
     assert "| digits59 | KNN | 80.0 ± 1.0 | 90.0 ± 1.0 |" in md
+    # both FPR conventions get their own table, named by the rate held at 95%
+    id_tpr, ood_tpr = md.index("## fpr95_id_tpr"), md.index("## fpr95_ood_tpr")
+    assert "| digits59 | KNN | 20.0 ± 0.0 | 10.0 ± 0.0 |" in md[id_tpr:ood_tpr]
+    assert "| digits59 | KNN | 10.0 ± 0.0 | 0.0 ± 0.0 |" in md[ood_tpr:]
     assert "| digits59 | SHE | failed |" in md and "## Failures" in md

@@ -39,7 +39,7 @@ def test_score_writes_table_json_csv_and_plots(fake_run, tmp_path, capsys):
     assert {r["detector"] for r in data["results"]} == {"MaxSoftmax", "KNN", "ReAct", "ODIN"}
     assert all(0 <= r["AUROC"] <= 1 for r in data["results"])
     header = (out / "results.csv").read_text().splitlines()[0]
-    assert header == "detector,ood,AUROC,AUPR-IN,AUPR-OUT,FPR95TPR,error"
+    assert header == "detector,ood,AUROC,AUPR-IN,AUPR-OUT,fpr95_id_tpr,fpr95_ood_tpr,error"
     for ood in ("digits59", "gaussian"):
         assert (out / f"roc_{ood}.png").stat().st_size > 0
         assert (out / f"hist_{ood}.png").stat().st_size > 0
@@ -65,3 +65,59 @@ def test_errors_are_clear(fake_run, tmp_path, capsys):
     assert "does not hold a classifier run" in capsys.readouterr().err
     assert main(["ood", "score"]) == 2
     assert "give a run folder" in capsys.readouterr().err
+
+
+def _openood_layout(root, n=6):
+    """OpenOOD v1.5's data folder for cifar10, in miniature: 1x16x16 PNGs under images_classic/
+    and every list of configs/datasets/cifar10/cifar10{,_ood}.yml under benchmark_imglist/."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    lists = root / "benchmark_imglist" / "cifar10"
+    lists.mkdir(parents=True)
+    # OOD set j: its first j images look like ID ones, so every set scores differently
+    sets = {"train_cifar10": 0, "test_cifar10": 0, "test_cifar100": 1, "test_tin": 2,
+            "test_mnist": 3, "test_svhn": 4, "test_texture": 0, "test_places365": 5}
+    for name, id_like in sets.items():
+        folder = root / "images_classic" / name
+        folder.mkdir(parents=True)
+        lines = []
+        for i in range(n if name != "train_cifar10" else 3 * n):
+            level = 0 if name.endswith("_cifar10") or i < id_like else 200
+            pixels = (level + rng.integers(0, 50, (16, 16))).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(folder / f"{i}.png")
+            label = i % 3 if name.endswith("_cifar10") else -1
+            lines.append(f"{name}/{i}.png {label}")
+        (lists / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_openood_benchmark_near_far_groups(fake_run, tmp_path, capsys):
+    data = _openood_layout(tmp_path / "openood" / "data")
+    out = tmp_path / "out"
+    assert main(["ood", "score", str(fake_run), "--openood", str(data), "--openood-id", "cifar10",
+                 "--detectors", "MaxSoftmax,KNN", "--param", "KNN.k=2", "--out", str(out),
+                 "--no-plots", "--quiet", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "fpr95_id_tpr" in printed and "share of OOD samples accepted" in printed
+    result = json.loads((out / "results.json").read_text())
+    assert result["groups"] == {"near": ["cifar100", "tin"],
+                                "far": ["mnist", "svhn", "texture", "places365"]}
+    assert result["sizes"] == {"id_test": 6, "id_train": 18, "cifar100": 6, "tin": 6,
+                               "mnist": 6, "svhn": 6, "texture": 6, "places365": 6}
+    rows = {(r["detector"], r["ood"]): r for r in result["results"]}
+    for det in ("MaxSoftmax", "KNN"):
+        for group, names in result["groups"].items():
+            mean_row = rows[(det, f"{group}-OOD (mean)")]
+            for metric in ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN"):
+                want = sum(rows[(det, n)][metric] for n in names) / len(names)
+                assert mean_row[metric] == pytest.approx(want, abs=1e-12)
+    # a list missing from the layout is named before anything is scored
+    for a, b in (("cifar100", "tin"), ("texture", "mnist")):  # the means average unequal values
+        assert rows[("MaxSoftmax", a)]["AUROC"] != rows[("MaxSoftmax", b)]["AUROC"]
+    (data / "benchmark_imglist" / "cifar10" / "test_tin.txt").unlink()
+    assert main(["ood", "score", str(fake_run), "--openood", str(data / "benchmark_imglist"),
+                 "--openood-id", "cifar10", "--quiet"]) == 2
+    assert "test_tin.txt not found" in capsys.readouterr().err
+    assert main(["ood", "score", str(fake_run), "--openood", str(data), "--quiet"]) == 2
+    assert "no ID dataset 'digits'" in capsys.readouterr().err  # the run's dataset is digits

@@ -97,3 +97,24 @@ def test_subsampling_is_seeded():
     a = ood_dataset("gaussian", DataContext((1, 16, 16), seed=3), limit=5)
     b = ood_dataset("gaussian", DataContext((1, 16, 16), seed=3), limit=5)
     assert torch.equal(a[0][0], b[0][0])
+
+
+def test_timm_split_layout_train_and_val(tmp_path):
+    from robustrep.data import create_dataset
+    from robustrep.data.local import folder_split
+    from robustrep.tasks.ood.datasets import has_train_split
+    root = tmp_path / "split"
+    _png_folder(root / "train" / "a", 16, n=5)
+    _png_folder(root / "val" / "a", 16, n=2)
+    assert folder_split(root, True) == root / "train" and folder_split(root, False) == root / "val"
+    assert folder_split(root, None) == root
+    assert len(id_dataset(f"imagefolder:{root}", CTX, train=True)) == 5
+    assert len(id_dataset(f"imagefolder:{root}", CTX, train=False)) == 2
+    assert len(ood_dataset(f"imagefolder:{root}", CTX)) == 2  # OOD sets score the val split
+    assert len(create_dataset("imagefolder", root, train=True, size=16)) == 5
+    assert len(create_dataset("imagefolder", root, train=False, size=16)) == 2
+    assert has_train_split(f"imagefolder:{root}")
+    assert default_id({"dataset": "imagefolder", "data_root": str(root)}) == f"imagefolder:{root}"
+    plain = _png_folder(tmp_path / "plain" / "a", 16, n=3).parent
+    assert not has_train_split(f"imagefolder:{plain}")
+    assert len(id_dataset(f"imagefolder:{plain}", CTX, train=True)) == 3

@@ -31,17 +31,23 @@ def test_metrics_equal_sklearn(shift):
     prec, rec, _ = precision_recall_curve(~is_ood, -s)
     assert m["AUPR-IN"] == pytest.approx(auc(rec, prec), abs=1e-12)
     assert m["AUPR-IN"] == pytest.approx(average_precision_score(~is_ood, -s), abs=0.02)
-    # FPR@95TPR by hand: the threshold is the k-th largest OOD score, k = ceil(0.95 n_ood).
+    # FPR@95 by hand, OOD positive: the threshold is the k-th largest OOD score, k = ceil(0.95 n)
     k = math.ceil(0.95 * len(s_ood) - 1e-9)
     threshold = torch.sort(s_ood, descending=True).values[k - 1]
-    assert m["FPR95TPR"] == pytest.approx(float((s_id >= threshold).double().mean()), abs=1e-12)
+    assert m["fpr95_ood_tpr"] == pytest.approx(float((s_id >= threshold).double().mean()),
+                                               abs=1e-12)
+    # ID positive: keep the k lowest-scored ID samples, count the OOD ones at or below them
+    k = math.ceil(0.95 * len(s_id) - 1e-9)
+    threshold = torch.sort(s_id).values[k - 1]
+    assert m["fpr95_id_tpr"] == pytest.approx(float((s_ood <= threshold).double().mean()),
+                                              abs=1e-12)
     assert fpr[0] == 0 and tpr[-1] == 1
 
 
 def test_positive_class_is_ood():
     s_id, s_ood = _scores(shift=4.0)
     m, _ = compute_metrics(s_id, s_ood)
-    assert m["AUROC"] > 0.99 and m["FPR95TPR"] < 0.05
+    assert m["AUROC"] > 0.99 and m["fpr95_ood_tpr"] < 0.05 and m["fpr95_id_tpr"] < 0.05
     flipped, _ = compute_metrics(-s_id, -s_ood)
     assert flipped["AUROC"] == pytest.approx(1 - m["AUROC"], abs=1e-12)
 
