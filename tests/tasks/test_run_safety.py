@@ -376,9 +376,11 @@ def test_feature_network_problems_are_reported_before_step_one(weights, tmp_path
 
 
 def test_sample_num_zero_is_an_error(gan_run, tmp_path, capsys):
-    assert main(["gan", "sample", str(gan_run), "--num", "0",
-                 "--grid", str(tmp_path / "g.png")]) == 2
-    assert "--num must be >= 1" in one_line_error(capsys, "gan")
+    with pytest.raises(SystemExit) as exit_info:  # argparse's typed option, one line
+        main(["gan", "sample", str(gan_run), "--num", "0", "--grid", str(tmp_path / "g.png")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --num: must be an integer >= 1; got '0'" in err
     assert not (tmp_path / "g.png").exists()
 
 
