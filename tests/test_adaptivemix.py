@@ -204,7 +204,10 @@ def test_bf16_autocast():
     (dict(alpha=0.0), "alpha"), (dict(alpha=-1.0), "alpha"), (dict(noise_std=-0.1), "noise_std"),
     (dict(distance="l1"), "distance"), (dict(mode="replace"), "mode"),
     (dict(partner="random"), "partner"), (dict(weight=-1.0), "weight"),
-    (dict(per_sample=1), "per_sample"),
+    (dict(per_sample=1), "per_sample"), (dict(alpha=float("nan")), "alpha must be a finite"),
+    (dict(alpha=float("inf")), "alpha must be a finite"),
+    (dict(noise_std=float("nan")), "noise_std must be a finite"),
+    (dict(weight=float("inf")), "weight must be a finite"),
 ])
 def test_bad_constructor_arguments(kwargs, name):
     with pytest.raises((TypeError, ValueError), match=name):
@@ -233,3 +236,19 @@ def test_bad_call_arguments():
         adaptivemix(model, x, 0.5, index, noise=noise[:, :3])
     with pytest.raises(ValueError, match="same device"):
         adaptivemix(make_split().to("meta"), x, 0.5, index)
+
+
+def test_non_finite_and_mixed_dtype_calls_name_the_argument():
+    model = make_split()  # float64
+    x, index, noise = inputs()
+    with pytest.raises(ValueError, match="noise_std must be a finite number, got nan"):
+        adaptivemix(model, x, 0.5, index, noise_std=float("nan"))
+    with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\], got nan"):
+        adaptivemix(model, x, float("nan"), index)
+    with pytest.raises(ValueError, match="weight must be a finite"):
+        adaptivemix(model, x, 0.5, index, weight=float("nan"))
+    with pytest.raises(TypeError, match="x has dtype torch.float32 but the model's parameters "
+                                        "are torch.float64"):
+        AdaptiveMix()(model, x.float())
+    with pytest.raises(TypeError, match="x has dtype torch.float32"):
+        adaptivemix_three_pass(model, x.float(), 0.5, index)
