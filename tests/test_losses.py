@@ -110,3 +110,44 @@ def test_gradient_penalty_interpolates_between_the_batches():
     eps = torch.rand(64, 1, generator=torch.Generator().manual_seed(0))
     expected = ((2 * eps - 1).abs().squeeze(1) * 5.0 - 1.0) ** 2
     torch.testing.assert_close(pen, expected)
+
+
+def test_default_kind_is_non_saturating():
+    d = torch.tensor(LOGITS)
+    for fn in (loss_real, loss_fake, g_loss):
+        assert torch.equal(fn(d), fn(d, "ns"))
+
+
+def test_bad_logits_are_named():
+    with pytest.raises(TypeError, match="^logits must be a floating-point tensor, got dtype "
+                                        "torch.int64$"):
+        loss_real(torch.tensor([1, 2]), "hinge")
+    with pytest.raises(ValueError, match="^logits must have a batch dimension, got a scalar$"):
+        loss_fake(torch.tensor(0.5), "ls")
+    with pytest.raises(ValueError, match=r"^x_real must require grad for the R1 penalty; call "
+                                         r"x.requires_grad_\(\) before the D forward$"):
+        r1_penalty(torch.zeros(2), torch.zeros(2, 3))
+
+
+def test_penalties_train_the_critic():
+    # Both penalties are losses on D's parameters: the input gradient must keep its graph
+    # (create_graph) so they backpropagate. For D(x) = x @ w: R1 = ||w||^2, grad 2w per sample;
+    # WGAN-GP = (||w|| - 1)^2, grad 2 (||w|| - 1) w / ||w|| per sample.
+    w = torch.tensor([1.2, -1.6, 0.0], requires_grad=True)  # ||w|| = 2
+    x = torch.randn(3, 3, requires_grad=True)
+    r1_penalty(x @ w, x).sum().backward()
+    torch.testing.assert_close(w.grad, 3 * 2 * w.detach())
+    w.grad = None
+    gradient_penalty(lambda v: v @ w, torch.randn(4, 3), torch.randn(4, 3)).sum().backward()
+    torch.testing.assert_close(w.grad, 4 * 2 * (2.0 - 1.0) * w.detach() / 2.0)
+
+
+def test_gradient_penalty_draws_eps_in_the_inputs_dtype():
+    # float64 inputs get float64 interpolation weights (a float32 draw differs in every digit).
+    a = torch.tensor([[3.0, 4.0]], dtype=torch.float64).expand(8, 2)
+    pen = gradient_penalty(lambda x: 0.5 * x.pow(2).sum(1), a, -a,
+                           generator=torch.Generator().manual_seed(0))
+    eps = torch.rand(8, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = ((2 * eps - 1).abs().squeeze(1) * 5.0 - 1.0) ** 2
+    assert pen.dtype == torch.float64
+    torch.testing.assert_close(pen, expected, rtol=1e-12, atol=1e-12)
