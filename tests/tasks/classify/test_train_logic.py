@@ -164,3 +164,48 @@ def test_eval_report_robust_accuracy_is_at_most_clean_accuracy():
     assert summary["clean_acc"] == pytest.approx(2 / 3)
     assert summary["fgsm_acc"] == pytest.approx(1 / 3)
     assert summary["fgsm_acc"] <= summary["clean_acc"]
+
+
+# --- the regularizers the config builds, and the adversarial inputs of a step ---------------
+
+
+def test_build_task_passes_the_configs_options_to_the_core():
+    from robustrep.tasks.classify.train import build_task
+
+    from .conftest import tiny_config
+    task = build_task(tiny_config(reg="mixup,srmix", mix_alpha=0.4, mix_prob=0.7,
+                                  mix_switch_prob=0.2, srmix_smoothing=0.3, label_smoothing=0.1),
+                      linear_model(), K)
+    assert repr(task.mixer) == ("SampleMix(kinds=('mixup', 'srmix'), alpha=0.4, prob=0.7, "
+                                "switch_prob=0.2, per_sample=False, partner='permutation', "
+                                "smoothing=0.3)")
+    assert task.adaptivemix is None and task.num_classes == K and task.label_smoothing == 0.1
+    task = build_task(tiny_config(reg="adaptivemix", am_alpha=0.5, am_noise_std=0.2,
+                                  am_weight=3.0, am_mode="additive"), linear_model(), K)
+    assert repr(task.adaptivemix) == (
+        "AdaptiveMix(alpha=0.5, noise_std=0.2, distance='mse', mode='additive', weight=3.0, "
+        "per_sample=False, partner='permutation', fuse_passes=False)")
+    assert task.mixer is None
+    plain = build_task(tiny_config(reg="none"), linear_model(), K)
+    assert plain.mixer is None and plain.adaptivemix is None
+
+
+@pytest.mark.parametrize("adv", ["pgd", "fgsm", None])
+def test_adversarial_inputs_are_the_cores_attack_on_the_true_label(adv):
+    model, (x, y) = linear_model(), images()
+    cfg = SimpleNamespace(amp="off", eps=0.1, adv_step_size=0.04, adv_steps=3)
+    stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=cfg, adv=adv,
+                           gen=torch.Generator().manual_seed(9))
+    stub._attack_loss = lambda yy: Trainer._attack_loss(stub, yy)
+    got = Trainer._adversarial(stub, x, y)
+    loss_fn = evaluate._loss_fn(model, y)
+    gen = torch.Generator().manual_seed(9)
+    if adv == "pgd":
+        expected = pgd(loss_fn, x, 0.1, step_size=0.04, steps=3, random_start=True, generator=gen)
+    elif adv == "fgsm":
+        expected = fgsm(loss_fn, x, 0.1, random_start=True, step_size=0.04, generator=gen)
+    else:
+        expected = x
+    torch.testing.assert_close(got, expected)
+    if adv is not None:
+        assert (got - x).abs().max() > 0.01

@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from robustrep import losses
+from robustrep.adversarial import asgan_perturb, dat_perturb
 from robustrep.tasks.gan.regs import build_regs
-from robustrep.tasks.gan.steps import StepContext, d_loss_mix, d_step, g_step
+from robustrep.tasks.gan.steps import (StepContext, d_inputs, d_loss_adv, d_loss_mix, d_penalties,
+                                       d_step, g_step)
 
 from .conftest import tiny_config
 
@@ -49,11 +51,29 @@ class LinearD(nn.Module):
         return self.net(x).squeeze(1)
 
 
+class SplitD(nn.Module):
+    """A D that AdaptiveMix can split: a linear trunk to 4 features and a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk, self.out = nn.Linear(2, 4), nn.Linear(4, 1)
+
+    def features(self, x):
+        return self.trunk(x)
+
+    def head(self, z):
+        return self.out(z).squeeze(1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
 def make_ctx(kind, reg="none", lr=0.05, **cfg_overrides):
     torch.manual_seed(0)
-    cfg = tiny_config("grid-mlp", loss=kind, reg=reg, gp_weight=0.0, r1_gamma=0.0,
-                      batch_size=B, **cfg_overrides)
-    G, D = PointG(), LinearD()
+    cfg = tiny_config("grid-mlp", loss=kind, reg=reg, batch_size=B,
+                      **{"gp_weight": 0.0, "r1_gamma": 0.0, **cfg_overrides})
+    G, D = PointG(), (SplitD() if "adaptivemix" in reg else LinearD())
     return StepContext(
         cfg=cfg, G=G, D=D, g_fn=G, d_fn=D,
         opt_g=torch.optim.SGD(G.parameters(), lr=lr), opt_d=torch.optim.SGD(D.parameters(), lr=lr),
@@ -151,3 +171,92 @@ def test_d_step_on_the_mixed_term_alone_raises_the_gap(kind):
     terms = d_step(ctx, x_real)
     assert set(terms) == {"d/mix", "d/total"}
     assert gap(ctx, x_real, x_fake) > 0.01
+
+
+# --- penalties and perturbed inputs, exact ----------------------------------------------------
+
+
+def set_d(ctx, w=(0.8, -0.6), b=0.1):  # ||w|| = 1; D(real) = 0.5 > D(fake) = -0.3
+    with torch.no_grad():
+        ctx.D.net.weight.copy_(torch.tensor([w]))
+        ctx.D.net.bias.fill_(b)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_lazy_r1_term_is_half_gamma_every_times_squared_weight_norm(every):
+    # D(x) = w . x + b has grad w everywhere: R1 = ||w||^2 = 4 with w = (1.2, -1.6).
+    ctx = make_ctx("ns", r1_gamma=3.0, r1_every=every)
+    set_d(ctx, w=(1.2, -1.6))
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    terms = d_penalties(ctx, x_real, x_fake)
+    assert terms["d/r1"].item() == pytest.approx(0.5 * 3.0 * every * 4.0)
+    ctx.d_steps = 1  # lazy: only every `every` D steps
+    assert ("d/r1" in d_penalties(ctx, x_real, x_fake)) == (every == 1)
+
+
+def test_wgan_gp_term_only_with_the_wasserstein_loss():
+    ctx = make_ctx("wasserstein", gp_weight=10.0)
+    set_d(ctx, w=(1.2, -1.6))  # ||grad|| = 2: (2 - 1)^2 = 1 per sample
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    terms = d_penalties(ctx, x_real, x_fake)
+    assert set(terms) == {"d/gp"} and terms["d/gp"].item() == pytest.approx(10.0)
+    hinge = make_ctx("hinge", gp_weight=10.0)
+    assert d_penalties(hinge, x_real, x_fake) == {}
+
+
+def test_penalties_enter_the_d_step_total():
+    ctx = make_ctx("wasserstein", gp_weight=10.0, r1_gamma=2.0)
+    set_d(ctx, w=(1.2, -1.6))
+    terms = d_step(ctx, real_batch())
+    assert terms["d/gp"].item() == pytest.approx(10.0)
+    assert terms["d/r1"].item() == pytest.approx(0.5 * 2.0 * 4.0)
+    total = terms["d/real"] + terms["d/fake"] + terms["d/gp"] + terms["d/r1"]
+    torch.testing.assert_close(terms["d/total"], total)
+
+
+def test_asgan_replaces_the_reals_by_the_cores_perturbation_without_clamping_points():
+    ctx = make_ctx("hinge", reg="asgan", asgan_eps=0.1)
+    set_d(ctx)
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
+    expected = asgan_perturb(ctx.D, x_real, loss="hinge", eps=0.1, input_range=None,
+                             generator=gen)
+    inp = d_inputs(ctx, x_real, x_fake)
+    torch.testing.assert_close(inp.real, expected)
+    assert torch.equal(inp.fake, x_fake) and torch.equal(inp.clean_real, x_real)
+    # reals at (2, 2) lie outside [-1, 1]: points are unbounded, each moved by exactly eps
+    torch.testing.assert_close((inp.real - x_real).abs(), torch.full_like(x_real, 0.1))
+    # D's real loss is taken on the perturbed reals; "add" mode adds the clean term
+    terms = d_loss_adv(ctx, inp)
+    torch.testing.assert_close(terms["d/real"], losses.loss_real(ctx.D(inp.real), "hinge").mean())
+    ctx.regs.asgan_mode = "add"
+    terms = d_loss_adv(ctx, inp)
+    torch.testing.assert_close(terms["d/real_clean"],
+                               losses.loss_real(ctx.D(x_real), "hinge").mean())
+
+
+def test_dat_replaces_both_sides_by_the_cores_perturbation():
+    ctx = make_ctx("ns", reg="dat", dat_eps=0.05)
+    set_d(ctx)
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    exp_real, exp_fake = dat_perturb(ctx.D, x_real, x_fake, eps=0.05, input_range=None)
+    inp = d_inputs(ctx, x_real, x_fake)
+    torch.testing.assert_close(inp.real, exp_real)
+    torch.testing.assert_close(inp.fake, exp_fake)
+    # the moves are towards the other side: reals down in D, fakes up
+    assert ctx.D(inp.real).mean() < ctx.D(x_real).mean()
+    assert ctx.D(inp.fake).mean() > ctx.D(x_fake).mean()
+
+
+def test_adaptivemix_logits_and_shrinkage_enter_both_steps():
+    ctx = make_ctx("ns", reg="adaptivemix", am_noise_std=0.0, am_mode="additive")
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    terms = d_loss_adv(ctx, d_inputs(ctx, x_real, x_fake))
+    # additive mode: the clean logits carry the loss; the shrinkage is its own term
+    torch.testing.assert_close(terms["d/real"], losses.loss_real(ctx.D(x_real), "ns").mean())
+    assert "d/am_shrink" in terms and terms["d/am_shrink"].requires_grad
+    g_terms = g_step(ctx, B)
+    assert "g/am_shrink" in g_terms
+    torch.testing.assert_close(g_terms["g/total"], g_terms["g/adv"] + g_terms["g/am_shrink"])
+    ctx.regs.am_g_shrink = False
+    assert "g/am_shrink" not in g_step(ctx, B)
