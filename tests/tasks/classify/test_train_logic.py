@@ -68,9 +68,11 @@ def test_task_mixup_loss_is_soft_ce_with_lam_on_the_own_label():
 
 def test_task_adaptivemix_reference_ce_weights_own_label_by_lam():
     torch.manual_seed(0)
-    split = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 5)), nn.Linear(5, K))
+    # A non-linear trunk, so the shrinkage term is not zero.
+    split = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh()), nn.Linear(5, K))
     x, y = images()
-    am = AdaptiveMix(noise_std=0.0, distance="mse", per_sample=True)
+    # a large weight so the shrinkage term counts at float32 tolerance
+    am = AdaptiveMix(noise_std=0.0, distance="mse", per_sample=True, weight=1e4)
     task = ClassifyTask(split, K, adaptivemix=am)
     out = task(x, y, torch.Generator().manual_seed(4))
     ref = am(split, x, generator=torch.Generator().manual_seed(4))
@@ -79,7 +81,36 @@ def test_task_adaptivemix_reference_ce_weights_own_label_by_lam():
     ce = (lam * F.cross_entropy(ref["logits"], y, reduction="none")
           + (1 - lam) * F.cross_entropy(ref["logits"], y[index], reduction="none"))
     torch.testing.assert_close(out["loss/ce"], ce.mean())
+    assert ref["loss"] > 1e-3
     torch.testing.assert_close(out["loss"], ce.mean() + ref["loss"])
+
+
+def test_task_without_mixing_and_in_additive_mode_is_plain_ce_with_label_smoothing():
+    model, (x, y) = linear_model(), images()
+    out = ClassifyTask(model, K, label_smoothing=0.2)(x, y)
+    expected = F.cross_entropy(model(x), y, label_smoothing=0.2)
+    torch.testing.assert_close(out["loss"], expected)
+    torch.testing.assert_close(out["loss/ce"], expected)
+    torch.testing.assert_close(out["logits"], model(x))
+    torch.manual_seed(0)
+    split = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh()), nn.Linear(5, K))
+    am = AdaptiveMix(noise_std=0.0, distance="mse", mode="additive")
+    out = ClassifyTask(split, K, 0.2, adaptivemix=am)(x, y, torch.Generator().manual_seed(1))
+    ce = F.cross_entropy(split(x), y, label_smoothing=0.2)
+    torch.testing.assert_close(out["loss/ce"], ce)
+    torch.testing.assert_close(out["loss"], ce + out["adaptivemix/loss"])
+    assert {"adaptivemix/shrink", "adaptivemix/lam"} <= set(out)
+
+
+def test_task_mixup_target_uses_label_smoothing():
+    model, (x, y) = linear_model(), images()
+    task = ClassifyTask(model, K, label_smoothing=0.3, mixer=SampleMix(kinds="mixup"))
+    out = task(x, y, torch.Generator().manual_seed(4))
+    mix = task.mixer(x, generator=torch.Generator().manual_seed(4))
+    target = mixup_target(y, mix.index, mix.lam, K, smoothing=0.3)
+    expected = -(target * F.log_softmax(model(mix.x), -1)).sum(1).mean()
+    torch.testing.assert_close(out["loss"], expected)
+    assert {"loss/ce", "mix/lam", "logits"} <= set(out)
 
 
 # --- attack closures ------------------------------------------------------------------------
@@ -180,6 +211,8 @@ def test_build_task_passes_the_configs_options_to_the_core():
                                 "switch_prob=0.2, per_sample=False, partner='permutation', "
                                 "smoothing=0.3)")
     assert task.adaptivemix is None and task.num_classes == K and task.label_smoothing == 0.1
+    cut = build_task(tiny_config(reg="cutmix"), model := linear_model(), K)
+    assert cut.model is model and cut.mixer.smoothing == 0.1  # the core's default smoothing
     task = build_task(tiny_config(reg="adaptivemix", am_alpha=0.5, am_noise_std=0.2,
                                   am_weight=3.0, am_mode="additive"), linear_model(), K)
     assert repr(task.adaptivemix) == (
@@ -188,6 +221,27 @@ def test_build_task_passes_the_configs_options_to_the_core():
     assert task.mixer is None
     plain = build_task(tiny_config(reg="none"), linear_model(), K)
     assert plain.mixer is None and plain.adaptivemix is None
+
+
+def test_adversarial_inputs_keep_batchnorm_statistics_and_free_attaches():
+    from robustrep.adversarial import FreePerturbation
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, K))
+    x, y = images()
+    before = model[1].running_mean.clone()
+    for adv in ("pgd", "fgsm"):
+        cfg = SimpleNamespace(amp="off", eps=0.1, adv_step_size=None, adv_steps=2)
+        stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=cfg, adv=adv,
+                               gen=torch.Generator().manual_seed(9))
+        stub._attack_loss = lambda yy: Trainer._attack_loss(stub, yy)
+        Trainer._adversarial(stub, x, y)
+        assert torch.equal(model[1].running_mean, before)
+    free = FreePerturbation(0.1)
+    free.delta = torch.full_like(x, 0.05)
+    stub = SimpleNamespace(adv="free", free=free, cfg=None)
+    got = Trainer._adversarial(stub, x, y)
+    assert got.requires_grad
+    torch.testing.assert_close(got.detach(), x + 0.05)
 
 
 @pytest.mark.parametrize("adv", ["pgd", "fgsm", None])
