@@ -152,8 +152,8 @@ def show(name: str, mutant: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("modules", nargs="*", choices=[[], *MODULES], default=[],
-                   metavar="MODULE", help=f"modules to mutate (default: all): {', '.join(MODULES)}")
+    p.add_argument("modules", nargs="*", default=[], metavar="MODULE",
+                   help=f"modules to mutate (default: all): {', '.join(MODULES)}")
     p.add_argument("--jobs", type=int, default=1, help="mutants tested in parallel (default 1)")
     p.add_argument("--timeout", type=float, default=900.0,
                    help="seconds for one module's whole run (default 900)")
@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="summarise the last run in .mutation/ without running mutmut")
     p.add_argument("--list", action="store_true", help="list the modules and their tests")
     args = p.parse_args(argv)
+    unknown = [n for n in args.modules if n not in MODULES]
+    if unknown:
+        p.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")
     names = args.modules or list(MODULES)
     if args.list:
         for n in names:
