@@ -6,6 +6,7 @@ got and what is accepted, so a bad call fails at the boundary rather than deep i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,11 +85,18 @@ def check_lam(lam: Any, batch: int | None = None, name: str = "lam") -> None:
         raise ValueError(f"{name} must lie in [0, 1], got {lam}")
 
 
+def _check_finite(name: str, value: float) -> None:
+    # NaN passes every comparison test silently (nan < 0 is False), so check it by name first.
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+
+
 def check_nonneg(name: str, value: Any, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be a {'non-negative int' if integer else 'number >= 0'}, "
                         f"got {type(value).__name__}")
+    _check_finite(name, value)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
 
@@ -98,6 +106,7 @@ def check_positive(name: str, value: Any, integer: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be a {'positive int' if integer else 'number > 0'}, "
                         f"got {type(value).__name__}")
+    _check_finite(name, value)
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
 
@@ -115,9 +124,57 @@ def check_range(name: str, input_range: Any) -> tuple[float, float]:
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair (low, high) of numbers, "
                         f"got {input_range!r}") from None
-    if not low < high:
-        raise ValueError(f"{name} must have low < high, got ({low}, {high})")
+    if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+        raise ValueError(f"{name} must be finite with low < high, got ({low}, {high}); "
+                         "pass None for unbounded inputs")
     return low, high
+
+
+def check_in_range(name: str, x: Tensor, input_range: tuple[float, float] | None,
+                   range_name: str = "input_range") -> None:
+    """Check that every value of ``x`` lies in ``input_range`` (None: no check).
+
+    An attack clamps its output to the range; a clean point outside it would be moved by far more
+    than eps without a word. The slack of ``1e-5`` of the range's width absorbs rounding in the
+    caller's normalisation. Reading the extremes synchronises the host once per call; inside a
+    ``torch.compile`` graph the check is skipped.
+    """
+    if input_range is None or x.numel() == 0 or torch.compiler.is_compiling():
+        return
+    low, high = input_range
+    slack = 1e-5 * (high - low)
+    inside = (x >= low - slack) & (x <= high + slack)  # False for NaN as well
+    if not bool(inside.all()):
+        finite = x[x.isfinite()]
+        found = (f"[{finite.min().item():.4g}, {finite.max().item():.4g}]" if finite.numel()
+                 else "no finite values")
+        nan = " and NaN/inf" if finite.numel() < x.numel() else ""
+        raise ValueError(f"{name} must lie in {range_name} [{low:g}, {high:g}], got values in "
+                         f"{found}{nan}; pass the range your data uses, or {range_name}=None "
+                         "for unbounded inputs (2-D points, normalised features)")
+
+
+def check_same_dtype(**tensors: Tensor | None) -> None:
+    """Check that all given floating tensors share one dtype (name both in the message)."""
+    dtypes = {k: t.dtype for k, t in tensors.items() if isinstance(t, Tensor)}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{k} is {d}" for k, d in dtypes.items())
+        raise TypeError(f"tensors must have the same dtype, got {listing}; cast one with .to()")
+
+
+def check_model_dtype(name: str, x: Tensor, module: Any) -> None:
+    """Check that ``x`` has the dtype of ``module``'s floating parameters, outside autocast.
+
+    Under autocast the model casts float32/16 inputs itself, so those are accepted there; autocast
+    never casts float64, so a float64 input or model must still match.
+    """
+    param = first_tensor(module)
+    if param is None or not param.is_floating_point() or x.dtype == param.dtype:
+        return
+    if torch.is_autocast_enabled(x.device.type) and torch.float64 not in (x.dtype, param.dtype):
+        return
+    raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {param.dtype}; "
+                    f"cast one of them (e.g. {name}.to({param.dtype}) or model.to({x.dtype}))")
 
 
 def check_generator(generator: Any, device: torch.device | None = None) -> None:

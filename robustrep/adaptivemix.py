@@ -62,9 +62,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustrep._validate import (check_choice, check_generator, check_lam, check_nonneg,
-                                 check_positive, check_same_device, check_same_shape, check_tensor,
-                                 first_tensor)
+from robustrep._validate import (check_choice, check_generator, check_lam, check_model_dtype,
+                                 check_nonneg, check_positive, check_same_device, check_same_shape,
+                                 check_tensor, first_tensor)
 from robustrep.mixing import flip_partners, permutation_partners, sample_lam
 from robustrep.registry import register_regularizer
 from robustrep.split import as_split
@@ -217,6 +217,7 @@ def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, dista
     split = as_split(model)
     param = first_tensor(split)
     check_same_device(x=x, index=index, model=param)
+    check_model_dtype("x", x, split)
     # lam stays in at least float32 even for half-precision inputs (a bf16 lam has 8 bits).
     lam = torch.as_tensor(lam, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
     return split, (lam.expand(batch) if lam.dim() == 0 else lam)

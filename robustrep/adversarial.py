@@ -30,8 +30,14 @@ function the training loss sees. Attack functions take a ``loss_fn``/``d_fn`` ca
 module (the callable itself when it is an ``nn.Module``, the owner of a bound method, or the
 ``model`` keyword) is the one whose BatchNorm statistics are kept and whose device is checked.
 
-Inputs are assumed to lie in ``input_range`` already (checking would synchronise the host);
-``input_range=None`` disables clamping, e.g. for normalised inputs.
+**Input ranges.** Every attack clamps its output to ``input_range`` and checks that the clean
+inputs already lie in it (a ``ValueError`` names the range found and the range expected; the check
+reads two extremes, one host synchronisation per call). The defaults follow the two conventions
+of the programs: :func:`fgsm`, :func:`pgd` and :class:`FreePerturbation` assume classifier images
+in ``[0, 1]``; :func:`dat_perturb` and :func:`asgan_perturb` assume GAN images in ``[-1, 1]``.
+``input_range=None`` means unbounded inputs: no check and no clamp (2-D points, normalised
+features). Hyperparameters (``eps``, ``t``, ``step_size``) must be finite; inputs must have the
+dtype of the model's parameters unless autocast is on.
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustrep._validate import (check_choice, check_generator, check_nonneg, check_range,
-                                 check_same_device, check_tensor, first_tensor)
+from robustrep._validate import (check_choice, check_generator, check_in_range, check_model_dtype,
+                                 check_nonneg, check_range, check_same_device, check_same_dtype,
+                                 check_tensor, first_tensor)
 from robustrep.losses import LOSSES, loss_real
 from robustrep.registry import register_regularizer
 
@@ -87,8 +94,9 @@ def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str =
 
     ``random_start=True`` is FGSM with random start (Wong et al. 2020): uniform start in the ball,
     default step ``1.25 * eps``, then projection back on the ball. Without it the default step is
-    ``eps``. ``loss_fn(x)`` returns a per-sample or scalar loss to maximise. Returns a detached
-    tensor within the ball and ``input_range``.
+    ``eps``. ``loss_fn(x)`` returns a per-sample or scalar loss to maximise. ``x`` must lie in
+    ``input_range`` (default ``[0, 1]``, classifier images; ``None``: unbounded, no clamp).
+    Returns a detached tensor within the ball and ``input_range``.
     """
     rng, module = _check_attack(loss_fn, x, eps, step_size, 1, norm, input_range, generator, model)
     if eps == 0:
@@ -108,7 +116,8 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
     (L2), projects on the ball around ``x`` and clamps to ``input_range``. ``step_size`` defaults to
     ``2.5 * eps / steps``. ``random_start`` starts uniformly in the Linf ball, or uniformly in
     the L2 ball (Gaussian direction, radius ``eps * U ** (1 / d)``). ``eps == 0`` or ``steps == 0``
-    returns ``x`` (detached). Returns a detached tensor.
+    returns ``x`` (detached). ``x`` must lie in ``input_range`` (default ``[0, 1]``, classifier
+    images; ``None``: unbounded, no clamp). Returns a detached tensor.
     """
     rng, module = _check_attack(loss_fn, x, eps, step_size, steps, norm, input_range, generator,
                                 model)
@@ -148,11 +157,15 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
     FGSM-like step ``eps * sign(g)``, which bounds the perturbation in Linf by ``eps`` and does
     not depend on the batch size; ``t`` is then unused.
 
+    ``x_real`` and ``x_fake`` must lie in ``input_range`` (default ``[-1, 1]``, GAN images);
+    pass ``input_range=None`` for unbounded data such as 2-D points (no check, no clamp).
+
     Returns ``(x_real_adv, x_fake_adv)``, detached.
     """
     rng = _check_dat(d_fn, x_real, x_fake, t, eps, input_range, clamp_real)
     module = _owner_module(d_fn, model)
     check_same_device(x_real=x_real, x_fake=x_fake, model=first_tensor(module))
+    check_model_dtype("x_real", x_real, module)
     if (eps if eps is not None else t) == 0:
         return x_real.detach(), x_fake.detach()
     xr = x_real.detach().requires_grad_(True)
@@ -191,6 +204,9 @@ def asgan_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, loss: str = 
     ``eps=0.05`` (Linf, in the [-1, 1] image scale, about 6.4/255 in [0, 1] units) is our choice:
     the paper's value could not be read. It sits just below the usual 8/255 of adversarial
     training, as the aim is a more robust D, not a robust classifier.
+
+    ``x_real`` must lie in ``input_range`` (default ``[-1, 1]``, GAN images); pass
+    ``input_range=None`` for unbounded data such as 2-D points (no check, no clamp).
 
     Returns the detached adversarial reals.
     """
@@ -231,6 +247,9 @@ class FreePerturbation:
     Departure from ``main_free.py``: there the noise is the leaf and the input is clamped after
     adding it, so clamped pixels get no gradient; here the clamped input is the leaf, so its
     gradient is used everywhere (the ball projection still bounds ``delta``).
+
+    ``input_range`` defaults to ``[0, 1]`` (classifier images); ``attach`` checks that the clean
+    batch lies in it. ``None`` means unbounded inputs: no check, no clamp.
     """
 
     def __init__(self, eps: float, step_size: float | None = None, norm: str = "linf",
@@ -248,6 +267,7 @@ class FreePerturbation:
     def attach(self, x: Tensor) -> Tensor:
         """Return the leaf ``clamp(x + delta)`` that requires grad; feed it to the model."""
         check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
+        check_in_range("x", x, self.input_range)
         batch = x.shape[0]
         d = self.delta
         if d is None or d.shape[1:] != x.shape[1:]:
@@ -385,8 +405,10 @@ def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, 
     check_choice("norm", norm, NORMS)
     rng = None if input_range is None else check_range("input_range", input_range)
     check_generator(generator, x.device)
+    check_in_range("x", x, rng)
     module = _owner_module(loss_fn, model)
     check_same_device(x=x, model=first_tensor(module))
+    check_model_dtype("x", x, module)
     return rng, module
 
 
@@ -399,12 +421,16 @@ def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float |
     if x_real.shape[1:] != x_fake.shape[1:]:
         raise ValueError("x_real and x_fake must have the same per-sample shape, got "
                          f"{tuple(x_real.shape)} and {tuple(x_fake.shape)}")
+    check_same_dtype(x_real=x_real, x_fake=x_fake)
     check_nonneg("t", t)
     if eps is not None:
         check_nonneg("eps", eps)
     if not isinstance(clamp_real, bool):
         raise TypeError(f"clamp_real must be a bool, got {type(clamp_real).__name__}")
-    return None if input_range is None else check_range("input_range", input_range)
+    rng = None if input_range is None else check_range("input_range", input_range)
+    check_in_range("x_real", x_real, rng)
+    check_in_range("x_fake", x_fake, rng)
+    return rng
 
 
 # Thin classes over the functions above: hyperparameters in the constructor, inputs in the call,

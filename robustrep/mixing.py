@@ -56,6 +56,7 @@ from robustrep._validate import (
     check_nonneg,
     check_positive,
     check_same_device,
+    check_same_dtype,
     check_same_shape,
     check_tensor,
 )
@@ -120,6 +121,7 @@ def _check_pair(x_a: Tensor, x_b: Tensor, lam=None) -> None:
     check_tensor("x_b", x_b, floating=True)
     check_same_device(x_a=x_a, x_b=x_b, lam=lam if isinstance(lam, Tensor) else None)
     check_same_shape("x_a", x_a, "x_b", x_b)
+    check_same_dtype(x_a=x_a, x_b=x_b)
 
 
 def _lam_dtype(x: Tensor) -> torch.dtype:
@@ -553,6 +555,7 @@ class SampleMix:
             check_tensor("x_b", x_b, floating=True)
             check_same_device(x=x, x_b=x_b)
             check_same_shape("x", x, "x_b", x_b)
+            check_same_dtype(x=x, x_b=x_b)
         check_generator(generator, x.device)
 
     def _partners(self, batch: int, generator, device) -> Tensor:

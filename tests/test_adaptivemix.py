@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robustrep.adaptivemix import AdaptiveMix, adaptivemix, adaptivemix_three_pass, shrinkage
@@ -204,7 +205,10 @@ def test_bf16_autocast():
     (dict(alpha=0.0), "alpha"), (dict(alpha=-1.0), "alpha"), (dict(noise_std=-0.1), "noise_std"),
     (dict(distance="l1"), "distance"), (dict(mode="replace"), "mode"),
     (dict(partner="random"), "partner"), (dict(weight=-1.0), "weight"),
-    (dict(per_sample=1), "per_sample"),
+    (dict(per_sample=1), "per_sample"), (dict(alpha=float("nan")), "alpha must be a finite"),
+    (dict(alpha=float("inf")), "alpha must be a finite"),
+    (dict(noise_std=float("nan")), "noise_std must be a finite"),
+    (dict(weight=float("inf")), "weight must be a finite"),
 ])
 def test_bad_constructor_arguments(kwargs, name):
     with pytest.raises((TypeError, ValueError), match=name):
@@ -233,3 +237,110 @@ def test_bad_call_arguments():
         adaptivemix(model, x, 0.5, index, noise=noise[:, :3])
     with pytest.raises(ValueError, match="same device"):
         adaptivemix(make_split().to("meta"), x, 0.5, index)
+
+
+def test_non_finite_and_mixed_dtype_calls_name_the_argument():
+    model = make_split()  # float64
+    x, index, noise = inputs()
+    with pytest.raises(ValueError, match="noise_std must be a finite number, got nan"):
+        adaptivemix(model, x, 0.5, index, noise_std=float("nan"))
+    with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\], got nan"):
+        adaptivemix(model, x, float("nan"), index)
+    with pytest.raises(ValueError, match="weight must be a finite"):
+        adaptivemix(model, x, 0.5, index, weight=float("nan"))
+    with pytest.raises(TypeError, match="x has dtype torch.float32 but the model's parameters "
+                                        "are torch.float64"):
+        AdaptiveMix()(model, x.float())
+    with pytest.raises(TypeError, match="x has dtype torch.float32"):
+        adaptivemix_three_pass(model, x.float(), 0.5, index)
+
+
+def test_defaults_are_the_reference_scripts():
+    assert repr(AdaptiveMix()) == (
+        "AdaptiveMix(alpha=1.0, noise_std=0.05, distance='cosine', mode='reference', weight=1.0, "
+        "per_sample=False, partner='permutation', fuse_passes=False)")
+
+
+def test_class_passes_every_option_and_draws_partners_lam_and_noise_from_the_generator():
+    # Replay the class's draws by hand (permutation, Beta via two Gammas, Gaussian noise on the
+    # features) and compare with the reference three-pass computation.
+    model = make_split(batchnorm=False)
+    x, _, _ = inputs()
+    am = AdaptiveMix(alpha=0.7, noise_std=0.3, weight=2.5, distance="mse", mode="additive",
+                     per_sample=True)
+    out = am(model, x, generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    index = torch.randperm(B, generator=g)
+    lam = sample_lam(0.7, B, g).double()
+    z = model.features(x)
+    noise = 0.3 * torch.randn(z.shape, generator=g, dtype=torch.float32).double()
+    ref = adaptivemix_three_pass(model, x, lam, index, noise=noise, distance="mse",
+                                 mode="additive", weight=2.5)
+    assert torch.equal(out["index"], index)
+    torch.testing.assert_close(out["lam"], lam)
+    for key in ("loss", "logits", "target"):
+        torch.testing.assert_close(out[key], ref[key], rtol=0, atol=1e-12)
+
+
+def test_given_noise_wins_and_no_noise_draws_nothing():
+    model = make_split(batchnorm=False)
+    x, index, noise = inputs()
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    given = adaptivemix(model, x, 0.3, index, noise=noise, noise_std=5.0, generator=g)
+    ref = adaptivemix_three_pass(model, x, 0.3, index, noise=noise)
+    torch.testing.assert_close(given["target"], ref["target"], rtol=0, atol=1e-12)
+    quiet = adaptivemix(model, x, 0.3, index, noise_std=0.0, generator=g)
+    assert torch.equal(g.get_state(), state)  # nothing drawn from the caller's stream
+    torch.testing.assert_close(quiet["target"],
+                               adaptivemix_three_pass(model, x, 0.3, index)["target"])
+
+
+def test_bf16_features_are_compared_in_float32():
+    # The distance is taken in float32: in bf16 the squared error of nearby features rounds.
+    a = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.bfloat16)
+    b = torch.tensor([[1.0078125, 2.0, 3.0]], dtype=torch.bfloat16)  # exact bf16 values
+    torch.testing.assert_close(shrinkage(a, b, "mse"), torch.tensor([0.0078125 ** 2 / 3]))
+    expected = -F.cosine_similarity(a.float(), b.float(), dim=1)
+    torch.testing.assert_close(shrinkage(a, b), expected, rtol=0, atol=0)
+
+
+def test_cosine_is_per_sample_over_flattened_features():
+    z = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    t = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [-1.0, 0.0]]])
+    torch.testing.assert_close(shrinkage(z, t), torch.tensor([-1.0, 0.0]))
+
+
+M = make_split
+X, IDX, NOISE = inputs()
+BAD_CALLS = [
+    (lambda: shrinkage(X.long(), X), TypeError, "^z_mix must be a floating-point tensor"),
+    (lambda: shrinkage(X[:0], X[:0]), ValueError, "^z_mix needs a batch of at least 1"),
+    (lambda: shrinkage(X, X.long()), TypeError, "^target must be a floating-point tensor"),
+    (lambda: shrinkage(X, X[:2]), ValueError, "^z_mix and target must have the same shape"),
+    (lambda: shrinkage(X, X, "l1"), ValueError, "^distance must be one of"),
+    (lambda: adaptivemix(M(), X.float(), 0.5, IDX), TypeError, "^x has dtype torch.float32"),
+    (lambda: adaptivemix(M(), X.long(), 0.5, IDX), TypeError, "^x must be a floating-point"),
+    (lambda: adaptivemix(M(), X[:1], 0.5, IDX[:1]), ValueError, "^x needs a batch of at least 2"),
+    (lambda: adaptivemix(M(), X.flatten(), 0.5, IDX), ValueError, "^x must have rank 2 or 3 or"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX[:, None]), ValueError, "^index must have rank 1"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX.double()), ValueError, "^index must be a LongTensor"),
+    (lambda: adaptivemix(M(), X, torch.full((3,), 0.5), IDX), ValueError,
+     r"^lam must be a scalar or a 1-D tensor with one value per sample \(6\)"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX, distance="l2"), ValueError, "^distance must be one"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX, mode="mixed"), ValueError, "^mode must be one of"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX.to("meta")), ValueError, "x on cpu, index on meta"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX, generator=0), TypeError, "^generator must be a torch"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX, noise=NOISE[:, :3]), ValueError,
+     "^noise and features must have the same shape"),
+    (lambda: AdaptiveMix(fuse_passes=1), TypeError, "^fuse_passes must be a bool"),
+    (lambda: AdaptiveMix()(M(), X.long()), TypeError, "^x must be a floating-point"),
+    (lambda: AdaptiveMix()(M(), X.flatten()), ValueError, "^x must have rank 2 or 3 or 4 or 5"),
+    (lambda: AdaptiveMix()(M(), X, 0), TypeError, "^generator must be a torch.Generator"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_CALLS)
+def test_bad_arguments_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

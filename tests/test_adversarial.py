@@ -353,3 +353,99 @@ def test_spectral_norm_power_iteration_state_untouched(name):
     run_attack(name, d)  # ...an attack's forwards must not
     for k, v in d.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+# --- boundaries: non-finite hyperparameters, inputs outside the range, dtypes ------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda m, x, y: pgd(ce(m, y), x, NAN), "eps"),
+    (lambda m, x, y: pgd(ce(m, y), x, INF), "eps"),
+    (lambda m, x, y: pgd(ce(m, y), x, 0.1, step_size=NAN), "step_size"),
+    (lambda m, x, y: fgsm(ce(m, y), x, NAN), "eps"),
+    (lambda m, x, y: fgsm(ce(m, y), x, 0.1, step_size=INF), "step_size"),
+    (lambda m, x, y: asgan_perturb(linear_d(), 2 * x - 1, eps=NAN), "eps"),
+    (lambda m, x, y: asgan_perturb(linear_d(), 2 * x - 1, eps=0.1, step_size=NAN), "step_size"),
+    (lambda m, x, y: dat_perturb(linear_d(), 2 * x - 1, 1 - 2 * x, t=NAN), "t"),
+    (lambda m, x, y: dat_perturb(linear_d(), 2 * x - 1, 1 - 2 * x, eps=INF), "eps"),
+    (lambda m, x, y: FreePerturbation(NAN), "eps"),
+    (lambda m, x, y: FreePerturbation(0.1, step_size=NAN), "step_size"),
+    (lambda m, x, y: pgd(ce(m, y), x, 0.1, input_range=(0.0, NAN)), "input_range"),
+])
+def test_non_finite_hyperparameters_are_rejected_by_name(call, name):
+    x, y = batch()
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        call(classifier(), x, y)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "fgsm", "asgan", "dat_real", "dat_fake", "free"])
+def test_inputs_outside_the_range_are_refused_naming_both_ranges(attack):
+    model, (x, y) = classifier(), batch(low=0.0, high=3.0)  # [0, 3]: not [0, 1], not [-1, 1]
+    calls = {
+        "pgd": lambda: pgd(ce(model, y), x, 0.1),
+        "fgsm": lambda: fgsm(ce(model, y), x, 0.1),
+        "asgan": lambda: asgan_perturb(linear_d(), x),
+        "dat_real": lambda: dat_perturb(linear_d(), x, x.clamp(-1, 1)),
+        "dat_fake": lambda: dat_perturb(linear_d(), x.clamp(-1, 1), x),
+        "free": lambda: FreePerturbation(0.1).attach(x),
+    }
+    expected = "[-1, 1]" if attack in ("asgan", "dat_real", "dat_fake") else "[0, 1]"
+    found = f"[{x.min().item():.4g}, {x.max().item():.4g}]"
+    with pytest.raises(ValueError, match="lie in input_range") as err:
+        calls[attack]()
+    assert expected in str(err.value) and found in str(err.value)
+    assert "input_range=None" in str(err.value)
+
+
+def test_nan_inputs_are_refused_where_a_range_is_given():
+    model, (x, y) = classifier(), batch()
+    x[0, 0, 0, 0] = NAN
+    with pytest.raises(ValueError, match="NaN"):
+        pgd(ce(model, y), x, 0.1)
+
+
+def test_input_range_none_is_unbounded_points():
+    # 2-D points far outside [-1, 1]: with input_range=None nothing is clamped, and every point
+    # moves by at most eps (the old default clamped 97% of such reals by more than 0.5).
+    g = torch.Generator().manual_seed(0)
+    x_real, x_fake = 4 * torch.randn(64, 2, generator=g), 4 * torch.randn(64, 2, generator=g)
+    d = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    xr = asgan_perturb(d, x_real, eps=0.05, input_range=None)
+    assert (xr - x_real).abs().max() <= 0.05 + 1e-6
+    assert (xr - x_real).abs().max() > 0.01
+    dr, df = dat_perturb(d, x_real, x_fake, eps=0.05, input_range=None)
+    assert (dr - x_real).abs().max() <= 0.05 + 1e-6 and (df - x_fake).abs().max() <= 0.05 + 1e-6
+    with pytest.raises(ValueError, match=r"input_range \[-1, 1\]"):
+        asgan_perturb(d, x_real, eps=0.05)
+
+
+def test_a_clean_point_on_the_range_edge_is_accepted_within_rounding():
+    model, (x, y) = classifier(), batch()
+    x[0] = 1.0 + 1e-7  # rounding in a caller's normalisation
+    x_adv = pgd(ce(model, y), x, 0.1, steps=2)
+    assert x_adv.max() <= 1.0
+
+
+def test_model_and_input_dtypes_named_both():
+    model, (x, y) = classifier(), batch()
+    with pytest.raises(TypeError, match="torch.float64.*torch.float32"):
+        pgd(ce(model, y), x.double(), 0.1, model=model)
+    with pytest.raises(TypeError, match="torch.float64.*torch.float32"):
+        fgsm(ce(model, y), x.double(), 0.1, model=model)
+    d = linear_d()
+    with pytest.raises(TypeError, match="x_real is torch.float32, x_fake is torch.float64"):
+        dat_perturb(d, 2 * x - 1, (1 - 2 * x).double())
+    with pytest.raises(TypeError, match="x_real has dtype torch.float64"):
+        dat_perturb(d, (2 * x - 1).double(), (1 - 2 * x).double())
+    with pytest.raises(TypeError, match="torch.float64.*torch.float32"):
+        asgan_perturb(d, (2 * x - 1).double())
+    # Under autocast the model casts float32 inputs itself: a bf16 model is accepted there.
+    half = classifier().to(torch.bfloat16)
+    with pytest.raises(TypeError, match="x has dtype torch.float32"):
+        pgd(lambda v: half(v).float().sum(1), x, 0.1, steps=1, model=half)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pgd(lambda v: half(v).float().sum(1), x, 0.1, steps=1, model=half)
+        with pytest.raises(TypeError, match="torch.float64"):
+            pgd(ce(model, y), x.double(), 0.1, steps=1, model=model)

@@ -351,6 +351,22 @@ BAD_CALLS = [
     (lambda: mixed_gan_loss(torch.tensor(0.0), 0.5, "ns"), V, "logits must have a batch dim"),
     (lambda: mixed_gan_loss(torch.zeros(2), torch.ones(2, device="meta")), V, "lam on meta"),
     (lambda: SampleMix(kinds=3), TypeError, "kinds must be a name or a tuple"),
+    # non-finite hyperparameters (NaN passes every comparison, so each is named)
+    (lambda: SampleMix(alpha=float("nan")), V, "alpha must be a finite number, got nan"),
+    (lambda: SampleMix(alpha=float("inf")), V, "alpha must be a finite number, got inf"),
+    (lambda: sample_lam(float("nan")), V, "alpha must be a finite number"),
+    (lambda: SampleMix(prob=float("nan")), V, r"prob must lie in \[0, 1\], got nan"),
+    (lambda: SampleMix(smoothing=float("nan")), V, "smoothing must be a finite number"),
+    (lambda: mixup(X4, X4, float("nan")), V, r"lam must lie in \[0, 1\], got nan"),
+    (lambda: mixup(X4, X4, torch.tensor([0.5, float("nan")])), V, r"lam must lie in \[0, 1\]"),
+    (lambda: mixup_target(Y2, flip_partners(2), float("nan"), 3), V, "lam must lie"),
+    (lambda: mixed_gan_loss(torch.zeros(2), float("nan")), V, "lam must lie"),
+    # mixed dtypes: both named, not a raw RuntimeError from lerp
+    (lambda: mixup(X4, X4.double(), 0.5), TypeError, "x_a is torch.float32, x_b is torch.float64"),
+    (lambda: cutmix(X4, X4.double(), 0.5), TypeError, "x_a is torch.float32, x_b is torch.float64"),
+    (lambda: srmix(X4.double(), X4, 0.5), TypeError, "x_a is torch.float64, x_b is torch.float32"),
+    (lambda: mask_mix(X4, X4.half(), torch.ones(2, 1, 4, 4)), TypeError, "x_b is torch.float16"),
+    (lambda: SampleMix()(X4, X4.double()), TypeError, "x is torch.float32, x_b is torch.float64"),
 ]
 
 
