@@ -150,11 +150,6 @@ def folder_and_classifier(tmp_path_factory):
     assert main(["classify", "train", "--preset", "smoke", "--dataset", "imagefolder",
                  "--data-root", str(folder), "--image-size", "16", "--out", str(clf),
                  "--device", "cpu", "--quiet"]) == 0
-    # Until classify checkpoints hold only weights_only-safe values (issue 10's run-safety work
-    # turns their NumPy RNG state into tensors), keep just the weights the GAN side reads.
-    latest = clf / "checkpoints" / "latest.pt"
-    state = torch.load(latest, weights_only=False)
-    torch.save({"model": state["model"], "ema": state["ema"]}, latest)
     return folder, clf
 
 
