@@ -8,6 +8,6 @@
   :mod:`.corruptions`: Gaussian noise, blur and contrast; :mod:`.cli`: the command line.
 """
 
-from .model import Classifier, create_classifier, load_run
+from robustrep.tasks.common.classifier import Classifier, create_classifier, load_run
 
 __all__ = ["Classifier", "create_classifier", "load_run"]

@@ -4,7 +4,7 @@ Every field default is the real default, stated once; a preset overrides some of
 command line overrides the preset (see :mod:`robustrep.tasks.common.config`). The resolved config,
 with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``) filled in, is what
 ``config.json`` of a run folder holds and what
-:func:`robustrep.tasks.classify.model.load_run` reads.
+:func:`robustrep.tasks.common.classifier.load_run` reads.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError, check_fields, option
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
-MIXES = ("mixup", "cutmix", "srmix")
-ADVERSARIAL = ("pgd", "fgsm", "free")
-REGULARIZERS = ("none", *MIXES, "adaptivemix", *ADVERSARIAL)
+# The registry's input-mixing methods, in the order SampleMix lists its kinds.
+MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
+              if regularizer_info(n).acts.get("classify") == "input mixing")
 DEFAULT_MODEL = "resnet10t"
 
 
@@ -128,21 +129,16 @@ class ClassifyConfig:
 
 
 def parse_regularizers(text: str) -> list[str]:
-    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
-    unknown = [n for n in names if n not in REGULARIZERS]
-    if unknown:
-        raise ConfigError(f"unknown regularizer(s) {', '.join(unknown)}; valid: "
-                          f"{', '.join(REGULARIZERS)} (combine with commas, e.g. mixup,pgd)")
-    names = [n for n in dict.fromkeys(names) if n != "none"]
-    adv = [n for n in names if n in ADVERSARIAL]
-    if len(adv) > 1:
-        raise ConfigError(f"choose at most one adversarial regularizer of "
-                          f"{', '.join(ADVERSARIAL)}; "
-                          f"got {', '.join(adv)}")
-    if "adaptivemix" in names and any(n in MIXES for n in names):
-        raise ConfigError("adaptivemix already mixes its inputs; it cannot be combined with "
-                          f"{', '.join(n for n in names if n in MIXES)}")
-    return names
+    """``"mixup,pgd"`` -> ``["mixup", "pgd"]`` by the registry's one grammar (``,`` or ``+``).
+
+    Which methods combine comes from where each acts (:mod:`robustrep.registry`): several
+    input-mixing methods (the program switches between them per batch), at most one adversarial
+    input method, and AdaptiveMix alone among the mixing ones.
+    """
+    try:
+        return list(parse_combination(text, "classify"))
+    except ValueError as err:
+        raise ConfigError(f"--reg: {err}") from None
 
 
 # Options that may change when a run is resumed; the rest define the run and are fixed. The

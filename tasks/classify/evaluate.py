@@ -170,7 +170,7 @@ def evaluate_run(run: str | Path, eps: float = DEFAULT_EPS, pgd_steps: Sequence[
     """Evaluate the classifier of a run folder on its evaluation split; write report + plots."""
     from .config import ClassifyConfig
     from .data import build_datasets, eval_loader
-    from .model import load_run
+    from robustrep.tasks.common.classifier import load_run
 
     from robustrep.tasks.common.rundir import check_writable
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work

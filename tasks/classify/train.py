@@ -60,7 +60,7 @@ from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
 from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
-from .model import Classifier, create_classifier
+from robustrep.tasks.common.classifier import Classifier, create_classifier
 
 
 class ClassifyTask(nn.Module):

@@ -12,7 +12,7 @@ images), resolved and loaded when the :class:`Evaluator` is built:
   the digits train split and cached in ``$ROBUSTREP_CACHE`` (default ``~/.cache/robustrep``),
   keyed by a hash of its training recipe and image shape.
 - ``run:CLASSIFY_RUN``: the pre-logit features of a ``robustrep classify train`` run
-  (``tasks/common/classifier_run.py``), e.g. one trained on the GAN's own image folder; images
+  (``tasks/common/classifier.py``), e.g. one trained on the GAN's own image folder; images
   are resized (bilinear, antialiased) to the run's image size.
 
 Only Inception FIDs in one convention compare with published numbers; FIDs on ``digits`` or a
@@ -56,7 +56,7 @@ from robustrep.metrics import (DigitsFeatureNet, FeatureStats, frechet_distance,
                                train_digits_feature_net)
 from robustrep.metrics.extractors import FID_RESIZES
 from robustrep.tasks.common.checkpoint import safe_load, save_atomic
-from robustrep.tasks.common.classifier_run import load_run_features
+from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import check_output_file

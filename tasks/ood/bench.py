@@ -1,8 +1,8 @@
 """``robustrep ood bench``: does a training regularizer change how well OOD detectors work?
 
 Protocol (the built-in semantic-shift split, :func:`robustrep.data.builtin.digits_ood_split`):
-a classifier is trained on digits 0-4 with each regularizer setting and several seeds, through the
-classify program's :func:`robustrep.tasks.classify.train.train` (same process, no subprocess);
+a classifier is trained on digits 0-4 with each regularizer setting and several seeds, by the
+classify program in its own process (``robustrep classify train``, so the programs stay apart);
 each run is then scored by every requested pytorch-ood detector against the built-in OOD sets
 (digits 5-9, Gaussian and uniform noise, photo patches, rotated and inverted digits 0-4), with the
 detectors fitted on the digits 0-4 train split.
@@ -63,33 +63,41 @@ def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
     return reg, _parse_opts(opts)
 
 
-def _finished(run_dir: Path, steps: int) -> bool:
+def _finished(run_dir: Path, steps: int | None) -> bool:
+    """A run whose checkpoint and final evaluation are there (at ``steps`` when given)."""
     from robustrep.tasks.common.rundir import RunDir
     if not (run_dir / "checkpoints" / "latest.pt").is_file():
         return False
-    return any(r.get("step") == steps and "eval/acc" in r for r in RunDir(run_dir).read_metrics())
+    want = steps if steps is not None else RunDir(run_dir).read_config().get("steps")
+    return any(r.get("step") == want and "eval/acc" in r for r in RunDir(run_dir).read_metrics())
 
 
 def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | None,
               steps: int | None, device: str, train_opts: dict[str, Any], retrain: bool,
-              quiet: bool) -> tuple[dict[str, Any], float]:
-    """Train one (regularizer, seed) classifier unless a finished run is already there."""
-    from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
-    from robustrep.tasks.classify.train import train
-    from robustrep.tasks.common.config import resolve_config
+              quiet: bool) -> float:
+    """Train one (regularizer, seed) classifier unless a finished run is already there.
 
-    overrides = {**train_opts, "reg": reg.replace("+", ","), "seed": seed, "model": model,
-                 "steps": steps, "device": device}
-    cfg = resolve_config(ClassifyConfig, PRESETS, preset, overrides=overrides)
-    if _finished(run_dir, cfg.steps) and not retrain:
-        return {"skipped": True}, 0.0
+    The classify program runs in its own process (``robustrep classify train``), so this
+    program never imports it; its output goes to ``RUN/../train.log``. Returns the seconds taken.
+    """
+    from robustrep.tasks.common.errors import UserError
+    from robustrep.tasks.common.launch import last_lines, option_args, run_robustrep
+
+    if _finished(run_dir, steps) and not retrain:
+        return 0.0
     if retrain and run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
-    resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+    options = {"preset": preset, "reg": reg.replace("+", ","), "seed": seed, "model": model,
+               "steps": steps, "device": device, **train_opts}
+    argv = ["classify", "train", *option_args(options), "--out", str(run_dir), "--quiet"]
+    if (run_dir / "checkpoints" / "latest.pt").is_file():
+        argv.append("--resume")
+    log = run_dir.parent / "train.log"
     start = time.perf_counter()
-    record = train(cfg, run_dir, resume=resume, quiet=quiet)
-    return record or {}, time.perf_counter() - start
+    if run_robustrep(argv, log, threads=None) != 0:
+        raise UserError(f"training {reg} seed {seed} failed: {last_lines(log)} (log: {log})")
+    return time.perf_counter() - start
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -211,14 +219,17 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
               device: str = "auto", amp: str = "off", workers: int = 0, seed: int = 0,
               show_progress: bool = False) -> dict[str, Any]:
     """Train every (regularizer, seed), score every detector, write the comparison table."""
-    from robustrep.tasks.classify.config import parse_regularizers
+    from robustrep.registry import parse_combination
     from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
 
     reg_list = [r.strip() for r in str(regs).split(",") if r.strip()]
     for r in reg_list:
-        parse_regularizers(split_setting(r)[0].replace("+", ","))
+        try:
+            parse_combination(split_setting(r)[0], "classify")
+        except ValueError as err:
+            raise ValueError(f"--regs {r!r}: {err}") from None
     specs = parse_detectors(detectors)
     parse_params(params)
     unknown = [o for o in ood if o.split(":")[0] not in BENCH_OOD]
@@ -234,7 +245,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
         for s in seeds:
             run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
             base, extra = split_setting(reg)
-            _, seconds = train_run(base, s, run_dir, preset=preset, model=model, steps=steps,
+            seconds = train_run(base, s, run_dir, preset=preset, model=model, steps=steps,
                                    device=device, train_opts={**opts, **extra}, retrain=retrain,
                                    quiet=not show_progress)
             t0 = time.perf_counter()

@@ -120,7 +120,7 @@ class OODModel(nn.Module):
 def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
     """View ``model`` as an :class:`OODModel`.
 
-    Accepts an :class:`OODModel`, a :class:`robustrep.tasks.classify.model.Classifier` (a timm
+    Accepts an :class:`OODModel`, a :class:`robustrep.tasks.common.classifier.Classifier` (a timm
     model with normalisation inside; ``feature_maps`` / ``forward_head(pre_logits=True)`` /
     ``get_classifier()``), or a bare timm model (inputs then go to it unnormalised).
     """
@@ -138,7 +138,7 @@ def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
                         lambda m: model.forward_head(m, pre_logits=True),
                         model.get_classifier(), map_mode)
     raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD scoring: pass a "
-                    f"robustrep Classifier (robustrep.tasks.classify.model.load_run), a timm model "
+                    f"robustrep Classifier (robustrep.tasks.common.classifier.load_run), a timm model "
                     f"or an OODModel")
 
 

@@ -2,7 +2,7 @@
 
 Steps, for a run folder written by ``robustrep classify train``:
 
-1. load the classifier (:func:`robustrep.tasks.classify.model.load_run`);
+1. load the classifier (:func:`robustrep.tasks.common.classifier.load_run`);
 2. build the ID train set (for fitting), the ID test set and each OOD set in the classifier's shape
    (:mod:`robustrep.tasks.ood.datasets`);
 3. extract logits and pooled features (and the spatial maps only when a feature-map detector is
@@ -235,7 +235,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     sets and the near/far OOD sets of ``openood_id`` (default: the run's dataset) come from its
     image lists unless ``id_data``/``fit_data``/``ood`` name others.
     """
-    from robustrep.tasks.classify.model import load_run  # imports timm: only when a run is read
+    from robustrep.tasks.common.classifier import load_run  # imports timm: only when a run is read
 
     specs = parse_detectors(detectors)
     overrides = parse_params(params)

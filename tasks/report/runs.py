@@ -1,7 +1,7 @@
 """The runs behind a report: planned, executed through the programs' own CLI, and read back.
 
-Each run is one or more ``robustrep`` commands executed in a fresh Python process (the programs
-never import each other, and a crash or a leak in one run cannot touch another). A run whose
+Each run is one or more ``robustrep`` commands executed in a fresh Python process
+(:mod:`robustrep.tasks.common.launch`). A run whose
 result file already exists is read, not repeated, so an interrupted report restarts where it
 stopped, and ``--collect`` reads folders written earlier by hand.
 
@@ -15,15 +15,13 @@ run, so one classifier serves both tasks.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.launch import run_robustrep
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
 
     def one(run: Run) -> None:
         for argv in run.commands:
-            if _call(argv, log) != 0:
+            if run_robustrep(argv, log) != 0:
                 failures.append(f"{run.task}/{run.reg}/seed{run.seed}: robustrep "
                                 f"{' '.join(argv[:2])} failed (see {log})")
                 break
@@ -124,17 +122,6 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, todo))
     return failures
-
-
-def _call(argv: list[str], log: Path) -> int:
-    # One thread per process: `jobs` processes share the cores instead of oversubscribing them.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with log.open("a") as handle:
-        handle.write(f"$ robustrep {' '.join(argv)}\n")
-        handle.flush()
-        done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *argv], env=env,
-                              stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent)
-    return done.returncode
 
 
 # ---------------------------------------------------------------------------------------------

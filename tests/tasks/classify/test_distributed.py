@@ -22,6 +22,6 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if "loss" in r)
-    from robustrep.tasks.classify.model import load_run
+    from robustrep.tasks.common.classifier import load_run
     model, config = load_run(run)
     assert config["num_classes"] == 3

@@ -8,7 +8,7 @@ from torch import nn
 from robustrep.adversarial import pgd
 from robustrep.tasks.classify.corruptions import CORRUPTIONS, corrupt
 from robustrep.tasks.classify.evaluate import evaluate_model, evaluate_run, robust_accuracy
-from robustrep.tasks.classify.model import create_classifier
+from robustrep.tasks.common.classifier import create_classifier
 
 
 def _fixed_model_and_data():

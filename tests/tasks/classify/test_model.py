@@ -5,7 +5,7 @@ import timm
 import torch
 
 from robustrep.split import as_split
-from robustrep.tasks.classify.model import Classifier, create_classifier, load_run
+from robustrep.tasks.common.classifier import Classifier, create_classifier, load_run
 
 
 def test_split_equals_forward_and_normalises_inside():

@@ -58,11 +58,13 @@ def test_existing_run_needs_resume(tmp_path, trained_run):
 
 def test_regularizer_names_and_combinations_are_checked():
     assert parse_regularizers("mixup, PGD") == ["mixup", "pgd"]
-    with pytest.raises(ConfigError, match="valid: none, mixup, cutmix, srmix"):
+    assert parse_regularizers("mixup+cutmix,none") == ["mixup", "cutmix"]
+    with pytest.raises(ConfigError, match="--reg: unknown regularizer 'mixpu' for classify; "
+                                          "valid: none, adaptivemix, cutmix, fgsm, free"):
         ClassifyConfig(reg="mixpu")
-    with pytest.raises(ConfigError, match="at most one adversarial"):
+    with pytest.raises(ConfigError, match=r"same place \(adversarial inputs\)"):
         ClassifyConfig(reg="pgd,fgsm")
-    with pytest.raises(ConfigError, match="adaptivemix already mixes"):
+    with pytest.raises(ConfigError, match="adaptivemix cannot be combined with cutmix"):
         ClassifyConfig(reg="adaptivemix,cutmix")
 
 
@@ -72,7 +74,7 @@ def test_adaptivemix_cross_entropy_matches_its_logits(mode):
     import torch.nn.functional as F
 
     from robustrep.adaptivemix import AdaptiveMix
-    from robustrep.tasks.classify.model import create_classifier
+    from robustrep.tasks.common.classifier import create_classifier
     from robustrep.tasks.classify.train import ClassifyTask
 
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
-from robustrep.tasks.classify.model import create_classifier, load_run
+from robustrep.tasks.common.classifier import create_classifier, load_run
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
 from robustrep.uos import UoSHead

@@ -160,7 +160,7 @@ GAN_TINY = ["--image-size", "16", "--g-width", "4", "--d-width", "4", "--z-dim",
 
 def test_imagefolder_gan_reports_fid_on_classify_run_features(folder_and_classifier, tmp_path,
                                                                records, capsys):
-    from robustrep.tasks.classify.model import load_run
+    from robustrep.tasks.common.classifier import load_run
     from robustrep.tasks.gan.data import build_data
     from robustrep.tasks.gan.evaluate import _real_batches, generate
     from robustrep.tasks.gan.sample import load_generator

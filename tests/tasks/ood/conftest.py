@@ -13,7 +13,7 @@ from robustrep.data import ImageTensorDataset
 def tiny_classifier():
     """timm's ``test_resnet`` (96-d features, 1x1 last map at 16x16 input) for 1-channel images,
     3 classes, in eval mode, wrapped with normalisation like a classify run."""
-    from robustrep.tasks.classify.model import create_classifier
+    from robustrep.tasks.common.classifier import create_classifier
     torch.manual_seed(0)
     return create_classifier("test_resnet", 3, in_chans=1).eval()
 

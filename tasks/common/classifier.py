@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, nonfinite_tensors
-from robustrep.tasks.common.errors import CheckpointError
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.uos import UoSHead
 
 HEADS = ("linear", "uos")
@@ -329,3 +329,32 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                          f"{config['num_classes']} classes: {err}") from err
     config = dict(config, weights=weights, run_dir=str(run_dir))
     return model.to(device).eval(), config
+
+
+class _PreLogits(nn.Module):
+    """``classifier.features`` as a module of its own (what a feature network is called with)."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier.features(x)
+
+
+def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
+                      use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """The pre-logit feature network of a classify run, for any program.
+
+    The GAN program scores generators with the features of a classifier trained on its own data
+    (``--fid-features run:RUN``), as domain-specific FIDs do (Kynkaanniemi et al., "The Role of
+    ImageNet Classes in Frechet Inception Distance", ICLR 2023). Same run reading as
+    :func:`load_run` (``weights_only``, finite weights), in eval mode with no gradients; a folder
+    that is not a classify run is a RunFolderError.
+    """
+    try:
+        classifier, config = load_run(run_dir, device, use_ema)
+    except (FileNotFoundError, ValueError) as err:
+        raise RunFolderError(f"{err} (expected a folder written by `robustrep classify train`)"
+                             ) from None
+    return _PreLogits(classifier).eval().requires_grad_(False), config
