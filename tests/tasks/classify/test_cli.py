@@ -27,7 +27,7 @@ def test_bad_input_is_a_clean_error(capsys):
                  "/nonexistent/x", "--quiet"]) == 2
     assert "close matches" in capsys.readouterr().err
     assert main(["classify", "train", "--reg", "pdg", "--dry-run"]) == 2
-    assert "valid: none, mixup" in capsys.readouterr().err
+    assert "valid: none, adaptivemix, cutmix" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["classify", "train", "--optimizer", "lion"])
     assert "argument --optimizer: must be one of sgd, adamw; got 'lion'" in \
