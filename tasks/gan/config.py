@@ -292,7 +292,7 @@ PRESETS.update({
                              mbstd_group=4, loss="ns", lr_g=0.0025, lr_d=0.0025, beta1=0.0,
                              beta2=0.99, r1_gamma=0.01, r1_every=16, pl_weight=2.0, pl_every=4,
                              style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05, batch_size=32,
-                             steps=800, eval_every=400, eval_samples=1000, ckpt_every=400,
+                             steps=400, eval_every=200, eval_samples=1000, ckpt_every=200,
                              log_every=50),
     "cifar10-stylegan2": dict(dataset="cifar10", **_CIFAR_STYLEGAN2),
     "afhqcat256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
