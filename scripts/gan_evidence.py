@@ -37,7 +37,10 @@ from robustrep.tasks.gan.config import PRESETS, GanConfig
 from robustrep.tasks.gan.regs import METHODS
 from robustrep.tasks.gan.train import TrainingDiverged, train
 
-BENCHMARKS = {"grid": "grid-mlp", "digits": "digits-dcgan"}
+BENCHMARKS = {"grid": "grid-mlp", "digits": "digits-dcgan", "sg2": "digits-stylegan2"}
+# Settings that are not a --reg name: label -> (reg, extra options).
+SETTINGS = {"adaptivemix-additive": ("adaptivemix", {"am_mode": "additive"}),
+            "diffaugment": ("none", {"diffaugment": "color,translation,cutout"})}
 METRICS = {
     "grid": [("modes_covered", "modes covered (of 25) ↑", 1.0, 1),
              ("high_quality", "high-quality % ↑", 100.0, 1),
@@ -45,7 +48,8 @@ METRICS = {
     "digits": [("fid", "FID (digits-CNN) ↓", 1.0, 3), ("kid", "KID ×10³ ↓", 1000.0, 2),
                ("precision", "precision ↑", 1.0, 3), ("recall", "recall ↑", 1.0, 3)],
 }
-MIN_STEPS = {"grid": 200, "digits": 100}
+METRICS["sg2"] = METRICS["digits"]
+MIN_STEPS = {"grid": 200, "digits": 100, "sg2": 50}
 IMAGE_ONLY = ("cutmix", "srmix")  # they paste image regions; a 2-D point has none
 
 
@@ -61,14 +65,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     p.add_argument("--methods", default=",".join(("none", *METHODS)),
                    help="comma-separated --reg values (default: none and every method)")
-    p.add_argument("--benchmarks", default="grid,digits", help="grid, digits or both")
+    p.add_argument("--benchmarks", default="grid,digits",
+                   help="comma-separated: grid, digits, sg2 (StyleGAN2 on digits)")
     p.add_argument("--grid-share", type=float, default=0.3,
                    help="share of the budget for the grid (default 0.3)")
     p.add_argument("--grid-steps", type=int, default=None, help="fix the grid's steps")
     p.add_argument("--digits-steps", type=int, default=None, help="fix the digits' steps")
+    p.add_argument("--sg2-steps", type=int, default=None,
+                   help="fix the steps of sg2 (StyleGAN2 on digits, preset digits-stylegan2)")
     p.add_argument("--pilot-steps", type=int, default=10, help="steps of the timing pilot")
     p.add_argument("--set-grid", action="append", default=[], metavar="KEY=VALUE",
                    help="override a grid-mlp option (repeatable)")
+    p.add_argument("--set-sg2", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a digits-stylegan2 option (repeatable)")
     p.add_argument("--set-digits", action="append", default=[], metavar="KEY=VALUE",
                    help="override a digits-dcgan option (repeatable)")
     p.add_argument("--jobs", type=int, default=1,
@@ -94,7 +103,8 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 
 def make_config(bench: str, method: str, seed: int, steps: int, out: Path,
                 extra: dict[str, Any]) -> GanConfig:
-    options = {**extra, "reg": method, "seed": seed, "steps": steps, "eval_every": 0,
+    reg, setting = SETTINGS.get(method, (method, {}))
+    options = {**extra, **setting, "reg": reg, "seed": seed, "steps": steps, "eval_every": 0,
                "final_eval": True, "ckpt_every": 0, "log_every": max(1, steps // 20),
                "out": str(out), "device": "cpu"}
     return resolve_config(GanConfig, PRESETS, BENCHMARKS[bench], None, options)
@@ -154,7 +164,7 @@ def pilot(benches, methods, args, out: Path, extras) -> dict[tuple[str, str], fl
 
 
 def plan_steps(benches, methods, args, costs) -> dict[str, int]:
-    fixed = {"grid": args.grid_steps, "digits": args.digits_steps}
+    fixed = {"grid": args.grid_steps, "digits": args.digits_steps, "sg2": args.sg2_steps}
     share = {"grid": args.grid_share, "digits": 1.0 - args.grid_share}
     if len(benches) == 1:
         share = {benches[0]: 1.0}
@@ -236,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     benches = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    extras = {"grid": _overrides(args.set_grid), "digits": _overrides(args.set_digits)}
+    extras = {"grid": _overrides(args.set_grid), "digits": _overrides(args.set_digits),
+              "sg2": _overrides(args.set_sg2)}
     start = time.time()
     needs_pilot = any(getattr(args, f"{b}_steps") is None for b in benches)
     costs = pilot(benches, methods, args, out, extras) if needs_pilot else {}

@@ -19,7 +19,7 @@ from robustrep.tasks.common.config import ConfigError, check_fields, option
 from robustrep.tasks.common.runtime import AMP_CHOICES
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
-ARCHS = ("dcgan", "sngan", "mlp")
+ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
 REGS = ("none", "adaptivemix", "mixup", "cutmix", "srmix", "dat", "asgan", "rpgan")
 DEFAULT_PRESET = "digits-dcgan"
 
@@ -57,6 +57,37 @@ class GanConfig:
     mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1)
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer (DCGAN D then "
                                       "drops BatchNorm)")
+    # StyleGAN2 (arch stylegan2; None = the defaults of tasks/gan/stylegan2.py and steps.py)
+    w_dim: int | None = _opt(None, "StyleGAN2 w dimension (core: 512)", min=1)
+    mapping_layers: int | None = _opt(None, "StyleGAN2 mapping-network layers (core: 8)",
+                                  min=1)
+    channel_base: int | None = _opt(None, "StyleGAN2 feature maps at resolution r: "
+                                          "min(channel_base // r, channel_max) (core: 32768; "
+                                          "paper256: 16384)", min=1)
+    channel_max: int | None = _opt(None, "StyleGAN2 most feature maps per layer (core: 512)",
+                               min=1)
+    mbstd_group: int | None = _opt(None, "StyleGAN2 minibatch-std group size (core: 4; "
+                                         "paper256: 8)", min=1)
+    style_mixing: float | None = _opt(None, "StyleGAN2 style-mixing probability (core: 0.9)",
+                                   **UNIT)
+    pl_weight: float | None = _opt(None, "StyleGAN2 path-length regularisation weight (core: 2; "
+                                         "0 = off)", **NONNEG)
+    pl_every: int | None = _opt(None, "lazy path-length regularisation every N G steps (core: 4)",
+                              min=1)
+    pl_decay: float | None = _opt(None, "path-length running-mean decay (core: 0.01)",
+                                **UNIT)
+    pl_batch_shrink: int | None = _opt(None, "path-length batch = batch / N (core: 2)",
+                                     min=1)
+    lazy_reg: bool | None = _opt(None, "R1 and path length as their own optimizer steps with lr "
+                                       "and betas adjusted by interval/(interval+1), as "
+                                       "stylegan2-ada (None: on for stylegan2, off otherwise)")
+    ema_kimg: float | None = _opt(None, "G-EMA half-life in thousands of images, beta = "
+                                        "0.5 ** (batch / (ema_kimg * 1000)) (StyleGAN2; None = "
+                                        "use ema_decay)", **POSITIVE)
+    ema_rampup: float | None = _opt(None, "G-EMA ramp-up: half-life at most ema_rampup * images "
+                                          "seen (None = off, as paper256)", **POSITIVE)
+    diffaugment: str | None = _opt(None, "DiffAugment policy before D on reals and fakes, e.g. "
+                                         "color,translation,cutout (any D; None = off)")
     # loss and penalties
     loss: str = _opt("ns", "adversarial loss", LOSSES)
     gp_weight: float = _opt(10.0, "WGAN-GP weight, used only with --loss wasserstein (0 = off)",
@@ -150,10 +181,40 @@ class GanConfig:
         if self.fid_features is not None:
             from robustrep.tasks.gan.evaluate import check_fid_features
             check_fid_features(self.fid_features)
+        _check_stylegan2(self)
 
     @property
     def is_points(self) -> bool:
         return self.dataset in ("ring", "grid")
+
+
+_STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
+                   "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
+
+
+def _check_stylegan2(cfg: GanConfig) -> None:
+    """StyleGAN2 options only with arch stylegan2; RP-GAN keeps its own D; DiffAugment policy."""
+    if cfg.arch != "stylegan2":
+        given = [n for n in _STYLEGAN2_ONLY if getattr(cfg, n) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply only to arch stylegan2 (arch is "
+                              f"{cfg.arch!r}); drop them or pass --arch stylegan2")
+    else:
+        if cfg.spectral_norm:
+            raise ConfigError("--spectral-norm is not part of the StyleGAN2 D (equalized learning "
+                              "rate and R1 keep it in check); drop it or use arch dcgan/sngan")
+        if "rpgan" in str(cfg.reg):
+            raise ConfigError("--reg rpgan replaces D by its projection ensemble, so it does not "
+                              "use the StyleGAN2 D; take rpgan with arch dcgan")
+    if cfg.diffaugment is not None:
+        from robustrep.diffaugment import parse_policy
+        try:
+            parse_policy(cfg.diffaugment)
+        except ValueError as err:
+            raise ConfigError(f"--diffaugment {cfg.diffaugment!r}: {err}") from None
+        if cfg.is_points:
+            raise ConfigError("--diffaugment transforms images; dataset "
+                              f"{cfg.dataset!r} is 2-D points")
 
 
 _CIFAR_DCGAN = dict(arch="dcgan", image_size=32, z_dim=128, g_width=128, d_width=64, loss="ns",
@@ -193,6 +254,39 @@ PRESETS: dict[str, dict[str, Any]] = {
                                 eval_every=5000, eval_samples=10_000, ckpt_every=5000,
                                 log_every=100),
 }
+
+# StyleGAN2 (Karras et al. 2020) as stylegan2-ada's configurations (train.py cfg_specs):
+# paper256 = map 8, fmaps 0.5 (channel_base 16384, channel_max 512), mbstd group 8, Adam lr 0.0025
+# betas (0, 0.99), R1 gamma 1 every 16 D steps, path length 2 every 4 G steps, style mixing 0.9,
+# EMA 20 kimg without ramp-up, batch 64, 25000 kimg; its fp16 blocks are not reproduced.
+_PAPER256 = dict(arch="stylegan2", image_size=256, z_dim=512, w_dim=512, mapping_layers=8,
+                 channel_base=16384, channel_max=512, mbstd_group=8, loss="ns", lr_g=0.0025,
+                 lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=1.0, r1_every=16, pl_weight=2.0,
+                 pl_every=4, style_mixing=0.9, ema_kimg=20.0, ema_rampup=None, batch_size=64,
+                 steps=25_000_000 // 64, eval_every=10_000, eval_samples=10_000,
+                 ckpt_every=5000, log_every=100)
+# stylegan2-ada's cifar configuration: map 2, fmaps 1, mbstd 32, gamma 0.01, EMA 500 kimg with
+# ramp-up 0.05, no style mixing and no path length (its D is the "orig" one; ours is resnet).
+_CIFAR_STYLEGAN2 = dict(arch="stylegan2", image_size=32, z_dim=512, w_dim=512, mapping_layers=2,
+                        channel_base=32768, channel_max=512, mbstd_group=32, loss="ns",
+                        lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=0.01,
+                        r1_every=16, pl_weight=0.0, pl_every=4, style_mixing=0.0,
+                        ema_kimg=500.0, ema_rampup=0.05, batch_size=64, steps=100_000_000 // 64,
+                        eval_every=10_000, eval_samples=10_000, ckpt_every=5000, log_every=100)
+PRESETS.update({
+    # CPU: the paper256 recipe scaled to 32x32 digits (2 mapping layers, 16-64 feature maps,
+    # w 128, mbstd 4, R1 gamma 0.01 as the cifar setting; EMA 10 kimg ramped at 0.05).
+    "digits-stylegan2": dict(dataset="digits", arch="stylegan2", image_size=32, z_dim=64,
+                             w_dim=128, mapping_layers=2, channel_base=512, channel_max=64,
+                             mbstd_group=4, loss="ns", lr_g=0.0025, lr_d=0.0025, beta1=0.0,
+                             beta2=0.99, r1_gamma=0.01, r1_every=16, pl_weight=2.0, pl_every=4,
+                             style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05, batch_size=32,
+                             steps=400, eval_every=200, eval_samples=1000, ckpt_every=200,
+                             log_every=50),
+    "cifar10-stylegan2": dict(dataset="cifar10", **_CIFAR_STYLEGAN2),
+    "afhqcat256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
+    "ffhq256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
+})
 
 # Options that may change when a run is resumed; the rest define the run and are fixed. The Adam
 # hyperparameters are here so that a diverged run can be resumed with lower learning rates; they

@@ -18,6 +18,9 @@ allowed, minibatch-std would not be), as the core contract requires.
   vector and the head is the (spectral-normed) linear layer.
 - MLP G and D for the 2-D mixtures (VEEGAN/PacGAN setting); the D trunk ends at the last hidden
   layer.
+- StyleGAN2 (Karras et al., CVPR 2020; ``tasks/gan/stylegan2.py``): mapping network, modulated
+  convs, skip G, residual D whose trunk is every block down to the 4x4 map and whose head is the
+  epilogue (minibatch-std, conv, fc, out), as AdaptiveMix's reference splits it.
 - :class:`MLPProjectionEnsemble`: RP-GAN for 2-D points, our adaptation of Neyshabur et al.
   (arXiv 1705.07831). The reference projects images with random 8x8 convolutions; a 2-D point is
   projected on K random unit directions instead, and member k is a small MLP on its 1-D
@@ -34,6 +37,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from robustrep.projection import ProjectionEnsemble
 from robustrep.split import FeatureSplit
+from robustrep.tasks.gan.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 def _sn(module: nn.Module, enabled: bool) -> nn.Module:
@@ -266,6 +270,10 @@ def build_generator(cfg, shape: tuple[int, ...]) -> nn.Module:
         return MLPGenerator(cfg.z_dim, cfg.g_width, cfg.mlp_depth, shape[0])
     if cfg.arch == "sngan":
         return SNGANGenerator(cfg.z_dim, shape[0], cfg.g_width)
+    if cfg.arch == "stylegan2":
+        return StyleGAN2Generator(cfg.z_dim, shape[-1], shape[0], **_given(
+            w_dim=cfg.w_dim, mapping_layers=cfg.mapping_layers, channel_base=cfg.channel_base,
+            channel_max=cfg.channel_max))
     return DCGANGenerator(cfg.z_dim, shape[-1], shape[0], cfg.g_width)
 
 
@@ -278,8 +286,17 @@ def build_discriminator(cfg, shape: tuple[int, ...], ensemble: bool = False,
         return mlp_discriminator(cfg.d_width, cfg.mlp_depth, shape[0], cfg.spectral_norm)
     if cfg.arch == "sngan":
         return sngan_discriminator(shape[0], cfg.d_width, cfg.spectral_norm)
+    if cfg.arch == "stylegan2":
+        return StyleGAN2Discriminator(shape[-1], shape[0], **_given(
+            channel_base=cfg.channel_base, channel_max=cfg.channel_max,
+            mbstd_group=cfg.mbstd_group))
     batchnorm = not cfg.spectral_norm and cfg.loss != "wasserstein"
     return dcgan_discriminator(shape[-1], shape[0], cfg.d_width, cfg.spectral_norm, batchnorm)
+
+
+def _given(**kwargs):
+    """Drop None values so the network's own defaults apply."""
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None) -> nn.Module:

@@ -102,7 +102,8 @@ def build_regs(cfg) -> Regs:
     if "adaptivemix" in names:
         regs.adaptivemix = AdaptiveMix(**_given(
             alpha=cfg.am_alpha, noise_std=cfg.am_noise_std, distance=cfg.am_distance,
-            mode=cfg.am_mode, weight=cfg.am_weight, per_sample=cfg.am_per_sample))
+            mode=cfg.am_mode, weight=cfg.am_weight, per_sample=cfg.am_per_sample,
+            fuse_passes=_fuse_passes(cfg)))
     kind = next((n for n in names if n in GROUPS["extra D term"]), None)
     if kind is not None:
         regs.mix = SampleMix(kinds=(kind,), **_given(
@@ -117,6 +118,12 @@ def build_regs(cfg) -> Regs:
                 eps=cfg.asgan_eps if cfg.asgan_eps is not None else _asgan_default_eps(),
                 norm=cfg.asgan_norm))
     return regs
+
+
+def _fuse_passes(cfg) -> bool | None:
+    """One trunk call on ``cat([x, x_mix])`` where that is exact: the StyleGAN2 D has no batch
+    statistics in its trunk (minibatch-std is in the head)."""
+    return True if cfg.arch == "stylegan2" else None
 
 
 def _asgan_default_eps() -> float:

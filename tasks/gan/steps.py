@@ -23,6 +23,17 @@ One training iteration is ``n_dis`` calls of :func:`d_step` and one :func:`g_ste
 A G step scores fresh fakes with the same logit function. With AdaptiveMix, G also minimises the
 shrinkage on its fakes (reference ``loss.py``; ``am_g_shrink=False`` turns it off).
 
+StyleGAN2 (``arch stylegan2``, Karras et al. 2020, stylegan2-ada's ``loss.py`` and
+``training_loop.py``): fakes come from ``mapping_mixed`` (style mixing), and with lazy
+regularisation (``lazy_reg``, on by default for stylegan2) R1 and the path-length penalty are their
+own optimizer steps after the main D and G steps, every ``r1_every`` D and ``pl_every`` G
+iterations, with the loss scaled by the interval; the optimizers' lr and betas are adjusted by
+``interval / (interval + 1)`` (:func:`lazy_adam_kwargs`) so the extra steps do not speed up
+training. The G-EMA follows a half-life in images (:func:`ema_beta`).
+
+DiffAugment (``--diffaugment``, Zhao et al. 2020) transforms every batch D scores (reals, fakes,
+mixed batches, R1's reals) inside :func:`d_logits`/:func:`d_loss_mix`, in D and G steps alike.
+
 Attacks (DAT, AS-GAN) run on the plain ``D(x)``, also when AdaptiveMix shapes the D loss: the
 perturbation is a property of the input, and D's plain logit is the function it should be robust
 in. Each phase returns named loss terms (detached for logging) and the total to backpropagate.
@@ -31,6 +42,7 @@ in. Each phase returns named loss terms (detached for logging) and the total to 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +51,7 @@ from torch import Tensor, nn
 
 from robustrep import losses
 from robustrep.adversarial import asgan_perturb, dat_perturb
+from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import ensemble_d_loss, ensemble_g_loss
 from robustrep.tasks.common.distributed import all_reduce_grads
@@ -87,14 +100,32 @@ def _to_input(ctx: StepContext, x: Tensor) -> Tensor:
     return x
 
 
+def generate(ctx: StepContext, n: int) -> Tensor:
+    """``n`` fakes; a StyleGAN2 G maps with style mixing (eager: its ws feed path length)."""
+    z = sample_z(ctx, n)
+    if not _is_stylegan(ctx):
+        return ctx.g_fn(z)
+    ws = ctx.G.mapping_mixed(z, style_mixing=_style_mixing(ctx), generator=ctx.gens["z"])
+    return ctx.G.synthesis(ws)
+
+
 def fake_batch(ctx: StepContext, n: int) -> Tensor:
     """Fakes for the D step: no graph into G."""
     with torch.no_grad(), ctx.amp():
-        return _to_input(ctx, ctx.g_fn(sample_z(ctx, n)).float())
+        return _to_input(ctx, generate(ctx, n).float())
+
+
+def augment(ctx: StepContext, x: Tensor) -> Tensor:
+    """DiffAugment before D when ``--diffaugment`` is set (differentiable, so G learns through
+    it); the draws come from the step generator ``reg``."""
+    if not ctx.cfg.diffaugment:
+        return x
+    return _to_input(ctx, diff_augment(x, ctx.cfg.diffaugment, generator=ctx.gens["reg"]))
 
 
 def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """The logit the losses use, and AdaptiveMix's terms when it is on."""
+    x = augment(ctx, x)
     if ctx.regs.adaptivemix is not None:
         out = ctx.regs.adaptivemix(ctx.D, x, generator=ctx.gens["reg"])
         return out["logits"], {"shrink": out["loss"]}
@@ -182,7 +213,7 @@ def d_loss_mix(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Te
         return {}
     mixed = ctx.regs.mix(x_real, x_b=x_fake, generator=ctx.gens["reg"])
     with ctx.amp():
-        logits = ctx.d_fn(_to_input(ctx, mixed.x)).float()
+        logits = ctx.d_fn(augment(ctx, _to_input(ctx, mixed.x))).float()
     if ctx.regs.ensemble:
         k = logits.shape[1]
         per = mixed_gan_loss(logits.reshape(-1), mixed.lam.repeat_interleave(k), ctx.kind)
@@ -193,20 +224,28 @@ def d_loss_mix(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Te
     return {"d/mix": weight * loss}
 
 
-def d_penalties(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Tensor]:
-    """WGAN-GP and lazy R1, in fp32 through the eager D (no double backward under compile)."""
+def d_penalties(ctx: StepContext, x_real: Tensor, x_fake: Tensor,
+                r1: bool = True) -> dict[str, Tensor]:
+    """WGAN-GP and lazy R1, in fp32 through the eager D (no double backward under compile).
+
+    ``r1=False`` leaves R1 to its own step (:func:`d_reg_step`)."""
     cfg, terms = ctx.cfg, {}
     with torch.autocast(ctx.device.type, enabled=False):
         if cfg.loss == "wasserstein" and cfg.gp_weight > 0:
             gp = losses.gradient_penalty(lambda x: _sum_members(ctx.D(x)), x_real, x_fake,
                                          generator=ctx.gens["reg"])
             terms["d/gp"] = cfg.gp_weight * gp.mean()
-        if cfg.r1_gamma > 0 and ctx.d_steps % cfg.r1_every == 0:
-            x = x_real.detach().requires_grad_(True)
-            logits, _ = d_logits(ctx, x, eager=True)
-            r1 = losses.r1_penalty(_sum_members(logits), x)
-            terms["d/r1"] = 0.5 * cfg.r1_gamma * cfg.r1_every * r1.mean()
+        if r1 and cfg.r1_gamma > 0 and ctx.d_steps % cfg.r1_every == 0:
+            terms["d/r1"] = r1_term(ctx, x_real)
     return terms
+
+
+def r1_term(ctx: StepContext, x_real: Tensor) -> Tensor:
+    """``gamma / 2 * ||grad_x logit||^2 * r1_every``; the logit is the one the D loss uses."""
+    x = x_real.detach().requires_grad_(True)
+    logits, _ = d_logits(ctx, x, eager=True)
+    r1 = losses.r1_penalty(_sum_members(logits), x)
+    return 0.5 * ctx.cfg.r1_gamma * ctx.cfg.r1_every * r1.mean()
 
 
 def _sum_members(logits: Tensor) -> Tensor:
@@ -229,11 +268,12 @@ def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     inp = d_inputs(ctx, x_real, x_fake)
     terms = {} if _mix_replaces(ctx) else d_loss_adv(ctx, inp)
     terms.update(d_loss_mix(ctx, inp.clean_real, x_fake))
-    terms.update(d_penalties(ctx, x_real, x_fake))
+    terms.update(d_penalties(ctx, x_real, x_fake, r1=not lazy_r1(ctx)))
     total = sum(terms.values())
     _backward_step(ctx, total, ctx.D, ctx.opt_d)
     if inp.free_leaf is not None:
         ctx.regs.free.update(inp.free_leaf)
+    terms.update(d_reg_step(ctx, x_real))
     ctx.d_steps += 1
     terms["d/total"] = total
     return {k: v.detach() for k, v in terms.items()}
@@ -277,7 +317,7 @@ def g_step(ctx: StepContext, batch: int) -> dict[str, Tensor]:
     ctx.opt_g.zero_grad(set_to_none=True)
     with _frozen(ctx.D):
         with ctx.amp():
-            x_fake = _to_input(ctx, ctx.g_fn(sample_z(ctx, batch)))
+            x_fake = _to_input(ctx, generate(ctx, batch))
         terms = g_loss_adv(ctx, x_fake)
         total = sum(terms.values())
         _backward_step(ctx, total, ctx.G, ctx.opt_g)
@@ -288,8 +328,126 @@ def g_step(ctx: StepContext, batch: int) -> dict[str, Tensor]:
 def train_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
     """``n_dis`` D steps then one G step; ``next_real()`` returns this process's next batch."""
     terms: dict[str, Tensor] = {}
+    iteration = ctx.d_steps // ctx.cfg.n_dis  # the G step's index (PL schedule)
     for _ in range(ctx.cfg.n_dis):
         x_real = next_real()
         terms = d_step(ctx, x_real)
     terms.update(g_step(ctx, x_real.shape[0]))
+    terms.update(g_reg_step(ctx, x_real.shape[0], iteration))
     return terms
+
+
+# ---------------------------------------------------------------------------------------------
+# StyleGAN2: lazy regularisation steps, path length, G-EMA by images
+
+PL_WEIGHT, PL_EVERY, PL_DECAY, PL_BATCH_SHRINK = 2.0, 4, 0.01, 2  # stylegan2-ada loss.py
+STYLE_MIXING = 0.9
+
+
+def _is_stylegan(ctx: StepContext) -> bool:
+    return ctx.cfg.arch == "stylegan2"
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _style_mixing(ctx: StepContext) -> float:
+    return _or(ctx.cfg.style_mixing, STYLE_MIXING)
+
+
+def lazy_enabled(cfg) -> bool:
+    """Regularisers as their own optimizer steps: ``lazy_reg``, by default on for stylegan2."""
+    return _or(cfg.lazy_reg, cfg.arch == "stylegan2")
+
+
+def lazy_r1(ctx: StepContext) -> bool:
+    return lazy_enabled(ctx.cfg) and ctx.cfg.r1_every > 1
+
+
+def pl_settings(cfg) -> tuple[float, int]:
+    """(weight, interval) of the path-length penalty; weight 0 off G's other than StyleGAN2."""
+    if cfg.arch != "stylegan2":
+        return 0.0, 1
+    return _or(cfg.pl_weight, PL_WEIGHT), _or(cfg.pl_every, PL_EVERY)
+
+
+def lazy_ratio(interval: int) -> float:
+    """``interval / (interval + 1)``: the fraction of optimizer steps that are main steps."""
+    return interval / (interval + 1) if interval > 1 else 1.0
+
+
+def lazy_adam_kwargs(lr: float, betas: tuple[float, float], interval: int) -> dict[str, Any]:
+    """Adam lr and betas for a lazily regularised network (Karras et al. 2020, app. B):
+    ``lr * c`` and ``beta ** c`` with ``c = interval / (interval + 1)``, so that
+    ``interval + 1`` optimizer steps move the weights as ``interval`` plain steps would."""
+    c = lazy_ratio(interval)
+    return {"lr": lr * c, "betas": (betas[0] ** c, betas[1] ** c)}
+
+
+def optimizer_intervals(cfg) -> tuple[int, int]:
+    """(G, D) regularisation intervals the optimizers are adjusted for (1 = no adjustment)."""
+    if not lazy_enabled(cfg):
+        return 1, 1
+    return pl_settings(cfg)[1] if cfg.arch == "stylegan2" else 1, cfg.r1_every
+
+
+def d_reg_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
+    """Lazy R1 as its own D update, every ``r1_every`` D steps (stylegan2-ada's ``Dreg``)."""
+    cfg = ctx.cfg
+    if not lazy_r1(ctx) or cfg.r1_gamma <= 0 or ctx.d_steps % cfg.r1_every != 0:
+        return {}
+    ctx.opt_d.zero_grad(set_to_none=True)
+    with torch.autocast(ctx.device.type, enabled=False):
+        r1 = r1_term(ctx, x_real)
+    _backward_step(ctx, r1, ctx.D, ctx.opt_d)
+    return {"d/r1": r1.detach()}
+
+
+def path_length_penalty(ctx: StepContext, batch: int) -> Tensor:
+    """``(|J_w^T y| - a)^2`` with ``y ~ N(0, I) / sqrt(H W)`` and ``a`` the running mean of the
+    lengths (decay ``pl_decay``), on ``batch // pl_batch_shrink`` fakes (Karras et al. 2020,
+    eq. 4). Updates ``G.pl_mean``."""
+    cfg, G = ctx.cfg, ctx.G
+    n = max(1, batch // _or(cfg.pl_batch_shrink, PL_BATCH_SHRINK))
+    ws = G.mapping_mixed(sample_z(ctx, n), style_mixing=_style_mixing(ctx),
+                         generator=ctx.gens["z"])
+    img = G.synthesis(ws)
+    y = torch.randn(img.shape, generator=ctx.gens["reg"], device=img.device, dtype=img.dtype)
+    y = y / math.sqrt(img.shape[2] * img.shape[3])
+    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(2).mean(1).sqrt()
+    with torch.no_grad():
+        G.pl_mean.copy_(G.pl_mean.lerp(lengths.mean(), _or(cfg.pl_decay, PL_DECAY)))
+    return (lengths - G.pl_mean).square().mean()
+
+
+def g_reg_step(ctx: StepContext, batch: int, iteration: int) -> dict[str, Tensor]:
+    """Path length as its own G update every ``pl_every`` iterations (``Greg``), loss scaled by
+    the interval; without lazy steps it is still only taken every ``pl_every`` iterations."""
+    weight, every = pl_settings(ctx.cfg)
+    if weight <= 0 or iteration % every != 0:
+        return {}
+    ctx.opt_g.zero_grad(set_to_none=True)
+    with torch.autocast(ctx.device.type, enabled=False):
+        pl = weight * every * path_length_penalty(ctx, batch)
+    _backward_step(ctx, pl, ctx.G, ctx.opt_g)
+    return {"g/pl": pl.detach()}
+
+
+def ema_beta(batch: int, nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
+    """StyleGAN2's G-EMA decay for one step: a half-life of ``ema_kimg`` thousand images, at
+    most ``ema_rampup * nimg`` while ramping up (``nimg`` = images seen before this step)."""
+    half_life = ema_kimg * 1000
+    if ema_rampup is not None:
+        half_life = min(half_life, nimg * ema_rampup)
+    return 0.5 ** (batch / max(half_life, 1e-8))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """``ema = model + beta * (ema - model)`` on parameters; buffers are copied (the reference)."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

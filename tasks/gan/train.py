@@ -57,7 +57,8 @@ from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_r
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator, generate
 from robustrep.tasks.gan.models import build_discriminator, build_generator
 from robustrep.tasks.gan.regs import build_regs
-from robustrep.tasks.gan.steps import StepContext, train_iteration
+from robustrep.tasks.gan.steps import (StepContext, ema_beta, ema_update, lazy_adam_kwargs,
+                                       optimizer_intervals, train_iteration)
 
 GRID_SEED = EVAL_SEED + 1
 LOSS_CURVES = ("loss/d/total", "loss/g/total")
@@ -152,12 +153,10 @@ class Trainer:
         broadcast_module(G)
         broadcast_module(D)
         ckpt.seed_everything(cfg.seed + self.dist.rank)
-        betas = (cfg.beta1, cfg.beta2)
+        opt_g, opt_d = _optimizers(cfg, G, D)
         ctx = StepContext(
             cfg=cfg, G=G, D=D, g_fn=maybe_compile(G, cfg.compile),
-            d_fn=maybe_compile(D, cfg.compile),
-            opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas),
-            opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas),
+            d_fn=maybe_compile(D, cfg.compile), opt_g=opt_g, opt_d=opt_d,
             scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=self._generators(),
             device=dev, channels_last=cfg.channels_last)
         return ctx, make_ema(G, cfg.ema_decay, warmup=cfg.ema_warmup)
@@ -333,8 +332,7 @@ class Trainer:
     def one_step(self, bar) -> None:
         start = time.perf_counter()
         terms = train_iteration(self.ctx, self.stream.next)
-        if self.ema is not None:
-            self.ema.update(self.ctx.G, step=self.step + 1)
+        self._update_ema()
         self.meter.update(self.step, terms)
         self.step += 1
         self.train_seconds += time.perf_counter() - start
@@ -345,6 +343,18 @@ class Trainer:
             self.save()
         if self._due(self.cfg.eval_every) and self.step < self.cfg.steps:
             self.evaluate()
+
+    def _update_ema(self) -> None:
+        """timm's EMA by step, or StyleGAN2's by images seen when ``ema_kimg`` is set."""
+        if self.ema is None:
+            return
+        cfg = self.cfg
+        if cfg.ema_kimg is None:
+            self.ema.update(self.ctx.G, step=self.step + 1)
+            return
+        nimg = self.step * cfg.batch_size  # images seen before this step
+        ema_update(self.ema.module, self.ctx.G,
+                   ema_beta(cfg.batch_size, nimg, cfg.ema_kimg, cfg.ema_rampup))
 
     def _postfix(self, means: dict[str, float]) -> dict[str, Any]:
         post = {"d": means.get("d/total"), "g": means.get("g/total")}
@@ -366,6 +376,15 @@ class Trainer:
         return {"run": str(self.run.path), "rank": self.dist.rank, "step": self.step,
                 "train_seconds": round(self.train_seconds, 2), "metrics": metrics,
                 "checkpoint": str(self.last_ckpt) if self.last_ckpt else None}
+
+
+def _optimizers(cfg: GanConfig, G: torch.nn.Module,
+                D: torch.nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for G and D; lr and betas adjusted for lazy regularisation steps (StyleGAN2)."""
+    betas = (cfg.beta1, cfg.beta2)
+    every_g, every_d = optimizer_intervals(cfg)
+    return (torch.optim.Adam(G.parameters(), **lazy_adam_kwargs(cfg.lr_g, betas, every_g)),
+            torch.optim.Adam(D.parameters(), **lazy_adam_kwargs(cfg.lr_d, betas, every_d)))
 
 
 def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:

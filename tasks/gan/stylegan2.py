@@ -1,0 +1,574 @@
+"""StyleGAN2 generator and discriminator in plain PyTorch (no custom CUDA extension).
+
+Paper: Karras, Laine, Aittala, Hellsten, Lehtinen & Aila, "Analyzing and Improving the Image
+Quality of StyleGAN", CVPR 2020, arXiv 1912.04958; the configuration names follow Karras et al.,
+"Training Generative Adversarial Networks with Limited Data", NeurIPS 2020, arXiv 2006.06676.
+Architecture checked against ``NVlabs/stylegan2-ada-pytorch`` (``training/networks.py``) and the
+reference fallbacks of its ops (``torch_utils/ops/upfirdn2d.py``, ``bias_act.py``,
+``conv2d_resample.py``); AdaptiveMix's StyleGAN2 code (``WentianZhang-ML/AdaptiveMix``,
+``generation/training/networks.py``) uses the same networks.
+
+What is here:
+
+- Equalized learning rate: weights are stored N(0, 1) (divided by the lr multiplier) and scaled
+  by ``lr_mul / sqrt(fan_in)`` at run time, biases by ``lr_mul``.
+- Mapping network: 2nd-moment normalised z (and embedded c), ``mapping_layers`` FC+lrelu layers
+  with lr multiplier 0.01, a running ``w_avg`` (beta 0.995) for the truncation trick.
+- Synthesis ("skip" G): a learned 4x4 constant, per block an up-sampling modulated 3x3 conv and a
+  modulated 3x3 conv (weight demodulation, per-pixel noise with a learned strength, bias,
+  lrelu * sqrt 2) and a ToRGB 1x1 modulated conv (no demodulation) whose output is added to the
+  FIR-up-sampled image of the block below.
+- Discriminator ("resnet" D): FromRGB at full resolution, then per block conv3x3, down-sampling
+  conv3x3 and a down-sampling 1x1 skip, summed with gain sqrt(1/2); the epilogue at 4x4 is
+  minibatch-std, conv3x3, fc, out (and the conditioning projection when ``c_dim > 0``).
+- FIR resampling with the [1, 3, 3, 1] filter exactly as ``upfirdn2d``'s reference path (zero
+  insertion, padding, depthwise filter, stride); an up-sampling conv is ``upfirdn2d(up=2)`` then a
+  valid conv, the reference's generic path (its fast path, a transposed conv then the filter, is
+  the same linear map).
+
+The split the project uses (``robustrep/split.py``): D's ``features`` are every block down to the
+4x4 map, its ``head`` is the epilogue. Minibatch-std lives in the head, so the trunk is
+batch-permutation equivariant and AdaptiveMix's two-pass and fused computations are exact, as in
+the reference's ``Discriminator.embedding``/``classifier`` split.
+
+Left out: mixed precision (the reference's fp16 blocks and ``conv_clamp``; ``conv_clamp`` is
+accepted for completeness), the "orig"/"residual" G and "orig"/"skip" D variants.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+FIR = (1.0, 3.0, 3.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# ops: bias_act and upfirdn2d (the reference fallbacks' arithmetic)
+
+
+def bias_act(x: Tensor, b: Tensor | None, act: str = "linear", gain: float | None = None,
+             clamp: float | None = None) -> Tensor:
+    """``act(x + b) * gain``, clamped to ``[-clamp, clamp]``; ``b`` broadcast over dim 1.
+
+    The default gain keeps the activation's output scale: sqrt(2) for lrelu, 1 for linear.
+    """
+    if b is not None:
+        x = x + b.reshape(1, -1, *([1] * (x.dim() - 2)))
+    if act == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE)
+        gain = LRELU_GAIN if gain is None else gain
+    elif act != "linear":
+        raise ValueError(f"act must be 'linear' or 'lrelu', got {act!r}")
+    gain = 1.0 if gain is None else gain
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def fir_filter(taps: tuple[float, ...] = FIR) -> Tensor:
+    """The normalised 2-D FIR filter: the outer product of ``taps``, summing to 1."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0), gain: float = 1.0) -> Tensor:
+    """Zero-insert up-sampling, padding (both axes ``pad = (before, after)``), FIR, decimation.
+
+    ``f`` is applied as a true convolution (flipped), depthwise per channel; ``gain`` scales it
+    (``up ** 2`` keeps the image's mean after zero insertion).
+    """
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    kernel = (f * gain).flip([0, 1]).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
+    x = F.conv2d(x, kernel, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: Tensor, f: Tensor) -> Tensor:
+    """2x FIR up-sampling (ToRGB skip path): ``H -> 2H``."""
+    taps = f.shape[-1]
+    return upfirdn2d(x, f, up=2, pad=((taps + 1) // 2, (taps - 2) // 2), gain=4.0)
+
+
+def downsample2d(x: Tensor, f: Tensor, extra_pad: int = 0) -> Tensor:
+    """2x FIR down-sampling: ``H -> H/2``; ``extra_pad`` adds a following conv's padding."""
+    taps = f.shape[-1]
+    return upfirdn2d(x, f, down=2, pad=(extra_pad + (taps - 1) // 2, extra_pad + (taps - 2) // 2))
+
+
+def conv2d_resample(x: Tensor, w: Tensor, f: Tensor, up: int = 1, down: int = 1,
+                    groups: int = 1) -> Tensor:
+    """A 'same' conv with optional 2x FIR up- or down-sampling (``conv2d_resample``'s paths)."""
+    k = w.shape[-1]
+    pad = k // 2
+    taps = f.shape[-1]
+    if up > 1 and k == 1:  # up-sample with the conv's padding folded in, then the conv
+        x = upfirdn2d(x, f, up=2, pad=(pad + (taps + 1) // 2, pad + (taps - 2) // 2), gain=4.0)
+        return F.conv2d(x, w, groups=groups)
+    if up > 1:  # the same map as a stride-2 transposed conv (no products with zeros), then FIR
+        out_ch, in_per_group = w.shape[:2]
+        wt = w.flip([2, 3]).reshape(groups, out_ch // groups, in_per_group, k, k)
+        wt = wt.transpose(1, 2).reshape(groups * in_per_group, out_ch // groups, k, k)
+        x = F.conv_transpose2d(x, wt, stride=2, groups=groups)
+        extra = (taps - 2) // 2 + pad - (k - 1)  # crop the transposed conv's full border
+        return upfirdn2d(x, f, pad=(extra + 1, extra + 1), gain=4.0)
+    if down > 1:
+        if k == 1:  # 1x1: filter and decimate first, then the conv
+            return F.conv2d(downsample2d(x, f), w, groups=groups)
+        x = upfirdn2d(x, f, pad=(pad + (taps - 1) // 2, pad + (taps - 2) // 2))
+        return F.conv2d(x, w, stride=2, groups=groups)
+    return F.conv2d(x, w, padding=pad, groups=groups)
+
+
+def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+# ---------------------------------------------------------------------------------------------
+# equalized-learning-rate layers
+
+
+class FullyConnected(nn.Module):
+    """Linear layer with equalized lr: ``act(x @ (W * lr_mul / sqrt(in)).T + b * lr_mul)``."""
+
+    def __init__(self, in_features: int, out_features: int, act: str = "linear",
+                 lr_mul: float = 1.0, bias_init: float = 0.0):
+        super().__init__()
+        self.act = act
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.bias_gain = lr_mul
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight * self.weight_gain
+        b = self.bias * self.bias_gain
+        if self.act == "linear":
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, self.act)
+
+
+class Conv2dLayer(nn.Module):
+    """Conv with equalized lr, optional FIR up/down-sampling, bias and activation (D layers)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 act: str = "linear", bias: bool = True, up: int = 1, down: int = 1,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.act, self.up, self.down, self.conv_clamp = act, up, down, conv_clamp
+        self.register_buffer("resample_filter", fir_filter())
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size,
+                                               kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+
+    def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
+        x = conv2d_resample(x, self.weight * self.weight_gain, self.resample_filter, self.up,
+                            self.down)
+        act_gain = (LRELU_GAIN if self.act == "lrelu" else 1.0) * gain
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, self.act, act_gain, clamp)
+
+
+# ---------------------------------------------------------------------------------------------
+# mapping network
+
+
+class MappingNetwork(nn.Module):
+    """z (and c) -> w, broadcast to ``num_ws`` copies ``[B, num_ws, w_dim]``.
+
+    ``w_avg`` follows the batch mean of w in training (``w_avg_beta``) for the truncation trick;
+    the style-mixing draw passes ``update_w_avg=False``, as the reference.
+    """
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None,
+                 num_layers: int = 8, lr_mul: float = 0.01, w_avg_beta: float | None = 0.995):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.w_avg_beta = w_avg_beta
+        embed = w_dim if c_dim > 0 else 0
+        self.embed = FullyConnected(c_dim, embed) if c_dim > 0 else None
+        sizes = [z_dim + embed] + [w_dim] * num_layers
+        self.layers = nn.ModuleList(FullyConnected(a, b, "lrelu", lr_mul)
+                                    for a, b in zip(sizes[:-1], sizes[1:]))
+        if w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: Tensor | None, c: Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, update_w_avg: bool = True) -> Tensor:
+        parts = []
+        if self.z_dim > 0:
+            parts.append(normalize_2nd_moment(z))
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"c must be given: the network is conditional (c_dim "
+                                 f"{self.c_dim})")
+            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+        x = torch.cat(parts, dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        if self.w_avg_beta is not None and self.training and update_w_avg:
+            with torch.no_grad():
+                self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+        if self.num_ws is None:
+            return x
+        x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1:
+            cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            x = x.clone()
+            x[:, :cut] = self.w_avg.lerp(x[:, :cut], truncation_psi)
+        return x
+
+
+# ---------------------------------------------------------------------------------------------
+# synthesis network
+
+
+def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | None = None,
+                     up: int = 1, demodulate: bool = True,
+                     resample_filter: Tensor | None = None, fused: bool = False) -> Tensor:
+    """StyleGAN2's modulated conv: per-sample weights ``w * s_in``, then demodulation.
+
+    Demodulation rescales each output channel by ``1 / sqrt(sum (w * s)^2 + 1e-8)``, so
+    unit-variance inputs give unit-variance outputs (paper eq. 1-3). ``noise`` ``[B, 1, H, W]`` (already scaled)
+    is added after. ``fused=False`` (the reference's path in training) scales the activations
+    instead of the weights, ``conv(x * s, w) * d``, one shared-weight conv for the batch; ``True``
+    builds per-sample weights and runs a grouped conv (the reference's inference path). Both are
+    the same linear map.
+    """
+    batch, in_ch = x.shape[:2]
+    out_ch, _, kh, kw = weight.shape
+    f = resample_filter if resample_filter is not None else fir_filter().to(x.device)
+    dcoefs = None
+    if demodulate:
+        w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_ch, 1, 1)
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, out]
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(batch, in_ch, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f, up=up)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(batch, out_ch, 1, 1)
+    else:
+        w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_ch, 1, 1)
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(batch, out_ch, 1, 1, 1)
+        x = x.reshape(1, batch * in_ch, *x.shape[2:])
+        w = w.reshape(batch * out_ch, in_ch, kh, kw)
+        x = conv2d_resample(x, w.to(x.dtype), f, up=up, groups=batch)
+        x = x.reshape(batch, out_ch, *x.shape[2:])
+    if noise is not None:
+        x = x + noise
+    return x
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally up-sampling), noise, bias, lrelu."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 up: int = 1, conv_clamp: float | None = None):
+        super().__init__()
+        self.up, self.resolution, self.conv_clamp = up, resolution, conv_clamp
+        self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.register_buffer("resample_filter", fir_filter())
+
+    def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random") -> Tensor:
+        styles = self.affine(w)
+        noise = None
+        if noise_mode == "random":  # the global RNG, saved in every checkpoint
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution,
+                                device=x.device, dtype=x.dtype) * self.noise_strength
+        elif noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        x = modulated_conv2d(x, self.weight, styles, noise, self.up, True, self.resample_filter)
+        clamp = self.conv_clamp * LRELU_GAIN if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, "lrelu", LRELU_GAIN, clamp)
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv to image channels, no demodulation, linear."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = 1 / math.sqrt(in_channels)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        return bias_act(x, self.bias, "linear", 1.0, self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the skip G: [const | up-conv], conv, ToRGB added to the up-sampled image.
+
+    Uses ``num_conv + 1`` consecutive ws; the next block starts at ``num_conv`` further on, so a
+    ToRGB shares its w with the next block's first conv (the reference's indexing).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 img_channels: int, conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels, self.resolution = in_channels, resolution
+        self.register_buffer("resample_filter", fir_filter())
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+            self.conv0 = None
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        conv_clamp=conv_clamp)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution,
+                                    conv_clamp=conv_clamp)
+        self.torgb = ToRGB(out_channels, img_channels, w_dim, conv_clamp)
+        self.num_conv = 1 if in_channels == 0 else 2
+
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor,
+                noise_mode: str = "random") -> tuple[Tensor, Tensor]:
+        ws = ws.unbind(1)
+        if self.conv0 is None:
+            x = self.const.unsqueeze(0).repeat(ws[0].shape[0], 1, 1, 1)
+            x = self.conv1(x, ws[0], noise_mode)
+        else:
+            x = self.conv0(x, ws[0], noise_mode)
+            x = self.conv1(x, ws[1], noise_mode)
+        y = self.torgb(x, ws[self.num_conv])
+        img = y if img is None else upsample2d(img, self.resample_filter) + y
+        return x, img
+
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """Feature maps at ``resolution``: ``min(channel_base // resolution, channel_max)``."""
+    return min(channel_base // resolution, channel_max)
+
+
+def _check_resolution(img_resolution: int) -> int:
+    log2 = int(math.log2(img_resolution)) if img_resolution > 0 else 0
+    if img_resolution < 8 or 2 ** log2 != img_resolution:
+        raise ValueError(f"img_resolution must be a power of 2 >= 8, got {img_resolution}")
+    return log2
+
+
+class SynthesisNetwork(nn.Module):
+    """ws ``[B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` (skip architecture)."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
+                 channel_base: int = 32768, channel_max: int = 512,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        log2 = _check_resolution(img_resolution)
+        self.resolutions = [2 ** i for i in range(2, log2 + 1)]
+        self.blocks = nn.ModuleList()
+        self.num_ws = 0
+        for res in self.resolutions:
+            c_in = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
+            c_out = channels_at(res, channel_base, channel_max)
+            block = SynthesisBlock(c_in, c_out, w_dim, res, img_channels, conv_clamp)
+            self.blocks.append(block)
+            self.num_ws += block.num_conv
+        self.num_ws += 1  # the last ToRGB
+
+    def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:
+        x = img = None
+        start = 0
+        for block in self.blocks:
+            x, img = block(x, img, ws[:, start:start + block.num_conv + 1], noise_mode)
+            start += block.num_conv
+        return img
+
+
+class StyleGAN2Generator(nn.Module):
+    """z ``[B, z_dim]`` (and c ``[B, c_dim]``) -> images ``[B, C, R, R]`` (about [-1, 1]).
+
+    ``style_mixing`` is the probability, in training, that the ws after a random cutoff come from
+    a second latent (the reference's ``style_mixing_prob``; its draws use ``generator``).
+    ``pl_mean`` is the path-length regulariser's running mean, kept here so that it is saved with
+    the weights.
+    """
+
+    def __init__(self, z_dim: int, img_resolution: int, img_channels: int, c_dim: int = 0,
+                 w_dim: int = 512, mapping_layers: int = 8, channel_base: int = 32768,
+                 channel_max: int = 512, mapping_lr_mul: float = 0.01,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, channel_base,
+                                          channel_max, conv_clamp)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, mapping_layers,
+                                      mapping_lr_mul)
+        self.register_buffer("pl_mean", torch.zeros([]))
+
+    def mapping_mixed(self, z: Tensor, c: Tensor | None = None, style_mixing: float = 0.0,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """ws with style mixing: with probability ``style_mixing``, ws from a random cutoff in
+        ``[1, num_ws)`` on come from a fresh latent (which does not update ``w_avg``)."""
+        ws = self.mapping(z, c)
+        if style_mixing <= 0:
+            return ws
+        cutoff = int(torch.randint(1, self.num_ws, (), generator=generator,
+                                   device=generator.device if generator else None))
+        if float(torch.rand((), generator=generator,
+                            device=generator.device if generator else None)) >= style_mixing:
+            return ws
+        z2 = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        ws2 = self.mapping(z2, c, update_w_avg=False)
+        return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+
+    def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "random") -> Tensor:
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
+        return self.synthesis(ws, noise_mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual D block: [FromRGB], conv3x3, down-conv3x3, plus a down 1x1 skip, gain sqrt(1/2)."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.fromrgb = (Conv2dLayer(img_channels, tmp_channels, 1, "lrelu",
+                                    conv_clamp=conv_clamp) if in_channels == 0 else None)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, "lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, "lrelu", down=2,
+                                 conv_clamp=conv_clamp)
+        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.fromrgb is not None:
+            x = self.fromrgb(x)
+        y = self.skip(x, gain=math.sqrt(0.5))
+        x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+        return y + x
+
+
+class MinibatchStd(nn.Module):
+    """Appends the std over groups of ``group_size`` samples, averaged over channels and pixels.
+
+    Sample n belongs to group ``n % (B / G)`` (the reference's reshape). When ``B`` is not a
+    multiple of ``group_size`` the largest divisor of ``B`` below it is used (the reference
+    asserts instead).
+    """
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        while n % g:
+            g -= 1
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)
+        y = (y - y.mean(0)).square().mean(0)
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [B/G, F]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
+class DiscriminatorTrunk(nn.Module):
+    """Every D block from the image down to the 4x4 map (per sample: no batch statistics)."""
+
+    def __init__(self, img_resolution: int, img_channels: int, channel_base: int,
+                 channel_max: int, conv_clamp: float | None = None):
+        super().__init__()
+        log2 = _check_resolution(img_resolution)
+        resolutions = [2 ** i for i in range(log2, 2, -1)]
+        blocks = []
+        for res in resolutions:
+            c_in = channels_at(res, channel_base, channel_max) if res < img_resolution else 0
+            tmp = channels_at(res, channel_base, channel_max)
+            out = channels_at(res // 2, channel_base, channel_max)
+            blocks.append(DiscriminatorBlock(c_in, tmp, out, img_channels, conv_clamp))
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, img: Tensor) -> Tensor:
+        return self.blocks(img)
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 map -> one logit per sample: minibatch-std, conv3x3, fc, out [, projection on c]."""
+
+    def __init__(self, in_channels: int, cmap_dim: int = 0, mbstd_group: int = 4,
+                 mbstd_channels: int = 1, conv_clamp: float | None = None):
+        super().__init__()
+        self.cmap_dim = cmap_dim
+        self.mbstd = MinibatchStd(mbstd_group, mbstd_channels) if mbstd_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_channels, in_channels, 3, "lrelu",
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnected(in_channels * 16, in_channels, "lrelu")
+        self.out = FullyConnected(in_channels, cmap_dim if cmap_dim > 0 else 1)
+
+    def forward(self, x: Tensor, cmap: Tensor | None = None) -> Tensor:
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.fc(self.conv(x).flatten(1))
+        x = self.out(x)
+        if self.cmap_dim > 0:
+            x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+        return x.squeeze(1)
+
+
+class StyleGAN2Discriminator(nn.Module):
+    """Residual StyleGAN2 D seen as ``head(features(x))``; ``forward(x[, c])`` -> logits ``[B]``.
+
+    ``features`` is :class:`DiscriminatorTrunk` (``[B, C4, 4, 4]``), ``head`` the epilogue; for a
+    conditional D (``c_dim > 0``) pass ``c`` to ``forward``/``head`` (the split's one-argument
+    ``head`` then refuses, since the projection needs the labels).
+    """
+
+    def __init__(self, img_resolution: int, img_channels: int, c_dim: int = 0,
+                 channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4,
+                 mbstd_channels: int = 1, conv_clamp: float | None = None):
+        super().__init__()
+        self.c_dim = c_dim
+        self.trunk = DiscriminatorTrunk(img_resolution, img_channels, channel_base, channel_max,
+                                        conv_clamp)
+        c4 = channels_at(4, channel_base, channel_max)
+        self.mapping = (MappingNetwork(0, c_dim, c4, None, 8, w_avg_beta=None)
+                        if c_dim > 0 else None)
+        self.epilogue = DiscriminatorEpilogue(c4, c4 if c_dim > 0 else 0, mbstd_group,
+                                              mbstd_channels, conv_clamp)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def head(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        cmap = None
+        if self.mapping is not None:
+            if c is None:
+                raise ValueError(f"c must be given: the discriminator is conditional (c_dim "
+                                 f"{self.c_dim})")
+            cmap = self.mapping(None, c)
+        return self.epilogue(z, cmap)
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        return self.head(self.features(x), c)
