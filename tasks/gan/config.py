@@ -188,14 +188,14 @@ class GanConfig:
         return self.dataset in ("ring", "grid")
 
 
-_STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
+STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
                    "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:
     """StyleGAN2 options only with arch stylegan2; RP-GAN keeps its own D; DiffAugment policy."""
     if cfg.arch != "stylegan2":
-        given = [n for n in _STYLEGAN2_ONLY if getattr(cfg, n) is not None]
+        given = [n for n in STYLEGAN2_ONLY if getattr(cfg, n) is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} apply only to arch stylegan2 (arch is "
                               f"{cfg.arch!r}); drop them or pass --arch stylegan2")

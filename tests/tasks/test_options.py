@@ -16,13 +16,13 @@ import pytest
 from robustrep.tasks.classify.config import ClassifyConfig
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import OptionSpec, option_specs
-from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.config import STYLEGAN2_ONLY, GanConfig
 
 PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
 # Free-text options: a value that the config's cross-field checks accept.
 TEXT = {"reg": "none", "model": "resnet10t", "device": "cpu", "data_root": "some/folder",
         "out": "some/run", "inception_weights": "w.pth", "pretrained_file": "w.pth",
-        "fid_features": "digits"}
+        "fid_features": "digits", "diffaugment": "color,translation"}
 # Choices whose other values need other options too (arch mlp needs 2-D data): keep the default.
 KEEP_DEFAULT = {"dataset", "arch"}
 
@@ -75,6 +75,13 @@ def invalid_cases(spec: OptionSpec) -> list[str]:
     return bad
 
 
+def context(program: str, spec: OptionSpec) -> list[str]:
+    """Other options a field needs to be valid at all (StyleGAN2's own options need its arch)."""
+    if program == "gan" and spec.name in STYLEGAN2_ONLY:
+        return ["--preset", "digits-stylegan2"]
+    return []
+
+
 def _fields():
     for program, cls in PROGRAMS.items():
         for name, spec in option_specs(cls).items():
@@ -102,7 +109,7 @@ def _same_typed(got, expected) -> bool:
 @pytest.mark.parametrize(("program", "cls", "spec"), FIELDS, ids=IDS)
 def test_valid_flag_arrives_typed(program, cls, spec, capsys):
     tokens, expected = valid_case(cls, spec)
-    cfg = _dry_run(capsys, program, spec.flag, *tokens)
+    cfg = _dry_run(capsys, program, *context(program, spec), spec.flag, *tokens)
     assert _same_typed(cfg[spec.name], expected), (cfg[spec.name], expected)
 
 
@@ -111,7 +118,7 @@ def test_config_file_text_converts_like_the_flag(program, cls, spec, tmp_path, c
     tokens, expected = valid_case(cls, spec)
     path = tmp_path / "options.yaml"
     path.write_text(f"{spec.name}: {json.dumps(','.join(tokens))}\n")  # always a YAML string
-    cfg = _dry_run(capsys, program, "--config", str(path))
+    cfg = _dry_run(capsys, program, *context(program, spec), "--config", str(path))
     assert _same_typed(cfg[spec.name], expected), (cfg[spec.name], expected)
 
 
