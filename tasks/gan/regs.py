@@ -35,8 +35,12 @@ INPUT_RANGE = (-1.0, 1.0)
 
 
 def input_range(cfg) -> tuple[float, float] | None:
-    """Where perturbed inputs are clamped: images live in [-1, 1]; 2-D points are unbounded."""
-    return None if cfg.dataset in ("ring", "grid") else INPUT_RANGE
+    """Where perturbed inputs are checked and clamped: images live in [-1, 1]; 2-D points are
+    unbounded, and so are StyleGAN2's fakes (its G ends in a linear toRGB with no tanh, as in
+    stylegan2-ada, so a fake may leave [-1, 1] and must not be clamped into it)."""
+    if cfg.dataset in ("ring", "grid") or cfg.arch == "stylegan2":
+        return None
+    return INPUT_RANGE
 
 
 def parse_regs(text: str, arch: str = "dcgan") -> tuple[str, ...]:
