@@ -115,8 +115,8 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
                                                    seed, device)
             robust = correct & (y_adv == y)
     n = int(y.numel())
-    return RobustAccuracy(clean_acc=float(correct.float().mean()),
-                          robust_acc=float(robust.float().mean()), n=n, attack=attack,
+    return RobustAccuracy(clean_acc=int(correct.sum()) / n,
+                          robust_acc=int(robust.sum()) / n, n=n, attack=attack,
                           eps=float(eps), norm=norm, convention=f"{convention}, {norm} eps="
                           f"{eps_text(eps)}", correct=correct, robust=robust, flags=flags)
 
