@@ -233,7 +233,8 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def evaluate_run(run: str | Path, eps: float | None = None, attacks: Sequence[str] = ("autoattack",),
+def evaluate_run(run: str | Path, eps: float | None = None,
+                 attacks: Sequence[str] = ("autoattack",),
                  norm: str = "Linf", pgd_steps: Sequence[int] = (10, 20),
                  pgd_step_size: float | None = None, n_attack: int | None = DEFAULT_N_ATTACK,
                  corruptions: Sequence[str] = DEFAULT_CORRUPTIONS,
