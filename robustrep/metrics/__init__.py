@@ -12,6 +12,7 @@ from robustrep.metrics.fid import FeatureStats, frechet_distance, kid, polynomia
 from robustrep.metrics.mixtures import mode_stats
 from robustrep.metrics.ood import ood_metrics
 from robustrep.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
+from robustrep.metrics.robust import RobustAccuracy, robust_accuracy
 
 __all__ = [
     "FeatureStats", "frechet_distance", "kid", "polynomial_mmd2",
@@ -19,6 +20,7 @@ __all__ = [
     "mode_stats",
     "accuracy", "nll", "expected_calibration_error",
     "ood_metrics",
+    "robust_accuracy", "RobustAccuracy",
     "FIDInceptionV3", "load_fid_inception", "FID_WEIGHTS_FILE", "DigitsFeatureNet",
     "train_digits_feature_net",
 ]

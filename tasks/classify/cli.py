@@ -2,7 +2,7 @@
 
     robustrep classify train --model resnet10t [--preset digits] [--reg mixup,pgd] [--OPTION V]
     robustrep classify train --resume RUN
-    robustrep classify eval RUN [--eps 0.0313] [--pgd-steps 10 20]
+    robustrep classify eval RUN [--attacks autoattack,pgd] [--norm Linf] [--eps 0.0313]
 
 Options are the fields of :class:`~robustrep.tasks.classify.config.ClassifyConfig`; a preset
 sets several at once and the flags given override it.
@@ -51,25 +51,49 @@ def _add_train(sub) -> None:
     p.set_defaults(func=run_train)
 
 
+def _attacks_arg(text: str) -> list[str]:
+    from robustrep.metrics.robust import ATTACKS
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    bad = [a for a in names if a not in ATTACKS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown attack {bad[0]!r}; choose from "
+                                         f"{', '.join(ATTACKS)} (comma-separated), or 'none'")
+    return names
+
+
 def _add_eval(sub) -> None:
-    from .corruptions import CORRUPTIONS
+    from robustrep.corruptions import CORRUPTIONS
+
+    from .evaluate import DEFAULT_CORRUPTIONS, DEFAULT_N_ATTACK
     p = sub.add_parser(
         "eval", help="clean, calibration, adversarial and corruption metrics of a run",
         description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
-                    "robust accuracy under PGD and FGSM (Linf, [0, 1] pixels) and accuracy "
-                    "under Gaussian noise, blur and contrast; writes RUN/eval/report.json.",
+                    "robust accuracy under AutoAttack (default; official fra31/auto-attack code) "
+                    "or PGD/FGSM/APGD, Linf or L2 in [0, 1] pixels, and accuracy and mCE under "
+                    "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
+                    "writes RUN/eval/report.json.",
         formatter_class=HelpFormatter)
     p.add_argument("run", help="run folder written by `robustrep classify train`")
-    p.add_argument("--eps", type=option_type(float, min=0, max=1), default=8 / 255,
-                   help="Linf radius in [0, 1] pixels")
+    p.add_argument("--attacks", type=lambda t: [] if t == "none" else _attacks_arg(t),
+                   default=["autoattack"],
+                   help="comma-separated: autoattack (standard version), apgd-ce, apgd-t, pgd "
+                        "(one per --pgd-steps), fgsm; 'none' skips; `--attacks pgd` is quick "
+                        "(default: autoattack)")
+    p.add_argument("--norm", choices=["Linf", "L2"], default="Linf", help="threat model")
+    p.add_argument("--eps", type=option_type(float, min=0), default=None,
+                   help="radius in [0, 1] pixels (default 8/255 for Linf, 0.5 for L2)")
+    p.add_argument("--n-attack", type=_INT0, default=DEFAULT_N_ATTACK,
+                   help="attack the first N evaluation samples (AutoAttack is slow on a CPU); "
+                        "0: all")
     p.add_argument("--pgd-steps", type=_INT1, nargs="*", default=[10, 20],
-                   help="PGD step counts to run (none: skip PGD)")
+                   help="PGD step counts to run when --attacks has pgd")
     p.add_argument("--pgd-step-size", type=option_type(float, min=0, min_exclusive=True),
-                   default=None,
-                   help="PGD step size (default 2.5 * eps / steps)")
-    p.add_argument("--no-fgsm", action="store_true", help="skip FGSM")
-    p.add_argument("--corruptions", nargs="*", default=list(CORRUPTIONS), choices=CORRUPTIONS,
-                   help="corruptions to apply (none: skip)")
+                   default=None, help="PGD step size (default 2.5 * eps / steps)")
+    p.add_argument("--corruptions", nargs="*", default=list(DEFAULT_CORRUPTIONS),
+                   choices=CORRUPTIONS, help="on-the-fly corruptions to apply (none: skip)")
+    p.add_argument("--cifar-c", default=None, metavar="ROOT",
+                   help="folder of the released CIFAR-10-C/CIFAR-100-C .npy files (cifar10/100 "
+                        "runs): accuracy per corruption and severity, mCE, relative mCE")
     p.add_argument("--severities", type=option_type(int, choices=(1, 2, 3, 4, 5)), nargs="+",
                    default=[1, 2, 3, 4, 5], help="corruption severities, 1..5")
     p.add_argument("--bins", type=_INT1, default=15, help="ECE bins")
@@ -125,12 +149,14 @@ def run_eval(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     try:
         report = evaluate_run(
-            args.run, eps=args.eps, pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
-            fgsm=not args.no_fgsm, corruptions=args.corruptions, severities=args.severities,
+            args.run, eps=args.eps, attacks=args.attacks, norm=args.norm,
+            pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
+            n_attack=args.n_attack or None, corruptions=args.corruptions,
+            severities=args.severities, cifar_c_root=args.cifar_c,
             bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
             seed=args.seed, use_ema=not args.no_ema, device=args.device,
             data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
-    except ValueError as err:  # the library's argument checks
+    except (ValueError, FileNotFoundError) as err:  # the library's argument checks
         raise UserError(str(err)) from err
     print(format_table(report))
     print(f"report: {Path(report['files']['report'])}")

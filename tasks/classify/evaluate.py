@@ -5,14 +5,18 @@ For the evaluation split of a run (or any model and dataset, through :func:`eval
 - clean top-1 accuracy and NLL (:mod:`robustrep.metrics.classification`);
 - expected calibration error with equal-width bins (Guo et al., ICML 2017) and a reliability
   diagram;
-- robust accuracy under Linf PGD (Madry et al., ICLR 2018; random start, ``steps`` steps of
-  ``2.5 * eps / steps`` by default) and FGSM (Goodfellow et al., ICLR 2015) from
-  :mod:`robustrep.adversarial`, in [0, 1] pixel space (the normalisation is inside the model).
-  As RobustBench counts it, a sample is robust when it is classified correctly both clean and
-  attacked, so robust accuracy never exceeds clean accuracy;
-- accuracy under the in-house corruptions of :mod:`.corruptions` at each severity.
+- robust accuracy from :func:`robustrep.metrics.robust_accuracy`, on the first ``n_attack``
+  samples: AutoAttack standard (Croce & Hein, ICML 2020, the official ``fra31/auto-attack`` code)
+  by default, the number comparable with RobustBench; ``pgd`` (PGD-``steps`` for each of
+  ``pgd_steps``), ``fgsm``, ``apgd-ce`` and ``apgd-t`` as quicker checks. Linf or L2, in [0, 1]
+  pixel space (the normalisation is inside the model); a sample is robust only when classified
+  correctly both clean and attacked. The report names each attack's convention;
+- accuracy, mCE and relative mCE under the on-the-fly corruptions of :mod:`robustrep.corruptions`
+  (8 of CIFAR-10-C's 15, same formulas) and, with ``cifar_c=ROOT``, under the released
+  CIFAR-10-C / CIFAR-100-C files (all 15 corruptions x 5 severities,
+  :mod:`robustrep.data.cifar_c`), the numbers comparable with published tables.
 
-Randomness (PGD starts, noise) comes from generators seeded with ``seed``: a report is
+Randomness (attack starts, noise) comes from generators seeded with ``seed``: a report is
 reproducible. The model is evaluated in eval mode; attacks never change its weights or BatchNorm
 statistics.
 """
@@ -26,19 +30,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustrep.adversarial import fgsm, pgd
+from robustrep.corruptions import CORRUPTIONS, SEVERITIES, corrupt, mean_corruption_error
+from robustrep.data.cifar_c import CIFAR_C_CORRUPTIONS, cifar_c, cifar_c_files
 from robustrep.metrics.classification import accuracy, expected_calibration_error, nll
+from robustrep.metrics.robust import ATTACKS, eps_text, robust_accuracy
 from robustrep.tasks.common import distributed as dist
+from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
 from robustrep.tasks.common.progress import progress
-from robustrep.tasks.common.rundir import _jsonable
+from robustrep.tasks.common.rundir import jsonable
 
-from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
-
-DEFAULT_EPS = 8 / 255
+DEFAULT_EPS = {"Linf": 8 / 255, "L2": 0.5}  # RobustBench's CIFAR-10 radii
+DEFAULT_N_ATTACK = 500
+# The on-the-fly corruptions of the report: the 8 of the 15 benchmark ones available.
+DEFAULT_CORRUPTIONS = tuple(c for c in CORRUPTIONS if c in CIFAR_C_CORRUPTIONS)
+CIFAR_C_DATASETS = ("cifar10", "cifar100")
 
 
 def _batches(data: Iterable, device: torch.device):
@@ -75,31 +83,46 @@ def calibration(logits: Tensor, labels: Tensor, bins: int = 15) -> dict[str, Any
     }
 
 
-def _loss_fn(model: nn.Module, y: Tensor):
-    def loss_fn(x: Tensor) -> Tensor:
-        return F.cross_entropy(model(x).float(), y, reduction="none")
-    return loss_fn
+def _first(data: Iterable, n: int | None) -> tuple[Tensor, Tensor]:
+    """The first ``n`` samples of ``data`` (all when None) as one pair of CPU tensors."""
+    xs, ys, have = [], [], 0
+    for x, y in data:
+        if n is not None and have >= n:
+            break
+        take = len(y) if n is None else min(len(y), n - have)
+        xs.append(x[:take].float().cpu())
+        ys.append(torch.as_tensor(y)[:take].long().cpu())
+        have += take
+    return torch.cat(xs), torch.cat(ys)
 
 
-def robust_accuracy(model: nn.Module, data: Iterable, device: torch.device, attack: str,
-                    eps: float = DEFAULT_EPS, steps: int = 10, step_size: float | None = None,
-                    seed: int = 0) -> float:
-    """Share of samples classified correctly both clean and under ``attack`` ("pgd"/"fgsm")."""
-    gen = torch.Generator(device).manual_seed(seed)
-    robust = total = 0
-    for x, y in _batches(data, device):
+def _attack_jobs(attacks: Sequence[str], pgd_steps: Sequence[int]) -> list[tuple[str, str, int]]:
+    """(report key, attack, steps) for each attack; ``pgd`` once per step count."""
+    jobs = []
+    for attack in attacks:
+        if attack not in ATTACKS:
+            raise ValueError(f"attack must be one of {', '.join(ATTACKS)}; got {attack!r}")
         if attack == "pgd":
-            x_adv = pgd(_loss_fn(model, y), x, eps, step_size=step_size, steps=steps,
-                        random_start=True, generator=gen, model=model)
-        elif attack == "fgsm":
-            x_adv = fgsm(_loss_fn(model, y), x, eps, model=model)
+            jobs += [(f"pgd{steps}", "pgd", steps) for steps in pgd_steps]
         else:
-            raise ValueError(f"attack must be 'pgd' or 'fgsm'; got {attack!r}")
-        with torch.no_grad():
-            ok = (model(x).argmax(1) == y) & (model(x_adv).argmax(1) == y)
-        robust += int(ok.sum())
-        total += y.numel()
-    return robust / max(total, 1)
+            jobs.append((attack, attack, 20))
+    return jobs
+
+
+def adversarial_report(model: nn.Module, data: Iterable, attacks: Sequence[str], eps: float,
+                       norm: str, pgd_steps: Sequence[int] = (10, 20),
+                       pgd_step_size: float | None = None, n_attack: int | None = None,
+                       seed: int = 0, bar=None) -> dict[str, dict[str, Any]]:
+    """One :func:`robust_accuracy` result per attack on the first ``n_attack`` samples."""
+    x, y = _first(data, n_attack)
+    out = {}
+    for key, attack, steps in _attack_jobs(attacks, pgd_steps):
+        result = robust_accuracy(model, (x, y), attack, eps, norm, steps=steps,
+                                 step_size=pgd_step_size, seed=seed)
+        out[key] = result.as_dict()
+        if bar is not None:
+            bar.update(1)
+    return out
 
 
 def corruption_accuracy(model: nn.Module, data: Iterable, device: torch.device, name: str,
@@ -111,62 +134,115 @@ def corruption_accuracy(model: nn.Module, data: Iterable, device: torch.device, 
     return float(accuracy(logits, labels))
 
 
+def cifar_c_accuracy(model: nn.Module, root: str | Path, device: torch.device,
+                     corruptions: Sequence[str] = CIFAR_C_CORRUPTIONS,
+                     severities: Sequence[int] = SEVERITIES, batch_size: int = 256,
+                     max_samples: int | None = None, bar=None) -> dict[str, dict[str, float]]:
+    """Accuracy on the released CIFAR-C files per corruption and severity."""
+    table: dict[str, dict[str, float]] = {}
+    for name in corruptions:
+        table[name] = {}
+        for s in severities:
+            x, y = cifar_c(root, name, s)
+            x, y = x[:max_samples], y[:max_samples]
+            logits, labels = predict(model, zip(x.split(batch_size), y.split(batch_size)), device)
+            table[name][str(s)] = float(accuracy(logits, labels))
+            if bar is not None:
+                bar.update(1)
+    return table
+
+
 def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | torch.device = "cpu",
-                   eps: float = DEFAULT_EPS, pgd_steps: Sequence[int] = (10, 20),
-                   pgd_step_size: float | None = None, fgsm_attack: bool = True,
-                   corruptions: Sequence[str] = tuple(CORRUPTIONS),
-                   severities: Sequence[int] = SEVERITIES, bins: int = 15, seed: int = 0,
-                   progress_bar: bool = False) -> dict[str, Any]:
+                   eps: float | None = None, attacks: Sequence[str] = ("autoattack",),
+                   norm: str = "Linf", pgd_steps: Sequence[int] = (10, 20),
+                   pgd_step_size: float | None = None, n_attack: int | None = DEFAULT_N_ATTACK,
+                   corruptions: Sequence[str] = DEFAULT_CORRUPTIONS,
+                   severities: Sequence[int] = SEVERITIES, cifar_c_root: str | Path | None = None,
+                   bins: int = 15, seed: int = 0, progress_bar: bool = False) -> dict[str, Any]:
     """Every metric of the report for ``model`` (images in [0, 1] -> logits) on ``data``.
 
-    ``data`` is a re-iterable of ``(images, labels)`` batches (a list or a DataLoader).
+    ``data`` is a re-iterable of ``(images, labels)`` batches (a list or a DataLoader). ``eps``
+    defaults to 8/255 (Linf) or 0.5 (L2); attacks run on the first ``n_attack`` samples (None:
+    all). ``cifar_c_root`` adds the released CIFAR-C files (the model must take 32x32 RGB).
     """
     device = torch.device(device)
+    norm = "Linf" if str(norm).lower() == "linf" else "L2" if str(norm).lower() == "l2" else norm
+    eps = DEFAULT_EPS.get(norm, 8 / 255) if eps is None else eps
     for name in corruptions:
         if name not in CORRUPTIONS:
             raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
+    jobs = _attack_jobs(attacks, pgd_steps)
     was_training = model.training
     model.eval()
-    jobs = 1 + len(pgd_steps) + int(fgsm_attack) + len(corruptions) * len(severities)
-    bar = progress(jobs, desc="eval", enabled=progress_bar)
+    n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
+    bar = progress(1 + len(jobs) + len(corruptions) * len(severities) + n_c, desc="eval",
+                   enabled=progress_bar)
     logits, labels = predict(model, data, device)
-    report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps,
+    report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps, "norm": norm,
                               "clean": calibration(logits, labels, bins)}
     bar.update(1)
-    adv: dict[str, float] = {}
-    for steps in pgd_steps:
-        adv[f"pgd{steps}"] = robust_accuracy(model, data, device, "pgd", eps, steps,
-                                             pgd_step_size, seed)
-        bar.update(1)
-    if fgsm_attack:
-        adv["fgsm"] = robust_accuracy(model, data, device, "fgsm", eps, seed=seed)
-        bar.update(1)
-    report["adversarial"] = adv
+    robust = adversarial_report(model, data, attacks, eps, norm, pgd_steps, pgd_step_size,
+                                n_attack, seed, bar)
+    report["robust"] = robust
+    report["adversarial"] = {k: v["robust_acc"] for k, v in robust.items()}
+    report["n_attack"] = next(iter(robust.values()))["n"] if robust else 0
+    report["robust_convention"] = {k: v["convention"] for k, v in robust.items()}
     corr: dict[str, dict[str, float]] = {}
     for name in corruptions:
         corr[name] = {}
         for s in severities:
             corr[name][str(s)] = corruption_accuracy(model, data, device, name, s, seed)
             bar.update(1)
-    bar.close()
     report["corruptions"] = corr
-    values = [v for per in corr.values() for v in per.values()]
-    report["summary"] = {
-        "clean_acc": report["clean"]["acc"], "nll": report["clean"]["nll"],
-        "ece": report["clean"]["ece"], **{f"{k}_acc": v for k, v in adv.items()},
-        "corruption_acc": sum(values) / len(values) if values else math.nan,
-    }
+    clean_acc = report["clean"]["acc"]
+    if corr and severities:
+        report["corruption_summary"] = {
+            **mean_corruption_error(corr, clean_acc),
+            "convention": f"on the fly (robustrep.corruptions, make_cifar_c.py formulas), "
+                          f"{len(corr)} of the 15 CIFAR-10-C corruptions, severities "
+                          f"{','.join(map(str, severities))}; unnormalised mCE"}
+    if cifar_c_root is not None:
+        table = cifar_c_accuracy(model, cifar_c_root, device, bar=bar)
+        report["cifar_c"] = {"root": str(cifar_c_root), "accuracy": table,
+                             **mean_corruption_error(table, clean_acc),
+                             "convention": "released CIFAR-C files, 15 corruptions x 5 "
+                                           "severities; unnormalised mCE (the CIFAR practice); "
+                                           "relative mCE against this report's clean error"}
+    bar.close()
+    report["summary"] = _summary(report)
     model.train(was_training)
     return report
 
 
-def evaluate_run(run: str | Path, eps: float = DEFAULT_EPS, pgd_steps: Sequence[int] = (10, 20),
-                 pgd_step_size: float | None = None, fgsm: bool = True,
-                 corruptions: Sequence[str] = tuple(CORRUPTIONS),
-                 severities: Sequence[int] = SEVERITIES, bins: int = 15,
-                 max_samples: int | None = None, batch_size: int = 256, seed: int = 0,
-                 use_ema: bool = True, device: str = "auto", data_root: str | None = None,
-                 out: str | Path | None = None, progress_bar: bool = False) -> dict[str, Any]:
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    clean = report["clean"]
+    summary: dict[str, Any] = {"clean_acc": clean["acc"], "nll": clean["nll"], "ece": clean["ece"]}
+    for key, value in report["adversarial"].items():
+        summary[f"{key.replace('-', '_')}_acc"] = value
+    if report["adversarial"]:
+        headline = next(iter(report["adversarial"]))
+        summary["robust_acc"] = report["adversarial"][headline]
+        summary["robust_attack"] = headline
+    cs = report.get("corruption_summary")
+    summary["corruption_acc"] = cs["mean_acc"] if cs else math.nan
+    if cs:
+        summary["mce"], summary["relative_mce"] = cs["mce"], cs["relative_mce"]
+    if "cifar_c" in report:
+        for key in ("mce", "relative_mce", "mean_acc"):
+            summary[f"cifar_c_{key}"] = report["cifar_c"][key]
+    return summary
+
+
+def evaluate_run(run: str | Path, eps: float | None = None,
+                 attacks: Sequence[str] = ("autoattack",),
+                 norm: str = "Linf", pgd_steps: Sequence[int] = (10, 20),
+                 pgd_step_size: float | None = None, n_attack: int | None = DEFAULT_N_ATTACK,
+                 corruptions: Sequence[str] = DEFAULT_CORRUPTIONS,
+                 severities: Sequence[int] = SEVERITIES, cifar_c_root: str | None = None,
+                 bins: int = 15, max_samples: int | None = None, batch_size: int = 256,
+                 seed: int = 0, use_ema: bool = True, device: str = "auto",
+                 data_root: str | None = None, out: str | Path | None = None,
+                 progress_bar: bool = False) -> dict[str, Any]:
     """Evaluate the classifier of a run folder on its evaluation split; write report + plots."""
     from .config import ClassifyConfig
     from .data import build_datasets, eval_loader
@@ -176,14 +252,17 @@ def evaluate_run(run: str | Path, eps: float = DEFAULT_EPS, pgd_steps: Sequence[
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
     dev = dist.resolve_device(device)
     model, config = load_run(run, dev, use_ema=use_ema)
+    if cifar_c_root is not None:
+        _check_cifar_c(config.get("dataset"), cifar_c_root)
     fields = {k: v for k, v in config.items() if k in ClassifyConfig.__dataclass_fields__}
     if data_root is not None:
         fields["data_root"] = data_root
     cfg = ClassifyConfig(**fields)
     _, eval_set, info = build_datasets(cfg)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
-    report = evaluate_model(model, data, dev, eps, pgd_steps, pgd_step_size, fgsm, corruptions,
-                            severities, bins, seed, progress_bar)
+    report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
+                            n_attack, corruptions, severities, cifar_c_root, bins, seed,
+                            progress_bar)
     report.update(run=str(run), model=config["model"], weights=config["weights"],
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed)
@@ -200,24 +279,46 @@ def evaluate_run(run: str | Path, eps: float = DEFAULT_EPS, pgd_steps: Sequence[
         files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
                                              title="accuracy under corruptions"))
     report["files"] = files
-    Path(files["report"]).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    Path(files["report"]).write_text(json.dumps(jsonable(report), indent=2) + "\n")
     return report
+
+
+def _check_cifar_c(dataset: str | None, root: str | Path) -> None:
+    """``--cifar-c`` needs a CIFAR run and every released file (checked before any work)."""
+    if dataset not in CIFAR_C_DATASETS:
+        raise UserError(f"--cifar-c needs a run trained on cifar10 or cifar100; this run's "
+                        f"dataset is {dataset!r}")
+    try:
+        cifar_c_files(root)
+    except FileNotFoundError as err:
+        raise DataError(f"--cifar-c {root}: {err}") from None
 
 
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table of the summary and the per-severity corruption accuracies."""
     s = report["summary"]
-    eps = report.get("eps", DEFAULT_EPS)
     lines = [f"{'metric':<28} value", f"{'-' * 28} {'-' * 8}",
              f"{'clean top-1':<28} {s['clean_acc']:.4f}",
              f"{'NLL':<28} {s['nll']:.4f}",
              f"{'ECE':<28} {s['ece']:.4f}"]
+    norm, eps = report.get("norm", "Linf"), eps_text(report.get("eps", 8 / 255))
     for key, value in report.get("adversarial", {}).items():
-        name = key.replace("pgd", "PGD-") if key.startswith("pgd") else key.upper()
-        lines.append(f"{f'{name} (eps {eps * 255:.3g}/255)':<28} {value:.4f}")
+        name = key.replace("pgd", "PGD-") if key.startswith("pgd") else key
+        lines.append(f"{f'{name} ({norm} {eps})':<28} {value:.4f}")
+    if report.get("adversarial"):
+        lines.append(f"{'  attacked samples':<28} {report['n_attack']}")
     for name, per in report.get("corruptions", {}).items():
         cells = " ".join(f"s{k}={v:.3f}" for k, v in per.items())
         lines.append(f"{name:<28} {cells}")
-    if report.get("corruptions"):
-        lines.append(f"{'corruption mean':<28} {s['corruption_acc']:.4f}")
+    if report.get("corruption_summary"):
+        cs = report["corruption_summary"]
+        lines.append(f"{'corruption mean acc':<28} {cs['mean_acc']:.4f}")
+        lines.append(f"{'mCE / relative mCE':<28} {cs['mce']:.4f} / {cs['relative_mce']:.4f}")
+    if "cifar_c" in report:
+        cc = report["cifar_c"]
+        lines.append(f"{'CIFAR-C mean acc':<28} {cc['mean_acc']:.4f}")
+        lines.append(f"{'CIFAR-C mCE / rel. mCE':<28} {cc['mce']:.4f} / "
+                     f"{cc['relative_mce']:.4f}")
+    for key, conv in report.get("robust_convention", {}).items():
+        lines.append(f"[{key}] {conv}")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ from robustrep.tasks.common.errors import RunFolderError
 LOCK_FILE = ".lock"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         return value.item() if value.numel() == 1 else value.tolist()
@@ -45,9 +45,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -98,7 +98,7 @@ class RunDir:
         return held
 
     def write_config(self, config: dict[str, Any]) -> None:
-        text = json.dumps(_jsonable(config), indent=2) + "\n"
+        text = json.dumps(jsonable(config), indent=2) + "\n"
         try:
             self.config_file.write_text(text)
         except OSError as err:
@@ -113,7 +113,7 @@ class RunDir:
             saved = json.loads(self.config_file.read_text())
         except (OSError, ValueError):
             saved = None
-        if saved != json.loads(json.dumps(_jsonable(config))):
+        if saved != json.loads(json.dumps(jsonable(config))):
             raise RunFolderError(f"{self.path} already holds another run (its config.json "
                                  f"differs); continue it with --resume {self.path} or choose "
                                  f"another --out")
@@ -128,7 +128,7 @@ class RunDir:
         record = {"step": step, "time": round(time.time() - self.started, 3), **values}
         try:
             with self.metrics_file.open("a") as handle:
-                handle.write(json.dumps(_jsonable(record)) + "\n")
+                handle.write(json.dumps(jsonable(record)) + "\n")
         except OSError as err:
             raise RunFolderError(f"cannot write {self.metrics_file}: {err.strerror or err}") \
                 from None

@@ -38,8 +38,8 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["classify", "train", "--preset", "smoke", "--steps", "2", "--image-size", "16",
                  "--classes", "0,1", "--run-dir", str(run), "--quiet"]) == 0
-    assert main(["classify", "eval", str(run), "--pgd-steps", "2", "--severities", "1",
-                 "--max-samples", "8", "--quiet"]) == 0
+    assert main(["classify", "eval", str(run), "--attacks", "pgd", "--pgd-steps", "2",
+                 "--severities", "1", "--max-samples", "8", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "clean top-1" in out and "PGD-2" in out and (run / "eval" / "report.json").is_file()
 

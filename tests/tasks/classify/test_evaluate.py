@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustrep.adversarial import pgd
-from robustrep.tasks.classify.corruptions import CORRUPTIONS, corrupt
-from robustrep.tasks.classify.evaluate import evaluate_model, evaluate_run, robust_accuracy
+from robustrep.metrics import robust_accuracy
+from robustrep.tasks.classify.evaluate import DEFAULT_CORRUPTIONS, evaluate_model, evaluate_run
 from robustrep.tasks.common.classifier import create_classifier
+from robustrep.tasks.common.errors import DataError, UserError
 
 
 def _fixed_model_and_data():
@@ -51,21 +52,34 @@ def test_pgd_matches_an_independent_reference():
         x_adv = reference_pgd(model, x, y, eps, alpha, steps, gen)
         with torch.no_grad():
             ref_ok += int(((model(x).argmax(1) == y) & (model(x_adv).argmax(1) == y)).sum())
-    got = robust_accuracy(model, batches, torch.device("cpu"), "pgd", eps, steps, seed=3)
-    assert got == ref_ok / 12
+    got = robust_accuracy(model, batches, "pgd", eps, steps=steps, batch_size=6, seed=3)
+    assert got.robust_acc == ref_ok / 12
 
 
 def test_robust_accuracy_is_at_most_clean_and_drops_with_eps():
     model, batches = _fixed_model_and_data()
-    report = evaluate_model(model, batches, eps=8 / 255, pgd_steps=(10,), corruptions=(),
-                            severities=())
+    report = evaluate_model(model, batches, eps=8 / 255, attacks=("pgd", "fgsm"),
+                            pgd_steps=(10,), corruptions=(), severities=())
     clean = report["summary"]["clean_acc"]
     assert clean == 1.0
     assert report["summary"]["pgd10_acc"] <= clean and report["summary"]["fgsm_acc"] <= clean
-    big = evaluate_model(model, batches, eps=0.5, pgd_steps=(10,), fgsm_attack=False,
+    assert report["summary"]["robust_attack"] == "pgd10"
+    assert report["robust_convention"]["pgd10"].startswith("PGD-10 (Madry")
+    big = evaluate_model(model, batches, eps=0.5, attacks=("pgd",), pgd_steps=(10,),
                          corruptions=(), severities=())
     assert big["summary"]["pgd10_acc"] < clean
     assert not model.training
+
+
+def test_attacks_run_on_the_first_n_attack_samples_only():
+    model, batches = _fixed_model_and_data()
+    report = evaluate_model(model, batches, eps=0.5, attacks=("pgd",), pgd_steps=(10,),
+                            n_attack=5, corruptions=(), severities=())
+    assert report["n_attack"] == 5 and report["robust"]["pgd10"]["n"] == 5
+    alone = robust_accuracy(model, (batches[0][0][:5], batches[0][1][:5]), "pgd", 0.5, steps=10)
+    assert report["summary"]["pgd10_acc"] == alone.robust_acc
+    with pytest.raises(ValueError, match="attack must be one of"):
+        evaluate_model(model, batches, attacks=("cw",), corruptions=())
 
 
 class _LookupModel(nn.Module):
@@ -87,8 +101,8 @@ def test_ece_through_the_eval_path_matches_hand_computation():
     labels = torch.tensor([0, 1, 1, 0, 0])
     x = torch.zeros(5, 1, 4, 4)
     x[:, 0, 0, 0] = torch.arange(5) / 100
-    report = evaluate_model(_LookupModel(probs.log()), [(x, labels)], pgd_steps=(),
-                            fgsm_attack=False, corruptions=(), severities=(), bins=5)
+    report = evaluate_model(_LookupModel(probs.log()), [(x, labels)], attacks=(),
+                            corruptions=(), severities=(), bins=5)
     # Bins of width 0.2: (0.4, 0.6] holds 0.58 and 0.55 -> conf 0.565, acc 0.5;
     # (0.6, 0.8] holds 0.7 -> conf 0.7, acc 1; (0.8, 1] holds 0.9, 0.9 -> conf 0.9, acc 0.5.
     hand = (2 / 5) * abs(0.565 - 0.5) + (1 / 5) * abs(0.7 - 1.0) + (2 / 5) * abs(0.9 - 0.5)
@@ -98,29 +112,69 @@ def test_ece_through_the_eval_path_matches_hand_computation():
     assert report["clean"]["nll"] == pytest.approx(float(-probs[range(5), labels].log().mean()))
 
 
-def test_corruptions_are_deterministic_and_grow_with_severity():
-    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    for name in CORRUPTIONS:
-        a = corrupt(x, name, 3, torch.Generator().manual_seed(7))
-        b = corrupt(x, name, 3, torch.Generator().manual_seed(7))
-        assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
-        dist = [(corrupt(x, name, s, torch.Generator().manual_seed(7)) - x).abs().mean()
-                for s in (1, 3, 5)]
-        assert dist[0] < dist[1] < dist[2], name
-    flat = torch.full((1, 1, 8, 8), 0.3)
-    assert torch.allclose(corrupt(flat, "gaussian_blur", 5), flat)
-    assert torch.allclose(corrupt(flat, "contrast", 5), flat)
-    with pytest.raises(ValueError, match="valid: gaussian_noise"):
-        corrupt(x, "fog", 1)
-    with pytest.raises(ValueError, match="1..5"):
-        corrupt(x, "contrast", 6)
+def test_corruption_report_gives_mce_from_the_per_severity_table():
+    model, batches = _fixed_model_and_data()
+    report = evaluate_model(model, batches, attacks=(), corruptions=("contrast", "brightness"),
+                            severities=(1, 5))
+    table, cs = report["corruptions"], report["corruption_summary"]
+    errors = [1 - table[c][s] for c in ("contrast", "brightness") for s in ("1", "5")]
+    assert cs["mce"] == pytest.approx(sum(errors) / 4)
+    assert cs["relative_mce"] == pytest.approx(cs["mce"] - (1 - report["clean"]["acc"]))
+    assert report["summary"]["mce"] == cs["mce"]
 
 
 def test_eval_run_writes_report_and_diagram(trained_run, tmp_path):
-    report = evaluate_run(trained_run, pgd_steps=(2,), severities=(1, 5), max_samples=16,
-                          out=tmp_path / "eval")
+    report = evaluate_run(trained_run, attacks=("pgd",), pgd_steps=(2,), severities=(1, 5),
+                          max_samples=16, n_attack=8, out=tmp_path / "eval")
     saved = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert saved["summary"]["clean_acc"] == pytest.approx(report["summary"]["clean_acc"])
-    assert set(saved["corruptions"]) == set(CORRUPTIONS)
+    assert set(saved["corruptions"]) == set(DEFAULT_CORRUPTIONS)
+    assert saved["n_attack"] == 8 and saved["norm"] == "Linf"
+    assert saved["robust_convention"]["pgd2"].endswith("Linf eps=8/255")
     assert (tmp_path / "eval" / "reliability.png").stat().st_size > 0
     assert saved["weights"] == "ema" and saved["n"] == 16
+
+
+def test_eval_run_cifar_c_needs_a_cifar_run_and_the_files(trained_run, tmp_path):
+    with pytest.raises(UserError, match="needs a run trained on cifar10 or cifar100"):
+        evaluate_run(trained_run, attacks=(), cifar_c_root=tmp_path)
+    from robustrep.tasks.classify.evaluate import _check_cifar_c
+    with pytest.raises(DataError, match="labels.npy is missing"):
+        _check_cifar_c("cifar10", tmp_path)
+
+
+def test_cifar_c_through_the_eval_path_on_fake_files(tmp_path):
+    """Released layout, 4 images per severity; the model's answer depends on the pixel value."""
+    import numpy as np
+    from robustrep.data.cifar_c import CIFAR_C_CORRUPTIONS
+    labels = np.tile(np.array([0, 1, 0, 1], dtype=np.uint8), 5)
+    np.save(tmp_path / "labels.npy", labels)
+    for k, name in enumerate(CIFAR_C_CORRUPTIONS):
+        # Image value v: the model predicts class 1 iff v > 127. Severity s: the first
+        # min(s, 4) - 1 images get the wrong side, the same for every corruption.
+        images = np.zeros((20, 32, 32, 3), dtype=np.uint8)
+        for s in range(5):
+            for i in range(4):
+                right = 255 if labels[i] == 1 else 0
+                images[s * 4 + i] = (255 - right) if i < min(s, 3) else right
+        np.save(tmp_path / f"{name}.npy", images)
+
+    class Threshold(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            v = x.mean(dim=(1, 2, 3))
+            return torch.stack([0.5 - v, v - 0.5], 1) * self.w
+
+    x = torch.zeros(4, 3, 32, 32)
+    x[1::2] = 1.0
+    report = evaluate_model(Threshold(), [(x, torch.tensor([0, 1, 0, 1]))], attacks=(),
+                            corruptions=(), cifar_c_root=tmp_path)
+    acc = report["cifar_c"]["accuracy"]
+    assert acc["fog"] == {"1": 1.0, "2": 0.75, "3": 0.5, "4": 0.25, "5": 0.25}
+    # Every corruption has error mean(0, .25, .5, .75, .75) = 0.45; clean error 0.
+    assert report["cifar_c"]["mce"] == pytest.approx(0.45)
+    assert report["cifar_c"]["relative_mce"] == pytest.approx(0.45)
+    assert report["summary"]["cifar_c_mce"] == pytest.approx(0.45)

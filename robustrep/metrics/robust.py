@@ -1,0 +1,312 @@
+"""Robust accuracy: the share of samples classified correctly both clean and under attack.
+
+Headline attack: **AutoAttack**, Croce & Hein, "Reliable evaluation of adversarial robustness with
+an ensemble of diverse parameter-free attacks", ICML 2020 (arXiv 2003.01690), run through the
+authors' own implementation (``fra31/auto-attack``, installed as the ``pyautoattack`` package,
+the code RobustBench depends on). The *standard* version runs, in order, APGD-CE (100 iterations,
+1 restart), APGD-T (targeted DLR loss, 100 iterations, 9 target classes), FAB-T (9 target
+classes) and Square (5000 queries), each only on the samples every earlier attack failed on, so
+a sample counts as robust only if it survives all four: the worst case per sample. This is the
+convention of the RobustBench leaderboards (Croce et al., NeurIPS 2021 Datasets and Benchmarks).
+
+Quick checks, not comparable with published robust accuracies:
+
+- ``apgd-ce`` / ``apgd-t``: one component of the standard version alone (same settings);
+- ``pgd``: Madry et al., ICLR 2018, :func:`robustrep.adversarial.pgd` (random start, ``steps``
+  steps of ``2.5 * eps / steps`` unless ``step_size`` is given);
+- ``fgsm``: Goodfellow et al., ICLR 2015, :func:`robustrep.adversarial.fgsm` (one step of ``eps``).
+
+Conventions shared by all attacks: inputs lie in [0, 1] (any normalisation is inside the model),
+the model returns logits, ``eps`` is measured in [0, 1] pixel units (8/255 Linf and 0.5 L2 are the
+usual CIFAR-10 radii), and a sample the model gets wrong clean is never robust, so robust accuracy
+never exceeds clean accuracy. The model is evaluated in eval mode; its weights, gradients, buffers
+and training flag, and torch's global random state, are as they were afterwards.
+
+Departures from calling ``AutoAttack(version='standard')`` directly, none changing a 10-class
+result: with ``C < 10`` classes APGD-T and FAB-T target all ``C - 1`` other classes (the standard
+9 would index past the logits), and with ``C < 4`` APGD-T is left out (its targeted DLR loss reads
+the 4th-largest logit); the returned ``convention`` says so. AutoAttack's own warnings (a
+randomised or dynamic defence, Square beating the white-box attacks) are returned in ``flags``
+instead of being logged to the console.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robustrep._validate import check_choice, check_nonneg, check_positive
+
+__all__ = ["ATTACKS", "NORMS", "RobustAccuracy", "robust_accuracy"]
+
+ATTACKS = ("autoattack", "apgd-ce", "apgd-t", "pgd", "fgsm")
+NORMS = ("Linf", "L2")
+_AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
+_AA_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
+
+
+@dataclass(frozen=True)
+class RobustAccuracy:
+    """The result of :func:`robust_accuracy`.
+
+    ``correct`` and ``robust`` hold one flag per sample (on the CPU): correct clean, and correct
+    clean *and* under the attack. ``convention`` names the attack, its implementation and the
+    threat model in one line, for reports. ``flags`` holds AutoAttack's reliability warnings.
+    """
+
+    clean_acc: float
+    robust_acc: float
+    n: int
+    attack: str
+    eps: float
+    norm: str
+    convention: str
+    correct: Tensor = field(repr=False)
+    robust: Tensor = field(repr=False)
+    flags: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scalars and strings (no per-sample flags), ready for JSON."""
+        return {"clean_acc": self.clean_acc, "robust_acc": self.robust_acc, "n": self.n,
+                "attack": self.attack, "eps": self.eps, "norm": self.norm,
+                "convention": self.convention, "flags": list(self.flags)}
+
+
+def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
+                    attack: str = "autoattack", eps: float = 8 / 255, norm: str = "Linf", *,
+                    steps: int = 20, step_size: float | None = None, batch_size: int = 250,
+                    seed: int = 0) -> RobustAccuracy:
+    """Clean and robust accuracy of ``model`` on ``data`` under ``attack``.
+
+    Args:
+        model: images in [0, 1] -> logits ``[B, C]``. Runs on the device of its parameters.
+        data: a pair of tensors ``(x [N, ...], y [N])`` or an iterable of such batches (a list,
+            a DataLoader).
+        attack: one of :data:`ATTACKS` (see the module docstring).
+        eps: radius of the threat model in [0, 1] pixel units.
+        norm: ``"Linf"`` or ``"L2"`` (case-insensitive).
+        steps, step_size: PGD's iteration count and step (``2.5 * eps / steps`` by default).
+        batch_size: samples per forward/attack batch.
+        seed: seeds AutoAttack's attacks and PGD's random starts; same seed, same result.
+    """
+    check_choice("attack", attack, ATTACKS)
+    norm = _check_norm(norm)
+    check_nonneg("eps", eps)
+    check_positive("steps", steps, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    check_nonneg("seed", seed, integer=True)
+    x, y = _collect(data)
+    device = _model_device(model)
+    with _evaluating(model, device):
+        correct = _predict(model, x, batch_size, device) == y
+        if attack in ("pgd", "fgsm"):
+            fooled, convention, flags = _gradient_attack(model, x, y, attack, eps, norm, steps,
+                                                         step_size, batch_size, seed, device)
+            robust = correct & ~fooled
+        else:
+            y_adv, convention, flags = _autoattack(model, x, y, attack, eps, norm, batch_size,
+                                                   seed, device)
+            robust = correct & (y_adv == y)
+    n = int(y.numel())
+    return RobustAccuracy(clean_acc=int(correct.sum()) / n,
+                          robust_acc=int(robust.sum()) / n, n=n, attack=attack,
+                          eps=float(eps), norm=norm, convention=f"{convention}, {norm} eps="
+                          f"{eps_text(eps)}", correct=correct, robust=robust, flags=flags)
+
+
+def eps_text(eps: float) -> str:
+    """``8/255`` for radii on the 1/255 grid, else the plain number."""
+    k = eps * 255
+    return f"{round(k)}/255" if k > 0 and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+# --- attacks ------------------------------------------------------------------------------------
+
+def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
+                     steps: int, step_size: float | None, batch_size: int, seed: int,
+                     device: torch.device) -> tuple[Tensor, str, tuple[str, ...]]:
+    """PGD or FGSM per batch; returns the per-sample 'fooled' flags and the convention."""
+    from robustrep.adversarial import fgsm, pgd
+
+    gen = torch.Generator(device).manual_seed(seed)
+    ours = norm.lower()
+    fooled = []
+    for xb, yb in _chunks(x, y, batch_size, device):
+        def loss_fn(v: Tensor, yb: Tensor = yb) -> Tensor:
+            return F.cross_entropy(model(v).float(), yb, reduction="none")
+        if attack == "pgd":
+            x_adv = pgd(loss_fn, xb, eps, step_size=step_size, steps=steps, norm=ours,
+                        random_start=True, generator=gen, model=model)
+        else:
+            x_adv = fgsm(loss_fn, xb, eps, norm=ours, model=model)
+        with torch.no_grad():
+            fooled.append((model(x_adv).argmax(1) != yb).cpu())
+    if attack == "pgd":
+        size = 2.5 * eps / steps if step_size is None else step_size
+        convention = (f"PGD-{steps} (Madry et al. 2018; robustrep.adversarial.pgd, random start, "
+                      f"step {size:.4g}; a quick check, not comparable with AutoAttack)")
+    else:
+        convention = "FGSM (Goodfellow et al. 2015; one step of eps, no random start)"
+    return torch.cat(fooled), convention, ()
+
+
+def _autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
+                batch_size: int, seed: int,
+                device: torch.device) -> tuple[Tensor, str, tuple[str, ...]]:
+    """Run the official AutoAttack (or one of its APGD components); returns ``y_adv``."""
+    AutoAttack, version = _import_autoattack()
+    n_classes = int(_predict_logits(model, x[:1], device).shape[1])
+    attacks, note = _aa_attacks(attack, n_classes)
+    if attack == "autoattack" and not note:
+        adversary = AutoAttack(model, norm=norm, eps=eps, version="standard", seed=seed,
+                               device=device)
+    else:
+        adversary = AutoAttack(model, norm=norm, eps=eps, version="custom", attacks=attacks,
+                               seed=seed, device=device)
+        # The standard version's settings for each component (the custom defaults differ:
+        # 5 APGD-CE restarts).
+        adversary.apgd.n_restarts = 1
+        adversary.apgd_targeted.n_restarts = 1
+        adversary.fab.n_restarts = 1
+        adversary.square.n_queries = 5000
+    targets = min(9, n_classes - 1)
+    adversary.apgd_targeted.n_target_classes = targets
+    adversary.fab.n_target_classes = targets
+    adversary.verbose = False
+    with _captured_warnings(adversary.logger) as flags:
+        _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
+    names = ", ".join(_AA_NAMES[a] for a in attacks)
+    if attack == "autoattack":
+        convention = f"AutoAttack standard ({names}{note}; fra31/auto-attack via pyautoattack " \
+                     f"{version})"
+    else:
+        convention = (f"{names} alone (AutoAttack standard settings; fra31/auto-attack via "
+                      f"pyautoattack {version}; not the full AutoAttack)")
+    return y_adv.cpu(), convention, tuple(flags)
+
+
+def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
+    """The AutoAttack components to run, and a note on any departure from the standard set."""
+    if attack != "autoattack":
+        if attack == "apgd-t" and n_classes < 4:
+            raise ValueError(f"attack 'apgd-t' needs at least 4 classes (its targeted DLR loss "
+                             f"reads the 4th-largest logit); the model has {n_classes}")
+        return [attack], ""
+    if n_classes < 4:
+        return [a for a in _AA_STANDARD if a != "apgd-t"], \
+            f"; APGD-T left out: {n_classes} classes, it needs 4"
+    return list(_AA_STANDARD), ""
+
+
+def _import_autoattack():
+    try:
+        import pyautoattack
+    except ImportError as err:
+        raise ImportError("robust accuracy under AutoAttack needs the official implementation: "
+                          "pip install pyautoattack (fra31/auto-attack)") from err
+    return pyautoattack.AutoAttack, pyautoattack.__version__
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _captured_warnings(logger: logging.Logger) -> Iterator[list[str]]:
+    """Collect the logger's warnings; with a handler attached, Python's last-resort console
+    handler stays silent (a library must not print)."""
+    sink: list[str] = []
+    handler = _ListHandler(sink)
+    logger.addHandler(handler)
+    try:
+        yield sink
+    finally:
+        logger.removeHandler(handler)
+
+
+# --- data and model plumbing --------------------------------------------------------------------
+
+def _check_norm(norm: Any) -> str:
+    if not isinstance(norm, str) or norm.lower() not in ("linf", "l2"):
+        raise ValueError(f"norm must be one of 'Linf', 'L2'; got {norm!r}")
+    return "Linf" if norm.lower() == "linf" else "L2"
+
+
+def _collect(data: Any) -> tuple[Tensor, Tensor]:
+    """All of ``data`` as one float image tensor and one int64 label tensor, on the CPU."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(
+            isinstance(t, Tensor) for t in data):
+        batches = [tuple(data)]
+    else:
+        batches = list(data)
+    xs, ys = [], []
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise TypeError(f"data must be a pair (x, y) of tensors or an iterable of (x, y) "
+                            f"batches; batch {i} is a {type(batch).__name__}")
+        xb, yb = batch[0], torch.as_tensor(batch[1])
+        if not isinstance(xb, Tensor) or xb.dim() < 2 or yb.dim() != 1 or \
+                len(xb) != len(yb):
+            raise ValueError(f"batch {i}: expected x [B, ...] and y [B], got "
+                             f"{tuple(getattr(xb, 'shape', ()))} and {tuple(yb.shape)}")
+        xs.append(xb.detach().float().cpu())
+        ys.append(yb.long().cpu())
+    if not xs or sum(len(t) for t in ys) == 0:
+        raise ValueError("data holds no samples")
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _chunks(x: Tensor, y: Tensor, batch_size: int,
+            device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    for i in range(0, len(x), batch_size):
+        yield x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+
+
+@torch.no_grad()
+def _predict_logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
+    return model(x.to(device)).float()
+
+
+def _predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
+    return torch.cat([_predict_logits(model, xb, device).argmax(1).cpu()
+                      for xb, _ in _chunks(x, x, batch_size, device)])
+
+
+def _model_device(model: Any) -> torch.device:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    first = next(model.parameters(), None)
+    if first is None:
+        first = next(model.buffers(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """Eval mode, frozen parameters (FAB calls ``backward``, which would write ``.grad``) and a
+    forked global RNG (pyautoattack calls ``torch.manual_seed``); all restored on exit."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            for p, _ in flags:
+                p.requires_grad_(False)
+            yield
+    finally:
+        for p, requires in flags:
+            p.requires_grad_(requires)
+        model.train(was_training)
