@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_generator, check_in_range, check_model_dtype,
@@ -84,6 +85,20 @@ def preserve_bn_stats(model: nn.Module | None) -> Iterator[None]:
         with torch.no_grad():
             for buf, value in saved:
                 buf.copy_(value)
+
+
+def classifier_loss(model: Callable[[Tensor], Tensor], y: Tensor,
+                    context: Callable[[], Any] | None = None) -> Callable[[Tensor], Tensor]:
+    """The loss an attack on a classifier maximises: per-sample cross-entropy of the labels ``y``.
+
+    ``context`` (e.g. an autocast factory) wraps the forward; the loss itself is computed in
+    float32, so a bf16 forward still gives fp32 input gradients' directions.
+    """
+    def loss_fn(x: Tensor) -> Tensor:
+        with context() if context is not None else contextlib.nullcontext():
+            logits = model(x)
+        return F.cross_entropy(logits.float(), y, reduction="none")
+    return loss_fn
 
 
 def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str = "linf",

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep._validate import check_choice, check_nonneg, check_positive
@@ -133,14 +132,13 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
                      steps: int, step_size: float | None, batch_size: int, seed: int,
                      device: torch.device) -> tuple[Tensor, str, tuple[str, ...]]:
     """PGD or FGSM per batch; returns the per-sample 'fooled' flags and the convention."""
-    from robustrep.adversarial import fgsm, pgd
+    from robustrep.adversarial import classifier_loss, fgsm, pgd
 
     gen = torch.Generator(device).manual_seed(seed)
     ours = norm.lower()
     fooled = []
     for xb, yb in _chunks(x, y, batch_size, device):
-        def loss_fn(v: Tensor, yb: Tensor = yb) -> Tensor:
-            return F.cross_entropy(model(v).float(), yb, reduction="none")
+        loss_fn = classifier_loss(model, yb)
         if attack == "pgd":
             x_adv = pgd(loss_fn, xb, eps, step_size=step_size, steps=steps, norm=ours,
                         random_start=True, generator=gen, model=model)

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep.adaptivemix import AdaptiveMix
-from robustrep.adversarial import FreePerturbation, fgsm, pgd
+from robustrep.adversarial import FreePerturbation, classifier_loss, fgsm, pgd
 from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
@@ -298,11 +298,7 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------------
 
     def _attack_loss(self, y: Tensor):
-        def loss_fn(x: Tensor) -> Tensor:
-            with runtime.autocast(self.device, self.cfg.amp):
-                logits = self.model(x)
-            return F.cross_entropy(logits.float(), y, reduction="none")
-        return loss_fn
+        return classifier_loss(self.model, y, lambda: runtime.autocast(self.device, self.cfg.amp))
 
     def _adversarial(self, x: Tensor, y: Tensor) -> Tensor:
         cfg = self.cfg

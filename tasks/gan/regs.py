@@ -1,7 +1,8 @@
 """``--reg``: which core regularizers a run uses, built from the config.
 
 Each seed method is a core object from ``robustrep`` plugged into the D and G steps
-(``tasks/gan/steps.py``). Methods act in three places, and a combination takes at most one per
+(``tasks/gan/steps.py``). Names, places and combinations come from the registry
+(:mod:`robustrep.registry`); methods act in three places, and a combination takes at most one per
 place:
 
 =============  ===============================  ==============================================
@@ -24,14 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustrep.adaptivemix import AdaptiveMix
-from robustrep.adversarial import FreePerturbation
+from robustrep.adversarial import ASGAN, DAT, FreePerturbation
 from robustrep.mixing import SampleMix
+from robustrep.registry import create_regularizer, list_regularizers, parse_combination
+from robustrep.registry import regularizer_info
 from robustrep.tasks.common.config import ConfigError
 
-METHODS = ("adaptivemix", "mixup", "cutmix", "srmix", "dat", "asgan", "rpgan")
-GROUPS = {"D function": ("adaptivemix", "rpgan"), "D inputs": ("dat", "asgan"),
-          "extra D term": ("mixup", "cutmix", "srmix")}
+METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
+
+
+def place(name: str) -> str:
+    """Where method ``name`` acts in the GAN program (the registry's ``acts["gan"]``)."""
+    return regularizer_info(name).acts["gan"]
 
 
 def input_range(cfg) -> tuple[float, float] | None:
@@ -46,32 +52,20 @@ def input_range(cfg) -> tuple[float, float] | None:
 def parse_regs(text: str, arch: str = "dcgan") -> tuple[str, ...]:
     """``"adaptivemix,asgan"`` -> ``("adaptivemix", "asgan")``; ``"none"`` -> ``()``.
 
+    The registry's grammar (:func:`robustrep.registry.parse_combination`), plus the one rule of
+    this program: CutMix and SRMix paste image regions, which 2-D points do not have.
+
     Raises:
         ConfigError: an unknown name (the message lists the valid ones) or a combination that
             takes two methods from the same place (see the module docstring).
     """
-    names = tuple(n.strip() for n in str(text).split(",") if n.strip())
-    if names in ((), ("none",)):
-        return ()
-    for name in names:
-        if name not in METHODS:
-            raise ConfigError(f"unknown --reg {name!r}; valid: none, {', '.join(METHODS)} "
-                              f"(or a comma-separated combination such as adaptivemix,asgan)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--reg {text!r} names a method twice")
-    for place, members in GROUPS.items():
-        both = [n for n in names if n in members]
-        if len(both) > 1:
-            raise ConfigError(f"--reg {text!r} combines {' and '.join(both)}, which act in the "
-                              f"same place ({place}); take at most one of {', '.join(members)}")
+    try:
+        names = parse_combination(text, "gan")
+    except ValueError as err:
+        raise ConfigError(f"--reg: {err}") from None
     if {"cutmix", "srmix"} & set(names) and arch == "mlp":
         raise ConfigError("cutmix and srmix paste image regions; on 2-D points use mixup")
     return names
-
-
-def _given(**kwargs: Any) -> dict[str, Any]:
-    """Drop None values so the core constructor's defaults apply (timm's create_model rule)."""
-    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 @dataclass
@@ -84,8 +78,8 @@ class Regs:
     mix: SampleMix | None = None
     mix_mode: str = "add"
     mix_weight: float = 1.0
-    dat: dict[str, Any] | None = None
-    asgan: dict[str, Any] | None = None
+    dat: DAT | None = None
+    asgan: ASGAN | None = None
     asgan_mode: str = "replace"
     free: FreePerturbation | None = None
     ensemble: bool = False
@@ -104,23 +98,22 @@ def build_regs(cfg) -> Regs:
     regs = Regs(names, am_g_shrink=cfg.am_g_shrink, mix_mode=cfg.mix_mode,
                 mix_weight=cfg.mix_weight, asgan_mode=cfg.asgan_mode, ensemble="rpgan" in names)
     if "adaptivemix" in names:
-        regs.adaptivemix = AdaptiveMix(**_given(
-            alpha=cfg.am_alpha, noise_std=cfg.am_noise_std, distance=cfg.am_distance,
-            mode=cfg.am_mode, weight=cfg.am_weight, per_sample=cfg.am_per_sample,
-            fuse_passes=_fuse_passes(cfg)))
-    kind = next((n for n in names if n in GROUPS["extra D term"]), None)
+        regs.adaptivemix = create_regularizer(
+            "adaptivemix", alpha=cfg.am_alpha, noise_std=cfg.am_noise_std,
+            distance=cfg.am_distance, mode=cfg.am_mode, weight=cfg.am_weight,
+            per_sample=cfg.am_per_sample, fuse_passes=_fuse_passes(cfg))
+    kind = next((n for n in names if place(n) == "extra D term"), None)
     if kind is not None:
-        regs.mix = SampleMix(kinds=(kind,), **_given(
-            alpha=cfg.mix_alpha, prob=cfg.mix_prob, per_sample=cfg.mix_per_sample,
-            smoothing=cfg.mix_smoothing))
+        regs.mix = create_regularizer(kind, alpha=cfg.mix_alpha, prob=cfg.mix_prob,
+                                      per_sample=cfg.mix_per_sample, smoothing=cfg.mix_smoothing)
+    rng = input_range(cfg)
     if "dat" in names:
-        regs.dat = _given(t=cfg.dat_t, eps=cfg.dat_eps)
+        regs.dat = create_regularizer("dat", t=cfg.dat_t, eps=cfg.dat_eps, input_range=rng)
     if "asgan" in names:
-        regs.asgan = _given(eps=cfg.asgan_eps, steps=cfg.asgan_steps, norm=cfg.asgan_norm)
+        regs.asgan = create_regularizer("asgan", eps=cfg.asgan_eps, steps=cfg.asgan_steps,
+                                        norm=cfg.asgan_norm, loss=cfg.loss, input_range=rng)
         if cfg.asgan_free:
-            regs.free = FreePerturbation(input_range=input_range(cfg), **_given(
-                eps=cfg.asgan_eps if cfg.asgan_eps is not None else _asgan_default_eps(),
-                norm=cfg.asgan_norm))
+            regs.free = FreePerturbation(regs.asgan.eps, norm=regs.asgan.norm, input_range=rng)
     return regs
 
 
@@ -128,10 +121,3 @@ def _fuse_passes(cfg) -> bool | None:
     """One trunk call on ``cat([x, x_mix])`` where that is exact: the StyleGAN2 D has no batch
     statistics in its trunk (minibatch-std is in the head)."""
     return True if cfg.arch == "stylegan2" else None
-
-
-def _asgan_default_eps() -> float:
-    import inspect
-
-    from robustrep.adversarial import asgan_perturb
-    return inspect.signature(asgan_perturb).parameters["eps"].default

@@ -50,13 +50,12 @@ import torch
 from torch import Tensor, nn
 
 from robustrep import losses
-from robustrep.adversarial import asgan_perturb, dat_perturb
 from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import ensemble_d_loss, ensemble_g_loss
 from robustrep.tasks.common.distributed import all_reduce_grads
 from robustrep.tasks.common.runtime import autocast
-from robustrep.tasks.gan.regs import Regs, input_range
+from robustrep.tasks.gan.regs import Regs
 
 
 @dataclass
@@ -168,19 +167,17 @@ class DInputs:
 
 def d_inputs(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> DInputs:
     """Perturbed inputs for DAT / AS-GAN; the clean batches otherwise."""
-    regs, rng = ctx.regs, input_range(ctx.cfg)
+    regs = ctx.regs
     if regs.dat is not None:
         with ctx.amp():
-            xr, xf = dat_perturb(_plain_d(ctx), x_real, x_fake, input_range=rng, model=ctx.D,
-                                 **regs.dat)
+            xr, xf = regs.dat(_plain_d(ctx), x_real, x_fake, model=ctx.D)
         return DInputs(xr, xf, x_real)
     if regs.free is not None:
         leaf = regs.free.attach(x_real)
         return DInputs(leaf, x_fake, x_real, free_leaf=leaf)
     if regs.asgan is not None:
         with ctx.amp():
-            xr = asgan_perturb(_plain_d(ctx), x_real, loss=ctx.kind, input_range=rng,
-                               generator=ctx.gens["reg"], model=ctx.D, **regs.asgan)
+            xr = regs.asgan(_plain_d(ctx), x_real, ctx.gens["reg"], model=ctx.D)
         return DInputs(xr, x_fake, x_real)
     return DInputs(x_real, x_fake, x_real)
 

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustrep.adaptivemix import AdaptiveMix
-from robustrep.adversarial import fgsm, pgd
+from robustrep.adversarial import classifier_loss, fgsm, pgd
+from robustrep.metrics import robust_accuracy
 from robustrep.mixing import SampleMix, mixup_target
 from robustrep.split import FeatureSplit
 from robustrep.tasks.classify import evaluate
@@ -121,7 +122,7 @@ def train_closure(model, y):
     return Trainer._attack_loss(stub, y)
 
 
-CLOSURES = {"train": train_closure, "evaluate": evaluate._loss_fn}
+CLOSURES = {"train": train_closure, "library": classifier_loss}
 
 
 @pytest.mark.parametrize("where", CLOSURES)
@@ -176,7 +177,7 @@ def test_wavy_model_behaves_as_designed():
     (x, y), = wavy_data()
     model = Wavy()
     clean = model(x).argmax(1) == y
-    x_adv = fgsm(evaluate._loss_fn(model, y), x, 0.2)
+    x_adv = fgsm(classifier_loss(model, y), x, 0.2)
     attacked = model(x_adv).argmax(1) == y
     assert clean.tolist() == [True, True, False]
     assert attacked.tolist() == [True, False, True]
@@ -184,13 +185,15 @@ def test_wavy_model_behaves_as_designed():
 
 def test_robust_accuracy_counts_only_samples_right_clean_and_attacked():
     model = Wavy()
-    acc = evaluate.robust_accuracy(model, wavy_data(), torch.device("cpu"), "fgsm", eps=0.2)
-    assert acc == pytest.approx(1 / 3)
+    result = robust_accuracy(model, wavy_data(), attack="fgsm", eps=0.2)
+    assert result.clean_acc == pytest.approx(2 / 3)
+    assert result.robust_acc == pytest.approx(1 / 3)
+    assert result.robust.tolist() == [True, False, False]  # the third is right only attacked
 
 
 def test_eval_report_robust_accuracy_is_at_most_clean_accuracy():
-    report = evaluate.evaluate_model(Wavy(), wavy_data(), "cpu", eps=0.2, pgd_steps=(),
-                                     fgsm_attack=True, corruptions=())
+    report = evaluate.evaluate_model(Wavy(), wavy_data(), "cpu", eps=0.2, attacks=("fgsm",),
+                                     corruptions=())
     summary = report["summary"]
     assert summary["clean_acc"] == pytest.approx(2 / 3)
     assert summary["fgsm_acc"] == pytest.approx(1 / 3)
@@ -252,7 +255,7 @@ def test_adversarial_inputs_are_the_cores_attack_on_the_true_label(adv):
                            gen=torch.Generator().manual_seed(9))
     stub._attack_loss = lambda yy: Trainer._attack_loss(stub, yy)
     got = Trainer._adversarial(stub, x, y)
-    loss_fn = evaluate._loss_fn(model, y)
+    loss_fn = classifier_loss(model, y)
     gen = torch.Generator().manual_seed(9)
     if adv == "pgd":
         expected = pgd(loss_fn, x, 0.1, step_size=0.04, steps=3, random_start=True, generator=gen)

@@ -76,7 +76,7 @@ def test_sngan_builds_and_steps(tiny_cfg, tmp_path, records, finite_losses):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("foo", "valid: none, adaptivemix"),
+    ("foo", "--reg: unknown regularizer .foo. for gan; valid: none, adaptivemix"),
     ("dat,asgan", "same place"),
     ("mixup,cutmix", "same place"),
     ("adaptivemix,rpgan", "same place"),
