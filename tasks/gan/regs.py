@@ -106,12 +106,16 @@ def build_regs(cfg) -> Regs:
     if kind is not None:
         regs.mix = create_regularizer(kind, alpha=cfg.mix_alpha, prob=cfg.mix_prob,
                                       per_sample=cfg.mix_per_sample, smoothing=cfg.mix_smoothing)
+    # None is a value for input_range (unbounded data), not "unset": it is set after building,
+    # since create_regularizer drops None options.
     rng = input_range(cfg)
     if "dat" in names:
-        regs.dat = create_regularizer("dat", t=cfg.dat_t, eps=cfg.dat_eps, input_range=rng)
+        regs.dat = create_regularizer("dat", t=cfg.dat_t, eps=cfg.dat_eps)
+        regs.dat.input_range = rng
     if "asgan" in names:
         regs.asgan = create_regularizer("asgan", eps=cfg.asgan_eps, steps=cfg.asgan_steps,
-                                        norm=cfg.asgan_norm, loss=cfg.loss, input_range=rng)
+                                        norm=cfg.asgan_norm, loss=cfg.loss)
+        regs.asgan.input_range = rng
         if cfg.asgan_free:
             regs.free = FreePerturbation(regs.asgan.eps, norm=regs.asgan.norm, input_range=rng)
     return regs
