@@ -14,6 +14,7 @@ from typing import Any
 
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError, check_fields, option
+from robustrep.tasks.common.sinks import LOG_CHOICES
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
@@ -106,6 +107,8 @@ class ClassifyConfig:
     free_replays: int = _opt(4, "minibatch replays m for --reg free (Shafahi et al.)", min=1)
     # runtime
     seed: int = _opt(0, "seed of every random number generator", **NONNEG)
+    log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
+                             "RUN/tensorboard; pip install 'robustrep[tensorboard]')", LOG_CHOICES)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
     channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
@@ -145,7 +148,7 @@ def parse_regularizers(text: str) -> list[str]:
 # optimizer and schedule hyperparameters are here so that a diverged run can be resumed with a
 # lower learning rate; they are applied to the restored optimizer and schedule
 # (tasks.common.optim.load_optimizer_state).
-RESUMABLE = ("steps", "device", "workers", "eval_every", "ckpt_every", "log_every", "lr",
+RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "log_every", "lr",
              "momentum", "weight_decay", "warmup_steps", "clip_grad")
 
 PRESETS: dict[str, dict[str, Any]] = {

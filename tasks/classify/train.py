@@ -51,16 +51,17 @@ from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
+from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.errors import (CheckpointError, RunFolderError, TrainingDiverged,
                                            UserError)
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
+from robustrep.tasks.common.sinks import make_sinks
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
 from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
-from robustrep.tasks.common.classifier import Classifier, create_classifier
 
 
 class ClassifyTask(nn.Module):
@@ -406,6 +407,7 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     if info.is_main:
         run.create()
         trainer.lock = run.lock()
+        run.sinks = make_sinks(cfg.log, run.path)
     try:
         if resume:
             _resume(trainer, latest)  # validated: only now may the run folder change

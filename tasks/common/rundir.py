@@ -55,6 +55,7 @@ def jsonable(value: Any) -> Any:
 class RunDir:
     path: Path
     started: float = field(default_factory=time.time)
+    sinks: list = field(default_factory=list)  # extra metric sinks (tasks.common.sinks)
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -125,6 +126,7 @@ class RunDir:
         return json.loads(path.read_text())
 
     def log(self, step: int, **values: Any) -> dict[str, Any]:
+        """Append one record to ``metrics.jsonl`` (the source of truth), then to the sinks."""
         record = {"step": step, "time": round(time.time() - self.started, 3), **values}
         try:
             with self.metrics_file.open("a") as handle:
@@ -132,6 +134,8 @@ class RunDir:
         except OSError as err:
             raise RunFolderError(f"cannot write {self.metrics_file}: {err.strerror or err}") \
                 from None
+        for sink in self.sinks:
+            sink.write(jsonable(record))
         return record
 
     def read_metrics(self) -> list[dict[str, Any]]:

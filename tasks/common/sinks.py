@@ -39,6 +39,7 @@ class TensorBoardSink:
         step = int(record.get("step", 0))
         for key, value in _scalars(record):
             self.writer.add_scalar(key, value, step)
+        self.writer.flush()  # a killed run keeps what it logged, as metrics.jsonl does
 
     def close(self) -> None:
         self.writer.flush()

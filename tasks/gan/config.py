@@ -17,6 +17,7 @@ from typing import Any
 from robustrep.losses import LOSSES
 from robustrep.tasks.common.config import ConfigError, check_fields, option
 from robustrep.tasks.common.runtime import AMP_CHOICES
+from robustrep.tasks.common.sinks import LOG_CHOICES
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
 ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
@@ -158,6 +159,8 @@ class GanConfig:
                                           "inception-pytorch-fid, digits or run:CLASSIFY_RUN "
                                           "(None = digits for digits, else inception)")
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
+    log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
+                             "RUN/tensorboard; pip install 'robustrep[tensorboard]')", LOG_CHOICES)
     seed: int = _opt(0, "random seed", **NONNEG)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast dtype", AMP_CHOICES)
@@ -291,6 +294,6 @@ PRESETS.update({
 # Options that may change when a run is resumed; the rest define the run and are fixed. The Adam
 # hyperparameters are here so that a diverged run can be resumed with lower learning rates; they
 # are applied to the restored optimizers (tasks.common.optim.load_optimizer_state).
-RESUMABLE = ("steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
+RESUMABLE = ("log", "steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
              "device", "num_workers", "inception_weights", "data_root", "lr_g", "lr_d", "beta1",
              "beta2")

@@ -52,6 +52,7 @@ from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable, default_run_path
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
+from robustrep.tasks.common.sinks import make_sinks
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator, generate
@@ -458,6 +459,8 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
         if dist.is_main:
             run, lock = open_run(path, cfg, fresh=resume is None)
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
+        if dist.is_main:
+            run.sinks = make_sinks(cfg.log, run.path)
         trainer = Trainer(cfg, run, dist, data, show_progress)
         if resume is not None:
             trainer.resume()  # validated: only now may the run folder change
