@@ -9,7 +9,8 @@ program's unset options never override the core defaults.
 Where a method acts decides which methods combine: a run takes at most one method per *place*
 (``gan``: D function, D inputs, extra D term; ``classify``: input mixing, feature shrinkage,
 adversarial inputs), except in places marked as shared, where the program switches between
-members (timm's Mixup/CutMix switch). ``excludes`` names, per program, further pairs that cannot run together.
+members (timm's Mixup/CutMix switch). ``excludes`` names, per program, further pairs that
+cannot run together.
 :func:`parse_combination` is the one grammar every program uses: ``"adaptivemix,asgan"`` or
 ``"mixup+cutmix"`` (comma or plus), ``"none"`` or ``""`` for no regularizer.
 """

@@ -83,7 +83,8 @@ def test_one_grammar_refuses(text, program, match):
 
 
 def test_registering_twice_raises_and_one_file_plus_a_decorator_adds_a_method():
-    @register_regularizer("test-shrink", paper="nobody 2026", acts={"classify": "feature shrinkage"})
+    @register_regularizer("test-shrink", paper="nobody 2026",
+                          acts={"classify": "feature shrinkage"})
     class Shrink:
         def __init__(self, weight: float = 2.0):
             self.weight = weight

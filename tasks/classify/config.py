@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustrep.registry import parse_combination, regularizer_info
-from robustrep.tasks.common.config import ConfigError, check_fields, option
+from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
+                                           option)
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
@@ -23,11 +24,6 @@ MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
 DEFAULT_MODEL = "resnet10t"
 
 
-# Ranges in field metadata, checked by tasks.common.config for flags, files and saved configs.
-POSITIVE = {"min": 0, "min_exclusive": True}
-NONNEG = {"min": 0}
-UNIT = {"min": 0, "max": 1}
-BETA = {"min": 0, "max": 1, "max_exclusive": True}
 _opt = option
 
 

@@ -53,8 +53,7 @@ from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
-from robustrep.tasks.common.errors import (CheckpointError, RunFolderError, TrainingDiverged,
-                                           UserError)
+from robustrep.tasks.common.errors import (CheckpointError, RunFolderError, TrainingDiverged)
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
@@ -426,16 +425,7 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
 
 def _resume(trainer: Trainer, latest: Path) -> None:
     """Load and validate the checkpoint into ``trainer``; raise before anything is written."""
-    state = ckpt.load_checkpoint(latest, map_location="cpu")
-    if int(state["step"]) > trainer.cfg.steps:
-        raise UserError(f"--steps {trainer.cfg.steps} is below the step of the checkpoint "
-                        f"{latest} ({state['step']}); pass --steps {state['step']} or more")
-    try:
-        trainer.load_state(state)
-    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise CheckpointError(f"checkpoint {latest} does not fit this run's config "
-                              f"({type(err).__name__}: {first})") from None
+    ckpt.load_for_resume(latest, trainer.cfg.steps, trainer.load_state)
     trainer.last_ckpt, trainer.last_ckpt_step = latest, trainer.step
 
 

@@ -159,6 +159,26 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu",
     return state
 
 
+def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu") -> dict:
+    """Load checkpoint ``path`` into a trainer with ``load(state)``, before anything is written.
+
+    Refuses a checkpoint past ``steps`` (the run would end before it) and turns a checkpoint that
+    does not fit the run's config into one CheckpointError line.
+    """
+    from robustrep.tasks.common.errors import UserError
+    state = load_checkpoint(path, map_location=map_location)
+    if int(state["step"]) > steps:
+        raise UserError(f"--steps {steps} is below the step of the checkpoint {path} "
+                        f"({state['step']}); pass --steps {state['step']} or more")
+    try:
+        load(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CheckpointError(f"checkpoint {path} does not fit this run's config "
+                              f"({type(err).__name__}: {first})") from None
+    return state
+
+
 def latest_checkpoint(folder: str | Path) -> Path | None:
     path = Path(folder) / LATEST
     return path if path.is_file() else None

@@ -41,6 +41,14 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+# Ranges for field metadata (``option(..., **POSITIVE)``), checked for flags, files and saved
+# configs alike.
+POSITIVE = {"min": 0, "min_exclusive": True}
+NONNEG = {"min": 0}
+UNIT = {"min": 0, "max": 1}
+BETA = {"min": 0, "max": 1, "max_exclusive": True}
+
+
 class ConfigError(UserError, ValueError):
     """A bad preset, option or config file; the message says what is accepted.
 

@@ -15,21 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustrep.losses import LOSSES
-from robustrep.tasks.common.config import ConfigError, check_fields, option
+from robustrep.registry import list_regularizers
+from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
+                                           option)
 from robustrep.tasks.common.runtime import AMP_CHOICES
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
 ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
-REGS = ("none", "adaptivemix", "mixup", "cutmix", "srmix", "dat", "asgan", "rpgan")
+REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
 
 
-# Ranges in field metadata, checked by tasks.common.config for flags, files and saved configs.
-POSITIVE = {"min": 0, "min_exclusive": True}
-NONNEG = {"min": 0}
-UNIT = {"min": 0, "max": 1}
-BETA = {"min": 0, "max": 1, "max_exclusive": True}
 _opt = option
 
 

@@ -42,7 +42,7 @@ from torch import Tensor
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common.config import to_dict
 from robustrep.tasks.common.errors import (CheckpointError, DataError, RunFolderError,
-                                           TrainingDiverged, UserError)
+                                           TrainingDiverged)
 from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all_reduce_sum,
                                                 barrier,
                                                 broadcast_module, broadcast_object, cleanup,
@@ -215,16 +215,7 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"cannot resume {self.run.path}: no checkpoint at "
                                   f"{self.run.checkpoints / ckpt.LATEST}")
-        state = ckpt.load_checkpoint(path, map_location=self.dist.device)
-        if int(state["step"]) > self.cfg.steps:
-            raise UserError(f"--steps {self.cfg.steps} is below the step of the checkpoint "
-                            f"{path} ({state['step']}); pass --steps {state['step']} or more")
-        try:
-            self.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-            raise CheckpointError(f"checkpoint {path} does not fit this run's config "
-                                  f"({type(err).__name__}: {first})") from None
+        ckpt.load_for_resume(path, self.cfg.steps, self.load_state_dict, self.dist.device)
         self.last_ckpt, self.last_ckpt_step = path, self.step
 
     def save(self) -> None:

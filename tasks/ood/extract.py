@@ -138,8 +138,8 @@ def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
                         lambda m: model.forward_head(m, pre_logits=True),
                         model.get_classifier(), map_mode)
     raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD scoring: pass a "
-                    f"robustrep Classifier (robustrep.tasks.common.classifier.load_run), a timm model "
-                    f"or an OODModel")
+                    f"robustrep Classifier (robustrep.tasks.common.classifier.load_run), a timm "
+                    f"model or an OODModel")
 
 
 @dataclass

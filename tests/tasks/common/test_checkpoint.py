@@ -48,9 +48,11 @@ def test_rng_state_round_trip_repeats_draws(tmp_path):
     random.gauss(0, 1), np.random.standard_normal()  # cached Gaussians are part of the state
     torch.save(rng_state({"g": gen}), tmp_path / "rng.pt")
     state = torch.load(tmp_path / "rng.pt", weights_only=True)
-    first = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
+    first = (random.random(), np.random.rand(), torch.rand(1).item(),
+             torch.rand(1, generator=gen).item())
     set_rng_state(state, {"g": gen})
-    second = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
+    second = (random.random(), np.random.rand(), torch.rand(1).item(),
+              torch.rand(1, generator=gen).item())
     assert first == second
 
 
