@@ -4,7 +4,8 @@
 on stderr, ``robustrep <program>: error: <message>``, and exit code 2 (``UserError.exit_code``);
 a diverged run (:class:`TrainingDiverged`) is one line too, with exit code 1. ``--debug`` lets
 the exception through with its traceback. Anything else is a bug in robustrep and keeps its
-traceback. This is the convention of argparse's own ``parser.error`` (``prog: error: message``, exit 2), which timm's and StudioGAN's scripts inherit.
+traceback. This is the convention of argparse's own ``parser.error`` (``prog: error:
+message``, exit 2), which timm's and StudioGAN's scripts inherit.
 """
 
 from __future__ import annotations

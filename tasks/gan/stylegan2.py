@@ -248,9 +248,9 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
     Demodulation rescales each output channel by ``1 / sqrt(sum (w * s)^2 + 1e-8)``, so
     unit-variance inputs give unit-variance outputs (paper eq. 1-3). ``noise`` ``[B, 1, H, W]``
     (already scaled) is added after. ``fused=False`` (the reference's path in training) scales the
-    activations instead of the weights, ``conv(x * s, w) * d``, one shared-weight conv for the batch; ``True``
-    builds per-sample weights and runs a grouped conv (the reference's inference path). Both are
-    the same linear map.
+    activations instead of the weights, ``conv(x * s, w) * d``, one shared-weight conv for the
+    batch; ``True`` builds per-sample weights and runs a grouped conv (the reference's inference
+    path). Both are the same linear map.
     """
     batch, in_ch = x.shape[:2]
     out_ch, _, kh, kw = weight.shape
