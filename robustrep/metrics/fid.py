@@ -153,8 +153,16 @@ def _as_float64(name: str, x: Any, ndim: int) -> Tensor:
     return x.detach().to(torch.float64)
 
 
-def _sqrtm_psd(s: Tensor) -> Tensor:
-    """Square root of a symmetric positive semi-definite matrix; negative eigenvalues -> 0."""
+def _root_factor(s: Tensor) -> Tensor:
+    """A factor ``R`` with ``R R^T = s`` for a symmetric PSD ``s``.
+
+    Cholesky when ``s`` is numerically positive definite (several times cheaper than an
+    eigendecomposition); else the symmetric square root, negative eigenvalues set to 0 (a
+    rank-deficient covariance, e.g. fewer samples than feature dimensions).
+    """
+    factor, info = torch.linalg.cholesky_ex(s)
+    if int(info) == 0:
+        return factor
     w, v = torch.linalg.eigh(s)
     return (v * w.clamp_min(0).sqrt()) @ v.mT
 
@@ -176,8 +184,11 @@ def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray,
                              f"got {tuple(t.shape)}")
     check_same_device(mu1=mu1, sigma1=s1, mu2=mu2, sigma2=s2)
     s1, s2 = 0.5 * (s1 + s1.mT), 0.5 * (s2 + s2.mT)
-    root1 = _sqrtm_psd(s1)
-    inner = root1 @ s2 @ root1
+    # tr sqrt(s1 s2) from the eigenvalues of R^T s2 R, a symmetric PSD matrix with the same
+    # eigenvalues as s1 s2 = R (R^T s2) (eig(AB) = eig(BA)): no non-symmetric sqrtm as in
+    # pytorch-fid's scipy.linalg.sqrtm, and no complex parts to drop.
+    root1 = _root_factor(s1)
+    inner = root1.mT @ s2 @ root1
     # eigvalsh reads one triangle only, so symmetrise away the rounding of the two products.
     tr_covmean = torch.linalg.eigvalsh(0.5 * (inner + inner.mT)).clamp_min(0).sqrt().sum()
     diff = mu1 - mu2

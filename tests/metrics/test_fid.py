@@ -54,6 +54,16 @@ def test_frechet_diagonal_singular_closed_form():
     assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
 
 
+def test_frechet_rank_deficient_covariances_match_scipy():
+    # Fewer samples than dimensions (FID on 1,000 samples of 2048-d features): Cholesky fails and
+    # the symmetric square root takes over; the value is still scipy's.
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((20, 48)), rng.standard_normal((20, 48)) * 1.5
+    mu1, s1, mu2, s2 = a.mean(0), np.cov(a.T), b.mean(0), np.cov(b.T)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_scipy_fid(mu1, s1, mu2, s2),
+                                                               rel=1e-6)
+
+
 def test_frechet_rejects_bad_shapes():
     with pytest.raises(ValueError, match="sigma2"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(4))
