@@ -65,7 +65,7 @@ from torch import Tensor
 from robustrep._validate import (check_choice, check_generator, check_lam, check_model_dtype,
                                  check_nonneg, check_positive, check_same_device, check_same_shape,
                                  check_tensor, first_tensor)
-from robustrep.mixing import flip_partners, permutation_partners, sample_lam
+from robustrep.mixing import flip_partners, mixup, permutation_partners, sample_lam
 from robustrep.registry import register_regularizer
 from robustrep.split import as_split
 
@@ -117,7 +117,7 @@ def adaptivemix(model: Any, x: Tensor, lam: float | Tensor, index: Tensor,
     split, lam = _check_call(model, x, lam, index, distance, mode, weight)
     check_nonneg("noise_std", noise_std)
     check_generator(generator, x.device)
-    x_mix = _mix(x, x[index], lam)
+    x_mix = mixup(x, x[index], lam)[0]
     if fuse_passes:
         z, z_mix = split.features(torch.cat([x, x_mix])).tensor_split(2)
     else:
@@ -139,7 +139,7 @@ def adaptivemix_three_pass(model: Any, x: Tensor, lam: float | Tensor, index: Te
     """
     split, lam = _check_call(model, x, lam, index, distance, mode, weight)
     x_b = x[index]
-    z_mix = split.features(_mix(x, x_b, lam))
+    z_mix = split.features(mixup(x, x_b, lam)[0])
     z = split.features(x)
     z_b = split.features(x_b)
     return _terms(split, z, z_b, z_mix, lam, index, noise, distance, mode, weight)
@@ -223,19 +223,13 @@ def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, dista
     return split, (lam.expand(batch) if lam.dim() == 0 else lam)
 
 
-def _mix(a: Tensor, b: Tensor, lam: Tensor) -> Tensor:
-    """``lam * a + (1 - lam) * b`` with ``lam [B]`` broadcast over the trailing dims."""
-    w = lam.view(-1, *([1] * (a.dim() - 1)))
-    return (w * a + (1 - w) * b).to(a.dtype)
-
-
 def _terms(split: Any, z: Tensor, z_b: Tensor, z_mix: Tensor, lam: Tensor, index: Tensor,
            noise: Tensor | None, distance: str, mode: str, weight: float) -> dict[str, Tensor]:
     """Shrinkage, logits and logging terms from the clean, partner and mixed features."""
     if mode == "reference":
-        z_lin = _mix(z, z_b, lam)
+        z_lin = mixup(z, z_b, lam)[0]
     else:  # z_lin only feeds the detached target: build no graph for it
-        z_lin = _mix(z.detach(), z_b.detach(), lam)
+        z_lin = mixup(z.detach(), z_b.detach(), lam)[0]
     target = z_lin.detach()
     if noise is not None:
         check_same_shape("noise", noise, "features", z_lin)

@@ -54,7 +54,7 @@ from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import ensemble_d_loss, ensemble_g_loss
 from robustrep.tasks.common.distributed import all_reduce_grads
-from robustrep.tasks.common.runtime import autocast
+from robustrep.tasks.common.runtime import autocast, to_input
 from robustrep.tasks.gan.regs import Regs
 
 
@@ -93,12 +93,6 @@ def sample_z(ctx: StepContext, n: int) -> Tensor:
     return torch.randn(n, ctx.G.z_dim, generator=ctx.gens["z"], device=ctx.device)
 
 
-def _to_input(ctx: StepContext, x: Tensor) -> Tensor:
-    if ctx.channels_last and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
 def generate(ctx: StepContext, n: int) -> Tensor:
     """``n`` fakes; a StyleGAN2 G maps with style mixing (eager: its ws feed path length)."""
     z = sample_z(ctx, n)
@@ -111,7 +105,7 @@ def generate(ctx: StepContext, n: int) -> Tensor:
 def fake_batch(ctx: StepContext, n: int) -> Tensor:
     """Fakes for the D step: no graph into G."""
     with torch.no_grad(), ctx.amp():
-        return _to_input(ctx, generate(ctx, n).float())
+        return to_input(generate(ctx, n).float(), ctx.device, ctx.channels_last)
 
 
 def augment(ctx: StepContext, x: Tensor) -> Tensor:
@@ -119,7 +113,8 @@ def augment(ctx: StepContext, x: Tensor) -> Tensor:
     it); the draws come from the step generator ``reg``."""
     if not ctx.cfg.diffaugment:
         return x
-    return _to_input(ctx, diff_augment(x, ctx.cfg.diffaugment, generator=ctx.gens["reg"]))
+    return to_input(diff_augment(x, ctx.cfg.diffaugment, generator=ctx.gens["reg"]), ctx.device,
+                    ctx.channels_last)
 
 
 def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
@@ -210,7 +205,7 @@ def d_loss_mix(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Te
         return {}
     mixed = ctx.regs.mix(x_real, x_b=x_fake, generator=ctx.gens["reg"])
     with ctx.amp():
-        logits = ctx.d_fn(augment(ctx, _to_input(ctx, mixed.x))).float()
+        logits = ctx.d_fn(augment(ctx, to_input(mixed.x, ctx.device, ctx.channels_last))).float()
     if ctx.regs.ensemble:
         k = logits.shape[1]
         per = mixed_gan_loss(logits.reshape(-1), mixed.lam.repeat_interleave(k), ctx.kind)
@@ -259,7 +254,7 @@ def _backward_step(ctx: StepContext, total: Tensor, module: nn.Module,
 
 def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     """One D update; returns the detached loss terms (``d/total`` included)."""
-    x_real = _to_input(ctx, x_real)
+    x_real = to_input(x_real, ctx.device, ctx.channels_last)
     x_fake = fake_batch(ctx, x_real.shape[0])
     ctx.opt_d.zero_grad(set_to_none=True)
     inp = d_inputs(ctx, x_real, x_fake)
@@ -314,7 +309,7 @@ def g_step(ctx: StepContext, batch: int) -> dict[str, Tensor]:
     ctx.opt_g.zero_grad(set_to_none=True)
     with _frozen(ctx.D):
         with ctx.amp():
-            x_fake = _to_input(ctx, generate(ctx, batch))
+            x_fake = to_input(generate(ctx, batch), ctx.device, ctx.channels_last)
         terms = g_loss_adv(ctx, x_fake)
         total = sum(terms.values())
         _backward_step(ctx, total, ctx.G, ctx.opt_g)
