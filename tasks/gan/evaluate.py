@@ -61,6 +61,7 @@ from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.data import GanData, to_unit_range
+from robustrep.tasks.gan.models import generate
 
 EVAL_SEED = 2024
 DIGITS_NET_RECIPE = {"net": "DigitsFeatureNet", "epochs": 5, "batch_size": 128, "lr": 1e-3,
@@ -262,23 +263,6 @@ def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch
 
 
 @torch.no_grad()
-def generate(G: nn.Module, num: int, device: torch.device, seed: int = EVAL_SEED,
-             batch: int = 500) -> Tensor:
-    """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``).
-
-    G's train/eval mode is restored afterwards; the global RNG is untouched.
-    """
-    gen = torch.Generator(device=device).manual_seed(seed)
-    was_training = G.training
-    G.eval()
-    try:
-        out = [G(torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)).float()
-               for i in range(0, num, batch)]
-    finally:
-        G.train(was_training)
-    return torch.cat(out)
-
-
 class Evaluator:
     """Scores a generator against the run's data (see the module docstring).
 
@@ -307,7 +291,7 @@ class Evaluator:
         self.real = real_reference(cfg, data, self.net, self.info, device)
 
     def __call__(self, G: nn.Module) -> dict[str, Any]:
-        samples = generate(G, self.num_samples, self.device)
+        samples = generate(G, self.num_samples, self.device, EVAL_SEED)
         if self.data.is_points:
             return self.score_points(samples)
         return self.score_images(samples)
@@ -355,7 +339,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
 
     ``fid_features`` defaults to the network the run was trained with (its config).
     """
-    from robustrep.tasks.gan.sample import load_generator
+    from robustrep.tasks.gan.sample import load_generator  # sample never imports evaluate
 
     if num_samples is not None and num_samples < 2:
         raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "

@@ -310,3 +310,20 @@ def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | No
     kwargs = {} if cfg.rp_kernel_size is None else {"kernel_size": cfg.rp_kernel_size}
     return ProjectionEnsemble(k, shape[-1], in_channels=shape[0], base_channels=width,
                               spectral_norm=cfg.spectral_norm, generator=generator, **kwargs)
+
+
+def generate(G: nn.Module, num: int, device: torch.device, seed: int,
+             batch: int = 500) -> Tensor:
+    """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``).
+
+    G's train/eval mode is restored afterwards; the global RNG is untouched.
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = G.training
+    G.eval()
+    try:
+        out = [G(torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)).float()
+               for i in range(0, num, batch)]
+    finally:
+        G.train(was_training)
+    return torch.cat(out)

@@ -19,8 +19,7 @@ from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import RunDir, check_output_file
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import to_unit_range
-from robustrep.tasks.gan.evaluate import generate
-from robustrep.tasks.gan.models import build_generator
+from robustrep.tasks.gan.models import build_generator, generate
 
 
 def run_config(run: str | Path) -> GanConfig:

@@ -55,8 +55,8 @@ from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile,
 from robustrep.tasks.common.sinks import make_sinks
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
-from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator, generate
-from robustrep.tasks.gan.models import build_discriminator, build_generator
+from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
+from robustrep.tasks.gan.models import build_discriminator, build_generator, generate
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.steps import (StepContext, ema_beta, ema_update, lazy_adam_kwargs,
                                        optimizer_intervals, train_iteration)

@@ -12,7 +12,8 @@ def test_bench_runs_and_reports_ratios(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--batch", "4", "--rounds", "1",
                     "--steps", "1", "--warmup", "0", "--views", "1", "2", "--rp-width", "4",
-                    "--fid-samples", "200", "--fid-dim", "16", "--out", str(out)], check=True, capture_output=True, timeout=300)
+                    "--fid-samples", "200", "--fid-dim", "16", "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
     ratios = result["d_step_ratio"]
     assert ratios["baseline"] == 1.0

@@ -162,7 +162,8 @@ def test_imagefolder_gan_reports_fid_on_classify_run_features(folder_and_classif
                                                                records, capsys):
     from robustrep.tasks.common.classifier import load_run
     from robustrep.tasks.gan.data import build_data
-    from robustrep.tasks.gan.evaluate import _real_batches, generate
+    from robustrep.tasks.gan.evaluate import EVAL_SEED, _real_batches
+    from robustrep.tasks.gan.models import generate
     from robustrep.tasks.gan.sample import load_generator
     from robustrep.metrics import FeatureStats, frechet_distance
     folder, clf = folder_and_classifier
@@ -185,7 +186,7 @@ def test_imagefolder_gan_reports_fid_on_classify_run_features(folder_and_classif
     net = load_run(clf)[0].features
     G, cfg, _, dev = load_generator(run, None, "cpu", True)
     with torch.no_grad():
-        fake = net((generate(G, 12, dev) + 1) / 2)
+        fake = net((generate(G, 12, dev, EVAL_SEED) + 1) / 2)
         real = torch.cat([net(x) for x in _real_batches(build_data(cfg), 50_000)])
     want = frechet_distance(*FeatureStats().update(real).mean_cov(),
                             *FeatureStats().update(fake).mean_cov())
