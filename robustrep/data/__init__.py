@@ -7,7 +7,7 @@ Every image dataset yields ``(image, label)``: a float tensor ``[C, H, W]`` in [
 """
 
 from robustrep.data._common import (ImageTensorDataset, MappedDataset, image_shape, labels,
-                                    num_classes)
+                                    num_classes, select_classes)
 from robustrep.data.builtin import (BUILTIN_OOD, ID_CLASSES, OOD_CLASSES, MixtureSample,
                                     MixtureSpec, builtin_ood, digits, digits_ood_split,
                                     grid_centers, grid_mixture, inverted_digits, mixture, noise,
@@ -18,6 +18,7 @@ from robustrep.data.local import (DATASETS, IMG_EXTENSIONS, FlatImageFolder, Ima
 
 __all__ = [
     "ImageTensorDataset", "MappedDataset", "image_shape", "labels", "num_classes",
+    "select_classes",
     "digits", "digits_ood_split", "ID_CLASSES", "OOD_CLASSES",
     "MixtureSpec", "MixtureSample", "mixture", "ring_mixture", "grid_mixture", "ring_centers",
     "grid_centers",

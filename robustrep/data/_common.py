@@ -109,6 +109,26 @@ def labels(dataset: Dataset) -> Tensor:
     return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
 
 
+def select_classes(dataset: Dataset, classes: Sequence[int] | None,
+                   what: str = "dataset") -> Dataset:
+    """The samples of ``dataset`` whose label is in ``classes`` (labels unchanged); all when None.
+
+    Raises:
+        ValueError: a requested class has no sample in ``dataset`` (the message lists the labels
+            it has).
+    """
+    if classes is None:
+        return dataset
+    found = labels(dataset)
+    present = set(found.unique().tolist())
+    absent = [c for c in classes if c not in present]
+    if absent:
+        raise ValueError(f"classes {absent} do not occur in the {what}; its labels are "
+                         f"{sorted(present)}")
+    keep = torch.isin(found, torch.tensor(list(classes))).nonzero().flatten()
+    return Subset(dataset, keep.tolist())
+
+
 def num_classes(dataset: Dataset) -> int:
     """The number of classes a classifier head needs for ``dataset``: ``max(label) + 1``.
 

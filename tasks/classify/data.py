@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from robustrep.data import ImageTensorDataset, create_dataset, image_shape, labels
+from robustrep import data as data_lib
+from robustrep.data import ImageTensorDataset, create_dataset, image_shape
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import DataError  # noqa: F401  (re-exported for callers)
@@ -41,17 +42,11 @@ class DataInfo:
 
 
 def select_classes(dataset: Dataset, classes: list[int] | None, what: str) -> Dataset:
-    """The samples of ``dataset`` whose label is in ``classes`` (labels unchanged)."""
-    if classes is None:
-        return dataset
-    found = labels(dataset)
-    present = set(found.unique().tolist())
-    absent = [c for c in classes if c not in present]
-    if absent:
-        raise DataError(f"classes {absent} do not occur in the {what}; its labels are "
-                        f"{sorted(present)}")
-    keep = torch.isin(found, torch.tensor(classes)).nonzero().flatten()
-    return Subset(dataset, keep.tolist())
+    """:func:`robustrep.data.select_classes`, a missing class being a DataError."""
+    try:
+        return data_lib.select_classes(dataset, classes, what)
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:

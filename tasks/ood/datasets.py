@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
+from robustrep.data import select_classes
 from robustrep.tasks.common.errors import DataError
 
 BUILTIN_ID = ("digits",)
@@ -121,21 +122,6 @@ def _root(name: str, rest: list[str], ctx: DataContext) -> str:
         raise ValueError(f"dataset {name!r} reads local files: give its folder with --data-root "
                          f"or as {name}:ROOT (nothing is downloaded)")
     return os.path.expanduser(root)
-
-
-def _keep_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
-    if classes is None:
-        return dataset
-    targets = getattr(dataset, "targets", None)
-    if targets is None:
-        targets = getattr(dataset, "labels", None)
-    if targets is None:
-        targets = [int(dataset[i][1]) for i in range(len(dataset))]
-    targets = torch.as_tensor(list(targets) if not torch.is_tensor(targets) else targets)
-    keep = torch.isin(targets, torch.tensor(list(classes))).nonzero().flatten().tolist()
-    if not keep:
-        raise ValueError(f"the dataset has no sample of classes {list(classes)}")
-    return Subset(dataset, keep)
 
 
 def _first_image(name: str, rest: list[str]) -> Path:
@@ -225,9 +211,9 @@ def id_dataset(spec: str, ctx: DataContext, train: bool, limit: int | None = Non
         channels, height, width = ctx.shape
         dataset = digits((height, width), channels, ctx.classes, train=train)
     elif name in LOCAL:
-        dataset = _keep_classes(_local(name, rest, ctx, train), ctx.classes)
+        dataset = select_classes(_local(name, rest, ctx, train), ctx.classes)
     elif name in ("imagefolder", "imagelist"):
-        dataset = _keep_classes(_path_set(name, rest, ctx, train), ctx.classes)
+        dataset = select_classes(_path_set(name, rest, ctx, train), ctx.classes)
     elif name in builtin_ood_names():
         raise ValueError(f"{name!r} is a built-in OOD set (every label -1); it cannot be the "
                          f"in-distribution set. ID sets: digits, {', '.join(LOCAL)}, "
