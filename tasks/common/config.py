@@ -49,6 +49,15 @@ UNIT = {"min": 0, "max": 1}
 BETA = {"min": 0, "max": 1, "max_exclusive": True}
 
 
+def parse_literal(text: str) -> Any:
+    """``NAME=VALUE`` values: a Python literal (``3``, ``0.5``, ``[1, 2]``, ``True``) or the text."""
+    import ast
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 class ConfigError(UserError, ValueError):
     """A bad preset, option or config file; the message says what is accepted.
 

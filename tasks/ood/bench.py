@@ -43,17 +43,14 @@ TABLE_METRICS = (("AUROC", "higher is better"),
 
 
 def _parse_opts(items: list[str]) -> dict[str, Any]:
-    import ast
+    from robustrep.tasks.common.config import parse_literal
     out = {}
     for item in items or ():
         key, eq, raw = str(item).partition("=")
         if not eq or not key:
             raise ValueError(f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), "
                              f"got {item!r}")
-        try:
-            out[key.strip().replace("-", "_")] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key.strip().replace("-", "_")] = raw
+        out[key.strip().replace("-", "_")] = parse_literal(raw)
     return out
 
 

@@ -47,7 +47,6 @@ Scores follow pytorch-ood: higher = more OOD.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import inspect
 from collections.abc import Iterable, Sequence
@@ -57,6 +56,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robustrep.tasks.common.config import parse_literal
 from robustrep.tasks.ood.extract import Extracted, OODModel
 
 # What each typed base consumes; order matters (first match in the MRO wins).
@@ -272,11 +272,7 @@ def parse_params(items: Iterable[str] | None) -> dict[str, dict[str, Any]]:
         if key not in spec.params or key in _PROVIDED:
             raise ValueError(f"{spec.name} has no settable parameter {key!r}; valid: "
                              f"{', '.join(valid) or '(none)'}")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        out.setdefault(spec.name, {})[key] = value
+        out.setdefault(spec.name, {})[key] = parse_literal(raw)
     return out
 
 
