@@ -50,7 +50,7 @@ BETA = {"min": 0, "max": 1, "max_exclusive": True}
 
 
 def parse_literal(text: str) -> Any:
-    """``NAME=VALUE`` values: a Python literal (``3``, ``0.5``, ``[1, 2]``, ``True``) or the text."""
+    """A ``NAME=VALUE`` value: a Python literal (``3``, ``0.5``, ``[1, 2]``, ``True``) or text."""
     import ast
     try:
         return ast.literal_eval(text)
