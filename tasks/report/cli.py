@@ -4,7 +4,7 @@
                      [--gan-regs none,adaptivemix,...] [--classify-regs none,mixup,...]
     robustrep report --collect --out DIR      # only read the runs already in DIR
 
-The default size takes about 15 minutes on a 2-core CPU, ``--quick`` about 3 (README). The
+The default size takes about 15 minutes on a 2-core CPU, ``--quick`` about 4 (README). The
 page is ``DIR/report.md`` and ``DIR/report.html`` (self-contained, with its plots).
 """
 
@@ -35,7 +35,8 @@ CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features fro
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
     p = subparsers.add_parser(name, help=summary, description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="3 GAN and 4 classifier settings, shorter runs (about 3 CPU minutes)")
+                   help="the baseline and AdaptiveMix on each task, 3 seeds, short runs (about 4 "
+                        "minutes on 2 cores)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder (default runs/report-<time>)")
     p.add_argument("--jobs", type=option_type(int, min=1), default=2,
@@ -94,7 +95,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = collect(runs)
     if not records:
         raise UserError(f"no finished runs under {out}; run without --collect to train them")
-    info = {"summary": _summary(settings, records, time.time() - started, args.quick),
+    seconds = None if args.collect else time.time() - started
+    info = {"summary": _summary(settings, records, seconds, args.quick),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),
             "failures": failures}
     files = page.write(out, records, info)
@@ -104,9 +106,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _summary(settings, records, seconds: float, quick: bool) -> str:
+def _summary(settings, records, seconds: float | None, quick: bool) -> str:
+    took = ("read from existing run folders (--collect)" if seconds is None
+            else f"{seconds / 60:.1f} min wall-clock for this invocation")
     return (f"{'Quick' if quick else 'Default'} report: {len(records)} runs, seeds "
             f"{', '.join(map(str, settings.seeds))}; GAN {settings.gan_steps} steps on digits"
             f"{f' and {settings.grid_steps} on the grid' if settings.grid_steps else ''}; "
             f"classifier {settings.classify_model}, {settings.classify_steps} steps; "
-            f"{seconds / 60:.1f} min wall-clock for this invocation.")
+            f"{took}.")

@@ -136,7 +136,7 @@ def tables(agg, rows) -> dict[str, list[list[str]]]:
             continue
         body = [[label, *[fmt(source[reg].get(key, (math.nan, 0, 0)), scale) for reg in regs]]
                 for _, key, label, _, scale in task_rows]
-        cost = _cost_row(source, regs)
+        cost = _cost_row(source, regs) if task != "ood" else None  # the classifier runs' cost
         out[task] = [["metric", *regs], *body, *([cost] if cost else [])]
     return out
 
@@ -195,10 +195,11 @@ def draw(agg, rows, folder: Path) -> dict[str, Path]:
     plots = {}
     for task in ("gan", "grid", "classify", "ood"):
         source = agg.get("classify" if task == "ood" else task, {})
-        picked = [(key, label) for t, key, label, _, _ in rows if t == task][:6]
+        picked = [(key, label, scale) for t, key, label, _, scale in rows if t == task][:6]
         if not source or not picked:
             continue
-        bars = {reg: {label: source[reg][key][:2] for key, label in picked if key in source[reg]}
+        bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale)
+                      for key, label, scale in picked if key in source[reg]}
                 for reg in source}
         plots[task] = bar_table(bars, folder / f"{task}.png", title=TITLES[task])
     return plots
