@@ -110,19 +110,19 @@ def labels(dataset: Dataset) -> Tensor:
 
 
 def select_classes(dataset: Dataset, classes: Sequence[int] | None,
-                   what: str = "dataset") -> Dataset:
+                   what: str = "dataset", strict: bool = True) -> Dataset:
     """The samples of ``dataset`` whose label is in ``classes`` (labels unchanged); all when None.
 
     Raises:
-        ValueError: a requested class has no sample in ``dataset`` (the message lists the labels
-            it has).
+        ValueError: a requested class has no sample in ``dataset`` (with ``strict=False``: none
+            of them has); the message lists the labels it has.
     """
     if classes is None:
         return dataset
     found = labels(dataset)
     present = set(found.unique().tolist())
     absent = [c for c in classes if c not in present]
-    if absent:
+    if absent and (strict or len(absent) == len(classes)):
         raise ValueError(f"classes {absent} do not occur in the {what}; its labels are "
                          f"{sorted(present)}")
     keep = torch.isin(found, torch.tensor(list(classes))).nonzero().flatten()

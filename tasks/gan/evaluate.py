@@ -262,7 +262,6 @@ def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch
 # generation and scoring
 
 
-@torch.no_grad()
 class Evaluator:
     """Scores a generator against the run's data (see the module docstring).
 

@@ -312,6 +312,7 @@ def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | No
                               spectral_norm=cfg.spectral_norm, generator=generator, **kwargs)
 
 
+@torch.no_grad()
 def generate(G: nn.Module, num: int, device: torch.device, seed: int,
              batch: int = 500) -> Tensor:
     """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``).

@@ -211,9 +211,11 @@ def id_dataset(spec: str, ctx: DataContext, train: bool, limit: int | None = Non
         channels, height, width = ctx.shape
         dataset = digits((height, width), channels, ctx.classes, train=train)
     elif name in LOCAL:
-        dataset = select_classes(_local(name, rest, ctx, train), ctx.classes)
+        dataset = select_classes(_local(name, rest, ctx, train), ctx.classes,
+                                 strict=False)
     elif name in ("imagefolder", "imagelist"):
-        dataset = select_classes(_path_set(name, rest, ctx, train), ctx.classes)
+        dataset = select_classes(_path_set(name, rest, ctx, train), ctx.classes,
+                                 strict=False)
     elif name in builtin_ood_names():
         raise ValueError(f"{name!r} is a built-in OOD set (every label -1); it cannot be the "
                          f"in-distribution set. ID sets: digits, {', '.join(LOCAL)}, "

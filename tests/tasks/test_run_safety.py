@@ -128,7 +128,8 @@ def test_console_script_refuses_a_payload_without_traceback(gan_run, tmp_path):
     damage(gan / "checkpoints" / "latest.pt", "payload", marker)
     script = Path(sys.executable).parent / "robustrep"
     proc = subprocess.run([str(script), "gan", "sample", str(gan)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          cwd=marker.parent)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("robustrep gan: error: checkpoint ")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -226,7 +227,7 @@ HOLDER = textwrap.dedent("""
 def test_a_second_run_into_a_locked_folder_is_refused(program, tmp_path, capsys):
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE,
-                              text=True)
+                              text=True, cwd=tmp_path)  # outside the checkout (no shadowing)
     flags = GAN_FLAGS if program == "gan" else CLASSIFY_FLAGS
     argv = [program, "train", "--out", str(run), *flags, "--steps", "1"]
     try:

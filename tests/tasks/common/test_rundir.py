@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 import sys
 import textwrap
 
@@ -24,8 +25,9 @@ HOLDER = textwrap.dedent("""
 
 def hold_lock(folder):
     """A second process that takes the run lock of ``folder`` and keeps it."""
+    # From the lock's folder, so the checkout's robustrep/ cannot shadow the installed package.
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, cwd=Path(folder).parent)
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
