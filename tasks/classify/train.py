@@ -203,7 +203,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
                                        cfg.std, cfg.pretrained_file, head=cfg.head,
-                                       uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate)
+                                       uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
+                                       image_size=cfg.image_size)
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)

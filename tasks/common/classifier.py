@@ -204,10 +204,18 @@ def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Pat
                          + "; ".join(parts) + ". Give the weights of the same architecture.")
 
 
+def _fixed_input_size(name: str) -> bool:
+    """Whether timm builds ``name`` for one input size (a ViT's patch grid), so that size must
+    be passed at construction."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    return bool(getattr(cfg, "fixed_input_size", False))
+
+
 def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                       pretrained_file: str | Path | None = None, head: str = "linear",
-                      uos_scale: float | None = None, **timm_kwargs: Any) -> Classifier:
+                      uos_scale: float | None = None, image_size: int | None = None,
+                      **timm_kwargs: Any) -> Classifier:
     """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
 
     Args:
@@ -220,6 +228,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             -> FileNotFoundError; weights of another architecture -> ValueError.
         head: ``"linear"`` (the model's own classifier) or ``"uos"`` (:class:`UoSHead`).
         uos_scale: logit scale of the UoS head (None: the core default, 1).
+        image_size: the input side; passed as ``img_size`` to models whose input size is fixed
+            at construction (timm's ``fixed_input_size``, e.g. ViTs), ignored by the others.
         timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
     """
     check_model_name(name)
@@ -228,6 +238,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     kwargs = {k: v for k, v in timm_kwargs.items() if v is not None}
+    if image_size is not None and _fixed_input_size(name):
+        kwargs.setdefault("img_size", int(image_size))
     if pretrained_file is None:
         model = timm.create_model(name, pretrained=False, num_classes=num_classes,
                                   in_chans=in_chans, **kwargs)
@@ -315,7 +327,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                               in_chans=int(config["channels"]), mean=config["mean"],
                               std=config["std"], drop_rate=config.get("drop_rate"),
                               head=config.get("head") or "linear",
-                              uos_scale=config.get("uos_scale"))
+                              uos_scale=config.get("uos_scale"),
+                              image_size=config.get("image_size"))
     weights = "ema" if use_ema and state.get("ema") is not None else "model"
     bad = nonfinite_tensors(state[weights])
     if bad:

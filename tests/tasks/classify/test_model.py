@@ -105,3 +105,14 @@ def test_load_run_refuses_other_folders(tmp_path, trained_run):
     (other / "config.json").write_text((trained_run / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="has no checkpoint"):
         load_run(other)
+
+
+def test_a_vit_is_built_for_the_run_image_size(tmp_path):
+    # timm builds a ViT's patch grid for one input size; the run's size must reach it.
+    from robustrep.tasks.cli import main
+    run = tmp_path / "vit"
+    assert main(["classify", "train", "--preset", "smoke", "--model", "vit_tiny_patch16_224",
+                 "--image-size", "32", "--steps", "1", "--device", "cpu", "--out", str(run),
+                 "--quiet"]) == 0
+    model, config = load_run(run)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, config["num_classes"])
