@@ -159,6 +159,21 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu",
     return state
 
 
+def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], where: str, what: str,
+                 advice: str) -> None:
+    """Load ``weights`` into ``module``, refusing non-finite ones (``advice`` says what to do)
+    and ones that do not fit ``what``, each as one CheckpointError line naming ``where``."""
+    bad = nonfinite_tensors(weights)
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{where} holds non-finite weights ({bad[0]}{more}); {advice}")
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{where} does not fit {what}: "
+                              f"{str(err).splitlines()[0][:200]}") from None
+
+
 def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu") -> dict:
     """Load checkpoint ``path`` into a trainer with ``load(state)``, before anything is written.
 

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
-from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, nonfinite_tensors
+from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.uos import UoSHead
 
@@ -330,16 +330,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                               uos_scale=config.get("uos_scale"),
                               image_size=config.get("image_size"))
     weights = "ema" if use_ema and state.get("ema") is not None else "model"
-    bad = nonfinite_tensors(state[weights])
-    if bad:
-        raise CheckpointError(f"{ckpt_path} holds non-finite {weights} weights ({bad[0]}"
-                              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); the run "
-                              f"diverged: use an earlier step_*.pt or retrain with a lower --lr")
-    try:
-        model.load_state_dict(state[weights])
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {ckpt_path} does not fit {config['model']!r} with "
-                         f"{config['num_classes']} classes: {err}") from err
+    load_weights(model, state[weights], str(ckpt_path),
+                 f"{config['model']!r} with {config['num_classes']} classes",
+                 "the run diverged: use an earlier step_*.pt or retrain with a lower --lr")
     config = dict(config, weights=weights, run_dir=str(run_dir))
     return model.to(device).eval(), config
 

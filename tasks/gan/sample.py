@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import load_checkpoint, nonfinite_tensors
+from robustrep.tasks.common.checkpoint import load_checkpoint, load_weights
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.distributed import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
@@ -46,15 +46,8 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
     if not isinstance(state.get(key), dict):
         raise CheckpointError(f"checkpoint {where} has no {key!r} weights; it is not a GAN "
                               f"checkpoint of this run")
-    bad = nonfinite_tensors(state[key])
-    if bad:
-        raise CheckpointError(f"checkpoint {where} holds non-finite {key} weights ({bad[0]}); "
-                              f"use an earlier checkpoint (--checkpoint)")
-    try:
-        G.load_state_dict(state[key])
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {where} does not fit the run's generator: "
-                              f"{str(err).splitlines()[0][:200]}") from None
+    load_weights(G, state[key], f"checkpoint {where}", "the run's generator",
+                 "use an earlier checkpoint (--checkpoint)")
     return G.to(dev).eval(), cfg, int(state["step"]), dev
 
 
