@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from robustrep.tasks.common.cli import HelpFormatter, add_program
+from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
 from robustrep.tasks.common.config import (ConfigError, add_config_args, option_type,
                                            overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
@@ -23,6 +23,10 @@ from robustrep.tasks.common.rundir import default_run_path
 from robustrep.tasks.common.runtime import resolve_device
 
 from .config import PRESETS, RESUMABLE, ClassifyConfig
+
+# Option-name prefix -> the registered methods they configure (their own --help sections).
+REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"),
+                "srmix_": ("srmix",), "adv_": ("pgd", "fgsm", "free"), "free_": ("free",)}
 
 _INT1 = option_type(int, min=1)
 _INT0 = option_type(int, min=0)
@@ -47,7 +51,8 @@ def _add_train(sub) -> None:
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_args(p, ClassifyConfig, skip=("preset",))
+    add_config_args(p, ClassifyConfig, skip=("preset",),
+                    groups=regularizer_groups(REG_PREFIXES, "classify"))
     p.set_defaults(func=run_train)
 
 

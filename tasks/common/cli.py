@@ -117,3 +117,17 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
             raise
         report(program, line)
         return 2
+
+
+def regularizer_groups(prefixes: dict[str, tuple[str, ...]], program: str) -> dict[str, str]:
+    """``--help`` section titles for regularizer options, read from the registry: option-name
+    prefix -> "--reg NAMES options (place; papers)"."""
+    from robustrep.registry import regularizer_info
+    titles = {}
+    for prefix, names in prefixes.items():
+        infos = [regularizer_info(n) for n in names]
+        place = infos[0].acts.get(program, "")
+        titles[prefix] = (f"--reg {'/'.join(names)} options ({place}; "
+                          f"{'; '.join(i.paper for i in infos)})")
+    return titles
+

@@ -351,12 +351,21 @@ def option_type(kind: type, **bounds: Any) -> Callable[[str], Any]:
     return parse
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--flag`` per dataclass field (default ``None``) to ``parser``."""
-    group = parser.add_argument_group("options (override the preset)")
+def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                    groups: dict[str, str] | None = None) -> None:
+    """Add one ``--flag`` per dataclass field (default ``None``) to ``parser``.
+
+    ``groups`` maps a field-name prefix (``"am_"``) to the title of its ``--help`` section;
+    the other fields go to the general section.
+    """
+    general = parser.add_argument_group("options (override the preset)")
+    sections = {prefix: parser.add_argument_group(title)
+                for prefix, title in (groups or {}).items()}
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
+        group = next((g for prefix, g in sections.items() if field.name.startswith(prefix)),
+                     general)
         spec = option_specs(cls)[field.name]
         default = field.default if field.default is not dataclasses.MISSING else (
             field.default_factory() if field.default_factory is not dataclasses.MISSING else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from robustrep.tasks.common.cli import HelpFormatter, add_program
+from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
                                            merge_for_resume, option_type, overrides_from_args,
                                            resolve_config, to_dict)
@@ -20,6 +20,10 @@ from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
+
+# Option-name prefix -> the registered methods they configure (their own --help sections).
+REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "dat_": ("dat",),
+                "asgan_": ("asgan",), "rp_": ("rpgan",)}
 
 
 def _add_train(sub) -> None:
@@ -37,7 +41,7 @@ def _add_train(sub) -> None:
                         + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_args(p, GanConfig, skip=("preset",))
+    add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
     p.set_defaults(func=cmd_train)
 
 

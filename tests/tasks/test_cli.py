@@ -63,3 +63,17 @@ def test_help_states_each_default_once(command, capsys):
     blocks = re.split(r"\n  (?=-)", text)
     twice = [b.split()[0] for b in blocks if b.count("(default") > 1]
     assert not twice, twice
+
+
+@pytest.mark.parametrize("program, title, flag", [
+    ("gan", "--reg adaptivemix options (D function; Liu et al., AdaptiveMix, CVPR 2023)",
+     "--am-alpha"),
+    ("classify", "--reg pgd/fgsm/free options (adversarial inputs; Madry et al.", "--adv-steps"),
+])
+def test_help_groups_regularizer_options_under_their_registry_entry(program, title, flag,
+                                                                     capsys):
+    with pytest.raises(SystemExit):
+        cli.main([program, "train", "--help"])
+    out = capsys.readouterr().out
+    section = out[out.index(title):]
+    assert flag in section.split("\n\n")[0]  # the option sits in its method's section
