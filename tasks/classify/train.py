@@ -290,11 +290,8 @@ class Trainer:
                                f"{self._keep_advice()}")
 
     def _keep_advice(self) -> str:
-        if self.last_ckpt is not None:
-            return (f"the last good checkpoint is {self.last_ckpt} (step {self.last_ckpt_step}); "
-                    f"continue from it with --resume {self.run_dir.path}, e.g. with a lower --lr "
-                    f"(or --amp off)")
-        return "no checkpoint was written before it; start again with a lower --lr"
+        return ckpt.resume_advice(self.last_ckpt, self.last_ckpt_step, self.run_dir.path,
+                                  "a lower --lr (or --amp off)")
 
     # -- one step ------------------------------------------------------------------------------
 

@@ -159,6 +159,15 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu",
     return state
 
 
+def resume_advice(last_ckpt: Path | None, last_step: int | None, run_path: Path,
+                  remedy: str) -> str:
+    """The end of a diverged run's message: its last good checkpoint and how to go on."""
+    if last_ckpt is not None:
+        return (f"the last good checkpoint is {last_ckpt} (step {last_step}); continue from it "
+                f"with --resume {run_path}, e.g. with {remedy}")
+    return f"no checkpoint was written before it; start again with {remedy}"
+
+
 def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], where: str, what: str,
                  advice: str) -> None:
     """Load ``weights`` into ``module``, refusing non-finite ones (``advice`` says what to do)

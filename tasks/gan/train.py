@@ -250,11 +250,8 @@ class Trainer:
                                f"{self._keep_advice()}")
 
     def _keep_advice(self) -> str:
-        if self.last_ckpt is not None:
-            return (f"the last good checkpoint is {self.last_ckpt} (step {self.last_ckpt_step}); "
-                    f"continue from it with --resume {self.run.path}, e.g. with lower learning "
-                    f"rates")
-        return "no checkpoint was written before it; start again with lower learning rates"
+        return ckpt.resume_advice(self.last_ckpt, self.last_ckpt_step, self.run.path,
+                                  "lower learning rates (--lr-g, --lr-d)")
 
     def log_losses(self) -> dict[str, float]:
         means = self.check_finite()
