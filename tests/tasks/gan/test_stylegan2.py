@@ -183,7 +183,11 @@ def test_regs_run_on_stylegan2(reg, tiny_cfg, tmp_path, records, finite_losses):
     train(tiny_sg2(tiny_cfg, reg=reg.split("-")[0], r1_gamma=1.0, r1_every=2,
                    diffaugment="color,translation,cutout", out=str(run), **extra),
           show_progress=False)
-    finite_losses(records(run))
+    recs = records(run)
+    finite_losses(recs)
+    logged = {k for r in recs for k in r}
+    own = {"adaptivemix": {"loss/d/am_shrink", "loss/g/am_shrink"}, "srmix": {"loss/d/mix"}}
+    assert own.get(reg.split("-")[0], set()) | {"loss/d/r1"} <= logged  # each term really ran
 
 
 def test_rpgan_and_spectral_norm_are_refused(tiny_cfg):
