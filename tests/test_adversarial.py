@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustrep.adversarial import (FreePerturbation, asgan_perturb, dat_perturb, fgsm, pgd,
-                                   preserve_bn_stats)
+from robustrep.adversarial import (ASGAN, DAT, FGSM, PGD, FreePerturbation, asgan_perturb,
+                                   classifier_loss,
+                                   dat_perturb, fgsm, pgd, preserve_bn_stats)
 from robustrep.losses import LOSSES, loss_real
 
 B = 8
@@ -449,3 +450,463 @@ def test_model_and_input_dtypes_named_both():
         pgd(lambda v: half(v).float().sum(1), x, 0.1, steps=1, model=half)
         with pytest.raises(TypeError, match="torch.float64"):
             pgd(ce(model, y), x.double(), 0.1, steps=1, model=model)
+
+
+# --- the registry's classes: defaults and every option passed to the function -----------------
+# The classes are what ``create_regularizer`` builds by name, so a dropped or swapped option
+# would silently train with the function's default instead.
+
+
+def test_class_defaults_are_the_documented_ones():
+    assert vars(DAT()) == dict(t=1.0, eps=None, input_range=(-1.0, 1.0), clamp_real=True)
+    assert vars(ASGAN()) == dict(eps=0.05, steps=1, norm="linf", loss="ns",
+                                 input_range=(-1.0, 1.0))
+    assert vars(PGD()) == dict(eps=8 / 255, steps=7, step_size=None, norm="linf",
+                               random_start=True, input_range=(0.0, 1.0))
+    assert vars(FGSM()) == dict(eps=8 / 255, step_size=None, norm="linf", random_start=True,
+                                input_range=(0.0, 1.0))
+
+
+def test_dat_class_passes_every_option():
+    # D(real) < D(fake): reals move up by eps towards the fakes' score, fakes move down.
+    d = linear_d(weight=0.5)
+    x_real, x_fake = torch.full((B, 3, 2, 2), 1.4), torch.full((B, 3, 2, 2), 1.45)
+    opts = dict(eps=0.3, input_range=(-1.5, 1.5), clamp_real=False)  # 1.4 is outside [-1, 1]
+    real, fake = DAT(**opts)(d, x_real, x_fake)
+    torch.testing.assert_close(real, x_real + 0.3)  # 1.7: not clamped to 1.5
+    torch.testing.assert_close(fake, x_fake - 0.3)
+    # t: the clipped reference step (raw step 12 / B = 1.5 per element, clipped to t)
+    d, x_real, x_fake = linear_d(weight=12.0), batch(low=0.2, high=0.6)[0], batch(2, -0.6, -0.2)[0]
+    for dat, t in ((DAT(), 1.0), (DAT(t=0.25), 0.25)):
+        real, fake = dat(d, x_real, x_fake)
+        torch.testing.assert_close(real, x_real - t)
+        torch.testing.assert_close(fake, x_fake + t)
+
+
+def test_asgan_class_passes_every_option():
+    d = linear_d(weight=0.5)
+    x, _ = batch(low=-2.5, high=2.5)  # scores on both sides of 1: "ls" and "ns" push apart
+    opts = dict(eps=0.3, steps=2, norm="l2", loss="ls", input_range=(-3.0, 3.0))
+    got = ASGAN(**opts)(d, x, generator=torch.Generator().manual_seed(0))
+    want = asgan_perturb(d, x, generator=torch.Generator().manual_seed(0), **opts)
+    torch.testing.assert_close(got, want)
+    other = asgan_perturb(d, x, generator=torch.Generator().manual_seed(0),
+                          **{**opts, "loss": "ns"})
+    assert not torch.allclose(got, other)
+
+
+def test_pgd_and_fgsm_classes_pass_every_option():
+    model = classifier()
+    x, y = batch(low=-1.0, high=2.0)  # outside [0, 1]: needs the given range
+    for cls, fn, opts in [
+        (PGD, pgd, dict(eps=0.2, steps=3, step_size=0.05, norm="l2", random_start=False,
+                        input_range=(-1.0, 2.0))),
+        (PGD, pgd, dict(eps=0.2, steps=2, input_range=(-1.0, 2.0))),  # random start, seeded
+        (FGSM, fgsm, dict(eps=0.2, step_size=0.05, norm="l2", random_start=True,
+                          input_range=(-1.0, 2.0))),
+        (FGSM, fgsm, dict(eps=0.2, random_start=False, input_range=(-1.0, 2.0))),
+    ]:
+        got = cls(**opts)(ce(model, y), x, generator=torch.Generator().manual_seed(0))
+        want = fn(ce(model, y), x, generator=torch.Generator().manual_seed(0), **opts)
+        torch.testing.assert_close(got, want)
+        # the same call with another seed (or none) would differ where a random start is used
+        if opts.get("random_start", True):
+            assert not torch.allclose(got, fn(ce(model, y), x, **opts))
+
+
+@pytest.mark.parametrize("name", ["DAT", "ASGAN", "PGD", "FGSM"])
+def test_classes_pass_model_so_bn_stats_are_kept(name):
+    # A plain function hides the module: only model= tells the attack whose statistics to keep.
+    d = bn_net()
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    x, _ = batch(low=-1.0)
+    fn = lambda v: d(v).squeeze(1)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    if name == "DAT":
+        DAT()(fn, x, x.flip(0), model=d)
+    elif name == "ASGAN":
+        ASGAN(steps=2)(fn, x, generator=g, model=d)
+    else:
+        cls = PGD if name == "PGD" else FGSM
+        cls(input_range=(-1.0, 1.0))(fn, x, generator=g, model=d)
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+# --- exact attack steps against a direct computation (float64, seeded draws replayed) ----------
+
+
+def reference_attack(loss_fn, x, eps, step, steps, norm, generator=None, low=0.0, high=1.0):
+    """FGSM/PGD written out: random start from ``generator`` (if any), ascend, project, clamp."""
+    view = (-1,) + (1,) * (x.dim() - 1)
+
+    def unit(g):
+        return g.sign() if norm == "linf" else g / g.flatten(1).norm(dim=1).view(view)
+
+    x_adv = x
+    if generator is not None:
+        if norm == "linf":
+            delta = (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1) * eps
+        else:
+            direction = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            radius = eps * torch.rand(x.shape[0], generator=generator,
+                                      dtype=x.dtype) ** (1 / x[0].numel())
+            delta = unit(direction) * radius.view(view)
+        x_adv = (x + delta).clamp(low, high)
+    for _ in range(steps):
+        xi = x_adv.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_fn(xi).sum(), xi)
+        moved = x_adv + step * unit(grad) - x
+        if norm == "linf":
+            moved = moved.clamp(-eps, eps)
+        else:
+            moved = moved * (eps / moved.flatten(1).norm(dim=1)).clamp(max=1.0).view(view)
+        x_adv = (x + moved).clamp(low, high)
+    return x_adv
+
+
+def double_setup(n=B):
+    model = classifier().double()
+    x, y = batch()
+    return model, x[:n].double(), y[:n]
+
+
+def test_pgd_defaults_are_ten_steps_of_a_quarter_eps_from_a_uniform_start():
+    model, x, y = double_setup()
+    got = pgd(ce(model, y), x, 0.1, generator=torch.Generator().manual_seed(3))
+    want = reference_attack(ce(model, y), x, 0.1, 0.025, 10, "linf",
+                            torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got, want)
+
+
+def test_pgd_l2_start_is_gaussian_direction_times_eps_u_to_the_one_over_d():
+    model, x, y = double_setup()
+    got = pgd(ce(model, y), x, 0.5, steps=3, norm="l2", generator=torch.Generator().manual_seed(4))
+    want = reference_attack(ce(model, y), x, 0.5, 2.5 * 0.5 / 3, 3, "l2",
+                            torch.Generator().manual_seed(4))
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("norm,n", [("linf", B), ("l2", B), ("l2", 1)])  # a batch of one works
+def test_fgsm_random_start_steps_one_and_a_quarter_eps(norm, n):
+    model, x, y = double_setup(n)
+    eps = 0.1 if norm == "linf" else 0.5
+    got = fgsm(ce(model, y), x, eps, norm=norm, random_start=True,
+               generator=torch.Generator().manual_seed(5))
+    want = reference_attack(ce(model, y), x, eps, 1.25 * eps, 1, norm,
+                            torch.Generator().manual_seed(5))
+    torch.testing.assert_close(got, want)
+
+
+def test_eps_one_is_a_real_step():
+    # eps == 1 is no special case: the signed step of size 1 saturates every pixel.
+    model, x, y = double_setup()
+    want = reference_attack(ce(model, y), x, 1.0, 1.0, 1, "linf")
+    torch.testing.assert_close(fgsm(ce(model, y), x, 1.0), want)
+    assert not torch.equal(pgd(ce(model, y), x, 1.0, steps=1, random_start=False), x)
+
+
+def test_l2_attacks_keep_a_bf16_input_dtype():
+    model, (x, y) = classifier().to(torch.bfloat16), batch()
+    x = x.to(torch.bfloat16)
+    loss_fn = lambda v: F.cross_entropy(model(v).float(), y, reduction="none")  # noqa: E731
+    for random_start in (False, True):
+        out = pgd(loss_fn, x, 0.5, steps=2, norm="l2", random_start=random_start,
+                  generator=torch.Generator().manual_seed(0))
+        assert out.dtype == torch.bfloat16
+
+
+def test_random_start_draws_in_the_inputs_dtype():
+    # float64 draws use other bits of the generator than float32 ones, so a float32 draw would
+    # be far off (the L2 norm itself is taken in float32: hence 1e-6, not exact).
+    model, x, y = double_setup()
+    for norm in ("linf", "l2"):
+        start = fgsm(ce(model, y), x, 0.3, norm=norm, random_start=True, step_size=0.0,
+                     generator=torch.Generator().manual_seed(6))
+        want = reference_attack(ce(model, y), x, 0.3, 0.0, 0, norm,
+                                torch.Generator().manual_seed(6))
+        torch.testing.assert_close(start, want, rtol=0, atol=1e-6)
+
+
+# --- AS-GAN: a PGD on loss_real with its own defaults ------------------------------------------
+
+
+def test_asgan_defaults_are_one_fgsm_step_of_0_05():
+    d = linear_d(weight=0.1)
+    x, _ = batch(low=-0.5, high=0.5)
+    torch.testing.assert_close(asgan_perturb(d, x), x - 0.05)
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_asgan_multi_step_is_pgd_with_random_start_on_loss_real(steps):
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
+    x, _ = batch(low=-1.0)
+    got = asgan_perturb(d, x, loss="ls", eps=0.2, steps=steps, norm="l2",
+                        generator=torch.Generator().manual_seed(1))
+    want = pgd(lambda v: loss_real(d(v), "ls"), x, 0.2, steps=steps, norm="l2",
+               random_start=True, input_range=(-1.0, 1.0),
+               generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, want)
+    # an explicit random_start=False is honoured
+    got = asgan_perturb(d, x, eps=0.2, steps=steps, random_start=False)
+    want = pgd(lambda v: loss_real(d(v), "ns"), x, 0.2, steps=steps, random_start=False,
+               input_range=(-1.0, 1.0))
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("steps,error", [(-1, ValueError), ("2", TypeError)])
+def test_asgan_bad_steps_are_named(steps, error):
+    with pytest.raises(error, match="^steps must be"):
+        asgan_perturb(linear_d(), batch(low=-1.0)[0], steps=steps)
+
+
+# --- DAT details --------------------------------------------------------------------------------
+
+
+def test_dat_default_t_is_one():
+    d = linear_d(weight=12.0)  # raw step 12 / B = 1.5 per element, clipped to t = 1
+    x_real, x_fake = batch(low=0.2, high=0.6)[0], batch(2, -0.6, -0.2)[0]
+    real, fake = dat_perturb(d, x_real, x_fake)
+    torch.testing.assert_close(real, x_real - 1.0)
+    torch.testing.assert_close(fake, x_fake + 1.0)
+
+
+def test_dat_bounded_step_leaves_pixels_with_zero_gradient():
+    d = linear_d(weight=0.5)
+    with torch.no_grad():
+        d[1].weight[0, 0] = 0.0  # D ignores the first pixel: its gradient is exactly zero
+    x_real, x_fake = batch(low=0.2, high=0.6)[0], batch(2, -0.6, -0.2)[0]
+    real, fake = dat_perturb(d, x_real, x_fake, eps=0.05)
+    assert torch.equal(real[:, 0, 0, 0], x_real[:, 0, 0, 0])
+    assert torch.equal(fake[:, 0, 0, 0], x_fake[:, 0, 0, 0])
+
+
+@pytest.mark.parametrize("opts", [dict(eps=0.0), dict(t=0.0), dict(t=0.0, eps=0.0)])
+def test_dat_zero_step_runs_no_forward(opts):
+    calls = []
+    d = linear_d()
+
+    def d_fn(v):
+        calls.append(v)
+        return d(v)
+    x = batch(low=-1.0)[0]
+    real, fake = dat_perturb(d_fn, x, x.flip(0), **opts)
+    assert calls == [] and torch.equal(real, x) and torch.equal(fake, x.flip(0))
+
+
+def test_dat_needs_a_gradient_on_both_sides():
+    d, x = linear_d(), batch(low=-1.0)[0]
+    w = d[1].weight
+    # the real batch (4 samples) is scored without looking at it; the fakes (8) through D
+    d_fn = lambda v: d(v) if v.shape[0] == B else w.sum().expand(v.shape[0], 1)  # noqa: E731
+    with pytest.raises(ValueError, match="must depend on x"):
+        dat_perturb(d_fn, x[:4], x)
+    with pytest.raises(ValueError, match="must depend on x"):
+        dat_perturb(lambda v: w.sum().expand(v.shape[0], 1), x, x)
+
+
+def test_dat_non_tensor_scores_name_the_side():
+    d, x = linear_d(), batch(low=-1.0)[0]
+    with pytest.raises(TypeError, match=r"^d_fn\(x_real\) must return a tensor.*got float"):
+        dat_perturb(lambda v: 1.0, x, x)
+    calls = []
+
+    def d_fn(v):
+        calls.append(v)
+        return d(v) if len(calls) == 1 else 1.0
+    with pytest.raises(TypeError, match=r"^d_fn\(x_fake\) must return a tensor"):
+        dat_perturb(d_fn, x, x)
+
+
+@pytest.mark.parametrize("where", ["x_real", "x_fake", "model"])
+def test_dat_checks_every_device(where):
+    d, x = linear_d(), batch(low=-1.0)[0]
+    args = dict(x_real=x, x_fake=x.flip(0))
+    if where == "model":
+        d = d.to("meta")
+    else:
+        args[where] = args[where].to("meta")
+    with pytest.raises(ValueError, match="same device"):
+        dat_perturb(d, **args, input_range=None)
+    if where == "model":  # the module given by model= is the one checked
+        with pytest.raises(ValueError, match="same device"):
+            dat_perturb(lambda v: d(v), **args, input_range=None, model=d)
+
+
+@pytest.mark.parametrize("side", ["x_real", "x_fake"])
+@pytest.mark.parametrize("bad,error,words", [
+    ("empty", ValueError, "batch of at least 1"), ("int", TypeError, "floating-point"),
+    ("rank1", ValueError, "rank"), ("range", ValueError, "must lie in input_range"),
+])
+def test_dat_bad_inputs_name_the_side(side, bad, error, words):
+    x = batch(low=-1.0)[0]
+    wrong = {"empty": x[:0], "int": x.long(), "rank1": x[:, 0, 0, 0], "range": 3 * x}[bad]
+    args = dict(x_real=x, x_fake=x)
+    args[side] = wrong
+    with pytest.raises(error, match=f"^{side} .*{words}"):
+        dat_perturb(lambda v: v.flatten(1).sum(1), **args)
+
+
+def test_dat_other_bad_arguments_are_named():
+    d, x = linear_d(), batch(low=-1.0)[0]
+    with pytest.raises(TypeError, match="^d_fn must be callable, got int"):
+        dat_perturb(3, x, x)
+    with pytest.raises(TypeError, match="^clamp_real must be a bool, got int"):
+        dat_perturb(d, x, x, clamp_real=1)
+    with pytest.raises(ValueError, match="^input_range must be"):
+        dat_perturb(d, x, x, input_range=(1.0, -1.0))
+    with pytest.raises(ValueError, match="^eps must be >= 0"):
+        dat_perturb(d, x, x, eps=-0.1)
+    # a batch of one is fine
+    real, fake = dat_perturb(d, x[:1], x[1:2])
+    assert real.shape == fake.shape == (1, 3, 2, 2)
+
+
+# --- argument checks of fgsm/pgd: whether they raise, and on which argument --------------------
+
+
+@pytest.mark.parametrize("x,error,message", [
+    (torch.rand(0, 3, 2, 2), ValueError, "^x needs a batch of at least 1"),
+    (torch.randint(0, 2, (B, 3, 2, 2)), TypeError, "^x must be a floating-point tensor"),
+    (torch.rand(B, 3, 2, 2) + 2, ValueError, r"^x must lie in input_range \[0, 1\]"),
+])
+@pytest.mark.parametrize("attack", ["pgd", "fgsm"])
+def test_attack_bad_inputs_are_refused_by_name(attack, x, error, message):
+    model, (_, y) = classifier(), batch()
+    fn = pgd if attack == "pgd" else fgsm
+    with pytest.raises(error, match=message):
+        fn(ce(model, y[:len(x)]), x, 0.1)
+
+
+def test_attack_argument_names_start_the_message():
+    model, (x, y) = classifier(), batch()
+    with pytest.raises(ValueError, match="^norm must be one of"):
+        pgd(ce(model, y), x, 0.1, norm="l1")
+    with pytest.raises(TypeError, match="^steps must be a non-negative int"):
+        pgd(ce(model, y), x, 0.1, steps=1.5)
+    with pytest.raises(TypeError, match="^generator must be a torch.Generator"):
+        pgd(ce(model, y), x, 0.1, generator=1)
+    with pytest.raises(TypeError, match="^generator must be a torch.Generator"):
+        fgsm(ce(model, y), x, 0.1, generator=1)  # refused even without a random start
+    with pytest.raises(TypeError, match="^loss_fn must be callable, got NoneType"):
+        pgd(None, x, 0.1)
+    with pytest.raises(TypeError, match="^model must be an nn.Module or None, got str"):
+        pgd(ce(model, y), x, 0.1, model="net")
+    with pytest.raises(ValueError, match="^x must lie in input_range"):
+        pgd(ce(model, y), x - 0.5, 0.1)
+    # a batch of one is an ordinary batch
+    assert pgd(ce(model, y[:1]), x[:1], 0.1, steps=2).shape == (1, 3, 2, 2)
+
+
+@pytest.mark.parametrize("loss,words", [
+    (lambda v: 1.0, "got float$"),
+    (lambda v: torch.zeros(v.shape[0]), "got Tensor without grad$"),
+])
+def test_loss_without_grad_is_refused_saying_why(loss, words):
+    with pytest.raises(ValueError, match=f"^loss_fn\\(x\\) must return a tensor.*{words}"):
+        pgd(loss, batch()[0], 0.1)
+
+
+def test_owner_of_a_bound_method_must_be_a_module():
+    # A bound method of a plain object has no buffers to keep: the attack runs without a module.
+    class Scorer:
+        def __init__(self):
+            self.net = classifier()
+
+        def score(self, v):
+            return self.net(v)[:, 0]
+    x_adv = fgsm(Scorer().score, batch()[0], 0.1)
+    assert x_adv.shape == (B, 3, 2, 2)
+
+
+def test_classifier_loss_runs_the_forward_in_the_context():
+    model, (x, y) = classifier(), batch()
+    entered = []
+
+    class Context:
+        def __enter__(self):
+            entered.append(True)
+
+        def __exit__(self, *exc):
+            return False
+    loss = classifier_loss(model, y, Context)(x)
+    assert entered == [True]
+    torch.testing.assert_close(loss, F.cross_entropy(model(x), y, reduction="none"))
+
+
+# --- FreePerturbation: checks and bookkeeping --------------------------------------------------
+
+
+def test_free_perturbation_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="^norm must be one of"):
+        FreePerturbation(0.1, norm="l3")
+    with pytest.raises(ValueError, match="^input_range must be"):
+        FreePerturbation(0.1, input_range=(1.0, 0.0))
+    free = FreePerturbation(0.1)
+    assert FreePerturbation(0.1, input_range=None).input_range is None
+    x = batch()[0]
+    for bad, error, message in [
+        (x[:0], ValueError, "batch of at least 1"), (x.long(), TypeError, "floating-point"),
+        (x.flatten(), ValueError, "rank"), (x + 2, ValueError, "must lie in input_range"),
+    ]:
+        with pytest.raises(error, match=f"^x .*{message}"):
+            free.attach(bad)
+        x_adv = bad if bad.dtype == torch.long else bad.clone().requires_grad_(True)
+        if message != "must lie in input_range":
+            with pytest.raises(error, match=f"^x_adv .*{message}"):
+                free.update(x_adv)
+    one = free.attach(x[:1])  # a batch of one is fine
+    one.sum().backward()
+    free.update(one)
+
+
+def test_free_perturbation_update_needs_a_matching_attach():
+    x = batch()[0]
+    with pytest.raises(ValueError, match="call attach"):  # nothing attached yet
+        FreePerturbation(0.1).update(_with_grad(x))
+    free = FreePerturbation(0.1)
+    free.attach(x[:3])
+    with pytest.raises(ValueError, match="call attach"):  # a larger batch than the held delta
+        free.update(_with_grad(x))
+    free.attach(x)
+    with pytest.raises(ValueError, match="call attach"):  # another per-sample shape
+        free.update(_with_grad(x.flatten(1)))
+
+
+def _with_grad(x):
+    x = x.clone().requires_grad_(True)
+    x.sum().backward()
+    return x
+
+
+def test_free_perturbation_grows_for_a_larger_batch_of_small_samples():
+    # per-sample size (5) larger than the batches (2, then 4): growth is by rows
+    free = FreePerturbation(0.1, input_range=None)
+    x_adv = free.attach(torch.zeros(2, 5))
+    x_adv.sum().backward()
+    free.update(x_adv)
+    out = free.attach(torch.zeros(4, 5))
+    assert free.delta.shape == (4, 5)
+    torch.testing.assert_close(out, torch.tensor([[0.1] * 5] * 2 + [[0.0] * 5] * 2))
+
+
+def test_free_perturbation_delta_follows_the_input_dtype_and_layout():
+    free = FreePerturbation(0.1)
+    x = batch()[0].to(memory_format=torch.channels_last)
+    free.attach(x)
+    assert free.delta.is_contiguous()
+    out = free.attach(x.double())
+    assert free.delta.dtype == torch.float64 and out.dtype == torch.float64
+    free.load_state_dict({"delta": torch.full((B, 3, 2, 2), 0.1, dtype=torch.float64)})
+    assert free.attach(x).dtype == torch.float32
+
+
+def test_free_perturbation_state_round_trip_and_bad_state():
+    free = FreePerturbation(0.1)
+    free.load_state_dict({"delta": None})
+    assert free.delta is None
+    with pytest.raises(TypeError, match="^state must be a dict.*got list"):
+        free.load_state_dict([("delta", None)])
+    assert repr(free) == "FreePerturbation(eps=0.1, step_size=0.1, norm='linf', " \
+                         "input_range=(0.0, 1.0))"
