@@ -211,7 +211,7 @@ def test_bf16_autocast():
     (dict(weight=float("inf")), "weight must be a finite"),
 ])
 def test_bad_constructor_arguments(kwargs, name):
-    with pytest.raises((TypeError, ValueError), match=name):
+    with pytest.raises((TypeError, ValueError), match=f"^{name}"):  # the message starts with it
         AdaptiveMix(**kwargs)
 
 
@@ -333,7 +333,7 @@ BAD_CALLS = [
     (lambda: adaptivemix(M(), X, 0.5, IDX, generator=0), TypeError, "^generator must be a torch"),
     (lambda: adaptivemix(M(), X, 0.5, IDX, noise=NOISE[:, :3]), ValueError,
      "^noise and features must have the same shape"),
-    (lambda: AdaptiveMix(fuse_passes=1), TypeError, "^fuse_passes must be a bool"),
+    (lambda: AdaptiveMix(fuse_passes=1), TypeError, "^fuse_passes must be a bool, got int"),
     (lambda: AdaptiveMix()(M(), X.long()), TypeError, "^x must be a floating-point"),
     (lambda: AdaptiveMix()(M(), X.flatten()), ValueError, "^x must have rank 2 or 3 or 4 or 5"),
     (lambda: AdaptiveMix()(M(), X, 0), TypeError, "^generator must be a torch.Generator"),
@@ -344,3 +344,28 @@ BAD_CALLS = [
 def test_bad_arguments_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_mse_distance_reaches_the_loss():
+    # The loss is weight * mean over samples of the chosen distance to the detached target.
+    model = make_split(batchnorm=False)
+    x, index, noise = inputs()
+    for fn in (adaptivemix, adaptivemix_three_pass):
+        out = fn(model, x, 0.3, index, noise=noise, distance="mse", weight=2.0)
+        z_mix = model.features(0.3 * x + 0.7 * x[index])
+        expected = 2.0 * shrinkage(z_mix, out["target"], "mse").mean()
+        torch.testing.assert_close(out["loss"], expected, rtol=0, atol=1e-12)
+        assert torch.equal(out["index"], index)
+
+
+def test_class_fuse_passes_runs_one_trunk_call():
+    model = make_split(batchnorm=False)
+    x = inputs()[0]
+    calls = []
+    trunk = model.features
+    model.features = lambda v: calls.append(v.shape[0]) or trunk(v)
+    AdaptiveMix(fuse_passes=True)(model, x, generator=torch.Generator().manual_seed(0))
+    assert calls == [2 * B]
+    calls.clear()
+    AdaptiveMix()(model, x, generator=torch.Generator().manual_seed(0))
+    assert calls == [B, B]
