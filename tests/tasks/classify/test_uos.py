@@ -29,7 +29,7 @@ def test_uos_head_replaces_the_classifier_and_keeps_forward(name):
         # features are the unit-norm embedding, head is |W v| without renormalisation
         torch.testing.assert_close(v, raw / raw.norm(dim=1, keepdim=True))
         torch.testing.assert_close(model.head(v), (v @ head.weight.T).abs())
-        torch.testing.assert_close(model(x), model.model(model.normalize(x)))
+        torch.testing.assert_close(model(x), model.model(model.prepare(x)))
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert id(head.weight) not in trainable
     assert "model.fc.weight" in model.state_dict() and "model.fc.bias" not in model.state_dict()
