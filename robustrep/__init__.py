@@ -46,6 +46,9 @@ _EXPORTS = {
     "FeatureSplit": "robustrep.split",
     "TimmSplit": "robustrep.split",
     "as_split": "robustrep.split",
+    # networks the papers make their claims on (StyleGAN2's D splits into features and head)
+    "StyleGAN2Generator": "robustrep.stylegan2",
+    "StyleGAN2Discriminator": "robustrep.stylegan2",
     # GAN losses
     "loss_real": "robustrep.losses",
     "loss_fake": "robustrep.losses",
@@ -53,7 +56,7 @@ _EXPORTS = {
     "r1_penalty": "robustrep.losses",
 }
 _SUBMODULES = ("metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
-               "losses", "split", "registry")
+               "losses", "split", "registry", "stylegan2")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 

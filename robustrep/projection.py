@@ -38,6 +38,7 @@ from torch.nn.utils import parametrize
 from robustrep import losses
 from robustrep._validate import (check_choice, check_generator, check_positive, check_same_device,
                                  check_tensor)
+from robustrep.mixing import mixed_gan_loss
 from robustrep.registry import register_regularizer
 
 IMPLS = ("grouped", "loop")
@@ -409,6 +410,33 @@ def _per_member(logits: Tensor, name: str) -> Tensor:
     return logits
 
 
+def _half_member_sum(per_sample: Tensor, logits: Tensor) -> Tensor:
+    """``1/2 * sum_k mean_b``: each member's batch mean, halved and summed over members."""
+    return 0.5 * per_sample.view_as(logits).mean(0).sum()
+
+
+def ensemble_real_loss(logits: Tensor, kind: str = "ns") -> Tensor:
+    """D's loss on samples it should call real: ``1/2 * sum_k mean_b loss_real(D_k)``, the
+    real half of :func:`ensemble_d_loss`."""
+    _per_member(logits, "logits")
+    return _half_member_sum(losses.loss_real(logits.reshape(-1), kind), logits)
+
+
+def ensemble_fake_loss(logits: Tensor, kind: str = "ns") -> Tensor:
+    """D's loss on samples it should call fake, the fake half of :func:`ensemble_d_loss`."""
+    _per_member(logits, "logits")
+    return _half_member_sum(losses.loss_fake(logits.reshape(-1), kind), logits)
+
+
+def ensemble_mixed_loss(logits: Tensor, lam: Tensor, kind: str = "ns") -> Tensor:
+    """D's loss on real-by-fake mixed samples (``lam`` per sample ``[B]``, the real share):
+    every member scores the sample with :func:`robustrep.mixing.mixed_gan_loss`, combined as
+    :func:`ensemble_d_loss` combines its halves."""
+    _per_member(logits, "logits")
+    lam = lam.repeat_interleave(logits.shape[1])  # row-major [B, K]: member k of sample b
+    return _half_member_sum(mixed_gan_loss(logits.reshape(-1), lam, kind), logits)
+
+
 def ensemble_d_loss(logits_real: Tensor, logits_fake: Tensor, kind: str = "ns") -> Tensor:
     """Discriminator loss of the ensemble: the SUM over members of each member's loss.
 
@@ -432,9 +460,7 @@ def ensemble_d_loss(logits_real: Tensor, logits_fake: Tensor, kind: str = "ns") 
     if logits_real.shape[1] != logits_fake.shape[1]:
         raise ValueError("logits_real and logits_fake must have the same number of members "
                          f"(dim 1), got {tuple(logits_real.shape)} and {tuple(logits_fake.shape)}")
-    real = losses.loss_real(logits_real.reshape(-1), kind).view_as(logits_real).mean(0)
-    fake = losses.loss_fake(logits_fake.reshape(-1), kind).view_as(logits_fake).mean(0)
-    return 0.5 * (real + fake).sum()
+    return ensemble_real_loss(logits_real, kind) + ensemble_fake_loss(logits_fake, kind)
 
 
 def ensemble_g_loss(logits_fake: Tensor, kind: str = "ns") -> Tensor:

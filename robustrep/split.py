@@ -45,6 +45,9 @@ class TimmSplit(nn.Module):
 
     The features are the pooled pre-logit vector; the head is the classifier (``get_classifier()``),
     so ``head(features(x))`` equals ``model(x)`` for timm models whose classifier is the last layer.
+    The finer pieces are public too, for programs that read the unpooled maps (OOD detectors):
+    ``features(x) = pool(feature_maps(x))``. Subclasses may transform the input in
+    :meth:`prepare` (e.g. normalise pixels).
     """
 
     def __init__(self, model: nn.Module):
@@ -55,8 +58,19 @@ class TimmSplit(nn.Module):
                                 f"{type(model).__name__} has none")
         self.model = model
 
+    def prepare(self, x: Tensor) -> Tensor:
+        return x
+
+    def feature_maps(self, x: Tensor) -> Tensor:
+        """The unpooled trunk output ``forward_features(prepare(x))``."""
+        return self.model.forward_features(self.prepare(x))
+
+    def pool(self, maps: Tensor) -> Tensor:
+        """Trunk output -> the pooled pre-logit vector ``[B, num_features]``."""
+        return self.model.forward_head(maps, pre_logits=True)
+
     def features(self, x: Tensor) -> Tensor:
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return self.pool(self.feature_maps(x))
 
     def head(self, z: Tensor) -> Tensor:
         return self.model.get_classifier()(z)

@@ -4,9 +4,10 @@ A D step here is what the GAN program does once per discriminator update: draw z
 no_grad, run D on reals and fakes with the regularizer, backward, Adam step. The discriminator is
 DCGAN-size at 32x32 (64-128-256 channels, BatchNorm, 4x4 head); G is the matching DCGAN G.
 Every method is timed in the same process, interleaved round by round, so the ratios are
-comparable even on a noisy machine. The second table times the random-projection ensemble's
-batched (grouped-conv) forward+backward against the per-member Python loop at K = 1, 8, 48, in
-the default (contiguous) and channels-last memory formats.
+comparable even on a noisy machine; AdaptiveMix with R1 is timed both ways the GAN program can
+take R1 (from the main pass's mixed logit, or from a pass of its own). The second table times
+the random-projection ensemble's batched (grouped-conv) forward+backward against the per-member
+Python loop at K = 1, 8, 48, in the default (contiguous) and channels-last memory formats.
 
     python scripts/bench_regularizers.py [--device cuda] [--batch 64] [--rounds 5] [--out FILE]
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from robustrep.adaptivemix import AdaptiveMix, adaptivemix_three_pass
 from robustrep.adversarial import FreePerturbation, asgan_perturb, dat_perturb
-from robustrep.losses import loss_fake, loss_real
+from robustrep.losses import loss_fake, loss_real, r1_penalty
 from robustrep.metrics.fid import frechet_distance
 from robustrep.mixing import SampleMix, mixed_gan_loss
 from robustrep.projection import ProjectionEnsemble, ensemble_d_loss
@@ -87,6 +88,17 @@ def make_steps(d: FeatureSplit, g: nn.Module, real: torch.Tensor, nz: int, gen: 
             total = total + side(out["logits"]).mean() + out["loss"]
         return total
 
+    def adaptivemix_r1(main_pass: bool):
+        # R1 every step (gamma 1): from the main pass's mixed logit of the reals (the GAN
+        # program's r1_in_main_pass), or from a pass of its own (new lam, partners, trunk passes)
+        def step():
+            x = real.detach().requires_grad_(True)
+            out_r, out_f = amix(d, x if main_pass else real, gen), amix(d, fake(), gen)
+            r1_logits = out_r["logits"] if main_pass else amix(d, x, gen)["logits"]
+            return (loss_real(out_r["logits"]).mean() + out_r["loss"] + loss_fake(
+                out_f["logits"]).mean() + out_f["loss"] + 0.5 * r1_penalty(r1_logits, x).mean())
+        return step
+
     def mixing(kind: str):
         def step():
             x_fake = fake()
@@ -111,6 +123,8 @@ def make_steps(d: FeatureSplit, g: nn.Module, real: torch.Tensor, nz: int, gen: 
 
     return {"baseline": baseline, "adaptivemix (2 passes)": adaptivemix,
             "adaptivemix (reference, 3 passes)": adaptivemix_3pass,
+            "adaptivemix + R1 (own pass)": adaptivemix_r1(False),
+            "adaptivemix + R1 (from main pass)": adaptivemix_r1(True),
             "mixup": mixing("mixup"), "cutmix": mixing("cutmix"), "srmix": mixing("srmix"),
             "dat": dat, "asgan (one step)": asgan, "asgan (free)": asgan_free}, free, state
 
@@ -230,6 +244,10 @@ def main() -> None:
     print(f"{'method':38s} {'ms/step':>9s} {'x baseline':>11s}")
     for name, t in d_times.items():
         print(f"{name:38s} {1e3 * t:9.2f} {t / base:11.2f}")
+    r1_own, r1_main = d_times["adaptivemix + R1 (own pass)"], d_times[
+        "adaptivemix + R1 (from main pass)"]
+    print(f"AdaptiveMix with R1: taking it from the main pass is {r1_own / r1_main:.2f}x as fast "
+          "as its own pass")
 
     ens_rows = {f"{k}/{fmt}": time_ensemble(args, device, k, fmt == "channels_last")
                 for k in args.views for fmt in ("contiguous", "channels_last")}

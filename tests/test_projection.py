@@ -5,8 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from robustrep import losses
+from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import (ProjectionEnsemble, RandomProjection, ensemble_d_loss,
-                                  ensemble_g_loss, random_projection_filters)
+                                  ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
+                                  ensemble_real_loss, random_projection_filters)
 
 K = 3
 
@@ -178,6 +180,23 @@ def test_ensemble_losses_sum_d_and_average_g(kind):
     torch.testing.assert_close(ensemble_d_loss(real, fake, kind), torch.stack(per_member).sum())
     g_members = [losses.g_loss(fake[:, k], kind).mean() for k in range(K)]
     torch.testing.assert_close(ensemble_g_loss(fake, kind), torch.stack(g_members).mean())
+    real_half = [0.5 * losses.loss_real(real[:, k], kind).mean() for k in range(K)]
+    torch.testing.assert_close(ensemble_real_loss(real, kind), torch.stack(real_half).sum())
+    torch.testing.assert_close(ensemble_real_loss(real, kind) + ensemble_fake_loss(fake, kind),
+                               ensemble_d_loss(real, fake, kind))
+
+
+@pytest.mark.parametrize("kind", ["ns", "ls"])
+def test_ensemble_mixed_loss_scores_each_member_with_its_samples_lam(kind):
+    g = torch.Generator().manual_seed(1)
+    logits, lam = torch.randn(5, K, generator=g), torch.rand(5, generator=g)
+    members = [0.5 * mixed_gan_loss(logits[:, k], lam, kind).mean() for k in range(K)]
+    torch.testing.assert_close(ensemble_mixed_loss(logits, lam, kind), torch.stack(members).sum())
+    # lam = 1 is an all-real batch, lam = 0 an all-fake one
+    torch.testing.assert_close(ensemble_mixed_loss(logits, torch.ones(5), kind),
+                               ensemble_real_loss(logits, kind))
+    torch.testing.assert_close(ensemble_mixed_loss(logits, torch.zeros(5), kind),
+                               ensemble_fake_loss(logits, kind))
 
 
 def test_single_view():

@@ -26,6 +26,7 @@ from robustrep.data import ImageTensorDataset, create_dataset, image_shape
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import DataError  # noqa: F401  (re-exported for callers)
+from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.workers import resolve_workers
 
 from .config import ClassifyConfig
@@ -148,43 +149,6 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
     return DataInfo(num_classes=cfg.num_classes or data_classes, channels=shapes["training"][0],
                     image_size=cfg.image_size, train_size=len(train_set),
                     eval_size=len(eval_set), eval_split="test")
-
-
-class StepBatches:
-    """Batch indices as a pure function of the step: resuming needs no sampler state.
-
-    Epoch ``e`` is a permutation drawn from a generator seeded with ``(seed, e)``; step ``s``
-    takes the ``s``-th global batch of ``batch_size * world_size`` indices (the last partial
-    batch of an epoch is dropped) and this process keeps its ``rank``-th share.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int,
-                 rank: int = 0, world_size: int = 1, repeat: int = 1):
-        global_batch = batch_size * world_size
-        if size < global_batch:
-            raise DataError(f"the training set has {size} samples, fewer than one global batch "
-                            f"({batch_size} x {world_size} processes); lower batch_size")
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.start, self.stop, self.rank, self.world = start, stop, rank, world_size
-        self.repeat = repeat  # free adversarial training replays each batch `repeat` times
-        self.per_epoch = size // global_batch
-        self._epoch, self._perm = -1, None
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def batch(self, step: int) -> list[int]:
-        index = step // self.repeat
-        epoch, pos = divmod(index, self.per_epoch)
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=gen)
-        lo = pos * self.batch_size * self.world + self.rank * self.batch_size
-        return self._perm[lo:lo + self.batch_size].tolist()
-
-    def __iter__(self):
-        for step in range(self.start, self.stop):
-            yield self.batch(step)
 
 
 def _tensor_images(dataset: Dataset) -> tuple[Tensor, Tensor] | None:

@@ -36,13 +36,14 @@ checkpoint is loaded and validated before ``config.json`` is rewritten.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 
 from robustrep.adaptivemix import AdaptiveMix
@@ -128,47 +129,38 @@ def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int) -> Clas
     return ClassifyTask(model, num_classes, cfg.label_smoothing, mixer, am)
 
 
-def lr_factor(step: int, cfg: ClassifyConfig) -> float:
-    """Linear warm-up, then cosine to 0, constant, or multistep."""
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    if cfg.schedule == "multistep":
-        return multistep_factor(step, cfg.steps, cfg.milestones, cfg.lr_decay)
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup_steps) / span)))
-
-
-def multistep_factor(step: int, steps: int, milestones, decay: float) -> float:
-    """``decay ** k`` after ``k`` milestones (fractions of ``steps``) have passed.
+def milestone_steps(cfg: ClassifyConfig) -> list[int]:
+    """The multistep schedule's milestones in optimizer steps, from fractions of ``--steps``.
 
     The UoS / AdaptiveMix recipe multiplies the lr by 0.2 at epochs 60, 120 and 160 of 200, i.e.
     at 30%, 60% and 80% of training. Bad milestones raise ConfigError naming the option.
     """
-    if not milestones or any(not 0 < float(m) < 1 for m in milestones) or \
-            list(milestones) != sorted(milestones):
+    ms = cfg.milestones
+    if not ms or any(not 0 < float(m) < 1 for m in ms) or list(ms) != sorted(ms):
         raise ConfigError(f"milestones must be increasing fractions of --steps in (0, 1), e.g. "
-                          f"0.3 0.6 0.8; got {milestones}")
-    if not decay > 0:
-        raise ConfigError(f"lr_decay must be > 0 (e.g. 0.2); got {decay}")
-    passed = sum(step >= round(float(m) * steps) for m in milestones)
-    return float(decay) ** passed
+                          f"0.3 0.6 0.8; got {ms}")
+    return [round(float(m) * cfg.steps) for m in ms]
 
 
 def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
-    # No weight decay on biases and normalisation parameters (1-D tensors), as timm does.
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-    else:
-        opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    if cfg.schedule == "multistep":
-        multistep_factor(0, cfg.steps, cfg.milestones, cfg.lr_decay)  # bad options fail here
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    """timm's factories (``timm.optim.create_optimizer_v2``, ``timm.scheduler.create_scheduler_v2``,
+    pytorch-image-models): no weight decay on biases and normalisation parameters, and a schedule
+    stepped per optimizer update (``step_update``). Cosine decays to 0 over all ``--steps``, the
+    first ``warmup_steps`` of which are replaced by a linear warm-up from ``lr / warmup_steps``
+    (timm's convention, ``warmup_prefix=False``). The schedule is a function of the step alone, so
+    a resume rebuilds it from the resumed config and sets the step (:meth:`Trainer.load_state`).
+    """
+    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
+    name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
+    opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              momentum=cfg.momentum)
+    # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
+    # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
+    milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()
+    sched, _ = create_scheduler_v2(
+        opt, sched=cfg.schedule, num_epochs=cfg.steps, step_on_epochs=False, updates_per_epoch=1,
+        warmup_epochs=cfg.warmup_steps, warmup_lr=cfg.lr / max(1, cfg.warmup_steps),
+        decay_milestones=milestones, decay_rate=cfg.lr_decay)
     return opt, sched
 
 
@@ -237,7 +229,6 @@ class Trainer:
             "model": self.model.state_dict(),
             "ema": None if self.ema is None else self.ema.module.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(),
             "free": None if self.free is None else self.free.state_dict(),
             "rng": ckpt.rng_state({"train": self.gen}),
@@ -248,13 +239,14 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
-        # keeps a resume's new lr, momentum, weight decay, steps and warm-up
-        load_optimizer_state(self.opt, state["optimizer"], self.sched, state["scheduler"])
+        # keeps a resume's new lr, momentum and weight decay; the schedule is set at the step below
+        load_optimizer_state(self.opt, state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         if self.free is not None and state.get("free") is not None:
             self.free.load_state_dict(state["free"])
         ckpt.set_rng_state(state["rng"], {"train": self.gen})
         self.step = int(state["step"])
+        self.sched.step_update(self.step)
 
     def save(self) -> None:
         self.check_finite()
@@ -330,8 +322,8 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
         self.scaler.step(self.opt)
         self.scaler.update()
-        self.sched.step()
         self.step += 1
+        self.sched.step_update(self.step)
         if self.ema is not None:
             self.ema.update(self.model, step=self.step)
         return out
@@ -448,6 +440,11 @@ def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> Classi
     """The saved config of a run, with the few options a resume may change."""
     saved = RunDir(Path(run_path)).read_config()
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
+    if (merged["weight_decay"] > 0) != (saved.get("weight_decay", 0) > 0):
+        # timm groups the parameters by decay only when there is some: the saved optimizer
+        # state would not fit the other grouping
+        raise ConfigError(f"--weight-decay cannot change between 0 and > 0 on resume (the run "
+                          f"has {saved.get('weight_decay')}); keep it at zero or above zero")
     # The saved config also holds data-derived fields (num_classes, mean, std, ...).
     names = {f.name for f in dataclasses.fields(ClassifyConfig)}
     return ClassifyConfig(**{k: v for k, v in merged.items() if k in names})

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.split import TimmSplit
 from robustrep.uos import UoSHead
 
 HEADS = ("linear", "uos")
@@ -56,7 +57,7 @@ def _channel_buffer(values: Sequence[float]) -> Tensor:
     return torch.tensor(list(values), dtype=torch.float32).view(1, -1, 1, 1)
 
 
-class Classifier(nn.Module):
+class Classifier(TimmSplit):
     """A timm model with per-channel input normalisation; inputs are images in [0, 1].
 
     Args:
@@ -66,15 +67,10 @@ class Classifier(nn.Module):
     """
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
-        super().__init__()
-        for attr in ("forward_features", "forward_head", "get_classifier"):
-            if not hasattr(model, attr):
-                raise TypeError(f"model must be a timm model with {attr}(); "
-                                f"{type(model).__name__} has none")
+        super().__init__(model)
         if len(mean) != len(std) or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need one value per channel and std > 0; "
                              f"got mean={list(mean)}, std={list(std)}")
-        self.model = model
         self.register_buffer("mean", _channel_buffer(mean))
         self.register_buffer("std", _channel_buffer(std))
 
@@ -86,15 +82,12 @@ class Classifier(nn.Module):
     def num_classes(self) -> int:
         return self.model.num_classes
 
-    def normalize(self, x: Tensor) -> Tensor:
+    def prepare(self, x: Tensor) -> Tensor:
+        """Normalise images ``[B, C, H, W]`` in [0, 1] with the model's mean and std."""
         if x.dim() != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"expected images [B, {self.in_chans}, H, W] in [0, 1], "
                              f"got shape {tuple(x.shape)}")
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-
-    def feature_maps(self, x: Tensor) -> Tensor:
-        """The unpooled trunk output ``forward_features(normalise(x))``."""
-        return self.model.forward_features(self.normalize(x))
 
     @property
     def uos_head(self) -> UoSHead | None:
@@ -104,16 +97,13 @@ class Classifier(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """The pooled pre-logit vector ``[B, num_features]`` (unit-norm with a UoS head)."""
-        z = self.model.forward_head(self.feature_maps(x), pre_logits=True)
+        z = super().features(x)
         uos = self.uos_head
         return z if uos is None else uos.embed(z)
 
     def head(self, z: Tensor) -> Tensor:
         uos = self.uos_head
-        return self.model.get_classifier()(z) if uos is None else uos.project(z)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+        return super().head(z) if uos is None else uos.project(z)
 
 
 def check_model_name(name: str) -> None:

@@ -14,15 +14,15 @@ training: image folders are scanned once (every file opened, see
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from robustrep.data import create_dataset, mixture
+from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.errors import DataError
 from robustrep.tasks.common.workers import resolve_workers
 
@@ -105,34 +105,6 @@ def build_data(cfg) -> GanData:
     return GanData(ds, None, tuple(image.shape))
 
 
-class _BatchIndices(Sampler):
-    """Index lists of this process's slice of each global batch, from batch ``start`` onwards."""
-
-    def __init__(self, n: int, batch: int, seed: int, rank: int, world: int, start: int):
-        self.n, self.batch, self.seed = n, batch, seed
-        self.rank, self.world, self.start = rank, world, start
-        self.per_epoch = n // batch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        position = self.start
-        local = self.batch // self.world
-        perm, perm_epoch = None, -1
-        while True:
-            epoch, offset = divmod(position, self.per_epoch)
-            if epoch != perm_epoch:
-                perm, perm_epoch = epoch_permutation(self.n, self.seed, epoch), epoch
-            batch = perm[offset * self.batch:(offset + 1) * self.batch]
-            yield batch[self.rank * local:(self.rank + 1) * local].tolist()
-            position += 1
-
-    def __len__(self) -> int:  # infinite; DataLoader only needs it for len()
-        return 2 ** 62
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-
-
 class BatchStream:
     """Infinite stream of this process's training batches, in the model's range, on ``device``.
 
@@ -153,11 +125,9 @@ class BatchStream:
         if batch_size % world:
             raise ValueError(f"batch_size {batch_size} must be divisible by the number of "
                              f"processes {world}")
-        if len(data) < batch_size:
-            raise ValueError(f"the dataset holds {len(data)} samples, fewer than one batch "
-                             f"({batch_size}); lower --batch-size")
         self.data, self.device, self.consumed = data, device, consumed
-        self.sampler = _BatchIndices(len(data), batch_size, seed, rank, world, consumed)
+        self.sampler = StepBatches(len(data), batch_size // world, seed, start=consumed,
+                                   rank=rank, world_size=world)
         if data.pool is not None:
             self.pool = data.pool.to(device)
             self._iter = iter(self.sampler)

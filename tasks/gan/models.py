@@ -18,7 +18,7 @@ allowed, minibatch-std would not be), as the core contract requires.
   vector and the head is the (spectral-normed) linear layer.
 - MLP G and D for the 2-D mixtures (VEEGAN/PacGAN setting); the D trunk ends at the last hidden
   layer.
-- StyleGAN2 (Karras et al., CVPR 2020; ``tasks/gan/stylegan2.py``): mapping network, modulated
+- StyleGAN2 (Karras et al., CVPR 2020; ``robustrep/stylegan2.py``): mapping network, modulated
   convs, skip G, residual D whose trunk is every block down to the 4x4 map and whose head is the
   epilogue (minibatch-std, conv, fc, out), as AdaptiveMix's reference splits it.
 - :class:`MLPProjectionEnsemble`: RP-GAN for 2-D points, our adaptation of Neyshabur et al.
@@ -37,7 +37,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from robustrep.projection import ProjectionEnsemble
 from robustrep.split import FeatureSplit
-from robustrep.tasks.gan.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 def _sn(module: nn.Module, enabled: bool) -> nn.Module:

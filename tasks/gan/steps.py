@@ -17,7 +17,9 @@ One training iteration is ``n_dis`` calls of :func:`d_step` and one :func:`g_ste
    (methods.md 2.2); "add" keeps D's clean signal, so the mixed batch only shapes D between the
    two sides. G's loss never sees mixed samples.
 5. ``d_penalties``: WGAN-GP (Wasserstein loss) and lazy R1, through the eager D. R1 is taken on
-   the logit the D loss uses, so with AdaptiveMix on the mixed logit, as the reference. With the
+   the logit the D loss uses, so with AdaptiveMix on the mixed logit, as the reference. When R1
+   is due in a step whose pass over the clean reals is eager, it is taken from that pass
+   (:func:`r1_in_main_pass`; with AdaptiveMix, from the very mixed logit of the loss). With the
    RP-GAN ensemble both penalties differentiate the sum of the members' logits.
 
 A G step scores fresh fakes with the same logit function. With AdaptiveMix, G also minimises the
@@ -52,7 +54,8 @@ from torch import Tensor, nn
 from robustrep import losses
 from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
-from robustrep.projection import ensemble_d_loss, ensemble_g_loss
+from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
+                                  ensemble_real_loss)
 from robustrep.tasks.common.distributed import all_reduce_grads
 from robustrep.tasks.common.runtime import autocast, to_input
 from robustrep.tasks.gan.regs import Regs
@@ -75,6 +78,7 @@ class StepContext:
     device: torch.device
     channels_last: bool = False
     d_steps: int = 0  # D steps taken so far (lazy R1 schedule)
+    reuse_r1: bool = True  # R1 from the main pass when it can (benchmarks turn it off)
     terms: dict[str, Tensor] = field(default_factory=dict)
 
     @property
@@ -126,21 +130,16 @@ def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, 
     return (ctx.D(x) if eager else ctx.d_fn(x)), {}
 
 
-def _member_means(fn, logits: Tensor, kind: str) -> Tensor:
-    """Per-member batch means ``[K]`` of a per-sample loss on ensemble logits ``[B, K]``."""
-    return fn(logits.reshape(-1), kind).view_as(logits).mean(0)
-
-
 def real_term(ctx: StepContext, logits: Tensor) -> Tensor:
     """D's loss on samples it should call real (an ensemble: the reference's half-sum)."""
     if ctx.regs.ensemble:
-        return 0.5 * _member_means(losses.loss_real, logits, ctx.kind).sum()
+        return ensemble_real_loss(logits, ctx.kind)
     return losses.loss_real(logits, ctx.kind).mean()
 
 
 def fake_term(ctx: StepContext, logits: Tensor) -> Tensor:
     if ctx.regs.ensemble:
-        return 0.5 * _member_means(losses.loss_fake, logits, ctx.kind).sum()
+        return ensemble_fake_loss(logits, ctx.kind)
     return losses.loss_fake(logits, ctx.kind).mean()
 
 
@@ -177,19 +176,20 @@ def d_inputs(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> DInputs:
     return DInputs(x_real, x_fake, x_real)
 
 
-def d_loss_adv(ctx: StepContext, inp: DInputs) -> dict[str, Tensor]:
-    """Adversarial loss on (possibly perturbed) reals and fakes, plus AdaptiveMix shrinkage."""
+def d_loss_adv(ctx: StepContext, inp: DInputs, r1: bool = False) -> dict[str, Tensor]:
+    """Adversarial loss on (possibly perturbed) reals and fakes, plus AdaptiveMix shrinkage.
+
+    ``r1=True`` (see :func:`r1_in_main_pass`) also takes R1 from the reals' logits of this pass,
+    instead of a pass of its own."""
+    real = inp.real.detach().requires_grad_(True) if r1 else inp.real
     with ctx.amp():
-        lr, extra_r = d_logits(ctx, inp.real)
+        lr, extra_r = d_logits(ctx, real)
         lf, extra_f = d_logits(ctx, inp.fake)
-    terms: dict[str, Tensor] = {}
-    if ctx.regs.ensemble:
-        terms["d/adv"] = ensemble_d_loss(lr.float(), lf.float(), ctx.kind)
-    else:
-        terms["d/real"] = real_term(ctx, lr.float())
-        terms["d/fake"] = fake_term(ctx, lf.float())
+    terms = {"d/real": real_term(ctx, lr.float()), "d/fake": fake_term(ctx, lf.float())}
     if extra_r:
         terms["d/am_shrink"] = extra_r["shrink"] + extra_f["shrink"]
+    if r1:
+        terms["d/r1"] = r1_term(ctx, real, logits=lr)
     if ctx.regs.asgan is not None and ctx.regs.asgan_mode == "add":
         with ctx.amp():
             lc, extra_c = d_logits(ctx, inp.clean_real)
@@ -207,9 +207,7 @@ def d_loss_mix(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Te
     with ctx.amp():
         logits = ctx.d_fn(augment(ctx, to_input(mixed.x, ctx.device, ctx.channels_last))).float()
     if ctx.regs.ensemble:
-        k = logits.shape[1]
-        per = mixed_gan_loss(logits.reshape(-1), mixed.lam.repeat_interleave(k), ctx.kind)
-        loss = 0.5 * per.view_as(logits).mean(0).sum()
+        loss = ensemble_mixed_loss(logits, mixed.lam, ctx.kind)
     else:
         loss = mixed_gan_loss(logits, mixed.lam, ctx.kind).mean()
     weight = 1.0 if ctx.regs.mix_mode == "replace" else ctx.regs.mix_weight
@@ -220,23 +218,43 @@ def d_penalties(ctx: StepContext, x_real: Tensor, x_fake: Tensor,
                 r1: bool = True) -> dict[str, Tensor]:
     """WGAN-GP and lazy R1, in fp32 through the eager D (no double backward under compile).
 
-    ``r1=False`` leaves R1 to its own step (:func:`d_reg_step`)."""
+    ``r1=False`` leaves R1 to the main pass (:func:`r1_in_main_pass`) or its own step
+    (:func:`d_reg_step`)."""
     cfg, terms = ctx.cfg, {}
     with torch.autocast(ctx.device.type, enabled=False):
         if cfg.loss == "wasserstein" and cfg.gp_weight > 0:
             gp = losses.gradient_penalty(lambda x: _sum_members(ctx.D(x)), x_real, x_fake,
                                          generator=ctx.gens["reg"])
             terms["d/gp"] = cfg.gp_weight * gp.mean()
-        if r1 and cfg.r1_gamma > 0 and ctx.d_steps % cfg.r1_every == 0:
+        if r1 and r1_due(ctx):
             terms["d/r1"] = r1_term(ctx, x_real)
     return terms
 
 
-def r1_term(ctx: StepContext, x_real: Tensor) -> Tensor:
-    """``gamma / 2 * ||grad_x logit||^2 * r1_every``; the logit is the one the D loss uses."""
-    x = x_real.detach().requires_grad_(True)
-    logits, _ = d_logits(ctx, x, eager=True)
-    r1 = losses.r1_penalty(_sum_members(logits), x)
+def r1_due(ctx: StepContext) -> bool:
+    return ctx.cfg.r1_gamma > 0 and ctx.d_steps % ctx.cfg.r1_every == 0
+
+
+def r1_in_main_pass(ctx: StepContext, inp: DInputs) -> bool:
+    """Whether this D step takes R1 from the D loss's own pass over the reals, as stylegan2-ada's
+    ``Dboth`` phase does: R1 is due and not lazy, that pass is eager (AdaptiveMix runs D eagerly;
+    a plain D when not compiled) and sees the clean reals (no DAT or AS-GAN on them), and the
+    clean terms are not replaced by mixing. With AdaptiveMix this saves a second lam, partners
+    and two trunk passes; R1 is then on the very mixed logit the loss uses."""
+    eager = ctx.regs.adaptivemix is not None or ctx.d_fn is ctx.D
+    return (ctx.reuse_r1 and eager and not lazy_r1(ctx) and r1_due(ctx)
+            and inp.real is inp.clean_real and not _mix_replaces(ctx))
+
+
+def r1_term(ctx: StepContext, x_real: Tensor, logits: Tensor | None = None) -> Tensor:
+    """``gamma / 2 * ||grad_x logit||^2 * r1_every``; the logit is the one the D loss uses.
+
+    ``logits`` given: they are D's logits of ``x_real`` (which requires grad) from the main pass;
+    otherwise D is run on the reals here."""
+    if logits is None:
+        x_real = x_real.detach().requires_grad_(True)
+        logits, _ = d_logits(ctx, x_real, eager=True)
+    r1 = losses.r1_penalty(_sum_members(logits.float()), x_real)
     return 0.5 * ctx.cfg.r1_gamma * ctx.cfg.r1_every * r1.mean()
 
 
@@ -258,9 +276,10 @@ def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     x_fake = fake_batch(ctx, x_real.shape[0])
     ctx.opt_d.zero_grad(set_to_none=True)
     inp = d_inputs(ctx, x_real, x_fake)
-    terms = {} if _mix_replaces(ctx) else d_loss_adv(ctx, inp)
+    r1_main = r1_in_main_pass(ctx, inp)
+    terms = {} if _mix_replaces(ctx) else d_loss_adv(ctx, inp, r1=r1_main)
     terms.update(d_loss_mix(ctx, inp.clean_real, x_fake))
-    terms.update(d_penalties(ctx, x_real, x_fake, r1=not lazy_r1(ctx)))
+    terms.update(d_penalties(ctx, x_real, x_fake, r1=not (lazy_r1(ctx) or r1_main)))
     total = sum(terms.values())
     _backward_step(ctx, total, ctx.D, ctx.opt_d)
     if inp.free_leaf is not None:
@@ -386,8 +405,7 @@ def optimizer_intervals(cfg) -> tuple[int, int]:
 
 def d_reg_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     """Lazy R1 as its own D update, every ``r1_every`` D steps (stylegan2-ada's ``Dreg``)."""
-    cfg = ctx.cfg
-    if not lazy_r1(ctx) or cfg.r1_gamma <= 0 or ctx.d_steps % cfg.r1_every != 0:
+    if not lazy_r1(ctx) or not r1_due(ctx):
         return {}
     ctx.opt_d.zero_grad(set_to_none=True)
     with torch.autocast(ctx.device.type, enabled=False):

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from robustrep.split import TimmSplit
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import autocast
 
@@ -120,26 +121,23 @@ class OODModel(nn.Module):
 def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
     """View ``model`` as an :class:`OODModel`.
 
-    Accepts an :class:`OODModel`, a :class:`robustrep.tasks.common.classifier.Classifier` (a timm
-    model with normalisation inside; ``feature_maps`` / ``forward_head(pre_logits=True)`` /
-    ``get_classifier()``), or a bare timm model (inputs then go to it unnormalised).
+    Accepts an :class:`OODModel`, a :class:`robustrep.split.TimmSplit` (e.g. the programs'
+    ``Classifier``, a timm model with normalisation inside), or a bare timm model (inputs then go
+    to it unnormalised). The features are the timm pre-logit vector
+    (``forward_head(pre_logits=True)``), also under a UoS head, whose score is defined on them.
     """
     if isinstance(model, OODModel):
         if model.map_mode != map_mode:
             return OODModel(model.net, model._maps, model._pool, model.classifier, map_mode)
         return model
-    timm_model = getattr(model, "model", None)
-    if callable(getattr(model, "feature_maps", None)) and hasattr(timm_model, "forward_head"):
-        return OODModel(model, model.feature_maps,
-                        lambda m: timm_model.forward_head(m, pre_logits=True),
-                        timm_model.get_classifier(), map_mode)
-    if all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
-        return OODModel(model, model.forward_features,
-                        lambda m: model.forward_head(m, pre_logits=True),
-                        model.get_classifier(), map_mode)
-    raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD scoring: pass a "
-                    f"robustrep Classifier (robustrep.tasks.common.classifier.load_run), a timm "
-                    f"model or an OODModel")
+    if not isinstance(model, TimmSplit):
+        if not all(hasattr(model, a) for a in ("forward_features", "forward_head",
+                                               "get_classifier")):
+            raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD "
+                            f"scoring: pass a robustrep Classifier (robustrep.tasks.common."
+                            f"classifier.load_run), a timm model or an OODModel")
+        model = TimmSplit(model)
+    return OODModel(model, model.feature_maps, model.pool, model.model.get_classifier(), map_mode)
 
 
 @dataclass

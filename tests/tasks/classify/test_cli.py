@@ -60,11 +60,21 @@ def test_resume_with_a_lower_learning_rate_applies_it(tiny_cfg, tmp_path):
     assert main(["classify", "train", "--resume", str(run), "--steps", "4", "--lr", "0.01",
                  "--momentum", "0.5", "--quiet"]) == 0
     state = load_checkpoint(run / "checkpoints" / "latest.pt", map_location="cpu")
-    assert state["step"] == 4 and state["scheduler"]["base_lrs"] == [0.01, 0.01]
-    group = state["optimizer"]["param_groups"][0]
-    assert group["momentum"] == 0.5
+    groups = state["optimizer"]["param_groups"]
+    assert state["step"] == 4 and [g["initial_lr"] for g in groups] == [0.01, 0.01]
+    assert groups[0]["momentum"] == 0.5
     # cosine over the new 4 steps, at step 4: lr 0 (the old lr 0.05 would also give 0, so also
     # check the logged lr at step 3: 0.01 * (1 + cos(pi * 3/4)) / 2)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     lr3 = next(r["lr"] for r in logged if r.get("step") == 3 and "lr" in r)
     assert math.isclose(lr3, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
+
+
+def test_resume_refuses_weight_decay_between_zero_and_positive(tiny_cfg, tmp_path, capsys):
+    from robustrep.tasks.classify.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=2, ckpt_every=2, weight_decay=5e-4), run, quiet=True)
+    assert main(["classify", "train", "--resume", str(run), "--steps", "4",
+                 "--weight-decay", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--weight-decay cannot change between 0" in err

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from robustrep.tasks.classify.data import DataError, StepBatches, build_datasets
+from robustrep.tasks.classify.data import DataError, build_datasets
 from robustrep.tasks.classify.train import train
 from robustrep.tasks.common.config import ConfigError, resolve_config
 from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
@@ -82,14 +82,6 @@ def test_unknown_option_and_preset_list_choices():
         resolve_config(ClassifyConfig, PRESETS, "digitz")
     with pytest.raises(ConfigError, match="dataset must be one of digits, cifar10"):
         resolve_config(ClassifyConfig, PRESETS, None, overrides={"dataset": "mnist"})
-
-
-def test_batch_order_is_a_function_of_the_step():
-    full = StepBatches(100, 8, 3, 0, 30)
-    later = StepBatches(100, 8, 3, 17, 30)
-    assert list(full)[17:] == list(later)
-    ranks = [StepBatches(100, 8, 3, 0, 6, rank=r, world_size=2).batch(5) for r in range(2)]
-    assert not set(ranks[0]) & set(ranks[1])
 
 
 def test_wrong_image_size_is_named():

@@ -91,3 +91,41 @@ def test_adaptivemix_cross_entropy_matches_its_logits(mode):
               + (1 - lam) * F.cross_entropy(redo["logits"], y[idx], reduction="none")).mean()
         assert torch.allclose(out["loss/ce"], ce, atol=1e-5)
     assert torch.allclose(out["loss"], out["loss/ce"] + out["adaptivemix/shrink"], atol=1e-6)
+
+
+def _opt_lrs(cfg, steps):
+    from robustrep.tasks.classify.train import build_optimizer
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    opt, sched = build_optimizer(cfg, model)
+    lrs = []
+    for t in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step_update(t + 1)
+    return model, opt, lrs
+
+
+def test_cosine_schedule_over_all_steps_with_linear_warmup():
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=10, lr=0.1), 11)
+    assert lrs == pytest.approx([0.05 * (1 + math.cos(math.pi * t / 10)) for t in range(10)]
+                                + [0.0])
+    # warm-up from lr / warmup_steps to lr, then the cosine at the same step as without it
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=10, lr=0.1, warmup_steps=2), 4)
+    assert lrs == pytest.approx([0.05, 0.075, 0.05 * (1 + math.cos(math.pi * 0.2)),
+                                 0.05 * (1 + math.cos(math.pi * 0.3))])
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=10, lr=0.1, schedule="constant"), 10)
+    assert lrs == pytest.approx([0.1] * 10)
+
+
+@pytest.mark.parametrize("optimizer, momentum, kind, nesterov",
+                         [("sgd", 0.9, torch.optim.SGD, True), ("sgd", 0.0, torch.optim.SGD, False),
+                          ("adamw", 0.9, torch.optim.AdamW, None)])
+def test_optimizer_and_no_weight_decay_on_biases_and_norms(optimizer, momentum, kind, nesterov):
+    model, opt, _ = _opt_lrs(ClassifyConfig(optimizer=optimizer, momentum=momentum,
+                                            weight_decay=0.01), 1)
+    assert type(opt) is kind
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decay[id(model[0].weight)] == 0.01
+    assert decay[id(model[0].bias)] == decay[id(model[1].weight)] == 0.0
+    if nesterov is not None:
+        assert opt.param_groups[0]["nesterov"] is nesterov
+        assert opt.param_groups[0]["momentum"] == momentum

@@ -29,7 +29,7 @@ def test_uos_head_replaces_the_classifier_and_keeps_forward(name):
         # features are the unit-norm embedding, head is |W v| without renormalisation
         torch.testing.assert_close(v, raw / raw.norm(dim=1, keepdim=True))
         torch.testing.assert_close(model.head(v), (v @ head.weight.T).abs())
-        torch.testing.assert_close(model(x), model.model(model.normalize(x)))
+        torch.testing.assert_close(model(x), model.model(model.prepare(x)))
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert id(head.weight) not in trainable
     assert "model.fc.weight" in model.state_dict() and "model.fc.bias" not in model.state_dict()
@@ -63,17 +63,30 @@ def test_adaptivemix_on_the_uos_head_is_the_reference_computation():
     assert float(z_lin.norm(dim=1).min()) < 0.999  # so a renormalising head would differ
 
 
+def _lrs(cfg, steps):
+    """The learning rate of each optimizer step, as the trainer steps the schedule."""
+    from robustrep.tasks.classify.train import build_optimizer
+    opt, sched = build_optimizer(cfg, torch.nn.Linear(2, 2))
+    lrs = []
+    for t in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step_update(t + 1)
+    return lrs
+
+
 def test_multistep_schedule_multiplies_by_decay_at_each_milestone():
-    from robustrep.tasks.classify.train import lr_factor
-    cfg = ClassifyConfig(steps=100, schedule="multistep")
-    got = {s: lr_factor(s, cfg) for s in (0, 29, 30, 59, 60, 79, 80, 99)}
+    lrs = _lrs(ClassifyConfig(steps=100, schedule="multistep", lr=1.0), 100)
+    got = {s: lrs[s] for s in (0, 29, 30, 59, 60, 79, 80, 99)}
     assert got == pytest.approx({0: 1, 29: 1, 30: 0.2, 59: 0.2, 60: 0.04, 79: 0.04, 80: 0.008,
                                  99: 0.008})
-    assert lr_factor(50, ClassifyConfig(steps=100, schedule="multistep", milestones=[0.5],
-                                        lr_decay=0.1)) == pytest.approx(0.1)
+    lrs = _lrs(ClassifyConfig(steps=100, schedule="multistep", milestones=[0.5], lr_decay=0.1,
+                              lr=1.0), 51)
+    assert (lrs[49], lrs[50]) == pytest.approx((1.0, 0.1))
+    from robustrep.tasks.classify.train import build_optimizer
     for bad in ([0.6, 0.3], [1.2], []):
         with pytest.raises(ConfigError, match="milestones"):
-            lr_factor(0, ClassifyConfig(steps=100, schedule="multistep", milestones=bad))
+            build_optimizer(ClassifyConfig(steps=100, schedule="multistep", milestones=bad),
+                            torch.nn.Linear(2, 2))
 
 
 def test_reference_preset_resolves():

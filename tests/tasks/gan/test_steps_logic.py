@@ -15,7 +15,7 @@ from robustrep import losses
 from robustrep.adversarial import asgan_perturb, dat_perturb
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.steps import (StepContext, d_inputs, d_loss_adv, d_loss_mix, d_penalties,
-                                       d_step, g_step)
+                                       d_step, g_step, r1_in_main_pass)
 
 from .conftest import tiny_config
 
@@ -192,6 +192,49 @@ def test_lazy_r1_term_is_half_gamma_every_times_squared_weight_norm(every):
     assert terms["d/r1"].item() == pytest.approx(0.5 * 3.0 * every * 4.0)
     ctx.d_steps = 1  # lazy: only every `every` D steps
     assert ("d/r1" in d_penalties(ctx, x_real, x_fake)) == (every == 1)
+
+
+def test_r1_from_the_main_pass_equals_r1_from_a_pass_of_its_own():
+    values = []
+    for reuse in (True, False):
+        ctx = make_ctx("ns", r1_gamma=3.0)
+        ctx.reuse_r1 = reuse
+        set_d(ctx, w=(1.2, -1.6))
+        terms = d_step(ctx, real_batch())
+        values.append(terms["d/r1"])
+        assert ctx.D.net.weight.grad is not None
+    torch.testing.assert_close(values[0], values[1])
+    torch.testing.assert_close(values[0], torch.tensor(0.5 * 3.0 * 4.0))
+
+
+def _count_adaptivemix_calls(ctx):
+    calls, am = [], ctx.regs.adaptivemix
+    ctx.regs.adaptivemix = lambda *a, **k: calls.append(1) or am(*a, **k)
+    return calls
+
+
+@pytest.mark.parametrize("reuse, passes", [(True, 2), (False, 3)])
+def test_adaptivemix_r1_reuses_the_main_passs_mixed_logit(reuse, passes):
+    # reals and fakes each one AdaptiveMix pass; R1 on its own pass would draw a third
+    ctx = make_ctx("ns", reg="adaptivemix", r1_gamma=1.0, am_noise_std=0.0)
+    ctx.reuse_r1 = reuse
+    calls = _count_adaptivemix_calls(ctx)
+    terms = d_step(ctx, real_batch())
+    assert len(calls) == passes and terms["d/r1"] > 0
+
+
+@pytest.mark.parametrize("change", ["lazy", "dat", "compiled", "not due"])
+def test_r1_gets_its_own_pass_unless_the_main_pass_is_eager_and_clean(change):
+    ctx = make_ctx("ns", reg="dat" if change == "dat" else "none", r1_gamma=1.0,
+                   r1_every=2 if change == "lazy" else 1, lazy_reg=change == "lazy")
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    base = make_ctx("ns", r1_gamma=1.0)
+    assert r1_in_main_pass(base, d_inputs(base, x_real, x_fake))
+    if change == "compiled":
+        ctx.d_fn = lambda x: ctx.D(x)  # stands for torch.compile's wrapper
+    if change == "not due":
+        ctx.cfg.r1_every, ctx.d_steps = 2, 1
+    assert not r1_in_main_pass(ctx, d_inputs(ctx, x_real, x_fake))
 
 
 def test_wgan_gp_term_only_with_the_wasserstein_loss():
