@@ -7,6 +7,9 @@ from timm.data.mixup import mixup_target as timm_mixup_target
 
 from robustrep import losses
 from robustrep.mixing import (
+    CutMix,
+    Mixup,
+    SRMix,
     MixResult,
     SampleMix,
     box_mask,
@@ -22,6 +25,7 @@ from robustrep.mixing import (
     soft_target_cross_entropy,
     srmix,
 )
+from robustrep.mixing import KINDS, PARTNERS
 
 B, C, H, W = 6, 3, 16, 12
 
@@ -403,3 +407,259 @@ def test_cuda_without_host_sync():
     again = policy(x, generator=torch.Generator(device="cuda").manual_seed(0))
     first = policy(x, generator=torch.Generator(device="cuda").manual_seed(0))
     assert torch.equal(again.x, first.x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets from dense labels, the registry's one-kind classes, the generator reaching the boxes
+
+
+def test_mixup_target_of_dense_labels_mixes_the_rows():
+    # dense y [B, K] (e.g. already-soft labels) is mixed as given, then smoothed like one-hot
+    y = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    index = flip_partners(2)
+    out = mixup_target(y, index, 0.75, 3)
+    torch.testing.assert_close(out, 0.75 * y + 0.25 * y.flip(0))
+    assert torch.equal(mixup_target(y, index, 1.0, 3), y)
+
+
+@pytest.mark.parametrize("y,error,match", [
+    (torch.zeros(2, 4), ValueError, r"^dense y must be floating \[B, 3\], got torch.float32"),
+    (torch.zeros(2, 3, dtype=torch.long), ValueError, r"^dense y must be floating \[B, 3\]"),
+    (torch.zeros(2, 3, 1), ValueError, "^y must have rank 1 or 2"),
+    ([0, 1], TypeError, "^y must be a torch.Tensor"),
+])
+def test_mixup_target_bad_labels(y, error, match):
+    with pytest.raises(error, match=match):
+        mixup_target(y, flip_partners(2), 0.5, 3)
+
+
+def test_mixup_target_other_bad_arguments():
+    with pytest.raises(TypeError, match="^num_classes must be a positive int"):
+        mixup_target(Y2, flip_partners(2), 0.5, 3.0)
+    with pytest.raises(ValueError, match="^index must have rank 1"):
+        mixup_target(Y2, flip_partners(2)[:, None], 0.5, 3)
+    with pytest.raises(ValueError, match="^index must be an integer tensor"):
+        mixup_target(Y2, flip_partners(2).float(), 0.5, 3)
+    with pytest.raises(ValueError, match="index on meta"):
+        mixup_target(Y2, flip_partners(2, device="meta"), 0.5, 3)
+    with pytest.raises(ValueError, match="y on meta"):
+        mixup_target(torch.zeros(2, 3, device="meta"), flip_partners(2), 0.5, 3)
+    with pytest.raises(ValueError, match="lam on meta"):
+        mixup_target(Y2, flip_partners(2), torch.ones(2, device="meta"), 3)
+
+
+@pytest.mark.parametrize("logits,target,error,match", [
+    (torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3), TypeError, "^logits must be a float"),
+    (torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long), TypeError, "^target must be a float"),
+    (torch.zeros(2, 3, 1), torch.zeros(2, 3, 1), ValueError, "^logits must have rank 2"),
+    (torch.zeros(2, 3), torch.zeros(6), ValueError, "^target must have rank 2"),
+    (torch.zeros(2, 3, device="meta"), torch.zeros(2, 3), ValueError, "logits on meta"),
+    (torch.zeros(2, 3), torch.zeros(2, 3, device="meta"), ValueError, "target on meta"),
+])
+def test_soft_target_cross_entropy_bad_inputs(logits, target, error, match):
+    with pytest.raises(error, match=match):
+        soft_target_cross_entropy(logits, target)
+
+
+@pytest.mark.parametrize("mask,error,match", [
+    (torch.ones(2, 1, 4, 4, dtype=torch.long), TypeError, "^mask must be a floating-point"),
+    (torch.ones(2, 4, 4), ValueError, "^mask must have rank 4"),
+    (torch.ones(2, 1, 4, 4, device="meta"), ValueError, "mask on meta"),
+])
+def test_mask_mix_bad_masks(mask, error, match):
+    with pytest.raises(error, match=match):
+        mask_mix(X4, X4, mask)
+
+
+def test_cutmix_and_srmix_draw_their_boxes_from_the_generator(pair):
+    x_a, x_b = pair
+    lam = torch.linspace(0.2, 0.8, B)
+    got, _ = cutmix(x_a, x_b, lam, generator=_seeded(4))
+    torch.testing.assert_close(got, mask_mix(x_a, x_b, box_mask(B, H, W, lam, _seeded(4)))[0])
+    got, _ = srmix(x_a, x_b, lam, smoothing=0.3, generator=_seeded(4))
+    want = mask_mix(x_a, x_b, smooth_box_mask(B, H, W, lam, 0.3, _seeded(4)))[0]
+    torch.testing.assert_close(got, want)
+    # srmix's default smoothing is DEFAULT_SMOOTHING (0.1)
+    got, _ = srmix(x_a, x_b, lam, generator=_seeded(4))
+    torch.testing.assert_close(got, mask_mix(x_a, x_b,
+                                             smooth_box_mask(B, H, W, lam, 0.1, _seeded(4)))[0])
+
+
+def test_one_kind_classes_defaults_and_options():
+    for cls, kind in ((Mixup, "mixup"), (CutMix, "cutmix"), (SRMix, "srmix")):
+        assert vars(cls()) == dict(kinds=(kind,), alpha=1.0, prob=1.0, switch_prob=0.5,
+                                   per_sample=False, partner="permutation", smoothing=0.1)
+        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip", smoothing=0.25)
+        assert vars(cls(**opts)) == dict(kinds=(kind,), switch_prob=0.5, **opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact masks and the policy's draws, replayed by hand
+
+
+def test_box_mask_is_the_clipped_box_pixel_for_pixel():
+    # Written out per sample: side = round(size * sqrt(1 - lam)), centre pixel floor(u * size),
+    # box rows [centre - side // 2, centre - side // 2 + side), clipped by the image.
+    n, h, w = 32, 16, 11
+    lam = torch.rand(n, generator=_seeded(1))
+    g = _seeded(2)
+    mask = box_mask(n, h, w, lam, generator=g)
+    replay = _seeded(2)
+    u = torch.rand(2, n, generator=replay)
+    assert torch.equal(g.get_state(), replay.get_state())  # two uniforms per sample, no more
+    for i in range(n):
+        want = torch.ones(h, w)
+        rows = cols = None
+        for size, ui in ((h, float(u[0, i])), (w, float(u[1, i]))):
+            side = round(size * (1 - float(lam[i])) ** 0.5)
+            low = min(int(ui * size), size - 1) - side // 2
+            span = range(max(low, 0), min(low + side, size))
+            rows, cols = (span, cols) if rows is None else (rows, span)
+        for r in rows:
+            for c in cols:
+                want[r, c] = 0.0
+        assert torch.equal(mask[i, 0], want), i
+
+
+def _smooth_profile(size, side, u, ramp, fine=4000):
+    """The SRMix 1-D profile by brute force: the box [u (size - side), + side) blurred by a
+    uniform window of ``ramp`` pixels, reflected at 0 and size, sampled at pixel centres."""
+    low = u * (size - side)
+    out = []
+    for k in range(size):
+        t = k + 0.5
+        if ramp == 0:
+            out.append(float(low <= t < low + side))
+            continue
+        s = t - ramp / 2 + ramp * (torch.arange(fine, dtype=torch.float64) + 0.5) / fine
+        s = torch.where(s < 0, -s, s)
+        s = torch.where(s > size, 2 * size - s, s)
+        out.append(float(((s >= low) & (s < low + side)).double().mean()))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.25, 1.0])
+def test_smooth_box_mask_is_a_blurred_box_reflected_at_the_border(smoothing):
+    n, h, w = 24, 8, 6
+    lam = torch.cat([torch.rand(n - 4, generator=_seeded(3)), torch.tensor([0.97, 0.97, 0.9, 0.0])])
+    mask = smooth_box_mask(n, h, w, lam, smoothing, generator=_seeded(4))
+    u = torch.rand(2, n, generator=_seeded(4))
+    for i in range(n):
+        ratio = (1 - float(lam[i])) ** 0.5
+        rows = _smooth_profile(h, ratio * h, float(u[0, i]), smoothing * h)
+        cols = _smooth_profile(w, ratio * w, float(u[1, i]), smoothing * w)
+        want = 1 - rows[:, None] * cols[None, :]
+        torch.testing.assert_close(mask[i, 0].double(), want, rtol=0, atol=2e-3)
+
+
+def _replay(policy, x, seed):
+    """SampleMix's draws in order: partners, lam, the mix decision, kind, each kind's masks."""
+    g = _seeded(seed)
+    b = x.shape[0]
+    index = torch.randperm(b, generator=g)
+    shape = (b,) if policy.per_sample else ()
+    lam = sample_lam(policy.alpha, shape, g)
+    lam = torch.where(torch.rand(shape, generator=g) < policy.prob, lam,
+                      torch.ones_like(lam)).expand(b)
+    _, _, h, w = x.shape
+
+    def draw(kind):  # the first kind's map is drawn before the kind choice, the others after
+        if kind == "cutmix":
+            m = box_mask(b, h, w, lam, g)
+        elif kind == "srmix":
+            m = smooth_box_mask(b, h, w, lam, policy.smoothing, g)
+        else:
+            m = lam.view(-1, 1, 1, 1)
+        maps[kind] = (m, m.mean((1, 2, 3)))
+    maps = {}
+    draw(policy.kinds[0])
+    choice = torch.zeros(b, dtype=torch.long)
+    if len(policy.kinds) > 1:
+        u = torch.rand(2, *shape, generator=g)
+        k = len(policy.kinds)
+        other = 1 + torch.clamp((u[1] * (k - 1)).long(), max=k - 2)
+        choice = torch.where(u[0] < policy.switch_prob, other, torch.zeros_like(other)).expand(b)
+    for kind in policy.kinds[1:]:
+        draw(kind)
+    weight = torch.stack([maps[policy.kinds[int(c)]][0][i].expand(x.shape[1:])
+                          for i, c in enumerate(choice)])
+    lam_eff = torch.stack([maps[policy.kinds[int(c)]][1][i] for i, c in enumerate(choice)])
+    return x[index] + weight * (x - x[index]), lam_eff, index, choice
+
+
+@pytest.mark.parametrize("kinds", [("mixup", "cutmix", "srmix"), ("srmix", "mixup"),
+                                   ("cutmix",)])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_samplemix_equals_its_draws_replayed(kinds, per_sample):
+    x = torch.randn(8, 2, 8, 6, generator=_seeded(9))
+    policy = SampleMix(kinds=kinds, alpha=0.7, prob=0.8, switch_prob=0.6, per_sample=per_sample,
+                       smoothing=0.3)
+    choices = set()
+    for seed in range(16):
+        out = policy(x, generator=_seeded(seed))
+        want_x, want_lam, want_index, choice = _replay(policy, x, seed)
+        choices |= set(choice.tolist())
+        assert torch.equal(out.index, want_index)
+        torch.testing.assert_close(out.lam, want_lam)
+        torch.testing.assert_close(out.x, want_x)
+    assert len(choices) == len(kinds)  # every kind was drawn at least once
+
+
+def test_outputs_land_on_the_requested_device():
+    # meta stands in for an accelerator: a draw or index made on the CPU instead would not mix.
+    assert box_mask(2, 4, 4, 0.5, device="meta").device.type == "meta"
+    assert smooth_box_mask(2, 4, 4, 0.5, device="meta").device.type == "meta"
+    assert box_mask(2, 4, 4, torch.ones(2, device="meta")).device.type == "meta"
+    assert flip_partners(3, device="meta").device.type == "meta"
+    assert permutation_partners(3, device="meta").device.type == "meta"
+    assert sample_lam(1.0, 3, device="meta").device.type == "meta"
+    x = torch.zeros(4, 3, 8, 8, device="meta")
+    for partner in PARTNERS:
+        for per_sample in (False, True):
+            policy = SampleMix(kinds=KINDS, per_sample=per_sample, partner=partner)
+            out = policy(x)
+            assert out.x.device.type == out.lam.device.type == out.index.device.type == "meta"
+    for mixed in (cutmix(x, x, 0.5), srmix(x, x, 0.5), mixup(x, x, 0.5)):
+        assert mixed[0].device.type == mixed[1].device.type == "meta"
+    assert mixup_target(Y2.to("meta"), flip_partners(2, "meta"), 0.5, 3).device.type == "meta"
+    assert mixed_gan_loss(torch.zeros(2, device="meta"), 0.5).device.type == "meta"
+
+
+def test_mixup_keeps_a_float64_lam_exact():
+    a, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    x, lam = mixup(a, b, 0.3)
+    assert lam.dtype == torch.float64 and torch.equal(lam, torch.full((3,), 0.3,
+                                                                      dtype=torch.float64))
+    torch.testing.assert_close(x, 0.3 * a + 0.7 * b, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: permutation_partners(2.0), TypeError, "^batch must be a positive int"),
+    (lambda: flip_partners(3.0), TypeError, "^batch must be a positive int"),
+    (lambda: box_mask(2.0, 4, 4, 0.5), TypeError, "^batch must be a positive int"),
+    (lambda: box_mask(0, 4, 4, 0.5), ValueError, "^batch must be > 0"),
+    (lambda: box_mask(2, 4, 4.0, 0.5), TypeError, "^width must be a positive int"),
+    (lambda: box_mask(2, 4, 0, 0.5), ValueError, "^width must be > 0"),
+    (lambda: box_mask(2, 4, 4, 0.5, generator=1), TypeError, "^generator must be"),
+    (lambda: smooth_box_mask(2.0, 4, 4, 0.5), TypeError, "^batch must be a positive int"),
+    (lambda: smooth_box_mask(0, 4, 4, 0.5), ValueError, "^batch must be > 0"),
+    (lambda: smooth_box_mask(2, 4.0, 4, 0.5), TypeError, "^height must be a positive int"),
+    (lambda: smooth_box_mask(2, 0, 4, 0.5), ValueError, "^height must be > 0"),
+    (lambda: smooth_box_mask(2, 4, 4.0, 0.5), TypeError, "^width must be a positive int"),
+    (lambda: smooth_box_mask(2, 4, 0, 0.5), ValueError, "^width must be > 0"),
+    (lambda: smooth_box_mask(2, 4, 4, 0.5, generator=1), TypeError, "^generator must be"),
+    (lambda: permutation_partners(3, generator=1), TypeError, "^generator must be"),
+    (lambda: mixup(X4.long(), X4.long(), 0.5), TypeError, "^x_a must be a floating"),
+    (lambda: mixup(X4, X4.long(), 0.5), TypeError, "^x_b must be a floating"),
+    (lambda: mixup([1.0], X4, 0.5), TypeError, "^x_a must be a torch.Tensor"),
+    (lambda: cutmix(X4[0], X4[0], 0.5), ValueError, "^x_a must have rank 4"),
+    (lambda: mask_mix(X4[0], X4[0], X4[0]), ValueError, "^x_a must have rank 4"),
+    (lambda: mixed_gan_loss(torch.zeros(2, dtype=torch.long), 0.5), TypeError,
+     "^logits must be a floating"),
+    (lambda: mixed_gan_loss([0.0, 1.0], 0.5), TypeError, "^logits must be a torch.Tensor"),
+    (lambda: mixed_gan_loss(torch.zeros(2, device="meta"), torch.ones(2)), ValueError,
+     "logits on meta, lam on cpu"),
+])
+def test_more_bad_inputs_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
