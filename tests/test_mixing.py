@@ -663,3 +663,50 @@ def test_mixup_keeps_a_float64_lam_exact():
 def test_more_bad_inputs_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_sample_lam_is_the_first_of_two_float64_gammas_over_their_sum():
+    # Beta(a, a) = G1 / (G1 + G2): the draws are reproducible only if the order and dtype are.
+    g = _seeded(3)
+    gammas = torch._standard_gamma(torch.full((2, 5), 0.7, dtype=torch.float64), generator=g)
+    want = (gammas[0] / (gammas[0] + gammas[1])).float()
+    h = _seeded(3)
+    assert torch.equal(sample_lam(0.7, 5, h), want)
+    assert torch.equal(h.get_state(), g.get_state())  # two gammas per value, no more
+
+
+def test_samplemix_defaults():
+    assert vars(SampleMix()) == dict(kinds=("mixup",), alpha=1.0, prob=1.0, switch_prob=0.5,
+                                     per_sample=False, partner="permutation", smoothing=0.1)
+
+
+@pytest.mark.parametrize("kinds", ["mixup", "cutmix", "srmix"])
+def test_samplemix_lam_is_float32_for_bf16_images(kinds):
+    x = torch.rand(4, 2, 8, 8).to(torch.bfloat16)
+    out = SampleMix(kinds)(x, generator=_seeded())
+    assert out.x.dtype == torch.bfloat16 and out.lam.dtype == torch.float32
+
+
+def test_lam_tensors_of_another_dtype_are_converted():
+    lam = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    target = mixup_target(Y2, flip_partners(2), lam, 3)
+    assert target.dtype == torch.float32
+    torch.testing.assert_close(target, torch.tensor([[0.25, 0.75, 0.0], [0.25, 0.75, 0.0]]))
+    assert mixed_gan_loss(torch.zeros(2), lam).dtype == torch.float32
+
+
+def test_samplemix_input_checks():
+    policy = SampleMix()
+    with pytest.raises(TypeError, match="^x must be a floating-point"):
+        policy(X4.long())
+    with pytest.raises(ValueError, match=r"^x must have rank >= 2 .*got shape \(3,\)"):
+        policy(torch.zeros(3), torch.zeros(3))
+    with pytest.raises(TypeError, match="^x_b must be a floating-point"):
+        policy(X4, X4.long())
+    with pytest.raises(TypeError, match="^kinds must be a name or a tuple .*got int"):
+        SampleMix(kinds=3)
+    with pytest.raises(TypeError, match="^per_sample must be a bool, got int"):
+        SampleMix(per_sample=1)
+    # with a partner batch given, one sample is enough
+    out = policy(X4[:1], X4[:1] + 1, generator=_seeded())
+    assert out.x.shape == (1, 1, 4, 4) and out.index is None
