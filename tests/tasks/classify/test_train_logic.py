@@ -266,3 +266,32 @@ def test_adversarial_inputs_are_the_cores_attack_on_the_true_label(adv):
     torch.testing.assert_close(got, expected)
     if adv is not None:
         assert (got - x).abs().max() > 0.01
+
+
+# --- the step's remaining wiring --------------------------------------------------------------
+
+
+def test_attack_closure_runs_the_forward_under_the_runs_autocast():
+    # --amp bf16: the attack must see the bf16 forward the training loss sees, not an fp32 one.
+    model, (x, y) = linear_model(), images()
+    stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=SimpleNamespace(amp="bf16"))
+    loss = Trainer._attack_loss(stub, y)(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(loss, F.cross_entropy(logits.float(), y, reduction="none"))
+    assert not torch.allclose(loss, F.cross_entropy(model(x), y, reduction="none"), atol=1e-5)
+
+
+def test_additive_adaptivemix_returns_the_clean_logits():
+    torch.manual_seed(0)
+    split = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh()), nn.Linear(5, K))
+    x, y = images()
+    am = AdaptiveMix(noise_std=0.0, mode="additive")
+    out = ClassifyTask(split, K, adaptivemix=am)(x, y, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out["logits"], split(x))  # accuracy is read from these
+
+
+def test_task_refuses_mixing_and_adaptivemix_together():
+    with pytest.raises(ValueError, match="^use either sample mixing or AdaptiveMix, not both$"):
+        ClassifyTask(linear_model(), K, mixer=SampleMix(), adaptivemix=AdaptiveMix())
