@@ -7,12 +7,18 @@ must widen ``D(real) - D(fake)`` for every loss. A swap of the real and fake ter
 and ``1 - lam`` in the mixed term, turns these directions round.
 """
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 from robustrep import losses
 from robustrep.adversarial import asgan_perturb, dat_perturb
+from robustrep.diffaugment import diff_augment
+from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
+                                  ensemble_real_loss)
+from robustrep.tasks.gan import steps
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.steps import (StepContext, d_inputs, d_loss_adv, d_loss_mix, d_penalties,
                                        d_step, g_step, r1_in_main_pass)
@@ -303,3 +309,284 @@ def test_adaptivemix_logits_and_shrinkage_enter_both_steps():
     torch.testing.assert_close(g_terms["g/total"], g_terms["g/adv"] + g_terms["g/am_shrink"])
     ctx.regs.am_g_shrink = False
     assert "g/am_shrink" not in g_step(ctx, B)
+
+
+# --- the StyleGAN2 schedule helpers, exact -----------------------------------------------------
+
+
+def sg2_cfg(**kw):
+    base = dict(arch="stylegan2", lazy_reg=None, r1_every=16, r1_gamma=1.0, pl_weight=None,
+                pl_every=None, pl_decay=None, pl_batch_shrink=None, style_mixing=None, amp="off")
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_ema_beta_is_a_half_life_in_images():
+    assert steps.ema_beta(64, 10**6, 20, None) == 0.5 ** (64 / 20_000)
+    assert steps.ema_beta(32, 1000, 10, 0.05) == 0.5 ** (32 / 50)  # ramp-up caps the half-life
+    assert steps.ema_beta(32, 10**6, 10, 0.05) == 0.5 ** (32 / 10_000)  # ramp-up over
+    assert steps.ema_beta(32, 0, 10, 0.05) == 0.0  # zero half-life: the first step copies G
+
+
+def test_lazy_ratio_and_adam_adjustment():
+    assert steps.lazy_ratio(1) == 1.0 and steps.lazy_ratio(4) == 0.8
+    kw = steps.lazy_adam_kwargs(0.01, (0.5, 0.9), 4)
+    assert kw == {"lr": 0.01 * 0.8, "betas": (0.5 ** 0.8, 0.9 ** 0.8)}
+
+
+def test_lazy_switches_and_intervals():
+    assert steps.lazy_enabled(sg2_cfg()) is True  # on by default for stylegan2
+    assert steps.lazy_enabled(sg2_cfg(arch="dcgan")) is False
+    assert steps.lazy_enabled(sg2_cfg(arch="dcgan", lazy_reg=True)) is True
+    assert steps.lazy_enabled(sg2_cfg(lazy_reg=False)) is False
+    ctx = SimpleNamespace(cfg=sg2_cfg(r1_every=1))
+    assert not steps.lazy_r1(ctx)  # every step: no separate R1 step
+    ctx.cfg.r1_every = 2
+    assert steps.lazy_r1(ctx)
+    ctx.cfg.lazy_reg = False
+    assert not steps.lazy_r1(ctx)
+    assert steps.pl_settings(sg2_cfg()) == (2.0, 4)
+    assert steps.pl_settings(sg2_cfg(pl_weight=0.5, pl_every=3)) == (0.5, 3)
+    assert steps.pl_settings(sg2_cfg(arch="dcgan", pl_weight=0.5)) == (0.0, 1)
+    assert steps.optimizer_intervals(sg2_cfg()) == (4, 16)
+    assert steps.optimizer_intervals(sg2_cfg(pl_every=2, r1_every=8)) == (2, 8)
+    assert steps.optimizer_intervals(sg2_cfg(arch="dcgan", lazy_reg=True, r1_every=8)) == (1, 8)
+    assert steps.optimizer_intervals(sg2_cfg(lazy_reg=False)) == (1, 1)
+
+
+class StyleG(nn.Module):
+    """A StyleGAN2-shaped G: ``mapping_mixed`` gives 2 ws of 3 dims, ``synthesis`` maps their
+    sum linearly to a 1x2x2 image, so the path-length gradient is ``A y`` for every w."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.z_dim = Z
+        self.mapping = nn.Linear(Z, 3)
+        self.A = nn.Parameter(torch.randn(3, 4))
+        self.register_buffer("pl_mean", torch.zeros(()))
+        self.calls = []
+
+    def mapping_mixed(self, z, style_mixing, generator):
+        self.calls.append((style_mixing, generator))
+        return self.mapping(z)[:, None].expand(-1, 2, -1)
+
+    def synthesis(self, ws):
+        return (ws.sum(1) @ self.A).view(-1, 1, 2, 2)
+
+
+def sg2_ctx(**cfg):
+    G = StyleG()
+    return StepContext(
+        cfg=sg2_cfg(**cfg), G=G, D=LinearD(), g_fn=G, d_fn=None,
+        opt_g=torch.optim.SGD(G.parameters(), lr=0.1), opt_d=None,
+        scaler=torch.amp.GradScaler("cpu", enabled=False), regs=None,
+        gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
+        device=torch.device("cpu"))
+
+
+def expected_pl(ctx, n, decay):
+    """Path length by hand: lengths ||A y|| (y ~ N(0, I) / sqrt(H W)), then the running mean."""
+    z = torch.randn(n, Z, generator=torch.Generator().set_state(ctx.gens["z"].get_state()))
+    y = torch.randn(n, 1, 2, 2, generator=torch.Generator().set_state(ctx.gens["reg"].get_state()))
+    grad = (y.flatten(1) / 2.0) @ ctx.G.A.detach().T  # d(img . y)/dw, the same for both ws
+    lengths = grad.norm(dim=1)
+    mean = ctx.G.pl_mean + decay * (lengths.mean() - ctx.G.pl_mean)
+    assert z.shape == (n, Z)
+    return ((lengths - mean) ** 2).mean(), mean
+
+
+def test_path_length_penalty_exact_with_core_defaults():
+    ctx = sg2_ctx()
+    want, mean = expected_pl(ctx, 8 // 2, 0.01)  # pl_batch_shrink 2, pl_decay 0.01
+    got = steps.path_length_penalty(ctx, 8)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(ctx.G.pl_mean, mean)
+    assert ctx.G.calls == [(0.9, ctx.gens["z"])]  # style mixing 0.9 from the z stream
+    ctx = sg2_ctx(pl_batch_shrink=4, pl_decay=0.5, style_mixing=0.3)
+    want, mean = expected_pl(ctx, 8 // 4, 0.5)
+    torch.testing.assert_close(steps.path_length_penalty(ctx, 8), want)
+    torch.testing.assert_close(ctx.G.pl_mean, mean)
+    assert ctx.G.calls[0][0] == 0.3
+    assert steps.path_length_penalty(sg2_ctx(pl_batch_shrink=16), 8).shape == ()  # n >= 1
+
+
+def test_g_reg_step_is_weight_times_interval_times_pl_on_its_schedule():
+    ctx = sg2_ctx(pl_weight=0.5, pl_every=3)
+    want, _ = expected_pl(ctx, 4, 0.01)
+    a_before = ctx.G.A.detach().clone()
+    terms = steps.g_reg_step(ctx, 8, iteration=6)
+    torch.testing.assert_close(terms["g/pl"], 0.5 * 3 * want)
+    assert not terms["g/pl"].requires_grad and not torch.equal(ctx.G.A, a_before)  # G stepped
+    assert steps.g_reg_step(ctx, 8, iteration=4) == {}  # off schedule
+    assert steps.g_reg_step(sg2_ctx(pl_weight=0.0), 8, iteration=0) == {}
+    assert steps.g_reg_step(sg2_ctx(arch="dcgan"), 8, iteration=0) == {}
+
+
+def test_stylegan_generate_maps_with_style_mixing():
+    ctx = sg2_ctx(style_mixing=0.25)
+    z = torch.randn(3, Z, generator=torch.Generator().set_state(ctx.gens["z"].get_state()))
+    out = steps.generate(ctx, 3)
+    torch.testing.assert_close(out, ctx.G.synthesis(ctx.G.mapping_mixed(z, 0.25, None)))
+    assert ctx.G.calls[0] == (0.25, ctx.gens["z"])
+
+
+# --- lazy R1 step, the iteration, and the wiring of the D and G steps --------------------------
+
+
+def test_lazy_r1_is_its_own_d_update_in_fp32():
+    ctx = make_ctx("ns", r1_gamma=3.0, r1_every=2, lazy_reg=True, amp="bf16")
+    set_d(ctx, w=(1.2, -1.6))
+    x_real = real_batch()
+    terms = steps.d_reg_step(ctx, x_real)
+    # R1 = 0.5 * gamma * every * ||w||^2 = 12 exactly in fp32 (bf16 would round w);
+    # its gradient 6 w moves w by lr * 6 w.
+    assert terms["d/r1"].item() == pytest.approx(12.0, rel=1e-6)
+    assert not terms["d/r1"].requires_grad
+    torch.testing.assert_close(ctx.D.net.weight, torch.tensor([[1.2, -1.6]]) * (1 - 0.05 * 6.0))
+    ctx.d_steps = 1
+    assert steps.d_reg_step(ctx, x_real) == {}  # not due
+    assert steps.d_reg_step(make_ctx("ns", r1_gamma=3.0, r1_every=2), x_real) == {}  # not lazy
+
+
+def test_d_step_with_lazy_r1_takes_it_only_in_its_own_step_and_counts_steps():
+    ctx = make_ctx("ns", r1_gamma=3.0, r1_every=2, lazy_reg=True)
+    set_d(ctx, w=(1.2, -1.6))
+    first = d_step(ctx, real_batch())
+    assert first["d/r1"].item() > 10.0  # ~12 at the weights the main update left
+    # the main total has no R1 in it: R1 was its own update
+    torch.testing.assert_close(first["d/total"], first["d/real"] + first["d/fake"])
+    second = d_step(ctx, real_batch())
+    assert "d/r1" not in second and ctx.d_steps == 2
+
+
+def test_train_iteration_is_n_dis_d_steps_then_one_g_step():
+    ctx = make_ctx("ns", n_dis=3)
+    batches = []
+
+    def next_real():
+        batches.append(real_batch())
+        return batches[-1]
+    terms = steps.train_iteration(ctx, next_real)
+    assert len(batches) == 3 and ctx.d_steps == 3
+    assert {"d/real", "d/fake", "d/total", "g/adv", "g/total"} <= set(terms)
+    assert "g/pl" not in terms
+
+
+def test_d_logits_uses_d_fn_unless_eager_and_r1_its_eager_d():
+    ctx = make_ctx("ns", r1_gamma=2.0)
+    set_d(ctx, w=(1.2, -1.6))
+    ctx.d_fn = lambda x: 3 * ctx.D(x)  # stands for a compiled D that differs
+    x = real_batch()
+    torch.testing.assert_close(steps.d_logits(ctx, x)[0], 3 * ctx.D(x))
+    torch.testing.assert_close(steps.d_logits(ctx, x, eager=True)[0], ctx.D(x))
+    # R1 of its own pass differentiates the eager D: 0.5 * 2 * ||w||^2 = 4
+    assert steps.r1_term(ctx, x).item() == pytest.approx(4.0)
+    assert set(d_loss_adv(ctx, d_inputs(ctx, x, fakes_of_next_step(ctx)))) == {"d/real", "d/fake"}
+
+
+def test_augment_applies_diffaugment_with_the_reg_stream():
+    ctx = make_ctx("ns")
+    x = torch.rand(4, 3, 8, 8)
+    assert steps.augment(ctx, x) is x  # off: untouched
+    ctx.cfg.diffaugment = "color,translation"
+    gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
+    want = diff_augment(x, "color,translation", generator=gen)
+    torch.testing.assert_close(steps.augment(ctx, x), want)
+    assert torch.equal(ctx.gens["reg"].get_state(), gen.get_state())
+
+
+class BnD(nn.Module):
+    """A D with batch statistics: the attacks must not move its running stats."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+@pytest.mark.parametrize("reg", ["dat", "asgan"])
+def test_attacks_in_d_inputs_keep_ds_batch_statistics(reg):
+    ctx = make_ctx("ns", reg=reg, asgan_steps=2)
+    ctx.D = BnD().train()
+    ctx.d_fn = ctx.D
+    before = {k: v.clone() for k, v in ctx.D.state_dict().items()}
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    inp = d_inputs(ctx, x_real, x_fake)
+    for k, v in ctx.D.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert inp.clean_real is x_real
+    if reg == "asgan":  # two steps: a random start from the reg stream
+        gen = torch.Generator().manual_seed(2)
+        want = asgan_perturb(ctx.D, x_real, loss="ns", steps=2, input_range=None, generator=gen)
+        torch.testing.assert_close(inp.real, want)
+
+
+def test_free_mode_attaches_and_updates_the_carried_perturbation():
+    ctx = make_ctx("hinge", reg="asgan", asgan_free=True, asgan_eps=0.1)
+    set_d(ctx)
+    x_real = real_batch()
+    inp = d_inputs(ctx, x_real, fakes_of_next_step(ctx))
+    assert inp.free_leaf is inp.real and inp.clean_real is x_real and inp.real.requires_grad
+    d_step(ctx, x_real)
+    # one step ascends the real hinge loss: reals move by -eps * sign(w) = (-0.1, +0.1)
+    torch.testing.assert_close(ctx.regs.free.delta, torch.tensor([[-0.1, 0.1]]).expand(B, 2))
+
+
+def test_mix_weight_scales_only_the_added_mixed_term():
+    values = {}
+    for mode in ("add", "replace"):
+        ctx = make_ctx("ns", reg="mixup", mix_mode=mode, mix_weight=0.25)
+        set_d(ctx)
+        values[mode] = d_loss_mix(ctx, real_batch(), fakes_of_next_step(ctx))["d/mix"]
+    torch.testing.assert_close(values["add"], 0.25 * values["replace"])
+
+
+class EnsembleD(nn.Module):
+    """Three linear members on 2-D points: ``[B, 3]`` logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.net.weight.copy_(torch.tensor([[0.8, -0.6], [0.3, 0.4], [-1.2, 1.6]]))
+            self.net.bias.copy_(torch.tensor([0.1, -0.2, 0.0]))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize("kind", losses.LOSSES)
+def test_ensemble_terms_are_the_cores_ensemble_losses(kind):
+    ctx = make_ctx(kind, reg="mixup", r1_gamma=2.0, gp_weight=10.0)
+    ctx.D = ctx.d_fn = EnsembleD()
+    ctx.regs.ensemble = True
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    lr, lf = ctx.D(x_real), ctx.D(x_fake)
+    terms = d_loss_adv(ctx, d_inputs(ctx, x_real, x_fake))
+    torch.testing.assert_close(terms["d/real"], ensemble_real_loss(lr, kind))
+    torch.testing.assert_close(terms["d/fake"], ensemble_fake_loss(lf, kind))
+    gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
+    mixed = ctx.regs.mix(x_real, x_b=x_fake, generator=gen)
+    want = ctx.regs.mix_weight * ensemble_mixed_loss(ctx.D(mixed.x), mixed.lam, kind)
+    torch.testing.assert_close(d_loss_mix(ctx, x_real, x_fake)["d/mix"], want)
+    # R1 on the members' summed logit: its input gradient is the summed weight (-0.1, 1.4)
+    assert steps.r1_term(ctx, x_real).item() == pytest.approx(0.5 * 2.0 * (0.01 + 1.96))
+    g_terms = steps.g_loss_adv(ctx, x_fake)
+    torch.testing.assert_close(g_terms["g/adv"], ensemble_g_loss(lf, kind))
+    if kind == "wasserstein":  # GP of the summed logit: (||(-0.1, 1.4)|| - 1)^2
+        gp = d_penalties(ctx, x_real, x_fake, r1=False)["d/gp"]
+        assert gp.item() == pytest.approx(10.0 * ((0.01 + 1.96) ** 0.5 - 1) ** 2, rel=1e-5)
+
+
+def test_adaptivemix_shrinkage_of_both_sides_and_clean_reals_in_add_mode():
+    ctx = make_ctx("ns", reg="adaptivemix,asgan", am_noise_std=0.0, asgan_mode="add")
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    inp = d_inputs(ctx, x_real, x_fake)
+    gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
+    terms = d_loss_adv(ctx, inp)
+    am = ctx.regs.adaptivemix
+    want = sum(am(ctx.D, x, generator=gen)["loss"] for x in (inp.real, inp.fake, x_real))
+    torch.testing.assert_close(terms["d/am_shrink"], want)
