@@ -273,7 +273,7 @@ def test_free_perturbation_resizes_with_the_batch():
     torch.testing.assert_close(big[:B], (x + 0.1).clamp(0, 1))
     other = free.attach(torch.rand(2, 5))  # another per-sample shape restarts from zero
     assert torch.equal(free.delta, torch.zeros(2, 5)) and other.shape == (2, 5)
-    with pytest.raises(ValueError, match="x_adv.grad is None"):
+    with pytest.raises(ValueError, match="^x_adv.grad is None: pass the tensor returned by attach"):
         free.update(other)
     free.reset()
     assert free.state_dict() == {"delta": None}
@@ -323,13 +323,13 @@ def test_other_bad_inputs():
         pgd(ce(model, y), x, 0.1, model=classifier().to("meta"))
     with pytest.raises(ValueError, match="same device"):
         asgan_perturb(linear_d().to("meta"), x)
-    with pytest.raises(ValueError, match="does not depend on x"):
+    with pytest.raises(ValueError, match="^loss_fn\\(x\\) does not depend on x$"):
         pgd(lambda v: model[1].weight.sum().expand(B), x, 0.1)
     with pytest.raises(ValueError, match="t must be >= 0"):
         dat_perturb(d, x, x, t=-1.0)
-    with pytest.raises(ValueError, match="per-sample shape"):
+    with pytest.raises(ValueError, match="^x_real and x_fake must have the same per-sample shape"):
         dat_perturb(d, x, x.flatten(1))
-    with pytest.raises(ValueError, match="loss"):
+    with pytest.raises(ValueError, match="^loss must be one of"):
         asgan_perturb(d, x, loss="bce")
     with pytest.raises(ValueError, match="norm"):
         FreePerturbation(0.1, norm="l3")
@@ -635,6 +635,19 @@ def test_asgan_defaults_are_one_fgsm_step_of_0_05():
     d = linear_d(weight=0.1)
     x, _ = batch(low=-0.5, high=0.5)
     torch.testing.assert_close(asgan_perturb(d, x), x - 0.05)
+    # in L2 too: one step of exactly eps along -w / ||w|| (a random start would show)
+    torch.testing.assert_close(asgan_perturb(d, x, norm="l2"), x - 0.05 / 12 ** 0.5)
+
+
+def test_classes_clamp_to_their_input_range():
+    # pushed past the edge of (-1.5, 1.5): the class's range must clamp them
+    d = linear_d(weight=0.5)
+    real, fake = DAT(eps=0.3, input_range=(-1.5, 1.5))(d, torch.full((B, 3, 2, 2), 1.45),
+                                                        torch.full((B, 3, 2, 2), 1.4))
+    assert fake.max() == 1.5 and torch.allclose(real, torch.full_like(real, 1.15))
+    x_adv = ASGAN(eps=0.3, input_range=(-1.5, 1.5))(linear_d(weight=-0.5),
+                                                     torch.full((B, 3, 2, 2), 1.4))
+    assert torch.equal(x_adv, torch.full_like(x_adv, 1.5))
 
 
 @pytest.mark.parametrize("steps", [2, 3])
@@ -700,9 +713,9 @@ def test_dat_needs_a_gradient_on_both_sides():
     w = d[1].weight
     # the real batch (4 samples) is scored without looking at it; the fakes (8) through D
     d_fn = lambda v: d(v) if v.shape[0] == B else w.sum().expand(v.shape[0], 1)  # noqa: E731
-    with pytest.raises(ValueError, match="must depend on x"):
+    with pytest.raises(ValueError, match="^d_fn\\(x\\) must depend on x with grad for both"):
         dat_perturb(d_fn, x[:4], x)
-    with pytest.raises(ValueError, match="must depend on x"):
+    with pytest.raises(ValueError, match="^d_fn\\(x\\) must depend on x with grad for both"):
         dat_perturb(lambda v: w.sum().expand(v.shape[0], 1), x, x)
 
 
@@ -789,8 +802,8 @@ def test_attack_argument_names_start_the_message():
         pgd(ce(model, y), x, 0.1, generator=1)
     with pytest.raises(TypeError, match="^generator must be a torch.Generator"):
         fgsm(ce(model, y), x, 0.1, generator=1)  # refused even without a random start
-    with pytest.raises(TypeError, match="^loss_fn must be callable, got NoneType"):
-        pgd(None, x, 0.1)
+    with pytest.raises(TypeError, match="^loss_fn must be callable, got int"):
+        pgd(3, x, 0.1)
     with pytest.raises(TypeError, match="^model must be an nn.Module or None, got str"):
         pgd(ce(model, y), x, 0.1, model="net")
     with pytest.raises(ValueError, match="^x must lie in input_range"):
@@ -867,7 +880,7 @@ def test_free_perturbation_update_needs_a_matching_attach():
         FreePerturbation(0.1).update(_with_grad(x))
     free = FreePerturbation(0.1)
     free.attach(x[:3])
-    with pytest.raises(ValueError, match="call attach"):  # a larger batch than the held delta
+    with pytest.raises(ValueError, match=r"holds \(3, 3, 2, 2\); call attach"):  # larger batch
         free.update(_with_grad(x))
     free.attach(x)
     with pytest.raises(ValueError, match="call attach"):  # another per-sample shape
