@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustrep.adversarial import (ASGAN, DAT, FGSM, PGD, FreePerturbation, asgan_perturb,
+from robustrep.adversarial import (ASGAN, DAT, FGSM, NORMS, PGD, FreePerturbation, asgan_perturb,
                                    classifier_loss,
                                    dat_perturb, fgsm, pgd, preserve_bn_stats)
 from robustrep.losses import LOSSES, loss_real
@@ -923,3 +923,16 @@ def test_free_perturbation_state_round_trip_and_bad_state():
         free.load_state_dict([("delta", None)])
     assert repr(free) == "FreePerturbation(eps=0.1, step_size=0.1, norm='linf', " \
                          "input_range=(0.0, 1.0))"
+
+
+def test_random_starts_and_carried_perturbations_live_on_the_inputs_device():
+    # meta stands in for an accelerator: a start drawn on the CPU would not add to the input.
+    x = torch.zeros(4, 3, 2, 2, device="meta")
+    loss = lambda v: v.flatten(1).sum(1)  # noqa: E731
+    for norm in NORMS:
+        assert pgd(loss, x, 0.1, steps=1, norm=norm, input_range=None).device.type == "meta"
+        assert fgsm(loss, x, 0.1, norm=norm, random_start=True,
+                    input_range=None).device.type == "meta"
+    free = FreePerturbation(0.1, input_range=None)
+    free.load_state_dict({"delta": torch.zeros(4, 3, 2, 2)})  # a CPU checkpoint
+    assert free.attach(x).device.type == "meta" and free.delta.device.type == "meta"
