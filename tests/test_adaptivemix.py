@@ -382,3 +382,11 @@ def test_everything_is_drawn_on_the_inputs_device(partner, per_sample):
     assert {v.device.type for v in out.values()} == {"meta"}
     out = adaptivemix(model, x, 0.5, torch.arange(4, device="meta"), noise_std=0.1)
     assert {v.device.type for v in out.values()} == {"meta"}
+
+
+def test_a_generator_on_another_device_is_refused():
+    model = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 4)), nn.Linear(4, 1))
+    x = torch.zeros(4, 3, 2, 2, device="meta")
+    with pytest.raises(ValueError, match="^generator is on cpu but the tensors are on meta"):
+        adaptivemix(model.to("meta"), x, 0.5, torch.arange(4, device="meta"), noise_std=0.1,
+                    generator=torch.Generator())

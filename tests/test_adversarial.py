@@ -936,3 +936,9 @@ def test_random_starts_and_carried_perturbations_live_on_the_inputs_device():
     free = FreePerturbation(0.1, input_range=None)
     free.load_state_dict({"delta": torch.zeros(4, 3, 2, 2)})  # a CPU checkpoint
     assert free.attach(x).device.type == "meta" and free.delta.device.type == "meta"
+
+
+def test_a_generator_on_another_device_is_refused():
+    x = torch.zeros(4, 3, 2, 2, device="meta")
+    with pytest.raises(ValueError, match="^generator is on cpu but the tensors are on meta"):
+        pgd(lambda v: v.flatten(1).sum(1), x, 0.1, input_range=None, generator=torch.Generator())

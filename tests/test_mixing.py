@@ -542,8 +542,11 @@ def _smooth_profile(size, side, u, ramp, fine=4000):
 def test_smooth_box_mask_is_a_blurred_box_reflected_at_the_border(smoothing):
     n, h, w = 24, 8, 6
     lam = torch.cat([torch.rand(n - 4, generator=_seeded(3)), torch.tensor([0.97, 0.97, 0.9, 0.0])])
-    mask = smooth_box_mask(n, h, w, lam, smoothing, generator=_seeded(4))
-    u = torch.rand(2, n, generator=_seeded(4))
+    g = _seeded(4)
+    mask = smooth_box_mask(n, h, w, lam, smoothing, generator=g)
+    replay = _seeded(4)
+    u = torch.rand(2, n, generator=replay)
+    assert torch.equal(g.get_state(), replay.get_state())  # two uniforms per sample, no more
     for i in range(n):
         ratio = (1 - float(lam[i])) ** 0.5
         rows = _smooth_profile(h, ratio * h, float(u[0, i]), smoothing * h)
@@ -710,3 +713,19 @@ def test_samplemix_input_checks():
     # with a partner batch given, one sample is enough
     out = policy(X4[:1], X4[:1] + 1, generator=_seeded())
     assert out.x.shape == (1, 1, 4, 4) and out.index is None
+
+
+@pytest.mark.parametrize("call", [
+    lambda g: box_mask(2, 4, 4, 0.5, generator=g, device="meta"),
+    lambda g: smooth_box_mask(2, 4, 4, 0.5, generator=g, device="meta"),
+    lambda g: permutation_partners(3, generator=g, device="meta"),
+    lambda g: sample_lam(1.0, 3, generator=g, device="meta"),
+])
+def test_a_generator_on_another_device_is_refused(call):
+    # a CPU generator cannot draw on the accelerator (meta stands in for it)
+    with pytest.raises(ValueError, match="^generator is on cpu but the tensors are on meta"):
+        call(torch.Generator())
+
+
+def test_srmix_mask_follows_lams_device():
+    assert smooth_box_mask(2, 4, 4, torch.ones(2, device="meta")).device.type == "meta"
