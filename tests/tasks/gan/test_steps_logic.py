@@ -329,6 +329,7 @@ def test_ema_beta_is_a_half_life_in_images():
 
 def test_lazy_ratio_and_adam_adjustment():
     assert steps.lazy_ratio(1) == 1.0 and steps.lazy_ratio(4) == 0.8
+    assert steps.lazy_ratio(2) == 2 / 3
     kw = steps.lazy_adam_kwargs(0.01, (0.5, 0.9), 4)
     assert kw == {"lr": 0.01 * 0.8, "betas": (0.5 ** 0.8, 0.9 ** 0.8)}
 
@@ -355,7 +356,7 @@ def test_lazy_switches_and_intervals():
 
 class StyleG(nn.Module):
     """A StyleGAN2-shaped G: ``mapping_mixed`` gives 2 ws of 3 dims, ``synthesis`` maps their
-    sum linearly to a 1x2x2 image, so the path-length gradient is ``A y`` for every w."""
+    sum linearly to a 1x1x4 image, so the path-length gradient is ``A y`` for every w."""
 
     def __init__(self):
         super().__init__()
@@ -364,14 +365,15 @@ class StyleG(nn.Module):
         self.mapping = nn.Linear(Z, 3)
         self.A = nn.Parameter(torch.randn(3, 4))
         self.register_buffer("pl_mean", torch.zeros(()))
-        self.calls = []
+        self.calls, self.sizes = [], []
 
     def mapping_mixed(self, z, style_mixing, generator):
         self.calls.append((style_mixing, generator))
         return self.mapping(z)[:, None].expand(-1, 2, -1)
 
     def synthesis(self, ws):
-        return (ws.sum(1) @ self.A).view(-1, 1, 2, 2)
+        self.sizes.append(ws.shape[0])
+        return (ws.sum(1) @ self.A).view(-1, 1, 1, 4)
 
 
 def sg2_ctx(**cfg):
@@ -387,7 +389,7 @@ def sg2_ctx(**cfg):
 def expected_pl(ctx, n, decay):
     """Path length by hand: lengths ||A y|| (y ~ N(0, I) / sqrt(H W)), then the running mean."""
     z = torch.randn(n, Z, generator=torch.Generator().set_state(ctx.gens["z"].get_state()))
-    y = torch.randn(n, 1, 2, 2, generator=torch.Generator().set_state(ctx.gens["reg"].get_state()))
+    y = torch.randn(n, 1, 1, 4, generator=torch.Generator().set_state(ctx.gens["reg"].get_state()))
     grad = (y.flatten(1) / 2.0) @ ctx.G.A.detach().T  # d(img . y)/dw, the same for both ws
     lengths = grad.norm(dim=1)
     mean = ctx.G.pl_mean + decay * (lengths.mean() - ctx.G.pl_mean)
@@ -407,7 +409,9 @@ def test_path_length_penalty_exact_with_core_defaults():
     torch.testing.assert_close(steps.path_length_penalty(ctx, 8), want)
     torch.testing.assert_close(ctx.G.pl_mean, mean)
     assert ctx.G.calls[0][0] == 0.3
-    assert steps.path_length_penalty(sg2_ctx(pl_batch_shrink=16), 8).shape == ()  # n >= 1
+    ctx = sg2_ctx(pl_batch_shrink=16)  # 8 // 16 = 0: still one sample
+    want, _ = expected_pl(ctx, 1, 0.01)
+    torch.testing.assert_close(steps.path_length_penalty(ctx, 8), want)
 
 
 def test_g_reg_step_is_weight_times_interval_times_pl_on_its_schedule():
@@ -590,3 +594,77 @@ def test_adaptivemix_shrinkage_of_both_sides_and_clean_reals_in_add_mode():
     am = ctx.regs.adaptivemix
     want = sum(am(ctx.D, x, generator=gen)["loss"] for x in (inp.real, inp.fake, x_real))
     torch.testing.assert_close(terms["d/am_shrink"], want)
+
+
+def test_train_iteration_takes_path_length_on_the_g_step_schedule():
+    G = StyleG()
+    D = nn.Sequential(nn.Flatten(), nn.Linear(4, 1), nn.Flatten(0))
+    cfg = sg2_cfg(loss="ns", diffaugment=None, gp_weight=0.0, r1_gamma=0.0, n_dis=2,
+                  pl_weight=1.0, pl_every=2)
+    ctx = StepContext(
+        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=torch.optim.SGD(G.parameters(), lr=0.01),
+        opt_d=torch.optim.SGD(D.parameters(), lr=0.01),
+        scaler=torch.amp.GradScaler("cpu", enabled=False), regs=build_regs(tiny_config("grid-mlp")),
+        gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
+        device=torch.device("cpu"))
+    real = lambda: torch.rand(6, 1, 1, 4)  # noqa: E731
+    logged = []
+    for _ in range(3):  # G steps 0, 1, 2: path length on 0 and 2
+        logged.append("g/pl" in steps.train_iteration(ctx, real))
+    assert logged == [True, False, True] and ctx.d_steps == 6
+    # per iteration: two D steps' fakes (6 each), the G step's fakes (6) and PL's 6 // 2
+    assert G.sizes[:4] == [6, 6, 6, 3]
+
+
+def test_mix_mode_replace_without_a_mix_keeps_the_adversarial_terms():
+    ctx = make_ctx("ns", mix_mode="replace", asgan_mode="add")
+    terms = d_step(ctx, real_batch())
+    assert {"d/real", "d/fake"} <= set(terms) and "d/real_clean" not in terms
+
+
+@pytest.mark.parametrize("kind", losses.LOSSES)
+def test_g_loss_is_the_kinds_generator_loss(kind):
+    ctx = make_ctx(kind)
+    set_d(ctx)
+    x_fake = fakes_of_next_step(ctx)
+    torch.testing.assert_close(steps.g_loss_adv(ctx, x_fake)["g/adv"],
+                               losses.g_loss(ctx.D(x_fake), kind).mean())
+
+
+def test_gradient_penalty_draws_from_the_reg_stream_at_any_weight():
+    ctx = make_ctx("wasserstein", gp_weight=0.5)
+    torch.manual_seed(0)
+    ctx.D = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1), nn.Flatten(0))
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
+    want = 0.5 * losses.gradient_penalty(ctx.D, x_real, x_fake, generator=gen).mean()
+    torch.testing.assert_close(d_penalties(ctx, x_real, x_fake)["d/gp"], want)
+
+
+class TanhSplitD(SplitD):
+    """SplitD with a non-linear trunk, so AdaptiveMix's shrinkage depends on its draws."""
+
+    def features(self, x):
+        return torch.tanh(3 * self.trunk(x))
+
+
+def test_adaptivemix_in_d_draws_from_the_reg_stream():
+    ctx = make_ctx("ns", reg="adaptivemix", am_noise_std=0.0)
+    ctx.D = ctx.d_fn = TanhSplitD()
+    x = real_batch()
+    gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
+    logits, extra = steps.d_logits(ctx, x)
+    want = ctx.regs.adaptivemix(ctx.D, x, generator=gen)
+    torch.testing.assert_close(extra["shrink"], want["loss"])
+    torch.testing.assert_close(logits, want["logits"])
+
+
+def test_lazy_r1_step_leaves_parameters_it_does_not_reach_without_a_gradient():
+    # R1 does not reach D's bias: with Adam, a zeroed (not None) grad would still move it.
+    ctx = make_ctx("ns", r1_gamma=1.0, r1_every=2, lazy_reg=True, amp="bf16")
+    ctx.opt_d = torch.optim.Adam(ctx.D.parameters(), lr=0.01)
+    set_d(ctx)
+    d_step(ctx, real_batch())  # main step, then the R1 step (due at step 0)
+    assert ctx.D.net.bias.grad is None and ctx.D.net.weight.grad is not None
+    assert ctx.opt_d.state[ctx.D.net.bias]["step"] == 1
+    assert ctx.opt_d.state[ctx.D.net.weight]["step"] == 2
