@@ -668,6 +668,19 @@ def test_asgan_multi_step_is_pgd_with_random_start_on_loss_real(steps):
     torch.testing.assert_close(got, want)
 
 
+def test_asgan_one_step_is_eps_long_even_from_a_random_start():
+    # steps=1 means an FGSM step of eps; PGD's default (2.5 eps) would always reach the edge.
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
+    x, _ = batch(low=-0.5, high=0.5)
+    got = asgan_perturb(d, x, eps=0.1, random_start=True,
+                        generator=torch.Generator().manual_seed(1))
+    want = pgd(lambda v: loss_real(d(v), "ns"), x, 0.1, step_size=0.1, steps=1,
+               input_range=(-1.0, 1.0), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, want)
+    assert (got - x).abs().amin() < 0.09  # some pixels end inside the ball
+
+
 @pytest.mark.parametrize("steps,error", [(-1, ValueError), ("2", TypeError)])
 def test_asgan_bad_steps_are_named(steps, error):
     with pytest.raises(error, match="^steps must be"):
