@@ -364,6 +364,7 @@ class StyleG(nn.Module):
         self.z_dim = Z
         self.mapping = nn.Linear(Z, 3)
         self.A = nn.Parameter(torch.randn(3, 4))
+        self.bias = nn.Parameter(torch.zeros(4))  # moves the image, not its gradient in w
         self.register_buffer("pl_mean", torch.zeros(()))
         self.calls, self.sizes = [], []
 
@@ -373,7 +374,7 @@ class StyleG(nn.Module):
 
     def synthesis(self, ws):
         self.sizes.append(ws.shape[0])
-        return (ws.sum(1) @ self.A).view(-1, 1, 1, 4)
+        return (ws.sum(1) @ self.A + self.bias).view(-1, 1, 1, 4)
 
 
 def sg2_ctx(**cfg):
@@ -602,7 +603,7 @@ def test_train_iteration_takes_path_length_on_the_g_step_schedule():
     cfg = sg2_cfg(loss="ns", diffaugment=None, gp_weight=0.0, r1_gamma=0.0, n_dis=2,
                   pl_weight=1.0, pl_every=2)
     ctx = StepContext(
-        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=torch.optim.SGD(G.parameters(), lr=0.01),
+        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=torch.optim.Adam(G.parameters(), lr=0.01),
         opt_d=torch.optim.SGD(D.parameters(), lr=0.01),
         scaler=torch.amp.GradScaler("cpu", enabled=False), regs=build_regs(tiny_config("grid-mlp")),
         gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
@@ -614,6 +615,10 @@ def test_train_iteration_takes_path_length_on_the_g_step_schedule():
     assert logged == [True, False, True] and ctx.d_steps == 6
     # per iteration: two D steps' fakes (6 each), the G step's fakes (6) and PL's 6 // 2
     assert G.sizes[:4] == [6, 6, 6, 3]
+    # the path-length step does not reach G's output bias: it keeps no gradient there, so Adam
+    # moves the bias on the three G steps only (a zeroed gradient would count as a step)
+    assert G.bias.grad is None
+    assert ctx.opt_g.state[G.bias]["step"] == 3 and ctx.opt_g.state[G.A]["step"] == 5
 
 
 def test_mix_mode_replace_without_a_mix_keeps_the_adversarial_terms():
