@@ -54,11 +54,9 @@ from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
-from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
-from robustrep.tasks.common.sinks import make_sinks
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, open_run, resumed
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
@@ -346,27 +344,15 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     """Create (or reopen, with ``resume``) the run folder and a trainer at the right step."""
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
-    check_writable(run.path, "run folder")
-    latest = ckpt.latest_checkpoint(run.checkpoints)
-    if resume and latest is None:
-        raise CheckpointError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not exist")
-    if not resume and latest is not None:
-        raise RunFolderError(f"{run.path} already holds a run; pass --resume to continue it or "
-                             f"choose another --out")
+    latest = check_run_folder(run.path, resume)
     trainer = Trainer(cfg, run, info)  # builds (and scans) the data before the folder is made
-    if info.is_main:
-        run.create()
-        trainer.lock = run.lock()
-        run.sinks = make_sinks(cfg.log, run.path)
+    if info.is_main:  # the config has the data's fields now
+        trainer.lock = open_run(run, to_dict(cfg), resume, cfg.log)
     try:
         if resume:
             trainer.resume_from(latest)  # validated: only now may the run folder change
-        elif info.is_main:
-            run.check_fresh(to_dict(cfg))
-            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
-        if info.is_main:
-            run.write_config(to_dict(cfg))
-            run.truncate_metrics(trainer.step)
+            if info.is_main:
+                resumed(run, to_dict(cfg), trainer.step)
     except BaseException:
         if trainer.lock is not None:
             trainer.lock.release()

@@ -41,14 +41,13 @@ from robustrep.tasks.common.config import to_dict
 from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, barrier,
                                                 broadcast_module, broadcast_object, cleanup,
                                                 init_distributed)
-from robustrep.tasks.common.errors import (CheckpointError, DataError, RunFolderError,
-                                           TrainingDiverged)
+from robustrep.tasks.common.errors import DataError, TrainingDiverged
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable, default_run_path
+from robustrep.tasks.common.rundir import (RunDir, check_run_folder, default_run_path, open_run,
+                                          resumed)
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
-from robustrep.tasks.common.sinks import make_sinks
 from robustrep.tasks.common.training import TrainerBase
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
@@ -157,14 +156,6 @@ class Trainer(TrainerBase):
         ctx.d_steps = state["d_steps"]
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self._consumed = state["consumed"]
-
-    def resume(self) -> None:
-        """Load and validate ``latest.pt``; nothing in the run folder changes before it passed."""
-        path = ckpt.latest_checkpoint(self.run.checkpoints)
-        if path is None:
-            raise CheckpointError(f"cannot resume {self.run.path}: no checkpoint at "
-                                  f"{self.run.checkpoints / ckpt.LATEST}")
-        self.resume_from(path)
 
     # -- logs, evaluation -----------------------------------------------------------------------
 
@@ -301,47 +292,12 @@ def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_path(cfg: GanConfig, resume: str | Path | None) -> Path:
-    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one; checked writable
-    (nothing is created yet)."""
-    path = _resume_path(resume) if resume is not None else _new_run_path(cfg)
-    return check_writable(path, "run folder")
-
-
-def open_run(path: Path, cfg: GanConfig, fresh: bool) -> tuple[RunDir, RunLock]:
-    """Create and lock the run folder (rank 0); a fresh run writes its config now, a resumed
-    one only after its checkpoint has been validated (see :func:`train`)."""
-    run = RunDir(path).create()
-    lock = run.lock()
-    try:
-        if fresh:
-            if ckpt.latest_checkpoint(run.checkpoints) is not None:  # made since run_path looked
-                raise RunFolderError(f"{path} already holds a run; continue it with --resume "
-                                     f"{path} or pass another --out")
-            run.check_fresh(to_dict(cfg))
-            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
-            run.write_config(to_dict(cfg))
-    except BaseException:
-        lock.release()
-        raise
-    return run, lock
-
-
-def _resume_path(resume: str | Path) -> Path:
-    path = Path(resume)
-    if ckpt.latest_checkpoint(path / "checkpoints") is None:
-        raise CheckpointError(f"cannot resume {path}: no checkpoint at "
-                              f"{path / 'checkpoints' / ckpt.LATEST}")
-    return path
-
-
-def _new_run_path(cfg: GanConfig) -> Path:
+    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one."""
+    if resume is not None:
+        return Path(resume)
     if cfg.out is None:
         return default_run_path("runs", "gan", f"{cfg.preset}-{cfg.reg.replace(',', '+')}")
-    path = Path(cfg.out)
-    if ckpt.latest_checkpoint(path / "checkpoints") is not None:
-        raise RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
-                        f"pass another --out")
-    return path
+    return Path(cfg.out)
 
 
 def check_batch(data: GanData, batch_size: int) -> None:
@@ -357,19 +313,18 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
     lock = None
     try:
         path = run_path(cfg, resume) if dist.is_main else None
+        if dist.is_main:
+            check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
-        if dist.is_main:
-            run, lock = open_run(path, cfg, fresh=resume is None)
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
-            run.sinks = make_sinks(cfg.log, run.path)
+            lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
         trainer = Trainer(cfg, run, dist, data, show_progress)
         if resume is not None:
-            trainer.resume()  # validated: only now may the run folder change
-            if dist.is_main:
-                run.write_config(to_dict(cfg))
-                run.truncate_metrics(trainer.step)
+            trainer.resume_from(ckpt.latest_checkpoint(run.checkpoints))
+            if dist.is_main:  # validated: only now may the run folder change
+                resumed(run, to_dict(cfg), trainer.step)
             trainer.last_metrics = _last_eval(run.read_metrics())
             trainer.last_eval_step = trainer.last_metrics.get("step")
             _restart_clock(run)
