@@ -36,7 +36,7 @@ from robustrep.corruptions import CORRUPTIONS, SEVERITIES, corrupt, mean_corrupt
 from robustrep.data.cifar_c import CIFAR_C_CORRUPTIONS, cifar_c, cifar_c_files
 from robustrep.metrics.classification import accuracy, expected_calibration_error, nll
 from robustrep.metrics.robust import ATTACKS, eps_text, robust_accuracy
-from robustrep.tasks.common import distributed as dist
+from robustrep.tasks.common import runtime
 from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
 from robustrep.tasks.common.progress import progress
@@ -250,7 +250,7 @@ def evaluate_run(run: str | Path, eps: float | None = None,
 
     from robustrep.tasks.common.rundir import check_writable
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
-    dev = dist.resolve_device(device)
+    dev = runtime.resolve_device(device)
     model, config = load_run(run, dev, use_ema=use_ema)
     if cifar_c_root is not None:
         _check_cifar_c(config.get("dataset"), cifar_c_root)

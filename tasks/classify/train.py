@@ -20,13 +20,13 @@ Adversarial examples are made from the clean batch and then mixed when both are 
 
 Runs are exactly resumable on CPU: the batch order is a function of the step, every random draw
 of a step comes from one ``torch.Generator`` saved with the checkpoint, and the checkpoint holds
-model, optimizer, schedule, EMA, AMP scaler, the free perturbation and every RNG state.
+model, optimizer, EMA, AMP scaler, the free perturbation and every RNG state (the schedule is a
+function of the step).
 
-Divergence: each step's loss is checked on the device (a flag, no host synchronisation); the
-flag is read at every log, evaluation and checkpoint step and at the end. A NaN or inf loss stops
-the run with :class:`TrainingDiverged` naming the first bad step and the last good checkpoint
-(exit code 1, like the GAN program), and ``save_checkpoint`` refuses non-finite weights, so no
-checkpoint ever holds them and the rotation never drops the last good one.
+Divergence, as in the GAN program (``tasks/common/training.py``): the loss terms are checked on
+the device and read at every log, evaluation and checkpoint; a NaN or inf stops the run (exit
+code 1) naming the first bad step and term and the last good checkpoint, and no checkpoint ever
+holds non-finite weights. Logged losses are the means since the last log.
 
 Run safety: the run folder is locked for the run's life (``RunDir.lock``), the output folder is
 checked for writability and the data scanned before training, and on ``--resume`` the
@@ -54,11 +54,10 @@ from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
-from robustrep.tasks.common.errors import (CheckpointError, RunFolderError, TrainingDiverged)
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable
-from robustrep.tasks.common.sinks import make_sinks
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, open_run, resumed
+from robustrep.tasks.common.training import TrainerBase
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
 from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
@@ -147,8 +146,9 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     pytorch-image-models): no weight decay on biases and normalisation parameters, and a schedule
     stepped per optimizer update (``step_update``). Cosine decays to 0 over all ``--steps``, the
     first ``warmup_steps`` of which are replaced by a linear warm-up from ``lr / warmup_steps``
-    (timm's convention, ``warmup_prefix=False``). The schedule is a function of the step alone, so
-    a resume rebuilds it from the resumed config and sets the step (:meth:`Trainer.load_state`).
+    (timm's convention, ``warmup_prefix=False``). The schedule is a function of the step alone,
+    so a resume rebuilds it from the resumed config and sets the step
+    (:meth:`Trainer.load_state_dict`).
     """
     # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
     name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
@@ -183,11 +183,14 @@ def clean_accuracy(model: nn.Module, batches, device: torch.device, amp: str = "
     return correct / max(total, 1), float(nll) / max(total, 1)
 
 
-class Trainer:
-    """Holds the state of one run; :meth:`run` trains from the current step to ``cfg.steps``."""
+class Trainer(TrainerBase):
+    """Holds the state of one run; :meth:`fit` trains from the current step to ``cfg.steps``."""
+
+    advice = "a lower --lr (or --amp off)"
 
     def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False):
-        self.cfg, self.run_dir, self.dist, self.quiet = cfg, run, info, quiet
+        super().__init__(run, info)
+        self.cfg, self.quiet = cfg, quiet
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
         self.train_set, self.eval_set, self.data = build_datasets(cfg)
@@ -208,12 +211,6 @@ class Trainer:
         self.adv = next((r for r in regs if r in ("pgd", "fgsm", "free")), None)
         self.free = (FreePerturbation(cfg.eps, cfg.adv_step_size) if self.adv == "free" else None)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed * 7919 + info.rank)
-        self.step = 0
-        # First step whose loss was NaN or inf (-1: none yet) and that loss; kept on the device.
-        self.first_bad = torch.full((), -1.0, device=self.device)
-        self.bad_loss = torch.zeros((), device=self.device)
-        self.last_ckpt: Path | None = None
-        self.last_ckpt_step: int | None = None
         self.lock: RunLock | None = None
         forward = self.task
         if info.enabled:
@@ -223,7 +220,7 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "model": self.model.state_dict(),
@@ -235,7 +232,7 @@ class Trainer:
             "config": to_dict(self.cfg),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
@@ -247,43 +244,6 @@ class Trainer:
         ckpt.set_rng_state(state["rng"], {"train": self.gen})
         self.step = int(state["step"])
         self.sched.step_update(self.step)
-
-    def save(self) -> None:
-        self.check_finite()
-        if self.dist.is_main:
-            try:
-                self.last_ckpt = ckpt.save_checkpoint(self.state(), self.run_dir.checkpoints,
-                                                      self.step)
-            except TrainingDiverged as err:  # finite losses, non-finite weights
-                raise TrainingDiverged(f"{err}; the run stopped and {self._keep_advice()}") \
-                    from None
-        self.last_ckpt_step = self.step
-        dist.barrier()
-
-    # -- divergence ----------------------------------------------------------------------------
-
-    def _track_loss(self, loss: Tensor) -> None:
-        """Remember the first step with a non-finite loss, on the device (no sync)."""
-        new_bad = ~torch.isfinite(loss.detach().float()) & (self.first_bad < 0)
-        self.first_bad = torch.where(new_bad, float(self.step + 1), self.first_bad)
-        self.bad_loss = torch.where(new_bad, loss.detach().float(), self.bad_loss)
-
-    def check_finite(self) -> None:
-        """Stop the run (TrainingDiverged) if any step so far had a non-finite loss."""
-        flag = (self.first_bad >= 0).float().reshape(1)
-        if float(dist.all_reduce_sum(flag)) == 0:
-            return
-        step = int(self.first_bad)
-        where = (f"at step {step}: loss = {float(self.bad_loss)}" if step >= 0
-                 else "on another process")
-        if self.dist.is_main:
-            self.run_dir.log(step if step >= 0 else self.step, event="diverged")
-        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and "
-                               f"{self._keep_advice()}")
-
-    def _keep_advice(self) -> str:
-        return ckpt.resume_advice(self.last_ckpt, self.last_ckpt_step, self.run_dir.path,
-                                  "a lower --lr (or --amp off)")
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -312,7 +272,8 @@ class Trainer:
         x_in = self._adversarial(x, y)
         with runtime.autocast(self.device, cfg.amp):
             out = self.forward(x_in, y, self.gen)
-        self._track_loss(out["loss"])
+        self.meter.update(self.step, {k: v.detach() for k, v in out.items()
+                                      if k == "loss" or "/" in k})
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(out["loss"]).backward()
         if self.free is not None:
@@ -340,7 +301,7 @@ class Trainer:
                 self.ema.module, batches, self.device, self.cfg.amp, self.cfg.channels_last)
         return out
 
-    def run(self, stop_after: int | None = None) -> dict[str, Any]:
+    def fit(self, stop_after: int | None = None) -> dict[str, Any]:
         """Train to ``cfg.steps`` (or ``stop_after`` steps, to simulate an interruption)."""
         cfg = self.cfg
         stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
@@ -353,28 +314,26 @@ class Trainer:
         last: dict[str, Any] = {}
         t0, done = time.time(), 0
         for x, y in train_batches(self.train_set, sampler, cfg.workers):
-            out = self.train_step(x, y)
+            self.train_step(x, y)
             done += 1
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == stop:
-                self.check_finite()
-                logged = {k: float(v.detach()) for k, v in out.items()
-                          if k == "loss" or "/" in k}
+                logged = self.check_finite()  # the terms' means since the last read
                 logged["lr"] = self.opt.param_groups[0]["lr"]
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
                 bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
                 if self.dist.is_main:
-                    last = self.run_dir.log(self.step, **logged)
+                    last = self.run.log(self.step, **logged)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 self.check_finite()
                 if self.dist.is_main:
-                    last = self.run_dir.log(self.step, **self.evaluate())
+                    last = self.run.log(self.step, **self.evaluate())
             if self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save()
         bar.close()
         self.check_finite()
         if self.step == cfg.steps and self.dist.is_main:
-            last = self.run_dir.log(self.step, **self.evaluate())
+            last = self.run.log(self.step, **self.evaluate())
         if self.last_ckpt_step != self.step:
             self.save()
         return last
@@ -385,38 +344,20 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     """Create (or reopen, with ``resume``) the run folder and a trainer at the right step."""
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
-    check_writable(run.path, "run folder")
-    latest = ckpt.latest_checkpoint(run.checkpoints)
-    if resume and latest is None:
-        raise CheckpointError(f"cannot resume: {run.checkpoints / ckpt.LATEST} does not exist")
-    if not resume and latest is not None:
-        raise RunFolderError(f"{run.path} already holds a run; pass --resume to continue it or "
-                             f"choose another --out")
+    latest = check_run_folder(run.path, resume)
     trainer = Trainer(cfg, run, info)  # builds (and scans) the data before the folder is made
-    if info.is_main:
-        run.create()
-        trainer.lock = run.lock()
-        run.sinks = make_sinks(cfg.log, run.path)
+    if info.is_main:  # the config has the data's fields now
+        trainer.lock = open_run(run, to_dict(cfg), resume, cfg.log)
     try:
         if resume:
-            _resume(trainer, latest)  # validated: only now may the run folder change
-        elif info.is_main:
-            run.check_fresh(to_dict(cfg))
-            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
-        if info.is_main:
-            run.write_config(to_dict(cfg))
-            run.truncate_metrics(trainer.step)
+            trainer.resume_from(latest)  # validated: only now may the run folder change
+            if info.is_main:
+                resumed(run, to_dict(cfg), trainer.step)
     except BaseException:
         if trainer.lock is not None:
             trainer.lock.release()
         raise
     return trainer, run
-
-
-def _resume(trainer: Trainer, latest: Path) -> None:
-    """Load and validate the checkpoint into ``trainer``; raise before anything is written."""
-    ckpt.load_for_resume(latest, trainer.cfg.steps, trainer.load_state)
-    trainer.last_ckpt, trainer.last_ckpt_step = latest, trainer.step
 
 
 def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
@@ -429,7 +370,7 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
         raise
     trainer.quiet = quiet
     try:
-        return trainer.run(stop_after)
+        return trainer.fit(stop_after)
     finally:
         if trainer.lock is not None:
             trainer.lock.release()

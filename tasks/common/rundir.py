@@ -31,7 +31,9 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.errors import RunFolderError
+from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.tasks.common.sinks import make_sinks
 
 LOCK_FILE = ".lock"
 
@@ -224,3 +226,49 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
 def default_run_path(root: str | Path, task: str, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(root) / task / f"{name}-{stamp}"
+
+
+# ---------------------------------------------------------------------------------------------
+# opening a training run: checks before any work, the folder and its lock, resume's last writes
+
+
+def check_run_folder(path: str | Path, resume: bool) -> Path | None:
+    """Before any work: ``path`` is writable and holds a checkpoint exactly when resuming.
+
+    Returns the checkpoint to resume from (None for a fresh run)."""
+    path = check_writable(path, "run folder")
+    latest = latest_checkpoint(path / "checkpoints")
+    if resume and latest is None:
+        raise CheckpointError(f"cannot resume {path}: no checkpoint at "
+                              f"{path / 'checkpoints' / LATEST}")
+    if not resume and latest is not None:
+        raise RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
+                             f"pass another --out")
+    return latest
+
+
+def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None) -> RunLock:
+    """Create and lock the run folder (process 0) and attach the ``--log`` sinks. A fresh run
+    writes its config now; a resumed one only after its checkpoint passed (:func:`resumed`)."""
+    run.create()
+    lock = run.lock()
+    try:
+        if not resume:
+            if latest_checkpoint(run.checkpoints) is not None:  # made since check_run_folder looked
+                raise RunFolderError(f"{run.path} already holds a run; continue it with "
+                                     f"--resume {run.path} or pass another --out")
+            run.check_fresh(config)
+            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
+            run.write_config(config)
+        run.sinks = make_sinks(log, run.path)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
+    """After a resumed run's checkpoint was validated: its (overridden) config, and the metrics
+    cut back to the checkpoint's step."""
+    run.write_config(config)
+    run.truncate_metrics(step)

@@ -13,7 +13,7 @@ import torch
 
 from robustrep.tasks.common.checkpoint import load_checkpoint, load_weights
 from robustrep.tasks.common.config import from_dict
-from robustrep.tasks.common.distributed import resolve_device
+from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
 from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import RunDir, check_output_file

@@ -240,10 +240,11 @@ def r1_in_main_pass(ctx: StepContext, inp: DInputs) -> bool:
     ``Dboth`` phase does: R1 is due and not lazy, that pass is eager (AdaptiveMix runs D eagerly;
     a plain D when not compiled) and sees the clean reals (no DAT or AS-GAN on them), and the
     clean terms are not replaced by mixing. With AdaptiveMix this saves a second lam, partners
-    and two trunk passes; R1 is then on the very mixed logit the loss uses."""
+    and two trunk passes; R1 is then on the very mixed logit the loss uses. Not under fp16
+    autocast: the unscaled input gradient could underflow there (R1's own pass runs in fp32)."""
     eager = ctx.regs.adaptivemix is not None or ctx.d_fn is ctx.D
-    return (ctx.reuse_r1 and eager and not lazy_r1(ctx) and r1_due(ctx)
-            and inp.real is inp.clean_real and not _mix_replaces(ctx))
+    return (ctx.reuse_r1 and eager and ctx.cfg.amp != "fp16" and not lazy_r1(ctx)
+            and r1_due(ctx) and inp.real is inp.clean_real and not _mix_replaces(ctx))
 
 
 def r1_term(ctx: StepContext, x_real: Tensor, logits: Tensor | None = None) -> Tensor:

@@ -11,10 +11,8 @@ same folder: ``metrics.jsonl`` is cut back to the checkpoint's step, and on CPU 
 the resumed run equals the uninterrupted one (every random draw of a step comes from generators
 saved in the checkpoint, and the data order is a function of the seed and the position).
 
-Non-finite losses: every step's loss terms are checked on the device (no host synchronisation per
-step); the check is read at each log, evaluation and checkpoint. A NaN or inf stops the run before
-anything else is written, names the first step and loss term, and leaves the last good checkpoint
-(``save_checkpoint`` also refuses non-finite weights, so no checkpoint ever holds them).
+Non-finite losses stop the run before anything else is written, naming the first step and loss
+term and the last good checkpoint (``tasks/common/training.py``, shared with classify).
 
 Run safety: the run folder is locked for the life of the run (``RunDir.lock``); the output folder,
 the data (every image of a folder is decoded once), the batch size and the evaluation's feature
@@ -37,22 +35,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common.config import to_dict
-from robustrep.tasks.common.errors import (CheckpointError, DataError, RunFolderError,
-                                           TrainingDiverged)
-from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all_reduce_sum,
-                                                barrier,
+from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, barrier,
                                                 broadcast_module, broadcast_object, cleanup,
                                                 init_distributed)
+from robustrep.tasks.common.errors import DataError, TrainingDiverged
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_writable, default_run_path
+from robustrep.tasks.common.rundir import (RunDir, check_run_folder, default_run_path, open_run,
+                                          resumed)
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
-from robustrep.tasks.common.sinks import make_sinks
+from robustrep.tasks.common.training import TrainerBase
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
@@ -71,75 +67,27 @@ __all__ = ["Trainer", "TrainingDiverged", "train"]  # TrainingDiverged lives in 
 
 
 # ---------------------------------------------------------------------------------------------
-# loss bookkeeping without a host sync per step
-
-
-class LossMeter:
-    """Running means of the loss terms and, per term, the first step with a non-finite value.
-
-    Everything stays on the device; :meth:`poll` reads it with one transfer.
-    """
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.state: Tensor | None = None  # rows: sum, count, first bad step, bad value
-
-    def _grow(self, terms: dict[str, Tensor]) -> None:
-        new = [k for k in terms if k not in self.keys]
-        if not new:
-            return
-        device = next(iter(terms.values())).device
-        extra = torch.zeros(4, len(new), dtype=torch.float64, device=device)
-        extra[2] = -1
-        self.keys += new
-        self.state = extra if self.state is None else torch.cat([self.state, extra], 1)
-
-    def update(self, step: int, terms: dict[str, Tensor]) -> None:
-        self._grow(terms)
-        present = torch.tensor([k in terms for k in self.keys], device=self.state.device)
-        vals = torch.stack([terms[k].double() if k in terms else self.state.new_zeros(())
-                            for k in self.keys])
-        finite = torch.isfinite(vals)
-        new_bad = present & ~finite & (self.state[2] < 0)
-        self.state[0] += torch.where(present & finite, vals, 0.0)
-        self.state[1] += present.double()
-        self.state[2] = torch.where(new_bad, float(step), self.state[2])
-        self.state[3] = torch.where(new_bad, vals, self.state[3])
-
-    def poll(self) -> tuple[dict[str, float], tuple[int, str, float] | None]:
-        """Means since the last poll and the first non-finite term ``(step, name, value)``."""
-        if self.state is None:
-            return {}, None
-        rows = self.state.tolist()
-        means = {k: s / c for k, s, c in zip(self.keys, rows[0], rows[1]) if c > 0}
-        bad = [(int(st), k, v) for k, st, v in zip(self.keys, rows[2], rows[3]) if st >= 0]
-        self.state[0:2] = 0
-        return means, (min(bad) if bad else None)
-
-
-# ---------------------------------------------------------------------------------------------
 # the trainer
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """One training run: builds the models and state, then :meth:`fit` runs the loop."""
+
+    advice = "lower learning rates (--lr-g, --lr-d)"
 
     def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, data: GanData,
                  show_progress: bool = True):
-        self.cfg, self.run, self.dist = cfg, run, dist
+        super().__init__(run, dist)
+        self.cfg = cfg
         self.show_progress = show_progress and dist.is_main
-        self.step = 0
         self.train_seconds = 0.0
         self.last_metrics: dict[str, Any] = {}
-        self.last_ckpt: Path | None = None
-        self.last_ckpt_step: int | None = None
         self.last_eval_step: int | None = None
         self.evaluator: Evaluator | None = None
         self.data = data
         self.ctx, self.ema = self._build_state()
         self.stream: BatchStream | None = None
         self._consumed = 0  # global batches read before this session (from a checkpoint)
-        self.meter = LossMeter()
 
     # -- construction -------------------------------------------------------------------------
 
@@ -209,49 +157,7 @@ class Trainer:
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self._consumed = state["consumed"]
 
-    def resume(self) -> None:
-        """Load and validate ``latest.pt``; nothing in the run folder changes before it passed."""
-        path = ckpt.latest_checkpoint(self.run.checkpoints)
-        if path is None:
-            raise CheckpointError(f"cannot resume {self.run.path}: no checkpoint at "
-                                  f"{self.run.checkpoints / ckpt.LATEST}")
-        ckpt.load_for_resume(path, self.cfg.steps, self.load_state_dict, self.dist.device)
-        self.last_ckpt, self.last_ckpt_step = path, self.step
-
-    def save(self) -> None:
-        self.check_finite()
-        state = self.state_dict()
-        if self.dist.is_main:
-            try:
-                self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
-            except TrainingDiverged as err:  # finite losses but non-finite weights
-                raise TrainingDiverged(f"{err}; the run stopped and "
-                                       f"{self._keep_advice()}") from None
-        self.last_ckpt_step = self.step
-        barrier()
-
-    # -- checks, logs, evaluation ---------------------------------------------------------------
-
-    def check_finite(self) -> dict[str, float]:
-        """Read the loss meter; stop the run on the first non-finite term."""
-        means, bad = self.meter.poll()
-        flag = torch.tensor([0.0 if bad is None else 1.0], device=self.dist.device)
-        if float(all_reduce_sum(flag)) > 0:
-            self._diverged(bad)
-        return means
-
-    def _diverged(self, bad: tuple[int, str, float] | None) -> None:
-        where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
-                 else "on another process")
-        if self.dist.is_main:
-            self.run.log(bad[0] + 1 if bad else self.step, event="diverged",
-                         term=bad[1] if bad else None)
-        raise TrainingDiverged(f"non-finite loss {where}; the run stopped and "
-                               f"{self._keep_advice()}")
-
-    def _keep_advice(self) -> str:
-        return ckpt.resume_advice(self.last_ckpt, self.last_ckpt_step, self.run.path,
-                                  "lower learning rates (--lr-g, --lr-d)")
+    # -- logs, evaluation -----------------------------------------------------------------------
 
     def log_losses(self) -> dict[str, float]:
         means = self.check_finite()
@@ -386,47 +292,12 @@ def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_path(cfg: GanConfig, resume: str | Path | None) -> Path:
-    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one; checked writable
-    (nothing is created yet)."""
-    path = _resume_path(resume) if resume is not None else _new_run_path(cfg)
-    return check_writable(path, "run folder")
-
-
-def open_run(path: Path, cfg: GanConfig, fresh: bool) -> tuple[RunDir, RunLock]:
-    """Create and lock the run folder (rank 0); a fresh run writes its config now, a resumed
-    one only after its checkpoint has been validated (see :func:`train`)."""
-    run = RunDir(path).create()
-    lock = run.lock()
-    try:
-        if fresh:
-            if ckpt.latest_checkpoint(run.checkpoints) is not None:  # made since run_path looked
-                raise RunFolderError(f"{path} already holds a run; continue it with --resume "
-                                     f"{path} or pass another --out")
-            run.check_fresh(to_dict(cfg))
-            run.truncate_metrics(0)  # a restart of the same config that never checkpointed
-            run.write_config(to_dict(cfg))
-    except BaseException:
-        lock.release()
-        raise
-    return run, lock
-
-
-def _resume_path(resume: str | Path) -> Path:
-    path = Path(resume)
-    if ckpt.latest_checkpoint(path / "checkpoints") is None:
-        raise CheckpointError(f"cannot resume {path}: no checkpoint at "
-                              f"{path / 'checkpoints' / ckpt.LATEST}")
-    return path
-
-
-def _new_run_path(cfg: GanConfig) -> Path:
+    """The run folder: the resumed one, ``cfg.out`` or a new timestamped one."""
+    if resume is not None:
+        return Path(resume)
     if cfg.out is None:
         return default_run_path("runs", "gan", f"{cfg.preset}-{cfg.reg.replace(',', '+')}")
-    path = Path(cfg.out)
-    if ckpt.latest_checkpoint(path / "checkpoints") is not None:
-        raise RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
-                        f"pass another --out")
-    return path
+    return Path(cfg.out)
 
 
 def check_batch(data: GanData, batch_size: int) -> None:
@@ -442,19 +313,18 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
     lock = None
     try:
         path = run_path(cfg, resume) if dist.is_main else None
+        if dist.is_main:
+            check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
-        if dist.is_main:
-            run, lock = open_run(path, cfg, fresh=resume is None)
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
-            run.sinks = make_sinks(cfg.log, run.path)
+            lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
         trainer = Trainer(cfg, run, dist, data, show_progress)
         if resume is not None:
-            trainer.resume()  # validated: only now may the run folder change
-            if dist.is_main:
-                run.write_config(to_dict(cfg))
-                run.truncate_metrics(trainer.step)
+            trainer.resume_from(ckpt.latest_checkpoint(run.checkpoints))
+            if dist.is_main:  # validated: only now may the run folder change
+                resumed(run, to_dict(cfg), trainer.step)
             trainer.last_metrics = _last_eval(run.read_metrics())
             trainer.last_eval_step = trainer.last_metrics.get("step")
             _restart_clock(run)

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from robustrep.tasks.common.distributed import resolve_device
+from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
                                            parse_detectors, parse_params, score_extracted,

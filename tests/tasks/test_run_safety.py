@@ -184,7 +184,7 @@ def test_diverged_classifier_keeps_its_good_checkpoints(tmp_path, monkeypatch, c
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
-    assert "non-finite loss at step 5: loss = nan" in err
+    assert "non-finite loss at step 5: loss term 'loss' = nan" in err
     assert f"last good checkpoint is {run / 'checkpoints' / 'step_00000004.pt'} (step 4)" in err
     names = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
     assert names == ["latest.pt", "step_00000002.pt", "step_00000003.pt", "step_00000004.pt"]

@@ -129,3 +129,17 @@ def test_optimizer_and_no_weight_decay_on_biases_and_norms(optimizer, momentum, 
     if nesterov is not None:
         assert opt.param_groups[0]["nesterov"] is nesterov
         assert opt.param_groups[0]["momentum"] == momentum
+
+
+def test_multistep_schedule_multiplies_by_decay_at_each_milestone():
+    # the UoS recipe: x0.2 at 30%, 60% and 80% of training, from the milestone's own step on
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=100, schedule="multistep", lr=1.0), 100)
+    got = {s: lrs[s] for s in (0, 29, 30, 59, 60, 79, 80, 99)}
+    assert got == pytest.approx({0: 1, 29: 1, 30: 0.2, 59: 0.2, 60: 0.04, 79: 0.04, 80: 0.008,
+                                 99: 0.008})
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=100, schedule="multistep", milestones=[0.5],
+                                        lr_decay=0.1, lr=1.0), 51)
+    assert (lrs[49], lrs[50]) == pytest.approx((1.0, 0.1))
+    for bad in ([0.6, 0.3], [1.2], []):
+        with pytest.raises(ConfigError, match="milestones"):
+            _opt_lrs(ClassifyConfig(steps=100, schedule="multistep", milestones=bad), 1)

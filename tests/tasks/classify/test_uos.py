@@ -1,4 +1,5 @@
-"""The classify program's UoS head (``--head uos``), WRN names and multistep schedule."""
+"""The classify program's UoS head (``--head uos``) and WRN names (the UoS recipe's multistep
+schedule: test_train.py)."""
 
 import pytest
 import torch
@@ -61,32 +62,6 @@ def test_adaptivemix_on_the_uos_head_is_the_reference_computation():
     torch.testing.assert_close(out["logits"], (z_lin @ w.T).abs() + (v_mix @ w.T).abs())
     torch.testing.assert_close(out["loss"], F.mse_loss(v_mix, z_lin))
     assert float(z_lin.norm(dim=1).min()) < 0.999  # so a renormalising head would differ
-
-
-def _lrs(cfg, steps):
-    """The learning rate of each optimizer step, as the trainer steps the schedule."""
-    from robustrep.tasks.classify.train import build_optimizer
-    opt, sched = build_optimizer(cfg, torch.nn.Linear(2, 2))
-    lrs = []
-    for t in range(steps):
-        lrs.append(opt.param_groups[0]["lr"])
-        sched.step_update(t + 1)
-    return lrs
-
-
-def test_multistep_schedule_multiplies_by_decay_at_each_milestone():
-    lrs = _lrs(ClassifyConfig(steps=100, schedule="multistep", lr=1.0), 100)
-    got = {s: lrs[s] for s in (0, 29, 30, 59, 60, 79, 80, 99)}
-    assert got == pytest.approx({0: 1, 29: 1, 30: 0.2, 59: 0.2, 60: 0.04, 79: 0.04, 80: 0.008,
-                                 99: 0.008})
-    lrs = _lrs(ClassifyConfig(steps=100, schedule="multistep", milestones=[0.5], lr_decay=0.1,
-                              lr=1.0), 51)
-    assert (lrs[49], lrs[50]) == pytest.approx((1.0, 0.1))
-    from robustrep.tasks.classify.train import build_optimizer
-    for bad in ([0.6, 0.3], [1.2], []):
-        with pytest.raises(ConfigError, match="milestones"):
-            build_optimizer(ClassifyConfig(steps=100, schedule="multistep", milestones=bad),
-                            torch.nn.Linear(2, 2))
 
 
 def test_reference_preset_resolves():

@@ -229,7 +229,7 @@ def test_adaptivemix_r1_reuses_the_main_passs_mixed_logit(reuse, passes):
     assert len(calls) == passes and terms["d/r1"] > 0
 
 
-@pytest.mark.parametrize("change", ["lazy", "dat", "compiled", "not due"])
+@pytest.mark.parametrize("change", ["lazy", "dat", "compiled", "not due", "fp16"])
 def test_r1_gets_its_own_pass_unless_the_main_pass_is_eager_and_clean(change):
     ctx = make_ctx("ns", reg="dat" if change == "dat" else "none", r1_gamma=1.0,
                    r1_every=2 if change == "lazy" else 1, lazy_reg=change == "lazy")
@@ -240,6 +240,8 @@ def test_r1_gets_its_own_pass_unless_the_main_pass_is_eager_and_clean(change):
         ctx.d_fn = lambda x: ctx.D(x)  # stands for torch.compile's wrapper
     if change == "not due":
         ctx.cfg.r1_every, ctx.d_steps = 2, 1
+    if change == "fp16":
+        ctx.cfg.amp = "fp16"
     assert not r1_in_main_pass(ctx, d_inputs(ctx, x_real, x_fake))
 
 

@@ -1,0 +1,119 @@
+"""What the programs' trainers share: loss bookkeeping without a host sync per step, the stop on
+the first non-finite loss, and checkpoints that never hold non-finite state.
+
+Every step's loss terms go into a :class:`LossMeter` on the device; :meth:`TrainerBase.check_finite`
+reads it (one transfer) at each log, evaluation and checkpoint. A NaN or inf stops the run
+(:class:`TrainingDiverged`) before anything else is written, naming the first step and loss term
+and the last good checkpoint; ``save_checkpoint`` also refuses non-finite weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustrep.tasks.common import checkpoint as ckpt
+from robustrep.tasks.common.distributed import DistInfo, all_reduce_sum, barrier
+from robustrep.tasks.common.errors import TrainingDiverged
+from robustrep.tasks.common.rundir import RunDir
+
+
+class LossMeter:
+    """Running means of the loss terms and, per term, the first step with a non-finite value.
+
+    Everything stays on the device; :meth:`poll` reads it with one transfer.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.state: Tensor | None = None  # rows: sum, count, first bad step, bad value
+
+    def _grow(self, terms: dict[str, Tensor]) -> None:
+        new = [k for k in terms if k not in self.keys]
+        if not new:
+            return
+        device = next(iter(terms.values())).device
+        extra = torch.zeros(4, len(new), dtype=torch.float64, device=device)
+        extra[2] = -1
+        self.keys += new
+        self.state = extra if self.state is None else torch.cat([self.state, extra], 1)
+
+    def update(self, step: int, terms: dict[str, Tensor]) -> None:
+        self._grow(terms)
+        present = torch.tensor([k in terms for k in self.keys], device=self.state.device)
+        vals = torch.stack([terms[k].double() if k in terms else self.state.new_zeros(())
+                            for k in self.keys])
+        finite = torch.isfinite(vals)
+        new_bad = present & ~finite & (self.state[2] < 0)
+        self.state[0] += torch.where(present & finite, vals, 0.0)
+        self.state[1] += present.double()
+        self.state[2] = torch.where(new_bad, float(step), self.state[2])
+        self.state[3] = torch.where(new_bad, vals, self.state[3])
+
+    def poll(self) -> tuple[dict[str, float], tuple[int, str, float] | None]:
+        """Means since the last poll and the first non-finite term ``(step, name, value)``."""
+        if self.state is None:
+            return {}, None
+        rows = self.state.tolist()
+        means = {k: s / c for k, s, c in zip(self.keys, rows[0], rows[1]) if c > 0}
+        bad = [(int(st), k, v) for k, st, v in zip(self.keys, rows[2], rows[3]) if st >= 0]
+        self.state[0:2] = 0
+        return means, (min(bad) if bad else None)
+
+
+class TrainerBase:
+    """The divergence stop and checkpoints of a run. Subclasses set ``cfg`` (with ``steps``) and
+    ``advice`` (the remedy a diverged run suggests), and give ``state_dict``/``load_state_dict``."""
+
+    advice = "a lower learning rate"
+
+    def __init__(self, run: RunDir, dist: DistInfo):
+        self.run, self.dist = run, dist
+        self.step = 0
+        self.meter = LossMeter()
+        self.last_ckpt: Path | None = None
+        self.last_ckpt_step: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def check_finite(self) -> dict[str, float]:
+        """Read the loss meter (means since the last read); stop on the first non-finite term."""
+        means, bad = self.meter.poll()
+        flag = torch.tensor([0.0 if bad is None else 1.0], device=self.dist.device)
+        if float(all_reduce_sum(flag)) > 0:
+            where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
+                     else "on another process")
+            if self.dist.is_main:
+                self.run.log(bad[0] + 1 if bad else self.step, event="diverged",
+                             term=bad[1] if bad else None)
+            raise TrainingDiverged(f"non-finite loss {where}; the run stopped and "
+                                   f"{self.keep_advice()}")
+        return means
+
+    def keep_advice(self) -> str:
+        return ckpt.resume_advice(self.last_ckpt, self.last_ckpt_step, self.run.path, self.advice)
+
+    def save(self) -> None:
+        """Checkpoint this step (process 0 writes; ``state_dict`` may be collective)."""
+        self.check_finite()
+        state = self.state_dict()
+        if self.dist.is_main:
+            try:
+                self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
+            except TrainingDiverged as err:  # finite losses but non-finite weights
+                raise TrainingDiverged(f"{err}; the run stopped and {self.keep_advice()}") \
+                    from None
+        self.last_ckpt_step = self.step
+        barrier()
+
+    def resume_from(self, path: Path) -> None:
+        """Load and validate checkpoint ``path``; nothing in the run folder changes before."""
+        ckpt.load_for_resume(path, self.cfg.steps, self.load_state_dict, self.dist.device)
+        self.last_ckpt, self.last_ckpt_step = path, self.step
