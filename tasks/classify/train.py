@@ -52,6 +52,7 @@ from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
+from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
@@ -60,7 +61,7 @@ from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, ope
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
-from .data import StepBatches, augment, build_datasets, eval_loader, train_batches
+from .data import augment, build_datasets, eval_loader, train_batches
 
 
 class ClassifyTask(nn.Module):

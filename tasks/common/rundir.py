@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint
+from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint, remove_stale_tmp
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.sinks import make_sinks
 
@@ -94,7 +94,6 @@ class RunDir:
 
     def lock(self) -> "RunLock":
         """Take the run's exclusive lock (see the module docstring) and clean stale temp files."""
-        from robustrep.tasks.common.checkpoint import remove_stale_tmp
         held = RunLock(self.path / LOCK_FILE).acquire()
         for folder in (self.path, self.checkpoints):
             remove_stale_tmp(folder)
@@ -122,7 +121,7 @@ class RunDir:
                                  f"another --out")
 
     def read_config(self) -> dict[str, Any]:
-        path = self.path / "config.json"
+        path = self.config_file
         if not path.is_file():
             raise FileNotFoundError(f"{self.path} is not a robustrep run folder: no config.json")
         return json.loads(path.read_text())
@@ -242,9 +241,13 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
         raise CheckpointError(f"cannot resume {path}: no checkpoint at "
                               f"{path / 'checkpoints' / LATEST}")
     if not resume and latest is not None:
-        raise RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
-                             f"pass another --out")
+        raise _holds_a_run(path)
     return latest
+
+
+def _holds_a_run(path: Path) -> RunFolderError:
+    return RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
+                          f"pass another --out")
 
 
 def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None) -> RunLock:
@@ -255,8 +258,7 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
     try:
         if not resume:
             if latest_checkpoint(run.checkpoints) is not None:  # made since check_run_folder looked
-                raise RunFolderError(f"{run.path} already holds a run; continue it with "
-                                     f"--resume {run.path} or pass another --out")
+                raise _holds_a_run(run.path)
             run.check_fresh(config)
             run.truncate_metrics(0)  # a restart of the same config that never checkpointed
             run.write_config(config)

@@ -78,7 +78,7 @@ class StepContext:
     device: torch.device
     channels_last: bool = False
     d_steps: int = 0  # D steps taken so far (lazy R1 schedule)
-    reuse_r1: bool = True  # R1 from the main pass when it can (benchmarks turn it off)
+    reuse_r1: bool = True  # R1 from the main pass when it can (tests compare both ways)
     terms: dict[str, Tensor] = field(default_factory=dict)
 
     @property

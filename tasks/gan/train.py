@@ -312,8 +312,9 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
     dist = init_distributed(cfg.device)
     lock = None
     try:
-        path = run_path(cfg, resume) if dist.is_main else None
+        path = None
         if dist.is_main:
+            path = run_path(cfg, resume)
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)

@@ -131,12 +131,12 @@ def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
             return OODModel(model.net, model._maps, model._pool, model.classifier, map_mode)
         return model
     if not isinstance(model, TimmSplit):
-        if not all(hasattr(model, a) for a in ("forward_features", "forward_head",
-                                               "get_classifier")):
+        try:
+            model = TimmSplit(model)
+        except TypeError:
             raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD "
                             f"scoring: pass a robustrep Classifier (robustrep.tasks.common."
-                            f"classifier.load_run), a timm model or an OODModel")
-        model = TimmSplit(model)
+                            f"classifier.load_run), a timm model or an OODModel") from None
     return OODModel(model, model.feature_maps, model.pool, model.model.get_classifier(), map_mode)
 
 
