@@ -49,6 +49,11 @@ _EXPORTS = {
     # networks the papers make their claims on (StyleGAN2's D splits into features and head)
     "StyleGAN2Generator": "robustrep.stylegan2",
     "StyleGAN2Discriminator": "robustrep.stylegan2",
+    # D with an extra head: SSGAN's rotation loss, InfoMax-GAN's InfoNCE
+    "SSGAN": "robustrep.ssgan",
+    "rotation_loss": "robustrep.ssgan",
+    "InfoMax": "robustrep.infomax",
+    "infonce_loss": "robustrep.infomax",
     # GAN losses
     "loss_real": "robustrep.losses",
     "loss_fake": "robustrep.losses",
@@ -56,7 +61,7 @@ _EXPORTS = {
     "r1_penalty": "robustrep.losses",
 }
 _SUBMODULES = ("metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
-               "losses", "split", "registry", "stylegan2")
+               "losses", "split", "registry", "stylegan2", "ssgan", "infomax")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 
