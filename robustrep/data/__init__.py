@@ -3,7 +3,9 @@
 Every image dataset yields ``(image, label)``: a float tensor ``[C, H, W]`` in [0, 1] and an
 ``int``; OOD samples are labelled -1. Tasks map images to [-1, 1] themselves. See
 :mod:`robustrep.data.builtin` (digits, 2-D mixtures, built-in OOD sets) and
-:mod:`robustrep.data.local` (CIFAR, SVHN, image folders and lists; download always off).
+:mod:`robustrep.data.local` (CIFAR, SVHN, image folders and lists; download always off),
+:mod:`robustrep.data.celeba` (CelebA aligned, official split) and :mod:`robustrep.data.lsun`
+(LSUN lmdb databases; the optional ``lmdb`` package).
 """
 
 from robustrep.data._common import (ImageTensorDataset, MappedDataset, image_shape, labels,
@@ -15,6 +17,10 @@ from robustrep.data.builtin import (BUILTIN_OOD, ID_CLASSES, OOD_CLASSES, Mixtur
 from robustrep.data.local import (DATASETS, IMG_EXTENSIONS, FlatImageFolder, ImageList, cifar,
                                   create_dataset, image_folder, image_list, list_datasets,
                                   register_dataset, svhn)
+# importing these registers "celeba" and "lsun" (lmdb is imported on use); their loader
+# functions keep their module's name, so they are reached as robustrep.data.lsun.lsun(...)
+from robustrep.data.celeba import CelebAAligned
+from robustrep.data.lsun import LSUNDatabases
 
 __all__ = [
     "ImageTensorDataset", "MappedDataset", "image_shape", "labels", "num_classes",
@@ -24,5 +30,6 @@ __all__ = [
     "grid_centers",
     "noise", "photo_patches", "rotated_digits", "inverted_digits", "BUILTIN_OOD", "builtin_ood",
     "cifar", "svhn", "image_folder", "image_list", "FlatImageFolder", "ImageList",
+    "CelebAAligned", "LSUNDatabases",
     "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
 ]

@@ -54,6 +54,8 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     kwargs: dict[str, Any] = {}
     if cfg.dataset == "digits":
         kwargs["classes"] = cfg.classes
+    if cfg.dataset == "lsun":
+        kwargs["classes"] = cfg.lsun_classes
     if cfg.dataset in ("imagefolder", "imagelist"):
         kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
     if cfg.channels is not None and cfg.channels not in (1, 3):
@@ -69,7 +71,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     try:
         dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
                                  channels=cfg.channels, **kwargs)
-    except (FileNotFoundError, ValueError) as err:  # the library names the file or folder
+    except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(str(err)) from None
     if cfg.dataset != "digits":
         dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")

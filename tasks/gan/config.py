@@ -21,7 +21,7 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
 from robustrep.tasks.common.runtime import AMP_CHOICES
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
-DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba")
 ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
@@ -37,7 +37,9 @@ class GanConfig:
     preset: str = _opt(DEFAULT_PRESET, "name of the preset these options started from")
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
-    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder)")
+    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder/lsun/celeba)")
+    lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun), e.g. "
+                                          "church_outdoor_train; comma-separated for several")
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
     channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
                                 choices=(1, 3))

@@ -34,6 +34,8 @@ LAYOUTS = {
     "cifar100": "ROOT/cifar-100-python/{train,test,meta} (the extracted 'python version' archive "
                 "cifar-100-python.tar.gz)",
     "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...)",
+    "lsun": "ROOT/<category>_<split>_lmdb/data.mdb (as github.com/fyu/lsun ships them)",
+    "celeba": "ROOT/img_align_celeba/*.jpg and ROOT/list_eval_partition.txt (as distributed)",
 }
 
 
@@ -96,11 +98,13 @@ def build_data(cfg) -> GanData:
         return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
     root = _check_root(cfg)
     extra = {"verify": True} if cfg.dataset == "imagefolder" else {}
+    if cfg.dataset == "lsun":
+        extra = {"classes": cfg.lsun_classes}
     try:
         ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
                             channels=cfg.channels or 3, **extra)
         image = ds[0][0]
-    except (FileNotFoundError, ValueError) as err:  # the library names the file or folder
+    except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(str(err)) from None
     return GanData(ds, None, tuple(image.shape))
 

@@ -1,0 +1,148 @@
+"""LSUN scene categories read from their lmdb databases, as distributed.
+
+Source: Yu et al., "LSUN: Construction of a Large-scale Image Dataset using Deep Learning with
+Humans in the Loop", arXiv 1506.03365; the databases from https://github.com/fyu/lsun
+(``download.py``): ``ROOT/<category>_<split>_lmdb/{data.mdb,lock.mdb}``, one record per image,
+key = the image id, value = the encoded image (webp as shipped; jpeg/png after re-encoding).
+
+Read through torchvision's :class:`~torchvision.datasets.LSUN` (class-name checks, the index to
+``(database, record)`` mapping, the labels = position of the class in ``classes``) and its
+``LSUNClass`` record decoding (``PIL.Image.open(...).convert("RGB")``), with two departures from
+``LSUNClass.__init__`` (torchvision 0.17-0.29):
+
+1. **No key cache.** ``LSUNClass`` pickles the key list to ``_cache_<letters of root>`` in the
+   *current working directory* and unpickles such a file when one exists. We list the keys from
+   the database (cursor order, as ``LSUNClass``) at every construction and write nothing; a
+   pickle found in the user's folder is never loaded.
+2. **One lmdb environment per process.** ``LSUNClass`` opens it in ``__init__`` and keeps it; an
+   lmdb environment must not be used across ``fork``, so DataLoader workers would share it. We
+   keep the environments in a per-process table (a forked worker opens its own on first read),
+   which also lets copies of a dataset read in one process (lmdb refuses a second open).
+
+``lmdb`` is an optional dependency: ``pip install 'robustrep[lsun]'``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+from torchvision.datasets import LSUN
+from torchvision.datasets.lsun import LSUNClass
+from torchvision.datasets.vision import VisionDataset
+
+from robustrep.data.local import _check_common, _require_size, _transform, register_dataset
+
+SPLITS = ("train", "val", "test")
+INSTALL_HINT = "pip install 'robustrep[lsun]' (or pip install lmdb)"
+
+
+def _lmdb() -> Any:
+    try:
+        import lmdb
+    except ImportError:
+        raise ModuleNotFoundError(f"dataset 'lsun' reads lmdb databases and needs the lmdb "
+                                  f"package, which is not installed: {INSTALL_HINT}") from None
+    return lmdb
+
+
+def _open(path: str) -> Any:
+    # the options of torchvision's LSUNClass: read-only, no lock file written next to the data
+    return _lmdb().open(path, max_readers=1, readonly=True, lock=False, readahead=False,
+                        meminit=False)
+
+
+# lmdb refuses a second open of one database in a process, so readers (and their copies) share
+# one environment per path; a forked worker starts a fresh table (the parent's must not be used).
+_ENVS: dict[str, Any] = {}
+_ENVS_PID = [os.getpid()]
+
+
+def _shared_env(path: str) -> Any:
+    if _ENVS_PID[0] != os.getpid():
+        _ENVS.clear()
+        _ENVS_PID[0] = os.getpid()
+    if path not in _ENVS:
+        _ENVS[path] = _open(path)
+    return _ENVS[path]
+
+
+class LSUNDatabase(LSUNClass):
+    """One ``<category>_<split>_lmdb`` database; ``__getitem__`` is torchvision's."""
+
+    def __init__(self, root: str | os.PathLike, transform: Any = None) -> None:
+        VisionDataset.__init__(self, str(root), transform=transform)
+        if not (Path(root) / "data.mdb").is_file():
+            raise FileNotFoundError(f"LSUN database not found: expected {Path(root) / 'data.mdb'} "
+                                    f"(the folders of github.com/fyu/lsun download.py, unzipped)")
+        with self.env.begin(write=False) as txn:
+            self.keys = list(txn.cursor().iternext(keys=True, values=False))
+        self.length = len(self.keys)
+
+    @property
+    def env(self) -> Any:
+        return _shared_env(self.root)
+
+
+class LSUNDatabases(LSUN):
+    """torchvision's ``LSUN`` over :class:`LSUNDatabase` readers (no cache file, fork-safe)."""
+
+    def __init__(self, root: str | os.PathLike, classes: str | list[str] = "train",
+                 transform: Any = None) -> None:
+        VisionDataset.__init__(self, str(root), transform=transform)
+        self.classes = self._verify_classes(classes)
+        self.dbs = [LSUNDatabase(os.path.join(self.root, f"{c}_lmdb"), transform)
+                    for c in self.classes]
+        self.indices = list(itertools.accumulate(len(db) for db in self.dbs))
+        self.length = self.indices[-1]
+
+
+def parse_classes(classes: str | list[str], train: bool | None = None) -> str | list[str]:
+    """``"a,b"`` -> ``["a", "b"]`` (a lone ``train``/``val``/``test`` stays a split name).
+
+    With ``train=False`` the ``_train`` databases are swapped for their ``_val`` twins (LSUN's
+    held-out split), so one ``--lsun-classes`` serves a program's train and test sets.
+    """
+    names = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
+    if not names or not all(isinstance(c, str) and c for c in names):
+        raise ValueError(f"lsun classes must be non-empty names like church_outdoor_train, "
+                         f"got {classes!r}")
+    if train is False:
+        names = [c[: -len("_train")] + "_val" if c.endswith("_train") else c for c in names]
+        names = ["val" if c == "train" else c for c in names]
+    return names[0] if len(names) == 1 and names[0] in SPLITS else names
+
+
+def lsun(root: str | os.PathLike, classes: str | list[str], size: int, channels: int = 3,
+         train: bool | None = None) -> LSUNDatabases:
+    """LSUN databases under ``root``, resized on the shorter side to ``size`` and centre-cropped.
+
+    Args:
+        root: the folder holding ``<class>_lmdb`` folders.
+        classes: ``church_outdoor_train`` or several, comma-separated or as a list (label = the
+            position in this list), or one of ``train``/``val``/``test`` for every category.
+        size: output side length.
+        channels: 3 (RGB) or 1 (greyscale).
+        train: False reads the ``_val`` twin of every ``_train`` class; None or True as given.
+    """
+    root = _check_common(root, size, channels, size_required=True)
+    if not root.is_dir():
+        raise FileNotFoundError(f"LSUN folder not found: expected a directory at {root} holding "
+                                f"<category>_<split>_lmdb folders (download is off)")
+    names = parse_classes(classes, train)
+    _lmdb()  # the missing package is the first thing to report
+    dataset = LSUNDatabases(root, names, transform=_transform(size, channels))
+    if len(dataset) == 0:
+        raise ValueError(f"LSUN databases {dataset.classes} under {root} hold no images")
+    return dataset
+
+
+@register_dataset("lsun")
+def _lsun(root, train, size, channels, classes=None, **kwargs):
+    if classes is None:
+        raise ValueError("dataset 'lsun' needs classes, the databases to read (e.g. "
+                         "church_outdoor_train; comma-separated for several)")
+    return lsun(root, classes, _require_size("lsun", size), 3 if channels is None else channels,
+                train=train, **kwargs)

@@ -1,0 +1,136 @@
+"""LSUN lmdb databases: the layout as shipped, no cache file, a missing lmdb, two GAN steps."""
+
+import io
+import os
+import pickle
+import string
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.data import create_dataset
+from robustrep.data.lsun import lsun, parse_classes
+from robustrep.tasks.cli import main
+
+
+def _encoded(seed, fmt):
+    """A 16x16 RGB image as the bytes LSUN stores (webp as shipped; jpeg after re-encoding).
+
+    The webp is lossless noise; the jpeg one flat colour, which JPEG keeps within a few levels.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (16, 16, 3) if fmt == "WEBP" else (1, 1, 3)
+    pixels = np.broadcast_to(rng.integers(0, 256, shape, dtype=np.uint8), (16, 16, 3)).copy()
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    return pixels, buf.getvalue()
+
+
+def make_lsun(root, name, count, offset=0):
+    """``root/<name>_lmdb``: key = a 40-hex image id (as LSUN's), value = encoded image bytes."""
+    import lmdb
+    env = lmdb.open(str(root / f"{name}_lmdb"), map_size=1 << 24)
+    pixels = {}
+    with env.begin(write=True) as txn:
+        for i in range(count):
+            key = f"{(count - i) * 7919 + offset:040x}".encode()  # written out of key order
+            pixels[key], value = _encoded(i + offset, "WEBP" if i % 2 else "JPEG")
+            txn.put(key, value)
+    env.close()
+    return pixels
+
+
+def test_parse_classes():
+    assert parse_classes("church_outdoor_train") == ["church_outdoor_train"]
+    assert parse_classes("a_train, b_val") == ["a_train", "b_val"]
+    assert parse_classes("church_outdoor_train,bedroom_train", train=False) == [
+        "church_outdoor_val", "bedroom_val"]
+    assert parse_classes("train") == "train" and parse_classes("train", train=False) == "val"
+
+
+def test_missing_lmdb_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "lmdb", None)  # import lmdb raises ImportError
+    (tmp_path / "church_outdoor_train_lmdb").mkdir()
+    with pytest.raises(ModuleNotFoundError, match=r"robustrep\[lsun\]"):
+        lsun(tmp_path, "church_outdoor_train", 16)
+    assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                 "--lsun-classes", "church_outdoor_train", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "robustrep[lsun]" in err and len(err.splitlines()) == 1
+
+
+def test_reads_records_in_key_order_and_writes_nothing(tmp_path, monkeypatch):
+    pytest.importorskip("lmdb")
+    data, cwd = tmp_path / "lsun", tmp_path / "cwd"
+    data.mkdir(), cwd.mkdir()
+    pixels = make_lsun(data, "church_outdoor_train", 6)
+    make_lsun(data, "bedroom_train", 2, offset=100)
+    monkeypatch.chdir(cwd)
+    db_root = str(data / "church_outdoor_train_lmdb")
+    # torchvision's LSUNClass would unpickle this file from the cwd instead of listing keys
+    planted = cwd / ("_cache_" + "".join(c for c in db_root if c in string.ascii_letters))
+    planted.write_bytes(pickle.dumps([b"not-a-key"]))
+    before = sorted(os.listdir(data / "church_outdoor_train_lmdb"))
+
+    ds = lsun(data, "church_outdoor_train,bedroom_train", size=16)
+    assert len(ds) == 8
+    for i, key in enumerate(sorted(pixels)):  # lmdb iterates keys in byte order
+        image, label = ds[i]
+        assert label == 0 and image.shape == (3, 16, 16)
+        expected = torch.from_numpy(pixels[key]).permute(2, 0, 1).float() / 255
+        assert (image - expected).abs().max() <= 4 / 255
+    assert ds[7][1] == 1  # the second class
+    assert sorted(os.listdir(cwd)) == [planted.name]
+    assert sorted(os.listdir(data / "church_outdoor_train_lmdb")) == before
+    clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers with spawn; env reopens
+    assert torch.equal(clone[3][0], ds[3][0])
+
+
+def test_val_twin_and_bad_class(tmp_path):
+    pytest.importorskip("lmdb")
+    make_lsun(tmp_path, "church_outdoor_val", 2)
+    assert len(create_dataset("lsun", tmp_path, train=False, size=8,
+                              classes="church_outdoor_train")) == 2
+    with pytest.raises(FileNotFoundError, match="church_outdoor_train_lmdb"):
+        create_dataset("lsun", tmp_path, train=True, size=8, classes="church_outdoor_train")
+    with pytest.raises(ValueError, match="LSUN class"):
+        create_dataset("lsun", tmp_path, size=8, classes="castle_train")
+
+
+def test_gan_trains_two_steps_on_lsun(tmp_path, monkeypatch):
+    pytest.importorskip("lmdb")
+    make_lsun(tmp_path, "church_outdoor_train", 8)
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                 "--lsun-classes", "church_outdoor_train", "--image-size", "16", "--g-width",
+                 "4", "--d-width", "4", "--z-dim", "8", "--batch-size", "4", "--steps", "2",
+                 "--eval-every", "0", "--final-eval", "false", "--num-workers", "0",
+                 "--device", "cpu", "--out", str(run), "--quiet"]) == 0
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    assert state["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["church_outdoor_train_lmdb", "run"]
+
+
+def test_classify_trains_on_two_lsun_classes_and_tests_on_their_val_twins(tmp_path):
+    pytest.importorskip("lmdb")
+    for name, offset in (("church_outdoor", 0), ("bedroom", 50)):
+        make_lsun(tmp_path, f"{name}_train", 6, offset)
+        make_lsun(tmp_path, f"{name}_val", 2, offset + 20)
+    run = tmp_path / "clf"
+    assert main(["classify", "train", "--preset", "smoke", "--dataset", "lsun", "--data-root",
+                 str(tmp_path), "--lsun-classes", "church_outdoor_train,bedroom_train",
+                 "--image-size", "16", "--batch-size", "4", "--out", str(run), "--device", "cpu",
+                 "--quiet"]) == 0
+    assert (run / "metrics.jsonl").is_file()
+    from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
+    from robustrep.tasks.classify.data import build_datasets
+    cfg = ClassifyConfig(**{**PRESETS["smoke"], "dataset": "lsun", "data_root": str(tmp_path),
+                            "lsun_classes": "church_outdoor_train,bedroom_train",
+                            "image_size": 16})
+    train_set, eval_set, _ = build_datasets(cfg)
+    assert len(train_set) == 12 and len(eval_set) == 4  # the _val databases
