@@ -31,3 +31,12 @@ class RunFolderError(UserError):
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or inf; the message names the step, what went wrong and
     the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; the program prints the one
+    line and exits with ``128 + signum`` (the shell's convention for a signal)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
