@@ -41,6 +41,7 @@ from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import jsonable
+from robustrep.tasks.common.runfiles import write_text_atomic
 
 DEFAULT_EPS = {"Linf": 8 / 255, "L2": 0.5}  # RobustBench's CIFAR-10 radii
 DEFAULT_N_ATTACK = 500
@@ -279,7 +280,7 @@ def evaluate_run(run: str | Path, eps: float | None = None,
         files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
                                              title="accuracy under corruptions"))
     report["files"] = files
-    Path(files["report"]).write_text(json.dumps(jsonable(report), indent=2) + "\n")
+    write_text_atomic(files["report"], json.dumps(jsonable(report), indent=2) + "\n")
     return report
 
 

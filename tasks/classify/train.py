@@ -57,7 +57,8 @@ from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, open_run, resumed
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
+    open_run, resumed
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
@@ -395,6 +396,7 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
 def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> ClassifyConfig:
     """The saved config of a run, with the few options a resume may change."""
     saved = RunDir(Path(run_path)).read_config()
+    check_run_program(saved, ClassifyConfig, run_path, "classify")
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
     if (merged["weight_decay"] > 0) != (saved.get("weight_decay", 0) > 0):
         # timm groups the parameters by decay only when there is some: the saved optimizer

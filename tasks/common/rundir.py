@@ -218,6 +218,18 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     return path
 
 
+def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, program: str) -> None:
+    """Refuse a run folder written by another program (``classify train --resume GAN_RUN``):
+    most of its saved options are not options of ``cls``."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(cls)}
+    foreign = [k for k in saved if k not in names]
+    if len(foreign) > len(saved) - len(foreign):
+        raise RunFolderError(f"{path} is not a '{program}' run: its config.json holds options "
+                             f"of another program ({', '.join(sorted(foreign)[:3])}, ...); "
+                             f"give a run folder written by 'robustrep {program} train'")
+
+
 def default_run_path(root: str | Path, task: str, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(root) / task / f"{name}-{stamp}"

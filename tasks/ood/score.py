@@ -42,6 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robustrep.tasks.common.runtime import resolve_device
+from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
                                            parse_detectors, parse_params, score_extracted,
@@ -330,14 +331,14 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
         "results": [{k: (_finite(v) if k in METRICS else v) for k, v in r.items()} for r in rows],
     }
     files["json"] = out / "results.json"
-    files["json"].write_text(json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
     files["csv"] = out / "results.csv"
     with files["csv"].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["detector", "ood", *METRICS, "error"])
         writer.writeheader()
         writer.writerows(rows)
     files["md"] = out / "results.md"
-    files["md"].write_text(format_table(result) + "\n")
+    write_text_atomic(files["md"], format_table(result) + "\n")
     if plots:
         for ood in result.ood_names:
             ok = [d for d in result.detectors.values() if d.error is None]
