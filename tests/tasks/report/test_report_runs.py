@@ -95,7 +95,7 @@ def test_a_killed_seed_is_left_out_and_one_run_shows_no_spread(tmp_path, capsys,
     assert "3.000 (1 run)" in (out / "report.md").read_text()
 
 
-def test_a_seed_given_twice_is_refused(tmp_path, capsys):
+def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
     assert cli.main(["report", "--seeds", "0", "0", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err == "robustrep report: error: --seeds: seed 0 is given twice; give each seed once\n"
