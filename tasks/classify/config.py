@@ -50,6 +50,8 @@ class ClassifyConfig:
     dataset: str = _opt("digits", "training data", DATASETS)
     data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, "
                                        "imagefolder)")
+    skip_bad_images: bool = _opt(False, "imagefolder/imagelist: leave out unreadable image files "
+                                        "(listed on stderr) instead of stopping at the first")
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
                                            "(labels are kept, so the head has max+1 outputs)",
                                      **NONNEG)

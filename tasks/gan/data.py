@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from robustrep.data import create_dataset, mixture
 from robustrep.tasks.common.batches import StepBatches
-from robustrep.tasks.common.errors import DataError
+from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.workers import resolve_workers
 
 DATA_SEED = 0  # the fixed pool drawn from a 2-D mixture is part of the data, not of a run
@@ -95,13 +95,15 @@ def build_data(cfg) -> GanData:
         ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
         return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
     root = _check_root(cfg)
-    extra = {"verify": True} if cfg.dataset == "imagefolder" else {}
+    extra = ({"verify": True, "skip_bad": cfg.skip_bad_images} if cfg.dataset == "imagefolder"
+             else {})
     try:
         ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
                             channels=cfg.channels or 3, **extra)
         image = ds[0][0]
     except (FileNotFoundError, ValueError) as err:  # the library names the file or folder
-        raise DataError(str(err)) from None
+        raise DataError(program_advice(err)) from None
+    report_skipped(ds)
     return GanData(ds, None, tuple(image.shape))
 
 

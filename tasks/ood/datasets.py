@@ -162,7 +162,7 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
             return image_folder(":".join(rest), height, channels, verify=True)
         return image_list(rest[0], ":".join(rest[1:]), height, channels, verify=True)
     except ValueError as err:  # an unreadable image, named by the library
-        raise DataError(str(err)) from None
+        raise DataError(program_advice(err, skip_option=False)) from None
 
 
 class ShapeMismatch(ValueError):
