@@ -104,6 +104,7 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
     x, y = _collect(data)
     device = _model_device(model)
     with _evaluating(model, device):
+        _check_outputs(model, x, y, device)
         correct = _predict(model, x, batch_size, device) == y
         if attack in ("pgd", "fgsm"):
             fooled, convention, flags = _gradient_attack(model, x, y, attack, eps, norm, steps,
@@ -273,6 +274,20 @@ def _chunks(x: Tensor, y: Tensor, batch_size: int,
 
 
 @torch.no_grad()
+def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device) -> None:
+    """The model gives logits ``[B, C]`` with C >= 2 and every label is one of its classes
+    (else torch's IndexError would come from deep inside an attack)."""
+    with torch.no_grad():
+        out = _predict_logits(model, x[:1], device)
+    if out.dim() != 2 or out.shape[1] < 2:
+        raise ValueError(f"model must return logits [B, C] with C >= 2 classes (the attacks "
+                         f"change the predicted class); it returned shape {tuple(out.shape)}")
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= out.shape[1]:
+        raise ValueError(f"data labels must lie in 0..{out.shape[1] - 1} (the model's "
+                         f"{out.shape[1]} outputs); got labels in {low}..{high}")
+
+
 def _predict_logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
     return model(x.to(device)).float()
 
