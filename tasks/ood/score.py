@@ -297,13 +297,18 @@ def format_table(result: ScoreResult) -> str:
     head = "| detector | OOD set | " + " | ".join(METRICS) + " |"
     lines = [head, "|---|---|" + "---:|" * len(METRICS)]
     for row in result.rows():
+        name, ood = _md(row["detector"]), _md(row["ood"])  # a "|" in a name is no column break
         if row["error"]:
-            lines.append(f"| {row['detector']} | {row['ood']} | failed: {row['error'][:80]} "
+            lines.append(f"| {name} | {ood} | failed: {_md(row['error'][:80])} "
                          + "| " * (len(METRICS) - 1) + "|")
             continue
         vals = " | ".join(f"{100 * row[m]:.2f}" for m in METRICS)
-        lines.append(f"| {row['detector']} | {row['ood']} | {vals} |")
+        lines.append(f"| {name} | {ood} | {vals} |")
     return "\n".join(lines + ["", FPR_LEGEND])
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
 
 
 def _finite(value: float) -> float | None:
