@@ -50,3 +50,17 @@ def test_frechet_distance_refuses_empty_and_nan():
 def test_parse_combination_names_an_unknown_program():
     with pytest.raises(ValueError, match=r"program must be one of 'classify', 'gan'.*got 'bogus'"):
         parse_combination("mixup", "bogus")
+
+
+def test_robust_accuracy_reports_progress_inside_an_autoattack_component():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    x, y = torch.rand(16, 1, 4, 4), torch.randint(0, 4, (16,))
+    calls = []
+    result = robust_accuracy(model, (x, y), "apgd-ce", eps=0.02, batch_size=2,
+                             progress=calls.append)
+    assert calls and {c["attack"] for c in calls} == {"apgd-ce"}
+    assert all(a["done"] < b["done"] for a, b in zip(calls, calls[1:]))  # batch by batch
+    assert calls[-1]["done"] == calls[-1]["total"] == int(result.correct.sum())
+    assert calls[-1]["robust"] == int(result.robust.sum()) and calls[-1]["eta_s"] == 0
+    assert all(c["n"] == 16 and c["eta_s"] >= 0 for c in calls)
