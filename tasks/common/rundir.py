@@ -6,6 +6,7 @@
       checkpoints/       step_*.pt and latest.pt (see checkpoint.py)
       samples/           image grids (PNG)
       plots/             curves and diagrams (PNG)
+      finished.json      written last, when training ended (runfiles.py reads runs back)
       .lock              held (``fcntl.flock``) by the one process training into RUN
 
 One run per folder: a training run (fresh or resumed) holds an exclusive ``flock`` on

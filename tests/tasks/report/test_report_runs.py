@@ -46,13 +46,14 @@ def children(monkeypatch):
 def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys):
     """README: ``robustrep report --quick`` (default --out), then ``--collect --out DIR``."""
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["report", "--quick", "--seeds", "0"]) == 0
+    assert cli.main("report --quick".split()) == 0
     (folder,) = (tmp_path / "runs").iterdir()
     assert (folder / "report.md").is_file() and (folder / "report.html").is_file()
     assert not list(folder.rglob("runs/report-*"))  # nothing nested inside the report folder
+    assert "(12 runs)" in capsys.readouterr().out  # 2 GAN + 2 classifier settings, 3 seeds
     rel = str(folder.relative_to(tmp_path))
-    assert cli.main(["report", "--quick", "--seeds", "0", "--collect", "--out", rel]) == 0
-    assert "(4 runs)" in capsys.readouterr().out
+    assert cli.main(["report", "--collect", "--out", rel]) == 0
+    assert "(12 runs)" in capsys.readouterr().out
 
 
 def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monkeypatch, children):
