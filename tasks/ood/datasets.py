@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from robustrep.data import select_classes
-from robustrep.tasks.common.errors import DataError
+from robustrep.tasks.common.errors import DataError, program_advice
 
 BUILTIN_ID = ("digits",)
 _C, _L = "images_classic", "images_largescale"
