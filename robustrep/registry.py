@@ -131,6 +131,11 @@ def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
         ValueError: an unknown name (the message lists the valid ones for ``program``), a name
             given twice, two methods in one place, or an excluded pair.
     """
+    _ensure_loaded()
+    programs = sorted({p for info in _REGISTRY.values() for p in info.acts})
+    if program not in programs:  # else every name would be "unknown for <program>"
+        raise ValueError(f"program must be one of {', '.join(map(repr, programs))}; "
+                         f"got {program!r}")
     valid = list_regularizers(program)
     names = tuple(n.strip().lower() for n in re.split(r"[,+]", str(text or "")) if n.strip())
     names = tuple(n for n in names if n != "none")

@@ -31,6 +31,13 @@ non-image named ``.png`` is found before training rather than when a DataLoader 
 ``skip_bad=True`` drops such files instead and lists them in the dataset's ``skipped``
 attribute for the caller to report.
 
+Folder scans: hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) are
+skipped in both layouts; a symbolic link is followed once, and a link to a folder already read
+(a loop, or a second name for a class) is a ValueError naming the link, since torchvision's
+``os.walk(followlinks=True)`` would read the images again under other labels. 16-bit greyscale
+images (PIL mode ``I;16``/``I``) are scaled to 8 bits (v / 257) before conversion; PIL's
+``convert`` would clip them to 255.
+
 About checksums: torchvision verifies the md5 of every CIFAR/SVHN file against the official
 archive before loading. The loaders here check only that the files are present and parse, so that
 a converted or subsampled copy in the same format loads too; pass ``check_md5=True`` to keep
@@ -90,11 +97,29 @@ def _check_train(train: Any) -> None:
         raise TypeError(f"train must be True (train split) or False (test split), got {train!r}")
 
 
+# PIL modes of more than 8 bits per value: ``convert("RGB")`` clips them to 0..255 (a 16-bit
+# image turns white), so they are scaled to 8 bits first. PNG stores 16-bit grey as "I;16"
+# (or "I" in older Pillow) with values 0..65535; 16-bit colour PNGs are already 8-bit "RGB(A)".
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _to_8bit(image: Any) -> Any:
+    """A 16-bit grey image as 8-bit "L", value v -> round(v / 257) (65535 -> 255)."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image, dtype=np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
+
+
 def _load_image(path: str | Path, channels: int) -> Any:
     from PIL import Image
 
     with open(path, "rb") as f:
-        return Image.open(f).convert("L" if channels == 1 else "RGB")
+        image = Image.open(f)
+        if image.mode in _WIDE_MODES:
+            image = _to_8bit(image)
+        return image.convert("L" if channels == 1 else "RGB")
 
 
 def _image_problem(path: Path) -> str | None:
@@ -325,6 +350,60 @@ def _is_image(path: Path) -> bool:
             and path.is_file())
 
 
+def _class_folders(root: Path) -> list[Path]:
+    """The class folders of ``root``: its visible subfolders (``.ipynb_checkpoints`` is none)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
+    """The visible images under ``folder``, recursively, sorted; each real folder read once.
+
+    ``seen`` maps the real path of every folder read so far to the path it was read as. A
+    symbolic link to a folder already read (a loop back to an ancestor, or a second link to
+    the same folder) would read its images again, under another class: a ValueError naming
+    the link.
+    """
+    real = os.path.realpath(folder)
+    if real in seen:
+        what = ("a loop: it points back to" if str(folder).startswith(str(seen[real]) + os.sep)
+                else "it points to")
+        raise ValueError(f"symbolic link {folder} would read a folder twice ({what} {seen[real]}, "
+                         f"already read); remove the link or point it elsewhere")
+    seen[real] = folder
+    images = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            images += _walk_images(entry, seen)
+        elif _is_image(entry):
+            images.append(entry)
+    return images
+
+
+class _ClassFolders(ImageFolder):
+    """torchvision's ``ImageFolder`` with robustrep's scan: hidden files and folders skipped,
+    symbolic links followed at most once (torchvision's ``os.walk(followlinks=True)`` loops)."""
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        classes = [p.name for p in _class_folders(Path(directory))]
+        if not classes:
+            raise FileNotFoundError(f"no class folders in {directory}")
+        return classes, {name: i for i, name in enumerate(classes)}
+
+    @staticmethod
+    def make_dataset(directory: str | Path, class_to_idx: dict[str, int], extensions=None,
+                     is_valid_file=None, allow_empty: bool = False) -> list[tuple[str, int]]:
+        seen = {os.path.realpath(directory): Path(directory)}
+        samples = []
+        for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
+            found = _walk_images(Path(directory) / name, seen)
+            if not found and not allow_empty:
+                raise FileNotFoundError(f"class folder {Path(directory) / name} holds no images")
+            samples += [(str(p), index) for p in found]
+        return samples
+
+
 class FlatImageFolder(Dataset):
     """All images directly inside ``root`` (no class subfolders), sorted by name, label 0.
 
@@ -413,8 +492,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         paths = list(dataset.samples)
     else:
         try:
-            dataset = ImageFolder(str(root), transform=transform,
-                                  loader=partial(_load_image, channels=channels))
+            dataset = _ClassFolders(str(root), transform=transform,
+                                    loader=partial(_load_image, channels=channels))
         except FileNotFoundError as err:
             raise FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "
                                     f"extensions: {', '.join(IMG_EXTENSIONS)})") from None

@@ -85,6 +85,13 @@ def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int =
     """
     _check_logits_labels(logits_or_probs, y, "logits_or_probs")
     check_positive("n_bins", n_bins, integer=True)
+    if logits_or_probs.shape[0] == 0:
+        raise ValueError("logits_or_probs holds no samples (shape "
+                         f"{tuple(logits_or_probs.shape)}); ECE needs at least one")
+    # -inf is a valid logit (a class of probability 0); NaN and +inf make softmax NaN
+    if bool((torch.isnan(logits_or_probs) | (logits_or_probs == float("inf"))).any()):
+        raise ValueError("logits_or_probs holds NaN or +inf; give finite logits (-inf allowed) "
+                         "or probabilities")
     x = logits_or_probs.detach().double()
     probs = x.softmax(dim=1) if from_logits else x
     confidence, pred = probs.max(dim=1)

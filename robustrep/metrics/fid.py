@@ -183,6 +183,12 @@ def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray,
             raise ValueError(f"{name} must have shape {want} to match mu1 of shape ({d},), "
                              f"got {tuple(t.shape)}")
     check_same_device(mu1=mu1, sigma1=s1, mu2=mu2, sigma2=s2)
+    if d == 0:
+        raise ValueError("mu1 is empty (shape (0,)); the statistics need at least one feature")
+    for name, t in (("mu1", mu1), ("mu2", mu2), ("sigma1", s1), ("sigma2", s2)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite; it holds NaN or inf (statistics of "
+                             f"non-finite features, or of fewer than two samples)")
     s1, s2 = 0.5 * (s1 + s1.mT), 0.5 * (s2 + s2.mT)
     # tr sqrt(s1 s2) from the eigenvalues of R^T s2 R, a symmetric PSD matrix with the same
     # eigenvalues as s1 s2 = R (R^T s2) (eig(AB) = eig(BA)): no non-symmetric sqrtm as in

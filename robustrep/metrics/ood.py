@@ -99,6 +99,10 @@ def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
                          f"and {tuple(is_ood.shape)}")
     if not scores.is_floating_point():
         scores = scores.double()
+    if scores.numel() and not bool(torch.isfinite(scores).all()):
+        bad = int((~torch.isfinite(scores)).sum())
+        raise ValueError(f"scores must be finite; {bad} of {scores.numel()} are NaN or inf (a "
+                         f"detector that overflowed: clamp or rescale its scores)")
     if is_ood.dtype != torch.bool:
         if is_ood.is_floating_point() or not bool(((is_ood == 0) | (is_ood == 1)).all()):
             raise ValueError("is_ood must hold booleans or 0/1 integers")

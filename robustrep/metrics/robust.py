@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,8 @@ class RobustAccuracy:
 def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
                     attack: str = "autoattack", eps: float = 8 / 255, norm: str = "Linf", *,
                     steps: int = 20, step_size: float | None = None, batch_size: int = 250,
-                    seed: int = 0) -> RobustAccuracy:
+                    seed: int = 0, progress: Callable[[dict[str, Any]], None] | None = None
+                    ) -> RobustAccuracy:
     """Clean and robust accuracy of ``model`` on ``data`` under ``attack``.
 
     Args:
@@ -94,6 +96,10 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
         steps, step_size: PGD's iteration count and step (``2.5 * eps / steps`` by default).
         batch_size: samples per forward/attack batch.
         seed: seeds AutoAttack's attacks and PGD's random starts; same seed, same result.
+        progress: called after each batch an AutoAttack component attacked, with ``attack``
+            (the component), ``done`` and ``total`` (samples of this component; only samples
+            still robust enter it), ``robust`` (samples robust so far, of ``n``) and
+            ``eta_s`` (seconds left in this component, from its pace so far).
     """
     check_choice("attack", attack, ATTACKS)
     norm = _check_norm(norm)
@@ -104,6 +110,7 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
     x, y = _collect(data)
     device = _model_device(model)
     with _evaluating(model, device):
+        _check_outputs(model, x, y, device)
         correct = _predict(model, x, batch_size, device) == y
         if attack in ("pgd", "fgsm"):
             fooled, convention, flags = _gradient_attack(model, x, y, attack, eps, norm, steps,
@@ -111,7 +118,7 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
             robust = correct & ~fooled
         else:
             y_adv, convention, flags = _autoattack(model, x, y, attack, eps, norm, batch_size,
-                                                   seed, device)
+                                                   seed, device, progress, int(correct.sum()))
             robust = correct & (y_adv == y)
     n = int(y.numel())
     return RobustAccuracy(clean_acc=int(correct.sum()) / n,
@@ -156,8 +163,8 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
 
 
 def _autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
-                batch_size: int, seed: int,
-                device: torch.device) -> tuple[Tensor, str, tuple[str, ...]]:
+                batch_size: int, seed: int, device: torch.device, progress=None,
+                n_correct: int = 0) -> tuple[Tensor, str, tuple[str, ...]]:
     """Run the official AutoAttack (or one of its APGD components); returns ``y_adv``."""
     AutoAttack, version = _import_autoattack()
     n_classes = int(_predict_logits(model, x[:1], device).shape[1])
@@ -178,6 +185,8 @@ def _autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float,
     adversary.apgd_targeted.n_target_classes = targets
     adversary.fab.n_target_classes = targets
     adversary.verbose = False
+    if progress is not None:
+        _report_batches(adversary, model, device, progress, n_correct, int(y.numel()))
     with _captured_warnings(adversary.logger) as flags:
         _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
     names = ", ".join(_AA_NAMES[a] for a in attacks)
@@ -188,6 +197,44 @@ def _autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float,
         convention = (f"{names} alone (AutoAttack standard settings; fra31/auto-attack via "
                       f"pyautoattack {version}; not the full AutoAttack)")
     return y_adv.cpu(), convention, tuple(flags)
+
+
+def _component_name(part: str, component: Any) -> str:
+    if part == "apgd":
+        return f"apgd-{component.loss}"
+    if part == "fab":
+        return "fab-t" if component.targeted else "fab"
+    return {"apgd_targeted": "apgd-t"}.get(part, part)
+
+
+def _report_batches(adversary: Any, model: nn.Module, device: torch.device,
+                    progress: Callable[[dict[str, Any]], None], robust: int, n: int) -> None:
+    """Wrap each AutoAttack component's ``perturb`` (called once per batch of samples still
+    robust) to call ``progress`` after it: pyautoattack reports nothing while it runs."""
+    state = {"attack": None, "robust": robust}
+
+    def wrap(part: str, component: Any) -> None:
+        perturb = component.perturb
+
+        def perturb_and_report(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+            name = _component_name(part, component)
+            if state["attack"] != name:  # a new component starts on the samples still robust
+                state.update(attack=name, done=0, total=state["robust"], start=time.monotonic())
+            adv = perturb(x, y, *args, **kwargs)
+            with torch.no_grad():
+                fooled = int((_predict_logits(model, adv, device).argmax(1) != y.to(device))
+                             .sum())
+            state["done"] += int(y.shape[0])
+            state["robust"] -= fooled
+            pace = (time.monotonic() - state["start"]) / state["done"]
+            progress({"attack": name, "done": state["done"], "total": state["total"],
+                      "robust": state["robust"], "n": n,
+                      "eta_s": pace * max(0, state["total"] - state["done"])})
+            return adv
+        component.perturb = perturb_and_report
+
+    for part in ("apgd", "apgd_targeted", "fab", "square"):
+        wrap(part, getattr(adversary, part))
 
 
 def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
@@ -273,6 +320,20 @@ def _chunks(x: Tensor, y: Tensor, batch_size: int,
 
 
 @torch.no_grad()
+def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device) -> None:
+    """The model gives logits ``[B, C]`` with C >= 2 and every label is one of its classes
+    (else torch's IndexError would come from deep inside an attack)."""
+    with torch.no_grad():
+        out = _predict_logits(model, x[:1], device)
+    if out.dim() != 2 or out.shape[1] < 2:
+        raise ValueError(f"model must return logits [B, C] with C >= 2 classes (the attacks "
+                         f"change the predicted class); it returned shape {tuple(out.shape)}")
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= out.shape[1]:
+        raise ValueError(f"data labels must lie in 0..{out.shape[1] - 1} (the model's "
+                         f"{out.shape[1]} outputs); got labels in {low}..{high}")
+
+
 def _predict_logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
     return model(x.to(device)).float()
 

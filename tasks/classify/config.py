@@ -53,6 +53,8 @@ class ClassifyConfig:
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun; label = "
                                           "position), e.g. church_outdoor_train,bedroom_train; "
                                           "the test set reads their _val twins")
+    skip_bad_images: bool = _opt(False, "imagefolder/imagelist: leave out unreadable image files "
+                                        "(listed on stderr) instead of stopping at the first")
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
                                            "(labels are kept, so the head has max+1 outputs)",
                                      **NONNEG)

@@ -25,7 +25,7 @@ from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape
 from robustrep.data import num_classes as dataset_num_classes
 
-from robustrep.tasks.common.errors import DataError  # noqa: F401  (re-exported for callers)
+from robustrep.tasks.common.errors import DataError, program_advice, report_skipped  # noqa: F401
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.workers import resolve_workers
 
@@ -58,6 +58,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         kwargs["classes"] = cfg.lsun_classes
     if cfg.dataset in ("imagefolder", "imagelist"):
         kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
+        kwargs["skip_bad"] = cfg.skip_bad_images
     if cfg.channels is not None and cfg.channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")
     root = cfg.data_root if root is None else root
@@ -72,7 +73,8 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
                                  channels=cfg.channels, **kwargs)
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
-        raise DataError(str(err)) from None
+        raise DataError(program_advice(err)) from None
+    report_skipped(dataset)
     if cfg.dataset != "digits":
         dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")
     return dataset

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +42,9 @@ from robustrep.metrics.robust import ATTACKS, eps_text, robust_accuracy
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
-from robustrep.tasks.common.progress import progress
+from robustrep.tasks.common.progress import duration, progress
 from robustrep.tasks.common.rundir import jsonable
+from robustrep.tasks.common.runfiles import write_text_atomic
 
 DEFAULT_EPS = {"Linf": 8 / 255, "L2": 0.5}  # RobustBench's CIFAR-10 radii
 DEFAULT_N_ATTACK = 500
@@ -117,12 +121,43 @@ def adversarial_report(model: nn.Module, data: Iterable, attacks: Sequence[str],
     x, y = _first(data, n_attack)
     out = {}
     for key, attack, steps in _attack_jobs(attacks, pgd_steps):
+        report = None if bar is None else partial(_attack_progress, bar, key)
         result = robust_accuracy(model, (x, y), attack, eps, norm, steps=steps,
-                                 step_size=pgd_step_size, seed=seed)
+                                 step_size=pgd_step_size, seed=seed, progress=report)
         out[key] = result.as_dict()
         if bar is not None:
             bar.update(1)
     return out
+
+
+def _attack_progress(bar, key: str, state: dict[str, Any]) -> None:
+    """Inside one AutoAttack run: the component, samples done, robust so far and an estimate."""
+    bar.set_postfix({key: f"{state['attack']} {state['done']}/{state['total']}",
+                     "robust": f"{state['robust']}/{state['n']}",
+                     "left": duration(state["eta_s"])})
+
+
+# Gradient steps (or the equivalent in forward passes) one robust sample costs in each
+# AutoAttack component, standard version (Croce & Hein 2020; fra31/auto-attack): APGD-CE 100
+# iterations, APGD-T 9 target classes x 100, FAB-T 9 x 100, Square 5000 queries (forward only,
+# counted as 1/3 of a step). An upper bound: fooled samples leave after the first component.
+ATTACK_STEPS = {"autoattack": 100 + 900 + 900 + 5000 / 3, "apgd-ce": 100, "apgd-t": 900,
+                "fgsm": 1}
+SLOW_SECONDS = 120.0  # estimates above this are printed before the attacks start
+
+
+def expected_attack_seconds(model: nn.Module, x: Tensor, device: torch.device,
+                            jobs: list[tuple[str, str, int]]) -> float:
+    """Upper estimate of the attacks' seconds: one timed forward+backward per sample, times
+    the steps each attack takes (:data:`ATTACK_STEPS`, PGD its ``steps``)."""
+    batch = x[:min(len(x), 32)].to(device).requires_grad_(True)
+    model(batch).sum().backward()  # warm-up (allocations, kernels)
+    start = time.perf_counter()
+    model(batch).sum().backward()
+    per_sample = (time.perf_counter() - start) / len(batch)
+    model.zero_grad(set_to_none=True)
+    steps = sum(ATTACK_STEPS.get(attack, steps) for _, attack, steps in jobs)
+    return per_sample * steps * len(x)
 
 
 def corruption_accuracy(model: nn.Module, data: Iterable, device: torch.device, name: str,
@@ -181,6 +216,14 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
     report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps, "norm": norm,
                               "clean": calibration(logits, labels, bins)}
     bar.update(1)
+    if progress_bar and jobs:
+        x_attack, _ = _first(data, n_attack)
+        seconds = expected_attack_seconds(model, x_attack, device, jobs)
+        if seconds > SLOW_SECONDS:
+            print(f"classify eval: the attacks ({', '.join(k for k, _, _ in jobs)}) on "
+                  f"{len(x_attack)} images may take up to {duration(seconds)} on {device} "
+                  f"(fewer samples stay robust in practice); --attacks pgd or --max-samples "
+                  f"N are faster", file=sys.stderr, flush=True)
     robust = adversarial_report(model, data, attacks, eps, norm, pgd_steps, pgd_step_size,
                                 n_attack, seed, bar)
     report["robust"] = robust
@@ -279,7 +322,7 @@ def evaluate_run(run: str | Path, eps: float | None = None,
         files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
                                              title="accuracy under corruptions"))
     report["files"] = files
-    Path(files["report"]).write_text(json.dumps(jsonable(report), indent=2) + "\n")
+    write_text_atomic(files["report"], json.dumps(jsonable(report), indent=2) + "\n")
     return report
 
 

@@ -57,7 +57,9 @@ from robustrep.tasks.common.classifier import Classifier, create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, open_run, resumed
+from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
+    open_run, resumed
+from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
@@ -192,6 +194,7 @@ class Trainer(TrainerBase):
     def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False):
         super().__init__(run, info)
         self.cfg, self.quiet = cfg, quiet
+        self.train_s0 = 0.0  # training seconds before this session (a resumed run's)
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
         self.train_set, self.eval_set, self.data = build_datasets(cfg)
@@ -310,10 +313,24 @@ class Trainer(TrainerBase):
         sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, self.step, stop,
                               self.dist.rank, self.dist.world_size, repeat)
         self.model.train()
+        self.last: dict[str, Any] = {}
         bar = progress(cfg.steps, self.step, f"train {cfg.model}",
                        enabled=self.dist.is_main and not self.quiet)
-        last: dict[str, Any] = {}
         t0, done = time.time(), 0
+        with self.stop.installed():
+            self._loop(sampler, stop, bar, t0)
+        bar.close()
+        self.check_finite()
+        if self.step == cfg.steps and self.dist.is_main:
+            self.last = self.run.log(self.step, **self.evaluate())
+        if self.last_ckpt_step != self.step:
+            self.save()
+        if self.step == cfg.steps:
+            self.finished()
+        return self.last
+
+    def _loop(self, sampler: StepBatches, stop: int, bar, t0: float) -> None:
+        cfg, done = self.cfg, 0
         for x, y in train_batches(self.train_set, sampler, cfg.workers):
             self.train_step(x, y)
             done += 1
@@ -322,22 +339,17 @@ class Trainer(TrainerBase):
                 logged = self.check_finite()  # the terms' means since the last read
                 logged["lr"] = self.opt.param_groups[0]["lr"]
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
+                logged["train_s"] = round(self.train_s0 + time.time() - t0, 3)  # runfiles names
                 bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
                 if self.dist.is_main:
-                    last = self.run.log(self.step, **logged)
+                    self.last = self.run.log(self.step, **logged)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 self.check_finite()
                 if self.dist.is_main:
-                    last = self.run.log(self.step, **self.evaluate())
+                    self.last = self.run.log(self.step, **self.evaluate())
             if self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save()
-        bar.close()
-        self.check_finite()
-        if self.step == cfg.steps and self.dist.is_main:
-            last = self.run.log(self.step, **self.evaluate())
-        if self.last_ckpt_step != self.step:
-            self.save()
-        return last
+            self.check_stop()
 
 
 def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
@@ -354,6 +366,9 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
             trainer.resume_from(latest)  # validated: only now may the run folder change
             if info.is_main:
                 resumed(run, to_dict(cfg), trainer.step)
+                trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
+                                                     reversed(run.read_metrics()))
+                                         if t is not None), 0.0)
     except BaseException:
         if trainer.lock is not None:
             trainer.lock.release()
@@ -381,6 +396,7 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
 def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> ClassifyConfig:
     """The saved config of a run, with the few options a resume may change."""
     saved = RunDir(Path(run_path)).read_config()
+    check_run_program(saved, ClassifyConfig, run_path, "classify")
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
     if (merged["weight_decay"] > 0) != (saved.get("weight_decay", 0) > 0):
         # timm groups the parameters by decay only when there is some: the saved optimizer

@@ -269,7 +269,8 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{run_dir} is not a robustrep run folder: no config.json "
                                 f"(expected RUN/config.json and RUN/checkpoints/{LATEST} written "
                                 f"by `robustrep classify train`)")
-    config = json.loads(path.read_text())
+    from robustrep.tasks.common.runfiles import read_json
+    config = read_json(path, dict)  # damaged: one line naming the file
     needed = ("model", "num_classes", "channels", "mean", "std")
     missing = [k for k in needed if config.get(k) is None]
     if missing:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from robustrep.tasks.common.errors import TrainingDiverged, UserError
+from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line.
 _PATH_ERRNOS = {
@@ -101,6 +101,11 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     except KeyboardInterrupt:
         print(f"robustrep {program}: interrupted", file=sys.stderr)
         return 130
+    except Interrupted as err:  # stopped on a signal after a checkpoint (training.py)
+        if debug:
+            raise
+        print(f"robustrep {program}: {one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except UserError as err:
         if debug:
             raise

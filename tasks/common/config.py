@@ -280,8 +280,11 @@ def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str
     specs = option_specs(cls)
     unknown = sorted(set(values) - set(specs))
     if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where('')}; valid "
-                          f"options: {', '.join(sorted(specs))}")
+        import difflib
+        close = difflib.get_close_matches(unknown[0], list(specs), n=1, cutoff=0.6)
+        hint = (f"did you mean {close[0]!r}?" if close else
+                f"none of the {len(specs)} options is close (they are listed by --help)")
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where('')}; {hint}")
     out = {}
     for name, value in values.items():
         try:
@@ -391,6 +394,31 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
 # config files, presets, resume
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]], line: str = "") -> dict[str, Any]:
+    """A mapping from ``pairs``; a key given twice is an error (parsers keep the last silently)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(f"option {key!r} is given twice{line}; keep one")
+        seen[key] = value
+    return seen
+
+
+def _unique_key_loader(yaml: Any) -> type:
+    """``yaml.SafeLoader`` refusing a key given twice in one mapping."""
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            pairs = [(self.construct_object(k, deep=deep), self.construct_object(v, deep=deep))
+                     for k, v in node.value]
+            _unique_keys(pairs, f" (mapping at line {node.start_mark.line + 1})")
+            return super().construct_mapping(node, deep=deep)
+    return Loader
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a .json/.yaml file; a ConfigError naming the file (and line) otherwise."""
     path = Path(path)
@@ -403,7 +431,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml"):
         import yaml  # installed with timm (huggingface_hub)
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_key_loader(yaml))  # safe_load's loader
+        except _DuplicateKey as err:
+            raise ConfigError(f"config file {path}: {err}") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -411,7 +441,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}{where}: YAML syntax error: {what}") from None
     elif path.suffix == ".json":
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as err:
+            raise ConfigError(f"config file {path}: {err}") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"config file {path} line {err.lineno}, column {err.colno}: "
                               f"JSON syntax error: {err.msg}") from None

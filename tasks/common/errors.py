@@ -31,3 +31,30 @@ class RunFolderError(UserError):
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or inf; the message names the step, what went wrong and
     the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; the program prints the one
+    line and exits with ``128 + signum`` (the shell's convention for a signal)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+def program_advice(err: Exception, skip_option: bool = True) -> str:
+    """A library message as a program says it: ``skip_bad=True`` is ``--skip-bad-images``, and
+    a program without that option does not advise it."""
+    if skip_option:
+        return str(err).replace("pass skip_bad=True", "pass --skip-bad-images")
+    return str(err).replace(", or pass skip_bad=True to skip unreadable files", "")
+
+
+def report_skipped(dataset: object) -> None:
+    """Name the unreadable files a dataset left out (``--skip-bad-images``) on stderr."""
+    import sys
+    skipped = getattr(dataset, "skipped", None) or []
+    if skipped:
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        print(f"warning: left out {len(skipped)} unreadable image(s): "
+              f"{', '.join(skipped[:3])}{more}", file=sys.stderr)

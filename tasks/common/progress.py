@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 LOG_INTERVAL = 10.0  # seconds between two plain log lines
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -50,7 +50,7 @@ class LogProgress:
             parts.append(f" ({100 * self.n / self.total:.0f}%)")
         parts.append(f" {rate:.3g} it/s")
         if rate > 0 and self.total:
-            parts.append(f" ETA {_duration(max(0, self.total - self.n) / rate)}")
+            parts.append(f" ETA {duration(max(0, self.total - self.n) / rate)}")
         if self.postfix:
             parts.append(" " + " ".join(f"{k}={v}" for k, v in self.postfix.items()))
         return "".join(parts)
@@ -65,7 +65,11 @@ class LogProgress:
             self._write()
 
     def set_postfix(self, values: dict | None = None, refresh: bool = True, **kwargs) -> None:
+        """New values; written at once when the last line is older than ``interval`` (a long
+        step, such as one attack, reports from inside)."""
         self.postfix = {**(values or {}), **kwargs}
+        if self.clock() - self._last_line >= self.interval:
+            self._write()
 
     def close(self) -> None:
         if not self.closed and self.n != self._last_n:

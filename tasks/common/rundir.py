@@ -6,6 +6,7 @@
       checkpoints/       step_*.pt and latest.pt (see checkpoint.py)
       samples/           image grids (PNG)
       plots/             curves and diagrams (PNG)
+      finished.json      written last, when training ended (runfiles.py reads runs back)
       .lock              held (``fcntl.flock``) by the one process training into RUN
 
 One run per folder: a training run (fresh or resumed) holds an exclusive ``flock`` on
@@ -23,6 +24,7 @@ import json
 import math
 import os
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ import torch
 
 from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint, remove_stale_tmp
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.tasks.common.runfiles import read_json, read_jsonl, unmark_finished, \
+    write_text_atomic
 from robustrep.tasks.common.sinks import make_sinks
 
 LOCK_FILE = ".lock"
@@ -100,31 +104,22 @@ class RunDir:
         return held
 
     def write_config(self, config: dict[str, Any]) -> None:
-        text = json.dumps(jsonable(config), indent=2) + "\n"
-        try:
-            self.config_file.write_text(text)
-        except OSError as err:
-            raise RunFolderError(f"cannot write {self.config_file}: {err.strerror or err}") \
-                from None
+        write_text_atomic(self.config_file, json.dumps(jsonable(config), indent=2) + "\n")
 
     def check_fresh(self, config: dict[str, Any]) -> None:
         """Refuse to start a new run in a folder that already holds a different run's config."""
         if not self.config_file.is_file():
             return
-        try:
-            saved = json.loads(self.config_file.read_text())
-        except (OSError, ValueError):
-            saved = None
+        saved = read_json(self.config_file, dict)  # a damaged one is named, not overwritten
         if saved != json.loads(json.dumps(jsonable(config))):
             raise RunFolderError(f"{self.path} already holds another run (its config.json "
                                  f"differs); continue it with --resume {self.path} or choose "
                                  f"another --out")
 
     def read_config(self) -> dict[str, Any]:
-        path = self.config_file
-        if not path.is_file():
+        if not self.config_file.is_file():
             raise FileNotFoundError(f"{self.path} is not a robustrep run folder: no config.json")
-        return json.loads(path.read_text())
+        return read_json(self.config_file, dict)
 
     def log(self, step: int, **values: Any) -> dict[str, Any]:
         """Append one record to ``metrics.jsonl`` (the source of truth), then to the sinks."""
@@ -140,14 +135,16 @@ class RunDir:
         return record
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_file.is_file():
-            return []
-        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line]
+        """The complete records; a line cut by a kill is dropped, with a warning on stderr."""
+        lines = read_jsonl(self.metrics_file)
+        if lines.warning():
+            print(f"warning: {lines.warning()}", file=sys.stderr)
+        return lines.records
 
     def truncate_metrics(self, after_step: int) -> None:
         """Drop records past ``after_step``: a resumed run rewrites what followed its checkpoint."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
-        self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        write_text_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 class RunLock:
@@ -222,6 +219,18 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     return path
 
 
+def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, program: str) -> None:
+    """Refuse a run folder written by another program (``classify train --resume GAN_RUN``):
+    most of its saved options are not options of ``cls``."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(cls)}
+    foreign = [k for k in saved if k not in names]
+    if len(foreign) > len(saved) - len(foreign):
+        raise RunFolderError(f"{path} is not a '{program}' run: its config.json holds options "
+                             f"of another program ({', '.join(sorted(foreign)[:3])}, ...); "
+                             f"give a run folder written by 'robustrep {program} train'")
+
+
 def default_run_path(root: str | Path, task: str, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(root) / task / f"{name}-{stamp}"
@@ -242,6 +251,10 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
                               f"{path / 'checkpoints' / LATEST}")
     if not resume and latest is not None:
         raise _holds_a_run(path)
+    if (path / "metrics.jsonl").is_file() and not (path / "config.json").is_file():
+        raise RunFolderError(f"{path} holds a metrics.jsonl but no config.json: it is not a "
+                             f"robustrep run (its file would be overwritten); choose another "
+                             f"--out")
     return latest
 
 
@@ -261,6 +274,7 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
                 raise _holds_a_run(run.path)
             run.check_fresh(config)
             run.truncate_metrics(0)  # a restart of the same config that never checkpointed
+            unmark_finished(run.path)
             run.write_config(config)
         run.sinks = make_sinks(log, run.path)
     except BaseException:
@@ -272,5 +286,6 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
 def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     """After a resumed run's checkpoint was validated: its (overridden) config, and the metrics
     cut back to the checkpoint's step."""
+    unmark_finished(run.path)
     run.write_config(config)
     run.truncate_metrics(step)

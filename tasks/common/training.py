@@ -5,20 +5,57 @@ Every step's loss terms go into a :class:`LossMeter` on the device; :meth:`Train
 reads it (one transfer) at each log, evaluation and checkpoint. A NaN or inf stops the run
 (:class:`TrainingDiverged`) before anything else is written, naming the first step and loss term
 and the last good checkpoint; ``save_checkpoint`` also refuses non-finite weights.
+
+Signals: while :meth:`TrainerBase.stopping_on_signals` is active, SIGINT and SIGTERM (what a
+cluster scheduler sends before it preempts a job) do not stop a step half-way: the step in flight
+finishes, a checkpoint of it is written, and :class:`Interrupted` ends the program with exit code
+128 + the signal number (the shell's convention). A second SIGINT stops at once
+(``KeyboardInterrupt``), for a user who does not want to wait for the checkpoint.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common.distributed import DistInfo, all_reduce_sum, barrier
-from robustrep.tasks.common.errors import TrainingDiverged
+from robustrep.tasks.common.errors import Interrupted, TrainingDiverged
 from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.common.runfiles import mark_finished
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """The signal handler: the first SIGINT/SIGTERM is remembered, a second SIGINT interrupts."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any = None) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = self.signum or signum
+
+    @contextmanager
+    def installed(self) -> Iterator["StopRequest"]:
+        """Handle the stop signals for the block (main thread only: Python's rule)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self) for sig in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class LossMeter:
@@ -76,6 +113,7 @@ class TrainerBase:
         self.meter = LossMeter()
         self.last_ckpt: Path | None = None
         self.last_ckpt_step: int | None = None
+        self.stop = StopRequest()
 
     def state_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -112,6 +150,25 @@ class TrainerBase:
                     from None
         self.last_ckpt_step = self.step
         barrier()
+
+    def check_stop(self) -> None:
+        """After a step: on a pending stop signal (on any process), checkpoint and stop."""
+        flag = torch.tensor([float(self.stop.signum or 0)], device=self.dist.device)
+        signum = int(all_reduce_sum(flag).item()) if self.dist.world_size > 1 else \
+            (self.stop.signum or 0)
+        if not signum:
+            return
+        signum = self.stop.signum or signal.SIGTERM  # a rank that got none follows the others
+        if self.last_ckpt_step != self.step:
+            self.save()
+        raise Interrupted(signum, f"stopped by {signal.Signals(signum).name} after step "
+                                  f"{self.step} of {self.cfg.steps}; checkpoint {self.last_ckpt}; "
+                                  f"continue with --resume {self.run.path}")
+
+    def finished(self, **summary: Any) -> None:
+        """Write the run's completion marker, last (``runfiles.FINISHED``)."""
+        if self.dist.is_main:
+            mark_finished(self.run.path, {"step": self.step, "steps": self.cfg.steps, **summary})
 
     def resume_from(self, path: Path) -> None:
         """Load and validate checkpoint ``path``; nothing in the run folder changes before."""

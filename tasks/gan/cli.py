@@ -82,6 +82,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-ema", action="store_true", help="sample G instead of G-EMA")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --grid or --pt file")
     p.set_defaults(func=cmd_sample)
 
 
@@ -101,7 +103,9 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
                               overrides)
     if args.preset is not None or args.config is not None:
         raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
+    from robustrep.tasks.common.rundir import check_run_program
     saved = RunDir(args.resume).read_config()
+    check_run_program(saved, GanConfig, args.resume, "gan")
     return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume),
                      source=f"{args.resume}/config.json")
 
@@ -143,6 +147,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.sample import sample_run
     resolve_device(args.device)
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
-                     args.device, use_ema=not args.no_ema, nrow=args.nrow)
+                     args.device, use_ema=not args.no_ema, nrow=args.nrow, force=args.force)
     print(json.dumps(out, indent=2))
     return 0

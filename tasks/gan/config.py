@@ -40,6 +40,8 @@ class GanConfig:
     data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder/lsun/celeba)")
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun), e.g. "
                                           "church_outdoor_train; comma-separated for several")
+    skip_bad_images: bool = _opt(False, "imagefolder: leave out unreadable image files (listed "
+                                        "on stderr) instead of stopping at the first")
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
     channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
                                 choices=(1, 3))

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from robustrep.data import create_dataset, mixture
 from robustrep.tasks.common.batches import StepBatches
-from robustrep.tasks.common.errors import DataError
+from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.workers import resolve_workers
 
 DATA_SEED = 0  # the fixed pool drawn from a 2-D mixture is part of the data, not of a run
@@ -97,7 +97,8 @@ def build_data(cfg) -> GanData:
         ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
         return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
     root = _check_root(cfg)
-    extra = {"verify": True} if cfg.dataset == "imagefolder" else {}
+    extra = ({"verify": True, "skip_bad": cfg.skip_bad_images} if cfg.dataset == "imagefolder"
+             else {})
     if cfg.dataset == "lsun":
         extra = {"classes": cfg.lsun_classes}
     try:
@@ -105,7 +106,8 @@ def build_data(cfg) -> GanData:
                             channels=cfg.channels or 3, **extra)
         image = ds[0][0]
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
-        raise DataError(str(err)) from None
+        raise DataError(program_advice(err)) from None
+    report_skipped(ds)
     return GanData(ds, None, tuple(image.shape))
 
 

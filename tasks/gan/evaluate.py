@@ -60,6 +60,7 @@ from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import check_output_file
+from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate
 
@@ -354,6 +355,6 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if use_ema else "G", **evaluator.info}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(metrics, indent=2, default=str) + "\n")
     metrics["json"] = str(path)
     return metrics

@@ -11,19 +11,21 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import load_checkpoint, load_weights
+from robustrep.tasks.common.checkpoint import load_checkpoint, load_weights, save_atomic
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
 from robustrep.tasks.common.errors import CheckpointError, UserError
-from robustrep.tasks.common.rundir import RunDir, check_output_file
+from robustrep.tasks.common.rundir import RunDir, check_output_file, check_run_program
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import to_unit_range
 from robustrep.tasks.gan.models import build_generator, generate
 
 
 def run_config(run: str | Path) -> GanConfig:
-    return from_dict(GanConfig, RunDir(run).read_config())
+    saved = RunDir(run).read_config()
+    check_run_program(saved, GanConfig, run, "gan")
+    return from_dict(GanConfig, saved)
 
 
 def sample_shape(cfg: GanConfig) -> tuple[int, ...]:
@@ -51,10 +53,29 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
     return G.to(dev).eval(), cfg, int(state["step"]), dev
 
 
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def check_sample_file(path: str | Path, option: str, force: bool = False) -> Path:
+    """A file the user named for samples: never inside a run's ``checkpoints/`` (where it would
+    replace ``latest.pt``), never over an existing file unless ``force``, a grid as an image."""
+    path = check_output_file(path, option)
+    if "checkpoints" in path.resolve().parent.parts:
+        raise UserError(f"{option} {path} is inside a checkpoints/ folder, whose files a run "
+                        f"needs to resume and sample; write the samples elsewhere")
+    if option == "--grid" and path.suffix.lower() not in GRID_SUFFIXES:
+        raise UserError(f"{option} {path}: the grid is an image; give a path ending in "
+                        f"{', '.join(GRID_SUFFIXES)}")
+    if path.exists() and not force:
+        raise UserError(f"{option} {path} already exists; pass --force to overwrite it or "
+                        f"choose another name")
+    return path
+
+
 def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                pt: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
-               device: str = "auto", use_ema: bool = True, nrow: int | None = None
-               ) -> dict[str, Any]:
+               device: str = "auto", use_ema: bool = True, nrow: int | None = None,
+               force: bool = False) -> dict[str, Any]:
     """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>.png``), optionally a ``.pt``."""
     if num < 1:
         raise UserError(f"--num must be >= 1 (the number of samples), got {num}")
@@ -62,7 +83,7 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
         raise UserError(f"--nrow must be >= 1, got {nrow}")
     for name, target in (("--grid", grid), ("--pt", pt)):
         if target is not None:
-            check_output_file(target, name)
+            check_sample_file(target, name, force)
     if grid is None:
         check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
@@ -77,8 +98,7 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
         path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
     out = {"grid": str(path), "num": num, "step": step}
     if pt is not None:
-        pt = Path(pt)
-        pt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]"}, pt)
+        pt = save_atomic({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]"},
+                         pt)
         out["pt"] = str(pt)
     return out

@@ -217,11 +217,14 @@ class Trainer(TrainerBase):
         bar = progress(cfg.steps, self.step, desc=f"gan {cfg.preset} {cfg.reg}",
                        enabled=self.show_progress)
         try:
-            while self.step < cfg.steps:
-                self.one_step(bar)
-            self.finish()
+            with self.stop.installed():
+                while self.step < cfg.steps:
+                    self.one_step(bar)
+                    self.check_stop()
+                self.finish()
         finally:
             bar.close()
+        self.finished(train_s=round(self.train_seconds, 2))
         return self.summary()
 
     def one_step(self, bar) -> None:

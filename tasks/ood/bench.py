@@ -34,6 +34,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.runfiles import read_run, write_text_atomic
+
 DEFAULT_REGS = ("none", "mixup", "cutmix", "srmix", "adaptivemix", "pgd")
 BENCH_OOD = ("digits59", "gaussian", "uniform", "photos", "rotated", "inverted")
 SUMMARY_METRICS = ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN", "AUPR-OUT")
@@ -61,12 +63,12 @@ def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
 
 
 def _finished(run_dir: Path, steps: int | None) -> bool:
-    """A run whose checkpoint and final evaluation are there (at ``steps`` when given)."""
-    from robustrep.tasks.common.rundir import RunDir
-    if not (run_dir / "checkpoints" / "latest.pt").is_file():
+    """A finished run (runfiles.read_run), trained to ``steps`` when given."""
+    from robustrep.tasks.common.runfiles import read_run
+    if not (run_dir / "config.json").is_file():
         return False
-    want = steps if steps is not None else RunDir(run_dir).read_config().get("steps")
-    return any(r.get("step") == want and "eval/acc" in r for r in RunDir(run_dir).read_metrics())
+    run = read_run(run_dir, ("eval/acc",))
+    return run.finished and (steps is None or run.steps == steps)
 
 
 def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | None,
@@ -87,7 +89,9 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
         shutil.rmtree(run_dir)
     options = {"preset": preset, "reg": reg.replace("+", ","), "seed": seed, "model": model,
                "steps": steps, "device": device, **train_opts}
-    argv = ["classify", "train", *option_args(options), "--out", str(run_dir), "--quiet"]
+    # absolute: the child starts in the log's folder, where a relative path would nest
+    argv = ["classify", "train", *option_args(options), "--out", str(run_dir.absolute()),
+            "--quiet"]
     if (run_dir / "checkpoints" / "latest.pt").is_file():
         argv.append("--resume")
     log = run_dir.parent / "train.log"
@@ -251,7 +255,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                                   out=run_dir / "ood", batch_size=batch_size, device=device,
                                   amp=amp, workers=workers, seed=seed, plots=False,
                                   show_progress=False)
-            cfg = json.loads((run_dir / "config.json").read_text())
+            cfg = read_run(run_dir).config
             used_model, used_steps = cfg["model"], cfg["steps"]
             timings.append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
                             "score_seconds": round(time.perf_counter() - t0, 1)})
@@ -277,7 +281,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
 def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdown, grouped_bars):
     files = {"md": out / "bench.md", "json": out / "bench.json", "csv": out / "bench.csv",
              "runs_csv": out / "bench_runs.csv"}
-    files["md"].write_text(markdown + "\n")
+    write_text_atomic(files["md"], markdown + "\n")
     summary = [{"reg": r, "detector": d, "ood": o, "n_seeds": e["n"],
                 **{f"{m}_mean": e[m][0] for m in SUMMARY_METRICS},
                 **{f"{m}_std": e[m][1] for m in SUMMARY_METRICS},
@@ -290,7 +294,7 @@ def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdow
                                for r in regs for d in dets},
         "summary": summary, "timings": timings, "findings": findings(agg, regs, dets, oods),
     }, default=str).replace("NaN", "null"))
-    files["json"].write_text(json.dumps(clean, indent=2) + "\n")
+    write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
     for path, rows in ((files["csv"], summary), (files["runs_csv"], records)):
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])

@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from robustrep.data import select_classes
-from robustrep.tasks.common.errors import DataError
+from robustrep.tasks.common.errors import DataError, program_advice
 
 BUILTIN_ID = ("digits",)
 _C, _L = "images_classic", "images_largescale"
@@ -162,7 +162,7 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
             return image_folder(":".join(rest), height, channels, verify=True)
         return image_list(rest[0], ":".join(rest[1:]), height, channels, verify=True)
     except ValueError as err:  # an unreadable image, named by the library
-        raise DataError(str(err)) from None
+        raise DataError(program_advice(err, skip_option=False)) from None
 
 
 class ShapeMismatch(ValueError):

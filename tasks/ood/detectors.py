@@ -272,8 +272,22 @@ def parse_params(items: Iterable[str] | None) -> dict[str, dict[str, Any]]:
         if key not in spec.params or key in _PROVIDED:
             raise ValueError(f"{spec.name} has no settable parameter {key!r}; valid: "
                              f"{', '.join(valid) or '(none)'}")
-        out.setdefault(spec.name, {})[key] = parse_literal(raw)
+        value = parse_literal(raw)
+        _check_param_type(spec, key, value, item)
+        out.setdefault(spec.name, {})[key] = value
     return out
+
+
+def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
+    """A value of the kind the parameter's default has (before any feature is extracted)."""
+    default = spec.params[key].default
+    kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
+    if kinds is None or (isinstance(value, kinds) and
+                         (type(default) is bool or not isinstance(value, bool))):
+        return
+    kind = type(default).__name__
+    raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
+                     f"{kind} (default {default!r}), got {value!r}")
 
 
 def _classifier_param_filter(model: OODModel):

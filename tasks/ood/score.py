@@ -42,6 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robustrep.tasks.common.runtime import resolve_device
+from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
                                            parse_detectors, parse_params, score_extracted,
@@ -296,13 +297,18 @@ def format_table(result: ScoreResult) -> str:
     head = "| detector | OOD set | " + " | ".join(METRICS) + " |"
     lines = [head, "|---|---|" + "---:|" * len(METRICS)]
     for row in result.rows():
+        name, ood = _md(row["detector"]), _md(row["ood"])  # a "|" in a name is no column break
         if row["error"]:
-            lines.append(f"| {row['detector']} | {row['ood']} | failed: {row['error'][:80]} "
+            lines.append(f"| {name} | {ood} | failed: {_md(row['error'][:80])} "
                          + "| " * (len(METRICS) - 1) + "|")
             continue
         vals = " | ".join(f"{100 * row[m]:.2f}" for m in METRICS)
-        lines.append(f"| {row['detector']} | {row['ood']} | {vals} |")
+        lines.append(f"| {name} | {ood} | {vals} |")
     return "\n".join(lines + ["", FPR_LEGEND])
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
 
 
 def _finite(value: float) -> float | None:
@@ -330,14 +336,14 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
         "results": [{k: (_finite(v) if k in METRICS else v) for k, v in r.items()} for r in rows],
     }
     files["json"] = out / "results.json"
-    files["json"].write_text(json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
     files["csv"] = out / "results.csv"
     with files["csv"].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["detector", "ood", *METRICS, "error"])
         writer.writeheader()
         writer.writerows(rows)
     files["md"] = out / "results.md"
-    files["md"].write_text(format_table(result) + "\n")
+    write_text_atomic(files["md"], format_table(result) + "\n")
     if plots:
         for ood in result.ood_names:
             ok = [d for d in result.detectors.values() if d.error is None]

@@ -58,12 +58,21 @@ def _settings(args: argparse.Namespace):
     base = QUICK if args.quick else FULL
     changes = {}
     if args.seeds is not None:
-        changes["seeds"] = tuple(args.seeds)
+        changes["seeds"] = _unique(args.seeds, "--seeds", "seed")
     for field, program in (("gan_regs", "gan"), ("classify_regs", "classify")):
         text = getattr(args, field)
         if text is not None:
-            changes[field] = tuple(_setting(s, program) for s in text.split(",") if s.strip())
+            changes[field] = _unique([_setting(s, program) for s in text.split(",")
+                                      if s.strip()], f"--{program}-regs", "setting")
     return dataclasses.replace(base, **changes)
+
+
+def _unique(values: list, option: str, what: str) -> tuple:
+    """One run per value: a value given twice would be counted as two agreeing runs."""
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise UserError(f"{option}: {what} {seen[0]} is given twice; give each {what} once")
+    return tuple(values)
 
 
 def _setting(text: str, program: str) -> str:
@@ -77,7 +86,9 @@ def _setting(text: str, program: str) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    out = Path(args.out or f"runs/report-{time.strftime('%Y%m%d-%H%M%S')}")
+    # absolute: every run's command starts a child process in another folder (runs.plan)
+    out = Path(args.out or f"runs/report-{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
+    out = out.absolute()
     runs = plan(settings, out)
     if args.dry_run:
         for run in runs:
@@ -92,9 +103,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         bar = progress(total=sum(not r.done for r in runs), desc="report runs")
         failures = execute(runs, args.jobs, out / "commands.log", bar)
         bar.close()
-    records = collect(runs)
+    records, unfinished = collect(runs)
     if not records:
         raise UserError(f"no finished runs under {out}; run without --collect to train them")
+    if args.collect:
+        failures += unfinished
     seconds = None if args.collect else time.time() - started
     info = {"summary": _summary(settings, records, seconds, args.quick),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
+
+from robustrep.tasks.common.runfiles import write_json, write_text_atomic
 
 # (task, metric key, label, higher is better, scale for display)
 HEADLINES = [
@@ -122,6 +123,8 @@ def fmt(value: tuple, scale: float = 1.0) -> str:
     if n == 0 or not math.isfinite(mean):
         return "–"
     digits = 3 if abs(mean * scale) < 10 else 1
+    if n == 1:  # one run has no spread: say so rather than print "± 0"
+        return f"{mean * scale:.{digits}f} (1 run)"
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
@@ -159,14 +162,19 @@ def markdown(agg, rows, info: dict[str, Any]) -> str:
     parts = [f"# robustrep report\n\n{info['summary']}\n"]
     for task, table in tables(agg, rows).items():
         parts.append(f"## {TITLES[task]}\n")
-        parts.append("| " + " | ".join(table[0]) + " |")
+        parts.append(md_row(table[0]))
         parts.append("|" + "---|" + "---:|" * (len(table[0]) - 1))
-        parts += ["| " + " | ".join(r) + " |" for r in table[1:]]
+        parts += [md_row(r) for r in table[1:]]
         parts.append("")
     parts.append("## Reading\n")
     parts += [f"- {line}" for line in reading(agg, rows)] or ["- no baseline in this report"]
     parts.append(f"\n{info['conventions']}\n")
     return "\n".join(parts) + "\n"
+
+
+def md_row(cells: list[str]) -> str:
+    """A Markdown table row; a ``|`` inside a cell (a name) is escaped, not a column break."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path]) -> str:
@@ -201,6 +209,8 @@ def draw(agg, rows, folder: Path) -> dict[str, Path]:
         bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale)
                       for key, label, scale in picked if key in source[reg]}
                 for reg in source}
+        if not any(bars.values()):  # runs without these metrics: no panel to draw
+            continue
         plots[task] = bar_table(bars, folder / f"{task}.png", title=TITLES[task])
     return plots
 
@@ -210,10 +220,10 @@ def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dic
     rows = headline_rows(agg)
     plots = draw(agg, rows, out / "plots")
     files = {"md": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
-    files["md"].write_text(markdown(agg, rows, info))
-    files["html"].write_text(html_page(agg, rows, info, plots))
+    write_text_atomic(files["md"], markdown(agg, rows, info))
+    write_text_atomic(files["html"], html_page(agg, rows, info, plots))
     payload = {"info": info, "runs": records,
                "aggregate": {t: {r: {k: list(v) for k, v in m.items()} for r, m in regs.items()}
                              for t, regs in agg.items()}}
-    files["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    write_json(files["json"], payload)
     return files

@@ -1,9 +1,11 @@
 """The runs behind a report: planned, executed through the programs' own CLI, and read back.
 
 Each run is one or more ``robustrep`` commands executed in a fresh Python process
-(:mod:`robustrep.tasks.common.launch`). A run whose
-result file already exists is read, not repeated, so an interrupted report restarts where it
-stopped, and ``--collect`` reads folders written earlier by hand.
+(:mod:`robustrep.tasks.common.launch`). A run is finished when its training wrote its
+completion marker (``finished.json``, written last) and its result files exist (all written
+atomically); a finished run is read, not repeated. An unfinished one (killed, failed) is
+resumed from its checkpoint or restarted, so an interrupted report continues where it stopped,
+and ``--collect`` reads folders written earlier by hand, leaving out unfinished runs.
 
 GAN runs train the ``digits-dcgan`` preset (FID/KID/precision/recall on digits-CNN features) and,
 outside ``--quick``, the ``grid-mlp`` preset (modes covered on the 25-Gaussian grid). Classifier
@@ -14,7 +16,6 @@ run, so one classifier serves both tasks.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.launch import run_robustrep
+from robustrep.tasks.common.runfiles import read_json, read_run
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ QUICK = Settings(gan_regs=("none", "adaptivemix"), classify_regs=("none", "adapt
 
 @dataclass
 class Run:
-    """One (task, regularizer, seed) and the commands that produce its result file."""
+    """One (task, regularizer, seed) and the commands that produce its result files.
+
+    ``commands[0]`` trains into ``folder``; the others (classify eval, ood score) read it and
+    write one result file each (:func:`result_files`, in the same order).
+    """
 
     task: str  # "gan", "grid" or "classify"
     reg: str
@@ -61,17 +67,43 @@ class Run:
     commands: list[list[str]] = field(default_factory=list)
 
     @property
+    def trained(self) -> bool:
+        """Training finished: its completion marker (or an old run's final evaluation)."""
+        if not (self.folder / "config.json").is_file():
+            return False
+        return read_run(self.folder, GAN_KEYS + CLASSIFY_KEYS).finished
+
+    @property
     def done(self) -> bool:
-        return all(p.is_file() for p in result_files(self))
+        return self.trained and all(p.is_file() for p in result_files(self))
+
+    def pending(self) -> list[list[str]]:
+        """The commands still to run: training resumed from its checkpoint when it has one,
+        restarted when it has none, and every later command whose result is missing."""
+        if not self.trained:
+            train = self.commands[0]
+            if (self.folder / "checkpoints" / "latest.pt").is_file():
+                train = [*train[:2], "--resume", str(self.folder), "--quiet"]
+            return [train, *self.commands[1:]]
+        return [argv for argv, result in zip(self.commands[1:], result_files(self))
+                if not result.is_file()]
+
+
+GAN_KEYS = ("fid", "kid", "precision", "recall", "modes_covered", "high_quality", "kl_uniform")
+CLASSIFY_KEYS = ("eval/acc",)
 
 
 def result_files(run: Run) -> list[Path]:
+    """The files the commands after training write (none for GAN runs)."""
     if run.task == "classify":
         return [run.folder / "eval" / "report.json", run.folder / "ood" / "results.json"]
-    return [run.folder / "metrics.jsonl"]
+    return []
 
 
 def plan(settings: Settings, out: Path) -> list[Run]:
+    """Every run of the report, its paths absolute: each child process starts in its own folder
+    (launch.py), where a relative ``--out`` would name a folder nested inside it."""
+    out = Path(out).expanduser().absolute()
     runs = []
     for seed in settings.seeds:
         for reg in settings.gan_regs:
@@ -112,7 +144,7 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
     failures: list[str] = []
 
     def one(run: Run) -> None:
-        for argv in run.commands:
+        for argv in run.pending():
             if run_robustrep(argv, log) != 0:
                 failures.append(f"{run.task}/{run.reg}/seed{run.seed}: robustrep "
                                 f"{' '.join(argv[:2])} failed (see {log})")
@@ -129,52 +161,38 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
 # reading results back
 
 
-def collect(runs: list[Run]) -> list[dict[str, Any]]:
-    """One flat record per finished run: task, reg, seed and its metrics."""
-    records = []
+def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One flat record per finished run (task, reg, seed and its metrics), and a line for each
+    run that is not finished (killed, failed or not started), which the page leaves out."""
+    records, missing = [], []
     for run in runs:
         if not run.done:
+            if run.folder.exists():
+                missing.append(f"{run.task}/{run.reg}/seed{run.seed}: unfinished in "
+                               f"{run.folder}; left out (run without --collect to finish it)")
             continue
         read = _read_classify if run.task == "classify" else _read_gan
         records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **read(run.folder)})
-    return records
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return records, missing
 
 
 def _read_gan(folder: Path) -> dict[str, Any]:
-    records = _jsonl(folder / "metrics.jsonl")
-    final = next((r for r in reversed(records)
-                  if "fid" in r or "modes_covered" in r), {})
-    keys = ("fid", "kid", "precision", "recall", "modes_covered", "high_quality", "kl_uniform")
-    out = {k: final[k] for k in keys if isinstance(final.get(k), (int, float))}
-    out["step_seconds"] = _seconds_per_step(records, "train_s")
-    return out
+    run = read_run(folder)
+    return {**run.metrics(*GAN_KEYS), "step_seconds": run.step_seconds}
 
 
 def _read_classify(folder: Path) -> dict[str, Any]:
-    report = json.loads((folder / "eval" / "report.json").read_text())
+    report = read_json(folder / "eval" / "report.json", dict)
     out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
-    ood = json.loads((folder / "ood" / "results.json").read_text())
+    ood = read_json(folder / "ood" / "results.json", dict)
     for row in ood.get("results", []):
         for metric, value in row.items():
             if isinstance(value, (int, float)) and metric not in ("detector", "ood"):
                 key = f"ood/{row['detector']}/{metric}"
                 out.setdefault(key, []).append(value)
     out = {k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in out.items()}
-    records = _jsonl(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
-    out["step_seconds"] = _seconds_per_step(records, "time")
+    out["step_seconds"] = read_run(folder).step_seconds
     return out
-
-
-def _seconds_per_step(records: list[dict[str, Any]], clock: str) -> float | None:
-    """Training seconds per step between the first and the last logged step."""
-    timed = [r for r in records if isinstance(r.get(clock), (int, float)) and "step" in r]
-    if len(timed) < 2 or timed[-1]["step"] <= timed[0]["step"]:
-        return None
-    return (timed[-1][clock] - timed[0][clock]) / (timed[-1]["step"] - timed[0]["step"])
 
 
 def check_out(out: Path) -> None:

@@ -76,7 +76,8 @@ def test_shape_channel_and_class_mismatches_are_named(tmp_path):
 
 
 def test_unknown_option_and_preset_list_choices():
-    with pytest.raises(ConfigError, match="valid options: .*batch_size"):
+    with pytest.raises(ConfigError, match="batch_sise in the command line; did you mean "
+                                          "'batch_size'"):
         resolve_config(ClassifyConfig, PRESETS, None, overrides={"batch_sise": 3})
     with pytest.raises(ConfigError, match="valid presets: digits"):
         resolve_config(ClassifyConfig, PRESETS, "digitz")

@@ -35,10 +35,25 @@ def test_unknown_preset_lists_valid():
         resolve_config(Cfg, PRESETS, "zzz")
 
 
-def test_unknown_option_in_file_lists_valid(tmp_path):
+def test_unknown_option_in_file_names_the_closest(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"stepz": 1}))
-    with pytest.raises(ConfigError, match="unknown option.*stepz.*valid options: amp"):
+    with pytest.raises(ConfigError, match=f"unknown option\\(s\\) stepz in config file {path}; "
+                                          f"did you mean 'steps'\\?$"):
+        resolve_config(Cfg, PRESETS, "a", path)
+    path.write_text(json.dumps({"qqqqqq": 1}))
+    with pytest.raises(ConfigError, match="none of the .* options is close"):
+        resolve_config(Cfg, PRESETS, "a", path)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("c.json", '{"steps": 1, "steps": 5}'),
+    ("c.yaml", "steps: 1\nsteps: 5\n"),
+])
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"config file {path}: option 'steps' is given twice"):
         resolve_config(Cfg, PRESETS, "a", path)
 
 

@@ -50,12 +50,16 @@ def test_unknown_preset_lists_valid(capsys):
     assert "digits-dcgan" in err and "cifar10-sngan" in err
 
 
-def test_unknown_option_in_config_file_lists_valid(tmp_path, capsys):
+def test_unknown_option_in_config_file_names_the_closest(tmp_path, capsys):
     path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"lr_dd": 1.0}))
+    assert main(["gan", "train", "--config", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.endswith(f"unknown option(s) lr_dd in config file {path}; "
+                                            f"did you mean 'lr_d'?\n")
     path.write_text(json.dumps({"learning_rate": 1.0}))
     assert main(["gan", "train", "--config", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert "learning_rate" in err and "lr_d" in err
+    assert "learning_rate" in err and "listed by --help" in err
 
 
 def test_bad_choice_lists_valid(capsys):

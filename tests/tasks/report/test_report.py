@@ -8,15 +8,24 @@ from robustrep.tasks.report import page
 from robustrep.tasks.report.runs import QUICK, Run, collect, plan
 
 
-def _gan_folder(folder, fid, train_s):
-    folder.mkdir(parents=True)
+def _trained(folder, records, finished=True):
+    """A run folder as a trainer leaves it: config, metrics and (last) the completion marker."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"steps": 110}))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if finished:
+        (folder / "finished.json").write_text(json.dumps({"step": 110}))
+
+
+def _gan_folder(folder, fid, train_s, finished=True):
     lines = [{"step": 10, "train_s": 1.0, "loss_d": 0.5},
              {"step": 110, "train_s": 1.0 + train_s, "loss_d": 0.4},
              {"step": 110, "fid": fid, "kid": fid / 100, "precision": 0.5, "recall": 0.25}]
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    _trained(folder, lines, finished)
 
 
 def _classify_folder(folder, acc, auroc):
+    _trained(folder, [{"step": 10, "time": 1.0}, {"step": 110, "time": 3.0, "eval/acc": acc}])
     (folder / "eval").mkdir(parents=True)
     (folder / "ood").mkdir()
     (folder / "eval" / "report.json").write_text(json.dumps(
@@ -30,15 +39,16 @@ def test_collect_reads_each_run_format_and_the_step_cost(tmp_path):
     runs = [Run("gan", "none", 0, tmp_path / "g0"), Run("classify", "none", 0, tmp_path / "c0")]
     _gan_folder(runs[0].folder, fid=2.0, train_s=5.0)
     _classify_folder(runs[1].folder, acc=0.9, auroc=0.8)
-    gan, clf = collect(runs)
+    (gan, clf), unfinished = collect(runs)
     assert gan == {"task": "gan", "reg": "none", "seed": 0, "fid": 2.0, "kid": 0.02,
                    "precision": 0.5, "recall": 0.25, "step_seconds": 0.05}
     assert clf["pgd20_acc"] == 0.45 and clf["ood/MSP/AUROC"] == pytest.approx(0.8)
     assert clf["ood/MSP/FPR95"] == 0.5
+    assert clf["step_seconds"] == pytest.approx(0.02) and unfinished == []  # old name "time"
 
 
 def test_unfinished_runs_are_not_collected(tmp_path):
-    assert collect([Run("gan", "none", 0, tmp_path / "missing")]) == []
+    assert collect([Run("gan", "none", 0, tmp_path / "missing")]) == ([], [])
 
 
 def test_aggregate_is_mean_and_sample_std_over_seeds():
@@ -72,7 +82,7 @@ def test_the_page_holds_the_baseline_the_cost_and_embedded_plots(tmp_path):
         for reg, fid, cost in (("none", 2.0, 5.0), ("adaptivemix", 3.0, 10.0)):
             folder = tmp_path / "runs" / reg / str(seed)
             _gan_folder(folder, fid + seed / 10, cost)
-            records += collect([Run("gan", reg, seed, folder)])
+            records += collect([Run("gan", reg, seed, folder)])[0]
     files = page.write(tmp_path, records, {"summary": "s", "conventions": "c"})
     text = files["md"].read_text()
     assert "| metric | none | adaptivemix |" in text

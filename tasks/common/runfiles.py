@@ -1,0 +1,227 @@
+"""The files of a run folder, written atomically and read back through one typed reader.
+
+Writing: every JSON (``config.json``, ``results.json``, ``report.json``, ``finished.json``) and
+whole-file text output goes through :func:`write_text_atomic`: a temporary file in the same
+folder, ``fsync``, then ``os.replace``, so a process killed mid-write leaves the old file or
+the new one, never half of one. ``metrics.jsonl`` is appended line by line; a kill during an
+append can leave a last line without its end, which :func:`read_jsonl` drops (and says so).
+
+Reading: a damaged file is one :class:`RunFolderError` naming it (not a JSON parser message
+that names no file). :func:`read_run` gives every program's run in one schema,
+:class:`RunSummary`, whatever program wrote it and whichever names an older version used:
+
+* ``step`` — the step of a record; ``train_s`` — training seconds so far, without evaluation
+  (``gan`` wrote ``train_s`` from the start; ``classify`` runs written before it did have only
+  ``time``, the wall-clock seconds of :meth:`RunDir.log`, which is read in its place);
+* a run is **finished** when ``finished.json`` (written last, atomically, after the final
+  checkpoint and evaluation) is there; runs written before the marker existed count as finished
+  when their last record reached the configured ``steps`` and carries an evaluation.
+
+This module imports neither torch nor numpy: ``report`` and ``ood bench`` read runs without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robustrep.tasks.common.errors import RunFolderError
+
+FINISHED = "finished.json"
+TMP_SUFFIX = ".tmp"  # the suffix checkpoint.remove_stale_tmp cleans up when a run is locked
+
+# What a record's training time was called: the current name first, then older ones.
+TRAIN_SECONDS_KEYS = ("train_s", "time")
+# Keys of a record that are bookkeeping, not metrics.
+NOT_METRICS = ("step", "time", "train_s", "kimg", "event", "term")
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (see above)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as err:
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; make the folder "
+                             f"writable or choose another output folder") from None
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; free space or choose "
+                             f"another output folder (the previous file is unchanged)") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | Path, kind: type = dict, what: str = "") -> Any:
+    """The JSON value in ``path``, which must be a ``kind``; else one error naming the file."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing{what}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}"
+                             f"{what}") from None
+    except ValueError as err:
+        raise RunFolderError(f"{path} is damaged (not JSON: {err}){what}; restore it or "
+                             f"run again into another folder") from None
+    if not isinstance(value, kind):
+        raise RunFolderError(f"{path} holds a JSON {type(value).__name__}, not the "
+                             f"{kind.__name__} robustrep writes{what}; restore it or run again "
+                             f"into another folder")
+    return value
+
+
+@dataclass
+class Lines:
+    """What :func:`read_jsonl` read: the complete records, and the damaged lines it dropped."""
+
+    records: list[dict[str, Any]]
+    dropped: int = 0
+    path: Path | None = None
+
+    def warning(self) -> str | None:
+        if not self.dropped:
+            return None
+        return (f"{self.path}: dropped {self.dropped} incomplete line(s) (a run killed during "
+                f"a write leaves one); read {len(self.records)} complete record(s)")
+
+
+def read_jsonl(path: str | Path) -> Lines:
+    """The complete JSON-object lines of ``path`` (a missing file has none).
+
+    A line is complete when it parses as a JSON object; the last line of a killed writer (no
+    end, or half a number) does not and is dropped and counted. A file none of whose lines are
+    JSON objects is not a robustrep file: one error naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return Lines([], 0, path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as err:
+        raise RunFolderError(f"cannot read {path}: {err.strerror or err}") from None
+    records, dropped = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            records.append(value)
+        else:
+            dropped += 1
+    if dropped and not records:
+        raise RunFolderError(f"{path} is not a robustrep metrics file (no line is a JSON "
+                             f"record); move it away or choose another folder")
+    return Lines(records, dropped, path)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def train_seconds(record: dict[str, Any], key: str | None = None) -> float | None:
+    """A record's training seconds: ``key``, or the first of the current and older names."""
+    for name in (key,) if key else TRAIN_SECONDS_KEYS:
+        if _number(record.get(name)):
+            return float(record[name])
+    return None
+
+
+def clock_key(records: list[dict[str, Any]]) -> str:
+    """The name a run's training time is logged under (``time`` only in older classify runs,
+    whose evaluation records would otherwise mix wall-clock into ``train_s``)."""
+    return next((k for k in TRAIN_SECONDS_KEYS if any(_number(r.get(k)) for r in records)),
+                TRAIN_SECONDS_KEYS[0])
+
+
+@dataclass
+class RunSummary:
+    """One run of any program, in one schema (see the module docstring)."""
+
+    path: Path
+    config: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    dropped: int = 0
+    finished: bool = False
+
+    @property
+    def steps(self) -> int:
+        """The last step logged (0 before the first log)."""
+        return max((int(r["step"]) for r in self.records if isinstance(r.get("step"), int)),
+                   default=0)
+
+    @property
+    def train_seconds(self) -> float | None:
+        key = clock_key(self.records)
+        times = [t for t in (train_seconds(r, key) for r in self.records) if t is not None]
+        return times[-1] if times else None
+
+    @property
+    def step_seconds(self) -> float | None:
+        """Training seconds per step between the first and the last timed record."""
+        key = clock_key(self.records)
+        timed = [(r["step"], train_seconds(r, key)) for r in self.records
+                 if isinstance(r.get("step"), int) and train_seconds(r, key) is not None]
+        if len(timed) < 2 or timed[-1][0] <= timed[0][0]:
+            return None
+        return (timed[-1][1] - timed[0][1]) / (timed[-1][0] - timed[0][0])
+
+    def last(self, *keys: str) -> dict[str, Any]:
+        """The last record holding any of ``keys`` (the final evaluation), or ``{}``."""
+        return next((r for r in reversed(self.records) if any(k in r for k in keys)), {})
+
+    def metrics(self, *keys: str) -> dict[str, float]:
+        """The numeric ``keys`` of the last record that holds any of them."""
+        final = self.last(*keys)
+        return {k: final[k] for k in keys if _number(final.get(k))}
+
+
+def read_run(path: str | Path, eval_keys: tuple[str, ...] = ()) -> RunSummary:
+    """Read run folder ``path``: its config, its records and whether it finished.
+
+    ``eval_keys`` are the metrics of a final evaluation, used only to tell whether a run from
+    before ``finished.json`` existed finished.
+    """
+    path = Path(path)
+    config = read_json(path / "config.json", dict, "; it is not a robustrep run folder")
+    lines = read_jsonl(path / "metrics.jsonl")
+    run = RunSummary(path, config, lines.records, lines.dropped)
+    if (path / FINISHED).is_file():
+        read_json(path / FINISHED, dict)  # a damaged marker is named, not trusted
+        run.finished = True
+    elif eval_keys:  # a run from before the marker: the last step, evaluated
+        steps = config.get("steps")
+        final = run.last(*eval_keys)
+        run.finished = isinstance(steps, int) and final.get("step") == steps
+    return run
+
+
+def mark_finished(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``finished.json`` (the last write of a run): what the run ended with."""
+    return write_json(Path(path) / FINISHED, record)
+
+
+def unmark_finished(path: str | Path) -> None:
+    """A run that trains again (resumed, or restarted with the same config) is not finished."""
+    (Path(path) / FINISHED).unlink(missing_ok=True)

@@ -1,0 +1,29 @@
+"""``--param`` values are checked against the detector's parameter before any feature is
+extracted; result tables escape the column bar."""
+
+import pytest
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.ood.detectors import parse_params
+from robustrep.tasks.ood.score import DetectorResult, ScoreResult, format_table
+
+
+def test_a_param_of_the_wrong_kind_is_refused_before_extraction(tmp_path, capsys):
+    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", "KNN",
+                 "--param", "KNN.k=abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robustrep ood: error: --param KNN.k=abc: KNN.k takes an int (default")
+    assert err.endswith("got 'abc'\n") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("item, value", [("KNN.k=7", 7), ("EnergyBased.t=0.5", 0.5)])
+def test_params_of_the_right_kind_pass(item, value):
+    ((det, params),) = parse_params([item]).items()
+    assert list(params.values()) == [value]
+
+
+def test_results_table_escapes_a_bar_in_a_name():
+    result = ScoreResult({"MSP": DetectorResult("MSP", metrics={"a|b": {}})}, ["a|b"], None, {},
+                         0.0)
+    row = format_table(result).splitlines()[2]
+    assert row.startswith("| MSP | a\\|b | ")

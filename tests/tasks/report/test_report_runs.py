@@ -1,0 +1,143 @@
+"""``report`` launched from another working directory, with killed, partial and damaged runs.
+
+The child processes are replaced by a fake that behaves as a real child does where it matters:
+it starts in the log's folder (``launch.run_robustrep``), so a relative ``--out`` lands there.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from robustrep.tasks import cli
+from robustrep.tasks.report import page, runs
+from robustrep.tasks.report.runs import Run, collect
+
+
+def _fake_child(calls):
+    def run_robustrep(argv, log, threads=1):
+        calls.append(argv)
+        cwd = Path(log).parent  # where the real child starts
+        if argv[1] == "train":
+            folder = cwd / argv[argv.index("--resume" if "--resume" in argv else "--out") + 1]
+            folder.mkdir(parents=True, exist_ok=True)
+            last = {"step": 5, "train_s": 2.0, "fid": 3.0, "eval/acc": 0.9}
+            (folder / "config.json").write_text(json.dumps({"steps": 5}))
+            (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "train_s": 1.0}) + "\n"
+                                                  + json.dumps(last) + "\n")
+            (folder / "finished.json").write_text("{}")
+        elif argv[1] == "eval":
+            (cwd / argv[2] / "eval").mkdir(parents=True, exist_ok=True)
+            (cwd / argv[2] / "eval" / "report.json").write_text('{"summary": {"clean_acc": 1}}')
+        else:
+            (cwd / argv[2] / "ood").mkdir(parents=True, exist_ok=True)
+            (cwd / argv[2] / "ood" / "results.json").write_text('{"results": []}')
+        return 0
+    return run_robustrep
+
+
+@pytest.fixture
+def children(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runs, "run_robustrep", _fake_child(calls))
+    return calls
+
+
+def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys):
+    """README: ``robustrep report --quick`` (default --out), then ``--collect --out DIR``."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main("report --quick".split()) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert (folder / "report.md").is_file() and (folder / "report.html").is_file()
+    assert not list(folder.rglob("runs/report-*"))  # nothing nested inside the report folder
+    assert "(12 runs)" in capsys.readouterr().out  # 2 GAN + 2 classifier settings, 3 seeds
+    rel = str(folder.relative_to(tmp_path))
+    assert cli.main(["report", "--collect", "--out", rel]) == 0
+    assert "(12 runs)" in capsys.readouterr().out
+
+
+def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monkeypatch, children):
+    monkeypatch.chdir(tmp_path)
+    argv = ["report", "--quick", "--seeds", "0", "--out", "rr"]
+    assert cli.main(argv) == 0 and len(children) == 8  # 2 GAN runs, 2 x (train, eval, score)
+    assert all(Path(a[a.index("--out") + 1]).is_absolute() for a in children if "--out" in a)
+    assert cli.main(argv) == 0 and len(children) == 8
+
+
+def test_killed_runs_are_resumed_or_restarted_and_finished_parts_kept(tmp_path):
+    out = tmp_path / "r"
+    gan = runs._gan_run("gan", "digits-dcgan", "none", 0, 10, out)
+    gan.folder.mkdir(parents=True)
+    (gan.folder / "config.json").write_text('{"steps": 10}')
+    (gan.folder / "metrics.jsonl").write_text('{"step": 1, "train_s": 0.1}\n{"ste')  # kill -9
+    assert gan.pending() == [gan.commands[0]] and not gan.done  # no checkpoint: start again
+    (gan.folder / "checkpoints").mkdir()
+    (gan.folder / "checkpoints" / "latest.pt").write_bytes(b"x")
+    assert gan.pending() == [["gan", "train", "--resume", str(gan.folder), "--quiet"]]
+    clf = runs._classify_run(runs.QUICK, "none", 0, out)  # killed between train and eval
+    clf.folder.mkdir(parents=True)
+    (clf.folder / "config.json").write_text('{"steps": 10}')
+    (clf.folder / "finished.json").write_text("{}")
+    assert clf.pending() == clf.commands[1:]
+
+
+def test_a_killed_seed_is_left_out_and_one_run_shows_no_spread(tmp_path, capsys, children):
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "1", "--out", str(out),
+                     "--classify-regs", "none"]) == 0
+    killed = out / "runs" / "gan" / "none-seed1"
+    (killed / "finished.json").unlink()  # killed by kill -9 mid-write, before the end
+    (killed / "metrics.jsonl").write_text('{"step": 1, "train_s": 1.0}\n{"step": 2, "tr')
+    capsys.readouterr()
+    assert cli.main(["report", "--quick", "--seeds", "0", "1", "--out", str(out), "--collect",
+                     "--classify-regs", "none"]) == 1
+    captured = capsys.readouterr().out
+    assert "gan/none/seed1: unfinished" in captured
+    assert "3.000 (1 run)" in (out / "report.md").read_text()
+
+
+def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
+    assert cli.main(["report", "--seeds", "0", "0", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err == "robustrep report: error: --seeds: seed 0 is given twice; give each seed once\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_runs_without_metrics_draw_no_empty_panel(tmp_path):
+    records = [{"task": "gan", "reg": "none", "seed": 0, "step_seconds": None}]
+    files = page.write(tmp_path, records, {"summary": "s", "conventions": "c"})
+    assert files["md"].is_file() and not (tmp_path / "plots" / "gan.png").exists()
+
+
+def test_markdown_cells_escape_the_column_bar():
+    assert page.md_row(["a|b", "1"]) == "| a\\|b | 1 |"
+
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("eval/report.json", '{"summary": {"clean_acc": 0.', "is damaged (not JSON"),
+    ("ood/results.json", "[1, 2]", "holds a JSON list"),
+])
+def test_a_damaged_result_file_is_one_line_naming_it(tmp_path, capsys, children, name, text,
+                                                       problem):
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "--out", str(out), "--gan-regs", "none",
+            "--classify-regs", "none"]
+    assert cli.main(argv) == 0
+    damaged = out / "runs" / "classify" / "none-seed0" / name
+    damaged.write_text(text)
+    capsys.readouterr()
+    assert cli.main([*argv, "--collect"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustrep report: error: {damaged} {problem}") and err.count("\n") == 1
+
+
+def test_collect_reads_an_old_gan_run_without_a_marker(tmp_path):
+    """Runs written before finished.json existed: finished when evaluated at the last step."""
+    run = Run("gan", "none", 0, tmp_path / "g")
+    run.folder.mkdir()
+    (run.folder / "config.json").write_text('{"steps": 4}')
+    (run.folder / "metrics.jsonl").write_text('{"step": 4, "train_s": 1}\n{"step": 4, "fid": 2}\n')
+    assert collect([run])[0][0]["fid"] == 2
+    (run.folder / "config.json").write_text('{"steps": 8}')  # stopped before the end
+    assert collect([run]) == ([], [f"gan/none/seed0: unfinished in {run.folder}; left out (run "
+                                   f"without --collect to finish it)"])

@@ -1,0 +1,110 @@
+"""Damaged run folders and misdirected outputs: one line naming the file, exit 2, nothing lost."""
+
+import json
+
+import pytest
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.common.runfiles import read_jsonl, write_json
+from robustrep.tasks.gan.train import train
+
+from .gan.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gan") / "run"
+    train(tiny_config("grid-mlp", out=str(path)), show_progress=False)
+    return path
+
+
+def _one_line(capsys, program, start):
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustrep {program}: error: {start}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_gan_sample_refuses_to_write_into_checkpoints(gan_run, capsys):
+    latest = gan_run / "checkpoints" / "latest.pt"
+    before = latest.read_bytes()
+    assert main(["gan", "sample", str(gan_run), "--pt", str(latest), "--force"]) == 2
+    _one_line(capsys, "gan", f"--pt {latest} is inside a checkpoints/ folder")
+    assert latest.read_bytes() == before
+    assert main(["gan", "sample", str(gan_run), "--num", "4"]) == 0  # the run still samples
+
+
+def test_gan_sample_overwrites_only_with_force(gan_run, tmp_path, capsys):
+    mine = tmp_path / "mine.pt"
+    mine.write_text("the user's file")
+    assert main(["gan", "sample", str(gan_run), "--num", "4", "--pt", str(mine)]) == 2
+    _one_line(capsys, "gan", f"--pt {mine} already exists; pass --force")
+    assert mine.read_text() == "the user's file"
+    assert main(["gan", "sample", str(gan_run), "--num", "4", "--pt", str(mine), "--force"]) == 0
+    assert mine.read_bytes() != b"the user's file"
+
+
+def test_gan_sample_grid_must_be_an_image(gan_run, tmp_path, capsys):
+    assert main(["gan", "sample", str(gan_run), "--grid", str(tmp_path / "x.txt")]) == 2
+    _one_line(capsys, "gan", f"--grid {tmp_path / 'x.txt'}: the grid is an image")
+    assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.parametrize("text, problem", [("{not json", "is damaged (not JSON"),
+                                           ("[1, 2]", "holds a JSON list")])
+def test_a_damaged_config_json_is_named(gan_run, tmp_path, capsys, text, problem):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(text)
+    for argv in (["gan", "sample", str(run)], ["gan", "train", "--resume", str(run)]):
+        assert main(argv) == 2
+        _one_line(capsys, "gan", f"{run / 'config.json'} {problem}")
+    assert (run / "config.json").read_text() == text
+
+
+def test_classify_resume_of_a_gan_run_is_refused(gan_run, capsys):
+    assert main(["classify", "train", "--resume", str(gan_run)]) == 2
+    _one_line(capsys, "classify", f"{gan_run} is not a 'classify' run")
+
+
+def test_a_foreign_metrics_file_in_out_is_kept(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"epoch": 1, "acc": 0.5}\n')
+    assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "1", "--out", str(out)]) == 2
+    _one_line(capsys, "gan", f"{out} holds a metrics.jsonl but no config.json")
+    assert (out / "metrics.jsonl").read_text() == '{"epoch": 1, "acc": 0.5}\n'
+
+
+def test_a_truncated_metrics_line_is_dropped_and_counted(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n{"step": 3, "lo')
+    lines = read_jsonl(path)
+    assert [r["step"] for r in lines.records] == [1, 2] and lines.dropped == 1
+    assert lines.warning() == (f"{path}: dropped 1 incomplete line(s) (a run killed during a "
+                               f"write leaves one); read 2 complete record(s)")
+
+
+def test_resume_after_a_kill_mid_line_continues(gan_run, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(gan_run, run)
+    with (run / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 3, "loss/d/to')  # what kill -9 during an append leaves
+    assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+    assert "dropped 1 incomplete line(s)" in capsys.readouterr().err
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl").records][-1] == 3
+    assert read_jsonl(run / "metrics.jsonl").dropped == 0
+
+
+def test_json_files_are_replaced_whole(tmp_path, monkeypatch):
+    """A failure during the write leaves the previous file, never half of the new one."""
+    path = write_json(tmp_path / "results.json", {"old": 1})
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("os.fsync", fail)
+    with pytest.raises(Exception, match="the previous file is unchanged"):
+        write_json(path, {"new": 2})
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

@@ -1,0 +1,97 @@
+"""SIGINT/SIGTERM during training: the step finishes, a checkpoint is written, the program exits
+with 128 + the signal number, and a resume ends where the uninterrupted run ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from robustrep.tasks import cli
+from robustrep.tasks.classify.train import Trainer
+from robustrep.tasks.common.training import StopRequest
+
+from .classify.conftest import tiny_config
+
+ARGV = ["classify", "train", "--model", "test_resnet", "--image-size", "16", "--batch-size", "8",
+        "--steps", "4", "--eval-every", "0", "--ckpt-every", "4", "--log-every", "1",
+        "--classes", "0,1,2", "--seed", "0", "--quiet"]
+
+
+def test_the_first_signal_is_remembered_and_a_second_sigint_stops_at_once():
+    stop = StopRequest()
+    stop(signal.SIGTERM)
+    assert stop.signum == signal.SIGTERM
+    stop(signal.SIGTERM)  # a repeated SIGTERM still waits for the checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        stop(signal.SIGINT)
+    with StopRequest().installed() as fresh:
+        assert signal.getsignal(signal.SIGTERM) is fresh
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def _signal_after_step(monkeypatch, step, *signums):
+    original = Trainer.train_step
+
+    def train_step(self, x, y):
+        out = original(self, x, y)
+        if self.step == step:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+        return out
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+def _weights(run):
+    return torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_checkpoints_the_step_and_resume_equals_the_uninterrupted_run(
+        tmp_path, monkeypatch, capsys, signum):
+    assert cli.main([*ARGV, "--out", str(tmp_path / "a")]) == 0
+    with monkeypatch.context() as patch:
+        _signal_after_step(patch, 2, signum)
+        assert cli.main([*ARGV, "--out", str(tmp_path / "b")]) == 128 + signum
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"robustrep classify: stopped by {signal.Signals(signum).name} "
+                              f"after step 2 of 4; checkpoint ")
+    assert _weights(tmp_path / "b")["step"] == 2 and not (tmp_path / "b" / "finished.json").exists()
+    assert cli.main(["classify", "train", "--resume", str(tmp_path / "b"), "--quiet"]) == 0
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a["step"] == b["step"] == 4 and (tmp_path / "b" / "finished.json").is_file()
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_a_second_sigint_stops_without_waiting_for_the_checkpoint(tmp_path, monkeypatch, capsys):
+    _signal_after_step(monkeypatch, 2, signal.SIGINT, signal.SIGINT)
+    assert cli.main([*ARGV, "--out", str(tmp_path / "b")]) == 130
+    assert capsys.readouterr().err.strip().endswith("robustrep classify: interrupted")
+    assert not (tmp_path / "b" / "checkpoints" / "latest.pt").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_real_training_process(tmp_path):
+    """The console program in its own process: SIGTERM mid-run, exit 143, resume to the end."""
+    cmd = [sys.executable, "-m", "robustrep.tasks.cli", *ARGV[:ARGV.index("--steps")],
+           "--steps", "40", *ARGV[ARGV.index("--steps") + 2:], "--ckpt-every", "40"]
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*cmd, "--out", str(run)], stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    step = _weights(run)["step"]
+    assert 2 <= step < 40 and "stopped by SIGTERM" in err
+    done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", "classify", "train",
+                           "--resume", str(run), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _weights(run)["step"] == 40 and (run / "finished.json").is_file()
