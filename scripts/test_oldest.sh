@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite at the oldest versions robustrep accepts: a fresh virtual environment holding
 # pyproject.toml's floor of every runtime dependency (pinned in scripts/oldest-constraints.txt),
-# the package itself (not editable) with its dev extra, then the README's test command.
+# the package itself (not editable) with its dev extra, then the README's test commands.
 #
 #   bash scripts/test_oldest.sh [VENV]        # VENV defaults to .venv-oldest
 #
@@ -25,3 +25,4 @@ assert not wrong, f"installed versions differ from the floors (installed, floor)
 print("oldest versions:", ", ".join(f"{n} {v}" for n, v in got.items()))
 PY
 "$venv/bin/pytest" -q
+"$venv/bin/pytest" -q -m subprocess
