@@ -30,3 +30,33 @@ def tiny_split():
     from robustrep.split import FeatureSplit
     torch.manual_seed(0)
     return FeatureSplit(TinyTrunk(), nn.Linear(8 * 2 * 2, 1))
+
+
+def _meta_cannot_draw() -> str | None:
+    """Why the meta device cannot stand in for an accelerator's random draws, or None.
+
+    Probes the kernels the regularizers draw with (Beta through ``aten::_standard_gamma``,
+    partners, masks and noise): torch 2.11 has no meta kernel for ``_standard_gamma``.
+    """
+    x = torch.ones(2, device="meta")
+    try:
+        torch._standard_gamma(x.double())
+        torch.randperm(3, device="meta"), torch.rand_like(x), torch.randn_like(x)
+    except (NotImplementedError, RuntimeError) as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def draw_device() -> torch.device:
+    """A device other than the CPU for tests that everything is drawn where the inputs are.
+
+    CUDA when there is one; else the meta device (shapes and devices without data) where the
+    installed torch can draw on it; else the test is skipped, with the reason.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    reason = _meta_cannot_draw()
+    if reason is not None:
+        pytest.skip(f"no CUDA, and this torch cannot draw on the meta device: {reason}")
+    return torch.device("meta")

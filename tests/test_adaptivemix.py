@@ -373,15 +373,15 @@ def test_class_fuse_passes_runs_one_trunk_call():
 
 @pytest.mark.parametrize("partner", ["permutation", "flip"])
 @pytest.mark.parametrize("per_sample", [False, True])
-def test_everything_is_drawn_on_the_inputs_device(partner, per_sample):
-    # meta stands in for an accelerator: partners, lam or noise made on the CPU would not mix
-    # with the features, or would come back on the wrong device.
+def test_everything_is_drawn_on_the_inputs_device(partner, per_sample, draw_device):
+    # A second device (CUDA, or meta standing in for one): partners, lam or noise made on the
+    # CPU would not mix with the features, or would come back on the wrong device.
     model = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 4)), nn.Linear(4, 1))
-    x = torch.zeros(4, 3, 2, 2, device="meta")
-    out = AdaptiveMix(partner=partner, per_sample=per_sample)(model.to("meta"), x)
-    assert {v.device.type for v in out.values()} == {"meta"}
-    out = adaptivemix(model, x, 0.5, torch.arange(4, device="meta"), noise_std=0.1)
-    assert {v.device.type for v in out.values()} == {"meta"}
+    x = torch.zeros(4, 3, 2, 2, device=draw_device)
+    out = AdaptiveMix(partner=partner, per_sample=per_sample)(model.to(draw_device), x)
+    assert {v.device.type for v in out.values()} == {draw_device.type}
+    out = adaptivemix(model, x, 0.5, torch.arange(4, device=draw_device), noise_std=0.1)
+    assert {v.device.type for v in out.values()} == {draw_device.type}
 
 
 def test_a_generator_on_another_device_is_refused():

@@ -608,24 +608,26 @@ def test_samplemix_equals_its_draws_replayed(kinds, per_sample):
     assert len(choices) == len(kinds)  # every kind was drawn at least once
 
 
-def test_outputs_land_on_the_requested_device():
-    # meta stands in for an accelerator: a draw or index made on the CPU instead would not mix.
-    assert box_mask(2, 4, 4, 0.5, device="meta").device.type == "meta"
-    assert smooth_box_mask(2, 4, 4, 0.5, device="meta").device.type == "meta"
-    assert box_mask(2, 4, 4, torch.ones(2, device="meta")).device.type == "meta"
-    assert flip_partners(3, device="meta").device.type == "meta"
-    assert permutation_partners(3, device="meta").device.type == "meta"
-    assert sample_lam(1.0, 3, device="meta").device.type == "meta"
-    x = torch.zeros(4, 3, 8, 8, device="meta")
+def test_outputs_land_on_the_requested_device(draw_device):
+    # A second device (CUDA, or meta standing in for one): a draw or index made on the CPU
+    # instead would not mix.
+    dev, kind = draw_device, draw_device.type
+    assert box_mask(2, 4, 4, 0.5, device=dev).device.type == kind
+    assert smooth_box_mask(2, 4, 4, 0.5, device=dev).device.type == kind
+    assert box_mask(2, 4, 4, torch.ones(2, device=dev)).device.type == kind
+    assert flip_partners(3, device=dev).device.type == kind
+    assert permutation_partners(3, device=dev).device.type == kind
+    assert sample_lam(1.0, 3, device=dev).device.type == kind
+    x = torch.zeros(4, 3, 8, 8, device=dev)
     for partner in PARTNERS:
         for per_sample in (False, True):
             policy = SampleMix(kinds=KINDS, per_sample=per_sample, partner=partner)
             out = policy(x)
-            assert out.x.device.type == out.lam.device.type == out.index.device.type == "meta"
+            assert out.x.device.type == out.lam.device.type == out.index.device.type == kind
     for mixed in (cutmix(x, x, 0.5), srmix(x, x, 0.5), mixup(x, x, 0.5)):
-        assert mixed[0].device.type == mixed[1].device.type == "meta"
-    assert mixup_target(Y2.to("meta"), flip_partners(2, "meta"), 0.5, 3).device.type == "meta"
-    assert mixed_gan_loss(torch.zeros(2, device="meta"), 0.5).device.type == "meta"
+        assert mixed[0].device.type == mixed[1].device.type == kind
+    assert mixup_target(Y2.to(dev), flip_partners(2, dev), 0.5, 3).device.type == kind
+    assert mixed_gan_loss(torch.zeros(2, device=dev), 0.5).device.type == kind
 
 
 def test_mixup_keeps_a_float64_lam_exact():

@@ -26,3 +26,14 @@ def test_own_training_loop_example_trains():
     exec(compile(_block("own-loop"), "README.md", "exec"), scope)
     assert torch.isfinite(scope["loss"])
     assert type(scope["mix"]).__name__ == "CutMix" and type(scope["attack"]).__name__ == "PGD"
+
+
+def test_ci_runs_the_readmes_test_commands():
+    ci = README.parent / ".ci" / "run"
+    if not ci.is_file():
+        pytest.skip("not a checkout (installed test run)")
+    text = README.read_text()
+    block = re.search(r"Run the tests:\n\n```bash\n(.*?)```", text, re.S)
+    assert block, "README has no 'Run the tests:' block"
+    commands = block.group(1).strip().splitlines()
+    assert commands and set(commands) <= set(ci.read_text().splitlines()), commands

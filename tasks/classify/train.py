@@ -160,10 +160,14 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
     # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
     milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()
+    # "constant" as timm 1.0.31 defines it (a step schedule that never decays), spelled so that
+    # older timm, which has no "constant" and returns no scheduler, builds it too
+    constant = cfg.schedule == "constant"
     sched, _ = create_scheduler_v2(
-        opt, sched=cfg.schedule, num_epochs=cfg.steps, step_on_epochs=False, updates_per_epoch=1,
-        warmup_epochs=cfg.warmup_steps, warmup_lr=cfg.lr / max(1, cfg.warmup_steps),
-        decay_milestones=milestones, decay_rate=cfg.lr_decay)
+        opt, sched="step" if constant else cfg.schedule, num_epochs=cfg.steps,
+        step_on_epochs=False, updates_per_epoch=1, warmup_epochs=cfg.warmup_steps,
+        warmup_lr=cfg.lr / max(1, cfg.warmup_steps), decay_milestones=milestones,
+        decay_rate=1.0 if constant else cfg.lr_decay)
     return opt, sched
 
 

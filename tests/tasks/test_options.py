@@ -1,8 +1,10 @@
 """Every option of every program's config, through the real parser: typed, checked, one line.
 
 For each field of GanConfig and ClassifyConfig a valid value given as text (on the command line,
-and as a string in a YAML config file) must arrive as the field's Python type in the resolved
-config (``--dry-run`` JSON), and an invalid one must exit 2 with one line naming the option.
+and as a string in a YAML config file) must arrive as the field's Python type, and an invalid one
+must be refused in one line naming the option. Every field and value goes through the program's
+parser and the config-file conversion; one field of each *kind* (type, range, choice, bool,
+text, list; see ``kind_of``) goes the whole way through ``main`` (``--dry-run`` JSON, exit 2).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import math
 import pytest
 
 from robustrep.tasks.classify.config import ClassifyConfig
-from robustrep.tasks.cli import main
-from robustrep.tasks.common.config import OptionSpec, option_specs
+from robustrep.tasks.cli import build_parser, main
+from robustrep.tasks.common.config import ConfigError, OptionSpec, convert_values, option_specs
 from robustrep.tasks.gan.config import STYLEGAN2_ONLY, GanConfig
 
 PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
@@ -83,6 +85,35 @@ def context(program: str, spec: OptionSpec) -> list[str]:
     return []
 
 
+def kind_of(spec: OptionSpec) -> str:
+    """The kind of check a field gets: its type, and for numbers which ends of a range it has
+    and whether they are open (``float>min<max|None``)."""
+    if spec.sequence is not None:
+        kind = f"{spec.sequence.__name__}[{spec.kind.__name__}]"
+        kind += f"x{spec.length}" if spec.length else ""
+    elif spec.choices is not None:
+        kind = "choice"
+    elif spec.kind in (bool, str):
+        kind = {bool: "bool", str: "text"}[spec.kind]
+    else:
+        kind = spec.kind.__name__
+        kind += "" if spec.min is None else (">" if spec.min_exclusive else ">=") + "min"
+        kind += "" if spec.max is None else ("<" if spec.max_exclusive else "<=") + "max"
+        kind += "" if spec.finite else "-nonfinite"
+    return kind + ("|None" if spec.optional else "")
+
+
+# Every kind of field the configs have. A field of a new kind fails
+# test_every_field_is_of_a_kind_tested_here until its kind is added (and so tested) here.
+KINDS = {
+    "text", "text|None", "bool", "bool|None", "choice", "choice|None",
+    "int>=min", "int>=min|None",
+    "float>min", "float>min|None", "float>=min", "float>=min|None",
+    "float>=min<max", "float>=min<=max", "float>=min<=max|None",
+    "list[int]|None", "list[float]", "list[float]|None",
+}
+
+
 def _fields():
     for program, cls in PROGRAMS.items():
         for name, spec in option_specs(cls).items():
@@ -90,9 +121,19 @@ def _fields():
                 yield program, cls, spec
 
 
+def _one_per_kind():
+    """The first field of each kind in each program: the cases that run through main."""
+    seen = set()
+    for program, cls, spec in FIELDS:
+        if (program, kind_of(spec)) not in seen:
+            seen.add((program, kind_of(spec)))
+            yield program, cls, spec
+
+
 FIELDS = list(_fields())
-IDS = [f"{p}-{s.name}" for p, _, s in FIELDS]
-INVALID = [(p, s, bad) for p, _, s in FIELDS for bad in invalid_cases(s)]
+BY_KIND = list(_one_per_kind())
+IDS = [f"{p}-{kind_of(s)}-{s.name}" for p, _, s in BY_KIND]
+INVALID = [(p, s, bad) for p, _, s in BY_KIND for bad in invalid_cases(s)]
 
 
 def _dry_run(capsys, program: str, *args: str) -> dict:
@@ -107,14 +148,46 @@ def _same_typed(got, expected) -> bool:
     return type(got) is type(expected) and got == expected
 
 
-@pytest.mark.parametrize(("program", "cls", "spec"), FIELDS, ids=IDS)
+def test_every_field_is_of_a_kind_tested_here():
+    untested = {f"{p}.{s.name}: {kind_of(s)}" for p, _, s in FIELDS} - {
+        f"{p}.{s.name}: {k}" for p, _, s in FIELDS for k in KINDS}
+    assert not untested, sorted(untested)
+    # every kind in the table is exercised through main by at least one field
+    assert {kind_of(s) for _, _, s in BY_KIND} == KINDS
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_every_field_converts_and_checks_by_its_spec(program, capsys):
+    # Every field, every value, without a run per case: the program's parser (built once) turns
+    # the valid text into the typed value and refuses each invalid one in one line naming the
+    # flag; a config file's text converts the same way. main runs one field per kind (below).
+    cls = PROGRAMS[program]
+    parser = build_parser(program)
+    for _, _, spec in (f for f in FIELDS if f[0] == program):
+        tokens, expected = valid_case(cls, spec)
+        got = getattr(parser.parse_args([program, "train", spec.flag, *tokens]), spec.name)
+        assert _same_typed(got, expected), (spec.name, got, expected)
+        from_file = convert_values(cls, {spec.name: ",".join(tokens)}, lambda n: f"file: {n}")
+        assert _same_typed(from_file[spec.name], expected), (spec.name, from_file, expected)
+        for bad in invalid_cases(spec):
+            with pytest.raises(SystemExit) as exit_info:
+                parser.parse_args([program, "train", spec.flag, bad])
+            assert exit_info.value.code == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"argument {spec.flag}: must be " in err, err
+            assert repr(bad) in err, err
+            with pytest.raises(ConfigError, match=f"^file: {spec.name} must be "):
+                convert_values(cls, {spec.name: bad}, lambda n: f"file: {n}")
+
+
+@pytest.mark.parametrize(("program", "cls", "spec"), BY_KIND, ids=IDS)
 def test_valid_flag_arrives_typed(program, cls, spec, capsys):
     tokens, expected = valid_case(cls, spec)
     cfg = _dry_run(capsys, program, *context(program, spec), spec.flag, *tokens)
     assert _same_typed(cfg[spec.name], expected), (cfg[spec.name], expected)
 
 
-@pytest.mark.parametrize(("program", "cls", "spec"), FIELDS, ids=IDS)
+@pytest.mark.parametrize(("program", "cls", "spec"), BY_KIND, ids=IDS)
 def test_config_file_text_converts_like_the_flag(program, cls, spec, tmp_path, capsys):
     tokens, expected = valid_case(cls, spec)
     path = tmp_path / "options.yaml"
@@ -124,7 +197,7 @@ def test_config_file_text_converts_like_the_flag(program, cls, spec, tmp_path, c
 
 
 @pytest.mark.parametrize(("program", "spec", "bad"), INVALID,
-                         ids=[f"{p}-{s.name}-{b}" for p, s, b in INVALID])
+                         ids=[f"{p}-{kind_of(s)}-{s.name}-{b}" for p, s, b in INVALID])
 def test_invalid_flag_is_one_line_naming_the_option(program, spec, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([program, "train", spec.flag, bad, "--dry-run"])
@@ -135,7 +208,7 @@ def test_invalid_flag_is_one_line_naming_the_option(program, spec, bad, capsys):
 
 
 @pytest.mark.parametrize(("program", "spec", "bad"), INVALID,
-                         ids=[f"{p}-{s.name}-{b}" for p, s, b in INVALID])
+                         ids=[f"{p}-{kind_of(s)}-{s.name}-{b}" for p, s, b in INVALID])
 def test_invalid_config_file_value_names_file_and_option(program, spec, bad, tmp_path, capsys):
     path = tmp_path / "options.json"
     path.write_text(json.dumps({spec.name: bad}))

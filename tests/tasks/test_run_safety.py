@@ -122,6 +122,7 @@ def test_every_command_refuses_a_bad_checkpoint(kind, gan_run, classify_run, tmp
     assert not (gan / "eval.json").exists()
 
 
+@pytest.mark.subprocess  # in-process: test_every_command_refuses_a_bad_checkpoint
 def test_console_script_refuses_a_payload_without_traceback(gan_run, tmp_path):
     marker = tmp_path / "payload-ran"
     gan = copy_run(gan_run, tmp_path)

@@ -1,6 +1,10 @@
-"""Mistakes a user makes, through the installed ``robustrep`` console script in a subprocess:
-each exits 2 with one short line on stderr naming what was wrong, and no traceback; ``--debug``
-shows the traceback."""
+"""Mistakes a user makes: each exits 2 with one short line on stderr naming what was wrong, and no
+traceback; ``--debug`` shows the traceback.
+
+The cases run in-process through ``cli.main(argv)`` (the console script is ``main`` behind
+``sys.exit``); two of them also run through the installed ``robustrep`` console script in a
+fresh process (marked ``subprocess``), which checks the entry point and the real stderr.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,30 @@ from pathlib import Path
 import pytest
 import torch
 
+from robustrep.tasks.cli import main
+from robustrep.tasks.common.errors import UserError
+
 SCRIPT = shutil.which("robustrep", path=str(Path(sys.executable).parent)) or shutil.which(
     "robustrep")
 NO_CUDA = not torch.cuda.is_available()
 
 
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def run_script(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     assert SCRIPT, "the robustrep console script is not installed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env=env)
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str]:
+    """(exit code, stderr) of ``robustrep ARGS`` in this process: argparse's own errors leave
+    through SystemExit, the programs' through main's return value."""
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
 
 
 # (files to write into the working folder, arguments, text the one line must hold)
@@ -66,23 +84,52 @@ if NO_CUDA:
     CASES["classify-device-cuda"] = ({}, ["classify", "train", "--device", "cuda", "--out", "r"],
                                      "robustrep classify: error: --device cuda: CUDA is not "
                                      "available")
+# The cases that also run through the console script: an argparse error and a program's own.
+SCRIPT_CASES = ["am-alpha-abc", "config-yaml-syntax"]
+
+
+def _write_files(case: str, folder: Path) -> list[str]:
+    files, args, _ = CASES[case]
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return args
+
+
+def _check_one_line(case: str, code: int, err: str, folder: Path) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    assert CASES[case][2] in err
+    assert not (folder / "r").exists()  # nothing written for a run that cannot start
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_user_error_is_one_line_exit_2(case, tmp_path):
-    files, args, message = CASES[case]
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    result = run(args, tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert message in result.stderr
-    assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
+def test_user_error_is_one_line_exit_2(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # relative paths (c.yaml, r) as the user types them
+    args = _write_files(case, tmp_path)
+    code, err = run_main(args, capsys)
+    _check_one_line(case, code, err, tmp_path)
 
 
+@pytest.mark.subprocess
+@pytest.mark.parametrize("case", SCRIPT_CASES)
+def test_console_script_error_is_one_line_exit_2(case, tmp_path):
+    args = _write_files(case, tmp_path)
+    result = run_script(args, tmp_path)
+    _check_one_line(case, result.returncode, result.stderr, tmp_path)
+
+
+@pytest.mark.parametrize("args", [["--debug", "gan", "train"], ["gan", "train", "--debug"]],
+                         ids=["before", "after"])
+def test_debug_raises_the_error_instead(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="^--amp fp16 needs a CUDA device"):
+        main([*args, "--amp", "fp16", "--device", "cpu", "--out", "r"])
+
+
+@pytest.mark.subprocess
 def test_debug_shows_the_traceback(tmp_path):
-    for args in (["--debug", "gan", "train"], ["gan", "train", "--debug"]):
-        result = run([*args, "--amp", "fp16", "--device", "cpu", "--out", "r"], tmp_path)
-        assert result.returncode == 1  # an uncaught exception
-        assert "Traceback" in result.stderr and "UserError: --amp fp16" in result.stderr
+    result = run_script(["gan", "train", "--debug", "--amp", "fp16", "--device", "cpu", "--out",
+                         "r"], tmp_path)
+    assert result.returncode == 1  # an uncaught exception
+    assert "Traceback" in result.stderr and "UserError: --amp fp16" in result.stderr

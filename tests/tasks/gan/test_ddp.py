@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 # Runs the real CLI under torchrun; after training, every process also dumps its own G and D so
@@ -28,6 +29,7 @@ LAUNCHER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_process_run(tmp_path):
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER)

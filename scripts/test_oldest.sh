@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test suite at the oldest versions robustrep accepts: a fresh virtual environment holding
+# pyproject.toml's floor of every runtime dependency (pinned in scripts/oldest-constraints.txt),
+# the package itself (not editable) with its dev extra, then the README's test commands.
+#
+#   bash scripts/test_oldest.sh [VENV]        # VENV defaults to .venv-oldest
+#
+# Needs only the package registries and about 6 GB of disk (torch from PyPI brings its CUDA
+# libraries; the tests run on the CPU); about 15 minutes on 2 cores. The constraints file says
+# why each floor is where it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${1:-.venv-oldest}"
+rm -rf "$venv"
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet --prefer-binary -c scripts/oldest-constraints.txt '.[dev]'
+"$venv/bin/python" - <<'PY'
+import importlib.metadata as md
+pins = dict(line.split("==") for line in open("scripts/oldest-constraints.txt")
+            if "==" in line and not line.startswith("#"))
+got = {name: md.version(name) for name in pins}
+wrong = {n: (v, pins[n].strip()) for n, v in got.items() if v != pins[n].strip()}
+assert not wrong, f"installed versions differ from the floors (installed, floor): {wrong}"
+print("oldest versions:", ", ".join(f"{n} {v}" for n, v in got.items()))
+PY
+"$venv/bin/pytest" -q
+"$venv/bin/pytest" -q -m subprocess
