@@ -33,7 +33,12 @@ class ClassifyConfig:
 
     preset: str | None = _opt(None, "the preset this config started from")
     # model
-    model: str = _opt(DEFAULT_MODEL, "timm model name (timm.list_models() lists them)")
+    model: str = _opt(DEFAULT_MODEL, "timm model name (timm.list_models() lists them), "
+                                     "hf-hub:ORG/NAME, or a local timm folder (config.json + "
+                                     "weights)")
+    pretrained: bool = _opt(False, "start from the model's pretrained weights (timm's default "
+                                   "tag on the Hugging Face hub, cached; HF_HUB_OFFLINE=1 reads "
+                                   "only the cache); the head is re-initialised")
     pretrained_file: str | None = _opt(
         None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
     drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate; for wrn* models "
@@ -117,6 +122,9 @@ class ClassifyConfig:
     def __post_init__(self):
         check_fields(self)  # types, choices and ranges from the field metadata
         self.regularizers()  # validates reg early, with the list of valid names
+        if self.pretrained and self.pretrained_file is not None:
+            raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "
+                              "FILE, not both")
         if self.classes is not None:
             self.classes = sorted({int(c) for c in self.classes})
             if not self.classes or min(self.classes) < 0:
