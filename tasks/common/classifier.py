@@ -304,6 +304,10 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         # never equals it) and keeps it when equal; no url/hub id, so nothing can be fetched.
         overlay.update(state_dict=state, url="", hf_hub_id=None, file=None,
                        num_classes=num_classes if keep_head else -1)
+        conv = state.get(f"{_first(probe.pretrained_cfg.get('first_conv'))}.weight")
+        if conv is not None and conv.dim() == 4:  # the file's input channels, for timm's adapter
+            size = probe.pretrained_cfg.get("input_size") or (3, 224, 224)
+            overlay["input_size"] = (int(conv.shape[1]), *size[1:])
         try:
             model = timm.create_model(source.arch, pretrained=True,
                                       pretrained_cfg_overlay=overlay, **build)
@@ -384,6 +388,53 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                  f"{config['model']!r} with {config['num_classes']} classes",
                  "the run diverged: use an earlier step_*.pt or retrain with a lower --lr")
     config = dict(config, weights=weights, run_dir=str(run_dir))
+    return model.to(device).eval(), config
+
+
+def _first(value: Any) -> str | None:
+    return value[0] if isinstance(value, (list, tuple)) and value else value or None
+
+
+def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool = False,
+               num_classes: int | None = None, in_chans: int | None = None,
+               mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+               image_size: int | None = None, device: str | torch.device = "cpu"
+               ) -> tuple[Classifier, dict[str, Any]]:
+    """A classifier no robustrep run made, in eval mode, with the config keys of :func:`load_run`.
+
+    ``checkpoint``: a state dict from any trainer (``.pth``/``.pt`` read with
+    ``weights_only=True``, or ``.safetensors``; ``state_dict``/``model`` wrappers and ``module.``/
+    ``model.`` key prefixes removed), loaded whole, head included; ``num_classes`` and
+    ``in_chans`` default to its classifier's rows and its input conv's channels. ``pretrained``:
+    the weights of ``name`` as :func:`create_classifier` finds them, head kept (``num_classes``
+    defaults to the pretrained head's). A file that does not fit raises ValueError listing the
+    missing, unexpected and wrongly shaped parameters in one line.
+    """
+    if (checkpoint is None) == (not pretrained):
+        raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+    source = resolve_model(name, pretrained=False)
+    if checkpoint is not None:
+        path = _weights_path(checkpoint, name)
+        state = _read_state_dict(path)
+        head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
+        if num_classes is None and state.get(head) is not None:
+            num_classes = int(state[head].shape[0])
+        if in_chans is None and state.get(conv) is not None and state[conv].dim() == 4:
+            in_chans = int(state[conv].shape[1])
+        weights = str(path)
+    else:
+        num_classes = num_classes or source.cfg.get("num_classes")
+        in_chans = in_chans or (source.cfg.get("input_size") or (3,))[0]
+        weights = "pretrained"
+    if not num_classes:
+        raise ValueError(f"cannot tell the number of classes of {name!r} from its weights; "
+                         f"give --num-classes N")
+    model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
+                              pretrained_file=checkpoint, pretrained=pretrained, keep_head=True,
+                              image_size=image_size)
+    config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
+              "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+              "image_size": image_size, "weights": weights, "pretrained": pretrained}
     return model.to(device).eval(), config
 
 

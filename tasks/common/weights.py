@@ -161,3 +161,65 @@ def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
         files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else HUB_WEIGHT_FILES
         source.weights = hub_file(cfg.hf_hub_id, files, name)
     return source
+
+
+# ------------------------------------------------------------------------------------------------
+# the options of `classify eval` and `ood score` for a model that no robustrep run made
+
+DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
+
+
+def add_model_options(parser) -> None:
+    """``--model`` with ``--pretrained`` or ``--checkpoint``, and the data and normalisation a
+    model from elsewhere needs (a run folder records them in its config.json)."""
+    g = parser.add_argument_group("a model from elsewhere (instead of RUN)")
+    g.add_argument("--model", default=None, metavar="NAME",
+                   help="timm model name, hf-hub:ORG/NAME or a local timm folder")
+    g.add_argument("--pretrained", action="store_true",
+                   help="the model's own pretrained weights (Hugging Face cache/hub), head kept")
+    g.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="a state dict from any trainer (.pth/.pt/.safetensors; module./model. "
+                        "prefixes and state_dict/model wrappers handled)")
+    g.add_argument("--num-classes", type=int, default=None,
+                   help="head outputs (default: from the weights)")
+    g.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="the model's in-distribution data (default: digits)")
+    g.add_argument("--classes", type=int, nargs="+", default=None,
+                   help="the subset of class labels the model was trained on")
+    g.add_argument("--image-size", type=int, default=32, help="input side the data is resized to")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="input channels (default: the weights')")
+    g.add_argument("--mean", type=float, nargs="+", default=None,
+                   help="input normalisation mean per channel (default: the model's "
+                        "pretrained_cfg)")
+    g.add_argument("--std", type=float, nargs="+", default=None, help="as --mean")
+
+
+def model_options(args, run: str | None) -> dict[str, Any] | None:
+    """The :func:`~robustrep.tasks.common.classifier.load_model` keywords and data fields of
+    ``args``, or None when a run folder is evaluated; UserError for a wrong combination."""
+    from robustrep.tasks.common.errors import UserError
+    if args.model is None:
+        extra = [o for o, v in (("--pretrained", args.pretrained),
+                                ("--checkpoint", args.checkpoint)) if v]
+        if extra:
+            raise UserError(f"{extra[0]} needs --model NAME (or give a run folder without it)")
+        if run is None:
+            raise UserError("give a run folder RUN, or --model NAME with --pretrained or "
+                            "--checkpoint FILE")
+        return None
+    if run is not None:
+        raise UserError(f"give a run folder ({run}) or --model {args.model}, not both")
+    if bool(args.pretrained) == (args.checkpoint is not None):
+        raise UserError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+    return {"name": args.model, "pretrained": args.pretrained, "checkpoint": args.checkpoint,
+            "num_classes": args.num_classes, "in_chans": args.channels, "mean": args.mean,
+            "std": args.std, "image_size": args.image_size, "dataset": args.dataset,
+            "classes": args.classes}
+
+
+def default_out(name: str, task: str) -> Path:
+    """``runs/<task>/<model>-<time>``: a new folder for reports of a model from elsewhere."""
+    import time
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name or name)
+    return Path("runs") / task / f"{slug.strip('_')}-{time.strftime('%Y%m%d-%H%M%S')}"
