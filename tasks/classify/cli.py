@@ -18,6 +18,7 @@ from pathlib import Path
 from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
 from robustrep.tasks.common.config import (ConfigError, add_config_args, option_type,
                                            overrides_from_args, resolve_config, to_dict)
+from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.rundir import default_run_path
 from robustrep.tasks.common.runtime import resolve_device
@@ -51,6 +52,7 @@ def _add_train(sub) -> None:
     p.add_argument("--stop-after", type=_INT1, default=None,
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    add_download_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
@@ -144,6 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
+    if args.download:
+        download_for(cfg.dataset, cfg.data_root)
     run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
     try:
         last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,

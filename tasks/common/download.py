@@ -170,3 +170,22 @@ def download_dataset(name: str, root: str | os.PathLike) -> None:
     except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError) as err:
         raise DownloadError(f"--download {name}: torchvision could not fetch it into {root}: "
                             f"{' '.join(str(err).split())}") from None
+
+
+def add_download_option(parser) -> None:
+    parser.add_argument("--download", action="store_true",
+                        help="fetch cifar10/cifar100/svhn into --data-root first (torchvision; "
+                             "not with ROBUSTREP_OFFLINE=1)")
+
+
+def download_for(dataset: str, data_root: str | None) -> None:
+    """``--download``: the run's dataset into its ``data_root``, checked before any work."""
+    if dataset not in DATASET_FILES:
+        raise UserError(f"--download works for {', '.join(DATASET_FILES)}; this run's dataset "
+                        f"is {dataset!r}")
+    if not data_root:
+        raise UserError("--download needs --data-root FOLDER (where the dataset goes)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("--download: fetch the data once without torchrun, then start the "
+                        "multi-process run")
+    download_dataset(dataset, data_root)
