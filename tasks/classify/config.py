@@ -109,7 +109,8 @@ class ClassifyConfig:
     # runtime
     seed: int = _opt(0, "seed of every random number generator", **NONNEG)
     log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
-                             "RUN/tensorboard; pip install 'robustrep[tensorboard]')", LOG_CHOICES)
+                             "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip "
+                             "install 'robustrep[wandb]')", LOG_CHOICES)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
     channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
