@@ -274,6 +274,10 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
     """
     if not is_source_name(name):
+        if "/" in name or name.startswith("."):  # meant as a folder (hub names need hf-hub:)
+            raise CheckpointError(f"model {name!r}: no such folder (a local timm model is a folder "
+                                  f"with config.json and its weights; a hub model is "
+                                  f"hf-hub:ORG/NAME)")
         check_model_name(name)
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")

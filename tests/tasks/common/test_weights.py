@@ -32,6 +32,7 @@ def offline_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)  # conftest's; this test names the hub's
     return tmp_path / "hf"
 
 
@@ -97,6 +98,8 @@ def test_local_timm_folder(tmp_path):
         assert torch.equal(clf.model.state_dict()[key], value), key
     with pytest.raises(CheckpointError, match="not a timm model folder"):
         create_classifier(str(tmp_path), 4, pretrained=True)
+    with pytest.raises(CheckpointError, match="no such folder"):
+        create_classifier(str(tmp_path / "missing"), 4, pretrained=True)
 
 
 def test_classify_train_pretrained_offline_loads_the_cache(offline_hub, tmp_path):
