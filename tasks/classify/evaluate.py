@@ -326,6 +326,13 @@ def robustbench_options(args) -> dict[str, Any]:
     if args.dataset not in CIFAR_C_DATASETS:
         raise UserError(f"--robustbench evaluates on --dataset cifar10 or cifar100; got "
                         f"{args.dataset!r}")
+    from robustrep.tasks.common.download import DownloadError, offline_reason
+    # RobustBench keeps MODEL_DIR/DATASET/THREAT/NAME.pt and fetches it when absent
+    local = Path(args.model_dir) / args.dataset / args.threat_model / f"{args.robustbench}.pt"
+    reason = offline_reason()
+    if reason and not local.is_file():
+        raise DownloadError(f"--robustbench {args.robustbench}: {local} is missing and downloads "
+                            f"are off ({reason}); place RobustBench's checkpoint there")
     return {"name": args.robustbench, "robustbench": args.threat_model,
             "model_dir": args.model_dir, "dataset": args.dataset, "classes": None,
             "image_size": 32}

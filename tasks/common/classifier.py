@@ -418,7 +418,10 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
     source = resolve_model(name, pretrained=False)
     if checkpoint is not None:
-        path = _weights_path(checkpoint, name)
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
+                                    f".safetensors state dict of {name!r})")
         state = _read_state_dict(path)
         head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
         if num_classes is None and state.get(head) is not None:

@@ -128,3 +128,10 @@ def test_classify_train_pretrained_absent_exits_2(offline_hub, tmp_path, capsys)
     assert code == 2 and len(err.splitlines()) == 1
     assert "'resnet10t'" in err and str(offline_hub / "hub") in err
     assert not (tmp_path / "run").exists()
+
+
+def test_pretrained_and_pretrained_file_together_are_refused(capsys):
+    from robustrep.tasks.cli import main
+    assert main(["classify", "train", "--pretrained", "--pretrained-file", "w.pth",
+                 "--dry-run"]) == 2
+    assert "not both" in capsys.readouterr().err
