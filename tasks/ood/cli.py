@@ -81,8 +81,9 @@ def _add_score(sub) -> None:
                    help="score at most this many images of each evaluation set (random subset)")
     p.add_argument("--max-fit", type=_INT1, default=None,
                    help="fit on at most this many ID train images (random subset)")
-    p.add_argument("--out", default=None, help="output folder (default: RUN/ood; with --model a new "
-                                      "runs/ood/<model>-<time>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: RUN/ood; with --model a new "
+                        "runs/ood/<model>-<time>)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA copy")
     p.add_argument("--no-plots", action="store_true", help="skip the ROC and histogram PNGs")
     p.add_argument("--save-scores", action="store_true",

@@ -289,7 +289,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          batch_size=batch_size, device=dev, amp=amp, workers=workers,
                          show_progress=show_progress)
     result.groups = groups
-    meta = {"run": None if run is None else str(run), "model": config.get("model"), "weights": config.get("weights"),
+    meta = {"run": None if run is None else str(run), "model": config.get("model"),
+            "weights": config.get("weights"),
             "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
             "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,

@@ -1,4 +1,4 @@
-"""`classify eval` and `ood score` on a classifier no robustrep run made (--model + --checkpoint)."""
+"""`classify eval` and `ood score` on a classifier no run made (--model + --checkpoint)."""
 
 import json
 
