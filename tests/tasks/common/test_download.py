@@ -15,7 +15,7 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
         self.server.seen.append(self.path)
-        body = PAYLOAD
+        body = self.server.files.get(self.path, PAYLOAD)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -35,7 +35,7 @@ def server(monkeypatch):
     monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.seen = []
+    srv.seen, srv.files = [], {}
     srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
@@ -136,3 +136,51 @@ def test_download_option_offline_is_one_line_before_work(program, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ROBUSTREP_OFFLINE=1" in err and "cifar-10" in err
     assert not (tmp_path / "d").exists()
+
+
+def _cifar10_archive(tmp_path):
+    """A CIFAR-10 python archive of 4 + 2 images in the released layout, and its files' MD5s."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    files = {f"data_batch_{i}": 4 for i in range(1, 6)} | {"test_batch": 2}
+    blobs = {name: pickle.dumps({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                                 "labels": [int(v) for v in rng.integers(0, 10, n)]})
+             for name, n in files.items()}
+    blobs["batches.meta"] = pickle.dumps({"label_names": [f"c{i}" for i in range(10)]})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, blob in blobs.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    md5 = {name: hashlib.md5(blob).hexdigest() for name, blob in blobs.items()}
+    return buf.getvalue(), md5
+
+
+def test_dataset_download_from_a_test_made_archive(server, tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    from robustrep.data import create_dataset
+    srv, base = server
+    archive, md5 = _cifar10_archive(tmp_path)
+    srv.files["/cifar-10-python.tar.gz"] = archive
+    monkeypatch.setattr(tvd.CIFAR10, "url", f"{base}/cifar-10-python.tar.gz")
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]]
+                                                    for i in range(1, 6)])
+    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                              "md5": md5["batches.meta"]})
+    root = tmp_path / "data"
+    dl.download_dataset("cifar10", root)
+    assert "/cifar-10-python.tar.gz" in srv.seen
+    train = create_dataset("cifar10", root=str(root), train=True, size=32)
+    test = create_dataset("cifar10", root=str(root), train=False, size=32)
+    assert (len(train), len(test)) == (20, 2)  # robustrep reads what torchvision fetched
+    srv.seen.clear()
+    dl.download_dataset("cifar10", root)  # present and intact: no second transfer
+    assert srv.seen == []
