@@ -292,7 +292,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     kwargs = {**source.model_args, **{k: v for k, v in timm_kwargs.items() if v is not None}}
     for key in ("num_classes", "in_chans", "pretrained_cfg", "pretrained_cfg_overlay"):
         kwargs.pop(key, None)  # the run's own, or robustrep's
-    if image_size is not None and _fixed_input_size(source.arch):
+    # the data's size wins over a hub config's model_args; an explicit img_size over both
+    if image_size is not None and _fixed_input_size(source.arch) and "img_size" not in timm_kwargs:
         kwargs["img_size"] = int(image_size)
     overlay = _cfg_overlay(source.cfg)
     build = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
