@@ -1,10 +1,15 @@
 """Shared fixtures: tiny models and seeded generators, CPU-only and fast."""
 
+import os
+
 import pytest
 import torch
 from torch import nn
 
 torch.set_num_threads(1)
+# No test may reach the network: downloads (FID Inception, datasets, the Hugging Face hub) read
+# only the cache unless a test points them at its own 127.0.0.1 server and lifts this.
+os.environ.setdefault("ROBUSTREP_OFFLINE", "1")
 
 
 @pytest.fixture

@@ -18,9 +18,11 @@ from pathlib import Path
 from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
 from robustrep.tasks.common.config import (ConfigError, add_config_args, option_type,
                                            overrides_from_args, resolve_config, to_dict)
+from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.rundir import default_run_path
 from robustrep.tasks.common.runtime import resolve_device
+from robustrep.tasks.common.weights import add_model_options, model_options
 
 from .config import PRESETS, RESUMABLE, ClassifyConfig
 
@@ -50,6 +52,7 @@ def _add_train(sub) -> None:
     p.add_argument("--stop-after", type=_INT1, default=None,
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    add_download_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
@@ -78,7 +81,8 @@ def _add_eval(sub) -> None:
                     "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
                     "writes RUN/eval/report.json.",
         formatter_class=HelpFormatter)
-    p.add_argument("run", help="run folder written by `robustrep classify train`")
+    p.add_argument("run", nargs="?", default=None,
+                   help="run folder written by `robustrep classify train` (or --model ...)")
     p.add_argument("--attacks", type=lambda t: [] if t == "none" else _attacks_arg(t),
                    default=["autoattack"],
                    help="comma-separated: autoattack (standard version), apgd-ce, apgd-t, pgd "
@@ -109,8 +113,17 @@ def _add_eval(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-root", default=None, help="override the run's data root")
-    p.add_argument("--out", default=None, help="report folder (default RUN/eval)")
+    p.add_argument("--out", default=None, help="report folder (default RUN/eval; with --model "
+                                                 "a new runs/eval/<model>-<time>)")
+    p.add_argument("--robustbench", default=None, metavar="NAME",
+                   help="a RobustBench zoo model from its local model folder (--model-dir; "
+                        "pip install 'robustrep[robustbench]'), on --dataset cifar10/cifar100")
+    p.add_argument("--threat-model", choices=["Linf", "L2", "corruptions"], default="Linf",
+                   help="RobustBench threat model of --robustbench")
+    p.add_argument("--model-dir", default="models",
+                   help="RobustBench's local model folder (default: ./models, as RobustBench)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(p)
     p.set_defaults(func=run_eval)
 
 
@@ -133,6 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
+    if args.download:
+        download_for(cfg.dataset, cfg.data_root)
     run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
     try:
         last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
@@ -150,11 +165,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run, format_table
+    from .evaluate import evaluate_run, format_table, robustbench_options
     resolve_device(args.device)
+    foreign = (robustbench_options(args) if args.robustbench is not None
+               else model_options(args, args.run))
     try:
         report = evaluate_run(
-            args.run, eps=args.eps, attacks=args.attacks, norm=args.norm,
+            args.run, foreign=foreign, eps=args.eps, attacks=args.attacks, norm=args.norm,
             pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
             n_attack=args.n_attack or None, corruptions=args.corruptions,
             severities=args.severities, cifar_c_root=args.cifar_c,

@@ -33,7 +33,12 @@ class ClassifyConfig:
 
     preset: str | None = _opt(None, "the preset this config started from")
     # model
-    model: str = _opt(DEFAULT_MODEL, "timm model name (timm.list_models() lists them)")
+    model: str = _opt(DEFAULT_MODEL, "timm model name (timm.list_models() lists them), "
+                                     "hf-hub:ORG/NAME, or a local timm folder (config.json + "
+                                     "weights)")
+    pretrained: bool = _opt(False, "start from the model's pretrained weights (timm's default "
+                                   "tag on the Hugging Face hub, cached; HF_HUB_OFFLINE=1 reads "
+                                   "only the cache); the head is re-initialised")
     pretrained_file: str | None = _opt(
         None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
     drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate; for wrn* models "
@@ -109,7 +114,8 @@ class ClassifyConfig:
     # runtime
     seed: int = _opt(0, "seed of every random number generator", **NONNEG)
     log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
-                             "RUN/tensorboard; pip install 'robustrep[tensorboard]')", LOG_CHOICES)
+                             "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip "
+                             "install 'robustrep[wandb]')", LOG_CHOICES)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
     channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
@@ -122,6 +128,9 @@ class ClassifyConfig:
     def __post_init__(self):
         check_fields(self)  # types, choices and ranges from the field metadata
         self.regularizers()  # validates reg early, with the list of valid names
+        if self.pretrained and self.pretrained_file is not None:
+            raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "
+                              "FILE, not both")
         if self.classes is not None:
             self.classes = sorted({int(c) for c in self.classes})
             if not self.classes or min(self.classes) < 0:

@@ -65,10 +65,10 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     if cfg.dataset != "digits":
         if root is None:
             raise DataError(f"dataset {cfg.dataset!r} reads local files: give --data-root (the "
-                            f"folder that holds it; nothing is downloaded)")
+                            f"folder that holds it; add --download to fetch cifar10/cifar100/svhn)")
         if not Path(root).expanduser().exists():
             raise DataError(f"dataset root {root} does not exist (expected the folder holding "
-                            f"the {cfg.dataset} files; nothing is downloaded)")
+                            f"the {cfg.dataset} files; add --download to fetch cifar10/cifar100/svhn)")
     try:
         dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
                                  channels=cfg.channels, **kwargs)

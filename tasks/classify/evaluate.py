@@ -276,7 +276,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def evaluate_run(run: str | Path, eps: float | None = None,
+def evaluate_run(run: str | Path | None, eps: float | None = None,
                  attacks: Sequence[str] = ("autoattack",),
                  norm: str = "Linf", pgd_steps: Sequence[int] = (10, 20),
                  pgd_step_size: float | None = None, n_attack: int | None = DEFAULT_N_ATTACK,
@@ -285,16 +285,23 @@ def evaluate_run(run: str | Path, eps: float | None = None,
                  bins: int = 15, max_samples: int | None = None, batch_size: int = 256,
                  seed: int = 0, use_ema: bool = True, device: str = "auto",
                  data_root: str | None = None, out: str | Path | None = None,
-                 progress_bar: bool = False) -> dict[str, Any]:
-    """Evaluate the classifier of a run folder on its evaluation split; write report + plots."""
+                 progress_bar: bool = False,
+                 foreign: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate the classifier of a run folder on its evaluation split; write report + plots.
+
+    ``foreign`` (``run`` None): a model no run made, as :func:`robustrep.tasks.common.weights.
+    model_options` describes it (``load_model`` keywords plus ``dataset``/``classes``), or a
+    RobustBench model (``robustbench`` key); the report goes to a new folder.
+    """
     from .config import ClassifyConfig
     from .data import build_datasets, eval_loader
-    from robustrep.tasks.common.classifier import load_run
 
     from robustrep.tasks.common.rundir import check_writable
+    if foreign is not None:
+        out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
     dev = runtime.resolve_device(device)
-    model, config = load_run(run, dev, use_ema=use_ema)
+    model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
         _check_cifar_c(config.get("dataset"), cifar_c_root)
     fields = {k: v for k, v in config.items() if k in ClassifyConfig.__dataclass_fields__}
@@ -306,7 +313,8 @@ def evaluate_run(run: str | Path, eps: float | None = None,
     report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
                             n_attack, corruptions, severities, cifar_c_root, bins, seed,
                             progress_bar)
-    report.update(run=str(run), model=config["model"], weights=config["weights"],
+    report.update(run=None if run is None else str(run), model=config["model"],
+                  weights=config["weights"],
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed)
     out = Path(out) if out is not None else Path(run) / "eval"
@@ -324,6 +332,69 @@ def evaluate_run(run: str | Path, eps: float | None = None,
     report["files"] = files
     write_text_atomic(files["report"], json.dumps(jsonable(report), indent=2) + "\n")
     return report
+
+
+def _new_out(out: str | Path | None, name: str) -> Path:
+    """The report folder of a model from elsewhere: ``--out`` or runs/eval/<model>-<time>; an
+    existing report there is never overwritten."""
+    from robustrep.tasks.common.weights import default_out
+    path = Path(out) if out is not None else default_out(name, "eval")
+    if (path / "report.json").exists():
+        raise UserError(f"--out {path} already holds a report.json; choose a new folder")
+    return path
+
+
+def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):
+    """``(model, config)`` of a run folder, of a model from elsewhere, or of RobustBench."""
+    from robustrep.tasks.common.classifier import load_model, load_run
+    if foreign is None:
+        return load_run(run, device, use_ema=use_ema)
+    fields = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
+    if "robustbench" in foreign:
+        model, config = robustbench_model(foreign, device)
+    else:
+        model, config = load_model(**{k: v for k, v in foreign.items()
+                                      if k not in ("dataset", "classes")}, device=device)
+    return model, {**config, **fields}
+
+
+def robustbench_options(args) -> dict[str, Any]:
+    """``--robustbench NAME``: checked before any work (the optional package, the dataset)."""
+    import importlib.util
+    if importlib.util.find_spec("robustbench") is None:
+        raise UserError("--robustbench needs the robustbench package: pip install "
+                        "'robustrep[robustbench]'")
+    if args.run is not None or args.model is not None:
+        raise UserError("--robustbench NAME replaces RUN and --model; give one of them")
+    if args.dataset not in CIFAR_C_DATASETS:
+        raise UserError(f"--robustbench evaluates on --dataset cifar10 or cifar100; got "
+                        f"{args.dataset!r}")
+    from robustrep.tasks.common.download import DownloadError, offline_reason
+    # RobustBench keeps MODEL_DIR/DATASET/THREAT/NAME.pt and fetches it when absent
+    local = Path(args.model_dir) / args.dataset / args.threat_model / f"{args.robustbench}.pt"
+    reason = offline_reason()
+    if reason and not local.is_file():
+        raise DownloadError(f"--robustbench {args.robustbench}: {local} is missing and downloads "
+                            f"are off ({reason}); place RobustBench's checkpoint there")
+    return {"name": args.robustbench, "robustbench": args.threat_model,
+            "model_dir": args.model_dir, "dataset": args.dataset, "classes": None,
+            "image_size": 32}
+
+
+def robustbench_model(foreign: dict[str, Any], device) -> tuple[nn.Module, dict[str, Any]]:
+    """A RobustBench zoo model from its local model folder (``robustbench.utils.load_model``,
+    RobustBench/robustbench; its models take [0, 1] images and normalise inside, as ours)."""
+    from robustbench.utils import load_model as rb_load
+    try:
+        model = rb_load(model_name=foreign["name"], model_dir=foreign["model_dir"],
+                        dataset=foreign["dataset"], threat_model=foreign["robustbench"])
+    except Exception as err:  # the package's own errors: unknown name, missing file
+        raise UserError(f"--robustbench {foreign['name']}: {' '.join(str(err).split())}") from None
+    classes = 100 if foreign["dataset"] == "cifar100" else 10
+    config = {"model": f"robustbench:{foreign['name']}", "num_classes": classes, "channels": 3,
+              "mean": [0.0] * 3, "std": [1.0] * 3, "image_size": 32,
+              "weights": f"robustbench {foreign['robustbench']}"}
+    return model.to(device).eval(), config
 
 
 def _check_cifar_c(dataset: str | None, root: str | Path) -> None:

@@ -207,7 +207,7 @@ class Trainer(TrainerBase):
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
                                        cfg.std, cfg.pretrained_file, head=cfg.head,
                                        uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
-                                       image_size=cfg.image_size)
+                                       image_size=cfg.image_size, pretrained=cfg.pretrained)
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)

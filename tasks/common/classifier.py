@@ -26,8 +26,12 @@ still sees the unnormalised features the UoS score was defined on (``zaeemzadeh/
 Importing this module registers the CIFAR wide ResNets of :mod:`robustrep.wrn` (``wrn28_10``, ...)
 with timm, so every program that builds or loads a classifier through it knows their names.
 
-Weights are never fetched from a hub: pretrained weights come only from a local file through
-``timm.create_model(..., pretrained_cfg_overlay=dict(file=PATH))``.
+Pretrained weights come from a local file (``pretrained_file``), or, with ``pretrained=True``, from
+where :mod:`robustrep.tasks.common.weights` finds them (timm's default tag on the Hugging Face hub,
+``hf-hub:ORG/NAME``, a local timm folder; the hub's cache first, nothing fetched when offline).
+Either way robustrep reads the file itself (``weights_only=True`` or safetensors) and hands timm the
+state dict (``pretrained_cfg_overlay=dict(state_dict=...)``), so timm's own rules drop or keep the
+classifier and adapt the input conv, and no pickle is ever unpickled with code.
 
 :func:`load_run` is the contract the OOD program relies on: a run folder -> (classifier, config).
 """
@@ -47,6 +51,7 @@ from torch import Tensor, nn
 import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.tasks.common.weights import is_source_name, resolve_model
 from robustrep.split import TimmSplit
 from robustrep.uos import UoSHead
 
@@ -160,12 +165,31 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
                          f".safetensors file)")
-    return {k[7:] if k.startswith("module.") else k: v for k, v in data.items()}
+    return strip_prefixes(data)
 
 
-def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
-    """Raise ValueError when the file's keys/shapes do not fit ``model`` (classifier excluded)."""
-    classifiers = model.pretrained_cfg.get("classifier") or ()
+# Key prefixes other trainers add around a model: DDP's ``module.``, a Lightning/wrapper ``model.``
+# (and the two together); stripped only when every key has it, so a real submodule keeps its name.
+WRAPPER_PREFIXES = ("module.", "model.")
+
+
+def strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` without the wrapper prefixes that every one of its keys carries."""
+    stripped = True
+    while stripped and state:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                stripped = True
+    return state
+
+
+def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path,
+               head: bool = False) -> None:
+    """Raise ValueError when the file's keys/shapes do not fit ``model`` (the classifier too only
+    with ``head``)."""
+    classifiers = (model.pretrained_cfg.get("classifier") or ()) if not head else ()
     classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
     first_conv = model.pretrained_cfg.get("first_conv") or ()
     first_conv = (first_conv,) if isinstance(first_conv, str) else tuple(first_conv)
@@ -191,7 +215,8 @@ def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Pat
             parts.append("wrong shapes: " + ", ".join(
                 f"{k} {tuple(got[k])} vs {tuple(expected[k])}" for k in wrong[:3]))
         raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
-                         + "; ".join(parts) + ". Give the weights of the same architecture.")
+                         + "; ".join(parts) + ". Give the weights of the same architecture"
+                         + (" and --num-classes of its head." if head else "."))
 
 
 def _fixed_input_size(name: str) -> bool:
@@ -201,56 +226,100 @@ def _fixed_input_size(name: str) -> bool:
     return bool(getattr(cfg, "fixed_input_size", False))
 
 
+# pretrained_cfg fields a hub/folder config.json may set for the architecture (mean, std, the
+# classifier's name...); where weights come from is robustrep's business, never timm's.
+_SOURCE_KEYS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source")
+
+
+def _cfg_overlay(cfg: dict[str, Any]) -> dict[str, Any]:
+    fields = set(timm.models.PretrainedCfg.__dataclass_fields__)
+    return {k: v for k, v in cfg.items() if k in fields and k not in _SOURCE_KEYS}
+
+
+def _weights_path(pretrained_file: str | Path, name: str) -> Path:
+    path = Path(pretrained_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file {path} does not exist (expected a "
+                                f"local .pth/.pt/.safetensors state dict of {name!r})")
+    return path
+
+
 def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                       pretrained_file: str | Path | None = None, head: str = "linear",
                       uos_scale: float | None = None, image_size: int | None = None,
+                      pretrained: bool = False, keep_head: bool = False,
                       **timm_kwargs: Any) -> Classifier:
     """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
 
     Args:
-        name: a timm model name; unknown names raise ValueError listing close matches.
-        num_classes: outputs of the (re-initialised) head.
+        name: a timm model name (unknown names raise ValueError listing close matches),
+            ``hf-hub:ORG/NAME`` or a local timm folder (``local-dir:PATH`` or ``PATH``).
+        num_classes: outputs of the head.
         in_chans: input channels.
-        mean, std: per-channel normalisation (default: the model's pretrained_cfg).
+        mean, std: per-channel normalisation (default: the model's pretrained_cfg, or the
+            config.json of a hub repository or folder).
         pretrained_file: local weights; the classifier is dropped and re-initialised for
             ``num_classes``, the input conv adapted to ``in_chans`` (timm's rules). Missing file
             -> FileNotFoundError; weights of another architecture -> ValueError.
+        pretrained: the weights of ``name`` itself (timm's default pretrained tag on the hub, a
+            hub repository's or a folder's), found by :func:`~robustrep.tasks.common.weights.
+            resolve_model` (CheckpointError when absent and offline).
+        keep_head: load the file's classifier too (it must have ``num_classes`` outputs), for
+            evaluating a finished model instead of fine-tuning it.
         head: ``"linear"`` (the model's own classifier) or ``"uos"`` (:class:`UoSHead`).
         uos_scale: logit scale of the UoS head (None: the core default, 1).
         image_size: the input side; passed as ``img_size`` to models whose input size is fixed
             at construction (timm's ``fixed_input_size``, e.g. ViTs), ignored by the others.
         timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
     """
-    check_model_name(name)
+    if not is_source_name(name):
+        if "/" in name or name.startswith("."):  # meant as a folder (hub names need hf-hub:)
+            raise CheckpointError(f"model {name!r}: no such folder (a local timm model is a folder "
+                                  f"with config.json and its weights; a hub model is "
+                                  f"hf-hub:ORG/NAME)")
+        check_model_name(name)
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    kwargs = {k: v for k, v in timm_kwargs.items() if v is not None}
-    if image_size is not None and _fixed_input_size(name):
-        kwargs.setdefault("img_size", int(image_size))
-    if pretrained_file is None:
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes,
-                                  in_chans=in_chans, **kwargs)
+    if pretrained and pretrained_file is not None:
+        raise ValueError("give --pretrained (the weights of --model) or --pretrained-file FILE, "
+                         "not both")
+    weights = _weights_path(pretrained_file, name) if pretrained_file is not None else None
+    source = resolve_model(name, pretrained)
+    weights = weights or source.weights
+    kwargs = {**source.model_args, **{k: v for k, v in timm_kwargs.items() if v is not None}}
+    for key in ("num_classes", "in_chans", "pretrained_cfg", "pretrained_cfg_overlay"):
+        kwargs.pop(key, None)  # the run's own, or robustrep's
+    # the data's size wins over a hub config's model_args; an explicit img_size over both
+    if image_size is not None and _fixed_input_size(source.arch) and "img_size" not in timm_kwargs:
+        kwargs["img_size"] = int(image_size)
+    overlay = _cfg_overlay(source.cfg)
+    build = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if weights is None:
+        model = timm.create_model(source.arch, pretrained=False,
+                                  pretrained_cfg_overlay=overlay or None, **build)
     else:
-        path = Path(pretrained_file).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights file {path} does not exist (expected a "
-                                    f"local .pth/.pt/.safetensors state dict of {name!r}; "
-                                    f"weights are never downloaded)")
-        probe = timm.create_model(name, pretrained=False, num_classes=num_classes,
-                                  in_chans=in_chans, **kwargs)
-        _check_fits(name, probe, _read_state_dict(path), path)
-        # num_classes=-1 in the overlay never equals ours, so timm drops the file's classifier
-        # and keeps the freshly initialised head; no url/hub id, so nothing can be fetched.
-        overlay = dict(file=str(path), num_classes=-1, url="", hf_hub_id=None)
+        state = _read_state_dict(weights)
+        probe = timm.create_model(source.arch, pretrained=False,
+                                  pretrained_cfg_overlay=overlay or None, **build)
+        _check_fits(name, probe, state, weights, head=keep_head)
+        # timm drops the file's classifier when the overlay's num_classes differs from ours (-1
+        # never equals it) and keeps it when equal; no url/hub id, so nothing can be fetched.
+        overlay.update(state_dict=state, url="", hf_hub_id=None, file=None,
+                       num_classes=num_classes if keep_head else -1)
+        conv = state.get(f"{_first(probe.pretrained_cfg.get('first_conv'))}.weight")
+        if conv is not None and conv.dim() == 4:  # the file's input channels, for timm's adapter
+            size = probe.pretrained_cfg.get("input_size") or (3, 224, 224)
+            overlay["input_size"] = (int(conv.shape[1]), *size[1:])
         try:
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,
-                                      num_classes=num_classes, in_chans=in_chans, **kwargs)
+            model = timm.create_model(source.arch, pretrained=True,
+                                      pretrained_cfg_overlay=overlay, **build)
         except RuntimeError as err:
-            raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
+            raise ValueError(f"weights file {weights} does not fit timm model {name!r}: "
                              f"{err}") from err
+        model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
     if head == "uos":
         use_uos_head(model, uos_scale)
     if mean is None or std is None:
@@ -325,6 +394,56 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                  f"{config['model']!r} with {config['num_classes']} classes",
                  "the run diverged: use an earlier step_*.pt or retrain with a lower --lr")
     config = dict(config, weights=weights, run_dir=str(run_dir))
+    return model.to(device).eval(), config
+
+
+def _first(value: Any) -> str | None:
+    return value[0] if isinstance(value, (list, tuple)) and value else value or None
+
+
+def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool = False,
+               num_classes: int | None = None, in_chans: int | None = None,
+               mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+               image_size: int | None = None, device: str | torch.device = "cpu"
+               ) -> tuple[Classifier, dict[str, Any]]:
+    """A classifier no robustrep run made, in eval mode, with the config keys of :func:`load_run`.
+
+    ``checkpoint``: a state dict from any trainer (``.pth``/``.pt`` read with
+    ``weights_only=True``, or ``.safetensors``; ``state_dict``/``model`` wrappers and ``module.``/
+    ``model.`` key prefixes removed), loaded whole, head included; ``num_classes`` and
+    ``in_chans`` default to its classifier's rows and its input conv's channels. ``pretrained``:
+    the weights of ``name`` as :func:`create_classifier` finds them, head kept (``num_classes``
+    defaults to the pretrained head's). A file that does not fit raises ValueError listing the
+    missing, unexpected and wrongly shaped parameters in one line.
+    """
+    if (checkpoint is None) == (not pretrained):
+        raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+    source = resolve_model(name, pretrained=False)
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
+                                    f".safetensors state dict of {name!r})")
+        state = _read_state_dict(path)
+        head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
+        if num_classes is None and state.get(head) is not None:
+            num_classes = int(state[head].shape[0])
+        if in_chans is None and state.get(conv) is not None and state[conv].dim() == 4:
+            in_chans = int(state[conv].shape[1])
+        weights = str(path)
+    else:
+        num_classes = num_classes or source.cfg.get("num_classes")
+        in_chans = in_chans or (source.cfg.get("input_size") or (3,))[0]
+        weights = "pretrained"
+    if not num_classes:
+        raise ValueError(f"cannot tell the number of classes of {name!r} from its weights; "
+                         f"give --num-classes N")
+    model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
+                              pretrained_file=checkpoint, pretrained=pretrained, keep_head=True,
+                              image_size=image_size)
+    config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
+              "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+              "image_size": image_size, "weights": weights, "pretrained": pretrained}
     return model.to(device).eval(), config
 
 

@@ -1,21 +1,27 @@
-"""Where a run's scalars go besides ``metrics.jsonl``: ``--log jsonl`` (default) or ``tensorboard``.
+"""Where a run's scalars go besides ``metrics.jsonl``: ``--log jsonl`` (default), ``tensorboard``
+or ``wandb``.
 
 ``metrics.jsonl`` stays the source of truth (resume truncates and re-appends it, tests and reports
 read it); a TensorBoard sink mirrors every numeric value of each record under the record's step,
 as timm's ``--log-wandb`` and stylegan2-ada's ``stats.jsonl`` + TensorBoard do. TensorBoard is an
 optional dependency (``pip install 'robustrep[tensorboard]'``); asking for it without the package
-is a one-line error before the run starts.
+is a one-line error before the run starts. Weights & Biases likewise (``pip install
+'robustrep[wandb]'``): a wandb run kept under ``RUN/wandb`` (``WANDB_MODE=offline`` keeps it
+local), as timm's ``train.py --log-wandb`` logs its summaries.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
 from robustrep.tasks.common.errors import UserError
 
-LOG_CHOICES = ("jsonl", "tensorboard")
+LOG_CHOICES = ("jsonl", "tensorboard", "wandb")
 
 
 class Sink(Protocol):
@@ -46,6 +52,37 @@ class TensorBoardSink:
         self.writer.close()
 
 
+class WandbSink:
+    """Mirror numeric values of each metrics record into a Weights & Biases run in ``folder``.
+
+    The wandb run id is kept in ``folder/run_id``, so a resumed robustrep run continues the same
+    wandb run; the project is ``$WANDB_PROJECT`` or ``robustrep``, the name the run folder's.
+    """
+
+    def __init__(self, folder: str | Path, name: str, config: dict[str, Any] | None = None):
+        try:
+            import wandb
+        except ImportError:
+            raise UserError("--log wandb needs the wandb package: pip install "
+                            "'robustrep[wandb]' (or use --log jsonl)") from None
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        id_file = folder / "run_id"
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+        if not id_file.is_file():
+            tmp = id_file.with_suffix(".tmp")
+            tmp.write_text(run_id + "\n")
+            os.replace(tmp, id_file)  # atomic, as every file robustrep writes
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or "robustrep", name=name,
+                              id=run_id, resume="allow", dir=str(folder), config=config)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.run.log(dict(_scalars(record)), step=int(record.get("step", 0)))
+
+    def close(self) -> None:
+        self.run.finish()
+
+
 def _scalars(record: dict[str, Any], prefix: str = ""):
     """``(tag, value)`` for each finite number in ``record``; nested dicts become ``a/b`` tags."""
     for key, value in record.items():
@@ -65,4 +102,8 @@ def make_sinks(log: str | None, run_path: str | Path) -> list[Sink]:
         return []
     if log == "tensorboard":
         return [TensorBoardSink(Path(run_path) / "tensorboard")]
+    if log == "wandb":
+        config_file = Path(run_path) / "config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else None
+        return [WandbSink(Path(run_path) / "wandb", Path(run_path).name, config)]
     raise UserError(f"--log must be one of {', '.join(LOG_CHOICES)}; got {log!r}")

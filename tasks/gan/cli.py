@@ -16,6 +16,7 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, from_di
                                            merge_for_resume, option_type, overrides_from_args,
                                            resolve_config, to_dict)
 from robustrep.tasks.common import errors
+from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.common.runtime import resolve_device
@@ -40,6 +41,7 @@ def _add_train(sub) -> None:
                    help="continue RUN from its latest checkpoint (same folder); may change: "
                         + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    add_download_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
     p.set_defaults(func=cmd_train)
@@ -118,6 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
+    if args.download:
+        download_for(cfg.dataset, cfg.data_root)
     try:
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
     except TrainingDiverged as err:  # once gan.train raises the common class, a no-op

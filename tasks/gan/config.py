@@ -161,7 +161,8 @@ class GanConfig:
                                           "(None = digits for digits, else inception)")
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
     log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
-                             "RUN/tensorboard; pip install 'robustrep[tensorboard]')", LOG_CHOICES)
+                             "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip "
+                             "install 'robustrep[wandb]')", LOG_CHOICES)
     seed: int = _opt(0, "random seed", **NONNEG)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _opt("off", "autocast dtype", AMP_CHOICES)

@@ -135,12 +135,15 @@ class _Features(nn.Module):
 
 def inception_path(given: str | None) -> Path:
     path = given or os.environ.get(INCEPTION_ENV)
-    if not path:
-        raise FileNotFoundError(
-            "FID/KID on this dataset use the FID Inception-v3 weights, read from a local file: "
-            "pass --inception-weights PATH or set $ROBUSTREP_INCEPTION to pytorch-fid's "
-            "pt_inception-2015-12-05-6726825d.pth (github.com/mseitzer/pytorch-fid releases, "
-            "tag fid_weights); robustrep never downloads it")
+    if not path:  # the cached copy, fetched on first use (never when offline)
+        from robustrep.tasks.common.download import DownloadError, inception_weights
+        try:
+            return inception_weights()
+        except DownloadError as err:
+            raise FileNotFoundError(
+                f"FID/KID on this dataset use the FID Inception-v3 weights: pass "
+                f"--inception-weights PATH or set $ROBUSTREP_INCEPTION to pytorch-fid's "
+                f"pt_inception-2015-12-05-6726825d.pth, or let robustrep fetch it: {err}") from None
     return Path(path).expanduser()
 
 

@@ -14,6 +14,7 @@ from robustrep.tasks.common.cli import HelpFormatter, add_program
 from robustrep.tasks.common.config import option_type
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.runtime import resolve_device
+from robustrep.tasks.common.weights import add_model_options, model_options
 
 _INT1 = option_type(int, min=1)
 _INT0 = option_type(int, min=0)
@@ -51,7 +52,7 @@ def _add_score(sub) -> None:
                     "(table, JSON, CSV, ROC curves and score histograms).",
         formatter_class=HelpFormatter)
     p.add_argument("run", nargs="?", default=None,
-                   help="run folder written by `robustrep classify train`")
+                   help="run folder written by `robustrep classify train` (or --model ...)")
     p.add_argument("--list", action="store_true",
                    help="list every pytorch-ood detector: what it consumes, whether it is fitted, "
                         "its settable arguments; then exit")
@@ -80,12 +81,15 @@ def _add_score(sub) -> None:
                    help="score at most this many images of each evaluation set (random subset)")
     p.add_argument("--max-fit", type=_INT1, default=None,
                    help="fit on at most this many ID train images (random subset)")
-    p.add_argument("--out", default=None, help="output folder (default: RUN/ood)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: RUN/ood; with --model a new "
+                        "runs/ood/<model>-<time>)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA copy")
     p.add_argument("--no-plots", action="store_true", help="skip the ROC and histogram PNGs")
     p.add_argument("--save-scores", action="store_true",
                    help="also write every score to scores.pt")
     _add_common(p)
+    add_model_options(p)
     p.set_defaults(func=run_score)
 
 
@@ -154,13 +158,12 @@ def run_score(args: argparse.Namespace) -> int:
     if args.list:
         print(format_detector_list())
         return 0
-    if args.run is None:
-        raise UserError("give a run folder (RUN) or --list")
+    foreign = model_options(args, args.run)  # None: a run folder
     from robustrep.tasks.ood.score import format_table, score_run
     resolve_device(args.device, args.amp)
     try:
         result, files = score_run(
-            args.run, detectors=args.detectors, ood=args.ood, id_data=args.id,
+            args.run, foreign=foreign, detectors=args.detectors, ood=args.ood, id_data=args.id,
             fit_data=args.fit_data, data_root=args.data_root, resize=args.resize,
             params=args.param, feature_maps=args.feature_maps, max_samples=args.max_samples,
             max_fit=args.max_fit, out=args.out, batch_size=args.batch_size, device=args.device,

@@ -229,22 +229,37 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
               batch_size: int = 256, device: str = "auto", amp: str = "off", workers: int = 0,
               seed: int = 0, use_ema: bool = True, plots: bool = True, save_scores: bool = False,
               show_progress: bool = False, openood: str | None = None,
-              openood_id: str | None = None) -> tuple[Any, dict[str, Path]]:
+              openood_id: str | None = None,
+              foreign: dict[str, Any] | None = None) -> tuple[Any, dict[str, Path]]:
     """The whole ``ood score`` command as a function: returns ``(ScoreResult, files written)``.
 
     ``openood``: OpenOOD's data folder (holding ``benchmark_imglist/``); the ID test and train
     sets and the near/far OOD sets of ``openood_id`` (default: the run's dataset) come from its
-    image lists unless ``id_data``/``fit_data``/``ood`` name others.
+    image lists unless ``id_data``/``fit_data``/``ood`` name others. ``foreign`` (``run`` None):
+    a model no run made (:func:`robustrep.tasks.common.weights.model_options`); the outputs go to
+    a new folder.
     """
-    from robustrep.tasks.common.classifier import load_run  # imports timm: only when a run is read
+    # imports timm: only when a model is read
+    from robustrep.tasks.common.classifier import load_model, load_run
 
     specs = parse_detectors(detectors)
     overrides = parse_params(params)
     dev = resolve_device(device)
-    run = Path(run)
     from robustrep.tasks.common.rundir import check_writable
+    if foreign is not None:
+        from robustrep.tasks.common.weights import default_out
+        out = Path(out) if out else default_out(foreign["name"], "ood")
+        if (out / "results.json").exists():
+            raise ValueError(f"--out {out} already holds results.json; choose a new folder")
+    run = Path(run) if run is not None else None
     check_writable(Path(out) if out else run / "ood", "--out")  # before any work
-    classifier, config = load_run(run, dev, use_ema=use_ema)
+    if foreign is None:
+        classifier, config = load_run(run, dev, use_ema=use_ema)
+    else:
+        data = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
+        classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
+                                        image_size=foreign["image_size"], device=dev)
+        config.update(data)
     shape = (int(config["channels"]), int(config["image_size"]), int(config["image_size"]))
     ctx = ds.DataContext(shape=shape, classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
@@ -275,7 +290,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          batch_size=batch_size, device=dev, amp=amp, workers=workers,
                          show_progress=show_progress)
     result.groups = groups
-    meta = {"run": str(run), "model": config.get("model"), "weights": config.get("weights"),
+    meta = {"run": None if run is None else str(run), "model": config.get("model"),
+            "weights": config.get("weights"),
             "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
             "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,

@@ -21,8 +21,9 @@ def test_tensorboard_sink_mirrors_numeric_values_by_step(tmp_path):
 
 def test_jsonl_is_the_default_and_unknown_sinks_are_refused(tmp_path):
     assert make_sinks(None, tmp_path) == [] and make_sinks("jsonl", tmp_path) == []
-    with pytest.raises(UserError, match="--log must be one of jsonl, tensorboard; got 'wandb'"):
-        make_sinks("wandb", tmp_path)
+    with pytest.raises(UserError, match="--log must be one of jsonl, tensorboard, wandb; got "
+                                        "'mlflow'"):
+        make_sinks("mlflow", tmp_path)
 
 
 def test_log_tensorboard_through_the_gan_program(tmp_path):

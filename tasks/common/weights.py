@@ -1,0 +1,225 @@
+"""Where a classifier's architecture and pretrained weights come from, as timm users name them.
+
+Four sources, resolved to ``(timm architecture, pretrained config, weights file)`` before any model
+is built, so a missing file is one line that names it:
+
+- a timm name (``resnet10t``, ``resnet10t.c3_in1k``) with ``pretrained``: the default (or named)
+  pretrained tag's Hugging Face repository (``pretrained_cfg.hf_hub_id``, e.g.
+  ``timm/resnet10t.c3_in1k``), fetched through ``huggingface_hub`` into its standard cache, as
+  ``timm.create_model(name, pretrained=True)`` does (huggingface/pytorch-image-models,
+  ``timm/models/_builder.py`` ``_resolve_pretrained_source``, ``_hub.py``);
+- ``hf-hub:ORG/NAME[@REV]``: that repository's ``config.json`` (timm's export format:
+  ``architecture``, ``num_classes``, ``pretrained_cfg``, ``model_args``) and weights;
+- a local timm folder, ``local-dir:PATH`` or just ``PATH`` (``config.json`` + ``model.safetensors``
+  or ``pytorch_model.bin``), as ``timm.models.push_to_hf_hub``/``save_for_hf`` writes it.
+
+The cache is ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``, read at
+call time. With ``HF_HUB_OFFLINE=1`` or ``ROBUSTREP_OFFLINE=1`` only the cache is read: nothing
+connects, and a file absent from it is a :class:`CheckpointError` naming the model, the file and
+the cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robustrep.tasks.common.download import offline_reason
+from robustrep.tasks.common.errors import CheckpointError
+
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # timm's order on the hub
+LOCAL_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
+HUB_PREFIX, LOCAL_PREFIX = "hf-hub:", "local-dir:"
+
+
+@dataclass
+class ModelSource:
+    """What :func:`resolve_model` found: build ``arch`` with ``model_args``, take mean/std and the
+    classifier's name from ``cfg`` (timm pretrained_cfg fields), load ``weights`` if not None."""
+
+    name: str
+    arch: str
+    cfg: dict[str, Any] = field(default_factory=dict)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, resolved as ``huggingface_hub`` resolves it."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
+    """The first of ``filenames`` of hub repository ``repo`` (``ORG/NAME[@REV]``): from the cache,
+    else downloaded into it (never when offline). CheckpointError names what is missing."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo_id, _, revision = repo.partition("@")
+    cache = hub_cache_dir()
+    for name in filenames:
+        hit = try_to_load_from_cache(repo_id, name, cache_dir=cache, revision=revision or None)
+        if isinstance(hit, str):
+            return Path(hit)
+    folder = cache / ("models--" + repo_id.replace("/", "--"))
+    reason = offline_reason()
+    if reason:
+        raise CheckpointError(
+            f"model {model!r}: {' or '.join(filenames)} of hf-hub:{repo} is not in the Hugging "
+            f"Face cache {cache} and downloads are off ({reason}); place it under "
+            f"{folder}/snapshots/<revision>/ with refs/main naming <revision> (or unset "
+            f"{reason.split('=')[0]} to download it)")
+    for name in filenames:
+        try:
+            return Path(hf_hub_download(repo_id, name, revision=revision or None, cache_dir=cache))
+        except EntryNotFoundError:
+            continue
+        except Exception as err:  # network, auth, disk: all end the same way for the user
+            raise CheckpointError(f"model {model!r}: could not download {name} of hf-hub:{repo} "
+                                  f"into {cache}: {_one_line(err)}") from None
+    raise CheckpointError(f"model {model!r}: hf-hub:{repo} has none of {', '.join(filenames)}")
+
+
+def read_timm_config(path: Path, model: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(architecture, pretrained_cfg, model_args)`` from a timm ``config.json``: the nested
+    format of timm >= 0.9 (``pretrained_cfg`` key) or the legacy flat one."""
+    import timm
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"model {model!r}: cannot read {path}: {_one_line(err)}") from None
+    data = dict(data) if isinstance(data, dict) else {}
+    cfg = dict(data.get("pretrained_cfg") or {}) if "pretrained_cfg" in data else dict(data)
+    arch = data.get("architecture") or cfg.get("architecture")
+    if not isinstance(arch, str) or not timm.is_model(arch):
+        raise CheckpointError(f"model {model!r}: {path} names no timm architecture (expected a "
+                              f"timm config.json with \"architecture\", e.g. \"resnet18\"; got "
+                              f"{arch!r})")
+    if "num_classes" in data:
+        cfg["num_classes"] = data["num_classes"]
+    return arch, cfg, dict(data.get("model_args") or {})
+
+
+def _local_weights(folder: Path, model: str) -> Path:
+    for name in LOCAL_WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    for pattern in ("*.safetensors", "*.pth", "*.bin"):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+    raise CheckpointError(f"model {model!r}: the timm folder {folder} has no weights file "
+                          f"(expected {' or '.join(LOCAL_WEIGHT_FILES[:2])} next to config.json)")
+
+
+def is_source_name(name: str) -> bool:
+    """Whether ``name`` is a hub repository or a local folder rather than a timm model name."""
+    return (name.startswith((HUB_PREFIX, LOCAL_PREFIX))
+            or Path(name).expanduser().is_dir())
+
+
+def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
+    """Architecture, pretrained config and (with ``pretrained``) weights file of ``name``.
+
+    Plain timm names are checked by the caller (:func:`~robustrep.tasks.common.classifier.
+    check_model_name`); without ``pretrained`` they need nothing else.
+    """
+    import timm
+    if name.startswith(HUB_PREFIX):
+        repo = name[len(HUB_PREFIX):]
+        arch, cfg, args = read_timm_config(hub_file(repo, ("config.json",), name), name)
+        weights = hub_file(repo, HUB_WEIGHT_FILES, name) if pretrained else None
+        return ModelSource(name, arch, cfg, args, weights)
+    if is_source_name(name):
+        folder = Path(name.removeprefix(LOCAL_PREFIX)).expanduser()
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(f"model {name!r}: {folder} is not a timm model folder "
+                                  f"(expected {folder / 'config.json'} and its weights file)")
+        arch, cfg, args = read_timm_config(folder / "config.json", name)
+        return ModelSource(name, arch, cfg, args, _local_weights(folder, name) if pretrained
+                           else None)
+    cfg = timm.models.get_pretrained_cfg(name)
+    source = ModelSource(name, name, cfg.to_dict() if cfg is not None else {})
+    if pretrained:
+        if cfg is None or not cfg.hf_hub_id:
+            tags = timm.list_pretrained(name.split(".")[0] + ".*")
+            raise CheckpointError(
+                f"--pretrained: timm has no Hugging Face weights for {name!r} (pretrained tags: "
+                f"{', '.join(tags[:6]) or 'none'}); give --pretrained-file FILE instead")
+        files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else HUB_WEIGHT_FILES
+        source.weights = hub_file(cfg.hf_hub_id, files, name)
+    return source
+
+
+# ------------------------------------------------------------------------------------------------
+# the options of `classify eval` and `ood score` for a model that no robustrep run made
+
+DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
+
+
+def add_model_options(parser) -> None:
+    """``--model`` with ``--pretrained`` or ``--checkpoint``, and the data and normalisation a
+    model from elsewhere needs (a run folder records them in its config.json)."""
+    g = parser.add_argument_group("a model from elsewhere (instead of RUN)")
+    g.add_argument("--model", default=None, metavar="NAME",
+                   help="timm model name, hf-hub:ORG/NAME or a local timm folder")
+    g.add_argument("--pretrained", action="store_true",
+                   help="the model's own pretrained weights (Hugging Face cache/hub), head kept")
+    g.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="a state dict from any trainer (.pth/.pt/.safetensors; module./model. "
+                        "prefixes and state_dict/model wrappers handled)")
+    g.add_argument("--num-classes", type=int, default=None,
+                   help="head outputs (default: from the weights)")
+    g.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="the model's in-distribution data (default: digits)")
+    g.add_argument("--classes", type=int, nargs="+", default=None,
+                   help="the subset of class labels the model was trained on")
+    g.add_argument("--image-size", type=int, default=32, help="input side the data is resized to")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="input channels (default: the weights')")
+    g.add_argument("--mean", type=float, nargs="+", default=None,
+                   help="input normalisation mean per channel (default: the model's "
+                        "pretrained_cfg)")
+    g.add_argument("--std", type=float, nargs="+", default=None, help="as --mean")
+
+
+def model_options(args, run: str | None) -> dict[str, Any] | None:
+    """The :func:`~robustrep.tasks.common.classifier.load_model` keywords and data fields of
+    ``args``, or None when a run folder is evaluated; UserError for a wrong combination."""
+    from robustrep.tasks.common.errors import UserError
+    if args.model is None:
+        extra = [o for o, v in (("--pretrained", args.pretrained),
+                                ("--checkpoint", args.checkpoint)) if v]
+        if extra:
+            raise UserError(f"{extra[0]} needs --model NAME (or give a run folder without it)")
+        if run is None:
+            raise UserError("give a run folder RUN, or --model NAME with --pretrained or "
+                            "--checkpoint FILE")
+        return None
+    if run is not None:
+        raise UserError(f"give a run folder ({run}) or --model {args.model}, not both")
+    if bool(args.pretrained) == (args.checkpoint is not None):
+        raise UserError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+    return {"name": args.model, "pretrained": args.pretrained, "checkpoint": args.checkpoint,
+            "num_classes": args.num_classes, "in_chans": args.channels, "mean": args.mean,
+            "std": args.std, "image_size": args.image_size, "dataset": args.dataset,
+            "classes": args.classes}
+
+
+def default_out(name: str, task: str) -> Path:
+    """``runs/<task>/<model>-<time>``: a new folder for reports of a model from elsewhere."""
+    import time
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name or name)
+    return Path("runs") / task / f"{slug.strip('_')}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,103 @@
+"""`classify eval` and `ood score` on a classifier no run made (--model + --checkpoint)."""
+
+import json
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.common.classifier import load_model
+
+EVAL = ["--attacks", "none", "--corruptions", "--max-samples", "48", "--quiet"]
+
+
+def _foreign(seed=0):
+    torch.manual_seed(seed)
+    net = timm.create_model("test_resnet", num_classes=10, in_chans=1).eval()
+    with torch.no_grad():  # a head that matters: an untrained one gives ~uniform logits
+        net.fc.bias.copy_(torch.linspace(-3, 3, 10))
+        net.fc.weight.mul_(20)
+    return net
+
+
+@pytest.mark.parametrize("wrap", ["plain", "module", "state_dict+model", "safetensors"])
+def test_load_model_reads_other_trainers_files(tmp_path, wrap):
+    net = _foreign()
+    state = net.state_dict()
+    path = tmp_path / "ck.pth"
+    if wrap == "module":
+        torch.save({f"module.{k}": v for k, v in state.items()}, path)
+    elif wrap == "state_dict+model":
+        torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 3}, path)
+    elif wrap == "safetensors":
+        path = tmp_path / "ck.safetensors"
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    clf, config = load_model("test_resnet", checkpoint=path, mean=[0.0], std=[1.0])
+    assert config["num_classes"] == 10 and config["channels"] == 1  # read off the weights
+    x = torch.rand(4, 1, 16, 16)
+    assert torch.allclose(clf(x), net(x), atol=1e-5)  # every weight, head included
+
+
+def test_mismatch_is_one_line_listing_the_keys(tmp_path):
+    state = _foreign().state_dict()
+    del state["layer1.0.conv1.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "ck.pth")
+    with pytest.raises(ValueError) as err:
+        load_model("test_resnet", checkpoint=tmp_path / "ck.pth")
+    msg = str(err.value)
+    assert "\n" not in msg and "layer1.0.conv1.weight" in msg and "extra.weight" in msg
+
+
+def test_classify_eval_checkpoint_without_a_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    net = _foreign(1)
+    torch.save(net.state_dict(), "ck.pth")
+    assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "ck.pth",
+                 "--mean", "0", "--std", "1", "--out", "rep", *EVAL]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["run"] is None and report["weights"] == "ck.pth"
+    # the same accuracy as the network itself on the same 48 digits test images
+    from robustrep.tasks.classify.config import ClassifyConfig
+    from robustrep.tasks.classify.data import build_datasets
+    _, test, _ = build_datasets(ClassifyConfig(channels=1))
+    x = torch.stack([test[i][0] for i in range(48)])
+    y = torch.tensor([int(test[i][1]) for i in range(48)])
+    with torch.no_grad():
+        logits = net(x)
+    assert report["clean"]["acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    nll = torch.nn.functional.cross_entropy(logits, y).item()
+    assert report["clean"]["nll"] == pytest.approx(nll, rel=1e-4)
+    # a new folder: an existing report is never overwritten
+    assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "ck.pth",
+                 "--out", "rep", *EVAL]) == 2
+
+
+def test_ood_score_checkpoint_without_a_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save(_foreign(2).state_dict(), "ck.pth")
+    assert main(["ood", "score", "--model", "test_resnet", "--checkpoint", "ck.pth",
+                 "--ood", "gaussian", "--detectors", "MaxSoftmax", "--max-samples", "32",
+                 "--no-plots", "--quiet", "--out", "ood"]) == 0
+    result = json.loads((tmp_path / "ood" / "results.json").read_text())
+    assert (result["run"], result["model"], result["weights"]) == (None, "test_resnet", "ck.pth")
+    assert result["results"] and (tmp_path / "ood" / "results.csv").is_file()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["classify", "eval"], "give a run folder RUN, or --model"),
+    (["classify", "eval", "--model", "test_resnet"], "--pretrained or --checkpoint"),
+    (["classify", "eval", "--checkpoint", "x.pth"], "--checkpoint needs --model"),
+    (["classify", "eval", "RUN", "--model", "test_resnet", "--pretrained"], "not both"),
+    (["classify", "eval", "--robustbench", "Standard"], "robustrep[robustbench]"),
+    (["ood", "score", "--model", "test_resnet", "--checkpoint", "missing.pth"], "missing.pth"),
+])
+def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err

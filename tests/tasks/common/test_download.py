@@ -1,0 +1,186 @@
+"""Downloads against a bounded HTTP server on 127.0.0.1: good, wrong hash, cut, offline."""
+
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from robustrep.tasks.common import download as dl
+
+PAYLOAD = bytes(range(256)) * 400  # 100 KiB, several chunks of the reader
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.seen.append(self.path)
+        body = self.server.files.get(self.path, PAYLOAD)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path == "/cut":  # announce the whole file, send a third, hang up
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.seen, srv.files = [], {}
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    stop = threading.Timer(60, srv.shutdown)  # bounded: stops by itself if a test hangs
+    stop.start()
+    try:
+        yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        stop.cancel()
+        srv.shutdown()
+        srv.server_close()
+
+
+def _left(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_good_file_lands_whole_and_is_reused(server, tmp_path):
+    srv, base = server
+    dest = tmp_path / "cache" / "w.pth"
+    assert dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10) == dest
+    assert dest.read_bytes() == PAYLOAD and _left(dest.parent) == ["w.pth"]
+    dl.download(f"{base}/good", dest, SHA[:8], "test weights", timeout=10)  # prefix, cached
+    assert srv.seen == ["/good"]
+
+
+def test_wrong_hash_is_refused_and_leaves_nothing(server, tmp_path):
+    _, base = server
+    dest = tmp_path / "cache" / "w.pth"
+    with pytest.raises(dl.DownloadError, match="SHA-256") as err:
+        dl.download(f"{base}/good", dest, "0" * 64, "test weights", timeout=10)
+    assert "\n" not in str(err.value)
+    assert _left(dest.parent) == []
+
+
+def test_cut_connection_is_refused_and_leaves_nothing(server, tmp_path):
+    _, base = server
+    dest = tmp_path / "cache" / "w.pth"
+    with pytest.raises(dl.DownloadError):
+        dl.download(f"{base}/cut", dest, SHA, "test weights", timeout=10)
+    assert _left(dest.parent) == []
+
+
+@pytest.mark.parametrize("var", ["ROBUSTREP_OFFLINE", "HF_HUB_OFFLINE"])
+def test_offline_refuses_before_any_connection(server, tmp_path, monkeypatch, var):
+    srv, base = server
+    monkeypatch.setenv(var, "1")
+    dest = tmp_path / "cache" / "w.pth"
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10)
+    msg = str(err.value)
+    assert f"{var}=1" in msg and str(dest) in msg and f"{base}/good" in msg  # what, where
+    assert srv.seen == [] and not dest.parent.exists()
+
+
+def test_inception_weights_fetched_on_first_use(server, tmp_path, monkeypatch):
+    from robustrep.tasks.gan.evaluate import inception_path
+    srv, base = server
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)
+    monkeypatch.setenv(dl.INCEPTION_URL_ENV, f"{base}/pt_inception.pth")
+    monkeypatch.setattr(dl, "INCEPTION_SHA256", SHA)  # the published prefix fits only the real file
+    path = inception_path(None)
+    assert path == tmp_path / "cache" / dl.INCEPTION_FILE and path.read_bytes() == PAYLOAD
+    assert srv.seen == ["/pt_inception.pth"]
+    monkeypatch.setenv("ROBUSTREP_OFFLINE", "1")
+    assert inception_path(None) == path  # the cached copy needs no network
+
+
+def test_dataset_download_offline_names_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTREP_OFFLINE", "1")
+    with pytest.raises(dl.DownloadError, match="cifar-10-batches-py/ under"):
+        dl.download_dataset("cifar10", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dataset_download_goes_through_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+    monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)
+    calls = []
+
+    class FakeSVHN:
+        def __init__(self, root, download=False, split="train"):
+            calls.append((root, download, split))
+
+    monkeypatch.setattr(tvd, "SVHN", FakeSVHN)
+    dl.download_dataset("svhn", tmp_path / "data")
+    assert calls == [(str(tmp_path / "data"), True, "train"), (str(tmp_path / "data"), True,
+                                                               "test")]
+
+
+@pytest.mark.parametrize("program", ["classify", "gan"])
+def test_download_option_offline_is_one_line_before_work(program, tmp_path, capsys):
+    from robustrep.tasks.cli import main
+    assert main([program, "train", "--dataset", "cifar10", "--data-root", str(tmp_path / "d"),
+                 "--download", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ROBUSTREP_OFFLINE=1" in err and "cifar-10" in err
+    assert not (tmp_path / "d").exists()
+
+
+def _cifar10_archive(tmp_path):
+    """A CIFAR-10 python archive of 4 + 2 images in the released layout, and its files' MD5s."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    files = {f"data_batch_{i}": 4 for i in range(1, 6)} | {"test_batch": 2}
+    blobs = {name: pickle.dumps({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                                 "labels": [int(v) for v in rng.integers(0, 10, n)]})
+             for name, n in files.items()}
+    blobs["batches.meta"] = pickle.dumps({"label_names": [f"c{i}" for i in range(10)]})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, blob in blobs.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    md5 = {name: hashlib.md5(blob).hexdigest() for name, blob in blobs.items()}
+    return buf.getvalue(), md5
+
+
+def test_dataset_download_from_a_test_made_archive(server, tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    from robustrep.data import create_dataset
+    srv, base = server
+    archive, md5 = _cifar10_archive(tmp_path)
+    srv.files["/cifar-10-python.tar.gz"] = archive
+    monkeypatch.setattr(tvd.CIFAR10, "url", f"{base}/cifar-10-python.tar.gz")
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]]
+                                                    for i in range(1, 6)])
+    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                              "md5": md5["batches.meta"]})
+    root = tmp_path / "data"
+    dl.download_dataset("cifar10", root)
+    assert "/cifar-10-python.tar.gz" in srv.seen
+    train = create_dataset("cifar10", root=str(root), train=True, size=32)
+    test = create_dataset("cifar10", root=str(root), train=False, size=32)
+    assert (len(train), len(test)) == (20, 2)  # robustrep reads what torchvision fetched
+    srv.seen.clear()
+    dl.download_dataset("cifar10", root)  # present and intact: no second transfer
+    assert srv.seen == []

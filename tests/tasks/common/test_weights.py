@@ -1,0 +1,137 @@
+"""Pretrained weights from the Hugging Face cache, hf-hub: names and local timm folders, offline."""
+
+import json
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from robustrep.tasks.common.classifier import create_classifier
+from robustrep.tasks.common.errors import CheckpointError
+
+REV = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _fill_cache(hf_home, repo: str, model: torch.nn.Module, config: dict | None = None):
+    """Write ``model``'s weights (and a config.json) the way huggingface_hub caches a repo."""
+    folder = hf_home / "hub" / ("models--" + repo.replace("/", "--"))
+    snap = folder / "snapshots" / REV
+    snap.mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(REV)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(snap / "model.safetensors"))
+    if config is not None:
+        (snap / "config.json").write_text(json.dumps(config))
+    return snap
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)  # conftest's; this test names the hub's
+    return tmp_path / "hf"
+
+
+def _source(seed=3):
+    torch.manual_seed(seed)
+    return timm.create_model("resnet10t", num_classes=1000)
+
+
+def _trunk(state):
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def test_pretrained_loads_exactly_the_cached_weights(offline_hub):
+    hub_id = timm.models.get_pretrained_cfg("resnet10t").hf_hub_id  # timm/resnet10t.c3_in1k
+    source = _source()
+    _fill_cache(offline_hub, hub_id, source)
+    clf = create_classifier("resnet10t", 10, in_chans=3, pretrained=True)
+    got, want = clf.model.state_dict(), source.state_dict()
+    for key, value in _trunk(want).items():
+        assert torch.equal(got[key], value), key
+    assert clf.model.fc.weight.shape == (10, clf.model.num_features)  # head re-initialised
+    assert clf.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])  # pretrained_cfg
+
+
+def test_pretrained_absent_offline_is_one_line_naming_model_and_cache(offline_hub):
+    with pytest.raises(CheckpointError) as err:
+        create_classifier("resnet10t", 10, pretrained=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "'resnet10t'" in msg
+    assert str(offline_hub / "hub") in msg and "HF_HUB_OFFLINE=1" in msg
+
+
+def test_robustrep_offline_also_reads_only_the_cache(offline_hub, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("ROBUSTREP_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="ROBUSTREP_OFFLINE=1"):
+        create_classifier("resnet10t", 10, pretrained=True)
+
+
+def test_hf_hub_name_reads_config_and_weights_from_the_cache(offline_hub):
+    torch.manual_seed(4)
+    source = timm.create_model("test_resnet", num_classes=5)
+    cfg = {"architecture": "test_resnet", "num_classes": 5,
+           "pretrained_cfg": {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6],
+                              "classifier": "fc", "first_conv": "conv1.0"}}
+    _fill_cache(offline_hub, "someone/tiny", source, cfg)
+    clf = create_classifier("hf-hub:someone/tiny", 3, pretrained=True)
+    assert clf.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+    for key, value in _trunk(source.state_dict()).items():
+        assert torch.equal(clf.model.state_dict()[key], value), key
+    # keep_head: a finished model evaluated as it is
+    same = create_classifier("hf-hub:someone/tiny", 5, pretrained=True, keep_head=True)
+    assert torch.equal(same.model.fc.weight, source.fc.weight)
+
+
+def test_local_timm_folder(tmp_path):
+    torch.manual_seed(5)
+    source = timm.create_model("test_resnet", num_classes=4)
+    folder = tmp_path / "exported"
+    timm.models.save_for_hf(source, folder)  # timm's own export: config.json + weights
+    clf = create_classifier(str(folder), 4, pretrained=True, keep_head=True)
+    for key, value in source.state_dict().items():
+        assert torch.equal(clf.model.state_dict()[key], value), key
+    with pytest.raises(CheckpointError, match="not a timm model folder"):
+        create_classifier(str(tmp_path), 4, pretrained=True)
+    with pytest.raises(CheckpointError, match="no such folder"):
+        create_classifier(str(tmp_path / "missing"), 4, pretrained=True)
+
+
+def test_classify_train_pretrained_offline_loads_the_cache(offline_hub, tmp_path):
+    from robustrep.tasks.cli import main
+    source = _source(7)
+    _fill_cache(offline_hub, "timm/resnet10t.c3_in1k", source)
+    out = tmp_path / "run"
+    # lr 1e-30, no momentum/decay: the one step leaves the conv weights as loaded
+    assert main(["classify", "train", "--model", "resnet10t", "--pretrained", "--steps", "1",
+                 "--batch-size", "4", "--lr", "1e-30", "--momentum", "0", "--weight-decay",
+                 "0", "--eval-every", "0", "--quiet", "--out", str(out)]) == 0
+    state = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    assert torch.equal(state["model.layer1.0.conv1.weight"], source.layer1[0].conv1.weight)
+    # digits are grey: timm sums the RGB input conv over its channels
+    assert torch.allclose(state["model.conv1.0.weight"],
+                          source.conv1[0].weight.sum(1, keepdim=True), atol=1e-6)
+    config = json.loads((out / "config.json").read_text())
+    assert config["pretrained"] is True and config["mean"] == [0.449]  # ImageNet mean, averaged
+
+
+def test_classify_train_pretrained_absent_exits_2(offline_hub, tmp_path, capsys):
+    from robustrep.tasks.cli import main
+    code = main(["classify", "train", "--model", "resnet10t", "--pretrained", "--steps", "1",
+                 "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "'resnet10t'" in err and str(offline_hub / "hub") in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_pretrained_and_pretrained_file_together_are_refused(capsys):
+    from robustrep.tasks.cli import main
+    assert main(["classify", "train", "--pretrained", "--pretrained-file", "w.pth",
+                 "--dry-run"]) == 2
+    assert "not both" in capsys.readouterr().err
