@@ -142,15 +142,16 @@ def build_ada(cfg) -> AdaptiveP | None:
     return state
 
 
-def ada_step(ctx: StepContext, images: int) -> dict[str, Tensor]:
-    """After an iteration: sum the heuristic over processes, let ADA adjust p; log p."""
+def ada_step(ctx: StepContext) -> dict[str, Tensor]:
+    """After an iteration: sum the heuristic over processes, let ADA adjust p by the reals D saw
+    in it (``n_dis`` global batches; the reference's one batch when ``n_dis`` is 1); log p."""
     if ctx.ada is None:
         return {}
     ada = ctx.ada
     if ada.adaptive and (ada.iterations + 1) % ada.interval == 0:
         totals = all_reduce_sum(torch.tensor([ada.sign_sum, float(ada.count)], device=ctx.device))
         ada.sign_sum, ada.count = float(totals[0]), int(totals[1])
-    ada.step(images)
+    ada.step(ctx.cfg.n_dis * ctx.cfg.batch_size)
     return {"ada/p": torch.tensor(ada.p)}
 
 
@@ -381,7 +382,7 @@ def train_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
         terms = d_step(ctx, x_real)
     terms.update(g_step(ctx, x_real.shape[0]))
     terms.update(g_reg_step(ctx, x_real.shape[0], iteration))
-    terms.update(ada_step(ctx, ctx.cfg.n_dis * ctx.cfg.batch_size))
+    terms.update(ada_step(ctx))
     return terms
 
 
