@@ -309,6 +309,8 @@ PRESETS.update({
                              steps=400, eval_every=200, eval_samples=1000, ckpt_every=200,
                              log_every=50),
     "cifar10-stylegan2": dict(dataset="cifar10", **_CIFAR_STYLEGAN2),
+    # AFHQ-Cat, AdaptiveMix's limited-data benchmark: its ADA baseline is this preset with
+    # --augment ada (stylegan2-ada's default aug), AdaptiveMix the same with --reg adaptivemix.
     "afhqcat256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
     "ffhq256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
 })
