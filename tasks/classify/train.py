@@ -151,10 +151,11 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     so a resume rebuilds it from the resumed config and sets the step
     (:meth:`Trainer.load_state_dict`).
     """
-    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
+    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD;
+    # wd_all decays BN and biases too, as the UoS references' torch.optim.SGD(model.parameters())
     name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
     opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              momentum=cfg.momentum)
+                              momentum=cfg.momentum, filter_bias_and_bn=not cfg.wd_all)
     # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
     # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
     milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()
@@ -200,7 +201,7 @@ class Trainer(TrainerBase):
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
                                        cfg.std, cfg.pretrained_file, head=cfg.head,
                                        uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
-                                       image_size=cfg.image_size)
+                                       image_size=cfg.image_size, final_act=cfg.final_act)
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
