@@ -61,6 +61,10 @@ class ClassifyConfig:
                                       "grey images)", choices=(1, 3))
     num_classes: int | None = _opt(None, "head outputs (default: from the dataset)", min=2)
     augment: bool = _opt(False, "random crop (pad 4) + horizontal flip on the training images")
+    aa: str | None = _opt(None, "timm auto-augment policy after crop/flip, e.g. rand-m9-mstd0.5 "
+                                "(RandAugment), augmix, original (AutoAugment), trivialaugment")
+    reprob: float = _opt(0.0, "timm random erasing probability per image (to the mean colour)",
+                         **UNIT)
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split)", **BETA)
     workers: int = _opt(0, "DataLoader worker processes", **NONNEG)
@@ -125,6 +129,12 @@ class ClassifyConfig:
         check_fields(self)  # types, choices and ranges from the field metadata
         self.regularizers()  # validates reg early, with the list of valid names
         self._resolve_final_act()
+        if self.aa is not None:
+            from .policies import build_aa
+            try:
+                build_aa(self.aa, self.image_size, (0.5, 0.5, 0.5))
+            except ValueError as err:
+                raise ConfigError(f"--aa: {err}") from None
         if self.classes is not None:
             self.classes = sorted({int(c) for c in self.classes})
             if not self.classes or min(self.classes) < 0:

@@ -62,6 +62,7 @@ from robustrep.tasks.common.training import TrainerBase
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
 from .data import augment, build_datasets, eval_loader, train_batches
+from .policies import BatchPolicies
 
 
 class ClassifyTask(nn.Module):
@@ -207,6 +208,8 @@ class Trainer(TrainerBase):
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
         self.task = build_task(cfg, self.model, cfg.num_classes).to(self.device)
         self.opt, self.sched = build_optimizer(cfg, self.model)
+        self.policies = (BatchPolicies(cfg.aa, cfg.reprob, cfg.image_size, cfg.mean, cfg.std)
+                         if cfg.aa or cfg.reprob > 0 else None)
         self.scaler = runtime.grad_scaler(self.device, cfg.amp)
         self.ema = runtime.make_ema(self.model, cfg.ema_decay)
         regs = cfg.regularizers()
@@ -271,6 +274,8 @@ class Trainer(TrainerBase):
         y = y.to(self.device)
         if cfg.augment:
             x = augment(x, self.gen)
+        if self.policies is not None:
+            x = self.policies(x, self.gen)
         x_in = self._adversarial(x, y)
         with runtime.autocast(self.device, cfg.amp):
             out = self.forward(x_in, y, self.gen)
