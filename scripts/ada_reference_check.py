@@ -9,8 +9,8 @@ it is imported from ``--ref``.
     python scripts/ada_reference_check.py --ref path/to/stylegan2-ada-pytorch
 
 Prints the largest absolute difference per pipeline and channel count (measured against
-stylegan2-ada-pytorch d72cc7d: at most 6.2e-6 on 16x16 standard-normal images, p = 0.7; exit 1 above
-1e-4).
+stylegan2-ada-pytorch d72cc7d: at most 6.2e-6 on 16x16 standard-normal images, p = 0.7; exit 1
+above 1e-4).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ TrivialAugment and random erasing, from timm (and torchvision for TrivialAugment
 (RandAugment, Cubuk et al. 2020; ``rand-m9-mstd0.5``: magnitude 9 with noise std 0.5, 2 ops),
 ``augmix-...`` -> ``augment_and_mix_transform`` (AugMix, Hendrycks et al. 2020; with
 ``translate_pct`` 0.3), anything else -> ``auto_augment_transform`` (AutoAugment, Cubuk et al. 2019:
-``original``, ``originalr``, ``v0``, ``v0r``, ``3a``), with ``translate_const = 0.45 * side`` and the
-fill colour the normalisation mean, as timm. ``trivialaugment`` is torchvision's
+``original``, ``originalr``, ``v0``, ``v0r``, ``3a``), with ``translate_const = 0.45 * side``
+and the fill colour the normalisation mean, as timm. ``trivialaugment`` is torchvision's
 ``TrivialAugmentWide`` (Müller & Hutter 2021; timm has no TrivialAugment policy). ``--reprob P``
 is timm's ``RandomErasing(P, mode="const")``: one rectangle per image set to 0 *after*
 normalisation, i.e. to the normalisation mean; robustrep normalises inside the model, so the

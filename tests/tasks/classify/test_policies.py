@@ -19,7 +19,8 @@ def test_reprob_one_erases_a_region_to_the_mean_colour():
     assert erased.flatten(1).any(1).all()  # every image lost a region
     assert (~erased).flatten(1).any(1).all()  # and kept the rest
     mean = torch.tensor([0.4, 0.5, 0.6]).view(3, 1)
-    torch.testing.assert_close(out.permute(1, 0, 2, 3)[:, erased], mean.expand(3, int(erased.sum())))
+    fill = out.permute(1, 0, 2, 3)[:, erased]
+    torch.testing.assert_close(fill, mean.expand(3, int(erased.sum())))
     untouched = BatchPolicies(None, 0.0, 16, (0.5,) * 3, (0.2,) * 3).eraser
     assert untouched is None
 
