@@ -28,15 +28,24 @@ matrix of that class's training features (``D x N_c``, not centred, as ``evaluat
 .. math:: s(z) = \min_c \arccos \frac{|u_c^\top z|}{\lVert z \rVert_2} \in [0, \pi/2],
 
 the smallest angle between ``z`` and any class subspace. **Higher = more OOD** (pytorch-ood's
-convention); the score is invariant to the scale of ``z``. The reference also takes the minimum
-over 50 Monte-Carlo dropout passes of each test image; with dropout off (AdaptiveMix's WRN has
-none) that is one pass, and MC dropout is not implemented here.
+convention); the score is invariant to the scale of ``z``.
+
+**Monte-Carlo dropout.** The reference (``extract_features.py --mc 50``, ``evaluate.py``
+``score_func``) passes each test image ``mc`` times through the network with its dropout active and
+takes the minimum angle over classes *and* passes. ``UoS(encoder, mc_dropout=N)`` does the same in
+:meth:`UoS.predict`: the encoder's dropout modules are switched to training mode for the ``N``
+passes (and back afterwards), everything else stays in eval mode. ``N = 1`` (default) is one
+deterministic pass; AdaptiveMix's WRN has no dropout, so there the two are the same. Difference:
+the class directions are fitted on whatever features ``fit``/``fit_features`` get (in the ood
+program, one deterministic pass), where the reference's training features come from one pass with
+dropout on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from pytorch_ood.api import (DetectorInfo, FeaturesDetector, ModelNotSetException, Paper,
@@ -143,15 +152,26 @@ class UoS(FeaturesDetector):
     Args:
         encoder: images -> pooled pre-logit features ``[B, D]``; may be None when only
             ``fit_features``/``predict_features`` are used.
+        mc_dropout: stochastic passes per test image in :meth:`predict` (the reference: 50, with
+            dropout 0.1); the score is the minimum over them. Above 1 the encoder must be an
+            ``nn.Module`` (or its bound method) holding dropout layers.
     """
 
     info = DetectorInfo(paper=PAPER, tasks={Task.CLASSIFICATION})
     requires_fit = True
 
-    def __init__(self, encoder: Callable[[Tensor], Tensor] | None = None):
+    def __init__(self, encoder: Callable[[Tensor], Tensor] | None = None, mc_dropout: int = 1):
+        if isinstance(mc_dropout, bool) or not isinstance(mc_dropout, int) or mc_dropout < 1:
+            raise ValueError(f"mc_dropout must be an integer >= 1, got {mc_dropout!r}")
         self.encoder = encoder
+        self.mc_dropout = mc_dropout
         self.vectors: Tensor | None = None
         self.classes: Tensor | None = None
+
+    @property
+    def scores_images(self) -> bool:
+        """Whether scoring needs the images (Monte-Carlo passes) rather than fixed features."""
+        return self.mc_dropout > 1
 
     def fit(self, data_loader: DataLoader) -> UoS:
         if self.encoder is None:
@@ -176,8 +196,10 @@ class UoS(FeaturesDetector):
         if self.encoder is None:
             raise ModelNotSetException("UoS.predict needs an encoder (images -> features)")
         device = self.device
-        with torch.no_grad():
-            return self.predict_features(self.encoder(x if device is None else x.to(device)))
+        x = x if device is None else x.to(device)
+        with torch.no_grad(), _dropout_active(self.encoder, self.mc_dropout > 1):
+            scores = [self.predict_features(self.encoder(x)) for _ in range(self.mc_dropout)]
+        return torch.stack(scores).min(dim=0).values
 
     def predict_features(self, x: Tensor) -> Tensor:
         """Scores ``[B]`` (float64): the smallest angle to any class direction."""
@@ -187,3 +209,25 @@ class UoS(FeaturesDetector):
             raise ValueError(f"features must be [B, {self.vectors.shape[1]}], got "
                              f"{tuple(x.shape)}")
         return subspace_angles(x.detach(), self.vectors).min(dim=1).values
+
+
+@contextlib.contextmanager
+def _dropout_active(encoder: Callable[[Tensor], Tensor], active: bool) -> Iterator[None]:
+    """Dropout layers of ``encoder``'s module in training mode inside the block (MC dropout)."""
+    if not active:
+        yield
+        return
+    module = getattr(encoder, "__self__", encoder)
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
+              and m.p > 0] if isinstance(module, nn.Module) else []
+    if not layers:
+        raise ValueError("mc_dropout > 1 needs an encoder module with dropout (p > 0), e.g. a "
+                         "wrn model trained with drop_rate 0.1; with none every pass is the same")
+    modes = [m.training for m in layers]
+    try:
+        for m in layers:
+            m.train()
+        yield
+    finally:
+        for m, mode in zip(layers, modes):
+            m.train(mode)

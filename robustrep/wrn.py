@@ -19,8 +19,9 @@ Importing this module registers ``wrn16_2``, ``wrn16_4``, ``wrn28_2``, ``wrn28_1
 Choices (where the references differ):
 
 - ``drop_rate`` is the WRN paper's dropout *between the two convolutions of each block* (0.3 in
-  the paper and in ``zaeemzadeh/OOD``; 0 in AdaptiveMix's classifier), not timm's usual dropout
-  before the classifier.
+  the paper; ``zaeemzadeh/OOD`` trains with 0.1, its ``main.sh`` ``--droprate``, and keeps it on
+  at test time for its Monte-Carlo UoS score; 0 in AdaptiveMix's classifier), not timm's usual
+  dropout before the classifier.
 - ``final_act`` (default True, the WRN paper): the BN-ReLU after the last group. Both UoS
   references pool the last block's output directly (the final BN-ReLU is commented out in
   ``wideresnet_UoS.py`` and defined but unused in AdaptiveMix's ``Wide_ResNet_orthognal``);

@@ -129,3 +129,43 @@ def test_head_rejects_bad_arguments():
         UoSHead(4, 2, scale=0.0)
     with pytest.raises(ValueError, match="in_features"):
         UoSHead(0, 2)
+
+
+class _DropoutEncoder(torch.nn.Module):
+    """Features through a dropout layer: each pass in training mode draws another mask."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.drop = torch.nn.Dropout(p)
+
+    def forward(self, x):
+        return self.drop(x)
+
+
+def test_mc_dropout_takes_the_minimum_over_passes_with_dropout_on():
+    gen = torch.Generator().manual_seed(0)
+    train, labels = torch.randn(60, 6, generator=gen), torch.arange(60) % 3
+    x = torch.randn(5, 6, generator=gen)
+    enc = _DropoutEncoder().eval()
+    uos = UoS(enc, mc_dropout=7).fit_features(train, labels)
+    torch.manual_seed(3)
+    got = uos.predict(x)
+    assert not enc.drop.training  # put back in eval mode
+    torch.manual_seed(3)
+    enc.drop.train()
+    passes = torch.stack([uos.predict_features(enc(x)) for _ in range(7)])
+    enc.drop.eval()
+    torch.testing.assert_close(got, passes.min(0).values)
+    assert (passes.max(0).values > got).all()  # the passes really differ
+    one = UoS(enc).fit_features(train, labels)
+    torch.testing.assert_close(one.predict(x), one.predict_features(x))  # one pass: eval mode
+
+
+def test_mc_dropout_needs_dropout_and_a_positive_count():
+    uos = UoS(torch.nn.Identity(), mc_dropout=3).fit_features(torch.randn(9, 4),
+                                                               torch.arange(9) % 3)
+    assert uos.scores_images and not UoS().scores_images
+    with pytest.raises(ValueError, match="dropout"):
+        uos.predict(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="mc_dropout"):
+        UoS(mc_dropout=0)

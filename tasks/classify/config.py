@@ -43,6 +43,9 @@ class ClassifyConfig:
         None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
     drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate; for wrn* models "
                                  "dropout inside each block, as in the WRN paper)", **BETA)
+    final_act: bool | None = _opt(None, "wrn* models: the BN-ReLU after the last group (None: "
+                                        "off with --head uos, as both UoS references; on "
+                                        "otherwise)")
     head: str = _opt("linear", "classifier head: linear (the model's own) or uos (frozen "
                                "orthogonal |W z/||z|||, robustrep.uos.UoSHead)", ("linear", "uos"))
     uos_scale: float | None = _opt(None, "logit scale of the uos head (core default 1, as the "
@@ -68,16 +71,24 @@ class ClassifyConfig:
                                       "grey images)", choices=(1, 3))
     num_classes: int | None = _opt(None, "head outputs (default: from the dataset)", min=2)
     augment: bool = _opt(False, "random crop (pad 4) + horizontal flip on the training images")
+    aa: str | None = _opt(None, "timm auto-augment policy after crop/flip, e.g. rand-m9-mstd0.5 "
+                                "(RandAugment), augmix, original (AutoAugment), trivialaugment")
+    reprob: float = _opt(0.0, "timm random erasing probability per image (to the mean colour)",
+                         **UNIT)
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split)", **BETA)
     workers: int = _opt(0, "DataLoader worker processes", **NONNEG)
     # optimisation
     steps: int = _opt(300, "optimizer steps", min=1)
     batch_size: int = _opt(64, "batch size per process", min=1)
-    optimizer: str = _opt("sgd", "optimizer", ("sgd", "adamw"))
+    optimizer: str = _opt("sgd", "optimizer: sgd (timm's, Nesterov), momentum (plain momentum SGD, "
+                                 "the UoS/AdaptiveMix references) or adamw",
+                          ("sgd", "momentum", "adamw"))
     lr: float = _opt(0.05, "peak learning rate", **POSITIVE)
     momentum: float = _opt(0.9, "SGD momentum", **BETA)
     weight_decay: float = _opt(5e-4, "weight decay", **NONNEG)
+    wd_all: bool = _opt(False, "weight decay on every parameter, BN and biases too (the UoS "
+                               "references); off: timm's convention, none on them")
     schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
     milestones: list[float] = _opt([0.3, 0.6, 0.8], "multistep: fractions of --steps at which "
                                                     "the learning rate is multiplied by lr_decay",
@@ -131,10 +142,28 @@ class ClassifyConfig:
         if self.pretrained and self.pretrained_file is not None:
             raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "
                               "FILE, not both")
+        self._resolve_final_act()
+        if self.aa is not None:
+            from .policies import build_aa
+            try:
+                build_aa(self.aa, self.image_size, (0.5, 0.5, 0.5))
+            except ValueError as err:
+                raise ConfigError(f"--aa: {err}") from None
         if self.classes is not None:
             self.classes = sorted({int(c) for c in self.classes})
             if not self.classes or min(self.classes) < 0:
                 raise ConfigError(f"classes must be non-negative labels; got {self.classes}")
+
+    def _resolve_final_act(self) -> None:
+        """wrn*: the final BN-ReLU off under a UoS head (both references pool the last block's
+        raw output), on otherwise; other models have no such switch."""
+        if not self.model.startswith("wrn"):
+            if self.final_act is not None:
+                raise ConfigError(f"--final-act applies only to the wrn* models; model is "
+                                  f"{self.model!r}")
+            return
+        if self.final_act is None:
+            self.final_act = self.head != "uos"
 
     def regularizers(self) -> list[str]:
         """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
@@ -179,12 +208,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Mixup + CutMix as timm's recipe switches between them, with label smoothing.
     "digits-mix": {"dataset": "digits", "reg": "mixup,cutmix", "label_smoothing": 0.1},
     # AdaptiveMix's classifier as its reference code trains it (WentianZhang-ML/AdaptiveMix
-    # classification/): WRN-28-10 with the frozen orthogonal UoS head, MSE shrinkage, SGD 0.1
-    # x0.2 at 60/120/160 of 200 epochs (391 steps each at batch 128), crop + flip.
+    # classification/): WRN-28-10 with the frozen orthogonal UoS head, MSE shrinkage, plain
+    # momentum SGD 0.1 (torch.optim.SGD, no Nesterov) with weight decay 5e-4 on every parameter,
+    # x0.2 at 60/120/160 of 200 epochs (391 steps each at batch 128), crop + flip; no final
+    # BN-ReLU and no dropout (Wide_ResNet_orthognal's defaults).
     "cifar10-wrn-uos": {"dataset": "cifar10", "model": "wrn28_10", "head": "uos",
                         "reg": "adaptivemix", "am_mode": "reference", "image_size": 32,
-                        "augment": True, "steps": 78200, "batch_size": 128, "optimizer": "sgd",
-                        "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                        "augment": True, "steps": 78200, "batch_size": 128,
+                        "optimizer": "momentum", "lr": 0.1, "momentum": 0.9,
+                        "weight_decay": 5e-4, "wd_all": True, "final_act": False,
+                        "drop_rate": 0.0,
                         "schedule": "multistep", "milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2,
                         "mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010],
                         "eval_every": 2000, "ckpt_every": 2000},

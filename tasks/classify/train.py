@@ -64,6 +64,7 @@ from robustrep.tasks.common.training import TrainerBase
 
 from .config import MIXES, RESUMABLE, ClassifyConfig
 from .data import augment, build_datasets, eval_loader, train_batches
+from .policies import BatchPolicies
 
 
 class ClassifyTask(nn.Module):
@@ -153,10 +154,11 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     so a resume rebuilds it from the resumed config and sets the step
     (:meth:`Trainer.load_state_dict`).
     """
-    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
+    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD;
+    # wd_all decays BN and biases too, as the UoS references' torch.optim.SGD(model.parameters())
     name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
     opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              momentum=cfg.momentum)
+                              momentum=cfg.momentum, filter_bias_and_bn=not cfg.wd_all)
     # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
     # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
     milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()
@@ -207,12 +209,15 @@ class Trainer(TrainerBase):
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
                                        cfg.std, cfg.pretrained_file, head=cfg.head,
                                        uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
-                                       image_size=cfg.image_size, pretrained=cfg.pretrained)
+                                       image_size=cfg.image_size, pretrained=cfg.pretrained,
+                                       final_act=cfg.final_act)
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
         self.task = build_task(cfg, self.model, cfg.num_classes).to(self.device)
         self.opt, self.sched = build_optimizer(cfg, self.model)
+        self.policies = (BatchPolicies(cfg.aa, cfg.reprob, cfg.image_size, cfg.mean, cfg.std)
+                         if cfg.aa or cfg.reprob > 0 else None)
         self.scaler = runtime.grad_scaler(self.device, cfg.amp)
         self.ema = runtime.make_ema(self.model, cfg.ema_decay)
         regs = cfg.regularizers()
@@ -277,6 +282,8 @@ class Trainer(TrainerBase):
         y = y.to(self.device)
         if cfg.augment:
             x = augment(x, self.gen)
+        if self.policies is not None:
+            x = self.policies(x, self.gen)
         x_in = self._adversarial(x, y)
         with runtime.autocast(self.device, cfg.amp):
             out = self.forward(x_in, y, self.gen)

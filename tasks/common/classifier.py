@@ -388,7 +388,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
                               std=config["std"], drop_rate=config.get("drop_rate"),
                               head=config.get("head") or "linear",
                               uos_scale=config.get("uos_scale"),
-                              image_size=config.get("image_size"))
+                              image_size=config.get("image_size"),
+                              final_act=config.get("final_act"))
     weights = "ema" if use_ema and state.get("ema") is not None else "model"
     load_weights(model, state[weights], str(ckpt_path),
                  f"{config['model']!r} with {config['num_classes']} classes",

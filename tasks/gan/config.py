@@ -25,6 +25,7 @@ DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsu
 ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
+AUGMENT_CHOICES = ("none", "ada", "fixed")
 
 
 _opt = option
@@ -90,6 +91,14 @@ class GanConfig:
                                           "seen (None = off, as paper256)", **POSITIVE)
     diffaugment: str | None = _opt(None, "DiffAugment policy before D on reals and fakes, e.g. "
                                          "color,translation,cutout (any D; None = off)")
+    augment: str = _opt("none", "ADA (Karras et al. 2020) bgc pipeline before D on everything it "
+                                "sees: ada = adaptive p, fixed = --augment-p", AUGMENT_CHOICES)
+    augment_p: float | None = _opt(None, "ADA probability: fixed p, or the initial p of ada "
+                                         "(core: 0)", **UNIT)
+    ada_target: float | None = _opt(None, "ADA target of E[sign(D(real))] (core: 0.6)", **UNIT)
+    ada_interval: int | None = _opt(None, "ADA: adjust p every N iterations (core: 4)", min=1)
+    ada_kimg: float | None = _opt(None, "ADA: thousands of reals for p to move by 1 (core: 500)",
+                                  **POSITIVE)
     # loss and penalties
     loss: str = _opt("ns", "adversarial loss", LOSSES)
     gp_weight: float = _opt(10.0, "WGAN-GP weight, used only with --loss wasserstein (0 = off)",
@@ -187,6 +196,7 @@ class GanConfig:
             from robustrep.tasks.gan.evaluate import check_fid_features
             check_fid_features(self.fid_features)
         _check_stylegan2(self)
+        _check_augment(self)
 
     @property
     def is_points(self) -> bool:
@@ -220,6 +230,21 @@ def _check_stylegan2(cfg: GanConfig) -> None:
         if cfg.is_points:
             raise ConfigError("--diffaugment transforms images; dataset "
                               f"{cfg.dataset!r} is 2-D points")
+
+
+def _check_augment(cfg: GanConfig) -> None:
+    """ADA: images only; fixed needs --augment-p; the adaptive options only with ada."""
+    if cfg.augment != "none" and cfg.is_points:
+        raise ConfigError(f"--augment {cfg.augment} transforms images; dataset {cfg.dataset!r} "
+                          "is 2-D points")
+    if cfg.augment == "fixed" and cfg.augment_p is None:
+        raise ConfigError("--augment fixed needs --augment-p P (0..1)")
+    if cfg.augment == "none" and cfg.augment_p is not None:
+        raise ConfigError("--augment-p applies only with --augment ada or fixed")
+    given = [n for n in ("ada_target", "ada_interval", "ada_kimg") if getattr(cfg, n) is not None]
+    if given and cfg.augment != "ada":
+        raise ConfigError(f"{', '.join(given)} apply only with --augment ada (augment is "
+                          f"{cfg.augment!r})")
 
 
 _CIFAR_DCGAN = dict(arch="dcgan", image_size=32, z_dim=128, g_width=128, d_width=64, loss="ns",
@@ -289,6 +314,8 @@ PRESETS.update({
                              steps=400, eval_every=200, eval_samples=1000, ckpt_every=200,
                              log_every=50),
     "cifar10-stylegan2": dict(dataset="cifar10", **_CIFAR_STYLEGAN2),
+    # AFHQ-Cat, AdaptiveMix's limited-data benchmark: its ADA baseline is this preset with
+    # --augment ada (stylegan2-ada's default aug), AdaptiveMix the same with --reg adaptivemix.
     "afhqcat256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
     "ffhq256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
 })

@@ -35,6 +35,9 @@ training. The G-EMA follows a half-life in images (:func:`ema_beta`).
 
 DiffAugment (``--diffaugment``, Zhao et al. 2020) transforms every batch D scores (reals, fakes,
 mixed batches, R1's reals) inside :func:`d_logits`/:func:`d_loss_mix`, in D and G steps alike.
+ADA (``--augment ada|fixed``, Karras et al. 2020, ``robustrep/ada.py``) is applied at the same
+place, after DiffAugment when both are on; D's logits of the reals in the D loss feed its
+overfitting heuristic, and ``p`` is adjusted after each iteration (:func:`ada_step`).
 
 Attacks (DAT, AS-GAN) run on the plain ``D(x)``, also when AdaptiveMix shapes the D loss: the
 perturbation is a property of the input, and D's plain logit is the function it should be robust
@@ -52,11 +55,12 @@ import torch
 from torch import Tensor, nn
 
 from robustrep import losses
+from robustrep.ada import AdaptiveP, ada_augment
 from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
                                   ensemble_real_loss)
-from robustrep.tasks.common.distributed import all_reduce_grads
+from robustrep.tasks.common.distributed import all_reduce_grads, all_reduce_sum
 from robustrep.tasks.common.runtime import autocast, to_input
 from robustrep.tasks.gan.regs import Regs
 
@@ -79,6 +83,7 @@ class StepContext:
     channels_last: bool = False
     d_steps: int = 0  # D steps taken so far (lazy R1 schedule)
     reuse_r1: bool = True  # R1 from the main pass when it can (tests compare both ways)
+    ada: AdaptiveP | None = None  # ADA's probability and heuristic (--augment)
     terms: dict[str, Tensor] = field(default_factory=dict)
 
     @property
@@ -113,12 +118,41 @@ def fake_batch(ctx: StepContext, n: int) -> Tensor:
 
 
 def augment(ctx: StepContext, x: Tensor) -> Tensor:
-    """DiffAugment before D when ``--diffaugment`` is set (differentiable, so G learns through
-    it); the draws come from the step generator ``reg``."""
-    if not ctx.cfg.diffaugment:
-        return x
-    return to_input(diff_augment(x, ctx.cfg.diffaugment, generator=ctx.gens["reg"]), ctx.device,
-                    ctx.channels_last)
+    """DiffAugment before D when ``--diffaugment`` is set, then ADA when ``--augment`` is
+    (both differentiable, so G learns through them); the draws come from the step generator
+    ``reg``."""
+    if ctx.cfg.diffaugment:
+        x = to_input(diff_augment(x, ctx.cfg.diffaugment, generator=ctx.gens["reg"]), ctx.device,
+                     ctx.channels_last)
+    if ctx.ada is not None and ctx.ada.p > 0:
+        x = to_input(ada_augment(x, ctx.ada.p, generator=ctx.gens["reg"]), ctx.device,
+                     ctx.channels_last)
+    return x
+
+
+def build_ada(cfg) -> AdaptiveP | None:
+    """ADA's state for ``--augment ada`` (adaptive) or ``fixed`` (``target=None``)."""
+    if cfg.augment == "none":
+        return None
+    options = {"p": cfg.augment_p, "target": cfg.ada_target, "interval": cfg.ada_interval,
+               "kimg": cfg.ada_kimg}
+    state = AdaptiveP(**{k: v for k, v in options.items() if v is not None})
+    if cfg.augment == "fixed":
+        state.target = None
+    return state
+
+
+def ada_step(ctx: StepContext) -> dict[str, Tensor]:
+    """After an iteration: sum the heuristic over processes, let ADA adjust p by the reals D saw
+    in it (``n_dis`` global batches; the reference's one batch when ``n_dis`` is 1); log p."""
+    if ctx.ada is None:
+        return {}
+    ada = ctx.ada
+    if ada.adaptive and (ada.iterations + 1) % ada.interval == 0:
+        totals = all_reduce_sum(torch.tensor([ada.sign_sum, float(ada.count)], device=ctx.device))
+        ada.sign_sum, ada.count = float(totals[0]), int(totals[1])
+    ada.step(ctx.cfg.n_dis * ctx.cfg.batch_size)
+    return {"ada/p": torch.tensor(ada.p)}
 
 
 def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
@@ -186,6 +220,8 @@ def d_loss_adv(ctx: StepContext, inp: DInputs, r1: bool = False) -> dict[str, Te
         lr, extra_r = d_logits(ctx, real)
         lf, extra_f = d_logits(ctx, inp.fake)
     terms = {"d/real": real_term(ctx, lr.float()), "d/fake": fake_term(ctx, lf.float())}
+    if ctx.ada is not None:
+        ctx.ada.accumulate(lr)
     if extra_r:
         terms["d/am_shrink"] = extra_r["shrink"] + extra_f["shrink"]
     if r1:
@@ -346,6 +382,7 @@ def train_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
         terms = d_step(ctx, x_real)
     terms.update(g_step(ctx, x_real.shape[0]))
     terms.update(g_reg_step(ctx, x_real.shape[0], iteration))
+    terms.update(ada_step(ctx))
     return terms
 
 

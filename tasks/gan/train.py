@@ -54,8 +54,8 @@ from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_r
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
 from robustrep.tasks.gan.models import build_discriminator, build_generator, generate
 from robustrep.tasks.gan.regs import build_regs
-from robustrep.tasks.gan.steps import (StepContext, ema_beta, ema_update, lazy_adam_kwargs,
-                                       optimizer_intervals, train_iteration)
+from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update,
+                                       lazy_adam_kwargs, optimizer_intervals, train_iteration)
 
 GRID_SEED = EVAL_SEED + 1
 LOSS_CURVES = ("loss/d/total", "loss/g/total")
@@ -107,7 +107,7 @@ class Trainer(TrainerBase):
             cfg=cfg, G=G, D=D, g_fn=maybe_compile(G, cfg.compile),
             d_fn=maybe_compile(D, cfg.compile), opt_g=opt_g, opt_d=opt_d,
             scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=self._generators(),
-            device=dev, channels_last=cfg.channels_last)
+            device=dev, channels_last=cfg.channels_last, ada=build_ada(cfg))
         return ctx, make_ema(G, cfg.ema_decay, warmup=cfg.ema_warmup)
 
     def _generators(self) -> dict[str, torch.Generator]:
@@ -134,7 +134,8 @@ class Trainer(TrainerBase):
                 "opt_g": ctx.opt_g.state_dict(), "opt_d": ctx.opt_d.state_dict(),
                 "scaler": ctx.scaler.state_dict(), "regs": ctx.regs.state_dict(),
                 "rng": ckpt.rng_state(ctx.gens), "config": to_dict(self.cfg),
-                "world_size": self.dist.world_size}
+                "world_size": self.dist.world_size,
+                "ada": ctx.ada.state_dict() if ctx.ada is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ctx = self.ctx
@@ -154,6 +155,8 @@ class Trainer(TrainerBase):
                 seed = self.cfg.seed * 1000 + 2 * self.dist.rank + k + 7919 * state["step"]
                 gen.manual_seed(seed)
         ctx.d_steps = state["d_steps"]
+        if ctx.ada is not None and state.get("ada") is not None:
+            ctx.ada.load_state_dict(state["ada"])
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self._consumed = state["consumed"]
 

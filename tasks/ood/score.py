@@ -197,7 +197,7 @@ def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracte
             spec.fit_on == "images") else None
         fit_detector(detector, spec, train, fit_loader)
         t1 = time.perf_counter()
-        if spec.consumes == "images":
+        if spec.consumes == "images" or getattr(detector, "scores_images", False):
             def run(key, _data):
                 return score_images(detector, make_loader(loaders[key], batch_size, workers,
                                                           device), device)

@@ -25,7 +25,8 @@ PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
 TEXT = {"reg": "none", "model": "resnet10t", "device": "cpu", "data_root": "some/folder",
         "out": "some/run", "inception_weights": "w.pth", "pretrained_file": "w.pth",
         "fid_features": "digits", "diffaugment": "color,translation",
-        "lsun_classes": "church_outdoor_train"}
+        "lsun_classes": "church_outdoor_train",
+        "aa": "rand-m9-mstd0.5"}
 # Choices whose other values need other options too (arch mlp needs 2-D data): keep the default.
 KEEP_DEFAULT = {"dataset", "arch"}
 
@@ -82,6 +83,12 @@ def context(program: str, spec: OptionSpec) -> list[str]:
     """Other options a field needs to be valid at all (StyleGAN2's own options need its arch)."""
     if program == "gan" and spec.name in STYLEGAN2_ONLY:
         return ["--preset", "digits-stylegan2"]
+    if program == "gan" and spec.name in ("augment_p", "ada_target", "ada_interval", "ada_kimg"):
+        return ["--augment", "ada"]  # ADA's options need ADA on
+    if program == "gan" and spec.name == "augment":
+        return ["--augment-p", "0.5"]  # "fixed" needs its p
+    if program == "classify" and spec.name == "final_act":
+        return ["--model", "wrn16_2"]  # the switch exists on the wrn* models only
     return []
 
 

@@ -30,7 +30,7 @@ def test_bad_input_is_a_clean_error(capsys):
     assert "valid: none, adaptivemix, cutmix" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["classify", "train", "--optimizer", "lion"])
-    assert "argument --optimizer: must be one of sgd, adamw; got 'lion'" in \
+    assert "argument --optimizer: must be one of sgd, momentum, adamw; got 'lion'" in \
         capsys.readouterr().err
 
 

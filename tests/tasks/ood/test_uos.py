@@ -69,3 +69,26 @@ def test_bench_settings_carry_their_own_classify_options():
     assert split_setting("adaptivemix@head=uos@am_weight=2") == ("adaptivemix",
                                                                  {"head": "uos", "am_weight": 2})
     assert split_setting("mixup+pgd@head=uos") == ("mixup+pgd", {"head": "uos"})
+
+
+def test_mc_dropout_scores_images_in_the_program(tiny_data):
+    """``--param UoS.mc_dropout=N`` routes UoS to the images (N stochastic passes through
+    ``UoS.predict``), not to the one deterministic feature extraction."""
+    from robustrep.tasks.common.classifier import create_classifier
+    fit, id_test, ood = tiny_data
+    torch.manual_seed(0)
+    model = as_ood_model(create_classifier("wrn16_2", 3, in_chans=1, head="uos",
+                                           drop_rate=0.3, final_act=False).eval())
+    passes = []
+    stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    stem.register_forward_hook(lambda _m, args, _out: passes.append(args[0].shape[0]))
+    plain = score_model(model, [get_spec("UoS")], id_test, ood, fit, num_classes=3,
+                        batch_size=16).detectors["UoS"]
+    plain_passes, passes[:] = list(passes), []
+    mc = score_model(model, [get_spec("UoS")], id_test, ood, fit, num_classes=3, batch_size=16,
+                     params={"UoS": {"mc_dropout": 4}}).detectors["UoS"]
+    assert plain.error is None and mc.error is None
+    # three more passes over the ID test batch (one extraction + four MC passes, against one)
+    assert passes.count(len(id_test)) - plain_passes.count(len(id_test)) >= 3
+    assert not torch.allclose(mc.id_scores, plain.id_scores)  # dropout was on in them
+    assert not model.training and all(not m.training for m in model.modules())
