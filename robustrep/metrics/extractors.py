@@ -202,8 +202,8 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"FID Inception weights not found at {path!r}. Expected pytorch-fid's weight file "
-            f"{FID_WEIGHTS_FILE} (from {_FID_WEIGHTS_SOURCE}); robustrep never downloads it, so "
-            "fetch it once and pass its local path.")
+            f"{FID_WEIGHTS_FILE} (from {_FID_WEIGHTS_SOURCE}); this function reads local files "
+            "only (the programs fetch it into their cache on first use).")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state dict; expected "
