@@ -74,6 +74,8 @@ class GanConfig:
     conv_clamp: float | None = _opt(None, "StyleGAN2: clamp conv outputs to +-X against fp16 "
                                           "overflow (core: off; paper256 and cifar presets: 256)",
                                     **POSITIVE)
+    init: str | None = _opt(None, "StyleGAN2: start G, D and G-EMA from a stylegan2-ada network "
+                                  "pickle (.pkl, read without running its code)")
     style_mixing: float | None = _opt(None, "StyleGAN2 style-mixing probability (core: 0.9)",
                                    **UNIT)
     pl_weight: float | None = _opt(None, "StyleGAN2 path-length regularisation weight (core: 2; "
@@ -197,7 +199,7 @@ class GanConfig:
 
 
 STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
-                   "d_arch", "fp16_res", "conv_clamp", "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
+                   "d_arch", "fp16_res", "conv_clamp", "init", "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:

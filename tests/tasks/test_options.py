@@ -22,7 +22,7 @@ PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
 # Free-text options: a value that the config's cross-field checks accept.
 TEXT = {"reg": "none", "model": "resnet10t", "device": "cpu", "data_root": "some/folder",
         "out": "some/run", "inception_weights": "w.pth", "pretrained_file": "w.pth",
-        "fid_features": "digits", "diffaugment": "color,translation"}
+        "fid_features": "digits", "diffaugment": "color,translation", "init": "net.pkl"}
 # Choices whose other values need other options too (arch mlp needs 2-D data): keep the default.
 KEEP_DEFAULT = {"dataset", "arch"}
 
