@@ -18,21 +18,29 @@ What is here:
   modulated 3x3 conv (weight demodulation, per-pixel noise with a learned strength, bias,
   lrelu * sqrt 2) and a ToRGB 1x1 modulated conv (no demodulation) whose output is added to the
   FIR-up-sampled image of the block below.
-- Discriminator ("resnet" D): FromRGB at full resolution, then per block conv3x3, down-sampling
-  conv3x3 and a down-sampling 1x1 skip, summed with gain sqrt(1/2); the epilogue at 4x4 is
-  minibatch-std, conv3x3, fc, out (and the conditioning projection when ``c_dim > 0``).
+- Discriminator (``architecture`` "resnet", "skip" or "orig", as the reference's): FromRGB at
+  full resolution, then per block conv3x3 and down-sampling conv3x3; "resnet" adds a
+  down-sampling 1x1 skip, summed with gain sqrt(1/2), "skip" a FromRGB of the down-sampled image
+  in every block; the epilogue at 4x4 is minibatch-std, conv3x3, fc, out (and the conditioning
+  projection when ``c_dim > 0``).
 - FIR resampling with the [1, 3, 3, 1] filter exactly as ``upfirdn2d``'s reference path (zero
-  insertion, padding, depthwise filter, stride); an up-sampling conv is ``upfirdn2d(up=2)`` then a
-  valid conv, the reference's generic path (its fast path, a transposed conv then the filter, is
-  the same linear map).
+  insertion, padding, depthwise filter, stride). The up-sampling conv is a true convolution with the
+  stored kernel (the reference's ``flip_weight=(up == 1)``), computed as its fast path: a stride-2
+  transposed conv, then the filter; down-sampling convs are cross-correlations, as ``F.conv2d``.
+- Mixed precision as the reference: ``num_fp16_res`` highest resolutions of G and D in fp16
+  (weights cast per call, styles and weights pre-normalised before demodulation, the image and
+  D's epilogue in fp32) and ``conv_clamp`` clamping every conv output to +-``conv_clamp``.
 
 The split the project uses (``robustrep/split.py``): D's ``features`` are every block down to the
 4x4 map, its ``head`` is the epilogue. Minibatch-std lives in the head, so the trunk is
 batch-permutation equivariant and AdaptiveMix's two-pass and fused computations are exact, as in
 the reference's ``Discriminator.embedding``/``classifier`` split.
 
-Left out: mixed precision (the reference's fp16 blocks and ``conv_clamp``; ``conv_clamp`` is
-accepted for completeness), the "orig"/"residual" G and "orig"/"skip" D variants.
+Left out: the "orig"/"resnet" G variants (every published StyleGAN2 G is "skip"), the
+reference's fused CUDA kernels (``upfirdn2d``, ``bias_act``: the same arithmetic), its
+``conv2d_gradfix`` (R1 and path length differentiate through plain autograd) and
+``fp16_channels_last``. ``tests/test_stylegan2.py`` and ``scripts/compare_stylegan2_reference.py``
+compare with the reference code on shared weights.
 """
 
 from __future__ import annotations
@@ -58,8 +66,8 @@ def bias_act(x: Tensor, b: Tensor | None, act: str = "linear", gain: float | Non
 
     The default gain keeps the activation's output scale: sqrt(2) for lrelu, 1 for linear.
     """
-    if b is not None:
-        x = x + b.reshape(1, -1, *([1] * (x.dim() - 2)))
+    if b is not None:  # in x's dtype (an fp16 block keeps fp16), as the reference's b.to(x.dtype)
+        x = x + b.to(x.dtype).reshape(1, -1, *([1] * (x.dim() - 2)))
     if act == "lrelu":
         x = F.leaky_relu(x, LRELU_SLOPE)
         gain = LRELU_GAIN if gain is None else gain
@@ -85,19 +93,29 @@ def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1,
     """Zero-insert up-sampling, padding (both axes ``pad = (before, after)``), FIR, decimation.
 
     ``f`` is applied as a true convolution (flipped), depthwise per channel; ``gain`` scales it
-    (``up ** 2`` keeps the image's mean after zero insertion).
+    (``up ** 2`` keeps the image's mean after zero insertion). Computed in the cheapest exact
+    form: up-sampling as a strided transposed conv (no products with the inserted zeros),
+    decimation as the conv's stride (no outputs computed only to be dropped), symmetric padding
+    inside the conv (no padded copy).
     """
     n, c, h, w = x.shape
+    taps = f.shape[-1]
+    # a depthwise (grouped) conv with a contiguous [C, 1, T, T] kernel: on the CPU 5x faster
+    # than one single-channel conv over the [N*C, 1, H, W] view, and 1.5x faster than an
+    # expanded kernel (measured, 2-core x86, torch 2.14)
     if up > 1:
+        crop = taps - 1 - pad[0]  # transposed conv: out[n] = sum_i x[i] f[n + crop - up i]
+        if down == 1 and crop >= 0 and (h - 1) * up + taps - 2 * crop == h * up + sum(pad) - taps + 1:
+            kernel = (f * gain).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
+            return F.conv_transpose2d(x, kernel, stride=up, padding=crop, groups=c)
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     kernel = (f * gain).flip([0, 1]).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
-    x = F.conv2d(x, kernel, groups=c)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+    if pad[0] == pad[1] and pad[0] >= 0:
+        return F.conv2d(x, kernel, stride=down, padding=pad[0], groups=c)
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    return F.conv2d(x, kernel, stride=down, groups=c)
 
 
 def upsample2d(x: Tensor, f: Tensor) -> Tensor:
@@ -112,28 +130,32 @@ def downsample2d(x: Tensor, f: Tensor, extra_pad: int = 0) -> Tensor:
     return upfirdn2d(x, f, down=2, pad=(extra_pad + (taps - 1) // 2, extra_pad + (taps - 2) // 2))
 
 
-def conv2d_resample(x: Tensor, w: Tensor, f: Tensor, up: int = 1, down: int = 1,
-                    groups: int = 1) -> Tensor:
-    """A 'same' conv with optional 2x FIR up- or down-sampling (``conv2d_resample``'s paths)."""
+def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None, up: int = 1, down: int = 1,
+                    groups: int = 1, bias: Tensor | None = None) -> Tensor:
+    """A 'same' conv with optional 2x FIR up- or down-sampling (``conv2d_resample``'s paths);
+    ``bias`` is added to the output (inside the conv where the conv comes last)."""
     k = w.shape[-1]
     pad = k // 2
+    if up == 1 and down == 1:
+        return F.conv2d(x, w, bias, padding=pad, groups=groups)
     taps = f.shape[-1]
     if up > 1 and k == 1:  # up-sample with the conv's padding folded in, then the conv
         x = upfirdn2d(x, f, up=2, pad=(pad + (taps + 1) // 2, pad + (taps - 2) // 2), gain=4.0)
-        return F.conv2d(x, w, groups=groups)
-    if up > 1:  # the same map as a stride-2 transposed conv (no products with zeros), then FIR
+        return F.conv2d(x, w, bias, groups=groups)
+    if up > 1:  # a true convolution with w (stylegan2-ada's flip_weight=(up == 1)) as a stride-2
+        # transposed conv (no products with zeros), then FIR: conv_transpose2d is the adjoint of
+        # cross-correlation, i.e. it convolves the zero-inserted map with the unflipped w.
         out_ch, in_per_group = w.shape[:2]
-        wt = w.flip([2, 3]).reshape(groups, out_ch // groups, in_per_group, k, k)
+        wt = w.reshape(groups, out_ch // groups, in_per_group, k, k)
         wt = wt.transpose(1, 2).reshape(groups * in_per_group, out_ch // groups, k, k)
         x = F.conv_transpose2d(x, wt, stride=2, groups=groups)
         extra = (taps - 2) // 2 + pad - (k - 1)  # crop the transposed conv's full border
-        return upfirdn2d(x, f, pad=(extra + 1, extra + 1), gain=4.0)
-    if down > 1:
-        if k == 1:  # 1x1: filter and decimate first, then the conv
-            return F.conv2d(downsample2d(x, f), w, groups=groups)
-        x = upfirdn2d(x, f, pad=(pad + (taps - 1) // 2, pad + (taps - 2) // 2))
-        return F.conv2d(x, w, stride=2, groups=groups)
-    return F.conv2d(x, w, padding=pad, groups=groups)
+        x = upfirdn2d(x, f, pad=(extra + 1, extra + 1), gain=4.0)
+        return x if bias is None else x + bias.reshape(1, -1, 1, 1)
+    if k == 1:  # 1x1 down: filter and decimate first, then the conv
+        return F.conv2d(downsample2d(x, f), w, bias, groups=groups)
+    x = upfirdn2d(x, f, pad=(pad + (taps - 1) // 2, pad + (taps - 2) // 2))
+    return F.conv2d(x, w, bias, stride=2, groups=groups)
 
 
 def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
@@ -157,11 +179,12 @@ class FullyConnected(nn.Module):
         self.bias_gain = lr_mul
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight * self.weight_gain
-        b = self.bias * self.bias_gain
-        if self.act == "linear":
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, self.act)
+        # the equalized-lr gains and lrelu's gain as addmm's scalars (lrelu(g y) = g lrelu(y),
+        # g > 0): one op, no scaled copies of W and b
+        g = LRELU_GAIN if self.act == "lrelu" else 1.0
+        x = torch.addmm(self.bias.to(x.dtype).unsqueeze(0), x, self.weight.to(x.dtype).t(),
+                        beta=self.bias_gain * g, alpha=self.weight_gain * g)
+        return F.leaky_relu(x, LRELU_SLOPE) if self.act == "lrelu" else x
 
 
 class Conv2dLayer(nn.Module):
@@ -179,11 +202,17 @@ class Conv2dLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
-        x = conv2d_resample(x, self.weight * self.weight_gain, self.resample_filter, self.up,
-                            self.down)
-        act_gain = (LRELU_GAIN if self.act == "lrelu" else 1.0) * gain
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, self.act, act_gain, clamp)
+        # bias_act(conv(x, w) , b, act, gain) with the gain folded into w and b and the bias
+        # inside the conv: lrelu(g y) = g lrelu(y) for g > 0
+        g = (LRELU_GAIN if self.act == "lrelu" else 1.0) * gain
+        w = (self.weight * (self.weight_gain * g)).to(x.dtype)
+        b = None if self.bias is None else (self.bias * g).to(x.dtype)
+        x = conv2d_resample(x, w, self.resample_filter, self.up, self.down, bias=b)
+        if self.act == "lrelu":
+            x = F.leaky_relu(x, LRELU_SLOPE)
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
+        return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,38 +271,58 @@ class MappingNetwork(nn.Module):
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | None = None,
                      up: int = 1, demodulate: bool = True,
-                     resample_filter: Tensor | None = None, fused: bool = False) -> Tensor:
+                     resample_filter: Tensor | None = None, fused: bool = False,
+                     bias: Tensor | None = None, gain: float = 1.0) -> Tensor:
     """StyleGAN2's modulated conv: per-sample weights ``w * s_in``, then demodulation.
 
     Demodulation rescales each output channel by ``1 / sqrt(sum (w * s)^2 + 1e-8)``, so
     unit-variance inputs give unit-variance outputs (paper eq. 1-3). ``noise`` ``[B, 1, H, W]``
-    (already scaled) is added after. ``fused=False`` (the reference's path in training) scales the
-    activations instead of the weights, ``conv(x * s, w) * d``, one shared-weight conv for the
-    batch; ``True`` builds per-sample weights and runs a grouped conv (the reference's inference
-    path). Both are the same linear map.
+    (already scaled) and ``bias`` ``[out]`` are added after; ``gain`` multiplies the result (a
+    following lrelu's gain, folded in here: one multiply-add instead of three passes).
+    ``fused=False`` (the reference's path in training) scales the activations instead of the
+    weights, ``conv(x * s, w) * d``, one shared-weight conv for the batch; ``True`` builds
+    per-sample weights and runs a grouped conv (the reference's inference path). Both are the
+    same linear map.
     """
     batch, in_ch = x.shape[:2]
     out_ch, _, kh, kw = weight.shape
-    f = resample_filter if resample_filter is not None else fir_filter().to(x.device)
-    dcoefs = None
-    if demodulate:
+    f = resample_filter
+    if f is None and up > 1:
+        f = fir_filter().to(x.device)
+    if x.dtype == torch.float16 and demodulate:  # the reference's pre-normalisation: no fp16
+        # overflow; demodulation divides the scale out again
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw)
+                           / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    scale = None  # per sample and output channel: demodulation times gain, [B, out]
+    if demodulate:  # sum_{i,k} (w_oik s_i)^2 = sum_i s_i^2 sum_k w_oik^2: a [B, in] x [in, out]
+        # product instead of the [B, out, in, k, k] per-sample weights
+        scale = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() * gain
+    shift = None if bias is None else (bias * gain).to(x.dtype)
+    if noise is not None:
+        noise = (noise * gain).to(x.dtype)
+    if fused:
         w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_ch, 1, 1)
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, out]
-    if not fused:
-        x = x * styles.to(x.dtype).reshape(batch, in_ch, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), f, up=up)
-        if dcoefs is not None:
-            x = x * dcoefs.to(x.dtype).reshape(batch, out_ch, 1, 1)
-    else:
-        w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_ch, 1, 1)
-        if dcoefs is not None:
-            w = w * dcoefs.reshape(batch, out_ch, 1, 1, 1)
+        w = w * (scale.reshape(batch, out_ch, 1, 1, 1) if scale is not None else gain)
         x = x.reshape(1, batch * in_ch, *x.shape[2:])
         w = w.reshape(batch * out_ch, in_ch, kh, kw)
         x = conv2d_resample(x, w.to(x.dtype), f, up=up, groups=batch)
         x = x.reshape(batch, out_ch, *x.shape[2:])
+    elif scale is None:  # no demodulation: the gain goes into the weight, the bias into the conv
+        x = x * styles.to(x.dtype).reshape(batch, in_ch, 1, 1)
+        w = weight if gain == 1 else weight * gain
+        x = conv2d_resample(x, w.to(x.dtype), f, up=up, bias=shift)
+        shift = None
+    else:
+        x = x * styles.to(x.dtype).reshape(batch, in_ch, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f, up=up)
+        scale = scale.to(x.dtype).reshape(batch, out_ch, 1, 1)
+        x = x * scale if noise is None else torch.addcmul(noise, x, scale)
+        noise = None
     if noise is not None:
         x = x + noise
+    if shift is not None:
+        x = x + shift.reshape(1, -1, 1, 1)
     return x
 
 
@@ -296,12 +345,16 @@ class SynthesisLayer(nn.Module):
         noise = None
         if noise_mode == "random":  # the global RNG, saved in every checkpoint
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution,
-                                device=x.device, dtype=x.dtype) * self.noise_strength
+                                device=x.device) * self.noise_strength
         elif noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise, self.up, True, self.resample_filter)
-        clamp = self.conv_clamp * LRELU_GAIN if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, "lrelu", LRELU_GAIN, clamp)
+        # bias and lrelu gain folded into the modulated conv's output pass (lrelu(g y) = g lrelu(y))
+        x = modulated_conv2d(x, self.weight, styles, noise, self.up, True, self.resample_filter,
+                             bias=self.bias, gain=LRELU_GAIN)
+        x = F.leaky_relu(x, LRELU_SLOPE)
+        if self.conv_clamp is not None:  # on the output after the gain (the reference's act_clamp)
+            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        return x
 
 
 class ToRGB(nn.Module):
@@ -318,8 +371,10 @@ class ToRGB(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
-        return bias_act(x, self.bias, "linear", 1.0, self.conv_clamp)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias)
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        return x
 
 
 class SynthesisBlock(nn.Module):
@@ -330,9 +385,9 @@ class SynthesisBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
-                 img_channels: int, conv_clamp: float | None = None):
+                 img_channels: int, conv_clamp: float | None = None, use_fp16: bool = False):
         super().__init__()
-        self.in_channels, self.resolution = in_channels, resolution
+        self.in_channels, self.resolution, self.use_fp16 = in_channels, resolution, use_fp16
         self.register_buffer("resample_filter", fir_filter())
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
@@ -348,13 +403,14 @@ class SynthesisBlock(nn.Module):
     def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor,
                 noise_mode: str = "random") -> tuple[Tensor, Tensor]:
         ws = ws.unbind(1)
+        dtype = torch.float16 if self.use_fp16 else torch.float32
         if self.conv0 is None:
-            x = self.const.unsqueeze(0).repeat(ws[0].shape[0], 1, 1, 1)
+            x = self.const.to(dtype).unsqueeze(0).repeat(ws[0].shape[0], 1, 1, 1)
             x = self.conv1(x, ws[0], noise_mode)
         else:
-            x = self.conv0(x, ws[0], noise_mode)
+            x = self.conv0(x.to(dtype), ws[0], noise_mode)
             x = self.conv1(x, ws[1], noise_mode)
-        y = self.torgb(x, ws[self.num_conv])
+        y = self.torgb(x, ws[self.num_conv]).float()  # the image stays fp32, as the reference
         img = y if img is None else upsample2d(img, self.resample_filter) + y
         return x, img
 
@@ -362,6 +418,14 @@ class SynthesisBlock(nn.Module):
 def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
     """Feature maps at ``resolution``: ``min(channel_base // resolution, channel_max)``."""
     return min(channel_base // resolution, channel_max)
+
+
+def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
+    """The lowest resolution run in fp16: the ``num_fp16_res`` highest ones, never below 8 (the
+    reference's ``max(2 ** (log2(R) + 1 - num_fp16_res), 8)``); above R when it is 0."""
+    if num_fp16_res <= 0:
+        return 2 * img_resolution
+    return max(2 ** (int(math.log2(img_resolution)) + 1 - num_fp16_res), 8)
 
 
 def _check_resolution(img_resolution: int) -> int:
@@ -376,16 +440,18 @@ class SynthesisNetwork(nn.Module):
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
                  channel_base: int = 32768, channel_max: int = 512,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, num_fp16_res: int = 0):
         super().__init__()
         log2 = _check_resolution(img_resolution)
         self.resolutions = [2 ** i for i in range(2, log2 + 1)]
+        fp16_from = fp16_resolution(img_resolution, num_fp16_res)
         self.blocks = nn.ModuleList()
         self.num_ws = 0
         for res in self.resolutions:
             c_in = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
             c_out = channels_at(res, channel_base, channel_max)
-            block = SynthesisBlock(c_in, c_out, w_dim, res, img_channels, conv_clamp)
+            block = SynthesisBlock(c_in, c_out, w_dim, res, img_channels, conv_clamp,
+                                   use_fp16=res >= fp16_from)
             self.blocks.append(block)
             self.num_ws += block.num_conv
         self.num_ws += 1  # the last ToRGB
@@ -411,12 +477,12 @@ class StyleGAN2Generator(nn.Module):
     def __init__(self, z_dim: int, img_resolution: int, img_channels: int, c_dim: int = 0,
                  w_dim: int = 512, mapping_layers: int = 8, channel_base: int = 32768,
                  channel_max: int = 512, mapping_lr_mul: float = 0.01,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, num_fp16_res: int = 0):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, channel_base,
-                                          channel_max, conv_clamp)
+                                          channel_max, conv_clamp, num_fp16_res)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, mapping_layers,
                                       mapping_lr_mul)
@@ -425,18 +491,20 @@ class StyleGAN2Generator(nn.Module):
     def mapping_mixed(self, z: Tensor, c: Tensor | None = None, style_mixing: float = 0.0,
                       generator: torch.Generator | None = None) -> Tensor:
         """ws with style mixing: with probability ``style_mixing``, ws from a random cutoff in
-        ``[1, num_ws)`` on come from a fresh latent (which does not update ``w_avg``)."""
+        ``[1, num_ws)`` on come from a fresh latent (which does not update ``w_avg``).
+
+        The draws stay on the device and the choice is a mask, so there is no host sync (the
+        second latent is mapped every time, as in the reference's ``loss.py``)."""
         ws = self.mapping(z, c)
         if style_mixing <= 0:
             return ws
-        cutoff = int(torch.randint(1, self.num_ws, (), generator=generator,
-                                   device=generator.device if generator else None))
-        if float(torch.rand((), generator=generator,
-                            device=generator.device if generator else None)) >= style_mixing:
-            return ws
+        dev = generator.device if generator is not None else z.device
+        cutoff = torch.randint(1, self.num_ws, (), generator=generator, device=dev)
+        mix = torch.rand((), generator=generator, device=dev) < style_mixing
         z2 = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
         ws2 = self.mapping(z2, c, update_w_avg=False)
-        return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        take = (torch.arange(self.num_ws, device=dev) >= cutoff) & mix
+        return torch.where(take.to(ws.device).reshape(1, -1, 1), ws2, ws)
 
     def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "random") -> Tensor:
@@ -448,25 +516,47 @@ class StyleGAN2Generator(nn.Module):
 # discriminator
 
 
+D_ARCHS = ("orig", "skip", "resnet")
+
+
 class DiscriminatorBlock(nn.Module):
-    """Residual D block: [FromRGB], conv3x3, down-conv3x3, plus a down 1x1 skip, gain sqrt(1/2)."""
+    """One D resolution: [FromRGB], conv3x3, down-conv3x3 (stylegan2-ada's ``DiscriminatorBlock``).
+
+    ``architecture``: ``resnet`` adds a down-sampling 1x1 skip and scales both paths by
+    sqrt(1/2); ``skip`` has a FromRGB in every block, added to the features, and carries the
+    FIR-down-sampled image on; ``orig`` is the plain chain (FromRGB only in the first block).
+    Works on ``(x, img)``; ``x`` is None in the first block.
+    """
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, architecture: str = "resnet",
+                 use_fp16: bool = False):
         super().__init__()
-        self.fromrgb = (Conv2dLayer(img_channels, tmp_channels, 1, "lrelu",
-                                    conv_clamp=conv_clamp) if in_channels == 0 else None)
+        if architecture not in D_ARCHS:
+            raise ValueError(f"architecture must be one of {D_ARCHS}, got {architecture!r}")
+        self.architecture, self.use_fp16 = architecture, use_fp16
+        self.fromrgb = (Conv2dLayer(img_channels, tmp_channels, 1, "lrelu", conv_clamp=conv_clamp)
+                        if in_channels == 0 or architecture == "skip" else None)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, "lrelu", conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, "lrelu", down=2,
                                  conv_clamp=conv_clamp)
-        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+        self.skip = (Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+                     if architecture == "resnet" else None)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | None, img: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        dtype = torch.float16 if self.use_fp16 else torch.float32
+        if x is not None:
+            x = x.to(dtype)
         if self.fromrgb is not None:
-            x = self.fromrgb(x)
+            img = img.to(dtype)
+            y = self.fromrgb(img)
+            x = y if x is None else x + y
+            img = downsample2d(img, self.conv1.resample_filter) if self.architecture == "skip" else None
+        if self.skip is None:
+            return self.conv1(self.conv0(x)), img
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
-        return y + x
+        return y + x, img
 
 
 class MinibatchStd(nn.Module):
@@ -495,23 +585,39 @@ class MinibatchStd(nn.Module):
 
 
 class DiscriminatorTrunk(nn.Module):
-    """Every D block from the image down to the 4x4 map (per sample: no batch statistics)."""
+    """Every D block from the image down to the 4x4 map (per sample: no batch statistics).
+
+    For the ``skip`` D the epilogue's FromRGB of the 4x4 image is here (``fromrgb``), so that the
+    4x4 map is all the head needs.
+    """
 
     def __init__(self, img_resolution: int, img_channels: int, channel_base: int,
-                 channel_max: int, conv_clamp: float | None = None):
+                 channel_max: int, conv_clamp: float | None = None, architecture: str = "resnet",
+                 num_fp16_res: int = 0):
         super().__init__()
         log2 = _check_resolution(img_resolution)
         resolutions = [2 ** i for i in range(log2, 2, -1)]
+        fp16_from = fp16_resolution(img_resolution, num_fp16_res)
         blocks = []
         for res in resolutions:
             c_in = channels_at(res, channel_base, channel_max) if res < img_resolution else 0
             tmp = channels_at(res, channel_base, channel_max)
             out = channels_at(res // 2, channel_base, channel_max)
-            blocks.append(DiscriminatorBlock(c_in, tmp, out, img_channels, conv_clamp))
-        self.blocks = nn.Sequential(*blocks)
+            blocks.append(DiscriminatorBlock(c_in, tmp, out, img_channels, conv_clamp,
+                                             architecture, use_fp16=res >= fp16_from))
+        self.blocks = nn.ModuleList(blocks)
+        c4 = channels_at(4, channel_base, channel_max)
+        self.fromrgb = (Conv2dLayer(img_channels, c4, 1, "lrelu") if architecture == "skip"
+                        else None)
 
     def forward(self, img: Tensor) -> Tensor:
-        return self.blocks(img)
+        x = None
+        for block in self.blocks:
+            x, img = block(x, img)
+        x = x.float()  # the epilogue runs in fp32, as the reference's
+        if self.fromrgb is not None:
+            x = x + self.fromrgb(img.float())
+        return x
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -538,7 +644,7 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class StyleGAN2Discriminator(nn.Module):
-    """Residual StyleGAN2 D seen as ``head(features(x))``; ``forward(x[, c])`` -> logits ``[B]``.
+    """StyleGAN2 D (``architecture`` resnet, skip or orig) seen as ``head(features(x))``; ``forward(x[, c])`` -> logits ``[B]``.
 
     ``features`` is :class:`DiscriminatorTrunk` (``[B, C4, 4, 4]``), ``head`` the epilogue; for a
     conditional D (``c_dim > 0``) pass ``c`` to ``forward``/``head`` (the split's one-argument
@@ -547,11 +653,12 @@ class StyleGAN2Discriminator(nn.Module):
 
     def __init__(self, img_resolution: int, img_channels: int, c_dim: int = 0,
                  channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4,
-                 mbstd_channels: int = 1, conv_clamp: float | None = None):
+                 mbstd_channels: int = 1, conv_clamp: float | None = None,
+                 architecture: str = "resnet", num_fp16_res: int = 0):
         super().__init__()
         self.c_dim = c_dim
         self.trunk = DiscriminatorTrunk(img_resolution, img_channels, channel_base, channel_max,
-                                        conv_clamp)
+                                        conv_clamp, architecture, num_fp16_res)
         c4 = channels_at(4, channel_base, channel_max)
         self.mapping = (MappingNetwork(0, c_dim, c4, None, 8, w_avg_beta=None)
                         if c_dim > 0 else None)

@@ -71,7 +71,8 @@ def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
                        description="Draw N samples from a run's G-EMA.",
                        formatter_class=HelpFormatter)
-    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("run", metavar="RUN", help="run folder, or a stylegan2-ada network pickle "
+                                              "(.pkl; read without running its code)")
     p.add_argument("--num", type=option_type(int, min=1), default=64,
                    help="number of samples (default 64)")
     p.add_argument("--grid", default=None, metavar="PNG",

@@ -71,6 +71,16 @@ class GanConfig:
                                min=1)
     mbstd_group: int | None = _opt(None, "StyleGAN2 minibatch-std group size (core: 4; "
                                          "paper256: 8)", min=1)
+    d_arch: str | None = _opt(None, "StyleGAN2 D architecture, as stylegan2-ada's (core: "
+                                    "resnet; cifar10-stylegan2: orig)", ("orig", "resnet", "skip"))
+    fp16_res: int | None = _opt(None, "StyleGAN2: run the N highest resolutions of G and D in "
+                                      "fp16, stylegan2-ada's num_fp16_res (core: 0; paper256 "
+                                      "and cifar presets: 4)", **NONNEG)
+    conv_clamp: float | None = _opt(None, "StyleGAN2: clamp conv outputs to +-X against fp16 "
+                                          "overflow (core: off; paper256 and cifar presets: 256)",
+                                    **POSITIVE)
+    init: str | None = _opt(None, "StyleGAN2: start G, D and G-EMA from a stylegan2-ada network "
+                                  "pickle (.pkl, read without running its code)")
     style_mixing: float | None = _opt(None, "StyleGAN2 style-mixing probability (core: 0.9)",
                                    **UNIT)
     pl_weight: float | None = _opt(None, "StyleGAN2 path-length regularisation weight (core: 2; "
@@ -204,7 +214,7 @@ class GanConfig:
 
 
 STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
-                   "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
+                   "d_arch", "fp16_res", "conv_clamp", "init", "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:
@@ -288,17 +298,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 # StyleGAN2 (Karras et al. 2020) as stylegan2-ada's configurations (train.py cfg_specs):
 # paper256 = map 8, fmaps 0.5 (channel_base 16384, channel_max 512), mbstd group 8, Adam lr 0.0025
 # betas (0, 0.99), R1 gamma 1 every 16 D steps, path length 2 every 4 G steps, style mixing 0.9,
-# EMA 20 kimg without ramp-up, batch 64, 25000 kimg; its fp16 blocks are not reproduced.
+# EMA 20 kimg without ramp-up, batch 64, 25000 kimg; the 4 highest resolutions of G and D in fp16
+# with conv_clamp 256 (train.py sets num_fp16_res 4 and conv_clamp 256 for every cfg).
 _PAPER256 = dict(arch="stylegan2", image_size=256, z_dim=512, w_dim=512, mapping_layers=8,
                  channel_base=16384, channel_max=512, mbstd_group=8, loss="ns", lr_g=0.0025,
                  lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=1.0, r1_every=16, pl_weight=2.0,
                  pl_every=4, style_mixing=0.9, ema_kimg=20.0, ema_rampup=None, batch_size=64,
+                 fp16_res=4, conv_clamp=256.0,
                  steps=25_000_000 // 64, eval_every=10_000, eval_samples=10_000,
                  ckpt_every=5000, log_every=100)
 # stylegan2-ada's cifar configuration: map 2, fmaps 1, mbstd 32, gamma 0.01, EMA 500 kimg with
-# ramp-up 0.05, no style mixing and no path length (its D is the "orig" one; ours is resnet).
+# ramp-up 0.05, no style mixing and no path length, the "orig" D; fp16 and clamp as paper256.
 _CIFAR_STYLEGAN2 = dict(arch="stylegan2", image_size=32, z_dim=512, w_dim=512, mapping_layers=2,
                         channel_base=32768, channel_max=512, mbstd_group=32, loss="ns",
+                        d_arch="orig", fp16_res=4, conv_clamp=256.0,
                         lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=0.01,
                         r1_every=16, pl_weight=0.0, pl_every=4, style_mixing=0.0,
                         ema_kimg=500.0, ema_rampup=0.05, batch_size=64, steps=100_000_000 // 64,

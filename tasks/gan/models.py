@@ -273,7 +273,7 @@ def build_generator(cfg, shape: tuple[int, ...]) -> nn.Module:
     if cfg.arch == "stylegan2":
         return StyleGAN2Generator(cfg.z_dim, shape[-1], shape[0], **_given(
             w_dim=cfg.w_dim, mapping_layers=cfg.mapping_layers, channel_base=cfg.channel_base,
-            channel_max=cfg.channel_max))
+            channel_max=cfg.channel_max, conv_clamp=cfg.conv_clamp, num_fp16_res=cfg.fp16_res))
     return DCGANGenerator(cfg.z_dim, shape[-1], shape[0], cfg.g_width)
 
 
@@ -289,7 +289,8 @@ def build_discriminator(cfg, shape: tuple[int, ...], ensemble: bool = False,
     if cfg.arch == "stylegan2":
         return StyleGAN2Discriminator(shape[-1], shape[0], **_given(
             channel_base=cfg.channel_base, channel_max=cfg.channel_max,
-            mbstd_group=cfg.mbstd_group))
+            mbstd_group=cfg.mbstd_group, conv_clamp=cfg.conv_clamp, architecture=cfg.d_arch,
+            num_fp16_res=cfg.fp16_res))
     batchnorm = not cfg.spectral_norm and cfg.loss != "wasserstein"
     return dcgan_discriminator(shape[-1], shape[0], cfg.d_width, cfg.spectral_norm, batchnorm)
 

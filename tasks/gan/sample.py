@@ -84,6 +84,9 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     for name, target in (("--grid", grid), ("--pt", pt)):
         if target is not None:
             check_sample_file(target, name, force)
+    from robustrep.tasks.gan.pickles import is_pickle
+    if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
+        return _sample_pickle(run, num, grid, pt, seed, device, use_ema, nrow, force)
     if grid is None:
         check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
@@ -96,9 +99,27 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                          title=f"{cfg.preset} {cfg.reg} step {step}")
     else:
         path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    out = {"grid": str(path), "num": num, "step": step}
+    return _write_pt({"grid": str(path), "num": num, "step": step}, samples, pt, step, seed)
+
+
+def _write_pt(out: dict[str, Any], samples: torch.Tensor, pt, step: int, seed: int
+              ) -> dict[str, Any]:
     if pt is not None:
         pt = save_atomic({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]"},
                          pt)
         out["pt"] = str(pt)
     return out
+
+
+def _sample_pickle(path, num, grid, pt, seed, device, use_ema, nrow, force=False
+                   ) -> dict[str, Any]:
+    """``gan sample NET.pkl``: the grid defaults to ``<NET>-seed<S>.png`` in the working folder."""
+    from robustrep.tasks.gan.pickles import pickle_generator
+    if grid is None:
+        grid = Path(f"{Path(path).stem}-seed{seed}.png")
+        check_sample_file(grid, "--grid", force)
+    dev = resolve_device(device)
+    G = pickle_generator(path, dev, use_ema)
+    samples = generate(G, num, dev, seed=seed).cpu()
+    out_path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
+    return _write_pt({"grid": str(out_path), "num": num, "step": 0}, samples, pt, 0, seed)

@@ -303,6 +303,7 @@ def _backward_step(ctx: StepContext, total: Tensor, module: nn.Module,
                    opt: torch.optim.Optimizer) -> None:
     ctx.scaler.scale(total).backward()
     all_reduce_grads(module)
+    _fp16_grads_finite(ctx, module)
     ctx.scaler.step(opt)
     ctx.scaler.update()
 
@@ -325,6 +326,16 @@ def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     ctx.d_steps += 1
     terms["d/total"] = total
     return {k: v.detach() for k, v in terms.items()}
+
+
+def _fp16_grads_finite(ctx: StepContext, module: nn.Module) -> None:
+    """With StyleGAN2's fp16 blocks and no loss scaler, NaN and inf gradients become 0 and
+    +-1e5, as stylegan2-ada's ``training_loop.py`` (``misc.nan_to_num``) does."""
+    if not getattr(ctx.cfg, "fp16_res", None) or ctx.scaler.is_enabled():
+        return
+    for p in module.parameters():
+        if p.grad is not None:
+            torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
 
 
 def _mix_replaces(ctx: StepContext) -> bool:
@@ -374,7 +385,11 @@ def g_step(ctx: StepContext, batch: int) -> dict[str, Tensor]:
 
 
 def train_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
-    """``n_dis`` D steps then one G step; ``next_real()`` returns this process's next batch."""
+    """``n_dis`` D steps then one G step; ``next_real()`` returns this process's next batch.
+
+    StyleGAN2 runs in stylegan2-ada's order instead (:func:`stylegan2_iteration`)."""
+    if _is_stylegan(ctx):
+        return stylegan2_iteration(ctx, next_real)
     terms: dict[str, Tensor] = {}
     iteration = ctx.d_steps // ctx.cfg.n_dis  # the G step's index (PL schedule)
     for _ in range(ctx.cfg.n_dis):
@@ -395,6 +410,19 @@ STYLE_MIXING = 0.9
 
 def _is_stylegan(ctx: StepContext) -> bool:
     return ctx.cfg.arch == "stylegan2"
+
+
+def stylegan2_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
+    """stylegan2-ada's phase order (``training_loop.py``: G phases before D phases): Gmain, Greg
+    (path length, when due), then ``n_dis`` times Dmain and Dreg (lazy R1, when due), so D sees
+    fakes of the G just updated. G's batch size is that of the first real batch."""
+    iteration = ctx.d_steps // ctx.cfg.n_dis  # the G step's index (PL schedule)
+    x_real = next_real()
+    terms = g_step(ctx, x_real.shape[0])
+    terms.update(g_reg_step(ctx, x_real.shape[0], iteration))
+    for i in range(ctx.cfg.n_dis):
+        terms.update(d_step(ctx, x_real if i == 0 else next_real()))
+    return terms
 
 
 def _or(value, default):
@@ -452,6 +480,19 @@ def d_reg_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     return {"d/r1": r1.detach()}
 
 
+def pl_loss(img: Tensor, ws: Tensor, noise: Tensor, pl_mean: Tensor,
+            decay: float) -> tuple[Tensor, Tensor]:
+    """``mean((|J_w^T y| - a)^2)`` and the new running mean ``a`` (detached).
+
+    ``a = pl_mean.lerp(mean length, decay)`` keeps its graph inside the penalty, so the gradient
+    also flows through this batch's share of the mean, as stylegan2-ada's ``loss.py`` (which
+    stores ``pl_mean.detach()`` but penalises against the undetached lerp)."""
+    (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(2).mean(1).sqrt()
+    mean = pl_mean.lerp(lengths.mean(), decay)
+    return (lengths - mean).square().mean(), mean.detach()
+
+
 def path_length_penalty(ctx: StepContext, batch: int) -> Tensor:
     """``(|J_w^T y| - a)^2`` with ``y ~ N(0, I) / sqrt(H W)`` and ``a`` the running mean of the
     lengths (decay ``pl_decay``), on ``batch // pl_batch_shrink`` fakes (Karras et al. 2020,
@@ -463,11 +504,10 @@ def path_length_penalty(ctx: StepContext, batch: int) -> Tensor:
     img = G.synthesis(ws)
     y = torch.randn(img.shape, generator=ctx.gens["reg"], device=img.device, dtype=img.dtype)
     y = y / math.sqrt(img.shape[2] * img.shape[3])
-    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
-    lengths = grad.square().sum(2).mean(1).sqrt()
+    loss, mean = pl_loss(img, ws, y, G.pl_mean, _or(cfg.pl_decay, PL_DECAY))
     with torch.no_grad():
-        G.pl_mean.copy_(G.pl_mean.lerp(lengths.mean(), _or(cfg.pl_decay, PL_DECAY)))
-    return (lengths - G.pl_mean).square().mean()
+        G.pl_mean.copy_(mean)
+    return loss
 
 
 def g_reg_step(ctx: StepContext, batch: int, iteration: int) -> dict[str, Tensor]:

@@ -76,7 +76,7 @@ class Trainer(TrainerBase):
     advice = "lower learning rates (--lr-g, --lr-d)"
 
     def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, data: GanData,
-                 show_progress: bool = True):
+                 show_progress: bool = True, init: dict[str, dict] | None = None):
         super().__init__(run, dist)
         self.cfg = cfg
         self.show_progress = show_progress and dist.is_main
@@ -85,19 +85,23 @@ class Trainer(TrainerBase):
         self.last_eval_step: int | None = None
         self.evaluator: Evaluator | None = None
         self.data = data
-        self.ctx, self.ema = self._build_state()
+        self.ctx, self.ema = self._build_state(init)
         self.stream: BatchStream | None = None
         self._consumed = 0  # global batches read before this session (from a checkpoint)
 
     # -- construction -------------------------------------------------------------------------
 
-    def _build_state(self) -> tuple[StepContext, Any]:
+    def _build_state(self, init: dict[str, dict] | None = None) -> tuple[StepContext, Any]:
         cfg, dev = self.cfg, self.dist.device
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         regs = build_regs(cfg)
-        G = prepare_module(build_generator(cfg, self.data.shape), dev, cfg.channels_last)
+        G = build_generator(cfg, self.data.shape)
         D = build_discriminator(cfg, self.data.shape, regs.ensemble,
                                 generator=torch.Generator().manual_seed(cfg.seed))
+        if init is not None:  # --init: a stylegan2-ada pickle's weights (checked in train())
+            G.load_state_dict(init["G"])
+            D.load_state_dict(init["D"])
+        G = prepare_module(G, dev, cfg.channels_last)
         D = prepare_module(D, dev, cfg.channels_last)
         broadcast_module(G)
         broadcast_module(D)
@@ -108,7 +112,10 @@ class Trainer(TrainerBase):
             d_fn=maybe_compile(D, cfg.compile), opt_g=opt_g, opt_d=opt_d,
             scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=self._generators(),
             device=dev, channels_last=cfg.channels_last, ada=build_ada(cfg))
-        return ctx, make_ema(G, cfg.ema_decay, warmup=cfg.ema_warmup)
+        ema = make_ema(G, cfg.ema_decay, warmup=cfg.ema_warmup)
+        if init is not None and ema is not None:
+            ema.module.load_state_dict(init["G_ema"])
+        return ctx, ema
 
     def _generators(self) -> dict[str, torch.Generator]:
         base = self.cfg.seed * 1000 + 2 * self.dist.rank
@@ -324,10 +331,11 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
+        init = _init_states(cfg, data) if resume is None else None
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
-        trainer = Trainer(cfg, run, dist, data, show_progress)
+        trainer = Trainer(cfg, run, dist, data, show_progress, init)
         if resume is not None:
             trainer.resume_from(ckpt.latest_checkpoint(run.checkpoints))
             if dist.is_main:  # validated: only now may the run folder change
@@ -341,6 +349,15 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
         if lock is not None:
             lock.release()
         cleanup()
+
+
+def _init_states(cfg: GanConfig, data: GanData) -> dict[str, dict] | None:
+    """``--init PKL``: the pickle's state dicts, checked against this config's networks."""
+    if cfg.init is None:
+        return None
+    from robustrep.tasks.gan.pickles import init_states
+    return init_states(cfg.init, build_generator(cfg, data.shape),
+                       build_discriminator(cfg, data.shape))
 
 
 def _restart_clock(run: RunDir) -> None:

@@ -417,6 +417,35 @@ def test_path_length_penalty_exact_with_core_defaults():
     torch.testing.assert_close(steps.path_length_penalty(ctx, 8), want)
 
 
+def test_path_length_gradient_flows_through_the_running_mean():
+    """stylegan2-ada's loss.py penalises against ``pl_mean.lerp(lengths.mean(), decay)`` with
+    its graph (only the stored mean is detached)."""
+    ctx = sg2_ctx(pl_decay=0.5)  # a large decay makes the mean's share of the gradient visible
+    y = torch.randn(4, 1, 1, 4, generator=torch.Generator().set_state(ctx.gens["reg"].get_state()))
+    lengths = ((y.flatten(1) / 2.0) @ ctx.G.A.T).norm(dim=1)
+    mean = ctx.G.pl_mean.lerp(lengths.mean(), 0.5)
+    (want,) = torch.autograd.grad(((lengths - mean) ** 2).mean(), ctx.G.A, retain_graph=True)
+    (detached,) = torch.autograd.grad(((lengths - mean.detach()) ** 2).mean(), ctx.G.A)
+    (got,) = torch.autograd.grad(steps.path_length_penalty(ctx, 8), ctx.G.A)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, detached, atol=1e-4)
+    assert not ctx.G.pl_mean.requires_grad
+
+
+def test_stylegan2_iteration_runs_g_phases_before_d_phases():
+    """Gmain, Greg, Dmain(+Dreg): the D step scores fakes of the G its iteration just updated."""
+    ctx = sg2_ctx(loss="ns", diffaugment=None, gp_weight=0.0, r1_gamma=0.0, n_dis=1,
+                  pl_weight=1.0, pl_every=1)
+    order = []
+    real = lambda: torch.rand(6, 1, 1, 4)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(steps, "g_step", lambda c, b: order.append("Gmain") or {})
+        mp.setattr(steps, "g_reg_step", lambda c, b, i: order.append("Greg") or {})
+        mp.setattr(steps, "d_step", lambda c, x: order.append("D") or {})
+        steps.train_iteration(ctx, real)
+    assert order == ["Gmain", "Greg", "D"]
+
+
 def test_g_reg_step_is_weight_times_interval_times_pl_on_its_schedule():
     ctx = sg2_ctx(pl_weight=0.5, pl_every=3)
     want, _ = expected_pl(ctx, 4, 0.01)
@@ -615,8 +644,8 @@ def test_train_iteration_takes_path_length_on_the_g_step_schedule():
     for _ in range(3):  # G steps 0, 1, 2: path length on 0 and 2
         logged.append("g/pl" in steps.train_iteration(ctx, real))
     assert logged == [True, False, True] and ctx.d_steps == 6
-    # per iteration: two D steps' fakes (6 each), the G step's fakes (6) and PL's 6 // 2
-    assert G.sizes[:4] == [6, 6, 6, 3]
+    # stylegan2-ada's phase order: the G step's fakes (6), PL's 6 // 2, then two D steps' (6 each)
+    assert G.sizes[:4] == [6, 3, 6, 6]
     # the path-length step does not reach G's output bias: it keeps no gradient there, so Adam
     # moves the bias on the three G steps only (a zeroed gradient would count as a step)
     assert G.bias.grad is None

@@ -128,3 +128,21 @@ def test_short_cpu_run_lowers_fid(tmp_path, records):
     untrained = Evaluator(cfg, data, torch.device("cpu"), 500)(build_generator(cfg, data.shape))
     summary = train(cfg, show_progress=False)
     assert summary["metrics"]["fid"] < 0.9 * untrained["fid"]
+
+
+def test_cifar_preset_is_the_reference_cifar_config():
+    cfg = GanConfig(**PRESETS["cifar10-stylegan2"])
+    assert (cfg.d_arch, cfg.fp16_res, cfg.conv_clamp) == ("orig", 4, 256.0)
+    assert (cfg.mapping_layers, cfg.mbstd_group, cfg.r1_gamma, cfg.pl_weight) == (2, 32, 0.01, 0.0)
+    paper = GanConfig(**PRESETS["ffhq256-stylegan2"])
+    assert (paper.d_arch, paper.fp16_res, paper.conv_clamp) == (None, 4, 256.0)  # resnet D
+
+
+@pytest.mark.parametrize("d_arch", ["orig", "skip"])
+def test_d_arch_and_conv_clamp_train(d_arch, tiny_cfg, tmp_path, records, finite_losses):
+    run = tmp_path / "run"
+    train(tiny_sg2(tiny_cfg, steps=2, d_arch=d_arch, conv_clamp=256.0, r1_gamma=1.0,
+                   r1_every=2, out=str(run)), show_progress=False)
+    finite_losses(records(run))
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    assert any(k.startswith("trunk.fromrgb") for k in state["D"]) == (d_arch == "skip")

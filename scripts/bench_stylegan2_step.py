@@ -1,0 +1,174 @@
+"""Time and count one StyleGAN2 training step of the GAN program, phase by phase.
+
+Builds the program's own step context (``tasks/gan/steps.py``: style mixing, lazy R1 every 16 D
+steps, path length every 4 G steps, as the presets) for a StyleGAN2 G and D at ``--res`` and
+times each phase: D main step, D step with R1 due (main + Dreg), G main step, G step with path
+length due (Gmain + Greg). The amortised iteration is ``Dmain + Gmain + Dreg/16 + Greg/4``.
+It also counts the aten operations each phase dispatches (a ``TorchDispatchMode``; the CPU guard
+``tests/tasks/gan/test_stylegan2_ops.py`` uses the same count) and, with ``--profile``, prints a
+``torch.profiler`` table of the top operators of one amortised iteration.
+
+    python scripts/bench_stylegan2_step.py [--device cpu] [--res 32] [--batch 16] [--iters 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import platform
+import statistics
+import time
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from robustrep.tasks.gan import steps
+from robustrep.tasks.gan.config import PRESETS, GanConfig
+from robustrep.tasks.gan.models import build_discriminator, build_generator
+from robustrep.tasks.gan.regs import build_regs
+from robustrep.tasks.gan.train import _optimizers
+
+PHASES = ("d_main", "d_r1", "g_main", "g_pl")
+
+
+def make_context(res: int = 32, batch: int = 16, channel_base: int = 512, channel_max: int = 64,
+                 device: str = "cpu", seed: int = 0, **overrides) -> tuple:
+    """(StepContext, a function drawing a real batch) for the digits-stylegan2 recipe at
+    ``res`` with 3 channels; ``overrides`` go to the config (e.g. ``amp``, ``fp16_res``)."""
+    cfg = GanConfig(**{**PRESETS["digits-stylegan2"], "image_size": res, "batch_size": batch,
+                       "channel_base": channel_base, "channel_max": channel_max,
+                       "device": device, "preset": "digits-stylegan2", **overrides})
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    shape = (3, res, res)
+    G, D = build_generator(cfg, shape).to(dev), build_discriminator(cfg, shape).to(dev)
+    opt_g, opt_d = _optimizers(cfg, G, D)
+    ctx = steps.StepContext(
+        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=opt_g, opt_d=opt_d,
+        scaler=torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16"),
+        regs=build_regs(cfg), device=dev,
+        gens={"z": torch.Generator(dev).manual_seed(seed + 1),
+              "reg": torch.Generator(dev).manual_seed(seed + 2)})
+    real_gen = torch.Generator(dev).manual_seed(seed + 3)
+    return ctx, lambda: torch.randn(batch, *shape, generator=real_gen, device=dev)
+
+
+def run_phase(ctx, real, phase: str) -> None:
+    """One phase; ``d_r1``/``g_pl`` put the schedule where the penalty is due."""
+    if phase.startswith("d"):
+        r1 = ctx.cfg.r1_every
+        ctx.d_steps = 0 if phase == "d_r1" else (1 if r1 > 1 else 0)
+        steps.d_step(ctx, real())
+    else:
+        batch = ctx.cfg.batch_size
+        steps.g_step(ctx, batch)
+        if phase == "g_pl":
+            steps.g_reg_step(ctx, batch, iteration=0)
+
+
+class CountOps(TorchDispatchMode):
+    """Counts every aten operation dispatched inside the block (forward, backward, optimizer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(ctx, real, phase: str) -> collections.Counter:
+    """The aten ops of one ``phase``, after one untimed run (the optimizers' state exists)."""
+    run_phase(ctx, real, phase)
+    with CountOps() as counter:
+        run_phase(ctx, real, phase)
+    return counter.counts
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_phases(ctx, real, iters: int, warmup: int) -> dict[str, float]:
+    """Median seconds per phase, phases interleaved round by round."""
+    for _ in range(warmup):
+        for phase in PHASES:
+            run_phase(ctx, real, phase)
+    times: dict[str, list[float]] = {p: [] for p in PHASES}
+    for _ in range(iters):
+        for phase in PHASES:
+            _sync(ctx.device)
+            start = time.perf_counter()
+            run_phase(ctx, real, phase)
+            _sync(ctx.device)
+            times[phase].append(time.perf_counter() - start)
+    return {p: statistics.median(v) for p, v in times.items()}
+
+
+def amortised(t: dict[str, float], r1_every: int = 16, pl_every: int = 4) -> float:
+    """Seconds per iteration as the presets schedule the penalties."""
+    return (t["d_main"] + t["g_main"] + (t["d_r1"] - t["d_main"]) / r1_every
+            + (t["g_pl"] - t["g_main"]) / pl_every)
+
+
+def profile_table(ctx, real, rows: int = 15) -> str:
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.device.type == "cuda"
+                                     else [])
+    with profile(activities=acts) as prof:
+        for phase in PHASES:
+            run_phase(ctx, real, phase)
+        _sync(ctx.device)
+    key = "cuda_time_total" if ctx.device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
+def machine() -> str:
+    dev = (torch.cuda.get_device_name() if torch.cuda.is_available()
+           else f"{platform.processor() or platform.machine()} CPU, "
+                f"{torch.get_num_threads()} threads")
+    return f"{dev}; torch {torch.__version__}; CUDA {torch.version.cuda}"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--res", type=int, default=32)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--channel-base", type=int, default=512)
+    p.add_argument("--channel-max", type=int, default=64)
+    p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
+    p.add_argument("--fp16-res", type=int, default=None)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--out", default=None, help="JSON file for the figures")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    over = {"amp": args.amp} | ({"fp16_res": args.fp16_res} if args.fp16_res is not None else {})
+    ctx, real = make_context(args.res, args.batch, args.channel_base, args.channel_max,
+                             args.device, **over)
+    ops = {phase: sum(count_ops(ctx, real, phase).values()) for phase in PHASES}
+    t = time_phases(ctx, real, args.iters, args.warmup)
+    result = {"machine": machine(), "res": args.res, "batch": args.batch, "amp": args.amp,
+              "fp16_res": args.fp16_res, "seconds": t, "amortised_s": amortised(t),
+              "aten_ops": ops}
+    print(f"{result['machine']}; {args.res}x{args.res}, batch {args.batch}, amp {args.amp}")
+    for phase in PHASES:
+        print(f"  {phase:7s} {t[phase] * 1000:9.1f} ms  {ops[phase]:6d} aten ops")
+    print(f"  amortised iteration (R1 every 16, PL every 4): {result['amortised_s'] * 1000:.1f} ms")
+    if args.profile:
+        print(profile_table(ctx, real))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""stylegan2-ada network pickles (``.pkl``) in the GAN program: ``gan sample PKL`` and
+``gan train --init PKL`` (fine-tuning from published weights).
+
+The file is read by :func:`robustrep.stylegan2_pickle.load_stylegan2_pickle` (a restricted
+unpickler; nothing in the file runs); every problem is one line naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from robustrep.tasks.common.errors import CheckpointError
+
+
+def is_pickle(path: str | Path) -> bool:
+    return Path(path).suffix == ".pkl" and Path(path).is_file()
+
+
+def load_pickle(path: str | Path, what: str, force_fp32: bool = False) -> dict:
+    """``{'G', 'D', 'G_ema'}`` robustrep modules, or a one-line :class:`CheckpointError`."""
+    from robustrep.stylegan2_pickle import StyleGAN2PickleError, load_stylegan2_pickle
+    if not Path(path).is_file():
+        raise CheckpointError(f"{what} {path}: no such file (a stylegan2-ada network pickle)")
+    try:
+        return load_stylegan2_pickle(path, force_fp32=force_fp32)
+    except StyleGAN2PickleError as err:
+        raise CheckpointError(f"{what} {path}: {err}") from None
+
+
+def pickle_generator(path: str | Path, device: torch.device, use_ema: bool = True):
+    """The pickle's G_ema (or G) for sampling, on ``device``; fp32 blocks off a GPU."""
+    nets = load_pickle(path, "network pickle", force_fp32=device.type != "cuda")
+    G = nets["G_ema" if use_ema else "G"]
+    if G.c_dim > 0:
+        raise CheckpointError(f"network pickle {path}: a conditional G (c_dim {G.c_dim}); "
+                              f"robustrep samples unconditional networks")
+    return G.to(device).eval()
+
+
+def init_states(path: str, G: torch.nn.Module, D: torch.nn.Module) -> dict[str, dict]:
+    """State dicts of the pickle's G, D and G_ema, checked against the run's networks ``G`` and
+    ``D`` (built from its config) before any run folder is made."""
+    nets = load_pickle(path, "--init")
+    states = {k: net.state_dict() for k, net in nets.items()}
+    for key, own in (("G", G), ("D", D), ("G_ema", G)):
+        mine = own.state_dict()
+        theirs = states[key]
+        bad = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
+        bad += [k for k in theirs if k not in mine]
+        if bad:
+            raise CheckpointError(
+                f"--init {path}: its {key} does not fit this run's networks (first: {bad[0]}); "
+                f"set --image-size, --z-dim, --w-dim, --mapping-layers, --channel-base, "
+                f"--channel-max and --d-arch to the pickle's")
+    return states
