@@ -387,9 +387,16 @@ def g_step(ctx: StepContext, batch: int) -> dict[str, Tensor]:
 def train_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
     """``n_dis`` D steps then one G step; ``next_real()`` returns this process's next batch.
 
-    StyleGAN2 runs in stylegan2-ada's order instead (:func:`stylegan2_iteration`)."""
-    if _is_stylegan(ctx):
-        return stylegan2_iteration(ctx, next_real)
+    StyleGAN2 runs in stylegan2-ada's order instead (:func:`stylegan2_iteration`). Either way
+    ADA's p is adjusted once the iteration is done."""
+    iterate = stylegan2_iteration if _is_stylegan(ctx) else d_then_g_iteration
+    terms = iterate(ctx, next_real)
+    terms.update(ada_step(ctx))
+    return terms
+
+
+def d_then_g_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
+    """``n_dis`` D steps, then G's main step and its lazy penalty when due."""
     terms: dict[str, Tensor] = {}
     iteration = ctx.d_steps // ctx.cfg.n_dis  # the G step's index (PL schedule)
     for _ in range(ctx.cfg.n_dis):
@@ -397,7 +404,6 @@ def train_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
         terms = d_step(ctx, x_real)
     terms.update(g_step(ctx, x_real.shape[0]))
     terms.update(g_reg_step(ctx, x_real.shape[0], iteration))
-    terms.update(ada_step(ctx))
     return terms
 
 

@@ -36,9 +36,11 @@ def test_ada_sees_reals_fakes_g_fakes_and_r1_reals(tiny_cfg, tmp_path, monkeypat
     cfg = tiny_sg2(tiny_cfg, steps=2, r1_gamma=1.0, r1_every=2, augment="fixed", augment_p=0.5,
                    ckpt_every=0, out=str(tmp_path / "run"))
     train(cfg, show_progress=False)
-    # step 1: D reals, D fakes, lazy R1's reals (due at D step 0), G fakes; step 2: no R1
+    # stylegan2-ada's order. Step 1: G fakes, D reals, D fakes, lazy R1's reals (due at D step
+    # 0); step 2: no R1
     assert len(calls) == 4 + 3
-    assert calls[2][1]  # R1's reals require grad: the penalty differentiates through ADA
+    assert calls[3][1]  # R1's reals require grad: the penalty differentiates through ADA
+    assert calls[0][1] and not calls[1][1] and not calls[2][1]  # G's fakes carry G's gradient
 
 
 @pytest.mark.parametrize("reg", ["none", "adaptivemix", "dat", "asgan", "srmix", "rpgan"])
