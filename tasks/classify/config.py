@@ -17,7 +17,7 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
                                            option)
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
-DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
+DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
 MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
               if regularizer_info(n).acts.get("classify") == "input mixing")
@@ -49,6 +49,7 @@ class ClassifyConfig:
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
     data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, "
+                                       "imagefolder), or a stylegan2-ada dataset .zip (zip, "
                                        "imagefolder)")
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
                                            "(labels are kept, so the head has max+1 outputs)",

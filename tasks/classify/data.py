@@ -54,7 +54,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     kwargs: dict[str, Any] = {}
     if cfg.dataset == "digits":
         kwargs["classes"] = cfg.classes
-    if cfg.dataset in ("imagefolder", "imagelist"):
+    if cfg.dataset in ("imagefolder", "imagelist", "zip"):
         kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
     if cfg.channels is not None and cfg.channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")
@@ -103,7 +103,7 @@ def build_datasets(cfg: ClassifyConfig) -> tuple[Dataset, Dataset, DataInfo]:
     ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%).
     """
     split = "test"
-    if cfg.dataset == "imagefolder":
+    if cfg.dataset in ("imagefolder", "zip"):  # a zip is one split, like a plain folder
         train_root, eval_root = _folder_splits(cfg)
         train_set = _load(cfg, True, train_root)
         if eval_root is not None and cfg.val_fraction == 0:

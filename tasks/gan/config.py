@@ -21,7 +21,7 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
 from robustrep.tasks.common.runtime import AMP_CHOICES
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
-DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "zip")
 ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
@@ -37,7 +37,11 @@ class GanConfig:
     preset: str = _opt(DEFAULT_PRESET, "name of the preset these options started from")
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
-    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder)")
+    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder), or a "
+                                       "stylegan2-ada dataset .zip (zip, imagefolder)")
+    mirror: bool = _opt(False, "x-flips: add the left-right mirror image of every training "
+                               "image, doubling the data (stylegan2-ada --mirror=1; the real "
+                               "statistics of FID include them, as there)")
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
     channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
                                 choices=(1, 3))
@@ -173,6 +177,8 @@ class GanConfig:
                              f"{self.dataset!r} needs arch dcgan or sngan")
         if self.arch != "mlp" and self.dataset in ("ring", "grid"):
             raise ConfigError(f"dataset {self.dataset!r} is 2-D points; use arch mlp")
+        if self.mirror and self.dataset in ("ring", "grid"):
+            raise ConfigError(f"mirror x-flips images; dataset {self.dataset!r} is 2-D points")
         if self.arch != "mlp" and (self.image_size < 16 or self.image_size & (self.image_size - 1)):
             raise ConfigError(f"image_size must be a power of 2 >= 16, got {self.image_size}")
         if self.arch == "sngan" and self.image_size != 32:

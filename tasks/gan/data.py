@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from robustrep.data import create_dataset, mixture
+from robustrep.data.zipdata import XFlip
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.errors import DataError
 from robustrep.tasks.common.workers import resolve_workers
@@ -33,7 +34,10 @@ LAYOUTS = {
                "'python version' archive cifar-10-python.tar.gz)",
     "cifar100": "ROOT/cifar-100-python/{train,test,meta} (the extracted 'python version' archive "
                 "cifar-100-python.tar.gz)",
-    "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...)",
+    "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...), or a "
+                   "stylegan2-ada dataset .zip",
+    "zip": "a stylegan2-ada dataset .zip (images at any path inside, optional dataset.json; "
+           "robustrep data pack writes one)",
 }
 
 
@@ -79,6 +83,10 @@ def _check_root(cfg) -> Path:
                                 f"ROOT with the layout {LAYOUTS[cfg.dataset]}; nothing is "
                                 f"downloaded")
     root = Path(cfg.data_root).expanduser()
+    if cfg.dataset == "zip" or root.suffix.lower() == ".zip":
+        if not root.is_file():
+            raise DataError(f"--data-root {root} does not exist; expected {LAYOUTS['zip']}")
+        return root
     if not root.is_dir():
         raise DataError(f"--data-root {root} does not exist; expected a folder with the "
                                 f"layout {LAYOUTS[cfg.dataset]}")
@@ -86,7 +94,17 @@ def _check_root(cfg) -> Path:
 
 
 def build_data(cfg) -> GanData:
-    """Load the dataset named by ``cfg.dataset`` (errors name the expected path and layout)."""
+    """Load the dataset named by ``cfg.dataset`` (errors name the expected path and layout),
+    doubled by its x-flipped copy when ``cfg.mirror`` (stylegan2-ada's ``--mirror=1``)."""
+    data = _build_data(cfg)
+    if not getattr(cfg, "mirror", False):
+        return data
+    if data.pool is not None:  # image i + N is image i flipped left-right, as XFlip
+        return GanData(None, torch.cat([data.pool, data.pool.flip(-1)]), data.shape)
+    return GanData(XFlip(data.dataset), None, data.shape)
+
+
+def _build_data(cfg) -> GanData:
     if cfg.dataset in ("ring", "grid"):
         spec = mixture(cfg.dataset)
         pool = spec.sample(cfg.mixture_samples, torch.Generator().manual_seed(DATA_SEED))
@@ -95,7 +113,7 @@ def build_data(cfg) -> GanData:
         ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
         return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
     root = _check_root(cfg)
-    extra = {"verify": True} if cfg.dataset == "imagefolder" else {}
+    extra = {"verify": True} if cfg.dataset in ("imagefolder", "zip") else {}
     try:
         ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
                             channels=cfg.channels or 3, **extra)

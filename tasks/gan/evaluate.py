@@ -272,7 +272,8 @@ def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch
     ``max_real=None`` uses every real image (stylegan2-ada's ``_full`` metrics)."""
     n = len(data) if max_real is None else min(len(data), max_real)
     key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
-           "n": n, "extractor": {k: v for k, v in info.items() if k != "cache"}}
+           "n": n, "mirror": bool(getattr(cfg, "mirror", False)),
+           "extractor": {k: v for k, v in info.items() if k != "cache"}}
     return cached_features(f"gan-real-{cfg.dataset}", key, net,
                            lambda: _real_batches(data, max_real), device, keep)
 

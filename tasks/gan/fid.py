@@ -286,7 +286,15 @@ def open_source(spec: str, args) -> Source:
 
 
 def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
-    raise DataError(f"{path}: dataset zips are not read yet")
+    from robustrep.data.zipdata import ZipImageDataset
+
+    try:
+        dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
+        side = dataset[0][0].shape[-1]
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+    return Source(spec, f"dataset zip {path} ({len(dataset)} images at {side}x{side})",
+                  shape=(3, side, side), batches=lambda: _dataset_batches(dataset))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,3 +121,13 @@ def test_fid_names_follow_stylegan2_ada():
     assert fid_name(50_000, 50_000) == "fid50k"
     assert fid_name(10_000, 10_000) == "fid10k"
     assert fid_name(500, None) == "fid500_full"
+
+
+def test_zip_written_by_data_pack_scores_as_its_folder(images, tmp_path):
+    (tmp_path / "src").mkdir()
+    for i, image in enumerate(images[0]):
+        Image.fromarray(image.numpy()).save(tmp_path / "src" / f"{i:03d}.png")
+    assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "d.zip"),
+                 "--resolution", "16"]) == 0
+    record = run_fid(tmp_path / "d.zip", tmp_path / "src")
+    assert abs(record["fid"]) < 1e-4 and "dataset zip" in record["a"] and record["num_a"] == 40
