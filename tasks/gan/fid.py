@@ -301,10 +301,15 @@ def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
 # comparison
 
 
+# a record's fid_features (what a saved statistics file names) -> the --fid-features choice
+RECORDED = {"inception-tf": "inception"}
+
+
 def feature_choice(args, sources: list[Source]) -> str:
     """``--fid-features``, else what a source names (a stats file's or run's network, the
     digits reference's), else ``inception``."""
-    named = [s.fid_features for s in sources if s.fid_features is not None]
+    named = [RECORDED.get(s.fid_features, s.fid_features) for s in sources
+             if s.fid_features is not None]
     choice = args.fid_features or (named[0] if named else "inception")
     return fid_features_choice(SimpleNamespace(fid_features=choice, dataset=None))
 
@@ -326,9 +331,16 @@ def mean_cov(source: Source, feats: dict | None) -> tuple[Any, Any]:
 
 
 def check_dims(sources: list[Source], dim: int, network: str) -> None:
-    """A statistics file must have the feature network's dimension (else the two sides come
-    from different networks)."""
+    """A statistics file must have the feature network's dimension and, when it names its
+    network (files ``--save-stats`` wrote), be that network (else the sides are not
+    comparable)."""
     for source in sources:
+        named = source.fid_features
+        if source.stats is not None and named is not None and named != network:
+            raise DataError(f"{source.spec} holds statistics of the feature network {named}, "
+                            f"but the other side is computed with {network}: FIDs compare only "
+                            f"within one network and convention (choose it with "
+                            f"--fid-features)")
         if source.stats is not None and source.stats[0].shape[0] != dim:
             raise DataError(f"{source.spec} holds {source.stats[0].shape[0]}-d statistics but "
                             f"the feature network {network} gives {dim}-d features: they come "
@@ -378,6 +390,10 @@ def compare(args) -> dict[str, Any]:
                             f"{args.b} {sources[1].stats[0].shape[0]}-d: they come from "
                             "different feature networks")
         named = {s.fid_features for s in sources} - {None}
+        if len(named) > 1:
+            raise DataError(f"{args.a} and {args.b} hold statistics of different feature "
+                            f"networks ({', '.join(sorted(named))}); FIDs compare only within "
+                            f"one network and convention")
         record["fid_features"] = ", ".join(sorted(named)) or "as the statistics files"
     if len(sources) > 1:
         record.update(_scores(sources, feats))

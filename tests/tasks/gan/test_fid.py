@@ -114,6 +114,10 @@ def test_statistics_of_different_dimensions_are_refused(tmp_path, capsys):
     np.savez(tmp_path / "b.npz", mu=np.zeros(4), sigma=np.eye(4))
     assert main(["gan", "fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 2
     assert "different feature networks" in capsys.readouterr().err
+    np.savez(tmp_path / "c.npz", mu=np.zeros(3), sigma=np.eye(3), fid_features="digits")
+    np.savez(tmp_path / "d.npz", mu=np.zeros(3), sigma=np.eye(3), fid_features="inception-tf")
+    assert main(["gan", "fid", str(tmp_path / "c.npz"), str(tmp_path / "d.npz")]) == 2
+    assert "different feature networks (digits, inception-tf)" in capsys.readouterr().err
 
 
 def test_fid_names_follow_stylegan2_ada():
