@@ -117,8 +117,10 @@ def _add_fid(sub) -> None:
                    help="side images of a folder or zip are resized and centre-cropped to "
                         "(default: the first image's shorter side)")
     p.add_argument("--range", default=None, choices=("0,1", "-1,1", "0,255"),
-                   help="value range of float samples in a .pt/.npy/.npz file (default: read "
-                        "from the file, see docs/metrics.md)")
+                   metavar="0,1|-1,1|0,255",
+                   help="value range of float samples in a .pt/.npy/.npz file; write "
+                        "--range=-1,1 with '=' (default: read from the file, see "
+                        "docs/metrics.md)")
     p.add_argument("--save-stats", default=None, metavar="FILE.npz",
                    help="write A's statistics (mu, sigma), readable by pytorch-fid")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -347,9 +347,7 @@ def check_dims(sources: list[Source], dim: int, network: str) -> None:
                             f"from different networks (choose one with --fid-features)")
 
 
-def compare(args) -> dict[str, Any]:
-    """Open A (and B), compute features on one network, return the metrics record."""
-    device = args.torch_device
+def _check_save_stats(args) -> None:
     if args.save_stats is not None:
         out = Path(args.save_stats).expanduser()
         if out.suffix != ".npz":
@@ -359,42 +357,59 @@ def compare(args) -> dict[str, Any]:
         check_output_file(out, "--save-stats")
     if args.b is None and args.save_stats is None:
         raise UserError("give two sets to compare (A B), or one with --save-stats FILE.npz")
+
+
+def _statistics_only(args, sources: list[Source]) -> str:
+    """The network two statistics files share (refused when they differ)."""
+    dims = [s.stats[0].shape[0] for s in sources]
+    if dims[0] != dims[1]:
+        raise DataError(f"{args.a} holds {dims[0]}-d statistics and {args.b} {dims[1]}-d: they "
+                        "come from different feature networks")
+    named = {s.fid_features for s in sources} - {None}
+    if len(named) > 1:
+        raise DataError(f"{args.a} and {args.b} hold statistics of different feature networks "
+                        f"({', '.join(sorted(named))}); FIDs compare only within one network "
+                        "and convention")
+    return ", ".join(sorted(named)) or "as the statistics files"
+
+
+def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[Any, dict]:
+    """The feature network for images of ``shape`` (every image side is adapted to it), checked
+    against the statistics files before any feature is computed."""
+    choice = feature_choice(args, sources)
+    cfg = SimpleNamespace(fid_features=choice, dataset=None,
+                          inception_weights=args.inception_weights)
+    try:
+        net, info = build_extractor(cfg, SimpleNamespace(shape=shape), device)
+    except FileNotFoundError as err:
+        raise UserError(str(err)) from None
+    net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
+    with torch.no_grad():
+        dim = net(torch.zeros(2, *shape, device=device)).shape[1]
+    check_dims(sources, dim, info["fid_features"])
+    return net, info
+
+
+def compare(args) -> dict[str, Any]:
+    """Open A (and B), compute features on one network, return the metrics record."""
+    _check_save_stats(args)
     sources = [open_source(args.a, args)] + ([] if args.b is None else [open_source(args.b, args)])
     if args.save_stats is not None and sources[0].stats is not None:
         raise UserError(f"--save-stats writes A's statistics, and {args.a} already is a "
                         "statistics file")
-    images = [s for s in sources if s.stats is None]
     record: dict[str, Any] = {"a": sources[0].what}
     if len(sources) > 1:
         record["b"] = sources[1].what
     feats: list[dict | None] = [None] * len(sources)
     info: dict[str, Any] = {}
+    images = [s for s in sources if s.stats is None]
     if images:
-        choice = feature_choice(args, sources)
         shape = images[0].shape
-        cfg = SimpleNamespace(fid_features=choice, dataset=None,
-                              inception_weights=args.inception_weights)
-        try:
-            net, info = build_extractor(cfg, SimpleNamespace(shape=shape), device)
-        except FileNotFoundError as err:
-            raise UserError(str(err)) from None
-        # every side's images go to the network in the first image side's shape
-        net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
-        feats = [side_features(s, net, info, shape, device) for s in sources]
-        dim = next(f["stats"].dim for f in feats if f is not None)
-        check_dims(sources, dim, info["fid_features"])
+        net, info = _network(args, sources, shape, args.torch_device)
+        feats = [side_features(s, net, info, shape, args.torch_device) for s in sources]
         record.update(fid_features=info["fid_features"], fid_convention=info["fid_convention"])
     else:
-        if sources[0].stats[0].shape != sources[1].stats[0].shape:
-            raise DataError(f"{args.a} holds {sources[0].stats[0].shape[0]}-d statistics and "
-                            f"{args.b} {sources[1].stats[0].shape[0]}-d: they come from "
-                            "different feature networks")
-        named = {s.fid_features for s in sources} - {None}
-        if len(named) > 1:
-            raise DataError(f"{args.a} and {args.b} hold statistics of different feature "
-                            f"networks ({', '.join(sorted(named))}); FIDs compare only within "
-                            f"one network and convention")
-        record["fid_features"] = ", ".join(sorted(named)) or "as the statistics files"
+        record["fid_features"] = _statistics_only(args, sources)
     if len(sources) > 1:
         record.update(_scores(sources, feats))
     for i, f in enumerate(feats):

@@ -86,6 +86,9 @@ def test_file_layouts_and_ranges_give_the_same_images(images, tmp_path):
     for name in ("g.pt", "unit.npz"):
         assert abs(run_fid(tmp_path / "nhwc.npy", tmp_path / name)["fid"]) < 1e-4
     assert torch.allclose(samples_to_unit(unit * 2 - 1, "x"), unit, atol=1e-6)  # negatives
+    np.save(tmp_path / "bytes.npy", a.float().numpy())  # floats 0..255: declared
+    assert abs(run_fid(tmp_path / "nhwc.npy", tmp_path / "bytes.npy", "--range", "0,255")["fid"]
+               ) < 1e-4
     rgb = torch.stack([a, a // 2, 255 - a], -1)  # [N, H, W, 3], three different channels
     np.save(tmp_path / "rgb-nhwc.npy", rgb.numpy())
     torch.save(rgb.permute(0, 3, 1, 2).float() / 255, tmp_path / "rgb-nchw.pt")
