@@ -40,8 +40,8 @@ class GanConfig:
     data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder), or a "
                                        "stylegan2-ada dataset .zip (zip, imagefolder)")
     mirror: bool = _opt(False, "x-flips: add the left-right mirror image of every training "
-                               "image, doubling the data (stylegan2-ada --mirror=1; the real "
-                               "statistics of FID include them, as there)")
+                               "image, doubling the data (stylegan2-ada --mirror=1; FID's reals "
+                               "stay the stored images, as its fid50k_full)")
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
     channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
                                 choices=(1, 3))

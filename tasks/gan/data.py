@@ -58,6 +58,7 @@ class GanData:
     shape: tuple[int, ...]
     centers: Tensor | None = None
     std: float = 0.0
+    mirrored: bool = False  # the second half is the x-flipped copy of the first (--mirror)
 
     @property
     def is_points(self) -> bool:
@@ -65,6 +66,15 @@ class GanData:
 
     def __len__(self) -> int:
         return len(self.pool) if self.pool is not None else len(self.dataset)
+
+    def unmirrored(self) -> "GanData":
+        """The data as stored, without the x-flipped copies: the reals of FID, as
+        stylegan2-ada's ``fid50k_full`` reads the dataset with ``xflip=False``."""
+        if not self.mirrored:
+            return self
+        pool = None if self.pool is None else self.pool[:len(self.pool) // 2]
+        dataset = None if self.dataset is None else self.dataset.dataset
+        return GanData(dataset, pool, self.shape, self.centers, self.std)
 
 
 def to_model_range(images: Tensor) -> Tensor:
@@ -100,8 +110,9 @@ def build_data(cfg) -> GanData:
     if not getattr(cfg, "mirror", False):
         return data
     if data.pool is not None:  # image i + N is image i flipped left-right, as XFlip
-        return GanData(None, torch.cat([data.pool, data.pool.flip(-1)]), data.shape)
-    return GanData(XFlip(data.dataset), None, data.shape)
+        return GanData(None, torch.cat([data.pool, data.pool.flip(-1)]), data.shape,
+                       mirrored=True)
+    return GanData(XFlip(data.dataset), None, data.shape, mirrored=True)
 
 
 def _build_data(cfg) -> GanData:

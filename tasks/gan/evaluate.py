@@ -269,11 +269,12 @@ def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch
                    max_real: int | None = 50_000, keep: int = 10_000) -> dict[str, Any]:
     """Real statistics and a feature subset, cached by dataset, root, shape and extractor.
 
-    ``max_real=None`` uses every real image (stylegan2-ada's ``_full`` metrics)."""
+    ``max_real=None`` uses every real image (stylegan2-ada's ``_full`` metrics). The x-flipped
+    copies of ``--mirror`` are not reals here, as in stylegan2-ada's ``fid50k_full``."""
+    data = data.unmirrored()
     n = len(data) if max_real is None else min(len(data), max_real)
     key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
-           "n": n, "mirror": bool(getattr(cfg, "mirror", False)),
-           "extractor": {k: v for k, v in info.items() if k != "cache"}}
+           "n": n, "extractor": {k: v for k, v in info.items() if k != "cache"}}
     return cached_features(f"gan-real-{cfg.dataset}", key, net,
                            lambda: _real_batches(data, max_real), device, keep)
 
@@ -401,7 +402,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if use_ema else "G", **evaluator.info}
     if "fid" in metrics:
-        real = None if max_real is None or max_real >= len(data) else max_real
+        real = None if max_real is None or max_real >= len(data.unmirrored()) else max_real
         name = fid_name(metrics["num_samples"], real)
         metrics.update({"fid_name": name, name: metrics["fid"]})
     path.parent.mkdir(parents=True, exist_ok=True)

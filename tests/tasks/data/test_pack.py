@@ -78,6 +78,7 @@ def test_classify_and_gan_read_a_zip(folder, tmp_path):
     data = build_data(cfg)
     assert len(data) == 14 and data.shape == (3, 16, 16)
     assert torch.equal(data.dataset[7 + 2][0], data.dataset[2][0].flip(-1))
+    assert len(data.unmirrored()) == 7
 
 
 def test_gan_mirror_doubles_a_pool_with_flipped_copies():
@@ -89,3 +90,4 @@ def test_gan_mirror_doubles_a_pool_with_flipped_copies():
     assert len(mirrored) == 2 * n
     assert torch.equal(mirrored.pool[:n], plain.pool)
     assert torch.equal(mirrored.pool[n:], plain.pool.flip(-1))
+    assert torch.equal(mirrored.unmirrored().pool, plain.pool)  # FID's reals: no flips

@@ -138,3 +138,16 @@ def test_zip_written_by_data_pack_scores_as_its_folder(images, tmp_path):
                  "--resolution", "16"]) == 0
     record = run_fid(tmp_path / "d.zip", tmp_path / "src")
     assert abs(record["fid"]) < 1e-4 and "dataset zip" in record["a"] and record["num_a"] == 40
+
+
+def test_real_statistics_leave_out_the_mirror_copies():
+    """--mirror doubles the training data; FID's reals stay the 1,797 stored digits, as
+    stylegan2-ada's fid50k_full reads the dataset with xflip=False."""
+    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.data import build_data
+    from robustrep.tasks.gan.evaluate import build_extractor, real_reference
+    cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "mirror": True})
+    data, cpu = build_data(cfg), torch.device("cpu")
+    net, info = build_extractor(cfg, data, cpu)
+    assert len(data) == 2 * 1797
+    assert real_reference(cfg, data, net, info, cpu, max_real=None)["stats"].num == 1797
