@@ -3,6 +3,8 @@
     robustrep gan train|eval|sample ...
     robustrep classify train|eval ...
     robustrep ood score|bench ...
+    robustrep report ...
+    robustrep data pack ...
 
 Each program lives in ``robustrep.tasks.<name>.cli`` and exposes ``add_parser(subparsers, name,
 summary)``; the parser it adds sets ``func`` to the callable that runs the command. Only the
@@ -29,6 +31,7 @@ PROGRAMS = {
                 "accuracy",
     "ood": "score OOD detection with pytorch-ood detectors on trained classifiers",
     "report": "every chosen regularizer on the three tasks over seeds, on one page",
+    "data": "write dataset files other projects read (a stylegan2-ada dataset zip)",
 }
 
 

@@ -626,8 +626,16 @@ def _require_size(name: str, size: int | None) -> int:
 
 @register_dataset("imagefolder")
 def _imagefolder(root, train, size, channels, **kwargs):
+    if str(root).lower().endswith(".zip"):  # a stylegan2-ada dataset zip, read as a folder
+        return _zip(root, train, size, channels, verify=kwargs.get("verify", False))
     return image_folder(folder_split(root, train), _require_size("imagefolder", size),
                         3 if channels is None else channels, **kwargs)
+
+
+@register_dataset("zip")
+def _zip(root, train, size, channels, **kwargs):
+    from robustrep.data.zipdata import ZipImageDataset  # zipdata imports this module
+    return ZipImageDataset(root, size, channels, verify=kwargs.get("verify", False))
 
 
 @register_dataset("imagelist")
@@ -644,8 +652,10 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, train: bool
     """Build the dataset ``name`` (one of :func:`list_datasets`).
 
     Args:
-        name: ``digits`` (built in), ``cifar10``, ``cifar100``, ``svhn``, ``imagefolder`` or
-            ``imagelist`` (local files under ``root``).
+        name: ``digits`` (built in), ``cifar10``, ``cifar100``, ``svhn``, ``imagefolder``,
+            ``zip`` (a stylegan2-ada dataset zip, :mod:`robustrep.data.zipdata`; an
+            ``imagefolder`` root ending in ``.zip`` is read as one) or ``imagelist`` (local
+            files under ``root``).
         root: the data folder; required for every name but ``digits``.
         train: train or test split (``digits`` also takes None for all; folders and lists are
             one split each and ignore it).

@@ -17,7 +17,7 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
                                            option)
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
-DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun")
+DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
 MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
               if regularizer_info(n).acts.get("classify") == "input mixing")
@@ -57,7 +57,8 @@ class ClassifyConfig:
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
     data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, "
-                                       "imagefolder, lsun)")
+                                       "imagefolder, lsun), or a stylegan2-ada dataset .zip (zip, "
+                                       "imagefolder)")
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun; label = "
                                           "position), e.g. church_outdoor_train,bedroom_train; "
                                           "the test set reads their _val twins")

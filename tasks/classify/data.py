@@ -56,7 +56,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         kwargs["classes"] = cfg.classes
     if cfg.dataset == "lsun":
         kwargs["classes"] = cfg.lsun_classes
-    if cfg.dataset in ("imagefolder", "imagelist"):
+    if cfg.dataset in ("imagefolder", "imagelist", "zip"):
         kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
         kwargs["skip_bad"] = cfg.skip_bad_images
     if cfg.channels is not None and cfg.channels not in (1, 3):
@@ -107,7 +107,7 @@ def build_datasets(cfg: ClassifyConfig) -> tuple[Dataset, Dataset, DataInfo]:
     ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%).
     """
     split = "test"
-    if cfg.dataset == "imagefolder":
+    if cfg.dataset in ("imagefolder", "zip"):  # a zip is one split, like a plain folder
         train_root, eval_root = _folder_splits(cfg)
         train_set = _load(cfg, True, train_root)
         if eval_root is not None and cfg.val_fraction == 0:

@@ -24,8 +24,9 @@ import random
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -38,6 +39,13 @@ TMP_SUFFIX = ".tmp"
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda handle: torch.save(obj, handle))
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
+    rename it into place: a crash or a full disk never leaves a truncated file at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -47,7 +55,7 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
                              f"writable or choose another output folder") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -4,6 +4,7 @@
     robustrep gan train --resume RUN [--steps N]
     robustrep gan eval RUN [--num-samples N] [--inception-weights FILE]
     robustrep gan sample RUN [--num N] [--grid PNG] [--pt FILE]
+    robustrep gan fid A [B] [--num N] [--fid-features NET] [--save-stats FILE.npz]
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ def _add_eval(sub) -> None:
                        formatter_class=HelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
-    p.add_argument("--num-samples", type=option_type(int, min=1), default=None,
-                   help="generated samples (default: 2500 for 2-D data, else up to 10000)")
+    p.add_argument("--num-samples", "--num", type=option_type(int, min=1), default=None,
+                   help="generated samples (default: 2500 for 2-D data, else up to 10000; "
+                        "50000 with --real all is stylegan2-ada's fid50k_full)")
+    p.add_argument("--real", type=real_count, default=50_000, metavar="N|all",
+                   help="real images the generated ones are compared with: at most N, or all "
+                        "(default: 50000)")
     p.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
                         "else $ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
@@ -90,8 +95,60 @@ def _add_sample(sub) -> None:
     p.set_defaults(func=cmd_sample)
 
 
+def _add_fid(sub) -> None:
+    p = sub.add_parser(
+        "fid", help="FID/KID/precision-recall between any two image sets or statistics files",
+        description="FID, KID and precision/recall of A against the reference B. A and B are "
+                    "each an image folder, a dataset .zip, a GAN run folder, a statistics .npz "
+                    "(mu, sigma), a samples file (.pt, .npy, .npz) or a named reference "
+                    "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
+                    "svhn-train, svhn-test). Prints the metrics and their convention.",
+        formatter_class=HelpFormatter)
+    p.add_argument("a", metavar="A", help="the set judged")
+    p.add_argument("b", metavar="B", nargs="?", default=None,
+                   help="the reference (may be left out with --save-stats)")
+    p.add_argument("--num", type=option_type(int, min=2), default=10_000,
+                   help="samples drawn from a GAN run")
+    p.add_argument("--fid-features", default=None, metavar="NET",
+                   help="inception, inception-pytorch-fid, digits or run:CLASSIFY_RUN (default: "
+                        "what a statistics file or run names, digits for the digits reference, "
+                        "else inception)")
+    p.add_argument("--inception-weights", default=None, metavar="FILE",
+                   help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); else "
+                        "$ROBUSTREP_INCEPTION")
+    p.add_argument("--data-root", default=None, metavar="ROOT",
+                   help="folder of the local data of a named reference (cifar10-train, ...)")
+    p.add_argument("--resolution", type=option_type(int, min=1), default=None,
+                   help="side images of a folder or zip are resized and centre-cropped to "
+                        "(default: the first image's shorter side)")
+    p.add_argument("--range", default=None, choices=("0,1", "-1,1", "0,255"),
+                   metavar="0,1|-1,1|0,255",
+                   help="value range of float samples in a .pt/.npy/.npz file; write "
+                        "--range=-1,1 with '=' (default: read from the file, see "
+                        "docs/metrics.md)")
+    p.add_argument("--save-stats", default=None, metavar="FILE.npz",
+                   help="write A's statistics (mu, sigma), readable by pytorch-fid")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=cmd_fid)
+
+
+def real_count(text: str) -> int | None:
+    """``--real``: a positive count, or ``all`` (None: every real image)."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of images or 'all', "
+                                         f"got {text!r}")
+    return value
+
+
 def add_parser(subparsers, name: str = "gan", summary: str = "") -> argparse.ArgumentParser:
-    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample)
+    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample,
+                       _add_fid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,10 +198,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
                                args.inception_weights, args.device, args.out,
-                               use_ema=not args.no_ema, fid_features=args.fid_features)
+                               use_ema=not args.no_ema, fid_features=args.fid_features,
+                               max_real=args.real)
     except ValueError as err:  # a weight file that does not fit
         raise UserError(str(err)) from err
     print(format_table(metrics))
+    return 0
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+    from robustrep.tasks.gan.evaluate import format_table
+    from robustrep.tasks.gan.fid import compare
+    args.torch_device = resolve_device(args.device)
+    try:
+        record = compare(args)
+    except ValueError as err:  # a weights file or data that does not fit
+        raise UserError(str(err)) from err
+    print(format_table(record))
     return 0
 
 

@@ -21,7 +21,8 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
 from robustrep.tasks.common.runtime import AMP_CHOICES
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
-DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba")
+DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba",
+            "zip")
 ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
@@ -38,11 +39,15 @@ class GanConfig:
     preset: str = _opt(DEFAULT_PRESET, "name of the preset these options started from")
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
-    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder/lsun/celeba)")
+    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder/lsun/celeba), "
+                                       "or a stylegan2-ada dataset .zip (zip, imagefolder)")
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun), e.g. "
                                           "church_outdoor_train; comma-separated for several")
     skip_bad_images: bool = _opt(False, "imagefolder: leave out unreadable image files (listed "
                                         "on stderr) instead of stopping at the first")
+    mirror: bool = _opt(False, "x-flips: add the left-right mirror image of every training "
+                               "image, doubling the data (stylegan2-ada --mirror=1; FID's reals "
+                               "stay the stored images, as its fid50k_full)")
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
     channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
                                 choices=(1, 3))
@@ -197,6 +202,8 @@ class GanConfig:
                              f"{self.dataset!r} needs arch dcgan or sngan")
         if self.arch != "mlp" and self.dataset in ("ring", "grid"):
             raise ConfigError(f"dataset {self.dataset!r} is 2-D points; use arch mlp")
+        if self.mirror and self.dataset in ("ring", "grid"):
+            raise ConfigError(f"mirror x-flips images; dataset {self.dataset!r} is 2-D points")
         if self.arch != "mlp" and (self.image_size < 16 or self.image_size & (self.image_size - 1)):
             raise ConfigError(f"image_size must be a power of 2 >= 16, got {self.image_size}")
         if self.arch == "sngan" and self.image_size != 32:

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from robustrep.data import create_dataset, mixture
+from robustrep.data.zipdata import XFlip
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.workers import resolve_workers
@@ -33,7 +34,10 @@ LAYOUTS = {
                "'python version' archive cifar-10-python.tar.gz)",
     "cifar100": "ROOT/cifar-100-python/{train,test,meta} (the extracted 'python version' archive "
                 "cifar-100-python.tar.gz)",
-    "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...)",
+    "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...), or a "
+                   "stylegan2-ada dataset .zip",
+    "zip": "a stylegan2-ada dataset .zip (images at any path inside, optional dataset.json; "
+           "robustrep data pack writes one)",
     "lsun": "ROOT/<category>_<split>_lmdb/data.mdb (as github.com/fyu/lsun ships them)",
     "celeba": "ROOT/img_align_celeba/*.jpg and ROOT/list_eval_partition.txt (as distributed)",
 }
@@ -56,6 +60,7 @@ class GanData:
     shape: tuple[int, ...]
     centers: Tensor | None = None
     std: float = 0.0
+    mirrored: bool = False  # the second half is the x-flipped copy of the first (--mirror)
 
     @property
     def is_points(self) -> bool:
@@ -63,6 +68,15 @@ class GanData:
 
     def __len__(self) -> int:
         return len(self.pool) if self.pool is not None else len(self.dataset)
+
+    def unmirrored(self) -> "GanData":
+        """The data as stored, without the x-flipped copies: the reals of FID, as
+        stylegan2-ada's ``fid50k_full`` reads the dataset with ``xflip=False``."""
+        if not self.mirrored:
+            return self
+        pool = None if self.pool is None else self.pool[:len(self.pool) // 2]
+        dataset = None if self.dataset is None else self.dataset.dataset
+        return GanData(dataset, pool, self.shape, self.centers, self.std)
 
 
 def to_model_range(images: Tensor) -> Tensor:
@@ -81,6 +95,10 @@ def _check_root(cfg) -> Path:
                                 f"ROOT with the layout {LAYOUTS[cfg.dataset]}; nothing is "
                                 f"downloaded")
     root = Path(cfg.data_root).expanduser()
+    if cfg.dataset == "zip" or root.suffix.lower() == ".zip":
+        if not root.is_file():
+            raise DataError(f"--data-root {root} does not exist; expected {LAYOUTS['zip']}")
+        return root
     if not root.is_dir():
         raise DataError(f"--data-root {root} does not exist; expected a folder with the "
                                 f"layout {LAYOUTS[cfg.dataset]}")
@@ -88,7 +106,18 @@ def _check_root(cfg) -> Path:
 
 
 def build_data(cfg) -> GanData:
-    """Load the dataset named by ``cfg.dataset`` (errors name the expected path and layout)."""
+    """Load the dataset named by ``cfg.dataset`` (errors name the expected path and layout),
+    doubled by its x-flipped copy when ``cfg.mirror`` (stylegan2-ada's ``--mirror=1``)."""
+    data = _build_data(cfg)
+    if not getattr(cfg, "mirror", False):
+        return data
+    if data.pool is not None:  # image i + N is image i flipped left-right, as XFlip
+        return GanData(None, torch.cat([data.pool, data.pool.flip(-1)]), data.shape,
+                       mirrored=True)
+    return GanData(XFlip(data.dataset), None, data.shape, mirrored=True)
+
+
+def _build_data(cfg) -> GanData:
     if cfg.dataset in ("ring", "grid"):
         spec = mixture(cfg.dataset)
         pool = spec.sample(cfg.mixture_samples, torch.Generator().manual_seed(DATA_SEED))
@@ -97,8 +126,9 @@ def build_data(cfg) -> GanData:
         ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
         return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
     root = _check_root(cfg)
-    extra = ({"verify": True, "skip_bad": cfg.skip_bad_images} if cfg.dataset == "imagefolder"
-             else {})
+    extra = {"verify": True} if cfg.dataset in ("imagefolder", "zip") else {}
+    if cfg.dataset == "imagefolder":
+        extra["skip_bad"] = cfg.skip_bad_images
     if cfg.dataset == "lsun":
         extra = {"classes": cfg.lsun_classes}
     try:

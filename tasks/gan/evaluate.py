@@ -58,11 +58,11 @@ from robustrep.metrics.extractors import FID_RESIZES
 from robustrep.tasks.common.checkpoint import safe_load, save_atomic
 from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.errors import CheckpointError, UserError
+from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.data import GanData, to_unit_range
-from robustrep.tasks.gan.models import generate
+from robustrep.tasks.gan.models import generate, generate_batches
 
 EVAL_SEED = 2024
 DIGITS_NET_RECIPE = {"net": "DigitsFeatureNet", "epochs": 5, "batch_size": 128, "lr": 1e-3,
@@ -226,40 +226,89 @@ def _extract(net: nn.Module, images: Tensor, batch: int = 250) -> Tensor:
     return torch.cat([net(images[i:i + batch]).float() for i in range(0, len(images), batch)])
 
 
-def _real_batches(data: GanData, max_real: int, batch: int = 250):
-    """Real images in [0, 1] (CPU), at most ``max_real``."""
+def _real_batches(data: GanData, max_real: int | None, batch: int = 250):
+    """Real images in [0, 1] (CPU), at most ``max_real`` (None: all)."""
     if data.pool is not None:
         images = to_unit_range(data.pool[:max_real])
         yield from images.split(batch)
         return
-    n = min(len(data.dataset), max_real)
+    n = len(data.dataset) if max_real is None else min(len(data.dataset), max_real)
     subset = torch.utils.data.Subset(data.dataset, range(n))
     for images, _ in DataLoader(subset, batch_size=batch, num_workers=0):
         yield images
 
 
-def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch.device,
-                   max_real: int = 50_000, keep: int = 10_000) -> dict[str, Any]:
-    """Real statistics and a feature subset, cached by dataset, root, shape and extractor."""
-    key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
-           "n": min(len(data), max_real), "keep": keep,
-           "extractor": {k: v for k, v in info.items() if k != "cache"}}
-    path = cache_dir() / f"gan-real-{cfg.dataset}-{_hash(key)}.pt"
-    saved = _read_cache(path)
-    if saved is not None and "stats" in saved and "feats" in saved:
-        return {"stats": FeatureStats().load_state_dict(saved["stats"]),
-                "feats": saved["feats"].to(device)}
-    stats, kept = FeatureStats(), []
-    seen = 0
-    for images in _real_batches(data, max_real):
+def stream_features(net: nn.Module, batches, device: torch.device,
+                    keep: int = 10_000) -> dict[str, Any]:
+    """Streamed statistics of ``net``'s features of every image in ``batches`` (each in [0, 1])
+    and the first ``keep`` feature vectors (for KID and precision/recall)."""
+    stats, kept, seen = FeatureStats(), [], 0
+    for images in batches:
         feats = _extract(net, images.to(device))
         stats.update(feats)
         if seen < keep:
             kept.append(feats[:keep - seen])
         seen += len(feats)
-    feats = torch.cat(kept)
-    save_atomic({"stats": stats.state_dict(), "feats": feats.cpu(), "key": key}, path)
-    return {"stats": stats, "feats": feats}
+    if seen == 0:
+        raise DataError("no images to compute features of")
+    return {"stats": stats, "feats": torch.cat(kept)}
+
+
+def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch.device,
+                    keep: int = 10_000) -> dict[str, Any]:
+    """:func:`stream_features`, cached in :func:`cache_dir` under ``name`` and a hash of ``key``
+    (which must name the data and the extractor); ``batches`` is called only on a miss."""
+    path = cache_dir() / f"{name}-{_hash({**key, 'keep': keep})}.pt"
+    saved = _read_cache(path)
+    if saved is not None and "stats" in saved and "feats" in saved:
+        return {"stats": FeatureStats().load_state_dict(saved["stats"]),
+                "feats": saved["feats"].to(device)}
+    out = stream_features(net, batches(), device, keep)
+    save_atomic({"stats": out["stats"].state_dict(), "feats": out["feats"].cpu(), "key": key},
+                path)
+    return out
+
+
+def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch.device,
+                   max_real: int | None = 50_000, keep: int = 10_000) -> dict[str, Any]:
+    """Real statistics and a feature subset, cached by dataset, root, shape and extractor.
+
+    ``max_real=None`` uses every real image (stylegan2-ada's ``_full`` metrics). The x-flipped
+    copies of ``--mirror`` are not reals here, as in stylegan2-ada's ``fid50k_full``."""
+    data = data.unmirrored()
+    n = len(data) if max_real is None else min(len(data), max_real)
+    key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
+           "n": n, "extractor": {k: v for k, v in info.items() if k != "cache"}}
+    return cached_features(f"gan-real-{cfg.dataset}", key, net,
+                           lambda: _real_batches(data, max_real), device, keep)
+
+
+def score_features(real: dict[str, Any], fake: dict[str, Any], kid_subsets: int = 100,
+                   pr_samples: int = 5000) -> dict[str, Any]:
+    """FID from the two sides' statistics; KID and precision/recall from their kept features
+    (``fake`` is the set judged: precision is the share of it inside the real manifold)."""
+    mu_r, sigma_r = real["stats"].mean_cov()
+    mu_f, sigma_f = fake["stats"].mean_cov()
+    fake_feats = fake["feats"]
+    real_feats = real["feats"].to(fake_feats.device)
+    # KID refuses subsets larger than a set; small sets say which size they used.
+    subset = min(KID_SUBSET_SIZE, len(real_feats), len(fake_feats))
+    kid_mean, kid_std = kid(real_feats, fake_feats, num_subsets=kid_subsets, subset_size=subset,
+                            generator=torch.Generator(fake_feats.device).manual_seed(0))
+    n = min(pr_samples, len(real_feats), len(fake_feats))
+    pr = precision_recall(real_feats[:n], fake_feats[:n], k=3)
+    return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,
+            "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"],
+            "kid_subset_size": subset, "kid_subsets": kid_subsets, "pr_samples": n, "pr_k": 3}
+
+
+def fid_name(num_generated: int, num_real: int | None) -> str:
+    """stylegan2-ada's metric name: ``fid50k_full`` is 50,000 generated against every real
+    image, ``fid10k`` 10,000 against at most 10,000 reals; other counts are written out."""
+    gen = f"{num_generated // 1000}k" if num_generated % 1000 == 0 else str(num_generated)
+    if num_real is None:
+        return f"fid{gen}_full"
+    return f"fid{gen}" if num_real == num_generated else f"fid{gen}_real{num_real}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +332,8 @@ class Evaluator:
 
     def __init__(self, cfg, data: GanData, device: torch.device, num_samples: int,
                  inception_weights: str | None = None, pr_samples: int = 5000,
-                 kid_subsets: int = 100, fid_features: str | None = None):
+                 kid_subsets: int = 100, fid_features: str | None = None,
+                 max_real: int | None = 50_000):
         self.cfg, self.data, self.device = cfg, data, device
         self.num_samples, self.pr_samples, self.kid_subsets = num_samples, pr_samples, kid_subsets
         self.info: dict[str, Any] = {}
@@ -291,13 +341,14 @@ class Evaluator:
             self.info = {"extractor": "none (2-D mode statistics)"}
             return
         self.net, self.info = build_extractor(cfg, data, device, inception_weights, fid_features)
-        self.real = real_reference(cfg, data, self.net, self.info, device)
+        self.real = real_reference(cfg, data, self.net, self.info, device, max_real=max_real)
+        self.num_real = self.real["stats"].num
 
     def __call__(self, G: nn.Module) -> dict[str, Any]:
-        samples = generate(G, self.num_samples, self.device, EVAL_SEED)
         if self.data.is_points:
-            return self.score_points(samples)
-        return self.score_images(samples)
+            return self.score_points(generate(G, self.num_samples, self.device, EVAL_SEED))
+        batches = generate_batches(G, self.num_samples, self.device, EVAL_SEED)
+        return self.score_images(to_unit_range(b) for b in batches)
 
     def score_points(self, samples: Tensor) -> dict[str, Any]:
         stats = mode_stats(samples.cpu(), self.data.centers, self.data.std)
@@ -305,22 +356,15 @@ class Evaluator:
                 "high_quality": stats["high_quality"], "kl_uniform": stats["kl_uniform"],
                 "num_samples": len(samples)}
 
-    def score_images(self, samples: Tensor) -> dict[str, Any]:
-        fake = _extract(self.net, to_unit_range(samples))
-        mu_f, sigma_f = FeatureStats().update(fake).mean_cov()
-        mu_r, sigma_r = self.real["stats"].mean_cov()
-        real = self.real["feats"].to(fake.device)
-        # KID refuses subsets larger than a set; small runs say which size they used.
-        subset = min(KID_SUBSET_SIZE, len(real), len(fake))
-        kid_mean, kid_std = kid(real, fake, num_subsets=self.kid_subsets, subset_size=subset,
-                                generator=torch.Generator(fake.device).manual_seed(0))
-        n = min(self.pr_samples, len(real), len(fake))
-        pr = precision_recall(real[:n], fake[:n], k=3)
-        return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,
-                "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"],
-                "num_samples": len(samples), "fid_features": self.info["fid_features"],
-                "fid_convention": self.info["fid_convention"], "kid_subset_size": subset,
-                "kid_subsets": self.kid_subsets, "pr_samples": n, "pr_k": 3}
+    def score_images(self, batches) -> dict[str, Any]:
+        """Scores of generated images in [0, 1] (a tensor or an iterable of batches)."""
+        if isinstance(batches, Tensor):
+            batches = batches.split(250)
+        fake = stream_features(self.net, batches, self.device)
+        scores = score_features(self.real, fake, self.kid_subsets, self.pr_samples)
+        return {"fid": scores.pop("fid"), **scores, "num_samples": fake["stats"].num,
+                "num_real": self.num_real, "fid_features": self.info["fid_features"],
+                "fid_convention": self.info["fid_convention"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,10 +381,14 @@ def format_table(metrics: dict[str, Any]) -> str:
 def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                  num_samples: int | None = None, inception_weights: str | None = None,
                  device: str = "auto", out: str | Path | None = None,
-                 use_ema: bool = True, fid_features: str | None = None) -> dict[str, Any]:
+                 use_ema: bool = True, fid_features: str | None = None,
+                 max_real: int | None = 50_000) -> dict[str, Any]:
     """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics.
 
-    ``fid_features`` defaults to the network the run was trained with (its config).
+    ``fid_features`` defaults to the network the run was trained with (its config);
+    ``max_real=None`` compares with every real image. The record names the FID as stylegan2-ada
+    does (``fid_name``, and the value again under that name: ``fid50k_full`` for 50,000
+    samples against all reals).
     """
     from robustrep.tasks.gan.sample import load_generator  # sample never imports evaluate
 
@@ -354,9 +402,13 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     data = build_data(cfg)
     default_n = 2500 if data.is_points else min(10_000, max(cfg.eval_samples, len(data)))
     evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights,
-                          fid_features=fid_features)
+                          fid_features=fid_features, max_real=max_real)
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if use_ema else "G", **evaluator.info}
+    if "fid" in metrics:
+        real = None if max_real is None or max_real >= len(data.unmirrored()) else max_real
+        name = fid_name(metrics["num_samples"], real)
+        metrics.update({"fid_name": name, name: metrics["fid"]})
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(metrics, indent=2, default=str) + "\n")
     metrics["json"] = str(path)

@@ -30,6 +30,7 @@ allowed, minibatch-std would not be), as the core contract requires.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -320,12 +321,21 @@ def generate(G: nn.Module, num: int, device: torch.device, seed: int,
 
     G's train/eval mode is restored afterwards; the global RNG is untouched.
     """
+    return torch.cat(list(generate_batches(G, num, device, seed, batch)))
+
+
+def generate_batches(G: nn.Module, num: int, device: torch.device, seed: int,
+                     batch: int = 500) -> Iterator[Tensor]:
+    """:func:`generate`'s samples, batch by batch (the same values), so 50k samples at 256x256
+    never sit in memory at once."""
     gen = torch.Generator(device=device).manual_seed(seed)
     was_training = G.training
     G.eval()
     try:
-        out = [G(torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)).float()
-               for i in range(0, num, batch)]
+        for i in range(0, num, batch):
+            z = torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)
+            with torch.no_grad():
+                out = G(z).float()
+            yield out
     finally:
         G.train(was_training)
-    return torch.cat(out)

@@ -245,7 +245,7 @@ def test_image_list_missing_file_names_line_and_path(tmp_path):
 
 def test_registry_names_and_errors(cifar10_root):
     assert list_datasets() == ["celeba", "cifar10", "cifar100", "digits", "imagefolder", "imagelist",
-                               "lsun", "svhn"]
+                               "lsun", "svhn", "zip"]
     with pytest.raises(ValueError, match="cifar10, cifar100, digits, imagefolder"):
         create_dataset("mnist")
     with pytest.raises(ValueError, match="root"):

@@ -53,6 +53,33 @@ def test_gan_eval_writes_json_and_table(digits_run, capsys):
     assert json.loads(out.read_text())["fid"] == metrics["fid"]
 
 
+def test_gan_eval_real_all_names_the_metric(digits_run, capsys):
+    out = digits_run / "eval-full.json"
+    assert main(["gan", "eval", str(digits_run), "--num", "100", "--real", "all",
+                 "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["num_real"] == 1797 and metrics["fid_name"] == "fid100_full"
+    assert metrics["fid100_full"] == metrics["fid"] and "fid100_full" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main(["gan", "eval", str(digits_run), "--real", "0"])
+    assert stop.value.code == 2 and "--real" in capsys.readouterr().err
+
+
+def test_gan_fid_scores_a_run_against_a_folder(digits_run, tmp_path, capsys):
+    """gan fid RUN FOLDER: the run's G-EMA samples, on the net the run names (digits)."""
+    from robustrep.data import digits
+    from PIL import Image
+    folder = tmp_path / "reals"
+    folder.mkdir()
+    for i, image in enumerate(digits(16, 1, train=None).images[:200, 0]):
+        Image.fromarray((image * 255).round().byte().numpy()).save(folder / f"{i:04d}.png")
+    assert main(["gan", "fid", str(digits_run), str(folder), "--num", "100"]) == 0
+    table = capsys.readouterr().out
+    assert "G-EMA, step 2, 100 samples" in table and "fid_features     digits" in table
+    fid = float(next(line.split()[1] for line in table.splitlines() if line.startswith("fid ")))
+    assert 0 < fid < 1e3
+
+
 def test_gan_sample_grid_and_pt(digits_run, tmp_path, capsys):
     grid, pt = tmp_path / "g.png", tmp_path / "s.pt"
     assert main(["gan", "sample", str(digits_run), "--num", "10", "--grid", str(grid),

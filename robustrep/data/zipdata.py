@@ -1,0 +1,227 @@
+"""stylegan2-ada dataset zips: reading them, writing them, and the x-flipped duplicate.
+
+The format is the one ``dataset_tool.py`` of ``NVlabs/stylegan2-ada-pytorch`` writes and its
+``training/dataset.py`` (``ImageFolderDataset``) reads (Karras et al., "Training Generative
+Adversarial Networks with Limited Data", NeurIPS 2020):
+
+- every member whose extension PIL knows is an image, at any path inside the zip; the samples
+  are those members sorted by name;
+- an optional ``dataset.json`` at the top, ``{"labels": [["00000/img00000000.png", 6], ...]}``
+  (one entry per image, keyed by the member name with ``/``) or ``{"labels": null``};
+- images are square, all of one size, greyscale or RGB (``dataset_tool.py`` stores
+  uncompressed PNGs under ``{idx // 1000:05d}/img{idx:08d}.png``).
+
+:class:`ZipImageDataset` yields ``(image [C, H, W] in [0, 1], label)`` like every dataset of
+:mod:`robustrep.data`; labels are integers, 0 when the zip has none. Only integer class labels are
+read (``dataset.json`` may also hold float vectors, which the reference treats as conditioning
+vectors; they are refused here). :func:`pack_images` writes a zip from any map-style dataset of
+images, in ``dataset_tool.py``'s layout.
+
+:class:`XFlip` is stylegan2-ada's ``--mirror=1`` (``Dataset(xflip=True)``): the dataset doubled,
+sample ``i + N`` being sample ``i`` flipped left-right. It is a fixed duplicate, not a random
+flip per epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from robustrep._validate import check_choice, check_positive
+from robustrep.data.local import _transform
+
+__all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members"]
+
+LABELS_FILE = "dataset.json"
+
+
+def _image_extensions() -> set[str]:
+    from PIL import Image
+
+    Image.init()  # the reference takes every extension PIL registers
+    return {ext.lower() for ext in Image.EXTENSION}
+
+
+def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
+    """The image members of the zip at ``path`` (sorted by name) and their integer labels from
+    ``dataset.json`` (None when it is absent or ``null``).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: not a zip, no images, or a ``dataset.json`` that does not label every image
+            with an integer (the message names the zip and the member).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset zip not found: expected a file at {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a zip archive (expected a stylegan2-ada dataset zip)")
+    exts = _image_extensions()
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        images = sorted(n for n in names if os.path.splitext(n)[1].lower() in exts)
+        if not images:
+            raise ValueError(f"{path} holds no images (any path inside, PIL's extensions)")
+        raw = archive.read(LABELS_FILE) if LABELS_FILE in names else None
+    return images, (None if raw is None else _labels(raw, images, path))
+
+
+def _labels(raw: bytes, images: list[str], path: Path) -> list[int] | None:
+    try:
+        entries = json.loads(raw)["labels"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: {LABELS_FILE} must be {{\"labels\": [[name, label], ...]}} "
+                         f"or {{\"labels\": null}}") from None
+    if entries is None:
+        return None
+    try:
+        table = {str(name).replace("\\", "/"): label for name, label in entries}
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {LABELS_FILE} labels must be [name, label] pairs") from None
+    labels = []
+    for name in images:
+        label = table.get(name)
+        if label is None:
+            raise ValueError(f"{path}: {LABELS_FILE} has no label for image {name}")
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            raise ValueError(f"{path}: {LABELS_FILE} label of {name} is {label!r}; robustrep "
+                             f"reads integer class labels >= 0 only")
+        labels.append(label)
+    return labels
+
+
+class ZipImageDataset(Dataset):
+    """The images of a stylegan2-ada dataset zip, as ``(image [C, H, W] in [0, 1], label)``.
+
+    Args:
+        path: the zip.
+        size: side to resize (shorter side) and centre-crop to; None keeps the stored size
+            (the reference requires every image to have it).
+        channels: 1 or 3; None keeps the stored mode (greyscale zips give 1 channel).
+        verify: read every member now and check its CRC (a truncated or damaged zip raises
+            ValueError naming the first bad member).
+    """
+
+    def __init__(self, path: str | os.PathLike, size: int | None = None,
+                 channels: int | None = None, verify: bool = False) -> None:
+        if size is not None:
+            check_positive("size", size, integer=True)
+        if channels is not None:
+            check_choice("channels", channels, (1, 3))
+        self.path = Path(path)
+        self.names, labels = zip_members(self.path)
+        self.targets = labels if labels is not None else [0] * len(self.names)
+        self.has_labels = labels is not None
+        self.size = size
+        self._archive: zipfile.ZipFile | None = None
+        if verify:
+            self._verify()
+        if channels is None:
+            channels = 1 if self._open(0).mode in ("L", "I", "I;16", "1") else 3
+        self.channels = channels
+        self.classes = sorted(set(self.targets))
+        # the image-folder transform: resize the shorter side, centre-crop (no-op at native size)
+        self._transform = _transform(size, channels)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _verify(self) -> None:
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                bad = archive.testzip()
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{self.path} cannot be read as a zip ({err})") from None
+        if bad is not None:
+            raise ValueError(f"{self.path}: member {bad} is damaged (CRC mismatch); re-create "
+                             f"the zip")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers each open their own handle (a ZipFile does not survive a fork)
+        return {**self.__dict__, "_archive": None}
+
+    def _open(self, index: int):
+        from PIL import Image
+
+        if self._archive is None:
+            self._archive = zipfile.ZipFile(self.path)
+        with self._archive.open(self.names[index]) as f:
+            image = Image.open(io.BytesIO(f.read()))
+            image.load()
+        return image
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image = self._open(index).convert("L" if self.channels == 1 else "RGB")
+        return self._transform(image), self.targets[index]
+
+
+class XFlip(Dataset):
+    """``dataset`` followed by its left-right mirror image (stylegan2-ada ``--mirror=1``)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return 2 * len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Any]:
+        n = len(self.dataset)
+        if not -2 * n <= index < 2 * n:
+            raise IndexError(f"index {index} out of range for {2 * n} samples")
+        index %= 2 * n
+        image, label = self.dataset[index % n]
+        return (image.flip(-1) if index >= n else image), label
+
+
+def center_crop_resize(image, size: int, resample: str = "lanczos"):
+    """The central square of a PIL ``image`` resized to ``size`` x ``size``: ``dataset_tool.py
+    --transform=center-crop`` (crop to the shorter side first, then resize; Lanczos there)."""
+    from PIL import Image
+
+    w, h = image.size
+    crop = min(w, h)
+    left, top = (w - crop) // 2, (h - crop) // 2
+    image = image.crop((left, top, left + crop, top + crop))
+    if crop == size:
+        return image
+    filters = {"lanczos": Image.LANCZOS, "box": Image.BOX}  # dataset_tool's --resize-filter
+    return image.resize((size, size), filters[resample])
+
+
+def pack_images(images: Iterable[Any], out: BinaryIO, size: int, channels: int = 3,
+                labels: Sequence[int] | None = None) -> list[str]:
+    """Write a stylegan2-ada dataset zip to the binary file ``out``.
+
+    Args:
+        images: PIL images (any size and mode), in the order they are stored.
+        size: every image is centre-cropped and resized (Lanczos) to ``size`` x ``size``.
+        channels: 3 (RGB) or 1 (greyscale).
+        labels: one integer per image, or None (``dataset.json`` then says ``null``).
+
+    Returns the member names, in ``dataset_tool.py``'s layout ``00000/img00000000.png``.
+    """
+    check_positive("size", size, integer=True)
+    check_choice("channels", channels, (1, 3))
+    names = []
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for i, image in enumerate(images):
+            image = center_crop_resize(image.convert("L" if channels == 1 else "RGB"), size)
+            buffer = io.BytesIO()
+            image.save(buffer, format="png", compress_level=0, optimize=False)
+            name = f"{i // 1000:05d}/img{i:08d}.png"
+            archive.writestr(name, buffer.getvalue())
+            names.append(name)
+        if labels is not None and len(labels) != len(names):
+            raise ValueError(f"labels has {len(labels)} entries for {len(names)} images")
+        meta = {"labels": None if labels is None else [[m, int(y)] for m, y in
+                                                        zip(names, labels)]}
+        archive.writestr(LABELS_FILE, json.dumps(meta))
+    return names

@@ -1,0 +1,450 @@
+"""``robustrep gan fid A B``: FID, KID and precision/recall between any two image sets.
+
+Each of A and B is one of (checked in this order):
+
+- a named reference, computed once from local data and cached in ``$ROBUSTREP_CACHE``:
+  ``digits`` (the built-in 1,797 sklearn digits at 32x32, as ``gan train`` sees them),
+  ``cifar10-train``, ``cifar10-test``, ``cifar100-train``, ``cifar100-test``, ``svhn-train``,
+  ``svhn-test`` (read from ``--data-root`` in the layout of ``robustrep.data.local``);
+- a GAN run folder (``config.json`` and ``checkpoints/``): ``--num`` samples of its G-EMA, drawn
+  with the fixed evaluation seed of ``gan eval``;
+- an image folder (``ROOT/<class>/<image>`` or flat, as ``imagefolder`` data), resized on the
+  shorter side and centre-cropped to the side of its first image (``--resolution`` to choose);
+- a stylegan2-ada dataset ``.zip`` (``robustrep.data.zipdata``);
+- a statistics ``.npz`` holding ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (pytorch-fid's
+  ``--save-stats``, TTUR and clean-fid write them): FID only, no KID or precision/recall;
+- a samples file, see :func:`samples_to_unit`: ``.pt`` (a tensor, or a dict with ``samples``
+  as ``gan sample --pt`` writes; read with ``weights_only=True``), ``.npy``, or an ``.npz`` with
+  one array.
+
+A is the set judged and B the reference (torch-fidelity's ``--input1``/``--input2`` order):
+precision is the share of A inside B's manifold, recall the share of B inside A's; FID and KID
+are symmetric. Features come from one network for both sides, ``--fid-features`` as in ``gan
+train`` (``tasks/gan/evaluate.py``), and everything after the features (streamed float64
+statistics, FID, KID, precision/recall, their recorded convention) is ``gan eval``'s code.
+
+``--save-stats FILE.npz`` writes A's statistics (``mu`` float64 ``[D]``, ``sigma`` the unbiased
+covariance ``[D, D]``, as pytorch-fid's ``np.cov``) plus ``fid_features``, ``fid_convention`` and
+``num``, which pytorch-fid ignores; ``np.load(FILE)['mu']`` reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robustrep.metrics import frechet_distance
+from robustrep.tasks.common.checkpoint import safe_load, write_atomic
+from robustrep.tasks.common.errors import DataError, UserError
+from robustrep.tasks.common.rundir import check_output_file
+from robustrep.tasks.gan.evaluate import (EVAL_SEED, _RunImages, build_extractor,
+                                          cached_features, fid_features_choice, score_features,
+                                          stream_features)
+
+# name -> (dataset, train split); ``digits`` is all 1,797 images, as gan train's data.
+REFERENCES = {"digits": ("digits", None), "cifar10-train": ("cifar10", True),
+              "cifar10-test": ("cifar10", False), "cifar100-train": ("cifar100", True),
+              "cifar100-test": ("cifar100", False), "svhn-train": ("svhn", True),
+              "svhn-test": ("svhn", False)}
+ACCEPTED = ("an image folder, a dataset .zip, a GAN run folder, a statistics .npz (mu, sigma), "
+            "a samples file (.pt, .npy, .npz) or a named reference (" + ", ".join(REFERENCES)
+            + ")")
+RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
+BATCH = 250
+
+
+@dataclass
+class Source:
+    """One side of the comparison: given statistics, or images to compute features of.
+
+    Attributes:
+        spec: what the user typed.
+        what: a description for the printed table.
+        stats: ``(mu, sigma)`` from a statistics file, else None.
+        batches: a callable returning an iterator of image batches ``[B, C, H, W]`` in [0, 1].
+        shape: one image's ``(C, H, W)``, or None for statistics.
+        fid_features: the feature network the source names (a stats file's, a run's), if any.
+        cache_key: set for named references, whose features are cached.
+    """
+
+    spec: str
+    what: str
+    stats: tuple[np.ndarray, np.ndarray] | None = None
+    batches: Callable[[], Iterator[Tensor]] | None = None
+    shape: tuple[int, ...] | None = None
+    fid_features: str | None = None
+    cache_key: dict[str, Any] | None = field(default=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# samples files
+
+
+def _layout(shape: tuple[int, ...], where: str) -> str:
+    """``NCHW``, ``NHWC`` or ``NHW`` for an array of ``shape``; DataError when it is not clear."""
+    if len(shape) == 3:
+        return "NHW"
+    if len(shape) != 4:
+        raise DataError(f"{where}: samples must be [N, C, H, W], [N, H, W, C] or [N, H, W] "
+                        f"(C = 1 or 3), got shape {shape}")
+    first, last = shape[1] in (1, 3), shape[3] in (1, 3)
+    if first == last:
+        raise DataError(f"{where}: cannot tell the channel axis of shape {shape} (accepted: "
+                        f"[N, C, H, W] or [N, H, W, C] with exactly one of C in 1 or 3)")
+    return "NCHW" if first else "NHWC"
+
+
+def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> Tensor:
+    """Samples ``[N, C, H, W]``, ``[N, H, W, C]`` or ``[N, H, W]`` as float ``[N, C, H, W]`` in
+    [0, 1].
+
+    Value ranges: ``uint8`` is 0..255; a float array takes ``declared`` (``0,1``, ``-1,1`` or
+    ``0,255``: ``--range``, or the ``range`` a ``gan sample --pt`` file records), else its values
+    decide: all in [0, 1] is [0, 1] (pytorch-fid's input), some negative and all in [-1, 1] is
+    [-1, 1] (a generator's tanh). Anything else (floats beyond [-1, 1] undeclared, values outside
+    the declared range, other integer types) is refused.
+    """
+    layout = _layout(tuple(array.shape), where)
+    x = array.unsqueeze(1) if layout == "NHW" else array
+    x = x.permute(0, 3, 1, 2) if layout == "NHWC" else x
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if not x.is_floating_point():
+        raise DataError(f"{where}: samples must be uint8 (0..255) or floating point, got "
+                        f"{x.dtype}")
+    x = x.float()
+    lo, hi = float(x.min()), float(x.max())
+    if declared is None:
+        if lo >= 0.0 and hi <= 1.0:
+            declared = "0,1"
+        elif lo >= -1.0 and hi <= 1.0:
+            declared = "-1,1"
+        else:
+            raise DataError(f"{where}: float samples span [{lo:.3g}, {hi:.3g}], neither [0, 1] "
+                            f"nor [-1, 1]; pass --range 0,255 if they are 0..255 values")
+    low, high = RANGES[declared]
+    if lo < low - 1e-6 or hi > high + 1e-6:
+        raise DataError(f"{where}: samples span [{lo:.3g}, {hi:.3g}], outside the declared "
+                        f"range [{low:g}, {high:g}]")
+    return (x - low) / (high - low)
+
+
+def _range_of(value: Any, where: str) -> str | None:
+    """A ``gan sample --pt`` file's ``range`` entry (``"[-1, 1]"``) as a RANGES key."""
+    if value is None:
+        return None
+    key = str(value).strip("[] ").replace(" ", "")
+    if key not in RANGES:
+        raise DataError(f"{where}: 'range' must be one of [0, 1], [-1, 1], [0, 255]; "
+                        f"got {value!r}")
+    return key
+
+
+def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> Source:
+    if isinstance(data, dict):
+        if "samples" not in data:
+            raise DataError(f"{where}: a dict of samples needs the key 'samples' (as gan sample "
+                            f"--pt writes); found keys {sorted(map(str, data))}")
+        declared = declared or _range_of(data.get("range"), where)
+        data = data["samples"]
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if not isinstance(data, Tensor):
+        raise DataError(f"{where}: expected a tensor or array of samples, got "
+                        f"{type(data).__name__}")
+    images = samples_to_unit(data, where, declared)
+    if len(images) < 2:
+        raise DataError(f"{where}: FID needs at least 2 samples, got {len(images)}")
+    return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
+                  batches=lambda: iter(images.split(BATCH)))
+
+
+def _npz_source(spec: str, path: Path, declared: str | None) -> Source:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable .npz file ({err})") from None
+    if "mu" in arrays or "sigma" in arrays:
+        return _stats_source(spec, path, arrays)
+    if len(arrays) != 1:
+        raise DataError(f"{path}: an .npz must hold 'mu' and 'sigma' (statistics) or exactly "
+                        f"one array of samples; found {sorted(arrays) or 'nothing'}")
+    return _tensor_source(spec, next(iter(arrays.values())), declared, str(path))
+
+
+def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Source:
+    mu, sigma = arrays.get("mu"), arrays.get("sigma")
+    if mu is None or sigma is None:
+        raise DataError(f"{path}: a statistics .npz needs both 'mu' and 'sigma'; found "
+                        f"{sorted(arrays)}")
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D], got {mu.shape} and "
+                        f"{sigma.shape}")
+    net = str(arrays["fid_features"]) if "fid_features" in arrays else None
+    num = f", {int(arrays['num'])} images" if "num" in arrays else ""
+    return Source(spec, f"statistics {path} ({mu.shape[0]}-d{num})",
+                  stats=(mu.astype(np.float64), sigma.astype(np.float64)), fid_features=net)
+
+
+# ---------------------------------------------------------------------------------------------
+# folders, runs, references
+
+
+def _dataset_batches(dataset) -> Iterator[Tensor]:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, num_workers=0)
+    return (images for images, _ in loader)
+
+
+def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
+    from PIL import Image
+
+    from robustrep.data.local import image_folder
+
+    try:
+        if resolution is None:  # the first image's shorter side: generated sets keep their size
+            first = image_folder(path, 1).samples[0]
+            with Image.open(first[0] if isinstance(first, tuple) else first) as image:
+                resolution = min(image.size)
+        dataset = image_folder(path, resolution, verify=True)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+    return Source(spec, f"image folder {path} ({len(dataset)} images at {resolution}x"
+                        f"{resolution})", shape=(3, resolution, resolution),
+                  batches=lambda: _dataset_batches(dataset))
+
+
+def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source:
+    from robustrep.tasks.gan.data import to_unit_range
+    from robustrep.tasks.gan.models import generate_batches
+    from robustrep.tasks.gan.sample import load_generator, sample_shape
+
+    G, cfg, step, dev = load_generator(path, device=str(device))
+    if cfg.is_points:
+        raise UserError(f"{path} is a 2-D mixture run; gan fid compares images (use gan eval "
+                        f"for its mode statistics)")
+    batches = lambda: (to_unit_range(b) for b in generate_batches(G, num, dev, EVAL_SEED))
+    return Source(spec, f"GAN run {path} (G-EMA, step {step}, {num} samples)",
+                  shape=sample_shape(cfg), batches=batches,
+                  fid_features=fid_features_choice(cfg))
+
+
+def _reference_source(spec: str, data_root: str | None) -> Source:
+    from robustrep.data import create_dataset
+
+    dataset, train = REFERENCES[spec]
+    if dataset == "digits":
+        ds = create_dataset("digits", train=None, size=32, channels=1)
+        return Source(spec, f"digits ({len(ds)} images, 32x32)", shape=(1, 32, 32),
+                      batches=lambda: _dataset_batches(ds), fid_features="digits",
+                      cache_key={"reference": spec})
+    if data_root is None:
+        raise UserError(f"the reference {spec} is computed from local files: pass --data-root "
+                        f"(the folder holding the {dataset} files); nothing is downloaded")
+    try:
+        ds = create_dataset(dataset, root=Path(data_root).expanduser(), train=train)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+    root = str(Path(data_root).expanduser().resolve())
+    return Source(spec, f"{spec} ({len(ds)} images from {data_root})", shape=(3, 32, 32),
+                  batches=lambda: _dataset_batches(ds), cache_key={"reference": spec,
+                                                                   "root": root, "n": len(ds)})
+
+
+def open_source(spec: str, args) -> Source:
+    """The :class:`Source` ``spec`` names (see the module docstring); one-line errors."""
+    if spec in REFERENCES:
+        return _reference_source(spec, args.data_root)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"{spec}: no such file or folder; give {ACCEPTED}")
+    if path.is_dir():
+        if (path / "config.json").is_file() and (path / "checkpoints").is_dir():
+            return _run_source(spec, path, args.num, args.torch_device)
+        return _folder_source(spec, path, args.resolution)
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return _zip_source(spec, path, args.resolution)
+    if suffix == ".npz":
+        return _npz_source(spec, path, args.range)
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path} is not a readable .npy array ({err})") from None
+        return _tensor_source(spec, array, args.range, str(path))
+    if suffix == ".pt":
+        return _tensor_source(spec, safe_load(path, "samples file"), args.range, str(path))
+    raise DataError(f"{spec}: unknown file type {suffix or '(none)'}; give {ACCEPTED}")
+
+
+def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
+    from robustrep.data.zipdata import ZipImageDataset
+
+    try:
+        dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
+        side = dataset[0][0].shape[-1]
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+    return Source(spec, f"dataset zip {path} ({len(dataset)} images at {side}x{side})",
+                  shape=(3, side, side), batches=lambda: _dataset_batches(dataset))
+
+
+# ---------------------------------------------------------------------------------------------
+# comparison
+
+
+# a record's fid_features (what a saved statistics file names) -> the --fid-features choice
+RECORDED = {"inception-tf": "inception"}
+
+
+def feature_choice(args, sources: list[Source]) -> str:
+    """``--fid-features``, else what a source names (a stats file's or run's network, the
+    digits reference's), else ``inception``."""
+    named = [RECORDED.get(s.fid_features, s.fid_features) for s in sources
+             if s.fid_features is not None]
+    choice = args.fid_features or (named[0] if named else "inception")
+    return fid_features_choice(SimpleNamespace(fid_features=choice, dataset=None))
+
+
+def side_features(source: Source, net, info: dict, shape, device: torch.device) -> dict | None:
+    """``{"stats", "feats"}`` of an image source (cached for named references); None for a
+    statistics file."""
+    if source.stats is not None:
+        return None
+    if source.cache_key is None:
+        return stream_features(net, source.batches(), device)
+    key = {**source.cache_key, "shape": list(shape),
+           "extractor": {k: v for k, v in info.items() if k != "cache"}}
+    return cached_features("fid-reference", key, net, source.batches, device)
+
+
+def mean_cov(source: Source, feats: dict | None) -> tuple[Any, Any]:
+    return source.stats if feats is None else feats["stats"].mean_cov()
+
+
+def check_dims(sources: list[Source], dim: int, network: str) -> None:
+    """A statistics file must have the feature network's dimension and, when it names its
+    network (files ``--save-stats`` wrote), be that network (else the sides are not
+    comparable)."""
+    for source in sources:
+        named = source.fid_features
+        if source.stats is not None and named is not None and named != network:
+            raise DataError(f"{source.spec} holds statistics of the feature network {named}, "
+                            f"but the other side is computed with {network}: FIDs compare only "
+                            f"within one network and convention (choose it with "
+                            f"--fid-features)")
+        if source.stats is not None and source.stats[0].shape[0] != dim:
+            raise DataError(f"{source.spec} holds {source.stats[0].shape[0]}-d statistics but "
+                            f"the feature network {network} gives {dim}-d features: they come "
+                            f"from different networks (choose one with --fid-features)")
+
+
+def _check_save_stats(args) -> None:
+    if args.save_stats is not None:
+        out = Path(args.save_stats).expanduser()
+        if out.suffix != ".npz":
+            raise UserError(f"--save-stats {out}: give a path ending in .npz")
+        if out.exists():
+            raise UserError(f"--save-stats {out} exists; remove it or choose another path")
+        check_output_file(out, "--save-stats")
+    if args.b is None and args.save_stats is None:
+        raise UserError("give two sets to compare (A B), or one with --save-stats FILE.npz")
+
+
+def _statistics_only(args, sources: list[Source]) -> str:
+    """The network two statistics files share (refused when they differ)."""
+    dims = [s.stats[0].shape[0] for s in sources]
+    if dims[0] != dims[1]:
+        raise DataError(f"{args.a} holds {dims[0]}-d statistics and {args.b} {dims[1]}-d: they "
+                        "come from different feature networks")
+    named = {s.fid_features for s in sources} - {None}
+    if len(named) > 1:
+        raise DataError(f"{args.a} and {args.b} hold statistics of different feature networks "
+                        f"({', '.join(sorted(named))}); FIDs compare only within one network "
+                        "and convention")
+    return ", ".join(sorted(named)) or "as the statistics files"
+
+
+def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[Any, dict]:
+    """The feature network for images of ``shape`` (every image side is adapted to it), checked
+    against the statistics files before any feature is computed."""
+    choice = feature_choice(args, sources)
+    cfg = SimpleNamespace(fid_features=choice, dataset=None,
+                          inception_weights=args.inception_weights)
+    try:
+        net, info = build_extractor(cfg, SimpleNamespace(shape=shape), device)
+    except FileNotFoundError as err:
+        raise UserError(str(err)) from None
+    net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
+    with torch.no_grad():
+        dim = net(torch.zeros(2, *shape, device=device)).shape[1]
+    check_dims(sources, dim, info["fid_features"])
+    return net, info
+
+
+def compare(args) -> dict[str, Any]:
+    """Open A (and B), compute features on one network, return the metrics record."""
+    _check_save_stats(args)
+    sources = [open_source(args.a, args)] + ([] if args.b is None else [open_source(args.b, args)])
+    if args.save_stats is not None and sources[0].stats is not None:
+        raise UserError(f"--save-stats writes A's statistics, and {args.a} already is a "
+                        "statistics file")
+    record: dict[str, Any] = {"a": sources[0].what}
+    if len(sources) > 1:
+        record["b"] = sources[1].what
+    feats: list[dict | None] = [None] * len(sources)
+    info: dict[str, Any] = {}
+    images = [s for s in sources if s.stats is None]
+    if images:
+        shape = images[0].shape
+        net, info = _network(args, sources, shape, args.torch_device)
+        feats = [side_features(s, net, info, shape, args.torch_device) for s in sources]
+        record.update(fid_features=info["fid_features"], fid_convention=info["fid_convention"])
+    else:
+        record["fid_features"] = _statistics_only(args, sources)
+    if len(sources) > 1:
+        record.update(_scores(sources, feats))
+    for i, f in enumerate(feats):
+        if f is not None:
+            record[f"num_{'ab'[i]}"] = f["stats"].num
+    if args.save_stats is not None:
+        record["save_stats"] = str(save_stats(args.save_stats, feats[0], info))
+    return record
+
+
+def _scores(sources: list[Source], feats: list[dict | None]) -> dict[str, Any]:
+    if all(f is not None for f in feats):
+        # B is the reference ("real") side, A the set judged ("fake") side
+        scores = score_features(feats[1], feats[0])
+        return {"fid": scores.pop("fid"), **scores}
+    (mu_a, sigma_a), (mu_b, sigma_b) = (mean_cov(s, f) for s, f in zip(sources, feats))
+    return {"fid": frechet_distance(mu_a, sigma_a, mu_b, sigma_b),
+            "kid": "n/a (a side is statistics only)"}
+
+
+def save_stats(path: str, feats: dict, info: dict) -> Path:
+    """A's statistics as pytorch-fid's ``.npz`` (``mu``, ``sigma``) plus the network's name."""
+    mu, sigma = feats["stats"].mean_cov()
+    arrays = {"mu": mu.cpu().numpy(), "sigma": sigma.cpu().numpy(),
+              "fid_features": np.array(info["fid_features"]),
+              "fid_convention": np.array(info["fid_convention"]),
+              "num": np.array(feats["stats"].num)}
+    return write_atomic(Path(path).expanduser(), lambda handle: np.savez(handle, **arrays))
+
+
+def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(mu, sigma)`` of a statistics ``.npz`` (the check :func:`compare` applies)."""
+    source = _npz_source(str(path), Path(path), None)
+    if source.stats is None:
+        raise DataError(f"{path} holds samples, not statistics (mu, sigma)")
+    return source.stats
+
+

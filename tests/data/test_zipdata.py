@@ -1,0 +1,107 @@
+"""stylegan2-ada dataset zips: reading (any path, dataset.json labels or none), writing in
+dataset_tool.py's layout, and the x-flip duplicate of --mirror=1."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.data import create_dataset
+from robustrep.data.zipdata import XFlip, ZipImageDataset, center_crop_resize, pack_images
+
+
+def png(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
+
+
+def write_zip(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_images_at_any_path_sorted_by_name_with_labels(arrays, tmp_path):
+    path = write_zip(tmp_path / "d.zip", {
+        "b/deep/x.png": png(arrays[1]), "a.png": png(arrays[0]), "c.png": png(arrays[2]),
+        "readme.txt": b"not an image",
+        "dataset.json": json.dumps({"labels": [["c.png", 2], ["a.png", 0], ["b/deep/x.png", 5]]})})
+    ds = ZipImageDataset(path)
+    assert ds.names == ["a.png", "b/deep/x.png", "c.png"] and ds.targets == [0, 5, 2]
+    for (image, _), array in zip(ds, arrays):
+        assert torch.equal(image, torch.from_numpy(array).permute(2, 0, 1).float() / 255)
+    assert len(create_dataset("zip", root=path)) == 3
+    assert len(create_dataset("imagefolder", root=path, size=8)) == 3  # .zip read as a folder
+
+
+def test_no_labels_and_null_labels_give_zeros(arrays, tmp_path):
+    for meta in ({}, {"dataset.json": json.dumps({"labels": None})}):
+        path = write_zip(tmp_path / "n.zip", {"a.png": png(arrays[0]), **meta})
+        ds = ZipImageDataset(path)
+        assert ds.targets == [0] and not ds.has_labels
+
+
+@pytest.mark.parametrize("members, expect", [
+    ({"readme.txt": b"x"}, "holds no images"),
+    ({"a.png": b"", "dataset.json": b"{"}, "dataset.json must be"),
+    ({"a.png": b"", "dataset.json": json.dumps({"labels": [["b.png", 1]]})}, "no label for"),
+    ({"a.png": b"", "dataset.json": json.dumps({"labels": [["a.png", [0.5, 1.0]]]})},
+     "integer class labels"),
+])
+def test_bad_zips_name_the_problem(tmp_path, members, expect):
+    with pytest.raises(ValueError, match=expect):
+        ZipImageDataset(write_zip(tmp_path / "bad.zip", members))
+
+
+def test_not_a_zip(tmp_path):
+    (tmp_path / "x.zip").write_text("hello")
+    with pytest.raises(ValueError, match="not a zip"):
+        ZipImageDataset(tmp_path / "x.zip")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        ZipImageDataset(tmp_path / "missing.zip")
+
+
+def test_pack_writes_dataset_tool_layout_and_reads_back(arrays, tmp_path):
+    out = tmp_path / "p.zip"
+    with open(out, "wb") as handle:
+        names = pack_images([Image.fromarray(a) for a in arrays], handle, 8, labels=[1, 0, 1])
+    assert names == [f"00000/img0000000{i}.png" for i in range(3)]
+    with zipfile.ZipFile(out) as archive:
+        meta = json.loads(archive.read("dataset.json"))
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in archive.infolist())
+    assert meta == {"labels": [[n, y] for n, y in zip(names, [1, 0, 1])]}
+    ds = ZipImageDataset(out)
+    assert ds.targets == [1, 0, 1]
+    assert all(np.array_equal((ds[i][0] * 255).round().byte().permute(1, 2, 0).numpy(), a)
+               for i, a in enumerate(arrays))
+
+
+def test_center_crop_takes_the_central_square():
+    array = np.arange(20 * 30 * 3, dtype=np.uint32).reshape(20, 30, 3).astype(np.uint8)
+    crop = center_crop_resize(Image.fromarray(array), 20)
+    assert np.array_equal(np.asarray(crop), array[:, 5:25])  # (30 - 20) // 2 = 5 on each side
+    tall = center_crop_resize(Image.fromarray(array.transpose(1, 0, 2).copy()), 20)
+    assert np.array_equal(np.asarray(tall), array.transpose(1, 0, 2)[5:25])
+
+
+def test_xflip_appends_the_mirror_image_of_each_sample(arrays, tmp_path):
+    path = write_zip(tmp_path / "d.zip", {f"{i}.png": png(a) for i, a in enumerate(arrays)})
+    base = ZipImageDataset(path)
+    flipped = XFlip(base)
+    assert len(flipped) == 6
+    for i in range(3):
+        assert torch.equal(flipped[i][0], base[i][0])
+        assert torch.equal(flipped[i + 3][0], base[i][0].flip(-1))  # x-flip: width reversed
+    assert torch.equal(flipped[-1][0], flipped[5][0])

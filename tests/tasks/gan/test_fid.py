@@ -1,0 +1,153 @@
+"""``robustrep gan fid A B`` on statistics files, samples files and image folders (digits CNN
+features, so no weights file is needed). Sets of 40 images have a rank-deficient 64-d
+covariance, so a set against itself is 0 only to ~1e-6 (FIDs between digit sets are ~1)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.data import digits
+from robustrep.tasks.cli import build_parser, main
+from robustrep.tasks.gan.evaluate import fid_name
+from robustrep.tasks.gan.fid import compare, samples_to_unit
+
+
+def run_fid(*argv):
+    """The record ``robustrep gan fid ARGV`` prints, as a dict (digits CNN features unless
+    ARGV names others)."""
+    argv = [*map(str, argv)] + ([] if "--fid-features" in argv else ["--fid-features", "digits"])
+    args = build_parser("gan").parse_args(["gan", "fid", *argv])
+    args.torch_device = torch.device("cpu")
+    return compare(args)
+
+
+def random_stats(d, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(3 * d, d))
+    return rng.normal(size=d), a.T @ a / (3 * d)
+
+
+@pytest.fixture(scope="module")
+def images():
+    """40 digits at 16x16 as uint8 [N, H, W] (exact in every file format) and another 40."""
+    x = digits(16, 1, train=None).images[:80, 0]
+    x = (x * 255).round().to(torch.uint8)
+    return x[:40], x[40:]
+
+
+def test_fid_of_two_statistics_files_equals_pytorch_fid(tmp_path):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    (mu1, s1), (mu2, s2) = random_stats(16, 0), random_stats(16, 1)
+    np.savez(tmp_path / "a.npz", mu=mu1, sigma=s1)
+    np.savez(tmp_path / "b.npz", mu=mu2, sigma=s2)
+    record = run_fid(tmp_path / "a.npz", tmp_path / "b.npz")
+    assert record["fid"] == pytest.approx(calculate_frechet_distance(mu1, s1, mu2, s2),
+                                          rel=1e-6)
+    assert record["kid"].startswith("n/a")
+
+
+def test_save_stats_round_trips_through_pytorch_fid(images, tmp_path):
+    from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
+    a, b = images
+    np.save(tmp_path / "a.npy", a.numpy())
+    torch.save(b, tmp_path / "b.pt")
+    stats = tmp_path / "a-stats.npz"
+    direct = run_fid(tmp_path / "a.npy", tmp_path / "b.pt", "--save-stats", stats)
+    mu, sigma = compute_statistics_of_path(str(stats), None, 1, 0, "cpu")
+    assert direct["fid_features"] == "digits" and str(np.load(stats)["fid_features"]) == "digits"
+    assert mu.shape == (sigma.shape[0],) and int(np.load(stats)["num"]) == 40
+    # B's statistics against the saved A statistics give A-vs-B's FID, in pytorch-fid's formula
+    b_stats = tmp_path / "b-stats.npz"
+    run_fid(tmp_path / "b.pt", "--save-stats", b_stats)
+    mu_b, sigma_b = compute_statistics_of_path(str(b_stats), None, 1, 0, "cpu")
+    assert calculate_frechet_distance(mu, sigma, mu_b, sigma_b) == pytest.approx(direct["fid"],
+                                                                                rel=1e-5)
+    assert run_fid(stats, tmp_path / "b.pt")["fid"] == pytest.approx(direct["fid"], rel=1e-6)
+    # 40 samples of 64-d features: a rank-deficient covariance, zero up to ~1e-6
+    assert abs(run_fid(tmp_path / "a.npy", stats)["fid"]) < 1e-5 * direct["fid"]
+
+
+def test_image_folder_against_itself_is_zero(images, tmp_path):
+    for i, image in enumerate(images[0]):
+        Image.fromarray(image.numpy()).save(tmp_path / f"{i:03d}.png")
+    record = run_fid(tmp_path, tmp_path)
+    assert abs(record["fid"]) < 1e-4 and record["precision"] == record["recall"] == 1.0
+    assert record["num_a"] == 40 and "16x16" in record["a"]
+
+
+def test_file_layouts_and_ranges_give_the_same_images(images, tmp_path):
+    """uint8 [N, H, W, C] .npy, [-1, 1] float in a gan-sample-style dict, [0, 1] float .npz."""
+    a = images[0]
+    unit = a.float().unsqueeze(1) / 255
+    np.save(tmp_path / "nhwc.npy", a.unsqueeze(-1).numpy())
+    torch.save({"samples": unit * 2 - 1, "range": "[-1, 1]"}, tmp_path / "g.pt")
+    np.savez(tmp_path / "unit.npz", images=unit.numpy())
+    for name in ("g.pt", "unit.npz"):
+        assert abs(run_fid(tmp_path / "nhwc.npy", tmp_path / name)["fid"]) < 1e-4
+    assert torch.allclose(samples_to_unit(unit * 2 - 1, "x"), unit, atol=1e-6)  # negatives
+    np.save(tmp_path / "bytes.npy", a.float().numpy())  # floats 0..255: declared
+    assert abs(run_fid(tmp_path / "nhwc.npy", tmp_path / "bytes.npy", "--range", "0,255")["fid"]
+               ) < 1e-4
+    rgb = torch.stack([a, a // 2, 255 - a], -1)  # [N, H, W, 3], three different channels
+    np.save(tmp_path / "rgb-nhwc.npy", rgb.numpy())
+    torch.save(rgb.permute(0, 3, 1, 2).float() / 255, tmp_path / "rgb-nchw.pt")
+    assert abs(run_fid(tmp_path / "rgb-nhwc.npy", tmp_path / "rgb-nchw.pt")["fid"]) < 1e-4
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda p: None, "no such file or folder"),
+    (lambda p: np.savez(p, x=np.zeros(3), y=np.zeros(3)), "'mu' and 'sigma'"),
+    (lambda p: np.savez(p, mu=np.zeros(3)), "needs both 'mu' and 'sigma'"),
+    (lambda p: np.savez(p, a=np.zeros((4, 3, 8, 3), np.uint8)), "cannot tell the channel axis"),
+    (lambda p: np.savez(p, a=np.full((4, 1, 8, 8), 2.0)), "neither [0, 1] nor [-1, 1]"),
+    (lambda p: np.savez(p, mu=np.zeros(3), sigma=np.eye(3)), "different networks"),
+])
+def test_errors_are_one_line(images, tmp_path, capsys, make, expect):
+    bad = tmp_path / "bad.npz"
+    make(bad)
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    assert main(["gan", "fid", str(tmp_path / "a.npy"), str(bad), "--fid-features", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("robustrep gan: error:") and expect in err
+
+
+def test_statistics_of_different_dimensions_are_refused(tmp_path, capsys):
+    np.savez(tmp_path / "a.npz", mu=np.zeros(3), sigma=np.eye(3))
+    np.savez(tmp_path / "b.npz", mu=np.zeros(4), sigma=np.eye(4))
+    assert main(["gan", "fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 2
+    assert "different feature networks" in capsys.readouterr().err
+    np.savez(tmp_path / "c.npz", mu=np.zeros(3), sigma=np.eye(3), fid_features="digits")
+    np.savez(tmp_path / "d.npz", mu=np.zeros(3), sigma=np.eye(3), fid_features="inception-tf")
+    assert main(["gan", "fid", str(tmp_path / "c.npz"), str(tmp_path / "d.npz")]) == 2
+    assert "different feature networks (digits, inception-tf)" in capsys.readouterr().err
+
+
+def test_fid_names_follow_stylegan2_ada():
+    assert fid_name(50_000, None) == "fid50k_full"
+    assert fid_name(50_000, 50_000) == "fid50k"
+    assert fid_name(10_000, 10_000) == "fid10k"
+    assert fid_name(500, None) == "fid500_full"
+
+
+def test_zip_written_by_data_pack_scores_as_its_folder(images, tmp_path):
+    (tmp_path / "src").mkdir()
+    for i, image in enumerate(images[0]):
+        Image.fromarray(image.numpy()).save(tmp_path / "src" / f"{i:03d}.png")
+    assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "d.zip"),
+                 "--resolution", "16"]) == 0
+    record = run_fid(tmp_path / "d.zip", tmp_path / "src")
+    assert abs(record["fid"]) < 1e-4 and "dataset zip" in record["a"] and record["num_a"] == 40
+
+
+def test_real_statistics_leave_out_the_mirror_copies():
+    """--mirror doubles the training data; FID's reals stay the 1,797 stored digits, as
+    stylegan2-ada's fid50k_full reads the dataset with xflip=False."""
+    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.data import build_data
+    from robustrep.tasks.gan.evaluate import build_extractor, real_reference
+    cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "mirror": True})
+    data, cpu = build_data(cfg), torch.device("cpu")
+    net, info = build_extractor(cfg, data, cpu)
+    assert len(data) == 2 * 1797
+    assert real_reference(cfg, data, net, info, cpu, max_real=None)["stats"].num == 1797
