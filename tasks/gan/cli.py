@@ -1,4 +1,4 @@
-"""``robustrep gan train|eval|sample``: argument parsing for the GAN program.
+"""``robustrep gan train|eval|sample|fid``: argument parsing for the GAN program.
 
     robustrep gan train [--preset NAME] [--config FILE] [--reg adaptivemix,asgan] [--OPTION V ...]
     robustrep gan train --resume RUN [--steps N]
@@ -96,6 +96,7 @@ def _add_sample(sub) -> None:
 
 
 def _add_fid(sub) -> None:
+    """FID/KID/precision-recall between any two image sets or statistics files"""
     p = sub.add_parser(
         "fid", help="FID/KID/precision-recall between any two image sets or statistics files",
         description="FID, KID and precision/recall of A against the reference B. A and B are "
