@@ -460,7 +460,8 @@ def test_model_and_input_dtypes_named_both():
 def test_class_defaults_are_the_documented_ones():
     assert vars(DAT()) == dict(t=1.0, eps=None, input_range=(-1.0, 1.0), clamp_real=True)
     assert vars(ASGAN()) == dict(eps=0.05, steps=1, norm="linf", loss="ns",
-                                 input_range=(-1.0, 1.0))
+                                 input_range=(-1.0, 1.0), mode="replace", free=False,
+                                 _carried=None)
     assert vars(PGD()) == dict(eps=8 / 255, steps=7, step_size=None, norm="linf",
                                random_start=True, input_range=(0.0, 1.0))
     assert vars(FGSM()) == dict(eps=8 / 255, step_size=None, norm="linf", random_start=True,

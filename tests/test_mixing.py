@@ -488,9 +488,11 @@ def test_cutmix_and_srmix_draw_their_boxes_from_the_generator(pair):
 def test_one_kind_classes_defaults_and_options():
     for cls, kind in ((Mixup, "mixup"), (CutMix, "cutmix"), (SRMix, "srmix")):
         assert vars(cls()) == dict(kinds=(kind,), alpha=1.0, prob=1.0, switch_prob=0.5,
-                                   per_sample=False, partner="permutation", smoothing=0.1)
-        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip", smoothing=0.25)
-        assert vars(cls(**opts)) == dict(kinds=(kind,), switch_prob=0.5, **opts)
+                                   per_sample=False, partner="permutation", smoothing=0.1,
+                                   mode="add", weight=1.0)
+        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip", smoothing=0.25,
+                    switch_prob=0.2, mode="replace", weight=0.5)
+        assert vars(cls(**opts)) == dict(kinds=(kind,), **opts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
                                            option)
+from robustrep.tasks.common.regularizers import Fixed, OptionFields
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
@@ -139,6 +140,19 @@ def parse_regularizers(text: str) -> list[str]:
     except ValueError as err:
         raise ConfigError(f"--reg: {err}") from None
 
+
+_MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "switch_prob": "mix_switch_prob"}
+# registered name -> {constructor option: ClassifyConfig field}; the trainer builds what --reg
+# names from these (tasks/common/regularizers.py), a name not listed gets its class defaults.
+# AdaptiveMix's distance is the MSE of the reference classification code.
+OPTION_FIELDS: OptionFields = {
+    "mixup": _MIX, "cutmix": _MIX, "srmix": {**_MIX, "smoothing": "srmix_smoothing"},
+    "adaptivemix": {"alpha": "am_alpha", "noise_std": "am_noise_std", "weight": "am_weight",
+                    "mode": "am_mode", "distance": Fixed("mse")},
+    "pgd": {"eps": "eps", "steps": "adv_steps", "step_size": "adv_step_size"},
+    "fgsm": {"eps": "eps", "step_size": "adv_step_size"},
+    "free": {"eps": "eps", "step_size": "adv_step_size", "replays": "free_replays"},
+}
 
 # Options that may change when a run is resumed; the rest define the run and are fixed. The
 # optimizer and schedule hyperparameters are here so that a diverged run can be resumed with a

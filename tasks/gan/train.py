@@ -96,7 +96,7 @@ class Trainer(TrainerBase):
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         regs = build_regs(cfg)
         G = prepare_module(build_generator(cfg, self.data.shape), dev, cfg.channels_last)
-        D = build_discriminator(cfg, self.data.shape, regs.ensemble,
+        D = build_discriminator(cfg, self.data.shape, regs.discriminator,
                                 generator=torch.Generator().manual_seed(cfg.seed))
         D = prepare_module(D, dev, cfg.channels_last)
         broadcast_module(G)
