@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 
 import robustrep
@@ -32,8 +33,10 @@ PROGRAMS = {
 }
 
 
-def build_parser(program: str | None = None) -> argparse.ArgumentParser:
-    """The top-level parser; ``program``'s own sub-commands are loaded when it is given."""
+def build_parser(program: str | None = None, command: str | None = None
+                 ) -> argparse.ArgumentParser:
+    """The top-level parser; ``program``'s own sub-commands are loaded when it is given (only
+    ``command``'s options when that is given too: see ``add_program``)."""
     parser = ArgumentParser(
         prog="robustrep",
         description="Regularizers for robust learned representations: AdaptiveMix, Mixup/CutMix/"
@@ -46,7 +49,11 @@ def build_parser(program: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="program", metavar="PROGRAM")
     for name, summary in PROGRAMS.items():
         if name == program:
-            importlib.import_module(f"robustrep.tasks.{name}.cli").add_parser(sub, name, summary)
+            add = importlib.import_module(f"robustrep.tasks.{name}.cli").add_parser
+            if command is not None and "command" in inspect.signature(add).parameters:
+                add(sub, name, summary, command=command)
+            else:
+                add(sub, name, summary)
         else:
             sub.add_parser(name, help=summary, description=summary)
     return parser
@@ -56,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted before or after the program name
-    program = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(program if program in PROGRAMS else None)
+    words = [a for a in argv if not a.startswith("-")]
+    program = words[0] if words else None
+    # the word after the program, when it follows it directly (programs take no options)
+    after = argv[argv.index(program) + 1:argv.index(program) + 2] if program in argv else []
+    command = after[0] if after and not after[0].startswith("-") else None
+    parser = build_parser(program if program in PROGRAMS else None, command)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

@@ -17,8 +17,6 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, from_di
                                            resolve_config, to_dict)
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.rundir import RunDir
-from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -27,6 +25,7 @@ REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "
 
 
 def _add_train(sub) -> None:
+    """train a GAN (default preset: digits-dcgan, a few minutes on CPU)"""
     p = sub.add_parser(
         "train", help="train a GAN (default preset: digits-dcgan, a few minutes on CPU)",
         description="Train a GAN with any of the regularizers. Options resolve as: defaults < "
@@ -46,6 +45,7 @@ def _add_train(sub) -> None:
 
 
 def _add_eval(sub) -> None:
+    """FID/KID/precision-recall (or 2-D mode stats) of a run"""
     p = sub.add_parser("eval", help="FID/KID/precision-recall (or 2-D mode stats) of a run",
                        description="Score a run's G-EMA; writes RUN/eval.json and prints a table.",
                        formatter_class=HelpFormatter)
@@ -66,6 +66,7 @@ def _add_eval(sub) -> None:
 
 
 def _add_sample(sub) -> None:
+    """draw samples from a run as a PNG grid and/or a .pt file"""
     p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
                        description="Draw N samples from a run's G-EMA.",
                        formatter_class=HelpFormatter)
@@ -85,8 +86,10 @@ def _add_sample(sub) -> None:
     p.set_defaults(func=cmd_sample)
 
 
-def add_parser(subparsers, name: str = "gan", summary: str = "") -> argparse.ArgumentParser:
-    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample)
+def add_parser(subparsers, name: str = "gan", summary: str = "",
+               command: str | None = None) -> argparse.ArgumentParser:
+    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample,
+                       command=command)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,18 +104,20 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
                               overrides)
     if args.preset is not None or args.config is not None:
         raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
+    from robustrep.tasks.common.rundir import RunDir
     saved = RunDir(args.resume).read_config()
     return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume),
                      source=f"{args.resume}/config.json")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from robustrep.tasks.gan.evaluate import format_table
-    from robustrep.tasks.gan.train import TrainingDiverged, train
-    cfg = resolve_train_config(args)
+    cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
+    from robustrep.tasks.common.runtime import resolve_device
+    from robustrep.tasks.gan.evaluate import format_table
+    from robustrep.tasks.gan.train import TrainingDiverged, train
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
     try:
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
@@ -127,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.evaluate import evaluate_run, format_table
     resolve_device(args.device)
     try:
@@ -140,6 +146,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.sample import sample_run
     resolve_device(args.device)
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,

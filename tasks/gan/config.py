@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robustrep.losses import LOSSES
+from robustrep._names import AMP_CHOICES, LOSSES
 from robustrep.registry import list_regularizers
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
                                            option)
-from robustrep.tasks.common.runtime import AMP_CHOICES
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder")
