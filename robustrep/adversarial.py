@@ -480,7 +480,14 @@ def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float |
 class DAT:
     """Symmetric adversarial training of D on reals and fakes (see :func:`dat_perturb`).
 
-    ``gan`` D inputs (:mod:`robustrep.api`): D trains on the perturbed reals and fakes only."""
+    ``gan`` D inputs (:mod:`robustrep.api`): D trains on the perturbed reals and fakes only.
+
+    Args:
+        t: gradient clip of the reference step (1.0 in the reference).
+        eps: bounded variant, an Linf step eps*sign(g) (None = the reference clipped step).
+        input_range: where perturbed inputs are clamped (None: unbounded).
+        clamp_real: clamp the perturbed reals too.
+    """
 
     keeps_clean = False
 
@@ -515,6 +522,15 @@ class ASGAN:
     instead of the clean ones) or ``"add"`` (both). ``free``: a perturbation carried across
     steps (a :class:`FreePerturbation` of radius ``eps``), updated from D's own backward, with no
     attack pass of its own; checkpointed through ``state_dict``.
+
+    Args:
+        eps: perturbation radius in input units ([-1, 1] images).
+        steps: attack steps (1 = FGSM).
+        norm: ``"linf"`` or ``"l2"``.
+        loss: adversarial loss kind the attack ascends on D's real side.
+        input_range: where perturbed reals are clamped (None: unbounded).
+        mode: replace: D sees the perturbed reals instead of the clean ones; add: both.
+        free: a perturbation carried across steps, updated from D's backward (no attack pass).
     """
 
     def __init__(self, eps: float = 0.05, steps: int = 1, norm: str = "linf", loss: str = "ns",
@@ -570,7 +586,16 @@ class ASGAN:
 @register_regularizer("pgd", paper="Madry et al., Towards Deep Learning Models Resistant to "
                       "Adversarial Attacks, ICLR 2018", acts={"classify": "adversarial inputs"})
 class PGD:
-    """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``."""
+    """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``.
+
+    Args:
+        eps: Linf (or L2) radius of the training perturbation in [0, 1] pixels.
+        steps: attack steps (Madry et al. use 7).
+        step_size: attack step (None: 2.5 * eps / steps).
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start from a uniform draw in the ball.
+        input_range: where inputs are clamped.
+    """
 
     replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
 
@@ -596,7 +621,15 @@ class PGD:
 @register_regularizer("fgsm", paper="Wong et al., Fast is better than free, ICLR 2020",
                       acts={"classify": "adversarial inputs"})
 class FGSM:
-    """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`)."""
+    """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`).
+
+    Args:
+        eps: Linf (or L2) radius of the training perturbation in [0, 1] pixels.
+        step_size: attack step (None: 1.25 * eps with a random start, as Wong et al.).
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start from a uniform draw in the ball.
+        input_range: where inputs are clamped.
+    """
 
     replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
 

@@ -633,6 +633,11 @@ class _OneKind(SampleMix):
     (1 - lam) * loss_fake`` (Takamoto & Morishita 2021). ``mode="add"`` keeps D's clean real and
     fake terms and adds the mixed one times ``weight``; ``"replace"`` drops the clean terms (then
     ``weight`` is not used). ``switch_prob`` applies when the program combines several kinds.
+
+    Args:
+        mode: GAN extra D term: add (clean D loss + mixed loss) or replace (the mixed real-by-fake
+            loss replaces the clean one).
+        weight: GAN extra D term: weight of the mixed loss in add mode.
     """
 
     kind = "mixup"

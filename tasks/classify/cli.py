@@ -20,7 +20,9 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, option_
                                            overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
 
-from .config import PRESETS, RESUMABLE, ClassifyConfig
+from robustrep.tasks.common.regularizers import add_regularizer_args
+
+from .config import OPTION_FIELDS, PRESETS, RESUMABLE, ClassifyConfig
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -55,6 +57,7 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
+    add_regularizer_args(p, "classify", OPTION_FIELDS)
     p.set_defaults(func=run_train)
 
 

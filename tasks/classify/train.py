@@ -334,7 +334,7 @@ class Trainer(TrainerBase):
             self.train_step(x, y)
             done += 1
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == stop:
+            if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == stop:
                 logged = self.check_finite()  # the terms' means since the last read
                 logged["lr"] = self.opt.param_groups[0]["lr"]
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
@@ -345,7 +345,7 @@ class Trainer(TrainerBase):
                 self.check_finite()
                 if self.dist.is_main:
                     last = self.run.log(self.step, **self.evaluate())
-            if self.step % cfg.ckpt_every == 0 and self.step < stop:
+            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save()
         bar.close()
         self.check_finite()

@@ -26,6 +26,63 @@ class Fixed:
 OptionFields = dict[str, dict[str, "str | Fixed"]]
 
 
+def reg_option(name: str, opt: str, choices: tuple | None = None, **bounds: Any) -> Any:
+    """A config field for option ``opt`` of registered method ``name``: default ``None`` (the
+    class's own default applies), help from the class docstring's ``Args:`` with that default
+    (read from the source, without importing the class)."""
+    from robustrep.tasks.common.config import option
+    info = regularizer_info(name).options[opt]
+    text = info.help.rstrip(".") or opt.replace("_", " ")
+    return option(None, f"{text} (core: {_fmt(info.default)})", choices, **bounds)
+
+
+def _fmt(value: Any) -> str:
+    return str(round(value, 6)) if isinstance(value, float) else str(value)
+
+
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _scalar(annotation: str) -> tuple[type | None, bool]:
+    """``"float | None"`` -> ``(float, True)``; ``(None, _)`` for what a flag cannot hold."""
+    parts = [p.strip() for p in annotation.split("|")]
+    optional = "None" in parts
+    kinds = [p for p in parts if p != "None"]
+    return (_SCALARS.get(kinds[0]) if len(kinds) == 1 else None), optional
+
+
+def add_regularizer_args(parser: Any, program: str, fields: OptionFields) -> None:
+    """``--NAME-OPTION`` for every option of every method acting in ``program`` that no config
+    field maps (``fields``): type from the class signature, help from its docstring, default
+    ``None`` (the class default); the values go to the config's ``reg_options``."""
+    from robustrep.registry import list_regularizers
+    from robustrep.tasks.common.config import REG_OPTION_DEST, OptionSpec, arg_type
+    for name in list_regularizers(program):
+        info = regularizer_info(name)
+        if info.kind != "regularizer":
+            continue
+        mapped = set(fields.get(name, {}))
+        group = None
+        for opt, oi in info.options.items():
+            kind, optional = _scalar(oi.annotation)
+            flag = f"--{name}-{opt.replace('_', '-')}"
+            if opt in mapped or kind is None or flag in parser._option_string_actions:
+                continue
+            if group is None:
+                group = parser.add_argument_group(
+                    f"--reg {name}: further options ({info.module}.{info.qualname})")
+            spec = OptionSpec(name=opt, kind=kind, optional=optional)
+            kwargs: dict[str, Any] = {"default": None, "type": arg_type(spec),
+                                      "dest": f"{REG_OPTION_DEST}{name}__{opt}",
+                                      "help": f"{oi.help.rstrip('.') or opt} "
+                                              f"(core: {_fmt(oi.default)})"}
+            if kind is bool:
+                kwargs.update(metavar="BOOL", nargs="?", const=True)
+            else:
+                kwargs["metavar"] = kind.__name__.upper()
+            group.add_argument(flag, **kwargs)
+
+
 def options_for(cfg: Any, name: str, fields: OptionFields,
                 context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The constructor options of ``name`` from ``cfg``; ``context`` holds values the program
@@ -34,6 +91,7 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
     opts = {opt: field.value if isinstance(field, Fixed) else getattr(cfg, field)
             for opt, field in fields.get(name, {}).items()}
     opts.update({k: v for k, v in (context or {}).items() if k in taken and k not in opts})
+    opts.update((getattr(cfg, "reg_options", None) or {}).get(name, {}))
     return opts
 
 
@@ -50,6 +108,10 @@ def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
         check_places(names, program)
     except ValueError as err:
         raise ConfigError(f"--reg: {err}") from None
+    stray = sorted(set(getattr(cfg, "reg_options", None) or {}) - set(names))
+    if stray:
+        raise ConfigError(f"reg_options (--{stray[0]}-...) set options of {', '.join(stray)}, "
+                          f"which --reg does not list (it lists: {', '.join(names) or 'none'})")
     places: dict[str, list[tuple[str, Any]]] = {}
     for name in names:
         info = regularizer_info(name)

@@ -17,7 +17,9 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, from_di
                                            resolve_config, to_dict)
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.regularizers import add_regularizer_args
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
+from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
 REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "dat_": ("dat",),
@@ -41,6 +43,7 @@ def _add_train(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
+    add_regularizer_args(p, "gan", OPTION_FIELDS)
     p.set_defaults(func=cmd_train)
 
 

@@ -318,6 +318,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
+        build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here too
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
