@@ -84,3 +84,14 @@ def test_the_docs_walk_through_is_the_plugin_module():
     match = re.search(r"<!-- example: plugin.*?-->\n```python\n(.*?)```", DOCS.read_text(), re.S)
     assert match, "docs/architecture.md has no plugin example block"
     assert match.group(1) == PLUGIN.read_text()
+
+
+def test_the_plugins_options_are_generated_flags(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["classify", "train", "--plugin", str(PLUGIN), "--help"])
+    assert "--toy-weight" in capsys.readouterr().out
+    code = main(["classify", "train", "--plugin", str(PLUGIN), "--reg", "toy", "--toy-weight",
+                 "-1", "--out", str(tmp_path / "run"), *CLASSIFY])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "weight must be >= 0, got -1" in err
+    assert not (tmp_path / "run").exists()
