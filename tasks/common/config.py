@@ -254,14 +254,15 @@ def _split(value: Any) -> list:
 def _mapping(spec: OptionSpec, value: Any) -> dict:
     """A mapping of names to mappings of option values (``reg_options``), from JSON text or a
     parsed file value."""
+    raw = value
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise _fail(spec, value) from None
+            raise _fail(spec, raw) from None
     if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
-        raise _fail(spec, value)
+        raise _fail(spec, raw)
     return {k: dict(v) for k, v in value.items()}
 
 
