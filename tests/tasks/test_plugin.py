@@ -3,6 +3,7 @@ training programs through ``--plugin`` and ``--reg toy``; a misplaced one is ref
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,20 @@ CLASSIFY = ["--model", "test_resnet", "--image-size", "16", "--batch-size", "8",
 GAN = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
        "--batch-size", "8", "--steps", "2", "--eval-every", "0", "--final-eval", "false",
        "--ckpt-every", "2", "--log-every", "1", "--seed", "0", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _registry_restored():
+    """Each test's plugins leave the process's registry as it was (other tests list it)."""
+    from robustrep import registry
+    before = set(registry._REGISTRY)
+    yield
+    for name in set(registry._REGISTRY) - before:  # what this test's plugins registered
+        if not registry._REGISTRY[name].module.startswith("robustrep."):
+            del registry._REGISTRY[name]
+            registry._LIVE.pop(name, None)
+    for name in [m for m in sys.modules if m.startswith("robustrep_plugin_")]:
+        del sys.modules[name]
 
 
 def _records(run: Path) -> list[dict]:
