@@ -38,6 +38,7 @@ _EXPORTS = {
     "FreePerturbation": "robustrep.adversarial",
     "ProjectionEnsemble": "robustrep.projection",
     "register_regularizer": "robustrep.registry",
+    "register_discriminator": "robustrep.registry",
     "create_regularizer": "robustrep.registry",
     "list_regularizers": "robustrep.registry",
     "regularizer_info": "robustrep.registry",
@@ -60,7 +61,7 @@ _EXPORTS = {
     "g_loss": "robustrep.losses",
     "r1_penalty": "robustrep.losses",
 }
-_SUBMODULES = ("metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
+_SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
                "losses", "split", "registry", "stylegan2", "ssgan", "infomax")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

@@ -161,23 +161,31 @@ class AdaptiveMix:
         partner: ``"permutation"`` (random, the reference) or ``"flip"`` (sample i with B-1-i).
         fuse_passes: one trunk call on ``cat([x, x_mix])``; only for trunks without batch
             statistics in training mode (module docstring, point 9).
+        g_shrink: as a GAN's D function, G also minimises the shrinkage on its fakes (the
+            reference ``loss.py``).
+
+    Places (:mod:`robustrep.api`): ``gan`` D function (:meth:`d_logits`) and ``classify``
+    feature shrinkage (:meth:`feature_terms`).
     """
+
+    term = "am_shrink"  # the name of its loss term in a GAN's log (d/am_shrink, g/am_shrink)
 
     def __init__(self, alpha: float = 1.0, noise_std: float = 0.05, distance: str = "cosine",
                  mode: str = "reference", weight: float = 1.0, per_sample: bool = False,
-                 partner: str = "permutation", fuse_passes: bool = False):
+                 partner: str = "permutation", fuse_passes: bool = False, g_shrink: bool = True):
         check_positive("alpha", alpha)
         check_nonneg("noise_std", noise_std)
         check_choice("distance", distance, DISTANCES)
         check_choice("mode", mode, MODES)
         check_nonneg("weight", weight)
         check_choice("partner", partner, PARTNERS)
-        for name, flag in (("per_sample", per_sample), ("fuse_passes", fuse_passes)):
+        for name, flag in (("per_sample", per_sample), ("fuse_passes", fuse_passes),
+                           ("g_shrink", g_shrink)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         self.alpha, self.noise_std, self.weight = float(alpha), float(noise_std), float(weight)
         self.distance, self.mode, self.partner = distance, mode, partner
-        self.per_sample, self.fuse_passes = per_sample, fuse_passes
+        self.per_sample, self.fuse_passes, self.g_shrink = per_sample, fuse_passes, g_shrink
 
     def __call__(self, model: Any, x: Tensor,
                  generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -193,6 +201,25 @@ class AdaptiveMix:
         return adaptivemix(model, x, lam, index, noise_std=self.noise_std, generator=generator,
                            distance=self.distance, mode=self.mode, weight=self.weight,
                            fuse_passes=self.fuse_passes)
+
+    @property
+    def g_term(self) -> bool:
+        return self.g_shrink
+
+    def d_logits(self, D: Any, x: Tensor,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``gan`` D function: the logit the adversarial losses use and the shrinkage."""
+        out = self(D, x, generator=generator)
+        return out["logits"], out["loss"]
+
+    def feature_terms(self, model: Any, x: Tensor,
+                      generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``classify`` feature shrinkage: the terms dict; ``lam``/``index`` only in reference
+        mode, whose logits score the mixed features (additive mode scores the clean ones)."""
+        out = self(model, x, generator=generator)
+        if self.mode != "reference":
+            out = {k: v for k, v in out.items() if k not in ("lam", "index")}
+        return out
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(alpha={self.alpha}, noise_std={self.noise_std}, "

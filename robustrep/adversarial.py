@@ -51,8 +51,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_generator, check_in_range, check_model_dtype,
-                                 check_nonneg, check_range, check_same_device, check_same_dtype,
-                                 check_tensor, first_tensor)
+                                 check_nonneg, check_positive, check_range, check_same_device,
+                                 check_same_dtype, check_tensor, first_tensor)
 from robustrep.losses import LOSSES, loss_real
 from robustrep.registry import register_regularizer
 
@@ -264,11 +264,23 @@ class FreePerturbation:
     gradient is used everywhere (the ball projection still bounds ``delta``).
 
     ``input_range`` defaults to ``[0, 1]`` (classifier images); ``attach`` checks that the clean
-    batch lies in it. ``None`` means unbounded inputs: no check, no clamp.
+    batch lies in it. ``None`` means unbounded inputs: no check, no clamp. ``eps`` defaults to
+    8/255, the paper's CIFAR-10 radius.
+
+    As the ``classify`` adversarial-inputs regularizer ``free`` (:mod:`robustrep.api`),
+    ``adversarial_inputs`` is :meth:`attach`, ``after_backward`` is :meth:`update`, and the
+    program trains ``replays`` times on each batch (``m`` of the paper).
+
+    Args:
+        eps: radius of the perturbation ball.
+        step_size: step of ``delta`` per update (default ``eps``).
+        norm: ``"linf"`` or ``"l2"``.
+        input_range: where inputs are checked and clamped (None: unbounded).
+        replays: minibatch replays ``m`` the training program runs per batch.
     """
 
-    def __init__(self, eps: float, step_size: float | None = None, norm: str = "linf",
-                 input_range: tuple[float, float] | None = (0.0, 1.0)):
+    def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
+                 input_range: tuple[float, float] | None = (0.0, 1.0), replays: int = 4):
         check_nonneg("eps", eps)
         if step_size is not None:
             check_nonneg("step_size", step_size)
@@ -277,7 +289,18 @@ class FreePerturbation:
         self.eps = float(eps)
         self.step_size = self.eps if step_size is None else float(step_size)
         self.norm = norm
+        check_positive("replays", replays, integer=True)
+        self.replays = int(replays)
         self.delta: Tensor | None = None
+
+    def adversarial_inputs(self, loss_fn: Callable[[Tensor], Tensor] | None, x: Tensor,
+                           generator: torch.Generator | None = None, *,
+                           model: nn.Module | None = None) -> Tensor:
+        """:meth:`attach` (no attack pass: the perturbation comes from the last backward)."""
+        return self.attach(x)
+
+    def after_backward(self, x_adv: Tensor) -> None:
+        self.update(x_adv)
 
     def attach(self, x: Tensor) -> Tensor:
         """Return the leaf ``clamp(x + delta)`` that requires grad; feed it to the model."""
@@ -455,7 +478,18 @@ def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float |
 @register_regularizer("dat", paper="Li et al., Improving GAN training with dual adversarial "
                       "training (DAT), IEEE TETCI 2023", acts={"gan": "D inputs"})
 class DAT:
-    """Symmetric adversarial training of D on reals and fakes (see :func:`dat_perturb`)."""
+    """Symmetric adversarial training of D on reals and fakes (see :func:`dat_perturb`).
+
+    ``gan`` D inputs (:mod:`robustrep.api`): D trains on the perturbed reals and fakes only.
+
+    Args:
+        t: gradient clip of the reference step (1.0 in the reference).
+        eps: bounded variant, an Linf step eps*sign(g) (None = the reference clipped step).
+        input_range: where perturbed inputs are clamped (None: unbounded).
+        clamp_real: clamp the perturbed reals too.
+    """
+
+    keeps_clean = False
 
     def __init__(self, t: float = 1.0, eps: float | None = None,
                  input_range: tuple[float, float] | None = (-1.0, 1.0), clamp_real: bool = True):
@@ -466,6 +500,14 @@ class DAT:
         return dat_perturb(d_fn, x_real, x_fake, t=self.t, eps=self.eps,
                            input_range=self.input_range, clamp_real=self.clamp_real, model=model)
 
+    def d_inputs(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor,
+                 generator: torch.Generator | None = None, *,
+                 model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+        return self(d_fn, x_real, x_fake, model=model)
+
+    def after_backward(self, real: Tensor) -> None:
+        pass
+
     def __repr__(self) -> str:
         return (f"DAT(t={self.t}, eps={self.eps}, input_range={self.input_range}, "
                 f"clamp_real={self.clamp_real})")
@@ -474,12 +516,60 @@ class DAT:
 @register_regularizer("asgan", paper="Liu et al., AS-GAN, Neural Networks 2021",
                       acts={"gan": "D inputs"})
 class ASGAN:
-    """Adversarial training of D on reals only (see :func:`asgan_perturb`)."""
+    """Adversarial training of D on reals only (see :func:`asgan_perturb`).
+
+    ``gan`` D inputs (:mod:`robustrep.api`). ``mode``: ``"replace"`` (D sees the perturbed reals
+    instead of the clean ones) or ``"add"`` (both). ``free``: a perturbation carried across
+    steps (a :class:`FreePerturbation` of radius ``eps``), updated from D's own backward, with no
+    attack pass of its own; checkpointed through ``state_dict``.
+
+    Args:
+        eps: perturbation radius in input units ([-1, 1] images).
+        steps: attack steps (1 = FGSM).
+        norm: ``"linf"`` or ``"l2"``.
+        loss: adversarial loss kind the attack ascends on D's real side.
+        input_range: where perturbed reals are clamped (None: unbounded).
+        mode: replace: D sees the perturbed reals instead of the clean ones; add: both.
+        free: a perturbation carried across steps, updated from D's backward (no attack pass).
+    """
 
     def __init__(self, eps: float = 0.05, steps: int = 1, norm: str = "linf", loss: str = "ns",
-                 input_range: tuple[float, float] | None = (-1.0, 1.0)):
+                 input_range: tuple[float, float] | None = (-1.0, 1.0), mode: str = "replace",
+                 free: bool = False):
+        check_choice("mode", mode, ("replace", "add"))
+        if not isinstance(free, bool):
+            raise TypeError(f"free must be a bool, got {type(free).__name__}")
         self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
-        self.input_range = input_range
+        self.input_range, self.mode, self.free = input_range, mode, free
+        self._carried: FreePerturbation | None = None
+
+    @property
+    def keeps_clean(self) -> bool:
+        return self.mode == "add"
+
+    def _carrier(self) -> FreePerturbation:
+        if self._carried is None:  # built on use: input_range may be set after construction
+            self._carried = FreePerturbation(self.eps, norm=self.norm,
+                                             input_range=self.input_range)
+        return self._carried
+
+    def d_inputs(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor,
+                 generator: torch.Generator | None = None, *,
+                 model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+        if self.free:
+            return self._carrier().attach(x_real), x_fake
+        return self(d_fn, x_real, generator, model=model), x_fake
+
+    def after_backward(self, real: Tensor) -> None:
+        if self.free:
+            self._carrier().update(real)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._carrier().state_dict() if self.free else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.free and state:
+            self._carrier().load_state_dict(state)
 
     def __call__(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor,
                  generator: torch.Generator | None = None, *,
@@ -496,7 +586,18 @@ class ASGAN:
 @register_regularizer("pgd", paper="Madry et al., Towards Deep Learning Models Resistant to "
                       "Adversarial Attacks, ICLR 2018", acts={"classify": "adversarial inputs"})
 class PGD:
-    """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``."""
+    """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``.
+
+    Args:
+        eps: Linf (or L2) radius of the training perturbation in [0, 1] pixels.
+        steps: attack steps (Madry et al. use 7).
+        step_size: attack step (None: 2.5 * eps / steps).
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start from a uniform draw in the ball.
+        input_range: where inputs are clamped.
+    """
+
+    replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
 
     def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
                  norm: str = "linf", random_start: bool = True,
@@ -511,11 +612,26 @@ class PGD:
                    norm=self.norm, random_start=self.random_start, input_range=self.input_range,
                    generator=generator, model=model)
 
+    adversarial_inputs = __call__
+
+    def after_backward(self, x_adv: Tensor) -> None:
+        pass
+
 
 @register_regularizer("fgsm", paper="Wong et al., Fast is better than free, ICLR 2020",
                       acts={"classify": "adversarial inputs"})
 class FGSM:
-    """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`)."""
+    """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`).
+
+    Args:
+        eps: Linf (or L2) radius of the training perturbation in [0, 1] pixels.
+        step_size: attack step (None: 1.25 * eps with a random start, as Wong et al.).
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start from a uniform draw in the ball.
+        input_range: where inputs are clamped.
+    """
+
+    replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
 
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
                  random_start: bool = True,
@@ -529,3 +645,8 @@ class FGSM:
         return fgsm(loss_fn, x, self.eps, norm=self.norm, input_range=self.input_range,
                     random_start=self.random_start, step_size=self.step_size,
                     generator=generator, model=model)
+
+    adversarial_inputs = __call__
+
+    def after_backward(self, x_adv: Tensor) -> None:
+        pass

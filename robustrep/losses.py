@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from robustrep._names import LOSSES  # noqa: F401 (re-exported: robustrep.losses.LOSSES)
 from robustrep._validate import check_choice, check_tensor
-
-LOSSES = ("ns", "hinge", "ls", "wasserstein")
 
 
 def _per_sample(loss: Tensor) -> Tensor:

@@ -545,6 +545,24 @@ class SampleMix:
         weight, lam_eff = self._weights(x, lam, generator)
         return MixResult(torch.lerp(x_b, x, weight), lam_eff, index)
 
+    def mix_inputs(self, x: Tensor, generator: torch.Generator | None = None) -> MixResult:
+        """``classify`` input mixing (:mod:`robustrep.api`): ``x`` mixed with its partners."""
+        return self(x, generator=generator)
+
+    @classmethod
+    def combine(cls, members: list[SampleMix]) -> SampleMix:
+        """One policy over several listed methods (timm's Mixup/CutMix switch): the kinds in
+        the order given, the first member's draws (alpha, prob, switch_prob, per_sample,
+        partner) and SRMix's ``smoothing`` when it is listed."""
+        if not all(isinstance(m, SampleMix) for m in members):
+            raise ValueError("only the sample-mixing methods (mixup, cutmix, srmix) combine in "
+                             "one input-mixing place")
+        first = members[0]
+        smoothing = next((m.smoothing for m in members if "srmix" in m.kinds), first.smoothing)
+        return SampleMix(tuple(k for m in members for k in m.kinds), alpha=first.alpha,
+                         prob=first.prob, switch_prob=first.switch_prob,
+                         per_sample=first.per_sample, partner=first.partner, smoothing=smoothing)
+
     def _check_input(self, x: Tensor, x_b: Tensor | None, generator) -> None:
         needs_image = any(kind != "mixup" for kind in self.kinds)
         check_tensor("x", x, ndim=4 if needs_image else None, floating=True,
@@ -609,12 +627,41 @@ class SampleMix:
 
 
 class _OneKind(SampleMix):
+    """One mixing kind; ``classify`` input mixing and ``gan`` extra D term (:mod:`robustrep.api`).
+
+    In a GAN, reals are mixed with fakes and scored with the mixed loss ``lam * loss_real +
+    (1 - lam) * loss_fake`` (Takamoto & Morishita 2021). ``mode="add"`` keeps D's clean real and
+    fake terms and adds the mixed one times ``weight``; ``"replace"`` drops the clean terms (then
+    ``weight`` is not used). ``switch_prob`` applies when the program combines several kinds.
+
+    Args:
+        mode: GAN extra D term: add (clean D loss + mixed loss) or replace (the mixed real-by-fake
+            loss replaces the clean one).
+        weight: GAN extra D term: weight of the mixed loss in add mode.
+    """
+
     kind = "mixup"
+    term = "mix"  # logged as d/mix
 
     def __init__(self, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False,
-                 partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING):
+                 partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING,
+                 switch_prob: float = 0.5, mode: str = "add", weight: float = 1.0):
         super().__init__((self.kind,), alpha=alpha, prob=prob, per_sample=per_sample,
-                         partner=partner, smoothing=smoothing)
+                         partner=partner, smoothing=smoothing, switch_prob=switch_prob)
+        check_choice("mode", mode, ("add", "replace"))
+        check_nonneg("weight", weight)
+        self.mode, self.weight = mode, weight
+
+    @property
+    def replaces_clean(self) -> bool:
+        return self.mode == "replace"
+
+    def extra_d_term(self, score, x_real: Tensor, x_fake: Tensor, loss,
+                     generator: torch.Generator | None = None) -> Tensor:
+        """Reals mixed with fakes, D's mixed loss on them, times ``weight`` in add mode."""
+        mixed = self(x_real, x_b=x_fake, generator=generator)
+        value = loss.mixed(score(mixed.x), mixed.lam)
+        return (1.0 if self.replaces_clean else self.weight) * value
 
 
 @register_regularizer("mixup", paper="Zhang et al., mixup, ICLR 2018",

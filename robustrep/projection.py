@@ -39,7 +39,7 @@ from robustrep import losses
 from robustrep._validate import (check_choice, check_generator, check_positive, check_same_device,
                                  check_tensor)
 from robustrep.mixing import mixed_gan_loss
-from robustrep.registry import register_regularizer
+from robustrep.registry import register_discriminator
 
 IMPLS = ("grouped", "loop")
 STRIDE = 2  # rpglib/disc.py reads it from filts.npz; every shipped filter set uses 2.
@@ -255,7 +255,7 @@ class _MemberView(nn.Module):
                         stride=self.owner.stride, padding=self.owner.padding)
 
 
-@register_regularizer("rpgan", paper="Neyshabur, Bhojanapalli & Chakrabarti, "
+@register_discriminator("rpgan", paper="Neyshabur, Bhojanapalli & Chakrabarti, "
                       "Stabilizing GAN Training with Multiple Random Projections, 2017",
                       acts={"gan": "D function"})
 class ProjectionEnsemble(nn.Module):

@@ -13,52 +13,167 @@ members (timm's Mixup/CutMix switch). ``excludes`` names, per program, further p
 cannot run together.
 :func:`parse_combination` is the one grammar every program uses: ``"adaptivemix,asgan"`` or
 ``"mixup+cutmix"`` (comma or plus), ``"none"`` or ``""`` for no regularizer.
+
+Every place has one protocol (:mod:`robustrep.api`); a registered class implements the protocol
+of each place its ``acts`` names, and :func:`check_places` refuses a name whose class does not.
+:func:`register_discriminator` registers a method that replaces the discriminator (RP-GAN).
+
+The built-in methods are read without importing them (nor torch): their modules' decorators and
+``__init__`` signatures and docstrings are parsed with :mod:`ast` (the class stays the one source
+of names, places, defaults and help), and a module is imported only when one of its classes is
+asked for (:attr:`RegularizerInfo.cls`). Modules from outside (plugins) register by import.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import re
 from typing import Any
 
-__all__ = ["RegularizerInfo", "register_regularizer", "create_regularizer", "list_regularizers",
-           "regularizer_info", "parse_combination", "SHARED_PLACES"]
+__all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
+           "create_regularizer", "list_regularizers", "regularizer_info", "parse_combination",
+           "check_places", "name_of", "SHARED_PLACES"]
 
-# Modules whose decorators fill the registry; imported on first use, so `import robustrep` stays
-# fast and free of side effects.
+# Modules whose decorators name the built-in methods; read with ast, imported on first use.
 _MODULES = ("robustrep.adaptivemix", "robustrep.mixing", "robustrep.adversarial",
             "robustrep.projection")
 
 # Places where several methods may be listed: the program draws one of them per batch.
 SHARED_PLACES = {("classify", "input mixing")}
 
+_DECORATORS = {"register_regularizer": "regularizer", "register_discriminator": "discriminator"}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionInfo:
+    """One constructor option: its default, its annotation (as written) and its help text."""
+
+    default: Any
+    annotation: str = ""
+    help: str = ""
+
 
 @dataclasses.dataclass(frozen=True)
 class RegularizerInfo:
-    """What the registry knows of one regularizer."""
+    """What the registry knows of one regularizer (or discriminator factory)."""
 
     name: str
-    cls: type
+    module: str
+    qualname: str
     paper: str
     acts: dict[str, str]  # program -> place, e.g. {"gan": "D function"}
     excludes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # class defaults
+    options: dict[str, OptionInfo] = dataclasses.field(default_factory=dict)
+    kind: str = "regularizer"  # or "discriminator": replaces D (register_discriminator)
+    summary: str = ""
 
     @property
-    def summary(self) -> str:
-        return (self.cls.__doc__ or "").strip().splitlines()[0] if self.cls.__doc__ else ""
+    def kwargs(self) -> dict[str, Any]:
+        """The constructor's options and their defaults."""
+        return {k: o.default for k, o in self.options.items()}
+
+    @property
+    def cls(self) -> type:
+        """The class; imports its module on first use."""
+        live = _LIVE.get(self.name)
+        if live is None:
+            importlib.import_module(self.module)
+            live = _LIVE.get(self.name)
+        if live is None:
+            raise ValueError(f"module {self.module} does not register {self.name!r}")
+        return live
 
 
 _REGISTRY: dict[str, RegularizerInfo] = {}
+_LIVE: dict[str, type] = {}  # name -> class, for the modules imported so far
 _loaded = False
 
 
-def _defaults(cls: type) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------
+# options, from a signature and a docstring (live) or from the source (ast)
+
+
+def _arg_help(doc: str) -> dict[str, str]:
+    """``{name: text}`` from a Google-style ``Args:`` section (continuation lines joined)."""
+    out: dict[str, str] = {}
+    lines = inspect.cleandoc(doc or "").splitlines()
+    inside, current, indent = False, None, None
+    for line in lines:
+        if not inside:
+            inside = line.strip() == "Args:"
+            continue
+        if not line.strip():
+            continue
+        width = len(line) - len(line.lstrip())
+        if width == 0:
+            break
+        match = re.match(r"(\w+)(?: \(.*?\))?: (.*)", line.strip())
+        if match and (indent is None or width <= indent):
+            indent, current = width, match.group(1)
+            out[current] = match.group(2).strip()
+        elif current is not None:
+            out[current] += " " + line.strip()
+    return out
+
+
+def _summary(doc: str | None) -> str:
+    lines = inspect.cleandoc(doc or "").splitlines()
+    return lines[0] if lines else ""
+
+
+def _merge_help(docs: list[str]) -> dict[str, str]:
+    """Help per option from the class's docstring first, then its bases'."""
+    out: dict[str, str] = {}
+    for doc in docs:
+        for k, v in _arg_help(doc).items():
+            out.setdefault(k, v)
+    return out
+
+
+def _annotation_text(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty:
+        return ""
+    if isinstance(annotation, str):
+        return annotation
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _live_options(cls: type) -> dict[str, OptionInfo]:
+    helps = _merge_help([c.__doc__ or "" for c in cls.__mro__ if c is not object])
     params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params
+    return {p.name: OptionInfo(p.default if p.default is not p.empty else None,
+                               _annotation_text(p.annotation), helps.get(p.name, ""))
+            for p in params
             if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _register(name: str, kind: str, paper: str, acts: dict[str, str],
+              excludes: dict[str, tuple[str, ...]] | None):
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ValueError(f"regularizer name must be lower-case letters, digits or '-'; "
+                         f"got {name!r}")
+
+    def decorate(cls: type) -> type:
+        if name in _LIVE and _LIVE[name] is not cls:
+            raise ValueError(f"regularizer {name!r} is already registered "
+                             f"(by {_LIVE[name].__qualname__})")
+        known = _REGISTRY.get(name)
+        if name not in _LIVE and known is not None and (known.module, known.qualname) != (
+                cls.__module__, cls.__qualname__):
+            raise ValueError(f"regularizer {name!r} is already registered "
+                             f"(by {known.module}.{known.qualname})")
+        _LIVE[name] = cls
+        _REGISTRY[name] = RegularizerInfo(
+            name, cls.__module__, cls.__qualname__, paper, dict(acts),
+            {k: tuple(v) for k, v in (excludes or {}).items()}, _live_options(cls), kind,
+            _summary(cls.__doc__))
+        return cls
+
+    return decorate
 
 
 def register_regularizer(name: str, *, paper: str, acts: dict[str, str],
@@ -68,32 +183,125 @@ def register_regularizer(name: str, *, paper: str, acts: dict[str, str],
     Args:
         name: the name used on command lines (lower case, letters/digits/dashes).
         paper: the citation, e.g. ``"Liu et al., CVPR 2023"``.
-        acts: where the method acts in each program that supports it.
+        acts: where the method acts in each program that supports it; the class implements the
+            protocol of each place (:mod:`robustrep.api`).
         excludes: per program, the names of regularizers this one cannot run with.
 
     Raises:
         ValueError: a name registered twice or not of the accepted form.
     """
-    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
-        raise ValueError(f"regularizer name must be lower-case letters, digits or '-'; "
-                         f"got {name!r}")
+    return _register(name, "regularizer", paper, acts, excludes)
 
-    def decorate(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"regularizer {name!r} is already registered "
-                             f"(by {_REGISTRY[name].cls.__qualname__})")
-        _REGISTRY[name] = RegularizerInfo(name, cls, paper, dict(acts), dict(excludes or {}),
-                                          _defaults(cls))
-        return cls
 
-    return decorate
+def register_discriminator(name: str, *, paper: str, acts: dict[str, str],
+                           excludes: dict[str, tuple[str, ...]] | None = None):
+    """Class decorator: register ``cls`` as a method that replaces the discriminator.
+
+    ``cls(**options)`` builds the D: an ``nn.Module`` whose logits are ``[B, K]``, K members
+    whose losses the program sums (RP-GAN's ensemble); it takes the place named in ``acts``
+    (``gan``: ``"D function"``)
+    and is selected with ``--reg NAME`` like a regularizer. Arguments as
+    :func:`register_regularizer`.
+    """
+    return _register(name, "discriminator", paper, acts, excludes)
+
+
+# --- the built-in modules, read from their source ----------------------------------------------
+
+
+class _NotLiteral(ValueError):
+    pass
+
+
+def _eval(node: ast.AST, consts: dict[str, Any]) -> Any:
+    """A literal, a module constant, or arithmetic on them (``8 / 255``); else _NotLiteral."""
+    if isinstance(node, ast.Name):
+        if node.id in consts:
+            return consts[node.id]
+        raise _NotLiteral(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Mult, ast.Add,
+                                                             ast.Sub, ast.Pow)):
+        a, b = _eval(node.left, consts), _eval(node.right, consts)
+        return {ast.Div: lambda: a / b, ast.Mult: lambda: a * b, ast.Add: lambda: a + b,
+                ast.Sub: lambda: a - b, ast.Pow: lambda: a ** b}[type(node.op)]()
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_eval(node.operand, consts)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_eval(e, consts) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.Dict):
+        return {_eval(k, consts): _eval(v, consts) for k, v in zip(node.keys, node.values)}
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise _NotLiteral(ast.dump(node)) from None
+
+
+def _module_constants(tree: ast.Module) -> dict[str, Any]:
+    consts: dict[str, Any] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(
+                stmt.targets[0], ast.Name):
+            try:
+                consts[stmt.targets[0].id] = _eval(stmt.value, consts)
+            except (_NotLiteral, TypeError, ZeroDivisionError):
+                pass
+    return consts
+
+
+def _static_options(cls: ast.ClassDef, classes: dict[str, ast.ClassDef],
+                    consts: dict[str, Any]) -> dict[str, OptionInfo]:
+    chain, node = [], cls
+    while node is not None:  # the class and its bases defined in the same module
+        chain.append(node)
+        base = next((b.id for b in node.bases if isinstance(b, ast.Name) and b.id in classes),
+                    None)
+        node = classes.get(base) if base else None
+    init = next((f for c in chain for f in c.body
+                 if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    if init is None:
+        return {}
+    helps = _merge_help([ast.get_docstring(c) or "" for c in chain])
+    args = init.args
+    positional = args.posonlyargs + args.args
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    pairs = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
+    return {a.arg: OptionInfo(None if d is None else _eval(d, consts),
+                              ast.unparse(a.annotation) if a.annotation else "",
+                              helps.get(a.arg, ""))
+            for a, d in pairs if a.arg != "self"}
+
+
+def _read_module(module: str) -> list[RegularizerInfo]:
+    """The registrations in ``module``'s source, without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise ImportError(f"no module {module}")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), spec.origin)
+    consts = _module_constants(tree)
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    found = []
+    for cls in classes.values():
+        for deco in cls.decorator_list:
+            if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
+                    and deco.func.id in _DECORATORS):
+                continue
+            kw = {k.arg: _eval(k.value, consts) for k in deco.keywords}
+            found.append(RegularizerInfo(
+                _eval(deco.args[0], consts), module, cls.name, kw["paper"], dict(kw["acts"]),
+                {k: tuple(v) for k, v in kw.get("excludes", {}).items()},
+                _static_options(cls, classes, consts), _DECORATORS[deco.func.id],
+                _summary(ast.get_docstring(cls))))
+    return found
 
 
 def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         for module in _MODULES:
-            importlib.import_module(module)
+            for info in _read_module(module):
+                _REGISTRY.setdefault(info.name, info)  # an imported module's entry stays
         _loaded = True
 
 
@@ -114,12 +322,46 @@ def regularizer_info(name: str) -> RegularizerInfo:
 def create_regularizer(name: str, **kwargs: Any) -> Any:
     """Build regularizer ``name``; ``None`` kwargs are dropped so the class defaults apply."""
     info = regularizer_info(name)
+    info.cls  # imports the module, which may refresh the entry
     given = {k: v for k, v in kwargs.items() if v is not None}
     unknown = sorted(set(given) - set(info.kwargs))
     if unknown:
         raise TypeError(f"regularizer {name!r} takes no option(s) {', '.join(unknown)}; "
                         f"options: {', '.join(info.kwargs)}")
     return info.cls(**given)
+
+
+def name_of(cls: type) -> str | None:
+    """The name ``cls`` is registered under (its module imported), or None."""
+    return next((n for n, c in _LIVE.items() if c is cls), None)
+
+
+def check_places(names: tuple[str, ...] | list[str], program: str) -> None:
+    """Refuse a name whose class does not implement the protocol of its place in ``program``.
+
+    Imports the classes. Raises:
+        ValueError: one line naming the regularizer, the place and the missing methods.
+    """
+    from robustrep.api import PLACES, implements
+    for name in names:
+        info = regularizer_info(name)
+        place = info.acts.get(program)
+        if place is None:
+            raise ValueError(f"regularizer {name!r} does not act in {program}")
+        if info.kind == "discriminator":
+            if not callable(info.cls):
+                raise ValueError(f"discriminator {name!r} is not callable")
+            continue
+        proto = PLACES.get((program, place))
+        if proto is None:
+            raise ValueError(f"regularizer {name!r} names place {place!r} of {program}, which "
+                             f"{program} does not have; places: "
+                             f"{', '.join(p for g, p in PLACES if g == program)}")
+        if not implements(info.cls, program, place):
+            need = [n for n, v in vars(proto).items() if callable(v) and not n.startswith("_")]
+            raise ValueError(f"regularizer {name!r} ({info.module}.{info.qualname}) acts in "
+                             f"{program} {place} but does not implement {proto.__name__} "
+                             f"(robustrep.api): it needs {', '.join(need)}")
 
 
 def parse_combination(text: str | None, program: str) -> tuple[str, ...]:

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import inspect
 import sys
+from pathlib import Path
 
 import robustrep
-from robustrep.tasks.common.cli import ArgumentParser, run_command
+from robustrep.tasks.common.cli import ArgumentParser, report, run_command
+from robustrep.tasks.common.errors import UserError
 
 PROGRAMS = {
     "gan": "train GANs with the regularizers, evaluate FID/KID/precision-recall, draw samples",
@@ -35,32 +39,102 @@ PROGRAMS = {
 }
 
 
-def build_parser(program: str | None = None) -> argparse.ArgumentParser:
-    """The top-level parser; ``program``'s own sub-commands are loaded when it is given."""
+def build_parser(program: str | None = None, command: str | None = None
+                 ) -> argparse.ArgumentParser:
+    """The top-level parser; ``program``'s own sub-commands are loaded when it is given (only
+    ``command``'s options when that is given too: see ``add_program``)."""
     parser = ArgumentParser(
         prog="robustrep",
         description="Regularizers for robust learned representations: AdaptiveMix, Mixup/CutMix/"
                     "SRMix, symmetric adversarial training (DAT, AS-GAN) and random-projection "
                     "discriminators, for GANs, timm classifiers and OOD detection.")
     parser.add_argument("--version", action="version", version=f"robustrep {robustrep.__version__}")
+    parser.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="import MODULE (a module name or a .py file) before parsing, so the "
+                             "regularizers it registers are accepted by --reg; may repeat and "
+                             "may follow the program name")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line (may also "
                              "follow the program name)")
     sub = parser.add_subparsers(dest="program", metavar="PROGRAM")
     for name, summary in PROGRAMS.items():
         if name == program:
-            importlib.import_module(f"robustrep.tasks.{name}.cli").add_parser(sub, name, summary)
+            add = importlib.import_module(f"robustrep.tasks.{name}.cli").add_parser
+            if command is not None and "command" in inspect.signature(add).parameters:
+                add(sub, name, summary, command=command)
+            else:
+                add(sub, name, summary)
         else:
             sub.add_parser(name, help=summary, description=summary)
     return parser
+
+
+def load_plugins(argv: list[str]) -> list[str]:
+    """Import every ``--plugin MODULE`` (anywhere on the command line) and return the rest.
+
+    A plugin registers regularizers by import (``@register_regularizer``), so it is loaded before
+    the parser reads the registry. ``MODULE`` is a module name or a ``.py`` file.
+
+    Raises:
+        UserError: a plugin that cannot be imported (one line naming it).
+    """
+    rest, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--plugin" or arg.startswith("--plugin="):
+            name = arg.partition("=")[2] if "=" in arg else (
+                argv[i + 1] if i + 1 < len(argv) else "")
+            i += 1 if "=" in arg else 2
+            if not name:
+                raise UserError("--plugin needs a module name or a .py file")
+            _import_plugin(name)
+            continue
+        rest.append(arg)
+        i += 1
+    return rest
+
+
+def _import_plugin(name: str) -> None:
+    try:
+        if name.endswith(".py") or "/" in name:
+            path = Path(name)
+            if not path.is_file():
+                raise UserError(f"--plugin {name}: no such file (accepted: a module name or a "
+                                f".py file)")
+            key = f"robustrep_plugin_{path.stem}"
+            loaded = sys.modules.get(key)
+            if loaded is not None and Path(loaded.__file__).resolve() == path.resolve():
+                return  # registered already (in-process callers may load it twice)
+            spec = importlib.util.spec_from_file_location(key, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(name)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 (any failure of a user's module is one line)
+        raise UserError(f"--plugin {name}: cannot import it: {type(err).__name__}: "
+                        f"{err}") from err
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted before or after the program name
-    program = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(program if program in PROGRAMS else None)
+    try:
+        argv = load_plugins(argv)
+    except UserError as err:
+        if debug:
+            raise
+        report(None, err)
+        return 2
+    words = [a for a in argv if not a.startswith("-")]
+    program = words[0] if words else None
+    # the word after the program, when it follows it directly (programs take no options)
+    after = argv[argv.index(program) + 1:argv.index(program) + 2] if program in argv else []
+    command = after[0] if after and not after[0].startswith("-") else None
+    parser = build_parser(program if program in PROGRAMS else None, command)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

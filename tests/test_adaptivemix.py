@@ -390,3 +390,27 @@ def test_a_generator_on_another_device_is_refused():
     with pytest.raises(ValueError, match="^generator is on cpu but the tensors are on meta"):
         adaptivemix(model.to("meta"), x, 0.5, torch.arange(4, device="meta"), noise_std=0.1,
                     generator=torch.Generator())
+
+
+# --- the two places AdaptiveMix serves (robustrep.api) -----------------------------------------
+
+
+def test_place_methods_are_the_call_with_the_places_shape():
+    from robustrep.api import implements
+    model, (x, _, _) = make_split(), inputs()
+    am = AdaptiveMix(noise_std=0.0)
+    assert implements(am, "gan", "D function") and implements(am, "classify", "feature shrinkage")
+    assert am.term == "am_shrink" and am.g_term is True
+    assert AdaptiveMix(g_shrink=False).g_term is False
+    with pytest.raises(TypeError, match="g_shrink must be a bool"):
+        AdaptiveMix(g_shrink=1)
+    want = am(model, x, generator=torch.Generator().manual_seed(3))
+    logits, loss = am.d_logits(model, x, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(logits, want["logits"])
+    torch.testing.assert_close(loss, want["loss"])
+    terms = am.feature_terms(model, x, generator=torch.Generator().manual_seed(3))
+    assert set(terms) == set(want)  # reference mode: lam and index say the logits are mixed
+    torch.testing.assert_close(terms["logits"], want["logits"])
+    additive = AdaptiveMix(noise_std=0.0, mode="additive")
+    terms = additive.feature_terms(model, x, generator=torch.Generator().manual_seed(3))
+    assert "lam" not in terms and "index" not in terms and "loss" in terms

@@ -460,7 +460,8 @@ def test_model_and_input_dtypes_named_both():
 def test_class_defaults_are_the_documented_ones():
     assert vars(DAT()) == dict(t=1.0, eps=None, input_range=(-1.0, 1.0), clamp_real=True)
     assert vars(ASGAN()) == dict(eps=0.05, steps=1, norm="linf", loss="ns",
-                                 input_range=(-1.0, 1.0))
+                                 input_range=(-1.0, 1.0), mode="replace", free=False,
+                                 _carried=None)
     assert vars(PGD()) == dict(eps=8 / 255, steps=7, step_size=None, norm="linf",
                                random_start=True, input_range=(0.0, 1.0))
     assert vars(FGSM()) == dict(eps=8 / 255, step_size=None, norm="linf", random_start=True,
@@ -955,3 +956,70 @@ def test_a_generator_on_another_device_is_refused():
     x = torch.zeros(4, 3, 2, 2, device="meta")
     with pytest.raises(ValueError, match="^generator is on cpu but the tensors are on meta"):
         pgd(lambda v: v.flatten(1).sum(1), x, 0.1, input_range=None, generator=torch.Generator())
+
+
+# --- the places these classes serve (robustrep.api) -------------------------------------------
+
+
+def test_d_inputs_of_dat_and_asgan_are_their_calls():
+    from robustrep.api import implements
+    d = linear_d()
+    g = torch.Generator().manual_seed(0)
+    x_real, x_fake = torch.rand(B, 3, 2, 2, generator=g) * 2 - 1, torch.rand(B, 3, 2, 2) * 2 - 1
+    dat, asgan = DAT(eps=0.1), ASGAN(eps=0.1, steps=2)
+    assert implements(dat, "gan", "D inputs") and implements(asgan, "gan", "D inputs")
+    assert dat.keeps_clean is False and asgan.keeps_clean is False
+    assert ASGAN(mode="add").keeps_clean is True
+    got, want = dat.d_inputs(d, x_real, x_fake, model=d), dat(d, x_real, x_fake, model=d)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    real, fake = asgan.d_inputs(d, x_real, x_fake, torch.Generator().manual_seed(5))
+    assert fake is x_fake
+    torch.testing.assert_close(real, asgan(d, x_real, torch.Generator().manual_seed(5)))
+    dat.after_backward(real)  # no carried state: nothing to do
+    asgan.after_backward(real)
+    assert asgan.state_dict() == {} and asgan._carried is None
+    with pytest.raises(ValueError, match="mode"):
+        ASGAN(mode="both")
+    with pytest.raises(TypeError, match="free must be a bool"):
+        ASGAN(free=1)
+
+
+def test_asgan_free_mode_carries_a_perturbation_and_checkpoints_it():
+    d = linear_d(weight=-0.5)  # D(x) falls as x grows: the real loss rises with x
+    x_real = torch.zeros(B, 3, 2, 2)
+    asgan = ASGAN(eps=0.1, free=True, input_range=None)
+    real, fake = asgan.d_inputs(d, x_real, x_real)
+    assert real.requires_grad and torch.equal(real, x_real)
+    loss_real(d(real).squeeze(1), "ns").mean().backward()
+    asgan.after_backward(real)
+    state = asgan.state_dict()
+    torch.testing.assert_close(state["delta"], torch.full_like(x_real, 0.1))
+    again = ASGAN(eps=0.1, free=True, input_range=None)
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.d_inputs(d, x_real, x_real)[0], x_real + 0.1)
+    assert asgan._carried.input_range is None and asgan._carried.norm == "linf"
+
+
+def test_adversarial_inputs_of_pgd_fgsm_and_free():
+    from robustrep.api import implements
+    model = linear_d()
+    x, y = torch.rand(B, 3, 2, 2), torch.zeros(B)
+    loss_fn = lambda v: model(v).squeeze(1)  # noqa: E731
+    for cls in (PGD, FGSM):
+        reg = cls(eps=0.1)
+        assert implements(reg, "classify", "adversarial inputs") and reg.replays == 1
+        got = reg.adversarial_inputs(loss_fn, x, torch.Generator().manual_seed(2))
+        torch.testing.assert_close(got, reg(loss_fn, x, torch.Generator().manual_seed(2)))
+        reg.after_backward(got)
+    free = FreePerturbation()
+    assert free.eps == 8 / 255 and free.step_size == 8 / 255 and free.replays == 4
+    assert FreePerturbation(replays=2).replays == 2
+    with pytest.raises(TypeError, match="replays"):
+        FreePerturbation(replays=1.5)
+    with pytest.raises(ValueError, match="replays"):
+        FreePerturbation(replays=0)
+    leaf = free.adversarial_inputs(None, x)
+    assert leaf.requires_grad and torch.equal(leaf, x)
+    model(leaf).sum().backward()
+    free.after_backward(leaf)
+    torch.testing.assert_close(free.delta, (8 / 255) * torch.sign(leaf.grad))

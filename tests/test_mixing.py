@@ -488,9 +488,11 @@ def test_cutmix_and_srmix_draw_their_boxes_from_the_generator(pair):
 def test_one_kind_classes_defaults_and_options():
     for cls, kind in ((Mixup, "mixup"), (CutMix, "cutmix"), (SRMix, "srmix")):
         assert vars(cls()) == dict(kinds=(kind,), alpha=1.0, prob=1.0, switch_prob=0.5,
-                                   per_sample=False, partner="permutation", smoothing=0.1)
-        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip", smoothing=0.25)
-        assert vars(cls(**opts)) == dict(kinds=(kind,), switch_prob=0.5, **opts)
+                                   per_sample=False, partner="permutation", smoothing=0.1,
+                                   mode="add", weight=1.0)
+        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip", smoothing=0.25,
+                    switch_prob=0.2, mode="replace", weight=0.5)
+        assert vars(cls(**opts)) == dict(kinds=(kind,), **opts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -731,3 +733,47 @@ def test_a_generator_on_another_device_is_refused(call):
 
 def test_srmix_mask_follows_lams_device():
     assert smooth_box_mask(2, 4, 4, torch.ones(2, device="meta")).device.type == "meta"
+
+
+# --- the places the mixing classes serve (robustrep.api) --------------------------------------
+
+
+def test_mix_inputs_and_combine():
+    from robustrep.api import implements
+    x = torch.rand(4, 3, 8, 8)
+    mix = Mixup(alpha=0.4)
+    assert implements(mix, "classify", "input mixing")
+    got = mix.mix_inputs(x, generator=torch.Generator().manual_seed(1))
+    want = mix(x, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    both = SampleMix.combine([Mixup(alpha=0.4, prob=0.7, switch_prob=0.2, per_sample=True,
+                                    partner="flip"), SRMix(smoothing=0.3), CutMix()])
+    assert repr(both) == ("SampleMix(kinds=('mixup', 'srmix', 'cutmix'), alpha=0.4, prob=0.7, "
+                          "switch_prob=0.2, per_sample=True, partner='flip', smoothing=0.3)")
+    assert SampleMix.combine([CutMix(smoothing=0.2), Mixup()]).smoothing == 0.2
+    with pytest.raises(ValueError, match="only the sample-mixing methods"):
+        SampleMix.combine([Mixup(), object()])
+
+
+class _Loss:
+    """A DLoss whose mixed loss is recognisable: sum of logits times lam."""
+
+    def mixed(self, logits, lam):
+        return (logits * lam).sum()
+
+
+def test_extra_d_term_mixes_reals_with_fakes_and_weights_add_mode():
+    from robustrep.api import implements
+    x_real, x_fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    score = lambda v: v.mean((1, 2, 3))  # noqa: E731
+    for mode, factor in (("add", 0.25), ("replace", 1.0)):
+        mix = CutMix(mode=mode, weight=0.25)
+        assert implements(mix, "gan", "extra D term") and mix.term == "mix"
+        assert mix.replaces_clean is (mode == "replace")
+        got = mix.extra_d_term(score, x_real, x_fake, _Loss(), torch.Generator().manual_seed(2))
+        m = mix(x_real, x_b=x_fake, generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(got, factor * (score(m.x) * m.lam).sum())
+    with pytest.raises(ValueError, match="mode"):
+        Mixup(mode="both")
+    with pytest.raises(ValueError, match="weight"):
+        Mixup(weight=-1.0)

@@ -8,6 +8,12 @@
   :mod:`.corruptions`: Gaussian noise, blur and contrast; :mod:`.cli`: the command line.
 """
 
-from robustrep.tasks.common.classifier import Classifier, create_classifier, load_run
-
 __all__ = ["Classifier", "create_classifier", "load_run"]
+
+
+def __getattr__(name: str):
+    # loaded on use, so the command line parses its arguments before importing torch and timm
+    if name in __all__:
+        from robustrep.tasks.common import classifier
+        return getattr(classifier, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,11 +20,14 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, option_
                                            overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
-from robustrep.tasks.common.rundir import default_run_path
-from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.weights import add_model_options, model_options
 
-from .config import PRESETS, RESUMABLE, ClassifyConfig
+from robustrep.tasks.common.regularizers import add_regularizer_args
+
+from .config import OPTION_FIELDS, PRESETS, RESUMABLE, ClassifyConfig
+
+# Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
+# wrong option answered) before the training and evaluation code is imported.
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
 REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"),
@@ -35,6 +38,7 @@ _INT0 = option_type(int, min=0)
 
 
 def _add_train(sub) -> None:
+    """fine-tune a timm classifier with regularizers"""
     p = sub.add_parser(
         "train", help="fine-tune a timm classifier with regularizers",
         description="Fine-tune a timm classifier (built-in digits by default) with mixing, "
@@ -56,6 +60,7 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
+    add_regularizer_args(p, "classify", OPTION_FIELDS)
     p.set_defaults(func=run_train)
 
 
@@ -70,6 +75,7 @@ def _attacks_arg(text: str) -> list[str]:
 
 
 def _add_eval(sub) -> None:
+    """clean, calibration, adversarial and corruption metrics of a run"""
     from robustrep.corruptions import CORRUPTIONS
 
     from .evaluate import DEFAULT_CORRUPTIONS, DEFAULT_N_ATTACK
@@ -127,24 +133,29 @@ def _add_eval(sub) -> None:
     p.set_defaults(func=run_eval)
 
 
-def add_parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
-    return add_program(subparsers, name, summary, _add_train, _add_eval)
+def add_parser(subparsers, name: str, summary: str,
+               command: str | None = None) -> argparse.ArgumentParser:
+    return add_program(subparsers, name, summary, _add_train, _add_eval, command=command)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .train import config_for_resume, train
     overrides = overrides_from_args(ClassifyConfig, args)
     if isinstance(args.resume, str):
         args.run_dir = args.resume
     if args.resume:
         if args.run_dir is None:
             raise ConfigError("--resume needs a run folder: --resume RUN or --out RUN")
+        from .train import config_for_resume
         cfg = config_for_resume(args.run_dir, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
+    from robustrep.tasks.common.rundir import default_run_path
+    from robustrep.tasks.common.runtime import resolve_device
+
+    from .train import train
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
     if args.download:
         download_for(cfg.dataset, cfg.data_root)
@@ -165,6 +176,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from robustrep.tasks.common.runtime import resolve_device
+
     from .evaluate import evaluate_run, format_table, robustbench_options
     resolve_device(args.device)
     foreign = (robustbench_options(args) if args.robustbench is not None

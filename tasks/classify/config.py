@@ -15,7 +15,8 @@ from typing import Any
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
                                            option)
-from robustrep.tasks.common.sinks import LOG_CHOICES
+from robustrep.tasks.common.options import shared
+from robustrep.tasks.common.regularizers import Fixed, OptionFields, reg_option
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
@@ -56,9 +57,7 @@ class ClassifyConfig:
                                    **POSITIVE)
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
-    data_root: str | None = _opt(None, "folder of the local dataset (cifar10/100, svhn, "
-                                       "imagefolder, lsun), or a stylegan2-ada dataset .zip (zip, "
-                                       "imagefolder)")
+    data_root: str | None = shared("data_root")
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun; label = "
                                           "position), e.g. church_outdoor_train,bedroom_train; "
                                           "the test set reads their _val twins")
@@ -100,42 +99,31 @@ class ClassifyConfig:
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
     clip_grad: float = _opt(0.0, "clip the gradient norm to this value; 0 = off", **NONNEG)
     # regularizers
-    reg: str = _opt("none", "regularizers, comma-separated: none, mixup, cutmix, srmix, "
-                            "adaptivemix, pgd, fgsm, free (e.g. mixup,pgd)")
-    mix_alpha: float = _opt(1.0, "Beta(alpha, alpha) of the sample-mixing lam (mixup/cutmix/srmix)",
-                            **POSITIVE)
-    mix_prob: float = _opt(1.0, "share of batches that are mixed", **UNIT)
-    mix_switch_prob: float = _opt(0.5, "with several mix kinds: probability of the second, etc.",
-                                  **UNIT)
-    srmix_smoothing: float | None = _opt(None, "SRMix mask edge smoothing (core default if unset)",
-                                         **UNIT)
-    am_alpha: float = _opt(1.0, "AdaptiveMix Beta(alpha, alpha) of lam (reference: 1.0)",
-                           **POSITIVE)
-    am_noise_std: float = _opt(0.05, "AdaptiveMix noise std on the shrinkage target "
-                                     "(reference: 0.05)", **NONNEG)
-    am_weight: float = _opt(1.0, "AdaptiveMix shrinkage weight (reference: 1)", **NONNEG)
-    am_mode: str = _opt("reference", "AdaptiveMix logits: reference = h(z_lin) + h(f(x_mix)), "
-                                     "additive = clean CE plus the shrinkage",
-                         ("reference", "additive"))
-    eps: float = _opt(8 / 255, "Linf radius of the training perturbation in [0, 1] pixels",
-                      **NONNEG)
-    adv_steps: int = _opt(7, "PGD steps for --reg pgd (Madry et al. use 7)", min=1)
+    reg: str = shared("reg")
+    reg_options: dict | None = shared("reg_options")
+    mix_alpha: float | None = reg_option("mixup", "alpha", **POSITIVE)
+    mix_prob: float | None = reg_option("mixup", "prob", **UNIT)
+    mix_switch_prob: float | None = reg_option("mixup", "switch_prob", **UNIT)
+    srmix_smoothing: float | None = reg_option("srmix", "smoothing", **UNIT)
+    am_alpha: float | None = reg_option("adaptivemix", "alpha", **POSITIVE)
+    am_noise_std: float | None = reg_option("adaptivemix", "noise_std", **NONNEG)
+    am_weight: float | None = reg_option("adaptivemix", "weight", **NONNEG)
+    am_mode: str | None = reg_option("adaptivemix", "mode", ("reference", "additive"))
+    eps: float | None = reg_option("pgd", "eps", **NONNEG)  # pgd, fgsm and free alike
+    adv_steps: int | None = reg_option("pgd", "steps", min=1)
     adv_step_size: float | None = _opt(None, "attack step size (pgd: 2.5*eps/steps; fgsm: "
                                              "1.25*eps; free: eps)", **POSITIVE)
-    free_replays: int = _opt(4, "minibatch replays m for --reg free (Shafahi et al.)", min=1)
+    free_replays: int | None = reg_option("free", "replays", min=1)
     # runtime
-    seed: int = _opt(0, "seed of every random number generator", **NONNEG)
-    log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
-                             "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip "
-                             "install 'robustrep[wandb]')", LOG_CHOICES)
-    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
-    amp: str = _opt("off", "autocast precision", ("off", "bf16", "fp16"))
-    channels_last: bool = _opt(False, "channels-last memory format (faster convs on GPU)")
-    compile: bool = _opt(False, "torch.compile the model")
-    eval_every: int = _opt(200, "evaluate clean accuracy every this many steps (0: only at "
-                                "the end)", **NONNEG)
-    ckpt_every: int = _opt(200, "write a checkpoint every this many steps", min=1)
-    log_every: int = _opt(20, "log the training loss every this many steps", min=1)
+    seed: int = shared("seed")
+    log: str = shared("log")
+    device: str = shared("device")
+    amp: str = shared("amp")
+    channels_last: bool = shared("channels_last")
+    compile: bool = shared("compile")
+    eval_every: int = shared("eval_every", 200)
+    ckpt_every: int = shared("ckpt_every", 200)
+    log_every: int = shared("log_every", 20)
 
     def __post_init__(self):
         check_fields(self)  # types, choices and ranges from the field metadata
@@ -183,6 +171,19 @@ def parse_regularizers(text: str) -> list[str]:
     except ValueError as err:
         raise ConfigError(f"--reg: {err}") from None
 
+
+_MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "switch_prob": "mix_switch_prob"}
+# registered name -> {constructor option: ClassifyConfig field}; the trainer builds what --reg
+# names from these (tasks/common/regularizers.py), a name not listed gets its class defaults.
+# AdaptiveMix's distance is the MSE of the reference classification code.
+OPTION_FIELDS: OptionFields = {
+    "mixup": _MIX, "cutmix": _MIX, "srmix": {**_MIX, "smoothing": "srmix_smoothing"},
+    "adaptivemix": {"alpha": "am_alpha", "noise_std": "am_noise_std", "weight": "am_weight",
+                    "mode": "am_mode", "distance": Fixed("mse")},
+    "pgd": {"eps": "eps", "steps": "adv_steps", "step_size": "adv_step_size"},
+    "fgsm": {"eps": "eps", "step_size": "adv_step_size"},
+    "free": {"eps": "eps", "step_size": "adv_step_size", "replays": "free_replays"},
+}
 
 # Options that may change when a run is resumed; the rest define the run and are fixed. The
 # optimizer and schedule hyperparameters are here so that a diverged run can be resumed with a

@@ -3,24 +3,27 @@
 One optimizer step, for a batch ``(x, y)`` of images in [0, 1]:
 
 1. optional augmentation (random crop + flip, batched, with the run's generator);
-2. adversarial inputs (``--reg pgd|fgsm|free``): PGD (Madry et al., ICLR 2018), FGSM with random
-   start (Wong, Rice & Kolter, ICLR 2020, ``locuslab/fast_adversarial``) or free adversarial
-   training (Shafahi et al., NeurIPS 2019, ``mahyarnajibi/FreeAdversarialTraining``: each batch
-   is replayed ``free_replays`` times and the perturbation is carried over), all from
-   :mod:`robustrep.adversarial` in [0, 1] pixel space;
-3. the loss of :class:`ClassifyTask`: sample mixing with soft targets (Mixup / CutMix / SRMix via
-   :class:`robustrep.mixing.SampleMix`), AdaptiveMix for classifiers (the MSE shrinkage of the
-   reference ``WentianZhang-ML/AdaptiveMix`` ``classification/train.py`` with the mixed
-   cross-entropy ``lam CE(y) + (1 - lam) CE(y[pi])``), or plain cross-entropy; label smoothing
-   applies to all;
+2. adversarial inputs: the adversarial-inputs regularizer's ``adversarial_inputs`` (PGD, Madry
+   et al. ICLR 2018; FGSM with random start, Wong, Rice & Kolter ICLR 2020; free adversarial
+   training, Shafahi et al. NeurIPS 2019, whose batch is replayed ``replays`` times and whose
+   perturbation is carried over through ``after_backward``), in [0, 1] pixel space;
+3. the loss of :class:`ClassifyTask`: the input-mixing regularizer's ``mix_inputs`` with soft
+   targets (Mixup / CutMix / SRMix, several combined into one policy), the feature
+   regularizer's ``feature_terms`` (AdaptiveMix: the MSE shrinkage of the reference
+   ``WentianZhang-ML/AdaptiveMix`` ``classification/train.py``, with the mixed cross-entropy
+   ``lam CE(y) + (1 - lam) CE(y[pi])`` when its logits score a mix), or plain cross-entropy;
+   label smoothing applies to all;
 4. backward, optional gradient clipping, optimizer and schedule step, EMA update.
 
+The regularizers are built from ``--reg`` through the registry and called through the protocols
+of their places (:mod:`robustrep.api`, ``tasks/common/regularizers.py``); no step names one.
+
 Adversarial examples are made from the clean batch and then mixed when both are asked for
-(e.g. ``--reg mixup,pgd``); the attack maximises the plain cross-entropy on the hard labels.
+(a mixing and an adversarial method in one ``--reg``); the attack maximises the plain cross-entropy on the hard labels.
 
 Runs are exactly resumable on CPU: the batch order is a function of the step, every random draw
 of a step comes from one ``torch.Generator`` saved with the checkpoint, and the checkpoint holds
-model, optimizer, EMA, AMP scaler, the free perturbation and every RNG state (the schedule is a
+model, optimizer, EMA, AMP scaler, the regularizers' carried state and every RNG state (the schedule is a
 function of the step).
 
 Divergence, as in the GAN program (``tasks/common/training.py``): the loss terms are checked on
@@ -46,9 +49,9 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 
-from robustrep.adaptivemix import AdaptiveMix
-from robustrep.adversarial import FreePerturbation, classifier_loss, fgsm, pgd
-from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
+from robustrep.adversarial import classifier_loss
+from robustrep.mixing import mixup_target, soft_target_cross_entropy
+from robustrep.registry import name_of
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
@@ -59,10 +62,11 @@ from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
+from robustrep.tasks.common.regularizers import build_places
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
-from .config import MIXES, RESUMABLE, ClassifyConfig
+from .config import OPTION_FIELDS, RESUMABLE, ClassifyConfig
 from .data import augment, build_datasets, eval_loader, train_batches
 from .policies import BatchPolicies
 
@@ -73,18 +77,22 @@ class ClassifyTask(nn.Module):
     ``forward(x, y, generator)`` returns ``{"loss": total, "logits": ..., "<name>/<part>": ...}``
     (the core's returned-terms convention). Keeping the whole loss inside one ``forward`` lets
     DistributedDataParallel see every parameter use, AdaptiveMix's two trunk passes included.
+
+    ``mixer`` implements :class:`robustrep.api.InputMixing`, ``feature_reg``
+    :class:`robustrep.api.FeatureRegularizer` (its loss is logged as ``<registered name>/loss``).
     """
 
     def __init__(self, model: Classifier, num_classes: int, label_smoothing: float = 0.0,
-                 mixer: SampleMix | None = None, adaptivemix: AdaptiveMix | None = None):
+                 mixer: Any = None, feature_reg: Any = None):
         super().__init__()
-        if mixer is not None and adaptivemix is not None:
-            raise ValueError("use either sample mixing or AdaptiveMix, not both")
+        if mixer is not None and feature_reg is not None:
+            raise ValueError("use either input mixing or a feature regularizer, not both")
         self.model = model
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.mixer = mixer
-        self.adaptivemix = adaptivemix
+        self.feature_reg = feature_reg
+        self.feature_name = (name_of(type(feature_reg)) or "features") if feature_reg else None
 
     def _ce(self, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits.float(), y, reduction="none",
@@ -92,21 +100,21 @@ class ClassifyTask(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
                 ) -> dict[str, Tensor]:
-        if self.adaptivemix is not None:
-            out = self.adaptivemix(self.model, x, generator=generator)
-            lam, index = out["lam"], out["index"]
-            if self.adaptivemix.mode == "reference":
-                # Mixed CE of the reference classification code on h(z_lin) + h(f(x_mix)):
-                # both labels of the mixed pair.
+        if self.feature_reg is not None:
+            out = self.feature_reg.feature_terms(self.model, x, generator=generator)
+            if "index" in out:
+                # logits of a mix (AdaptiveMix reference: h(z_lin) + h(f(x_mix))): the mixed CE
+                # of both labels of the pair, as the reference classification code
+                lam, index = out["lam"], out["index"]
                 ce = lam * self._ce(out["logits"], y) + (1 - lam) * self._ce(out["logits"],
                                                                              y[index])
-            else:  # additive: the logits are the clean h(f(x)), trained on the clean label
+            else:  # clean logits, trained on the clean label
                 ce = self._ce(out["logits"], y)
             terms = {k: v for k, v in out.items() if "/" in k}
             return {"loss": ce.mean() + out["loss"], "logits": out["logits"], "loss/ce": ce.mean(),
-                    "adaptivemix/loss": out["loss"].detach(), **terms}
+                    f"{self.feature_name}/loss": out["loss"].detach(), **terms}
         if self.mixer is not None:
-            mix = self.mixer(x, generator=generator)
+            mix = self.mixer.mix_inputs(x, generator=generator)
             logits = self.model(mix.x)
             target = mixup_target(y, mix.index, mix.lam, self.num_classes, self.label_smoothing)
             ce = soft_target_cross_entropy(logits.float(), target)
@@ -117,19 +125,29 @@ class ClassifyTask(nn.Module):
         return {"loss": ce.mean(), "logits": logits, "loss/ce": ce.mean().detach()}
 
 
-def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int) -> ClassifyTask:
-    regs = cfg.regularizers()
-    mixer = None
-    kinds = tuple(r for r in regs if r in MIXES)
-    if kinds:
-        extra = {} if cfg.srmix_smoothing is None else {"smoothing": cfg.srmix_smoothing}
-        mixer = SampleMix(kinds=kinds, alpha=cfg.mix_alpha, prob=cfg.mix_prob,
-                          switch_prob=cfg.mix_switch_prob, **extra)
-    am = None
-    if "adaptivemix" in regs:
-        am = AdaptiveMix(alpha=cfg.am_alpha, noise_std=cfg.am_noise_std, distance="mse",
-                         mode=cfg.am_mode, weight=cfg.am_weight)
-    return ClassifyTask(model, num_classes, cfg.label_smoothing, mixer, am)
+def build_regularizers(cfg: ClassifyConfig) -> dict[str, Any]:
+    """``{place: object}`` of what ``cfg.reg`` names, built through the registry; several
+    input-mixing methods become one policy (``combine``, timm's Mixup/CutMix switch)."""
+    places = build_places(cfg, "classify", cfg.regularizers(), OPTION_FIELDS)
+    built = {}
+    for where, members in places.items():
+        objs = [obj for _, obj in members]
+        if len(objs) == 1:
+            built[where] = objs[0]
+            continue
+        try:
+            built[where] = type(objs[0]).combine(objs)
+        except (AttributeError, ValueError) as err:
+            raise ConfigError(f"--reg {cfg.reg}: {' and '.join(n for n, _ in members)} cannot "
+                              f"share the {where} place: {err}") from None
+    return built
+
+
+def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int,
+               regs: dict[str, Any] | None = None) -> ClassifyTask:
+    regs = build_regularizers(cfg) if regs is None else regs
+    return ClassifyTask(model, num_classes, cfg.label_smoothing, regs.get("input mixing"),
+                        regs.get("feature shrinkage"))
 
 
 def milestone_steps(cfg: ClassifyConfig) -> list[int]:
@@ -214,15 +232,15 @@ class Trainer(TrainerBase):
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
-        self.task = build_task(cfg, self.model, cfg.num_classes).to(self.device)
+        regs = build_regularizers(cfg)
+        self.task = build_task(cfg, self.model, cfg.num_classes, regs).to(self.device)
         self.opt, self.sched = build_optimizer(cfg, self.model)
         self.policies = (BatchPolicies(cfg.aa, cfg.reprob, cfg.image_size, cfg.mean, cfg.std)
                          if cfg.aa or cfg.reprob > 0 else None)
         self.scaler = runtime.grad_scaler(self.device, cfg.amp)
         self.ema = runtime.make_ema(self.model, cfg.ema_decay)
-        regs = cfg.regularizers()
-        self.adv = next((r for r in regs if r in ("pgd", "fgsm", "free")), None)
-        self.free = (FreePerturbation(cfg.eps, cfg.adv_step_size) if self.adv == "free" else None)
+        self.regs = regs
+        self.adv = regs.get("adversarial inputs")  # robustrep.api.AdversarialInputs
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed * 7919 + info.rank)
         self.lock: RunLock | None = None
         forward = self.task
@@ -240,7 +258,7 @@ class Trainer(TrainerBase):
             "ema": None if self.ema is None else self.ema.module.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "free": None if self.free is None else self.free.state_dict(),
+            "regs": self._regs_state(),
             "rng": ckpt.rng_state({"train": self.gen}),
             "config": to_dict(self.cfg),
         }
@@ -252,11 +270,17 @@ class Trainer(TrainerBase):
         # keeps a resume's new lr, momentum and weight decay; the schedule is set at the step below
         load_optimizer_state(self.opt, state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        if self.free is not None and state.get("free") is not None:
-            self.free.load_state_dict(state["free"])
+        for where, reg_state in (state.get("regs") or {}).items():
+            if where in self.regs and reg_state is not None:
+                self.regs[where].load_state_dict(reg_state)
         ckpt.set_rng_state(state["rng"], {"train": self.gen})
         self.step = int(state["step"])
         self.sched.step_update(self.step)
+
+    def _regs_state(self) -> dict[str, Any]:
+        """The regularizers' carried state (a perturbation carried across steps), by place."""
+        return {where: reg.state_dict() for where, reg in self.regs.items()
+                if not isinstance(reg, nn.Module) and callable(getattr(reg, "state_dict", None))}
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -264,17 +288,9 @@ class Trainer(TrainerBase):
         return classifier_loss(self.model, y, lambda: runtime.autocast(self.device, self.cfg.amp))
 
     def _adversarial(self, x: Tensor, y: Tensor) -> Tensor:
-        cfg = self.cfg
-        if self.adv == "pgd":
-            return pgd(self._attack_loss(y), x, cfg.eps, step_size=cfg.adv_step_size,
-                       steps=cfg.adv_steps, random_start=True, generator=self.gen,
-                       model=self.model)
-        if self.adv == "fgsm":
-            return fgsm(self._attack_loss(y), x, cfg.eps, random_start=True,
-                        step_size=cfg.adv_step_size, generator=self.gen, model=self.model)
-        if self.adv == "free":
-            return self.free.attach(x)
-        return x
+        if self.adv is None:
+            return x
+        return self.adv.adversarial_inputs(self._attack_loss(y), x, self.gen, model=self.model)
 
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         cfg = self.cfg
@@ -291,8 +307,8 @@ class Trainer(TrainerBase):
                                       if k == "loss" or "/" in k})
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(out["loss"]).backward()
-        if self.free is not None:
-            self.free.update(x_in)
+        if self.adv is not None:
+            self.adv.after_backward(x_in)
         if cfg.clip_grad > 0:
             self.scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
@@ -320,14 +336,14 @@ class Trainer(TrainerBase):
         """Train to ``cfg.steps`` (or ``stop_after`` steps, to simulate an interruption)."""
         cfg = self.cfg
         stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-        repeat = cfg.free_replays if self.adv == "free" else 1
+        repeat = self.adv.replays if self.adv is not None else 1
         sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, self.step, stop,
                               self.dist.rank, self.dist.world_size, repeat)
         self.model.train()
         self.last: dict[str, Any] = {}
         bar = progress(cfg.steps, self.step, f"train {cfg.model}",
                        enabled=self.dist.is_main and not self.quiet)
-        t0, done = time.time(), 0
+        t0 = time.time()
         with self.stop.installed():
             self._loop(sampler, stop, bar, t0)
         bar.close()
@@ -346,7 +362,7 @@ class Trainer(TrainerBase):
             self.train_step(x, y)
             done += 1
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == stop:
+            if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == stop:
                 logged = self.check_finite()  # the terms' means since the last read
                 logged["lr"] = self.opt.param_groups[0]["lr"]
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
@@ -358,7 +374,7 @@ class Trainer(TrainerBase):
                 self.check_finite()
                 if self.dist.is_main:
                     self.last = self.run.log(self.step, **self.evaluate())
-            if self.step % cfg.ckpt_every == 0 and self.step < stop:
+            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save()
             self.check_stop()
 

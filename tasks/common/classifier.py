@@ -39,7 +39,6 @@ classifier and adapt the input conv, and no pickle is ever unpickled with code.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any

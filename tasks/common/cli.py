@@ -52,14 +52,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_program(subparsers, name: str, summary: str,
-                *commands: Callable[[Any], None]) -> argparse.ArgumentParser:
-    """The parser of one program (``robustrep NAME``); each of ``commands`` adds a sub-command
-    to the sub-parsers it is given. ``robustrep NAME`` alone prints the help and exits 2."""
+def add_program(subparsers, name: str, summary: str, *commands: Callable[[Any], None],
+                command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one program (``robustrep NAME``); each of ``commands`` (named
+    ``_add_<command>``) adds a sub-command to the sub-parsers it is given. ``robustrep NAME``
+    alone prints the help and exits 2.
+
+    ``command`` given (the one on the command line): only its options are built; the others are
+    listed with the first line of their builder's docstring, so building one command never
+    imports what another needs (``classify eval``'s corruption list imports torch).
+    """
     parser = subparsers.add_parser(name, help=summary, description=summary)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in commands:
-        add(sub)
+    names = [add.__name__.removeprefix("_add_") for add in commands]
+    for add, cmd in zip(commands, names):
+        if command is None or command == cmd or command not in names:
+            add(sub)
+        else:
+            sub.add_parser(cmd, help=(add.__doc__ or "").strip().splitlines()[0] or None)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
     return parser
 

@@ -95,6 +95,8 @@ class OptionSpec:
 
     def accepted(self) -> str:
         """``an integer >= 1``, ``a finite number in (0, 1)``, ``true or false``, ..."""
+        if self.kind is dict:
+            return "a mapping, e.g. {\"toy\": {\"weight\": 0.5}} (JSON on the command line)"
         if self.choices is not None:
             what = "one of " + ", ".join(map(str, self.choices))
         elif self.kind is bool:
@@ -139,6 +141,8 @@ def spec_from_field(field: dataclasses.Field, hint: Any) -> OptionSpec:
     tp, optional = _unwrap_optional(hint)
     sequence, length = None, None
     origin = typing.get_origin(tp)
+    if origin is dict or tp is dict:  # a mapping (JSON text on the command line)
+        return OptionSpec(name=field.name, kind=dict, optional=optional)
     if origin in (list, tuple):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis] or [str]
         if origin is tuple and Ellipsis not in typing.get_args(tp):
@@ -247,6 +251,21 @@ def _split(value: Any) -> list:
     return [value]  # one number for a list option: a list of one
 
 
+def _mapping(spec: OptionSpec, value: Any) -> dict:
+    """A mapping of names to mappings of option values (``reg_options``), from JSON text or a
+    parsed file value."""
+    raw = value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise _fail(spec, raw) from None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
+        raise _fail(spec, raw)
+    return {k: dict(v) for k, v in value.items()}
+
+
 def convert_value(spec: OptionSpec, value: Any) -> Any:
     """``value`` (text or a parsed JSON/YAML value) as ``spec``'s type, checked.
 
@@ -256,6 +275,8 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
         if spec.optional:
             return None
         raise _fail(spec, value)
+    if spec.kind is dict:
+        return _mapping(spec, value)
     if spec.sequence is None:
         out = _scalar(spec, value)
         _check_scalar(spec, out, value)
@@ -385,6 +406,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         elif spec.sequence is not None:
             action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence})
             kwargs.update(nargs="+", action=action, metavar=spec.kind.__name__.upper())
+        elif spec.kind is dict:
+            kwargs["metavar"] = "JSON"
         elif spec.choices is not None:
             kwargs["metavar"] = "{" + ",".join(map(str, spec.choices)) + "}"
         group.add_argument(spec.flag, **kwargs)
@@ -485,7 +508,18 @@ def _flag_or_cli(name: str) -> str:
 def overrides_from_args(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The dataclass fields the user set on the command line."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+    out = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    generated: dict[str, dict[str, Any]] = {}  # --NAME-OPTION flags of the registry's methods
+    for dest, value in vars(args).items():
+        if dest.startswith(REG_OPTION_DEST) and value is not None:
+            _, name, opt = dest.split("__", 2)
+            generated.setdefault(name, {})[opt] = value
+    if generated and "reg_options" in names:
+        out["reg_options"] = {**(out.get("reg_options") or {}), **generated}
+    return out
+
+
+REG_OPTION_DEST = "regopt__"  # dest prefix of a generated regularizer flag: regopt__NAME__OPTION
 
 
 def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable: Iterable[str],

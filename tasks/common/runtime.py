@@ -12,9 +12,8 @@ import re
 import torch
 from torch import nn
 
+from robustrep._names import AMP_CHOICES  # re-exported: read by the configs without torch
 from robustrep.tasks.common.errors import UserError
-
-AMP_CHOICES = ("off", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto", amp: str = "off", local_rank: int = 0) -> torch.device:

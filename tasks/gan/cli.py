@@ -19,9 +19,9 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, from_di
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.rundir import RunDir
-from robustrep.tasks.common.runtime import resolve_device
+from robustrep.tasks.common.regularizers import add_regularizer_args
 from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
+from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
 REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "dat_": ("dat",),
@@ -29,6 +29,7 @@ REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "
 
 
 def _add_train(sub) -> None:
+    """train a GAN (default preset: digits-dcgan, a few minutes on CPU)"""
     p = sub.add_parser(
         "train", help="train a GAN (default preset: digits-dcgan, a few minutes on CPU)",
         description="Train a GAN with any of the regularizers. Options resolve as: defaults < "
@@ -45,10 +46,12 @@ def _add_train(sub) -> None:
     add_download_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
+    add_regularizer_args(p, "gan", OPTION_FIELDS)
     p.set_defaults(func=cmd_train)
 
 
 def _add_eval(sub) -> None:
+    """FID/KID/precision-recall (or 2-D mode stats) of a run"""
     p = sub.add_parser("eval", help="FID/KID/precision-recall (or 2-D mode stats) of a run",
                        description="Score a run's G-EMA; writes RUN/eval.json and prints a table.",
                        formatter_class=HelpFormatter)
@@ -73,6 +76,7 @@ def _add_eval(sub) -> None:
 
 
 def _add_sample(sub) -> None:
+    """draw samples from a run as a PNG grid and/or a .pt file"""
     p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
                        description="Draw N samples from a run's G-EMA.",
                        formatter_class=HelpFormatter)
@@ -147,9 +151,10 @@ def real_count(text: str) -> int | None:
     return value
 
 
-def add_parser(subparsers, name: str = "gan", summary: str = "") -> argparse.ArgumentParser:
-    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample,
-                       _add_fid)
+def add_parser(subparsers, name: str = "gan", summary: str = "",
+               command: str | None = None) -> argparse.ArgumentParser:
+    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_sample, _add_fid,
+                       command=command)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
                               overrides)
     if args.preset is not None or args.config is not None:
         raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
-    from robustrep.tasks.common.rundir import check_run_program
+    from robustrep.tasks.common.rundir import RunDir, check_run_program
     saved = RunDir(args.resume).read_config()
     check_run_program(saved, GanConfig, args.resume, "gan")
     return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume),
@@ -172,12 +177,13 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from robustrep.tasks.gan.evaluate import format_table
-    from robustrep.tasks.gan.train import TrainingDiverged, train
-    cfg = resolve_train_config(args)
+    cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
+    from robustrep.tasks.common.runtime import resolve_device
+    from robustrep.tasks.gan.evaluate import format_table
+    from robustrep.tasks.gan.train import TrainingDiverged, train
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
     if args.download:
         download_for(cfg.dataset, cfg.data_root)
@@ -194,6 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.evaluate import evaluate_run, format_table
     resolve_device(args.device)
     try:
@@ -209,6 +216,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_fid(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.evaluate import format_table
+    from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.fid import compare
     args.torch_device = resolve_device(args.device)
     try:
@@ -220,6 +228,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.sample import sample_run
     resolve_device(args.device)
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robustrep.losses import LOSSES
+from robustrep._names import LOSSES
 from robustrep.registry import list_regularizers
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
                                            option)
-from robustrep.tasks.common.runtime import AMP_CHOICES
-from robustrep.tasks.common.sinks import LOG_CHOICES
+from robustrep.tasks.common.options import shared
+from robustrep.tasks.common.regularizers import reg_option
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba",
             "zip")
@@ -39,8 +39,7 @@ class GanConfig:
     preset: str = _opt(DEFAULT_PRESET, "name of the preset these options started from")
     # data
     dataset: str = _opt("digits", "training data", DATASETS)
-    data_root: str | None = _opt(None, "dataset folder (cifar10/cifar100/imagefolder/lsun/celeba), "
-                                       "or a stylegan2-ada dataset .zip (zip, imagefolder)")
+    data_root: str | None = shared("data_root")
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun), e.g. "
                                           "church_outdoor_train; comma-separated for several")
     skip_bad_images: bool = _opt(False, "imagefolder: leave out unreadable image files (listed "
@@ -122,39 +121,28 @@ class GanConfig:
                            **NONNEG)
     r1_every: int = _opt(1, "lazy R1: apply every N D steps, scaled by N (StyleGAN2)", min=1)
     # regularizers
-    reg: str = _opt("none", f"regularizer(s), comma-separated: {', '.join(REGS)}")
-    am_alpha: float | None = _opt(None, "AdaptiveMix Beta(alpha, alpha) for lam (core: 1.0)",
-                                  **POSITIVE)
-    am_noise_std: float | None = _opt(None, "AdaptiveMix target noise std (core: 0.05)", **NONNEG)
-    am_distance: str | None = _opt(None, "AdaptiveMix distance: cosine or mse (core: cosine)",
-                                   choices=("cosine", "mse"))
-    am_mode: str | None = _opt(None, "AdaptiveMix logit: reference = h(z_lin)+h(z_mix), additive = "
-                                     "h(f(x)) (core: reference)", choices=("reference", "additive"))
-    am_weight: float | None = _opt(None, "AdaptiveMix shrinkage weight (core: 1.0)", **NONNEG)
-    am_per_sample: bool | None = _opt(None, "AdaptiveMix: one lam per sample (core: False)")
-    am_g_shrink: bool = _opt(True, "G also minimises the shrinkage on fakes, as the reference "
-                                   "loss.py does")
-    mix_alpha: float | None = _opt(None, "Mixup/CutMix/SRMix Beta(alpha, alpha) (core: 1.0)",
-                                   **POSITIVE)
-    mix_prob: float | None = _opt(None, "probability of mixing a batch (core: 1.0)", **UNIT)
-    mix_per_sample: bool | None = _opt(None, "one lam per sample (core: False)")
-    mix_smoothing: float | None = _opt(None, "SRMix edge ramp, fraction of the side (core: 0.1)",
-                                       **UNIT)
-    mix_mode: str = _opt("add", "add: clean D loss + mixed loss; replace: the mixed real-by-fake "
-                                "loss replaces the clean one", ("add", "replace"))
-    mix_weight: float = _opt(1.0, "weight of the mixed loss in add mode", **NONNEG)
-    dat_t: float | None = _opt(None, "DAT gradient clip t (core: 1.0, the reference)", **NONNEG)
-    dat_eps: float | None = _opt(None, "DAT bounded variant: Linf step eps*sign(g) (core: None = "
-                                       "the reference clipped step)", **NONNEG)
-    asgan_eps: float | None = _opt(None, "AS-GAN perturbation radius in [-1, 1] units (core: 0.05)",
-                                   **NONNEG)
-    asgan_steps: int | None = _opt(None, "AS-GAN attack steps (core: 1 = FGSM)", **NONNEG)
-    asgan_norm: str | None = _opt(None, "AS-GAN norm: linf or l2 (core: linf)",
-                                  choices=("linf", "l2"))
-    asgan_free: bool = _opt(False, "AS-GAN free mode: a perturbation carried across steps, "
-                                   "updated from the D backward (no extra attack pass)")
-    asgan_mode: str = _opt("replace", "replace: D sees perturbed reals instead of clean ones; "
-                                      "add: both", ("replace", "add"))
+    reg: str = shared("reg")
+    reg_options: dict | None = shared("reg_options")
+    am_alpha: float | None = reg_option("adaptivemix", "alpha", **POSITIVE)
+    am_noise_std: float | None = reg_option("adaptivemix", "noise_std", **NONNEG)
+    am_distance: str | None = reg_option("adaptivemix", "distance", ("cosine", "mse"))
+    am_mode: str | None = reg_option("adaptivemix", "mode", ("reference", "additive"))
+    am_weight: float | None = reg_option("adaptivemix", "weight", **NONNEG)
+    am_per_sample: bool | None = reg_option("adaptivemix", "per_sample")
+    am_g_shrink: bool | None = reg_option("adaptivemix", "g_shrink")
+    mix_alpha: float | None = reg_option("mixup", "alpha", **POSITIVE)
+    mix_prob: float | None = reg_option("mixup", "prob", **UNIT)
+    mix_per_sample: bool | None = reg_option("mixup", "per_sample")
+    mix_smoothing: float | None = reg_option("srmix", "smoothing", **UNIT)
+    mix_mode: str | None = reg_option("mixup", "mode", ("add", "replace"))
+    mix_weight: float | None = reg_option("mixup", "weight", **NONNEG)
+    dat_t: float | None = reg_option("dat", "t", **NONNEG)
+    dat_eps: float | None = reg_option("dat", "eps", **NONNEG)
+    asgan_eps: float | None = reg_option("asgan", "eps", **NONNEG)
+    asgan_steps: int | None = reg_option("asgan", "steps", **NONNEG)
+    asgan_norm: str | None = reg_option("asgan", "norm", ("linf", "l2"))
+    asgan_free: bool | None = reg_option("asgan", "free")
+    asgan_mode: str | None = reg_option("asgan", "mode", ("replace", "add"))
     rp_num_views: int | None = _opt(None, "RP-GAN projections K (reference main model: 48)", min=1)
     rp_base_channels: int | None = _opt(None, "RP-GAN first-layer channels per member "
                                               "(None = d_width)", min=1)
@@ -172,26 +160,23 @@ class GanConfig:
                             **BETA)
     ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped)")
     # evaluation and run
-    eval_every: int = _opt(500, "evaluate (FID/KID/PR or mode stats) every N steps (0 = end only)",
-                           **NONNEG)
+    eval_every: int = shared("eval_every", 500)
     eval_samples: int = _opt(1000, "generated samples per evaluation during training", min=1)
     final_eval: bool = _opt(True, "evaluate the final step (off: only the eval_every schedule)")
-    ckpt_every: int = _opt(500, "checkpoint every N steps (and at the end)", **NONNEG)
-    log_every: int = _opt(50, "log losses to metrics.jsonl every N steps", **NONNEG)
+    ckpt_every: int = shared("ckpt_every", 500)
+    log_every: int = shared("log_every", 50)
     inception_weights: str | None = _opt(None, "Inception FID weights file (else "
                                                "$ROBUSTREP_INCEPTION); image data but digits")
     fid_features: str | None = _opt(None, "FID/KID/PR features: inception (TF-FID convention), "
                                           "inception-pytorch-fid, digits or run:CLASSIFY_RUN "
                                           "(None = digits for digits, else inception)")
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
-    log: str = _opt("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
-                             "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip "
-                             "install 'robustrep[wandb]')", LOG_CHOICES)
-    seed: int = _opt(0, "random seed", **NONNEG)
-    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
-    amp: str = _opt("off", "autocast dtype", AMP_CHOICES)
-    channels_last: bool = _opt(False, "channels-last memory format for convs")
-    compile: bool = _opt(False, "torch.compile G and D's main forward (penalties stay eager)")
+    log: str = shared("log")
+    seed: int = shared("seed")
+    device: str = shared("device")
+    amp: str = shared("amp")
+    channels_last: bool = shared("channels_last")
+    compile: bool = shared("compile")
 
     def __post_init__(self) -> None:
         from robustrep.tasks.gan.regs import parse_regs  # validates names and combinations

@@ -278,11 +278,16 @@ def build_generator(cfg, shape: tuple[int, ...]) -> nn.Module:
     return DCGANGenerator(cfg.z_dim, shape[-1], shape[0], cfg.g_width)
 
 
-def build_discriminator(cfg, shape: tuple[int, ...], ensemble: bool = False,
+def build_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None = None,
                         generator: torch.Generator | None = None) -> nn.Module:
-    """D for ``cfg.arch``: a FeatureSplit, or the RP-GAN ensemble when ``ensemble``."""
-    if ensemble:
+    """D for ``cfg.arch``: a FeatureSplit, or the registered discriminator ``discriminator``
+    (``--reg rpgan``: the projection ensemble, with this program's options and 2-D variant; any
+    other registered one built with its defaults for the data's size and channels)."""
+    if discriminator == "rpgan":
         return _build_ensemble(cfg, shape, generator)
+    if discriminator is not None:
+        from robustrep.registry import create_regularizer
+        return create_regularizer(discriminator, image_size=shape[-1], in_channels=shape[0])
     if cfg.arch == "mlp":
         return mlp_discriminator(cfg.d_width, cfg.mlp_depth, shape[0], cfg.spectral_norm)
     if cfg.arch == "sngan":

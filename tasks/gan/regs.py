@@ -17,22 +17,38 @@ extra D term   mixup, cutmix, srmix             a real-by-fake mixed batch with 
 So ``adaptivemix,asgan`` or ``rpgan,dat,srmix`` are accepted; ``dat,asgan`` (both perturb the
 reals), ``mixup,cutmix`` (one mixing policy per run) and ``adaptivemix,rpgan`` (an ensemble has no
 single trunk to shrink) are not.
+
+:func:`build_regs` builds the regularizers through the registry (``tasks/common/regularizers``)
+and holds them by place; the steps call each through its place's protocol
+(:mod:`robustrep.api`). A registered discriminator (``rpgan``) is not built here: it replaces D
+(``models.build_discriminator``). :data:`OPTION_FIELDS` says which config fields feed which
+constructor options; a method it does not list (a plugin) gets its class defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from robustrep.adaptivemix import AdaptiveMix
-from robustrep.adversarial import ASGAN, DAT, FreePerturbation
-from robustrep.mixing import SampleMix
-from robustrep.registry import create_regularizer, list_regularizers, parse_combination
-from robustrep.registry import regularizer_info
+from robustrep.registry import list_regularizers, parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.regularizers import OptionFields, build_places, discriminator_of
 
 METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
+
+_MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "per_sample": "mix_per_sample",
+        "smoothing": "mix_smoothing", "mode": "mix_mode", "weight": "mix_weight"}
+# registered name -> {constructor option: GanConfig field}
+OPTION_FIELDS: OptionFields = {
+    "adaptivemix": {"alpha": "am_alpha", "noise_std": "am_noise_std", "distance": "am_distance",
+                    "mode": "am_mode", "weight": "am_weight", "per_sample": "am_per_sample",
+                    "g_shrink": "am_g_shrink"},
+    "mixup": _MIX, "cutmix": _MIX, "srmix": _MIX,
+    "dat": {"t": "dat_t", "eps": "dat_eps"},
+    "asgan": {"eps": "asgan_eps", "steps": "asgan_steps", "norm": "asgan_norm", "loss": "loss",
+              "mode": "asgan_mode", "free": "asgan_free"},
+}
 
 
 def place(name: str) -> str:
@@ -70,54 +86,49 @@ def parse_regs(text: str, arch: str = "dcgan") -> tuple[str, ...]:
 
 @dataclass
 class Regs:
-    """The regularizer objects of one run; ``None`` where a method is off."""
+    """The regularizer objects of one run, by place; ``None`` where a place is empty.
+
+    ``d_function``, ``d_inputs``, ``extra_d_term`` implement :class:`robustrep.api.DFunction`,
+    ``DInputs`` and ``ExtraDTerm``; ``discriminator`` names a registered D that replaces the
+    program's (its ``[B, K]`` logits are an ensemble: ``ensemble``)."""
 
     names: tuple[str, ...]
-    adaptivemix: AdaptiveMix | None = None
-    am_g_shrink: bool = True
-    mix: SampleMix | None = None
-    mix_mode: str = "add"
-    mix_weight: float = 1.0
-    dat: DAT | None = None
-    asgan: ASGAN | None = None
-    asgan_mode: str = "replace"
-    free: FreePerturbation | None = None
+    d_function: Any = None
+    d_inputs: Any = None
+    extra_d_term: Any = None
+    discriminator: str | None = None
     ensemble: bool = False
+    by_name: dict[str, Any] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"free": self.free.state_dict() if self.free is not None else None}
+        """Carried state (e.g. AS-GAN's free perturbation), by registered name."""
+        return {n: obj.state_dict() for n, obj in self.by_name.items()
+                if callable(getattr(obj, "state_dict", None))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.free is not None and state.get("free") is not None:
-            self.free.load_state_dict(state["free"])
+        for n, obj in self.by_name.items():
+            if state.get(n) is not None and callable(getattr(obj, "load_state_dict", None)):
+                obj.load_state_dict(state[n])
+
+
+_SLOTS = {"D function": "d_function", "D inputs": "d_inputs", "extra D term": "extra_d_term"}
 
 
 def build_regs(cfg) -> Regs:
-    """Build the core objects named by ``cfg.reg`` with the config's hyperparameters."""
+    """Build the regularizers named by ``cfg.reg`` with the config's hyperparameters."""
     names = parse_regs(cfg.reg, cfg.arch)
-    regs = Regs(names, am_g_shrink=cfg.am_g_shrink, mix_mode=cfg.mix_mode,
-                mix_weight=cfg.mix_weight, asgan_mode=cfg.asgan_mode, ensemble="rpgan" in names)
-    if "adaptivemix" in names:
-        regs.adaptivemix = create_regularizer(
-            "adaptivemix", alpha=cfg.am_alpha, noise_std=cfg.am_noise_std,
-            distance=cfg.am_distance, mode=cfg.am_mode, weight=cfg.am_weight,
-            per_sample=cfg.am_per_sample, fuse_passes=_fuse_passes(cfg))
-    kind = next((n for n in names if place(n) == "extra D term"), None)
-    if kind is not None:
-        regs.mix = create_regularizer(kind, alpha=cfg.mix_alpha, prob=cfg.mix_prob,
-                                      per_sample=cfg.mix_per_sample, smoothing=cfg.mix_smoothing)
+    disc = discriminator_of(names)
+    regs = Regs(names, discriminator=disc, ensemble=disc is not None)
+    places = build_places(cfg, "gan", names, OPTION_FIELDS, {"fuse_passes": _fuse_passes(cfg)})
     # None is a value for input_range (unbounded data), not "unset": it is set after building,
     # since create_regularizer drops None options.
     rng = input_range(cfg)
-    if "dat" in names:
-        regs.dat = create_regularizer("dat", t=cfg.dat_t, eps=cfg.dat_eps)
-        regs.dat.input_range = rng
-    if "asgan" in names:
-        regs.asgan = create_regularizer("asgan", eps=cfg.asgan_eps, steps=cfg.asgan_steps,
-                                        norm=cfg.asgan_norm, loss=cfg.loss)
-        regs.asgan.input_range = rng
-        if cfg.asgan_free:
-            regs.free = FreePerturbation(regs.asgan.eps, norm=regs.asgan.norm, input_range=rng)
+    for where, members in places.items():
+        (name, obj), = members  # parse_regs allows one method per place
+        if hasattr(obj, "input_range"):
+            obj.input_range = rng
+        setattr(regs, _SLOTS[where], obj)
+        regs.by_name[name] = obj
     return regs
 
 

@@ -3,27 +3,32 @@
 One training iteration is ``n_dis`` calls of :func:`d_step` and one :func:`g_step`. A D step:
 
 1. ``fake_batch``: fakes from G (no grad).
-2. ``d_inputs``: what D trains on. DAT replaces both sides by ``dat_perturb`` outputs (the
-   reference trains D on perturbed samples only); AS-GAN perturbs the reals with
-   ``asgan_perturb`` (or, in free mode, with the carried ``FreePerturbation``) and either
-   replaces the clean reals (default) or adds a term on them.
-3. ``d_loss_adv``: the adversarial loss on D's logits. The logit is ``D(x)``, AdaptiveMix's
-   ``h(z_lin) + h(z_mix)`` (reference mode; each side mixed within itself, plus its shrinkage
-   term), or the RP-GAN ensemble's ``[B, K]`` logits through ``ensemble_d_loss``.
-4. ``d_loss_mix``: Mixup/CutMix/SRMix of reals by fakes (``SampleMix(x_real, x_b=x_fake)``)
-   scored with ``mixed_gan_loss`` = ``lam * loss_real + (1 - lam) * loss_fake``. Our choice is
-   ``mix_mode="add"`` (the clean real/fake terms stay, the mixed term is added with
-   ``mix_weight``); ``"replace"`` drops the clean terms. Takamoto & Morishita do not say which
+Regularizers act in three places and are called only through their place's protocol
+(:mod:`robustrep.api`; built by ``regs.build_regs``), never by name:
+
+2. ``d_inputs``: what D trains on: the D-inputs regularizer's ``d_inputs`` (DAT perturbs both
+   sides, the reference trains D on perturbed samples only; AS-GAN perturbs the reals, or in
+   free mode carries a perturbation across steps) and, when it ``keeps_clean``, a further real
+   term on the clean reals.
+3. ``d_loss_adv``: the adversarial loss on D's logits. The logit is ``D(x)`` or the D-function
+   regularizer's ``d_logits`` (AdaptiveMix's ``h(z_lin) + h(z_mix)``, plus its loss, logged as
+   ``d/<term>``); a registered discriminator's ``[B, K]`` logits (the RP-GAN ensemble) go
+   through the ensemble losses.
+4. ``d_loss_mix``: the extra-D-term regularizer's ``extra_d_term`` (Mixup/CutMix/SRMix of reals
+   by fakes scored with ``mixed_gan_loss`` = ``lam * loss_real + (1 - lam) * loss_fake``); our
+   default mode "add" keeps the clean real/fake terms and adds the mixed one times its weight,
+   "replace" (``replaces_clean``) drops them. Takamoto & Morishita do not say which
    (methods.md 2.2); "add" keeps D's clean signal, so the mixed batch only shapes D between the
    two sides. G's loss never sees mixed samples.
 5. ``d_penalties``: WGAN-GP (Wasserstein loss) and lazy R1, through the eager D. R1 is taken on
    the logit the D loss uses, so with AdaptiveMix on the mixed logit, as the reference. When R1
    is due in a step whose pass over the clean reals is eager, it is taken from that pass
-   (:func:`r1_in_main_pass`; with AdaptiveMix, from the very mixed logit of the loss). With the
-   RP-GAN ensemble both penalties differentiate the sum of the members' logits.
+   (:func:`r1_in_main_pass`; with a D-function regularizer, from the very logit of the loss).
+   With an ensemble both penalties differentiate the sum of the members' logits.
 
-A G step scores fresh fakes with the same logit function. With AdaptiveMix, G also minimises the
-shrinkage on its fakes (reference ``loss.py``; ``am_g_shrink=False`` turns it off).
+A G step scores fresh fakes with the same logit function; G also minimises the D-function
+regularizer's loss on its fakes when it says so (``g_term``; AdaptiveMix as its reference
+``loss.py``, off with ``am_g_shrink=False``).
 
 StyleGAN2 (``arch stylegan2``, Karras et al. 2020, stylegan2-ada's ``loss.py`` and
 ``training_loop.py``): fakes come from ``mapping_mixed`` (style mixing), and with lazy
@@ -156,11 +161,11 @@ def ada_step(ctx: StepContext) -> dict[str, Tensor]:
 
 
 def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-    """The logit the losses use, and AdaptiveMix's terms when it is on."""
+    """The logit the losses use, and the D-function regularizer's loss (``{"term": loss}``)."""
     x = augment(ctx, x)
-    if ctx.regs.adaptivemix is not None:
-        out = ctx.regs.adaptivemix(ctx.D, x, generator=ctx.gens["reg"])
-        return out["logits"], {"shrink": out["loss"]}
+    if ctx.regs.d_function is not None:
+        logits, loss = ctx.regs.d_function.d_logits(ctx.D, x, generator=ctx.gens["reg"])
+        return logits, {"term": loss}
     return (ctx.D(x) if eager else ctx.d_fn(x)), {}
 
 
@@ -177,6 +182,29 @@ def fake_term(ctx: StepContext, logits: Tensor) -> Tensor:
     return losses.loss_fake(logits, ctx.kind).mean()
 
 
+def mixed_term(ctx: StepContext, logits: Tensor, lam: Tensor) -> Tensor:
+    """D's loss on samples that are ``lam`` real (per sample), as the real and fake terms."""
+    if ctx.regs.ensemble:
+        return ensemble_mixed_loss(logits, lam, ctx.kind)
+    return mixed_gan_loss(logits, lam, ctx.kind).mean()
+
+
+@dataclass
+class DLoss:
+    """The :class:`robustrep.api.DLoss` of this run, for the extra D term."""
+
+    ctx: StepContext
+
+    def real(self, logits: Tensor) -> Tensor:
+        return real_term(self.ctx, logits)
+
+    def fake(self, logits: Tensor) -> Tensor:
+        return fake_term(self.ctx, logits)
+
+    def mixed(self, logits: Tensor, lam: Tensor) -> Tensor:
+        return mixed_term(self.ctx, logits, lam)
+
+
 def _plain_d(ctx: StepContext):
     return lambda x: ctx.d_fn(x)
 
@@ -190,24 +218,16 @@ class DInputs:
     real: Tensor
     fake: Tensor
     clean_real: Tensor
-    free_leaf: Tensor | None = None
 
 
 def d_inputs(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> DInputs:
-    """Perturbed inputs for DAT / AS-GAN; the clean batches otherwise."""
-    regs = ctx.regs
-    if regs.dat is not None:
-        with ctx.amp():
-            xr, xf = regs.dat(_plain_d(ctx), x_real, x_fake, model=ctx.D)
-        return DInputs(xr, xf, x_real)
-    if regs.free is not None:
-        leaf = regs.free.attach(x_real)
-        return DInputs(leaf, x_fake, x_real, free_leaf=leaf)
-    if regs.asgan is not None:
-        with ctx.amp():
-            xr = regs.asgan(_plain_d(ctx), x_real, ctx.gens["reg"], model=ctx.D)
-        return DInputs(xr, x_fake, x_real)
-    return DInputs(x_real, x_fake, x_real)
+    """The D-inputs regularizer's batches (on the plain D); the clean batches otherwise."""
+    reg = ctx.regs.d_inputs
+    if reg is None:
+        return DInputs(x_real, x_fake, x_real)
+    with ctx.amp():
+        xr, xf = reg.d_inputs(_plain_d(ctx), x_real, x_fake, ctx.gens["reg"], model=ctx.D)
+    return DInputs(xr, xf, x_real)
 
 
 def d_loss_adv(ctx: StepContext, inp: DInputs, r1: bool = False) -> dict[str, Tensor]:
@@ -220,34 +240,39 @@ def d_loss_adv(ctx: StepContext, inp: DInputs, r1: bool = False) -> dict[str, Te
         lr, extra_r = d_logits(ctx, real)
         lf, extra_f = d_logits(ctx, inp.fake)
     terms = {"d/real": real_term(ctx, lr.float()), "d/fake": fake_term(ctx, lf.float())}
+    name = _d_function_term(ctx)
     if ctx.ada is not None:
         ctx.ada.accumulate(lr)
     if extra_r:
-        terms["d/am_shrink"] = extra_r["shrink"] + extra_f["shrink"]
+        terms[name] = extra_r["term"] + extra_f["term"]
     if r1:
         terms["d/r1"] = r1_term(ctx, real, logits=lr)
-    if ctx.regs.asgan is not None and ctx.regs.asgan_mode == "add":
+    if ctx.regs.d_inputs is not None and ctx.regs.d_inputs.keeps_clean:
         with ctx.amp():
             lc, extra_c = d_logits(ctx, inp.clean_real)
         terms["d/real_clean"] = real_term(ctx, lc.float())
         if extra_c:
-            terms["d/am_shrink"] = terms["d/am_shrink"] + extra_c["shrink"]
+            terms[name] = terms[name] + extra_c["term"]
     return terms
 
 
+def _d_function_term(ctx: StepContext, side: str = "d") -> str:
+    return f"{side}/{getattr(ctx.regs.d_function, 'term', 'd_function')}"
+
+
 def d_loss_mix(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Tensor]:
-    """Real-by-fake Mixup/CutMix/SRMix scored with the mixed loss (Takamoto & Morishita 2021)."""
-    if ctx.regs.mix is None:
+    """The extra-D-term regularizer's loss (e.g. real-by-fake Mixup/CutMix/SRMix scored with
+    the mixed loss, Takamoto & Morishita 2021), logged as ``d/<term>``."""
+    reg = ctx.regs.extra_d_term
+    if reg is None:
         return {}
-    mixed = ctx.regs.mix(x_real, x_b=x_fake, generator=ctx.gens["reg"])
-    with ctx.amp():
-        logits = ctx.d_fn(augment(ctx, to_input(mixed.x, ctx.device, ctx.channels_last))).float()
-    if ctx.regs.ensemble:
-        loss = ensemble_mixed_loss(logits, mixed.lam, ctx.kind)
-    else:
-        loss = mixed_gan_loss(logits, mixed.lam, ctx.kind).mean()
-    weight = 1.0 if ctx.regs.mix_mode == "replace" else ctx.regs.mix_weight
-    return {"d/mix": weight * loss}
+
+    def score(x: Tensor) -> Tensor:
+        with ctx.amp():
+            return ctx.d_fn(augment(ctx, to_input(x, ctx.device, ctx.channels_last))).float()
+
+    loss = reg.extra_d_term(score, x_real, x_fake, DLoss(ctx), generator=ctx.gens["reg"])
+    return {f"d/{getattr(reg, 'term', 'extra')}": loss}
 
 
 def d_penalties(ctx: StepContext, x_real: Tensor, x_fake: Tensor,
@@ -273,12 +298,13 @@ def r1_due(ctx: StepContext) -> bool:
 
 def r1_in_main_pass(ctx: StepContext, inp: DInputs) -> bool:
     """Whether this D step takes R1 from the D loss's own pass over the reals, as stylegan2-ada's
-    ``Dboth`` phase does: R1 is due and not lazy, that pass is eager (AdaptiveMix runs D eagerly;
-    a plain D when not compiled) and sees the clean reals (no DAT or AS-GAN on them), and the
-    clean terms are not replaced by mixing. With AdaptiveMix this saves a second lam, partners
-    and two trunk passes; R1 is then on the very mixed logit the loss uses. Not under fp16
+    ``Dboth`` phase does: R1 is due and not lazy, that pass is eager (a D-function regularizer
+    runs D eagerly; a plain D when not compiled) and sees the clean reals (no D-inputs
+    regularizer changed them), and the clean terms are not replaced by an extra D term. With
+    AdaptiveMix this saves a second lam, partners and two trunk passes; R1 is then on the very
+    mixed logit the loss uses. Not under fp16
     autocast: the unscaled input gradient could underflow there (R1's own pass runs in fp32)."""
-    eager = ctx.regs.adaptivemix is not None or ctx.d_fn is ctx.D
+    eager = ctx.regs.d_function is not None or ctx.d_fn is ctx.D
     return (ctx.reuse_r1 and eager and ctx.cfg.amp != "fp16" and not lazy_r1(ctx)
             and r1_due(ctx) and inp.real is inp.clean_real and not _mix_replaces(ctx))
 
@@ -320,8 +346,8 @@ def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     terms.update(d_penalties(ctx, x_real, x_fake, r1=not (lazy_r1(ctx) or r1_main)))
     total = sum(terms.values())
     _backward_step(ctx, total, ctx.D, ctx.opt_d)
-    if inp.free_leaf is not None:
-        ctx.regs.free.update(inp.free_leaf)
+    if ctx.regs.d_inputs is not None:
+        ctx.regs.d_inputs.after_backward(inp.real)
     terms.update(d_reg_step(ctx, x_real))
     ctx.d_steps += 1
     terms["d/total"] = total
@@ -339,7 +365,7 @@ def _fp16_grads_finite(ctx: StepContext, module: nn.Module) -> None:
 
 
 def _mix_replaces(ctx: StepContext) -> bool:
-    return ctx.regs.mix is not None and ctx.regs.mix_mode == "replace"
+    return ctx.regs.extra_d_term is not None and ctx.regs.extra_d_term.replaces_clean
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,8 +392,8 @@ def g_loss_adv(ctx: StepContext, x_fake: Tensor) -> dict[str, Tensor]:
         terms = {"g/adv": ensemble_g_loss(logits, ctx.kind)}
     else:
         terms = {"g/adv": losses.g_loss(logits, ctx.kind).mean()}
-    if extra and ctx.regs.am_g_shrink:
-        terms["g/am_shrink"] = extra["shrink"]
+    if extra and ctx.regs.d_function.g_term:
+        terms[_d_function_term(ctx, "g")] = extra["term"]
     return terms
 
 

@@ -96,7 +96,7 @@ class Trainer(TrainerBase):
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         regs = build_regs(cfg)
         G = build_generator(cfg, self.data.shape)
-        D = build_discriminator(cfg, self.data.shape, regs.ensemble,
+        D = build_discriminator(cfg, self.data.shape, regs.discriminator,
                                 generator=torch.Generator().manual_seed(cfg.seed))
         if init is not None:  # --init: a stylegan2-ada pickle's weights (checked in train())
             G.load_state_dict(init["G"])
@@ -331,6 +331,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
+        build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here too
         init = _init_states(cfg, data) if resume is None else None
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:

@@ -44,6 +44,8 @@ def _inside(spec: OptionSpec) -> float:
 def valid_case(cls: type, spec: OptionSpec) -> tuple[list[str], object]:
     """(the text tokens after the flag, the typed value expected in the config)."""
     default = {f.name: f.default for f in dataclasses.fields(cls)}[spec.name]
+    if spec.kind is dict:  # reg_options: a JSON mapping of method -> options
+        return ['{"mixup": {"partner": "flip"}}'], {"mixup": {"partner": "flip"}}
     if spec.sequence is not None:
         if spec.kind is int:
             return ["0,2", "3"], [0, 2, 3]
@@ -65,6 +67,8 @@ def valid_case(cls: type, spec: OptionSpec) -> tuple[list[str], object]:
 
 
 def invalid_cases(spec: OptionSpec) -> list[str]:
+    if spec.kind is dict:
+        return ["abc", "[1]", '{"mixup": 1}']
     if spec.choices is not None:
         return ["zzz"]
     if spec.kind is bool:

@@ -79,7 +79,7 @@ def test_adaptivemix_cross_entropy_matches_its_logits(mode):
 
     torch.manual_seed(0)
     model = create_classifier("test_resnet", 3, in_chans=1)
-    task = ClassifyTask(model, 3, adaptivemix=AdaptiveMix(distance="mse", mode=mode))
+    task = ClassifyTask(model, 3, feature_reg=AdaptiveMix(distance="mse", mode=mode))
     x, y = torch.rand(6, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
     out = task(x, y, torch.Generator().manual_seed(1))
     if mode == "additive":

@@ -74,7 +74,7 @@ def test_task_adaptivemix_reference_ce_weights_own_label_by_lam():
     x, y = images()
     # a large weight so the shrinkage term counts at float32 tolerance
     am = AdaptiveMix(noise_std=0.0, distance="mse", per_sample=True, weight=1e4)
-    task = ClassifyTask(split, K, adaptivemix=am)
+    task = ClassifyTask(split, K, feature_reg=am)
     out = task(x, y, torch.Generator().manual_seed(4))
     ref = am(split, x, generator=torch.Generator().manual_seed(4))
     lam, index = ref["lam"], ref["index"]
@@ -96,7 +96,7 @@ def test_task_without_mixing_and_in_additive_mode_is_plain_ce_with_label_smoothi
     torch.manual_seed(0)
     split = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh()), nn.Linear(5, K))
     am = AdaptiveMix(noise_std=0.0, distance="mse", mode="additive")
-    out = ClassifyTask(split, K, 0.2, adaptivemix=am)(x, y, torch.Generator().manual_seed(1))
+    out = ClassifyTask(split, K, 0.2, feature_reg=am)(x, y, torch.Generator().manual_seed(1))
     ce = F.cross_entropy(split(x), y, label_smoothing=0.2)
     torch.testing.assert_close(out["loss/ce"], ce)
     torch.testing.assert_close(out["loss"], ce + out["adaptivemix/loss"])
@@ -213,17 +213,26 @@ def test_build_task_passes_the_configs_options_to_the_core():
     assert repr(task.mixer) == ("SampleMix(kinds=('mixup', 'srmix'), alpha=0.4, prob=0.7, "
                                 "switch_prob=0.2, per_sample=False, partner='permutation', "
                                 "smoothing=0.3)")
-    assert task.adaptivemix is None and task.num_classes == K and task.label_smoothing == 0.1
+    assert task.feature_reg is None and task.num_classes == K and task.label_smoothing == 0.1
     cut = build_task(tiny_config(reg="cutmix"), model := linear_model(), K)
     assert cut.model is model and cut.mixer.smoothing == 0.1  # the core's default smoothing
     task = build_task(tiny_config(reg="adaptivemix", am_alpha=0.5, am_noise_std=0.2,
                                   am_weight=3.0, am_mode="additive"), linear_model(), K)
-    assert repr(task.adaptivemix) == (
+    assert repr(task.feature_reg) == (
         "AdaptiveMix(alpha=0.5, noise_std=0.2, distance='mse', mode='additive', weight=3.0, "
         "per_sample=False, partner='permutation', fuse_passes=False)")
     assert task.mixer is None
     plain = build_task(tiny_config(reg="none"), linear_model(), K)
-    assert plain.mixer is None and plain.adaptivemix is None
+    assert plain.mixer is None and plain.feature_reg is None
+
+
+def _adversarial_reg(name, cfg):
+    """What the trainer builds for ``--reg name`` from ``cfg``'s options (its OPTION_FIELDS)."""
+    from robustrep.registry import create_regularizer
+    from robustrep.tasks.classify.config import OPTION_FIELDS
+    if name is None:
+        return None
+    return create_regularizer(name, **{k: getattr(cfg, f) for k, f in OPTION_FIELDS[name].items()})
 
 
 def test_adversarial_inputs_keep_batchnorm_statistics_and_free_attaches():
@@ -234,14 +243,15 @@ def test_adversarial_inputs_keep_batchnorm_statistics_and_free_attaches():
     before = model[1].running_mean.clone()
     for adv in ("pgd", "fgsm"):
         cfg = SimpleNamespace(amp="off", eps=0.1, adv_step_size=None, adv_steps=2)
-        stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=cfg, adv=adv,
-                               gen=torch.Generator().manual_seed(9))
+        stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=cfg,
+                               adv=_adversarial_reg(adv, cfg), gen=torch.Generator().manual_seed(9))
         stub._attack_loss = lambda yy: Trainer._attack_loss(stub, yy)
         Trainer._adversarial(stub, x, y)
         assert torch.equal(model[1].running_mean, before)
     free = FreePerturbation(0.1)
     free.delta = torch.full_like(x, 0.05)
-    stub = SimpleNamespace(adv="free", free=free, cfg=None)
+    stub = SimpleNamespace(adv=free, cfg=None, gen=None, model=model)
+    stub._attack_loss = lambda yy: None
     got = Trainer._adversarial(stub, x, y)
     assert got.requires_grad
     torch.testing.assert_close(got.detach(), x + 0.05)
@@ -251,8 +261,8 @@ def test_adversarial_inputs_keep_batchnorm_statistics_and_free_attaches():
 def test_adversarial_inputs_are_the_cores_attack_on_the_true_label(adv):
     model, (x, y) = linear_model(), images()
     cfg = SimpleNamespace(amp="off", eps=0.1, adv_step_size=0.04, adv_steps=3)
-    stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=cfg, adv=adv,
-                           gen=torch.Generator().manual_seed(9))
+    stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=cfg,
+                           adv=_adversarial_reg(adv, cfg), gen=torch.Generator().manual_seed(9))
     stub._attack_loss = lambda yy: Trainer._attack_loss(stub, yy)
     got = Trainer._adversarial(stub, x, y)
     loss_fn = classifier_loss(model, y)
@@ -288,10 +298,10 @@ def test_additive_adaptivemix_returns_the_clean_logits():
     split = FeatureSplit(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh()), nn.Linear(5, K))
     x, y = images()
     am = AdaptiveMix(noise_std=0.0, mode="additive")
-    out = ClassifyTask(split, K, adaptivemix=am)(x, y, torch.Generator().manual_seed(1))
+    out = ClassifyTask(split, K, feature_reg=am)(x, y, torch.Generator().manual_seed(1))
     torch.testing.assert_close(out["logits"], split(x))  # accuracy is read from these
 
 
 def test_task_refuses_mixing_and_adaptivemix_together():
-    with pytest.raises(ValueError, match="^use either sample mixing or AdaptiveMix, not both$"):
-        ClassifyTask(linear_model(), K, mixer=SampleMix(), adaptivemix=AdaptiveMix())
+    with pytest.raises(ValueError, match="^use either input mixing or a feature regularizer, not both$"):
+        ClassifyTask(linear_model(), K, mixer=SampleMix(), feature_reg=AdaptiveMix())

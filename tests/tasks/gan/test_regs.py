@@ -62,7 +62,7 @@ def test_free_perturbation_state_is_checkpointed(tiny_cfg, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(reg="asgan", asgan_free=True, out=str(run)), show_progress=False)
     state = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
-    delta = state["regs"]["free"]["delta"]
+    delta = state["regs"]["asgan"]["delta"]
     assert delta is not None and delta.abs().max() > 0
     assert delta.abs().max() <= 0.05 + 1e-6  # within the core's default eps
 

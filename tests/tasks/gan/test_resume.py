@@ -24,8 +24,11 @@ def _assert_equal_states(a, b):
         for pid, st in a[part]["state"].items():
             for key, value in st.items():
                 assert torch.equal(value, b[part]["state"][pid][key]), f"{part} {pid} {key}"
-    if a["regs"]["free"] is not None:
-        assert torch.equal(a["regs"]["free"]["delta"], b["regs"]["free"]["delta"])
+    assert a["regs"].keys() == b["regs"].keys()
+    for name, state in a["regs"].items():  # carried state (AS-GAN free mode's delta)
+        assert state.keys() == b["regs"][name].keys()
+        for key, value in state.items():
+            assert torch.equal(value, b["regs"][name][key]), f"regs {name} {key} differs"
 
 
 @pytest.mark.parametrize("options", [

@@ -158,14 +158,14 @@ def test_mixed_term_is_lam_real_plus_one_minus_lam_fake(kind):
         ctx.D.net.bias.fill_(0.1)
     x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
     gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
-    mixed = ctx.regs.mix(x_real, x_b=x_fake, generator=gen)
+    mixed = ctx.regs.extra_d_term(x_real, x_b=x_fake, generator=gen)
     logits = ctx.D(mixed.x).detach()
     lam = mixed.lam
     assert lam.min() < 0.4 and lam.max() > 0.6  # a spread of lam, so lam <-> 1 - lam shows
     expected = (lam * losses.loss_real(logits, kind)
                 + (1 - lam) * losses.loss_fake(logits, kind)).mean()
     got = d_loss_mix(ctx, x_real, x_fake)["d/mix"]
-    torch.testing.assert_close(got.detach(), ctx.regs.mix_weight * expected)
+    torch.testing.assert_close(got.detach(), ctx.regs.extra_d_term.weight * expected)
 
 
 @pytest.mark.parametrize("kind", losses.LOSSES)
@@ -214,8 +214,9 @@ def test_r1_from_the_main_pass_equals_r1_from_a_pass_of_its_own():
 
 
 def _count_adaptivemix_calls(ctx):
-    calls, am = [], ctx.regs.adaptivemix
-    ctx.regs.adaptivemix = lambda *a, **k: calls.append(1) or am(*a, **k)
+    calls, am = [], ctx.regs.d_function
+    d_logits = am.d_logits
+    am.d_logits = lambda *a, **k: calls.append(1) or d_logits(*a, **k)
     return calls
 
 
@@ -280,7 +281,7 @@ def test_asgan_replaces_the_reals_by_the_cores_perturbation_without_clamping_poi
     # D's real loss is taken on the perturbed reals; "add" mode adds the clean term
     terms = d_loss_adv(ctx, inp)
     torch.testing.assert_close(terms["d/real"], losses.loss_real(ctx.D(inp.real), "hinge").mean())
-    ctx.regs.asgan_mode = "add"
+    ctx.regs.d_inputs.mode = "add"
     terms = d_loss_adv(ctx, inp)
     torch.testing.assert_close(terms["d/real_clean"],
                                losses.loss_real(ctx.D(x_real), "hinge").mean())
@@ -309,7 +310,7 @@ def test_adaptivemix_logits_and_shrinkage_enter_both_steps():
     g_terms = g_step(ctx, B)
     assert "g/am_shrink" in g_terms
     torch.testing.assert_close(g_terms["g/total"], g_terms["g/adv"] + g_terms["g/am_shrink"])
-    ctx.regs.am_g_shrink = False
+    ctx.regs.d_function.g_shrink = False
     assert "g/am_shrink" not in g_step(ctx, B)
 
 
@@ -565,10 +566,10 @@ def test_free_mode_attaches_and_updates_the_carried_perturbation():
     set_d(ctx)
     x_real = real_batch()
     inp = d_inputs(ctx, x_real, fakes_of_next_step(ctx))
-    assert inp.free_leaf is inp.real and inp.clean_real is x_real and inp.real.requires_grad
+    assert inp.real is not x_real and inp.clean_real is x_real and inp.real.requires_grad
     d_step(ctx, x_real)
     # one step ascends the real hinge loss: reals move by -eps * sign(w) = (-0.1, +0.1)
-    torch.testing.assert_close(ctx.regs.free.delta, torch.tensor([[-0.1, 0.1]]).expand(B, 2))
+    torch.testing.assert_close(ctx.regs.d_inputs._carried.delta, torch.tensor([[-0.1, 0.1]]).expand(B, 2))
 
 
 def test_mix_weight_scales_only_the_added_mixed_term():
@@ -605,8 +606,8 @@ def test_ensemble_terms_are_the_cores_ensemble_losses(kind):
     torch.testing.assert_close(terms["d/real"], ensemble_real_loss(lr, kind))
     torch.testing.assert_close(terms["d/fake"], ensemble_fake_loss(lf, kind))
     gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
-    mixed = ctx.regs.mix(x_real, x_b=x_fake, generator=gen)
-    want = ctx.regs.mix_weight * ensemble_mixed_loss(ctx.D(mixed.x), mixed.lam, kind)
+    mixed = ctx.regs.extra_d_term(x_real, x_b=x_fake, generator=gen)
+    want = ctx.regs.extra_d_term.weight * ensemble_mixed_loss(ctx.D(mixed.x), mixed.lam, kind)
     torch.testing.assert_close(d_loss_mix(ctx, x_real, x_fake)["d/mix"], want)
     # R1 on the members' summed logit: its input gradient is the summed weight (-0.1, 1.4)
     assert steps.r1_term(ctx, x_real).item() == pytest.approx(0.5 * 2.0 * (0.01 + 1.96))
@@ -623,7 +624,7 @@ def test_adaptivemix_shrinkage_of_both_sides_and_clean_reals_in_add_mode():
     inp = d_inputs(ctx, x_real, x_fake)
     gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
     terms = d_loss_adv(ctx, inp)
-    am = ctx.regs.adaptivemix
+    am = ctx.regs.d_function
     want = sum(am(ctx.D, x, generator=gen)["loss"] for x in (inp.real, inp.fake, x_real))
     torch.testing.assert_close(terms["d/am_shrink"], want)
 
@@ -690,8 +691,8 @@ def test_adaptivemix_in_d_draws_from_the_reg_stream():
     x = real_batch()
     gen = torch.Generator().set_state(ctx.gens["reg"].get_state())
     logits, extra = steps.d_logits(ctx, x)
-    want = ctx.regs.adaptivemix(ctx.D, x, generator=gen)
-    torch.testing.assert_close(extra["shrink"], want["loss"])
+    want = ctx.regs.d_function(ctx.D, x, generator=gen)
+    torch.testing.assert_close(extra["term"], want["loss"])
     torch.testing.assert_close(logits, want["logits"])
 
 

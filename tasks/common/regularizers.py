@@ -1,0 +1,130 @@
+"""Build what ``--reg`` names through the registry, by place, for any program.
+
+A program lists, per registered name, which of its config fields feed which constructor option
+(``{"adaptivemix": {"alpha": "am_alpha", ...}}``); a name it does not list (a plugin) is built with
+its class defaults. :func:`build_places` checks that every class implements the protocol of its
+place (:mod:`robustrep.api`), builds the objects with ``create_regularizer`` (``None`` options
+keep the class defaults) and returns them by place, so the training code calls "the regularizer
+of this place" without naming any method. Every failure is one :class:`ConfigError` line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robustrep.registry import check_places, create_regularizer, regularizer_info
+from robustrep.tasks.common.config import ConfigError
+
+class Fixed:
+    """A constructor option the program fixes (not a config field), e.g. ``Fixed("mse")``."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+# name -> {constructor option: config field name, or Fixed(value)}
+OptionFields = dict[str, dict[str, "str | Fixed"]]
+
+
+def reg_option(name: str, opt: str, choices: tuple | None = None, **bounds: Any) -> Any:
+    """A config field for option ``opt`` of registered method ``name``: default ``None`` (the
+    class's own default applies), help from the class docstring's ``Args:`` with that default
+    (read from the source, without importing the class)."""
+    from robustrep.tasks.common.config import option
+    info = regularizer_info(name).options[opt]
+    text = info.help.rstrip(".") or opt.replace("_", " ")
+    return option(None, f"{text} (core: {_fmt(info.default)})", choices, **bounds)
+
+
+def _fmt(value: Any) -> str:
+    return str(round(value, 6)) if isinstance(value, float) else str(value)
+
+
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _scalar(annotation: str) -> tuple[type | None, bool]:
+    """``"float | None"`` -> ``(float, True)``; ``(None, _)`` for what a flag cannot hold."""
+    parts = [p.strip() for p in annotation.split("|")]
+    optional = "None" in parts
+    kinds = [p for p in parts if p != "None"]
+    return (_SCALARS.get(kinds[0]) if len(kinds) == 1 else None), optional
+
+
+def add_regularizer_args(parser: Any, program: str, fields: OptionFields) -> None:
+    """``--NAME-OPTION`` for every option of every method acting in ``program`` that no config
+    field maps (``fields``): type from the class signature, help from its docstring, default
+    ``None`` (the class default); the values go to the config's ``reg_options``."""
+    from robustrep.registry import list_regularizers
+    from robustrep.tasks.common.config import REG_OPTION_DEST, OptionSpec, arg_type
+    for name in list_regularizers(program):
+        info = regularizer_info(name)
+        if info.kind != "regularizer":
+            continue
+        mapped = set(fields.get(name, {}))
+        group = None
+        for opt, oi in info.options.items():
+            kind, optional = _scalar(oi.annotation)
+            flag = f"--{name}-{opt.replace('_', '-')}"
+            if opt in mapped or kind is None or flag in parser._option_string_actions:
+                continue
+            if group is None:
+                group = parser.add_argument_group(
+                    f"--reg {name}: further options ({info.module}.{info.qualname})")
+            spec = OptionSpec(name=opt, kind=kind, optional=optional)
+            kwargs: dict[str, Any] = {"default": None, "type": arg_type(spec),
+                                      "dest": f"{REG_OPTION_DEST}{name}__{opt}",
+                                      "help": f"{oi.help.rstrip('.') or opt} "
+                                              f"(core: {_fmt(oi.default)})"}
+            if kind is bool:
+                kwargs.update(metavar="BOOL", nargs="?", const=True)
+            else:
+                kwargs["metavar"] = kind.__name__.upper()
+            group.add_argument(flag, **kwargs)
+
+
+def options_for(cfg: Any, name: str, fields: OptionFields,
+                context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The constructor options of ``name`` from ``cfg``; ``context`` holds values the program
+    derives (e.g. ``fuse_passes``), passed to the classes that take them."""
+    taken = regularizer_info(name).kwargs
+    opts = {opt: field.value if isinstance(field, Fixed) else getattr(cfg, field)
+            for opt, field in fields.get(name, {}).items()}
+    opts.update({k: v for k, v in (context or {}).items() if k in taken and k not in opts})
+    opts.update((getattr(cfg, "reg_options", None) or {}).get(name, {}))
+    return opts
+
+
+def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
+                 fields: OptionFields, context: dict[str, Any] | None = None,
+                 skip_kind: str = "discriminator") -> dict[str, list[tuple[str, Any]]]:
+    """``{place: [(name, object), ...]}`` for ``names`` in ``program`` (in the order given).
+
+    Registered discriminators (``skip_kind``) are not built here: the program builds its D from
+    them. Raises ConfigError (one line) for a class that implements no protocol of its place or
+    options its class refuses.
+    """
+    try:
+        check_places(names, program)
+    except ValueError as err:
+        raise ConfigError(f"--reg: {err}") from None
+    stray = sorted(set(getattr(cfg, "reg_options", None) or {}) - set(names))
+    if stray:
+        raise ConfigError(f"reg_options (--{stray[0]}-...) set options of {', '.join(stray)}, "
+                          f"which --reg does not list (it lists: {', '.join(names) or 'none'})")
+    places: dict[str, list[tuple[str, Any]]] = {}
+    for name in names:
+        info = regularizer_info(name)
+        if info.kind == skip_kind:
+            continue
+        try:
+            obj = create_regularizer(name, **options_for(cfg, name, fields, context))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"--reg {name}: {err}") from None
+        places.setdefault(info.acts[program], []).append((name, obj))
+    return places
+
+
+def discriminator_of(names: tuple[str, ...] | list[str]) -> str | None:
+    """The registered discriminator among ``names`` (it replaces the program's D), if any."""
+    return next((n for n in names if regularizer_info(n).kind == "discriminator"), None)
