@@ -121,7 +121,7 @@ KINDS = {
     "int>=min", "int>=min|None",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
     "float>=min<max", "float>=min<=max", "float>=min<=max|None",
-    "list[int]|None", "list[float]", "list[float]|None",
+    "list[int]|None", "list[float]", "list[float]|None", "dict|None",
 }
 
 
