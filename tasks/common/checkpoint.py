@@ -18,55 +18,26 @@ the ``keep`` rotation behind it) always holds finite weights.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from robustrep.tasks.common.errors import CheckpointError, RunFolderError, TrainingDiverged
+from robustrep.tasks.common.errors import CheckpointError, TrainingDiverged
+from robustrep.tasks.common.runfiles import TMP_SUFFIX, write_atomic  # noqa: F401 - re-exported
 
 LATEST = "latest.pt"
-TMP_SUFFIX = ".tmp"
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
     """``torch.save(obj)`` to ``path`` atomically (see :func:`write_atomic`)."""
     return write_atomic(path, lambda handle: torch.save(obj, handle))
-
-
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
-    """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
-    rename it into place: a crash or a full disk never leaves a truncated file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    except OSError as err:
-        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; make the folder "
-                             f"writable or choose another output folder") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:  # disk full, quota, folder removed: the old file stays in place
-        Path(tmp).unlink(missing_ok=True)
-        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; free space or choose "
-                             f"another output folder (the previous file is unchanged)") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def remove_stale_tmp(folder: str | Path) -> list[Path]:

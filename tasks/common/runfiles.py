@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from robustrep.tasks.common.errors import RunFolderError
 
@@ -40,8 +41,9 @@ TRAIN_SECONDS_KEYS = ("train_s", "time")
 NOT_METRICS = ("step", "time", "train_s", "kimg", "event", "term")
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (see above)."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
+    rename it into place: a crash or a full disk never leaves a truncated file at ``path``."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,12 +52,12 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         raise RunFolderError(f"cannot write {path}: {err.strerror or err}; make the folder "
                              f"writable or choose another output folder") from None
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except OSError as err:  # disk full, quota, folder removed: the old file stays in place
         Path(tmp).unlink(missing_ok=True)
         raise RunFolderError(f"cannot write {path}: {err.strerror or err}; free space or choose "
                              f"another output folder (the previous file is unchanged)") from None
@@ -63,6 +65,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
