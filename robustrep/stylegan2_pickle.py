@@ -26,10 +26,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from robustrep.safe_pickle import ArrayUnpickler
 from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, fir_filter
 
 NETWORKS = ("G", "D", "G_ema")
@@ -66,13 +66,6 @@ def _rebuild_parameter(data: Tensor, requires_grad: bool = False, backward_hooks
     return data.detach()
 
 
-def _numpy_global(name: str):
-    from numpy.lib import format as _  # noqa: F401  (numpy's own pickle support is loaded)
-    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    return {"scalar": core.scalar, "_reconstruct": core._reconstruct, "dtype": np.dtype,
-            "ndarray": np.ndarray}[name]
-
-
 _ALLOWED = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): lambda: _persistent_obj,
     ("dnnlib.util", "EasyDict"): lambda: _EasyDict,
@@ -81,19 +74,20 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_parameter"): lambda: _rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): lambda: _storage_from_bytes,
 }
-_NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy")
-_NUMPY_NAMES = ("scalar", "_reconstruct", "dtype", "ndarray")
+class _RestrictedUnpickler(ArrayUnpickler):
+    """Arrays and plain containers (:class:`ArrayUnpickler`) plus the records of ``_ALLOWED``;
+    a refused global or persistent id raises :class:`StyleGAN2PickleError`."""
 
+    def __init__(self, file):
+        super().__init__(file, allowed=_ALLOWED, what="a stylegan2-ada network pickle")
 
-class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        make = _ALLOWED.get((module, name))
-        if make is not None:
-            return make()
-        if module in _NUMPY_MODULES and name in _NUMPY_NAMES:
-            return _numpy_global(name)
-        raise StyleGAN2PickleError(f"refuses the global {module}.{name} (only tensors, arrays, "
-                                   f"plain containers and stylegan2-ada network records)")
+        try:
+            return super().find_class(module, name)
+        except pickle.UnpicklingError:
+            raise StyleGAN2PickleError(f"refuses the global {module}.{name} (only tensors, "
+                                       f"arrays, plain containers and stylegan2-ada network "
+                                       f"records)") from None
 
     def persistent_load(self, pid):
         raise StyleGAN2PickleError("refuses a persistent id (not a stylegan2-ada network pickle)")

@@ -53,13 +53,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import Dataset
 from torchvision import transforms
-from torchvision.datasets import CIFAR10, CIFAR100, SVHN, ImageFolder
+from torchvision.datasets import CIFAR10, CIFAR100, SVHN, ImageFolder, VisionDataset
 
 from robustrep._validate import check_choice, check_positive
 from robustrep.data._common import image_shape, num_classes
 from robustrep.data.builtin import digits
+from robustrep.safe_pickle import load_array_pickle
 
 __all__ = [
     "cifar", "svhn", "image_folder", "folder_split", "image_list", "FlatImageFolder", "ImageList",
@@ -196,21 +198,36 @@ class _PresenceCheckMixin:
         return self._files_present()
 
 
+def _read_batch(path: Path) -> Any:
+    """One CIFAR python batch (a Python 2 pickle of a dict of arrays, lists and strings)."""
+    return load_array_pickle(path, what="a CIFAR batch", encoding="latin1")
+
+
 class _LocalCIFAR10(_PresenceCheckMixin, CIFAR10):
+    """torchvision's CIFAR10 with the batches read by :func:`load_array_pickle`: torchvision's
+    ``__init__`` calls ``pickle.load``, which would run any code a foreign file names."""
+
     def __init__(self, root: Path, train: bool, transform: Callable, check_md5: bool) -> None:
         self.check_md5 = check_md5
-        super().__init__(str(root), train=train, transform=transform, download=False)
+        VisionDataset.__init__(self, str(root), transform=transform)
+        self.train = train
+        if not self._check_integrity():
+            raise RuntimeError(f"{self.base_folder} under {root} failed the md5 check")
+        data, self.targets = [], []
+        for name, _ in self.train_list if train else self.test_list:
+            entry = _read_batch(Path(self.root) / self.base_folder / name)
+            data.append(entry["data"])
+            self.targets.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
+        self._load_meta()
 
     def _files_present(self) -> bool:
         names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
         return not _missing_files(Path(self.root) / self.base_folder, names)
 
     def _load_meta(self) -> None:
-        if self.check_md5:
-            return super()._load_meta()
         path = Path(self.root) / self.base_folder / self.meta["filename"]
-        with open(path, "rb") as f:
-            self.classes = list(pickle.load(f, encoding="latin1")[self.meta["key"]])
+        self.classes = list(_read_batch(path)[self.meta["key"]])
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
 
@@ -283,15 +300,13 @@ def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
 def _bad_cifar_file(folder: Path, cls: type, train: bool) -> Path | None:
     """The first batch file of the split that does not unpickle into a dict with 'data'.
 
-    Only called after loading failed, to name the file; the files are the user's own data
-    (torchvision reads them with the same pickle module).
+    Only called after loading failed, to name the file.
     """
     names = [n for n, _ in (cls.train_list if train else cls.test_list)] + [cls.meta["filename"]]
     for name in names:
         path = folder / name
         try:
-            with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
+            entry = _read_batch(path)
             if not isinstance(entry, dict):
                 return path
         except Exception:  # any failure names this file

@@ -97,6 +97,37 @@ def test_cifar10_loads_train_and_test(cifar10_root):
     assert num_classes(train) == 10 and image_shape(test) == (3, 32, 32)
 
 
+class _Payload:
+    """Unpickles into a call of ``Path.touch``: code a foreign batch file could run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_cifar10_equals_torchvision_on_the_same_files(cifar10_root, monkeypatch):
+    from torchvision.datasets import CIFAR10
+    root, _ = cifar10_root
+    # test-made files cannot match torchvision's md5 sums
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args: True)
+    ours, theirs = cifar(root, "cifar10", train=True), CIFAR10(str(root), train=True)
+    assert np.array_equal(ours.data, theirs.data) and ours.targets == theirs.targets
+    assert ours.classes == theirs.classes
+
+
+def test_a_cifar_batch_with_code_is_refused_without_running_it(cifar10_root, tmp_path):
+    root, _ = cifar10_root
+    marker = tmp_path / "ran"
+    with open(root / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [_Payload(marker)]}, f)
+    with pytest.raises(ValueError, match=r"test_batch is not in the CIFAR python format.*"
+                                         r"refuses the global pathlib"):
+        cifar(root, "cifar10", train=False)
+    assert not marker.exists()
+
+
 def test_cifar10_resize_and_grey(cifar10_root):
     root, _ = cifar10_root
     ds = cifar(root, "cifar10", train=False, size=16, channels=1)
