@@ -97,7 +97,8 @@ class Trainer(TrainerBase):
         regs = build_regs(cfg)
         G = build_generator(cfg, self.data.shape)
         D = build_discriminator(cfg, self.data.shape, regs.discriminator,
-                                generator=torch.Generator().manual_seed(cfg.seed))
+                                generator=torch.Generator().manual_seed(cfg.seed),
+                                aux_task=regs.aux_task)
         if init is not None:  # --init: a stylegan2-ada pickle's weights (checked in train())
             G.load_state_dict(init["G"])
             D.load_state_dict(init["D"])
