@@ -113,3 +113,12 @@ def test_preset_trains_on_digits(tmp_path, records):
                  "--out", str(run), "--quiet"]) == 0
     row = _loss_rows(records, run)[0]
     assert "loss/d/infomax" in row and "loss/g/infomax" in row
+
+
+def test_fid_records_carry_images_seen(tiny_cfg, tmp_path, records):
+    run = tmp_path / "run"
+    train(tiny_cfg(reg="ssgan", steps=2, eval_every=1, final_eval=True, n_dis=2, out=str(run)),
+          show_progress=False)
+    evals = [r for r in records(run) if "fid" in r]
+    # n_dis 2 real batches of 8 per step: 16 images a step
+    assert [(r["step"], r["kimg"]) for r in evals] == [(1, 0.016), (2, 0.032)]
