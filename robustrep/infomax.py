@@ -184,20 +184,18 @@ class InfoMaxTask:
 
     Args:
         nrkhs: RKHS dimension of the projections (reference: 1024).
-        infomax_loss_scale: weight of the InfoNCE loss on reals in D's loss (reference: 0.2).
-        g_infomax_loss_scale: weight of the InfoNCE loss on fakes in G's loss (reference: 0.2).
+        d_scale: weight of the InfoNCE loss on reals in D's loss (reference
+            ``infomax_loss_scale``: 0.2).
+        g_scale: weight of the InfoNCE loss on fakes in G's loss (reference: 0.2).
     """
 
     term = "infomax"
 
-    def __init__(self, nrkhs: int = 1024, infomax_loss_scale: float = 0.2,
-                 g_infomax_loss_scale: float = 0.2):
+    def __init__(self, nrkhs: int = 1024, d_scale: float = 0.2, g_scale: float = 0.2):
         check_positive("nrkhs", nrkhs, integer=True)
-        check_nonneg("infomax_loss_scale", infomax_loss_scale)
-        check_nonneg("g_infomax_loss_scale", g_infomax_loss_scale)
-        self.nrkhs = nrkhs
-        self.infomax_loss_scale = infomax_loss_scale
-        self.g_infomax_loss_scale = g_infomax_loss_scale
+        check_nonneg("d_scale", d_scale)
+        check_nonneg("g_scale", g_scale)
+        self.nrkhs, self.d_scale, self.g_scale = nrkhs, d_scale, g_scale
 
     def wrap(self, d: nn.Module, sample_shape: tuple[int, ...], local_end: int | None) -> InfoMax:
         if local_end is None:
@@ -207,8 +205,7 @@ class InfoMaxTask:
         global_dim = probe_shape(d, trunk, sample_shape)
         return InfoMax.from_sequential(
             d, local_end, local_channels=local_channels, global_dim=math.prod(global_dim),
-            nrkhs=self.nrkhs, infomax_loss_scale=self.infomax_loss_scale,
-            g_infomax_loss_scale=self.g_infomax_loss_scale)
+            nrkhs=self.nrkhs, infomax_loss_scale=self.d_scale, g_infomax_loss_scale=self.g_scale)
 
     def d_aux_loss(self, D: InfoMax, x_real: Tensor) -> Tensor:
         return D.d_loss(x_real)["loss"]

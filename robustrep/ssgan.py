@@ -159,22 +159,23 @@ class SSGANTask:
     """SSGAN as a D auxiliary task: wraps D in :class:`SSGAN` (head sized from D's features).
 
     Args:
-        ss_loss_scale: weight of the rotation loss on reals in D's loss (reference: 1.0).
-        g_ss_loss_scale: weight of the rotation loss on fakes in G's loss (reference: 0.2).
+        d_scale: weight of the rotation loss on reals in D's loss (reference ``ss_loss_scale``:
+            1.0).
+        g_scale: weight of the rotation loss on fakes in G's loss (reference: 0.2).
     """
 
     term = "ss"
 
-    def __init__(self, ss_loss_scale: float = 1.0, g_ss_loss_scale: float = 0.2):
-        check_nonneg("ss_loss_scale", ss_loss_scale)
-        check_nonneg("g_ss_loss_scale", g_ss_loss_scale)
-        self.ss_loss_scale, self.g_ss_loss_scale = ss_loss_scale, g_ss_loss_scale
+    def __init__(self, d_scale: float = 1.0, g_scale: float = 0.2):
+        check_nonneg("d_scale", d_scale)
+        check_nonneg("g_scale", g_scale)
+        self.d_scale, self.g_scale = d_scale, g_scale
 
     def wrap(self, d: nn.Module, sample_shape: tuple[int, ...],
              local_end: int | None = None) -> SSGAN:
         split = as_split(d)
         dim = math.prod(probe_shape(d, split.features, sample_shape))
-        return SSGAN(d, dim, self.ss_loss_scale, self.g_ss_loss_scale)
+        return SSGAN(d, dim, self.d_scale, self.g_scale)
 
     def d_aux_loss(self, D: SSGAN, x_real: Tensor) -> Tensor:
         return D.d_loss(x_real)["loss"]
