@@ -2,7 +2,7 @@
 
 Each seed method is a core object from ``robustrep`` plugged into the D and G steps
 (``tasks/gan/steps.py``). Names, places and combinations come from the registry
-(:mod:`robustrep.registry`); methods act in three places, and a combination takes at most one per
+(:mod:`robustrep.registry`); methods act in four places, and a combination takes at most one per
 place:
 
 =============  ===============================  ==============================================
