@@ -147,8 +147,7 @@ def convergence_table(conv: dict[str, Any] | None) -> list[list[str]] | None:
             if not c["reached"]:
                 cells.append(f"not reached (0/{c['runs']})")
                 continue
-            note = f", {c['reached']}/{c['runs']} runs" if c["reached"] < c["runs"] else ""
-            cells.append(f"{fmt(c['steps'])} ({fmt(c['kimg'])} kimg{note})")
+            cells.append(_crossing_cell(c))
         table.append([f"steps to FID ≤ {level:.3g} ({mult:g}× baseline final) ↓", *cells])
     table.append(["mean FID over training (area / images) ↓",
                   *[fmt(conv["regs"][r]["mean_fid"]) for r in regs]])
@@ -157,6 +156,15 @@ def convergence_table(conv: dict[str, Any] | None) -> list[list[str]] | None:
         f"{conv['regs'][r]['step_seconds'][0] / base[0]:.2f}×" if base[2] and
         conv["regs"][r]["step_seconds"][2] else "–" for r in regs]])
     return table
+
+
+def _crossing_cell(c: dict[str, Any]) -> str:
+    """``"275 ± 43 steps (8.8 ± 1.4 kimg)"``, the count of runs that got there when not all."""
+    (steps, s_std, n), (kimg, k_std, _) = c["steps"], c["kimg"]
+    spread = n > 1
+    text = (f"{steps:.0f}" + (f" ± {s_std:.0f}" if spread else "") + f" ({kimg:.1f}"
+            + (f" ± {k_std:.1f}" if spread else "") + " kimg")
+    return text + (f", {n}/{c['runs']} runs)" if n < c["runs"] else ")")
 
 
 def convergence_reading(conv: dict[str, Any] | None) -> list[str]:

@@ -151,7 +151,7 @@ def test_convergence_steps_to_fid_area_and_cost_against_the_baseline(tmp_path):
     files = page.write(tmp_path, records, {"summary": "s", "conventions": "c"})
     text = files["md"].read_text()
     assert "## GAN convergence on digits (FID over training)" in text
-    assert "| steps to FID ≤ 10 (1× baseline final) ↓ | 400.0 ± 0.0 (12.8 ± 0.0 kimg) | " \
-           "300.0 (1 run) (9.600 (1 run) kimg, 1/2 runs) |" in text
+    assert "| steps to FID ≤ 10 (1× baseline final) ↓ | 400 ± 0 (12.8 ± 0.0 kimg) | " \
+           "300 (9.6 kimg, 1/2 runs) |" in text
     assert "| step time / baseline | 1.00× | 3.00× |" in text
     assert "gan convergence · ssgan: reached the baseline's final FID in 1/2 runs" in text
