@@ -15,6 +15,7 @@ classify   adversarial inputs  :class:`AdversarialInputs`: ``adversarial_inputs(
 gan        D function          :class:`DFunction`: ``d_logits(D, x, generator) -> (logits, loss)``
 gan        D inputs            :class:`DInputs`: ``d_inputs(d_fn, x_real, x_fake, generator, ...)``
 gan        extra D term        :class:`ExtraDTerm`: ``extra_d_term(score, x_real, x_fake, ...)``
+gan        D auxiliary task    :class:`DAuxTask`: ``wrap(D, ...)``, ``d_aux_loss``, ``g_aux_loss``
 =========  ==================  =====================================================================
 
 A method that replaces D itself (RP-GAN's projection ensemble) is a *discriminator factory*,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustrep.mixing import MixResult
 
 __all__ = ["InputMixing", "FeatureRegularizer", "AdversarialInputs", "DFunction", "DInputs",
-           "ExtraDTerm", "DLoss", "PLACES", "protocol_of", "implements"]
+           "ExtraDTerm", "DAuxTask", "DLoss", "PLACES", "protocol_of", "implements"]
 
 
 @runtime_checkable
@@ -148,6 +149,28 @@ class ExtraDTerm(Protocol):
                      loss: DLoss, generator: torch.Generator | None = None) -> Tensor: ...
 
 
+@runtime_checkable
+class DAuxTask(Protocol):
+    """``gan`` D auxiliary task: a head on D's features with a self-supervised loss of its own
+    (SSGAN's rotation prediction, InfoMax-GAN's InfoNCE).
+
+    ``wrap(D, sample_shape, local_end)`` returns the D the program trains (built before D's
+    optimizer, so the head trains with D): its ``forward`` is D's unchanged GAN logit and it keeps
+    ``features``/``head``. ``local_end`` is the index of D's ``trunk`` where a local feature map
+    ends (for a method that reads one; None where D has none). ``d_aux_loss(D, x_real)`` is the
+    (weighted) loss on the *clean* reals, added to D's total as ``d/<term>``;
+    ``g_aux_loss(D, x_fake)`` the (weighted) loss on G's fakes, added to G's as ``g/<term>``.
+    """
+
+    term: str
+
+    def wrap(self, d: Any, sample_shape: tuple[int, ...], local_end: int | None) -> Any: ...
+
+    def d_aux_loss(self, D: Any, x_real: Tensor) -> Tensor: ...
+
+    def g_aux_loss(self, D: Any, x_fake: Tensor) -> Tensor: ...
+
+
 # (program, place) -> the protocol its regularizers implement
 PLACES: dict[tuple[str, str], type] = {
     ("classify", "input mixing"): InputMixing,
@@ -156,6 +179,7 @@ PLACES: dict[tuple[str, str], type] = {
     ("gan", "D function"): DFunction,
     ("gan", "D inputs"): DInputs,
     ("gan", "extra D term"): ExtraDTerm,
+    ("gan", "D auxiliary task"): DAuxTask,
 }
 
 

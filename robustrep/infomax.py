@@ -41,10 +41,16 @@ Facts taken from the reference (checked against the mimicry package in ``tests/t
    stride-2 convolution), global = the trunk's 4x4 map flattened:
    ``from_sequential(d, len(d.trunk) - 3)`` with BatchNorm, ``- 2`` without.
 
+:class:`InfoMaxTask` is the registered ``--reg infomax`` of the GAN program (place "D auxiliary
+task", :class:`robustrep.api.DAuxTask`): it splits the program's D at the local map the program
+names and wraps it in :class:`InfoMax`.
+
 Nothing here is random.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +58,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from robustrep._validate import check_nonneg, check_positive, check_same_device, check_tensor
+from robustrep.registry import register_regularizer
+from robustrep.split import probe_shape
 
 SELF_LOGIT = -10.0  # the reference's logit for an image's own locations among the negatives
 
@@ -166,3 +174,41 @@ class InfoMax(nn.Module):
     def g_loss(self, fakes: Tensor) -> dict[str, Tensor]:
         """G's extra term on fakes (not detached): ``g_infomax_loss_scale * L_nce``."""
         return {"loss": self.logits_and_loss(fakes, self.g_infomax_loss_scale)[1]}
+
+
+@register_regularizer("infomax", paper="Lee et al., InfoMax-GAN, WACV 2021",
+                      acts={"gan": "D auxiliary task"}, excludes={"gan": ("rpgan",)})
+class InfoMaxTask:
+    """InfoMax-GAN as a D auxiliary task: :meth:`InfoMax.from_sequential` at ``local_end``,
+    projection heads sized from D's maps.
+
+    Args:
+        nrkhs: RKHS dimension of the projections (reference: 1024).
+        d_scale: weight of the InfoNCE loss on reals in D's loss (reference
+            ``infomax_loss_scale``: 0.2).
+        g_scale: weight of the InfoNCE loss on fakes in G's loss (reference: 0.2).
+    """
+
+    term = "infomax"
+
+    def __init__(self, nrkhs: int = 1024, d_scale: float = 0.2, g_scale: float = 0.2):
+        check_positive("nrkhs", nrkhs, integer=True)
+        check_nonneg("d_scale", d_scale)
+        check_nonneg("g_scale", g_scale)
+        self.nrkhs, self.d_scale, self.g_scale = nrkhs, d_scale, g_scale
+
+    def wrap(self, d: nn.Module, sample_shape: tuple[int, ...], local_end: int | None) -> InfoMax:
+        if local_end is None:
+            raise ValueError("infomax needs a discriminator whose trunk has a local feature map")
+        trunk = d.trunk
+        local_channels = probe_shape(d, trunk[:local_end], sample_shape)[0]
+        global_dim = probe_shape(d, trunk, sample_shape)
+        return InfoMax.from_sequential(
+            d, local_end, local_channels=local_channels, global_dim=math.prod(global_dim),
+            nrkhs=self.nrkhs, infomax_loss_scale=self.d_scale, g_infomax_loss_scale=self.g_scale)
+
+    def d_aux_loss(self, D: InfoMax, x_real: Tensor) -> Tensor:
+        return D.d_loss(x_real)["loss"]
+
+    def g_aux_loss(self, D: InfoMax, x_fake: Tensor) -> Tensor:
+        return D.g_loss(x_fake)["loss"]

@@ -92,3 +92,20 @@ def as_split(model: Any) -> nn.Module:
     raise TypeError(
         f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit, "
         "a module with features()/head() methods, or a timm model (forward_features/forward_head)")
+
+
+def probe_shape(module: nn.Module, fn: Any, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Per-sample shape of ``fn(zeros(2, *sample_shape))``, with ``module`` in eval mode and no
+    grad, so no BatchNorm statistic or spectral-norm vector of ``module`` moves (its mode is
+    restored). Sizes a head that reads a network's features."""
+    import torch
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            param = next(module.parameters(), None)
+            device = param.device if param is not None else None
+            out = fn(torch.zeros(2, *sample_shape, device=device))
+    finally:
+        module.train(was_training)
+    return tuple(out.shape[1:])

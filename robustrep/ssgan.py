@@ -33,10 +33,15 @@ Facts taken from the reference (checked against the mimicry package in
    for the SNGAN-ResNet D of ``tasks/gan`` that is the ReLU + spatial-sum vector (the reference's
    ``h``); for the DCGAN D it is the flattened 4x4 map (the reference has no DCGAN SSGAN).
 
+:class:`SSGANTask` is the registered ``--reg ssgan`` of the GAN program (place "D auxiliary
+task", :class:`robustrep.api.DAuxTask`): it wraps the program's D in :class:`SSGAN`.
+
 Nothing here is random: the rotation of each sample depends on its position in the batch only.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +49,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from robustrep._validate import check_nonneg, check_tensor
-from robustrep.split import as_split
+from robustrep.registry import register_regularizer
+from robustrep.split import as_split, probe_shape
 
 NUM_ROTATIONS = 4
 
@@ -144,3 +150,35 @@ class SSGAN(nn.Module):
     def g_loss(self, fakes: Tensor) -> dict[str, Tensor]:
         """G's extra term on a batch of fakes (not detached): ``g_ss_loss_scale * L_ss``."""
         return {"loss": self.ss_loss(fakes, self.g_ss_loss_scale)}
+
+
+@register_regularizer("ssgan", paper="Chen et al., Self-Supervised GANs via Auxiliary Rotation "
+                      "Loss, CVPR 2019", acts={"gan": "D auxiliary task"},
+                      excludes={"gan": ("rpgan",)})
+class SSGANTask:
+    """SSGAN as a D auxiliary task: wraps D in :class:`SSGAN` (head sized from D's features).
+
+    Args:
+        d_scale: weight of the rotation loss on reals in D's loss (reference ``ss_loss_scale``:
+            1.0).
+        g_scale: weight of the rotation loss on fakes in G's loss (reference: 0.2).
+    """
+
+    term = "ss"
+
+    def __init__(self, d_scale: float = 1.0, g_scale: float = 0.2):
+        check_nonneg("d_scale", d_scale)
+        check_nonneg("g_scale", g_scale)
+        self.d_scale, self.g_scale = d_scale, g_scale
+
+    def wrap(self, d: nn.Module, sample_shape: tuple[int, ...],
+             local_end: int | None = None) -> SSGAN:
+        split = as_split(d)
+        dim = math.prod(probe_shape(d, split.features, sample_shape))
+        return SSGAN(d, dim, self.d_scale, self.g_scale)
+
+    def d_aux_loss(self, D: SSGAN, x_real: Tensor) -> Tensor:
+        return D.d_loss(x_real)["loss"]
+
+    def g_aux_loss(self, D: SSGAN, x_fake: Tensor) -> Tensor:
+        return D.g_loss(x_fake)["loss"]

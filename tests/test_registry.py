@@ -23,11 +23,12 @@ def test_every_registered_regularizer_builds_with_its_class_defaults(name):
 
 
 def test_the_expected_methods_act_where_the_papers_put_them():
-    assert list_regularizers("gan") == ["adaptivemix", "asgan", "cutmix", "dat", "mixup",
-                                        "rpgan", "srmix"]
+    assert list_regularizers("gan") == ["adaptivemix", "asgan", "cutmix", "dat", "infomax",
+                                        "mixup", "rpgan", "srmix", "ssgan"]
     assert list_regularizers("classify") == ["adaptivemix", "cutmix", "fgsm", "free", "mixup",
                                              "pgd", "srmix"]
     assert regularizer_info("dat").acts == {"gan": "D inputs"}
+    assert regularizer_info("ssgan").acts == {"gan": "D auxiliary task"}
     assert regularizer_info("adaptivemix").cls is AdaptiveMix
 
 

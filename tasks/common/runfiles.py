@@ -198,6 +198,14 @@ class RunSummary:
         """The last record holding any of ``keys`` (the final evaluation), or ``{}``."""
         return next((r for r in reversed(self.records) if any(k in r for k in keys)), {})
 
+    def curve(self, key: str) -> list[tuple[int, int, float]]:
+        """``(step, images seen, value)`` of every record holding ``key`` and ``kimg`` (a GAN
+        run's evaluations), in step order; a step recorded twice keeps its last record."""
+        by_step = {r["step"]: (r["step"], round(r["kimg"] * 1000), float(r[key]))
+                   for r in self.records if isinstance(r.get("step"), int)
+                   and _number(r.get("kimg")) and _number(r.get(key))}
+        return [by_step[s] for s in sorted(by_step)]
+
     def metrics(self, *keys: str) -> dict[str, float]:
         """The numeric ``keys`` of the last record that holds any of them."""
         final = self.last(*keys)

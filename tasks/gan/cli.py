@@ -20,7 +20,8 @@ from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.regularizers import add_regularizer_args
-from robustrep.tasks.gan.config import DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig
+from robustrep.tasks.gan.config import (DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig,
+                                        with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -165,8 +166,9 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     """Config for ``gan train``: preset/file/flags, or the resumed run's config plus overrides."""
     overrides = overrides_from_args(GanConfig, args)
     if args.resume is None:
-        return resolve_config(GanConfig, PRESETS, args.preset or DEFAULT_PRESET, args.config,
-                              overrides)
+        cfg = resolve_config(GanConfig, PRESETS, args.preset or DEFAULT_PRESET, args.config,
+                             overrides)
+        return with_preset_aux_task(cfg, args.preset)
     if args.preset is not None or args.config is not None:
         raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
     from robustrep.tasks.common.rundir import RunDir, check_run_program

@@ -325,6 +325,28 @@ PRESETS.update({
     "ffhq256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
 })
 
+# DAT's SSGAN and InfoMax-GAN rows (Li et al. 2023, iceli1007/DAT-GAN on mimicry): mimicry's
+# CIFAR-10 table settings for both, the SNGAN-ResNet above for 100k steps; the losses' weights
+# are the core classes' defaults, the reference's (SSGAN 1.0 on D, 0.2 on G; InfoMax-GAN 0.2 and
+# 0.2, nrkhs 1024). The D auxiliary task is part of the preset's network: ``--reg`` adds to it
+# (:func:`with_preset_aux_task`), so ``--preset cifar10-ssgan --reg dat`` is SSGAN with DAT.
+AUX_PRESETS = {"cifar10-ssgan": "ssgan", "cifar10-infomax": "infomax"}
+PRESETS.update({name: dict(dataset="cifar10", reg=reg, **{**_CIFAR_SNGAN, "steps": 100_000})
+                for name, reg in AUX_PRESETS.items()})
+
+
+def with_preset_aux_task(cfg: GanConfig, preset: str | None) -> GanConfig:
+    """``cfg`` with the preset's D auxiliary task added to its ``reg`` when ``--reg`` replaced it
+    (``cifar10-ssgan`` + ``--reg dat`` -> ``ssgan,dat``)."""
+    import dataclasses
+    base = AUX_PRESETS.get(preset or "")
+    names = [n.strip().lower() for n in str(cfg.reg or "").replace("+", ",").split(",")]
+    names = [n for n in names if n and n != "none"]
+    if base is None or base in names:
+        return cfg
+    return dataclasses.replace(cfg, reg=",".join([base, *names]))
+
+
 # Options that may change when a run is resumed; the rest define the run and are fixed. The Adam
 # hyperparameters are here so that a diverged run can be resumed with lower learning rates; they
 # are applied to the restored optimizers (tasks.common.optim.load_optimizer_state).

@@ -30,6 +30,7 @@ allowed, minibatch-std would not be), as the core contract requires.
 from __future__ import annotations
 
 import math
+from typing import Any
 from collections.abc import Iterator
 
 import torch
@@ -279,10 +280,31 @@ def build_generator(cfg, shape: tuple[int, ...]) -> nn.Module:
 
 
 def build_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None = None,
-                        generator: torch.Generator | None = None) -> nn.Module:
+                        generator: torch.Generator | None = None,
+                        aux_task: Any = None) -> nn.Module:
     """D for ``cfg.arch``: a FeatureSplit, or the registered discriminator ``discriminator``
     (``--reg rpgan``: the projection ensemble, with this program's options and 2-D variant; any
-    other registered one built with its defaults for the data's size and channels)."""
+    other registered one built with its defaults for the data's size and channels). A D
+    auxiliary task (``aux_task``, :class:`robustrep.api.DAuxTask`) wraps the D it returns."""
+    d = _base_discriminator(cfg, shape, discriminator, generator)
+    if aux_task is None:
+        return d
+    return aux_task.wrap(d, tuple(shape), local_feature_end(cfg, d))
+
+
+def local_feature_end(cfg, d: nn.Module) -> int | None:
+    """Where D's trunk ends at its last map above 4x4 (InfoMax-GAN's local features): SNGAN after
+    its third block (mimicry's ``InfoMaxGANDiscriminator32``); DCGAN after the LeakyReLU before
+    its last stride-2 conv (our choice, ``robustrep.infomax`` fact 4). None for other D's."""
+    if cfg.arch == "sngan":
+        return 3
+    if cfg.arch == "dcgan":  # trunk ends [conv stride 2, (BatchNorm), LeakyReLU]
+        return len(d.trunk) - (3 if isinstance(d.trunk[-2], nn.BatchNorm2d) else 2)
+    return None
+
+
+def _base_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None,
+                        generator: torch.Generator | None) -> nn.Module:
     if discriminator == "rpgan":
         return _build_ensemble(cfg, shape, generator)
     if discriminator is not None:

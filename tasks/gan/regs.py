@@ -2,7 +2,7 @@
 
 Each seed method is a core object from ``robustrep`` plugged into the D and G steps
 (``tasks/gan/steps.py``). Names, places and combinations come from the registry
-(:mod:`robustrep.registry`); methods act in three places, and a combination takes at most one per
+(:mod:`robustrep.registry`); methods act in four places, and a combination takes at most one per
 place:
 
 =============  ===============================  ==============================================
@@ -12,11 +12,14 @@ D function     adaptivemix, rpgan               D's logit (AdaptiveMix: h(z_lin)
                                                 RP-GAN: K projected discriminators)
 D inputs       dat, asgan                       D trains on perturbed reals (and fakes, DAT)
 extra D term   mixup, cutmix, srmix             a real-by-fake mixed batch with a mixed loss
+D auxiliary    ssgan, infomax                   D gains a head and a loss on the clean reals,
+task                                            G a loss on its fakes (rotation; InfoNCE)
 =============  ===============================  ==============================================
 
 So ``adaptivemix,asgan`` or ``rpgan,dat,srmix`` are accepted; ``dat,asgan`` (both perturb the
 reals), ``mixup,cutmix`` (one mixing policy per run) and ``adaptivemix,rpgan`` (an ensemble has no
-single trunk to shrink) are not.
+single trunk to shrink) are not; nor is a D auxiliary task with ``rpgan`` (no single trunk for its
+head) or on the MLP and StyleGAN2 D's (:data:`AUX_ARCHS`).
 
 :func:`build_regs` builds the regularizers through the registry (``tasks/common/regularizers``)
 and holds them by place; the steps call each through its place's protocol
@@ -36,6 +39,7 @@ from robustrep.tasks.common.regularizers import OptionFields, build_places, disc
 
 METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
+AUX_ARCHS = ("dcgan", "sngan")  # D's a D auxiliary task can wrap (a trunk with a local map)
 
 _MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "per_sample": "mix_per_sample",
         "smoothing": "mix_smoothing", "mode": "mix_mode", "weight": "mix_weight"}
@@ -81,6 +85,11 @@ def parse_regs(text: str, arch: str = "dcgan") -> tuple[str, ...]:
         raise ConfigError(f"--reg: {err}") from None
     if {"cutmix", "srmix"} & set(names) and arch == "mlp":
         raise ConfigError("cutmix and srmix paste image regions; on 2-D points use mixup")
+    aux = [n for n in names if place(n) == "D auxiliary task"]
+    if aux and arch not in AUX_ARCHS:
+        raise ConfigError(f"--reg {aux[0]} (a D auxiliary task) needs --arch "
+                          f"{' or '.join(AUX_ARCHS)}: its head reads a convolutional trunk "
+                          f"(the reference's DCGAN/SNGAN D), which --arch {arch} does not have")
     return names
 
 
@@ -88,14 +97,16 @@ def parse_regs(text: str, arch: str = "dcgan") -> tuple[str, ...]:
 class Regs:
     """The regularizer objects of one run, by place; ``None`` where a place is empty.
 
-    ``d_function``, ``d_inputs``, ``extra_d_term`` implement :class:`robustrep.api.DFunction`,
-    ``DInputs`` and ``ExtraDTerm``; ``discriminator`` names a registered D that replaces the
-    program's (its ``[B, K]`` logits are an ensemble: ``ensemble``)."""
+    ``d_function``, ``d_inputs``, ``extra_d_term``, ``aux_task`` implement
+    :class:`robustrep.api.DFunction`, ``DInputs``, ``ExtraDTerm`` and ``DAuxTask`` (it wraps D
+    when D is built); ``discriminator`` names a registered D that replaces the program's (its
+    ``[B, K]`` logits are an ensemble: ``ensemble``)."""
 
     names: tuple[str, ...]
     d_function: Any = None
     d_inputs: Any = None
     extra_d_term: Any = None
+    aux_task: Any = None
     discriminator: str | None = None
     ensemble: bool = False
     by_name: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +122,8 @@ class Regs:
                 obj.load_state_dict(state[n])
 
 
-_SLOTS = {"D function": "d_function", "D inputs": "d_inputs", "extra D term": "extra_d_term"}
+_SLOTS = {"D function": "d_function", "D inputs": "d_inputs", "extra D term": "extra_d_term",
+          "D auxiliary task": "aux_task"}
 
 
 def build_regs(cfg) -> Regs:

@@ -3,7 +3,7 @@
 One training iteration is ``n_dis`` calls of :func:`d_step` and one :func:`g_step`. A D step:
 
 1. ``fake_batch``: fakes from G (no grad).
-Regularizers act in three places and are called only through their place's protocol
+Regularizers act in four places and are called only through their place's protocol
 (:mod:`robustrep.api`; built by ``regs.build_regs``), never by name:
 
 2. ``d_inputs``: what D trains on: the D-inputs regularizer's ``d_inputs`` (DAT perturbs both
@@ -20,7 +20,10 @@ Regularizers act in three places and are called only through their place's proto
    "replace" (``replaces_clean``) drops them. Takamoto & Morishita do not say which
    (methods.md 2.2); "add" keeps D's clean signal, so the mixed batch only shapes D between the
    two sides. G's loss never sees mixed samples.
-5. ``d_penalties``: WGAN-GP (Wasserstein loss) and lazy R1, through the eager D. R1 is taken on
+5. ``d_aux``: the D-auxiliary-task regularizer's ``d_aux_loss`` on the clean reals (SSGAN's
+   rotation loss, InfoMax-GAN's InfoNCE; its head lives in the D it wrapped at build time),
+   logged ``d/<term>``; G's step adds its ``g_aux_loss`` on the fakes as ``g/<term>``.
+6. ``d_penalties``: WGAN-GP (Wasserstein loss) and lazy R1, through the eager D. R1 is taken on
    the logit the D loss uses, so with AdaptiveMix on the mixed logit, as the reference. When R1
    is due in a step whose pass over the clean reals is eager, it is taken from that pass
    (:func:`r1_in_main_pass`; with a D-function regularizer, from the very logit of the loss).
@@ -343,6 +346,7 @@ def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     r1_main = r1_in_main_pass(ctx, inp)
     terms = {} if _mix_replaces(ctx) else d_loss_adv(ctx, inp, r1=r1_main)
     terms.update(d_loss_mix(ctx, inp.clean_real, x_fake))
+    terms.update(d_aux(ctx, x_real))
     terms.update(d_penalties(ctx, x_real, x_fake, r1=not (lazy_r1(ctx) or r1_main)))
     total = sum(terms.values())
     _backward_step(ctx, total, ctx.D, ctx.opt_d)
@@ -362,6 +366,16 @@ def _fp16_grads_finite(ctx: StepContext, module: nn.Module) -> None:
     for p in module.parameters():
         if p.grad is not None:
             torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
+
+
+def d_aux(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
+    """The D auxiliary task's loss on the clean, unaugmented reals (``d/<term>``): DAT's
+    reference keeps SSGAN's and InfoMax-GAN's terms on the clean reals."""
+    aux = ctx.regs.aux_task
+    if aux is None:
+        return {}
+    with ctx.amp():
+        return {f"d/{aux.term}": aux.d_aux_loss(ctx.D, x_real).float()}
 
 
 def _mix_replaces(ctx: StepContext) -> bool:
@@ -394,6 +408,10 @@ def g_loss_adv(ctx: StepContext, x_fake: Tensor) -> dict[str, Tensor]:
         terms = {"g/adv": losses.g_loss(logits, ctx.kind).mean()}
     if extra and ctx.regs.d_function.g_term:
         terms[_d_function_term(ctx, "g")] = extra["term"]
+    aux = ctx.regs.aux_task
+    if aux is not None:  # on the fakes as generated (no augmentation), as d_aux's reals
+        with ctx.amp():
+            terms[f"g/{aux.term}"] = aux.g_aux_loss(ctx.D, x_fake).float()
     return terms
 
 

@@ -97,7 +97,8 @@ class Trainer(TrainerBase):
         regs = build_regs(cfg)
         G = build_generator(cfg, self.data.shape)
         D = build_discriminator(cfg, self.data.shape, regs.discriminator,
-                                generator=torch.Generator().manual_seed(cfg.seed))
+                                generator=torch.Generator().manual_seed(cfg.seed),
+                                aux_task=regs.aux_task)
         if init is not None:  # --init: a stylegan2-ada pickle's weights (checked in train())
             G.load_state_dict(init["G"])
             D.load_state_dict(init["D"])
@@ -172,10 +173,16 @@ class Trainer(TrainerBase):
     def log_losses(self) -> dict[str, float]:
         means = self.check_finite()
         if self.dist.is_main and means:
-            kimg = self.stream.consumed * self.cfg.batch_size / 1000
-            self.run.log(self.step, kimg=round(kimg, 3), train_s=round(self.train_seconds, 2),
+            self.run.log(self.step, kimg=self.kimg, train_s=round(self.train_seconds, 2),
                          **{f"loss/{k}": round(v, 6) for k, v in means.items()})
         return means
+
+    @property
+    def kimg(self) -> float:
+        """Thousands of real images drawn so far (every process's batches: ``consumed`` counts
+        global batches), the images-seen axis of loss and evaluation records alike."""
+        consumed = self.stream.consumed if self.stream is not None else self._consumed
+        return round(consumed * self.cfg.batch_size / 1000, 3)
 
     def prepare_evaluator(self) -> None:
         """Build the evaluator (feature network, real statistics) now if the run will evaluate,
@@ -196,7 +203,7 @@ class Trainer(TrainerBase):
                                            self.cfg.eval_samples, kid_subsets=10)
             metrics = self.evaluator(self.sampler_G)
             metrics["eval_s"] = round(time.time() - start, 2)
-            self.last_metrics = self.run.log(self.step, **metrics)
+            self.last_metrics = self.run.log(self.step, kimg=self.kimg, **metrics)
             self.draw()
         self.last_eval_step = self.step
         barrier()

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from robustrep.metrics.convergence import fid_area, first_crossings
 from robustrep.tasks.common.runfiles import write_json, write_text_atomic
 
 # (task, metric key, label, higher is better, scale for display)
@@ -91,6 +92,100 @@ def verdict(reg: tuple, base: tuple, higher: bool) -> str:
     return "better" if (diff > 0) == higher else "worse"
 
 
+# Convergence levels: multiples of the baseline's mean final FID in the same report (digits-CNN
+# FIDs have no absolute scale to pick levels from); 1.0 is "the baseline's final quality".
+FID_LEVELS = (2.0, 1.5, 1.0)
+
+
+def convergence(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per GAN setting, from each run's ``fid_curve`` (``(step, images, fid)`` records): the
+    steps and images at which FID first falls to each level (:data:`FID_LEVELS`; seeds that
+    never do are counted, not averaged), the image-weighted mean FID over the range every run
+    covers (the normalised area under the curve) and the seconds per step. None without a
+    baseline (``none``) with FIDs."""
+    gan = [r for r in records if r["task"] == "gan" and r.get("fid_curve")]
+    base = [r["fid_curve"][-1][2] for r in gan if r["reg"] == "none"]
+    base = [f for f in base if math.isfinite(f)]
+    if not base:
+        return None
+    levels = [statistics.fmean(base) * m for m in FID_LEVELS]
+    until = min(r["fid_curve"][-1][1] for r in gan)
+    out: dict[str, Any] = {"levels": levels, "multiples": list(FID_LEVELS), "regs": {}}
+    for reg in dict.fromkeys(r["reg"] for r in gan):
+        runs = [r for r in gan if r["reg"] == reg]
+        hits = [first_crossings(r["fid_curve"], levels) for r in runs]
+        per_level = []
+        for i, level in enumerate(levels):
+            reached = [h[i] for h in hits if h[i].step is not None]
+            per_level.append({"level": level, "reached": len(reached), "runs": len(runs),
+                              "steps": mean_std([c.step for c in reached]),
+                              "kimg": mean_std([c.images / 1000 for c in reached])})
+        out["regs"][reg] = {"levels": per_level,
+                            "mean_fid": mean_std([_mean_fid(r["fid_curve"], until) for r in runs]),
+                            "step_seconds": mean_std([r.get("step_seconds") for r in runs])}
+    return out
+
+
+def _mean_fid(curve: list, until: int) -> float:
+    """FID averaged over images seen up to ``until``; NaN (left out) where undefined."""
+    try:
+        return fid_area(curve, until_images=until, normalized=True)
+    except ValueError:  # one record, a non-finite FID, or a range the run does not cover
+        return math.nan
+
+
+def convergence_table(conv: dict[str, Any] | None) -> list[list[str]] | None:
+    """Header, one row per level, the mean FID over training and the step time / baseline."""
+    if conv is None:
+        return None
+    regs = list(conv["regs"])
+    table = [["metric", *regs]]
+    for i, (level, mult) in enumerate(zip(conv["levels"], conv["multiples"])):
+        cells = []
+        for reg in regs:
+            c = conv["regs"][reg]["levels"][i]
+            if not c["reached"]:
+                cells.append(f"not reached (0/{c['runs']})")
+                continue
+            cells.append(_crossing_cell(c))
+        table.append([f"steps to FID ≤ {level:.3g} ({mult:g}× baseline final) ↓", *cells])
+    table.append(["mean FID over training (area / images) ↓",
+                  *[fmt(conv["regs"][r]["mean_fid"]) for r in regs]])
+    base = conv["regs"].get("none", {}).get("step_seconds", (math.nan, 0, 0))
+    table.append(["step time / baseline", *[
+        f"{conv['regs'][r]['step_seconds'][0] / base[0]:.2f}×" if base[2] and
+        conv["regs"][r]["step_seconds"][2] else "–" for r in regs]])
+    return table
+
+
+def _crossing_cell(c: dict[str, Any]) -> str:
+    """``"275 ± 43 steps (8.8 ± 1.4 kimg)"``, the count of runs that got there when not all."""
+    (steps, s_std, n), (kimg, k_std, _) = c["steps"], c["kimg"]
+    spread = n > 1
+    text = (f"{steps:.0f}" + (f" ± {s_std:.0f}" if spread else "") + f" ({kimg:.1f}"
+            + (f" ± {k_std:.1f}" if spread else "") + " kimg")
+    return text + (f", {n}/{c['runs']} runs)" if n < c["runs"] else ")")
+
+
+def convergence_reading(conv: dict[str, Any] | None) -> list[str]:
+    """Per setting: when it reached the baseline's final FID and its mean FID over training,
+    against the baseline, a difference called only beyond both spreads."""
+    if conv is None or "none" not in conv["regs"]:
+        return []
+    base = conv["regs"]["none"]
+    lines = []
+    for reg, c in conv["regs"].items():
+        if reg == "none":
+            continue
+        last, b_last = c["levels"][-1], base["levels"][-1]
+        lines.append(f"gan convergence · {reg}: reached the baseline's final FID in "
+                     f"{last['reached']}/{last['runs']} runs (baseline {b_last['reached']}/"
+                     f"{b_last['runs']}); mean FID over training "
+                     f"{verdict(c['mean_fid'], base['mean_fid'], False)} "
+                     f"({fmt(c['mean_fid'])} vs {fmt(base['mean_fid'])}).")
+    return lines
+
+
 def reading(agg, rows) -> list[str]:
     """One honest sentence per regularizer and task: where it beats the baseline, where not."""
     lines = []
@@ -128,7 +223,7 @@ def fmt(value: tuple, scale: float = 1.0) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def tables(agg, rows) -> dict[str, list[list[str]]]:
+def tables(agg, rows, conv: dict[str, Any] | None = None) -> dict[str, list[list[str]]]:
     """Per task: a header row, then one row per metric with a cell per regularizer."""
     out = {}
     for task in ("gan", "grid", "classify", "ood"):
@@ -141,6 +236,9 @@ def tables(agg, rows) -> dict[str, list[list[str]]]:
                 for _, key, label, _, scale in task_rows]
         cost = _cost_row(source, regs) if task != "ood" else None  # the classifier runs' cost
         out[task] = [["metric", *regs], *body, *([cost] if cost else [])]
+    conv_table = convergence_table(conv)
+    if conv_table is not None:
+        out["convergence"] = conv_table
     return out
 
 
@@ -154,20 +252,22 @@ def _cost_row(source, regs) -> list[str] | None:
 
 
 TITLES = {"gan": "GAN on digits (DCGAN)", "grid": "GAN on the 25-Gaussian grid (MLP)",
+          "convergence": "GAN convergence on digits (FID over training)",
           "classify": "Classifier on digits 0–4", "ood": "OOD detection (ID digits 0–4), "
                                                          "mean over the OOD sets"}
 
 
-def markdown(agg, rows, info: dict[str, Any]) -> str:
+def markdown(agg, rows, info: dict[str, Any], conv: dict[str, Any] | None = None) -> str:
     parts = [f"# robustrep report\n\n{info['summary']}\n"]
-    for task, table in tables(agg, rows).items():
+    for task, table in tables(agg, rows, conv).items():
         parts.append(f"## {TITLES[task]}\n")
         parts.append(md_row(table[0]))
         parts.append("|" + "---|" + "---:|" * (len(table[0]) - 1))
         parts += [md_row(r) for r in table[1:]]
         parts.append("")
     parts.append("## Reading\n")
-    parts += [f"- {line}" for line in reading(agg, rows)] or ["- no baseline in this report"]
+    lines = reading(agg, rows) + convergence_reading(conv)
+    parts += [f"- {line}" for line in lines] or ["- no baseline in this report"]
     parts.append(f"\n{info['conventions']}\n")
     return "\n".join(parts) + "\n"
 
@@ -177,14 +277,15 @@ def md_row(cells: list[str]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
-def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path]) -> str:
+def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path],
+              conv: dict[str, Any] | None = None) -> str:
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>robustrep report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
              "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
              "</style></head><body>", "<h1>robustrep report</h1>", f"<p>{esc(info['summary'])}</p>"]
-    for task, table in tables(agg, rows).items():
+    for task, table in tables(agg, rows, conv).items():
         parts.append(f"<h2>{esc(TITLES[task])}</h2><table>")
         parts.append("<tr>" + "".join(f"<th>{esc(c)}</th>" for c in table[0]) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table[1:]]
@@ -193,7 +294,7 @@ def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path]) -> str:
             data = base64.b64encode(plots[task].read_bytes()).decode()
             parts.append(f"<img alt='{esc(task)}' src='data:image/png;base64,{data}'>")
     parts.append("<h2>Reading</h2><ul>")
-    parts += [f"<li>{esc(line)}</li>" for line in reading(agg, rows)]
+    parts += [f"<li>{esc(line)}</li>" for line in reading(agg, rows) + convergence_reading(conv)]
     parts.append(f"</ul><p>{esc(info['conventions'])}</p></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -218,11 +319,12 @@ def draw(agg, rows, folder: Path) -> dict[str, Path]:
 def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Path]:
     agg = aggregate(records)
     rows = headline_rows(agg)
+    conv = convergence(records)
     plots = draw(agg, rows, out / "plots")
     files = {"md": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
-    write_text_atomic(files["md"], markdown(agg, rows, info))
-    write_text_atomic(files["html"], html_page(agg, rows, info, plots))
-    payload = {"info": info, "runs": records,
+    write_text_atomic(files["md"], markdown(agg, rows, info, conv))
+    write_text_atomic(files["html"], html_page(agg, rows, info, plots, conv))
+    payload = {"info": info, "runs": records, "convergence": conv,
                "aggregate": {t: {r: {k: list(v) for k, v in m.items()} for r, m in regs.items()}
                              for t, regs in agg.items()}}
     write_json(files["json"], payload)

@@ -39,6 +39,7 @@ class Settings:
     classify_model: str = "test_resnet"
     detectors: str = "MaxSoftmax,EnergyBased,Mahalanobis,KNN"
     attack_samples: int = 200
+    gan_evals: int = 4  # FID evaluations per digits GAN run (the convergence curve), last = final
 
 
 # Sizes measured on a 2-core CPU with 2 jobs (README): --quick about 4 minutes; the default about
@@ -107,7 +108,8 @@ def plan(settings: Settings, out: Path) -> list[Run]:
     runs = []
     for seed in settings.seeds:
         for reg in settings.gan_regs:
-            runs.append(_gan_run("gan", "digits-dcgan", reg, seed, settings.gan_steps, out))
+            runs.append(_gan_run("gan", "digits-dcgan", reg, seed, settings.gan_steps, out,
+                                 settings.gan_evals))
             if settings.grid_steps and reg not in ("cutmix", "srmix"):  # no image regions
                 runs.append(_gan_run("grid", "grid-mlp", reg, seed, settings.grid_steps, out))
         for reg in settings.classify_regs:
@@ -115,10 +117,13 @@ def plan(settings: Settings, out: Path) -> list[Run]:
     return runs
 
 
-def _gan_run(task: str, preset: str, reg: str, seed: int, steps: int, out: Path) -> Run:
+def _gan_run(task: str, preset: str, reg: str, seed: int, steps: int, out: Path,
+             evals: int = 1) -> Run:
+    """A GAN run evaluated ``evals`` times, evenly, the last at its final step (1: only then)."""
     folder = out / "runs" / task / f"{reg}-seed{seed}"
+    every = steps // evals if evals > 1 else 0
     cmd = ["gan", "train", "--preset", preset, "--reg", reg, "--seed", str(seed),
-           "--steps", str(steps), "--eval-every", "0", "--ckpt-every", str(steps),
+           "--steps", str(steps), "--eval-every", str(every), "--ckpt-every", str(steps),
            "--log-every", str(max(1, steps // 10)), "--out", str(folder), "--quiet"]
     return Run(task, reg, seed, folder, [cmd])
 
@@ -178,7 +183,8 @@ def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
 
 def _read_gan(folder: Path) -> dict[str, Any]:
     run = read_run(folder)
-    return {**run.metrics(*GAN_KEYS), "step_seconds": run.step_seconds}
+    return {**run.metrics(*GAN_KEYS), "step_seconds": run.step_seconds,
+            "fid_curve": run.curve("fid")}
 
 
 def _read_classify(folder: Path) -> dict[str, Any]:

@@ -36,6 +36,8 @@ def _assert_equal_states(a, b):
     dict(reg="adaptivemix,asgan", eval_every=2, final_eval=True),
     dict(reg="asgan", asgan_free=True, ema_decay=0.9),
     dict(reg="rpgan,srmix"),
+    dict(reg="ssgan,dat"),
+    dict(reg="infomax,mixup"),
 ], ids=lambda o: o["reg"] + ("-free" if o.get("asgan_free") else ""))
 def test_resume_equals_uninterrupted(options, tiny_cfg, tmp_path, records):
     full, part = tmp_path / "full", tmp_path / "part"

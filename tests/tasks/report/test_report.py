@@ -1,5 +1,6 @@
 import json
 import math
+import statistics
 
 import pytest
 
@@ -41,7 +42,8 @@ def test_collect_reads_each_run_format_and_the_step_cost(tmp_path):
     _classify_folder(runs[1].folder, acc=0.9, auroc=0.8)
     (gan, clf), unfinished = collect(runs)
     assert gan == {"task": "gan", "reg": "none", "seed": 0, "fid": 2.0, "kid": 0.02,
-                   "precision": 0.5, "recall": 0.25, "step_seconds": 0.05}
+                   "precision": 0.5, "recall": 0.25, "step_seconds": 0.05,
+                   "fid_curve": []}  # its FID record has no images seen (kimg): no curve
     assert clf["pgd20_acc"] == 0.45 and clf["ood/MSP/AUROC"] == pytest.approx(0.8)
     assert clf["ood/MSP/FPR95"] == 0.5
     assert clf["step_seconds"] == pytest.approx(0.02) and unfinished == []  # old name "time"
@@ -112,3 +114,44 @@ def test_cli_dry_run_and_a_bad_setting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("robustrep report: error: --gan-regs: unknown regularizer 'pgd' for gan")
     assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def _gan_curve_folder(folder, fids, step_s):
+    """A GAN run evaluated at steps 100..400 (batch 32: 3.2 kimg per 100 steps)."""
+    lines = [{"step": 1, "kimg": 0.032, "train_s": step_s}]
+    for i, fid in enumerate(fids, 1):
+        step = 100 * i
+        lines += [{"step": step, "kimg": step * 0.032, "train_s": step * step_s},
+                  {"step": step, "kimg": step * 0.032, "fid": fid, "kid": 0.01}]
+    _trained(folder, lines)
+
+
+def test_convergence_steps_to_fid_area_and_cost_against_the_baseline(tmp_path):
+    curves = {"none": [(40, 30, 20, 10), (44, 33, 20, 10)],  # final 10: levels 20, 15, 10
+              "ssgan": [(20, 14, 9, 8), (30, 25, 12, 11)]}
+    records = []
+    for reg, runs in curves.items():
+        for seed, fids in enumerate(runs):
+            folder = tmp_path / "runs" / reg / str(seed)
+            _gan_curve_folder(folder, fids, 0.01 if reg == "none" else 0.03)
+            records += collect([Run("gan", reg, seed, folder)])[0]
+    assert records[0]["fid_curve"][0] == (100, 3200, 40.0)
+    conv = page.convergence(records)
+    assert conv["levels"] == [20.0, 15.0, 10.0]
+    base, ss = conv["regs"]["none"]["levels"], conv["regs"]["ssgan"]["levels"]
+    # FID <= 20: baseline at step 300 in both seeds; ssgan at 100 (seed 0) and 300 (seed 1)
+    assert base[0]["steps"][:2] == (300, 0.0) and ss[0]["steps"][0] == 200
+    assert ss[0]["kimg"][0] == pytest.approx(6.4)
+    # FID <= 10: baseline at 400 in both; ssgan at 300 in seed 0 only (seed 1 ends at 11)
+    assert (ss[2]["reached"], ss[2]["runs"], ss[2]["steps"][0]) == (1, 2, 300)
+    # mean FID over 3.2..12.8 kimg (trapezoids, equal spacing): (40/2 + 30 + 20 + 10/2) / 3
+    assert conv["regs"]["none"]["mean_fid"][0] == pytest.approx(
+        statistics.fmean([(20 + 30 + 20 + 5) / 3, (22 + 33 + 20 + 5) / 3]))
+    assert conv["regs"]["ssgan"]["step_seconds"][0] == pytest.approx(0.03)
+    files = page.write(tmp_path, records, {"summary": "s", "conventions": "c"})
+    text = files["md"].read_text()
+    assert "## GAN convergence on digits (FID over training)" in text
+    assert "| steps to FID ≤ 10 (1× baseline final) ↓ | 400 ± 0 (12.8 ± 0.0 kimg) | " \
+           "300 (9.6 kimg, 1/2 runs) |" in text
+    assert "| step time / baseline | 1.00× | 3.00× |" in text
+    assert "gan convergence · ssgan: reached the baseline's final FID in 1/2 runs" in text
