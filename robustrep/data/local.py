@@ -114,14 +114,18 @@ def _to_8bit(image: Any) -> Any:
     return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
+def convert_image(image: Any, channels: int) -> Any:
+    """``image`` as 8-bit "L" (``channels`` 1) or "RGB" (3), 16-bit grey scaled, not clipped."""
+    if image.mode in _WIDE_MODES:
+        image = _to_8bit(image)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
 def _load_image(path: str | Path, channels: int) -> Any:
     from PIL import Image
 
     with open(path, "rb") as f:
-        image = Image.open(f)
-        if image.mode in _WIDE_MODES:
-            image = _to_8bit(image)
-        return image.convert("L" if channels == 1 else "RGB")
+        return convert_image(Image.open(f), channels)
 
 
 def _image_problem(path: Path) -> str | None:

@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from robustrep._validate import check_choice, check_positive
-from robustrep.data.local import _transform
+from robustrep.data.local import _WIDE_MODES, _transform, convert_image
 
 __all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members"]
 
@@ -125,7 +125,7 @@ class ZipImageDataset(Dataset):
         if verify:
             self._verify()
         if channels is None:
-            channels = 1 if self._open(0).mode in ("L", "I", "I;16", "1") else 3
+            channels = 1 if self._open(0).mode in ("L", "1", *_WIDE_MODES) else 3
         self.channels = channels
         self.classes = sorted(set(self.targets))
         # the image-folder transform: resize the shorter side, centre-crop (no-op at native size)
@@ -159,7 +159,7 @@ class ZipImageDataset(Dataset):
         return image
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        image = self._open(index).convert("L" if self.channels == 1 else "RGB")
+        image = convert_image(self._open(index), self.channels)
         return self._transform(image), self.targets[index]
 
 

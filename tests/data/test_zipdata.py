@@ -105,3 +105,15 @@ def test_xflip_appends_the_mirror_image_of_each_sample(arrays, tmp_path):
         assert torch.equal(flipped[i][0], base[i][0])
         assert torch.equal(flipped[i + 3][0], base[i][0].flip(-1))  # x-flip: width reversed
     assert torch.equal(flipped[-1][0], flipped[5][0])
+
+
+def test_16_bit_images_in_a_zip_are_scaled_not_clipped(tmp_path):
+    ramp = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="png")  # a 16-bit greyscale PNG
+    write_zip(tmp_path / "d.zip", {"0.png": buffer.getvalue()})
+    ds = ZipImageDataset(tmp_path / "d.zip")
+    x = ds[0][0]
+    assert ds.channels == 1 and x.shape == (1, 8, 8)
+    assert x.min() == 0 and x.max() == 1 and abs(float(x.mean()) - 0.5) < 0.01
+    assert len(x.unique()) > 50  # the gradient survives (clipping left 2 values)
