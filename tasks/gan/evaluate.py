@@ -57,6 +57,7 @@ from robustrep.metrics import (DigitsFeatureNet, FeatureStats, frechet_distance,
 from robustrep.metrics.extractors import FID_RESIZES
 from robustrep.tasks.common.checkpoint import safe_load, save_atomic
 from robustrep.tasks.common.classifier import load_run_features
+from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
 from robustrep.tasks.common.rundir import check_output_file
@@ -68,7 +69,6 @@ EVAL_SEED = 2024
 DIGITS_NET_RECIPE = {"net": "DigitsFeatureNet", "epochs": 5, "batch_size": 128, "lr": 1e-3,
                      "seed": 0, "data": "sklearn digits, fixed 80% train split", "version": 1}
 INCEPTION_ENV = "ROBUSTREP_INCEPTION"
-CACHE_ENV = "ROBUSTREP_CACHE"
 FID_FEATURES = ("inception", "inception-pytorch-fid", "digits", "run:CLASSIFY_RUN")
 KID_SUBSET_SIZE = 1000  # torch-fidelity's and the KID paper's default
 
@@ -85,8 +85,8 @@ def _read_cache(path: Path) -> dict | None:
 
 
 def cache_dir() -> Path:
-    """``$ROBUSTREP_CACHE``, else ``~/.cache/robustrep``."""
-    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "robustrep").expanduser()
+    """The programs' cache (:func:`robustrep.tasks.common.download.cache_dir`), created."""
+    path = download.cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
