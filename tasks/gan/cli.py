@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
@@ -20,8 +21,8 @@ from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.regularizers import add_regularizer_args
-from robustrep.tasks.gan.config import (DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig,
-                                        with_preset_aux_task)
+from robustrep.tasks.gan.config import (AUX_PRESETS, AUX_TASK_CHOICES, DEFAULT_PRESET, PRESETS,
+                                        RESUMABLE, GanConfig, presets_for, with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -38,7 +39,13 @@ def _add_train(sub) -> None:
         epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "
                "robustrep.tasks.cli gan train ...", formatter_class=HelpFormatter)
     p.add_argument("--preset", default=None, metavar="NAME",
-                   help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET})")
+                   help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET}); "
+                        f"{' and '.join(AUX_PRESETS)} include their D auxiliary task "
+                        f"({', '.join(AUX_PRESETS.values())}): --reg adds to it, --reg none "
+                        f"keeps it, --aux-task none drops it")
+    p.add_argument("--aux-task", default=None, choices=AUX_TASK_CHOICES,
+                   help="the preset's D auxiliary task: preset (default) keeps it, none trains "
+                        "without it (on " + ", ".join(AUX_PRESETS) + "; other presets have none)")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of options")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue RUN from its latest checkpoint (same folder); may change: "
@@ -166,11 +173,17 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     """Config for ``gan train``: preset/file/flags, or the resumed run's config plus overrides."""
     overrides = overrides_from_args(GanConfig, args)
     if args.resume is None:
-        cfg = resolve_config(GanConfig, PRESETS, args.preset or DEFAULT_PRESET, args.config,
-                             overrides)
-        return with_preset_aux_task(cfg, args.preset)
-    if args.preset is not None or args.config is not None:
-        raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
+        cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset or DEFAULT_PRESET,
+                             args.config, overrides)
+        resolved = with_preset_aux_task(cfg, args.preset, args.aux_task)
+        if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
+            print(f"note: --preset {args.preset} includes its D auxiliary task "
+                  f"{AUX_PRESETS[args.preset]}: --reg {cfg.reg} runs as --reg {resolved.reg} "
+                  f"(--aux-task none drops it)", file=sys.stderr)
+        return resolved
+    if args.preset is not None or args.config is not None or args.aux_task is not None:
+        raise ConfigError("--resume continues a run with its saved config; drop "
+                          "--preset/--config/--aux-task")
     from robustrep.tasks.common.rundir import RunDir, check_run_program
     saved = RunDir(args.resume).read_config()
     check_run_program(saved, GanConfig, args.resume, "gan")

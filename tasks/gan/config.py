@@ -328,20 +328,37 @@ PRESETS.update({
 # DAT's SSGAN and InfoMax-GAN rows (Li et al. 2023, iceli1007/DAT-GAN on mimicry): mimicry's
 # CIFAR-10 table settings for both, the SNGAN-ResNet above for 100k steps; the losses' weights
 # are the core classes' defaults, the reference's (SSGAN 1.0 on D, 0.2 on G; InfoMax-GAN 0.2 and
-# 0.2, nrkhs 1024). The D auxiliary task is part of the preset's network: ``--reg`` adds to it
-# (:func:`with_preset_aux_task`), so ``--preset cifar10-ssgan --reg dat`` is SSGAN with DAT.
+# 0.2, nrkhs 1024). The D auxiliary task is part of the preset's network, DAT's baseline row:
+# ``--reg`` adds to it (:func:`with_preset_aux_task`), so ``--preset cifar10-ssgan --reg dat`` is
+# SSGAN with DAT and ``--reg none`` is SSGAN; ``--aux-task none`` drops it (the SNGAN at 100k).
 AUX_PRESETS = {"cifar10-ssgan": "ssgan", "cifar10-infomax": "infomax"}
 PRESETS.update({name: dict(dataset="cifar10", reg=reg, **{**_CIFAR_SNGAN, "steps": 100_000})
                 for name, reg in AUX_PRESETS.items()})
+AUX_TASK_CHOICES = ("preset", "none")
 
 
-def with_preset_aux_task(cfg: GanConfig, preset: str | None) -> GanConfig:
+def presets_for(aux_task: str | None) -> dict[str, dict[str, Any]]:
+    """The presets, without their D auxiliary task under ``--aux-task none``."""
+    if aux_task != "none":
+        return PRESETS
+    return {name: {k: v for k, v in values.items() if not (name in AUX_PRESETS and k == "reg")}
+            for name, values in PRESETS.items()}
+
+
+def with_preset_aux_task(cfg: GanConfig, preset: str | None,
+                         aux_task: str | None = None) -> GanConfig:
     """``cfg`` with the preset's D auxiliary task added to its ``reg`` when ``--reg`` replaced it
-    (``cifar10-ssgan`` + ``--reg dat`` -> ``ssgan,dat``)."""
+    (``cifar10-ssgan`` + ``--reg dat`` -> ``ssgan,dat``); with ``aux_task="none"`` (``cfg``
+    resolved from :func:`presets_for`) it is not added, and naming it in ``--reg`` is an error."""
     import dataclasses
     base = AUX_PRESETS.get(preset or "")
     names = [n.strip().lower() for n in str(cfg.reg or "").replace("+", ",").split(",")]
     names = [n for n in names if n and n != "none"]
+    if aux_task == "none":
+        if base is not None and base in names:
+            raise ConfigError(f"--aux-task none drops the D auxiliary task {base} that --reg "
+                              f"names ({cfg.reg}); drop one of them")
+        return cfg
     if base is None or base in names:
         return cfg
     return dataclasses.replace(cfg, reg=",".join([base, *names]))
