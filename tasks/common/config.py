@@ -91,6 +91,7 @@ class OptionSpec:
     nothing: str | None = None  # the word for None (a scalar) or the empty list (a sequence)
     allow_empty: bool = False  # a sequence may be empty
     split: bool = True  # a sequence's text splits at commas (not a repeated NAME=VALUE option)
+    one_token: bool = False  # a sequence given as one comma-separated token (nargs None)
     flags: tuple[str, ...] | None = None  # the option strings, where not --<name>
 
     @property
@@ -112,7 +113,8 @@ class OptionSpec:
                     "a finite number" if self.finite else "a number") + self._range()
         if self.sequence is not None:
             count = f"{self.length} " if self.length else ""
-            how = " (space- or comma-separated)" if self.split else ""
+            how = ("" if not self.split else " (comma-separated)" if self.one_token
+                   else " (space- or comma-separated)")
             what = f"a list of {count}values, each {what}{how}"
         return what + (f", or {self.nothing}" if self.nothing is not None else "")
 
@@ -165,7 +167,8 @@ def spec_from_field(field: dataclasses.Field, hint: Any) -> OptionSpec:
         max_exclusive=bool(meta.get("max_exclusive", False)),
         finite=bool(meta.get("finite", True)), nothing=meta.get("nothing"),
         allow_empty=repeat or meta.get("nargs") == "*" or meta.get("nothing") is not None,
-        split=not repeat, flags=tuple(meta["flags"]) if meta.get("flags") else None)
+        split=not repeat, one_token="nargs" in meta and meta["nargs"] is None,
+        flags=tuple(meta["flags"]) if meta.get("flags") else None)
 
 
 @functools.cache

@@ -36,7 +36,7 @@ def add_parser(subparsers, name: str = "data", summary: str = "") -> argparse.Ar
 
 def cmd_pack(args: argparse.Namespace) -> int:
     from robustrep.tasks.data.pack import pack_folder
-    out = Path(args.out).expanduser()
+    out = Path(args.zip).expanduser()
     if out.suffix.lower() != ".zip":
         raise UserError(f"OUT {out}: give a path ending in .zip")
     if out.exists():

@@ -13,7 +13,7 @@ class PackOptions:
 
     src: str = option(REQUIRED, "image folder: SRC/<class>/<image> or flat", positional=True,
                       metavar="SRC")
-    out: str = option(REQUIRED, "the zip to write (must not exist)", positional=True,
+    zip: str = option(REQUIRED, "the zip to write (must not exist)", positional=True,
                       metavar="OUT.zip")
     resolution: int = option(REQUIRED, "side of the square images (stylegan2-ada trains on "
                                        "powers of 2)", min=1)
