@@ -20,6 +20,7 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, option_
                                            overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
+from robustrep.tasks.common.options import ProgressOptions
 from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
@@ -56,7 +57,7 @@ def _add_train(sub) -> None:
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_download_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p, ProgressOptions, real_defaults=True)  # --quiet, as every command
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
     add_regularizer_args(p, "classify", OPTION_FIELDS)

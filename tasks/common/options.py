@@ -104,3 +104,10 @@ class ModelOptions:
                                             "the model's pretrained_cfg)", **UNIT)
     std: list[float] | None = _model(None, "input normalisation std per channel (default: the "
                                            "model's pretrained_cfg)", **POSITIVE)
+
+
+@dataclass(kw_only=True)
+class ProgressOptions:
+    """``--quiet`` of the trainers, whose other flags are their config's fields."""
+
+    quiet: bool = shared("quiet")

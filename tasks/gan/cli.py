@@ -19,6 +19,7 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, from_di
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.options import ProgressOptions
 from robustrep.tasks.common.regularizers import add_regularizer_args
 from robustrep.tasks.gan.config import (DEFAULT_PRESET, PRESETS, RESUMABLE, EvalOptions,
                                         FidOptions, GanConfig, SampleOptions,
@@ -46,7 +47,7 @@ def _add_train(sub) -> None:
                         + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_download_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p, ProgressOptions, real_defaults=True)  # --quiet, as every command
     add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
     add_regularizer_args(p, "gan", OPTION_FIELDS)
     p.set_defaults(func=cmd_train)
