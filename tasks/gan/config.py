@@ -418,8 +418,8 @@ class FidOptions(_FidOptions):
     b: str | None = _opt(None, "the reference (may be left out with --save-stats)",
                          positional=True, metavar="B")
     num: int = _opt(10_000, "samples drawn from a GAN run", min=2)
-    data_root: str | None = shared("data_root", default_help="none; needed by a named reference "
-                                                             "such as cifar10-train")
+    data_root: str | None = shared("data_root", default_help="none: only a named reference such "
+                                                             "as cifar10-train reads it")
     resolution: int | None = _opt(None, "side images of a folder or zip are resized and "
                                         "centre-cropped to (default: the first image's shorter "
                                         "side)", min=1)
