@@ -17,6 +17,11 @@ string, so refusing strings would refuse the common spelling). Text that does no
 (``steps: abc``, ``spectral_norm: maybe``) is a one-line :class:`ConfigError` naming the option,
 the value and what is accepted.
 
+A command that is not a trainer (``classify eval``, ``ood score``, ``gan fid``, ``report``...)
+declares its options the same way, as a small dataclass whose flags default to the fields'
+defaults (``add_config_args(..., real_defaults=True)``); ``option`` then also says how a field
+looks on the command line (positional, aliases, repeated, the word for nothing: see ``_CLI``).
+
 The resolved config is, in order: the dataclass defaults, then a named preset, then a config
 file, then command-line flags. Flags default to ``None`` so that an option the user did not give
 never overrides a preset (the same rule as timm's ``create_model`` dropping ``None`` kwargs).
@@ -180,7 +185,7 @@ def option_specs(cls: type) -> dict[str, OptionSpec]:
 
 _BOUNDS = ("min", "max", "min_exclusive", "max_exclusive", "finite")
 # How a command's option looks on the command line (add_config_args with real_defaults):
-# flags: its option strings where not --<name> (aliases: ("--out", "--run-dir")); positional:
+# flags: its option strings where not --<name> (aliases: ("--num-samples", "--num")); positional:
 # an argument without a flag; nargs: "*" (may be empty) or None (one comma-separated token) for
 # a list; repeat: a list given by repeating the flag (NAME=VALUE items, not split at commas);
 # nothing: the word meaning None or the empty list ("all", "none"); metavar; group: the title of

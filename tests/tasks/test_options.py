@@ -5,6 +5,11 @@ and as a string in a YAML config file) must arrive as the field's Python type, a
 must be refused in one line naming the option. Every field and value goes through the program's
 parser and the config-file conversion; one field of each *kind* (type, range, choice, bool,
 text, list; see ``kind_of``) goes the whole way through ``main`` (``--dry-run`` JSON, exit 2).
+
+The other commands (``classify eval``, ``ood score``, ``gan fid``, ``report``...) declare their
+options as one dataclass each: every field has help and a default of its type that its flag
+written out parses back to, every invalid value of its kind is one line naming the flag, and an
+option several commands share has one spec and one help.
 """
 
 from __future__ import annotations
