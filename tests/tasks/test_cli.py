@@ -134,4 +134,4 @@ def test_every_command_is_checked_for_torch_free_help():
     # the subprocess test above reads the commands from the parsers: all of them are there
     assert {("classify", "eval"), ("ood", "score"), ("ood", "bench"), ("gan", "fid"),
             ("report",), ("data", "pack"), ("gan", "train")} <= set(_commands())
-    assert len(_commands()) == 10
+    assert len(_commands()) >= 10
