@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from robustrep.adaptivemix import AdaptiveMix, adaptivemix_three_pass
-from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 def make_steps(args, device):

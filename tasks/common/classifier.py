@@ -23,7 +23,7 @@ equals the timm model's own forward), and the OOD program, which reads the timm 
 still sees the unnormalised features the UoS score was defined on (``zaeemzadeh/OOD``
 ``extract_features.py``).
 
-Importing this module registers the CIFAR wide ResNets of :mod:`robustrep.wrn` (``wrn28_10``, ...)
+Importing this module registers the CIFAR wide ResNets of :mod:`robustrep.nets.wrn` (``wrn28_10``, ...)
 with timm, so every program that builds or loads a classifier through it knows their names.
 
 Pretrained weights come from a local file (``pretrained_file``), or, with ``pretrained=True``, from
@@ -47,7 +47,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
+import robustrep.nets.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.weights import is_source_name, resolve_model

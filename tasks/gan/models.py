@@ -39,7 +39,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from robustrep.projection import ProjectionEnsemble
 from robustrep.split import FeatureSplit
-from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 def _sn(module: nn.Module, enabled: bool) -> nn.Module:

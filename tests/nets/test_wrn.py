@@ -1,12 +1,12 @@
-"""robustrep.wrn: the CIFAR wide ResNets as timm models."""
+"""robustrep.nets.wrn: the CIFAR wide ResNets as timm models."""
 
 import pytest
 import timm
 import torch
 from torch import nn
 
-import robustrep.wrn  # noqa: F401 - registers the names
-from robustrep.wrn import CIFAR_MEAN, CIFAR_STD, WideBasic, WideResNet
+import robustrep.nets.wrn  # noqa: F401 - registers the names
+from robustrep.nets.wrn import CIFAR_MEAN, CIFAR_STD, WideBasic, WideResNet
 
 
 def _count(model):

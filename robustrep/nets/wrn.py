@@ -14,7 +14,7 @@ classifier. Convolutions have no bias (the BN after them makes one redundant).
 Importing this module registers ``wrn16_2``, ``wrn16_4``, ``wrn28_2``, ``wrn28_10`` and
 ``wrn40_2`` with ``timm.models.register_model`` (none clashes with timm's own names: timm has only
 ``wide_resnet50_2``/``wide_resnet101_2``, the ImageNet bottleneck variants), so
-``timm.create_model("wrn28_10", num_classes=10)`` works after ``import robustrep.wrn``.
+``timm.create_model("wrn28_10", num_classes=10)`` works after ``import robustrep.nets.wrn``.
 
 Choices (where the references differ):
 
