@@ -25,7 +25,7 @@ def _d_batchnorm(cfg) -> bool:
 
 # network option -> the GanConfig field (or function of the config) that feeds it; a family gets
 # the options its factory takes (robustrep.nets.network_options), None keeps its default
-Fields = dict[str, "str | Callable[[Any], Any]"]
+Fields = dict[str, str | Callable[[Any], Any]]
 G_FIELDS: Fields = {
     "width": "g_width", "depth": "mlp_depth", "w_dim": "w_dim",
     "mapping_layers": "mapping_layers", "channel_base": "channel_base",

@@ -50,7 +50,7 @@ def test_small_wrns(name, depth, width, params):
 
 
 def test_pretrained_cfg_carries_the_cifar_normalisation():
-    from robustrep.tasks.common.classifier import default_norm
+    from robustrep.nets.classifier import default_norm
     model = timm.create_model("wrn16_2", num_classes=3)
     cfg = model.pretrained_cfg
     assert cfg["mean"] == CIFAR_MEAN and cfg["std"] == CIFAR_STD and cfg["classifier"] == "fc"
