@@ -89,3 +89,11 @@ def test_final_act_off_pools_the_raw_block_output():
 def test_bad_depth():
     with pytest.raises(ValueError, match="6n \\+ 4"):
         WideResNet(depth=20)
+
+
+def test_old_module_paths_are_the_moved_modules():
+    import robustrep
+    import robustrep.nets.stylegan2
+    import robustrep.wrn
+    assert robustrep.wrn is robustrep.nets.wrn
+    assert robustrep.stylegan2 is robustrep.nets.stylegan2  # attribute alias (no file)
