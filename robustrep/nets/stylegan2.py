@@ -39,8 +39,8 @@ the reference's ``Discriminator.embedding``/``classifier`` split.
 Left out: the "orig"/"resnet" G variants (every published StyleGAN2 G is "skip"), the
 reference's fused CUDA kernels (``upfirdn2d``, ``bias_act``: the same arithmetic), its
 ``conv2d_gradfix`` (R1 and path length differentiate through plain autograd) and
-``fp16_channels_last``. ``tests/nets/test_stylegan2.py`` and ``scripts/compare_stylegan2_reference.py``
-compare with the reference code on shared weights.
+``fp16_channels_last``. ``tests/nets/test_stylegan2.py`` and
+``scripts/compare_stylegan2_reference.py`` compare with the reference code on shared weights.
 """
 
 from __future__ import annotations
