@@ -133,7 +133,7 @@ def is_source_name(name: str) -> bool:
 def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
     """Architecture, pretrained config and (with ``pretrained``) weights file of ``name``.
 
-    Plain timm names are checked by the caller (:func:`~robustrep.tasks.common.classifier.
+    Plain timm names are checked by the caller (:func:`~robustrep.nets.classifier.
     check_model_name`); without ``pretrained`` they need nothing else.
     """
     import timm

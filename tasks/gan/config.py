@@ -70,7 +70,7 @@ class GanConfig:
     mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1)
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer (DCGAN D then "
                                       "drops BatchNorm)")
-    # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/stylegan2.py and steps.py)
+    # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/nets/stylegan2.py and steps.py)
     w_dim: int | None = _opt(None, "StyleGAN2 w dimension (core: 512)", min=1)
     mapping_layers: int | None = _opt(None, "StyleGAN2 mapping-network layers (core: 8)",
                                   min=1)

@@ -1,4 +1,4 @@
-"""StyleGAN2 training in the GAN program (the networks: tests/test_stylegan2.py): lazy
+"""StyleGAN2 training in the GAN program (the networks: tests/nets/test_stylegan2.py): lazy
 regularisation, G-EMA by images, every regularizer on its D, presets, resume, FID."""
 
 
