@@ -1,7 +1,7 @@
 """``robustrep classify train|eval``: the command line of the classify program.
 
     robustrep classify train --model resnet10t [--preset digits] [--reg mixup,pgd] [--OPTION V]
-    robustrep classify train --resume RUN
+    robustrep classify train --resume RUN [--steps N] [--stop-after N]
     robustrep classify eval RUN [--attacks autoattack,pgd] [--norm Linf] [--eps 0.0313]
 
 Options are the fields of :class:`~robustrep.tasks.classify.config.ClassifyConfig`; a preset
@@ -16,16 +16,16 @@ import os
 from pathlib import Path
 
 from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
-from robustrep.tasks.common.config import (ConfigError, add_config_args, option_type,
-                                           overrides_from_args, resolve_config, to_dict)
-from robustrep.tasks.common.download import add_download_option, download_for
+from robustrep.tasks.common.config import (add_config_args, overrides_from_args, resolve_config,
+                                           to_dict)
+from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
-from robustrep.tasks.common.options import ProgressOptions
+from robustrep.tasks.common.options import run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
 
-from .config import OPTION_FIELDS, PRESETS, RESUMABLE, ClassifyConfig, EvalOptions
+from .config import OPTION_FIELDS, PRESETS, ClassifyConfig, EvalOptions, TrainOptions
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -33,8 +33,6 @@ from .config import OPTION_FIELDS, PRESETS, RESUMABLE, ClassifyConfig, EvalOptio
 # Option-name prefix -> the registered methods they configure (their own --help sections).
 REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"),
                 "srmix_": ("srmix",), "adv_": ("pgd", "fgsm", "free"), "free_": ("free",)}
-
-_INT1 = option_type(int, min=1)
 
 
 def _add_train(sub) -> None:
@@ -44,20 +42,7 @@ def _add_train(sub) -> None:
         description="Fine-tune a timm classifier (built-in digits by default) with mixing, "
                     "AdaptiveMix and adversarial training; writes a run folder.",
         formatter_class=HelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="a named set of options (the flags given override it)")
-    p.add_argument("--config", default=None, help="a .json/.yaml file of options")
-    # --out and --resume RUN match `robustrep gan train`; --run-dir and a bare --resume also work.
-    p.add_argument("--out", "--run-dir", dest="run_dir", default=None,
-                   help="run folder (default: runs/classify/<model>-<time>)")
-    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
-                   help="continue RUN (or the --out folder) from its latest checkpoint; may "
-                        "change: " + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
-    p.add_argument("--stop-after", type=_INT1, default=None,
-                   help="stop (with a checkpoint) after this step, as if interrupted")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    add_download_option(p)
-    add_config_args(p, ProgressOptions, real_defaults=True)  # --quiet, as every command
+    add_config_args(p, TrainOptions, real_defaults=True)  # the run flags, as gan train's
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
     add_regularizer_args(p, "classify", OPTION_FIELDS)
@@ -85,13 +70,10 @@ def add_parser(subparsers, name: str, summary: str,
 
 def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(ClassifyConfig, args)
-    if isinstance(args.resume, str):
-        args.run_dir = args.resume
-    if args.resume:
-        if args.run_dir is None:
-            raise ConfigError("--resume needs a run folder: --resume RUN or --out RUN")
+    resume = run_to_resume(args)
+    if resume is not None:
         from .train import config_for_resume
-        cfg = config_for_resume(args.run_dir, overrides)
+        cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
     if args.dry_run:
@@ -104,9 +86,9 @@ def run_train(args: argparse.Namespace) -> int:
     resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
     if args.download:
         download_for(cfg.dataset, cfg.data_root)
-    run_dir = args.run_dir or default_run_path("runs", "classify", cfg.model)
+    run_dir = resume or args.out or default_run_path("runs", "classify", cfg.model)
     try:
-        last = train(cfg, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
+        last = train(cfg, run_dir, resume=resume is not None, stop_after=args.stop_after,
                      quiet=args.quiet)
     except FloatingPointError as err:  # a non-finite loss: exit 1 with one line
         raise TrainingDiverged(str(err)) from err
@@ -117,6 +99,9 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}")
     if last:
         print(json.dumps({k: v for k, v in last.items() if k.startswith(("eval/", "step"))}))
+    note = stopped_note("classify", args.stop_after, cfg.steps, run_dir)
+    if note:
+        print(note)
     return 0
 
 

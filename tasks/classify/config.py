@@ -16,7 +16,8 @@ from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
                                            option)
-from robustrep.tasks.common.options import ModelOptions, shared
+from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, resumable_detail,
+                                            run_option, shared)
 from robustrep.tasks.common.regularizers import Fixed, OptionFields, reg_option
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
@@ -229,6 +230,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "head": "uos", "image_size": 16, "steps": 300, "lr": 0.1,
                    "schedule": "multistep"},
 }
+
+
+@dataclass(kw_only=True)
+class TrainOptions(TrainRunOptions):
+    """``classify train``'s run flags: the trainers' own, with this program's words."""
+
+    preset: str | None = run_option("preset", "one of " + ", ".join(sorted(PRESETS)),
+                                    "none: the options' own defaults")
+    out: str | None = run_option("out", default_help="runs/classify/<model>-<time>")
+    resume: str | None = run_option("resume", resumable_detail(RESUMABLE))
 
 
 # ------------------------------------------------------------------------------------------------

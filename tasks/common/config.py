@@ -189,8 +189,8 @@ _BOUNDS = ("min", "max", "min_exclusive", "max_exclusive", "finite")
 # an argument without a flag; nargs: "*" (may be empty) or None (one comma-separated token) for
 # a list; repeat: a list given by repeating the flag (NAME=VALUE items, not split at commas);
 # nothing: the word meaning None or the empty list ("all", "none"); metavar; group: the title of
-# its --help section.
-_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group")
+# its --help section; bare: the value of the flag given without one (``--resume`` alone).
+_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group", "bare")
 REQUIRED = dataclasses.MISSING  # option(REQUIRED, ...): a command's argument with no default
 
 
@@ -471,6 +471,8 @@ def _argument(field: dataclasses.Field, spec: OptionSpec,
     else:
         kwargs["default"] = default
     flags = list(spec.flags or [spec.flag])
+    if "bare" in meta:  # the flag alone stands for this value (argparse's const)
+        kwargs.update(nargs="?", const=meta["bare"])
     if spec.kind is bool and spec.sequence is None:
         if real_defaults:  # a plain switch: `--quiet`; a positional may follow it
             return flags, {"dest": field.name, "action": "store_true", "help": help_text}

@@ -106,8 +106,93 @@ class ModelOptions:
                                            "model's pretrained_cfg)", **POSITIVE)
 
 
-@dataclass(kw_only=True)
-class ProgressOptions:
-    """``--quiet`` of the trainers, whose other flags are their config's fields."""
+# ---------------------------------------------------------------------------------------------
+# The trainers' run flags: how a run starts, where it goes, when it stops. Not config fields (a
+# run's config.json does not hold them); the same names, meaning and help in ``gan train`` and
+# ``classify train``. A program adds only its own words (:func:`run_option`'s ``detail``).
 
+RESUME_OUT = ""  # the value of `--resume` given alone: continue the --out folder
+
+# name -> (help, how the flag looks: option()'s keywords)
+RUN: dict[str, tuple[str, dict[str, Any]]] = {
+    "preset": ("a named set of options; --config and the flags override it",
+               {"metavar": "NAME"}),
+    "config": ("a .json/.yaml file of options; they override the preset, the flags override "
+               "them", {"metavar": "FILE"}),
+    "out": ("the run folder", {"flags": ("--out", "--run-dir"), "metavar": "RUN"}),
+    "resume": ("continue RUN (--resume alone: the --out folder) from its latest checkpoint, in "
+               "the same folder, with its saved config",
+               {"metavar": "RUN", "bare": RESUME_OUT}),
+    "stop_after": ("stop after step N with a checkpoint, as if interrupted (--resume continues "
+                   "the run)", {"metavar": "N", "min": 1}),
+    "dry_run": ("print the resolved config and exit", {}),
+    "download": ("fetch the dataset (cifar10, cifar100, svhn: torchvision's download) into "
+                 "--data-root first; not with ROBUSTREP_OFFLINE=1", {}),
+}
+
+
+def run_option(name: str, detail: str | None = None, default_help: str | None = None) -> Any:
+    """The field of run flag ``name``; ``detail``: a program's own words after the shared help
+    (its presets, the options its resume may change); ``default_help``: what the default stands
+    for in this program (its default preset, its default run folder)."""
+    text, cli = RUN[name]
+    text = f"{text}; {detail}" if detail else text
+    if default_help is not None:
+        text = f"{text} (default: {default_help})"
+    return option(False if name in ("dry_run", "download") else None, text, **cli)
+
+
+@dataclass(kw_only=True)
+class TrainRunOptions:
+    """The run flags of ``gan train`` and ``classify train`` (a program's subclass adds its own
+    words to ``--preset``, ``--out`` and ``--resume``, and flags only it has)."""
+
+    preset: str | None = run_option("preset")
+    config: str | None = run_option("config")
+    out: str | None = run_option("out")
+    resume: str | None = run_option("resume")
+    stop_after: int | None = run_option("stop_after")
+    dry_run: bool = run_option("dry_run")
+    download: bool = run_option("download")
     quiet: bool = shared("quiet")
+
+
+def resumable_detail(resumable: tuple[str, ...]) -> str:
+    """``--resume``'s words for a program: the options a resume may change."""
+    return "may change: " + ", ".join("--" + n.replace("_", "-") for n in resumable)
+
+
+def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -> str | None:
+    """The run folder ``--resume`` continues, or None (a new run); checked before any work.
+
+    ``--resume RUN``, or ``--resume`` alone with ``--out RUN``; both naming two folders, a bare
+    ``--resume`` without ``--out``, or a flag that defines a new run (``defining``: ``--preset``,
+    ``--config``...) beside ``--resume`` is a one-line ConfigError.
+    """
+    from pathlib import Path
+
+    from robustrep.tasks.common.config import ConfigError
+    if args.resume is None:
+        return None
+    if args.resume == RESUME_OUT:
+        if args.out is None:
+            raise ConfigError("--resume alone continues the --out folder; give --resume RUN or "
+                              "--out RUN")
+        run = args.out
+    else:
+        run = args.resume
+        if args.out is not None and Path(args.out) != Path(run):
+            raise ConfigError(f"--resume {run} and --out {args.out} name two run folders; give "
+                              f"one (--resume RUN, or --resume with --out RUN)")
+    if any(getattr(args, name) is not None for name in defining):
+        flags = "/".join("--" + n.replace("_", "-") for n in defining)
+        raise ConfigError(f"--resume continues a run with its saved config; drop {flags}")
+    return run
+
+
+def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> str | None:
+    """What ``--stop-after`` left, and how to continue (None: the run went to its end)."""
+    if stop_after is None or stop_after >= steps:
+        return None
+    return (f"stopped after step {stop_after} of {steps} (--stop-after), with a checkpoint; "
+            f"continue with: robustrep {program} train --resume {run}")

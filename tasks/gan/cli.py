@@ -1,7 +1,7 @@
 """``robustrep gan train|eval|sample|fid``: argument parsing for the GAN program.
 
     robustrep gan train [--preset NAME] [--config FILE] [--reg adaptivemix,asgan] [--OPTION V ...]
-    robustrep gan train --resume RUN [--steps N]
+    robustrep gan train --resume RUN [--steps N] [--stop-after N]
     robustrep gan eval RUN [--num-samples N] [--inception-weights FILE]
     robustrep gan sample RUN [--num N] [--grid PNG] [--pt FILE]
     robustrep gan fid A [B] [--num N] [--fid-features NET] [--save-stats FILE.npz]
@@ -14,17 +14,16 @@ import json
 import sys
 
 from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
-from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
-                                           merge_for_resume, overrides_from_args, resolve_config,
-                                           to_dict)
+from robustrep.tasks.common.config import (add_config_args, from_dict, merge_for_resume,
+                                           overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common import errors
-from robustrep.tasks.common.download import add_download_option, download_for
+from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.options import ProgressOptions
+from robustrep.tasks.common.options import run_to_resume, stopped_note
 from robustrep.tasks.common.regularizers import add_regularizer_args
-from robustrep.tasks.gan.config import (AUX_PRESETS, AUX_TASK_CHOICES, DEFAULT_PRESET, PRESETS,
-                                        RESUMABLE, EvalOptions, FidOptions, GanConfig,
-                                        SampleOptions, presets_for, with_preset_aux_task)
+from robustrep.tasks.gan.config import (AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
+                                        EvalOptions, FidOptions, GanConfig, SampleOptions,
+                                        TrainOptions, presets_for, with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -40,22 +39,9 @@ def _add_train(sub) -> None:
                     "--preset < --config FILE < flags.",
         epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "
                "robustrep.tasks.cli gan train ...", formatter_class=HelpFormatter)
-    p.add_argument("--preset", default=None, metavar="NAME",
-                   help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET}); "
-                        f"{' and '.join(AUX_PRESETS)} include their D auxiliary task "
-                        f"({', '.join(AUX_PRESETS.values())}): --reg adds to it, --reg none "
-                        f"keeps it, --aux-task none drops it")
-    p.add_argument("--aux-task", default=None, choices=AUX_TASK_CHOICES,
-                   help="the preset's D auxiliary task: preset (default) keeps it, none trains "
-                        "without it (on " + ", ".join(AUX_PRESETS) + "; other presets have none)")
-    p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of options")
-    p.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue RUN from its latest checkpoint (same folder); may change: "
-                        + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    add_download_option(p)
-    add_config_args(p, ProgressOptions, real_defaults=True)  # --quiet, as every command
-    add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
+    add_config_args(p, TrainOptions, real_defaults=True)  # the run flags, as classify train's
+    add_config_args(p, GanConfig, skip=("preset", "out"),  # the run flags' --preset and --out
+                    groups=regularizer_groups(REG_PREFIXES, "gan"))
     add_regularizer_args(p, "gan", OPTION_FIELDS)
     p.set_defaults(func=cmd_train)
 
@@ -105,7 +91,8 @@ def add_parser(subparsers, name: str = "gan", summary: str = "",
 def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     """Config for ``gan train``: preset/file/flags, or the resumed run's config plus overrides."""
     overrides = overrides_from_args(GanConfig, args)
-    if args.resume is None:
+    run = run_to_resume(args, ("preset", "config", "aux_task"))
+    if run is None:
         cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset or DEFAULT_PRESET,
                              args.config, overrides)
         resolved = with_preset_aux_task(cfg, args.preset, args.aux_task)
@@ -114,14 +101,13 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
                   f"{AUX_PRESETS[args.preset]}: --reg {cfg.reg} runs as --reg {resolved.reg} "
                   f"(--aux-task none drops it)", file=sys.stderr)
         return resolved
-    if args.preset is not None or args.config is not None or args.aux_task is not None:
-        raise ConfigError("--resume continues a run with its saved config; drop "
-                          "--preset/--config/--aux-task")
+    args.resume = run  # `--resume` alone: the --out folder
+    overrides.pop("out", None)  # --out names the folder resumed; its saved config keeps its own
     from robustrep.tasks.common.rundir import RunDir, check_run_program
-    saved = RunDir(args.resume).read_config()
-    check_run_program(saved, GanConfig, args.resume, "gan")
-    return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, args.resume),
-                     source=f"{args.resume}/config.json")
+    saved = RunDir(run).read_config()
+    check_run_program(saved, GanConfig, run, "gan")
+    return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
+                     source=f"{run}/config.json")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -136,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.download:
         download_for(cfg.dataset, cfg.data_root)
     try:
-        summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
+        summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
+                        stop_after=args.stop_after)
     except TrainingDiverged as err:  # once gan.train raises the common class, a no-op
         raise errors.TrainingDiverged(str(err)) from err
     if summary.get("rank", 0) == 0:  # one report per torchrun job
@@ -144,6 +131,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"train time: {summary['train_seconds']:.1f} s")
         if summary["metrics"]:
             print(format_table(summary["metrics"]))
+        note = stopped_note("gan", args.stop_after, cfg.steps, summary["run"])
+        if note:
+            print(note)
     return 0
 
 

@@ -18,7 +18,8 @@ from robustrep._names import LOSSES
 from robustrep.registry import list_regularizers
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, REQUIRED, UNIT, ConfigError,
                                            check_fields, option)
-from robustrep.tasks.common.options import shared
+from robustrep.tasks.common.options import (TrainRunOptions, resumable_detail, run_option,
+                                            shared)
 from robustrep.tasks.common.regularizers import reg_option
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba",
@@ -373,6 +374,22 @@ def with_preset_aux_task(cfg: GanConfig, preset: str | None,
 RESUMABLE = ("log", "steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
              "device", "num_workers", "inception_weights", "data_root", "lr_g", "lr_d", "beta1",
              "beta2")
+
+
+@dataclass(kw_only=True)
+class TrainOptions(TrainRunOptions):
+    """``gan train``'s run flags: the trainers' own, with this program's words, and
+    ``--aux-task`` (only GAN presets carry a D auxiliary task)."""
+
+    preset: str | None = run_option(
+        "preset", f"one of {', '.join(PRESETS)}; {' and '.join(AUX_PRESETS)} include their D "
+                  f"auxiliary task ({', '.join(AUX_PRESETS.values())}): --reg adds to it, "
+                  f"--reg none keeps it, --aux-task none drops it", DEFAULT_PRESET)
+    out: str | None = run_option("out", default_help="runs/gan/<preset>-<reg>-<time>")
+    resume: str | None = run_option("resume", resumable_detail(RESUMABLE))
+    aux_task: str | None = _opt(None, "the preset's D auxiliary task: preset (default) keeps it, "
+                                      "none trains without it (on " + ", ".join(AUX_PRESETS)
+                                + "; other presets have none)", AUX_TASK_CHOICES)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -227,17 +227,23 @@ class Trainer(TrainerBase):
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Train to ``cfg.steps``, or stop with a checkpoint after step ``stop_after`` (as if
+        interrupted: no final evaluation, not marked finished; ``--resume`` continues)."""
         cfg, dist = self.cfg, self.dist
+        stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         self.stream = BatchStream(self.data, cfg.batch_size, cfg.seed, dist.device, dist.rank,
                                   dist.world_size, self._consumed, cfg.num_workers)
         bar = progress(cfg.steps, self.step, desc=f"gan {cfg.preset} {cfg.reg}",
                        enabled=self.show_progress)
         try:
             with self.stop.installed():
-                while self.step < cfg.steps:
+                while self.step < stop:
                     self.one_step(bar)
                     self.check_stop()
+                if self.step < cfg.steps:
+                    self.pause()
+                    return self.summary()
                 self.finish()
         finally:
             bar.close()
@@ -286,6 +292,12 @@ class Trainer(TrainerBase):
         if self.cfg.final_eval and self.last_eval_step != self.step:
             self.evaluate()
 
+    def pause(self) -> None:
+        """Log and checkpoint a step before the last (``--stop-after``), as classify does."""
+        self.log_losses()
+        if self.last_ckpt_step != self.step:
+            self.save()
+
     def summary(self) -> dict[str, Any]:
         metrics = {k: v for k, v in self.last_metrics.items() if k != "time"}
         return {"run": str(self.run.path), "rank": self.dist.rank, "step": self.step,
@@ -326,9 +338,10 @@ def check_batch(data: GanData, batch_size: int) -> None:
                         f"(--batch-size {batch_size}); lower --batch-size or add data")
 
 
-def train(cfg: GanConfig, resume: str | Path | None = None,
-          show_progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) a GAN run; returns a summary with the run folder and final metrics."""
+def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool = True,
+          stop_after: int | None = None) -> dict[str, Any]:
+    """Train (or resume) a GAN run (to ``cfg.steps``, or ``stop_after`` steps with a checkpoint,
+    to simulate an interruption); returns a summary with the run folder and final metrics."""
     dist = init_distributed(cfg.device)
     lock = None
     try:
@@ -352,7 +365,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None,
             trainer.last_eval_step = trainer.last_metrics.get("step")
             _restart_clock(run)
         trainer.prepare_evaluator()
-        return trainer.fit()
+        return trainer.fit(stop_after)
     finally:
         if lock is not None:
             lock.release()

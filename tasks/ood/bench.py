@@ -86,12 +86,15 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
     if retrain and run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
-    options = {"preset": preset, "reg": reg.replace("+", ","), "seed": seed, "model": model,
-               "steps": steps, "device": device, **train_opts}
+    resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+    # a resumed run keeps its saved preset (--resume refuses --preset); the other options must
+    # equal the saved ones, or be ones a resume may change (--steps)
+    options = {"preset": None if resume else preset, "reg": reg.replace("+", ","), "seed": seed,
+               "model": model, "steps": steps, "device": device, **train_opts}
     # absolute: the child starts in the log's folder, where a relative path would nest
     argv = ["classify", "train", *option_args(options), "--out", str(run_dir.absolute()),
             "--quiet"]
-    if (run_dir / "checkpoints" / "latest.pt").is_file():
+    if resume:
         argv.append("--resume")
     log = run_dir.parent / "train.log"
     start = time.perf_counter()
