@@ -1,0 +1,99 @@
+"""The trainers' run flags behave the same in ``gan train`` and ``classify train``.
+
+``--stop-after N`` leaves a checkpoint of step N and an unfinished run; ``--resume`` alone with
+``--out RUN`` and ``--resume RUN`` continue it to the same weights as the uninterrupted run; a
+resume that names two folders, none, or a new run's ``--preset``/``--config`` is one line before
+any work. (The flags' specs and help: ``test_options.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.common.runfiles import FINISHED
+
+# Tiny CPU runs, given as a --config file (the run flags are the point here, not the options).
+TINY = {
+    "gan": (["--preset", "grid-mlp"],
+            dict(g_width=16, d_width=16, z_dim=4, mlp_depth=2, batch_size=8, steps=4,
+                 mixture_samples=1000, eval_every=0, final_eval=False, ckpt_every=0,
+                 log_every=1, seed=0, device="cpu")),
+    "classify": ([], dict(model="test_resnet", image_size=16, batch_size=8, steps=4,
+                          eval_every=0, ckpt_every=0, log_every=1, classes=[0, 1, 2], seed=0,
+                          device="cpu")),
+}
+NETWORKS = {"gan": ("G", "D", "ema"), "classify": ("model", "ema")}
+
+
+def _train(program, tmp_path, *argv) -> int:
+    flags, options = TINY[program]
+    path = tmp_path / f"{program}.json"
+    path.write_text(json.dumps(options))
+    return main([program, "train", *flags, "--config", str(path), "--quiet", *argv])
+
+
+def _latest(run) -> dict:
+    return torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+
+
+def _assert_same_weights(program, a, b):
+    assert a["step"] == b["step"]
+    for part in NETWORKS[program]:
+        if a.get(part) is None:
+            continue
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), f"{part}.{key} differs"
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_stop_after_then_either_resume_equals_the_uninterrupted_run(program, tmp_path, capsys):
+    full, part, copy = tmp_path / "full", tmp_path / "part", tmp_path / "copy"
+    assert _train(program, tmp_path, "--out", str(full)) == 0
+    assert _train(program, tmp_path, "--out", str(part), "--stop-after", "2") == 0
+    out = capsys.readouterr().out
+    assert f"stopped after step 2 of 4 (--stop-after), with a checkpoint; continue with: " \
+           f"robustrep {program} train --resume {part}" in out
+    assert _latest(part)["step"] == 2 and not (part / FINISHED).exists()
+    shutil.copytree(part, copy)  # a moved run: its config.json (gan: "out") names part
+    assert main([program, "train", "--resume", str(part), "--quiet"]) == 0
+    assert main([program, "train", "--resume", "--out", str(copy), "--quiet"]) == 0
+    assert "stopped after" not in capsys.readouterr().out
+    for run in (part, copy):
+        assert (run / FINISHED).is_file()
+        _assert_same_weights(program, _latest(full), _latest(run))
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+@pytest.mark.parametrize("argv, needle", [
+    (["--resume"], "--resume alone continues the --out folder; give --resume RUN or --out RUN"),
+    (["--resume", "A", "--out", "B"], "--resume A and --out B name two run folders; give one"),
+    (["--resume", "A", "--preset", "P"], "--resume continues a run with its saved config; drop "
+                                         "--preset/--config"),
+    (["--resume", "--out", "A", "--config", "C.json"], "--resume continues a run with its saved "
+                                                        "config; drop --preset/--config"),
+], ids=["bare-without-out", "two-folders", "preset", "config"])
+def test_a_wrong_resume_is_one_line_before_any_work(program, argv, needle, tmp_path,
+                                                    monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([program, "train", *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+    assert list(tmp_path.iterdir()) == []  # no run folder, nothing read or written
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_out_and_run_dir_are_one_flag(program, tmp_path, capsys):
+    flags, _ = TINY[program]
+    for flag in ("--out", "--run-dir"):
+        assert main([program, "train", *flags, flag, "some/run", "--dry-run"]) == 0
+        capsys.readouterr()
+    from robustrep.tasks.cli import build_parser
+    parser = build_parser(program, "train")
+    got = [vars(parser.parse_args([program, "train", flag, "R"]))["out"]
+           for flag in ("--out", "--run-dir")]
+    assert got == ["R", "R"]
