@@ -9,7 +9,9 @@ text, list; see ``kind_of``) goes the whole way through ``main`` (``--dry-run`` 
 The other commands (``classify eval``, ``ood score``, ``gan fid``, ``report``...) declare their
 options as one dataclass each: every field has help and a default of its type that its flag
 written out parses back to, every invalid value of its kind is one line naming the flag, and an
-option several commands share has one spec and one help.
+option several commands share has one spec and one help. The trainers' run flags (``--preset``,
+``--out``, ``--resume``, ``--stop-after``...) get the same checks, and are one spec, one argparse
+form and one help in ``gan train`` and ``classify train`` (their behaviour: test_run_flags.py).
 """
 
 from __future__ import annotations
@@ -322,6 +324,17 @@ def _command_options():
 COMMAND_OPTIONS = _command_options()
 
 
+def _train_run_options():
+    """The trainers' run flags (--preset, --out, --resume, --stop-after...): the same generic
+    checks as a command's options, through the trainers' parsers."""
+    from robustrep.tasks.classify.config import TrainOptions as ClassifyRun
+    from robustrep.tasks.gan.config import TrainOptions as GanRun
+    return {("gan", "train"): GanRun, ("classify", "train"): ClassifyRun}
+
+
+TRAIN_RUN = _train_run_options()
+
+
 def _required(cls) -> dict[str, str]:
     """A value for each field without a default (RUN, A, SRC, --resolution...)."""
     return {f.name: "7" if option_specs(cls)[f.name].kind is int else "x"
@@ -360,9 +373,9 @@ def _as_text(spec: OptionSpec, meta, value) -> list[str] | None:
     return [",".join(items)] if spec.one_token else items
 
 
-@pytest.mark.parametrize("command", list(COMMAND_OPTIONS), ids=" ".join)
+@pytest.mark.parametrize("command", list(COMMAND_OPTIONS | TRAIN_RUN), ids=" ".join)
 def test_every_command_option_has_help_a_typed_default_and_parses_its_default(command):
-    cls = COMMAND_OPTIONS[command]
+    cls = (COMMAND_OPTIONS | TRAIN_RUN)[command]
     parser = build_parser(command[0], command[1] if len(command) > 1 else None)
     plain = vars(parser.parse_args(_argv(command, cls)))
     for f in dataclasses.fields(cls):
@@ -388,10 +401,10 @@ def test_every_command_option_has_help_a_typed_default_and_parses_its_default(co
             assert _same_typed(got, default), (f.name, tokens, got, default)
 
 
-@pytest.mark.parametrize("command", list(COMMAND_OPTIONS), ids=" ".join)
+@pytest.mark.parametrize("command", list(COMMAND_OPTIONS | TRAIN_RUN), ids=" ".join)
 def test_invalid_command_option_is_one_line_naming_the_flag(command, capsys):
     # every invalid value of every field (by its kind: see invalid_cases), parser built once
-    cls = COMMAND_OPTIONS[command]
+    cls = (COMMAND_OPTIONS | TRAIN_RUN)[command]
     parser = build_parser(command[0], command[1] if len(command) > 1 else None)
     for name, spec in option_specs(cls).items():
         if spec.kind is bool and spec.sequence is None:
@@ -436,3 +449,52 @@ def test_a_model_from_elsewhere_has_the_trainers_ranges():
             bounds = ("kind", "sequence", "min", "max", "min_exclusive", "max_exclusive")
             assert [getattr(spec, b) for b in bounds] == [getattr(trained, b) for b in bounds], \
                 name
+
+
+def _subparser(parser, *names):
+    """The parser of ``robustrep NAMES...`` inside the top-level parser."""
+    import argparse
+    for name in names:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
+def test_the_trainers_run_flags_are_one_flag_in_both_programs(capsys, monkeypatch):
+    # --preset, --config, --out/--run-dir, --resume [RUN], --stop-after, --dry-run, --download,
+    # --quiet: one spec, the same argparse form and the shared help in gan train and classify
+    # train; a program adds only its own words after the shared help (its presets, its default
+    # run folder, what its resume may change).
+    from robustrep.tasks.common.options import RESUME_OUT, TrainRunOptions
+    shared = option_specs(TrainRunOptions)
+    base = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainRunOptions)}
+    monkeypatch.setenv("COLUMNS", "2000")  # --help on one line per flag: no hyphen breaks
+    parsers = {c[0]: build_parser(*c) for c in TRAIN_RUN}
+    forms = {}
+    for command, cls in TRAIN_RUN.items():
+        assert issubclass(cls, TrainRunOptions)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        actions = {a.dest: a for a in _subparser(parsers[command[0]], *command)._actions}
+        for name, spec in shared.items():
+            assert option_specs(cls)[name] == spec, (command, name)
+            assert fields[name].metadata["help"].startswith(base[name]), (command, name)
+            action = actions[name]
+            forms.setdefault(name, []).append((action.option_strings, action.nargs,
+                                               action.const, action.default, action.metavar))
+    for name, (gan, classify) in forms.items():
+        assert gan == classify, name
+    assert forms["out"][0][0] == ["--out", "--run-dir"]
+    for program, parser in parsers.items():
+        alone = parser.parse_args([program, "train", "--resume", "--out", "R"])
+        given = parser.parse_args([program, "train", "--resume", "R", "--stop-after", "3"])
+        assert (alone.resume, alone.out) == (RESUME_OUT, "R")
+        assert (given.resume, given.out, given.stop_after) == ("R", None, 3)
+        with pytest.raises(SystemExit):  # a step count: step 0 is before any training
+            parser.parse_args([program, "train", "--stop-after", "0"])
+        assert "argument --stop-after: must be an integer >= 1; got '0'" in \
+            capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main([program, "train", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for name, help_text in base.items():
+            assert " ".join(help_text.split()) in text, (program, name)
