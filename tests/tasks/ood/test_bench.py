@@ -46,3 +46,33 @@ def test_table_and_findings():
     assert "| digits59 | KNN | 20.0 ± 0.0 | 10.0 ± 0.0 |" in md[id_tpr:ood_tpr]
     assert "| digits59 | KNN | 10.0 ± 0.0 | 0.0 ± 0.0 |" in md[ood_tpr:]
     assert "| digits59 | SHE | failed |" in md and "## Failures" in md
+
+
+def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_path, monkeypatch):
+    # The bench starts `classify train --preset P ... --out RUN` and, when RUN holds a checkpoint
+    # but is not finished, the same command with --resume: which must be accepted (no --preset:
+    # a resume keeps the saved config) and finish the run. Here in-process, a tiny run stopped
+    # after one of its two steps.
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common import launch
+    from robustrep.tasks.common.runfiles import FINISHED
+    from robustrep.tasks.ood.bench import train_run
+
+    run, calls = tmp_path / "runs" / "none-s0", []
+
+    def in_process(argv, log, threads=None):
+        calls.append(argv)
+        return main(argv)
+
+    monkeypatch.setattr(launch, "run_robustrep", in_process)
+    options = dict(preset="smoke", model="test_resnet", steps=2, device="cpu",
+                   train_opts={"image_size": 16, "classes": [0, 1], "eval_every": 0}, quiet=True,
+                   retrain=False)
+    assert main(["classify", "train", "--preset", "smoke", "--model", "test_resnet", "--steps",
+                 "2", "--image-size", "16", "--classes", "0,1", "--eval-every", "0", "--seed",
+                 "0", "--device", "cpu", "--out", str(run.absolute()), "--stop-after", "1",
+                 "--quiet"]) == 0
+    assert not (run / FINISHED).exists()
+    train_run("none", 0, run, **options)
+    assert calls[-1][-1] == "--resume" and "--preset" not in calls[-1]
+    assert (run / FINISHED).is_file()
