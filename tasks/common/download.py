@@ -172,12 +172,6 @@ def download_dataset(name: str, root: str | os.PathLike) -> None:
                             f"{' '.join(str(err).split())}") from None
 
 
-def add_download_option(parser) -> None:
-    parser.add_argument("--download", action="store_true",
-                        help="fetch cifar10/cifar100/svhn into --data-root first (torchvision; "
-                             "not with ROBUSTREP_OFFLINE=1)")
-
-
 def download_for(dataset: str, data_root: str | None) -> None:
     """``--download``: the run's dataset into its ``data_root``, checked before any work."""
     if dataset not in DATASET_FILES:

@@ -168,9 +168,9 @@ def resumable_detail(resumable: tuple[str, ...]) -> str:
 def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -> str | None:
     """The run folder ``--resume`` continues, or None (a new run); checked before any work.
 
-    ``--resume RUN``, or ``--resume`` alone with ``--out RUN``; both naming two folders, a bare
-    ``--resume`` without ``--out``, or a flag that defines a new run (``defining``: ``--preset``,
-    ``--config``...) beside ``--resume`` is a one-line ConfigError.
+    ``--resume RUN``, or ``--resume`` alone with ``--out RUN``. ``--resume RUN`` with another
+    ``--out``, a bare ``--resume`` without ``--out``, or a flag that defines a new run
+    (``defining``: ``--preset``, ``--config``...) beside ``--resume`` is a one-line ConfigError.
     """
     from pathlib import Path
 

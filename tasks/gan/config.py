@@ -387,9 +387,9 @@ class TrainOptions(TrainRunOptions):
                   f"--reg none keeps it, --aux-task none drops it", DEFAULT_PRESET)
     out: str | None = run_option("out", default_help="runs/gan/<preset>-<reg>-<time>")
     resume: str | None = run_option("resume", resumable_detail(RESUMABLE))
-    aux_task: str | None = _opt(None, "the preset's D auxiliary task: preset (default) keeps it, "
-                                      "none trains without it (on " + ", ".join(AUX_PRESETS)
-                                + "; other presets have none)", AUX_TASK_CHOICES)
+    aux_task: str | None = _opt(None, f"the preset's D auxiliary task: preset (default) keeps "
+                                      f"it, none trains without it (on {', '.join(AUX_PRESETS)}; "
+                                      f"other presets have none)", AUX_TASK_CHOICES)
 
 
 # ------------------------------------------------------------------------------------------------
