@@ -60,6 +60,7 @@ from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
+from robustrep.tasks.common.options import check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
@@ -381,7 +382,8 @@ class Trainer(TrainerBase):
 
 
 def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
-                device: str | None = None) -> tuple[Trainer, RunDir]:
+                device: str | None = None, stop_after: int | None = None
+                ) -> tuple[Trainer, RunDir]:
     """Create (or reopen, with ``resume``) the run folder and a trainer at the right step."""
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
@@ -391,7 +393,8 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
         trainer.lock = open_run(run, to_dict(cfg), resume, cfg.log)
     try:
         if resume:
-            trainer.resume_from(latest)  # validated: only now may the run folder change
+            trainer.resume_from(latest)
+            check_stop_after(stop_after, trainer.step)  # validated: only now may the folder change
             if info.is_main:
                 resumed(run, to_dict(cfg), trainer.step)
                 trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
@@ -408,7 +411,7 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
           stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``run_path``; returns the last logged record."""
     try:
-        trainer, _ = prepare_run(cfg, run_path, resume)
+        trainer, _ = prepare_run(cfg, run_path, resume, stop_after=stop_after)
     except BaseException:
         dist.cleanup()
         raise

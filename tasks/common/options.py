@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustrep._names import AMP_CHOICES
-from robustrep.tasks.common.config import NONNEG, POSITIVE, UNIT, option
+from robustrep.tasks.common.config import NONNEG, POSITIVE, UNIT, ConfigError, option
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 _KEEP = object()
@@ -191,6 +191,13 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
         flags = "/".join("--" + n.replace("_", "-") for n in defining)
         raise ConfigError(f"--resume continues a run with its saved config; drop {flags}")
     return run
+
+
+def check_stop_after(stop_after: int | None, step: int) -> None:
+    """Refuse a ``--stop-after`` a resumed run has already passed (nothing would be trained)."""
+    if stop_after is not None and stop_after <= step:
+        raise ConfigError(f"--stop-after {stop_after}: the run is already at step {step}; give a "
+                          f"later step, or drop --stop-after to train to the end")
 
 
 def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> str | None:

@@ -97,3 +97,17 @@ def test_out_and_run_dir_are_one_flag(program, tmp_path, capsys):
     got = [vars(parser.parse_args([program, "train", flag, "R"]))["out"]
            for flag in ("--out", "--run-dir")]
     assert got == ["R", "R"]
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_a_stop_after_the_run_has_passed_is_one_line_and_changes_nothing(program, tmp_path,
+                                                                        capsys):
+    run = tmp_path / "run"
+    assert _train(program, tmp_path, "--out", str(run), "--stop-after", "2") == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main([program, "train", "--resume", str(run), "--stop-after", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--stop-after 2: the run is already at step 2" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
