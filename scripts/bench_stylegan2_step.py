@@ -23,6 +23,7 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from robustrep.tasks.common.runtime import maybe_compile
 from robustrep.tasks.gan import steps
 from robustrep.tasks.gan.config import PRESETS, GanConfig
 from robustrep.tasks.gan.models import build_discriminator, build_generator
@@ -44,12 +45,13 @@ def make_context(res: int = 32, batch: int = 16, channel_base: int = 512, channe
     shape = (3, res, res)
     G, D = build_generator(cfg, shape).to(dev), build_discriminator(cfg, shape).to(dev)
     opt_g, opt_d = _optimizers(cfg, G, D)
+    gens = {"z": torch.Generator(dev).manual_seed(seed + 1),
+            "reg": torch.Generator(dev).manual_seed(seed + 2)}
     ctx = steps.StepContext(
-        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=opt_g, opt_d=opt_d,
+        cfg=cfg, G=G, D=D, g_fn=maybe_compile(steps.g_forward(cfg, G, gens["z"]), cfg.compile),
+        d_fn=maybe_compile(D, cfg.compile), opt_g=opt_g, opt_d=opt_d,
         scaler=torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16"),
-        regs=build_regs(cfg), device=dev,
-        gens={"z": torch.Generator(dev).manual_seed(seed + 1),
-              "reg": torch.Generator(dev).manual_seed(seed + 2)})
+        regs=build_regs(cfg), device=dev, gens=gens)
     real_gen = torch.Generator(dev).manual_seed(seed + 3)
     return ctx, lambda: torch.randn(batch, *shape, generator=real_gen, device=dev)
 
