@@ -171,7 +171,7 @@ def ada_step(ctx: StepContext) -> dict[str, Tensor]:
         totals = all_reduce_sum(torch.tensor([ada.sign_sum, float(ada.count)], device=ctx.device))
         ada.sign_sum, ada.count = float(totals[0]), int(totals[1])
     ada.step(ctx.cfg.n_dis * ctx.cfg.batch_size)
-    return {"ada/p": torch.tensor(ada.p)}
+    return {"ada/p": torch.full((), ada.p, device=ctx.device)}  # with the other terms
 
 
 def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, dict[str, Tensor]]:

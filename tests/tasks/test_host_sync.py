@@ -147,9 +147,12 @@ def _guard_steps(monkeypatch, trainer_cls, step_method: str, log_every: int) -> 
     ("digits-stylegan2", SG2),
     ("digits-dcgan", dict(ema_decay=0.999)),
     ("digits-dcgan", dict(reg="adaptivemix", diffaugment="color,translation,cutout")),
+    ("digits-dcgan", dict(augment="ada", ada_interval=4)),
 ])
 def test_gan_step_never_reads_back(preset, extra, tmp_path, monkeypatch):
-    """Four iterations (R1 and path length due in two), logging only after the last one."""
+    """Four iterations (R1 and path length due in two), logging only after the last one. ADA
+    reads its heuristic when it adjusts p (every ``ada_interval`` iterations, here the logged
+    one, as stylegan2-ada); its geometric transforms, off at p = 0, read their padding."""
     found = _guard_steps(monkeypatch, gan_train.Trainer, "one_step", log_every=4)
     cfg = gan_config(preset, steps=4, log_every=4, ckpt_every=100, out=str(tmp_path / "run"),
                      **extra)
