@@ -44,7 +44,7 @@ def _graphs() -> int:
 # (config, tolerance of losses and weights): fp32 is equal to rounding; bf16 autocast and fp16
 # blocks round differently once fused (inductor keeps intermediates in fp32), so only close
 PRECISIONS = {"fp32": ({}, 1e-5),
-              "bf16+fp16-blocks": (dict(amp="bf16", fp16_res=1, conv_clamp=256.0), 5e-2)}
+              "bf16+fp16-blocks": (dict(amp="bf16", fp16_res=1, conv_clamp=256.0), 1e-2)}
 
 
 @pytest.mark.slow
@@ -79,12 +79,10 @@ def test_compiled_stylegan2_equals_eager_and_compiles_once(precision, tiny_cfg, 
         losses = [k for k in a if k.startswith("loss/")]
         assert losses == [k for k in b if k.startswith("loss/")]
         for k in losses:
-            print(precision, a["step"], k, a[k], b[k])
             assert b[k] == pytest.approx(a[k], rel=tol, abs=tol), (a["step"], k)
     a, b = (torch.load(runs[c] / "checkpoints" / "latest.pt", weights_only=False)
             for c in (False, True))
     for part in ("G", "D", "ema"):
         for key, value in a[part].items():
-            print(precision, part, key, (b[part][key] - value).abs().max().item())
             torch.testing.assert_close(b[part][key], value, rtol=tol, atol=tol,
                                        msg=f"{part}.{key}")
