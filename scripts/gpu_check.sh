@@ -136,7 +136,8 @@ stage classify 60 $PY scripts/gpu_bench_programs.py classify --device $DEV --mod
 #    prints its first (compiling) round apart from the timed ones
 BENCH_NET=$( [ $SMOKE = 1 ] && echo "--channel-base 256 --channel-max 32" \
   || echo "--channel-base 16384 --channel-max 512" )
-BENCH="$PY scripts/bench_stylegan2_step.py --device $DEV --res $RES --batch $BATCH --iters $ITERS --warmup 1 $BENCH_NET"
+BENCH="$PY scripts/bench_stylegan2_step.py --device $DEV --res $RES --batch $BATCH"
+BENCH="$BENCH --iters $ITERS --warmup 1 $BENCH_NET"
 if [ $SMOKE = 1 ]; then
   stage step_compile 60 bash -c "$BENCH --fp16-res 0 --out '$OUT/step_eager.json' && \
     $BENCH --fp16-res 0 --compile --out '$OUT/step_compiled.json'"
