@@ -48,8 +48,8 @@ _EXPORTS = {
     "TimmSplit": "robustrep.split",
     "as_split": "robustrep.split",
     # networks the papers make their claims on (StyleGAN2's D splits into features and head)
-    "StyleGAN2Generator": "robustrep.stylegan2",
-    "StyleGAN2Discriminator": "robustrep.stylegan2",
+    "StyleGAN2Generator": "robustrep.nets.stylegan2",
+    "StyleGAN2Discriminator": "robustrep.nets.stylegan2",
     # D with an extra head: SSGAN's rotation loss, InfoMax-GAN's InfoNCE
     "SSGAN": "robustrep.ssgan",
     "rotation_loss": "robustrep.ssgan",
@@ -62,7 +62,9 @@ _EXPORTS = {
     "r1_penalty": "robustrep.losses",
 }
 _SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
-               "losses", "split", "registry", "stylegan2", "ssgan", "infomax")
+               "losses", "split", "registry", "nets", "ssgan", "infomax")
+# old module path (``robustrep.stylegan2.X``), kept for code written before robustrep.nets
+_ALIASES = {"stylegan2": "robustrep.nets.stylegan2"}
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 
@@ -72,6 +74,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"robustrep.{name}")
+    elif name in _ALIASES:
+        value = importlib.import_module(_ALIASES[name])
     else:
         raise AttributeError(f"module 'robustrep' has no attribute {name!r}")
     globals()[name] = value  # later look-ups skip this function

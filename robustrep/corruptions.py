@@ -36,14 +36,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+# SEVERITIES and the 15 BENCHMARK corruptions (the reference's order and the released files'
+# names) are declared without torch, for the command line.
+from robustrep._names import BENCHMARK, SEVERITIES
+
 __all__ = ["BENCHMARK", "CORRUPTIONS", "SEVERITIES", "corrupt", "mean_corruption_error",
            "rgb_to_hsv", "hsv_to_rgb"]
 
-SEVERITIES = (1, 2, 3, 4, 5)
-# The 15 benchmark corruptions, in the reference's order (and the released files' names).
-BENCHMARK = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-             "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-             "elastic_transform", "pixelate", "jpeg_compression")
 
 # Severity parameters of make_cifar_c.py, one tuple per function.
 GAUSSIAN_NOISE = (0.04, 0.06, 0.08, 0.09, 0.10)

@@ -24,6 +24,9 @@ keeps the per-member loop as the reference path for tests and benchmarks.
 Spectral normalisation (not in the reference) must be per member: :class:`GroupedSpectralNorm`
 runs a batched power iteration over the K weight blocks, so each member is divided by its own
 largest singular value.
+
+The ensemble for 2-D points (K random directions, one small MLP per projection) is
+:class:`robustrep.nets.mlp.MLPProjectionEnsemble`.
 """
 
 from __future__ import annotations

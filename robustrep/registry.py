@@ -21,7 +21,9 @@ of each place its ``acts`` names, and :func:`check_places` refuses a name whose 
 The built-in methods are read without importing them (nor torch): their modules' decorators and
 ``__init__`` signatures and docstrings are parsed with :mod:`ast` (the class stays the one source
 of names, places, defaults and help), and a module is imported only when one of its classes is
-asked for (:attr:`RegularizerInfo.cls`). Modules from outside (plugins) register by import.
+asked for (:attr:`RegularizerInfo.cls`). Modules from outside register by import (``--plugin``),
+or, from an installed package, through the ``robustrep.regularizers`` entry-point group, whose
+modules are read like the built-ins.
 """
 
 from __future__ import annotations
@@ -88,8 +90,13 @@ class RegularizerInfo:
         return live
 
 
+# Installed packages add methods through this entry-point group; each entry point names a module
+# (``toy = mypkg.toy``), read like the built-ins and imported on first use.
+ENTRY_POINT_GROUP = "robustrep.regularizers"
+
 _REGISTRY: dict[str, RegularizerInfo] = {}
 _LIVE: dict[str, type] = {}  # name -> class, for the modules imported so far
+_UNREADABLE: dict[str, str] = {}  # entry-point module -> why it registers nothing
 _loaded = False
 
 
@@ -302,7 +309,43 @@ def _ensure_loaded() -> None:
         for module in _MODULES:
             for info in _read_module(module):
                 _REGISTRY.setdefault(info.name, info)  # an imported module's entry stays
+        for module in _entry_point_modules():
+            _load_entry_point(module)
         _loaded = True
+
+
+def _entry_point_modules() -> list[str]:
+    from importlib.metadata import entry_points
+    return sorted({ep.value.partition(":")[0].strip()
+                   for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def _load_entry_point(module: str) -> None:
+    """Register an installed plugin module: from its source when its decorators are literal,
+    else by importing it (the user installed it to run it); a module that fails either way is
+    remembered, and named when one of its methods is asked for."""
+    try:
+        infos = _read_module(module)
+    except (ImportError, SyntaxError, OSError, _NotLiteral, KeyError, TypeError) as err:
+        infos, why = [], f"{type(err).__name__}: {err}"
+    else:
+        why = "it registers no regularizer"
+    for info in infos:
+        _REGISTRY.setdefault(info.name, info)
+    if infos:
+        return
+    before = set(_REGISTRY)
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # noqa: BLE001 (a broken plugin must not break every command)
+        why = f"{type(err).__name__}: {err}"
+    if set(_REGISTRY) == before:
+        _UNREADABLE[module] = " ".join(why.split())
+
+
+def _unreadable_note() -> str:
+    return "".join(f"; installed plugin {m} ({ENTRY_POINT_GROUP}) registered nothing: {why}"
+                   for m, why in sorted(_UNREADABLE.items()))
 
 
 def list_regularizers(program: str | None = None) -> list[str]:
@@ -315,7 +358,7 @@ def regularizer_info(name: str) -> RegularizerInfo:
     _ensure_loaded()
     if name not in _REGISTRY:
         raise ValueError(f"unknown regularizer {name!r}; registered: "
-                         f"{', '.join(list_regularizers())}")
+                         f"{', '.join(list_regularizers())}{_unreadable_note()}")
     return _REGISTRY[name]
 
 
@@ -384,7 +427,8 @@ def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
     for name in names:
         if name not in valid:
             raise ValueError(f"unknown regularizer {name!r} for {program}; valid: none, "
-                             f"{', '.join(valid)} (combine with commas, e.g. {_example(program)})")
+                             f"{', '.join(valid)} (combine with commas, e.g. {_example(program)})"
+                             f"{_unreadable_note()}")
     if len(set(names)) != len(names):
         raise ValueError(f"regularizers {text!r} name a method twice")
     _check_places(names, program, text)

@@ -12,8 +12,8 @@ globals such a file needs onto inert stand-ins: a persistent object becomes a :c
 parameters plain tensors (their storage through ``torch.load(weights_only=True)``), numpy scalars
 and arrays through numpy's own reconstructors. Any other global is refused with one line.
 
-The reference's parameter names are then mapped onto :mod:`robustrep.stylegan2`'s networks, which
-are built from the recorded ``init_kwargs`` (skip G; orig, skip or resnet D).
+The reference's parameter names are then mapped onto :mod:`robustrep.nets.stylegan2`'s networks,
+which are built from the recorded ``init_kwargs`` (skip G; orig, skip or resnet D).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from robustrep.safe_pickle import ArrayUnpickler
-from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, fir_filter
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, fir_filter
 
 NETWORKS = ("G", "D", "G_ema")
 

@@ -20,12 +20,30 @@ import sys
 import time
 from pathlib import Path
 
+# Every command of every program: its --help and one wrong value (an argument error).
 CASES = [
     ("classify train --help", ["classify", "train", "--help"]),
     ("classify train --nope (argument error)", ["classify", "train", "--nope"]),
     ("classify train --reg foo (option error)", ["classify", "train", "--reg", "foo"]),
+    ("classify eval --help", ["classify", "eval", "--help"]),
+    ("classify eval RUN --bins 0", ["classify", "eval", "RUN", "--bins", "0"]),
     ("gan train --help", ["gan", "train", "--help"]),
     ("gan train --steps 0 (argument error)", ["gan", "train", "--steps", "0"]),
+    ("gan eval --help", ["gan", "eval", "--help"]),
+    ("gan eval RUN --real 0", ["gan", "eval", "RUN", "--real", "0"]),
+    ("gan sample --help", ["gan", "sample", "--help"]),
+    ("gan sample RUN --num 0", ["gan", "sample", "RUN", "--num", "0"]),
+    ("gan fid --help", ["gan", "fid", "--help"]),
+    ("gan fid A --num 1", ["gan", "fid", "A", "--num", "1"]),
+    ("ood score --help", ["ood", "score", "--help"]),
+    ("ood score RUN --batch-size 0", ["ood", "score", "RUN", "--batch-size", "0"]),
+    ("ood bench --help", ["ood", "bench", "--help"]),
+    ("ood bench --seeds -1", ["ood", "bench", "--seeds", "-1"]),
+    ("report --help", ["report", "--help"]),
+    ("report --jobs 0", ["report", "--jobs", "0"]),
+    ("data pack --help", ["data", "pack", "--help"]),
+    ("data pack SRC OUT.zip --resolution 0", ["data", "pack", "SRC", "OUT.zip",
+                                              "--resolution", "0"]),
 ]
 
 

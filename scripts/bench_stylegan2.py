@@ -1,6 +1,6 @@
 """Benchmark: AdaptiveMix's D step over the baseline D step on the StyleGAN2 discriminator.
 
-The D is ``robustrep/stylegan2.py``'s residual D at 32x32 (``channel_base``/``channel_max`` as
+The D is ``robustrep/nets/stylegan2.py``'s residual D at 32x32 (``channel_base``/``channel_max`` as
 given); its trunk ends at the 4x4 map and minibatch-std is in the head, so AdaptiveMix's two trunk
 passes (and the fused single call, ``fuse_passes``) give the reference's three-pass result. A D step
 is: D on reals and on fakes (each side mixed within itself under AdaptiveMix, reference mode),
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from robustrep.adaptivemix import AdaptiveMix, adaptivemix_three_pass
-from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 def make_steps(args, device):

@@ -36,7 +36,7 @@ def per_step(run: Path, batch: int) -> tuple[float, int]:
 
 def bare_loop(model_name: str, batch: int, steps: int, device, amp: str, channels_last: bool):
     import timm
-    import robustrep.wrn  # noqa: F401  (registers the wrn models with timm)
+    import robustrep.nets.wrn  # noqa: F401  (registers the wrn models with timm)
     model = timm.create_model(model_name, num_classes=10).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)

@@ -1003,7 +1003,7 @@ def test_asgan_free_mode_carries_a_perturbation_and_checkpoints_it():
 def test_adversarial_inputs_of_pgd_fgsm_and_free():
     from robustrep.api import implements
     model = linear_d()
-    x, y = torch.rand(B, 3, 2, 2), torch.zeros(B)
+    x = torch.rand(B, 3, 2, 2)
     loss_fn = lambda v: model(v).squeeze(1)  # noqa: E731
     for cls in (PGD, FGSM):
         reg = cls(eps=0.1)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robustrep.infomax import InfoMax, InfoMaxHead, infonce_loss
-from robustrep.tasks.gan.models import sngan_discriminator
+from robustrep.nets.sngan import sngan_discriminator
 
 
 def test_infonce_at_chosen_features():
@@ -60,7 +60,7 @@ def test_projection_is_mlp_plus_shortcut():
 
 def test_sngan_split_keeps_the_gan_logit_and_scales_the_terms():
     torch.manual_seed(0)
-    base = sngan_discriminator(3, 8)
+    base = sngan_discriminator((3, 32, 32), 8)
     # local = output of the third residual block, global = fourth block + ReLU + sum (mimicry)
     d = InfoMax.from_sequential(base, 3, local_channels=8, global_dim=8, nrkhs=16,
                                 infomax_loss_scale=0.2, g_infomax_loss_scale=0.5).eval()
@@ -76,8 +76,8 @@ def test_sngan_split_keeps_the_gan_logit_and_scales_the_terms():
 
 
 def test_g_term_reaches_the_fakes():
-    d = InfoMax.from_sequential(sngan_discriminator(3, 8), 3, local_channels=8, global_dim=8,
-                                nrkhs=16)
+    d = InfoMax.from_sequential(sngan_discriminator((3, 32, 32), 8), 3, local_channels=8,
+                                global_dim=8, nrkhs=16)
     fakes = torch.randn(4, 3, 32, 32, requires_grad=True)
     d.g_loss(fakes)["loss"].backward()
     assert fakes.grad is not None and fakes.grad.abs().sum() > 0
@@ -85,13 +85,14 @@ def test_g_term_reaches_the_fakes():
 
 def test_from_sequential_rejects_a_bad_split():
     with pytest.raises(ValueError, match="local_end"):
-        InfoMax.from_sequential(sngan_discriminator(3, 8), 5, local_channels=8, global_dim=8)
+        InfoMax.from_sequential(sngan_discriminator((3, 32, 32), 8), 5, local_channels=8,
+                                global_dim=8)
 
 
 @pytest.mark.parametrize("batchnorm, cut", [(True, 3), (False, 2)])
 def test_dcgan_split_local_8x8_global_4x4(batchnorm, cut):
-    from robustrep.tasks.gan.models import dcgan_discriminator
-    base = dcgan_discriminator(32, 3, 4, spectral_norm=not batchnorm, batchnorm=batchnorm)
+    from robustrep.nets.dcgan import dcgan_discriminator
+    base = dcgan_discriminator((3, 32, 32), 4, spectral_norm=not batchnorm, batchnorm=batchnorm)
     d = InfoMax.from_sequential(base, len(base.trunk) - cut, local_channels=8,
                                 global_dim=16 * 16, nrkhs=8).eval()
     base.eval()

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from robustrep.ssgan import SSGAN, rotate, rotate_quarters, rotation_labels, rotation_loss
-from robustrep.tasks.gan.models import dcgan_discriminator, sngan_discriminator
+from robustrep.nets.dcgan import dcgan_discriminator
+from robustrep.nets.sngan import sngan_discriminator
 
 
 @pytest.mark.parametrize("n, expected", [(8, [0, 0, 1, 1, 2, 2, 3, 3]), (6, [0, 0, 1, 2, 2, 3]),
@@ -54,7 +55,8 @@ def test_rotation_loss_rejects_wrong_width():
 
 def test_d_and_g_terms_use_their_scales_and_the_rotated_batch():
     torch.manual_seed(0)
-    d = SSGAN(sngan_discriminator(3, 8), feature_dim=8, ss_loss_scale=1.0, g_ss_loss_scale=0.2)
+    d = SSGAN(sngan_discriminator((3, 32, 32), 8), feature_dim=8, ss_loss_scale=1.0,
+              g_ss_loss_scale=0.2)
     d.eval()  # spectral norm's power iteration would move between the passes in train mode
     x = torch.randn(8, 3, 32, 32)
     x_rot, labels = rotate_quarters(x)
@@ -65,7 +67,7 @@ def test_d_and_g_terms_use_their_scales_and_the_rotated_batch():
 
 def test_g_term_reaches_the_fakes_and_forward_is_the_gan_logit():
     torch.manual_seed(0)
-    base = dcgan_discriminator(32, 3, 8, spectral_norm=True, batchnorm=False)
+    base = dcgan_discriminator((3, 32, 32), 8, spectral_norm=True, batchnorm=False)
     d = SSGAN(base, feature_dim=32 * 16)  # the DCGAN trunk ends at a 4x4 map of 4*width
     fakes = torch.randn(4, 3, 32, 32, requires_grad=True)
     d.g_loss(fakes)["loss"].backward()

@@ -42,12 +42,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robustrep._names import ATTACKS, NORMS  # declared without torch for the command line
 from robustrep._validate import check_choice, check_nonneg, check_positive
 
 __all__ = ["ATTACKS", "NORMS", "RobustAccuracy", "robust_accuracy"]
 
-ATTACKS = ("autoattack", "apgd-ce", "apgd-t", "pgd", "fgsm")
-NORMS = ("Linf", "L2")
 _AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 _AA_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
 

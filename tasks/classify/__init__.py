@@ -1,8 +1,9 @@
 """The classify program: fine-tune timm classifiers with the shared regularizers; measure them.
 
-- :mod:`.model`: :class:`~.model.Classifier` (a timm model with input normalisation inside, seen as
-  ``head(features(x))``), :func:`~.model.create_classifier` (local pretrained weights only) and
-  :func:`~.model.load_run` (run folder -> classifier, config; used by the OOD program).
+- :class:`~robustrep.nets.classifier.Classifier` (a timm model with input normalisation inside,
+  seen as ``head(features(x))``), :func:`~robustrep.tasks.common.classifier.create_classifier`
+  (by name, with pretrained weights) and :func:`~robustrep.tasks.common.classifier.load_run`
+  (run folder -> classifier, config; used by the OOD program).
 - :mod:`.config`: the options dataclass and presets; :mod:`.data`: datasets, checks, batch order.
 - :mod:`.train`: ``robustrep classify train``; :mod:`.evaluate`: ``robustrep classify eval``;
   :mod:`.corruptions`: Gaussian noise, blur and contrast; :mod:`.cli`: the command line.
@@ -13,6 +14,9 @@ __all__ = ["Classifier", "create_classifier", "load_run"]
 
 def __getattr__(name: str):
     # loaded on use, so the command line parses its arguments before importing torch and timm
+    if name == "Classifier":
+        from robustrep.nets.classifier import Classifier
+        return Classifier
     if name in __all__:
         from robustrep.tasks.common import classifier
         return getattr(classifier, name)

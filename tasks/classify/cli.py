@@ -20,11 +20,12 @@ from robustrep.tasks.common.config import (ConfigError, add_config_args, option_
                                            overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
-from robustrep.tasks.common.weights import add_model_options, model_options
+from robustrep.tasks.common.options import ProgressOptions
+from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
 
-from .config import OPTION_FIELDS, PRESETS, RESUMABLE, ClassifyConfig
+from .config import OPTION_FIELDS, PRESETS, RESUMABLE, ClassifyConfig, EvalOptions
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -34,7 +35,6 @@ REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"),
                 "srmix_": ("srmix",), "adv_": ("pgd", "fgsm", "free"), "free_": ("free",)}
 
 _INT1 = option_type(int, min=1)
-_INT0 = option_type(int, min=0)
 
 
 def _add_train(sub) -> None:
@@ -57,28 +57,15 @@ def _add_train(sub) -> None:
                    help="stop (with a checkpoint) after this step, as if interrupted")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_download_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p, ProgressOptions, real_defaults=True)  # --quiet, as every command
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
     add_regularizer_args(p, "classify", OPTION_FIELDS)
     p.set_defaults(func=run_train)
 
 
-def _attacks_arg(text: str) -> list[str]:
-    from robustrep.metrics.robust import ATTACKS
-    names = [a.strip() for a in text.split(",") if a.strip()]
-    bad = [a for a in names if a not in ATTACKS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown attack {bad[0]!r}; choose from "
-                                         f"{', '.join(ATTACKS)} (comma-separated), or 'none'")
-    return names
-
-
 def _add_eval(sub) -> None:
     """clean, calibration, adversarial and corruption metrics of a run"""
-    from robustrep.corruptions import CORRUPTIONS
-
-    from .evaluate import DEFAULT_CORRUPTIONS, DEFAULT_N_ATTACK
     p = sub.add_parser(
         "eval", help="clean, calibration, adversarial and corruption metrics of a run",
         description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
@@ -87,49 +74,7 @@ def _add_eval(sub) -> None:
                     "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
                     "writes RUN/eval/report.json.",
         formatter_class=HelpFormatter)
-    p.add_argument("run", nargs="?", default=None,
-                   help="run folder written by `robustrep classify train` (or --model ...)")
-    p.add_argument("--attacks", type=lambda t: [] if t == "none" else _attacks_arg(t),
-                   default=["autoattack"],
-                   help="comma-separated: autoattack (standard version), apgd-ce, apgd-t, pgd "
-                        "(one per --pgd-steps), fgsm; 'none' skips; `--attacks pgd` is quick "
-                        "(default: autoattack)")
-    p.add_argument("--norm", choices=["Linf", "L2"], default="Linf", help="threat model")
-    p.add_argument("--eps", type=option_type(float, min=0), default=None,
-                   help="radius in [0, 1] pixels (default 8/255 for Linf, 0.5 for L2)")
-    p.add_argument("--n-attack", type=_INT0, default=DEFAULT_N_ATTACK,
-                   help="attack the first N evaluation samples (AutoAttack is slow on a CPU); "
-                        "0: all")
-    p.add_argument("--pgd-steps", type=_INT1, nargs="*", default=[10, 20],
-                   help="PGD step counts to run when --attacks has pgd")
-    p.add_argument("--pgd-step-size", type=option_type(float, min=0, min_exclusive=True),
-                   default=None, help="PGD step size (default 2.5 * eps / steps)")
-    p.add_argument("--corruptions", nargs="*", default=list(DEFAULT_CORRUPTIONS),
-                   choices=CORRUPTIONS, help="on-the-fly corruptions to apply (none: skip)")
-    p.add_argument("--cifar-c", default=None, metavar="ROOT",
-                   help="folder of the released CIFAR-10-C/CIFAR-100-C .npy files (cifar10/100 "
-                        "runs): accuracy per corruption and severity, mCE, relative mCE")
-    p.add_argument("--severities", type=option_type(int, choices=(1, 2, 3, 4, 5)), nargs="+",
-                   default=[1, 2, 3, 4, 5], help="corruption severities, 1..5")
-    p.add_argument("--bins", type=_INT1, default=15, help="ECE bins")
-    p.add_argument("--max-samples", type=_INT1, default=None,
-                   help="evaluate the first N samples")
-    p.add_argument("--batch-size", type=_INT1, default=256, help="images per forward pass")
-    p.add_argument("--seed", type=_INT0, default=0, help="seed of PGD starts and noise")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--data-root", default=None, help="override the run's data root")
-    p.add_argument("--out", default=None, help="report folder (default RUN/eval; with --model "
-                                                 "a new runs/eval/<model>-<time>)")
-    p.add_argument("--robustbench", default=None, metavar="NAME",
-                   help="a RobustBench zoo model from its local model folder (--model-dir; "
-                        "pip install 'robustrep[robustbench]'), on --dataset cifar10/cifar100")
-    p.add_argument("--threat-model", choices=["Linf", "L2", "corruptions"], default="Linf",
-                   help="RobustBench threat model of --robustbench")
-    p.add_argument("--model-dir", default="models",
-                   help="RobustBench's local model folder (default: ./models, as RobustBench)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_model_options(p)
+    add_config_args(p, EvalOptions, real_defaults=True)
     p.set_defaults(func=run_eval)
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
                                            option)
-from robustrep.tasks.common.options import shared
+from robustrep.tasks.common.options import ModelOptions, shared
 from robustrep.tasks.common.regularizers import Fixed, OptionFields, reg_option
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
@@ -77,7 +78,7 @@ class ClassifyConfig:
                          **UNIT)
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split)", **BETA)
-    workers: int = _opt(0, "DataLoader worker processes", **NONNEG)
+    workers: int = shared("workers")
     # optimisation
     steps: int = _opt(300, "optimizer steps", min=1)
     batch_size: int = _opt(64, "batch size per process", min=1)
@@ -228,3 +229,57 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "head": "uos", "image_size": 16, "steps": 300, "lr": 0.1,
                    "schedule": "multistep"},
 }
+
+
+# ------------------------------------------------------------------------------------------------
+# classify eval
+
+DEFAULT_N_ATTACK = 500
+# The on-the-fly corruptions of the report: the 8 of the 15 benchmark ones available.
+DEFAULT_CORRUPTIONS = tuple(c for c in CORRUPTIONS if c in BENCHMARK)
+
+
+@dataclass(kw_only=True)
+class EvalOptions(ModelOptions):
+    """The options of ``robustrep classify eval`` (a run folder, or a model from elsewhere)."""
+
+    run: str | None = _opt(None, "run folder written by `robustrep classify train` (or --model "
+                                 "...)", positional=True, metavar="RUN")
+    attacks: list[str] = _opt(["autoattack"], "comma-separated: autoattack (standard version), "
+                                              "apgd-ce, apgd-t, pgd (one per --pgd-steps), fgsm; "
+                                              "'none' skips; `--attacks pgd` is quick (default: "
+                                              "autoattack)", ATTACKS, nargs=None, nothing="none",
+                              metavar="NAME,...")
+    norm: str = _opt("Linf", "threat model", NORMS)
+    eps: float | None = _opt(None, "radius in [0, 1] pixels (default 8/255 for Linf, 0.5 for L2)",
+                             **NONNEG)
+    n_attack: int = _opt(DEFAULT_N_ATTACK, "attack the first N evaluation samples (AutoAttack is "
+                                           "slow on a CPU); 0: all", **NONNEG)
+    pgd_steps: list[int] = _opt([10, 20], "PGD step counts to run when --attacks has pgd",
+                                nargs="*", min=1)
+    pgd_step_size: float | None = _opt(None, "PGD step size (default 2.5 * eps / steps)",
+                                       **POSITIVE)
+    corruptions: list[str] = _opt(list(DEFAULT_CORRUPTIONS), "on-the-fly corruptions to apply "
+                                                             "(none, or no name: skip)",
+                                  CORRUPTIONS, nargs="*", nothing="none", metavar="NAME")
+    cifar_c: str | None = _opt(None, "folder of the released CIFAR-10-C/CIFAR-100-C .npy files "
+                                     "(cifar10/100 runs): accuracy per corruption and severity, "
+                                     "mCE, relative mCE", metavar="ROOT")
+    severities: list[int] = _opt(list(SEVERITIES), "corruption severities, 1..5", SEVERITIES)
+    bins: int = _opt(15, "ECE bins", min=1)
+    max_samples: int | None = _opt(None, "evaluate the first N samples", min=1)
+    batch_size: int = shared("batch_size")
+    seed: int = shared("seed")
+    no_ema: bool = shared("no_ema")
+    device: str = shared("device")
+    data_root: str | None = shared("data_root", default_help="the run's data_root")
+    out: str | None = shared("out", default_help="RUN/eval; with --model a new "
+                                                 "runs/eval/<model>-<time>")
+    robustbench: str | None = _opt(None, "a RobustBench zoo model from its local model folder "
+                                         "(--model-dir; pip install 'robustrep[robustbench]'), on "
+                                         "--dataset cifar10/cifar100", metavar="NAME")
+    threat_model: str = _opt("Linf", "RobustBench threat model of --robustbench",
+                             ("Linf", "L2", "corruptions"))
+    model_dir: str = _opt("models", "RobustBench's local model folder (default: ./models, as "
+                                    "RobustBench)")
+    quiet: bool = shared("quiet")

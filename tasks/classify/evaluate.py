@@ -46,10 +46,9 @@ from robustrep.tasks.common.progress import duration, progress
 from robustrep.tasks.common.rundir import jsonable
 from robustrep.tasks.common.runfiles import write_text_atomic
 
+from .config import DEFAULT_CORRUPTIONS, DEFAULT_N_ATTACK  # declared without torch (the CLI)
+
 DEFAULT_EPS = {"Linf": 8 / 255, "L2": 0.5}  # RobustBench's CIFAR-10 radii
-DEFAULT_N_ATTACK = 500
-# The on-the-fly corruptions of the report: the 8 of the 15 benchmark ones available.
-DEFAULT_CORRUPTIONS = tuple(c for c in CORRUPTIONS if c in CIFAR_C_CORRUPTIONS)
 CIFAR_C_DATASETS = ("cifar10", "cifar100")
 
 

@@ -14,14 +14,17 @@ normalisation, i.e. to the normalisation mean; robustrep normalises inside the m
 batch is normalised, erased and mapped back.
 
 Order, as ``create_transform``: crop + flip (``--augment``), then ``--aa``, then ``--reprob``. The
-policies draw from Python's ``random``, NumPy and torch's global generator; each batch reseeds all
-three from the run's generator, so a run stays reproducible and resumes exactly.
+policies draw from Python's ``random``, NumPy and torch's global generator (timm's policies
+offer no generator argument); each batch seeds all three from the run's generator, so a run stays
+reproducible and resumes exactly, and puts back their previous states afterwards, so the caller's
+global random streams continue as if no batch had been augmented.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -54,6 +57,24 @@ def build_aa(spec: str, image_size: int, mean: Sequence[float]) -> Callable:
                          f"{AA_EXAMPLES}") from None
 
 
+@contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Python's, NumPy's and torch's CPU global generators seeded with ``seed`` inside the block,
+    and restored to their previous states when it exits (also on an exception). The CUDA
+    generators are left alone: the policies run on the CPU, and ``torch.manual_seed`` would
+    reseed every GPU's global stream (dropout's) without restoring it."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.default_generator.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
 class BatchPolicies:
     """``--aa`` and ``--reprob`` on a batch of images in [0, 1] (``[B, C, H, W]``, C = 1 or 3)."""
 
@@ -69,10 +90,7 @@ class BatchPolicies:
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_global_rngs(seed):
             device, dtype = x.device, x.dtype
             x = x.detach().float().cpu()
             if self.policy is not None:

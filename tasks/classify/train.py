@@ -51,12 +51,13 @@ from torch import Tensor, nn
 
 from robustrep.adversarial import classifier_loss
 from robustrep.mixing import mixup_target, soft_target_cross_entropy
+from robustrep.nets.classifier import Classifier
 from robustrep.registry import name_of
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.batches import StepBatches
-from robustrep.tasks.common.classifier import Classifier, create_classifier
+from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.progress import fmt_postfix, progress

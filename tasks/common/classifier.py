@@ -1,30 +1,10 @@
-"""A timm classifier seen through the features/head split, with input normalisation inside.
+"""Classifiers for the programs: built with their pretrained weights, and read back from runs.
 
-:class:`Classifier` takes images in [0, 1] pixel space and normalises them itself, so attacks,
-mixing and corruptions all work on pixels (as the AdaptiveMix classification code does with its
-``OverfittingNet`` wrapper, WentianZhang-ML/AdaptiveMix ``classification/models.py``). The split
-follows timm's hooks (huggingface/pytorch-image-models, ``forward_features`` /
-``forward_head(pre_logits=True)`` / ``get_classifier``):
-
-    features(x) = forward_head(forward_features(normalise(x)), pre_logits=True)
-    head(z)     = get_classifier()(z)
-
-With ``head="uos"`` the model's own classifier is replaced by :class:`robustrep.uos.UoSHead` (frozen
-orthogonal ``|W z/||z|||``, Zaeemzadeh et al., CVPR 2021), and the split moves to where the UoS and
-AdaptiveMix references put it (``_embedding`` / ``_linear_classifier`` in
-``WentianZhang-ML/AdaptiveMix`` ``classification/models.py``):
-
-    features(x) = normalise(forward_head(forward_features(normalise(x)), pre_logits=True))
-    head(v)     = |W v|   (no renormalisation)
-
-so AdaptiveMix's MSE shrinkage acts on unit features and its ``h(z_lin)`` projects the mixed unit
-features as they are, exactly as the reference. ``forward`` is unchanged (``head(features(x))``
-equals the timm model's own forward), and the OOD program, which reads the timm pre-logit vector,
-still sees the unnormalised features the UoS score was defined on (``zaeemzadeh/OOD``
-``extract_features.py``).
-
-Importing this module registers the CIFAR wide ResNets of :mod:`robustrep.wrn` (``wrn28_10``, ...)
-with timm, so every program that builds or loads a classifier through it knows their names.
+The network is :class:`robustrep.nets.classifier.Classifier` (a timm model with input
+normalisation inside, seen as ``head(features(x))``); this module builds it by name
+(:func:`create_classifier`, the CIFAR wide ResNets of :mod:`robustrep.nets.wrn` included) and
+loads what classify and ood share: a run folder (:func:`load_run`, :func:`load_run_features`) or
+weights no robustrep run made (:func:`load_model`).
 
 Pretrained weights come from a local file (``pretrained_file``), or, with ``pretrained=True``, from
 where :mod:`robustrep.tasks.common.weights` finds them (timm's default tag on the Hugging Face hub,
@@ -38,7 +18,6 @@ classifier and adapt the input conv, and no pickle is ever unpickled with code.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,106 +26,10 @@ import timm
 import torch
 from torch import Tensor, nn
 
-import robustrep.wrn  # noqa: F401 - registers wrn16_2 ... wrn28_10 with timm
+from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.weights import is_source_name, resolve_model
-from robustrep.split import TimmSplit
-from robustrep.uos import UoSHead
-
-HEADS = ("linear", "uos")
-
-
-def _channel_buffer(values: Sequence[float]) -> Tensor:
-    return torch.tensor(list(values), dtype=torch.float32).view(1, -1, 1, 1)
-
-
-class Classifier(TimmSplit):
-    """A timm model with per-channel input normalisation; inputs are images in [0, 1].
-
-    Args:
-        model: a timm model (it must have ``forward_features``, ``forward_head``,
-            ``get_classifier``).
-        mean, std: per-channel normalisation, one value per input channel.
-    """
-
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
-        super().__init__(model)
-        if len(mean) != len(std) or any(s <= 0 for s in std):
-            raise ValueError(f"mean and std need one value per channel and std > 0; "
-                             f"got mean={list(mean)}, std={list(std)}")
-        self.register_buffer("mean", _channel_buffer(mean))
-        self.register_buffer("std", _channel_buffer(std))
-
-    @property
-    def in_chans(self) -> int:
-        return self.mean.shape[1]
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    def prepare(self, x: Tensor) -> Tensor:
-        """Normalise images ``[B, C, H, W]`` in [0, 1] with the model's mean and std."""
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"expected images [B, {self.in_chans}, H, W] in [0, 1], "
-                             f"got shape {tuple(x.shape)}")
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-
-    @property
-    def uos_head(self) -> UoSHead | None:
-        """The :class:`UoSHead` when the model has one, else None."""
-        head = self.model.get_classifier()
-        return head if isinstance(head, UoSHead) else None
-
-    def features(self, x: Tensor) -> Tensor:
-        """The pooled pre-logit vector ``[B, num_features]`` (unit-norm with a UoS head)."""
-        z = super().features(x)
-        uos = self.uos_head
-        return z if uos is None else uos.embed(z)
-
-    def head(self, z: Tensor) -> Tensor:
-        uos = self.uos_head
-        return super().head(z) if uos is None else uos.project(z)
-
-
-def check_model_name(name: str) -> None:
-    """Raise ValueError naming close matches when ``name`` is not a timm model."""
-    if timm.is_model(name):
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=8, cutoff=0.6)
-    hint = f"close matches: {', '.join(close)}" if close else "no close match"
-    raise ValueError(f"unknown timm model {name!r}; {hint}. List all with "
-                     f"python -c \"import timm; print(timm.list_models())\" "
-                     f"(or timm.list_models('resnet*') for a pattern)")
-
-
-def default_norm(model: nn.Module, channels: int) -> tuple[list[float], list[float]]:
-    """The model's pretrained_cfg mean/std for ``channels`` inputs (averaged for 1 channel)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    mean = list(cfg.get("mean", (0.5,) * 3))
-    std = list(cfg.get("std", (0.5,) * 3))
-    if len(mean) == channels:
-        return [float(m) for m in mean], [float(s) for s in std]
-    avg_mean, avg_std = sum(mean) / len(mean), sum(std) / len(std)
-    return [avg_mean] * channels, [avg_std] * channels
-
-
-def use_uos_head(model: nn.Module, scale: float | None = None) -> UoSHead:
-    """Replace the timm model's linear classifier by a :class:`UoSHead` of the same shape."""
-    old = model.get_classifier()
-    name = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
-    name = name[0] if isinstance(name, (list, tuple)) else name
-    if not isinstance(old, nn.Linear) or not name:
-        raise ValueError(f"head 'uos' needs a timm model whose classifier is one nn.Linear; "
-                         f"{type(model).__name__} has {type(old).__name__}")
-    new = UoSHead(old.in_features, old.out_features, **({} if scale is None else
-                                                        {"scale": scale}))
-    model.set_submodule(name, new)
-    if model.get_classifier() is not new:
-        raise ValueError(f"could not replace the classifier {name!r} of {type(model).__name__} "
-                         f"by a UoS head")
-    return new
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
@@ -319,16 +202,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             raise ValueError(f"weights file {weights} does not fit timm model {name!r}: "
                              f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
-    if head == "uos":
-        use_uos_head(model, uos_scale)
-    if mean is None or std is None:
-        d_mean, d_std = default_norm(model, in_chans)
-        mean = d_mean if mean is None else mean
-        std = d_std if std is None else std
-    if len(mean) != in_chans or len(std) != in_chans:
-        raise ValueError(f"mean/std need {in_chans} value(s) (one per input channel); "
-                         f"got mean={list(mean)}, std={list(std)}")
-    return Classifier(model, mean, std)
+    return as_classifier(model, in_chans, mean, std, head, uos_scale)
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:

@@ -17,6 +17,11 @@ string, so refusing strings would refuse the common spelling). Text that does no
 (``steps: abc``, ``spectral_norm: maybe``) is a one-line :class:`ConfigError` naming the option,
 the value and what is accepted.
 
+A command that is not a trainer (``classify eval``, ``ood score``, ``gan fid``, ``report``...)
+declares its options the same way, as a small dataclass whose flags default to the fields'
+defaults (``add_config_args(..., real_defaults=True)``); ``option`` then also says how a field
+looks on the command line (positional, aliases, repeated, the word for nothing: see ``_CLI``).
+
 The resolved config is, in order: the dataclass defaults, then a named preset, then a config
 file, then command-line flags. Flags default to ``None`` so that an option the user did not give
 never overrides a preset (the same rule as timm's ``create_model`` dropping ``None`` kwargs).
@@ -88,10 +93,15 @@ class OptionSpec:
     min_exclusive: bool = False
     max_exclusive: bool = False
     finite: bool = True
+    nothing: str | None = None  # the word for None (a scalar) or the empty list (a sequence)
+    allow_empty: bool = False  # a sequence may be empty
+    split: bool = True  # a sequence's text splits at commas (not a repeated NAME=VALUE option)
+    one_token: bool = False  # a sequence given as one comma-separated token (nargs None)
+    flags: tuple[str, ...] | None = None  # the option strings, where not --<name>
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flags[0] if self.flags else "--" + self.name.replace("_", "-")
 
     def accepted(self) -> str:
         """``an integer >= 1``, ``a finite number in (0, 1)``, ``true or false``, ..."""
@@ -108,8 +118,10 @@ class OptionSpec:
                     "a finite number" if self.finite else "a number") + self._range()
         if self.sequence is not None:
             count = f"{self.length} " if self.length else ""
-            what = f"a list of {count}values, each {what} (space- or comma-separated)"
-        return what
+            how = ("" if not self.split else " (comma-separated)" if self.one_token
+                   else " (space- or comma-separated)")
+            what = f"a list of {count}values, each {what}{how}"
+        return what + (f", or {self.nothing}" if self.nothing is not None else "")
 
     def _range(self) -> str:
         lo, hi = self.min, self.max
@@ -152,12 +164,16 @@ def spec_from_field(field: dataclasses.Field, hint: Any) -> OptionSpec:
         raise TypeError(f"option {field.name}: unsupported type {hint}")
     meta = field.metadata
     choices = meta.get("choices")
+    repeat = bool(meta.get("repeat", False))
     return OptionSpec(
         name=field.name, kind=tp, optional=optional, sequence=sequence, length=length,
         choices=tuple(choices) if choices is not None else None, min=meta.get("min"),
         max=meta.get("max"), min_exclusive=bool(meta.get("min_exclusive", False)),
         max_exclusive=bool(meta.get("max_exclusive", False)),
-        finite=bool(meta.get("finite", True)))
+        finite=bool(meta.get("finite", True)), nothing=meta.get("nothing"),
+        allow_empty=repeat or meta.get("nargs") == "*" or meta.get("nothing") is not None,
+        split=not repeat, one_token="nargs" in meta and meta["nargs"] is None,
+        flags=tuple(meta["flags"]) if meta.get("flags") else None)
 
 
 @functools.cache
@@ -168,18 +184,28 @@ def option_specs(cls: type) -> dict[str, OptionSpec]:
 
 
 _BOUNDS = ("min", "max", "min_exclusive", "max_exclusive", "finite")
+# How a command's option looks on the command line (add_config_args with real_defaults):
+# flags: its option strings where not --<name> (aliases: ("--num-samples", "--num")); positional:
+# an argument without a flag; nargs: "*" (may be empty) or None (one comma-separated token) for
+# a list; repeat: a list given by repeating the flag (NAME=VALUE items, not split at commas);
+# nothing: the word meaning None or the empty list ("all", "none"); metavar; group: the title of
+# its --help section.
+_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group")
+REQUIRED = dataclasses.MISSING  # option(REQUIRED, ...): a command's argument with no default
 
 
 def option(default: Any, help: str, choices: tuple | None = None, **bounds: Any) -> Any:
     """A config field: its default, help, choices and range, e.g.
     ``lr: float = option(0.05, "peak learning rate", min=0, min_exclusive=True)``."""
-    unknown = set(bounds) - set(_BOUNDS)
+    unknown = set(bounds) - set(_BOUNDS) - set(_CLI)
     if unknown:
         raise TypeError(f"option(): unknown keyword(s) {', '.join(sorted(unknown))}; "
-                        f"valid: {', '.join(_BOUNDS)}")
+                        f"valid: {', '.join(_BOUNDS + _CLI)}")
     meta: dict[str, Any] = {"help": help, **bounds}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -271,6 +297,8 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
 
     Raises :class:`OptionValueError` (``must be <accepted>; got <value>``) when it does not fit.
     """
+    if spec.nothing is not None and isinstance(value, str) and value.strip() == spec.nothing:
+        value = None if spec.sequence is None else []
     if value is None:
         if spec.optional:
             return None
@@ -281,14 +309,15 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
         out = _scalar(spec, value)
         _check_scalar(spec, out, value)
         return out
-    items = _split(value)
+    items = _split(value) if spec.split else list(value)
     try:
         out = [_scalar(spec, v) for v in items]
         for v in out:
             _check_scalar(spec, v, v)
     except OptionValueError:
         raise _fail(spec, value) from None
-    if not out or (spec.length is not None and len(out) != spec.length):
+    if (not out and not spec.allow_empty) or (spec.length is not None
+                                               and len(out) != spec.length):
         raise _fail(spec, value)
     return spec.sequence(out)
 
@@ -345,11 +374,14 @@ class _Extend(argparse.Action):
 
 def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
     """The argparse ``type=`` of ``spec``: text -> checked value (one token of a list)."""
-    item_spec = dataclasses.replace(spec, sequence=None, length=None, optional=False)
+    item_spec = dataclasses.replace(spec, sequence=None, length=None, optional=False,
+                                    nothing=None)
 
     def parse(text: str) -> Any:
         try:
-            if spec.sequence is not None:
+            if spec.nothing is not None and text.strip() == spec.nothing:
+                return convert_value(spec, text)
+            if spec.sequence is not None and spec.split:
                 return [convert_value(item_spec, t) for t in _split(text)]
             return convert_value(item_spec, text)
         except OptionValueError:
@@ -376,41 +408,88 @@ def option_type(kind: type, **bounds: Any) -> Callable[[str], Any]:
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
-                    groups: dict[str, str] | None = None) -> None:
-    """Add one ``--flag`` per dataclass field (default ``None``) to ``parser``.
+                    groups: dict[str, str] | None = None, real_defaults: bool = False) -> None:
+    """Add one ``--flag`` per dataclass field to ``parser``.
 
-    ``groups`` maps a field-name prefix (``"am_"``) to the title of its ``--help`` section;
-    the other fields go to the general section.
+    A trainer's flags default to ``None`` (an option not given never overrides the preset);
+    with ``real_defaults`` (a command without presets: ``classify eval``, ``ood score``...)
+    each flag defaults to its field's default, a field without one is required, and a bool is
+    a plain switch. ``groups`` maps a field-name prefix (``"am_"``) to the title of its
+    ``--help`` section (a field's ``group`` metadata does too); the other fields go to the
+    general section.
     """
-    general = parser.add_argument_group("options (override the preset)")
+    general = (parser if real_defaults
+               else parser.add_argument_group("options (override the preset)"))
     sections = {prefix: parser.add_argument_group(title)
                 for prefix, title in (groups or {}).items()}
+    titled: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
-        group = next((g for prefix, g in sections.items() if field.name.startswith(prefix)),
-                     general)
+        title = field.metadata.get("group")
+        if title is not None and title not in titled:
+            titled[title] = parser.add_argument_group(title)
+        group = titled[title] if title is not None else next(
+            (g for prefix, g in sections.items() if field.name.startswith(prefix)), general)
         spec = option_specs(cls)[field.name]
-        default = field.default if field.default is not dataclasses.MISSING else (
-            field.default_factory() if field.default_factory is not dataclasses.MISSING else None)
-        help_text = field.metadata.get("help", "")
-        # State the default once: not again where the help already says what it is (the
-        # default, or the core's value that None stands for).
-        if "default" not in help_text.lower() and not (default is None and "core" in help_text):
-            help_text = f"{help_text} (default: {default})".strip()
-        kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": field.name,
-                                  "type": arg_type(spec)}
-        if spec.kind is bool and spec.sequence is None:
-            # A switch: `--flag` alone means true; `--flag false` also works.
-            kwargs.update(metavar="BOOL", nargs="?", const=True)
-        elif spec.sequence is not None:
-            action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence})
-            kwargs.update(nargs="+", action=action, metavar=spec.kind.__name__.upper())
-        elif spec.kind is dict:
-            kwargs["metavar"] = "JSON"
-        elif spec.choices is not None:
-            kwargs["metavar"] = "{" + ",".join(map(str, spec.choices)) + "}"
-        group.add_argument(spec.flag, **kwargs)
+        args, kwargs = _argument(field, spec, real_defaults)
+        group.add_argument(*args, **kwargs)
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def _argument(field: dataclasses.Field, spec: OptionSpec,
+              real_defaults: bool) -> tuple[list[str], dict[str, Any]]:
+    """The ``add_argument`` arguments of one field."""
+    meta = field.metadata
+    default = _field_default(field)
+    help_text = meta.get("help", "")
+    # State the default once: not again where the help already says what it is (the default,
+    # or the core's value that None stands for). A command's parser (HelpFormatter) adds it.
+    if not real_defaults and "default" not in help_text.lower() and not (
+            default is None and "core" in help_text):
+        help_text = f"{help_text} (default: {default})".strip()
+    kwargs: dict[str, Any] = {"help": help_text, "type": arg_type(spec)}
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
+    if meta.get("positional"):  # no default: required; a default: may be left out
+        if default is not dataclasses.MISSING:
+            kwargs.update(nargs="?", default=default)
+        kwargs.setdefault("metavar", field.name.upper())
+        return [field.name], kwargs
+    kwargs["dest"] = field.name
+    if not real_defaults:
+        kwargs["default"] = None
+    elif default is dataclasses.MISSING:
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = default
+    flags = list(spec.flags or [spec.flag])
+    if spec.kind is bool and spec.sequence is None:
+        if real_defaults:  # a plain switch: `--quiet`; a positional may follow it
+            return flags, {"dest": field.name, "action": "store_true", "help": help_text}
+        # A switch: `--flag` alone means true; `--flag false` also works.
+        kwargs.update(metavar="BOOL", nargs="?", const=True)
+    elif meta.get("repeat"):
+        kwargs.update(action="append", type=arg_type(dataclasses.replace(spec, sequence=None)))
+        kwargs.setdefault("metavar", "NAME=VALUE")
+    elif spec.sequence is not None and meta.get("nargs", "+") is None:
+        kwargs.setdefault("metavar", spec.kind.__name__.upper() + ",...")
+    elif spec.sequence is not None:
+        action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence})
+        kwargs.update(nargs=meta.get("nargs", "+"), action=action)
+        kwargs.setdefault("metavar", spec.kind.__name__.upper())
+    elif spec.kind is dict:
+        kwargs["metavar"] = "JSON"
+    elif spec.choices is not None:
+        kwargs.setdefault("metavar", "{" + ",".join(map(str, spec.choices)) + "}")
+    return flags, kwargs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ One run per folder: a training run (fresh or resumed) holds an exclusive ``flock
 :class:`RunFolderError` naming the pid and host in the lock file. The kernel drops the lock when
 its process ends, however it ends (``kill -9`` included), so a stale lock file is simply taken
 over. On taking the lock, temporary files of interrupted checkpoint saves are deleted.
+
+The ``--log`` sinks (TensorBoard, wandb) opened by :func:`open_run` are closed when the run's
+lock is released, which both trainers do in a ``finally``: on a normal end, a user error, a stop
+signal, Ctrl-C and divergence alike, before another run may take the folder.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -134,6 +138,17 @@ class RunDir:
             sink.write(jsonable(record))
         return record
 
+    def close_sinks(self) -> None:
+        """Close every sink once; one that fails to close is reported on stderr, not raised, so
+        that it neither hides the error that ended the run nor keeps the others open."""
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as err:  # noqa: BLE001 - a logging backend's own failure
+                print(f"warning: could not close the {type(sink).__name__} of {self.path}: "
+                      f"{type(err).__name__}: {err}", file=sys.stderr)
+
     def read_metrics(self) -> list[dict[str, Any]]:
         """The complete records; a line cut by a kill is dropped, with a warning on stderr."""
         lines = read_jsonl(self.metrics_file)
@@ -153,6 +168,7 @@ class RunLock:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.fd: int | None = None
+        self.on_release: list[Callable[[], None]] = []  # run while the lock is still held
 
     def acquire(self) -> "RunLock":
         try:
@@ -175,10 +191,15 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        callbacks, self.on_release = self.on_release, []
+        try:
+            for callback in callbacks:
+                callback()
+        finally:
+            if self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                os.close(self.fd)
+                self.fd = None
 
     def __enter__(self) -> "RunLock":
         return self if self.fd is not None else self.acquire()
@@ -229,6 +250,23 @@ def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, progra
         raise RunFolderError(f"{path} is not a '{program}' run: its config.json holds options "
                              f"of another program ({', '.join(sorted(foreign)[:3])}, ...); "
                              f"give a run folder written by 'robustrep {program} train'")
+    _check_saved_regularizers(saved.get("reg"), path)
+
+
+def _check_saved_regularizers(reg: Any, path: str | Path) -> None:
+    """A run trained with a ``--plugin`` method is read only with that plugin loaded again (a
+    run folder never names code to import: nothing in it is executed)."""
+    import re
+
+    from robustrep.registry import list_regularizers
+    text = ",".join(reg) if isinstance(reg, (list, tuple)) else str(reg or "")
+    names = [n.strip().lower() for n in re.split(r"[,+]", text) if n.strip()]
+    known = set(list_regularizers()) | {"none"}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise RunFolderError(f"{path} was trained with regularizer {missing[0]!r}, which no "
+                             f"loaded module registers; pass the --plugin MODULE (or .py "
+                             f"file) that registered it when the run was trained")
 
 
 def default_run_path(root: str | Path, task: str, name: str) -> Path:
@@ -264,10 +302,12 @@ def _holds_a_run(path: Path) -> RunFolderError:
 
 
 def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None) -> RunLock:
-    """Create and lock the run folder (process 0) and attach the ``--log`` sinks. A fresh run
-    writes its config now; a resumed one only after its checkpoint passed (:func:`resumed`)."""
+    """Create and lock the run folder (process 0) and attach the ``--log`` sinks, which the
+    returned lock closes when it is released. A fresh run writes its config now; a resumed one
+    only after its checkpoint passed (:func:`resumed`)."""
     run.create()
     lock = run.lock()
+    lock.on_release.append(run.close_sinks)
     try:
         if not resume:
             if latest_checkpoint(run.checkpoints) is not None:  # made since check_run_folder looked

@@ -133,7 +133,7 @@ def is_source_name(name: str) -> bool:
 def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
     """Architecture, pretrained config and (with ``pretrained``) weights file of ``name``.
 
-    Plain timm names are checked by the caller (:func:`~robustrep.tasks.common.classifier.
+    Plain timm names are checked by the caller (:func:`~robustrep.nets.classifier.
     check_model_name`); without ``pretrained`` they need nothing else.
     """
     import timm
@@ -164,35 +164,7 @@ def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
 
 
 # ------------------------------------------------------------------------------------------------
-# the options of `classify eval` and `ood score` for a model that no robustrep run made
-
-DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
-
-
-def add_model_options(parser) -> None:
-    """``--model`` with ``--pretrained`` or ``--checkpoint``, and the data and normalisation a
-    model from elsewhere needs (a run folder records them in its config.json)."""
-    g = parser.add_argument_group("a model from elsewhere (instead of RUN)")
-    g.add_argument("--model", default=None, metavar="NAME",
-                   help="timm model name, hf-hub:ORG/NAME or a local timm folder")
-    g.add_argument("--pretrained", action="store_true",
-                   help="the model's own pretrained weights (Hugging Face cache/hub), head kept")
-    g.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="a state dict from any trainer (.pth/.pt/.safetensors; module./model. "
-                        "prefixes and state_dict/model wrappers handled)")
-    g.add_argument("--num-classes", type=int, default=None,
-                   help="head outputs (default: from the weights)")
-    g.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="the model's in-distribution data (default: digits)")
-    g.add_argument("--classes", type=int, nargs="+", default=None,
-                   help="the subset of class labels the model was trained on")
-    g.add_argument("--image-size", type=int, default=32, help="input side the data is resized to")
-    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
-                   help="input channels (default: the weights')")
-    g.add_argument("--mean", type=float, nargs="+", default=None,
-                   help="input normalisation mean per channel (default: the model's "
-                        "pretrained_cfg)")
-    g.add_argument("--std", type=float, nargs="+", default=None, help="as --mean")
+# a model that no robustrep run made: the options are tasks.common.options.ModelOptions
 
 
 def model_options(args, run: str | None) -> dict[str, Any] | None:

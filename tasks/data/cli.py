@@ -17,19 +17,16 @@ import json
 from pathlib import Path
 
 from robustrep.tasks.common.cli import HelpFormatter, add_program
-from robustrep.tasks.common.config import option_type
+from robustrep.tasks.common.config import add_config_args
 from robustrep.tasks.common.errors import DataError, UserError
+from robustrep.tasks.data.config import PackOptions
 
 
 def _add_pack(sub) -> None:
+    """write a stylegan2-ada dataset zip from an image folder"""
     p = sub.add_parser("pack", help="write a stylegan2-ada dataset zip from an image folder",
                        description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("src", metavar="SRC", help="image folder: SRC/<class>/<image> or flat")
-    p.add_argument("out", metavar="OUT.zip", help="the zip to write (must not exist)")
-    p.add_argument("--resolution", type=option_type(int, min=1), required=True,
-                   help="side of the square images (stylegan2-ada trains on powers of 2)")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=3,
-                   help="3 (RGB) or 1 (greyscale)")
+    add_config_args(p, PackOptions, real_defaults=True)
     p.set_defaults(func=cmd_pack)
 
 
@@ -39,7 +36,7 @@ def add_parser(subparsers, name: str = "data", summary: str = "") -> argparse.Ar
 
 def cmd_pack(args: argparse.Namespace) -> int:
     from robustrep.tasks.data.pack import pack_folder
-    out = Path(args.out).expanduser()
+    out = Path(args.zip).expanduser()
     if out.suffix.lower() != ".zip":
         raise UserError(f"OUT {out}: give a path ending in .zip")
     if out.exists():

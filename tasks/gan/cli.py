@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
 from robustrep.tasks.common.config import (ConfigError, add_config_args, from_dict,
-                                           merge_for_resume, option_type, overrides_from_args,
-                                           resolve_config, to_dict)
+                                           merge_for_resume, overrides_from_args, resolve_config,
+                                           to_dict)
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import add_download_option, download_for
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.options import ProgressOptions
 from robustrep.tasks.common.regularizers import add_regularizer_args
-from robustrep.tasks.gan.config import (DEFAULT_PRESET, PRESETS, RESUMABLE, GanConfig,
-                                        with_preset_aux_task)
+from robustrep.tasks.gan.config import (AUX_PRESETS, AUX_TASK_CHOICES, DEFAULT_PRESET, PRESETS,
+                                        RESUMABLE, EvalOptions, FidOptions, GanConfig,
+                                        SampleOptions, presets_for, with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -38,14 +41,20 @@ def _add_train(sub) -> None:
         epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "
                "robustrep.tasks.cli gan train ...", formatter_class=HelpFormatter)
     p.add_argument("--preset", default=None, metavar="NAME",
-                   help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET})")
+                   help=f"named preset ({', '.join(PRESETS)}; default {DEFAULT_PRESET}); "
+                        f"{' and '.join(AUX_PRESETS)} include their D auxiliary task "
+                        f"({', '.join(AUX_PRESETS.values())}): --reg adds to it, --reg none "
+                        f"keeps it, --aux-task none drops it")
+    p.add_argument("--aux-task", default=None, choices=AUX_TASK_CHOICES,
+                   help="the preset's D auxiliary task: preset (default) keeps it, none trains "
+                        "without it (on " + ", ".join(AUX_PRESETS) + "; other presets have none)")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of options")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue RUN from its latest checkpoint (same folder); may change: "
                         + ", ".join("--" + n.replace("_", "-") for n in RESUMABLE))
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_download_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p, ProgressOptions, real_defaults=True)  # --quiet, as every command
     add_config_args(p, GanConfig, skip=("preset",), groups=regularizer_groups(REG_PREFIXES, "gan"))
     add_regularizer_args(p, "gan", OPTION_FIELDS)
     p.set_defaults(func=cmd_train)
@@ -56,23 +65,7 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="FID/KID/precision-recall (or 2-D mode stats) of a run",
                        description="Score a run's G-EMA; writes RUN/eval.json and prints a table.",
                        formatter_class=HelpFormatter)
-    p.add_argument("run", metavar="RUN", help="run folder")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
-    p.add_argument("--num-samples", "--num", type=option_type(int, min=1), default=None,
-                   help="generated samples (default: 2500 for 2-D data, else up to 10000; "
-                        "50000 with --real all is stylegan2-ada's fid50k_full)")
-    p.add_argument("--real", type=real_count, default=50_000, metavar="N|all",
-                   help="real images the generated ones are compared with: at most N, or all "
-                        "(default: 50000)")
-    p.add_argument("--inception-weights", default=None, metavar="FILE",
-                   help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
-                        "else $ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
-    p.add_argument("--fid-features", default=None, metavar="NET",
-                   help="inception, inception-pytorch-fid, digits or run:CLASSIFY_RUN "
-                        "(default: what the run used)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--out", default=None, help="metrics JSON path (default RUN/eval.json)")
-    p.add_argument("--no-ema", action="store_true", help="score G instead of G-EMA")
+    add_config_args(p, EvalOptions, real_defaults=True)
     p.set_defaults(func=cmd_eval)
 
 
@@ -81,22 +74,7 @@ def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
                        description="Draw N samples from a run's G-EMA.",
                        formatter_class=HelpFormatter)
-    p.add_argument("run", metavar="RUN", help="run folder, or a stylegan2-ada network pickle "
-                                              "(.pkl; read without running its code)")
-    p.add_argument("--num", type=option_type(int, min=1), default=64,
-                   help="number of samples (default 64)")
-    p.add_argument("--grid", default=None, metavar="PNG",
-                   help="grid path (default RUN/samples/sample-step<N>-seed<S>.png)")
-    p.add_argument("--pt", default=None, metavar="FILE", help="also save the samples ([-1, 1])")
-    p.add_argument("--seed", type=option_type(int, min=0), default=0,
-                   help="latent seed (default 0)")
-    p.add_argument("--nrow", type=option_type(int, min=1), default=None,
-                   help="images per grid row")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file (default: latest)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-ema", action="store_true", help="sample G instead of G-EMA")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite an existing --grid or --pt file")
+    add_config_args(p, SampleOptions, real_defaults=True)
     p.set_defaults(func=cmd_sample)
 
 
@@ -110,46 +88,8 @@ def _add_fid(sub) -> None:
                     "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
                     "svhn-train, svhn-test). Prints the metrics and their convention.",
         formatter_class=HelpFormatter)
-    p.add_argument("a", metavar="A", help="the set judged")
-    p.add_argument("b", metavar="B", nargs="?", default=None,
-                   help="the reference (may be left out with --save-stats)")
-    p.add_argument("--num", type=option_type(int, min=2), default=10_000,
-                   help="samples drawn from a GAN run")
-    p.add_argument("--fid-features", default=None, metavar="NET",
-                   help="inception, inception-pytorch-fid, digits or run:CLASSIFY_RUN (default: "
-                        "what a statistics file or run names, digits for the digits reference, "
-                        "else inception)")
-    p.add_argument("--inception-weights", default=None, metavar="FILE",
-                   help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); else "
-                        "$ROBUSTREP_INCEPTION")
-    p.add_argument("--data-root", default=None, metavar="ROOT",
-                   help="folder of the local data of a named reference (cifar10-train, ...)")
-    p.add_argument("--resolution", type=option_type(int, min=1), default=None,
-                   help="side images of a folder or zip are resized and centre-cropped to "
-                        "(default: the first image's shorter side)")
-    p.add_argument("--range", default=None, choices=("0,1", "-1,1", "0,255"),
-                   metavar="0,1|-1,1|0,255",
-                   help="value range of float samples in a .pt/.npy/.npz file; write "
-                        "--range=-1,1 with '=' (default: read from the file, see "
-                        "docs/metrics.md)")
-    p.add_argument("--save-stats", default=None, metavar="FILE.npz",
-                   help="write A's statistics (mu, sigma), readable by pytorch-fid")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_config_args(p, FidOptions, real_defaults=True)
     p.set_defaults(func=cmd_fid)
-
-
-def real_count(text: str) -> int | None:
-    """``--real``: a positive count, or ``all`` (None: every real image)."""
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of images or 'all', "
-                                         f"got {text!r}")
-    return value
 
 
 def add_parser(subparsers, name: str = "gan", summary: str = "",
@@ -166,11 +106,17 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     """Config for ``gan train``: preset/file/flags, or the resumed run's config plus overrides."""
     overrides = overrides_from_args(GanConfig, args)
     if args.resume is None:
-        cfg = resolve_config(GanConfig, PRESETS, args.preset or DEFAULT_PRESET, args.config,
-                             overrides)
-        return with_preset_aux_task(cfg, args.preset)
-    if args.preset is not None or args.config is not None:
-        raise ConfigError("--resume continues a run with its saved config; drop --preset/--config")
+        cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset or DEFAULT_PRESET,
+                             args.config, overrides)
+        resolved = with_preset_aux_task(cfg, args.preset, args.aux_task)
+        if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
+            print(f"note: --preset {args.preset} includes its D auxiliary task "
+                  f"{AUX_PRESETS[args.preset]}: --reg {cfg.reg} runs as --reg {resolved.reg} "
+                  f"(--aux-task none drops it)", file=sys.stderr)
+        return resolved
+    if args.preset is not None or args.config is not None or args.aux_task is not None:
+        raise ConfigError("--resume continues a run with its saved config; drop "
+                          "--preset/--config/--aux-task")
     from robustrep.tasks.common.rundir import RunDir, check_run_program
     saved = RunDir(args.resume).read_config()
     check_run_program(saved, GanConfig, args.resume, "gan")

@@ -16,8 +16,8 @@ from typing import Any
 
 from robustrep._names import LOSSES
 from robustrep.registry import list_regularizers
-from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
-                                           option)
+from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, REQUIRED, UNIT, ConfigError,
+                                           check_fields, option)
 from robustrep.tasks.common.options import shared
 from robustrep.tasks.common.regularizers import reg_option
 
@@ -27,6 +27,12 @@ ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
 AUGMENT_CHOICES = ("none", "ada", "fixed")
+# The help of the FID options that gan train, eval and fid share.
+FID_FEATURES_HELP = ("FID/KID/PR features: inception (TF-FID convention), inception-pytorch-fid, "
+                     "digits or run:CLASSIFY_RUN (default: what the run or statistics file names; "
+                     "else digits for the digits data, else inception)")
+INCEPTION_WEIGHTS_HELP = ("FID Inception weights (pt_inception-2015-12-05-6726825d.pth); else "
+                          "$ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
 
 
 _opt = option
@@ -64,7 +70,7 @@ class GanConfig:
     mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1)
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer (DCGAN D then "
                                       "drops BatchNorm)")
-    # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/stylegan2.py and steps.py)
+    # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/nets/stylegan2.py and steps.py)
     w_dim: int | None = _opt(None, "StyleGAN2 w dimension (core: 512)", min=1)
     mapping_layers: int | None = _opt(None, "StyleGAN2 mapping-network layers (core: 8)",
                                   min=1)
@@ -165,11 +171,8 @@ class GanConfig:
     final_eval: bool = _opt(True, "evaluate the final step (off: only the eval_every schedule)")
     ckpt_every: int = shared("ckpt_every", 500)
     log_every: int = shared("log_every", 50)
-    inception_weights: str | None = _opt(None, "Inception FID weights file (else "
-                                               "$ROBUSTREP_INCEPTION); image data but digits")
-    fid_features: str | None = _opt(None, "FID/KID/PR features: inception (TF-FID convention), "
-                                          "inception-pytorch-fid, digits or run:CLASSIFY_RUN "
-                                          "(None = digits for digits, else inception)")
+    inception_weights: str | None = _opt(None, INCEPTION_WEIGHTS_HELP)
+    fid_features: str | None = _opt(None, FID_FEATURES_HELP)
     out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
     log: str = shared("log")
     seed: int = shared("seed")
@@ -328,20 +331,37 @@ PRESETS.update({
 # DAT's SSGAN and InfoMax-GAN rows (Li et al. 2023, iceli1007/DAT-GAN on mimicry): mimicry's
 # CIFAR-10 table settings for both, the SNGAN-ResNet above for 100k steps; the losses' weights
 # are the core classes' defaults, the reference's (SSGAN 1.0 on D, 0.2 on G; InfoMax-GAN 0.2 and
-# 0.2, nrkhs 1024). The D auxiliary task is part of the preset's network: ``--reg`` adds to it
-# (:func:`with_preset_aux_task`), so ``--preset cifar10-ssgan --reg dat`` is SSGAN with DAT.
+# 0.2, nrkhs 1024). The D auxiliary task is part of the preset's network, DAT's baseline row:
+# ``--reg`` adds to it (:func:`with_preset_aux_task`), so ``--preset cifar10-ssgan --reg dat`` is
+# SSGAN with DAT and ``--reg none`` is SSGAN; ``--aux-task none`` drops it (the SNGAN at 100k).
 AUX_PRESETS = {"cifar10-ssgan": "ssgan", "cifar10-infomax": "infomax"}
 PRESETS.update({name: dict(dataset="cifar10", reg=reg, **{**_CIFAR_SNGAN, "steps": 100_000})
                 for name, reg in AUX_PRESETS.items()})
+AUX_TASK_CHOICES = ("preset", "none")
 
 
-def with_preset_aux_task(cfg: GanConfig, preset: str | None) -> GanConfig:
+def presets_for(aux_task: str | None) -> dict[str, dict[str, Any]]:
+    """The presets, without their D auxiliary task under ``--aux-task none``."""
+    if aux_task != "none":
+        return PRESETS
+    return {name: {k: v for k, v in values.items() if not (name in AUX_PRESETS and k == "reg")}
+            for name, values in PRESETS.items()}
+
+
+def with_preset_aux_task(cfg: GanConfig, preset: str | None,
+                         aux_task: str | None = None) -> GanConfig:
     """``cfg`` with the preset's D auxiliary task added to its ``reg`` when ``--reg`` replaced it
-    (``cifar10-ssgan`` + ``--reg dat`` -> ``ssgan,dat``)."""
+    (``cifar10-ssgan`` + ``--reg dat`` -> ``ssgan,dat``); with ``aux_task="none"`` (``cfg``
+    resolved from :func:`presets_for`) it is not added, and naming it in ``--reg`` is an error."""
     import dataclasses
     base = AUX_PRESETS.get(preset or "")
     names = [n.strip().lower() for n in str(cfg.reg or "").replace("+", ",").split(",")]
     names = [n for n in names if n and n != "none"]
+    if aux_task == "none":
+        if base is not None and base in names:
+            raise ConfigError(f"--aux-task none drops the D auxiliary task {base} that --reg "
+                              f"names ({cfg.reg}); drop one of them")
+        return cfg
     if base is None or base in names:
         return cfg
     return dataclasses.replace(cfg, reg=",".join([base, *names]))
@@ -353,3 +373,76 @@ def with_preset_aux_task(cfg: GanConfig, preset: str | None) -> GanConfig:
 RESUMABLE = ("log", "steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
              "device", "num_workers", "inception_weights", "data_root", "lr_g", "lr_d", "beta1",
              "beta2")
+
+
+# ------------------------------------------------------------------------------------------------
+# gan eval, sample and fid: options declared once for the commands that have them
+
+RANGES = ("0,1", "-1,1", "0,255")
+
+
+@dataclass(kw_only=True)
+class _RunOptions:
+    """What every command reading a GAN run shares."""
+
+    checkpoint: str | None = _opt(None, "checkpoint file (default: latest)")
+    device: str = shared("device")
+    no_ema: bool = shared("no_ema")
+
+
+@dataclass(kw_only=True)
+class _FidOptions:
+    """The feature network of FID/KID/precision-recall (gan eval and gan fid)."""
+
+    fid_features: str | None = _opt(None, FID_FEATURES_HELP, metavar="NET")
+    inception_weights: str | None = _opt(None, INCEPTION_WEIGHTS_HELP, metavar="FILE")
+
+
+@dataclass(kw_only=True)
+class EvalOptions(_RunOptions, _FidOptions):
+    """The options of ``robustrep gan eval``."""
+
+    run: str = _opt(REQUIRED, "run folder", positional=True, metavar="RUN")
+    num_samples: int | None = _opt(None, "generated samples (default: 2500 for 2-D data, else up "
+                                         "to 10000; 50000 with --real all is stylegan2-ada's "
+                                         "fid50k_full)", min=1, flags=("--num-samples", "--num"))
+    real: int | None = _opt(50_000, "real images the generated ones are compared with: at most N, "
+                                    "or all (default: 50000)", min=1, nothing="all",
+                            metavar="N|all")
+    out: str | None = shared("out", default_help="RUN/eval.json")
+
+
+@dataclass(kw_only=True)
+class SampleOptions(_RunOptions):
+    """The options of ``robustrep gan sample``."""
+
+    run: str = _opt(REQUIRED, "run folder, or a stylegan2-ada network pickle (.pkl; read without "
+                              "running its code)", positional=True, metavar="RUN")
+    num: int = _opt(64, "number of samples", min=1)
+    grid: str | None = _opt(None, "grid path (default RUN/samples/sample-step<N>-seed<S>.png)",
+                            metavar="PNG")
+    pt: str | None = _opt(None, "also save the samples ([-1, 1])", metavar="FILE")
+    seed: int = shared("seed")
+    nrow: int | None = _opt(None, "images per grid row", min=1)
+    force: bool = _opt(False, "overwrite an existing --grid or --pt file")
+
+
+@dataclass(kw_only=True)
+class FidOptions(_FidOptions):
+    """The options of ``robustrep gan fid``."""
+
+    a: str = _opt(REQUIRED, "the set judged", positional=True, metavar="A")
+    b: str | None = _opt(None, "the reference (may be left out with --save-stats)",
+                         positional=True, metavar="B")
+    num: int = _opt(10_000, "samples drawn from a GAN run", min=2)
+    data_root: str | None = shared("data_root", default_help="none: only a named reference such "
+                                                             "as cifar10-train reads it")
+    resolution: int | None = _opt(None, "side images of a folder or zip are resized and "
+                                        "centre-cropped to (default: the first image's shorter "
+                                        "side)", min=1)
+    range: str | None = _opt(None, "value range of float samples in a .pt/.npy/.npz file; write "
+                                   "--range=-1,1 with '=' (default: read from the file, see "
+                                   "docs/metrics.md)", RANGES, metavar="0,1|-1,1|0,255")
+    save_stats: str | None = _opt(None, "write A's statistics (mu, sigma), readable by "
+                                        "pytorch-fid", metavar="FILE.npz")
+    device: str = shared("device")

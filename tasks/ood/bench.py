@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.runfiles import read_run, write_text_atomic
+from robustrep.tasks.ood.config import BENCH_OOD, DEFAULT_REGS  # declared without torch
 
-DEFAULT_REGS = ("none", "mixup", "cutmix", "srmix", "adaptivemix", "pgd")
-BENCH_OOD = ("digits59", "gaussian", "uniform", "photos", "rotated", "inverted")
 SUMMARY_METRICS = ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN", "AUPR-OUT")
 TABLE_METRICS = (("AUROC", "higher is better"),
                  ("fpr95_id_tpr", "share of OOD accepted at 95% ID TPR; lower is better"),

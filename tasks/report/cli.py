@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from robustrep.registry import parse_combination
-from robustrep.tasks.common.config import option_type
+from robustrep.tasks.common.cli import HelpFormatter
+from robustrep.tasks.common.config import add_config_args
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.report import page
+from robustrep.tasks.report.config import ReportOptions
 from robustrep.tasks.report.runs import FULL, QUICK, check_out, collect, execute, plan
 
 CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features from 1,000 G-EMA "
@@ -33,23 +34,9 @@ CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features fro
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
-    p = subparsers.add_parser(name, help=summary, description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="the baseline and AdaptiveMix on each task, 3 seeds, short runs (about 4 "
-                        "minutes on 2 cores)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="report folder (default runs/report-<time>)")
-    p.add_argument("--jobs", type=option_type(int, min=1), default=2,
-                   help="runs at a time (default 2)")
-    p.add_argument("--seeds", type=option_type(int, min=0), nargs="+", default=None,
-                   help="seeds (default 0 1 2)")
-    p.add_argument("--gan-regs", default=None, metavar="R,...",
-                   help="GAN settings, each a --reg value joined by '+' for combinations")
-    p.add_argument("--classify-regs", default=None, metavar="R,...",
-                   help="classifier settings, as --gan-regs")
-    p.add_argument("--collect", action="store_true",
-                   help="train nothing: read the runs already under --out")
-    p.add_argument("--dry-run", action="store_true", help="print the planned commands and exit")
+    p = subparsers.add_parser(name, help=summary, description=__doc__.split("\n\n")[0],
+                              formatter_class=HelpFormatter)
+    add_config_args(p, ReportOptions, real_defaults=True)
     p.set_defaults(func=cmd_report)
     return p
 
@@ -112,6 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     info = {"summary": _summary(settings, records, seconds, args.quick),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),
             "failures": failures}
+    from robustrep.tasks.report import page  # numpy and the metrics: not for --help
     files = page.write(out, records, info)
     for line in failures:
         print(f"warning: {line}")

@@ -62,8 +62,9 @@ def test_unknown_program_is_rejected_with_choices(capsys):
 
 
 @pytest.mark.parametrize("command", [("gan", "train"), ("gan", "eval"), ("gan", "sample"),
-                                     ("classify", "train"), ("classify", "eval"),
-                                     ("ood", "score"), ("ood", "bench")],
+                                     ("gan", "fid"), ("classify", "train"),
+                                     ("classify", "eval"), ("ood", "score"), ("ood", "bench"),
+                                     ("report",), ("data", "pack")],
                          ids=" ".join)
 def test_help_states_each_default_once(command, capsys):
     with pytest.raises(SystemExit):
@@ -87,3 +88,50 @@ def test_help_groups_regularizer_options_under_their_registry_entry(program, tit
     out = capsys.readouterr().out
     section = out[out.index(title):]
     assert flag in section.split("\n\n")[0]  # the option sits in its method's section
+
+
+def _commands() -> list[tuple[str, ...]]:
+    """Every command of every program, read from the parsers (a program without sub-commands,
+    report, is its own command)."""
+    import argparse
+    out = []
+    for program in cli.PROGRAMS:
+        parser = cli.build_parser(program)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        inner = [a for a in sub.choices[program]._actions
+                 if isinstance(a, argparse._SubParsersAction)]
+        out += [(program, c) for c in inner[0].choices] if inner else [(program,)]
+    return out
+
+
+HEAVY = ("torch", "timm", "numpy")
+# In a fresh interpreter: `--help` and a wrong option through main, then the heavy modules.
+_NO_HEAVY = """
+import contextlib, io, sys
+from robustrep.tasks.cli import main
+for extra in (["--help"], ["--no-such-option"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            code = main(ARGV + extra)
+        except SystemExit as stop:
+            code = stop.code
+    assert code == (0 if extra == ["--help"] else 2), (extra, code)
+print(sorted(m for m in HEAVY if m in sys.modules))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_help_and_argument_errors_import_no_torch(command, tmp_path):
+    code = f"ARGV = {list(command)!r}; HEAVY = {HEAVY!r}" + _NO_HEAVY
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", (command, out.stdout)
+
+
+def test_every_command_is_checked_for_torch_free_help():
+    # the subprocess test above reads the commands from the parsers: all of them are there
+    assert {("classify", "eval"), ("ood", "score"), ("ood", "bench"), ("gan", "fid"),
+            ("report",), ("data", "pack"), ("gan", "train")} <= set(_commands())
+    assert len(_commands()) >= 10

@@ -5,6 +5,11 @@ and as a string in a YAML config file) must arrive as the field's Python type, a
 must be refused in one line naming the option. Every field and value goes through the program's
 parser and the config-file conversion; one field of each *kind* (type, range, choice, bool,
 text, list; see ``kind_of``) goes the whole way through ``main`` (``--dry-run`` JSON, exit 2).
+
+The other commands (``classify eval``, ``ood score``, ``gan fid``, ``report``...) declare their
+options as one dataclass each: every field has help and a default of its type that its flag
+written out parses back to, every invalid value of its kind is one line naming the flag, and an
+option several commands share has one spec and one help.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import pytest
 
 from robustrep.tasks.classify.config import ClassifyConfig
 from robustrep.tasks.cli import build_parser, main
-from robustrep.tasks.common.config import ConfigError, OptionSpec, convert_values, option_specs
+from robustrep.tasks.common.config import (ConfigError, OptionSpec, convert_value, convert_values,
+                                           option_specs)
 from robustrep.tasks.gan.config import STYLEGAN2_ONLY, GanConfig
 
 PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
@@ -294,3 +300,139 @@ def test_every_float_field_rejects_non_finite_in_code():
             if spec.kind is float and spec.sequence is None:
                 with pytest.raises(ValueError, match=f"^{name} must be"):
                     cls(**{name: math.inf})
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands that are not trainers: one options dataclass each, generated into argparse by the
+# same add_config_args, with the flag's default the field's default. Tested by kind: every field
+# of every command, through the command's real parser (built once per command).
+
+def _command_options():
+    from robustrep.tasks.classify.config import EvalOptions
+    from robustrep.tasks.data.config import PackOptions
+    from robustrep.tasks.gan import config as gan
+    from robustrep.tasks.ood.config import BenchOptions, ScoreOptions
+    from robustrep.tasks.report.config import ReportOptions
+    return {("classify", "eval"): EvalOptions, ("ood", "score"): ScoreOptions,
+            ("ood", "bench"): BenchOptions, ("gan", "eval"): gan.EvalOptions,
+            ("gan", "sample"): gan.SampleOptions, ("gan", "fid"): gan.FidOptions,
+            ("report",): ReportOptions, ("data", "pack"): PackOptions}
+
+
+COMMAND_OPTIONS = _command_options()
+
+
+def _required(cls) -> dict[str, str]:
+    """A value for each field without a default (RUN, A, SRC, --resolution...)."""
+    return {f.name: "7" if option_specs(cls)[f.name].kind is int else "x"
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+
+
+def _argv(command: tuple, cls, **given: list[str]) -> list[str]:
+    """``command`` with the required arguments and ``given`` (field name -> tokens after the
+    flag, or the positional's tokens)."""
+    values = {name: [text] for name, text in _required(cls).items()} | given
+    argv = list(command)
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            flag = [] if f.metadata.get("positional") else [option_specs(cls)[f.name].flag]
+            argv += flag + values[f.name]
+    return argv
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _as_text(spec: OptionSpec, meta, value) -> list[str] | None:
+    """The tokens that give ``value`` on the command line (None: it cannot be written)."""
+    if value is None:
+        return [spec.nothing] if spec.nothing is not None else None
+    if spec.sequence is None:
+        return [str(value)]
+    if not value:
+        return [spec.nothing] if spec.nothing is not None else (
+            [] if meta.get("nargs") == "*" else None)
+    if meta.get("repeat"):
+        return None  # a repeated option's default is the empty list (checked below)
+    items = [str(v) for v in value]
+    return [",".join(items)] if spec.one_token else items
+
+
+@pytest.mark.parametrize("command", list(COMMAND_OPTIONS), ids=" ".join)
+def test_every_command_option_has_help_a_typed_default_and_parses_its_default(command):
+    cls = COMMAND_OPTIONS[command]
+    parser = build_parser(command[0], command[1] if len(command) > 1 else None)
+    plain = vars(parser.parse_args(_argv(command, cls)))
+    for f in dataclasses.fields(cls):
+        spec, meta = option_specs(cls)[f.name], f.metadata
+        assert meta.get("help", "").strip(), f"{f.name} has no help"
+        if f.name in _required(cls):
+            continue
+        default = _default(f)
+        # the default is of the field's type and inside its range and choices
+        assert _same_typed(convert_value(spec, default), default), (f.name, default)
+        assert _same_typed(plain[f.name], default), (f.name, plain[f.name], default)
+        if spec.kind is bool and spec.sequence is None:
+            assert default is False  # a switch: given means true
+            assert vars(parser.parse_args(_argv(command, cls, **{f.name: []})))[f.name] is True
+            continue
+        if meta.get("repeat"):  # NAME=VALUE items, kept whole (not split at commas)
+            got = parser.parse_args(_argv(command, cls) + [spec.flag, "a=1,2", spec.flag, "b=3"])
+            assert getattr(got, f.name) == ["a=1,2", "b=3"], f.name
+            continue
+        tokens = _as_text(spec, meta, default)
+        if tokens is not None:  # the default written out arrives as the default
+            got = vars(parser.parse_args(_argv(command, cls, **{f.name: tokens})))[f.name]
+            assert _same_typed(got, default), (f.name, tokens, got, default)
+
+
+@pytest.mark.parametrize("command", list(COMMAND_OPTIONS), ids=" ".join)
+def test_invalid_command_option_is_one_line_naming_the_flag(command, capsys):
+    # every invalid value of every field (by its kind: see invalid_cases), parser built once
+    cls = COMMAND_OPTIONS[command]
+    parser = build_parser(command[0], command[1] if len(command) > 1 else None)
+    for name, spec in option_specs(cls).items():
+        if spec.kind is bool and spec.sequence is None:
+            continue  # a switch takes no value
+        for bad in invalid_cases(spec):
+            with pytest.raises(SystemExit) as exit_info:
+                parser.parse_args(_argv(command, cls, **{name: [bad]}))
+            assert exit_info.value.code == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, err
+            flags = "/".join(spec.flags or [spec.flag])  # argparse names every alias
+            assert f"argument {flags}: must be " in err and repr(bad) in err, err
+
+
+def _base_help(text: str) -> str:
+    return text.split(" (default:")[0]
+
+
+def test_an_option_several_commands_share_is_declared_once():
+    # --device, --seed, --batch-size, --quiet, --out, --no-ema, --amp, --workers, --data-root,
+    # --seeds: the same spec (type, range, choices) and help in every command and trainer
+    # that has it; only the default (and --out's words for it) may differ. (The trainers'
+    # --batch-size and --out are other options: a training batch, a run folder.)
+    from robustrep.tasks.common.options import COMMANDS, SHARED
+    commands = {" ".join(c): cls for c, cls in COMMAND_OPTIONS.items()}
+    for name, (_, base_help, _, _) in (SHARED | COMMANDS).items():
+        having = {where: cls for where, cls in {**commands, **PROGRAMS}.items()
+                  if name in option_specs(cls) and (name in SHARED or where in commands)}
+        specs = {where: dataclasses.replace(option_specs(cls)[name], optional=False)
+                 for where, cls in having.items()}  # a default None is the command's own
+        assert len(set(specs.values())) <= 1, (name, specs)
+        helps = {where: _base_help({f.name: f for f in dataclasses.fields(cls)}[name]
+                                   .metadata["help"]) for where, cls in having.items()}
+        assert set(helps.values()) <= {base_help}, (name, helps)
+
+
+def test_a_model_from_elsewhere_has_the_trainers_ranges():
+    from robustrep.tasks.common.options import ModelOptions
+    for name, spec in option_specs(ModelOptions).items():
+        trained = option_specs(ClassifyConfig).get(name)
+        if trained is not None and name != "dataset":  # eval reads a subset of the datasets
+            bounds = ("kind", "sequence", "min", "max", "min_exclusive", "max_exclusive")
+            assert [getattr(spec, b) for b in bounds] == [getattr(trained, b) for b in bounds], \
+                name

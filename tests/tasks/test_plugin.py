@@ -110,3 +110,99 @@ def test_the_plugins_options_are_generated_flags(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "weight must be >= 0, got -1" in err
     assert not (tmp_path / "run").exists()
+
+
+# --- an installed package's plugin (entry points), resume, a plugin discriminator -------------
+
+
+def _fake_installed_plugin(root: Path, module: str, source: str) -> None:
+    """A distribution on ``root`` whose ``robustrep.regularizers`` entry point names ``module``."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}_dist-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}-dist\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[robustrep.regularizers]\nx = {module}\n")
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The registry re-reads its modules and entry points (then is put back as it was)."""
+    from robustrep import registry
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_LIVE", dict(registry._LIVE))
+    monkeypatch.setattr(registry, "_UNREADABLE", {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    return registry
+
+
+def test_an_installed_plugin_acts_without_the_plugin_option(tmp_path, monkeypatch,
+                                                            fresh_registry):
+    source = PLUGIN.read_text().replace('"toy"', '"eptoy"')
+    _fake_installed_plugin(tmp_path, "robustrep_ep_toy", source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "eptoy" in fresh_registry.list_regularizers("classify")
+    assert "robustrep_ep_toy" not in sys.modules  # listed from its source, imported on use
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--reg", "eptoy", "--out", str(run), *CLASSIFY]) == 0
+    assert "robustrep_ep_toy" in sys.modules
+    assert any("eptoy/loss" in r for r in _records(run))
+    monkeypatch.delitem(sys.modules, "robustrep_ep_toy")
+
+
+def test_a_broken_installed_plugin_is_named_and_breaks_nothing_else(tmp_path, monkeypatch,
+                                                                   fresh_registry):
+    _fake_installed_plugin(tmp_path, "robustrep_ep_broken", "import no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "adaptivemix" in fresh_registry.list_regularizers("classify")
+    with pytest.raises(ValueError, match="robustrep_ep_broken.*ModuleNotFoundError"):
+        fresh_registry.parse_combination("eptoy", "classify")
+
+
+def test_resuming_a_plugin_run_without_its_plugin_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--plugin", str(PLUGIN), "--reg", "toy", "--out", str(run),
+                 "--stop-after", "1", *CLASSIFY]) == 0
+    from robustrep import registry  # as a new process would be: toy not registered
+    del registry._REGISTRY["toy"], registry._LIVE["toy"]
+    del sys.modules["robustrep_plugin_toy_regularizer"]
+    capsys.readouterr()
+    assert main(["classify", "train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'toy'" in err and "--plugin" in err
+    assert main(["classify", "train", "--plugin", str(PLUGIN), "--resume", str(run),
+                 "--quiet"]) == 0
+
+
+TOY_D = '''
+import torch
+from torch import nn
+from robustrep.registry import register_discriminator
+
+
+@register_discriminator("toyd", paper="none", acts={"gan": "D function"})
+class ToyD(nn.Module):
+    """Two linear members on the flattened image.
+
+    Args:
+        image_size: input height and width.
+        in_channels: image channels.
+    """
+
+    def __init__(self, image_size: int = 16, in_channels: int = 3):
+        super().__init__()
+        self.members = nn.Linear(in_channels * image_size ** 2, 2)
+
+    def forward(self, x):
+        return self.members(x.flatten(1))
+'''
+
+
+def test_a_plugin_discriminator_replaces_d(tmp_path):
+    plugin = tmp_path / "toy_d.py"
+    plugin.write_text(TOY_D)
+    run = tmp_path / "run"
+    assert main(["gan", "train", "--plugin", str(plugin), "--reg", "toyd", "--out", str(run),
+                 *GAN]) == 0
+    d = _weights(run, "D")
+    assert set(d) == {"members.weight", "members.bias"}, set(d)
+    assert d["members.weight"].shape == (2, 1 * 16 * 16)  # built for the data: digits, 1 channel

@@ -14,7 +14,6 @@ from robustrep.tasks import cli
 from robustrep.tasks.classify.train import Trainer
 from robustrep.tasks.common.training import StopRequest
 
-from .classify.conftest import tiny_config
 
 ARGV = ["classify", "train", "--model", "test_resnet", "--image-size", "16", "--batch-size", "8",
         "--steps", "4", "--eval-every", "0", "--ckpt-every", "4", "--log-every", "1",

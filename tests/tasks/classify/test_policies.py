@@ -1,5 +1,8 @@
 """``--aa`` and ``--reprob``: timm's augmentation baselines really transform the training batch."""
 
+import random
+
+import numpy as np
 import pytest
 import torch
 
@@ -34,6 +37,32 @@ def test_aa_changes_images_and_follows_the_run_generator(aa):
     assert torch.equal(a, b)  # the same generator state, the same batch (exact resume)
     changed = (a - x).abs().flatten(1).amax(1) > 1 / 255
     assert changed.float().mean() >= 0.5
+
+
+@pytest.mark.parametrize("aa", ["rand-m9-mstd0.5", "augmix", None])
+def test_policies_leave_the_global_random_streams_alone(aa):
+    """The policies draw from Python's and NumPy's global RNGs seeded per batch; the caller's
+    streams continue afterwards exactly as if no batch had been augmented."""
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    policies = BatchPolicies(aa, 1.0, 16, (0.5,) * 3, (0.25,) * 3)
+    policies(torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)),
+             torch.Generator().manual_seed(3))
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_policies_do_not_reseed_the_gpu_streams(monkeypatch):
+    """torch.manual_seed would reseed every CUDA device's global generator (dropout on the GPU)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", calls.append)
+    BatchPolicies("rand-m9-mstd0.5", 0.0, 16, (0.5,) * 3, (0.25,) * 3)(
+        torch.rand(2, 3, 16, 16), torch.Generator().manual_seed(3))
+    assert calls == []
 
 
 def test_train_step_applies_the_policies(monkeypatch, tmp_path):

@@ -57,6 +57,30 @@ def test_lock_is_exclusive_within_one_process_and_released(tmp_path):
     run.lock().release()
 
 
+def test_a_sink_that_fails_to_close_is_a_warning_and_the_lock_still_goes(tmp_path, capsys):
+    class Broken:
+        def close(self):
+            raise OSError("disk full")
+
+    class Fine:
+        closed = 0
+
+        def close(self):
+            self.closed += 1
+
+    run = RunDir(tmp_path / "run").create()
+    lock = run.lock()
+    fine = Fine()
+    run.sinks = [Broken(), fine]
+    lock.on_release.append(run.close_sinks)
+    lock.release()
+    lock.release()  # a second release closes nothing twice
+    assert fine.closed == 1 and run.sinks == []
+    assert capsys.readouterr().err == (f"warning: could not close the Broken of {run.path}: "
+                                       f"OSError: disk full\n")
+    run.lock().release()  # the lock was released after all
+
+
 def test_stale_temp_files_are_removed_when_the_lock_is_taken(tmp_path):
     run = RunDir(tmp_path / "run").create()
     stale = [run.checkpoints / ".latest.pt.abc123.tmp", run.path / ".config.json.x.tmp"]

@@ -105,6 +105,50 @@ def test_presets_resolve_dats_table_settings(preset, reg, expected, capsys):
         n_dis=5, steps=100_000, d_width=128, g_width=256, spectral_norm=True)
 
 
+def test_reg_none_keeps_the_presets_aux_task_and_says_so(capsys):
+    """On cifar10-ssgan the rotation head is the network (SSGAN, DAT's baseline row): ``--reg
+    none`` adds nothing to it; a note names the task in effect and how to drop it."""
+    assert main(["gan", "train", "--preset", "cifar10-ssgan", "--reg", "none", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["reg"] == "ssgan"
+    assert err == ("note: --preset cifar10-ssgan includes its D auxiliary task ssgan: --reg "
+                   "none runs as --reg ssgan (--aux-task none drops it)\n")
+    assert main(["gan", "train", "--preset", "cifar10-ssgan", "--reg", "ssgan", "--dry-run"]) == 0
+    assert capsys.readouterr().err == ""  # nothing was added to what --reg says
+
+
+@pytest.mark.parametrize("reg, expected", [(None, "none"), ("dat", "dat"), ("none", "none")])
+def test_aux_task_none_drops_the_presets_aux_task(reg, expected, capsys):
+    argv = ["gan", "train", "--preset", "cifar10-infomax", "--aux-task", "none", "--dry-run"]
+    assert main(argv + (["--reg", reg] if reg else [])) == 0
+    out, err = capsys.readouterr()
+    cfg = json.loads(out)
+    assert cfg["reg"] == expected and cfg["steps"] == 100_000 and err == ""
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--preset", "cifar10-ssgan", "--aux-task", "none", "--reg", "ssgan,dat"],
+     "--aux-task none drops the D auxiliary task ssgan that --reg names"),
+    (["--resume", "RUN", "--aux-task", "none"], "drop --preset/--config/--aux-task"),
+])
+def test_aux_task_refusals_are_one_line(argv, needle, capsys):
+    assert main(["gan", "train", "--dry-run", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as info:  # argparse's own refusal, with the choices
+        main(["gan", "train", "--dry-run", "--aux-task", "ssgan"])
+    assert info.value.code == 2
+    assert "invalid choice: 'ssgan' (choose from 'preset', 'none')" in capsys.readouterr().err
+
+
+def test_help_says_which_presets_carry_an_aux_task(capsys):
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "cifar10-ssgan and cifar10-infomax include their D auxiliary task" in text
+    assert "--aux-task {preset,none}" in text
+
+
 def test_preset_trains_on_digits(tmp_path, records):
     run = tmp_path / "run"
     assert main(["gan", "train", "--preset", "cifar10-infomax", "--reg", "dat", "--dataset",
@@ -113,6 +157,7 @@ def test_preset_trains_on_digits(tmp_path, records):
                  "--out", str(run), "--quiet"]) == 0
     row = _loss_rows(records, run)[0]
     assert "loss/d/infomax" in row and "loss/g/infomax" in row
+    assert json.loads((run / "config.json").read_text())["reg"] == "infomax,dat"
 
 
 def test_fid_records_carry_images_seen(tiny_cfg, tmp_path, records):

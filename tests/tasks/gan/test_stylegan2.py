@@ -1,4 +1,4 @@
-"""StyleGAN2 training in the GAN program (the networks: tests/test_stylegan2.py): lazy
+"""StyleGAN2 training in the GAN program (the networks: tests/nets/test_stylegan2.py): lazy
 regularisation, G-EMA by images, every regularizer on its D, presets, resume, FID."""
 
 
@@ -65,6 +65,22 @@ def test_regs_run_on_stylegan2(reg, tiny_cfg, tmp_path, records, finite_losses):
     logged = {k for r in recs for k in r}
     own = {"adaptivemix": {"loss/d/am_shrink", "loss/g/am_shrink"}, "srmix": {"loss/d/mix"}}
     assert own.get(reg.split("-")[0], set()) | {"loss/d/r1"} <= logged  # each term really ran
+
+
+def test_dat_leaves_stylegan2_fakes_unclamped(tiny_cfg):
+    """StyleGAN2's G ends in a linear toRGB (no tanh): DAT must not clamp its fakes into [-1, 1].
+    The DAT row of docs/evidence/gan/stylegan2.md ran with that clamp: the fakes D saw moved by
+    0.2-0.5 per pixel on average, DAT's own step (a batch-mean gradient) by about 5e-5."""
+    from robustrep.tasks.gan.regs import build_regs
+    dat = build_regs(tiny_sg2(tiny_cfg, reg="dat")).d_inputs
+    d = torch.nn.Conv2d(1, 1, 16)
+    gen = torch.Generator().manual_seed(0)
+    x_real = torch.rand(8, 1, 16, 16, generator=gen) * 2 - 1
+    x_fake = 3 * torch.randn(8, 1, 16, 16, generator=gen)  # a young G's fakes leave [-1, 1]
+    real_adv, fake_adv = dat.d_inputs(lambda x: d(x).flatten(), x_real, x_fake, gen, model=d)
+    step = d.weight.detach().abs().expand(8, 1, 16, 16) / 8  # |grad of the batch mean|
+    torch.testing.assert_close((fake_adv - x_fake).abs(), step)
+    torch.testing.assert_close((real_adv - x_real).abs(), step)
 
 
 def test_rpgan_and_spectral_norm_are_refused(tiny_cfg):

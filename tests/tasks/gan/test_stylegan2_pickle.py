@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustrep.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from robustrep.stylegan2_pickle import StyleGAN2PickleError, load_stylegan2_pickle
 from robustrep.tasks.cli import main
 from robustrep.tasks.gan.train import train

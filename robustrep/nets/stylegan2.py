@@ -39,8 +39,8 @@ the reference's ``Discriminator.embedding``/``classifier`` split.
 Left out: the "orig"/"resnet" G variants (every published StyleGAN2 G is "skip"), the
 reference's fused CUDA kernels (``upfirdn2d``, ``bias_act``: the same arithmetic), its
 ``conv2d_gradfix`` (R1 and path length differentiate through plain autograd) and
-``fp16_channels_last``. ``tests/test_stylegan2.py`` and ``scripts/compare_stylegan2_reference.py``
-compare with the reference code on shared weights.
+``fp16_channels_last``. ``tests/nets/test_stylegan2.py`` and
+``scripts/compare_stylegan2_reference.py`` compare with the reference code on shared weights.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from robustrep.nets import _given, register_network
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -680,3 +682,34 @@ class StyleGAN2Discriminator(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         return self.head(self.features(x), c)
+
+
+# ---------------------------------------------------------------------------------------------
+# registered factories (robustrep.nets): images of ``shape = (C, R, R)``; None options keep the
+# networks' defaults
+
+
+@register_network("stylegan2", "generator")
+def stylegan2_generator(z_dim: int, shape: tuple[int, ...], c_dim: int | None = None,
+                        w_dim: int | None = None, mapping_layers: int | None = None,
+                        channel_base: int | None = None, channel_max: int | None = None,
+                        mapping_lr_mul: float | None = None, conv_clamp: float | None = None,
+                        num_fp16_res: int | None = None) -> StyleGAN2Generator:
+    """:class:`StyleGAN2Generator` for images of ``shape``."""
+    return StyleGAN2Generator(z_dim, shape[-1], shape[0], **_given(dict(
+        c_dim=c_dim, w_dim=w_dim, mapping_layers=mapping_layers, channel_base=channel_base,
+        channel_max=channel_max, mapping_lr_mul=mapping_lr_mul, conv_clamp=conv_clamp,
+        num_fp16_res=num_fp16_res)))
+
+
+@register_network("stylegan2", "discriminator")
+def stylegan2_discriminator(shape: tuple[int, ...], c_dim: int | None = None,
+                            channel_base: int | None = None, channel_max: int | None = None,
+                            mbstd_group: int | None = None, mbstd_channels: int | None = None,
+                            conv_clamp: float | None = None, architecture: str | None = None,
+                            num_fp16_res: int | None = None) -> StyleGAN2Discriminator:
+    """:class:`StyleGAN2Discriminator` for images of ``shape``."""
+    return StyleGAN2Discriminator(shape[-1], shape[0], **_given(dict(
+        c_dim=c_dim, channel_base=channel_base, channel_max=channel_max,
+        mbstd_group=mbstd_group, mbstd_channels=mbstd_channels, conv_clamp=conv_clamp,
+        architecture=architecture, num_fp16_res=num_fp16_res)))

@@ -1,4 +1,4 @@
-"""robustrep.stylegan2: shapes, the features/head split, AdaptiveMix's two-pass identity on its
+"""robustrep.nets.stylegan2: shapes, the features/head split, AdaptiveMix's two-pass identity on its
 D, demodulation, FIR resampling, style mixing."""
 
 import math
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from robustrep.adaptivemix import adaptivemix, adaptivemix_three_pass
-from robustrep.stylegan2 import (StyleGAN2Discriminator, StyleGAN2Generator, conv2d_resample,
+from robustrep.nets.stylegan2 import (StyleGAN2Discriminator, StyleGAN2Generator, conv2d_resample,
                                  fir_filter, modulated_conv2d, upfirdn2d)
 
 

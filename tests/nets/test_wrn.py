@@ -1,12 +1,12 @@
-"""robustrep.wrn: the CIFAR wide ResNets as timm models."""
+"""robustrep.nets.wrn: the CIFAR wide ResNets as timm models."""
 
 import pytest
 import timm
 import torch
 from torch import nn
 
-import robustrep.wrn  # noqa: F401 - registers the names
-from robustrep.wrn import CIFAR_MEAN, CIFAR_STD, WideBasic, WideResNet
+import robustrep.nets.wrn  # noqa: F401 - registers the names
+from robustrep.nets.wrn import CIFAR_MEAN, CIFAR_STD, WideBasic, WideResNet
 
 
 def _count(model):
@@ -50,7 +50,7 @@ def test_small_wrns(name, depth, width, params):
 
 
 def test_pretrained_cfg_carries_the_cifar_normalisation():
-    from robustrep.tasks.common.classifier import default_norm
+    from robustrep.nets.classifier import default_norm
     model = timm.create_model("wrn16_2", num_classes=3)
     cfg = model.pretrained_cfg
     assert cfg["mean"] == CIFAR_MEAN and cfg["std"] == CIFAR_STD and cfg["classifier"] == "fc"
@@ -89,3 +89,11 @@ def test_final_act_off_pools_the_raw_block_output():
 def test_bad_depth():
     with pytest.raises(ValueError, match="6n \\+ 4"):
         WideResNet(depth=20)
+
+
+def test_old_module_paths_are_the_moved_modules():
+    import robustrep
+    import robustrep.nets.stylegan2
+    import robustrep.wrn
+    assert robustrep.wrn is robustrep.nets.wrn
+    assert robustrep.stylegan2 is robustrep.nets.stylegan2  # attribute alias (no file)

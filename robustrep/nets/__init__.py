@@ -1,0 +1,115 @@
+"""Networks, one module per family, and the GAN networks by name.
+
+- :mod:`~robustrep.nets.dcgan`: DCGAN G and D (Radford et al., ICLR 2016).
+- :mod:`~robustrep.nets.sngan`: SNGAN-ResNet G and D for 32x32 (Miyato et al., ICLR 2018).
+- :mod:`~robustrep.nets.mlp`: MLP G and D for 2-D points, and RP-GAN's ensemble for them.
+- :mod:`~robustrep.nets.stylegan2`: StyleGAN2 G and D (Karras et al., CVPR 2020).
+- :mod:`~robustrep.nets.wrn`: CIFAR wide ResNets, registered with timm on import.
+- :mod:`~robustrep.nets.classifier`: a timm classifier with input normalisation inside, seen
+  through the features/head split.
+
+Networks that are a method's own (RP-GAN's projection ensemble, the UoS head) stay in the
+method's module (:mod:`robustrep.projection`, :mod:`robustrep.uos`).
+
+GAN networks are registered by family name, as timm registers models
+(``@register_network("dcgan", "generator")``), and built with :func:`create_generator` and
+:func:`create_discriminator`, which drop ``None`` options so the network's own defaults apply.
+The contract of a registered factory:
+
+- generator: ``fn(z_dim, shape, **options)`` -> a module with attribute ``z_dim`` mapping
+  ``z [B, z_dim]`` to samples ``[B, *shape]``;
+- discriminator: ``fn(shape, **options)`` -> a module mapping ``[B, *shape]`` to one logit per
+  sample ``[B]``, split as ``head(features(x))`` (:mod:`robustrep.split`); a trunk that is an
+  ``nn.Sequential`` may name, as ``local_end``, the index where its last map above 4x4 ends
+  (InfoMax-GAN's local features).
+
+``shape`` is one sample's shape: ``(C, H, W)`` for images, ``(2,)`` for points. The family
+modules are imported when a network is first asked for, so ``import robustrep.nets`` imports
+no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["register_network", "create_generator", "create_discriminator", "list_networks",
+           "network_options", "ROLES"]
+
+ROLES = ("generator", "discriminator")
+
+# The modules that register the built-in families; imported on first use.
+_MODULES = ("robustrep.nets.dcgan", "robustrep.nets.sngan", "robustrep.nets.mlp",
+            "robustrep.nets.stylegan2")
+
+_REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {role: {} for role in ROLES}
+_loaded = False
+
+
+def register_network(name: str, role: str):
+    """Decorator: register ``fn`` as the ``role`` network of family ``name``.
+
+    Raises:
+        ValueError: an unknown role, a name not of lower-case letters/digits/dashes, or a name
+            registered twice for one role.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ValueError(f"network name must be lower-case letters, digits or '-'; got {name!r}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        known = _REGISTRY[role].get(name)
+        if known is not None and known is not fn:
+            raise ValueError(f"{role} {name!r} is already registered (by {known.__module__}."
+                             f"{known.__qualname__})")
+        _REGISTRY[role][name] = fn
+        return fn
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        for module in _MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def list_networks(role: str = "generator") -> list[str]:
+    """The registered family names of ``role``, sorted."""
+    _ensure_loaded()
+    return sorted(_REGISTRY[role])
+
+
+def _factory(name: str, role: str) -> Callable[..., Any]:
+    _ensure_loaded()
+    fn = _REGISTRY[role].get(name)
+    if fn is None:
+        raise ValueError(f"unknown {role} {name!r}; registered: {', '.join(list_networks(role))}")
+    return fn
+
+
+def network_options(name: str, role: str) -> tuple[str, ...]:
+    """The options ``create_<role>(name, ...)`` takes besides ``z_dim`` and ``shape``."""
+    params = inspect.signature(_factory(name, role)).parameters
+    return tuple(p for p in params if p not in ("z_dim", "shape"))
+
+
+def create_generator(name: str, z_dim: int, shape: tuple[int, ...], **options: Any) -> Any:
+    """Generator of family ``name`` for samples of ``shape``; ``None`` options are dropped."""
+    return _factory(name, "generator")(z_dim, tuple(shape), **_given(options))
+
+
+def create_discriminator(name: str, shape: tuple[int, ...], **options: Any) -> Any:
+    """Discriminator of family ``name`` for samples of ``shape``; ``None`` options are dropped."""
+    return _factory(name, "discriminator")(tuple(shape), **_given(options))
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    # None means "the network's own default", so an unset program option never overrides it.
+    return {k: v for k, v in options.items() if v is not None}

@@ -1,0 +1,20 @@
+"""Options of ``robustrep data pack``, declared as the other commands' are (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robustrep.tasks.common.config import REQUIRED, option
+
+
+@dataclass(kw_only=True)
+class PackOptions:
+    """The options of ``robustrep data pack``."""
+
+    src: str = option(REQUIRED, "image folder: SRC/<class>/<image> or flat", positional=True,
+                      metavar="SRC")
+    zip: str = option(REQUIRED, "the zip to write (must not exist)", positional=True,
+                      metavar="OUT.zip")
+    resolution: int = option(REQUIRED, "side of the square images (stylegan2-ada trains on "
+                                       "powers of 2)", min=1)
+    channels: int = option(3, "3 (RGB) or 1 (greyscale)", (1, 3))

@@ -1,0 +1,25 @@
+"""Options of ``robustrep report``, declared as the other commands' are (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robustrep.tasks.common.config import option
+from robustrep.tasks.common.options import shared
+
+
+@dataclass(kw_only=True)
+class ReportOptions:
+    """The options of ``robustrep report``."""
+
+    quick: bool = option(False, "the baseline and AdaptiveMix on each task, 3 seeds, short runs "
+                                "(about 4 minutes on 2 cores)")
+    out: str | None = shared("out", default_help="runs/report-<time>", metavar="DIR")
+    jobs: int = option(2, "runs at a time", min=1)
+    seeds: list[int] | None = shared("seeds", None, default_help="0 1 2")
+    gan_regs: str | None = option(None, "GAN settings, each a --reg value joined by '+' for "
+                                        "combinations", metavar="R,...")
+    classify_regs: str | None = option(None, "classifier settings, as --gan-regs",
+                                       metavar="R,...")
+    collect: bool = option(False, "train nothing: read the runs already under --out")
+    dry_run: bool = option(False, "print the planned commands and exit")

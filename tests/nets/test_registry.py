@@ -1,0 +1,83 @@
+"""robustrep.nets: the GAN network registry (every family builds and runs; names refused in one
+line; None options keep the network's default)."""
+
+import pytest
+import torch
+
+from robustrep.nets import (ROLES, create_discriminator, create_generator, list_networks,
+                            network_options, register_network)
+
+# per family: one sample's shape, tiny generator options, tiny discriminator options
+TINY = {
+    "dcgan": ((1, 16, 16), dict(width=4), dict(width=4)),
+    "sngan": ((1, 32, 32), dict(width=4), dict(width=4)),
+    "mlp": ((2,), dict(width=8, depth=2), dict(width=8, depth=2)),
+    "stylegan2": ((1, 16, 16), dict(w_dim=8, mapping_layers=1, channel_base=64, channel_max=8),
+                  dict(channel_base=64, channel_max=8, mbstd_group=2)),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_family_is_listed_here(role):
+    assert list_networks(role) == sorted(TINY)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_family_builds_and_runs(name):
+    shape, g_opts, d_opts = TINY[name]
+    torch.manual_seed(0)
+    G = create_generator(name, 6, shape, **g_opts)
+    D = create_discriminator(name, shape, **d_opts).eval()
+    assert G.z_dim == 6
+    x = G(torch.randn(4, 6))
+    assert x.shape == (4, *shape) and torch.isfinite(x).all()
+    logits = D(x)
+    assert logits.shape == (4,) and torch.isfinite(logits).all()
+    assert torch.allclose(D.head(D.features(x)), logits)  # the features/head split is D
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_unknown_name_is_one_line_listing_the_names(role):
+    create = create_generator if role == "generator" else create_discriminator
+    args = (8, (3, 32, 32)) if role == "generator" else ((3, 32, 32),)
+    with pytest.raises(ValueError) as err:
+        create("biggan", *args)
+    assert str(err.value) == f"unknown {role} 'biggan'; registered: dcgan, mlp, sngan, stylegan2"
+
+
+def test_none_options_keep_the_network_default():
+    G = create_generator("dcgan", 8, (3, 16, 16), width=None)
+    assert G.blocks[-2].in_channels == 64  # DCGANGenerator's default width
+    assert create_generator("dcgan", 8, (3, 16, 16), width=4).blocks[-2].in_channels == 4
+
+
+def test_options_are_the_factory_parameters():
+    assert network_options("mlp", "discriminator") == ("width", "depth", "spectral_norm")
+    assert "num_fp16_res" in network_options("stylegan2", "generator")
+
+
+def test_bad_shape_is_refused():
+    with pytest.raises(ValueError, match=r"power of 2 >= 8, got 24"):
+        create_generator("dcgan", 8, (3, 24, 24))
+    with pytest.raises(ValueError, match="32x32 SNGAN-ResNet"):
+        create_discriminator("sngan", (3, 64, 64))
+    with pytest.raises(ValueError, match="needs one sample's shape with 1"):
+        create_generator("mlp", 8, (3, 32, 32))
+
+
+def test_registration_refuses_a_second_factory_and_bad_names():
+    with pytest.raises(ValueError, match="generator 'dcgan' is already registered"):
+        register_network("dcgan", "generator")(lambda z_dim, shape: None)
+    with pytest.raises(ValueError, match="role must be one of generator, discriminator"):
+        register_network("toy", "critic")
+    with pytest.raises(ValueError, match="lower-case"):
+        register_network("Toy", "generator")
+
+
+@pytest.mark.parametrize("name, local_end", [("dcgan", 5), ("sngan", 3)])
+def test_local_end_cuts_the_trunk_above_4x4(name, local_end):
+    """InfoMax-GAN's local features end at the last map above 4x4: 8x8 for 32x32 images."""
+    d = create_discriminator(name, (1, 32, 32), width=4)
+    assert d.local_end == local_end
+    local = d.trunk[:d.local_end](torch.randn(2, 1, 32, 32))
+    assert local.shape[-1] == 8

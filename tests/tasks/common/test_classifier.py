@@ -1,0 +1,58 @@
+"""create_classifier (robustrep.tasks.common.classifier): timm models by name, with local
+pretrained weights checked before timm sees them."""
+
+import pytest
+import timm
+import torch
+
+from robustrep.tasks.common.classifier import create_classifier
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(ValueError) as err:
+        create_classifier("resnet10", 3)
+    msg = str(err.value)
+    assert "unknown timm model 'resnet10'" in msg and "resnet10t" in msg
+    assert "timm.list_models" in msg
+
+
+def test_pretrained_from_local_file_reinitialises_head(tmp_path):
+    torch.manual_seed(1)
+    source = timm.create_model("test_resnet", num_classes=7)
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    clf = create_classifier("test_resnet", 5, in_chans=3, pretrained_file=path)
+    got, want = clf.model.state_dict(), source.state_dict()
+    head = clf.model.pretrained_cfg["classifier"] + "."
+    trunk = [k for k in want if not k.startswith(head)]
+    assert trunk and all(torch.equal(got[k], want[k]) for k in trunk)
+    assert clf.model.get_classifier().weight.shape == (5, source.num_features)
+
+
+def test_pretrained_file_adapts_to_one_channel(tmp_path):
+    source = timm.create_model("test_resnet", num_classes=7)
+    path = tmp_path / "weights.pth"
+    torch.save({"state_dict": source.state_dict()}, path)  # a checkpoint dict is accepted too
+    clf = create_classifier("test_resnet", 3, in_chans=1, pretrained_file=path)
+    conv = clf.model.pretrained_cfg["first_conv"] + ".weight"
+    assert torch.allclose(clf.model.state_dict()[conv], source.state_dict()[conv].sum(1, True))
+
+
+def test_pretrained_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        create_classifier("test_resnet", 3, pretrained_file=tmp_path / "nope.pth")
+
+
+def test_pretrained_file_of_another_model_is_refused(tmp_path):
+    path = tmp_path / "convnext.pth"
+    torch.save(timm.create_model("test_convnext").state_dict(), path)
+    with pytest.raises(ValueError, match="does not fit timm model 'test_resnet'"):
+        create_classifier("test_resnet", 3, pretrained_file=path)
+    # Same keys, wrong shapes (a wider stem):
+    sd = timm.create_model("test_resnet").state_dict()
+    key = next(k for k in sd
+               if k.endswith("weight") and sd[k].dim() == 4 and not k.startswith("conv1"))
+    sd[key] = torch.zeros(sd[key].shape[0] + 1, *sd[key].shape[1:])
+    torch.save(sd, path)
+    with pytest.raises(ValueError, match="wrong shapes"):
+        create_classifier("test_resnet", 3, pretrained_file=path)
