@@ -51,7 +51,8 @@ PRECISIONS = {"fp32": ({}, 1e-5),
 @pytest.mark.parametrize("precision", list(PRECISIONS))
 def test_compiled_stylegan2_equals_eager_and_compiles_once(precision, tiny_cfg, tmp_path,
                                                            monkeypatch):
-    """About a minute each on 2 CPU cores, nearly all of it compilation. Inductor's own random
+    """About two minutes each on 2 CPU cores with inductor's on-disk cache cold (10 s warm),
+    nearly all of it compilation. Inductor's own random
     numbers (the synthesis noise) are replaced by eager's (``fallback_random``) so that the
     runs can be compared."""
     import torch._dynamo
