@@ -336,8 +336,9 @@ def ada_augment(x: Tensor, p: float, pipeline: str | dict[str, float] = "bgc",
 class AdaptiveP:
     """The augmentation probability and the overfitting heuristic that steers it.
 
-    Call :meth:`accumulate` with D's logits of the (augmented) reals, and :meth:`step` once per
-    training iteration with the number of reals D saw in it; every ``interval`` iterations
+    Call :meth:`accumulate` with D's logits of the (augmented) reals (summed on their device,
+    read only when ``p`` is adjusted), and :meth:`step` once per training iteration with the
+    number of reals D saw in it; every ``interval`` iterations
     ``p += sign(r_t - target) * images / (kimg * 1000)``, clamped at 0 (stylegan2-ada
     ``training_loop.py``). ``target=None`` keeps ``p`` fixed. ``state_dict`` holds ``p``, the
     accumulator and the iteration count, so a resumed run continues the same schedule.
@@ -352,6 +353,18 @@ class AdaptiveP:
         self.sign_sum, self.count, self.images, self.iterations = 0.0, 0, 0, 0
 
     @property
+    def sign_sum(self) -> float:
+        """The sum of the accumulated signs; reading it reads the device once."""
+        if self._signs is not None:
+            self._sign_sum += float(self._signs)
+            self._signs = None
+        return self._sign_sum
+
+    @sign_sum.setter
+    def sign_sum(self, value: float) -> None:
+        self._sign_sum, self._signs = float(value), None
+
+    @property
     def adaptive(self) -> bool:
         return self.target is not None
 
@@ -363,7 +376,8 @@ class AdaptiveP:
         logits = real_logits.detach().float()
         if logits.dim() == 2:
             logits = logits.sum(1)
-        self.sign_sum += float(logits.sign().sum())
+        signs = logits.sign().sum(dtype=torch.float64)  # summed on the device: no host sync
+        self._signs = signs if self._signs is None else self._signs + signs
         self.count += logits.numel()
 
     def rt(self) -> float | None:

@@ -9,6 +9,7 @@ It also counts the aten operations each phase dispatches (a ``TorchDispatchMode`
 ``torch.profiler`` table of the top operators of one amortised iteration.
 
     python scripts/bench_stylegan2_step.py [--device cpu] [--res 32] [--batch 16] [--iters 5]
+                                           [--compile]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from robustrep.tasks.common.runtime import maybe_compile
 from robustrep.tasks.gan import steps
 from robustrep.tasks.gan.config import PRESETS, GanConfig
 from robustrep.tasks.gan.models import build_discriminator, build_generator
@@ -44,12 +46,13 @@ def make_context(res: int = 32, batch: int = 16, channel_base: int = 512, channe
     shape = (3, res, res)
     G, D = build_generator(cfg, shape).to(dev), build_discriminator(cfg, shape).to(dev)
     opt_g, opt_d = _optimizers(cfg, G, D)
+    gens = {"z": torch.Generator(dev).manual_seed(seed + 1),
+            "reg": torch.Generator(dev).manual_seed(seed + 2)}
     ctx = steps.StepContext(
-        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=opt_g, opt_d=opt_d,
+        cfg=cfg, G=G, D=D, g_fn=maybe_compile(steps.g_forward(cfg, G, gens["z"]), cfg.compile),
+        d_fn=maybe_compile(D, cfg.compile), opt_g=opt_g, opt_d=opt_d,
         scaler=torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16"),
-        regs=build_regs(cfg), device=dev,
-        gens={"z": torch.Generator(dev).manual_seed(seed + 1),
-              "reg": torch.Generator(dev).manual_seed(seed + 2)})
+        regs=build_regs(cfg), device=dev, gens=gens)
     real_gen = torch.Generator(dev).manual_seed(seed + 3)
     return ctx, lambda: torch.randn(batch, *shape, generator=real_gen, device=dev)
 
@@ -145,22 +148,36 @@ def main(argv=None) -> dict:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile G's training forward and D (the program's --compile); "
+                        "the first warm-up round, timed apart, compiles")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--out", default=None, help="JSON file for the figures")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    over = {"amp": args.amp} | ({"fp16_res": args.fp16_res} if args.fp16_res is not None else {})
+    over = {"amp": args.amp, "compile": args.compile} | (
+        {"fp16_res": args.fp16_res} if args.fp16_res is not None else {})
     ctx, real = make_context(args.res, args.batch, args.channel_base, args.channel_max,
                              args.device, **over)
-    ops = {phase: sum(count_ops(ctx, real, phase).values()) for phase in PHASES}
+    first = None
+    if args.compile:  # compile every phase's graphs before anything is timed or counted
+        start = time.perf_counter()
+        for phase in PHASES:
+            run_phase(ctx, real, phase)
+        first = time.perf_counter() - start
+    # aten ops of the eager step (a compiled step runs fused kernels, not counted here)
+    ops = {} if args.compile else {phase: sum(count_ops(ctx, real, phase).values())
+                                   for phase in PHASES}
     t = time_phases(ctx, real, args.iters, args.warmup)
     result = {"machine": machine(), "res": args.res, "batch": args.batch, "amp": args.amp,
-              "fp16_res": args.fp16_res, "seconds": t, "amortised_s": amortised(t),
-              "aten_ops": ops}
-    print(f"{result['machine']}; {args.res}x{args.res}, batch {args.batch}, amp {args.amp}")
+              "fp16_res": args.fp16_res, "compile": args.compile, "compile_round_s": first,
+              "seconds": t, "amortised_s": amortised(t), "aten_ops": ops}
+    print(f"{result['machine']}; {args.res}x{args.res}, batch {args.batch}, amp {args.amp}"
+          + (f", compiled (first round {first:.1f} s)" if args.compile else ""))
     for phase in PHASES:
-        print(f"  {phase:7s} {t[phase] * 1000:9.1f} ms  {ops[phase]:6d} aten ops")
+        count = f"{ops[phase]:6d} aten ops" if ops else ""
+        print(f"  {phase:7s} {t[phase] * 1000:9.1f} ms  {count}")
     print(f"  amortised iteration (R1 every 16, PL every 4): {result['amortised_s'] * 1000:.1f} ms")
     if args.profile:
         print(profile_table(ctx, real))

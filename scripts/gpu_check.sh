@@ -131,7 +131,23 @@ stage classify 60 $PY scripts/gpu_bench_programs.py classify --device $DEV --mod
 [ $SMOKE = 0 ] && stage classify_bf16_cl 40 $PY scripts/gpu_bench_programs.py classify --device $DEV \
   --model $CLS_MODEL --batch $CLS_BATCH --steps 40 --amp bf16 --channels-last
 
-# 7. torch.profiler: the top kernels of one robustrep step (amortised phases)
+# 7. --compile: the same StyleGAN2 step eager and compiled (G's training forward and D; the
+#    penalties stay eager), fp32, then compiled with bf16 autocast and fp16 blocks; each run
+#    prints its first (compiling) round apart from the timed ones
+BENCH_NET=$( [ $SMOKE = 1 ] && echo "--channel-base 256 --channel-max 32" \
+  || echo "--channel-base 16384 --channel-max 512" )
+BENCH="$PY scripts/bench_stylegan2_step.py --device $DEV --res $RES --batch $BATCH"
+BENCH="$BENCH --iters $ITERS --warmup 1 $BENCH_NET"
+if [ $SMOKE = 1 ]; then
+  stage step_compile 60 bash -c "$BENCH --fp16-res 0 --out '$OUT/step_eager.json' && \
+    $BENCH --fp16-res 0 --compile --out '$OUT/step_compiled.json'"
+else
+  stage step_compile 150 bash -c "$BENCH --fp16-res 0 --out '$OUT/step_eager.json' && \
+    $BENCH --fp16-res 0 --compile --out '$OUT/step_compiled.json' && \
+    $BENCH --fp16-res 4 --amp bf16 --compile --out '$OUT/step_compiled_bf16.json'"
+fi
+
+# 8. torch.profiler: the top kernels of one robustrep step (amortised phases)
 stage profile 60 $PY scripts/bench_stylegan2_step.py --device $DEV --res $RES --batch $BATCH \
   --iters 1 --warmup 1 --profile $( [ $SMOKE = 1 ] && echo "--channel-base 256 --channel-max 32" \
   || echo "--channel-base 16384 --channel-max 512 --fp16-res 4" )

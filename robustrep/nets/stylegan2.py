@@ -256,7 +256,8 @@ class MappingNetwork(nn.Module):
             x = layer(x)
         if self.w_avg_beta is not None and self.training and update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+                mean = x.detach().mean(0).to(self.w_avg.dtype)  # x is bf16 under autocast
+                self.w_avg.copy_(mean.lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is None:
             return x
         x = x.unsqueeze(1).repeat(1, self.num_ws, 1)

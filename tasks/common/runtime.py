@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -77,9 +78,9 @@ def to_input(x: torch.Tensor, device: torch.device, channels_last: bool = False)
     return x
 
 
-def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
-    # Double backward (R1, WGAN-GP) is not supported through AOTAutograd; callers keep an eager
-    # handle for penalties (see reference/performance.md section 5).
+def maybe_compile(module: Callable, enabled: bool) -> Callable:
+    # Double backward (R1, WGAN-GP, path length) is not supported through AOTAutograd; callers
+    # keep an eager handle for penalties (tests/tasks/gan/test_compile.py).
     return torch.compile(module) if enabled else module
 
 

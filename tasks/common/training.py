@@ -80,9 +80,10 @@ class LossMeter:
 
     def update(self, step: int, terms: dict[str, Tensor]) -> None:
         self._grow(terms)
-        present = torch.tensor([k in terms for k in self.keys], device=self.state.device)
-        vals = torch.stack([terms[k].double() if k in terms else self.state.new_zeros(())
-                            for k in self.keys])
+        # the mask from device scalars: torch.tensor(list, device=cuda) would block every step
+        one, zero = self.state.new_ones(()), self.state.new_zeros(())
+        present = torch.stack([one if k in terms else zero for k in self.keys]) > 0
+        vals = torch.stack([terms[k].double() if k in terms else zero for k in self.keys])
         finite = torch.isfinite(vals)
         new_bad = present & ~finite & (self.state[2] < 0)
         self.state[0] += torch.where(present & finite, vals, 0.0)
@@ -153,9 +154,10 @@ class TrainerBase:
 
     def check_stop(self) -> None:
         """After a step: on a pending stop signal (on any process), checkpoint and stop."""
-        flag = torch.tensor([float(self.stop.signum or 0)], device=self.dist.device)
-        signum = int(all_reduce_sum(flag).item()) if self.dist.world_size > 1 else \
-            (self.stop.signum or 0)
+        signum = self.stop.signum or 0
+        if self.dist.world_size > 1:  # every process must agree: one read per step
+            flag = torch.tensor([float(signum)], device=self.dist.device)
+            signum = int(all_reduce_sum(flag).item())
         if not signum:
             return
         signum = self.stop.signum or signal.SIGTERM  # a rank that got none follows the others

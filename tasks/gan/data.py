@@ -178,6 +178,7 @@ class BatchStream:
         item = next(self._iter)
         self.consumed += 1
         if self.data.pool is not None:
-            return self.pool[torch.as_tensor(item, device=self.device)]
+            # the indices copied without blocking: as_tensor(list, device=cuda) would wait
+            return self.pool[torch.as_tensor(item).to(self.device, non_blocking=True)]
         images = item[0] if isinstance(item, (list, tuple)) else item
         return to_model_range(images.to(self.device, non_blocking=True))

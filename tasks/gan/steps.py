@@ -111,12 +111,23 @@ def sample_z(ctx: StepContext, n: int) -> Tensor:
 
 
 def generate(ctx: StepContext, n: int) -> Tensor:
-    """``n`` fakes; a StyleGAN2 G maps with style mixing (eager: its ws feed path length)."""
-    z = sample_z(ctx, n)
-    if not _is_stylegan(ctx):
-        return ctx.g_fn(z)
-    ws = ctx.G.mapping_mixed(z, style_mixing=_style_mixing(ctx), generator=ctx.gens["z"])
-    return ctx.G.synthesis(ws)
+    """``n`` fakes through ``g_fn`` (:func:`g_forward`; compiled with ``--compile``)."""
+    return ctx.g_fn(sample_z(ctx, n))
+
+
+def g_forward(cfg, G: nn.Module, generator: torch.Generator):
+    """G's training forward ``z -> fakes``, the ``g_fn`` the D and G steps call: ``G`` itself,
+    or for StyleGAN2 style-mixed ws (its draws from ``generator``, the z stream) then the
+    synthesis. ``--compile`` compiles it whole (the draws with ``generator`` are graph breaks:
+    dynamo runs them eagerly, so they are the eager draws). The path-length penalty runs the
+    eager ``G``: AOTAutograd has no double backward."""
+    if cfg.arch != "stylegan2":
+        return G
+    mixing = _or(cfg.style_mixing, STYLE_MIXING)
+
+    def forward(z: Tensor) -> Tensor:
+        return G.synthesis(G.mapping_mixed(z, style_mixing=mixing, generator=generator))
+    return forward
 
 
 def fake_batch(ctx: StepContext, n: int) -> Tensor:
@@ -160,7 +171,7 @@ def ada_step(ctx: StepContext) -> dict[str, Tensor]:
         totals = all_reduce_sum(torch.tensor([ada.sign_sum, float(ada.count)], device=ctx.device))
         ada.sign_sum, ada.count = float(totals[0]), int(totals[1])
     ada.step(ctx.cfg.n_dis * ctx.cfg.batch_size)
-    return {"ada/p": torch.tensor(ada.p)}
+    return {"ada/p": torch.full((), ada.p, device=ctx.device)}  # with the other terms
 
 
 def d_logits(ctx: StepContext, x: Tensor, eager: bool = False) -> tuple[Tensor, dict[str, Tensor]]:

@@ -55,7 +55,7 @@ from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_r
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
 from robustrep.tasks.gan.models import build_discriminator, build_generator, generate
 from robustrep.tasks.gan.regs import build_regs
-from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update,
+from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update, g_forward,
                                        lazy_adam_kwargs, optimizer_intervals, train_iteration)
 
 GRID_SEED = EVAL_SEED + 1
@@ -109,10 +109,11 @@ class Trainer(TrainerBase):
         broadcast_module(D)
         ckpt.seed_everything(cfg.seed + self.dist.rank)
         opt_g, opt_d = _optimizers(cfg, G, D)
+        gens = self._generators()
         ctx = StepContext(
-            cfg=cfg, G=G, D=D, g_fn=maybe_compile(G, cfg.compile),
+            cfg=cfg, G=G, D=D, g_fn=maybe_compile(g_forward(cfg, G, gens["z"]), cfg.compile),
             d_fn=maybe_compile(D, cfg.compile), opt_g=opt_g, opt_d=opt_d,
-            scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=self._generators(),
+            scaler=grad_scaler(dev, cfg.amp), regs=regs, gens=gens,
             device=dev, channels_last=cfg.channels_last, ada=build_ada(cfg))
         ema = make_ema(G, cfg.ema_decay, warmup=cfg.ema_warmup)
         if init is not None and ema is not None:

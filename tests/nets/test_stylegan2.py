@@ -245,3 +245,14 @@ def test_fp16_blocks_run_in_half_and_stay_close_to_fp32():
     ref = G32(z, noise_mode="const")
     assert (img - ref).abs().max() < 0.05 * ref.abs().max()
     assert (logits - D32(ref)).abs().max() < 0.05 * D32(ref).abs().max() + 1e-3
+
+
+def test_mapping_under_bf16_autocast_updates_w_avg_in_fp32():
+    """``--amp bf16`` runs the mapping in bf16; the running w_avg stays fp32 (it failed with a
+    dtype error in the lerp before)."""
+    G, _ = _nets(16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ws = G.mapping(torch.randn(8, 16))
+    assert ws.dtype == torch.bfloat16 and G.mapping.w_avg.dtype == torch.float32
+    want = ws[:, 0].float().mean(0) * (1 - 0.995)  # lerp from zeros with beta 0.995
+    torch.testing.assert_close(G.mapping.w_avg, want, rtol=0.02, atol=1e-4)

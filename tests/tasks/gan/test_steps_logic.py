@@ -381,12 +381,12 @@ class StyleG(nn.Module):
 
 
 def sg2_ctx(**cfg):
-    G = StyleG()
+    G, cfg = StyleG(), sg2_cfg(**cfg)
+    gens = {"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)}
     return StepContext(
-        cfg=sg2_cfg(**cfg), G=G, D=LinearD(), g_fn=G, d_fn=None,
+        cfg=cfg, G=G, D=LinearD(), g_fn=steps.g_forward(cfg, G, gens["z"]), d_fn=None,
         opt_g=torch.optim.SGD(G.parameters(), lr=0.1), opt_d=None,
-        scaler=torch.amp.GradScaler("cpu", enabled=False), regs=None,
-        gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
+        scaler=torch.amp.GradScaler("cpu", enabled=False), regs=None, gens=gens,
         device=torch.device("cpu"))
 
 
@@ -634,12 +634,13 @@ def test_train_iteration_takes_path_length_on_the_g_step_schedule():
     D = nn.Sequential(nn.Flatten(), nn.Linear(4, 1), nn.Flatten(0))
     cfg = sg2_cfg(loss="ns", diffaugment=None, gp_weight=0.0, r1_gamma=0.0, n_dis=2,
                   pl_weight=1.0, pl_every=2)
+    gens = {"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)}
     ctx = StepContext(
-        cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=torch.optim.Adam(G.parameters(), lr=0.01),
+        cfg=cfg, G=G, D=D, g_fn=steps.g_forward(cfg, G, gens["z"]), d_fn=D,
+        opt_g=torch.optim.Adam(G.parameters(), lr=0.01),
         opt_d=torch.optim.SGD(D.parameters(), lr=0.01),
         scaler=torch.amp.GradScaler("cpu", enabled=False), regs=build_regs(tiny_config("grid-mlp")),
-        gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
-        device=torch.device("cpu"))
+        gens=gens, device=torch.device("cpu"))
     real = lambda: torch.rand(6, 1, 1, 4)  # noqa: E731
     logged = []
     for _ in range(3):  # G steps 0, 1, 2: path length on 0 and 2
