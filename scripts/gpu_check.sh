@@ -8,7 +8,10 @@
 #   .gpu_carry/stylegan2-ada-pytorch/   NVlabs/stylegan2-ada-pytorch (fetch tool); never committed
 #   .gpu_carry/wheels/*.whl             optional: robustrep's wheel and extras (pip wheel --no-deps .)
 # Every stage writes its own file under $OUT (default ./gpu_check_out), so a stage killed at its
-# limit loses only itself; stage limits sum to < 8 min. Each file starts with the GPU name, torch
+# limit loses only itself. The whole script stops within $BUDGET_S seconds (default 470, under
+# 8 min): each stage gets its own limit or what is left of the budget, whichever is less, and a
+# stage that would get under 20 s is skipped (named in its file); the stages run in the order of
+# what matters most (the step and sec/kimg against stylegan2-ada first). Each file starts with the GPU name, torch
 # and CUDA versions. The stylegan2-ada copy is patched in a scratch folder for torch >= 2.11:
 # InfiniteSampler calls super().__init__() without the dataset, and custom_ops uses the module
 # that torch.utils.cpp_extension.load returns instead of importlib.import_module.
@@ -24,9 +27,11 @@ REF_SRC=$ROOT/.gpu_carry/stylegan2-ada-pytorch
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TORCH_EXTENSIONS_DIR=$WORK/torch_ext TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 
+START=$(date +%s)
+BUDGET_S=${BUDGET_S:-470}
 SCALE=1  # the smoke run gets longer limits: a shared CPU is slow, the point there is the logic
 if [ $SMOKE = 1 ]; then
-  SCALE=5; DEV=cpu; RES=32; BATCH=4; STEPS=12; ITERS=1; CLS_MODEL=resnet10t; CLS_BATCH=8
+  SCALE=5; BUDGET_S=${SMOKE_BUDGET_S:-1800}; DEV=cpu; RES=32; BATCH=4; STEPS=12; ITERS=1; CLS_MODEL=resnet10t; CLS_BATCH=8
   NET="--channel-base 256 --channel-max 32 --z-dim 32 --w-dim 32 --mapping-layers 2 --mbstd 4"
   GAN_NET="--channel-base 256 --channel-max 32 --z-dim 32 --w-dim 32 --mapping-layers 2 --mbstd-group 4 --fp16-res 0"
 else
@@ -45,6 +50,13 @@ EOF
 stage() {  # stage NAME LIMIT_S COMMAND...: output to $OUT/NAME.txt, never through a pipe
   local name=$1 limit=$(( $2 * SCALE )); shift 2
   local file=$OUT/$name.txt
+  local left=$(( START + BUDGET_S - $(date +%s) ))
+  if [ $left -lt 20 ]; then
+    echo "# skipped: ${left} s of the ${BUDGET_S} s budget left (BUDGET_S=... to allow more)" > "$file"
+    echo "[$name] skipped (budget) -> $file"
+    return
+  fi
+  [ $left -lt $limit ] && limit=$left
   header > "$file" 2>&1
   echo "# \$ $*" >> "$file"
   local start=$(date +%s)
@@ -91,20 +103,13 @@ else
   echo "no $REF_SRC: the reference stages are skipped (place it with the fetch tool)" | tee "$OUT/reference_missing.txt"
 fi
 
-# 3. the GPU tests (smoke: collection only)
-if [ $SMOKE = 1 ]; then
-  stage pytest_gpu 60 $PY -m pytest -q -m gpu --collect-only -p no:cacheprovider
-else
-  stage pytest_gpu 100 $PY -m pytest -q -m gpu -p no:cacheprovider -x
-fi
-
-# 4. robustrep's full StyleGAN2 step against stylegan2-ada's networks and loss, same weights
+# 3. robustrep's full StyleGAN2 step against stylegan2-ada's networks and loss, same weights
 if [ -d "$REF" ]; then
   stage step_vs_reference 150 $PY scripts/gpu_compare_step.py --ref "$REF" --device $DEV \
     --res $RES --batch $BATCH --iters $ITERS --warmup 1 $NET --out "$OUT/step_vs_reference.json"
 fi
 
-# 5. sec/kimg: robustrep gan train against stylegan2-ada's train.py on the same PNG folder
+# 4. sec/kimg: robustrep gan train against stylegan2-ada's train.py on the same PNG folder
 DATA=$WORK/pngs
 $PY - "$DATA" $RES <<'EOF'
 import pathlib, sys
@@ -125,11 +130,16 @@ if [ $SMOKE = 0 ]; then
     --data '$DATA' --cfg paper256 --batch 32 --aug noaug --metrics none --kimg 12 --snap 1000 --gpus 1"
 fi
 
-# 6. the classifier against a bare loop of the same model on one batch already on the device
+# 5. the classifier against a bare loop of the same model on one batch already on the device
 stage classify 60 $PY scripts/gpu_bench_programs.py classify --device $DEV --model $CLS_MODEL \
   --batch $CLS_BATCH --steps 40
 [ $SMOKE = 0 ] && stage classify_bf16_cl 40 $PY scripts/gpu_bench_programs.py classify --device $DEV \
   --model $CLS_MODEL --batch $CLS_BATCH --steps 40 --amp bf16 --channels-last
+
+# 6. torch.profiler: the top kernels of one robustrep step (amortised phases)
+stage profile 60 $PY scripts/bench_stylegan2_step.py --device $DEV --res $RES --batch $BATCH \
+  --iters 1 --warmup 1 --profile $( [ $SMOKE = 1 ] && echo "--channel-base 256 --channel-max 32" \
+  || echo "--channel-base 16384 --channel-max 512 --fp16-res 4" )
 
 # 7. --compile: the same StyleGAN2 step eager and compiled (G's training forward and D; the
 #    penalties stay eager), fp32, then compiled with bf16 autocast and fp16 blocks; each run
@@ -147,10 +157,12 @@ else
     $BENCH --fp16-res 4 --amp bf16 --compile --out '$OUT/step_compiled_bf16.json'"
 fi
 
-# 8. torch.profiler: the top kernels of one robustrep step (amortised phases)
-stage profile 60 $PY scripts/bench_stylegan2_step.py --device $DEV --res $RES --batch $BATCH \
-  --iters 1 --warmup 1 --profile $( [ $SMOKE = 1 ] && echo "--channel-base 256 --channel-max 32" \
-  || echo "--channel-base 16384 --channel-max 512 --fp16-res 4" )
+# 8. the GPU tests (smoke: collection only); last, so the figures come first
+if [ $SMOKE = 1 ]; then
+  stage pytest_gpu 60 $PY -m pytest -q -m gpu --collect-only -p no:cacheprovider
+else
+  stage pytest_gpu 100 $PY -m pytest -q -m gpu -p no:cacheprovider -x
+fi
 
 rm -rf "$WORK"
 echo "figures in $OUT"
