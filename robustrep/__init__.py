@@ -63,8 +63,8 @@ _EXPORTS = {
 }
 _SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
                "losses", "split", "registry", "nets", "ssgan", "infomax")
-# old module path (``robustrep.stylegan2.X``), kept for code written before robustrep.nets
-_ALIASES = {"stylegan2": "robustrep.nets.stylegan2"}
+# old module paths (``robustrep.stylegan2.X``), kept for code written before robustrep.nets
+_ALIASES = {"stylegan2": "robustrep.nets.stylegan2", "wrn": "robustrep.nets.wrn"}
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 

@@ -96,4 +96,6 @@ def test_old_module_paths_are_the_moved_modules():
     import robustrep.nets.stylegan2
     import robustrep.wrn
     assert robustrep.wrn is robustrep.nets.wrn
-    assert robustrep.stylegan2 is robustrep.nets.stylegan2  # attribute alias (no file)
+    assert robustrep.stylegan2 is robustrep.nets.stylegan2
+    from robustrep.stylegan2 import StyleGAN2Generator
+    assert StyleGAN2Generator is robustrep.nets.stylegan2.StyleGAN2Generator
