@@ -23,13 +23,16 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import robustrep
+import robustrep.tasks
 from robustrep.tasks.classify import train as classify_train
 from robustrep.tasks.gan import train as gan_train
 
 from .classify.conftest import tiny_config as classify_config
 from .gan.conftest import tiny_config as gan_config
 
-ROOT = Path(__file__).resolve().parents[2]
+# robustrep and robustrep.tasks: the checkout's folders (editable install) or site-packages
+SOURCES = tuple(Path(m.__file__).resolve().parent for m in (robustrep, robustrep.tasks))
 READS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy",
          "nonzero"}
 ATEN_READS = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.equal",
@@ -49,8 +52,9 @@ def _where() -> str | None:
         if any(part in frame.filename and func in frame.name for part, func in EXEMPT):
             return None
         path = Path(frame.filename)
-        if path.is_relative_to(ROOT) and "tests" not in path.relative_to(ROOT).parts:
-            return f"{path.relative_to(ROOT)}:{frame.lineno} in {frame.name}"
+        for source in SOURCES:  # the package's own code, wherever it is installed
+            if path.is_relative_to(source):
+                return f"{path.relative_to(source.parent)}:{frame.lineno} in {frame.name}"
     return frames[-1].filename
 
 
