@@ -1,13 +1,16 @@
 import argparse
 import dataclasses
 import json
+import typing
 from typing import Optional
 
 import pytest
 
-from robustrep.tasks.common.config import (ConfigError, OptionValueError, add_config_args,
-                                           convert_value, load_config_file, option,
-                                           option_specs, overrides_from_args, resolve_config)
+from robustrep.tasks.common import config as C
+from robustrep.tasks.common.config import (ConfigError, OptionSpec, OptionValueError,
+                                           add_config_args, convert_value, load_config_file,
+                                           option, option_specs, overrides_from_args,
+                                           resolve_config)
 from robustrep.tasks.common.errors import UserError
 
 
@@ -185,11 +188,6 @@ def test_list_flags_take_spaces_or_commas():
 
 
 # --- what each piece must compute: accepted values, boundaries, messages --------------------------
-
-import typing  # noqa: E402
-
-from robustrep.tasks.common import config as C  # noqa: E402
-from robustrep.tasks.common.config import OptionSpec  # noqa: E402
 
 
 def _spec(kind=float, **kw):
