@@ -510,3 +510,127 @@ def test_a_saved_config_round_trips_and_names_its_source():
     assert str(err.value) == "run/config.json: steps must be an integer; got 'x'"
     with pytest.raises(ConfigError, match=r"in the saved config; did you mean 'steps'"):
         C.from_dict(Cfg, {"stepz": 1})
+
+
+def _fresh_specs(cls):
+    """option_specs without its per-class cache (each call derives every spec again)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: C.spec_from_field(f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def test_spec_from_field_reads_every_type_and_metadata_key():
+    @dataclasses.dataclass
+    class Every:
+        plain: int = 1
+        opt: float | None = option(None, "h", ("x",), min=-1, max=2, min_exclusive=True,
+                                   max_exclusive=True, finite=False, nothing="none")
+        old: Optional[str] = None  # noqa: UP007
+        mapping: dict[str, dict] = dataclasses.field(default_factory=dict)
+        bare_map: dict | None = None
+        ints: tuple[int, ...] = (1,)
+        pair: tuple[float, float] = (0.0, 1.0)
+        rep: list[int] = option([], "r", repeat=True)
+        star: list[int] = option([], "s", nargs="*")
+        token: list[int] = option([1], "t", nargs=None, flags=["--tok", "-t"])
+        plus: list[int] = option([1], "p", nargs="+")
+    s = _fresh_specs(Every)
+    assert s["plain"] == OptionSpec(name="plain", kind=int)
+    assert s["opt"] == OptionSpec(name="opt", kind=float, optional=True, choices=("x",), min=-1,
+                                  max=2, min_exclusive=True, max_exclusive=True, finite=False,
+                                  nothing="none", allow_empty=True)
+    assert s["old"] == OptionSpec(name="old", kind=str, optional=True)
+    assert s["mapping"] == OptionSpec(name="mapping", kind=dict)
+    assert s["bare_map"] == OptionSpec(name="bare_map", kind=dict, optional=True)
+    assert s["ints"] == OptionSpec(name="ints", kind=int, sequence=tuple)
+    assert s["pair"] == OptionSpec(name="pair", kind=float, sequence=tuple, length=2)
+    assert s["rep"] == OptionSpec(name="rep", kind=int, sequence=list, allow_empty=True,
+                                  split=False)
+    assert s["star"] == OptionSpec(name="star", kind=int, sequence=list, allow_empty=True)
+    assert s["token"] == OptionSpec(name="token", kind=int, sequence=list, one_token=True,
+                                    flags=("--tok", "-t"))
+    assert s["plus"] == OptionSpec(name="plus", kind=int, sequence=list)
+
+
+def test_unsupported_unions_are_named_freshly():
+    field = dataclasses.field(default=1)
+    field.name = "both"
+    with pytest.raises(TypeError) as err:
+        C.spec_from_field(field, typing.Union[int, str, None])  # noqa: UP007
+    assert str(err.value) == ("unsupported option type typing.Union[int, str, NoneType]: one type "
+                              "or one type | None")
+    with pytest.raises(TypeError, match="one type or one type"):
+        C.spec_from_field(field, int | str)
+
+
+def test_off_is_only_yaml_false_and_nothing_only_the_word():
+    onoff = _spec(str, choices=("on", "off"))
+    assert convert_value(onoff, "on") == "on" and convert_value(onoff, False) == "off"
+    listed = _spec(int, sequence=list, nothing="all", allow_empty=True)
+    assert convert_value(listed, [1, 2]) == [1, 2] and convert_value(listed, "all") == []
+
+
+def test_several_unknown_options_are_listed():
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) a, b in x; none of the 5"):
+        C.convert_values(Cfg, {"b": 1, "a": 2, "steps": 1}, lambda n: "x")
+
+
+def test_argparse_details_of_each_kind():
+    @dataclasses.dataclass
+    class Kinds:
+        count: int = option(1, "how many", flags=["--num"])
+        plain: int = 3
+        ratio: float | None = option(None, "a ratio")
+        pair: tuple[int, int] = option((1, 2), "two")
+        reps: list[int] = option([], "repeated", repeat=True)
+        star: list[int] = option([1], "any", nargs="*")
+        named: str = option("x", "named", metavar="NAME")
+        src: str = option("in.txt", "source", positional=True, metavar="SRC")
+    p = argparse.ArgumentParser()
+    add_config_args(p, Kinds)
+    a = _actions(p)
+    assert a["count"].option_strings == ["--num"]
+    assert a["plain"].help == "(default: 3)"
+    assert a["ratio"].help == "a ratio (default: None)"
+    assert a["named"].metavar == "NAME" and a["src"].metavar == "SRC"
+    assert (a["src"].nargs, a["src"].default) == ("?", "in.txt")
+    args = p.parse_args(["--num", "2", "--pair", "3", "4", "--reps", "5", "--reps", "6",
+                         "--star"])
+    assert (args.count, args.pair, args.reps, args.star, args.src) == (2, (3, 4), [5, 6], [],
+                                                                        "in.txt")
+    assert None not in [g.title for g in p._action_groups]
+    q = argparse.ArgumentParser()
+    add_config_args(q, Kinds, real_defaults=True)
+    assert "options (override the preset)" not in [g.title for g in q._action_groups]
+
+
+def test_generated_option_names_may_hold_double_underscores():
+    @dataclasses.dataclass
+    class R:
+        reg_options: dict | None = None
+    args = argparse.Namespace(reg_options=None, **{"regopt__a__w__v": 1})
+    assert overrides_from_args(R, args) == {"reg_options": {"a": {"w__v": 1}}}
+
+
+def test_config_file_syntax_errors_say_what_the_parser_found(tmp_path):
+    import yaml
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 1\nlr: [0.1\n")
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        problem = err.problem
+    with pytest.raises(ConfigError) as err:
+        load_config_file(path)
+    assert str(err.value) == f"config file {path} line 3, column 1: YAML syntax error: {problem}"
+    js = tmp_path / "c.json"
+    js.write_text('{"steps": 1, "steps": 2}')
+    with pytest.raises(ConfigError) as err:
+        load_config_file(js)
+    assert str(err.value) == f"config file {js}: option 'steps' is given twice; keep one"
+
+
+def test_a_required_option_keeps_its_help():
+    @dataclasses.dataclass
+    class D:
+        need: int = option(C.REQUIRED, "needed", min=1)
+    assert dict(dataclasses.fields(D)[0].metadata) == {"help": "needed", "min": 1}
