@@ -195,3 +195,19 @@ def test_discriminator_of_names_the_registered_discriminator():
     assert discriminator_of(["dat", "rpgan"]) == "rpgan"
     assert discriminator_of(["dat", "asgan"]) is None
     assert discriminator_of([]) is None
+
+
+@pytest.mark.parametrize("annotation, want", [
+    ("float | None", (float, True)), ("None|int", (int, True)), ("bool", (bool, False)),
+    ("str", (str, False)), ("float | int", (None, False)),
+    ("tuple[float, float] | None", (None, True)), ("", (None, False)),
+])
+def test_a_flag_holds_one_scalar_maybe_none(annotation, want):
+    from robustrep.tasks.common.regularizers import _scalar
+    assert _scalar(annotation) == want
+
+
+def test_defaults_in_help_are_rounded_floats_or_as_written():
+    from robustrep.tasks.common.regularizers import _fmt
+    assert (_fmt(8 / 255), _fmt(2), _fmt(None), _fmt((0.0, 1.0))) == (
+        "0.031373", "2", "None", "(0.0, 1.0)")
