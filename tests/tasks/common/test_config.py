@@ -634,3 +634,12 @@ def test_a_required_option_keeps_its_help():
     class D:
         need: int = option(C.REQUIRED, "needed", min=1)
     assert dict(dataclasses.fields(D)[0].metadata) == {"help": "needed", "min": 1}
+
+
+def test_a_yaml_error_without_a_position_is_still_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: 1\x07\n")  # yaml's reader refuses control characters; no line/column
+    with pytest.raises(ConfigError) as err:
+        load_config_file(path)
+    assert str(err.value) == (f"config file {path}: YAML syntax error: unacceptable character "
+                              f"#x0007: special characters are not allowed")
