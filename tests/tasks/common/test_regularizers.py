@@ -121,6 +121,7 @@ def test_no_flag_for_mapped_options_non_scalars_existing_flags_or_discriminators
     gan = _parser(program="gan")
     assert "--rpgan-impl" not in gan._option_string_actions  # a discriminator: its own options
     assert "--dat-t" in gan._option_string_actions and "--pgd-eps" not in gan._option_string_actions
+    assert "--ssgan-d-scale" in gan._option_string_actions  # the methods after rpgan too
 
 
 def test_a_method_whose_options_are_all_mapped_gets_no_section(probe):
@@ -166,6 +167,8 @@ def test_build_places_builds_by_place_in_order_and_skips_discriminators(probe):
     (name, obj), = places["feature shrinkage"]
     assert name == "test-probe" and isinstance(obj, probe)
     assert (obj.kwargs["weight"], obj.kwargs["steps"], obj.kwargs["mode"]) == (0.5, 2, "a")
+    ctx = build_places(cfg, "classify", ["test-probe"], {}, {"fuse_passes": True})
+    assert ctx["feature shrinkage"][0][1].kwargs["fuse_passes"] is True  # a derived value
     gan = build_places(_cfg(), "gan", ["rpgan", "dat"], {})
     assert list(gan) == ["D inputs"]  # rpgan is the program's D, built elsewhere
     rp = build_places(_cfg(reg_options={"rpgan": {"num_views": 2, "image_size": 16}}), "gan",
@@ -184,9 +187,9 @@ def test_build_places_failures_are_one_config_error_line(probe):
                      ["test-probe"], {})
     with pytest.raises(ConfigError, match=r"^reg_options \(--cutmix-\.\.\.\) set options of "
                                           r"cutmix, mixup, which --reg does not list "
-                                          r"\(it lists: test-probe\)$"):
+                                          r"\(it lists: test-probe, pgd\)$"):
         build_places(_cfg(reg_options={"mixup": {}, "cutmix": {}}), "classify",
-                     ["test-probe"], {})
+                     ["test-probe", "pgd"], {})
     with pytest.raises(ConfigError, match=r"\(it lists: none\)$"):
         build_places(_cfg(reg_options={"mixup": {}}), "classify", [], {})
 
