@@ -147,7 +147,7 @@ def _annotation_text(annotation: Any) -> str:
         return ""
     if isinstance(annotation, str):
         return annotation
-    if isinstance(annotation, type) and not typing.get_args(annotation):  # list[int] is a type
+    if isinstance(annotation, type) and not typing.get_args(annotation):  # list[int] is, on 3.10
         return annotation.__name__
     return str(annotation).replace("typing.", "")  # "Optional[float]", not its __name__
 
