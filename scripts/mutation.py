@@ -1,4 +1,4 @@
-"""Mutation testing of the core regularizers and the training-step code, one module at a time.
+"""Mutation testing of the core, the training steps and the option machinery, one module at a time.
 
 Runs mutmut 3 (``pip install -e '.[dev]'``) on each module below with only the tests that pin it,
 then prints the kill rate per module. A *mutant* is a one-token change of the source (``+`` for
