@@ -34,6 +34,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import typing
 from typing import Any
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
@@ -146,7 +147,9 @@ def _annotation_text(annotation: Any) -> str:
         return ""
     if isinstance(annotation, str):
         return annotation
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    if isinstance(annotation, type) and not typing.get_args(annotation):  # list[int] is, on 3.10
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")  # "Optional[float]", not its __name__
 
 
 def _live_options(cls: type) -> dict[str, OptionInfo]:

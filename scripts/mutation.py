@@ -1,4 +1,4 @@
-"""Mutation testing of the core regularizers and the training-step code, one module at a time.
+"""Mutation testing of the core, the training steps and the option machinery, one module at a time.
 
 Runs mutmut 3 (``pip install -e '.[dev]'``) on each module below with only the tests that pin it,
 then prints the kill rate per module. A *mutant* is a one-token change of the source (``+`` for
@@ -52,6 +52,9 @@ class Module:
 GAN_LOGIC = "tests/tasks/gan/test_steps_logic.py"
 CLASSIFY_LOGIC = "tests/tasks/classify/test_train_logic.py"
 _TRAIN = "robustrep.tasks.classify.train."
+PLUGIN = "tests/tasks/test_plugin.py"
+SHARED_OPTIONS = "tests/tasks/common/test_shared_options.py"
+CONFIG_TESTS = "tests/tasks/common/test_config.py"
 
 MODULES = {
     "losses": Module("robustrep/losses.py",
@@ -65,6 +68,12 @@ MODULES = {
         "robustrep/tasks/classify/train.py", (CLASSIFY_LOGIC,),
         only=(f"{_TRAIN}xǁClassifyTaskǁ*", f"{_TRAIN}x_build_task__*",
               f"{_TRAIN}xǁTrainerǁ_attack_loss__*", f"{_TRAIN}xǁTrainerǁ_adversarial__*")),
+    # the registry and the option machinery (issue 17)
+    "registry": Module("robustrep/registry.py", ("tests/test_registry.py", PLUGIN)),
+    "regularizers": Module("robustrep/tasks/common/regularizers.py",
+                           ("tests/tasks/common/test_regularizers.py", SHARED_OPTIONS, PLUGIN)),
+    "config": Module("robustrep/tasks/common/config.py", (CONFIG_TESTS,)),
+    "nets": Module("robustrep/nets/__init__.py", ("tests/nets/test_registry.py",)),
 }
 
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",

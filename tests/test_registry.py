@@ -98,8 +98,9 @@ def test_registering_twice_raises_and_one_file_plus_a_decorator_adds_a_method():
             register_regularizer("test-shrink", paper="x", acts={})(type("Other", (), {}))
         with pytest.raises(ValueError, match="cannot be combined|same place"):
             parse_combination("adaptivemix,test-shrink", "classify")
-    finally:
+    finally:  # both tables, so that running the test again in one process registers anew
         registry._REGISTRY.pop("test-shrink")
+        registry._LIVE.pop("test-shrink")
 
 
 def test_public_api_reaches_the_registry():
@@ -135,3 +136,303 @@ def test_builtin_metadata_does_not_import_torch():
             "list_regularizers(); regularizer_info('adaptivemix').options; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- registration: what a live class's decorator records ----------------------------------------
+
+
+@pytest.fixture
+def scratch():
+    """Names registered by a test are removed afterwards (both tables)."""
+    names = []
+    yield names
+    for name in names:
+        registry._REGISTRY.pop(name, None)
+        registry._LIVE.pop(name, None)
+
+
+class _Base:
+    """Base.
+
+    Args:
+        b: from the base's docstring.
+        a: shadowed by the subclass.
+    """
+
+
+def test_a_live_registration_records_names_options_and_help(scratch):
+    import typing
+    scratch += ["test-live", "test-disc"]
+
+    @register_regularizer("test-live", paper="P 2026", acts={"classify": "feature shrinkage"},
+                          excludes={"classify": ["mixup"]})
+    class Live(_Base):
+        """One line summary.
+
+        Args:
+            a: first (int).
+        """
+
+        def __init__(self, a: int, b: typing.Optional[float] = 0.5, *rest, c="x",
+                     d: float | None = None, e: list[int] = None, **more):
+            pass
+
+    info = regularizer_info("test-live")
+    assert (info.name, info.module, info.qualname) == ("test-live", __name__, Live.__qualname__)
+    assert (info.paper, info.acts, info.kind) == ("P 2026", {"classify": "feature shrinkage"},
+                                                  "regularizer")
+    assert info.excludes == {"classify": ("mixup",)}
+    assert info.summary == "One line summary."
+    assert info.options == {
+        "a": registry.OptionInfo(None, "int", "first (int)."),
+        "b": registry.OptionInfo(0.5, "Optional[float]", "from the base's docstring."),
+        "c": registry.OptionInfo("x", "", ""),
+        "d": registry.OptionInfo(None, "float | None", ""),
+        "e": registry.OptionInfo(None, "list[int]", "")}  # as the source reader writes them
+    assert registry.name_of(Live) == "test-live" and registry.name_of(_Base) is None
+
+    @registry.register_discriminator("test-disc", paper="Q", acts={"gan": "D function"},
+                                     excludes={"gan": ("dat",)})
+    class Disc:
+        def __init__(self, k: "int" = 2):
+            pass
+    info = regularizer_info("test-disc")
+    assert (info.kind, info.paper, info.excludes, info.summary) == (
+        "discriminator", "Q", {"gan": ("dat",)}, "")
+    assert info.options["k"].annotation == "int"
+
+
+def test_a_name_read_from_source_is_taken_only_by_that_class(scratch):
+    scratch.append("test-src")
+    registry._REGISTRY["test-src"] = registry.RegularizerInfo(
+        "test-src", "pkg.mod", "Cls", "p", {"classify": "feature shrinkage"})
+    with pytest.raises(ValueError) as err:
+        register_regularizer("test-src", paper="p", acts={})(type("Other", (), {}))
+    assert str(err.value) == "regularizer 'test-src' is already registered (by pkg.mod.Cls)"
+    same = type("Cls", (), {"__module__": "pkg.mod"})
+    assert register_regularizer("test-src", paper="p", acts={})(same) is same  # its import
+    assert regularizer_info("test-src").cls is same
+
+
+def test_a_bad_name_is_refused_saying_what_is_accepted():
+    with pytest.raises(ValueError) as err:
+        register_regularizer("Bad_name", paper="p", acts={})
+    assert str(err.value) == ("regularizer name must be lower-case letters, digits or '-'; "
+                              "got 'Bad_name'")
+
+
+def test_args_sections_are_read_with_continuations():
+    doc = """Summary.
+
+    Args:
+        alpha (float): first line
+            continued: still alpha.
+
+        beta: second.
+        plain text at the entry's indent
+    Returns:
+        nothing: here.
+    """
+    assert registry._arg_help(doc) == {
+        "alpha": "first line continued: still alpha.",
+        "beta": "second. plain text at the entry's indent"}
+    assert registry._arg_help(None) == {} and registry._summary(None) == ""
+    assert registry._summary("\n  Title line.\n  more\n") == "Title line."
+
+
+# --- the built-in way: a module read from its source ---------------------------------------------
+
+_SOURCE = '''
+"""A module the registry reads without importing it."""
+import functools
+from robustrep.registry import register_regularizer
+
+NAME = "test-" + "ast"
+EPS = 8 / 255
+TWO = 1 + 1
+SIX = TWO * 3
+FOUR = SIX - TWO
+NINE = 3 ** TWO
+NEG = -EPS
+PAIR = (TWO, SIX)
+LIST = [FOUR]
+TABLE = {"k": NINE, NAME: TWO}
+BROKEN = make()
+ZERO = 1 / 0
+ODD = "a" - 1
+PROG = "classify"
+
+
+def tag(*args):
+    return lambda cls: cls
+
+
+class Base:
+    """Base.
+
+    Args:
+        y: why (from the base).
+    """
+
+    def __init__(self, x: int = TWO, y=NEG, *, z: "float | None" = None, w=PAIR, v=LIST,
+                 u=TABLE, t):
+        pass
+
+
+@tag()
+@functools.lru_cache()
+@tag
+@register_regularizer(NAME, paper="P" + "aper", acts={PROG: "feature shrinkage"},
+                      excludes={PROG: [NAME]})
+class Child(Base):
+    """Child summary."""
+
+
+@register_regularizer("test-bare", paper="p", acts={"gan": "extra D term"})
+class Bare:
+    pass
+'''
+
+
+def _module(tmp_path, monkeypatch, name, source):
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_a_module_is_read_from_its_source_with_constants_and_arithmetic(tmp_path, monkeypatch):
+    import sys
+    module = _module(tmp_path, monkeypatch, "robustrep_test_ast_mod", _SOURCE)
+    child, bare = registry._read_module(module)
+    assert module not in sys.modules
+    assert (child.name, child.module, child.qualname, child.paper, child.kind) == (
+        "test-ast", module, "Child", "Paper", "regularizer")
+    assert child.acts == {"classify": "feature shrinkage"}
+    assert child.excludes == {"classify": ("test-ast",)}
+    assert child.summary == "Child summary."
+    O = registry.OptionInfo  # noqa: N806
+    assert child.options == {
+        "x": O(2, "int", ""), "y": O(-8 / 255, "", "why (from the base)."),
+        "z": O(None, "'float | None'", ""), "w": O((2, 6), "", ""), "v": O([4], "", ""),
+        "u": O({"k": 9, "test-ast": 2}, "", ""), "t": O(None, "", "")}
+    assert (bare.name, bare.options, bare.summary) == ("test-bare", {}, "")
+
+
+def test_what_the_source_reader_cannot_read_is_named(tmp_path, monkeypatch):
+    with pytest.raises(ImportError, match="^no module robustrep_no_such_module$"):
+        registry._read_module("robustrep_no_such_module")
+    module = _module(tmp_path, monkeypatch, "robustrep_test_bad_syntax", "x = (\n")
+    with pytest.raises(SyntaxError) as err:
+        registry._read_module(module)
+    assert err.value.filename == str(tmp_path / f"{module}.py")
+    source = ('from robustrep.registry import register_regularizer\n'
+              '@register_regularizer(UNKNOWN, paper="p", acts={})\nclass A:\n    pass\n')
+    module = _module(tmp_path, monkeypatch, "robustrep_test_not_literal", source)
+    with pytest.raises(registry._NotLiteral, match="^UNKNOWN$"):
+        registry._read_module(module)
+    with pytest.raises(registry._NotLiteral, match="Call"):
+        registry._eval(__import__("ast").parse("f(1)", mode="eval").body, {})
+
+
+def test_the_built_in_modules_are_read_once(monkeypatch):
+    reads = []
+    real = registry._read_module
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "_entry_point_modules", lambda: [])
+    monkeypatch.setattr(registry, "_read_module", lambda m: reads.append(m) or real(m))
+    assert "mixup" in list_regularizers()
+    list_regularizers("gan")
+    assert reads == list(registry._MODULES)
+
+
+def test_entry_points_name_modules_once_each(monkeypatch):
+    import importlib.metadata
+    eps = [type("EP", (), {"value": v}) for v in ("pkg.mod:Toy", " other.mod ", "pkg.mod")]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: eps)
+    assert registry._entry_point_modules() == ["other.mod", "pkg.mod"]
+
+
+def test_an_entry_point_that_registers_nothing_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_UNREADABLE", {})
+    empty = _module(tmp_path, monkeypatch, "robustrep_test_ep_empty", "X = 1\n")
+    registry._load_entry_point(empty)
+    noisy = _module(tmp_path, monkeypatch, "robustrep_test_ep_noisy",
+                    'raise ImportError("line one\\n   line two")\n')
+    registry._load_entry_point(noisy)
+    # read: not literal; imported: registers nothing (its decorator is a local no-op)
+    source = ('def register_regularizer(*a, **k):\n    return lambda cls: cls\n'
+              'def make():\n    return "x"\n'
+              '@register_regularizer(make(), paper="p", acts={})\nclass A:\n    pass\n')
+    odd = _module(tmp_path, monkeypatch, "robustrep_test_ep_odd", source)
+    registry._load_entry_point(odd)
+    assert registry._UNREADABLE[empty] == "it registers no regularizer"
+    assert registry._UNREADABLE[noisy] == "ImportError: line one line two"
+    assert registry._UNREADABLE[odd].startswith("_NotLiteral: Call(")
+    assert registry._unreadable_note() == "".join(
+        f"; installed plugin {m} (robustrep.regularizers) registered nothing: "
+        f"{registry._UNREADABLE[m]}" for m in (empty, noisy, odd))
+
+
+# --- messages: each names what is wrong and what is accepted -------------------------------------
+
+
+def test_unknown_names_and_options_list_what_is_accepted():
+    with pytest.raises(ValueError) as err:
+        regularizer_info("nope")
+    names = ", ".join(list_regularizers())
+    assert str(err.value) == f"unknown regularizer 'nope'; registered: {names}"
+    with pytest.raises(TypeError) as err:
+        create_regularizer("dat", zeta=1, alpha=2)
+    assert str(err.value) == ("regularizer 'dat' takes no option(s) alpha, zeta; options: t, eps, "
+                              "input_range, clamp_real")
+
+
+@pytest.mark.parametrize("text, program, message", [
+    ("pgd", "gan", "unknown regularizer 'pgd' for gan; valid: none, adaptivemix, asgan, cutmix, "
+                   "dat, infomax, mixup, rpgan, srmix, ssgan (combine with commas, e.g. "
+                   "adaptivemix,asgan)"),
+    ("asgan", "classify", "unknown regularizer 'asgan' for classify; valid: none, adaptivemix, "
+                          "cutmix, fgsm, free, mixup, pgd, srmix (combine with commas, e.g. "
+                          "mixup,pgd)"),
+    ("mixup", "ood", "program must be one of 'classify', 'gan'; got 'ood'"),
+    ("dat+asgan", "gan", "regularizers 'dat+asgan' combine dat and asgan, which act in the same "
+                         "place (D inputs); take at most one of asgan, dat"),
+    ("adaptivemix,cutmix,mixup", "classify", "adaptivemix cannot be combined with cutmix, mixup"),
+])
+def test_combination_messages_in_full(text, program, message):
+    with pytest.raises(ValueError) as err:
+        parse_combination(text, program)
+    assert str(err.value) == message
+
+
+def test_a_program_without_an_example_gets_a_generic_one(scratch):
+    scratch.append("test-toyprog")
+    register_regularizer("test-toyprog", paper="p", acts={"toyprog": "x"})(type("T", (), {}))
+    with pytest.raises(ValueError, match=r"valid: none, test-toyprog \(combine with commas, "
+                                         r"e\.g\. a,b\)$"):
+        parse_combination("nope", "toyprog")
+
+
+def test_check_places_messages_in_full(scratch):
+    scratch += ["test-nowhere", "test-lacking"]
+    check_places = registry.check_places
+    check_places(["rpgan", "dat"], "gan")
+    with pytest.raises(ValueError) as err:
+        check_places(["rpgan", "pgd"], "gan")  # a discriminator does not end the checks
+    assert str(err.value) == "regularizer 'pgd' does not act in gan"
+    register_regularizer("test-nowhere", paper="p", acts={"classify": "nowhere"})(
+        type("N", (), {}))
+    with pytest.raises(ValueError) as err:
+        check_places(["test-nowhere"], "classify")
+    assert str(err.value) == ("regularizer 'test-nowhere' names place 'nowhere' of classify, "
+                              "which classify does not have; places: input mixing, feature "
+                              "shrinkage, adversarial inputs")
+    lacking = register_regularizer("test-lacking", paper="p",
+                                   acts={"gan": "D auxiliary task"})(type("L", (), {}))
+    with pytest.raises(ValueError) as err:
+        check_places(["test-lacking"], "gan")
+    assert str(err.value) == (f"regularizer 'test-lacking' ({__name__}.L) acts in gan D "
+                              f"auxiliary task but does not implement DAuxTask (robustrep.api): "
+                              f"it needs wrap, d_aux_loss, g_aux_loss")
+    assert lacking.__name__ == "L"

@@ -81,3 +81,41 @@ def test_local_end_cuts_the_trunk_above_4x4(name, local_end):
     assert d.local_end == local_end
     local = d.trunk[:d.local_end](torch.randn(2, 1, 32, 32))
     assert local.shape[-1] == 8
+
+
+def test_discriminator_options_reach_the_network_and_none_keeps_its_default():
+    narrow = create_discriminator("dcgan", (1, 16, 16), width=4, spectral_norm=None)
+    wide = create_discriminator("dcgan", (1, 16, 16))
+    assert narrow.trunk[0].out_channels == 4 and wide.trunk[0].out_channels == 64
+
+
+def test_list_networks_defaults_to_generators_and_options_leave_out_z_dim_and_shape():
+    assert list_networks() == list_networks("generator")
+    assert network_options("mlp", "generator") == ("width", "depth")
+    assert network_options("dcgan", "discriminator")[0] == "width"
+
+
+def test_the_family_modules_are_imported_once_on_first_use(monkeypatch):
+    import importlib
+
+    import robustrep.nets as nets
+    calls = []
+    monkeypatch.setattr(nets, "_loaded", False)
+    monkeypatch.setattr(importlib, "import_module", calls.append)
+    assert list_networks("discriminator") == sorted(TINY)
+    list_networks("generator")
+    assert calls == list(nets._MODULES)
+
+
+def test_a_new_family_registers_builds_and_may_be_registered_again_by_the_same_factory():
+    import robustrep.nets as nets
+
+    def toy(z_dim, shape, scale: float = 2.0):
+        return ("toy", z_dim, shape, scale)
+    try:
+        assert register_network("test-toy", "generator")(toy) is toy
+        assert register_network("test-toy", "generator")(toy) is toy  # an import run twice
+        assert create_generator("test-toy", 3, [2], scale=None) == ("toy", 3, (2,), 2.0)
+        assert network_options("test-toy", "generator") == ("scale",)
+    finally:
+        nets._REGISTRY["generator"].pop("test-toy", None)

@@ -1,13 +1,16 @@
 import argparse
 import dataclasses
 import json
+import typing
 from typing import Optional
 
 import pytest
 
-from robustrep.tasks.common.config import (ConfigError, OptionValueError, add_config_args,
-                                           convert_value, load_config_file, option,
-                                           option_specs, overrides_from_args, resolve_config)
+from robustrep.tasks.common import config as C
+from robustrep.tasks.common.config import (ConfigError, OptionSpec, OptionValueError,
+                                           add_config_args, convert_value, load_config_file,
+                                           option, option_specs, overrides_from_args,
+                                           resolve_config)
 from robustrep.tasks.common.errors import UserError
 
 
@@ -182,3 +185,461 @@ def test_list_flags_take_spaces_or_commas():
     assert parser.parse_args(["--mean", "0.5", "0.25,0.125"]).mean == [0.5, 0.25, 0.125]
     assert parser.parse_args(["--pair", "3,4"]).pair == (3, 4)
     assert parser.parse_args(["--x", "0.5"]).x == 0.5
+
+
+# --- what each piece must compute: accepted values, boundaries, messages --------------------------
+
+
+def _spec(kind=float, **kw):
+    return OptionSpec(name="opt_name", kind=kind, **kw)
+
+
+def test_parse_literal_reads_python_literals_else_text():
+    assert C.parse_literal("3") == 3 and C.parse_literal("[1, 2]") == [1, 2]
+    assert C.parse_literal("True") is True
+    assert C.parse_literal("abc") == "abc" and C.parse_literal("1 +") == "1 +"
+
+
+def test_the_flag_is_the_name_with_dashes_unless_flags_are_given():
+    assert _spec().flag == "--opt-name"
+    assert _spec(flags=("--num", "-n")).flag == "--num"
+
+
+@pytest.mark.parametrize("kw, accepted", [
+    (dict(kind=dict), 'a mapping, e.g. {"toy": {"weight": 0.5}} (JSON on the command line)'),
+    (dict(kind=str, choices=("a", 1), nothing="none"), "one of a, 1, or none"),
+    (dict(kind=bool), "true or false"), (dict(kind=str), "a string"),
+    (dict(kind=int), "an integer"), (dict(finite=False), "a number"),
+    (dict(min=0, max=1.5), "a finite number in [0, 1.5]"),
+    (dict(min=0, max=1, min_exclusive=True, max_exclusive=True), "a finite number in (0, 1)"),
+    (dict(min=2.0), "a finite number >= 2"),
+    (dict(min=0, min_exclusive=True), "a finite number > 0"),
+    (dict(max=1), "a finite number <= 1"), (dict(max=1, max_exclusive=True), "a finite number < 1"),
+    (dict(kind=int, sequence=list),
+     "a list of values, each an integer (space- or comma-separated)"),
+    (dict(kind=int, sequence=tuple, length=2, min=0),
+     "a list of 2 values, each an integer >= 0 (space- or comma-separated)"),
+    (dict(kind=int, sequence=list, one_token=True, nothing="all"),
+     "a list of values, each an integer (comma-separated), or all"),
+    (dict(kind=str, sequence=list, split=False), "a list of values, each a string"),
+])
+def test_accepted_says_what_is_accepted(kw, accepted):
+    assert _spec(**kw).accepted() == accepted
+
+
+@dataclasses.dataclass
+class Shapes:
+    mapping: dict | None = None
+    ints: tuple[int, ...] = (1,)
+    rep: list[str] = option([], "repeated", repeat=True)
+    star: list[int] = option([], "may be empty", nargs="*")
+    token: list[int] | None = option(None, "one token", nargs=None, nothing="all", flags=["--tok"])
+
+
+def test_fields_become_specs_with_their_cli_metadata():
+    s = option_specs(Shapes)
+    assert (s["mapping"].kind, s["mapping"].optional) == (dict, True)
+    assert (s["ints"].sequence, s["ints"].length, s["ints"].kind) == (tuple, None, int)
+    rep, star, token = s["rep"], s["star"], s["token"]
+    assert (rep.allow_empty, rep.split, rep.one_token) == (True, False, False)
+    assert (star.allow_empty, star.split, star.one_token) == (True, True, False)
+    assert (token.allow_empty, token.one_token, token.nothing, token.flags) == (
+        True, True, "all", ("--tok",))
+    assert option_specs(Typed)["n"].allow_empty is False
+    assert (option_specs(Typed)["x"].min, option_specs(Typed)["x"].max_exclusive) == (0, True)
+    assert option_specs(Typed)["flag"].finite is True
+
+
+def test_unsupported_field_types_are_named():
+    @dataclasses.dataclass
+    class Two:
+        both: typing.Union[int, str] = 1  # noqa: UP007
+
+    @dataclasses.dataclass
+    class Obj:
+        thing: object = None
+    with pytest.raises(TypeError, match="one type or one type | None"):
+        option_specs(Two)
+    with pytest.raises(TypeError, match="^option thing: unsupported type"):
+        option_specs(Obj)
+
+
+def test_option_builds_fields_with_fresh_list_defaults_and_required_ones():
+    @dataclasses.dataclass
+    class D:
+        need: int = option(C.REQUIRED, "needed")
+        xs: list[int] = option([1], "xs", ("a", "b"), min=0)
+    a, b = D(need=1), D(need=2)
+    a.xs.append(2)
+    assert b.xs == [1]
+    with pytest.raises(TypeError):
+        D()
+    meta = dataclasses.fields(D)[1].metadata
+    assert dict(meta) == {"help": "xs", "min": 0, "choices": ("a", "b")}
+    with pytest.raises(TypeError) as err:
+        option(1, "x", mininum=0, zz=1)
+    assert str(err.value) == ("option(): unknown keyword(s) mininum, zz; valid: min, max, "
+                              "min_exclusive, max_exclusive, finite, flags, positional, nargs, "
+                              "repeat, nothing, metavar, group")
+
+
+@pytest.mark.parametrize("spec, raw, want", [
+    (_spec(bool), 1, True), (_spec(bool), 0, False), (_spec(bool), " Yes ", True),
+    (_spec(bool), "on", True), (_spec(bool), "no", False), (_spec(bool), "0", False),
+    (_spec(str, choices=("on", "off")), False, "off"), (_spec(str), 3, "3"),
+    (_spec(str), 0.5, "0.5"),
+    (_spec(int), " 7 ", 7), (_spec(int), "1e5", 100000), (_spec(int), 2.0, 2),
+    (_spec(float), " 2.5 ", 2.5), (_spec(float), 3, 3.0),
+    (_spec(float, finite=False), "inf", float("inf")),
+    (_spec(float, min=0), 0, 0.0), (_spec(float, max=1), 1, 1.0),
+    (_spec(int, min=1, min_exclusive=True), 2, 2), (_spec(int, max=3, max_exclusive=True), 2, 2),
+    (_spec(float, choices=(0.5, 1.0)), "0.5", 0.5),
+    (_spec(str, nothing="none", optional=True), " none ", None),
+    (_spec(int, sequence=list, nothing="none", allow_empty=True), "none", []),
+    (_spec(str, sequence=list, split=False), ("a=1,2", "b"), ["a=1,2", "b"]),
+    (_spec(int, sequence=list), ["1, 2", 3], [1, 2, 3]),
+    (_spec(int, sequence=list, allow_empty=True), "", []),
+    (_spec(dict), '{"a": {"w": 1}}', {"a": {"w": 1}}),
+])
+def test_scalar_and_list_conversion(spec, raw, want):
+    got = convert_value(spec, raw)
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize("spec, raw", [
+    (_spec(bool), "2"), (_spec(bool), 0.0), (_spec(str), True), (_spec(str, choices=("a",)), False),
+    (_spec(str), None), (_spec(str), [1]), (_spec(int), "inf"), (_spec(int), float("nan")),
+    (_spec(int), "1.5"), (_spec(float), True), (_spec(float), [1.0]), (_spec(float), "abc"),
+    (_spec(float, min=0, min_exclusive=True), 0), (_spec(float, min=0), -1e-9),
+    (_spec(float, max=1, max_exclusive=True), 1), (_spec(float, max=1), 1.0000001),
+    (_spec(float), float("inf")), (_spec(int, choices=(1, 2)), 3),
+    (_spec(int, sequence=list), ""), (_spec(int, sequence=tuple, length=2), [1]),
+    (_spec(int, sequence=list), "1,x"), (_spec(int, sequence=list, min=2), "3,1"),
+    (_spec(dict), "{bad json"), (_spec(dict), '{"a": 1}'), (_spec(dict), "[1]"),
+    (_spec(dict), {1: {}}),
+])
+def test_conversion_refuses_with_the_whole_value(spec, raw):
+    with pytest.raises(OptionValueError) as err:
+        convert_value(spec, raw)
+    assert str(err.value) == f"must be {spec.accepted()}; got {raw!r}"
+
+
+def test_mappings_are_copied():
+    inner = {"w": 1}
+    out = convert_value(_spec(dict), {"toy": inner})
+    out["toy"]["w"] = 2
+    assert inner == {"w": 1}
+
+
+def test_check_fields_converts_in_place_and_names_the_field():
+    cfg = Typed(n="4", mean="0.5,0.25")
+    C.check_fields(cfg)
+    assert (cfg.n, cfg.mean) == (4, [0.5, 0.25])
+    with pytest.raises(ConfigError) as err:
+        C.check_fields(Typed(n=0))
+    assert str(err.value) == "n must be an integer >= 1; got 0"
+
+
+def test_arg_type_converts_one_token_and_names_what_is_accepted():
+    t = C.arg_type(option_specs(Shapes)["token"])
+    assert t("all") == [] and t("1,2") == [1, 2] and t.__name__ == "int"
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        t("1,x")
+    assert str(err.value) == ("must be a list of values, each an integer (comma-separated), or "
+                              "all; got '1,x'")
+    assert C.arg_type(option_specs(Typed)["mean"])("0.5,0.25") == [0.5, 0.25]
+    assert C.arg_type(option_specs(Typed)["x"])("0.5") == 0.5
+    none_word = C.arg_type(_spec(float, optional=True, nothing="off", min=0))
+    assert none_word(" off ") is None
+    with pytest.raises(argparse.ArgumentTypeError, match="got '-1'"):
+        none_word("-1")
+
+
+def test_option_type_is_a_checked_plain_type():
+    t = C.option_type(int, min=1)
+    assert t(" 3 ") == 3 and t.__name__ == "int"
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        t("0")
+    assert str(err.value) == "must be an integer >= 1; got '0'"
+
+
+@dataclasses.dataclass
+class Cmd:
+    path: str = option(C.REQUIRED, "input", positional=True)
+    other: int = option(C.REQUIRED, "other")
+    out: str | None = option(None, "output path", positional=True, metavar="OUT")
+    am_alpha: float = option(1.0, "alpha")
+    am_beta: float | None = option(None, "beta (core: 0.5)")
+    seed: int = option(0, "seed; default: random")
+    quiet: bool = option(False, "quiet", group="Output")
+    tags: list[str] = option([], "tags", repeat=True)
+    ids: list[int] | None = option(None, "ids", nargs=None)
+    mean: list[float] = option([0.5], "mean")
+    extra: dict | None = option(None, "extra")
+    kind: str = option("a", "kind", ("a", "b"))
+
+
+def _actions(parser):
+    return {a.dest: a for a in parser._actions}
+
+
+def test_trainer_flags_default_to_none_and_state_the_default_once():
+    p = argparse.ArgumentParser()
+    add_config_args(p, Cmd, skip=("path", "out", "other"), groups={"am_": "AdaptiveMix"})
+    a = _actions(p)
+    assert "path" not in a and a["am_alpha"].default is None
+    assert a["am_alpha"].help == "alpha (default: 1.0)"
+    assert a["am_beta"].help == "beta (core: 0.5)"  # None stands for the core's value
+    assert a["seed"].help == "seed; default: random"
+    titles = {g.title: [x.dest for x in g._group_actions] for g in p._action_groups}
+    assert titles["AdaptiveMix"] == ["am_alpha", "am_beta"]
+    assert titles["Output"] == ["quiet"]
+    assert "seed" in titles["options (override the preset)"]
+    assert (a["quiet"].nargs, a["quiet"].const, a["quiet"].metavar) == ("?", True, "BOOL")
+    assert (a["tags"].metavar, a["ids"].metavar, a["mean"].metavar) == ("NAME=VALUE", "INT,...",
+                                                                        "FLOAT")
+    assert (a["extra"].metavar, a["kind"].metavar) == ("JSON", "{a,b}")
+    args = p.parse_args(["--tags", "a=1,2", "--tags", "b", "--ids", "1,2", "--mean", "1", "2,3",
+                         "--extra", '{"t": {}}', "--kind", "b"])
+    assert (args.tags, args.ids, args.mean, args.extra) == (["a=1,2", "b"], [1, 2],
+                                                            [1.0, 2.0, 3.0], {"t": {}})
+    assert p.parse_args([]).tags is None
+
+
+def test_command_flags_take_real_defaults_positionals_and_switches():
+    p = argparse.ArgumentParser()
+    add_config_args(p, Cmd, real_defaults=True)
+    a = _actions(p)
+    assert a["am_alpha"].help == "alpha" and a["am_alpha"].default == 1.0
+    assert a["other"].required and not a["am_alpha"].required
+    assert a["path"].metavar == "PATH" and a["path"].nargs is None
+    assert (a["out"].metavar, a["out"].nargs, a["out"].default) == ("OUT", "?", None)
+    args = p.parse_args(["in.txt", "--quiet", "--other", "3"])
+    assert (args.path, args.out, args.quiet, args.other, args.mean) == (
+        "in.txt", None, True, 3, [0.5])
+    assert p.parse_args(["in", "o", "--other", "1"]).quiet is False
+
+
+def test_config_files_unreadable_or_of_another_kind_are_named(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match=f"^config file {bad} cannot be read: "):
+        load_config_file(bad)
+    txt = tmp_path / "c.txt"
+    txt.write_text("a: 1")
+    with pytest.raises(ConfigError) as err:
+        load_config_file(txt)
+    assert str(err.value) == f"config file {txt} must end in .json, .yaml or .yml"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(tmp_path)  # a folder
+    yml = tmp_path / "c.yml"
+    yml.write_text("a: 1\nb:\n  c: 2\n  c: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config_file(yml)
+    assert str(err.value) == (f"config file {yml}: option 'c' is given twice (mapping at line 3);"
+                              f" keep one")
+    yml.write_text("a: [1, {b: 2}]\n")
+    assert load_config_file(yml) == {"a": [1, {"b": 2}]}
+    js = tmp_path / "d.json"
+    js.write_text("[1]")
+    with pytest.raises(ConfigError, match="must hold a mapping of option names to values$"):
+        load_config_file(js)
+
+
+def test_each_source_is_named_in_its_errors(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        resolve_config(Cfg, {"x": {"steps": "many"}}, "x")
+    assert str(err.value) == "preset 'x': steps must be an integer; got 'many'"
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) stepz in preset 'x'; did you"):
+        resolve_config(Cfg, {"x": {"stepz": 1}}, "x")
+    with pytest.raises(ConfigError) as err:
+        resolve_config(Cfg, PRESETS, None, overrides={"steps": "many"})
+    assert str(err.value) == "--steps must be an integer; got 'many'"
+    with pytest.raises(ConfigError, match=r"in the command line; did you mean 'steps'"):
+        resolve_config(Cfg, PRESETS, None, overrides={"stepz": 1})
+    with pytest.raises(ConfigError, match=r"none of the 5 options is close"):
+        resolve_config(Cfg, PRESETS, None, overrides={"qqqqqq": 1})
+
+
+def test_resolve_config_without_a_preset_keeps_the_defaults_and_checks_them():
+    assert resolve_config(Cfg, PRESETS, None) == Cfg()
+    assert resolve_config(Typed, {"p": {"n": "5"}}, "p").n == 5  # no preset field: not set
+
+    @dataclasses.dataclass
+    class BadDefault:
+        n: int = option(0, "n", min=1)
+    with pytest.raises(ConfigError, match="^n must be an integer >= 1; got 0$"):
+        resolve_config(BadDefault, {}, None)  # the resolved config is checked as a whole
+
+
+def test_generated_flags_merge_into_reg_options():
+    @dataclasses.dataclass
+    class R:
+        reg_options: dict | None = None
+        steps: int = 1
+    args = argparse.Namespace(steps=None, reg_options={"a": {"x": 1}, "b": {"y": 2}},
+                              **{"regopt__a__z": 3, "regopt__c__w_v": 4, "regopt__d__q": None})
+    assert overrides_from_args(R, args) == {
+        "reg_options": {"a": {"z": 3}, "b": {"y": 2}, "c": {"w_v": 4}}}
+    assert overrides_from_args(R, argparse.Namespace(steps=2, regopt__a__z=None)) == {"steps": 2}
+
+    @dataclasses.dataclass
+    class NoReg:
+        steps: int = 1
+    assert overrides_from_args(NoReg, argparse.Namespace(steps=None, regopt__a__z=3)) == {}
+
+
+def test_resume_message_names_each_fixed_option_and_flag():
+    from robustrep.tasks.common.config import merge_for_resume
+    saved = {"steps": 10, "lr_g": 0.1, "seed": 1, "amp": False}
+    assert merge_for_resume(saved, {"lr_g": None, "seed": 1}, (), "R") == saved
+    with pytest.raises(ConfigError) as err:
+        merge_for_resume(saved, {"seed": 2, "lr_g": 0.2, "steps": 10}, ("steps", "amp"), "R")
+    assert str(err.value) == ("cannot change lr_g, seed when resuming R: the saved config is kept, "
+                              "and these options differ from it: lr_g, seed (--lr-g, --seed). "
+                              "Options that may change: amp, steps")
+
+
+def test_a_saved_config_round_trips_and_names_its_source():
+    cfg = Cfg(steps=3, loss="hinge")
+    assert C.to_dict(cfg) == {"preset": "a", "steps": 3, "lr": 1e-3, "loss": "hinge",
+                              "amp": False}
+    assert C.from_dict(Cfg, {**C.to_dict(cfg), "steps": "4"}) == Cfg(steps=4, loss="hinge")
+    with pytest.raises(ConfigError) as err:
+        C.from_dict(Cfg, {"steps": "x"}, "run/config.json")
+    assert str(err.value) == "run/config.json: steps must be an integer; got 'x'"
+    with pytest.raises(ConfigError, match=r"in the saved config; did you mean 'steps'"):
+        C.from_dict(Cfg, {"stepz": 1})
+
+
+def _fresh_specs(cls):
+    """option_specs without its per-class cache (each call derives every spec again)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: C.spec_from_field(f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def test_spec_from_field_reads_every_type_and_metadata_key():
+    @dataclasses.dataclass
+    class Every:
+        plain: int = 1
+        opt: float | None = option(None, "h", ("x",), min=-1, max=2, min_exclusive=True,
+                                   max_exclusive=True, finite=False, nothing="none")
+        old: Optional[str] = None  # noqa: UP007
+        mapping: dict[str, dict] = dataclasses.field(default_factory=dict)
+        bare_map: dict | None = None
+        ints: tuple[int, ...] = (1,)
+        pair: tuple[float, float] = (0.0, 1.0)
+        rep: list[int] = option([], "r", repeat=True)
+        star: list[int] = option([], "s", nargs="*")
+        token: list[int] = option([1], "t", nargs=None, flags=["--tok", "-t"])
+        plus: list[int] = option([1], "p", nargs="+")
+    s = _fresh_specs(Every)
+    assert s["plain"] == OptionSpec(name="plain", kind=int)
+    assert s["opt"] == OptionSpec(name="opt", kind=float, optional=True, choices=("x",), min=-1,
+                                  max=2, min_exclusive=True, max_exclusive=True, finite=False,
+                                  nothing="none", allow_empty=True)
+    assert s["old"] == OptionSpec(name="old", kind=str, optional=True)
+    assert s["mapping"] == OptionSpec(name="mapping", kind=dict)
+    assert s["bare_map"] == OptionSpec(name="bare_map", kind=dict, optional=True)
+    assert s["ints"] == OptionSpec(name="ints", kind=int, sequence=tuple)
+    assert s["pair"] == OptionSpec(name="pair", kind=float, sequence=tuple, length=2)
+    assert s["rep"] == OptionSpec(name="rep", kind=int, sequence=list, allow_empty=True,
+                                  split=False)
+    assert s["star"] == OptionSpec(name="star", kind=int, sequence=list, allow_empty=True)
+    assert s["token"] == OptionSpec(name="token", kind=int, sequence=list, one_token=True,
+                                    flags=("--tok", "-t"))
+    assert s["plus"] == OptionSpec(name="plus", kind=int, sequence=list)
+
+
+def test_unsupported_unions_are_named_freshly():
+    field = dataclasses.field(default=1)
+    field.name = "both"
+    with pytest.raises(TypeError) as err:
+        C.spec_from_field(field, typing.Union[int, str, None])  # noqa: UP007
+    assert str(err.value) == ("unsupported option type typing.Union[int, str, NoneType]: one type "
+                              "or one type | None")
+    with pytest.raises(TypeError, match="one type or one type"):
+        C.spec_from_field(field, int | str)
+
+
+def test_off_is_only_yaml_false_and_nothing_only_the_word():
+    onoff = _spec(str, choices=("on", "off"))
+    assert convert_value(onoff, "on") == "on" and convert_value(onoff, False) == "off"
+    listed = _spec(int, sequence=list, nothing="all", allow_empty=True)
+    assert convert_value(listed, [1, 2]) == [1, 2] and convert_value(listed, "all") == []
+
+
+def test_several_unknown_options_are_listed():
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) a, b in x; none of the 5"):
+        C.convert_values(Cfg, {"b": 1, "a": 2, "steps": 1}, lambda n: "x")
+
+
+def test_argparse_details_of_each_kind():
+    @dataclasses.dataclass
+    class Kinds:
+        count: int = option(1, "how many", flags=["--num"])
+        plain: int = 3
+        ratio: float | None = option(None, "a ratio")
+        pair: tuple[int, int] = option((1, 2), "two")
+        reps: list[int] = option([], "repeated", repeat=True)
+        star: list[int] = option([1], "any", nargs="*")
+        named: str = option("x", "named", metavar="NAME")
+        src: str = option("in.txt", "source", positional=True, metavar="SRC")
+    p = argparse.ArgumentParser()
+    add_config_args(p, Kinds)
+    a = _actions(p)
+    assert a["count"].option_strings == ["--num"]
+    assert a["plain"].help == "(default: 3)"
+    assert a["ratio"].help == "a ratio (default: None)"
+    assert a["named"].metavar == "NAME" and a["src"].metavar == "SRC"
+    assert (a["src"].nargs, a["src"].default) == ("?", "in.txt")
+    args = p.parse_args(["--num", "2", "--pair", "3", "4", "--reps", "5", "--reps", "6",
+                         "--star"])
+    assert (args.count, args.pair, args.reps, args.star, args.src) == (2, (3, 4), [5, 6], [],
+                                                                        "in.txt")
+    assert None not in [g.title for g in p._action_groups]
+    q = argparse.ArgumentParser()
+    add_config_args(q, Kinds, real_defaults=True)
+    assert "options (override the preset)" not in [g.title for g in q._action_groups]
+
+
+def test_generated_option_names_may_hold_double_underscores():
+    @dataclasses.dataclass
+    class R:
+        reg_options: dict | None = None
+    args = argparse.Namespace(reg_options=None, **{"regopt__a__w__v": 1})
+    assert overrides_from_args(R, args) == {"reg_options": {"a": {"w__v": 1}}}
+
+
+def test_config_file_syntax_errors_say_what_the_parser_found(tmp_path):
+    import yaml
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 1\nlr: [0.1\n")
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        problem = err.problem
+    with pytest.raises(ConfigError) as err:
+        load_config_file(path)
+    assert str(err.value) == f"config file {path} line 3, column 1: YAML syntax error: {problem}"
+    js = tmp_path / "c.json"
+    js.write_text('{"steps": 1, "steps": 2}')
+    with pytest.raises(ConfigError) as err:
+        load_config_file(js)
+    assert str(err.value) == f"config file {js}: option 'steps' is given twice; keep one"
+
+
+def test_a_required_option_keeps_its_help():
+    @dataclasses.dataclass
+    class D:
+        need: int = option(C.REQUIRED, "needed", min=1)
+    assert dict(dataclasses.fields(D)[0].metadata) == {"help": "needed", "min": 1}
+
+
+def test_a_yaml_error_without_a_position_is_still_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: 1\x07\n")  # yaml's reader refuses control characters; no line/column
+    with pytest.raises(ConfigError) as err:
+        load_config_file(path)
+    assert str(err.value) == (f"config file {path}: YAML syntax error: unacceptable character "
+                              f"#x0007: special characters are not allowed")

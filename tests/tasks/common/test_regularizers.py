@@ -1,0 +1,216 @@
+"""tasks/common/regularizers.py: config fields and generated ``--NAME-OPTION`` flags from the
+registry, options gathered per method, objects built by place, each failure one ConfigError."""
+
+import argparse
+import dataclasses
+import types
+
+import pytest
+
+from robustrep import registry
+from robustrep.registry import register_regularizer, regularizer_info
+from robustrep.tasks.common.config import REG_OPTION_DEST, ConfigError, overrides_from_args
+from robustrep.tasks.common.regularizers import (Fixed, add_regularizer_args, build_places,
+                                                 discriminator_of, options_for, reg_option)
+
+
+@pytest.fixture
+def probe():
+    """``test-probe``: a classify feature regularizer with one option of each kind."""
+    @register_regularizer("test-probe", paper="nobody 2026",
+                          acts={"classify": "feature shrinkage"})
+    class Probe:
+        """A probe.
+
+        Args:
+            weight: factor on the term.
+            steps: how many.
+            on: a switch.
+            mode: a word.
+            cap: an optional bound.
+            span: not a scalar.
+        """
+
+        def __init__(self, weight: float = 0.123456789, steps: int = 3, on: bool = False,
+                     mode: str = "a", cap: float | None = None,
+                     span: tuple[float, float] = (0.0, 1.0), note=None, fuse_passes: bool = False):
+            if weight < 0:
+                raise ValueError(f"weight must be >= 0, got {weight}")
+            self.kwargs = dict(weight=weight, steps=steps, on=on, mode=mode, cap=cap, span=span,
+                               note=note, fuse_passes=fuse_passes)
+
+        def feature_terms(self, model, x, generator=None):
+            return {}
+    yield Probe
+    registry._REGISTRY.pop("test-probe")
+    registry._LIVE.pop("test-probe")
+
+
+def _parser(fields=None, program="classify"):
+    p = argparse.ArgumentParser()
+    add_regularizer_args(p, program, fields or {})
+    return p
+
+
+def _action(parser, flag):
+    return parser._option_string_actions[flag]
+
+
+def test_fixed_holds_its_value():
+    assert Fixed("mse").value == "mse"
+
+
+def test_reg_option_defaults_to_none_with_the_class_help_and_default():
+    field = reg_option("adaptivemix", "alpha", min=0, min_exclusive=True)
+    help_ = regularizer_info("adaptivemix").options["alpha"].help
+    assert field.default is None
+    assert field.metadata["help"] == f"{help_.rstrip('.')} (core: 1.0)"
+    assert (field.metadata["min"], field.metadata["min_exclusive"]) == (0, True)
+    assert reg_option("mixup", "partner", ("permutation", "flip")).metadata["choices"] == (
+        "permutation", "flip")
+
+
+def test_reg_option_help_rounds_floats_and_falls_back_to_the_option_name(probe):
+    assert reg_option("free", "eps").metadata["help"].endswith("(core: 0.031373)")  # 8/255
+    assert reg_option("test-probe", "steps").metadata["help"] == "how many (core: 3)"
+    registry._REGISTRY["test-probe"] = registry.RegularizerInfo(
+        "test-probe", probe.__module__, probe.__qualname__, "p", {"classify": "feature shrinkage"},
+        options={"fuse_passes": registry.OptionInfo(False, "bool", "")})
+    assert reg_option("test-probe", "fuse_passes").metadata["help"] == "fuse passes (core: False)"
+
+
+def test_generated_flags_take_the_class_signature(probe):
+    p = _parser()
+    weight = _action(p, "--test-probe-weight")
+    assert weight.dest == f"{REG_OPTION_DEST}test-probe__weight" == "regopt__test-probe__weight"
+    assert (weight.default, weight.metavar) == (None, "FLOAT")
+    assert weight.help == "factor on the term (core: 0.123457)"
+    assert _action(p, "--test-probe-steps").metavar == "INT"
+    assert _action(p, "--test-probe-mode").metavar == "STR"
+    on = _action(p, "--test-probe-on")
+    assert (on.metavar, on.nargs, on.const) == ("BOOL", "?", True)
+    assert on.help == "a switch (core: False)"
+    assert _action(p, "--test-probe-fuse-passes").help == "fuse_passes (core: False)"
+    args = p.parse_args(["--test-probe-weight", "0.5", "--test-probe-steps", "4",
+                         "--test-probe-on", "--test-probe-mode", "b", "--test-probe-cap", "2"])
+    got = {k: v for k, v in vars(args).items() if k.startswith("regopt__test-probe__")}
+    assert got == {"regopt__test-probe__weight": 0.5, "regopt__test-probe__steps": 4,
+                   "regopt__test-probe__on": True, "regopt__test-probe__mode": "b",
+                   "regopt__test-probe__cap": 2.0, "regopt__test-probe__fuse_passes": None}
+    assert type(got["regopt__test-probe__steps"]) is int
+    assert p.parse_args(["--test-probe-on", "false"]).__dict__["regopt__test-probe__on"] is False
+    with pytest.raises(SystemExit):
+        p.parse_args(["--test-probe-steps", "2.5"])
+    group = next(g for g in p._action_groups if weight in g._group_actions)
+    assert group.title == (f"--reg test-probe: further options "
+                           f"({probe.__module__}.{probe.__qualname__})")
+    assert all(a.dest.startswith("regopt__test-probe__") for a in group._group_actions)
+
+
+def test_no_flag_for_mapped_options_non_scalars_existing_flags_or_discriminators(probe):
+    p = _parser({"test-probe": {"weight": "probe_weight", "mode": Fixed("a")}})
+    assert "--test-probe-weight" not in p._option_string_actions  # a config field feeds it
+    assert "--test-probe-mode" not in p._option_string_actions
+    assert "--test-probe-steps" in p._option_string_actions
+    assert "--test-probe-span" not in p._option_string_actions  # tuple: no scalar flag
+    assert "--test-probe-note" not in p._option_string_actions  # no annotation
+    q = argparse.ArgumentParser()
+    q.add_argument("--test-probe-steps", default="mine")
+    add_regularizer_args(q, "classify", {})
+    assert q.parse_args([]).test_probe_steps == "mine"  # an existing flag is kept
+    gan = _parser(program="gan")
+    assert "--rpgan-impl" not in gan._option_string_actions  # a discriminator: its own options
+    assert "--dat-t" in gan._option_string_actions and "--pgd-eps" not in gan._option_string_actions
+    assert "--ssgan-d-scale" in gan._option_string_actions  # the methods after rpgan too
+
+
+def test_a_method_whose_options_are_all_mapped_gets_no_section(probe):
+    every = {opt: f"f_{opt}" for opt in regularizer_info("test-probe").options}
+    p = _parser({"test-probe": every})
+    assert not any("test-probe" in (g.title or "") for g in p._action_groups)
+
+
+def test_generated_flags_reach_reg_options():
+    @dataclasses.dataclass
+    class Cfg:
+        reg_options: dict | None = None
+    p = _parser()
+    args = p.parse_args(["--mixup-partner", "flip", "--pgd-steps", "3"])
+    assert overrides_from_args(Cfg, args) == {
+        "reg_options": {"mixup": {"partner": "flip"}, "pgd": {"steps": 3}}}
+
+
+def _cfg(**kw):
+    return types.SimpleNamespace(**kw)
+
+
+def test_options_for_gathers_fields_fixed_values_context_and_reg_options(probe):
+    fields = {"test-probe": {"weight": "w", "mode": Fixed("b")}}
+    cfg = _cfg(w=0.5, reg_options={"test-probe": {"steps": 9, "mode": "c"}})
+    context = {"fuse_passes": True, "unrelated": 1}
+    assert options_for(cfg, "test-probe", fields, context) == {
+        "weight": 0.5, "mode": "c", "steps": 9, "fuse_passes": True}
+    assert options_for(_cfg(w=None), "test-probe", fields) == {"weight": None, "mode": "b"}
+    # a context value never overrides what the program maps
+    assert options_for(_cfg(w=0.5), "test-probe", {"test-probe": {"fuse_passes": Fixed(False)}},
+                       {"fuse_passes": True}) == {"fuse_passes": False}
+    assert options_for(_cfg(), "test-probe", {}) == {}
+    assert options_for(_cfg(reg_options=None), "mixup", {}) == {}
+
+
+def test_build_places_builds_by_place_in_order_and_skips_discriminators(probe):
+    cfg = _cfg(w=0.5, reg_options={"test-probe": {"steps": 2}})
+    places = build_places(cfg, "classify", ["mixup", "cutmix", "test-probe"],
+                          {"test-probe": {"weight": "w"}})
+    assert list(places) == ["input mixing", "feature shrinkage"]
+    assert [n for n, _ in places["input mixing"]] == ["mixup", "cutmix"]
+    (name, obj), = places["feature shrinkage"]
+    assert name == "test-probe" and isinstance(obj, probe)
+    assert (obj.kwargs["weight"], obj.kwargs["steps"], obj.kwargs["mode"]) == (0.5, 2, "a")
+    ctx = build_places(cfg, "classify", ["test-probe"], {}, {"fuse_passes": True})
+    assert ctx["feature shrinkage"][0][1].kwargs["fuse_passes"] is True  # a derived value
+    gan = build_places(_cfg(), "gan", ["rpgan", "dat"], {})
+    assert list(gan) == ["D inputs"]  # rpgan is the program's D, built elsewhere
+    rp = build_places(_cfg(reg_options={"rpgan": {"num_views": 2, "image_size": 16}}), "gan",
+                      ["rpgan"], {}, skip_kind="none")
+    assert [n for n, _ in rp["D function"]] == ["rpgan"]
+
+
+def test_build_places_failures_are_one_config_error_line(probe):
+    with pytest.raises(ConfigError, match=r"^--reg: regularizer 'pgd' does not act in gan$"):
+        build_places(_cfg(), "gan", ["pgd"], {})
+    with pytest.raises(ConfigError, match=r"^--reg test-probe: weight must be >= 0, got -1$"):
+        build_places(_cfg(w=-1), "classify", ["test-probe"], {"test-probe": {"weight": "w"}})
+    with pytest.raises(ConfigError, match=r"^--reg test-probe: regularizer 'test-probe' takes no "
+                                          r"option\(s\) bogus"):
+        build_places(_cfg(reg_options={"test-probe": {"bogus": 1}}), "classify",
+                     ["test-probe"], {})
+    with pytest.raises(ConfigError, match=r"^reg_options \(--cutmix-\.\.\.\) set options of "
+                                          r"cutmix, mixup, which --reg does not list "
+                                          r"\(it lists: test-probe, pgd\)$"):
+        build_places(_cfg(reg_options={"mixup": {}, "cutmix": {}}), "classify",
+                     ["test-probe", "pgd"], {})
+    with pytest.raises(ConfigError, match=r"\(it lists: none\)$"):
+        build_places(_cfg(reg_options={"mixup": {}}), "classify", [], {})
+
+
+def test_discriminator_of_names_the_registered_discriminator():
+    assert discriminator_of(["dat", "rpgan"]) == "rpgan"
+    assert discriminator_of(["dat", "asgan"]) is None
+    assert discriminator_of([]) is None
+
+
+@pytest.mark.parametrize("annotation, want", [
+    ("float | None", (float, True)), ("None|int", (int, True)), ("bool", (bool, False)),
+    ("str", (str, False)), ("float | int", (None, False)),
+    ("tuple[float, float] | None", (None, True)), ("", (None, False)),
+])
+def test_a_flag_holds_one_scalar_maybe_none(annotation, want):
+    from robustrep.tasks.common.regularizers import _scalar
+    assert _scalar(annotation) == want
+
+
+def test_defaults_in_help_are_rounded_floats_or_as_written():
+    from robustrep.tasks.common.regularizers import _fmt
+    assert (_fmt(8 / 255), _fmt(2), _fmt(None), _fmt((0.0, 1.0))) == (
+        "0.031373", "2", "None", "(0.0, 1.0)")
