@@ -44,7 +44,12 @@ _SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
 def _scalar(annotation: str) -> tuple[type | None, bool]:
-    """``"float | None"`` -> ``(float, True)``; ``(None, _)`` for what a flag cannot hold."""
+    """``"float | None"`` (or ``"Optional[float]"``) -> ``(float, True)``; ``(None, _)`` for
+    what a flag cannot hold."""
+    annotation = annotation.strip()
+    for prefix in ("Optional[", "typing.Optional["):
+        if annotation.startswith(prefix) and annotation.endswith("]"):
+            annotation = annotation[len(prefix):-1] + " | None"
     parts = [p.strip() for p in annotation.split("|")]
     optional = "None" in parts
     kinds = [p for p in parts if p != "None"]

@@ -204,6 +204,8 @@ def test_discriminator_of_names_the_registered_discriminator():
     ("float | None", (float, True)), ("None|int", (int, True)), ("bool", (bool, False)),
     ("str", (str, False)), ("float | int", (None, False)),
     ("tuple[float, float] | None", (None, True)), ("", (None, False)),
+    ("Optional[float]", (float, True)), ("typing.Optional[int]", (int, True)),
+    ("Optional[tuple[int, int]]", (None, True)),
 ])
 def test_a_flag_holds_one_scalar_maybe_none(annotation, want):
     from robustrep.tasks.common.regularizers import _scalar
