@@ -25,6 +25,9 @@ class Fixed:
 # name -> {constructor option: config field name, or Fixed(value)}
 OptionFields = dict[str, dict[str, "str | Fixed"]]
 
+# A registered discriminator's input shape comes from the data, never from a flag.
+DATA_OPTIONS = ("image_size", "in_channels")
+
 
 def reg_option(name: str, opt: str, choices: tuple | None = None, **bounds: Any) -> Any:
     """A config field for option ``opt`` of registered method ``name``: default ``None`` (the
@@ -64,9 +67,10 @@ def add_regularizer_args(parser: Any, program: str, fields: OptionFields) -> Non
     from robustrep.tasks.common.config import REG_OPTION_DEST, OptionSpec, arg_type
     for name in list_regularizers(program):
         info = regularizer_info(name)
-        if info.kind != "regularizer":
-            continue
-        mapped = set(fields.get(name, {}))
+        if info.kind != "regularizer" and _built_in(info):
+            continue  # the program builds its own discriminators from its config fields
+        mapped = set(fields.get(name, {})) | set(DATA_OPTIONS if info.kind != "regularizer"
+                                                 else ())
         group = None
         for opt, oi in info.options.items():
             kind, optional = _scalar(oi.annotation)
@@ -86,6 +90,17 @@ def add_regularizer_args(parser: Any, program: str, fields: OptionFields) -> Non
             else:
                 kwargs["metavar"] = kind.__name__.upper()
             group.add_argument(flag, **kwargs)
+
+
+def _built_in(info: Any) -> bool:
+    return info.module.startswith("robustrep.")
+
+
+def discriminator_options(cfg: Any, name: str, shape: tuple[int, ...],
+                          fields: OptionFields) -> dict[str, Any]:
+    """The constructor options of registered discriminator ``name``: its ``--NAME-OPTION``
+    values, and the data's ``image_size``/``in_channels`` where the class takes them."""
+    return options_for(cfg, name, fields, dict(zip(DATA_OPTIONS, (shape[-1], shape[0]))))
 
 
 def options_for(cfg: Any, name: str, fields: OptionFields,

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from robustrep.nets import create_discriminator, create_generator, network_options
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
+from robustrep.tasks.common.config import ConfigError
 
 
 def _d_batchnorm(cfg) -> bool:
@@ -53,7 +54,7 @@ def build_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None =
                         aux_task: Any = None) -> nn.Module:
     """D for ``cfg.arch``: a FeatureSplit, or the registered discriminator ``discriminator``
     (``--reg rpgan``: the projection ensemble, with this program's options and 2-D variant; any
-    other registered one built with its defaults for the data's size and channels). A D
+    other registered one with its ``--NAME-OPTION`` values, for the data's size and channels). A D
     auxiliary task (``aux_task``, :class:`robustrep.api.DAuxTask`) wraps the D it returns, with
     its local features where the D says they end (``local_end``, :mod:`robustrep.nets`)."""
     d = _base_discriminator(cfg, shape, discriminator, generator)
@@ -68,7 +69,13 @@ def _base_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None,
         return _build_ensemble(cfg, shape, generator)
     if discriminator is not None:
         from robustrep.registry import create_regularizer
-        return create_regularizer(discriminator, image_size=shape[-1], in_channels=shape[0])
+        from robustrep.tasks.common.regularizers import discriminator_options
+        from robustrep.tasks.gan.regs import OPTION_FIELDS
+        try:
+            return create_regularizer(discriminator, **discriminator_options(
+                cfg, discriminator, shape, OPTION_FIELDS))
+        except (TypeError, ValueError) as err:  # the class's own checks of its options
+            raise ConfigError(f"--reg {discriminator}: {err}") from None
     return create_discriminator(cfg.arch, shape, **_options(cfg, "discriminator", D_FIELDS))
 
 

@@ -353,7 +353,9 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
-        build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here too
+        regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
+        if regs.discriminator is not None:  # so does a registered D's option (Trainer reseeds)
+            build_discriminator(cfg, data.shape, regs.discriminator)
         init = _init_states(cfg, data) if resume is None else None
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:

@@ -180,28 +180,42 @@ from robustrep.registry import register_discriminator
 
 @register_discriminator("toyd", paper="none", acts={"gan": "D function"})
 class ToyD(nn.Module):
-    """Two linear members on the flattened image.
+    """Linear members on the flattened image.
 
     Args:
         image_size: input height and width.
         in_channels: image channels.
+        members: number of members, >= 1.
     """
 
-    def __init__(self, image_size: int = 16, in_channels: int = 3):
+    def __init__(self, image_size: int = 16, in_channels: int = 3, members: int = 2):
         super().__init__()
-        self.members = nn.Linear(in_channels * image_size ** 2, 2)
+        if members < 1:
+            raise ValueError(f"members must be >= 1, got {members}")
+        self.members = nn.Linear(in_channels * image_size ** 2, members)
 
     def forward(self, x):
         return self.members(x.flatten(1))
 '''
 
 
-def test_a_plugin_discriminator_replaces_d(tmp_path):
+def test_a_plugin_discriminator_replaces_d_with_its_options(tmp_path, capsys):
     plugin = tmp_path / "toy_d.py"
     plugin.write_text(TOY_D)
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--plugin", str(plugin), "--help"])
+    out = capsys.readouterr().out
+    assert "--toyd-members" in out and "--toyd-image-size" not in out  # the data decides it
     run = tmp_path / "run"
-    assert main(["gan", "train", "--plugin", str(plugin), "--reg", "toyd", "--out", str(run),
-                 *GAN]) == 0
+    assert main(["gan", "train", "--plugin", str(plugin), "--reg", "toyd", "--toyd-members", "3",
+                 "--out", str(run), *GAN]) == 0
     d = _weights(run, "D")
     assert set(d) == {"members.weight", "members.bias"}, set(d)
-    assert d["members.weight"].shape == (2, 1 * 16 * 16)  # built for the data: digits, 1 channel
+    assert d["members.weight"].shape == (3, 1 * 16 * 16)  # built for the data: digits, 1 channel
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert main(["gan", "train", "--plugin", str(plugin), "--reg", "toyd", "--toyd-members", "0",
+                 "--out", str(bad), *GAN]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "members must be >= 1, got 0" in err
+    assert not bad.exists()
