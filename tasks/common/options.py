@@ -174,7 +174,6 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
     """
     from pathlib import Path
 
-    from robustrep.tasks.common.config import ConfigError
     if args.resume is None:
         return None
     if args.resume == RESUME_OUT:
