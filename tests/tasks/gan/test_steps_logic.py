@@ -841,3 +841,53 @@ def test_regularizers_without_a_term_name_log_under_default_names():
     ctx.regs = replace(ctx.regs, d_function=object())
     assert steps._d_function_term(ctx) == "d/d_function"
     assert steps._d_function_term(ctx, "g") == "g/d_function"
+
+
+class LayoutD(nn.Module):
+    """A conv D that records whether each batch it scores is channels-last."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 4)
+        self.layouts = []
+
+    def forward(self, x):
+        self.layouts.append(x.is_contiguous(memory_format=torch.channels_last))
+        return self.conv(x).flatten(1).mean(1)
+
+
+class ImageG(nn.Module):
+    z_dim = Z
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(Z, 3 * 4 * 4)
+
+    def forward(self, z):
+        return self.net(z).view(-1, 3, 4, 4)  # NCHW-contiguous
+
+
+def test_with_channels_last_d_sees_every_batch_channels_last():
+    """``--channels-last``: reals, fakes (D and G steps), extra-term batches and augmented
+    batches (ADA's and DiffAugment's translation come back NCHW) reach D channels-last."""
+
+    class Extra:  # scores an NCHW batch of its own making, as a mixing regularizer may
+        term, replaces_clean = "mix", False
+
+        def extra_d_term(self, score, x_real, x_fake, d_loss, generator):
+            return d_loss.real(score(x_real.contiguous()))
+    for aug in ("none", "translation", "ada"):
+        cfg = tiny_config(loss="ns", gp_weight=0.0, r1_gamma=0.0,
+                          diffaugment="translation" if aug == "translation" else None)
+        G, D = ImageG(), LayoutD()
+        ctx = StepContext(
+            cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=torch.optim.SGD(G.parameters(), lr=0.01),
+            opt_d=torch.optim.SGD(D.parameters(), lr=0.01),
+            scaler=torch.amp.GradScaler("cpu", enabled=False),
+            regs=replace(build_regs(cfg), extra_d_term=Extra()),
+            gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
+            device=torch.device("cpu"), channels_last=True,
+            ada=steps.AdaptiveP(p=1.0, target=None) if aug == "ada" else None)
+        d_step(ctx, torch.rand(4, 3, 4, 4))
+        g_step(ctx, 4)
+        assert D.layouts == [True] * 4, aug  # real, fake, extra term; G's fake
