@@ -63,7 +63,9 @@ MODULES = {
     "adaptivemix": Module("robustrep/adaptivemix.py", ("tests/test_adaptivemix.py",)),
     "adversarial": Module("robustrep/adversarial.py",
                           ("tests/test_adversarial.py", CLASSIFY_LOGIC)),
-    "gan_steps": Module("robustrep/tasks/gan/steps.py", (GAN_LOGIC,)),
+    "gan_steps": Module("robustrep/tasks/gan/steps.py",
+                        (GAN_LOGIC, "tests/tasks/gan/test_ada.py",
+                         "tests/tasks/gan/test_stylegan2.py", "tests/tasks/gan/test_compile.py")),
     "classify_step": Module(
         "robustrep/tasks/classify/train.py", (CLASSIFY_LOGIC,),
         only=(f"{_TRAIN}xǁClassifyTaskǁ*", f"{_TRAIN}x_build_task__*",

@@ -1,10 +1,12 @@
 """``--augment ada|fixed`` in the GAN program: ADA on everything D sees, with every --reg, its p
 adapting and resuming (the pipeline itself: tests/test_ada.py)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from robustrep.ada import AdaptiveP, ada_augment
+from robustrep.ada import ADA_INTERVAL, ADA_KIMG, ADA_TARGET, AdaptiveP, ada_augment
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.gan import steps
@@ -81,3 +83,48 @@ def test_config_errors(tiny_cfg):
     with pytest.raises(SystemExit) as exit_info:
         main(["gan", "train", "--augment", "ada", "--augment-p", "1.5", "--dry-run"])
     assert exit_info.value.code == 2
+
+
+def ada_cfg(**kw):
+    base = dict(augment="ada", augment_p=None, ada_target=None, ada_interval=None, ada_kimg=None)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_build_ada_passes_the_options_and_fixed_keeps_p():
+    assert steps.build_ada(ada_cfg(augment="none")) is None
+    state = steps.build_ada(ada_cfg())
+    assert (state.p, state.target, state.interval, state.kimg) == (0.0, 0.6, 4, 500.0)
+    assert (ADA_TARGET, ADA_INTERVAL, ADA_KIMG) == (0.6, 4, 500.0)  # stylegan2-ada's defaults
+    state = steps.build_ada(ada_cfg(augment_p=0.2, ada_target=0.7, ada_interval=8, ada_kimg=100))
+    assert (state.p, state.target, state.interval, state.kimg) == (0.2, 0.7, 8, 100)
+    fixed = steps.build_ada(ada_cfg(augment="fixed", augment_p=0.3))
+    assert fixed.p == 0.3 and fixed.target is None and not fixed.adaptive
+
+
+def test_ada_step_sums_the_heuristic_over_processes_when_p_is_due(monkeypatch):
+    """stylegan2-ada's training_loop.py: every ``ada_interval`` iterations
+    ``p += sign(r_t - target) * images / (kimg * 1000)``, ``r_t`` over every process's reals
+    (one all-reduce, only then)."""
+    reduced = []
+
+    def with_another_process(t):  # it saw 24 reals, every logit negative
+        reduced.append(t.tolist())
+        return t + torch.tensor([-24.0, 24.0])
+    monkeypatch.setattr(steps, "all_reduce_sum", with_another_process)
+    ada = AdaptiveP(p=0.5, target=0.6, interval=3, kimg=1.0)
+    ctx = SimpleNamespace(ada=ada, cfg=SimpleNamespace(n_dis=2, batch_size=4),
+                          device=torch.device("cpu"))
+    ps = []
+    for _ in range(6):
+        ada.accumulate(torch.ones(8))  # alone, r_t = 1 > 0.6 would raise p
+        ps.append(float(steps.ada_step(ctx)["ada/p"]))
+        assert len(reduced) == len(ps) // 3
+    # r_t = (24 - 24) / 48 = 0 < 0.6: down by 3 iterations x 2 D steps x 4 reals / 1000
+    assert ps == pytest.approx([0.5, 0.5, 0.476, 0.476, 0.476, 0.452])
+    assert reduced == [[24.0, 24.0], [24.0, 24.0]]
+    # the sums and the logged p live on the run's device (a meta tensor stands in for one)
+    seen = []
+    monkeypatch.setattr(steps, "all_reduce_sum", lambda t: seen.append(t.device) or torch.zeros(2))
+    ctx.device, ada.interval = torch.device("meta"), 1
+    assert steps.ada_step(ctx)["ada/p"].device.type == "meta"
+    assert [d.type for d in seen] == ["meta"]

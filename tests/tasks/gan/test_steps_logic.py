@@ -7,6 +7,7 @@ must widen ``D(real) - D(fake)`` for every loss. A swap of the real and fake ter
 and ``1 - lam`` in the mixed term, turns these directions round.
 """
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ from torch import nn
 from robustrep import losses
 from robustrep.adversarial import asgan_perturb, dat_perturb
 from robustrep.diffaugment import diff_augment
+from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
                                   ensemble_real_loss)
 from robustrep.tasks.gan import steps
@@ -706,3 +708,186 @@ def test_lazy_r1_step_leaves_parameters_it_does_not_reach_without_a_gradient():
     assert ctx.D.net.bias.grad is None and ctx.D.net.weight.grad is not None
     assert ctx.opt_d.state[ctx.D.net.bias]["step"] == 1
     assert ctx.opt_d.state[ctx.D.net.weight]["step"] == 2
+
+
+class NanInfGrad(nn.Module):
+    """``w`` gets the gradient ``[nan, inf, -inf, 2]`` from :meth:`loss`; ``unused`` none."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(4))
+        self.unused = nn.Parameter(torch.ones(2))
+
+    def loss(self):
+        return (self.w * torch.tensor([float("nan"), float("inf"), -float("inf"), 2.0])).sum()
+
+
+def fp16_ctx(fp16_res=4, scaler_on=False):
+    scaler = (SimpleNamespace(is_enabled=lambda: True) if scaler_on
+              else torch.amp.GradScaler("cpu", enabled=False))
+    return SimpleNamespace(cfg=SimpleNamespace(fp16_res=fp16_res), scaler=scaler)
+
+
+def test_fp16_blocks_without_a_scaler_turn_nan_and_inf_grads_into_0_and_1e5():
+    """stylegan2-ada's training_loop.py: ``nan_to_num(grad, nan=0, posinf=1e5, neginf=-1e5)``
+    in place, on the stepped network's gradients, before the optimizer step."""
+    m = NanInfGrad()
+    m.loss().backward()
+    grad = m.w.grad
+    steps._fp16_grads_finite(fp16_ctx(), m)
+    assert m.w.grad is grad and m.unused.grad is None
+    assert m.w.grad.tolist() == [0.0, 1e5, -1e5, 2.0]
+    # through an update: SGD with lr 1 from w = 0 moves w by minus the cleaned gradient
+    m = NanInfGrad()
+    steps._backward_step(fp16_ctx(), m.loss(), m, torch.optim.SGD(m.parameters(), lr=1.0))
+    assert m.w.tolist() == [0.0, -1e5, 1e5, -2.0] and m.unused.tolist() == [1.0, 1.0]
+    # no fp16 blocks, or a loss scaler (it must see the infs to skip the step): left alone
+    for ctx in (fp16_ctx(fp16_res=None), fp16_ctx(fp16_res=0), fp16_ctx(scaler_on=True)):
+        m = NanInfGrad()
+        m.loss().backward()
+        steps._fp16_grads_finite(ctx, m)
+        assert m.w.grad[0].isnan() and m.w.grad[1:3].isinf().all()
+
+
+def test_each_update_all_reduces_the_gradients_of_the_network_it_steps(monkeypatch):
+    reduced = []
+    monkeypatch.setattr(steps, "all_reduce_grads", reduced.append)
+    ctx = make_ctx("ns", r1_gamma=1.0, r1_every=2, lazy_reg=True)
+    d_step(ctx, real_batch())  # the main D step, then lazy R1's (due at D step 0)
+    g_step(ctx, B)
+    assert reduced == [ctx.D, ctx.D, ctx.G]
+    ctx = sg2_ctx(pl_every=1)
+    steps.g_reg_step(ctx, 8, iteration=0)
+    assert reduced[-1] is ctx.G
+
+
+def record_phases(monkeypatch, seen):
+    monkeypatch.setattr(steps, "d_step", lambda c, x: seen.append(("D", x)) or {})
+    monkeypatch.setattr(steps, "g_step", lambda c, b: seen.append(("G", b)) or {})
+    monkeypatch.setattr(steps, "g_reg_step", lambda c, b, i: seen.append(("Greg", b, i)) or {})
+
+
+def test_train_iteration_off_stylegan2_takes_the_d_steps_before_g(monkeypatch):
+    """D first (``n_dis`` fresh batches), then G on the last batch's size and its penalty step
+    with the G step's index."""
+    seen, batches = [], iter([torch.zeros(6, 2), torch.ones(5, 2)])
+    record_phases(monkeypatch, seen)
+    ctx = make_ctx("ns", n_dis=2)
+    ctx.d_steps = 4  # the third iteration
+    steps.train_iteration(ctx, lambda: next(batches))
+    assert [s[0] for s in seen] == ["D", "D", "G", "Greg"]
+    assert seen[1][1].sum() == 10 and seen[2:] == [("G", 5), ("Greg", 5, 2)]
+
+
+def test_stylegan2_iteration_gives_its_first_batch_to_g_and_the_first_d_step(monkeypatch):
+    seen, batches = [], [torch.zeros(6, 1, 1, 4), torch.ones(5, 1, 1, 4)]
+    feed = iter(batches)
+    record_phases(monkeypatch, seen)
+    ctx = sg2_ctx(n_dis=2)
+    ctx.d_steps = 6
+    steps.stylegan2_iteration(ctx, lambda: next(feed))
+    assert seen[:2] == [("G", 6), ("Greg", 6, 3)] and len(seen) == 4
+    assert seen[2][1] is batches[0] and seen[3][1] is batches[1]
+
+
+def test_the_extra_terms_d_loss_is_the_runs_real_fake_and_mixed_terms():
+    dl = steps.DLoss(make_ctx("hinge"))
+    logits, lam = torch.tensor([-1.5, 0.2, 2.0]), torch.tensor([0.1, 0.5, 0.9])
+    torch.testing.assert_close(dl.real(logits), losses.loss_real(logits, "hinge").mean())
+    torch.testing.assert_close(dl.fake(logits), losses.loss_fake(logits, "hinge").mean())
+    torch.testing.assert_close(dl.mixed(logits, lam), mixed_gan_loss(logits, lam, "hinge").mean())
+
+
+class StubAux:
+    """A D auxiliary task that records what it is given and returns fp64 constants."""
+
+    term = "rot"
+
+    def __init__(self):
+        self.calls = []
+
+    def d_aux_loss(self, D, x):
+        self.calls.append(("d", D, x))
+        return torch.tensor(1.5, dtype=torch.float64)
+
+    def g_aux_loss(self, D, x):
+        self.calls.append(("g", D, x))
+        return torch.tensor(2.5, dtype=torch.float64)
+
+
+def test_the_aux_task_scores_the_clean_reals_and_the_fakes_with_d():
+    ctx = make_ctx("ns")
+    aux = StubAux()
+    ctx.regs = replace(ctx.regs, aux_task=aux)
+    x_real, x_fake = real_batch(), fakes_of_next_step(ctx)
+    terms = d_step(ctx, x_real)
+    g_terms = steps.g_loss_adv(ctx, x_fake)
+    assert terms["d/rot"].dtype == g_terms["g/rot"].dtype == torch.float32
+    assert float(terms["d/rot"]) == 1.5 and float(g_terms["g/rot"]) == 2.5
+    assert [c[0] for c in aux.calls] == ["d", "g"]
+    assert aux.calls[0][1] is ctx.D and aux.calls[0][2] is x_real
+    assert aux.calls[1][1] is ctx.D and aux.calls[1][2] is x_fake
+
+
+def test_regularizers_without_a_term_name_log_under_default_names():
+    ctx = make_ctx("ns")
+
+    class Extra:  # an extra D term without ``term``
+        def extra_d_term(self, score, x_real, x_fake, d_loss, generator):
+            return d_loss.real(score(x_real))
+    ctx.regs = replace(ctx.regs, extra_d_term=Extra())
+    x = real_batch()
+    assert d_loss_mix(ctx, x, x) == {"d/extra": losses.loss_real(ctx.D(x), "ns").mean()}
+    ctx.regs = replace(ctx.regs, d_function=object())
+    assert steps._d_function_term(ctx) == "d/d_function"
+    assert steps._d_function_term(ctx, "g") == "g/d_function"
+
+
+class LayoutD(nn.Module):
+    """A conv D that records whether each batch it scores is channels-last."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 4)
+        self.layouts = []
+
+    def forward(self, x):
+        self.layouts.append(x.is_contiguous(memory_format=torch.channels_last))
+        return self.conv(x).flatten(1).mean(1)
+
+
+class ImageG(nn.Module):
+    z_dim = Z
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(Z, 3 * 4 * 4)
+
+    def forward(self, z):
+        return self.net(z).view(-1, 3, 4, 4)  # NCHW-contiguous
+
+
+def test_with_channels_last_d_sees_every_batch_channels_last():
+    """``--channels-last``: reals, fakes (D and G steps), extra-term batches and augmented
+    batches (ADA's and DiffAugment's translation come back NCHW) reach D channels-last."""
+
+    class Extra:  # scores an NCHW batch of its own making, as a mixing regularizer may
+        term, replaces_clean = "mix", False
+
+        def extra_d_term(self, score, x_real, x_fake, d_loss, generator):
+            return d_loss.real(score(x_real.contiguous()))
+    for aug in ("none", "translation", "ada"):
+        cfg = tiny_config(loss="ns", gp_weight=0.0, r1_gamma=0.0,
+                          diffaugment="translation" if aug == "translation" else None)
+        G, D = ImageG(), LayoutD()
+        ctx = StepContext(
+            cfg=cfg, G=G, D=D, g_fn=G, d_fn=D, opt_g=torch.optim.SGD(G.parameters(), lr=0.01),
+            opt_d=torch.optim.SGD(D.parameters(), lr=0.01),
+            scaler=torch.amp.GradScaler("cpu", enabled=False),
+            regs=replace(build_regs(cfg), extra_d_term=Extra()),
+            gens={"z": torch.Generator().manual_seed(1), "reg": torch.Generator().manual_seed(2)},
+            device=torch.device("cpu"), channels_last=True,
+            ada=steps.AdaptiveP(p=1.0, target=None) if aug == "ada" else None)
+        d_step(ctx, torch.rand(4, 3, 4, 4))
+        g_step(ctx, 4)
+        assert D.layouts == [True] * 4, aug  # real, fake, extra term; G's fake
