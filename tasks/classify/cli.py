@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
+from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
+                                        regularizer_groups)
 from robustrep.tasks.common.config import (add_config_args, overrides_from_args, resolve_config,
                                            to_dict)
 from robustrep.tasks.common.download import download_for
@@ -51,16 +52,13 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     """clean, calibration, adversarial and corruption metrics of a run"""
-    p = sub.add_parser(
-        "eval", help="clean, calibration, adversarial and corruption metrics of a run",
-        description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
+    add_command(
+        sub, "eval", "clean, calibration, adversarial and corruption metrics of a run",
+        EvalOptions, run_eval, description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
                     "robust accuracy under AutoAttack (default; official fra31/auto-attack code) "
                     "or PGD/FGSM/APGD, Linf or L2 in [0, 1] pixels, and accuracy and mCE under "
                     "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
-                    "writes RUN/eval/report.json.",
-        formatter_class=HelpFormatter)
-    add_config_args(p, EvalOptions, real_defaults=True)
-    p.set_defaults(func=run_eval)
+                    "writes RUN/eval/report.json.")
 
 
 def add_parser(subparsers, name: str, summary: str,

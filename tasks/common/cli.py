@@ -76,6 +76,19 @@ def add_program(subparsers, name: str, summary: str, *commands: Callable[[Any], 
     return parser
 
 
+def add_command(sub, name: str, summary: str, options: type, func: Callable[[Any], Any],
+                description: str | None = None, **kwargs: Any) -> argparse.ArgumentParser:
+    """Sub-command ``name`` whose flags are the fields of the options dataclass ``options``
+    (:func:`~robustrep.tasks.common.config.add_config_args`, with their real defaults), run by
+    ``func(args)``; ``kwargs`` go to ``add_parser`` (e.g. ``epilog``)."""
+    from robustrep.tasks.common.config import add_config_args
+    p = sub.add_parser(name, help=summary, description=description or summary,
+                       formatter_class=HelpFormatter, **kwargs)
+    add_config_args(p, options, real_defaults=True)
+    p.set_defaults(func=func)
+    return p
+
+
 def one_line(message: Any) -> str:
     return " ".join(str(message).split())
 

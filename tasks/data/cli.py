@@ -16,18 +16,15 @@ import argparse
 import json
 from pathlib import Path
 
-from robustrep.tasks.common.cli import HelpFormatter, add_program
-from robustrep.tasks.common.config import add_config_args
+from robustrep.tasks.common.cli import add_command, add_program
 from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.data.config import PackOptions
 
 
 def _add_pack(sub) -> None:
     """write a stylegan2-ada dataset zip from an image folder"""
-    p = sub.add_parser("pack", help="write a stylegan2-ada dataset zip from an image folder",
-                       description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    add_config_args(p, PackOptions, real_defaults=True)
-    p.set_defaults(func=cmd_pack)
+    add_command(sub, "pack", "write a stylegan2-ada dataset zip from an image folder",
+                PackOptions, cmd_pack, description=__doc__.split("\n\n")[0])
 
 
 def add_parser(subparsers, name: str = "data", summary: str = "") -> argparse.ArgumentParser:

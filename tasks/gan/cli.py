@@ -13,7 +13,8 @@ import argparse
 import json
 import sys
 
-from robustrep.tasks.common.cli import HelpFormatter, add_program, regularizer_groups
+from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
+                                        regularizer_groups)
 from robustrep.tasks.common.config import (add_config_args, from_dict, merge_for_resume,
                                            overrides_from_args, resolve_config, to_dict)
 from robustrep.tasks.common import errors
@@ -48,34 +49,26 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     """FID/KID/precision-recall (or 2-D mode stats) of a run"""
-    p = sub.add_parser("eval", help="FID/KID/precision-recall (or 2-D mode stats) of a run",
-                       description="Score a run's G-EMA; writes RUN/eval.json and prints a table.",
-                       formatter_class=HelpFormatter)
-    add_config_args(p, EvalOptions, real_defaults=True)
-    p.set_defaults(func=cmd_eval)
+    add_command(sub, "eval", "FID/KID/precision-recall (or 2-D mode stats) of a run", EvalOptions,
+                cmd_eval, description="Score a run's G-EMA; writes RUN/eval.json and prints a "
+                                      "table.")
 
 
 def _add_sample(sub) -> None:
     """draw samples from a run as a PNG grid and/or a .pt file"""
-    p = sub.add_parser("sample", help="draw samples from a run as a PNG grid and/or a .pt file",
-                       description="Draw N samples from a run's G-EMA.",
-                       formatter_class=HelpFormatter)
-    add_config_args(p, SampleOptions, real_defaults=True)
-    p.set_defaults(func=cmd_sample)
+    add_command(sub, "sample", "draw samples from a run as a PNG grid and/or a .pt file",
+                SampleOptions, cmd_sample, description="Draw N samples from a run's G-EMA.")
 
 
 def _add_fid(sub) -> None:
     """FID/KID/precision-recall between any two image sets or statistics files"""
-    p = sub.add_parser(
-        "fid", help="FID/KID/precision-recall between any two image sets or statistics files",
-        description="FID, KID and precision/recall of A against the reference B. A and B are "
+    add_command(
+        sub, "fid", "FID/KID/precision-recall between any two image sets or statistics files",
+        FidOptions, cmd_fid, description="FID, KID and precision/recall of A against the reference B. A and B are "
                     "each an image folder, a dataset .zip, a GAN run folder, a statistics .npz "
                     "(mu, sigma), a samples file (.pt, .npy, .npz) or a named reference "
                     "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
-                    "svhn-train, svhn-test). Prints the metrics and their convention.",
-        formatter_class=HelpFormatter)
-    add_config_args(p, FidOptions, real_defaults=True)
-    p.set_defaults(func=cmd_fid)
+                    "svhn-train, svhn-test). Prints the metrics and their convention.")
 
 
 def add_parser(subparsers, name: str = "gan", summary: str = "",

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robustrep.tasks.common.cli import HelpFormatter, add_program
-from robustrep.tasks.common.config import add_config_args
+from robustrep.tasks.common.cli import add_command, add_program
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.ood.config import BenchOptions, ScoreOptions
 
@@ -21,30 +20,24 @@ from robustrep.tasks.ood.config import BenchOptions, ScoreOptions
 
 def _add_score(sub) -> None:
     """score a classifier run with pytorch-ood detectors"""
-    p = sub.add_parser(
-        "score", help="score a classifier run with pytorch-ood detectors",
-        description="Fit pytorch-ood detectors on the in-distribution train set of a classify "
+    add_command(
+        sub, "score", "score a classifier run with pytorch-ood detectors", ScoreOptions,
+        run_score, description="Fit pytorch-ood detectors on the in-distribution train set of a classify "
                     "run and report AUROC, AUPR-IN, AUPR-OUT and FPR@95 (fpr95_id_tpr: OOD "
                     "accepted at 95%% ID kept; fpr95_ood_tpr: ID flagged at 95%% OOD caught) "
                     "against each OOD set "
-                    "(table, JSON, CSV, ROC curves and score histograms).",
-        formatter_class=HelpFormatter)
-    add_config_args(p, ScoreOptions, real_defaults=True)
-    p.set_defaults(func=run_score)
+                    "(table, JSON, CSV, ROC curves and score histograms).")
 
 
 def _add_bench(sub) -> None:
     """train each regularizer on digits 0-4 (several seeds) and compare detectors"""
-    p = sub.add_parser(
-        "bench", help="train each regularizer on digits 0-4 (several seeds) and compare detectors",
-        description="On the built-in split (digits 0-4 in distribution), train the baseline and "
+    add_command(
+        sub, "bench", "train each regularizer on digits 0-4 (several seeds) and compare detectors",
+        BenchOptions, run_bench, description="On the built-in split (digits 0-4 in distribution), train the baseline and "
                     "each regularizer through the classify program for several seeds, score every "
                     "detector on the built-in OOD sets, and write a regularizer x detector x OOD "
                     "set table (mean +- std AUROC and both FPR@95 conventions) as "
-                    "Markdown/JSON/CSV and plots.",
-        formatter_class=HelpFormatter)
-    add_config_args(p, BenchOptions, real_defaults=True)
-    p.set_defaults(func=run_bench)
+                    "Markdown/JSON/CSV and plots.")
 
 
 def add_parser(subparsers, name: str, summary: str,

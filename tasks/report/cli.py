@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 from robustrep.registry import parse_combination
-from robustrep.tasks.common.cli import HelpFormatter
-from robustrep.tasks.common.config import add_config_args
+from robustrep.tasks.common.cli import add_command
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.report.config import ReportOptions
 from robustrep.tasks.report.runs import FULL, QUICK, check_out, collect, execute, plan
@@ -34,11 +33,8 @@ CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features fro
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
-    p = subparsers.add_parser(name, help=summary, description=__doc__.split("\n\n")[0],
-                              formatter_class=HelpFormatter)
-    add_config_args(p, ReportOptions, real_defaults=True)
-    p.set_defaults(func=cmd_report)
-    return p
+    return add_command(subparsers, name, summary, ReportOptions, cmd_report,
+                       description=__doc__.split("\n\n")[0])
 
 
 def _settings(args: argparse.Namespace):
