@@ -39,7 +39,7 @@ from typing import Any
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
            "create_regularizer", "list_regularizers", "regularizer_info", "parse_combination",
-           "check_places", "name_of", "SHARED_PLACES"]
+           "check_places", "name_of", "split_combination", "SHARED_PLACES"]
 
 # Modules whose decorators name the built-in methods; read with ast, imported on first use.
 _MODULES = ("robustrep.adaptivemix", "robustrep.mixing", "robustrep.adversarial",
@@ -410,6 +410,15 @@ def check_places(names: tuple[str, ...] | list[str], program: str) -> None:
                              f"(robustrep.api): it needs {', '.join(need)}")
 
 
+def split_combination(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The names of ``"adaptivemix,asgan"`` / ``"mixup+cutmix"`` (or a list of them), lower
+    case, ``none`` dropped; not checked (:func:`parse_combination` checks them)."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(text)
+    names = (n.strip().lower() for n in re.split(r"[,+]", str(text or "")))
+    return tuple(n for n in names if n and n != "none")
+
+
 def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
     """``"adaptivemix,asgan"`` -> ``("adaptivemix", "asgan")`` for ``program``.
 
@@ -425,8 +434,7 @@ def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
         raise ValueError(f"program must be one of {', '.join(map(repr, programs))}; "
                          f"got {program!r}")
     valid = list_regularizers(program)
-    names = tuple(n.strip().lower() for n in re.split(r"[,+]", str(text or "")) if n.strip())
-    names = tuple(n for n in names if n != "none")
+    names = split_combination(text)
     for name in names:
         if name not in valid:
             raise ValueError(f"unknown regularizer {name!r} for {program}; valid: none, "

@@ -256,13 +256,9 @@ def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, progra
 def _check_saved_regularizers(reg: Any, path: str | Path) -> None:
     """A run trained with a ``--plugin`` method is read only with that plugin loaded again (a
     run folder never names code to import: nothing in it is executed)."""
-    import re
-
-    from robustrep.registry import list_regularizers
-    text = ",".join(reg) if isinstance(reg, (list, tuple)) else str(reg or "")
-    names = [n.strip().lower() for n in re.split(r"[,+]", text) if n.strip()]
-    known = set(list_regularizers()) | {"none"}
-    missing = [n for n in names if n not in known]
+    from robustrep.registry import list_regularizers, split_combination
+    known = set(list_regularizers())
+    missing = [n for n in split_combination(reg) if n not in known]
     if missing:
         raise RunFolderError(f"{path} was trained with regularizer {missing[0]!r}, which no "
                              f"loaded module registers; pass the --plugin MODULE (or .py "
