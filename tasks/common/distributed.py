@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from robustrep.tasks.common.runtime import resolve_device
+from robustrep.tasks.common.runtime import resolve_device, tune_backends
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,11 @@ class DistInfo:
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
+    """This process's rank and device; the device's backends are tuned for training."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return DistInfo(device=resolve_device(device))
+        info = DistInfo(device=resolve_device(device))
+        tune_backends(info.device)
+        return info
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank=local_rank)
@@ -43,6 +46,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend, rank=rank, world_size=world)
+    tune_backends(dev)
     return DistInfo(rank, world, local_rank, dev)
 
 

@@ -46,6 +46,16 @@ def resolve_device(name: str = "auto", amp: str = "off", local_rank: int = 0) ->
     return device
 
 
+def tune_backends(device: torch.device) -> None:
+    """Let cuDNN time its convolution algorithms for the shapes it meets (CUDA only).
+
+    A training run meets a handful of fixed shapes thousands of times, so the one-off search pays
+    back at once; timm's ``train.py`` and stylegan2-ada's ``training_loop.py`` both turn it on.
+    TF32 stays at torch's defaults (on for cuDNN convolutions, off for matmuls)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def autocast(device: torch.device, amp: str):
     """An autocast context for ``amp`` in AMP_CHOICES (``off`` -> a no-op context)."""
     if amp not in AMP_CHOICES:
