@@ -9,7 +9,7 @@ It also counts the aten operations each phase dispatches (a ``TorchDispatchMode`
 ``torch.profiler`` table of the top operators of one amortised iteration.
 
     python scripts/bench_stylegan2_step.py [--device cpu] [--res 32] [--batch 16] [--iters 5]
-                                           [--compile]
+                                           [--compile] [--reg none,adaptivemix]
 """
 
 from __future__ import annotations
@@ -97,18 +97,26 @@ def _sync(device: torch.device) -> None:
 
 def time_phases(ctx, real, iters: int, warmup: int) -> dict[str, float]:
     """Median seconds per phase, phases interleaved round by round."""
+    return time_variants({"": (ctx, real)}, iters, warmup)[""]
+
+
+def time_variants(variants: dict, iters: int, warmup: int) -> dict[str, dict[str, float]]:
+    """:func:`time_phases` for several ``name -> (ctx, real)`` at once, interleaved round by
+    round, so that their ratios hold on a machine whose speed drifts."""
     for _ in range(warmup):
-        for phase in PHASES:
-            run_phase(ctx, real, phase)
-    times: dict[str, list[float]] = {p: [] for p in PHASES}
+        for ctx, real in variants.values():
+            for phase in PHASES:
+                run_phase(ctx, real, phase)
+    times = {name: {p: [] for p in PHASES} for name in variants}
     for _ in range(iters):
-        for phase in PHASES:
-            _sync(ctx.device)
-            start = time.perf_counter()
-            run_phase(ctx, real, phase)
-            _sync(ctx.device)
-            times[phase].append(time.perf_counter() - start)
-    return {p: statistics.median(v) for p, v in times.items()}
+        for name, (ctx, real) in variants.items():
+            for phase in PHASES:
+                _sync(ctx.device)
+                start = time.perf_counter()
+                run_phase(ctx, real, phase)
+                _sync(ctx.device)
+                times[name][phase].append(time.perf_counter() - start)
+    return {name: {p: statistics.median(v) for p, v in t.items()} for name, t in times.items()}
 
 
 def amortised(t: dict[str, float], r1_every: int = 16, pl_every: int = 4) -> float:
@@ -136,7 +144,7 @@ def machine() -> str:
     return f"{dev}; torch {torch.__version__}; CUDA {torch.version.cuda}"
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--res", type=int, default=32)
@@ -145,6 +153,9 @@ def main(argv=None) -> dict:
     p.add_argument("--channel-max", type=int, default=64)
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
     p.add_argument("--fp16-res", type=int, default=None)
+    p.add_argument("--reg", default="none",
+                   help="the program's --reg; a comma list (none,adaptivemix) times each, "
+                        "interleaved, and prints each amortised iteration over the first's")
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
@@ -153,34 +164,58 @@ def main(argv=None) -> dict:
                         "the first warm-up round, timed apart, compiles")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--out", default=None, help="JSON file for the figures")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    over = {"amp": args.amp, "compile": args.compile} | (
-        {"fp16_res": args.fp16_res} if args.fp16_res is not None else {})
-    ctx, real = make_context(args.res, args.batch, args.channel_base, args.channel_max,
-                             args.device, **over)
-    first = None
-    if args.compile:  # compile every phase's graphs before anything is timed or counted
-        start = time.perf_counter()
-        for phase in PHASES:
-            run_phase(ctx, real, phase)
-        first = time.perf_counter() - start
-    # aten ops of the eager step (a compiled step runs fused kernels, not counted here)
+    return p.parse_args(argv)
+
+
+def measure(args, reg: str, ctx, real, t: dict[str, float], first: float | None) -> dict:
+    """One variant's figures; aten ops of the eager step (a compiled one runs fused kernels)."""
     ops = {} if args.compile else {phase: sum(count_ops(ctx, real, phase).values())
                                    for phase in PHASES}
-    t = time_phases(ctx, real, args.iters, args.warmup)
-    result = {"machine": machine(), "res": args.res, "batch": args.batch, "amp": args.amp,
-              "fp16_res": args.fp16_res, "compile": args.compile, "compile_round_s": first,
-              "seconds": t, "amortised_s": amortised(t), "aten_ops": ops}
-    print(f"{result['machine']}; {args.res}x{args.res}, batch {args.batch}, amp {args.amp}"
+    return {"machine": machine(), "res": args.res, "batch": args.batch, "amp": args.amp,
+            "fp16_res": args.fp16_res, "reg": reg, "compile": args.compile,
+            "compile_round_s": first, "seconds": t, "amortised_s": amortised(t),
+            "aten_ops": ops}
+
+
+def report(args, result: dict, baseline: dict | None) -> None:
+    ops, t, first = result["aten_ops"], result["seconds"], result["compile_round_s"]
+    print(f"{result['machine']}; {args.res}x{args.res}, batch {args.batch}, amp {args.amp}, "
+          f"reg {result['reg']}"
           + (f", compiled (first round {first:.1f} s)" if args.compile else ""))
     for phase in PHASES:
         count = f"{ops[phase]:6d} aten ops" if ops else ""
         print(f"  {phase:7s} {t[phase] * 1000:9.1f} ms  {count}")
-    print(f"  amortised iteration (R1 every 16, PL every 4): {result['amortised_s'] * 1000:.1f} ms")
+    ratio = ("" if baseline is None else
+             f" = {result['amortised_s'] / baseline['amortised_s']:.2f}x reg {baseline['reg']}")
+    print(f"  amortised iteration (R1 every 16, PL every 4): "
+          f"{result['amortised_s'] * 1000:.1f} ms{ratio}")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # as the trainers (runtime.tune_backends)
+    over = {"amp": args.amp, "compile": args.compile} | (
+        {"fp16_res": args.fp16_res} if args.fp16_res is not None else {})
+    regs = args.reg.split(",")
+    variants = {reg: make_context(args.res, args.batch, args.channel_base, args.channel_max,
+                                  args.device, reg=reg, **over) for reg in regs}
+    first = {reg: None for reg in regs}
+    if args.compile:  # compile every phase's graphs before anything is timed or counted
+        for reg, (ctx, real) in variants.items():
+            start = time.perf_counter()
+            for phase in PHASES:
+                run_phase(ctx, real, phase)
+            first[reg] = time.perf_counter() - start
+    times = time_variants(variants, args.iters, args.warmup)
+    results = [measure(args, reg, *variants[reg], times[reg], first[reg]) for reg in regs]
+    for result in results:
+        report(args, result, None if result is results[0] else results[0])
     if args.profile:
-        print(profile_table(ctx, real))
+        print(profile_table(*variants[regs[0]]))
+    result = results[0] if len(results) == 1 else {r["reg"]: r for r in results}
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=2)
