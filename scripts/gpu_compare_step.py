@@ -134,6 +134,10 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the reference's training_loop
     nets_mod, loss_mod = reference_modules(args.ref)
+    from torch_utils.ops import bias_act, upfirdn2d  # the reference's, after reference_modules
+    fused = device.type == "cuda" and bias_act._init() and upfirdn2d._init()
+    print("stylegan2-ada ops: " + ("fused CUDA kernels (bias_act, upfirdn2d)" if fused else
+                                   "its pure-PyTorch reference implementations"))
     print(f"{bench.machine()}; {args.res}x{args.res}, batch {args.batch}; paper256 networks "
           f"(channel_base {args.channel_base}); R1 every {R1_EVERY}, PL every {PL_EVERY}")
     results = {}
