@@ -152,9 +152,15 @@ def _annotation_text(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")  # "Optional[float]", not its __name__
 
 
-def _live_options(cls: type) -> dict[str, OptionInfo]:
-    helps = _merge_help([c.__doc__ or "" for c in cls.__mro__ if c is not object])
-    params = inspect.signature(cls.__init__).parameters.values()
+def callable_options(obj: Any) -> dict[str, OptionInfo]:
+    """The keyword options of a class's constructor (help from its docstrings' ``Args:``, the
+    class's then its bases') or of a function (help from its docstring)."""
+    if isinstance(obj, type):
+        docs, fn = [c.__doc__ or "" for c in obj.__mro__ if c is not object], obj.__init__
+    else:
+        docs, fn = [obj.__doc__ or ""], obj
+    helps = _merge_help(docs)
+    params = inspect.signature(fn).parameters.values()
     return {p.name: OptionInfo(p.default if p.default is not p.empty else None,
                                _annotation_text(p.annotation), helps.get(p.name, ""))
             for p in params
@@ -179,7 +185,7 @@ def _register(name: str, kind: str, paper: str, acts: dict[str, str],
         _LIVE[name] = cls
         _REGISTRY[name] = RegularizerInfo(
             name, cls.__module__, cls.__qualname__, paper, dict(acts),
-            {k: tuple(v) for k, v in (excludes or {}).items()}, _live_options(cls), kind,
+            {k: tuple(v) for k, v in (excludes or {}).items()}, callable_options(cls), kind,
             _summary(cls.__doc__))
         return cls
 

@@ -24,20 +24,25 @@ The contract of a registered factory:
   (InfoMax-GAN's local features).
 
 ``shape`` is one sample's shape: ``(C, H, W)`` for images, ``(2,)`` for points. The family
-modules are imported when a network is first asked for, so ``import robustrep.nets`` imports
-no torch.
+modules are imported when a network is first built: the built-in names are read from their
+modules' ``@register_network`` decorators with :mod:`ast`, so ``import robustrep.nets`` and
+:func:`list_networks` import no torch (a command's ``--help`` lists the families). A module from
+outside (a ``--plugin``) registers its families by import, like the built-ins; a built-in name
+stays the built-in's.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["register_network", "create_generator", "create_discriminator", "list_networks",
-           "network_options", "ROLES"]
+           "network_options", "network_option_info", "builtin_networks", "ROLES"]
 
 ROLES = ("generator", "discriminator")
 
@@ -47,6 +52,7 @@ _MODULES = ("robustrep.nets.dcgan", "robustrep.nets.sngan", "robustrep.nets.mlp"
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {role: {} for role in ROLES}
 _loaded = False
+_declared: dict[tuple[str, str], str] | None = None  # (role, name) -> built-in module, from ast
 
 
 def register_network(name: str, role: str):
@@ -66,6 +72,9 @@ def register_network(name: str, role: str):
         if known is not None and known is not fn:
             raise ValueError(f"{role} {name!r} is already registered (by {known.__module__}."
                              f"{known.__qualname__})")
+        owner = _builtin_declared().get((role, name))
+        if owner is not None and owner != fn.__module__:  # a plugin loaded before the built-ins
+            raise ValueError(f"{role} {name!r} is already registered (by {owner})")
         _REGISTRY[role][name] = fn
         return fn
 
@@ -80,15 +89,41 @@ def _ensure_loaded() -> None:
         _loaded = True
 
 
+def _builtin_declared() -> dict[tuple[str, str], str]:
+    """``(role, name) -> module`` of the built-in families, read from the decorators in their
+    source (literal arguments), without importing them."""
+    global _declared
+    if _declared is None:
+        found: dict[tuple[str, str], str] = {}
+        for module in _MODULES:
+            with open(importlib.util.find_spec(module).origin, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in tree.body:
+                for deco in getattr(node, "decorator_list", ()):
+                    if (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
+                            and deco.func.id == "register_network"):
+                        name, role = (ast.literal_eval(a) for a in deco.args)
+                        found[(role, name)] = module
+        _declared = found
+    return _declared
+
+
+def builtin_networks(role: str = "generator") -> list[str]:
+    """The family names of ``role`` that robustrep itself registers, sorted (no import)."""
+    return sorted(n for r, n in _builtin_declared() if r == role)
+
+
 def list_networks(role: str = "generator") -> list[str]:
-    """The registered family names of ``role``, sorted."""
-    _ensure_loaded()
-    return sorted(_REGISTRY[role])
+    """The registered family names of ``role``, sorted: the built-ins and those registered by
+    modules imported so far (a plugin). Imports no family module."""
+    return sorted(set(builtin_networks(role)) | set(_REGISTRY[role]))
 
 
 def _factory(name: str, role: str) -> Callable[..., Any]:
-    _ensure_loaded()
     fn = _REGISTRY[role].get(name)
+    if fn is None:
+        _ensure_loaded()
+        fn = _REGISTRY[role].get(name)
     if fn is None:
         raise ValueError(f"unknown {role} {name!r}; registered: {', '.join(list_networks(role))}")
     return fn
@@ -98,6 +133,15 @@ def network_options(name: str, role: str) -> tuple[str, ...]:
     """The options ``create_<role>(name, ...)`` takes besides ``z_dim`` and ``shape``."""
     params = inspect.signature(_factory(name, role)).parameters
     return tuple(p for p in params if p not in ("z_dim", "shape"))
+
+
+def network_option_info(name: str, role: str) -> dict[str, Any]:
+    """:func:`network_options` with each option's default, annotation and help (the factory's
+    docstring ``Args:``), as :class:`robustrep.registry.OptionInfo`; a plugin family's options
+    become command-line flags from these."""
+    from robustrep.registry import callable_options
+    return {k: v for k, v in callable_options(_factory(name, role)).items()
+            if k not in ("z_dim", "shape")}
 
 
 def create_generator(name: str, z_dim: int, shape: tuple[int, ...], **options: Any) -> Any:
