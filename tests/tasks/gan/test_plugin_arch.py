@@ -217,7 +217,6 @@ def test_an_unknown_arch_imports_no_torch(tmp_path):
     assert "--arch must be one of dcgan, sngan, mlp, stylegan2" in out.stderr
 
 
-@pytest.mark.slow  # trains the digits feature network once (about 20 s on a CPU core)
 def test_a_plugin_family_run_is_evaluated_with_its_plugin(tmp_path, capsys):
     run = tmp_path / "run"
     assert main([*TRAIN, "--out", str(run)]) == 0
