@@ -256,8 +256,9 @@ def _check_arch(cfg: GanConfig) -> None:
         raise ConfigError(f"arch_options: --arch {cfg.arch} takes no option(s) "
                           f"{', '.join(unknown)}; its options: {', '.join(taken) or 'none'} "
                           f"(width from --g-width/--d-width)")
-    from robustrep.nets import network_options
-    if cfg.spectral_norm and "spectral_norm" not in network_options(cfg.arch, "discriminator"):
+    from robustrep.nets import network_option_info
+    if cfg.spectral_norm and "spectral_norm" not in network_option_info(cfg.arch,
+                                                                         "discriminator"):
         raise ConfigError(f"--spectral-norm: the discriminator of --arch {cfg.arch} takes no "
                           f"spectral_norm option; drop --spectral-norm")
 

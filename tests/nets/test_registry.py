@@ -121,6 +121,23 @@ def test_the_names_read_from_the_source_are_the_live_registry():
         assert nets.builtin_networks(role) == sorted(live) == sorted(TINY)
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_the_options_read_from_the_source_are_the_live_ones(role):
+    """A family not imported yet (an installed package's) lists its options from its source,
+    so --help imports nothing; they equal what the imported factory's signature says."""
+    from robustrep.nets import network_option_info
+    from robustrep.registry import callable_options
+    import robustrep.nets as nets
+    nets._ensure_loaded()
+    for name in sorted(TINY):
+        live = {k: v for k, v in callable_options(nets._REGISTRY[role][name]).items()
+                if k not in ("z_dim", "shape")}
+        static = {k: v for k, v in nets._declared_families()[(role, name)][1].items()
+                  if k not in ("z_dim", "shape")}
+        assert static == live, name
+        assert network_option_info(name, role) == live
+
+
 def test_a_plugin_cannot_take_a_built_in_name_before_the_built_ins_load(monkeypatch):
     import robustrep.nets as nets
     monkeypatch.setattr(nets, "_REGISTRY", {role: {} for role in ROLES})

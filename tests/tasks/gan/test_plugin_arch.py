@@ -222,3 +222,38 @@ def test_a_plugin_family_run_is_evaluated_with_its_plugin(tmp_path, capsys):
     assert main([*TRAIN, "--out", str(run)]) == 0
     assert main(["gan", "eval", str(run), "--num", "16", "--plugin", str(PLUGIN)]) == 0
     assert json.loads((run / "eval.json").read_text())["step"] == 2
+
+
+# --- an installed package's family (entry-point group robustrep.networks) --------------------
+
+
+def _fake_installed_family(root: Path, module: str) -> None:
+    """A distribution on ``root`` whose ``robustrep.networks`` entry point names ``module``, a
+    copy of the tinyconv plugin registered as ``eptiny``."""
+    (root / f"{module}.py").write_text(PLUGIN.read_text().replace('"tinyconv"', '"eptiny"'))
+    info = root / f"{module}_dist-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}-dist\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[robustrep.networks]\nnets = {module}\n")
+
+
+def test_an_installed_family_trains_and_resumes_without_the_plugin_option(tmp_path, monkeypatch,
+                                                                           capsys):
+    from robustrep import nets
+    module = "robustrep_ep_tinygan"
+    _fake_installed_family(tmp_path, module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(nets, "_declared", None)  # the entry points are read again
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    assert "eptiny" in nets.list_networks("discriminator")
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--help"])
+    assert "--eptiny-kernel" in capsys.readouterr().out  # its options, read from the source
+    assert module not in sys.modules  # imported when a run builds it, not for --help
+    run = tmp_path / "run"
+    assert main(["gan", "train", "--arch", "eptiny", "--eptiny-kernel", "5", *TINY,
+                 "--out", str(run)]) == 0
+    assert module in sys.modules
+    assert _state(run)["G"]["net.4.weight"].shape[-1] == 5
+    assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+    assert _state(run)["step"] == 3
