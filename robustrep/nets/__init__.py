@@ -27,8 +27,10 @@ The contract of a registered factory:
 modules are imported when a network is first built: the built-in names are read from their
 modules' ``@register_network`` decorators with :mod:`ast`, so ``import robustrep.nets`` and
 :func:`list_networks` import no torch (a command's ``--help`` lists the families). A module from
-outside (a ``--plugin``) registers its families by import, like the built-ins; a built-in name
-stays the built-in's.
+outside registers its families by import (a ``--plugin``), or is named by an installed package
+in the entry-point group :data:`ENTRY_POINT_GROUP` and then read like the built-ins (names and
+options from its source, :func:`network_option_info`) and imported when first built; a built-in
+name stays the built-in's.
 """
 
 from __future__ import annotations
@@ -108,14 +110,15 @@ def _declared_families() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         for module in (*_MODULES, *_entry_point_modules(ENTRY_POINT_GROUP)):
             try:
                 calls = read_decorated(module, "register_network")
-            except (ImportError, OSError, SyntaxError, ValueError):
+                if any(len(args) != 2 for args, _ in calls):  # keywords: not read, imported
+                    raise ValueError(f"{module}: register_network(name, role) not positional")
+            except (ImportError, OSError, SyntaxError, ValueError, TypeError, KeyError):
                 if module in _MODULES:
                     raise
                 unread.append(module)
                 continue
-            for args, options in calls:
-                if len(args) == 2:
-                    found.setdefault((args[1], args[0]), (module, options))
+            for (name, role), options in calls:
+                found.setdefault((role, name), (module, options))
         _declared = found
         for module in unread:
             try:
