@@ -110,7 +110,10 @@ def test_help_lists_the_family_options_and_an_unknown_arch_lists_the_families(tm
     (["--arch-options", '{"tinyconv": {"depth": 2}}'],
      "--arch tinyconv takes no option(s) depth; its options: kernel, slope"),
     (["--arch-options", '{"dcgan": {"kernel": 2}}'], "set options of dcgan, which --arch does"),
-], ids=["g-option", "d-option", "2-d-data", "spectral-norm", "unknown-option", "other-family"])
+    (["--arch", "dcgan", "--arch-options", '{"dcgan": {"width": 2}}'],
+     "--arch dcgan is built in; its options are this program's own"),
+], ids=["g-option", "d-option", "2-d-data", "spectral-norm", "unknown-option", "other-family",
+        "built-in-family"])
 def test_a_bad_family_option_is_one_line_and_makes_no_run_folder(extra, message, tmp_path,
                                                                  capsys):
     run = tmp_path / "run"
