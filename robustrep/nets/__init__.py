@@ -35,9 +35,7 @@ name stays the built-in's.
 
 from __future__ import annotations
 
-import ast
 import importlib
-import importlib.util
 import inspect
 import re
 from collections.abc import Callable
