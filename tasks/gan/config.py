@@ -249,6 +249,9 @@ def _check_arch(cfg: GanConfig) -> None:
         raise ConfigError(f"arch_options (--{stray[0]}-...) set options of {', '.join(stray)}, "
                           f"which --arch does not name (it names {cfg.arch})")
     if cfg.arch in ARCHS:
+        if given.get(cfg.arch):
+            raise ConfigError(f"arch_options: --arch {cfg.arch} is built in; its options are "
+                              f"this program's own (--g-width, --d-width, ...; see --help)")
         return
     taken = plugin_options(cfg.arch)
     unknown = sorted(set(given.get(cfg.arch, {})) - set(taken))
