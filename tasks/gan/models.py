@@ -105,14 +105,15 @@ def _base_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None,
         return create_discriminator(cfg.arch, shape, **_options(cfg, "discriminator", D_FIELDS))
 
 
-def check_networks(cfg, shape: tuple[int, ...], discriminator: str | None = None) -> None:
+def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
     """Build once, before the run folder is made, the networks that come from outside the
     package (a plugin family, a registered D), so that their options and the plugin family's
     contract (``robustrep.nets``: G has ``z_dim`` and maps ``[B, z_dim]`` to ``[B, *shape]``, D
-    maps that to ``[B]`` logits) are refused in one line. The trainer reseeds before it builds
-    its own, so this changes no run."""
-    if discriminator is not None:
-        build_discriminator(cfg, shape, discriminator)
+    maps that to ``[B]`` logits; a D function such as AdaptiveMix reads D as
+    ``head(features(x))``) are refused in one line. ``regs`` (``regs.Regs``) is a throwaway
+    set, as these networks: the trainer reseeds and builds its own, so this changes no run."""
+    if regs.discriminator is not None:
+        build_discriminator(cfg, shape, regs.discriminator)
     if cfg.arch in ARCHS:
         return
     G = build_generator(cfg, shape)
@@ -125,13 +126,21 @@ def check_networks(cfg, shape: tuple[int, ...], discriminator: str | None = None
     if tuple(x.shape) != (2, *shape):
         raise ConfigError(f"{where}: its generator maps z [2, {cfg.z_dim}] to "
                           f"{list(x.shape)}, not to samples {[2, *shape]}")
-    if discriminator is None:
-        D = build_discriminator(cfg, shape)
-        with torch.no_grad(), _plugin_errors(cfg, "discriminator"):
-            logits = D.eval()(x)
-        if tuple(logits.shape) != (2,):
-            raise ConfigError(f"{where}: its discriminator maps samples {[2, *shape]} to "
-                              f"{list(logits.shape)}, not to one logit per sample [2]")
+    if regs.discriminator is not None:
+        return
+    D = build_discriminator(cfg, shape)
+    with torch.no_grad(), _plugin_errors(cfg, "discriminator"):
+        logits = D.eval()(x)
+    if tuple(logits.shape) != (2,):
+        raise ConfigError(f"{where}: its discriminator maps samples {[2, *shape]} to "
+                          f"{list(logits.shape)}, not to one logit per sample [2]")
+    if regs.d_function is not None:  # e.g. AdaptiveMix calls D's features and head
+        try:
+            regs.d_function.d_logits(D, x, torch.Generator().manual_seed(0))
+        except (TypeError, ValueError) as err:
+            name = next(n for n, o in regs.by_name.items() if o is regs.d_function)
+            raise ConfigError(f"--reg {name} cannot use the discriminator of {where}: "
+                              f"{' '.join(str(err).split())}") from None
 
 
 def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None) -> nn.Module:

@@ -355,7 +355,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
         regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
-        check_networks(cfg, data.shape, regs.discriminator)  # so does a plugin D's or family's
+        check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:

@@ -129,9 +129,9 @@ from robustrep.nets import register_network
 
 @register_network("brokenfam", "generator")
 class G(nn.Module):
-    def __init__(self, z_dim, shape, flat: bool = False):
+    def __init__(self, z_dim, shape, flat: bool = False, lie: bool = False):
         super().__init__()
-        self.z_dim, self.shape, self.flat = z_dim, shape, flat
+        self.z_dim, self.shape, self.flat = z_dim + lie, shape, flat
         self.fc = nn.Linear(z_dim, 4)
 
     def forward(self, z):
@@ -140,15 +140,19 @@ class G(nn.Module):
 
 
 @register_network("brokenfam", "discriminator")
-def d(shape):
-    return nn.Sequential(nn.Flatten(), nn.Linear(shape[0] * shape[1] * shape[2], 1))
+def d(shape, one_logit: bool = False):
+    layers = [nn.Flatten(), nn.Linear(shape[0] * shape[1] * shape[2], 1)]
+    return nn.Sequential(*layers, *([nn.Flatten(0)] if one_logit else []))  # not split
 '''
 
 
 @pytest.mark.parametrize("extra, message", [
+    (["--brokenfam-lie"], "its generator has no z_dim attribute equal to --z-dim 8"),
     (["--brokenfam-flat"], "its generator maps z [2, 8] to [2, 4], not to samples [2, 1, 16, 16]"),
     ([], "its discriminator maps samples [2, 1, 16, 16] to [2, 1], not to one logit per sample"),
-])
+    (["--brokenfam-one-logit", "--reg", "adaptivemix"],
+     "--reg adaptivemix cannot use the discriminator of --arch brokenfam: cannot split"),
+], ids=["z-dim", "g-shape", "d-shape", "d-not-split"])
 def test_a_family_that_breaks_the_contract_is_one_line(extra, message, tmp_path, capsys):
     plugin = tmp_path / "broken_family.py"
     plugin.write_text(BROKEN)
@@ -158,6 +162,14 @@ def test_a_family_that_breaks_the_contract_is_one_line(extra, message, tmp_path,
     assert message in _one_line(capsys)
     assert not run.exists()
     sys.modules.pop("robustrep_plugin_broken_family", None)
+
+
+@pytest.mark.parametrize("reg", ["adaptivemix,asgan", "rpgan,mixup", "dat,cutmix"])
+def test_a_plugin_family_takes_the_regularizers(reg, tmp_path, records):
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--reg", reg, "--out", str(run)]) == 0
+    keys = {k for r in records(run) for k in r}
+    assert "loss/d/total" in keys and "loss/g/total" in keys, keys
 
 
 @pytest.mark.parametrize("options, message", [
