@@ -152,9 +152,15 @@ def _annotation_text(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")  # "Optional[float]", not its __name__
 
 
-def _live_options(cls: type) -> dict[str, OptionInfo]:
-    helps = _merge_help([c.__doc__ or "" for c in cls.__mro__ if c is not object])
-    params = inspect.signature(cls.__init__).parameters.values()
+def callable_options(obj: Any) -> dict[str, OptionInfo]:
+    """The keyword options of a class's constructor (help from its docstrings' ``Args:``, the
+    class's then its bases') or of a function (help from its docstring)."""
+    if isinstance(obj, type):
+        docs, fn = [c.__doc__ or "" for c in obj.__mro__ if c is not object], obj.__init__
+    else:
+        docs, fn = [obj.__doc__ or ""], obj
+    helps = _merge_help(docs)
+    params = inspect.signature(fn).parameters.values()
     return {p.name: OptionInfo(p.default if p.default is not p.empty else None,
                                _annotation_text(p.annotation), helps.get(p.name, ""))
             for p in params
@@ -179,7 +185,7 @@ def _register(name: str, kind: str, paper: str, acts: dict[str, str],
         _LIVE[name] = cls
         _REGISTRY[name] = RegularizerInfo(
             name, cls.__module__, cls.__qualname__, paper, dict(acts),
-            {k: tuple(v) for k, v in (excludes or {}).items()}, _live_options(cls), kind,
+            {k: tuple(v) for k, v in (excludes or {}).items()}, callable_options(cls), kind,
             _summary(cls.__doc__))
         return cls
 
@@ -271,8 +277,12 @@ def _static_options(cls: ast.ClassDef, classes: dict[str, ast.ClassDef],
                  if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
     if init is None:
         return {}
-    helps = _merge_help([ast.get_docstring(c) or "" for c in chain])
-    args = init.args
+    return _static_args(init, _merge_help([ast.get_docstring(c) or "" for c in chain]), consts)
+
+
+def _static_args(fn: ast.FunctionDef, helps: dict[str, str],
+                 consts: dict[str, Any]) -> dict[str, OptionInfo]:
+    args = fn.args
     positional = args.posonlyargs + args.args
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     pairs = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
@@ -282,13 +292,46 @@ def _static_options(cls: ast.ClassDef, classes: dict[str, ast.ClassDef],
             for a, d in pairs if a.arg != "self"}
 
 
-def _read_module(module: str) -> list[RegularizerInfo]:
-    """The registrations in ``module``'s source, without importing it."""
+def _parse(module: str) -> ast.Module:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.origin:
         raise ImportError(f"no module {module}")
     with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), spec.origin)
+        return ast.parse(f.read(), spec.origin)
+
+
+def read_decorated(module: str, decorator: str) -> list[tuple[list[Any], dict[str, OptionInfo]]]:
+    """The ``@decorator(...)`` calls on the top-level classes and functions of ``module``, read
+    from its source without importing it: per call, its positional arguments (literals) and the
+    options of what it decorates (a class's ``__init__``, a function's parameters) with their
+    defaults, annotations and help (``Args:``), as for the built-in methods.
+
+    Raises:
+        ImportError, OSError, SyntaxError: the module's source cannot be read.
+        ValueError: an argument or default that is not a literal.
+    """
+    tree = _parse(module)
+    consts = _module_constants(tree)
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    found = []
+    for node in tree.body:
+        for deco in getattr(node, "decorator_list", ()):
+            if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
+                    and deco.func.id == decorator):
+                continue
+            args = [_eval(a, consts) for a in deco.args]
+            if isinstance(node, ast.ClassDef):
+                options = _static_options(node, classes, consts)
+            else:
+                options = _static_args(node, _merge_help([ast.get_docstring(node) or ""]),
+                                       consts)
+            found.append((args, options))
+    return found
+
+
+def _read_module(module: str) -> list[RegularizerInfo]:
+    """The registrations in ``module``'s source, without importing it."""
+    tree = _parse(module)
     consts = _module_constants(tree)
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     found = []
@@ -317,10 +360,10 @@ def _ensure_loaded() -> None:
         _loaded = True
 
 
-def _entry_point_modules() -> list[str]:
+def _entry_point_modules(group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """The modules that installed packages name in entry-point ``group``."""
     from importlib.metadata import entry_points
-    return sorted({ep.value.partition(":")[0].strip()
-                   for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted({ep.value.partition(":")[0].strip() for ep in entry_points(group=group)})
 
 
 def _load_entry_point(module: str) -> None:

@@ -51,8 +51,9 @@ def build_parser(program: str | None = None, command: str | None = None
     parser.add_argument("--version", action="version", version=f"robustrep {robustrep.__version__}")
     parser.add_argument("--plugin", action="append", metavar="MODULE",
                         help="import MODULE (a module name or a .py file) before parsing, so the "
-                             "regularizers it registers are accepted by --reg; may repeat and "
-                             "may follow the program name")
+                             "regularizers it registers are accepted by --reg (and its GAN "
+                             "network families by gan train --arch); may repeat and may follow "
+                             "the program name")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line (may also "
                              "follow the program name)")
@@ -72,8 +73,8 @@ def build_parser(program: str | None = None, command: str | None = None
 def load_plugins(argv: list[str]) -> list[str]:
     """Import every ``--plugin MODULE`` (anywhere on the command line) and return the rest.
 
-    A plugin registers regularizers by import (``@register_regularizer``), so it is loaded before
-    the parser reads the registry. ``MODULE`` is a module name or a ``.py`` file.
+    A plugin registers regularizers (``@register_regularizer``) and GAN network families
+    (``@register_network``) by import, so it is loaded before the parser reads the registries. ``MODULE`` is a module name or a ``.py`` file.
 
     Raises:
         UserError: a plugin that cannot be imported (one line naming it).

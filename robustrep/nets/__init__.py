@@ -24,8 +24,13 @@ The contract of a registered factory:
   (InfoMax-GAN's local features).
 
 ``shape`` is one sample's shape: ``(C, H, W)`` for images, ``(2,)`` for points. The family
-modules are imported when a network is first asked for, so ``import robustrep.nets`` imports
-no torch.
+modules are imported when a network is first built: the built-in names are read from their
+modules' ``@register_network`` decorators with :mod:`ast`, so ``import robustrep.nets`` and
+:func:`list_networks` import no torch (a command's ``--help`` lists the families). A module from
+outside registers its families by import (a ``--plugin``), or is named by an installed package
+in the entry-point group :data:`ENTRY_POINT_GROUP` and then read like the built-ins (names and
+options from its source, :func:`network_option_info`) and imported when first built; a built-in
+name stays the built-in's.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["register_network", "create_generator", "create_discriminator", "list_networks",
-           "network_options", "ROLES"]
+           "network_options", "network_option_info", "builtin_networks", "ROLES",
+           "ENTRY_POINT_GROUP"]
 
 ROLES = ("generator", "discriminator")
 
@@ -45,8 +51,14 @@ ROLES = ("generator", "discriminator")
 _MODULES = ("robustrep.nets.dcgan", "robustrep.nets.sngan", "robustrep.nets.mlp",
             "robustrep.nets.stylegan2")
 
+# Installed packages add families through this entry-point group: each entry point names a
+# module (``tinyconv = mypkg.nets``), read like the built-ins and imported when first built.
+ENTRY_POINT_GROUP = "robustrep.networks"
+
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {role: {} for role in ROLES}
 _loaded = False
+# (role, name) -> (module, options) of the built-in and installed families, read from the source
+_declared: dict[tuple[str, str], tuple[str, dict[str, Any]]] | None = None
 
 
 def register_network(name: str, role: str):
@@ -66,6 +78,9 @@ def register_network(name: str, role: str):
         if known is not None and known is not fn:
             raise ValueError(f"{role} {name!r} is already registered (by {known.__module__}."
                              f"{known.__qualname__})")
+        owner = _declared_families().get((role, name), (None,))[0]
+        if owner is not None and owner != fn.__module__:  # a plugin before the built-ins load
+            raise ValueError(f"{role} {name!r} is already registered (by {owner})")
         _REGISTRY[role][name] = fn
         return fn
 
@@ -80,15 +95,64 @@ def _ensure_loaded() -> None:
         _loaded = True
 
 
+def _declared_families() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """``(role, name) -> (module, options)`` of the built-in families and those of the installed
+    packages' entry points, read from their ``@register_network`` decorators (literal arguments)
+    without importing them; an installed module that cannot be read so is imported (it registers
+    by import), and one that fails to import lists nothing."""
+    global _declared
+    if _declared is None:
+        from robustrep.registry import _entry_point_modules, read_decorated
+        found: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        unread = []
+        for module in (*_MODULES, *_entry_point_modules(ENTRY_POINT_GROUP)):
+            try:
+                calls = read_decorated(module, "register_network")
+                if any(len(args) != 2 for args, _ in calls):  # keywords: not read, imported
+                    raise ValueError(f"{module}: register_network(name, role) not positional")
+            except (ImportError, OSError, SyntaxError, ValueError, TypeError, KeyError):
+                if module in _MODULES:
+                    raise
+                unread.append(module)
+                continue
+            for (name, role), options in calls:
+                found.setdefault((role, name), (module, options))
+        _declared = found
+        for module in unread:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 (a broken package must not break every command)
+                pass
+    return _declared
+
+
+def builtin_networks(role: str = "generator") -> list[str]:
+    """The family names of ``role`` that robustrep itself registers, sorted (no import)."""
+    return sorted(n for (r, n), (m, _) in _declared_families().items()
+                  if r == role and m in _MODULES)
+
+
 def list_networks(role: str = "generator") -> list[str]:
-    """The registered family names of ``role``, sorted."""
-    _ensure_loaded()
-    return sorted(_REGISTRY[role])
+    """The registered family names of ``role``, sorted: the built-ins, those of installed
+    packages (:data:`ENTRY_POINT_GROUP`) and those registered by modules imported so far (a
+    ``--plugin``). Imports no family module."""
+    return sorted({n for r, n in _declared_families() if r == role} | set(_REGISTRY[role]))
 
 
 def _factory(name: str, role: str) -> Callable[..., Any]:
-    _ensure_loaded()
     fn = _REGISTRY[role].get(name)
+    if fn is None:
+        module = _declared_families().get((role, name), (None,))[0]
+        if module is None or module in _MODULES:
+            _ensure_loaded()
+        else:
+            try:
+                importlib.import_module(module)
+            except Exception as err:  # noqa: BLE001 (an installed package's failure: one line)
+                raise ValueError(f"{role} {name!r}: its installed module {module} "
+                                 f"({ENTRY_POINT_GROUP}) does not import: "
+                                 f"{type(err).__name__}: {err}") from None
+        fn = _REGISTRY[role].get(name)
     if fn is None:
         raise ValueError(f"unknown {role} {name!r}; registered: {', '.join(list_networks(role))}")
     return fn
@@ -98,6 +162,19 @@ def network_options(name: str, role: str) -> tuple[str, ...]:
     """The options ``create_<role>(name, ...)`` takes besides ``z_dim`` and ``shape``."""
     params = inspect.signature(_factory(name, role)).parameters
     return tuple(p for p in params if p not in ("z_dim", "shape"))
+
+
+def network_option_info(name: str, role: str) -> dict[str, Any]:
+    """:func:`network_options` with each option's default, annotation and help (the factory's
+    docstring ``Args:``), as :class:`robustrep.registry.OptionInfo`; a plugin family's options
+    become command-line flags from these."""
+    declared = _declared_families().get((role, name))
+    if name not in _REGISTRY[role] and declared is not None:
+        options = declared[1]  # read from the source: --help imports no installed package
+    else:
+        from robustrep.registry import callable_options
+        options = callable_options(_factory(name, role))
+    return {k: v for k, v in options.items() if k not in ("z_dim", "shape", "self")}
 
 
 def create_generator(name: str, z_dim: int, shape: tuple[int, ...], **options: Any) -> Any:

@@ -590,17 +590,21 @@ def overrides_from_args(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The dataclass fields the user set on the command line."""
     names = {f.name for f in dataclasses.fields(cls)}
     out = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    generated: dict[str, dict[str, Any]] = {}  # --NAME-OPTION flags of the registry's methods
-    for dest, value in vars(args).items():
-        if dest.startswith(REG_OPTION_DEST) and value is not None:
-            _, name, opt = dest.split("__", 2)
-            generated.setdefault(name, {})[opt] = value
-    if generated and "reg_options" in names:
-        out["reg_options"] = {**(out.get("reg_options") or {}), **generated}
+    for prefix, field in GENERATED_DESTS.items():  # --NAME-OPTION flags, generated
+        generated: dict[str, dict[str, Any]] = {}
+        for dest, value in vars(args).items():
+            if dest.startswith(prefix) and value is not None:
+                _, name, opt = dest.split("__", 2)
+                generated.setdefault(name, {})[opt] = value
+        if generated and field in names:
+            out[field] = {**(out.get(field) or {}), **generated}
     return out
 
 
 REG_OPTION_DEST = "regopt__"  # dest prefix of a generated regularizer flag: regopt__NAME__OPTION
+ARCH_OPTION_DEST = "archopt__"  # a plugin network family's flag: archopt__FAMILY__OPTION
+# dest prefix -> the config field (a {name: {option: value}} mapping) its flags fill
+GENERATED_DESTS = {REG_OPTION_DEST: "reg_options", ARCH_OPTION_DEST: "arch_options"}
 
 
 def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable: Iterable[str],

@@ -64,32 +64,41 @@ def add_regularizer_args(parser: Any, program: str, fields: OptionFields) -> Non
     field maps (``fields``): type from the class signature, help from its docstring, default
     ``None`` (the class default); the values go to the config's ``reg_options``."""
     from robustrep.registry import list_regularizers
-    from robustrep.tasks.common.config import REG_OPTION_DEST, OptionSpec, arg_type
+    from robustrep.tasks.common.config import REG_OPTION_DEST
     for name in list_regularizers(program):
         info = regularizer_info(name)
         if info.kind != "regularizer" and _built_in(info):
             continue  # the program builds its own discriminators from its config fields
         mapped = set(fields.get(name, {})) | set(DATA_OPTIONS if info.kind != "regularizer"
                                                  else ())
-        group = None
-        for opt, oi in info.options.items():
-            kind, optional = _scalar(oi.annotation)
-            flag = f"--{name}-{opt.replace('_', '-')}"
-            if opt in mapped or kind is None or flag in parser._option_string_actions:
-                continue
-            if group is None:
-                group = parser.add_argument_group(
-                    f"--reg {name}: further options ({info.module}.{info.qualname})")
-            spec = OptionSpec(name=opt, kind=kind, optional=optional)
-            kwargs: dict[str, Any] = {"default": None, "type": arg_type(spec),
-                                      "dest": f"{REG_OPTION_DEST}{name}__{opt}",
-                                      "help": f"{oi.help.rstrip('.') or opt} "
-                                              f"(core: {_fmt(oi.default)})"}
-            if kind is bool:
-                kwargs.update(metavar="BOOL", nargs="?", const=True)
-            else:
-                kwargs["metavar"] = kind.__name__.upper()
-            group.add_argument(flag, **kwargs)
+        add_option_flags(parser, name, info.options, mapped, REG_OPTION_DEST,
+                         f"--reg {name}: further options ({info.module}.{info.qualname})")
+
+
+def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[str],
+                     dest: str, title: str) -> None:
+    """``--NAME-OPTION`` for each of ``options`` (``OptionInfo`` by option name) not in
+    ``skip`` whose annotation a flag can hold, in one ``--help`` section ``title``; default
+    ``None``, stored as ``{dest}{name}__{option}`` (:func:`overrides_from_args` collects them)."""
+    from robustrep.tasks.common.config import OptionSpec, arg_type
+    group = None
+    for opt, oi in options.items():
+        kind, optional = _scalar(oi.annotation)
+        flag = f"--{name}-{opt.replace('_', '-')}"
+        if opt in skip or kind is None or flag in parser._option_string_actions:
+            continue
+        if group is None:
+            group = parser.add_argument_group(title)
+        spec = OptionSpec(name=opt, kind=kind, optional=optional)
+        kwargs: dict[str, Any] = {"default": None, "type": arg_type(spec),
+                                  "dest": f"{dest}{name}__{opt}",
+                                  "help": f"{oi.help.rstrip('.') or opt} "
+                                          f"(core: {_fmt(oi.default)})"}
+        if kind is bool:
+            kwargs.update(metavar="BOOL", nargs="?", const=True)
+        else:
+            kwargs["metavar"] = kind.__name__.upper()
+        group.add_argument(flag, **kwargs)
 
 
 def _built_in(info: Any) -> bool:

@@ -250,19 +250,25 @@ def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, progra
         raise RunFolderError(f"{path} is not a '{program}' run: its config.json holds options "
                              f"of another program ({', '.join(sorted(foreign)[:3])}, ...); "
                              f"give a run folder written by 'robustrep {program} train'")
-    _check_saved_regularizers(saved.get("reg"), path)
+    _check_saved_plugins(saved, path, "arch" in names)
 
 
-def _check_saved_regularizers(reg: Any, path: str | Path) -> None:
-    """A run trained with a ``--plugin`` method is read only with that plugin loaded again (a
-    run folder never names code to import: nothing in it is executed)."""
+def _check_saved_plugins(saved: dict[str, Any], path: str | Path, has_arch: bool) -> None:
+    """A run trained with a ``--plugin`` method or network family (``arch``) is read only with
+    that plugin loaded again (a run folder never names code to import: nothing in it is
+    executed)."""
+    from robustrep.nets import list_networks
     from robustrep.registry import list_regularizers, split_combination
     known = set(list_regularizers())
-    missing = [n for n in split_combination(reg) if n not in known]
+    missing = [("regularizer", n) for n in split_combination(saved.get("reg")) if n not in known]
+    arch = saved.get("arch")
+    if has_arch and isinstance(arch, str) and arch not in list_networks("generator"):
+        missing.append(("network family (--arch)", arch))
     if missing:
-        raise RunFolderError(f"{path} was trained with regularizer {missing[0]!r}, which no "
-                             f"loaded module registers; pass the --plugin MODULE (or .py "
-                             f"file) that registered it when the run was trained")
+        what, name = missing[0]
+        raise RunFolderError(f"{path} was trained with {what} {name!r}, which no loaded module "
+                             f"registers; pass the --plugin MODULE (or .py file) that "
+                             f"registered it when the run was trained")
 
 
 def default_run_path(root: str | Path, task: str, name: str) -> Path:

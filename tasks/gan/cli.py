@@ -15,16 +15,18 @@ import sys
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         regularizer_groups)
-from robustrep.tasks.common.config import (add_config_args, from_dict, merge_for_resume,
-                                           overrides_from_args, resolve_config, to_dict)
+from robustrep.tasks.common.config import (ARCH_OPTION_DEST, add_config_args, from_dict,
+                                           merge_for_resume, overrides_from_args, resolve_config,
+                                           to_dict)
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import run_to_resume, stopped_note
-from robustrep.tasks.common.regularizers import add_regularizer_args
-from robustrep.tasks.gan.config import (AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
+from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
+from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
-                                        TrainOptions, presets_for, with_preset_aux_task)
+                                        TrainOptions, archs, plugin_options, presets_for,
+                                        with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -44,6 +46,10 @@ def _add_train(sub) -> None:
     add_config_args(p, GanConfig, skip=("preset", "out"),  # the run flags' --preset and --out
                     groups=regularizer_groups(REG_PREFIXES, "gan"))
     add_regularizer_args(p, "gan", OPTION_FIELDS)
+    for family in archs()[len(ARCHS):]:  # the network families of loaded plugins
+        add_option_flags(p, family, plugin_options(family), set(), ARCH_OPTION_DEST,
+                         f"--arch {family} options (a plugin's network family; --g-width, "
+                         f"--d-width and --spectral-norm feed its width and spectral_norm)")
     p.set_defaults(func=cmd_train)
 
 

@@ -24,7 +24,11 @@ from robustrep.tasks.common.regularizers import reg_option
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba",
             "zip")
-ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")
+ARCHS = ("dcgan", "sngan", "mlp", "stylegan2")  # the built-in families (models.py maps onto)
+# A network family a plugin registers (robustrep.nets.register_network) takes these config
+# fields where its factories take the option; its other options are --FAMILY-OPTION flags.
+PLUGIN_FIELDS = {"generator": {"width": "g_width"},
+                 "discriminator": {"width": "d_width", "spectral_norm": "spectral_norm"}}
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
 AUGMENT_CHOICES = ("none", "ada", "fixed")
@@ -62,7 +66,10 @@ class GanConfig:
                                          "(None = auto: min(4, CPUs - 1), 0 on <= 2 CPUs)",
                                    **NONNEG)
     # model
-    arch: str = _opt("dcgan", "network family", ARCHS)
+    arch: str = _opt("dcgan", f"network family: {', '.join(ARCHS)}, or one a --plugin registers "
+                              "(robustrep.nets.register_network)", metavar="ARCH")
+    arch_options: dict | None = _opt(None, "options of a plugin's network family, {family: "
+                                           "{option: value}} (its --FAMILY-OPTION flags)")
     z_dim: int = _opt(64, "latent dimension", min=1)
     g_width: int = _opt(32, "G width (DCGAN: channels of the last up-block; SNGAN: block width; "
                             "MLP: hidden units)", min=1)
@@ -185,15 +192,16 @@ class GanConfig:
     def __post_init__(self) -> None:
         from robustrep.tasks.gan.regs import parse_regs  # validates names and combinations
         check_fields(self)  # types, choices and ranges from the field metadata
+        _check_arch(self)
         parse_regs(self.reg, self.arch)
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
                              f"{self.dataset!r} needs arch dcgan or sngan")
-        if self.arch != "mlp" and self.dataset in ("ring", "grid"):
+        if self.arch in ARCHS and self.arch != "mlp" and self.dataset in ("ring", "grid"):
             raise ConfigError(f"dataset {self.dataset!r} is 2-D points; use arch mlp")
         if self.mirror and self.dataset in ("ring", "grid"):
             raise ConfigError(f"mirror x-flips images; dataset {self.dataset!r} is 2-D points")
-        if self.arch != "mlp" and (self.image_size < 16 or self.image_size & (self.image_size - 1)):
+        if not self.is_points and (self.image_size < 16 or self.image_size & (self.image_size - 1)):
             raise ConfigError(f"image_size must be a power of 2 >= 16, got {self.image_size}")
         if self.arch == "sngan" and self.image_size != 32:
             raise ConfigError(f"arch sngan is the 32x32 SNGAN-ResNet; got image_size "
@@ -207,6 +215,55 @@ class GanConfig:
     @property
     def is_points(self) -> bool:
         return self.dataset in ("ring", "grid")
+
+
+def archs() -> tuple[str, ...]:
+    """What ``--arch`` accepts: the built-in families, then those a loaded plugin registers
+    with both a generator and a discriminator (read without importing torch)."""
+    from robustrep.nets import list_networks
+    both = set(list_networks("generator")) & set(list_networks("discriminator"))
+    return ARCHS + tuple(sorted(both - set(ARCHS)))
+
+
+def plugin_options(arch: str) -> dict[str, Any]:
+    """The options of plugin family ``arch`` that its --FAMILY-OPTION flags set: those of its
+    generator and discriminator (``OptionInfo`` by name) that no config field feeds."""
+    from robustrep.nets import network_option_info
+    out: dict[str, Any] = {}
+    for role, fields in PLUGIN_FIELDS.items():
+        for opt, info in network_option_info(arch, role).items():
+            if opt not in fields:
+                out.setdefault(opt, info)
+    return out
+
+
+def _check_arch(cfg: GanConfig) -> None:
+    """A known family; a plugin family's options are its own (before any work)."""
+    accepted = archs()
+    if cfg.arch not in accepted:
+        raise ConfigError(f"--arch must be one of {', '.join(accepted)} (or a family that a "
+                          f"--plugin MODULE registers); got {cfg.arch!r}")
+    given = cfg.arch_options or {}
+    stray = sorted(set(given) - {cfg.arch})
+    if stray:
+        raise ConfigError(f"arch_options (--{stray[0]}-...) set options of {', '.join(stray)}, "
+                          f"which --arch does not name (it names {cfg.arch})")
+    if cfg.arch in ARCHS:
+        if given.get(cfg.arch):
+            raise ConfigError(f"arch_options: --arch {cfg.arch} is built in; its options are "
+                              f"this program's own (--g-width, --d-width, ...; see --help)")
+        return
+    taken = plugin_options(cfg.arch)
+    unknown = sorted(set(given.get(cfg.arch, {})) - set(taken))
+    if unknown:
+        raise ConfigError(f"arch_options: --arch {cfg.arch} takes no option(s) "
+                          f"{', '.join(unknown)}; its options: {', '.join(taken) or 'none'} "
+                          f"(width from --g-width/--d-width)")
+    from robustrep.nets import network_option_info
+    if cfg.spectral_norm and "spectral_norm" not in network_option_info(cfg.arch,
+                                                                         "discriminator"):
+        raise ConfigError(f"--spectral-norm: the discriminator of --arch {cfg.arch} takes no "
+                          f"spectral_norm option; drop --spectral-norm")
 
 
 STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",

@@ -1,12 +1,15 @@
 """The GAN program's networks from its config: ``--arch`` names a family of
-:mod:`robustrep.nets` (dcgan, sngan, mlp, stylegan2), whose generator and discriminator are built
-through the network registry with the options this program maps from its config; ``--reg rpgan``
-replaces D by RP-GAN's projection ensemble. Also the program's seeded sample generation.
+:mod:`robustrep.nets` (dcgan, sngan, mlp, stylegan2, or one a ``--plugin`` registers), whose
+generator and discriminator are built through the network registry with the options this program
+maps from its config (a plugin family: ``--g-width``/``--d-width``/``--spectral-norm`` where its
+factories take them, the rest from its ``--FAMILY-OPTION`` flags); ``--reg rpgan`` replaces D by
+RP-GAN's projection ensemble. Also the program's seeded sample generation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -16,6 +19,7 @@ from robustrep.nets import create_discriminator, create_generator, network_optio
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS
 
 
 def _d_batchnorm(cfg) -> bool:
@@ -40,13 +44,34 @@ D_FIELDS: Fields = {
 
 def _options(cfg, role: str, fields: Fields) -> dict[str, Any]:
     taken = network_options(cfg.arch, role)
-    return {opt: field(cfg) if callable(field) else getattr(cfg, field)
+    plugin = cfg.arch not in ARCHS
+    if plugin:
+        fields = PLUGIN_FIELDS[role]
+    opts = {opt: field(cfg) if callable(field) else getattr(cfg, field)
             for opt, field in fields.items() if opt in taken}
+    if plugin:  # its --FAMILY-OPTION values, to each factory that takes the option
+        given = (cfg.arch_options or {}).get(cfg.arch, {})
+        opts.update((k, v) for k, v in given.items() if k in taken and k not in opts)
+    return opts
+
+
+@contextmanager
+def _plugin_errors(cfg, role: str) -> Iterator[None]:
+    """A plugin family's own checks (TypeError/ValueError) as one line; a built-in's pass."""
+    try:
+        yield
+    except (TypeError, ValueError) as err:
+        if cfg.arch in ARCHS or isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"--arch {cfg.arch}: its {role} refused: "
+                          f"{' '.join(str(err).split())}") from None
 
 
 def build_generator(cfg, shape: tuple[int, ...]) -> nn.Module:
     """G for ``cfg.arch``; ``shape`` is one sample's shape (``(C, H, W)`` or ``(2,)``)."""
-    return create_generator(cfg.arch, cfg.z_dim, shape, **_options(cfg, "generator", G_FIELDS))
+    with _plugin_errors(cfg, "generator"):
+        return create_generator(cfg.arch, cfg.z_dim, shape,
+                                **_options(cfg, "generator", G_FIELDS))
 
 
 def build_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None = None,
@@ -76,13 +101,52 @@ def _base_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None,
                 cfg, discriminator, shape, OPTION_FIELDS))
         except (TypeError, ValueError) as err:  # the class's own checks of its options
             raise ConfigError(f"--reg {discriminator}: {err}") from None
-    return create_discriminator(cfg.arch, shape, **_options(cfg, "discriminator", D_FIELDS))
+    with _plugin_errors(cfg, "discriminator"):
+        return create_discriminator(cfg.arch, shape, **_options(cfg, "discriminator", D_FIELDS))
+
+
+def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
+    """Build once, before the run folder is made, the networks that come from outside the
+    package (a plugin family, a registered D), so that their options and the plugin family's
+    contract (``robustrep.nets``: G has ``z_dim`` and maps ``[B, z_dim]`` to ``[B, *shape]``, D
+    maps that to ``[B]`` logits; a D function such as AdaptiveMix reads D as
+    ``head(features(x))``) are refused in one line. ``regs`` (``regs.Regs``) is a throwaway
+    set, as these networks: the trainer reseeds and builds its own, so this changes no run."""
+    if regs.discriminator is not None:
+        build_discriminator(cfg, shape, regs.discriminator)
+    if cfg.arch in ARCHS:
+        return
+    G = build_generator(cfg, shape)
+    where = f"--arch {cfg.arch}"
+    if getattr(G, "z_dim", None) != cfg.z_dim:
+        raise ConfigError(f"{where}: its generator has no z_dim attribute equal to --z-dim "
+                          f"{cfg.z_dim} (robustrep.nets: a registered G has z_dim)")
+    with torch.no_grad(), _plugin_errors(cfg, "generator"):
+        x = G.eval()(torch.zeros(2, cfg.z_dim))
+    if tuple(x.shape) != (2, *shape):
+        raise ConfigError(f"{where}: its generator maps z [2, {cfg.z_dim}] to "
+                          f"{list(x.shape)}, not to samples {[2, *shape]}")
+    if regs.discriminator is not None:
+        return
+    D = build_discriminator(cfg, shape)
+    with torch.no_grad(), _plugin_errors(cfg, "discriminator"):
+        logits = D.eval()(x)
+    if tuple(logits.shape) != (2,):
+        raise ConfigError(f"{where}: its discriminator maps samples {[2, *shape]} to "
+                          f"{list(logits.shape)}, not to one logit per sample [2]")
+    if regs.d_function is not None:  # e.g. AdaptiveMix calls D's features and head
+        try:
+            regs.d_function.d_logits(D, x, torch.Generator().manual_seed(0))
+        except (TypeError, ValueError) as err:
+            name = next(n for n, o in regs.by_name.items() if o is regs.d_function)
+            raise ConfigError(f"--reg {name} cannot use the discriminator of {where}: "
+                              f"{' '.join(str(err).split())}") from None
 
 
 def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None) -> nn.Module:
     k = cfg.rp_num_views if cfg.rp_num_views is not None else 48  # reference face48 model
     width = cfg.rp_base_channels if cfg.rp_base_channels is not None else cfg.d_width
-    if cfg.arch == "mlp":
+    if cfg.is_points:
         if cfg.spectral_norm:
             raise ValueError("spectral_norm is not implemented for the 2-D projection ensemble "
                              "(the reference RP-GAN uses none); drop --spectral-norm")

@@ -53,7 +53,8 @@ from robustrep.tasks.common.training import TrainerBase
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
-from robustrep.tasks.gan.models import build_discriminator, build_generator, generate
+from robustrep.tasks.gan.models import (build_discriminator, build_generator, check_networks,
+                                        generate)
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update, g_forward,
                                        lazy_adam_kwargs, optimizer_intervals, train_iteration)
@@ -354,8 +355,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         check_batch(data, cfg.batch_size)
         regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
-        if regs.discriminator is not None:  # so does a registered D's option (Trainer reseeds)
-            build_discriminator(cfg, data.shape, regs.discriminator)
+        check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:

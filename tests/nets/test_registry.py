@@ -95,16 +95,57 @@ def test_list_networks_defaults_to_generators_and_options_leave_out_z_dim_and_sh
     assert network_options("dcgan", "discriminator")[0] == "width"
 
 
-def test_the_family_modules_are_imported_once_on_first_use(monkeypatch):
+def test_listing_imports_nothing_and_the_first_build_imports_the_modules_once(monkeypatch):
     import importlib
 
     import robustrep.nets as nets
     calls = []
     monkeypatch.setattr(nets, "_loaded", False)
+    monkeypatch.setattr(nets, "_declared", None)  # the names are read from the source again
+    monkeypatch.setattr(nets, "_REGISTRY", {role: {} for role in ROLES})
     monkeypatch.setattr(importlib, "import_module", calls.append)
-    assert list_networks("discriminator") == sorted(TINY)
-    list_networks("generator")
-    assert calls == list(nets._MODULES)
+    assert list_networks("discriminator") == list_networks("generator") == sorted(TINY)
+    assert calls == []  # read from the decorators, so --help lists them without torch
+    with pytest.raises(ValueError):  # import_module is stubbed: nothing registers
+        create_generator("dcgan", 8, (3, 16, 16))
+    with pytest.raises(ValueError):
+        create_generator("dcgan", 8, (3, 16, 16))
+    assert calls == list(nets._MODULES)  # once
+
+
+def test_the_names_read_from_the_source_are_the_live_registry():
+    import robustrep.nets as nets
+    nets._ensure_loaded()
+    for role in ROLES:
+        live = {n for n, fn in nets._REGISTRY[role].items() if fn.__module__ in nets._MODULES}
+        assert nets.builtin_networks(role) == sorted(live) == sorted(TINY)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_options_read_from_the_source_are_the_live_ones(role):
+    """A family not imported yet (an installed package's) lists its options from its source,
+    so --help imports nothing; they equal what the imported factory's signature says."""
+    from robustrep.nets import network_option_info
+    from robustrep.registry import callable_options
+    import robustrep.nets as nets
+    nets._ensure_loaded()
+    for name in sorted(TINY):
+        live = {k: v for k, v in callable_options(nets._REGISTRY[role][name]).items()
+                if k not in ("z_dim", "shape")}
+        static = {k: v for k, v in nets._declared_families()[(role, name)][1].items()
+                  if k not in ("z_dim", "shape")}
+        assert static == live, name
+        assert network_option_info(name, role) == live
+
+
+def test_a_plugin_cannot_take_a_built_in_name_before_the_built_ins_load(monkeypatch):
+    import robustrep.nets as nets
+    monkeypatch.setattr(nets, "_REGISTRY", {role: {} for role in ROLES})
+
+    def mine(z_dim, shape):
+        return None
+    with pytest.raises(ValueError, match="'sngan' is already registered.*robustrep.nets.sngan"):
+        register_network("sngan", "generator")(mine)
 
 
 def test_a_new_family_registers_builds_and_may_be_registered_again_by_the_same_factory():

@@ -34,7 +34,9 @@ TEXT = {"reg": "none", "model": "resnet10t", "device": "cpu", "data_root": "some
         "out": "some/run", "inception_weights": "w.pth", "pretrained_file": "w.pth",
         "fid_features": "digits", "diffaugment": "color,translation",
         "lsun_classes": "church_outdoor_train",
-        "aa": "rand-m9-mstd0.5", "init": "net.pkl"}
+        "aa": "rand-m9-mstd0.5", "init": "net.pkl", "arch": "dcgan"}
+# Mappings: a method's options; a network family's (a built-in family takes none of its own)
+DICTS = {"reg_options": '{"mixup": {"partner": "flip"}}', "arch_options": '{"dcgan": {}}'}
 # Choices whose other values need other options too (arch mlp needs 2-D data): keep the default.
 KEEP_DEFAULT = {"dataset", "arch"}
 
@@ -52,8 +54,8 @@ def _inside(spec: OptionSpec) -> float:
 def valid_case(cls: type, spec: OptionSpec) -> tuple[list[str], object]:
     """(the text tokens after the flag, the typed value expected in the config)."""
     default = {f.name: f.default for f in dataclasses.fields(cls)}[spec.name]
-    if spec.kind is dict:  # reg_options: a JSON mapping of method -> options
-        return ['{"mixup": {"partner": "flip"}}'], {"mixup": {"partner": "flip"}}
+    if spec.kind is dict:  # reg_options, arch_options: a JSON mapping of name -> options
+        return [DICTS[spec.name]], json.loads(DICTS[spec.name])
     if spec.sequence is not None:
         if spec.kind is int:
             return ["0,2", "3"], [0, 2, 3]
