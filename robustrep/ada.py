@@ -277,10 +277,54 @@ def apply_geometric(x: Tensor, g_inv: Tensor) -> Tensor:
     g_inv = (scale2d(2 / x.shape[3] * ones, 2 / x.shape[2] * ones) @ g_inv
              @ scale2d(out_w / 2 * ones, out_h / 2 * ones))
     grid = F.affine_grid(g_inv[:, :2, :].to(x.dtype), [n, ch, out_h, out_w], align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = grid_sample_bilinear(x, grid)
     # 2x down-sampling with the mirrored filter, cropping the filter's support
     return _fir(x, taps, down=2, pad=(-hz_pad * 2 + (fw - 1) // 2, -hz_pad * 2 + (fw - 2) // 2),
                 flip=False)
+
+
+class _GridSample(torch.autograd.Function):
+    """``y = A x``: bilinear ``grid_sample`` (zeros outside, ``align_corners=False``), linear in
+    ``x`` for a fixed grid. Its backward is :class:`_GridSampleAdjoint`, so it differentiates
+    twice."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, grid: Tensor) -> Tensor:
+        ctx.save_for_backward(x, grid)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):
+        x, grid = ctx.saved_tensors
+        return _GridSampleAdjoint.apply(grad_y, x, grid), None
+
+
+class _GridSampleAdjoint(torch.autograd.Function):
+    """``g_x = A^T g_y``; its own derivative with respect to ``g_y`` is ``A`` again."""
+
+    @staticmethod
+    def forward(ctx, grad_y: Tensor, x: Tensor, grid: Tensor) -> Tensor:
+        ctx.save_for_backward(grid)
+        # aten's backward of grid_sample: interpolation 0 = bilinear, padding 0 = zeros
+        grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(
+            grad_y, x, grid, 0, 0, False, [True, False])
+        return grad_x
+
+    @staticmethod
+    def backward(ctx, grad_grad_x: Tensor):
+        (grid,) = ctx.saved_tensors
+        return _GridSample.apply(grad_grad_x, grid), None, None
+
+
+def grid_sample_bilinear(x: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear ``grid_sample`` (zeros outside, ``align_corners=False``) that R1 can
+    differentiate twice through augmented reals on every torch the package accepts: torch before
+    2.12 has no derivative for ``grid_sampler_2d_backward`` (stylegan2-ada's
+    ``grid_sample_gradfix`` exists for the same reason). The grid gets no gradient (ADA's grid is
+    drawn, not learned); a grid that requires one takes torch's own op."""
+    if grid.requires_grad:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _GridSample.apply(x, grid)
 
 
 def apply_color(x: Tensor, c: Tensor) -> Tensor:

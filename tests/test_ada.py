@@ -186,3 +186,52 @@ def test_fixed_p_and_state_round_trip():
     run_heuristic(state, +1, 2)
     run_heuristic(copy, +1, 2)
     assert copy.p == state.p == pytest.approx(0.128)
+
+
+def _grid(n=2, h=5, w=6, dtype=torch.float64):
+    theta = torch.tensor([[0.9, 0.2, 0.1], [-0.15, 1.1, -0.05]], dtype=dtype).expand(n, 2, 3)
+    return torch.nn.functional.affine_grid(theta, [n, 3, h, w], align_corners=False)
+
+
+def test_grid_sample_equals_torchs_and_differentiates_twice():
+    from robustrep.ada import grid_sample_bilinear
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    grid = _grid()
+    ref = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                                          align_corners=False)
+    y = grid_sample_bilinear(x, grid)
+    assert torch.equal(y, ref)
+    assert type(y.grad_fn).__name__ == "_GridSampleBackward"  # ours on every torch version
+    gy = torch.randn_like(y)
+    (g_ours,) = torch.autograd.grad(y, x, gy)
+    (g_ref,) = torch.autograd.grad(ref, x, gy)
+    assert torch.equal(g_ours, g_ref)
+    # second order, against finite differences (torch < 2.12 has no double backward to compare)
+    assert torch.autograd.gradcheck(lambda t: grid_sample_bilinear(t, grid), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: grid_sample_bilinear(t, grid), (x,))
+
+
+def test_r1_through_the_augmentation_is_its_gradient_penalty():
+    # R1 on augmented reals differentiates D(A x) twice: d/dθ |A^T ∇D|². Checked against the
+    # same penalty with A written out as a matrix (no grid_sample in the graph at all).
+    from robustrep.ada import grid_sample_bilinear
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    grid = _grid()
+    eye = torch.eye(3 * 4 * 5, dtype=torch.float64).reshape(-1, 3, 4, 5)
+    cols = [torch.nn.functional.grid_sample(e.expand(2, 3, 4, 5), grid, align_corners=False)
+            for e in eye]
+    A = torch.stack([c.flatten(1) for c in cols], dim=-1)  # [n, out, in]
+    weight = torch.randn(3 * 5 * 6, dtype=torch.float64, requires_grad=True)
+
+    def d(img):
+        return (img.flatten(1) @ weight).tanh().sum()
+
+    def penalty(augment):
+        (g,) = torch.autograd.grad(d(augment(x)), x, create_graph=True)
+        (gw,) = torch.autograd.grad(g.square().sum(), weight)
+        return gw
+
+    ours = penalty(lambda t: grid_sample_bilinear(t, grid))
+    dense = penalty(lambda t: (A @ t.flatten(1).unsqueeze(-1)).reshape(2, 3, 5, 6))
+    torch.testing.assert_close(ours, dense)
