@@ -79,13 +79,18 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
                      dest: str, title: str) -> None:
     """``--NAME-OPTION`` for each of ``options`` (``OptionInfo`` by option name) not in
     ``skip`` whose annotation a flag can hold, in one ``--help`` section ``title``; default
-    ``None``, stored as ``{dest}{name}__{option}`` (:func:`overrides_from_args` collects them)."""
-    from robustrep.tasks.common.config import OptionSpec, arg_type
-    group = None
+    ``None``, stored as ``{dest}{name}__{option}`` (:func:`overrides_from_args` collects them).
+    An option whose flag the program already has (a plugin named ``g`` with an option ``width``
+    meets ``--g-width``) gets none: the section says so and how to set it instead."""
+    from robustrep.tasks.common.config import GENERATED_DESTS, OptionSpec, arg_type
+    group, taken = None, []
     for opt, oi in options.items():
         kind, optional = _scalar(oi.annotation)
         flag = f"--{name}-{opt.replace('_', '-')}"
-        if opt in skip or kind is None or flag in parser._option_string_actions:
+        if opt in skip or kind is None:
+            continue
+        if flag in parser._option_string_actions:
+            taken.append((flag, opt))
             continue
         if group is None:
             group = parser.add_argument_group(title)
@@ -99,6 +104,12 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
         else:
             kwargs["metavar"] = kind.__name__.upper()
         group.add_argument(flag, **kwargs)
+    if taken:
+        field = GENERATED_DESTS[dest]
+        group = group or parser.add_argument_group(title)
+        group.description = "; ".join(
+            f"{flag} is the program's own option, so {name}'s {opt!r} has no flag: set it in a "
+            f"--config file as {field}: {{{name}: {{{opt}: VALUE}}}}" for flag, opt in taken)
 
 
 def _built_in(info: Any) -> bool:

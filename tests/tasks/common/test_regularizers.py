@@ -118,6 +118,11 @@ def test_no_flag_for_mapped_options_non_scalars_existing_flags_or_discriminators
     q.add_argument("--test-probe-steps", default="mine")
     add_regularizer_args(q, "classify", {})
     assert q.parse_args([]).test_probe_steps == "mine"  # an existing flag is kept
+    # ... and the method's section says where its option goes instead
+    notes = [g.description for g in q._action_groups if g.title.startswith("--reg test-probe")]
+    assert notes == ["--test-probe-steps is the program's own option, so test-probe's 'steps' "
+                     "has no flag: set it in a --config file as reg_options: "
+                     "{test-probe: {steps: VALUE}}"]
     gan = _parser(program="gan")
     assert "--rpgan-impl" not in gan._option_string_actions  # a discriminator: its own options
     assert "--dat-t" in gan._option_string_actions and "--pgd-eps" not in gan._option_string_actions
