@@ -205,5 +205,19 @@ else
   stage pytest_gpu 100 $PY -m pytest -q -m gpu -p no:cacheprovider -x
 fi
 
+# the key lines last, where the device tool's reply shows them
+echo "=== digest"
+head -1 "$CHECK_OUT/step_vs_reference.txt" 2>/dev/null
+grep -h "s/kimg\|ops: " "$CHECK_OUT/step_vs_reference.txt" 2>/dev/null
+for f in gan_train_fp32 gan_train_mixed gan_train_bf16 classify classify_bf16_cl; do
+  [ -f "$CHECK_OUT/$f.txt" ] && echo "$f: $(grep -h '^{' "$CHECK_OUT/$f.txt" | tail -1)"
+done
+for f in reference_train reference_train_fp32; do
+  [ -f "$CHECK_OUT/$f.txt" ] && echo "$f: $(grep -h 'sec/kimg' "$CHECK_OUT/$f.txt" | tail -2 | tr -s ' ')"
+done
+grep -h "baseline\|adaptivemix\|reg none\|amortised" "$CHECK_OUT/regularizers.txt" 2>/dev/null \
+  | grep -v "^#" | head -12
+grep -h "amortised\|first round" "$CHECK_OUT/step_compile.txt" 2>/dev/null
+grep -h "skipped\|^# rc [^0]" "$CHECK_OUT"/*.txt 2>/dev/null
 rm -rf "$WORK"
 echo "figures in $CHECK_OUT${RETURN_DIR:+ (and $RETURN_DIR/summary.txt, gpu_check_out.tgz)}"
