@@ -89,7 +89,7 @@ stage() {  # stage NAME LIMIT_S COMMAND...: output to $CHECK_OUT/NAME.txt, never
     return
   fi
   [ $left -lt $limit ] && limit=$left
-  header > "$file" 2>&1
+  echo "$HEADER" > "$file"
   echo "# \$ $*" >> "$file"
   local start=$(date +%s)
   timeout --kill-after=10 "$limit" "$@" >> "$file" 2>&1
@@ -107,6 +107,8 @@ if ! $PY -c "import robustrep.tasks" 2>/dev/null; then
   $PY -m pip install --no-index --no-deps --no-build-isolation -e "$ROOT" >> "$CHECK_OUT/install.txt" 2>&1
   $PY -c "import robustrep.tasks" >> "$CHECK_OUT/install.txt" 2>&1 || echo "robustrep does not import: $CHECK_OUT/install.txt"
 fi
+
+HEADER=$(header 2>&1)  # once: importing torch for every stage would cost seconds each
 
 # 2. the reference, patched in a scratch copy
 REF=$WORK/stylegan2-ada-pytorch
