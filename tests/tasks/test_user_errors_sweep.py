@@ -72,3 +72,34 @@ def test_an_unreadable_weights_file_is_one_line(kind, tmp_path, monkeypatch, cap
                           "--pretrained-file", str(weights), "--steps", "1", "--quiet"], capsys)
     one_line(code, err, "classify", f"weights file {weights} ")
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# gan fid: samples and statistics files, image folders
+
+
+@pytest.mark.parametrize("name, write, problem", [
+    ("s.pt", lambda p: torch.save(torch.zeros(0, 1, 16, 16), p),
+     "s.pt: FID needs at least 2 samples, got 0"),
+    ("s.npz", lambda p: p.write_bytes(b""), "s.npz is not a readable .npz file"),
+    ("s.npz", lambda p: p.write_text("not a zip"), "s.npz is not a readable .npz file"),
+    ("s.npy", lambda p: p.write_bytes(b""), "s.npy is not a readable .npy array"),
+], ids=["pt-no-samples", "npz-empty-file", "npz-text", "npy-empty-file"])
+def test_gan_fid_refuses_an_empty_samples_file(name, write, problem, tmp_path, monkeypatch,
+                                               capsys):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / name)
+    one_line(*run_main(["gan", "fid", name, "digits"], capsys), "gan", problem)
+
+
+def test_gan_fid_advises_no_option_it_lacks(tmp_path, monkeypatch, capsys):
+    """gan fid has no --skip-bad-images: the library's 'pass skip_bad=True' is not shown."""
+    from PIL import Image
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (20 * i, 50, 90)).save(tmp_path / "data" / f"{i}.png")
+    (tmp_path / "data" / "z.png").write_text("<html>not an image</html>")
+    err = one_line(*run_main(["gan", "fid", "data", "digits"], capsys), "gan",
+                   "unreadable image data/z.png")
+    assert "skip_bad" not in err and "--skip-bad-images" not in err
