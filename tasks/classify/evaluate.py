@@ -295,6 +295,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from .config import ClassifyConfig
     from .data import build_datasets, eval_loader
 
+    from robustrep.tasks.common.config import from_dict
+
     from robustrep.tasks.common.rundir import check_writable
     if foreign is not None:
         out = _new_out(out, foreign["name"])
@@ -306,7 +308,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     fields = {k: v for k, v in config.items() if k in ClassifyConfig.__dataclass_fields__}
     if data_root is not None:
         fields["data_root"] = data_root
-    cfg = ClassifyConfig(**fields)
+    source = "the --model options" if run is None else str(Path(run) / "config.json")
+    cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
     _, eval_set, info = build_datasets(cfg)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,

@@ -244,6 +244,9 @@ def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, progra
     """Refuse a run folder written by another program (``classify train --resume GAN_RUN``):
     most of its saved options are not options of ``cls``."""
     import dataclasses
+    if not saved:  # `{}`: nothing says which run this was
+        raise RunFolderError(f"{Path(path) / 'config.json'} holds no options (an empty JSON "
+                             f"object); restore it or run again into another folder")
     names = {f.name for f in dataclasses.fields(cls)}
     foreign = [k for k in saved if k not in names]
     if len(foreign) > len(saved) - len(foreign):

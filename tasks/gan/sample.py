@@ -25,7 +25,7 @@ from robustrep.tasks.gan.models import build_generator, generate
 def run_config(run: str | Path) -> GanConfig:
     saved = RunDir(run).read_config()
     check_run_program(saved, GanConfig, run, "gan")
-    return from_dict(GanConfig, saved)
+    return from_dict(GanConfig, saved, source=str(Path(run) / "config.json"))
 
 
 def sample_shape(cfg: GanConfig) -> tuple[int, ...]:

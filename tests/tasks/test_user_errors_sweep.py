@@ -7,12 +7,42 @@ test_run_safety.py (damaged checkpoints, locks, outputs); every case here failed
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from robustrep.tasks.cli import main
+
+from .gan.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    from robustrep.tasks.gan.train import train
+    path = tmp_path_factory.mktemp("gan") / "run"
+    train(tiny_config("grid-mlp", out=str(path)), show_progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def classify_run(tmp_path_factory):
+    from robustrep.tasks.classify.config import ClassifyConfig
+    from robustrep.tasks.classify.train import train
+    path = tmp_path_factory.mktemp("classify") / "run"
+    train(ClassifyConfig(model="test_resnet", image_size=16, batch_size=8, steps=2, eval_every=0,
+                         ckpt_every=1, log_every=1, classes=[0, 1, 2], seed=0), path, quiet=True)
+    return path
+
+
+def copy_run(run: Path, tmp_path: Path, edit) -> Path:
+    """A copy of ``run`` whose config.json is ``edit(saved dict)`` (a damaged run file)."""
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    saved = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps(edit(saved)))
+    return copy
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str]:
@@ -103,3 +133,45 @@ def test_gan_fid_advises_no_option_it_lacks(tmp_path, monkeypatch, capsys):
     err = one_line(*run_main(["gan", "fid", "data", "digits"], capsys), "gan",
                    "unreadable image data/z.png")
     assert "skip_bad" not in err and "--skip-bad-images" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# a run folder whose config.json was edited by hand
+
+
+def _typo(saved):
+    saved["stepz"] = saved.pop("steps")
+    return saved
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (_typo, "unknown option(s) stepz in {cfg}; did you mean 'steps'?"),
+    (lambda saved: {}, "{cfg} holds no options (an empty JSON object)"),
+], ids=["typo", "empty-object"])
+def test_classify_resume_checks_the_saved_config(edit, problem, classify_run, tmp_path, capsys):
+    """Was: a typo'd key silently dropped (the run resumed), ``{}`` a KeyError traceback."""
+    run = copy_run(classify_run, tmp_path, edit)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    code, err = run_main(["classify", "train", "--resume", str(run), "--steps", "3", "--quiet"],
+                         capsys)
+    one_line(code, err, "classify", problem.format(cfg=run / "config.json"))
+    assert {p: p.read_bytes() for p in before} == before  # nothing rewritten
+    assert not (run / "checkpoints" / "step_00000003.pt").exists()
+
+
+def _bad_steps(saved):
+    saved["steps"] = "abc"
+    return saved
+
+
+def test_evaluating_a_run_names_its_damaged_config(gan_run, classify_run, tmp_path, capsys):
+    """Was: 'the saved config: steps ...' (gan) and 'steps ...' (classify eval), no file."""
+    gan = copy_run(gan_run, tmp_path / "g", _bad_steps)
+    for argv in (["gan", "sample", str(gan), "--num", "4"], ["gan", "eval", str(gan)]):
+        one_line(*run_main(argv, capsys), "gan",
+                 f"{gan / 'config.json'}: steps must be an integer >= 1; got 'abc'")
+    clf = copy_run(classify_run, tmp_path / "c", _bad_steps)
+    one_line(*run_main(["classify", "eval", str(clf), "--attacks", "none", "--corruptions",
+                        "--quiet"], capsys), "classify",
+             f"{clf / 'config.json'}: steps must be an integer >= 1; got 'abc'")
+    assert not (clf / "eval").exists() and not (gan / "eval.json").exists()
