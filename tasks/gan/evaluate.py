@@ -378,6 +378,19 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def _check_replaceable(path: Path) -> None:
+    """``--out`` may replace the record of an earlier ``gan eval``, never a user's own file."""
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not (isinstance(old, dict) and {"step", "reg"} <= old.keys()):
+        raise UserError(f"--out {path} exists and is not a gan eval record; remove it or choose "
+                        f"another path (gan eval replaces only its own .json)")
+
+
 def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                  num_samples: int | None = None, inception_weights: str | None = None,
                  device: str = "auto", out: str | Path | None = None,
@@ -397,6 +410,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                         f"got {num_samples}")
     path = check_output_file(Path(out) if out is not None else Path(run) / "eval.json",
                              "--out")
+    if out is not None:
+        _check_replaceable(path)
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)

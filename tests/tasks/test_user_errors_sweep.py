@@ -175,3 +175,20 @@ def test_evaluating_a_run_names_its_damaged_config(gan_run, classify_run, tmp_pa
                         "--quiet"], capsys), "classify",
              f"{clf / 'config.json'}: steps must be an integer >= 1; got 'abc'")
     assert not (clf / "eval").exists() and not (gan / "eval.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs: never overwrite a user's file unasked
+
+
+def test_gan_eval_out_replaces_only_its_own_record(gan_run, tmp_path, capsys):
+    """Was: ``--out notes.json`` replaced the user's file with the eval record, exit 0."""
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}\n')
+    one_line(*run_main(["gan", "eval", str(gan_run), "--out", str(mine), "--num", "64"], capsys),
+             "gan", f"--out {mine} exists and is not a gan eval record")
+    assert mine.read_text() == '{"my": "notes"}\n'
+    record = tmp_path / "e.json"
+    for _ in range(2):  # its own record is replaced
+        assert main(["gan", "eval", str(gan_run), "--out", str(record), "--num", "64"]) == 0
+    assert json.loads(record.read_text())["step"] == 2
