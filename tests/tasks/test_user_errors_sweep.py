@@ -192,3 +192,17 @@ def test_gan_eval_out_replaces_only_its_own_record(gan_run, tmp_path, capsys):
     for _ in range(2):  # its own record is replaced
         assert main(["gan", "eval", str(gan_run), "--out", str(record), "--num", "64"]) == 0
     assert json.loads(record.read_text())["step"] == 2
+
+
+def test_bad_feature_weights_leave_no_run_folder(tmp_path, monkeypatch, capsys):
+    """Was: exit 2, but RUN/config.json, metrics.jsonl and .lock were left behind (the
+    evaluator was built after the run folder was made)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pt_inception.pth").write_bytes(b"\x00not a checkpoint" * 20)
+    code, err = run_main(["gan", "train", "--out", "r", "--image-size", "16", "--g-width", "8",
+                          "--d-width", "8", "--z-dim", "16", "--batch-size", "8", "--steps", "1",
+                          "--eval-every", "0", "--final-eval", "true", "--device", "cpu",
+                          "--fid-features", "inception", "--inception-weights",
+                          "pt_inception.pth", "--quiet"], capsys)
+    one_line(code, err, "gan", "Inception weights file pt_inception.pth is not a readable")
+    assert not (tmp_path / "r").exists()
