@@ -144,6 +144,9 @@ class ClassifyConfig:
             self.classes = sorted({int(c) for c in self.classes})
             if not self.classes or min(self.classes) < 0:
                 raise ConfigError(f"classes must be non-negative labels; got {self.classes}")
+            if len(self.classes) < 2:  # one label: the loss is zero from step 1, nothing learnt
+                raise ConfigError(f"--classes needs at least two labels (e.g. 0,1); got "
+                                  f"{self.classes}")
 
     def _resolve_final_act(self) -> None:
         """wrn*: the final BN-ReLU off under a UoS head (both references pool the last block's

@@ -298,6 +298,9 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from robustrep.tasks.common.config import from_dict
 
     from robustrep.tasks.common.rundir import check_writable
+    if eps is not None and norm == "Linf" and eps > 1:  # e.g. --eps 8 meant as 8/255
+        raise UserError(f"--eps {eps:g}: an Linf radius is in [0, 1] pixels (8/255 = 0.0314 is "
+                        f"the CIFAR standard); got more than 1")
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work

@@ -206,3 +206,28 @@ def test_bad_feature_weights_leave_no_run_folder(tmp_path, monkeypatch, capsys):
                           "pt_inception.pth", "--quiet"], capsys)
     one_line(code, err, "gan", "Inception weights file pt_inception.pth is not a readable")
     assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers that parse but cannot be meant
+
+
+def test_classify_train_refuses_a_single_class(tmp_path, monkeypatch, capsys):
+    """Was: ``--classes 0`` trained a one-class classifier (loss 0 from step 1), exit 0."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet",
+                          "--classes", "3", "--steps", "1", "--quiet"], capsys)
+    one_line(code, err, "classify", "--classes needs at least two labels (e.g. 0,1); got [3]")
+    assert not (tmp_path / "r").exists()
+
+
+def test_classify_eval_refuses_an_linf_radius_above_one(classify_run, tmp_path, capsys):
+    """Was: ``--eps 8`` (meant as 8/255) attacked with a radius of 8 pixels-in-[0, 1], exit 0."""
+    out = tmp_path / "e"
+    code, err = run_main(["classify", "eval", str(classify_run), "--eps", "8", "--attacks",
+                          "fgsm", "--out", str(out), "--quiet"], capsys)
+    one_line(code, err, "classify", "--eps 8: an Linf radius is in [0, 1] pixels")
+    assert not out.exists()
+    assert main(["classify", "eval", str(classify_run), "--eps", "2", "--norm", "L2", "--attacks",
+                 "fgsm", "--corruptions", "--max-samples", "16", "--out", str(out),
+                 "--quiet"]) == 0  # an L2 radius may be larger
