@@ -231,3 +231,35 @@ def test_classify_eval_refuses_an_linf_radius_above_one(classify_run, tmp_path, 
     assert main(["classify", "eval", str(classify_run), "--eps", "2", "--norm", "L2", "--attacks",
                  "fgsm", "--corruptions", "--max-samples", "16", "--out", str(out),
                  "--quiet"]) == 0  # an L2 radius may be larger
+
+
+# ---------------------------------------------------------------------------------------------
+# image folders
+
+
+def _folder_with_a_broken_link(root: Path) -> Path:
+    from PIL import Image
+    (root / "c").mkdir(parents=True)
+    for i in range(8):
+        Image.new("RGB", (16, 16), (30 * i, 60, 90)).save(root / "c" / f"{i}.png")
+    link = root / "c" / "z.png"
+    link.symlink_to(root / "moved-away.png")
+    return link
+
+
+def test_a_broken_symlink_in_an_image_folder_is_named(tmp_path, monkeypatch, capsys):
+    """Was: silently left out (the data set shrank), exit 0, for every command."""
+    monkeypatch.chdir(tmp_path)
+    link = _folder_with_a_broken_link(tmp_path / "data")
+    problem = f"unreadable image {link.relative_to(tmp_path)} under data: a broken symbolic link"
+    train = ["gan", "train", "--out", "r", "--dataset", "imagefolder", "--data-root", "data",
+             "--image-size", "16", "--batch-size", "4", "--steps", "1", "--g-width", "8",
+             "--d-width", "8", "--eval-every", "0", "--final-eval", "false", "--quiet"]
+    for program, argv in [("gan", train), ("gan", ["gan", "fid", "data", "digits"]),
+                          ("data", ["data", "pack", "data", "r.zip", "--resolution", "16"])]:
+        err = one_line(*run_main(argv, capsys), program, problem)
+        assert "skip_bad=True" not in err  # the library's keyword, not an option
+        assert not (tmp_path / "r").exists() and not (tmp_path / "r.zip").exists()
+    # --skip-bad-images leaves it out and says so
+    assert main([*train, "--skip-bad-images"]) == 0
+    assert "left out 1 unreadable image(s): data/c/z.png" in capsys.readouterr().err
