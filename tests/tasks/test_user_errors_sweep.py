@@ -263,3 +263,13 @@ def test_a_broken_symlink_in_an_image_folder_is_named(tmp_path, monkeypatch, cap
     # --skip-bad-images leaves it out and says so
     assert main([*train, "--skip-bad-images"]) == 0
     assert "left out 1 unreadable image(s): data/c/z.png" in capsys.readouterr().err
+
+
+def test_ood_bench_names_out_when_a_file_is_in_the_way(tmp_path, monkeypatch, capsys):
+    """Was: 'Not a directory: r/runs' (no option named)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r").write_text("mine")
+    one_line(*run_main(["ood", "bench", "--out", "r", "--regs", "none", "--seeds", "0",
+                        "--steps", "1", "--quiet"], capsys),
+             "ood", "cannot use --out r: r is a file, not a folder")
+    assert (tmp_path / "r").read_text() == "mine"
