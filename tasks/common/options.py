@@ -205,3 +205,13 @@ def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> 
         return None
     return (f"stopped after step {stop_after} of {steps} (--stop-after), with a checkpoint; "
             f"continue with: robustrep {program} train --resume {run}")
+
+
+def unique(values: Any, option: str, what: str) -> tuple:
+    """``values`` (``--seeds``, a list of settings) with each value once; a value given twice
+    would be counted as two agreeing runs (a zero spread), so it is a ConfigError naming it."""
+    values = list(values)
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ConfigError(f"{option}: {what} {seen[0]} is given twice; give each {what} once")
+    return tuple(values)

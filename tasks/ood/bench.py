@@ -224,11 +224,14 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     """Train every (regularizer, seed), score every detector, write the comparison table."""
     from robustrep.registry import parse_combination
     from robustrep.tasks.common.plots import grouped_bars
+    from robustrep.tasks.common.options import unique
     from robustrep.tasks.common.rundir import check_writable
     from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
 
-    reg_list = [r.strip() for r in str(regs).split(",") if r.strip()]
+    reg_list = list(unique([r.strip() for r in str(regs).split(",") if r.strip()], "--regs",
+                           "setting"))
+    seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs
     for r in reg_list:
         try:
             parse_combination(split_setting(r)[0], "classify")

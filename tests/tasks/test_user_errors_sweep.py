@@ -273,3 +273,18 @@ def test_ood_bench_names_out_when_a_file_is_in_the_way(tmp_path, monkeypatch, ca
                         "--steps", "1", "--quiet"], capsys),
              "ood", "cannot use --out r: r is a file, not a folder")
     assert (tmp_path / "r").read_text() == "mine"
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--seeds", "0", "0"], "--seeds: seed 0 is given twice; give each seed once"),
+    (["--regs", "none,mixup,none"], "--regs: setting none is given twice"),
+], ids=["seeds", "regs"])
+def test_ood_bench_refuses_a_repeated_seed_or_setting(flags, problem, tmp_path, monkeypatch,
+                                                      capsys):
+    """Was: trained and scored ``--seeds 0 0`` as two agreeing runs (a zero spread), exit 0;
+    report refused the same mistake."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["ood", "bench", "--out", "r", "--steps", "1", "--quiet", "--regs", "none",
+            "--seeds", "0", *flags]
+    one_line(*run_main(argv, capsys), "ood", problem)
+    assert not (tmp_path / "r").exists()
