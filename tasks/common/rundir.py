@@ -41,7 +41,7 @@ from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint, remove_
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.runfiles import read_json, read_jsonl, unmark_finished, \
     write_text_atomic
-from robustrep.tasks.common.sinks import make_sinks
+from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
 LOCK_FILE = ".lock"
 
@@ -304,6 +304,7 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
     """Create and lock the run folder (process 0) and attach the ``--log`` sinks, which the
     returned lock closes when it is released. A fresh run writes its config now; a resumed one
     only after its checkpoint passed (:func:`resumed`)."""
+    check_sinks(log)  # a --log backend that is not installed: before the folder is made
     run.create()
     lock = run.lock()
     lock.on_release.append(run.close_sinks)

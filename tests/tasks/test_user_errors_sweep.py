@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -287,4 +288,18 @@ def test_ood_bench_refuses_a_repeated_seed_or_setting(flags, problem, tmp_path, 
     argv = ["ood", "bench", "--out", "r", "--steps", "1", "--quiet", "--regs", "none",
             "--seeds", "0", *flags]
     one_line(*run_main(argv, capsys), "ood", problem)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_a_missing_log_backend_leaves_no_run_folder(program, tmp_path, monkeypatch, capsys):
+    """Was: exit 2, but RUN/config.json, metrics.jsonl and .lock were left behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb fails
+    tiny = (["--image-size", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "8",
+             "--final-eval", "false", "--eval-every", "0"] if program == "gan" else
+            ["--model", "test_resnet", "--image-size", "16", "--eval-every", "0"])
+    code, err = run_main([program, "train", "--out", "r", *tiny, "--steps", "1", "--log",
+                          "wandb", "--quiet"], capsys)
+    one_line(code, err, program, "--log wandb needs the wandb package")
     assert not (tmp_path / "r").exists()
