@@ -55,7 +55,7 @@ from robustrep.registry import name_of
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
-from robustrep.tasks.common.batches import StepBatches
+from robustrep.tasks.common.batches import StepBatches, check_global_batch
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.config import ConfigError, from_dict, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
@@ -223,6 +223,8 @@ class Trainer(TrainerBase):
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
         self.train_set, self.eval_set, self.data = build_datasets(cfg)
+        # one global batch must fit: checked here, before prepare_run makes the run folder
+        check_global_batch(len(self.train_set), cfg.batch_size, info.world_size)
         cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
@@ -230,6 +232,11 @@ class Trainer(TrainerBase):
                                        uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
                                        image_size=cfg.image_size, pretrained=cfg.pretrained,
                                        final_act=cfg.final_act)
+        if cfg.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                      for m in self.model.modules()):
+            raise ConfigError(f"--batch-size {cfg.batch_size}: model {cfg.model!r} has "
+                              f"BatchNorm layers, which need at least 2 samples per batch in "
+                              f"training; use --batch-size 2 or more")
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)

@@ -303,3 +303,21 @@ def test_a_missing_log_backend_leaves_no_run_folder(program, tmp_path, monkeypat
                           "wandb", "--quiet"], capsys)
     one_line(code, err, program, "--log wandb needs the wandb package")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--batch-size", "5000"], "the training set has 1438 samples, fewer than one global batch "
+                               "(5000 x 1 processes); lower --batch-size"),
+    (["--batch-size", "1"], "--batch-size 1: model 'test_resnet' has BatchNorm layers, which "
+                            "need at least 2 samples per batch in training"),
+], ids=["batch-above-data", "batch-1-batchnorm"])
+def test_classify_batch_problems_leave_no_run_folder(flags, problem, tmp_path, monkeypatch,
+                                                     capsys):
+    """Was: exit 2, but only once training began: RUN/config.json, metrics.jsonl and .lock
+    were left, and batch 1 was torch's 'Expected more than 1 value per channel'."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet",
+                          "--image-size", "16", "--steps", "1", "--eval-every", "0", *flags,
+                          "--quiet"], capsys)
+    one_line(code, err, "classify", problem)
+    assert not (tmp_path / "r").exists()
