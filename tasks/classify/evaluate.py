@@ -292,15 +292,13 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     model_options` describes it (``load_model`` keywords plus ``dataset``/``classes``), or a
     RobustBench model (``robustbench`` key); the report goes to a new folder.
     """
-    from .config import ClassifyConfig
+    from .config import ClassifyConfig, check_linf_eps
     from .data import build_datasets, eval_loader
 
     from robustrep.tasks.common.config import from_dict
 
     from robustrep.tasks.common.rundir import check_writable
-    if eps is not None and norm == "Linf" and eps > 1:  # e.g. --eps 8 meant as 8/255
-        raise UserError(f"--eps {eps:g}: an Linf radius is in [0, 1] pixels (8/255 = 0.0314 is "
-                        f"the CIFAR standard); got more than 1")
+    check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work

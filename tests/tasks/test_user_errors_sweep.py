@@ -321,3 +321,14 @@ def test_classify_batch_problems_leave_no_run_folder(flags, problem, tmp_path, m
                           "--quiet"], capsys)
     one_line(code, err, "classify", problem)
     assert not (tmp_path / "r").exists()
+
+
+def test_classify_train_refuses_an_linf_radius_above_one(tmp_path, monkeypatch, capsys):
+    """Was: ``--reg pgd --eps 8`` trained with a radius of 8 (the whole [0, 1] range), exit 0."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet", "--reg",
+                          "pgd", "--eps", "8", "--steps", "1", "--quiet"], capsys)
+    one_line(code, err, "classify", "--eps 8: an Linf radius is in [0, 1] pixels")
+    assert not (tmp_path / "r").exists()
+    assert main(["classify", "train", "--reg", "pgd", "--eps", "2", "--pgd-norm", "l2",
+                 "--dry-run"]) == 0  # an L2 radius may be larger
