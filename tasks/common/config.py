@@ -527,7 +527,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a .json/.yaml file; a ConfigError naming the file (and line) otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist (accepted: a .json or .yaml file)")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what} (accepted: a .json or .yaml file)")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:

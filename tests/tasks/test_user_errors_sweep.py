@@ -332,3 +332,27 @@ def test_classify_train_refuses_an_linf_radius_above_one(tmp_path, monkeypatch, 
     assert not (tmp_path / "r").exists()
     assert main(["classify", "train", "--reg", "pgd", "--eps", "2", "--pgd-norm", "l2",
                  "--dry-run"]) == 0  # an L2 radius may be larger
+
+
+# ---------------------------------------------------------------------------------------------
+# messages that named the wrong problem
+
+
+@pytest.mark.parametrize("argv, program, problem", [
+    (["gan", "train", "--config", "sub"], "gan", "config file sub is a folder (accepted: a .json "
+                                                 "or .yaml file)"),
+    (["gan", "train", "--dataset", "imagefolder", "--data-root", "notes.txt", "--out", "r"],
+     "gan", "--data-root notes.txt is a file, not a folder; expected a folder with the layout"),
+    (["ood", "score", "RUN", "--ood", "imagefolder:", "--out", "r", "--quiet"], "ood",
+     "imagefolder needs a path: imagefolder:PATH"),
+], ids=["config-is-a-folder", "data-root-is-a-file", "imagefolder-without-path"])
+def test_the_line_names_the_real_problem(argv, program, problem, classify_run, tmp_path,
+                                        monkeypatch, capsys):
+    """Was: 'does not exist' for a folder or file that exists; `imagefolder:` read the working
+    folder ('no images found under .')."""
+    monkeypatch.chdir(tmp_path)
+    argv = [str(classify_run) if a == "RUN" else a for a in argv]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "notes.txt").write_text("notes")
+    one_line(*run_main(argv, capsys), program, problem)
+    assert not (tmp_path / "r").exists()
