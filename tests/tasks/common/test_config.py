@@ -430,7 +430,7 @@ def test_config_files_unreadable_or_of_another_kind_are_named(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config_file(txt)
     assert str(err.value) == f"config file {txt} must end in .json, .yaml or .yml"
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="is a folder"):
         load_config_file(tmp_path)  # a folder
     yml = tmp_path / "c.yml"
     yml.write_text("a: 1\nb:\n  c: 2\n  c: 3\n")
