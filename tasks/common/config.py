@@ -112,7 +112,7 @@ class OptionSpec:
         elif self.kind is bool:
             what = "true or false"
         elif self.kind is str:
-            what = "a string"
+            what = "a non-empty string"
         else:
             what = ("an integer" if self.kind is int else
                     "a finite number" if self.finite else "a number") + self._range()
@@ -233,7 +233,9 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
     if kind is str:
         if isinstance(value, bool) and value is False and spec.choices and "off" in spec.choices:
             return "off"  # YAML 1.1 reads an unquoted `amp: off` as false
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        # "" is never meant: `--out "$RUN"` with RUN unset would write into the working folder
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
+                and str(value).strip():
             return str(value)
         raise _fail(spec, value)
     if isinstance(value, bool):

@@ -114,7 +114,9 @@ class ModelOptions:
 # run's config.json does not hold them); the same names, meaning and help in ``gan train`` and
 # ``classify train``. A program adds only its own words (:func:`run_option`'s ``detail``).
 
-RESUME_OUT = ""  # the value of `--resume` given alone: continue the --out folder
+# the value of `--resume` given alone: continue the --out folder. Not "": an empty path is
+# refused (`--resume "$RUN"` with RUN unset), and argparse converts this value like a typed one.
+RESUME_OUT = "<the --out folder>"
 
 # name -> (help, how the flag looks: option()'s keywords)
 RUN: dict[str, tuple[str, dict[str, Any]]] = {

@@ -356,3 +356,23 @@ def test_the_line_names_the_real_problem(argv, program, problem, classify_run, t
     (tmp_path / "notes.txt").write_text("notes")
     one_line(*run_main(argv, capsys), program, problem)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["gan", "train", "--out", ""],
+    ["classify", "train", "--out", ""],
+    ["classify", "eval", "RUN", "--out", ""],
+    ["ood", "score", "RUN", "--out", ""],
+    ["gan", "train", "--data-root", "", "--dataset", "imagefolder"],
+    ["gan", "fid", "", "digits"],
+], ids=["gan-train", "classify-train", "classify-eval", "ood-score", "data-root", "fid-A"])
+def test_an_empty_path_is_refused(argv, classify_run, tmp_path, monkeypatch, capsys):
+    """``--out "$RUN"`` with RUN unset: was a run written into the working folder (gan train,
+    classify eval, ood score), or into a default folder (classify train), exit 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("the user's folder")
+    argv = [str(classify_run) if a == "RUN" else a for a in argv]
+    code, err = run_main(argv, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "must be a non-empty string; got ''" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
