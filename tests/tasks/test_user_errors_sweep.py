@@ -376,3 +376,13 @@ def test_an_empty_path_is_refused(argv, classify_run, tmp_path, monkeypatch, cap
     assert code == 2 and err.count("\n") == 1, err
     assert "must be a non-empty string; got ''" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_a_cache_variable_naming_a_file_is_named(tmp_path, monkeypatch, capsys):
+    """Was: 'File exists: PATH' (the variable not named)."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(blocker))
+    one_line(*run_main(["gan", "fid", "digits", "digits", "--num", "16"], capsys), "gan",
+             f"$ROBUSTREP_CACHE {blocker} is a file, not a folder")
+    assert blocker.read_text() == "not a folder"
