@@ -386,3 +386,12 @@ def test_a_cache_variable_naming_a_file_is_named(tmp_path, monkeypatch, capsys):
     one_line(*run_main(["gan", "fid", "digits", "digits", "--num", "16"], capsys), "gan",
              f"$ROBUSTREP_CACHE {blocker} is a file, not a folder")
     assert blocker.read_text() == "not a folder"
+
+
+def test_ood_score_refuses_a_negative_detector_setting(classify_run, tmp_path, capsys):
+    """Was: features extracted, then 'warning: KNN failed: ... n_neighbors > 0' and exit 0."""
+    out = tmp_path / "o"
+    one_line(*run_main(["ood", "score", str(classify_run), "--detectors", "KNN", "--param",
+                        "KNN.k=-1", "--ood", "gaussian", "--out", str(out), "--quiet"], capsys),
+             "ood", "--param KNN.k=-1: KNN.k takes a non-negative int (default 50), got -1")
+    assert not out.exists()
