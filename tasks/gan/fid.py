@@ -267,7 +267,7 @@ def open_source(spec: str, args) -> Source:
     if not path.exists():
         raise DataError(f"{spec}: no such file or folder; give {ACCEPTED}")
     if path.is_dir():
-        if (path / "config.json").is_file() and (path / "checkpoints").is_dir():
+        if (path / "config.json").is_file():  # a run, checkpoints or not: named as a run
             return _run_source(spec, path, args.num, args.torch_device)
         return _folder_source(spec, path, args.resolution)
     suffix = path.suffix.lower()

@@ -395,3 +395,11 @@ def test_ood_score_refuses_a_negative_detector_setting(classify_run, tmp_path, c
                         "KNN.k=-1", "--ood", "gaussian", "--out", str(out), "--quiet"], capsys),
              "ood", "--param KNN.k=-1: KNN.k takes a non-negative int (default 50), got -1")
     assert not out.exists()
+
+
+def test_gan_fid_names_a_run_without_checkpoints(gan_run, tmp_path, capsys):
+    """Was: read as an image folder: 'class folder RUN/plots holds no images'."""
+    run = Path(shutil.copytree(gan_run, tmp_path / "run"))
+    shutil.rmtree(run / "checkpoints")
+    one_line(*run_main(["gan", "fid", str(run), "digits"], capsys), "gan",
+             f"no checkpoint at {run / 'checkpoints'}")
