@@ -403,3 +403,11 @@ def test_gan_fid_names_a_run_without_checkpoints(gan_run, tmp_path, capsys):
     shutil.rmtree(run / "checkpoints")
     one_line(*run_main(["gan", "fid", str(run), "digits"], capsys), "gan",
              f"no checkpoint at {run / 'checkpoints'}")
+
+
+def test_data_pack_refuses_a_resolution_no_memory_holds(tmp_path, monkeypatch, capsys):
+    """Was: a MemoryError traceback (100000 x 100000 x 3 bytes per image)."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["data", "pack", "src", "out.zip", "--resolution", "100000"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "argument --resolution: must be an integer in [1, 16384]; got '100000'" in err
