@@ -429,6 +429,18 @@ def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
     return owner if isinstance(owner, nn.Module) else None
 
 
+def _check_settings(eps: float, step_size: float | None, steps: int, norm: str,
+                    input_range: Any) -> tuple[float, float] | None:
+    """The attack's settings (fgsm/pgd per call; :class:`PGD`/:class:`FGSM` once, when built,
+    so a wrong option fails before training rather than at its first step)."""
+    check_nonneg("eps", eps)
+    if step_size is not None:
+        check_nonneg("step_size", step_size)
+    check_nonneg("steps", steps, integer=True)
+    check_choice("norm", norm, NORMS)
+    return None if input_range is None else check_range("input_range", input_range)
+
+
 def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, steps: int,
                   norm: str, input_range: Any, generator: torch.Generator | None,
                   model: nn.Module | None) -> tuple[tuple[float, float] | None, nn.Module | None]:
@@ -436,12 +448,7 @@ def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, 
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-    check_nonneg("eps", eps)
-    if step_size is not None:
-        check_nonneg("step_size", step_size)
-    check_nonneg("steps", steps, integer=True)
-    check_choice("norm", norm, NORMS)
-    rng = None if input_range is None else check_range("input_range", input_range)
+    rng = _check_settings(eps, step_size, steps, norm, input_range)
     check_generator(generator, x.device)
     check_in_range("x", x, rng)
     module = _owner_module(loss_fn, model)
@@ -602,6 +609,7 @@ class PGD:
     def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
                  norm: str = "linf", random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
+        _check_settings(eps, step_size, steps, norm, input_range)
         self.eps, self.steps, self.step_size, self.norm = eps, steps, step_size, norm
         self.random_start, self.input_range = random_start, input_range
 
@@ -636,6 +644,7 @@ class FGSM:
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
                  random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
+        _check_settings(eps, step_size, 1, norm, input_range)
         self.eps, self.step_size, self.norm = eps, step_size, norm
         self.random_start, self.input_range = random_start, input_range
 

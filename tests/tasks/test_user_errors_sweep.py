@@ -411,3 +411,20 @@ def test_data_pack_refuses_a_resolution_no_memory_holds(tmp_path, monkeypatch, c
     code, err = run_main(["data", "pack", "src", "out.zip", "--resolution", "100000"], capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "argument --resolution: must be an integer in [1, 16384]; got '100000'" in err
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--reg-options", '{"pgd": {"steps": "many"}}'], "--reg pgd: steps must be a non-negative "
+                                                      "int, got str"),
+    (["--pgd-norm", "l3"], "--reg pgd: norm must be one of 'linf', 'l2'; got 'l3'"),
+], ids=["steps-text", "norm-l3"])
+def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_path, monkeypatch,
+                                                         capsys):
+    """Was: a TypeError traceback (steps) or a line without the method (norm), both at the
+    first training step, after the run folder was made."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet",
+                          "--image-size", "16", "--steps", "1", "--eval-every", "0", "--reg",
+                          "pgd", *flags, "--quiet"], capsys)
+    one_line(code, err, "classify", problem)
+    assert not (tmp_path / "r").exists()
