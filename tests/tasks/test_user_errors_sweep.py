@@ -428,3 +428,22 @@ def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_pat
                           "pgd", *flags, "--quiet"], capsys)
     one_line(code, err, "classify", problem)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("reg, options, problem", [
+    ("asgan", '{"asgan": {"eps": "big"}}', "--reg asgan: eps must be"),
+    ("asgan", '{"asgan": {"norm": "l3"}}', "--reg asgan: norm must be one of 'linf', 'l2'"),
+    ("dat", '{"dat": {"t": -1}}', "--reg dat: t must be"),
+    ("dat", '{"dat": {"clamp_real": "yes"}}', "--reg dat: clamp_real must be a bool"),
+], ids=["asgan-eps", "asgan-norm", "dat-t", "dat-clamp"])
+def test_gan_attack_settings_are_checked_when_built(reg, options, problem, tmp_path,
+                                                    monkeypatch, capsys):
+    """Was: accepted when built; the first D step raised a TypeError/ValueError traceback, after
+    the run folder was made."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["gan", "train", "--out", "r", "--image-size", "16", "--g-width", "8",
+                          "--d-width", "8", "--batch-size", "8", "--steps", "1", "--eval-every",
+                          "0", "--final-eval", "false", "--reg", reg, "--reg-options", options,
+                          "--quiet"], capsys)
+    one_line(code, err, "gan", problem)
+    assert not (tmp_path / "r").exists()
