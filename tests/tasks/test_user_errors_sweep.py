@@ -20,6 +20,13 @@ from robustrep.tasks.cli import main
 from .gan.conftest import tiny_config
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """Feature networks and statistics go to the test's folder, never ~/.cache."""
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)
+
+
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
     from robustrep.tasks.gan.train import train
