@@ -296,12 +296,14 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from .data import build_datasets, eval_loader
 
     from robustrep.tasks.common.config import from_dict
-
-    from robustrep.tasks.common.rundir import check_writable
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
+    if out is not None:  # an earlier report there may be replaced, never a user's report.json
+        check_replaceable(Path(out) / "report.json", ("clean", "summary"), "classify eval",
+                          "--out")
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:

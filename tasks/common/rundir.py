@@ -240,6 +240,21 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     return path
 
 
+def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option: str) -> None:
+    """A file robustrep is about to write over must be the record ``what`` wrote before (a JSON
+    object holding ``keys``), never a user's own file of the same name; checked before work."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not (isinstance(old, dict) and set(keys) <= old.keys()):
+        raise RunFolderError(f"{option} {path} exists and is not a {what} record; remove it or "
+                             f"choose another path ({what} replaces only its own files)")
+
+
 def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, program: str) -> None:
     """Refuse a run folder written by another program (``classify train --resume GAN_RUN``):
     most of its saved options are not options of ``cls``."""

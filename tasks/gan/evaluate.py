@@ -60,7 +60,7 @@ from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
-from robustrep.tasks.common.rundir import check_output_file
+from robustrep.tasks.common.rundir import check_output_file, check_replaceable
 from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate, generate_batches
@@ -378,19 +378,6 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _check_replaceable(path: Path) -> None:
-    """``--out`` may replace the record of an earlier ``gan eval``, never a user's own file."""
-    if not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        old = None
-    if not (isinstance(old, dict) and {"step", "reg"} <= old.keys()):
-        raise UserError(f"--out {path} exists and is not a gan eval record; remove it or choose "
-                        f"another path (gan eval replaces only its own .json)")
-
-
 def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                  num_samples: int | None = None, inception_weights: str | None = None,
                  device: str = "auto", out: str | Path | None = None,
@@ -410,8 +397,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                         f"got {num_samples}")
     path = check_output_file(Path(out) if out is not None else Path(run) / "eval.json",
                              "--out")
-    if out is not None:
-        _check_replaceable(path)
+    if out is not None:  # its own record may be replaced, never a user's file
+        check_replaceable(path, ("step", "reg"), "gan eval", "--out")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)

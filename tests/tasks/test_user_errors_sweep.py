@@ -454,3 +454,24 @@ def test_gan_attack_settings_are_checked_when_built(reg, options, problem, tmp_p
                           "--quiet"], capsys)
     one_line(code, err, "gan", problem)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("program, argv, name", [
+    ("classify", ["classify", "eval", "RUN", "--attacks", "none", "--corruptions",
+                  "--max-samples", "16", "--quiet"], "report.json"),
+    ("ood", ["ood", "score", "RUN", "--ood", "gaussian", "--detectors", "MaxSoftmax",
+             "--max-samples", "16", "--no-plots", "--quiet"], "results.json"),
+], ids=["classify-eval", "ood-score"])
+def test_eval_out_replaces_only_its_own_record(program, argv, name, classify_run, tmp_path,
+                                               capsys):
+    """Was: ``--out FOLDER`` holding the user's own report.json/results.json replaced it."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text('{"my": "numbers"}\n')
+    argv = [str(classify_run) if a == "RUN" else a for a in argv] + ["--out", str(out)]
+    one_line(*run_main(argv, capsys), program,
+             f"--out {out / name} exists and is not a {program} ")
+    assert (out / name).read_text() == '{"my": "numbers"}\n'
+    (out / name).unlink()
+    for _ in range(2):  # its own record is replaced
+        assert main(argv) == 0
