@@ -475,3 +475,17 @@ def test_eval_out_replaces_only_its_own_record(program, argv, name, classify_run
     (out / name).unlink()
     for _ in range(2):  # its own record is replaced
         assert main(argv) == 0
+
+
+def test_gan_checkpoint_by_name_and_a_missing_one_lists_the_choices(gan_run, tmp_path,
+                                                                    monkeypatch, capsys):
+    """Was: 'no checkpoint at step_00000009.pt' without saying what the run holds, and a bare
+    name of a file in RUN/checkpoints was not found."""
+    monkeypatch.chdir(tmp_path)
+    one_line(*run_main(["gan", "eval", str(gan_run), "--checkpoint", "step_00000009.pt"],
+                       capsys), "gan",
+             f"--checkpoint step_00000009.pt: no such file; {gan_run / 'checkpoints'} holds "
+             f"latest.pt, step_00000001.pt, step_00000002.pt")
+    assert main(["gan", "sample", str(gan_run), "--checkpoint", "step_00000001.pt", "--num", "4",
+                 "--grid", "g.png"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 1
