@@ -429,6 +429,18 @@ def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
     return owner if isinstance(owner, nn.Module) else None
 
 
+def _check_settings(eps: float, step_size: float | None, steps: int, norm: str,
+                    input_range: Any) -> tuple[float, float] | None:
+    """The attack's settings (fgsm/pgd per call; :class:`PGD`/:class:`FGSM` once, when built,
+    so a wrong option fails before training rather than at its first step)."""
+    check_nonneg("eps", eps)
+    if step_size is not None:
+        check_nonneg("step_size", step_size)
+    check_nonneg("steps", steps, integer=True)
+    check_choice("norm", norm, NORMS)
+    return None if input_range is None else check_range("input_range", input_range)
+
+
 def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, steps: int,
                   norm: str, input_range: Any, generator: torch.Generator | None,
                   model: nn.Module | None) -> tuple[tuple[float, float] | None, nn.Module | None]:
@@ -436,18 +448,24 @@ def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, 
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-    check_nonneg("eps", eps)
-    if step_size is not None:
-        check_nonneg("step_size", step_size)
-    check_nonneg("steps", steps, integer=True)
-    check_choice("norm", norm, NORMS)
-    rng = None if input_range is None else check_range("input_range", input_range)
+    rng = _check_settings(eps, step_size, steps, norm, input_range)
     check_generator(generator, x.device)
     check_in_range("x", x, rng)
     module = _owner_module(loss_fn, model)
     check_same_device(x=x, model=first_tensor(module))
     check_model_dtype("x", x, module)
     return rng, module
+
+
+def _check_dat_settings(t: float, eps: float | None, input_range: Any,
+                        clamp_real: bool) -> tuple[float, float] | None:
+    """DAT's settings (per call, and once when :class:`DAT` is built)."""
+    check_nonneg("t", t)
+    if eps is not None:
+        check_nonneg("eps", eps)
+    if not isinstance(clamp_real, bool):
+        raise TypeError(f"clamp_real must be a bool, got {type(clamp_real).__name__}")
+    return None if input_range is None else check_range("input_range", input_range)
 
 
 def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float | None,
@@ -460,12 +478,7 @@ def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float |
         raise ValueError("x_real and x_fake must have the same per-sample shape, got "
                          f"{tuple(x_real.shape)} and {tuple(x_fake.shape)}")
     check_same_dtype(x_real=x_real, x_fake=x_fake)
-    check_nonneg("t", t)
-    if eps is not None:
-        check_nonneg("eps", eps)
-    if not isinstance(clamp_real, bool):
-        raise TypeError(f"clamp_real must be a bool, got {type(clamp_real).__name__}")
-    rng = None if input_range is None else check_range("input_range", input_range)
+    rng = _check_dat_settings(t, eps, input_range, clamp_real)
     check_in_range("x_real", x_real, rng)
     check_in_range("x_fake", x_fake, rng)
     return rng
@@ -493,6 +506,7 @@ class DAT:
 
     def __init__(self, t: float = 1.0, eps: float | None = None,
                  input_range: tuple[float, float] | None = (-1.0, 1.0), clamp_real: bool = True):
+        _check_dat_settings(t, eps, input_range, clamp_real)  # a wrong option fails when built
         self.t, self.eps, self.input_range, self.clamp_real = t, eps, input_range, clamp_real
 
     def __call__(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor, *,
@@ -539,6 +553,8 @@ class ASGAN:
         check_choice("mode", mode, ("replace", "add"))
         if not isinstance(free, bool):
             raise TypeError(f"free must be a bool, got {type(free).__name__}")
+        check_choice("loss", loss, LOSSES)
+        _check_settings(eps, None, steps, norm, input_range)  # a wrong option fails when built
         self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
         self.input_range, self.mode, self.free = input_range, mode, free
         self._carried: FreePerturbation | None = None
@@ -602,6 +618,9 @@ class PGD:
     def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
                  norm: str = "linf", random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
+        _check_settings(eps, step_size, steps, norm, input_range)
+        if not isinstance(random_start, bool):
+            raise TypeError(f"random_start must be a bool, got {type(random_start).__name__}")
         self.eps, self.steps, self.step_size, self.norm = eps, steps, step_size, norm
         self.random_start, self.input_range = random_start, input_range
 
@@ -636,6 +655,9 @@ class FGSM:
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
                  random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
+        _check_settings(eps, step_size, 1, norm, input_range)
+        if not isinstance(random_start, bool):
+            raise TypeError(f"random_start must be a bool, got {type(random_start).__name__}")
         self.eps, self.step_size, self.norm = eps, step_size, norm
         self.random_start, self.input_range = random_start, input_range
 

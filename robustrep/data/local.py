@@ -32,7 +32,8 @@ non-image named ``.png`` is found before training rather than when a DataLoader 
 attribute for the caller to report.
 
 Folder scans: hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) are
-skipped in both layouts; a symbolic link is followed once, and a link to a folder already read
+skipped in both layouts; a broken symbolic link named like an image is an unreadable image (it
+is not silently left out); a symbolic link is followed once, and a link to a folder already read
 (a loop, or a second name for a class) is a ValueError naming the link, since torchvision's
 ``os.walk(followlinks=True)`` would read the images again under other labels. 16-bit greyscale
 images (PIL mode ``I;16``/``I``) are scaled to 8 bits (v / 257) before conversion; PIL's
@@ -132,6 +133,8 @@ def _image_problem(path: Path) -> str | None:
     """Why ``path`` cannot be read as an image, or None when it can."""
     from PIL import Image
 
+    if path.is_symlink() and not path.exists():
+        return f"a broken symbolic link (to {os.readlink(path)})"
     try:
         with Image.open(path) as image:
             if image.format == "PNG":
@@ -364,9 +367,11 @@ def svhn(root: str | os.PathLike, split: str = "train", size: int | None = None,
 
 
 def _is_image(path: Path) -> bool:
-    # Hidden files are skipped: macOS "._name.png" companions are not images.
+    # Hidden files are skipped: macOS "._name.png" companions are not images. A broken symbolic
+    # link named like an image is kept, so that verify names it (an image gone missing) rather
+    # than the dataset silently shrinking.
     return (path.suffix.lower() in IMG_EXTENSIONS and not path.name.startswith(".")
-            and path.is_file())
+            and (path.is_file() or (path.is_symlink() and not path.exists())))
 
 
 def _class_folders(root: Path) -> list[Path]:

@@ -130,6 +130,7 @@ class ClassifyConfig:
     def __post_init__(self):
         check_fields(self)  # types, choices and ranges from the field metadata
         self.regularizers()  # validates reg early, with the list of valid names
+        self._check_linf_eps()
         if self.pretrained and self.pretrained_file is not None:
             raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "
                               "FILE, not both")
@@ -144,6 +145,15 @@ class ClassifyConfig:
             self.classes = sorted({int(c) for c in self.classes})
             if not self.classes or min(self.classes) < 0:
                 raise ConfigError(f"classes must be non-negative labels; got {self.classes}")
+            if len(self.classes) < 2:  # one label: the loss is zero from step 1, nothing learnt
+                raise ConfigError(f"--classes needs at least two labels (e.g. 0,1); got "
+                                  f"{self.classes}")
+
+    def _check_linf_eps(self) -> None:
+        adversarial = [n for n in self.regularizers() if "eps" in OPTION_FIELDS.get(n, {})]
+        if adversarial:
+            norm = ((self.reg_options or {}).get(adversarial[0]) or {}).get("norm", "linf")
+            check_linf_eps(self.eps, norm)
 
     def _resolve_final_act(self) -> None:
         """wrn*: the final BN-ReLU off under a UoS head (both references pool the last block's
@@ -159,6 +169,13 @@ class ClassifyConfig:
     def regularizers(self) -> list[str]:
         """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
         return parse_regularizers(self.reg)
+
+
+def check_linf_eps(eps: float | None, norm: str) -> None:
+    """Images are in [0, 1]: an Linf radius above 1 is a typo (8 meant as 8/255)."""
+    if eps is not None and eps > 1 and str(norm).lower() == "linf":
+        raise ConfigError(f"--eps {eps:g}: an Linf radius is in [0, 1] pixels (8/255 = 0.0314 "
+                          f"is the CIFAR standard); got more than 1")
 
 
 def parse_regularizers(text: str) -> list[str]:

@@ -292,13 +292,18 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     model_options` describes it (``load_model`` keywords plus ``dataset``/``classes``), or a
     RobustBench model (``robustbench`` key); the report goes to a new folder.
     """
-    from .config import ClassifyConfig
+    from .config import ClassifyConfig, check_linf_eps
     from .data import build_datasets, eval_loader
 
-    from robustrep.tasks.common.rundir import check_writable
+    from robustrep.tasks.common.config import from_dict
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
+    if out is not None:  # an earlier report there may be replaced, never a user's report.json
+        check_replaceable(Path(out) / "report.json", ("clean", "summary"), "classify eval",
+                          "--out")
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
@@ -306,7 +311,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     fields = {k: v for k, v in config.items() if k in ClassifyConfig.__dataclass_fields__}
     if data_root is not None:
         fields["data_root"] = data_root
-    cfg = ClassifyConfig(**fields)
+    source = "the --model options" if run is None else str(Path(run) / "config.json")
+    cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
     _, eval_set, info = build_datasets(cfg)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,

@@ -38,7 +38,6 @@ checkpoint is loaded and validated before ``config.json`` is rewritten.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -56,9 +55,9 @@ from robustrep.registry import name_of
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
-from robustrep.tasks.common.batches import StepBatches
+from robustrep.tasks.common.batches import StepBatches, check_global_batch
 from robustrep.tasks.common.classifier import create_classifier
-from robustrep.tasks.common.config import ConfigError, merge_for_resume, to_dict
+from robustrep.tasks.common.config import ConfigError, from_dict, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.options import check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
@@ -224,6 +223,8 @@ class Trainer(TrainerBase):
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
         self.train_set, self.eval_set, self.data = build_datasets(cfg)
+        # one global batch must fit: checked here, before prepare_run makes the run folder
+        check_global_batch(len(self.train_set), cfg.batch_size, info.world_size)
         cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
@@ -231,6 +232,11 @@ class Trainer(TrainerBase):
                                        uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
                                        image_size=cfg.image_size, pretrained=cfg.pretrained,
                                        final_act=cfg.final_act)
+        if cfg.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                      for m in self.model.modules()):
+            raise ConfigError(f"--batch-size {cfg.batch_size}: model {cfg.model!r} has "
+                              f"BatchNorm layers, which need at least 2 samples per batch in "
+                              f"training; use --batch-size 2 or more")
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
@@ -429,11 +435,12 @@ def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> Classi
     saved = RunDir(Path(run_path)).read_config()
     check_run_program(saved, ClassifyConfig, run_path, "classify")
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
-    if (merged["weight_decay"] > 0) != (saved.get("weight_decay", 0) > 0):
+    # every saved value checked, an unknown key refused, as gan train --resume does: a damaged
+    # config.json is named, never half-read into a different run
+    cfg = from_dict(ClassifyConfig, merged, source=f"{Path(run_path) / 'config.json'}")
+    if (cfg.weight_decay > 0) != ((saved.get("weight_decay") or 0) > 0):
         # timm groups the parameters by decay only when there is some: the saved optimizer
         # state would not fit the other grouping
         raise ConfigError(f"--weight-decay cannot change between 0 and > 0 on resume (the run "
                           f"has {saved.get('weight_decay')}); keep it at zero or above zero")
-    # The saved config also holds data-derived fields (num_classes, mean, std, ...).
-    names = {f.name for f in dataclasses.fields(ClassifyConfig)}
-    return ClassifyConfig(**{k: v for k, v in merged.items() if k in names})
+    return cfg

@@ -22,6 +22,13 @@ def epoch_permutation(size: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+def check_global_batch(size: int, batch_size: int, world_size: int = 1) -> None:
+    """A training set must fill one global batch (called before a run folder is made)."""
+    if size < batch_size * world_size:
+        raise DataError(f"the training set has {size} samples, fewer than one global batch "
+                        f"({batch_size} x {world_size} processes); lower --batch-size")
+
+
 class StepBatches(Sampler):
     """Index lists of this process's share of the global batches of steps ``start .. stop - 1``
     (``stop=None``: without end). ``repeat`` replays each batch that many steps (free
@@ -29,10 +36,8 @@ class StepBatches(Sampler):
 
     def __init__(self, size: int, batch_size: int, seed: int, start: int = 0,
                  stop: int | None = None, rank: int = 0, world_size: int = 1, repeat: int = 1):
+        check_global_batch(size, batch_size, world_size)
         global_batch = batch_size * world_size
-        if size < global_batch:
-            raise DataError(f"the training set has {size} samples, fewer than one global batch "
-                            f"({batch_size} x {world_size} processes); lower batch_size")
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.start, self.stop, self.rank, self.world = start, stop, rank, world_size
         self.repeat = repeat

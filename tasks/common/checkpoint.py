@@ -88,12 +88,13 @@ def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: 
 
 
 def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
-              allow_pickle: bool = False) -> Any:
+              allow_pickle: bool = False,
+              advice: str = "use a file written by this version of robustrep") -> Any:
     """``torch.load`` with ``weights_only=True``; any failure is a one-line CheckpointError.
 
     ``allow_pickle=True`` loads with the full unpickler, which runs whatever code the file
     carries: only for files the user wrote and trusts (it exists for checkpoints of older
-    versions that pickled NumPy objects).
+    versions that pickled NumPy objects). ``advice`` ends the message about such objects.
     """
     try:
         return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
@@ -106,7 +107,7 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
             raise CheckpointError(
                 f"{what} {path} holds Python objects{what_obj} that a safe load refuses (they "
                 f"could run code when loaded); robustrep loads only tensors and plain values: "
-                f"use a file written by this version of robustrep") from None
+                f"{advice}") from None
         raise CheckpointError(f"{what} {path} is not a readable PyTorch file; it may be "
                               f"truncated or corrupt: use another file") from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError,

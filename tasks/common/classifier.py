@@ -27,17 +27,25 @@ import torch
 from torch import Tensor, nn
 
 from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
-from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
+from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, safe_load
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.weights import is_source_name, resolve_model
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The tensors of a weights file; an unreadable, empty or pickled-object file is one
+    CheckpointError naming it (safe_load: weights_only, never the full unpickler)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        data = load_file(str(path))
+        try:
+            data = load_file(str(path))
+        except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ... on a bad file
+            raise CheckpointError(f"weights file {path} is not a readable .safetensors file "
+                                  f"({type(err).__name__}: {str(err)[:120]}); use another "
+                                  f"file") from None
     else:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = safe_load(path, "weights file", advice="save the model's state_dict() "
+                         "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
     if isinstance(data, dict):
         for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
             if isinstance(data.get(key), dict):

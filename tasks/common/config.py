@@ -112,7 +112,7 @@ class OptionSpec:
         elif self.kind is bool:
             what = "true or false"
         elif self.kind is str:
-            what = "a string"
+            what = "a non-empty string"
         else:
             what = ("an integer" if self.kind is int else
                     "a finite number" if self.finite else "a number") + self._range()
@@ -233,7 +233,9 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
     if kind is str:
         if isinstance(value, bool) and value is False and spec.choices and "off" in spec.choices:
             return "off"  # YAML 1.1 reads an unquoted `amp: off` as false
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        # "" is never meant: `--out "$RUN"` with RUN unset would write into the working folder
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
+                and str(value).strip():
             return str(value)
         raise _fail(spec, value)
     if isinstance(value, bool):
@@ -527,7 +529,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a .json/.yaml file; a ConfigError naming the file (and line) otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist (accepted: a .json or .yaml file)")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what} (accepted: a .json or .yaml file)")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:

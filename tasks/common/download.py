@@ -59,7 +59,11 @@ def offline_reason() -> str | None:
 
 def cache_dir() -> Path:
     """``$ROBUSTREP_CACHE``, else ``~/.cache/robustrep`` (the gan program's cache too)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "robustrep").expanduser()
+    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "robustrep").expanduser()
+    if path.exists() and not path.is_dir():
+        what = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the cache folder"
+        raise UserError(f"{what} {path} is a file, not a folder; point {CACHE_ENV} at a folder")
+    return path
 
 
 def sha256_of(path: str | os.PathLike) -> str:

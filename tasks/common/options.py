@@ -114,7 +114,9 @@ class ModelOptions:
 # run's config.json does not hold them); the same names, meaning and help in ``gan train`` and
 # ``classify train``. A program adds only its own words (:func:`run_option`'s ``detail``).
 
-RESUME_OUT = ""  # the value of `--resume` given alone: continue the --out folder
+# the value of `--resume` given alone: continue the --out folder. Not "": an empty path is
+# refused (`--resume "$RUN"` with RUN unset), and argparse converts this value like a typed one.
+RESUME_OUT = "<the --out folder>"
 
 # name -> (help, how the flag looks: option()'s keywords)
 RUN: dict[str, tuple[str, dict[str, Any]]] = {
@@ -205,3 +207,13 @@ def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> 
         return None
     return (f"stopped after step {stop_after} of {steps} (--stop-after), with a checkpoint; "
             f"continue with: robustrep {program} train --resume {run}")
+
+
+def unique(values: Any, option: str, what: str) -> tuple:
+    """``values`` (``--seeds``, a list of settings) with each value once; a value given twice
+    would be counted as two agreeing runs (a zero spread), so it is a ConfigError naming it."""
+    values = list(values)
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ConfigError(f"{option}: {what} {seen[0]} is given twice; give each {what} once")
+    return tuple(values)

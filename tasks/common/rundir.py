@@ -41,7 +41,7 @@ from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint, remove_
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.runfiles import read_json, read_jsonl, unmark_finished, \
     write_text_atomic
-from robustrep.tasks.common.sinks import make_sinks
+from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
 LOCK_FILE = ".lock"
 
@@ -240,10 +240,28 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     return path
 
 
+def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option: str) -> None:
+    """A file robustrep is about to write over must be the record ``what`` wrote before (a JSON
+    object holding ``keys``), never a user's own file of the same name; checked before work."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not (isinstance(old, dict) and set(keys) <= old.keys()):
+        raise RunFolderError(f"{option} {path} exists and is not a {what} record; remove it or "
+                             f"choose another path ({what} replaces only its own files)")
+
+
 def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, program: str) -> None:
     """Refuse a run folder written by another program (``classify train --resume GAN_RUN``):
     most of its saved options are not options of ``cls``."""
     import dataclasses
+    if not saved:  # `{}`: nothing says which run this was
+        raise RunFolderError(f"{Path(path) / 'config.json'} holds no options (an empty JSON "
+                             f"object); restore it or run again into another folder")
     names = {f.name for f in dataclasses.fields(cls)}
     foreign = [k for k in saved if k not in names]
     if len(foreign) > len(saved) - len(foreign):
@@ -307,6 +325,7 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
     """Create and lock the run folder (process 0) and attach the ``--log`` sinks, which the
     returned lock closes when it is released. A fresh run writes its config now; a resumed one
     only after its checkpoint passed (:func:`resumed`)."""
+    check_sinks(log)  # a --log backend that is not installed: before the folder is made
     run.create()
     lock = run.lock()
     lock.on_release.append(run.close_sinks)

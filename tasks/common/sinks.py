@@ -12,6 +12,7 @@ local), as timm's ``train.py --log-wandb`` logs its summaries.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -30,15 +31,31 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+# --log backend -> (module it needs, the pip extra that installs it)
+_NEEDS = {"tensorboard": ("torch.utils.tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}
+
+
+def check_sinks(log: str | None) -> None:
+    """Raise the one-line UserError of an unknown ``--log`` or a backend that is not installed;
+    called before the run folder is made, so that such a run leaves nothing behind."""
+    if log in (None, "jsonl"):
+        return
+    if log not in _NEEDS:
+        raise UserError(f"--log must be one of {', '.join(LOG_CHOICES)}; got {log!r}")
+    module, extra = _NEEDS[log]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"--log {log} needs the {extra} package: pip install "
+                        f"'robustrep[{extra}]' (or use --log jsonl)") from None
+
+
 class TensorBoardSink:
     """Mirror numeric values of each metrics record into ``RUN/tensorboard``."""
 
     def __init__(self, folder: str | Path):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise UserError("--log tensorboard needs the tensorboard package: "
-                            "pip install 'robustrep[tensorboard]' (or use --log jsonl)") from None
+        check_sinks("tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(log_dir=str(folder))
 
     def write(self, record: dict[str, Any]) -> None:
@@ -60,11 +77,8 @@ class WandbSink:
     """
 
     def __init__(self, folder: str | Path, name: str, config: dict[str, Any] | None = None):
-        try:
-            import wandb
-        except ImportError:
-            raise UserError("--log wandb needs the wandb package: pip install "
-                            "'robustrep[wandb]' (or use --log jsonl)") from None
+        check_sinks("wandb")
+        import wandb
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         id_file = folder / "run_id"

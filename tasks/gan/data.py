@@ -100,7 +100,8 @@ def _check_root(cfg) -> Path:
             raise DataError(f"--data-root {root} does not exist; expected {LAYOUTS['zip']}")
         return root
     if not root.is_dir():
-        raise DataError(f"--data-root {root} does not exist; expected a folder with the "
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"--data-root {root} {what}; expected a folder with the "
                                 f"layout {LAYOUTS[cfg.dataset]}")
     return root
 

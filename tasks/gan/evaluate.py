@@ -60,7 +60,7 @@ from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
-from robustrep.tasks.common.rundir import check_output_file
+from robustrep.tasks.common.rundir import check_output_file, check_replaceable
 from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate, generate_batches
@@ -397,6 +397,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                         f"got {num_samples}")
     path = check_output_file(Path(out) if out is not None else Path(run) / "eval.json",
                              "--out")
+    if out is not None:  # its own record may be replaced, never a user's file
+        check_replaceable(path, ("step", "reg"), "gan eval", "--out")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)

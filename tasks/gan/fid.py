@@ -30,6 +30,7 @@ covariance ``[D, D]``, as pytorch-fid's ``np.cov``) plus ``fid_features``, ``fid
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from torch import Tensor
 
 from robustrep.metrics import frechet_distance
 from robustrep.tasks.common.checkpoint import safe_load, write_atomic
-from robustrep.tasks.common.errors import DataError, UserError
+from robustrep.tasks.common.errors import DataError, UserError, program_advice
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.evaluate import (EVAL_SEED, _RunImages, build_extractor,
                                           cached_features, fid_features_choice, score_features,
@@ -159,9 +160,9 @@ def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> So
     if not isinstance(data, Tensor):
         raise DataError(f"{where}: expected a tensor or array of samples, got "
                         f"{type(data).__name__}")
+    if data.dim() > 0 and data.shape[0] < 2:  # before the range check, which needs values
+        raise DataError(f"{where}: FID needs at least 2 samples, got {data.shape[0]}")
     images = samples_to_unit(data, where, declared)
-    if len(images) < 2:
-        raise DataError(f"{where}: FID needs at least 2 samples, got {len(images)}")
     return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
                   batches=lambda: iter(images.split(BATCH)))
 
@@ -170,7 +171,7 @@ def _npz_source(spec: str, path: Path, declared: str | None) -> Source:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # EOFError: empty file
         raise DataError(f"{path} is not a readable .npz file ({err})") from None
     if "mu" in arrays or "sigma" in arrays:
         return _stats_source(spec, path, arrays)
@@ -215,7 +216,7 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
                 resolution = min(image.size)
         dataset = image_folder(path, resolution, verify=True)
     except (FileNotFoundError, ValueError) as err:
-        raise DataError(str(err)) from None
+        raise DataError(program_advice(err, skip_option=False)) from None  # no such option
     return Source(spec, f"image folder {path} ({len(dataset)} images at {resolution}x"
                         f"{resolution})", shape=(3, resolution, resolution),
                   batches=lambda: _dataset_batches(dataset))
@@ -266,7 +267,7 @@ def open_source(spec: str, args) -> Source:
     if not path.exists():
         raise DataError(f"{spec}: no such file or folder; give {ACCEPTED}")
     if path.is_dir():
-        if (path / "config.json").is_file() and (path / "checkpoints").is_dir():
+        if (path / "config.json").is_file():  # a run, checkpoints or not: named as a run
             return _run_source(spec, path, args.num, args.torch_device)
         return _folder_source(spec, path, args.resolution)
     suffix = path.suffix.lower()
@@ -277,7 +278,7 @@ def open_source(spec: str, args) -> Source:
     if suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
             raise DataError(f"{path} is not a readable .npy array ({err})") from None
         return _tensor_source(spec, array, args.range, str(path))
     if suffix == ".pt":

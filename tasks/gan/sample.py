@@ -25,7 +25,7 @@ from robustrep.tasks.gan.models import build_generator, generate
 def run_config(run: str | Path) -> GanConfig:
     saved = RunDir(run).read_config()
     check_run_program(saved, GanConfig, run, "gan")
-    return from_dict(GanConfig, saved)
+    return from_dict(GanConfig, saved, source=str(Path(run) / "config.json"))
 
 
 def sample_shape(cfg: GanConfig) -> tuple[int, ...]:
@@ -35,16 +35,32 @@ def sample_shape(cfg: GanConfig) -> tuple[int, ...]:
     return (channels, cfg.image_size, cfg.image_size)
 
 
+def checkpoint_path(run: str | Path, checkpoint: str | Path | None) -> Path:
+    """``--checkpoint`` as given, or the bare name of a file in ``RUN/checkpoints``
+    (``step_00000400.pt``); the run's latest when None. A missing one lists what there is."""
+    folder = RunDir(run).checkpoints
+    if checkpoint is None:
+        return folder
+    path = Path(checkpoint)
+    if path.exists():
+        return path
+    if (folder / path).is_file():
+        return folder / path
+    have = sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
+    raise CheckpointError(f"--checkpoint {checkpoint}: no such file; {folder} holds "
+                          f"{', '.join(have) or 'no checkpoint'} (give a path, or one of these "
+                          f"names)")
+
+
 def load_generator(run: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
                    use_ema: bool = True) -> tuple[torch.nn.Module, GanConfig, int, torch.device]:
     """G-EMA (or G) of a run's checkpoint (latest by default), on ``device``, in eval mode."""
     cfg = run_config(run)
     dev = resolve_device(device)
-    state = load_checkpoint(checkpoint if checkpoint is not None else RunDir(run).checkpoints,
-                            map_location="cpu")
+    where = checkpoint_path(run, checkpoint)
+    state = load_checkpoint(where, map_location="cpu")
     G = build_generator(cfg, sample_shape(cfg))
     key = "ema" if use_ema and state.get("ema") is not None else "G"
-    where = checkpoint if checkpoint is not None else RunDir(run).checkpoints
     if not isinstance(state.get(key), dict):
         raise CheckpointError(f"checkpoint {where} has no {key!r} weights; it is not a GAN "
                               f"checkpoint of this run")

@@ -190,11 +190,8 @@ class Trainer(TrainerBase):
     def prepare_evaluator(self) -> None:
         """Build the evaluator (feature network, real statistics) now if the run will evaluate,
         so missing or wrong weights are reported before step 1 rather than after training."""
-        if not self.dist.is_main or self.evaluator is not None:
-            return
-        if self.cfg.eval_every > 0 or self.cfg.final_eval:
-            self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
-                                       self.cfg.eval_samples, kid_subsets=10)
+        if self.evaluator is None:
+            self.evaluator = build_evaluator(self.cfg, self.data, self.dist)
 
     def evaluate(self) -> None:
         self.check_finite()
@@ -357,10 +354,13 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
+        # missing or wrong feature-network weights fail before the run folder is made
+        evaluator = build_evaluator(cfg, data, dist)
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
         trainer = Trainer(cfg, run, dist, data, show_progress, init)
+        trainer.evaluator = evaluator
         if resume is not None:
             trainer.resume_from(ckpt.latest_checkpoint(run.checkpoints))
             check_stop_after(stop_after, trainer.step)
@@ -375,6 +375,13 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         if lock is not None:
             lock.release()
         cleanup()
+
+
+def build_evaluator(cfg: GanConfig, data: GanData, dist: DistInfo) -> Evaluator | None:
+    """The evaluator (feature network, real statistics) of process 0 when the run evaluates."""
+    if dist.is_main and (cfg.eval_every > 0 or cfg.final_eval):
+        return Evaluator(cfg, data, dist.device, cfg.eval_samples, kid_subsets=10)
+    return None
 
 
 def _init_states(cfg: GanConfig, data: GanData) -> dict[str, dict] | None:

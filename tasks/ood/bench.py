@@ -224,15 +224,20 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     """Train every (regularizer, seed), score every detector, write the comparison table."""
     from robustrep.registry import parse_combination
     from robustrep.tasks.common.plots import grouped_bars
+    from robustrep.tasks.common.options import unique
+    from robustrep.tasks.common.rundir import check_writable
     from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
 
-    reg_list = [r.strip() for r in str(regs).split(",") if r.strip()]
+    reg_list = list(unique([r.strip() for r in str(regs).split(",") if r.strip()], "--regs",
+                           "setting"))
+    seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs
     for r in reg_list:
         try:
             parse_combination(split_setting(r)[0], "classify")
         except ValueError as err:
             raise ValueError(f"--regs {r!r}: {err}") from None
+    out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     specs = parse_detectors(detectors)
     parse_params(params)
     unknown = [o for o in ood if o.split(":")[0] not in BENCH_OOD]
@@ -240,7 +245,6 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
         raise ValueError(f"bench scores built-in OOD sets only; unknown: {', '.join(unknown)} "
                          f"(valid: {', '.join(BENCH_OOD)})")
     opts = _parse_opts(list(train_opts))
-    out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     records, accs, timings = [], defaultdict(list), []
     used_model, used_steps = model, steps

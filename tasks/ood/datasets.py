@@ -147,9 +147,9 @@ def _first_image(name: str, rest: list[str]) -> Path:
 
 def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:
     from robustrep.data.local import folder_split, image_folder, image_list
-    if name == "imagelist" and len(rest) < 2:
+    if name == "imagelist" and (len(rest) < 2 or not all(rest)):
         raise ValueError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
-    if name == "imagefolder" and not rest:
+    if name == "imagefolder" and not "".join(rest).strip():  # `imagefolder:` would read "."
         raise ValueError("imagefolder needs a path: imagefolder:PATH")
     channels, height, width = ctx.shape
     if name == "imagefolder":  # timm's root/train + root/val layout: the split asked for

@@ -282,10 +282,16 @@ def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> No
     """A value of the kind the parameter's default has (before any feature is extracted)."""
     default = spec.params[key].default
     kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
+    kind = type(default).__name__
+    if kinds is not None and type(default) is not bool and default > 0 and \
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        # a count, temperature or percentile that defaults positive: a sign typo, which the
+        # detector would only refuse (or silently misuse) after every feature is extracted
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a non-negative {kind} "
+                         f"(default {default!r}), got {value!r}")
     if kinds is None or (isinstance(value, kinds) and
                          (type(default) is bool or not isinstance(value, bool))):
         return
-    kind = type(default).__name__
     raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
                      f"{kind} (default {default!r}), got {value!r}")
 

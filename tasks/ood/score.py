@@ -245,7 +245,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     specs = parse_detectors(detectors)
     overrides = parse_params(params)
     dev = resolve_device(device)
-    from robustrep.tasks.common.rundir import check_writable
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable
     if foreign is not None:
         from robustrep.tasks.common.weights import default_out
         out = Path(out) if out else default_out(foreign["name"], "ood")
@@ -253,6 +253,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             raise ValueError(f"--out {out} already holds results.json; choose a new folder")
     run = Path(run) if run is not None else None
     check_writable(Path(out) if out else run / "ood", "--out")  # before any work
+    if out:  # an earlier result there may be replaced, never a user's results.json
+        check_replaceable(Path(out) / "results.json", ("detectors", "results"), "ood score",
+                          "--out")
     if foreign is None:
         classifier, config = load_run(run, dev, use_ema=use_ema)
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from robustrep.registry import parse_combination
 from robustrep.tasks.common.cli import add_command
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
 from robustrep.tasks.report.runs import FULL, QUICK, check_out, collect, execute, plan
 
@@ -41,21 +42,13 @@ def _settings(args: argparse.Namespace):
     base = QUICK if args.quick else FULL
     changes = {}
     if args.seeds is not None:
-        changes["seeds"] = _unique(args.seeds, "--seeds", "seed")
+        changes["seeds"] = unique(args.seeds, "--seeds", "seed")
     for field, program in (("gan_regs", "gan"), ("classify_regs", "classify")):
         text = getattr(args, field)
         if text is not None:
-            changes[field] = _unique([_setting(s, program) for s in text.split(",")
+            changes[field] = unique([_setting(s, program) for s in text.split(",")
                                       if s.strip()], f"--{program}-regs", "setting")
     return dataclasses.replace(base, **changes)
-
-
-def _unique(values: list, option: str, what: str) -> tuple:
-    """One run per value: a value given twice would be counted as two agreeing runs."""
-    seen = [v for i, v in enumerate(values) if v in values[:i]]
-    if seen:
-        raise UserError(f"{option}: {what} {seen[0]} is given twice; give each {what} once")
-    return tuple(values)
 
 
 def _setting(text: str, program: str) -> str:

@@ -208,7 +208,7 @@ def test_the_flag_is_the_name_with_dashes_unless_flags_are_given():
 @pytest.mark.parametrize("kw, accepted", [
     (dict(kind=dict), 'a mapping, e.g. {"toy": {"weight": 0.5}} (JSON on the command line)'),
     (dict(kind=str, choices=("a", 1), nothing="none"), "one of a, 1, or none"),
-    (dict(kind=bool), "true or false"), (dict(kind=str), "a string"),
+    (dict(kind=bool), "true or false"), (dict(kind=str), "a non-empty string"),
     (dict(kind=int), "an integer"), (dict(finite=False), "a number"),
     (dict(min=0, max=1.5), "a finite number in [0, 1.5]"),
     (dict(min=0, max=1, min_exclusive=True, max_exclusive=True), "a finite number in (0, 1)"),
@@ -221,7 +221,7 @@ def test_the_flag_is_the_name_with_dashes_unless_flags_are_given():
      "a list of 2 values, each an integer >= 0 (space- or comma-separated)"),
     (dict(kind=int, sequence=list, one_token=True, nothing="all"),
      "a list of values, each an integer (comma-separated), or all"),
-    (dict(kind=str, sequence=list, split=False), "a list of values, each a string"),
+    (dict(kind=str, sequence=list, split=False), "a list of values, each a non-empty string"),
 ])
 def test_accepted_says_what_is_accepted(kw, accepted):
     assert _spec(**kw).accepted() == accepted
@@ -430,7 +430,7 @@ def test_config_files_unreadable_or_of_another_kind_are_named(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config_file(txt)
     assert str(err.value) == f"config file {txt} must end in .json, .yaml or .yml"
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="is a folder"):
         load_config_file(tmp_path)  # a folder
     yml = tmp_path / "c.yml"
     yml.write_text("a: 1\nb:\n  c: 2\n  c: 3\n")
