@@ -97,3 +97,16 @@ def test_doc_command_is_accepted(where, argv, monkeypatch, registry_restored, ca
         with contextlib.redirect_stdout(io.StringIO()):
             code = main([*argv, "--dry-run"] if "--dry-run" not in argv else argv)
         assert code == 0, f"{where}: --dry-run exits {code}: {capsys.readouterr().err.strip()}"
+
+
+def test_readme_report_sizes_are_the_settings_report_runs():
+    from robustrep.tasks.report.runs import FULL, QUICK
+    if not DOCS:
+        pytest.skip("docs not beside the tests (installed test run)")
+    text = DOCS[0].read_text()
+    for flag, size in (("--quick", QUICK), ("", FULL)):
+        match = re.search(rf"robustrep report {flag} +# (\d+) GAN and (\d+) classifier settings, "
+                          rf"(\d+) seeds", text)
+        assert match, f"README has no 'robustrep report {flag}' line with its sizes"
+        assert tuple(map(int, match.groups())) == (
+            len(size.gan_regs), len(size.classify_regs), len(size.seeds)), match.group(0)
