@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds, outcome = (0.0, "last run") if args.report_only else run(
             n, module, args.jobs, args.timeout)
         statuses = results(n, module)
+        if args.report_only and not statuses:  # a fresh clone: a row of zeros would read as a run
+            print(f"{n:<14} {module.path:<34} no results of an earlier run in "
+                  f"{WORK.name}/{n}/ (run: python scripts/mutation.py {n})")
+            continue
         rate, c = kill_rate(statuses)
         print(f"{n:<14} {module.path:<34} {c['killed']:>7} {c['timeout']:>7} {c['survived']:>8} "
               f"{c['no tests']:>8} {rate:>6.1%}  {seconds:.0f} s, {outcome}", flush=True)

@@ -20,7 +20,8 @@ from robustrep.tasks.common.cli import add_command
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
-from robustrep.tasks.report.runs import FULL, QUICK, check_out, collect, execute, plan
+from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, check_out, collect, execute,
+                                         plan)
 
 CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features from 1,000 G-EMA "
                "samples (comparable only within this feature network, not with Inception "
@@ -81,9 +82,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         bar.close()
     records, unfinished = collect(runs)
     if not records:
-        raise UserError(f"no finished runs under {out}; run without --collect to train them")
-    if args.collect:
-        failures += unfinished
+        raise UserError(unfinished[0] if unfinished else
+                        f"no finished runs under {out}; run without --collect to train them")
+    # after training, only runs of another size are left (failed ones are in failures already)
+    failures += [line for line in unfinished if args.collect or OTHER_SIZE in line]
     seconds = None if args.collect else time.time() - started
     info = {"summary": _summary(settings, records, seconds, args.quick),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),

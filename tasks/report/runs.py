@@ -75,6 +75,12 @@ class Run:
         return read_run(self.folder, GAN_KEYS + CLASSIFY_KEYS).finished
 
     @property
+    def steps(self) -> int | None:
+        """The training steps this report plans for the run (its ``--steps``; None: any)."""
+        train = self.commands[0] if self.commands else []
+        return int(train[train.index("--steps") + 1]) if "--steps" in train else None
+
+    @property
     def done(self) -> bool:
         return self.trained and all(p.is_file() for p in result_files(self))
 
@@ -166,15 +172,25 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
 # reading results back
 
 
+OTHER_SIZE = "trained at another size"
+
+
 def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
     """One flat record per finished run (task, reg, seed and its metrics), and a line for each
-    run that is not finished (killed, failed or not started), which the page leaves out."""
+    run that is not finished (killed, failed or not started) or was trained for another number
+    of steps than planned (another report size in the same folder), which the page leaves out."""
     records, missing = [], []
     for run in runs:
         if not run.done:
             if run.folder.exists():
                 missing.append(f"{run.task}/{run.reg}/seed{run.seed}: unfinished in "
                                f"{run.folder}; left out (run without --collect to finish it)")
+            continue
+        trained = read_run(run.folder).config.get("steps")
+        if run.steps is not None and trained != run.steps:  # e.g. a --quick report's runs read at the default size
+            missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {OTHER_SIZE} ({trained} "
+                           f"steps, this report's {run.steps}) in {run.folder}; left out (give "
+                           f"the options it was made with, e.g. --quick)")
             continue
         read = _read_classify if run.task == "classify" else _read_gan
         records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **read(run.folder)})

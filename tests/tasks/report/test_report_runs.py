@@ -22,7 +22,9 @@ def _fake_child(calls):
             folder = cwd / argv[argv.index("--resume" if "--resume" in argv else "--out") + 1]
             folder.mkdir(parents=True, exist_ok=True)
             last = {"step": 5, "train_s": 2.0, "fid": 3.0, "eval/acc": 0.9}
-            (folder / "config.json").write_text(json.dumps({"steps": 5}))
+            if "--steps" in argv:  # a resumed run keeps its config, as a real child
+                steps = int(argv[argv.index("--steps") + 1])
+                (folder / "config.json").write_text(json.dumps({"steps": steps}))
             (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "train_s": 1.0}) + "\n"
                                                   + json.dumps(last) + "\n")
             (folder / "finished.json").write_text("{}")
@@ -44,7 +46,8 @@ def children(monkeypatch):
 
 
 def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys):
-    """README: ``robustrep report --quick`` (default --out), then ``--collect --out DIR``."""
+    """README: ``robustrep report --quick`` (default --out), then ``--quick --collect --out DIR``;
+    the quick runs collected at the default size are refused, not labelled with its steps."""
     monkeypatch.chdir(tmp_path)
     assert cli.main("report --quick".split()) == 0
     (folder,) = (tmp_path / "runs").iterdir()
@@ -52,8 +55,18 @@ def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, c
     assert not list(folder.rglob("runs/report-*"))  # nothing nested inside the report folder
     assert "(12 runs)" in capsys.readouterr().out  # 2 GAN + 2 classifier settings, 3 seeds
     rel = str(folder.relative_to(tmp_path))
-    assert cli.main(["report", "--collect", "--out", rel]) == 0
+    assert cli.main(["report", "--quick", "--collect", "--out", rel]) == 0
     assert "(12 runs)" in capsys.readouterr().out
+    page_text = (folder / "report.md").read_text()
+    assert cli.main(["report", "--collect", "--out", rel]) == 2
+    err = capsys.readouterr().err
+    assert "gan/none/seed0: trained at another size (300 steps, this report's 400)" in err, err
+    assert err.count("\n") == 1 and "--quick" in err
+    assert (folder / "report.md").read_text() == page_text  # the quick page is kept
+    children.clear()  # the default size into the same folder: the quick runs are left out
+    assert cli.main(["report", "--out", rel]) == 1
+    assert capsys.readouterr().out.count("trained at another size") == 12
+    assert not any(str(folder / "runs" / "gan" / "none-seed0") in a for a in children)
 
 
 def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monkeypatch, children):
