@@ -1,6 +1,7 @@
 """Shared fixtures: tiny models and seeded generators, CPU-only and fast."""
 
 import os
+import sys
 
 import pytest
 import torch
@@ -10,6 +11,28 @@ torch.set_num_threads(1)
 # No test may reach the network: downloads (FID Inception, datasets, the Hugging Face hub) read
 # only the cache unless a test points them at its own 127.0.0.1 server and lifts this.
 os.environ.setdefault("ROBUSTREP_OFFLINE", "1")
+
+
+@pytest.fixture
+def plugins_forgotten():
+    """What a test's ``--plugin`` modules registered (methods, network families) is forgotten
+    afterwards, and the modules with it, as a new process would start: the process's registries
+    are left as they were (other tests list them, and loading a plugin twice must register it
+    once)."""
+    from robustrep import nets, registry
+    methods = set(registry._REGISTRY)
+    networks = {role: set(table) for role, table in nets._REGISTRY.items()}
+    yield
+    for name in set(registry._REGISTRY) - methods:  # not the built-ins, registered on first use
+        if not registry._REGISTRY[name].module.startswith("robustrep."):
+            del registry._REGISTRY[name]
+            registry._LIVE.pop(name, None)
+    for role, table in nets._REGISTRY.items():
+        for name in set(table) - networks[role]:
+            if not table[name].__module__.startswith("robustrep."):
+                del table[name]
+    for name in [m for m in sys.modules if m.startswith(("robustrep_plugin_", "robustrep_ep_"))]:
+        del sys.modules[name]
 
 
 @pytest.fixture

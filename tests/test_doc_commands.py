@@ -12,7 +12,6 @@ import contextlib
 import io
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -59,20 +58,6 @@ def _words(text: str) -> list[str]:
 COMMANDS = [c for path in DOCS for c in doc_commands(path)]
 
 
-@pytest.fixture
-def registry_restored():
-    """A ``--plugin`` command registers its methods; the process's registry is left as it was."""
-    from robustrep import registry
-    before = set(registry._REGISTRY)
-    yield
-    for name in set(registry._REGISTRY) - before:  # not the built-ins, registered on first use
-        if not registry._REGISTRY[name].module.startswith("robustrep."):
-            del registry._REGISTRY[name]
-            registry._LIVE.pop(name, None)
-    for name in [m for m in sys.modules if m.startswith("robustrep_plugin_")]:
-        del sys.modules[name]
-
-
 def test_the_documents_hold_the_commands_users_copy():
     if not DOCS:
         pytest.skip("docs not beside the tests (installed test run)")
@@ -82,7 +67,7 @@ def test_the_documents_hold_the_commands_users_copy():
 
 
 @pytest.mark.parametrize("where,argv", COMMANDS, ids=[w for w, _ in COMMANDS])
-def test_doc_command_is_accepted(where, argv, monkeypatch, registry_restored, capsys):
+def test_doc_command_is_accepted(where, argv, monkeypatch, plugins_forgotten, capsys):
     if "..." in argv:
         pytest.skip("an elided command line")
     monkeypatch.chdir(ROOT)  # paths in the docs are relative to the checkout (tests/plugins/...)

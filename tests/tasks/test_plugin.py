@@ -24,17 +24,8 @@ GAN = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16"
 
 
 @pytest.fixture(autouse=True)
-def _registry_restored():
-    """Each test's plugins leave the process's registry as it was (other tests list it)."""
-    from robustrep import registry
-    before = set(registry._REGISTRY)
-    yield
-    for name in set(registry._REGISTRY) - before:  # what this test's plugins registered
-        if not registry._REGISTRY[name].module.startswith("robustrep."):
-            del registry._REGISTRY[name]
-            registry._LIVE.pop(name, None)
-    for name in [m for m in sys.modules if m.startswith(("robustrep_plugin_", "robustrep_ep_"))]:
-        del sys.modules[name]
+def _forgotten(plugins_forgotten):
+    """Each test's plugins leave the process's registries as they were."""
 
 
 def _records(run: Path) -> list[dict]:

@@ -27,15 +27,8 @@ TRAIN = ["gan", "train", "--plugin", str(PLUGIN), "--arch", "tinyconv", *TINY]
 
 
 @pytest.fixture(autouse=True)
-def _networks_restored():
-    """Each test's plugin families leave the process's network registry as it was."""
-    from robustrep import nets
-    before = {role: dict(table) for role, table in nets._REGISTRY.items()}
-    yield
-    for role, table in nets._REGISTRY.items():
-        for name in set(table) - set(before[role]):
-            del table[name]
-    sys.modules.pop(MODULE, None)
+def _forgotten(plugins_forgotten):
+    """Each test's plugin families leave the process's registries as they were."""
 
 
 def _forget_plugin():
