@@ -24,6 +24,13 @@ the near-OOD and the far-OOD group, as OpenOOD reports it.
 
 A detector that fails (for example KNN with ``k`` above the number of ID train samples) is
 reported with its error and the others still run.
+
+An OOD set holding classes the classifier was trained on (``digits59`` for a run on all ten
+digits, the run's own CIFAR/SVHN set) is refused before any data is read
+(:func:`robustrep.tasks.ood.datasets.trained_overlap`). A second call into the same output folder
+keeps the first one's rows: results are keyed by (detector, OOD set), a pair measured again
+replaces its row, and both are named on stderr; when the settings differ (ID data, seed, sizes,
+weights) the earlier rows cannot share a table and are replaced, with a note.
 """
 
 from __future__ import annotations
