@@ -41,7 +41,9 @@ def mode_stats(samples: Tensor, centers: Tensor, std: float | Tensor, threshold:
         ``modes_covered`` (int), ``high_quality`` (share of samples that are high quality),
         ``counts`` (``[M]`` high-quality samples per mode, int64), ``kl_uniform`` (KL divergence
         of the normalised ``counts`` to the uniform distribution over modes, in nats; 0 for a
-        perfectly even spread, ``log M`` for a single mode; NaN without high-quality samples).
+        perfectly even spread, ``log M`` for a single mode; NaN without high-quality samples:
+        an empty histogram has no distribution to compare, so the KL is undefined, and
+        ``gan eval`` records it as null with a note).
     """
     check_point_sets("samples", samples, "centers", centers)
     check_positive("threshold", threshold)

@@ -46,6 +46,15 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     return done.returncode
 
 
+def check_robustrep(argv: list[str]) -> tuple[int, str]:
+    """Run ``robustrep ARGV`` (a ``--dry-run``: it writes nothing) in a fresh process from the
+    temporary folder; return its exit code and its output (stdout and stderr)."""
+    import tempfile
+    done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *argv],
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+    return done.returncode, done.stdout + done.stderr
+
+
 def last_lines(log: Path, count: int = 1) -> str:
     lines = [ln for ln in log.read_text().splitlines() if ln.strip()] if log.is_file() else []
     return " | ".join(lines[-count:])

@@ -30,7 +30,9 @@ Metrics: ``fid``; ``kid`` and ``kid_std`` (100 subsets of ``kid_subset_size`` fo
 during training); ``precision`` and
 ``recall`` (Kynkaanniemi et al. 2019, k = 3, on up to ``pr_samples`` of each side). For the 2-D
 mixtures: ``modes_covered``, ``high_quality`` (share within 3 std of a mode) and ``kl_uniform``
-(VEEGAN/PacGAN protocol).
+(VEEGAN/PacGAN protocol; KL of the high-quality samples' mode histogram to uniform, in nats). With
+no sample within 3 std of any mode there is no histogram and the KL is undefined: it is recorded as
+null (``n/a`` in the table) with ``kl_uniform_note`` saying why, never as a bare NaN.
 
 Caches are read with ``torch.load(weights_only=True)``; one that cannot be read (truncated,
 written by something else) is rebuilt rather than trusted. The output file is checked for
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -352,9 +355,15 @@ class Evaluator:
 
     def score_points(self, samples: Tensor) -> dict[str, Any]:
         stats = mode_stats(samples.cpu(), self.data.centers, self.data.std)
-        return {"modes_covered": stats["modes_covered"], "num_modes": len(self.data.centers),
-                "high_quality": stats["high_quality"], "kl_uniform": stats["kl_uniform"],
-                "num_samples": len(samples)}
+        out = {"modes_covered": stats["modes_covered"], "num_modes": len(self.data.centers),
+               "high_quality": stats["high_quality"], "kl_uniform": stats["kl_uniform"],
+               "num_samples": len(samples)}
+        if not math.isfinite(out["kl_uniform"]):  # no high-quality sample: no mode histogram
+            out["kl_uniform"] = None
+            out["kl_uniform_note"] = (f"undefined: none of the {len(samples)} samples lies "
+                                      f"within 3 std of a mode, so there is no mode histogram "
+                                      f"to compare with uniform")
+        return out
 
     def score_images(self, batches) -> dict[str, Any]:
         """Scores of generated images in [0, 1] (a tensor or an iterable of batches)."""
@@ -372,8 +381,8 @@ class Evaluator:
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in metrics.items()
-            if not isinstance(v, (dict, list))]
+    rows = [(k, f"{v:.4f}" if isinstance(v, float) else "n/a" if v is None else str(v))
+            for k, v in metrics.items() if not isinstance(v, (dict, list))]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -103,6 +103,33 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
     return time.perf_counter() - start
 
 
+def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
+                   model: str | None, steps: int | None, device: str) -> list[dict[str, Any]]:
+    """Ask ``robustrep classify train --dry-run`` (its own parser and config checks, in its own
+    process, which writes nothing) whether it accepts ``--train-opt`` and each ``--regs``
+    setting's options; returns the resolved config of each setting. Refused: one line naming
+    the option, before this program writes anything."""
+    from robustrep.tasks.common import launch
+
+    def dry_run(options: dict[str, Any], what: str) -> dict[str, Any]:
+        argv = ["classify", "train", *launch.option_args(options), "--dry-run"]
+        code, output = launch.check_robustrep(argv)
+        lines = [ln for ln in output.splitlines() if ln.strip()]
+        if code != 0:
+            reason = (lines[-1] if lines else f"exit code {code}").split("error: ", 1)[-1]
+            reason = reason.split(" (see 'robustrep", 1)[0]  # the top-level help: ours instead
+            raise ValueError(f"{what}: robustrep classify train does not accept it: {reason}; "
+                             f"see robustrep classify train --help for the accepted options")
+        return json.loads(output)
+
+    base = {"preset": preset, "model": model, "steps": steps, "device": device}
+    opts = _parse_opts(train_opts)
+    if opts:
+        dry_run({**base, **opts}, f"--train-opt {' '.join(map(str, train_opts))}")
+    return [dry_run({**base, "reg": split_setting(r)[0].replace("+", ","), **opts,
+                     **split_setting(r)[1]}, f"--regs setting {r!r}") for r in reg_list]
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if isinstance(v, float) and math.isfinite(v)]
     if not values:
@@ -245,6 +272,15 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
         raise ValueError(f"bench scores built-in OOD sets only; unknown: {', '.join(unknown)} "
                          f"(valid: {', '.join(BENCH_OOD)})")
     opts = _parse_opts(list(train_opts))
+    from robustrep.tasks.ood.datasets import check_not_trained_on
+    configs = check_settings(reg_list, list(train_opts), preset=preset, model=model,
+                             steps=steps, device=device)
+    for reg, config in zip(reg_list, configs):
+        try:  # e.g. --train-opt classes=0,1,2,3,4,5: digits59 would not be OOD
+            check_not_trained_on(list(ood), config)
+        except ValueError as err:
+            raise ValueError(f"the {reg!r} runs (--preset {preset}, --train-opt, --regs): "
+                             f"{err}") from None
     (out / "runs").mkdir(parents=True, exist_ok=True)
     records, accs, timings = [], defaultdict(list), []
     used_model, used_steps = model, steps

@@ -97,6 +97,8 @@ def run_score(args: argparse.Namespace) -> int:
     acc = "n/a" if result.id_accuracy is None else f"{100 * result.id_accuracy:.2f}%"
     print(f"ID test accuracy {acc}; sizes {result.sizes}")
     print(format_table(result))
+    for note in result.notes:  # what an earlier call's results lost or kept, left-out sets
+        print(f"note: {note}", file=sys.stderr)
     failed = [d for d in result.detectors.values() if d.error]
     for det in failed:
         print(f"warning: {det.name} failed: {det.error}", file=sys.stderr)

@@ -246,6 +246,44 @@ def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Datase
     return _subsample(dataset, limit, ctx.generator(salt + 1))
 
 
+def trained_overlap(spec: str, config: dict[str, Any]) -> str | None:
+    """Why the OOD set ``spec`` holds classes the run's classifier was trained on, or None.
+
+    Decided from the run's ``config.json`` (``dataset`` and ``classes``; ``classes`` None means
+    every class of the dataset): ``digits59`` holds digits 5-9, so it is OOD only for a run that
+    left them out; a local set named like the run's own dataset (``--ood cifar10`` for a CIFAR-10
+    run) is the test split of the training classes. CIFAR-10 and CIFAR-100 share no class, and
+    user folders and image lists are not guessed at.
+    """
+    from robustrep.data.builtin import OOD_CLASSES
+    name, rest = _split_spec(spec)
+    dataset, classes = config.get("dataset"), config.get("classes")
+    if name == "digits59" and not rest and dataset == "digits":
+        trained = set(range(10)) if classes is None else {int(c) for c in classes}
+        both = sorted(trained & set(OOD_CLASSES))
+        return (f"digits {', '.join(map(str, both))}" if both else None)
+    if name in LOCAL and name == dataset:
+        return (f"{name} classes {', '.join(map(str, classes))}" if classes is not None
+                else f"every {name} class")
+    return None
+
+
+def check_not_trained_on(specs: Sequence[str], config: dict[str, Any]) -> None:
+    """Refuse an OOD set that holds classes the classifier was trained on: its AUROC would
+    measure nothing. One line naming the set, the classes and what is accepted."""
+    for spec in specs:
+        overlap = trained_overlap(spec, config)
+        if overlap is None:
+            continue
+        others = [n for n in builtin_ood_names() if trained_overlap(n, config) is None]
+        accepted = ("a run trained on digits 0-4 (robustrep classify train --preset digits-ood)"
+                    if _split_spec(spec)[0] == "digits59" else "a run trained on other data")
+        raise ValueError(f"--ood {spec} holds {overlap}, which the run's classifier was trained "
+                         f"on (dataset {config.get('dataset')}, classes "
+                         f"{config.get('classes') or 'all'}), so its OOD scores would be "
+                         f"meaningless; use {accepted}, or another OOD set: {', '.join(others)}")
+
+
 def default_id(config: dict[str, Any]) -> str:
     """The ``--id`` name matching a classify run's ``config.json``."""
     dataset = config.get("dataset")

@@ -24,11 +24,19 @@ the near-OOD and the far-OOD group, as OpenOOD reports it.
 
 A detector that fails (for example KNN with ``k`` above the number of ID train samples) is
 reported with its error and the others still run.
+
+An OOD set holding classes the classifier was trained on (``digits59`` for a run on all ten
+digits, the run's own CIFAR/SVHN set) is refused before any data is read
+(:func:`robustrep.tasks.ood.datasets.trained_overlap`). A second call into the same output folder
+keeps the first one's rows: results are keyed by (detector, OOD set), a pair measured again
+replaces its row, and both are named on stderr; when the settings differ (ID data, seed, sizes,
+weights) the earlier rows cannot share a table and are replaced, with a note.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -79,6 +87,9 @@ class ScoreResult:
     extract_seconds: float
     info: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. near/far -> OOD set names
+    # rows of earlier calls in the same output folder (results.json), and what to tell the user
+    previous: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per detector and OOD set: detector, ood, the metrics (NaN on failure); then
@@ -99,6 +110,18 @@ class ScoreResult:
                 row["error"] = det.error or ""
                 out.append(row)
         return out
+
+    def merged_rows(self) -> list[dict[str, Any]]:
+        """The earlier calls' rows with those measured again replaced in place, then the new
+        rows: what results.* hold."""
+        new = {(r["detector"], r["ood"]): r for r in self.rows()}
+        kept = [new.pop((r["detector"], r["ood"]), r) for r in self.previous]
+        return kept + list(new.values())
+
+    def replaced(self) -> list[str]:
+        now = {(r["detector"], r["ood"]) for r in self.rows()}
+        return [f"{r['detector']}/{r['ood']}" for r in self.previous
+                if (r["detector"], r["ood"]) in now]
 
 
 def group_row_name(group: str) -> str:
@@ -252,10 +275,12 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         if (out / "results.json").exists():
             raise ValueError(f"--out {out} already holds results.json; choose a new folder")
     run = Path(run) if run is not None else None
-    check_writable(Path(out) if out else run / "ood", "--out")  # before any work
-    if out:  # an earlier result there may be replaced, never a user's results.json
-        check_replaceable(Path(out) / "results.json", ("detectors", "results"), "ood score",
-                          "--out")
+    out_dir = Path(out) if out else run / "ood"
+    check_writable(out_dir, "--out")  # before any work
+    # an earlier result there is merged with this call's, never a user's results.json replaced
+    check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
+                      "--out" if out else "output")
+    earlier = _read_earlier(out_dir / "results.json")
     if foreign is None:
         classifier, config = load_run(run, dev, use_ema=use_ema)
     else:
@@ -276,7 +301,14 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                              for n, spec in group.items()}
             groups = {g: list(sets) for g, sets in bench.groups.items()}
     id_name = id_data or ds.default_id(config)
-    ood = list(specs_by_name or ood or ds.builtin_ood_names())
+    notes: list[str] = []
+    if not (specs_by_name or ood):  # the default sets: those that are OOD for this run
+        ood = [n for n in ds.builtin_ood_names() if ds.trained_overlap(n, config) is None]
+        notes += [f"left out the OOD set {n}: it holds {ds.trained_overlap(n, config)}, which "
+                  f"the classifier was trained on" for n in ds.builtin_ood_names()
+                  if n not in ood]
+    ood = list(specs_by_name or ood)
+    ds.check_not_trained_on(ood, config)  # before any data is built or feature extracted
     id_test = ds.id_dataset(id_name, ctx, train=False, limit=max_samples)
     fit_set = None
     if any(s.fit_on is not None for s in specs):
@@ -297,13 +329,72 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             "weights": config.get("weights"),
             "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
             "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
-            "feature_maps": feature_maps, "resize": resize, "seed": seed,
+            "feature_maps": feature_maps, "resize": resize, "seed": seed, "ema": use_ema,
             "openood": openood, "ood_specs": specs_by_name or None, "groups": groups or None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}
-    files = write_outputs(result, Path(out) if out else run / "ood", meta, plots=plots,
-                          save_scores=save_scores)
+    result.notes = notes
+    earlier = _keep_earlier(result, earlier, meta, out_dir / "results.json")
+    files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
+                          earlier=earlier)
     return result, files
+
+
+# Settings under which two calls' rows belong in one table (fit_data and the train size only
+# when both calls fitted a detector: a call of unfitted detectors reads no train data).
+_SAME_SETTINGS = ("run", "model", "weights", "id", "feature_maps", "resize", "seed", "ema")
+
+
+def _read_earlier(path: Path) -> dict[str, Any] | None:
+    """The results.json of an earlier ``ood score`` into the same folder (check_replaceable
+    has made sure it is one), or None."""
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    rows = old.get("results")
+    if not (isinstance(rows, list) and all(isinstance(r, dict) and {"detector", "ood"} <= r.keys()
+                                           for r in rows)):
+        raise ValueError(f"{path} is damaged (its results are not rows with detector and ood); "
+                         f"remove it or give --out another folder")
+    return old
+
+
+def _differences(old: dict[str, Any], meta: dict[str, Any], sizes: dict[str, int]) -> list[str]:
+    diff = [f"{k} {old[k]!r} -> {meta.get(k)!r}" for k in _SAME_SETTINGS
+            if k in old and old[k] != meta.get(k)]
+    if old.get("fit_data") and meta.get("fit_data") and old["fit_data"] != meta["fit_data"]:
+        diff.append(f"fit_data {old['fit_data']!r} -> {meta['fit_data']!r}")
+    old_sizes = old.get("sizes") or {}
+    diff += [f"{k} size {old_sizes[k]} -> {sizes[k]}" for k in ("id_test", "id_train")
+             if k in old_sizes and k in sizes and old_sizes[k] != sizes[k]]
+    return diff
+
+
+def _keep_earlier(result: ScoreResult, old: dict[str, Any] | None, meta: dict[str, Any],
+                  path: Path) -> dict[str, Any] | None:
+    """Keep an earlier call's rows that this call did not measure again (``result.previous``)
+    when both were measured under the same settings; say what was replaced. Returns the earlier
+    record to merge with, or None."""
+    if old is None:
+        return None
+    rows = [{**r, **{m: math.nan if r.get(m) is None else r[m] for m in METRICS}}
+            for r in old["results"]]
+    diff = _differences(old, meta, result.sizes)
+    if diff:
+        result.notes.append(f"replaced all {len(rows)} rows of the earlier {path}: they were "
+                            f"measured under other settings ({'; '.join(diff)}); give --out a "
+                            f"new folder to keep both")
+        return None
+    result.previous = rows
+    again = result.replaced()
+    if again:
+        result.notes.append(f"replaced {len(again)} rows of the earlier {path} measured again: "
+                            f"{', '.join(again)}")
+    kept = len(rows) - len(again)
+    if kept:
+        result.notes.append(f"kept {kept} rows of the earlier {path} (other detectors or OOD "
+                            f"sets); the table shows both calls")
+    return old
 
 
 # ------------------------------------------------------------------------------------------------
@@ -315,7 +406,7 @@ def format_table(result: ScoreResult) -> str:
     legend saying which rate each FPR holds at 95%."""
     head = "| detector | OOD set | " + " | ".join(METRICS) + " |"
     lines = [head, "|---|---|" + "---:|" * len(METRICS)]
-    for row in result.rows():
+    for row in result.merged_rows():
         name, ood = _md(row["detector"]), _md(row["ood"])  # a "|" in a name is no column break
         if row["error"]:
             lines.append(f"| {name} | {ood} | failed: {_md(row['error'][:80])} "
@@ -334,33 +425,56 @@ def _finite(value: float) -> float | None:
     return value if isinstance(value, float) and math.isfinite(value) else None
 
 
+def _merged_meta(meta: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """The record's lists and maps over both calls (this call's entries win)."""
+    dets = meta["detectors"]
+    merged = dict(meta)
+    merged["ood"] = list(dict.fromkeys([*earlier.get("ood", []), *meta["ood"]]))
+    merged["params"] = {**{k: v for k, v in (earlier.get("params") or {}).items()
+                           if k not in dets}, **meta["params"]}
+    for key in ("groups", "ood_specs"):
+        both = {**(earlier.get(key) or {}), **(meta.get(key) or {})}
+        merged[key] = both or None
+    return merged
+
+
 def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
-                  plots: bool = True, save_scores: bool = False) -> dict[str, Path]:
-    """Write ``results.json``, ``.csv``, ``.md`` and per-OOD-set PNGs to ``out_dir``."""
+                  plots: bool = True, save_scores: bool = False,
+                  earlier: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``results.json``, ``.csv``, ``.md`` and per-OOD-set PNGs to ``out_dir``.
+
+    ``earlier``: the results.json of an earlier call whose rows ``result.previous`` keeps; the
+    files then hold both calls' rows (the plots and scores.pt this call's detectors).
+    """
     from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = result.rows()
+    rows = result.merged_rows()
     files: dict[str, Path] = {}
+    detectors = {d.name: {"error": d.error, "fit_seconds": round(d.fit_seconds, 3),
+                          "score_seconds": round(d.score_seconds, 3)}
+                 for d in result.detectors.values()}
+    if earlier is not None:
+        meta = _merged_meta(meta, earlier)
+        detectors = {**earlier.get("detectors", {}), **detectors}
     payload = {
         **meta,
         "id_accuracy": result.id_accuracy,
-        "sizes": result.sizes,
+        "sizes": {**((earlier or {}).get("sizes") or {}), **result.sizes},
         "extract_seconds": round(result.extract_seconds, 3),
         **result.info,
-        "detectors": {d.name: {"error": d.error, "fit_seconds": round(d.fit_seconds, 3),
-                               "score_seconds": round(d.score_seconds, 3)}
-                      for d in result.detectors.values()},
+        "detectors": detectors,
         "results": [{k: (_finite(v) if k in METRICS else v) for k, v in r.items()} for r in rows],
     }
     files["json"] = out / "results.json"
     write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
     files["csv"] = out / "results.csv"
-    with files["csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["detector", "ood", *METRICS, "error"])
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=["detector", "ood", *METRICS, "error"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(files["csv"], table.getvalue())
     files["md"] = out / "results.md"
     write_text_atomic(files["md"], format_table(result) + "\n")
     if plots:
@@ -376,9 +490,14 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
             files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
                                                   title=f"outlier scores, ID vs {ood}")
     if save_scores:
+        from robustrep.tasks.common.checkpoint import safe_load, save_atomic
         files["scores"] = out / "scores.pt"
-        torch.save({d.name: {"id": d.id_scores, **d.ood_scores}
-                    for d in result.detectors.values() if d.error is None}, files["scores"])
+        scores = (safe_load(files["scores"], "earlier ood scores") if earlier is not None
+                  and files["scores"].is_file() else {})
+        for d in result.detectors.values():
+            if d.error is None:  # this call's scores replace the earlier ones of the same sets
+                scores[d.name] = {**scores.get(d.name, {}), "id": d.id_scores, **d.ood_scores}
+        save_atomic(scores, files["scores"])
     return files
 
 

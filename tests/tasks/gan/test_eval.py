@@ -231,3 +231,23 @@ def test_fid_features_run_missing_is_one_line_error(folder_and_classifier, tmp_p
     assert main(["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root", str(folder),
                  "--fid-features", "vgg", "--dry-run"]) == 2
     assert "inception, inception-pytorch-fid, digits, run:CLASSIFY_RUN" in capsys.readouterr().err
+
+
+def test_kl_uniform_without_any_covered_mode_is_null_with_a_note():
+    """0 modes covered: the mode histogram is empty and its KL to uniform undefined; the record
+    says so (null + kl_uniform_note, valid JSON) and the table prints n/a, not a bare nan."""
+    from types import SimpleNamespace
+
+    from robustrep.data.builtin import grid_centers
+    from robustrep.tasks.gan.evaluate import Evaluator, format_table
+
+    data = SimpleNamespace(is_points=True, centers=grid_centers(), std=0.05)
+    evaluator = Evaluator(None, data, torch.device("cpu"), 50)
+    far = evaluator.score_points(torch.full((50, 2), 100.0))
+    assert far["modes_covered"] == 0 and far["kl_uniform"] is None
+    assert "none of the 50 samples lies within 3 std of a mode" in far["kl_uniform_note"]
+    json.dumps(far, allow_nan=False)
+    table = format_table(far)
+    assert "kl_uniform       n/a" in table and "nan" not in table
+    near = evaluator.score_points(data.centers.repeat(2, 1))  # every mode twice: KL 0
+    assert near["kl_uniform"] == pytest.approx(0.0, abs=1e-12) and "kl_uniform_note" not in near

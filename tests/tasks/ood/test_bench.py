@@ -76,3 +76,56 @@ def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_p
     train_run("none", 0, run, **options)
     assert calls[-1][-1] == "--resume" and "--preset" not in calls[-1]
     assert (run / FINISHED).is_file()
+
+
+def _dry_run_in_process(monkeypatch):
+    """`classify train --dry-run` in this process (the bench runs it as a child): the same
+    parser and config checks, its exit code and output returned as check_robustrep does."""
+    import contextlib
+    import io
+
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common import launch
+
+    def in_process(argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code
+        return code, out.getvalue() + err.getvalue()
+
+    monkeypatch.setattr(launch, "check_robustrep", in_process)
+
+
+def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_path, monkeypatch,
+                                                                         capsys):
+    from robustrep.tasks.cli import main
+    _dry_run_in_process(monkeypatch)
+    out = tmp_path / "bench"
+    assert main(["ood", "bench", "--train-opt", "stepz=3", "--out", str(out), "--detectors",
+                 "MaxSoftmax", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "--train-opt stepz=3: robustrep classify train does not accept it" in err
+    assert "--stepz" in err and "robustrep classify train --help" in err
+    assert not out.exists()  # no OUT/runs/train.log
+    # a setting's own options are checked the same way, and named as that setting
+    assert main(["ood", "bench", "--regs", "none@stepz=3", "--out", str(out), "--detectors",
+                 "MaxSoftmax", "--quiet"]) == 2
+    assert "--regs setting 'none@stepz=3'" in capsys.readouterr().err
+    # accepted options whose classes make digits59 in-distribution are refused too
+    assert main(["ood", "bench", "--regs", "none", "--train-opt", "classes=0,1,2,3,4,5",
+                 "--out", str(out), "--detectors", "MaxSoftmax", "--quiet"]) == 2
+    assert "--ood digits59 holds digits 5," in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.subprocess
+def test_the_train_opt_check_runs_classify_in_its_own_process(tmp_path, capsys):
+    from robustrep.tasks.cli import main
+    assert main(["ood", "bench", "--regs", "none", "--train-opt", "stepz=3", "--out",
+                 str(tmp_path / "b"), "--detectors", "MaxSoftmax", "--quiet"]) == 2
+    assert "unrecognized arguments: --stepz 3;" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -1,0 +1,113 @@
+"""`ood score` refuses OOD sets the classifier was trained on, and a second call into the same
+output folder keeps the rows of the first (merged by detector and OOD set)."""
+
+import json
+
+import pytest
+import torch
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.ood.datasets import trained_overlap
+
+
+@pytest.fixture
+def all_digits_run(tmp_path):
+    """A run folder of a classifier trained on all ten digits (config classes None)."""
+    from robustrep.tasks.common.classifier import create_classifier
+    torch.manual_seed(0)
+    model = create_classifier("test_resnet", 10, in_chans=1).eval()
+    path = tmp_path / "run10"
+    (path / "checkpoints").mkdir(parents=True)
+    config = {"model": "test_resnet", "num_classes": 10, "dataset": "digits", "image_size": 16,
+              "channels": 1, "data_root": None, "classes": None,
+              "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+              "drop_rate": 0.0}
+    (path / "config.json").write_text(json.dumps(config))
+    torch.save({"step": 0, "model": model.state_dict(), "ema": None},
+               path / "checkpoints" / "latest.pt")
+    return path
+
+
+def test_digits59_is_refused_for_a_run_trained_on_all_digits(all_digits_run, capsys):
+    code = main(["ood", "score", str(all_digits_run), "--ood", "digits59", "gaussian",
+                 "--detectors", "MaxSoftmax", "--quiet", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--ood digits59 holds digits 5, 6, 7, 8, 9" in err and "--preset digits-ood" in err
+    assert "gaussian, uniform, photos, rotated, inverted" in err
+    assert not (all_digits_run / "ood").exists()  # refused before any work
+
+
+def test_the_default_sets_leave_out_digits59_for_such_a_run(all_digits_run, capsys):
+    assert main(["ood", "score", str(all_digits_run), "--detectors", "MaxSoftmax",
+                 "--max-samples", "8", "--no-plots", "--quiet", "--device", "cpu"]) == 0
+    data = json.loads((all_digits_run / "ood" / "results.json").read_text())
+    assert "digits59" not in data["ood"] and "gaussian" in data["ood"]
+    assert "left out the OOD set digits59" in capsys.readouterr().err
+
+
+def test_which_sets_overlap_the_training_classes():
+    digits04 = {"dataset": "digits", "classes": [0, 1, 2, 3, 4]}
+    assert trained_overlap("digits59", digits04) is None
+    assert trained_overlap("digits59", {"dataset": "digits", "classes": [3, 5]}) == "digits 5"
+    assert trained_overlap("rotated", {"dataset": "digits", "classes": None}) is None
+    assert trained_overlap("cifar10:data", {"dataset": "cifar10", "classes": None}) == \
+        "every cifar10 class"
+    assert trained_overlap("cifar100", {"dataset": "cifar10", "classes": None}) is None
+    assert trained_overlap("imagefolder:x", {"dataset": "image_folder"}) is None
+
+
+def test_a_run_on_cifar10_is_not_scored_against_cifar10(tmp_path, capsys):
+    # refused from the run's config alone, before the (absent) CIFAR files are looked for
+    from robustrep.tasks.common.classifier import create_classifier
+    model = create_classifier("test_resnet", 10, in_chans=3).eval()
+    path = tmp_path / "c10"
+    (path / "checkpoints").mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({
+        "model": "test_resnet", "num_classes": 10, "dataset": "cifar10", "image_size": 32,
+        "channels": 3, "data_root": str(tmp_path / "none"), "classes": None,
+        "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()}))
+    torch.save({"step": 0, "model": model.state_dict(), "ema": None},
+               path / "checkpoints" / "latest.pt")
+    assert main(["ood", "score", str(path), "--ood", "cifar10", "--quiet", "--device",
+                 "cpu"]) == 2
+    assert "--ood cifar10 holds every cifar10 class" in capsys.readouterr().err
+
+
+def _score(run, detectors, *extra):
+    return main(["ood", "score", str(run), "--ood", "gaussian", "uniform", "--detectors",
+                 detectors, "--max-samples", "12", "--no-plots", "--quiet", "--device", "cpu",
+                 *extra])
+
+
+def test_a_second_call_keeps_the_rows_of_the_first(fake_run, capsys):
+    results = fake_run / "ood" / "results.json"
+    assert _score(fake_run, "MaxSoftmax,EnergyBased") == 0
+    first = {(r["detector"], r["ood"]): r for r in json.loads(results.read_text())["results"]}
+    capsys.readouterr()
+    assert _score(fake_run, "EnergyBased,Entropy", "--save-scores") == 0
+    out, err = capsys.readouterr()
+    data = json.loads(results.read_text())
+    rows = {(r["detector"], r["ood"]): r for r in data["results"]}
+    assert set(rows) == {(d, o) for d in ("MaxSoftmax", "EnergyBased", "Entropy")
+                         for o in ("gaussian", "uniform")}
+    assert rows["MaxSoftmax", "gaussian"] == first["MaxSoftmax", "gaussian"]
+    assert set(data["detectors"]) == {"MaxSoftmax", "EnergyBased", "Entropy"}
+    assert "| MaxSoftmax | gaussian |" in out and "| Entropy | uniform |" in out
+    assert "replaced 2 rows" in err and "EnergyBased/gaussian, EnergyBased/uniform" in err
+    csv_rows = (fake_run / "ood" / "results.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 6
+    md = (fake_run / "ood" / "results.md").read_text()
+    assert "| MaxSoftmax | uniform |" in md
+    # other settings: the earlier rows cannot share the table; they are replaced, and said so
+    assert _score(fake_run, "Entropy", "--seed", "1") == 0
+    assert "replaced all 6 rows" in capsys.readouterr().err
+    assert {r["detector"] for r in json.loads(results.read_text())["results"]} == {"Entropy"}
+
+
+def test_a_results_file_that_is_not_ours_is_never_replaced(fake_run, capsys):
+    (fake_run / "ood").mkdir()
+    (fake_run / "ood" / "results.json").write_text('{"mine": 1}')
+    assert _score(fake_run, "MaxSoftmax") == 2
+    assert "is not a ood score record" in capsys.readouterr().err
+    assert (fake_run / "ood" / "results.json").read_text() == '{"mine": 1}'
