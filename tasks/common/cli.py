@@ -35,7 +35,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     argparse's own error prints the whole usage block first (40 lines for ``gan train``), which
     buries the one line that matters. Sub-parsers inherit this class.
+
+    An option no parser knows is the error of the innermost (sub-)parser that met it, so the line
+    names the command (``robustrep gan fid: error: unrecognized arguments: ...``): argparse's
+    sub-parsers hand unknown options up to the top parser, whose error would name only
+    ``robustrep``. Hence ``parse_known_args`` here leaves no unknown arguments.
     """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")

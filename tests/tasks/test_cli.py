@@ -104,6 +104,27 @@ def _commands() -> list[tuple[str, ...]]:
     return out
 
 
+def _command_parser(command: tuple[str, ...]):
+    import argparse
+    parser = cli.build_parser(*command)
+    for word in command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return parser
+
+
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_an_unknown_option_is_the_error_of_its_own_command(command, capsys):
+    # argparse hands a sub-command's unknown options up to the top parser ("robustrep: error")
+    required = [part for a in _command_parser(command)._actions if a.required
+                for part in (*a.option_strings[:1], "1")]  # "1": a path and a number
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*command, *required, "--no-such-option"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"robustrep {' '.join(command)}: error: unrecognized arguments: --no-such-option")
+
+
 HEAVY = ("torch", "timm", "numpy")
 # In a fresh interpreter: `--help` and a wrong option through main, then the heavy modules.
 _NO_HEAVY = """
