@@ -126,6 +126,16 @@ def path_problem(err: OSError) -> str | None:
     return f"{err.strerror}: {err.filename}{_PATH_ERRNOS[err.errno]}"
 
 
+def check_device_options(args: argparse.Namespace) -> None:
+    """``--device`` and ``--amp`` as given, checked before the command imports torch (seconds
+    under load) only to refuse them: a wrong device name, fp16 with ``--device cpu``. Trainers
+    check their resolved config again (a preset or ``--config`` file may set either)."""
+    device, amp = getattr(args, "device", None), getattr(args, "amp", None)
+    if device is not None or amp is not None:  # a trainer's are None unless given
+        from robustrep.tasks.common.options import check_device
+        check_device(device or "auto", amp)
+
+
 def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
                 args: argparse.Namespace, debug: bool = False) -> int:
     """Run ``func(args)``; a user error becomes one line on stderr and its exit code.
@@ -133,6 +143,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     ``debug`` re-raises it with the traceback instead.
     """
     try:
+        check_device_options(args)
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print(f"robustrep {program}: interrupted", file=sys.stderr)

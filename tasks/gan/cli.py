@@ -21,7 +21,7 @@ from robustrep.tasks.common.config import (ARCH_OPTION_DEST, add_config_args, fr
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.options import run_to_resume, stopped_note
+from robustrep.tasks.common.options import check_device, run_to_resume, stopped_note
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
@@ -111,6 +111,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
+    check_device(cfg.device, cfg.amp)  # as the preset or --config file set them
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
