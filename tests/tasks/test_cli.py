@@ -201,3 +201,25 @@ def test_every_command_is_checked_for_torch_free_help():
     assert {("classify", "eval"), ("ood", "score"), ("ood", "bench"), ("gan", "fid"),
             ("report",), ("data", "pack"), ("gan", "train")} <= set(_commands())
     assert len(_commands()) >= 10
+
+
+def _help_text(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse's line wrapping undone
+
+
+def test_time_claims_in_help_are_the_readmes_measured_figures(capsys):
+    from pathlib import Path
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    if not readme.is_file():
+        pytest.skip("README not beside the tests (installed test run)")
+    text = " ".join(readme.read_text().split())
+    gan = re.search(r"trains the default GAN.*?: (\d+) s on a 2-core CPU", text).group(1)
+    quick = re.search(r"`--quick` \(.*?\) took \*\*([\d.]+) minutes\*\*", text).group(1)
+    measured = {f"{gan} s measured on 2 CPU cores", f"{quick} minutes measured on 2 CPU cores"}
+    helps = [_help_text(list(argv), capsys)
+             for argv in [(p,) for p in cli.PROGRAMS] + _commands()]
+    claims = {m.group(0) for h in helps for m in re.finditer(
+        r"(about|a few|[\d.]+) (s|seconds?|minutes?|hours?)\b( measured on 2 CPU cores)?", h)}
+    assert claims == measured, claims
