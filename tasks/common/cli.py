@@ -133,7 +133,7 @@ def check_device_options(args: argparse.Namespace) -> None:
     device, amp = getattr(args, "device", None), getattr(args, "amp", None)
     if device is not None or amp is not None:  # a trainer's are None unless given
         from robustrep.tasks.common.options import check_device
-        check_device(device or "auto", amp)
+        check_device("auto" if device is None else device, amp)
 
 
 def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],

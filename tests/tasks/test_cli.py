@@ -132,7 +132,7 @@ def _device_mistakes(command: tuple[str, ...]) -> list[list[str]]:
     flags = {f for a in parser._actions for f in a.option_strings}
     required = [part for a in parser._actions if a.required
                 for part in (*a.option_strings[:1], "1")]  # "1": a path and a number
-    out = [[*required, "--device", "gpu"], [*required, "--device", "cuda:x"]]
+    out = [[*required, "--device", d] for d in ("gpu", "cuda:x")]
     if "--amp" in flags:
         out.append([*required, "--amp", "fp16", "--device", "cpu"])
     return out if "--device" in flags else []
