@@ -70,7 +70,8 @@ def _add_fid(sub) -> None:
     """FID/KID/precision-recall between any two image sets or statistics files"""
     add_command(
         sub, "fid", "FID/KID/precision-recall between any two image sets or statistics files",
-        FidOptions, cmd_fid, description="FID, KID and precision/recall of A against the reference B. A and B are "
+        FidOptions, cmd_fid,
+        description="FID, KID and precision/recall of A against the reference B. A and B are "
                     "each an image folder, a dataset .zip, a GAN run folder, a statistics .npz "
                     "(mu, sigma), a samples file (.pt, .npy, .npz) or a named reference "
                     "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
