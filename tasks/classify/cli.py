@@ -21,7 +21,7 @@ from robustrep.tasks.common.config import (add_config_args, overrides_from_args,
                                            to_dict)
 from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
-from robustrep.tasks.common.options import run_to_resume, stopped_note
+from robustrep.tasks.common.options import check_device, run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
@@ -74,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
+    check_device(cfg.device, cfg.amp)  # as the preset or --config file set them
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0

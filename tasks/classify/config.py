@@ -242,7 +242,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                         "schedule": "multistep", "milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2,
                         "mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010],
                         "eval_every": 2000, "ckpt_every": 2000},
-    # The same head on CPU in a few minutes: WRN-16-2 at 16x16 on digits 0-4 (the OOD split).
+    # The same head on CPU in under a minute (26 s on 2 cores, docs/classify.md): WRN-16-2 at
+    # 16x16 on digits 0-4 (the OOD split).
     "digits-uos": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "model": "wrn16_2",
                    "head": "uos", "image_size": 16, "steps": 300, "lr": 0.1,
                    "schedule": "multistep"},

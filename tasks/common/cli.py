@@ -35,7 +35,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     argparse's own error prints the whole usage block first (40 lines for ``gan train``), which
     buries the one line that matters. Sub-parsers inherit this class.
+
+    An option no parser knows is the error of the innermost (sub-)parser that met it, so the line
+    names the command (``robustrep gan fid: error: unrecognized arguments: ...``): argparse's
+    sub-parsers hand unknown options up to the top parser, whose error would name only
+    ``robustrep``. Hence ``parse_known_args`` here leaves no unknown arguments.
     """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
@@ -115,6 +126,16 @@ def path_problem(err: OSError) -> str | None:
     return f"{err.strerror}: {err.filename}{_PATH_ERRNOS[err.errno]}"
 
 
+def check_device_options(args: argparse.Namespace) -> None:
+    """``--device`` and ``--amp`` as given, checked before the command imports torch (seconds
+    under load) only to refuse them: a wrong device name, fp16 with ``--device cpu``. Trainers
+    check their resolved config again (a preset or ``--config`` file may set either)."""
+    device, amp = getattr(args, "device", None), getattr(args, "amp", None)
+    if device is not None or amp is not None:  # a trainer's are None unless given
+        from robustrep.tasks.common.options import check_device
+        check_device("auto" if device is None else device, amp)
+
+
 def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
                 args: argparse.Namespace, debug: bool = False) -> int:
     """Run ``func(args)``; a user error becomes one line on stderr and its exit code.
@@ -122,6 +143,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     ``debug`` re-raises it with the traceback instead.
     """
     try:
+        check_device_options(args)
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print(f"robustrep {program}: interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ flags (``--preset``, ``--config``, ``--out``, ``--resume``, ``--stop-after``, ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from robustrep.tasks.common.config import NONNEG, POSITIVE, UNIT, ConfigError, o
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 _KEEP = object()
+
+DEVICES = "auto, cpu, cuda or cuda:N"  # the words --device accepts (check_device's pattern)
 
 # name -> (default, help, choices, bounds); the same flag means the same thing in every program
 SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
@@ -39,7 +42,7 @@ SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "log": ("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
                      "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip install "
                      "'robustrep[wandb]')", LOG_CHOICES, {}),
-    "device": ("auto", "auto, cpu, cuda or cuda:N", None, {}),
+    "device": ("auto", DEVICES, None, {}),
     "amp": ("off", "autocast precision", AMP_CHOICES, {}),
     "channels_last": (False, "channels-last memory format (faster convs on GPU)", None, {}),
     "compile": (False, "torch.compile the networks' main forward (penalties stay eager)", None,
@@ -74,6 +77,26 @@ def shared(name: str, default: Any = _KEEP, help: str | None = None,
     if default_help is not None:
         text = f"{text} (default: {default_help})"
     return option(base_default if default is _KEEP else default, text, choices, **bounds, **cli)
+
+
+def check_device(name: str, amp: str | None = "off") -> str:
+    """``--device name`` lower-cased, checked with ``--amp`` from the words alone (no torch).
+
+    A name that is not one of :data:`DEVICES`, an ``--amp`` outside ``AMP_CHOICES`` and
+    ``--amp fp16`` with ``--device cpu`` are :class:`ConfigError` s naming the flag, answered
+    before a command imports torch. What needs torch (is there a GPU, does ``auto`` mean CPU)
+    is :func:`robustrep.tasks.common.runtime.resolve_device`'s, which calls this again with
+    the device it resolved.
+    """
+    name = str(name).strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"--device must be {DEVICES}; got {name!r}")
+    amp = "off" if amp is None else amp
+    if amp not in AMP_CHOICES:
+        raise ConfigError(f"--amp must be one of {', '.join(AMP_CHOICES)}; got {amp!r}")
+    if amp == "fp16" and name == "cpu":
+        raise ConfigError("--amp fp16 needs a CUDA device; on CPU use --amp bf16 or --amp off")
+    return name
 
 
 MODEL_GROUP = "a model from elsewhere (instead of RUN)"

@@ -7,7 +7,6 @@ plain fp32 eager path, which is the one every test checks.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 
 import torch
@@ -15,6 +14,7 @@ from torch import nn
 
 from robustrep._names import AMP_CHOICES  # re-exported: read by the configs without torch
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.options import check_device
 
 
 def resolve_device(name: str = "auto", amp: str = "off", local_rank: int = 0) -> torch.device:
@@ -23,9 +23,7 @@ def resolve_device(name: str = "auto", amp: str = "off", local_rank: int = 0) ->
     ``auto`` is CUDA when available, else CPU. A CUDA device on a machine without one, a CUDA
     index past the last GPU, and ``--amp fp16`` off CUDA are :class:`UserError` s naming the flag.
     """
-    name = str(name).strip().lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
-        raise UserError(f"--device must be auto, cpu, cuda or cuda:N; got {name!r}")
+    name = check_device(name, amp)  # the words: a wrong name, fp16 with --device cpu
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -36,14 +34,9 @@ def resolve_device(name: str = "auto", amp: str = "off", local_rank: int = 0) ->
         if index >= torch.cuda.device_count():
             raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} "
                             f"CUDA device(s), numbered from 0")
-        device = torch.device("cuda", index)
-    else:
-        device = torch.device("cpu")
-    if amp not in AMP_CHOICES:
-        raise UserError(f"--amp must be one of {', '.join(AMP_CHOICES)}; got {amp!r}")
-    if amp == "fp16" and device.type != "cuda":
-        raise UserError("--amp fp16 needs a CUDA device; on CPU use --amp bf16 or --amp off")
-    return device
+        return torch.device("cuda", index)
+    check_device("cpu", amp)  # `auto` on a machine without CUDA
+    return torch.device("cpu")
 
 
 def tune_backends(device: torch.device) -> None:

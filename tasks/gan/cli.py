@@ -21,7 +21,7 @@ from robustrep.tasks.common.config import (ARCH_OPTION_DEST, add_config_args, fr
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.options import run_to_resume, stopped_note
+from robustrep.tasks.common.options import check_device, run_to_resume, stopped_note
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
@@ -35,9 +35,9 @@ REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "
 
 
 def _add_train(sub) -> None:
-    """train a GAN (default preset: digits-dcgan, a few minutes on CPU)"""
+    """train a GAN (default preset: digits-dcgan, 58 s measured on 2 CPU cores)"""
     p = sub.add_parser(
-        "train", help="train a GAN (default preset: digits-dcgan, a few minutes on CPU)",
+        "train", help="train a GAN (default preset: digits-dcgan, 58 s measured on 2 CPU cores)",
         description="Train a GAN with any of the regularizers. Options resolve as: defaults < "
                     "--preset < --config FILE < flags.",
         epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "
@@ -70,7 +70,8 @@ def _add_fid(sub) -> None:
     """FID/KID/precision-recall between any two image sets or statistics files"""
     add_command(
         sub, "fid", "FID/KID/precision-recall between any two image sets or statistics files",
-        FidOptions, cmd_fid, description="FID, KID and precision/recall of A against the reference B. A and B are "
+        FidOptions, cmd_fid,
+        description="FID, KID and precision/recall of A against the reference B. A and B are "
                     "each an image folder, a dataset .zip, a GAN run folder, a statistics .npz "
                     "(mu, sigma), a samples file (.pt, .npy, .npz) or a named reference "
                     "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
@@ -111,6 +112,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
+    check_device(cfg.device, cfg.amp)  # as the preset or --config file set them
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0

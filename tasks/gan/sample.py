@@ -70,18 +70,23 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
 
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
+# option -> (what the file is, the suffixes it may end in): a torch file named .png (or an image
+# named .pt) would mislead whoever opens it; `gan fid` reads a samples file by its .pt suffix.
+SAMPLE_FILES = {"--grid": ("the grid is an image", GRID_SUFFIXES),
+                "--pt": ("the samples are a torch file that gan fid reads", (".pt",))}
 
 
 def check_sample_file(path: str | Path, option: str, force: bool = False) -> Path:
     """A file the user named for samples: never inside a run's ``checkpoints/`` (where it would
-    replace ``latest.pt``), never over an existing file unless ``force``, a grid as an image."""
+    replace ``latest.pt``), never over an existing file unless ``force``, with its kind's suffix
+    (:data:`SAMPLE_FILES`)."""
     path = check_output_file(path, option)
     if "checkpoints" in path.resolve().parent.parts:
         raise UserError(f"{option} {path} is inside a checkpoints/ folder, whose files a run "
                         f"needs to resume and sample; write the samples elsewhere")
-    if option == "--grid" and path.suffix.lower() not in GRID_SUFFIXES:
-        raise UserError(f"{option} {path}: the grid is an image; give a path ending in "
-                        f"{', '.join(GRID_SUFFIXES)}")
+    what, suffixes = SAMPLE_FILES[option]
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"{option} {path}: {what}; give a path ending in {', '.join(suffixes)}")
     if path.exists() and not force:
         raise UserError(f"{option} {path} already exists; pass --force to overwrite it or "
                         f"choose another name")

@@ -42,9 +42,9 @@ class Settings:
     gan_evals: int = 4  # FID evaluations per digits GAN run (the convergence curve), last = final
 
 
-# Sizes measured on a 2-core CPU with 2 jobs (README): --quick about 4 minutes; the default about
-# 15 (estimated from the quick run's per-run costs: a digits GAN run of 400 steps takes 30-65 s
-# with its evaluation, a classifier run with eval and OOD scoring about 30 s).
+# Sizes on a 2-core CPU with 2 jobs (README): --quick 3.0 minutes (183 s, measured); the default
+# about 15 (estimated from the quick run's per-run costs: a digits GAN run of 400 steps takes
+# 30-65 s with its evaluation, a classifier run with eval and OOD scoring about 30 s).
 FULL = Settings(gan_regs=("none", "adaptivemix", "mixup", "dat", "asgan", "rpgan"),
                 classify_regs=("none", "mixup", "cutmix", "adaptivemix", "pgd", "fgsm"),
                 seeds=(0, 1, 2), gan_steps=400, grid_steps=1000, classify_steps=100)

@@ -104,12 +104,77 @@ def _commands() -> list[tuple[str, ...]]:
     return out
 
 
+def _command_parser(command: tuple[str, ...]):
+    import argparse
+    parser = cli.build_parser(*command)
+    for word in command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return parser
+
+
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_an_unknown_option_is_the_error_of_its_own_command(command, capsys):
+    # argparse hands a sub-command's unknown options up to the top parser ("robustrep: error")
+    required = [part for a in _command_parser(command)._actions if a.required
+                for part in (*a.option_strings[:1], "1")]  # "1": a path and a number
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*command, *required, "--no-such-option"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"robustrep {' '.join(command)}: error: unrecognized arguments: --no-such-option")
+
+
+def _device_mistakes(command: tuple[str, ...]) -> list[list[str]]:
+    """Command lines whose --device/--amp mistake the words alone show (the required arguments
+    given, so that the command runs), for the commands that take them."""
+    parser = _command_parser(command)
+    flags = {f for a in parser._actions for f in a.option_strings}
+    required = [part for a in parser._actions if a.required
+                for part in (*a.option_strings[:1], "1")]  # "1": a path and a number
+    out = [[*required, "--device", d] for d in ("gpu", "cuda:x")]
+    if "--amp" in flags:
+        out.append([*required, "--amp", "fp16", "--device", "cpu"])
+    return out if "--device" in flags else []
+
+
+DEVICE_COMMANDS = [c for c in _commands() if _device_mistakes(c)]
+
+
+def test_device_mistakes_are_checked_in_the_commands_that_have_them():
+    assert {("gan", "train"), ("gan", "fid"), ("gan", "sample"), ("classify", "train"),
+            ("classify", "eval"), ("ood", "score")} <= set(DEVICE_COMMANDS)
+
+
+@pytest.mark.parametrize("command", DEVICE_COMMANDS, ids=" ".join)
+def test_device_mistakes_are_refused_before_the_command_imports_torch(command, monkeypatch,
+                                                                        capsys):
+    # Every command imports resolve_device (and torch with it) before its work; blocked here, so
+    # a mistake not refused from the words alone fails the test with an ImportError.
+    monkeypatch.setitem(sys.modules, "robustrep.tasks.common.runtime", None)
+    for argv in _device_mistakes(command):
+        assert cli.main([*command, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("--device must be auto, cpu, cuda or cuda:N" in err
+                                         or "--amp fp16 needs a CUDA device" in err), err
+
+
+def test_a_config_files_device_and_amp_are_checked_before_torch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "robustrep.tasks.common.runtime", None)
+    (tmp_path / "cpu.json").write_text('{"device": "cpu"}')
+    for program in ("gan", "classify"):
+        argv = [program, "train", "--config", str(tmp_path / "cpu.json"), "--amp", "fp16"]
+        assert cli.main([*argv, "--dry-run"]) == 2
+        assert "--amp fp16 needs a CUDA device" in capsys.readouterr().err
+
+
 HEAVY = ("torch", "timm", "numpy")
-# In a fresh interpreter: `--help` and a wrong option through main, then the heavy modules.
+# In a fresh interpreter: `--help`, a wrong option and a wrong --device/--amp through main, then
+# the heavy modules.
 _NO_HEAVY = """
 import contextlib, io, sys
 from robustrep.tasks.cli import main
-for extra in (["--help"], ["--no-such-option"]):
+for extra in (["--help"], ["--no-such-option"], *MISTAKES):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
             code = main(ARGV + extra)
@@ -123,7 +188,8 @@ print(sorted(m for m in HEAVY if m in sys.modules))
 @pytest.mark.subprocess
 @pytest.mark.parametrize("command", _commands(), ids=" ".join)
 def test_help_and_argument_errors_import_no_torch(command, tmp_path):
-    code = f"ARGV = {list(command)!r}; HEAVY = {HEAVY!r}" + _NO_HEAVY
+    code = (f"ARGV = {list(command)!r}; HEAVY = {HEAVY!r}; "
+            f"MISTAKES = {_device_mistakes(command)!r}" + _NO_HEAVY)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -135,3 +201,25 @@ def test_every_command_is_checked_for_torch_free_help():
     assert {("classify", "eval"), ("ood", "score"), ("ood", "bench"), ("gan", "fid"),
             ("report",), ("data", "pack"), ("gan", "train")} <= set(_commands())
     assert len(_commands()) >= 10
+
+
+def _help_text(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse's line wrapping undone
+
+
+def test_time_claims_in_help_are_the_readmes_measured_figures(capsys):
+    from pathlib import Path
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    if not readme.is_file():
+        pytest.skip("README not beside the tests (installed test run)")
+    text = " ".join(readme.read_text().split())
+    gan = re.search(r"trains the default GAN.*?: (\d+) s on a 2-core CPU", text).group(1)
+    quick = re.search(r"`--quick` \(.*?\) took \*\*([\d.]+) minutes\*\*", text).group(1)
+    measured = {f"{gan} s measured on 2 CPU cores", f"{quick} minutes measured on 2 CPU cores"}
+    helps = [_help_text(list(argv), capsys)
+             for argv in [(p,) for p in cli.PROGRAMS] + _commands()]
+    claims = {m.group(0) for h in helps for m in re.finditer(
+        r"(about|a few|[\d.]+) (s|seconds?|minutes?|hours?)\b( measured on 2 CPU cores)?", h)}
+    assert claims == measured, claims

@@ -44,10 +44,17 @@ def test_gan_sample_overwrites_only_with_force(gan_run, tmp_path, capsys):
     assert mine.read_bytes() != b"the user's file"
 
 
-def test_gan_sample_grid_must_be_an_image(gan_run, tmp_path, capsys):
-    assert main(["gan", "sample", str(gan_run), "--grid", str(tmp_path / "x.txt")]) == 2
-    _one_line(capsys, "gan", f"--grid {tmp_path / 'x.txt'}: the grid is an image")
-    assert not (tmp_path / "x.txt").exists()
+@pytest.mark.parametrize("option, name, words", [
+    ("--grid", "x.txt", "the grid is an image; give a path ending in .png, .jpg, .jpeg"),
+    ("--grid", "samples.pt", "the grid is an image"),
+    ("--pt", "samples.png", "the samples are a torch file that gan fid reads; give a path "
+                            "ending in .pt"),
+    ("--pt", "samples.npy", "the samples are a torch file")])
+def test_gan_sample_files_end_in_their_kinds_suffix(gan_run, tmp_path, capsys, option, name,
+                                                    words):
+    assert main(["gan", "sample", str(gan_run), option, str(tmp_path / name)]) == 2
+    _one_line(capsys, "gan", f"{option} {tmp_path / name}: {words}")
+    assert not (tmp_path / name).exists()
 
 
 @pytest.mark.parametrize("text, problem", [("{not json", "is damaged (not JSON"),
