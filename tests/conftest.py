@@ -36,6 +36,14 @@ def plugins_forgotten():
 
 
 @pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Feature networks and statistics go to the test's folder, never the user's cache."""
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def gen():
     return torch.Generator().manual_seed(0)
 

@@ -40,10 +40,7 @@ class Payload:
         return (Path(self.marker).touch, ())
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,10 @@ import torch
 from robustrep.tasks.cli import main
 
 from .gan.conftest import tiny_config
+from .test_user_errors import run_main
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    """Feature networks and statistics go to the test's folder, never ~/.cache."""
-    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +48,6 @@ def copy_run(run: Path, tmp_path: Path, edit) -> Path:
     saved = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps(edit(saved)))
     return copy
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
 
 
 def one_line(code: int, err: str, program: str, *parts: str) -> str:
