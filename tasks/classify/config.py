@@ -92,10 +92,12 @@ class ClassifyConfig:
     wd_all: bool = _opt(False, "weight decay on every parameter, BN and biases too (the UoS "
                                "references); off: timm's convention, none on them")
     schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
-    milestones: list[float] = _opt([0.3, 0.6, 0.8], "multistep: fractions of --steps at which "
-                                                    "the learning rate is multiplied by lr_decay",
-                                   **BETA)
-    lr_decay: float = _opt(0.2, "multistep: factor applied at each milestone", **POSITIVE)
+    milestones: list[float] | None = _opt(None, "--schedule multistep only: increasing "
+                                                "fractions of --steps at which the learning rate "
+                                                "is multiplied by lr_decay (default 0.3 0.6 0.8)",
+                                          **BETA)
+    lr_decay: float | None = _opt(None, "--schedule multistep only: factor applied at each "
+                                        "milestone (default 0.2)", **POSITIVE)
     warmup_steps: int = _opt(0, "linear warm-up steps", **NONNEG)
     label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
@@ -135,6 +137,7 @@ class ClassifyConfig:
             raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "
                               "FILE, not both")
         self._resolve_final_act()
+        self._resolve_multistep()
         if self.aa is not None:
             from .policies import build_aa
             try:
@@ -166,9 +169,42 @@ class ClassifyConfig:
         if self.final_act is None:
             self.final_act = self.head != "uos"
 
+    def _resolve_multistep(self) -> None:
+        """milestones and lr_decay shape only the multistep schedule: refused with another one,
+        filled in with the UoS recipe's values (:data:`MULTISTEP`) when not given."""
+        given = [n for n in MULTISTEP if getattr(self, n) is not None]
+        if self.schedule != "multistep":
+            if given:
+                flags = ", ".join("--" + n.replace("_", "-") for n in given)
+                verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
+                raise ConfigError(f"{flags} {verb} only to --schedule multistep (schedule is "
+                                  f"{self.schedule!r}); drop {them} or pass --schedule multistep")
+            return
+        for name, value in MULTISTEP.items():
+            if getattr(self, name) is None:
+                setattr(self, name, list(value) if isinstance(value, list) else value)
+        ms = self.milestones
+        if not ms or any(not 0 < float(m) < 1 for m in ms) or list(ms) != sorted(ms):
+            raise ConfigError(f"--milestones must be increasing fractions of --steps in (0, 1), "
+                              f"e.g. 0.3 0.6 0.8; got {ms}")
+
     def regularizers(self) -> list[str]:
         """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
         return parse_regularizers(self.reg)
+
+
+# The multistep schedule's defaults: the UoS / AdaptiveMix recipe multiplies the lr by 0.2 at
+# epochs 60, 120 and 160 of 200, i.e. at 30%, 60% and 80% of training.
+MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
+
+
+def saved_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved ``config.json`` as this version reads it. Runs saved before milestones and
+    lr_decay defaulted to None hold values for them under every schedule; only multistep ever
+    used them, so under another schedule they are dropped (the run trained without them)."""
+    if config.get("schedule", "cosine") == "multistep":
+        return config
+    return {k: v for k, v in config.items() if k not in MULTISTEP}
 
 
 def check_linf_eps(eps: float | None, norm: str) -> None:
