@@ -53,11 +53,11 @@ def test_a_run_saved_with_the_old_multistep_defaults_still_resumes(trained_run, 
     assert saved["schedule"] == "cosine"
     saved.update(milestones=[0.3, 0.6, 0.8], lr_decay=0.2)
     (run / "config.json").write_text(json.dumps(saved))
+    assert main(["classify", "eval", str(run), "--attacks", "none", "--corruptions", "none",
+                 "--max-samples", "8", "--quiet"]) == 0
     cfg = config_for_resume(run, {"steps": 5})
     assert (cfg.steps, cfg.milestones, cfg.lr_decay) == (5, None, None)
     assert main(["classify", "train", "--resume", str(run), "--steps", "5", "--quiet"]) == 0
-    assert main(["classify", "eval", str(run), "--attacks", "none", "--corruptions", "none",
-                 "--max-samples", "8", "--quiet"]) == 0
 
 
 # one valid string per prefix timm dispatches on (rand, augmix, AutoAugment's names), each built
