@@ -138,6 +138,12 @@ class ClassifyConfig:
                               "FILE, not both")
         self._resolve_final_act()
         self._resolve_multistep()
+        unused = unused_options(vars(self))
+        if unused:
+            (need, names), = list(unused.items())[:1]
+            flags = ", ".join("--" + n.replace("_", "-") for n in names)
+            verb, them = ("applies", "it") if len(names) == 1 else ("apply", "them")
+            raise ConfigError(f"{flags} {verb} only with {need}; drop {them} or set that option")
         if self.aa is not None:
             from .policies import build_aa
             try:
@@ -170,15 +176,9 @@ class ClassifyConfig:
             self.final_act = self.head != "uos"
 
     def _resolve_multistep(self) -> None:
-        """milestones and lr_decay shape only the multistep schedule: refused with another one,
-        filled in with the UoS recipe's values (:data:`MULTISTEP`) when not given."""
-        given = [n for n in MULTISTEP if getattr(self, n) is not None]
-        if self.schedule != "multistep":
-            if given:
-                flags = ", ".join("--" + n.replace("_", "-") for n in given)
-                verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
-                raise ConfigError(f"{flags} {verb} only to --schedule multistep (schedule is "
-                                  f"{self.schedule!r}); drop {them} or pass --schedule multistep")
+        """milestones and lr_decay shape only the multistep schedule: filled in with the UoS
+        recipe's values (:data:`MULTISTEP`) when not given, and checked."""
+        if self.schedule != "multistep":  # set there: refused by unused_options
             return
         for name, value in MULTISTEP.items():
             if getattr(self, name) is None:
@@ -198,13 +198,42 @@ class ClassifyConfig:
 MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
 
 
+# Options that act only with another option's value: field -> (that option, its values).
+ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
+    "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
+    "skip_bad_images": ("dataset", ("imagefolder", "zip")),
+}
+
+
+def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
+    """{what they need: [fields]} for the options set (not None, not False) that the other
+    options make do nothing: ONLY_WITH, and a regularizer's options without it in --reg."""
+    out: dict[str, list[str]] = {}
+    for name, (other, accepted) in ONLY_WITH.items():
+        if values.get(name) not in (None, False) and values.get(other) not in accepted:
+            need = f"--{other} {' or '.join(accepted)} ({other} is {values.get(other)!r})"
+            out.setdefault(need, []).append(name)
+    try:
+        listed = set(parse_regularizers(values.get("reg") or "none"))
+    except ConfigError:  # a bad --reg is reported by itself
+        return out
+    used = {f for n in listed for f in OPTION_FIELDS.get(n, {}).values() if isinstance(f, str)}
+    for field in dict.fromkeys(f for fs in OPTION_FIELDS.values() for f in fs.values()
+                               if isinstance(f, str)):
+        if values.get(field) is not None and field not in used:
+            methods = [n for n, fs in OPTION_FIELDS.items() if field in fs.values()]
+            need = (f"--reg {' or '.join(methods)} (reg is {values.get('reg')!r})")
+            out.setdefault(need, []).append(field)
+    return out
+
+
 def saved_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's saved ``config.json`` as this version reads it. Runs saved before milestones and
-    lr_decay defaulted to None hold values for them under every schedule; only multistep ever
-    used them, so under another schedule they are dropped (the run trained without them)."""
-    if config.get("schedule", "cosine") == "multistep":
-        return config
-    return {k: v for k, v in config.items() if k not in MULTISTEP}
+    """A run's saved ``config.json`` as this version reads it: the options that did nothing in
+    that run (:func:`unused_options`) are dropped. Runs saved before milestones and lr_decay
+    defaulted to None hold them under every schedule; only multistep ever used them."""
+    unused = {f for names in unused_options(config).values() for f in names}
+    return {k: v for k, v in config.items() if k not in unused}
 
 
 def check_linf_eps(eps: float | None, norm: str) -> None:

@@ -29,7 +29,7 @@ def _refused(args, capsys, tmp_path) -> str:
                                    "0.1"]])
 def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path):
     err = _refused(args, capsys, tmp_path)
-    assert "only to --schedule multistep" in err and "--" + args[-2].lstrip("-") in err
+    assert "only with --schedule multistep" in err and "--" + args[-2].lstrip("-") in err
 
 
 def test_multistep_defaults_are_filled_in_and_shown_by_dry_run(capsys):
