@@ -103,6 +103,14 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--augment-p", "0.5"]  # "fixed" needs its p
     if program == "classify" and spec.name == "final_act":
         return ["--model", "wrn16_2"]  # the switch exists on the wrn* models only
+    if program == "classify":  # options that act only with another option's value
+        from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
+        if spec.name in ONLY_WITH:
+            other, accepted = ONLY_WITH[spec.name]
+            return [f"--{other}", accepted[0]]
+        methods = [n for n, fields in OPTION_FIELDS.items() if spec.name in fields.values()]
+        if methods:
+            return ["--reg", methods[0]]
     return []
 
 
@@ -131,7 +139,7 @@ KINDS = {
     "int>=min", "int>=min|None",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
     "float>=min<max", "float>=min<=max", "float>=min<=max|None",
-    "list[int]|None", "list[float]", "list[float]|None", "dict|None",
+    "list[int]|None", "list[float]|None", "dict|None",
 }
 
 
