@@ -32,6 +32,29 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
     assert "only with --schedule multistep" in err and "--" + args[-2].lstrip("-") in err
 
 
+@pytest.mark.parametrize("args,words", [
+    (["--uos-scale", "2"], "--uos-scale applies only with --head uos (head is 'linear')"),
+    (["--lsun-classes", "bedroom_train"], "--lsun-classes applies only with --dataset lsun"),
+    (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder or zip"),
+    (["--mix-alpha", "0.4"], "--mix-alpha applies only with --reg mixup or cutmix or srmix"),
+    (["--reg", "mixup", "--eps", "0.03", "--adv-steps", "3"],
+     "--eps applies only with --reg pgd or fgsm or free (reg is 'mixup')"),
+    (["--reg", "fgsm", "--adv-steps", "3"], "--adv-steps applies only with --reg pgd "),
+    (["--reg", "pgd", "--free-replays", "2"], "--free-replays applies only with --reg free "
+                                              "(reg is 'pgd')"),
+    (["--reg", "adaptivemix", "--srmix-smoothing", "0.1"], "--srmix-smoothing applies only"),
+])
+def test_options_without_the_option_they_act_with_are_refused(args, words, capsys, tmp_path):
+    assert words in _refused(args, capsys, tmp_path)
+
+
+def test_options_with_the_option_they_act_with_are_kept(capsys):
+    assert main(["classify", "train", "--head", "uos", "--uos-scale", "2", "--reg", "pgd,mixup",
+                 "--eps", "0.03", "--mix-alpha", "0.4", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["uos_scale"], cfg["eps"], cfg["mix_alpha"]) == (2.0, 0.03, 0.4)
+
+
 def test_multistep_defaults_are_filled_in_and_shown_by_dry_run(capsys):
     assert main(["classify", "train", "--schedule", "multistep", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
@@ -52,11 +75,13 @@ def test_a_run_saved_with_the_old_multistep_defaults_still_resumes(trained_run, 
     saved = json.loads((run / "config.json").read_text())
     assert saved["schedule"] == "cosine"
     saved.update(milestones=[0.3, 0.6, 0.8], lr_decay=0.2)
+    assert saved["reg"] == "none" and saved["head"] == "linear"
+    saved.update(eps=0.03, uos_scale=2.0)  # accepted (and unused) by earlier versions too
     (run / "config.json").write_text(json.dumps(saved))
     assert main(["classify", "eval", str(run), "--attacks", "none", "--corruptions", "none",
                  "--max-samples", "8", "--quiet"]) == 0
     cfg = config_for_resume(run, {"steps": 5})
-    assert (cfg.steps, cfg.milestones, cfg.lr_decay) == (5, None, None)
+    assert (cfg.steps, cfg.milestones, cfg.lr_decay, cfg.eps, cfg.uos_scale) == (5,) + (None,) * 4
     assert main(["classify", "train", "--resume", str(run), "--steps", "5", "--quiet"]) == 0
 
 
