@@ -18,7 +18,8 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
                                            option)
 from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, resumable_detail,
                                             run_option, shared)
-from robustrep.tasks.common.regularizers import Fixed, OptionFields, reg_option
+from robustrep.tasks.common.regularizers import (Fixed, OptionFields, refuse_unused, reg_option,
+                                                 unused_options as unused_fields)
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
@@ -138,12 +139,7 @@ class ClassifyConfig:
                               "FILE, not both")
         self._resolve_final_act()
         self._resolve_multistep()
-        unused = unused_options(vars(self))
-        if unused:
-            (need, names), = list(unused.items())[:1]
-            flags = ", ".join("--" + n.replace("_", "-") for n in names)
-            verb, them = ("applies", "it") if len(names) == 1 else ("apply", "them")
-            raise ConfigError(f"{flags} {verb} only with {need}; drop {them} or set that option")
+        refuse_unused(unused_options(vars(self)))
         if self.aa is not None:
             from .policies import build_aa
             try:
@@ -207,25 +203,13 @@ ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
-    """{what they need: [fields]} for the options set (not None, not False) that the other
-    options make do nothing: ONLY_WITH, and a regularizer's options without it in --reg."""
-    out: dict[str, list[str]] = {}
-    for name, (other, accepted) in ONLY_WITH.items():
-        if values.get(name) not in (None, False) and values.get(other) not in accepted:
-            need = f"--{other} {' or '.join(accepted)} ({other} is {values.get(other)!r})"
-            out.setdefault(need, []).append(name)
+    """{what they need: [fields]} for the options set that the other options make do nothing
+    (:func:`robustrep.tasks.common.regularizers.unused_options`)."""
     try:
-        listed = set(parse_regularizers(values.get("reg") or "none"))
+        names = parse_regularizers(values.get("reg") or "none")
     except ConfigError:  # a bad --reg is reported by itself
-        return out
-    used = {f for n in listed for f in OPTION_FIELDS.get(n, {}).values() if isinstance(f, str)}
-    for field in dict.fromkeys(f for fs in OPTION_FIELDS.values() for f in fs.values()
-                               if isinstance(f, str)):
-        if values.get(field) is not None and field not in used:
-            methods = [n for n, fs in OPTION_FIELDS.items() if field in fs.values()]
-            need = (f"--reg {' or '.join(methods)} (reg is {values.get('reg')!r})")
-            out.setdefault(need, []).append(field)
-    return out
+        names = None
+    return unused_fields(values, ONLY_WITH, names, OPTION_FIELDS)
 
 
 def saved_config(config: dict[str, Any]) -> dict[str, Any]:
