@@ -103,8 +103,12 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--augment-p", "0.5"]  # "fixed" needs its p
     if program == "classify" and spec.name == "final_act":
         return ["--model", "wrn16_2"]  # the switch exists on the wrn* models only
-    if program == "classify":  # options that act only with another option's value
-        from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
+    if program in ("classify", "gan"):  # options that act only with another option's value
+        if program == "classify":
+            from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
+        else:
+            from robustrep.tasks.gan.config import ONLY_WITH
+            from robustrep.tasks.gan.regs import OPTION_FIELDS
         if spec.name in ONLY_WITH:
             other, accepted = ONLY_WITH[spec.name]
             return [f"--{other}", accepted[0]]
@@ -272,7 +276,8 @@ def test_bad_values_in_the_issue(tmp_path, capsys):
 
 
 def test_done_when_am_options_and_channels_are_numbers(capsys):
-    cfg = _dry_run(capsys, "gan", "--am-alpha", "0.5", "--am-noise-std", "0.1", "--channels", "1")
+    cfg = _dry_run(capsys, "gan", "--reg", "adaptivemix", "--am-alpha", "0.5", "--am-noise-std",
+                   "0.1", "--channels", "1")
     assert (cfg["am_alpha"], cfg["am_noise_std"], cfg["channels"]) == (0.5, 0.1, 1)
     assert isinstance(cfg["channels"], int)
 
