@@ -25,8 +25,8 @@ from robustrep.tasks.common.options import check_device, run_to_resume, stopped_
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
-                                        TrainOptions, archs, plugin_options, presets_for, saved_config,
-                                        with_preset_aux_task)
+                                        TrainOptions, archs, plugin_options, presets_for,
+                                        saved_config, with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
