@@ -25,7 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
-from robustrep.tasks.classify.config import ClassifyConfig
+from robustrep.tasks.classify.config import OPTION_FIELDS, ClassifyConfig, parse_regularizers
 from robustrep.tasks.classify.evaluate import evaluate_run
 from robustrep.tasks.classify.train import train
 from robustrep.tasks.common.plots import bar_table
@@ -76,8 +76,11 @@ def run_one(args, row: str, seed: int, folder: Path) -> dict:
     if report_path.is_file():
         return json.loads(report_path.read_text())
     reg, options = parse_row(row)
+    # --eps only for the adversarial rows: ClassifyConfig refuses it where no method uses it
+    adversarial = any("eps" in OPTION_FIELDS.get(n, {}) for n in parse_regularizers(reg))
     cfg = ClassifyConfig(**{**dict(model=args.model, reg=reg, seed=seed, steps=args.steps,
-                                   batch_size=args.batch_size, lr=args.lr, eps=args.eps,
+                                   batch_size=args.batch_size, lr=args.lr,
+                                   eps=args.eps if adversarial else None,
                                    eval_every=0, ckpt_every=args.steps, log_every=50),
                             **options})
     t0 = time.time()

@@ -18,7 +18,8 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
                                            option)
 from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, resumable_detail,
                                             run_option, shared)
-from robustrep.tasks.common.regularizers import Fixed, OptionFields, reg_option
+from robustrep.tasks.common.regularizers import (Fixed, OptionFields, refuse_unused, reg_option,
+                                                 unused_options as unused_fields)
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
@@ -92,10 +93,12 @@ class ClassifyConfig:
     wd_all: bool = _opt(False, "weight decay on every parameter, BN and biases too (the UoS "
                                "references); off: timm's convention, none on them")
     schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
-    milestones: list[float] = _opt([0.3, 0.6, 0.8], "multistep: fractions of --steps at which "
-                                                    "the learning rate is multiplied by lr_decay",
-                                   **BETA)
-    lr_decay: float = _opt(0.2, "multistep: factor applied at each milestone", **POSITIVE)
+    milestones: list[float] | None = _opt(None, "--schedule multistep only: increasing "
+                                                "fractions of --steps at which the learning rate "
+                                                "is multiplied by lr_decay (default 0.3 0.6 0.8)",
+                                          **BETA)
+    lr_decay: float | None = _opt(None, "--schedule multistep only: factor applied at each "
+                                        "milestone (default 0.2)", **POSITIVE)
     warmup_steps: int = _opt(0, "linear warm-up steps", **NONNEG)
     label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
@@ -135,6 +138,8 @@ class ClassifyConfig:
             raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "
                               "FILE, not both")
         self._resolve_final_act()
+        self._resolve_multistep()
+        refuse_unused(unused_options(vars(self)))
         if self.aa is not None:
             from .policies import build_aa
             try:
@@ -166,9 +171,53 @@ class ClassifyConfig:
         if self.final_act is None:
             self.final_act = self.head != "uos"
 
+    def _resolve_multistep(self) -> None:
+        """milestones and lr_decay shape only the multistep schedule: filled in with the UoS
+        recipe's values (:data:`MULTISTEP`) when not given, and checked."""
+        if self.schedule != "multistep":  # set there: refused by unused_options
+            return
+        for name, value in MULTISTEP.items():
+            if getattr(self, name) is None:
+                setattr(self, name, list(value) if isinstance(value, list) else value)
+        ms = self.milestones
+        if not ms or any(not 0 < float(m) < 1 for m in ms) or list(ms) != sorted(ms):
+            raise ConfigError(f"--milestones must be increasing fractions of --steps in (0, 1), "
+                              f"e.g. 0.3 0.6 0.8; got {ms}")
+
     def regularizers(self) -> list[str]:
         """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
         return parse_regularizers(self.reg)
+
+
+# The multistep schedule's defaults: the UoS / AdaptiveMix recipe multiplies the lr by 0.2 at
+# epochs 60, 120 and 160 of 200, i.e. at 30%, 60% and 80% of training.
+MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
+
+
+# Options that act only with another option's value: field -> (that option, its values).
+ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
+    "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
+    "skip_bad_images": ("dataset", ("imagefolder", "zip")),
+}
+
+
+def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
+    """{what they need: [fields]} for the options set that the other options make do nothing
+    (:func:`robustrep.tasks.common.regularizers.unused_options`)."""
+    try:
+        names = parse_regularizers(values.get("reg") or "none")
+    except ConfigError:  # a bad --reg is reported by itself
+        names = None
+    return unused_fields(values, ONLY_WITH, names, OPTION_FIELDS)
+
+
+def saved_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved ``config.json`` as this version reads it: the options that did nothing in
+    that run (:func:`unused_options`) are dropped. Runs saved before milestones and lr_decay
+    defaulted to None hold them under every schedule; only multistep ever used them."""
+    unused = {f for names in unused_options(config).values() for f in names}
+    return {k: v for k, v in config.items() if k not in unused}
 
 
 def check_linf_eps(eps: float | None, norm: str) -> None:

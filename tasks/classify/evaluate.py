@@ -292,7 +292,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     model_options` describes it (``load_model`` keywords plus ``dataset``/``classes``), or a
     RobustBench model (``robustbench`` key); the report goes to a new folder.
     """
-    from .config import ClassifyConfig, check_linf_eps
+    from .config import ClassifyConfig, check_linf_eps, saved_config
     from .data import build_datasets, eval_loader
 
     from robustrep.tasks.common.config import from_dict
@@ -308,7 +308,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
         _check_cifar_c(config.get("dataset"), cifar_c_root)
-    fields = {k: v for k, v in config.items() if k in ClassifyConfig.__dataclass_fields__}
+    fields = {k: v for k, v in saved_config(config).items()
+              if k in ClassifyConfig.__dataclass_fields__}
     if data_root is not None:
         fields["data_root"] = data_root
     source = "the --model options" if run is None else str(Path(run) / "config.json")

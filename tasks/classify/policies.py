@@ -23,6 +23,7 @@ global random streams continue as if no batch had been augmented.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -35,9 +36,69 @@ AA_EXAMPLES = ("rand-m9-mstd0.5 (RandAugment), augmix (AugMix), original or v0 (
                f"{TRIVIAL} (TrivialAugment-Wide)")
 
 
+# The grammar timm's policy factories parse (timm.data.auto_augment, the same from 1.0.10 to
+# 1.0.31): NAME-SECTION-SECTION..., a section a key and a number (m9, mstd0.5), read in any order.
+# timm skips a section with no digit ("rand-zz") and RandAugment's transform set "t..." falls back
+# to the full set for a name it does not know, so a typo would silently train another policy:
+# check_aa refuses both. Key -> the value's type, per kind.
+AA_KEYS: dict[str, dict[str, type]] = {
+    "rand": {"m": int, "n": int, "p": float, "mstd": float, "mmax": int, "inc": int},
+    "augmix": {"m": int, "w": int, "d": int, "a": float, "b": int, "mstd": float},
+    "auto": {"mstd": float},
+}
+AUTO_POLICIES = ("original", "originalr", "v0", "v0r", "3a")  # timm's auto_augment_policy
+RAND_SETS = ("weights", "3aw", "3a")  # timm's rand_augment_choices: RandAugment's t<NAME>
+# Switches whose 0 is the default; timm 1.0.10 reads any digit (inc0 too) as on.
+AA_SWITCHES = ("inc", "b")
+
+
+AA_FORM_EXAMPLES = {"rand": "rand-m9-mstd0.5-inc1", "augmix": "augmix-m5-w4-d2",
+                    "auto": "original-mstd0.5"}
+
+
+def _aa_form(kind: str) -> str:
+    """The accepted form of one kind of --aa string, for the error message."""
+    keys = [f"{k}1" if k in AA_SWITCHES else f"{k}<{t.__name__}>"
+            for k, t in AA_KEYS[kind].items()]
+    if kind == "rand":
+        keys.append("t" + "|".join(RAND_SETS))
+    head = f"{kind}[-SECTION...]" if kind != "auto" else f"{'|'.join(AUTO_POLICIES)}[-SECTION...]"
+    return f"{head} with sections {', '.join(keys)}, e.g. {AA_FORM_EXAMPLES[kind]}"
+
+
+def check_aa(spec: str) -> None:
+    """ValueError (naming the accepted form) unless ``spec`` is a policy string timm parses in
+    full: every section known, every value a number of its key's type."""
+    name, *sections = spec.split("-")
+    kind = "rand" if spec.startswith("rand") else "augmix" if spec.startswith("augmix") else "auto"
+    if spec == TRIVIAL or (kind == "auto" and name in AUTO_POLICIES and not sections):
+        return
+    accepted = f"accepted: {_aa_form(kind)}"
+    if name != kind and not (kind == "auto" and name in AUTO_POLICIES):
+        raise ValueError(f"unknown policy {name!r}; accepted: {AA_EXAMPLES}")
+    for section in sections:
+        if kind == "rand" and section.startswith("t"):  # timm reads t<NAME> before numbers
+            if section[1:] not in RAND_SETS:
+                raise ValueError(f"unknown transform set {section!r} in {spec!r}; {accepted}")
+            continue
+        key, digits, value = (re.split(r"(\d.*)", section) + ["", ""])[:3]
+        try:
+            number = AA_KEYS[kind][key](digits)
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown section {section!r} in {spec!r}; {accepted}") from None
+        if key in AA_SWITCHES and number not in (0, 1):
+            raise ValueError(f"section {section!r} in {spec!r} is a switch: {key}1 (on) or no "
+                             f"{key} section (off); {accepted}")
+        if key in AA_SWITCHES and number == 0:
+            raise ValueError(f"section {section!r} in {spec!r}: off is the default, drop the "
+                             f"section (timm 1.0.10 reads {key}0 as on)")
+
+
 def build_aa(spec: str, image_size: int, mean: Sequence[float]) -> Callable:
-    """The PIL-image policy for ``spec`` (see the module docstring); timm's assertion or lookup
-    error on a malformed string is raised as ValueError naming the accepted forms."""
+    """The PIL-image policy for ``spec`` (see the module docstring), checked by :func:`check_aa`
+    first; timm's assertion or lookup error on a malformed string is raised as ValueError naming
+    the accepted forms."""
+    check_aa(spec)
     if spec == TRIVIAL:
         from torchvision.transforms import TrivialAugmentWide
         return TrivialAugmentWide()

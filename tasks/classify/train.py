@@ -67,7 +67,7 @@ from robustrep.tasks.common.regularizers import build_places
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
-from .config import OPTION_FIELDS, RESUMABLE, ClassifyConfig
+from .config import OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
 from .data import augment, build_datasets, eval_loader, train_batches
 from .policies import BatchPolicies
 
@@ -152,16 +152,9 @@ def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int,
 
 
 def milestone_steps(cfg: ClassifyConfig) -> list[int]:
-    """The multistep schedule's milestones in optimizer steps, from fractions of ``--steps``.
-
-    The UoS / AdaptiveMix recipe multiplies the lr by 0.2 at epochs 60, 120 and 160 of 200, i.e.
-    at 30%, 60% and 80% of training. Bad milestones raise ConfigError naming the option.
-    """
-    ms = cfg.milestones
-    if not ms or any(not 0 < float(m) < 1 for m in ms) or list(ms) != sorted(ms):
-        raise ConfigError(f"milestones must be increasing fractions of --steps in (0, 1), e.g. "
-                          f"0.3 0.6 0.8; got {ms}")
-    return [round(float(m) * cfg.steps) for m in ms]
+    """The multistep schedule's milestones in optimizer steps, from the fractions of ``--steps``
+    the config holds (checked there, defaults filled in)."""
+    return [round(float(m) * cfg.steps) for m in cfg.milestones]
 
 
 def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
@@ -188,7 +181,7 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
         opt, sched="step" if constant else cfg.schedule, num_epochs=cfg.steps,
         step_on_epochs=False, updates_per_epoch=1, warmup_epochs=cfg.warmup_steps,
         warmup_lr=cfg.lr / max(1, cfg.warmup_steps), decay_milestones=milestones,
-        decay_rate=1.0 if constant else cfg.lr_decay)
+        decay_rate=cfg.lr_decay if cfg.schedule == "multistep" else 1.0)
     return opt, sched
 
 
@@ -434,6 +427,7 @@ def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> Classi
     """The saved config of a run, with the few options a resume may change."""
     saved = RunDir(Path(run_path)).read_config()
     check_run_program(saved, ClassifyConfig, run_path, "classify")
+    saved = saved_config(saved)
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
     # every saved value checked, an unknown key refused, as gan train --resume does: a damaged
     # config.json is named, never half-read into a different run

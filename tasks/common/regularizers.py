@@ -165,6 +165,40 @@ def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
     return places
 
 
+def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple[str, ...]]],
+                   names: list[str] | tuple[str, ...] | None, fields: OptionFields,
+                   own: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """{what they need: [fields]} for the options set in ``values`` (not None, not False) that
+    the other options make do nothing: ``only_with`` (field -> (option, the values it acts
+    with)), and a regularizer's option fields (``fields``) without it among ``names`` (None: the
+    regularizer list is malformed and reported by itself). ``own`` are fields the program uses
+    itself too (GAN's ``loss``), never reported."""
+    out: dict[str, list[str]] = {}
+    for name, (other, accepted) in only_with.items():
+        if values.get(name) not in (None, False) and values.get(other) not in accepted:
+            need = f"--{other} {' or '.join(accepted)} ({other} is {values.get(other)!r})"
+            out.setdefault(need, []).append(name)
+    if names is None:
+        return out
+    used = {f for n in names for f in fields.get(n, {}).values()}
+    for field in dict.fromkeys(f for fs in fields.values() for f in fs.values()
+                               if isinstance(f, str) and f not in own):
+        if values.get(field) is not None and field not in used:
+            methods = [n for n, fs in fields.items() if field in fs.values()]
+            out.setdefault(f"--reg {' or '.join(methods)} (reg is {values.get('reg')!r})",
+                           []).append(field)
+    return out
+
+
+def refuse_unused(unused: dict[str, list[str]]) -> None:
+    """ConfigError, one line, for the first group :func:`unused_options` found."""
+    if unused:
+        need, names = next(iter(unused.items()))
+        flags = ", ".join("--" + n.replace("_", "-") for n in names)
+        verb, them = ("applies", "it") if len(names) == 1 else ("apply", "them")
+        raise ConfigError(f"{flags} {verb} only with {need}; drop {them} or set that option")
+
+
 def discriminator_of(names: tuple[str, ...] | list[str]) -> str | None:
     """The registered discriminator among ``names`` (it replaces the program's D), if any."""
     return next((n for n in names if regularizer_info(n).kind == "discriminator"), None)

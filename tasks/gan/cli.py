@@ -26,7 +26,7 @@ from robustrep.tasks.common.regularizers import add_option_flags, add_regularize
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
                                         TrainOptions, archs, plugin_options, presets_for,
-                                        with_preset_aux_task)
+                                        saved_config, with_preset_aux_task)
 from robustrep.tasks.gan.regs import OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -106,6 +106,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     from robustrep.tasks.common.rundir import RunDir, check_run_program
     saved = RunDir(run).read_config()
     check_run_program(saved, GanConfig, run, "gan")
+    saved = saved_config(saved)
     return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
                      source=f"{run}/config.json")
 

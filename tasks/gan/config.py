@@ -20,7 +20,8 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, REQUIRED, UNI
                                            check_fields, option)
 from robustrep.tasks.common.options import (TrainRunOptions, resumable_detail, run_option,
                                             shared)
-from robustrep.tasks.common.regularizers import reg_option
+from robustrep.tasks.common.regularizers import refuse_unused, reg_option
+from robustrep.tasks.common.regularizers import unused_options as unused_fields
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba",
             "zip")
@@ -194,6 +195,7 @@ class GanConfig:
         check_fields(self)  # types, choices and ranges from the field metadata
         _check_arch(self)
         parse_regs(self.reg, self.arch)
+        refuse_unused(unused_options(vars(self)))
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
                              f"{self.dataset!r} needs arch dcgan or sngan")
@@ -268,6 +270,31 @@ def _check_arch(cfg: GanConfig) -> None:
 
 STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
                    "d_arch", "fp16_res", "conv_clamp", "init", "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
+
+
+# Options that act only with another option's value: field -> (that option, its values).
+ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lsun_classes": ("dataset", ("lsun",)), "skip_bad_images": ("dataset", ("imagefolder",)),
+}
+
+
+def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
+    """{what they need: [fields]} for the options set that the other options make do nothing:
+    :data:`ONLY_WITH`, and a regularizer's options without it in --reg (``loss`` feeds asgan
+    and the program alike, so it is never unused)."""
+    from robustrep.tasks.gan.regs import OPTION_FIELDS, parse_regs
+    try:
+        names = parse_regs(values.get("reg") or "none", values.get("arch") or "dcgan")
+    except ConfigError:  # a bad --reg is reported by itself
+        names = None
+    return unused_fields(values, ONLY_WITH, names, OPTION_FIELDS, own=("loss",))
+
+
+def saved_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved ``config.json`` as this version reads it: the options that did nothing in
+    that run (:func:`unused_options`; earlier versions accepted them) are dropped."""
+    unused = {f for names in unused_options(config).values() for f in names}
+    return {k: v for k, v in config.items() if k not in unused}
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:

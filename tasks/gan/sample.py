@@ -17,7 +17,7 @@ from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
 from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.rundir import RunDir, check_output_file, check_run_program
-from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
 from robustrep.tasks.gan.models import build_generator, generate
 
@@ -25,7 +25,7 @@ from robustrep.tasks.gan.models import build_generator, generate
 def run_config(run: str | Path) -> GanConfig:
     saved = RunDir(run).read_config()
     check_run_program(saved, GanConfig, run, "gan")
-    return from_dict(GanConfig, saved, source=str(Path(run) / "config.json"))
+    return from_dict(GanConfig, saved_config(saved), source=str(Path(run) / "config.json"))
 
 
 def sample_shape(cfg: GanConfig) -> tuple[int, ...]:

@@ -103,6 +103,18 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--augment-p", "0.5"]  # "fixed" needs its p
     if program == "classify" and spec.name == "final_act":
         return ["--model", "wrn16_2"]  # the switch exists on the wrn* models only
+    if program in ("classify", "gan"):  # options that act only with another option's value
+        if program == "classify":
+            from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
+        else:
+            from robustrep.tasks.gan.config import ONLY_WITH
+            from robustrep.tasks.gan.regs import OPTION_FIELDS
+        if spec.name in ONLY_WITH:
+            other, accepted = ONLY_WITH[spec.name]
+            return [f"--{other}", accepted[0]]
+        methods = [n for n, fields in OPTION_FIELDS.items() if spec.name in fields.values()]
+        if methods:
+            return ["--reg", methods[0]]
     return []
 
 
@@ -131,7 +143,7 @@ KINDS = {
     "int>=min", "int>=min|None",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
     "float>=min<max", "float>=min<=max", "float>=min<=max|None",
-    "list[int]|None", "list[float]", "list[float]|None", "dict|None",
+    "list[int]|None", "list[float]|None", "dict|None",
 }
 
 
@@ -264,7 +276,8 @@ def test_bad_values_in_the_issue(tmp_path, capsys):
 
 
 def test_done_when_am_options_and_channels_are_numbers(capsys):
-    cfg = _dry_run(capsys, "gan", "--am-alpha", "0.5", "--am-noise-std", "0.1", "--channels", "1")
+    cfg = _dry_run(capsys, "gan", "--reg", "adaptivemix", "--am-alpha", "0.5", "--am-noise-std",
+                   "0.1", "--channels", "1")
     assert (cfg["am_alpha"], cfg["am_noise_std"], cfg["channels"]) == (0.5, 0.1, 1)
     assert isinstance(cfg["channels"], int)
 

@@ -5,11 +5,14 @@ import pytest
 from robustrep.tasks.classify.config import ClassifyConfig
 
 TINY = dict(model="test_resnet", image_size=16, batch_size=8, steps=2, eval_every=0,
-            ckpt_every=1, log_every=1, classes=[0, 1, 2], adv_steps=2, seed=0)
+            ckpt_every=1, log_every=1, classes=[0, 1, 2], seed=0)
 
 
 def tiny_config(**overrides) -> ClassifyConfig:
-    return ClassifyConfig(**{**TINY, **overrides})
+    values = {**TINY, **overrides}
+    if "pgd" in str(values.get("reg")):  # 2 attack steps; the option is refused without pgd
+        values.setdefault("adv_steps", 2)
+    return ClassifyConfig(**values)
 
 
 @pytest.fixture

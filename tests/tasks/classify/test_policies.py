@@ -81,6 +81,6 @@ def test_train_step_applies_the_policies(monkeypatch, tmp_path):
 
 
 def test_bad_policy_is_one_line_error():
-    with pytest.raises(ConfigError, match="--aa: timm cannot build 'nonsense'"):
+    with pytest.raises(ConfigError, match="--aa: unknown policy 'nonsense'"):
         tiny_config(aa="nonsense")
     assert main(["classify", "train", "--aa", "nonsense", "--dry-run"]) == 2

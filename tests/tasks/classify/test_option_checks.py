@@ -1,0 +1,111 @@
+"""Options that only mean something with another option's value are refused, in one line and
+before any run folder, instead of being silently ignored; saved runs of earlier versions still
+resume and evaluate."""
+
+import json
+import shutil
+
+import pytest
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.classify.config import ClassifyConfig
+from robustrep.tasks.classify.policies import build_aa, check_aa
+from robustrep.tasks.classify.train import config_for_resume
+from robustrep.tasks.common.config import ConfigError
+
+
+def _refused(args, capsys, tmp_path) -> str:
+    """Exit 2 with one line on stderr, and no run folder made."""
+    run = tmp_path / "run"
+    assert main(["classify", "train", *args, "--run-dir", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not run.exists()
+    return err
+
+
+@pytest.mark.parametrize("args", [["--milestones", "0.5"],
+                                  ["--lr-decay", "0.1", "--schedule", "constant"],
+                                  ["--preset", "digits", "--milestones", "0.5", "--lr-decay",
+                                   "0.1"]])
+def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path):
+    err = _refused(args, capsys, tmp_path)
+    assert "only with --schedule multistep" in err and "--" + args[-2].lstrip("-") in err
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--uos-scale", "2"], "--uos-scale applies only with --head uos (head is 'linear')"),
+    (["--lsun-classes", "bedroom_train"], "--lsun-classes applies only with --dataset lsun"),
+    (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder or zip"),
+    (["--mix-alpha", "0.4"], "--mix-alpha applies only with --reg mixup or cutmix or srmix"),
+    (["--reg", "mixup", "--eps", "0.03", "--adv-steps", "3"],
+     "--eps applies only with --reg pgd or fgsm or free (reg is 'mixup')"),
+    (["--reg", "fgsm", "--adv-steps", "3"], "--adv-steps applies only with --reg pgd "),
+    (["--reg", "pgd", "--free-replays", "2"], "--free-replays applies only with --reg free "
+                                              "(reg is 'pgd')"),
+    (["--reg", "adaptivemix", "--srmix-smoothing", "0.1"], "--srmix-smoothing applies only"),
+])
+def test_options_without_the_option_they_act_with_are_refused(args, words, capsys, tmp_path):
+    assert words in _refused(args, capsys, tmp_path)
+
+
+def test_options_with_the_option_they_act_with_are_kept(capsys):
+    assert main(["classify", "train", "--head", "uos", "--uos-scale", "2", "--reg", "pgd,mixup",
+                 "--eps", "0.03", "--mix-alpha", "0.4", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["uos_scale"], cfg["eps"], cfg["mix_alpha"]) == (2.0, 0.03, 0.4)
+
+
+def test_multistep_defaults_are_filled_in_and_shown_by_dry_run(capsys):
+    assert main(["classify", "train", "--schedule", "multistep", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["milestones"], cfg["lr_decay"]) == ([0.3, 0.6, 0.8], 0.2)
+    assert main(["classify", "train", "--dry-run"]) == 0  # cosine: no multistep values shown
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["schedule"], cfg["milestones"], cfg["lr_decay"]) == ("cosine", None, None)
+    given = ClassifyConfig(schedule="multistep", milestones=[0.5], lr_decay=0.1)
+    assert (given.milestones, given.lr_decay) == ([0.5], 0.1)
+    with pytest.raises(ConfigError, match="--milestones must be increasing"):
+        ClassifyConfig(schedule="multistep", milestones=[0.6, 0.3])
+
+
+def test_a_run_saved_with_the_old_multistep_defaults_still_resumes(trained_run, tmp_path):
+    # runs written before milestones/lr_decay defaulted to None hold them under cosine
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["schedule"] == "cosine"
+    saved.update(milestones=[0.3, 0.6, 0.8], lr_decay=0.2)
+    assert saved["reg"] == "none" and saved["head"] == "linear"
+    saved.update(eps=0.03, uos_scale=2.0)  # accepted (and unused) by earlier versions too
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main(["classify", "eval", str(run), "--attacks", "none", "--corruptions", "none",
+                 "--max-samples", "8", "--quiet"]) == 0
+    cfg = config_for_resume(run, {"steps": 5})
+    assert (cfg.steps, cfg.milestones, cfg.lr_decay, cfg.eps, cfg.uos_scale) == (5,) + (None,) * 4
+    assert main(["classify", "train", "--resume", str(run), "--steps", "5", "--quiet"]) == 0
+
+
+# one valid string per prefix timm dispatches on (rand, augmix, AutoAugment's names), each built
+# by timm; and one with an unknown section, which timm would skip
+@pytest.mark.parametrize("good,bad", [("rand-m9-mstd0.5-inc1-n3-p0.5-mmax10-tweights", "rand-zz"),
+                                      ("augmix-m5-w4-d2-a1-b1-mstd0.5", "augmix-zz"),
+                                      ("original-mstd0.5", "v0-zz"),
+                                      ("trivialaugment", "trivial")])
+def test_aa_policy_strings_are_checked_against_timm_grammar(good, bad, capsys, tmp_path):
+    check_aa(good)
+    assert callable(build_aa(good, 32, (0.5, 0.5, 0.5)))
+    assert main(["classify", "train", "--aa", good, "--dry-run"]) == 0
+    capsys.readouterr()
+    err = _refused(["--aa", bad], capsys, tmp_path)
+    assert err.startswith("robustrep classify: error: --aa: unknown") and "accepted: " in err
+
+
+@pytest.mark.parametrize("spec,words", [("rand-tfoo", "unknown transform set 'tfoo'"),
+                                        ("rand-m9.5", "unknown section 'm9.5'"),
+                                        ("rand--m9", "unknown section ''"),
+                                        ("randaug-m9", "unknown policy 'randaug'"),
+                                        ("rand-inc2", "is a switch"),
+                                        ("augmix-b0", "timm 1.0.10 reads b0 as on")])
+def test_aa_refusals_name_the_section(spec, words):
+    with pytest.raises(ValueError, match=words.replace(".", r"\.")):
+        check_aa(spec)

@@ -1,0 +1,47 @@
+"""gan train refuses options that would do nothing without another option's value, in one line
+and before the run folder; runs saved by earlier versions with such options still resume."""
+
+import json
+
+import pytest
+
+from robustrep.tasks.cli import main
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--mix-alpha", "0.5"], "--mix-alpha applies only with --reg mixup or cutmix or srmix "
+                             "(reg is 'none')"),
+    (["--reg", "mixup", "--asgan-eps", "0.1", "--asgan-steps", "2"],
+     "--asgan-eps, --asgan-steps apply only with --reg asgan (reg is 'mixup')"),
+    (["--reg", "asgan", "--dat-t", "0.1"], "--dat-t applies only with --reg dat"),
+    (["--lsun-classes", "bedroom_train"], "--lsun-classes applies only with --dataset lsun"),
+    (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder"),
+])
+def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["gan", "train", *args, "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err and not run.exists()
+
+
+def test_regularizer_options_with_their_method_and_loss_are_kept(capsys):
+    # loss feeds asgan and the program alike: never refused
+    assert main(["gan", "train", "--reg", "asgan,mixup", "--asgan-eps", "0.1", "--mix-alpha",
+                 "0.5", "--loss", "hinge", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["asgan_eps"], cfg["mix_alpha"], cfg["loss"]) == (0.1, 0.5, "hinge")
+
+
+def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_path):
+    from robustrep.tasks.gan.sample import run_config
+    from robustrep.tasks.gan.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=2, ckpt_every=2, out=str(run)), show_progress=False)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["reg"] == "none" and saved["dataset"] == "digits"
+    # earlier versions accepted (and ignored) these
+    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train")
+    (run / "config.json").write_text(json.dumps(saved))
+    cfg = run_config(run)
+    assert (cfg.mix_alpha, cfg.lsun_classes) == (None, None)
+    assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
