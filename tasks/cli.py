@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import inspect
 import sys
-from pathlib import Path
 
 import robustrep
 from robustrep.tasks.common.cli import ArgumentParser, report, run_command
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.plugins import load_plugins
 
 PROGRAMS = {
     "gan": "train GANs with the regularizers, evaluate FID/KID/precision-recall, draw samples",
@@ -68,55 +67,6 @@ def build_parser(program: str | None = None, command: str | None = None
         else:
             sub.add_parser(name, help=summary, description=summary)
     return parser
-
-
-def load_plugins(argv: list[str]) -> list[str]:
-    """Import every ``--plugin MODULE`` (anywhere on the command line) and return the rest.
-
-    A plugin registers regularizers (``@register_regularizer``) and GAN network families
-    (``@register_network``) by import, so it is loaded before the parser reads the registries. ``MODULE`` is a module name or a ``.py`` file.
-
-    Raises:
-        UserError: a plugin that cannot be imported (one line naming it).
-    """
-    rest, i = [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--plugin" or arg.startswith("--plugin="):
-            name = arg.partition("=")[2] if "=" in arg else (
-                argv[i + 1] if i + 1 < len(argv) else "")
-            i += 1 if "=" in arg else 2
-            if not name:
-                raise UserError("--plugin needs a module name or a .py file")
-            _import_plugin(name)
-            continue
-        rest.append(arg)
-        i += 1
-    return rest
-
-
-def _import_plugin(name: str) -> None:
-    try:
-        if name.endswith(".py") or "/" in name:
-            path = Path(name)
-            if not path.is_file():
-                raise UserError(f"--plugin {name}: no such file (accepted: a module name or a "
-                                f".py file)")
-            key = f"robustrep_plugin_{path.stem}"
-            loaded = sys.modules.get(key)
-            if loaded is not None and Path(loaded.__file__).resolve() == path.resolve():
-                return  # registered already (in-process callers may load it twice)
-            spec = importlib.util.spec_from_file_location(key, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(name)
-    except UserError:
-        raise
-    except Exception as err:  # noqa: BLE001 (any failure of a user's module is one line)
-        raise UserError(f"--plugin {name}: cannot import it: {type(err).__name__}: "
-                        f"{err}") from err
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ def plugins_forgotten():
     are left as they were (other tests list them, and loading a plugin twice must register it
     once)."""
     from robustrep import nets, registry
+    from robustrep.tasks.common import plugins
+    loaded = list(plugins._LOADED)
     methods = set(registry._REGISTRY)
     networks = {role: set(table) for role, table in nets._REGISTRY.items()}
     yield
@@ -33,6 +35,7 @@ def plugins_forgotten():
                 del table[name]
     for name in [m for m in sys.modules if m.startswith(("robustrep_plugin_", "robustrep_ep_"))]:
         del sys.modules[name]
+    plugins._LOADED[:] = loaded  # and what a child process would be told to load
 
 
 @pytest.fixture

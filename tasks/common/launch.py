@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.plugins import plugin_args
+
 
 def option_args(options: dict[str, Any]) -> list[str]:
     """``{"adv_steps": 3, "classes": [0, 1]}`` -> ``["--adv-steps", "3", "--classes", "0,1"]``."""
@@ -27,13 +29,21 @@ def option_args(options: dict[str, Any]) -> list[str]:
     return argv
 
 
+def command(argv: list[str]) -> list[str]:
+    """``ARGV`` as a child process runs it: after the ``--plugin`` options of the plugins this
+    process loaded, so that a regularizer or network family the parent accepted exists there."""
+    return [*plugin_args(), *argv]
+
+
 def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
-    """Run ``robustrep ARGV``, appending its output to ``log``; return the exit code.
+    """Run ``robustrep ARGV``, appending its output to ``log``; return the exit code. The
+    plugins this process loaded are loaded there too (:func:`command`).
 
     ``threads`` caps the process's intra-op threads, so that several runs side by side share
     the cores instead of oversubscribing them. The process starts in ``log``'s folder, never in
     a source checkout whose ``robustrep/`` could shadow the installed package.
     """
+    argv = command(argv)
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -41,8 +51,8 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     with log.open("a") as handle:
         handle.write(f"$ robustrep {' '.join(argv)}\n")
         handle.flush()
-        done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *argv], env=env,
-                              stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent)
+        done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *argv],
+                              env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent)
     return done.returncode
 
 
@@ -50,7 +60,7 @@ def check_robustrep(argv: list[str]) -> tuple[int, str]:
     """Run ``robustrep ARGV`` (a ``--dry-run``: it writes nothing) in a fresh process from the
     temporary folder; return its exit code and its output (stdout and stderr)."""
     import tempfile
-    done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *argv],
+    done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *command(argv)],
                           capture_output=True, text=True, cwd=tempfile.gettempdir())
     return done.returncode, done.stdout + done.stderr
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from robustrep.registry import parse_combination
 from robustrep.tasks.common.cli import add_command
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.launch import command
 from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
 from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, check_out, collect, execute,
@@ -71,7 +72,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.dry_run:
         for run in runs:
             for argv in run.commands:
-                print("robustrep " + " ".join(argv))
+                print("robustrep " + " ".join(command(argv)))
         return 0
     check_out(out)
     started = time.time()

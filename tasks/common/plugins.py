@@ -1,0 +1,81 @@
+"""``--plugin MODULE``: user modules that register regularizers and GAN network families.
+
+A plugin registers by import (``@register_regularizer``, ``@register_network``), so it is loaded
+before the parser reads the registries. The plugins a process loaded are remembered, so that the
+commands it starts in new processes (``report``'s runs, ``ood bench``'s classifiers, through
+:mod:`robustrep.tasks.common.launch`) load them too: a ``--reg`` the parent accepted is then
+accepted by the child that trains it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from robustrep.tasks.common.errors import UserError
+
+# What this process loaded, as a child process names it: a file as its absolute path (a child
+# starts in another folder), a module by its name.
+_LOADED: list[str] = []
+
+
+def load_plugins(argv: list[str]) -> list[str]:
+    """Import every ``--plugin MODULE`` (anywhere on the command line) and return the rest.
+
+    ``MODULE`` is a module name or a ``.py`` file.
+
+    Raises:
+        UserError: a plugin that cannot be imported (one line naming it).
+    """
+    rest, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--plugin" or arg.startswith("--plugin="):
+            name = arg.partition("=")[2] if "=" in arg else (
+                argv[i + 1] if i + 1 < len(argv) else "")
+            i += 1 if "=" in arg else 2
+            if not name:
+                raise UserError("--plugin needs a module name or a .py file")
+            _remember(_import_plugin(name))
+            continue
+        rest.append(arg)
+        i += 1
+    return rest
+
+
+def plugin_args() -> list[str]:
+    """``--plugin`` options that load this process's plugins in a child process."""
+    return [arg for name in _LOADED for arg in ("--plugin", name)]
+
+
+def _remember(name: str) -> None:
+    if name not in _LOADED:
+        _LOADED.append(name)
+
+
+def _import_plugin(name: str) -> str:
+    """Import ``name``; return how a child process names it."""
+    try:
+        if name.endswith(".py") or "/" in name:
+            path = Path(name)
+            if not path.is_file():
+                raise UserError(f"--plugin {name}: no such file (accepted: a module name or a "
+                                f".py file)")
+            key = f"robustrep_plugin_{path.stem}"
+            loaded = sys.modules.get(key)
+            if loaded is not None and Path(loaded.__file__).resolve() == path.resolve():
+                return str(path.resolve())  # registered already (in-process callers may load twice)
+            spec = importlib.util.spec_from_file_location(key, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return str(path.resolve())
+        importlib.import_module(name)
+        return name
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 (any failure of a user's module is one line)
+        raise UserError(f"--plugin {name}: cannot import it: {type(err).__name__}: "
+                        f"{err}") from err

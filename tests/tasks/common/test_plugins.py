@@ -1,0 +1,67 @@
+"""The plugins a process loaded go with the commands it starts in new processes: ``report`` and
+``ood bench`` train what the parent accepted (tests/plugins/toy_regularizer.py, ``--reg toy``)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.common import launch
+from robustrep.tasks.common.plugins import load_plugins, plugin_args
+
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "toy_regularizer.py"
+TOY_DRY_RUN = ["classify", "train", "--reg", "toy", "--model", "test_resnet", "--dry-run"]
+
+
+@pytest.fixture(autouse=True)
+def _forgotten(plugins_forgotten):
+    """Each test's plugins leave the process as it was."""
+
+
+def test_a_file_plugin_is_passed_on_by_its_absolute_path_once(tmp_path, monkeypatch):
+    shutil.copy(PLUGIN, tmp_path / "toy.py")
+    monkeypatch.chdir(tmp_path)  # a child starts in another folder: a relative path is lost there
+    assert load_plugins(["--plugin", "toy.py", "gan", "--plugin=toy.py", "train"]) == ["gan",
+                                                                                        "train"]
+    assert plugin_args() == ["--plugin", str(tmp_path / "toy.py")]
+    assert launch.command(["gan", "train"]) == ["--plugin", str(tmp_path / "toy.py"), "gan",
+                                                "train"]
+
+
+def test_a_module_plugin_is_passed_on_by_its_name(tmp_path, monkeypatch):
+    shutil.copy(PLUGIN, tmp_path / "toy_by_name.py")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins(["--plugin", "toy_by_name"])
+    assert plugin_args() == ["--plugin", "toy_by_name"]
+
+
+def test_no_plugin_adds_nothing():
+    assert launch.command(["ood", "score", "r"]) == ["ood", "score", "r"]
+
+
+def test_report_plans_its_commands_with_the_plugin(tmp_path, capsys):
+    assert main(["--plugin", str(PLUGIN), "report", "--gan-regs", "toy", "--classify-regs", "toy",
+                 "--seeds", "0", "--quick", "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(ln.startswith(f"robustrep --plugin {PLUGIN} ") for ln in lines), lines
+    assert sum("--reg toy" in ln for ln in lines) == 2
+
+
+def test_report_runs_its_commands_with_the_plugin(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(launch.subprocess, "run", lambda cmd, **kw: seen.append(cmd) or
+                        type("Done", (), {"returncode": 0})())
+    load_plugins(["--plugin", str(PLUGIN)])
+    assert launch.run_robustrep(["gan", "train", "--reg", "toy"], tmp_path / "log.txt") == 0
+    assert seen[0][3:] == ["--plugin", str(PLUGIN), "gan", "train", "--reg", "toy"]
+    assert f"$ robustrep --plugin {PLUGIN} gan train" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.subprocess
+def test_a_child_process_accepts_the_parents_plugin_regularizer():
+    code, out = launch.check_robustrep(TOY_DRY_RUN)
+    assert code == 2 and "unknown regularizer 'toy'" in out, out
+    load_plugins(["--plugin", str(PLUGIN)])
+    code, out = launch.check_robustrep(TOY_DRY_RUN)
+    assert code == 0, out
