@@ -75,7 +75,9 @@ class ScoreOptions(ModelOptions, DetectorOptions):
                                                  "runs/ood/<model>-<time>")
     no_ema: bool = shared("no_ema")
     no_plots: bool = option(False, "skip the ROC and histogram PNGs")
-    save_scores: bool = option(False, "also write every score to scores.pt")
+    save_scores: bool = option(False, "write every score to scores.pt also with --no-plots (the "
+                                      "plots keep it: a later call into the folder draws its "
+                                      "sets with both calls' detectors)")
 
 
 @dataclass(kw_only=True)

@@ -29,8 +29,10 @@ An OOD set holding classes the classifier was trained on (``digits59`` for a run
 digits, the run's own CIFAR/SVHN set) is refused before any data is read
 (:func:`robustrep.tasks.ood.datasets.trained_overlap`). A second call into the same output folder
 keeps the first one's rows: results are keyed by (detector, OOD set), a pair measured again
-replaces its row, and both are named on stderr; when the settings differ (ID data, seed, sizes,
-weights) the earlier rows cannot share a table and are replaced, with a note.
+replaces its row, and both are named on stderr; the pictures of the sets it measured show the
+detectors of both calls (from ``scores.pt``, which the plots keep). When the settings differ (ID
+data, seed, sizes, weights) the earlier rows cannot share a table: they, their scores and their
+pictures are replaced, with a note.
 """
 
 from __future__ import annotations
@@ -334,7 +336,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}
     result.notes = notes
-    earlier = _keep_earlier(result, earlier, meta, out_dir / "results.json")
+    old, earlier = earlier, _keep_earlier(result, earlier, meta, out_dir / "results.json")
+    if old is not None and earlier is None:
+        _remove_earlier_outputs(result, out_dir, old)
     files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
                           earlier=earlier)
     return result, files
@@ -441,17 +445,30 @@ def _merged_meta(meta: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any
 def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
                   plots: bool = True, save_scores: bool = False,
                   earlier: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``results.json``, ``.csv``, ``.md`` and per-OOD-set PNGs to ``out_dir``.
+    """Write ``results.json``, ``.csv``, ``.md``, ``scores.pt`` and per-OOD-set PNGs to ``out_dir``.
 
+    ``scores.pt`` holds every detector's scores (with the plots, or with ``save_scores``): a
+    later call into the folder draws its OOD sets' pictures with the detectors of both calls.
     ``earlier``: the results.json of an earlier call whose rows ``result.previous`` keeps; the
-    files then hold both calls' rows (the plots and scores.pt this call's detectors).
+    files then hold both calls' rows and scores.
     """
-    from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    files = _write_tables(result, out, meta, earlier)
+    scores = _merged_scores(result, out / "scores.pt" if earlier is not None else None)
+    if plots or save_scores or (out / "scores.pt").is_file():  # an earlier one kept in step
+        from robustrep.tasks.common.checkpoint import save_atomic
+        files["scores"] = save_atomic(scores, out / "scores.pt")
+    if plots:
+        files.update(_draw(result, out, scores))
+    elif earlier is not None:
+        _remove_pictures(result, out, result.ood_names, "this call measured them without plots")
+    return files
+
+
+def _write_tables(result: ScoreResult, out: Path, meta: dict[str, Any],
+                  earlier: dict[str, Any] | None) -> dict[str, Path]:
     rows = result.merged_rows()
-    files: dict[str, Path] = {}
     detectors = {d.name: {"error": d.error, "fit_seconds": round(d.fit_seconds, 3),
                           "score_seconds": round(d.score_seconds, 3)}
                  for d in result.detectors.values()}
@@ -467,38 +484,84 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
         "detectors": detectors,
         "results": [{k: (_finite(v) if k in METRICS else v) for k, v in r.items()} for r in rows],
     }
-    files["json"] = out / "results.json"
+    files = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
-    files["csv"] = out / "results.csv"
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=["detector", "ood", *METRICS, "error"])
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(files["csv"], table.getvalue())
-    files["md"] = out / "results.md"
     write_text_atomic(files["md"], format_table(result) + "\n")
-    if plots:
-        for ood in result.ood_names:
-            ok = [d for d in result.detectors.values() if d.error is None]
-            if not ok:
-                continue
-            curves = {d.name: (d.roc[ood][0], d.roc[ood][1], d.metrics[ood]["AUROC"]) for d in ok}
-            draw = roc_curves if len(curves) <= 8 else roc_curves_many
-            files[f"roc_{ood}"] = draw(curves, out / f"roc_{_slug(ood)}.png",
-                                       title=f"ID vs {ood}")
-            panels = {d.name: {"ID": d.id_scores, ood: d.ood_scores[ood]} for d in ok}
-            files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
-                                                  title=f"outlier scores, ID vs {ood}")
-    if save_scores:
-        from robustrep.tasks.common.checkpoint import safe_load, save_atomic
-        files["scores"] = out / "scores.pt"
-        scores = (safe_load(files["scores"], "earlier ood scores") if earlier is not None
-                  and files["scores"].is_file() else {})
-        for d in result.detectors.values():
-            if d.error is None:  # this call's scores replace the earlier ones of the same sets
-                scores[d.name] = {**scores.get(d.name, {}), "id": d.id_scores, **d.ood_scores}
-        save_atomic(scores, files["scores"])
     return files
+
+
+def _merged_scores(result: ScoreResult, earlier: Path | None) -> dict[str, dict[str, Any]]:
+    """``{detector: {"id": scores, ood_set: scores}}``: an earlier call's (``earlier``, its
+    scores.pt) with this call's replacing the sets it measured; a detector that failed now
+    loses its earlier scores of those sets, as its rows are replaced by the failure."""
+    from robustrep.tasks.common.checkpoint import safe_load
+    scores = (safe_load(earlier, "earlier ood scores") if earlier is not None
+              and earlier.is_file() else {})
+    for d in result.detectors.values():
+        if d.error is None:
+            scores[d.name] = {**scores.get(d.name, {}), "id": d.id_scores, **d.ood_scores}
+        elif d.name in scores:
+            scores[d.name] = {k: v for k, v in scores[d.name].items()
+                              if k not in result.ood_names}
+    return scores
+
+
+def _draw(result: ScoreResult, out: Path, scores: dict[str, dict[str, Any]]) -> dict[str, Path]:
+    """ROC curves and score histograms of each OOD set this call measured, with every detector
+    whose scores of it are known (this call's and an earlier call's)."""
+    from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
+    files: dict[str, Path] = {}
+    rows = result.merged_rows()
+    for ood in result.ood_names:
+        names = [r["detector"] for r in rows if r["ood"] == ood and not r.get("error")]
+        drawn = [n for n in names if ood in scores.get(n, {}) and "id" in scores[n]]
+        if len(drawn) < len(names):
+            result.notes.append(f"roc_{_slug(ood)}.png leaves out "
+                                f"{', '.join(n for n in names if n not in drawn)}: an earlier "
+                                f"call kept no scores of them (it ran with --no-plots)")
+        if not drawn:
+            _remove_pictures(result, out, [ood], "no detector's scores of it are kept")
+            continue
+        curves = {n: _curve(result.detectors.get(n), scores[n], ood) for n in drawn}
+        draw = roc_curves if len(curves) <= 8 else roc_curves_many
+        files[f"roc_{ood}"] = draw(curves, out / f"roc_{_slug(ood)}.png", title=f"ID vs {ood}")
+        panels = {n: {"ID": scores[n]["id"], ood: scores[n][ood]} for n in drawn}
+        files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
+                                              title=f"outlier scores, ID vs {ood}")
+    return files
+
+
+def _curve(det: DetectorResult | None, scores: dict[str, Any], ood: str) -> tuple[Any, Any, float]:
+    """(fpr, tpr, AUROC): this call's, or computed from an earlier call's scores."""
+    if det is not None and det.error is None:
+        return (*det.roc[ood], det.metrics[ood]["AUROC"])
+    metrics, (fpr, tpr) = compute_metrics(scores["id"], scores[ood])
+    return fpr, tpr, metrics["AUROC"]
+
+
+def _remove_pictures(result: ScoreResult, out: Path, sets: Sequence[str], why: str) -> None:
+    """Remove the PNGs an earlier call drew of ``sets``: they no longer show the table."""
+    gone = [p.name for ood in sets for p in (out / f"roc_{_slug(ood)}.png",
+                                            out / f"hist_{_slug(ood)}.png") if p.is_file()]
+    for name in gone:
+        (out / name).unlink()
+    if gone:
+        result.notes.append(f"removed the earlier {', '.join(gone)}: {why}")
+
+
+def _remove_earlier_outputs(result: ScoreResult, out: Path, old: dict[str, Any]) -> None:
+    """An earlier call's scores.pt and pictures, when its rows were all replaced (other
+    settings): they would show what the table no longer holds."""
+    if (out / "scores.pt").is_file():
+        (out / "scores.pt").unlink()
+        result.notes.append(f"removed the earlier {out / 'scores.pt'} with its rows")
+    _remove_pictures(result, out, [o for o in old.get("ood", []) if isinstance(o, str)],
+                     "their rows were replaced")
 
 
 def _slug(name: str) -> str:

@@ -111,3 +111,74 @@ def test_a_results_file_that_is_not_ours_is_never_replaced(fake_run, capsys):
     assert _score(fake_run, "MaxSoftmax") == 2
     assert "is not a ood score record" in capsys.readouterr().err
     assert (fake_run / "ood" / "results.json").read_text() == '{"mine": 1}'
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The detectors (and AUROCs) each ROC picture is drawn with, by file name."""
+    from robustrep.tasks.common import plots
+    seen = {}
+
+    def record(real):
+        def draw(curves, path, **kw):
+            seen[path.name] = {n: auc for n, (_, _, auc) in curves.items()}
+            return real(curves, path, **kw)
+        return draw
+
+    monkeypatch.setattr(plots, "roc_curves", record(plots.roc_curves))
+    return seen
+
+
+def _plotted(run, detectors, *extra):
+    return main(["ood", "score", str(run), "--detectors", detectors, "--max-samples", "12",
+                 "--quiet", "--device", "cpu", *extra])
+
+
+def test_a_second_calls_pictures_show_both_calls_detectors(fake_run, drawn, capsys):
+    out = fake_run / "ood"
+    assert _plotted(fake_run, "MaxSoftmax,EnergyBased", "--ood", "gaussian", "uniform") == 0
+    assert _plotted(fake_run, "Entropy,EnergyBased", "--ood", "gaussian") == 0
+    rows = {(r["detector"], r["ood"]): r["AUROC"]
+            for r in json.loads((out / "results.json").read_text())["results"]}
+    # the earlier MaxSoftmax is drawn from scores.pt, its AUROC the table's
+    assert drawn["roc_gaussian.png"] == {d: pytest.approx(rows[d, "gaussian"]) for d in
+                                         ("MaxSoftmax", "EnergyBased", "Entropy")}
+    scores = torch.load(out / "scores.pt", weights_only=True)
+    assert set(scores) == {"MaxSoftmax", "EnergyBased", "Entropy"}
+    assert set(scores["MaxSoftmax"]) == {"id", "gaussian", "uniform"}
+    assert set(scores["Entropy"]) == {"id", "gaussian"}
+    assert (out / "roc_uniform.png").is_file() and (out / "hist_gaussian.png").is_file()
+
+
+def test_pictures_of_replaced_rows_go_with_them(fake_run, capsys):
+    out = fake_run / "ood"
+    assert _plotted(fake_run, "MaxSoftmax", "--ood", "gaussian", "uniform") == 0
+    assert (out / "roc_uniform.png").is_file() and (out / "scores.pt").is_file()
+    capsys.readouterr()
+    # other settings replace every row: the earlier scores and pictures are stale, and removed
+    assert _plotted(fake_run, "Entropy", "--ood", "gaussian", "--seed", "1", "--no-plots") == 0
+    err = capsys.readouterr().err
+    assert not (out / "scores.pt").exists() and not list(out.glob("*.png"))
+    assert "removed the earlier roc_gaussian.png, hist_gaussian.png, roc_uniform.png" in err
+
+
+def test_a_call_without_plots_removes_the_pictures_of_the_sets_it_measured(fake_run, drawn,
+                                                                           capsys):
+    out = fake_run / "ood"
+    assert _plotted(fake_run, "MaxSoftmax", "--ood", "gaussian", "uniform") == 0
+    assert _plotted(fake_run, "Entropy", "--ood", "gaussian", "--no-plots") == 0
+    assert "removed the earlier roc_gaussian.png, hist_gaussian.png" in capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.png")) == ["hist_uniform.png", "roc_uniform.png"]
+    # scores.pt keeps up with the table without plots: a later call draws Entropy too
+    assert set(torch.load(out / "scores.pt", weights_only=True)["Entropy"]) == {"id", "gaussian"}
+    assert _plotted(fake_run, "EnergyBased", "--ood", "gaussian") == 0
+    assert drawn["roc_gaussian.png"].keys() == {"MaxSoftmax", "Entropy", "EnergyBased"}
+
+
+def test_detectors_without_kept_scores_are_named_not_drawn(fake_run, drawn, capsys):
+    assert _plotted(fake_run, "MaxSoftmax", "--ood", "gaussian", "--no-plots") == 0
+    assert not (fake_run / "ood" / "scores.pt").exists()
+    assert _plotted(fake_run, "Entropy", "--ood", "gaussian") == 0
+    assert drawn["roc_gaussian.png"].keys() == {"Entropy"}
+    assert ("roc_gaussian.png leaves out MaxSoftmax: an earlier call kept no scores of them"
+            in capsys.readouterr().err)
