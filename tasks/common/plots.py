@@ -1,6 +1,7 @@
 """PNG pictures shared by the programs: image grids, metric curves, 2-D scatter, ROC, histograms.
 
-Matplotlib runs on the Agg backend (no display). Each function writes one file and returns its path.
+Matplotlib runs on the Agg backend (no display). Each function writes one file, atomically, and
+returns its path.
 """
 
 from __future__ import annotations
@@ -16,22 +17,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
+from robustrep.tasks.common.runfiles import write_atomic  # noqa: E402
+
 
 def _finish(fig, path: str | Path) -> Path:
+    """Save ``fig`` to ``path`` atomically (a picture is never left half-written), close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return write_atomic(path, lambda handle: fig.savefig(
+            handle, dpi=110, format=path.suffix[1:].lower() or "png"))
+    finally:
+        plt.close(fig)
 
 
 def image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
-    """Save images in [0, 1] ([N, C, H, W]) as one PNG grid."""
+    """Save images in [0, 1] ([N, C, H, W]) as one grid, in the format of ``path``'s suffix
+    (PNG when it has none), atomically."""
+    from PIL import Image
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().clamp(0, 1).cpu(), path, nrow=nrow, padding=2)
-    return path
+    kind = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    grid = images.detach().float().clamp(0, 1).cpu()
+    return write_atomic(path, lambda handle: save_image(grid, handle, format=kind, nrow=nrow,
+                                                        padding=2))
 
 
 def curves(records: Sequence[dict[str, Any]], keys: Sequence[str], path: str | Path,

@@ -22,6 +22,8 @@ This module imports neither torch nor numpy: ``report`` and ``ood bench`` read r
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -70,6 +72,15 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
     return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]], fields: list[str]) -> Path:
+    """``rows`` as CSV with the header ``fields``, written atomically."""
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(path, table.getvalue())
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -25,7 +25,6 @@ the seed-to-seed spread, and says so either way.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import statistics
@@ -34,7 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.runfiles import read_run, write_text_atomic
+from robustrep.tasks.common.runfiles import read_run, write_csv, write_text_atomic
 from robustrep.tasks.ood.config import BENCH_OOD, DEFAULT_REGS  # declared without torch
 
 SUMMARY_METRICS = ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN", "AUPR-OUT")
@@ -338,10 +337,7 @@ def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdow
     }, default=str).replace("NaN", "null"))
     write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
     for path, rows in ((files["csv"], summary), (files["runs_csv"], records)):
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path, rows, list(rows[0]) if rows else ["empty"])
     for metric, ylim in ((m, (0.0, 1.0)) for m, _ in TABLE_METRICS):
         panels = {o: {d: {r: agg[(r, d, o)][metric] for r in regs if (r, d, o) in agg}
                       for d in dets} for o in oods}

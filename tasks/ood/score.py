@@ -37,8 +37,6 @@ pictures are replaced, with a note.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -52,7 +50,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robustrep.tasks.common.runtime import resolve_device
-from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
                                            parse_detectors, parse_params, score_extracted,
@@ -486,11 +484,7 @@ def _write_tables(result: ScoreResult, out: Path, meta: dict[str, Any],
     }
     files = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=["detector", "ood", *METRICS, "error"])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(files["csv"], table.getvalue())
+    write_csv(files["csv"], rows, ["detector", "ood", *METRICS, "error"])
     write_text_atomic(files["md"], format_table(result) + "\n")
     return files
 

@@ -1,0 +1,57 @@
+"""Pictures are written atomically: a failure while writing leaves the earlier file as it was
+and no temporary file behind; the format follows the suffix."""
+
+import matplotlib.figure
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.tasks.common import plots
+from robustrep.tasks.common.runfiles import TMP_SUFFIX
+
+
+def _fail_after_half(write_half):
+    def fail(*args, **kwargs):
+        write_half(args, kwargs)
+        raise RuntimeError("killed mid-write")
+    return fail
+
+
+def test_a_failed_plot_keeps_the_earlier_picture(tmp_path, monkeypatch):
+    path = tmp_path / "roc.png"
+    plots.roc_curves({"A": ([0, 1], [0, 1], 0.5)}, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", _fail_after_half(
+        lambda args, kw: args[1].write(b"\x89PNG half")))
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        plots.roc_curves({"B": ([0, 1], [0, 1], 0.5)}, path)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(f"*{TMP_SUFFIX}"))
+
+
+def test_a_failed_grid_keeps_the_earlier_grid(tmp_path, monkeypatch):
+    path = tmp_path / "grid.png"
+    plots.image_grid(torch.rand(4, 3, 8, 8), path, nrow=2)
+    before = path.read_bytes()
+    monkeypatch.setattr(plots, "save_image", _fail_after_half(
+        lambda args, kw: args[1].write(b"\x89PNG half")))
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        plots.image_grid(torch.rand(4, 3, 8, 8), path, nrow=2)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(f"*{TMP_SUFFIX}"))
+
+
+@pytest.mark.parametrize("suffix, kind", [(".png", "PNG"), (".jpg", "JPEG"), (".JPEG", "JPEG"),
+                                          (".webp", "WEBP")])
+def test_a_grid_is_written_in_its_suffix_format(tmp_path, suffix, kind):
+    images = torch.rand(4, 3, 8, 8)
+    path = plots.image_grid(images, tmp_path / f"grid{suffix}", nrow=2)
+    with Image.open(path) as img:
+        assert img.format == kind and img.size == (2 * 8 + 3 * 2, 2 * 8 + 3 * 2)
+    if kind == "PNG":  # lossless: the grid's pixels are torchvision's make_grid of the images
+        from torchvision.utils import make_grid
+        want = make_grid(images, nrow=2, padding=2).mul(255).add(0.5).clamp(0, 255).byte()
+        with Image.open(path) as img:
+            got = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)
+        assert torch.equal(got, want)
