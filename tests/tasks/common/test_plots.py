@@ -53,5 +53,5 @@ def test_a_grid_is_written_in_its_suffix_format(tmp_path, suffix, kind):
         from torchvision.utils import make_grid
         want = make_grid(images, nrow=2, padding=2).mul(255).add(0.5).clamp(0, 255).byte()
         with Image.open(path) as img:
-            got = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)
+            got = torch.from_numpy(np.array(img)).permute(2, 0, 1)
         assert torch.equal(got, want)
