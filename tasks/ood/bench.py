@@ -130,10 +130,11 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std of the finite values; one value has no spread (std NaN, not 0)."""
     values = [v for v in values if isinstance(v, float) and math.isfinite(v)]
     if not values:
         return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -170,6 +171,8 @@ def _fmt(ms: tuple[float, float], scale: float = 100.0) -> str:
     mean, std = ms
     if not math.isfinite(mean):
         return "n/a"
+    if not math.isfinite(std):  # one run: say so rather than print "± 0"
+        return f"{scale * mean:.1f} (1 run)"
     return f"{scale * mean:.1f} ± {scale * std:.1f}"
 
 
@@ -177,7 +180,7 @@ def findings(agg, regs, detectors, oods, baseline="none", focus="adaptivemix") -
     """Plain statement of where ``focus`` beats / trails ``baseline`` by more than the spread."""
     if baseline not in regs or focus not in regs:
         return ""
-    better = worse = tie = 0
+    better = worse = tie = unjudged = 0
     diffs = []
     for det in detectors:
         for ood in oods:
@@ -187,7 +190,9 @@ def findings(agg, regs, detectors, oods, baseline="none", focus="adaptivemix") -
             diff = a["AUROC"][0] - b["AUROC"][0]
             spread = math.hypot(a["AUROC"][1], b["AUROC"][1])
             diffs.append(diff)
-            if diff > spread:
+            if not math.isfinite(spread):  # a single seed: no spread to call a difference by
+                unjudged += 1
+            elif diff > spread:
                 better += 1
             elif diff < -spread:
                 worse += 1
@@ -199,11 +204,16 @@ def findings(agg, regs, detectors, oods, baseline="none", focus="adaptivemix") -
     return (f"{focus} vs {baseline}, AUROC over {n} (detector, OOD set) cells: mean difference "
             f"{100 * statistics.fmean(diffs):+.2f} points; {focus} ahead by more than the "
             f"combined seed std in {better}, behind by more than it in {worse}, within it in "
-            f"{tie}.")
+            f"{tie}" + (f"; not judged in {unjudged} (one seed: no spread)" if unjudged else "")
+            + ".")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) -> str:
-    lines = [f"# OOD bench: digits 0-4 in distribution, {info['n_seeds']} seeds "
+    lines = [f"# OOD bench: digits 0-4 in distribution, {_count(info['n_seeds'], 'seed')} "
              f"({', '.join(map(str, info['seeds']))}), model {info['model']}, "
              f"{info['steps']} steps"
              + (f", classify options {info['train_opts']}" if info.get("train_opts") else ""), ""]
@@ -344,5 +354,5 @@ def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdow
         files[f"plot_{metric}"] = grouped_bars(
             panels, out / f"bench_{metric.lower()}.png", ylim=ylim, ylabel=metric,
             title=f"{metric} by OOD set, detector and regularizer (mean ± std over "
-                  f"{info['n_seeds']} seeds)")
+                  f"{_count(info['n_seeds'], 'seed')})")
     return files

@@ -86,6 +86,8 @@ def headline_rows(agg) -> list[tuple[str, str, str, bool, float]]:
 def verdict(reg: tuple, base: tuple, higher: bool) -> str:
     if reg[2] == 0 or base[2] == 0:
         return "missing"
+    if reg[2] < 2 or base[2] < 2:  # one run has no spread to call a difference by
+        return "not judged"
     diff = reg[0] - base[0]
     if abs(diff) <= reg[1] + base[1]:
         return "within the spread"
@@ -203,9 +205,12 @@ def reading(agg, rows) -> list[str]:
                     v = verdict(metrics[key], base[key], higher)
                     calls.setdefault(v, []).append(label.rstrip(" ↑↓"))
             if any(calls.values()):
+                unjudged = calls.get("not judged")
                 lines.append(f"{task} · {reg}: better on {_list(calls['better'])}; worse on "
                              f"{_list(calls['worse'])}; level within the spread on "
-                             f"{_list(calls['within the spread'])}.")
+                             f"{_list(calls['within the spread'])}"
+                             + (f"; not judged on {_list(unjudged)} (one run: no spread)"
+                                if unjudged else "") + ".")
     return lines
 
 

@@ -1,5 +1,6 @@
 """Bench aggregation: mean +- std over seeds, the table layout, and an honest findings line."""
 
+import json
 import math
 
 import pytest
@@ -129,3 +130,32 @@ def test_the_train_opt_check_runs_classify_in_its_own_process(tmp_path, capsys):
                  str(tmp_path / "b"), "--detectors", "MaxSoftmax", "--quiet"]) == 2
     assert "unrecognized arguments: --stepz 3;" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_one_seed_has_no_spread_and_no_verdict(tmp_path):
+    """One seed per setting: cells say "(1 run)", not "± 0.0", and the findings call no
+    difference ahead or behind (with a zero spread every difference would be)."""
+    from robustrep.tasks.ood.bench import _write
+    records = [r for r in _records() if r["seed"] == 0]
+    agg = aggregate(records)
+    regs, dets, oods = ["none", "adaptivemix"], ["KNN"], ["digits59", "gaussian"]
+    mean, std = agg[("adaptivemix", "KNN", "gaussian")]["AUROC"]
+    assert mean == pytest.approx(0.89) and math.isnan(std)
+    text = findings(agg, regs, dets, oods)
+    assert "ahead by more than the combined seed std in 0, behind by more than it in 0, " \
+           "within it in 0; not judged in 2 (one seed: no spread)" in text
+    avg = _avg_over_ood(records, regs, dets)
+    md = format_markdown(agg, avg, {"none": (0.99, math.nan), "adaptivemix": (0.98, math.nan)},
+                         regs, dets, oods, {"n_seeds": 1, "seeds": [0], "model": "m", "steps": 5})
+    assert md.startswith("# OOD bench: digits 0-4 in distribution, 1 seed (0)")
+    assert "| digits59 | KNN | 79.0 (1 run) | 89.0 (1 run) |" in md and "± 0.0" not in md
+    assert "none 99.0 (1 run)" in md
+    files = _write(tmp_path, records, agg, avg, {"none": (0.99, math.nan),
+                                                 "adaptivemix": (0.98, math.nan)},
+                   regs, dets, oods, {"n_seeds": 1, "seeds": [0]}, [], md, _no_bars)
+    data = json.loads(files["json"].read_text())
+    assert data["id_accuracy"]["none"] == {"mean": 0.99, "std": None}
+
+
+def _no_bars(panels, path, **kw):
+    return path

@@ -64,6 +64,8 @@ def test_aggregate_is_mean_and_sample_std_over_seeds():
     ((2.0, 0.1, 3), (1.0, 0.1, 3), False, "worse"),    # e.g. FID: higher is worse
     ((1.15, 0.1, 3), (1.0, 0.1, 3), True, "within the spread"),
     ((1.0, 0.0, 0), (1.0, 0.1, 3), True, "missing"),
+    ((2.0, 0.0, 1), (1.0, 0.0, 1), True, "not judged"),  # one run each: no spread to judge by
+    ((2.0, 0.1, 3), (1.0, 0.0, 1), True, "not judged"),
 ])
 def test_verdict_calls_a_difference_only_beyond_both_spreads(reg, base, higher, want):
     assert page.verdict(reg, base, higher) == want
@@ -76,6 +78,12 @@ def test_reading_names_where_a_method_helps_and_where_it_hurts():
     agg = page.aggregate(records)
     (line,) = page.reading(agg, page.headline_rows(agg))
     assert line.startswith("gan · dat: better on FID") and "worse on recall" in line
+    assert "not judged" not in line
+    one_seed = page.aggregate([r for r in records if r["seed"] == 0])
+    (line,) = page.reading(one_seed, page.headline_rows(one_seed))
+    assert line == ("gan · dat: better on nothing; worse on nothing; level within the spread on "
+                    "nothing; not judged on FID (digits-CNN features), recall (one run: no "
+                    "spread).")
 
 
 def test_the_page_holds_the_baseline_the_cost_and_embedded_plots(tmp_path):
