@@ -30,10 +30,10 @@ $PY -m pip download --quiet --no-deps --only-binary=:all: -d .gpu_carry/wheels "
 echo "prepared .gpu_carry ($(du -sh .gpu_carry | cut -f1); the call carries at most 64 MiB):"
 ls .gpu_carry .gpu_carry/wheels
 cat <<'EOF'
-run it with the device tool, one call (about 8 minutes; BUDGET_S=470 by default):
+run it with the device tool, one call (about 9 minutes; the stages stop within BUDGET_S):
   carry: [".gpu_carry"]
-  timeout_s: 560
-  command: RETURN_DIR=$OUT bash scripts/gpu_check.sh
+  timeout_s: 580
+  command: RETURN_DIR=$OUT BUDGET_S=520 bash scripts/gpu_check.sh
 then, if the machine is still warm, the stages the first call skipped (named in summary.txt):
   command: RETURN_DIR=$OUT BUDGET_S=200 STAGES="NAME NAME ..." bash scripts/gpu_check.sh
 EOF
