@@ -22,21 +22,22 @@ def _add_score(sub) -> None:
     """score a classifier run with pytorch-ood detectors"""
     add_command(
         sub, "score", "score a classifier run with pytorch-ood detectors", ScoreOptions,
-        run_score, description="Fit pytorch-ood detectors on the in-distribution train set of a classify "
+        run_score,
+        description="Fit pytorch-ood detectors on the in-distribution train set of a classify "
                     "run and report AUROC, AUPR-IN, AUPR-OUT and FPR@95 (fpr95_id_tpr: OOD "
-                    "accepted at 95%% ID kept; fpr95_ood_tpr: ID flagged at 95%% OOD caught) "
-                    "against each OOD set "
-                    "(table, JSON, CSV, ROC curves and score histograms).")
+                    "accepted at 95% ID kept; fpr95_ood_tpr: ID flagged at 95% OOD caught) "
+                    "against each OOD set (table, JSON, CSV, ROC curves and score histograms).")
 
 
 def _add_bench(sub) -> None:
     """train each regularizer on digits 0-4 (several seeds) and compare detectors"""
     add_command(
         sub, "bench", "train each regularizer on digits 0-4 (several seeds) and compare detectors",
-        BenchOptions, run_bench, description="On the built-in split (digits 0-4 in distribution), train the baseline and "
-                    "each regularizer through the classify program for several seeds, score every "
-                    "detector on the built-in OOD sets, and write a regularizer x detector x OOD "
-                    "set table (mean +- std AUROC and both FPR@95 conventions) as "
+        BenchOptions, run_bench,
+        description="On the built-in split (digits 0-4 in distribution), train the baseline and "
+                    "each regularizer through the classify program for several seeds, score "
+                    "every detector on the built-in OOD sets, and write a regularizer x detector "
+                    "x OOD set table (mean +- std AUROC and both FPR@95 conventions) as "
                     "Markdown/JSON/CSV and plots.")
 
 

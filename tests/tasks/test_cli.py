@@ -223,3 +223,11 @@ def test_time_claims_in_help_are_the_readmes_measured_figures(capsys):
     claims = {m.group(0) for h in helps for m in re.finditer(
         r"(about|a few|[\d.]+) (s|seconds?|minutes?|hours?)\b( measured on 2 CPU cores)?", h)}
     assert claims == measured, claims
+
+
+def test_help_texts_show_no_format_escapes(capsys):
+    """argparse %-formats argument help but not descriptions: a '%%' in a description (or a
+    '%(prog)s' left unformatted) shows as written."""
+    for argv in [(p,) for p in cli.PROGRAMS] + _commands():
+        text = _help_text(list(argv), capsys)
+        assert "%%" not in text and "%(" not in text, (argv, text)
