@@ -249,6 +249,20 @@ def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
     return list(_AA_STANDARD), ""
 
 
+def attack_steps(attack: str, n_classes: int, steps: int = 20) -> dict[str, float]:
+    """The gradient steps one sample costs in each part of ``attack``, in the order they run:
+    PGD ``steps``, FGSM 1; AutoAttack's standard components (Croce & Hein 2020;
+    fra31/auto-attack) APGD-CE 100 iterations, APGD-T and FAB-T 100 per target class
+    (``min(9, n_classes - 1)``), Square 5000 queries counted as 1/3 step each (forward only).
+    AutoAttack's are for a sample still robust when its component starts (fooled ones leave)."""
+    if attack in ("pgd", "fgsm"):
+        return {attack: float(steps if attack == "pgd" else 1)}
+    targets = min(9, n_classes - 1)
+    cost = {"apgd-ce": 100.0, "apgd-t": 100.0 * targets, "fab-t": 100.0 * targets,
+            "square": 5000 / 3}
+    return {part: cost[part] for part in _aa_attacks(attack, n_classes)[0]}
+
+
 def _import_autoattack():
     try:
         import pyautoattack

@@ -28,7 +28,6 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from torch import Tensor, nn
 from robustrep.corruptions import CORRUPTIONS, SEVERITIES, corrupt, mean_corruption_error
 from robustrep.data.cifar_c import CIFAR_C_CORRUPTIONS, cifar_c, cifar_c_files
 from robustrep.metrics.classification import accuracy, expected_calibration_error, nll
-from robustrep.metrics.robust import ATTACKS, eps_text, robust_accuracy
+from robustrep.metrics.robust import ATTACKS, attack_steps, eps_text, robust_accuracy
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
@@ -113,49 +112,96 @@ def _attack_jobs(attacks: Sequence[str], pgd_steps: Sequence[int]) -> list[tuple
 
 
 def adversarial_report(model: nn.Module, data: Iterable, attacks: Sequence[str], eps: float,
-                       norm: str, pgd_steps: Sequence[int] = (10, 20),
+                       norm: str, n_classes: int, pgd_steps: Sequence[int] = (10, 20),
                        pgd_step_size: float | None = None, n_attack: int | None = None,
-                       seed: int = 0, bar=None) -> dict[str, dict[str, Any]]:
+                       seed: int = 0, show_progress: bool = False) -> dict[str, dict[str, Any]]:
     """One :func:`robust_accuracy` result per attack on the first ``n_attack`` samples."""
     x, y = _first(data, n_attack)
+    jobs = _attack_jobs(attacks, pgd_steps)
+    bar = progress(1, desc="eval attacks", unit="sample-steps", enabled=show_progress)
+    work = AttackWork([(key, attack_steps(attack, n_classes, steps)) for key, attack, steps
+                       in jobs], len(x), bar)
     out = {}
-    for key, attack, steps in _attack_jobs(attacks, pgd_steps):
-        report = None if bar is None else partial(_attack_progress, bar, key)
+    for key, attack, steps in jobs:
         result = robust_accuracy(model, (x, y), attack, eps, norm, steps=steps,
-                                 step_size=pgd_step_size, seed=seed, progress=report)
+                                 step_size=pgd_step_size, seed=seed,
+                                 progress=work.report if show_progress else None)
         out[key] = result.as_dict()
-        if bar is not None:
-            bar.update(1)
+        work.finish()
+    bar.close()
     return out
 
 
-def _attack_progress(bar, key: str, state: dict[str, Any]) -> None:
-    """Inside one AutoAttack run: the component, samples done, robust so far and an estimate."""
-    bar.set_postfix({key: f"{state['attack']} {state['done']}/{state['total']}",
-                     "robust": f"{state['robust']}/{state['n']}",
-                     "left": duration(state["eta_s"])})
+class AttackWork:
+    """The attacks' progress in sample-steps (one gradient step on one sample; Square's queries
+    count 1/3 each). Each attack plans its samples times its steps
+    (:func:`robustrep.metrics.robust.attack_steps`); an AutoAttack component, once it starts,
+    plans only the samples still robust, so the total shrinks as samples are fooled and the
+    bar's estimate is the work left at the pace so far. (A count of attacks sat on one long
+    step while its estimate grew: "ETA 4h07m" for a 6-minute AutoAttack.)"""
+
+    def __init__(self, plans: list[tuple[str, dict[str, float]]], n: int, bar) -> None:
+        self.plans, self.n, self.bar = dict(plans), n, bar
+        self.todo = list(self.plans)  # attacks not finished; the first is running
+        self.finished = 0.0  # the work of the finished attacks
+        self._reset()
+        self._show()
+
+    def _reset(self) -> None:
+        self.part: str | None = None  # the running AutoAttack component
+        self.before = 0.0  # the running attack's work in its earlier components
+        self.work = 0.0  # the running attack's work so far
+        self.left: float | None = None  # its work left (None: no report yet, the whole plan)
+
+    def _plan(self, key: str) -> float:
+        return self.n * sum(self.plans[key].values())
+
+    def report(self, state: dict[str, Any]) -> None:
+        """:func:`robust_accuracy`'s callback, after each batch an AutoAttack component
+        attacked."""
+        key, part = self.todo[0], state["attack"]
+        if part != self.part:  # a component starts, on the samples still robust
+            self.part, self.before = part, self.work
+        steps = self.plans[key]
+        later = list(steps)[list(steps).index(part) + 1:]
+        self.work = self.before + state["done"] * steps[part]
+        self.left = ((state["total"] - state["done"]) * steps[part]
+                     + state["robust"] * sum(steps[p] for p in later))
+        self.bar.set_postfix({key: f"{part} {state['done']}/{state['total']}",
+                              "robust": f"{state['robust']}/{state['n']}"}, refresh=False)
+        self._show()
+
+    def finish(self) -> None:
+        """The running attack is done: its work is what it reported (its plan for PGD/FGSM,
+        which report nothing while they run)."""
+        key = self.todo.pop(0)
+        self.finished += self.work if self.part is not None else self._plan(key)
+        self._reset()
+        self._show()
+
+    def _show(self) -> None:
+        waiting = self.todo[1:] if self.left is not None else self.todo
+        total = (self.finished + self.work + (self.left or 0.0)
+                 + sum(self._plan(k) for k in waiting))
+        self.bar.total = max(1, round(total))
+        self.bar.update(round(self.finished + self.work) - self.bar.n)
 
 
-# Gradient steps (or the equivalent in forward passes) one robust sample costs in each
-# AutoAttack component, standard version (Croce & Hein 2020; fra31/auto-attack): APGD-CE 100
-# iterations, APGD-T 9 target classes x 100, FAB-T 9 x 100, Square 5000 queries (forward only,
-# counted as 1/3 of a step). An upper bound: fooled samples leave after the first component.
-ATTACK_STEPS = {"autoattack": 100 + 900 + 900 + 5000 / 3, "apgd-ce": 100, "apgd-t": 900,
-                "fgsm": 1}
 SLOW_SECONDS = 120.0  # estimates above this are printed before the attacks start
 
 
 def expected_attack_seconds(model: nn.Module, x: Tensor, device: torch.device,
-                            jobs: list[tuple[str, str, int]]) -> float:
+                            jobs: list[tuple[str, str, int]], n_classes: int) -> float:
     """Upper estimate of the attacks' seconds: one timed forward+backward per sample, times
-    the steps each attack takes (:data:`ATTACK_STEPS`, PGD its ``steps``)."""
+    the steps each attack takes (:func:`robustrep.metrics.robust.attack_steps`; every sample
+    counted in every AutoAttack component, though fooled ones leave)."""
     batch = x[:min(len(x), 32)].to(device).requires_grad_(True)
     model(batch).sum().backward()  # warm-up (allocations, kernels)
     start = time.perf_counter()
     model(batch).sum().backward()
     per_sample = (time.perf_counter() - start) / len(batch)
     model.zero_grad(set_to_none=True)
-    steps = sum(ATTACK_STEPS.get(attack, steps) for _, attack, steps in jobs)
+    steps = sum(sum(attack_steps(attack, n_classes, k).values()) for _, attack, k in jobs)
     return per_sample * steps * len(x)
 
 
@@ -209,22 +255,23 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
     was_training = model.training
     model.eval()
     n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
-    bar = progress(1 + len(jobs) + len(corruptions) * len(severities) + n_c, desc="eval",
-                   enabled=progress_bar)
     logits, labels = predict(model, data, device)
     report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps, "norm": norm,
                               "clean": calibration(logits, labels, bins)}
-    bar.update(1)
     if progress_bar and jobs:
         x_attack, _ = _first(data, n_attack)
-        seconds = expected_attack_seconds(model, x_attack, device, jobs)
+        seconds = expected_attack_seconds(model, x_attack, device, jobs, logits.shape[1])
         if seconds > SLOW_SECONDS:
             print(f"classify eval: the attacks ({', '.join(k for k, _, _ in jobs)}) on "
                   f"{len(x_attack)} images may take up to {duration(seconds)} on {device} "
                   f"(fewer samples stay robust in practice); --attacks pgd or --max-samples "
                   f"N are faster", file=sys.stderr, flush=True)
-    robust = adversarial_report(model, data, attacks, eps, norm, pgd_steps, pgd_step_size,
-                                n_attack, seed, bar)
+    robust = adversarial_report(model, data, attacks, eps, norm, int(logits.shape[1]), pgd_steps,
+                                pgd_step_size, n_attack, seed, progress_bar)
+    # the corruptions' bar starts after the attacks (its pace is one pass over the data per
+    # step); the clean pass is its first step, done
+    bar = progress(1 + len(corruptions) * len(severities) + n_c, initial=1, desc="eval",
+                   enabled=progress_bar)
     report["robust"] = robust
     report["adversarial"] = {k: v["robust_acc"] for k, v in robust.items()}
     report["n_attack"] = next(iter(robust.values()))["n"] if robust else 0

@@ -32,8 +32,8 @@ class LogProgress:
 
     def __init__(self, total: int, initial: int = 0, desc: str = "",
                  interval: float = LOG_INTERVAL, file: TextIO | None = None,
-                 clock=time.monotonic):
-        self.total, self.n, self.desc = total, initial, desc
+                 clock=time.monotonic, unit: str = "step"):
+        self.total, self.n, self.desc, self.unit = total, initial, desc, unit
         self.interval, self.file, self.clock = interval, file or sys.stderr, clock
         self.postfix: dict[str, Any] = {}
         self._start_n, self._start = initial, clock()
@@ -45,10 +45,10 @@ class LogProgress:
         elapsed = self.clock() - self._start
         done = self.n - self._start_n
         rate = done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{self.desc}: " if self.desc else "", f"step {self.n}/{self.total}"]
+        parts = [f"{self.desc}: " if self.desc else "", f"{self.unit} {self.n}/{self.total}"]
         if self.total:
             parts.append(f" ({100 * self.n / self.total:.0f}%)")
-        parts.append(f" {rate:.3g} it/s")
+        parts.append(f" {rate:.3g} {'it' if self.unit == 'step' else self.unit}/s")
         if rate > 0 and self.total:
             parts.append(f" ETA {duration(max(0, self.total - self.n) / rate)}")
         if self.postfix:
@@ -84,14 +84,15 @@ class LogProgress:
 
 
 def progress(total: int, initial: int = 0, desc: str = "", enabled: bool = True,
-             interval: float = LOG_INTERVAL, file: TextIO | None = None):
-    """A tqdm bar on a terminal, plain log lines every ``interval`` seconds otherwise."""
+             interval: float = LOG_INTERVAL, file: TextIO | None = None, unit: str = "step"):
+    """A tqdm bar on a terminal, plain log lines every ``interval`` seconds otherwise; ``unit``
+    names what ``total`` counts (a step of a loop by default)."""
     stream = file or sys.stderr
     is_tty = getattr(stream, "isatty", lambda: False)()
     if enabled and not is_tty:
-        return LogProgress(total, initial, desc, interval=interval, file=stream)
+        return LogProgress(total, initial, desc, interval=interval, file=stream, unit=unit)
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
-                file=stream, smoothing=0.1)
+                file=stream, smoothing=0.1, unit="it" if unit == "step" else unit)
 
 
 def fmt_postfix(values: dict) -> dict:

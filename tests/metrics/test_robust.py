@@ -163,3 +163,15 @@ def test_arguments_are_checked():
     with pytest.raises(ValueError, match="no samples"):
         robust_accuracy(model, [], "pgd")
     assert eps_text(8 / 255) == "8/255" and eps_text(0.5) == "0.5"
+
+
+def test_attack_steps_follow_the_standard_autoattack_settings():
+    from robustrep.metrics.robust import attack_steps
+    assert attack_steps("autoattack", 10) == {"apgd-ce": 100, "apgd-t": 900, "fab-t": 900,
+                                              "square": pytest.approx(5000 / 3)}
+    # three classes: APGD-T left out (it needs 4), FAB-T on the 2 other classes
+    assert list(attack_steps("autoattack", 3)) == ["apgd-ce", "fab-t", "square"]
+    assert attack_steps("autoattack", 3)["fab-t"] == 200
+    assert attack_steps("apgd-t", 100) == {"apgd-t": 900}
+    assert attack_steps("pgd", 10, steps=7) == {"pgd": 7} and attack_steps("fgsm", 10) == {
+        "fgsm": 1}

@@ -1,20 +1,60 @@
-"""``classify eval`` on slow attacks: an expected duration up front, progress inside each attack."""
+"""``classify eval`` on slow attacks: an expected duration up front, and progress counted in the
+work each attack does, so its estimate holds inside a long AutoAttack."""
 
 import io
 
 import torch
 from torch import nn
 
+from robustrep.metrics.robust import attack_steps
 from robustrep.tasks.classify import evaluate
 from robustrep.tasks.common.progress import LogProgress
 
 
-def test_attack_progress_is_written_while_an_attack_runs():
-    out = io.StringIO()
-    bar = LogProgress(5, desc="eval", interval=0.0, file=out)
-    evaluate._attack_progress(bar, "autoattack", {"attack": "apgd-t", "done": 40, "total": 90,
-                                                  "robust": 31, "n": 500, "eta_s": 75.0})
-    assert out.getvalue().strip().endswith("autoattack=apgd-t 40/90 robust=31/500 left=1m15s")
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _work(n=100, plans=None):
+    clock, out = _Clock(), io.StringIO()
+    bar = LogProgress(1, desc="eval attacks", interval=0.0, file=out, clock=clock,
+                      unit="sample-steps")
+    plans = plans or [("autoattack", attack_steps("autoattack", 10))]
+    return evaluate.AttackWork(plans, n, bar), bar, clock, out
+
+
+def test_autoattack_progress_counts_the_work_left_on_the_samples_still_robust():
+    work, bar, clock, out = _work()
+    square = 5000 / 3
+    assert bar.total == round(100 * (100 + 900 + 900 + square)) and bar.n == 0
+    # APGD-CE attacks the 90 clean-correct samples in 9 s and fools 20 of them
+    clock.now = 9.0
+    work.report({"attack": "apgd-ce", "done": 90, "total": 90, "robust": 70, "n": 100})
+    assert bar.n == 9000 and bar.total == round(9000 + 70 * (900 + 900 + square))
+    line = out.getvalue().strip().splitlines()[-1]
+    # the pace so far (1000 sample-steps/s) over the work left: 242,667 s/1000 = 4m03s
+    assert "sample-steps 9000/251667 (4%) 1e+03 sample-steps/s ETA 4m03s" in line, line
+    assert line.endswith("autoattack=apgd-ce 90/90 robust=70/100")
+    clock.now = 30.0  # APGD-T, half its batches: 35 of the 70 samples, 9 fooled so far
+    work.report({"attack": "apgd-t", "done": 35, "total": 70, "robust": 61, "n": 100})
+    assert bar.n == 9000 + 35 * 900
+    assert bar.total == round(bar.n + 35 * 900 + 61 * (900 + square))
+    work.finish()  # the rest fooled nothing more than it says: its work is what it reported
+    assert bar.n == bar.total == 9000 + 35 * 900
+
+
+def test_pgd_and_fgsm_count_their_whole_plan_when_done():
+    plans = [("pgd10", attack_steps("pgd", 10, 10)), ("fgsm", attack_steps("fgsm", 10))]
+    work, bar, clock, out = _work(n=50, plans=plans)
+    assert bar.total == 50 * 10 + 50 * 1
+    work.finish()
+    assert bar.n == 500 and bar.total == 550
+    work.finish()
+    assert bar.n == bar.total == 550
 
 
 def test_a_slow_evaluation_says_how_long_it_may_take(monkeypatch, capsys):
@@ -31,11 +71,11 @@ def test_a_slow_evaluation_says_how_long_it_may_take(monkeypatch, capsys):
 
 
 def test_the_estimate_is_steps_times_the_timed_gradient_step(monkeypatch):
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
     x = torch.rand(8, 1, 4, 4)
     for jobs, steps in (([("fgsm", "fgsm", 20)], 1), ([("pgd10", "pgd", 10)], 10),
                         ([("autoattack", "autoattack", 20)], 100 + 900 + 900 + 5000 / 3)):
         clock = iter([0.0, 0.08])  # one timed forward+backward of the 8 images: 10 ms each
         monkeypatch.setattr(evaluate.time, "perf_counter", lambda: next(clock))
-        seconds = evaluate.expected_attack_seconds(model, x, torch.device("cpu"), jobs)
+        seconds = evaluate.expected_attack_seconds(model, x, torch.device("cpu"), jobs, 10)
         assert abs(seconds - 0.01 * steps * 8) < 1e-9
