@@ -66,9 +66,10 @@ class LogProgress:
 
     def set_postfix(self, values: dict | None = None, refresh: bool = True, **kwargs) -> None:
         """New values; written at once when the last line is older than ``interval`` (a long
-        step, such as one attack, reports from inside)."""
+        step, such as one attack, reports from inside), unless ``refresh`` is False (as tqdm:
+        the next update writes them)."""
         self.postfix = {**(values or {}), **kwargs}
-        if self.clock() - self._last_line >= self.interval:
+        if refresh and self.clock() - self._last_line >= self.interval:
             self._write()
 
     def close(self) -> None:

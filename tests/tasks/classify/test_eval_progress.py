@@ -39,6 +39,8 @@ def test_autoattack_progress_counts_the_work_left_on_the_samples_still_robust():
     # the pace so far (1000 sample-steps/s) over the work left: 242,667 s/1000 = 4m03s
     assert "sample-steps 9000/251667 (4%) 1e+03 sample-steps/s ETA 4m03s" in line, line
     assert line.endswith("autoattack=apgd-ce 90/90 robust=70/100")
+    # no line shows a component's news with the counts from before it
+    assert all("sample-steps 9000/" in ln for ln in out.getvalue().splitlines() if "90/90" in ln)
     clock.now = 30.0  # APGD-T, half its batches: 35 of the 70 samples, 9 fooled so far
     work.report({"attack": "apgd-t", "done": 35, "total": 70, "robust": 61, "n": 100})
     assert bar.n == 9000 + 35 * 900
