@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
@@ -26,7 +27,7 @@ def _finish(fig, path: str | Path) -> Path:
     fig.tight_layout()
     try:
         return write_atomic(path, lambda handle: fig.savefig(
-            handle, dpi=110, format=path.suffix[1:].lower() or "png"))
+            handle, dpi=110, format=path.suffix[1:].lower() or "png", bbox_inches="tight"))
     finally:
         plt.close(fig)
 
@@ -152,6 +153,7 @@ def histogram_grid(panels: dict[str, dict[str, Any]], path: str | Path, title: s
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # long tick labels (ODIN's) stay apart
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
