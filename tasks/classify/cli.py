@@ -16,12 +16,10 @@ import os
 from pathlib import Path
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
-                                        regularizer_groups)
-from robustrep.tasks.common.config import (add_config_args, overrides_from_args, resolve_config,
-                                           to_dict)
-from robustrep.tasks.common.download import download_for
+                                        dry_run_or_prepare, regularizer_groups)
+from robustrep.tasks.common.config import add_config_args, overrides_from_args, resolve_config
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
-from robustrep.tasks.common.options import check_device, run_to_resume, stopped_note
+from robustrep.tasks.common.options import run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
@@ -74,17 +72,11 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
-    check_device(cfg.device, cfg.amp)  # as the preset or --config file set them
-    if args.dry_run:
-        print(json.dumps(to_dict(cfg), indent=2))
+    if dry_run_or_prepare(cfg, args):
         return 0
     from robustrep.tasks.common.rundir import default_run_path
-    from robustrep.tasks.common.runtime import resolve_device
 
     from .train import train
-    resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
-    if args.download:
-        download_for(cfg.dataset, cfg.data_root)
     run_dir = resume or args.out or default_run_path("runs", "classify", cfg.model)
     try:
         last = train(cfg, run_dir, resume=resume is not None, stop_after=args.stop_after,

@@ -136,6 +136,27 @@ def check_device_options(args: argparse.Namespace) -> None:
         check_device("auto" if device is None else device, amp)
 
 
+def dry_run_or_prepare(cfg: Any, args: argparse.Namespace) -> bool:
+    """What both trainers do with a resolved config before any work: its device and precision
+    checked (as the preset or ``--config`` file set them); with ``--dry-run`` the config
+    printed, and True (the command is done); else the device resolved (no GPU, fp16 on the CPU:
+    said before any work) and ``--download`` fetching the dataset."""
+    import json
+
+    from robustrep.tasks.common.config import to_dict
+    from robustrep.tasks.common.options import check_device
+    check_device(cfg.device, cfg.amp)
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return True
+    from robustrep.tasks.common.download import download_for
+    from robustrep.tasks.common.runtime import resolve_device
+    resolve_device(cfg.device, cfg.amp)
+    if args.download:
+        download_for(cfg.dataset, cfg.data_root)
+    return False
+
+
 def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
                 args: argparse.Namespace, debug: bool = False) -> int:
     """Run ``func(args)``; a user error becomes one line on stderr and its exit code.

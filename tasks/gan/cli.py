@@ -14,14 +14,12 @@ import json
 import sys
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
-                                        regularizer_groups)
+                                        dry_run_or_prepare, regularizer_groups)
 from robustrep.tasks.common.config import (ARCH_OPTION_DEST, add_config_args, from_dict,
-                                           merge_for_resume, overrides_from_args, resolve_config,
-                                           to_dict)
+                                           merge_for_resume, overrides_from_args, resolve_config)
 from robustrep.tasks.common import errors
-from robustrep.tasks.common.download import download_for
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.options import check_device, run_to_resume, stopped_note
+from robustrep.tasks.common.options import run_to_resume, stopped_note
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
@@ -113,16 +111,10 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
-    check_device(cfg.device, cfg.amp)  # as the preset or --config file set them
-    if args.dry_run:
-        print(json.dumps(to_dict(cfg), indent=2))
+    if dry_run_or_prepare(cfg, args):
         return 0
-    from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.evaluate import format_table
     from robustrep.tasks.gan.train import TrainingDiverged, train
-    resolve_device(cfg.device, cfg.amp)  # no GPU, or fp16 on CPU: say so before any work
-    if args.download:
-        download_for(cfg.dataset, cfg.data_root)
     try:
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
                         stop_after=args.stop_after)
