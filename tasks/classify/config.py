@@ -88,7 +88,8 @@ class ClassifyConfig:
                                  "the UoS/AdaptiveMix references) or adamw",
                           ("sgd", "momentum", "adamw"))
     lr: float = _opt(0.05, "peak learning rate", **POSITIVE)
-    momentum: float = _opt(0.9, "SGD momentum", **BETA)
+    momentum: float | None = _opt(None, "--optimizer sgd or momentum only: SGD momentum "
+                                        "(default 0.9)", **BETA)
     weight_decay: float = _opt(5e-4, "weight decay", **NONNEG)
     wd_all: bool = _opt(False, "weight decay on every parameter, BN and biases too (the UoS "
                                "references); off: timm's convention, none on them")
@@ -139,6 +140,8 @@ class ClassifyConfig:
                               "FILE, not both")
         self._resolve_final_act()
         self._resolve_multistep()
+        if self.optimizer in SGD_OPTIMIZERS and self.momentum is None:  # adamw has none
+            self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
         if self.aa is not None:
             from .policies import build_aa
@@ -194,9 +197,12 @@ class ClassifyConfig:
 MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
 
 
+SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9  # momentum's only users, its default
+
 # Options that act only with another option's value: field -> (that option, its values).
 ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
+    "momentum": ("optimizer", SGD_OPTIMIZERS),
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
     "skip_bad_images": ("dataset", ("imagefolder", "zip")),
 }
@@ -214,8 +220,9 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
 
 def saved_config(config: dict[str, Any]) -> dict[str, Any]:
     """A run's saved ``config.json`` as this version reads it: the options that did nothing in
-    that run (:func:`unused_options`) are dropped. Runs saved before milestones and lr_decay
-    defaulted to None hold them under every schedule; only multistep ever used them."""
+    that run (:func:`unused_options`) are dropped. Runs saved before milestones, lr_decay and
+    momentum defaulted to None hold them under every schedule and optimizer; only multistep
+    used the first two, only SGD momentum."""
     unused = {f for names in unused_options(config).values() for f in names}
     return {k: v for k, v in config.items() if k not in unused}
 

@@ -169,8 +169,9 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD;
     # wd_all decays BN and biases too, as the UoS references' torch.optim.SGD(model.parameters())
     name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
+    sgd = {"momentum": cfg.momentum} if cfg.momentum is not None else {}  # None: adamw
     opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              momentum=cfg.momentum, filter_bias_and_bn=not cfg.wd_all)
+                              filter_bias_and_bn=not cfg.wd_all, **sgd)
     # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
     # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
     milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()

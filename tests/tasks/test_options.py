@@ -142,7 +142,7 @@ KINDS = {
     "text", "text|None", "bool", "bool|None", "choice", "choice|None",
     "int>=min", "int>=min|None",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
-    "float>=min<max", "float>=min<=max", "float>=min<=max|None",
+    "float>=min<max", "float>=min<max|None", "float>=min<=max", "float>=min<=max|None",
     "list[int]|None", "list[float]|None", "dict|None",
 }
 

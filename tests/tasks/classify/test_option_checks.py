@@ -43,6 +43,8 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
     (["--reg", "pgd", "--free-replays", "2"], "--free-replays applies only with --reg free "
                                               "(reg is 'pgd')"),
     (["--reg", "adaptivemix", "--srmix-smoothing", "0.1"], "--srmix-smoothing applies only"),
+    (["--optimizer", "adamw", "--momentum", "0.5"],
+     "--momentum applies only with --optimizer sgd or momentum (optimizer is 'adamw')"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, capsys, tmp_path):
     assert words in _refused(args, capsys, tmp_path)
@@ -66,6 +68,23 @@ def test_multistep_defaults_are_filled_in_and_shown_by_dry_run(capsys):
     assert (given.milestones, given.lr_decay) == ([0.5], 0.1)
     with pytest.raises(ConfigError, match="--milestones must be increasing"):
         ClassifyConfig(schedule="multistep", milestones=[0.6, 0.3])
+
+
+def test_sgd_momentum_is_filled_in_for_sgd_only(capsys):
+    for optimizer, want in (("sgd", 0.9), ("momentum", 0.9), ("adamw", None)):
+        assert main(["classify", "train", "--optimizer", optimizer, "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["momentum"] == want
+    assert ClassifyConfig(optimizer="momentum", momentum=0.5).momentum == 0.5
+
+
+def test_an_adamw_run_saved_with_momentum_still_resumes(trained_run, tmp_path):
+    # runs written before momentum defaulted to None hold 0.9 under adamw too
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    saved = json.loads((run / "config.json").read_text())
+    saved.update(optimizer="adamw", momentum=0.9)
+    (run / "config.json").write_text(json.dumps(saved))
+    assert config_for_resume(run, {"steps": 5}).momentum is None
 
 
 def test_a_run_saved_with_the_old_multistep_defaults_still_resumes(trained_run, tmp_path):

@@ -118,7 +118,7 @@ def test_cosine_schedule_over_all_steps_with_linear_warmup():
 
 @pytest.mark.parametrize("optimizer, momentum, kind, nesterov",
                          [("sgd", 0.9, torch.optim.SGD, True), ("sgd", 0.0, torch.optim.SGD, False),
-                          ("adamw", 0.9, torch.optim.AdamW, None)])
+                          ("adamw", None, torch.optim.AdamW, None)])
 def test_optimizer_and_no_weight_decay_on_biases_and_norms(optimizer, momentum, kind, nesterov):
     model, opt, _ = _opt_lrs(ClassifyConfig(optimizer=optimizer, momentum=momentum,
                                             weight_decay=0.01), 1)
