@@ -130,8 +130,8 @@ class GanConfig:
                                   **POSITIVE)
     # loss and penalties
     loss: str = _opt("ns", "adversarial loss", LOSSES)
-    gp_weight: float = _opt(10.0, "WGAN-GP weight, used only with --loss wasserstein (0 = off)",
-                            **NONNEG)
+    gp_weight: float | None = _opt(None, "--loss wasserstein only: WGAN-GP weight (default 10; "
+                                         "0 = off)", **NONNEG)
     r1_gamma: float = _opt(0.0, "R1 penalty gamma on reals (0 = off); gamma/2 * ||grad D||^2",
                            **NONNEG)
     r1_every: int = _opt(1, "lazy R1: apply every N D steps, scaled by N (StyleGAN2)", min=1)
@@ -195,6 +195,8 @@ class GanConfig:
         check_fields(self)  # types, choices and ranges from the field metadata
         _check_arch(self)
         parse_regs(self.reg, self.arch)
+        if self.loss == "wasserstein" and self.gp_weight is None:  # the other losses have none
+            self.gp_weight = GP_WEIGHT
         refuse_unused(unused_options(vars(self)))
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
@@ -273,8 +275,11 @@ STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbs
 
 
 # Options that act only with another option's value: field -> (that option, its values).
+GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017), with the wasserstein loss only
+
 ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "lsun_classes": ("dataset", ("lsun",)), "skip_bad_images": ("dataset", ("imagefolder",)),
+    "gp_weight": ("loss", ("wasserstein",)),
 }
 
 

@@ -16,6 +16,8 @@ from robustrep.tasks.cli import main
     (["--reg", "asgan", "--dat-t", "0.1"], "--dat-t applies only with --reg dat"),
     (["--lsun-classes", "bedroom_train"], "--lsun-classes applies only with --dataset lsun"),
     (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder"),
+    (["--loss", "hinge", "--gp-weight", "5"],
+     "--gp-weight applies only with --loss wasserstein (loss is 'hinge')"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_path, capsys):
     run = tmp_path / "run"
@@ -40,8 +42,16 @@ def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_p
     saved = json.loads((run / "config.json").read_text())
     assert saved["reg"] == "none" and saved["dataset"] == "digits"
     # earlier versions accepted (and ignored) these
-    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train")
+    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train", gp_weight=10.0)
     (run / "config.json").write_text(json.dumps(saved))
     cfg = run_config(run)
-    assert (cfg.mix_alpha, cfg.lsun_classes) == (None, None)
+    assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight) == (None, None, None)
     assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+
+
+def test_the_wgan_gp_weight_is_filled_in_for_the_wasserstein_loss_only(capsys):
+    for loss, want in (("wasserstein", 10.0), ("ns", None), ("hinge", None)):
+        assert main(["gan", "train", "--loss", loss, "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["gp_weight"] == want
+    assert main(["gan", "train", "--loss", "wasserstein", "--gp-weight", "0", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["gp_weight"] == 0.0  # 0: WGAN without GP
