@@ -4,7 +4,7 @@
 elsewhere could run arbitrary code. :class:`ArrayUnpickler` rebuilds only plain containers,
 strings, numbers and numpy arrays (through numpy's own reconstructors, as ``np.save`` pickles
 them), plus the globals a caller allows by ``(module, name)``; any other global is refused with
-one line. Used for the CIFAR python batches (``robustrep.data.local``) and stylegan2-ada network
+one line. Used for the CIFAR python batches (``robustrep.data.cifar``) and stylegan2-ada network
 pickles (``robustrep.stylegan2_pickle``).
 """
 

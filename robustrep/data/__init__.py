@@ -3,7 +3,9 @@
 Every image dataset yields ``(image, label)``: a float tensor ``[C, H, W]`` in [0, 1] and an
 ``int``; OOD samples are labelled -1. Tasks map images to [-1, 1] themselves. See
 :mod:`robustrep.data.builtin` (digits, 2-D mixtures, built-in OOD sets) and
-:mod:`robustrep.data.local` (CIFAR, SVHN, image folders and lists; download always off),
+:mod:`robustrep.data.local` (every dataset on disk by name: :mod:`~robustrep.data.cifar`,
+:mod:`~robustrep.data.svhn`, :mod:`~robustrep.data.folders`, :mod:`~robustrep.data.imagelist`;
+download always off),
 :mod:`robustrep.data.celeba` (CelebA aligned, official split) and :mod:`robustrep.data.lsun`
 (LSUN lmdb databases; the optional ``lmdb`` package).
 """

@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from robustrep._validate import check_choice, check_positive
-from robustrep.data.local import (_check_common, _load_image, _require_size, _transform,
-                                  register_dataset)
+from robustrep.data.images import check_source, image_transform, load_image
+from robustrep.data.local import register_dataset, require_size
 
 IMAGES = "img_align_celeba"
 PARTITION = "list_eval_partition.txt"
@@ -75,7 +75,7 @@ class CelebAAligned(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        image = _load_image(self.samples[index], self.channels)
+        image = load_image(self.samples[index], self.channels)
         return (self.transform(image) if self.transform else image), 0
 
 
@@ -87,8 +87,8 @@ def celeba(root: str | os.PathLike, split: str = "train", size: int = 64, channe
     ``crop`` is the face crop many GAN papers take first (e.g. 108 or 140 pixels); None keeps the
     whole 178x218 image, so the square is its central 178x178.
     """
-    root = _check_common(root, size, channels, size_required=True)
-    transform = _transform(size, channels)
+    root = check_source(root, size, channels, size_required=True)
+    transform = image_transform(size, channels)
     if crop is not None:
         check_positive("crop", crop, integer=True)
         transform = transforms.Compose([transforms.CenterCrop(crop), transform])
@@ -102,5 +102,5 @@ def celeba(root: str | os.PathLike, split: str = "train", size: int = 64, channe
 @register_dataset("celeba")
 def _celeba(root, train, size, channels, **kwargs):
     split = kwargs.pop("split", {True: "train", False: "test", None: "all"}[train])
-    return celeba(root, split, _require_size("celeba", size), 3 if channels is None else channels,
+    return celeba(root, split, require_size("celeba", size), 3 if channels is None else channels,
                   **kwargs)

@@ -33,7 +33,8 @@ from torchvision.datasets import LSUN
 from torchvision.datasets.lsun import LSUNClass
 from torchvision.datasets.vision import VisionDataset
 
-from robustrep.data.local import _check_common, _require_size, _transform, register_dataset
+from robustrep.data.images import check_source, image_transform
+from robustrep.data.local import register_dataset, require_size
 
 SPLITS = ("train", "val", "test")
 INSTALL_HINT = "pip install 'robustrep[lsun]' (or pip install lmdb)"
@@ -127,13 +128,13 @@ def lsun(root: str | os.PathLike, classes: str | list[str], size: int, channels:
         channels: 3 (RGB) or 1 (greyscale).
         train: False reads the ``_val`` twin of every ``_train`` class; None or True as given.
     """
-    root = _check_common(root, size, channels, size_required=True)
+    root = check_source(root, size, channels, size_required=True)
     if not root.is_dir():
         raise FileNotFoundError(f"LSUN folder not found: expected a directory at {root} holding "
                                 f"<category>_<split>_lmdb folders (download is off)")
     names = parse_classes(classes, train)
     _lmdb()  # the missing package is the first thing to report
-    dataset = LSUNDatabases(root, names, transform=_transform(size, channels))
+    dataset = LSUNDatabases(root, names, transform=image_transform(size, channels))
     if len(dataset) == 0:
         raise ValueError(f"LSUN databases {dataset.classes} under {root} hold no images")
     return dataset
@@ -144,5 +145,5 @@ def _lsun(root, train, size, channels, classes=None, **kwargs):
     if classes is None:
         raise ValueError("dataset 'lsun' needs classes, the databases to read (e.g. "
                          "church_outdoor_train; comma-separated for several)")
-    return lsun(root, classes, _require_size("lsun", size), 3 if channels is None else channels,
+    return lsun(root, classes, require_size("lsun", size), 3 if channels is None else channels,
                 train=train, **kwargs)

@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from robustrep._validate import check_choice, check_positive
-from robustrep.data.local import _WIDE_MODES, _transform, convert_image
+from robustrep.data.images import WIDE_MODES, convert_image, image_transform
 
 __all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members"]
 
@@ -125,11 +125,11 @@ class ZipImageDataset(Dataset):
         if verify:
             self._verify()
         if channels is None:
-            channels = 1 if self._open(0).mode in ("L", "1", *_WIDE_MODES) else 3
+            channels = 1 if self._open(0).mode in ("L", "1", *WIDE_MODES) else 3
         self.channels = channels
         self.classes = sorted(set(self.targets))
         # the image-folder transform: resize the shorter side, centre-crop (no-op at native size)
-        self._transform = _transform(size, channels)
+        self._transform = image_transform(size, channels)
 
     def __len__(self) -> int:
         return len(self.names)

@@ -9,7 +9,7 @@ sampler starts at the consumed position.
 
 Data problems are :class:`DataError` (one line naming the file or folder) and are found before
 training: image folders are scanned once (every file opened, see
-``robustrep.data.local.image_folder(verify=True)``), CIFAR batches are parsed when loaded.
+``robustrep.data.folders.image_folder(verify=True)``), CIFAR batches are parsed when loaded.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Each of A and B is one of (checked in this order):
 - a named reference, computed once from local data and cached in ``$ROBUSTREP_CACHE``:
   ``digits`` (the built-in 1,797 sklearn digits at 32x32, as ``gan train`` sees them),
   ``cifar10-train``, ``cifar10-test``, ``cifar100-train``, ``cifar100-test``, ``svhn-train``,
-  ``svhn-test`` (read from ``--data-root`` in the layout of ``robustrep.data.local``);
+  ``svhn-test`` (read from ``--data-root`` in the layouts of ``robustrep.data.cifar`` and
+  ``robustrep.data.svhn``);
 - a GAN run folder (``config.json`` and ``checkpoints/``): ``--num`` samples of its G-EMA, drawn
   with the fixed evaluation seed of ``gan eval``;
 - an image folder (``ROOT/<class>/<image>`` or flat, as ``imagefolder`` data), resized on the

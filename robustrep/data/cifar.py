@@ -1,0 +1,152 @@
+"""CIFAR-10 and CIFAR-100 from the extracted python-version archives; nothing is downloaded.
+
+Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", tech. report, University of
+Toronto, 2009; the "python version" archives from https://www.cs.toronto.edu/~kriz/cifar.html,
+extracted under ``root`` (``cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta`` and
+``cifar-100-python/train, test, meta``): pickled dicts with ``data`` uint8 ``[N, 3072]`` (the
+1024 red, then green, then blue values of a 32x32 image, row-major) and ``labels`` (CIFAR-10) or
+``fine_labels`` (CIFAR-100). Read through :class:`torchvision.datasets.CIFAR10`/``CIFAR100``,
+with the batches unpickled by :func:`robustrep.safe_pickle.load_array_pickle` (torchvision's
+``pickle.load`` would run any code a foreign file names).
+
+About checksums: torchvision verifies the md5 of every file against the official archive before
+loading. Here only presence and parsing are checked, so that a converted or subsampled copy in
+the same format loads too; ``check_md5=True`` keeps torchvision's verification.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+from torchvision.datasets import CIFAR10, CIFAR100, VisionDataset
+
+from robustrep._validate import check_choice
+from robustrep.data._common import PresenceCheckMixin
+from robustrep.data.images import check_source, check_train, image_transform
+from robustrep.safe_pickle import load_array_pickle
+
+
+def _missing_files(folder: Path, names: list[str]) -> list[str]:
+    return [n for n in names if not (folder / n).is_file()]
+
+
+def _read_batch(path: Path) -> Any:
+    """One CIFAR python batch (a Python 2 pickle of a dict of arrays, lists and strings)."""
+    return load_array_pickle(path, what="a CIFAR batch", encoding="latin1")
+
+
+class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
+    """torchvision's CIFAR10 with the batches read by :func:`load_array_pickle`: torchvision's
+    ``__init__`` calls ``pickle.load``, which would run any code a foreign file names."""
+
+    def __init__(self, root: Path, train: bool, transform: Callable, check_md5: bool) -> None:
+        self.check_md5 = check_md5
+        VisionDataset.__init__(self, str(root), transform=transform)
+        self.train = train
+        if not self._check_integrity():
+            raise RuntimeError(f"{self.base_folder} under {root} failed the md5 check")
+        data, self.targets = [], []
+        for name, _ in self.train_list if train else self.test_list:
+            entry = _read_batch(Path(self.root) / self.base_folder / name)
+            data.append(entry["data"])
+            self.targets.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
+        self._load_meta()
+
+    def _files_present(self) -> bool:
+        names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+        return not _missing_files(Path(self.root) / self.base_folder, names)
+
+    def _load_meta(self) -> None:
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        self.classes = list(_read_batch(path)[self.meta["key"]])
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+class _LocalCIFAR100(_LocalCIFAR10, CIFAR100):
+    pass
+
+
+_CIFAR = {
+    "cifar10": (_LocalCIFAR10, "CIFAR-10", "cifar-10-python.tar.gz",
+                "data_batch_1..5, test_batch and batches.meta (key 'label_names')"),
+    "cifar100": (_LocalCIFAR100, "CIFAR-100", "cifar-100-python.tar.gz",
+                 "train, test and meta (key 'fine_label_names')"),
+}
+
+
+def _cifar_missing_error(root: Path, name: str) -> FileNotFoundError | None:
+    cls, title, archive, contents = _CIFAR[name]
+    folder = root / cls.base_folder
+    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    missing = _missing_files(folder, names)
+    if not missing:
+        return None
+    hint = ""
+    if not _missing_files(root, names):
+        hint = (f" The files are directly in {root}; pass its parent folder as root.")
+    return FileNotFoundError(
+        f"{title} not found: expected {folder / missing[0]} (missing under {folder}: "
+        f"{', '.join(missing)}). Download is off in robustrep: fetch {archive} from "
+        f"https://www.cs.toronto.edu/~kriz/cifar.html and extract it into {root}, so that "
+        f"{folder} holds {contents}.{hint}")
+
+
+def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
+          size: int | None = None, channels: int = 3, check_md5: bool = False) -> Dataset:
+    """CIFAR-10 or CIFAR-100 from the extracted python-version archive under ``root``.
+
+    Args:
+        root: folder holding ``cifar-10-batches-py/`` or ``cifar-100-python/``.
+        name: ``"cifar10"`` or ``"cifar100"`` (fine labels).
+        train: the 50,000-image train set, else the 10,000-image test set.
+        size: resize (and centre-crop) to this side; None keeps 32.
+        channels: 3, or 1 for greyscale.
+        check_md5: also verify torchvision's md5 sums of the official files.
+
+    Returns:
+        A torchvision dataset yielding ``(image [channels, size, size] in [0, 1], int label)``.
+    """
+    check_choice("name", name, _CIFAR)
+    check_train(train)
+    root = check_source(root, size, channels)
+    error = _cifar_missing_error(root, name)
+    if error is not None:
+        raise error
+    cls = _CIFAR[name][0]
+    folder = root / cls.base_folder
+    try:
+        return cls(root, train, image_transform(size, channels), check_md5)
+    except RuntimeError as err:  # torchvision's md5 failure when check_md5=True
+        raise ValueError(f"{_CIFAR[name][1]} files under {folder} failed the md5 check "
+                         f"(check_md5=True): {err}") from None
+    except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
+            AttributeError, OSError) as err:
+        culprit = _bad_cifar_file(folder, cls, train) or folder
+        raise ValueError(
+            f"{culprit} is not in the CIFAR python format (truncated or another file?): each "
+            f"batch must be a pickled dict with 'data' (uint8 [N, 3072]) and 'labels' or "
+            f"'fine_labels' ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def _bad_cifar_file(folder: Path, cls: type, train: bool) -> Path | None:
+    """The first batch file of the split that does not unpickle into a dict with 'data'.
+
+    Only called after loading failed, to name the file.
+    """
+    names = [n for n, _ in (cls.train_list if train else cls.test_list)] + [cls.meta["filename"]]
+    for name in names:
+        path = folder / name
+        try:
+            entry = _read_batch(path)
+            if not isinstance(entry, dict):
+                return path
+        except Exception:  # any failure names this file
+            return path
+    return None
