@@ -1,0 +1,49 @@
+"""Image folders: class folders, flat folders, their errors (robustrep.data.folders)."""
+
+import pytest
+import torch
+
+from robustrep.data import image_folder, num_classes
+
+from .conftest import write_png
+
+def test_image_folder_with_classes(tmp_path):
+    write_png(tmp_path / "cat" / "a.png", (40, 20), (255, 0, 0))
+    write_png(tmp_path / "cat" / "b.jpg", (20, 20), (0, 255, 0))
+    write_png(tmp_path / "dog" / "c.png", (24, 30), (0, 0, 255))
+    ds = image_folder(tmp_path, size=16)
+    assert len(ds) == 3 and ds.classes == ["cat", "dog"]
+    assert [ds[k][1] for k in range(3)] == [0, 0, 1]
+    x, _ = ds[0]
+    assert x.shape == (3, 16, 16)
+    assert torch.allclose(x[0], torch.ones(16, 16)) and x[1:].abs().max() < 1e-6  # pure red
+    grey = image_folder(tmp_path, size=8, channels=1)
+    assert grey[2][0].shape == (1, 8, 8)
+    assert num_classes(ds) == 2
+
+
+def test_flat_image_folder(tmp_path):
+    for k in range(3):
+        write_png(tmp_path / f"{k:06d}.png", (20, 24), (60 * k, 60 * k, 60 * k))
+    (tmp_path / "._000000.png").write_bytes(b"not an image")  # a macOS companion file
+    (tmp_path / "list_attr.txt").write_text("not an image")
+    ds = image_folder(tmp_path, size=12, channels=1)
+    assert len(ds) == 3 and {ds[k][1] for k in range(3)} == {0}
+    x, _ = ds[2]
+    assert x.shape == (1, 12, 12)
+    assert torch.allclose(x, torch.full_like(x, 120 / 255), atol=1 / 255)
+
+
+def test_image_folder_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"\.png"):
+        image_folder(empty, size=8)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        image_folder(tmp_path / "missing", size=8)
+    mixed = tmp_path / "mixed"
+    write_png(mixed / "top.png", (8, 8), (0, 0, 0))
+    write_png(mixed / "cls" / "in.png", (8, 8), (0, 0, 0))
+    with pytest.raises(ValueError, match="layout"):
+        image_folder(mixed, size=8)
+    assert len(image_folder(mixed, size=8, layout="flat")) == 1

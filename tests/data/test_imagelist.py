@@ -1,0 +1,30 @@
+"""OpenOOD image lists (robustrep.data.imagelist)."""
+
+import pytest
+import torch
+
+from robustrep.data import image_list
+
+from .conftest import write_png
+
+def test_image_list_openood_format(tmp_path):
+    write_png(tmp_path / "images" / "cifar10" / "test" / "a b.png", (32, 32), (255, 255, 255))
+    write_png(tmp_path / "images" / "svhn" / "c.png", (32, 32), (0, 0, 0))
+    listing = tmp_path / "test_cifar10.txt"
+    listing.write_text("# OpenOOD imglist\ncifar10/test/a b.png 3\n\nsvhn/c.png -1\n")
+    ds = image_list(tmp_path / "images", listing, size=16)
+    assert len(ds) == 2 and [ds[0][1], ds[1][1]] == [3, -1]
+    assert torch.allclose(ds[0][0], torch.ones(3, 16, 16))
+    assert ds[1][0].shape == (3, 16, 16) and ds[1][0].max() == 0
+
+
+def test_image_list_missing_file_names_line_and_path(tmp_path):
+    write_png(tmp_path / "ok.png", (8, 8), (0, 0, 0))
+    listing = tmp_path / "list.txt"
+    listing.write_text("ok.png 0\ngone.png 1\n")
+    with pytest.raises(FileNotFoundError) as info:
+        image_list(tmp_path, listing, size=8)
+    assert "line 2" in str(info.value) and str(tmp_path / "gone.png") in str(info.value)
+    listing.write_text("ok.png zero\n")
+    with pytest.raises(ValueError, match="line 1"):
+        image_list(tmp_path, listing, size=8)
