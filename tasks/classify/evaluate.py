@@ -258,15 +258,16 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
     logits, labels = predict(model, data, device)
     report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps, "norm": norm,
                               "clean": calibration(logits, labels, bins)}
+    n_classes = int(logits.shape[1])
     if progress_bar and jobs:
         x_attack, _ = _first(data, n_attack)
-        seconds = expected_attack_seconds(model, x_attack, device, jobs, logits.shape[1])
+        seconds = expected_attack_seconds(model, x_attack, device, jobs, n_classes)
         if seconds > SLOW_SECONDS:
             print(f"classify eval: the attacks ({', '.join(k for k, _, _ in jobs)}) on "
                   f"{len(x_attack)} images may take up to {duration(seconds)} on {device} "
                   f"(fewer samples stay robust in practice); --attacks pgd or --max-samples "
                   f"N are faster", file=sys.stderr, flush=True)
-    robust = adversarial_report(model, data, attacks, eps, norm, int(logits.shape[1]), pgd_steps,
+    robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
                                 pgd_step_size, n_attack, seed, progress_bar)
     # the corruptions' bar starts after the attacks (its pace is one pass over the data per
     # step); the clean pass is its first step, done
