@@ -63,15 +63,15 @@ def _import_plugin(name: str) -> str:
             if not path.is_file():
                 raise UserError(f"--plugin {name}: no such file (accepted: a module name or a "
                                 f".py file)")
-            key = f"robustrep_plugin_{path.stem}"
+            key, where = f"robustrep_plugin_{path.stem}", path.resolve()
             loaded = sys.modules.get(key)
-            if loaded is not None and Path(loaded.__file__).resolve() == path.resolve():
-                return str(path.resolve())  # registered already (in-process callers may load twice)
-            spec = importlib.util.spec_from_file_location(key, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return str(path.resolve())
+            # registered already when in-process callers load it twice: not run again
+            if loaded is None or Path(loaded.__file__).resolve() != where:
+                spec = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            return str(where)
         importlib.import_module(name)
         return name
     except UserError:
