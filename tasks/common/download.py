@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.runfiles import temp_beside
 
 OFFLINE_VARS = ("ROBUSTREP_OFFLINE", "HF_HUB_OFFLINE")
 CACHE_ENV = "ROBUSTREP_CACHE"
@@ -81,7 +81,7 @@ def _hash_ok(digest: str, expected: str | None) -> bool:
 def _fetch(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
     """Stream ``url`` to a temporary file next to ``dest``; rename it into place when whole and
     of the right hash. The temporary file is removed on every failure."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    fd, tmp = temp_beside(dest, ".part")
     try:
         digest, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:

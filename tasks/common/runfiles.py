@@ -43,13 +43,24 @@ TRAIN_SECONDS_KEYS = ("train_s", "time")
 NOT_METRICS = ("step", "time", "train_s", "kimg", "event", "term")
 
 
+def temp_beside(path: Path, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
+    """A new hidden file in ``path``'s folder, as ``(fd, name)``, with the mode a plain ``open``
+    would give ``path`` (0666 less the umask): ``mkstemp`` makes it 0600, and the rename into
+    place would carry that over, hiding a shared run folder's files from the user's group."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
     rename it into place: a crash or a full disk never leaves a truncated file at ``path``."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+        fd, tmp = temp_beside(path)
     except OSError as err:
         raise RunFolderError(f"cannot write {path}: {err.strerror or err}; make the folder "
                              f"writable or choose another output folder") from None

@@ -2,6 +2,8 @@
 
 import hashlib
 import http.server
+import os
+import stat
 import threading
 
 import pytest
@@ -59,6 +61,9 @@ def test_good_file_lands_whole_and_is_reused(server, tmp_path):
     dest = tmp_path / "cache" / "w.pth"
     assert dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10) == dest
     assert dest.read_bytes() == PAYLOAD and _left(dest.parent) == ["w.pth"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
     dl.download(f"{base}/good", dest, SHA[:8], "test weights", timeout=10)  # prefix, cached
     assert srv.seen == ["/good"]
 
