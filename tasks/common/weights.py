@@ -65,7 +65,7 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
     """The first of ``filenames`` of hub repository ``repo`` (``ORG/NAME[@REV]``): from the cache,
     else downloaded into it (never when offline). CheckpointError names what is missing."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     repo_id, _, revision = repo.partition("@")
     cache = hub_cache_dir()
@@ -84,7 +84,13 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
     for name in filenames:
         try:
             return Path(hf_hub_download(repo_id, name, revision=revision or None, cache_dir=cache))
-        except EntryNotFoundError:
+        except LocalEntryNotFoundError:  # the hub did not answer (a subclass of the next one)
+            raise CheckpointError(
+                f"model {model!r}: could not reach the Hugging Face hub for {name} of "
+                f"hf-hub:{repo}, and it is not in the cache {cache}; connect to the network, or "
+                f"place the file under {folder}/snapshots/<revision>/ and set "
+                f"HF_HUB_OFFLINE=1") from None
+        except EntryNotFoundError:  # the hub answered: this repository has no such file
             continue
         except Exception as err:  # network, auth, disk: all end the same way for the user
             raise CheckpointError(f"model {model!r}: could not download {name} of hf-hub:{repo} "

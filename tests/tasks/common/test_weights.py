@@ -1,6 +1,9 @@
 """Pretrained weights from the Hugging Face cache, hf-hub: names and local timm folders, offline."""
 
+import hashlib
+import http.server
 import json
+import threading
 
 import pytest
 import timm
@@ -140,3 +143,101 @@ def test_pretrained_and_pretrained_file_together_are_refused(capsys):
     assert main(["classify", "train", "--pretrained", "--pretrained-file", "w.pth",
                  "--dry-run"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """The two answers ``hf_hub_download`` needs from the hub: HEAD (commit, ETag, size) and GET
+    of ``/{org}/{name}/resolve/{revision}/{file}``; a file the repository lacks is the hub's 404."""
+
+    def _answer(self, body_too: bool):
+        self.server.seen.append((self.command, self.path))
+        body = self.server.files.get(self.path.split("/resolve/")[-1].split("/", 1)[-1])
+        if body is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", REV)
+        self.send_header("ETag", '"%s"' % hashlib.sha256(body).hexdigest())
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body_too:
+            self.wfile.write(body)
+
+    def do_HEAD(self):  # noqa: N802 - http.server's names
+        self._answer(False)
+
+    def do_GET(self):  # noqa: N802
+        self._answer(True)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub_server(tmp_path, monkeypatch):
+    """A hub on 127.0.0.1, set as huggingface_hub sets ``HF_ENDPOINT`` when it is imported; the
+    offline switches lifted for this test only."""
+    from huggingface_hub import constants
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
+    srv.seen, srv.files, srv.daemon_threads = [], {}, True
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", base)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        base + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_pretrained_downloads_from_the_hub_into_its_cache(hub_server, tmp_path, monkeypatch):
+    source = _source(8)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    hub_server.files["model.safetensors"] = path.read_bytes()
+    clf = create_classifier("resnet10t", 10, pretrained=True)
+    for key, value in _trunk(source.state_dict()).items():
+        assert torch.equal(clf.model.state_dict()[key], value), key
+    assert ("GET", "/timm/resnet10t.c3_in1k/resolve/main/model.safetensors") in hub_server.seen
+    # the file now sits in the hub's cache: offline, the same weights, no request
+    asked = len(hub_server.seen)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = create_classifier("resnet10t", 10, pretrained=True)
+    assert torch.equal(again.model.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert len(hub_server.seen) == asked
+
+
+def test_a_hub_repository_without_weights_is_named(hub_server):
+    hub_server.files["config.json"] = json.dumps({"architecture": "test_resnet"}).encode()
+    with pytest.raises(CheckpointError, match="has none of model.safetensors, pytorch_model.bin"):
+        create_classifier("hf-hub:someone/empty", 3, pretrained=True)
+    asked = {path.rsplit("/", 1)[-1] for method, path in hub_server.seen if method == "HEAD"}
+    assert {"model.safetensors", "pytorch_model.bin"} <= asked  # the hub said no to both
+
+
+def test_an_unreachable_hub_is_named_as_such(hub_server, monkeypatch):
+    """huggingface_hub raises LocalEntryNotFoundError (a kind of EntryNotFoundError) when it gets
+    no answer; that is no network, not a repository without the file. (Its own retries take
+    ~23 s per file, so the failure is raised here directly.)"""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def no_answer(*args, **kwargs):
+        raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
+
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_answer)
+    with pytest.raises(CheckpointError) as err:
+        create_classifier("resnet10t", 10, pretrained=True)
+    msg = str(err.value)
+    assert "could not reach the Hugging Face hub" in msg and "has none of" not in msg
+    assert "\n" not in msg and "HF_HUB_OFFLINE=1" in msg
