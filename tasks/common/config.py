@@ -241,8 +241,8 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
     if isinstance(value, bool):
         raise _fail(spec, value)
     try:
-        number = float(value.strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
+        number = _number(value, fraction=kind is float)
+    except (TypeError, ValueError, ZeroDivisionError):
         raise _fail(spec, value) from None
     if kind is int:
         if isinstance(value, str):
@@ -254,6 +254,17 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
             raise _fail(spec, value)
         return int(number)
     return number
+
+
+def _number(value: Any, fraction: bool) -> float:
+    """``value`` as a float; with ``fraction``, text ``A/B`` is A divided by B, as radii are
+    written (``--eps 8/255``, the papers' and the help's notation)."""
+    if not isinstance(value, str):
+        return float(value)
+    top, slash, bottom = value.strip().partition("/")
+    if slash and fraction:
+        return float(top) / float(bottom)
+    return float(value.strip())
 
 
 def _check_scalar(spec: OptionSpec, value: Any, raw: Any) -> None:

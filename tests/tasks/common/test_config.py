@@ -290,6 +290,7 @@ def test_option_builds_fields_with_fresh_list_defaults_and_required_ones():
     (_spec(str), 0.5, "0.5"),
     (_spec(int), " 7 ", 7), (_spec(int), "1e5", 100000), (_spec(int), 2.0, 2),
     (_spec(float), " 2.5 ", 2.5), (_spec(float), 3, 3.0),
+    (_spec(float), "8/255", 8 / 255), (_spec(float, max=1), " 1/2 ", 0.5),  # radii as written
     (_spec(float, finite=False), "inf", float("inf")),
     (_spec(float, min=0), 0, 0.0), (_spec(float, max=1), 1, 1.0),
     (_spec(int, min=1, min_exclusive=True), 2, 2), (_spec(int, max=3, max_exclusive=True), 2, 2),
@@ -310,6 +311,8 @@ def test_scalar_and_list_conversion(spec, raw, want):
     (_spec(bool), "2"), (_spec(bool), 0.0), (_spec(str), True), (_spec(str, choices=("a",)), False),
     (_spec(str), None), (_spec(str), [1]), (_spec(int), "inf"), (_spec(int), float("nan")),
     (_spec(int), "1.5"), (_spec(float), True), (_spec(float), [1.0]), (_spec(float), "abc"),
+    (_spec(float), "8/0"), (_spec(float), "8/"), (_spec(float), "1/2/3"), (_spec(int), "8/2"),
+    (_spec(float, max=1), "300/255"),
     (_spec(float, min=0, min_exclusive=True), 0), (_spec(float, min=0), -1e-9),
     (_spec(float, max=1, max_exclusive=True), 1), (_spec(float, max=1), 1.0000001),
     (_spec(float), float("inf")), (_spec(int, choices=(1, 2)), 3),
