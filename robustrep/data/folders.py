@@ -59,13 +59,28 @@ def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
 
 class _ClassFolders(ImageFolder):
     """torchvision's ``ImageFolder`` with robustrep's scan: hidden files and folders skipped,
-    symbolic links followed at most once (torchvision's ``os.walk(followlinks=True)`` loops)."""
+    symbolic links followed at most once (torchvision's ``os.walk(followlinks=True)`` loops).
+    ``classes`` fixes the label order (the training split's), else the folder's own sorted
+    class folders give it."""
+
+    def __init__(self, root: str, classes: list[str] | None = None, **kwargs: Any) -> None:
+        self._given_classes = classes
+        super().__init__(root, **kwargs)
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
-        classes = [p.name for p in _class_folders(Path(directory))]
-        if not classes:
+        found = [p.name for p in _class_folders(Path(directory))]
+        if not found:
             raise FileNotFoundError(f"no class folders in {directory}")
-        return classes, {name: i for i, name in enumerate(classes)}
+        if self._given_classes is None:
+            return found, {name: i for i, name in enumerate(found)}
+        unknown = [name for name in found if name not in self._given_classes]
+        if unknown:
+            raise ValueError(f"class folder {Path(directory) / unknown[0]} is not a class of the "
+                             f"training split ({', '.join(self._given_classes)}): its labels would "
+                             f"be guessed; rename or remove it")
+        # labels are the training split's; a class the split lacks keeps its number unused
+        index = {name: i for i, name in enumerate(self._given_classes)}
+        return self._given_classes, {name: index[name] for name in found}
 
     @staticmethod
     def make_dataset(directory: str | Path, class_to_idx: dict[str, int], extensions=None,
@@ -141,8 +156,20 @@ def folder_split(root: str | os.PathLike, train: bool | None) -> Path:
     return root / "train"
 
 
+def split_classes(split: str | os.PathLike) -> list[str] | None:
+    """The class names of ``root/train`` when ``split`` is the ``root/val`` or ``root/test`` of
+    timm's split layout, else None: the evaluation split takes the training split's labels (its
+    own sorted folders would renumber the classes when one is missing)."""
+    split = Path(split)
+    train = split.parent / "train"
+    if split.name not in ("val", "test") or not train.is_dir():
+        return None
+    return [p.name for p in _class_folders(train)] or None
+
+
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
-                 layout: str = "auto", verify: bool = False, skip_bad: bool = False) -> Dataset:
+                 layout: str = "auto", verify: bool = False, skip_bad: bool = False,
+                 classes: list[str] | None = None) -> Dataset:
     """Images under ``root``, resized on the shorter side to ``size`` and centre-cropped.
 
     Args:
@@ -154,6 +181,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
             folders), ``"classes"`` or ``"flat"``.
         verify: open every image once now; an unreadable one raises ValueError naming it.
         skip_bad: with ``verify``, drop unreadable images instead (listed in ``.skipped``).
+        classes: the class names in label order (:func:`split_classes` gives the training
+            split's); a class folder not among them is a ValueError. Needs class folders.
     """
     root = check_source(root, size, channels, size_required=True)
     check_choice("layout", layout, ("auto", "classes", "flat"))
@@ -162,13 +191,17 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
                                 f"root/<class>/<image> or images (download is off)")
     if layout == "auto":
         layout = _folder_layout(root)
+    if classes is not None and layout == "flat":
+        raise ValueError(f"{root} holds images directly, but the training split has class "
+                         f"folders ({', '.join(classes)}): put its images in the same class "
+                         f"folders, or their labels would all be 0")
     transform = image_transform(size, channels)
     if layout == "flat":
         dataset = FlatImageFolder(root, transform, channels)
         paths = list(dataset.samples)
     else:
         try:
-            dataset = _ClassFolders(str(root), transform=transform,
+            dataset = _ClassFolders(str(root), classes, transform=transform,
                                     loader=partial(load_image, channels=channels))
         except FileNotFoundError as err:
             raise FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "

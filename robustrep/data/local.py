@@ -20,15 +20,15 @@ from torch.utils.data import Dataset
 from robustrep.data._common import image_shape, num_classes
 from robustrep.data.builtin import digits
 from robustrep.data.cifar import cifar
-from robustrep.data.folders import FlatImageFolder, folder_split, image_folder
+from robustrep.data.folders import FlatImageFolder, folder_split, image_folder, split_classes
 from robustrep.data.imagelist import ImageList, image_list
 from robustrep.data.images import IMG_EXTENSIONS, check_train, find_bad_images
 from robustrep.data.svhn import svhn
 from robustrep.data.zipdata import ZipImageDataset
 
 __all__ = [
-    "cifar", "svhn", "image_folder", "folder_split", "image_list", "FlatImageFolder", "ImageList",
-    "find_bad_images",
+    "cifar", "svhn", "image_folder", "folder_split", "split_classes", "image_list",
+    "FlatImageFolder", "ImageList", "find_bad_images",
     "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
     "image_shape", "num_classes", "require_size",
 ]
@@ -88,7 +88,9 @@ def require_size(name: str, size: int | None) -> int:
 def _imagefolder(root, train, size, channels, **kwargs):
     if str(root).lower().endswith(".zip"):  # a stylegan2-ada dataset zip, read as a folder
         return _zip(root, train, size, channels, verify=kwargs.get("verify", False))
-    return image_folder(folder_split(root, train), require_size("imagefolder", size),
+    split = folder_split(root, train)
+    kwargs.setdefault("classes", split_classes(split))
+    return image_folder(split, require_size("imagefolder", size),
                         3 if channels is None else channels, **kwargs)
 
 

@@ -146,7 +146,7 @@ def _first_image(name: str, rest: list[str]) -> Path:
 
 
 def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:
-    from robustrep.data.local import folder_split, image_folder, image_list
+    from robustrep.data.local import folder_split, image_folder, image_list, split_classes
     if name == "imagelist" and (len(rest) < 2 or not all(rest)):
         raise ValueError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
     if name == "imagefolder" and not "".join(rest).strip():  # `imagefolder:` would read "."
@@ -159,7 +159,8 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
     # file is opened once now so an unreadable image is named before scoring starts.
     try:
         if name == "imagefolder":
-            return image_folder(":".join(rest), height, channels, verify=True)
+            return image_folder(":".join(rest), height, channels, verify=True,
+                                classes=split_classes(":".join(rest)))
         return image_list(rest[0], ":".join(rest[1:]), height, channels, verify=True)
     except ValueError as err:  # an unreadable image, named by the library
         raise DataError(program_advice(err, skip_option=False)) from None

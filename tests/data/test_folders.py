@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from robustrep.data import image_folder, num_classes
+from robustrep.data import create_dataset, image_folder, num_classes
+from robustrep.data.local import split_classes
 
 from .conftest import write_png
 
@@ -47,3 +48,33 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="layout"):
         image_folder(mixed, size=8)
     assert len(image_folder(mixed, size=8, layout="flat")) == 1
+
+
+def _split_layout(root, train=("cat", "dog", "fox"), val=("cat", "fox")):
+    for split, names in (("train", train), ("val", val)):
+        for name in names:
+            write_png(root / split / name / "0.png", (8, 8), (0, 0, 0))
+    return root
+
+
+def test_the_val_split_takes_the_training_splits_labels(tmp_path):
+    root = _split_layout(tmp_path)  # val lacks "dog": its own sorted folders would make fox 1
+    assert split_classes(root / "val") == ["cat", "dog", "fox"]
+    assert split_classes(root / "train") is None and split_classes(root) is None
+    val = create_dataset("imagefolder", root, train=False, size=8)
+    assert [label for _, label in val.samples] == [0, 2]
+    assert val.classes == ["cat", "dog", "fox"]
+    assert [label for _, label in create_dataset("imagefolder", root, size=8).samples] == [0, 1, 2]
+    alone = image_folder(root / "val", size=8)  # read without its training split: own order
+    assert [label for _, label in alone.samples] == [0, 1]
+
+
+def test_a_val_class_the_training_split_lacks_is_refused(tmp_path):
+    root = _split_layout(tmp_path, val=("cat", "wolf"))
+    with pytest.raises(ValueError, match=r"class folder .*wolf is not a class of the training"):
+        create_dataset("imagefolder", root, train=False, size=8)
+    flat = tmp_path / "flat"
+    _split_layout(flat, val=())
+    write_png(flat / "val" / "0.png", (8, 8), (0, 0, 0))
+    with pytest.raises(ValueError, match="holds images directly"):
+        create_dataset("imagefolder", flat, train=False, size=8)

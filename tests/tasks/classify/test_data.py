@@ -1,4 +1,5 @@
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -52,6 +53,19 @@ def test_image_folder_with_train_and_val(tmp_path):
     assert (info.num_classes, info.channels, info.eval_split) == (2, 3, "test")
     assert len(train_set) == len(eval_set) == 8
     assert train_set[0][0].shape == (3, 16, 16)
+
+
+def test_image_folder_val_missing_a_class_keeps_the_training_labels(tmp_path):
+    _write_folder(tmp_path, classes=("cat", "dog", "fox"))
+    shutil.rmtree(tmp_path / "val" / "dog")
+    cfg = tiny_config(dataset="imagefolder", data_root=str(tmp_path), classes=None, batch_size=4)
+    _, eval_set, info = build_datasets(cfg)
+    assert info.num_classes == 3
+    assert sorted({eval_set[k][1] for k in range(len(eval_set))}) == [0, 2]  # fox stays 2
+    (tmp_path / "val" / "wolf").mkdir()
+    shutil.copy(tmp_path / "val" / "cat" / "0.png", tmp_path / "val" / "wolf")
+    with pytest.raises(DataError, match="wolf is not a class of the training split"):
+        build_datasets(cfg)
 
 
 def test_missing_dataset_root_is_named(tmp_path):

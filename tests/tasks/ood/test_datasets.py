@@ -117,4 +117,7 @@ def test_timm_split_layout_train_and_val(tmp_path):
     assert default_id({"dataset": "imagefolder", "data_root": str(root)}) == f"imagefolder:{root}"
     plain = _png_folder(tmp_path / "plain" / "a", 16, n=3).parent
     assert not has_train_split(f"imagefolder:{plain}")
+    _png_folder(root / "train" / "b", 16, n=1)
+    (root / "val" / "a").rename(root / "val" / "b")  # val lacks a: b keeps train's label 1
+    assert {y for _, y in id_dataset(f"imagefolder:{root}", CTX, train=False)} == {1}
     assert len(id_dataset(f"imagefolder:{plain}", CTX, train=True)) == 3
