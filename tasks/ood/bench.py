@@ -60,31 +60,37 @@ def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
     return reg, _parse_opts(opts)
 
 
-def _finished(run_dir: Path, steps: int | None) -> bool:
-    """A finished run (runfiles.read_run), trained to ``steps`` when given."""
-    from robustrep.tasks.common.runfiles import read_run
+def _finished(run_dir: Path, steps: int) -> bool:
+    """Whether ``run_dir`` holds a finished run; a run of another length is refused, since
+    resuming it would stretch its schedule, not train the ``steps``-step run asked for."""
+    from robustrep.tasks.common.errors import UserError
     if not (run_dir / "config.json").is_file():
         return False
     run = read_run(run_dir, ("eval/acc",))
-    return run.finished and (steps is None or run.steps == steps)
+    if run.config.get("steps") != steps:
+        raise UserError(f"{run_dir} holds a run of {run.config.get('steps')} steps, not the "
+                        f"{steps} asked for: add --retrain to train it again, or give another "
+                        f"--out")
+    return run.finished
 
 
 def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | None,
-              steps: int | None, device: str, train_opts: dict[str, Any], retrain: bool,
+              steps: int, device: str, train_opts: dict[str, Any], retrain: bool,
               quiet: bool) -> float:
     """Train one (regularizer, seed) classifier unless a finished run is already there.
 
     The classify program runs in its own process (``robustrep classify train``), so this
-    program never imports it; its output goes to ``RUN/../train.log``. Returns the seconds taken.
+    program never imports it; its output goes to ``RUN/../train.log``. ``steps`` is the
+    resolved step count (the preset's unless --steps). Returns the seconds taken.
     """
     from robustrep.tasks.common.errors import UserError
     from robustrep.tasks.common.launch import last_lines, option_args, run_robustrep
 
-    if _finished(run_dir, steps) and not retrain:
-        return 0.0
     if retrain and run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
+    elif _finished(run_dir, steps):
+        return 0.0
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     # a resumed run keeps its saved preset (--resume refuses --preset); the other options must
     # equal the saved ones, or be ones a resume may change (--steps)
@@ -293,13 +299,14 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     (out / "runs").mkdir(parents=True, exist_ok=True)
     records, accs, timings = [], defaultdict(list), []
     used_model, used_steps = model, steps
-    for reg in reg_list:
+    for reg, config in zip(reg_list, configs):
         for s in seeds:
             run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
             base, extra = split_setting(reg)
-            seconds = train_run(base, s, run_dir, preset=preset, model=model, steps=steps,
-                                   device=device, train_opts={**opts, **extra}, retrain=retrain,
-                                   quiet=not show_progress)
+            seconds = train_run(base, s, run_dir, preset=preset, model=model,
+                                steps=config["steps"], device=device,
+                                train_opts={**opts, **extra}, retrain=retrain,
+                                quiet=not show_progress)
             t0 = time.perf_counter()
             result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),
                                   ood=list(ood), params=list(params), feature_maps=feature_maps,

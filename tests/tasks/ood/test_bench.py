@@ -56,7 +56,8 @@ def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_p
     # after one of its two steps.
     from robustrep.tasks.cli import main
     from robustrep.tasks.common import launch
-    from robustrep.tasks.common.runfiles import FINISHED
+    from robustrep.tasks.common.errors import UserError
+    from robustrep.tasks.common.runfiles import FINISHED, read_run
     from robustrep.tasks.ood.bench import train_run
 
     run, calls = tmp_path / "runs" / "none-s0", []
@@ -77,6 +78,12 @@ def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_p
     train_run("none", 0, run, **options)
     assert calls[-1][-1] == "--resume" and "--preset" not in calls[-1]
     assert (run / FINISHED).is_file()
+    assert train_run("none", 0, run, **options) == 0.0 and len(calls) == 1  # finished: kept
+    # another length is not a resume (it would stretch the finished run's schedule)
+    with pytest.raises(UserError, match=r"holds a run of 2 steps, not the 3 .*--retrain"):
+        train_run("none", 0, run, **{**options, "steps": 3})
+    train_run("none", 0, run, **{**options, "steps": 3, "retrain": True})
+    assert "--resume" not in calls[-1] and read_run(run).config["steps"] == 3
 
 
 def _dry_run_in_process(monkeypatch):
