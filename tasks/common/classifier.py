@@ -32,8 +32,9 @@ from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.weights import is_source_name, resolve_model
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """The tensors of a weights file; an unreadable, empty or pickled-object file is one
+def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
+    """The tensors of a weights file, and the input normalisation it carries (``mean``/``std``
+    of a robustrep checkpoint, else none); an unreadable, empty or pickled-object file is one
     CheckpointError naming it (safe_load: weights_only, never the full unpickler)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -55,7 +56,21 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
                          f".safetensors file)")
-    return strip_prefixes(data)
+    data, normalisation = _split_normalisation(data)
+    return strip_prefixes(data), normalisation
+
+
+def _split_normalisation(state: dict[str, Tensor]
+                         ) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
+    """robustrep's Classifier keeps its input normalisation as buffers ``mean`` and ``std``
+    beside the timm model's ``model.*`` (a run's ``checkpoints/latest.pt`` given as the weights
+    file): the two are split off, so the ``model.`` prefix can go and the run's normalisation
+    is kept."""
+    others = [k for k in state if k not in ("mean", "std")]
+    if len(others) == len(state) - 2 and others and all(k.startswith("model.") for k in others):
+        return ({k: state[k] for k in others},
+                {k: state[k].flatten().tolist() for k in ("mean", "std")})
+    return state, {}
 
 
 # Key prefixes other trainers add around a model: DDP's ``module.``, a Lightning/wrapper ``model.``
@@ -191,7 +206,9 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         model = timm.create_model(source.arch, pretrained=False,
                                   pretrained_cfg_overlay=overlay or None, **build)
     else:
-        state = _read_state_dict(weights)
+        state, normalisation = _read_state_dict(weights)
+        mean = normalisation.get("mean") if mean is None else mean
+        std = normalisation.get("std") if std is None else std
         probe = timm.create_model(source.arch, pretrained=False,
                                   pretrained_cfg_overlay=overlay or None, **build)
         _check_fits(name, probe, state, weights, head=keep_head)
@@ -292,7 +309,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
 
     ``checkpoint``: a state dict from any trainer (``.pth``/``.pt`` read with
     ``weights_only=True``, or ``.safetensors``; ``state_dict``/``model`` wrappers and ``module.``/
-    ``model.`` key prefixes removed), loaded whole, head included; ``num_classes`` and
+    ``model.`` key prefixes removed; a robustrep run's checkpoint gives its model and, unless
+    ``mean``/``std`` are given, its normalisation), loaded whole, head included; ``num_classes`` and
     ``in_chans`` default to its classifier's rows and its input conv's channels. ``pretrained``:
     the weights of ``name`` as :func:`create_classifier` finds them, head kept (``num_classes``
     defaults to the pretrained head's). A file that does not fit raises ValueError listing the
@@ -306,7 +324,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         if not path.is_file():
             raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
                                     f".safetensors state dict of {name!r})")
-        state = _read_state_dict(path)
+        state, _ = _read_state_dict(path)
         head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
         if num_classes is None and state.get(head) is not None:
             num_classes = int(state[head].shape[0])

@@ -42,6 +42,20 @@ def test_load_model_reads_other_trainers_files(tmp_path, wrap):
     assert torch.allclose(clf(x), net(x), atol=1e-5)  # every weight, head included
 
 
+def test_load_model_reads_a_robustrep_checkpoint_with_its_normalisation(tmp_path):
+    # a run's checkpoints/latest.pt: {"model": Classifier state (model.* and its mean/std), ...}
+    from robustrep.nets.classifier import as_classifier
+    clf = as_classifier(_foreign(), 1, [0.25], [0.5]).eval()
+    torch.save({"step": 7, "model": clf.state_dict(), "ema": None}, tmp_path / "latest.pt")
+    loaded, config = load_model("test_resnet", checkpoint=tmp_path / "latest.pt")
+    assert (config["mean"], config["std"], config["num_classes"]) == ([0.25], [0.5], 10)
+    x = torch.rand(4, 1, 16, 16)
+    assert torch.allclose(loaded(x), clf(x), atol=1e-5)
+    mine, config = load_model("test_resnet", checkpoint=tmp_path / "latest.pt", mean=[0.0],
+                              std=[1.0])  # the user's own normalisation wins
+    assert config["mean"] == [0.0] and torch.allclose(mine(x), clf.model(x), atol=1e-5)
+
+
 def test_mismatch_is_one_line_listing_the_keys(tmp_path):
     state = _foreign().state_dict()
     del state["layer1.0.conv1.weight"]
