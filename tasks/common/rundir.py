@@ -240,11 +240,19 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     return path
 
 
-def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option: str) -> None:
+def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option: str,
+                      companions: tuple[str, ...] = ()) -> None:
     """A file robustrep is about to write over must be the record ``what`` wrote before (a JSON
-    object holding ``keys``), never a user's own file of the same name; checked before work."""
+    object holding ``keys``), never a user's own file of the same name; checked before work.
+    ``companions`` (glob patterns) are the other files ``what`` writes beside the record: with
+    no record there, such a file is the user's, and refused as well."""
     path = Path(path)
     if not path.exists():
+        found = sorted(p for pattern in companions for p in path.parent.glob(pattern))
+        if found:
+            raise RunFolderError(f"{option} {path.parent} holds {found[0].name}, which no "
+                                 f"{what} wrote there (it has no {path.name}); remove it or "
+                                 f"choose another folder ({what} replaces only its own files)")
         return
     try:
         old = json.loads(path.read_text())

@@ -279,7 +279,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     check_writable(out_dir, "--out")  # before any work
     # an earlier result there is merged with this call's, never a user's results.json replaced
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
-                      "--out" if out else "output")
+                      "--out" if out else "output", companions=OUTPUTS)
     earlier = _read_earlier(out_dir / "results.json")
     if foreign is None:
         classifier, config = load_run(run, dev, use_ema=use_ema)
@@ -438,6 +438,10 @@ def _merged_meta(meta: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any
         both = {**(earlier.get(key) or {}), **(meta.get(key) or {})}
         merged[key] = both or None
     return merged
+
+
+# what write_outputs writes beside results.json (one roc/hist picture per OOD set)
+OUTPUTS = ("results.csv", "results.md", "scores.pt", "roc_*.png", "hist_*.png")
 
 
 def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],

@@ -444,14 +444,14 @@ def test_gan_attack_settings_are_checked_when_built(reg, options, problem, tmp_p
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("program, argv, name", [
+@pytest.mark.parametrize("program, argv, name, companion", [
     ("classify", ["classify", "eval", "RUN", "--attacks", "none", "--corruptions",
-                  "--max-samples", "16", "--quiet"], "report.json"),
+                  "--max-samples", "16", "--quiet"], "report.json", "reliability.png"),
     ("ood", ["ood", "score", "RUN", "--ood", "gaussian", "--detectors", "MaxSoftmax",
-             "--max-samples", "16", "--no-plots", "--quiet"], "results.json"),
+             "--max-samples", "16", "--no-plots", "--quiet"], "results.json", "results.md"),
 ], ids=["classify-eval", "ood-score"])
-def test_eval_out_replaces_only_its_own_record(program, argv, name, classify_run, tmp_path,
-                                               capsys):
+def test_eval_out_replaces_only_its_own_record(program, argv, name, companion, classify_run,
+                                               tmp_path, capsys):
     """Was: ``--out FOLDER`` holding the user's own report.json/results.json replaced it."""
     out = tmp_path / "mine"
     out.mkdir()
@@ -461,6 +461,11 @@ def test_eval_out_replaces_only_its_own_record(program, argv, name, classify_run
              f"--out {out / name} exists and is not a {program} ")
     assert (out / name).read_text() == '{"my": "numbers"}\n'
     (out / name).unlink()
+    (out / companion).write_text("my own")  # a file of a name it writes, without its record
+    one_line(*run_main(argv, capsys), program,
+             f"--out {out} holds {companion}, which no {program} ")
+    assert (out / companion).read_text() == "my own"
+    (out / companion).unlink()
     for _ in range(2):  # its own record is replaced
         assert main(argv) == 0
 
