@@ -351,7 +351,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
     if out is not None:  # an earlier report there may be replaced, never a user's report.json
         check_replaceable(Path(out) / "report.json", ("clean", "summary"), "classify eval",
-                          "--out")
+                          "--out", companions=("reliability.png", "corruptions.png"))
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
