@@ -265,7 +265,7 @@ OPTION_FIELDS: OptionFields = {
 # lower learning rate; they are applied to the restored optimizer and schedule
 # (tasks.common.optim.load_optimizer_state).
 RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "log_every", "lr",
-             "momentum", "weight_decay", "warmup_steps", "clip_grad")
+             "momentum", "weight_decay", "warmup_steps", "clip_grad", "data_root")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default run: built-in digits, a small ResNet, a few CPU minutes.

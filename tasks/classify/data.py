@@ -27,6 +27,7 @@ from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped  # noqa: F401
 from robustrep.tasks.common.batches import StepBatches
+from robustrep.tasks.common.download import DATASET_FILES
 from robustrep.tasks.common.workers import resolve_workers
 
 from .config import ClassifyConfig
@@ -63,12 +64,13 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")
     root = cfg.data_root if root is None else root
     if cfg.dataset != "digits":
+        fetch = "; add --download to fetch it" if cfg.dataset in DATASET_FILES else ""
         if root is None:
             raise DataError(f"dataset {cfg.dataset!r} reads local files: give --data-root (the "
-                            f"folder that holds it; add --download to fetch cifar10/cifar100/svhn)")
+                            f"folder that holds it{fetch})")
         if not Path(root).expanduser().exists():
             raise DataError(f"dataset root {root} does not exist (expected the folder holding "
-                            f"the {cfg.dataset} files; add --download to fetch cifar10/cifar100/svhn)")
+                            f"the {cfg.dataset} files): give --data-root{fetch}")
     try:
         dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
                                  channels=cfg.channels, **kwargs)

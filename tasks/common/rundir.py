@@ -329,10 +329,34 @@ def _holds_a_run(path: Path) -> RunFolderError:
                           f"pass another --out")
 
 
+# the trainers' options that name a file or folder (``model`` too when it is a local timm folder)
+PATH_OPTIONS = ("data_root", "pretrained_file", "inception_weights")
+
+
+def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its file and folder options absolute, as a run saves it: its config.json
+    is read again from other working directories (``classify eval RUN``, ``ood score RUN``, a
+    resume), where a relative path would name another place, or nothing."""
+    from robustrep.tasks.common.weights import LOCAL_PREFIX
+
+    def absolute(value: str) -> str:
+        return str(Path(value).expanduser().absolute())
+
+    out = {k: (absolute(v) if k in PATH_OPTIONS and isinstance(v, str) and v else v)
+           for k, v in config.items()}
+    model = out.get("model")
+    if isinstance(model, str) and model.startswith(LOCAL_PREFIX):
+        out["model"] = LOCAL_PREFIX + absolute(model[len(LOCAL_PREFIX):])
+    elif isinstance(model, str) and Path(model).expanduser().is_dir():
+        out["model"] = absolute(model)
+    return out
+
+
 def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None) -> RunLock:
     """Create and lock the run folder (process 0) and attach the ``--log`` sinks, which the
     returned lock closes when it is released. A fresh run writes its config now; a resumed one
-    only after its checkpoint passed (:func:`resumed`)."""
+    only after its checkpoint passed (:func:`resumed`), its paths absolute."""
+    config = absolute_paths(config)
     check_sinks(log)  # a --log backend that is not installed: before the folder is made
     run.create()
     lock = run.lock()
@@ -356,5 +380,5 @@ def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     """After a resumed run's checkpoint was validated: its (overridden) config, and the metrics
     cut back to the checkpoint's step."""
     unmark_finished(run.path)
-    run.write_config(config)
+    run.write_config(absolute_paths(config))
     run.truncate_metrics(step)

@@ -1,3 +1,4 @@
+import json
 import pickle
 import shutil
 
@@ -107,3 +108,24 @@ def test_wrong_image_size_is_named():
         check_datasets(tiny_config(), ds, ds)
     with pytest.raises(DataError, match="have 1 channel.*expected 3"):
         check_datasets(tiny_config(image_size=20, channels=3), ds, ds)
+
+
+def test_a_relative_data_root_is_saved_absolute(tmp_path, monkeypatch):
+    # Was: config.json kept "data", so `classify eval RUN` from another folder found no data,
+    # and a resume could not be pointed at data that had moved.
+    from robustrep.tasks.cli import main
+    _write_folder(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert main(["classify", "train", "--preset", "smoke", "--dataset", "imagefolder",
+                 "--data-root", "data", "--image-size", "16", "--batch-size", "4", "--out",
+                 "run", "--stop-after", "2", "--quiet"]) == 0
+    config = tmp_path / "run" / "config.json"
+    assert json.loads(config.read_text())["data_root"] == str(tmp_path / "data")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["classify", "eval", str(tmp_path / "run"), "--attacks", "none",
+                 "--corruptions", "--out", "e", "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").rename(tmp_path / "moved")
+    assert main(["classify", "train", "--resume", "run", "--data-root", "moved", "--quiet"]) == 0
+    assert json.loads(config.read_text())["data_root"] == str(tmp_path / "moved")

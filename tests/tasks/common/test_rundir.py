@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_output_file, check_writable
+from robustrep.tasks.common.rundir import (RunDir, RunLock, absolute_paths, check_output_file,
+                                           check_writable)
 from robustrep.tasks.common.workers import resolve_workers
 
 HOLDER = textwrap.dedent("""
@@ -121,3 +122,17 @@ def test_fresh_run_refuses_another_runs_config(tmp_path):
 def test_auto_workers_follow_the_machine(cpus, want):
     assert resolve_workers(None, cpus=cpus) == want
     assert resolve_workers(5, cpus=cpus) == 5
+
+
+def test_a_run_saves_its_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-model").mkdir()
+    config = {"data_root": "data", "pretrained_file": "~/w.pth", "inception_weights": None,
+              "model": "my-model", "steps": 3, "out": "runs/x"}
+    saved = absolute_paths(config)
+    assert saved == {**config, "data_root": str(tmp_path / "data"),
+                     "pretrained_file": str(Path("~/w.pth").expanduser()),
+                     "model": str(tmp_path / "my-model")}
+    for name in ("resnet18", "hf-hub:timm/resnet18.a1_in1k"):  # names, not paths: kept
+        assert absolute_paths({"model": name}) == {"model": name}
+    assert absolute_paths({"model": "local-dir:m"}) == {"model": f"local-dir:{tmp_path / 'm'}"}
