@@ -115,5 +115,9 @@ def run_eval(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:  # the library's argument checks
         raise UserError(str(err)) from err
     print(format_table(report))
+    if isinstance(report.get("step"), int) and isinstance(report.get("steps"), int) \
+            and report["step"] < report["steps"]:
+        print(f"note: {args.run} is unfinished: this is its checkpoint at step {report['step']} "
+              f"of {report['steps']}")
     print(f"report: {Path(report['files']['report'])}")
     return 0

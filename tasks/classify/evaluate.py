@@ -368,7 +368,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                             n_attack, corruptions, severities, cifar_c_root, bins, seed,
                             progress_bar)
     report.update(run=None if run is None else str(run), model=config["model"],
-                  weights=config["weights"],
+                  weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed)
     out = Path(out) if out is not None else Path(run) / "eval"

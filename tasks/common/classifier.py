@@ -261,7 +261,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
         use_ema: use the EMA weights when the checkpoint has them.
 
     Returns:
-        ``(classifier, config)``; ``config["weights"]`` says ``"ema"`` or ``"model"``.
+        ``(classifier, config)``; ``config["weights"]`` says ``"ema"`` or ``"model"``,
+        ``config["step"]`` the checkpoint's training step (below ``config["steps"]`` while the
+        run is unfinished).
 
     Raises:
         FileNotFoundError: no folder, no config.json or no checkpoint.
@@ -292,7 +294,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     load_weights(model, state[weights], str(ckpt_path),
                  f"{config['model']!r} with {config['num_classes']} classes",
                  "the run diverged: use an earlier step_*.pt or retrain with a lower --lr")
-    config = dict(config, weights=weights, run_dir=str(run_dir))
+    config = dict(config, weights=weights, run_dir=str(run_dir), step=state.get("step"))
     return model.to(device).eval(), config
 
 

@@ -309,6 +309,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                   if n not in ood]
     ood = list(specs_by_name or ood)
     ds.check_not_trained_on(ood, config)  # before any data is built or feature extracted
+    notes += _optimistic_data(id_name, fit_data, config if run is not None else {})
     id_test = ds.id_dataset(id_name, ctx, train=False, limit=max_samples)
     fit_set = None
     if any(s.fit_on is not None for s in specs):
@@ -340,6 +341,27 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
                           earlier=earlier)
     return result, files
+
+
+def _optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, Any]
+                     ) -> list[str]:
+    """Notes when the ID test images are ones the classifier (its run's ``run_config``) or the
+    detectors have already seen: an image folder without ``val/``/``test/`` is one set, read
+    whole for every role."""
+    if not id_name.startswith("imagefolder:") or ds.has_train_split(id_name):
+        return []
+    folder, notes = Path(id_name[len("imagefolder:"):]).expanduser(), []
+    trained = run_config.get("data_root")
+    if run_config.get("dataset") == "imagefolder" and trained and \
+            folder.absolute() == Path(trained).expanduser().absolute():
+        notes.append(f"the ID test set is all of {folder}, the folder the classifier was "
+                     f"trained on (it has no val/ or test/), its training images included: "
+                     f"the ID scores are optimistic; give --id a folder of held-out images")
+    if fit_data == id_name:
+        notes.append(f"--fit-data is the ID test set itself ({id_name}): the fitted detectors "
+                     f"are scored on the images they were fitted on, an optimistic measure; "
+                     f"fit them on other images of the same classes")
+    return notes
 
 
 # Settings under which two calls' rows belong in one table (fit_data and the train size only

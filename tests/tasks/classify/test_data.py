@@ -110,7 +110,7 @@ def test_wrong_image_size_is_named():
         check_datasets(tiny_config(image_size=20, channels=3), ds, ds)
 
 
-def test_a_relative_data_root_is_saved_absolute(tmp_path, monkeypatch):
+def test_a_relative_data_root_is_saved_absolute(tmp_path, monkeypatch, capsys):
     # Was: config.json kept "data", so `classify eval RUN` from another folder found no data,
     # and a resume could not be pointed at data that had moved.
     from robustrep.tasks.cli import main
@@ -125,6 +125,10 @@ def test_a_relative_data_root_is_saved_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["classify", "eval", str(tmp_path / "run"), "--attacks", "none",
                  "--corruptions", "--out", "e", "--quiet"]) == 0
+    # an unfinished run is evaluated at its checkpoint, and says so
+    assert "is unfinished: this is its checkpoint at step 2 of 4" in capsys.readouterr().out
+    report = json.loads((tmp_path / "elsewhere" / "e" / "report.json").read_text())
+    assert (report["step"], report["steps"]) == (2, 4)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").rename(tmp_path / "moved")
     assert main(["classify", "train", "--resume", "run", "--data-root", "moved", "--quiet"]) == 0

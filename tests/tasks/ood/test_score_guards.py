@@ -182,3 +182,36 @@ def test_detectors_without_kept_scores_are_named_not_drawn(fake_run, drawn, caps
     assert drawn["roc_gaussian.png"].keys() == {"Entropy"}
     assert ("roc_gaussian.png leaves out MaxSoftmax: an earlier call kept no scores of them"
             in capsys.readouterr().err)
+
+
+def test_scoring_the_training_folder_says_the_figures_are_optimistic(tmp_path, monkeypatch,
+                                                                      capsys):
+    # Was: --id and --fit-data naming the folder the run was trained on (one set, no val/)
+    # scored and fitted on the training images themselves, without a word.
+    from PIL import Image
+    from robustrep.tasks.common.classifier import create_classifier
+    monkeypatch.chdir(tmp_path)
+    for c in range(2):
+        (tmp_path / "data" / f"c{c}").mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (16, 16), 60 * c + 10 * i).save(tmp_path / "data" / f"c{c}" / f"{i}.png")
+    torch.manual_seed(0)
+    model = create_classifier("test_resnet", 2, in_chans=1).eval()
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    config = {"model": "test_resnet", "num_classes": 2, "dataset": "imagefolder",
+              "image_size": 16, "channels": 1, "data_root": str(tmp_path / "data"),
+              "classes": None, "mean": [0.5], "std": [0.5], "drop_rate": 0.0}
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    torch.save({"step": 0, "model": model.state_dict(), "ema": None},
+               tmp_path / "run" / "checkpoints" / "latest.pt")
+    argv = ["ood", "score", "run", "--id", "imagefolder:data", "--ood", "gaussian",
+            "--detectors", "Mahalanobis", "--no-plots", "--quiet", "--device", "cpu"]
+    assert main([*argv, "--fit-data", "imagefolder:data", "--out", "a"]) == 0
+    err = capsys.readouterr().err
+    assert "the folder the classifier was trained on" in err
+    assert "--fit-data is the ID test set itself" in err
+    (tmp_path / "held-out" / "c0").mkdir(parents=True)
+    Image.new("L", (16, 16), 5).save(tmp_path / "held-out" / "c0" / "0.png")
+    assert main([*argv[:4], "imagefolder:held-out", *argv[5:], "--fit-data", "imagefolder:data",
+                 "--out", "b"]) == 0
+    assert "optimistic" not in capsys.readouterr().err
