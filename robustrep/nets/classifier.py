@@ -162,7 +162,14 @@ def as_classifier(model: nn.Module, in_chans: int = 3, mean: Sequence[float] | N
     d_mean, d_std = default_norm(model, in_chans)
     mean = d_mean if mean is None else mean
     std = d_std if std is None else std
-    if len(mean) != in_chans or len(std) != in_chans:
-        raise ValueError(f"mean/std need {in_chans} value(s) (one per input channel); "
-                         f"got mean={list(mean)}, std={list(std)}")
+    check_normalisation(mean, std, in_chans)
     return Classifier(model, mean, std)
+
+
+def check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None,
+                        in_chans: int) -> None:
+    """ValueError unless each of ``mean`` and ``std`` given has one value per input channel."""
+    if any(v is not None and len(v) != in_chans for v in (mean, std)):
+        raise ValueError(f"mean/std need {in_chans} value(s) (one per input channel); "
+                         f"got mean={None if mean is None else list(mean)}, "
+                         f"std={None if std is None else list(std)}")

@@ -72,6 +72,8 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
+    if args.dry_run:
+        _check_model_and_data(cfg)
     if dry_run_or_prepare(cfg, args):
         return 0
     from robustrep.tasks.common.rundir import default_run_path
@@ -94,6 +96,22 @@ def run_train(args: argparse.Namespace) -> int:
     if note:
         print(note)
     return 0
+
+
+def _check_model_and_data(cfg: ClassifyConfig) -> None:
+    """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
+    the timm model name, and the built-in digits with their classes and channels. Other data
+    is scanned when the run starts, which a dry run should not wait for."""
+    from robustrep.nets.classifier import check_model_name, check_normalisation
+    from robustrep.tasks.common.weights import is_source_name
+    try:
+        if not is_source_name(cfg.model):
+            check_model_name(cfg.model)
+        if cfg.dataset == "digits":
+            from .data import build_datasets
+            check_normalisation(cfg.mean, cfg.std, build_datasets(cfg)[2].channels)
+    except ValueError as err:
+        raise UserError(str(err)) from err
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -128,3 +128,15 @@ def test_aa_policy_strings_are_checked_against_timm_grammar(good, bad, capsys, t
 def test_aa_refusals_name_the_section(spec, words):
     with pytest.raises(ValueError, match=words.replace(".", r"\.")):
         check_aa(spec)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "resnet_nope"], "unknown timm model 'resnet_nope'"),
+    (["--classes", "0,11"], "classes must be one of 0, 1,"),
+    (["--mean", "0.5", "0.5", "--std", "0.5", "0.5"], "mean/std need 1 value(s)"),
+], ids=["model", "classes", "mean"])
+def test_dry_run_checks_the_model_and_the_built_in_data(args, words, capsys):
+    # Was: exit 0 and the config printed; ood bench asks --dry-run whether a setting will train
+    code = main(["classify", "train", "--preset", "smoke", *args, "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
