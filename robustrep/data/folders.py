@@ -34,10 +34,10 @@ def _class_folders(root: Path) -> list[Path]:
 def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
     """The visible images under ``folder``, recursively, sorted; each real folder read once.
 
-    ``seen`` maps the real path of every folder read so far to the path it was read as. A
-    symbolic link to a folder already read (a loop back to an ancestor, or a second link to
-    the same folder) would read its images again, under another class: a ValueError naming
-    the link.
+    ``seen`` maps the real path of every folder and image read so far to the path it was read
+    as. A symbolic link to a folder already read (a loop back to an ancestor, or a second link
+    to the same folder) would read its images again, under another class: a ValueError naming
+    the link; so is a second name for an image (:func:`_see_once`).
     """
     real = os.path.realpath(folder)
     if real in seen:
@@ -53,8 +53,21 @@ def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
         if entry.is_dir():
             images += _walk_images(entry, seen)
         elif is_image(entry):
+            _see_once(entry, seen)
             images.append(entry)
     return images
+
+
+def _see_once(image: Path, seen: dict[str, Path]) -> None:
+    """Record ``image``'s real path; a second name for an image already read (a symbolic link
+    to it, here or in another class) is a ValueError, as it would count twice, or under two
+    labels."""
+    real = os.path.realpath(image)
+    if real in seen:
+        raise ValueError(f"{image} and {seen[real]} are the same image file (a symbolic link): "
+                         f"it would be read twice, under two labels if in two classes; remove "
+                         f"one of them")
+    seen[real] = image
 
 
 class _ClassFolders(ImageFolder):

@@ -37,6 +37,19 @@ def test_a_second_link_to_a_class_would_mislabel_and_is_refused(tmp_path):
         image_folder(root, 8)
 
 
+def test_a_linked_image_in_another_class_is_refused(tmp_path):
+    # Was: read twice, once under each label
+    root = _classes(tmp_path / "data")
+    os.symlink(root / "cat" / "0.png", root / "dog" / "9.png")
+    with pytest.raises(ValueError, match=f"{root / 'dog' / '9.png'} and {root / 'cat' / '0.png'}"
+                                         f" are the same image file"):
+        image_folder(root, 8)
+    os.remove(root / "dog" / "9.png")
+    _png(tmp_path / "elsewhere.png")
+    os.symlink(tmp_path / "elsewhere.png", root / "dog" / "9.png")  # a link read once: kept
+    assert len(image_folder(root, 8)) == 5
+
+
 def test_a_linked_class_folder_is_read_once(tmp_path):
     root = _classes(tmp_path / "data")
     _png(tmp_path / "elsewhere" / "0.png")
