@@ -149,8 +149,16 @@ class ClassifyConfig:
                 build_aa(self.aa, self.image_size, (0.5, 0.5, 0.5))
             except ValueError as err:
                 raise ConfigError(f"--aa: {err}") from None
+        if self.warmup_steps and self.warmup_steps >= self.steps:
+            raise ConfigError(f"--warmup-steps {self.warmup_steps} is not below --steps "
+                              f"{self.steps}: the learning rate would never reach --lr")
         if self.classes is not None:
-            self.classes = sorted({int(c) for c in self.classes})
+            given = [int(c) for c in self.classes]
+            twice = sorted({c for c in given if given.count(c) > 1})
+            if twice:  # `--classes 3 3` is not two classes
+                raise ConfigError(f"--classes lists {twice[0]} more than once; give each label "
+                                  f"once (e.g. 0,1)")
+            self.classes = sorted(given)
             if not self.classes or min(self.classes) < 0:
                 raise ConfigError(f"classes must be non-negative labels; got {self.classes}")
             if len(self.classes) < 2:  # one label: the loss is zero from step 1, nothing learnt

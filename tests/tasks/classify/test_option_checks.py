@@ -134,7 +134,9 @@ def test_aa_refusals_name_the_section(spec, words):
     (["--model", "resnet_nope"], "unknown timm model 'resnet_nope'"),
     (["--classes", "0,11"], "classes must be one of 0, 1,"),
     (["--mean", "0.5", "0.5", "--std", "0.5", "0.5"], "mean/std need 1 value(s)"),
-], ids=["model", "classes", "mean"])
+    (["--classes", "3", "3"], "--classes lists 3 more than once"),  # was "got [3]"
+    (["--warmup-steps", "4"], "--warmup-steps 4 is not below --steps 4"),  # was accepted
+], ids=["model", "classes", "mean", "classes-twice", "warmup"])
 def test_dry_run_checks_the_model_and_the_built_in_data(args, words, capsys):
     # Was: exit 0 and the config printed; ood bench asks --dry-run whether a setting will train
     code = main(["classify", "train", "--preset", "smoke", *args, "--dry-run"])
