@@ -96,7 +96,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = page.write(out, records, info)
     for line in failures:
         print(f"warning: {line}")
-    print(f"report: {files['md']} and {files['html']} ({len(records)} runs)")
+    print(f"report: {files['md']} and {files['html']} ({len(records)} "
+          f"run{'' if len(records) == 1 else 's'})")
     return 1 if failures else 0
 
 

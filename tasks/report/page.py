@@ -272,7 +272,10 @@ def markdown(agg, rows, info: dict[str, Any], conv: dict[str, Any] | None = None
         parts.append("")
     parts.append("## Reading\n")
     lines = reading(agg, rows) + convergence_reading(conv)
-    parts += [f"- {line}" for line in lines] or ["- no baseline in this report"]
+    has_baseline = any("none" in agg.get(t, {}) for t in agg)
+    parts += [f"- {line}" for line in lines] or [
+        "- only the baseline (none) was run: nothing to compare it with" if has_baseline
+        else "- no baseline in this report"]
     parts.append(f"\n{info['conventions']}\n")
     return "\n".join(parts) + "\n"
 

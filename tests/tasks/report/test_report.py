@@ -86,6 +86,17 @@ def test_reading_names_where_a_method_helps_and_where_it_hurts():
                     "spread).")
 
 
+def test_a_page_of_the_baseline_alone_says_there_is_nothing_to_compare():
+    # was "no baseline in this report", with the baseline on the page
+    records = [{"task": "gan", "reg": "none", "seed": s, "fid": 2.0 + s} for s in range(3)]
+    agg = page.aggregate(records)
+    text = page.markdown(agg, page.headline_rows(agg), {"summary": "s", "conventions": "c"})
+    assert "- only the baseline (none) was run: nothing to compare it with" in text
+    dat = page.aggregate([{**r, "reg": "dat"} for r in records])
+    text = page.markdown(dat, page.headline_rows(dat), {"summary": "s", "conventions": "c"})
+    assert "- no baseline in this report" in text
+
+
 def test_the_page_holds_the_baseline_the_cost_and_embedded_plots(tmp_path):
     records = []
     for seed in range(3):
