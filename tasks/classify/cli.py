@@ -105,7 +105,7 @@ def _check_model_and_data(cfg: ClassifyConfig) -> None:
     from robustrep.nets.classifier import check_model_name, check_normalisation
     from robustrep.tasks.common.weights import is_source_name
     try:
-        if not is_source_name(cfg.model):
+        if not is_source_name(cfg.model) and "/" not in cfg.model:  # a folder: when it runs
             check_model_name(cfg.model)
         if cfg.dataset == "digits":
             from .data import build_datasets

@@ -149,6 +149,18 @@ def _weights_path(pretrained_file: str | Path, name: str) -> Path:
     return path
 
 
+def check_model_source(name: str) -> None:
+    """A timm model name, a hub repository or a local folder; a path that names no folder is a
+    CheckpointError, an unknown name a ValueError listing close matches."""
+    if is_source_name(name):
+        return
+    if "/" in name or name.startswith("."):  # meant as a folder (hub names need hf-hub:)
+        raise CheckpointError(f"model {name!r}: no such folder (a local timm model is a folder "
+                              f"with config.json and its weights; a hub model is "
+                              f"hf-hub:ORG/NAME)")
+    check_model_name(name)
+
+
 def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                       pretrained_file: str | Path | None = None, head: str = "linear",
@@ -178,12 +190,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             at construction (timm's ``fixed_input_size``, e.g. ViTs), ignored by the others.
         timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
     """
-    if not is_source_name(name):
-        if "/" in name or name.startswith("."):  # meant as a folder (hub names need hf-hub:)
-            raise CheckpointError(f"model {name!r}: no such folder (a local timm model is a folder "
-                                  f"with config.json and its weights; a hub model is "
-                                  f"hf-hub:ORG/NAME)")
-        check_model_name(name)
+    check_model_source(name)
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
     if int(num_classes) < 1:
@@ -320,6 +327,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     """
     if (checkpoint is None) == (not pretrained):
         raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+    check_model_source(name)
     source = resolve_model(name, pretrained=False)
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()

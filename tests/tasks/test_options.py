@@ -103,6 +103,11 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--augment-p", "0.5"]  # "fixed" needs its p
     if program == "classify" and spec.name == "final_act":
         return ["--model", "wrn16_2"]  # the switch exists on the wrn* models only
+    # --dry-run checks the built-in digits against these: 3 channels, 3 classes
+    if program == "classify" and spec.name in ("mean", "std"):
+        return ["--channels", "3"]
+    if program == "classify" and spec.name == "num_classes":
+        return ["--classes", "0,1,2"]
     if program in ("classify", "gan"):  # options that act only with another option's value
         if program == "classify":
             from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
@@ -283,7 +288,8 @@ def test_done_when_am_options_and_channels_are_numbers(capsys):
 
 
 def test_mean_and_std_as_lists(capsys):
-    cfg = _dry_run(capsys, "classify", "--mean", "0.5", "0.5", "0.5", "--std", "0.25,0.25,0.25")
+    cfg = _dry_run(capsys, "classify", "--mean", "0.5", "0.5", "0.5", "--std", "0.25,0.25,0.25",
+                   "--channels", "3")
     assert cfg["mean"] == [0.5] * 3 and cfg["std"] == [0.25] * 3
     assert _dry_run(capsys, "classify", "--mean", "0.5")["mean"] == [0.5]
 

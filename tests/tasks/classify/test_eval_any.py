@@ -109,6 +109,8 @@ def test_ood_score_checkpoint_without_a_run(tmp_path, monkeypatch):
     (["classify", "eval", "RUN", "--model", "test_resnet", "--pretrained"], "not both"),
     (["classify", "eval", "--robustbench", "Standard"], "robustrep[robustbench]"),
     (["ood", "score", "--model", "test_resnet", "--checkpoint", "missing.pth"], "missing.pth"),
+    # was "cannot tell the number of classes of './nothere' from its weights"
+    (["classify", "eval", "--model", "./nothere", "--pretrained"], "'./nothere': no such folder"),
 ])
 def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
