@@ -574,16 +574,32 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | None,
                    config_file: str | Path | None = None,
-                   overrides: dict[str, Any] | None = None) -> Any:
-    """Build a ``cls`` instance from defaults, a preset, a config file and overrides."""
+                   overrides: dict[str, Any] | None = None,
+                   default_preset: str | None = None) -> Any:
+    """Build a ``cls`` instance from defaults, a preset, a config file and overrides.
+
+    ``preset`` is ``--preset`` as given (None: not given); a config file may name the preset
+    itself (a run's config.json does), and ``default_preset`` applies when neither does.
+    """
     values: dict[str, Any] = {}
+    data = load_config_file(config_file) if config_file is not None else {}
+    named = data.pop("preset", None) if "preset" in {f.name for f in dataclasses.fields(cls)} \
+        else None
+    if named is not None:  # the file's options are meant on top of its preset
+        if preset is not None and preset != named:
+            raise ConfigError(f"config file {config_file} names preset {named!r} but --preset "
+                              f"is {preset!r}; drop one of them")
+        if not isinstance(named, str) or named not in presets:
+            raise ConfigError(f"config file {config_file} names preset {named!r}, which is not "
+                              f"one of this program's: {', '.join(presets)}")
+        preset = str(named)
+    preset = default_preset if preset is None else preset
     if preset is not None:
         if preset not in presets:
             raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
         values.update(convert_values(cls, presets[preset],
                                      lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
     if config_file is not None:
-        data = load_config_file(config_file)
         values.update(convert_values(cls, data, lambda n: f"config file {config_file}"
                                      + (f": {n}" if n else "")))
     if overrides:

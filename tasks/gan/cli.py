@@ -91,12 +91,12 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     overrides = overrides_from_args(GanConfig, args)
     run = run_to_resume(args, ("preset", "config", "aux_task"))
     if run is None:
-        cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset or DEFAULT_PRESET,
-                             args.config, overrides)
-        resolved = with_preset_aux_task(cfg, args.preset, args.aux_task)
+        cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset, args.config,
+                             overrides, default_preset=DEFAULT_PRESET)
+        resolved = with_preset_aux_task(cfg, cfg.preset, args.aux_task)
         if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
-            print(f"note: --preset {args.preset} includes its D auxiliary task "
-                  f"{AUX_PRESETS[args.preset]}: --reg {cfg.reg} runs as --reg {resolved.reg} "
+            print(f"note: --preset {cfg.preset} includes its D auxiliary task "
+                  f"{AUX_PRESETS[cfg.preset]}: --reg {cfg.reg} runs as --reg {resolved.reg} "
                   f"(--aux-task none drops it)", file=sys.stderr)
         return resolved
     args.resume = run  # `--resume` alone: the --out folder

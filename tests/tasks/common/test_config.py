@@ -33,6 +33,22 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
     assert (cfg.preset, cfg.steps, cfg.lr, cfg.loss) == ("b", 3, 0.5, "hinge")
 
 
+def test_a_config_file_naming_its_preset_gets_it(tmp_path):
+    # Was: the file's "preset" ignored (the default preset's options trained) and overwritten
+    # in the saved config by the default's name
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"preset": "b", "lr": 0.5}))
+    cfg = resolve_config(Cfg, PRESETS, None, path, default_preset="a")
+    assert (cfg.preset, cfg.steps, cfg.loss, cfg.lr) == ("b", 99, "hinge", 0.5)
+    assert resolve_config(Cfg, PRESETS, "b", path).preset == "b"  # the same one: fine
+    with pytest.raises(ConfigError, match="names preset 'b' but --preset is 'a'"):
+        resolve_config(Cfg, PRESETS, "a", path)
+    path.write_text(json.dumps({"preset": "zzz"}))
+    with pytest.raises(ConfigError, match=r"names preset 'zzz', which is not one of .*: a, b"):
+        resolve_config(Cfg, PRESETS, None, path)
+    assert resolve_config(Cfg, PRESETS, None, default_preset="b").steps == 99
+
+
 def test_unknown_preset_lists_valid():
     with pytest.raises(ConfigError, match="valid presets: a, b"):
         resolve_config(Cfg, PRESETS, "zzz")
