@@ -28,6 +28,9 @@ _KEEP = object()
 
 DEVICES = "auto, cpu, cuda or cuda:N"  # the words --device accepts (check_device's pattern)
 
+# numpy's generators take seeds below 2**32 (torch's below 2**64)
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}
+
 # name -> (default, help, choices, bounds); the same flag means the same thing in every program
 SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "data_root": (None, "folder of a dataset read from disk (cifar10/cifar100, svhn, "
@@ -38,7 +41,7 @@ SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "reg_options": (None, "options of the --reg methods that no other flag sets, by method: "
                           "{\"toy\": {\"weight\": 0.5}} (the --NAME-OPTION flags below write "
                           "here)", None, {}),
-    "seed": (0, "seed of every random number generator", None, NONNEG),
+    "seed": (0, "seed of every random number generator", None, SEED_RANGE),
     "log": ("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
                      "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip install "
                      "'robustrep[wandb]')", LOG_CHOICES, {}),
@@ -62,7 +65,7 @@ COMMANDS: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "quiet": (False, "no progress bars", None, {}),
     "no_ema": (False, "use the raw weights, not their EMA copy (a GAN's G, not G-EMA)", None, {}),
     "out": (None, "where the command writes its files", None, {}),
-    "seeds": ([0, 1, 2], "seeds of the training runs (one run per seed)", None, NONNEG),
+    "seeds": ([0, 1, 2], "seeds of the training runs (one run per seed)", None, SEED_RANGE),
 }
 
 

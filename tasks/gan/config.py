@@ -176,7 +176,8 @@ class GanConfig:
     ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped)")
     # evaluation and run
     eval_every: int = shared("eval_every", 500)
-    eval_samples: int = _opt(1000, "generated samples per evaluation during training", min=1)
+    # precision/recall take each sample's 3 nearest neighbours: 4 samples at least
+    eval_samples: int = _opt(1000, "generated samples per evaluation during training", min=4)
     final_eval: bool = _opt(True, "evaluate the final step (off: only the eval_every schedule)")
     ckpt_every: int = shared("ckpt_every", 500)
     log_every: int = shared("log_every", 50)

@@ -145,7 +145,7 @@ def kind_of(spec: OptionSpec) -> str:
 # test_every_field_is_of_a_kind_tested_here until its kind is added (and so tested) here.
 KINDS = {
     "text", "text|None", "bool", "bool|None", "choice", "choice|None",
-    "int>=min", "int>=min|None",
+    "int>=min", "int>=min|None", "int>=min<=max",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
     "float>=min<max", "float>=min<max|None", "float>=min<=max", "float>=min<=max|None",
     "list[int]|None", "list[float]|None", "dict|None",
