@@ -519,3 +519,12 @@ def test_the_trainers_run_flags_are_one_flag_in_both_programs(capsys, monkeypatc
         text = " ".join(capsys.readouterr().out.split())
         for name, help_text in base.items():
             assert " ".join(help_text.split()) in text, (program, name)
+
+
+def test_eval_samples_leave_precision_and_recall_their_neighbours(capsys):
+    # Was: --eval-samples 3 accepted; the first evaluation raised (k=3 neighbours need 4 rows)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gan", "train", "--eval-samples", "3", "--dry-run"])
+    assert exit_info.value.code == 2 and "--eval-samples: must be an integer >= 4" in \
+        capsys.readouterr().err
+    assert _dry_run(capsys, "gan", "--eval-samples", "4")["eval_samples"] == 4
