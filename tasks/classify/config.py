@@ -213,6 +213,7 @@ ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "momentum": ("optimizer", SGD_OPTIMIZERS),
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
     "skip_bad_images": ("dataset", ("imagefolder", "zip")),
+    "data_root": ("dataset", tuple(d for d in DATASETS if d != "digits")),  # digits: built in
 }
 
 

@@ -278,9 +278,11 @@ STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbs
 # Options that act only with another option's value: field -> (that option, its values).
 GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017), with the wasserstein loss only
 
+BUILT_IN = ("digits", "ring", "grid")  # made in memory: --data-root would be ignored
 ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "lsun_classes": ("dataset", ("lsun",)), "skip_bad_images": ("dataset", ("imagefolder",)),
     "gp_weight": ("loss", ("wasserstein",)),
+    "data_root": ("dataset", tuple(d for d in DATASETS if d not in BUILT_IN)),
 }
 
 

@@ -36,6 +36,8 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
     (["--uos-scale", "2"], "--uos-scale applies only with --head uos (head is 'linear')"),
     (["--lsun-classes", "bedroom_train"], "--lsun-classes applies only with --dataset lsun"),
     (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder or zip"),
+    (["--data-root", "data"], "--data-root applies only with --dataset cifar10 or cifar100 or "
+                              "svhn"),  # was: ignored, the built-in digits trained
     (["--mix-alpha", "0.4"], "--mix-alpha applies only with --reg mixup or cutmix or srmix"),
     (["--reg", "mixup", "--eps", "0.03", "--adv-steps", "3"],
      "--eps applies only with --reg pgd or fgsm or free (reg is 'mixup')"),

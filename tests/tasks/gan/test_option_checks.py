@@ -18,6 +18,8 @@ from robustrep.tasks.cli import main
     (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder"),
     (["--loss", "hinge", "--gp-weight", "5"],
      "--gp-weight applies only with --loss wasserstein (loss is 'hinge')"),
+    (["--data-root", "data"], "--data-root applies only with --dataset cifar10 or cifar100 or "
+                              "imagefolder"),  # was: ignored, the built-in digits trained
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_path, capsys):
     run = tmp_path / "run"
@@ -42,10 +44,10 @@ def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_p
     saved = json.loads((run / "config.json").read_text())
     assert saved["reg"] == "none" and saved["dataset"] == "digits"
     # earlier versions accepted (and ignored) these
-    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train", gp_weight=10.0)
+    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train", gp_weight=10.0, data_root="d")
     (run / "config.json").write_text(json.dumps(saved))
     cfg = run_config(run)
-    assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight) == (None, None, None)
+    assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight, cfg.data_root) == (None,) * 4
     assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
 
 
