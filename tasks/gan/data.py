@@ -97,7 +97,9 @@ def _check_root(cfg) -> Path:
     root = Path(cfg.data_root).expanduser()
     if cfg.dataset == "zip" or root.suffix.lower() == ".zip":
         if not root.is_file():
-            raise DataError(f"--data-root {root} does not exist; expected {LAYOUTS['zip']}")
+            what = ("is a folder, not a .zip (use --dataset imagefolder for a folder of images)"
+                    if root.is_dir() else "does not exist")
+            raise DataError(f"--data-root {root} {what}; expected {LAYOUTS['zip']}")
         return root
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"

@@ -340,7 +340,9 @@ def test_classify_train_refuses_an_linf_radius_above_one(tmp_path, monkeypatch, 
      "gan", "--data-root notes.txt is a file, not a folder; expected a folder with the layout"),
     (["ood", "score", "RUN", "--ood", "imagefolder:", "--out", "r", "--quiet"], "ood",
      "imagefolder needs a path: imagefolder:PATH"),
-], ids=["config-is-a-folder", "data-root-is-a-file", "imagefolder-without-path"])
+    (["gan", "train", "--dataset", "zip", "--data-root", "sub", "--out", "r"], "gan",
+     "--data-root sub is a folder, not a .zip (use --dataset imagefolder"),
+], ids=["config-is-a-folder", "data-root-is-a-file", "imagefolder-without-path", "zip-a-folder"])
 def test_the_line_names_the_real_problem(argv, program, problem, classify_run, tmp_path,
                                         monkeypatch, capsys):
     """Was: 'does not exist' for a folder or file that exists; `imagefolder:` read the working
