@@ -130,8 +130,10 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu",
     if path.is_dir():
         path = path / LATEST
     if not path.is_file():
+        others = sorted(p.name for p in path.parent.glob("*.pt")) if path.parent.is_dir() else []
+        where = f"; {path.parent} holds {', '.join(others)}" if others else ""
         raise CheckpointError(f"no checkpoint at {path} (expected a file written by robustrep, "
-                              f"e.g. RUN/checkpoints/{LATEST})")
+                              f"e.g. RUN/checkpoints/{LATEST}){where}")
     state = safe_load(path, "checkpoint", map_location, allow_pickle)
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"{path} is not a robustrep checkpoint (a dict with a 'step'); "

@@ -484,3 +484,11 @@ def test_gan_checkpoint_by_name_and_a_missing_one_lists_the_choices(gan_run, tmp
     assert main(["gan", "sample", str(gan_run), "--checkpoint", "step_00000001.pt", "--num", "4",
                  "--grid", "g.png"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == 1
+    (gan_run / "checkpoints" / "latest.pt").rename(tmp_path / "away.pt")  # was: not listed
+    try:
+        one_line(*run_main(["gan", "sample", str(gan_run)], capsys), "gan",
+                 f"no checkpoint at {gan_run / 'checkpoints' / 'latest.pt'} (expected a file "
+                 f"written by robustrep, e.g. RUN/checkpoints/latest.pt); "
+                 f"{gan_run / 'checkpoints'} holds step_00000001.pt, step_00000002.pt")
+    finally:
+        (tmp_path / "away.pt").rename(gan_run / "checkpoints" / "latest.pt")
