@@ -133,7 +133,8 @@ class ClassifyConfig:
 
     def __post_init__(self):
         check_fields(self)  # types, choices and ranges from the field metadata
-        self.regularizers()  # validates reg early, with the list of valid names
+        # validated early, with the list of valid names; saved as the registry spells it
+        self.reg = ",".join(self.regularizers()) or "none"
         self._check_linf_eps()
         if self.pretrained and self.pretrained_file is not None:
             raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "

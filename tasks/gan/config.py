@@ -195,7 +195,8 @@ class GanConfig:
         from robustrep.tasks.gan.regs import parse_regs  # validates names and combinations
         check_fields(self)  # types, choices and ranges from the field metadata
         _check_arch(self)
-        parse_regs(self.reg, self.arch)
+        # saved as the registry spells it (`--reg ADAPTIVEMIX,` -> adaptivemix)
+        self.reg = ",".join(parse_regs(self.reg, self.arch)) or "none"
         if self.loss == "wasserstein" and self.gp_weight is None:  # the other losses have none
             self.gp_weight = GP_WEIGHT
         refuse_unused(unused_options(vars(self)))

@@ -528,3 +528,12 @@ def test_eval_samples_leave_precision_and_recall_their_neighbours(capsys):
     assert exit_info.value.code == 2 and "--eval-samples: must be an integer >= 4" in \
         capsys.readouterr().err
     assert _dry_run(capsys, "gan", "--eval-samples", "4")["eval_samples"] == 4
+
+
+@pytest.mark.parametrize("program, given, saved", [
+    ("gan", "ADAPTIVEMIX,", "adaptivemix"), ("gan", " DAT + Mixup ", "dat,mixup"),
+    ("classify", "Mixup+PGD", "mixup,pgd"), ("classify", "NONE", "none"),
+])
+def test_reg_is_saved_as_the_registry_spells_it(program, given, saved, capsys):
+    # Was: saved (and put in the default run-folder name) as typed
+    assert _dry_run(capsys, program, "--reg", given)["reg"] == saved
