@@ -20,7 +20,9 @@ Each of A and B is one of (checked in this order):
 
 A is the set judged and B the reference (torch-fidelity's ``--input1``/``--input2`` order):
 precision is the share of A inside B's manifold, recall the share of B inside A's; FID and KID
-are symmetric. Features come from one network for both sides, ``--fid-features`` as in ``gan
+are symmetric. Image sides of two sizes are compared at the larger (channels too: grey is
+repeated to RGB), the smaller resized up and the record saying ``resized_to``, so the order of A
+and B does not change FID or KID. Features come from one network for both sides, ``--fid-features`` as in ``gan
 train`` (``tasks/gan/evaluate.py``), and everything after the features (streamed float64
 statistics, FID, KID, precision/recall, their recorded convention) is ``gan eval``'s code.
 
@@ -406,10 +408,14 @@ def compare(args) -> dict[str, Any]:
     info: dict[str, Any] = {}
     images = [s for s in sources if s.stats is None]
     if images:
-        shape = images[0].shape
+        # one size whatever the order (FID and KID are symmetric): the larger side's, the
+        # smaller images resized up to it
+        shape = tuple(max(s.shape[i] for s in images) for i in range(3))
         net, info = _network(args, sources, shape, args.torch_device)
         feats = [side_features(s, net, info, shape, args.torch_device) for s in sources]
         record.update(fid_features=info["fid_features"], fid_convention=info["fid_convention"])
+        if len({tuple(s.shape) for s in images}) > 1:
+            record["resized_to"] = f"{shape[0]}x{shape[1]}x{shape[2]}"
     else:
         record["fid_features"] = _statistics_only(args, sources)
     if len(sources) > 1:

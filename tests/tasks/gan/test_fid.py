@@ -68,6 +68,20 @@ def test_save_stats_round_trips_through_pytorch_fid(images, tmp_path):
     assert abs(run_fid(tmp_path / "a.npy", stats)["fid"]) < 1e-5 * direct["fid"]
 
 
+def test_sides_of_two_sizes_give_one_fid_in_either_order(images, tmp_path):
+    # Was: everything scored at A's size, so swapping A and B changed the FID (38 vs 111)
+    a, b = images
+    small = torch.nn.functional.avg_pool2d(a[:, None].float(), 2).round().to(torch.uint8)
+    np.save(tmp_path / "a8.npy", small[:, 0].numpy())
+    torch.save(b, tmp_path / "b16.pt")
+    ab, ba = run_fid(tmp_path / "a8.npy", tmp_path / "b16.pt"), run_fid(tmp_path / "b16.pt",
+                                                                        tmp_path / "a8.npy")
+    assert ab["fid"] == pytest.approx(ba["fid"], rel=1e-6) and ab["fid"] > 1
+    assert ab["kid"] == pytest.approx(ba["kid"], rel=1e-6)
+    assert ab["resized_to"] == ba["resized_to"] == "1x16x16"
+    assert "resized_to" not in run_fid(tmp_path / "b16.pt", tmp_path / "b16.pt")
+
+
 def test_image_folder_against_itself_is_zero(images, tmp_path):
     for i, image in enumerate(images[0]):
         Image.fromarray(image.numpy()).save(tmp_path / f"{i:03d}.png")
