@@ -100,10 +100,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _check_model_and_data(cfg: ClassifyConfig) -> None:
     """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
-    the timm model name, and the built-in digits with their classes and channels. Other data
-    is scanned when the run starts, which a dry run should not wait for."""
+    the regularizers built with their options, the timm model name, and the built-in digits
+    with their classes and channels. Other data is scanned when the run starts, which a dry run
+    should not wait for."""
     from robustrep.nets.classifier import check_model_name, check_normalisation
     from robustrep.tasks.common.weights import is_source_name
+
+    from .train import build_regularizers
+    build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
     try:
         if not is_source_name(cfg.model) and "/" not in cfg.model:  # a folder: when it runs
             check_model_name(cfg.model)

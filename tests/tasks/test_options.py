@@ -108,6 +108,8 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--channels", "3"]
     if program == "classify" and spec.name == "num_classes":
         return ["--classes", "0,1,2"]
+    if spec.name == "reg_options":  # --dry-run builds the methods: DICTS' needs its method on
+        return ["--reg", "mixup"]
     if program in ("classify", "gan"):  # options that act only with another option's value
         if program == "classify":
             from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
@@ -537,3 +539,19 @@ def test_eval_samples_leave_precision_and_recall_their_neighbours(capsys):
 def test_reg_is_saved_as_the_registry_spells_it(program, given, saved, capsys):
     # Was: saved (and put in the default run-folder name) as typed
     assert _dry_run(capsys, program, "--reg", given)["reg"] == saved
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["gan", "--reg", "dat", "--reg-options", '{"dat": {"t": -1}}'], "--reg dat: t must be >= 0"),
+    (["gan", "--reg-options", '{"dat": {"bogus": 1}}'], "set options of dat, which --reg does"),
+    (["gan", "--reg", "adaptivemix", "--reg-options", '{"adaptivemix": {"partner": "x"}}'],
+     "partner must be one of"),
+    (["classify", "--reg", "pgd", "--reg-options", '{"pgd": {"bogus": 1}}'],
+     "regularizer 'pgd' takes no option(s) bogus"),
+], ids=["gan-range", "gan-unlisted", "gan-choice", "classify-unknown"])
+def test_dry_run_builds_the_regularizers(argv, words, capsys):
+    # Was: exit 0 under --dry-run, exit 2 when the run built them
+    program, *rest = argv
+    assert main([program, "train", *rest, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
