@@ -134,6 +134,12 @@ class ZipImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the first stored image: the zip's resolution, which
+        stylegan2-ada requires every image to share."""
+        return self._open(0).size
+
     def _verify(self) -> None:
         try:
             with zipfile.ZipFile(self.path) as archive:

@@ -14,6 +14,8 @@ training: image folders are scanned once (every file opened, see
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +143,17 @@ def _build_data(cfg) -> GanData:
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(program_advice(err)) from None
     report_skipped(ds)
+    _note_resized_zip(ds, root, cfg.image_size)
     return GanData(ds, None, tuple(image.shape))
+
+
+def _note_resized_zip(ds, root: Path, size: int) -> None:
+    """A dataset zip has one resolution (stylegan2-ada's train.py refuses another): say so
+    when ``--image-size`` resizes it, rather than train on rescaled images unannounced."""
+    stored = getattr(ds, "stored_size", None)
+    if stored is not None and tuple(stored) != (size, size):
+        print(f"note: {root} stores {stored[0]}x{stored[1]} images; they are resized to "
+              f"{size}x{size} (--image-size)", file=sys.stderr)
 
 
 class BatchStream:

@@ -1,0 +1,29 @@
+"""The GAN program's data (tasks/gan/data.py): what it says about a dataset zip it resizes."""
+
+import io
+import zipfile
+
+from PIL import Image
+
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.data import build_data
+
+
+def _zip(path, side):
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(4):
+            buffer = io.BytesIO()
+            Image.new("RGB", (side, side), (40 * i, 0, 0)).save(buffer, "PNG")
+            archive.writestr(f"{i:05d}.png", buffer.getvalue())
+    return path
+
+
+def test_a_zip_of_another_resolution_is_resized_and_says_so(tmp_path, capsys):
+    # Was: a 16px zip trained at --image-size 32 without a word (stylegan2-ada refuses it)
+    path = _zip(tmp_path / "d16.zip", 16)
+    data = build_data(GanConfig(dataset="zip", data_root=str(path), image_size=32))
+    assert data.shape == (3, 32, 32)
+    assert f"note: {path} stores 16x16 images; they are resized to 32x32" in \
+        capsys.readouterr().err
+    build_data(GanConfig(dataset="zip", data_root=str(path), image_size=16))
+    assert "note" not in capsys.readouterr().err  # its own resolution: nothing to say
