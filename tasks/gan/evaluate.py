@@ -299,7 +299,10 @@ def score_features(real: dict[str, Any], fake: dict[str, Any], kid_subsets: int 
     kid_mean, kid_std = kid(real_feats, fake_feats, num_subsets=kid_subsets, subset_size=subset,
                             generator=torch.Generator(fake_feats.device).manual_seed(0))
     n = min(pr_samples, len(real_feats), len(fake_feats))
-    pr = precision_recall(real_feats[:n], fake_feats[:n], k=3)
+    if n > 3:
+        pr = precision_recall(real_feats[:n], fake_feats[:n], k=3)
+    else:  # each sample's 3 nearest neighbours need 4 samples a side; FID and KID stand
+        pr = dict.fromkeys(("precision", "recall"), f"n/a ({n} samples on a side; needs 4)")
     return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,
             "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"],
             "kid_subset_size": subset, "kid_subsets": kid_subsets, "pr_samples": n, "pr_k": 3}

@@ -163,8 +163,8 @@ def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> So
     if not isinstance(data, Tensor):
         raise DataError(f"{where}: expected a tensor or array of samples, got "
                         f"{type(data).__name__}")
-    if data.dim() > 0 and data.shape[0] < 2:  # before the range check, which needs values
-        raise DataError(f"{where}: FID needs at least 2 samples, got {data.shape[0]}")
+    if data.dim() > 0:  # before the range check, which needs values
+        _check_two(data.shape[0], where)
     images = samples_to_unit(data, where, declared)
     return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
                   batches=lambda: iter(images.split(BATCH)))
@@ -202,6 +202,12 @@ def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Sourc
 # folders, runs, references
 
 
+def _check_two(count: int, where: str) -> None:
+    """A mean and a covariance need two images at least."""
+    if count < 2:
+        raise DataError(f"{where}: FID needs at least 2 samples, got {count}")
+
+
 def _dataset_batches(dataset) -> Iterator[Tensor]:
     loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, num_workers=0)
     return (images for images, _ in loader)
@@ -220,6 +226,7 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
         dataset = image_folder(path, resolution, verify=True)
     except (FileNotFoundError, ValueError) as err:
         raise DataError(program_advice(err, skip_option=False)) from None  # no such option
+    _check_two(len(dataset), f"image folder {path}")
     return Source(spec, f"image folder {path} ({len(dataset)} images at {resolution}x"
                         f"{resolution})", shape=(3, resolution, resolution),
                   batches=lambda: _dataset_batches(dataset))
@@ -297,6 +304,7 @@ def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
         side = dataset[0][0].shape[-1]
     except (FileNotFoundError, ValueError) as err:
         raise DataError(str(err)) from None
+    _check_two(len(dataset), f"dataset zip {path}")
     return Source(spec, f"dataset zip {path} ({len(dataset)} images at {side}x{side})",
                   shape=(3, side, side), batches=lambda: _dataset_batches(dataset))
 

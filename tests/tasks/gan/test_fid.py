@@ -82,6 +82,22 @@ def test_sides_of_two_sizes_give_one_fid_in_either_order(images, tmp_path):
     assert "resized_to" not in run_fid(tmp_path / "b16.pt", tmp_path / "b16.pt")
 
 
+def test_three_images_give_fid_and_kid_but_no_neighbours_and_one_is_named(images, tmp_path,
+                                                                          capsys):
+    # Was: "feats needs more than k=3 rows" for 3 images, "mean_cov needs at least 2 feature
+    # vectors" (naming nothing) for 1
+    for i, image in enumerate(images[0][:3]):
+        Image.fromarray(image.numpy()).save(tmp_path / f"{i}.png")
+    record = run_fid(tmp_path, "digits")
+    assert record["fid"] > 0 and record["kid"] == record["kid"]
+    assert record["precision"] == record["recall"] == "n/a (3 samples on a side; needs 4)"
+    for name in ("1.png", "2.png"):
+        (tmp_path / name).unlink()
+    assert main(["gan", "fid", str(tmp_path), "digits", "--fid-features", "digits"]) == 2
+    assert f"image folder {tmp_path}: FID needs at least 2 samples, got 1" in \
+        capsys.readouterr().err
+
+
 def test_image_folder_against_itself_is_zero(images, tmp_path):
     for i, image in enumerate(images[0]):
         Image.fromarray(image.numpy()).save(tmp_path / f"{i:03d}.png")
