@@ -160,9 +160,10 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], where: str
         raise CheckpointError(f"{where} holds non-finite weights ({bad[0]}{more}); {advice}")
     try:
         module.load_state_dict(weights)
-    except RuntimeError as err:
+    except RuntimeError as err:  # "Error(s) in loading state_dict for X:" then the first key
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         raise CheckpointError(f"{where} does not fit {what}: "
-                              f"{str(err).splitlines()[0][:200]}") from None
+                              f"{' '.join(lines[:2])[:300]}") from None
 
 
 def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu") -> dict:

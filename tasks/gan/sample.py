@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import load_checkpoint, load_weights, save_atomic
+from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, save_atomic
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
@@ -58,6 +58,7 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
     cfg = run_config(run)
     dev = resolve_device(device)
     where = checkpoint_path(run, checkpoint)
+    where = where / LATEST if where.is_dir() else where  # the file, in messages
     state = load_checkpoint(where, map_location="cpu")
     G = build_generator(cfg, sample_shape(cfg))
     key = "ema" if use_ema and state.get("ema") is not None else "G"

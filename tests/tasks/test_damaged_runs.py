@@ -115,3 +115,18 @@ def test_json_files_are_replaced_whole(tmp_path, monkeypatch):
         write_json(path, {"new": 2})
     assert json.loads(path.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_run_whose_config_no_longer_fits_its_checkpoint_names_the_file_and_key(
+        gan_run, tmp_path, capsys):
+    # Was: "checkpoint RUN/checkpoints does not fit the run's generator: Error(s) in loading
+    # state_dict for MLPGenerator:" (the folder, and the message cut before the key)
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(gan_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "g_width": config["g_width"] * 2}))
+    assert main(["gan", "sample", str(run), "--num", "4"]) == 2
+    err = _one_line(capsys, "gan", f"checkpoint {run / 'checkpoints' / 'latest.pt'} does not fit "
+                                   f"the run's generator: Error(s) in loading state_dict")
+    assert "size mismatch for" in err
