@@ -381,6 +381,6 @@ def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
     try:
         classifier, config = load_run(run_dir, device, use_ema)
     except (FileNotFoundError, ValueError) as err:
-        raise RunFolderError(f"{err} (expected a folder written by `robustrep classify train`)"
-                             ) from None
+        hint = "expected a folder written by `robustrep classify train`"
+        raise RunFolderError(str(err) if hint in str(err) else f"{err} ({hint})") from None
     return _PreLogits(classifier).eval().requires_grad_(False), config

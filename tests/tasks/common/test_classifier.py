@@ -56,3 +56,16 @@ def test_pretrained_file_of_another_model_is_refused(tmp_path):
     torch.save(sd, path)
     with pytest.raises(ValueError, match="wrong shapes"):
         create_classifier("test_resnet", 3, pretrained_file=path)
+
+
+def test_a_folder_that_is_no_classify_run_is_named_once_as_such(tmp_path):
+    # Was: "... (is it a GAN or OOD run? expected a folder written by `robustrep classify
+    # train`) (expected a folder written by `robustrep classify train`)"
+    from robustrep.tasks.common.classifier import load_run_features
+    from robustrep.tasks.common.errors import RunFolderError
+    (tmp_path / "config.json").write_text('{"arch": "dcgan", "reg": "none"}')
+    with pytest.raises(RunFolderError) as err:
+        load_run_features(tmp_path)
+    assert str(err.value).count("expected a folder written by `robustrep classify train`") == 1
+    with pytest.raises(RunFolderError, match="expected a folder written by"):
+        load_run_features(tmp_path / "nothere")
