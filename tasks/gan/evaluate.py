@@ -384,8 +384,9 @@ class Evaluator:
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    rows = [(k, f"{v:.4f}" if isinstance(v, float) else "n/a" if v is None else str(v))
-            for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    # + 0.0: a value rounding to zero from below (a set against itself) prints as 0.0000
+    rows = [(k, f"{round(v, 4) + 0.0:.4f}" if isinstance(v, float) else "n/a" if v is None
+             else str(v)) for k, v in metrics.items() if not isinstance(v, (dict, list))]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -251,3 +251,10 @@ def test_kl_uniform_without_any_covered_mode_is_null_with_a_note():
     assert "kl_uniform       n/a" in table and "nan" not in table
     near = evaluator.score_points(data.centers.repeat(2, 1))  # every mode twice: KL 0
     assert near["kl_uniform"] == pytest.approx(0.0, abs=1e-12) and "kl_uniform_note" not in near
+
+
+def test_the_table_prints_a_zero_from_below_as_zero():
+    # Was: "fid  -0.0000" for a set against itself (FID rounds to zero from below)
+    from robustrep.tasks.gan.evaluate import format_table
+    assert format_table({"fid": -3e-9, "kid": 0.25, "x": None}).splitlines() == [
+        "fid  0.0000", "kid  0.2500", "x    n/a"]
