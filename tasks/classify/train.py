@@ -59,7 +59,7 @@ from robustrep.tasks.common.batches import StepBatches, check_global_batch
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.config import ConfigError, from_dict, merge_for_resume, to_dict
 from robustrep.tasks.common.optim import load_optimizer_state
-from robustrep.tasks.common.options import check_stop_after
+from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
@@ -395,6 +395,7 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
         if resume:
             trainer.resume_from(latest)
             check_stop_after(stop_after, trainer.step)  # validated: only now may the folder change
+            check_more_to_train(run.path, trainer.step, cfg.steps)
             if info.is_main:
                 resumed(run, to_dict(cfg), trainer.step)
                 trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from robustrep._names import AMP_CHOICES
@@ -225,6 +226,16 @@ def check_stop_after(stop_after: int | None, step: int) -> None:
     if stop_after is not None and stop_after <= step:
         raise ConfigError(f"--stop-after {stop_after}: the run is already at step {step}; give a "
                           f"later step, or drop --stop-after to train to the end")
+
+
+def check_more_to_train(run: Any, step: int, steps: int) -> None:
+    """Refuse to resume a finished run at its own length: no step would be trained, yet its
+    config would record the options given (a --lr no step used) and its final evaluation be
+    logged twice. A run stopped during its final evaluation (no ``finished.json``) goes on."""
+    from robustrep.tasks.common.runfiles import FINISHED
+    if step >= steps and (Path(run) / FINISHED).is_file():
+        raise ConfigError(f"{run} is finished (step {step} of {steps}): nothing to train; give "
+                          f"--steps above {step} to train it further")
 
 
 def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> str | None:

@@ -43,7 +43,7 @@ from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, bar
                                                 init_distributed)
 from robustrep.tasks.common.errors import DataError, TrainingDiverged
 from robustrep.tasks.common.optim import load_optimizer_state
-from robustrep.tasks.common.options import check_stop_after
+from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import (RunDir, check_run_folder, default_run_path, open_run,
@@ -364,6 +364,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         if resume is not None:
             trainer.resume_from(ckpt.latest_checkpoint(run.checkpoints))
             check_stop_after(stop_after, trainer.step)
+            check_more_to_train(run.path, trainer.step, cfg.steps)
             if dist.is_main:  # validated: only now may the run folder change
                 resumed(run, to_dict(cfg), trainer.step)
             trainer.last_metrics = _last_eval(run.read_metrics())

@@ -111,3 +111,21 @@ def test_a_stop_after_the_run_has_passed_is_one_line_and_changes_nothing(program
     assert len(err.splitlines()) == 1
     assert "--stop-after 2: the run is already at step 2" in err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_resuming_a_finished_run_at_its_length_is_one_line_and_changes_nothing(program, tmp_path,
+                                                                              capsys):
+    # Was: exit 0, nothing trained, its final evaluation logged again and config.json rewritten
+    # with the --lr given
+    run = tmp_path / "run"
+    assert _train(program, tmp_path, "--out", str(run)) == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    lr = "--lr-d" if program == "gan" else "--lr"
+    assert main([program, "train", "--resume", str(run), lr, "0.5", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{run} is finished (step 4 of 4): nothing to train; give --steps above 4" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert main([program, "train", "--resume", str(run), "--steps", "5", "--quiet"]) == 0
