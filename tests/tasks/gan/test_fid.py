@@ -88,12 +88,14 @@ def test_three_images_give_fid_and_kid_but_no_neighbours_and_one_is_named(images
     # vectors" (naming nothing) for 1
     for i, image in enumerate(images[0][:3]):
         Image.fromarray(image.numpy()).save(tmp_path / f"{i}.png")
-    record = run_fid(tmp_path, "digits")
+    torch.save(images[1], tmp_path / "b.pt")  # 3 RGB images against 40 grey: 3x16x16
+    record = run_fid(tmp_path, tmp_path / "b.pt")
     assert record["fid"] > 0 and record["kid"] == record["kid"]
     assert record["precision"] == record["recall"] == "n/a (3 samples on a side; needs 4)"
     for name in ("1.png", "2.png"):
         (tmp_path / name).unlink()
-    assert main(["gan", "fid", str(tmp_path), "digits", "--fid-features", "digits"]) == 2
+    assert main(["gan", "fid", str(tmp_path), str(tmp_path / "b.pt"), "--fid-features",
+                 "digits"]) == 2
     assert f"image folder {tmp_path}: FID needs at least 2 samples, got 1" in \
         capsys.readouterr().err
 
