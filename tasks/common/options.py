@@ -157,7 +157,8 @@ RUN: dict[str, tuple[str, dict[str, Any]]] = {
                {"metavar": "RUN", "bare": RESUME_OUT}),
     "stop_after": ("stop after step N with a checkpoint, as if interrupted (--resume continues "
                    "the run)", {"metavar": "N", "min": 1}),
-    "dry_run": ("print the resolved config and exit", {}),
+    "dry_run": ("check the options, build the regularizers and print the resolved config; "
+                "train nothing, write nothing", {}),
     "download": ("fetch the dataset (cifar10, cifar100, svhn: torchvision's download) into "
                  "--data-root first; not with ROBUSTREP_OFFLINE=1", {}),
 }
