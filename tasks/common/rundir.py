@@ -39,11 +39,14 @@ import torch
 
 from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint, remove_stale_tmp
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
-from robustrep.tasks.common.runfiles import read_json, read_jsonl, unmark_finished, \
-    write_text_atomic
+from robustrep.tasks.common.runfiles import (FINISHED, read_json, read_jsonl, unmark_finished,
+                                            write_text_atomic)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
 LOCK_FILE = ".lock"
+# what a run writes beside config.json (which it writes first): in a folder without one, they
+# are a user's own
+RUN_OUTPUTS = ("metrics.jsonl", FINISHED, "samples", "plots", "checkpoints", "tensorboard")
 
 
 def jsonable(value: Any) -> Any:
@@ -317,11 +320,20 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
                               f"{path / 'checkpoints' / LATEST}")
     if not resume and latest is not None:
         raise _holds_a_run(path)
-    if (path / "metrics.jsonl").is_file() and not (path / "config.json").is_file():
-        raise RunFolderError(f"{path} holds a metrics.jsonl but no config.json: it is not a "
-                             f"robustrep run (its file would be overwritten); choose another "
-                             f"--out")
+    if not (path / "config.json").is_file():
+        theirs = next((name for name in RUN_OUTPUTS if _holds_something(path / name)), None)
+        if theirs is not None:
+            raise RunFolderError(f"{path} holds a {theirs} but no config.json: it is not a "
+                                 f"robustrep run (its files would be overwritten); choose "
+                                 f"another --out")
     return latest
+
+
+def _holds_something(path: Path) -> bool:
+    """A file, or a folder with something visible in it (``RunDir.create`` makes empty ones;
+    an interrupted save leaves a hidden temporary file, which the lock's holder removes)."""
+    return path.is_file() or (path.is_dir() and any(not p.name.startswith(".")
+                                                    for p in path.iterdir()))
 
 
 def _holds_a_run(path: Path) -> RunFolderError:

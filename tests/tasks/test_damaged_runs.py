@@ -74,6 +74,19 @@ def test_classify_resume_of_a_gan_run_is_refused(gan_run, capsys):
     _one_line(capsys, "classify", f"{gan_run} is not a 'classify' run")
 
 
+@pytest.mark.parametrize("mine", ["samples/step_00000001.png", "plots/losses.png",
+                                  "finished.json"])
+def test_a_folder_holding_what_a_run_writes_but_no_config_is_not_written_into(mine, tmp_path,
+                                                                             capsys):
+    # Was: only a metrics.jsonl was seen; a user's samples/ or plots/ files were overwritten
+    out = tmp_path / "mine"
+    (out / mine).parent.mkdir(parents=True, exist_ok=True)
+    (out / mine).write_text("my own")
+    assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "1", "--out", str(out)]) == 2
+    _one_line(capsys, "gan", f"{out} holds a {mine.split('/')[0]} but no config.json")
+    assert (out / mine).read_text() == "my own" and not (out / "config.json").exists()
+
+
 def test_a_foreign_metrics_file_in_out_is_kept(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
