@@ -73,7 +73,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
     if args.dry_run:
-        _check_model_and_data(cfg)
+        _dry_run_checks(cfg)
     if dry_run_or_prepare(cfg, args):
         return 0
     from robustrep.tasks.common.rundir import default_run_path
@@ -98,7 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_model_and_data(cfg: ClassifyConfig) -> None:
+def _dry_run_checks(cfg: ClassifyConfig) -> None:
     """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
     the regularizers built with their options, the timm model name, and the built-in digits
     with their classes and channels. Other data is scanned when the run starts, which a dry run
