@@ -369,7 +369,8 @@ def _model_device(model: Any) -> torch.device:
 def _evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
     """Eval mode, frozen parameters (FAB calls ``backward``, which would write ``.grad``) and a
     forked global RNG (pyautoattack calls ``torch.manual_seed``); all restored on exit."""
-    was_training = model.training
+    # every module's own flag: a BatchNorm frozen inside a model being trained stays frozen
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     cuda = [device.index or 0] if device.type == "cuda" else []
     model.eval()
@@ -381,4 +382,5 @@ def _evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
     finally:
         for p, requires in flags:
             p.requires_grad_(requires)
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training

@@ -175,3 +175,14 @@ def test_attack_steps_follow_the_standard_autoattack_settings():
     assert attack_steps("apgd-t", 100) == {"apgd-t": 900}
     assert attack_steps("pgd", 10, steps=7) == {"pgd": 7} and attack_steps("fgsm", 10) == {
         "fgsm": 1}
+
+
+def test_each_modules_own_mode_is_restored():
+    # Was: model.train(was_training) on exit, which switched a frozen (eval) submodule of a
+    # model being trained back to training
+    model = _tiny_model()
+    x, y = _data(model, n=4)
+    model.train()
+    model[1].eval()
+    robust_accuracy(model, (x, y), attack="fgsm", eps=8 / 255)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
