@@ -38,6 +38,13 @@ def _check_logits_labels(logits: Tensor, y: Tensor, name: str = "logits") -> Non
         raise ValueError(f"{name} [N, C] and y [N] must have the same N, got "
                          f"{tuple(logits.shape)} and {tuple(y.shape)}")
     check_same_device(**{name: logits, "y": y})
+    if y.shape[0] == 0:
+        raise ValueError(f"{name} holds no samples (shape {tuple(logits.shape)}); a metric "
+                         f"needs at least one")
+    low, high = int(y.min()), int(y.max())  # a label past the classes would count as wrong
+    if low < 0 or high >= logits.shape[1]:
+        raise ValueError(f"y holds labels outside [0, {logits.shape[1]}) (the {name} columns): "
+                         f"min {low}, max {high}")
 
 
 def accuracy(logits: Tensor, y: Tensor,
@@ -69,6 +76,12 @@ def nll(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
     return F.cross_entropy(wide, y, reduction=reduction)
 
 
+def _is_distribution(probs: Tensor, tol: float = 1e-3) -> bool:
+    """Rows in [0, 1] that sum to 1 (``tol`` for float32/half rounding of a softmax)."""
+    inside = bool(((probs >= 0) & (probs <= 1)).all())
+    return inside and bool(((probs.sum(dim=1) - 1).abs() <= tol).all())
+
+
 def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int = 15,
                                from_logits: bool = True) -> dict[str, Tensor]:
     """ECE with equal-width confidence bins, plus the reliability-diagram data.
@@ -85,15 +98,16 @@ def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int =
     """
     _check_logits_labels(logits_or_probs, y, "logits_or_probs")
     check_positive("n_bins", n_bins, integer=True)
-    if logits_or_probs.shape[0] == 0:
-        raise ValueError("logits_or_probs holds no samples (shape "
-                         f"{tuple(logits_or_probs.shape)}); ECE needs at least one")
     # -inf is a valid logit (a class of probability 0); NaN and +inf make softmax NaN
     if bool((torch.isnan(logits_or_probs) | (logits_or_probs == float("inf"))).any()):
         raise ValueError("logits_or_probs holds NaN or +inf; give finite logits (-inf allowed) "
                          "or probabilities")
     x = logits_or_probs.detach().double()
     probs = x.softmax(dim=1) if from_logits else x
+    if not from_logits and not _is_distribution(probs):
+        raise ValueError("with from_logits=False each row of logits_or_probs must be a "
+                         "probability distribution (values in [0, 1] summing to 1); for logits "
+                         "pass from_logits=True")
     confidence, pred = probs.max(dim=1)
     correct = (pred == y).double()
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=x.device)

@@ -27,6 +27,9 @@ __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
 
 def _prepare(name: str, x: Tensor) -> Tensor:
     check_tensor(name, x, ndim=2, floating=True)
+    if not bool(x.isfinite().all()):  # NaN distances compare false: 0 precision, no error
+        raise ValueError(f"{name} holds NaN or inf values; precision/recall need finite "
+                         f"features")
     x = x.detach()
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 

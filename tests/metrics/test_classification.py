@@ -98,3 +98,25 @@ def test_rejects_bad_input():
         nll(torch.randn(4, 3), torch.zeros(5, dtype=torch.long))
     with pytest.raises(ValueError, match="exceeds"):
         accuracy(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), topk=4)
+
+
+@pytest.mark.parametrize("metric", [accuracy, nll, expected_calibration_error])
+def test_labels_past_the_classes_and_empty_input_are_refused(metric):
+    # Was: accuracy 0.0 and an ECE for label 14 of 3 classes, NaN for no samples, and nll a
+    # torch IndexError
+    with pytest.raises(ValueError, match=r"y holds labels outside \[0, 3\) .*max 14"):
+        metric(torch.randn(2, 3), torch.tensor([0, 14]))
+    with pytest.raises(ValueError, match="y holds labels outside"):
+        metric(torch.randn(2, 3), torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match="holds no samples"):
+        metric(torch.randn(0, 3), torch.zeros(0, dtype=torch.long))
+
+
+def test_ece_of_probabilities_refuses_logits_given_by_mistake():
+    # Was: from_logits=False trusted any values: logits gave an ECE of 2.07
+    y = torch.zeros(5, dtype=torch.long)
+    with pytest.raises(ValueError, match="must be a probability distribution"):
+        expected_calibration_error(torch.rand(5, 3) * 3, y, from_logits=False)
+    probs = torch.randn(5, 3).softmax(1)
+    assert torch.allclose(expected_calibration_error(probs, y, from_logits=False)["ece"],
+                          expected_calibration_error(probs.log(), y)["ece"])

@@ -79,3 +79,12 @@ def test_matches_torch_fidelity_prc():
     assert 0.2 < got["precision"] < 0.8  # a case where the value means something
     assert got["precision"] == pytest.approx(want["precision"], abs=1e-6)  # float32 means
     assert got["recall"] == pytest.approx(want["recall"], abs=1e-6)
+
+
+def test_non_finite_features_are_refused():
+    # Was: {"precision": 0.0, "recall": 0.0} for NaN features (NaN distances compare false)
+    good = torch.randn(10, 4)
+    for bad in (torch.full((10, 4), float("nan")), good.clone().index_fill_(0, torch.tensor([3]),
+                                                                              float("inf"))):
+        with pytest.raises(ValueError, match="fake_feats holds NaN or inf"):
+            precision_recall(good, bad)
