@@ -27,8 +27,9 @@ Methods and references:
 
 The model's mode is the caller's: in training mode the attack sees the same (batch-statistics)
 function the training loss sees. Attack functions take a ``loss_fn``/``d_fn`` callable; its
-module (the callable itself when it is an ``nn.Module``, the owner of a bound method, or the
-``model`` keyword) is the one whose BatchNorm statistics are kept and whose device is checked.
+module (the ``model`` keyword, the callable itself when it is an ``nn.Module``, the owner of a
+bound method, or the modules a function or lambda reads from its closure or its globals) is the
+one whose BatchNorm statistics are kept and whose device is checked.
 
 **Input ranges.** Every attack clamps its output to ``input_range`` and checks that the clean
 inputs already lie in it (a ``ValueError`` names the range found and the range expected; the check
@@ -418,7 +419,8 @@ def _float_mean(out: Any, name: str) -> Tensor:
 
 
 def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
-    """The module behind ``fn``: ``model`` if given, ``fn`` itself, or a bound method's owner."""
+    """The module behind ``fn``: ``model`` if given, ``fn`` itself, a bound method's owner, or
+    the modules a function or lambda refers to (:func:`_referenced_modules`)."""
     if model is not None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
@@ -426,7 +428,33 @@ def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
     if isinstance(fn, nn.Module):
         return fn
     owner = getattr(fn, "__self__", None)
-    return owner if isinstance(owner, nn.Module) else None
+    if isinstance(owner, nn.Module):
+        return owner
+    found = _referenced_modules(fn)
+    return found[0] if len(found) == 1 else nn.ModuleList(found) if found else None
+
+
+def _referenced_modules(fn: Any) -> list[nn.Module]:
+    """The modules a plain function reads: its closure's (``classifier_loss(model, y)``) and the
+    globals its code names (``lambda x: F.cross_entropy(model(x), y)`` in a script), so that
+    their buffers are kept without ``model=``."""
+    code, found = getattr(fn, "__code__", None), {}
+    if code is None:
+        return []
+    cells = [cell.cell_contents for cell in (fn.__closure__ or ()) if _filled(cell)]
+    names = getattr(fn, "__globals__", {})
+    for value in cells + [names[n] for n in code.co_names if n in names]:
+        if isinstance(value, nn.Module):
+            found.setdefault(id(value), value)
+    return list(found.values())
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell: a name not bound yet
+        return False
+    return True
 
 
 def _check_settings(eps: float, step_size: float | None, steps: int, norm: str,

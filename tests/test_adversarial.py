@@ -1023,3 +1023,21 @@ def test_adversarial_inputs_of_pgd_fgsm_and_free():
     model(leaf).sum().backward()
     free.after_backward(leaf)
     torch.testing.assert_close(free.delta, (8 / 255) * torch.sign(leaf.grad))
+
+
+def test_a_lambda_or_closure_over_the_model_keeps_its_batchnorm_statistics():
+    # Was: only model=, a module or a bound method was seen; the README's own
+    # `pgd(lambda x: F.cross_entropy(model(x), y, reduction="none"), x, ...)` updated the
+    # running statistics once per attack step
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
+                          nn.Linear(144, 3)).train()
+    x, y = torch.rand(B, 3, 8, 8), torch.randint(0, 3, (B,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    script = eval("lambda x: F.cross_entropy(net(x), y, reduction='none')",  # a script's global
+                  {"F": F, "net": model, "y": y})
+    for loss_fn in (script, lambda v: F.cross_entropy(model(v), y, reduction="none"),
+                    classifier_loss(model, y)):
+        pgd(loss_fn, x, eps=8 / 255, steps=3)
+        fgsm(loss_fn, x, eps=8 / 255)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
