@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -177,7 +178,9 @@ def _register(name: str, kind: str, paper: str, acts: dict[str, str],
         if name in _LIVE and _LIVE[name] is not cls:
             raise ValueError(f"regularizer {name!r} is already registered "
                              f"(by {_LIVE[name].__qualname__})")
-        known = _REGISTRY.get(name)
+        # robustrep's own names are known before the registry loads (a plugin imported first
+        # would otherwise take one, and the library's module then fail to import)
+        known = _REGISTRY.get(name) or _builtin_infos().get(name)
         if name not in _LIVE and known is not None and (known.module, known.qualname) != (
                 cls.__module__, cls.__qualname__):
             raise ValueError(f"regularizer {name!r} is already registered "
@@ -349,12 +352,17 @@ def _read_module(module: str) -> list[RegularizerInfo]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def _builtin_infos() -> dict[str, RegularizerInfo]:
+    """robustrep's own registrations, read from its modules' source (never imported here)."""
+    return {info.name: info for module in _MODULES for info in _read_module(module)}
+
+
 def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
-        for module in _MODULES:
-            for info in _read_module(module):
-                _REGISTRY.setdefault(info.name, info)  # an imported module's entry stays
+        for info in _builtin_infos().values():
+            _REGISTRY.setdefault(info.name, info)  # an imported module's entry stays
         for module in _entry_point_modules():
             _load_entry_point(module)
         _loaded = True

@@ -341,8 +341,10 @@ def test_the_built_in_modules_are_read_once(monkeypatch):
     monkeypatch.setattr(registry, "_loaded", False)
     monkeypatch.setattr(registry, "_entry_point_modules", lambda: [])
     monkeypatch.setattr(registry, "_read_module", lambda m: reads.append(m) or real(m))
+    registry._builtin_infos.cache_clear()
     assert "mixup" in list_regularizers()
     list_regularizers("gan")
+    registry._builtin_infos()  # what a registration checks its name against: the same read
     assert reads == list(registry._MODULES)
 
 
@@ -436,3 +438,16 @@ def test_check_places_messages_in_full(scratch):
                               f"auxiliary task but does not implement DAuxTask (robustrep.api): "
                               f"it needs wrap, d_aux_loss, g_aux_loss")
     assert lacking.__name__ == "L"
+
+
+def test_a_plugin_cannot_take_a_builtin_name_before_the_registry_loads(monkeypatch):
+    # Was: a plugin imported first registered "pgd" in place of robustrep's, and
+    # `import robustrep.adversarial` then failed ("already registered (by MyPGD)")
+    monkeypatch.setattr(registry, "_LIVE", {})  # a fresh process: nothing imported or read yet
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    with pytest.raises(ValueError, match=r"'pgd' is already registered \(by "
+                                         r"robustrep\.adversarial\.PGD\)"):
+        register_regularizer("pgd", paper="x", acts={"classify": "adversarial inputs"})(
+            type("MyPGD", (), {}))
+    assert "pgd" not in registry._LIVE
