@@ -31,6 +31,7 @@ The ensemble for 2-D points (K random directions, one small MLP per projection) 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -322,9 +323,12 @@ class ProjectionEnsemble(nn.Module):
         k = self.num_views
         widths = [proj_channels] + [base_channels * 2 ** j for j in range(self.num_layers)]
         layers: list[nn.Module] = []
+        # skip_init: every weight is drawn below (from ``generator``); the default init would
+        # draw from the global generator first
+        conv = functools.partial(nn.utils.skip_init, nn.Conv2d)
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(k * c_in, k * c_out, 4, 2, 1, groups=k), nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(k * widths[-1], k, final_size, 1, 0, groups=k))
+            layers += [conv(k * c_in, k * c_out, 4, 2, 1, groups=k), nn.LeakyReLU(0.2)]
+        layers.append(conv(k * widths[-1], k, final_size, 1, 0, groups=k))
         for conv in layers[::2]:
             bound = math.sqrt(3.0 / conv.weight[0].numel())  # per-member fan_in, disc.py's `sq`
             with torch.no_grad():

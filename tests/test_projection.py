@@ -278,3 +278,18 @@ def test_bad_projection_member_and_loss_args_raise():
         ensemble_d_loss(torch.zeros(4, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="kind must be one of"):
         ensemble_g_loss(torch.zeros(4, 2), kind="bce")
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_a_generator_given_leaves_the_global_rng_alone(spectral_norm):
+    # Was: nn.Conv2d's default init drew from the global generator before the weights were
+    # drawn again from the one given
+    state = torch.get_rng_state()
+    ens = ProjectionEnsemble(4, 16, base_channels=4, spectral_norm=spectral_norm,
+                             generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.get_rng_state(), state)
+    again = ProjectionEnsemble(4, 16, base_channels=4, spectral_norm=spectral_norm,
+                               generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(ens.state_dict().values(),
+                                                 again.state_dict().values()))
+    assert all(bool(p.isfinite().all()) for p in ens.parameters())
