@@ -27,8 +27,9 @@ def check_tensor(name: str, x: Any, ndim: int | Iterable[int] | None = None,
                 f"got rank {x.dim()} with shape {tuple(x.shape)}")
     if min_batch is not None and (x.dim() == 0 or x.shape[0] < min_batch):
         got = x.shape[0] if x.dim() else "a scalar"
-        raise ValueError(f"{name} needs a batch of at least {min_batch} (a partner is drawn from "
-                         f"the same batch), got batch size {got}")
+        why = " (a partner is drawn from the same batch)" if min_batch > 1 else ""
+        raise ValueError(f"{name} needs a batch of at least {min_batch}{why}, got batch size "
+                         f"{got}")
     if floating and not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x

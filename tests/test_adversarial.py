@@ -1041,3 +1041,10 @@ def test_a_lambda_or_closure_over_the_model_keeps_its_batchnorm_statistics():
         pgd(loss_fn, x, eps=8 / 255, steps=3)
         fgsm(loss_fn, x, eps=8 / 255)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_an_empty_batch_is_named_without_a_partner():
+    # Was: "... (a partner is drawn from the same batch)" for an attack, which draws none
+    with pytest.raises(ValueError) as err:
+        pgd(lambda v: v.sum(), torch.rand(0, 3, 4, 4), 0.1)
+    assert str(err.value) == "x needs a batch of at least 1, got batch size 0"
