@@ -121,6 +121,8 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
 def check_range(name: str, input_range: Any) -> tuple[float, float]:
     """Check an input range ``(low, high)`` with low < high; return it as floats."""
     try:
+        if isinstance(input_range, (str, bytes)):  # "01" would unpack to (0.0, 1.0)
+            raise TypeError
         low, high = (float(v) for v in input_range)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair (low, high) of numbers, "

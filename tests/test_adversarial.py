@@ -1048,3 +1048,9 @@ def test_an_empty_batch_is_named_without_a_partner():
     with pytest.raises(ValueError) as err:
         pgd(lambda v: v.sum(), torch.rand(0, 3, 4, 4), 0.1)
     assert str(err.value) == "x needs a batch of at least 1, got batch size 0"
+
+
+def test_a_range_written_as_text_is_refused():
+    # Was: input_range="01" unpacked to (0.0, 1.0) and accepted
+    with pytest.raises(TypeError, match="input_range must be a pair"):
+        pgd(lambda v: v.sum(), torch.rand(2, 3, 4, 4), 0.1, input_range="01")
