@@ -191,6 +191,8 @@ def sample_lam(alpha: float, shape: int | tuple[int, ...] = (),
     check_positive("alpha", alpha)
     check_generator(generator, device)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"shape must be sizes >= 0 (an int or a tuple of ints), got {shape}")
     # float64 so that small alphas rarely underflow both Gammas to 0; the clamp turns 0/0 into 0.
     conc = torch.full((2, *shape), float(alpha), dtype=torch.float64, device=device)
     g = torch._standard_gamma(conc, generator=generator)

@@ -777,3 +777,10 @@ def test_extra_d_term_mixes_reals_with_fakes_and_weights_add_mode():
         Mixup(mode="both")
     with pytest.raises(ValueError, match="weight"):
         Mixup(weight=-1.0)
+
+
+@pytest.mark.parametrize("shape", [-1, (2, -1), (2.0,), (True,)])
+def test_sample_lam_refuses_a_shape_that_is_no_size(shape):
+    # Was: a torch RuntimeError from torch.full for -1
+    with pytest.raises(ValueError, match="shape must be sizes >= 0"):
+        sample_lam(1.0, shape)
