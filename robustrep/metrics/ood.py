@@ -103,9 +103,9 @@ def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
         bad = int((~torch.isfinite(scores)).sum())
         raise ValueError(f"scores must be finite; {bad} of {scores.numel()} are NaN or inf (a "
                          f"detector that overflowed: clamp or rescale its scores)")
-    if is_ood.dtype != torch.bool:
-        if is_ood.is_floating_point() or not bool(((is_ood == 0) | (is_ood == 1)).all()):
-            raise ValueError("is_ood must hold booleans or 0/1 integers")
+    if is_ood.dtype != torch.bool:  # 0.0/1.0 floats too: labels from numpy often are
+        if not bool(((is_ood == 0) | (is_ood == 1)).all()):
+            raise ValueError("is_ood must hold booleans or 0/1 values")
         is_ood = is_ood.bool()
     n_ood = int(is_ood.sum())
     if n_ood == 0 or n_ood == is_ood.numel():

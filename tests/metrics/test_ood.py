@@ -85,6 +85,15 @@ def test_rejects_bad_input():
         ood_metrics(torch.randn(10), torch.zeros(9, dtype=torch.bool))
     with pytest.raises(ValueError, match="0/1"):
         ood_metrics(torch.randn(3), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="0/1"):
+        ood_metrics(torch.randn(3), torch.tensor([0.0, 1.0, 0.5]))
+
+
+def test_float_zero_one_labels_count_as_booleans():
+    # Was: refused ("booleans or 0/1 integers"), though numpy and sklearn labels often are floats
+    scores = torch.randn(20, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(20) % 2
+    assert ood_metrics(scores, labels.double()) == ood_metrics(scores, labels.bool())
 
 
 def _fpr_at_first_tpr(y_true, score, level=0.95):
