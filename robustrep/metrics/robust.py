@@ -319,6 +319,8 @@ def _collect(data: Any) -> tuple[Tensor, Tensor]:
                 len(xb) != len(yb):
             raise ValueError(f"batch {i}: expected x [B, ...] and y [B], got "
                              f"{tuple(getattr(xb, 'shape', ()))} and {tuple(yb.shape)}")
+        if yb.is_floating_point() or yb.is_complex() or yb.dtype == torch.bool:
+            raise TypeError(f"batch {i}: y must hold integer class labels, got dtype {yb.dtype}")
         xs.append(xb.detach().float().cpu())
         ys.append(yb.long().cpu())
     if not xs or sum(len(t) for t in ys) == 0:

@@ -186,3 +186,11 @@ def test_each_modules_own_mode_is_restored():
     model[1].eval()
     robust_accuracy(model, (x, y), attack="fgsm", eps=8 / 255)
     assert [m.training for m in model.modules()] == [True, True, False, True, True]
+
+
+def test_float_labels_are_refused_not_truncated():
+    # Was: y = [1.7, ...] silently became class 1
+    model = _tiny_model()
+    x, y = _data(model, n=4)
+    with pytest.raises(TypeError, match="batch 0: y must hold integer class labels"):
+        robust_accuracy(model, (x, y.float() + 0.7), attack="fgsm", eps=8 / 255)
