@@ -170,9 +170,15 @@ def callable_options(obj: Any) -> dict[str, OptionInfo]:
 
 def _register(name: str, kind: str, paper: str, acts: dict[str, str],
               excludes: dict[str, tuple[str, ...]] | None):
-    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise ValueError(f"regularizer name must be lower-case letters, digits or '-'; "
                          f"got {name!r}")
+    if name == "none":  # --reg none means no method: a method of that name could not be chosen
+        raise ValueError("regularizer name 'none' is taken: it means no regularizer")
+    if not isinstance(acts, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in acts.items()):
+        raise TypeError(f"acts must map each program to its place, e.g. "
+                        f"{{'classify': 'feature shrinkage'}}; got {acts!r}")
 
     def decorate(cls: type) -> type:
         if name in _LIVE and _LIVE[name] is not cls:

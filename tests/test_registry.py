@@ -451,3 +451,15 @@ def test_a_plugin_cannot_take_a_builtin_name_before_the_registry_loads(monkeypat
         register_regularizer("pgd", paper="x", acts={"classify": "adversarial inputs"})(
             type("MyPGD", (), {}))
     assert "pgd" not in registry._LIVE
+
+
+@pytest.mark.parametrize("name, acts, error, words", [
+    ("none", {"classify": "feature shrinkage"}, ValueError, "'none' is taken"),
+    (3, {"classify": "feature shrinkage"}, ValueError, "lower-case letters"),
+    ("test-acts", "classify", TypeError, "acts must map each program to its place"),
+], ids=["none", "not-text", "acts-text"])
+def test_a_registration_that_could_never_be_used_is_refused(name, acts, error, words):
+    # Was: "none" registered but never selectable; 3 a TypeError from re; acts="classify" a
+    # "dictionary update sequence" error
+    with pytest.raises(error, match=words):
+        register_regularizer(name, paper="p", acts=acts)
