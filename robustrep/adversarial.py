@@ -38,7 +38,10 @@ of the programs: :func:`fgsm`, :func:`pgd` and :class:`FreePerturbation` assume 
 in ``[0, 1]``; :func:`dat_perturb` and :func:`asgan_perturb` assume GAN images in ``[-1, 1]``.
 ``input_range=None`` means unbounded inputs: no check and no clamp (2-D points, normalised
 features). Hyperparameters (``eps``, ``t``, ``step_size``) must be finite; inputs must have the
-dtype of the model's parameters unless autocast is on.
+dtype of the model's parameters unless autocast is on. In half precision (bf16, fp16) the ball
+holds up to the dtype's rounding: ``x + delta`` is rounded to the input's dtype, so a bf16 pixel
+near 1 may sit up to half a bf16 step (2**-8) outside ``eps`` (0.0332 for 8/255 = 0.0314);
+attack float32 copies where the radius must hold exactly.
 """
 
 from __future__ import annotations
