@@ -40,7 +40,7 @@ in ``[0, 1]``; :func:`dat_perturb` and :func:`asgan_perturb` assume GAN images i
 features). Hyperparameters (``eps``, ``t``, ``step_size``) must be finite; inputs must have the
 dtype of the model's parameters unless autocast is on. In half precision (bf16, fp16) the ball
 holds up to the dtype's rounding: ``x + delta`` is rounded to the input's dtype, so a bf16 pixel
-near 1 may sit up to half a bf16 step (2**-8) outside ``eps`` (0.0332 for 8/255 = 0.0314);
+in [0.5, 1) may sit up to half a bf16 step (2**-9) outside ``eps`` (0.0332 for 8/255 = 0.0314);
 attack float32 copies where the radius must hold exactly.
 """
 
