@@ -24,8 +24,8 @@ are symmetric. Image sides of two sizes are compared at the larger (channels too
 repeated to RGB), the smaller resized up and the record saying ``resized_to``, so the order of A
 and B does not change FID or KID. Features come from one network for both sides,
 ``--fid-features`` as in ``gan train`` (``tasks/gan/evaluate.py``), and everything after the
-features (streamed float64
-statistics, FID, KID, precision/recall, their recorded convention) is ``gan eval``'s code.
+features (streamed float64 statistics, FID, KID, precision/recall, their recorded convention)
+is ``gan eval``'s code.
 
 ``--save-stats FILE.npz`` writes A's statistics (``mu`` float64 ``[D]``, ``sigma`` the unbiased
 covariance ``[D, D]``, as pytorch-fid's ``np.cov``) plus ``fid_features``, ``fid_convention`` and
