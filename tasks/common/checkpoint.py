@@ -118,6 +118,13 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
                               f"corrupt: use another checkpoint") from None
 
 
+def checkpoint_names(folder: str | Path) -> list[str]:
+    """The checkpoint files in ``folder`` by name (none when it is not a folder), for a line
+    that says what there is to choose from."""
+    folder = Path(folder)
+    return sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
+
+
 def load_checkpoint(path: str | Path, map_location: Any = "cpu",
                     allow_pickle: bool = False) -> dict[str, Any]:
     """Read a checkpoint (a file, or a folder holding ``latest.pt``) safely.
@@ -130,7 +137,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu",
     if path.is_dir():
         path = path / LATEST
     if not path.is_file():
-        others = sorted(p.name for p in path.parent.glob("*.pt")) if path.parent.is_dir() else []
+        others = checkpoint_names(path.parent)
         where = f"; {path.parent} holds {', '.join(others)}" if others else ""
         raise CheckpointError(f"no checkpoint at {path} (expected a file written by robustrep, "
                               f"e.g. RUN/checkpoints/{LATEST}){where}")

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, save_atomic
+from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_names, load_checkpoint,
+                                              load_weights, save_atomic)
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
@@ -46,7 +47,7 @@ def checkpoint_path(run: str | Path, checkpoint: str | Path | None) -> Path:
         return path
     if (folder / path).is_file():
         return folder / path
-    have = sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
+    have = checkpoint_names(folder)
     raise CheckpointError(f"--checkpoint {checkpoint}: no such file; {folder} holds "
                           f"{', '.join(have) or 'no checkpoint'} (give a path, or one of these "
                           f"names)")

@@ -272,7 +272,7 @@ def markdown(agg, rows, info: dict[str, Any], conv: dict[str, Any] | None = None
         parts.append("")
     parts.append("## Reading\n")
     lines = reading(agg, rows) + convergence_reading(conv)
-    has_baseline = any("none" in agg.get(t, {}) for t in agg)
+    has_baseline = any("none" in by_reg for by_reg in agg.values())
     parts += [f"- {line}" for line in lines] or [
         "- only the baseline (none) was run: nothing to compare it with" if has_baseline
         else "- no baseline in this report"]
