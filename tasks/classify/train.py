@@ -349,7 +349,7 @@ class Trainer(TrainerBase):
         with self.stop.installed():
             self._loop(sampler, stop, bar, t0)
         bar.close()
-        self.check_finite()
+        self.check_finite(reset=False)
         if self.step == cfg.steps and self.dist.is_main:
             self.last = self.run.log(self.step, **self.evaluate())
         if self.last_ckpt_step != self.step:
@@ -364,7 +364,7 @@ class Trainer(TrainerBase):
             self.train_step(x, y)
             done += 1
             bar.update(1)
-            if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == stop:
+            if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == cfg.steps:
                 logged = self.check_finite()  # the terms' means since the last read
                 logged["lr"] = self.opt.param_groups[0]["lr"]
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
@@ -373,7 +373,7 @@ class Trainer(TrainerBase):
                 if self.dist.is_main:
                     self.last = self.run.log(self.step, **logged)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                self.check_finite()
+                self.check_finite(reset=False)
                 if self.dist.is_main:
                     self.last = self.run.log(self.step, **self.evaluate())
             if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < stop:

@@ -22,6 +22,7 @@ import pickle
 import random
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,10 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
     carries: only for files the user wrote and trusts (it exists for checkpoints of older
     versions that pickled NumPy objects). ``advice`` ends the message about such objects.
     """
+    damaged = damaged_part(path)
+    if damaged is not None:
+        raise CheckpointError(f"{what} {path} is damaged: its part {damaged} fails its CRC-32 "
+                              f"check (a disk or copy error); use another file")
     try:
         return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
     except pickle.UnpicklingError as err:
@@ -116,6 +121,17 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
         raise CheckpointError(f"{what} {path} is not a readable PyTorch file "
                               f"({type(err).__name__}: {first[:160]}); it may be truncated or "
                               f"corrupt: use another checkpoint") from None
+
+
+def damaged_part(path: str | Path) -> str | None:
+    """The first part of a zip-format ``torch.save`` file whose bytes do not match the CRC-32
+    stored beside them; ``torch.load`` reads without checking, so flipped bytes would become
+    weights. None when every part checks, or when the file is no zip (``torch.load`` judges)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error):
+        return None
 
 
 def checkpoint_names(folder: str | Path) -> list[str]:

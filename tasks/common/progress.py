@@ -32,8 +32,9 @@ class LogProgress:
 
     def __init__(self, total: int, initial: int = 0, desc: str = "",
                  interval: float = LOG_INTERVAL, file: TextIO | None = None,
-                 clock=time.monotonic, unit: str = "step"):
+                 clock=time.monotonic, unit: str = "step", leave: bool = True):
         self.total, self.n, self.desc, self.unit = total, initial, desc, unit
+        self.leave, self.lines = leave, 0
         self.interval, self.file, self.clock = interval, file or sys.stderr, clock
         self.postfix: dict[str, Any] = {}
         self._start_n, self._start = initial, clock()
@@ -45,7 +46,8 @@ class LogProgress:
         elapsed = self.clock() - self._start
         done = self.n - self._start_n
         rate = done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{self.desc}: " if self.desc else "", f"{self.unit} {self.n}/{self.total}"]
+        of = f"/{self.total}" if self.total else ""  # a total of 0 or None: not known
+        parts = [f"{self.desc}: " if self.desc else "", f"{self.unit} {self.n}{of}"]
         if self.total:
             parts.append(f" ({100 * self.n / self.total:.0f}%)")
         parts.append(f" {rate:.3g} {'it' if self.unit == 'step' else self.unit}/s")
@@ -58,6 +60,7 @@ class LogProgress:
     def _write(self) -> None:
         print(self.line(), file=self.file, flush=True)
         self._last_line, self._last_n = self.clock(), self.n
+        self.lines += 1
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -73,8 +76,10 @@ class LogProgress:
             self._write()
 
     def close(self) -> None:
-        if not self.closed and self.n != self._last_n:
-            self._write()  # the final count, unless the last line already said it
+        # the final count, unless the last line already said it or a stage that was left
+        # (leave=False) ended before its first line
+        if not self.closed and self.n != self._last_n and (self.leave or self.lines):
+            self._write()
         self.closed = True
 
     def __enter__(self) -> LogProgress:
@@ -84,16 +89,19 @@ class LogProgress:
         self.close()
 
 
-def progress(total: int, initial: int = 0, desc: str = "", enabled: bool = True,
-             interval: float = LOG_INTERVAL, file: TextIO | None = None, unit: str = "step"):
+def progress(total: int | None, initial: int = 0, desc: str = "", enabled: bool = True,
+             interval: float = LOG_INTERVAL, file: TextIO | None = None, unit: str = "step",
+             leave: bool = True):
     """A tqdm bar on a terminal, plain log lines every ``interval`` seconds otherwise; ``unit``
-    names what ``total`` counts (a step of a loop by default)."""
+    names what ``total`` counts (a step of a loop by default; None: not known). ``leave=False``
+    clears the bar when done (a stage inside a longer loop, such as an evaluation)."""
     stream = file or sys.stderr
     is_tty = getattr(stream, "isatty", lambda: False)()
     if enabled and not is_tty:
-        return LogProgress(total, initial, desc, interval=interval, file=stream, unit=unit)
+        return LogProgress(total or 0, initial, desc, interval=interval, file=stream, unit=unit,
+                           leave=leave)
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
-                file=stream, smoothing=0.1, unit="it" if unit == "step" else unit)
+                file=stream, smoothing=0.1, unit="it" if unit == "step" else unit, leave=leave)
 
 
 def fmt_postfix(values: dict) -> dict:

@@ -389,8 +389,11 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
 
 
 def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
-    """After a resumed run's checkpoint was validated: its (overridden) config, and the metrics
-    cut back to the checkpoint's step."""
+    """After a resumed run's checkpoint was validated: its (overridden) config, the metrics cut
+    back to the checkpoint's step, and the records' wall clock going on from the last one."""
     unmark_finished(run.path)
     run.write_config(absolute_paths(config))
     run.truncate_metrics(step)
+    records = run.read_metrics()
+    if records:
+        run.started = time.time() - float(records[-1].get("time", 0.0))

@@ -69,10 +69,12 @@ class LossMeter:
         self.state: Tensor | None = None  # rows: sum, count, first bad step, bad value
 
     def _grow(self, terms: dict[str, Tensor]) -> None:
+        device = next(iter(terms.values())).device
+        if self.state is not None and self.state.device != device:  # loaded from a checkpoint
+            self.state = self.state.to(device)
         new = [k for k in terms if k not in self.keys]
         if not new:
             return
-        device = next(iter(terms.values())).device
         extra = torch.zeros(4, len(new), dtype=torch.float64, device=device)
         extra[2] = -1
         self.keys += new
@@ -91,15 +93,33 @@ class LossMeter:
         self.state[2] = torch.where(new_bad, float(step), self.state[2])
         self.state[3] = torch.where(new_bad, vals, self.state[3])
 
-    def poll(self) -> tuple[dict[str, float], tuple[int, str, float] | None]:
-        """Means since the last poll and the first non-finite term ``(step, name, value)``."""
+    def poll(self, reset: bool = True) -> tuple[dict[str, float], tuple[int, str, float] | None]:
+        """Means since the last reset and the first non-finite term ``(step, name, value)``;
+        ``reset=False`` reads without starting new means (a checkpoint or an evaluation between
+        two logs must not change what the next log says)."""
         if self.state is None:
             return {}, None
         rows = self.state.tolist()
         means = {k: s / c for k, s, c in zip(self.keys, rows[0], rows[1]) if c > 0}
         bad = [(int(st), k, v) for k, st, v in zip(self.keys, rows[2], rows[3]) if st >= 0]
-        self.state[0:2] = 0
+        if reset:
+            self.state[0:2] = 0
         return means, (min(bad) if bad else None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sums since the last log, for a checkpoint: a resumed run logs the same means."""
+        return {"keys": list(self.keys),
+                "state": None if self.state is None else self.state.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state_dict` (``None``, from a checkpoint of an older version: empty)."""
+        if not state or state.get("state") is None:
+            self.keys, self.state = [], None
+            return
+        keys, sums = list(state["keys"]), state["state"]
+        if tuple(sums.shape) != (4, len(keys)):
+            raise ValueError(f"loss meter sums of shape {tuple(sums.shape)} for {len(keys)} terms")
+        self.keys, self.state = keys, sums.to(torch.float64).clone()  # to the terms' device later
 
 
 class TrainerBase:
@@ -122,9 +142,10 @@ class TrainerBase:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def check_finite(self) -> dict[str, float]:
-        """Read the loss meter (means since the last read); stop on the first non-finite term."""
-        means, bad = self.meter.poll()
+    def check_finite(self, reset: bool = True) -> dict[str, float]:
+        """Read the loss meter (means since the last reset); stop on the first non-finite term.
+        ``reset=False``: a check that is not a log (a checkpoint, an evaluation)."""
+        means, bad = self.meter.poll(reset)
         flag = torch.tensor([0.0 if bad is None else 1.0], device=self.dist.device)
         if float(all_reduce_sum(flag)) > 0:
             where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
@@ -140,9 +161,10 @@ class TrainerBase:
         return ckpt.resume_advice(self.last_ckpt, self.last_ckpt_step, self.run.path, self.advice)
 
     def save(self) -> None:
-        """Checkpoint this step (process 0 writes; ``state_dict`` may be collective)."""
-        self.check_finite()
-        state = self.state_dict()
+        """Checkpoint this step (process 0 writes; ``state_dict`` may be collective), with the
+        loss meter's sums since the last log."""
+        self.check_finite(reset=False)
+        state = {**self.state_dict(), "meter": self.meter.state_dict()}
         if self.dist.is_main:
             try:
                 self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
@@ -174,5 +196,9 @@ class TrainerBase:
 
     def resume_from(self, path: Path) -> None:
         """Load and validate checkpoint ``path``; nothing in the run folder changes before."""
-        ckpt.load_for_resume(path, self.cfg.steps, self.load_state_dict, self.dist.device)
+        def load(state: dict[str, Any]) -> None:
+            self.load_state_dict(state)
+            self.meter.load_state_dict(state.get("meter"))
+
+        ckpt.load_for_resume(path, self.cfg.steps, load, self.dist.device)
         self.last_ckpt, self.last_ckpt_step = path, self.step

@@ -63,6 +63,7 @@ from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
+from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import check_output_file, check_replaceable
 from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.data import GanData, to_unit_range
@@ -241,24 +242,29 @@ def _real_batches(data: GanData, max_real: int | None, batch: int = 250):
         yield images
 
 
-def stream_features(net: nn.Module, batches, device: torch.device,
-                    keep: int = 10_000) -> dict[str, Any]:
+def stream_features(net: nn.Module, batches, device: torch.device, keep: int = 10_000,
+                    desc: str | None = None, total: int | None = None) -> dict[str, Any]:
     """Streamed statistics of ``net``'s features of every image in ``batches`` (each in [0, 1])
-    and the first ``keep`` feature vectors (for KID and precision/recall)."""
+    and the first ``keep`` feature vectors (for KID and precision/recall). With ``desc``, the
+    images done (of ``total``, when known) are shown as they go, with an estimate."""
     stats, kept, seen = FeatureStats(), [], 0
-    for images in batches:
-        feats = _extract(net, images.to(device))
-        stats.update(feats)
-        if seen < keep:
-            kept.append(feats[:keep - seen])
-        seen += len(feats)
+    with progress(total, desc=desc or "", enabled=desc is not None, unit="image",
+                  leave=False) as bar:
+        for images in batches:
+            feats = _extract(net, images.to(device))
+            stats.update(feats)
+            if seen < keep:
+                kept.append(feats[:keep - seen])
+            seen += len(feats)
+            bar.update(len(feats))
     if seen == 0:
         raise DataError("no images to compute features of")
     return {"stats": stats, "feats": torch.cat(kept)}
 
 
 def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch.device,
-                    keep: int = 10_000) -> dict[str, Any]:
+                    keep: int = 10_000, desc: str | None = None,
+                    total: int | None = None) -> dict[str, Any]:
     """:func:`stream_features`, cached in :func:`cache_dir` under ``name`` and a hash of ``key``
     (which must name the data and the extractor); ``batches`` is called only on a miss."""
     path = cache_dir() / f"{name}-{_hash({**key, 'keep': keep})}.pt"
@@ -266,14 +272,15 @@ def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch
     if saved is not None and "stats" in saved and "feats" in saved:
         return {"stats": FeatureStats().load_state_dict(saved["stats"]),
                 "feats": saved["feats"].to(device)}
-    out = stream_features(net, batches(), device, keep)
+    out = stream_features(net, batches(), device, keep, desc, total)
     save_atomic({"stats": out["stats"].state_dict(), "feats": out["feats"].cpu(), "key": key},
                 path)
     return out
 
 
 def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch.device,
-                   max_real: int | None = 50_000, keep: int = 10_000) -> dict[str, Any]:
+                   max_real: int | None = 50_000, keep: int = 10_000,
+                   show_progress: bool = True) -> dict[str, Any]:
     """Real statistics and a feature subset, cached by dataset, root, shape and extractor.
 
     ``max_real=None`` uses every real image (stylegan2-ada's ``_full`` metrics). The x-flipped
@@ -283,7 +290,9 @@ def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch
     key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
            "n": n, "extractor": {k: v for k, v in info.items() if k != "cache"}}
     return cached_features(f"gan-real-{cfg.dataset}", key, net,
-                           lambda: _real_batches(data, max_real), device, keep)
+                           lambda: _real_batches(data, max_real), device, keep,
+                           f"features of the real {cfg.dataset} images" if show_progress
+                           else None, n)
 
 
 def score_features(real: dict[str, Any], fake: dict[str, Any], kid_subsets: int = 100,
@@ -334,20 +343,23 @@ class Evaluator:
         pr_samples: samples per side for precision/recall.
         kid_subsets: KID subsets (100, the torch-fidelity default, for ``gan eval``; training
             uses 10: on CPU the 100 float64 kernel products of 1000 x 1000 take ~20 s).
+        show_progress: show the images done, with an estimate, while features are computed.
     """
 
     def __init__(self, cfg, data: GanData, device: torch.device, num_samples: int,
                  inception_weights: str | None = None, pr_samples: int = 5000,
                  kid_subsets: int = 100, fid_features: str | None = None,
-                 max_real: int | None = 50_000):
+                 max_real: int | None = 50_000, show_progress: bool = True):
         self.cfg, self.data, self.device = cfg, data, device
+        self.show_progress = show_progress
         self.num_samples, self.pr_samples, self.kid_subsets = num_samples, pr_samples, kid_subsets
         self.info: dict[str, Any] = {}
         if data.is_points:
             self.info = {"extractor": "none (2-D mode statistics)"}
             return
         self.net, self.info = build_extractor(cfg, data, device, inception_weights, fid_features)
-        self.real = real_reference(cfg, data, self.net, self.info, device, max_real=max_real)
+        self.real = real_reference(cfg, data, self.net, self.info, device, max_real=max_real,
+                                   show_progress=show_progress)
         self.num_real = self.real["stats"].num
 
     def __call__(self, G: nn.Module) -> dict[str, Any]:
@@ -372,7 +384,9 @@ class Evaluator:
         """Scores of generated images in [0, 1] (a tensor or an iterable of batches)."""
         if isinstance(batches, Tensor):
             batches = batches.split(250)
-        fake = stream_features(self.net, batches, self.device)
+        fake = stream_features(self.net, batches, self.device,
+                               desc="generated images" if self.show_progress else None,
+                               total=self.num_samples)
         scores = score_features(self.real, fake, self.kid_subsets, self.pr_samples)
         return {"fid": scores.pop("fid"), **scores, "num_samples": fake["stats"].num,
                 "num_real": self.num_real, "fid_features": self.info["fid_features"],

@@ -77,6 +77,7 @@ class Source:
         shape: one image's ``(C, H, W)``, or None for statistics.
         fid_features: the feature network the source names (a stats file's, a run's), if any.
         cache_key: set for named references, whose features are cached.
+        count: how many images ``batches`` gives, for the progress shown (None: not known).
     """
 
     spec: str
@@ -86,6 +87,7 @@ class Source:
     shape: tuple[int, ...] | None = None
     fid_features: str | None = None
     cache_key: dict[str, Any] | None = field(default=None)
+    count: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> So
         _check_two(data.shape[0], where)
     images = samples_to_unit(data, where, declared)
     return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
-                  batches=lambda: iter(images.split(BATCH)))
+                  batches=lambda: iter(images.split(BATCH)), count=len(images))
 
 
 def _npz_source(spec: str, path: Path, declared: str | None) -> Source:
@@ -230,7 +232,7 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
     _check_two(len(dataset), f"image folder {path}")
     return Source(spec, f"image folder {path} ({len(dataset)} images at {resolution}x"
                         f"{resolution})", shape=(3, resolution, resolution),
-                  batches=lambda: _dataset_batches(dataset))
+                  batches=lambda: _dataset_batches(dataset), count=len(dataset))
 
 
 def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source:
@@ -245,7 +247,7 @@ def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source
     batches = lambda: (to_unit_range(b) for b in generate_batches(G, num, dev, EVAL_SEED))
     return Source(spec, f"GAN run {path} (G-EMA, step {step}, {num} samples)",
                   shape=sample_shape(cfg), batches=batches,
-                  fid_features=fid_features_choice(cfg))
+                  fid_features=fid_features_choice(cfg), count=num)
 
 
 def _reference_source(spec: str, data_root: str | None) -> Source:
@@ -256,7 +258,7 @@ def _reference_source(spec: str, data_root: str | None) -> Source:
         ds = create_dataset("digits", train=None, size=32, channels=1)
         return Source(spec, f"digits ({len(ds)} images, 32x32)", shape=(1, 32, 32),
                       batches=lambda: _dataset_batches(ds), fid_features="digits",
-                      cache_key={"reference": spec})
+                      cache_key={"reference": spec}, count=len(ds))
     if data_root is None:
         raise UserError(f"the reference {spec} is computed from local files: pass --data-root "
                         f"(the folder holding the {dataset} files); nothing is downloaded")
@@ -266,8 +268,8 @@ def _reference_source(spec: str, data_root: str | None) -> Source:
         raise DataError(str(err)) from None
     root = str(Path(data_root).expanduser().resolve())
     return Source(spec, f"{spec} ({len(ds)} images from {data_root})", shape=(3, 32, 32),
-                  batches=lambda: _dataset_batches(ds), cache_key={"reference": spec,
-                                                                   "root": root, "n": len(ds)})
+                  batches=lambda: _dataset_batches(ds), count=len(ds),
+                  cache_key={"reference": spec, "root": root, "n": len(ds)})
 
 
 def open_source(spec: str, args) -> Source:
@@ -307,7 +309,8 @@ def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
         raise DataError(str(err)) from None
     _check_two(len(dataset), f"dataset zip {path}")
     return Source(spec, f"dataset zip {path} ({len(dataset)} images at {side}x{side})",
-                  shape=(3, side, side), batches=lambda: _dataset_batches(dataset))
+                  shape=(3, side, side), batches=lambda: _dataset_batches(dataset),
+                  count=len(dataset))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,11 +335,13 @@ def side_features(source: Source, net, info: dict, shape, device: torch.device) 
     statistics file."""
     if source.stats is not None:
         return None
+    desc = f"features of {source.spec}"
     if source.cache_key is None:
-        return stream_features(net, source.batches(), device)
+        return stream_features(net, source.batches(), device, desc=desc, total=source.count)
     key = {**source.cache_key, "shape": list(shape),
            "extractor": {k: v for k, v in info.items() if k != "cache"}}
-    return cached_features("fid-reference", key, net, source.batches, device)
+    return cached_features("fid-reference", key, net, source.batches, device, desc=desc,
+                           total=source.count)
 
 
 def mean_cov(source: Source, feats: dict | None) -> tuple[Any, Any]:

@@ -191,16 +191,17 @@ class Trainer(TrainerBase):
         """Build the evaluator (feature network, real statistics) now if the run will evaluate,
         so missing or wrong weights are reported before step 1 rather than after training."""
         if self.evaluator is None:
-            self.evaluator = build_evaluator(self.cfg, self.data, self.dist)
+            self.evaluator = build_evaluator(self.cfg, self.data, self.dist, self.show_progress)
 
     def evaluate(self) -> None:
-        self.check_finite()
+        self.check_finite(reset=False)
         if self.dist.is_main:
             start = time.time()
             self.prepare_evaluator()
             if self.evaluator is None:
                 self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
-                                           self.cfg.eval_samples, kid_subsets=10)
+                                           self.cfg.eval_samples, kid_subsets=10,
+                                           show_progress=self.show_progress)
             metrics = self.evaluator(self.sampler_G)
             metrics["eval_s"] = round(time.time() - start, 2)
             self.last_metrics = self.run.log(self.step, kimg=self.kimg, **metrics)
@@ -238,6 +239,9 @@ class Trainer(TrainerBase):
                        enabled=self.show_progress)
         try:
             with self.stop.installed():
+                if 0 < self.step < cfg.steps and self._due(cfg.eval_every) \
+                        and self.last_eval_step != self.step:
+                    self.evaluate()  # a kill during this step's evaluation, after its checkpoint
                 while self.step < stop:
                     self.one_step(bar)
                     self.check_stop()
@@ -293,8 +297,8 @@ class Trainer(TrainerBase):
             self.evaluate()
 
     def pause(self) -> None:
-        """Log and checkpoint a step before the last (``--stop-after``), as classify does."""
-        self.log_losses()
+        """Checkpoint a step before the last (``--stop-after``), as classify does; the loss sums
+        since the last log go into the checkpoint, so the resumed run logs what this one would."""
         if self.last_ckpt_step != self.step:
             self.save()
 
@@ -355,7 +359,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
         # missing or wrong feature-network weights fail before the run folder is made
-        evaluator = build_evaluator(cfg, data, dist)
+        evaluator = build_evaluator(cfg, data, dist, show_progress)
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
@@ -369,7 +373,6 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
                 resumed(run, to_dict(cfg), trainer.step)
             trainer.last_metrics = _last_eval(run.read_metrics())
             trainer.last_eval_step = trainer.last_metrics.get("step")
-            _restart_clock(run)
         trainer.prepare_evaluator()
         return trainer.fit(stop_after)
     finally:
@@ -378,10 +381,12 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         cleanup()
 
 
-def build_evaluator(cfg: GanConfig, data: GanData, dist: DistInfo) -> Evaluator | None:
+def build_evaluator(cfg: GanConfig, data: GanData, dist: DistInfo,
+                    show_progress: bool = True) -> Evaluator | None:
     """The evaluator (feature network, real statistics) of process 0 when the run evaluates."""
     if dist.is_main and (cfg.eval_every > 0 or cfg.final_eval):
-        return Evaluator(cfg, data, dist.device, cfg.eval_samples, kid_subsets=10)
+        return Evaluator(cfg, data, dist.device, cfg.eval_samples, kid_subsets=10,
+                         show_progress=show_progress)
     return None
 
 
@@ -392,10 +397,3 @@ def _init_states(cfg: GanConfig, data: GanData) -> dict[str, dict] | None:
     from robustrep.tasks.gan.pickles import init_states
     return init_states(cfg.init, build_generator(cfg, data.shape),
                        build_discriminator(cfg, data.shape))
-
-
-def _restart_clock(run: RunDir) -> None:
-    """Wall-clock times in metrics.jsonl continue from the resumed run's last record."""
-    records = run.read_metrics()
-    if records:
-        run.started = time.time() - float(records[-1].get("time", 0.0))

@@ -143,3 +143,19 @@ def test_multistep_schedule_multiplies_by_decay_at_each_milestone():
     for bad in ([0.6, 0.3], [1.2], []):
         with pytest.raises(ConfigError, match="milestones"):
             _opt_lrs(ClassifyConfig(steps=100, schedule="multistep", milestones=bad), 1)
+
+
+def test_interruption_changes_no_record_and_the_clock_goes_on(tmp_path):
+    """--stop-after between two logs: the resumed run logs the means the uninterrupted run logs
+    (the sums since the last log travel in the checkpoint), no extra record at the stop, and the
+    records' wall clock continues instead of starting again at 0."""
+    cfg = dict(steps=6, log_every=3, ckpt_every=0, eval_every=0)
+    train(tiny_config(**cfg), tmp_path / "a", quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", stop_after=2, quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", resume=True, quiet=True)
+    runs = [RunDir(tmp_path / p).read_metrics() for p in ("a", "b")]
+    losses = [[(r["step"], r["loss"]) for r in records if "loss" in r] for records in runs]
+    assert [s for s, _ in losses[1]] == [3, 6]
+    assert losses[0] == losses[1]
+    times = [r["time"] for r in runs[1]]
+    assert times == sorted(times)

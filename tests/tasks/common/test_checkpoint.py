@@ -103,6 +103,27 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path, damage):
     assert "\n" not in str(info.value)
 
 
+def test_flipped_bytes_inside_a_tensor_are_refused_not_loaded(tmp_path):
+    """torch.load reads a zip member without checking its CRC-32: bytes flipped on disk would
+    come back as other weights. The damaged member is named instead."""
+    import struct
+    import zipfile
+    path = tmp_path / "latest.pt"
+    save_checkpoint({"step": 3, "w": torch.randn(64, 64)}, tmp_path, 3)
+    assert load_checkpoint(path)["step"] == 3
+    member = max(zipfile.ZipFile(path).infolist(), key=lambda info: info.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[member.header_offset + 26:
+                                                   member.header_offset + 30])
+    start = member.header_offset + 30 + name_len + extra_len
+    raw[start + 100:start + 140] = bytes(b ^ 0xFF for b in raw[start + 100:start + 140])
+    path.write_bytes(raw)
+    with pytest.raises(CheckpointError, match=f"{path} is damaged: its part "
+                                              f"{member.filename} fails its CRC-32") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
 def test_nonfinite_state_is_never_written_and_good_checkpoints_stay(tmp_path):
     for step in (1, 2, 3):
         save_checkpoint({"step": step, "model": {"w": torch.ones(3)}}, tmp_path, step, keep=2)

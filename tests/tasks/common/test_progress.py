@@ -46,3 +46,19 @@ def test_progress_picks_by_terminal():
     quiet = progress(5, enabled=False, file=io.StringIO())
     quiet.update(1)
     quiet.close()
+
+
+def test_a_stage_inside_a_loop_says_nothing_when_short_and_counts_without_a_known_total():
+    """leave=False (an evaluation inside training): no closing line when it ended before its
+    first; a total of None or 0 is written as a count, without '/0' or an ETA."""
+    out, clock = io.StringIO(), Clock()
+    short = LogProgress(64, desc="generated images", interval=10, file=out, clock=clock,
+                        unit="image", leave=False)
+    short.update(64)
+    short.close()
+    assert out.getvalue() == ""
+    long = progress(None, desc="features of x", interval=0, file=out, unit="image", leave=False)
+    long.update(250)
+    long.close()
+    assert out.getvalue().startswith("features of x: image 250 ")
+    assert "/0" not in out.getvalue() and "ETA" not in out.getvalue()

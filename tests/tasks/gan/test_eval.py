@@ -258,3 +258,28 @@ def test_the_table_prints_a_zero_from_below_as_zero():
     from robustrep.tasks.gan.evaluate import format_table
     assert format_table({"fid": -3e-9, "kid": 0.25, "x": None}).splitlines() == [
         "fid  0.0000", "kid  0.2500", "x    n/a"]
+
+
+def test_an_evaluation_shows_the_images_done_with_an_estimate(tiny_cfg, monkeypatch, capsys):
+    """gan eval and the evaluations inside training write progress lines (stderr is no terminal
+    here) for the real features and for the generated images, with their totals."""
+    import functools
+
+    from robustrep.tasks.common.progress import progress
+    from robustrep.tasks.gan import evaluate
+    from robustrep.tasks.gan.data import build_data
+    from robustrep.tasks.gan.models import build_generator
+
+    monkeypatch.setattr(evaluate, "progress", functools.partial(progress, interval=0))
+    cfg = tiny_cfg()
+    data = build_data(cfg)
+    # 1001 reals: a count no other test caches, so the real features are computed here
+    scores = evaluate.Evaluator(cfg, data, torch.device("cpu"), 300, max_real=1001)(
+        build_generator(cfg, data.shape))
+    err = capsys.readouterr().err
+    assert "features of the real digits images: image 250/1001 " in err
+    assert "generated images: image 300/300 (100%) " in err and "ETA" in err
+    assert scores["num_samples"] == 300
+    evaluate.Evaluator(cfg, data, torch.device("cpu"), 300, max_real=1002, show_progress=False)(
+        build_generator(cfg, data.shape))
+    assert capsys.readouterr().err == ""

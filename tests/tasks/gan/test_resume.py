@@ -1,5 +1,6 @@
 """Resume: an interrupted run resumed to N steps equals the uninterrupted run, bit for bit (CPU)."""
 
+import json
 import shutil
 
 import pytest
@@ -78,3 +79,44 @@ def test_new_run_refuses_existing_folder(tiny_cfg, tmp_path):
     train(tiny_cfg(out=str(run)), show_progress=False)
     with pytest.raises(RunFolderError, match="--resume"):
         train(tiny_cfg(out=str(run)), show_progress=False)
+
+
+def _losses(records):
+    return [{k: v for k, v in r.items() if k.startswith("loss/") or k == "step"}
+            for r in records if "loss/d/total" in r]
+
+
+def test_checkpoints_and_interruptions_change_no_logged_mean(tiny_cfg, tmp_path, records):
+    """A checkpoint or a stop between two logs keeps the sums since the last log: the loss means
+    logged at step 3 and 6 are those of a run that never checkpointed or stopped."""
+    opts = dict(steps=6, log_every=3)
+    train(tiny_cfg(ckpt_every=0, out=str(tmp_path / "plain"), **opts), show_progress=False)
+    train(tiny_cfg(ckpt_every=1, out=str(tmp_path / "every"), **opts), show_progress=False)
+    train(tiny_cfg(ckpt_every=0, out=str(tmp_path / "cut"), **opts), show_progress=False,
+          stop_after=2)
+    assert main(["gan", "train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    plain = _losses(records(tmp_path / "plain"))
+    assert [r["step"] for r in plain] == [3, 6]
+    assert _losses(records(tmp_path / "every")) == plain
+    assert _losses(records(tmp_path / "cut")) == plain
+
+
+def test_resume_redoes_the_evaluation_a_kill_interrupted(tiny_cfg, tmp_path, records):
+    """Killed during the step-2 evaluation, after the step-2 checkpoint: the resumed run
+    evaluates step 2 before it trains on, as the uninterrupted run did."""
+    opts = dict(steps=4, ckpt_every=2, eval_every=2, final_eval=True)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train(tiny_cfg(out=str(full), **opts), show_progress=False)
+    train(tiny_cfg(out=str(killed), **opts), show_progress=False)
+    ckpts = killed / "checkpoints"
+    shutil.copy(ckpts / "step_00000002.pt", ckpts / "latest.pt")
+    (ckpts / "step_00000004.pt").unlink()
+    kept = [r for r in records(killed) if r["step"] <= 2 and "fid" not in r]
+    (killed / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (killed / "finished.json").unlink()
+    (killed / "samples" / "step_00000002.png").unlink()
+    assert main(["gan", "train", "--resume", str(killed), "--quiet"]) == 0
+    fids = [[(r["step"], r["fid"]) for r in records(run) if "fid" in r] for run in (full, killed)]
+    assert [s for s, _ in fids[1]] == [2, 4]
+    assert fids[0] == fids[1]
+    assert (killed / "samples" / "step_00000002.png").is_file()
