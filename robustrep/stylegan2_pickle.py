@@ -202,6 +202,10 @@ def load_mapped(net: nn.Module, ref_state: dict[str, Tensor], rename) -> nn.Modu
                 raise StyleGAN2PickleError(f"uses a resampling filter other than [1, 3, 3, 1] "
                                            f"({name})")
             continue
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            # a diverged snapshot: its samples would be NaN (black) without a word
+            raise StyleGAN2PickleError(f"holds non-finite weights ({name}); use a snapshot "
+                                       f"taken before the run diverged")
         mapped[ours] = value
     own = net.state_dict()
     missing = [k for k in own if k not in mapped and not k.endswith(("resample_filter",
@@ -236,8 +240,10 @@ def load_stylegan2_pickle(path: str | Path, force_fp32: bool = False) -> dict[st
             else:
                 net = build_generator(kwargs, force_fp32)
                 load_mapped(net, record_state(rec), generator_name)
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            # RuntimeError: torch refusing a size the kwargs imply (a negative z_dim)
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
             raise StyleGAN2PickleError(f"has a {key} whose init_kwargs robustrep cannot use "
-                                       f"({type(err).__name__}: {err})") from None
+                                       f"({type(err).__name__}: {first})") from None
         out[key] = net.eval()
     return out

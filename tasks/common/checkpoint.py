@@ -21,6 +21,7 @@ from __future__ import annotations
 import pickle
 import random
 import re
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -102,19 +103,22 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
         raise CheckpointError(f"{what} {path} is damaged: its part {damaged} fails its CRC-32 "
                               f"check (a disk or copy error); use another file")
     try:
-        return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
+        with warnings.catch_warnings():  # torch's notes on the pickle protocol: the error says it
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
     except pickle.UnpicklingError as err:
-        # A well-formed torch zip archive refused by the safe unpickler holds Python objects
-        # (possibly code to run); anything else is damage.
-        if zipfile.is_zipfile(path):
-            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        # A well-formed torch zip archive, or any pickle naming a global, refused by the safe
+        # unpickler holds Python objects (possibly code to run); anything else is damage.
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found or zipfile.is_zipfile(path):
             what_obj = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
                 f"{what} {path} holds Python objects{what_obj} that a safe load refuses (they "
                 f"could run code when loaded); robustrep loads only tensors and plain values: "
                 f"{advice}") from None
-        raise CheckpointError(f"{what} {path} is not a readable PyTorch file; it may be "
-                              f"truncated or corrupt: use another file") from None
+        raise CheckpointError(f"{what} {path} is not a readable PyTorch file (torch.save's "
+                              f"format); it may be truncated or corrupt, or a pickle of another "
+                              f"kind: use another file") from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError,
             IndexError, KeyError, TypeError, MemoryError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

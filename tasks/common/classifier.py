@@ -36,7 +36,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[floa
     """The tensors of a weights file, and the input normalisation it carries (``mean``/``std``
     of a robustrep checkpoint, else none); an unreadable, empty or pickled-object file is one
     CheckpointError naming it (safe_load: weights_only, never the full unpickler)."""
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
         try:
             data = load_file(str(path))
@@ -56,6 +56,13 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[floa
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
                          f".safetensors file)")
+    # NaN only: trained on, it gives a NaN loss at step 1 that names no file (an inf can be a
+    # model's own mask buffer)
+    bad = [k for k, v in data.items() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"weights file {path} holds NaN values ({bad[0]}{more}); use "
+                              f"weights saved before the run that wrote them diverged")
     data, normalisation = _split_normalisation(data)
     return strip_prefixes(data), normalisation
 
@@ -143,6 +150,10 @@ def _cfg_overlay(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _weights_path(pretrained_file: str | Path, name: str) -> Path:
     path = Path(pretrained_file).expanduser()
+    if path.is_dir():
+        raise FileNotFoundError(f"pretrained weights file {path} is a folder; give the weights "
+                                f"file in it (.pth/.pt/.safetensors), or a timm model folder as "
+                                f"--model {path} --pretrained")
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file {path} does not exist (expected a "
                                 f"local .pth/.pt/.safetensors state dict of {name!r})")

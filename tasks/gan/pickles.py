@@ -15,7 +15,7 @@ from robustrep.tasks.common.errors import CheckpointError
 
 
 def is_pickle(path: str | Path) -> bool:
-    return Path(path).suffix == ".pkl" and Path(path).is_file()
+    return Path(path).suffix.lower() == ".pkl" and Path(path).is_file()
 
 
 def load_pickle(path: str | Path, what: str, force_fp32: bool = False) -> dict:

@@ -43,6 +43,47 @@ def test_pretrained_missing_file(tmp_path):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path / "nope.pth")
 
 
+def test_pretrained_file_with_nan_or_a_folder_is_named(tmp_path):
+    """NaN weights trained on gave a NaN loss at step 1 naming no file; a folder was said not
+    to exist. An upper-case .SAFETENSORS is read as safetensors."""
+    from safetensors.torch import save_file
+
+    from robustrep.tasks.common.errors import CheckpointError
+    sd = timm.create_model("test_resnet").state_dict()
+    key = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[key] = torch.full_like(sd[key], float("nan"))
+    save_file(sd, tmp_path / "NAN.SAFETENSORS")
+    torch.save(sd, tmp_path / "nan.pth")
+    for name in ("NAN.SAFETENSORS", "nan.pth"):
+        with pytest.raises(CheckpointError, match=f"{tmp_path / name} holds NaN values "
+                                                  f"\\({key}\\)"):
+            create_classifier("test_resnet", 3, pretrained_file=tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="is a folder; give the weights file in it"):
+        create_classifier("test_resnet", 3, pretrained_file=tmp_path)
+
+
+def test_a_pickle_of_objects_is_named_unsafe_whatever_its_format(tmp_path):
+    """A plain (non-zip) pickle naming a global was called "truncated or corrupt"; it is refused
+    as unsafe, and nothing in it runs."""
+    import os
+    import pickle
+
+    from robustrep.tasks.common.errors import CheckpointError
+    marker = tmp_path / "RAN"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"w": Payload()}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match=r"holds Python objects \((posix|nt|os)\.system\)"):
+        create_classifier("test_resnet", 3, pretrained_file=tmp_path / "legacy.pth")
+    (tmp_path / "plain.pth").write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(CheckpointError, match="or a pickle of another kind"):
+        create_classifier("test_resnet", 3, pretrained_file=tmp_path / "plain.pth")
+    assert not marker.exists()
+
+
 def test_pretrained_file_of_another_model_is_refused(tmp_path):
     path = tmp_path / "convnext.pth"
     torch.save(timm.create_model("test_convnext").state_dict(), path)

@@ -196,6 +196,41 @@ def test_not_a_network_pickle_is_one_line(tmp_path):
         load_stylegan2_pickle(path)
 
 
+def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None):
+    """A network pickle as the fixture writes it, from other G kwargs or with one G_ema
+    tensor set to NaN (a snapshot of a diverged run)."""
+    Record, EasyDict, _ = fake_reference
+    G, D = _nets(0)
+    if poison is not None:
+        with torch.no_grad():
+            dict(G.named_parameters())[poison].fill_(float("nan"))
+    records = {key: _record_tree(G, G_NAMES, "Generator", g_kwargs, Record, EasyDict)
+               for key in ("G", "G_ema")}
+    records["D"] = _record_tree(D, D_NAMES, "Discriminator", D_KW, Record, EasyDict)
+    with open(path, "wb") as fh:
+        pickle.dump(records, fh)
+    return path
+
+
+@pytest.mark.parametrize("change, expect", [
+    (dict(poison="synthesis.blocks.0.const"), r"non-finite weights \(synthesis\.b4\.const\)"),
+    (dict(g_kwargs={**G_KW, "img_resolution": 15}), "init_kwargs robustrep cannot use "
+                                                    r"\(ValueError: img_resolution"),
+    (dict(g_kwargs={**G_KW, "z_dim": -3}), r"init_kwargs robustrep cannot use \(RuntimeError"),
+])
+def test_a_pickle_robustrep_cannot_use_faithfully_is_one_line(tmp_path, fake_reference, capsys,
+                                                             change, expect):
+    """A diverged snapshot gave black samples with exit 0; kwargs our networks refuse gave a
+    traceback. Both are one line naming the file; an upper-case .PKL is a pickle too."""
+    path = _write_pickle(tmp_path / "NET.PKL", fake_reference, **change)
+    with pytest.raises(StyleGAN2PickleError, match=expect):
+        load_stylegan2_pickle(path)
+    assert main(["gan", "sample", str(path), "--grid", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and re.search(expect, err)
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_gan_sample_takes_a_pickle(network_pickle, tmp_path, monkeypatch):
     path, want, marker = network_pickle
     monkeypatch.chdir(tmp_path)
