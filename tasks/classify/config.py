@@ -18,8 +18,8 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigE
                                            option)
 from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, resumable_detail,
                                             run_option, shared)
-from robustrep.tasks.common.regularizers import (Fixed, OptionFields, refuse_unused, reg_option,
-                                                 unused_options as unused_fields)
+from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, refuse_unused,
+                                                 reg_option, unused_options as unused_fields)
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
@@ -261,10 +261,17 @@ _MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "switch_prob": "mix_switch_pro
 # registered name -> {constructor option: ClassifyConfig field}; the trainer builds what --reg
 # names from these (tasks/common/regularizers.py), a name not listed gets its class defaults.
 # AdaptiveMix's distance is the MSE of the reference classification code.
+# Unread: options of the GAN's extra D term, and the edge ramp only SRMix's box has; as flags
+# here they would be recorded and change nothing.
+_GAN_TERM = {"mode": Unread("gan train (the extra D term)"),
+             "weight": Unread("gan train (the extra D term)")}
+_NO_RAMP = {"smoothing": Unread("srmix (the edge ramp of its box)")}
 OPTION_FIELDS: OptionFields = {
-    "mixup": _MIX, "cutmix": _MIX, "srmix": {**_MIX, "smoothing": "srmix_smoothing"},
+    "mixup": {**_MIX, **_GAN_TERM, **_NO_RAMP}, "cutmix": {**_MIX, **_GAN_TERM, **_NO_RAMP},
+    "srmix": {**_MIX, **_GAN_TERM, "smoothing": "srmix_smoothing"},
     "adaptivemix": {"alpha": "am_alpha", "noise_std": "am_noise_std", "weight": "am_weight",
-                    "mode": "am_mode", "distance": Fixed("mse")},
+                    "mode": "am_mode", "distance": Fixed("mse"),
+                    "g_shrink": Unread("gan train (G's shrinkage on its fakes)")},
     "pgd": {"eps": "eps", "steps": "adv_steps", "step_size": "adv_step_size"},
     "fgsm": {"eps": "eps", "step_size": "adv_step_size"},
     "free": {"eps": "eps", "step_size": "adv_step_size", "replays": "free_replays"},

@@ -421,7 +421,8 @@ def option_type(kind: type, **bounds: Any) -> Callable[[str], Any]:
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
-                    groups: dict[str, str] | None = None, real_defaults: bool = False) -> None:
+                    groups: dict[str, str] | None = None, real_defaults: bool = False,
+                    default_preset: tuple[str, dict[str, Any]] | None = None) -> None:
     """Add one ``--flag`` per dataclass field to ``parser``.
 
     A trainer's flags default to ``None`` (an option not given never overrides the preset);
@@ -429,10 +430,14 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
     each flag defaults to its field's default, a field without one is required, and a bool is
     a plain switch. ``groups`` maps a field-name prefix (``"am_"``) to the title of its
     ``--help`` section (a field's ``group`` metadata does too); the other fields go to the
-    general section.
+    general section. ``default_preset`` (name, values): the preset a run without ``--preset``
+    starts from, whose values the help states as the defaults.
     """
-    general = (parser if real_defaults
-               else parser.add_argument_group("options (override the preset)"))
+    title = "options (override the preset" + (
+        f"; the defaults shown are {default_preset[0]}'s, the default preset)" if default_preset
+        else ")")
+    general = parser if real_defaults else parser.add_argument_group(title)
+    shown = default_preset[1] if default_preset else {}
     sections = {prefix: parser.add_argument_group(title)
                 for prefix, title in (groups or {}).items()}
     titled: dict[str, Any] = {}
@@ -445,7 +450,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         group = titled[title] if title is not None else next(
             (g for prefix, g in sections.items() if field.name.startswith(prefix)), general)
         spec = option_specs(cls)[field.name]
-        args, kwargs = _argument(field, spec, real_defaults)
+        args, kwargs = _argument(field, spec, real_defaults, shown.get(field.name, _UNSET))
         group.add_argument(*args, **kwargs)
 
 
@@ -457,17 +462,21 @@ def _field_default(field: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-def _argument(field: dataclasses.Field, spec: OptionSpec,
-              real_defaults: bool) -> tuple[list[str], dict[str, Any]]:
-    """The ``add_argument`` arguments of one field."""
+_UNSET = object()
+
+
+def _argument(field: dataclasses.Field, spec: OptionSpec, real_defaults: bool,
+              preset_value: Any = _UNSET) -> tuple[list[str], dict[str, Any]]:
+    """The ``add_argument`` arguments of one field (``preset_value``: the default preset's)."""
     meta = field.metadata
     default = _field_default(field)
+    stated = default if preset_value is _UNSET else preset_value
     help_text = meta.get("help", "")
     # State the default once: not again where the help already says what it is (the default,
     # or the core's value that None stands for). A command's parser (HelpFormatter) adds it.
     if not real_defaults and "default" not in help_text.lower() and not (
-            default is None and "core" in help_text):
-        help_text = f"{help_text} (default: {default})".strip()
+            stated is None and "core" in help_text):
+        help_text = f"{help_text} (default: {stated})".strip()
     kwargs: dict[str, Any] = {"help": help_text, "type": arg_type(spec)}
     if meta.get("metavar"):
         kwargs["metavar"] = meta["metavar"]

@@ -64,7 +64,7 @@ COMMANDS: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "batch_size": (256, "images per forward pass", None, {"min": 1}),
     "workers": (0, "DataLoader worker processes", None, NONNEG),
     "quiet": (False, "no progress bars", None, {}),
-    "no_ema": (False, "use the raw weights, not their EMA copy (a GAN's G, not G-EMA)", None, {}),
+    "no_ema": (False, "use the raw weights, not their EMA copy", None, {}),
     "out": (None, "where the command writes its files", None, {}),
     "seeds": ([0, 1, 2], "seeds of the training runs (one run per seed)", None, SEED_RANGE),
 }

@@ -4,7 +4,7 @@ On a terminal this is a tqdm bar. When stderr is not a terminal (a log file, ``n
 job, CI) a bar's carriage-return updates become thousands of lines (about 10 a second), so the
 same calls write one plain line every ``interval`` seconds instead: steps, rate, ETA and the last
 values given to ``set_postfix``, e.g. ``gan digits-dcgan none: step 400/2000 (20%) 7.9 it/s
-ETA 3m22s loss/d=1.21 loss/g=0.93``.
+ETA 3m22s d=1.21 g=0.93``.
 """
 
 from __future__ import annotations

@@ -22,8 +22,17 @@ class Fixed:
         self.value = value
 
 
-# name -> {constructor option: config field name, or Fixed(value)}
-OptionFields = dict[str, dict[str, "str | Fixed"]]
+class Unread:
+    """A constructor option the program never reads (``acts`` says where it does act): it gets
+    no flag, the class default applies, and a config file's ``reg_options`` setting it is
+    refused, so that no run records a value that changed nothing."""
+
+    def __init__(self, acts: str):
+        self.acts = acts
+
+
+# name -> {constructor option: config field name, Fixed(value) or Unread(where it acts)}
+OptionFields = dict[str, dict[str, "str | Fixed | Unread"]]
 
 # A registered discriminator's input shape comes from the data, never from a flag.
 DATA_OPTIONS = ("image_size", "in_channels")
@@ -128,10 +137,16 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
     """The constructor options of ``name`` from ``cfg``; ``context`` holds values the program
     derives (e.g. ``fuse_passes``), passed to the classes that take them."""
     taken = regularizer_info(name).kwargs
+    mapped = fields.get(name, {})
     opts = {opt: field.value if isinstance(field, Fixed) else getattr(cfg, field)
-            for opt, field in fields.get(name, {}).items()}
+            for opt, field in mapped.items() if not isinstance(field, Unread)}
     opts.update({k: v for k, v in (context or {}).items() if k in taken and k not in opts})
-    opts.update((getattr(cfg, "reg_options", None) or {}).get(name, {}))
+    given = (getattr(cfg, "reg_options", None) or {}).get(name, {})
+    for opt in given:
+        if isinstance(mapped.get(opt), Unread):
+            raise ConfigError(f"reg_options: {name}'s {opt!r} acts only in {mapped[opt].acts}, "
+                              f"not here; drop it")
+    opts.update(given)
     return opts
 
 

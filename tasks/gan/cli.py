@@ -42,7 +42,8 @@ def _add_train(sub) -> None:
                "robustrep.tasks.cli gan train ...", formatter_class=HelpFormatter)
     add_config_args(p, TrainOptions, real_defaults=True)  # the run flags, as classify train's
     add_config_args(p, GanConfig, skip=("preset", "out"),  # the run flags' --preset and --out
-                    groups=regularizer_groups(REG_PREFIXES, "gan"))
+                    groups=regularizer_groups(REG_PREFIXES, "gan"),
+                    default_preset=(DEFAULT_PRESET, PRESETS[DEFAULT_PRESET]))
     add_regularizer_args(p, "gan", OPTION_FIELDS)
     for family in archs()[len(ARCHS):]:  # the network families of loaded plugins
         add_option_flags(p, family, plugin_options(family), set(), ARCH_OPTION_DEST,

@@ -35,8 +35,8 @@ DEFAULT_PRESET = "digits-dcgan"
 AUGMENT_CHOICES = ("none", "ada", "fixed")
 # The help of the FID options that gan train, eval and fid share.
 FID_FEATURES_HELP = ("FID/KID/PR features: inception (TF-FID convention), inception-pytorch-fid, "
-                     "digits or run:CLASSIFY_RUN (default: what the run or statistics file names; "
-                     "else digits for the digits data, else inception)")
+                     "digits or run:CLASSIFY_RUN (default: digits for the digits data, else "
+                     "inception; gan eval and gan fid: what the run or statistics file names)")
 INCEPTION_WEIGHTS_HELP = ("FID Inception weights (pt_inception-2015-12-05-6726825d.pth); else "
                           "$ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
 

@@ -22,7 +22,7 @@ class DetectorOptions:
     """What ``score`` and ``bench`` share: the detectors and how features are extracted."""
 
     detectors: str = option(DEFAULT_DETECTORS, "pytorch-ood detectors, comma-separated, or 'all' "
-                                               "(see --list)", metavar="NAME,...")
+                                               "(ood score --list names them)", metavar="NAME,...")
     param: list[str] = option([], "override a detector's constructor argument, e.g. KNN.k=10 or "
                                   "ASH.variant=ash-b (repeatable)", repeat=True,
                               metavar="DETECTOR.NAME=VALUE")

@@ -144,3 +144,27 @@ def test_dry_run_checks_the_model_and_the_built_in_data(args, words, capsys):
     code = main(["classify", "train", "--preset", "smoke", *args, "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["--mixup-mode", "--cutmix-weight", "--srmix-mode",
+                                  "--mixup-smoothing", "--cutmix-smoothing",
+                                  "--adaptivemix-g-shrink"])
+def test_options_that_act_only_in_gan_training_have_no_flag(flag, capsys, tmp_path):
+    """The GAN's extra-D-term options, G's shrinkage, and the edge ramp only SRMix has were
+    classify flags that were saved in the run and changed nothing."""
+    reg = flag.split("-")[2]
+    value = "1" if "weight" in flag or "smoothing" in flag else "false" if "shrink" in flag \
+        else "replace"
+    with pytest.raises(SystemExit) as info:  # argparse's own refusal
+        main(["classify", "train", "--reg", reg, flag, value, "--dry-run"])
+    assert info.value.code == 2
+    assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+    assert main(["classify", "train", "--reg", "srmix", "--srmix-smoothing", "0.2",
+                 "--dry-run"]) == 0  # SRMix's own ramp stays
+
+
+def test_a_config_file_setting_an_option_classify_never_reads_is_refused(capsys, tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"reg": "mixup", "reg_options": {"mixup": {"mode": "replace"}}}))
+    err = _refused(["--config", str(cfg)], capsys, tmp_path)
+    assert "mixup's 'mode' acts only in gan train (the extra D term), not here; drop it" in err

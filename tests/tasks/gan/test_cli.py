@@ -27,6 +27,23 @@ def test_train_help_lists_presets_and_regs(capsys):
     assert "--channels-last" in out and "--amp" in out and "--compile" in out
 
 
+def test_help_states_the_defaults_a_run_without_preset_gets(capsys):
+    """The help showed the config class's batch size 64 and K None where a plain `gan train`
+    trains with the default preset's 32 and 12."""
+    import re
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    options = help_text[help_text.index("options (override the preset"):]  # past the usage
+    assert main(["gan", "train", "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    for flag, key in (("--batch-size", "batch_size"), ("--rp-num-views", "rp_num_views"),
+                      ("--steps", "steps"), ("--dataset", "dataset")):
+        stated = re.search(rf"{flag} \S+ (?:(?! --).)*?\(default: ([^)]*)\)", options)[1]
+        assert stated == str(resolved[key]), flag
+    assert "the defaults shown are digits-dcgan's, the default preset" in help_text
+
+
 def test_dry_run_prints_resolved_config(capsys):
     assert main(["gan", "train", "--preset", "grid-mlp", "--reg", "adaptivemix,asgan",
                  "--steps", "7", "--compile", "--dry-run"]) == 0
