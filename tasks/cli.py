@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import sys
 
 import robustrep
@@ -70,6 +71,17 @@ def build_parser(program: str | None = None, command: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader left (`robustrep ... --help | head`): stop quietly
+        try:  # and keep Python's flush at exit from failing on the closed pipe again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # a captured stdout has no descriptor
+            pass
+        return 128 + 13  # as a process killed by SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted before or after the program name

@@ -12,6 +12,7 @@ download always off),
 
 from robustrep.data._common import (ImageTensorDataset, MappedDataset, image_shape, labels,
                                     num_classes, select_classes)
+from robustrep.errors import UnreadableImageError
 from robustrep.data.builtin import (BUILTIN_OOD, ID_CLASSES, OOD_CLASSES, MixtureSample,
                                     MixtureSpec, builtin_ood, digits, digits_ood_split,
                                     grid_centers, grid_mixture, inverted_digits, mixture, noise,
@@ -34,4 +35,5 @@ __all__ = [
     "cifar", "svhn", "image_folder", "image_list", "FlatImageFolder", "ImageList",
     "CelebAAligned", "LSUNDatabases",
     "IMG_EXTENSIONS", "DATASETS", "register_dataset", "list_datasets", "create_dataset",
+    "UnreadableImageError",
 ]

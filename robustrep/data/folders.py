@@ -138,13 +138,21 @@ class FlatImageFolder(Dataset):
         return (self.transform(image) if self.transform else image), 0
 
 
+def _first_image(entries: list[Path]) -> Path:
+    return min(p for p in entries if is_image(p))
+
+
 def _folder_layout(root: Path) -> str:
     entries = list(root.iterdir())
     has_images = any(is_image(p) for p in entries)
     has_dirs = any(p.is_dir() and not p.name.startswith(".") for p in entries)
     if has_images and has_dirs:
-        raise ValueError(f"{root} holds both images and subfolders; pass layout='classes' to use "
-                         "the subfolders as classes or layout='flat' to use the images in it")
+        # the advice is a change to the folder, which works from every program; the library's
+        # layout= argument is named only as the alternative for Python callers
+        raise ValueError(f"{root} holds both images and subfolders, so it is neither a flat "
+                         f"folder nor root/<class>/<image>; move its loose images (e.g. "
+                         f"{_first_image(entries).name}) into a class subfolder, or move the "
+                         f"subfolders out (from Python, layout='classes' or 'flat' chooses one)")
     if has_images:
         return "flat"
     if has_dirs:

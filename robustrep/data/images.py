@@ -10,8 +10,11 @@ them and lists them in the dataset's ``skipped`` attribute. Hidden files (``._0.
 are not images; a broken symbolic link named like an image is one, so that it is named as
 unreadable rather than silently left out.
 
-16-bit greyscale images (PIL mode ``I;16``/``I``) are scaled to 8 bits (v / 257) before
-conversion; PIL's ``convert`` would clip them to 255.
+16-bit greyscale images (PIL mode ``I;16``, or ``I`` read from a 16-bit PNG or a PGM) are scaled
+to 8 bits (v / 257) before conversion; PIL's ``convert`` would clip them to 255. Images whose
+value range cannot be known (32-bit float, mode ``F``, which may hold [0, 1] or anything; 32-bit
+integer, mode ``I`` from a TIFF, which may hold 0..255 or 0..65535) are refused with a ValueError
+naming the file (and found by :func:`find_bad_images`), never scaled by a guess.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from torchvision import transforms
 
 from robustrep._validate import check_choice, check_positive
+from robustrep.errors import UnreadableImageError
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -53,7 +57,37 @@ def check_train(train: Any) -> None:
 # PIL modes of more than 8 bits per value: ``convert("RGB")`` clips them to 0..255 (a 16-bit
 # image turns white), so they are scaled to 8 bits first. PNG stores 16-bit grey as "I;16"
 # (or "I" in older Pillow) with values 0..65535; 16-bit colour PNGs are already 8-bit "RGB(A)".
-WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# every single-band mode wider than 8 bits; "I" and "F" are read only when their range is known
+WIDE_MODES = (*SIXTEEN_BIT_MODES, "I", "F")
+ACCEPTED_DEPTHS = "accepted: 8-bit images, and 16-bit greyscale PNG, TIFF or PGM"
+
+
+def _sixteen_bit(image: Any) -> bool:
+    """Whether ``image``'s values span 0..65535. Mode "I" says only "32-bit integer": it is
+    16-bit when it comes from a PNG (which has no 32-bit grey; older Pillow opens 16-bit grey as
+    "I") or a PGM (Pillow scales every maxval above 255 to 0..65535), or when the file's own
+    layout (the decoder's raw mode, known until the image is loaded) is unsigned 16-bit. A
+    32-bit TIFF says nothing of its range (0..255 and 0..65535 are both common)."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        return True
+    if image.mode != "I":
+        return False
+    if image.format in ("PNG", "PPM"):
+        return True
+    rawmodes = [t.args if isinstance(t.args, str) else t.args[0]
+                for t in image.tile if t.args]
+    return bool(rawmodes) and all(r in SIXTEEN_BIT_MODES for r in rawmodes)
+
+
+def _depth_problem(image: Any) -> str | None:
+    """Why ``image``'s values cannot be read as 8 bits without guessing their range, or None."""
+    if image.mode not in ("I", "F") or _sixteen_bit(image):
+        return None
+    what = "32-bit floating point" if image.mode == "F" else "32-bit integer"
+    source = f" from a {image.format}" if image.format else ""
+    return (f"{what} pixels (PIL mode {image.mode}{source}) have no known value range, so they "
+            f"are not read by a guess; {ACCEPTED_DEPTHS}")
 
 
 def _to_8bit(image: Any) -> Any:
@@ -65,8 +99,19 @@ def _to_8bit(image: Any) -> Any:
     return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
-def convert_image(image: Any, channels: int) -> Any:
-    """``image`` as 8-bit "L" (``channels`` 1) or "RGB" (3), 16-bit grey scaled, not clipped."""
+def check_depth(image: Any, name: str | os.PathLike = "image") -> None:
+    """Raise ValueError naming ``name`` (the file) when ``image`` holds 32-bit float or integer
+    values whose range is unknown. Call it on ``image`` unloaded (as ``Image.open`` returns
+    it): loading drops the layout that tells some 16-bit files from 32-bit ones."""
+    problem = _depth_problem(image)
+    if problem is not None:
+        raise UnreadableImageError(f"cannot read {name}: {problem}")
+
+
+def convert_image(image: Any, channels: int, name: str | os.PathLike = "image") -> Any:
+    """``image`` as 8-bit "L" (``channels`` 1) or "RGB" (3), 16-bit grey scaled, not clipped;
+    a value range that cannot be known is a ValueError naming ``name`` (:func:`check_depth`)."""
+    check_depth(image, name)
     if image.mode in WIDE_MODES:
         image = _to_8bit(image)
     return image.convert("L" if channels == 1 else "RGB")
@@ -76,17 +121,21 @@ def load_image(path: str | Path, channels: int) -> Any:
     from PIL import Image
 
     with open(path, "rb") as f:
-        return convert_image(Image.open(f), channels)
+        return convert_image(Image.open(f), channels, path)
 
 
-def _image_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be read as an image, or None when it can."""
+def image_problem(source: Path | BinaryIO) -> str | None:
+    """Why ``source`` (a file, or a binary file object such as a zip member's bytes) cannot be
+    read as an image, or None when it can."""
     from PIL import Image
 
-    if path.is_symlink() and not path.exists():
-        return f"a broken symbolic link (to {os.readlink(path)})"
+    if isinstance(source, Path) and source.is_symlink() and not source.exists():
+        return f"a broken symbolic link (to {os.readlink(source)})"
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
+            depth = _depth_problem(image)  # before loading, which drops the file's layout
+            if depth is not None:
+                return depth
             if image.format == "PNG":
                 image.verify()  # walks every chunk and checks its CRC, up to IEND
             else:
@@ -95,15 +144,24 @@ def _image_problem(path: Path) -> str | None:
                 image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
-        return f"{type(err).__name__}: {str(err).strip() or 'unreadable'}"[:160]
+        return decode_error(err)
     return None
+
+
+def decode_error(err: Exception) -> str:
+    """Why PIL could not read an image, in one short line."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, UnidentifiedImageError):  # its text names the file, or a BytesIO's repr
+        return "UnidentifiedImageError: empty, or no image format PIL reads"
+    return f"{type(err).__name__}: {str(err).strip() or 'unreadable'}"[:160]
 
 
 def find_bad_images(paths: list[Path]) -> list[tuple[Path, str]]:
     """``(path, reason)`` for each file of ``paths`` that is not a readable image."""
     bad = []
     for path in paths:
-        reason = _image_problem(Path(path))
+        reason = image_problem(Path(path))
         if reason is not None:
             bad.append((Path(path), reason))
     return bad

@@ -18,12 +18,17 @@ Read through torchvision's :class:`~torchvision.datasets.LSUN` (class-name check
    lmdb environment must not be used across ``fork``, so DataLoader workers would share it. We
    keep the environments in a per-process table (a forked worker opens its own on first read),
    which also lets copies of a dataset read in one process (lmdb refuses a second open).
+3. **Records that are no image are named.** A record PIL cannot decode is a one-line ValueError
+   naming the database folder and the record's key, not PIL's error naming neither; records
+   are decoded as :func:`robustrep.data.images.convert_image` does (RGB; 16-bit grey scaled,
+   float or 32-bit values refused).
 
 ``lmdb`` is an optional dependency: ``pip install 'robustrep[lsun]'``.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 from pathlib import Path
@@ -33,7 +38,8 @@ from torchvision.datasets import LSUN
 from torchvision.datasets.lsun import LSUNClass
 from torchvision.datasets.vision import VisionDataset
 
-from robustrep.data.images import check_source, image_transform
+from robustrep.data.images import (UnreadableImageError, check_depth, check_source,
+                                   convert_image, decode_error, image_transform)
 from robustrep.data.local import register_dataset, require_size
 
 SPLITS = ("train", "val", "test")
@@ -71,7 +77,9 @@ def _shared_env(path: str) -> Any:
 
 
 class LSUNDatabase(LSUNClass):
-    """One ``<category>_<split>_lmdb`` database; ``__getitem__`` is torchvision's."""
+    """One ``<category>_<split>_lmdb`` database; ``__getitem__`` decodes as torchvision's,
+    a record that is no readable image being a one-line ValueError naming the database and
+    the key (torchvision's raises PIL's error, naming neither)."""
 
     def __init__(self, root: str | os.PathLike, transform: Any = None) -> None:
         VisionDataset.__init__(self, str(root), transform=transform)
@@ -85,6 +93,30 @@ class LSUNDatabase(LSUNClass):
     @property
     def env(self) -> Any:
         return _shared_env(self.root)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        from PIL import Image
+
+        key = self.keys[index]
+        with self.env.begin(write=False) as txn:
+            data = txn.get(key)
+        where = f"LSUN database {self.root}: record {key.decode('ascii', 'backslashreplace')}"
+        fix = "re-create the database from LSUN's files"
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Exception as err:  # PIL raises many types (an empty record, or no image)
+            raise UnreadableImageError(f"{where} is not a readable image "
+                                       f"({decode_error(err)}); {fix}") from None
+        check_depth(image, where)  # outside the try below: already a one-line refusal
+        try:
+            image = convert_image(image, 3, where)  # decodes it; RGB, as torchvision's
+        except Exception as err:  # a truncated or corrupt image
+            raise UnreadableImageError(f"{where} is not a readable image "
+                                       f"({decode_error(err)}); {fix}") from None
+        if self.transform is not None:
+            image = self.transform(image)
+        target = None if self.target_transform is None else self.target_transform(None)
+        return image, target
 
 
 class LSUNDatabases(LSUN):

@@ -5,7 +5,9 @@ The format is the one ``dataset_tool.py`` of ``NVlabs/stylegan2-ada-pytorch`` wr
 Adversarial Networks with Limited Data", NeurIPS 2020):
 
 - every member whose extension PIL knows is an image, at any path inside the zip; the samples
-  are those members sorted by name;
+  are those members sorted by name (one departure: hidden members such as macOS's
+  ``._img.png`` and everything under ``__MACOSX/``, resource forks a zip made by macOS's Finder
+  holds, are no images and are skipped, as image folders skip hidden files);
 - an optional ``dataset.json`` at the top, ``{"labels": [["00000/img00000000.png", 6], ...]}``
   (one entry per image, keyed by the member name with ``/``) or ``{"labels": null``};
 - images are square, all of one size, greyscale or RGB (``dataset_tool.py`` stores
@@ -36,7 +38,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from robustrep._validate import check_choice, check_positive
-from robustrep.data.images import WIDE_MODES, convert_image, image_transform
+from robustrep.data.images import (WIDE_MODES, UnreadableImageError, check_depth, convert_image,
+                                   decode_error, image_problem, image_transform)
 
 __all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members"]
 
@@ -48,6 +51,15 @@ def _image_extensions() -> set[str]:
 
     Image.init()  # the reference takes every extension PIL registers
     return {ext.lower() for ext in Image.EXTENSION}
+
+
+def _hidden(name: str) -> bool:
+    """A member that is no image whatever its extension: under ``__MACOSX/`` (the resource
+    forks macOS's Finder adds to a zip) or hidden (``._img.png``, or inside a dot-folder), as
+    image folders skip hidden files and folders."""
+    parts = name.split("/")
+    # "." and ".." are path steps, not hidden names
+    return parts[0] == "__MACOSX" or any(p.startswith(".") and p.strip(".") for p in parts)
 
 
 def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
@@ -67,7 +79,8 @@ def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
     exts = _image_extensions()
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-        images = sorted(n for n in names if os.path.splitext(n)[1].lower() in exts)
+        images = sorted(n for n in names if os.path.splitext(n)[1].lower() in exts
+                        and not _hidden(n))
         if not images:
             raise ValueError(f"{path} holds no images (any path inside, PIL's extensions)")
         raw = archive.read(LABELS_FILE) if LABELS_FILE in names else None
@@ -106,8 +119,9 @@ class ZipImageDataset(Dataset):
         size: side to resize (shorter side) and centre-crop to; None keeps the stored size
             (the reference requires every image to have it).
         channels: 1 or 3; None keeps the stored mode (greyscale zips give 1 channel).
-        verify: read every member now and check its CRC (a truncated or damaged zip raises
-            ValueError naming the first bad member).
+        verify: read every member now, check its CRC and decode every image (a truncated or
+            damaged zip, or a member that is no readable image, raises ValueError naming the
+            first bad member); without it such a member raises when it is read.
     """
 
     def __init__(self, path: str | os.PathLike, size: int | None = None,
@@ -149,23 +163,45 @@ class ZipImageDataset(Dataset):
         if bad is not None:
             raise ValueError(f"{self.path}: member {bad} is damaged (CRC mismatch); re-create "
                              f"the zip")
+        # every image decoded once now (as image_folder's verify), not when a batch reaches it
+        with zipfile.ZipFile(self.path) as archive:
+            for name in self.names:
+                reason = image_problem(io.BytesIO(archive.read(name)))
+                if reason is not None:
+                    raise UnreadableImageError(self._unreadable(name, reason))
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers each open their own handle (a ZipFile does not survive a fork)
         return {**self.__dict__, "_archive": None}
 
+    def _unreadable(self, member: str, reason: Any) -> str:
+        if isinstance(reason, Exception):
+            reason = decode_error(reason)
+        return (f"{self.path}: member {member} is not a readable image ({reason}); remove it "
+                f"from the zip or re-create the zip")
+
     def _open(self, index: int):
+        """Member ``index`` opened (its header read), not decoded: decoding would drop the
+        layout that :func:`check_depth` reads."""
         from PIL import Image
 
         if self._archive is None:
             self._archive = zipfile.ZipFile(self.path)
         with self._archive.open(self.names[index]) as f:
-            image = Image.open(io.BytesIO(f.read()))
-            image.load()
-        return image
+            data = f.read()
+        try:
+            return Image.open(io.BytesIO(data))
+        except Exception as err:  # an empty member, or one that is no image at all
+            raise UnreadableImageError(self._unreadable(self.names[index], err)) from None
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        image = convert_image(self._open(index), self.channels)
+        image = self._open(index)
+        where = f"{self.path}: member {self.names[index]}"
+        check_depth(image, where)  # outside the try below: already a one-line refusal
+        try:
+            image = convert_image(image, self.channels, where)  # decodes the image
+        except Exception as err:  # a truncated or corrupt image; PIL raises many types
+            raise UnreadableImageError(self._unreadable(self.names[index], err)) from None
         return self._transform(image), self.targets[index]
 
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from robustrep.errors import UnreadableImageError
 from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line.
@@ -179,6 +180,11 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
             raise
         report(program, err)
         return int(getattr(err, "exit_code", 2))
+    except UnreadableImageError as err:  # met by a batch: databases are read as they go
+        if debug:
+            raise
+        report(program, _original_message(err))
+        return 2
     except TrainingDiverged as err:  # valid options, failed dynamics: exit 1
         if debug:
             raise
@@ -190,6 +196,17 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
             raise
         report(program, line)
         return 2
+
+
+def _original_message(err: Exception) -> str:
+    """The message of an error raised in a DataLoader worker: torch re-raises it as "Caught X in
+    DataLoader worker process N." and the worker's traceback, whose last line is the original
+    ``module.X: message``."""
+    text = str(err).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
 
 
 def regularizer_groups(prefixes: dict[str, tuple[str, ...]], program: str) -> dict[str, str]:

@@ -393,6 +393,9 @@ def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     back to the checkpoint's step, and the records' wall clock going on from the last one."""
     unmark_finished(run.path)
     run.write_config(absolute_paths(config))
+    if step > 0 and not run.metrics_file.exists():
+        print(f"warning: {run.metrics_file} is missing: the records up to step {step} are lost; "
+              f"the resumed run's records start after it", file=sys.stderr)
     run.truncate_metrics(step)
     records = run.read_metrics()
     if records:

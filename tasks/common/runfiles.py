@@ -125,10 +125,17 @@ class Lines:
     records: list[dict[str, Any]]
     dropped: int = 0
     path: Path | None = None
+    damaged: tuple[int, ...] = ()  # numbers of dropped lines before the last: no kill cuts them
 
     def warning(self) -> str | None:
         if not self.dropped:
             return None
+        if self.damaged:
+            shown = ", ".join(map(str, self.damaged[:5])) + (", ..." if len(self.damaged) > 5
+                                                              else "")
+            return (f"{self.path}: dropped {self.dropped} line(s) that are not JSON records, "
+                    f"line {shown} among them (the file was changed or damaged after it was "
+                    f"written); read {len(self.records)} complete record(s)")
         return (f"{self.path}: dropped {self.dropped} incomplete line(s) (a run killed during "
                 f"a write leaves one); read {len(self.records)} complete record(s)")
 
@@ -147,8 +154,9 @@ def read_jsonl(path: str | Path) -> Lines:
         text = path.read_text(errors="replace")
     except OSError as err:
         raise RunFolderError(f"cannot read {path}: {err.strerror or err}") from None
-    records, dropped = [], 0
-    for line in text.splitlines():
+    records, bad = [], []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -158,11 +166,13 @@ def read_jsonl(path: str | Path) -> Lines:
         if isinstance(value, dict):
             records.append(value)
         else:
-            dropped += 1
+            bad.append(number)
+    dropped = len(bad)
+    last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
     if dropped and not records:
         raise RunFolderError(f"{path} is not a robustrep metrics file (no line is a JSON "
                              f"record); move it away or choose another folder")
-    return Lines(records, dropped, path)
+    return Lines(records, dropped, path, tuple(n for n in bad if n != last))
 
 
 def _number(value: Any) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from robustrep.tasks.common.cli import add_command, add_program
@@ -36,8 +37,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
     out = Path(args.zip).expanduser()
     if out.suffix.lower() != ".zip":
         raise UserError(f"OUT {out}: give a path ending in .zip")
-    if out.exists():
-        raise UserError(f"OUT {out} exists; remove it or choose another path")
+    if os.path.lexists(out):  # exists() is False for a dangling link, which writing would follow
+        what = "is a symbolic link" if out.is_symlink() else "exists"
+        raise UserError(f"OUT {out} {what}; remove it or choose another path")
     src = Path(args.src).expanduser()
     if not src.is_dir():
         raise DataError(f"SRC {src} is not a folder; give an image folder (SRC/<class>/<image> "

@@ -127,6 +127,11 @@ def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> T
         raise DataError(f"{where}: samples must be uint8 (0..255) or floating point, got "
                         f"{x.dtype}")
     x = x.float()
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):  # min/max of NaN say nothing of the range; name the samples
+        raise DataError(f"{where}: {int((~finite).flatten(1).any(1).sum())} of {len(x)} "
+                        f"samples hold NaN or inf; a diverged generator's samples cannot be "
+                        f"scored")
     lo, hi = float(x.min()), float(x.max())
     if declared is None:
         if lo >= 0.0 and hi <= 1.0:
@@ -195,10 +200,47 @@ def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Sourc
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D], got {mu.shape} and "
                         f"{sigma.shape}")
+    mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
+    _check_covariance(path, sigma)
     net = str(arrays["fid_features"]) if "fid_features" in arrays else None
-    num = f", {int(arrays['num'])} images" if "num" in arrays else ""
-    return Source(spec, f"statistics {path} ({mu.shape[0]}-d{num})",
-                  stats=(mu.astype(np.float64), sigma.astype(np.float64)), fid_features=net)
+    num = arrays.get("num")
+    if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
+        raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "
+                        f"{num.dtype} of shape {num.shape}")
+    num = f", {int(num)} images" if num is not None else ""
+    return Source(spec, f"statistics {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
+                  fid_features=net)
+
+
+def _real_numbers(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+    """``array`` as float64 when it holds finite real numbers; else one line naming the key
+    (a complex or text array would be cast with a warning or fail deep in the distance)."""
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{path}: '{key}' must hold real numbers, got {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise DataError(f"{path}: '{key}' holds NaN or inf; statistics of non-finite features "
+                        f"(or of fewer than two images) cannot be compared")
+    return array
+
+
+def _check_covariance(path: Path, sigma: np.ndarray) -> None:
+    """Refuse a ``sigma`` that no set of features has: not symmetric, or with a negative
+    eigenvalue beyond float32 rounding. The distance would symmetrise the first and read the
+    second as a smaller spread, and print a wrong (even negative) FID."""
+    scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
+    if float(np.abs(sigma - sigma.T).max()) > 1e-5 * scale:
+        raise DataError(f"{path}: 'sigma' is not symmetric, so it is no covariance matrix; give "
+                        f"the statistics as saved (gan fid --save-stats, pytorch-fid)")
+    # Cholesky of sigma + a float32-rounding margin succeeds exactly when no eigenvalue is
+    # below minus that margin: the check without an eigendecomposition.
+    margin = 1e-5 * max(float(np.trace(sigma)) / len(sigma), scale * 1e-3)
+    try:
+        np.linalg.cholesky(sigma + margin * np.eye(len(sigma)))
+    except np.linalg.LinAlgError:
+        raise DataError(f"{path}: 'sigma' has negative eigenvalues, so it is no covariance "
+                        f"matrix; give the statistics as saved (gan fid --save-stats, "
+                        f"pytorch-fid)") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,11 +264,14 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
     from robustrep.data.local import image_folder
 
     try:
+        # every file is opened (verify) before the first is read for its size, so an unreadable
+        # or dangling first image is named as any other, not with PIL's or the OS's error
+        dataset = image_folder(path, resolution or 1, verify=True)
         if resolution is None:  # the first image's shorter side: generated sets keep their size
-            first = image_folder(path, 1).samples[0]
+            first = dataset.samples[0]
             with Image.open(first[0] if isinstance(first, tuple) else first) as image:
                 resolution = min(image.size)
-        dataset = image_folder(path, resolution, verify=True)
+            dataset = image_folder(path, resolution)  # the files just verified, at that side
     except (FileNotFoundError, ValueError) as err:
         raise DataError(program_advice(err, skip_option=False)) from None  # no such option
     _check_two(len(dataset), f"image folder {path}")
@@ -304,6 +349,9 @@ def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
 
     try:
         dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
+        if resolution is None:  # the first image's shorter side, as for a folder: zips made by
+            # hand may hold several sizes, which would not stack into one batch
+            dataset = ZipImageDataset(path, min(dataset.stored_size), channels=3)
         side = dataset[0][0].shape[-1]
     except (FileNotFoundError, ValueError) as err:
         raise DataError(str(err)) from None

@@ -78,3 +78,22 @@ def test_a_val_class_the_training_split_lacks_is_refused(tmp_path):
     write_png(flat / "val" / "0.png", (8, 8), (0, 0, 0))
     with pytest.raises(ValueError, match="holds images directly"):
         create_dataset("imagefolder", flat, train=False, size=8)
+
+
+def test_a_folder_of_images_and_subfolders_says_what_to_move(tmp_path, capsys):
+    """Was: advice to pass layout='classes' or layout='flat', which no program accepts; the
+    advice is now a change to the folder, which works for the programs and the library."""
+    from robustrep.tasks.cli import main
+    mixed = tmp_path / "mixed"
+    write_png(mixed / "top.png", (8, 8), (0, 0, 0))
+    write_png(mixed / "cls" / "in.png", (8, 8), (0, 0, 0))
+    advice = (f"{mixed} holds both images and subfolders, so it is neither a flat folder nor "
+              f"root/<class>/<image>; move its loose images (e.g. top.png) into a class "
+              f"subfolder, or move the subfolders out (from Python, layout='classes' or 'flat' "
+              f"chooses one)")
+    with pytest.raises(ValueError) as err:
+        image_folder(mixed, size=8)
+    assert str(err.value) == advice
+    assert main(["classify", "train", "--dataset", "imagefolder", "--data-root", str(mixed),
+                 "--image-size", "8", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"robustrep classify: error: {advice}\n"

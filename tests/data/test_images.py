@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from robustrep.data import image_folder, image_list
@@ -62,3 +63,50 @@ def test_skip_bad_drops_and_counts(tmp_path):
         image_list(root, listing, 8, verify=True)
     ds = image_list(root, listing, 8, verify=True, skip_bad=True)
     assert ds.targets == [0, 2] and ds.skipped == [str(root / "a" / "4.png")]
+
+
+def test_float_and_32_bit_images_are_refused_not_guessed(tmp_path, capsys):
+    """Was: a float TIFF in [0, 1] read as black and a 32-bit TIFF holding 0..255 divided by
+    257 (mode "I" taken for 16-bit); neither file says its range, so both are refused."""
+    from robustrep.tasks.cli import main
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp).save(flat / "0.tif")
+    Image.fromarray((ramp * 255).round().astype(np.int32)).save(flat / "1.tif")
+    assert [Image.open(flat / f"{i}.tif").mode for i in (0, 1)] == ["F", "I"]
+    accepted = "accepted: 8-bit images, and 16-bit greyscale PNG, TIFF or PGM"
+    ds = image_folder(flat, 8)
+    with pytest.raises(ValueError) as err:
+        ds[0]
+    assert str(err.value) == (f"cannot read {flat / '0.tif'}: 32-bit floating point pixels (PIL "
+                              f"mode F from a TIFF) have no known value range, so they are not "
+                              f"read by a guess; {accepted}")
+    with pytest.raises(ValueError, match=rf"cannot read {flat / '1.tif'}: 32-bit integer pixels "
+                                         rf"\(PIL mode I from a TIFF\)"):
+        ds[1]
+    # the scan names them before any work, as unreadable files
+    assert [(p.name, accepted in why) for p, why in find_bad_images(sorted(flat.iterdir()))] == [
+        ("0.tif", True), ("1.tif", True)]
+    assert main(["gan", "fid", str(flat), "digits"]) == 2
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1 and f"unreadable image {flat / '0.tif'} (and 1 more)" in line
+    assert "PIL mode F" in line and accepted in line
+
+
+def test_16_bit_grey_png_tiff_and_pgm_are_scaled(tmp_path):
+    """16-bit grey keeps working whichever mode Pillow gives it: "I;16" (PNG, TIFF) or "I"
+    (PGM, and PNG in older Pillow), values 0..65535 scaled by 1 / 257. A 12-bit PGM opens as
+    "I" too, its file layout no longer 16-bit: Pillow has scaled it to 0..65535 already."""
+    ramp = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.uint16)
+    for name in ("0.png", "1.tif", "2.pgm"):
+        Image.fromarray(ramp).save(tmp_path / name)
+    twelve = np.linspace(0, 4095, 64).reshape(8, 8).astype(np.uint16)
+    (tmp_path / "3.pgm").write_bytes(b"P5 8 8 4095\n" + twelve.astype(">u2").tobytes())
+    names = ("0.png", "1.tif", "2.pgm", "3.pgm")
+    assert [Image.open(tmp_path / n).mode for n in names] == ["I;16", "I;16", "I", "I"]
+    ds = image_folder(tmp_path, 8, channels=1, verify=True)
+    expected = torch.from_numpy(np.rint(ramp / 257.0) / 255).float()[None]
+    for i in range(3):
+        assert torch.allclose(ds[i][0], expected, atol=1e-6), ds.samples[i]
+    assert torch.allclose(ds[3][0], torch.from_numpy(twelve / 4095).float()[None], atol=1 / 255)

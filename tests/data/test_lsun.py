@@ -134,3 +134,51 @@ def test_classify_trains_on_two_lsun_classes_and_tests_on_their_val_twins(tmp_pa
                             "image_size": 16})
     train_set, eval_set, _ = build_datasets(cfg)
     assert len(train_set) == 12 and len(eval_set) == 4  # the _val databases
+
+
+def test_a_record_that_is_no_image_is_one_line_naming_database_and_key(tmp_path, capsys):
+    """Was: PIL's UnidentifiedImageError traceback, naming neither the database nor the key."""
+    lmdb = pytest.importorskip("lmdb")
+    make_lsun(tmp_path, "church_outdoor_train", 4)
+    db = tmp_path / "church_outdoor_train_lmdb"
+    env = lmdb.open(str(db), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"0" * 40, b"<html>not an image</html>")  # sorts first: read by build_data
+        txn.put(b"f" * 40, b"")  # sorts last: read only when a batch reaches it
+    env.close()
+    ds = lsun(tmp_path, "church_outdoor_train", 16)
+    assert ds[1][0].shape == (3, 16, 16)
+    for index, key in ((0, "0" * 40), (5, "f" * 40)):
+        with pytest.raises(ValueError) as err:
+            ds[index]
+        assert str(err.value) == (f"LSUN database {db}: record {key} is not a readable image "
+                                  f"(UnidentifiedImageError: empty, or no image format PIL "
+                                  f"reads); re-create the database from LSUN's files")
+    assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                 "--lsun-classes", "church_outdoor_train", "--image-size", "16",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"LSUN database {db}: record {'0' * 40} is not" in err
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_bad_record_met_by_a_batch_mid_training_is_one_line(tmp_path, capsys, workers):
+    """Databases are not scanned before training, so a bad record is met by a batch: the
+    program names it in one line (from a DataLoader worker too, whose re-raised error starts
+    "Caught ... in DataLoader worker process 0" and holds the worker's traceback)."""
+    lmdb = pytest.importorskip("lmdb")
+    make_lsun(tmp_path, "church_outdoor_train", 4)
+    db = tmp_path / "church_outdoor_train_lmdb"
+    env = lmdb.open(str(db), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"f" * 40, b"")  # sorts last
+    env.close()
+    assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                 "--lsun-classes", "church_outdoor_train", "--image-size", "16",
+                 "--batch-size", "5", "--steps", "2", "--eval-every", "0", "--final-eval",
+                 "false", "--num-workers", str(workers), "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"robustrep gan: error: LSUN database {db}: record {'f' * 40} is "
+                          f"not a readable image (UnidentifiedImageError")

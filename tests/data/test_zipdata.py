@@ -117,3 +117,58 @@ def test_16_bit_images_in_a_zip_are_scaled_not_clipped(tmp_path):
     assert ds.channels == 1 and x.shape == (1, 8, 8)
     assert x.min() == 0 and x.max() == 1 and abs(float(x.mean()) - 0.5) < 0.01
     assert len(x.unique()) > 50  # the gradient survives (clipping left 2 values)
+
+
+def test_macos_forks_and_hidden_members_are_no_images(arrays, tmp_path):
+    """Was: __MACOSX/._a.png (a resource fork Finder adds) taken for an image, and a PIL
+    traceback when it was read; skipped, as image folders skip hidden files."""
+    path = write_zip(tmp_path / "mac.zip", {
+        "a.png": png(arrays[0]), "__MACOSX/._a.png": b"\x00\x05\x16\x07 AppleDouble",
+        "._b.png": b"\x00\x05\x16\x07", "sub/.cache/c.png": b"", "./d.png": png(arrays[1])})
+    ds = ZipImageDataset(path, verify=True)
+    assert ds.names == ["./d.png", "a.png"] and len(create_dataset("zip", root=path)) == 2
+
+
+def truncated_png(array):
+    data = png(array)
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (b"", "UnidentifiedImageError: empty, or no image format PIL reads"),
+    ("truncated", "OSError: "),
+])
+def test_an_undecodable_member_is_one_line_naming_zip_and_member(arrays, tmp_path, bad, reason):
+    bad = truncated_png(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)) \
+        if bad == "truncated" else bad
+    path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0]), "b.png": bad})
+    line = f"{path}: member b.png is not a readable image ({reason}"
+    with pytest.raises(ValueError) as err:  # at scan time, before any work
+        ZipImageDataset(path, verify=True)
+    assert str(err.value).startswith(line) and "\n" not in str(err.value)
+    assert str(err.value).endswith("); remove it from the zip or re-create the zip")
+    ds = ZipImageDataset(path)  # unverified: when the member is read
+    assert ds[0][0].shape == (3, 8, 8)
+    with pytest.raises(ValueError) as err:
+        ds[1]
+    assert str(err.value).startswith(line) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("argv", [
+    ["gan", "fid", "ZIP", "digits"],
+    ["classify", "train", "--dataset", "zip", "--data-root", "ZIP", "--image-size", "8",
+     "--out", "OUT"],
+    ["gan", "train", "--dataset", "zip", "--data-root", "ZIP", "--image-size", "16",
+     "--out", "OUT"],
+])
+def test_programs_name_the_member_that_is_no_image(arrays, tmp_path, capsys, argv):
+    from robustrep.tasks.cli import main
+    path = write_zip(tmp_path / "x.zip", {"a.png": png(arrays[0]), "b.png": png(arrays[1]),
+                                          "c.png": b""})
+    argv = [str(path) if a == "ZIP" else str(tmp_path / "run") if a == "OUT" else a
+            for a in argv]
+    assert main([*argv, "--quiet"] if "train" in argv else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err
+    assert f"{path}: member c.png is not a readable image" in err
+    assert not (tmp_path / "run").exists()

@@ -35,6 +35,22 @@ def test_python_dash_m_runs_the_cli(tmp_path):
 
 
 @pytest.mark.subprocess
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
+    """`robustrep classify train --dry-run | head` ended in a BrokenPipeError traceback: the
+    command now stops as a process killed by SIGPIPE would, with nothing on stderr."""
+    import os
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write
+    try:
+        out = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", "classify", "train",
+                              "--dry-run"], stdout=write, stderr=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
+    finally:
+        os.close(write)
+    assert (out.returncode, out.stderr) == (141, "")
+
+
+@pytest.mark.subprocess
 def test_only_the_named_program_is_imported(tmp_path):
     code = ("import sys; from robustrep.tasks import cli; cli.build_parser('gan'); "
             "print(sorted(m for m in sys.modules if m.startswith('robustrep.tasks.') "

@@ -105,6 +105,27 @@ def test_a_truncated_metrics_line_is_dropped_and_counted(tmp_path):
                                f"write leaves one); read 2 complete record(s)")
 
 
+def test_a_damaged_line_before_the_last_is_not_blamed_on_a_kill(tmp_path):
+    """A kill cuts only the last line; a bad line before it means the file was changed."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n\n{"step": 4, "lo')
+    lines = read_jsonl(path)
+    assert [r["step"] for r in lines.records] == [1, 3] and lines.damaged == (2,)
+    assert lines.warning() == (f"{path}: dropped 2 line(s) that are not JSON records, line 2 "
+                               f"among them (the file was changed or damaged after it was "
+                               f"written); read 2 complete record(s)")
+
+
+def test_resume_says_when_the_records_are_gone(gan_run, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(gan_run, run)
+    (run / "metrics.jsonl").unlink()
+    assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+    assert (f"warning: {run / 'metrics.jsonl'} is missing: the records up to step 2 are lost"
+            in capsys.readouterr().err)
+
+
 def test_resume_after_a_kill_mid_line_continues(gan_run, tmp_path, capsys):
     import shutil
     run = tmp_path / "run"

@@ -2,6 +2,7 @@
 classify programs read it (``--dataset zip``, or a ``.zip`` as ``--data-root`` of imagefolder)."""
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -60,6 +61,16 @@ def test_pack_errors_are_one_line(folder, tmp_path, capsys, args, expect):
     assert main(["data", "pack", *args, "--resolution", "16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("robustrep data: error:") and expect in err
+
+
+def test_a_dangling_link_as_out_is_refused_not_replaced(folder, tmp_path, capsys):
+    """Was: exists() is False for a link to nothing, so the link was replaced by the zip."""
+    out = tmp_path / "link.zip"
+    os.symlink(tmp_path / "nowhere" / "target.zip", out)
+    assert main(["data", "pack", str(folder), str(out), "--resolution", "16"]) == 2
+    assert capsys.readouterr().err == (f"robustrep data: error: OUT {out} is a symbolic link; "
+                                       f"remove it or choose another path\n")
+    assert out.is_symlink() and not out.exists()  # the link left as it was
 
 
 def test_classify_and_gan_read_a_zip(folder, tmp_path):

@@ -273,13 +273,14 @@ def test_an_evaluation_shows_the_images_done_with_an_estimate(tiny_cfg, monkeypa
     monkeypatch.setattr(evaluate, "progress", functools.partial(progress, interval=0))
     cfg = tiny_cfg()
     data = build_data(cfg)
-    # 1001 reals: a count no other test caches, so the real features are computed here
-    scores = evaluate.Evaluator(cfg, data, torch.device("cpu"), 300, max_real=1001)(
+    # 301 reals: a count no other test caches, so the real features are computed here
+    scores = evaluate.Evaluator(cfg, data, torch.device("cpu"), 300, max_real=301, kid_subsets=2)(
         build_generator(cfg, data.shape))
     err = capsys.readouterr().err
-    assert "features of the real digits images: image 250/1001 " in err
+    assert "features of the real digits images: image 250/301 " in err
     assert "generated images: image 300/300 (100%) " in err and "ETA" in err
     assert scores["num_samples"] == 300
-    evaluate.Evaluator(cfg, data, torch.device("cpu"), 300, max_real=1002, show_progress=False)(
+    evaluate.Evaluator(cfg, data, torch.device("cpu"), 300, max_real=302, kid_subsets=2,
+                       show_progress=False)(
         build_generator(cfg, data.shape))
     assert capsys.readouterr().err == ""

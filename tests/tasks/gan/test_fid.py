@@ -134,6 +134,8 @@ def test_file_layouts_and_ranges_give_the_same_images(images, tmp_path):
     (lambda p: np.savez(p, a=np.zeros((4, 3, 8, 3), np.uint8)), "cannot tell the channel axis"),
     (lambda p: np.savez(p, a=np.full((4, 1, 8, 8), 2.0)), "neither [0, 1] nor [-1, 1]"),
     (lambda p: np.savez(p, mu=np.zeros(3), sigma=np.eye(3)), "different networks"),
+    (lambda p: np.savez(p, a=np.where(np.arange(4 * 64).reshape(4, 1, 8, 8) == 70, np.nan,
+                                      0.5)), "1 of 4 samples hold NaN or inf"),
 ])
 def test_errors_are_one_line(images, tmp_path, capsys, make, expect):
     bad = tmp_path / "bad.npz"
@@ -142,6 +144,41 @@ def test_errors_are_one_line(images, tmp_path, capsys, make, expect):
     assert main(["gan", "fid", str(tmp_path / "a.npy"), str(bad), "--fid-features", "digits"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("robustrep gan: error:") and expect in err
+
+
+def _rank_deficient(d=16, n=8):
+    """A covariance of fewer samples than dimensions, saved in float32 as pytorch-fid does:
+    singular, with eigenvalues a rounding below zero, and valid."""
+    x = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+    return x.mean(0), np.cov(x, rowvar=False).astype(np.float32)
+
+
+@pytest.mark.parametrize("damage, expect", [
+    (lambda mu, s: (mu, s + np.triu(np.full_like(s, 0.5), 1)), "'sigma' is not symmetric"),
+    (lambda mu, s: (mu, s - 0.2 * np.eye(len(s), dtype=s.dtype)), "negative eigenvalues"),
+    (lambda mu, s: (mu, np.where(np.eye(len(s)) > 0, np.nan, s)), "'sigma' holds NaN"),
+    (lambda mu, s: (mu + 1j, s), "'mu' must hold real numbers, got complex"),
+    (lambda mu, s: (mu.astype(str), s), "'mu' must hold real numbers, got <U"),
+])
+def test_statistics_no_features_could_have_are_refused(tmp_path, capsys, damage, expect):
+    """A sigma that is not symmetric or not positive semi-definite gave a wrong FID (-121 for
+    -I) without a word; complex and text arrays failed deep in the distance or lost their
+    imaginary part with a warning. Each is one line naming the file and the key."""
+    mu, sigma = _rank_deficient()
+    np.savez(tmp_path / "good.npz", mu=mu, sigma=sigma)
+    assert run_fid(tmp_path / "good.npz", tmp_path / "good.npz")["fid"] == pytest.approx(
+        0, abs=1e-6)
+    np.savez(tmp_path / "bad.npz", **dict(zip(("mu", "sigma"), damage(mu, sigma))))
+    assert main(["gan", "fid", str(tmp_path / "bad.npz"), str(tmp_path / "good.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'bad.npz'}: " in err and expect in err
+
+
+def test_a_count_that_is_not_one_number_is_named(tmp_path, capsys):
+    mu, sigma = _rank_deficient()
+    np.savez(tmp_path / "a.npz", mu=mu, sigma=sigma, num=np.array([1, 2]))
+    assert main(["gan", "fid", str(tmp_path / "a.npz"), str(tmp_path / "a.npz")]) == 2
+    assert "'num' must be one whole number" in capsys.readouterr().err
 
 
 def test_statistics_of_different_dimensions_are_refused(tmp_path, capsys):

@@ -1,0 +1,71 @@
+"""``robustrep gan fid`` on image folders and dataset zips as users leave them: a zip of several
+image sizes, and a folder whose first image cannot be read (tasks/gan/fid.py's sources)."""
+
+import io
+import os
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.data import digits
+from robustrep.tasks.cli import build_parser, main
+from robustrep.tasks.gan.fid import compare
+
+
+def run_fid(*argv):
+    """The record ``robustrep gan fid ARGV --fid-features digits`` prints, as a dict."""
+    args = build_parser("gan").parse_args(["gan", "fid", *map(str, argv), "--fid-features",
+                                           "digits"])
+    args.torch_device = torch.device("cpu")
+    return compare(args)
+
+
+def digit_pngs(sizes):
+    """PNG bytes of digits, one per entry of ``sizes`` (width, height)."""
+    x = (digits(16, 1, train=None).images[: len(sizes), 0] * 255).round().to(torch.uint8)
+    out = []
+    for image, size in zip(x.numpy(), sizes):
+        buffer = io.BytesIO()
+        Image.fromarray(image).resize(size).save(buffer, format="png")
+        out.append(buffer.getvalue())
+    return out
+
+
+def test_zip_of_several_sizes_is_scored_at_the_first_images_shorter_side(tmp_path):
+    """Was: RuntimeError 'stack expects each tensor to be equal size'; now as a folder: each
+    image resized on its shorter side to the first image's and centre-cropped."""
+    sizes = [(16, 20), (20, 20), (32, 40), (24, 16)]  # 16: the digits features other tests cache
+    (tmp_path / "folder").mkdir()
+    with zipfile.ZipFile(tmp_path / "mixed.zip", "w") as archive:
+        for i, data in enumerate(digit_pngs(sizes)):
+            archive.writestr(f"{i}.png", data)
+            (tmp_path / "folder" / f"{i}.png").write_bytes(data)
+    record = run_fid(tmp_path / "mixed.zip", tmp_path / "folder")
+    assert record["a"] == f"dataset zip {tmp_path / 'mixed.zip'} (4 images at 16x16)"
+    assert record["b"] == f"image folder {tmp_path / 'folder'} (4 images at 16x16)"
+    assert abs(record["fid"]) < 1e-4  # the same images, resized the same way
+
+
+@pytest.mark.parametrize("first, reason", [
+    ("empty", "UnidentifiedImageError: empty, or no image format PIL reads"),
+    ("dangling", "a broken symbolic link (to "),
+])
+def test_an_unreadable_first_image_is_one_line_naming_it(tmp_path, capsys, first, reason):
+    """Was: the first image opened for its size before the scan, so an empty 0.png gave PIL's
+    traceback and a dangling link only '[Errno 2] ...'; now named as a later bad file is."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i, data in enumerate(digit_pngs([(16, 16)] * 3), start=1):
+        (folder / f"{i}.png").write_bytes(data)
+    if first == "empty":
+        (folder / "0.png").write_bytes(b"")
+    else:
+        os.symlink(tmp_path / "gone.png", folder / "0.png")
+    assert main(["gan", "fid", str(folder), "digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"robustrep gan: error: unreadable image {folder / '0.png'} under "
+                          f"{folder}: {reason}")
+    assert err.rstrip().endswith("remove or replace it")  # no --skip-bad-images in gan fid
