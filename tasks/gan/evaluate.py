@@ -422,6 +422,12 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     if num_samples is not None and num_samples < 2:
         raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "
                         f"got {num_samples}")
+    if Path(run).is_file():  # else named only through --out's default, RUN/eval.json
+        hint = (": a network pickle is scored by drawing its samples (gan sample PKL --pt "
+                "samples.pt) and comparing them (gan fid samples.pt REF)"
+                if Path(run).suffix.lower() == ".pkl" else "")
+        raise UserError(f"{run} is a file; gan eval scores a run folder (one holding "
+                        f"config.json and checkpoints/){hint}")
     path = check_output_file(Path(out) if out is not None else Path(run) / "eval.json",
                              "--out")
     if out is not None:  # its own record may be replaced, never a user's file

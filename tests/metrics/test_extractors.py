@@ -56,6 +56,15 @@ def test_missing_file_names_path_and_expected_file(tmp_path):
     assert str(path) in str(err.value) and FID_WEIGHTS_FILE in str(err.value)
 
 
+def test_nan_weights_are_named_not_turned_into_nan_features(fid_model, tmp_path):
+    state = fid_model.state_dict()
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan"))
+    torch.save(state, tmp_path / "nan.pth")
+    with pytest.raises(ValueError, match=rf"nan\.pth' holds NaN weights \({key}\)"):
+        load_fid_inception(tmp_path / "nan.pth")
+
+
 def test_wrong_state_dict_raises_value_error(fid_model, tmp_path):
     state = {k: v for k, v in fid_model.state_dict().items() if not k.startswith("Mixed_")}
     state["fc.weight"] = torch.zeros(1000, 2048)  # torchvision's 1000 classes, not 1008

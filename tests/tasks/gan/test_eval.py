@@ -284,3 +284,14 @@ def test_an_evaluation_shows_the_images_done_with_an_estimate(tiny_cfg, monkeypa
                        show_progress=False)(
         build_generator(cfg, data.shape))
     assert capsys.readouterr().err == ""
+
+
+def test_gan_eval_of_a_file_says_it_takes_a_run_folder(tmp_path, capsys):
+    """Was: "cannot use the folder of --out NET.pkl/eval.json: NET.pkl is a file"."""
+    from robustrep.tasks.cli import main
+    net = tmp_path / "NET.pkl"
+    net.write_bytes(b"")
+    assert main(["gan", "eval", str(net)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gan eval scores a run folder" in err
+    assert "gan sample PKL --pt samples.pt" in err
