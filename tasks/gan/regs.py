@@ -35,20 +35,24 @@ from typing import Any
 
 from robustrep.registry import list_regularizers, parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.regularizers import OptionFields, build_places, discriminator_of
+from robustrep.tasks.common.regularizers import (OptionFields, Unread, build_places,
+                                                 discriminator_of)
 
 METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
 AUX_ARCHS = ("dcgan", "sngan")  # D's a D auxiliary task can wrap (a trunk with a local map)
 
 _MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "per_sample": "mix_per_sample",
-        "smoothing": "mix_smoothing", "mode": "mix_mode", "weight": "mix_weight"}
+        "mode": "mix_mode", "weight": "mix_weight"}
+# the edge ramp of SRMix's box: --mix-smoothing with mixup or cutmix alone would change nothing
+_NO_RAMP = {"smoothing": Unread("srmix (the edge ramp of its box)")}
 # registered name -> {constructor option: GanConfig field}
 OPTION_FIELDS: OptionFields = {
     "adaptivemix": {"alpha": "am_alpha", "noise_std": "am_noise_std", "distance": "am_distance",
                     "mode": "am_mode", "weight": "am_weight", "per_sample": "am_per_sample",
                     "g_shrink": "am_g_shrink"},
-    "mixup": _MIX, "cutmix": _MIX, "srmix": _MIX,
+    "mixup": {**_MIX, **_NO_RAMP}, "cutmix": {**_MIX, **_NO_RAMP},
+    "srmix": {**_MIX, "smoothing": "mix_smoothing"},
     "dat": {"t": "dat_t", "eps": "dat_eps"},
     "asgan": {"eps": "asgan_eps", "steps": "asgan_steps", "norm": "asgan_norm", "loss": "loss",
               "mode": "asgan_mode", "free": "asgan_free"},

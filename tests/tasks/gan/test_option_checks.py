@@ -20,6 +20,8 @@ from robustrep.tasks.cli import main
      "--gp-weight applies only with --loss wasserstein (loss is 'hinge')"),
     (["--data-root", "data"], "--data-root applies only with --dataset cifar10 or cifar100 or "
                               "imagefolder"),  # was: ignored, the built-in digits trained
+    (["--reg", "mixup", "--mix-smoothing", "0.2"],  # was: kept; only SRMix's box has the ramp
+     "--mix-smoothing applies only with --reg srmix (reg is 'mixup')"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_path, capsys):
     run = tmp_path / "run"
@@ -34,6 +36,8 @@ def test_regularizer_options_with_their_method_and_loss_are_kept(capsys):
                  "0.5", "--loss", "hinge", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert (cfg["asgan_eps"], cfg["mix_alpha"], cfg["loss"]) == (0.1, 0.5, "hinge")
+    assert main(["gan", "train", "--reg", "srmix", "--mix-smoothing", "0.2", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["mix_smoothing"] == 0.2
 
 
 def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_path):
