@@ -60,28 +60,45 @@ def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
     return reg, _parse_opts(opts)
 
 
-def _finished(run_dir: Path, steps: int) -> bool:
-    """Whether ``run_dir`` holds a finished run; a run of another length is refused, since
-    resuming it would stretch its schedule, not train the ``steps``-step run asked for."""
+# what a run's options may differ in from the setting asked for: the seed is the run's own; the
+# others change where or how it runs, not what it trains (a data root is saved absolute)
+_NOT_DEFINING = ("seed", "device", "workers", "log", "data_root", "eval_every", "ckpt_every",
+                 "log_every")
+
+
+def _finished(run_dir: Path, wanted: dict[str, Any]) -> bool:
+    """Whether ``run_dir`` holds a finished run. A run of other options than ``wanted`` (the
+    setting's resolved config, from ``classify train --dry-run``) is refused: reusing it would
+    label its figures with options it was not trained with, and resuming one of another
+    length would stretch its schedule."""
     from robustrep.tasks.common.errors import UserError
     if not (run_dir / "config.json").is_file():
         return False
     run = read_run(run_dir, ("eval/acc",))
+    steps = wanted.get("steps")
     if run.config.get("steps") != steps:
         raise UserError(f"{run_dir} holds a run of {run.config.get('steps')} steps, not the "
                         f"{steps} asked for: add --retrain to train it again, or give another "
                         f"--out")
+    # None in the dry run: filled in from the data by the run (classes' count, mean, std)
+    other = next((k for k, v in wanted.items() if k not in _NOT_DEFINING and v is not None
+                  and run.config.get(k) != v), None)
+    if other is not None:
+        raise UserError(f"{run_dir} holds a run made with {other} {run.config.get(other)!r}, "
+                        f"not the {wanted[other]!r} asked for: add --retrain to train it "
+                        f"again, or give another --out")
     return run.finished
 
 
 def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | None,
               steps: int, device: str, train_opts: dict[str, Any], retrain: bool,
-              quiet: bool) -> float:
+              quiet: bool, wanted: dict[str, Any] | None = None) -> float:
     """Train one (regularizer, seed) classifier unless a finished run is already there.
 
     The classify program runs in its own process (``robustrep classify train``), so this
     program never imports it; its output goes to ``RUN/../train.log``. ``steps`` is the
-    resolved step count (the preset's unless --steps). Returns the seconds taken.
+    resolved step count (the preset's unless --steps); ``wanted`` the setting's resolved config,
+    which a finished run must have been trained with to be reused. Returns the seconds taken.
     """
     from robustrep.tasks.common.errors import UserError
     from robustrep.tasks.common.launch import last_lines, option_args, run_robustrep
@@ -89,7 +106,7 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
     if retrain and run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
-    elif _finished(run_dir, steps):
+    elif _finished(run_dir, wanted or {"steps": steps}):
         return 0.0
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     # a resumed run keeps its saved preset (--resume refuses --preset); the other options must
@@ -274,6 +291,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     reg_list = list(unique([r.strip() for r in str(regs).split(",") if r.strip()], "--regs",
                            "setting"))
     seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs
+    ood = unique(ood, "--ood", "OOD set")  # a set twice would count its cells twice
     for r in reg_list:
         try:
             parse_combination(split_setting(r)[0], "classify")
@@ -306,7 +324,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
             seconds = train_run(base, s, run_dir, preset=preset, model=model,
                                 steps=config["steps"], device=device,
                                 train_opts={**opts, **extra}, retrain=retrain,
-                                quiet=not show_progress)
+                                quiet=not show_progress, wanted=config)
             t0 = time.perf_counter()
             result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),
                                   ood=list(ood), params=list(params), feature_maps=feature_maps,

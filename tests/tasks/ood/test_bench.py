@@ -79,6 +79,14 @@ def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_p
     assert calls[-1][-1] == "--resume" and "--preset" not in calls[-1]
     assert (run / FINISHED).is_file()
     assert train_run("none", 0, run, **options) == 0.0 and len(calls) == 1  # finished: kept
+    # kept only when trained with the setting's options (a dry run leaves the data's fields
+    # None and has the bench's seed): another model or lr was reused and labelled as asked for
+    wanted = {**read_run(run).config, "seed": 7, "mean": None, "num_classes": None}
+    assert train_run("none", 0, run, **options, wanted=wanted) == 0.0
+    for key, value in (("model", "resnet10t"), ("lr", 0.001)):
+        with pytest.raises(UserError, match=rf"holds a run made with {key} .*, not the "
+                                            rf"{value!r} asked for: add --retrain"):
+            train_run("none", 0, run, **options, wanted={**wanted, key: value})
     # another length is not a resume (it would stretch the finished run's schedule)
     with pytest.raises(UserError, match=r"holds a run of 2 steps, not the 3 .*--retrain"):
         train_run("none", 0, run, **{**options, "steps": 3})
@@ -127,6 +135,10 @@ def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_pa
     assert main(["ood", "bench", "--regs", "none", "--train-opt", "classes=0,1,2,3,4,5",
                  "--out", str(out), "--detectors", "MaxSoftmax", "--quiet"]) == 2
     assert "--ood digits59 holds digits 5," in capsys.readouterr().err
+    # a set given twice counted its cells twice in the findings
+    assert main(["ood", "bench", "--ood", "digits59", "digits59", "--out", str(out),
+                 "--detectors", "MaxSoftmax", "--quiet"]) == 2
+    assert "--ood: OOD set digits59 is given twice" in capsys.readouterr().err
     assert not out.exists()
 
 
