@@ -104,8 +104,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _summary(settings, records, seconds: float | None, quick: bool) -> str:
     took = ("read from existing run folders (--collect)" if seconds is None
             else f"{seconds / 60:.1f} min wall-clock for this invocation")
+    read = sorted({r["seed"] for r in records})  # a seed with no finished run is not on the page
+    seeds = ", ".join(map(str, read)) + (f" (of {', '.join(map(str, settings.seeds))} planned)"
+                                         if read != sorted(settings.seeds) else "")
     return (f"{'Quick' if quick else 'Default'} report: {len(records)} runs, seeds "
-            f"{', '.join(map(str, settings.seeds))}; GAN {settings.gan_steps} steps on digits"
+            f"{seeds}; GAN {settings.gan_steps} steps on digits"
             f"{f' and {settings.grid_steps} on the grid' if settings.grid_steps else ''}; "
             f"classifier {settings.classify_model}, {settings.classify_steps} steps; "
             f"{took}.")

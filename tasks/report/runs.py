@@ -182,9 +182,9 @@ def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
     records, missing = [], []
     for run in runs:
         if not run.done:
-            if run.folder.exists():
-                missing.append(f"{run.task}/{run.reg}/seed{run.seed}: unfinished in "
-                               f"{run.folder}; left out (run without --collect to finish it)")
+            state = "unfinished in" if run.folder.exists() else "not started: no"
+            missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {state} {run.folder}; left "
+                           f"out (run without --collect to train it)")
             continue
         trained = read_run(run.folder).config.get("steps")
         if run.steps is not None and trained != run.steps:  # e.g. a --quick report's runs read at the default size

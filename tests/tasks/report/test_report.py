@@ -50,7 +50,9 @@ def test_collect_reads_each_run_format_and_the_step_cost(tmp_path):
 
 
 def test_unfinished_runs_are_not_collected(tmp_path):
-    assert collect([Run("gan", "none", 0, tmp_path / "missing")]) == ([], [])
+    assert collect([Run("gan", "none", 0, tmp_path / "missing")]) == ([], [
+        f"gan/none/seed0: not started: no {tmp_path / 'missing'}; left out (run without "
+        f"--collect to train it)"])
 
 
 def test_aggregate_is_mean_and_sample_std_over_seeds():

@@ -153,4 +153,20 @@ def test_collect_reads_an_old_gan_run_without_a_marker(tmp_path):
     assert collect([run])[0][0]["fid"] == 2
     (run.folder / "config.json").write_text('{"steps": 8}')  # stopped before the end
     assert collect([run]) == ([], [f"gan/none/seed0: unfinished in {run.folder}; left out (run "
-                                   f"without --collect to finish it)"])
+                                   f"without --collect to train it)"])
+
+
+def test_collect_names_the_runs_never_started_and_the_summary_the_seeds_read():
+    """A seed with no run folder was left out without a line, and the page said it covered it."""
+    from types import SimpleNamespace
+
+    from robustrep.tasks.report.cli import _summary
+    never = Run("gan", "none", 2, Path("/nowhere/gan-none-s2"))
+    assert collect([never]) == ([], ["gan/none/seed2: not started: no /nowhere/gan-none-s2; "
+                                     "left out (run without --collect to train it)"])
+    settings = SimpleNamespace(seeds=(0, 1, 2), gan_steps=4, grid_steps=0, classify_model="m",
+                               classify_steps=4)
+    records = [{"seed": 0}, {"seed": 1}, {"seed": 1}]
+    assert _summary(settings, records, None, True).startswith(
+        "Quick report: 3 runs, seeds 0, 1 (of 0, 1, 2 planned); GAN 4 steps")
+    assert "seeds 0, 1, 2;" in _summary(settings, records + [{"seed": 2}], None, True)
