@@ -3,17 +3,71 @@
 Programs that build on another program's runs (``ood bench`` trains classifiers, ``report``
 runs all three) call it through its command line instead of importing it: the programs stay
 independent, and a crash, a leak or a global setting in one run cannot touch the next.
+
+Stopping: inside :func:`forwarding_signals`, a SIGINT or SIGTERM to the program is passed once
+to the runs it started (each in a session of its own, so a terminal's Ctrl-C reaches them only
+through the program, once: a second SIGINT would stop a run without its checkpoint); they
+checkpoint and stop, and the program stops with :class:`Interrupted`, starting nothing more.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.errors import Interrupted
 from robustrep.tasks.common.plugins import plugin_args
+
+_LIVE: set[subprocess.Popen] = set()  # the runs started and not yet ended
+_STOP: list[int] = []  # the signal that asked this program to stop, once one did
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def forwarding_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM pass to the runs :func:`run_robustrep` started (main thread only)."""
+    def forward(signum: int, frame: Any) -> None:
+        with _LOCK:
+            first = not _STOP
+            _STOP.append(signum)
+            live = list(_LIVE)
+        if not live:  # nothing started to wait for: stop now, as without this handler
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Interrupted(signum, f"stopped by {signal.Signals(signum).name}")
+        if first:
+            for proc in live:
+                _signal(proc, signum)
+
+    _STOP.clear()  # kept set after the block: a straggling thread starts no run
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _signal(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        proc.send_signal(signum)
+    except OSError:  # it has just ended
+        pass
+
+
+def _check_stop(argv: list[str]) -> None:
+    if _STOP:
+        name = signal.Signals(_STOP[0]).name
+        raise Interrupted(_STOP[0], f"stopped by {name}; the runs started stopped with their "
+                                    f"checkpoints (robustrep {' '.join(argv[:2])} among them); "
+                                    f"the same command again continues them")
 
 
 def option_args(options: dict[str, Any]) -> list[str]:
@@ -48,12 +102,25 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
+    _check_stop(argv)
     with log.open("a") as handle:
         handle.write(f"$ robustrep {' '.join(argv)}\n")
         handle.flush()
-        done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *argv],
-                              env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent)
-    return done.returncode
+        proc = subprocess.Popen([sys.executable, "-m", "robustrep.tasks.cli", *argv], env=env,
+                                stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent,
+                                start_new_session=True)
+        with _LOCK:
+            _LIVE.add(proc)
+            late = _STOP[0] if _STOP else None  # a signal between the start and the line above
+        if late is not None:
+            _signal(proc, late)
+        try:
+            code = proc.wait()
+        finally:
+            with _LOCK:
+                _LIVE.discard(proc)
+    _check_stop(argv)
+    return code
 
 
 def check_robustrep(argv: list[str]) -> tuple[int, str]:

@@ -284,6 +284,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     from robustrep.registry import parse_combination
     from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.common.options import unique
+    from robustrep.tasks.common.launch import forwarding_signals
     from robustrep.tasks.common.rundir import check_writable
     from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
@@ -317,31 +318,32 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     (out / "runs").mkdir(parents=True, exist_ok=True)
     records, accs, timings = [], defaultdict(list), []
     used_model, used_steps = model, steps
-    for reg, config in zip(reg_list, configs):
-        for s in seeds:
-            run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
-            base, extra = split_setting(reg)
-            seconds = train_run(base, s, run_dir, preset=preset, model=model,
-                                steps=config["steps"], device=device,
-                                train_opts={**opts, **extra}, retrain=retrain,
-                                quiet=not show_progress, wanted=config)
-            t0 = time.perf_counter()
-            result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),
-                                  ood=list(ood), params=list(params), feature_maps=feature_maps,
-                                  out=run_dir / "ood", batch_size=batch_size, device=device,
-                                  amp=amp, workers=workers, seed=seed, plots=False,
-                                  show_progress=False)
-            cfg = read_run(run_dir).config
-            used_model, used_steps = cfg["model"], cfg["steps"]
-            timings.append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
-                            "score_seconds": round(time.perf_counter() - t0, 1)})
-            accs[reg].append(result.id_accuracy)
-            for row in result.rows():
-                records.append({"reg": reg, "seed": s, **row})
-            if show_progress:
-                print(f"[bench] {reg} seed {s}: train {seconds:.0f}s, score "
-                      f"{timings[-1]['score_seconds']:.0f}s, ID acc {result.id_accuracy:.3f}",
-                      flush=True)
+    with forwarding_signals():  # a stop passes to the training run, which checkpoints
+        for reg, config in zip(reg_list, configs):
+            for s in seeds:
+                run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
+                base, extra = split_setting(reg)
+                seconds = train_run(base, s, run_dir, preset=preset, model=model,
+                                    steps=config["steps"], device=device,
+                                    train_opts={**opts, **extra}, retrain=retrain,
+                                    quiet=not show_progress, wanted=config)
+                t0 = time.perf_counter()
+                result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),
+                                      ood=list(ood), params=list(params), feature_maps=feature_maps,
+                                      out=run_dir / "ood", batch_size=batch_size, device=device,
+                                      amp=amp, workers=workers, seed=seed, plots=False,
+                                      show_progress=False)
+                cfg = read_run(run_dir).config
+                used_model, used_steps = cfg["model"], cfg["steps"]
+                timings.append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
+                                "score_seconds": round(time.perf_counter() - t0, 1)})
+                accs[reg].append(result.id_accuracy)
+                for row in result.rows():
+                    records.append({"reg": reg, "seed": s, **row})
+                if show_progress:
+                    print(f"[bench] {reg} seed {s}: train {seconds:.0f}s, score "
+                          f"{timings[-1]['score_seconds']:.0f}s, ID acc {result.id_accuracy:.3f}",
+                          flush=True)
     det_names = [x.name for x in specs]
     agg = aggregate(records)
     avg = _avg_over_ood(records, reg_list, det_names)

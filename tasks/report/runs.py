@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.launch import run_robustrep
+from robustrep.tasks.common.launch import forwarding_signals, run_robustrep
 from robustrep.tasks.common.runfiles import read_json, read_run
 
 
@@ -163,7 +163,7 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
         if progress is not None:
             progress.update(1)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with forwarding_signals(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, todo))
     return failures
 

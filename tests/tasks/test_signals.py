@@ -94,3 +94,29 @@ def test_sigterm_to_a_real_training_process(tmp_path):
                            "--resume", str(run), "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _weights(run)["step"] == 40 and (run / "finished.json").is_file()
+
+
+@pytest.mark.subprocess
+def test_sigterm_to_ood_bench_stops_its_training_run_with_a_checkpoint(tmp_path):
+    """The bench (as report) trains in child processes: a SIGTERM to it alone left the child
+    training as an orphan, and a rerun found its run in use. Now the child gets the signal,
+    checkpoints and stops; the bench stops with one line and exit 143."""
+    from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
+    out = tmp_path / "bench"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robustrep.tasks.cli", "ood", "bench", "--regs", "none",
+         "--seeds", "0", "--model", "test_resnet", "--steps", "5000", "--train-opt",
+         "log_every=2", "--detectors", "MaxSoftmax", "--ood", "gaussian", "--out", str(out),
+         "--device", "cpu"], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    run = out / "runs" / "none-s0"
+    deadline = time.time() + 180
+    while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("robustrep ood: stopped by SIGTERM"), err
+    step = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"]
+    assert 2 <= step < 5000
+    RunLock(run / LOCK_FILE).acquire().release()  # no orphan holds the run

@@ -50,8 +50,15 @@ def test_report_plans_its_commands_with_the_plugin(tmp_path, capsys):
 
 def test_report_runs_its_commands_with_the_plugin(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(launch.subprocess, "run", lambda cmd, **kw: seen.append(cmd) or
-                        type("Done", (), {"returncode": 0})())
+
+    class Started:  # what run_robustrep starts, recorded instead of run
+        def __init__(self, cmd, **kwargs):
+            seen.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(launch.subprocess, "Popen", Started)
     load_plugins(["--plugin", str(PLUGIN)])
     assert launch.run_robustrep(["gan", "train", "--reg", "toy"], tmp_path / "log.txt") == 0
     assert seen[0][3:] == ["--plugin", str(PLUGIN), "gan", "train", "--reg", "toy"]
