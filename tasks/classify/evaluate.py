@@ -384,8 +384,30 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
         files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
                                              title="accuracy under corruptions"))
     report["files"] = files
+    note = replaced_note(Path(files["report"]), report)
     write_text_atomic(files["report"], json.dumps(jsonable(report), indent=2) + "\n")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return report
+
+
+def _measured(report: dict[str, Any]) -> str:
+    accs = sorted(k for k, v in report.get("summary", {}).items()
+                  if k.endswith("_acc") and k not in ("clean_acc", "robust_acc")
+                  and isinstance(v, (int, float)) and math.isfinite(v))  # robust_acc: a repeat
+    return f"{', '.join(accs) or 'clean accuracy only'} on {report.get('n')} samples"
+
+
+def replaced_note(path: Path, report: dict[str, Any]) -> str | None:
+    """What an earlier report at ``path`` measured, when this one measures otherwise: a reader
+    of the run folder (``robustrep report --collect``) would mix the two without a word."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):  # none, or damaged: nothing to compare
+        return None
+    if not isinstance(old, dict) or _measured(old) == _measured(report):
+        return None
+    return f"{path} replaced: it held {_measured(old)}; this one holds {_measured(report)}"
 
 
 def _new_out(out: str | Path | None, name: str) -> Path:

@@ -42,6 +42,15 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
                  "--severities", "1", "--max-samples", "8", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "clean top-1" in out and "PGD-2" in out and (run / "eval" / "report.json").is_file()
+    # another evaluation into the run says what it replaced (report --collect reads the file)
+    assert main(["classify", "eval", str(run), "--attacks", "fgsm", "--corruptions", "none",
+                 "--max-samples", "6", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {run / 'eval' / 'report.json'} replaced: it held corruption_acc, pgd2_acc " \
+           f"on 8 samples; this one holds fgsm_acc on 6 samples" in err
+    assert main(["classify", "eval", str(run), "--attacks", "fgsm", "--corruptions", "none",
+                 "--max-samples", "6", "--quiet"]) == 0
+    assert "replaced" not in capsys.readouterr().err  # the same measurement again: no note
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):
