@@ -194,7 +194,28 @@ def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         read = _read_classify if run.task == "classify" else _read_gan
         records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **read(run.folder)})
-    return records, missing
+    return _evaluated_alike(records, missing)
+
+
+def _evaluated_alike(records: list[dict[str, Any]],
+                     missing: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Leave out, with a line, the classify runs evaluated otherwise than most (another attack,
+    another sample count: a later ``classify eval`` into the run): the page averages each
+    metric over seeds, and would average unlike measurements or show a column of one."""
+    from collections import Counter
+    kinds = Counter(r["evaluated"] for r in records if r["task"] == "classify")
+    if len(kinds) < 2:
+        return records, missing
+    usual = kinds.most_common(1)[0][0]
+    kept = []
+    for r in records:
+        if r["task"] == "classify" and r["evaluated"] != usual:
+            missing.append(f"classify/{r['reg']}/seed{r['seed']}: evaluated with "
+                           f"{r['evaluated']}, the others with {usual}; left out (evaluate it "
+                           f"as the others, or run without --collect)")
+        else:
+            kept.append(r)
+    return kept, missing
 
 
 def _read_gan(folder: Path) -> dict[str, Any]:
@@ -206,6 +227,9 @@ def _read_gan(folder: Path) -> dict[str, Any]:
 def _read_classify(folder: Path) -> dict[str, Any]:
     report = read_json(folder / "eval" / "report.json", dict)
     out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
+    attacks = sorted(k for k in out if k.endswith("_acc") and k not in
+                     ("clean_acc", "robust_acc", "corruption_acc"))
+    out["evaluated"] = f"{', '.join(attacks) or 'no attack'} on {report.get('n')} samples"
     ood = read_json(folder / "ood" / "results.json", dict)
     for row in ood.get("results", []):
         for metric, value in row.items():

@@ -49,6 +49,21 @@ def test_collect_reads_each_run_format_and_the_step_cost(tmp_path):
     assert clf["step_seconds"] == pytest.approx(0.02) and unfinished == []  # old name "time"
 
 
+def test_a_run_evaluated_otherwise_than_the_others_is_left_out_with_a_line(tmp_path):
+    """A later `classify eval --attacks fgsm` into one seed's run made the page average unlike
+    measurements (or show its column with one run) without a word."""
+    runs = [Run("classify", "none", s, tmp_path / f"c{s}") for s in range(3)]
+    for run in runs:
+        _classify_folder(run.folder, acc=0.9, auroc=0.8)
+    odd = runs[1].folder / "eval" / "report.json"
+    odd.write_text(json.dumps({"n": 50, "summary": {"clean_acc": 0.9, "fgsm_acc": 0.2}}))
+    kept, lines = collect(runs)
+    assert [r["seed"] for r in kept] == [0, 2]
+    assert lines == ["classify/none/seed1: evaluated with fgsm_acc on 50 samples, the others "
+                     "with pgd20_acc on None samples; left out (evaluate it as the others, or "
+                     "run without --collect)"]
+
+
 def test_unfinished_runs_are_not_collected(tmp_path):
     assert collect([Run("gan", "none", 0, tmp_path / "missing")]) == ([], [
         f"gan/none/seed0: not started: no {tmp_path / 'missing'}; left out (run without "
