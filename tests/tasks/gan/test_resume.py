@@ -104,7 +104,7 @@ def test_checkpoints_and_interruptions_change_no_logged_mean(tiny_cfg, tmp_path,
 def test_resume_redoes_the_evaluation_a_kill_interrupted(tiny_cfg, tmp_path, records):
     """Killed during the step-2 evaluation, after the step-2 checkpoint: the resumed run
     evaluates step 2 before it trains on, as the uninterrupted run did."""
-    opts = dict(steps=4, ckpt_every=2, eval_every=2, final_eval=True)
+    opts = dict(steps=4, ckpt_every=2, eval_every=2, final_eval=False)
     full, killed = tmp_path / "full", tmp_path / "killed"
     train(tiny_cfg(out=str(full), **opts), show_progress=False)
     shutil.copytree(full, killed)
@@ -117,6 +117,6 @@ def test_resume_redoes_the_evaluation_a_kill_interrupted(tiny_cfg, tmp_path, rec
     (killed / "samples" / "step_00000002.png").unlink()
     assert main(["gan", "train", "--resume", str(killed), "--quiet"]) == 0
     fids = [[(r["step"], r["fid"]) for r in records(run) if "fid" in r] for run in (full, killed)]
-    assert [s for s, _ in fids[1]] == [2, 4]
+    assert [s for s, _ in fids[1]] == [2]
     assert fids[0] == fids[1]
     assert (killed / "samples" / "step_00000002.png").is_file()
