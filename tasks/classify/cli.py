@@ -72,9 +72,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
-    if args.dry_run:
-        _dry_run_checks(cfg)
-    if dry_run_or_prepare(cfg, args):
+    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg)):
         return 0
     from robustrep.tasks.common.rundir import default_run_path
 

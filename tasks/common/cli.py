@@ -137,17 +137,21 @@ def check_device_options(args: argparse.Namespace) -> None:
         check_device("auto" if device is None else device, amp)
 
 
-def dry_run_or_prepare(cfg: Any, args: argparse.Namespace) -> bool:
+def dry_run_or_prepare(cfg: Any, args: argparse.Namespace,
+                       dry_run_checks: Callable[[], None] | None = None) -> bool:
     """What both trainers do with a resolved config before any work: its device and precision
-    checked (as the preset or ``--config`` file set them); with ``--dry-run`` the config
-    printed, and True (the command is done); else the device resolved (no GPU, fp16 on the CPU:
-    said before any work) and ``--download`` fetching the dataset."""
+    checked (as the preset or ``--config`` file set them); with ``--dry-run`` the program's
+    ``dry_run_checks`` (after the device's, which need no torch), the config printed, and True
+    (the command is done); else the device resolved (no GPU, fp16 on the CPU: said before any
+    work) and ``--download`` fetching the dataset."""
     import json
 
     from robustrep.tasks.common.config import to_dict
     from robustrep.tasks.common.options import check_device
     check_device(cfg.device, cfg.amp)
     if args.dry_run:
+        if dry_run_checks is not None:
+            dry_run_checks()
         print(json.dumps(to_dict(cfg), indent=2))
         return True
     from robustrep.tasks.common.download import download_for

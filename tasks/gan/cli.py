@@ -112,10 +112,11 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
-    if args.dry_run:  # the regularizers built with their options, as the run builds them
+    def dry_run_checks() -> None:  # the regularizers built with their options, as the run does
         from robustrep.tasks.gan.regs import build_regs
         build_regs(cfg)
-    if dry_run_or_prepare(cfg, args):
+
+    if dry_run_or_prepare(cfg, args, dry_run_checks):
         return 0
     from robustrep.tasks.gan.evaluate import format_table
     from robustrep.tasks.gan.train import TrainingDiverged, train
