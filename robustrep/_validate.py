@@ -35,6 +35,13 @@ def check_tensor(name: str, x: Any, ndim: int | Iterable[int] | None = None,
     return x
 
 
+def nan_tensors(state: dict[str, Any]) -> list[str]:
+    """The keys of a state dict's floating tensors that hold NaN (an inf may be a model's own
+    mask buffer, so only NaN marks weights as diverged)."""
+    return [k for k, v in state.items() if isinstance(v, Tensor) and v.is_floating_point()
+            and bool(torch.isnan(v).any())]
+
+
 def first_tensor(module: Any) -> Tensor | None:
     """A parameter (else a buffer) of ``module`` to read its device from; None for non-modules."""
     if not isinstance(module, torch.nn.Module):

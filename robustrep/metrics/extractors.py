@@ -48,7 +48,7 @@ from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, I
                                           InceptionB, InceptionC, InceptionD, InceptionE)
 
 from robustrep._validate import (check_choice, check_generator, check_positive, check_range,
-                                 check_tensor)
+                                 check_tensor, nan_tensors)
 
 __all__ = ["FID_WEIGHTS_FILE", "FIDELITY_WEIGHTS_FILE", "FID_RESIZES", "FIDInceptionV3",
            "load_fid_inception", "resize_bilinear_tf1", "DigitsFeatureNet",
@@ -220,10 +220,9 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
             f"{path!r} does not fit the FID Inception-v3 (expected {FID_WEIGHTS_FILE}): "
             f"missing keys {_describe(missing)}, unexpected keys {_describe(unexpected)}, "
             f"wrong shapes {_describe(wrong)}")
-    nan = next((k for k, v in state.items() if isinstance(v, torch.Tensor)
-                and v.is_floating_point() and bool(torch.isnan(v).any())), None)
-    if nan is not None:  # every feature would be NaN, and the error would name no file
-        raise ValueError(f"{path!r} holds NaN weights ({nan}); expected {FID_WEIGHTS_FILE}")
+    nan = nan_tensors(state)
+    if nan:  # every feature would be NaN, and the error would name no file
+        raise ValueError(f"{path!r} holds NaN weights ({nan[0]}); expected {FID_WEIGHTS_FILE}")
     model.load_state_dict(state)
     return model.to(device).eval().requires_grad_(False)
 

@@ -26,6 +26,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from robustrep._validate import nan_tensors
 from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, safe_load
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
@@ -56,9 +57,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[floa
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
                          f".safetensors file)")
-    # NaN only: trained on, it gives a NaN loss at step 1 that names no file (an inf can be a
-    # model's own mask buffer)
-    bad = [k for k, v in data.items() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    bad = nan_tensors(data)  # trained on, they give a NaN loss at step 1 that names no file
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
         raise CheckpointError(f"weights file {path} holds NaN values ({bad[0]}{more}); use "
