@@ -118,12 +118,17 @@ def reliability_diagram(confidence, accuracy, counts, path: str | Path, ece: flo
 
 
 def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path, title: str = "",
-              ylabel: str = "") -> Path:
-    """Grouped bars with error bars: ``rows[method][metric] = (mean, std)``."""
+              ylabel: str = "", cols: int = 4) -> Path:
+    """Grouped bars with error bars: ``rows[method][metric] = (mean, std)``, one panel per
+    metric, ``cols`` panels a row (every metric is drawn, however many)."""
     methods = list(rows)
     metrics = sorted({m for r in rows.values() for m in r})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    cols = max(1, min(cols, len(metrics)))
+    lines = (len(metrics) + cols - 1) // cols
+    fig, axes = plt.subplots(lines, cols, figsize=(3.2 * cols, 3.2 * lines), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics):
         vals = [rows[m].get(metric, (float("nan"), 0.0)) for m in methods]
         ax.bar(range(len(methods)), [v[0] for v in vals], yerr=[v[1] for v in vals], capsize=3)
         ax.set_xticks(range(len(methods)))

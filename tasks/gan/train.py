@@ -198,10 +198,6 @@ class Trainer(TrainerBase):
         if self.dist.is_main:
             start = time.time()
             self.prepare_evaluator()
-            if self.evaluator is None:
-                self.evaluator = Evaluator(self.cfg, self.data, self.dist.device,
-                                           self.cfg.eval_samples, kid_subsets=10,
-                                           show_progress=self.show_progress)
             metrics = self.evaluator(self.sampler_G)
             metrics["eval_s"] = round(time.time() - start, 2)
             self.last_metrics = self.run.log(self.step, kimg=self.kimg, **metrics)

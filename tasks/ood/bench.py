@@ -318,6 +318,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     (out / "runs").mkdir(parents=True, exist_ok=True)
     records, accs, timings = [], defaultdict(list), []
     used_model, used_steps = model, steps
+    total = len(configs) * len(seeds)
     with forwarding_signals():  # a stop passes to the training run, which checkpoints
         for reg, config in zip(reg_list, configs):
             for s in seeds:
@@ -341,9 +342,9 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                 for row in result.rows():
                     records.append({"reg": reg, "seed": s, **row})
                 if show_progress:
-                    print(f"[bench] {reg} seed {s}: train {seconds:.0f}s, score "
-                          f"{timings[-1]['score_seconds']:.0f}s, ID acc {result.id_accuracy:.3f}",
-                          flush=True)
+                    print(f"[bench] {len(timings)}/{total} {reg} seed {s}: train {seconds:.0f}s, "
+                          f"score {timings[-1]['score_seconds']:.0f}s, ID acc "
+                          f"{result.id_accuracy:.3f}, {_eta(timings, total)}", flush=True)
     det_names = [x.name for x in specs]
     agg = aggregate(records)
     avg = _avg_over_ood(records, reg_list, det_names)
@@ -354,6 +355,17 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     files = _write(out, records, agg, avg, acc, reg_list, det_names, list(ood), info, timings,
                    markdown, grouped_bars)
     return {"markdown": markdown, "files": files, "aggregate": agg, "records": records}
+
+
+def _eta(timings: list[dict[str, Any]], total: int) -> str:
+    """The time left at the mean cost of the runs so far (runs trained before cost only their
+    scoring, so a resumed bench's first estimates are low)."""
+    from robustrep.tasks.common.progress import duration
+    left = total - len(timings)
+    if not left:
+        return "done"
+    spent = sum(t["train_seconds"] + t["score_seconds"] for t in timings)
+    return f"about {duration(spent / len(timings) * left)} left"
 
 
 def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdown, grouped_bars):

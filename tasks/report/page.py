@@ -312,7 +312,7 @@ def draw(agg, rows, folder: Path) -> dict[str, Path]:
     plots = {}
     for task in ("gan", "grid", "classify", "ood"):
         source = agg.get("classify" if task == "ood" else task, {})
-        picked = [(key, label, scale) for t, key, label, _, scale in rows if t == task][:6]
+        picked = [(key, label, scale) for t, key, label, _, scale in rows if t == task]
         if not source or not picked:
             continue
         bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale)

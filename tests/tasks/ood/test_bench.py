@@ -178,3 +178,11 @@ def test_one_seed_has_no_spread_and_no_verdict(tmp_path):
 
 def _no_bars(panels, path, **kw):
     return path
+
+
+def test_the_progress_line_estimates_the_time_left_from_the_runs_so_far():
+    from robustrep.tasks.ood.bench import _eta
+    timings = [{"train_seconds": 100.0, "score_seconds": 20.0},
+               {"train_seconds": 50.0, "score_seconds": 10.0}]
+    assert _eta(timings, 5) == "about 4m30s left"  # 90 s a run, 3 runs to go
+    assert _eta(timings, 2) == "done"

@@ -191,3 +191,25 @@ def test_convergence_steps_to_fid_area_and_cost_against_the_baseline(tmp_path):
            "300 (9.6 kimg, 1/2 runs) |" in text
     assert "| step time / baseline | 1.00× | 3.00× |" in text
     assert "gan convergence · ssgan: reached the baseline's final FID in 1/2 runs" in text
+
+
+def test_the_ood_figure_draws_every_detector_and_metric(tmp_path, monkeypatch):
+    # the figure drew the first six rows only: a seventh detector/metric was on no picture
+    from robustrep.tasks.common import plots
+    drawn = {}
+    monkeypatch.setattr(plots, "bar_table", lambda bars, path, **kw: drawn.setdefault(
+        path.stem, {m for r in bars.values() for m in r}) and path)
+    detectors = ("MSP", "Energy", "ODIN", "Mahalanobis", "KLMatching")
+    summary = {f"ood/{d}/{m}": (0.5, 0.1, 3) for d in detectors for m in ("AUROC", "FPR95")}
+    agg = {"classify": {"none": summary, "adaptivemix": summary}}
+    page.draw(agg, page.headline_rows(agg), tmp_path)
+    assert len(drawn["ood"]) == 10
+
+
+def test_bar_table_lays_many_metrics_out_in_rows(tmp_path):
+    from robustrep.tasks.common.plots import bar_table
+    rows = {"none": {f"m{i}": (float(i), 0.1) for i in range(9)}}
+    path = bar_table(rows, tmp_path / "b.png", cols=4)
+    from PIL import Image
+    width, height = Image.open(path).size
+    assert height > width / 2  # three rows of four panels, not one row of nine
