@@ -18,9 +18,11 @@ A model is seen as ``h(f(x))`` through :func:`robustrep.split.as_split`. For one
 
 Decisions the paper and code leave open (``shared/reference/methods.md`` section 1.7):
 
-1. **Distance.** ``distance="cosine"`` (default) is ``-cos(flatten(z_mix), flatten(t))`` per
-   sample, as the GAN code (``loss.py``); ``"mse"`` is the element mean of the squared error, as the
-   classification code. Both codes weight the term by 1, our default ``weight``.
+1. **Distance.** ``distance="cosine"`` is ``-cos(flatten(z_mix), flatten(t))`` per sample, as
+   the GAN code (``loss.py``); ``"mse"`` is the element mean of the squared error, as the
+   classification code. :class:`AdaptiveMix`'s default (None) takes each place's: cosine as a GAN's
+   D function, mse as a classifier's feature shrinkage. Both codes weight the term by 1, our
+   default ``weight``.
 2. **Feature layer.** Whatever ``split.features`` returns. In the reference StyleGAN2 D it is the
    4x4 map of the last block, before minibatch-std; choosing it for other models is the caller's
    (or the task's) decision.
@@ -51,7 +53,8 @@ Decisions the paper and code leave open (``shared/reference/methods.md`` section
    ``cat([x, x_mix])`` (one kernel launch chain, better GPU occupancy). It is exact only when the
    trunk has no batch statistics in play (no BatchNorm, or BatchNorm in eval mode, e.g. spectral
    norm or StyleGAN2 discriminators); with BatchNorm in training mode the clean and mixed samples
-   would share statistics, which the reference never does. Default ``False``.
+   would share statistics, which the reference never does, so such a trunk is refused. Default
+   ``False``.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ def adaptivemix(model: Any, x: Tensor, lam: float | Tensor, index: Tensor,
     check_generator(generator, x.device)
     x_mix = mixup(x, x[index], lam)[0]
     if fuse_passes:
+        _check_no_batch_statistics(split)
         z, z_mix = split.features(torch.cat([x, x_mix])).tensor_split(2)
     else:
         z_mix = split.features(x_mix)  # the reference embeds the mixed batch first
@@ -154,7 +158,9 @@ class AdaptiveMix:
     Args:
         alpha: Beta(alpha, alpha) parameter of lam (hard-coded to 1.0 in the reference).
         noise_std: std of the Gaussian noise added to the target (reference ``--noise_std=0.05``).
-        distance: ``"cosine"`` (GAN code) or ``"mse"`` (classification code).
+        distance: ``"cosine"`` (GAN code) or ``"mse"`` (classification code); None: the
+            reference's for the place, cosine as a GAN's D function (and when called), mse as a
+            classifier's feature shrinkage.
         mode: ``"reference"`` (logits ``h(z_lin) + h(z_mix)``) or ``"additive"`` (clean logits).
         weight: factor on the shrinkage term in ``"loss"``.
         per_sample: one lam per sample instead of one per batch (the reference).
@@ -170,12 +176,13 @@ class AdaptiveMix:
 
     term = "am_shrink"  # the name of its loss term in a GAN's log (d/am_shrink, g/am_shrink)
 
-    def __init__(self, alpha: float = 1.0, noise_std: float = 0.05, distance: str = "cosine",
+    def __init__(self, alpha: float = 1.0, noise_std: float = 0.05, distance: str | None = None,
                  mode: str = "reference", weight: float = 1.0, per_sample: bool = False,
                  partner: str = "permutation", fuse_passes: bool = False, g_shrink: bool = True):
         check_positive("alpha", alpha)
         check_nonneg("noise_std", noise_std)
-        check_choice("distance", distance, DISTANCES)
+        if distance is not None:
+            check_choice("distance", distance, DISTANCES)
         check_choice("mode", mode, MODES)
         check_nonneg("weight", weight)
         check_choice("partner", partner, PARTNERS)
@@ -187,8 +194,10 @@ class AdaptiveMix:
         self.distance, self.mode, self.partner = distance, mode, partner
         self.per_sample, self.fuse_passes, self.g_shrink = per_sample, fuse_passes, g_shrink
 
-    def __call__(self, model: Any, x: Tensor,
-                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def __call__(self, model: Any, x: Tensor, generator: torch.Generator | None = None,
+                 place_distance: str = "cosine") -> dict[str, Tensor]:
+        """The terms dict of :func:`adaptivemix` for ``x``; ``place_distance`` is the distance
+        when ``distance`` is None (the GAN code's by default)."""
         check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=2, floating=True)
         check_generator(generator, x.device)
         batch = x.shape[0]
@@ -199,8 +208,8 @@ class AdaptiveMix:
         draws = batch if self.per_sample else 1
         lam = sample_lam(self.alpha, draws, generator, x.device).expand(batch)
         return adaptivemix(model, x, lam, index, noise_std=self.noise_std, generator=generator,
-                           distance=self.distance, mode=self.mode, weight=self.weight,
-                           fuse_passes=self.fuse_passes)
+                           distance=self.distance or place_distance, mode=self.mode,
+                           weight=self.weight, fuse_passes=self.fuse_passes)
 
     @property
     def g_term(self) -> bool:
@@ -216,7 +225,7 @@ class AdaptiveMix:
                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """``classify`` feature shrinkage: the terms dict; ``lam``/``index`` only in reference
         mode, whose logits score the mixed features (additive mode scores the clean ones)."""
-        out = self(model, x, generator=generator)
+        out = self(model, x, generator=generator, place_distance="mse")
         if self.mode != "reference":
             out = {k: v for k, v in out.items() if k not in ("lam", "index")}
         return out
@@ -225,7 +234,7 @@ class AdaptiveMix:
         return (f"{type(self).__name__}(alpha={self.alpha}, noise_std={self.noise_std}, "
                 f"distance={self.distance!r}, mode={self.mode!r}, weight={self.weight}, "
                 f"per_sample={self.per_sample}, partner={self.partner!r}, "
-                f"fuse_passes={self.fuse_passes})")
+                f"fuse_passes={self.fuse_passes}, g_shrink={self.g_shrink})")
 
 
 def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, distance: str,
@@ -248,6 +257,16 @@ def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, dista
     # lam stays in at least float32 even for half-precision inputs (a bf16 lam has 8 bits).
     lam = torch.as_tensor(lam, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
     return split, (lam.expand(batch) if lam.dim() == 0 else lam)
+
+
+def _check_no_batch_statistics(split: torch.nn.Module) -> None:
+    """fuse_passes would normalise clean and mixed samples with shared batch statistics."""
+    for name, module in split.named_modules():  # BatchNorm without running statistics uses
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and (  # the batch's in eval
+                module.training or module.running_mean is None):
+            raise ValueError(f"fuse_passes=True needs a trunk without batch statistics, but "
+                             f"{name or 'the model'} ({type(module).__name__}) normalises with "
+                             f"them; use fuse_passes=False, or eval mode")
 
 
 def _terms(split: Any, z: Tensor, z_b: Tensor, z_mix: Tensor, lam: Tensor, index: Tensor,

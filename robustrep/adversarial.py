@@ -29,7 +29,8 @@ The model's mode is the caller's: in training mode the attack sees the same (bat
 function the training loss sees. Attack functions take a ``loss_fn``/``d_fn`` callable; its
 module (the ``model`` keyword, the callable itself when it is an ``nn.Module``, the owner of a
 bound method, or the modules a function or lambda reads from its closure or its globals) is the
-one whose BatchNorm statistics are kept and whose device is checked.
+one whose BatchNorm statistics are kept and whose device is checked; where none is found, the
+statistics of every module the attack's forwards call are kept.
 
 **Input ranges.** Every attack clamps its output to ``input_range`` and checks that the clean
 inputs already lie in it (a ``ValueError`` names the range found and the range expected; the check
@@ -75,19 +76,36 @@ def preserve_bn_stats(model: nn.Module | None) -> Iterator[None]:
     of :class:`robustrep.projection.GroupedSpectralNorm`). All buffers are snapshotted and copied
     back in place, so references held elsewhere (DDP buffer broadcast) stay valid. The outputs
     inside the block are unchanged: train-mode BatchNorm still normalises with batch statistics.
-    ``None`` is a no-op.
+
+    ``None`` keeps the buffers of every module called inside the block, each snapshotted before
+    its first call (a forward pre-hook on all modules, removed on exit): the attacks pass it when
+    no module can be found behind their loss function (a trainer's ``self.model`` inside a lambda,
+    a dict of models), whose statistics would otherwise drift without a word.
     """
-    if model is None:
-        yield
-        return
-    if not isinstance(model, nn.Module):
+    if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
-    saved = [(buf, buf.clone()) for buf in model.buffers()]
+    saved: dict[int, tuple[Tensor, Tensor]] = {}
+    seen: set[int] = set()
+
+    def keep(module: nn.Module, *_: Any) -> None:
+        if id(module) in seen:
+            return
+        seen.update(id(m) for m in module.modules())
+        for buf in module.buffers():
+            saved.setdefault(id(buf), (buf, buf.clone()))
+
+    if model is not None:
+        keep(model)
+        handle = None
+    else:  # global hooks run before the module's own (spectral_norm's power step is one)
+        handle = nn.modules.module.register_module_forward_pre_hook(keep)
     try:
         yield
     finally:
+        if handle is not None:
+            handle.remove()
         with torch.no_grad():
-            for buf, value in saved:
+            for buf, value in saved.values():
                 buf.copy_(value)
 
 
@@ -282,6 +300,8 @@ class FreePerturbation:
         input_range: where inputs are checked and clamped (None: unbounded).
         replays: minibatch replays ``m`` the training program runs per batch.
     """
+
+    none_is_a_value = ("input_range",)  # None: unbounded inputs
 
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
                  input_range: tuple[float, float] | None = (0.0, 1.0), replays: int = 4):
@@ -519,8 +539,8 @@ def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float |
 # so the registry can build every method by name (``create_regularizer("dat", t=1.0)``).
 
 
-@register_regularizer("dat", paper="Li et al., Improving GAN training with dual adversarial "
-                      "training (DAT), IEEE TETCI 2023", acts={"gan": "D inputs"})
+@register_regularizer("dat", paper="Li et al., A New Perspective on Stabilizing GANs Training: "
+                      "Direct Adversarial Training, IEEE TETCI 2023", acts={"gan": "D inputs"})
 class DAT:
     """Symmetric adversarial training of D on reals and fakes (see :func:`dat_perturb`).
 
@@ -533,6 +553,7 @@ class DAT:
         clamp_real: clamp the perturbed reals too.
     """
 
+    none_is_a_value = ("input_range",)  # None: unbounded inputs
     keeps_clean = False
 
     def __init__(self, t: float = 1.0, eps: float | None = None,
@@ -577,6 +598,8 @@ class ASGAN:
         mode: replace: D sees the perturbed reals instead of the clean ones; add: both.
         free: a perturbation carried across steps, updated from D's backward (no attack pass).
     """
+
+    none_is_a_value = ("input_range",)  # None: unbounded inputs
 
     def __init__(self, eps: float = 0.05, steps: int = 1, norm: str = "linf", loss: str = "ns",
                  input_range: tuple[float, float] | None = (-1.0, 1.0), mode: str = "replace",
@@ -644,6 +667,7 @@ class PGD:
         input_range: where inputs are clamped.
     """
 
+    none_is_a_value = ("input_range",)  # None: unbounded inputs
     replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
 
     def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
@@ -681,6 +705,7 @@ class FGSM:
         input_range: where inputs are clamped.
     """
 
+    none_is_a_value = ("input_range",)  # None: unbounded inputs
     replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
 
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",

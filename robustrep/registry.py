@@ -409,9 +409,19 @@ def _unreadable_note() -> str:
 
 
 def list_regularizers(program: str | None = None) -> list[str]:
-    """Registered names, sorted; only those acting in ``program`` when given."""
+    """Registered names, sorted; only those acting in ``program`` when given (a program no
+    regularizer acts in is a ValueError, as in :func:`parse_combination`)."""
     _ensure_loaded()
+    if program is not None:
+        _check_program(program)
     return sorted(n for n, info in _REGISTRY.items() if program is None or program in info.acts)
+
+
+def _check_program(program: str) -> None:
+    programs = sorted({p for info in _REGISTRY.values() for p in info.acts})
+    if program not in programs:  # else every name would be "unknown for <program>"
+        raise ValueError(f"program must be one of {', '.join(map(repr, programs))}; "
+                         f"got {program!r}")
 
 
 def regularizer_info(name: str) -> RegularizerInfo:
@@ -423,15 +433,18 @@ def regularizer_info(name: str) -> RegularizerInfo:
 
 
 def create_regularizer(name: str, **kwargs: Any) -> Any:
-    """Build regularizer ``name``; ``None`` kwargs are dropped so the class defaults apply."""
+    """Build regularizer ``name``; ``None`` kwargs are dropped so the class defaults apply,
+    except the options the class lists in ``none_is_a_value`` (``input_range=None``: unbounded
+    inputs), where ``None`` is passed on."""
     info = regularizer_info(name)
-    info.cls  # imports the module, which may refresh the entry
-    given = {k: v for k, v in kwargs.items() if v is not None}
-    unknown = sorted(set(given) - set(info.kwargs))
+    cls = info.cls  # imports the module, which may refresh the entry
+    kept = getattr(cls, "none_is_a_value", ())
+    given = {k: v for k, v in kwargs.items() if v is not None or k in kept}
+    unknown = sorted(set(kwargs) - set(info.kwargs))
     if unknown:
         raise TypeError(f"regularizer {name!r} takes no option(s) {', '.join(unknown)}; "
                         f"options: {', '.join(info.kwargs)}")
-    return info.cls(**given)
+    return cls(**given)
 
 
 def name_of(cls: type) -> str | None:
@@ -486,10 +499,7 @@ def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
             given twice, two methods in one place, or an excluded pair.
     """
     _ensure_loaded()
-    programs = sorted({p for info in _REGISTRY.values() for p in info.acts})
-    if program not in programs:  # else every name would be "unknown for <program>"
-        raise ValueError(f"program must be one of {', '.join(map(repr, programs))}; "
-                         f"got {program!r}")
+    _check_program(program)
     valid = list_regularizers(program)
     names = split_combination(text)
     for name in names:

@@ -7,9 +7,11 @@ belongs in the head), which lets AdaptiveMix run two trunk passes instead of the
 
 Adapters:
 - :class:`FeatureSplit` wraps two modules (e.g. a GAN discriminator's trunk and its last layers).
-- :func:`as_split` accepts a ``FeatureSplit``, any module with ``features``/``head`` methods or
-  attributes, or a timm model (``forward_features`` + ``forward_head(pre_logits=True)`` is the
-  feature, ``get_classifier()`` the head).
+- :func:`as_split` accepts a ``FeatureSplit``, any module with ``features``/``head`` methods, a
+  timm model (``forward_features`` + ``forward_head(pre_logits=True)`` is the feature,
+  ``get_classifier()`` the head), or a module with ``features``/``head`` submodules, in that
+  order: timm models such as ReXNet, SelecSLS and VGG have ``features`` and ``head`` submodules
+  that are not their split.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class TimmSplit(nn.Module):
                 raise TypeError(f"model must be a timm model with {attr}(); "
                                 f"{type(model).__name__} has none")
         self.model = model
+        _classifier(model)  # a head that is not one function of the pre-logits: refused now
 
     def prepare(self, x: Tensor) -> Tensor:
         return x
@@ -73,10 +76,40 @@ class TimmSplit(nn.Module):
         return self.pool(self.feature_maps(x))
 
     def head(self, z: Tensor) -> Tensor:
-        return self.model.get_classifier()(z)
+        return _classifier(self.model)(z)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+def _classifier(model: nn.Module) -> Any:
+    """``get_classifier()`` as a function of the pooled pre-logits, ``[B, C] -> [B, classes]``:
+    a 1x1-conv classifier (DLA, DPN, ResNetV2) on ``[B, C, 1, 1]``, a classifier head module
+    (Sequencer's) through its ``fc``, the two heads of a distilled model (DeiT, LeViT,
+    EfficientFormer) averaged as its ``forward_head`` does outside distillation training."""
+    found = model.get_classifier()
+    name = type(model).__name__
+    if getattr(model, "aux_head", None) is not None:  # VOLO adds token-label logits
+        raise TypeError(f"{name}'s logits add an auxiliary head's to get_classifier()'s, which "
+                        f"the pre-logits do not give: wrap its parts in a FeatureSplit")
+    if isinstance(found, tuple) and len(found) == 2 and all(callable(c) for c in found):
+        if getattr(model, "distilled_training", False):
+            raise TypeError(f"{name} is in distillation training (two logits): call "
+                            f"set_distilled_training(False) or wrap it in a FeatureSplit")
+        return lambda z: (found[0](z) + found[1](z)) / 2
+    if not isinstance(found, nn.Module) or isinstance(found, (nn.ModuleList, nn.ModuleDict)):
+        raise TypeError(f"{name}'s classifier ({type(found).__name__}) is not one function of "
+                        f"the pooled pre-logits: wrap its parts in a FeatureSplit")
+    if isinstance(getattr(found, "fc", None), nn.Module) and hasattr(found, "global_pool"):
+        found = found.fc  # a timm ClassifierHead: pool, dropout, fc; the pre-logits are pooled
+    if isinstance(found, nn.Conv2d):
+        return lambda z: found(z[..., None, None]).flatten(1)
+    return found
+
+
+def _has_methods(model: Any, *names: str) -> bool:
+    return all(callable(getattr(model, n, None)) and not isinstance(getattr(model, n), nn.Module)
+               for n in names)
 
 
 def is_split(model: Any) -> bool:
@@ -84,11 +117,14 @@ def is_split(model: Any) -> bool:
 
 
 def as_split(model: Any) -> nn.Module:
-    """Return a view of ``model`` with ``features(x)`` and ``head(z)`` methods."""
-    if is_split(model):
+    """Return a view of ``model`` with ``features(x)`` and ``head(z)`` methods (the module
+    docstring gives the order in which the kinds are tried)."""
+    if _has_methods(model, "features", "head"):
         return model
     if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
         return TimmSplit(model)
+    if is_split(model):
+        return model
     raise TypeError(
         f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit, "
         "a module with features()/head() methods, or a timm model (forward_features/forward_head)")

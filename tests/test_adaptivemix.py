@@ -64,11 +64,19 @@ def test_fuse_passes_exact_without_batch_statistics_only():
         fused = adaptivemix(model, x, 0.4, index, noise=noise, fuse_passes=True)
         torch.testing.assert_close(fused["loss"], sep["loss"], rtol=0, atol=1e-12)
         torch.testing.assert_close(fused["logits"], sep["logits"], rtol=0, atol=1e-12)
-    # Train-mode BatchNorm pools the clean and mixed samples' statistics when fused.
+    # Train-mode BatchNorm would pool the clean and mixed samples' statistics when fused (a
+    # different loss, silently): refused, naming the layer; so is BatchNorm without running
+    # statistics, which uses the batch's in eval mode too
     model = make_split().train()
-    sep = adaptivemix(model, x, 0.4, index, noise=noise)
-    fused = adaptivemix(model, x, 0.4, index, noise=noise, fuse_passes=True)
-    assert not torch.allclose(fused["logits"], sep["logits"])
+    with pytest.raises(ValueError, match=r"^fuse_passes=True needs a trunk without batch "
+                                         r"statistics, but trunk\.1 \(BatchNorm2d\)"):
+        adaptivemix(model, x, 0.4, index, noise=noise, fuse_passes=True)
+    model = make_split().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean = module.running_var = None
+    with pytest.raises(ValueError, match="fuse_passes=True needs"):
+        adaptivemix(model, x, 0.4, index, noise=noise, fuse_passes=True)
 
 
 @pytest.mark.parametrize("mode", ["reference", "additive"])
@@ -257,8 +265,32 @@ def test_non_finite_and_mixed_dtype_calls_name_the_argument():
 
 def test_defaults_are_the_reference_scripts():
     assert repr(AdaptiveMix()) == (
-        "AdaptiveMix(alpha=1.0, noise_std=0.05, distance='cosine', mode='reference', weight=1.0, "
-        "per_sample=False, partner='permutation', fuse_passes=False)")
+        "AdaptiveMix(alpha=1.0, noise_std=0.05, distance=None, mode='reference', weight=1.0, "
+        "per_sample=False, partner='permutation', fuse_passes=False, g_shrink=True)")
+
+
+@pytest.mark.parametrize("place", ["d_logits", "feature_terms", "call"])
+def test_the_default_distance_is_each_reference_codes(place):
+    # one class, two reference codes: the GAN code's cosine, the classification code's mse (the
+    # default was cosine everywhere, so a library classifier silently got the GAN's distance)
+    model = make_split(batchnorm=False)
+    x, _, _ = inputs()
+    want = "mse" if place == "feature_terms" else "cosine"
+    got = {}
+    for distance in (None, want):
+        am = AdaptiveMix(distance=distance, noise_std=0.0)
+        gen = torch.Generator().manual_seed(3)
+        if place == "d_logits":
+            got[distance] = am.d_logits(model, x, gen)[1]
+        else:
+            got[distance] = (am.feature_terms if place == "feature_terms" else am)(
+                model, x, gen)["loss"]
+    torch.testing.assert_close(got[None], got[want], rtol=0, atol=0)
+    other = AdaptiveMix(distance={"mse": "cosine", "cosine": "mse"}[want], noise_std=0.0)
+    gen = torch.Generator().manual_seed(3)
+    loss = (other.d_logits(model, x, gen)[1] if place == "d_logits" else
+            (other.feature_terms if place == "feature_terms" else other)(model, x, gen)["loss"])
+    assert not torch.allclose(loss, got[None])
 
 
 def test_class_passes_every_option_and_draws_partners_lam_and_noise_from_the_generator():

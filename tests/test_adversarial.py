@@ -154,11 +154,51 @@ def test_preserve_bn_stats_restores_what_a_train_forward_changes():
         assert not torch.equal(d[1].running_mean, before["1.running_mean"])  # it did change
     for k, v in d.state_dict().items():
         assert torch.equal(v, before[k]), k
-    with preserve_bn_stats(None):
-        pass
+    with preserve_bn_stats(None):  # the modules called inside, snapshotted at their first call
+        d(batch()[0])
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k]), k
     with pytest.raises(TypeError, match="model"):
         with preserve_bn_stats(lambda v: v):
             pass
+
+
+class _Trainer:
+    """The loss function's model is an attribute of an object its lambda holds: no module can
+    be found behind it (before, the attack then updated the BatchNorm statistics silently)."""
+
+    def __init__(self):
+        self.nets = {"d": nn.Sequential(bn_net(), nn.utils.spectral_norm(nn.Linear(1, 2)))}
+
+    def loss(self, v):  # a plain function of v, reading self.nets["d"]
+        return self.nets["d"](v).sum(1)
+
+
+@pytest.mark.parametrize("name", ["pgd", "fgsm", "dat", "asgan"])
+def test_buffers_kept_when_no_module_is_found_behind_the_loss(name):
+    trainer = _Trainer()
+    d = trainer.nets["d"]
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    x, _ = batch(low=-1.0)
+    x_fake, _ = batch(seed=2, low=-1.0)
+    g = torch.Generator().manual_seed(0)
+
+    def fn(v):
+        return trainer.loss(v)
+
+    if name == "pgd":
+        pgd(fn, x, 0.1, steps=3, input_range=(-1, 1), generator=g)
+    elif name == "fgsm":
+        fgsm(fn, x, 0.1, input_range=(-1, 1))
+    elif name == "dat":
+        dat_perturb(fn, x, x_fake)
+    else:
+        asgan_perturb(fn, x, steps=2, generator=g)
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    fn(x)  # outside an attack the statistics move (the check above could fail)
+    assert not torch.equal(d[0][1].running_mean, before["0.1.running_mean"])
+    assert not torch.equal(d[1].weight_u, before["1.weight_u"])
 
 
 def d_scores(d, x):

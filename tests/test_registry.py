@@ -463,3 +463,17 @@ def test_a_registration_that_could_never_be_used_is_refused(name, acts, error, w
     # "dictionary update sequence" error
     with pytest.raises(error, match=words):
         register_regularizer(name, paper="p", acts=acts)
+
+
+def test_none_reaches_the_options_where_it_is_a_value():
+    # input_range=None (unbounded inputs) was dropped as "unset": the default range then
+    # refused the unbounded data the caller had declared
+    for name, default in (("pgd", (0.0, 1.0)), ("fgsm", (0.0, 1.0)), ("free", (0.0, 1.0)),
+                          ("dat", (-1.0, 1.0)), ("asgan", (-1.0, 1.0))):
+        assert create_regularizer(name).input_range == default
+        assert create_regularizer(name, input_range=None).input_range is None
+    assert create_regularizer("pgd", eps=None).eps == 8 / 255  # elsewhere None is "unset"
+    with pytest.raises(TypeError, match="takes no option.*alpah"):
+        create_regularizer("mixup", alpah=None)
+    with pytest.raises(ValueError, match="program must be one of 'classify', 'gan'; got 'ood'"):
+        list_regularizers("ood")

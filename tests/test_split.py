@@ -32,3 +32,41 @@ def test_timm_features_are_batch_permutation_equivariant():
 def test_as_split_rejects_unsplittable():
     with pytest.raises(TypeError, match="cannot split Linear"):
         as_split(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("name,size", [
+    ("rexnet_100", 64),  # features/head submodules that are not its split: as_split took them
+    ("dla34", 64),  # a 1x1-conv classifier on the pooled [B, C]
+    ("efficientformerv2_s0", 224),  # two distillation heads, averaged
+    ("sequencer2d_s", 64),  # get_classifier() is the whole ClassifierHead
+])
+def test_as_split_equals_the_forward_of_timm_families_with_unusual_heads(name, size):
+    model = timm.create_model(name, num_classes=5).eval()
+    split = as_split(model)
+    assert isinstance(split, TimmSplit)
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(split.head(split.features(x)), model(x), rtol=0, atol=1e-6)
+
+
+def test_heads_that_are_not_one_function_of_the_pre_logits_are_refused():
+    with pytest.raises(TypeError, match=r"^EfficientViM's classifier \(ModuleList\) is not one "
+                                        r"function of the pooled pre-logits"):
+        as_split(timm.create_model("efficientvim_m1", num_classes=5))
+
+    class Volo(nn.Module):  # VOLO's shape: forward_head adds aux_head's logits to head's
+        def __init__(self):
+            super().__init__()
+            self.head, self.aux_head = nn.Linear(4, 2), nn.Linear(4, 2)
+
+        def forward_features(self, x):
+            return x
+
+        def forward_head(self, x, pre_logits=False):
+            return x
+
+        def get_classifier(self):
+            return self.head
+
+    with pytest.raises(TypeError, match="Volo's logits add an auxiliary head's"):
+        as_split(Volo())

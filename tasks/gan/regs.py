@@ -135,14 +135,11 @@ def build_regs(cfg) -> Regs:
     names = parse_regs(cfg.reg, cfg.arch)
     disc = discriminator_of(names)
     regs = Regs(names, discriminator=disc, ensemble=disc is not None)
-    places = build_places(cfg, "gan", names, OPTION_FIELDS, {"fuse_passes": _fuse_passes(cfg)})
-    # None is a value for input_range (unbounded data), not "unset": it is set after building,
-    # since create_regularizer drops None options.
-    rng = input_range(cfg)
+    # input_range None is a value (unbounded data), which create_regularizer passes on
+    places = build_places(cfg, "gan", names, OPTION_FIELDS, {"fuse_passes": _fuse_passes(cfg),
+                                                            "input_range": input_range(cfg)})
     for where, members in places.items():
         (name, obj), = members  # parse_regs allows one method per place
-        if hasattr(obj, "input_range"):
-            obj.input_range = rng
         setattr(regs, _SLOTS[where], obj)
         regs.by_name[name] = obj
     return regs

@@ -220,7 +220,7 @@ def test_build_task_passes_the_configs_options_to_the_core():
                                   am_weight=3.0, am_mode="additive"), linear_model(), K)
     assert repr(task.feature_reg) == (
         "AdaptiveMix(alpha=0.5, noise_std=0.2, distance='mse', mode='additive', weight=3.0, "
-        "per_sample=False, partner='permutation', fuse_passes=False)")
+        "per_sample=False, partner='permutation', fuse_passes=False, g_shrink=True)")
     assert task.mixer is None
     plain = build_task(tiny_config(reg="none"), linear_model(), K)
     assert plain.mixer is None and plain.feature_reg is None
