@@ -245,21 +245,54 @@ def _real_batches(data: GanData, max_real: int | None, batch: int = 250):
 def stream_features(net: nn.Module, batches, device: torch.device, keep: int = 10_000,
                     desc: str | None = None, total: int | None = None) -> dict[str, Any]:
     """Streamed statistics of ``net``'s features of every image in ``batches`` (each in [0, 1])
-    and the first ``keep`` feature vectors (for KID and precision/recall). With ``desc``, the
-    images done (of ``total``, when known) are shown as they go, with an estimate."""
-    stats, kept, seen = FeatureStats(), [], 0
+    and ``keep`` of the feature vectors, a uniform random subset (seeded; all of them when there
+    are no more), for KID and precision/recall. The first ``keep`` would be one or two classes
+    of a folder sorted by class. With ``desc``, the images done (of ``total``, when known) are
+    shown as they go, with an estimate."""
+    stats, subset, seen = FeatureStats(), KeptSubset(keep), 0
     with progress(total, desc=desc or "", enabled=desc is not None, unit="image",
                   leave=False) as bar:
         for images in batches:
             feats = _extract(net, images.to(device))
             stats.update(feats)
-            if seen < keep:
-                kept.append(feats[:keep - seen])
+            subset.add(feats)
             seen += len(feats)
             bar.update(len(feats))
     if seen == 0:
         raise DataError("no images to compute features of")
-    return {"stats": stats, "feats": torch.cat(kept)}
+    return {"stats": stats, "feats": subset.result()}
+
+
+class KeptSubset:
+    """A uniform random subset of ``keep`` rows of a stream: each row gets a random key (a
+    seeded CPU generator) and the rows of the ``keep`` largest keys stay, kept in stream order."""
+
+    def __init__(self, keep: int, seed: int = 0):
+        self.keep, self.gen = keep, torch.Generator().manual_seed(seed)
+        self.rows: list[Tensor] = []
+        self.keys: list[Tensor] = []
+        self.order: list[Tensor] = []
+        self.count = self.held = 0
+
+    def add(self, rows: Tensor) -> None:
+        self.rows.append(rows)
+        self.keys.append(torch.rand(len(rows), generator=self.gen, dtype=torch.float64))
+        self.order.append(torch.arange(self.count, self.count + len(rows)))
+        self.count += len(rows)
+        self.held += len(rows)
+        if self.held > 2 * self.keep:  # compact now and then: memory stays O(keep)
+            self._compact()
+
+    def _compact(self) -> None:
+        rows, keys, order = torch.cat(self.rows), torch.cat(self.keys), torch.cat(self.order)
+        if len(keys) > self.keep:
+            top = keys.topk(self.keep).indices.sort().values
+            rows, keys, order = rows[top.to(rows.device)], keys[top], order[top]
+        self.rows, self.keys, self.order, self.held = [rows], [keys], [order], len(keys)
+
+    def result(self) -> Tensor:
+        self._compact()
+        return self.rows[0]
 
 
 def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch.device,
@@ -267,7 +300,7 @@ def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch
                     total: int | None = None) -> dict[str, Any]:
     """:func:`stream_features`, cached in :func:`cache_dir` under ``name`` and a hash of ``key``
     (which must name the data and the extractor); ``batches`` is called only on a miss."""
-    path = cache_dir() / f"{name}-{_hash({**key, 'keep': keep})}.pt"
+    path = cache_dir() / f"{name}-{_hash({**key, 'keep': keep, 'kept': 'random'})}.pt"
     saved = _read_cache(path)
     if saved is not None and "stats" in saved and "feats" in saved:
         return {"stats": FeatureStats().load_state_dict(saved["stats"]),
@@ -308,8 +341,10 @@ def score_features(real: dict[str, Any], fake: dict[str, Any], kid_subsets: int 
     kid_mean, kid_std = kid(real_feats, fake_feats, num_subsets=kid_subsets, subset_size=subset,
                             generator=torch.Generator(fake_feats.device).manual_seed(0))
     n = min(pr_samples, len(real_feats), len(fake_feats))
-    if n > 3:
-        pr = precision_recall(real_feats[:n], fake_feats[:n], k=3)
+    if n > 3:  # a seeded random n of the larger side (PR does not depend on the order)
+        gen = torch.Generator().manual_seed(0)
+        pr = precision_recall(*(f[torch.randperm(len(f), generator=gen)[:n].sort().values.to(
+            f.device)] for f in (real_feats, fake_feats)), k=3)
     else:  # each sample's 3 nearest neighbours need 4 samples a side; FID and KID stand
         pr = dict.fromkeys(("precision", "recall"), f"n/a ({n} samples on a side; needs 4)")
     return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,

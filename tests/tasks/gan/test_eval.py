@@ -295,3 +295,39 @@ def test_gan_eval_of_a_file_says_it_takes_a_run_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gan eval scores a run folder" in err
     assert "gan sample PKL --pt samples.pt" in err
+
+
+def test_kept_features_are_a_random_subset_whatever_the_stream_order():
+    # the first `keep` were kept: a folder sorted by class gave KID and PR one or two classes
+    from robustrep.tasks.gan.evaluate import KeptSubset
+    rows = torch.arange(1000.0)[:, None]
+    subset = KeptSubset(100)
+    for chunk in rows.split(64):
+        subset.add(chunk)
+    kept = subset.result()
+    assert kept.shape == (100, 1) and len(kept.unique()) == 100
+    assert bool((kept[1:] > kept[:-1]).all())  # in stream order
+    assert 300 < kept.mean() < 700 and kept.max() > 900  # from all of the stream
+    small = KeptSubset(100)
+    small.add(rows[:40])
+    assert torch.equal(small.result(), rows[:40])  # all of a shorter stream
+
+
+def test_precision_recall_judge_a_random_subset_of_the_larger_side():
+    # fake: 40 samples from class 0's cluster; real: 400 sorted by class, 10 classes of 40: the
+    # first 40 reals are class 0, so first-in-order subsets gave a recall of about 1
+    from robustrep.metrics import FeatureStats
+    from robustrep.tasks.gan.evaluate import score_features
+    gen = torch.Generator().manual_seed(0)
+    centers = 10 * torch.randn(10, 8, generator=gen, dtype=torch.float64)
+    real = (centers[:, None] + torch.randn(10, 40, 8, generator=gen, dtype=torch.float64))
+    real = real.reshape(400, 8)
+    fake = centers[0] + torch.randn(40, 8, generator=gen, dtype=torch.float64)
+
+    def side(f):
+        stats = FeatureStats()
+        stats.update(f)
+        return {"stats": stats, "feats": f}
+
+    out = score_features(side(real), side(fake), kid_subsets=2, pr_samples=40)
+    assert out["pr_samples"] == 40 and out["precision"] > 0.9 and out["recall"] < 0.3
