@@ -489,10 +489,12 @@ def split_combination(text: str | list[str] | tuple[str, ...] | None) -> tuple[s
     return tuple(n for n in names if n and n != "none")
 
 
-def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
+def parse_combination(text: str | None, program: str, joiner: str = ",") -> tuple[str, ...]:
     """``"adaptivemix,asgan"`` -> ``("adaptivemix", "asgan")`` for ``program``.
 
-    Names are separated by ``,`` or ``+``; ``none`` (or nothing) means no regularizer.
+    Names are separated by ``,`` or ``+``; ``none`` (or nothing) means no regularizer. ``joiner``
+    is the one the error's example uses: ``+`` where a comma separates settings (``--regs`` of
+    ``ood bench``, ``report``'s ``--gan-regs``).
 
     Raises:
         ValueError: an unknown name (the message lists the valid ones for ``program``), a name
@@ -502,11 +504,12 @@ def parse_combination(text: str | None, program: str) -> tuple[str, ...]:
     _check_program(program)
     valid = list_regularizers(program)
     names = split_combination(text)
+    how = "commas" if joiner == "," else repr(joiner)
     for name in names:
         if name not in valid:
             raise ValueError(f"unknown regularizer {name!r} for {program}; valid: none, "
-                             f"{', '.join(valid)} (combine with commas, e.g. {_example(program)})"
-                             f"{_unreadable_note()}")
+                             f"{', '.join(valid)} (combine with {how}, e.g. "
+                             f"{_example(program).replace(',', joiner)}){_unreadable_note()}")
     if len(set(names)) != len(names):
         raise ValueError(f"regularizers {text!r} name a method twice")
     _check_places(names, program, text)

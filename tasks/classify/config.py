@@ -378,7 +378,7 @@ class EvalOptions(ModelOptions):
     out: str | None = shared("out", default_help="RUN/eval; with --model a new "
                                                  "runs/eval/<model>-<time>")
     robustbench: str | None = _opt(None, "a RobustBench zoo model from its local model folder "
-                                         "(--model-dir; pip install 'robustrep[robustbench]'), on "
+                                         "(--model-dir; robustbench from GitHub, README), on "
                                          "--dataset cifar10/cifar100", metavar="NAME")
     threat_model: str = _opt("Linf", "RobustBench threat model of --robustbench",
                              ("Linf", "L2", "corruptions"))

@@ -438,8 +438,11 @@ def robustbench_options(args) -> dict[str, Any]:
     """``--robustbench NAME``: checked before any work (the optional package, the dataset)."""
     import importlib.util
     if importlib.util.find_spec("robustbench") is None:
-        raise UserError("--robustbench needs the robustbench package: pip install "
-                        "'robustrep[robustbench]'")
+        # its PyPI release pins timm==1.0.9 (below our floor) and imports autoattack, which
+        # pyautoattack does not provide; its GitHub version has neither problem
+        raise UserError("--robustbench needs the robustbench package, from GitHub (its PyPI "
+                        "release pins timm==1.0.9): pip install "
+                        "'git+https://github.com/RobustBench/robustbench.git@78fcc9e'")
     if args.run is not None or args.model is not None:
         raise UserError("--robustbench NAME replaces RUN and --model; give one of them")
     if args.dataset not in CIFAR_C_DATASETS:

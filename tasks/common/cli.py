@@ -94,8 +94,9 @@ def add_command(sub, name: str, summary: str, options: type, func: Callable[[Any
     (:func:`~robustrep.tasks.common.config.add_config_args`, with their real defaults), run by
     ``func(args)``; ``kwargs`` go to ``add_parser`` (e.g. ``epilog``)."""
     from robustrep.tasks.common.config import add_config_args
-    p = sub.add_parser(name, help=summary, description=description or summary,
-                       formatter_class=HelpFormatter, **kwargs)
+    text = (description or summary).replace("``", "")  # docstrings' reST quotes: not in --help
+    p = sub.add_parser(name, help=summary, description=text, formatter_class=HelpFormatter,
+                       **kwargs)
     add_config_args(p, options, real_defaults=True)
     p.set_defaults(func=func)
     return p
@@ -166,7 +167,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
                 args: argparse.Namespace, debug: bool = False) -> int:
     """Run ``func(args)``; a user error becomes one line on stderr and its exit code.
 
-    ``debug`` re-raises it with the traceback instead.
+    ``debug`` prints the traceback before that line; the exit code stays the error's.
     """
     try:
         check_device_options(args)
@@ -175,31 +176,34 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         print(f"robustrep {program}: interrupted", file=sys.stderr)
         return 130
     except Interrupted as err:  # stopped on a signal after a checkpoint (training.py)
-        if debug:
-            raise
+        _traceback(debug)
         print(f"robustrep {program}: {one_line(err)}", file=sys.stderr)
         return err.exit_code
     except UserError as err:
-        if debug:
-            raise
+        _traceback(debug)
         report(program, err)
         return int(getattr(err, "exit_code", 2))
     except UnreadableImageError as err:  # met by a batch: databases are read as they go
-        if debug:
-            raise
+        _traceback(debug)
         report(program, _original_message(err))
         return 2
     except TrainingDiverged as err:  # valid options, failed dynamics: exit 1
-        if debug:
-            raise
+        _traceback(debug)
         report(program, err)
         return 1
     except OSError as err:
         line = path_problem(err)
-        if debug or line is None:
+        if line is None:  # not the user's path: a bug, with its traceback
             raise
+        _traceback(debug)
         report(program, line)
         return 2
+
+
+def _traceback(debug: bool) -> None:
+    if debug:
+        import traceback
+        traceback.print_exc()
 
 
 def _original_message(err: Exception) -> str:

@@ -259,11 +259,12 @@ def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option
         return
     try:
         old = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # a damaged record of ours is not told from a foreign file
         old = None
     if not (isinstance(old, dict) and set(keys) <= old.keys()):
-        raise RunFolderError(f"{option} {path} exists and is not a {what} record; remove it or "
-                             f"choose another path ({what} replaces only its own files)")
+        raise RunFolderError(f"{option} {path} exists and is not a readable record of {what}; "
+                             f"remove it or choose another path ({what} replaces only its own "
+                             f"files)")
 
 
 def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, program: str) -> None:

@@ -295,7 +295,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     ood = unique(ood, "--ood", "OOD set")  # a set twice would count its cells twice
     for r in reg_list:
         try:
-            parse_combination(split_setting(r)[0], "classify")
+            parse_combination(split_setting(r)[0], "classify", joiner="+")
         except ValueError as err:
             raise ValueError(f"--regs {r!r}: {err}") from None
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out

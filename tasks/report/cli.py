@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def _settings(args: argparse.Namespace):
 def _setting(text: str, program: str) -> str:
     """One report row: ``none`` or a combination joined by ``+`` (checked by the registry)."""
     try:
-        names = parse_combination(text, program)
+        names = parse_combination(text, program, joiner="+")
     except ValueError as err:
         raise UserError(f"--{program}-regs: {err}") from None
     return ",".join(names) or "none"
@@ -95,7 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from robustrep.tasks.report import page  # numpy and the metrics: not for --help
     files = page.write(out, records, info)
     for line in failures:
-        print(f"warning: {line}")
+        print(f"warning: {line}", file=sys.stderr)
     print(f"report: {files['md']} and {files['html']} ({len(records)} "
           f"run{'' if len(records) == 1 else 's'})")
     return 1 if failures else 0

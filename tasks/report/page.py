@@ -271,13 +271,27 @@ def markdown(agg, rows, info: dict[str, Any], conv: dict[str, Any] | None = None
         parts += [md_row(r) for r in table[1:]]
         parts.append("")
     parts.append("## Reading\n")
-    lines = reading(agg, rows) + convergence_reading(conv)
-    has_baseline = any("none" in by_reg for by_reg in agg.values())
-    parts += [f"- {line}" for line in lines] or [
-        "- only the baseline (none) was run: nothing to compare it with" if has_baseline
-        else "- no baseline in this report"]
+    parts += [f"- {line}" for line in reading_lines(agg, rows, conv)]
+    if info.get("failures"):
+        parts.append("\n## Left out\n")
+        parts += [f"- {line}" for line in info["failures"]]
     parts.append(f"\n{info['conventions']}\n")
     return "\n".join(parts) + "\n"
+
+
+RULE = ("A setting is called better or worse than the baseline (none) on a metric only when the "
+        "difference of the means exceeds the sum of the two sample stds over seeds; otherwise it "
+        "is level within the spread.")
+
+
+def reading_lines(agg, rows, conv: dict[str, Any] | None) -> list[str]:
+    """The reading of both pages: the verdicts, or what stands in for them, then the rule."""
+    lines = reading(agg, rows) + convergence_reading(conv)
+    if not lines:
+        has_baseline = any("none" in by_reg for by_reg in agg.values())
+        lines = ["only the baseline (none) was run: nothing to compare it with" if has_baseline
+                 else "no baseline in this report"]
+    return lines + [RULE]
 
 
 def md_row(cells: list[str]) -> str:
@@ -302,8 +316,13 @@ def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path],
             data = base64.b64encode(plots[task].read_bytes()).decode()
             parts.append(f"<img alt='{esc(task)}' src='data:image/png;base64,{data}'>")
     parts.append("<h2>Reading</h2><ul>")
-    parts += [f"<li>{esc(line)}</li>" for line in reading(agg, rows) + convergence_reading(conv)]
-    parts.append(f"</ul><p>{esc(info['conventions'])}</p></body></html>")
+    parts += [f"<li>{esc(line)}</li>" for line in reading_lines(agg, rows, conv)]
+    parts.append("</ul>")
+    if info.get("failures"):
+        parts.append("<h2>Left out</h2><ul>")
+        parts += [f"<li>{esc(line)}</li>" for line in info["failures"]]
+        parts.append("</ul>")
+    parts.append(f"<p>{esc(info['conventions'])}</p></body></html>")
     return "\n".join(parts) + "\n"
 
 

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common.errors import UserError
 
 SCRIPT = shutil.which("robustrep", path=str(Path(sys.executable).parent)) or shutil.which(
     "robustrep")
@@ -121,15 +120,17 @@ def test_console_script_error_is_one_line_exit_2(case, tmp_path):
 
 @pytest.mark.parametrize("args", [["--debug", "gan", "train"], ["gan", "train", "--debug"]],
                          ids=["before", "after"])
-def test_debug_raises_the_error_instead(args, tmp_path, monkeypatch):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(args, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match="^--amp fp16 needs a CUDA device"):
-        main([*args, "--amp", "fp16", "--device", "cpu", "--out", "r"])
+    assert main([*args, "--amp", "fp16", "--device", "cpu", "--out", "r"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "Error: --amp fp16 needs a CUDA device" in err
+    assert err.rstrip().splitlines()[-1].startswith("robustrep gan: error: --amp fp16")
 
 
 @pytest.mark.subprocess
 def test_debug_shows_the_traceback(tmp_path):
     result = run_script(["gan", "train", "--debug", "--amp", "fp16", "--device", "cpu", "--out",
                          "r"], tmp_path)
-    assert result.returncode == 1  # an uncaught exception
+    assert result.returncode == 2  # the error's code, as without --debug
     assert "Traceback" in result.stderr and "Error: --amp fp16 needs a CUDA device" in result.stderr

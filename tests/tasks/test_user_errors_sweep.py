@@ -182,7 +182,7 @@ def test_gan_eval_out_replaces_only_its_own_record(gan_run, tmp_path, capsys):
     mine = tmp_path / "notes.json"
     mine.write_text('{"my": "notes"}\n')
     one_line(*run_main(["gan", "eval", str(gan_run), "--out", str(mine), "--num", "64"], capsys),
-             "gan", f"--out {mine} exists and is not a gan eval record")
+             "gan", f"--out {mine} exists and is not a readable record of gan eval")
     assert mine.read_text() == '{"my": "notes"}\n'
     record = tmp_path / "e.json"
     for _ in range(2):  # its own record is replaced
@@ -460,7 +460,7 @@ def test_eval_out_replaces_only_its_own_record(program, argv, name, companion, c
     (out / name).write_text('{"my": "numbers"}\n')
     argv = [str(classify_run) if a == "RUN" else a for a in argv] + ["--out", str(out)]
     one_line(*run_main(argv, capsys), program,
-             f"--out {out / name} exists and is not a {program} ")
+             f"--out {out / name} exists and is not a readable record of {program} ")
     assert (out / name).read_text() == '{"my": "numbers"}\n'
     (out / name).unlink()
     (out / companion).write_text("my own")  # a file of a name it writes, without its record

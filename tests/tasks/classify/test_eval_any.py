@@ -107,7 +107,8 @@ def test_ood_score_checkpoint_without_a_run(tmp_path, monkeypatch):
     (["classify", "eval", "--model", "test_resnet"], "--pretrained or --checkpoint"),
     (["classify", "eval", "--checkpoint", "x.pth"], "--checkpoint needs --model"),
     (["classify", "eval", "RUN", "--model", "test_resnet", "--pretrained"], "not both"),
-    (["classify", "eval", "--robustbench", "Standard"], "robustrep[robustbench]"),
+    (["classify", "eval", "--robustbench", "Standard"],
+     "pip install 'git+https://github.com/RobustBench/robustbench"),
     (["ood", "score", "--model", "test_resnet", "--checkpoint", "missing.pth"], "missing.pth"),
     # was "cannot tell the number of classes of './nothere' from its weights"
     (["classify", "eval", "--model", "./nothere", "--pretrained"], "'./nothere': no such folder"),

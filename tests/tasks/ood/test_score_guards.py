@@ -109,7 +109,7 @@ def test_a_results_file_that_is_not_ours_is_never_replaced(fake_run, capsys):
     (fake_run / "ood").mkdir()
     (fake_run / "ood" / "results.json").write_text('{"mine": 1}')
     assert _score(fake_run, "MaxSoftmax") == 2
-    assert "is not a ood score record" in capsys.readouterr().err
+    assert "is not a readable record of ood score" in capsys.readouterr().err
     assert (fake_run / "ood" / "results.json").read_text() == '{"mine": 1}'
 
 

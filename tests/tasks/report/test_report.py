@@ -109,6 +109,9 @@ def test_a_page_of_the_baseline_alone_says_there_is_nothing_to_compare():
     agg = page.aggregate(records)
     text = page.markdown(agg, page.headline_rows(agg), {"summary": "s", "conventions": "c"})
     assert "- only the baseline (none) was run: nothing to compare it with" in text
+    html = page.html_page(agg, page.headline_rows(agg), {"summary": "s", "conventions": "c"}, {})
+    assert "<li>only the baseline (none) was run: nothing to compare it with</li>" in html
+    assert "exceeds the sum of the two sample stds" in text  # the rule verdicts follow
     dat = page.aggregate([{**r, "reg": "dat"} for r in records])
     text = page.markdown(dat, page.headline_rows(dat), {"summary": "s", "conventions": "c"})
     assert "- no baseline in this report" in text
@@ -150,6 +153,8 @@ def test_cli_dry_run_and_a_bad_setting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("robustrep report: error: --gan-regs: unknown regularizer 'pgd' for gan")
     assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+    # a comma separates settings here: the advice combines with + (commas made two settings)
+    assert "(combine with '+', e.g. adaptivemix+asgan)" in err
 
 
 def _gan_curve_folder(folder, fids, step_s):

@@ -65,7 +65,7 @@ def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, c
     assert (folder / "report.md").read_text() == page_text  # the quick page is kept
     children.clear()  # the default size into the same folder: the quick runs are left out
     assert cli.main(["report", "--out", rel]) == 1
-    assert capsys.readouterr().out.count("trained at another size") == 12
+    assert capsys.readouterr().err.count("trained at another size") == 12  # warnings: stderr
     assert not any(str(folder / "runs" / "gan" / "none-seed0") in a for a in children)
 
 
@@ -104,9 +104,13 @@ def test_a_killed_seed_is_left_out_and_one_run_shows_no_spread(tmp_path, capsys,
     capsys.readouterr()
     assert cli.main(["report", "--quick", "--seeds", "0", "1", "--out", str(out), "--collect",
                      "--classify-regs", "none"]) == 1
-    captured = capsys.readouterr().out
+    captured = capsys.readouterr().err
     assert "gan/none/seed1: unfinished" in captured
-    assert "3.000 (1 run)" in (out / "report.md").read_text()
+    page = (out / "report.md").read_text()
+    assert "3.000 (1 run)" in page
+    # the page itself says what it left out (before, only report.json and the terminal did)
+    assert "## Left out\n\n- " in page and "gan/none/seed1: unfinished" in page
+    assert "gan/none/seed1: unfinished" in (out / "report.html").read_text()
 
 
 def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
