@@ -104,7 +104,10 @@ def _hash(obj: Any) -> str:
 
 
 def digits_feature_net(shape: tuple[int, ...], device: torch.device) -> tuple[nn.Module, dict]:
-    """The cached digits CNN for images of ``shape`` (trained on first use); returns it and info."""
+    """The cached digits CNN for images of ``shape``'s size (trained on first use); returns it
+    and info. One grey network serves every channel count (:class:`_Features` makes RGB grey):
+    a 1- and a 3-channel network gave two FIDs of the same pixels under one name."""
+    shape = (1, *shape[1:])
     recipe = {**DIGITS_NET_RECIPE, "shape": list(shape)}
     path = cache_dir() / f"digits_feature_net-{_hash(recipe)}.pt"
     saved = _read_cache(path)
@@ -127,13 +130,17 @@ def digits_feature_net(shape: tuple[int, ...], device: torch.device) -> tuple[nn
 
 
 class _Features(nn.Module):
-    """``forward`` = the pooled features of a DigitsFeatureNet."""
+    """``forward`` = the pooled features of a (grey) DigitsFeatureNet; RGB input is made grey:
+    its first channel where all are equal (grey read as RGB, exactly), else their mean."""
 
     def __init__(self, net: DigitsFeatureNet):
         super().__init__()
         self.net = net
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] > 1:
+            grey = bool((x == x[:, :1]).all())
+            x = x[:, :1].contiguous() if grey else x.mean(1, keepdim=True)
         return self.net.features(x)
 
 
@@ -204,9 +211,10 @@ def build_extractor(cfg, data: GanData, device: torch.device,
     choice = fid_features_choice(cfg, fid_features)
     if choice == "digits":
         net, info = digits_feature_net(data.shape, device)
+        side = data.shape[-1]
         return net, {**info, "fid_features": "digits",
-                     "fid_convention": "digits CNN features (robustrep); comparable only with "
-                                       "FIDs on the same network"}
+                     "fid_convention": f"digits CNN features (robustrep) of grey {side}x{side} "
+                                       f"images; comparable only with FIDs on the same network"}
     if choice.startswith("run:"):
         return run_feature_net(choice[4:], device)
     resize = "tf" if choice == "inception" else "pytorch-fid"

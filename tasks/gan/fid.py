@@ -76,6 +76,7 @@ class Source:
         batches: a callable returning an iterator of image batches ``[B, C, H, W]`` in [0, 1].
         shape: one image's ``(C, H, W)``, or None for statistics.
         fid_features: the feature network the source names (a stats file's, a run's), if any.
+        fid_convention: the input convention a statistics file names, if any.
         cache_key: set for named references, whose features are cached.
         count: how many images ``batches`` gives, for the progress shown (None: not known).
     """
@@ -86,6 +87,7 @@ class Source:
     batches: Callable[[], Iterator[Tensor]] | None = None
     shape: tuple[int, ...] | None = None
     fid_features: str | None = None
+    fid_convention: str | None = None
     cache_key: dict[str, Any] | None = field(default=None)
     count: int | None = None
 
@@ -200,16 +202,18 @@ def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Sourc
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D], got {mu.shape} and "
                         f"{sigma.shape}")
+    stored = sigma.dtype
     mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
-    _check_covariance(path, sigma)
+    _check_covariance(path, sigma, stored)
     net = str(arrays["fid_features"]) if "fid_features" in arrays else None
     num = arrays.get("num")
     if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
         raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "
                         f"{num.dtype} of shape {num.shape}")
     num = f", {int(num)} images" if num is not None else ""
+    convention = str(arrays["fid_convention"]) if "fid_convention" in arrays else None
     return Source(spec, f"statistics {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
-                  fid_features=net)
+                  fid_features=net, fid_convention=convention)
 
 
 def _real_numbers(path: Path, key: str, array: np.ndarray) -> np.ndarray:
@@ -224,23 +228,26 @@ def _real_numbers(path: Path, key: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _check_covariance(path: Path, sigma: np.ndarray) -> None:
+def _check_covariance(path: Path, sigma: np.ndarray, stored: np.dtype = np.dtype("float64")
+                      ) -> None:
     """Refuse a ``sigma`` that no set of features has: not symmetric, or with a negative
-    eigenvalue beyond float32 rounding. The distance would symmetrise the first and read the
-    second as a smaller spread, and print a wrong (even negative) FID."""
+    eigenvalue beyond the rounding of the dtype it was stored in (float32's at least). The
+    distance would symmetrise the first and read the second as a smaller spread, and print a
+    wrong (even negative) FID."""
     scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
     if float(np.abs(sigma - sigma.T).max()) > 1e-5 * scale:
         raise DataError(f"{path}: 'sigma' is not symmetric, so it is no covariance matrix; give "
                         f"the statistics as saved (gan fid --save-stats, pytorch-fid)")
-    # Cholesky of sigma + a float32-rounding margin succeeds exactly when no eigenvalue is
-    # below minus that margin: the check without an eigendecomposition.
-    margin = 1e-5 * max(float(np.trace(sigma)) / len(sigma), scale * 1e-3)
+    # Cholesky of sigma + a rounding margin succeeds exactly when no eigenvalue is below minus
+    # that margin: the check without an eigendecomposition. float16 storage rounds at 1e-3.
+    rel = max(1e-5, 10 * float(np.finfo(stored).eps)) if stored.kind == "f" else 1e-5
+    margin = rel * max(float(np.trace(sigma)) / len(sigma), scale * 1e-3)
     try:
         np.linalg.cholesky(sigma + margin * np.eye(len(sigma)))
     except np.linalg.LinAlgError:
-        raise DataError(f"{path}: 'sigma' has negative eigenvalues, so it is no covariance "
-                        f"matrix; give the statistics as saved (gan fid --save-stats, "
-                        f"pytorch-fid)") from None
+        raise DataError(f"{path}: 'sigma' ({stored}) has negative eigenvalues beyond its "
+                        f"rounding, so it is no covariance matrix; give the statistics as saved "
+                        f"(gan fid --save-stats, pytorch-fid)") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,11 +403,18 @@ def mean_cov(source: Source, feats: dict | None) -> tuple[Any, Any]:
     return source.stats if feats is None else feats["stats"].mean_cov()
 
 
-def check_dims(sources: list[Source], dim: int, network: str) -> None:
+def check_dims(sources: list[Source], dim: int, network: str,
+               convention: str | None = None) -> None:
     """A statistics file must have the feature network's dimension and, when it names its
-    network (files ``--save-stats`` wrote), be that network (else the sides are not
-    comparable)."""
+    network and convention (files ``--save-stats`` wrote), be that network in that convention
+    (else the sides are not comparable: the digits network of another image size, say)."""
     for source in sources:
+        if None not in (source.stats, source.fid_convention, convention) and \
+                source.fid_convention != convention:
+            raise DataError(f"{source.spec} holds statistics in the convention "
+                            f"{source.fid_convention!r}, but the other side is computed in "
+                            f"{convention!r}: FIDs compare only within one network and "
+                            f"convention (recompute the statistics with --save-stats)")
         named = source.fid_features
         if source.stats is not None and named is not None and named != network:
             raise DataError(f"{source.spec} holds statistics of the feature network {named}, "
@@ -452,7 +466,7 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
     net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
     with torch.no_grad():
         dim = net(torch.zeros(2, *shape, device=device)).shape[1]
-    check_dims(sources, dim, info["fid_features"])
+    check_dims(sources, dim, info["fid_features"], info["fid_convention"])
     return net, info
 
 

@@ -100,6 +100,37 @@ def test_three_images_give_fid_and_kid_but_no_neighbours_and_one_is_named(images
         capsys.readouterr().err
 
 
+def test_grey_images_score_alike_as_one_channel_or_three(images, tmp_path):
+    # a folder of grey PNGs reads as RGB: the digits network of 3 channels gave FID 23 against
+    # the statistics of the same pixels saved from 1-channel samples, under one name "digits"
+    a, b = images
+    np.save(tmp_path / "grey.npy", a.numpy())
+    np.save(tmp_path / "rgb.npy", a[..., None].expand(-1, -1, -1, 3).numpy())
+    np.save(tmp_path / "b.npy", b.numpy())
+    stats = tmp_path / "grey-stats.npz"
+    one = run_fid(tmp_path / "grey.npy", tmp_path / "b.npy", "--save-stats", stats)
+    three = run_fid(tmp_path / "rgb.npy", tmp_path / "b.npy")
+    assert three["fid"] == pytest.approx(one["fid"], rel=1e-12)
+    assert abs(run_fid(stats, tmp_path / "rgb.npy")["fid"]) < 1e-5 * one["fid"]
+    assert "grey 16x16" in one["fid_convention"]
+
+
+def test_statistics_in_another_convention_are_refused(images, tmp_path, capsys):
+    # the digits network of another image size has the same name and dimension
+    a, _ = images
+    np.save(tmp_path / "a.npy", a.numpy())
+    stats = tmp_path / "a-stats.npz"
+    run_fid(tmp_path / "a.npy", "--save-stats", stats)
+    arrays = dict(np.load(stats))
+    np.savez(tmp_path / "other.npz", **{**arrays, "fid_convention": np.array(
+        str(arrays["fid_convention"]).replace("16x16", "32x32"))})
+    assert main(["gan", "fid", str(tmp_path / "other.npz"), str(tmp_path / "a.npy"),
+                 "--fid-features", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "holds statistics in the convention 'digits CNN features (robustrep) of grey 32x32" in err
+    assert err.count("\n") == 1
+
+
 def test_image_folder_against_itself_is_zero(images, tmp_path):
     for i, image in enumerate(images[0]):
         Image.fromarray(image.numpy()).save(tmp_path / f"{i:03d}.png")
@@ -172,6 +203,21 @@ def test_statistics_no_features_could_have_are_refused(tmp_path, capsys, damage,
     assert main(["gan", "fid", str(tmp_path / "bad.npz"), str(tmp_path / "good.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{tmp_path / 'bad.npz'}: " in err and expect in err
+
+
+def test_float16_statistics_are_read_within_their_rounding(tmp_path, capsys):
+    # float16 rounding puts a rank-deficient sigma's zero eigenvalues near -1e-4: refused as "no
+    # covariance" (pytorch-fid reads the file); a real negative eigenvalue still is refused
+    x = np.random.default_rng(0).normal(size=(40, 64))
+    mu, sigma = x.mean(0), np.cov(x, rowvar=False)
+    np.savez(tmp_path / "full.npz", mu=mu, sigma=sigma)
+    np.savez(tmp_path / "half.npz", mu=mu.astype(np.float16), sigma=sigma.astype(np.float16))
+    assert np.linalg.eigvalsh(np.load(tmp_path / "half.npz")["sigma"].astype(float)).min() < -1e-5
+    assert run_fid(tmp_path / "half.npz", tmp_path / "full.npz")["fid"] < 0.1
+    bad = (sigma - 0.2 * np.eye(64)).astype(np.float16)
+    np.savez(tmp_path / "bad.npz", mu=mu.astype(np.float16), sigma=bad)
+    assert main(["gan", "fid", str(tmp_path / "bad.npz"), str(tmp_path / "full.npz")]) == 2
+    assert "'sigma' (float16) has negative eigenvalues" in capsys.readouterr().err
 
 
 def test_a_count_that_is_not_one_number_is_named(tmp_path, capsys):
