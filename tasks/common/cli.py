@@ -45,9 +45,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
+        extras = self._late_positionals(namespace, extras)
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return namespace, extras
+
+    def _late_positionals(self, namespace, extras: list[str]) -> list[str]:
+        """Words after options fill the optional positionals left empty, in order: argparse
+        matches ``gan fid A --range 0,255 B``'s A and B together at A (B empty) and leaves B
+        over (what ``parse_intermixed_args`` does, which sub-parsers cannot use)."""
+        empty = [a for a in self._actions if not a.option_strings and a.nargs == "?"
+                 and getattr(namespace, a.dest, None) == a.default]
+        words = [w for w in extras if not w.startswith("-")]
+        if not empty or len(words) != len(extras) or len(words) > len(empty):
+            return extras
+        for action, word in zip(empty, words):
+            setattr(namespace, action.dest, action.type(word) if action.type else word)
+        return []
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")

@@ -529,8 +529,8 @@ class SampleOptions(_RunOptions):
     run: str = _opt(REQUIRED, "run folder, or a stylegan2-ada network pickle (.pkl; read without "
                               "running its code)", positional=True, metavar="RUN")
     num: int = _opt(64, "number of samples", min=1)
-    grid: str | None = _opt(None, "grid path (default RUN/samples/sample-step<N>-seed<S>.png)",
-                            metavar="PNG")
+    grid: str | None = _opt(None, "grid path (default RUN/samples/sample-step<N>-seed<S>-"
+                                  "n<NUM>.png, -noema added with --no-ema)", metavar="PNG")
     pt: str | None = _opt(None, "also save the samples ([-1, 1])", metavar="FILE")
     seed: int = shared("seed")
     nrow: int | None = _opt(None, "images per grid row", min=1)

@@ -99,7 +99,9 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                pt: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
                device: str = "auto", use_ema: bool = True, nrow: int | None = None,
                force: bool = False) -> dict[str, Any]:
-    """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>.png``), optionally a ``.pt``."""
+    """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>-n<NUM>.png``, ``-noema``
+    added for the raw weights: the same name is the same images, so a rerun rewrites it with
+    what it held), optionally a ``.pt``."""
     if num < 1:
         raise UserError(f"--num must be >= 1 (the number of samples), got {num}")
     if nrow is not None and nrow < 1:
@@ -115,34 +117,42 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     samples = generate(G, num, dev, seed=seed).cpu()
     if grid is None:
-        grid = Path(run) / "samples" / f"sample-step{step:08d}-seed{seed}.png"
+        grid = Path(run) / "samples" / f"sample-step{step:08d}-{_drawn(seed, num, use_ema)}.png"
     if cfg.is_points:
         from robustrep.data import mixture
         path = scatter2d(samples, mixture(cfg.dataset).centers, grid,
                          title=f"{cfg.preset} {cfg.reg} step {step}")
     else:
         path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    return _write_pt({"grid": str(path), "num": num, "step": step}, samples, pt, step, seed)
+    return _write_pt({"grid": str(path), "num": num, "step": step, "ema": use_ema}, samples, pt,
+                     step, seed)
+
+
+def _drawn(seed: int, num: int, use_ema: bool) -> str:
+    """What a default grid name says of its images: seed, count and (raw) weights."""
+    return f"seed{seed}-n{num}" + ("" if use_ema else "-noema")
 
 
 def _write_pt(out: dict[str, Any], samples: torch.Tensor, pt, step: int, seed: int
               ) -> dict[str, Any]:
     if pt is not None:
-        pt = save_atomic({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]"},
-                         pt)
+        pt = save_atomic({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]",
+                          "ema": out["ema"]}, pt)
         out["pt"] = str(pt)
     return out
 
 
 def _sample_pickle(path, num, grid, pt, seed, device, use_ema, nrow, force=False
                    ) -> dict[str, Any]:
-    """``gan sample NET.pkl``: the grid defaults to ``<NET>-seed<S>.png`` in the working folder."""
+    """``gan sample NET.pkl``: the grid defaults to ``<NET>-seed<S>-n<NUM>.png`` in the working
+    folder."""
     from robustrep.tasks.gan.pickles import pickle_generator
     if grid is None:
-        grid = Path(f"{Path(path).stem}-seed{seed}.png")
+        grid = Path(f"{Path(path).stem}-{_drawn(seed, num, use_ema)}.png")
         check_sample_file(grid, "--grid", force)
     dev = resolve_device(device)
     G = pickle_generator(path, dev, use_ema)
     samples = generate(G, num, dev, seed=seed).cpu()
     out_path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    return _write_pt({"grid": str(out_path), "num": num, "step": 0}, samples, pt, 0, seed)
+    return _write_pt({"grid": str(out_path), "num": num, "step": 0, "ema": use_ema}, samples,
+                     pt, 0, seed)

@@ -98,7 +98,10 @@ def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
     assert 0 <= metrics["modes_covered"] <= 25 and metrics["num_modes"] == 25
     assert 0 <= metrics["high_quality"] <= 1
     assert main(["gan", "sample", str(run), "--num", "100"]) == 0
-    assert list((run / "samples").glob("sample-step*.png"))
+    assert main(["gan", "sample", str(run), "--num", "50", "--no-ema"]) == 0
+    # other images, another default name: the first grid was replaced by the second before
+    names = sorted(p.name for p in (run / "samples").glob("sample-step*.png"))
+    assert [n.split("-", 2)[2] for n in names] == ["seed0-n100.png", "seed0-n50-noema.png"]
 
 
 def _write_cifar10(root, n=8):

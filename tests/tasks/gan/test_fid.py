@@ -131,6 +131,15 @@ def test_statistics_in_another_convention_are_refused(images, tmp_path, capsys):
     assert err.count("\n") == 1
 
 
+def test_options_may_stand_between_a_and_b(images, tmp_path, capsys):
+    # "unrecognized arguments: B" blamed a valid B for where the options stood
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    np.save(tmp_path / "b.npy", images[1].numpy())
+    assert main(["gan", "fid", str(tmp_path / "a.npy"), "--fid-features", "digits",
+                 str(tmp_path / "b.npy")]) == 0
+    assert f"{tmp_path / 'b.npy'}" in capsys.readouterr().out
+
+
 def test_image_folder_against_itself_is_zero(images, tmp_path):
     for i, image in enumerate(images[0]):
         Image.fromarray(image.numpy()).save(tmp_path / f"{i:03d}.png")

@@ -237,7 +237,7 @@ def test_gan_sample_takes_a_pickle(network_pickle, tmp_path, monkeypatch):
     pt = tmp_path / "s.pt"
     assert main(["gan", "sample", str(path), "--num", "4", "--pt", str(pt), "--device",
                  "cpu"]) == 0
-    assert (tmp_path / "network-snapshot-000100-seed0.png").is_file()
+    assert (tmp_path / "network-snapshot-000100-seed0-n4.png").is_file()
     samples = torch.load(pt, weights_only=True)["samples"]
     assert samples.shape == (4, CH, RES, RES)
     assert not marker.exists()
