@@ -169,6 +169,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.sample import sample_run
     resolve_device(args.device)
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
-                     args.device, use_ema=not args.no_ema, nrow=args.nrow, force=args.force)
+                     args.device, use_ema=not args.no_ema, nrow=args.nrow, force=args.force,
+                     truncation=args.truncation)
     print(json.dumps(out, indent=2))
     return 0

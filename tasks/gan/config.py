@@ -534,6 +534,9 @@ class SampleOptions(_RunOptions):
     pt: str | None = _opt(None, "also save the samples ([-1, 1])", metavar="FILE")
     seed: int = shared("seed")
     nrow: int | None = _opt(None, "images per grid row", min=1)
+    truncation: float = _opt(1.0, "StyleGAN2 truncation psi: w = w_avg + psi (w - w_avg) in "
+                                  "every layer (stylegan2-ada's --trunc); 1 = none, 0 = the "
+                                  "average image", finite=True, metavar="PSI")
     force: bool = _opt(False, "overwrite an existing --grid or --pt file")
 
 

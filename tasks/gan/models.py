@@ -158,16 +158,17 @@ def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | No
 
 @torch.no_grad()
 def generate(G: nn.Module, num: int, device: torch.device, seed: int,
-             batch: int = 500) -> Tensor:
-    """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``).
+             batch: int = 500, **g_kwargs: Any) -> Tensor:
+    """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``);
+    ``g_kwargs`` go to G's forward (``truncation_psi``).
 
     G's train/eval mode is restored afterwards; the global RNG is untouched.
     """
-    return torch.cat(list(generate_batches(G, num, device, seed, batch)))
+    return torch.cat(list(generate_batches(G, num, device, seed, batch, **g_kwargs)))
 
 
 def generate_batches(G: nn.Module, num: int, device: torch.device, seed: int,
-                     batch: int = 500) -> Iterator[Tensor]:
+                     batch: int = 500, **g_kwargs: Any) -> Iterator[Tensor]:
     """:func:`generate`'s samples, batch by batch (the same values), so 50k samples at 256x256
     never sit in memory at once."""
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -177,7 +178,7 @@ def generate_batches(G: nn.Module, num: int, device: torch.device, seed: int,
         for i in range(0, num, batch):
             z = torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)
             with torch.no_grad():
-                out = G(z).float()
+                out = G(z, **g_kwargs).float()
             yield out
     finally:
         G.train(was_training)

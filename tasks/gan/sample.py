@@ -98,7 +98,7 @@ def check_sample_file(path: str | Path, option: str, force: bool = False) -> Pat
 def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                pt: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
                device: str = "auto", use_ema: bool = True, nrow: int | None = None,
-               force: bool = False) -> dict[str, Any]:
+               force: bool = False, truncation: float = 1.0) -> dict[str, Any]:
     """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>-n<NUM>.png``, ``-noema``
     added for the raw weights: the same name is the same images, so a rerun rewrites it with
     what it held), optionally a ``.pt``."""
@@ -111,48 +111,61 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
             check_sample_file(target, name, force)
     from robustrep.tasks.gan.pickles import is_pickle
     if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
-        return _sample_pickle(run, num, grid, pt, seed, device, use_ema, nrow, force)
+        return _sample_pickle(run, num, grid, pt, seed, device, use_ema, nrow, force, truncation)
     if grid is None:
         check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
-    samples = generate(G, num, dev, seed=seed).cpu()
+    samples = generate(G, num, dev, seed=seed, **_truncated(G, truncation, run)).cpu()
     if grid is None:
-        grid = Path(run) / "samples" / f"sample-step{step:08d}-{_drawn(seed, num, use_ema)}.png"
+        drawn = _drawn(seed, num, use_ema, truncation)
+        grid = Path(run) / "samples" / f"sample-step{step:08d}-{drawn}.png"
     if cfg.is_points:
         from robustrep.data import mixture
         path = scatter2d(samples, mixture(cfg.dataset).centers, grid,
                          title=f"{cfg.preset} {cfg.reg} step {step}")
     else:
         path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    return _write_pt({"grid": str(path), "num": num, "step": step, "ema": use_ema}, samples, pt,
-                     step, seed)
+    return _write_pt({"grid": str(path), "num": num, "step": step, "ema": use_ema,
+                      "truncation": truncation}, samples, pt, step, seed)
 
 
-def _drawn(seed: int, num: int, use_ema: bool) -> str:
-    """What a default grid name says of its images: seed, count and (raw) weights."""
-    return f"seed{seed}-n{num}" + ("" if use_ema else "-noema")
+def _drawn(seed: int, num: int, use_ema: bool, truncation: float = 1.0) -> str:
+    """What a default grid name says of its images: seed, count, (raw) weights, truncation."""
+    return (f"seed{seed}-n{num}" + ("" if use_ema else "-noema")
+            + ("" if truncation == 1 else f"-trunc{truncation:g}"))
+
+
+def _truncated(G: torch.nn.Module, psi: float, source: Any) -> dict[str, Any]:
+    """G's keyword for truncation ``psi``: none at 1; refused for a G without ``w_avg``."""
+    if psi == 1:
+        return {}
+    if getattr(getattr(G, "mapping", None), "w_avg", None) is None:
+        raise UserError(f"--truncation {psi:g} needs a StyleGAN2 generator (the truncation "
+                        f"trick moves w towards its running average w_avg); {source}'s "
+                        f"{type(G).__name__} has none")
+    return {"truncation_psi": psi}
 
 
 def _write_pt(out: dict[str, Any], samples: torch.Tensor, pt, step: int, seed: int
               ) -> dict[str, Any]:
     if pt is not None:
         pt = save_atomic({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]",
-                          "ema": out["ema"]}, pt)
+                          "ema": out["ema"], "truncation": out["truncation"]}, pt)
         out["pt"] = str(pt)
     return out
 
 
-def _sample_pickle(path, num, grid, pt, seed, device, use_ema, nrow, force=False
-                   ) -> dict[str, Any]:
+def _sample_pickle(path, num, grid, pt, seed, device, use_ema, nrow, force=False,
+                   truncation=1.0) -> dict[str, Any]:
     """``gan sample NET.pkl``: the grid defaults to ``<NET>-seed<S>-n<NUM>.png`` in the working
     folder."""
     from robustrep.tasks.gan.pickles import pickle_generator
     if grid is None:
-        grid = Path(f"{Path(path).stem}-{_drawn(seed, num, use_ema)}.png")
+        grid = Path(f"{Path(path).stem}-{_drawn(seed, num, use_ema, truncation)}.png")
         check_sample_file(grid, "--grid", force)
     dev = resolve_device(device)
     G = pickle_generator(path, dev, use_ema)
-    samples = generate(G, num, dev, seed=seed).cpu()
+    samples = generate(G, num, dev, seed=seed, **_truncated(G, truncation, path)).cpu()
     out_path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    return _write_pt({"grid": str(out_path), "num": num, "step": 0, "ema": use_ema}, samples,
-                     pt, 0, seed)
+    return _write_pt({"grid": str(out_path), "num": num, "step": 0, "ema": use_ema,
+                      "truncation": truncation}, samples, pt, 0, seed)

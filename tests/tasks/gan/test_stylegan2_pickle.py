@@ -267,3 +267,36 @@ def test_train_init_that_does_not_fit_is_one_line(network_pickle, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--init" in err and "does not fit" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_gan_sample_truncates_towards_w_avg(network_pickle, tmp_path, monkeypatch, capsys):
+    # stylegan2-ada's --trunc: w = w_avg + psi (w - w_avg); psi 0 gives every z the same w
+    from robustrep.tasks.gan import pickles
+    path, want, _ = network_pickle
+    G = want["G_ema"].eval()
+    G.mapping.w_avg.copy_(torch.randn(G.w_dim, generator=torch.Generator().manual_seed(5)))
+    monkeypatch.setattr(pickles, "pickle_generator", lambda *a, **k: G)
+    monkeypatch.chdir(tmp_path)
+    z = torch.randn(3, Z, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        w = G.mapping(z)
+        torch.testing.assert_close(G.mapping(z, truncation_psi=0.5),
+                                   G.mapping.w_avg + 0.5 * (w - G.mapping.w_avg))
+    for psi in ("1", "0.5", "0"):
+        assert main(["gan", "sample", str(path), "--num", "3", "--truncation", psi, "--pt",
+                     f"s{psi}.pt", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    s = {psi: torch.load(tmp_path / f"s{psi}.pt", weights_only=True) for psi in ("1", "0.5", "0")}
+    assert s["0.5"]["truncation"] == 0.5 and (tmp_path / "network-snapshot-000100-seed0-n3-"
+                                              "trunc0.5.png").is_file()
+    spread = {psi: (v["samples"] - v["samples"].mean(0)).abs().mean() for psi, v in s.items()}
+    assert spread["0"] < spread["0.5"] < spread["1"]  # noise alone varies at psi 0
+
+
+def test_truncation_needs_a_stylegan2_generator(tmp_path, capsys):
+    from robustrep.tasks.gan.sample import _truncated
+    from robustrep.tasks.common.errors import UserError
+    with pytest.raises(UserError, match=r"^--truncation 0.7 needs a StyleGAN2 generator .* "
+                                        r"RUN's Linear has none"):
+        _truncated(torch.nn.Linear(2, 2), 0.7, "RUN")
+    assert _truncated(torch.nn.Linear(2, 2), 1.0, "RUN") == {}
