@@ -196,3 +196,12 @@ def check_generator(generator: Any, device: torch.device | None = None) -> None:
     if device is not None and torch.device(generator.device).type != torch.device(device).type:
         raise ValueError(f"generator is on {generator.device} but the tensors are on {device}; "
                          "pass a generator created on the tensors' device")
+
+
+def options_repr(obj: Any) -> str:
+    """``Name(option=value, ...)`` for every constructor option ``obj`` keeps under its own name
+    (a regularizer's ``__repr__``: what was built, every option shown)."""
+    import inspect
+    names = [n for n in inspect.signature(type(obj).__init__).parameters if n != "self"]
+    shown = ", ".join(f"{n}={getattr(obj, n)!r}" for n in names if hasattr(obj, n))
+    return f"{type(obj).__name__}({shown})"

@@ -67,7 +67,7 @@ from torch import Tensor
 
 from robustrep._validate import (check_choice, check_generator, check_lam, check_model_dtype,
                                  check_nonneg, check_positive, check_same_device, check_same_shape,
-                                 check_tensor, first_tensor)
+                                 check_tensor, first_tensor, options_repr)
 from robustrep.mixing import flip_partners, mixup, permutation_partners, sample_lam
 from robustrep.registry import register_regularizer
 from robustrep.split import as_split
@@ -230,11 +230,7 @@ class AdaptiveMix:
             out = {k: v for k, v in out.items() if k not in ("lam", "index")}
         return out
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(alpha={self.alpha}, noise_std={self.noise_std}, "
-                f"distance={self.distance!r}, mode={self.mode!r}, weight={self.weight}, "
-                f"per_sample={self.per_sample}, partner={self.partner!r}, "
-                f"fuse_passes={self.fuse_passes}, g_shrink={self.g_shrink})")
+    __repr__ = options_repr
 
 
 def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, distance: str,

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_generator, check_in_range, check_model_dtype,
                                  check_nonneg, check_positive, check_range, check_same_device,
-                                 check_same_dtype, check_tensor, first_tensor)
+                                 check_same_dtype, check_tensor, first_tensor, options_repr)
 from robustrep.losses import LOSSES, loss_real
 from robustrep.registry import register_regularizer
 
@@ -205,6 +205,7 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
     check_model_dtype("x_real", x_real, module)
     if (eps if eps is not None else t) == 0:
         return x_real.detach(), x_fake.detach()
+    _check_autograd()
     xr = x_real.detach().requires_grad_(True)
     xf = x_fake.detach().requires_grad_(True)
     with preserve_bn_stats(module), torch.enable_grad():
@@ -367,9 +368,7 @@ class FreePerturbation:
                             f"returns; got {type(state).__name__}")
         self.delta = None if delta is None else delta.detach().clone()
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(eps={self.eps}, step_size={self.step_size}, "
-                f"norm={self.norm!r}, input_range={self.input_range})")
+    __repr__ = options_repr
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -389,6 +388,7 @@ def _attack(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, step_siz
 
 
 def _input_grad(loss_fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    _check_autograd()
     x = x.detach().requires_grad_(True)
     loss = loss_fn(x)
     if not isinstance(loss, Tensor) or not loss.requires_grad:
@@ -439,6 +439,14 @@ def _float_mean(out: Any, name: str) -> Tensor:
     if not isinstance(out, Tensor):
         raise TypeError(f"{name} must return a tensor of scores, got {type(out).__name__}")
     return out.float().mean()
+
+
+def _check_autograd() -> None:
+    """An attack needs input gradients, which ``torch.inference_mode`` rules out (``no_grad``
+    is fine: the attacks turn grad on)."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("adversarial inputs need autograd, which torch.inference_mode() turns "
+                           "off; call the attack outside it (torch.no_grad() is fine)")
 
 
 def _owner_module(fn: Any, model: nn.Module | None) -> nn.Module | None:
@@ -574,9 +582,7 @@ class DAT:
     def after_backward(self, real: Tensor) -> None:
         pass
 
-    def __repr__(self) -> str:
-        return (f"DAT(t={self.t}, eps={self.eps}, input_range={self.input_range}, "
-                f"clamp_real={self.clamp_real})")
+    __repr__ = options_repr
 
 
 @register_regularizer("asgan", paper="Liu et al., AS-GAN, Neural Networks 2021",
@@ -648,9 +654,7 @@ class ASGAN:
                              norm=self.norm, input_range=self.input_range, generator=generator,
                              model=model)
 
-    def __repr__(self) -> str:
-        return (f"ASGAN(eps={self.eps}, steps={self.steps}, norm={self.norm!r}, "
-                f"loss={self.loss!r}, input_range={self.input_range})")
+    __repr__ = options_repr
 
 
 @register_regularizer("pgd", paper="Madry et al., Towards Deep Learning Models Resistant to "
@@ -669,6 +673,8 @@ class PGD:
 
     none_is_a_value = ("input_range",)  # None: unbounded inputs
     replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
+
+    __repr__ = options_repr
 
     def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
                  norm: str = "linf", random_start: bool = True,
@@ -707,6 +713,8 @@ class FGSM:
 
     none_is_a_value = ("input_range",)  # None: unbounded inputs
     replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
+
+    __repr__ = options_repr
 
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
                  random_start: bool = True,

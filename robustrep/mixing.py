@@ -59,6 +59,7 @@ from robustrep._validate import (
     check_same_dtype,
     check_same_shape,
     check_tensor,
+    options_repr,
 )
 from robustrep.registry import register_regularizer
 
@@ -520,10 +521,7 @@ class SampleMix:
         self.kinds, self.alpha, self.prob, self.switch_prob = kinds, alpha, prob, switch_prob
         self.per_sample, self.partner, self.smoothing = per_sample, partner, smoothing
 
-    def __repr__(self) -> str:
-        return (f"SampleMix(kinds={self.kinds!r}, alpha={self.alpha}, prob={self.prob}, "
-                f"switch_prob={self.switch_prob}, per_sample={self.per_sample}, "
-                f"partner={self.partner!r}, smoothing={self.smoothing})")
+    __repr__ = options_repr  # a subclass shows its own options (mode, weight)
 
     def __call__(self, x: Tensor, x_b: Tensor | None = None,
                  generator: torch.Generator | None = None) -> MixResult:
@@ -556,6 +554,8 @@ class SampleMix:
         """One policy over several listed methods (timm's Mixup/CutMix switch): the kinds in
         the order given, the first member's draws (alpha, prob, switch_prob, per_sample,
         partner) and SRMix's ``smoothing`` when it is listed."""
+        if not members:
+            raise ValueError("combine needs at least one member")
         if not all(isinstance(m, SampleMix) for m in members):
             raise ValueError("only the sample-mixing methods (mixup, cutmix, srmix) combine in "
                              "one input-mixing place")

@@ -413,7 +413,7 @@ class ProjectionEnsemble(nn.Module):
 
 
 def _per_member(logits: Tensor, name: str) -> Tensor:
-    check_tensor(name, logits, ndim=2, floating=True)
+    check_tensor(name, logits, ndim=2, min_batch=1, floating=True)  # an empty batch: NaN means
     return logits
 
 
@@ -435,12 +435,18 @@ def ensemble_fake_loss(logits: Tensor, kind: str = "ns") -> Tensor:
     return _half_member_sum(losses.loss_fake(logits.reshape(-1), kind), logits)
 
 
-def ensemble_mixed_loss(logits: Tensor, lam: Tensor, kind: str = "ns") -> Tensor:
-    """D's loss on real-by-fake mixed samples (``lam`` per sample ``[B]``, the real share):
+def ensemble_mixed_loss(logits: Tensor, lam: float | Tensor, kind: str = "ns") -> Tensor:
+    """D's loss on real-by-fake mixed samples (``lam`` per sample ``[B]`` or one float, the
+    real share):
     every member scores the sample with :func:`robustrep.mixing.mixed_gan_loss`, combined as
     :func:`ensemble_d_loss` combines its halves."""
     _per_member(logits, "logits")
-    lam = lam.repeat_interleave(logits.shape[1])  # row-major [B, K]: member k of sample b
+    batch, members = logits.shape
+    lam = torch.as_tensor(lam, dtype=torch.float32, device=logits.device)
+    if lam.dim() > 1 or (lam.dim() == 1 and len(lam) != batch):
+        raise ValueError(f"lam must be a float or one value per sample ({batch}), got shape "
+                         f"{tuple(lam.shape)}")
+    lam = lam.expand(batch).repeat_interleave(members)  # row-major [B, K]: member k of sample b
     return _half_member_sum(mixed_gan_loss(logits.reshape(-1), lam, kind), logits)
 
 

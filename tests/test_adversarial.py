@@ -976,7 +976,7 @@ def test_free_perturbation_state_round_trip_and_bad_state():
     with pytest.raises(TypeError, match="^state must be a dict.*got list"):
         free.load_state_dict([("delta", None)])
     assert repr(free) == "FreePerturbation(eps=0.1, step_size=0.1, norm='linf', " \
-                         "input_range=(0.0, 1.0))"
+                         "input_range=(0.0, 1.0), replays=4)"
 
 
 def test_random_starts_and_carried_perturbations_live_on_the_inputs_device():
@@ -1094,3 +1094,14 @@ def test_a_range_written_as_text_is_refused():
     # Was: input_range="01" unpacked to (0.0, 1.0) and accepted
     with pytest.raises(TypeError, match="input_range must be a pair"):
         pgd(lambda v: v.sum(), torch.rand(2, 3, 4, 4), 0.1, input_range="01")
+
+
+def test_inference_mode_is_named_as_the_cause():
+    # was "loss_fn(x) must return a tensor that depends on x with grad", blaming loss_fn
+    model = classifier()
+    x, y = batch()
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match="torch.inference_mode"):
+            pgd(ce(model, y), x, 0.1, steps=2)
+        with pytest.raises(RuntimeError, match="torch.inference_mode"):
+            dat_perturb(linear_d(), x * 2 - 1, x * 2 - 1)

@@ -293,3 +293,14 @@ def test_a_generator_given_leaves_the_global_rng_alone(spectral_norm):
     assert all(torch.equal(a, b) for a, b in zip(ens.state_dict().values(),
                                                  again.state_dict().values()))
     assert all(bool(p.isfinite().all()) for p in ens.parameters())
+
+
+def test_ensemble_mixed_loss_takes_one_lam_and_names_the_batch():
+    # a float lam raised AttributeError; a wrong length named B*K as the count wanted
+    logits = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ensemble_mixed_loss(logits, 0.3),
+                               ensemble_mixed_loss(logits, torch.full((5,), 0.3)))
+    with pytest.raises(ValueError, match=r"one value per sample \(5\), got shape \(3,\)"):
+        ensemble_mixed_loss(logits, torch.rand(3))
+    with pytest.raises(ValueError, match="batch of at least 1"):  # was NaN
+        ensemble_d_loss(torch.zeros(0, 3), torch.zeros(0, 3))

@@ -477,3 +477,16 @@ def test_none_reaches_the_options_where_it_is_a_value():
         create_regularizer("mixup", alpah=None)
     with pytest.raises(ValueError, match="program must be one of 'classify', 'gan'; got 'ood'"):
         list_regularizers("ood")
+
+
+@pytest.mark.parametrize("name", ["adaptivemix", "mixup", "cutmix", "srmix", "pgd", "fgsm", "free",
+                                  "dat", "asgan"])
+def test_a_regularizers_repr_shows_every_option_it_was_built_with(name):
+    # CutMix printed as SampleMix without mode and weight; PGD had no repr; ASGAN left out mode
+    import inspect
+    reg = create_regularizer(name)
+    text = repr(reg)
+    assert text.startswith(type(reg).__name__ + "(")
+    for option in inspect.signature(type(reg).__init__).parameters:
+        if option != "self":
+            assert f"{option}=" in text, (option, text)
