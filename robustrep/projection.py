@@ -378,10 +378,13 @@ class ProjectionEnsemble(nn.Module):
         if not 0 <= k < self.num_views:
             raise ValueError(f"k must be in [0, {self.num_views}) (num_views), got {k}")
         make = self._copy_conv if copy else (lambda conv, k: _MemberView(conv, k, self.num_views))
-        mods = [self._copy_projection(k) if copy else _MemberView(self.projection, k,
-                                                                  self.num_views)]
-        for layer in self.layers:
-            mods.append(make(layer, k) if isinstance(layer, nn.Conv2d) else nn.LeakyReLU(0.2))
+        # the copies' default init (then overwritten) and spectral norm's first u would draw
+        # from the global RNG: the library's draws come from generators only
+        with torch.random.fork_rng(devices=[]):
+            mods = [self._copy_projection(k) if copy else _MemberView(self.projection, k,
+                                                                      self.num_views)]
+            for layer in self.layers:
+                mods.append(make(layer, k) if isinstance(layer, nn.Conv2d) else nn.LeakyReLU(0.2))
         member = nn.Sequential(*mods, nn.Flatten(1))
         return member.train(self.training)
 

@@ -304,3 +304,13 @@ def test_ensemble_mixed_loss_takes_one_lam_and_names_the_batch():
         ensemble_mixed_loss(logits, torch.rand(3))
     with pytest.raises(ValueError, match="batch of at least 1"):  # was NaN
         ensemble_d_loss(torch.zeros(0, 3), torch.zeros(0, 3))
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_member_copies_leave_the_global_rng_alone(spectral_norm):
+    # nn.Conv2d's default init and spectral norm's first u drew from the global RNG
+    ens = ProjectionEnsemble(3, 16, base_channels=4, spectral_norm=spectral_norm,
+                             generator=torch.Generator().manual_seed(0))
+    before = torch.random.get_rng_state()
+    ens.member(1, copy=True)
+    assert torch.equal(torch.random.get_rng_state(), before)
