@@ -40,9 +40,12 @@ def test_other_errors_keep_their_traceback(err):
         run_command("gan", _raise(err), argparse.Namespace())
 
 
-def test_debug_reraises_user_errors():
-    with pytest.raises(DataError):
-        run_command("gan", _raise(DataError("x")), argparse.Namespace(), debug=True)
+def test_debug_prints_the_traceback_and_keeps_the_exit_code(capsys):
+    assert run_command("gan", _raise(DataError("x")), argparse.Namespace(), debug=True) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.endswith("robustrep gan: error: x\n")
+    assert run_command("gan", _raise(DataError("x")), argparse.Namespace()) == 2
+    assert capsys.readouterr().err == "robustrep gan: error: x\n"
 
 
 def test_return_value_is_the_exit_code():
