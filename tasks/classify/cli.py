@@ -116,11 +116,30 @@ def _dry_run_checks(cfg: ClassifyConfig) -> None:
         raise UserError(str(err)) from err
 
 
+def _check_attack_options(args: argparse.Namespace) -> None:
+    """An attack or a PGD length given twice (was a traceback deep in the progress bar), PGD
+    without a length, and attack options with no attack they act on (accepted without effect)."""
+    from robustrep.tasks.common.options import unique
+    attacks = unique(args.attacks, "--attacks", "attack")
+    unique(args.pgd_steps, "--pgd-steps", "step count")
+    if "pgd" in attacks and not args.pgd_steps:
+        raise UserError("--attacks pgd needs at least one --pgd-steps count (e.g. 10 20)")
+    given = {"--pgd-steps": args.pgd_steps != [10, 20], "--pgd-step-size":
+             args.pgd_step_size is not None}
+    for flag, changed in given.items():
+        if changed and "pgd" not in attacks:
+            raise UserError(f"{flag} applies only with --attacks pgd (attacks: "
+                            f"{','.join(attacks) or 'none'})")
+    if not attacks and args.eps is not None:
+        raise UserError("--eps applies only with an attack (--attacks none was given)")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
 
     from .evaluate import evaluate_run, format_table, robustbench_options
     resolve_device(args.device)
+    _check_attack_options(args)
     foreign = (robustbench_options(args) if args.robustbench is not None
                else model_options(args, args.run))
     try:

@@ -69,6 +69,10 @@ class ClassifyConfig:
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
                                            "(labels are kept, so the head has max+1 outputs)",
                                      **NONNEG)
+    class_names: list[str] | None = _opt(None, "imagefolder: the class folders in label order "
+                                               "(default: their sorted names). Training records "
+                                               "them, so an evaluation keeps the run's labels "
+                                               "whatever class folders a data root holds")
     image_size: int = _opt(32, "images are resized to this square size", min=1)
     channels: int | None = _opt(None, "input channels (default: the dataset's; 1 -> 3 repeats "
                                       "grey images)", choices=(1, 3))
@@ -214,6 +218,7 @@ ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "momentum": ("optimizer", SGD_OPTIMIZERS),
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
     "skip_bad_images": ("dataset", ("imagefolder", "zip")),
+    "class_names": ("dataset", ("imagefolder",)),
     "data_root": ("dataset", tuple(d for d in DATASETS if d != "digits")),  # digits: built in
 }
 

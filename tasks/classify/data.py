@@ -41,6 +41,7 @@ class DataInfo:
     train_size: int
     eval_size: int
     eval_split: str
+    class_names: list[str] | None = None  # an image folder's, in label order
 
 
 def select_classes(dataset: Dataset, classes: list[int] | None, what: str) -> Dataset:
@@ -57,6 +58,8 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         kwargs["classes"] = cfg.classes
     if cfg.dataset == "lsun":
         kwargs["classes"] = cfg.lsun_classes
+    if cfg.dataset == "imagefolder" and cfg.class_names is not None:
+        kwargs["classes"] = list(cfg.class_names)  # the run's labels, whatever folders are here
     if cfg.dataset in ("imagefolder", "imagelist", "zip"):
         kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
         kwargs["skip_bad"] = cfg.skip_bad_images
@@ -154,7 +157,19 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
                         f"labels need {data_classes} outputs (labels 0..{data_classes - 1})")
     return DataInfo(num_classes=cfg.num_classes or data_classes, channels=shapes["training"][0],
                     image_size=cfg.image_size, train_size=len(train_set),
-                    eval_size=len(eval_set), eval_split="test")
+                    eval_size=len(eval_set), eval_split="test",
+                    class_names=_class_names(cfg, train_set))
+
+
+def _class_names(cfg: ClassifyConfig, dataset: Dataset) -> list[str] | None:
+    """An image folder's class names in label order (through Subset wrappers), else None."""
+    if cfg.dataset != "imagefolder":
+        return None
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    from robustrep.data.folders import FlatImageFolder
+    names = getattr(dataset, "classes", None)  # a flat folder's one name is no class folder
+    return list(names) if names and not isinstance(dataset, FlatImageFolder) else None
 
 
 def _tensor_images(dataset: Dataset) -> tuple[Tensor, Tensor] | None:

@@ -491,6 +491,7 @@ def format_table(report: dict[str, Any]) -> str:
     """A plain-text table of the summary and the per-severity corruption accuracies."""
     s = report["summary"]
     lines = [f"{'metric':<28} value", f"{'-' * 28} {'-' * 8}",
+             f"{'images (' + str(report.get('split', 'test')) + ')':<28} {report.get('n', '-')}",
              f"{'clean top-1':<28} {s['clean_acc']:.4f}",
              f"{'NLL':<28} {s['nll']:.4f}",
              f"{'ECE':<28} {s['ece']:.4f}"]

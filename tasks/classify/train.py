@@ -220,6 +220,7 @@ class Trainer(TrainerBase):
         # one global batch must fit: checked here, before prepare_run makes the run folder
         check_global_batch(len(self.train_set), cfg.batch_size, info.world_size)
         cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
+        cfg.class_names = self.data.class_names  # recorded: evaluations keep these labels
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
                                        cfg.std, cfg.pretrained_file, head=cfg.head,

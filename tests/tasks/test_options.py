@@ -59,6 +59,8 @@ def valid_case(cls: type, spec: OptionSpec) -> tuple[list[str], object]:
     if spec.sequence is not None:
         if spec.kind is int:
             return ["0,2", "3"], [0, 2, 3]
+        if spec.kind is str:  # class_names: folder names
+            return ["cat,dog", "fox"], ["cat", "dog", "fox"]
         return ["0.5,0.25", "0.125"], [0.5, 0.25, 0.125]
     if spec.choices is not None:
         value = default if spec.name in KEEP_DEFAULT and default is not None else spec.choices[-1]
@@ -150,7 +152,7 @@ KINDS = {
     "int>=min", "int>=min|None", "int>=min<=max",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
     "float>=min<max", "float>=min<max|None", "float>=min<=max", "float>=min<=max|None",
-    "list[int]|None", "list[float]|None", "dict|None",
+    "list[int]|None", "list[float]|None", "list[str]|None", "dict|None",
 }
 
 

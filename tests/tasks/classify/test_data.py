@@ -133,3 +133,28 @@ def test_a_relative_data_root_is_saved_absolute(tmp_path, monkeypatch, capsys):
     (tmp_path / "data").rename(tmp_path / "moved")
     assert main(["classify", "train", "--resume", "run", "--data-root", "moved", "--quiet"]) == 0
     assert json.loads(config.read_text())["data_root"] == str(tmp_path / "moved")
+
+
+def test_a_runs_class_names_keep_its_labels_on_other_folders(tmp_path, monkeypatch, capsys):
+    # evaluating a run on a data root without one of its classes renumbered the others (the
+    # folder's own sorted names): clean accuracy 0.0 for a model right on every image
+    from robustrep.tasks.cli import main
+    _write_folder(tmp_path / "data", classes=("cat", "dog", "fox"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["classify", "train", "--preset", "smoke", "--dataset", "imagefolder",
+                 "--data-root", "data", "--image-size", "16", "--batch-size", "4", "--steps", "1",
+                 "--out", "run", "--quiet"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["class_names"] == [
+        "cat", "dog", "fox"]
+    shutil.copytree(tmp_path / "data", tmp_path / "some")
+    for split in ("train", "val"):
+        shutil.rmtree(tmp_path / "some" / split / "cat")
+    cfg = tiny_config(dataset="imagefolder", data_root=str(tmp_path / "some"), classes=None,
+                      class_names=["cat", "dog", "fox"], batch_size=4)
+    train_set, eval_set, info = build_datasets(cfg)
+    assert sorted({eval_set[k][1] for k in range(len(eval_set))}) == [1, 2]  # not 0, 1
+    assert info.class_names == ["cat", "dog", "fox"]
+    assert main(["classify", "eval", "run", "--data-root", "some", "--attacks", "none",
+                 "--corruptions", "--out", "e", "--quiet"]) == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["n"] == 8  # the val images of dog and fox, under the run's labels 1 and 2

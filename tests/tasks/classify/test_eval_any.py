@@ -118,3 +118,17 @@ def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--attacks", "pgd,pgd"], "--attacks: attack pgd is given twice"),  # was a traceback
+    (["--attacks", "pgd", "--pgd-steps", "10", "10"], "step count 10 is given twice"),
+    (["--attacks", "pgd", "--pgd-steps"], "needs at least one --pgd-steps"),  # ran no attack
+    (["--attacks", "fgsm", "--pgd-steps", "5"], "--pgd-steps applies only with --attacks pgd"),
+    (["--attacks", "none", "--eps", "0.1"], "--eps applies only with an attack"),
+])
+def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys):
+    from robustrep.tasks.cli import main
+    assert main(["classify", "eval", "RUN", *argv]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
