@@ -143,9 +143,16 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
     opts.update({k: v for k, v in (context or {}).items() if k in taken and k not in opts})
     given = (getattr(cfg, "reg_options", None) or {}).get(name, {})
     for opt in given:
-        if isinstance(mapped.get(opt), Unread):
-            raise ConfigError(f"reg_options: {name}'s {opt!r} acts only in {mapped[opt].acts}, "
+        field = mapped.get(opt)
+        if isinstance(field, Unread):
+            raise ConfigError(f"reg_options: {name}'s {opt!r} acts only in {field.acts}, "
                               f"not here; drop it")
+        if isinstance(field, Fixed):
+            raise ConfigError(f"reg_options: {name}'s {opt!r} is fixed to {field.value!r} in "
+                              f"this program; drop it")
+        if field is not None:  # it would override the flag silently, unchecked by its range
+            raise ConfigError(f"reg_options: {name}'s {opt!r} is set by its own option "
+                              f"{field} (--{field.replace('_', '-')}); set it there")
     opts.update(given)
     return opts
 

@@ -544,7 +544,8 @@ def test_reg_is_saved_as_the_registry_spells_it(program, given, saved, capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["gan", "--reg", "dat", "--reg-options", '{"dat": {"t": -1}}'], "--reg dat: t must be >= 0"),
+    (["gan", "--reg", "dat", "--reg-options", '{"dat": {"input_range": [1, 0]}}'],
+     "--reg dat: input_range must be finite with low < high"),
     (["gan", "--reg-options", '{"dat": {"bogus": 1}}'], "set options of dat, which --reg does"),
     (["gan", "--reg", "adaptivemix", "--reg-options", '{"adaptivemix": {"partner": "x"}}'],
      "partner must be one of"),

@@ -411,8 +411,8 @@ def test_data_pack_refuses_a_resolution_no_memory_holds(tmp_path, monkeypatch, c
 
 
 @pytest.mark.parametrize("flags, problem", [
-    (["--reg-options", '{"pgd": {"steps": "many"}}'], "--reg pgd: steps must be a non-negative "
-                                                      "int, got str"),
+    (["--reg-options", '{"pgd": {"random_start": "yes"}}'], "--reg pgd: random_start must be a "
+                                                            "bool, got str"),
     (["--pgd-norm", "l3"], "--reg pgd: norm must be one of 'linf', 'l2'; got 'l3'"),
 ], ids=["steps-text", "norm-l3"])
 def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_path, monkeypatch,
@@ -428,11 +428,12 @@ def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_pat
 
 
 @pytest.mark.parametrize("reg, options, problem", [
-    ("asgan", '{"asgan": {"eps": "big"}}', "--reg asgan: eps must be"),
-    ("asgan", '{"asgan": {"norm": "l3"}}', "--reg asgan: norm must be one of 'linf', 'l2'"),
-    ("dat", '{"dat": {"t": -1}}', "--reg dat: t must be"),
+    ("asgan", '{"asgan": {"input_range": [1, 0]}}', "--reg asgan: input_range must be finite"),
+    # an option with its own flag: set there, where its range is checked
+    ("asgan", '{"asgan": {"norm": "l3"}}', "asgan's 'norm' is set by its own option asgan_norm"),
+    ("dat", '{"dat": {"input_range": "x"}}', "--reg dat: input_range must be"),
     ("dat", '{"dat": {"clamp_real": "yes"}}', "--reg dat: clamp_real must be a bool"),
-], ids=["asgan-eps", "asgan-norm", "dat-t", "dat-clamp"])
+], ids=["asgan-range", "asgan-norm", "dat-range", "dat-clamp"])
 def test_gan_attack_settings_are_checked_when_built(reg, options, problem, tmp_path,
                                                     monkeypatch, capsys):
     """Was: accepted when built; the first D step raised a TypeError/ValueError traceback, after

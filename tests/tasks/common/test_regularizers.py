@@ -151,10 +151,17 @@ def _cfg(**kw):
 
 def test_options_for_gathers_fields_fixed_values_context_and_reg_options(probe):
     fields = {"test-probe": {"weight": "w", "mode": Fixed("b")}}
-    cfg = _cfg(w=0.5, reg_options={"test-probe": {"steps": 9, "mode": "c"}})
+    cfg = _cfg(w=0.5, reg_options={"test-probe": {"steps": 9}})
     context = {"fuse_passes": True, "unrelated": 1}
     assert options_for(cfg, "test-probe", fields, context) == {
-        "weight": 0.5, "mode": "c", "steps": 9, "fuse_passes": True}
+        "weight": 0.5, "mode": "b", "steps": 9, "fuse_passes": True}
+    # reg_options is for the options no flag sets: a flag's option there overrode the flag
+    # silently and skipped its range check; a program's fixed value too
+    with pytest.raises(ConfigError, match=r"'weight' is set by its own option w \(--w\)"):
+        options_for(_cfg(w=0.5, reg_options={"test-probe": {"weight": 9.0}}), "test-probe",
+                    fields)
+    with pytest.raises(ConfigError, match=r"'mode' is fixed to 'b' in this program"):
+        options_for(_cfg(w=0.5, reg_options={"test-probe": {"mode": "c"}}), "test-probe", fields)
     assert options_for(_cfg(w=None), "test-probe", fields) == {"weight": None, "mode": "b"}
     # a context value never overrides what the program maps
     assert options_for(_cfg(w=0.5), "test-probe", {"test-probe": {"fuse_passes": Fixed(False)}},
