@@ -123,13 +123,15 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
     return RobustAccuracy(clean_acc=int(correct.sum()) / n,
                           robust_acc=int(robust.sum()) / n, n=n, attack=attack,
                           eps=float(eps), norm=norm, convention=f"{convention}, {norm} eps="
-                          f"{eps_text(eps)}", correct=correct, robust=robust, flags=flags)
+                          f"{eps_text(eps, norm)}", correct=correct, robust=robust, flags=flags)
 
 
-def eps_text(eps: float) -> str:
-    """``8/255`` for radii on the 1/255 grid, else the plain number."""
+def eps_text(eps: float, norm: str = "Linf") -> str:
+    """``8/255`` for Linf radii on the 1/255 grid (pixel levels), else the plain number (an L2
+    radius of 2 is no "510/255")."""
     k = eps * 255
-    return f"{round(k)}/255" if k > 0 and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+    on_grid = norm.lower() == "linf" and 0 < eps <= 1 and abs(k - round(k)) < 1e-6
+    return f"{round(k)}/255" if on_grid else f"{eps:g}"
 
 
 # --- attacks ------------------------------------------------------------------------------------

@@ -495,7 +495,8 @@ def format_table(report: dict[str, Any]) -> str:
              f"{'clean top-1':<28} {s['clean_acc']:.4f}",
              f"{'NLL':<28} {s['nll']:.4f}",
              f"{'ECE':<28} {s['ece']:.4f}"]
-    norm, eps = report.get("norm", "Linf"), eps_text(report.get("eps", 8 / 255))
+    norm = report.get("norm", "Linf")
+    eps = eps_text(report.get("eps", 8 / 255), norm)
     for key, value in report.get("adversarial", {}).items():
         name = key.replace("pgd", "PGD-") if key.startswith("pgd") else key
         lines.append(f"{f'{name} ({norm} {eps})':<28} {value:.4f}")

@@ -158,7 +158,8 @@ RUN: dict[str, tuple[str, dict[str, Any]]] = {
     "stop_after": ("stop after step N with a checkpoint, as if interrupted (--resume continues "
                    "the run)", {"metavar": "N", "min": 1}),
     "dry_run": ("check the options, build the regularizers and print the resolved config; "
-                "train nothing, write nothing", {}),
+                "train nothing, write nothing. Not checked: this machine (a GPU, the data "
+                "files), so a config can be checked where it will not run", {}),
     "download": ("fetch the dataset (cifar10, cifar100, svhn: torchvision's download) into "
                  "--data-root first; not with ROBUSTREP_OFFLINE=1", {}),
 }

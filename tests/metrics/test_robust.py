@@ -163,6 +163,7 @@ def test_arguments_are_checked():
     with pytest.raises(ValueError, match="no samples"):
         robust_accuracy(model, [], "pgd")
     assert eps_text(8 / 255) == "8/255" and eps_text(0.5) == "0.5"
+    assert eps_text(2.0, "L2") == "2" and eps_text(128 / 255, "L2") == "0.501961"  # not /255
 
 
 def test_attack_steps_follow_the_standard_autoattack_settings():
