@@ -117,18 +117,26 @@ def reliability_diagram(confidence, accuracy, counts, path: str | Path, ece: flo
     return _finish(fig, path)
 
 
+def _panels(count: int, cols: int, size: tuple[float, float]) -> tuple[Any, list]:
+    """A figure of ``count`` panels, ``cols`` a row (fewer when there are fewer), each ``size``
+    inches; the panels of the last row that stay empty are hidden."""
+    cols = max(1, min(cols, count))
+    lines = (count + cols - 1) // cols
+    fig, axes = plt.subplots(lines, cols, figsize=(size[0] * cols, size[1] * lines),
+                             squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:count])
+
+
 def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path, title: str = "",
               ylabel: str = "", cols: int = 4) -> Path:
     """Grouped bars with error bars: ``rows[method][metric] = (mean, std)``, one panel per
     metric, ``cols`` panels a row (every metric is drawn, however many)."""
     methods = list(rows)
     metrics = sorted({m for r in rows.values() for m in r})
-    cols = max(1, min(cols, len(metrics)))
-    lines = (len(metrics) + cols - 1) // cols
-    fig, axes = plt.subplots(lines, cols, figsize=(3.2 * cols, 3.2 * lines), squeeze=False)
-    for ax in axes.flat[len(metrics):]:
-        ax.axis("off")
-    for ax, metric in zip(axes.flat, metrics):
+    fig, axes = _panels(len(metrics), cols, (3.2, 3.2))
+    for ax, metric in zip(axes, metrics):
         vals = [rows[m].get(metric, (float("nan"), 0.0)) for m in methods]
         ax.bar(range(len(methods)), [v[0] for v in vals], yerr=[v[1] for v in vals], capsize=3)
         ax.set_xticks(range(len(methods)))
@@ -144,12 +152,8 @@ def histogram_grid(panels: dict[str, dict[str, Any]], path: str | Path, title: s
                    xlabel: str = "score", cols: int = 4) -> Path:
     """One histogram panel per key: ``panels[panel][series] = scores`` (e.g. ID vs OOD scores)."""
     names = list(panels)
-    cols = max(1, min(cols, len(names)))
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
-        ax.axis("off")
-    for ax, name in zip(axes.flat, names):
+    fig, axes = _panels(len(names), cols, (3.4, 2.6))
+    for ax, name in zip(axes, names):
         for series, scores in panels[name].items():
             values = torch.as_tensor(scores).double().cpu()
             values = values[torch.isfinite(values)].numpy()
