@@ -470,9 +470,26 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
     return net, info
 
 
+def _check_options_act(args) -> None:
+    """``--num`` draws from a run and ``--resolution`` sizes a folder or zip: given where no side
+    is one, they were ignored without a word."""
+    from robustrep.tasks.gan.config import FidOptions
+    paths = [Path(s).expanduser() for s in (args.a, args.b) if s is not None and
+             s not in REFERENCES]
+    runs = [p for p in paths if p.is_dir() and (p / "config.json").is_file()]
+    images = [p for p in paths if p.suffix.lower() == ".zip" or (p.is_dir() and p not in runs)]
+    if args.num != FidOptions.__dataclass_fields__["num"].default and not runs:
+        raise UserError(f"--num {args.num} sets the samples drawn from a GAN run, and neither A "
+                        f"nor B is a run folder: drop it (a file or folder is read whole)")
+    if args.resolution is not None and not images:
+        raise UserError(f"--resolution {args.resolution} sizes the images of a folder or zip, and "
+                        f"neither A nor B is one: drop it")
+
+
 def compare(args) -> dict[str, Any]:
     """Open A (and B), compute features on one network, return the metrics record."""
     _check_save_stats(args)
+    _check_options_act(args)
     sources = [open_source(args.a, args)] + ([] if args.b is None else [open_source(args.b, args)])
     if args.save_stats is not None and sources[0].stats is not None:
         raise UserError(f"--save-stats writes A's statistics, and {args.a} already is a "

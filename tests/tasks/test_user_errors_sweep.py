@@ -380,7 +380,7 @@ def test_a_cache_variable_naming_a_file_is_named(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
     monkeypatch.setenv("ROBUSTREP_CACHE", str(blocker))
-    one_line(*run_main(["gan", "fid", "digits", "digits", "--num", "16"], capsys), "gan",
+    one_line(*run_main(["gan", "fid", "digits", "digits"], capsys), "gan",
              f"$ROBUSTREP_CACHE {blocker} is a file, not a folder")
     assert blocker.read_text() == "not a folder"
 

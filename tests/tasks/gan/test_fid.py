@@ -275,3 +275,13 @@ def test_real_statistics_leave_out_the_mirror_copies():
     net, info = build_extractor(cfg, data, cpu)
     assert len(data) == 2 * 1797
     assert real_reference(cfg, data, net, info, cpu, max_real=None)["stats"].num == 1797
+
+
+def test_options_with_nothing_to_act_on_are_refused(images, tmp_path, capsys):
+    # --num with two files, --resolution with no folder: ignored without a word before
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    for flag, value, needle in (("--num", "500", "--num 500 sets the samples drawn from a GAN run"),
+                                ("--resolution", "32", "--resolution 32 sizes the images of a")):
+        assert main(["gan", "fid", str(tmp_path / "a.npy"), "digits", flag, value]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1
