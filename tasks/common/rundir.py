@@ -317,6 +317,8 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     path = check_writable(path, "run folder")
     latest = latest_checkpoint(path / "checkpoints")
     if resume and latest is None:
+        if (path / LOCK_FILE).is_file():  # a run still before its first checkpoint: say so
+            RunLock(path / LOCK_FILE).acquire().release()
         raise CheckpointError(f"cannot resume {path}: no checkpoint at "
                               f"{path / 'checkpoints' / LATEST}")
     if not resume and latest is not None:

@@ -234,6 +234,12 @@ def test_a_second_run_into_a_locked_folder_is_refused(program, tmp_path, capsys)
         err = one_line_error(capsys, program)
         assert f"{run} is in use by another run (pid {holder.pid} on " in err
         assert not (run / "config.json").exists() and not (run / "metrics.jsonl").exists()
+        assert main([*argv, "--dry-run"]) == 0  # a run before its first checkpoint
+        (run / "config.json").write_text(capsys.readouterr().out)
+        assert main([program, "train", "--resume", str(run)]) == 2  # was "no checkpoint at"
+        assert f"{run} is in use by another run (pid {holder.pid} on " in one_line_error(
+            capsys, program)
+        (run / "config.json").unlink()
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
