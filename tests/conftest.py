@@ -99,3 +99,38 @@ def draw_device() -> torch.device:
     if reason is not None:
         pytest.skip(f"no CUDA, and this torch cannot draw on the meta device: {reason}")
     return torch.device("meta")
+
+
+# Another process holding a run folder's lock as robustrep does (an flock on RUN/.lock holding
+# "pid P on HOST"), in plain Python: importing robustrep would cost the child a second or more.
+_LOCK_HOLDER = """
+import fcntl, os, socket, sys, time
+os.makedirs(sys.argv[1], exist_ok=True)
+fd = os.open(os.path.join(sys.argv[1], ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.ftruncate(fd, 0)
+os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\\n".encode())
+print("locked", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(folder)`` starts a process that takes ``folder``'s run lock and keeps it until
+    killed (the test kills it; any left are killed at the end)."""
+    import subprocess
+    started = []
+
+    def hold(folder):
+        proc = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(folder)],
+                                stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

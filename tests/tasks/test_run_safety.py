@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -212,24 +211,13 @@ def test_classify_eval_refuses_a_nonfinite_model(classify_run, tmp_path, capsys)
 # one run per folder
 
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from robustrep.tasks.common.rundir import RunDir
-    lock = RunDir(sys.argv[1]).create().lock()
-    print("locked", flush=True)
-    time.sleep(300)
-""")
-
-
 @pytest.mark.parametrize("program", ["gan", "classify"])
-def test_a_second_run_into_a_locked_folder_is_refused(program, tmp_path, capsys):
+def test_a_second_run_into_a_locked_folder_is_refused(program, tmp_path, capsys, lock_holder):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE,
-                              text=True, cwd=tmp_path)  # outside the checkout (no shadowing)
+    holder = lock_holder(run)
     flags = GAN_FLAGS if program == "gan" else CLASSIFY_FLAGS
     argv = [program, "train", "--out", str(run), *flags, "--steps", "1"]
     try:
-        assert holder.stdout.readline().strip() == "locked"
         assert main(argv) == 2
         err = one_line_error(capsys, program)
         assert f"{run} is in use by another run (pid {holder.pid} on " in err

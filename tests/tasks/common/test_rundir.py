@@ -3,10 +3,7 @@
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
-import sys
-import textwrap
 
 import pytest
 
@@ -15,27 +12,9 @@ from robustrep.tasks.common.rundir import (RunDir, RunLock, absolute_paths, chec
                                            check_writable)
 from robustrep.tasks.common.workers import resolve_workers
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from robustrep.tasks.common.rundir import RunDir
-    lock = RunDir(sys.argv[1]).create().lock()
-    print("locked", flush=True)
-    time.sleep(120)
-""")
-
-
-def hold_lock(folder):
-    """A second process that takes the run lock of ``folder`` and keeps it."""
-    # From the lock's folder, so the checkout's robustrep/ cannot shadow the installed package.
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
-                            text=True, cwd=Path(folder).parent)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
-def test_second_process_is_refused_then_takes_over_a_dead_holders_lock(tmp_path):
+def test_second_process_is_refused_then_takes_over_a_dead_holders_lock(tmp_path, lock_holder):
     run = RunDir(tmp_path / "run")
-    holder = hold_lock(run.path)
+    holder = lock_holder(run.path)
     try:
         with pytest.raises(RunFolderError, match=rf"{run.path} is in use by another run "
                                                  rf"\(pid {holder.pid} on "):
