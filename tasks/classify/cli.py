@@ -124,8 +124,10 @@ def _check_attack_options(args: argparse.Namespace) -> None:
     unique(args.pgd_steps, "--pgd-steps", "step count")
     if "pgd" in attacks and not args.pgd_steps:
         raise UserError("--attacks pgd needs at least one --pgd-steps count (e.g. 10 20)")
-    given = {"--pgd-steps": args.pgd_steps != [10, 20], "--pgd-step-size":
-             args.pgd_step_size is not None}
+    from .config import EvalOptions
+    default_steps = EvalOptions.__dataclass_fields__["pgd_steps"].default_factory()
+    given = {"--pgd-steps": args.pgd_steps != default_steps,
+             "--pgd-step-size": args.pgd_step_size is not None}
     for flag, changed in given.items():
         if changed and "pgd" not in attacks:
             raise UserError(f"{flag} applies only with --attacks pgd (attacks: "

@@ -273,30 +273,28 @@ def stream_features(net: nn.Module, batches, device: torch.device, keep: int = 1
 
 class KeptSubset:
     """A uniform random subset of ``keep`` rows of a stream: each row gets a random key (a
-    seeded CPU generator) and the rows of the ``keep`` largest keys stay, kept in stream order."""
+    seeded CPU generator) and the rows of the ``keep`` largest keys stay, kept in stream order
+    (the chosen indices are sorted before they are taken)."""
 
     def __init__(self, keep: int, seed: int = 0):
         self.keep, self.gen = keep, torch.Generator().manual_seed(seed)
         self.rows: list[Tensor] = []
         self.keys: list[Tensor] = []
-        self.order: list[Tensor] = []
-        self.count = self.held = 0
+        self.held = 0
 
     def add(self, rows: Tensor) -> None:
         self.rows.append(rows)
         self.keys.append(torch.rand(len(rows), generator=self.gen, dtype=torch.float64))
-        self.order.append(torch.arange(self.count, self.count + len(rows)))
-        self.count += len(rows)
         self.held += len(rows)
         if self.held > 2 * self.keep:  # compact now and then: memory stays O(keep)
             self._compact()
 
     def _compact(self) -> None:
-        rows, keys, order = torch.cat(self.rows), torch.cat(self.keys), torch.cat(self.order)
+        rows, keys = torch.cat(self.rows), torch.cat(self.keys)
         if len(keys) > self.keep:
             top = keys.topk(self.keep).indices.sort().values
-            rows, keys, order = rows[top.to(rows.device)], keys[top], order[top]
-        self.rows, self.keys, self.order, self.held = [rows], [keys], [order], len(keys)
+            rows, keys = rows[top.to(rows.device)], keys[top]
+        self.rows, self.keys, self.held = [rows], [keys], len(keys)
 
     def result(self) -> Tensor:
         self._compact()

@@ -332,7 +332,7 @@ def open_source(spec: str, args) -> Source:
     if not path.exists():
         raise DataError(f"{spec}: no such file or folder; give {ACCEPTED}")
     if path.is_dir():
-        if (path / "config.json").is_file():  # a run, checkpoints or not: named as a run
+        if _is_run(path):
             return _run_source(spec, path, args.num, args.torch_device)
         return _folder_source(spec, path, args.resolution)
     suffix = path.suffix.lower()
@@ -470,13 +470,18 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
     return net, info
 
 
+def _is_run(path: Path) -> bool:
+    """A folder holding a run's config.json is a run, checkpoints or not (named as a run)."""
+    return path.is_dir() and (path / "config.json").is_file()
+
+
 def _check_options_act(args) -> None:
     """``--num`` draws from a run and ``--resolution`` sizes a folder or zip: given where no side
     is one, they were ignored without a word."""
     from robustrep.tasks.gan.config import FidOptions
     paths = [Path(s).expanduser() for s in (args.a, args.b) if s is not None and
              s not in REFERENCES]
-    runs = [p for p in paths if p.is_dir() and (p / "config.json").is_file()]
+    runs = [p for p in paths if _is_run(p)]
     images = [p for p in paths if p.suffix.lower() == ".zip" or (p.is_dir() and p not in runs)]
     if args.num != FidOptions.__dataclass_fields__["num"].default and not runs:
         raise UserError(f"--num {args.num} sets the samples drawn from a GAN run, and neither A "
