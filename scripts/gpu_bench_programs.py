@@ -86,6 +86,7 @@ def gan(args) -> dict:
                  "--image-size", str(args.res), "--batch-size", str(args.batch), "--steps",
                  str(args.steps), "--log-every", "5", "--eval-every", "0", "--final-eval",
                  "false", "--device", args.device, "--amp", args.amp, "--out", str(run),
+                 "--mirror", "false",  # the reference's train.py runs without --mirror here
                  "--quiet", *args.extra]
         if cli(flags) != 0:
             raise SystemExit("gan train failed")

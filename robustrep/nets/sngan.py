@@ -8,6 +8,11 @@ G: a linear map to 4x4 x ``width``, three up residual blocks, BN-ReLU-conv3x3-ta
 optimised first block plus three residual blocks, ReLU and a spatial sum; the trunk ends at the
 pooled vector and the head is the (spectral-normed) linear layer. InfoMax-GAN's local features
 end after the third block (mimicry's ``InfoMaxGANDiscriminator32``), D's ``local_end``.
+
+Initialisation as mimicry's (``modules/resblocks.py``, ``sngan_32.py``): Xavier-uniform with
+gain sqrt(2) on the blocks' 3x3 convolutions, gain 1 on their 1x1 shortcuts, G's input linear
+map and output convolution and D's linear head; biases keep PyTorch's default. Spectral norm
+wraps the layer after its weight is drawn.
 """
 
 from __future__ import annotations
@@ -24,6 +29,17 @@ from robustrep.split import FeatureSplit
 __all__ = ["SNGANGenerator", "sngan_discriminator"]
 
 
+def _xavier(layer: nn.Conv2d | nn.Linear, gain: float) -> nn.Conv2d | nn.Linear:
+    nn.init.xavier_uniform_(layer.weight, gain)
+    return layer
+
+
+def _conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+    """A block's conv: 3x3 with gain sqrt(2) (it feeds a ReLU), 1x1 shortcut with gain 1."""
+    return _xavier(nn.Conv2d(c_in, c_out, kernel, 1, kernel // 2),
+                   math.sqrt(2) if kernel == 3 else 1.0)
+
+
 def _check_32(shape: tuple[int, ...], what: str) -> None:
     check_shape(shape, 3, what)
     if tuple(shape[1:]) != (32, 32):
@@ -36,10 +52,9 @@ class _GBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.main = nn.Sequential(
-            nn.BatchNorm2d(c_in), nn.ReLU(), nn.Upsample(scale_factor=2),
-            nn.Conv2d(c_in, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.ReLU(),
-            nn.Conv2d(c_out, c_out, 3, 1, 1))
-        self.skip = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 1))
+            nn.BatchNorm2d(c_in), nn.ReLU(), nn.Upsample(scale_factor=2), _conv(c_in, c_out, 3),
+            nn.BatchNorm2d(c_out), nn.ReLU(), _conv(c_out, c_out, 3))
+        self.skip = nn.Sequential(nn.Upsample(scale_factor=2), _conv(c_in, c_out, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.main(x) + self.skip(x)
@@ -51,8 +66,8 @@ class _DBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, down: bool, first: bool, sn: bool):
         super().__init__()
         main: list[nn.Module] = [] if first else [nn.ReLU()]
-        main += [maybe_spectral_norm(nn.Conv2d(c_in, c_out, 3, 1, 1), sn), nn.ReLU(),
-                 maybe_spectral_norm(nn.Conv2d(c_out, c_out, 3, 1, 1), sn)]
+        main += [maybe_spectral_norm(_conv(c_in, c_out, 3), sn), nn.ReLU(),
+                 maybe_spectral_norm(_conv(c_out, c_out, 3), sn)]
         if down:
             main.append(nn.AvgPool2d(2))
         self.main = nn.Sequential(*main)
@@ -60,7 +75,7 @@ class _DBlock(nn.Module):
         if first and down:
             skip.append(nn.AvgPool2d(2))
         if c_in != c_out or down:
-            skip.append(maybe_spectral_norm(nn.Conv2d(c_in, c_out, 1), sn))
+            skip.append(maybe_spectral_norm(_conv(c_in, c_out, 1), sn))
         if down and not first:
             skip.append(nn.AvgPool2d(2))
         self.skip = nn.Sequential(*skip)
@@ -88,14 +103,11 @@ class SNGANGenerator(nn.Module):
         super().__init__()
         _check_32(shape, "SNGANGenerator")
         self.z_dim = z_dim
-        self.fc = nn.Sequential(nn.Linear(z_dim, width * 16), nn.Unflatten(1, (width, 4, 4)))
+        self.fc = nn.Sequential(_xavier(nn.Linear(z_dim, width * 16), 1.0),
+                                nn.Unflatten(1, (width, 4, 4)))
         self.blocks = nn.Sequential(_GBlock(width, width), _GBlock(width, width),
                                     _GBlock(width, width), nn.BatchNorm2d(width), nn.ReLU(),
-                                    nn.Conv2d(width, shape[0], 3, 1, 1), nn.Tanh())
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight, 1.0 if m.weight.shape[-1] == 1 else math.sqrt(2))
-                nn.init.zeros_(m.bias)
+                                    _xavier(nn.Conv2d(width, shape[0], 3, 1, 1), 1.0), nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
         return self.blocks(self.fc(z))
@@ -117,7 +129,8 @@ def sngan_discriminator(shape: tuple[int, ...] = (3, 32, 32), width: int = 128,
                           _DBlock(width, width, down=True, first=False, sn=sn),
                           _DBlock(width, width, down=False, first=False, sn=sn),
                           _DBlock(width, width, down=False, first=False, sn=sn), _SumPool())
-    head = nn.Sequential(maybe_spectral_norm(nn.Linear(width, 1), sn), nn.Flatten(0))
+    head = nn.Sequential(maybe_spectral_norm(_xavier(nn.Linear(width, 1), 1.0), sn),
+                         nn.Flatten(0))
     d = FeatureSplit(trunk, head)
     d.local_end = 3
     return d

@@ -33,6 +33,7 @@ PLUGIN_FIELDS = {"generator": {"width": "g_width"},
 REGS = ("none", *list_regularizers("gan"))
 DEFAULT_PRESET = "digits-dcgan"
 AUGMENT_CHOICES = ("none", "ada", "fixed")
+SCHEDULES = ("constant", "linear")
 # The help of the FID options that gan train, eval and fid share.
 FID_FEATURES_HELP = ("FID/KID/PR features: inception (TF-FID convention), inception-pytorch-fid, "
                      "digits or run:CLASSIFY_RUN (default: digits for the digits data, else "
@@ -169,6 +170,10 @@ class GanConfig:
     n_dis: int = _opt(1, "D steps per G step", min=1)
     lr_g: float = _opt(2e-4, "G Adam learning rate", **POSITIVE)
     lr_d: float = _opt(2e-4, "D Adam learning rate", **POSITIVE)
+    schedule: str = _opt("constant", "learning rate of G and D: constant, or linear (from "
+                                     "--lr-g/--lr-d at the first iteration to 0 at --steps, set "
+                                     "before each iteration, as mimicry's SNGAN training)",
+                         SCHEDULES)
     beta1: float = _opt(0.5, "Adam beta1", **BETA)
     beta2: float = _opt(0.999, "Adam beta2", **BETA)
     ema_decay: float = _opt(0.999, "EMA decay of G's weights (0 = no EMA; samples come from G)",
@@ -350,11 +355,12 @@ _CIFAR_DCGAN = dict(arch="dcgan", image_size=32, z_dim=128, g_width=128, d_width
                     steps=100_000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
                     ema_decay=0.9999, eval_every=5000, eval_samples=10_000, ckpt_every=5000,
                     log_every=100)
-# SNGAN-ResNet (Miyato et al. 2018; mimicry's SNGAN32 defaults, the DAT base): hinge, n_dis 5,
-# Adam 2e-4 (0, 0.9), 256-channel G blocks, 128-channel D blocks, every D layer spectral-normed.
+# SNGAN-ResNet (Miyato et al. 2018) as mimicry's CIFAR-10 training table (the DAT base): hinge,
+# n_dis 5, Adam 2e-4 (0, 0.9) decayed linearly to 0, 100k steps, batch 64, 256-channel G blocks,
+# 128-channel D blocks, every D layer spectral-normed; no G-EMA (mimicry scores netG itself).
 _CIFAR_SNGAN = dict(arch="sngan", image_size=32, z_dim=128, g_width=256, d_width=128,
-                    spectral_norm=True, loss="hinge", n_dis=5, steps=50_000, batch_size=64,
-                    lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, ema_decay=0.9999,
+                    spectral_norm=True, loss="hinge", n_dis=5, steps=100_000, batch_size=64,
+                    lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, schedule="linear", ema_decay=0.0,
                     eval_every=5000, eval_samples=10_000, ckpt_every=5000, log_every=100)
 # 2-D mixtures: at lr 2e-4 the MLP GAN needs far more than a CPU budget of steps to sharpen the
 # modes; lr 1e-3 with a G-EMA reaches ~20 of 25 grid modes in 6000 steps (about 30 s on a core).
@@ -418,18 +424,20 @@ PRESETS.update({
     "cifar10-stylegan2": dict(dataset="cifar10", **_CIFAR_STYLEGAN2),
     # AFHQ-Cat, AdaptiveMix's limited-data benchmark: its ADA baseline is this preset with
     # --augment ada (stylegan2-ada's default aug), AdaptiveMix the same with --reg adaptivemix.
-    "afhqcat256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
-    "ffhq256-stylegan2": dict(dataset="imagefolder", **_PAPER256),
+    # x-flips: stylegan2-ada's README trains FFHQ and AFHQ with --mirror=1, and so do
+    # AdaptiveMix's run_cat_styleganv2.sh and run_ffhq_full_styleganv2.sh.
+    "afhqcat256-stylegan2": dict(dataset="imagefolder", mirror=True, **_PAPER256),
+    "ffhq256-stylegan2": dict(dataset="imagefolder", mirror=True, **_PAPER256),
 })
 
 # DAT's SSGAN and InfoMax-GAN rows (Li et al. 2023, iceli1007/DAT-GAN on mimicry): mimicry's
-# CIFAR-10 table settings for both, the SNGAN-ResNet above for 100k steps; the losses' weights
+# CIFAR-10 table settings for both, the SNGAN-ResNet above; the losses' weights
 # are the core classes' defaults, the reference's (SSGAN 1.0 on D, 0.2 on G; InfoMax-GAN 0.2 and
 # 0.2, nrkhs 1024). The D auxiliary task is part of the preset's network, DAT's baseline row:
 # ``--reg`` adds to it (:func:`with_preset_aux_task`), so ``--preset cifar10-ssgan --reg dat`` is
 # SSGAN with DAT and ``--reg none`` is SSGAN; ``--aux-task none`` drops it (the SNGAN at 100k).
 AUX_PRESETS = {"cifar10-ssgan": "ssgan", "cifar10-infomax": "infomax"}
-PRESETS.update({name: dict(dataset="cifar10", reg=reg, **{**_CIFAR_SNGAN, "steps": 100_000})
+PRESETS.update({name: dict(dataset="cifar10", reg=reg, **_CIFAR_SNGAN)
                 for name, reg in AUX_PRESETS.items()})
 AUX_TASK_CHOICES = ("preset", "none")
 

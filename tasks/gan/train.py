@@ -252,6 +252,7 @@ class Trainer(TrainerBase):
 
     def one_step(self, bar) -> None:
         start = time.perf_counter()
+        set_lr(self.ctx, lr_factor(self.cfg.schedule, self.step, self.cfg.steps))
         terms = train_iteration(self.ctx, self.stream.next)
         self._update_ema()
         self.meter.update(self.step, terms)
@@ -307,11 +308,33 @@ class Trainer(TrainerBase):
 
 def _optimizers(cfg: GanConfig, G: torch.nn.Module,
                 D: torch.nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for G and D; lr and betas adjusted for lazy regularisation steps (StyleGAN2)."""
+    """Adam for G and D; lr and betas adjusted for lazy regularisation steps (StyleGAN2). Each
+    group keeps its lr as ``initial_lr`` (torch's scheduler convention), which :func:`set_lr`
+    scales; a resume's new ``--lr-g``/``--lr-d`` replace it (``load_optimizer_state``)."""
     betas = (cfg.beta1, cfg.beta2)
     every_g, every_d = optimizer_intervals(cfg)
-    return (torch.optim.Adam(G.parameters(), **lazy_adam_kwargs(cfg.lr_g, betas, every_g)),
+    opts = (torch.optim.Adam(G.parameters(), **lazy_adam_kwargs(cfg.lr_g, betas, every_g)),
             torch.optim.Adam(D.parameters(), **lazy_adam_kwargs(cfg.lr_d, betas, every_d)))
+    for opt in opts:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+    return opts
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate's multiplier for iteration ``step`` (0-based) of ``steps``: constant,
+    or linear from 1 at the first iteration towards 0 at ``steps``, mimicry's ``LRScheduler``
+    (chainer's ``LinearShift``, SNGAN's schedule), one value for the G step and its n_dis D
+    steps."""
+    return 1.0 - step / steps if schedule == "linear" else 1.0
+
+
+def set_lr(ctx: StepContext, factor: float) -> None:
+    """Both optimizers' learning rates at ``factor`` times their ``initial_lr`` (Python floats:
+    no device work)."""
+    for opt in (ctx.opt_g, ctx.opt_d):
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] * factor
 
 
 def _last_eval(records: list[dict[str, Any]]) -> dict[str, Any]:

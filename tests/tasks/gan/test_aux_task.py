@@ -9,6 +9,7 @@ import torch
 from robustrep.infomax import InfoMax
 from robustrep.ssgan import SSGAN
 from robustrep.tasks.cli import main
+from robustrep.tasks.gan.config import PRESETS, GanConfig
 from robustrep.tasks.gan.models import build_discriminator
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.train import train
@@ -46,6 +47,19 @@ def test_trains_and_logs_the_terms(options, tiny_cfg, tmp_path, records, finite_
     wrapped = build_discriminator(cfg, (1, size, size), aux_task=build_regs(cfg).aux_task)
     n_opt = sum(len(g["params"]) for g in state["opt_d"]["param_groups"])
     assert n_opt == len(list(wrapped.parameters()))
+
+
+@pytest.mark.parametrize("preset", ["cifar10-sngan", "cifar100-sngan", "cifar10-ssgan",
+                                    "cifar10-infomax"])
+def test_sngan_presets_train_as_mimicrys_cifar_table(preset):
+    """mimicry's CIFAR-10 table (DAT's base): hinge, n_dis 5, batch 64, Adam 2e-4 (0, 0.9)
+    decayed linearly to 0 over 100k steps; mimicry scores netG itself, so no G-EMA."""
+    cfg = GanConfig(**PRESETS[preset])
+    assert (cfg.arch, cfg.loss, cfg.n_dis, cfg.batch_size, cfg.steps) == \
+        ("sngan", "hinge", 5, 64, 100_000)
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2, cfg.schedule) == \
+        (2e-4, 2e-4, 0.0, 0.9, "linear")
+    assert cfg.ema_decay == 0 and (cfg.z_dim, cfg.g_width, cfg.d_width) == (128, 256, 128)
 
 
 @pytest.mark.parametrize("arch, d_width, sizes", [

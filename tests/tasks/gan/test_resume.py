@@ -8,6 +8,7 @@ import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.errors import RunFolderError
+from robustrep.tasks.gan import train as gan_train
 from robustrep.tasks.gan.train import train
 
 
@@ -48,6 +49,28 @@ def test_resume_equals_uninterrupted(options, tiny_cfg, tmp_path, records):
     _assert_equal_states(_weights(full), _weights(part))
     steps = [r["step"] for r in records(part) if "loss/d/total" in r]
     assert steps == [1, 2, 3, 4]
+
+
+def test_linear_schedule_sets_each_iterations_lr_and_resumes_on_it(tiny_cfg, tmp_path,
+                                                                  monkeypatch):
+    """mimicry's linear decay: iteration k of N runs at lr * (1 - k / N), its n_dis D steps too;
+    a run stopped after 2 iterations resumes on the schedule (weights equal bit for bit)."""
+    seen = []
+    real_iteration = gan_train.train_iteration
+
+    def spy(ctx, next_batch):
+        seen.append((ctx.opt_g.param_groups[0]["lr"], ctx.opt_d.param_groups[0]["lr"]))
+        return real_iteration(ctx, next_batch)
+
+    monkeypatch.setattr(gan_train, "train_iteration", spy)
+    full, part = tmp_path / "full", tmp_path / "part"
+    options = dict(steps=4, ckpt_every=2, schedule="linear", lr_g=1e-3, lr_d=4e-3, n_dis=2)
+    train(tiny_cfg(out=str(full), **options), show_progress=False)
+    assert seen == [pytest.approx((1e-3 * f, 4e-3 * f)) for f in (1, 0.75, 0.5, 0.25)]
+    train(tiny_cfg(out=str(part), **options), show_progress=False, stop_after=2)
+    assert main(["gan", "train", "--resume", str(part), "--quiet"]) == 0
+    assert seen[4:] == seen[:4]
+    _assert_equal_states(_weights(full), _weights(part))
 
 
 def test_resume_after_crash_truncates_metrics(tiny_cfg, tmp_path, records):

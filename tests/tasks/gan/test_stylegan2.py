@@ -119,6 +119,7 @@ def test_paper256_presets(preset):
     assert (cfg.mbstd_group, cfg.style_mixing, cfg.ema_kimg, cfg.ema_rampup) == \
         (8, 0.9, 20.0, None)
     assert cfg.batch_size * cfg.steps == 25_000_000
+    assert cfg.mirror  # stylegan2-ada's README and AdaptiveMix's scripts: --mirror=1
 
 
 def test_dry_run_resolves_paper256(capsys):
