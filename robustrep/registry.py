@@ -85,7 +85,11 @@ class RegularizerInfo:
         """The class; imports its module on first use."""
         live = _LIVE.get(self.name)
         if live is None:
-            importlib.import_module(self.module)
+            try:
+                importlib.import_module(self.module)
+            except Exception as err:  # noqa: BLE001 (a plugin's import error, named in one line)
+                raise ValueError(f"regularizer {self.name!r}: its module {self.module} fails to "
+                                 f"import ({type(err).__name__}: {err})") from err
             live = _LIVE.get(self.name)
         if live is None:
             raise ValueError(f"module {self.module} does not register {self.name!r}")
@@ -99,6 +103,7 @@ ENTRY_POINT_GROUP = "robustrep.regularizers"
 _REGISTRY: dict[str, RegularizerInfo] = {}
 _LIVE: dict[str, type] = {}  # name -> class, for the modules imported so far
 _UNREADABLE: dict[str, str] = {}  # entry-point module -> why it registers nothing
+_CLASHES: dict[str, str] = {}  # name -> the entry-point class that registers it a second time
 _loaded = False
 
 
@@ -391,7 +396,9 @@ def _load_entry_point(module: str) -> None:
     else:
         why = "it registers no regularizer"
     for info in infos:
-        _REGISTRY.setdefault(info.name, info)
+        known = _REGISTRY.setdefault(info.name, info)
+        if (known.module, known.qualname) != (info.module, info.qualname):
+            _CLASHES[info.name] = f"{info.module}.{info.qualname}"
     if infos:
         return
     before = set(_REGISTRY)
@@ -432,11 +439,22 @@ def regularizer_info(name: str) -> RegularizerInfo:
     return _REGISTRY[name]
 
 
+def _check_unique(name: str) -> None:
+    """Refuse a name two classes register (an installed plugin's entry point reusing a name):
+    either could be meant, so neither is built."""
+    if name in _CLASHES:
+        first = _REGISTRY[name]
+        raise ValueError(f"regularizer {name!r} is registered twice: by {first.module}."
+                         f"{first.qualname} and by the installed plugin {_CLASHES[name]} "
+                         f"({ENTRY_POINT_GROUP} entry point); uninstall or rename one")
+
+
 def create_regularizer(name: str, **kwargs: Any) -> Any:
     """Build regularizer ``name``; ``None`` kwargs are dropped so the class defaults apply,
     except the options the class lists in ``none_is_a_value`` (``input_range=None``: unbounded
     inputs), where ``None`` is passed on."""
     info = regularizer_info(name)
+    _check_unique(name)
     cls = info.cls  # imports the module, which may refresh the entry
     kept = getattr(cls, "none_is_a_value", ())
     given = {k: v for k, v in kwargs.items() if v is not None or k in kept}
@@ -510,6 +528,8 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
             raise ValueError(f"unknown regularizer {name!r} for {program}; valid: none, "
                              f"{', '.join(valid)} (combine with {how}, e.g. "
                              f"{_example(program).replace(',', joiner)}){_unreadable_note()}")
+    for name in names:
+        _check_unique(name)
     if len(set(names)) != len(names):
         raise ValueError(f"regularizers {text!r} name a method twice")
     _check_places(names, program, text)

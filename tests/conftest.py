@@ -21,7 +21,7 @@ def plugins_forgotten():
     once)."""
     from robustrep import nets, registry
     from robustrep.tasks.common import plugins
-    loaded = list(plugins._LOADED)
+    loaded, paths, sys_path = list(plugins._LOADED), list(plugins._PATHS), list(sys.path)
     methods = set(registry._REGISTRY)
     networks = {role: set(table) for role, table in nets._REGISTRY.items()}
     yield
@@ -36,6 +36,8 @@ def plugins_forgotten():
     for name in [m for m in sys.modules if m.startswith(("robustrep_plugin_", "robustrep_ep_"))]:
         del sys.modules[name]
     plugins._LOADED[:] = loaded  # and what a child process would be told to load
+    plugins._PATHS[:] = paths
+    sys.path[:] = sys_path
 
 
 @pytest.fixture

@@ -376,6 +376,44 @@ def test_an_entry_point_that_registers_nothing_says_why(tmp_path, monkeypatch):
         f"{registry._UNREADABLE[m]}" for m in (empty, noisy, odd))
 
 
+def test_an_entry_point_reusing_a_name_is_refused_where_the_name_is_used(tmp_path, monkeypatch):
+    """An installed plugin registering ``mixup`` again: either class could be meant, so neither
+    is built (before: the built-in ran and the plugin was silently ignored)."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_CLASHES", {})
+    list_regularizers()  # the built-ins first, as _ensure_loaded reads them
+    source = ('from robustrep.registry import register_regularizer\n'
+              '@register_regularizer("mixup", paper="p", acts={"classify": "input mixing"})\n'
+              'class Mine:\n    pass\n')
+    registry._load_entry_point(_module(tmp_path, monkeypatch, "robustrep_test_ep_clash", source))
+    message = ("regularizer 'mixup' is registered twice: by robustrep.mixing.Mixup and by the "
+               "installed plugin robustrep_test_ep_clash.Mine (robustrep.regularizers entry "
+               "point); uninstall or rename one")
+    with pytest.raises(ValueError) as err:
+        parse_combination("cutmix,mixup", "classify")
+    assert str(err.value) == message
+    with pytest.raises(ValueError, match="registered twice"):
+        create_regularizer("mixup")
+    assert parse_combination("cutmix", "classify") == ("cutmix",)
+
+
+def test_a_method_whose_module_fails_to_import_is_one_line(tmp_path, monkeypatch):
+    """Read from source (literal decorator), then its import fails when the method is used."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    list_regularizers()
+    source = ('import robustrep_no_such_dependency\n'
+              'from robustrep.registry import register_regularizer\n'
+              '@register_regularizer("test-broken", paper="p", acts={"classify": "input mixing"})'
+              '\nclass Broken:\n    pass\n')
+    module = _module(tmp_path, monkeypatch, "robustrep_test_ep_broken", source)
+    registry._load_entry_point(module)
+    with pytest.raises(ValueError) as err:
+        create_regularizer("test-broken")
+    assert str(err.value) == (f"regularizer 'test-broken': its module {module} fails to import "
+                              "(ModuleNotFoundError: No module named "
+                              "'robustrep_no_such_dependency')")
+
+
 # --- messages: each names what is wrong and what is accepted -------------------------------------
 
 

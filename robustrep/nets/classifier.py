@@ -110,7 +110,9 @@ def check_model_name(name: str) -> None:
     hint = f"close matches: {', '.join(close)}" if close else "no close match"
     raise ValueError(f"unknown timm model {name!r}; {hint}. List all with "
                      f"python -c \"import timm; print(timm.list_models())\" "
-                     f"(or timm.list_models('resnet*') for a pattern)")
+                     f"(or timm.list_models('resnet*') for a pattern); a model your own module "
+                     f"registers (timm's register_model) needs that module imported first "
+                     f"(robustrep --plugin MODULE)")
 
 
 def default_norm(model: nn.Module, channels: int) -> tuple[list[float], list[float]]:

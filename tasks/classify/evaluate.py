@@ -344,7 +344,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from .data import build_datasets, eval_loader
 
     from robustrep.tasks.common.config import from_dict
-    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.common.rundir import check_replaceable, check_run_program, check_writable
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     if foreign is not None:
         out = _new_out(out, foreign["name"])
@@ -361,6 +361,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     if data_root is not None:
         fields["data_root"] = data_root
     source = "the --model options" if run is None else str(Path(run) / "config.json")
+    if run is not None:  # a --plugin method named as resume names it, not as a bad --reg
+        check_run_program(fields, ClassifyConfig, run, "classify")
     cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
     _, eval_set, info = build_datasets(cfg)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)

@@ -48,7 +48,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 
-from robustrep.adversarial import classifier_loss
+from robustrep.adversarial import classifier_loss, preserve_bn_stats
 from robustrep.mixing import mixup_target, soft_target_cross_entropy
 from robustrep.nets.classifier import Classifier
 from robustrep.registry import name_of
@@ -291,9 +291,13 @@ class Trainer(TrainerBase):
         return classifier_loss(self.model, y, lambda: runtime.autocast(self.device, self.cfg.amp))
 
     def _adversarial(self, x: Tensor, y: Tensor) -> Tensor:
+        """The attack's batch; the model's buffers (BatchNorm statistics) are kept whatever the
+        attack does: the built-in attacks keep them, a plugin's need not."""
         if self.adv is None:
             return x
-        return self.adv.adversarial_inputs(self._attack_loss(y), x, self.gen, model=self.model)
+        with preserve_bn_stats(self.model):
+            return self.adv.adversarial_inputs(self._attack_loss(y), x, self.gen,
+                                               model=self.model)
 
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         cfg = self.cfg

@@ -606,14 +606,14 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     if preset is not None:
         if preset not in presets:
             raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
-        values.update(convert_values(cls, presets[preset],
-                                     lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
+        merge_options(values, convert_values(
+            cls, presets[preset], lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
     if config_file is not None:
-        values.update(convert_values(cls, data, lambda n: f"config file {config_file}"
-                                     + (f": {n}" if n else "")))
+        merge_options(values, convert_values(cls, data, lambda n: f"config file {config_file}"
+                                             + (f": {n}" if n else "")))
     if overrides:
         given = {k: v for k, v in overrides.items() if v is not None}
-        values.update(convert_values(cls, given, lambda n: _flag_or_cli(n)))
+        merge_options(values, convert_values(cls, given, lambda n: _flag_or_cli(n)))
     if preset is not None and "preset" in {f.name for f in dataclasses.fields(cls)}:
         values["preset"] = preset
     cfg = cls(**values)
@@ -636,8 +636,21 @@ def overrides_from_args(cls: type, args: argparse.Namespace) -> dict[str, Any]:
                 _, name, opt = dest.split("__", 2)
                 generated.setdefault(name, {})[opt] = value
         if generated and field in names:
-            out[field] = {**(out.get(field) or {}), **generated}
+            merge_options(out, {field: generated})
     return out
+
+
+def merge_options(values: dict[str, Any], top: dict[str, Any]) -> None:
+    """``values.update(top)``, except that the ``{name: {option: value}}`` fields
+    (``reg_options``, ``arch_options``) merge option by option: ``--rec-weight`` on top of a
+    config file's ``reg_options: {rec: {count: 5}}`` keeps ``count``."""
+    for key, value in top.items():
+        below = values.get(key)
+        if key in GENERATED_DESTS.values() and isinstance(below, dict) and isinstance(value, dict):
+            value = {**below, **{name: {**below[name], **opts}
+                                 if isinstance(below.get(name), dict) and isinstance(opts, dict)
+                                 else opts for name, opts in value.items()}}
+        values[key] = value
 
 
 REG_OPTION_DEST = "regopt__"  # dest prefix of a generated regularizer flag: regopt__NAME__OPTION

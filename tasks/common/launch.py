@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import Interrupted
-from robustrep.tasks.common.plugins import plugin_args
+from robustrep.tasks.common.plugins import plugin_args, plugin_env
 
 _LIVE: set[subprocess.Popen] = set()  # the runs started and not yet ended
 _STOP: list[int] = []  # the signal that asked this program to stop, once one did
@@ -98,7 +98,7 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     a source checkout whose ``robustrep/`` could shadow the installed package.
     """
     argv = command(argv)
-    env = dict(os.environ)
+    env = plugin_env(dict(os.environ))
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,8 @@ def check_robustrep(argv: list[str]) -> tuple[int, str]:
     temporary folder; return its exit code and its output (stdout and stderr)."""
     import tempfile
     done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *command(argv)],
-                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+                          capture_output=True, text=True, cwd=tempfile.gettempdir(),
+                          env=plugin_env(dict(os.environ)))
     return done.returncode, done.stdout + done.stderr
 
 

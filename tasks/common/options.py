@@ -244,8 +244,9 @@ def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> 
     """What ``--stop-after`` left, and how to continue (None: the run went to its end)."""
     if stop_after is None or stop_after >= steps:
         return None
+    from robustrep.tasks.common.plugins import resume_flags
     return (f"stopped after step {stop_after} of {steps} (--stop-after), with a checkpoint; "
-            f"continue with: robustrep {program} train --resume {run}")
+            f"continue with: robustrep {program} train {resume_flags(run)}")
 
 
 def unique(values: Any, option: str, what: str) -> tuple:

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from robustrep.tasks.common.errors import UserError
 
 # What this process loaded, as a child process names it: a file as its absolute path (a child
 # starts in another folder), a module by its name.
 _LOADED: list[str] = []
+# Folders put on sys.path to find a module by name (the working folder, as `python -m` has it),
+# which a child process gets on PYTHONPATH.
+_PATHS: list[str] = []
 
 
 def load_plugins(argv: list[str]) -> list[str]:
@@ -50,6 +56,19 @@ def plugin_args() -> list[str]:
     return [arg for name in _LOADED for arg in ("--plugin", name)]
 
 
+def plugin_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a child process, with the folders plugins were found in on PYTHONPATH."""
+    if _PATHS:
+        env = {**env, "PYTHONPATH": os.pathsep.join(
+            [*_PATHS, *filter(None, [env.get("PYTHONPATH")])])}
+    return env
+
+
+def resume_flags(run: Any) -> str:
+    """``--resume RUN`` with the ``--plugin`` options the run needs (this process's)."""
+    return shlex.join(["--resume", str(run), *plugin_args()])
+
+
 def _remember(name: str) -> None:
     if name not in _LOADED:
         _LOADED.append(name)
@@ -72,10 +91,25 @@ def _import_plugin(name: str) -> str:
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)
             return str(where)
-        importlib.import_module(name)
+        _import_by_name(name)
         return name
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 (any failure of a user's module is one line)
         raise UserError(f"--plugin {name}: cannot import it: {type(err).__name__}: "
                         f"{err}") from err
+
+
+def _import_by_name(name: str) -> None:
+    """Import module ``name``; one in the working folder is found as ``python -m`` finds it
+    (the ``robustrep`` console script does not put the working folder on sys.path)."""
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        top, here = name.partition(".")[0], os.getcwd()
+        if err.name != top or not ((Path(here) / top).is_dir()
+                                   or (Path(here) / f"{top}.py").is_file()):
+            raise
+        sys.path.append(here)
+        _PATHS.append(here)
+        importlib.import_module(name)

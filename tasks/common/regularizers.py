@@ -153,8 +153,23 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
         if field is not None:  # it would override the flag silently, unchecked by its range
             raise ConfigError(f"reg_options: {name}'s {opt!r} is set by its own option "
                               f"{field} (--{field.replace('_', '-')}); set it there")
-    opts.update(given)
+    opts.update({opt: _typed(name, opt, value) for opt, value in given.items()})
     return opts
+
+
+def _typed(name: str, opt: str, value: Any) -> Any:
+    """A ``reg_options`` value (config file, ``--reg-options``) read as its ``--NAME-OPTION``
+    flag reads it, by the constructor's annotation: ``"false"`` is False, ``"abc"`` for a float
+    is refused here instead of reaching the class."""
+    from robustrep.tasks.common.config import OptionSpec, OptionValueError, convert_value
+    info = regularizer_info(name).options.get(opt)
+    kind, optional = _scalar(info.annotation) if info is not None else (None, False)
+    if kind is None:  # a misspelt option (create_regularizer names it) or no scalar type
+        return value
+    try:
+        return convert_value(OptionSpec(name=opt, kind=kind, optional=optional), value)
+    except OptionValueError as err:
+        raise ConfigError(f"reg_options: {name}'s {opt!r} {err}") from None
 
 
 def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
@@ -183,6 +198,11 @@ def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
             obj = create_regularizer(name, **options_for(cfg, name, fields, context))
         except (TypeError, ValueError) as err:
             raise ConfigError(f"--reg {name}: {err}") from None
+        except Exception as err:  # noqa: BLE001 (a plugin's own failure, in one line)
+            if _built_in(info):
+                raise
+            raise ConfigError(f"--reg {name}: {info.module}.{info.qualname}() raised "
+                              f"{type(err).__name__}: {err}") from err
         places.setdefault(info.acts[program], []).append((name, obj))
     return places
 

@@ -27,6 +27,7 @@ from torch import Tensor
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common.distributed import DistInfo, all_reduce_sum, barrier
 from robustrep.tasks.common.errors import Interrupted, TrainingDiverged
+from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.common.runfiles import mark_finished
 
@@ -187,7 +188,7 @@ class TrainerBase:
             self.save()
         raise Interrupted(signum, f"stopped by {signal.Signals(signum).name} after step "
                                   f"{self.step} of {self.cfg.steps}; checkpoint {self.last_ckpt}; "
-                                  f"continue with --resume {self.run.path}")
+                                  f"continue with {resume_flags(self.run.path)}")
 
     def finished(self, **summary: Any) -> None:
         """Write the run's completion marker, last (``runfiles.FINISHED``)."""

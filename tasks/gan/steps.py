@@ -64,6 +64,7 @@ from torch import Tensor, nn
 
 from robustrep import losses
 from robustrep.ada import AdaptiveP, ada_augment
+from robustrep.adversarial import preserve_bn_stats
 from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
@@ -235,11 +236,13 @@ class DInputs:
 
 
 def d_inputs(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> DInputs:
-    """The D-inputs regularizer's batches (on the plain D); the clean batches otherwise."""
+    """The D-inputs regularizer's batches (on the plain D); the clean batches otherwise. D's
+    buffers (BatchNorm statistics, spectral-norm vectors) are kept whatever the regularizer
+    does: the built-in attacks keep them, a plugin's need not."""
     reg = ctx.regs.d_inputs
     if reg is None:
         return DInputs(x_real, x_fake, x_real)
-    with ctx.amp():
+    with ctx.amp(), preserve_bn_stats(ctx.D):
         xr, xf = reg.d_inputs(_plain_d(ctx), x_real, x_fake, ctx.gens["reg"], model=ctx.D)
     return DInputs(xr, xf, x_real)
 

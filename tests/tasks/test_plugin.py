@@ -159,6 +159,9 @@ def test_resuming_a_plugin_run_without_its_plugin_is_one_line(tmp_path, capsys):
     assert main(["classify", "train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'toy'" in err and "--plugin" in err
+    # classify eval says the same (before: "--reg: unknown regularizer", a flag never given)
+    assert main(["classify", "eval", str(run)]) == 2
+    assert capsys.readouterr().err.strip() == err
     assert main(["classify", "train", "--plugin", str(PLUGIN), "--resume", str(run),
                  "--quiet"]) == 0
 

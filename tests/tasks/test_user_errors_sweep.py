@@ -411,8 +411,9 @@ def test_data_pack_refuses_a_resolution_no_memory_holds(tmp_path, monkeypatch, c
 
 
 @pytest.mark.parametrize("flags, problem", [
-    (["--reg-options", '{"pgd": {"random_start": "yes"}}'], "--reg pgd: random_start must be a "
-                                                            "bool, got str"),
+    # read as the --pgd-random-start flag reads it ("yes" is true there and here)
+    (["--reg-options", '{"pgd": {"random_start": "maybe"}}'], "reg_options: pgd's 'random_start' "
+                                                              "must be true or false; got 'maybe'"),
     (["--pgd-norm", "l3"], "--reg pgd: norm must be one of 'linf', 'l2'; got 'l3'"),
 ], ids=["steps-text", "norm-l3"])
 def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_path, monkeypatch,
@@ -432,7 +433,8 @@ def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_pat
     # an option with its own flag: set there, where its range is checked
     ("asgan", '{"asgan": {"norm": "l3"}}', "asgan's 'norm' is set by its own option asgan_norm"),
     ("dat", '{"dat": {"input_range": "x"}}', "--reg dat: input_range must be"),
-    ("dat", '{"dat": {"clamp_real": "yes"}}', "--reg dat: clamp_real must be a bool"),
+    ("dat", '{"dat": {"clamp_real": "maybe"}}', "reg_options: dat's 'clamp_real' must be true "
+                                                 "or false; got 'maybe'"),
 ], ids=["asgan-range", "asgan-norm", "dat-range", "dat-clamp"])
 def test_gan_attack_settings_are_checked_when_built(reg, options, problem, tmp_path,
                                                     monkeypatch, capsys):

@@ -257,6 +257,33 @@ def test_adversarial_inputs_keep_batchnorm_statistics_and_free_attaches():
     torch.testing.assert_close(got.detach(), x + 0.05)
 
 
+class _CarelessAttack:
+    """A plugin attack that runs the model in train mode and keeps nothing itself."""
+
+    replays = 1
+
+    def adversarial_inputs(self, loss_fn, x, generator=None, *, model=None):
+        loss_fn(x + 0.5).sum()
+        return x + 0.1
+
+    def after_backward(self, x_adv):
+        pass
+
+
+def test_a_plugin_attack_cannot_move_batchnorm_statistics():
+    """The README's promise holds for any attack, not only the built-ins that keep them."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, K))
+    x, y = images()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stub = SimpleNamespace(model=model, device=torch.device("cpu"), cfg=SimpleNamespace(amp="off"),
+                           adv=_CarelessAttack(), gen=None)
+    stub._attack_loss = lambda yy: Trainer._attack_loss(stub, yy)
+    torch.testing.assert_close(Trainer._adversarial(stub, x, y), x + 0.1)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
 @pytest.mark.parametrize("adv", ["pgd", "fgsm", None])
 def test_adversarial_inputs_are_the_cores_attack_on_the_true_label(adv):
     model, (x, y) = linear_model(), images()

@@ -498,9 +498,23 @@ def test_generated_flags_merge_into_reg_options():
         steps: int = 1
     args = argparse.Namespace(steps=None, reg_options={"a": {"x": 1}, "b": {"y": 2}},
                               **{"regopt__a__z": 3, "regopt__c__w_v": 4, "regopt__d__q": None})
-    assert overrides_from_args(R, args) == {
-        "reg_options": {"a": {"z": 3}, "b": {"y": 2}, "c": {"w_v": 4}}}
+    assert overrides_from_args(R, args) == {  # option by option: a's x stays beside z
+        "reg_options": {"a": {"x": 1, "z": 3}, "b": {"y": 2}, "c": {"w_v": 4}}}
     assert overrides_from_args(R, argparse.Namespace(steps=2, regopt__a__z=None)) == {"steps": 2}
+
+
+def test_reg_options_merge_option_by_option_across_preset_file_and_flags(tmp_path):
+    """A flag sets one option of a method; the file's other options of it stay (defaults <
+    preset < config file < flags, per option)."""
+    @dataclasses.dataclass
+    class R:
+        reg_options: dict | None = None
+        preset: str = "p"
+    presets = {"p": {"reg_options": {"a": {"x": 0, "y": 0}}}}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"reg_options": {"a": {"y": 1}, "b": {"w": 2}}}))
+    cfg = resolve_config(R, presets, "p", path, {"reg_options": {"a": {"x": 3}}})
+    assert cfg.reg_options == {"a": {"x": 3, "y": 1}, "b": {"w": 2}}
 
     @dataclasses.dataclass
     class NoReg:

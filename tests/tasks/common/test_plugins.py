@@ -1,14 +1,18 @@
 """The plugins a process loaded go with the commands it starts in new processes: ``report`` and
 ``ood bench`` train what the parent accepted (tests/plugins/toy_regularizer.py, ``--reg toy``)."""
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.common import launch
-from robustrep.tasks.common.plugins import load_plugins, plugin_args
+from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.options import stopped_note
+from robustrep.tasks.common.plugins import load_plugins, plugin_args, plugin_env
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "toy_regularizer.py"
 TOY_DRY_RUN = ["classify", "train", "--reg", "toy", "--model", "test_resnet", "--dry-run"]
@@ -34,6 +38,33 @@ def test_a_module_plugin_is_passed_on_by_its_name(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     load_plugins(["--plugin", "toy_by_name"])
     assert plugin_args() == ["--plugin", "toy_by_name"]
+
+
+def test_a_module_in_the_working_folder_is_found_as_python_m_finds_it(tmp_path, monkeypatch):
+    """The console script has no working folder on sys.path; ``--plugin pkg.toy`` from the
+    folder holding ``pkg/`` loads, and a child process (another folder) gets it on PYTHONPATH."""
+    (tmp_path / "pkg_toy_here").mkdir()
+    (tmp_path / "pkg_toy_here" / "__init__.py").write_text("")
+    shutil.copy(PLUGIN, tmp_path / "pkg_toy_here" / "toy.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    load_plugins(["--plugin", "pkg_toy_here.toy"])
+    assert plugin_args() == ["--plugin", "pkg_toy_here.toy"]
+    env = plugin_env({"PYTHONPATH": "/elsewhere"})
+    assert env["PYTHONPATH"] == os.pathsep.join([str(tmp_path), "/elsewhere"])
+    with pytest.raises(UserError, match="^--plugin pkg_toy_here.nope: cannot import it: "
+                                        "ModuleNotFoundError"):
+        load_plugins(["--plugin", "pkg_toy_here.nope"])
+    with pytest.raises(UserError, match="^--plugin no_such_top_pkg: cannot import it"):
+        load_plugins(["--plugin", "no_such_top_pkg"])
+
+
+def test_the_resume_hint_names_the_plugins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    load_plugins(["--plugin", str(PLUGIN)])
+    assert stopped_note("gan", 2, 4, "runs/my run") == (
+        "stopped after step 2 of 4 (--stop-after), with a checkpoint; continue with: robustrep "
+        f"gan train --resume 'runs/my run' --plugin {PLUGIN}")
 
 
 def test_no_plugin_adds_nothing():

@@ -170,6 +170,38 @@ def test_options_for_gathers_fields_fixed_values_context_and_reg_options(probe):
     assert options_for(_cfg(reg_options=None), "mixup", {}) == {}
 
 
+def test_reg_options_values_are_read_as_their_flags_read_them(probe):
+    """A config file's or --reg-options' value goes through the flag's conversion: "false" is
+    False for a bool (a non-empty string is truthy), "4" an int, text for a float refused."""
+    given = {"on": "false", "steps": "4", "cap": None, "mode": "b", "span": [0.5, 1.0]}
+    assert options_for(_cfg(reg_options={"test-probe": given}), "test-probe", {}) == {
+        "on": False, "steps": 4, "cap": None, "mode": "b", "span": [0.5, 1.0]}
+    with pytest.raises(ConfigError, match=r"^reg_options: test-probe's 'weight' must be a "
+                                          r"finite number; got 'abc'$"):
+        options_for(_cfg(reg_options={"test-probe": {"weight": "abc"}}), "test-probe", {})
+    with pytest.raises(ConfigError, match=r"^reg_options: test-probe's 'steps' must be an "):
+        options_for(_cfg(reg_options={"test-probe": {"steps": 2.5}}), "test-probe", {})
+
+
+def test_a_plugin_constructor_failing_any_way_is_one_line():
+    @register_regularizer("test-boom", paper="nobody", acts={"classify": "feature shrinkage"})
+    class Boom:
+        def __init__(self):
+            raise RuntimeError("boom in init")
+
+        def feature_terms(self, model, x, generator=None):
+            return {}
+    try:
+        with pytest.raises(ConfigError) as err:
+            build_places(_cfg(reg_options=None), "classify", ["test-boom"], {})
+        assert str(err.value) == (f"--reg test-boom: {Boom.__module__}.{Boom.__qualname__}() "
+                                  "raised RuntimeError: boom in init")
+        assert isinstance(err.value.__cause__, RuntimeError)  # --debug prints its traceback
+    finally:
+        registry._REGISTRY.pop("test-boom")
+        registry._LIVE.pop("test-boom")
+
+
 def test_build_places_builds_by_place_in_order_and_skips_discriminators(probe):
     cfg = _cfg(w=0.5, reg_options={"test-probe": {"steps": 2}})
     places = build_places(cfg, "classify", ["mixup", "cutmix", "test-probe"],

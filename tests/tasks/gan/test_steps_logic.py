@@ -566,6 +566,32 @@ def test_attacks_in_d_inputs_keep_ds_batch_statistics(reg):
         torch.testing.assert_close(inp.real, want)
 
 
+class _CarelessDInputs:
+    """A plugin D-inputs regularizer that runs D in train mode and keeps nothing itself."""
+
+    keeps_clean = False
+
+    def d_inputs(self, d_fn, x_real, x_fake, generator=None, *, model=None):
+        d_fn(x_real + 0.5)
+        return x_real + 0.1, x_fake
+
+    def after_backward(self, real):
+        pass
+
+
+def test_a_plugin_d_inputs_cannot_move_ds_batch_statistics():
+    ctx = make_ctx("ns", reg="dat")
+    ctx.regs.d_inputs = _CarelessDInputs()
+    ctx.D = BnD().train()
+    ctx.d_fn = ctx.D
+    before = {k: v.clone() for k, v in ctx.D.state_dict().items()}
+    x_real = real_batch()
+    inp = d_inputs(ctx, x_real, fakes_of_next_step(ctx))
+    torch.testing.assert_close(inp.real, x_real + 0.1)
+    for k, v in ctx.D.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
 def test_free_mode_attaches_and_updates_the_carried_perturbation():
     ctx = make_ctx("hinge", reg="asgan", asgan_free=True, asgan_eps=0.1)
     set_d(ctx)
