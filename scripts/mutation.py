@@ -98,7 +98,7 @@ def _mutmut_table(module: Module) -> str:
         'source_paths = ["robustrep"]',
         f"only_mutate = {array([module.path])}",
         f"pytest_add_cli_args_test_selection = {array(module.tests)}",
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-n", "0"]',
         "use_git_change_detection = false",
         "",
     ])

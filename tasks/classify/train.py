@@ -58,6 +58,7 @@ from robustrep.tasks.common import runtime
 from robustrep.tasks.common.batches import StepBatches, check_global_batch
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.config import ConfigError, from_dict, merge_for_resume, to_dict
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
@@ -255,15 +256,19 @@ class Trainer(TrainerBase):
     # -- checkpoints ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint; collective with several processes: every process's draws (RNG) and
+        carried perturbation are its own, so each is saved (``ranks``)."""
+        mine = {"rng": ckpt.rng_state({"train": self.gen}), "regs": self._regs_state()}
         return {
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": None if self.ema is None else self.ema.module.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "regs": self._regs_state(),
-            "rng": ckpt.rng_state({"train": self.gen}),
             "config": to_dict(self.cfg),
+            "world_size": self.dist.world_size,
+            "ranks": dist.all_gather_object(mine),
+            **mine,  # the first process's, also where checkpoints before "ranks" kept them
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -273,10 +278,19 @@ class Trainer(TrainerBase):
         # keeps a resume's new lr, momentum and weight decay; the schedule is set at the step below
         load_optimizer_state(self.opt, state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        for where, reg_state in (state.get("regs") or {}).items():
+        saved = state.get("world_size")  # None: a checkpoint from before it was recorded
+        if saved not in (None, self.dist.world_size):  # --batch-size is per process
+            raise RunFolderError(f"{self.run.path} was trained with {saved} process(es) and is "
+                                 f"resumed with {self.dist.world_size}: --batch-size is per "
+                                 f"process, so the "
+                                 f"global batch would change from {saved * self.cfg.batch_size} "
+                                 f"to {self.dist.world_size * self.cfg.batch_size}; resume with "
+                                 f"{saved} process(es)")
+        mine = state["ranks"][self.dist.rank] if "ranks" in state else state
+        for where, reg_state in (mine.get("regs") or {}).items():
             if where in self.regs and reg_state is not None:
                 self.regs[where].load_state_dict(reg_state)
-        ckpt.set_rng_state(state["rng"], {"train": self.gen})
+        ckpt.set_rng_state(mine["rng"], {"train": self.gen})
         self.step = int(state["step"])
         self.sched.step_update(self.step)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -190,8 +191,9 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         print(f"robustrep {program}: interrupted", file=sys.stderr)
         return 130
     except Interrupted as err:  # stopped on a signal after a checkpoint (training.py)
-        _traceback(debug)
-        print(f"robustrep {program}: {one_line(err)}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun: once, by the process that saved
+            _traceback(debug)
+            print(f"robustrep {program}: {one_line(err)}", file=sys.stderr)
         return err.exit_code
     except UserError as err:
         _traceback(debug)

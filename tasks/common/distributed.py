@@ -7,6 +7,7 @@ those variables everything runs in one process and the helpers below are no-ops.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -45,9 +46,14 @@ def init_distributed(device: str = "auto") -> DistInfo:
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, rank=rank, world_size=world)
+        # the other processes wait in a collective while process 0 evaluates (FID of 10k
+        # samples, a CPU AutoAttack), which can outlast the backends' 10-30 minute defaults
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=COLLECTIVE_TIMEOUT)
     tune_backends(dev)
     return DistInfo(rank, world, local_rank, dev)
+
+
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=6)
 
 
 def cleanup() -> None:

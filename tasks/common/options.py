@@ -244,9 +244,13 @@ def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> 
     """What ``--stop-after`` left, and how to continue (None: the run went to its end)."""
     if stop_after is None or stop_after >= steps:
         return None
+    import os
+
     from robustrep.tasks.common.plugins import resume_flags
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    how = f" under torchrun with {world} processes, as this run" if world > 1 else ""
     return (f"stopped after step {stop_after} of {steps} (--stop-after), with a checkpoint; "
-            f"continue with: robustrep {program} train {resume_flags(run)}")
+            f"continue with: robustrep {program} train {resume_flags(run)}{how}")
 
 
 def unique(values: Any, option: str, what: str) -> tuple:

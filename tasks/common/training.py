@@ -19,7 +19,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -59,10 +59,15 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
+Reduce = Callable[[Tensor], Tensor]  # an all-reduce sum over the processes
+
+
 class LossMeter:
     """Running means of the loss terms and, per term, the first step with a non-finite value.
 
-    Everything stays on the device; :meth:`poll` reads it with one transfer.
+    Everything stays on the device; :meth:`poll` reads it with one transfer. With several
+    processes, ``reduce`` (an all-reduce sum) makes the sums and counts those of every process,
+    so a logged mean is the global batch's, not process 0's share of it.
     """
 
     def __init__(self) -> None:
@@ -94,26 +99,35 @@ class LossMeter:
         self.state[2] = torch.where(new_bad, float(step), self.state[2])
         self.state[3] = torch.where(new_bad, vals, self.state[3])
 
-    def poll(self, reset: bool = True) -> tuple[dict[str, float], tuple[int, str, float] | None]:
+    def poll(self, reset: bool = True, reduce: Reduce | None = None
+             ) -> tuple[dict[str, float], tuple[int, str, float] | None]:
         """Means since the last reset and the first non-finite term ``(step, name, value)``;
         ``reset=False`` reads without starting new means (a checkpoint or an evaluation between
         two logs must not change what the next log says)."""
         if self.state is None:
             return {}, None
         rows = self.state.tolist()
-        means = {k: s / c for k, s, c in zip(self.keys, rows[0], rows[1]) if c > 0}
+        sums = rows[:2] if reduce is None else reduce(self.state[:2].clone()).tolist()
+        means = {k: s / c for k, s, c in zip(self.keys, sums[0], sums[1]) if c > 0}
         bad = [(int(st), k, v) for k, st, v in zip(self.keys, rows[2], rows[3]) if st >= 0]
         if reset:
             self.state[0:2] = 0
         return means, (min(bad) if bad else None)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The sums since the last log, for a checkpoint: a resumed run logs the same means."""
-        return {"keys": list(self.keys),
-                "state": None if self.state is None else self.state.detach().cpu().clone()}
+    def state_dict(self, reduce: Reduce | None = None) -> dict[str, Any]:
+        """The sums since the last log (every process's, through ``reduce``), for a checkpoint:
+        a resumed run logs the same means."""
+        if self.state is None:
+            return {"keys": list(self.keys), "state": None}
+        state = self.state.detach().clone()
+        if reduce is not None:
+            state[:2] = reduce(state[:2].clone())
+        return {"keys": list(self.keys), "state": state.cpu()}
 
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Restore :meth:`state_dict` (``None``, from a checkpoint of an older version: empty)."""
+    def load_state_dict(self, state: dict[str, Any] | None, keep_sums: bool = True) -> None:
+        """Restore :meth:`state_dict` (``None``, from a checkpoint of an older version: empty).
+        ``keep_sums=False`` (processes but the first) starts from zero sums: the saved ones are
+        already every process's, and are counted once, by the first."""
         if not state or state.get("state") is None:
             self.keys, self.state = [], None
             return
@@ -121,6 +135,8 @@ class LossMeter:
         if tuple(sums.shape) != (4, len(keys)):
             raise ValueError(f"loss meter sums of shape {tuple(sums.shape)} for {len(keys)} terms")
         self.keys, self.state = keys, sums.to(torch.float64).clone()  # to the terms' device later
+        if not keep_sums:
+            self.state[:2] = 0
 
 
 class TrainerBase:
@@ -137,6 +153,11 @@ class TrainerBase:
         self.last_ckpt_step: int | None = None
         self.stop = StopRequest()
 
+    @property
+    def _reduce(self) -> Reduce | None:
+        """How the loss meter sums over processes (None: one process)."""
+        return all_reduce_sum if self.dist.world_size > 1 else None
+
     def state_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -146,7 +167,7 @@ class TrainerBase:
     def check_finite(self, reset: bool = True) -> dict[str, float]:
         """Read the loss meter (means since the last reset); stop on the first non-finite term.
         ``reset=False``: a check that is not a log (a checkpoint, an evaluation)."""
-        means, bad = self.meter.poll(reset)
+        means, bad = self.meter.poll(reset, self._reduce)
         flag = torch.tensor([0.0 if bad is None else 1.0], device=self.dist.device)
         if float(all_reduce_sum(flag)) > 0:
             where = (f"at step {bad[0] + 1}: loss term {bad[1]!r} = {bad[2]}" if bad is not None
@@ -165,7 +186,7 @@ class TrainerBase:
         """Checkpoint this step (process 0 writes; ``state_dict`` may be collective), with the
         loss meter's sums since the last log."""
         self.check_finite(reset=False)
-        state = {**self.state_dict(), "meter": self.meter.state_dict()}
+        state = {**self.state_dict(), "meter": self.meter.state_dict(self._reduce)}
         if self.dist.is_main:
             try:
                 self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
@@ -199,7 +220,7 @@ class TrainerBase:
         """Load and validate checkpoint ``path``; nothing in the run folder changes before."""
         def load(state: dict[str, Any]) -> None:
             self.load_state_dict(state)
-            self.meter.load_state_dict(state.get("meter"))
+            self.meter.load_state_dict(state.get("meter"), keep_sums=self.dist.is_main)
 
         ckpt.load_for_resume(path, self.cfg.steps, load, self.dist.device)
         self.last_ckpt, self.last_ckpt_step = path, self.step

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from robustrep.tasks.common import checkpoint as ckpt
-from robustrep.tasks.common.config import to_dict
+from robustrep.tasks.common.config import ConfigError, to_dict
 from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, barrier,
                                                 broadcast_module, broadcast_object, cleanup,
                                                 init_distributed)
@@ -355,7 +355,13 @@ def run_path(cfg: GanConfig, resume: str | Path | None) -> Path:
     return Path(cfg.out)
 
 
-def check_batch(data: GanData, batch_size: int) -> None:
+def check_batch(data: GanData, batch_size: int, world_size: int = 1) -> None:
+    """Before the run folder is made: ``--batch-size`` (global) splits into equal shares of at
+    least 2 (mixing draws partners, BatchNorm needs two), and the data fill one batch."""
+    if batch_size % world_size or batch_size // world_size < 2:
+        raise ConfigError(f"--batch-size {batch_size} is the global batch, split across "
+                          f"{world_size} processes: give a multiple of {world_size} of at least "
+                          f"{2 * world_size} (2 or more per process)")
     if len(data) < batch_size:
         raise DataError(f"the dataset holds {len(data)} samples, fewer than one batch "
                         f"(--batch-size {batch_size}); lower --batch-size or add data")
@@ -373,7 +379,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             path = run_path(cfg, resume)
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
-        check_batch(data, cfg.batch_size)
+        check_batch(data, cfg.batch_size, dist.world_size)
         regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None

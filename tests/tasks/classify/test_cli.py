@@ -79,6 +79,29 @@ def test_resume_with_a_lower_learning_rate_applies_it(tiny_cfg, tmp_path):
     assert math.isclose(lr3, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
 
 
+def test_resume_refuses_another_number_of_processes(tiny_cfg, tmp_path, capsys):
+    """--batch-size is per process: a 2-process run resumed alone would halve its batch."""
+    import torch
+
+    from robustrep.tasks.classify.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=2, ckpt_every=2, reg="mixup"), run, quiet=True)
+    latest = run / "checkpoints" / "latest.pt"
+    state = torch.load(latest, weights_only=True)
+    assert state["world_size"] == 1 and len(state["ranks"]) == 1
+    assert torch.equal(state["ranks"][0]["rng"]["generators"]["train"],
+                       state["rng"]["generators"]["train"])
+    state["world_size"] = 2  # as a torchrun run of two processes saves it
+    torch.save(state, latest)
+    capsys.readouterr()
+    assert main(["classify", "train", "--resume", str(run), "--steps", "4"]) == 2
+    batch = tiny_cfg().batch_size
+    assert capsys.readouterr().err == (
+        f"robustrep classify: error: {run} was trained with 2 process(es) and is resumed with 1: "
+        f"--batch-size is per process, so the global batch would change from {2 * batch} to "
+        f"{batch}; resume with 2 process(es)\n")
+
+
 def test_resume_refuses_weight_decay_between_zero_and_positive(tiny_cfg, tmp_path, capsys):
     from robustrep.tasks.classify.train import train
     run = tmp_path / "run"

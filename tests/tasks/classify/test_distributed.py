@@ -25,3 +25,31 @@ def test_torchrun_two_cpu_processes(tmp_path):
     from robustrep.tasks.common.classifier import load_run
     model, config = load_run(run)
     assert config["num_classes"] == 3
+
+
+def _torchrun(tmp_path, *args):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "robustrep.tasks.cli", "classify", *args]
+    done = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_as_if_uninterrupted(tmp_path):
+    """Each process's draws (mixup's lam, FGSM's start) are its own and come back with it: a
+    checkpoint kept only the first process's, so after a resume both drew the same numbers."""
+    flags = ["--preset", "smoke", "--image-size", "16", "--classes", "0,1,2", "--batch-size", "8",
+             "--reg", "mixup,fgsm", "--steps", "4", "--ckpt-every", "2", "--eval-every", "0",
+             "--log-every", "1", "--quiet"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    _torchrun(tmp_path, "train", *flags, "--out", str(full))
+    _torchrun(tmp_path, "train", *flags, "--out", str(part), "--stop-after", "2")
+    _torchrun(tmp_path, "train", "--resume", str(part), "--quiet")
+    a, b = (torch.load(run / "checkpoints" / "latest.pt", weights_only=False) for run in (full, part))
+    assert a["world_size"] == 2 and len(a["ranks"]) == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    losses = [[json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()
+               if "loss" in json.loads(x)] for run in (full, part)]
+    assert losses[0] == losses[1]

@@ -65,6 +65,9 @@ def test_the_resume_hint_names_the_plugins(tmp_path, monkeypatch):
     assert stopped_note("gan", 2, 4, "runs/my run") == (
         "stopped after step 2 of 4 (--stop-after), with a checkpoint; continue with: robustrep "
         f"gan train --resume 'runs/my run' --plugin {PLUGIN}")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's: the same number of processes again
+    assert stopped_note("gan", 2, 4, "r").endswith(f"--plugin {PLUGIN} under torchrun with 2 "
+                                                   "processes, as this run")
 
 
 def test_no_plugin_adds_nothing():

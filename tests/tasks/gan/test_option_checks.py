@@ -61,3 +61,17 @@ def test_the_wgan_gp_weight_is_filled_in_for_the_wasserstein_loss_only(capsys):
         assert json.loads(capsys.readouterr().out)["gp_weight"] == want
     assert main(["gan", "train", "--loss", "wasserstein", "--gp-weight", "0", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["gp_weight"] == 0.0  # 0: WGAN without GP
+
+
+@pytest.mark.parametrize("batch, world", [(33, 2), (2, 2), (8, 3)])
+def test_a_global_batch_that_does_not_split_is_refused_before_the_run_folder(batch, world):
+    """Was: a ValueError traceback from every process after the run folder was written, which
+    left a folder neither a new run nor --resume could use."""
+    from robustrep.tasks.common.config import ConfigError
+    from robustrep.tasks.gan.train import check_batch
+    with pytest.raises(ConfigError, match=rf"^--batch-size {batch} is the global batch, split "
+                                          rf"across {world} processes: give a multiple of "
+                                          rf"{world} of at least {2 * world} \(2 or more per "
+                                          r"process\)$"):
+        check_batch([0] * 100, batch, world)
+    check_batch([0] * 100, 2 * world, world)
