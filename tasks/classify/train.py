@@ -64,7 +64,8 @@ from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
-from robustrep.tasks.common.regularizers import build_places
+from robustrep.tasks.common.regularizers import (build_places, record_regularizers,
+                                                 regularizer_record)
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
@@ -420,6 +421,9 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
                 trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
                                                      reversed(run.read_metrics()))
                                          if t is not None), 0.0)
+        if info.is_main:
+            record_regularizers(run.path, regularizer_record(cfg, cfg.regularizers(),
+                                                             OPTION_FIELDS), trainer.step)
     except BaseException:
         if trainer.lock is not None:
             trainer.lock.release()

@@ -10,6 +10,10 @@ of this place" without naming any method. Every failure is one :class:`ConfigErr
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from robustrep.registry import check_places, create_regularizer, regularizer_info
@@ -244,3 +248,82 @@ def refuse_unused(unused: dict[str, list[str]]) -> None:
 def discriminator_of(names: tuple[str, ...] | list[str]) -> str | None:
     """The registered discriminator among ``names`` (it replaces the program's D), if any."""
     return next((n for n in names if regularizer_info(n).kind == "discriminator"), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a run's regularizers were: their options with the class defaults filled in, and the code
+
+
+RECORD_FILE = "regularizers.json"
+
+
+def regularizer_record(cfg: Any, names: tuple[str, ...] | list[str], fields: OptionFields,
+                       context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{name: {"class", "options", "source"}}`` of what ``names`` builds from ``cfg``: every
+    option, the class defaults filled in (config.json records ``None`` for "the core default"),
+    and the sha256 of the class's module source, so that a resume under other code is seen."""
+    record = {}
+    for name in names:
+        info = regularizer_info(name)
+        given = {k: v for k, v in options_for(cfg, name, fields, context).items()
+                 if v is not None and k in info.kwargs}
+        record[name] = {"class": f"{info.module}.{info.qualname}",
+                        "options": {**info.kwargs, **given}, "source": _source_hash(info)}
+    return json.loads(json.dumps(record, default=str))  # as the file holds it: lists, text
+
+
+def _source_hash(info: Any) -> str | None:
+    module = sys.modules.get(info.module)
+    path = getattr(module, "__file__", None)
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+def record_regularizers(run: Path, record: dict[str, Any], step: int) -> None:
+    """Append ``record`` to the run's ``regularizers.json`` (a list of ``{"step",
+    "regularizers"}``) when it differs from the last entry, with a note on stderr naming what
+    changed (a resume under another plugin file or core default would else change the run
+    silently)."""
+    note = _record(Path(run), record, step)
+    if note:
+        print(note, file=sys.stderr)
+
+
+def _record(run: Path, record: dict[str, Any], step: int) -> str | None:
+    from robustrep.tasks.common.runfiles import read_json, write_json
+    path = run / RECORD_FILE
+    history: list = []
+    if step > 0 and path.exists():
+        try:
+            history = read_json(path, list)
+        except Exception as err:  # noqa: BLE001 (a damaged record: said, then started again)
+            history = []
+            note = f"warning: {path} is unreadable ({err}); it starts again at step {step}"
+        else:
+            last = history[-1]["regularizers"] if history else None
+            if last == record:
+                return None
+            note = _changes(last or {}, record, path.parent, step) if last is not None else None
+    else:
+        note = None
+    write_json(path, [*history, {"step": step, "regularizers": record}])
+    return note
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], run: Path, step: int) -> str:
+    parts = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name, {}), new.get(name, {})
+        diffs = [f"{k} {a['options'].get(k)!r} -> {b['options'].get(k)!r}"
+                 for k in sorted(set(a.get("options", {})) | set(b.get("options", {})))
+                 if a.get("options", {}).get(k) != b.get("options", {}).get(k)]
+        if a.get("class") != b.get("class"):
+            diffs.insert(0, f"class {a.get('class')} -> {b.get('class')}")
+        if a.get("source") != b.get("source"):
+            diffs.append("its source file changed")
+        if diffs:
+            parts.append(f"{name}: {', '.join(diffs)}")
+    return (f"note: the regularizers differ from when {run} was trained ({'; '.join(parts)}); "
+            f"the steps from {step} on use the new ones (recorded in {RECORD_FILE})")

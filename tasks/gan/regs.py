@@ -36,7 +36,7 @@ from typing import Any
 from robustrep.registry import list_regularizers, parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.regularizers import (OptionFields, Unread, build_places,
-                                                 discriminator_of)
+                                                 discriminator_of, regularizer_record)
 
 METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
@@ -135,14 +135,22 @@ def build_regs(cfg) -> Regs:
     names = parse_regs(cfg.reg, cfg.arch)
     disc = discriminator_of(names)
     regs = Regs(names, discriminator=disc, ensemble=disc is not None)
-    # input_range None is a value (unbounded data), which create_regularizer passes on
-    places = build_places(cfg, "gan", names, OPTION_FIELDS, {"fuse_passes": _fuse_passes(cfg),
-                                                            "input_range": input_range(cfg)})
+    places = build_places(cfg, "gan", names, OPTION_FIELDS, _context(cfg))
     for where, members in places.items():
         (name, obj), = members  # parse_regs allows one method per place
         setattr(regs, _SLOTS[where], obj)
         regs.by_name[name] = obj
     return regs
+
+
+def regs_record(cfg) -> dict:
+    """What :func:`build_regs` builds, as the run records it (``regularizers.json``)."""
+    return regularizer_record(cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg))
+
+
+def _context(cfg) -> dict:
+    # input_range None is a value (unbounded data), which create_regularizer passes on
+    return {"fuse_passes": _fuse_passes(cfg), "input_range": input_range(cfg)}
 
 
 def _fuse_passes(cfg) -> bool | None:

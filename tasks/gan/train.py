@@ -55,7 +55,8 @@ from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_r
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
 from robustrep.tasks.gan.models import (build_discriminator, build_generator, check_networks,
                                         generate)
-from robustrep.tasks.gan.regs import build_regs
+from robustrep.tasks.common.regularizers import record_regularizers
+from robustrep.tasks.gan.regs import build_regs, regs_record
 from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update, g_forward,
                                        lazy_adam_kwargs, optimizer_intervals, train_iteration)
 
@@ -398,6 +399,8 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
                 resumed(run, to_dict(cfg), trainer.step)
             trainer.last_metrics = _last_eval(run.read_metrics())
             trainer.last_eval_step = trainer.last_metrics.get("step")
+        if dist.is_main:
+            record_regularizers(run.path, regs_record(cfg), trainer.step)
         trainer.prepare_evaluator()
         return trainer.fit(stop_after)
     finally:

@@ -3,6 +3,7 @@ registry, options gathered per method, objects built by place, each failure one 
 
 import argparse
 import dataclasses
+import json
 import types
 
 import pytest
@@ -260,3 +261,36 @@ def test_defaults_in_help_are_rounded_floats_or_as_written():
     from robustrep.tasks.common.regularizers import _fmt
     assert (_fmt(8 / 255), _fmt(2), _fmt(None), _fmt((0.0, 1.0))) == (
         "0.031373", "2", "None", "(0.0, 1.0)")
+
+
+def test_the_record_fills_in_the_class_defaults_and_names_the_code(probe):
+    import hashlib
+    import sys
+
+    from robustrep.tasks.common.regularizers import regularizer_record
+    record = regularizer_record(_cfg(w=0.5, reg_options={"test-probe": {"steps": 9}}),
+                                ["test-probe"], {"test-probe": {"weight": "w"}})
+    source = hashlib.sha256(open(sys.modules[probe.__module__].__file__, "rb").read())
+    assert record == {"test-probe": {
+        "class": f"{probe.__module__}.{probe.__qualname__}", "source": source.hexdigest(),
+        "options": {"weight": 0.5, "steps": 9, "on": False, "mode": "a", "cap": None,
+                    "span": [0.0, 1.0], "note": None, "fuse_passes": False}}}
+
+
+def test_a_resume_under_other_options_or_code_is_noted_and_kept(tmp_path):
+    from robustrep.tasks.common.regularizers import _record
+    first = {"toy": {"class": "m.Toy", "options": {"weight": 0.1}, "source": "aa"}}
+    assert _record(tmp_path, first, 0) is None  # a fresh run: recorded, nothing to say
+    assert _record(tmp_path, first, 4) is None  # the same on resume: nothing added
+    changed = {"toy": {"class": "m.Toy", "options": {"weight": 0.9}, "source": "bb"}}
+    assert _record(tmp_path, changed, 6) == (
+        f"note: the regularizers differ from when {tmp_path} was trained (toy: weight 0.1 -> "
+        "0.9, its source file changed); the steps from 6 on use the new ones (recorded in "
+        "regularizers.json)")
+    history = json.loads((tmp_path / "regularizers.json").read_text())
+    assert history == [{"step": 0, "regularizers": first}, {"step": 6, "regularizers": changed}]
+    (tmp_path / "regularizers.json").write_text("[{")  # damaged: said, and started again
+    assert _record(tmp_path, first, 8).startswith(
+        f"warning: {tmp_path / 'regularizers.json'} is unreadable (")
+    assert json.loads((tmp_path / "regularizers.json").read_text()) == [
+        {"step": 8, "regularizers": first}]
