@@ -207,9 +207,11 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
     try:
         load(state)
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        # load_state_dict's first line only says where; the keys follow ("Missing key(s) ...")
+        text = " ".join(str(err).split())
+        text = text if len(text) <= 400 else text[:397] + "..."
         raise CheckpointError(f"checkpoint {path} does not fit this run's config "
-                              f"({type(err).__name__}: {first})") from None
+                              f"({type(err).__name__}: {text})") from None
     return state
 
 

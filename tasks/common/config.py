@@ -622,6 +622,8 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
 
 
 def _flag_or_cli(name: str) -> str:
+    if name in GENERATED_DESTS.values():  # set by its JSON flag or the generated ones
+        return f"--{name.replace('_', '-')} or the --NAME-OPTION flags"
     return "--" + name.replace("_", "-") if name else "the command line"
 
 

@@ -159,3 +159,19 @@ def test_full_disk_is_a_one_line_error_and_keeps_the_old_checkpoint(tmp_path, mo
     monkeypatch.undo()
     assert load_checkpoint(tmp_path)["step"] == 1
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
+    """load_state_dict's first line only says where ("Error(s) in loading state_dict for G:");
+    the keys that differ follow on the next lines, and the message keeps them."""
+    from robustrep.tasks.common.checkpoint import load_for_resume, save_checkpoint
+    path = save_checkpoint({"step": 1, "w": torch.zeros(2)}, tmp_path, 1)
+
+    def load(state):
+        raise RuntimeError('Error(s) in loading state_dict for G:\n\tMissing key(s) in '
+                           'state_dict: "net.1.weight".')
+    with pytest.raises(CheckpointError) as err:
+        load_for_resume(path, 4, load)
+    assert str(err.value) == (f"checkpoint {path} does not fit this run's config (RuntimeError: "
+                              'Error(s) in loading state_dict for G: Missing key(s) in '
+                              'state_dict: "net.1.weight".)')

@@ -531,6 +531,8 @@ def test_resume_message_names_each_fixed_option_and_flag():
     assert str(err.value) == ("cannot change lr_g, seed when resuming R: the saved config is kept, "
                               "and these options differ from it: lr_g, seed (--lr-g, --seed). "
                               "Options that may change: amp, steps")
+    with pytest.raises(ConfigError, match=r"\(--reg-options or the --NAME-OPTION flags\)"):
+        merge_for_resume({"reg_options": None}, {"reg_options": {"toy": {"weight": 0.9}}}, (), "R")
 
 
 def test_a_saved_config_round_trips_and_names_its_source():
