@@ -235,16 +235,21 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+def _of_seeds(n: int, seeds: int) -> str:
+    """A cell some seeds failed in says over how many it is taken."""
+    return f" ({n} of {seeds} seeds)" if n < seeds else ""
+
+
 def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) -> str:
     lines = [f"# OOD bench: digits 0-4 in distribution, {_count(info['n_seeds'], 'seed')} "
              f"({', '.join(map(str, info['seeds']))}), model {info['model']}, "
              f"{info['steps']} steps"
              + (f", classify options {info['train_opts']}" if info.get("train_opts") else ""), ""]
-    lines.append("ID test accuracy (mean ± std over seeds, %): " + "; ".join(
+    lines.append("ID test accuracy (mean ± sample std over seeds, %): " + "; ".join(
         f"{r} {_fmt(acc[r])}" for r in regs))
     lines.append("")
     lines.append("## AUROC averaged over the OOD sets "
-                 "(%, mean ± std over seeds; higher is better)")
+                 "(%, mean ± sample std over seeds; higher is better)")
     lines.append("")
     lines.append("| detector | " + " | ".join(regs) + " |")
     lines.append("|---|" + "---:|" * len(regs))
@@ -253,7 +258,7 @@ def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) 
         lines.append(f"| {det} | " + " | ".join(cells) + " |")
     lines.append("")
     for metric, note in TABLE_METRICS:
-        lines.append(f"## {metric} (%, mean ± std over seeds; {note})")
+        lines.append(f"## {metric} (%, mean ± sample std over seeds; {note})")
         lines.append("")
         lines.append("| OOD set | detector | " + " | ".join(regs) + " |")
         lines.append("|---|---|" + "---:|" * len(regs))
@@ -262,7 +267,8 @@ def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) 
                 cells = []
                 for r in regs:
                     e = agg.get((r, det, ood))
-                    cells.append("failed" if e is None or e["n"] == 0 else _fmt(e[metric]))
+                    cells.append("failed" if e is None or e["n"] == 0 else
+                                 _fmt(e[metric]) + _of_seeds(e["n"], info["n_seeds"]))
                 lines.append(f"| {ood} | {det} | " + " | ".join(cells) + " |")
         lines.append("")
     text = findings(agg, regs, detectors, oods)

@@ -269,14 +269,41 @@ def trained_overlap(spec: str, config: dict[str, Any]) -> str | None:
     return None
 
 
+def untrained_digits(spec: str, config: dict[str, Any]) -> str | None:
+    """``rotated`` and ``inverted`` transform the test split of digits 0-4, meant as a covariate
+    shift of classes the classifier knows: the digits among those a digits run was not trained
+    on (its OOD scores would mix in new classes), or None."""
+    from robustrep.data.builtin import ID_CLASSES
+    name, rest = _split_spec(spec)
+    classes = config.get("classes")
+    if name not in ("rotated", "inverted") or rest or config.get("dataset") != "digits" \
+            or classes is None:
+        return None
+    missing = sorted(set(ID_CLASSES) - {int(c) for c in classes})
+    return f"digits {', '.join(map(str, missing))}" if missing else None
+
+
+def suits(spec: str, config: dict[str, Any]) -> bool:
+    """Whether the OOD set ``spec`` measures what its name says for the run of ``config``."""
+    return trained_overlap(spec, config) is None and untrained_digits(spec, config) is None
+
+
 def check_not_trained_on(specs: Sequence[str], config: dict[str, Any]) -> None:
-    """Refuse an OOD set that holds classes the classifier was trained on: its AUROC would
-    measure nothing. One line naming the set, the classes and what is accepted."""
+    """Refuse an OOD set that holds classes the classifier was trained on (its AUROC would
+    measure nothing), or a covariate-shift set of digits it never learned. One line naming the
+    set, the classes and what is accepted."""
     for spec in specs:
+        others = [n for n in builtin_ood_names() if suits(n, config)]
+        missing = untrained_digits(spec, config)
+        if missing is not None:
+            raise ValueError(f"--ood {spec} transforms digits 0-4 as a covariate shift of "
+                             f"classes the classifier knows, but the run was not trained on "
+                             f"{missing} (classes {config.get('classes')}); use a run trained "
+                             f"on digits 0-4 (robustrep classify train --preset digits-ood), "
+                             f"or another OOD set: {', '.join(others)}")
         overlap = trained_overlap(spec, config)
         if overlap is None:
             continue
-        others = [n for n in builtin_ood_names() if trained_overlap(n, config) is None]
         accepted = ("a run trained on digits 0-4 (robustrep classify train --preset digits-ood)"
                     if _split_spec(spec)[0] == "digits59" else "a run trained on other data")
         raise ValueError(f"--ood {spec} holds {overlap}, which the run's classifier was trained "

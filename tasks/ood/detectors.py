@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from robustrep.tasks.common.config import parse_literal
 from robustrep.tasks.ood.extract import Extracted, OODModel
@@ -310,6 +310,10 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
     if spec.unsupported:
         raise ValueError(f"detector {spec.name} is unsupported: {spec.unsupported}")
     layer = model.classifier
+    if not isinstance(layer, nn.Linear) and _reads_head_weights(spec):
+        raise ValueError(f"{spec.name} reads the last layer's weights as a linear map's "
+                         f"(logits = W z + b), but this classifier's last layer is "
+                         f"{type(layer).__name__}: its scores would mean something else")
     provided = {
         "model": model, "num_classes": num_classes,
         "encoder": model.features,
@@ -330,6 +334,16 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
     kwargs.update(params or {})
     detector = spec.cls(**kwargs)
     return detector.to(device)
+
+
+def _reads_head_weights(spec: DetectorSpec) -> bool:
+    """Whether the detector's code reads ``head.weight`` itself (NCI's signed cosine to the
+    predicted class's row, fDBD's distance to a linear decision boundary) instead of calling
+    the head: a UoS head classifies by ``|W z|``, where those geometries do not hold."""
+    try:
+        return "head.weight" in inspect.getsource(spec.cls)
+    except (OSError, TypeError):
+        return False
 
 
 def _chunks(tensor: Tensor, size: int) -> Iterable[Tensor]:

@@ -47,6 +47,14 @@ def test_table_and_findings():
     assert "| digits59 | KNN | 20.0 ± 0.0 | 10.0 ± 0.0 |" in md[id_tpr:ood_tpr]
     assert "| digits59 | KNN | 10.0 ± 0.0 | 0.0 ± 0.0 |" in md[ood_tpr:]
     assert "| digits59 | SHE | failed |" in md and "## Failures" in md
+    assert "## AUROC (%, mean ± sample std over seeds; " in md  # ddof 1, named
+    # a cell some seeds failed in says over how many seeds it is
+    partial = [r for r in records if not (r["reg"] == "none" and r["seed"] == 2
+                                          and r["ood"] == "gaussian")]
+    md = format_markdown(aggregate(partial), avg, {"none": (0.99, 0.0)}, ["none"], ["KNN"],
+                         oods, {"n_seeds": 3, "seeds": [0, 1, 2], "model": "m", "steps": 5})
+    assert "| gaussian | KNN | 79.5 ± 0.7 (2 of 3 seeds) |" in md
+    assert "| digits59 | KNN | 80.0 ± 1.0 |" in md
 
 
 def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_path, monkeypatch):

@@ -63,6 +63,23 @@ def test_ood_score_scores_a_uos_run_from_the_command_line(uos_run, tmp_path, cap
         assert float(values.min()) >= 0 and float(values.max()) <= math.pi / 2 + 1e-9
 
 
+def test_detectors_that_read_a_linear_heads_weights_are_refused_on_a_uos_head(uos_run,
+                                                                            tmp_path):
+    """NCI (signed cosine to W[pred]) and fDBD (distance to a linear boundary) read
+    ``head.weight``; a UoS head classifies by |W z|: they scored below chance without a word."""
+    out = tmp_path / "out"
+    assert main(["ood", "score", str(uos_run), "--detectors", "NCI,fDBD,MaxSoftmax", "--ood",
+                 "gaussian", "--max-samples", "16", "--max-fit", "60", "--out", str(out),
+                 "--no-plots", "--quiet", "--device", "cpu"]) == 0
+    rows = {r["detector"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    for name in ("NCI", "fDBD"):
+        assert rows[name]["error"] == (f"ValueError: {name} reads the last layer's weights as a "
+                                       "linear map's (logits = W z + b), but this classifier's "
+                                       "last layer is UoSHead: its scores would mean something "
+                                       "else"), name
+    assert not rows["MaxSoftmax"]["error"]
+
+
 def test_bench_settings_carry_their_own_classify_options():
     from robustrep.tasks.ood.bench import split_setting
     assert split_setting("none") == ("none", {})
