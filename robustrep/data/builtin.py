@@ -272,6 +272,11 @@ def noise(kind: str = "gaussian", num: int = 1000, shape: Sequence[int] = (3, 32
           generator: torch.Generator | None = None) -> ImageTensorDataset:
     """Noise images (label -1) as in Outlier Exposure's evaluation, mapped to [0, 1].
 
+    OE draws N(0, 0.5^2) clipped to [-1, 1] and U(-1, 1) in the *normalised* input; these are the
+    same images only for a model that normalises with mean = std = 0.5 (the digits runs). For a
+    model with its own statistics (CIFAR's std is about 0.25) they are about twice as wide as
+    OE's, so the noise rows are not comparable with published OE numbers.
+
     Args:
         kind: ``"gaussian"`` (N(0.5, 0.25^2) per pixel, clipped to [0, 1]) or ``"uniform"``
             (U(0, 1) per pixel).

@@ -289,19 +289,30 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
         report["corruption_summary"] = {
             **mean_corruption_error(corr, clean_acc),
             "convention": f"on the fly (robustrep.corruptions, make_cifar_c.py formulas), "
-                          f"{len(corr)} of the 15 CIFAR-10-C corruptions, severities "
-                          f"{','.join(map(str, severities))}; unnormalised mCE"}
+                          f"{_which_corruptions(corr)}, severities "
+                          f"{','.join(map(str, severities))}; unnormalised mCE over them all"}
     if cifar_c_root is not None:
-        table = cifar_c_accuracy(model, cifar_c_root, device, bar=bar)
-        report["cifar_c"] = {"root": str(cifar_c_root), "accuracy": table,
+        # the first n rows of each file are the corrupted first n test images: the clean set's
+        n = report["n"]
+        table = cifar_c_accuracy(model, cifar_c_root, device, max_samples=n, bar=bar)
+        report["cifar_c"] = {"root": str(cifar_c_root), "n": n, "accuracy": table,
                              **mean_corruption_error(table, clean_acc),
-                             "convention": "released CIFAR-C files, 15 corruptions x 5 "
-                                           "severities; unnormalised mCE (the CIFAR practice); "
-                                           "relative mCE against this report's clean error"}
+                             "convention": f"released CIFAR-C files, 15 corruptions x 5 "
+                                           f"severities, the first {n} images of each (those "
+                                           f"of the clean accuracy); unnormalised mCE (the "
+                                           f"CIFAR practice); relative mCE against this "
+                                           f"report's clean error"}
     bar.close()
     report["summary"] = _summary(report)
     model.train(was_training)
     return report
+
+
+def _which_corruptions(corr: dict[str, Any]) -> str:
+    """How many of the chosen corruptions are CIFAR-10-C's 15, and which are not."""
+    extra = [c for c in corr if c not in CIFAR_C_CORRUPTIONS]
+    return (f"{len(corr) - len(extra)} of the 15 CIFAR-10-C corruptions"
+            + (f" and {len(extra)} extra ({', '.join(extra)})" if extra else ""))
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -309,8 +320,8 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {"clean_acc": clean["acc"], "nll": clean["nll"], "ece": clean["ece"]}
     for key, value in report["adversarial"].items():
         summary[f"{key.replace('-', '_')}_acc"] = value
-    if report["adversarial"]:
-        headline = next(iter(report["adversarial"]))
+    if report["adversarial"]:  # the worst case over the attacks run (RobustBench's reading)
+        headline = min(report["adversarial"], key=report["adversarial"].get)
         summary["robust_acc"] = report["adversarial"][headline]
         summary["robust_attack"] = headline
     cs = report.get("corruption_summary")
@@ -355,7 +366,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
-        _check_cifar_c(config.get("dataset"), cifar_c_root)
+        _check_cifar_c(config, cifar_c_root)
     fields = {k: v for k, v in saved_config(config).items()
               if k in ClassifyConfig.__dataclass_fields__}
     if data_root is not None:
@@ -478,11 +489,21 @@ def robustbench_model(foreign: dict[str, Any], device) -> tuple[nn.Module, dict[
     return model.to(device).eval(), config
 
 
-def _check_cifar_c(dataset: str | None, root: str | Path) -> None:
-    """``--cifar-c`` needs a CIFAR run and every released file (checked before any work)."""
+def _check_cifar_c(config: dict[str, Any], root: str | Path) -> None:
+    """``--cifar-c`` needs a CIFAR run on every class, evaluated on the test split (the files
+    corrupt it), and every released file (checked before any work)."""
+    dataset = config.get("dataset")
     if dataset not in CIFAR_C_DATASETS:
         raise UserError(f"--cifar-c needs a run trained on cifar10 or cifar100; this run's "
                         f"dataset is {dataset!r}")
+    if config.get("classes") is not None:
+        raise UserError(f"--cifar-c: the files hold every {dataset} class, and this run was "
+                        f"trained on classes {config['classes']} (its labels are renumbered); "
+                        f"evaluate a run trained on every class")
+    if (config.get("val_fraction") or 0) > 0:
+        raise UserError(f"--cifar-c: this run's clean accuracy is on a held-out part of the "
+                        f"training split (val_fraction {config['val_fraction']}), and the files "
+                        f"corrupt the test split, so their mCE would compare other images")
     try:
         cifar_c_files(root)
     except FileNotFoundError as err:

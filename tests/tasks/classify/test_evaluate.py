@@ -63,7 +63,13 @@ def test_robust_accuracy_is_at_most_clean_and_drops_with_eps():
     clean = report["summary"]["clean_acc"]
     assert clean == 1.0
     assert report["summary"]["pgd10_acc"] <= clean and report["summary"]["fgsm_acc"] <= clean
-    assert report["summary"]["robust_attack"] == "pgd10"
+    # the headline is the worst case over the attacks, whatever their order
+    worst = min(("pgd10", "fgsm"), key=lambda k: report["summary"][f"{k}_acc"])
+    assert report["summary"]["robust_attack"] == worst
+    assert report["summary"]["robust_acc"] == report["summary"][f"{worst}_acc"]
+    report["adversarial"] = {"fgsm": 0.5, "pgd10": 0.2}  # FGSM listed first: PGD is the headline
+    from robustrep.tasks.classify.evaluate import _summary
+    assert (_summary(report)["robust_attack"], _summary(report)["robust_acc"]) == ("pgd10", 0.2)
     assert report["robust_convention"]["pgd10"].startswith("PGD-10 (Madry")
     big = evaluate_model(model, batches, eps=0.5, attacks=("pgd",), pgd_steps=(10,),
                          corruptions=(), severities=())
@@ -140,7 +146,14 @@ def test_eval_run_cifar_c_needs_a_cifar_run_and_the_files(trained_run, tmp_path)
         evaluate_run(trained_run, attacks=(), cifar_c_root=tmp_path)
     from robustrep.tasks.classify.evaluate import _check_cifar_c
     with pytest.raises(DataError, match="labels.npy is missing"):
-        _check_cifar_c("cifar10", tmp_path)
+        _check_cifar_c({"dataset": "cifar10"}, tmp_path)
+    # the files hold every class of the test split: a class subset (renumbered labels) or a
+    # clean accuracy on held-out training images would be compared with other images
+    with pytest.raises(UserError, match=r"^--cifar-c: the files hold every cifar10 class, and "
+                                        r"this run was trained on classes \[5, 6\]"):
+        _check_cifar_c({"dataset": "cifar10", "classes": [5, 6]}, tmp_path)
+    with pytest.raises(UserError, match=r"held-out part of the training split \(val_fraction "):
+        _check_cifar_c({"dataset": "cifar10", "val_fraction": 0.1}, tmp_path)
 
 
 def test_cifar_c_through_the_eval_path_on_fake_files(tmp_path):
@@ -178,3 +191,20 @@ def test_cifar_c_through_the_eval_path_on_fake_files(tmp_path):
     assert report["cifar_c"]["mce"] == pytest.approx(0.45)
     assert report["cifar_c"]["relative_mce"] == pytest.approx(0.45)
     assert report["summary"]["cifar_c_mce"] == pytest.approx(0.45)
+    # the clean set's first 2 images: the files' first 2 rows of each severity, not all 4
+    # (was: every row, so the relative mCE compared other images)
+    first = evaluate_model(Threshold(), [(x[:2], torch.tensor([0, 1]))], attacks=(),
+                           corruptions=(), cifar_c_root=tmp_path)
+    assert first["cifar_c"]["n"] == 2 and "the first 2 images of each" in \
+        first["cifar_c"]["convention"]
+    assert first["cifar_c"]["accuracy"]["fog"] == {"1": 1.0, "2": 0.5, "3": 0.0, "4": 0.0,
+                                                   "5": 0.0}
+
+
+def test_the_corruption_convention_counts_the_benchmarks_and_names_the_extras():
+    """Was: "3 of the 15 CIFAR-10-C corruptions" for contrast, gaussian_blur and saturate, of
+    which only contrast is one of the 15."""
+    from robustrep.tasks.classify.evaluate import _which_corruptions
+    assert _which_corruptions({"contrast": {}, "gaussian_blur": {}, "saturate": {}}) == (
+        "1 of the 15 CIFAR-10-C corruptions and 2 extra (gaussian_blur, saturate)")
+    assert _which_corruptions({"fog": {}, "contrast": {}}) == "2 of the 15 CIFAR-10-C corruptions"
