@@ -30,6 +30,7 @@ Process 0 writes the run folder and evaluates; exact resume equality is checked 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,11 @@ class Trainer(TrainerBase):
         ctx.regs.load_state_dict(mine["regs"] if mine else state["regs"])
         ckpt.set_rng_state(mine["rng"] if mine else state["rng"], ctx.gens)
         if mine is None:  # another number of processes: decorrelate the ranks' draws again
+            if self.dist.is_main:
+                print(f"note: {self.run.path} was trained with {len(state['ranks'])} "
+                      f"process(es) and goes on with {self.dist.world_size}: the global batch "
+                      f"stays {self.cfg.batch_size}, and each process's random draws start "
+                      f"from a new seed", file=sys.stderr)
             for k, gen in enumerate(ctx.gens.values()):
                 seed = self.cfg.seed * 1000 + 2 * self.dist.rank + k + 7919 * state["step"]
                 gen.manual_seed(seed)

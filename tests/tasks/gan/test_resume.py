@@ -73,6 +73,20 @@ def test_linear_schedule_sets_each_iterations_lr_and_resumes_on_it(tiny_cfg, tmp
     _assert_equal_states(_weights(full), _weights(part))
 
 
+def test_resuming_with_another_number_of_processes_says_so(tiny_cfg, tmp_path, capsys):
+    """The global batch stays (gan's --batch-size is global); the draws are seeded anew."""
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=4, ckpt_every=2, out=str(run)), show_progress=False, stop_after=2)
+    latest = run / "checkpoints" / "latest.pt"
+    state = torch.load(latest, weights_only=True)
+    state["ranks"] = state["ranks"] * 2  # as two processes save it
+    torch.save(state, latest)
+    capsys.readouterr()
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+    assert (f"note: {run} was trained with 2 process(es) and goes on with 1: the global batch "
+            f"stays {tiny_cfg().batch_size}") in capsys.readouterr().err
+
+
 def test_resume_after_crash_truncates_metrics(tiny_cfg, tmp_path, records):
     """A crash after the step-2 checkpoint: resume rewrites steps 3-4 and drops the stale ones."""
     full, crashed = tmp_path / "full", tmp_path / "crashed"
