@@ -22,9 +22,11 @@ from robustrep.tasks.common.errors import UserError
 # What this process loaded, as a child process names it: a file as its absolute path (a child
 # starts in another folder), a module by its name.
 _LOADED: list[str] = []
-# Folders put on sys.path to find a module by name (the working folder, as `python -m` has it),
-# which a child process gets on PYTHONPATH.
+# Folders a module plugin was found in by name (the working folder), which a child process gets
+# in PLUGIN_PATH_VAR and puts at the end of its sys.path: never first, where a checkout's
+# robustrep/ there would shadow the installed package.
 _PATHS: list[str] = []
+PLUGIN_PATH_VAR = "ROBUSTREP_PLUGIN_PATH"
 
 
 def load_plugins(argv: list[str]) -> list[str]:
@@ -57,10 +59,9 @@ def plugin_args() -> list[str]:
 
 
 def plugin_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` for a child process, with the folders plugins were found in on PYTHONPATH."""
+    """``env`` for a child process, with the folders plugins were found in (PLUGIN_PATH_VAR)."""
     if _PATHS:
-        env = {**env, "PYTHONPATH": os.pathsep.join(
-            [*_PATHS, *filter(None, [env.get("PYTHONPATH")])])}
+        env = {**env, PLUGIN_PATH_VAR: os.pathsep.join(_PATHS)}
     return env
 
 
@@ -102,14 +103,21 @@ def _import_plugin(name: str) -> str:
 
 def _import_by_name(name: str) -> None:
     """Import module ``name``; one in the working folder is found as ``python -m`` finds it
-    (the ``robustrep`` console script does not put the working folder on sys.path)."""
+    (the ``robustrep`` console script does not put the working folder on sys.path), and one in
+    a parent's folders (PLUGIN_PATH_VAR) as the parent found it."""
+    for folder in os.environ.get(PLUGIN_PATH_VAR, "").split(os.pathsep):
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
+    top, here = name.partition(".")[0], os.getcwd()
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as err:
-        top, here = name.partition(".")[0], os.getcwd()
         if err.name != top or not ((Path(here) / top).is_dir()
                                    or (Path(here) / f"{top}.py").is_file()):
             raise
         sys.path.append(here)
-        _PATHS.append(here)
         importlib.import_module(name)
+    source = getattr(sys.modules[top], "__file__", None) or ""
+    if source and Path(source).resolve().is_relative_to(Path(here).resolve()) \
+            and here not in _PATHS:  # found in the working folder: a child starts elsewhere
+        _PATHS.append(here)

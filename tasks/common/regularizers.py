@@ -265,8 +265,9 @@ def regularizer_record(cfg: Any, names: tuple[str, ...] | list[str], fields: Opt
     record = {}
     for name in names:
         info = regularizer_info(name)
+        kept = getattr(info.cls, "none_is_a_value", ())  # None passed on, as create_regularizer
         given = {k: v for k, v in options_for(cfg, name, fields, context).items()
-                 if v is not None and k in info.kwargs}
+                 if (v is not None or k in kept) and k in info.kwargs}
         record[name] = {"class": f"{info.module}.{info.qualname}",
                         "options": {**info.kwargs, **given}, "source": _source_hash(info)}
     return json.loads(json.dumps(record, default=str))  # as the file holds it: lists, text
@@ -298,6 +299,9 @@ def _record(run: Path, record: dict[str, Any], step: int) -> str | None:
     if step > 0 and path.exists():
         try:
             history = read_json(path, list)
+            if not all(isinstance(e, dict) and {"step", "regularizers"} <= set(e)
+                       for e in history):
+                raise ValueError("its entries are not {step, regularizers}")
         except Exception as err:  # noqa: BLE001 (a damaged record: said, then started again)
             history = []
             note = f"warning: {path} is unreadable ({err}); it starts again at step {step}"

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from robustrep.tasks.common import checkpoint as ckpt
-from robustrep.tasks.common.distributed import DistInfo, all_reduce_sum, barrier
+from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all_reduce_sum,
+                                                barrier)
 from robustrep.tasks.common.errors import Interrupted, TrainingDiverged
 from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir
@@ -99,6 +100,21 @@ class LossMeter:
         self.state[2] = torch.where(new_bad, float(step), self.state[2])
         self.state[3] = torch.where(new_bad, vals, self.state[3])
 
+    def align(self, keys: list[str], device: torch.device | str) -> None:
+        """Hold the terms ``keys`` in that order (every process's terms, in one order), an
+        absent one empty: the processes then reduce the same columns. A term that appears on
+        one process only (a plugin's, drawn per process) would otherwise pair other terms'
+        sums, or block the reduce."""
+        if keys == self.keys:
+            return
+        if self.state is not None:
+            device = self.state.device
+        empty = torch.tensor([0.0, 0.0, -1.0, 0.0], dtype=torch.float64, device=device)
+        old = {k: i for i, k in enumerate(self.keys)}
+        cols = [self.state[:, old[k]] if k in old else empty for k in keys]
+        self.keys = list(keys)
+        self.state = torch.stack(cols, 1) if cols else None
+
     def poll(self, reset: bool = True, reduce: Reduce | None = None
              ) -> tuple[dict[str, float], tuple[int, str, float] | None]:
         """Means since the last reset and the first non-finite term ``(step, name, value)``;
@@ -153,6 +169,14 @@ class TrainerBase:
         self.last_ckpt_step: int | None = None
         self.stop = StopRequest()
 
+    def _align_terms(self) -> None:
+        """With several processes: the loss meters hold every process's terms in one order
+        before their sums are reduced (collective)."""
+        if self.dist.world_size > 1:
+            names = all_gather_object(list(self.meter.keys))
+            self.meter.align(list(dict.fromkeys(k for keys in names for k in keys)),
+                             self.dist.device)
+
     @property
     def _reduce(self) -> Reduce | None:
         """How the loss meter sums over processes (None: one process)."""
@@ -167,6 +191,7 @@ class TrainerBase:
     def check_finite(self, reset: bool = True) -> dict[str, float]:
         """Read the loss meter (means since the last reset); stop on the first non-finite term.
         ``reset=False``: a check that is not a log (a checkpoint, an evaluation)."""
+        self._align_terms()
         means, bad = self.meter.poll(reset, self._reduce)
         flag = torch.tensor([0.0 if bad is None else 1.0], device=self.dist.device)
         if float(all_reduce_sum(flag)) > 0:
@@ -186,6 +211,7 @@ class TrainerBase:
         """Checkpoint this step (process 0 writes; ``state_dict`` may be collective), with the
         loss meter's sums since the last log."""
         self.check_finite(reset=False)
+        self._align_terms()
         state = {**self.state_dict(), "meter": self.meter.state_dict(self._reduce)}
         if self.dist.is_main:
             try:

@@ -172,7 +172,8 @@ class GanConfig:
     lr_d: float = _opt(2e-4, "D Adam learning rate", **POSITIVE)
     schedule: str = _opt("constant", "learning rate of G and D: constant, or linear (from "
                                      "--lr-g/--lr-d at the first iteration to 0 at --steps, set "
-                                     "before each iteration, as mimicry's SNGAN training)",
+                                     "before each iteration, as mimicry's SNGAN training; a "
+                                     "resume with other --steps goes on along the new line)",
                          SCHEDULES)
     beta1: float = _opt(0.5, "Adam beta1", **BETA)
     beta2: float = _opt(0.999, "Adam beta2", **BETA)

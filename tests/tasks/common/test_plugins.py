@@ -50,13 +50,35 @@ def test_a_module_in_the_working_folder_is_found_as_python_m_finds_it(tmp_path, 
     monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
     load_plugins(["--plugin", "pkg_toy_here.toy"])
     assert plugin_args() == ["--plugin", "pkg_toy_here.toy"]
+    # not PYTHONPATH: a checkout's robustrep/ in that folder would shadow the installed package
     env = plugin_env({"PYTHONPATH": "/elsewhere"})
-    assert env["PYTHONPATH"] == os.pathsep.join([str(tmp_path), "/elsewhere"])
+    assert env["PYTHONPATH"] == "/elsewhere" and env["ROBUSTREP_PLUGIN_PATH"] == str(tmp_path)
     with pytest.raises(UserError, match="^--plugin pkg_toy_here.nope: cannot import it: "
                                         "ModuleNotFoundError"):
         load_plugins(["--plugin", "pkg_toy_here.nope"])
     with pytest.raises(UserError, match="^--plugin no_such_top_pkg: cannot import it"):
         load_plugins(["--plugin", "no_such_top_pkg"])
+
+
+def test_a_child_finds_the_parents_module_plugin_at_the_end_of_its_path(tmp_path, monkeypatch):
+    """In the child (another folder), the parent's folder goes last on sys.path."""
+    (tmp_path / "toy_in_parent_folder.py").write_text(PLUGIN.read_text())
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    monkeypatch.setenv("ROBUSTREP_PLUGIN_PATH", str(tmp_path))
+    load_plugins(["--plugin", "toy_in_parent_folder"])
+    assert sys.path[-1] == str(tmp_path)
+
+
+def test_a_module_found_in_the_working_folder_through_python_m_is_passed_on(tmp_path,
+                                                                           monkeypatch):
+    """Under ``python -m`` (torchrun too) the working folder is sys.path[0]: the import needs no
+    fallback, yet a child starting in another folder needs the folder."""
+    (tmp_path / "toy_via_dash_m.py").write_text(PLUGIN.read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins(["--plugin", "toy_via_dash_m"])
+    assert plugin_env({})["ROBUSTREP_PLUGIN_PATH"] == str(tmp_path)
 
 
 def test_the_resume_hint_names_the_plugins(tmp_path, monkeypatch):

@@ -289,8 +289,20 @@ def test_a_resume_under_other_options_or_code_is_noted_and_kept(tmp_path):
         "regularizers.json)")
     history = json.loads((tmp_path / "regularizers.json").read_text())
     assert history == [{"step": 0, "regularizers": first}, {"step": 6, "regularizers": changed}]
-    (tmp_path / "regularizers.json").write_text("[{")  # damaged: said, and started again
-    assert _record(tmp_path, first, 8).startswith(
-        f"warning: {tmp_path / 'regularizers.json'} is unreadable (")
-    assert json.loads((tmp_path / "regularizers.json").read_text()) == [
-        {"step": 8, "regularizers": first}]
+    for damaged in ("[{", '[{"step": 0}]'):  # not JSON, or not its shape: said, started again
+        (tmp_path / "regularizers.json").write_text(damaged)
+        assert _record(tmp_path, first, 8).startswith(
+            f"warning: {tmp_path / 'regularizers.json'} is unreadable (")
+        assert json.loads((tmp_path / "regularizers.json").read_text()) == [
+            {"step": 8, "regularizers": first}]
+
+
+def test_the_record_keeps_a_none_the_class_takes_as_a_value():
+    """input_range None (unbounded 2-D data) is what DAT is built with, not the default."""
+    from robustrep.tasks.common.regularizers import regularizer_record
+    from robustrep.tasks.gan.regs import OPTION_FIELDS
+    cfg = _cfg(dat_t=None, dat_eps=None, reg_options=None)
+    record = regularizer_record(cfg, ["dat"], OPTION_FIELDS, {"input_range": None})
+    assert record["dat"]["options"]["input_range"] is None
+    assert regularizer_record(cfg, ["dat"], OPTION_FIELDS, {"input_range": (-1.0, 1.0)})[
+        "dat"]["options"]["input_range"] == [-1.0, 1.0]

@@ -38,3 +38,20 @@ def test_a_checkpoint_carries_the_global_sums_once():
         meter.update(1, {"d/total": torch.tensor(v)})
     # the uninterrupted run's mean of steps 0 and 1: (1 + 3 + 5 + 7) / 4
     assert first.poll(reduce=_all_reduce([first, second]))[0] == {"d/total": 4.0}
+
+
+def test_processes_with_other_terms_reduce_the_same_columns():
+    """A term only one process logged (a plugin's, drawn per process): before the reduce every
+    meter holds every term in one order, so sums pair with their own term."""
+    a, b = LossMeter(), LossMeter()
+    a.update(0, {"d/total": torch.tensor(1.0), "d/extra": torch.tensor(10.0)})
+    b.update(0, {"d/total": torch.tensor(3.0)})
+    union = list(dict.fromkeys(a.keys + b.keys))  # as TrainerBase._align_terms orders them
+    for meter in (a, b):
+        meter.align(union, "cpu")
+    assert a.keys == b.keys == ["d/total", "d/extra"]
+    means, bad = a.poll(reduce=_all_reduce([a, b]))
+    assert means == {"d/total": 2.0, "d/extra": 10.0} and bad is None
+    empty = LossMeter()
+    empty.align(["d/total"], "cpu")  # a process that logged nothing yet
+    assert empty.poll()[0] == {}
