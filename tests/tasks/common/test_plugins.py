@@ -1,7 +1,6 @@
 """The plugins a process loaded go with the commands it starts in new processes: ``report`` and
 ``ood bench`` train what the parent accepted (tests/plugins/toy_regularizer.py, ``--reg toy``)."""
 
-import os
 import shutil
 import sys
 from pathlib import Path
