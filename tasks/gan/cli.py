@@ -55,14 +55,15 @@ def _add_train(sub) -> None:
 def _add_eval(sub) -> None:
     """FID/KID/precision-recall (or 2-D mode stats) of a run"""
     add_command(sub, "eval", "FID/KID/precision-recall (or 2-D mode stats) of a run", EvalOptions,
-                cmd_eval, description="Score a run's G-EMA; writes RUN/eval.json and prints a "
-                                      "table.")
+                cmd_eval, description="Score a run's G-EMA (G when the run keeps none); "
+                                      "writes RUN/eval.json and prints a table.")
 
 
 def _add_sample(sub) -> None:
     """draw samples from a run as a PNG grid and/or a .pt file"""
     add_command(sub, "sample", "draw samples from a run as a PNG grid and/or a .pt file",
-                SampleOptions, cmd_sample, description="Draw N samples from a run's G-EMA.")
+                SampleOptions, cmd_sample,
+                description="Draw N samples from a run's G-EMA (G when the run keeps none).")
 
 
 def _add_fid(sub) -> None:

@@ -458,7 +458,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     does (``fid_name``, and the value again under that name: ``fid50k_full`` for 50,000
     samples against all reals).
     """
-    from robustrep.tasks.gan.sample import load_generator  # sample never imports evaluate
+    from robustrep.tasks.gan.sample import ema_used, load_generator  # no import cycle
 
     if num_samples is not None and num_samples < 2:
         raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "
@@ -480,7 +480,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights,
                           fid_features=fid_features, max_real=max_real)
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
-               "generator": "ema" if use_ema else "G", **evaluator.info}
+               "generator": "ema" if ema_used(cfg, use_ema) else "G", **evaluator.info}
     if "fid" in metrics:
         real = None if max_real is None or max_real >= len(data.unmirrored()) else max_real
         name = fid_name(metrics["num_samples"], real)

@@ -53,6 +53,12 @@ def checkpoint_path(run: str | Path, checkpoint: str | Path | None) -> Path:
                           f"names)")
 
 
+def ema_used(cfg: GanConfig, use_ema: bool) -> bool:
+    """Whether :func:`load_generator` gives the G-EMA: asked for, and the run keeps one (a run
+    with ``ema_decay`` 0, as the SNGAN presets, has only G, which is then what is sampled)."""
+    return use_ema and cfg.ema_decay > 0
+
+
 def load_generator(run: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
                    use_ema: bool = True) -> tuple[torch.nn.Module, GanConfig, int, torch.device]:
     """G-EMA (or G) of a run's checkpoint (latest by default), on ``device``, in eval mode."""
@@ -115,6 +121,7 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     if grid is None:
         check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
+    use_ema = ema_used(cfg, use_ema)  # what was sampled: the names and the record say it
     samples = generate(G, num, dev, seed=seed, **_truncated(G, truncation, run)).cpu()
     if grid is None:
         drawn = _drawn(seed, num, use_ema, truncation)

@@ -209,6 +209,18 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
                                                         + ([train] if train else [])) / 2**20, 2)})
 
 
+def check_not_constant(name: str, scores: Sequence[torch.Tensor]) -> None:
+    """Refuse scores that are one value up to float noise: their AUROC (about 50) would read as
+    a weak detector, where the detector sees nothing here (RankFeat on 1x1 feature maps, where
+    removing the rank-1 part leaves nothing; MCD's variance on a network without dropout)."""
+    values = torch.cat([s.double().flatten() for s in scores])
+    spread = float(values.max() - values.min())
+    if spread <= 1e-6 * max(1.0, float(values.abs().max())):
+        raise ValueError(f"{name} gives every image the same score ({float(values[0]):.6g}, "
+                         f"spread {spread:.2g}): it sees nothing in this classifier here, so "
+                         f"its AUROC would mean nothing")
+
+
 def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracted | None,
                   fit_set, id_data: Extracted, ood_data: dict[str, Extracted], loaders,
                   batch_size, workers, device) -> DetectorResult:
@@ -230,6 +242,7 @@ def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracte
         result.id_scores = run("__id__", id_data)
         for name, data in ood_data.items():
             result.ood_scores[name] = run(name, data)
+        check_not_constant(spec.name, [result.id_scores, *result.ood_scores.values()])
         result.fit_seconds, result.score_seconds = t1 - t0, time.perf_counter() - t1
         for name, scores in result.ood_scores.items():
             result.metrics[name], result.roc[name] = compute_metrics(result.id_scores, scores)

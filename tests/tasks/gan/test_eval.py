@@ -334,3 +334,17 @@ def test_precision_recall_judge_a_random_subset_of_the_larger_side():
 
     out = score_features(side(real), side(fake), kid_subsets=2, pr_samples=40)
     assert out["pr_samples"] == 40 and out["precision"] > 0.9 and out["recall"] < 0.3
+
+
+def test_a_run_without_g_ema_says_its_samples_and_scores_are_gs(tiny_cfg, tmp_path):
+    """The SNGAN presets keep no G-EMA (mimicry's protocol): sampling and evaluating "the
+    G-EMA" by default use G, and the names and records now say G (they said ema)."""
+    from robustrep.tasks.gan.evaluate import evaluate_run
+    from robustrep.tasks.gan.sample import sample_run
+    from robustrep.tasks.gan.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=1, ema_decay=0.0, out=str(run)), show_progress=False)
+    record = sample_run(run, num=4, device="cpu")
+    assert record["ema"] is False and record["grid"].endswith("-seed0-n4-noema.png")
+    scores = evaluate_run(run, num_samples=16, device="cpu")
+    assert scores["generator"] == "G"

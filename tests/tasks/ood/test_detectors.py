@@ -84,7 +84,12 @@ def test_every_supported_detector_runs(tiny_classifier, tiny_data):
     # SHE stores the mean feature of the correctly classified train samples of each class;
     # an untrained net may classify none of a class correctly, which SHE rejects by design.
     failed = {n: d.error for n, d in result.detectors.items() if d.error}
-    assert set(failed) <= {"SHE"}, failed
+    # this net has no dropout (MCD's variance is 0) and 1x1 feature maps (RankFeat's residual is
+    # empty): they ran, and their constant scores are refused rather than scored at AUROC 50
+    constant = {n for n, e in failed.items() if e.startswith(f"ValueError: {n} gives every "
+                                                            f"image the same score")}
+    assert constant == {"MCD", "RankFeat"}, failed
+    assert set(failed) - constant <= {"SHE"}, failed
 
 
 def test_separable_reaches_one_and_shuffled_half(toy_clusters):
