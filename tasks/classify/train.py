@@ -283,9 +283,9 @@ class Trainer(TrainerBase):
         if saved not in (None, self.dist.world_size):  # --batch-size is per process
             raise RunFolderError(f"{self.run.path} was trained with {saved} process(es) and is "
                                  f"resumed with {self.dist.world_size}: --batch-size is per "
-                                 f"process, so the "
-                                 f"global batch would change from {saved * self.cfg.batch_size} "
-                                 f"to {self.dist.world_size * self.cfg.batch_size}; resume with "
+                                 f"process, so the global batch would change from "
+                                 f"{saved * self.cfg.batch_size} to "
+                                 f"{self.dist.world_size * self.cfg.batch_size}; resume with "
                                  f"{saved} process(es)")
         mine = state["ranks"][self.dist.rank] if "ranks" in state else state
         for where, reg_state in (mine.get("regs") or {}).items():

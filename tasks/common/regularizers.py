@@ -320,9 +320,9 @@ def _changes(old: dict[str, Any], new: dict[str, Any], run: Path, step: int) -> 
     parts = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name, {}), new.get(name, {})
-        diffs = [f"{k} {a['options'].get(k)!r} -> {b['options'].get(k)!r}"
-                 for k in sorted(set(a.get("options", {})) | set(b.get("options", {})))
-                 if a.get("options", {}).get(k) != b.get("options", {}).get(k)]
+        oa, ob = a.get("options", {}), b.get("options", {})
+        diffs = [f"{k} {oa.get(k)!r} -> {ob.get(k)!r}" for k in sorted(set(oa) | set(ob))
+                 if oa.get(k) != ob.get(k)]
         if a.get("class") != b.get("class"):
             diffs.insert(0, f"class {a.get('class')} -> {b.get('class')}")
         if a.get("source") != b.get("source"):

@@ -210,8 +210,7 @@ class TrainerBase:
     def save(self) -> None:
         """Checkpoint this step (process 0 writes; ``state_dict`` may be collective), with the
         loss meter's sums since the last log."""
-        self.check_finite(reset=False)
-        self._align_terms()
+        self.check_finite(reset=False)  # also aligns the processes' terms for the reduce below
         state = {**self.state_dict(), "meter": self.meter.state_dict(self._reduce)}
         if self.dist.is_main:
             try:
