@@ -317,10 +317,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     notes: list[str] = []
     if not (specs_by_name or ood):  # the default sets: those that are OOD for this run
         ood = [n for n in ds.builtin_ood_names() if ds.suits(n, config)]
-        notes += [f"left out the OOD set {n}: it holds {ds.trained_overlap(n, config)}, which "
-                  f"the classifier was trained on" if ds.trained_overlap(n, config) else
-                  f"left out the OOD set {n}: it transforms {ds.untrained_digits(n, config)}, "
-                  f"which the classifier was not trained on"
+        notes += [f"left out the OOD set {n}: {ds.unsuited(n, config)}"
                   for n in ds.builtin_ood_names() if n not in ood]
     ood = list(specs_by_name or ood)
     ds.check_not_trained_on(ood, config)  # before any data is built or feature extracted
