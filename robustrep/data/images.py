@@ -15,6 +15,12 @@ to 8 bits (v / 257) before conversion; PIL's ``convert`` would clip them to 255.
 value range cannot be known (32-bit float, mode ``F``, which may hold [0, 1] or anything; 32-bit
 integer, mode ``I`` from a TIFF, which may hold 0..255 or 0..65535) are refused with a ValueError
 naming the file (and found by :func:`find_bad_images`), never scaled by a guess.
+
+Transparency: an image whose alpha (an RGBA/LA/PA band, or a palette or colour key marked
+transparent) is below 255 anywhere is refused the same way. Dropping the alpha, as
+``convert("RGB")`` does, would show whatever colour the file keeps under its transparent pixels
+(often black, often arbitrary), and compositing would guess a background. Images with an alpha
+band that is opaque everywhere are read as their colours.
 """
 
 from __future__ import annotations
@@ -99,6 +105,30 @@ def _to_8bit(image: Any) -> Any:
     return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+ACCEPTED_ALPHA = ("accepted: opaque images; composite them onto the background you want first "
+                  "(e.g. PIL's Image.alpha_composite)")
+
+
+def _may_be_transparent(image: Any) -> bool:
+    """Whether ``image``'s header declares an alpha band or a transparent colour."""
+    return image.mode in ALPHA_MODES or (image.mode in ("1", "L", "P", "RGB")
+                                         and "transparency" in image.info)
+
+
+def _transparency_problem(image: Any) -> str | None:
+    """Why ``image`` cannot be read without its alpha (some pixel is not opaque), or None.
+    Decodes ``image`` when its header declares transparency."""
+    if not _may_be_transparent(image):
+        return None
+    alpha = image.convert("RGBA").getchannel("A")
+    clear = sum(alpha.histogram()[:255])
+    if clear == 0:
+        return None
+    return (f"{clear} of {image.width * image.height} pixels are transparent (alpha below 255), "
+            f"and their colour without a background is a guess; {ACCEPTED_ALPHA}")
+
+
 def check_depth(image: Any, name: str | os.PathLike = "image") -> None:
     """Raise ValueError naming ``name`` (the file) when ``image`` holds 32-bit float or integer
     values whose range is unknown. Call it on ``image`` unloaded (as ``Image.open`` returns
@@ -110,8 +140,12 @@ def check_depth(image: Any, name: str | os.PathLike = "image") -> None:
 
 def convert_image(image: Any, channels: int, name: str | os.PathLike = "image") -> Any:
     """``image`` as 8-bit "L" (``channels`` 1) or "RGB" (3), 16-bit grey scaled, not clipped;
-    a value range that cannot be known is a ValueError naming ``name`` (:func:`check_depth`)."""
+    a value range that cannot be known (:func:`check_depth`) or a transparent pixel is a
+    ValueError naming ``name``."""
     check_depth(image, name)
+    problem = _transparency_problem(image)
+    if problem is not None:
+        raise UnreadableImageError(f"cannot read {name}: {problem}")
     if image.mode in WIDE_MODES:
         image = _to_8bit(image)
     return image.convert("L" if channels == 1 else "RGB")
@@ -143,6 +177,12 @@ def image_problem(source: Path | BinaryIO) -> str | None:
                 # mode) still reads the whole stream, so truncation shows.
                 image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
+            transparent = _may_be_transparent(image)
+        if transparent:  # verify() leaves a PNG unusable: opened again to read its alpha
+            if hasattr(source, "seek"):
+                source.seek(0)
+            with Image.open(source) as image:
+                return _transparency_problem(image)
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
         return decode_error(err)
     return None

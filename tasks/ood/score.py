@@ -342,7 +342,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             "weights": config.get("weights"),
             "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
             "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
-            "feature_maps": feature_maps, "resize": resize, "seed": seed, "ema": use_ema,
+            "feature_maps": feature_maps, "resize": resize, "seed": seed,
+            "ema": config.get("weights") == "ema",  # what was scored, not what was asked
             "openood": openood, "ood_specs": specs_by_name or None, "groups": groups or None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}

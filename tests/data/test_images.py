@@ -110,3 +110,41 @@ def test_16_bit_grey_png_tiff_and_pgm_are_scaled(tmp_path):
     for i in range(3):
         assert torch.allclose(ds[i][0], expected, atol=1e-6), ds.samples[i]
     assert torch.allclose(ds[3][0], torch.from_numpy(twelve / 4095).float()[None], atol=1 / 255)
+
+
+def _rgba(alpha_corner: int) -> Image.Image:
+    """An 8x8 red RGBA image whose alpha is 255 but at (0, 0), where it is ``alpha_corner``; the
+    colour kept under that pixel is black, what dropping the alpha would show."""
+    pixels = np.zeros((8, 8, 4), np.uint8)
+    pixels[..., 0], pixels[..., 3] = 200, 255
+    pixels[0, 0] = (0, 0, 0, alpha_corner)
+    return Image.fromarray(pixels, "RGBA")
+
+
+def test_transparent_images_are_refused_and_opaque_alpha_is_read(tmp_path):
+    """Was: convert("RGB") dropped the alpha, so a transparent pixel read as the black the file
+    keeps under it. Refused in every form PIL gives transparency (RGBA, LA, a colour key), by
+    the scan before any work and when a sample is read; an alpha band opaque everywhere reads
+    as its colours."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    _rgba(0).save(flat / "0.png")
+    _rgba(254).save(flat / "1.webp", lossless=True)
+    _rgba(0).convert("LA").save(flat / "2.png")
+    Image.new("L", (8, 8), 30).save(flat / "3.png", transparency=30)  # a grey colour key
+    accepted = "accepted: opaque images; composite them onto the background you want first"
+    reasons = dict((p.name, why) for p, why in find_bad_images(sorted(flat.iterdir())))
+    assert reasons["0.png"].startswith("1 of 64 pixels are transparent (alpha below 255)")
+    assert reasons["3.png"].startswith("64 of 64 pixels are transparent")
+    assert sorted(reasons) == ["0.png", "1.webp", "2.png", "3.png"]
+    assert all(accepted in why for why in reasons.values())
+    ds = image_folder(flat, 8)
+    for i in range(4):
+        with pytest.raises(ValueError, match=f"cannot read {ds.samples[i]}: .*transparent"):
+            ds[i]
+    opaque = tmp_path / "opaque"
+    opaque.mkdir()
+    _rgba(255).save(opaque / "0.png")
+    ds = image_folder(opaque, 8, verify=True)
+    assert torch.equal(ds[0][0], torch.from_numpy(np.asarray(_rgba(255).convert("RGB"))
+                                                  ).permute(2, 0, 1).float() / 255)

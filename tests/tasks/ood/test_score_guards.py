@@ -43,6 +43,8 @@ def test_the_default_sets_leave_out_digits59_for_such_a_run(all_digits_run, caps
                  "--max-samples", "8", "--no-plots", "--quiet", "--device", "cpu"]) == 0
     data = json.loads((all_digits_run / "ood" / "results.json").read_text())
     assert "digits59" not in data["ood"] and "gaussian" in data["ood"]
+    # was "ema": true beside "weights": "model": the run has no EMA weights to score
+    assert data["weights"] == "model" and data["ema"] is False
     assert "left out the OOD set digits59" in capsys.readouterr().err
 
 
