@@ -22,8 +22,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     # regularizers and the registry
-    "AdaptiveMix": "robustrep.adaptivemix",
-    "adaptivemix": "robustrep.adaptivemix",
+    "AdaptiveMix": "robustrep.adaptivemix",  # its function is robustrep.adaptivemix.adaptivemix:
+    # a name both here and in _SUBMODULES turns from the function into the module once the
+    # submodule is imported
     "SampleMix": "robustrep.mixing",
     "mixup": "robustrep.mixing",
     "cutmix": "robustrep.mixing",

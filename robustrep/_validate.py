@@ -99,11 +99,22 @@ def _check_finite(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number, got {value}")
 
 
+def _type_name(value: Any, integer: bool) -> str:
+    """``value``'s type, with the cast that makes it a Python number when it is a numpy or
+    0-d torch scalar (kept out: their arithmetic with tensors differs from a float's)."""
+    name = type(value).__name__
+    scalar = type(value).__module__ == "numpy" or (isinstance(value, torch.Tensor)
+                                                   and value.dim() == 0)
+    if scalar and not isinstance(value, bool):
+        return f"{type(value).__module__}.{name}; pass {'int' if integer else 'float'}(value)"
+    return name
+
+
 def check_nonneg(name: str, value: Any, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be a {'non-negative int' if integer else 'number >= 0'}, "
-                        f"got {type(value).__name__}")
+                        f"got {_type_name(value, integer)}")
     _check_finite(name, value)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
@@ -113,7 +124,7 @@ def check_positive(name: str, value: Any, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be a {'positive int' if integer else 'number > 0'}, "
-                        f"got {type(value).__name__}")
+                        f"got {_type_name(value, integer)}")
     _check_finite(name, value)
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")

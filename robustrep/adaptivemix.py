@@ -123,10 +123,10 @@ def adaptivemix(model: Any, x: Tensor, lam: float | Tensor, index: Tensor,
     x_mix = mixup(x, x[index], lam)[0]
     if fuse_passes:
         _check_no_batch_statistics(split)
-        z, z_mix = split.features(torch.cat([x, x_mix])).tensor_split(2)
+        z, z_mix = _features(split, torch.cat([x, x_mix])).tensor_split(2)
     else:
-        z_mix = split.features(x_mix)  # the reference embeds the mixed batch first
-        z = split.features(x)
+        z_mix = _features(split, x_mix)  # the reference embeds the mixed batch first
+        z = _features(split, x)
     if noise is None and noise_std > 0:
         noise = noise_std * torch.randn(z.shape, generator=generator, device=z.device,
                                         dtype=torch.float32).to(z.dtype)
@@ -143,9 +143,9 @@ def adaptivemix_three_pass(model: Any, x: Tensor, lam: float | Tensor, index: Te
     """
     split, lam = _check_call(model, x, lam, index, distance, mode, weight)
     x_b = x[index]
-    z_mix = split.features(mixup(x, x_b, lam)[0])
-    z = split.features(x)
-    z_b = split.features(x_b)
+    z_mix = _features(split, mixup(x, x_b, lam)[0])
+    z = _features(split, x)
+    z_b = _features(split, x_b)
     return _terms(split, z, z_b, z_mix, lam, index, noise, distance, mode, weight)
 
 
@@ -265,6 +265,24 @@ def _check_no_batch_statistics(split: torch.nn.Module) -> None:
                              f"them; use fuse_passes=False, or eval mode")
 
 
+def _features(split: Any, x: Tensor) -> Tensor:
+    return _one_tensor("features", split.features(x))
+
+
+def _head(split: Any, z: Tensor) -> Tensor:
+    return _one_tensor("head", split.head(z))
+
+
+def _one_tensor(part: str, out: Any) -> Tensor:
+    """``out`` when it is a tensor: AdaptiveMix adds and mixes the parts' outputs, which a
+    tuple or dict would join or fail on far from the cause."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"the model's {part} must return one tensor, got {type(out).__name__}; "
+                        f"wrap the model in a robustrep.split.FeatureSplit whose features and "
+                        f"head return tensors")
+    return out
+
+
 def _terms(split: Any, z: Tensor, z_b: Tensor, z_mix: Tensor, lam: Tensor, index: Tensor,
            noise: Tensor | None, distance: str, mode: str, weight: float) -> dict[str, Tensor]:
     """Shrinkage, logits and logging terms from the clean, partner and mixed features."""
@@ -278,9 +296,9 @@ def _terms(split: Any, z: Tensor, z_b: Tensor, z_mix: Tensor, lam: Tensor, index
         target = target + noise.detach()
     shrink = shrinkage(z_mix, target, distance)
     if mode == "reference":
-        logits = split.head(z_lin) + split.head(z_mix)
+        logits = _head(split, z_lin) + _head(split, z_mix)
     else:
-        logits = split.head(z)
+        logits = _head(split, z)
     return {
         "loss": weight * shrink.mean(),
         "logits": logits,

@@ -48,6 +48,7 @@ attack float32 copies where the radius must hold exactly.
 from __future__ import annotations
 
 import contextlib
+import dis
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -395,6 +396,10 @@ def _input_grad(loss_fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
         raise ValueError("loss_fn(x) must return a tensor that depends on x with grad, got "
                          f"{type(loss).__name__}" + ("" if not isinstance(loss, Tensor)
                                                      else " without grad"))
+    if loss.dim() > 0 and loss.numel() != x.shape[0]:  # logits [B, K]: their sum is no loss
+        raise ValueError(f"loss_fn(x) must return a per-sample loss [{x.shape[0]}] or a "
+                         f"scalar, got shape {tuple(loss.shape)}; for a classifier, pass "
+                         f"robustrep.adversarial.classifier_loss(model, y)")
     (grad,) = torch.autograd.grad(loss.float().sum(), x, allow_unused=True)
     if grad is None:
         raise ValueError("loss_fn(x) does not depend on x")
@@ -474,10 +479,22 @@ def _referenced_modules(fn: Any) -> list[nn.Module]:
         return []
     cells = [cell.cell_contents for cell in (fn.__closure__ or ()) if _filled(cell)]
     names = getattr(fn, "__globals__", {})
-    for value in cells + [names[n] for n in code.co_names if n in names]:
+    for value in cells + [names[n] for n in _global_names(code) if n in names]:
         if isinstance(value, nn.Module):
             found.setdefault(id(value), value)
     return list(found.values())
+
+
+def _global_names(code: Any) -> set[str]:
+    """The global names ``code`` (and the functions defined in it) loads. Not ``co_names``,
+    which holds attribute names too: ``self.model(x)`` would name an unrelated global
+    ``model``, whose buffers would be kept while the attacked model's drift."""
+    found = {ins.argval for ins in dis.get_instructions(code)
+             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            found |= _global_names(const)
+    return found
 
 
 def _filled(cell: Any) -> bool:

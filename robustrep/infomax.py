@@ -57,9 +57,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from robustrep._validate import check_nonneg, check_positive, check_same_device, check_tensor
+from robustrep._validate import (check_nonneg, check_positive, check_same_device, check_tensor,
+                                 options_repr)
 from robustrep.registry import register_regularizer
-from robustrep.split import probe_shape
+from robustrep.split import placed_like, probe_shape
 
 SELF_LOGIT = -10.0  # the reference's logit for an image's own locations among the negatives
 
@@ -145,10 +146,7 @@ class InfoMax(nn.Module):
     @classmethod
     def from_sequential(cls, d: nn.Module, local_end: int, **kwargs) -> InfoMax:
         """Split a D whose ``trunk`` is an ``nn.Sequential`` after layer ``local_end - 1``."""
-        trunk = getattr(d, "trunk", None)
-        if not isinstance(trunk, nn.Sequential) or not 0 < local_end < len(trunk):
-            raise ValueError(f"d.trunk must be an nn.Sequential longer than local_end="
-                             f"{local_end}, got {type(trunk).__name__}")
+        trunk = _sequential_trunk(d, local_end)
         return cls(trunk[:local_end], trunk[local_end:], d.top, **kwargs)
 
     def features(self, x: Tensor) -> Tensor:
@@ -200,15 +198,29 @@ class InfoMaxTask:
     def wrap(self, d: nn.Module, sample_shape: tuple[int, ...], local_end: int | None) -> InfoMax:
         if local_end is None:
             raise ValueError("infomax needs a discriminator whose trunk has a local feature map")
-        trunk = d.trunk
+        trunk = _sequential_trunk(d, local_end)
         local_channels = probe_shape(d, trunk[:local_end], sample_shape)[0]
         global_dim = probe_shape(d, trunk, sample_shape)
-        return InfoMax.from_sequential(
+        return placed_like(InfoMax.from_sequential(
             d, local_end, local_channels=local_channels, global_dim=math.prod(global_dim),
-            nrkhs=self.nrkhs, infomax_loss_scale=self.d_scale, g_infomax_loss_scale=self.g_scale)
+            nrkhs=self.nrkhs, infomax_loss_scale=self.d_scale, g_infomax_loss_scale=self.g_scale),
+            d)
 
     def d_aux_loss(self, D: InfoMax, x_real: Tensor) -> Tensor:
         return D.d_loss(x_real)["loss"]
 
     def g_aux_loss(self, D: InfoMax, x_fake: Tensor) -> Tensor:
         return D.g_loss(x_fake)["loss"]
+
+    __repr__ = options_repr
+
+
+def _sequential_trunk(d: nn.Module, local_end: int) -> nn.Sequential:
+    """``d.trunk``, checked to be an ``nn.Sequential`` that ``local_end`` splits."""
+    trunk = getattr(d, "trunk", None)
+    if not isinstance(trunk, nn.Sequential) or not 0 < local_end < len(trunk):
+        what = (f"an nn.Sequential of {len(trunk)} layers" if isinstance(trunk, nn.Sequential)
+                else type(trunk).__name__)
+        raise ValueError(f"d.trunk must be an nn.Sequential longer than local_end={local_end} "
+                         f"(and d.top its last layers), got {what}")
+    return trunk

@@ -405,10 +405,12 @@ def _dense_target(y: Tensor, num_classes: int) -> Tensor:
             raise ValueError(f"dense y must be floating [B, {num_classes}], "
                              f"got {y.dtype} {tuple(y.shape)}")
         return y.float()
-    if y.is_floating_point():
+    if y.is_floating_point() or y.dtype == torch.bool:  # a bool mask is no class index
         raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")
-    # The range check reads values; only do it where that costs no device sync.
-    if y.device.type == "cpu" and y.numel() and bool(((y < 0) | (y >= num_classes)).any()):
+    # The range check reads values; only do it where that costs no device sync (nor a graph
+    # break under torch.compile).
+    if y.device.type == "cpu" and not torch.compiler.is_compiling() and y.numel() and bool(
+            ((y < 0) | (y >= num_classes)).any()):
         raise ValueError(f"y must hold class indices in [0, {num_classes}), got values in "
                          f"[{int(y.min())}, {int(y.max())}]")
     return torch.zeros(y.shape[0], num_classes, device=y.device).scatter_(1, y.long()[:, None], 1.0)

@@ -433,6 +433,8 @@ def _check_program(program: str) -> None:
 
 def regularizer_info(name: str) -> RegularizerInfo:
     _ensure_loaded()
+    if isinstance(name, str) and name.lower() in _REGISTRY:  # names are lower case, as --reg's
+        name = name.lower()
     if name not in _REGISTRY:
         raise ValueError(f"unknown regularizer {name!r}; registered: "
                          f"{', '.join(list_regularizers())}{_unreadable_note()}")
@@ -454,6 +456,7 @@ def create_regularizer(name: str, **kwargs: Any) -> Any:
     except the options the class lists in ``none_is_a_value`` (``input_range=None``: unbounded
     inputs), where ``None`` is passed on."""
     info = regularizer_info(name)
+    name = info.name
     _check_unique(name)
     cls = info.cls  # imports the module, which may refresh the entry
     kept = getattr(cls, "none_is_a_value", ())
@@ -462,7 +465,23 @@ def create_regularizer(name: str, **kwargs: Any) -> Any:
     if unknown:
         raise TypeError(f"regularizer {name!r} takes no option(s) {', '.join(unknown)}; "
                         f"options: {', '.join(info.kwargs)}")
+    missing = [n for n in _required(cls) if n not in given]
+    if missing:  # Python's own "missing 2 required positional arguments" names no method
+        raise TypeError(f"regularizer {name!r} needs the option(s) {', '.join(missing)}, which "
+                        f"have no default ({'; '.join(_option_help(info, n) for n in missing)})")
     return cls(**given)
+
+
+def _required(cls: Any) -> list[str]:
+    """The constructor's options without a default."""
+    params = inspect.signature(cls).parameters.values()
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _option_help(info: Any, name: str) -> str:
+    text = info.options[name].help if name in info.options else ""
+    return f"{name}: {text.split('. ')[0].rstrip('.')}" if text else name
 
 
 def name_of(cls: type) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 
@@ -69,7 +70,11 @@ class TimmSplit(nn.Module):
         return self.model.forward_features(self.prepare(x))
 
     def pool(self, maps: Tensor) -> Tensor:
-        """Trunk output -> the pooled pre-logit vector ``[B, num_features]``."""
+        """Trunk output -> the pooled pre-logit vector ``[B, num_features]`` (``[B, 2 *
+        num_features]`` for a model whose two heads read two tokens, :func:`_token_heads`)."""
+        if _token_heads(self.model):
+            drop = self.model.head_drop
+            return torch.cat([drop(maps[:, 0]), drop(maps[:, 1])], dim=1)
         return self.model.forward_head(maps, pre_logits=True)
 
     def features(self, x: Tensor) -> Tensor:
@@ -85,7 +90,7 @@ class TimmSplit(nn.Module):
 def _classifier(model: nn.Module) -> Any:
     """``get_classifier()`` as a function of the pooled pre-logits, ``[B, C] -> [B, classes]``:
     a 1x1-conv classifier (DLA, DPN, ResNetV2) on ``[B, C, 1, 1]``, a classifier head module
-    (Sequencer's) through its ``fc``, the two heads of a distilled model (DeiT, LeViT,
+    (Sequencer's) through its ``fc``, the two heads of a distilled model (DeiT, PiT, LeViT,
     EfficientFormer) averaged as its ``forward_head`` does outside distillation training."""
     found = model.get_classifier()
     name = type(model).__name__
@@ -96,6 +101,9 @@ def _classifier(model: nn.Module) -> Any:
         if getattr(model, "distilled_training", False):
             raise TypeError(f"{name} is in distillation training (two logits): call "
                             f"set_distilled_training(False) or wrap it in a FeatureSplit")
+        if _token_heads(model):  # the class token's half to head, the distillation token's
+            return lambda z: (found[0](z[:, :z.shape[1] // 2]) +
+                              found[1](z[:, z.shape[1] // 2:])) / 2
         return lambda z: (found[0](z) + found[1](z)) / 2
     if not isinstance(found, nn.Module) or isinstance(found, (nn.ModuleList, nn.ModuleDict)):
         raise TypeError(f"{name}'s classifier ({type(found).__name__}) is not one function of "
@@ -105,6 +113,14 @@ def _classifier(model: nn.Module) -> Any:
     if isinstance(found, nn.Conv2d):
         return lambda z: found(z[..., None, None]).flatten(1)
     return found
+
+
+def _token_heads(model: nn.Module) -> bool:
+    """Whether ``model``'s two heads read two tokens, the class token's and the distillation
+    token's (DeiT, PiT distilled), which timm's one averaged pre-logit vector does not give:
+    their pre-logits are then both tokens side by side."""
+    return (type(model).__name__ in ("VisionTransformerDistilled", "PoolingVisionTransformer")
+            and getattr(model, "head_dist", None) is not None)
 
 
 def _has_methods(model: Any, *names: str) -> bool:
@@ -126,22 +142,31 @@ def as_split(model: Any) -> nn.Module:
     if is_split(model):
         return model
     raise TypeError(
-        f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit, "
-        "a module with features()/head() methods, or a timm model (forward_features/forward_head)")
+        f"cannot split {type(model).__name__} into features and head: pass a FeatureSplit "
+        "(e.g. FeatureSplit(nn.Sequential(*list(net.children())[:-1], nn.Flatten()), net.fc) "
+        "for a torchvision ResNet), a module with features()/head() methods, or a timm model "
+        "(forward_features/forward_head)")
+
+
+def placed_like(new: nn.Module, model: nn.Module) -> nn.Module:
+    """``new`` (layers built to read ``model``'s features) on ``model``'s device and in its
+    floating dtype, which freshly built layers do not share (float32, on the CPU)."""
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return new if param is None else new.to(param.device, param.dtype)
 
 
 def probe_shape(module: nn.Module, fn: Any, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Per-sample shape of ``fn(zeros(2, *sample_shape))``, with ``module`` in eval mode and no
     grad, so no BatchNorm statistic or spectral-norm vector of ``module`` moves (its mode is
     restored). Sizes a head that reads a network's features."""
-    import torch
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
             param = next(module.parameters(), None)
             device = param.device if param is not None else None
-            out = fn(torch.zeros(2, *sample_shape, device=device))
+            dtype = param.dtype if param is not None and param.is_floating_point() else None
+            out = fn(torch.zeros(2, *sample_shape, device=device, dtype=dtype))
     finally:
         module.train(was_training)
     return tuple(out.shape[1:])

@@ -48,9 +48,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from robustrep._validate import check_nonneg, check_tensor
+from robustrep._validate import check_nonneg, check_tensor, options_repr
 from robustrep.registry import register_regularizer
-from robustrep.split import as_split, probe_shape
+from robustrep.split import as_split, placed_like, probe_shape
 
 NUM_ROTATIONS = 4
 
@@ -175,10 +175,12 @@ class SSGANTask:
              local_end: int | None = None) -> SSGAN:
         split = as_split(d)
         dim = math.prod(probe_shape(d, split.features, sample_shape))
-        return SSGAN(d, dim, self.d_scale, self.g_scale)
+        return placed_like(SSGAN(d, dim, self.d_scale, self.g_scale), d)
 
     def d_aux_loss(self, D: SSGAN, x_real: Tensor) -> Tensor:
         return D.d_loss(x_real)["loss"]
 
     def g_aux_loss(self, D: SSGAN, x_fake: Tensor) -> Tensor:
         return D.g_loss(x_fake)["loss"]
+
+    __repr__ = options_repr

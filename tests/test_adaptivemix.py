@@ -247,6 +247,32 @@ def test_bad_call_arguments():
         adaptivemix(make_split().to("meta"), x, 0.5, index)
 
 
+class _Pair(nn.Module):
+    """A part that returns (its layer's output, its input)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, v):
+        return self.layer(v), v
+
+
+def test_parts_that_return_tuples_are_refused():
+    # Was: a head returning (logits, z) gave reference-mode "logits" as the tuple of both
+    # calls joined by +, four entries; a tuple of features failed in the noise draw
+    x, index, _ = inputs()
+    trunk = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 4))
+    for model, part in ((FeatureSplit(trunk, _Pair(nn.Linear(4, 1))).double(), "head"),
+                        (FeatureSplit(_Pair(trunk), nn.Linear(4, 1)).double(), "features")):
+        for fuse in (False, True):
+            with pytest.raises(TypeError, match=rf"^the model's {part} must return one "
+                                                rf"tensor, got tuple; wrap the model"):
+                adaptivemix(model, x, 0.5, index, fuse_passes=fuse, mode="reference")
+        with pytest.raises(TypeError, match=f"{part} must return one tensor"):
+            adaptivemix_three_pass(model, x, 0.5, index, mode="additive")
+
+
 def test_non_finite_and_mixed_dtype_calls_name_the_argument():
     model = make_split()  # float64
     x, index, noise = inputs()

@@ -1083,6 +1083,41 @@ def test_a_lambda_or_closure_over_the_model_keeps_its_batchnorm_statistics():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
+def test_an_attribute_named_like_a_global_module_is_not_taken_for_it():
+    # Was: co_names holds attribute names too, so a trainer's self.model(v) found a script's
+    # unrelated global `model`, whose buffers were kept while the attacked net's drifted
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
+                        nn.Linear(144, 3)).train()
+    x, y = torch.rand(B, 3, 8, 8), torch.randint(0, 3, (B,))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    namespace = {"F": F, "y": y, "model": nn.BatchNorm2d(4)}  # a script's globals
+    exec("class Trainer:\n"
+         "    def __init__(self, model):\n"
+         "        self.model = model\n"
+         "    def loss(self, v):\n"
+         "        return F.cross_entropy(self.model(v), y, reduction='none')\n", namespace)
+    namespace["t"] = trainer = namespace["Trainer"](net)
+    script = eval("lambda v: F.cross_entropy(t.model(v), y, reduction='none')", namespace)
+    for loss_fn in (script, trainer.loss):
+        pgd(loss_fn, x, eps=8 / 255, steps=2)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_loss_fn_returning_logits_is_refused():
+    # Was: pgd(model, x, eps) ascended the sum of the logits, no loss, without a word
+    model = classifier()
+    x, y = batch()
+    for attack in (pgd, fgsm):
+        with pytest.raises(ValueError, match=rf"^loss_fn\(x\) must return a per-sample loss "
+                                             rf"\[{B}\] or a scalar, got shape \({B}, \d+\); "
+                                             rf"for a classifier, pass .*classifier_loss"):
+            attack(model, x, 8 / 255)
+    for per_sample in (lambda v: ce(model, y)(v)[:, None], lambda v: ce(model, y)(v).mean()):
+        pgd(per_sample, x, 8 / 255, steps=1)  # [B, 1] and a scalar are losses
+
+
 def test_an_empty_batch_is_named_without_a_partner():
     # Was: "... (a partner is drawn from the same batch)" for an attack, which draws none
     with pytest.raises(ValueError) as err:

@@ -100,3 +100,28 @@ def test_dcgan_split_local_8x8_global_4x4(batchnorm, cut):
     assert d.local(x).shape == (3, 8, 8, 8)
     assert torch.equal(d(x), base(x))
     assert d.logits_and_loss(x, 1.0)[1].isfinite()
+
+
+def test_wrap_names_what_the_discriminator_lacks():
+    # Was: AttributeError "... has no attribute 'trunk'", and "longer than local_end=7, got
+    # Sequential" without the trunk's length
+    from torch import nn
+
+    from robustrep.registry import create_regularizer
+    task = create_regularizer("infomax")
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(12, 1))
+    with pytest.raises(ValueError, match=r"^d.trunk must be an nn.Sequential longer than "
+                                         r"local_end=2 \(and d.top its last layers\), got "
+                                         r"NoneType$"):
+        task.wrap(flat, (3, 2, 2), 2)
+    d = sngan_discriminator((3, 32, 32), 8)
+    with pytest.raises(ValueError, match=f"got an nn.Sequential of {len(d.trunk)} layers$"):
+        task.wrap(d, (3, 32, 32), 7)
+
+
+def test_wrap_builds_the_heads_in_the_discriminators_dtype():
+    from robustrep.registry import create_regularizer
+    d = sngan_discriminator((3, 32, 32), 8).double()
+    wrapped = create_regularizer("infomax").wrap(d, (3, 32, 32), 3)
+    assert {p.dtype for p in wrapped.parameters()} == {torch.float64}
+    assert wrapped.d_loss(torch.rand(4, 3, 32, 32, dtype=torch.float64))["loss"].isfinite()

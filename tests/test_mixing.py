@@ -427,6 +427,9 @@ def test_mixup_target_of_dense_labels_mixes_the_rows():
     (torch.zeros(2, 3, dtype=torch.long), ValueError, r"^dense y must be floating \[B, 3\]"),
     (torch.zeros(2, 3, 1), ValueError, "^y must have rank 1 or 2"),
     ([0, 1], TypeError, "^y must be a torch.Tensor"),
+    # was read as classes 0 and 1
+    (torch.tensor([True, False]), TypeError, r"^y must hold integer class indices, got dtype "
+                                             r"torch.bool"),
 ])
 def test_mixup_target_bad_labels(y, error, match):
     with pytest.raises(error, match=match):

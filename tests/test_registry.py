@@ -108,6 +108,13 @@ def test_public_api_reaches_the_registry():
     assert robustrep.AdaptiveMix is AdaptiveMix
 
 
+def test_no_public_name_is_both_a_function_and_a_submodule():
+    # Was: robustrep.adaptivemix was the function until the submodule was imported (by
+    # create_regularizer("adaptivemix")), then the module, so calling it failed
+    assert set(robustrep._EXPORTS).isdisjoint(robustrep._SUBMODULES)
+    assert inspect.ismodule(robustrep.adaptivemix)
+
+
 def test_metadata_read_from_the_source_equals_the_live_registry():
     # The command line lists methods, places and options without importing them (ast); what it
     # reads must be what the decorators register when the modules are imported.
@@ -518,7 +525,7 @@ def test_none_reaches_the_options_where_it_is_a_value():
 
 
 @pytest.mark.parametrize("name", ["adaptivemix", "mixup", "cutmix", "srmix", "pgd", "fgsm", "free",
-                                  "dat", "asgan"])
+                                  "dat", "asgan", "ssgan", "infomax"])
 def test_a_regularizers_repr_shows_every_option_it_was_built_with(name):
     # CutMix printed as SampleMix without mode and weight; PGD had no repr; ASGAN left out mode
     import inspect
@@ -528,3 +535,31 @@ def test_a_regularizers_repr_shows_every_option_it_was_built_with(name):
     for option in inspect.signature(type(reg).__init__).parameters:
         if option != "self":
             assert f"{option}=" in text, (option, text)
+
+
+def test_options_without_a_default_are_named_with_their_help():
+    # Was: Python's "__init__() missing 2 required positional arguments", naming no method
+    with pytest.raises(TypeError) as err:
+        create_regularizer("rpgan", num_views=4)
+    assert str(err.value) == ("regularizer 'rpgan' needs the option(s) image_size, which have no "
+                              "default (image_size: input height and width, a power of 2 (64 in "
+                              "the reference))")
+    with pytest.raises(TypeError, match=r"needs the option\(s\) num_views, image_size, "):
+        create_regularizer("rpgan", num_views=None)
+    assert create_regularizer("rpgan", num_views=2, image_size=16).num_views == 2
+
+
+def test_a_numpy_or_tensor_scalar_option_is_told_its_cast():
+    import numpy as np
+    for value, shown in ((np.float32(0.03), "numpy.float32"), (torch.tensor(0.03), "torch.Tensor")):
+        with pytest.raises(TypeError, match=rf"^eps must be a number >= 0, got {shown}; pass "
+                                            rf"float\(value\)$"):
+            create_regularizer("pgd", eps=value)
+    with pytest.raises(TypeError, match=r"^steps must be a non-negative int, got numpy.int64; "
+                                        r"pass int\(value\)$"):
+        create_regularizer("pgd", steps=np.int64(3))
+
+
+def test_names_are_read_in_any_case_as_in_reg():
+    assert type(create_regularizer("MixUp")) is type(create_regularizer("mixup"))
+    assert regularizer_info("PGD").name == "pgd" and parse_combination("PGD", "classify")

@@ -39,9 +39,17 @@ def test_as_split_rejects_unsplittable():
     ("dla34", 64),  # a 1x1-conv classifier on the pooled [B, C]
     ("efficientformerv2_s0", 224),  # two distillation heads, averaged
     ("sequencer2d_s", 64),  # get_classifier() is the whole ClassifierHead
+    # two heads on two tokens (class, distillation): was both heads on the tokens' mean, 2
+    # logits off with these weights
+    ("deit_tiny_distilled_patch16_224", 32),
+    ("pit_ti_distilled_224", 224),
 ])
 def test_as_split_equals_the_forward_of_timm_families_with_unusual_heads(name, size):
-    model = timm.create_model(name, num_classes=5).eval()
+    extra = {"img_size": size} if name.startswith("deit") else {}
+    model = timm.create_model(name, num_classes=5, **extra).eval()
+    torch.manual_seed(0)
+    for head in model.get_classifier() if isinstance(model.get_classifier(), tuple) else ():
+        nn.init.normal_(head.weight)  # timm zeroes some heads: both must count
     split = as_split(model)
     assert isinstance(split, TimmSplit)
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))

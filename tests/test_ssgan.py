@@ -74,3 +74,12 @@ def test_g_term_reaches_the_fakes_and_forward_is_the_gan_logit():
     assert fakes.grad is not None and fakes.grad.abs().sum() > 0
     d.eval()
     assert torch.equal(d(fakes), base(fakes))
+
+
+def test_wrap_probes_a_float64_discriminator_in_its_dtype():
+    # Was: the probe batch was float32 zeros: "Input type (float) and bias type (double)"
+    from robustrep.registry import create_regularizer
+    d = dcgan_discriminator((3, 16, 16), 4).double()
+    wrapped = create_regularizer("ssgan").wrap(d, (3, 16, 16))
+    x = torch.rand(4, 3, 16, 16, dtype=torch.float64)
+    assert wrapped.d_loss(x)["loss"].dtype == torch.float64
