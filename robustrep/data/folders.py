@@ -27,8 +27,14 @@ from robustrep.data.images import (IMG_EXTENSIONS, check_source, drop_bad_images
 
 
 def _class_folders(root: Path) -> list[Path]:
-    """The class folders of ``root``: its visible subfolders (``.ipynb_checkpoints`` is none)."""
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The class folders of ``root``: its visible subfolders (``.ipynb_checkpoints`` is none).
+    A broken symbolic link among them is a ValueError: a class gone missing, not left out."""
+    visible = [p for p in root.iterdir() if not p.name.startswith(".")]
+    broken = sorted(p for p in visible if p.is_symlink() and not p.exists())
+    if broken:
+        raise ValueError(f"{broken[0]} is a broken symbolic link (to {os.readlink(broken[0])}): "
+                         f"the class it names would be left out; fix or remove the link")
+    return sorted(p for p in visible if p.is_dir())
 
 
 def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
@@ -124,6 +130,9 @@ class FlatImageFolder(Dataset):
         self.transform = transform
         self.channels = channels
         self.samples = sorted(p for p in self.root.iterdir() if is_image(p))
+        seen: dict[str, Path] = {}
+        for image in self.samples:  # a link to an image here would read it twice
+            _see_once(image, seen)
         if not self.samples:
             raise FileNotFoundError(f"no images found in {self.root} (accepted extensions: "
                                     f"{', '.join(IMG_EXTENSIONS)})")

@@ -152,10 +152,21 @@ def convert_image(image: Any, channels: int, name: str | os.PathLike = "image") 
 
 
 def load_image(path: str | Path, channels: int) -> Any:
+    """``path`` decoded by :func:`convert_image`; a file that fails to decode is an
+    :class:`UnreadableImageError` naming it. The up-front scan checks a PNG's chunks and their
+    checksums, not its compressed pixels, so a damaged stream shows only here."""
     from PIL import Image
 
     with open(path, "rb") as f:
-        return convert_image(Image.open(f), channels, path)
+        try:
+            image = Image.open(f)
+            check_depth(image, path)
+            return convert_image(image, channels, path)
+        except UnreadableImageError:
+            raise
+        except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+            raise UnreadableImageError(f"cannot read {path}: {decode_error(err)}; remove or "
+                                       f"replace it") from None
 
 
 def image_problem(source: Path | BinaryIO) -> str | None:

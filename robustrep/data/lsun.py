@@ -142,6 +142,10 @@ def parse_classes(classes: str | list[str], train: bool | None = None) -> str | 
     if not names or not all(isinstance(c, str) and c for c in names):
         raise ValueError(f"lsun classes must be non-empty names like church_outdoor_train, "
                          f"got {classes!r}")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:  # one database under two labels
+        raise ValueError(f"lsun classes name {', '.join(twice)} twice; its images would be read "
+                         f"twice, under two labels")
     if train is False:
         names = [c[: -len("_train")] + "_val" if c.endswith("_train") else c for c in names]
         names = ["val" if c == "train" else c for c in names]

@@ -137,9 +137,9 @@ class ZipImageDataset(Dataset):
         self.size = size
         self._archive: zipfile.ZipFile | None = None
         if verify:
-            self._verify()
+            self._verify(check_channels=channels is None)
         if channels is None:
-            channels = 1 if self._open(0).mode in ("L", "1", *WIDE_MODES) else 3
+            channels = _stored_channels(self._open(0))
         self.channels = channels
         self.classes = sorted(set(self.targets))
         # the image-folder transform: resize the shorter side, centre-crop (no-op at native size)
@@ -154,7 +154,7 @@ class ZipImageDataset(Dataset):
         stylegan2-ada requires every image to share."""
         return self._open(0).size
 
-    def _verify(self) -> None:
+    def _verify(self, check_channels: bool = False) -> None:
         try:
             with zipfile.ZipFile(self.path) as archive:
                 bad = archive.testzip()
@@ -164,11 +164,32 @@ class ZipImageDataset(Dataset):
             raise ValueError(f"{self.path}: member {bad} is damaged (CRC mismatch); re-create "
                              f"the zip")
         # every image decoded once now (as image_folder's verify), not when a batch reaches it
+        first: int | None = None
         with zipfile.ZipFile(self.path) as archive:
             for name in self.names:
-                reason = image_problem(io.BytesIO(archive.read(name)))
+                data = io.BytesIO(archive.read(name))
+                reason = image_problem(data)
                 if reason is not None:
                     raise UnreadableImageError(self._unreadable(name, reason))
+                if check_channels:  # channels read from the first: the rest must agree
+                    data.seek(0)
+                    first = self._check_channels(name, data, first)
+
+    def _check_channels(self, name: str, data: BinaryIO, first: int | None) -> int:
+        """The stored channels of member ``name`` (``data``), refused when they differ from the
+        ``first`` member's: a colour image would be read as grey, or grey as colour, by a
+        guess (stylegan2-ada requires one shape throughout)."""
+        from PIL import Image
+
+        with Image.open(data) as image:
+            channels = _stored_channels(image)
+        if first is not None and channels != first:
+            kinds = {1: "greyscale", 3: "colour"}
+            raise ValueError(f"{self.path}: member {name} is {kinds[channels]} but "
+                             f"{self.names[0]} is {kinds[first]}, and the channels are read "
+                             f"from the first (a zip holds one kind, as stylegan2-ada "
+                             f"requires): read all as colour with channels=3 (--channels 3)")
+        return channels
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers each open their own handle (a ZipFile does not survive a fork)
@@ -203,6 +224,11 @@ class ZipImageDataset(Dataset):
         except Exception as err:  # a truncated or corrupt image; PIL raises many types
             raise UnreadableImageError(self._unreadable(self.names[index], err)) from None
         return self._transform(image), self.targets[index]
+
+
+def _stored_channels(image: Any) -> int:
+    """1 for a greyscale image (any bit depth), 3 otherwise."""
+    return 1 if image.mode in ("L", "1", *WIDE_MODES) else 3
 
 
 class XFlip(Dataset):

@@ -50,6 +50,27 @@ def test_a_linked_image_in_another_class_is_refused(tmp_path):
     assert len(image_folder(root, 8)) == 5
 
 
+def test_a_linked_image_in_a_flat_folder_is_refused(tmp_path):
+    # Was: read twice, as the class layout refuses (the flat layout skipped the check)
+    flat = tmp_path / "flat"
+    _png(flat / "0.png")
+    _png(flat / "1.png")
+    os.symlink(flat / "0.png", flat / "2.png")
+    with pytest.raises(ValueError, match=f"{flat / '2.png'} and {flat / '0.png'} are the same "
+                                         f"image file"):
+        image_folder(flat, 8)
+
+
+def test_a_broken_link_as_a_class_folder_is_refused(tmp_path):
+    # Was: the class it named was left out without a word
+    root = _classes(tmp_path / "data")
+    os.symlink(tmp_path / "gone", root / "fox")
+    with pytest.raises(ValueError, match=rf"^{root / 'fox'} is a broken symbolic link \(to "
+                                         rf"{tmp_path / 'gone'}\): the class it names would be "
+                                         rf"left out"):
+        image_folder(root, 8)
+
+
 def test_a_linked_class_folder_is_read_once(tmp_path):
     root = _classes(tmp_path / "data")
     _png(tmp_path / "elsewhere" / "0.png")

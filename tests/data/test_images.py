@@ -148,3 +148,40 @@ def test_transparent_images_are_refused_and_opaque_alpha_is_read(tmp_path):
     ds = image_folder(opaque, 8, verify=True)
     assert torch.equal(ds[0][0], torch.from_numpy(np.asarray(_rgba(255).convert("RGB"))
                                                   ).permute(2, 0, 1).float() / 255)
+
+
+def _png_with_a_broken_stream(path: Path) -> None:
+    """A 16x16 RGB PNG whose chunks and checksums are sound but whose compressed pixels are not:
+    what the up-front scan (PIL's verify) passes."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    pixels = zlib.compress(b"".join(b"\0" + bytes(range(48)) for _ in range(16)))
+    noise = np.random.default_rng(0).integers(0, 256, len(pixels) - 10, dtype=np.uint8)
+    broken = pixels[:10] + noise.tobytes()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2,
+                                                                       0, 0, 0))
+                     + chunk(b"IDAT", broken) + chunk(b"IEND", b""))
+
+
+def test_a_damaged_png_stream_met_mid_run_is_one_line_naming_it(tmp_path, capsys):
+    # Was: a traceback ending "OSError: broken data stream when reading image file", exit 1,
+    # the file unnamed (and data pack blamed the disk)
+    from robustrep.tasks.cli import main
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    write_png(flat / "0.png", (16, 16), (200, 0, 0))
+    _png_with_a_broken_stream(flat / "1.png")
+    assert find_bad_images([flat / "1.png"]) == []  # the scan reads no compressed pixels
+    ds = image_folder(flat, 16, verify=True)
+    with pytest.raises(ValueError, match=rf"^cannot read {flat / '1.png'}: OSError: .*; remove "
+                                         rf"or replace it$"):
+        ds[1]
+    assert main(["data", "pack", str(flat), str(tmp_path / "x.zip"), "--resolution", "16"]) == 2
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1 and f"cannot read {flat / '1.png'}: OSError" in line
+    assert not (tmp_path / "x.zip").exists()

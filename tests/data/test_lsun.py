@@ -49,6 +49,10 @@ def test_parse_classes():
     assert parse_classes("church_outdoor_train,bedroom_train", train=False) == [
         "church_outdoor_val", "bedroom_val"]
     assert parse_classes("train") == "train" and parse_classes("train", train=False) == "val"
+    # was one database read under two labels
+    with pytest.raises(ValueError, match=r"^lsun classes name a_train twice; its images would "
+                                         r"be read twice, under two labels$"):
+        parse_classes("a_train,b_train, a_train")
 
 
 def test_missing_lmdb_names_the_extra(tmp_path, monkeypatch, capsys):

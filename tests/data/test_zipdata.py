@@ -172,3 +172,18 @@ def test_programs_name_the_member_that_is_no_image(arrays, tmp_path, capsys, arg
     assert err.count("\n") == 1 and "error:" in err
     assert f"{path}: member c.png is not a readable image" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_zip_mixing_grey_and_colour_is_refused_when_channels_come_from_it(arrays, tmp_path):
+    # Was: the first member's mode set the channels, so colour images after a grey one were
+    # trained as grey (classify's --dataset zip) without a word
+    grey = np.asarray(Image.fromarray(arrays[0]).convert("L"))
+    path = write_zip(tmp_path / "m.zip", {"a.png": png(grey), "b.png": png(arrays[1])})
+    with pytest.raises(ValueError, match=r"^.*m.zip: member b.png is colour but a.png is "
+                                         r"greyscale, .* read all as colour with channels=3 "
+                                         r"\(--channels 3\)$"):
+        ZipImageDataset(path, verify=True)
+    ds = ZipImageDataset(path, channels=3, verify=True)
+    assert ds[0][0].shape == ds[1][0].shape == (3, 8, 8)
+    assert ZipImageDataset(write_zip(tmp_path / "g.zip", {"a.png": png(grey)}),
+                           verify=True).channels == 1
