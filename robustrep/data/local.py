@@ -87,7 +87,8 @@ def require_size(name: str, size: int | None) -> int:
 @register_dataset("imagefolder")
 def _imagefolder(root, train, size, channels, **kwargs):
     if str(root).lower().endswith(".zip"):  # a stylegan2-ada dataset zip, read as a folder
-        return _zip(root, train, size, channels, verify=kwargs.get("verify", False))
+        return _zip(root, train, size, channels, kwargs.get("verify", False),
+                    kwargs.get("skip_bad", False))
     split = folder_split(root, train)
     kwargs.setdefault("classes", split_classes(split))
     return image_folder(split, require_size("imagefolder", size),
@@ -95,8 +96,11 @@ def _imagefolder(root, train, size, channels, **kwargs):
 
 
 @register_dataset("zip")
-def _zip(root, train, size, channels, **kwargs):
-    return ZipImageDataset(root, size, channels, verify=kwargs.get("verify", False))
+def _zip(root, train, size, channels, verify=False, skip_bad=False, **kwargs):
+    if skip_bad:  # a zip is checked whole; leaving members out is not offered (stylegan2-ada)
+        raise ValueError(f"{root}: a zip cannot skip unreadable members (skip_bad); remove them "
+                         f"from the zip or re-create it")
+    return ZipImageDataset(root, size, channels, verify=verify)
 
 
 @register_dataset("imagelist")

@@ -68,7 +68,7 @@ def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: not a zip, no images, or a ``dataset.json`` that does not label every image
+        ValueError: not a zip, no images, two members of one name, or a ``dataset.json`` that does not label every image
             with an integer (the message names the zip and the member).
     """
     path = Path(path)
@@ -83,6 +83,10 @@ def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
                         and not _hidden(n))
         if not images:
             raise ValueError(f"{path} holds no images (any path inside, PIL's extensions)")
+        twice = next((a for a, b in zip(images, images[1:]) if a == b), None)
+        if twice is not None:  # appended twice: only the last copy could ever be read
+            raise ValueError(f"{path} holds two members named {twice}; re-create the zip with "
+                             f"one of each")
         raw = archive.read(LABELS_FILE) if LABELS_FILE in names else None
     return images, (None if raw is None else _labels(raw, images, path))
 

@@ -64,7 +64,7 @@ class ClassifyConfig:
     lsun_classes: str | None = _opt(None, "LSUN databases under --data-root (dataset lsun; label = "
                                           "position), e.g. church_outdoor_train,bedroom_train; "
                                           "the test set reads their _val twins")
-    skip_bad_images: bool = _opt(False, "imagefolder/imagelist: leave out unreadable image files "
+    skip_bad_images: bool = _opt(False, "imagefolder: leave out unreadable image files "
                                         "(listed on stderr) instead of stopping at the first")
     classes: list[int] | None = _opt(None, "train on this subset of class labels, e.g. 0,1,2,3,4 "
                                            "(labels are kept, so the head has max+1 outputs)",
@@ -217,7 +217,7 @@ ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
     "momentum": ("optimizer", SGD_OPTIMIZERS),
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
-    "skip_bad_images": ("dataset", ("imagefolder", "zip")),
+    "skip_bad_images": ("dataset", ("imagefolder",)),
     "class_names": ("dataset", ("imagefolder",)),
     "data_root": ("dataset", tuple(d for d in DATASETS if d != "digits")),  # digits: built in
 }

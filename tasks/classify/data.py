@@ -62,6 +62,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         kwargs["classes"] = list(cfg.class_names)  # the run's labels, whatever folders are here
     if cfg.dataset in ("imagefolder", "imagelist", "zip"):
         kwargs["verify"] = True  # every file opened once now, not when a batch reaches it
+    if cfg.dataset == "imagefolder":
         kwargs["skip_bad"] = cfg.skip_bad_images
     if cfg.channels is not None and cfg.channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")

@@ -189,7 +189,8 @@ class GanConfig:
     log_every: int = shared("log_every", 50)
     inception_weights: str | None = _opt(None, INCEPTION_WEIGHTS_HELP)
     fid_features: str | None = _opt(None, FID_FEATURES_HELP)
-    out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>)")
+    out: str | None = _opt(None, "run folder (default runs/gan/<preset>-<reg>-<time>, with "
+                                 "<dataset>-<arch> for <preset> where options replace them)")
     log: str = shared("log")
     seed: int = shared("seed")
     device: str = shared("device")
@@ -227,6 +228,16 @@ class GanConfig:
     @property
     def is_points(self) -> bool:
         return self.dataset in ("ring", "grid")
+
+    @property
+    def label(self) -> str:
+        """What the progress bar and the default run folder call this run: its preset, or its
+        data and network where options replaced the preset's (``--dataset lsun`` on the
+        default preset is no digits run)."""
+        preset = PRESETS.get(self.preset, {})
+        if (preset.get("dataset"), preset.get("arch")) == (self.dataset, self.arch):
+            return self.preset
+        return f"{self.dataset}-{self.arch}"
 
 
 def archs() -> tuple[str, ...]:

@@ -181,17 +181,29 @@ def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> So
 
 
 def _npz_source(spec: str, path: Path, declared: str | None) -> Source:
+    if not zipfile.is_zipfile(path):  # np.load would read it as a pickle, advising allow_pickle
+        raise DataError(f"{path} is not a readable .npz file (not a zip of .npy arrays, as "
+                        f"numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # EOFError: empty file
-        raise DataError(f"{path} is not a readable .npz file ({err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise _numpy_error(path, ".npz file", err) from None
     if "mu" in arrays or "sigma" in arrays:
         return _stats_source(spec, path, arrays)
     if len(arrays) != 1:
         raise DataError(f"{path}: an .npz must hold 'mu' and 'sigma' (statistics) or exactly "
                         f"one array of samples; found {sorted(arrays) or 'nothing'}")
     return _tensor_source(spec, next(iter(arrays.values())), declared, str(path))
+
+
+def _numpy_error(path: Path, what: str, err: Exception) -> DataError:
+    """numpy's refusal to load ``path`` as one line: object arrays are refused as pickles, not
+    with numpy's advice to allow them."""
+    if "pickle" in str(err):
+        return DataError(f"{path} holds pickled objects, which are never loaded (code could "
+                         f"run); save plain numeric arrays")
+    return DataError(f"{path} is not a readable {what} ({err})")
 
 
 def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Source:
@@ -341,10 +353,14 @@ def open_source(spec: str, args) -> Source:
     if suffix == ".npz":
         return _npz_source(spec, path, args.range)
     if suffix == ".npy":
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":  # np.load would read it as a pickle
+                raise DataError(f"{path} is not a readable .npy array (no NumPy header, which "
+                                f"numpy.save writes)")
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
-            raise DataError(f"{path} is not a readable .npy array ({err})") from None
+        except (OSError, ValueError, EOFError) as err:
+            raise _numpy_error(path, ".npy array", err) from None
         return _tensor_source(spec, array, args.range, str(path))
     if suffix == ".pt":
         return _tensor_source(spec, safe_load(path, "samples file"), args.range, str(path))

@@ -238,7 +238,7 @@ class Trainer(TrainerBase):
         stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         self.stream = BatchStream(self.data, cfg.batch_size, cfg.seed, dist.device, dist.rank,
                                   dist.world_size, self._consumed, cfg.num_workers)
-        bar = progress(cfg.steps, self.step, desc=f"gan {cfg.preset} {cfg.reg}",
+        bar = progress(cfg.steps, self.step, desc=f"gan {cfg.label} {cfg.reg}",
                        enabled=self.show_progress)
         try:
             with self.stop.installed():
@@ -358,7 +358,7 @@ def run_path(cfg: GanConfig, resume: str | Path | None) -> Path:
     if resume is not None:
         return Path(resume)
     if cfg.out is None:
-        return default_run_path("runs", "gan", f"{cfg.preset}-{cfg.reg.replace(',', '+')}")
+        return default_run_path("runs", "gan", f"{cfg.label}-{cfg.reg.replace(',', '+')}")
     return Path(cfg.out)
 
 

@@ -187,3 +187,35 @@ def test_a_zip_mixing_grey_and_colour_is_refused_when_channels_come_from_it(arra
     assert ds[0][0].shape == ds[1][0].shape == (3, 8, 8)
     assert ZipImageDataset(write_zip(tmp_path / "g.zip", {"a.png": png(grey)}),
                            verify=True).channels == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["classify", "train", "--dataset", "zip", "--data-root", "ZIP", "--image-size", "8",
+     "--skip-bad-images", "--out", "OUT"],
+    ["classify", "train", "--dataset", "imagefolder", "--data-root", "ZIP", "--image-size", "8",
+     "--skip-bad-images", "--out", "OUT"],
+])
+def test_skipping_bad_members_of_a_zip_is_refused_not_ignored(arrays, tmp_path, capsys, argv):
+    # Was: classify accepted --skip-bad-images with a zip and then stopped at the bad member
+    # anyway (the zip reader dropped the option)
+    from robustrep.tasks.cli import main
+    path = write_zip(tmp_path / "x.zip", {"a.png": png(arrays[0]), "c.png": b""})
+    with pytest.raises(ValueError, match=r"x.zip: a zip cannot skip unreadable members"):
+        create_dataset("zip", root=path, size=8, verify=True, skip_bad=True)
+    argv = [str(path) if a == "ZIP" else str(tmp_path / "run") if a == "OUT" else a
+            for a in argv]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("--skip-bad-images applies only with --dataset "
+                                     "imagefolder" in err or "cannot skip unreadable" in err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_member_name_held_twice_is_refused(arrays, tmp_path):
+    # Was: both copies counted as images, each read as the last one appended
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr("a.png", png(arrays[0]))
+        archive.writestr("a.png", png(arrays[1]))
+    with pytest.raises(ValueError, match=r"d.zip holds two members named a.png; re-create"):
+        ZipImageDataset(path)

@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,9 +109,17 @@ def test_an_unreadable_weights_file_is_one_line(kind, tmp_path, monkeypatch, cap
     ("s.pt", lambda p: torch.save(torch.zeros(0, 1, 16, 16), p),
      "s.pt: FID needs at least 2 samples, got 0"),
     ("s.npz", lambda p: p.write_bytes(b""), "s.npz is not a readable .npz file"),
-    ("s.npz", lambda p: p.write_text("not a zip"), "s.npz is not a readable .npz file"),
+    ("s.npz", lambda p: p.write_text("not a zip"),  # was: numpy's advice to allow pickles
+     "s.npz is not a readable .npz file (not a zip of .npy arrays, as numpy.savez writes)"),
+    ("s.npz", lambda p: np.savez(p, samples=np.array([{"x": 1}], dtype=object)),
+     "s.npz holds pickled objects, which are never loaded (code could run); save plain"),
     ("s.npy", lambda p: p.write_bytes(b""), "s.npy is not a readable .npy array"),
-], ids=["pt-no-samples", "npz-empty-file", "npz-text", "npy-empty-file"])
+    ("s.npy", lambda p: p.write_text("not an array"), "s.npy is not a readable .npy array (no "
+                                                       "NumPy header"),
+    ("s.npy", lambda p: np.save(p, np.array([{"x": 1}], dtype=object)),
+     "s.npy holds pickled objects, which are never loaded"),
+], ids=["pt-no-samples", "npz-empty-file", "npz-text", "npz-objects", "npy-empty-file",
+        "npy-text", "npy-objects"])
 def test_gan_fid_refuses_an_empty_samples_file(name, write, problem, tmp_path, monkeypatch,
                                                capsys):
     monkeypatch.chdir(tmp_path)

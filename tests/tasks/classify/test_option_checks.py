@@ -35,7 +35,7 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
 @pytest.mark.parametrize("args,words", [
     (["--uos-scale", "2"], "--uos-scale applies only with --head uos (head is 'linear')"),
     (["--lsun-classes", "bedroom_train"], "--lsun-classes applies only with --dataset lsun"),
-    (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder or zip"),
+    (["--skip-bad-images"], "--skip-bad-images applies only with --dataset imagefolder"),
     (["--data-root", "data"], "--data-root applies only with --dataset cifar10 or cifar100 or "
                               "svhn"),  # was: ignored, the built-in digits trained
     (["--mix-alpha", "0.4"], "--mix-alpha applies only with --reg mixup or cutmix or srmix"),

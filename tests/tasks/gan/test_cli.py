@@ -134,3 +134,15 @@ def test_resume_with_lower_learning_rates_applies_them(tiny_cfg, tmp_path):
     assert state["opt_d"]["param_groups"][0]["betas"] == (0.0, 0.999)
     assert state["opt_g"]["param_groups"][0]["lr"] == 2e-4  # not asked to change
     assert json.loads((run / "config.json").read_text())["lr_d"] == 1e-3
+
+
+def test_a_run_whose_options_replace_the_presets_data_is_not_named_after_it(tiny_cfg):
+    # Was: --dataset lsun on the default preset showed 'gan digits-dcgan none' and made
+    # runs/gan/digits-dcgan-none-<time>
+    from robustrep.tasks.gan.train import run_path
+    assert tiny_cfg().label == "digits-dcgan"
+    assert tiny_cfg(dataset="lsun").label == "lsun-dcgan"
+    assert tiny_cfg(arch="sngan", image_size=32).label == "digits-sngan"
+    path = run_path(tiny_cfg(dataset="lsun", reg="adaptivemix,dat", out=None), None)
+    assert path.parent.as_posix() == "runs/gan"
+    assert path.name.startswith("lsun-dcgan-adaptivemix+dat-")
