@@ -86,6 +86,17 @@ def _sixteen_bit(image: Any) -> bool:
     return bool(rawmodes) and all(r in SIXTEEN_BIT_MODES for r in rawmodes)
 
 
+def _frames_problem(image: Any) -> str | None:
+    """Why ``image`` is more than one picture (an animated GIF, PNG or WebP, a multi-page
+    TIFF), of which PIL would decode only the first, or None. A camera's MPO JPEG is one photo
+    with previews after it: its first frame is the photo."""
+    frames = getattr(image, "n_frames", 1)
+    if frames <= 1 or image.format == "MPO":
+        return None
+    return (f"{frames} frames (an animation or a multi-page file), of which only the first "
+            f"would be read; save the frame you want as an image of its own")
+
+
 def _depth_problem(image: Any) -> str | None:
     """Why ``image``'s values cannot be read as 8 bits without guessing their range, or None."""
     if image.mode not in ("I", "F") or _sixteen_bit(image):
@@ -181,6 +192,9 @@ def image_problem(source: Path | BinaryIO) -> str | None:
             depth = _depth_problem(image)  # before loading, which drops the file's layout
             if depth is not None:
                 return depth
+            frames = _frames_problem(image)
+            if frames is not None:
+                return frames
             if image.format == "PNG":
                 image.verify()  # walks every chunk and checks its CRC, up to IEND
             else:

@@ -185,3 +185,21 @@ def test_a_damaged_png_stream_met_mid_run_is_one_line_naming_it(tmp_path, capsys
     line = capsys.readouterr().err
     assert line.count("\n") == 1 and f"cannot read {flat / '1.png'}: OSError" in line
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_animations_and_multi_page_files_are_refused_one_frame_images_read(tmp_path):
+    """Was: only the first frame of an animated GIF or a multi-page TIFF was read, silently."""
+    frames = [Image.new("RGB", (8, 8), (v, 0, 0)) for v in (10, 200)]
+    folder = tmp_path / "f"
+    folder.mkdir()
+    frames[0].save(folder / "a.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(folder / "b.tiff", save_all=True, append_images=frames[1:])
+    frames[0].save(folder / "c.png", save_all=True, append_images=frames[1:])  # APNG
+    frames[0].save(folder / "d.gif")
+    frames[0].save(folder / "e.jpg", format="MPO", save_all=True, append_images=frames[1:])
+    with Image.open(folder / "e.jpg") as photo:  # a camera's photo with its preview after it
+        assert (photo.format, photo.n_frames) == ("MPO", 2)
+    reasons = dict((p.name, why) for p, why in find_bad_images(sorted(folder.iterdir())))
+    assert sorted(reasons) == ["a.gif", "b.tiff", "c.png"]
+    assert all(why.startswith("2 frames (an animation or a multi-page file)")
+               for why in reasons.values())
