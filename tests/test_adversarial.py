@@ -1065,15 +1065,20 @@ def test_adversarial_inputs_of_pgd_fgsm_and_free():
     torch.testing.assert_close(free.delta, (8 / 255) * torch.sign(leaf.grad))
 
 
+def _batchnorm_net_and_batch():
+    """A training-mode net with BatchNorm, a batch, and its state before any attack."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
+                        nn.Linear(144, 3)).train()
+    x, y = torch.rand(B, 3, 8, 8), torch.randint(0, 3, (B,))
+    return net, x, y, {k: v.clone() for k, v in net.state_dict().items()}
+
+
 def test_a_lambda_or_closure_over_the_model_keeps_its_batchnorm_statistics():
     # Was: only model=, a module or a bound method was seen; the README's own
     # `pgd(lambda x: F.cross_entropy(model(x), y, reduction="none"), x, ...)` updated the
     # running statistics once per attack step
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
-                          nn.Linear(144, 3)).train()
-    x, y = torch.rand(B, 3, 8, 8), torch.randint(0, 3, (B,))
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model, x, y, before = _batchnorm_net_and_batch()
     script = eval("lambda x: F.cross_entropy(net(x), y, reduction='none')",  # a script's global
                   {"F": F, "net": model, "y": y})
     for loss_fn in (script, lambda v: F.cross_entropy(model(v), y, reduction="none"),
@@ -1086,11 +1091,7 @@ def test_a_lambda_or_closure_over_the_model_keeps_its_batchnorm_statistics():
 def test_an_attribute_named_like_a_global_module_is_not_taken_for_it():
     # Was: co_names holds attribute names too, so a trainer's self.model(v) found a script's
     # unrelated global `model`, whose buffers were kept while the attacked net's drifted
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
-                        nn.Linear(144, 3)).train()
-    x, y = torch.rand(B, 3, 8, 8), torch.randint(0, 3, (B,))
-    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net, x, y, before = _batchnorm_net_and_batch()
 
     namespace = {"F": F, "y": y, "model": nn.BatchNorm2d(4)}  # a script's globals
     exec("class Trainer:\n"
