@@ -306,7 +306,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
             raise ValueError(f"--regs {r!r}: {err}") from None
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     specs = parse_detectors(detectors)
-    parse_params(params)
+    parse_params(params, specs)
     unknown = [o for o in ood if o.split(":")[0] not in BENCH_OOD]
     if unknown:
         raise ValueError(f"bench scores built-in OOD sets only; unknown: {', '.join(unknown)} "

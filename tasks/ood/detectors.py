@@ -255,10 +255,13 @@ def _version() -> str:
         return "?"
 
 
-def parse_params(items: Iterable[str] | None) -> dict[str, dict[str, Any]]:
+def parse_params(items: Iterable[str] | None,
+                 specs: Sequence[DetectorSpec] | None = None) -> dict[str, dict[str, Any]]:
     """``["KNN.k=10", "ASH.variant=ash-b"]`` -> ``{"KNN": {"k": 10}, "ASH": {"variant": "ash-b"}}``.
 
-    Values are Python literals (``10``, ``0.5``, ``True``, ``'x'``) or else plain strings.
+    Values are Python literals (``10``, ``0.5``, ``True``, ``'x'``) or else plain strings. With
+    ``specs`` (the detectors scored), a parameter of another detector is a ValueError: it would
+    act on nothing.
     """
     out: dict[str, dict[str, Any]] = {}
     for item in items or ():
@@ -268,6 +271,9 @@ def parse_params(items: Iterable[str] | None) -> dict[str, dict[str, Any]]:
             raise ValueError(f"--param must look like DETECTOR.NAME=VALUE (e.g. KNN.k=10), "
                              f"got {item!r}")
         spec = get_spec(det)
+        if specs is not None and spec.name not in {s.name for s in specs}:
+            raise ValueError(f"--param {item}: {spec.name} is not among the detectors scored "
+                             f"({', '.join(s.name for s in specs)}); add it to --detectors")
         valid = [p for p in spec.params if p not in _PROVIDED]
         if key not in spec.params or key in _PROVIDED:
             raise ValueError(f"{spec.name} has no settable parameter {key!r}; valid: "

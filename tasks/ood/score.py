@@ -279,7 +279,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     from robustrep.tasks.common.classifier import load_model, load_run
 
     specs = parse_detectors(detectors)
-    overrides = parse_params(params)
+    overrides = parse_params(params, specs)
     dev = resolve_device(device)
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
     if foreign is not None:

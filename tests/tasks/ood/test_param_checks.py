@@ -16,6 +16,19 @@ def test_a_param_of_the_wrong_kind_is_refused_before_extraction(tmp_path, capsys
     assert err.endswith("got 'abc'\n") and err.count("\n") == 1
 
 
+def test_a_param_of_a_detector_not_scored_is_refused_before_extraction(tmp_path, capsys):
+    # Was: --param MaxSoftmax.t=2 beside --detectors KNN acted on nothing, without a word
+    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", "KNN,ODIN",
+                 "--param", "maxsoftmax.t=2"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("robustrep ood: error: --param maxsoftmax.t=2: MaxSoftmax is not among the "
+                   "detectors scored (KNN, ODIN); add it to --detectors\n")
+    assert main(["ood", "bench", "--detectors", "KNN", "--param", "ODIN.eps=0", "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "ODIN is not among the detectors scored (KNN)" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize("item, value", [("KNN.k=7", 7), ("EnergyBased.t=0.5", 0.5)])
 def test_params_of_the_right_kind_pass(item, value):
     ((det, params),) = parse_params([item]).items()
