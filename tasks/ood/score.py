@@ -280,6 +280,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
 
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
+    if ood is not None:  # a set twice would be scored once, or its cells counted twice
+        from robustrep.tasks.common.options import unique
+        ood = list(unique(ood, "--ood", "OOD set"))
     dev = resolve_device(device)
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
     if foreign is not None:

@@ -29,6 +29,14 @@ def test_a_param_of_a_detector_not_scored_is_refused_before_extraction(tmp_path,
     assert not (tmp_path / "b").exists()
 
 
+def test_an_ood_set_given_twice_is_refused(tmp_path, capsys):
+    # Was: scored once, as if given once (bench refused it)
+    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--ood", "gaussian", "photos",
+                 "gaussian"]) == 2
+    assert capsys.readouterr().err == ("robustrep ood: error: --ood: OOD set gaussian is given "
+                                       "twice; give each OOD set once\n")
+
+
 @pytest.mark.parametrize("item, value", [("KNN.k=7", 7), ("EnergyBased.t=0.5", 0.5)])
 def test_params_of_the_right_kind_pass(item, value):
     ((det, params),) = parse_params([item]).items()
