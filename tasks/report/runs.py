@@ -177,24 +177,50 @@ OTHER_SIZE = "trained at another size"
 
 def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
     """One flat record per finished run (task, reg, seed and its metrics), and a line for each
-    run that is not finished (killed, failed or not started) or was trained for another number
-    of steps than planned (another report size in the same folder), which the page leaves out."""
+    run the page leaves out (:func:`_left_out`)."""
     records, missing = [], []
     for run in runs:
-        if not run.done:
-            state = "unfinished in" if run.folder.exists() else "not started: no"
-            missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {state} {run.folder}; left "
-                           f"out (run without --collect to train it)")
-            continue
-        trained = read_run(run.folder).config.get("steps")
-        if run.steps is not None and trained != run.steps:  # e.g. a --quick report's runs read at the default size
-            missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {OTHER_SIZE} ({trained} "
-                           f"steps, this report's {run.steps}) in {run.folder}; left out (give "
-                           f"the options it was made with, e.g. --quick)")
+        reason = _left_out(run)
+        if reason is not None:
+            missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {reason}")
             continue
         read = _read_classify if run.task == "classify" else _read_gan
         records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **read(run.folder)})
     return _evaluated_alike(records, missing)
+
+
+def _left_out(run: Run) -> str | None:
+    """Why ``run``'s folder cannot stand for it on the page, or None: not finished (killed,
+    failed, not started), trained for another number of steps (another report size in the same
+    folder), another run's folder (copied or moved: a repeated seed would show a zero spread),
+    or a final evaluation missing from ``metrics.jsonl`` (a damaged line: an earlier
+    evaluation would stand in for it)."""
+    if not run.done:
+        state = "unfinished in" if run.folder.exists() else "not started: no"
+        return f"{state} {run.folder}; left out (run without --collect to train it)"
+    summary = read_run(run.folder)
+    trained = summary.config.get("steps")
+    if run.steps is not None and trained != run.steps:  # e.g. a --quick report's runs read at the default size
+        return (f"{OTHER_SIZE} ({trained} steps, this report's {run.steps}) in {run.folder}; "
+                f"left out (give the options it was made with, e.g. --quick)")
+    for key, planned in _identity(run).items():
+        if str(summary.config.get(key)) != planned:
+            return (f"{run.folder} holds another run ({key} {summary.config.get(key)!r} in its "
+                    f"config.json, this report's {planned!r}); left out (copied or moved?)")
+    final = summary.last(*GAN_KEYS).get("step")
+    if run.task != "classify" and final != trained:
+        where = f"the last is at step {final}" if final is not None else "there is none"
+        return (f"{run.folder / 'metrics.jsonl'} holds no evaluation at the final step "
+                f"{trained} ({where}: a damaged line?); left out (remove the folder and run "
+                f"without --collect to train it again)")
+    return None
+
+
+def _identity(run: Run) -> dict[str, str]:
+    """The options of ``run``'s training command that its folder name stands for."""
+    argv = run.commands[0] if run.commands else []
+    flags = {"--reg": "reg", "--seed": "seed", "--preset": "preset", "--model": "model"}
+    return {key: argv[argv.index(flag) + 1] for flag, key in flags.items() if flag in argv}
 
 
 def _evaluated_alike(records: list[dict[str, Any]],

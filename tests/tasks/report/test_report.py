@@ -12,10 +12,11 @@ from robustrep.tasks.report.runs import QUICK, Run, collect, plan
 def _trained(folder, records, finished=True):
     """A run folder as a trainer leaves it: config, metrics and (last) the completion marker."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"steps": 110}))
+    steps = records[-1]["step"]  # finished: its last record is the final step's
+    (folder / "config.json").write_text(json.dumps({"steps": steps}))
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if finished:
-        (folder / "finished.json").write_text(json.dumps({"step": 110}))
+        (folder / "finished.json").write_text(json.dumps({"step": steps}))
 
 
 def _gan_folder(folder, fid, train_s, finished=True):

@@ -21,10 +21,14 @@ def _fake_child(calls):
         if argv[1] == "train":
             folder = cwd / argv[argv.index("--resume" if "--resume" in argv else "--out") + 1]
             folder.mkdir(parents=True, exist_ok=True)
-            last = {"step": 5, "train_s": 2.0, "fid": 3.0, "eval/acc": 0.9}
             if "--steps" in argv:  # a resumed run keeps its config, as a real child
-                steps = int(argv[argv.index("--steps") + 1])
-                (folder / "config.json").write_text(json.dumps({"steps": steps}))
+                config = {key: argv[argv.index(flag) + 1] for flag, key in (
+                    ("--reg", "reg"), ("--seed", "seed"), ("--preset", "preset"),
+                    ("--model", "model"), ("--steps", "steps")) if flag in argv}
+                config.update(seed=int(config["seed"]), steps=int(config["steps"]))
+                (folder / "config.json").write_text(json.dumps(config))
+            steps = json.loads((folder / "config.json").read_text())["steps"]
+            last = {"step": steps, "train_s": 2.0, "fid": 3.0, "eval/acc": 0.9}
             (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "train_s": 1.0}) + "\n"
                                                   + json.dumps(last) + "\n")
             (folder / "finished.json").write_text("{}")
@@ -111,6 +115,33 @@ def test_a_killed_seed_is_left_out_and_one_run_shows_no_spread(tmp_path, capsys,
     # the page itself says what it left out (before, only report.json and the terminal did)
     assert "## Left out\n\n- " in page and "gan/none/seed1: unfinished" in page
     assert "gan/none/seed1: unfinished" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("damage, line", [
+    # a final evaluation line cut: the evaluation before it stood in for the final one
+    ("cut", "gan/none/seed1: {folder}/metrics.jsonl holds no evaluation at the final step 300 "
+            "(the last is at step 150: a damaged line?); left out (remove the folder"),
+    # another seed's folder copied over this one: a zero spread from one run read twice
+    ("copied", "gan/none/seed1: {folder} holds another run (seed 0 in its config.json, this "
+               "report's '1'); left out (copied or moved?)"),
+])
+def test_collect_leaves_out_a_gan_run_it_cannot_read_faithfully(tmp_path, capsys, children,
+                                                                damage, line):
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "1", "--out", str(out), "--gan-regs", "none",
+            "--classify-regs", "none"]
+    assert cli.main(argv) == 0
+    folder = out / "runs" / "gan" / "none-seed1"
+    if damage == "cut":
+        (folder / "metrics.jsonl").write_text(
+            '{"step": 150, "train_s": 1.0, "fid": 9.0}\n{"step": 300, "train_s": 2.0, "f')
+    else:
+        (folder / "config.json").write_text(
+            (out / "runs" / "gan" / "none-seed0" / "config.json").read_text())
+    capsys.readouterr()
+    assert cli.main([*argv, "--collect"]) == 1
+    assert line.format(folder=folder) in capsys.readouterr().err
+    assert "3.000 (1 run)" in (out / "report.md").read_text()
 
 
 def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
