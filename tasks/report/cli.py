@@ -75,7 +75,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             for argv in run.commands:
                 print("robustrep " + " ".join(command(argv)))
         return 0
-    check_out(out)
+    check_out(out, args.collect)
     started = time.time()
     failures: list[str] = []
     if not args.collect:

@@ -267,13 +267,14 @@ def _read_classify(folder: Path) -> dict[str, Any]:
     return out
 
 
-def check_out(out: Path) -> None:
-    """The report folder must be writable before any run starts."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"report folder {out} is not writable ({err.strerror}); "
-                        f"choose another --out") from None
+def check_out(out: Path, collect: bool = False) -> None:
+    """Before any run starts: the report folder can be written (it exists with ``collect``,
+    which reads the runs in it), and holds no file of a report's names that no report wrote."""
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    if collect and not out.is_dir():
+        raise UserError(f"--out {out} is not a folder; --collect reads the runs of an earlier "
+                        f"report there")
+    check_writable(out, "--out")
+    check_replaceable(out / "report.json", ("info", "runs"), "report", "--out",
+                      companions=("report.md", "report.html"))
+    out.mkdir(parents=True, exist_ok=True)

@@ -144,6 +144,32 @@ def test_collect_leaves_out_a_gan_run_it_cannot_read_faithfully(tmp_path, capsys
     assert "3.000 (1 run)" in (out / "report.md").read_text()
 
 
+def test_a_users_files_in_out_are_kept_and_a_bad_out_is_named(tmp_path, capsys, children):
+    # Was: a user's report.md/.json/.html replaced; --collect into a typo made the folder; a
+    # file as --out was "not writable (File exists)"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes")
+    argv = ["report", "--quick", "--seeds", "0", "--gan-regs", "none", "--classify-regs", "none"]
+    assert cli.main([*argv, "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep report: error: --out {mine} holds report.md, which no report "
+                   f"wrote there (it has no report.json); remove it or choose another folder "
+                   f"(report replaces only its own files)\n")
+    (mine / "report.json").write_text('{"mine": 1}')
+    assert cli.main([*argv, "--out", str(mine)]) == 2
+    assert "report.json exists and is not a readable record of report" in capsys.readouterr().err
+    assert (mine / "report.md").read_text() == "my notes" and not children
+    typo = tmp_path / "typo"
+    assert cli.main([*argv, "--collect", "--out", str(typo)]) == 2
+    assert capsys.readouterr().err == (f"robustrep report: error: --out {typo} is not a folder; "
+                                       f"--collect reads the runs of an earlier report there\n")
+    assert not typo.exists()
+    (tmp_path / "afile").write_text("")
+    assert cli.main([*argv, "--out", str(tmp_path / "afile")]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+
+
 def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
     assert cli.main(["report", "--seeds", "0", "0", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
