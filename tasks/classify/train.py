@@ -211,6 +211,8 @@ class Trainer(TrainerBase):
     """Holds the state of one run; :meth:`fit` trains from the current step to ``cfg.steps``."""
 
     advice = "a lower --lr (or --amp off)"
+    resumable = RESUMABLE
+    saved_config = staticmethod(saved_config)
 
     def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False):
         super().__init__(run, info)

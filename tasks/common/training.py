@@ -25,11 +25,12 @@ import torch
 from torch import Tensor
 
 from robustrep.tasks.common import checkpoint as ckpt
+from robustrep.tasks.common.config import to_dict
 from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all_reduce_sum,
                                                 barrier)
-from robustrep.tasks.common.errors import Interrupted, TrainingDiverged
+from robustrep.tasks.common.errors import CheckpointError, Interrupted, TrainingDiverged
 from robustrep.tasks.common.plugins import resume_flags
-from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.common.rundir import PATH_OPTIONS, RunDir
 from robustrep.tasks.common.runfiles import mark_finished
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -160,6 +161,13 @@ class TrainerBase:
     ``advice`` (the remedy a diverged run suggests), and give ``state_dict``/``load_state_dict``."""
 
     advice = "a lower learning rate"
+    #: the options a resume may change (the program's RESUMABLE)
+    resumable: tuple[str, ...] = ()
+
+    @staticmethod
+    def saved_config(config: dict[str, Any]) -> dict[str, Any]:
+        """A saved config as this version reads it (the program's ``saved_config``)."""
+        return config
 
     def __init__(self, run: RunDir, dist: DistInfo):
         self.run, self.dist = run, dist
@@ -244,8 +252,34 @@ class TrainerBase:
     def resume_from(self, path: Path) -> None:
         """Load and validate checkpoint ``path``; nothing in the run folder changes before."""
         def load(state: dict[str, Any]) -> None:
+            self._check_same_run(path, state.get("config"))
             self.load_state_dict(state)
             self.meter.load_state_dict(state.get("meter"), keep_sums=self.dist.is_main)
 
         ckpt.load_for_resume(path, self.cfg.steps, load, self.dist.device)
         self.last_ckpt, self.last_ckpt_step = path, self.step
+
+    def _check_same_run(self, path: Path, saved: dict[str, Any] | None) -> None:
+        """The checkpoint's options (saved with it) are this run's: an edited config.json, or
+        another run's checkpoint copied in, would go on as a different run without a word."""
+        if not isinstance(saved, dict):  # checkpoints from before the config was saved in them
+            return
+        changes = config_changes(self.saved_config(saved), to_dict(self.cfg), self.resumable)
+        if changes:
+            raise CheckpointError(
+                f"checkpoint {path} was saved by a run with other options than "
+                f"{self.run.path / 'config.json'} holds ({'; '.join(changes[:3])}); restore "
+                f"config.json or the run's own checkpoint (options a resume may change are "
+                f"given as flags with --resume)")
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any],
+                   may_change: tuple[str, ...]) -> list[str]:
+    """``"name checkpoint-value (config.json: value)"`` for each option that differs between a
+    checkpoint's saved config and the run's, leaving out those a resume may change and the
+    paths (saved as given, config.json holds them absolute)."""
+    import json
+    saved, current = (json.loads(json.dumps(c, default=str)) for c in (saved, current))
+    ignored = {*may_change, *PATH_OPTIONS, "out", "model"}
+    return [f"{k} {saved[k]!r} (config.json: {current[k]!r})" for k in sorted(saved)
+            if k not in ignored and k in current and saved[k] != current[k]]

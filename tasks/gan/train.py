@@ -51,7 +51,7 @@ from robustrep.tasks.common.rundir import (RunDir, check_run_folder, default_run
                                           resumed)
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
 from robustrep.tasks.common.training import TrainerBase
-from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.config import RESUMABLE, GanConfig, saved_config
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
 from robustrep.tasks.gan.models import (build_discriminator, build_generator, check_networks,
@@ -78,6 +78,8 @@ class Trainer(TrainerBase):
     """One training run: builds the models and state, then :meth:`fit` runs the loop."""
 
     advice = "lower learning rates (--lr-g, --lr-d)"
+    resumable = RESUMABLE
+    saved_config = staticmethod(saved_config)
 
     def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, data: GanData,
                  show_progress: bool = True, init: dict[str, dict] | None = None):

@@ -51,6 +51,22 @@ def test_resume_equals_uninterrupted(tmp_path, reg, extra):
     assert losses[0] == losses[1]
 
 
+def test_another_runs_checkpoint_copied_in_is_refused(tmp_path, capsys):
+    # Was: a mixup, seed-5 checkpoint resumed in a reg-none run and was recorded as reg none
+    import shutil
+
+    from robustrep.tasks.cli import main
+    train(tiny_config(steps=4, ckpt_every=2), tmp_path / "base", stop_after=2, quiet=True)
+    train(tiny_config(steps=4, ckpt_every=2, reg="mixup", seed=5), tmp_path / "mix",
+          stop_after=2, quiet=True)
+    shutil.copy(tmp_path / "mix" / "checkpoints" / "latest.pt",
+                tmp_path / "base" / "checkpoints" / "latest.pt")
+    assert main(["classify", "train", "--resume", str(tmp_path / "base"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "was saved by a run with other options than" in err and err.count("\n") == 1
+    assert "reg 'mixup' (config.json: 'none'); seed 5 (config.json: 0)" in err
+
+
 def test_existing_run_needs_resume(tmp_path, trained_run):
     with pytest.raises(RunFolderError, match="--resume"):
         train(tiny_config(), trained_run, quiet=True)

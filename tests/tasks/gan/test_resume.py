@@ -111,6 +111,28 @@ def test_resume_refuses_model_changes(tiny_cfg, tmp_path, capsys):
     assert "cannot change g_width" in capsys.readouterr().err
 
 
+def test_a_checkpoint_from_other_options_than_config_json_is_refused(tiny_cfg, tmp_path,
+                                                                     capsys):
+    # Was: an edited config.json (batch size, seed) or another run's latest.pt copied in went
+    # on as a different run without a word (kimg went backwards)
+    run = tmp_path / "run"
+    train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False, stop_after=2)
+    config = json.loads((run / "config.json").read_text())
+    edited = {**config, "seed": 7, "batch_size": 2 * config["batch_size"]}
+    (run / "config.json").write_text(json.dumps(edited))
+    before = (run / "metrics.jsonl").read_text()
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep gan: error: checkpoint {run}/checkpoints/latest.pt was saved by a "
+                   f"run with other options than {run}/config.json holds (batch_size "
+                   f"{config['batch_size']} (config.json: {edited['batch_size']}); seed 0 "
+                   f"(config.json: 7)); restore config.json or the run's own checkpoint "
+                   f"(options a resume may change are given as flags with --resume)\n")
+    assert (run / "metrics.jsonl").read_text() == before
+    (run / "config.json").write_text(json.dumps({**config, "lr_g": 1e-4}))  # may change
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+
+
 def test_new_run_refuses_existing_folder(tiny_cfg, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(out=str(run)), show_progress=False)
