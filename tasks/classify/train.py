@@ -214,7 +214,8 @@ class Trainer(TrainerBase):
     resumable = RESUMABLE
     saved_config = staticmethod(saved_config)
 
-    def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False):
+    def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False,
+                 resume: bool = False):
         super().__init__(run, info)
         self.cfg, self.quiet = cfg, quiet
         self.train_s0 = 0.0  # training seconds before this session (a resumed run's)
@@ -226,10 +227,13 @@ class Trainer(TrainerBase):
         cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
         cfg.class_names = self.data.class_names  # recorded: evaluations keep these labels
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
+        # a resume's weights are its checkpoint's: the file or hub weights it started from may
+        # be gone (its normalisation is in cfg.mean/std, saved)
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
-                                       cfg.std, cfg.pretrained_file, head=cfg.head,
-                                       uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
-                                       image_size=cfg.image_size, pretrained=cfg.pretrained,
+                                       cfg.std, None if resume else cfg.pretrained_file,
+                                       head=cfg.head, uos_scale=cfg.uos_scale,
+                                       drop_rate=cfg.drop_rate, image_size=cfg.image_size,
+                                       pretrained=cfg.pretrained and not resume,
                                        final_act=cfg.final_act)
         if cfg.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                       for m in self.model.modules()):
@@ -410,7 +414,8 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
     latest = check_run_folder(run.path, resume)
-    trainer = Trainer(cfg, run, info)  # builds (and scans) the data before the folder is made
+    # builds (and scans) the data before the folder is made
+    trainer = Trainer(cfg, run, info, resume=resume)
     if info.is_main:  # the config has the data's fields now
         trainer.lock = open_run(run, to_dict(cfg), resume, cfg.log)
     try:

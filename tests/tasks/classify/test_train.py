@@ -67,6 +67,21 @@ def test_another_runs_checkpoint_copied_in_is_refused(tmp_path, capsys):
     assert "reg 'mixup' (config.json: 'none'); seed 5 (config.json: 0)" in err
 
 
+def test_a_resume_needs_no_longer_the_weights_file_it_started_from(tmp_path):
+    # Was: the run was rebuilt from --pretrained-file before its checkpoint was loaded, so a
+    # file moved or deleted since made the run impossible to resume
+    import timm
+    weights = tmp_path / "w.pth"
+    torch.save(timm.create_model("test_resnet", num_classes=3).state_dict(), weights)
+    cfg = dict(steps=4, ckpt_every=2, pretrained_file=str(weights))
+    train(tiny_config(**cfg), tmp_path / "a", quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", stop_after=2, quiet=True)
+    weights.unlink()
+    train(tiny_config(**cfg), tmp_path / "b", resume=True, quiet=True)
+    a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
+
+
 def test_existing_run_needs_resume(tmp_path, trained_run):
     with pytest.raises(RunFolderError, match="--resume"):
         train(tiny_config(), trained_run, quiet=True)
