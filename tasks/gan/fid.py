@@ -466,6 +466,11 @@ def _statistics_only(args, sources: list[Source]) -> str:
         raise DataError(f"{args.a} and {args.b} hold statistics of different feature networks "
                         f"({', '.join(sorted(named))}); FIDs compare only within one network "
                         "and convention")
+    conventions = {s.fid_convention for s in sources} - {None}
+    if len(conventions) > 1:  # one network, images fed otherwise (another size, grey or RGB)
+        raise DataError(f"{args.a} and {args.b} hold statistics in different conventions "
+                        f"({'; '.join(sorted(conventions))}); FIDs compare only within one "
+                        f"network and convention (recompute one with --save-stats)")
     return ", ".join(sorted(named)) or "as the statistics files"
 
 

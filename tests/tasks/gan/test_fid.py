@@ -129,6 +129,11 @@ def test_statistics_in_another_convention_are_refused(images, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds statistics in the convention 'digits CNN features (robustrep) of grey 32x32" in err
     assert err.count("\n") == 1
+    # statistics against statistics: was compared (FID 1107 for one set at two sizes)
+    assert main(["gan", "fid", str(tmp_path / "other.npz"), str(stats)]) == 2
+    err = capsys.readouterr().err
+    assert "hold statistics in different conventions (digits CNN features (robustrep) of grey " \
+           "16x16" in err and err.count("\n") == 1
 
 
 def test_options_may_stand_between_a_and_b(images, tmp_path, capsys):
