@@ -111,6 +111,10 @@ def read_records(path: str | Path) -> dict[str, Any]:
 def record_state(rec: Record, prefix: str = "") -> dict[str, Tensor]:
     """The record's parameters and buffers by dotted name, as ``state_dict`` would give them."""
     out: dict[str, Tensor] = {}
+    for group in ("_parameters", "_buffers", "_modules"):
+        if not isinstance(rec.state.get(group) or {}, dict):
+            raise StyleGAN2PickleError(f"holds {prefix}{group} as a "
+                                       f"{type(rec.state[group]).__name__}, not a mapping")
     for group in ("_parameters", "_buffers"):
         for name, value in (rec.state.get(group) or {}).items():
             if value is not None:
@@ -123,6 +127,8 @@ def record_state(rec: Record, prefix: str = "") -> dict[str, Tensor]:
 
 def _kwargs(rec: Record) -> dict[str, Any]:
     kwargs = rec.state.get("_init_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"init_kwargs is a {type(kwargs).__name__}, not a mapping")
     return {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
 
 
@@ -231,8 +237,8 @@ def load_stylegan2_pickle(path: str | Path, force_fp32: bool = False) -> dict[st
     out: dict[str, nn.Module] = {}
     for key in NETWORKS:
         rec = data[key]
-        kwargs = _kwargs(rec)
         try:
+            kwargs = _kwargs(rec)
             if key == "D":
                 net = build_discriminator(kwargs, force_fp32)
                 res = kwargs["img_resolution"]
@@ -240,8 +246,12 @@ def load_stylegan2_pickle(path: str | Path, force_fp32: bool = False) -> dict[st
             else:
                 net = build_generator(kwargs, force_fp32)
                 load_mapped(net, record_state(rec), generator_name)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            # RuntimeError: torch refusing a size the kwargs imply (a negative z_dim)
+        except StyleGAN2PickleError as err:  # its weights: named with the network
+            raise StyleGAN2PickleError(f"has a {key} that {err}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError,
+                ArithmeticError) as err:
+            # RuntimeError: torch refusing a size the kwargs imply (a negative z_dim);
+            # AttributeError: a list where a mapping belongs; ArithmeticError: channel_base 0
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
             raise StyleGAN2PickleError(f"has a {key} whose init_kwargs robustrep cannot use "
                                        f"({type(err).__name__}: {first})") from None

@@ -196,9 +196,9 @@ def test_not_a_network_pickle_is_one_line(tmp_path):
         load_stylegan2_pickle(path)
 
 
-def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None):
-    """A network pickle as the fixture writes it, from other G kwargs or with one G_ema
-    tensor set to NaN (a snapshot of a diverged run)."""
+def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None, mutate=None):
+    """A network pickle as the fixture writes it, from other G kwargs, with one G_ema
+    tensor set to NaN (a snapshot of a diverged run), or with ``mutate(records)`` applied."""
     Record, EasyDict, _ = fake_reference
     G, D = _nets(0)
     if poison is not None:
@@ -207,16 +207,29 @@ def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None):
     records = {key: _record_tree(G, G_NAMES, "Generator", g_kwargs, Record, EasyDict)
                for key in ("G", "G_ema")}
     records["D"] = _record_tree(D, D_NAMES, "Discriminator", D_KW, Record, EasyDict)
+    if mutate is not None:
+        mutate(records)
     with open(path, "wb") as fh:
         pickle.dump(records, fh)
     return path
 
 
 @pytest.mark.parametrize("change, expect", [
-    (dict(poison="synthesis.blocks.0.const"), r"non-finite weights \(synthesis\.b4\.const\)"),
+    (dict(poison="synthesis.blocks.0.const"),
+     r"has a G that holds non-finite weights \(synthesis\.b4\.const\)"),
     (dict(g_kwargs={**G_KW, "img_resolution": 15}), "init_kwargs robustrep cannot use "
                                                     r"\(ValueError: img_resolution"),
     (dict(g_kwargs={**G_KW, "z_dim": -3}), r"init_kwargs robustrep cannot use \(RuntimeError"),
+    # were tracebacks: a list where a mapping belongs, a channel base of 0
+    (dict(g_kwargs={**G_KW, "synthesis_kwargs": [1, 2]}), "has a G whose init_kwargs robustrep "
+                                                          r"cannot use \(AttributeError"),
+    (dict(g_kwargs={**G_KW, "synthesis_kwargs": {**G_KW["synthesis_kwargs"],
+                                                 "channel_base": 0}}),
+     r"has a G whose init_kwargs robustrep cannot use \(ZeroDivisionError"),
+    (dict(mutate=lambda r: r["G"].state.update(_init_kwargs=[1])),
+     r"has a G whose init_kwargs robustrep cannot use \(TypeError: init_kwargs is a list"),
+    (dict(mutate=lambda r: r["D"].state["_modules"]["b4"].state.update(_parameters=[1])),
+     r"has a D that holds b4\._parameters as a list, not a mapping"),
 ])
 def test_a_pickle_robustrep_cannot_use_faithfully_is_one_line(tmp_path, fake_reference, capsys,
                                                              change, expect):
