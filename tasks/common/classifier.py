@@ -130,6 +130,19 @@ def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Pat
                          + (" and --num-classes of its head." if head else "."))
 
 
+def _check_finite_parameters(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    """An inf in a parameter of the file (NaN is refused on reading) is a CheckpointError naming
+    it: trained on it gives a NaN loss at step 1 that names no file. A buffer may hold inf on
+    purpose (a mask), so only the model's parameters are checked."""
+    params = dict(model.named_parameters())
+    bad = [k for k, v in state.items() if k in params and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"weights file {path} holds infinite values ({bad[0]}{more}); use "
+                              f"weights saved before the run that wrote them diverged")
+
+
 def _fixed_input_size(name: str) -> bool:
     """Whether timm builds ``name`` for one input size (a ViT's patch grid), so that size must
     be passed at construction."""
@@ -229,6 +242,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         probe = timm.create_model(source.arch, pretrained=False,
                                   pretrained_cfg_overlay=overlay or None, **build)
         _check_fits(name, probe, state, weights, head=keep_head)
+        _check_finite_parameters(probe, state, weights)
         # timm drops the file's classifier when the overlay's num_classes differs from ours (-1
         # never equals it) and keeps it when equal; no url/hub id, so nothing can be fetched.
         overlay.update(state_dict=state, url="", hf_hub_id=None, file=None,

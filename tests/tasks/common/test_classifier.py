@@ -60,6 +60,14 @@ def test_pretrained_file_with_nan_or_a_folder_is_named(tmp_path):
             create_classifier("test_resnet", 3, pretrained_file=tmp_path / name)
     with pytest.raises(FileNotFoundError, match="is a folder; give the weights file in it"):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path)
+    # an inf in a parameter: was a NaN loss at step 1 (classify train) or a refusal of the
+    # logits (classify eval) naming no file
+    sd = timm.create_model("test_resnet").state_dict()
+    sd["layer1.0.conv1.weight"][0, 0, 0, 0] = float("inf")
+    torch.save(sd, tmp_path / "inf.pth")
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'inf.pth'} holds infinite values "
+                                              r"\(layer1\.0\.conv1\.weight\)"):
+        create_classifier("test_resnet", 3, pretrained_file=tmp_path / "inf.pth")
 
 
 def test_a_pickle_of_objects_is_named_unsafe_whatever_its_format(tmp_path):
