@@ -22,7 +22,10 @@ the cache folder.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +86,9 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
             f"{reason.split('=')[0]} to download it)")
     for name in filenames:
         try:
-            return Path(hf_hub_download(repo_id, name, revision=revision or None, cache_dir=cache))
+            with _hub_warnings_off():
+                return Path(hf_hub_download(repo_id, name, revision=revision or None,
+                                            cache_dir=cache))
         except LocalEntryNotFoundError:  # the hub did not answer (a subclass of the next one)
             raise CheckpointError(
                 f"model {model!r}: could not reach the Hugging Face hub for {name} of "
@@ -96,6 +101,19 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
             raise CheckpointError(f"model {model!r}: could not download {name} of hf-hub:{repo} "
                                   f"into {cache}: {_one_line(err)}") from None
     raise CheckpointError(f"model {model!r}: hf-hub:{repo} has none of {', '.join(filenames)}")
+
+
+@contextmanager
+def _hub_warnings_off() -> Iterator[None]:
+    """huggingface_hub's own warnings off (a line per retry on a bad network, ten before it
+    gives up): what came of the download is said in one line."""
+    hub = logging.getLogger("huggingface_hub")
+    level = hub.level
+    hub.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub.setLevel(level)
 
 
 def read_timm_config(path: Path, model: str) -> tuple[str, dict[str, Any], dict[str, Any]]:

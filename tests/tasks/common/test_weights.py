@@ -225,13 +225,16 @@ def test_a_hub_repository_without_weights_is_named(hub_server):
     assert {"model.safetensors", "pytorch_model.bin"} <= asked  # the hub said no to both
 
 
-def test_an_unreachable_hub_is_named_as_such(hub_server, monkeypatch):
+def test_an_unreachable_hub_is_named_as_such(hub_server, monkeypatch, caplog):
     """huggingface_hub raises LocalEntryNotFoundError (a kind of EntryNotFoundError) when it gets
     no answer; that is no network, not a repository without the file. (Its own retries take
     ~23 s per file, so the failure is raised here directly.)"""
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     def no_answer(*args, **kwargs):
+        from huggingface_hub.utils import logging as hub_logging
+        # as its http_backoff says each retry (ten lines on stderr before the one that counts)
+        hub_logging.get_logger("huggingface_hub.utils._http").warning("Retrying in 1s [1/5].")
         raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
 
     import huggingface_hub
@@ -241,3 +244,4 @@ def test_an_unreachable_hub_is_named_as_such(hub_server, monkeypatch):
     msg = str(err.value)
     assert "could not reach the Hugging Face hub" in msg and "has none of" not in msg
     assert "\n" not in msg and "HF_HUB_OFFLINE=1" in msg
+    assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
