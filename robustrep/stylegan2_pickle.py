@@ -23,6 +23,7 @@ import io
 import math
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,9 @@ class _RestrictedUnpickler(ArrayUnpickler):
 
 def read_records(path: str | Path) -> dict[str, Any]:
     """The unpickled top-level dict, networks as :class:`Record` (nothing from the file runs)."""
+    if zipfile.is_zipfile(path):  # torch.save's format: a checkpoint, not a network pickle
+        raise StyleGAN2PickleError("is a zip archive (a torch.save file, such as a robustrep "
+                                   "checkpoint?), not a stylegan2-ada network pickle (.pkl)")
     with open(path, "rb") as fh:
         try:
             data = _RestrictedUnpickler(fh).load()

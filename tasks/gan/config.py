@@ -328,7 +328,8 @@ def _check_stylegan2(cfg: GanConfig) -> None:
     if cfg.arch != "stylegan2":
         given = [n for n in STYLEGAN2_ONLY if getattr(cfg, n) is not None]
         if given:
-            raise ConfigError(f"{', '.join(given)} apply only to arch stylegan2 (arch is "
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ConfigError(f"{', '.join(given)} {verb} only to arch stylegan2 (arch is "
                               f"{cfg.arch!r}); drop them or pass --arch stylegan2")
     else:
         if cfg.spectral_norm:

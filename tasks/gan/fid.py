@@ -211,9 +211,9 @@ def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Sourc
     if mu is None or sigma is None:
         raise DataError(f"{path}: a statistics .npz needs both 'mu' and 'sigma'; found "
                         f"{sorted(arrays)}")
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D], got {mu.shape} and "
-                        f"{sigma.shape}")
+    if mu.ndim != 1 or mu.shape[0] == 0 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D] with D >= 1, got "
+                        f"{mu.shape} and {sigma.shape}")
     stored = sigma.dtype
     mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
     _check_covariance(path, sigma, stored)

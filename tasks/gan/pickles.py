@@ -21,6 +21,9 @@ def is_pickle(path: str | Path) -> bool:
 def load_pickle(path: str | Path, what: str, force_fp32: bool = False) -> dict:
     """``{'G', 'D', 'G_ema'}`` robustrep modules, or a one-line :class:`CheckpointError`."""
     from robustrep.stylegan2_pickle import StyleGAN2PickleError, load_stylegan2_pickle
+    if Path(path).is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; give a stylegan2-ada network pickle "
+                              f"(.pkl)")
     if not Path(path).is_file():
         raise CheckpointError(f"{what} {path}: no such file (a stylegan2-ada network pickle)")
     try:

@@ -204,6 +204,9 @@ def _rank_deficient(d=16, n=8):
     (lambda mu, s: (mu, np.where(np.eye(len(s)) > 0, np.nan, s)), "'sigma' holds NaN"),
     (lambda mu, s: (mu + 1j, s), "'mu' must hold real numbers, got complex"),
     (lambda mu, s: (mu.astype(str), s), "'mu' must hold real numbers, got <U"),
+    # was numpy's "zero-size array to reduction operation maximum", naming no file
+    (lambda mu, s: (mu[:0], s[:0, :0]), "'mu' must be [D] and 'sigma' [D, D] with D >= 1, got "
+                                        "(0,) and (0, 0)"),
 ])
 def test_statistics_no_features_could_have_are_refused(tmp_path, capsys, damage, expect):
     """A sigma that is not symmetric or not positive semi-definite gave a wrong FID (-121 for

@@ -194,6 +194,11 @@ def test_not_a_network_pickle_is_one_line(tmp_path):
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(StyleGAN2PickleError, match="cannot be read"):
         load_stylegan2_pickle(path)
+    # a checkpoint given as --init: was "persistent IDs in protocol 0 must be ASCII strings"
+    torch.save({"G": {}}, path)
+    with pytest.raises(StyleGAN2PickleError, match=r"^is a zip archive \(a torch.save file, "
+                                                   r"such as a robustrep checkpoint\?\)"):
+        load_stylegan2_pickle(path)
 
 
 def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None, mutate=None):
