@@ -106,4 +106,6 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
+    from robustrep.tasks.common.launch import stop_with_parent
+    stop_with_parent()  # a run a report started ends with the report
     sys.exit(main())

@@ -1,0 +1,43 @@
+"""Runs started by run_robustrep (report, ood bench) end with the process that started them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from robustrep.tasks.common.launch import PARENT_ENV
+
+CHILD = ("from robustrep.tasks.common.launch import stop_with_parent; stop_with_parent(); "
+         "import time; time.sleep(60)")
+# the "report": starts the run as run_robustrep does (its pid in the environment), then waits
+PARENT = ("import os, subprocess, sys; "
+          f"env = {{**os.environ, {PARENT_ENV!r}: str(os.getpid())}}; "
+          "child = subprocess.Popen([sys.executable, '-c', sys.argv[1]], env=env, "
+          "start_new_session=True); print(child.pid, flush=True); child.wait()")
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
+def test_a_run_gets_sigterm_when_the_report_that_started_it_is_killed():
+    # Was: kill -9 of a report left its training runs going as orphans, holding their folders
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD], stdout=subprocess.PIPE,
+                              text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child has set its death signal
+    os.kill(child, 0)  # alive
+    parent.kill()
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return  # ended (reaped by init)
+        with open(f"/proc/{child}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):
+                return  # ended, not yet reaped
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the run went on after the process that started it was killed")
