@@ -341,8 +341,12 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          batch_size=batch_size, device=dev, amp=amp, workers=workers,
                          show_progress=show_progress)
     result.groups = groups
+    step, steps = config.get("step"), config.get("steps")
+    if run is not None and isinstance(step, int) and isinstance(steps, int) and step < steps:
+        notes.append(f"{run} is unfinished: these are the scores of its checkpoint at step "
+                     f"{step} of {steps}")
     meta = {"run": None if run is None else str(run), "model": config.get("model"),
-            "weights": config.get("weights"),
+            "weights": config.get("weights"), "step": step, "steps": steps,
             "id": id_name, "fit_data": (fit_data or id_name) if fit_set is not None else None,
             "ood": ood, "detectors": [s.name for s in specs], "params": overrides,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,
@@ -382,7 +386,8 @@ def _optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, A
 
 # Settings under which two calls' rows belong in one table (fit_data and the train size only
 # when both calls fitted a detector: a call of unfitted detectors reads no train data).
-_SAME_SETTINGS = ("run", "model", "weights", "id", "feature_maps", "resize", "seed", "ema")
+_SAME_SETTINGS = ("run", "model", "weights", "step", "id", "feature_maps", "resize", "seed",
+                  "ema")
 
 
 def _read_earlier(path: Path) -> dict[str, Any] | None:

@@ -48,6 +48,25 @@ def test_the_default_sets_leave_out_digits59_for_such_a_run(all_digits_run, caps
     assert "left out the OOD set digits59" in capsys.readouterr().err
 
 
+def test_an_unfinished_run_is_said_and_recorded_as_such(all_digits_run, capsys):
+    # Was: a full table, exit 0, nothing in results.json telling a checkpoint at step 4 of 10
+    config = json.loads((all_digits_run / "config.json").read_text())
+    (all_digits_run / "config.json").write_text(json.dumps({**config, "steps": 10}))
+    latest = all_digits_run / "checkpoints" / "latest.pt"
+    torch.save({**torch.load(latest), "step": 4}, latest)
+    argv = ["ood", "score", str(all_digits_run), "--detectors", "MaxSoftmax", "--ood", "gaussian",
+            "--max-samples", "8", "--no-plots", "--quiet", "--device", "cpu"]
+    assert main(argv) == 0
+    assert (f"note: {all_digits_run} is unfinished: these are the scores of its checkpoint at "
+            f"step 4 of 10") in capsys.readouterr().err
+    data = json.loads((all_digits_run / "ood" / "results.json").read_text())
+    assert (data["step"], data["steps"]) == (4, 10)
+    torch.save({**torch.load(latest), "step": 10}, latest)  # finished since
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "is unfinished" not in err and "measured under other settings (step 4 -> 10" in err
+
+
 def test_which_sets_overlap_the_training_classes():
     digits04 = {"dataset": "digits", "classes": [0, 1, 2, 3, 4]}
     assert trained_overlap("digits59", digits04) is None
