@@ -219,6 +219,7 @@ class Trainer(TrainerBase):
         super().__init__(run, info)
         self.cfg, self.quiet = cfg, quiet
         self.train_s0 = 0.0  # training seconds before this session (a resumed run's)
+        self.resumed_eval: dict[str, Any] = {}  # a resumed run's last evaluation record
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
         self.train_set, self.eval_set, self.data = build_datasets(cfg)
@@ -377,7 +378,9 @@ class Trainer(TrainerBase):
         bar.close()
         self.check_finite(reset=False)
         if self.step == cfg.steps and self.dist.is_main:
-            self.last = self.run.log(self.step, **self.evaluate())
+            done = self.resumed_eval if self.resumed_eval.get("step") == self.step else None
+            # a run killed after its final evaluation and checkpoint: logged once, not twice
+            self.last = done or self.run.log(self.step, **self.evaluate())
         if self.last_ckpt_step != self.step:
             self.save()
         if self.step == cfg.steps:
@@ -425,9 +428,10 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
             check_more_to_train(run.path, trainer.step, cfg.steps)
             if info.is_main:
                 resumed(run, to_dict(cfg), trainer.step)
+                records = run.read_metrics()
                 trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
-                                                     reversed(run.read_metrics()))
-                                         if t is not None), 0.0)
+                                                     reversed(records)) if t is not None), 0.0)
+                trainer.resumed_eval = next((r for r in reversed(records) if "eval/acc" in r), {})
         if info.is_main:
             record_regularizers(run.path, regularizer_record(cfg, cfg.regularizers(),
                                                              OPTION_FIELDS), trainer.step)

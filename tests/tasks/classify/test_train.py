@@ -82,6 +82,18 @@ def test_a_resume_needs_no_longer_the_weights_file_it_started_from(tmp_path):
     assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
 
 
+def test_a_run_killed_after_its_final_checkpoint_logs_its_final_evaluation_once(tmp_path):
+    # Was: resumed at its last step (finished.json not yet written), it evaluated again and
+    # metrics.jsonl held two final evaluations
+    run = tmp_path / "run"
+    train(tiny_config(steps=4, ckpt_every=2), run, quiet=True)
+    before = (run / "metrics.jsonl").read_text()
+    (run / "finished.json").unlink()  # the kill came just before the marker
+    last = train(tiny_config(steps=4, ckpt_every=2), run, resume=True, quiet=True)
+    assert (run / "metrics.jsonl").read_text() == before and (run / "finished.json").is_file()
+    assert last["step"] == 4 and "eval/acc" in last
+
+
 def test_existing_run_needs_resume(tmp_path, trained_run):
     with pytest.raises(RunFolderError, match="--resume"):
         train(tiny_config(), trained_run, quiet=True)
