@@ -114,14 +114,16 @@ class RunDir:
         write_text_atomic(self.config_file, json.dumps(jsonable(config), indent=2) + "\n")
 
     def check_fresh(self, config: dict[str, Any]) -> None:
-        """Refuse to start a new run in a folder that already holds a different run's config."""
+        """Refuse to start a new run in a folder that already holds a different run's config
+        (one that wrote no checkpoint: a folder with one is refused before, for --resume)."""
         if not self.config_file.is_file():
             return
         saved = read_json(self.config_file, dict)  # a damaged one is named, not overwritten
         if saved != json.loads(json.dumps(jsonable(config))):
-            raise RunFolderError(f"{self.path} already holds another run (its config.json "
-                                 f"differs); continue it with --resume {self.path} or choose "
-                                 f"another --out")
+            raise RunFolderError(f"{self.path} already holds another run, which wrote no "
+                                 f"checkpoint (its config.json differs from these options); "
+                                 f"start it again with its options, remove the folder, or "
+                                 f"choose another --out")
 
     def read_config(self) -> dict[str, Any]:
         if not self.config_file.is_file():
@@ -316,6 +318,14 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     Returns the checkpoint to resume from (None for a fresh run)."""
     path = check_writable(path, "run folder")
     latest = latest_checkpoint(path / "checkpoints")
+    written = sorted((path / "checkpoints").glob("step_*.pt"))
+    if latest is None and written:  # a kill between a step's file and latest.pt
+        hint = (f"{written[-1]} is there, the last written: copy it to "
+                f"{path / 'checkpoints' / LATEST} to resume from it (--resume {path})")
+        if resume:
+            raise CheckpointError(f"cannot resume {path}: no {LATEST}; {hint}")
+        raise RunFolderError(f"{path} holds checkpoints but no {LATEST}; {hint}, or choose "
+                             f"another --out")
     if resume and latest is None:
         if (path / LOCK_FILE).is_file():  # a run still before its first checkpoint: say so
             RunLock(path / LOCK_FILE).acquire().release()

@@ -92,7 +92,8 @@ def test_fresh_run_refuses_another_runs_config(tmp_path):
     run = RunDir(tmp_path / "run").create()
     run.write_config({"lr": 0.1, "steps": 10})
     run.check_fresh({"lr": 0.1, "steps": 10})  # the same run restarted: allowed
-    with pytest.raises(RunFolderError, match=rf"{run.path} already holds another run.*--resume"):
+    with pytest.raises(RunFolderError, match=rf"{run.path} already holds another run, which "
+                                             r"wrote no checkpoint"):
         run.check_fresh({"lr": 0.2, "steps": 10})
     assert json.loads(run.config_file.read_text())["lr"] == 0.1
 

@@ -133,6 +133,26 @@ def test_a_checkpoint_from_other_options_than_config_json_is_refused(tiny_cfg, t
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
 
 
+def test_step_checkpoints_without_latest_are_named_and_never_overwritten(tiny_cfg, tmp_path,
+                                                                         capsys):
+    # Was: --resume said only "no checkpoint", and a fresh run into the folder dropped the
+    # records without a word and left the old step files among the new run's
+    run = tmp_path / "run"
+    train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False, stop_after=2)
+    (run / "checkpoints" / "latest.pt").unlink()  # a kill between step_2.pt and latest.pt
+    records = (run / "metrics.jsonl").read_text()
+    step = run / "checkpoints" / "step_00000002.pt"
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan: error: cannot resume {run}: no latest.pt; {step} is there, the last "
+        f"written: copy it to {run}/checkpoints/latest.pt to resume from it (--resume {run})\n")
+    with pytest.raises(RunFolderError, match=f"{run} holds checkpoints but no latest.pt; "):
+        train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False)
+    assert (run / "metrics.jsonl").read_text() == records
+    shutil.copy(step, run / "checkpoints" / "latest.pt")  # as the message says
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+
+
 def test_new_run_refuses_existing_folder(tiny_cfg, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(out=str(run)), show_progress=False)
