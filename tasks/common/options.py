@@ -214,7 +214,7 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
         run = args.out
     else:
         run = args.resume
-        if args.out is not None and Path(args.out) != Path(run):
+        if args.out is not None and not _same_folder(args.out, run):
             raise ConfigError(f"--resume {run} and --out {args.out} name two run folders; give "
                               f"one (--resume RUN, or --resume with --out RUN)")
     if any(getattr(args, name) is not None for name in defining):
@@ -261,3 +261,12 @@ def unique(values: Any, option: str, what: str) -> tuple:
     if seen:
         raise ConfigError(f"{option}: {what} {seen[0]} is given twice; give each {what} once")
     return tuple(values)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    """Whether two paths name one folder (relative or absolute, ``~``, a link)."""
+    from pathlib import Path
+    a_path, b_path = Path(a).expanduser(), Path(b).expanduser()
+    if a_path.exists() and b_path.exists():
+        return a_path.samefile(b_path)
+    return a_path.absolute() == b_path.absolute()

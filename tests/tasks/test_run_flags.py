@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from robustrep.tasks.cli import main
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runfiles import FINISHED
 
 # Tiny CPU runs, given as a --config file (the run flags are the point here, not the options).
@@ -129,3 +130,22 @@ def test_resuming_a_finished_run_at_its_length_is_one_line_and_changes_nothing(p
     assert f"{run} is finished (step 4 of 4): nothing to train; give --steps above 4" in err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert main([program, "train", "--resume", str(run), "--steps", "5", "--quiet"]) == 0
+
+
+def test_one_folder_named_two_ways_is_one_run_folder(tmp_path, monkeypatch):
+    # Was: --resume run --out /abs/run was refused as "two run folders"
+    from types import SimpleNamespace
+
+    from robustrep.tasks.common.options import run_to_resume
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "run")
+
+    def args(resume, out):
+        return SimpleNamespace(resume=resume, out=out, preset=None, config=None)
+
+    for out in (str(tmp_path / "run"), "./run", "link", "run/"):
+        assert run_to_resume(args("run", out)) == "run"
+    assert run_to_resume(args("new", str(tmp_path / "new"))) == "new"  # not made yet
+    with pytest.raises(ConfigError, match="name two run folders"):
+        run_to_resume(args("run", "other"))
