@@ -200,7 +200,15 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
     does not fit the run's config into one CheckpointError line.
     """
     from robustrep.tasks.common.errors import UserError
-    state = load_checkpoint(path, map_location=map_location)
+    try:
+        state = load_checkpoint(path, map_location=map_location)
+    except CheckpointError as err:  # a damaged latest.pt: the step files beside it may be whole
+        written = sorted(Path(path).parent.glob("step_*.pt")) if Path(path).name == LATEST \
+            else []
+        if not written:
+            raise
+        raise CheckpointError(f"{err}; {written[-1]} is there, the last step written: copy it "
+                              f"over {path} to resume from it") from None
     if int(state["step"]) > steps:
         raise UserError(f"--steps {steps} is below the step of the checkpoint {path} "
                         f"({state['step']}); pass --steps {state['step']} or more")

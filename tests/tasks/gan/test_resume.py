@@ -149,7 +149,13 @@ def test_step_checkpoints_without_latest_are_named_and_never_overwritten(tiny_cf
     with pytest.raises(RunFolderError, match=f"{run} holds checkpoints but no latest.pt; "):
         train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False)
     assert (run / "metrics.jsonl").read_text() == records
-    shutil.copy(step, run / "checkpoints" / "latest.pt")  # as the message says
+    (run / "checkpoints" / "latest.pt").write_bytes(b"damaged")  # was: "use another checkpoint"
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(
+        f"; {step} is there, the last step written: copy it over {run}/checkpoints/latest.pt to "
+        f"resume from it\n")
+    shutil.copy(step, run / "checkpoints" / "latest.pt")  # as the messages say
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
 
 
