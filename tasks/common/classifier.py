@@ -130,11 +130,18 @@ def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Pat
                          + (" and --num-classes of its head." if head else "."))
 
 
-def _check_finite_parameters(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
-    """An inf in a parameter of the file (NaN is refused on reading) is a CheckpointError naming
-    it: trained on it gives a NaN loss at step 1 that names no file. A buffer may hold inf on
-    purpose (a mask), so only the model's parameters are checked."""
+def _check_parameter_values(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    """The file's values for the model's parameters must be real numbers: integers (weights
+    cast to int64 are nearly all zero) would be cast back without a word, and an inf (NaN is
+    refused on reading) gives a NaN loss at step 1 that names no file. A buffer may hold
+    integers or inf on purpose (a count, a mask), so only parameters are checked."""
     params = dict(model.named_parameters())
+    whole = [k for k, v in state.items() if k in params and params[k].is_floating_point()
+             and not v.is_floating_point()]
+    if whole:
+        raise CheckpointError(f"weights file {path} holds {state[whole[0]].dtype} values for "
+                              f"the parameter {whole[0]} (and {len(whole) - 1} more), not "
+                              f"floating point; save the model's floating-point state_dict()")
     bad = [k for k, v in state.items() if k in params and v.is_floating_point()
            and not bool(torch.isfinite(v).all())]
     if bad:
@@ -242,7 +249,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         probe = timm.create_model(source.arch, pretrained=False,
                                   pretrained_cfg_overlay=overlay or None, **build)
         _check_fits(name, probe, state, weights, head=keep_head)
-        _check_finite_parameters(probe, state, weights)
+        _check_parameter_values(probe, state, weights)
         # timm drops the file's classifier when the overlay's num_classes differs from ours (-1
         # never equals it) and keeps it when equal; no url/hub id, so nothing can be fetched.
         overlay.update(state_dict=state, url="", hf_hub_id=None, file=None,

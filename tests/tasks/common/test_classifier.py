@@ -68,6 +68,12 @@ def test_pretrained_file_with_nan_or_a_folder_is_named(tmp_path):
     with pytest.raises(CheckpointError, match=f"{tmp_path / 'inf.pth'} holds infinite values "
                                               r"\(layer1\.0\.conv1\.weight\)"):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path / "inf.pth")
+    # weights cast to integers: were cast back (nearly all zero) and scored as a constant model
+    sd = {k: v.long() for k, v in timm.create_model("test_resnet").state_dict().items()}
+    torch.save(sd, tmp_path / "int.pth")
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'int.pth'} holds torch.int64 values "
+                                              r"for the parameter conv1\.0\.weight \(and \d+ more\)"):
+        create_classifier("test_resnet", 3, pretrained_file=tmp_path / "int.pth")
 
 
 def test_a_pickle_of_objects_is_named_unsafe_whatever_its_format(tmp_path):
