@@ -199,6 +199,9 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
             wrongly-shaped entries are listed).
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise FileNotFoundError(f"FID Inception weights {path!r} is a folder; give the weight "
+                                f"file {FID_WEIGHTS_FILE} (from {_FID_WEIGHTS_SOURCE})")
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"FID Inception weights not found at {path!r}. Expected pytorch-fid's weight file "

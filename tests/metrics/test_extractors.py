@@ -54,6 +54,9 @@ def test_missing_file_names_path_and_expected_file(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_fid_inception(path)
     assert str(path) in str(err.value) and FID_WEIGHTS_FILE in str(err.value)
+    with pytest.raises(FileNotFoundError, match=f"'{tmp_path}' is a folder; give the weight "
+                                                f"file {FID_WEIGHTS_FILE}"):  # was "not found"
+        load_fid_inception(tmp_path)
 
 
 def test_nan_weights_are_named_not_turned_into_nan_features(fid_model, tmp_path):
