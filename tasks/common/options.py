@@ -203,8 +203,6 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
     ``--out``, a bare ``--resume`` without ``--out``, or a flag that defines a new run
     (``defining``: ``--preset``, ``--config``...) beside ``--resume`` is a one-line ConfigError.
     """
-    from pathlib import Path
-
     if args.resume is None:
         return None
     if args.resume == RESUME_OUT:
