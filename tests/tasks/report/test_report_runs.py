@@ -170,6 +170,25 @@ def test_a_users_files_in_out_are_kept_and_a_bad_out_is_named(tmp_path, capsys, 
     assert "afile is a file, not a folder" in capsys.readouterr().err
 
 
+def test_a_run_that_failed_here_but_finished_elsewhere_is_not_also_a_failure(tmp_path, capsys,
+                                                                          monkeypatch):
+    # Was: the page listed it under "Left out" (the lock was held by an earlier report's run)
+    # and showed its numbers, and the report exited 1
+    fake = _fake_child([])
+
+    def held_by_another(argv, log, threads=1):
+        fake(argv, log, threads)  # the other process finished the run meanwhile
+        return 2 if argv[:2] == ["gan", "train"] and "none-seed1" in " ".join(argv) else 0
+
+    monkeypatch.setattr(runs, "run_robustrep", held_by_another)
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "1", "--out", str(out),
+                     "--gan-regs", "none", "--classify-regs", "none"]) == 0
+    assert "failed" not in capsys.readouterr().err
+    page = (out / "report.md").read_text()
+    assert "## Left out" not in page and "3.000 ± 0.000" in page
+
+
 def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
     assert cli.main(["report", "--seeds", "0", "0", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
