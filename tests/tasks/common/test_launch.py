@@ -21,10 +21,12 @@ PARENT = ("import os, subprocess, sys; "
 
 @pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
-def test_a_run_gets_sigterm_when_the_report_that_started_it_is_killed():
-    # Was: kill -9 of a report left its training runs going as orphans, holding their folders
+def test_a_run_gets_sigterm_when_the_report_that_started_it_is_killed(tmp_path):
+    # Was: kill -9 of a report left its training runs going as orphans, holding their folders.
+    # Started outside the checkout, as run_robustrep starts runs: its robustrep/ would shadow
+    # the installed package that holds robustrep.tasks
     parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD], stdout=subprocess.PIPE,
-                              text=True)
+                              text=True, cwd=tmp_path)
     child = int(parent.stdout.readline())
     time.sleep(1.0)  # the child has set its death signal
     os.kill(child, 0)  # alive
