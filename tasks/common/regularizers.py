@@ -147,6 +147,9 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
     opts.update({k: v for k, v in (context or {}).items() if k in taken and k not in opts})
     given = (getattr(cfg, "reg_options", None) or {}).get(name, {})
     for opt in given:
+        if opt in (context or {}) and opt in taken:  # e.g. the data's input_range
+            raise ConfigError(f"reg_options: {name}'s {opt!r} is set by this program "
+                              f"({context[opt]!r} here, from the data and networks); drop it")
         field = mapped.get(opt)
         if isinstance(field, Unread):
             raise ConfigError(f"reg_options: {name}'s {opt!r} acts only in {field.acts}, "

@@ -143,17 +143,35 @@ def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
                               f"{' '.join(str(err).split())}") from None
 
 
-def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None) -> nn.Module:
+def ensemble_spec(cfg, shape: tuple[int, ...]) -> tuple[type, dict[str, Any]]:
+    """The class and options of ``--reg rpgan``'s ensemble for data of ``shape`` (what is built
+    and what ``regularizers.json`` records): the ``--rp-*`` flags, else K 48 (the reference's
+    face48 model) and D's width; the image size and channels are the data's."""
     k = cfg.rp_num_views if cfg.rp_num_views is not None else 48  # reference face48 model
     width = cfg.rp_base_channels if cfg.rp_base_channels is not None else cfg.d_width
     if cfg.is_points:
         if cfg.spectral_norm:
-            raise ValueError("spectral_norm is not implemented for the 2-D projection ensemble "
-                             "(the reference RP-GAN uses none); drop --spectral-norm")
-        return MLPProjectionEnsemble(k, width, max(1, cfg.mlp_depth - 1), shape[0], generator)
-    kwargs = {} if cfg.rp_kernel_size is None else {"kernel_size": cfg.rp_kernel_size}
-    return ProjectionEnsemble(k, shape[-1], in_channels=shape[0], base_channels=width,
-                              spectral_norm=cfg.spectral_norm, generator=generator, **kwargs)
+            raise ConfigError("spectral_norm is not implemented for the 2-D projection ensemble "
+                              "(the reference RP-GAN uses none); drop --spectral-norm")
+        if cfg.rp_kernel_size is not None:
+            raise ConfigError("--rp-kernel-size: the 2-D ensemble projects points on directions, "
+                              "with no kernel; drop it")
+        return MLPProjectionEnsemble, dict(num_views=k, width=width,
+                                           depth=max(1, cfg.mlp_depth - 1), in_dim=shape[0])
+    kwargs = dict(num_views=k, image_size=shape[-1], in_channels=shape[0], base_channels=width,
+                  spectral_norm=cfg.spectral_norm)
+    if cfg.rp_kernel_size is not None:
+        kwargs["kernel_size"] = cfg.rp_kernel_size
+    return ProjectionEnsemble, kwargs
+
+
+def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None) -> nn.Module:
+    cls, kwargs = ensemble_spec(cfg, shape)
+    try:
+        return cls(**kwargs, generator=generator)
+    except ValueError as err:  # the ensemble's own checks (an odd kernel): the flags named
+        raise ConfigError(f"--reg rpgan (--rp-num-views, --rp-base-channels, --rp-kernel-size): "
+                          f"{err}") from None
 
 
 @torch.no_grad()

@@ -134,6 +134,10 @@ def build_regs(cfg) -> Regs:
     """Build the regularizers named by ``cfg.reg`` with the config's hyperparameters."""
     names = parse_regs(cfg.reg, cfg.arch)
     disc = discriminator_of(names)
+    if disc == "rpgan" and (cfg.reg_options or {}).get("rpgan"):  # the program builds it
+        raise ConfigError(f"reg_options: rpgan's options are its flags (--rp-num-views, "
+                          f"--rp-base-channels, --rp-kernel-size; the rest follow the data and "
+                          f"D), not {', '.join(sorted(cfg.reg_options['rpgan']))}")
     regs = Regs(names, discriminator=disc, ensemble=disc is not None)
     places = build_places(cfg, "gan", names, OPTION_FIELDS, _context(cfg))
     for where, members in places.items():
@@ -143,9 +147,24 @@ def build_regs(cfg) -> Regs:
     return regs
 
 
-def regs_record(cfg) -> dict:
-    """What :func:`build_regs` builds, as the run records it (``regularizers.json``)."""
-    return regularizer_record(cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg))
+def regs_record(cfg, shape: tuple[int, ...]) -> dict:
+    """What :func:`build_regs` builds, as the run records it (``regularizers.json``); rpgan's
+    entry is the ensemble this program builds for data of ``shape`` (its class and options),
+    not the registered class's defaults."""
+    record = regularizer_record(cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS,
+                                _context(cfg))
+    if "rpgan" in record:
+        import inspect
+        import json
+
+        from robustrep.tasks.gan.models import ensemble_spec
+        cls, options = ensemble_spec(cfg, shape)
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()
+                    if p.default is not inspect.Parameter.empty and k != "generator"}
+        record["rpgan"].update(json.loads(json.dumps({
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "options": {**defaults, **options}}, default=str)))
+    return record
 
 
 def _context(cfg) -> dict:

@@ -408,7 +408,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             trainer.last_metrics = _last_eval(run.read_metrics())
             trainer.last_eval_step = trainer.last_metrics.get("step")
         if dist.is_main:
-            record_regularizers(run.path, regs_record(cfg), trainer.step)
+            record_regularizers(run.path, regs_record(cfg, data.shape), trainer.step)
         trainer.prepare_evaluator()
         return trainer.fit(stop_after)
     finally:

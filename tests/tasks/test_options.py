@@ -545,7 +545,7 @@ def test_reg_is_saved_as_the_registry_spells_it(program, given, saved, capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["gan", "--reg", "dat", "--reg-options", '{"dat": {"input_range": [1, 0]}}'],
-     "--reg dat: input_range must be finite with low < high"),
+     "--reg dat: reg_options: dat's 'input_range' is set by this program"),
     (["gan", "--reg-options", '{"dat": {"bogus": 1}}'], "set options of dat, which --reg does"),
     (["gan", "--reg", "adaptivemix", "--reg-options", '{"adaptivemix": {"partner": "x"}}'],
      "partner must be one of"),

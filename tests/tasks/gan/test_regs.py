@@ -92,3 +92,49 @@ def test_parse_regs():
     assert parse_regs(" adaptivemix , asgan ") == ("adaptivemix", "asgan")
     with pytest.raises(ConfigError, match="2-D points"):
         parse_regs("cutmix", arch="mlp")
+
+
+@pytest.mark.parametrize("preset, want", [
+    ("digits-dcgan", ("robustrep.projection.ProjectionEnsemble",
+                      dict(num_views=2, base_channels=4, in_channels=1, image_size=16))),
+    ("grid-mlp", ("robustrep.nets.mlp.MLPProjectionEnsemble",
+                  dict(num_views=3, width=16, depth=1, in_dim=2))),
+])
+def test_rpgan_is_recorded_as_the_ensemble_the_run_builds(preset, want, tiny_cfg, tmp_path):
+    # Was: regularizers.json held the registered class's defaults (num_views None,
+    # base_channels 64, in_channels 3) beside a 12-view, 1-channel, width-32 D
+    import json
+    run = tmp_path / "run"
+    train(tiny_cfg(preset, reg="rpgan", steps=1, out=str(run)), show_progress=False)
+    (entry,) = json.loads((run / "regularizers.json").read_text())
+    rec = entry["regularizers"]["rpgan"]
+    assert rec["class"] == want[0] and want[1].items() <= rec["options"].items()
+    D = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["D"]
+    assert len(D["directions" if preset == "grid-mlp" else "projection.filters"]) == \
+        want[1]["num_views"]
+
+
+@pytest.mark.parametrize("options, message", [
+    # were accepted: the ensemble is built from the --rp-* flags, so these did nothing
+    (dict(reg="rpgan", reg_options={"rpgan": {"bogus": 4, "num_views": 2}}),
+     "reg_options: rpgan's options are its flags (--rp-num-views, --rp-base-channels, "
+     "--rp-kernel-size; the rest follow the data and D), not bogus, num_views"),
+    # was a traceback after the run folder was made
+    (dict(reg="rpgan", rp_kernel_size=3), "--reg rpgan (--rp-num-views, --rp-base-channels, "
+                                          "--rp-kernel-size): kernel_size must be"),
+    # was accepted, then a traceback at the first D step: the data's range is the program's
+    (dict(reg="dat", reg_options={"dat": {"input_range": [0, 1]}}),
+     "--reg dat: reg_options: dat's 'input_range' is set by this program ((-1.0, 1.0) here"),
+])
+def test_rpgan_and_program_set_options_are_refused_before_the_run(options, message, tiny_cfg,
+                                                                   tmp_path):
+    with pytest.raises(ConfigError) as err:
+        train(tiny_cfg(out=str(tmp_path / "run"), **options), show_progress=False)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_kernel_size_for_the_2d_ensemble_is_refused(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="--rp-kernel-size: the 2-D ensemble projects points"):
+        train(tiny_cfg("ring-mlp", reg="rpgan", rp_kernel_size=4, out=str(tmp_path / "r")),
+              show_progress=False)
