@@ -438,6 +438,15 @@ def _check_resolution(img_resolution: int) -> int:
     return log2
 
 
+def _check_channels(img_resolution: int, channel_base: int, channel_max: int) -> None:
+    """Every layer must have a feature map: the fewest are at the highest resolution."""
+    if channels_at(img_resolution, channel_base, channel_max) < 1:
+        raise ValueError(f"channel_base {channel_base} and channel_max {channel_max} give the "
+                         f"{img_resolution}x{img_resolution} layers no feature maps "
+                         f"(min(channel_base // {img_resolution}, channel_max)); give "
+                         f"channel_base >= {img_resolution} and channel_max >= 1")
+
+
 class SynthesisNetwork(nn.Module):
     """ws ``[B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` (skip architecture)."""
 
@@ -446,6 +455,7 @@ class SynthesisNetwork(nn.Module):
                  conv_clamp: float | None = None, num_fp16_res: int = 0):
         super().__init__()
         log2 = _check_resolution(img_resolution)
+        _check_channels(img_resolution, channel_base, channel_max)
         self.resolutions = [2 ** i for i in range(2, log2 + 1)]
         fp16_from = fp16_resolution(img_resolution, num_fp16_res)
         self.blocks = nn.ModuleList()
@@ -599,6 +609,7 @@ class DiscriminatorTrunk(nn.Module):
                  num_fp16_res: int = 0):
         super().__init__()
         log2 = _check_resolution(img_resolution)
+        _check_channels(img_resolution, channel_base, channel_max)
         resolutions = [2 ** i for i in range(log2, 2, -1)]
         fp16_from = fp16_resolution(img_resolution, num_fp16_res)
         blocks = []

@@ -332,6 +332,12 @@ def _check_stylegan2(cfg: GanConfig) -> None:
             raise ConfigError(f"{', '.join(given)} {verb} only to arch stylegan2 (arch is "
                               f"{cfg.arch!r}); drop them or pass --arch stylegan2")
     else:
+        base = 32768 if cfg.channel_base is None else cfg.channel_base  # the core's defaults
+        most = 512 if cfg.channel_max is None else cfg.channel_max
+        if min(base // cfg.image_size, most) < 1:  # a traceback in the first layer, else
+            raise ConfigError(f"--channel-base {base} gives the {cfg.image_size}x"
+                              f"{cfg.image_size} layers no feature maps (min(channel_base // "
+                              f"{cfg.image_size}, channel_max)); give at least {cfg.image_size}")
         if cfg.spectral_norm:
             raise ConfigError("--spectral-norm is not part of the StyleGAN2 D (equalized learning "
                               "rate and R1 keep it in check); drop it or use arch dcgan/sngan")

@@ -364,13 +364,21 @@ def run_path(cfg: GanConfig, resume: str | Path | None) -> Path:
     return Path(cfg.out)
 
 
-def check_batch(data: GanData, batch_size: int, world_size: int = 1) -> None:
+def check_batch(data: GanData, batch_size: int, world_size: int = 1,
+                mbstd_group: int | None = None) -> None:
     """Before the run folder is made: ``--batch-size`` (global) splits into equal shares of at
-    least 2 (mixing draws partners, BatchNorm needs two), and the data fill one batch."""
+    least 2 (mixing draws partners, BatchNorm needs two), the data fill one batch, and a
+    StyleGAN2 D's minibatch-std groups (``mbstd_group``) divide each share, as the reference
+    requires (the core would use a smaller group)."""
     if batch_size % world_size or batch_size // world_size < 2:
         raise ConfigError(f"--batch-size {batch_size} is the global batch, split across "
                           f"{world_size} processes: give a multiple of {world_size} of at least "
                           f"{2 * world_size} (2 or more per process)")
+    share = batch_size // world_size
+    if mbstd_group and share % min(mbstd_group, share):
+        raise ConfigError(f"--mbstd-group {mbstd_group} does not divide the {share} samples each "
+                          f"process's D sees (--batch-size {batch_size} over {world_size} "
+                          f"process(es)); give a divisor of {share}")
     if len(data) < batch_size:
         raise DataError(f"the dataset holds {len(data)} samples, fewer than one batch "
                         f"(--batch-size {batch_size}); lower --batch-size or add data")
@@ -388,7 +396,8 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             path = run_path(cfg, resume)
             check_run_folder(path, resume is not None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
-        check_batch(data, cfg.batch_size, dist.world_size)
+        check_batch(data, cfg.batch_size, dist.world_size,
+                    (cfg.mbstd_group or 4) if cfg.arch == "stylegan2" else None)  # core: 4
         regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None

@@ -75,3 +75,32 @@ def test_a_global_batch_that_does_not_split_is_refused_before_the_run_folder(bat
                                           r"process\)$"):
         check_batch([0] * 100, batch, world)
     check_batch([0] * 100, 2 * world, world)
+
+
+def test_stylegan2_groups_and_channels_that_cannot_be_built_are_refused(tmp_path, capsys):
+    # Was: --mbstd-group 3 with batch 32 ran with groups of 2 (stylegan2-ada asserts); a
+    # --channel-base below the resolution was a ZeroDivisionError traceback after the run folder
+    from robustrep.tasks.common.config import ConfigError
+    from robustrep.tasks.gan.train import check_batch
+    with pytest.raises(ConfigError, match=r"^--mbstd-group 3 does not divide the 32 samples each "
+                                          r"process's D sees \(--batch-size 32 over 1 "
+                                          r"process\(es\)\); give a divisor of 32$"):
+        check_batch([0] * 100, 32, 1, 3)
+    check_batch([0] * 100, 32, 1, 8)
+    check_batch([0] * 100, 2, 1, 4)  # a share below the group: one group, as the reference
+    run = tmp_path / "run"
+    assert main(["gan", "train", "--preset", "digits-stylegan2", "--channel-base", "3",
+                 "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("robustrep gan: error: --channel-base 3 gives the 32x32 layers no feature maps "
+                   "(min(channel_base // 32, channel_max)); give at least 32\n")
+    assert not run.exists()
+
+
+def test_the_stylegan2_networks_refuse_layers_without_feature_maps():
+    from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+    for build in (lambda: StyleGAN2Generator(8, 16, 3, w_dim=8, channel_base=8),
+                  lambda: StyleGAN2Discriminator(16, 3, channel_base=8)):
+        with pytest.raises(ValueError, match="channel_base 8 and channel_max 512 give the 16x16 "
+                                             "layers no feature maps"):
+            build()

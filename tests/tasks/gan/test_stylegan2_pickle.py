@@ -230,7 +230,8 @@ def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None, mutate=None)
                                                           r"cannot use \(AttributeError"),
     (dict(g_kwargs={**G_KW, "synthesis_kwargs": {**G_KW["synthesis_kwargs"],
                                                  "channel_base": 0}}),
-     r"has a G whose init_kwargs robustrep cannot use \(ZeroDivisionError"),
+     r"has a G whose init_kwargs robustrep cannot use \(ValueError: channel_base 0 and "
+     r"channel_max 16 give the 16x16 layers no feature maps"),
     (dict(mutate=lambda r: r["G"].state.update(_init_kwargs=[1])),
      r"has a G whose init_kwargs robustrep cannot use \(TypeError: init_kwargs is a list"),
     (dict(mutate=lambda r: r["D"].state["_modules"]["b4"].state.update(_parameters=[1])),
