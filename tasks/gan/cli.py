@@ -145,7 +145,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
                                args.inception_weights, args.device, args.out,
                                use_ema=not args.no_ema, fid_features=args.fid_features,
-                               max_real=args.real)
+                               max_real=args.real, show_progress=not args.quiet)
     except ValueError as err:  # a weight file that does not fit
         raise UserError(str(err)) from err
     print(format_table(metrics))

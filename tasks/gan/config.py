@@ -533,6 +533,7 @@ class _FidOptions:
 
     fid_features: str | None = _opt(None, FID_FEATURES_HELP, metavar="NET")
     inception_weights: str | None = _opt(None, INCEPTION_WEIGHTS_HELP, metavar="FILE")
+    quiet: bool = shared("quiet")
 
 
 @dataclass(kw_only=True)
@@ -542,7 +543,7 @@ class EvalOptions(_RunOptions, _FidOptions):
     run: str = _opt(REQUIRED, "run folder", positional=True, metavar="RUN")
     num_samples: int | None = _opt(None, "generated samples (default: 2500 for 2-D data, else up "
                                          "to 10000; 50000 with --real all is stylegan2-ada's "
-                                         "fid50k_full)", min=1, flags=("--num-samples", "--num"))
+                                         "fid50k_full)", min=2, flags=("--num-samples", "--num"))
     real: int | None = _opt(50_000, "real images the generated ones are compared with: at most N, "
                                     "or all (default: 50000)", min=1, nothing="all",
                             metavar="N|all")

@@ -450,7 +450,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                  num_samples: int | None = None, inception_weights: str | None = None,
                  device: str = "auto", out: str | Path | None = None,
                  use_ema: bool = True, fid_features: str | None = None,
-                 max_real: int | None = 50_000) -> dict[str, Any]:
+                 max_real: int | None = 50_000, show_progress: bool = True) -> dict[str, Any]:
     """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics.
 
     ``fid_features`` defaults to the network the run was trained with (its config);
@@ -478,7 +478,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     data = build_data(cfg)
     default_n = 2500 if data.is_points else min(10_000, max(cfg.eval_samples, len(data)))
     evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights,
-                          fid_features=fid_features, max_real=max_real)
+                          fid_features=fid_features, max_real=max_real,
+                          show_progress=show_progress)
     metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if ema_used(cfg, use_ema) else "G", **evaluator.info}
     if "fid" in metrics:

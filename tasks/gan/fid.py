@@ -401,12 +401,13 @@ def feature_choice(args, sources: list[Source]) -> str:
     return fid_features_choice(SimpleNamespace(fid_features=choice, dataset=None))
 
 
-def side_features(source: Source, net, info: dict, shape, device: torch.device) -> dict | None:
+def side_features(source: Source, net, info: dict, shape, device: torch.device,
+                  show_progress: bool = True) -> dict | None:
     """``{"stats", "feats"}`` of an image source (cached for named references); None for a
     statistics file."""
     if source.stats is not None:
         return None
-    desc = f"features of {source.spec}"
+    desc = f"features of {source.spec}" if show_progress else None
     if source.cache_key is None:
         return stream_features(net, source.batches(), device, desc=desc, total=source.count)
     key = {**source.cache_key, "shape": list(shape),
@@ -531,7 +532,8 @@ def compare(args) -> dict[str, Any]:
         # smaller images resized up to it
         shape = tuple(max(s.shape[i] for s in images) for i in range(3))
         net, info = _network(args, sources, shape, args.torch_device)
-        feats = [side_features(s, net, info, shape, args.torch_device) for s in sources]
+        feats = [side_features(s, net, info, shape, args.torch_device,
+                               not getattr(args, "quiet", False)) for s in sources]
         record.update(fid_features=info["fid_features"], fid_convention=info["fid_convention"])
         if len({tuple(s.shape) for s in images}) > 1:
             record["resized_to"] = f"{shape[0]}x{shape[1]}x{shape[2]}"

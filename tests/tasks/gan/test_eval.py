@@ -348,3 +348,25 @@ def test_a_run_without_g_ema_says_its_samples_and_scores_are_gs(tiny_cfg, tmp_pa
     assert record["ema"] is False and record["grid"].endswith("-seed0-n4-noema.png")
     scores = evaluate_run(run, num_samples=16, device="cpu")
     assert scores["generator"] == "G"
+
+
+@pytest.mark.parametrize("command", [["gan", "eval", "RUN", "--num", "20", "--out", "OUT"],
+                                     ["gan", "fid", "RUN", "digits", "--num", "20"]])
+def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch, command):
+    # Was: "unrecognized arguments: --quiet" although the docs offer it for both
+    from robustrep.tasks.gan import evaluate
+    shown = []
+
+    def progress(*args, enabled=True, **kwargs):
+        shown.append(enabled)
+        return real(*args, enabled=enabled, **kwargs)
+
+    real = evaluate.progress
+    monkeypatch.setattr(evaluate, "progress", progress)
+    argv = [str(digits_run) if a == "RUN" else str(tmp_path / "e.json") if a == "OUT" else a
+            for a in command]
+    assert main(argv) == 0 and any(shown)
+    shown.clear()
+    assert main([*argv[:-2], "--out", str(tmp_path / "q.json"), "--quiet"] if "eval" in argv
+                else [*argv, "--quiet"]) == 0
+    assert shown and not any(shown)
