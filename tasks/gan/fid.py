@@ -457,7 +457,17 @@ def _check_save_stats(args) -> None:
 
 
 def _statistics_only(args, sources: list[Source]) -> str:
-    """The network two statistics files share (refused when they differ)."""
+    """The network two statistics files share (refused when they differ, or differ from
+    ``--fid-features``); ``--inception-weights`` acts on nothing here."""
+    if args.inception_weights is not None:
+        raise UserError("--inception-weights loads the network that computes features, and A "
+                        "and B are both statistics files (their mu and sigma are compared as "
+                        "saved): drop it")
+    recorded = {RECORDED.get(s.fid_features, s.fid_features) for s in sources} - {None}
+    if args.fid_features is not None and recorded - {args.fid_features}:
+        raise DataError(f"{args.a} and {args.b} hold statistics of {', '.join(sorted(recorded))}"
+                        f", not of --fid-features {args.fid_features}: FIDs compare only within "
+                        f"one network (drop --fid-features)")
     dims = [s.stats[0].shape[0] for s in sources]
     if dims[0] != dims[1]:
         raise DataError(f"{args.a} holds {dims[0]}-d statistics and {args.b} {dims[1]}-d: they "
@@ -479,6 +489,13 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
     """The feature network for images of ``shape`` (every image side is adapted to it), checked
     against the statistics files before any feature is computed."""
     choice = feature_choice(args, sources)
+    for source in sources:  # before the network is built (or its weights fetched)
+        named = RECORDED.get(source.fid_features, source.fid_features)
+        if args.fid_features is not None and source.stats is not None and \
+                named not in (None, choice):
+            raise DataError(f"{source.spec} holds statistics of the feature network "
+                            f"{source.fid_features}, but --fid-features {choice} was asked: "
+                            f"FIDs compare only within one network (drop --fid-features)")
     cfg = SimpleNamespace(fid_features=choice, dataset=None,
                           inception_weights=args.inception_weights)
     try:

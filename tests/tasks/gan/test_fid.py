@@ -136,6 +136,29 @@ def test_statistics_in_another_convention_are_refused(images, tmp_path, capsys):
            "16x16" in err and err.count("\n") == 1
 
 
+def test_network_options_beside_statistics_are_checked_before_any_network(images, tmp_path,
+                                                                            capsys):
+    # Was: two statistics files compared with --fid-features inception printed "digits" and a
+    # FID; an image side against digits statistics fetched the Inception weights first
+    a, _ = images
+    np.save(tmp_path / "a.npy", a.numpy())
+    stats = tmp_path / "a-stats.npz"
+    run_fid(tmp_path / "a.npy", "--save-stats", stats)
+    assert main(["gan", "fid", str(stats), str(stats), "--fid-features", "inception"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan: error: {stats} and {stats} hold statistics of digits, not of "
+        f"--fid-features inception: FIDs compare only within one network (drop "
+        f"--fid-features)\n")
+    assert main(["gan", "fid", str(stats), str(stats), "--inception-weights", "w.pth"]) == 2
+    assert "--inception-weights loads the network" in capsys.readouterr().err
+    assert run_fid(stats, stats)["fid"] == pytest.approx(0, abs=1e-4)  # digits: as recorded
+    assert main(["gan", "fid", str(tmp_path / "a.npy"), str(stats), "--fid-features",
+                 "inception", "--inception-weights", str(tmp_path / "none.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds statistics of the feature network digits, but " \
+        "--fid-features inception was asked" in err
+
+
 def test_options_may_stand_between_a_and_b(images, tmp_path, capsys):
     # "unrecognized arguments: B" blamed a valid B for where the options stood
     np.save(tmp_path / "a.npy", images[0].numpy())
