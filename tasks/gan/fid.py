@@ -124,6 +124,9 @@ def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> T
     x = array.unsqueeze(1) if layout == "NHW" else array
     x = x.permute(0, 3, 1, 2) if layout == "NHWC" else x
     if x.dtype == torch.uint8:
+        if declared not in (None, "0,255"):  # 8-bit values are 0..255 whatever was declared
+            raise DataError(f"{where}: samples are uint8 (0..255), not the declared range "
+                            f"{declared}; drop --range (it is for float samples)")
         return x.float() / 255.0
     if not x.is_floating_point():
         raise DataError(f"{where}: samples must be uint8 (0..255) or floating point, got "
@@ -525,6 +528,11 @@ def _check_options_act(args) -> None:
     if args.num != FidOptions.__dataclass_fields__["num"].default and not runs:
         raise UserError(f"--num {args.num} sets the samples drawn from a GAN run, and neither A "
                         f"nor B is a run folder: drop it (a file or folder is read whole)")
+    arrays = [p for p in paths if p.suffix.lower() in (".pt", ".npy", ".npz")]
+    if args.range is not None and not arrays:
+        raise UserError(f"--range {args.range} is the value range of float samples in a "
+                        f".pt/.npy/.npz file, and neither A nor B is one: drop it (images are "
+                        f"0..255)")
     if args.resolution is not None and not images:
         raise UserError(f"--resolution {args.resolution} sizes the images of a folder or zip, and "
                         f"neither A nor B is one: drop it")

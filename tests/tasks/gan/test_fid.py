@@ -316,3 +316,14 @@ def test_options_with_nothing_to_act_on_are_refused(images, tmp_path, capsys):
         assert main(["gan", "fid", str(tmp_path / "a.npy"), "digits", flag, value]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1
+    # --range: ignored for 8-bit samples and for images (FID 19.6441 with or without it)
+    assert images[0].dtype == torch.uint8
+    assert main(["gan", "fid", str(tmp_path / "a.npy"), "digits", "--range", "0,1"]) == 2
+    assert "a.npy: samples are uint8 (0..255), not the declared range 0,1; drop --range" in \
+        capsys.readouterr().err
+    folder = tmp_path / "png"
+    folder.mkdir()
+    Image.fromarray(images[0][0].numpy()).save(folder / "0.png")
+    assert main(["gan", "fid", str(folder), "digits", "--range", "0,1"]) == 2
+    assert "--range 0,1 is the value range of float samples in a .pt/.npy/.npz file, and " \
+           "neither A nor B is one" in capsys.readouterr().err
