@@ -142,6 +142,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_table, robustbench_options
     resolve_device(args.device)
     _check_attack_options(args)
+    if args.robustbench is None:
+        from .config import EvalOptions
+        fields = EvalOptions.__dataclass_fields__
+        for name in ("threat_model", "model_dir"):  # RobustBench's alone (was ignored: Linf)
+            if getattr(args, name) != fields[name].default:
+                raise UserError(f"--{name.replace('_', '-')} applies only with --robustbench "
+                                f"NAME" + (" (the attacks' norm is --norm)"
+                                           if name == "threat_model" else ""))
     foreign = (robustbench_options(args) if args.robustbench is not None
                else model_options(args, args.run))
     try:

@@ -203,6 +203,10 @@ def model_options(args, run: str | None) -> dict[str, Any] | None:
         if run is None:
             raise UserError("give a run folder RUN, or --model NAME with --pretrained or "
                             "--checkpoint FILE")
+        described = _model_description_given(args)
+        if described:  # a run folder's own (its config.json) would be used without a word
+            raise UserError(f"{described} describes a model given with --model; the run folder "
+                            f"{run} uses its own (its config.json): drop it")
         return None
     if run is not None:
         raise UserError(f"give a run folder ({run}) or --model {args.model}, not both")
@@ -212,6 +216,20 @@ def model_options(args, run: str | None) -> dict[str, Any] | None:
             "num_classes": args.num_classes, "in_chans": args.channels, "mean": args.mean,
             "std": args.std, "image_size": args.image_size, "dataset": args.dataset,
             "classes": args.classes}
+
+
+def _model_description_given(args) -> str | None:
+    """The first flag of a model from elsewhere (data, size, normalisation) set away from its
+    default, or None."""
+    import dataclasses
+
+    from robustrep.tasks.common.options import ModelOptions
+    for f in dataclasses.fields(ModelOptions):
+        if f.name in ("model", "pretrained", "checkpoint") or not hasattr(args, f.name):
+            continue
+        if getattr(args, f.name) != f.default:
+            return "--" + f.name.replace("_", "-")
+    return None
 
 
 def default_out(name: str, task: str) -> Path:

@@ -112,6 +112,17 @@ def test_ood_score_checkpoint_without_a_run(tmp_path, monkeypatch):
     (["ood", "score", "--model", "test_resnet", "--checkpoint", "missing.pth"], "missing.pth"),
     # was "cannot tell the number of classes of './nothere' from its weights"
     (["classify", "eval", "--model", "./nothere", "--pretrained"], "'./nothere': no such folder"),
+    # were ignored beside a run folder: its own config.json was used without a word
+    (["classify", "eval", "RUN", "--mean", "0.9", "--std", "0.01"],
+     "--mean describes a model given with --model; the run folder RUN uses its own (its "
+     "config.json): drop it"),
+    (["classify", "eval", "RUN", "--dataset", "cifar10"], "--dataset describes a model given"),
+    (["ood", "score", "RUN", "--image-size", "16"], "--image-size describes a model given"),
+    (["classify", "eval", "RUN", "--threat-model", "L2"], "--threat-model applies only with "
+                                                          "--robustbench NAME (the attacks' norm "
+                                                          "is --norm)"),
+    (["classify", "eval", "RUN", "--model-dir", "m"], "--model-dir applies only with "
+                                                      "--robustbench NAME"),
 ])
 def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
