@@ -360,9 +360,11 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
-    if out is not None:  # an earlier report there may be replaced, never a user's report.json
-        check_replaceable(Path(out) / "report.json", ("clean", "summary"), "classify eval",
-                          "--out", companions=("reliability.png", "corruptions.png"))
+    # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
+    check_replaceable((Path(out) if out is not None else Path(run) / "eval") / "report.json",
+                      ("clean", "summary"), "classify eval",
+                      "--out" if out is not None else "the run's report folder",
+                      companions=("reliability.png", "corruptions.png"))
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
@@ -385,6 +387,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed)
     out = Path(out) if out is not None else Path(run) / "eval"
+    note = replaced_note(out / "report.json", report)  # before any file there is replaced
     out.mkdir(parents=True, exist_ok=True)
     b = report["clean"]["bins"]
     files = {"report": str(out / "report.json"),
@@ -397,7 +400,6 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
         files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
                                              title="accuracy under corruptions"))
     report["files"] = files
-    note = replaced_note(Path(files["report"]), report)
     write_text_atomic(files["report"], json.dumps(jsonable(report), indent=2) + "\n")
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -405,7 +407,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
 
 
 def _measured(report: dict[str, Any]) -> str:
-    accs = sorted(k for k, v in report.get("summary", {}).items()
+    summary = report.get("summary")
+    accs = sorted(k for k, v in (summary if isinstance(summary, dict) else {}).items()
                   if k.endswith("_acc") and k not in ("clean_acc", "robust_acc")
                   and isinstance(v, (int, float)) and math.isfinite(v))  # robust_acc: a repeat
     return f"{', '.join(accs) or 'clean accuracy only'} on {report.get('n')} samples"

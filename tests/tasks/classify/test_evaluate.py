@@ -141,6 +141,25 @@ def test_eval_run_writes_report_and_diagram(trained_run, tmp_path):
     assert saved["weights"] == "ema" and saved["n"] == 16
 
 
+def test_a_users_files_in_the_runs_report_folder_are_kept(trained_run, tmp_path):
+    # Was: `classify eval RUN` replaced RUN/eval/report.json and reliability.png of the user's
+    # (only --out was checked); a report.json whose summary is no mapping was a traceback after
+    # the picture beside it had been replaced
+    import shutil
+
+    from robustrep.tasks.common.errors import RunFolderError
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("eval"))
+    (run / "eval").mkdir()
+    (run / "eval" / "reliability.png").write_text("mine")
+    with pytest.raises(RunFolderError, match=f"the run's report folder {run / 'eval'} holds "
+                                             f"reliability.png, which no classify eval wrote"):
+        evaluate_run(run, attacks=(), corruptions=(), max_samples=8)
+    (run / "eval" / "report.json").write_text('{"clean": 1, "summary": 2}')
+    evaluate_run(run, attacks=(), corruptions=(), max_samples=8)  # a record of ours, replaced
+    assert json.loads((run / "eval" / "report.json").read_text())["n"] == 8
+
+
 def test_eval_run_cifar_c_needs_a_cifar_run_and_the_files(trained_run, tmp_path):
     with pytest.raises(UserError, match="needs a run trained on cifar10 or cifar100"):
         evaluate_run(trained_run, attacks=(), cifar_c_root=tmp_path)
