@@ -134,6 +134,13 @@ def _check_attack_options(args: argparse.Namespace) -> None:
                             f"{','.join(attacks) or 'none'})")
     if not attacks and args.eps is not None:
         raise UserError("--eps applies only with an attack (--attacks none was given)")
+    # a corruption or severity twice was computed twice and shown once
+    unique(args.corruptions, "--corruptions", "corruption")
+    unique(args.severities, "--severities", "severity")
+    severities = EvalOptions.__dataclass_fields__["severities"].default_factory()
+    if not args.corruptions and not args.cifar_c and args.severities != severities:
+        raise UserError("--severities applies only with corruptions (--corruptions or "
+                        "--cifar-c; none were given)")
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -137,6 +137,11 @@ def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     (["--attacks", "pgd", "--pgd-steps"], "needs at least one --pgd-steps"),  # ran no attack
     (["--attacks", "fgsm", "--pgd-steps", "5"], "--pgd-steps applies only with --attacks pgd"),
     (["--attacks", "none", "--eps", "0.1"], "--eps applies only with an attack"),
+    # were computed twice and shown once, or acted on nothing
+    (["--corruptions", "contrast", "contrast"],
+     "--corruptions: corruption contrast is given twice"),
+    (["--severities", "2", "2"], "--severities: severity 2 is given twice"),
+    (["--corruptions", "--severities", "3"], "--severities applies only with corruptions"),
 ])
 def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys):
     from robustrep.tasks.cli import main
