@@ -385,7 +385,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     report.update(run=None if run is None else str(run), model=config["model"],
                   weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
-                  seed=seed)
+                  seed=seed, input_convention=_input_convention(model))
     out = Path(out) if out is not None else Path(run) / "eval"
     note = replaced_note(out / "report.json", report)  # before any file there is replaced
     out.mkdir(parents=True, exist_ok=True)
@@ -404,6 +404,16 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     if note:
         print(f"note: {note}", file=sys.stderr)
     return report
+
+
+def _input_convention(model: Any) -> dict[str, Any]:
+    """What the numbers were measured on: images in [0, 1] (the attacks' eps and the
+    corruptions act there), then the model's own normalisation."""
+    stats = {k: [round(float(v), 6) for v in getattr(model, k).flatten()] for k in ("mean", "std")
+             if isinstance(getattr(model, k, None), torch.Tensor)}
+    return {"range": [0.0, 1.0], **stats,
+            "text": "inputs in [0, 1], where eps and the corruptions act; the model "
+                    "normalises them with its (x - mean) / std"}
 
 
 def _measured(report: dict[str, Any]) -> str:

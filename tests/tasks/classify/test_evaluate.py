@@ -139,6 +139,12 @@ def test_eval_run_writes_report_and_diagram(trained_run, tmp_path):
     assert saved["robust_convention"]["pgd2"].endswith("Linf eps=8/255")
     assert (tmp_path / "eval" / "reliability.png").stat().st_size > 0
     assert saved["weights"] == "ema" and saved["n"] == 16
+    # was absent: a foreign model's numbers could not be read without its normalisation
+    config = json.loads((trained_run / "config.json").read_text())
+    conv = saved["input_convention"]
+    assert conv["range"] == [0.0, 1.0]
+    assert (conv["mean"], conv["std"]) == (pytest.approx(config["mean"]),
+                                           pytest.approx(config["std"]))
 
 
 def test_a_users_files_in_the_runs_report_folder_are_kept(trained_run, tmp_path):
