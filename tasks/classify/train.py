@@ -138,12 +138,28 @@ def build_regularizers(cfg: ClassifyConfig) -> dict[str, Any]:
         if len(objs) == 1:
             built[where] = objs[0]
             continue
+        _check_combined_options(cfg, [n for n, _ in members])
         try:
             built[where] = type(objs[0]).combine(objs)
         except (AttributeError, ValueError) as err:
             raise ConfigError(f"--reg {cfg.reg}: {' and '.join(n for n, _ in members)} cannot "
                               f"share the {where} place: {err}") from None
     return built
+
+
+# what a combined mixing policy draws with: the first listed method's (SampleMix.combine)
+_FIRST_MEMBERS_DRAWS = ("alpha", "prob", "switch_prob", "per_sample", "partner")
+
+
+def _check_combined_options(cfg: ClassifyConfig, names: list[str]) -> None:
+    """``reg_options`` of a later method in a combined policy that the policy would not use
+    (it draws with the first method's settings) are refused, naming where to set them."""
+    for name in names[1:]:
+        unread = sorted(set((cfg.reg_options or {}).get(name, {})) & set(_FIRST_MEMBERS_DRAWS))
+        if unread:
+            raise ConfigError(f"reg_options: {name}'s {', '.join(unread)} would not act: "
+                              f"{','.join(names)} mix as one policy, which draws with the first "
+                              f"listed method's settings; set them on {names[0]}")
 
 
 def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int,

@@ -202,3 +202,21 @@ def test_interruption_changes_no_record_and_the_clock_goes_on(tmp_path):
     assert losses[0] == losses[1]
     times = [r["time"] for r in runs[1]]
     assert times == sorted(times)
+
+
+def test_a_later_mixing_methods_draw_options_are_refused(capsys):
+    # Was: --reg mixup,cutmix --cutmix-per-sample true --cutmix-partner flip was accepted (and
+    # recorded) while the policy drew per batch with permuted partners, mixup's settings
+    from robustrep.tasks.classify.train import build_regularizers
+    from robustrep.tasks.cli import main
+    cfg = tiny_config(reg="mixup,cutmix", reg_options={"cutmix": {"per_sample": True}})
+    with pytest.raises(ConfigError, match=r"^reg_options: cutmix's per_sample would not act: "
+                                          r"mixup,cutmix mix as one policy, which draws with the "
+                                          r"first listed method's settings; set them on mixup$"):
+        build_regularizers(cfg)
+    policy = build_regularizers(tiny_config(reg="mixup,cutmix", reg_options={
+        "mixup": {"per_sample": True, "partner": "flip"}}))["input mixing"]
+    assert (policy.per_sample, policy.partner) == (True, "flip")
+    assert main(["classify", "train", "--model", "test_resnet", "--dry-run", "--reg",
+                 "mixup,cutmix", "--cutmix-partner", "flip"]) == 2
+    assert "cutmix's partner would not act" in capsys.readouterr().err
