@@ -114,8 +114,10 @@ def _attack_jobs(attacks: Sequence[str], pgd_steps: Sequence[int]) -> list[tuple
 def adversarial_report(model: nn.Module, data: Iterable, attacks: Sequence[str], eps: float,
                        norm: str, n_classes: int, pgd_steps: Sequence[int] = (10, 20),
                        pgd_step_size: float | None = None, n_attack: int | None = None,
-                       seed: int = 0, show_progress: bool = False) -> dict[str, dict[str, Any]]:
-    """One :func:`robust_accuracy` result per attack on the first ``n_attack`` samples."""
+                       seed: int = 0, show_progress: bool = False,
+                       batch_size: int = 250) -> dict[str, dict[str, Any]]:
+    """One :func:`robust_accuracy` result per attack on the first ``n_attack`` samples,
+    ``batch_size`` at a time."""
     x, y = _first(data, n_attack)
     jobs = _attack_jobs(attacks, pgd_steps)
     bar = progress(1, desc="eval attacks", unit="sample-steps", enabled=show_progress)
@@ -124,7 +126,7 @@ def adversarial_report(model: nn.Module, data: Iterable, attacks: Sequence[str],
     out = {}
     for key, attack, steps in jobs:
         result = robust_accuracy(model, (x, y), attack, eps, norm, steps=steps,
-                                 step_size=pgd_step_size, seed=seed,
+                                 step_size=pgd_step_size, seed=seed, batch_size=batch_size,
                                  progress=work.report if show_progress else None)
         out[key] = result.as_dict()
         work.finish()
@@ -238,8 +240,10 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
                    pgd_step_size: float | None = None, n_attack: int | None = DEFAULT_N_ATTACK,
                    corruptions: Sequence[str] = DEFAULT_CORRUPTIONS,
                    severities: Sequence[int] = SEVERITIES, cifar_c_root: str | Path | None = None,
-                   bins: int = 15, seed: int = 0, progress_bar: bool = False) -> dict[str, Any]:
-    """Every metric of the report for ``model`` (images in [0, 1] -> logits) on ``data``.
+                   bins: int = 15, seed: int = 0, progress_bar: bool = False,
+                   attack_batch: int = 250) -> dict[str, Any]:
+    """Every metric of the report for ``model`` (images in [0, 1] -> logits) on ``data``;
+    the attacks run ``attack_batch`` images at a time (``--batch-size``).
 
     ``data`` is a re-iterable of ``(images, labels)`` batches (a list or a DataLoader). ``eps``
     defaults to 8/255 (Linf) or 0.5 (L2); attacks run on the first ``n_attack`` samples (None:
@@ -268,7 +272,7 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
                   f"(fewer samples stay robust in practice); --attacks pgd or --max-samples "
                   f"N are faster", file=sys.stderr, flush=True)
     robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
-                                pgd_step_size, n_attack, seed, progress_bar)
+                                pgd_step_size, n_attack, seed, progress_bar, attack_batch)
     # the corruptions' bar starts after the attacks (its pace is one pass over the data per
     # step); the clean pass is its first step, done
     bar = progress(1 + len(corruptions) * len(severities) + n_c, initial=1, desc="eval",
@@ -381,7 +385,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
                             n_attack, corruptions, severities, cifar_c_root, bins, seed,
-                            progress_bar)
+                            progress_bar, attack_batch=batch_size)
     report.update(run=None if run is None else str(run), model=config["model"],
                   weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),

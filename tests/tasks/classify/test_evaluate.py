@@ -86,6 +86,13 @@ def test_attacks_run_on_the_first_n_attack_samples_only():
     assert report["summary"]["pgd10_acc"] == alone.robust_acc
     with pytest.raises(ValueError, match="attack must be one of"):
         evaluate_model(model, batches, attacks=("cw",), corruptions=())
+    # the attacks take --batch-size (was always 250, whatever a GPU could hold)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    evaluate_model(model, batches, eps=0.5, attacks=("pgd",), pgd_steps=(2,), n_attack=5,
+                   corruptions=(), severities=(), attack_batch=2)
+    hook.remove()
+    assert 5 not in seen and {2, 1} <= set(seen)  # the 5 attacked images: 2 + 2 + 1
 
 
 class _LookupModel(nn.Module):
