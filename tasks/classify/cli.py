@@ -19,7 +19,7 @@ from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
 from robustrep.tasks.common.config import add_config_args, overrides_from_args, resolve_config
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
-from robustrep.tasks.common.options import run_to_resume, stopped_note
+from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
@@ -74,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
     if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg)):
         return 0
+    check_stop_after(args.stop_after, 0, cfg.steps)
     from robustrep.tasks.common.rundir import default_run_path
 
     from .train import train

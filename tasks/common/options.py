@@ -221,11 +221,15 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
     return run
 
 
-def check_stop_after(stop_after: int | None, step: int) -> None:
-    """Refuse a ``--stop-after`` a resumed run has already passed (nothing would be trained)."""
+def check_stop_after(stop_after: int | None, step: int, steps: int | None = None) -> None:
+    """Refuse a ``--stop-after`` a resumed run has already passed (nothing would be trained),
+    or one at or past ``steps`` (the run would end anyway: it would stop nothing)."""
     if stop_after is not None and stop_after <= step:
         raise ConfigError(f"--stop-after {stop_after}: the run is already at step {step}; give a "
                           f"later step, or drop --stop-after to train to the end")
+    if stop_after is not None and steps is not None and stop_after >= steps:
+        raise ConfigError(f"--stop-after {stop_after} is not before the run's end (--steps "
+                          f"{steps}): it would stop nothing; give a step below {steps}, or drop it")
 
 
 def check_more_to_train(run: Any, step: int, steps: int) -> None:

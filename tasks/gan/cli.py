@@ -19,7 +19,7 @@ from robustrep.tasks.common.config import (ARCH_OPTION_DEST, add_config_args, fr
                                            merge_for_resume, overrides_from_args, resolve_config)
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.options import run_to_resume, stopped_note
+from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
@@ -119,6 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if dry_run_or_prepare(cfg, args, dry_run_checks):
         return 0
+    check_stop_after(args.stop_after, 0, cfg.steps)
     from robustrep.tasks.gan.evaluate import format_table
     from robustrep.tasks.gan.train import TrainingDiverged, train
     try:

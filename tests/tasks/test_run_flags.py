@@ -149,3 +149,15 @@ def test_one_folder_named_two_ways_is_one_run_folder(tmp_path, monkeypatch):
     assert run_to_resume(args("new", str(tmp_path / "new"))) == "new"  # not made yet
     with pytest.raises(ConfigError, match="name two run folders"):
         run_to_resume(args("run", "other"))
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_a_stop_after_at_or_past_the_end_is_refused(program, tmp_path, capsys):
+    # Was: accepted; the run trained to its end and finished, stopping nothing
+    flags, _ = TINY[program]
+    assert main([program, "train", *flags, "--steps", "3", "--stop-after", "3", "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep {program}: error: --stop-after 3 is not before the run's end (--steps 3): "
+        f"it would stop nothing; give a step below 3, or drop it\n")
+    assert not (tmp_path / "r").exists()
