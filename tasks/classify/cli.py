@@ -133,8 +133,12 @@ def _check_attack_options(args: argparse.Namespace) -> None:
         if changed and "pgd" not in attacks:
             raise UserError(f"{flag} applies only with --attacks pgd (attacks: "
                             f"{','.join(attacks) or 'none'})")
-    if not attacks and args.eps is not None:
-        raise UserError("--eps applies only with an attack (--attacks none was given)")
+    fields = EvalOptions.__dataclass_fields__
+    for flag, value, default in (("--eps", args.eps, None),
+                                 ("--norm", args.norm, fields["norm"].default),
+                                 ("--n-attack", args.n_attack, fields["n_attack"].default)):
+        if not attacks and value != default:
+            raise UserError(f"{flag} applies only with an attack (--attacks none was given)")
     # a corruption or severity twice was computed twice and shown once
     unique(args.corruptions, "--corruptions", "corruption")
     unique(args.severities, "--severities", "severity")

@@ -137,6 +137,8 @@ def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     (["--attacks", "pgd", "--pgd-steps"], "needs at least one --pgd-steps"),  # ran no attack
     (["--attacks", "fgsm", "--pgd-steps", "5"], "--pgd-steps applies only with --attacks pgd"),
     (["--attacks", "none", "--eps", "0.1"], "--eps applies only with an attack"),
+    (["--attacks", "none", "--norm", "L2"], "--norm applies only with an attack"),
+    (["--attacks", "none", "--n-attack", "5"], "--n-attack applies only with an attack"),
     # were computed twice and shown once, or acted on nothing
     (["--corruptions", "contrast", "contrast"],
      "--corruptions: corruption contrast is given twice"),
