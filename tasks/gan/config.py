@@ -224,6 +224,7 @@ class GanConfig:
             check_fid_features(self.fid_features)
         _check_stylegan2(self)
         _check_augment(self)
+        _check_reg_settings(self)
 
     @property
     def is_points(self) -> bool:
@@ -321,6 +322,17 @@ def saved_config(config: dict[str, Any]) -> dict[str, Any]:
     that run (:func:`unused_options`; earlier versions accepted them) are dropped."""
     unused = {f for names in unused_options(config).values() for f in names}
     return {k: v for k, v in config.items() if k not in unused}
+
+
+def _check_reg_settings(cfg: GanConfig) -> None:
+    """A regularizer option that another of its options makes do nothing: free AS-GAN takes
+    one replayed step per batch (no --asgan-steps), replace-mode mixing has no weight."""
+    if cfg.asgan_free and cfg.asgan_steps is not None:
+        raise ConfigError("--asgan-steps does nothing with --asgan-free (free training replays "
+                          "one step per batch); drop one of them")
+    if cfg.mix_mode == "replace" and cfg.mix_weight is not None:
+        raise ConfigError("--mix-weight weighs the mixed loss added to the clean one, and "
+                          "--mix-mode replace has no clean one; drop --mix-weight or use add")
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:

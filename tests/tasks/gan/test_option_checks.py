@@ -104,3 +104,16 @@ def test_the_stylegan2_networks_refuse_layers_without_feature_maps():
         with pytest.raises(ValueError, match="channel_base 8 and channel_max 512 give the 16x16 "
                                              "layers no feature maps"):
             build()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reg", "asgan", "--asgan-free", "true", "--asgan-steps", "3"],
+     "--asgan-steps does nothing with --asgan-free"),
+    (["--reg", "mixup", "--mix-mode", "replace", "--mix-weight", "0"],
+     "--mix-weight weighs the mixed loss added to the clean one"),
+])
+def test_a_regularizer_option_its_other_options_silence_is_refused(argv, message, capsys):
+    # Was: accepted; free AS-GAN never reads steps, replace-mode mixing never reads its weight
+    assert main(["gan", "train", *argv, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
