@@ -32,14 +32,22 @@ def test_a_run_gets_sigterm_when_the_report_that_started_it_is_killed(tmp_path):
     os.kill(child, 0)  # alive
     parent.kill()
     parent.wait()
-    for _ in range(100):
+    assert _ends_within(child, seconds=5.0), \
+        "the run went on after the process that started it was killed"
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` ends (gone, or a zombie not yet reaped) within ``seconds``; it is
+    killed if not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            os.kill(child, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
-            return  # ended (reaped by init)
-        with open(f"/proc/{child}/stat") as f:
+            return True  # ended and reaped (by init)
+        with open(f"/proc/{pid}/stat") as f:
             if f.read().split(") ")[1].startswith("Z"):
-                return  # ended, not yet reaped
+                return True
         time.sleep(0.05)
-    os.kill(child, signal.SIGKILL)
-    pytest.fail("the run went on after the process that started it was killed")
+    os.kill(pid, signal.SIGKILL)
+    return False
