@@ -551,6 +551,9 @@ class SampleMix:
         """``classify`` input mixing (:mod:`robustrep.api`): ``x`` mixed with its partners."""
         return self(x, generator=generator)
 
+    #: what a combined policy (:meth:`combine`) takes from its first member
+    FIRST_MEMBERS_DRAWS = ("alpha", "prob", "switch_prob", "per_sample", "partner")
+
     @classmethod
     def combine(cls, members: list[SampleMix]) -> SampleMix:
         """One policy over several listed methods (timm's Mixup/CutMix switch): the kinds in
@@ -563,9 +566,8 @@ class SampleMix:
                              "one input-mixing place")
         first = members[0]
         smoothing = next((m.smoothing for m in members if "srmix" in m.kinds), first.smoothing)
-        return SampleMix(tuple(k for m in members for k in m.kinds), alpha=first.alpha,
-                         prob=first.prob, switch_prob=first.switch_prob,
-                         per_sample=first.per_sample, partner=first.partner, smoothing=smoothing)
+        return SampleMix(tuple(k for m in members for k in m.kinds), smoothing=smoothing,
+                         **{name: getattr(first, name) for name in cls.FIRST_MEMBERS_DRAWS})
 
     def _check_input(self, x: Tensor, x_b: Tensor | None, generator) -> None:
         needs_image = any(kind != "mixup" for kind in self.kinds)

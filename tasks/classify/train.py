@@ -49,7 +49,7 @@ from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 
 from robustrep.adversarial import classifier_loss, preserve_bn_stats
-from robustrep.mixing import mixup_target, soft_target_cross_entropy
+from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.nets.classifier import Classifier
 from robustrep.registry import name_of
 from robustrep.tasks.common import checkpoint as ckpt
@@ -147,15 +147,12 @@ def build_regularizers(cfg: ClassifyConfig) -> dict[str, Any]:
     return built
 
 
-# what a combined mixing policy draws with: the first listed method's (SampleMix.combine)
-_FIRST_MEMBERS_DRAWS = ("alpha", "prob", "switch_prob", "per_sample", "partner")
-
-
 def _check_combined_options(cfg: ClassifyConfig, names: list[str]) -> None:
     """``reg_options`` of a later method in a combined policy that the policy would not use
     (it draws with the first method's settings) are refused, naming where to set them."""
     for name in names[1:]:
-        unread = sorted(set((cfg.reg_options or {}).get(name, {})) & set(_FIRST_MEMBERS_DRAWS))
+        unread = sorted(set((cfg.reg_options or {}).get(name, {}))
+                        & set(SampleMix.FIRST_MEMBERS_DRAWS))
         if unread:
             raise ConfigError(f"reg_options: {name}'s {', '.join(unread)} would not act: "
                               f"{','.join(names)} mix as one policy, which draws with the first "
