@@ -230,7 +230,13 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
         names = parse_regularizers(values.get("reg") or "none")
     except ConfigError:  # a bad --reg is reported by itself
         names = None
-    return unused_fields(values, ONLY_WITH, names, OPTION_FIELDS)
+    unused = unused_fields(values, ONLY_WITH, names, OPTION_FIELDS)
+    mixes = [n for n in names or () if n in MIXES]
+    if names is not None and values.get("mix_switch_prob") is not None and len(mixes) == 1:
+        # one mixing kind has nothing to switch to
+        unused.setdefault(f"two mixing methods in --reg, e.g. mixup,cutmix (reg is "
+                          f"{values.get('reg')!r})", []).append("mix_switch_prob")
+    return unused
 
 
 def saved_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -109,6 +109,12 @@ def test_regularizer_names_and_combinations_are_checked():
         ClassifyConfig(reg="pgd,fgsm")
     with pytest.raises(ConfigError, match="adaptivemix cannot be combined with cutmix"):
         ClassifyConfig(reg="adaptivemix,cutmix")
+    # was accepted: one mixing kind has nothing to switch to
+    with pytest.raises(ConfigError, match=r"^--mix-switch-prob applies only with two mixing "
+                                          r"methods in --reg, e.g. mixup,cutmix \(reg is "
+                                          r"'mixup'\); drop it"):
+        ClassifyConfig(reg="mixup", mix_switch_prob=0.3)
+    assert ClassifyConfig(reg="mixup,cutmix", mix_switch_prob=0.3).mix_switch_prob == 0.3
 
 
 @pytest.mark.parametrize("mode", ["reference", "additive"])
