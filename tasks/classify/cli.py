@@ -11,9 +11,11 @@ sets several at once and the flags given override it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
@@ -117,6 +119,12 @@ def _dry_run_checks(cfg: ClassifyConfig) -> None:
         raise UserError(str(err)) from err
 
 
+def _default(name: str) -> Any:
+    """``classify eval``'s default for option ``name``: what a user who left it unset has."""
+    field = EvalOptions.__dataclass_fields__[name]
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
 def _check_attack_options(args: argparse.Namespace) -> None:
     """An attack or a PGD length given twice (was a traceback deep in the progress bar), PGD
     without a length, and attack options with no attack they act on (accepted without effect)."""
@@ -125,27 +133,28 @@ def _check_attack_options(args: argparse.Namespace) -> None:
     unique(args.pgd_steps, "--pgd-steps", "step count")
     if "pgd" in attacks and not args.pgd_steps:
         raise UserError("--attacks pgd needs at least one --pgd-steps count (e.g. 10 20)")
-    from .config import EvalOptions
-    default_steps = EvalOptions.__dataclass_fields__["pgd_steps"].default_factory()
-    given = {"--pgd-steps": args.pgd_steps != default_steps,
+    given = {"--pgd-steps": args.pgd_steps != _default("pgd_steps"),
              "--pgd-step-size": args.pgd_step_size is not None}
     for flag, changed in given.items():
         if changed and "pgd" not in attacks:
             raise UserError(f"{flag} applies only with --attacks pgd (attacks: "
                             f"{','.join(attacks) or 'none'})")
-    fields = EvalOptions.__dataclass_fields__
-    for flag, value, default in (("--eps", args.eps, None),
-                                 ("--norm", args.norm, fields["norm"].default),
-                                 ("--n-attack", args.n_attack, fields["n_attack"].default)):
-        if not attacks and value != default:
-            raise UserError(f"{flag} applies only with an attack (--attacks none was given)")
+    for name in ("eps", "norm", "n_attack"):
+        if not attacks and getattr(args, name) != _default(name):
+            raise UserError(f"--{name.replace('_', '-')} applies only with an attack (--attacks "
+                            f"none was given)")
     # a corruption or severity twice was computed twice and shown once
     unique(args.corruptions, "--corruptions", "corruption")
     unique(args.severities, "--severities", "severity")
-    severities = EvalOptions.__dataclass_fields__["severities"].default_factory()
-    if not args.corruptions and not args.cifar_c and args.severities != severities:
+    if not args.corruptions and not args.cifar_c and args.severities != _default("severities"):
         raise UserError("--severities applies only with corruptions (--corruptions or "
                         "--cifar-c; none were given)")
+    if args.robustbench is None:
+        for name in ("threat_model", "model_dir"):  # RobustBench's alone (was ignored: Linf)
+            if getattr(args, name) != _default(name):
+                raise UserError(f"--{name.replace('_', '-')} applies only with --robustbench "
+                                f"NAME" + (" (the attacks' norm is --norm)"
+                                           if name == "threat_model" else ""))
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -154,14 +163,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_table, robustbench_options
     resolve_device(args.device)
     _check_attack_options(args)
-    if args.robustbench is None:
-        from .config import EvalOptions
-        fields = EvalOptions.__dataclass_fields__
-        for name in ("threat_model", "model_dir"):  # RobustBench's alone (was ignored: Linf)
-            if getattr(args, name) != fields[name].default:
-                raise UserError(f"--{name.replace('_', '-')} applies only with --robustbench "
-                                f"NAME" + (" (the attacks' norm is --norm)"
-                                           if name == "threat_model" else ""))
     foreign = (robustbench_options(args) if args.robustbench is not None
                else model_options(args, args.run))
     try:
