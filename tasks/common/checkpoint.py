@@ -203,12 +203,11 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
     try:
         state = load_checkpoint(path, map_location=map_location)
     except CheckpointError as err:  # a damaged latest.pt: the step files beside it may be whole
-        written = sorted(Path(path).parent.glob("step_*.pt")) if Path(path).name == LATEST \
-            else []
-        if not written:
+        last = last_step_checkpoint(Path(path).parent) if Path(path).name == LATEST else None
+        if last is None:
             raise
-        raise CheckpointError(f"{err}; {written[-1]} is there, the last step written: copy it "
-                              f"over {path} to resume from it") from None
+        raise CheckpointError(f"{err}; {last} is there, the last step written: copy it over "
+                              f"{path} to resume from it") from None
     if int(state["step"]) > steps:
         raise UserError(f"--steps {steps} is below the step of the checkpoint {path} "
                         f"({state['step']}); pass --steps {state['step']} or more")
@@ -226,6 +225,12 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
 def latest_checkpoint(folder: str | Path) -> Path | None:
     path = Path(folder) / LATEST
     return path if path.is_file() else None
+
+
+def last_step_checkpoint(folder: str | Path) -> Path | None:
+    """The last ``step_*.pt`` in ``folder`` (step numbers are zero-padded), or None."""
+    written = sorted(Path(folder).glob("step_*.pt"))
+    return written[-1] if written else None
 
 
 def checkpoint_step(path: str | Path) -> int | None:

@@ -37,7 +37,8 @@ from typing import Any, Callable
 
 import torch
 
-from robustrep.tasks.common.checkpoint import LATEST, latest_checkpoint, remove_stale_tmp
+from robustrep.tasks.common.checkpoint import (LATEST, last_step_checkpoint, latest_checkpoint,
+                                               remove_stale_tmp)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.runfiles import (FINISHED, read_json, read_jsonl, unmark_finished,
                                             write_text_atomic)
@@ -318,9 +319,9 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     Returns the checkpoint to resume from (None for a fresh run)."""
     path = check_writable(path, "run folder")
     latest = latest_checkpoint(path / "checkpoints")
-    written = sorted((path / "checkpoints").glob("step_*.pt"))
-    if latest is None and written:  # a kill between a step's file and latest.pt
-        hint = (f"{written[-1]} is there, the last written: copy it to "
+    last = last_step_checkpoint(path / "checkpoints")
+    if latest is None and last is not None:  # a kill between a step's file and latest.pt
+        hint = (f"{last} is there, the last written: copy it to "
                 f"{path / 'checkpoints' / LATEST} to resume from it (--resume {path})")
         if resume:
             raise CheckpointError(f"cannot resume {path}: no {LATEST}; {hint}")
