@@ -674,9 +674,35 @@ class ASGAN:
     __repr__ = options_repr
 
 
+class _TrainingAttack:
+    """What PGD and FGSM share as classify adversarial-inputs regularizers (robustrep.api): one
+    fresh attack per batch, nothing carried to the next."""
+
+    none_is_a_value = ("input_range",)  # None: unbounded inputs
+    replays = 1  # one pass per batch
+
+    __repr__ = options_repr
+
+    def __init__(self, eps: float, steps: int, step_size: float | None, norm: str,
+                 random_start: bool, input_range: tuple[float, float] | None):
+        _check_settings(eps, step_size, steps, norm, input_range)
+        if not isinstance(random_start, bool):
+            raise TypeError(f"random_start must be a bool, got {type(random_start).__name__}")
+        self.eps, self.step_size, self.norm = eps, step_size, norm
+        self.random_start, self.input_range = random_start, input_range
+
+    def adversarial_inputs(self, loss_fn: Callable[[Tensor], Tensor], x: Tensor,
+                           generator: torch.Generator | None = None, *,
+                           model: nn.Module | None = None) -> Tensor:
+        return self(loss_fn, x, generator, model=model)
+
+    def after_backward(self, x_adv: Tensor) -> None:
+        pass
+
+
 @register_regularizer("pgd", paper="Madry et al., Towards Deep Learning Models Resistant to "
                       "Adversarial Attacks, ICLR 2018", acts={"classify": "adversarial inputs"})
-class PGD:
+class PGD(_TrainingAttack):
     """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``.
 
     Args:
@@ -688,19 +714,11 @@ class PGD:
         input_range: where inputs are clamped.
     """
 
-    none_is_a_value = ("input_range",)  # None: unbounded inputs
-    replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
-
-    __repr__ = options_repr
-
     def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
                  norm: str = "linf", random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
-        _check_settings(eps, step_size, steps, norm, input_range)
-        if not isinstance(random_start, bool):
-            raise TypeError(f"random_start must be a bool, got {type(random_start).__name__}")
-        self.eps, self.steps, self.step_size, self.norm = eps, steps, step_size, norm
-        self.random_start, self.input_range = random_start, input_range
+        super().__init__(eps, steps, step_size, norm, random_start, input_range)
+        self.steps = steps
 
     def __call__(self, loss_fn: Callable[[Tensor], Tensor], x: Tensor,
                  generator: torch.Generator | None = None, *,
@@ -709,15 +727,10 @@ class PGD:
                    norm=self.norm, random_start=self.random_start, input_range=self.input_range,
                    generator=generator, model=model)
 
-    adversarial_inputs = __call__
-
-    def after_backward(self, x_adv: Tensor) -> None:
-        pass
-
 
 @register_regularizer("fgsm", paper="Wong et al., Fast is better than free, ICLR 2020",
                       acts={"classify": "adversarial inputs"})
-class FGSM:
+class FGSM(_TrainingAttack):
     """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`).
 
     Args:
@@ -728,19 +741,10 @@ class FGSM:
         input_range: where inputs are clamped.
     """
 
-    none_is_a_value = ("input_range",)  # None: unbounded inputs
-    replays = 1  # classify adversarial inputs (robustrep.api): one pass per batch
-
-    __repr__ = options_repr
-
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
                  random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
-        _check_settings(eps, step_size, 1, norm, input_range)
-        if not isinstance(random_start, bool):
-            raise TypeError(f"random_start must be a bool, got {type(random_start).__name__}")
-        self.eps, self.step_size, self.norm = eps, step_size, norm
-        self.random_start, self.input_range = random_start, input_range
+        super().__init__(eps, 1, step_size, norm, random_start, input_range)
 
     def __call__(self, loss_fn: Callable[[Tensor], Tensor], x: Tensor,
                  generator: torch.Generator | None = None, *,
@@ -748,8 +752,3 @@ class FGSM:
         return fgsm(loss_fn, x, self.eps, norm=self.norm, input_range=self.input_range,
                     random_start=self.random_start, step_size=self.step_size,
                     generator=generator, model=model)
-
-    adversarial_inputs = __call__
-
-    def after_backward(self, x_adv: Tensor) -> None:
-        pass
