@@ -20,9 +20,10 @@ Every mix is ``x_mix = w * x_a + (1 - w) * x_b`` with a weight map ``w`` in [0, 
 ``x_a`` that the pixels actually contain (``lam`` for mixup, the mask mean otherwise), so soft
 labels and mixed losses stay consistent with the images.
 
-CutMix box (as in Yun et al.): sides ``H * sqrt(1 - lam)`` and ``W * sqrt(1 - lam)`` rounded to
-pixels, centre uniform over the image, box clipped at the border. Clipping only shrinks the
-pasted area, so the effective lam is >= lam; it is returned exactly.
+CutMix box (as in Yun et al.): sides ``H * sqrt(1 - lam)`` and ``W * sqrt(1 - lam)`` rounded
+down to pixels (``int()`` in the reference and in timm), centre uniform over the image, box
+clipped at the border. Rounding down and clipping only shrink the pasted area, so the effective
+lam is >= lam; it is returned exactly.
 
 SRMix mask (our choice; the paper publishes no code and its abstract does not give the mask):
 a box of area exactly ``(1 - lam) * H * W`` (sides ``sqrt(1 - lam)`` of the image's, real-valued
@@ -240,7 +241,7 @@ def box_mask(batch: int, height: int, width: int, lam: float | Tensor,
              generator: torch.Generator | None = None, device=None) -> Tensor:
     """CutMix mask: 1 keeps ``x_a``, 0 inside a box taken from ``x_b``.
 
-    The box has sides ``round(H * sqrt(1 - lam))`` by ``round(W * sqrt(1 - lam))`` and a centre
+    The box has sides ``floor(H * sqrt(1 - lam))`` by ``floor(W * sqrt(1 - lam))`` and a centre
     uniform over the pixels; it is clipped at the border, so its area is at most ``1 - lam``.
 
     Args:
@@ -260,8 +261,9 @@ def box_mask(batch: int, height: int, width: int, lam: float | Tensor,
     check_generator(generator, device)
     ratio = (1.0 - _lam_vector(lam, batch, device)).sqrt()
     u = torch.rand(2, batch, generator=generator, device=device)
-    y0, y1 = _box_edges(height, (ratio * height).round().long(), u[0])
-    x0, x1 = _box_edges(width, (ratio * width).round().long(), u[1])
+    # Rounding down keeps the pasted area at most 1 - lam (rounding could overshoot it).
+    y0, y1 = _box_edges(height, (ratio * height).floor().long(), u[0])
+    x0, x1 = _box_edges(width, (ratio * width).floor().long(), u[1])
     rows = torch.arange(height, device=device)
     cols = torch.arange(width, device=device)
     in_rows = (rows >= y0[:, None]) & (rows < y1[:, None])

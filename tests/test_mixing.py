@@ -109,12 +109,20 @@ def test_srmix_mask_mean_tracks_lam(smoothing, gen):
     assert bool(soft), "the SRMix mask should have soft edges"
 
 
+def test_cutmix_never_pastes_more_than_one_minus_lam():
+    # 8 * sqrt(0.5) = 5.66: a side rounded to 6 would paste 36/64 > 0.5 of an unclipped image.
+    _, lam_eff = cutmix(torch.zeros(200, 1, 8, 8), torch.ones(200, 1, 8, 8), 0.5,
+                        generator=_seeded(0))
+    assert float(lam_eff.min()) >= 0.5
+    assert float(lam_eff.min()) == 1 - 25 / 64  # the unclipped 5x5 box
+
+
 def test_cutmix_area_matches_clipped_box():
     # lam = 0.19 gives a 14x14 box in a 16x16 image: any centre but the middle clips it.
     batch, lam = 16, 0.19
     mask = box_mask(batch, 16, 16, lam, generator=_seeded(3))
     u = torch.rand(2, batch, generator=_seeded(3))  # the centre draws box_mask consumed
-    side = round(16 * (1 - lam) ** 0.5)
+    side = int(16 * (1 - lam) ** 0.5)
     clipped = 0
     for i in range(batch):
         extent = []
@@ -503,7 +511,7 @@ def test_one_kind_classes_defaults_and_options():
 
 
 def test_box_mask_is_the_clipped_box_pixel_for_pixel():
-    # Written out per sample: side = round(size * sqrt(1 - lam)), centre pixel floor(u * size),
+    # Written out per sample: side = floor(size * sqrt(1 - lam)), centre pixel floor(u * size),
     # box rows [centre - side // 2, centre - side // 2 + side), clipped by the image.
     n, h, w = 32, 16, 11
     lam = torch.rand(n, generator=_seeded(1))
@@ -516,7 +524,7 @@ def test_box_mask_is_the_clipped_box_pixel_for_pixel():
         want = torch.ones(h, w)
         rows = cols = None
         for size, ui in ((h, float(u[0, i])), (w, float(u[1, i]))):
-            side = round(size * (1 - float(lam[i])) ** 0.5)
+            side = int(size * (1 - float(lam[i])) ** 0.5)
             low = min(int(ui * size), size - 1) - side // 2
             span = range(max(low, 0), min(low + side, size))
             rows, cols = (span, cols) if rows is None else (rows, span)
