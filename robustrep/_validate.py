@@ -130,6 +130,30 @@ def check_positive(name: str, value: Any, integer: bool = False) -> None:
         raise ValueError(f"{name} must be > 0, got {value}")
 
 
+def check_index(index: Any, batch: int) -> None:
+    """Partner indices: an integer tensor ``[batch]`` with values in ``[0, batch)``.
+
+    The values are read only on the CPU: on an accelerator that would stall the training step
+    with a host synchronisation (there an index past the end still fails in the gather kernel).
+    """
+    check_tensor("index", index, ndim=1)
+    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+        raise ValueError(f"index must be an integer tensor of partners, got {index.dtype}")
+    if index.numel() != batch:
+        raise ValueError(f"index must hold one partner per sample ({batch}), got shape "
+                         f"{tuple(index.shape)}")
+    # A negative index would silently wrap to a sample counted from the end.
+    if index.device.type == "cpu" and batch and not bool(((index >= 0) & (index < batch)).all()):
+        raise ValueError(f"index must hold partners in [0, {batch}), got values "
+                         f"{int(index.min())}..{int(index.max())}")
+
+
+def check_bool(name: str, value: Any) -> None:
+    # A truthy string such as "false" must not switch an option on.
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:

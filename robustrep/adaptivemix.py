@@ -65,9 +65,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustrep._validate import (check_choice, check_generator, check_lam, check_model_dtype,
-                                 check_nonneg, check_positive, check_same_device, check_same_shape,
-                                 check_tensor, first_tensor, options_repr)
+from robustrep._validate import (check_bool, check_choice, check_generator, check_index,
+                                 check_lam, check_model_dtype, check_nonneg, check_positive,
+                                 check_same_device, check_same_shape, check_tensor, first_tensor,
+                                 options_repr)
 from robustrep.mixing import flip_partners, mixup, permutation_partners, sample_lam
 from robustrep.registry import register_regularizer
 from robustrep.split import as_split
@@ -188,8 +189,7 @@ class AdaptiveMix:
         check_choice("partner", partner, PARTNERS)
         for name, flag in (("per_sample", per_sample), ("fuse_passes", fuse_passes),
                            ("g_shrink", g_shrink)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+            check_bool(name, flag)
         self.alpha, self.noise_std, self.weight = float(alpha), float(noise_std), float(weight)
         self.distance, self.mode, self.partner = distance, mode, partner
         self.per_sample, self.fuse_passes, self.g_shrink = per_sample, fuse_passes, g_shrink
@@ -238,10 +238,7 @@ def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, dista
     """Shared argument checks; return the split model and lam as a ``[B]`` tensor."""
     check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=2, floating=True)
     batch = x.shape[0]
-    check_tensor("index", index, ndim=1)
-    if index.dtype != torch.long or index.numel() != batch:
-        raise ValueError(f"index must be a LongTensor with one partner per sample ({batch}), got "
-                         f"dtype {index.dtype} and shape {tuple(index.shape)}")
+    check_index(index, batch)
     check_lam(lam, batch)
     check_choice("distance", distance, DISTANCES)
     check_choice("mode", mode, MODES)

@@ -56,9 +56,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustrep._validate import (check_choice, check_generator, check_in_range, check_model_dtype,
-                                 check_nonneg, check_positive, check_range, check_same_device,
-                                 check_same_dtype, check_tensor, first_tensor, options_repr)
+from robustrep._validate import (check_bool, check_choice, check_generator, check_in_range,
+                                 check_model_dtype, check_nonneg, check_positive, check_range,
+                                 check_same_device, check_same_dtype, check_tensor, first_tensor,
+                                 options_repr)
 from robustrep.losses import LOSSES, loss_real
 from robustrep.registry import register_regularizer
 
@@ -136,7 +137,8 @@ def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str =
     ``input_range`` (default ``[0, 1]``, classifier images; ``None``: unbounded, no clamp).
     Returns a detached tensor within the ball and ``input_range``.
     """
-    rng, module = _check_attack(loss_fn, x, eps, step_size, 1, norm, input_range, generator, model)
+    rng, module = _check_attack(loss_fn, x, eps, step_size, 1, norm, input_range, random_start,
+                                generator, model)
     if eps == 0:
         return x.detach()
     if step_size is None:
@@ -157,8 +159,8 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
     returns ``x`` (detached). ``x`` must lie in ``input_range`` (default ``[0, 1]``, classifier
     images; ``None``: unbounded, no clamp). Returns a detached tensor.
     """
-    rng, module = _check_attack(loss_fn, x, eps, step_size, steps, norm, input_range, generator,
-                                model)
+    rng, module = _check_attack(loss_fn, x, eps, step_size, steps, norm, input_range,
+                                random_start, generator, model)
     if eps == 0 or steps == 0:
         return x.detach()
     if step_size is None:
@@ -506,7 +508,7 @@ def _filled(cell: Any) -> bool:
 
 
 def _check_settings(eps: float, step_size: float | None, steps: int, norm: str,
-                    input_range: Any) -> tuple[float, float] | None:
+                    input_range: Any, random_start: bool) -> tuple[float, float] | None:
     """The attack's settings (fgsm/pgd per call; :class:`PGD`/:class:`FGSM` once, when built,
     so a wrong option fails before training rather than at its first step)."""
     check_nonneg("eps", eps)
@@ -514,17 +516,19 @@ def _check_settings(eps: float, step_size: float | None, steps: int, norm: str,
         check_nonneg("step_size", step_size)
     check_nonneg("steps", steps, integer=True)
     check_choice("norm", norm, NORMS)
+    check_bool("random_start", random_start)
     return None if input_range is None else check_range("input_range", input_range)
 
 
 def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, steps: int,
-                  norm: str, input_range: Any, generator: torch.Generator | None,
+                  norm: str, input_range: Any, random_start: bool,
+                  generator: torch.Generator | None,
                   model: nn.Module | None) -> tuple[tuple[float, float] | None, nn.Module | None]:
     """Checks shared by fgsm/pgd; return the checked range and the module behind ``loss_fn``."""
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-    rng = _check_settings(eps, step_size, steps, norm, input_range)
+    rng = _check_settings(eps, step_size, steps, norm, input_range, random_start)
     check_generator(generator, x.device)
     check_in_range("x", x, rng)
     module = _owner_module(loss_fn, model)
@@ -539,8 +543,7 @@ def _check_dat_settings(t: float, eps: float | None, input_range: Any,
     check_nonneg("t", t)
     if eps is not None:
         check_nonneg("eps", eps)
-    if not isinstance(clamp_real, bool):
-        raise TypeError(f"clamp_real must be a bool, got {type(clamp_real).__name__}")
+    check_bool("clamp_real", clamp_real)
     return None if input_range is None else check_range("input_range", input_range)
 
 
@@ -628,10 +631,9 @@ class ASGAN:
                  input_range: tuple[float, float] | None = (-1.0, 1.0), mode: str = "replace",
                  free: bool = False):
         check_choice("mode", mode, ("replace", "add"))
-        if not isinstance(free, bool):
-            raise TypeError(f"free must be a bool, got {type(free).__name__}")
+        check_bool("free", free)
         check_choice("loss", loss, LOSSES)
-        _check_settings(eps, None, steps, norm, input_range)  # a wrong option fails when built
+        _check_settings(eps, None, steps, norm, input_range, False)  # a wrong option fails when built
         self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
         self.input_range, self.mode, self.free = input_range, mode, free
         self._carried: FreePerturbation | None = None
@@ -685,9 +687,7 @@ class _TrainingAttack:
 
     def __init__(self, eps: float, steps: int, step_size: float | None, norm: str,
                  random_start: bool, input_range: tuple[float, float] | None):
-        _check_settings(eps, step_size, steps, norm, input_range)
-        if not isinstance(random_start, bool):
-            raise TypeError(f"random_start must be a bool, got {type(random_start).__name__}")
+        _check_settings(eps, step_size, steps, norm, input_range, random_start)
         self.eps, self.step_size, self.norm = eps, step_size, norm
         self.random_start, self.input_range = random_start, input_range
 

@@ -51,7 +51,9 @@ from torch import Tensor
 
 from robustrep import losses
 from robustrep._validate import (
+    check_bool,
     check_choice,
+    check_index,
     check_generator,
     check_lam,
     check_nonneg,
@@ -438,10 +440,7 @@ def mixup_target(y: Tensor, index: Tensor, lam: float | Tensor, num_classes: int
     check_positive("num_classes", num_classes, integer=True)
     check_lam(smoothing, name="smoothing")
     one_hot = _dense_target(y, num_classes)
-    check_tensor("index", index, ndim=1)
-    if index.shape[0] != y.shape[0] or index.is_floating_point():
-        raise ValueError(f"index must be an integer tensor [{y.shape[0]}] like y, "
-                         f"got {index.dtype} {tuple(index.shape)}")
+    check_index(index, y.shape[0])
     check_same_device(y=y, index=index, lam=lam if isinstance(lam, Tensor) else None)
     smooth = one_hot * (1.0 - smoothing) + smoothing / num_classes
     lam = _lam_vector(lam, y.shape[0], y.device)[:, None]
@@ -518,8 +517,7 @@ class SampleMix:
         check_positive("alpha", alpha)
         check_lam(prob, name="prob")
         check_lam(switch_prob, name="switch_prob")
-        if not isinstance(per_sample, bool):
-            raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
+        check_bool("per_sample", per_sample)
         check_choice("partner", partner, PARTNERS)
         _check_smoothing(smoothing)
         self.kinds, self.alpha, self.prob, self.switch_prob = kinds, alpha, prob, switch_prob

@@ -40,8 +40,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from robustrep import losses
-from robustrep._validate import (check_choice, check_generator, check_positive, check_same_device,
-                                 check_tensor)
+from robustrep._validate import (check_bool, check_choice, check_generator, check_positive,
+                                 check_same_device, check_tensor)
 from robustrep.mixing import mixed_gan_loss
 from robustrep.registry import register_discriminator
 
@@ -304,8 +304,7 @@ class ProjectionEnsemble(nn.Module):
         _check_power_of_two("image_size", image_size, 4 * final_size,
                             f"the projection halves it, then at least one stride-2 layer reaches "
                             f"final_size={final_size}")
-        if not isinstance(spectral_norm, bool):
-            raise TypeError(f"spectral_norm must be a bool, got {type(spectral_norm).__name__}")
+        check_bool("spectral_norm", spectral_norm)
         check_choice("impl", impl, IMPLS)
         check_generator(generator, torch.device("cpu"))
         self.num_views = num_views

@@ -382,7 +382,10 @@ BAD_CALLS = [
     (lambda: adaptivemix(M(), X[:1], 0.5, IDX[:1]), ValueError, "^x needs a batch of at least 2"),
     (lambda: adaptivemix(M(), X.flatten(), 0.5, IDX), ValueError, "^x must have rank 2 or 3 or"),
     (lambda: adaptivemix(M(), X, 0.5, IDX[:, None]), ValueError, "^index must have rank 1"),
-    (lambda: adaptivemix(M(), X, 0.5, IDX.double()), ValueError, "^index must be a LongTensor"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX.double()), ValueError,
+     "^index must be an integer tensor of partners, got torch.float64"),
+    (lambda: adaptivemix(M(), X, 0.5, IDX - 1), ValueError,  # -1 used to wrap to the last sample
+     r"^index must hold partners in \[0, 6\), got values -1\.\.4"),
     (lambda: adaptivemix(M(), X, torch.full((3,), 0.5), IDX), ValueError,
      r"^lam must be a scalar or a 1-D tensor with one value per sample \(6\)"),
     (lambda: adaptivemix(M(), X, 0.5, IDX, distance="l2"), ValueError, "^distance must be one"),

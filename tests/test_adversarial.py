@@ -1141,3 +1141,16 @@ def test_inference_mode_is_named_as_the_cause():
             pgd(ce(model, y), x, 0.1, steps=2)
         with pytest.raises(RuntimeError, match="torch.inference_mode"):
             dat_perturb(linear_d(), x * 2 - 1, x * 2 - 1)
+
+
+@pytest.mark.parametrize("attack, flag", [(fgsm, "false"), (fgsm, None), (pgd, "false"),
+                                          (pgd, 0.5), (asgan_perturb, "false")])
+def test_random_start_must_be_a_bool(attack, flag):
+    # A truthy string such as "false" used to switch the random start on (None is only
+    # asgan_perturb's default, which means "when steps > 1").
+    if attack is asgan_perturb:
+        fn, x, args = linear_d(), batch(low=-1.0)[0], dict(eps=0.1, steps=2)
+    else:
+        fn, x, args = (lambda v: v.flatten(1).sum(1)), batch()[0], dict(eps=0.1)
+    with pytest.raises(TypeError, match=f"^random_start must be a bool, got {type(flag).__name__}"):
+        attack(fn, x, random_start=flag, **args)

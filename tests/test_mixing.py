@@ -355,7 +355,16 @@ BAD_CALLS = [
      "y must hold integer"),
     (lambda: mixup_target(torch.tensor([0, 3]), flip_partners(2), 0.5, 3), V,
      r"y must hold class indices in \[0, 3\), got values in \[0, 3\]"),
-    (lambda: mixup_target(Y2, torch.tensor([1, 0, 2]), 0.5, 3), V, r"^index must be .*\(3,\)"),
+    (lambda: mixup_target(Y2, torch.tensor([1, 0, 2]), 0.5, 3), V,
+     r"^index must hold one partner per sample \(2\), got shape \(3,\)"),
+    # A negative partner used to wrap silently to the last sample; one past the end was
+    # torch's IndexError, which does not name index.
+    (lambda: mixup_target(Y2, torch.tensor([0, -1]), 0.5, 3), V,
+     r"^index must hold partners in \[0, 2\), got values -1\.\.0"),
+    (lambda: mixup_target(Y2, torch.tensor([0, 2]), 0.5, 3), V,
+     r"^index must hold partners in \[0, 2\), got values 0\.\.2"),
+    (lambda: mixup_target(Y2, torch.tensor([True, False]), 0.5, 3), V,
+     "^index must be an integer tensor of partners, got torch.bool"),
     (lambda: mixup_target(Y2, flip_partners(2), 0.5, 3, smoothing=1.5), V, "^smoothing must lie"),
     (lambda: soft_target_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4)), V,
      "logits and target must have the same shape"),
