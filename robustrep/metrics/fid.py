@@ -153,17 +153,31 @@ def _as_float64(name: str, x: Any, ndim: int) -> Tensor:
     return x.detach().to(torch.float64)
 
 
-def _root_factor(s: Tensor) -> Tensor:
+# Rounding leaves a rank-deficient covariance (fewer samples than features, or statistics saved
+# in float32) with eigenvalues a hair below zero; one below this share of the largest is no
+# covariance at all, and clamping it to zero would print a plausible, wrong FID.
+_NEGATIVE_EIGENVALUE = 1e-4
+
+
+def _check_psd(name: str, eigenvalues: Tensor) -> None:
+    low, high = float(eigenvalues.min()), float(eigenvalues.abs().max())
+    if low < -_NEGATIVE_EIGENVALUE * high:
+        raise ValueError(f"{name} is not a covariance matrix: it has the negative eigenvalue "
+                         f"{low:.4g} (largest magnitude {high:.4g})")
+
+
+def _root_factor(name: str, s: Tensor) -> Tensor:
     """A factor ``R`` with ``R R^T = s`` for a symmetric PSD ``s``.
 
     Cholesky when ``s`` is numerically positive definite (several times cheaper than an
-    eigendecomposition); else the symmetric square root, negative eigenvalues set to 0 (a
+    eigendecomposition); else the symmetric square root, negative rounding eigenvalues set to 0 (a
     rank-deficient covariance, e.g. fewer samples than feature dimensions).
     """
     factor, info = torch.linalg.cholesky_ex(s)
     if int(info) == 0:
         return factor
     w, v = torch.linalg.eigh(s)
+    _check_psd(name, w)
     return (v * w.clamp_min(0).sqrt()) @ v.mT
 
 
@@ -193,10 +207,13 @@ def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray,
     # tr sqrt(s1 s2) from the eigenvalues of R^T s2 R, a symmetric PSD matrix with the same
     # eigenvalues as s1 s2 = R (R^T s2) (eig(AB) = eig(BA)): no non-symmetric sqrtm as in
     # pytorch-fid's scipy.linalg.sqrtm, and no complex parts to drop.
-    root1 = _root_factor(s1)
+    root1 = _root_factor("sigma1", s1)
     inner = root1.mT @ s2 @ root1
     # eigvalsh reads one triangle only, so symmetrise away the rounding of the two products.
-    tr_covmean = torch.linalg.eigvalsh(0.5 * (inner + inner.mT)).clamp_min(0).sqrt().sum()
+    eigenvalues = torch.linalg.eigvalsh(0.5 * (inner + inner.mT))
+    # R^T s2 R has no negative eigenvalue unless s2 has one (Sylvester's law of inertia).
+    _check_psd("sigma2", eigenvalues)
+    tr_covmean = eigenvalues.clamp_min(0).sqrt().sum()
     diff = mu1 - mu2
     return float(diff @ diff + s1.trace() + s2.trace() - 2 * tr_covmean)
 
@@ -224,6 +241,7 @@ def polynomial_mmd2(x: Tensor, y: Tensor, degree: int = 3, gamma: float | None =
     if x.dim() < 2 or y.dim() < 2 or x.shape[-1] != y.shape[-1]:
         raise ValueError(f"x and y must be [..., m, D] and [..., n, D] with one D, got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+    check_positive("degree", degree, integer=True)
     m, n = x.shape[-2], y.shape[-2]
     if m < 2 or n < 2:
         raise ValueError(f"the unbiased MMD needs at least 2 samples per set, got {m} and {n}")

@@ -57,18 +57,41 @@ def _as_tensor(name: str, x: Any) -> Tensor:
     return x.detach()
 
 
+def _check_rate(name: str, value: Any) -> None:
+    # "not 0 < value <= 1" also refuses NaN.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
+def _check_scores(name: str, x: Any) -> Tensor:
+    x = _as_tensor(name, x)
+    if not x.numel():
+        raise ValueError(f"{name} must hold at least one score")
+    if not x.is_floating_point():
+        x = x.double()
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} must be finite; {bad} of {x.numel()} are NaN or inf (a "
+                         f"detector that overflowed: clamp or rescale its scores)")
+    return x
+
+
 def fpr_keys(fpr_at: float = 0.95) -> tuple[str, str]:
     """The names of the two FPR conventions at ``fpr_at``: ``("fpr95_id_tpr", "fpr95_ood_tpr")``."""
     level = f"{100 * fpr_at:g}".replace(".", "_")
     return f"fpr{level}_id_tpr", f"fpr{level}_ood_tpr"
 
 
-def fpr_at_tpr(positive: Tensor, negative: Tensor, tpr: float = 0.95) -> float:
+def fpr_at_tpr(positive: Tensor | np.ndarray, negative: Tensor | np.ndarray,
+               tpr: float = 0.95) -> float:
     """False-positive rate at the highest threshold whose true-positive rate reaches ``tpr``.
 
     Higher scores mean "positive"; a sample is called positive when its score is >= the
-    threshold. Args: scores ``positive`` of the positive class and ``negative`` of the other.
+    threshold. Args: 1-D finite scores ``positive`` of the positive class and ``negative`` of the
+    other (tensors or numpy arrays, neither empty), and ``tpr`` in (0, 1].
     """
+    positive, negative = _check_scores("positive", positive), _check_scores("negative", negative)
+    _check_rate("tpr", tpr)
     n = positive.numel()
     # the fewest positives k with k / n >= tpr, compared in floating point as roc_curve's tpr is
     k = max(1, math.ceil(tpr * n))
@@ -97,12 +120,7 @@ def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
     if scores.shape != is_ood.shape:
         raise ValueError(f"scores and is_ood must have the same shape, got {tuple(scores.shape)} "
                          f"and {tuple(is_ood.shape)}")
-    if not scores.is_floating_point():
-        scores = scores.double()
-    if scores.numel() and not bool(torch.isfinite(scores).all()):
-        bad = int((~torch.isfinite(scores)).sum())
-        raise ValueError(f"scores must be finite; {bad} of {scores.numel()} are NaN or inf (a "
-                         f"detector that overflowed: clamp or rescale its scores)")
+    scores = _check_scores("scores", scores)
     if is_ood.dtype != torch.bool:  # 0.0/1.0 floats too: labels from numpy often are
         if not bool(((is_ood == 0) | (is_ood == 1)).all()):
             raise ValueError("is_ood must hold booleans or 0/1 values")
@@ -111,8 +129,7 @@ def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
     if n_ood == 0 or n_ood == is_ood.numel():
         raise ValueError(f"is_ood must mark both ID and OOD samples, got {n_ood} OOD of "
                          f"{is_ood.numel()}")
-    if not 0.0 < fpr_at <= 1.0:
-        raise ValueError(f"fpr_at must lie in (0, 1], got {fpr_at}")
+    _check_rate("fpr_at", fpr_at)
     labels = torch.where(is_ood, -1, 0).to(scores.device)
     out: dict[str, Any] = dict(OODMetrics(fpr_at=fpr_at).update(scores, labels).compute())
     for key in [k for k in out if k.startswith("FPR") and k.endswith("TPR")]:

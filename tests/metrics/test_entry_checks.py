@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from robustrep.metrics import expected_calibration_error, frechet_distance, ood_metrics
+from robustrep.metrics.fid import polynomial_mmd2
+from robustrep.metrics.ood import fpr_at_tpr
 from robustrep.metrics.robust import robust_accuracy
 from robustrep.registry import parse_combination
 
@@ -64,3 +66,46 @@ def test_robust_accuracy_reports_progress_inside_an_autoattack_component():
     assert calls[-1]["done"] == calls[-1]["total"] == int(result.correct.sum())
     assert calls[-1]["robust"] == int(result.robust.sum()) and calls[-1]["eta_s"] == 0
     assert all(c["n"] == 16 and c["eta_s"] >= 0 for c in calls)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((torch.rand(5), torch.rand(5), 1.5), r"^tpr must be a number in \(0, 1\], got 1\.5"),
+    ((torch.rand(5), torch.rand(5), math.nan), r"^tpr must be a number in \(0, 1\], got nan"),
+    ((torch.rand(5), torch.rand(5), 0), r"^tpr must be a number in \(0, 1\], got 0"),
+    ((torch.zeros(0), torch.rand(5), 0.95), "^positive must hold at least one score"),
+    ((torch.rand(5), torch.rand(2, 3), 0.95), "^negative must have rank 1"),
+    ((torch.rand(5), torch.tensor([0.1, math.nan]), 0.95), "^negative must be finite; 1 of 2"),
+])
+def test_fpr_at_tpr_names_bad_input(args, message):
+    # These were an IndexError, a numpy conversion error or a silent 0.0.
+    with pytest.raises(ValueError, match=message):
+        fpr_at_tpr(*args)
+
+
+def test_fpr_at_tpr_takes_numpy_like_ood_metrics():
+    pos, neg = np.array([0.9, 0.8, 0.7, 0.1]), np.array([0.75, 0.2, 0.05])
+    assert fpr_at_tpr(pos, neg, 0.75) == fpr_at_tpr(torch.from_numpy(pos), torch.from_numpy(neg),
+                                                    0.75) == 1 / 3
+
+
+@pytest.mark.parametrize("which", ["sigma1", "sigma2"])
+def test_frechet_distance_refuses_a_matrix_that_is_no_covariance(which):
+    # -I used to have its negative eigenvalues clamped to zero and gave FID 0.0.
+    mu, cov = torch.zeros(2), torch.eye(2)
+    sigmas = {"sigma1": cov, "sigma2": cov, which: -cov}
+    with pytest.raises(ValueError, match=f"^{which} is not a covariance matrix: it has the "
+                                         "negative eigenvalue -1"):
+        frechet_distance(mu, sigmas["sigma1"], mu, sigmas["sigma2"])
+
+
+def test_frechet_distance_accepts_rank_deficient_covariances():
+    feats = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    cov = torch.cov(feats.T)  # rank 2 in 6 dimensions: rounding gives eigenvalues just below 0
+    assert frechet_distance(feats.mean(0), cov, feats.mean(0), cov) == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize("degree", [-1, 0, 2.5])
+def test_polynomial_mmd2_checks_degree(degree):
+    x = torch.rand(4, 3)
+    with pytest.raises((TypeError, ValueError), match="^degree must be"):
+        polynomial_mmd2(x, x, degree=degree)
