@@ -542,6 +542,7 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
     valid = list_regularizers(program)
     names = split_combination(text)
     how = "commas" if joiner == "," else repr(joiner)
+    _check_spelling(text, names, joiner)
     for name in names:
         if name not in valid:
             raise ValueError(f"unknown regularizer {name!r} for {program}; valid: none, "
@@ -557,6 +558,19 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
         if clash:
             raise ValueError(f"{name} cannot be combined with {', '.join(clash)}")
     return names
+
+
+def _check_spelling(text: Any, names: tuple[str, ...], joiner: str) -> None:
+    """An empty name ("mixup,,cutmix") or ``none`` beside methods is a typo, not a choice."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(text)
+    raw = [n.strip().lower() for n in re.split(r"[,+]", str(text or ""))]
+    if len(raw) > 1 and "" in raw:
+        raise ValueError(f"regularizers {text!r} hold an empty name (separate names with one "
+                         f"{joiner!r})")
+    if names and "none" in raw:
+        raise ValueError(f"regularizers {text!r} combine none with methods; give the methods "
+                         f"alone, or none alone")
 
 
 def _check_places(names: tuple[str, ...], program: str, text: str | None) -> None:

@@ -24,6 +24,7 @@ Randomness comes from an optional CPU ``torch.Generator``; the digits train/test
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -259,13 +260,12 @@ def _ood_dataset(images: Tensor) -> ImageTensorDataset:
 
 
 def _check_shape(shape: Any) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple (C, H, W), got {shape!r}") from None
-    if len(shape) != 3 or min(shape) <= 0:
-        raise ValueError(f"shape must be three positive ints (C, H, W), got {shape}")
-    return shape
+    # Each size must already be an int: int() would read "abc" as a string of sizes and 3.5 as 3.
+    sizes = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else ()
+    if len(sizes) != 3 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                  and s > 0 for s in sizes):
+        raise ValueError(f"shape must be three positive ints (C, H, W), got {shape!r}")
+    return tuple(int(s) for s in sizes)
 
 
 def noise(kind: str = "gaussian", num: int = 1000, shape: Sequence[int] = (3, 32, 32),

@@ -144,6 +144,13 @@ def test_noise_shape_range_labels(kind):
     assert torch.equal(ds.images, noise(kind, 200, (3, 8, 8), generator=_gen()).images)
 
 
+@pytest.mark.parametrize("shape", ["abc", (3.5, 8, 8), (3, 8), (True, 8, 8), (0, 8, 8)])
+def test_noise_refuses_a_shape_that_is_not_three_positive_ints(shape):
+    # "abc" used to fail inside int() and 3.5 was cut to 3 channels.
+    with pytest.raises(ValueError, match=r"^shape must be three positive ints \(C, H, W\), got "):
+        noise(num=2, shape=shape)
+
+
 def test_noise_rejects_unknown_kind():
     with pytest.raises(ValueError, match="gaussian"):
         noise("pink", 4, (1, 8, 8))
