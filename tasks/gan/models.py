@@ -19,7 +19,7 @@ from robustrep.nets import create_discriminator, create_generator, network_optio
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS
+from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS, PRESET_RP_NUM_VIEWS, RP_NUM_VIEWS
 
 
 def _d_batchnorm(cfg) -> bool:
@@ -145,9 +145,10 @@ def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
 
 def ensemble_spec(cfg, shape: tuple[int, ...]) -> tuple[type, dict[str, Any]]:
     """The class and options of ``--reg rpgan``'s ensemble for data of ``shape`` (what is built
-    and what ``regularizers.json`` records): the ``--rp-*`` flags, else K 48 (the reference's
-    face48 model) and D's width; the image size and channels are the data's."""
-    k = cfg.rp_num_views if cfg.rp_num_views is not None else 48  # reference face48 model
+    and what ``regularizers.json`` records): the ``--rp-*`` flags, else the preset's K (48 in the
+    reference's main model) and D's width; the image size and channels are the data's."""
+    k = cfg.rp_num_views if cfg.rp_num_views is not None else \
+        PRESET_RP_NUM_VIEWS.get(cfg.preset, RP_NUM_VIEWS)
     width = cfg.rp_base_channels if cfg.rp_base_channels is not None else cfg.d_width
     if cfg.is_points:
         if cfg.spectral_norm:

@@ -57,6 +57,12 @@ OPTION_FIELDS: OptionFields = {
     "asgan": {"eps": "asgan_eps", "steps": "asgan_steps", "norm": "asgan_norm", "loss": "loss",
               "mode": "asgan_mode", "free": "asgan_free"},
 }
+# rpgan replaces D: models.ensemble_spec builds it from these fields (listed here so that they
+# are refused without --reg rpgan, as any regularizer's options are)
+ENSEMBLE_FIELDS: OptionFields = {
+    "rpgan": {"num_views": "rp_num_views", "base_channels": "rp_base_channels",
+              "kernel_size": "rp_kernel_size"},
+}
 
 
 def place(name: str) -> str:

@@ -101,7 +101,9 @@ def test_existing_run_needs_resume(tmp_path, trained_run):
 
 def test_regularizer_names_and_combinations_are_checked():
     assert parse_regularizers("mixup, PGD") == ["mixup", "pgd"]
-    assert parse_regularizers("mixup+cutmix,none") == ["mixup", "cutmix"]
+    assert parse_regularizers("mixup+cutmix") == ["mixup", "cutmix"]
+    with pytest.raises(ConfigError, match="^--reg: regularizers 'mixup,none' combine none with "):
+        parse_regularizers("mixup,none")  # was read as mixup alone
     with pytest.raises(ConfigError, match="--reg: unknown regularizer 'mixpu' for classify; "
                                           "valid: none, adaptivemix, cutmix, fgsm, free"):
         ClassifyConfig(reg="mixpu")

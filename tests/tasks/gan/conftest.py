@@ -10,15 +10,19 @@ from robustrep.tasks.gan.config import PRESETS, GanConfig
 
 TINY_DIGITS = dict(image_size=16, g_width=8, d_width=8, z_dim=16, batch_size=8, steps=2,
                    eval_every=0, final_eval=False, ckpt_every=1, log_every=1, eval_samples=64,
-                   rp_num_views=2, rp_base_channels=4, seed=0, device="cpu")
+                   seed=0, device="cpu")
 TINY_GRID = dict(g_width=16, d_width=16, z_dim=4, mlp_depth=2, batch_size=8, steps=2,
                  eval_every=0, final_eval=False, ckpt_every=1, log_every=1, eval_samples=200,
-                 rp_num_views=3, mixture_samples=1000, seed=0, device="cpu")
+                 mixture_samples=1000, seed=0, device="cpu")
+# a tiny projection ensemble, for the configs that take rpgan (its options are refused else)
+TINY_RP = {"grid": dict(rp_num_views=3), "digits": dict(rp_num_views=2, rp_base_channels=4)}
 
 
 def tiny_config(preset="digits-dcgan", **overrides) -> GanConfig:
-    base = TINY_GRID if preset in ("grid-mlp", "ring-mlp") else TINY_DIGITS
-    return GanConfig(**{**PRESETS[preset], **base, "preset": preset, **overrides})
+    points = preset in ("grid-mlp", "ring-mlp")
+    base = TINY_GRID if points else TINY_DIGITS
+    rp = TINY_RP["grid" if points else "digits"] if "rpgan" in str(overrides.get("reg")) else {}
+    return GanConfig(**{**PRESETS[preset], **base, **rp, "preset": preset, **overrides})
 
 
 @pytest.fixture

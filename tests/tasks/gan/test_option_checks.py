@@ -22,6 +22,10 @@ from robustrep.tasks.cli import main
                               "imagefolder"),  # was: ignored, the built-in digits trained
     (["--reg", "mixup", "--mix-smoothing", "0.2"],  # was: kept; only SRMix's box has the ramp
      "--mix-smoothing applies only with --reg srmix (reg is 'mixup')"),
+    # were: accepted, recorded in config.json, and no projection built
+    (["--rp-num-views", "5"], "--rp-num-views applies only with --reg rpgan (reg is 'none')"),
+    (["--reg", "dat", "--rp-base-channels", "16", "--rp-kernel-size", "4"],
+     "--rp-base-channels, --rp-kernel-size apply only with --reg rpgan (reg is 'dat')"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_path, capsys):
     run = tmp_path / "run"
@@ -40,6 +44,19 @@ def test_regularizer_options_with_their_method_and_loss_are_kept(capsys):
     assert json.loads(capsys.readouterr().out)["mix_smoothing"] == 0.2
 
 
+@pytest.mark.parametrize("preset, k", [("digits-dcgan", 12), ("grid-mlp", 12),
+                                      ("cifar10-dcgan", 48)])
+def test_the_presets_rp_k_is_recorded_only_by_runs_that_take_rpgan(preset, k, capsys):
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.models import ensemble_spec
+    assert main(["gan", "train", "--preset", preset, "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["rp_num_views"] is None
+    assert main(["gan", "train", "--preset", preset, "--reg", "rpgan", "--dry-run"]) == 0
+    cfg = GanConfig(**json.loads(capsys.readouterr().out))
+    shape = (2,) if cfg.is_points else (3, cfg.image_size, cfg.image_size)
+    assert ensemble_spec(cfg, shape)[1]["num_views"] == k
+
+
 def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_path):
     from robustrep.tasks.gan.sample import run_config
     from robustrep.tasks.gan.train import train
@@ -48,10 +65,12 @@ def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_p
     saved = json.loads((run / "config.json").read_text())
     assert saved["reg"] == "none" and saved["dataset"] == "digits"
     # earlier versions accepted (and ignored) these
-    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train", gp_weight=10.0, data_root="d")
+    saved.update(mix_alpha=0.5, lsun_classes="bedroom_train", gp_weight=10.0, data_root="d",
+                 rp_num_views=12)  # every preset run recorded its RP-GAN K
     (run / "config.json").write_text(json.dumps(saved))
     cfg = run_config(run)
-    assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight, cfg.data_root) == (None,) * 4
+    assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight, cfg.data_root,
+            cfg.rp_num_views) == (None,) * 5
     assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
 
 
