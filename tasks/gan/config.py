@@ -113,7 +113,9 @@ class GanConfig:
                                      min=1)
     lazy_reg: bool | None = _opt(None, "R1 and path length as their own optimizer steps with lr "
                                        "and betas adjusted by interval/(interval+1), as "
-                                       "stylegan2-ada (None: on for stylegan2, off otherwise)")
+                                       "stylegan2-ada (None: on for stylegan2, off otherwise; "
+                                       "stylegan2 keeps the intervals with a penalty off, as "
+                                       "the reference's cifar config)")
     ema_kimg: float | None = _opt(None, "G-EMA half-life in thousands of images, beta = "
                                         "0.5 ** (batch / (ema_kimg * 1000)) (StyleGAN2; None = "
                                         "use ema_decay)", **POSITIVE)
@@ -179,9 +181,11 @@ class GanConfig:
                          SCHEDULES)
     beta1: float = _opt(0.5, "Adam beta1", **BETA)
     beta2: float = _opt(0.999, "Adam beta2", **BETA)
-    ema_decay: float = _opt(0.999, "EMA decay of G's weights (0 = no EMA; samples come from G)",
+    ema_decay: float = _opt(0.999, "EMA decay of G's weights (0 = no EMA; samples come from G; "
+                                   "with --ema-kimg only 0 or not matters)",
                             **BETA)
-    ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped)")
+    ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped; "
+                                  "--ema-kimg has its own ramp-up, --ema-rampup)")
     # evaluation and run
     eval_every: int = shared("eval_every", 500)
     # precision/recall take each sample's 3 nearest neighbours: 4 samples at least
@@ -322,8 +326,33 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
         names = parse_regs(values.get("reg") or "none", values.get("arch") or "dcgan")
     except ConfigError:  # a bad --reg is reported by itself
         names = None
-    return unused_fields(values, ONLY_WITH, names, {**OPTION_FIELDS, **ENSEMBLE_FIELDS},
-                         own=("loss",))
+    out = unused_fields(values, ONLY_WITH, names, {**OPTION_FIELDS, **ENSEMBLE_FIELDS},
+                        own=("loss",))
+    out.update(_unused_ema(values))
+    out.update(_unused_lazy_r1(values))
+    return out
+
+
+def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
+    """Outside StyleGAN2 lazy regularisation is R1's alone: without R1 it would only scale D's lr
+    and betas. (StyleGAN2 keeps its intervals with the penalties off, as stylegan2-ada's cifar
+    config does with pl_weight 0.)"""
+    if values.get("arch") == "stylegan2" or values.get("r1_gamma"):
+        return {}
+    lazy = [n for n, off in (("r1_every", 1), ("lazy_reg", None)) if values.get(n) not in
+            (off, False)]
+    return {"--r1-gamma > 0 (r1_gamma is 0: no R1 to make lazy)": lazy} if lazy else {}
+
+def _unused_ema(values: dict[str, Any]) -> dict[str, list[str]]:
+    """StyleGAN2's EMA by kimg acts on a G-EMA, which ema_decay 0 turns off (the SNGAN presets
+    have none); its ramp-up acts only on a half-life given in kimg."""
+    kimg = [n for n in ("ema_kimg", "ema_rampup") if values.get(n) is not None]
+    if kimg and values.get("ema_decay") == 0:
+        return {"--ema-decay > 0 (ema_decay is 0: no G-EMA; with --ema-kimg only whether it is "
+                "0 matters)": kimg}
+    if values.get("ema_rampup") is not None and values.get("ema_kimg") is None:
+        return {"--ema-kimg (ema_kimg is None: the EMA decays by step)": ["ema_rampup"]}
+    return {}
 
 
 def saved_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,18 @@ from robustrep.tasks.cli import main
                               "imagefolder"),  # was: ignored, the built-in digits trained
     (["--reg", "mixup", "--mix-smoothing", "0.2"],  # was: kept; only SRMix's box has the ramp
      "--mix-smoothing applies only with --reg srmix (reg is 'mixup')"),
+    # were: accepted and recorded, with no G-EMA in the checkpoint
+    (["--ema-decay", "0", "--ema-kimg", "10"], "--ema-kimg applies only with --ema-decay > 0 "
+                                                "(ema_decay is 0: no G-EMA;"),
+    (["--preset", "cifar10-sngan", "--ema-kimg", "10", "--ema-rampup", "0.05"],
+     "--ema-kimg, --ema-rampup apply only with --ema-decay > 0"),
+    (["--ema-rampup", "0.05"], "--ema-rampup applies only with --ema-kimg (ema_kimg is None: "
+                               "the EMA decays by step)"),
+    # were: accepted; --lazy-reg scaled D's lr and betas by 16/17 with no R1 ever run
+    (["--r1-every", "16"], "--r1-every applies only with --r1-gamma > 0 (r1_gamma is 0: no R1 "
+                           "to make lazy)"),
+    (["--lazy-reg", "true", "--r1-every", "16"],
+     "--r1-every, --lazy-reg apply only with --r1-gamma > 0"),
     # were: accepted, recorded in config.json, and no projection built
     (["--rp-num-views", "5"], "--rp-num-views applies only with --reg rpgan (reg is 'none')"),
     (["--reg", "dat", "--rp-base-channels", "16", "--rp-kernel-size", "4"],
