@@ -528,7 +528,11 @@ def with_preset_aux_task(cfg: GanConfig, preset: str | None,
     names = [n.strip().lower() for n in str(cfg.reg or "").replace("+", ",").split(",")]
     names = [n for n in names if n and n != "none"]
     if aux_task == "none":
-        if base is not None and base in names:
+        if base is None:  # was accepted with nothing to drop
+            raise ConfigError(f"--aux-task none drops the D auxiliary task of presets "
+                              f"{' and '.join(AUX_PRESETS)}; preset {preset} has none, drop "
+                              f"--aux-task")
+        if base in names:
             raise ConfigError(f"--aux-task none drops the D auxiliary task {base} that --reg "
                               f"names ({cfg.reg}); drop one of them")
         return cfg

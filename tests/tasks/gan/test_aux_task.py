@@ -144,6 +144,12 @@ def test_aux_task_none_drops_the_presets_aux_task(reg, expected, capsys):
     (["--preset", "cifar10-ssgan", "--aux-task", "none", "--reg", "ssgan,dat"],
      "--aux-task none drops the D auxiliary task ssgan that --reg names"),
     (["--resume", "RUN", "--aux-task", "none"], "drop --preset/--config/--aux-task"),
+    # were accepted with nothing to drop (and --reg ssgan then trained the task "dropped")
+    (["--aux-task", "none"], "--aux-task none drops the D auxiliary task of presets "
+                             "cifar10-ssgan and cifar10-infomax; preset digits-dcgan has none, "
+                             "drop --aux-task"),
+    (["--preset", "cifar10-sngan", "--aux-task", "none", "--reg", "infomax"],
+     "preset cifar10-sngan has none"),
 ])
 def test_aux_task_refusals_are_one_line(argv, needle, capsys):
     assert main(["gan", "train", "--dry-run", *argv]) == 2
