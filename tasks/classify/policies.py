@@ -50,6 +50,12 @@ AUTO_POLICIES = ("original", "originalr", "v0", "v0r", "3a")  # timm's auto_augm
 RAND_SETS = ("weights", "3aw", "3a")  # timm's rand_augment_choices: RandAugment's t<NAME>
 # Switches whose 0 is the default; timm 1.0.10 reads any digit (inc0 too) as on.
 AA_SWITCHES = ("inc", "b")
+# Values that must be > 0: RandAugment with no ops (n0) or probability 0 (p0) returns the image,
+# AugMix with no chains (w0) blends it toward black, and its Dirichlet needs alpha > 0.
+AA_POSITIVE = {"rand": {"n": "no ops: the image is returned as it is",
+                        "p": "no op is ever applied: the image is returned as it is"},
+               "augmix": {"w": "no chains: each image is blended toward black",
+                          "a": "its Dirichlet and Beta weights need alpha > 0"}}
 
 
 AA_FORM_EXAMPLES = {"rand": "rand-m9-mstd0.5-inc1", "augmix": "augmix-m5-w4-d2",
@@ -89,6 +95,9 @@ def check_aa(spec: str) -> None:
         if key in AA_SWITCHES and number not in (0, 1):
             raise ValueError(f"section {section!r} in {spec!r} is a switch: {key}1 (on) or no "
                              f"{key} section (off); {accepted}")
+        if number <= 0 and key in AA_POSITIVE.get(kind, {}):
+            raise ValueError(f"section {section!r} in {spec!r} must be > 0 "
+                             f"({AA_POSITIVE[kind][key]})")
         if key in AA_SWITCHES and number == 0:
             raise ValueError(f"section {section!r} in {spec!r}: off is the default, drop the "
                              f"section (timm 1.0.10 reads {key}0 as on)")
