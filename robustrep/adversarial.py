@@ -633,7 +633,8 @@ class ASGAN:
         check_choice("mode", mode, ("replace", "add"))
         check_bool("free", free)
         check_choice("loss", loss, LOSSES)
-        _check_settings(eps, None, steps, norm, input_range, False)  # a wrong option fails when built
+        # a wrong option fails when the object is built, not at its first step
+        _check_settings(eps, None, steps, norm, input_range, False)
         self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
         self.input_range, self.mode, self.free = input_range, mode, free
         self._carried: FreePerturbation | None = None

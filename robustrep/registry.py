@@ -542,7 +542,7 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
     valid = list_regularizers(program)
     names = split_combination(text)
     how = "commas" if joiner == "," else repr(joiner)
-    _check_spelling(text, names, joiner)
+    _check_none(text, names)
     for name in names:
         if name not in valid:
             raise ValueError(f"unknown regularizer {name!r} for {program}; valid: none, "
@@ -560,14 +560,12 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
     return names
 
 
-def _check_spelling(text: Any, names: tuple[str, ...], joiner: str) -> None:
-    """An empty name ("mixup,,cutmix") or ``none`` beside methods is a typo, not a choice."""
+def _check_none(text: Any, names: tuple[str, ...]) -> None:
+    """``none`` beside methods says two things; which one was meant is the user's to say. (An
+    empty name, as in a trailing comma, is dropped: it names nothing.)"""
     if isinstance(text, (list, tuple)):
         text = ",".join(text)
     raw = [n.strip().lower() for n in re.split(r"[,+]", str(text or ""))]
-    if len(raw) > 1 and "" in raw:
-        raise ValueError(f"regularizers {text!r} hold an empty name (separate names with one "
-                         f"{joiner!r})")
     if names and "none" in raw:
         raise ValueError(f"regularizers {text!r} combine none with methods; give the methods "
                          f"alone, or none alone")

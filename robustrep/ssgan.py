@@ -169,6 +169,9 @@ class SSGANTask:
     def __init__(self, d_scale: float = 1.0, g_scale: float = 0.2):
         check_nonneg("d_scale", d_scale)
         check_nonneg("g_scale", g_scale)
+        if d_scale == 0 and g_scale == 0:  # the task would be trained on nothing
+            raise ValueError("d_scale and g_scale are both 0: the auxiliary task would add "
+                             "nothing to either loss; give one of them > 0")
         self.d_scale, self.g_scale = d_scale, g_scale
 
     def wrap(self, d: nn.Module, sample_shape: tuple[int, ...],

@@ -14,12 +14,13 @@ from typing import Any
 
 from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
 from robustrep.registry import parse_combination, regularizer_info
-from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, UNIT, ConfigError, check_fields,
-                                           option)
+from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, UNIT, ConfigError,
+                                           check_fields, option)
 from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, resumable_detail,
                                             run_option, shared)
-from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, refuse_unused,
-                                                 reg_option, unused_options as unused_fields)
+from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, check_additive_weight,
+                                                 refuse_unused, reg_option,
+                                                 unused_options as unused_fields)
 
 DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
@@ -112,14 +113,14 @@ class ClassifyConfig:
     reg: str = shared("reg")
     reg_options: dict | None = shared("reg_options")
     mix_alpha: float | None = reg_option("mixup", "alpha", **POSITIVE)
-    mix_prob: float | None = reg_option("mixup", "prob", **UNIT)
+    mix_prob: float | None = reg_option("mixup", "prob", **PROB)
     mix_switch_prob: float | None = reg_option("mixup", "switch_prob", **UNIT)
     srmix_smoothing: float | None = reg_option("srmix", "smoothing", **UNIT)
     am_alpha: float | None = reg_option("adaptivemix", "alpha", **POSITIVE)
     am_noise_std: float | None = reg_option("adaptivemix", "noise_std", **NONNEG)
     am_weight: float | None = reg_option("adaptivemix", "weight", **NONNEG)
     am_mode: str | None = reg_option("adaptivemix", "mode", ("reference", "additive"))
-    eps: float | None = reg_option("pgd", "eps", **NONNEG)  # pgd, fgsm and free alike
+    eps: float | None = reg_option("pgd", "eps", **POSITIVE)  # pgd, fgsm and free alike
     adv_steps: int | None = reg_option("pgd", "steps", min=1)
     adv_step_size: float | None = _opt(None, "attack step size (pgd: 2.5*eps/steps; fgsm: "
                                              "1.25*eps; free: eps)", **POSITIVE)
@@ -148,6 +149,7 @@ class ClassifyConfig:
         if self.optimizer in SGD_OPTIMIZERS and self.momentum is None:  # adamw has none
             self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
+        check_additive_weight(self)
         if self.aa is not None:
             from .policies import build_aa
             try:

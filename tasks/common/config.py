@@ -52,6 +52,8 @@ POSITIVE = {"min": 0, "min_exclusive": True}
 NONNEG = {"min": 0}
 UNIT = {"min": 0, "max": 1}
 BETA = {"min": 0, "max": 1, "max_exclusive": True}
+# a probability whose 0 would switch its method off while the run records it as taken
+PROB = {"min": 0, "max": 1, "min_exclusive": True}
 
 
 def parse_literal(text: str) -> Any:

@@ -239,6 +239,16 @@ def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple
     return out
 
 
+def check_additive_weight(cfg: Any) -> None:
+    """AdaptiveMix's additive mode adds ``weight * shrinkage`` to the plain loss: weight 0 is the
+    baseline at AdaptiveMix's cost. (In reference mode weight 0 still trains on the mixed
+    samples: an ablation, kept.)"""
+    if getattr(cfg, "am_mode", None) == "additive" and getattr(cfg, "am_weight", None) == 0:
+        raise ConfigError("--am-weight 0 with --am-mode additive adds nothing to the plain loss; "
+                          "give a weight > 0, or --am-mode reference for mixing without "
+                          "shrinkage")
+
+
 def refuse_unused(unused: dict[str, list[str]]) -> None:
     """ConfigError, one line, for the first group :func:`unused_options` found."""
     if unused:

@@ -16,11 +16,11 @@ from typing import Any
 
 from robustrep._names import LOSSES
 from robustrep.registry import list_regularizers
-from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, REQUIRED, UNIT, ConfigError,
-                                           check_fields, option)
+from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, REQUIRED, UNIT,
+                                           ConfigError, check_fields, option)
 from robustrep.tasks.common.options import (TrainRunOptions, resumable_detail, run_option,
                                             shared)
-from robustrep.tasks.common.regularizers import refuse_unused, reg_option
+from robustrep.tasks.common.regularizers import check_additive_weight, refuse_unused, reg_option
 from robustrep.tasks.common.regularizers import unused_options as unused_fields
 
 DATASETS = ("digits", "ring", "grid", "cifar10", "cifar100", "imagefolder", "lsun", "celeba",
@@ -149,15 +149,16 @@ class GanConfig:
     am_per_sample: bool | None = reg_option("adaptivemix", "per_sample")
     am_g_shrink: bool | None = reg_option("adaptivemix", "g_shrink")
     mix_alpha: float | None = reg_option("mixup", "alpha", **POSITIVE)
-    mix_prob: float | None = reg_option("mixup", "prob", **UNIT)
+    mix_prob: float | None = reg_option("mixup", "prob", **PROB)
     mix_per_sample: bool | None = reg_option("mixup", "per_sample")
     mix_smoothing: float | None = reg_option("srmix", "smoothing", **UNIT)
     mix_mode: str | None = reg_option("mixup", "mode", ("add", "replace"))
-    mix_weight: float | None = reg_option("mixup", "weight", **NONNEG)
-    dat_t: float | None = reg_option("dat", "t", **NONNEG)
-    dat_eps: float | None = reg_option("dat", "eps", **NONNEG)
-    asgan_eps: float | None = reg_option("asgan", "eps", **NONNEG)
-    asgan_steps: int | None = reg_option("asgan", "steps", **NONNEG)
+    mix_weight: float | None = reg_option("mixup", "weight", **POSITIVE)
+    # 0 would leave the batch as it is while the run records the method as taken
+    dat_t: float | None = reg_option("dat", "t", **POSITIVE)
+    dat_eps: float | None = reg_option("dat", "eps", **POSITIVE)
+    asgan_eps: float | None = reg_option("asgan", "eps", **POSITIVE)
+    asgan_steps: int | None = reg_option("asgan", "steps", min=1)
     asgan_norm: str | None = reg_option("asgan", "norm", ("linf", "l2"))
     asgan_free: bool | None = reg_option("asgan", "free")
     asgan_mode: str | None = reg_option("asgan", "mode", ("replace", "add"))
@@ -297,7 +298,8 @@ def _check_arch(cfg: GanConfig) -> None:
 
 
 STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
-                   "d_arch", "fp16_res", "conv_clamp", "init", "style_mixing", "pl_weight", "pl_every", "pl_decay", "pl_batch_shrink")
+                  "d_arch", "fp16_res", "conv_clamp", "init", "style_mixing", "pl_weight",
+                  "pl_every", "pl_decay", "pl_batch_shrink")
 
 
 # RP-GAN's K where --rp-num-views is not given: the reference's main model has 48; the CPU
@@ -371,6 +373,10 @@ def _check_reg_settings(cfg: GanConfig) -> None:
     if cfg.mix_mode == "replace" and cfg.mix_weight is not None:
         raise ConfigError("--mix-weight weighs the mixed loss added to the clean one, and "
                           "--mix-mode replace has no clean one; drop --mix-weight or use add")
+    if cfg.dat_eps is not None and cfg.dat_t is not None:
+        raise ConfigError("--dat-t clips DAT's gradient step, and --dat-eps replaces that step by "
+                          "eps * sign(grad) (t unused); drop one of them")
+    check_additive_weight(cfg)
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:
@@ -412,6 +418,9 @@ def _check_augment(cfg: GanConfig) -> None:
                           "is 2-D points")
     if cfg.augment == "fixed" and cfg.augment_p is None:
         raise ConfigError("--augment fixed needs --augment-p P (0..1)")
+    if cfg.augment == "fixed" and cfg.augment_p == 0:
+        raise ConfigError("--augment fixed with --augment-p 0 never augments; give p > 0 or "
+                          "--augment none")
     if cfg.augment == "none" and cfg.augment_p is not None:
         raise ConfigError("--augment-p applies only with --augment ada or fixed")
     given = [n for n in ("ada_target", "ada_interval", "ada_kimg") if getattr(cfg, n) is not None]

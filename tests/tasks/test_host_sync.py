@@ -9,7 +9,8 @@ On the CPU nothing waits, so :class:`HostSyncs` watches the calls instead: a
 ``device`` (a blocking host-to-device copy on a GPU), a ``TorchDispatchMode`` the aten operations
 that read back (``_local_scalar_dense``, ``nonzero``, ``masked_select``, boolean indexing).
 Reads of tensors that stay on the host by design are exempt (:data:`EXEMPT`): Adam's step
-counters, the samplers' permutations, ``check_lam`` (it reads CPU tensors only).
+counters, the samplers' permutations, ``check_lam`` and ``check_index`` (they read CPU tensors
+only).
 ``test_gpu_step_never_syncs`` checks the same on a GPU with ``torch.cuda.set_sync_debug_mode``.
 """
 
@@ -39,7 +40,8 @@ ATEN_READS = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", 
               "aten.is_nonzero"}
 EXEMPT = (("/torch/optim/", ""),  # Adam's step counters live on the host (torch's design)
           ("tasks/common/batches.py", ""),  # the samplers' index permutations are host tensors
-          ("robustrep/_validate.py", "check_lam"))  # reads CPU tensors only (none on a GPU)
+          ("robustrep/_validate.py", "check_lam"),  # reads CPU tensors only (none on a GPU)
+          ("robustrep/_validate.py", "check_index"))  # the same
 SG2 = dict(arch="stylegan2", image_size=16, z_dim=16, w_dim=16, mapping_layers=2,
            channel_base=128, channel_max=16, mbstd_group=4, batch_size=8, r1_gamma=1.0,
            r1_every=2, pl_every=2)

@@ -103,6 +103,10 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--augment", "ada"]  # ADA's options need ADA on
     if program == "gan" and spec.name == "augment":
         return ["--augment-p", "0.5"]  # "fixed" needs its p
+    if program == "gan" and spec.name in ("lazy_reg", "r1_every"):
+        return ["--r1-gamma", "1"]  # outside StyleGAN2 lazy regularisation is R1's
+    if program == "classify" and spec.name == "mix_switch_prob":
+        return ["--reg", "mixup,cutmix"]  # a switch needs two mixing methods
     if program == "classify" and spec.name == "final_act":
         return ["--model", "wrn16_2"]  # the switch exists on the wrn* models only
     # --dry-run checks the built-in digits against these: 3 channels, 3 classes
@@ -152,6 +156,7 @@ KINDS = {
     "int>=min", "int>=min|None", "int>=min<=max",
     "float>min", "float>min|None", "float>=min", "float>=min|None",
     "float>=min<max", "float>=min<max|None", "float>=min<=max", "float>=min<=max|None",
+    "float>min<=max|None",
     "list[int]|None", "list[float]|None", "list[str]|None", "dict|None",
 }
 

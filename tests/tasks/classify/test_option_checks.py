@@ -175,3 +175,25 @@ def test_a_config_file_setting_an_option_classify_never_reads_is_refused(capsys,
     cfg.write_text(json.dumps({"reg": "mixup", "reg_options": {"mixup": {"mode": "replace"}}}))
     err = _refused(["--config", str(cfg)], capsys, tmp_path)
     assert "mixup's 'mode' acts only in gan train (the extra D term), not here; drop it" in err
+
+
+@pytest.mark.parametrize("args, words", [
+    # were accepted and recorded as mixup + PGD: plain training
+    (["--reg", "pgd", "--eps", "0"], "argument --eps: must be a finite number > 0"),
+    (["--reg", "mixup", "--mix-prob", "0"], "argument --mix-prob: must be a finite number in "
+                                            "(0, 1]"),
+])
+def test_a_value_that_switches_its_method_off_is_refused(args, words, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "train", *args, "--dry-run"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and words in err and len(err.splitlines()) == 1
+
+
+def test_additive_adaptivemix_with_weight_0_is_refused(capsys, tmp_path):
+    err = _refused(["--reg", "adaptivemix", "--am-mode", "additive", "--am-weight", "0"], capsys,
+                   tmp_path)
+    assert "--am-weight 0 with --am-mode additive adds nothing to the plain loss" in err
+    # reference mode with weight 0 still trains on the mixed samples: an ablation, kept
+    assert main(["classify", "train", "--reg", "adaptivemix", "--am-weight", "0",
+                 "--dry-run"]) == 0

@@ -140,11 +140,37 @@ def test_the_stylegan2_networks_refuse_layers_without_feature_maps():
 @pytest.mark.parametrize("argv, message", [
     (["--reg", "asgan", "--asgan-free", "true", "--asgan-steps", "3"],
      "--asgan-steps does nothing with --asgan-free"),
-    (["--reg", "mixup", "--mix-mode", "replace", "--mix-weight", "0"],
+    (["--reg", "mixup", "--mix-mode", "replace", "--mix-weight", "0.5"],
      "--mix-weight weighs the mixed loss added to the clean one"),
+    # the rest were accepted and recorded as if the method ran
+    (["--reg", "dat", "--dat-eps", "0.05", "--dat-t", "2"],
+     "--dat-t clips DAT's gradient step, and --dat-eps replaces that step by eps * sign(grad)"),
+    (["--reg", "adaptivemix", "--am-mode", "additive", "--am-weight", "0"],
+     "--am-weight 0 with --am-mode additive adds nothing to the plain loss"),
+    (["--augment", "fixed", "--augment-p", "0"], "--augment fixed with --augment-p 0 never "
+                                                 "augments"),
+    (["--reg", "ssgan", "--ssgan-d-scale", "0", "--ssgan-g-scale", "0"],
+     "d_scale and g_scale are both 0: the auxiliary task would add nothing"),
 ])
 def test_a_regularizer_option_its_other_options_silence_is_refused(argv, message, capsys):
     # Was: accepted; free AS-GAN never reads steps, replace-mode mixing never reads its weight
     assert main(["gan", "train", *argv, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    # were accepted: the method left every batch as it was, recorded as taken
+    (["--reg", "mixup", "--mix-prob", "0"], "argument --mix-prob: must be a finite number in "
+                                            "(0, 1]; got '0'"),
+    (["--reg", "asgan", "--asgan-eps", "0"], "argument --asgan-eps: must be a finite number > 0"),
+    (["--reg", "asgan", "--asgan-steps", "0"], "argument --asgan-steps: must be an integer >= 1"),
+    (["--reg", "dat", "--dat-t", "0"], "argument --dat-t: must be a finite number > 0"),
+    (["--reg", "dat", "--dat-eps", "0"], "argument --dat-eps: must be a finite number > 0"),
+    (["--reg", "mixup", "--mix-weight", "0"], "argument --mix-weight: must be a finite number > 0"),
+])
+def test_a_value_that_switches_its_method_off_is_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["gan", "train", *argv, "--dry-run"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and message in err and len(err.splitlines()) == 1
