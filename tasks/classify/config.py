@@ -367,7 +367,7 @@ class EvalOptions(ModelOptions):
                               metavar="NAME,...")
     norm: str = _opt("Linf", "threat model", NORMS)
     eps: float | None = _opt(None, "radius in [0, 1] pixels (default 8/255 for Linf, 0.5 for L2)",
-                             **NONNEG)
+                             **POSITIVE)
     n_attack: int = _opt(DEFAULT_N_ATTACK, "attack the first N evaluation samples (AutoAttack is "
                                            "slow on a CPU); 0: all", **NONNEG)
     pgd_steps: list[int] = _opt([10, 20], "PGD step counts to run when --attacks has pgd",

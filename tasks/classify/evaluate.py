@@ -263,7 +263,9 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
     model.eval()
     n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
     logits, labels = predict(model, data, device)
-    report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps, "norm": norm,
+    # no attack, no radius: a recorded eps would read as a threat model that was evaluated
+    report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps if jobs else None,
+                              "norm": norm if jobs else None,
                               "clean": calibration(logits, labels, bins)}
     n_classes = int(logits.shape[1])
     if progress_bar and jobs:
@@ -332,7 +334,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
         summary["robust_acc"] = report["adversarial"][headline]
         summary["robust_attack"] = headline
     cs = report.get("corruption_summary")
-    summary["corruption_acc"] = cs["mean_acc"] if cs else math.nan
+    summary["corruption_acc"] = cs["mean_acc"] if cs else None  # none evaluated
     if cs:
         summary["mce"], summary["relative_mce"] = cs["mce"], cs["relative_mce"]
     if "cifar_c" in report:
@@ -538,8 +540,8 @@ def format_table(report: dict[str, Any]) -> str:
              f"{'clean top-1':<28} {s['clean_acc']:.4f}",
              f"{'NLL':<28} {s['nll']:.4f}",
              f"{'ECE':<28} {s['ece']:.4f}"]
-    norm = report.get("norm", "Linf")
-    eps = eps_text(report.get("eps", 8 / 255), norm)
+    norm = report.get("norm") or "Linf"
+    eps = eps_text(report.get("eps") or 8 / 255, norm)
     for key, value in report.get("adversarial", {}).items():
         name = key.replace("pgd", "PGD-") if key.startswith("pgd") else key
         lines.append(f"{f'{name} ({norm} {eps})':<28} {value:.4f}")

@@ -381,10 +381,15 @@ class _Extend(argparse.Action):
     """``--mean 0.5 0.5,0.5`` -> one flat list (each token may itself be a comma list)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        # the word for nothing parses to []: beside other values it would be dropped silently
+        if len(values) > 1 and any(part == [] for part in values):
+            raise argparse.ArgumentError(self, f"{self.nothing} cannot be combined with other "
+                                               f"values; give {self.nothing} alone")
         flat = [v for part in values for v in part]
         setattr(namespace, self.dest, self.type_sequence(flat))
 
     type_sequence: type = list
+    nothing: str | None = None
 
 
 def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
@@ -393,6 +398,10 @@ def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
                                     nothing=None)
 
     def parse(text: str) -> Any:
+        if spec.sequence is not None and not _split(text):  # "" would read as the empty list
+            nothing = f" (write {spec.nothing} for no values)" if spec.nothing else ""
+            raise argparse.ArgumentTypeError(f"must be {spec.accepted()}; got an empty value"
+                                             f"{nothing}")
         try:
             if spec.nothing is not None and text.strip() == spec.nothing:
                 return convert_value(spec, text)
@@ -508,7 +517,8 @@ def _argument(field: dataclasses.Field, spec: OptionSpec, real_defaults: bool,
     elif spec.sequence is not None and meta.get("nargs", "+") is None:
         kwargs.setdefault("metavar", spec.kind.__name__.upper() + ",...")
     elif spec.sequence is not None:
-        action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence})
+        action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence,
+                                              "nothing": spec.nothing or "an empty value"})
         kwargs.update(nargs=meta.get("nargs", "+"), action=action)
         kwargs.setdefault("metavar", spec.kind.__name__.upper())
     elif spec.kind is dict:

@@ -150,3 +150,18 @@ def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys):
     assert main(["classify", "eval", "RUN", *argv]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    # were: none dropped and the corruptions run; "" read as none; fgsm at radius 0 reported
+    (["--corruptions", "none", "contrast"], "argument --corruptions: none cannot be combined "
+                                            "with other values; give none alone"),
+    (["--attacks", ""], "argument --attacks: must be a list of values, each one of autoattack"),
+    (["--attacks", "fgsm", "--eps", "0"], "argument --eps: must be a finite number > 0"),
+])
+def test_eval_values_that_would_be_read_as_others_are_refused_by_the_parser(argv, needle, capsys):
+    from robustrep.tasks.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "eval", "RUN", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and needle in err and err.count("\n") == 1

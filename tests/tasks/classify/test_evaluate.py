@@ -154,6 +154,14 @@ def test_eval_run_writes_report_and_diagram(trained_run, tmp_path):
                                            pytest.approx(config["std"]))
 
 
+def test_a_report_without_attacks_or_corruptions_records_no_radius(trained_run, tmp_path):
+    # were: eps 8/255 and norm Linf beside an empty robust table, and corruption_acc "nan"
+    evaluate_run(trained_run, attacks=(), corruptions=(), max_samples=16, out=tmp_path / "eval")
+    saved = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert (saved["eps"], saved["norm"], saved["robust"], saved["n_attack"]) == (None, None, {}, 0)
+    assert saved["summary"]["corruption_acc"] is None
+
+
 def test_a_users_files_in_the_runs_report_folder_are_kept(trained_run, tmp_path):
     # Was: `classify eval RUN` replaced RUN/eval/report.json and reliability.png of the user's
     # (only --out was checked); a report.json whose summary is no mapping was a traceback after
