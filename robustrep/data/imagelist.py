@@ -45,6 +45,7 @@ class ImageList(Dataset):
 
     def _parse(self) -> list[tuple[Path, int]]:
         samples = []
+        lines: dict[Path, int] = {}  # resolved image -> the line that listed it first
         for number, line in enumerate(self.list_file.read_text().splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -59,6 +60,10 @@ class ImageList(Dataset):
             if not path.is_file():
                 raise FileNotFoundError(f"{self.list_file} line {number}: image {path} not found "
                                         f"(paths are relative to root {self.root})")
+            first = lines.setdefault(path.resolve(), number)
+            if first != number:  # it would be read, and counted, twice
+                raise ValueError(f"{self.list_file} lines {first} and {number} list the same "
+                                 f"image {path}; keep one line per image")
             samples.append((path, label))
         return samples
 

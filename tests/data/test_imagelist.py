@@ -28,3 +28,14 @@ def test_image_list_missing_file_names_line_and_path(tmp_path):
     listing.write_text("ok.png zero\n")
     with pytest.raises(ValueError, match="line 1"):
         image_list(tmp_path, listing, size=8)
+
+
+@pytest.mark.parametrize("second", ["ok.png 0", "./sub/../ok.png 1"])
+def test_image_list_naming_one_image_twice_is_refused(tmp_path, second):
+    # was read twice: counted twice in the OOD set's size and its AUROC
+    write_png(tmp_path / "ok.png", (8, 8), (0, 0, 0))
+    (tmp_path / "sub").mkdir()
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"ok.png 0\n# a comment\n{second}\n")
+    with pytest.raises(ValueError, match=r"list\.txt lines 1 and 3 list the same image "):
+        image_list(tmp_path, listing, size=8)
