@@ -211,6 +211,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
             folders), ``"classes"`` or ``"flat"``.
         verify: open every image once now; an unreadable one raises ValueError naming it.
         skip_bad: with ``verify``, drop unreadable images instead (listed in ``.skipped``).
+            The visible files not read because of their extension are listed in ``.unread``
+            (a ``.gif`` or ``.jfif`` is not an image here: a program can say so).
         classes: the class names in label order (:func:`split_classes` gives the training
             split's); a class folder not among them is a ValueError. Needs class folders.
     """
@@ -239,4 +241,15 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         paths = [Path(p) for p, _ in dataset.samples]
     if verify:
         dataset = drop_bad_images(dataset, paths, root, skip_bad)
+    dataset.unread = _unread_files(root, recursive=layout != "flat")
     return dataset
+
+
+def _unread_files(root: Path, recursive: bool) -> list[str]:
+    """The visible files under ``root`` that are not taken as images (their extension)."""
+    unread = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        unread += [os.path.join(folder, f) for f in sorted(files)
+                   if not f.startswith(".") and not is_image(Path(folder, f))]
+    return unread

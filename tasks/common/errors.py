@@ -8,6 +8,8 @@ is a bug in robustrep and keeps its traceback.
 
 from __future__ import annotations
 
+import os
+
 
 class UserError(Exception):
     """A mistake in what the user asked for; the message says what is accepted."""
@@ -51,10 +53,25 @@ def program_advice(err: Exception, skip_option: bool = True) -> str:
 
 
 def report_skipped(dataset: object) -> None:
-    """Name the unreadable files a dataset left out (``--skip-bad-images``) on stderr."""
+    """Name on stderr the unreadable files a dataset left out (``--skip-bad-images``), and the
+    files an image folder did not read for their extension (a user's ``.gif`` or ``.jfif`` would
+    else be missing from the data without a word)."""
     import sys
     skipped = getattr(dataset, "skipped", None) or []
     if skipped:
-        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        print(f"warning: left out {len(skipped)} unreadable image(s): "
-              f"{', '.join(skipped[:3])}{more}", file=sys.stderr)
+        print(f"warning: left out {len(skipped)} unreadable image(s): {_some(skipped)}",
+              file=sys.stderr)
+    unread = getattr(dataset, "unread", None) or []
+    if unread:
+        from collections import Counter
+
+        from robustrep.data.images import IMG_EXTENSIONS
+        kinds = Counter(os.path.splitext(p)[1].lower() or "no extension" for p in unread)
+        print(f"note: {len(unread)} file(s) not read as images, by their extension "
+              f"({', '.join(f'{k} x{n}' for k, n in sorted(kinds.items()))}; images are "
+              f"{' '.join(IMG_EXTENSIONS)}): {_some(unread)}", file=sys.stderr)
+
+
+def _some(paths: list[str]) -> str:
+    more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    return f"{', '.join(paths[:3])}{more}"

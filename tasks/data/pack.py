@@ -8,7 +8,7 @@ from typing import Any
 from robustrep.data.local import FlatImageFolder, image_folder
 from robustrep.data.zipdata import pack_images
 from robustrep.tasks.common.checkpoint import write_atomic
-from robustrep.tasks.common.errors import DataError, program_advice
+from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.rundir import check_output_file
 
 
@@ -20,6 +20,7 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3) -> dic
         dataset = image_folder(src, resolution, channels, verify=True)
     except (FileNotFoundError, ValueError) as err:
         raise DataError(program_advice(err, skip_option=False)) from None  # no such option
+    report_skipped(dataset)
     dataset.transform = None  # the loader gives the PIL image; pack_images crops and resizes
     flat = isinstance(dataset, FlatImageFolder)
     labels = None if flat else list(dataset.targets)

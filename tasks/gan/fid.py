@@ -47,7 +47,7 @@ from torch import Tensor
 
 from robustrep.metrics import frechet_distance
 from robustrep.tasks.common.checkpoint import safe_load, write_atomic
-from robustrep.tasks.common.errors import DataError, UserError, program_advice
+from robustrep.tasks.common.errors import DataError, UserError, program_advice, report_skipped
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.evaluate import (EVAL_SEED, _RunImages, build_extractor,
                                           cached_features, fid_features_choice, score_features,
@@ -294,6 +294,7 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
             with Image.open(first[0] if isinstance(first, tuple) else first) as image:
                 resolution = min(image.size)
             dataset = image_folder(path, resolution)  # the files just verified, at that side
+        report_skipped(dataset)
     except (FileNotFoundError, ValueError) as err:
         raise DataError(program_advice(err, skip_option=False)) from None  # no such option
     _check_two(len(dataset), f"image folder {path}")

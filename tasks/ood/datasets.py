@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from robustrep.data import select_classes
-from robustrep.tasks.common.errors import DataError, program_advice
+from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 
 BUILTIN_ID = ("digits",)
 _C, _L = "images_classic", "images_largescale"
@@ -159,8 +159,10 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
     # file is opened once now so an unreadable image is named before scoring starts.
     try:
         if name == "imagefolder":
-            return image_folder(":".join(rest), height, channels, verify=True,
-                                classes=split_classes(":".join(rest)))
+            dataset = image_folder(":".join(rest), height, channels, verify=True,
+                                   classes=split_classes(":".join(rest)))
+            report_skipped(dataset)
+            return dataset
         return image_list(rest[0], ":".join(rest[1:]), height, channels, verify=True)
     except ValueError as err:  # an unreadable image, named by the library
         raise DataError(program_advice(err, skip_option=False)) from None

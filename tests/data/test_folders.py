@@ -97,3 +97,17 @@ def test_a_folder_of_images_and_subfolders_says_what_to_move(tmp_path, capsys):
     assert main(["classify", "train", "--dataset", "imagefolder", "--data-root", str(mixed),
                  "--image-size", "8", "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert capsys.readouterr().err == f"robustrep classify: error: {advice}\n"
+
+
+def test_files_not_taken_for_their_extension_are_listed_in_unread(tmp_path):
+    for name in ("a.png", "b.JPG", "c.gif", "d.jfif", ".hidden.png"):
+        write_png(tmp_path / "flat" / name, (8, 8), (0, 0, 0))
+    (tmp_path / "flat" / "nested").mkdir()
+    write_png(tmp_path / "flat" / "nested" / "e.gif", (8, 8), (0, 0, 0))  # flat: not read
+    ds = image_folder(tmp_path / "flat", 8, layout="flat")
+    assert len(ds) == 2
+    assert ds.unread == [str(tmp_path / "flat" / n) for n in ("c.gif", "d.jfif")]
+    write_png(tmp_path / "classes" / "x" / "deep" / "f.png", (8, 8), (0, 0, 0))
+    (tmp_path / "classes" / "x" / "deep" / "g.bin").write_bytes(b"x")
+    ds = image_folder(tmp_path / "classes", 8)
+    assert len(ds) == 1 and ds.unread == [str(tmp_path / "classes" / "x" / "deep" / "g.bin")]

@@ -39,6 +39,21 @@ def test_packed_zip_gives_the_folders_images_and_labels(folder, tmp_path, capsys
     assert packed.targets == [0, 0, 0, 1, 1, 1, 1]
 
 
+def test_files_left_out_for_their_extension_are_named(folder, tmp_path, capsys):
+    # were left out without a word: a web scrape's .jfif and .gif photos, and stray files
+    Image.new("RGB", (16, 16)).save(folder / "cat" / "web.jfif", "JPEG")
+    Image.new("RGB", (16, 16)).save(folder / "dog" / "anim.gif")
+    (folder / "dog" / "notes.txt").write_text("x")
+    (folder / "dog" / ".DS_Store").write_text("x")  # hidden: not the user's data
+    assert main(["data", "pack", str(folder), str(tmp_path / "d.zip"), "--resolution", "16"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["images"] == 7
+    note = captured.err.strip()
+    assert note.startswith("note: 3 file(s) not read as images, by their extension (.gif x1, "
+                           ".jfif x1, .txt x1; images are .png .jpg") and len(note.splitlines()) == 1
+    assert str(folder / "cat" / "web.jfif") in note and ".DS_Store" not in note
+
+
 def test_flat_folder_has_null_labels_and_resizes(folder, tmp_path, capsys):
     out = tmp_path / "flat.zip"
     assert main(["data", "pack", str(folder / "dog"), str(out), "--resolution", "8",
