@@ -72,18 +72,21 @@ def _scalar(annotation: str) -> tuple[type | None, bool]:
     return (_SCALARS.get(kinds[0]) if len(kinds) == 1 else None), optional
 
 
-def add_regularizer_args(parser: Any, program: str, fields: OptionFields) -> None:
+def add_regularizer_args(parser: Any, program: str, fields: OptionFields,
+                         derived: tuple[str, ...] = ()) -> None:
     """``--NAME-OPTION`` for every option of every method acting in ``program`` that no config
-    field maps (``fields``): type from the class signature, help from its docstring, default
-    ``None`` (the class default); the values go to the config's ``reg_options``."""
+    field maps (``fields``) and the program does not set itself (``derived``, e.g. GAN's
+    ``fuse_passes``: a flag for it could only be refused): type from the class signature, help
+    from its docstring, default ``None`` (the class default); the values go to the config's
+    ``reg_options``."""
     from robustrep.registry import list_regularizers
     from robustrep.tasks.common.config import REG_OPTION_DEST
     for name in list_regularizers(program):
         info = regularizer_info(name)
         if info.kind != "regularizer" and _built_in(info):
             continue  # the program builds its own discriminators from its config fields
-        mapped = set(fields.get(name, {})) | set(DATA_OPTIONS if info.kind != "regularizer"
-                                                 else ())
+        mapped = set(fields.get(name, {})) | set(derived) | set(
+            DATA_OPTIONS if info.kind != "regularizer" else ())
         add_option_flags(parser, name, info.options, mapped, REG_OPTION_DEST,
                          f"--reg {name}: further options ({info.module}.{info.qualname})")
 

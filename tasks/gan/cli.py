@@ -25,7 +25,7 @@ from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRES
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
                                         TrainOptions, archs, plugin_options, presets_for,
                                         saved_config, with_preset_aux_task)
-from robustrep.tasks.gan.regs import OPTION_FIELDS
+from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
 REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "dat_": ("dat",),
@@ -44,7 +44,7 @@ def _add_train(sub) -> None:
     add_config_args(p, GanConfig, skip=("preset", "out"),  # the run flags' --preset and --out
                     groups=regularizer_groups(REG_PREFIXES, "gan"),
                     default_preset=(DEFAULT_PRESET, PRESETS[DEFAULT_PRESET]))
-    add_regularizer_args(p, "gan", OPTION_FIELDS)
+    add_regularizer_args(p, "gan", OPTION_FIELDS, CONTEXT_OPTIONS)
     for family in archs()[len(ARCHS):]:  # the network families of loaded plugins
         add_option_flags(p, family, plugin_options(family), set(), ARCH_OPTION_DEST,
                          f"--arch {family} options (a plugin's network family; --g-width, "

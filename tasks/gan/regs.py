@@ -173,9 +173,13 @@ def regs_record(cfg, shape: tuple[int, ...]) -> dict:
     return record
 
 
+# constructor options this program derives from its data and networks (:func:`_context`)
+CONTEXT_OPTIONS = ("fuse_passes", "input_range")
+
+
 def _context(cfg) -> dict:
     # input_range None is a value (unbounded data), which create_regularizer passes on
-    return {"fuse_passes": _fuse_passes(cfg), "input_range": input_range(cfg)}
+    return dict(zip(CONTEXT_OPTIONS, (_fuse_passes(cfg), input_range(cfg))))
 
 
 def _fuse_passes(cfg) -> bool | None:

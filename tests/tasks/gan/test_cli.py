@@ -146,3 +146,12 @@ def test_a_run_whose_options_replace_the_presets_data_is_not_named_after_it(tiny
     path = run_path(tiny_cfg(dataset="lsun", reg="adaptivemix,dat", out=None), None)
     assert path.parent.as_posix() == "runs/gan"
     assert path.name.startswith("lsun-dcgan-adaptivemix+dat-")
+
+
+def test_help_offers_no_flag_for_an_option_the_program_sets(capsys):
+    # --adaptivemix-fuse-passes was listed, and always refused ("set by this program")
+    with pytest.raises(SystemExit):
+        main(["gan", "train", "--help"])
+    text = capsys.readouterr().out
+    assert "--adaptivemix-fuse-passes" not in text and "--adaptivemix-input-range" not in text
+    assert "--am-mode" in text
