@@ -207,7 +207,18 @@ def _subsample(dataset: Dataset, limit: int | None, gen: torch.Generator) -> Dat
 
 def id_dataset(spec: str, ctx: DataContext, train: bool, limit: int | None = None) -> Dataset:
     """The in-distribution set ``spec`` (its train split when ``train``), restricted to the run's
-    classes, in the classifier's shape."""
+    classes, in the classifier's shape; a random ``limit`` of it (:func:`id_subset`)."""
+    return id_subset(whole_id_dataset(spec, ctx, train), ctx, train, limit)
+
+
+def id_subset(dataset: Dataset, ctx: DataContext, train: bool, limit: int | None) -> Dataset:
+    """At most ``limit`` images of the ID set ``dataset``, drawn as :func:`id_dataset` draws
+    them (``--max-samples``/``--max-fit``)."""
+    return _subsample(dataset, limit, ctx.generator(1 if train else 2))
+
+
+def whole_id_dataset(spec: str, ctx: DataContext, train: bool) -> Dataset:
+    """:func:`id_dataset` before subsampling: its labels are every ID class the data holds."""
     name, rest = _split_spec(spec)
     if name == "digits" and not rest:
         from robustrep.data.builtin import digits
@@ -225,8 +236,7 @@ def id_dataset(spec: str, ctx: DataContext, train: bool, limit: int | None = Non
                          f"{', '.join(PATH_SETS)}")
     else:
         raise _unknown(spec)
-    dataset = _check_shape(spec, dataset, ctx)
-    return _subsample(dataset, limit, ctx.generator(1 if train else 2))
+    return _check_shape(spec, dataset, ctx)
 
 
 def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Dataset:
@@ -324,6 +334,34 @@ def check_not_trained_on(specs: Sequence[str], config: dict[str, Any]) -> None:
                          f"on (dataset {config.get('dataset')}, classes "
                          f"{config.get('classes') or 'all'}), so its OOD scores would be "
                          f"meaningless; use {accepted}, or another OOD set: {', '.join(others)}")
+
+
+def _identity(spec: str, ctx: DataContext) -> tuple[str, ...]:
+    """What ``spec`` reads, whatever way it is written (``imagefolder:x`` and
+    ``imagefolder:./x/`` are one folder; ``cifar10`` is ``cifar10:ROOT`` of ``--data-root``)."""
+    name, rest = _split_spec(spec)
+
+    def where(path: str) -> str:
+        return str(Path(os.path.expanduser(path)).absolute().resolve())
+
+    if name == "imagelist" and len(rest) >= 2:
+        return (name, where(rest[0]), where(":".join(rest[1:])))
+    if name == "imagefolder" or (name in LOCAL and (rest or ctx.data_root)):
+        return (name, where(":".join(rest) if rest else str(ctx.data_root)))
+    return (name, *rest)
+
+
+def check_not_id(ood: dict[str, str], ctx: DataContext, id_spec: str,
+                 fit_spec: str | None) -> None:
+    """Refuse an OOD set (name -> spec) that reads the ID test or fit data: ID images scored
+    against ID images, an AUROC of about 50 that measures no detector."""
+    roles = [("--id", id_spec)] + ([("--fit-data", fit_spec)] if fit_spec else [])
+    for name, spec in ood.items():
+        for option, other in roles:
+            if _identity(spec, ctx) == _identity(other, ctx):
+                raise ValueError(f"--ood {name} reads the in-distribution data ({option} "
+                                 f"{other}): ID images scored as OOD give an AUROC of about 50 "
+                                 f"that measures nothing; give OOD data that is not an ID set")
 
 
 def default_id(config: dict[str, Any]) -> str:

@@ -284,11 +284,23 @@ def parse_params(items: Iterable[str] | None,
     return out
 
 
+# Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
+# subspace dimension): 0 passed the sign check and failed only after every feature was extracted
+# (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace).
+_POSITIVE = {"t", "temperature", "k", "d", "samples", "mc_dropout", "micro_batch_size",
+             "tailsize"}
+
+
 def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
     """A value of the kind the parameter's default has (before any feature is extracted)."""
-    default = spec.params[key].default
+    # robustrep's own default where pytorch-ood has none (ViM's d, an int: D // 2)
+    default = _robustrep_defaults(spec.name, 2).get(key, spec.params[key].default)
     kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
     kind = type(default).__name__
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kinds is not None and key in _POSITIVE and number and not value > 0:
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
+                         f"{kind} > 0 (default {_default_text(spec, key)}), got {value!r}")
     if kinds is not None and type(default) is not bool and default > 0 and \
             isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         # a count, temperature or percentile that defaults positive: a sign typo, which the
@@ -299,7 +311,36 @@ def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> No
                          (type(default) is bool or not isinstance(value, bool))):
         return
     raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
-                     f"{kind} (default {default!r}), got {value!r}")
+                     f"{kind} (default {_default_text(spec, key)}), got {value!r}")
+
+
+def _default_text(spec: DetectorSpec, key: str) -> str:
+    if spec.name == "ViM" and key == "d":
+        return "D//2 of the feature size D"
+    return repr(_robustrep_defaults(spec.name, 2).get(key, spec.params[key].default))
+
+
+def check_feature_params(params: dict[str, dict[str, Any]] | None, feature_dim: int) -> None:
+    """The arguments bounded by the feature size ``D``, checked once the model is built and
+    before anything is fitted: ViM keeps a ``d``-dimensional principal subspace and scores the
+    ``D - d`` others, so ``d >= D`` leaves nothing to score (``d = D`` failed in the
+    eigendecomposition; above ``D`` pytorch-ood quietly set ``D // 2`` while results.json kept
+    the ``d`` given)."""
+    d = (params or {}).get("ViM", {}).get("d")
+    if d is not None and not 1 <= d < feature_dim:
+        raise ValueError(f"--param ViM.d={d}: ViM.d must be in 1..{feature_dim - 1} for this "
+                         f"classifier's {feature_dim}-d features (it keeps d dimensions and "
+                         f"scores the other D - d)")
+
+
+# Detectors that fit one model per class from the ID train labels (pytorch-ood 0.4.0: class
+# means for Mahalanobis, RMD, MahalanobisODIN and MultiMahalanobis, a Gaussian per class for
+# GMM, mean patterns for SHE, Weibull fits for OpenMax, Gram's per-class bounds; robustrep's UoS a
+# direction per class). A class missing from the fit data gets no model, and its ID images are
+# flagged as OOD. ViM, KNN, NNGuide, DICE, ReAct, VRA, NCI, fDBD and PNML use the labels only to
+# drop OOD-labelled samples; KLMatching fits per predicted class; TemperatureScaling one scalar.
+PER_CLASS = frozenset({"Mahalanobis", "RMD", "MahalanobisODIN", "MultiMahalanobis", "GMM", "SHE",
+                       "OpenMax", "Gram", "UoS"})
 
 
 def _classifier_param_filter(model: OODModel):

@@ -52,9 +52,9 @@ from torch.utils.data import Dataset
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
 from robustrep.tasks.ood import datasets as ds
-from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, fit_detector,
-                                           parse_detectors, parse_params, score_extracted,
-                                           score_images)
+from robustrep.tasks.ood.detectors import (PER_CLASS, DetectorSpec, build_detector,
+                                           check_feature_params, fit_detector, parse_detectors,
+                                           parse_params, score_extracted, score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 
 METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "fpr95_id_tpr", "fpr95_ood_tpr")
@@ -177,6 +177,8 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
         names = ", ".join(s.name for s in specs if s.fit_on is not None)
         raise ValueError(f"detectors {names} need in-distribution training data to fit on; "
                          f"give --fit-data")
+    if (params or {}).get("ViM", {}).get("d") is not None:  # bounded by D: before extraction
+        check_feature_params(params, _feature_dim(model, id_test, device))
     opts = dict(batch_size=batch_size, device=device, amp=amp, workers=workers,
                 show_progress=show_progress)
     start = time.perf_counter()
@@ -207,6 +209,13 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
                              "extracted_mib": round(sum(e.nbytes() for e in
                                                         [id_data, *ood_data.values()]
                                                         + ([train] if train else [])) / 2**20, 2)})
+
+
+def _feature_dim(model: OODModel, dataset: Dataset, device: torch.device) -> int:
+    """The feature size ``D``, from one image (the head may not be a linear layer to read it
+    from)."""
+    with torch.no_grad():
+        return int(model.features(dataset[0][0][None].to(device)).shape[1])
 
 
 def check_not_constant(name: str, scores: Sequence[torch.Tensor]) -> None:
@@ -247,8 +256,9 @@ def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracte
         for name, scores in result.ood_scores.items():
             result.metrics[name], result.roc[name] = compute_metrics(result.id_scores, scores)
     except AssertionError as err:
-        # pytorch-ood checks its inputs with bare asserts (e.g. Mahalanobis wants every label
-        # 0..C-1 present in the fit data); say which labels it was given.
+        # pytorch-ood checks its inputs with bare asserts (e.g. Mahalanobis wants the labels it
+        # is given to be 0..max with none skipped: a class missing above them passes, which
+        # score_run refuses before fitting); say which labels it was given.
         labels = sorted(set(train.labels.tolist())) if train is not None else None
         result.error = (f"AssertionError in pytorch-ood's {spec.name}: "
                         f"{err or 'an input check failed'} (ID train labels: {labels})")
@@ -324,8 +334,14 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                   for n in ds.builtin_ood_names() if n not in ood]
     ood = list(specs_by_name or ood)
     ds.check_not_trained_on(ood, config)  # before any data is built or feature extracted
+    ds.check_not_id({n: specs_by_name.get(n, n) for n in ood}, ctx, id_name, fit_data)
     notes += _optimistic_data(id_name, fit_data, config if run is not None else {})
-    id_test = ds.id_dataset(id_name, ctx, train=False, limit=max_samples)
+    whole = ds.whole_id_dataset(id_name, ctx, train=False)
+    id_classes = _id_classes(ctx, whole)
+    given = (foreign or {}).get("classes")
+    check_head(id_classes, int(config["num_classes"]), f"--classes {' '.join(map(str, given))}"
+               if given is not None else f"the ID data {id_name}", foreign is not None)
+    id_test = ds.id_subset(whole, ctx, False, max_samples)
     fit_set = None
     if any(s.fit_on is not None for s in specs):
         fit_name = fit_data or id_name
@@ -333,6 +349,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             raise ValueError(f"{id_name} has no train split; name the data the detectors are "
                              f"fitted on with --fit-data")
         fit_set = ds.id_dataset(fit_name, ctx, train=True, limit=max_fit)
+        check_fit_classes(specs, id_classes, fit_set, int(config["num_classes"]), fit_name,
+                          max_fit)
     ood_sets = {name: ds.ood_dataset(specs_by_name.get(name, name), ctx, limit=max_samples)
                 for name in ood}
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
@@ -361,6 +379,66 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
                           earlier=earlier)
     return result, files
+
+
+def _id_classes(ctx: ds.DataContext, whole: Dataset) -> list[int]:
+    """The ID classes: the run's (or ``--classes``), else every label the whole ID test set
+    holds (before ``--max-samples`` draws from it, which may miss a class)."""
+    if ctx.classes is not None:
+        return sorted({int(c) for c in ctx.classes})
+    from robustrep.data import labels
+    return sorted(c for c in labels(whole).unique().tolist() if c >= 0)
+
+
+def _listed(classes: Sequence[int]) -> str:
+    return ", ".join(map(str, classes))
+
+
+def check_head(classes: list[int], outputs: int, source: str, foreign: bool) -> None:
+    """Refuse ID classes (from ``source``: ``--classes ...`` or the ID data) that do not match
+    the classifier's outputs 0..outputs-1.
+
+    A label at or above ``outputs`` has no output: the accuracy is not measurable and the
+    class-conditional detectors fit classes the head does not have. Fewer classes than outputs
+    are refused too when the top outputs have none: classify train sizes a head to the highest
+    trained label + 1 (labels are kept: classes [5, 6] get 7 outputs, so gaps below are how a
+    class subset looks), so such a head was trained on classes the ID data leaves out, whose
+    images would be missing from the ID test set and whose outputs would take softmax mass no
+    ID image explains."""
+    fix = ("name the classes it was trained on with --classes, or give --id data of those "
+           "classes" if foreign else "give --id data of the classes the run was trained on")
+    outside = [c for c in classes if c >= outputs]
+    if outside:
+        raise ValueError(f"{source} holds classes {_listed(classes)} but the classifier has "
+                         f"{outputs} outputs (classes 0-{outputs - 1}): classes "
+                         f"{_listed(outside)} have none; {fix}")
+    if classes and classes[-1] + 1 < outputs:
+        raise ValueError(f"{source} leaves the classifier's outputs {classes[-1] + 1}-"
+                         f"{outputs - 1} without ID data ({outputs} outputs, ID classes "
+                         f"{_listed(classes)}): it was trained on more classes; {fix}")
+
+
+def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_set: Dataset,
+                      outputs: int, fit_name: str, max_fit: int | None) -> None:
+    """Refuse fit data that lacks an ID class, for the detectors that fit one model per class
+    (:data:`~robustrep.tasks.ood.detectors.PER_CLASS`): pytorch-ood 0.4 fitted them anyway
+    (Mahalanobis only asserts that the labels it is given skip none) and flagged that class's
+    ID images as OOD. Labels above the head's outputs are refused for every fitted detector."""
+    from robustrep.data import labels
+    found = sorted(c for c in labels(fit_set).unique().tolist() if c >= 0)
+    if found and found[-1] >= outputs:
+        raise ValueError(f"--fit-data {fit_name} holds classes {_listed(found)} but the "
+                         f"classifier has {outputs} outputs (classes 0-{outputs - 1}); give fit "
+                         f"data of the classes it was trained on")
+    per_class = [s.name for s in specs if s.name in PER_CLASS]
+    missing = [c for c in id_classes if c not in set(found)]
+    if per_class and missing:
+        more = f", or raise --max-fit {max_fit}" if max_fit is not None else ""
+        raise ValueError(f"--fit-data {fit_name} holds no image of ID class{'es' * (len(missing) > 1)}"
+                         f" {_listed(missing)} (it holds {_listed(found) or 'none'}): "
+                         f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per "
+                         f"class and would flag that class's ID images as OOD; give fit data of "
+                         f"every ID class ({_listed(id_classes)}){more}")
 
 
 def _optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, Any]

@@ -90,8 +90,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not records:
         raise UserError(unfinished[0] if unfinished else
                         f"no finished runs under {out}; run without --collect to train them")
-    # after training, only runs of another size are left (failed ones are in failures already)
-    failures += [line for line in unfinished if args.collect or OTHER_SIZE in line]
+    # after training, only runs of another size are left (failed ones are in failures already);
+    # a line about a run on the page (a detector left out of its cells) is new either way
+    failures += [line for line in unfinished
+                 if args.collect or OTHER_SIZE in line or line.startswith(read)]
     seconds = None if args.collect else time.time() - started
     info = {"summary": _summary(settings, records, seconds, args.quick),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),

@@ -184,8 +184,13 @@ def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
         if reason is not None:
             missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {reason}")
             continue
-        read = _read_classify if run.task == "classify" else _read_gan
-        records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **read(run.folder)})
+        name = f"{run.task}/{run.reg}/seed{run.seed}"
+        if run.task == "classify":
+            values, cells = _read_classify(run.folder)
+            missing += [f"{name}: {line}" for line in cells]
+        else:
+            values = _read_gan(run.folder)
+        records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **values})
     return _evaluated_alike(records, missing)
 
 
@@ -250,21 +255,61 @@ def _read_gan(folder: Path) -> dict[str, Any]:
             "fid_curve": run.curve("fid")}
 
 
-def _read_classify(folder: Path) -> dict[str, Any]:
+def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    """The run's eval summary and OOD cells, and a line for each detector left out of them."""
     report = read_json(folder / "eval" / "report.json", dict)
     out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
     attacks = sorted(k for k in out if k.endswith("_acc") and k not in
                      ("clean_acc", "robust_acc", "corruption_acc"))
     out["evaluated"] = f"{', '.join(attacks) or 'no attack'} on {report.get('n')} samples"
-    ood = read_json(folder / "ood" / "results.json", dict)
-    for row in ood.get("results", []):
-        for metric, value in row.items():
-            if isinstance(value, (int, float)) and metric not in ("detector", "ood"):
-                key = f"ood/{row['detector']}/{metric}"
-                out.setdefault(key, []).append(value)
-    out = {k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in out.items()}
+    ood, lines = _ood_cells(folder / "ood" / "results.json")
+    out.update(ood)
     out["step_seconds"] = read_run(folder).step_seconds
-    return out
+    return out, lines
+
+
+def _ood_cells(path: Path) -> tuple[dict[str, float], list[str]]:
+    """Each detector's metrics averaged over the OOD sets of ``ood score``'s ``path``. A
+    detector that failed on some sets (metrics null, an error) or has no row for some is left
+    out of this run's cells, with a line: its mean would cover fewer sets than the other seeds'
+    and the cell would average unlike measurements under one name."""
+    rows = [r for r in read_json(path, dict).get("results", []) if isinstance(r, dict)]
+    sets = list(dict.fromkeys(r.get("ood") for r in rows))
+    by_detector: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_detector.setdefault(row.get("detector"), []).append(row)
+    out: dict[str, float] = {}
+    lines = []
+    for detector, det_rows in by_detector.items():
+        bad = [r for r in det_rows if r.get("error") or any(
+            r.get(m) is None for m in _ood_metrics(rows))]
+        absent = [s for s in sets if s not in {r.get("ood") for r in det_rows}]
+        if bad or absent:
+            lines.append(_partial_line(detector, bad, absent, len(sets), path))
+            continue
+        for metric in _ood_metrics(det_rows):
+            values = [r[metric] for r in det_rows]
+            out[f"ood/{detector}/{metric}"] = sum(values) / len(values)
+    return out, lines
+
+
+def _ood_metrics(rows: list[dict[str, Any]]) -> list[str]:
+    """The metric columns of result rows: every numeric field but the names."""
+    return sorted({k for r in rows for k, v in r.items() if k not in ("detector", "ood", "error")
+                   and isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+
+def _partial_line(detector: str, bad: list[dict[str, Any]], absent: list[str], total: int,
+                  path: Path) -> str:
+    why = []
+    if bad:
+        error = next((r["error"] for r in bad if r.get("error")), "metrics missing")
+        why.append(f"failed on {', '.join(str(r.get('ood')) for r in bad)} ({error[:100]})")
+    if absent:
+        why.append(f"not scored on {', '.join(map(str, absent))}")
+    return (f"{detector} {' and '.join(why)}, {len(bad) + len(absent)} of the {total} OOD sets "
+            f"in {path}; left out of the {detector} cells (its mean would cover fewer sets than "
+            f"the other runs')")
 
 
 def check_out(out: Path, collect: bool = False) -> None:

@@ -250,3 +250,39 @@ def test_collect_names_the_runs_never_started_and_the_summary_the_seeds_read():
     assert _summary(settings, records, None, True).startswith(
         "Quick report: 3 runs, seeds 0, 1 (of 0, 1, 2 planned); GAN 4 steps")
     assert "seeds 0, 1, 2;" in _summary(settings, records + [{"seed": 2}], None, True)
+
+
+def _ood_results(folder, rows):
+    (folder / "ood" / "results.json").write_text(json.dumps({"results": [
+        {"detector": det, "ood": ood, "AUROC": auroc, "fpr95_id_tpr": None if auroc is None
+         else 0.5, "error": "" if auroc is not None else "ValueError: k=50 > 40 samples"}
+        for det, ood, auroc in rows]}))
+
+
+def test_a_detector_that_failed_on_some_sets_is_left_out_of_its_cells(tmp_path, capsys,
+                                                                     children):
+    # Was: seed 1's Mahalanobis mean covered only the set it did not fail on, and the page
+    # averaged it with seed 0's mean over both sets without a word
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "1", "--out", str(out), "--gan-regs", "none",
+            "--classify-regs", "none"]
+    assert cli.main(argv) == 0
+    both = [("MaxSoftmax", "gaussian", 0.6), ("MaxSoftmax", "photos", 0.8)]
+    folders = [out / "runs" / "classify" / f"none-seed{s}" for s in (0, 1)]
+    _ood_results(folders[0], [*both, ("Mahalanobis", "gaussian", 0.9),
+                              ("Mahalanobis", "photos", 0.7)])
+    _ood_results(folders[1], [*both, ("Mahalanobis", "gaussian", 0.5),
+                              ("Mahalanobis", "photos", None)])
+    capsys.readouterr()
+    for extra in ([], ["--collect"]):  # nothing to train: the line comes from reading the run
+        assert cli.main([*argv, *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(
+            "warning: classify/none/seed1: Mahalanobis failed on photos (ValueError: k=50 > 40 "
+            f"samples), 1 of the 2 OOD sets in {folders[1] / 'ood' / 'results.json'}; left out "
+            "of the Mahalanobis cells")
+    page_text = (out / "report.md").read_text()
+    assert "left out of the Mahalanobis cells" in page_text.split("## Left out")[1]
+    # seed 0's mean over both sets alone (0.8), not averaged with seed 1's over one (0.5)
+    assert "| Mahalanobis AUROC ↑ | 0.800 (1 run) |" in page_text
+    assert "| MaxSoftmax AUROC ↑ | 0.700 ± 0.000 |" in page_text
