@@ -166,14 +166,25 @@ def download_dataset(name: str, root: str | os.PathLike) -> None:
                             f"{files} under {root} yourself")
     import torchvision.datasets as tvd
     cls = getattr(tvd, cls_name)
-    Path(root).expanduser().mkdir(parents=True, exist_ok=True)
+    folder = Path(root).expanduser()
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         for split in (("train", "test") if name == "svhn" else (True, False)):
             kwargs = {"split": split} if name == "svhn" else {"train": split}
-            cls(str(Path(root).expanduser()), download=True, **kwargs)
+            cls(str(folder), download=True, **kwargs)
     except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError) as err:
+        _remove_empty(made)  # a failed download leaves no empty folder behind
         raise DownloadError(f"--download {name}: torchvision could not fetch it into {root}: "
                             f"{' '.join(str(err).split())}") from None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty one: a partial download is kept for a retry
+        except OSError:
+            return
 
 
 def download_for(dataset: str, data_root: str | None) -> None:

@@ -5,6 +5,7 @@ import http.server
 import os
 import stat
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -116,6 +117,29 @@ def test_dataset_download_offline_names_the_files(tmp_path, monkeypatch):
     with pytest.raises(dl.DownloadError, match="cifar-10-batches-py/ under"):
         dl.download_dataset("cifar10", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_dataset_download_leaves_no_empty_folder(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets as tvd
+    monkeypatch.delenv("ROBUSTREP_OFFLINE", raising=False)
+
+    def fake(partial: bool):
+        def unreachable(root, download=False, train=True):
+            if partial:  # a part of the archive arrived: that folder is kept for a retry
+                (Path(root) / "part").write_bytes(b"x")
+            raise urllib.error.URLError("Name or service not known")
+        return unreachable
+
+    monkeypatch.setattr(tvd, "CIFAR10", fake(partial=False))
+    with pytest.raises(dl.DownloadError, match="could not fetch it into"):
+        dl.download_dataset("cifar10", tmp_path / "new" / "data")
+    assert list(tmp_path.iterdir()) == []  # was: new/data left behind, empty
+    monkeypatch.setattr(tvd, "CIFAR10", fake(partial=True))
+    with pytest.raises(dl.DownloadError):
+        dl.download_dataset("cifar10", tmp_path / "data")
+    assert (tmp_path / "data" / "part").is_file()
 
 
 def test_dataset_download_goes_through_torchvision(tmp_path, monkeypatch):
