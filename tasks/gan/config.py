@@ -609,7 +609,8 @@ class EvalOptions(_RunOptions, _FidOptions):
     real: int | None = _opt(50_000, "real images the generated ones are compared with: at most N, "
                                     "or all (default: 50000)", min=1, nothing="all",
                             metavar="N|all")
-    out: str | None = shared("out", default_help="RUN/eval.json")
+    out: str | None = shared("out", default_help="RUN/eval.json; RUN/eval-noema.json with "
+                                                  "--no-ema")
 
 
 @dataclass(kw_only=True)

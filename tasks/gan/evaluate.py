@@ -451,7 +451,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                  device: str = "auto", out: str | Path | None = None,
                  use_ema: bool = True, fid_features: str | None = None,
                  max_real: int | None = 50_000, show_progress: bool = True) -> dict[str, Any]:
-    """Score a run's checkpoint; write ``RUN/eval.json`` (or ``out``) and return the metrics.
+    """Score a run's checkpoint; write ``RUN/eval.json`` (``RUN/eval-noema.json`` for G itself,
+    so that the EMA's record is kept; or ``out``) and return the metrics.
 
     ``fid_features`` defaults to the network the run was trained with (its config);
     ``max_real=None`` compares with every real image. The record names the FID as stylegan2-ada
@@ -469,8 +470,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                 if Path(run).suffix.lower() == ".pkl" else "")
         raise UserError(f"{run} is a file; gan eval scores a run folder (one holding "
                         f"config.json and checkpoints/){hint}")
-    path = check_output_file(Path(out) if out is not None else Path(run) / "eval.json",
-                             "--out")
+    name = "eval.json" if use_ema else "eval-noema.json"  # --no-ema used to replace eval.json
+    path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
     if out is not None:  # its own record may be replaced, never a user's file
         check_replaceable(path, ("step", "reg"), "gan eval", "--out")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)

@@ -97,6 +97,10 @@ def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
     metrics = json.loads((run / "eval.json").read_text())
     assert 0 <= metrics["modes_covered"] <= 25 and metrics["num_modes"] == 25
     assert 0 <= metrics["high_quality"] <= 1
+    # G itself is scored beside the EMA: eval.json used to be replaced by its record
+    assert main(["gan", "eval", str(run), "--num-samples", "500", "--no-ema"]) == 0
+    assert json.loads((run / "eval.json").read_text()) == metrics
+    assert json.loads((run / "eval-noema.json").read_text())["generator"] == "G"
     assert main(["gan", "sample", str(run), "--num", "100"]) == 0
     assert main(["gan", "sample", str(run), "--num", "50", "--no-ema"]) == 0
     # other images, another default name: the first grid was replaced by the second before
