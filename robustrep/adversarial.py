@@ -332,6 +332,7 @@ class FreePerturbation:
 
     def attach(self, x: Tensor) -> Tensor:
         """Return the leaf ``clamp(x + delta)`` that requires grad; feed it to the model."""
+        _check_autograd()  # an inference tensor as delta would poison every later step
         check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
         check_in_range("x", x, self.input_range)
         batch = x.shape[0]

@@ -1141,6 +1141,10 @@ def test_inference_mode_is_named_as_the_cause():
             pgd(ce(model, y), x, 0.1, steps=2)
         with pytest.raises(RuntimeError, match="torch.inference_mode"):
             dat_perturb(linear_d(), x * 2 - 1, x * 2 - 1)
+        free = FreePerturbation(eps=0.1)
+        with pytest.raises(RuntimeError, match="torch.inference_mode"):
+            free.attach(x)  # was: an inference tensor kept as delta, failing every later step
+    assert free.delta is None
 
 
 @pytest.mark.parametrize("attack, flag", [(fgsm, "false"), (fgsm, None), (pgd, "false"),
