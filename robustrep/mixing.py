@@ -353,6 +353,15 @@ def mask_mix(x_a: Tensor, x_b: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     _check_image("x_a", x_a)
     _check_pair(x_a, x_b)
     _check_mask(mask, x_a)
+    # A weight outside [0, 1] extrapolates past x_a or x_b. Read on the CPU only (on a GPU it
+    # would stall the step); cutmix and srmix make their masks in range and skip it.
+    if mask.device.type == "cpu" and mask.numel() and not bool(((mask >= 0) & (mask <= 1)).all()):
+        raise ValueError(f"mask must hold weights of x_a in [0, 1], got values in "
+                         f"[{float(mask.min()):.4g}, {float(mask.max()):.4g}]")
+    return _mask_mix(x_a, x_b, mask)
+
+
+def _mask_mix(x_a: Tensor, x_b: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     weight = mask.to(x_a.dtype)
     return torch.lerp(x_b, x_a, weight), weight.to(_lam_dtype(x_a)).mean((1, 2, 3))
 
@@ -373,7 +382,7 @@ def cutmix(x_a: Tensor, x_b: Tensor, lam: float | Tensor,
     _check_image("x_a", x_a)
     _check_pair(x_a, x_b, lam)
     b, _, h, w = x_a.shape
-    return mask_mix(x_a, x_b, box_mask(b, h, w, lam, generator, x_a.device))
+    return _mask_mix(x_a, x_b, box_mask(b, h, w, lam, generator, x_a.device))
 
 
 def srmix(x_a: Tensor, x_b: Tensor, lam: float | Tensor, smoothing: float = DEFAULT_SMOOTHING,
@@ -393,8 +402,7 @@ def srmix(x_a: Tensor, x_b: Tensor, lam: float | Tensor, smoothing: float = DEFA
     _check_image("x_a", x_a)
     _check_pair(x_a, x_b, lam)
     b, _, h, w = x_a.shape
-    mask = smooth_box_mask(b, h, w, lam, smoothing, generator, x_a.device)
-    return mask_mix(x_a, x_b, mask)
+    return _mask_mix(x_a, x_b, smooth_box_mask(b, h, w, lam, smoothing, generator, x_a.device))
 
 
 # ---------------------------------------------------------------------------------------------

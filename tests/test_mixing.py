@@ -485,6 +485,9 @@ def test_soft_target_cross_entropy_bad_inputs(logits, target, error, match):
     (torch.ones(2, 1, 4, 4, dtype=torch.long), TypeError, "^mask must be a floating-point"),
     (torch.ones(2, 4, 4), ValueError, "^mask must have rank 4"),
     (torch.ones(2, 1, 4, 4, device="meta"), ValueError, "mask on meta"),
+    # was used as is: 2 * x_a - x_b, a pixel outside both images
+    (torch.full((2, 1, 4, 4), 2.0), ValueError, r"^mask must hold weights of x_a in \[0, 1\], "
+                                                r"got values in \[2, 2\]"),
 ])
 def test_mask_mix_bad_masks(mask, error, match):
     with pytest.raises(error, match=match):
