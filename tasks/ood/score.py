@@ -27,7 +27,11 @@ reported with its error and the others still run.
 
 An OOD set holding classes the classifier was trained on (``digits59`` for a run on all ten
 digits, the run's own CIFAR/SVHN set) is refused before any data is read
-(:func:`robustrep.tasks.ood.datasets.trained_overlap`). A second call into the same output folder
+(:func:`robustrep.tasks.ood.datasets.trained_overlap`), and so is an OOD set that reads the ID
+test or fit data. Before any feature is extracted, ID classes the classifier's head has no
+output for (:func:`check_head`), fit data lacking an ID class for the detectors that fit per
+class (:func:`check_fit_classes`) and a ViM ``d`` not below the feature size are refused. A
+second call into the same output folder
 keeps the first one's rows: results are keyed by (detector, OOD set), a pair measured again
 replaces its row, and both are named on stderr; the pictures of the sets it measured show the
 detectors of both calls (from ``scores.pt``, which the plots keep). When the settings differ (ID
@@ -337,10 +341,10 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     ds.check_not_id({n: specs_by_name.get(n, n) for n in ood}, ctx, id_name, fit_data)
     notes += _optimistic_data(id_name, fit_data, config if run is not None else {})
     whole = ds.whole_id_dataset(id_name, ctx, train=False)
-    id_classes = _id_classes(ctx, whole)
-    given = (foreign or {}).get("classes")
-    check_head(id_classes, int(config["num_classes"]), f"--classes {' '.join(map(str, given))}"
-               if given is not None else f"the ID data {id_name}", foreign is not None)
+    outputs = int(config["num_classes"])
+    check_head(ctx, whole, outputs, id_name, foreign)
+    # the classes the classifier knows: those it was trained on, or every output
+    id_classes = sorted(map(int, ctx.classes)) if ctx.classes is not None else list(range(outputs))
     id_test = ds.id_subset(whole, ctx, False, max_samples)
     fit_set = None
     if any(s.fit_on is not None for s in specs):
@@ -349,7 +353,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             raise ValueError(f"{id_name} has no train split; name the data the detectors are "
                              f"fitted on with --fit-data")
         fit_set = ds.id_dataset(fit_name, ctx, train=True, limit=max_fit)
-        check_fit_classes(specs, id_classes, fit_set, int(config["num_classes"]), fit_name,
+        check_fit_classes(specs, id_classes, fit_set, outputs,
+                          f"--fit-data {fit_data}" if fit_data else
+                          f"the fit data (the train split of {id_name}; --fit-data names other)",
                           max_fit)
     ood_sets = {name: ds.ood_dataset(specs_by_name.get(name, name), ctx, limit=max_samples)
                 for name in ood}
@@ -381,30 +387,31 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     return result, files
 
 
-def _id_classes(ctx: ds.DataContext, whole: Dataset) -> list[int]:
-    """The ID classes: the run's (or ``--classes``), else every label the whole ID test set
-    holds (before ``--max-samples`` draws from it, which may miss a class)."""
-    if ctx.classes is not None:
-        return sorted({int(c) for c in ctx.classes})
-    from robustrep.data import labels
-    return sorted(c for c in labels(whole).unique().tolist() if c >= 0)
-
-
 def _listed(classes: Sequence[int]) -> str:
     return ", ".join(map(str, classes))
 
 
-def check_head(classes: list[int], outputs: int, source: str, foreign: bool) -> None:
-    """Refuse ID classes (from ``source``: ``--classes ...`` or the ID data) that do not match
-    the classifier's outputs 0..outputs-1.
+def check_head(ctx: ds.DataContext, whole: Dataset, outputs: int, id_name: str,
+               foreign: dict[str, Any] | None) -> None:
+    """Refuse ID classes that do not match the classifier's ``outputs``: the run's or
+    ``--classes``, else every label of the whole ID test set ``whole`` (before
+    ``--max-samples`` draws from it, which may miss one).
 
-    A label at or above ``outputs`` has no output: the accuracy is not measurable and the
-    class-conditional detectors fit classes the head does not have. Fewer classes than outputs
-    are refused too when the top outputs have none: classify train sizes a head to the highest
+    A class at or above ``outputs`` has no output: the accuracy is not measurable and the
+    class-conditional detectors fit classes the head does not have. Declared classes whose
+    highest is below the top output are refused too: classify train sizes a head to the highest
     trained label + 1 (labels are kept: classes [5, 6] get 7 outputs, so gaps below are how a
-    class subset looks), so such a head was trained on classes the ID data leaves out, whose
-    images would be missing from the ID test set and whose outputs would take softmax mass no
-    ID image explains."""
+    class subset looks), so such a head was trained on classes the declaration leaves out; the
+    fit data, restricted to the declared classes, would lack them, and the per-class detectors
+    would flag their images as OOD. ID data (no classes declared) holding fewer classes than the
+    head is accepted: a held-out set of some classes is a smaller ID test, and the fit data is
+    checked against every output (:func:`check_fit_classes`)."""
+    from robustrep.data import labels
+    declared = ctx.classes is not None
+    classes = (sorted({int(c) for c in ctx.classes}) if declared else
+               sorted(c for c in labels(whole).unique().tolist() if c >= 0))
+    source = (f"--classes {' '.join(map(str, classes))}" if foreign and declared else
+              f"the run's classes ({_listed(classes)})" if declared else f"the ID data {id_name}")
     fix = ("name the classes it was trained on with --classes, or give --id data of those "
            "classes" if foreign else "give --id data of the classes the run was trained on")
     outside = [c for c in classes if c >= outputs]
@@ -412,14 +419,15 @@ def check_head(classes: list[int], outputs: int, source: str, foreign: bool) -> 
         raise ValueError(f"{source} holds classes {_listed(classes)} but the classifier has "
                          f"{outputs} outputs (classes 0-{outputs - 1}): classes "
                          f"{_listed(outside)} have none; {fix}")
-    if classes and classes[-1] + 1 < outputs:
-        raise ValueError(f"{source} leaves the classifier's outputs {classes[-1] + 1}-"
-                         f"{outputs - 1} without ID data ({outputs} outputs, ID classes "
-                         f"{_listed(classes)}): it was trained on more classes; {fix}")
+    if declared and classes and classes[-1] + 1 < outputs:
+        top = classes[-1] + 1
+        which = f"output {top}" if top == outputs - 1 else f"outputs {top}-{outputs - 1}"
+        raise ValueError(f"{source} leaves the classifier's {which} without ID data ({outputs} "
+                         f"outputs): it was trained on more classes; {fix}")
 
 
 def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_set: Dataset,
-                      outputs: int, fit_name: str, max_fit: int | None) -> None:
+                      outputs: int, source: str, max_fit: int | None) -> None:
     """Refuse fit data that lacks an ID class, for the detectors that fit one model per class
     (:data:`~robustrep.tasks.ood.detectors.PER_CLASS`): pytorch-ood 0.4 fitted them anyway
     (Mahalanobis only asserts that the labels it is given skip none) and flagged that class's
@@ -427,15 +435,16 @@ def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_
     from robustrep.data import labels
     found = sorted(c for c in labels(fit_set).unique().tolist() if c >= 0)
     if found and found[-1] >= outputs:
-        raise ValueError(f"--fit-data {fit_name} holds classes {_listed(found)} but the "
+        raise ValueError(f"{source} holds classes {_listed(found)} but the "
                          f"classifier has {outputs} outputs (classes 0-{outputs - 1}); give fit "
                          f"data of the classes it was trained on")
     per_class = [s.name for s in specs if s.name in PER_CLASS]
     missing = [c for c in id_classes if c not in set(found)]
     if per_class and missing:
         more = f", or raise --max-fit {max_fit}" if max_fit is not None else ""
-        raise ValueError(f"--fit-data {fit_name} holds no image of ID class{'es' * (len(missing) > 1)}"
-                         f" {_listed(missing)} (it holds {_listed(found) or 'none'}): "
+        plural = "es" * (len(missing) > 1)
+        raise ValueError(f"{source} holds no image of ID class{plural} {_listed(missing)} (it "
+                         f"holds {_listed(found) or 'none'}): "
                          f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per "
                          f"class and would flag that class's ID images as OOD; give fit data of "
                          f"every ID class ({_listed(id_classes)}){more}")

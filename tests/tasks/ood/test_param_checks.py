@@ -48,3 +48,18 @@ def test_results_table_escapes_a_bar_in_a_name():
                          0.0)
     row = format_table(result).splitlines()[2]
     assert row.startswith("| MSP | a\\|b | ")
+
+
+@pytest.mark.parametrize("item, accepted", [
+    ("ODIN.temperature=0", "ODIN.temperature takes a float > 0 (default 1000.0), got 0"),
+    ("MaxSoftmax.t=0", "MaxSoftmax.t takes a float > 0 (default 1.0), got 0"),
+    ("KNN.k=0", "KNN.k takes an int > 0 (default 50), got 0"),
+    ("ViM.d=0", "ViM.d takes an int > 0 (default D//2 of the feature size D), got 0"),
+])
+def test_a_zero_temperature_or_count_is_refused_before_extraction(tmp_path, capsys, item,
+                                                                   accepted):
+    # Was: only negatives were refused; 0 gave NaN scores or sklearn's error after extraction
+    detector = item.split(".")[0]
+    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", detector,
+                 "--param", item]) == 2
+    assert capsys.readouterr().err == f"robustrep ood: error: --param {item}: {accepted}\n"
