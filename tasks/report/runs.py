@@ -205,7 +205,8 @@ def _left_out(run: Run) -> str | None:
         return f"{state} {run.folder}; left out (run without --collect to train it)"
     summary = read_run(run.folder)
     trained = summary.config.get("steps")
-    if run.steps is not None and trained != run.steps:  # e.g. a --quick report's runs read at the default size
+    # e.g. a --quick report's runs read by a report at the default size
+    if run.steps is not None and trained != run.steps:
         return (f"{OTHER_SIZE} ({trained} steps, this report's {run.steps}) in {run.folder}; "
                 f"left out (give the options it was made with, e.g. --quick)")
     for key, planned in _identity(run).items():

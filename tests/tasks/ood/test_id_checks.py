@@ -4,7 +4,6 @@ an OOD set that is the ID data, before any feature is extracted."""
 import json
 
 import pytest
-import torch
 from PIL import Image
 
 from robustrep.tasks.cli import main
