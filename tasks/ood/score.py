@@ -62,7 +62,9 @@ from robustrep.tasks.ood.detectors import (PER_CLASS, DetectorSpec, build_detect
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 
 METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "fpr95_id_tpr", "fpr95_ood_tpr")
-FPR_LEGEND = ("fpr95_id_tpr: share of OOD samples accepted at the threshold accepting 95% of ID "
+FPR_LEGEND = ("Scores: higher = more OOD. AUROC and AUPR-OUT take OOD as the positive class, "
+              "AUPR-IN takes ID (percent, higher is better). "
+              "fpr95_id_tpr: share of OOD samples accepted at the threshold accepting 95% of ID "
               "samples (Hendrycks & Gimpel, ODIN, OpenOOD v1.0); fpr95_ood_tpr: share of ID "
               "samples flagged at the threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD "
               "v1.5). Lower is better.")

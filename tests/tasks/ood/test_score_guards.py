@@ -138,6 +138,8 @@ def test_a_second_call_keeps_the_rows_of_the_first(fake_run, capsys):
     assert len(csv_rows) == 1 + 6
     md = (fake_run / "ood" / "results.md").read_text()
     assert "| MaxSoftmax | uniform |" in md
+    # was only the FPR columns' legend: which class each area takes as positive is said too
+    assert "AUROC and AUPR-OUT take OOD as the positive class, AUPR-IN takes ID" in md
     # other settings: the earlier rows cannot share the table; they are replaced, and said so
     assert _score(fake_run, "Entropy", "--seed", "1") == 0
     assert "replaced all 6 rows" in capsys.readouterr().err
