@@ -32,7 +32,8 @@ CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features fro
                "sample only if it is right both clean and attacked (Linf eps 8/255 in [0, 1] "
                "pixels, attack named in the column); corruption accuracy is the mean over the "
                "on-the-fly corruptions and severities of `classify eval`; OOD metrics as "
-               "`ood score` names them, averaged over its built-in OOD sets; step time is "
+               "`ood score` names them (scores higher = more OOD; AUROC and AUPR-OUT take OOD as "
+               "positive, AUPR-IN takes ID), averaged over its built-in OOD sets; step time is "
                "training seconds per step relative to the baseline of the same report. "
                "Every cell is mean ± sample std over seeds.")
 
