@@ -339,6 +339,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         notes += [f"left out the OOD set {n}: {ds.unsuited(n, config)}"
                   for n in ds.builtin_ood_names() if n not in ood]
     ood = list(specs_by_name or ood)
+    _check_inert_options(specs, feature_maps, resize,
+                         [id_name, fit_data or id_name, *(specs_by_name.get(n, n) for n in ood)])
     ds.check_not_trained_on(ood, config)  # before any data is built or feature extracted
     ds.check_not_id({n: specs_by_name.get(n, n) for n in ood}, ctx, id_name, fit_data)
     notes += _optimistic_data(id_name, fit_data, config if run is not None else {})
@@ -387,6 +389,19 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
                           earlier=earlier)
     return result, files
+
+
+def _check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize: bool,
+                         sets: Sequence[str]) -> None:
+    """Refuse an option that acts on nothing this call scores (it was accepted and recorded in
+    results.json as if it had shaped the numbers)."""
+    if feature_maps != "spatial" and not any(s.consumes == "maps" for s in specs):
+        raise ValueError(f"--feature-maps {feature_maps} shapes what the feature-map detectors "
+                         f"(ReAct, ASH, SCALE, RankFeat, VRA) see, and --detectors "
+                         f"{', '.join(s.name for s in specs)} has none; drop it")
+    if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
+        raise ValueError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
+                         f"are always resized), and none is read here; drop it")
 
 
 def _listed(classes: Sequence[int]) -> str:

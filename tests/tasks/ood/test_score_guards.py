@@ -268,3 +268,18 @@ def test_constant_scores_are_refused_not_read_as_a_weak_detector():
         check_not_constant("RankFeat", flat)
     check_not_constant("KNN", [torch.tensor([0.1, 0.2]), torch.tensor([0.9])])
     check_not_constant("KNN", [torch.tensor([1e4, 1e4 + 1])])  # large scores, a real spread
+
+
+@pytest.mark.parametrize("detectors, extra, words", [
+    # both were accepted and recorded in results.json as if they had shaped the numbers
+    ("MaxSoftmax", ["--feature-maps", "pooled"], "--feature-maps pooled shapes what the "
+                                                 "feature-map detectors"),
+    ("MaxSoftmax", ["--resize"], "--resize acts on the cifar10, cifar100, svhn sets"),
+])
+def test_an_option_that_acts_on_nothing_scored_is_refused(fake_run, capsys, detectors, extra,
+                                                          words):
+    assert _score(fake_run, detectors, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (fake_run / "ood").exists()
+    assert _score(fake_run, "ReAct", "--feature-maps", "pooled") == 0  # a maps detector: kept
