@@ -399,7 +399,7 @@ def test_ood_score_refuses_a_negative_detector_setting(classify_run, tmp_path, c
     out = tmp_path / "o"
     one_line(*run_main(["ood", "score", str(classify_run), "--detectors", "KNN", "--param",
                         "KNN.k=-1", "--ood", "gaussian", "--out", str(out), "--quiet"], capsys),
-             "ood", "--param KNN.k=-1: KNN.k takes a non-negative int (default 50), got -1")
+             "ood", "--param KNN.k=-1: KNN.k takes an int > 0 (default 50), got -1")
     assert not out.exists()
 
 
