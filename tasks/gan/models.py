@@ -181,7 +181,8 @@ def generate(G: nn.Module, num: int, device: torch.device, seed: int,
     """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``);
     ``g_kwargs`` go to G's forward (``truncation_psi``).
 
-    G's train/eval mode is restored afterwards; the global RNG is untouched.
+    G's own random draws (StyleGAN2's noise inputs) come from ``seed`` as well, so a seed gives
+    the same samples on every call; G's train/eval mode and the global RNG are restored.
     """
     return torch.cat(list(generate_batches(G, num, device, seed, batch, **g_kwargs)))
 
@@ -196,8 +197,27 @@ def generate_batches(G: nn.Module, num: int, device: torch.device, seed: int,
     try:
         for i in range(0, num, batch):
             z = torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)
-            with torch.no_grad():
+            with torch.no_grad(), _seeded_global_rng(seed + NOISE_SEED_OFFSET + i, device):
                 out = G(z, **g_kwargs).float()
             yield out
     finally:
         G.train(was_training)
+
+
+# G's own draws (StyleGAN2's noise inputs, "random" as stylegan2-ada's metrics draw them) come
+# from the seed too, on another stream than z's.
+NOISE_SEED_OFFSET = 0x5DEECE66D
+
+
+@contextmanager
+def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNG of the CPU and of ``device`` seeded inside the block and restored after it:
+    samples of one seed are the same on every call, and an evaluation during training does not
+    move the training run's own draws (they come from the global RNG)."""
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield

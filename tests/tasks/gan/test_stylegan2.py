@@ -165,3 +165,30 @@ def test_d_arch_and_conv_clamp_train(d_arch, tiny_cfg, tmp_path, records, finite
     finite_losses(records(run))
     state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
     assert any(k.startswith("trunk.fromrgb") for k in state["D"]) == (d_arch == "skip")
+
+
+def test_a_seed_gives_the_same_samples_and_leaves_the_global_rng(tiny_cfg):
+    # were: the noise inputs drew from the global RNG, so `gan sample --seed 0` differed on every
+    # call, and an evaluation during training moved the run's own draws
+    from robustrep.tasks.gan.models import build_generator, generate
+    G = build_generator(tiny_cfg(**TINY_SG2), (1, 16, 16))
+    with torch.no_grad():
+        for block in G.synthesis.modules():
+            if hasattr(block, "noise_strength"):
+                block.noise_strength.fill_(1.0)  # trained noise; 0 at init would hide it
+    state = torch.get_rng_state()
+    first = generate(G, 6, torch.device("cpu"), seed=0, batch=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(generate(G, 6, torch.device("cpu"), seed=0, batch=4), first)
+    assert not torch.equal(generate(G, 6, torch.device("cpu"), seed=1, batch=4), first)
+
+
+def test_an_evaluation_during_training_leaves_its_losses(tiny_cfg, tmp_path, records):
+    # --eval-every may change on resume: it must not move the run's draws (StyleGAN2's noise)
+    runs = {every: tmp_path / f"every{every}" for every in (0, 2)}
+    for every, out in runs.items():
+        train(tiny_cfg(**TINY_SG2, steps=4, eval_every=every, eval_samples=16, out=str(out)),
+              show_progress=False)
+    losses = [[{k: v for k, v in r.items() if k.startswith("loss/")} for r in records(out)
+               if "loss/d/total" in r] for out in runs.values()]
+    assert losses[0] and losses[0] == losses[1]
