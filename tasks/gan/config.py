@@ -61,7 +61,9 @@ class GanConfig:
                                "image, doubling the data (stylegan2-ada --mirror=1; FID's reals "
                                "stay the stored images, as its fid50k_full)")
     image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
-    channels: int | None = _opt(None, "image channels; None = the dataset's (digits 1, else 3)",
+    channels: int | None = _opt(None, "image channels; None = the dataset's: digits 1, a zip "
+                                      "its images' (greyscale: 1), else 3 (an image folder is "
+                                      "read as RGB; --channels 1 reads it greyscale)",
                                 choices=(1, 3))
     mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture", min=1)
     num_workers: int | None = _opt(None, "DataLoader workers for datasets read from disk "

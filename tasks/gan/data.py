@@ -137,8 +137,11 @@ def _build_data(cfg) -> GanData:
     if cfg.dataset == "lsun":
         extra = {"classes": cfg.lsun_classes}
     try:
+        # a zip keeps its stored mode as stylegan2-ada does (a greyscale zip trains a 1-channel
+        # G); the other formats are read as RGB unless --channels 1
+        channels = cfg.channels if cfg.dataset == "zip" else cfg.channels or 3
         ds = create_dataset(cfg.dataset, root=root, train=True, size=cfg.image_size,
-                            channels=cfg.channels or 3, **extra)
+                            channels=channels, **extra)
         image = ds[0][0]
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(program_advice(err)) from None

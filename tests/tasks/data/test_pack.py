@@ -107,6 +107,19 @@ def test_classify_and_gan_read_a_zip(folder, tmp_path):
     assert len(data.unmirrored()) == 7
 
 
+def test_gan_trains_a_greyscale_zip_in_one_channel(folder, tmp_path):
+    # was: read as RGB, a 3-channel G for greyscale data (stylegan2-ada takes the zip's mode)
+    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.data import build_data
+    out = tmp_path / "grey.zip"
+    assert main(["data", "pack", str(folder), str(out), "--resolution", "16",
+                 "--channels", "1"]) == 0
+    cfg = {**PRESETS["imagefolder-dcgan64"], "dataset": "zip", "data_root": str(out),
+           "image_size": 16}
+    assert build_data(GanConfig(**cfg)).shape == (1, 16, 16)
+    assert build_data(GanConfig(**cfg, channels=3)).shape == (3, 16, 16)
+
+
 def test_gan_mirror_doubles_a_pool_with_flipped_copies():
     from robustrep.tasks.gan.config import PRESETS, GanConfig
     from robustrep.tasks.gan.data import build_data
