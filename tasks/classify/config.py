@@ -134,6 +134,7 @@ class ClassifyConfig:
     compile: bool = shared("compile")
     eval_every: int = shared("eval_every", 200)
     ckpt_every: int = shared("ckpt_every", 200)
+    keep_ckpts: int = shared("keep_ckpts")
     log_every: int = shared("log_every", 20)
 
     def __post_init__(self):
@@ -294,8 +295,9 @@ OPTION_FIELDS: OptionFields = {
 # optimizer and schedule hyperparameters are here so that a diverged run can be resumed with a
 # lower learning rate; they are applied to the restored optimizer and schedule
 # (tasks.common.optim.load_optimizer_state).
-RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "log_every", "lr",
-             "momentum", "weight_decay", "warmup_steps", "clip_grad", "data_root")
+RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "keep_ckpts",
+             "log_every", "lr", "momentum", "weight_decay", "warmup_steps", "clip_grad",
+             "data_root")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default run: built-in digits, a small ResNet, a few CPU minutes.

@@ -53,6 +53,8 @@ SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
                 {}),
     "eval_every": (None, "evaluate every N steps (0 = only at the end)", None, NONNEG),
     "ckpt_every": (None, "write a checkpoint every N steps (0 = only at the end)", None, NONNEG),
+    "keep_ckpts": (3, "step checkpoints kept beside latest.pt: the newest N (0 = every one, as "
+                      "stylegan2-ada keeps its snapshots)", None, NONNEG),
     "log_every": (None, "log the training losses every N steps (0 = only at the end)", None,
                   NONNEG),
 }

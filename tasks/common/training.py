@@ -222,7 +222,8 @@ class TrainerBase:
         state = {**self.state_dict(), "meter": self.meter.state_dict(self._reduce)}
         if self.dist.is_main:
             try:
-                self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step)
+                self.last_ckpt = ckpt.save_checkpoint(state, self.run.checkpoints, self.step,
+                                                      keep=self.cfg.keep_ckpts)
             except TrainingDiverged as err:  # finite losses but non-finite weights
                 raise TrainingDiverged(f"{err}; the run stopped and {self.keep_advice()}") \
                     from None

@@ -195,6 +195,7 @@ class GanConfig:
     eval_samples: int = _opt(1000, "generated samples per evaluation during training", min=4)
     final_eval: bool = _opt(True, "evaluate the final step (off: only the eval_every schedule)")
     ckpt_every: int = shared("ckpt_every", 500)
+    keep_ckpts: int = shared("keep_ckpts")
     log_every: int = shared("log_every", 50)
     inception_weights: str | None = _opt(None, INCEPTION_WEIGHTS_HELP)
     fid_features: str | None = _opt(None, FID_FEATURES_HELP)
@@ -555,9 +556,9 @@ def with_preset_aux_task(cfg: GanConfig, preset: str | None,
 # Options that may change when a run is resumed; the rest define the run and are fixed. The Adam
 # hyperparameters are here so that a diverged run can be resumed with lower learning rates; they
 # are applied to the restored optimizers (tasks.common.optim.load_optimizer_state).
-RESUMABLE = ("log", "steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "log_every",
-             "device", "num_workers", "inception_weights", "data_root", "lr_g", "lr_d", "beta1",
-             "beta2")
+RESUMABLE = ("log", "steps", "eval_every", "eval_samples", "final_eval", "ckpt_every", "keep_ckpts",
+             "log_every", "device", "num_workers", "inception_weights", "data_root", "lr_g",
+             "lr_d", "beta1", "beta2")
 
 
 @dataclass(kw_only=True)

@@ -174,3 +174,13 @@ def test_a_value_that_switches_its_method_off_is_refused(argv, message, capsys):
         main(["gan", "train", *argv, "--dry-run"])
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("keep, kept", [(3, [2, 3, 4]), (0, [1, 2, 3, 4]), (1, [4])])
+def test_keep_ckpts_sets_how_many_step_checkpoints_stay(tiny_cfg, tmp_path, keep, kept):
+    # were: always the newest 3, unannounced (stylegan2-ada keeps every snapshot)
+    from robustrep.tasks.gan.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=4, ckpt_every=1, keep_ckpts=keep, out=str(run)), show_progress=False)
+    steps = sorted(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.pt"))
+    assert steps == kept and (run / "checkpoints" / "latest.pt").is_file()
