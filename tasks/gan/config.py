@@ -397,6 +397,12 @@ def _check_stylegan2(cfg: GanConfig) -> None:
             raise ConfigError(f"--channel-base {base} gives the {cfg.image_size}x"
                               f"{cfg.image_size} layers no feature maps (min(channel_base // "
                               f"{cfg.image_size}, channel_max)); give at least {cfg.image_size}")
+        group = 4 if cfg.mbstd_group is None else cfg.mbstd_group  # the core's default
+        if cfg.batch_size % min(group, cfg.batch_size):  # in one process; train checks shares
+            raise ConfigError(f"--mbstd-group {group} does not divide --batch-size "
+                              f"{cfg.batch_size} (the reference asserts it too); give a batch "
+                              f"that is a multiple of {group}, or an --mbstd-group that divides "
+                              f"{cfg.batch_size}")
         if cfg.spectral_norm:
             raise ConfigError("--spectral-norm is not part of the StyleGAN2 D (equalized learning "
                               "rate and R1 keep it in check); drop it or use arch dcgan/sngan")

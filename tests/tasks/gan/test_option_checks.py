@@ -159,6 +159,16 @@ def test_a_regularizer_option_its_other_options_silence_is_refused(argv, message
     assert message in err and err.count("\n") == 1
 
 
+def test_dry_run_refuses_a_batch_the_mbstd_groups_do_not_divide(capsys):
+    # was: --dry-run accepted it and training refused it
+    assert main(["gan", "train", "--preset", "digits-stylegan2", "--batch-size", "6",
+                 "--dry-run"]) == 2
+    assert "--mbstd-group 4 does not divide --batch-size 6" in capsys.readouterr().err
+    for batch in ("3", "8"):  # a batch below the group is one group, as in the reference
+        assert main(["gan", "train", "--preset", "digits-stylegan2", "--batch-size", batch,
+                     "--dry-run"]) == 0
+
+
 @pytest.mark.parametrize("argv, message", [
     # were accepted: the method left every batch as it was, recorded as taken
     (["--reg", "mixup", "--mix-prob", "0"], "argument --mix-prob: must be a finite number in "
