@@ -23,8 +23,8 @@ from robustrep.tasks.common.options import check_stop_after, run_to_resume, stop
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
-                                        TrainOptions, archs, plugin_options, presets_for,
-                                        saved_config, with_preset_aux_task)
+                                        TrainOptions, archs, check_ema_off, plugin_options,
+                                        presets_for, saved_config, with_preset_aux_task)
 from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -95,6 +95,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     if run is None:
         cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset, args.config,
                              overrides, default_preset=DEFAULT_PRESET)
+        check_ema_off(cfg, overrides)
         resolved = with_preset_aux_task(cfg, cfg.preset, args.aux_task)
         if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
             print(f"note: --preset {cfg.preset} includes its D auxiliary task "

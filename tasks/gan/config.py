@@ -45,6 +45,9 @@ INCEPTION_WEIGHTS_HELP = ("FID Inception weights (pt_inception-2015-12-05-672682
 _opt = option
 
 
+EMA_DECAY = 0.999  # G-EMA decay per step (the by-step EMA; --ema-kimg sets it by images)
+
+
 @dataclass
 class GanConfig:
     """Every option of ``robustrep gan train``; field defaults are the real defaults."""
@@ -184,7 +187,7 @@ class GanConfig:
                          SCHEDULES)
     beta1: float = _opt(0.5, "Adam beta1", **BETA)
     beta2: float = _opt(0.999, "Adam beta2", **BETA)
-    ema_decay: float = _opt(0.999, "EMA decay of G's weights (0 = no EMA; samples come from G; "
+    ema_decay: float = _opt(EMA_DECAY, "EMA decay of G's weights (0 = no EMA; samples come from G; "
                                    "with --ema-kimg only 0 or not matters)",
                             **BETA)
     ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped; "
@@ -216,6 +219,8 @@ class GanConfig:
         self.reg = ",".join(parse_regs(self.reg, self.arch)) or "none"
         if self.loss == "wasserstein" and self.gp_weight is None:  # the other losses have none
             self.gp_weight = GP_WEIGHT
+        if self.ema_decay == 0:  # no G-EMA: a preset's half-life has nothing to act on
+            self.ema_kimg = self.ema_rampup = None
         refuse_unused(unused_options(vars(self)))
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
@@ -338,6 +343,17 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
+def check_ema_off(cfg: "GanConfig", given: dict[str, Any]) -> None:
+    """``--ema-kimg``/``--ema-rampup`` given for a run whose ``ema_decay`` 0 has no G-EMA (the
+    config clears a preset's; the user's would be dropped without a word)."""
+    kimg = [n for n in ("ema_kimg", "ema_rampup") if given.get(n) is not None]
+    if kimg and cfg.ema_decay == 0:
+        flags = ", ".join("--" + n.replace("_", "-") for n in kimg)
+        raise ConfigError(f"{flags}: ema_decay 0 turns the G-EMA off, leaving no half-life to "
+                          f"set; give --ema-decay > 0 to keep it (with --ema-kimg only whether "
+                          f"it is 0 matters), or drop {flags}")
+
+
 def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
     """Outside StyleGAN2 lazy regularisation is R1's alone: without R1 it would only scale D's lr
     and betas. (StyleGAN2 keeps its intervals with the penalties off, as stylegan2-ada's cifar
@@ -349,12 +365,17 @@ def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
     return {"--r1-gamma > 0 (r1_gamma is 0: no R1 to make lazy)": lazy} if lazy else {}
 
 def _unused_ema(values: dict[str, Any]) -> dict[str, list[str]]:
-    """StyleGAN2's EMA by kimg acts on a G-EMA, which ema_decay 0 turns off (the SNGAN presets
-    have none); its ramp-up acts only on a half-life given in kimg."""
-    kimg = [n for n in ("ema_kimg", "ema_rampup") if values.get(n) is not None]
-    if kimg and values.get("ema_decay") == 0:
-        return {"--ema-decay > 0 (ema_decay is 0: no G-EMA; with --ema-kimg only whether it is "
-                "0 matters)": kimg}
+    """With StyleGAN2's EMA by kimg, the by-step decay and warm-up do nothing; its ramp-up acts
+    only on a half-life given in kimg. (ema_decay 0, no G-EMA, clears the kimg options:
+    :meth:`GanConfig.__post_init__`; given on the command line they are refused,
+    :func:`check_ema_off`.)"""
+    # by kimg the half-life sets each step's decay and --ema-rampup the warm-up: a decay other
+    # than the default (or 0, off) and --ema-warmup false would be recorded and do nothing
+    by_step = [n for n, inert in (("ema_decay", values.get("ema_decay") not in (0, EMA_DECAY)),
+                                  ("ema_warmup", values.get("ema_warmup") is False)) if inert]
+    if by_step and values.get("ema_kimg") is not None:
+        return {"--ema-kimg unset (ema_kimg is set: its half-life makes each step's decay)":
+                by_step}
     if values.get("ema_rampup") is not None and values.get("ema_kimg") is None:
         return {"--ema-kimg (ema_kimg is None: the EMA decays by step)": ["ema_rampup"]}
     return {}

@@ -23,10 +23,15 @@ from robustrep.tasks.cli import main
     (["--reg", "mixup", "--mix-smoothing", "0.2"],  # was: kept; only SRMix's box has the ramp
      "--mix-smoothing applies only with --reg srmix (reg is 'mixup')"),
     # were: accepted and recorded, with no G-EMA in the checkpoint
-    (["--ema-decay", "0", "--ema-kimg", "10"], "--ema-kimg applies only with --ema-decay > 0 "
-                                                "(ema_decay is 0: no G-EMA;"),
+    (["--ema-decay", "0", "--ema-kimg", "10"], "--ema-kimg: ema_decay 0 turns the G-EMA off, "
+                                                "leaving no half-life to set"),
     (["--preset", "cifar10-sngan", "--ema-kimg", "10", "--ema-rampup", "0.05"],
-     "--ema-kimg, --ema-rampup apply only with --ema-decay > 0"),
+     "--ema-kimg, --ema-rampup: ema_decay 0 turns the G-EMA off"),
+    # with the EMA by kimg, the by-step decay and warm-up were recorded and did nothing
+    (["--preset", "digits-stylegan2", "--ema-decay", "0.99"], "--ema-decay applies only with "
+                                                             "--ema-kimg unset"),
+    (["--preset", "digits-stylegan2", "--ema-warmup", "false"], "--ema-warmup applies only with "
+                                                               "--ema-kimg unset"),
     (["--ema-rampup", "0.05"], "--ema-rampup applies only with --ema-kimg (ema_kimg is None: "
                                "the EMA decays by step)"),
     # were: accepted; --lazy-reg scaled D's lr and betas by 16/17 with no R1 ever run
@@ -157,6 +162,13 @@ def test_a_regularizer_option_its_other_options_silence_is_refused(argv, message
     assert main(["gan", "train", *argv, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_ema_decay_0_turns_a_presets_ema_by_kimg_off(capsys):
+    assert main(["gan", "train", "--preset", "digits-stylegan2", "--ema-decay", "0",
+                 "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["ema_decay"], cfg["ema_kimg"], cfg["ema_rampup"]) == (0.0, None, None)
 
 
 def test_dry_run_refuses_a_batch_the_mbstd_groups_do_not_divide(capsys):

@@ -192,3 +192,13 @@ def test_an_evaluation_during_training_leaves_its_losses(tiny_cfg, tmp_path, rec
     losses = [[{k: v for k, v in r.items() if k.startswith("loss/")} for r in records(out)
                if "loss/d/total" in r] for out in runs.values()]
     assert losses[0] and losses[0] == losses[1]
+
+
+def test_fp16_blocks_on_a_cpu_are_announced(tiny_cfg, tmp_path, capsys):
+    # were silent: a 256x256 preset tried on a CPU crawled in float16 (about 20x slower)
+    train(tiny_cfg(**TINY_SG2, steps=1, fp16_res=1, conv_clamp=256.0, out=str(tmp_path / "a")),
+          show_progress=False)
+    assert "note: --fp16-res 1 runs the 1 highest resolutions in float16" in \
+        capsys.readouterr().err
+    train(tiny_cfg(**TINY_SG2, steps=1, out=str(tmp_path / "b")), show_progress=False)
+    assert "float16" not in capsys.readouterr().err
