@@ -96,6 +96,9 @@ def _import_plugin(name: str) -> str:
         return name
     except UserError:
         raise
+    except SystemExit as err:  # sys.exit() at import would end robustrep without a word
+        raise UserError(f"--plugin {name}: cannot import it: it called sys.exit({err.code!r}) "
+                        f"while being imported") from err
     except Exception as err:  # noqa: BLE001 (any failure of a user's module is one line)
         raise UserError(f"--plugin {name}: cannot import it: {type(err).__name__}: "
                         f"{err}") from err

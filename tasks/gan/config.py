@@ -280,6 +280,12 @@ def _check_arch(cfg: GanConfig) -> None:
     """A known family; a plugin family's options are its own (before any work)."""
     accepted = archs()
     if cfg.arch not in accepted:
+        from robustrep.nets import list_networks
+        for role, other in (("generator", "discriminator"), ("discriminator", "generator")):
+            if cfg.arch in list_networks(role):  # half a family: say which half is missing
+                raise ConfigError(f"--arch {cfg.arch}: a plugin registers its {role} but no "
+                                  f"{other}; a family needs both (robustrep.nets."
+                                  f"register_network({cfg.arch!r}, {other!r}))")
         raise ConfigError(f"--arch must be one of {', '.join(accepted)} (or a family that a "
                           f"--plugin MODULE registers); got {cfg.arch!r}")
     given = cfg.arch_options or {}

@@ -57,13 +57,16 @@ def _options(cfg, role: str, fields: Fields) -> dict[str, Any]:
 
 @contextmanager
 def _plugin_errors(cfg, role: str) -> Iterator[None]:
-    """A plugin family's own checks (TypeError/ValueError) as one line; a built-in's pass."""
+    """A plugin family's failures as one line naming it: its own checks (TypeError/ValueError)
+    as a refusal, anything else it raises as its error; a built-in's pass."""
     try:
         yield
-    except (TypeError, ValueError) as err:
+    except Exception as err:
         if cfg.arch in ARCHS or isinstance(err, ConfigError):
             raise
-        raise ConfigError(f"--arch {cfg.arch}: its {role} refused: "
+        what = ("refused" if isinstance(err, (TypeError, ValueError))
+                else f"raised {type(err).__name__}")
+        raise ConfigError(f"--arch {cfg.arch}: its {role} {what}: "
                           f"{' '.join(str(err).split())}") from None
 
 
@@ -126,6 +129,10 @@ def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
     if tuple(x.shape) != (2, *shape):
         raise ConfigError(f"{where}: its generator maps z [2, {cfg.z_dim}] to "
                           f"{list(x.shape)}, not to samples {[2, *shape]}")
+    if x.dtype != torch.get_default_dtype():  # D and the losses would meet it in another dtype
+        raise ConfigError(f"{where}: its generator returns {x.dtype} samples for float32 z; "
+                          f"return the dtype of its input (did the plugin change torch's "
+                          f"default dtype?)")
     if regs.discriminator is not None:
         return
     D = build_discriminator(cfg, shape)

@@ -122,14 +122,18 @@ from robustrep.nets import register_network
 
 @register_network("brokenfam", "generator")
 class G(nn.Module):
-    def __init__(self, z_dim, shape, flat: bool = False, lie: bool = False):
+    def __init__(self, z_dim, shape, flat: bool = False, lie: bool = False, crash: bool = False,
+                 double: bool = False):
         super().__init__()
-        self.z_dim, self.shape, self.flat = z_dim + lie, shape, flat
+        if crash:
+            raise RuntimeError("cannot build G")
+        self.z_dim, self.shape, self.flat, self.double = z_dim + lie, shape, flat, double
         self.fc = nn.Linear(z_dim, 4)
 
     def forward(self, z):
         x = self.fc(z)
-        return x if self.flat else x.new_zeros(len(z), *self.shape)
+        x = x if self.flat else x.new_zeros(len(z), *self.shape)
+        return x.double() if self.double else x
 
 
 @register_network("brokenfam", "discriminator")
@@ -145,7 +149,10 @@ def d(shape, one_logit: bool = False):
     ([], "its discriminator maps samples [2, 1, 16, 16] to [2, 1], not to one logit per sample"),
     (["--brokenfam-one-logit", "--reg", "adaptivemix"],
      "--reg adaptivemix cannot use the discriminator of --arch brokenfam: cannot split"),
-], ids=["z-dim", "g-shape", "d-shape", "d-not-split"])
+    # were tracebacks: a factory's own error other than TypeError/ValueError, and float64 samples
+    (["--brokenfam-crash"], "--arch brokenfam: its generator raised RuntimeError: cannot build G"),
+    (["--brokenfam-double"], "--arch brokenfam: its generator returns torch.float64 samples"),
+], ids=["z-dim", "g-shape", "d-shape", "d-not-split", "g-raises", "g-float64"])
 def test_a_family_that_breaks_the_contract_is_one_line(extra, message, tmp_path, capsys):
     plugin = tmp_path / "broken_family.py"
     plugin.write_text(BROKEN)
@@ -265,3 +272,25 @@ def test_an_installed_family_trains_and_resumes_without_the_plugin_option(tmp_pa
     assert _state(run)["G"]["net.4.weight"].shape[-1] == 5
     assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
     assert _state(run)["step"] == 3
+
+
+def test_a_plugin_registering_half_a_family_is_told_which_half(tmp_path, capsys):
+    # was: "--arch must be one of dcgan, ..." although the plugin registered onlyg's generator
+    plugin = tmp_path / "half_family.py"
+    plugin.write_text("from torch import nn\nfrom robustrep.nets import register_network\n\n"
+                      "@register_network('onlyg', 'generator')\nclass G(nn.Module):\n"
+                      "    def __init__(self, z_dim, shape):\n        super().__init__()\n")
+    assert main(["gan", "train", "--plugin", str(plugin), "--arch", "onlyg", *TINY,
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "--arch onlyg: a plugin registers its generator but no discriminator" in \
+        _one_line(capsys)
+    sys.modules.pop("robustrep_plugin_half_family", None)
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_one_line(tmp_path, capsys):
+    # was: robustrep ended with the plugin's exit code 3 and printed nothing
+    plugin = tmp_path / "exits.py"
+    plugin.write_text("import sys\nsys.exit(3)\n")
+    assert main(["gan", "train", "--plugin", str(plugin), "--dry-run"]) == 2
+    assert "--plugin " in (err := _one_line(capsys)) and "it called sys.exit(3)" in err
+    sys.modules.pop("robustrep_plugin_exits", None)
