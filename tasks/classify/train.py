@@ -64,8 +64,8 @@ from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
-from robustrep.tasks.common.regularizers import (build_places, record_regularizers,
-                                                 regularizer_record)
+from robustrep.tasks.common.regularizers import (build_places, checked_feature_terms,
+                                                 record_regularizers, regularizer_record)
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
@@ -104,7 +104,9 @@ class ClassifyTask(nn.Module):
     def forward(self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
                 ) -> dict[str, Tensor]:
         if self.feature_reg is not None:
-            out = self.feature_reg.feature_terms(self.model, x, generator=generator)
+            out = checked_feature_terms(
+                self.feature_reg.feature_terms(self.model, x, generator=generator),
+                self.feature_name, x.shape[0], self.num_classes)
             if "index" in out:
                 # logits of a mix (AdaptiveMix reference: h(z_lin) + h(f(x_mix))): the mixed CE
                 # of both labels of the pair, as the reference classification code

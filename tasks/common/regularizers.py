@@ -242,6 +242,45 @@ def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple
     return out
 
 
+def _described(value: Any) -> str:
+    import torch
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def checked_loss(value: Any, method: str, call: str) -> Any:
+    """``value``, the loss a regularizer's ``call`` returned, if it is a floating scalar tensor;
+    else one line naming the method (a plugin's wrong return was a traceback deep in autograd
+    or the logger)."""
+    import torch
+    if not (isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()):
+        raise ConfigError(f"--reg {method}: {call} returned {_described(value)}; it must return "
+                          f"the loss as a floating-point scalar tensor (robustrep.api)")
+    return value
+
+
+def checked_feature_terms(out: Any, method: str, batch: int, classes: int) -> dict[str, Any]:
+    """A feature regularizer's ``feature_terms`` output as robustrep.api describes it: a dict
+    with ``"logits"`` [B, classes] and a scalar ``"loss"`` (and ``"lam"``, ``"index"`` for the
+    logits of a mix); else one line naming the method."""
+    import torch
+    call = f"--reg {method}: feature_terms"
+    if not isinstance(out, dict) or "logits" not in out or "loss" not in out:
+        keys = f" with keys {', '.join(map(str, out))}" if isinstance(out, dict) else ""
+        raise ConfigError(f"{call} returned {_described(out)}{keys}; it must return a dict "
+                          f"with 'logits' and 'loss' (robustrep.api)")
+    logits = out["logits"]
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (batch, classes):
+        raise ConfigError(f"{call} returned logits as {_described(logits)}; they must be "
+                          f"[{batch}, {classes}] (batch, classes)")
+    checked_loss(out["loss"], method, "feature_terms['loss']")
+    if "index" in out and "lam" not in out:
+        raise ConfigError(f"{call} returned 'index' without 'lam': the logits of a mix need "
+                          f"both (robustrep.api)")
+    return out
+
+
 def check_additive_weight(cfg: Any) -> None:
     """AdaptiveMix's additive mode adds ``weight * shrinkage`` to the plain loss: weight 0 is the
     baseline at AdaptiveMix's cost. (In reference mode weight 0 still trains on the mixed

@@ -213,3 +213,50 @@ def test_a_plugin_discriminator_replaces_d_with_its_options(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "members must be >= 1, got 0" in err
     assert not bad.exists()
+
+
+WRONG_RETURNS = '''
+import torch
+from robustrep.registry import register_regularizer
+
+
+@register_regularizer("wrongret", paper="a test", acts={"classify": "feature shrinkage",
+                                                       "gan": "extra D term"})
+class WrongReturns:
+    replaces_clean = False
+
+    def __init__(self, what: str = "none"):
+        self.what = what
+
+    def feature_terms(self, model, x, generator=None):
+        logits = model(x)
+        return {"none": None, "nologits": {"loss": logits.sum() * 0},
+                "width": {"logits": logits[:, :2], "loss": logits.sum() * 0}}[self.what]
+
+    def extra_d_term(self, score, x_real, x_fake, loss, generator=None):
+        s = score(x_real)
+        return {"none": None, "vector": s, "float": 0.5}[self.what]
+'''
+
+
+@pytest.mark.parametrize("program, what, words", [
+    ("gan", "vector", "--reg wrongret: extra_d_term returned a float32 tensor of shape [8]; it "
+                      "must return the loss as a floating-point scalar tensor"),
+    ("gan", "float", "--reg wrongret: extra_d_term returned a float;"),
+    ("classify", "none", "--reg wrongret: feature_terms returned a NoneType; it must return a "
+                         "dict with 'logits' and 'loss'"),
+    ("classify", "nologits", "returned a dict with keys loss; it must return a dict with"),
+    ("classify", "width", "returned logits as a float32 tensor of shape [8, 2]; they must be "
+                          "[8, 3] (batch, classes)"),
+])
+def test_a_protocol_method_returning_the_wrong_thing_is_one_line(program, what, words, tmp_path,
+                                                                 capsys):
+    # were tracebacks deep in autograd, the logger or the cross-entropy, not naming the plugin
+    plugin = tmp_path / "wrongret.py"
+    plugin.write_text(WRONG_RETURNS)
+    args = CLASSIFY if program == "classify" else GAN
+    assert main([program, "train", "--plugin", str(plugin), "--reg", "wrongret",
+                 "--wrongret-what", what, "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    sys.modules.pop("robustrep_plugin_wrongret", None)
