@@ -129,7 +129,10 @@ class LossMeter:
         bad = [(int(st), k, v) for k, st, v in zip(self.keys, rows[2], rows[3]) if st >= 0]
         if reset:
             self.state[0:2] = 0
-        return means, (min(bad) if bad else None)
+        # a sum is non-finite with its first bad part: name the part (d/total says nothing of
+        # which term, a plugin's or the loss's, went first)
+        return means, (min(bad, key=lambda b: (b[0], b[1].endswith("total"), b[1]))
+                       if bad else None)
 
     def state_dict(self, reduce: Reduce | None = None) -> dict[str, Any]:
         """The sums since the last log (every process's, through ``reduce``), for a checkpoint:

@@ -55,3 +55,13 @@ def test_processes_with_other_terms_reduce_the_same_columns():
     empty = LossMeter()
     empty.align(["d/total"], "cpu")  # a process that logged nothing yet
     assert empty.poll()[0] == {}
+
+
+def test_the_first_non_finite_term_named_is_a_part_not_its_total():
+    # was "d/total" (alphabetically first) when a plugin's d/wrongret went NaN with it
+    meter = LossMeter()
+    meter.update(0, {"d/real": torch.tensor(1.0), "d/total": torch.tensor(2.0)})
+    nan = torch.tensor(float("nan"))
+    meter.update(1, {"d/real": torch.tensor(1.0), "d/total": nan, "d/wrongret": nan})
+    meter.update(2, {"d/real": nan, "d/total": nan, "d/wrongret": nan})
+    assert meter.poll()[1][:2] == (1, "d/wrongret")
