@@ -18,15 +18,18 @@ from __future__ import annotations
 import argparse
 import sys
 import types
+from pathlib import Path
 
 import torch
 
 from robustrep import ada
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import reference_checkout  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ref", required=True, help="stylegan2-ada-pytorch checkout")
+    p.add_argument("--ref", required=True, type=reference_checkout, help="stylegan2-ada-pytorch checkout")
     p.add_argument("--p", type=float, default=0.7, help="augmentation probability (0.7)")
     args = p.parse_args(argv)
     sys.path.insert(0, args.ref)

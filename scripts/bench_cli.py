@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import int_at_least  # noqa: E402
 
 # Every command of every program: its --help and one wrong value (an argument error).
 CASES = [
@@ -64,7 +66,7 @@ def _median_seconds(cmd: list[str], repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="runs per command (median)")
+    parser.add_argument("--repeats", type=int_at_least(1), default=5, help="runs per command (median)")
     args = parser.parse_args(argv)
     base = _median_seconds([sys.executable, "-c", "pass"], args.repeats)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "

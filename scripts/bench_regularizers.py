@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
+from pathlib import Path
 import statistics
 import time
 
@@ -32,6 +33,8 @@ from robustrep.metrics.fid import frechet_distance
 from robustrep.mixing import SampleMix, mixed_gan_loss
 from robustrep.projection import ProjectionEnsemble, ensemble_d_loss
 from robustrep.split import FeatureSplit
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import device as device_arg, int_at_least, machine as machine_name  # noqa: E402
 
 
 def dcgan_d(width: int = 64) -> FeatureSplit:
@@ -218,17 +221,18 @@ def time_fid(samples: int, dim: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--nz", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
-    parser.add_argument("--steps", type=int, default=3, help="steps per method per round")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--views", type=int, nargs="+", default=[1, 8, 48])
-    parser.add_argument("--rp-width", type=int, default=64, help="ensemble member base channels")
-    parser.add_argument("--fid-samples", type=int, default=10_000,
+    parser.add_argument("--device", type=device_arg,
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int_at_least(2), default=64)  # BatchNorm, mixing: 2+
+    parser.add_argument("--nz", type=int_at_least(1), default=128)
+    parser.add_argument("--rounds", type=int_at_least(1), default=5, help="interleaved timing rounds")
+    parser.add_argument("--steps", type=int_at_least(1), default=3, help="steps per method per round")
+    parser.add_argument("--warmup", type=int_at_least(0), default=2)
+    parser.add_argument("--views", type=int_at_least(1), nargs="+", default=[1, 8, 48])
+    parser.add_argument("--rp-width", type=int_at_least(1), default=64, help="ensemble member base channels")
+    parser.add_argument("--fid-samples", type=int_at_least(0), default=10_000,
                         help="features per set for the FID timing (0: skip it)")
-    parser.add_argument("--fid-dim", type=int, default=2048)
+    parser.add_argument("--fid-dim", type=int_at_least(1), default=2048)
     parser.add_argument("--out", default="bench_regularizers.json")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -237,9 +241,7 @@ def main() -> None:
 
     d_times = time_d_steps(args, device)
     base = d_times["baseline"]
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()} CPU, "
-                    f"{torch.get_num_threads()} threads")
+    machine = machine_name(device)
     print(f"D step, DCGAN D at 32x32, batch {args.batch}, {machine}, torch {torch.__version__}")
     print(f"{'method':38s} {'ms/step':>9s} {'x baseline':>11s}")
     for name, t in d_times.items():

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from robustrep.adaptivemix import AdaptiveMix, adaptivemix_three_pass
 from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import device as device_arg, int_at_least, machine, power_of_two  # noqa: E402
 
 
 def make_steps(args, device):
@@ -75,17 +78,18 @@ def make_steps(args, device):
             "adaptivemix_three_pass": lambda: step(three)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--res", type=int, default=32)
-    p.add_argument("--channel-base", type=int, default=2048)
-    p.add_argument("--channel-max", type=int, default=128)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--device", type=device_arg, default="cpu")
+    # 2+: AdaptiveMix draws each sample's partner from the batch
+    p.add_argument("--batch", type=int_at_least(2), default=32)
+    p.add_argument("--res", type=power_of_two, default=32)
+    p.add_argument("--channel-base", type=int_at_least(1), default=2048)
+    p.add_argument("--channel-max", type=int_at_least(1), default=128)
+    p.add_argument("--rounds", type=int_at_least(1), default=5)
     p.add_argument("--with-g", action="store_true")
     p.add_argument("--out", default="bench_stylegan2.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     device = torch.device(args.device)
     steps = make_steps(args, device)
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -103,7 +107,7 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"StyleGAN2 D {args.res}x{args.res}, channel_base {args.channel_base}, channel_max "
           f"{args.channel_max}, batch {args.batch}, {'with' if args.with_g else 'without'} G "
-          f"forward; {args.device}, {torch.get_num_threads()} threads, {platform.processor()}")
+          f"forward; {device.type}, {machine(device)}, torch {torch.__version__}")
     print(f"{'method':<26}{'s/step':>10}{'ratio':>8}")
     for name, t in med.items():
         print(f"{name:<26}{t:>10.4f}{t / med['baseline']:>8.2f}")

@@ -17,19 +17,23 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runtime import maybe_compile
 from robustrep.tasks.gan import steps
 from robustrep.tasks.gan.config import PRESETS, GanConfig
 from robustrep.tasks.gan.models import build_discriminator, build_generator
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.train import _optimizers
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import device as device_arg, int_at_least, machine as machine_name, power_of_two  # noqa: E402
 
 PHASES = ("d_main", "d_r1", "g_main", "g_pl")
 
@@ -138,33 +142,34 @@ def profile_table(ctx, real, rows: int = 15) -> str:
 
 
 def machine() -> str:
-    dev = (torch.cuda.get_device_name() if torch.cuda.is_available()
-           else f"{platform.processor() or platform.machine()} CPU, "
-                f"{torch.get_num_threads()} threads")
-    return f"{dev}; torch {torch.__version__}; CUDA {torch.version.cuda}"
+    return f"{machine_name()}; torch {torch.__version__}; CUDA {torch.version.cuda}"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--res", type=int, default=32)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--channel-base", type=int, default=512)
-    p.add_argument("--channel-max", type=int, default=64)
+    p.add_argument("--device", type=device_arg, default="cpu")
+    p.add_argument("--res", type=power_of_two, default=32)
+    p.add_argument("--batch", type=int_at_least(2), default=16)
+    p.add_argument("--channel-base", type=int_at_least(1), default=512)
+    p.add_argument("--channel-max", type=int_at_least(1), default=64)
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
     p.add_argument("--fp16-res", type=int, default=None)
     p.add_argument("--reg", default="none",
                    help="the program's --reg; a comma list (none,adaptivemix) times each, "
                         "interleaved, and prints each amortised iteration over the first's")
-    p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--iters", type=int_at_least(1), default=5)
+    p.add_argument("--warmup", type=int_at_least(0), default=1)
+    p.add_argument("--threads", type=int_at_least(1), default=None)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile G's training forward and D (the program's --compile); "
                         "the first warm-up round, timed apart, compiles")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--out", default=None, help="JSON file for the figures")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def measure(args, reg: str, ctx, real, t: dict[str, float], first: float | None) -> dict:
@@ -200,8 +205,11 @@ def main(argv=None) -> dict:
     over = {"amp": args.amp, "compile": args.compile} | (
         {"fp16_res": args.fp16_res} if args.fp16_res is not None else {})
     regs = args.reg.split(",")
-    variants = {reg: make_context(args.res, args.batch, args.channel_base, args.channel_max,
-                                  args.device, reg=reg, **over) for reg in regs}
+    try:
+        variants = {reg: make_context(args.res, args.batch, args.channel_base, args.channel_max,
+                                      args.device, reg=reg, **over) for reg in regs}
+    except ConfigError as err:  # a bad --reg or --fp16-res: one line and exit 2, not a traceback
+        build_parser().error(str(err))
     first = {reg: None for reg in regs}
     if args.compile:  # compile every phase's graphs before anything is timed or counted
         for reg, (ctx, real) in variants.items():

@@ -22,13 +22,18 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
+from robustrep.metrics.robust import ATTACKS
 from robustrep.tasks.classify.config import OPTION_FIELDS, ClassifyConfig, parse_regularizers
 from robustrep.tasks.classify.evaluate import evaluate_run
 from robustrep.tasks.classify.train import train
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.plots import bar_table
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import float_in, int_at_least  # noqa: E402
 
 REGS = ["none", "mixup", "cutmix", "srmix", "adaptivemix", "pgd", "fgsm", "free"]
 COLUMNS = [("clean_acc", "clean acc"), ("autoattack_acc", "AutoAttack acc"),
@@ -44,18 +49,31 @@ def parse_args(argv=None):
     p.add_argument("--regs", default=",".join(REGS),
                    help="comma-separated rows; '+' joins a combination (mixup+pgd) and '@' adds "
                         "options to a row (adaptivemix@am_mode=additive, several joined by ';')")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--eps", type=float, default=8 / 255)
+    p.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int_at_least(1), default=300)
+    p.add_argument("--batch-size", type=int_at_least(2), default=64)
+    p.add_argument("--lr", type=float_in(0, low_open=True), default=0.05)
+    p.add_argument("--eps", type=float_in(0, low_open=True), default=8 / 255)
     p.add_argument("--attacks", default="autoattack,pgd,fgsm",
                    help="classify eval --attacks (the first is the headline)")
-    p.add_argument("--n-attack", type=int, default=100,
+    p.add_argument("--n-attack", type=int_at_least(1), default=100,
                    help="attack the first N test images (AutoAttack is slow on a CPU)")
-    p.add_argument("--budget-min", type=float, default=20.0,
+    p.add_argument("--budget-min", type=float_in(0), default=20.0,
                    help="stop starting new runs after this many minutes")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # checked before any run starts, not minutes in as a traceback
+    bad = [a for a in args.attacks.split(",") if a not in ATTACKS]
+    if bad:
+        p.error(f"--attacks: unknown attack {bad[0]!r}; accepted (comma-separated): "
+                f"{', '.join(ATTACKS)}")
+    if not [r for r in args.regs.split(",") if r.strip()]:
+        p.error("--regs: no row given; accepted: comma-separated regularizers, e.g. none,mixup")
+    for row in args.regs.split(","):
+        try:
+            parse_regularizers(parse_row(row.strip())[0])
+        except ConfigError as err:
+            p.error(f"--regs: row {row.strip()!r}: {err}".replace(": --reg:", ":"))
+    return args
 
 
 def parse_row(spec: str) -> tuple[str, dict]:
@@ -102,7 +120,9 @@ def aggregate(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float
         for key, _ in COLUMNS:
             values = [s[key] for s in summaries if key in s]
             if values:
-                std = statistics.stdev(values) if len(values) > 1 else math.nan
+                # one seed has no spread: None (JSON null, "n/a" in the table), not NaN,
+                # which strict JSON parsers refuse
+                std = statistics.stdev(values) if len(values) > 1 else None
                 row[key] = (statistics.fmean(values), std, len(values))
         table[reg] = row
     return table
@@ -118,8 +138,8 @@ def markdown(table, args) -> str:
                 cells.append("-")
                 continue
             mean, std, _ = row[key]
-            fmt = "{:.1f} ± {:.1f}" if key.endswith("_s") else "{:.3f} ± {:.3f}"
-            cells.append(fmt.format(mean, std))
+            digits = 1 if key.endswith("_s") else 3
+            cells.append(f"{mean:.{digits}f} ± " + ("n/a" if std is None else f"{std:.{digits}f}"))
         n = max((v[2] for v in row.values()), default=0)
         lines.append(f"| {reg} | " + " | ".join(cells) + f" | {n} |")
     lines.append("")
@@ -167,7 +187,7 @@ def main(argv=None) -> int:
          "wall_s": time.time() - start}, indent=2) + "\n")
     md = markdown(table, args)
     (out / "table.md").write_text(md)
-    rows = {reg: {name: row[key][:2] for key, name in COLUMNS
+    rows = {reg: {name: (row[key][0], row[key][1] or 0.0) for key, name in COLUMNS
                   if key in row and not key.endswith("_s")}
             for reg, row in table.items() if row}
     bar_table(rows, out / "evidence.png", title=f"digits, {args.model}, mean ± std over seeds")

@@ -31,6 +31,9 @@ import torch
 from robustrep.stylegan2_pickle import (build_discriminator, build_generator, discriminator_name,
                                         generator_name, load_mapped, load_stylegan2_pickle)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import reference_checkout  # noqa: E402
+
 
 def _import_reference(path: str):
     sys.path.insert(0, str(Path(path).resolve()))
@@ -130,7 +133,7 @@ def compare_pl(nets, res):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ref", required=True, help="folder of stylegan2-ada-pytorch")
+    parser.add_argument("--ref", required=True, type=reference_checkout, help="folder of stylegan2-ada-pytorch")
     parser.add_argument("--res", type=int, default=32)
     parser.add_argument("--tol", type=float, default=1e-4)
     args = parser.parse_args(argv)

@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from robustrep.tasks.common.plots import bar_table
 from robustrep.tasks.gan.config import PRESETS, GanConfig
 from robustrep.tasks.gan.regs import METHODS
 from robustrep.tasks.gan.train import TrainingDiverged, train
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import float_in, int_at_least  # noqa: E402
 
 BENCHMARKS = {"grid": "grid-mlp", "digits": "digits-dcgan", "sg2": "digits-stylegan2"}
 # Settings that are not a --reg name: label -> (reg, extra options).
@@ -61,20 +64,20 @@ def bench_methods(bench: str, methods: list[str]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget-minutes", type=float, default=20.0,
+    p.add_argument("--budget-minutes", type=float_in(0, low_open=True), default=20.0,
                    help="total wall-clock budget for all runs (default 20)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
+    p.add_argument("--seeds", type=int_at_least(1), default=3, help="seeds per method (default 3)")
     p.add_argument("--methods", default=",".join(("none", *METHODS)),
                    help="comma-separated --reg values (default: none and every method)")
     p.add_argument("--benchmarks", default="grid,digits",
                    help="comma-separated: grid, digits, sg2 (StyleGAN2 on digits)")
-    p.add_argument("--grid-share", type=float, default=0.3,
+    p.add_argument("--grid-share", type=float_in(0.0, 1.0), default=0.3,
                    help="share of the budget for the grid (default 0.3)")
-    p.add_argument("--grid-steps", type=int, default=None, help="fix the grid's steps")
-    p.add_argument("--digits-steps", type=int, default=None, help="fix the digits' steps")
-    p.add_argument("--sg2-steps", type=int, default=None,
+    p.add_argument("--grid-steps", type=int_at_least(1), default=None, help="fix the grid's steps")
+    p.add_argument("--digits-steps", type=int_at_least(1), default=None, help="fix the digits' steps")
+    p.add_argument("--sg2-steps", type=int_at_least(1), default=None,
                    help="fix the steps of sg2 (StyleGAN2 on digits, preset digits-stylegan2)")
-    p.add_argument("--pilot-steps", type=int, default=10, help="steps of the timing pilot")
+    p.add_argument("--pilot-steps", type=int_at_least(1), default=10, help="steps of the timing pilot")
     p.add_argument("--set-grid", action="append", default=[], metavar="KEY=VALUE",
                    help="override a grid-mlp option (repeatable)")
     p.add_argument("--set-sg2", action="append", default=[], metavar="KEY=VALUE",
@@ -84,10 +87,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ada-kimg", type=float, default=None,
                    help="ADA's speed for the 'ada' method (default: the reference's 500 kimg, "
                         "under which p cannot move in a CPU-length run)")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=int_at_least(1), default=1,
                    help="runs in parallel, one process each (default 1; the pilot is serial)")
     p.add_argument("--out", default="runs/evidence", help="output folder")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    benches = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    if not benches or any(b not in BENCHMARKS for b in benches):
+        wrong = next((b for b in benches if b not in BENCHMARKS), "")
+        p.error(f"--benchmarks: unknown benchmark {wrong!r}; accepted (comma-separated): "
+                f"{', '.join(BENCHMARKS)}")
+    return args
 
 
 def _value(text: str) -> Any:
@@ -201,7 +210,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not values:
         return float("nan"), float("nan")
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    # one run has no spread: None (null in JSON, "n/a" in the table), not a made-up 0.0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def aggregate(rows: list[dict[str, Any]], bench: str, methods) -> dict[str, dict[str, Any]]:
@@ -211,16 +221,16 @@ def aggregate(rows: list[dict[str, Any]], bench: str, methods) -> dict[str, dict
         agg = {"runs": len(runs), "diverged": sum(r["status"] != "ok" for r in runs)}
         for key, _, scale, _ in METRICS[bench]:
             mean, std = _mean_std([r["metrics"].get(key, float("nan")) for r in runs])
-            agg[key] = (mean * scale, std * scale)
+            agg[key] = (mean * scale, None if std is None else std * scale)
         agg["s_per_step"] = _mean_std([r["s_per_step"] for r in runs])
         out[method] = agg
     return out
 
 
-def _cell(mean: float, std: float, digits: int) -> str:
+def _cell(mean: float, std: float | None, digits: int) -> str:
     if math.isnan(mean):
         return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f} ± " + ("n/a" if std is None else f"{std:.{digits}f}")
 
 
 def markdown(aggs: dict[str, dict], steps: dict[str, int], args, header: str) -> str:
@@ -234,7 +244,8 @@ def markdown(aggs: dict[str, dict], steps: dict[str, int], args, header: str) ->
         lines.append("|---" * (len(cols) + 3) + "|")
         for method, row in agg.items():
             cells = [_cell(*row[key], d) for key, _, _, d in METRICS[bench]]
-            ms = _cell(1000 * row["s_per_step"][0], 1000 * row["s_per_step"][1], 1)
+            mean, std = row["s_per_step"]
+            ms = _cell(1000 * mean, None if std is None else 1000 * std, 1)
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {ms} | "
                          f"{row['diverged']}/{row['runs']} |")
         skipped = [m for m in args.methods.split(",") if m not in agg]
@@ -250,7 +261,8 @@ def plot(aggs: dict[str, dict], path: Path) -> None:
     for bench, agg in aggs.items():
         for method, row in agg.items():
             for key, label, _, _ in METRICS[bench]:
-                rows.setdefault(method, {})[f"{bench}: {label}"] = row[key]
+                mean, std = row[key]
+                rows.setdefault(method, {})[f"{bench}: {label}"] = (mean, std or 0.0)  # no bar
     bar_table(rows, path, title="GAN evidence (mean ± std over seeds)")
 
 

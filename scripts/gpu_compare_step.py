@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_stylegan2_step as bench  # noqa: E402
+from _cli import reference_checkout  # noqa: E402
 
 from robustrep.stylegan2_pickle import generator_name, discriminator_name, load_mapped  # noqa: E402
 
@@ -114,7 +115,7 @@ def time_runs(runs, device, iters, warmup):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--ref", required=True)
+    p.add_argument("--ref", required=True, type=reference_checkout)
     p.add_argument("--device", default="cuda")
     p.add_argument("--res", type=int, default=256)
     p.add_argument("--batch", type=int, default=32)

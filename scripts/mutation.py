@@ -36,6 +36,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import float_in, int_at_least  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"
 
@@ -165,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("modules", nargs="*", default=[], metavar="MODULE",
                    help=f"modules to mutate (default: all): {', '.join(MODULES)}")
-    p.add_argument("--jobs", type=int, default=1, help="mutants tested in parallel (default 1)")
-    p.add_argument("--timeout", type=float, default=900.0,
+    p.add_argument("--jobs", type=int_at_least(1), default=1, help="mutants tested in parallel (default 1)")
+    p.add_argument("--timeout", type=float_in(0, low_open=True), default=900.0,
                    help="seconds for one module's whole run (default 900)")
     p.add_argument("--survivors", action="store_true", help="print each survivor's diff")
     p.add_argument("--report-only", action="store_true",
@@ -177,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")
     names = args.modules or list(MODULES)
+    mutmut = Path(sys.executable).with_name("mutmut")
+    if not (args.list or args.report_only or mutmut.is_file()):  # else a FileNotFoundError later
+        p.error(f"mutmut is not installed beside {sys.executable}; install it with "
+                f"pip install -e '.[dev]' (or pip install mutmut)")
     if args.list:
         for n in names:
             m = MODULES[n]

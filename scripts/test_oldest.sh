@@ -9,10 +9,24 @@
 # libraries; the tests run on the CPU); about 15 minutes on 2 cores. The constraints file says
 # why each floor is where it is.
 set -euo pipefail
+usage="usage: bash scripts/test_oldest.sh [VENV]   (VENV defaults to .venv-oldest; it is deleted and rebuilt)"
+case "${1:-}" in
+    -h|--help) echo "$usage"; exit 0 ;;
+    -*) echo "test_oldest.sh: error: unknown option ${1}; accepted: -h/--help or a VENV folder" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "test_oldest.sh: error: at most one argument (VENV) accepted, got $#" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 venv="${1:-.venv-oldest}"
+# The folder is rm -rf'd below, so only ever delete one this script made itself (it leaves a
+# marker there); anything else, e.g. "." or a user's venv, is refused.
+marker=".made-by-test_oldest"
+if [ -e "$venv" ] && [ ! -f "$venv/$marker" ]; then
+    echo "test_oldest.sh: error: VENV $venv exists and was not made by this script (no $marker in it); pass a new folder" >&2
+    exit 2
+fi
 rm -rf "$venv"
 python3 -m venv "$venv"
+touch "$venv/$marker"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet --prefer-binary -c scripts/oldest-constraints.txt '.[dev]'
 "$venv/bin/python" - <<'PY'
