@@ -29,7 +29,8 @@ from _cli import reference_checkout  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ref", required=True, type=reference_checkout, help="stylegan2-ada-pytorch checkout")
+    p.add_argument("--ref", required=True, type=reference_checkout,
+                   help="stylegan2-ada-pytorch checkout")
     p.add_argument("--p", type=float, default=0.7, help="augmentation probability (0.7)")
     args = p.parse_args(argv)
     sys.path.insert(0, args.ref)

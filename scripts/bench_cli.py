@@ -66,7 +66,8 @@ def _median_seconds(cmd: list[str], repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int_at_least(1), default=5, help="runs per command (median)")
+    parser.add_argument("--repeats", type=int_at_least(1), default=5,
+                        help="runs per command (median)")
     args = parser.parse_args(argv)
     base = _median_seconds([sys.executable, "-c", "pass"], args.repeats)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "

@@ -225,11 +225,14 @@ def main() -> None:
                         default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int_at_least(2), default=64)  # BatchNorm, mixing: 2+
     parser.add_argument("--nz", type=int_at_least(1), default=128)
-    parser.add_argument("--rounds", type=int_at_least(1), default=5, help="interleaved timing rounds")
-    parser.add_argument("--steps", type=int_at_least(1), default=3, help="steps per method per round")
+    parser.add_argument("--rounds", type=int_at_least(1), default=5,
+                        help="interleaved timing rounds")
+    parser.add_argument("--steps", type=int_at_least(1), default=3,
+                        help="steps per method per round")
     parser.add_argument("--warmup", type=int_at_least(0), default=2)
     parser.add_argument("--views", type=int_at_least(1), nargs="+", default=[1, 8, 48])
-    parser.add_argument("--rp-width", type=int_at_least(1), default=64, help="ensemble member base channels")
+    parser.add_argument("--rp-width", type=int_at_least(1), default=64,
+                        help="ensemble member base channels")
     parser.add_argument("--fid-samples", type=int_at_least(0), default=10_000,
                         help="features per set for the FID timing (0: skip it)")
     parser.add_argument("--fid-dim", type=int_at_least(1), default=2048)

@@ -33,7 +33,8 @@ from robustrep.tasks.gan.models import build_discriminator, build_generator
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.train import _optimizers
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
-from _cli import device as device_arg, int_at_least, machine as machine_name, power_of_two  # noqa: E402
+from _cli import (device as device_arg, int_at_least,  # noqa: E402
+                  machine as machine_name, power_of_two)
 
 PHASES = ("d_main", "d_r1", "g_main", "g_pl")
 

@@ -133,7 +133,8 @@ def compare_pl(nets, res):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ref", required=True, type=reference_checkout, help="folder of stylegan2-ada-pytorch")
+    parser.add_argument("--ref", required=True, type=reference_checkout,
+                        help="folder of stylegan2-ada-pytorch")
     parser.add_argument("--res", type=int, default=32)
     parser.add_argument("--tol", type=float, default=1e-4)
     args = parser.parse_args(argv)

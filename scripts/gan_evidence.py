@@ -74,10 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grid-share", type=float_in(0.0, 1.0), default=0.3,
                    help="share of the budget for the grid (default 0.3)")
     p.add_argument("--grid-steps", type=int_at_least(1), default=None, help="fix the grid's steps")
-    p.add_argument("--digits-steps", type=int_at_least(1), default=None, help="fix the digits' steps")
+    p.add_argument("--digits-steps", type=int_at_least(1), default=None,
+                   help="fix the digits' steps")
     p.add_argument("--sg2-steps", type=int_at_least(1), default=None,
                    help="fix the steps of sg2 (StyleGAN2 on digits, preset digits-stylegan2)")
-    p.add_argument("--pilot-steps", type=int_at_least(1), default=10, help="steps of the timing pilot")
+    p.add_argument("--pilot-steps", type=int_at_least(1), default=10,
+                   help="steps of the timing pilot")
     p.add_argument("--set-grid", action="append", default=[], metavar="KEY=VALUE",
                    help="override a grid-mlp option (repeatable)")
     p.add_argument("--set-sg2", action="append", default=[], metavar="KEY=VALUE",

@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("modules", nargs="*", default=[], metavar="MODULE",
                    help=f"modules to mutate (default: all): {', '.join(MODULES)}")
-    p.add_argument("--jobs", type=int_at_least(1), default=1, help="mutants tested in parallel (default 1)")
+    p.add_argument("--jobs", type=int_at_least(1), default=1,
+                   help="mutants tested in parallel (default 1)")
     p.add_argument("--timeout", type=float_in(0, low_open=True), default=900.0,
                    help="seconds for one module's whole run (default 900)")
     p.add_argument("--survivors", action="store_true", help="print each survivor's diff")
