@@ -148,6 +148,16 @@ def check_index(index: Any, batch: int) -> None:
                          f"{int(index.min())}..{int(index.max())}")
 
 
+def check_task_scales(d_scale: Any, g_scale: Any) -> None:
+    """The weights of a D auxiliary task's losses on D and G: >= 0, and not both 0 (the task
+    would be trained on nothing)."""
+    check_nonneg("d_scale", d_scale)
+    check_nonneg("g_scale", g_scale)
+    if d_scale == 0 and g_scale == 0:
+        raise ValueError("d_scale and g_scale are both 0: the auxiliary task would add nothing "
+                         "to either loss; give one of them > 0")
+
+
 def check_bool(name: str, value: Any) -> None:
     # A truthy string such as "false" must not switch an option on.
     if not isinstance(value, bool):

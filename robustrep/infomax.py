@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from robustrep._validate import (check_nonneg, check_positive, check_same_device, check_tensor,
-                                 options_repr)
+from robustrep._validate import (check_nonneg, check_positive, check_same_device,
+                                 check_task_scales, check_tensor, options_repr)
 from robustrep.registry import register_regularizer
 from robustrep.split import placed_like, probe_shape
 
@@ -191,11 +191,7 @@ class InfoMaxTask:
 
     def __init__(self, nrkhs: int = 1024, d_scale: float = 0.2, g_scale: float = 0.2):
         check_positive("nrkhs", nrkhs, integer=True)
-        check_nonneg("d_scale", d_scale)
-        check_nonneg("g_scale", g_scale)
-        if d_scale == 0 and g_scale == 0:  # the task would be trained on nothing
-            raise ValueError("d_scale and g_scale are both 0: the auxiliary task would add "
-                             "nothing to either loss; give one of them > 0")
+        check_task_scales(d_scale, g_scale)
         self.nrkhs, self.d_scale, self.g_scale = nrkhs, d_scale, g_scale
 
     def wrap(self, d: nn.Module, sample_shape: tuple[int, ...], local_end: int | None) -> InfoMax:

@@ -520,10 +520,14 @@ def check_places(names: tuple[str, ...] | list[str], program: str) -> None:
 def split_combination(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """The names of ``"adaptivemix,asgan"`` / ``"mixup+cutmix"`` (or a list of them), lower
     case, ``none`` dropped; not checked (:func:`parse_combination` checks them)."""
+    return tuple(n for n in _as_written(text) if n and n != "none")
+
+
+def _as_written(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """The names between the separators, lower case, empty ones and ``none`` kept."""
     if isinstance(text, (list, tuple)):
         text = ",".join(text)
-    names = (n.strip().lower() for n in re.split(r"[,+]", str(text or "")))
-    return tuple(n for n in names if n and n != "none")
+    return [n.strip().lower() for n in re.split(r"[,+]", str(text or ""))]
 
 
 def parse_combination(text: str | None, program: str, joiner: str = ",") -> tuple[str, ...]:
@@ -563,10 +567,7 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
 def _check_none(text: Any, names: tuple[str, ...]) -> None:
     """``none`` beside methods says two things; which one was meant is the user's to say. (An
     empty name, as in a trailing comma, is dropped: it names nothing.)"""
-    if isinstance(text, (list, tuple)):
-        text = ",".join(text)
-    raw = [n.strip().lower() for n in re.split(r"[,+]", str(text or ""))]
-    if names and "none" in raw:
+    if names and "none" in _as_written(text):
         raise ValueError(f"regularizers {text!r} combine none with methods; give the methods "
                          f"alone, or none alone")
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from robustrep._validate import check_nonneg, check_tensor, options_repr
+from robustrep._validate import check_nonneg, check_task_scales, check_tensor, options_repr
 from robustrep.registry import register_regularizer
 from robustrep.split import as_split, placed_like, probe_shape
 
@@ -167,11 +167,7 @@ class SSGANTask:
     term = "ss"
 
     def __init__(self, d_scale: float = 1.0, g_scale: float = 0.2):
-        check_nonneg("d_scale", d_scale)
-        check_nonneg("g_scale", g_scale)
-        if d_scale == 0 and g_scale == 0:  # the task would be trained on nothing
-            raise ValueError("d_scale and g_scale are both 0: the auxiliary task would add "
-                             "nothing to either loss; give one of them > 0")
+        check_task_scales(d_scale, g_scale)
         self.d_scale, self.g_scale = d_scale, g_scale
 
     def wrap(self, d: nn.Module, sample_shape: tuple[int, ...],
