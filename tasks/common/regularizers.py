@@ -249,12 +249,15 @@ def _described(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def checked_loss(value: Any, method: str, call: str) -> Any:
+def checked_loss(value: Any, method: Any, call: str) -> Any:
     """``value``, the loss a regularizer's ``call`` returned, if it is a floating scalar tensor;
-    else one line naming the method (a plugin's wrong return was a traceback deep in autograd
-    or the logger)."""
+    else one line naming the method (its name, or the object, named only then: this runs every
+    step; a plugin's wrong return was a traceback deep in autograd or the logger)."""
     import torch
     if not (isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()):
+        if not isinstance(method, str):
+            from robustrep.registry import name_of
+            method = name_of(type(method)) or type(method).__name__
         raise ConfigError(f"--reg {method}: {call} returned {_described(value)}; it must return "
                           f"the loss as a floating-point scalar tensor (robustrep.api)")
     return value

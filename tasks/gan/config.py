@@ -187,9 +187,8 @@ class GanConfig:
                          SCHEDULES)
     beta1: float = _opt(0.5, "Adam beta1", **BETA)
     beta2: float = _opt(0.999, "Adam beta2", **BETA)
-    ema_decay: float = _opt(EMA_DECAY, "EMA decay of G's weights (0 = no EMA; samples come from G; "
-                                   "with --ema-kimg only 0 or not matters)",
-                            **BETA)
+    ema_decay: float = _opt(EMA_DECAY, "EMA decay of G's weights (0 = no EMA; samples come from "
+                                       "G; with --ema-kimg only 0 or not matters)", **BETA)
     ema_warmup: bool = _opt(True, "EMA warm-up (timm: decay = 1 - (1 + step)^-2/3, capped; "
                                   "--ema-kimg has its own ramp-up, --ema-rampup)")
     # evaluation and run
@@ -369,6 +368,7 @@ def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
     lazy = [n for n, off in (("r1_every", 1), ("lazy_reg", None)) if values.get(n) not in
             (off, False)]
     return {"--r1-gamma > 0 (r1_gamma is 0: no R1 to make lazy)": lazy} if lazy else {}
+
 
 def _unused_ema(values: dict[str, Any]) -> dict[str, list[str]]:
     """With StyleGAN2's EMA by kimg, the by-step decay and warm-up do nothing; its ramp-up acts

@@ -69,7 +69,6 @@ from robustrep.diffaugment import diff_augment
 from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
                                   ensemble_real_loss)
-from robustrep.registry import name_of
 from robustrep.tasks.common.distributed import all_reduce_grads, all_reduce_sum
 from robustrep.tasks.common.regularizers import checked_loss
 from robustrep.tasks.common.runtime import autocast, to_input
@@ -291,8 +290,7 @@ def d_loss_mix(ctx: StepContext, x_real: Tensor, x_fake: Tensor) -> dict[str, Te
             return ctx.d_fn(augment(ctx, to_input(x, ctx.device, ctx.channels_last))).float()
 
     loss = checked_loss(reg.extra_d_term(score, x_real, x_fake, DLoss(ctx),
-                                         generator=ctx.gens["reg"]),
-                        name_of(type(reg)) or type(reg).__name__, "extra_d_term")
+                                         generator=ctx.gens["reg"]), reg, "extra_d_term")
     return {f"d/{getattr(reg, 'term', 'extra')}": loss}
 
 
