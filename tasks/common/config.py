@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -100,6 +101,7 @@ class OptionSpec:
     split: bool = True  # a sequence's text splits at commas (not a repeated NAME=VALUE option)
     one_token: bool = False  # a sequence given as one comma-separated token (nargs None)
     flags: tuple[str, ...] | None = None  # the option strings, where not --<name>
+    ranges: bool = False  # an integer list's item a-b stands for a, a+1, ..., b (--seeds 0-7)
 
     @property
     def flag(self) -> str:
@@ -123,6 +125,7 @@ class OptionSpec:
             how = ("" if not self.split else " (comma-separated)" if self.one_token
                    else " (space- or comma-separated)")
             what = f"a list of {count}values, each {what}{how}"
+            what += ", or ranges a-b (0-7,12)" if self.ranges else ""
         return what + (f", or {self.nothing}" if self.nothing is not None else "")
 
     def _range(self) -> str:
@@ -175,7 +178,8 @@ def spec_from_field(field: dataclasses.Field, hint: Any) -> OptionSpec:
         finite=bool(meta.get("finite", True)), nothing=meta.get("nothing"),
         allow_empty=repeat or meta.get("nargs") == "*" or meta.get("nothing") is not None,
         split=not repeat, one_token="nargs" in meta and meta["nargs"] is None,
-        flags=tuple(meta["flags"]) if meta.get("flags") else None)
+        flags=tuple(meta["flags"]) if meta.get("flags") else None,
+        ranges=bool(meta.get("ranges", False)))
 
 
 @functools.cache
@@ -191,8 +195,9 @@ _BOUNDS = ("min", "max", "min_exclusive", "max_exclusive", "finite")
 # an argument without a flag; nargs: "*" (may be empty) or None (one comma-separated token) for
 # a list; repeat: a list given by repeating the flag (NAME=VALUE items, not split at commas);
 # nothing: the word meaning None or the empty list ("all", "none"); metavar; group: the title of
-# its --help section; bare: the value of the flag given without one (``--resume`` alone).
-_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group", "bare")
+# its --help section; bare: the value of the flag given without one (``--resume`` alone); ranges:
+# an integer list's item a-b stands for a..b, as stylegan2-ada's --seeds (command line and files).
+_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group", "bare", "ranges")
 REQUIRED = dataclasses.MISSING  # option(REQUIRED, ...): a command's argument with no default
 
 
@@ -292,6 +297,21 @@ def _split(value: Any) -> list:
     return [value]  # one number for a list option: a list of one
 
 
+def _range_item(spec: OptionSpec, value: Any) -> list:
+    """``"3-5"`` as ``[3, 4, 5]`` (both ends included, as stylegan2-ada's ``--seeds``); any
+    other item as itself. A range that ends before it starts fits nothing."""
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value) if isinstance(value, str) else None
+    if match is None:
+        return [value]
+    lo, hi = int(match[1]), int(match[2])
+    if hi < lo or (spec.max is not None and hi > spec.max) or hi - lo >= MAX_RANGE:
+        raise _fail(spec, value)
+    return list(range(lo, hi + 1))
+
+
+MAX_RANGE = 1_000_000  # values one a-b item may stand for (2**32 seeds would not fit in memory)
+
+
 def _mapping(spec: OptionSpec, value: Any) -> dict:
     """A mapping of names to mappings of option values (``reg_options``), from JSON text or a
     parsed file value."""
@@ -326,6 +346,8 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
         return out
     items = _split(value) if spec.split else list(value)
     try:
+        if spec.ranges:
+            items = [n for v in items for n in _range_item(spec, v)]
         out = [_scalar(spec, v) for v in items]
         for v in out:
             _check_scalar(spec, v, v)
@@ -406,7 +428,10 @@ def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
             if spec.nothing is not None and text.strip() == spec.nothing:
                 return convert_value(spec, text)
             if spec.sequence is not None and spec.split:
-                return [convert_value(item_spec, t) for t in _split(text)]
+                items = _split(text)
+                if spec.ranges:
+                    items = [n for t in items for n in _range_item(spec, t)]
+                return [convert_value(item_spec, t) for t in items]
             return convert_value(item_spec, text)
         except OptionValueError:
             # argparse prefixes "argument --flag: "

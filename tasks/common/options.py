@@ -68,7 +68,10 @@ COMMANDS: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "quiet": (False, "no progress bars", None, {}),
     "no_ema": (False, "use the raw weights, not their EMA copy", None, {}),
     "out": (None, "where the command writes its files", None, {}),
-    "seeds": ([0, 1, 2], "seeds of the training runs (one run per seed)", None, SEED_RANGE),
+    "seeds": ([0, 1, 2], "seeds, each giving one result: a training run (ood bench, report) or an "
+                         "image (gan sample: z drawn as stylegan2-ada's generate.py draws it); "
+                         "0-2 is 0,1,2", None,
+              {**SEED_RANGE, "ranges": True}),
 }
 
 

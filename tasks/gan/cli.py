@@ -3,7 +3,7 @@
     robustrep gan train [--preset NAME] [--config FILE] [--reg adaptivemix,asgan] [--OPTION V ...]
     robustrep gan train --resume RUN [--steps N] [--stop-after N]
     robustrep gan eval RUN [--num-samples N] [--inception-weights FILE]
-    robustrep gan sample RUN [--num N] [--grid PNG] [--pt FILE]
+    robustrep gan sample RUN|NET.pkl [--num N | --seeds 0-7] [--grid PNG] [--outdir DIR]
     robustrep gan fid A [B] [--num N] [--fid-features NET] [--save-stats FILE.npz]
 """
 
@@ -173,6 +173,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
                      args.device, use_ema=not args.no_ema, nrow=args.nrow, force=args.force,
-                     truncation=args.truncation)
+                     truncation=args.truncation, seeds=args.seeds, outdir=args.outdir,
+                     noise_mode=args.noise_mode, class_idx=args.class_idx)
     print(json.dumps(out, indent=2))
     return 0

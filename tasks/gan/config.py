@@ -656,15 +656,29 @@ class SampleOptions(_RunOptions):
     run: str = _opt(REQUIRED, "run folder, or a stylegan2-ada network pickle (.pkl; read without "
                               "running its code)", positional=True, metavar="RUN")
     num: int = _opt(64, "number of samples", min=1)
+    seeds: list[int] | None = shared("seeds", None, default_help="none: --num images from "
+                                                               "--seed", metavar="LIST")
+    outdir: str | None = _opt(None, "write each image as its own PNG into DIR (seed0000.png per "
+                                    "seed with --seeds, else 000000.png, ...), as generate.py; "
+                                    "no grid unless --grid is given", metavar="DIR")
     grid: str | None = _opt(None, "grid path (default RUN/samples/sample-step<N>-seed<S>-"
                                   "n<NUM>.png, -noema added with --no-ema)", metavar="PNG")
-    pt: str | None = _opt(None, "also save the samples ([-1, 1])", metavar="FILE")
+    pt: str | None = _opt(None, "also save the samples (images clamped to [-1, 1] as in the "
+                                "PNGs; a 2-D run's points as drawn)", metavar="FILE")
     seed: int = shared("seed")
     nrow: int | None = _opt(None, "images per grid row", min=1)
     truncation: float = _opt(1.0, "StyleGAN2 truncation psi: w = w_avg + psi (w - w_avg) in "
                                   "every layer (stylegan2-ada's --trunc); 1 = none, 0 = the "
-                                  "average image", finite=True, metavar="PSI")
-    force: bool = _opt(False, "overwrite an existing --grid or --pt file")
+                                  "average image", finite=True, metavar="PSI",
+                             flags=("--truncation", "--trunc"))
+    noise_mode: str | None = _opt(None, "StyleGAN2's noise inputs: const (the network's stored "
+                                        "noise), random (drawn from the seed) or none (default: "
+                                        "const with --seeds, as generate.py; random otherwise, as "
+                                        "training and FID draw them)", ("const", "random", "none"))
+    class_idx: int | None = _opt(None, "the class drawn by a conditional network (a stylegan2-ada "
+                                       "pickle trained with --cond), as generate.py's --class",
+                                 min=0, flags=("--class",), metavar="N")
+    force: bool = _opt(False, "overwrite an existing --grid or --pt file, or --outdir's images")
 
 
 @dataclass(kw_only=True)

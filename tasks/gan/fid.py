@@ -9,6 +9,10 @@ Each of A and B is one of (checked in this order):
   ``robustrep.data.svhn``);
 - a GAN run folder (``config.json`` and ``checkpoints/``): ``--num`` samples of its G-EMA, drawn
   with the fixed evaluation seed of ``gan eval``;
+- a stylegan2-ada network pickle (``.pkl``, read without running its code): ``--num`` samples of
+  its G_ema as above, with noise drawn as stylegan2-ada's metrics draw it (``noise_mode``
+  random) and, for a conditional network, classes drawn uniformly (the reference draws them from
+  the dataset's labels: the same distribution on a class-balanced set such as CIFAR-10);
 - an image folder (``ROOT/<class>/<image>`` or flat, as ``imagefolder`` data), resized on the
   shorter side and centre-cropped to the side of its first image (``--resolution`` to choose);
 - a stylegan2-ada dataset ``.zip`` (``robustrep.data.zipdata``);
@@ -58,7 +62,8 @@ REFERENCES = {"digits": ("digits", None), "cifar10-train": ("cifar10", True),
               "cifar10-test": ("cifar10", False), "cifar100-train": ("cifar100", True),
               "cifar100-test": ("cifar100", False), "svhn-train": ("svhn", True),
               "svhn-test": ("svhn", False)}
-ACCEPTED = ("an image folder, a dataset .zip, a GAN run folder, a statistics .npz (mu, sigma), "
+ACCEPTED = ("an image folder, a dataset .zip, a GAN run folder, a stylegan2-ada network pickle "
+            "(.pkl), a statistics .npz (mu, sigma), "
             "a samples file (.pt, .npy, .npz) or a named reference (" + ", ".join(REFERENCES)
             + ")")
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
@@ -318,6 +323,19 @@ def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source
                   fid_features=fid_features_choice(cfg), count=num)
 
 
+def _pickle_source(spec: str, path: Path, num: int, device: torch.device) -> Source:
+    from robustrep.tasks.gan.data import to_unit_range
+    from robustrep.tasks.gan.models import generate_batches
+    from robustrep.tasks.gan.pickles import pickle_generator
+
+    G = pickle_generator(path, device)
+    batches = lambda: (to_unit_range(b) for b in generate_batches(G, num, device, EVAL_SEED))
+    classes = f", classes drawn uniformly from {G.c_dim}" if G.c_dim else ""
+    return Source(spec, f"network pickle {path} (G_ema, {num} samples{classes})",
+                  shape=(G.img_channels, G.img_resolution, G.img_resolution), batches=batches,
+                  count=num)
+
+
 def _reference_source(spec: str, data_root: str | None) -> Source:
     from robustrep.data import create_dataset
 
@@ -352,6 +370,8 @@ def open_source(spec: str, args) -> Source:
             return _run_source(spec, path, args.num, args.torch_device)
         return _folder_source(spec, path, args.resolution)
     suffix = path.suffix.lower()
+    if suffix == ".pkl":
+        return _pickle_source(spec, path, args.num, args.torch_device)
     if suffix == ".zip":
         return _zip_source(spec, path, args.resolution)
     if suffix == ".npz":
@@ -524,11 +544,12 @@ def _check_options_act(args) -> None:
     from robustrep.tasks.gan.config import FidOptions
     paths = [Path(s).expanduser() for s in (args.a, args.b) if s is not None and
              s not in REFERENCES]
-    runs = [p for p in paths if _is_run(p)]
+    runs = [p for p in paths if _is_run(p) or p.suffix.lower() == ".pkl"]
     images = [p for p in paths if p.suffix.lower() == ".zip" or (p.is_dir() and p not in runs)]
     if args.num != FidOptions.__dataclass_fields__["num"].default and not runs:
-        raise UserError(f"--num {args.num} sets the samples drawn from a GAN run, and neither A "
-                        f"nor B is a run folder: drop it (a file or folder is read whole)")
+        raise UserError(f"--num {args.num} sets the samples drawn from a GAN run or network "
+                        f"pickle, and neither A nor B is one: drop it (a file or folder is read "
+                        f"whole)")
     arrays = [p for p in paths if p.suffix.lower() in (".pt", ".npy", ".npz")]
     if args.range is not None and not arrays:
         raise UserError(f"--range {args.range} is the value range of float samples in a "

@@ -184,29 +184,71 @@ def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | No
 
 @torch.no_grad()
 def generate(G: nn.Module, num: int, device: torch.device, seed: int,
-             batch: int = 500, **g_kwargs: Any) -> Tensor:
+             batch: int = 500, class_idx: int | None = None, **g_kwargs: Any) -> Tensor:
     """``num`` samples from ``G`` in eval mode with a fixed seed, in G's range (on ``device``);
-    ``g_kwargs`` go to G's forward (``truncation_psi``).
+    ``g_kwargs`` go to G's forward (``truncation_psi``, ``noise_mode``).
 
     G's own random draws (StyleGAN2's noise inputs) come from ``seed`` as well, so a seed gives
-    the same samples on every call; G's train/eval mode and the global RNG are restored.
+    the same samples on every call; G's train/eval mode and the global RNG are restored. A
+    conditional G (``c_dim`` > 0) gets the class ``class_idx``, or classes drawn uniformly.
     """
-    return torch.cat(list(generate_batches(G, num, device, seed, batch, **g_kwargs)))
+    return torch.cat(list(generate_batches(G, num, device, seed, batch, class_idx, **g_kwargs)))
 
 
 def generate_batches(G: nn.Module, num: int, device: torch.device, seed: int,
-                     batch: int = 500, **g_kwargs: Any) -> Iterator[Tensor]:
+                     batch: int = 500, class_idx: int | None = None,
+                     **g_kwargs: Any) -> Iterator[Tensor]:
     """:func:`generate`'s samples, batch by batch (the same values), so 50k samples at 256x256
     never sit in memory at once."""
     gen = torch.Generator(device=device).manual_seed(seed)
+    with _eval_mode(G):
+        for i in range(0, num, batch):
+            z = torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)
+            c = class_labels(G, len(z), class_idx, gen)
+            with torch.no_grad(), _seeded_global_rng(seed + NOISE_SEED_OFFSET + i, device):
+                out = G(z, **g_kwargs) if c is None else G(z, c, **g_kwargs)
+            yield out.float()  # outside the fork: the caller's draws are its own
+
+
+def generate_seeds(G: nn.Module, seeds: list[int], device: torch.device,
+                   class_idx: int | None = None, **g_kwargs: Any) -> Iterator[Tensor]:
+    """One sample per seed ``[1, ...]``, its z drawn as stylegan2-ada's ``generate.py`` draws it
+    (``np.random.RandomState(seed).randn(1, z_dim)``, float64 made float32), so a seed names the
+    same image as there; G's own random draws (``noise_mode="random"``) come from the seed too.
+    A seed's image does not depend on the other seeds asked for."""
+    import numpy as np
+    with _eval_mode(G):
+        for seed in seeds:
+            z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+            c = class_labels(G, 1, class_idx, None)
+            z, c = z.to(device), None if c is None else c.to(device)
+            with torch.no_grad(), _seeded_global_rng(seed + NOISE_SEED_OFFSET, device):
+                out = G(z, **g_kwargs) if c is None else G(z, c, **g_kwargs)
+            yield out.float()
+
+
+def class_labels(G: nn.Module, n: int, class_idx: int | None,
+                 gen: torch.Generator | None) -> Tensor | None:
+    """One-hot labels ``[n, c_dim]`` for a conditional G (None for an unconditional one): the
+    class ``class_idx``, else classes drawn uniformly from ``gen`` (stylegan2-ada's metrics draw
+    them from the dataset's labels: the same distribution on a class-balanced set)."""
+    c_dim = getattr(G, "c_dim", 0)
+    if not c_dim:
+        return None
+    device = gen.device if gen is not None else torch.device("cpu")
+    if class_idx is None:
+        idx = torch.randint(c_dim, (n,), generator=gen, device=device)
+    else:
+        idx = torch.full((n,), class_idx, device=device)
+    return torch.nn.functional.one_hot(idx, c_dim).float()
+
+
+@contextmanager
+def _eval_mode(G: nn.Module) -> Iterator[None]:
     was_training = G.training
     G.eval()
     try:
-        for i in range(0, num, batch):
-            z = torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)
-            with torch.no_grad(), _seeded_global_rng(seed + NOISE_SEED_OFFSET + i, device):
-                out = G(z, **g_kwargs).float()
-            yield out
+        yield
     finally:
         G.train(was_training)
 

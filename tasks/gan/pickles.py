@@ -33,13 +33,10 @@ def load_pickle(path: str | Path, what: str, force_fp32: bool = False) -> dict:
 
 
 def pickle_generator(path: str | Path, device: torch.device, use_ema: bool = True):
-    """The pickle's G_ema (or G) for sampling, on ``device``; fp32 blocks off a GPU."""
+    """The pickle's G_ema (or G) for sampling, on ``device``; fp32 blocks off a GPU. A
+    conditional G (``c_dim`` > 0) takes one-hot labels as its second argument."""
     nets = load_pickle(path, "network pickle", force_fp32=device.type != "cuda")
-    G = nets["G_ema" if use_ema else "G"]
-    if G.c_dim > 0:
-        raise CheckpointError(f"network pickle {path}: a conditional G (c_dim {G.c_dim}); "
-                              f"robustrep samples unconditional networks")
-    return G.to(device).eval()
+    return nets["G_ema" if use_ema else "G"].to(device).eval()
 
 
 def init_states(path: str, G: torch.nn.Module, D: torch.nn.Module) -> dict[str, dict]:

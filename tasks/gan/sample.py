@@ -1,11 +1,15 @@
 """``robustrep gan sample RUN``: samples from a run's G-EMA as a PNG grid and/or a ``.pt`` file.
 
 Images are saved in [0, 1] in the grid and in G's range [-1, 1] in the ``.pt`` file (a dict with
-``samples``, ``step`` and ``seed``); 2-D mixture runs get a scatter plot over the mode centres.
+``samples``, ``step`` and ``seed``; clamped there as in the PNGs and in FID, since StyleGAN2's
+output is not bounded); 2-D mixture runs get a scatter plot over the mode centres and their
+points unchanged in the ``.pt`` file. ``--seeds`` and ``--outdir`` follow stylegan2-ada's
+``generate.py`` (one image per seed, ``seed0000.png``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +21,13 @@ from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
 from robustrep.tasks.common.errors import CheckpointError, UserError
-from robustrep.tasks.common.rundir import RunDir, check_output_file, check_run_program
+from robustrep.tasks.common.options import unique
+from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
+                                           check_writable)
+from robustrep.tasks.common.runfiles import write_atomic
 from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
-from robustrep.tasks.gan.models import build_generator, generate
+from robustrep.tasks.gan.models import build_generator, generate, generate_seeds
 
 
 def run_config(run: str | Path) -> GanConfig:
@@ -104,75 +111,161 @@ def check_sample_file(path: str | Path, option: str, force: bool = False) -> Pat
 def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                pt: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
                device: str = "auto", use_ema: bool = True, nrow: int | None = None,
-               force: bool = False, truncation: float = 1.0) -> dict[str, Any]:
+               force: bool = False, truncation: float = 1.0, seeds: Sequence[int] | None = None,
+               outdir: str | Path | None = None, noise_mode: str | None = None,
+               class_idx: int | None = None) -> dict[str, Any]:
     """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>-n<NUM>.png``, ``-noema``
     added for the raw weights: the same name is the same images, so a rerun rewrites it with
-    what it held), optionally a ``.pt``."""
+    what it held), and/or one PNG per image into ``outdir``, optionally a ``.pt``.
+
+    ``seeds`` (``[0, 1, 5]``) draws one image per seed as stylegan2-ada's ``generate.py`` does
+    (:func:`~robustrep.tasks.gan.models.generate_seeds`), with its noise mode ``const`` unless
+    ``noise_mode`` says otherwise; else ``num`` images from ``seed``."""
     if num < 1:
         raise UserError(f"--num must be >= 1 (the number of samples), got {num}")
     if nrow is not None and nrow < 1:
         raise UserError(f"--nrow must be >= 1, got {nrow}")
+    if nrow is not None and outdir is not None and grid is None:
+        raise UserError(f"--nrow {nrow} sets the grid's rows, and --outdir writes no grid: drop "
+                        f"it, or give --grid as well")
+    seed_list = None if seeds is None else list(unique(seeds, "--seeds", "seed"))
+    if seed_list is not None and (num, seed) != (64, 0):
+        raise UserError("--seeds draws one image per seed: drop --num and --seed, which set the "
+                        "images drawn without it")
     for name, target in (("--grid", grid), ("--pt", pt)):
         if target is not None:
             check_sample_file(target, name, force)
     from robustrep.tasks.gan.pickles import is_pickle
     if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
-        return _sample_pickle(run, num, grid, pt, seed, device, use_ema, nrow, force, truncation)
-    if grid is None:
-        check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
-    G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
-    use_ema = ema_used(cfg, use_ema)  # what was sampled: the names and the record say it
-    samples = generate(G, num, dev, seed=seed, **_truncated(G, truncation, run)).cpu()
-    if grid is None:
-        drawn = _drawn(seed, num, use_ema, truncation)
-        grid = Path(run) / "samples" / f"sample-step{step:08d}-{drawn}.png"
-    if cfg.is_points:
-        from robustrep.data import mixture
-        path = scatter2d(samples, mixture(cfg.dataset).centers, grid,
-                         title=f"{cfg.preset} {cfg.reg} step {step}")
+        from robustrep.tasks.gan.pickles import pickle_generator
+        dev = resolve_device(device)
+        G, cfg, step = pickle_generator(run, dev, use_ema), None, 0
     else:
-        path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    return _write_pt({"grid": str(path), "num": num, "step": step, "ema": use_ema,
-                      "truncation": truncation}, samples, pt, step, seed)
-
-
-def _drawn(seed: int, num: int, use_ema: bool, truncation: float = 1.0) -> str:
-    """What a default grid name says of its images: seed, count, (raw) weights, truncation."""
-    return (f"seed{seed}-n{num}" + ("" if use_ema else "-noema")
-            + ("" if truncation == 1 else f"-trunc{truncation:g}"))
-
-
-def _truncated(G: torch.nn.Module, psi: float, source: Any) -> dict[str, Any]:
-    """G's keyword for truncation ``psi``: none at 1; refused for a G without ``w_avg``."""
-    if psi == 1:
-        return {}
-    if getattr(getattr(G, "mapping", None), "w_avg", None) is None:
-        raise UserError(f"--truncation {psi:g} needs a StyleGAN2 generator (the truncation "
-                        f"trick moves w towards its running average w_avg); {source}'s "
-                        f"{type(G).__name__} has none")
-    return {"truncation_psi": psi}
-
-
-def _write_pt(out: dict[str, Any], samples: torch.Tensor, pt, step: int, seed: int
-              ) -> dict[str, Any]:
-    if pt is not None:
-        pt = save_atomic({"samples": samples, "step": step, "seed": seed, "range": "[-1, 1]",
-                          "ema": out["ema"], "truncation": out["truncation"]}, pt)
-        out["pt"] = str(pt)
+        if grid is None and outdir is None:
+            check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
+        G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
+        use_ema = ema_used(cfg, use_ema)  # what was sampled: the names and the record say it
+    if cfg is not None and cfg.is_points and outdir is not None:
+        raise UserError(f"--outdir writes images, and {run} is a 2-D mixture run; draw its "
+                        f"samples as a scatter plot (--grid) or a .pt file (--pt)")
+    if noise_mode is None and seed_list is not None and has_noise_inputs(G):
+        noise_mode = "const"  # generate.py's default
+    kwargs = g_options(G, run, truncation, noise_mode, class_idx)
+    if grid is None and outdir is None:  # the default name says what the images are
+        names = _drawn(seed, num, use_ema, truncation, seed_list, noise_mode, class_idx)
+        grid = (check_sample_file(f"{Path(run).stem}-{names}.png", "--grid", force)
+                if cfg is None else Path(run) / "samples" / f"sample-step{step:08d}-{names}.png")
+    files = None if outdir is None else _image_files(outdir, seed_list, num, force)
+    if seed_list is not None:
+        samples = torch.cat(list(generate_seeds(G, seed_list, dev, **kwargs))).cpu()
+    else:
+        samples = generate(G, num, dev, seed=seed, **kwargs).cpu()
+    out = {"num": len(samples), "step": step, "ema": use_ema, "truncation": truncation,
+           "noise_mode": noise_mode, "class": class_idx}
+    if files is not None:
+        out["outdir"] = str(_write_images(samples, files))
+    if grid is not None:
+        out["grid"] = str(_write_grid(samples, cfg, step, grid, nrow))
+    if pt is not None:  # images clamped as the PNGs and FID take them (StyleGAN2 overshoots)
+        points = cfg is not None and cfg.is_points
+        kept = samples if points else samples.clamp(-1, 1)
+        out["pt"] = str(save_atomic({"samples": kept, "step": step, "seed": seed,
+                                     "seeds": seed_list, "range": None if points else "[-1, 1]",
+                                     **out}, pt))
     return out
 
 
-def _sample_pickle(path, num, grid, pt, seed, device, use_ema, nrow, force=False,
-                   truncation=1.0) -> dict[str, Any]:
-    """``gan sample NET.pkl``: the grid defaults to ``<NET>-seed<S>-n<NUM>.png`` in the working
-    folder."""
-    from robustrep.tasks.gan.pickles import pickle_generator
-    if grid is None:
-        grid = Path(f"{Path(path).stem}-{_drawn(seed, num, use_ema, truncation)}.png")
-        check_sample_file(grid, "--grid", force)
-    dev = resolve_device(device)
-    G = pickle_generator(path, dev, use_ema)
-    samples = generate(G, num, dev, seed=seed, **_truncated(G, truncation, path)).cpu()
-    out_path = image_grid(to_unit_range(samples), grid, nrow=nrow or max(1, int(num ** 0.5)))
-    return _write_pt({"grid": str(out_path), "num": num, "step": 0, "ema": use_ema,
-                      "truncation": truncation}, samples, pt, 0, seed)
+def has_noise_inputs(G: torch.nn.Module) -> bool:
+    import inspect
+    return "noise_mode" in inspect.signature(G.forward).parameters
+
+
+def g_options(G: torch.nn.Module, source: Any, truncation: float = 1.0,
+              noise_mode: str | None = None, class_idx: int | None = None) -> dict[str, Any]:
+    """G's keywords for ``--truncation``, ``--noise-mode`` and ``--class``, each refused for a G
+    it does nothing to; a conditional G needs its class, as in stylegan2-ada's generate.py."""
+    kwargs: dict[str, Any] = {}
+    if truncation != 1:
+        if getattr(getattr(G, "mapping", None), "w_avg", None) is None:
+            raise UserError(f"--truncation {truncation:g} needs a StyleGAN2 generator (the "
+                            f"truncation trick moves w towards its running average w_avg); "
+                            f"{source}'s {type(G).__name__} has none")
+        kwargs["truncation_psi"] = truncation
+    if noise_mode is not None:
+        if not has_noise_inputs(G):
+            raise UserError(f"--noise-mode {noise_mode} sets a StyleGAN2 generator's noise "
+                            f"inputs; {source}'s {type(G).__name__} has none")
+        kwargs["noise_mode"] = noise_mode
+    c_dim = getattr(G, "c_dim", 0)
+    if c_dim and class_idx is None:
+        raise UserError(f"{source} is a conditional network ({c_dim} classes): give --class N "
+                        f"with N in 0..{c_dim - 1}")
+    if class_idx is not None and not 0 <= class_idx < c_dim:
+        raise UserError(f"--class {class_idx}: " + (f"{source} has classes 0..{c_dim - 1}"
+                        if c_dim else f"{source} is an unconditional network; drop it"))
+    return kwargs if class_idx is None else {**kwargs, "class_idx": class_idx}
+
+
+def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
+                 force: bool) -> list[Path]:
+    """The PNG paths of ``--outdir`` (``seed0000.png`` per seed, as generate.py names them, else
+    ``000000.png`` on), checked before any sampling: none over a file unless ``force``."""
+    folder = check_writable(outdir, "--outdir")
+    if "checkpoints" in folder.resolve().parts:
+        raise UserError(f"--outdir {outdir} is inside a checkpoints/ folder, whose files a run "
+                        f"needs to resume and sample; write the images elsewhere")
+    names = ([f"seed{s:04d}.png" for s in seeds] if seeds is not None
+             else [f"{i:06d}.png" for i in range(num)])
+    files = [folder / name for name in names]
+    taken = [p for p in files if p.exists() or p.is_symlink()]
+    if taken and not force:
+        raise UserError(f"--outdir {outdir} already holds {taken[0].name}"
+                        + (f" and {len(taken) - 1} more of the files it would write"
+                           if len(taken) > 1 else "")
+                        + "; pass --force to overwrite them or choose another folder")
+    return files
+
+
+def _write_images(samples: torch.Tensor, files: list[Path]) -> Path:
+    """Each image as its own PNG, in generate.py's conversion ``x * 127.5 + 128`` clamped to
+    0..255 and truncated to uint8 (torchvision's grid rounds the same way)."""
+    from PIL import Image
+    pixels = (samples * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for image, path in zip(pixels, files):
+        picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        write_atomic(path, lambda handle, p=picture: p.save(handle, format="PNG"))
+    return files[0].parent
+
+
+def _write_grid(samples: torch.Tensor, cfg: GanConfig | None, step: int, grid: str | Path,
+                nrow: int | None) -> Path:
+    """The grid, or a 2-D run's scatter plot over the mixture's mode centres."""
+    if cfg is not None and cfg.is_points:
+        from robustrep.data import mixture
+        return scatter2d(samples, mixture(cfg.dataset).centers, grid,
+                         title=f"{cfg.preset} {cfg.reg} step {step}")
+    return image_grid(to_unit_range(samples), grid,
+                      nrow=nrow or max(1, int(len(samples) ** 0.5)))
+
+
+def _runs(seeds: list[int]) -> str:
+    """``[0, 1, 2, 7]`` as ``0-2_7``: the seeds in a file name."""
+    parts, start = [], 0
+    for i in range(1, len(seeds) + 1):
+        if i == len(seeds) or seeds[i] != seeds[i - 1] + 1:
+            first, last = seeds[start], seeds[i - 1]
+            parts.append(str(first) if first == last else f"{first}-{last}")
+            start = i
+    return "_".join(parts)
+
+
+def _drawn(seed: int, num: int, use_ema: bool, truncation: float = 1.0,
+           seeds: list[int] | None = None, noise_mode: str | None = None,
+           class_idx: int | None = None) -> str:
+    """What a default grid name says of its images: seed(s), count, (raw) weights, truncation,
+    noise mode, class."""
+    return ((f"seeds{_runs(seeds)}" if seeds else f"seed{seed}-n{num}")
+            + ("" if use_ema else "-noema")
+            + ("" if truncation == 1 else f"-trunc{truncation:g}")
+            + (f"-noise{noise_mode}" if noise_mode else "")
+            + ("" if class_idx is None else f"-class{class_idx}"))

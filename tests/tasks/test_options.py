@@ -24,8 +24,8 @@ import pytest
 
 from robustrep.tasks.classify.config import ClassifyConfig
 from robustrep.tasks.cli import build_parser, main
-from robustrep.tasks.common.config import (ConfigError, OptionSpec, convert_value, convert_values,
-                                           option_specs)
+from robustrep.tasks.common.config import (ConfigError, OptionSpec, OptionValueError,
+                                           convert_value, convert_values, option_specs)
 from robustrep.tasks.gan.config import STYLEGAN2_ONLY, GanConfig
 
 PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
@@ -563,3 +563,22 @@ def test_dry_run_builds_the_regularizers(argv, words, capsys):
     assert main([program, "train", *rest, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["ood", "bench", "--seeds", "0-2", "5"],
+                                  ["ood", "bench", "--seeds", "0-2,5"],
+                                  ["gan", "sample", "RUN", "--seeds", "0-2,5"]])
+def test_seeds_take_stylegan2_adas_ranges_in_every_command(argv):
+    assert build_parser(argv[0]).parse_args(argv).seeds == [0, 1, 2, 5]
+
+
+def test_a_range_item_is_read_only_where_the_option_takes_ranges():
+    seeds = OptionSpec(name="seeds", kind=int, sequence=list, min=0, max=9, ranges=True)
+    assert convert_value(seeds, "3-5,1") == [3, 4, 5, 1]
+    assert convert_value(seeds, ["2-3", 7]) == [2, 3, 7]  # a config file's list
+    for bad in ("5-3,1", "0-10", "1-2-3", "-1"):  # backwards, past the maximum, not a range
+        with pytest.raises(OptionValueError, match=r"or ranges a-b \(0-7,12\); got"):
+            convert_value(seeds, bad)
+    with pytest.raises(OptionValueError, match=r"each an integer >= 0 \(space- or "
+                                               r"comma-separated\); got '0-2'"):
+        convert_value(dataclasses.replace(seeds, ranges=False, max=None), "0-2")

@@ -90,6 +90,67 @@ def test_gan_sample_grid_and_pt(digits_run, tmp_path, capsys):
     assert saved["samples"].min() >= -1 and saved["samples"].max() <= 1
 
 
+def test_gan_sample_outdir_writes_each_grid_image_as_its_own_png(digits_run, tmp_path, capsys):
+    """--outdir: one PNG per image, the pixels the grid holds (tools such as pytorch-fid read
+    the folder); a second call without --force leaves the files as they were."""
+    out, grid = tmp_path / "imgs", tmp_path / "g.png"
+    assert main(["gan", "sample", str(digits_run), "--num", "3", "--outdir", str(out), "--grid",
+                 str(grid), "--nrow", "3"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    images = [np.asarray(Image.open(out / f"{i:06d}.png")) for i in range(3)]
+    assert images[0].shape == (16, 16) and images[0].dtype == np.uint8
+    tiles = np.asarray(Image.open(grid).convert("L"))  # torchvision: 2-pixel padding
+    for i, image in enumerate(images):
+        assert np.array_equal(tiles[2:18, 2 + 18 * i:18 + 18 * i], image)
+    capsys.readouterr()
+    (out / "000001.png").write_bytes(b"mine")
+    assert main(["gan", "sample", str(digits_run), "--num", "3", "--outdir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds 000000.png and 2 more" in err
+    assert (out / "000001.png").read_bytes() == b"mine"
+    assert np.array_equal(np.asarray(Image.open(out / "000000.png")), images[0])
+
+
+def test_gan_sample_seeds_draws_each_seeds_own_image(digits_run, tmp_path):
+    """A seed's image is the same however many seeds are asked for (z from the seed alone)."""
+    assert main(["gan", "sample", str(digits_run), "--seeds", "3-5", "9", "--outdir",
+                 str(tmp_path / "a")]) == 0
+    assert main(["gan", "sample", str(digits_run), "--seeds", "9", "--outdir",
+                 str(tmp_path / "b")]) == 0
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
+    a, b = (np.asarray(Image.open(tmp_path / d / "seed0009.png")) for d in "ab")
+    assert np.array_equal(a, b) and a.std() > 0
+    assert not np.array_equal(a, np.asarray(Image.open(tmp_path / "a" / "seed0005.png")))
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--seeds", "0-2", "--num", "5"], "--seeds draws one image per seed: drop --num"),
+    (["--seeds", "2-1"], "--seeds: must be .* or ranges a-b \\(0-7,12\\); got '2-1'"),
+    (["--seeds", "1,2,1"], "--seeds: seed 1 is given twice"),
+    (["--seeds", "-1"], "--seeds: must be a list of values, each an integer in "
+                        "\\[0, 4294967295\\]"),
+    (["--seeds", "0-4294967296"], "got '0-4294967296'"),
+    (["--noise-mode", "const"], "noise inputs; .*DCGANGenerator has none"),
+    (["--class", "1"], "is an unconditional network; drop it"),
+    (["--outdir", "o", "--nrow", "4"], "--nrow 4 sets the grid's rows, and --outdir writes no "
+                                       "grid"),
+])
+def test_gan_sample_refuses_what_it_cannot_honour(digits_run, tmp_path, capsys, monkeypatch,
+                                                  argv, expect):
+    import re
+    monkeypatch.chdir(tmp_path)
+    before = sorted((digits_run / "samples").iterdir())
+    try:
+        code = main(["gan", "sample", str(digits_run), *argv])
+    except SystemExit as exit:  # argparse's own refusals
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and re.search(expect, err), err
+    assert sorted((digits_run / "samples").iterdir()) == before and not (tmp_path / "o").exists()
+
+
 def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
     run = tmp_path / "grid"
     train(tiny_cfg("grid-mlp", out=str(run), final_eval=True), show_progress=False)

@@ -14,6 +14,7 @@ reference's own classes and pickle.dump.)
 from __future__ import annotations
 
 import collections
+import json
 import math
 import os
 import pickle
@@ -313,9 +314,122 @@ def test_gan_sample_truncates_towards_w_avg(network_pickle, tmp_path, monkeypatc
 
 
 def test_truncation_needs_a_stylegan2_generator(tmp_path, capsys):
-    from robustrep.tasks.gan.sample import _truncated
+    from robustrep.tasks.gan.sample import g_options
     from robustrep.tasks.common.errors import UserError
     with pytest.raises(UserError, match=r"^--truncation 0.7 needs a StyleGAN2 generator .* "
                                         r"RUN's Linear has none"):
-        _truncated(torch.nn.Linear(2, 2), 0.7, "RUN")
-    assert _truncated(torch.nn.Linear(2, 2), 1.0, "RUN") == {}
+        g_options(torch.nn.Linear(2, 2), "RUN", truncation=0.7)
+    assert g_options(torch.nn.Linear(2, 2), "RUN", truncation=1.0) == {}
+
+
+def _generate_py_image(G, seed, label=None, noise_mode="const"):
+    """stylegan2-ada's generate.py for one seed, written out here: z from
+    np.random.RandomState(seed).randn(1, z_dim), ``x * 127.5 + 128`` clamped, made uint8."""
+    z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(torch.float32)
+    with torch.no_grad():
+        img = G(z, label, noise_mode=noise_mode)
+    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy()
+
+
+def _png(path):
+    from PIL import Image
+    image = np.asarray(Image.open(path))
+    return image[..., None] if image.ndim == 2 else image
+
+
+def _assert_same_image(got, want):
+    # the pickle's networks equal the fixture's to 1e-4: a pixel may sit on a rounding edge
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01 and want.std() > 10
+
+
+def test_gan_sample_seeds_writes_the_images_generate_py_writes(network_pickle, tmp_path, capsys):
+    """--seeds with --outdir: seed0000.png... as stylegan2-ada's generate.py writes them (its
+    default noise mode const), pixel for pixel."""
+    path, want, marker = network_pickle
+    out = tmp_path / "out"
+    assert main(["gan", "sample", str(path), "--seeds", "0-2,11", "--outdir", str(out),
+                 "--device", "cpu"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["noise_mode"] == "const" and "grid" not in record
+    assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png",
+                                                     "seed0002.png", "seed0011.png"]
+    for seed in (0, 1, 2, 11):
+        _assert_same_image(_png(out / f"seed{seed:04d}.png"),
+                           _generate_py_image(want["G_ema"], seed))
+    assert not marker.exists()
+
+
+def test_random_noise_is_drawn_from_each_seed(network_pickle, tmp_path, capsys):
+    path, want, _ = network_pickle
+    for name in ("a", "b"):
+        assert main(["gan", "sample", str(path), "--seeds", "4", "--noise-mode", "random",
+                     "--outdir", str(tmp_path / name), "--device", "cpu"]) == 0
+    a, b = (_png(tmp_path / name / "seed0004.png") for name in "ab")
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(int) - _generate_py_image(want["G_ema"], 4).astype(int)).max() > 8
+
+
+def test_a_conditional_network_draws_the_class_asked_for(tmp_path, monkeypatch, capsys):
+    """stylegan2-ada's conditional networks (its CIFAR-10 pickle) need --class, as in
+    generate.py: the label is one-hot, and another class gives another image."""
+    from robustrep.tasks.gan import pickles
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(Z, RES, CH, c_dim=4, w_dim=W, mapping_layers=2, channel_base=128,
+                           channel_max=16)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(0.3 * torch.randn(p.shape))
+    monkeypatch.setattr(pickles, "pickle_generator", lambda *a, **k: G.eval())
+    (tmp_path / "cond.pkl").write_bytes(b"read by the patched loader")
+    monkeypatch.chdir(tmp_path)
+    base = ["gan", "sample", "cond.pkl", "--seeds", "5", "--device", "cpu"]
+    for extra, expect in (([], "conditional network (4 classes): give --class N with N in 0..3"),
+                          (["--class", "4"], "--class 4: cond.pkl has classes 0..3")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expect in err
+    assert main(base + ["--class", "2", "--outdir", "c2"]) == 0
+    assert main(base + ["--class", "3", "--outdir", "c3"]) == 0
+    two, three = (_png(tmp_path / d / "seed0005.png") for d in ("c2", "c3"))
+    _assert_same_image(two, _generate_py_image(G, 5, torch.eye(4)[[2]]))
+    assert np.abs(two.astype(int) - three.astype(int)).max() > 8
+
+
+def test_gan_fid_scores_a_network_pickle(network_pickle, tmp_path, capsys):
+    """gan fid NET.pkl: --num samples of G_ema drawn as gan sample draws them with the
+    evaluation seed, so against those very samples FID is 0."""
+    from robustrep.tasks.gan.evaluate import EVAL_SEED
+    path, _, marker = network_pickle
+    fids = {}
+    for seed in (EVAL_SEED, 1):
+        pt = tmp_path / f"s{seed}.pt"
+        assert main(["gan", "sample", str(path), "--num", "40", "--seed", str(seed),
+                     "--noise-mode", "random", "--pt", str(pt), "--grid",
+                     str(tmp_path / f"g{seed}.png"), "--device", "cpu"]) == 0
+        capsys.readouterr()
+        assert main(["gan", "fid", str(path), str(pt), "--num", "40", "--fid-features",
+                     "digits", "--quiet", "--device", "cpu"]) == 0
+        table = capsys.readouterr().out
+        assert f"network pickle {path} (G_ema, 40 samples)" in table
+        fids[seed] = float(re.search(r"^fid\s+(\S+)", table, re.M)[1])
+    assert abs(fids[EVAL_SEED]) < 1e-3 and fids[1] > 0.1
+    assert not marker.exists()
+
+
+def test_a_conditional_network_is_scored_over_uniformly_drawn_classes(tmp_path, monkeypatch,
+                                                                        capsys):
+    from robustrep.tasks.gan import pickles
+    from robustrep.tasks.gan.models import class_labels
+    G = StyleGAN2Generator(Z, RES, CH, c_dim=4, w_dim=W, mapping_layers=2, channel_base=128,
+                           channel_max=16).eval()
+    labels = class_labels(G, 4000, None, torch.Generator().manual_seed(0))
+    assert labels.shape == (4000, 4) and torch.equal(labels.sum(1), torch.ones(4000))
+    assert (labels.mean(0) - 0.25).abs().max() < 0.03
+    assert class_labels(torch.nn.Linear(2, 2), 5, None, None) is None
+    monkeypatch.setattr(pickles, "pickle_generator", lambda *a, **k: G)
+    (tmp_path / "cond.pkl").write_bytes(b"read by the patched loader")
+    torch.save(torch.rand(20, CH, RES, RES), tmp_path / "b.pt")
+    assert main(["gan", "fid", str(tmp_path / "cond.pkl"), str(tmp_path / "b.pt"), "--num", "20",
+                 "--fid-features", "digits", "--quiet", "--device", "cpu"]) == 0
+    assert "(G_ema, 20 samples, classes drawn uniformly from 4)" in capsys.readouterr().out
