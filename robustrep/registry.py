@@ -39,7 +39,7 @@ import typing
 from typing import Any
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
-           "create_regularizer", "list_regularizers", "regularizer_info", "parse_combination",
+           "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info", "parse_combination",
            "check_places", "name_of", "split_combination", "SHARED_PLACES"]
 
 # Modules whose decorators name the built-in methods; read with ast, imported on first use.
@@ -467,9 +467,19 @@ def create_regularizer(name: str, **kwargs: Any) -> Any:
                         f"options: {', '.join(info.kwargs)}")
     missing = [n for n in _required(cls) if n not in given]
     if missing:  # Python's own "missing 2 required positional arguments" names no method
-        raise TypeError(f"regularizer {name!r} needs the option(s) {', '.join(missing)}, which "
-                        f"have no default ({'; '.join(_option_help(info, n) for n in missing)})")
+        raise MissingOptionsError(
+            f"regularizer {name!r} needs the option(s) {', '.join(missing)}, which have no "
+            f"default ({'; '.join(_option_help(info, n) for n in missing)})", missing)
     return cls(**given)
+
+
+class MissingOptionsError(TypeError):
+    """:func:`create_regularizer` without a constructor option that has no default; ``missing``
+    names them (a program turns them into its flags)."""
+
+    def __init__(self, message: str, missing: list[str]):
+        super().__init__(message)
+        self.missing = missing
 
 
 def _required(cls: Any) -> list[str]:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robustrep.registry import check_places, create_regularizer, regularizer_info
+from robustrep.registry import (MissingOptionsError, check_places, create_regularizer,
+                                regularizer_info)
 from robustrep.tasks.common.config import ConfigError
 
 class Fixed:
@@ -91,6 +92,11 @@ def add_regularizer_args(parser: Any, program: str, fields: OptionFields,
                          f"--reg {name}: further options ({info.module}.{info.qualname})")
 
 
+def option_flag(name: str, option: str) -> str:
+    """The flag of regularizer (or network family) ``name``'s constructor ``option``."""
+    return f"--{name}-{option.replace('_', '-')}"
+
+
 def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[str],
                      dest: str, title: str) -> None:
     """``--NAME-OPTION`` for each of ``options`` (``OptionInfo`` by option name) not in
@@ -102,7 +108,7 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
     group, taken = None, []
     for opt, oi in options.items():
         kind, optional = _scalar(oi.annotation)
-        flag = f"--{name}-{opt.replace('_', '-')}"
+        flag = option_flag(name, opt)
         if opt in skip or kind is None:
             continue
         if flag in parser._option_string_actions:
@@ -206,6 +212,10 @@ def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
             continue
         try:
             obj = create_regularizer(name, **options_for(cfg, name, fields, context))
+        except MissingOptionsError as err:  # the flags that give them
+            flags = ", ".join(option_flag(name, o) for o in err.missing)
+            raise ConfigError(f"--reg {name}: {err}; give {flags} (or --reg-options JSON, or "
+                              f"reg_options in a config file)") from None
         except (TypeError, ValueError) as err:
             raise ConfigError(f"--reg {name}: {err}") from None
         except Exception as err:  # noqa: BLE001 (a plugin's own failure, in one line)

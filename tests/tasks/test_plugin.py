@@ -103,6 +103,20 @@ def test_the_plugins_options_are_generated_flags(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_option_without_a_default_names_its_flag(tmp_path, capsys):
+    needy = tmp_path / "needy_plugin.py"
+    needy.write_text(PLUGIN.read_text().replace('"toy"', '"needy"')
+                     .replace("weight: float = 0.1", "weight: float"))
+    code = main(["classify", "train", "--plugin", str(needy), "--reg", "needy", "--out",
+                 str(tmp_path / "run"), *CLASSIFY])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "needs the option(s) weight" in err and "give --needy-weight (or --reg-options" in err
+    assert not (tmp_path / "run").exists()
+    assert main(["classify", "train", "--plugin", str(needy), "--reg", "needy", "--needy-weight",
+                 "0.2", "--out", str(tmp_path / "run"), "--dry-run", *CLASSIFY]) == 0
+
+
 # --- an installed package's plugin (entry points), resume, a plugin discriminator -------------
 
 
