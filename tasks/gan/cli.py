@@ -174,6 +174,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
                      args.device, use_ema=not args.no_ema, nrow=args.nrow, force=args.force,
                      truncation=args.truncation, seeds=args.seeds, outdir=args.outdir,
-                     noise_mode=args.noise_mode, class_idx=args.class_idx)
+                     noise_mode=args.noise_mode, class_idx=args.class_idx,
+                     show_progress=not args.quiet)
     print(json.dumps(out, indent=2))
     return 0

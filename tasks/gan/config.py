@@ -679,6 +679,7 @@ class SampleOptions(_RunOptions):
                                        "pickle trained with --cond), as generate.py's --class",
                                  min=0, flags=("--class",), metavar="N")
     force: bool = _opt(False, "overwrite an existing --grid or --pt file, or --outdir's images")
+    quiet: bool = shared("quiet")
 
 
 @dataclass(kw_only=True)

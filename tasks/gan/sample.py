@@ -27,7 +27,7 @@ from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_
 from robustrep.tasks.common.runfiles import write_atomic
 from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
-from robustrep.tasks.gan.models import build_generator, generate, generate_seeds
+from robustrep.tasks.gan.models import build_generator, generate_batches, generate_seeds
 
 
 def run_config(run: str | Path) -> GanConfig:
@@ -113,38 +113,21 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                device: str = "auto", use_ema: bool = True, nrow: int | None = None,
                force: bool = False, truncation: float = 1.0, seeds: Sequence[int] | None = None,
                outdir: str | Path | None = None, noise_mode: str | None = None,
-               class_idx: int | None = None) -> dict[str, Any]:
+               class_idx: int | None = None, show_progress: bool = False) -> dict[str, Any]:
     """Write a grid (default ``RUN/samples/sample-step<N>-seed<S>-n<NUM>.png``, ``-noema``
     added for the raw weights: the same name is the same images, so a rerun rewrites it with
     what it held), and/or one PNG per image into ``outdir``, optionally a ``.pt``.
 
     ``seeds`` (``[0, 1, 5]``) draws one image per seed as stylegan2-ada's ``generate.py`` does
     (:func:`~robustrep.tasks.gan.models.generate_seeds`), with its noise mode ``const`` unless
-    ``noise_mode`` says otherwise; else ``num`` images from ``seed``."""
-    if num < 1:
-        raise UserError(f"--num must be >= 1 (the number of samples), got {num}")
-    if nrow is not None and nrow < 1:
-        raise UserError(f"--nrow must be >= 1, got {nrow}")
-    if nrow is not None and outdir is not None and grid is None:
-        raise UserError(f"--nrow {nrow} sets the grid's rows, and --outdir writes no grid: drop "
-                        f"it, or give --grid as well")
-    seed_list = None if seeds is None else list(unique(seeds, "--seeds", "seed"))
-    if seed_list is not None and (num, seed) != (64, 0):
-        raise UserError("--seeds draws one image per seed: drop --num and --seed, which set the "
-                        "images drawn without it")
+    ``noise_mode`` says otherwise; else ``num`` images from ``seed``. Images go to ``outdir``
+    batch by batch (50k of them need not fit in memory); a grid or ``.pt`` holds them all."""
+    seed_list = _check_request(num, nrow, grid, outdir, seeds, seed)
     for name, target in (("--grid", grid), ("--pt", pt)):
         if target is not None:
             check_sample_file(target, name, force)
-    from robustrep.tasks.gan.pickles import is_pickle
-    if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
-        from robustrep.tasks.gan.pickles import pickle_generator
-        dev = resolve_device(device)
-        G, cfg, step = pickle_generator(run, dev, use_ema), None, 0
-    else:
-        if grid is None and outdir is None:
-            check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
-        G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
-        use_ema = ema_used(cfg, use_ema)  # what was sampled: the names and the record say it
+    G, cfg, step, dev, use_ema = _generator(run, checkpoint, device, use_ema,
+                                            own_folder=grid is None and outdir is None)
     if cfg is not None and cfg.is_points and outdir is not None:
         raise UserError(f"--outdir writes images, and {run} is a 2-D mixture run; draw its "
                         f"samples as a scatter plot (--grid) or a .pt file (--pt)")
@@ -156,14 +139,15 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
         grid = (check_sample_file(f"{Path(run).stem}-{names}.png", "--grid", force)
                 if cfg is None else Path(run) / "samples" / f"sample-step{step:08d}-{names}.png")
     files = None if outdir is None else _image_files(outdir, seed_list, num, force)
-    if seed_list is not None:
-        samples = torch.cat(list(generate_seeds(G, seed_list, dev, **kwargs))).cpu()
-    else:
-        samples = generate(G, num, dev, seed=seed, **kwargs).cpu()
-    out = {"num": len(samples), "step": step, "ema": use_ema, "truncation": truncation,
-           "noise_mode": noise_mode, "class": class_idx}
+    batches = (generate_seeds(G, seed_list, dev, **kwargs) if seed_list is not None
+               else generate_batches(G, num, dev, seed, **kwargs))
+    total = num if seed_list is None else len(seed_list)
+    samples = _drain(batches, files, keep=grid is not None or pt is not None, total=total,
+                     show=show_progress)
+    out = {"num": total, "step": step, "ema": use_ema,
+           "truncation": truncation, "noise_mode": noise_mode, "class": class_idx}
     if files is not None:
-        out["outdir"] = str(_write_images(samples, files))
+        out["outdir"] = str(Path(files[0]).parent)
     if grid is not None:
         out["grid"] = str(_write_grid(samples, cfg, step, grid, nrow))
     if pt is not None:  # images clamped as the PNGs and FID take them (StyleGAN2 overshoots)
@@ -173,6 +157,56 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                                      "seeds": seed_list, "range": None if points else "[-1, 1]",
                                      **out}, pt))
     return out
+
+
+def _check_request(num: int, nrow: int | None, grid, outdir, seeds: Sequence[int] | None,
+                   seed: int) -> list[int] | None:
+    """The counts and the seeds asked for, checked before anything is loaded."""
+    if num < 1:
+        raise UserError(f"--num must be >= 1 (the number of samples), got {num}")
+    if nrow is not None and nrow < 1:
+        raise UserError(f"--nrow must be >= 1, got {nrow}")
+    if nrow is not None and outdir is not None and grid is None:
+        raise UserError(f"--nrow {nrow} sets the grid's rows, and --outdir writes no grid: drop "
+                        f"it, or give --grid as well")
+    if seeds is None:
+        return None
+    if (num, seed) != (64, 0):
+        raise UserError("--seeds draws one image per seed: drop --num and --seed, which set the "
+                        "images drawn without it")
+    return list(unique(seeds, "--seeds", "seed"))
+
+
+def _generator(run: str | Path, checkpoint, device: str, use_ema: bool, own_folder: bool
+               ) -> tuple[torch.nn.Module, GanConfig | None, int, torch.device, bool]:
+    """G of a network pickle (no config, step 0) or of a run's checkpoint, and whether it is the
+    G-EMA; ``own_folder``: the run's ``samples/`` will be written, so it must be writable."""
+    from robustrep.tasks.gan.pickles import is_pickle, pickle_generator
+    if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
+        dev = resolve_device(device)
+        return pickle_generator(run, dev, use_ema), None, 0, dev, use_ema
+    if own_folder:
+        check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
+    G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
+    return G, cfg, step, dev, ema_used(cfg, use_ema)  # what was sampled: names and record say
+
+
+def _drain(batches, files: list[Path] | None, keep: bool, total: int,
+           show: bool) -> torch.Tensor | None:
+    """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
+    the samples (on the CPU) when ``keep``."""
+    from robustrep.tasks.common.progress import progress
+    kept, done = [], 0
+    with progress(total, desc="sampling", enabled=show, unit="image") as bar:
+        for batch in batches:
+            batch = batch.cpu()
+            if files is not None:
+                _write_images(batch, files[done:done + len(batch)])
+            if keep:
+                kept.append(batch)
+            done += len(batch)
+            bar.update(len(batch))
+    return torch.cat(kept) if keep else None
 
 
 def has_noise_inputs(G: torch.nn.Module) -> bool:
@@ -226,7 +260,7 @@ def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
     return files
 
 
-def _write_images(samples: torch.Tensor, files: list[Path]) -> Path:
+def _write_images(samples: torch.Tensor, files: list[Path]) -> None:
     """Each image as its own PNG, in generate.py's conversion ``x * 127.5 + 128`` clamped to
     0..255 and truncated to uint8 (torchvision's grid rounds the same way)."""
     from PIL import Image
@@ -234,7 +268,6 @@ def _write_images(samples: torch.Tensor, files: list[Path]) -> Path:
     for image, path in zip(pixels, files):
         picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
         write_atomic(path, lambda handle, p=picture: p.save(handle, format="PNG"))
-    return files[0].parent
 
 
 def _write_grid(samples: torch.Tensor, cfg: GanConfig | None, step: int, grid: str | Path,
