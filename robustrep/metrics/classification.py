@@ -54,6 +54,8 @@ def accuracy(logits: Tensor, y: Tensor,
     Returns a 0-d tensor for an int ``topk``, and a tuple of them for a sequence.
     """
     _check_logits_labels(logits, y)
+    if bool(torch.isnan(logits).any()):  # topk ranks NaN as some class: a plausible wrong share
+        raise ValueError("logits hold NaN, which has no rank; give finite logits (+-inf allowed)")
     ks = (topk,) if isinstance(topk, int) else tuple(topk)
     for k in ks:
         check_positive("topk", k, integer=True)

@@ -256,12 +256,17 @@ def _read_gan(folder: Path) -> dict[str, Any]:
             "fid_curve": run.curve("fid")}
 
 
+def attack_keys(summary: dict[str, Any]) -> list[str]:
+    """The columns of a classify eval's summary that are one attack's accuracy (``pgd10_acc``)."""
+    return sorted(k for k in summary if k.endswith("_acc") and k not in
+                  ("clean_acc", "robust_acc", "corruption_acc"))
+
+
 def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """The run's eval summary and OOD cells, and a line for each detector left out of them."""
     report = read_json(folder / "eval" / "report.json", dict)
     out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
-    attacks = sorted(k for k in out if k.endswith("_acc") and k not in
-                     ("clean_acc", "robust_acc", "corruption_acc"))
+    attacks = attack_keys(out)
     out["evaluated"] = f"{', '.join(attacks) or 'no attack'} on {report.get('n')} samples"
     ood, lines = _ood_cells(folder / "ood" / "results.json")
     out.update(ood)

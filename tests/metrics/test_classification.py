@@ -23,6 +23,15 @@ def test_accuracy_topk_matches_manual():
     assert float(accuracy(logits, y, topk=10)) == 1.0
 
 
+def test_accuracy_refuses_nan_logits_and_ranks_infinite_ones():
+    # NaN has no rank: topk counted a [nan, 0] row as class 0, a share that looked plausible
+    for logits in (torch.tensor([[float("nan"), 0.0]]), torch.full((5, 5), float("nan"))):
+        with pytest.raises(ValueError, match="logits hold NaN, which has no rank"):
+            accuracy(logits, torch.zeros(len(logits), dtype=torch.long))
+    inf = torch.tensor([[0.0, float("inf")], [float("-inf"), 0.0]])
+    assert float(accuracy(inf, torch.tensor([1, 1]))) == 1.0
+
+
 def test_nll_matches_cross_entropy():
     gen = torch.Generator().manual_seed(1)
     logits = torch.randn(32, 7, generator=gen, dtype=torch.float64)

@@ -104,6 +104,21 @@ def test_reading_names_where_a_method_helps_and_where_it_hurts():
                     "spread).")
 
 
+@pytest.mark.parametrize("summary, key, label", [
+    # the worst case over the attacks run (the eval's robust_acc), not the first attack by name:
+    # pgd10 sorts first and is the weaker attack
+    ({"pgd10_acc": 0.41, "pgd20_acc": 0.39, "robust_acc": 0.39}, "robust_acc",
+     "robust accuracy (worst of pgd10, pgd20) ↑"),
+    ({"pgd20_acc": 0.39, "robust_acc": 0.39}, "robust_acc", "robust accuracy (pgd20) ↑"),
+    ({"fgsm_acc": 0.5}, "fgsm_acc", "robust accuracy (fgsm) ↑"),  # a summary of an older eval
+])
+def test_the_robust_column_is_the_worst_case_over_the_attacks_run(summary, key, label):
+    records = [{"task": "classify", "reg": "none", "seed": s, "clean_acc": 0.9, **summary}
+               for s in range(2)]
+    rows = page.headline_rows(page.aggregate(records))
+    assert [(k, text) for task, k, text, _, _ in rows if "robust" in text] == [(key, label)]
+
+
 def test_a_page_of_the_baseline_alone_says_there_is_nothing_to_compare():
     # was "no baseline in this report", with the baseline on the page
     records = [{"task": "gan", "reg": "none", "seed": s, "fid": 2.0 + s} for s in range(3)]
