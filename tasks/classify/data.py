@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape
+from robustrep.data import labels as dataset_labels
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped  # noqa: F401
@@ -152,6 +153,7 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
     if cfg.classes is not None:
         data_classes = max(cfg.classes) + 1  # labels are kept, so the head needs max + 1
     else:
+        _check_two_labels(cfg, train_set)
         data_classes = dataset_num_classes(train_set)
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
         raise DataError(f"num_classes={cfg.num_classes} is too small for {cfg.dataset}: its "
@@ -160,6 +162,18 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
                     image_size=cfg.image_size, train_size=len(train_set),
                     eval_size=len(eval_set), eval_split="test",
                     class_names=_class_names(cfg, train_set))
+
+
+def _check_two_labels(cfg: ClassifyConfig, train_set: Dataset) -> None:
+    """One label in the training data (a flat folder, a zip without dataset.json) would train
+    a head whose loss is 0 from step 1 and report an accuracy of 1 (as ``--classes 5`` would,
+    which is refused too)."""
+    present = dataset_labels(train_set).unique().tolist()
+    if len(present) < 2:
+        raise DataError(f"the {cfg.dataset} training data at {cfg.data_root} holds one label "
+                        f"({present[0]}): nothing to classify. Give images in class folders "
+                        f"(ROOT/<class>/<image>), or a dataset zip with a top-level "
+                        f"dataset.json of labels")
 
 
 def _class_names(cfg: ClassifyConfig, dataset: Dataset) -> list[str] | None:

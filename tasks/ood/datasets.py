@@ -13,7 +13,8 @@ Names (``robustrep ood score --id NAME --ood NAME ...``):
   ImageFolder layout or a flat folder; timm's split layout ``PATH/train`` + ``PATH/val`` (or
   ``PATH/test``) gives the train split for fitting and the val split for scoring),
   ``imagelist:ROOT:LISTFILE`` (an OpenOOD v1.5 ``imglist``, one ``relative/path label`` per line;
-  Zhang et al., "OpenOOD v1.5", 2023).
+  Zhang et al., "OpenOOD v1.5", 2023); ``imagefolder:FILE.zip`` reads a stylegan2-ada dataset zip
+  (its ``dataset.json`` labels, one split, as a flat folder).
 
 The OpenOOD v1.5 benchmark (:func:`openood_benchmark`): OpenOOD's ``data`` folder holds
 ``benchmark_imglist/<id>/{train,test}_<id>.txt`` and ``test_<ood>.txt`` lists, with the images
@@ -152,6 +153,8 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
     if name == "imagefolder" and not "".join(rest).strip():  # `imagefolder:` would read "."
         raise ValueError("imagefolder needs a path: imagefolder:PATH")
     channels, height, width = ctx.shape
+    if name == "imagefolder" and is_zip(":".join(rest)):
+        return _zip_set(":".join(rest), ctx)
     if name == "imagefolder":  # timm's root/train + root/val layout: the split asked for
         rest = [str(folder_split(os.path.expanduser(":".join(rest)), train))]
     _first_image(name, rest)  # a missing folder or list is named before anything is read
@@ -165,6 +168,23 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
             return dataset
         return image_list(rest[0], ":".join(rest[1:]), height, channels, verify=True)
     except ValueError as err:  # an unreadable image, named by the library
+        raise DataError(program_advice(err, skip_option=False)) from None
+
+
+def is_zip(path: str) -> bool:
+    return str(path).lower().endswith(".zip")
+
+
+def _zip_set(path: str, ctx: DataContext) -> Dataset:
+    """A stylegan2-ada dataset zip in the classifier's shape, every member checked now."""
+    from robustrep.data.zipdata import ZipImageDataset
+    channels, height, _ = ctx.shape
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"dataset zip not found: expected a file at {path}")
+    try:
+        return ZipImageDataset(path, height, channels, verify=True)
+    except ValueError as err:  # an unreadable member or dataset.json, named by the library
         raise DataError(program_advice(err, skip_option=False)) from None
 
 
@@ -370,13 +390,14 @@ def default_id(config: dict[str, Any]) -> str:
     if dataset in ("digits", *LOCAL):
         return dataset
     root = config.get("data_root")
-    folder = dataset in ("image_folder", "imagefolder")
+    folder = dataset in ("image_folder", "imagefolder", "zip")
     if folder and root and has_train_split(f"imagefolder:{root}"):
         return f"imagefolder:{root}"  # root/train fits the detectors, root/val is scored
     if folder:
-        raise ValueError(f"the run was trained on an image folder ({config.get('data_root')}); "
-                         f"name the in-distribution test data with --id imagefolder:PATH (and the "
-                         f"train data for fitting with --fit-data imagefolder:PATH)")
+        raise ValueError(f"the run was trained on {root}, one set of images (no val/ or test/ "
+                         f"split); name the in-distribution test data with --id "
+                         f"imagefolder:PATH (a folder or dataset zip; and the train data for "
+                         f"fitting with --fit-data imagefolder:PATH)")
     raise ValueError(f"cannot tell the in-distribution data of a run trained on {dataset!r}; "
                      f"give --id (valid: {', '.join(valid_names())})")
 
@@ -390,7 +411,7 @@ def has_train_split(spec: str) -> bool:
         return False
     if name == "imagefolder":
         root = os.path.expanduser(":".join(rest))
-        return folder_split(root, True) != folder_split(root, False)
+        return not is_zip(root) and folder_split(root, True) != folder_split(root, False)
     return True
 
 

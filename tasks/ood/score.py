@@ -476,10 +476,10 @@ def _optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, A
         return []
     folder, notes = Path(id_name[len("imagefolder:"):]).expanduser(), []
     trained = run_config.get("data_root")
-    if run_config.get("dataset") == "imagefolder" and trained and \
+    if run_config.get("dataset") in ("imagefolder", "zip") and trained and \
             folder.absolute() == Path(trained).expanduser().absolute():
-        notes.append(f"the ID test set is all of {folder}, the folder the classifier was "
-                     f"trained on (it has no val/ or test/), its training images included: "
+        notes.append(f"the ID test set is all of {folder}, the data the classifier was "
+                     f"trained on (one set: no val/ or test/), its training images included: "
                      f"the ID scores are optimistic; give --id a folder of held-out images")
     if fit_data == id_name:
         notes.append(f"--fit-data is the ID test set itself ({id_name}): the fitted detectors "

@@ -158,3 +158,20 @@ def test_a_runs_class_names_keep_its_labels_on_other_folders(tmp_path, monkeypat
                  "--corruptions", "--out", "e", "--quiet"]) == 0
     report = json.loads((tmp_path / "e" / "report.json").read_text())
     assert report["n"] == 8  # the val images of dog and fox, under the run's labels 1 and 2
+
+
+@pytest.mark.parametrize("layout", ["flat", "one class folder"])
+def test_training_data_of_one_label_is_refused(tmp_path, capsys, layout):
+    # was: a 1-output head, loss 0 from step 1, accuracy 1.0, exit 0
+    from robustrep.tasks.cli import main
+    folder = tmp_path / "data" / ("" if layout == "flat" else "cat")
+    folder.mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((16, 16, 3), 30 * i, np.uint8)).save(folder / f"{i}.png")
+    code = main(["classify", "train", "--preset", "smoke", "--dataset", "imagefolder",
+                 "--data-root", str(tmp_path / "data"), "--image-size", "16", "--batch-size",
+                 "2", "--steps", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "training data at" in err and "holds one label (0): nothing to classify" in err
+    assert not (tmp_path / "run").exists()

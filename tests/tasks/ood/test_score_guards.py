@@ -225,10 +225,14 @@ def test_detectors_without_kept_scores_are_named_not_drawn(fake_run, drawn, caps
             in capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("form", ["folder", "zip"])
 def test_scoring_the_training_folder_says_the_figures_are_optimistic(tmp_path, monkeypatch,
-                                                                      capsys):
+                                                                      capsys, form):
     # Was: --id and --fit-data naming the folder the run was trained on (one set, no val/)
-    # scored and fitted on the training images themselves, without a word.
+    # scored and fitted on the training images themselves, without a word. A run trained on a
+    # dataset zip could not be scored at all: no --id form read a zip.
+    import io
+    import zipfile
     from PIL import Image
     from robustrep.tasks.common.classifier import create_classifier
     monkeypatch.chdir(tmp_path)
@@ -236,24 +240,45 @@ def test_scoring_the_training_folder_says_the_figures_are_optimistic(tmp_path, m
         (tmp_path / "data" / f"c{c}").mkdir(parents=True)
         for i in range(4):
             Image.new("L", (16, 16), 60 * c + 10 * i).save(tmp_path / "data" / f"c{c}" / f"{i}.png")
+    data = "data"
+    if form == "zip":  # the same images in a stylegan2-ada dataset zip, labels in dataset.json
+        data, labels = "data.zip", []
+        with zipfile.ZipFile(tmp_path / data, "w") as z:
+            for path in sorted((tmp_path / "data").rglob("*.png")):
+                name = f"{path.parent.name}/{path.name}"
+                z.write(path, name)
+                labels.append([name, int(path.parent.name[1])])
+            z.writestr("dataset.json", json.dumps({"labels": labels}))
     torch.manual_seed(0)
     model = create_classifier("test_resnet", 2, in_chans=1).eval()
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    config = {"model": "test_resnet", "num_classes": 2, "dataset": "imagefolder",
-              "image_size": 16, "channels": 1, "data_root": str(tmp_path / "data"),
+    config = {"model": "test_resnet", "num_classes": 2,
+              "dataset": "imagefolder" if form == "folder" else "zip",
+              "image_size": 16, "channels": 1, "data_root": str(tmp_path / data),
               "classes": None, "mean": [0.5], "std": [0.5], "drop_rate": 0.0}
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     torch.save({"step": 0, "model": model.state_dict(), "ema": None},
                tmp_path / "run" / "checkpoints" / "latest.pt")
-    argv = ["ood", "score", "run", "--id", "imagefolder:data", "--ood", "gaussian",
+    argv = ["ood", "score", "run", "--id", f"imagefolder:{data}", "--ood", "gaussian",
             "--detectors", "Mahalanobis", "--no-plots", "--quiet", "--device", "cpu"]
-    assert main([*argv, "--fit-data", "imagefolder:data", "--out", "a"]) == 0
+    assert main([*argv[:3], *argv[5:], "--out", "c"]) == 2  # no --id: one set, name it
     err = capsys.readouterr().err
-    assert "the folder the classifier was trained on" in err
+    assert err.count("\n") == 1 and f"the run was trained on {tmp_path / data}, one set" in err
+    assert "--id imagefolder:PATH (a folder or dataset zip" in err
+    assert main([*argv, "--fit-data", f"imagefolder:{data}", "--out", "a"]) == 0
+    err = capsys.readouterr().err
+    assert "the data the classifier was trained on" in err
     assert "--fit-data is the ID test set itself" in err
+    if form == "zip":  # the zip's images and labels are the folder's: the same figures
+        assert main([*argv[:4], "imagefolder:data", *argv[5:], "--fit-data", "imagefolder:data",
+                     "--out", "f"]) == 0
+        rows = [json.loads((tmp_path / o / "results.json").read_text())["results"]
+                for o in ("a", "f")]
+        assert rows[0] == rows[1] and rows[0][0]["AUROC"] is not None
+        capsys.readouterr()
     (tmp_path / "held-out" / "c0").mkdir(parents=True)
     Image.new("L", (16, 16), 5).save(tmp_path / "held-out" / "c0" / "0.png")
-    assert main([*argv[:4], "imagefolder:held-out", *argv[5:], "--fit-data", "imagefolder:data",
+    assert main([*argv[:4], "imagefolder:held-out", *argv[5:], "--fit-data", f"imagefolder:{data}",
                  "--out", "b"]) == 0
     assert "optimistic" not in capsys.readouterr().err
 
