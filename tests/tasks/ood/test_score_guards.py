@@ -231,7 +231,6 @@ def test_scoring_the_training_folder_says_the_figures_are_optimistic(tmp_path, m
     # Was: --id and --fit-data naming the folder the run was trained on (one set, no val/)
     # scored and fitted on the training images themselves, without a word. A run trained on a
     # dataset zip could not be scored at all: no --id form read a zip.
-    import io
     import zipfile
     from PIL import Image
     from robustrep.tasks.common.classifier import create_classifier
