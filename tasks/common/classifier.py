@@ -18,6 +18,7 @@ classifier and adapt the input conv, and no pickle is ever unpickled with code.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,24 @@ from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_mo
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, safe_load
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.weights import is_source_name, resolve_model
+
+
+# a training checkpoint's entries, in the order timm's load_checkpoint (use_ema=True, its
+# default) takes them: the EMA weights where the file keeps them
+CHECKPOINT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+
+
+def _weights_entry(data: dict, path: Path) -> dict:
+    """The state dict inside a training checkpoint (``data`` itself when it is one); a file
+    holding both raw and EMA weights is said to give the EMA's, which a user may not expect."""
+    found = [k for k in CHECKPOINT_KEYS if isinstance(data.get(k), dict)]
+    if not found:
+        return data
+    if found[0].endswith("_ema") and len(found) > 1:
+        print(f"note: {path} holds {' and '.join(found)}; {found[0]} is loaded, as timm's "
+              f"load_checkpoint does by default (save the raw weights alone to use them)",
+              file=sys.stderr)
+    return data[found[0]]
 
 
 def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
@@ -49,10 +68,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[floa
         data = safe_load(path, "weights file", advice="save the model's state_dict() "
                          "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
     if isinstance(data, dict):
-        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
+        data = _weights_entry(data, path)
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "

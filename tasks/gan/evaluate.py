@@ -155,6 +155,10 @@ def inception_path(given: str | None) -> Path:
                 f"FID/KID on this dataset use the FID Inception-v3 weights: pass "
                 f"--inception-weights PATH or set $ROBUSTREP_INCEPTION to pytorch-fid's "
                 f"pt_inception-2015-12-05-6726825d.pth, or let robustrep fetch it: {err}") from None
+    if given is None and not Path(path).expanduser().exists():  # say where the path came from
+        raise FileNotFoundError(f"${INCEPTION_ENV} names {path}, which does not exist; point it "
+                                f"at pytorch-fid's pt_inception-2015-12-05-6726825d.pth, or unset "
+                                f"it to let robustrep fetch the file into its cache")
     return Path(path).expanduser()
 
 

@@ -182,6 +182,9 @@ def _generator(run: str | Path, checkpoint, device: str, use_ema: bool, own_fold
     """G of a network pickle (no config, step 0) or of a run's checkpoint, and whether it is the
     G-EMA; ``own_folder``: the run's ``samples/`` will be written, so it must be writable."""
     from robustrep.tasks.gan.pickles import is_pickle, pickle_generator
+    if Path(run).suffix.lower() == ".pkl" and not Path(run).exists():
+        raise CheckpointError(f"{run}: no such file (a stylegan2-ada network pickle, or a run "
+                              f"folder)")
     if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
         dev = resolve_device(device)
         return pickle_generator(run, dev, use_ema), None, 0, dev, use_ema

@@ -38,6 +38,24 @@ def test_pretrained_file_adapts_to_one_channel(tmp_path):
     assert torch.allclose(clf.model.state_dict()[conv], source.state_dict()[conv].sum(1, True))
 
 
+def test_a_training_checkpoint_gives_its_ema_weights_as_timm_does_and_says_so(tmp_path, capsys):
+    # timm's load_checkpoint(use_ema=True), its default, takes state_dict_ema over state_dict;
+    # the choice was silent
+    torch.manual_seed(1)
+    raw = timm.create_model("test_resnet", num_classes=5).state_dict()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in raw.items()}
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": raw, "state_dict_ema": ema, "epoch": 3}, path)
+    conv = "conv1.0.weight"
+    got = create_classifier("test_resnet", 5, pretrained_file=path).model.state_dict()
+    assert torch.equal(got[conv], ema[conv])
+    assert (f"note: {path} holds state_dict_ema and state_dict; state_dict_ema is loaded, as "
+            f"timm's load_checkpoint does by default") in capsys.readouterr().err
+    torch.save({"state_dict": raw, "epoch": 3}, path)
+    got = create_classifier("test_resnet", 5, pretrained_file=path).model.state_dict()
+    assert torch.equal(got[conv], raw[conv]) and capsys.readouterr().err == ""
+
+
 def test_pretrained_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path / "nope.pth")

@@ -216,6 +216,10 @@ def test_image_folder_64(tiny_cfg, tmp_path):
 
 def test_inception_path_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ROBUSTREP_INCEPTION", str(tmp_path / "w.pth"))
+    with pytest.raises(FileNotFoundError, match=r"^\$ROBUSTREP_INCEPTION names .*w\.pth, which "
+                                                r"does not exist"):  # was: "not found", no source
+        inception_path(None)
+    (tmp_path / "w.pth").write_bytes(b"")
     assert inception_path(None) == tmp_path / "w.pth"
     assert inception_path("x.pth").name == "x.pth"
     monkeypatch.delenv("ROBUSTREP_INCEPTION")

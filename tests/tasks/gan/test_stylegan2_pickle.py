@@ -433,3 +433,10 @@ def test_a_conditional_network_is_scored_over_uniformly_drawn_classes(tmp_path, 
     assert main(["gan", "fid", str(tmp_path / "cond.pkl"), str(tmp_path / "b.pt"), "--num", "20",
                  "--fid-features", "digits", "--quiet", "--device", "cpu"]) == 0
     assert "(G_ema, 20 samples, classes drawn uniformly from 4)" in capsys.readouterr().out
+
+
+def test_a_missing_network_pickle_is_named_as_one(tmp_path, capsys):
+    # was: "missing.pkl is not a robustrep run folder: no config.json"
+    assert main(["gan", "sample", str(tmp_path / "missing.pkl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.pkl: no such file (a stylegan2-ada network " in err
