@@ -10,7 +10,8 @@ with the batches unpickled by :func:`robustrep.safe_pickle.load_array_pickle` (t
 ``pickle.load`` would run any code a foreign file names).
 
 About checksums: torchvision verifies the md5 of every file against the official archive before
-loading. Here only presence and parsing are checked, so that a converted or subsampled copy in
+loading. Here presence, parsing and contents are checked (``data`` uint8 ``[N, 3072]``, ``N``
+integer labels within the classes of the meta file), so that a converted or subsampled copy in
 the same format loads too; ``check_md5=True`` keeps torchvision's verification.
 """
 
@@ -41,9 +42,16 @@ def _read_batch(path: Path) -> Any:
     return load_array_pickle(path, what="a CIFAR batch", encoding="latin1")
 
 
+class CIFARBatchError(ValueError):
+    """A batch that unpickles but whose contents are not a CIFAR batch; its message is complete
+    (it names the file), so :func:`cifar` passes it on unchanged."""
+
+
 class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
     """torchvision's CIFAR10 with the batches read by :func:`load_array_pickle`: torchvision's
     ``__init__`` calls ``pickle.load``, which would run any code a foreign file names."""
+
+    label_key = "labels"  # the labels this class reads from each batch
 
     def __init__(self, root: Path, train: bool, transform: Callable, check_md5: bool) -> None:
         self.check_md5 = check_md5
@@ -51,13 +59,28 @@ class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
         self.train = train
         if not self._check_integrity():
             raise RuntimeError(f"{self.base_folder} under {root} failed the md5 check")
+        self._load_meta()  # first: the classes bound the labels checked below
         data, self.targets = [], []
         for name, _ in self.train_list if train else self.test_list:
-            entry = _read_batch(Path(self.root) / self.base_folder / name)
-            data.append(entry["data"])
-            self.targets.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+            path = Path(self.root) / self.base_folder / name
+            images, labels = self._checked_batch(path, _read_batch(path))
+            data.append(images)
+            self.targets.extend(labels)
         self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
-        self._load_meta()
+
+    def _checked_batch(self, path: Path, entry: Any) -> tuple[np.ndarray, list[int]]:
+        """``entry``'s images and labels, or a :class:`CIFARBatchError` naming ``path``: a row
+        count that differs from the labels' would shift every label after it, another row
+        length would be reshaped into other images, and a label outside the classes fails
+        only in the loss."""
+        problem = _batch_problem(entry, self.label_key, len(self.classes))
+        if problem is not None:
+            meta = self.meta["filename"]
+            raise CIFARBatchError(
+                f"{path} is not in the CIFAR python format: {problem}; each batch must be a "
+                f"pickled dict with 'data' (uint8 [N, 3072]) and '{self.label_key}' (N integers "
+                f"in 0..{len(self.classes) - 1}, the {len(self.classes)} classes of {meta})")
+        return entry["data"], [int(label) for label in entry[self.label_key]]
 
     def _files_present(self) -> bool:
         names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
@@ -70,7 +93,31 @@ class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
 
 
 class _LocalCIFAR100(_LocalCIFAR10, CIFAR100):
-    pass
+    label_key = "fine_labels"  # robustrep's CIFAR-100 is the 100-class (fine) task
+
+
+def _batch_problem(entry: Any, key: str, classes: int) -> str | None:
+    """What in the unpickled batch ``entry`` is not CIFAR's ``data``/``key`` layout, or None."""
+    if not isinstance(entry, dict):
+        return f"it holds a {type(entry).__name__}, not a dict"
+    if "data" not in entry or key not in entry:
+        return f"its keys are {sorted(map(str, entry))[:8]}"
+    data, labels = entry["data"], entry[key]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3072:
+        what = (f"{data.dtype} {list(data.shape)}" if isinstance(data, np.ndarray)
+                else f"a {type(data).__name__}")
+        return f"'data' is {what}"
+    if not isinstance(labels, (list, tuple, np.ndarray)):
+        return f"'{key}' is a {type(labels).__name__}, not a list of integers"
+    if len(labels) != len(data):  # every label after the first missing one would be shifted
+        return f"'{key}' holds {len(labels)} labels for the {len(data)} images of 'data'"
+    for i, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            return f"'{key}' holds {label!r:.40} (index {i}), not an integer"
+        if not 0 <= label < classes:
+            return f"'{key}' holds the label {label} (index {i}), outside 0..{classes - 1}"
+    return None
 
 
 _CIFAR = {
@@ -123,6 +170,8 @@ def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
     folder = root / cls.base_folder
     try:
         return cls(root, train, image_transform(size, channels), check_md5)
+    except CIFARBatchError:  # already one line naming the batch
+        raise
     except RuntimeError as err:  # torchvision's md5 failure when check_md5=True
         raise ValueError(f"{_CIFAR[name][1]} files under {folder} failed the md5 check "
                          f"(check_md5=True): {err}") from None

@@ -46,7 +46,7 @@ class ImageList(Dataset):
     def _parse(self) -> list[tuple[Path, int]]:
         samples = []
         lines: dict[Path, int] = {}  # resolved image -> the line that listed it first
-        for number, line in enumerate(self.list_file.read_text().splitlines(), start=1):
+        for number, line in enumerate(self._read_lines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -66,6 +66,15 @@ class ImageList(Dataset):
                                  f"image {path}; keep one line per image")
             samples.append((path, label))
         return samples
+
+    def _read_lines(self) -> list[str]:
+        # utf-8-sig: Notepad starts a UTF-8 file with a byte order mark, which would otherwise
+        # become part of the first path
+        try:
+            return self.list_file.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"image list {self.list_file} is not UTF-8 text (byte "
+                             f"{err.start}: {err.reason}); save it as UTF-8") from None
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -11,7 +11,10 @@ are not images; a broken symbolic link named like an image is one, so that it is
 unreadable rather than silently left out.
 
 16-bit greyscale images (PIL mode ``I;16``, or ``I`` read from a 16-bit PNG or a PGM) are scaled
-to 8 bits (v / 257) before conversion; PIL's ``convert`` would clip them to 255. Images whose
+to 8 bits (v / 257) before conversion; PIL's ``convert`` would clip them to 255. 16-bit colour
+or grey+alpha PNGs and TIFFs are refused naming the file: PIL decodes them by keeping the high
+byte of each value (0x00FF becomes 0, not round(255 / 257) = 1), and their 16-bit values are not
+available to scale (16-bit colour PPMs are scaled exactly by PIL, and read). Images whose
 value range cannot be known (32-bit float, mode ``F``, which may hold [0, 1] or anything; 32-bit
 integer, mode ``I`` from a TIFF, which may hold 0..255 or 0..65535) are refused with a ValueError
 naming the file (and found by :func:`find_bad_images`), never scaled by a guess.
@@ -62,8 +65,13 @@ def check_train(train: Any) -> None:
 
 # PIL modes of more than 8 bits per value: ``convert("RGB")`` clips them to 0..255 (a 16-bit
 # image turns white), so they are scaled to 8 bits first. PNG stores 16-bit grey as "I;16"
-# (or "I" in older Pillow) with values 0..65535; 16-bit colour PNGs are already 8-bit "RGB(A)".
+# (or "I" in older Pillow) with values 0..65535.
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# Raw (file) modes of 16 bits per value that PIL decodes into an 8-bit mode by keeping the high
+# byte (a 16-bit colour or grey+alpha PNG or TIFF: "RGB;16B" into "RGB"), a truncation that
+# differs from v / 257 and that the 16-bit values, lost on loading, cannot undo. (A 16-bit
+# colour PPM is scaled by its maxval when decoded: exactly round(v / 257), and read.)
+TRUNCATED_RAWMODES = (";16B", ";16L", ";16N")
 # every single-band mode wider than 8 bits; "I" and "F" are read only when their range is known
 WIDE_MODES = (*SIXTEEN_BIT_MODES, "I", "F")
 ACCEPTED_DEPTHS = "accepted: 8-bit images, and 16-bit greyscale PNG, TIFF or PGM"
@@ -81,9 +89,13 @@ def _sixteen_bit(image: Any) -> bool:
         return False
     if image.format in ("PNG", "PPM"):
         return True
-    rawmodes = [t.args if isinstance(t.args, str) else t.args[0]
-                for t in image.tile if t.args]
+    rawmodes = _rawmodes(image)
     return bool(rawmodes) and all(r in SIXTEEN_BIT_MODES for r in rawmodes)
+
+
+def _rawmodes(image: Any) -> list[Any]:
+    """The file layouts of ``image``'s tiles (known until the image is loaded)."""
+    return [t.args if isinstance(t.args, str) else t.args[0] for t in image.tile if t.args]
 
 
 def _frames_problem(image: Any) -> str | None:
@@ -98,13 +110,27 @@ def _frames_problem(image: Any) -> str | None:
 
 
 def _depth_problem(image: Any) -> str | None:
-    """Why ``image``'s values cannot be read as 8 bits without guessing their range, or None."""
+    """Why ``image``'s values cannot be read as 8 bits without guessing their range or
+    truncating them, or None."""
+    if image.mode not in WIDE_MODES:
+        return _truncation_problem(image)
     if image.mode not in ("I", "F") or _sixteen_bit(image):
         return None
     what = "32-bit floating point" if image.mode == "F" else "32-bit integer"
     source = f" from a {image.format}" if image.format else ""
     return (f"{what} pixels (PIL mode {image.mode}{source}) have no known value range, so they "
             f"are not read by a guess; {ACCEPTED_DEPTHS}")
+
+
+def _truncation_problem(image: Any) -> str | None:
+    """Why ``image`` (of an 8-bit mode) holds 16-bit values PIL would truncate, or None."""
+    raw = next((r for r in _rawmodes(image) if isinstance(r, str)
+                and r.endswith(TRUNCATED_RAWMODES)), None)
+    if raw is None:
+        return None
+    source = f" from a {image.format}" if image.format else ""
+    return (f"16-bit {raw.split(';')[0]} pixels{source} would be read with their low byte "
+            f"dropped (PIL keeps the high byte), not scaled as v / 257; {ACCEPTED_DEPTHS}")
 
 
 def _to_8bit(image: Any) -> Any:

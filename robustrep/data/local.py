@@ -100,7 +100,8 @@ def _zip(root, train, size, channels, verify=False, skip_bad=False, **kwargs):
     if skip_bad:  # a zip is checked whole; leaving members out is not offered (stylegan2-ada)
         raise ValueError(f"{root}: a zip cannot skip unreadable members (skip_bad); remove them "
                          f"from the zip or re-create it")
-    return ZipImageDataset(root, size, channels, verify=verify)
+    # the programs' zips hold one size, checked now (gan fid reads a mixed one as a folder)
+    return ZipImageDataset(root, size, channels, verify=verify, one_size=True)
 
 
 @register_dataset("imagelist")

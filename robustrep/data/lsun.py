@@ -110,6 +110,8 @@ class LSUNDatabase(LSUNClass):
         check_depth(image, where)  # outside the try below: already a one-line refusal
         try:
             image = convert_image(image, 3, where)  # decodes it; RGB, as torchvision's
+        except UnreadableImageError:  # a refusal (transparency) naming the record: complete
+            raise
         except Exception as err:  # a truncated or corrupt image
             raise UnreadableImageError(f"{where} is not a readable image "
                                        f"({decode_error(err)}); {fix}") from None

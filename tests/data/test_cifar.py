@@ -132,3 +132,57 @@ def test_truncated_cifar_batch_is_named(cifar10_root):
         cifar(root, "cifar10", train=True)
     assert "\n" not in str(info.value)
     assert len(cifar(root, "cifar10", train=False)) == 3  # the test split does not read it
+
+
+def _cifar100_root(tmp_path, fine_labels):
+    """cifar-100-python/ whose train split is one batch of 2 images labelled ``fine_labels``."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    write_py2_pickle(folder / "train", {"fine_labels": fine_labels, "coarse_labels": [0, 0],
+                                        "data": cifar_data(rng, 2)})
+    write_py2_pickle(folder / "test", {"fine_labels": [0], "coarse_labels": [0],
+                                       "data": cifar_data(rng, 1)})
+    write_py2_pickle(folder / "meta", {"fine_label_names": [f"f{i}" for i in range(100)],
+                                       "coarse_label_names": [f"c{i}" for i in range(20)]})
+    return folder / "train"
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"labels": [1, 2, 3, 4, 5]}, "'labels' holds 5 labels for the 4 images of 'data'"),
+    ({"labels": [1, 2, 3]}, "'labels' holds 3 labels for the 4 images of 'data'"),
+    ({"data": np.zeros((4, 1024), np.uint8)}, "'data' is uint8 [4, 1024]"),
+    ({"data": np.zeros((4, 3072), np.int64)}, "'data' is int64 [4, 3072]"),
+    ({"labels": [0, 1, 10, 2]}, "'labels' holds the label 10 (index 2), outside 0..9"),
+    ({"labels": [-1, 1, 2, 3]}, "'labels' holds the label -1 (index 0), outside 0..9"),
+    ({"labels": [0, 1.0, 2, 3]}, "'labels' holds 1.0 (index 1), not an integer"),
+])
+def test_a_cifar_batch_whose_contents_do_not_fit_is_one_line_naming_it(cifar10_root, change,
+                                                                       problem):
+    # Was: labels shifted against the images or an IndexError mid-run (other counts), [N, 1024]
+    # reshaped into other images, a PIL TypeError traceback (int64), an IndexError in the loss
+    root, _ = cifar10_root
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    rng = np.random.default_rng(4)
+    write_py2_pickle(batch, {"data": cifar_data(rng, 4), "labels": [0, 1, 2, 3], **change})
+    with pytest.raises(ValueError) as info:
+        cifar(root, "cifar10", train=True)
+    assert str(info.value) == (
+        f"{batch} is not in the CIFAR python format: {problem}; each batch must be a pickled "
+        f"dict with 'data' (uint8 [N, 3072]) and 'labels' (N integers in 0..9, the 10 classes "
+        f"of batches.meta)")
+    assert len(cifar(root, "cifar10", train=False)) == 3  # the test split does not read it
+
+
+@pytest.mark.parametrize("fine_labels, problem", [
+    ([5, 100], "'fine_labels' holds the label 100 (index 1), outside 0..99"),
+    ([5], "'fine_labels' holds 1 labels for the 2 images of 'data'"),
+])
+def test_a_cifar100_batch_is_checked_against_its_fine_labels(tmp_path, fine_labels, problem):
+    batch = _cifar100_root(tmp_path, fine_labels)
+    with pytest.raises(ValueError) as info:
+        cifar(tmp_path, "cifar100", train=True)
+    assert str(info.value) == (
+        f"{batch} is not in the CIFAR python format: {problem}; each batch must be a pickled "
+        f"dict with 'data' (uint8 [N, 3072]) and 'fine_labels' (N integers in 0..99, the 100 "
+        f"classes of meta)")

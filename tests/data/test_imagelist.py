@@ -39,3 +39,18 @@ def test_image_list_naming_one_image_twice_is_refused(tmp_path, second):
     listing.write_text(f"ok.png 0\n# a comment\n{second}\n")
     with pytest.raises(ValueError, match=r"list\.txt lines 1 and 3 list the same image "):
         image_list(tmp_path, listing, size=8)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(tmp_path):
+    # Was: "image imgs/\ufeffa.png not found": Notepad's UTF-8 byte order mark read as text
+    write_png(tmp_path / "imgs" / "a.png", (8, 8), (0, 0, 0))
+    write_png(tmp_path / "imgs" / "b.png", (8, 8), (0, 0, 0))
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbfimgs/a.png 1\r\nimgs/b.png 2\r\n")
+    ds = image_list(tmp_path, listing, size=8)
+    assert [(p.name, label) for p, label in ds.samples] == [("a.png", 1), ("b.png", 2)]
+    listing.write_bytes("imgs/a.png 1\n".encode("utf-16"))  # Notepad's "Unicode"
+    with pytest.raises(ValueError) as info:
+        image_list(tmp_path, listing, size=8)
+    assert str(info.value) == (f"image list {listing} is not UTF-8 text (byte 0: invalid start "
+                               f"byte); save it as UTF-8")

@@ -203,3 +203,62 @@ def test_animations_and_multi_page_files_are_refused_one_frame_images_read(tmp_p
     assert sorted(reasons) == ["a.gif", "b.tiff", "c.png"]
     assert all(why.startswith("2 frames (an animation or a multi-page file)")
                for why in reasons.values())
+
+
+def _png16(path, values, colour_type):
+    """A 16-bit PNG of ``values`` (uint16 [H, W, bands]; PNG colour type 2 RGB, 4 grey+alpha,
+    6 RGBA, 0 grey), unfiltered: PIL writes no 16-bit colour PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    height, width = values.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in values)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("colour_type, bands, layout", [(2, 3, "RGB"), (6, 4, "RGBA"),
+                                                        (4, 2, "LA")])
+def test_16_bit_colour_pngs_are_refused_not_truncated(tmp_path, colour_type, bands, layout):
+    # Was: PIL kept the high byte (0x00FF read as 0), while 16-bit grey is round(v / 257) = 1
+    import zipfile
+
+    from robustrep.data.images import load_image
+    from robustrep.data.zipdata import ZipImageDataset
+    from robustrep.errors import UnreadableImageError
+
+    values = np.full((4, 4, bands), 0x00FF, np.uint16)
+    if bands in (2, 4):
+        values[..., -1] = 0xFFFF  # opaque: the depth, not the alpha, is refused
+    (tmp_path / "flat").mkdir()
+    path = _png16(tmp_path / "flat" / "0.png", values, colour_type)
+    line = (f"16-bit {layout} pixels from a PNG would be read with their low byte dropped (PIL "
+            f"keeps the high byte), not scaled as v / 257; accepted: 8-bit images, and 16-bit "
+            f"greyscale PNG, TIFF or PGM")
+    with pytest.raises(UnreadableImageError) as err:
+        load_image(path, 3)
+    assert str(err.value) == f"cannot read {path}: {line}"
+    with pytest.raises(ValueError) as err:  # found by the up-front scan
+        image_folder(tmp_path / "flat", 4, verify=True)
+    assert str(err.value).startswith(f"unreadable image {path} under {path.parent}: {line}; ")
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.write(path, "0.png")
+    with pytest.raises(UnreadableImageError) as err:
+        ZipImageDataset(tmp_path / "d.zip", channels=3)[0]
+    assert str(err.value) == f"cannot read {tmp_path / 'd.zip'}: member 0.png: {line}"
+
+
+def test_0x00ff_reads_as_1_in_16_bit_grey_png_and_colour_ppm(tmp_path):
+    # round(255 / 257) = 1 wherever a 16-bit value is read: grey PNG and colour PPM agree
+    _png16(tmp_path / "0.png", np.full((4, 4, 1), 0x00FF, np.uint16), 0)
+    (tmp_path / "1.ppm").write_bytes(b"P6 4 4 65535\n"
+                                     + np.full((4, 4, 3), 0x00FF, ">u2").tobytes())
+    ds = image_folder(tmp_path, 4, verify=True)
+    for i in range(2):
+        assert torch.equal(ds[i][0], torch.full((3, 4, 4), 1 / 255)), ds.samples[i]

@@ -186,3 +186,28 @@ def test_a_bad_record_met_by_a_batch_mid_training_is_one_line(tmp_path, capsys, 
     assert err.count("\n") == 1, err
     assert err.startswith(f"robustrep gan: error: LSUN database {db}: record {'f' * 40} is "
                           f"not a readable image (UnidentifiedImageError")
+
+
+def test_a_transparent_record_is_named_once_and_in_full(tmp_path):
+    # Was: the refusal wrapped a second time and cut at 160 characters ("record b is not a
+    # readable image (UnreadableImageError: cannot read LSUN database ...: record b: 1 of 256
+    # pixels are transparent (alpha below 255), and their colour without );")
+    lmdb = pytest.importorskip("lmdb")
+    make_lsun(tmp_path, "church_outdoor_train", 2)
+    db = tmp_path / "church_outdoor_train_lmdb"
+    pixels = np.full((16, 16, 4), 255, np.uint8)
+    pixels[0, 0, 3] = 0
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(buf, format="PNG")
+    env = lmdb.open(str(db), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"f" * 40, buf.getvalue())  # sorts last
+    env.close()
+    ds = lsun(tmp_path, "church_outdoor_train", 16)
+    with pytest.raises(ValueError) as err:
+        ds[2]
+    assert str(err.value) == (
+        f"cannot read LSUN database {db}: record {'f' * 40}: 1 of 256 pixels are transparent "
+        f"(alpha below 255), and their colour without a background is a guess; accepted: "
+        f"opaque images; composite them onto the background you want first (e.g. PIL's "
+        f"Image.alpha_composite)")

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from robustrep.data import create_dataset
+from robustrep.errors import UnreadableImageError
 from robustrep.data.zipdata import XFlip, ZipImageDataset, center_crop_resize, pack_images
 
 
@@ -139,7 +140,8 @@ def truncated_png(array):
     ("truncated", "OSError: "),
 ])
 def test_an_undecodable_member_is_one_line_naming_zip_and_member(arrays, tmp_path, bad, reason):
-    bad = truncated_png(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)) \
+    # 8x8, the size of a.png: a zip of two sizes is refused before any member is decoded
+    bad = truncated_png(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)) \
         if bad == "truncated" else bad
     path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0]), "b.png": bad})
     line = f"{path}: member b.png is not a readable image ({reason}"
@@ -219,3 +221,74 @@ def test_a_member_name_held_twice_is_refused(arrays, tmp_path):
         archive.writestr("a.png", png(arrays[1]))
     with pytest.raises(ValueError, match=r"d.zip holds two members named a.png; re-create"):
         ZipImageDataset(path)
+
+
+def patch_member(path, name, flag_bits=None, method=None):
+    """Rewrite member ``name``'s general purpose flags or compression method in its local header
+    and its central directory entry, as a zip tool that encrypts or uses Deflate64 writes them
+    (zipfile writes neither)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(name).header_offset
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46: central + 46 + len(name)] != name.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    for offset, value in ((6, flag_bits), (8, method)):  # local; the central entry is 2 further
+        if value is not None:
+            data[local + offset: local + offset + 2] = value.to_bytes(2, "little")
+            data[central + offset + 2: central + offset + 4] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("flag_bits, method, problem", [
+    (0x1, None, "is encrypted (password-protected), which robustrep does not read; re-create "
+                "the zip without a password"),
+    (None, 9, "is compressed with Deflate64 (method 9), which Python's zipfile cannot read; "
+              "accepted: stored, deflate, bzip2, LZMA members; re-create the zip (e.g. zip -r, "
+              "or robustrep data pack)"),
+])
+def test_a_member_zipfile_cannot_read_is_refused_at_construction(arrays, tmp_path, flag_bits,
+                                                                 method, problem):
+    # Was: RuntimeError "b.png is encrypted, password required" / NotImplementedError "That
+    # compression method is not supported" with zipfile's traceback, when the member was read
+    path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0]), "b.png": png(arrays[1])})
+    patch_member(path, "b.png", flag_bits, method)
+    for make in (lambda: ZipImageDataset(path), lambda: create_dataset("zip", root=path)):
+        with pytest.raises(ValueError) as err:
+            make()
+        assert str(err.value) == f"{path}: member b.png {problem}"
+
+
+def test_a_dataset_json_below_the_top_is_refused_not_ignored(arrays, tmp_path):
+    # Was: mydata/dataset.json (zip -r of the packed folder) ignored: every label read as 0
+    path = write_zip(tmp_path / "d.zip", {
+        "mydata/00000/img00000000.png": png(arrays[0]),
+        "mydata/dataset.json": json.dumps({"labels": [["00000/img00000000.png", 3]]})})
+    with pytest.raises(ValueError) as err:
+        ZipImageDataset(path)
+    assert str(err.value) == (
+        f"{path} holds mydata/dataset.json, but labels are read only from a top-level "
+        f"dataset.json (as stylegan2-ada reads them), so its images would be unlabelled: "
+        f"re-create the zip from inside the folder holding dataset.json (cd FOLDER && zip -r "
+        f"../d.zip .)")
+
+
+def test_a_zip_of_two_sizes_is_refused_naming_two_members(arrays, tmp_path):
+    # Was: the first member's size taken as the zip's, the others resized without a word
+    path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0]), "b.png": png(arrays[1]),
+                                          "c.png": png(arrays[2][:6])})
+    line = (f"{path}: member c.png is 8x6 but a.png is 8x8; a dataset zip holds images of one "
+            f"size (as stylegan2-ada requires): re-create it at one resolution (robustrep data "
+            f"pack --resolution)")
+    for kind in ("zip", "imagefolder"):  # the programs' readers of a zip
+        with pytest.raises(ValueError) as err:
+            create_dataset(kind, root=path, size=8)
+        assert str(err.value) == line
+    ds = ZipImageDataset(path)  # read as it goes: the member is named when read
+    assert ds.stored_size == (8, 8) and ds[1][0].shape == (3, 8, 8)
+    with pytest.raises(UnreadableImageError) as err:
+        ds[2]
+    assert str(err.value) == line
+    # with a size, each image resized as in a folder (gan fid's reading of a zip)
+    assert ZipImageDataset(path, size=4)[2][0].shape == (3, 4, 4)
