@@ -27,6 +27,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -47,7 +48,8 @@ from robustrep.tasks.common.sinks import check_sinks, make_sinks
 LOCK_FILE = ".lock"
 # what a run writes beside config.json (which it writes first): in a folder without one, they
 # are a user's own
-RUN_OUTPUTS = ("metrics.jsonl", FINISHED, "samples", "plots", "checkpoints", "tensorboard")
+RUN_OUTPUTS = ("metrics.jsonl", FINISHED, "samples", "plots", "checkpoints", "tensorboard",
+               "regularizers.json")
 
 
 def jsonable(value: Any) -> Any:
@@ -107,7 +109,7 @@ class RunDir:
     def lock(self) -> "RunLock":
         """Take the run's exclusive lock (see the module docstring) and clean stale temp files."""
         held = RunLock(self.path / LOCK_FILE).acquire()
-        for folder in (self.path, self.checkpoints):
+        for folder in (self.path, self.checkpoints, self.samples, self.plots):
             remove_stale_tmp(folder)
         return held
 
@@ -168,6 +170,16 @@ class RunDir:
         write_text_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
 
 
+def _foreign_lock(path: Path) -> RunFolderError:
+    return RunFolderError(f"{path} exists and is no lock robustrep wrote (those hold 'pid N on "
+                          f"HOST'); remove it or choose another --out")
+
+
+def _lock_record(text: bytes) -> bool:
+    """Whether a lock file holds what :class:`RunLock` writes (or nothing: a new one)."""
+    return not text.strip() or re.fullmatch(rb"pid \d+ on \S+\s*", text) is not None
+
+
 class RunLock:
     """An exclusive, non-blocking ``flock`` on one file; the file records ``pid host``."""
 
@@ -176,14 +188,16 @@ class RunLock:
         self.fd: int | None = None
         self.on_release: list[Callable[[], None]] = []  # run while the lock is still held
 
-    def acquire(self) -> "RunLock":
+    def acquire(self, wait: bool = False) -> "RunLock":
+        """Take the lock, or refuse in one line while another process holds it; ``wait``: wait
+        for it instead (a short write that another command may be making)."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise RunFolderError(f"cannot create the lock file {self.path}: "
                                  f"{err.strerror or err}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as err:
             os.close(fd)
             if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -191,6 +205,9 @@ class RunLock:
             holder = self.path.read_text().strip() or "another process"
             raise RunFolderError(f"{self.path.parent} is in use by another run ({holder}); wait "
                                  f"for it to finish or choose another --out") from None
+        if not _lock_record(os.pread(fd, 4096, 0)):
+            os.close(fd)  # a file of the user's that happens to be named .lock
+            raise _foreign_lock(self.path)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
         self.fd = fd
@@ -256,7 +273,8 @@ def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option
     if not path.exists():
         found = sorted(p for pattern in companions for p in path.parent.glob(pattern))
         if found:
-            raise RunFolderError(f"{option} {path.parent} holds {found[0].name}, which no "
+            raise RunFolderError(f"{option} {path.parent} holds "
+                                 f"{found[0].relative_to(path.parent)}, which no "
                                  f"{what} wrote there (it has no {path.name}); remove it or "
                                  f"choose another folder ({what} replaces only its own files)")
         return
@@ -318,6 +336,9 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
 
     Returns the checkpoint to resume from (None for a fresh run)."""
     path = check_writable(path, "run folder")
+    lock = path / LOCK_FILE
+    if lock.is_file() and not _lock_record(lock.read_bytes()[:4096]):  # before any file is made
+        raise _foreign_lock(lock)
     latest = latest_checkpoint(path / "checkpoints")
     last = last_step_checkpoint(path / "checkpoints")
     if latest is None and last is not None:  # a kill between a step's file and latest.pt

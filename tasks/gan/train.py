@@ -253,7 +253,10 @@ class Trainer(TrainerBase):
                 if self.step < cfg.steps:
                     self.pause()
                     return self.summary()
-                self.finish()
+            # outside the handler, as classify's: a stop signal ends the final evaluation (a
+            # 50k-sample FID) at once, its checkpoint written first; the handler would only
+            # have recorded it, and the run ended 0 as if no signal had come
+            self.finish()
         finally:
             bar.close()
         self.finished(train_s=round(self.train_seconds, 2))

@@ -383,12 +383,25 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}
     result.notes = notes
-    old, earlier = earlier, _keep_earlier(result, earlier, meta, out_dir / "results.json")
-    if old is not None and earlier is None:
-        _remove_earlier_outputs(result, out_dir, old)
-    files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
-                          earlier=earlier)
+    with _output_lock(out_dir):  # another call may have written its rows since the start
+        earlier = _read_earlier(out_dir / "results.json")
+        old, earlier = earlier, _keep_earlier(result, earlier, meta, out_dir / "results.json")
+        if old is not None and earlier is None:
+            _remove_earlier_outputs(result, out_dir, old)
+        files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
+                              earlier=earlier)
     return result, files
+
+
+def _output_lock(out_dir: Path):
+    """The folder's lock, waited for: two calls into one folder merge their rows one after the
+    other (each read the results at its start and wrote them back: the first's rows were lost)."""
+    from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
+    from robustrep.tasks.common.checkpoint import remove_stale_tmp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    held = RunLock(out_dir / LOCK_FILE).acquire(wait=True)
+    remove_stale_tmp(out_dir)  # a killed call's pictures, half written
+    return held
 
 
 def _check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize: bool,

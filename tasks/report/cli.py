@@ -77,6 +77,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                 print("robustrep " + " ".join(command(argv)))
         return 0
     check_out(out, args.collect)
+    from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
+    with RunLock(out / LOCK_FILE).acquire():  # a second report into this folder: refused
+        return _report(args, settings, out, runs)
+
+
+def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
+    """Train what is not done (unless --collect), read every run, write the page."""
     started = time.time()
     failures: list[str] = []
     if not args.collect:

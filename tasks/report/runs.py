@@ -318,6 +318,9 @@ def _partial_line(detector: str, bad: list[dict[str, Any]], absent: list[str], t
             f"the other runs')")
 
 
+PLOTS = tuple(f"plots/{task}.png" for task in ("gan", "grid", "classify", "ood"))  # page.draw
+
+
 def check_out(out: Path, collect: bool = False) -> None:
     """Before any run starts: the report folder can be written (it exists with ``collect``,
     which reads the runs in it), and holds no file of a report's names that no report wrote."""
@@ -327,5 +330,5 @@ def check_out(out: Path, collect: bool = False) -> None:
                         f"report there")
     check_writable(out, "--out")
     check_replaceable(out / "report.json", ("info", "runs"), "report", "--out",
-                      companions=("report.md", "report.html"))
+                      companions=("report.md", "report.html", *PLOTS))
     out.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ def test_classify_resume_of_a_gan_run_is_refused(gan_run, capsys):
 
 
 @pytest.mark.parametrize("mine", ["samples/step_00000001.png", "plots/losses.png",
-                                  "finished.json"])
+                                  "finished.json", "regularizers.json"])
 def test_a_folder_holding_what_a_run_writes_but_no_config_is_not_written_into(mine, tmp_path,
                                                                              capsys):
     # Was: only a metrics.jsonl was seen; a user's samples/ or plots/ files were overwritten
@@ -85,6 +85,18 @@ def test_a_folder_holding_what_a_run_writes_but_no_config_is_not_written_into(mi
     assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "1", "--out", str(out)]) == 2
     _one_line(capsys, "gan", f"{out} holds a {mine.split('/')[0]} but no config.json")
     assert (out / mine).read_text() == "my own" and not (out / "config.json").exists()
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_a_users_file_named_like_the_lock_is_not_overwritten(program, tmp_path, capsys):
+    # was: replaced by "pid N on HOST" (it is the lock's name, .lock) and the run went on
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / ".lock").write_text("my lock\n")
+    argv = {"gan": ["--preset", "grid-mlp"], "classify": ["--preset", "smoke"]}[program]
+    assert main([program, "train", *argv, "--steps", "1", "--out", str(out)]) == 2
+    _one_line(capsys, program, f"{out / '.lock'} exists and is no lock robustrep wrote")
+    assert (out / ".lock").read_text() == "my lock\n" and sorted(out.iterdir()) == [out / ".lock"]
 
 
 def test_a_foreign_metrics_file_in_out_is_kept(tmp_path, capsys):

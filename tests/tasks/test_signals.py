@@ -120,3 +120,25 @@ def test_sigterm_to_ood_bench_stops_its_training_run_with_a_checkpoint(tmp_path)
     step = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"]
     assert 2 <= step < 5000
     RunLock(run / LOCK_FILE).acquire().release()  # no orphan holds the run
+
+
+def test_a_signal_during_the_gan_final_evaluation_stops_it_and_resume_finishes(
+        tmp_path, monkeypatch, capsys):
+    # was: the handler only recorded it; the whole evaluation ran and the run ended 0, finished
+    from robustrep.tasks.gan.train import Trainer as GanTrainer
+    original = GanTrainer.evaluate
+
+    def evaluate(self):
+        if self.step == self.cfg.steps:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+    argv = ["gan", "train", "--preset", "grid-mlp", "--steps", "3", "--eval-every", "0",
+            "--eval-samples", "50", "--quiet", "--out", str(tmp_path / "g")]
+    with monkeypatch.context() as patch:
+        patch.setattr(GanTrainer, "evaluate", evaluate)
+        assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip().endswith("robustrep gan: interrupted")
+    assert _weights(tmp_path / "g")["step"] == 3  # written before the evaluation
+    assert not (tmp_path / "g" / "finished.json").exists()
+    assert cli.main(["gan", "train", "--resume", str(tmp_path / "g"), "--quiet"]) == 0
+    assert (tmp_path / "g" / "finished.json").is_file()

@@ -63,7 +63,9 @@ def test_a_sink_that_fails_to_close_is_a_warning_and_the_lock_still_goes(tmp_pat
 
 def test_stale_temp_files_are_removed_when_the_lock_is_taken(tmp_path):
     run = RunDir(tmp_path / "run").create()
-    stale = [run.checkpoints / ".latest.pt.abc123.tmp", run.path / ".config.json.x.tmp"]
+    stale = [run.checkpoints / ".latest.pt.abc123.tmp", run.path / ".config.json.x.tmp",
+             run.samples / ".step_00000004.png.of_8m5p.tmp",  # a kill while a picture was written
+             run.plots / ".losses.png.2lnhijh6.tmp"]
     for path in stale:
         path.write_bytes(b"partial")
     keep = run.checkpoints / "step_00000001.pt"

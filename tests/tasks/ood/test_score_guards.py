@@ -175,6 +175,25 @@ def _plotted(run, detectors, *extra):
                  "--quiet", "--device", "cpu", *extra])
 
 
+def test_a_call_finishing_while_another_scores_keeps_its_rows(fake_run, monkeypatch, capsys):
+    # Two calls into one folder at once: each read results.json at its start and wrote it back,
+    # so the first to finish lost its rows, both exiting 0. The second call here runs whole
+    # while the first is scoring; the first then merges under the folder's lock.
+    from robustrep.tasks.ood import score
+    original, inner = score.score_model, []
+
+    def scoring_while_another_call_runs(*args, **kwargs):
+        if not inner:
+            inner.append("running")  # the inner call scores unpatched in effect
+            inner[0] = _score(fake_run, "EnergyBased")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(score, "score_model", scoring_while_another_call_runs)
+    assert _score(fake_run, "MaxSoftmax") == 0 and inner == [0]
+    data = json.loads((fake_run / "ood" / "results.json").read_text())
+    assert {r["detector"] for r in data["results"]} == {"MaxSoftmax", "EnergyBased"}
+    assert set(data["detectors"]) == {"MaxSoftmax", "EnergyBased"}
+
+
 def test_a_second_calls_pictures_show_both_calls_detectors(fake_run, drawn, capsys):
     out = fake_run / "ood"
     assert _plotted(fake_run, "MaxSoftmax,EnergyBased", "--ood", "gaussian", "uniform") == 0

@@ -160,6 +160,19 @@ def test_a_users_files_in_out_are_kept_and_a_bad_out_is_named(tmp_path, capsys, 
     assert cli.main([*argv, "--out", str(mine)]) == 2
     assert "report.json exists and is not a readable record of report" in capsys.readouterr().err
     assert (mine / "report.md").read_text() == "my notes" and not children
+    pictures = tmp_path / "pictures"  # was: the user's plots/gan.png replaced by the report's
+    (pictures / "plots").mkdir(parents=True)
+    (pictures / "plots" / "gan.png").write_text("my figure")
+    assert cli.main([*argv, "--out", str(pictures)]) == 2
+    assert f"--out {pictures} holds plots/gan.png, which no report wrote" in \
+        capsys.readouterr().err
+    assert (pictures / "plots" / "gan.png").read_text() == "my figure" and not children
+    from robustrep.tasks.common.rundir import RunLock
+    busy = tmp_path / "busy"  # was: two reports trained and scored the same runs at once
+    busy.mkdir()
+    with RunLock(busy / ".lock").acquire():
+        assert cli.main([*argv, "--out", str(busy)]) == 2
+    assert f"{busy} is in use by another run (pid " in capsys.readouterr().err and not children
     typo = tmp_path / "typo"
     assert cli.main([*argv, "--collect", "--out", str(typo)]) == 2
     assert capsys.readouterr().err == (f"robustrep report: error: --out {typo} is not a folder; "
