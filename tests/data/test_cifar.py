@@ -167,10 +167,7 @@ def test_a_cifar_batch_whose_contents_do_not_fit_is_one_line_naming_it(cifar10_r
     write_py2_pickle(batch, {"data": cifar_data(rng, 4), "labels": [0, 1, 2, 3], **change})
     with pytest.raises(ValueError) as info:
         cifar(root, "cifar10", train=True)
-    assert str(info.value) == (
-        f"{batch} is not in the CIFAR python format: {problem}; each batch must be a pickled "
-        f"dict with 'data' (uint8 [N, 3072]) and 'labels' (N integers in 0..9, the 10 classes "
-        f"of batches.meta)")
+    assert str(info.value) == _format_error(batch, problem, "labels", 10, "batches.meta")
     assert len(cifar(root, "cifar10", train=False)) == 3  # the test split does not read it
 
 
@@ -182,7 +179,10 @@ def test_a_cifar100_batch_is_checked_against_its_fine_labels(tmp_path, fine_labe
     batch = _cifar100_root(tmp_path, fine_labels)
     with pytest.raises(ValueError) as info:
         cifar(tmp_path, "cifar100", train=True)
-    assert str(info.value) == (
-        f"{batch} is not in the CIFAR python format: {problem}; each batch must be a pickled "
-        f"dict with 'data' (uint8 [N, 3072]) and 'fine_labels' (N integers in 0..99, the 100 "
-        f"classes of meta)")
+    assert str(info.value) == _format_error(batch, problem, "fine_labels", 100, "meta")
+
+
+def _format_error(batch, problem, key, classes, meta):
+    return (f"{batch} is not in the CIFAR python format: {problem}; each batch must be a pickled "
+            f"dict with 'data' (uint8 [N, 3072]) and '{key}' (N integers in 0..{classes - 1}, "
+            f"the {classes} classes of {meta})")
