@@ -34,8 +34,8 @@ _EXPORTS = {
     "soft_target_cross_entropy": "robustrep.mixing",
     "fgsm": "robustrep.adversarial",
     "pgd": "robustrep.adversarial",
-    "dat_perturb": "robustrep.adversarial",
-    "asgan_perturb": "robustrep.adversarial",
+    "dat_perturb": "robustrep.dat",
+    "asgan_perturb": "robustrep.asgan",
     "FreePerturbation": "robustrep.adversarial",
     "ProjectionEnsemble": "robustrep.projection",
     "register_regularizer": "robustrep.registry",
@@ -62,8 +62,8 @@ _EXPORTS = {
     "g_loss": "robustrep.losses",
     "r1_penalty": "robustrep.losses",
 }
-_SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "projection",
-               "losses", "split", "registry", "nets", "ssgan", "infomax")
+_SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "dat", "asgan",
+               "projection", "losses", "split", "registry", "nets", "ssgan", "infomax")
 # old module paths (``robustrep.stylegan2.X``), kept for code written before robustrep.nets
 _ALIASES = {"stylegan2": "robustrep.nets.stylegan2", "wrn": "robustrep.nets.wrn"}
 

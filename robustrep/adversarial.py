@@ -1,5 +1,9 @@
 """Input perturbations for adversarial training that leave the model itself untouched.
 
+The classifier attacks, and the machinery every attack shares (buffers kept, input gradients,
+the module behind a loss function, range and dtype checks). The discriminator's adversarial
+training, DAT and AS-GAN, runs on this machinery from its own modules.
+
 Methods and references:
 
 - :func:`fgsm`: Goodfellow et al., ICLR 2015; with ``random_start`` it is "FGSM with random start"
@@ -7,16 +11,19 @@ Methods and references:
   uniform start in the ball, step ``1.25 * eps``.
 - :func:`pgd`: Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks",
   ICLR 2018: signed (Linf) or normalised (L2) gradient ascent, projected on the eps ball.
-- :func:`dat_perturb`: Direct Adversarial Training for GAN discriminators (Li et al., IEEE TETCI
-  2023, arXiv 2008.09041; reference ``iceli1007/DAT-GAN``,
-  ``torch_mimicry/nets/gan/gan.py::advtrain_step``).
-- :func:`asgan_perturb`: Adversarial Symmetric GANs (Liu et al., Neural Networks 133, 2021,
-  arXiv 1912.09670). No code was published; the reconstruction is documented on the function.
 - :class:`FreePerturbation`: "Adversarial training for free!" (Shafahi et al., NeurIPS 2019;
   ``mahyarnajibi/FreeAdversarialTraining``): the perturbation is carried across steps and updated
   from the input gradient of the backward pass the training step makes anyway.
+- :mod:`robustrep.dat`: :func:`~robustrep.dat.dat_perturb` and :class:`~robustrep.dat.DAT`,
+  Direct Adversarial Training (Li et al., IEEE TETCI 2023).
+- :mod:`robustrep.asgan`: :func:`~robustrep.asgan.asgan_perturb` and
+  :class:`~robustrep.asgan.ASGAN`, Adversarial Symmetric GANs (Liu et al., Neural Networks 2021).
 
-**The model is left untouched.** Every attack here
+These four names were defined here before, and can still be imported from here
+(``from robustrep.adversarial import dat_perturb``).
+
+**The model is left untouched.** Every attack here, in :mod:`robustrep.dat` and in
+:mod:`robustrep.asgan`
 
 1. takes gradients with ``torch.autograd.grad`` with respect to the input only, so no parameter
    ``.grad`` is written and autograd skips the weight-gradient kernels;
@@ -36,19 +43,20 @@ statistics of every module the attack's forwards call are kept.
 inputs already lie in it (a ``ValueError`` names the range found and the range expected; the check
 reads two extremes, one host synchronisation per call). The defaults follow the two conventions
 of the programs: :func:`fgsm`, :func:`pgd` and :class:`FreePerturbation` assume classifier images
-in ``[0, 1]``; :func:`dat_perturb` and :func:`asgan_perturb` assume GAN images in ``[-1, 1]``.
-``input_range=None`` means unbounded inputs: no check and no clamp (2-D points, normalised
-features). Hyperparameters (``eps``, ``t``, ``step_size``) must be finite; inputs must have the
-dtype of the model's parameters unless autocast is on. In half precision (bf16, fp16) the ball
-holds up to the dtype's rounding: ``x + delta`` is rounded to the input's dtype, so a bf16 pixel
-in [0.5, 1) may sit up to half a bf16 step (2**-9) outside ``eps`` (0.0332 for 8/255 = 0.0314);
-attack float32 copies where the radius must hold exactly.
+in ``[0, 1]``; :func:`~robustrep.dat.dat_perturb` and :func:`~robustrep.asgan.asgan_perturb`
+assume GAN images in ``[-1, 1]``. ``input_range=None`` means unbounded inputs: no check and no
+clamp (2-D points, normalised features). Hyperparameters (``eps``, ``t``, ``step_size``) must be
+finite; inputs must have the dtype of the model's parameters unless autocast is on. In half
+precision (bf16, fp16) the ball holds up to the dtype's rounding: ``x + delta`` is rounded to the
+input's dtype, so a bf16 pixel in [0.5, 1) may sit up to half a bf16 step (2**-9) outside ``eps``
+(0.0332 for 8/255 = 0.0314); attack float32 copies where the radius must hold exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dis
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,9 +66,7 @@ from torch import Tensor, nn
 
 from robustrep._validate import (check_bool, check_choice, check_generator, check_in_range,
                                  check_model_dtype, check_nonneg, check_positive, check_range,
-                                 check_same_device, check_same_dtype, check_tensor, first_tensor,
-                                 options_repr)
-from robustrep.losses import LOSSES, loss_real
+                                 check_same_device, check_tensor, first_tensor, options_repr)
 from robustrep.registry import register_regularizer
 
 NORMS = ("linf", "l2")
@@ -166,104 +172,6 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
     if step_size is None:
         step_size = 2.5 * eps / steps
     return _attack(loss_fn, x, eps, step_size, steps, norm, random_start, rng, generator, module)
-
-
-def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor, t: float = 1.0,
-                eps: float | None = None,
-                input_range: tuple[float, float] | None = (-1.0, 1.0), clamp_real: bool = True,
-                *, model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
-    """DAT step: move each side's mean D score towards the other side's (Li et al., TETCI 2023).
-
-    With ``mr = mean D(x_real)`` and ``mf = mean D(x_fake)`` held fixed::
-
-        g_f = grad |mean D(x_fake) - mr|  w.r.t. x_fake;   x_fake_adv = clamp(x_fake - clip(g_f, t))
-        g_r = grad |mean D(x_real) - mf|  w.r.t. x_real;   x_real_adv = x_real - clip(g_r, t)
-
-    where ``clip(g, t)`` clamps each element to ``[-t, t]`` (reference ``t = 1``). The objective is
-    a *batch mean*, so the raw step is ``(1 / N) dD(x_i)/dx_i``: it shrinks with the batch size, as
-    in the reference, and is usually far below the clip. Fakes are pushed up towards the real mean
-    and reals down towards the fake mean; the ``|.|`` reverses the push when the means cross.
-
-    Departures from ``gan.py::advtrain_step``, none changing the result:
-
-    - The reference runs two clean forwards only to read ``mr`` and ``mf``; here the attack
-      forwards give them (same inputs, same values), and one ``autograd.grad`` call returns both
-      input gradients (the two objectives do not share inputs).
-    - ``clamp_real=True`` clamps the adversarial reals to ``input_range`` before D sees them, as
-      the reference's SSGAN and InfoMax-GAN copies do; ``gan.py`` clamps only after D is evaluated,
-      which amounts to ``clamp_real=False``.
-
-    Bounded variant (``eps`` given, not in the reference): the same targeted direction with an
-    FGSM-like step ``eps * sign(g)``, which bounds the perturbation in Linf by ``eps`` and does
-    not depend on the batch size; ``t`` is then unused.
-
-    ``x_real`` and ``x_fake`` must lie in ``input_range`` (default ``[-1, 1]``, GAN images);
-    pass ``input_range=None`` for unbounded data such as 2-D points (no check, no clamp).
-
-    Returns ``(x_real_adv, x_fake_adv)``, detached.
-    """
-    rng = _check_dat(d_fn, x_real, x_fake, t, eps, input_range, clamp_real)
-    module = _owner_module(d_fn, model)
-    check_same_device(x_real=x_real, x_fake=x_fake, model=first_tensor(module))
-    check_model_dtype("x_real", x_real, module)
-    if (eps if eps is not None else t) == 0:
-        return x_real.detach(), x_fake.detach()
-    _check_autograd()
-    xr = x_real.detach().requires_grad_(True)
-    xf = x_fake.detach().requires_grad_(True)
-    with preserve_bn_stats(module), torch.enable_grad():
-        d_real = _float_mean(d_fn(xr), "d_fn(x_real)")
-        d_fake = _float_mean(d_fn(xf), "d_fn(x_fake)")
-        gap = (d_fake - d_real.detach()).abs() + (d_real - d_fake.detach()).abs()
-        g_real, g_fake = torch.autograd.grad(gap, (xr, xf), allow_unused=True)
-    if g_real is None or g_fake is None:
-        raise ValueError("d_fn(x) must depend on x with grad for both x_real and x_fake")
-
-    def step(g: Tensor) -> Tensor:
-        return g.clamp(-t, t) if eps is None else eps * g.sign()
-
-    x_fake_adv = _clamp(xf.detach() - step(g_fake), rng)
-    x_real_adv = xr.detach() - step(g_real)
-    return (_clamp(x_real_adv, rng) if clamp_real else x_real_adv), x_fake_adv
-
-
-def asgan_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, loss: str = "ns",
-                  eps: float = 0.05, steps: int = 1, norm: str = "linf",
-                  input_range: tuple[float, float] | None = (-1.0, 1.0),
-                  step_size: float | None = None, random_start: bool | None = None,
-                  generator: torch.Generator | None = None, *,
-                  model: nn.Module | None = None) -> Tensor:
-    """AS-GAN: perturb reals to increase D's loss on them (Liu et al., Neural Networks 2021).
-
-    Reconstruction (AS-GAN has no public code): vanilla GANs already train D on fakes that G moved
-    adversarially; AS-GAN adds the symmetric case, D trained on reals moved to *increase*
-    ``loss_real(D(x), loss)``, i.e. towards "fake". ``steps=1`` is a plain FGSM step (no random
-    start, step ``eps``), which matches the paper's reported +25% cost per iteration; ``steps > 1``
-    is PGD (random start and step ``2.5 * eps / steps`` unless given). Whether the adversarial
-    reals replace or join the clean ones in the D loss is the task's decision.
-
-    ``eps=0.05`` (Linf, in the [-1, 1] image scale, about 6.4/255 in [0, 1] units) is our choice:
-    the paper's value could not be read. It sits just below the usual 8/255 of adversarial
-    training, as the aim is a more robust D, not a robust classifier.
-
-    ``x_real`` must lie in ``input_range`` (default ``[-1, 1]``, GAN images); pass
-    ``input_range=None`` for unbounded data such as 2-D points (no check, no clamp).
-
-    Returns the detached adversarial reals.
-    """
-    check_choice("loss", loss, LOSSES)
-    check_nonneg("steps", steps, integer=True)
-    if random_start is None:
-        random_start = steps > 1
-    if step_size is None and steps == 1:
-        step_size = eps
-
-    def loss_fn(x: Tensor) -> Tensor:
-        return loss_real(d_fn(x), loss)
-
-    return pgd(loss_fn, x_real, eps, step_size=step_size, steps=steps, norm=norm,
-               random_start=random_start, input_range=input_range, generator=generator,
-               model=_owner_module(d_fn, model))
 
 
 @register_regularizer("free", paper="Shafahi et al., Adversarial training for free!, NeurIPS 2019",
@@ -443,12 +351,6 @@ def _clamp(x: Tensor, rng: tuple[float, float] | None) -> Tensor:
     return x if rng is None else x.clamp(rng[0], rng[1])
 
 
-def _float_mean(out: Any, name: str) -> Tensor:
-    if not isinstance(out, Tensor):
-        raise TypeError(f"{name} must return a tensor of scores, got {type(out).__name__}")
-    return out.float().mean()
-
-
 def _check_autograd() -> None:
     """An attack needs input gradients, which ``torch.inference_mode`` rules out (``no_grad``
     is fine: the attacks turn grad on)."""
@@ -538,144 +440,8 @@ def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, 
     return rng, module
 
 
-def _check_dat_settings(t: float, eps: float | None, input_range: Any,
-                        clamp_real: bool) -> tuple[float, float] | None:
-    """DAT's settings (per call, and once when :class:`DAT` is built)."""
-    check_nonneg("t", t)
-    if eps is not None:
-        check_nonneg("eps", eps)
-    check_bool("clamp_real", clamp_real)
-    return None if input_range is None else check_range("input_range", input_range)
-
-
-def _check_dat(d_fn: Any, x_real: Tensor, x_fake: Tensor, t: float, eps: float | None,
-               input_range: Any, clamp_real: bool) -> tuple[float, float] | None:
-    if not callable(d_fn):
-        raise TypeError(f"d_fn must be callable, got {type(d_fn).__name__}")
-    check_tensor("x_real", x_real, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-    check_tensor("x_fake", x_fake, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-    if x_real.shape[1:] != x_fake.shape[1:]:
-        raise ValueError("x_real and x_fake must have the same per-sample shape, got "
-                         f"{tuple(x_real.shape)} and {tuple(x_fake.shape)}")
-    check_same_dtype(x_real=x_real, x_fake=x_fake)
-    rng = _check_dat_settings(t, eps, input_range, clamp_real)
-    check_in_range("x_real", x_real, rng)
-    check_in_range("x_fake", x_fake, rng)
-    return rng
-
-
 # Thin classes over the functions above: hyperparameters in the constructor, inputs in the call,
-# so the registry can build every method by name (``create_regularizer("dat", t=1.0)``).
-
-
-@register_regularizer("dat", paper="Li et al., A New Perspective on Stabilizing GANs Training: "
-                      "Direct Adversarial Training, IEEE TETCI 2023", acts={"gan": "D inputs"})
-class DAT:
-    """Symmetric adversarial training of D on reals and fakes (see :func:`dat_perturb`).
-
-    ``gan`` D inputs (:mod:`robustrep.api`): D trains on the perturbed reals and fakes only.
-
-    Args:
-        t: gradient clip of the reference step (1.0 in the reference).
-        eps: bounded variant, an Linf step eps*sign(g) (None = the reference clipped step).
-        input_range: where perturbed inputs are clamped (None: unbounded).
-        clamp_real: clamp the perturbed reals too.
-    """
-
-    none_is_a_value = ("input_range",)  # None: unbounded inputs
-    keeps_clean = False
-
-    def __init__(self, t: float = 1.0, eps: float | None = None,
-                 input_range: tuple[float, float] | None = (-1.0, 1.0), clamp_real: bool = True):
-        _check_dat_settings(t, eps, input_range, clamp_real)  # a wrong option fails when built
-        self.t, self.eps, self.input_range, self.clamp_real = t, eps, input_range, clamp_real
-
-    def __call__(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor, *,
-                 model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
-        return dat_perturb(d_fn, x_real, x_fake, t=self.t, eps=self.eps,
-                           input_range=self.input_range, clamp_real=self.clamp_real, model=model)
-
-    def d_inputs(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor,
-                 generator: torch.Generator | None = None, *,
-                 model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
-        return self(d_fn, x_real, x_fake, model=model)
-
-    def after_backward(self, real: Tensor) -> None:
-        pass
-
-    __repr__ = options_repr
-
-
-@register_regularizer("asgan", paper="Liu et al., AS-GAN, Neural Networks 2021",
-                      acts={"gan": "D inputs"})
-class ASGAN:
-    """Adversarial training of D on reals only (see :func:`asgan_perturb`).
-
-    ``gan`` D inputs (:mod:`robustrep.api`). ``mode``: ``"replace"`` (D sees the perturbed reals
-    instead of the clean ones) or ``"add"`` (both). ``free``: a perturbation carried across
-    steps (a :class:`FreePerturbation` of radius ``eps``), updated from D's own backward, with no
-    attack pass of its own; checkpointed through ``state_dict``.
-
-    Args:
-        eps: perturbation radius in input units ([-1, 1] images).
-        steps: attack steps (1 = FGSM).
-        norm: ``"linf"`` or ``"l2"``.
-        loss: adversarial loss kind the attack ascends on D's real side.
-        input_range: where perturbed reals are clamped (None: unbounded).
-        mode: replace: D sees the perturbed reals instead of the clean ones; add: both.
-        free: a perturbation carried across steps, updated from D's backward (no attack pass).
-    """
-
-    none_is_a_value = ("input_range",)  # None: unbounded inputs
-
-    def __init__(self, eps: float = 0.05, steps: int = 1, norm: str = "linf", loss: str = "ns",
-                 input_range: tuple[float, float] | None = (-1.0, 1.0), mode: str = "replace",
-                 free: bool = False):
-        check_choice("mode", mode, ("replace", "add"))
-        check_bool("free", free)
-        check_choice("loss", loss, LOSSES)
-        # a wrong option fails when the object is built, not at its first step
-        _check_settings(eps, None, steps, norm, input_range, False)
-        self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
-        self.input_range, self.mode, self.free = input_range, mode, free
-        self._carried: FreePerturbation | None = None
-
-    @property
-    def keeps_clean(self) -> bool:
-        return self.mode == "add"
-
-    def _carrier(self) -> FreePerturbation:
-        if self._carried is None:  # built on use: input_range may be set after construction
-            self._carried = FreePerturbation(self.eps, norm=self.norm,
-                                             input_range=self.input_range)
-        return self._carried
-
-    def d_inputs(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor,
-                 generator: torch.Generator | None = None, *,
-                 model: nn.Module | None = None) -> tuple[Tensor, Tensor]:
-        if self.free:
-            return self._carrier().attach(x_real), x_fake
-        return self(d_fn, x_real, generator, model=model), x_fake
-
-    def after_backward(self, real: Tensor) -> None:
-        if self.free:
-            self._carrier().update(real)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self._carrier().state_dict() if self.free else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.free and state:
-            self._carrier().load_state_dict(state)
-
-    def __call__(self, d_fn: Callable[[Tensor], Tensor], x_real: Tensor,
-                 generator: torch.Generator | None = None, *,
-                 model: nn.Module | None = None) -> Tensor:
-        return asgan_perturb(d_fn, x_real, loss=self.loss, eps=self.eps, steps=self.steps,
-                             norm=self.norm, input_range=self.input_range, generator=generator,
-                             model=model)
-
-    __repr__ = options_repr
+# so the registry can build every method by name (``create_regularizer("pgd", steps=10)``).
 
 
 class _TrainingAttack:
@@ -754,3 +520,18 @@ class FGSM(_TrainingAttack):
         return fgsm(loss_fn, x, self.eps, norm=self.norm, input_range=self.input_range,
                     random_start=self.random_start, step_size=self.step_size,
                     generator=generator, model=model)
+
+
+# DAT and AS-GAN were defined here before they had modules of their own; their names stay
+# importable from this module (the README's examples, code written before). They are resolved on
+# first use (PEP 562) rather than imported at the end of this file: robustrep.dat and
+# robustrep.asgan import this module, so an eager import here would fail whenever one of them is
+# imported first (this module would then ask a half-initialised robustrep.dat for ``DAT``).
+_MOVED = {"dat_perturb": "robustrep.dat", "DAT": "robustrep.dat",
+          "asgan_perturb": "robustrep.asgan", "ASGAN": "robustrep.asgan"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

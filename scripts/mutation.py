@@ -66,6 +66,9 @@ MODULES = {
     "adaptivemix": Module("robustrep/adaptivemix.py", ("tests/test_adaptivemix.py",)),
     "adversarial": Module("robustrep/adversarial.py",
                           ("tests/test_adversarial.py", CLASSIFY_LOGIC)),
+    # DAT and AS-GAN: their own tests, and the attack tests that cover every attack
+    "dat": Module("robustrep/dat.py", ("tests/test_dat.py", "tests/test_adversarial.py")),
+    "asgan": Module("robustrep/asgan.py", ("tests/test_asgan.py", "tests/test_adversarial.py")),
     "gan_steps": Module("robustrep/tasks/gan/steps.py",
                         (GAN_LOGIC, "tests/tasks/gan/test_ada.py",
                          "tests/tasks/gan/test_stylegan2.py", "tests/tasks/gan/test_compile.py")),

@@ -136,3 +136,22 @@ def lock_holder():
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+# --- toys of the GAN-side attacks (test_dat.py, test_asgan.py import them: `from .conftest`) ---
+
+B = 8
+
+
+def images(low=-1.0, high=1.0, seed=1):
+    """B seeded 3x2x2 images, uniform in [low, high] (by default [-1, 1], the GAN scale)."""
+    g = torch.Generator().manual_seed(seed)
+    return low + (high - low) * torch.rand(B, 3, 2, 2, generator=g)
+
+
+def linear_d(weight=0.5):
+    """D(x) = weight * sum(x): its input gradient is ``weight`` at every pixel."""
+    d = nn.Sequential(nn.Flatten(), nn.Linear(12, 1))
+    nn.init.constant_(d[1].weight, weight)
+    nn.init.zeros_(d[1].bias)
+    return d

@@ -1,0 +1,103 @@
+"""AS-GAN (robustrep.asgan): a PGD on loss_real with its own defaults, the registered class
+and its free mode. What AS-GAN shares with every attack (untouched models, input ranges, dtypes)
+is tested with the others in test_adversarial.py."""
+
+import pytest
+import torch
+from torch import nn
+
+from robustrep.adversarial import pgd
+from robustrep.asgan import ASGAN, asgan_perturb
+from robustrep.losses import LOSSES, loss_real
+
+from .conftest import B, images, linear_d
+
+
+@pytest.mark.parametrize("kind", LOSSES)
+@pytest.mark.parametrize("steps", [1, 3])
+def test_asgan_raises_the_real_loss(kind, steps):
+    d = linear_d(weight=0.1)
+    x = images(-0.5, 0.5)
+    x_adv = asgan_perturb(d, x, loss=kind, eps=0.05, steps=steps,
+                          generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert bool((loss_real(d(x_adv), kind) > loss_real(d(x), kind)).all())
+    assert bool(((x_adv - x).abs() <= 0.05 + 1e-7).all())
+    if steps == 1:  # one FGSM step of size eps towards "fake" (lower D: weights are positive)
+        torch.testing.assert_close(x_adv - x, torch.full_like(x, -0.05))
+
+
+def test_asgan_defaults_are_one_fgsm_step_of_0_05():
+    d = linear_d(weight=0.1)
+    x = images(-0.5, 0.5)
+    torch.testing.assert_close(asgan_perturb(d, x), x - 0.05)
+    # in L2 too: one step of exactly eps along -w / ||w|| (a random start would show)
+    torch.testing.assert_close(asgan_perturb(d, x, norm="l2"), x - 0.05 / 12 ** 0.5)
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_asgan_multi_step_is_pgd_with_random_start_on_loss_real(steps):
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
+    x = images()
+    got = asgan_perturb(d, x, loss="ls", eps=0.2, steps=steps, norm="l2",
+                        generator=torch.Generator().manual_seed(1))
+    want = pgd(lambda v: loss_real(d(v), "ls"), x, 0.2, steps=steps, norm="l2",
+               random_start=True, input_range=(-1.0, 1.0),
+               generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, want)
+    # an explicit random_start=False is honoured
+    got = asgan_perturb(d, x, eps=0.2, steps=steps, random_start=False)
+    want = pgd(lambda v: loss_real(d(v), "ns"), x, 0.2, steps=steps, random_start=False,
+               input_range=(-1.0, 1.0))
+    torch.testing.assert_close(got, want)
+
+
+def test_asgan_one_step_is_eps_long_even_from_a_random_start():
+    # steps=1 means an FGSM step of eps; PGD's default (2.5 eps) would always reach the edge.
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
+    x = images(-0.5, 0.5)
+    got = asgan_perturb(d, x, eps=0.1, random_start=True,
+                        generator=torch.Generator().manual_seed(1))
+    want = pgd(lambda v: loss_real(d(v), "ns"), x, 0.1, step_size=0.1, steps=1,
+               input_range=(-1.0, 1.0), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, want)
+    assert (got - x).abs().amin() < 0.09  # some pixels end inside the ball
+
+
+@pytest.mark.parametrize("steps,error", [(-1, ValueError), ("2", TypeError)])
+def test_asgan_bad_steps_are_named(steps, error):
+    with pytest.raises(error, match="^steps must be"):
+        asgan_perturb(linear_d(), images(), steps=steps)
+
+
+# --- the registered class: every option, the free mode ----------------------------------------
+
+
+def test_asgan_class_passes_every_option():
+    d = linear_d(weight=0.5)
+    x = images(-2.5, 2.5)  # scores on both sides of 1: "ls" and "ns" push apart
+    opts = dict(eps=0.3, steps=2, norm="l2", loss="ls", input_range=(-3.0, 3.0))
+    got = ASGAN(**opts)(d, x, generator=torch.Generator().manual_seed(0))
+    want = asgan_perturb(d, x, generator=torch.Generator().manual_seed(0), **opts)
+    torch.testing.assert_close(got, want)
+    other = asgan_perturb(d, x, generator=torch.Generator().manual_seed(0),
+                          **{**opts, "loss": "ns"})
+    assert not torch.allclose(got, other)
+
+
+def test_asgan_free_mode_carries_a_perturbation_and_checkpoints_it():
+    d = linear_d(weight=-0.5)  # D(x) falls as x grows: the real loss rises with x
+    x_real = torch.zeros(B, 3, 2, 2)
+    asgan = ASGAN(eps=0.1, free=True, input_range=None)
+    real, fake = asgan.d_inputs(d, x_real, x_real)
+    assert real.requires_grad and torch.equal(real, x_real)
+    loss_real(d(real).squeeze(1), "ns").mean().backward()
+    asgan.after_backward(real)
+    state = asgan.state_dict()
+    torch.testing.assert_close(state["delta"], torch.full_like(x_real, 0.1))
+    again = ASGAN(eps=0.1, free=True, input_range=None)
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.d_inputs(d, x_real, x_real)[0], x_real + 0.1)
+    assert asgan._carried.input_range is None and asgan._carried.norm == "linf"
