@@ -146,16 +146,23 @@ def _build_data(cfg) -> GanData:
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(program_advice(err)) from None
     report_skipped(ds)
-    _note_resized_zip(ds, root, cfg.image_size)
+    _note_resized(ds, root, cfg.image_size)
     return GanData(ds, None, tuple(image.shape))
 
 
-def _note_resized_zip(ds, root: Path, size: int) -> None:
-    """A dataset zip has one resolution (stylegan2-ada's train.py refuses another): say so
-    when ``--image-size`` resizes it, rather than train on rescaled images unannounced."""
-    stored = getattr(ds, "stored_size", None)
+def _note_resized(ds, root: Path, size: int) -> None:
+    """A dataset zip has one resolution (stylegan2-ada's train.py refuses another), and a folder
+    of exports usually one too: say so when ``--image-size`` resizes them, rather than train on
+    rescaled images unannounced."""
+    stored, what = getattr(ds, "stored_size", None), "stores"
+    samples = getattr(ds, "samples", None)
+    if stored is None and samples:  # an image folder: its first image, read to the header
+        from PIL import Image
+        path = samples[0][0] if isinstance(samples[0], tuple) else samples[0]  # (path, label)
+        with Image.open(path) as first:
+            stored, what = first.size, "holds (the first)"
     if stored is not None and tuple(stored) != (size, size):
-        print(f"note: {root} stores {stored[0]}x{stored[1]} images; they are resized to "
+        print(f"note: {root} {what} {stored[0]}x{stored[1]} images; they are resized to "
               f"{size}x{size} (--image-size)", file=sys.stderr)
 
 

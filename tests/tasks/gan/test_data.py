@@ -27,3 +27,15 @@ def test_a_zip_of_another_resolution_is_resized_and_says_so(tmp_path, capsys):
         capsys.readouterr().err
     build_data(GanConfig(dataset="zip", data_root=str(path), image_size=16))
     assert "note" not in capsys.readouterr().err  # its own resolution: nothing to say
+
+
+def test_a_folder_of_another_resolution_is_resized_and_says_so(tmp_path, capsys):
+    # Was: resized without a word, as zips were
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (24, 20), (40 * i, 0, 0)).save(folder / f"{i}.png")
+    data = build_data(GanConfig(dataset="imagefolder", data_root=str(folder), image_size=16))
+    assert data.shape == (3, 16, 16)
+    assert (f"note: {folder} holds (the first) 24x20 images; they are resized to 16x16"
+            in capsys.readouterr().err)
