@@ -239,6 +239,8 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
         # one mixing kind has nothing to switch to
         unused.setdefault(f"two mixing methods in --reg, e.g. mixup,cutmix (reg is "
                           f"{values.get('reg')!r})", []).append("mix_switch_prob")
+    if values.get("wd_all") and values.get("weight_decay") == 0:  # no decay to spread
+        unused.setdefault("--weight-decay > 0 (weight_decay is 0)", []).append("wd_all")
     return unused
 
 

@@ -465,7 +465,8 @@ def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):
         model, config = robustbench_model(foreign, device)
     else:
         model, config = load_model(**{k: v for k, v in foreign.items()
-                                      if k not in ("dataset", "classes")}, device=device)
+                                      if k not in ("dataset", "classes")}, device=device,
+                                   use_ema=use_ema)
     return model, {**config, **fields}
 
 

@@ -356,10 +356,11 @@ class Trainer(TrainerBase):
         if cfg.clip_grad > 0:
             self.scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.step_lr = self.opt.param_groups[0]["lr"]  # this update's: logged with its loss
         self.scaler.step(self.opt)
         self.scaler.update()
         self.step += 1
-        self.sched.step_update(self.step)
+        self.sched.step_update(self.step)  # the next update's lr
         if self.ema is not None:
             self.ema.update(self.model, step=self.step)
         return out
@@ -410,7 +411,7 @@ class Trainer(TrainerBase):
             bar.update(1)
             if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == cfg.steps:
                 logged = self.check_finite()  # the terms' means since the last read
-                logged["lr"] = self.opt.param_groups[0]["lr"]
+                logged["lr"] = self.step_lr  # as timm's train.py logs it
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
                 logged["train_s"] = round(self.train_s0 + time.time() - t0, 3)  # runfiles names
                 bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))

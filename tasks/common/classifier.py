@@ -35,24 +35,29 @@ from robustrep.tasks.common.weights import is_source_name, resolve_model
 
 
 # a training checkpoint's entries, in the order timm's load_checkpoint (use_ema=True, its
-# default) takes them: the EMA weights where the file keeps them
-CHECKPOINT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+# default) takes them, with a robustrep checkpoint's own (``ema``, ``model``): the EMA weights
+# where the file keeps them
+EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
+RAW_KEYS = ("state_dict", "model")
 
 
-def _weights_entry(data: dict, path: Path) -> dict:
-    """The state dict inside a training checkpoint (``data`` itself when it is one); a file
-    holding both raw and EMA weights is said to give the EMA's, which a user may not expect."""
-    found = [k for k in CHECKPOINT_KEYS if isinstance(data.get(k), dict)]
+def _weights_entry(data: dict, path: Path, use_ema: bool = True, quiet: bool = False) -> dict:
+    """The state dict inside a training checkpoint (``data`` itself when it is none): its EMA
+    weights unless ``use_ema`` is False; a file holding both says which it gives."""
+    raw = [k for k in RAW_KEYS if isinstance(data.get(k), dict)]
+    ema = [k for k in EMA_KEYS if isinstance(data.get(k), dict)] if use_ema else []
+    found = ema + raw
     if not found:
         return data
-    if found[0].endswith("_ema") and len(found) > 1:
-        print(f"note: {path} holds {' and '.join(found)}; {found[0]} is loaded, as timm's "
-              f"load_checkpoint does by default (save the raw weights alone to use them)",
-              file=sys.stderr)
+    if ema and raw and not quiet:
+        print(f"note: {path} holds {ema[0]} and {raw[0]}; {ema[0]}, the EMA weights, is loaded "
+              f"(as timm's load_checkpoint does by default; classify eval and ood score take "
+              f"--no-ema for {raw[0]})", file=sys.stderr)
     return data[found[0]]
 
 
-def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
+def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
+                     ) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
     """The tensors of a weights file, and the input normalisation it carries (``mean``/``std``
     of a robustrep checkpoint, else none); an unreadable, empty or pickled-object file is one
     CheckpointError naming it (safe_load: weights_only, never the full unpickler)."""
@@ -68,7 +73,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, list[floa
         data = safe_load(path, "weights file", advice="save the model's state_dict() "
                          "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
     if isinstance(data, dict):
-        data = _weights_entry(data, path)
+        data = _weights_entry(data, path, use_ema, quiet)
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
@@ -212,7 +217,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       pretrained_file: str | Path | None = None, head: str = "linear",
                       uos_scale: float | None = None, image_size: int | None = None,
                       pretrained: bool = False, keep_head: bool = False,
-                      **timm_kwargs: Any) -> Classifier:
+                      use_ema: bool = True, **timm_kwargs: Any) -> Classifier:
     """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
 
     Args:
@@ -230,6 +235,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             resolve_model` (CheckpointError when absent and offline).
         keep_head: load the file's classifier too (it must have ``num_classes`` outputs), for
             evaluating a finished model instead of fine-tuning it.
+        use_ema: a training checkpoint's EMA weights where it holds them (False: its raw ones).
         head: ``"linear"`` (the model's own classifier) or ``"uos"`` (:class:`UoSHead`).
         uos_scale: logit scale of the UoS head (None: the core default, 1).
         image_size: the input side; passed as ``img_size`` to models whose input size is fixed
@@ -259,7 +265,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         model = timm.create_model(source.arch, pretrained=False,
                                   pretrained_cfg_overlay=overlay or None, **build)
     else:
-        state, normalisation = _read_state_dict(weights)
+        state, normalisation = _read_state_dict(weights, use_ema)
         mean = normalisation.get("mean") if mean is None else mean
         std = normalisation.get("std") if std is None else std
         probe = timm.create_model(source.arch, pretrained=False,
@@ -359,8 +365,8 @@ def _first(value: Any) -> str | None:
 def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool = False,
                num_classes: int | None = None, in_chans: int | None = None,
                mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-               image_size: int | None = None, device: str | torch.device = "cpu"
-               ) -> tuple[Classifier, dict[str, Any]]:
+               image_size: int | None = None, device: str | torch.device = "cpu",
+               use_ema: bool = True) -> tuple[Classifier, dict[str, Any]]:
     """A classifier no robustrep run made, in eval mode, with the config keys of :func:`load_run`.
 
     ``checkpoint``: a state dict from any trainer (``.pth``/``.pt`` read with
@@ -374,6 +380,9 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     """
     if (checkpoint is None) == (not pretrained):
         raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+    if pretrained and not use_ema:
+        raise ValueError(f"--no-ema takes a training checkpoint's raw weights, and --pretrained "
+                         f"weights of {name!r} are one set; drop --no-ema")
     check_model_source(name)
     source = resolve_model(name, pretrained=False)
     if checkpoint is not None:
@@ -381,7 +390,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         if not path.is_file():
             raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
                                     f".safetensors state dict of {name!r})")
-        state, _ = _read_state_dict(path)
+        state, _ = _read_state_dict(path, use_ema, quiet=True)  # create_classifier says it
         head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
         if num_classes is None and state.get(head) is not None:
             num_classes = int(state[head].shape[0])
@@ -397,7 +406,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
                          f"give --num-classes N")
     model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
                               pretrained_file=checkpoint, pretrained=pretrained, keep_head=True,
-                              image_size=image_size)
+                              image_size=image_size, use_ema=use_ema)
     config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
               "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
               "image_size": image_size, "weights": weights, "pretrained": pretrained}

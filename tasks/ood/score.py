@@ -318,7 +318,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     else:
         data = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
         classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
-                                        image_size=foreign["image_size"], device=dev)
+                                        image_size=foreign["image_size"], device=dev,
+                                        use_ema=use_ema)
         config.update(data)
     shape = (int(config["channels"]), int(config["image_size"]), int(config["image_size"]))
     ctx = ds.DataContext(shape=shape, classes=config.get("classes"),

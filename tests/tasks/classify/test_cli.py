@@ -72,11 +72,11 @@ def test_resume_with_a_lower_learning_rate_applies_it(tiny_cfg, tmp_path):
     groups = state["optimizer"]["param_groups"]
     assert state["step"] == 4 and [g["initial_lr"] for g in groups] == [0.01, 0.01]
     assert groups[0]["momentum"] == 0.5
-    # cosine over the new 4 steps, at step 4: lr 0 (the old lr 0.05 would also give 0, so also
-    # check the logged lr at step 3: 0.01 * (1 + cos(pi * 3/4)) / 2)
+    # cosine over the new 4 steps: the 4th update at 0.01 * (1 + cos(pi * 3/4)) / 2 (the old lr
+    # 0.05 would give 5x that), logged with step 4, the update that used it
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    lr3 = next(r["lr"] for r in logged if r.get("step") == 3 and "lr" in r)
-    assert math.isclose(lr3, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
+    lr4 = next(r["lr"] for r in logged if r.get("step") == 4 and "lr" in r)
+    assert math.isclose(lr4, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
 
 
 def test_resume_refuses_another_number_of_processes(tiny_cfg, tmp_path, capsys):

@@ -56,6 +56,23 @@ def test_load_model_reads_a_robustrep_checkpoint_with_its_normalisation(tmp_path
     assert config["mean"] == [0.0] and torch.allclose(mine(x), clf.model(x), atol=1e-5)
 
 
+def test_a_robustrep_checkpoint_gives_its_ema_unless_no_ema(tmp_path, capsys):
+    # was: --checkpoint RUN/checkpoints/latest.pt took the raw weights, unlike classify eval RUN
+    # (the EMA's), and --no-ema did nothing
+    from robustrep.nets.classifier import as_classifier
+    raw, ema = (as_classifier(_foreign(seed), 1, [0.25], [0.5]).eval() for seed in (0, 1))
+    torch.save({"step": 7, "model": raw.state_dict(), "ema": ema.state_dict()},
+               tmp_path / "latest.pt")
+    x = torch.rand(4, 1, 16, 16)
+    loaded, _ = load_model("test_resnet", checkpoint=tmp_path / "latest.pt")
+    assert torch.allclose(loaded(x), ema(x), atol=1e-5)
+    assert "holds ema and model; ema, the EMA weights, is loaded" in capsys.readouterr().err
+    loaded, _ = load_model("test_resnet", checkpoint=tmp_path / "latest.pt", use_ema=False)
+    assert torch.allclose(loaded(x), raw(x), atol=1e-5) and capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="--no-ema takes a training checkpoint's raw weights"):
+        load_model("test_resnet", pretrained=True, use_ema=False)
+
+
 def test_mismatch_is_one_line_listing_the_keys(tmp_path):
     state = _foreign().state_dict()
     del state["layer1.0.conv1.weight"]

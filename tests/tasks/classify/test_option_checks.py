@@ -48,6 +48,8 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
     (["--reg", "adaptivemix", "--srmix-smoothing", "0.1"], "--srmix-smoothing applies only"),
     (["--optimizer", "adamw", "--momentum", "0.5"],
      "--momentum applies only with --optimizer sgd or momentum (optimizer is 'adamw')"),
+    (["--wd-all", "--weight-decay", "0"],  # was: recorded, no decay to spread
+     "--wd-all applies only with --weight-decay > 0 (weight_decay is 0)"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, capsys, tmp_path):
     assert words in _refused(args, capsys, tmp_path)

@@ -144,6 +144,24 @@ def test_adaptivemix_cross_entropy_matches_its_logits(mode):
     assert torch.allclose(out["loss"], out["loss/ce"] + out["adaptivemix/shrink"], atol=1e-6)
 
 
+def test_the_logged_lr_is_the_one_its_step_used(tiny_cfg, tmp_path, monkeypatch):
+    # was: the lr of the next update (the schedule had already moved): step 1 of a 2-step
+    # warm-up logged the full lr, and the last step of a cosine logged 0, which no update used
+    import json
+    from robustrep.tasks.classify.train import train
+    used, step = [], torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    train(tiny_cfg(steps=5, warmup_steps=2, lr=0.1, log_every=1, eval_every=0), tmp_path / "r",
+          quiet=True)
+    logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
+    lrs = [r["lr"] for r in logged if "lr" in r]
+    assert len(used) == 5 and lrs == used and used[0] == pytest.approx(0.05) and used[-1] > 0
+
+
 def _opt_lrs(cfg, steps):
     from robustrep.tasks.classify.train import build_optimizer
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))

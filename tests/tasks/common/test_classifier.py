@@ -49,8 +49,11 @@ def test_a_training_checkpoint_gives_its_ema_weights_as_timm_does_and_says_so(tm
     conv = "conv1.0.weight"
     got = create_classifier("test_resnet", 5, pretrained_file=path).model.state_dict()
     assert torch.equal(got[conv], ema[conv])
-    assert (f"note: {path} holds state_dict_ema and state_dict; state_dict_ema is loaded, as "
-            f"timm's load_checkpoint does by default") in capsys.readouterr().err
+    assert (f"note: {path} holds state_dict_ema and state_dict; state_dict_ema, the EMA "
+            f"weights, is loaded (as timm's load_checkpoint does by default") in \
+        capsys.readouterr().err
+    got = create_classifier("test_resnet", 5, pretrained_file=path, use_ema=False).model
+    assert torch.equal(got.state_dict()[conv], raw[conv]) and capsys.readouterr().err == ""
     torch.save({"state_dict": raw, "epoch": 3}, path)
     got = create_classifier("test_resnet", 5, pretrained_file=path).model.state_dict()
     assert torch.equal(got[conv], raw[conv]) and capsys.readouterr().err == ""
