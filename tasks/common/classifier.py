@@ -18,6 +18,7 @@ classifier and adapt the input conv, and no pickle is ever unpickled with code.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,8 +71,11 @@ def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
                                   f"({type(err).__name__}: {str(err)[:120]}); use another "
                                   f"file") from None
     else:
-        data = safe_load(path, "weights file", advice="save the model's state_dict() "
-                         "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
+        # timm's train.py saves its argparse.Namespace of options beside the weights; the safe
+        # unpickler rebuilds one as an attribute bag (no code runs), and nothing else more
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = safe_load(path, "weights file", advice="save the model's state_dict() "
+                             "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
     if isinstance(data, dict):
         data = _weights_entry(data, path, use_ema, quiet)
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):

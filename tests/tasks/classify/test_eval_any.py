@@ -73,6 +73,31 @@ def test_a_robustrep_checkpoint_gives_its_ema_unless_no_ema(tmp_path, capsys):
         load_model("test_resnet", pretrained=True, use_ema=False)
 
 
+def test_a_timm_train_py_checkpoint_loads_and_nothing_else_rides_along(tmp_path):
+    # timm's CheckpointSaver writes {"epoch", "arch", "state_dict", "optimizer", "version",
+    # "args": argparse.Namespace, "state_dict_ema", "metric"}: was refused for the Namespace
+    import argparse
+    import os
+    net = _foreign()
+    args = argparse.Namespace(model="test_resnet", lr=0.1, epochs=3, mixup=0.2)
+    torch.save({"epoch": 2, "arch": "test_resnet", "state_dict": net.state_dict(),
+                "version": 2, "args": args, "metric": 71.2}, tmp_path / "last.pth.tar")
+    clf, _ = load_model("test_resnet", checkpoint=tmp_path / "last.pth.tar", mean=[0.0],
+                        std=[1.0])
+    x = torch.rand(4, 1, 16, 16)
+    assert torch.allclose(clf(x), net(x), atol=1e-5)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+    torch.save({"state_dict": net.state_dict(), "args": argparse.Namespace(p=Payload())},
+               tmp_path / "bad.pth.tar")
+    with pytest.raises(Exception, match="holds Python objects"):
+        load_model("test_resnet", checkpoint=tmp_path / "bad.pth.tar")
+    assert not marker.exists()
+
+
 def test_mismatch_is_one_line_listing_the_keys(tmp_path):
     state = _foreign().state_dict()
     del state["layer1.0.conv1.weight"]
