@@ -165,6 +165,9 @@ def dry_run_or_prepare(cfg: Any, args: argparse.Namespace,
     from robustrep.tasks.common.config import to_dict
     from robustrep.tasks.common.options import check_device
     check_device(cfg.device, cfg.amp)
+    if args.download:  # what it needs, before a dry run says the options are fine
+        from robustrep.tasks.common.download import check_download
+        check_download(cfg.dataset, cfg.data_root)
     if args.dry_run:
         if dry_run_checks is not None:
             dry_run_checks()

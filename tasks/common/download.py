@@ -189,6 +189,12 @@ def _remove_empty(folders: list[Path]) -> None:
 
 def download_for(dataset: str, data_root: str | None) -> None:
     """``--download``: the run's dataset into its ``data_root``, checked before any work."""
+    check_download(dataset, data_root)
+    download_dataset(dataset, data_root)
+
+
+def check_download(dataset: str, data_root: str | None) -> None:
+    """What ``--download`` needs, refused in one line (``--dry-run`` says it too)."""
     if dataset not in DATASET_FILES:
         raise UserError(f"--download works for {', '.join(DATASET_FILES)}; this run's dataset "
                         f"is {dataset!r}")
@@ -197,4 +203,3 @@ def download_for(dataset: str, data_root: str | None) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UserError("--download: fetch the data once without torchrun, then start the "
                         "multi-process run")
-    download_dataset(dataset, data_root)

@@ -167,6 +167,16 @@ def test_download_option_offline_is_one_line_before_work(program, tmp_path, caps
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("program", ["classify", "gan"])
+def test_a_dry_run_refuses_a_download_the_run_would_refuse(program, capsys):
+    # was: --dry-run --download on the built-in digits exited 0; the run itself exited 2
+    from robustrep.tasks.cli import main
+    assert main([program, "train", "--download", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--download works for cifar10, cifar100, svhn; this run's " \
+        "dataset is 'digits'" in err
+
+
 def _cifar10_archive(tmp_path):
     """A CIFAR-10 python archive of 4 + 2 images in the released layout, and its files' MD5s."""
     import io
