@@ -225,9 +225,15 @@ def clean_accuracy(model: nn.Module, batches, device: torch.device, amp: str = "
 class Trainer(TrainerBase):
     """Holds the state of one run; :meth:`fit` trains from the current step to ``cfg.steps``."""
 
-    advice = "a lower --lr (or --amp off)"
     resumable = RESUMABLE
     saved_config = staticmethod(saved_config)
+
+    @property
+    def advice(self) -> str:
+        if self.cfg.amp == "bf16" and self.device.type == "cpu":  # not the lr's doing
+            return ("--amp off (torch's bf16 convolution backward on a CPU gives non-finite "
+                    "gradients now and then), or a lower --lr")
+        return "a lower --lr (or --amp off)"
 
     def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False,
                  resume: bool = False):

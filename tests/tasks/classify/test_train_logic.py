@@ -332,3 +332,16 @@ def test_additive_adaptivemix_returns_the_clean_logits():
 def test_task_refuses_mixing_and_adaptivemix_together():
     with pytest.raises(ValueError, match="^use either input mixing or a feature regularizer, not both$"):
         ClassifyTask(linear_model(), K, mixer=SampleMix(), feature_reg=AdaptiveMix())
+
+
+def test_a_bf16_cpu_divergence_advises_amp_off_first():
+    # torch's CPU bf16 conv backward gives non-finite gradients now and then: a lower lr does
+    # not help that, so the advice leads with --amp off there
+    from robustrep.tasks.classify.train import Trainer
+    advice = Trainer.advice.fget
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert advice(SimpleNamespace(cfg=SimpleNamespace(amp="bf16"), device=cpu)).startswith(
+        "--amp off (torch's bf16 convolution backward on a CPU")
+    for amp, device in (("off", cpu), ("bf16", cuda)):
+        assert advice(SimpleNamespace(cfg=SimpleNamespace(amp=amp), device=device)) == \
+            "a lower --lr (or --amp off)"
