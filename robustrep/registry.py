@@ -39,8 +39,8 @@ import typing
 from typing import Any
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
-           "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info", "parse_combination",
-           "check_places", "name_of", "split_combination", "SHARED_PLACES"]
+           "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info",
+           "parse_combination", "check_places", "name_of", "split_combination", "SHARED_PLACES"]
 
 # Modules whose decorators name the built-in methods; read with ast, imported on first use.
 _MODULES = ("robustrep.adaptivemix", "robustrep.mixing", "robustrep.adversarial",
