@@ -219,6 +219,13 @@ def _left_out(run: Run) -> str | None:
         return (f"{run.folder / 'metrics.jsonl'} holds no evaluation at the final step "
                 f"{trained} ({where}: a damaged line?); left out (remove the folder and run "
                 f"without --collect to train it again)")
+    last = summary.last(*GAN_KEYS)
+    bad = next((k for k in GAN_KEYS if last.get(k) is not None and (
+        isinstance(last[k], bool) or not isinstance(last[k], (int, float)))), None)
+    if run.task != "classify" and bad is not None:  # a hand-edited or damaged record
+        return (f"{run.folder / 'metrics.jsonl'}: the final {bad} is {last[bad]!r}, not a "
+                f"number; left out (remove the folder and run without --collect to train it "
+                f"again)")
     return None
 
 

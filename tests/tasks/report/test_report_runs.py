@@ -124,6 +124,9 @@ def test_a_killed_seed_is_left_out_and_one_run_shows_no_spread(tmp_path, capsys,
     # another seed's folder copied over this one: a zero spread from one run read twice
     ("copied", "gan/none/seed1: {folder} holds another run (seed 0 in its config.json, this "
                "report's '1'); left out (copied or moved?)"),
+    # a final value edited or damaged into text: was shown as "–" with exit 0
+    ("text", "gan/none/seed1: {folder}/metrics.jsonl: the final fid is 'NaN', not a number; "
+             "left out"),
 ])
 def test_collect_leaves_out_a_gan_run_it_cannot_read_faithfully(tmp_path, capsys, children,
                                                                 damage, line):
@@ -135,6 +138,9 @@ def test_collect_leaves_out_a_gan_run_it_cannot_read_faithfully(tmp_path, capsys
     if damage == "cut":
         (folder / "metrics.jsonl").write_text(
             '{"step": 150, "train_s": 1.0, "fid": 9.0}\n{"step": 300, "train_s": 2.0, "f')
+    elif damage == "text":
+        with (folder / "metrics.jsonl").open("a") as f:
+            f.write('{"step": 300, "fid": "NaN"}\n')
     else:
         (folder / "config.json").write_text(
             (out / "runs" / "gan" / "none-seed0" / "config.json").read_text())
