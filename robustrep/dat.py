@@ -46,14 +46,15 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
     in the reference, and is usually far below the clip. Fakes are pushed up towards the real mean
     and reals down towards the fake mean; the ``|.|`` reverses the push when the means cross.
 
-    Departures from ``gan.py::advtrain_step``, none changing the result:
+    Departures from ``gan.py::advtrain_step``:
 
     - The reference runs two clean forwards only to read ``mr`` and ``mf``; here the attack
       forwards give them (same inputs, same values), and one ``autograd.grad`` call returns both
-      input gradients (the two objectives do not share inputs).
-    - ``clamp_real=True`` clamps the adversarial reals to ``input_range`` before D sees them, as
-      the reference's SSGAN and InfoMax-GAN copies do; ``gan.py`` clamps only after D is evaluated,
-      which amounts to ``clamp_real=False``.
+      input gradients (the two objectives do not share inputs). This changes no value.
+    - ``clamp_real=True`` (the default) clamps the adversarial reals to ``input_range`` before D
+      sees them, as the reference's SSGAN and InfoMax-GAN copies do; its SNGAN ``gan.py`` clamps
+      only after D is evaluated, which is ``clamp_real=False``. This can change D's inputs
+      (by at most the step, itself a batch mean and usually far below the clip).
 
     Bounded variant (``eps`` given, not in the reference): the same targeted direction with an
     FGSM-like step ``eps * sign(g)``, which bounds the perturbation in Linf by ``eps`` and does
