@@ -125,7 +125,8 @@ class OptionSpec:
             how = ("" if not self.split else " (comma-separated)" if self.one_token
                    else " (space- or comma-separated)")
             what = f"a list of {count}values, each {what}{how}"
-            what += ", or ranges a-b (0-7,12)" if self.ranges else ""
+            what += (f", or ranges a-b (0-7,12) of at most {MAX_RANGE:,} values"
+                     if self.ranges else "")
         return what + (f", or {self.nothing}" if self.nothing is not None else "")
 
     def _range(self) -> str:

@@ -577,7 +577,8 @@ def test_a_range_item_is_read_only_where_the_option_takes_ranges():
     assert convert_value(seeds, "3-5,1") == [3, 4, 5, 1]
     assert convert_value(seeds, ["2-3", 7]) == [2, 3, 7]  # a config file's list
     for bad in ("5-3,1", "0-10", "1-2-3", "-1"):  # backwards, past the maximum, not a range
-        with pytest.raises(OptionValueError, match=r"or ranges a-b \(0-7,12\); got"):
+        with pytest.raises(OptionValueError, match=r"or ranges a-b \(0-7,12\) of at most "
+                                                   r"1,000,000 values; got"):
             convert_value(seeds, bad)
     with pytest.raises(OptionValueError, match=r"each an integer >= 0 \(space- or "
                                                r"comma-separated\); got '0-2'"):

@@ -126,7 +126,8 @@ def test_gan_sample_seeds_draws_each_seeds_own_image(digits_run, tmp_path):
 
 @pytest.mark.parametrize("argv, expect", [
     (["--seeds", "0-2", "--num", "5"], "--seeds draws one image per seed: drop --num"),
-    (["--seeds", "2-1"], "--seeds: must be .* or ranges a-b \\(0-7,12\\); got '2-1'"),
+    (["--seeds", "2-1"], "--seeds: must be .* or ranges a-b \\(0-7,12\\) of at most "
+                         "1,000,000 values; got '2-1'"),
     (["--seeds", "1,2,1"], "--seeds: seed 1 is given twice"),
     (["--seeds", "-1"], "--seeds: must be a list of values, each an integer in "
                         "\\[0, 4294967295\\]"),
