@@ -298,6 +298,11 @@ def _split(value: Any) -> list:
     return [value]  # one number for a list option: a list of one
 
 
+def _ranges_expanded(spec: OptionSpec, items: list) -> list:
+    """``items`` with each ``a-b`` item expanded where ``spec`` takes ranges."""
+    return [n for v in items for n in _range_item(spec, v)] if spec.ranges else items
+
+
 def _range_item(spec: OptionSpec, value: Any) -> list:
     """``"3-5"`` as ``[3, 4, 5]`` (both ends included, as stylegan2-ada's ``--seeds``); any
     other item as itself. A range that ends before it starts fits nothing."""
@@ -347,9 +352,7 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
         return out
     items = _split(value) if spec.split else list(value)
     try:
-        if spec.ranges:
-            items = [n for v in items for n in _range_item(spec, v)]
-        out = [_scalar(spec, v) for v in items]
+        out = [_scalar(spec, v) for v in _ranges_expanded(spec, items)]
         for v in out:
             _check_scalar(spec, v, v)
     except OptionValueError:
@@ -429,10 +432,8 @@ def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
             if spec.nothing is not None and text.strip() == spec.nothing:
                 return convert_value(spec, text)
             if spec.sequence is not None and spec.split:
-                items = _split(text)
-                if spec.ranges:
-                    items = [n for t in items for n in _range_item(spec, t)]
-                return [convert_value(item_spec, t) for t in items]
+                return [convert_value(item_spec, t)
+                        for t in _ranges_expanded(spec, _split(text))]
             return convert_value(item_spec, text)
         except OptionValueError:
             # argparse prefixes "argument --flag: "

@@ -217,11 +217,12 @@ def generate_seeds(G: nn.Module, seeds: list[int], device: torch.device,
     same image as there; G's own random draws (``noise_mode="random"``) come from the seed too.
     A seed's image does not depend on the other seeds asked for."""
     import numpy as np
+    c = class_labels(G, 1, class_idx, None)  # one label for every seed
+    c = None if c is None else c.to(device)
     with _eval_mode(G):
         for seed in seeds:
             z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
-            c = class_labels(G, 1, class_idx, None)
-            z, c = z.to(device), None if c is None else c.to(device)
+            z = z.to(device)
             with torch.no_grad(), _seeded_global_rng(seed + NOISE_SEED_OFFSET, device):
                 out = G(z, **g_kwargs) if c is None else G(z, c, **g_kwargs)
             yield out.float()

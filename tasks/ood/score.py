@@ -312,7 +312,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     # an earlier result there is merged with this call's, never a user's results.json replaced
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
                       "--out" if out else "output", companions=OUTPUTS)
-    earlier = _read_earlier(out_dir / "results.json")
+    _read_earlier(out_dir / "results.json")  # a damaged one is named before any work; read
+    # again under the folder's lock when the rows are merged
     if foreign is None:
         classifier, config = load_run(run, dev, use_ema=use_ema)
     else:
