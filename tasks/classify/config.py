@@ -48,6 +48,9 @@ class ClassifyConfig:
         None, "local weights file (.pth/.safetensors) for the model; the head is re-initialised")
     drop_rate: float = _opt(0.0, "dropout before the classifier (timm drop_rate; for wrn* models "
                                  "dropout inside each block, as in the WRN paper)", **BETA)
+    drop_path: float | None = _opt(None, "stochastic depth rate (timm's --drop-path, the model's "
+                                         "drop_path_rate; models without one refuse it)",
+                                   **BETA)
     final_act: bool | None = _opt(None, "wrn* models: the BN-ReLU after the last group (None: "
                                         "off with --head uos, as both UoS references; on "
                                         "otherwise)")
@@ -89,6 +92,9 @@ class ClassifyConfig:
     # optimisation
     steps: int = _opt(300, "optimizer steps", min=1)
     batch_size: int = _opt(64, "batch size per process", min=1)
+    grad_accum: int = _opt(1, "batches whose gradients each optimizer step sums (timm's "
+                              "--grad-accum-steps): the step's batch is batch_size x grad_accum "
+                              "x processes, in memory one batch at a time", min=1)
     optimizer: str = _opt("sgd", "optimizer: sgd (timm's, Nesterov), momentum (plain momentum SGD, "
                                  "the UoS/AdaptiveMix references) or adamw",
                           ("sgd", "momentum", "adamw"))
@@ -105,6 +111,8 @@ class ClassifyConfig:
                                           **BETA)
     lr_decay: float | None = _opt(None, "--schedule multistep only: factor applied at each "
                                         "milestone (default 0.2)", **POSITIVE)
+    min_lr: float | None = _opt(None, "--schedule cosine only: the learning rate it decays to "
+                                      "(timm's --min-lr; default 0)", **NONNEG)
     warmup_steps: int = _opt(0, "linear warm-up steps", **NONNEG)
     label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
@@ -157,6 +165,9 @@ class ClassifyConfig:
                 build_aa(self.aa, self.image_size, (0.5, 0.5, 0.5))
             except ValueError as err:
                 raise ConfigError(f"--aa: {err}") from None
+        if self.min_lr is not None and self.min_lr >= self.lr:  # the schedule would rise
+            raise ConfigError(f"--min-lr {self.min_lr:g} is not below --lr {self.lr:g}: cosine "
+                              f"decays from --lr to --min-lr")
         if self.warmup_steps and self.warmup_steps >= self.steps:
             raise ConfigError(f"--warmup-steps {self.warmup_steps} is not below --steps "
                               f"{self.steps}: the learning rate would never reach --lr")
@@ -218,7 +229,7 @@ SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9  # momentum's only users
 # Options that act only with another option's value: field -> (that option, its values).
 ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
-    "momentum": ("optimizer", SGD_OPTIMIZERS),
+    "momentum": ("optimizer", SGD_OPTIMIZERS), "min_lr": ("schedule", ("cosine",)),
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
     "skip_bad_images": ("dataset", ("imagefolder",)),
     "class_names": ("dataset", ("imagefolder",)),
@@ -298,8 +309,8 @@ OPTION_FIELDS: OptionFields = {
 # lower learning rate; they are applied to the restored optimizer and schedule
 # (tasks.common.optim.load_optimizer_state).
 RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "keep_ckpts",
-             "log_every", "lr", "momentum", "weight_decay", "warmup_steps", "clip_grad",
-             "data_root")
+             "log_every", "lr", "min_lr", "momentum", "weight_decay", "warmup_steps",
+             "clip_grad", "data_root")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default run: built-in digits, a small ResNet, a few CPU minutes.

@@ -13,7 +13,9 @@ One optimizer step, for a batch ``(x, y)`` of images in [0, 1]:
    ``WentianZhang-ML/AdaptiveMix`` ``classification/train.py``, with the mixed cross-entropy
    ``lam CE(y) + (1 - lam) CE(y[pi])`` when its logits score a mix), or plain cross-entropy;
    label smoothing applies to all;
-4. backward, optional gradient clipping, optimizer and schedule step, EMA update.
+4. backward, optional gradient clipping, optimizer and schedule step, EMA update. With
+   ``--grad-accum N`` steps 1-3 and the backward run on N batches in turn, each loss divided
+   by N, before one update (timm ``train.py``'s ``--grad-accum-steps``).
 
 The regularizers are built from ``--reg`` through the registry and called through the protocols
 of their places (:mod:`robustrep.api`, ``tasks/common/regularizers.py``); no step names one.
@@ -38,6 +40,7 @@ checkpoint is loaded and validated before ``config.json`` is rewritten.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -146,6 +149,11 @@ def build_regularizers(cfg: ClassifyConfig) -> dict[str, Any]:
         except (AttributeError, ValueError) as err:
             raise ConfigError(f"--reg {cfg.reg}: {' and '.join(n for n, _ in members)} cannot "
                               f"share the {where} place: {err}") from None
+    replays = getattr(built.get("adversarial inputs"), "replays", 1)
+    if cfg.grad_accum > 1 and replays > 1:  # an update per replay is the method
+        raise ConfigError(f"--grad-accum {cfg.grad_accum}: --reg {cfg.reg} replays each batch "
+                          f"{replays} times with an optimizer step after each (free adversarial "
+                          f"training); use --grad-accum 1")
     return built
 
 
@@ -177,9 +185,10 @@ def milestone_steps(cfg: ClassifyConfig) -> list[int]:
 def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     """timm's factories (``timm.optim.create_optimizer_v2``, ``timm.scheduler.create_scheduler_v2``,
     pytorch-image-models): no weight decay on biases and normalisation parameters, and a schedule
-    stepped per optimizer update (``step_update``). Cosine decays to 0 over all ``--steps``, the
-    first ``warmup_steps`` of which are replaced by a linear warm-up from ``lr / warmup_steps``
-    (timm's convention, ``warmup_prefix=False``). The schedule is a function of the step alone,
+    stepped per optimizer update (``step_update``). Cosine decays to ``min_lr`` (default 0) over
+    all ``--steps``, the first ``warmup_steps`` of which are replaced by a linear warm-up from
+    ``lr / warmup_steps`` (timm's convention, ``warmup_prefix=False``). The schedule is a
+    function of the step alone,
     so a resume rebuilds it from the resumed config and sets the step
     (:meth:`Trainer.load_state_dict`).
     """
@@ -198,6 +207,7 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     sched, _ = create_scheduler_v2(
         opt, sched="step" if constant else cfg.schedule, num_epochs=cfg.steps,
         step_on_epochs=False, updates_per_epoch=1, warmup_epochs=cfg.warmup_steps,
+        min_lr=cfg.min_lr or 0.0,
         warmup_lr=cfg.lr / max(1, cfg.warmup_steps), decay_milestones=milestones,
         decay_rate=cfg.lr_decay if cfg.schedule == "multistep" else 1.0)
     return opt, sched
@@ -254,7 +264,8 @@ class Trainer(TrainerBase):
         self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
                                        cfg.std, None if resume else cfg.pretrained_file,
                                        head=cfg.head, uos_scale=cfg.uos_scale,
-                                       drop_rate=cfg.drop_rate, image_size=cfg.image_size,
+                                       drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path,
+                                       image_size=cfg.image_size,
                                        pretrained=cfg.pretrained and not resume,
                                        final_act=cfg.final_act)
         if cfg.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -276,11 +287,11 @@ class Trainer(TrainerBase):
         self.adv = regs.get("adversarial inputs")  # robustrep.api.AdversarialInputs
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed * 7919 + info.rank)
         self.lock: RunLock | None = None
-        forward = self.task
-        if info.enabled:
-            forward = nn.parallel.DistributedDataParallel(
-                self.task, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.forward = runtime.maybe_compile(forward, cfg.compile)
+        self.micro = 0  # batches of the current update done (--grad-accum)
+        self.ddp = None if not info.enabled else nn.parallel.DistributedDataParallel(
+            self.task, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = runtime.maybe_compile(self.task if self.ddp is None else self.ddp,
+                                             cfg.compile)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -343,6 +354,9 @@ class Trainer(TrainerBase):
                                                model=self.model)
 
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Forward and backward of one batch. With ``--grad-accum N`` the gradients of N batches
+        are summed, each batch's loss divided by N (timm's ``train.py``), and only every N-th
+        batch updates the weights; ``self.step`` counts updates."""
         cfg = self.cfg
         x = runtime.to_input(x, self.device, cfg.channels_last)
         y = y.to(self.device)
@@ -351,14 +365,20 @@ class Trainer(TrainerBase):
         if self.policies is not None:
             x = self.policies(x, self.gen)
         x_in = self._adversarial(x, y)
-        with runtime.autocast(self.device, cfg.amp):
-            out = self.forward(x_in, y, self.gen)
+        if self.micro == 0:
+            self.opt.zero_grad(set_to_none=True)
+        self.micro += 1
+        with self._sync(self.micro == cfg.grad_accum):
+            with runtime.autocast(self.device, cfg.amp):
+                out = self.forward(x_in, y, self.gen)
+            self.scaler.scale(out["loss"] / cfg.grad_accum).backward()
         self.meter.update(self.step, {k: v.detach() for k, v in out.items()
                                       if k == "loss" or "/" in k})
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(out["loss"]).backward()
         if self.adv is not None:
             self.adv.after_backward(x_in)
+        if self.micro < cfg.grad_accum:
+            return out
+        self.micro = 0
         if cfg.clip_grad > 0:
             self.scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
@@ -370,6 +390,12 @@ class Trainer(TrainerBase):
         if self.ema is not None:
             self.ema.update(self.model, step=self.step)
         return out
+
+    def _sync(self, last: bool):
+        """DistributedDataParallel all-reduces the gradients at the last batch of an update
+        only: the others' backward passes skip it (``no_sync``), as timm's train.py does."""
+        return self.ddp.no_sync() if self.ddp is not None and not last \
+            else contextlib.nullcontext()
 
     # -- loop ----------------------------------------------------------------------------------
 
@@ -388,8 +414,9 @@ class Trainer(TrainerBase):
         cfg = self.cfg
         stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         repeat = self.adv.replays if self.adv is not None else 1
-        sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, self.step, stop,
-                              self.dist.rank, self.dist.world_size, repeat)
+        accum = cfg.grad_accum  # the sampler's steps are batches: accum of them per update
+        sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, self.step * accum,
+                              stop * accum, self.dist.rank, self.dist.world_size, repeat)
         self.model.train()
         self.last: dict[str, Any] = {}
         bar = progress(cfg.steps, self.step, f"train {cfg.model}",
@@ -413,6 +440,8 @@ class Trainer(TrainerBase):
         cfg, done = self.cfg, 0
         for x, y in train_batches(self.train_set, sampler, cfg.workers):
             self.train_step(x, y)
+            if self.micro:  # an update's batches are not all in yet
+                continue
             done += 1
             bar.update(1)
             if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == cfg.steps:

@@ -266,14 +266,12 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     overlay = _cfg_overlay(source.cfg)
     build = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
     if weights is None:
-        model = timm.create_model(source.arch, pretrained=False,
-                                  pretrained_cfg_overlay=overlay or None, **build)
+        model = _create_model(name, source.arch, overlay, build)
     else:
         state, normalisation = _read_state_dict(weights, use_ema)
         mean = normalisation.get("mean") if mean is None else mean
         std = normalisation.get("std") if std is None else std
-        probe = timm.create_model(source.arch, pretrained=False,
-                                  pretrained_cfg_overlay=overlay or None, **build)
+        probe = _create_model(name, source.arch, overlay, build)
         _check_fits(name, probe, state, weights, head=keep_head)
         _check_parameter_values(probe, state, weights)
         # timm drops the file's classifier when the overlay's num_classes differs from ours (-1
@@ -292,6 +290,25 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                              f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
     return as_classifier(model, in_chans, mean, std, head, uos_scale)
+
+
+# timm.create_model options an architecture may lack, and the flags that set them
+MODEL_OPTION_FLAGS = {"drop_path_rate": "--drop-path", "drop_rate": "--drop-rate"}
+
+
+def _create_model(name: str, arch: str, overlay: dict[str, Any], build: dict[str, Any]):
+    """``timm.create_model(arch)`` without weights; an option the architecture does not take
+    (timm passes them to its constructor, which raises TypeError) is a ValueError naming it."""
+    try:
+        return timm.create_model(arch, pretrained=False, pretrained_cfg_overlay=overlay or None,
+                                 **build)
+    except TypeError as err:
+        bad = next((k for k in build if f"unexpected keyword argument '{k}'" in str(err)), None)
+        if bad is None:
+            raise
+        raise ValueError(f"{MODEL_OPTION_FLAGS.get(bad, bad)}: model {name!r} takes no {bad} "
+                         f"(timm passes it to the model's constructor); drop the option or "
+                         f"choose a model that has it") from None
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
@@ -350,6 +367,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     model = create_classifier(config["model"], int(config["num_classes"]),
                               in_chans=int(config["channels"]), mean=config["mean"],
                               std=config["std"], drop_rate=config.get("drop_rate"),
+                              drop_path_rate=config.get("drop_path"),
                               head=config.get("head") or "linear",
                               uos_scale=config.get("uos_scale"),
                               image_size=config.get("image_size"),

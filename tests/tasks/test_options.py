@@ -112,6 +112,8 @@ def context(program: str, spec: OptionSpec) -> list[str]:
     # --dry-run checks the built-in digits against these: 3 channels, 3 classes
     if program == "classify" and spec.name in ("mean", "std"):
         return ["--channels", "3"]
+    if program == "classify" and spec.name == "min_lr":
+        return ["--lr", "1e9"]  # the floor must be below the peak
     if program == "classify" and spec.name == "num_classes":
         return ["--classes", "0,1,2"]
     if spec.name == "reg_options":  # --dry-run builds the methods: DICTS' needs its method on

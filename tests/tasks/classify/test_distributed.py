@@ -53,3 +53,20 @@ def test_a_two_process_run_resumes_as_if_uninterrupted(tmp_path):
     losses = [[json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()
                if "loss" in json.loads(x)] for run in (full, part)]
     assert losses[0] == losses[1]
+
+
+@pytest.mark.slow
+def test_two_processes_accumulating_two_batches_make_the_update_of_one_twice_as_large(tmp_path):
+    """--grad-accum 2 skips the all-reduce of the first batch (no_sync) and sums the second's:
+    the update equals that of batches twice as large (the same 16 samples; a model without
+    BatchNorm, so the gradient is the mean over them however they are split)."""
+    flags = ["--preset", "smoke", "--model", "test_convnext", "--image-size", "32", "--classes",
+             "0,1,2", "--steps", "1", "--lr", "0.5", "--eval-every", "0", "--quiet"]
+    _torchrun(tmp_path, "train", *flags, "--batch-size", "8", "--out", "whole")
+    _torchrun(tmp_path, "train", *flags, "--batch-size", "4", "--grad-accum", "2", "--out",
+              "halves")
+    a, b = (torch.load(tmp_path / run / "checkpoints" / "latest.pt", weights_only=False)["model"]
+            for run in ("whole", "halves"))
+    for key, value in a.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(b[key], value, rtol=1e-5, atol=1e-6, msg=key)

@@ -246,3 +246,69 @@ def test_a_later_mixing_methods_draw_options_are_refused(capsys):
     assert main(["classify", "train", "--model", "test_resnet", "--dry-run", "--reg",
                  "mixup,cutmix", "--cutmix-partner", "flip"]) == 2
     assert "cutmix's partner would not act" in capsys.readouterr().err
+
+
+def test_cosine_decays_to_min_lr():
+    # timm's cosine with lr_min: lr_min + (lr - lr_min) (1 + cos(pi t / T)) / 2
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=10, lr=0.1, min_lr=0.01), 11)
+    assert lrs == pytest.approx([0.01 + 0.045 * (1 + math.cos(math.pi * t / 10))
+                                 for t in range(10)] + [0.01])
+    with pytest.raises(ConfigError, match="--min-lr 0.2 is not below --lr 0.1"):
+        ClassifyConfig(lr=0.1, min_lr=0.2)
+    with pytest.raises(ConfigError, match="min-lr.*cosine"):
+        ClassifyConfig(schedule="constant", min_lr=0.01)
+
+
+def _update(tmp_path, name, **cfg):
+    """The weights after one update of test_convnext (LayerNorm, no BatchNorm: the gradient of
+    a batch is then the mean of its halves' gradients)."""
+    train(tiny_config(model="test_convnext", image_size=32, steps=1, lr=0.5, **cfg),
+          tmp_path / name, quiet=True)
+    return _final_weights(tmp_path / name)["model"]
+
+
+def test_grad_accum_sums_the_gradients_of_its_batches_into_one_update(tmp_path):
+    # batches 0 and 1 of 4 samples are the first 8 samples of the epoch's permutation, which
+    # one batch of 8 reads: the same update
+    whole = _update(tmp_path, "whole", batch_size=8)
+    halves = _update(tmp_path, "halves", batch_size=4, grad_accum=2)
+    first = _update(tmp_path, "first", batch_size=4)
+    for key, value in whole.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(halves[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert any(not torch.allclose(first[k], v) for k, v in whole.items()
+               if v.is_floating_point())  # one batch of 4 alone is another update
+    logged = [r for r in RunDir(tmp_path / "halves").read_metrics() if "loss" in r]
+    assert [r["step"] for r in logged] == [1]
+
+
+def test_grad_accum_resume_equals_uninterrupted(tmp_path):
+    cfg = dict(steps=4, ckpt_every=2, grad_accum=2, batch_size=4)
+    train(tiny_config(**cfg), tmp_path / "a", quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", stop_after=2, quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", resume=True, quiet=True)
+    a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(b["model"][key], value), key
+
+
+def test_grad_accum_refuses_free_adversarial_training():
+    from robustrep.tasks.classify.train import build_regularizers
+    with pytest.raises(ConfigError, match="--grad-accum 2: --reg free replays each batch 4"):
+        build_regularizers(tiny_config(reg="free", grad_accum=2))
+
+
+def test_drop_path_reaches_the_model_and_a_model_without_it_is_refused(tmp_path):
+    from timm.layers import DropPath
+
+    from robustrep.tasks.classify.train import Trainer
+    from robustrep.tasks.common import distributed as dist
+    trainer = Trainer(tiny_config(model="test_convnext", image_size=32, drop_path=0.2),
+                      RunDir(tmp_path / "r"), dist.init_distributed("cpu"))
+    rates = [m.drop_prob for m in trainer.model.modules() if isinstance(m, DropPath)]
+    assert rates and max(rates) == pytest.approx(0.2)  # timm's linear ramp ends at the rate
+    with pytest.raises(ValueError, match="--drop-path: model 'wrn16_2' takes no drop_path_rate"):
+        Trainer(tiny_config(model="wrn16_2", drop_path=0.2), RunDir(tmp_path / "w"),
+                dist.init_distributed("cpu"))
+    assert not (tmp_path / "w").exists()
