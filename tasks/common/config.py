@@ -290,11 +290,20 @@ def _check_scalar(spec: OptionSpec, value: Any, raw: Any) -> None:
         raise _fail(spec, raw)
 
 
-def _split(value: Any) -> list:
+def _split(spec: OptionSpec, value: Any) -> list:
+    """A list option's items from text (split at commas and spaces) or a file's list.
+
+    An empty item (``1,,2``, ``1,2,``, ``""`` in a list) is refused, as stylegan2-ada's
+    ``--seeds`` parser refuses it: dropped, it would hide a value the user meant to give."""
     if isinstance(value, str):
-        return [p for p in value.replace(",", " ").split() if p]
+        parts = value.split(",")
+        if len(parts) > 1 and not all(p.strip() for p in parts):
+            raise OptionValueError(f"must be {spec.accepted()}; got {value!r} (an empty item)")
+        return value.replace(",", " ").split()
     if isinstance(value, (list, tuple)):
-        return [p for v in value for p in (_split(v) if isinstance(v, str) else [v])]
+        if any(isinstance(v, str) and not v.strip() for v in value):
+            raise OptionValueError(f"must be {spec.accepted()}; got {value!r} (an empty item)")
+        return [p for v in value for p in (_split(spec, v) if isinstance(v, str) else [v])]
     return [value]  # one number for a list option: a list of one
 
 
@@ -350,7 +359,7 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
         out = _scalar(spec, value)
         _check_scalar(spec, out, value)
         return out
-    items = _split(value) if spec.split else list(value)
+    items = _split(spec, value) if spec.split else list(value)
     try:
         out = [_scalar(spec, v) for v in _ranges_expanded(spec, items)]
         for v in out:
@@ -424,16 +433,20 @@ def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
                                     nothing=None)
 
     def parse(text: str) -> Any:
-        if spec.sequence is not None and not _split(text):  # "" would read as the empty list
+        try:
+            items = _split(spec, text) if spec.sequence is not None and spec.split else None
+        except OptionValueError as err:  # an empty item; argparse prefixes "argument --flag: "
+            raise argparse.ArgumentTypeError(str(err)) from None
+        if spec.sequence is not None and not text.replace(",", " ").split():
+            # "" would read as the empty list
             nothing = f" (write {spec.nothing} for no values)" if spec.nothing else ""
             raise argparse.ArgumentTypeError(f"must be {spec.accepted()}; got an empty value"
                                              f"{nothing}")
         try:
             if spec.nothing is not None and text.strip() == spec.nothing:
                 return convert_value(spec, text)
-            if spec.sequence is not None and spec.split:
-                return [convert_value(item_spec, t)
-                        for t in _ranges_expanded(spec, _split(text))]
+            if items is not None:
+                return [convert_value(item_spec, t) for t in _ranges_expanded(spec, items)]
             return convert_value(item_spec, text)
         except OptionValueError:
             # argparse prefixes "argument --flag: "

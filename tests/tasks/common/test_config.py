@@ -678,3 +678,34 @@ def test_a_yaml_error_without_a_position_is_still_one_line(tmp_path):
         load_config_file(path)
     assert str(err.value) == (f"config file {path}: YAML syntax error: unacceptable character "
                               f"#x0007: special characters are not allowed")
+
+
+@pytest.mark.parametrize("raw", ["1,,2", "1,2,", ",", " ,3", "1, ,2", ["1", " ", "2"], ["1,,2"]])
+def test_an_empty_list_item_is_refused_not_dropped(raw):
+    # Was: 1,,2 read as 1,2 (a seed the user meant to give, left out without a word)
+    seeds = _spec(int, sequence=list, min=0, ranges=True)
+    with pytest.raises(OptionValueError) as err:
+        convert_value(seeds, raw)
+    got = raw if isinstance(raw, str) or len(raw) > 1 else raw[0]
+    assert str(err.value) == f"must be {seeds.accepted()}; got {got!r} (an empty item)"
+    assert convert_value(seeds, "1, 2 ,3") == [1, 2, 3]  # spaces beside a comma are no item
+
+
+def test_an_empty_list_item_is_one_line_from_flags_and_files(tmp_path, capsys):
+    from robustrep.tasks.cli import main
+    with pytest.raises(SystemExit) as stop:  # argparse's refusal
+        main(["gan", "sample", "RUN", "--seeds", "1,,2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "argument --seeds:" in err and "got '1,,2' (an empty item)" in err
+    assert len(err.splitlines()) == 1
+    parser = argparse.ArgumentParser()
+    add_config_args(parser, Typed)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mean", "0.5", "0.25,"])
+    assert "argument --mean: must be" in capsys.readouterr().err
+    path = tmp_path / "c.yaml"
+    path.write_text("mean: 0.5,,0.25\n")
+    with pytest.raises(ConfigError, match=rf"^config file {path}: mean must be .*; got "
+                                          r"'0.5,,0.25' \(an empty item\)$"):
+        resolve_config(Typed, {}, None, path)
