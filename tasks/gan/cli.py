@@ -23,8 +23,9 @@ from robustrep.tasks.common.options import check_stop_after, run_to_resume, stop
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
-                                        TrainOptions, archs, check_ema_off, plugin_options,
-                                        presets_for, saved_config, with_preset_aux_task)
+                                        TrainOptions, archs, check_ema_off, check_eval_off,
+                                        plugin_options, presets_for, saved_config,
+                                        with_preset_aux_task)
 from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -96,6 +97,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
         cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset, args.config,
                              overrides, default_preset=DEFAULT_PRESET)
         check_ema_off(cfg, overrides)
+        check_eval_off(cfg, overrides)
         resolved = with_preset_aux_task(cfg, cfg.preset, args.aux_task)
         if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
             print(f"note: --preset {cfg.preset} includes its D auxiliary task "
@@ -108,8 +110,10 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     saved = RunDir(run).read_config()
     check_run_program(saved, GanConfig, run, "gan")
     saved = saved_config(saved)
-    return from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
-                     source=f"{run}/config.json")
+    cfg = from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
+                    source=f"{run}/config.json")
+    check_eval_off(cfg, overrides)  # the resumable eval options may turn evaluation off
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:

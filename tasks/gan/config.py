@@ -359,6 +359,16 @@ def check_ema_off(cfg: "GanConfig", given: dict[str, Any]) -> None:
                           f"it is 0 matters), or drop {flags}")
 
 
+def check_eval_off(cfg: "GanConfig", given: dict[str, Any]) -> None:
+    """``--eval-samples`` given for a run that evaluates nothing while training (``eval_every`` 0
+    and ``final_eval`` off: no Evaluator is built). Its default is not None and presets set it,
+    so only the user's flag (``given``) is refused, as :func:`check_ema_off` does."""
+    if given.get("eval_samples") is not None and cfg.eval_every == 0 and not cfg.final_eval:
+        raise ConfigError("--eval-samples sizes the evaluations during training, and eval_every "
+                          "0 with final_eval false runs none; give --eval-every N or "
+                          "--final-eval true, or drop --eval-samples")
+
+
 def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
     """Outside StyleGAN2 lazy regularisation is R1's alone: without R1 it would only scale D's lr
     and betas. (StyleGAN2 keeps its intervals with the penalties off, as stylegan2-ada's cifar

@@ -43,6 +43,10 @@ from robustrep.tasks.cli import main
     (["--rp-num-views", "5"], "--rp-num-views applies only with --reg rpgan (reg is 'none')"),
     (["--reg", "dat", "--rp-base-channels", "16", "--rp-kernel-size", "4"],
      "--rp-base-channels, --rp-kernel-size apply only with --reg rpgan (reg is 'dat')"),
+    # was: accepted and recorded, with no evaluation to size
+    (["--eval-every", "0", "--final-eval", "false", "--eval-samples", "64"],
+     "--eval-samples sizes the evaluations during training, and eval_every 0 with final_eval "
+     "false runs none"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_path, capsys):
     run = tmp_path / "run"
@@ -89,6 +93,23 @@ def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_p
     assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight, cfg.data_root,
             cfg.rp_num_views) == (None,) * 5
     assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+
+
+def test_eval_samples_is_refused_only_as_the_users_flag_on_a_run_with_no_evaluation(
+        tiny_cfg, tmp_path, capsys):
+    # a preset's (or the default) eval_samples is no choice of the user's: kept
+    assert main(["gan", "train", "--eval-every", "0", "--final-eval", "false", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["eval_samples"] == 1000
+    for evaluates in (["--eval-every", "0"], ["--final-eval", "false"]):
+        assert main(["gan", "train", *evaluates, "--eval-samples", "64", "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["eval_samples"] == 64
+    from robustrep.tasks.gan.train import train
+    run = tmp_path / "run"  # eval_every 0 and final_eval off, as the tiny configs train
+    train(tiny_cfg(steps=1, out=str(run)), show_progress=False)
+    resume = ["gan", "train", "--resume", str(run), "--steps", "2", "--eval-samples", "64"]
+    assert main([*resume, "--quiet"]) == 2
+    assert "--eval-samples sizes the evaluations" in capsys.readouterr().err
+    assert main([*resume, "--final-eval", "true", "--dry-run"]) == 0
 
 
 def test_the_wgan_gp_weight_is_filled_in_for_the_wasserstein_loss_only(capsys):
