@@ -364,7 +364,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from .data import build_datasets, eval_loader
 
     from robustrep.tasks.common.config import from_dict
-    from robustrep.tasks.common.rundir import check_replaceable, check_run_program, check_writable
+    from robustrep.tasks.common.rundir import (check_replaceable, check_run_program,
+                                               check_writable, output_lock)
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     if foreign is not None:
         out = _new_out(out, foreign["name"])
@@ -396,23 +397,29 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed, input_convention=_input_convention(model))
     out = Path(out) if out is not None else Path(run) / "eval"
-    note = replaced_note(out / "report.json", report)  # before any file there is replaced
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
+        note = replaced_note(out / "report.json", report)  # before any file there is replaced
+        report["files"] = _write_report(report, out, config["model"])
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return report
+
+
+def _write_report(report: dict[str, Any], out: Path, model: str) -> dict[str, str]:
+    """``report.json`` and its diagrams in ``out``; the files, by name."""
     b = report["clean"]["bins"]
     files = {"report": str(out / "report.json"),
              "reliability": str(reliability_diagram(
                  b["confidence"], b["accuracy"], b["count"], out / "reliability.png",
-                 report["clean"]["ece"], title=config["model"]))}
+                 report["clean"]["ece"], title=model))}
     if report["corruptions"]:
         rows = {name: {f"s{s}": (v, 0.0) for s, v in per.items()}
                 for name, per in report["corruptions"].items()}
         files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
                                              title="accuracy under corruptions"))
-    report["files"] = files
-    write_text_atomic(files["report"], json.dumps(jsonable(report), indent=2) + "\n")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    return report
+    write_text_atomic(files["report"], json.dumps(jsonable({**report, "files": files}),
+                                                  indent=2) + "\n")
+    return files
 
 
 def _input_convention(model: Any) -> dict[str, Any]:
@@ -458,8 +465,11 @@ def _new_out(out: str | Path | None, name: str) -> Path:
 def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):
     """``(model, config)`` of a run folder, of a model from elsewhere, or of RobustBench."""
     from robustrep.tasks.common.classifier import load_model, load_run
+    from robustrep.tasks.common.options import no_ema_note
     if foreign is None:
-        return load_run(run, device, use_ema=use_ema)
+        model, config = load_run(run, device, use_ema=use_ema)
+        no_ema_note(run, use_ema, bool(config.get("ema_decay")))  # EMA on: the checkpoint has it
+        return model, config
     fields = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
     if "robustbench" in foreign:
         model, config = robustbench_model(foreign, device)

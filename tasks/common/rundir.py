@@ -231,6 +231,18 @@ class RunLock:
         self.release()
 
 
+def output_lock(folder: str | Path) -> RunLock:
+    """The lock of a command's output folder (``ood score``, ``classify eval``), waited for: two
+    calls into one folder write one after the other, and under it the hidden temp files of a
+    call killed mid-write (:func:`runfiles.write_atomic`) are removed, as a run's are on
+    :meth:`RunDir.lock` (no other call can be writing them then)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    held = RunLock(folder / LOCK_FILE).acquire(wait=True)
+    remove_stale_tmp(folder)
+    return held
+
+
 def check_writable(path: str | Path, what: str = "output folder") -> Path:
     """Check that ``path`` (a folder, made later if missing) can be written; nothing is left.
 

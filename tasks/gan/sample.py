@@ -21,7 +21,7 @@ from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
 from robustrep.tasks.common.errors import CheckpointError, UserError
-from robustrep.tasks.common.options import unique
+from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
                                            check_writable)
 from robustrep.tasks.common.runfiles import write_atomic
@@ -81,6 +81,7 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
                               f"checkpoint of this run")
     load_weights(G, state[key], f"checkpoint {where}", "the run's generator",
                  "use an earlier checkpoint (--checkpoint)")
+    no_ema_note(run, use_ema, state.get("ema") is not None)
     return G.to(dev).eval(), cfg, int(state["step"]), dev
 
 

@@ -293,6 +293,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     """
     # imports timm: only when a model is read
     from robustrep.tasks.common.classifier import load_model, load_run
+    from robustrep.tasks.common.options import no_ema_note
 
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
@@ -300,7 +301,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         from robustrep.tasks.common.options import unique
         ood = list(unique(ood, "--ood", "OOD set"))
     dev = resolve_device(device)
-    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable, output_lock
     if foreign is not None:
         from robustrep.tasks.common.weights import default_out
         out = Path(out) if out else default_out(foreign["name"], "ood")
@@ -316,6 +317,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     # again under the folder's lock when the rows are merged
     if foreign is None:
         classifier, config = load_run(run, dev, use_ema=use_ema)
+        no_ema_note(run, use_ema, bool(config.get("ema_decay")))  # EMA on: the checkpoint has it
     else:
         data = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
         classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
@@ -385,7 +387,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}
     result.notes = notes
-    with _output_lock(out_dir):  # another call may have written its rows since the start
+    # two calls into one folder merge their rows one after the other (each read the results at
+    # its start and wrote them back: the first's rows were lost); a killed call's temp files go
+    with output_lock(out_dir):  # another call may have written its rows since the start
         earlier = _read_earlier(out_dir / "results.json")
         old, earlier = earlier, _keep_earlier(result, earlier, meta, out_dir / "results.json")
         if old is not None and earlier is None:
@@ -393,17 +397,6 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         files = write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
                               earlier=earlier)
     return result, files
-
-
-def _output_lock(out_dir: Path):
-    """The folder's lock, waited for: two calls into one folder merge their rows one after the
-    other (each read the results at its start and wrote them back: the first's rows were lost)."""
-    from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
-    from robustrep.tasks.common.checkpoint import remove_stale_tmp
-    out_dir.mkdir(parents=True, exist_ok=True)
-    held = RunLock(out_dir / LOCK_FILE).acquire(wait=True)
-    remove_stale_tmp(out_dir)  # a killed call's pictures, half written
-    return held
 
 
 def _check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize: bool,

@@ -154,6 +154,36 @@ def test_eval_run_writes_report_and_diagram(trained_run, tmp_path):
                                            pytest.approx(config["std"]))
 
 
+def test_no_ema_on_a_run_without_ema_says_so(trained_run, tiny_cfg, tmp_path, capsys):
+    # Was: silent; --no-ema gave the raw weights, as the call without it does on such a run
+    from robustrep.tasks.classify.train import train
+    from robustrep.tasks.cli import main
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=1), run, quiet=True)  # ema_decay 0, the default
+    argv = ["classify", "eval", "--attacks", "none", "--corruptions", "--max-samples", "8",
+            "--quiet", "--out", str(tmp_path / "eval")]
+    assert main([*argv, str(run), "--no-ema"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "--no-ema" in line]
+    assert notes == [f"note: --no-ema: {run} keeps no EMA copy (trained with ema_decay 0); its "
+                     f"raw weights, the only ones, are used, as they would be without --no-ema"]
+    assert main([*argv, str(run)]) == 0  # not asked for
+    assert main([*argv, str(trained_run), "--no-ema"]) == 0  # a run with EMA weights
+    assert "--no-ema" not in capsys.readouterr().err
+
+
+def test_eval_removes_the_temp_files_a_killed_eval_left_in_its_folder(trained_run, tmp_path):
+    # Was: kept for ever (ood score and the GAN run folders removed theirs)
+    from robustrep.tasks.cli import main
+    out = tmp_path / "eval"
+    out.mkdir()
+    stale = [out / ".report.json.a1b2.tmp", out / ".reliability.png.c3d4.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    assert main(["classify", "eval", str(trained_run), "--attacks", "none", "--corruptions",
+                 "--max-samples", "8", "--quiet", "--out", str(out)]) == 0
+    assert not any(p.exists() for p in stale) and (out / "report.json").is_file()
+
+
 def test_a_report_without_attacks_or_corruptions_records_no_radius(trained_run, tmp_path):
     # were: eps 8/255 and norm Linf beside an empty robust table, and corruption_acc "nan"
     evaluate_run(trained_run, attacks=(), corruptions=(), max_samples=16, out=tmp_path / "eval")

@@ -74,6 +74,18 @@ def test_stale_temp_files_are_removed_when_the_lock_is_taken(tmp_path):
     assert not any(p.exists() for p in stale) and keep.exists()
 
 
+def test_an_output_folders_lock_removes_its_stale_temp_files(tmp_path):
+    from robustrep.tasks.common.rundir import output_lock
+    out = tmp_path / "eval"
+    out.mkdir()
+    stale, keep = out / ".report.json.k3x.tmp", out / "notes.tmp"  # hidden: a killed write's
+    for path in (stale, keep):
+        path.write_bytes(b"partial")
+    with output_lock(out) as held:
+        assert held.fd is not None and not stale.exists() and keep.exists()
+    assert output_lock(tmp_path / "new").path == tmp_path / "new" / ".lock"  # the folder made
+
+
 def test_unwritable_output_is_refused_before_anything_is_made(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

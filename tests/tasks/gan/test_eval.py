@@ -170,6 +170,20 @@ def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
     assert [n.split("-", 2)[2] for n in names] == ["seed0-n100.png", "seed0-n50-noema.png"]
 
 
+def test_no_ema_on_a_run_that_keeps_no_g_ema_says_so(digits_run, tiny_cfg, tmp_path, capsys):
+    # Was: silent; --no-ema sampled G, as the call without it does on such a run
+    run = tmp_path / "noema"
+    train(tiny_cfg(steps=1, ema_decay=0, out=str(run)), show_progress=False)
+    note = (f"note: --no-ema: {run} keeps no EMA copy (trained with ema_decay 0); its raw "
+            f"weights, the only ones, are used, as they would be without --no-ema\n")
+    sample = ["gan", "sample", "--num", "2", "--outdir", str(tmp_path / "o"), "--force", "--quiet"]
+    assert main([*sample, str(run), "--no-ema"]) == 0
+    assert capsys.readouterr().err == note
+    assert main([*sample, str(run)]) == 0  # not asked for
+    assert main([*sample, str(digits_run), "--no-ema"]) == 0  # a run with a G-EMA
+    assert "--no-ema" not in capsys.readouterr().err
+
+
 def _write_cifar10(root, n=8):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
