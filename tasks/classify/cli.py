@@ -107,8 +107,11 @@ def _dry_run_checks(cfg: ClassifyConfig) -> None:
     from robustrep.nets.classifier import check_model_name, check_normalisation
     from robustrep.tasks.common.weights import is_source_name
 
-    from .train import build_regularizers
+    from torch import nn
+
+    from .train import build_regularizers, create_optimizer
     build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
+    create_optimizer(cfg, nn.Linear(1, 1))  # a name timm cannot build: ConfigError
     try:
         if not is_source_name(cfg.model) and "/" not in cfg.model:  # a folder: when it runs
             check_model_name(cfg.model)

@@ -95,9 +95,13 @@ class ClassifyConfig:
     grad_accum: int = _opt(1, "batches whose gradients each optimizer step sums (timm's "
                               "--grad-accum-steps): the step's batch is batch_size x grad_accum "
                               "x processes, in memory one batch at a time", min=1)
-    optimizer: str = _opt("sgd", "optimizer: sgd (timm's, Nesterov), momentum (plain momentum SGD, "
-                                 "the UoS/AdaptiveMix references) or adamw",
-                          ("sgd", "momentum", "adamw"))
+    optimizer: str = _opt("sgd", "a timm optimizer (timm.optim.create_optimizer_v2's opt): sgd "
+                                 "(Nesterov), momentum (plain momentum SGD, the UoS/AdaptiveMix "
+                                 "references), adamw, lamb, ...")
+    layer_decay: float | None = _opt(None, "layer-wise lr decay (timm's --layer-decay): each "
+                                           "block's lr is scaled by this per block from the "
+                                           "head; the model needs timm's group_matcher",
+                                     **PROB)
     lr: float = _opt(0.05, "peak learning rate", **POSITIVE)
     momentum: float | None = _opt(None, "--optimizer sgd or momentum only: SGD momentum "
                                         "(default 0.9)", **BETA)

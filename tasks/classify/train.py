@@ -182,7 +182,22 @@ def milestone_steps(cfg: ClassifyConfig) -> list[int]:
     return [round(float(m) * cfg.steps) for m in cfg.milestones]
 
 
-def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
+def create_optimizer(cfg: ClassifyConfig, model: nn.Module, **options: Any):
+    """``timm.optim.create_optimizer_v2`` for ``--optimizer`` at ``--lr``; a name timm cannot
+    build (unknown, or needing a package or device this machine lacks) is a ConfigError."""
+    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
+    name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
+    sgd = {"momentum": cfg.momentum} if cfg.momentum is not None else {}  # None: not SGD's
+    try:
+        return create_optimizer_v2(model, opt=name, lr=cfg.lr, **sgd, **options)
+    except (AssertionError, ValueError, ImportError, TypeError, RuntimeError) as err:
+        # an unknown name is an AssertionError before timm 1.0.12, a ValueError after
+        raise ConfigError(f"--optimizer {cfg.optimizer}: timm cannot build it ({err}); "
+                          f"python -c \"import timm.optim; print(timm.optim.list_optimizers())\" "
+                          f"lists its optimizers") from None
+
+
+def build_optimizer(cfg: ClassifyConfig, model: nn.Module, timm_names: bool = True):
     """timm's factories (``timm.optim.create_optimizer_v2``, ``timm.scheduler.create_scheduler_v2``,
     pytorch-image-models): no weight decay on biases and normalisation parameters, and a schedule
     stepped per optimizer update (``step_update``). Cosine decays to ``min_lr`` (default 0) over
@@ -191,13 +206,17 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module):
     function of the step alone,
     so a resume rebuilds it from the resumed config and sets the step
     (:meth:`Trainer.load_state_dict`).
+
+    The parameters are grouped as timm's ``train.py`` groups the bare timm model's: its
+    ``no_weight_decay()`` names (a ViT's ``pos_embed`` and ``cls_token``) take no decay and
+    ``--layer-decay`` reads its ``group_matcher``. ``timm_names=False`` groups the
+    :class:`Classifier` wrapper's instead, where neither is seen: how runs saved before this
+    grouping were built, which resume as they started.
     """
-    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD;
     # wd_all decays BN and biases too, as the UoS references' torch.optim.SGD(model.parameters())
-    name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
-    sgd = {"momentum": cfg.momentum} if cfg.momentum is not None else {}  # None: adamw
-    opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              filter_bias_and_bn=not cfg.wd_all, **sgd)
+    net = model.model if timm_names and isinstance(model, Classifier) else model
+    opt = create_optimizer(cfg, net, weight_decay=cfg.weight_decay,
+                           filter_bias_and_bn=not cfg.wd_all, layer_decay=cfg.layer_decay)
     # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
     # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
     milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()
@@ -315,6 +334,9 @@ class Trainer(TrainerBase):
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
+        if _group_sizes(state["optimizer"]) != _group_sizes(self.opt.state_dict()):
+            # saved before the optimizer grouped timm's own parameter names: it goes on as built
+            self.opt, self.sched = build_optimizer(self.cfg, self.model, timm_names=False)
         # keeps a resume's new lr, momentum and weight decay; the schedule is set at the step below
         load_optimizer_state(self.opt, state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -382,7 +404,10 @@ class Trainer(TrainerBase):
         if cfg.clip_grad > 0:
             self.scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-        self.step_lr = self.opt.param_groups[0]["lr"]  # this update's: logged with its loss
+        # this update's, logged with its loss: the groups' mean, as timm's train.py (the groups
+        # differ only with --layer-decay)
+        lrs = [group["lr"] for group in self.opt.param_groups]
+        self.step_lr = sum(lrs) / len(lrs)
         self.scaler.step(self.opt)
         self.scaler.update()
         self.step += 1
@@ -426,12 +451,16 @@ class Trainer(TrainerBase):
             self._loop(sampler, stop, bar, t0)
         bar.close()
         self.check_finite(reset=False)
+        if self.last_ckpt_step != self.step:  # first: the evaluation may be slow
+            self.save()
         if self.step == cfg.steps and self.dist.is_main:
             done = self.resumed_eval if self.resumed_eval.get("step") == self.step else None
-            # a run killed after its final evaluation and checkpoint: logged once, not twice
-            self.last = done or self.run.log(self.step, **self.evaluate())
-        if self.last_ckpt_step != self.step:
-            self.save()
+            # a run killed after its final evaluation: logged once, not twice
+            if done is None:
+                with self.final_evaluation():
+                    done = self.run.log(self.step, **self.evaluate())
+            self.last = done
+        dist.barrier()  # the other processes wait for process 0's evaluation
         if self.step == cfg.steps:
             self.finished()
         return self.last
@@ -459,6 +488,10 @@ class Trainer(TrainerBase):
             if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save()
             self.check_stop()
+
+
+def _group_sizes(optimizer_state: dict[str, Any]) -> list[int]:
+    return [len(group["params"]) for group in optimizer_state["param_groups"]]
 
 
 def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,

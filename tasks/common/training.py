@@ -248,6 +248,27 @@ class TrainerBase:
                                   f"{self.step} of {self.cfg.steps}; checkpoint {self.last_ckpt}; "
                                   f"continue with {resume_flags(self.run.path)}")
 
+    @contextmanager
+    def final_evaluation(self) -> Iterator[None]:
+        """Around the evaluation after the last checkpoint (a 50k-sample FID may take long):
+        SIGTERM ends it at once with the line a stop in training prints, as Ctrl-C's
+        KeyboardInterrupt ends it (unhandled, SIGTERM ended the process with no word).
+        Process 0 only: it evaluates while the others wait at the barrier."""
+        if not self.dist.is_main or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        message = (f"stopped by SIGTERM during the final evaluation of step {self.step}; "
+                   f"checkpoint {self.last_ckpt}; continue with {resume_flags(self.run.path)} "
+                   f"(it evaluates the step)")
+
+        def stop(signum: int, frame: Any) -> None:
+            raise Interrupted(signum, message)
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
     def finished(self, **summary: Any) -> None:
         """Write the run's completion marker, last (``runfiles.FINISHED``)."""
         if self.dist.is_main:

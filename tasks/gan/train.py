@@ -303,7 +303,8 @@ class Trainer(TrainerBase):
         if self.last_ckpt_step != self.step:
             self.save()
         if self.cfg.final_eval and self.last_eval_step != self.step:
-            self.evaluate()
+            with self.final_evaluation():
+                self.evaluate()
 
     def pause(self) -> None:
         """Checkpoint a step before the last (``--stop-after``), as classify does; the loss sums

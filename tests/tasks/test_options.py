@@ -34,7 +34,7 @@ TEXT = {"reg": "none", "model": "resnet10t", "device": "cpu", "data_root": "some
         "out": "some/run", "inception_weights": "w.pth", "pretrained_file": "w.pth",
         "fid_features": "digits", "diffaugment": "color,translation",
         "lsun_classes": "church_outdoor_train",
-        "aa": "rand-m9-mstd0.5", "init": "net.pkl", "arch": "dcgan"}
+        "aa": "rand-m9-mstd0.5", "init": "net.pkl", "arch": "dcgan", "optimizer": "adamw"}
 # Mappings: a method's options; a network family's (a built-in family takes none of its own)
 DICTS = {"reg_options": '{"mixup": {"partner": "flip"}}', "arch_options": '{"dcgan": {}}'}
 # Choices whose other values need other options too (arch mlp needs 2-D data): keep the default.

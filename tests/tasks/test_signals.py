@@ -142,3 +142,64 @@ def test_a_signal_during_the_gan_final_evaluation_stops_it_and_resume_finishes(
     assert not (tmp_path / "g" / "finished.json").exists()
     assert cli.main(["gan", "train", "--resume", str(tmp_path / "g"), "--quiet"]) == 0
     assert (tmp_path / "g" / "finished.json").is_file()
+
+
+# SIGTERM to the process itself: a fresh one, since unhandled it would end the test process
+_TERM_IN_FINAL_EVAL = """
+import os, signal, sys
+from robustrep.tasks import cli
+from robustrep.tasks.gan.train import Trainer
+original = Trainer.evaluate
+def evaluate(self):
+    if self.step == self.cfg.steps:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return original(self)
+Trainer.evaluate = evaluate
+sys.exit(cli.main(["gan", "train", "--preset", "grid-mlp", "--steps", "3", "--eval-every", "0",
+                   "--eval-samples", "50", "--quiet", "--out", sys.argv[1]]))
+"""
+
+
+@pytest.mark.subprocess
+def test_sigterm_during_the_gan_final_evaluation_says_so_and_resume_finishes(tmp_path):
+    # was: the process ended by the signal with no line (SIGINT printed "interrupted")
+    run = tmp_path / "g"
+    done = subprocess.run([sys.executable, "-c", _TERM_IN_FINAL_EVAL, str(run)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"robustrep gan: stopped by SIGTERM during the final evaluation of step 3; checkpoint "
+        f"{run}/checkpoints/step_00000003.pt; continue with --resume {run} (it evaluates the "
+        f"step)")
+    assert _weights(run)["step"] == 3 and not (run / "finished.json").exists()
+    assert cli.main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+    assert (run / "finished.json").is_file()
+    assert [r for r in (run / "metrics.jsonl").read_text().splitlines() if "modes_covered" in r]
+
+
+def test_sigterm_during_the_classify_final_evaluation_says_so_and_resume_finishes(
+        tmp_path, monkeypatch, capsys):
+    """The final step is checkpointed before its evaluation, which SIGTERM then stops with a
+    line (the process ended with none, and the final step had no checkpoint yet)."""
+    original, run, got = Trainer.evaluate, tmp_path / "c", []
+
+    def evaluate(self):
+        if self.step == self.cfg.steps and not got:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    # a handler of the test's own: without the program's, SIGTERM would end the test process
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        assert cli.main([*ARGV, "--out", str(run)]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"robustrep classify: stopped by SIGTERM during the final evaluation of step 4; "
+        f"checkpoint {run}/checkpoints/step_00000004.pt; continue with --resume {run} (it "
+        f"evaluates the step)")
+    assert _weights(run)["step"] == 4 and not (run / "finished.json").exists()
+    got.append("resumed")
+    assert cli.main(["classify", "train", "--resume", str(run), "--quiet"]) == 0
+    assert (run / "finished.json").is_file()
+    assert [r for r in (run / "metrics.jsonl").read_text().splitlines() if "eval/acc" in r]

@@ -312,3 +312,76 @@ def test_drop_path_reaches_the_model_and_a_model_without_it_is_refused(tmp_path)
         Trainer(tiny_config(model="wrn16_2", drop_path=0.2), RunDir(tmp_path / "w"),
                 dist.init_distributed("cpu"))
     assert not (tmp_path / "w").exists()
+
+
+def _vit(**cfg):
+    from robustrep.tasks.classify.train import build_optimizer
+    from robustrep.tasks.common.classifier import create_classifier
+    model = create_classifier("test_vit", 3, 3, image_size=32)
+    config = ClassifyConfig(model="test_vit", weight_decay=0.05, **cfg)
+    return model, config, build_optimizer
+
+
+def _no_decay(model, opt):
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+
+
+def test_a_vits_pos_embed_and_cls_token_take_no_weight_decay_as_in_timm():
+    """timm's train.py groups the bare model, whose no_weight_decay() names them; grouping the
+    Classifier wrapper hid it (timm would find no such method there)."""
+    model, cfg, build_optimizer = _vit()
+    opt, _ = build_optimizer(cfg, model)
+    assert {"model.pos_embed", "model.cls_token"} <= _no_decay(model, opt)
+    legacy, _ = build_optimizer(cfg, model, timm_names=False)
+    assert "model.pos_embed" not in _no_decay(model, legacy)
+
+
+def test_a_run_saved_with_the_wrappers_grouping_resumes_with_it(tmp_path):
+    from robustrep.tasks.classify.train import Trainer, build_optimizer
+    from robustrep.tasks.common import distributed as dist
+    trainer = Trainer(tiny_config(model="test_vit", image_size=32, weight_decay=0.05),
+                      RunDir(tmp_path / "r"), dist.init_distributed("cpu"))
+    state = trainer.state_dict()
+    state["optimizer"] = build_optimizer(trainer.cfg, trainer.model, timm_names=False)[0] \
+        .state_dict()
+    trainer.load_state_dict(state)
+    assert "model.pos_embed" not in _no_decay(trainer.model, trainer.opt)
+    assert trainer.sched.optimizer is trainer.opt
+
+
+def test_layer_decay_scales_each_blocks_lr_from_the_head_down():
+    model, cfg, build_optimizer = _vit(layer_decay=0.5, lr=1.0, schedule="constant")
+    opt, sched = build_optimizer(cfg, model)
+    sched.step_update(0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    lr = {names[id(p)]: g["lr"] for g in opt.param_groups for p in g["params"]}
+    depth = len(model.model.blocks)  # timm: embeddings 0, blocks 1..depth, head depth + 1
+    assert lr["model.head.weight"] == pytest.approx(1.0)
+    assert lr["model.blocks.0.attn.qkv.weight"] == pytest.approx(0.5 ** depth)
+    assert lr["model.patch_embed.proj.weight"] == pytest.approx(0.5 ** (depth + 1))
+
+
+def test_any_timm_optimizer_by_name_and_a_name_timm_lacks_refused():
+    from timm.optim import Lamb
+
+    from robustrep.tasks.classify.train import build_optimizer
+    model = torch.nn.Linear(2, 3)
+    assert type(build_optimizer(ClassifyConfig(optimizer="lamb"), model)[0]) is Lamb
+    with pytest.raises(ConfigError, match="--optimizer nope: timm cannot build it"):
+        build_optimizer(ClassifyConfig(optimizer="nope"), model)
+
+
+def test_the_logged_lr_is_the_mean_over_the_groups_with_layer_decay(tiny_cfg, tmp_path,
+                                                                      monkeypatch):
+    used, step = [], torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs = [g["lr"] for g in self.param_groups]
+        assert len(set(lrs)) > 1  # the layers' lrs differ
+        used.append(sum(lrs) / len(lrs))
+        return step(self, *args, **kwargs)
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    train(tiny_cfg(steps=2, layer_decay=0.5, log_every=1), tmp_path / "r", quiet=True)
+    lrs = [r["lr"] for r in RunDir(tmp_path / "r").read_metrics() if "lr" in r]
+    assert lrs == pytest.approx(used) and len(used) == 2
