@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from robustrep._validate import check_generator, check_tensor
+from robustrep._lists import check_no_empty_item
 
 POLICIES = ("color", "translation", "cutout")
 
@@ -110,6 +111,8 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     """``"color,translation"`` -> ``("color", "translation")``; ``""`` -> ``()``."""
     if not isinstance(policy, str):
         raise TypeError(f"policy must be a str, got {type(policy).__name__}")
+    check_no_empty_item("policy", policy, f"transform names separated by commas "
+                        f"({', '.join(POLICIES)})")
     names = tuple(p.strip() for p in policy.split(",") if p.strip())
     for name in names:
         if name not in POLICIES:

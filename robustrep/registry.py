@@ -38,6 +38,8 @@ import re
 import typing
 from typing import Any
 
+from robustrep._lists import check_no_empty_item
+
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
            "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info",
            "parse_combination", "check_places", "name_of", "split_combination", "SHARED_PLACES"]
@@ -549,14 +551,17 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
     ``ood bench``, ``report``'s ``--gan-regs``).
 
     Raises:
-        ValueError: an unknown name (the message lists the valid ones for ``program``), a name
-            given twice, two methods in one place, or an excluded pair.
+        ValueError: an empty item (``mixup,,pgd``, ``mixup+``), an unknown name (the message
+            lists the valid ones for ``program``), a name given twice, two methods in one place,
+            or an excluded pair.
     """
     _ensure_loaded()
     _check_program(program)
     valid = list_regularizers(program)
-    names = split_combination(text)
     how = "commas" if joiner == "," else repr(joiner)
+    seps = "',' or '+'" if joiner == "," else "'+'"  # a comma separates settings otherwise
+    check_no_empty_item("regularizers", text, f"names joined by {seps}, or none", ",+")
+    names = split_combination(text)
     _check_none(text, names)
     for name in names:
         if name not in valid:
@@ -577,7 +582,7 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
 
 def _check_none(text: Any, names: tuple[str, ...]) -> None:
     """``none`` beside methods says two things; which one was meant is the user's to say. (An
-    empty name, as in a trailing comma, is dropped: it names nothing.)"""
+    empty name, as in a trailing comma, is refused before: see :func:`check_no_empty_item`.)"""
     if names and "none" in _as_written(text):
         raise ValueError(f"regularizers {text!r} combine none with methods; give the methods "
                          f"alone, or none alone")

@@ -79,3 +79,13 @@ def test_bad_policy():
     with pytest.raises(ValueError, match="zoom"):
         parse_policy("color,zoom")
     assert parse_policy(" color , cutout ") == ("color", "cutout")
+
+
+@pytest.mark.parametrize("policy", ["color,,cutout", "color,", ",color", " , "])
+def test_an_empty_transform_is_refused_not_dropped(policy):
+    # Was: dropped (`--diffaugment color,,cutout` ran color,cutout), while --seeds refuses one
+    with pytest.raises(ValueError) as err:
+        parse_policy(policy)
+    assert str(err.value) == (f"policy must be transform names separated by commas (color, "
+                              f"translation, cutout); got {policy!r} (an empty item)")
+    assert parse_policy("") == () and parse_policy(" color ") == ("color",)

@@ -85,6 +85,24 @@ def test_one_grammar_refuses(text, program, match):
         parse_combination(text, program)
 
 
+@pytest.mark.parametrize("text", ["mixup,,pgd", "mixup,", ",mixup", "mixup++pgd", "mixup+",
+                                  "none,", " , ", ["mixup", ""], ["mixup", " "]])
+def test_an_empty_item_is_refused_not_dropped(text):
+    # Was: dropped (`--reg mixup,,pgd` trained mixup,pgd, `--reg none,` none), while --seeds,
+    # as stylegan2-ada's, refuses one
+    want = (f"regularizers must be names joined by ',' or '+', or none; got {text!r} "
+            f"(an empty item)")
+    with pytest.raises(ValueError) as err:
+        parse_combination(text, "classify")
+    assert str(err.value) == want
+    with pytest.raises(ValueError, match=r"names joined by '\+', or none; got 'mixup\+\+pgd' "
+                                         r"\(an empty item\)$"):
+        parse_combination("mixup++pgd", "classify", joiner="+")  # a comma separates settings
+    # spaces beside a separator are no item; nothing at all is still no regularizer
+    assert parse_combination(" mixup , pgd ", "classify") == ("mixup", "pgd")
+    assert parse_combination("", "classify") == parse_combination("  ", "classify") == ()
+
+
 def test_registering_twice_raises_and_one_file_plus_a_decorator_adds_a_method():
     @register_regularizer("test-shrink", paper="nobody 2026",
                           acts={"classify": "feature shrinkage"})

@@ -41,6 +41,7 @@ from torchvision.datasets.vision import VisionDataset
 from robustrep.data.images import (UnreadableImageError, check_depth, check_source,
                                    convert_image, decode_error, image_transform)
 from robustrep.data.local import register_dataset, require_size
+from robustrep._lists import check_no_empty_item
 
 SPLITS = ("train", "val", "test")
 INSTALL_HINT = "pip install 'robustrep[lsun]' (or pip install lmdb)"
@@ -140,6 +141,8 @@ def parse_classes(classes: str | list[str], train: bool | None = None) -> str | 
     With ``train=False`` the ``_train`` databases are swapped for their ``_val`` twins (LSUN's
     held-out split), so one ``--lsun-classes`` serves a program's train and test sets.
     """
+    check_no_empty_item("lsun classes", classes, "database names separated by commas, like "
+                        "church_outdoor_train,bedroom_train")
     names = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
     if not names or not all(isinstance(c, str) and c for c in names):
         raise ValueError(f"lsun classes must be non-empty names like church_outdoor_train, "

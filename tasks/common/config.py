@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from robustrep._lists import check_no_empty_item
 from robustrep.tasks.common.errors import UserError
 
 _TRUE = ("1", "true", "yes", "on")
@@ -295,14 +296,14 @@ def _split(spec: OptionSpec, value: Any) -> list:
 
     An empty item (``1,,2``, ``1,2,``, ``""`` in a list) is refused, as stylegan2-ada's
     ``--seeds`` parser refuses it: dropped, it would hide a value the user meant to give."""
+    if isinstance(value, (str, list, tuple)):
+        try:
+            check_no_empty_item(None, value, spec.accepted())
+        except ValueError as err:
+            raise OptionValueError(str(err)) from None
     if isinstance(value, str):
-        parts = value.split(",")
-        if len(parts) > 1 and not all(p.strip() for p in parts):
-            raise OptionValueError(f"must be {spec.accepted()}; got {value!r} (an empty item)")
         return value.replace(",", " ").split()
     if isinstance(value, (list, tuple)):
-        if any(isinstance(v, str) and not v.strip() for v in value):
-            raise OptionValueError(f"must be {spec.accepted()}; got {value!r} (an empty item)")
         return [p for v in value for p in (_split(spec, v) if isinstance(v, str) else [v])]
     return [value]  # one number for a list option: a list of one
 

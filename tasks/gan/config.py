@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustrep._names import LOSSES
-from robustrep.registry import list_regularizers
+from robustrep.registry import list_regularizers, split_combination
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, REQUIRED, UNIT,
                                            ConfigError, check_fields, option)
 from robustrep.tasks.common.options import (TrainRunOptions, resumable_detail, run_option,
@@ -214,7 +214,8 @@ class GanConfig:
         from robustrep.tasks.gan.regs import parse_regs  # validates names and combinations
         check_fields(self)  # types, choices and ranges from the field metadata
         _check_arch(self)
-        # saved as the registry spells it (`--reg ADAPTIVEMIX,` -> adaptivemix)
+        # saved as the registry spells it (`--reg ' Mixup + DAT'` -> mixup,dat; an empty item
+        # such as `mixup,` is refused there)
         self.reg = ",".join(parse_regs(self.reg, self.arch)) or "none"
         if self.loss == "wasserstein" and self.gp_weight is None:  # the other losses have none
             self.gp_weight = GP_WEIGHT
@@ -580,8 +581,7 @@ def with_preset_aux_task(cfg: GanConfig, preset: str | None,
     resolved from :func:`presets_for`) it is not added, and naming it in ``--reg`` is an error."""
     import dataclasses
     base = AUX_PRESETS.get(preset or "")
-    names = [n.strip().lower() for n in str(cfg.reg or "").replace("+", ",").split(",")]
-    names = [n for n in names if n and n != "none"]
+    names = list(split_combination(cfg.reg))  # checked by parse_regs when cfg was made
     if aux_task == "none":
         if base is None:  # was accepted with nothing to drop
             raise ConfigError(f"--aux-task none drops the D auxiliary task of presets "

@@ -287,6 +287,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
               device: str = "auto", amp: str = "off", workers: int = 0, seed: int = 0,
               show_progress: bool = False) -> dict[str, Any]:
     """Train every (regularizer, seed), score every detector, write the comparison table."""
+    from robustrep._lists import check_no_empty_item
     from robustrep.registry import parse_combination
     from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.common.options import unique
@@ -295,6 +296,8 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
 
+    check_no_empty_item("--regs", str(regs), "settings separated by commas (a setting's "
+                        "methods joined by '+')")
     reg_list = list(unique([r.strip() for r in str(regs).split(",") if r.strip()], "--regs",
                            "setting"))
     seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs

@@ -56,6 +56,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robustrep._lists import check_no_empty_item
 from robustrep.tasks.common.config import parse_literal
 from robustrep.tasks.ood.extract import Extracted, OODModel
 
@@ -234,6 +235,7 @@ def get_spec(name: str) -> DetectorSpec:
 def parse_detectors(text: str | Sequence[str]) -> list[DetectorSpec]:
     """``"MaxSoftmax,Energy..."`` (or a list of such strings) -> specs, in order, deduplicated."""
     items = [text] if isinstance(text, str) else list(text)
+    check_no_empty_item("--detectors", text, "detector names separated by commas, or all")
     names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
     if not names:
         raise ValueError("no detector given; choose from: "

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from robustrep._lists import check_no_empty_item
 from robustrep.registry import parse_combination
 from robustrep.tasks.common.cli import add_command
 from robustrep.tasks.common.errors import UserError
@@ -51,6 +52,11 @@ def _settings(args: argparse.Namespace):
     for field, program in (("gan_regs", "gan"), ("classify_regs", "classify")):
         text = getattr(args, field)
         if text is not None:
+            try:
+                check_no_empty_item(f"--{program}-regs", text, "settings separated by commas "
+                                    "(a setting's methods joined by '+')")
+            except ValueError as err:
+                raise UserError(str(err)) from None
             changes[field] = unique([_setting(s, program) for s in text.split(",")
                                       if s.strip()], f"--{program}-regs", "setting")
     return dataclasses.replace(base, **changes)

@@ -55,6 +55,23 @@ def test_parse_classes():
         parse_classes("a_train,b_train, a_train")
 
 
+@pytest.mark.parametrize("classes", ["a_train,,b_train", "a_train,", ["a_train", ""]])
+def test_an_empty_class_is_named_as_an_empty_item(classes, tmp_path, capsys):
+    # Was: "lsun classes must be non-empty names ..., got 'a_train,'", naming no empty item
+    want = (f"lsun classes must be database names separated by commas, like "
+            f"church_outdoor_train,bedroom_train; got {classes!r} (an empty item)")
+    with pytest.raises(ValueError) as err:
+        parse_classes(classes)
+    assert str(err.value) == want
+    assert parse_classes(" a_train , b_train ") == ["a_train", "b_train"]
+    if isinstance(classes, str):  # as the program says it
+        (tmp_path / "a_train_lmdb").mkdir()
+        (tmp_path / "a_train_lmdb" / "data.mdb").touch()
+        assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                     "--lsun-classes", classes, "--out", str(tmp_path / "run")]) == 2
+        assert capsys.readouterr().err == f"robustrep gan: error: {want}\n"
+
+
 def test_missing_lmdb_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "lmdb", None)  # import lmdb raises ImportError
     (tmp_path / "church_outdoor_train_lmdb").mkdir()

@@ -542,7 +542,7 @@ def test_eval_samples_leave_precision_and_recall_their_neighbours(capsys):
 
 
 @pytest.mark.parametrize("program, given, saved", [
-    ("gan", "ADAPTIVEMIX,", "adaptivemix"), ("gan", " DAT + Mixup ", "dat,mixup"),
+    ("gan", " ADAPTIVEMIX ", "adaptivemix"), ("gan", " DAT + Mixup ", "dat,mixup"),
     ("classify", "Mixup+PGD", "mixup,pgd"), ("classify", "NONE", "none"),
 ])
 def test_reg_is_saved_as_the_registry_spells_it(program, given, saved, capsys):

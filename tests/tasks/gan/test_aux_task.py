@@ -89,6 +89,8 @@ def test_wrapped_d_widths(arch, d_width, sizes, tiny_cfg):
     (["--reg", "infomax", "--arch", "stylegan2"], "needs --arch dcgan or sngan"),
     (["--reg", "ssgan,rpgan"], "ssgan cannot be combined with rpgan"),
     (["--reg", "ssgan,infomax"], "same place (D auxiliary task)"),
+    # was: the preset's task joined to the names with the empty one dropped (ran as ssgan,dat)
+    (["--reg", "dat,", "--preset", "cifar10-ssgan"], "got 'dat,' (an empty item)"),
 ])
 def test_refused_in_one_line(argv, needle, capsys):
     preset = [] if "--preset" in argv else ["--preset", "digits-dcgan"]

@@ -147,6 +147,16 @@ def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_pa
     assert main(["ood", "bench", "--ood", "digits59", "digits59", "--out", str(out),
                  "--detectors", "MaxSoftmax", "--quiet"]) == 2
     assert "--ood: OOD set digits59 is given twice" in capsys.readouterr().err
+    # was dropped: `--regs mixup,,none` compared mixup and none without a word
+    for regs, want in (
+            ("mixup,,none", "--regs must be settings separated by commas (a setting's methods "
+                            "joined by '+'); got 'mixup,,none' (an empty item)"),
+            ("mixup++pgd,none", "--regs 'mixup++pgd': regularizers must be names joined by '+', "
+                                "or none; got 'mixup++pgd' (an empty item)")):
+        # (with --train-opt stepz=3, refused later, so that a missed check fails at once)
+        assert main(["ood", "bench", "--regs", regs, "--train-opt", "stepz=3", "--out",
+                     str(out), "--detectors", "MaxSoftmax", "--quiet"]) == 2
+        assert capsys.readouterr().err == f"robustrep ood: error: {want}\n"
     assert not out.exists()
 
 

@@ -39,6 +39,16 @@ def test_unknown_detector_lists_valid_ones():
     assert len(parse_detectors("all")) == len(list_detectors(supported_only=True))
 
 
+@pytest.mark.parametrize("text", ["KNN,,ODIN", "KNN,", ["KNN", ""], ["KNN", "ODIN,"]])
+def test_an_empty_detector_is_refused_not_dropped(text):
+    # Was: dropped (`--detectors KNN,,ODIN` scored KNN and ODIN), while --seeds refuses one
+    with pytest.raises(ValueError) as err:
+        parse_detectors(text)
+    assert str(err.value) == (f"--detectors must be detector names separated by commas, or "
+                              f"all; got {text!r} (an empty item)")
+    assert [s.name for s in parse_detectors(" KNN , ODIN ")] == ["KNN", "ODIN"]
+
+
 def test_params_are_checked():
     assert parse_params(["KNN.k=5", "ASH.variant=ash-b"]) == {"KNN": {"k": 5},
                                                               "ASH": {"variant": "ash-b"}}

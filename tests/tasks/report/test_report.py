@@ -173,6 +173,23 @@ def test_cli_dry_run_and_a_bad_setting(tmp_path, capsys):
     assert "(combine with '+', e.g. adaptivemix+asgan)" in err
 
 
+@pytest.mark.parametrize("option, text", [("--gan-regs", "none,,adaptivemix"),
+                                          ("--classify-regs", "mixup,"),
+                                          ("--classify-regs", "mixup++pgd,none")])
+def test_an_empty_setting_is_refused_not_dropped(option, text, tmp_path, capsys):
+    # Was: dropped (`--gan-regs none,,adaptivemix` planned two settings without a word)
+    assert cli.main(["report", "--quick", "--dry-run", "--out", str(tmp_path / "r"), option,
+                     text]) == 2
+    if "++" in text:  # inside one setting: the registry's grammar says it
+        want = (f"{option}: regularizers must be names joined by '+', or none; got "
+                f"'mixup++pgd' (an empty item)")
+    else:
+        want = (f"{option} must be settings separated by commas (a setting's methods joined by "
+                f"'+'); got {text!r} (an empty item)")
+    assert capsys.readouterr().err == f"robustrep report: error: {want}\n"
+    assert not (tmp_path / "r").exists()
+
+
 def _gan_curve_folder(folder, fids, step_s):
     """A GAN run evaluated at steps 100..400 (batch 32: 3.2 kimg per 100 steps)."""
     lines = [{"step": 1, "kimg": 0.032, "train_s": step_s}]
