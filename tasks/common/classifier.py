@@ -42,11 +42,16 @@ EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
 RAW_KEYS = ("state_dict", "model")
 
 
+def _ema_entries(data: Any) -> list[str]:
+    """The EMA entries a training checkpoint holds (none for a bare state dict)."""
+    return [k for k in EMA_KEYS if isinstance(data, dict) and isinstance(data.get(k), dict)]
+
+
 def _weights_entry(data: dict, path: Path, use_ema: bool = True, quiet: bool = False) -> dict:
     """The state dict inside a training checkpoint (``data`` itself when it is none): its EMA
     weights unless ``use_ema`` is False; a file holding both says which it gives."""
     raw = [k for k in RAW_KEYS if isinstance(data.get(k), dict)]
-    ema = [k for k in EMA_KEYS if isinstance(data.get(k), dict)] if use_ema else []
+    ema = _ema_entries(data) if use_ema else []
     found = ema + raw
     if not found:
         return data
@@ -76,6 +81,7 @@ def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = safe_load(path, "weights file", advice="save the model's state_dict() "
                              "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
+    has_ema = bool(_ema_entries(data))
     if isinstance(data, dict):
         data = _weights_entry(data, path, use_ema, quiet)
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
@@ -87,6 +93,10 @@ def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
         raise CheckpointError(f"weights file {path} holds NaN values ({bad[0]}{more}); use "
                               f"weights saved before the run that wrote them diverged")
+    if not quiet:  # after the checks: a file refused gets its one error line alone
+        from robustrep.tasks.common.options import no_ema_note
+        no_ema_note(path, use_ema, has_ema, f"no {', '.join(EMA_KEYS[:-1])} or {EMA_KEYS[-1]} "
+                    f"entry")
     data, normalisation = _split_normalisation(data)
     return strip_prefixes(data), normalisation
 

@@ -260,16 +260,16 @@ def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> 
             f"continue with: robustrep {program} train {resume_flags(run)}{how}")
 
 
-def no_ema_note(run: Any, use_ema: bool, has_ema: bool) -> None:
-    """A note on stderr when ``--no-ema`` asks for the raw weights of a run that keeps no EMA
-    copy (trained with ema_decay 0): they are its only weights, given without ``--no-ema`` too.
-    A note, not a refusal: timm's ``load_checkpoint`` falls back to the raw weights the same
-    way, and a loop over runs may pass ``--no-ema`` to each."""
+def no_ema_note(run: Any, use_ema: bool, has_ema: bool,
+                why: str = "trained with ema_decay 0") -> None:
+    """A note on stderr when ``--no-ema`` asks for the raw weights of a run (or a checkpoint
+    file) that keeps no EMA copy (``why``): they are its only weights, given without
+    ``--no-ema`` too. A note, not a refusal: timm's ``load_checkpoint`` falls back to the raw
+    weights the same way, and a loop over runs may pass ``--no-ema`` to each."""
     if not use_ema and not has_ema:
         import sys
-        print(f"note: --no-ema: {run} keeps no EMA copy (trained with ema_decay 0); its raw "
-              f"weights, the only ones, are used, as they would be without --no-ema",
-              file=sys.stderr)
+        print(f"note: --no-ema: {run} keeps no EMA copy ({why}); its raw weights, the only "
+              f"ones, are used, as they would be without --no-ema", file=sys.stderr)
 
 
 def unique(values: Any, option: str, what: str) -> tuple:

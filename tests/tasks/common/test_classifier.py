@@ -59,6 +59,24 @@ def test_a_training_checkpoint_gives_its_ema_weights_as_timm_does_and_says_so(tm
     assert torch.equal(got[conv], raw[conv]) and capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("entries", [("state_dict",), ("model", "ema"), ()],
+                         ids=["timm", "robustrep-ema-off", "bare"])
+def test_no_ema_on_a_file_without_an_ema_copy_says_so_once(entries, tmp_path, capsys):
+    # Was: silent, while --no-ema on a run folder without EMA says so (classify eval/ood score
+    # --checkpoint FILE --no-ema read through load_model)
+    from robustrep.tasks.common.classifier import load_model
+    raw = timm.create_model("test_resnet", num_classes=5).state_dict()
+    data = {e: (None if e == "ema" else raw) for e in entries} if entries else raw
+    path = tmp_path / "ckpt.pth"
+    torch.save(data, path)
+    load_model("test_resnet", checkpoint=path, use_ema=False)
+    assert capsys.readouterr().err == (
+        f"note: --no-ema: {path} keeps no EMA copy (no state_dict_ema, model_ema or ema entry); "
+        f"its raw weights, the only ones, are used, as they would be without --no-ema\n")
+    load_model("test_resnet", checkpoint=path)  # without --no-ema nothing is asked of it
+    assert capsys.readouterr().err == ""
+
+
 def test_pretrained_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path / "nope.pth")
