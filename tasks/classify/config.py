@@ -100,14 +100,17 @@ class ClassifyConfig:
                                  "references), adamw, lamb, ...")
     layer_decay: float | None = _opt(None, "layer-wise lr decay (timm's --layer-decay): each "
                                            "block's lr is scaled by this per block from the "
-                                           "head; the model needs timm's group_matcher",
+                                           "head (blocks from timm's group_matcher; a "
+                                           "model without one gets timm's coarser fallback)",
                                      **PROB)
     lr: float = _opt(0.05, "peak learning rate", **POSITIVE)
     momentum: float | None = _opt(None, "--optimizer sgd or momentum only: SGD momentum "
                                         "(default 0.9)", **BETA)
     weight_decay: float = _opt(5e-4, "weight decay", **NONNEG)
-    wd_all: bool = _opt(False, "weight decay on every parameter, BN and biases too (the UoS "
-                               "references); off: timm's convention, none on them")
+    wd_all: bool = _opt(False, "weight decay on BN parameters and biases too (the UoS "
+                               "references); off: timm's convention, none on them. A model's "
+                               "no_weight_decay() names (a ViT's pos_embed) take none either way, "
+                               "as in timm")
     schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
     milestones: list[float] | None = _opt(None, "--schedule multistep only: increasing "
                                                 "fractions of --steps at which the learning rate "
@@ -153,6 +156,7 @@ class ClassifyConfig:
         check_fields(self)  # types, choices and ranges from the field metadata
         # validated early, with the list of valid names; saved as the registry spells it
         self.reg = ",".join(self.regularizers()) or "none"
+        self.optimizer = self.optimizer.lower()  # timm's names are lower case; it lowers them
         self._check_linf_eps()
         if self.pretrained and self.pretrained_file is not None:
             raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file "

@@ -189,12 +189,17 @@ def create_optimizer(cfg: ClassifyConfig, model: nn.Module, **options: Any):
     name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
     sgd = {"momentum": cfg.momentum} if cfg.momentum is not None else {}  # None: not SGD's
     try:
-        return create_optimizer_v2(model, opt=name, lr=cfg.lr, **sgd, **options)
+        opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, **sgd, **options)
     except (AssertionError, ValueError, ImportError, TypeError, RuntimeError) as err:
         # an unknown name is an AssertionError before timm 1.0.12, a ValueError after
         raise ConfigError(f"--optimizer {cfg.optimizer}: timm cannot build it ({err}); "
                           f"python -c \"import timm.optim; print(timm.optim.list_optimizers())\" "
                           f"lists its optimizers") from None
+    if getattr(opt, "is_second_order", False):  # needs backward(create_graph=True)
+        raise ConfigError(f"--optimizer {cfg.optimizer} is a second-order optimizer (its step "
+                          f"reads Hessian estimates from a graph kept by backward), which "
+                          f"robustrep's training step does not keep; choose a first-order one")
+    return opt
 
 
 def build_optimizer(cfg: ClassifyConfig, model: nn.Module, timm_names: bool = True):

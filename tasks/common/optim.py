@@ -17,8 +17,11 @@ import torch
 
 
 def optimizer_hparams(opt: torch.optim.Optimizer) -> list[dict[str, Any]]:
-    """Every hyperparameter of each param group (all keys but ``params``)."""
-    return [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    """Every hyperparameter of each param group: all keys but ``params`` and the step counters
+    some optimizers keep there (timm's Lookahead ``lookahead_step``, Adan's and Lamb's ``step``),
+    which are state: a fresh optimizer's 0 would restart the counter."""
+    return [{k: v for k, v in group.items() if k != "params" and not k.endswith("step")}
+            for group in opt.param_groups]
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:

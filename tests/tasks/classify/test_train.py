@@ -385,3 +385,22 @@ def test_the_logged_lr_is_the_mean_over_the_groups_with_layer_decay(tiny_cfg, tm
     train(tiny_cfg(steps=2, layer_decay=0.5, log_every=1), tmp_path / "r", quiet=True)
     lrs = [r["lr"] for r in RunDir(tmp_path / "r").read_metrics() if "lr" in r]
     assert lrs == pytest.approx(used) and len(used) == 2
+
+
+def test_a_second_order_optimizer_is_refused_and_names_are_lowered():
+    # adahessian's step needs backward(create_graph=True): it crashed after the run folder
+    from robustrep.tasks.classify.train import build_optimizer
+    with pytest.raises(ConfigError, match="--optimizer adahessian is a second-order"):
+        build_optimizer(ClassifyConfig(optimizer="adahessian"), torch.nn.Linear(2, 3))
+    cfg = ClassifyConfig(optimizer="SGD")  # timm lowers its names: the config says what ran
+    assert cfg.optimizer == "sgd" and cfg.momentum == 0.9
+
+
+def test_a_dry_run_leaves_a_gpu_only_optimizer_to_the_gpu(capsys):
+    from robustrep.tasks.cli import main
+    # fusedlamb needs CUDA (and apex): the dry run checks the config, not this CPU machine
+    assert main(["classify", "train", "--optimizer", "fusedlamb", "--device", "cuda",
+                 "--dry-run"]) == 0
+    assert main(["classify", "train", "--optimizer", "fusedlamb", "--device", "cpu",
+                 "--dry-run"]) == 2
+    assert "--optimizer fusedlamb: timm cannot build it" in capsys.readouterr().err

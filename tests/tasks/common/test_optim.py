@@ -31,3 +31,18 @@ def test_sgd_keeps_new_momentum_weight_decay_and_initial_lr():
     assert (group["lr"], group["initial_lr"], group["momentum"], group["weight_decay"]) == (
         0.01, 0.01, 0.5, 0.0)
     assert torch.equal(new.state[p]["momentum_buffer"], old.state[p]["momentum_buffer"])
+
+
+def test_a_step_counter_kept_in_the_groups_is_state_and_restored():
+    # timm's Lookahead counts its steps in each group (lookahead_step): put back at 0 from the
+    # fresh optimizer, its sync points moved and a resumed run left the uninterrupted one
+    from timm.optim import Lookahead
+    p = torch.nn.Parameter(torch.ones(2))
+    old = Lookahead(torch.optim.SGD([p], lr=0.1), k=5)
+    for _ in range(3):
+        p.grad = torch.ones_like(p)
+        old.step()
+    new = Lookahead(torch.optim.SGD([p], lr=0.01), k=5)
+    load_optimizer_state(new, old.state_dict())
+    assert new.param_groups[0]["lookahead_step"] == 3
+    assert new.param_groups[0]["lr"] == 0.01
