@@ -164,8 +164,9 @@ sys.exit(cli.main(["gan", "train", "--preset", "grid-mlp", "--steps", "3", "--ev
 def test_sigterm_during_the_gan_final_evaluation_says_so_and_resume_finishes(tmp_path):
     # was: the process ended by the signal with no line (SIGINT printed "interrupted")
     run = tmp_path / "g"
+    # from a temporary folder: the checkout's robustrep/ must not shadow the installed package
     done = subprocess.run([sys.executable, "-c", _TERM_IN_FINAL_EVAL, str(run)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"robustrep gan: stopped by SIGTERM during the final evaluation of step 3; checkpoint "
