@@ -82,7 +82,8 @@ def run_score(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.common.weights import model_options
     foreign = model_options(args, args.run)  # None: a run folder
-    from robustrep.tasks.ood.score import format_table, score_run
+    from robustrep.tasks.ood.outputs import format_table
+    from robustrep.tasks.ood.score import score_run
     resolve_device(args.device, args.amp)
     try:
         result, files = score_run(

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from robustrep.tasks.ood.score import compute_metrics
+from robustrep.tasks.ood.results import compute_metrics
 
 
 def _scores(shift, n_id=300, n_ood=200, seed=0):

@@ -5,7 +5,8 @@ import pytest
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.ood.detectors import parse_params
-from robustrep.tasks.ood.score import DetectorResult, ScoreResult, format_table
+from robustrep.tasks.ood.outputs import format_table
+from robustrep.tasks.ood.results import DetectorResult, ScoreResult
 
 
 def test_a_param_of_the_wrong_kind_is_refused_before_extraction(tmp_path, capsys):

@@ -304,7 +304,7 @@ def test_scoring_the_training_folder_says_the_figures_are_optimistic(tmp_path, m
 def test_constant_scores_are_refused_not_read_as_a_weak_detector():
     """RankFeat on 1x1 maps gave -1.68044 (std 4e-8) to every image and AUROC 51-53; MCD on a
     network without dropout exactly 50: rows that read as weak detectors, measuring nothing."""
-    from robustrep.tasks.ood.score import check_not_constant
+    from robustrep.tasks.ood.checks import check_not_constant
     flat = [torch.full((5,), -1.68044) + 1e-8 * torch.randn(5), torch.full((3,), -1.68044)]
     with pytest.raises(ValueError, match=r"^RankFeat gives every image the same score "
                                          r"\(-1\.68044, spread "):

@@ -1,0 +1,125 @@
+"""The checks ``robustrep ood score`` makes before any feature is extracted (and the one it
+makes on every detector's scores): options that act on nothing, ID classes the head has no output
+for, fit data lacking an ID class, ID data the classifier or the detectors have already seen,
+and constant scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from robustrep.tasks.ood import datasets as ds
+from robustrep.tasks.ood.detectors import PER_CLASS, DetectorSpec
+
+
+def check_not_constant(name: str, scores: Sequence[torch.Tensor]) -> None:
+    """Refuse scores that are one value up to float noise: their AUROC (about 50) would read as
+    a weak detector, where the detector sees nothing here (RankFeat on 1x1 feature maps, where
+    removing the rank-1 part leaves nothing; MCD's variance on a network without dropout)."""
+    values = torch.cat([s.double().flatten() for s in scores])
+    spread = float(values.max() - values.min())
+    if spread <= 1e-6 * max(1.0, float(values.abs().max())):
+        raise ValueError(f"{name} gives every image the same score ({float(values[0]):.6g}, "
+                         f"spread {spread:.2g}): it sees nothing in this classifier here, so "
+                         f"its AUROC would mean nothing")
+
+
+def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize: bool,
+                         sets: Sequence[str]) -> None:
+    """Refuse an option that acts on nothing this call scores (it was accepted and recorded in
+    results.json as if it had shaped the numbers)."""
+    if feature_maps != "spatial" and not any(s.consumes == "maps" for s in specs):
+        raise ValueError(f"--feature-maps {feature_maps} shapes what the feature-map detectors "
+                         f"(ReAct, ASH, SCALE, RankFeat, VRA) see, and --detectors "
+                         f"{', '.join(s.name for s in specs)} has none; drop it")
+    if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
+        raise ValueError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
+                         f"are always resized), and none is read here; drop it")
+
+
+def _listed(classes: Sequence[int]) -> str:
+    return ", ".join(map(str, classes))
+
+
+def check_head(ctx: ds.DataContext, whole: Dataset, outputs: int, id_name: str,
+               foreign: dict[str, Any] | None) -> None:
+    """Refuse ID classes that do not match the classifier's ``outputs``: the run's or
+    ``--classes``, else every label of the whole ID test set ``whole`` (before
+    ``--max-samples`` draws from it, which may miss one).
+
+    A class at or above ``outputs`` has no output: the accuracy is not measurable and the
+    class-conditional detectors fit classes the head does not have. Declared classes whose
+    highest is below the top output are refused too: classify train sizes a head to the highest
+    trained label + 1 (labels are kept: classes [5, 6] get 7 outputs, so gaps below are how a
+    class subset looks), so such a head was trained on classes the declaration leaves out; the
+    fit data, restricted to the declared classes, would lack them, and the per-class detectors
+    would flag their images as OOD. ID data (no classes declared) holding fewer classes than the
+    head is accepted: a held-out set of some classes is a smaller ID test, and the fit data is
+    checked against every output (:func:`check_fit_classes`)."""
+    from robustrep.data import labels
+    declared = ctx.classes is not None
+    classes = (sorted({int(c) for c in ctx.classes}) if declared else
+               sorted(c for c in labels(whole).unique().tolist() if c >= 0))
+    source = (f"--classes {' '.join(map(str, classes))}" if foreign and declared else
+              f"the run's classes ({_listed(classes)})" if declared else f"the ID data {id_name}")
+    fix = ("name the classes it was trained on with --classes, or give --id data of those "
+           "classes" if foreign else "give --id data of the classes the run was trained on")
+    outside = [c for c in classes if c >= outputs]
+    if outside:
+        raise ValueError(f"{source} holds classes {_listed(classes)} but the classifier has "
+                         f"{outputs} outputs (classes 0-{outputs - 1}): classes "
+                         f"{_listed(outside)} have none; {fix}")
+    if declared and classes and classes[-1] + 1 < outputs:
+        top = classes[-1] + 1
+        which = f"output {top}" if top == outputs - 1 else f"outputs {top}-{outputs - 1}"
+        raise ValueError(f"{source} leaves the classifier's {which} without ID data ({outputs} "
+                         f"outputs): it was trained on more classes; {fix}")
+
+
+def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_set: Dataset,
+                      outputs: int, source: str, max_fit: int | None) -> None:
+    """Refuse fit data that lacks an ID class, for the detectors that fit one model per class
+    (:data:`~robustrep.tasks.ood.detectors.PER_CLASS`): pytorch-ood 0.4 fitted them anyway
+    (Mahalanobis only asserts that the labels it is given skip none) and flagged that class's
+    ID images as OOD. Labels above the head's outputs are refused for every fitted detector."""
+    from robustrep.data import labels
+    found = sorted(c for c in labels(fit_set).unique().tolist() if c >= 0)
+    if found and found[-1] >= outputs:
+        raise ValueError(f"{source} holds classes {_listed(found)} but the "
+                         f"classifier has {outputs} outputs (classes 0-{outputs - 1}); give fit "
+                         f"data of the classes it was trained on")
+    per_class = [s.name for s in specs if s.name in PER_CLASS]
+    missing = [c for c in id_classes if c not in set(found)]
+    if per_class and missing:
+        more = f", or raise --max-fit {max_fit}" if max_fit is not None else ""
+        plural = "es" * (len(missing) > 1)
+        raise ValueError(f"{source} holds no image of ID class{plural} {_listed(missing)} (it "
+                         f"holds {_listed(found) or 'none'}): "
+                         f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per "
+                         f"class and would flag that class's ID images as OOD; give fit data of "
+                         f"every ID class ({_listed(id_classes)}){more}")
+
+
+def optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, Any]
+                     ) -> list[str]:
+    """Notes when the ID test images are ones the classifier (its run's ``run_config``) or the
+    detectors have already seen: an image folder without ``val/``/``test/`` is one set, read
+    whole for every role."""
+    if not id_name.startswith("imagefolder:") or ds.has_train_split(id_name):
+        return []
+    folder, notes = Path(id_name[len("imagefolder:"):]).expanduser(), []
+    trained = run_config.get("data_root")
+    if run_config.get("dataset") in ("imagefolder", "zip") and trained and \
+            folder.absolute() == Path(trained).expanduser().absolute():
+        notes.append(f"the ID test set is all of {folder}, the data the classifier was "
+                     f"trained on (one set: no val/ or test/), its training images included: "
+                     f"the ID scores are optimistic; give --id a folder of held-out images")
+    if fit_data == id_name:
+        notes.append(f"--fit-data is the ID test set itself ({id_name}): the fitted detectors "
+                     f"are scored on the images they were fitted on, an optimistic measure; "
+                     f"fit them on other images of the same classes")
+    return notes

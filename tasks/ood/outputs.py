@@ -1,0 +1,251 @@
+"""What ``robustrep ood score`` writes: ``results.json``, ``.csv`` and ``.md``, ``scores.pt``,
+and an ROC curve and a score histogram per OOD set; and how a second call into the same folder
+merges with the first (rows keyed by detector and OOD set; other settings replace them all)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
+from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
+                                         compute_metrics)
+
+
+# Settings under which two calls' rows belong in one table (fit_data and the train size only
+# when both calls fitted a detector: a call of unfitted detectors reads no train data).
+_SAME_SETTINGS = ("run", "model", "weights", "step", "id", "feature_maps", "resize", "seed",
+                  "ema")
+
+
+def read_earlier(path: Path) -> dict[str, Any] | None:
+    """The results.json of an earlier ``ood score`` into the same folder (check_replaceable
+    has made sure it is one), or None."""
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    rows = old.get("results")
+    if not (isinstance(rows, list) and all(isinstance(r, dict) and {"detector", "ood"} <= r.keys()
+                                           for r in rows)):
+        raise ValueError(f"{path} is damaged (its results are not rows with detector and ood); "
+                         f"remove it or give --out another folder")
+    return old
+
+
+def _differences(old: dict[str, Any], meta: dict[str, Any], sizes: dict[str, int]) -> list[str]:
+    diff = [f"{k} {old[k]!r} -> {meta.get(k)!r}" for k in _SAME_SETTINGS
+            if k in old and old[k] != meta.get(k)]
+    if old.get("fit_data") and meta.get("fit_data") and old["fit_data"] != meta["fit_data"]:
+        diff.append(f"fit_data {old['fit_data']!r} -> {meta['fit_data']!r}")
+    old_sizes = old.get("sizes") or {}
+    diff += [f"{k} size {old_sizes[k]} -> {sizes[k]}" for k in ("id_test", "id_train")
+             if k in old_sizes and k in sizes and old_sizes[k] != sizes[k]]
+    return diff
+
+
+def keep_earlier(result: ScoreResult, old: dict[str, Any] | None, meta: dict[str, Any],
+                  path: Path) -> dict[str, Any] | None:
+    """Keep an earlier call's rows that this call did not measure again (``result.previous``)
+    when both were measured under the same settings; say what was replaced. Returns the earlier
+    record to merge with, or None."""
+    if old is None:
+        return None
+    rows = [{**r, **{m: math.nan if r.get(m) is None else r[m] for m in METRICS}}
+            for r in old["results"]]
+    diff = _differences(old, meta, result.sizes)
+    if diff:
+        result.notes.append(f"replaced all {len(rows)} rows of the earlier {path}: they were "
+                            f"measured under other settings ({'; '.join(diff)}); give --out a "
+                            f"new folder to keep both")
+        return None
+    result.previous = rows
+    again = result.replaced()
+    if again:
+        result.notes.append(f"replaced {len(again)} rows of the earlier {path} measured again: "
+                            f"{', '.join(again)}")
+    kept = len(rows) - len(again)
+    if kept:
+        result.notes.append(f"kept {kept} rows of the earlier {path} (other detectors or OOD "
+                            f"sets); the table shows both calls")
+    return old
+
+
+def format_table(result: ScoreResult) -> str:
+    """A Markdown table: detector x OOD set with the metrics (in %, as papers report), and a
+    legend saying which rate each FPR holds at 95%."""
+    head = "| detector | OOD set | " + " | ".join(METRICS) + " |"
+    lines = [head, "|---|---|" + "---:|" * len(METRICS)]
+    for row in result.merged_rows():
+        name, ood = _md(row["detector"]), _md(row["ood"])  # a "|" in a name is no column break
+        if row["error"]:
+            lines.append(f"| {name} | {ood} | failed: {_md(row['error'][:80])} "
+                         + "| " * (len(METRICS) - 1) + "|")
+            continue
+        vals = " | ".join(f"{100 * row[m]:.2f}" for m in METRICS)
+        lines.append(f"| {name} | {ood} | {vals} |")
+    return "\n".join(lines + ["", FPR_LEGEND])
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _finite(value: float) -> float | None:
+    return value if isinstance(value, float) and math.isfinite(value) else None
+
+
+def _merged_meta(meta: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """The record's lists and maps over both calls (this call's entries win)."""
+    dets = meta["detectors"]
+    merged = dict(meta)
+    merged["ood"] = list(dict.fromkeys([*earlier.get("ood", []), *meta["ood"]]))
+    merged["params"] = {**{k: v for k, v in (earlier.get("params") or {}).items()
+                           if k not in dets}, **meta["params"]}
+    for key in ("groups", "ood_specs"):
+        both = {**(earlier.get(key) or {}), **(meta.get(key) or {})}
+        merged[key] = both or None
+    return merged
+
+
+def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots: bool = True,
+                 save_scores: bool = False) -> dict[str, Path]:
+    """Write this call's outputs merged with an earlier call's in the same folder, under the
+    folder's lock: two calls used to read the results at their start and write them back at
+    their end, and the first one's rows were lost. A killed call's temp files go."""
+    from robustrep.tasks.common.rundir import output_lock
+    with output_lock(out_dir):
+        old = read_earlier(out_dir / "results.json")
+        earlier = keep_earlier(result, old, meta, out_dir / "results.json")
+        if old is not None and earlier is None:
+            remove_earlier_outputs(result, out_dir, old)
+        return write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
+                             earlier=earlier)
+
+
+# what write_outputs writes beside results.json (one roc/hist picture per OOD set)
+OUTPUTS = ("results.csv", "results.md", "scores.pt", "roc_*.png", "hist_*.png")
+
+
+def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
+                  plots: bool = True, save_scores: bool = False,
+                  earlier: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``results.json``, ``.csv``, ``.md``, ``scores.pt`` and per-OOD-set PNGs to ``out_dir``.
+
+    ``scores.pt`` holds every detector's scores (with the plots, or with ``save_scores``): a
+    later call into the folder draws its OOD sets' pictures with the detectors of both calls.
+    ``earlier``: the results.json of an earlier call whose rows ``result.previous`` keeps; the
+    files then hold both calls' rows and scores.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _write_tables(result, out, meta, earlier)
+    scores = _merged_scores(result, out / "scores.pt" if earlier is not None else None)
+    if plots or save_scores or (out / "scores.pt").is_file():  # an earlier one kept in step
+        from robustrep.tasks.common.checkpoint import save_atomic
+        files["scores"] = save_atomic(scores, out / "scores.pt")
+    if plots:
+        files.update(_draw(result, out, scores))
+    elif earlier is not None:
+        _remove_pictures(result, out, result.ood_names, "this call measured them without plots")
+    return files
+
+
+def _write_tables(result: ScoreResult, out: Path, meta: dict[str, Any],
+                  earlier: dict[str, Any] | None) -> dict[str, Path]:
+    rows = result.merged_rows()
+    detectors = {d.name: {"error": d.error, "fit_seconds": round(d.fit_seconds, 3),
+                          "score_seconds": round(d.score_seconds, 3)}
+                 for d in result.detectors.values()}
+    if earlier is not None:
+        meta = _merged_meta(meta, earlier)
+        detectors = {**earlier.get("detectors", {}), **detectors}
+    payload = {
+        **meta,
+        "id_accuracy": result.id_accuracy,
+        "sizes": {**((earlier or {}).get("sizes") or {}), **result.sizes},
+        "extract_seconds": round(result.extract_seconds, 3),
+        **result.info,
+        "detectors": detectors,
+        "results": [{k: (_finite(v) if k in METRICS else v) for k, v in r.items()} for r in rows],
+    }
+    files = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
+    write_csv(files["csv"], rows, ["detector", "ood", *METRICS, "error"])
+    write_text_atomic(files["md"], format_table(result) + "\n")
+    return files
+
+
+def _merged_scores(result: ScoreResult, earlier: Path | None) -> dict[str, dict[str, Any]]:
+    """``{detector: {"id": scores, ood_set: scores}}``: an earlier call's (``earlier``, its
+    scores.pt) with this call's replacing the sets it measured; a detector that failed now
+    loses its earlier scores of those sets, as its rows are replaced by the failure."""
+    from robustrep.tasks.common.checkpoint import safe_load
+    scores = (safe_load(earlier, "earlier ood scores") if earlier is not None
+              and earlier.is_file() else {})
+    for d in result.detectors.values():
+        if d.error is None:
+            scores[d.name] = {**scores.get(d.name, {}), "id": d.id_scores, **d.ood_scores}
+        elif d.name in scores:
+            scores[d.name] = {k: v for k, v in scores[d.name].items()
+                              if k not in result.ood_names}
+    return scores
+
+
+def _draw(result: ScoreResult, out: Path, scores: dict[str, dict[str, Any]]) -> dict[str, Path]:
+    """ROC curves and score histograms of each OOD set this call measured, with every detector
+    whose scores of it are known (this call's and an earlier call's)."""
+    from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
+    files: dict[str, Path] = {}
+    rows = result.merged_rows()
+    for ood in result.ood_names:
+        names = [r["detector"] for r in rows if r["ood"] == ood and not r.get("error")]
+        drawn = [n for n in names if ood in scores.get(n, {}) and "id" in scores[n]]
+        if len(drawn) < len(names):
+            result.notes.append(f"roc_{_slug(ood)}.png leaves out "
+                                f"{', '.join(n for n in names if n not in drawn)}: an earlier "
+                                f"call kept no scores of them (it ran with --no-plots)")
+        if not drawn:
+            _remove_pictures(result, out, [ood], "no detector's scores of it are kept")
+            continue
+        curves = {n: _curve(result.detectors.get(n), scores[n], ood) for n in drawn}
+        draw = roc_curves if len(curves) <= 8 else roc_curves_many
+        files[f"roc_{ood}"] = draw(curves, out / f"roc_{_slug(ood)}.png", title=f"ID vs {ood}")
+        panels = {n: {"ID": scores[n]["id"], ood: scores[n][ood]} for n in drawn}
+        files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
+                                              title=f"outlier scores, ID vs {ood}")
+    return files
+
+
+def _curve(det: DetectorResult | None, scores: dict[str, Any], ood: str) -> tuple[Any, Any, float]:
+    """(fpr, tpr, AUROC): this call's, or computed from an earlier call's scores."""
+    if det is not None and det.error is None:
+        return (*det.roc[ood], det.metrics[ood]["AUROC"])
+    metrics, (fpr, tpr) = compute_metrics(scores["id"], scores[ood])
+    return fpr, tpr, metrics["AUROC"]
+
+
+def _remove_pictures(result: ScoreResult, out: Path, sets: Sequence[str], why: str) -> None:
+    """Remove the PNGs an earlier call drew of ``sets``: they no longer show the table."""
+    gone = [p.name for ood in sets for p in (out / f"roc_{_slug(ood)}.png",
+                                            out / f"hist_{_slug(ood)}.png") if p.is_file()]
+    for name in gone:
+        (out / name).unlink()
+    if gone:
+        result.notes.append(f"removed the earlier {', '.join(gone)}: {why}")
+
+
+def remove_earlier_outputs(result: ScoreResult, out: Path, old: dict[str, Any]) -> None:
+    """An earlier call's scores.pt and pictures, when its rows were all replaced (other
+    settings): they would show what the table no longer holds."""
+    if (out / "scores.pt").is_file():
+        (out / "scores.pt").unlink()
+        result.notes.append(f"removed the earlier {out / 'scores.pt'} with its rows")
+    _remove_pictures(result, out, [o for o in old.get("ood", []) if isinstance(o, str)],
+                     "their rows were replaced")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
