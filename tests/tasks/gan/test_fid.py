@@ -10,7 +10,8 @@ from PIL import Image
 from robustrep.data import digits
 from robustrep.tasks.cli import build_parser, main
 from robustrep.tasks.gan.evaluate import fid_name
-from robustrep.tasks.gan.fid import compare, samples_to_unit
+from robustrep.tasks.gan.fid import compare
+from robustrep.tasks.gan.fid_sources import samples_to_unit
 
 
 def run_fid(*argv):

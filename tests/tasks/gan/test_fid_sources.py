@@ -1,5 +1,5 @@
 """``robustrep gan fid`` on image folders and dataset zips as users leave them: a zip of several
-image sizes, and a folder whose first image cannot be read (tasks/gan/fid.py's sources)."""
+image sizes, and a folder whose first image cannot be read (tasks/gan/fid_sources.py)."""
 
 import io
 import os

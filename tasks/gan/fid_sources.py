@@ -1,0 +1,375 @@
+"""The image sets ``robustrep gan fid`` compares (:mod:`robustrep.tasks.gan.fid` lists them):
+each spec becomes a :class:`Source`, given statistics or a callable streaming image batches in
+[0, 1], checked as it is opened (samples files' layout and range, statistics files' shapes and
+covariance, folders' and runs' image counts)."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robustrep.tasks.common.checkpoint import safe_load
+from robustrep.tasks.common.errors import DataError, UserError, program_advice, report_skipped
+from robustrep.tasks.gan.evaluate import EVAL_SEED, fid_features_choice
+
+# name -> (dataset, train split); ``digits`` is all 1,797 images, as gan train's data.
+REFERENCES = {"digits": ("digits", None), "cifar10-train": ("cifar10", True),
+              "cifar10-test": ("cifar10", False), "cifar100-train": ("cifar100", True),
+              "cifar100-test": ("cifar100", False), "svhn-train": ("svhn", True),
+              "svhn-test": ("svhn", False)}
+ACCEPTED = ("an image folder, a dataset .zip, a GAN run folder, a stylegan2-ada network pickle "
+            "(.pkl), a statistics .npz (mu, sigma), "
+            "a samples file (.pt, .npy, .npz) or a named reference (" + ", ".join(REFERENCES)
+            + ")")
+RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
+BATCH = 250
+
+
+@dataclass
+class Source:
+    """One side of the comparison: given statistics, or images to compute features of.
+
+    Attributes:
+        spec: what the user typed.
+        what: a description for the printed table.
+        stats: ``(mu, sigma)`` from a statistics file, else None.
+        batches: a callable returning an iterator of image batches ``[B, C, H, W]`` in [0, 1].
+        shape: one image's ``(C, H, W)``, or None for statistics.
+        fid_features: the feature network the source names (a stats file's, a run's), if any.
+        fid_convention: the input convention a statistics file names, if any.
+        cache_key: set for named references, whose features are cached.
+        count: how many images ``batches`` gives, for the progress shown (None: not known).
+    """
+
+    spec: str
+    what: str
+    stats: tuple[np.ndarray, np.ndarray] | None = None
+    batches: Callable[[], Iterator[Tensor]] | None = None
+    shape: tuple[int, ...] | None = None
+    fid_features: str | None = None
+    fid_convention: str | None = None
+    cache_key: dict[str, Any] | None = field(default=None)
+    count: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# samples files
+
+
+def _layout(shape: tuple[int, ...], where: str) -> str:
+    """``NCHW``, ``NHWC`` or ``NHW`` for an array of ``shape``; DataError when it is not clear."""
+    if len(shape) == 3:
+        return "NHW"
+    if len(shape) != 4:
+        raise DataError(f"{where}: samples must be [N, C, H, W], [N, H, W, C] or [N, H, W] "
+                        f"(C = 1 or 3), got shape {shape}")
+    first, last = shape[1] in (1, 3), shape[3] in (1, 3)
+    if first == last:
+        raise DataError(f"{where}: cannot tell the channel axis of shape {shape} (accepted: "
+                        f"[N, C, H, W] or [N, H, W, C] with exactly one of C in 1 or 3)")
+    return "NCHW" if first else "NHWC"
+
+
+def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> Tensor:
+    """Samples ``[N, C, H, W]``, ``[N, H, W, C]`` or ``[N, H, W]`` as float ``[N, C, H, W]`` in
+    [0, 1].
+
+    Value ranges: ``uint8`` is 0..255; a float array takes ``declared`` (``0,1``, ``-1,1`` or
+    ``0,255``: ``--range``, or the ``range`` a ``gan sample --pt`` file records), else its values
+    decide: all in [0, 1] is [0, 1] (pytorch-fid's input), some negative and all in [-1, 1] is
+    [-1, 1] (a generator's tanh). Anything else (floats beyond [-1, 1] undeclared, values outside
+    the declared range, other integer types) is refused.
+    """
+    layout = _layout(tuple(array.shape), where)
+    x = array.unsqueeze(1) if layout == "NHW" else array
+    x = x.permute(0, 3, 1, 2) if layout == "NHWC" else x
+    if x.dtype == torch.uint8:
+        if declared not in (None, "0,255"):  # 8-bit values are 0..255 whatever was declared
+            raise DataError(f"{where}: samples are uint8 (0..255), not the declared range "
+                            f"{declared}; drop --range (it is for float samples)")
+        return x.float() / 255.0
+    if not x.is_floating_point():
+        raise DataError(f"{where}: samples must be uint8 (0..255) or floating point, got "
+                        f"{x.dtype}")
+    x = x.float()
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):  # min/max of NaN say nothing of the range; name the samples
+        raise DataError(f"{where}: {int((~finite).flatten(1).any(1).sum())} of {len(x)} "
+                        f"samples hold NaN or inf; a diverged generator's samples cannot be "
+                        f"scored")
+    lo, hi = float(x.min()), float(x.max())
+    if declared is None:
+        if lo >= 0.0 and hi <= 1.0:
+            declared = "0,1"
+        elif lo >= -1.0 and hi <= 1.0:
+            declared = "-1,1"
+        else:
+            raise DataError(f"{where}: float samples span [{lo:.3g}, {hi:.3g}], neither [0, 1] "
+                            f"nor [-1, 1]; pass --range 0,255 if they are 0..255 values")
+    low, high = RANGES[declared]
+    if lo < low - 1e-6 or hi > high + 1e-6:
+        raise DataError(f"{where}: samples span [{lo:.3g}, {hi:.3g}], outside the declared "
+                        f"range [{low:g}, {high:g}]")
+    return (x - low) / (high - low)
+
+
+def _range_of(value: Any, where: str) -> str | None:
+    """A ``gan sample --pt`` file's ``range`` entry (``"[-1, 1]"``) as a RANGES key."""
+    if value is None:
+        return None
+    key = str(value).strip("[] ").replace(" ", "")
+    if key not in RANGES:
+        raise DataError(f"{where}: 'range' must be one of [0, 1], [-1, 1], [0, 255]; "
+                        f"got {value!r}")
+    return key
+
+
+def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> Source:
+    if isinstance(data, dict):
+        if "samples" not in data:
+            raise DataError(f"{where}: a dict of samples needs the key 'samples' (as gan sample "
+                            f"--pt writes); found keys {sorted(map(str, data))}")
+        declared = declared or _range_of(data.get("range"), where)
+        data = data["samples"]
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if not isinstance(data, Tensor):
+        raise DataError(f"{where}: expected a tensor or array of samples, got "
+                        f"{type(data).__name__}")
+    if data.dim() > 0:  # before the range check, which needs values
+        _check_two(data.shape[0], where)
+    images = samples_to_unit(data, where, declared)
+    return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
+                  batches=lambda: iter(images.split(BATCH)), count=len(images))
+
+
+def npz_source(spec: str, path: Path, declared: str | None) -> Source:
+    if not zipfile.is_zipfile(path):  # np.load would read it as a pickle, advising allow_pickle
+        raise DataError(f"{path} is not a readable .npz file (not a zip of .npy arrays, as "
+                        f"numpy.savez writes)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise _numpy_error(path, ".npz file", err) from None
+    if "mu" in arrays or "sigma" in arrays:
+        return _stats_source(spec, path, arrays)
+    if len(arrays) != 1:
+        raise DataError(f"{path}: an .npz must hold 'mu' and 'sigma' (statistics) or exactly "
+                        f"one array of samples; found {sorted(arrays) or 'nothing'}")
+    return _tensor_source(spec, next(iter(arrays.values())), declared, str(path))
+
+
+def _numpy_error(path: Path, what: str, err: Exception) -> DataError:
+    """numpy's refusal to load ``path`` as one line: object arrays are refused as pickles, not
+    with numpy's advice to allow them."""
+    if "pickle" in str(err):
+        return DataError(f"{path} holds pickled objects, which are never loaded (code could "
+                         f"run); save plain numeric arrays")
+    return DataError(f"{path} is not a readable {what} ({err})")
+
+
+def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Source:
+    mu, sigma = arrays.get("mu"), arrays.get("sigma")
+    if mu is None or sigma is None:
+        raise DataError(f"{path}: a statistics .npz needs both 'mu' and 'sigma'; found "
+                        f"{sorted(arrays)}")
+    if mu.ndim != 1 or mu.shape[0] == 0 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D] with D >= 1, got "
+                        f"{mu.shape} and {sigma.shape}")
+    stored = sigma.dtype
+    mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
+    _check_covariance(path, sigma, stored)
+    net = str(arrays["fid_features"]) if "fid_features" in arrays else None
+    num = arrays.get("num")
+    if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
+        raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "
+                        f"{num.dtype} of shape {num.shape}")
+    num = f", {int(num)} images" if num is not None else ""
+    convention = str(arrays["fid_convention"]) if "fid_convention" in arrays else None
+    return Source(spec, f"statistics {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
+                  fid_features=net, fid_convention=convention)
+
+
+def _real_numbers(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+    """``array`` as float64 when it holds finite real numbers; else one line naming the key
+    (a complex or text array would be cast with a warning or fail deep in the distance)."""
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{path}: '{key}' must hold real numbers, got {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise DataError(f"{path}: '{key}' holds NaN or inf; statistics of non-finite features "
+                        f"(or of fewer than two images) cannot be compared")
+    return array
+
+
+def _check_covariance(path: Path, sigma: np.ndarray, stored: np.dtype = np.dtype("float64")
+                      ) -> None:
+    """Refuse a ``sigma`` that no set of features has: not symmetric, or with a negative
+    eigenvalue beyond the rounding of the dtype it was stored in (float32's at least). The
+    distance would symmetrise the first and read the second as a smaller spread, and print a
+    wrong (even negative) FID."""
+    scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
+    if float(np.abs(sigma - sigma.T).max()) > 1e-5 * scale:
+        raise DataError(f"{path}: 'sigma' is not symmetric, so it is no covariance matrix; give "
+                        f"the statistics as saved (gan fid --save-stats, pytorch-fid)")
+    # Cholesky of sigma + a rounding margin succeeds exactly when no eigenvalue is below minus
+    # that margin: the check without an eigendecomposition. float16 storage rounds at 1e-3.
+    rel = max(1e-5, 10 * float(np.finfo(stored).eps)) if stored.kind == "f" else 1e-5
+    margin = rel * max(float(np.trace(sigma)) / len(sigma), scale * 1e-3)
+    try:
+        np.linalg.cholesky(sigma + margin * np.eye(len(sigma)))
+    except np.linalg.LinAlgError:
+        raise DataError(f"{path}: 'sigma' ({stored}) has negative eigenvalues beyond its "
+                        f"rounding, so it is no covariance matrix; give the statistics as saved "
+                        f"(gan fid --save-stats, pytorch-fid)") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# folders, runs, references
+
+
+def _check_two(count: int, where: str) -> None:
+    """A mean and a covariance need two images at least."""
+    if count < 2:
+        raise DataError(f"{where}: FID needs at least 2 samples, got {count}")
+
+
+def _dataset_batches(dataset) -> Iterator[Tensor]:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, num_workers=0)
+    return (images for images, _ in loader)
+
+
+def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
+    from PIL import Image
+
+    from robustrep.data.local import image_folder
+
+    try:
+        # every file is opened (verify) before the first is read for its size, so an unreadable
+        # or dangling first image is named as any other, not with PIL's or the OS's error
+        dataset = image_folder(path, resolution or 1, verify=True)
+        if resolution is None:  # the first image's shorter side: generated sets keep their size
+            first = dataset.samples[0]
+            with Image.open(first[0] if isinstance(first, tuple) else first) as image:
+                resolution = min(image.size)
+            dataset = image_folder(path, resolution)  # the files just verified, at that side
+        report_skipped(dataset)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(program_advice(err, skip_option=False)) from None  # no such option
+    _check_two(len(dataset), f"image folder {path}")
+    return Source(spec, f"image folder {path} ({len(dataset)} images at {resolution}x"
+                        f"{resolution})", shape=(3, resolution, resolution),
+                  batches=lambda: _dataset_batches(dataset), count=len(dataset))
+
+
+def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source:
+    from robustrep.tasks.gan.data import to_unit_range
+    from robustrep.tasks.gan.models import generate_batches
+    from robustrep.tasks.gan.sample import load_generator, sample_shape
+
+    G, cfg, step, dev = load_generator(path, device=str(device))
+    if cfg.is_points:
+        raise UserError(f"{path} is a 2-D mixture run; gan fid compares images (use gan eval "
+                        f"for its mode statistics)")
+    batches = lambda: (to_unit_range(b) for b in generate_batches(G, num, dev, EVAL_SEED))
+    return Source(spec, f"GAN run {path} (G-EMA, step {step}, {num} samples)",
+                  shape=sample_shape(cfg), batches=batches,
+                  fid_features=fid_features_choice(cfg), count=num)
+
+
+def _pickle_source(spec: str, path: Path, num: int, device: torch.device) -> Source:
+    from robustrep.tasks.gan.data import to_unit_range
+    from robustrep.tasks.gan.models import generate_batches
+    from robustrep.tasks.gan.pickles import pickle_generator
+
+    G = pickle_generator(path, device)
+    batches = lambda: (to_unit_range(b) for b in generate_batches(G, num, device, EVAL_SEED))
+    classes = f", classes drawn uniformly from {G.c_dim}" if G.c_dim else ""
+    return Source(spec, f"network pickle {path} (G_ema, {num} samples{classes})",
+                  shape=(G.img_channels, G.img_resolution, G.img_resolution), batches=batches,
+                  count=num)
+
+
+def _reference_source(spec: str, data_root: str | None) -> Source:
+    from robustrep.data import create_dataset
+
+    dataset, train = REFERENCES[spec]
+    if dataset == "digits":
+        ds = create_dataset("digits", train=None, size=32, channels=1)
+        return Source(spec, f"digits ({len(ds)} images, 32x32)", shape=(1, 32, 32),
+                      batches=lambda: _dataset_batches(ds), fid_features="digits",
+                      cache_key={"reference": spec}, count=len(ds))
+    if data_root is None:
+        raise UserError(f"the reference {spec} is computed from local files: pass --data-root "
+                        f"(the folder holding the {dataset} files); nothing is downloaded")
+    try:
+        ds = create_dataset(dataset, root=Path(data_root).expanduser(), train=train)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+    root = str(Path(data_root).expanduser().resolve())
+    return Source(spec, f"{spec} ({len(ds)} images from {data_root})", shape=(3, 32, 32),
+                  batches=lambda: _dataset_batches(ds), count=len(ds),
+                  cache_key={"reference": spec, "root": root, "n": len(ds)})
+
+
+def is_run(path: Path) -> bool:
+    """A folder holding a run's config.json is a run, checkpoints or not (named as a run)."""
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def open_source(spec: str, args) -> Source:
+    """The :class:`Source` ``spec`` names (see the module docstring); one-line errors."""
+    if spec in REFERENCES:
+        return _reference_source(spec, args.data_root)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"{spec}: no such file or folder; give {ACCEPTED}")
+    if path.is_dir():
+        if is_run(path):
+            return _run_source(spec, path, args.num, args.torch_device)
+        return _folder_source(spec, path, args.resolution)
+    suffix = path.suffix.lower()
+    if suffix == ".pkl":
+        return _pickle_source(spec, path, args.num, args.torch_device)
+    if suffix == ".zip":
+        return _zip_source(spec, path, args.resolution)
+    if suffix == ".npz":
+        return npz_source(spec, path, args.range)
+    if suffix == ".npy":
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":  # np.load would read it as a pickle
+                raise DataError(f"{path} is not a readable .npy array (no NumPy header, which "
+                                f"numpy.save writes)")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise _numpy_error(path, ".npy array", err) from None
+        return _tensor_source(spec, array, args.range, str(path))
+    if suffix == ".pt":
+        return _tensor_source(spec, safe_load(path, "samples file"), args.range, str(path))
+    raise DataError(f"{spec}: unknown file type {suffix or '(none)'}; give {ACCEPTED}")
+
+
+def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
+    from robustrep.data.zipdata import ZipImageDataset
+
+    try:
+        dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
+        if resolution is None:  # the first image's shorter side, as for a folder: zips made by
+            # hand may hold several sizes, which would not stack into one batch
+            dataset = ZipImageDataset(path, min(dataset.stored_size), channels=3)
+        side = dataset[0][0].shape[-1]
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+    _check_two(len(dataset), f"dataset zip {path}")
+    return Source(spec, f"dataset zip {path} ({len(dataset)} images at {side}x{side})",
+                  shape=(3, side, side), batches=lambda: _dataset_batches(dataset),
+                  count=len(dataset))
