@@ -32,13 +32,13 @@ import ast
 import dataclasses
 import functools
 import importlib
-import importlib.util
 import inspect
 import re
-import typing
 from typing import Any
 
 from robustrep._lists import check_no_empty_item
+from robustrep._options import (NotLiteral, OptionInfo, callable_options, literal,
+                                module_constants, parse_module, static_options, summary)
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
            "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info",
@@ -54,14 +54,6 @@ SHARED_PLACES = {("classify", "input mixing")}
 
 _DECORATORS = {"register_regularizer": "regularizer", "register_discriminator": "discriminator"}
 
-
-@dataclasses.dataclass(frozen=True)
-class OptionInfo:
-    """One constructor option: its default, its annotation (as written) and its help text."""
-
-    default: Any
-    annotation: str = ""
-    help: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,71 +102,6 @@ _CLASHES: dict[str, str] = {}  # name -> the entry-point class that registers it
 _loaded = False
 
 
-# ---------------------------------------------------------------------------------------------
-# options, from a signature and a docstring (live) or from the source (ast)
-
-
-def _arg_help(doc: str) -> dict[str, str]:
-    """``{name: text}`` from a Google-style ``Args:`` section (continuation lines joined)."""
-    out: dict[str, str] = {}
-    lines = inspect.cleandoc(doc or "").splitlines()
-    inside, current, indent = False, None, None
-    for line in lines:
-        if not inside:
-            inside = line.strip() == "Args:"
-            continue
-        if not line.strip():
-            continue
-        width = len(line) - len(line.lstrip())
-        if width == 0:
-            break
-        match = re.match(r"(\w+)(?: \(.*?\))?: (.*)", line.strip())
-        if match and (indent is None or width <= indent):
-            indent, current = width, match.group(1)
-            out[current] = match.group(2).strip()
-        elif current is not None:
-            out[current] += " " + line.strip()
-    return out
-
-
-def _summary(doc: str | None) -> str:
-    lines = inspect.cleandoc(doc or "").splitlines()
-    return lines[0] if lines else ""
-
-
-def _merge_help(docs: list[str]) -> dict[str, str]:
-    """Help per option from the class's docstring first, then its bases'."""
-    out: dict[str, str] = {}
-    for doc in docs:
-        for k, v in _arg_help(doc).items():
-            out.setdefault(k, v)
-    return out
-
-
-def _annotation_text(annotation: Any) -> str:
-    if annotation is inspect.Parameter.empty:
-        return ""
-    if isinstance(annotation, str):
-        return annotation
-    if isinstance(annotation, type) and not typing.get_args(annotation):  # list[int] is, on 3.10
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")  # "Optional[float]", not its __name__
-
-
-def callable_options(obj: Any) -> dict[str, OptionInfo]:
-    """The keyword options of a class's constructor (help from its docstrings' ``Args:``, the
-    class's then its bases') or of a function (help from its docstring)."""
-    if isinstance(obj, type):
-        docs, fn = [c.__doc__ or "" for c in obj.__mro__ if c is not object], obj.__init__
-    else:
-        docs, fn = [obj.__doc__ or ""], obj
-    helps = _merge_help(docs)
-    params = inspect.signature(fn).parameters.values()
-    return {p.name: OptionInfo(p.default if p.default is not p.empty else None,
-                               _annotation_text(p.annotation), helps.get(p.name, ""))
-            for p in params
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
 
 def _register(name: str, kind: str, paper: str, acts: dict[str, str],
               excludes: dict[str, tuple[str, ...]] | None):
@@ -203,7 +130,7 @@ def _register(name: str, kind: str, paper: str, acts: dict[str, str],
         _REGISTRY[name] = RegularizerInfo(
             name, cls.__module__, cls.__qualname__, paper, dict(acts),
             {k: tuple(v) for k, v in (excludes or {}).items()}, callable_options(cls), kind,
-            _summary(cls.__doc__))
+            summary(cls.__doc__))
         return cls
 
     return decorate
@@ -239,117 +166,13 @@ def register_discriminator(name: str, *, paper: str, acts: dict[str, str],
     return _register(name, "discriminator", paper, acts, excludes)
 
 
-# --- the built-in modules, read from their source ----------------------------------------------
-
-
-class _NotLiteral(ValueError):
-    pass
-
-
-def _eval(node: ast.AST, consts: dict[str, Any]) -> Any:
-    """A literal, a module constant, or arithmetic on them (``8 / 255``); else _NotLiteral."""
-    if isinstance(node, ast.Name):
-        if node.id in consts:
-            return consts[node.id]
-        raise _NotLiteral(node.id)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Mult, ast.Add,
-                                                             ast.Sub, ast.Pow)):
-        a, b = _eval(node.left, consts), _eval(node.right, consts)
-        return {ast.Div: lambda: a / b, ast.Mult: lambda: a * b, ast.Add: lambda: a + b,
-                ast.Sub: lambda: a - b, ast.Pow: lambda: a ** b}[type(node.op)]()
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_eval(node.operand, consts)
-    if isinstance(node, (ast.Tuple, ast.List)):
-        items = [_eval(e, consts) for e in node.elts]
-        return tuple(items) if isinstance(node, ast.Tuple) else items
-    if isinstance(node, ast.Dict):
-        return {_eval(k, consts): _eval(v, consts) for k, v in zip(node.keys, node.values)}
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise _NotLiteral(ast.dump(node)) from None
-
-
-def _module_constants(tree: ast.Module) -> dict[str, Any]:
-    consts: dict[str, Any] = {}
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(
-                stmt.targets[0], ast.Name):
-            try:
-                consts[stmt.targets[0].id] = _eval(stmt.value, consts)
-            except (_NotLiteral, TypeError, ZeroDivisionError):
-                pass
-    return consts
-
-
-def _static_options(cls: ast.ClassDef, classes: dict[str, ast.ClassDef],
-                    consts: dict[str, Any]) -> dict[str, OptionInfo]:
-    chain, node = [], cls
-    while node is not None:  # the class and its bases defined in the same module
-        chain.append(node)
-        base = next((b.id for b in node.bases if isinstance(b, ast.Name) and b.id in classes),
-                    None)
-        node = classes.get(base) if base else None
-    init = next((f for c in chain for f in c.body
-                 if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
-    if init is None:
-        return {}
-    return _static_args(init, _merge_help([ast.get_docstring(c) or "" for c in chain]), consts)
-
-
-def _static_args(fn: ast.FunctionDef, helps: dict[str, str],
-                 consts: dict[str, Any]) -> dict[str, OptionInfo]:
-    args = fn.args
-    positional = args.posonlyargs + args.args
-    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    pairs = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
-    return {a.arg: OptionInfo(None if d is None else _eval(d, consts),
-                              ast.unparse(a.annotation) if a.annotation else "",
-                              helps.get(a.arg, ""))
-            for a, d in pairs if a.arg != "self"}
-
-
-def _parse(module: str) -> ast.Module:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin:
-        raise ImportError(f"no module {module}")
-    with open(spec.origin, encoding="utf-8") as f:
-        return ast.parse(f.read(), spec.origin)
-
-
-def read_decorated(module: str, decorator: str) -> list[tuple[list[Any], dict[str, OptionInfo]]]:
-    """The ``@decorator(...)`` calls on the top-level classes and functions of ``module``, read
-    from its source without importing it: per call, its positional arguments (literals) and the
-    options of what it decorates (a class's ``__init__``, a function's parameters) with their
-    defaults, annotations and help (``Args:``), as for the built-in methods.
-
-    Raises:
-        ImportError, OSError, SyntaxError: the module's source cannot be read.
-        ValueError: an argument or default that is not a literal.
-    """
-    tree = _parse(module)
-    consts = _module_constants(tree)
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    found = []
-    for node in tree.body:
-        for deco in getattr(node, "decorator_list", ()):
-            if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
-                    and deco.func.id == decorator):
-                continue
-            args = [_eval(a, consts) for a in deco.args]
-            if isinstance(node, ast.ClassDef):
-                options = _static_options(node, classes, consts)
-            else:
-                options = _static_args(node, _merge_help([ast.get_docstring(node) or ""]),
-                                       consts)
-            found.append((args, options))
-    return found
+# --- the built-in modules, read from their source (robustrep._options) ---------------------------
 
 
 def _read_module(module: str) -> list[RegularizerInfo]:
     """The registrations in ``module``'s source, without importing it."""
-    tree = _parse(module)
-    consts = _module_constants(tree)
+    tree = parse_module(module)
+    consts = module_constants(tree)
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     found = []
     for cls in classes.values():
@@ -357,12 +180,12 @@ def _read_module(module: str) -> list[RegularizerInfo]:
             if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
                     and deco.func.id in _DECORATORS):
                 continue
-            kw = {k.arg: _eval(k.value, consts) for k in deco.keywords}
+            kw = {k.arg: literal(k.value, consts) for k in deco.keywords}
             found.append(RegularizerInfo(
-                _eval(deco.args[0], consts), module, cls.name, kw["paper"], dict(kw["acts"]),
+                literal(deco.args[0], consts), module, cls.name, kw["paper"], dict(kw["acts"]),
                 {k: tuple(v) for k, v in kw.get("excludes", {}).items()},
-                _static_options(cls, classes, consts), _DECORATORS[deco.func.id],
-                _summary(ast.get_docstring(cls))))
+                static_options(cls, classes, consts), _DECORATORS[deco.func.id],
+                summary(ast.get_docstring(cls))))
     return found
 
 
@@ -394,7 +217,7 @@ def _load_entry_point(module: str) -> None:
     remembered, and named when one of its methods is asked for."""
     try:
         infos = _read_module(module)
-    except (ImportError, SyntaxError, OSError, _NotLiteral, KeyError, TypeError) as err:
+    except (ImportError, SyntaxError, OSError, NotLiteral, KeyError, TypeError) as err:
         infos, why = [], f"{type(err).__name__}: {err}"
     else:
         why = "it registers no regularizer"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import robustrep
-from robustrep import registry
+from robustrep import _options, registry
 from robustrep.adaptivemix import AdaptiveMix
 from robustrep.adversarial import ASGAN, DAT, asgan_perturb, dat_perturb
 from robustrep.registry import (create_regularizer, list_regularizers, parse_combination,
@@ -246,25 +246,6 @@ def test_a_bad_name_is_refused_saying_what_is_accepted():
                               "got 'Bad_name'")
 
 
-def test_args_sections_are_read_with_continuations():
-    doc = """Summary.
-
-    Args:
-        alpha (float): first line
-            continued: still alpha.
-
-        beta: second.
-        plain text at the entry's indent
-    Returns:
-        nothing: here.
-    """
-    assert registry._arg_help(doc) == {
-        "alpha": "first line continued: still alpha.",
-        "beta": "second. plain text at the entry's indent"}
-    assert registry._arg_help(None) == {} and registry._summary(None) == ""
-    assert registry._summary("\n  Title line.\n  more\n") == "Title line."
-
-
 # --- the built-in way: a module read from its source ---------------------------------------------
 
 _SOURCE = '''
@@ -353,10 +334,10 @@ def test_what_the_source_reader_cannot_read_is_named(tmp_path, monkeypatch):
     source = ('from robustrep.registry import register_regularizer\n'
               '@register_regularizer(UNKNOWN, paper="p", acts={})\nclass A:\n    pass\n')
     module = _module(tmp_path, monkeypatch, "robustrep_test_not_literal", source)
-    with pytest.raises(registry._NotLiteral, match="^UNKNOWN$"):
+    with pytest.raises(_options.NotLiteral, match="^UNKNOWN$"):
         registry._read_module(module)
-    with pytest.raises(registry._NotLiteral, match="Call"):
-        registry._eval(__import__("ast").parse("f(1)", mode="eval").body, {})
+    with pytest.raises(_options.NotLiteral, match="Call"):
+        _options.literal(__import__("ast").parse("f(1)", mode="eval").body, {})
 
 
 def test_the_built_in_modules_are_read_once(monkeypatch):
@@ -395,7 +376,7 @@ def test_an_entry_point_that_registers_nothing_says_why(tmp_path, monkeypatch):
     registry._load_entry_point(odd)
     assert registry._UNREADABLE[empty] == "it registers no regularizer"
     assert registry._UNREADABLE[noisy] == "ImportError: line one line two"
-    assert registry._UNREADABLE[odd].startswith("_NotLiteral: Call(")
+    assert registry._UNREADABLE[odd].startswith("NotLiteral: Call(")
     assert registry._unreadable_note() == "".join(
         f"; installed plugin {m} (robustrep.regularizers) registered nothing: "
         f"{registry._UNREADABLE[m]}" for m in (empty, noisy, odd))

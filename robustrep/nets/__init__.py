@@ -102,7 +102,8 @@ def _declared_families() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
     by import), and one that fails to import lists nothing."""
     global _declared
     if _declared is None:
-        from robustrep.registry import _entry_point_modules, read_decorated
+        from robustrep._options import read_decorated
+        from robustrep.registry import _entry_point_modules
         found: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         unread = []
         for module in (*_MODULES, *_entry_point_modules(ENTRY_POINT_GROUP)):
@@ -166,13 +167,13 @@ def network_options(name: str, role: str) -> tuple[str, ...]:
 
 def network_option_info(name: str, role: str) -> dict[str, Any]:
     """:func:`network_options` with each option's default, annotation and help (the factory's
-    docstring ``Args:``), as :class:`robustrep.registry.OptionInfo`; a plugin family's options
+    docstring ``Args:``), as :class:`robustrep._options.OptionInfo`; a plugin family's options
     become command-line flags from these."""
     declared = _declared_families().get((role, name))
     if name not in _REGISTRY[role] and declared is not None:
         options = declared[1]  # read from the source: --help imports no installed package
     else:
-        from robustrep.registry import callable_options
+        from robustrep._options import callable_options
         options = callable_options(_factory(name, role))
     return {k: v for k, v in options.items() if k not in ("z_dim", "shape", "self")}
 
