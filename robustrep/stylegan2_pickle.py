@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from robustrep.safe_pickle import ArrayUnpickler
-from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, fir_filter
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from robustrep.nets.stylegan2_ops import fir_filter
 
 NETWORKS = ("G", "D", "G_ema")
 

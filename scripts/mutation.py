@@ -78,6 +78,8 @@ MODULES = {
               f"{_TRAIN}xǁTrainerǁ_attack_loss__*", f"{_TRAIN}xǁTrainerǁ_adversarial__*")),
     # the registry and the option machinery (issue 17)
     "registry": Module("robustrep/registry.py", ("tests/test_registry.py", PLUGIN)),
+    "options": Module("robustrep/_options.py",
+                      ("tests/test_options.py", "tests/test_registry.py", PLUGIN)),
     "regularizers": Module("robustrep/tasks/common/regularizers.py",
                            ("tests/tasks/common/test_regularizers.py", SHARED_OPTIONS, PLUGIN)),
     "config": Module("robustrep/tasks/common/config.py", (CONFIG_TESTS,)),

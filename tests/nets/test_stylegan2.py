@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from robustrep.adaptivemix import adaptivemix, adaptivemix_three_pass
-from robustrep.nets.stylegan2 import (StyleGAN2Discriminator, StyleGAN2Generator, conv2d_resample,
-                                 fir_filter, modulated_conv2d, upfirdn2d)
+from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, modulated_conv2d
+from robustrep.nets.stylegan2_ops import conv2d_resample, fir_filter, upfirdn2d
 
 
 def _nets(res, seed=0):
