@@ -36,7 +36,7 @@ _EXPORTS = {
     "pgd": "robustrep.adversarial",
     "dat_perturb": "robustrep.dat",
     "asgan_perturb": "robustrep.asgan",
-    "FreePerturbation": "robustrep.adversarial",
+    "FreePerturbation": "robustrep.free",
     "ProjectionEnsemble": "robustrep.projection",
     "register_regularizer": "robustrep.registry",
     "register_discriminator": "robustrep.registry",
@@ -62,8 +62,8 @@ _EXPORTS = {
     "g_loss": "robustrep.losses",
     "r1_penalty": "robustrep.losses",
 }
-_SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "dat", "asgan",
-               "projection", "losses", "split", "registry", "nets", "ssgan", "infomax")
+_SUBMODULES = ("api", "metrics", "data", "adaptivemix", "mixing", "adversarial", "free", "dat",
+               "asgan", "projection", "losses", "split", "registry", "nets", "ssgan", "infomax")
 # old module paths (``robustrep.stylegan2.X``), kept for code written before robustrep.nets
 _ALIASES = {"stylegan2": "robustrep.nets.stylegan2", "wrn": "robustrep.nets.wrn"}
 

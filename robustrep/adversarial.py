@@ -11,15 +11,16 @@ Methods and references:
   uniform start in the ball, step ``1.25 * eps``.
 - :func:`pgd`: Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks",
   ICLR 2018: signed (Linf) or normalised (L2) gradient ascent, projected on the eps ball.
-- :class:`FreePerturbation`: "Adversarial training for free!" (Shafahi et al., NeurIPS 2019;
-  ``mahyarnajibi/FreeAdversarialTraining``): the perturbation is carried across steps and updated
-  from the input gradient of the backward pass the training step makes anyway.
+- :class:`~robustrep.free.FreePerturbation` (:mod:`robustrep.free`): "Adversarial training for
+  free!" (Shafahi et al., NeurIPS 2019; ``mahyarnajibi/FreeAdversarialTraining``): the
+  perturbation is carried across steps and updated from the input gradient of the backward pass
+  the training step makes anyway.
 - :mod:`robustrep.dat`: :func:`~robustrep.dat.dat_perturb` and :class:`~robustrep.dat.DAT`,
   Direct Adversarial Training (Li et al., IEEE TETCI 2023).
 - :mod:`robustrep.asgan`: :func:`~robustrep.asgan.asgan_perturb` and
   :class:`~robustrep.asgan.ASGAN`, Adversarial Symmetric GANs (Liu et al., Neural Networks 2021).
 
-These four names were defined here before, and can still be imported from here
+These five names were defined here before, and can still be imported from here
 (``from robustrep.adversarial import dat_perturb``).
 
 **The model is left untouched.** Every attack here, in :mod:`robustrep.dat` and in
@@ -41,15 +42,16 @@ statistics of every module the attack's forwards call are kept.
 
 **Input ranges.** Every attack clamps its output to ``input_range`` and checks that the clean
 inputs already lie in it (a ``ValueError`` names the range found and the range expected; the check
-reads two extremes, one host synchronisation per call). The defaults follow the two conventions
-of the programs: :func:`fgsm`, :func:`pgd` and :class:`FreePerturbation` assume classifier images
-in ``[0, 1]``; :func:`~robustrep.dat.dat_perturb` and :func:`~robustrep.asgan.asgan_perturb`
-assume GAN images in ``[-1, 1]``. ``input_range=None`` means unbounded inputs: no check and no
-clamp (2-D points, normalised features). Hyperparameters (``eps``, ``t``, ``step_size``) must be
-finite; inputs must have the dtype of the model's parameters unless autocast is on. In half
-precision (bf16, fp16) the ball holds up to the dtype's rounding: ``x + delta`` is rounded to the
-input's dtype, so a bf16 pixel in [0.5, 1) may sit up to half a bf16 step (2**-9) outside ``eps``
-(0.0332 for 8/255 = 0.0314); attack float32 copies where the radius must hold exactly.
+reads two extremes, one host synchronisation per call). The defaults follow the two conventions of
+the programs: :func:`fgsm`, :func:`pgd` and :class:`~robustrep.free.FreePerturbation` assume
+classifier images in ``[0, 1]``; :func:`~robustrep.dat.dat_perturb` and
+:func:`~robustrep.asgan.asgan_perturb` assume GAN images in ``[-1, 1]``. ``input_range=None`` means
+unbounded inputs: no check and no clamp (2-D points, normalised features). Hyperparameters
+(``eps``, ``t``, ``step_size``) must be finite; inputs must have the dtype of the model's
+parameters unless autocast is on. In half precision (bf16, fp16) the ball holds up to the dtype's
+rounding: ``x + delta`` is rounded to the input's dtype, so a bf16 pixel in [0.5, 1) may sit up to
+half a bf16 step (2**-9) outside ``eps`` (0.0332 for 8/255 = 0.0314); attack float32 copies where
+the radius must hold exactly.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep._validate import (check_bool, check_choice, check_generator, check_in_range,
-                                 check_model_dtype, check_nonneg, check_positive, check_range,
+                                 check_model_dtype, check_nonneg, check_range,
                                  check_same_device, check_tensor, first_tensor, options_repr)
 from robustrep.registry import register_regularizer
 
@@ -172,115 +174,6 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
     if step_size is None:
         step_size = 2.5 * eps / steps
     return _attack(loss_fn, x, eps, step_size, steps, norm, random_start, rng, generator, module)
-
-
-@register_regularizer("free", paper="Shafahi et al., Adversarial training for free!, NeurIPS 2019",
-                      acts={"classify": "adversarial inputs"})
-class FreePerturbation:
-    """A perturbation carried across training steps ("free" adversarial training).
-
-    Shafahi et al., "Adversarial training for free!", NeurIPS 2019. Usage, per minibatch (replaying
-    it ``m`` times is the caller's loop, as ``n_repeats`` in the reference)::
-
-        x_adv = free.attach(x)            # leaf: clamp(x + delta), requires grad
-        loss = criterion(model(x_adv), y)
-        opt.zero_grad(); loss.backward()  # one backward: parameter grads AND x_adv.grad
-        free.update(x_adv)                # delta += step * sign(x_adv.grad); project on the ball
-        opt.step()
-
-    ``delta`` ascends the loss the caller minimises. It is kept for the largest batch seen; a
-    smaller batch uses and updates its first rows (the reference slices its global noise the same
-    way), and a change of per-sample shape restarts it from zero. A loss scaled by ``GradScaler``
-    is fine: the sign (Linf) and the normalised direction (L2) ignore the scale.
-
-    Departure from ``main_free.py``: there the noise is the leaf and the input is clamped after
-    adding it, so clamped pixels get no gradient; here the clamped input is the leaf, so its
-    gradient is used everywhere (the ball projection still bounds ``delta``).
-
-    ``input_range`` defaults to ``[0, 1]`` (classifier images); ``attach`` checks that the clean
-    batch lies in it. ``None`` means unbounded inputs: no check, no clamp. ``eps`` defaults to
-    8/255, the paper's CIFAR-10 radius.
-
-    As the ``classify`` adversarial-inputs regularizer ``free`` (:mod:`robustrep.api`),
-    ``adversarial_inputs`` is :meth:`attach`, ``after_backward`` is :meth:`update`, and the
-    program trains ``replays`` times on each batch (``m`` of the paper).
-
-    Args:
-        eps: radius of the perturbation ball.
-        step_size: step of ``delta`` per update (default ``eps``).
-        norm: ``"linf"`` or ``"l2"``.
-        input_range: where inputs are checked and clamped (None: unbounded).
-        replays: minibatch replays ``m`` the training program runs per batch.
-    """
-
-    none_is_a_value = ("input_range",)  # None: unbounded inputs
-
-    def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
-                 input_range: tuple[float, float] | None = (0.0, 1.0), replays: int = 4):
-        check_nonneg("eps", eps)
-        if step_size is not None:
-            check_nonneg("step_size", step_size)
-        check_choice("norm", norm, NORMS)
-        self.input_range = None if input_range is None else check_range("input_range", input_range)
-        self.eps = float(eps)
-        self.step_size = self.eps if step_size is None else float(step_size)
-        self.norm = norm
-        check_positive("replays", replays, integer=True)
-        self.replays = int(replays)
-        self.delta: Tensor | None = None
-
-    def adversarial_inputs(self, loss_fn: Callable[[Tensor], Tensor] | None, x: Tensor,
-                           generator: torch.Generator | None = None, *,
-                           model: nn.Module | None = None) -> Tensor:
-        """:meth:`attach` (no attack pass: the perturbation comes from the last backward)."""
-        return self.attach(x)
-
-    def after_backward(self, x_adv: Tensor) -> None:
-        self.update(x_adv)
-
-    def attach(self, x: Tensor) -> Tensor:
-        """Return the leaf ``clamp(x + delta)`` that requires grad; feed it to the model."""
-        _check_autograd()  # an inference tensor as delta would poison every later step
-        check_tensor("x", x, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-        check_in_range("x", x, self.input_range)
-        batch = x.shape[0]
-        d = self.delta
-        if d is None or d.shape[1:] != x.shape[1:]:
-            d = torch.zeros_like(x, memory_format=torch.contiguous_format)
-        elif d.shape[0] < batch:
-            d = torch.cat([d, d.new_zeros((batch - d.shape[0], *d.shape[1:]))])
-        self.delta = d.to(device=x.device, dtype=x.dtype)
-        return _clamp(x.detach() + self.delta[:batch], self.input_range).requires_grad_(True)
-
-    def update(self, x_adv: Tensor) -> None:
-        """Step ``delta`` along ``x_adv.grad`` (after the caller's backward) and project it."""
-        check_tensor("x_adv", x_adv, ndim=_INPUT_RANKS, min_batch=1, floating=True)
-        if x_adv.grad is None:
-            raise ValueError("x_adv.grad is None: pass the tensor returned by attach() after a "
-                             "backward pass of a loss computed from it")
-        d = self.delta
-        if d is None or d.shape[1:] != x_adv.shape[1:] or d.shape[0] < x_adv.shape[0]:
-            raise ValueError(f"x_adv has shape {tuple(x_adv.shape)} but the perturbation holds "
-                             f"{None if d is None else tuple(d.shape)}; call attach() first")
-        with torch.no_grad():
-            rows = d[:x_adv.shape[0]]
-            stepped = rows + self.step_size * _direction(x_adv.grad.to(rows.dtype), self.norm)
-            rows.copy_(_project(stepped, self.eps, self.norm))
-
-    def reset(self) -> None:
-        self.delta = None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"delta": None if self.delta is None else self.delta.detach().clone()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        delta = state.get("delta") if isinstance(state, dict) else None
-        if not isinstance(state, dict) or (delta is not None and not isinstance(delta, Tensor)):
-            raise TypeError("state must be a dict with 'delta' a tensor or None, as state_dict() "
-                            f"returns; got {type(state).__name__}")
-        self.delta = None if delta is None else delta.detach().clone()
-
-    __repr__ = options_repr
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -522,12 +415,14 @@ class FGSM(_TrainingAttack):
                     generator=generator, model=model)
 
 
-# DAT and AS-GAN were defined here before they had modules of their own; their names stay
-# importable from this module (the README's examples, code written before). They are resolved on
-# first use (PEP 562) rather than imported at the end of this file: robustrep.dat and
-# robustrep.asgan import this module, so an eager import here would fail whenever one of them is
-# imported first (this module would then ask a half-initialised robustrep.dat for ``DAT``).
+# DAT, AS-GAN and free adversarial training were defined here before they had modules of their
+# own; their names stay importable from this module (the README's examples, code written
+# before). They are resolved on first use (PEP 562) rather than imported at the end of this file:
+# robustrep.dat, robustrep.asgan and robustrep.free import this module, so an eager import here
+# would fail whenever one of them is imported first (this module would then ask a
+# half-initialised robustrep.dat for ``DAT``).
 _MOVED = {"dat_perturb": "robustrep.dat", "DAT": "robustrep.dat",
+          "FreePerturbation": "robustrep.free",
           "asgan_perturb": "robustrep.asgan", "ASGAN": "robustrep.asgan"}
 
 

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from robustrep._validate import check_bool, check_choice, check_nonneg, options_repr
-from robustrep.adversarial import FreePerturbation, _check_settings, _owner_module, pgd
+from robustrep.adversarial import _check_settings, _owner_module, pgd
+from robustrep.free import FreePerturbation
 from robustrep.losses import LOSSES, loss_real
 from robustrep.registry import register_regularizer
 

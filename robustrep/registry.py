@@ -46,8 +46,8 @@ __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_di
 
 # Modules whose decorators name the built-in methods; read with ast, imported on first use.
 _MODULES = ("robustrep.adaptivemix", "robustrep.mixing", "robustrep.adversarial",
-            "robustrep.dat", "robustrep.asgan", "robustrep.projection", "robustrep.ssgan",
-            "robustrep.infomax")
+            "robustrep.free", "robustrep.dat", "robustrep.asgan", "robustrep.projection",
+            "robustrep.ssgan", "robustrep.infomax")
 
 # Places where several methods may be listed: the program draws one of them per batch.
 SHARED_PLACES = {("classify", "input mixing")}

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from robustrep.adaptivemix import AdaptiveMix, adaptivemix_three_pass
-from robustrep.adversarial import FreePerturbation, asgan_perturb, dat_perturb
+from robustrep.adversarial import asgan_perturb, dat_perturb
+from robustrep.free import FreePerturbation
 from robustrep.losses import loss_fake, loss_real, r1_penalty
 from robustrep.metrics.fid import frechet_distance
 from robustrep.mixing import SampleMix, mixed_gan_loss

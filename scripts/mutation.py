@@ -66,6 +66,8 @@ MODULES = {
     "adaptivemix": Module("robustrep/adaptivemix.py", ("tests/test_adaptivemix.py",)),
     "adversarial": Module("robustrep/adversarial.py",
                           ("tests/test_adversarial.py", CLASSIFY_LOGIC)),
+    "free": Module("robustrep/free.py", ("tests/test_free.py", "tests/test_adversarial.py",
+                                          CLASSIFY_LOGIC)),
     # DAT and AS-GAN: their own tests, and the attack tests that cover every attack
     "dat": Module("robustrep/dat.py", ("tests/test_dat.py", "tests/test_adversarial.py")),
     "asgan": Module("robustrep/asgan.py", ("tests/test_asgan.py", "tests/test_adversarial.py")),

@@ -236,7 +236,7 @@ def _adversarial_reg(name, cfg):
 
 
 def test_adversarial_inputs_keep_batchnorm_statistics_and_free_attaches():
-    from robustrep.adversarial import FreePerturbation
+    from robustrep.free import FreePerturbation
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, K))
     x, y = images()
