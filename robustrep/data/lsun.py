@@ -43,6 +43,9 @@ from robustrep.data.images import (UnreadableImageError, check_depth, check_sour
 from robustrep.data.local import register_dataset, require_size
 from robustrep._lists import check_no_empty_item
 
+# the scene categories and splits torchvision's LSUN accepts (CATEGORY_SPLIT, or a split alone)
+CATEGORIES = ("bedroom", "bridge", "church_outdoor", "classroom", "conference_room",
+              "dining_room", "kitchen", "living_room", "restaurant", "tower")
 SPLITS = ("train", "val", "test")
 INSTALL_HINT = "pip install 'robustrep[lsun]' (or pip install lmdb)"
 

@@ -102,29 +102,34 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _dry_run_checks(cfg: ClassifyConfig) -> None:
     """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
-    the regularizers built with their options, the timm model name, and the built-in digits
-    with their classes and channels. Other data is scanned when the run starts, which a dry run
-    should not wait for."""
-    from robustrep.nets.classifier import check_model_name, check_normalisation
-    from robustrep.tasks.common.weights import is_source_name
+    the regularizers built with their options, the model built as the run builds it (on the
+    meta device, without its pretrained weights: an option the timm model does not take is
+    refused here) with the optimizer over its parameters, and the built-in digits with their
+    classes and channels. Other data is scanned when the run starts, which a dry run should not
+    wait for; a hub model (its config is on the hub) is built then too."""
+    from robustrep.tasks.common.weights import HUB_PREFIX
 
     from torch import nn
 
-    from .train import build_regularizers, create_optimizer
+    from .train import build_optimizer, build_regularizers, dry_run_model
     build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
     try:
-        create_optimizer(cfg, nn.Linear(1, 1))  # a name timm cannot build: ConfigError
+        data = None
+        if cfg.dataset == "digits":
+            from .data import build_datasets
+            data = build_datasets(cfg)[2]
+        if cfg.model.startswith(HUB_PREFIX):  # its config.json may need the network
+            model = nn.Linear(1, 1)
+        else:
+            classes, channels = (data.num_classes, data.channels) if data else (None, None)
+            model = dry_run_model(cfg, classes, channels)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    try:
+        build_optimizer(cfg, model)  # a name timm cannot build: ConfigError
     except ConfigError as err:  # one for the GPU the config names: not this machine's to say
         if cfg.device == "cpu" or "CUDA" not in str(err):
             raise
-    try:
-        if not is_source_name(cfg.model) and "/" not in cfg.model:  # a folder: when it runs
-            check_model_name(cfg.model)
-        if cfg.dataset == "digits":
-            from .data import build_datasets
-            check_normalisation(cfg.mean, cfg.std, build_datasets(cfg)[2].channels)
-    except ValueError as err:
-        raise UserError(str(err)) from err
 
 
 def _default(name: str) -> Any:

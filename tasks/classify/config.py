@@ -16,8 +16,9 @@ from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, UNIT, ConfigError,
                                            check_fields, option)
-from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, resumable_detail,
-                                            run_option, shared)
+from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, check_lsun_classes,
+                                            refuse_file_run, resumable_detail, run_option,
+                                            shared)
 from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, check_additive_weight,
                                                  refuse_unused, reg_option,
                                                  unused_options as unused_fields)
@@ -104,8 +105,16 @@ class ClassifyConfig:
                                            "model without one gets timm's coarser fallback)",
                                      **PROB)
     lr: float = _opt(0.05, "peak learning rate", **POSITIVE)
-    momentum: float | None = _opt(None, "--optimizer sgd or momentum only: SGD momentum "
-                                        "(default 0.9)", **BETA)
+    momentum: float | None = _opt(None, "momentum of an --optimizer that takes one in timm "
+                                        "(sgd, momentum, rmsprop, lars, ...; timm's --momentum); "
+                                        "default 0.9, timm's", **BETA)
+    opt_eps: float | None = _opt(None, "epsilon of an --optimizer that takes one in timm "
+                                       "(adamw, lamb, rmsprop, ...; not sgd; timm's --opt-eps); "
+                                       "default: the optimizer's own", **POSITIVE)
+    opt_betas: list[float] | None = _opt(None, "betas of an --optimizer that takes them in timm "
+                                               "(adamw, lamb, lion, ...; timm's --opt-betas), as "
+                                               "many as it takes: 2, 3 for adan; default: the "
+                                               "optimizer's own", **BETA)
     weight_decay: float = _opt(5e-4, "weight decay", **NONNEG)
     wd_all: bool = _opt(False, "weight decay on BN parameters and biases too (the UoS "
                                "references); off: timm's convention, none on them. A model's "
@@ -121,6 +130,10 @@ class ClassifyConfig:
     min_lr: float | None = _opt(None, "--schedule cosine only: the learning rate it decays to "
                                       "(timm's --min-lr; default 0)", **NONNEG)
     warmup_steps: int = _opt(0, "linear warm-up steps", **NONNEG)
+    warmup_lr: float | None = _opt(None, "--warmup-steps > 0 only: the learning rate the warm-up "
+                                         "starts from (timm's --warmup-lr, its scheduler's "
+                                         "warmup_lr_init); default --lr / --warmup-steps",
+                                   **NONNEG)
     label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
     clip_grad: float = _opt(0.0, "clip the gradient norm to this value; 0 = off", **NONNEG)
@@ -166,6 +179,7 @@ class ClassifyConfig:
         if self.optimizer in SGD_OPTIMIZERS and self.momentum is None:  # adamw has none
             self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
+        check_lsun_classes(self.lsun_classes)  # before the data: not when the databases open
         check_additive_weight(self)
         if self.aa is not None:
             from .policies import build_aa
@@ -176,6 +190,10 @@ class ClassifyConfig:
         if self.min_lr is not None and self.min_lr >= self.lr:  # the schedule would rise
             raise ConfigError(f"--min-lr {self.min_lr:g} is not below --lr {self.lr:g}: cosine "
                               f"decays from --lr to --min-lr")
+        if self.warmup_lr is not None and self.warmup_lr >= self.lr:  # it would not rise
+            raise ConfigError(f"--warmup-lr {self.warmup_lr:g} is not below --lr {self.lr:g}: "
+                              f"the warm-up rises from --warmup-lr to --lr")
+        self._check_betas()
         if self.warmup_steps and self.warmup_steps >= self.steps:
             raise ConfigError(f"--warmup-steps {self.warmup_steps} is not below --steps "
                               f"{self.steps}: the learning rate would never reach --lr")
@@ -197,6 +215,15 @@ class ClassifyConfig:
         if adversarial:
             norm = ((self.reg_options or {}).get(adversarial[0]) or {}).get("norm", "linf")
             check_linf_eps(self.eps, norm)
+
+    def _check_betas(self) -> None:
+        """As many betas as timm's optimizer takes (Adan's three; an Adam given three kept two,
+        an Adan given two failed in its constructor)."""
+        takes = optimizer_takes(self.optimizer) if self.opt_betas is not None else None
+        if takes is not None and len(self.opt_betas) != takes["betas"]:
+            raise ConfigError(f"--opt-betas takes {takes['betas']} values with --optimizer "
+                              f"{self.optimizer} (its betas in timm); got {len(self.opt_betas)}: "
+                              f"{' '.join(f'{b:g}' for b in self.opt_betas)}")
 
     def _resolve_final_act(self) -> None:
         """wrn*: the final BN-ReLU off under a UoS head (both references pool the last block's
@@ -232,12 +259,52 @@ class ClassifyConfig:
 MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
 
 
-SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9  # momentum's only users, its default
+SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9  # filled in for these, timm's default
+
+# The optimizer hyperparameters of timm's train.py: field -> create_optimizer_v2's keyword, and
+# a few optimizers taking it (for the message refusing it with one that does not).
+OPTIMIZER_ARGS: dict[str, tuple[str, str]] = {
+    "momentum": ("momentum", "sgd, momentum, rmsprop, lars"),
+    "opt_eps": ("eps", "adamw, lamb, rmsprop"), "opt_betas": ("betas", "adamw, lamb, lion")}
+
+
+def optimizer_takes(optimizer: str) -> dict[str, int] | None:
+    """How many values of momentum, eps and betas timm's ``optimizer`` takes (0: none), from
+    the registry timm's ``create_optimizer_v2`` reads (``OptimInfo.has_momentum``, ``has_eps``,
+    ``has_betas``, ``num_betas``; a ``lookahead_`` prefix wraps the optimizer named last). timm
+    drops what an optimizer does not take without a word. None where timm cannot say: a name
+    it lacks (refused when the optimizer is built) or a timm before its registry (1.0.12),
+    whose optimizers raise a TypeError instead."""
+    if optimizer in SGD_OPTIMIZERS:  # the default, known without importing timm
+        return {"momentum": 1, "eps": 0, "betas": 0}
+    try:
+        from timm.optim import get_optimizer_info
+        info = get_optimizer_info(optimizer.lower().split("_")[-1])
+    except (ImportError, ValueError):
+        return None
+    return {"momentum": int(info.has_momentum), "eps": int(info.has_eps),
+            "betas": info.num_betas if info.has_betas else 0}
+
+
+def _unused_optimizer_args(values: dict[str, Any]) -> dict[str, list[str]]:
+    """{what they need: [fields]} for the optimizer hyperparameters given that timm's
+    ``--optimizer`` does not take (timm drops them; a run would record them and not use them)."""
+    given = [f for f in OPTIMIZER_ARGS if values.get(f) is not None]
+    optimizer = str(values.get("optimizer") or "sgd").lower()
+    takes = optimizer_takes(optimizer) if given else None
+    unused: dict[str, list[str]] = {}
+    for field in given if takes is not None else ():
+        arg, examples = OPTIMIZER_ARGS[field]
+        if not takes[arg]:
+            unused.setdefault(f"an --optimizer that takes {arg} in timm, e.g. {examples} "
+                              f"(optimizer is {optimizer!r})", []).append(field)
+    return unused
+
 
 # Options that act only with another option's value: field -> (that option, its values).
 ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
-    "momentum": ("optimizer", SGD_OPTIMIZERS), "min_lr": ("schedule", ("cosine",)),
+    "min_lr": ("schedule", ("cosine",)),
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
     "skip_bad_images": ("dataset", ("imagefolder",)),
     "class_names": ("dataset", ("imagefolder",)),
@@ -260,6 +327,10 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
                           f"{values.get('reg')!r})", []).append("mix_switch_prob")
     if values.get("wd_all") and values.get("weight_decay") == 0:  # no decay to spread
         unused.setdefault("--weight-decay > 0 (weight_decay is 0)", []).append("wd_all")
+    if values.get("warmup_lr") is not None and not values.get("warmup_steps"):  # no warm-up
+        unused.setdefault("--warmup-steps > 0 (warmup_steps is 0)", []).append("warmup_lr")
+    for need, fields in _unused_optimizer_args(values).items():
+        unused.setdefault(need, []).extend(fields)
     return unused
 
 
@@ -267,7 +338,7 @@ def saved_config(config: dict[str, Any]) -> dict[str, Any]:
     """A run's saved ``config.json`` as this version reads it: the options that did nothing in
     that run (:func:`unused_options`) are dropped. Runs saved before milestones, lr_decay and
     momentum defaulted to None hold them under every schedule and optimizer; only multistep
-    used the first two, only SGD momentum."""
+    used the first two, only an optimizer taking momentum the last."""
     unused = {f for names in unused_options(config).values() for f in names}
     return {k: v for k, v in config.items() if k not in unused}
 
@@ -317,8 +388,8 @@ OPTION_FIELDS: OptionFields = {
 # lower learning rate; they are applied to the restored optimizer and schedule
 # (tasks.common.optim.load_optimizer_state).
 RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "keep_ckpts",
-             "log_every", "lr", "min_lr", "momentum", "weight_decay", "warmup_steps",
-             "clip_grad", "data_root")
+             "log_every", "lr", "min_lr", "momentum", "opt_eps", "opt_betas", "weight_decay",
+             "warmup_steps", "warmup_lr", "clip_grad", "data_root")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default run: built-in digits, a small ResNet, a few CPU minutes.
@@ -382,7 +453,8 @@ class EvalOptions(ModelOptions):
     """The options of ``robustrep classify eval`` (a run folder, or a model from elsewhere)."""
 
     run: str | None = _opt(None, "run folder written by `robustrep classify train` (or --model "
-                                 "...)", positional=True, metavar="RUN")
+                                 "...)", positional=True, metavar="RUN",
+                           check=refuse_file_run)
     attacks: list[str] = _opt(["autoattack"], "comma-separated: autoattack (standard version), "
                                               "apgd-ce, apgd-t, pgd (one per --pgd-steps), fgsm; "
                                               "'none' skips; `--attacks pgd` is quick (default: "

@@ -69,13 +69,7 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
         raise DataError(f"channels must be 1 or 3 for dataset {cfg.dataset!r}; got {cfg.channels}")
     root = cfg.data_root if root is None else root
     if cfg.dataset != "digits":
-        fetch = "; add --download to fetch it" if cfg.dataset in DATASET_FILES else ""
-        if root is None:
-            raise DataError(f"dataset {cfg.dataset!r} reads local files: give --data-root (the "
-                            f"folder that holds it{fetch})")
-        if not Path(root).expanduser().exists():
-            raise DataError(f"dataset root {root} does not exist (expected the folder holding "
-                            f"the {cfg.dataset} files): give --data-root{fetch}")
+        check_root(cfg.dataset, root, train)
     try:
         dataset = create_dataset(cfg.dataset, root=root, train=train, size=cfg.image_size,
                                  channels=cfg.channels, **kwargs)
@@ -85,6 +79,51 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     if cfg.dataset != "digits":
         dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")
     return dataset
+
+
+# What a dataset's root must hold (robustrep.data's readers), by split (train, eval): looked
+# for before the reader runs, so that a wrong --data-root is answered with what it holds.
+ROOT_ENTRIES = {"cifar10": ("cifar-10-batches-py/",) * 2, "cifar100": ("cifar-100-python/",) * 2,
+                "svhn": ("train_32x32.mat", "test_32x32.mat")}
+ROOT_LAYOUTS = {"imagefolder": "a folder of images (ROOT/<class>/<image>, or the images in ROOT)",
+                "lsun": "a folder of LSUN databases (<category>_<split>_lmdb/)",
+                "zip": "a dataset .zip (robustrep data pack writes one)"}
+
+
+def check_root(dataset: str, root: str | None, train: bool) -> None:
+    """The data root of ``dataset`` (read from disk), refused in one line before it is read:
+    none given, one that does not exist, a file where a folder is read, or a folder without
+    the dataset's entry (:data:`ROOT_ENTRIES`), each saying what is there instead. (Was: "give
+    --data-root" also when it was given.)"""
+    fetch = "; add --download to fetch it" if dataset in DATASET_FILES else ""
+    if root is None:
+        raise DataError(f"dataset {dataset!r} reads local files: give --data-root (the folder "
+                        f"that holds it{fetch})")
+    path = Path(root).expanduser()
+    entry = ROOT_ENTRIES[dataset][0 if train else 1] if dataset in ROOT_ENTRIES else None
+    wanted = f"the folder holding {entry}" if entry else ROOT_LAYOUTS.get(dataset, "its folder")
+    if not path.exists():
+        above = next(p for p in path.absolute().parents if p.exists())
+        raise DataError(f"--data-root {root} does not exist (expected {wanted}; {above} holds "
+                        f"{_listing(above)}){fetch}")
+    is_zip = dataset == "zip" or (dataset == "imagefolder" and path.suffix.lower() == ".zip")
+    if not is_zip and not path.is_dir():  # an imagefolder root ending in .zip is read as a zip
+        raise DataError(f"--data-root {root} is a file, not a folder (expected {wanted})")
+    if entry and not (path / entry).exists():
+        raise DataError(f"--data-root {root} has no {entry}, which dataset {dataset} reads; it "
+                        f"holds {_listing(path)}{fetch}")
+
+
+def _listing(folder: Path, most: int = 8) -> str:
+    """What ``folder`` holds, in one line: a few names (folders with a trailing /)."""
+    try:
+        names = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())
+    except OSError as err:
+        return f"nothing readable ({err.strerror or err})"
+    if not names:
+        return "nothing (it is empty)"
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:

@@ -182,16 +182,37 @@ def milestone_steps(cfg: ClassifyConfig) -> list[int]:
     return [round(float(m) * cfg.steps) for m in cfg.milestones]
 
 
+# create_optimizer_v2's keywords from timm train.py's options, and robustrep's flags for them
+OPTIMIZER_FLAGS = {"momentum": "--momentum", "eps": "--opt-eps", "betas": "--opt-betas"}
+
+
+def optimizer_args(cfg: ClassifyConfig) -> dict[str, Any]:
+    """The ``create_optimizer_v2`` keywords of ``--momentum``, ``--opt-eps`` and ``--opt-betas``
+    as timm's ``train.py`` passes them (``timm.optim.optimizer_kwargs``); those not given are
+    left out, so timm's defaults apply (momentum 0.9, the optimizer's own eps and betas)."""
+    given = {"momentum": cfg.momentum, "eps": cfg.opt_eps,
+             "betas": None if cfg.opt_betas is None else tuple(cfg.opt_betas)}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def create_optimizer(cfg: ClassifyConfig, model: nn.Module, **options: Any):
     """``timm.optim.create_optimizer_v2`` for ``--optimizer`` at ``--lr``; a name timm cannot
     build (unknown, or needing a package or device this machine lacks) is a ConfigError."""
     # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
     name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
-    sgd = {"momentum": cfg.momentum} if cfg.momentum is not None else {}  # None: not SGD's
     try:
-        opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, **sgd, **options)
-    except (AssertionError, ValueError, ImportError, TypeError, RuntimeError) as err:
-        # an unknown name is an AssertionError before timm 1.0.12, a ValueError after
+        opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, **optimizer_args(cfg), **options)
+    except (AssertionError, ValueError, ImportError, TypeError, RuntimeError,
+            IndexError) as err:
+        # an unknown name is an AssertionError before timm 1.0.12, a ValueError after; before
+        # its registry timm passed eps and betas on to optimizers without them (TypeError)
+        # and an Adan given two betas raises IndexError
+        unexpected = [k for k in OPTIMIZER_FLAGS if f"unexpected keyword argument '{k}'"
+                      in str(err)]
+        if unexpected:
+            raise ConfigError(f"{OPTIMIZER_FLAGS[unexpected[0]]}: timm's --optimizer "
+                              f"{cfg.optimizer} takes no {unexpected[0]}; drop the option or "
+                              f"choose an optimizer that has it") from None
         raise ConfigError(f"--optimizer {cfg.optimizer}: timm cannot build it ({err}); "
                           f"python -c \"import timm.optim; print(timm.optim.list_optimizers())\" "
                           f"lists its optimizers") from None
@@ -207,7 +228,9 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module, timm_names: bool = Tr
     pytorch-image-models): no weight decay on biases and normalisation parameters, and a schedule
     stepped per optimizer update (``step_update``). Cosine decays to ``min_lr`` (default 0) over
     all ``--steps``, the first ``warmup_steps`` of which are replaced by a linear warm-up from
-    ``lr / warmup_steps`` (timm's convention, ``warmup_prefix=False``). The schedule is a
+    ``warmup_lr`` (timm's ``warmup_lr_init``; default ``lr / warmup_steps``) to ``lr``, step
+    ``t`` at ``warmup_lr + t (lr - warmup_lr) / warmup_steps`` (timm's convention,
+    ``warmup_prefix=False``). The schedule is a
     function of the step alone,
     so a resume rebuilds it from the resumed config and sets the step
     (:meth:`Trainer.load_state_dict`).
@@ -232,9 +255,45 @@ def build_optimizer(cfg: ClassifyConfig, model: nn.Module, timm_names: bool = Tr
         opt, sched="step" if constant else cfg.schedule, num_epochs=cfg.steps,
         step_on_epochs=False, updates_per_epoch=1, warmup_epochs=cfg.warmup_steps,
         min_lr=cfg.min_lr or 0.0,
-        warmup_lr=cfg.lr / max(1, cfg.warmup_steps), decay_milestones=milestones,
+        warmup_lr=cfg.lr / max(1, cfg.warmup_steps) if cfg.warmup_lr is None else cfg.warmup_lr,
+        decay_milestones=milestones,
         decay_rate=cfg.lr_decay if cfg.schedule == "multistep" else 1.0)
     return opt, sched
+
+
+def build_classifier(cfg: ClassifyConfig, num_classes: int, channels: int,
+                     weights: bool = True) -> Classifier:
+    """The run's model (:func:`create_classifier`, which refuses an option the timm model does
+    not take, e.g. ``--drop-path`` on a wrn*), with ``--pretrained``/``--pretrained-file`` only
+    when ``weights``."""
+    model = create_classifier(cfg.model, num_classes, channels, cfg.mean, cfg.std,
+                              cfg.pretrained_file if weights else None, head=cfg.head,
+                              uos_scale=cfg.uos_scale, drop_rate=cfg.drop_rate,
+                              drop_path_rate=cfg.drop_path, image_size=cfg.image_size,
+                              pretrained=cfg.pretrained and weights, final_act=cfg.final_act)
+    if cfg.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                  for m in model.modules()):
+        raise ConfigError(f"--batch-size {cfg.batch_size}: model {cfg.model!r} has BatchNorm "
+                          f"layers, which need at least 2 samples per batch in training; use "
+                          f"--batch-size 2 or more")
+    return model
+
+
+def dry_run_model(cfg: ClassifyConfig, num_classes: int | None = None,
+                  channels: int | None = None) -> Classifier:
+    """The run's model as ``--dry-run`` checks it: built on the meta device (no memory, no
+    initialisation) and without its pretrained weights (neither read nor fetched), so the
+    model's own refusals come before any run. A model whose constructor reads a tensor's values
+    cannot be built there and is built on the CPU. The data's classes and channels, where the
+    dry run has not read the data, are the config's, else what the model is built with for any
+    count of classes (10) and the normalisation given (3 channels without one)."""
+    num_classes = num_classes or cfg.num_classes or 10
+    channels = channels or cfg.channels or len(cfg.mean or cfg.std or (0, 0, 0))
+    try:
+        with torch.device("meta"):
+            return build_classifier(cfg, num_classes, channels, weights=False)
+    except (NotImplementedError, RuntimeError):  # e.g. .item() of a meta tensor
+        return build_classifier(cfg, num_classes, channels, weights=False)
 
 
 @torch.no_grad()
@@ -285,18 +344,7 @@ class Trainer(TrainerBase):
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         # a resume's weights are its checkpoint's: the file or hub weights it started from may
         # be gone (its normalisation is in cfg.mean/std, saved)
-        self.model = create_classifier(cfg.model, cfg.num_classes, cfg.channels, cfg.mean,
-                                       cfg.std, None if resume else cfg.pretrained_file,
-                                       head=cfg.head, uos_scale=cfg.uos_scale,
-                                       drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path,
-                                       image_size=cfg.image_size,
-                                       pretrained=cfg.pretrained and not resume,
-                                       final_act=cfg.final_act)
-        if cfg.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                      for m in self.model.modules()):
-            raise ConfigError(f"--batch-size {cfg.batch_size}: model {cfg.model!r} has "
-                              f"BatchNorm layers, which need at least 2 samples per batch in "
-                              f"training; use --batch-size 2 or more")
+        self.model = build_classifier(cfg, cfg.num_classes, cfg.channels, weights=not resume)
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)

@@ -32,6 +32,7 @@ from robustrep._validate import nan_tensors
 from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, safe_load
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder
 from robustrep.tasks.common.weights import is_source_name, resolve_model
 
 
@@ -357,14 +358,14 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
         run is unfinished).
 
     Raises:
-        FileNotFoundError: no folder, no config.json or no checkpoint.
+        RunFolderError: no such folder, or a file (a checkpoint file: which folder to give).
+        FileNotFoundError: no config.json or no checkpoint.
         ValueError: the folder is not a classifier run, or its checkpoint does not fit.
         CheckpointError: the checkpoint is unreadable, unsafe (weights_only refuses it) or
             holds non-finite weights.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    check_run_folder(run_dir, "RUN", RUN_CHECKPOINT_USE)  # not there, or a file (a checkpoint?)
     config = _run_config(run_dir)
     ckpt_path = run_dir / "checkpoints" / LATEST
     if not ckpt_path.is_file():
@@ -466,9 +467,11 @@ def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
     :func:`load_run` (``weights_only``, finite weights), in eval mode with no gradients; a folder
     that is not a classify run is a RunFolderError.
     """
+    written = "a folder written by `robustrep classify train`"
+    check_run_folder(run_dir, "", "run:{run}", written)  # (load_run's answer names --model)
+    hint = f"expected {written}"
     try:
         classifier, config = load_run(run_dir, device, use_ema)
     except (FileNotFoundError, ValueError) as err:
-        hint = "expected a folder written by `robustrep classify train`"
         raise RunFolderError(str(err) if hint in str(err) else f"{err} ({hint})") from None
     return _PreLogits(classifier).eval().requires_grad_(False), config

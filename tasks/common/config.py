@@ -198,8 +198,11 @@ _BOUNDS = ("min", "max", "min_exclusive", "max_exclusive", "finite")
 # a list; repeat: a list given by repeating the flag (NAME=VALUE items, not split at commas);
 # nothing: the word meaning None or the empty list ("all", "none"); metavar; group: the title of
 # its --help section; bare: the value of the flag given without one (``--resume`` alone); ranges:
-# an integer list's item a-b stands for a..b, as stylegan2-ada's --seeds (command line and files).
-_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group", "bare", "ranges")
+# an integer list's item a-b stands for a..b, as stylegan2-ada's --seeds (command line and files);
+# check: a function of the value, run as the command line is parsed (its one-line UserError is
+# argparse's error naming the argument), for what must be refused before any work.
+_CLI = ("flags", "positional", "nargs", "repeat", "nothing", "metavar", "group", "bare", "ranges",
+        "check")
 REQUIRED = dataclasses.MISSING  # option(REQUIRED, ...): a command's argument with no default
 
 
@@ -456,6 +459,20 @@ def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
     return parse
 
 
+def _checked(parse: Callable[[str], Any], check: Callable[[Any], None]) -> Callable[[str], Any]:
+    """``parse``, then a field's ``check`` of the value; its refusal becomes argparse's one line
+    (``argument RUN: ...``), which a type function may raise only as ArgumentTypeError."""
+    def parse_and_check(text: str) -> Any:
+        value = parse(text)
+        try:
+            check(value)
+        except UserError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+    parse_and_check.__name__ = parse.__name__
+    return parse_and_check
+
+
 def option_type(kind: type, **bounds: Any) -> Callable[[str], Any]:
     """An argparse ``type=`` for a plain option (not a config field): ``option_type(int, min=1)``.
 
@@ -530,6 +547,8 @@ def _argument(field: dataclasses.Field, spec: OptionSpec, real_defaults: bool,
             stated is None and "core" in help_text):
         help_text = f"{help_text} (default: {stated})".strip()
     kwargs: dict[str, Any] = {"help": help_text, "type": arg_type(spec)}
+    if meta.get("check"):
+        kwargs["type"] = _checked(kwargs["type"], meta["check"])
     if meta.get("metavar"):
         kwargs["metavar"] = meta["metavar"]
     if meta.get("positional"):  # no default: required; a default: may be left out

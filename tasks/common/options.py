@@ -23,6 +23,7 @@ from typing import Any
 
 from robustrep._names import AMP_CHOICES
 from robustrep.tasks.common.config import NONNEG, POSITIVE, UNIT, ConfigError, option
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.sinks import LOG_CHOICES
 
 _KEEP = object()
@@ -223,7 +224,83 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
     if any(getattr(args, name) is not None for name in defining):
         flags = "/".join("--" + n.replace("_", "-") for n in defining)
         raise ConfigError(f"--resume continues a run with its saved config; drop {flags}")
+    bare = args.resume == RESUME_OUT
+    check_run_folder(run, "--out" if bare else "--resume",
+                     "--resume {run} continues it from its checkpoints/latest.pt")
     return run
+
+
+# what a checkpoint file is named (a run's step_*.pt and latest.pt, timm's .pth)
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+
+
+def check_run_folder(path: Any, what: str, checkpoint_use: str,
+                     expected: str = "a folder holding config.json and checkpoints/") -> Path:
+    """``path`` when it is a folder; else one line saying that it does not exist, or that it is
+    a file, not a run folder (was: "is not a robustrep run folder: no config.json" for both).
+    A file named like a checkpoint is answered with ``checkpoint_use``, what the command does
+    with a run's checkpoint: its ``{run}`` is the run folder holding the file (when it lies in a
+    ``checkpoints/`` folder; else ``RUN``), ``{name}`` its name there (else the path given) and
+    ``{file}`` the path given.
+
+    ``what``: the option or argument (``--resume``, ``RUN``; empty where argparse names it);
+    ``expected``: what a run folder is, in the command's words.
+    """
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        return folder
+    named = f"{what} {path}" if what else str(path)
+    if not folder.exists():
+        raise RunFolderError(f"{named} does not exist (expected {expected})")
+    message = f"{named} is a file, not a run folder (expected {expected})"
+    if folder.suffix.lower() in CHECKPOINT_SUFFIXES:
+        in_run = folder.parent.name == "checkpoints"
+        use = checkpoint_use.format(run=folder.parent.parent if in_run else "RUN",
+                                    name=folder.name if in_run else path, file=path)
+        message += f"; for a checkpoint give its run folder: {use}"
+    raise RunFolderError(message)
+
+
+# what a classify run's checkpoint file is given as (classify eval, ood score: RUN)
+RUN_CHECKPOINT_USE = "{run}; or, for one no robustrep run wrote, --model NAME --checkpoint {file}"
+
+
+def refuse_file_run(run: str) -> None:
+    """``RUN`` of ``classify eval`` and ``ood score`` that is a file, refused as the command line
+    is parsed: their default output folder RUN/eval (RUN/ood) was refused first, as if --out
+    had named a file's subfolder. A missing RUN is named when the run is read (a placeholder
+    RUN stands in the option checks' tests)."""
+    if Path(run).expanduser().is_file():
+        check_run_folder(run, "", RUN_CHECKPOINT_USE)
+
+
+def check_lsun_classes(text: str | None) -> None:
+    """``--lsun-classes`` checked with the other options (gan and classify configs): its names
+    were checked only when the databases were opened, after the run's data and network."""
+    if text is None:
+        return
+    from robustrep._lists import check_no_empty_item
+    from robustrep.data.lsun import CATEGORIES, SPLITS  # torchvision's, as its LSUN checks them
+    try:  # the reader's own words (robustrep.data.lsun.parse_classes)
+        check_no_empty_item("lsun classes", text, "database names separated by commas, like "
+                            "church_outdoor_train,bedroom_train")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    names = [n.strip() for n in str(text).split(",")]
+    if len(names) == 1 and names[0] in SPLITS:
+        return
+    for name in names:
+        category, _, split = name.rpartition("_")
+        if category not in CATEGORIES or split not in SPLITS:
+            raise ConfigError(
+                f"--lsun-classes: {name!r} is no LSUN database; accepted: CATEGORY_SPLIT names, "
+                f"comma-separated (CATEGORY: {', '.join(CATEGORIES)}; SPLIT: "
+                f"{', '.join(SPLITS)}; e.g. church_outdoor_train), or one SPLIT alone "
+                f"(that split of every category)")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # one database under two labels
+        raise ConfigError(f"--lsun-classes names {', '.join(twice)} twice; its images would be "
+                          f"read twice, under two labels")
 
 
 def check_stop_after(stop_after: int | None, step: int, steps: int | None = None) -> None:

@@ -129,6 +129,8 @@ class RunDir:
                                  f"choose another --out")
 
     def read_config(self) -> dict[str, Any]:
+        from robustrep.tasks.common.options import check_run_folder
+        check_run_folder(self.path, "", "{run}")  # a path that is not there, or a file
         if not self.config_file.is_file():
             raise FileNotFoundError(f"{self.path} is not a robustrep run folder: no config.json")
         return read_json(self.config_file, dict)

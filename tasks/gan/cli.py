@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
@@ -24,8 +25,8 @@ from robustrep.tasks.common.regularizers import add_option_flags, add_regularize
 from robustrep.tasks.gan.config import (ARCHS, AUX_PRESETS, DEFAULT_PRESET, PRESETS, RESUMABLE,
                                         EvalOptions, FidOptions, GanConfig, SampleOptions,
                                         TrainOptions, archs, check_ema_off, check_eval_off,
-                                        plugin_options, presets_for, saved_config,
-                                        with_preset_aux_task)
+                                        check_inception_file, inception_unused, plugin_options,
+                                        presets_for, saved_config, with_preset_aux_task)
 from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
@@ -98,6 +99,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
                              overrides, default_preset=DEFAULT_PRESET)
         check_ema_off(cfg, overrides)
         check_eval_off(cfg, overrides)
+        check_inception_file(cfg.inception_weights)  # a flag's or the --config file's
         resolved = with_preset_aux_task(cfg, cfg.preset, args.aux_task)
         if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
             print(f"note: --preset {cfg.preset} includes its D auxiliary task "
@@ -113,6 +115,8 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     cfg = from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
                     source=f"{run}/config.json")
     check_eval_off(cfg, overrides)  # the resumable eval options may turn evaluation off
+    check_inception_file(overrides.get("inception_weights"))  # the flag; a saved path is read
+    # only where the run evaluates on Inception (saved_config drops one that acted on nothing)
     return cfg
 
 
@@ -162,6 +166,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.evaluate import format_table
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.fid import compare
+    _check_fid_inception(args)
     args.torch_device = resolve_device(args.device)
     try:
         record = compare(args)
@@ -171,9 +176,25 @@ def cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_fid_inception(args: argparse.Namespace) -> None:
+    """``gan fid``'s ``--inception-weights``, before any set is read: a file that is not there,
+    or one beside ``--fid-features`` naming another network (which network A and B name is
+    known once they are opened: tasks/gan/fid.py)."""
+    if args.inception_weights is None:
+        return
+    need = inception_unused(None, args.fid_features)
+    if need is not None:
+        raise UserError(f"--inception-weights applies only with {need}; drop it or set that "
+                        f"option")
+    check_inception_file(args.inception_weights)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
+    from robustrep.tasks.common.options import check_run_folder
     from robustrep.tasks.gan.sample import sample_run
+    if Path(args.run).suffix.lower() != ".pkl":  # a network pickle: tasks/gan/sample.py names it
+        check_run_folder(args.run, "RUN", "gan sample {run} --checkpoint {name}")
     resolve_device(args.device)
     out = sample_run(args.run, args.num, args.grid, args.pt, args.seed, args.checkpoint,
                      args.device, use_ema=not args.no_ema, nrow=args.nrow, force=args.force,

@@ -12,14 +12,15 @@ text repeats that value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from robustrep._names import LOSSES
 from robustrep.registry import list_regularizers, split_combination
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, REQUIRED, UNIT,
                                            ConfigError, check_fields, option)
-from robustrep.tasks.common.options import (TrainRunOptions, resumable_detail, run_option,
-                                            shared)
+from robustrep.tasks.common.options import (TrainRunOptions, check_lsun_classes,
+                                            resumable_detail, run_option, shared)
 from robustrep.tasks.common.regularizers import check_additive_weight, refuse_unused, reg_option
 from robustrep.tasks.common.regularizers import unused_options as unused_fields
 
@@ -38,8 +39,10 @@ SCHEDULES = ("constant", "linear")
 FID_FEATURES_HELP = ("FID/KID/PR features: inception (TF-FID convention), inception-pytorch-fid, "
                      "digits or run:CLASSIFY_RUN (default: digits for the digits data, else "
                      "inception; gan eval and gan fid: what the run or statistics file names)")
-INCEPTION_WEIGHTS_HELP = ("FID Inception weights (pt_inception-2015-12-05-6726825d.pth); else "
-                          "$ROBUSTREP_INCEPTION; not needed for digits or 2-D data")
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID Inception weights
+INCEPTION_ENV = "ROBUSTREP_INCEPTION"
+INCEPTION_WEIGHTS_HELP = (f"FID Inception weights ({INCEPTION_FILE}); else ${INCEPTION_ENV}; "
+                          f"only with the Inception features (not for digits or 2-D data)")
 
 
 _opt = option
@@ -222,6 +225,7 @@ class GanConfig:
         if self.ema_decay == 0:  # no G-EMA: a preset's half-life has nothing to act on
             self.ema_kimg = self.ema_rampup = None
         refuse_unused(unused_options(vars(self)))
+        check_lsun_classes(self.lsun_classes)  # before the data: not when the databases open
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
                              f"{self.dataset!r} needs arch dcgan or sngan")
@@ -346,7 +350,40 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
                         own=("loss",))
     out.update(_unused_ema(values))
     out.update(_unused_lazy_r1(values))
+    if values.get("inception_weights") is not None:
+        need = inception_unused(values.get("dataset"), values.get("fid_features"))
+        out.update({need: ["inception_weights"]} if need else {})
     return out
+
+
+INCEPTION_FEATURES = ("inception", "inception-pytorch-fid")
+
+
+def inception_unused(dataset: str | None, fid_features: str | None) -> str | None:
+    """What ``--inception-weights`` needs that a run of ``dataset`` scored on ``fid_features``
+    (None: the dataset's default) lacks, or None where the FID Inception network computes the
+    features. It loads that network only: on the digits network, a classify run's or 2-D
+    points it was accepted and acted on nothing."""
+    if dataset in ("ring", "grid"):
+        return f"image data (dataset {dataset} is 2-D points, scored by mode statistics)"
+    choice = fid_features or ("digits" if dataset == "digits" else "inception")
+    if choice in INCEPTION_FEATURES:
+        return None
+    these = choice if fid_features else f"{choice}, the default for dataset {dataset}"
+    return f"the Inception FID features (--fid-features inception; these are {these})"
+
+
+def check_inception_file(path: str | None) -> None:
+    """``--inception-weights FILE`` that is not a file, refused before any work (gan train,
+    eval and fid): it was read only when the first evaluation built its network, or never."""
+    if path is None:
+        return
+    file = Path(path).expanduser()
+    if not file.is_file():
+        what = "is a folder" if file.is_dir() else "does not exist"
+        raise ConfigError(f"--inception-weights {path} {what}; give the file {INCEPTION_FILE} "
+                          f"(or leave the option out: ${INCEPTION_ENV}, else robustrep's cached "
+                          f"copy)")
 
 
 def check_ema_off(cfg: "GanConfig", given: dict[str, Any]) -> None:

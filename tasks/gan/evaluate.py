@@ -63,9 +63,12 @@ from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
+from robustrep.tasks.common.options import check_run_folder
 from robustrep.tasks.common.progress import progress
+from robustrep.tasks.common.regularizers import refuse_unused
 from robustrep.tasks.common.rundir import check_output_file, check_replaceable
 from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.gan.config import check_inception_file, inception_unused
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate, generate_batches
 
@@ -463,17 +466,24 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     does (``fid_name``, and the value again under that name: ``fid50k_full`` for 50,000
     samples against all reals).
     """
-    from robustrep.tasks.gan.sample import ema_used, load_generator  # no import cycle
+    from robustrep.tasks.gan.sample import ema_used, load_generator, run_config  # no cycle
 
     if num_samples is not None and num_samples < 2:
         raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "
                         f"got {num_samples}")
-    if Path(run).is_file():  # else named only through --out's default, RUN/eval.json
-        hint = (": a network pickle is scored by drawing its samples (gan sample PKL --pt "
-                "samples.pt) and comparing them (gan fid samples.pt REF)"
-                if Path(run).suffix.lower() == ".pkl" else "")
+    if Path(run).is_file() and Path(run).suffix.lower() == ".pkl":
         raise UserError(f"{run} is a file; gan eval scores a run folder (one holding "
-                        f"config.json and checkpoints/){hint}")
+                        f"config.json and checkpoints/): a network pickle is scored by drawing "
+                        f"its samples (gan sample PKL --pt samples.pt) and comparing them (gan "
+                        f"fid samples.pt REF)")
+    # a file or a missing RUN was named only through --out's default, RUN/eval.json
+    check_run_folder(run, "RUN", "gan eval {run} --checkpoint {name}")
+    if inception_weights is not None:  # acting on nothing, or no file: before any work
+        cfg = run_config(run)
+        need = inception_unused(cfg.dataset, fid_features or cfg.fid_features)
+        if need is not None:
+            refuse_unused({need: ["inception_weights"]})
+        check_inception_file(inception_weights)
     name = "eval.json" if use_ema else "eval-noema.json"  # --no-ema used to replace eval.json
     path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
     if out is not None:  # its own record may be replaced, never a user's file

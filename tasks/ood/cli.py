@@ -75,10 +75,22 @@ def format_detector_list() -> str:
     return "\n".join(lines)
 
 
+def check_detectors(args: argparse.Namespace) -> None:
+    """``--detectors`` (and the ``--param`` of each) checked first, as the options are: a
+    wrong name was refused only once the command had begun (its device, its output folder, the
+    bench's --regs and --seeds)."""
+    from robustrep.tasks.ood.detectors import parse_detectors, parse_params
+    try:
+        parse_params(args.param, parse_detectors(args.detectors))
+    except ValueError as err:  # one line, listing the accepted names
+        raise UserError(str(err)) from None
+
+
 def run_score(args: argparse.Namespace) -> int:
     if args.list_detectors:
         print(format_detector_list())
         return 0
+    check_detectors(args)
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.common.weights import model_options
     foreign = model_options(args, args.run)  # None: a run folder
@@ -113,6 +125,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    check_detectors(args)
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.ood.bench import run_bench as bench
     resolve_device(args.device, args.amp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robustrep.tasks.common.config import option
-from robustrep.tasks.common.options import ModelOptions, shared
+from robustrep.tasks.common.options import ModelOptions, refuse_file_run, shared
 
 DEFAULT_DETECTORS = "MaxSoftmax,EnergyBased,MaxLogit,Entropy,ODIN,Mahalanobis,ViM,KNN,ReAct,ASH"
 DEFAULT_REGS = ("none", "mixup", "cutmix", "srmix", "adaptivemix", "pgd")
@@ -43,7 +43,8 @@ class ScoreOptions(ModelOptions, DetectorOptions):
     """The options of ``robustrep ood score``."""
 
     run: str | None = option(None, "run folder written by `robustrep classify train` (or --model "
-                                   "...)", positional=True, metavar="RUN")
+                                   "...)", positional=True, metavar="RUN",
+                             check=refuse_file_run)
     list_detectors: bool = option(False, "list every pytorch-ood detector: what it consumes, "
                                          "whether it is fitted, its settable arguments; then exit",
                                   flags=("--list",))

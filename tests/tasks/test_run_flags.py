@@ -16,6 +16,7 @@ import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.runfiles import FINISHED
 
 # Tiny CPU runs, given as a --config file (the run flags are the point here, not the options).
@@ -77,7 +78,11 @@ def test_stop_after_then_either_resume_equals_the_uninterrupted_run(program, tmp
                                          "--preset/--config"),
     (["--resume", "--out", "A", "--config", "C.json"], "--resume continues a run with its saved "
                                                         "config; drop --preset/--config"),
-], ids=["bare-without-out", "two-folders", "preset", "config"])
+    # was: "A is not a robustrep run folder: no config.json", as for a folder without one
+    (["--resume", "A"], "--resume A does not exist (expected a folder holding config.json "
+                        "and checkpoints/)"),
+    (["--resume", "--out", "A"], "--out A does not exist (expected a folder holding"),
+], ids=["bare-without-out", "two-folders", "preset", "config", "missing", "missing-out"])
 def test_a_wrong_resume_is_one_line_before_any_work(program, argv, needle, tmp_path,
                                                     monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -85,6 +90,24 @@ def test_a_wrong_resume_is_one_line_before_any_work(program, argv, needle, tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
     assert list(tmp_path.iterdir()) == []  # no run folder, nothing read or written
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_a_file_to_resume_is_named_as_a_file(program, tmp_path, monkeypatch, capsys):
+    # Was: "FILE is not a robustrep run folder: no config.json"; a checkpoint is its run's
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "run" / "checkpoints" / "step_00000400.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("mine")
+    is_file = "is a file, not a run folder (expected a folder holding config.json and checkpoints/)"
+    assert main([program, "train", "--resume", str(ckpt), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep {program}: error: --resume {ckpt} {is_file}; for a checkpoint give its run "
+        f"folder: --resume {tmp_path / 'run'} continues it from its checkpoints/latest.pt\n")
+    assert main([program, "train", "--resume", "notes.txt", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"robustrep {program}: error: --resume notes.txt {is_file}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run"]
 
 
 @pytest.mark.parametrize("program", ["gan", "classify"])
@@ -146,7 +169,9 @@ def test_one_folder_named_two_ways_is_one_run_folder(tmp_path, monkeypatch):
 
     for out in (str(tmp_path / "run"), "./run", "link", "run/"):
         assert run_to_resume(args("run", out)) == "run"
-    assert run_to_resume(args("new", str(tmp_path / "new"))) == "new"  # not made yet
+    # one folder named twice, not made yet: not "two run folders", but no run to resume
+    with pytest.raises(RunFolderError, match=r"^--resume new does not exist \(expected a "):
+        run_to_resume(args("new", str(tmp_path / "new")))
     with pytest.raises(ConfigError, match="name two run folders"):
         run_to_resume(args("run", "other"))
 

@@ -78,6 +78,35 @@ def test_missing_dataset_root_is_named(tmp_path):
         build_datasets(tiny_config(dataset="cifar10", data_root=str(tmp_path)))
 
 
+def test_a_given_data_root_is_answered_with_what_it_holds(tmp_path):
+    # Was: "dataset root X does not exist (...): give --data-root", to a user who gave it; and
+    # a file or a folder without the dataset was read as one ("expected X/cifar-10-batches-py")
+    (tmp_path / "cifar").mkdir()
+    (tmp_path / "cifar" / "readme.txt").write_text("x")
+    (tmp_path / "cifar" / "batches").mkdir()
+    fetch = "; add --download to fetch it"
+    for dataset, root, error in (
+            ("cifar10", "nope", f"--data-root {tmp_path / 'nope'} does not exist (expected the "
+                                f"folder holding cifar-10-batches-py/; {tmp_path} holds "
+                                f"cifar/){fetch}"),
+            ("cifar10", "cifar", f"--data-root {tmp_path / 'cifar'} has no cifar-10-batches-py/, "
+                                 f"which dataset cifar10 reads; it holds batches/, readme.txt"
+                                 f"{fetch}"),
+            ("svhn", "cifar", f"--data-root {tmp_path / 'cifar'} has no train_32x32.mat, which "
+                              f"dataset svhn reads; it holds batches/, readme.txt{fetch}"),
+            ("cifar100", "cifar/readme.txt", f"--data-root {tmp_path / 'cifar/readme.txt'} is a "
+                                             f"file, not a folder (expected the folder holding "
+                                             f"cifar-100-python/)"),
+            ("imagefolder", "nope", f"--data-root {tmp_path / 'nope'} does not exist (expected a "
+                                    f"folder of images (ROOT/<class>/<image>, or the images in "
+                                    f"ROOT); {tmp_path} holds cifar/)")):
+        cfg = tiny_config(dataset=dataset, data_root=str(tmp_path / root), channels=3)
+        with pytest.raises(DataError) as err:
+            build_datasets(cfg)
+        assert str(err.value) == error
+        assert "give --data-root" not in str(err.value)
+
+
 def test_shape_channel_and_class_mismatches_are_named(tmp_path):
     cfg = tiny_config()
     cfg.channels = 2  # the config refuses 2 itself; the data layer's own check is tested here

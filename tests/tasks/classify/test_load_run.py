@@ -8,6 +8,7 @@ import torch
 
 from robustrep.nets.classifier import Classifier
 from robustrep.tasks.common.classifier import load_run
+from robustrep.tasks.common.errors import RunFolderError
 
 
 def test_load_run_contract(trained_run):
@@ -27,8 +28,14 @@ def test_load_run_contract(trained_run):
 
 
 def test_load_run_refuses_other_folders(tmp_path, trained_run):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(RunFolderError, match=r"^RUN \S*missing does not exist \(expected a "
+                                             r"folder holding config.json"):
         load_run(tmp_path / "missing")
+    # was: "run folder .../latest.pt does not exist", of a file that does
+    ckpt = trained_run / "checkpoints" / "latest.pt"
+    with pytest.raises(RunFolderError, match=rf"^RUN {ckpt} is a file, not a run folder .*; for "
+                                             rf"a checkpoint give its run folder: {trained_run};"):
+        load_run(ckpt)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_run(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"kind": "gan", "g_arch": "dcgan"}))

@@ -47,12 +47,52 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
                                               "(reg is 'pgd')"),
     (["--reg", "adaptivemix", "--srmix-smoothing", "0.1"], "--srmix-smoothing applies only"),
     (["--optimizer", "adamw", "--momentum", "0.5"],
-     "--momentum applies only with --optimizer sgd or momentum (optimizer is 'adamw')"),
+     "--momentum applies only with an --optimizer that takes momentum in timm, e.g. sgd, "
+     "momentum, rmsprop, lars (optimizer is 'adamw')"),
+    # timm's create_optimizer_v2 drops what an optimizer does not take without a word
+    (["--opt-eps", "1e-3"], "--opt-eps applies only with an --optimizer that takes eps in timm"),
+    (["--optimizer", "lion", "--opt-eps", "1e-3"], "takes eps in timm, e.g. adamw, lamb, "
+                                                  "rmsprop (optimizer is 'lion')"),
+    (["--optimizer", "momentum", "--opt-betas", "0.8", "0.9"],
+     "--opt-betas applies only with an --optimizer that takes betas in timm"),
+    (["--optimizer", "lookahead_rmsprop", "--opt-betas", "0.8", "0.9"],
+     "(optimizer is 'lookahead_rmsprop')"),
+    (["--warmup-lr", "0.01"], "--warmup-lr applies only with --warmup-steps > 0 (warmup_steps "
+                              "is 0)"),
     (["--wd-all", "--weight-decay", "0"],  # was: recorded, no decay to spread
      "--wd-all applies only with --weight-decay > 0 (weight_decay is 0)"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, capsys, tmp_path):
     assert words in _refused(args, capsys, tmp_path)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--optimizer", "adan", "--opt-betas", "0.9", "0.9"],  # was an IndexError in timm
+     "--opt-betas takes 3 values with --optimizer adan (its betas in timm); got 2: 0.9 0.9"),
+    (["--optimizer", "adamw", "--opt-betas", "0.9", "0.9", "0.9"],  # timm kept two
+     "--opt-betas takes 2 values with --optimizer adamw"),
+    (["--warmup-steps", "2", "--warmup-lr", "0.05"],
+     "--warmup-lr 0.05 is not below --lr 0.05: the warm-up rises from --warmup-lr to --lr"),
+])
+def test_timm_optimizer_options_out_of_their_range_are_refused(args, words, capsys, tmp_path):
+    assert words in _refused(args, capsys, tmp_path)
+    for flag, bad, words in (("--opt-betas", ["1", "0.5"], "each a finite number in [0, 1)"),
+                             ("--opt-eps", ["0"], "a finite number > 0; got '0'")):
+        with pytest.raises(SystemExit) as exit_info:  # the parser's own refusal
+            main(["classify", "train", "--optimizer", "adamw", flag, *bad, "--dry-run"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"argument {flag}: must be " in err and words in err
+
+
+def test_timm_optimizer_options_are_recorded(capsys):
+    assert main(["classify", "train", "--optimizer", "adan", "--opt-betas", "0.98", "0.92",
+                 "0.99", "--opt-eps", "1e-6", "--warmup-steps", "3", "--warmup-lr", "0",
+                 "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["opt_betas"], cfg["opt_eps"], cfg["warmup_lr"]) == ([0.98, 0.92, 0.99], 1e-6, 0)
+    assert main(["classify", "train", "--optimizer", "rmsprop", "--momentum", "0.5",
+                 "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["momentum"] == 0.5
 
 
 def test_options_with_the_option_they_act_with_are_kept(capsys):

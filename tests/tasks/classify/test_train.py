@@ -404,3 +404,213 @@ def test_a_dry_run_leaves_a_gpu_only_optimizer_to_the_gpu(capsys):
     assert main(["classify", "train", "--optimizer", "fusedlamb", "--device", "cpu",
                  "--dry-run"]) == 2
     assert "--optimizer fusedlamb: timm cannot build it" in capsys.readouterr().err
+
+
+# timm train.py's --opt-eps, --opt-betas, --momentum and --warmup-lr, against timm's own
+# factories as train.py calls them (optimizer_kwargs, scheduler_kwargs of its argparse options)
+
+def _hparams(opt):
+    """The param groups' hyperparameters, less the schedule's lr (``initial_lr``, and ``lr``
+    times timm's ``lr_scale`` once a schedule is on); betas as a tuple (timm's train.py passes
+    its argparse list)."""
+    from robustrep.tasks.common.optim import optimizer_hparams
+    return [{k: tuple(v) if k == "betas" else v for k, v in g.items()
+             if k not in ("lr", "initial_lr")} for g in optimizer_hparams(opt)]
+
+
+@pytest.mark.parametrize("optimizer, given", [
+    ("adamw", dict(opt_eps=1e-6, opt_betas=[0.8, 0.95])),
+    ("lamb", dict(opt_betas=[0.85, 0.9])),
+    ("rmsprop", dict(momentum=0.5, opt_eps=1e-3)),
+    ("momentum", dict(momentum=0.7)),
+    ("adan", dict(opt_betas=[0.9, 0.8, 0.95], opt_eps=1e-5)),
+    ("lookahead_adamw", dict(opt_betas=[0.7, 0.9])),
+    ("lars", dict(momentum=0.6, layer_decay=0.5)),
+])
+def test_the_optimizer_equals_timms_train_py_with_the_same_options(optimizer, given):
+    from argparse import Namespace
+
+    from timm.optim import create_optimizer_v2, optimizer_kwargs
+    model, cfg, build_optimizer = _vit(optimizer=optimizer, lr=0.01, **given)
+    opt, _ = build_optimizer(cfg, model)
+    # timm train.py's options; its --momentum defaults to 0.9, as create_optimizer_v2's
+    args = Namespace(opt=optimizer, lr=0.01, weight_decay=0.05, momentum=cfg.momentum or 0.9,
+                     opt_eps=cfg.opt_eps, opt_betas=cfg.opt_betas, layer_decay=cfg.layer_decay)
+    timms = create_optimizer_v2(model.model, **optimizer_kwargs(args))
+    assert type(opt) is type(timms)
+    assert _hparams(opt) == _hparams(timms)
+    assert [g["initial_lr"] for g in opt.param_groups] == [g["lr"] for g in timms.param_groups]
+    group = opt.param_groups[0]
+    for field, key in (("momentum", "momentum"), ("opt_eps", "eps"), ("opt_betas", "betas")):
+        if given.get(field) is not None:  # what was asked is what the optimizer holds
+            want = given[field]
+            assert group[key] == (tuple(want) if isinstance(want, list) else want)
+
+
+def test_options_not_given_leave_timms_defaults():
+    from timm.optim import create_optimizer_v2
+    for optimizer in ("adamw", "rmsprop", "lion"):
+        model, cfg, build_optimizer = _vit(optimizer=optimizer, lr=0.01)
+        assert (cfg.momentum, cfg.opt_eps, cfg.opt_betas) == (None, None, None)
+        timms = create_optimizer_v2(model.model, opt=optimizer, lr=0.01, weight_decay=0.05)
+        assert _hparams(build_optimizer(cfg, model)[0]) == _hparams(timms)
+
+
+def _timm_train_py_lrs(steps, warmup_steps, warmup_lr, lr, shown):
+    """The per-update lrs of timm train.py's schedule (--sched cosine --sched-on-updates, one
+    update an epoch) from --warmup-lr, --warmup-epochs, --min-lr 0."""
+    from argparse import Namespace
+
+    from timm.scheduler import create_scheduler_v2, scheduler_kwargs
+    opt = torch.optim.SGD(torch.nn.Linear(2, 3).parameters(), lr=lr)
+    args = Namespace(sched="cosine", epochs=steps, warmup_epochs=warmup_steps,
+                     warmup_lr=warmup_lr, min_lr=0.0, sched_on_updates=True)
+    sched, _ = create_scheduler_v2(opt, **scheduler_kwargs(args), updates_per_epoch=1)
+    lrs = []
+    for t in range(shown):
+        sched.step_update(t)
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs
+
+
+def test_warmup_lr_is_where_the_warmup_starts_as_timms_warmup_lr_init():
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=10, lr=0.1, warmup_steps=4, warmup_lr=0.02), 6)
+    # timm's warmup_lr_init: warmup_lr + t (lr - warmup_lr) / warmup_steps, then the cosine
+    want = [0.02 + t * 0.08 / 4 for t in range(4)] + [
+        0.05 * (1 + math.cos(math.pi * t / 10)) for t in (4, 5)]
+    assert lrs == pytest.approx(want)
+    assert lrs == pytest.approx(_timm_train_py_lrs(10, 4, 0.02, 0.1, 6))
+    # robustrep's default start, lr / warmup_steps, is timm's --warmup-lr set to it
+    _, _, lrs = _opt_lrs(ClassifyConfig(steps=10, lr=0.1, warmup_steps=4), 6)
+    assert lrs == pytest.approx(_timm_train_py_lrs(10, 4, 0.025, 0.1, 6))
+
+
+def test_warmup_lr_starts_every_layer_decay_group_as_timm():
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+    model, cfg, build_optimizer = _vit(layer_decay=0.5, lr=1.0, steps=10, warmup_steps=4,
+                                       warmup_lr=0.1)
+    opt, sched = build_optimizer(cfg, model)
+    timms = create_optimizer_v2(model.model, opt="sgd", lr=1.0, weight_decay=0.05,
+                                layer_decay=0.5)
+    timm_sched, _ = create_scheduler_v2(timms, sched="cosine", num_epochs=10, warmup_epochs=4,
+                                        warmup_lr=0.1, min_lr=0.0, step_on_epochs=False,
+                                        updates_per_epoch=1)
+    for t in range(6):
+        sched.step_update(t)
+        timm_sched.step_update(t)
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in timms.param_groups]
+    sched.step_update(0)
+    scales = [g["lr_scale"] for g in opt.param_groups]
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1 * s for s in scales])
+
+
+def test_a_resume_keeps_the_optimizer_options_and_may_change_them(tmp_path):
+    from robustrep.tasks.classify.train import Trainer, config_for_resume
+    from robustrep.tasks.common import distributed as dist
+    given = dict(optimizer="adamw", opt_eps=1e-3, opt_betas=[0.5, 0.9], warmup_steps=3,
+                 warmup_lr=0.01)
+    train(tiny_config(steps=4, ckpt_every=2, **given), tmp_path / "r", stop_after=2, quiet=True)
+    saved = RunDir(tmp_path / "r").read_config()
+    assert {k: saved[k] for k in given} == given  # recorded in config.json
+    cfg = config_for_resume(tmp_path / "r", {"steps": 4})
+    assert {k: getattr(cfg, k) for k in given} == given
+    cfg = config_for_resume(tmp_path / "r", {"opt_eps": 1e-4, "opt_betas": [0.6, 0.95],
+                                             "warmup_lr": 0.02})
+    trainer = Trainer(cfg, RunDir(tmp_path / "r"), dist.init_distributed("cpu"), resume=True)
+    trainer.load_state_dict(torch.load(tmp_path / "r" / "checkpoints" / "latest.pt",
+                                       weights_only=False))
+    group = trainer.opt.param_groups[0]
+    assert (group["eps"], group["betas"]) == (1e-4, (0.6, 0.95))  # the new ones, not the saved
+    assert group["lr"] == pytest.approx(0.02 + 2 * (0.05 - 0.02) / 3)  # step 2 of the warm-up
+
+
+def test_a_resume_continues_with_the_saved_optimizer_options(tmp_path):
+    # a resume that fell back to timm's defaults (eps 1e-8, betas 0.9 0.999, lr / warmup_steps)
+    # would update differently from step 2, inside the warm-up
+    cfg = dict(optimizer="adamw", opt_eps=1e-3, opt_betas=[0.5, 0.9], warmup_steps=3,
+               warmup_lr=0.01, steps=4, ckpt_every=2)
+    train(tiny_config(**cfg), tmp_path / "a", quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", stop_after=2, quiet=True)
+    train(tiny_config(**cfg), tmp_path / "b", resume=True, quiet=True)
+    a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    lrs = [[r["lr"] for r in RunDir(tmp_path / p).read_metrics() if "lr" in r] for p in "ab"]
+    assert lrs[0] == lrs[1] and lrs[0][0] == pytest.approx(0.01)
+
+
+def test_an_old_timm_refusing_an_optimizer_option_names_the_flag(monkeypatch):
+    # before its registry (1.0.12) timm passed eps and betas to every optimizer: SGD raised
+    from robustrep.tasks.classify import train as train_module
+
+    def old_timm(*args, **kwargs):
+        raise TypeError("SGD.__init__() got an unexpected keyword argument 'betas'")
+    monkeypatch.setattr(train_module, "create_optimizer_v2", old_timm)
+    cfg = ClassifyConfig(optimizer="adamw", opt_betas=[0.8, 0.9])
+    with pytest.raises(ConfigError, match=r"^--opt-betas: timm's --optimizer adamw takes no "
+                                          r"betas; drop the option"):
+        train_module.build_optimizer(cfg, torch.nn.Linear(2, 3))
+
+
+def test_what_an_sgd_takes_is_what_timms_registry_says():
+    # the default optimizers are answered without importing timm: the answer must be timm's
+    from timm.optim import get_optimizer_info
+
+    from robustrep.tasks.classify.config import SGD_OPTIMIZERS, optimizer_takes
+    for name in SGD_OPTIMIZERS:
+        info = get_optimizer_info(name)
+        assert optimizer_takes(name) == {"momentum": int(info.has_momentum),
+                                         "eps": int(info.has_eps),
+                                         "betas": info.num_betas if info.has_betas else 0}
+    assert optimizer_takes("adan")["betas"] == 3 and optimizer_takes("nope") is None
+
+
+# --dry-run builds the model as the run does, on the meta device and without its weights
+
+def test_a_dry_run_refuses_what_the_model_refuses(capsys, tmp_path):
+    from robustrep.tasks.cli import main
+    for args, words in ((["--model", "wrn16_2", "--drop-path", "0.1"],
+                         "--drop-path: model 'wrn16_2' takes no drop_path_rate"),
+                        (["--model", "vgg11", "--drop-path", "0.1", "--dataset", "cifar10",
+                          "--data-root", str(tmp_path)],  # data not read by a dry run
+                         "--drop-path: model 'vgg11' takes no drop_path_rate"),
+                        (["--batch-size", "1"], "--batch-size 1: model 'resnet10t' has "
+                                                "BatchNorm layers")):
+        assert main(["classify", "train", *args, "--dry-run"]) == 2  # was 0
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
+    assert main(["classify", "train", "--model", "test_convnext", "--drop-path", "0.1",
+                 "--dry-run"]) == 0
+
+
+def test_a_dry_run_builds_on_the_meta_device_without_weights(monkeypatch, capsys, tmp_path):
+    from robustrep.tasks.classify import train as train_module
+    from robustrep.tasks.cli import main
+    built, create = [], train_module.create_classifier
+
+    def spy(*args, **kwargs):
+        model = create(*args, **kwargs)
+        built.append((next(model.parameters()).device.type, kwargs["pretrained"], args[5]))
+        return model
+    monkeypatch.setattr(train_module, "create_classifier", spy)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: weights would be refused
+    assert main(["classify", "train", "--model", "wrn16_2", "--head", "uos", "--dry-run"]) == 0
+    assert main(["classify", "train", "--model", "resnet10t", "--pretrained", "--dry-run"]) == 0
+    assert main(["classify", "train", "--pretrained-file", str(tmp_path / "w.pth"),
+                 "--dry-run"]) == 0
+    assert built == [("meta", False, None)] * 3
+
+
+def test_a_model_the_meta_device_cannot_build_is_built_on_the_cpu(monkeypatch):
+    from robustrep.tasks.classify import train as train_module
+    create = train_module.create_classifier
+
+    def reads_values(*args, **kwargs):  # as a constructor calling .item() on a meta tensor
+        if torch.empty(()).device.type == "meta":
+            raise NotImplementedError("Cannot copy out of meta tensor; no data!")
+        return create(*args, **kwargs)
+    monkeypatch.setattr(train_module, "create_classifier", reads_values)
+    model = train_module.dry_run_model(ClassifyConfig(model="test_resnet"))
+    assert next(model.parameters()).device.type == "cpu"

@@ -296,7 +296,7 @@ def test_option_builds_fields_with_fresh_list_defaults_and_required_ones():
         option(1, "x", mininum=0, zz=1)
     assert str(err.value) == ("option(): unknown keyword(s) mininum, zz; valid: min, max, "
                               "min_exclusive, max_exclusive, finite, flags, positional, nargs, "
-                              "repeat, nothing, metavar, group, bare, ranges")
+                              "repeat, nothing, metavar, group, bare, ranges, check")
 
 
 @pytest.mark.parametrize("spec, raw, want", [

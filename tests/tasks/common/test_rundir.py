@@ -130,3 +130,62 @@ def test_a_run_saves_its_paths_absolute(tmp_path, monkeypatch):
     for name in ("resnet18", "hf-hub:timm/resnet18.a1_in1k"):  # names, not paths: kept
         assert absolute_paths({"model": name}) == {"model": name}
     assert absolute_paths({"model": "local-dir:m"}) == {"model": f"local-dir:{tmp_path / 'm'}"}
+
+
+EXPECTED = "(expected a folder holding config.json and checkpoints/)"
+IS_FILE = f"is a file, not a run folder {EXPECTED}"
+CHECKPOINT = "run/checkpoints/step_00000400.pt"
+# program, argv before RUN, after it, where argparse names RUN ("argument RUN: "), what a
+# checkpoint is given as
+RUN_COMMANDS = {
+    "gan eval": ("gan", [], "", "gan eval run --checkpoint step_00000400.pt"),
+    "gan sample": ("gan", [], "", "gan sample run --checkpoint step_00000400.pt"),
+    "classify eval": ("classify eval", ["--attacks", "none"], "argument RUN: ",
+                      f"run; or, for one no robustrep run wrote, --model NAME --checkpoint "
+                      f"{CHECKPOINT}"),
+    "ood score": ("ood score", ["--detectors", "MaxSoftmax"], "argument RUN: ",
+                  f"run; or, for one no robustrep run wrote, --model NAME --checkpoint "
+                  f"{CHECKPOINT}"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(RUN_COMMANDS))
+def test_a_run_that_is_no_folder_is_named_for_what_it_is(command, tmp_path, monkeypatch,
+                                                         capsys):
+    """Was: "... is not a robustrep run folder: no config.json" for a path that does not exist
+    (gan), and for a file "cannot use --out FILE/eval: FILE is a file" (classify eval, ood
+    score, gan sample), as if --out had been given."""
+    from ..test_user_errors import run_main
+    program, flags, argument, use = RUN_COMMANDS[command]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / CHECKPOINT).write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("mine")
+    missing = "RUN missing does not exist " + EXPECTED
+    for run, error in (("missing", f"robustrep {program.split()[0]}: error: {missing}"),
+                       (CHECKPOINT, f"{argument}{CHECKPOINT} {IS_FILE}; for a checkpoint "
+                                    f"give its run folder: {use}"),
+                       ("notes.txt", f"{argument}notes.txt {IS_FILE}")):
+        code, err = run_main([*command.split(), run, *flags, "--quiet"], capsys)
+        assert code == 2 and err.count("\n") == 1, err
+        assert error in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "checkpoints", "notes.txt", "run", "step_00000400.pt"]  # nothing written
+
+
+def test_read_config_names_a_missing_path_or_a_file(tmp_path):
+    # Was: "X is not a robustrep run folder: no config.json" for both
+    with pytest.raises(RunFolderError, match=rf"^{tmp_path / 'gone'} does not exist \(expected "
+                                             r"a folder holding config.json"):
+        RunDir(tmp_path / "gone").read_config()
+    ckpt = tmp_path / "run" / "checkpoints" / "latest.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    with pytest.raises(RunFolderError, match=rf"^{ckpt} is a file, not a run folder \(expected "
+                                             rf"a folder holding config.json and checkpoints/\); "
+                                             rf"for a "
+                                             rf"checkpoint give its run folder: "
+                                             rf"{tmp_path / 'run'}$"):
+        RunDir(ckpt).read_config()
+    with pytest.raises(FileNotFoundError, match="not a robustrep run folder: no config.json"):
+        RunDir(tmp_path / "run").read_config()

@@ -71,3 +71,34 @@ def test_options_of_a_method_not_in_reg_are_refused():
     cfg = ClassifyConfig(reg="cutmix", reg_options={"mixup": {"partner": "flip"}})
     with pytest.raises(ConfigError, match="mixup, which --reg does not list"):
         build_regularizers(cfg)
+
+
+LSUN_ACCEPTED = ("accepted: CATEGORY_SPLIT names, comma-separated (CATEGORY: bedroom, bridge, "
+                 "church_outdoor, classroom, conference_room, dining_room, kitchen, living_room, "
+                 "restaurant, tower; SPLIT: train, val, test; e.g. church_outdoor_train), or one "
+                 "SPLIT alone (that split of every category)")
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+@pytest.mark.parametrize("classes, error", [
+    ("church_train", f"--lsun-classes: 'church_train' is no LSUN database; {LSUN_ACCEPTED}"),
+    ("bedroom_train,train", f"--lsun-classes: 'train' is no LSUN database; {LSUN_ACCEPTED}"),
+    ("bedroom_train,tower_val,bedroom_train", "--lsun-classes names bedroom_train twice; its "
+                                              "images would be read twice, under two labels"),
+])
+def test_lsun_classes_are_checked_with_the_options(program, classes, error, tmp_path, capsys):
+    """Was: checked by torchvision's reader once the data was built ("Unknown value 'church'
+    for LSUN class", naming no option); now refused with the options, before the data root
+    (here missing) is looked at or a run folder made, in --config files too."""
+    from robustrep.tasks.cli import main
+    flags = ["--dataset", "lsun", "--data-root", str(tmp_path / "nowhere"), "--quiet"]
+    assert main([program, "train", *flags, "--lsun-classes", classes,
+                 "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"robustrep {program}: error: {error}\n"
+    (tmp_path / "c.json").write_text(json.dumps({"lsun_classes": classes}))
+    assert main([program, "train", *flags, "--config", str(tmp_path / "c.json"), "--dry-run"]) == 2
+    assert error in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+    for valid in ("church_outdoor_train,bedroom_val", " test "):
+        assert main([program, "train", *flags, "--lsun-classes", valid, "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["lsun_classes"] == valid

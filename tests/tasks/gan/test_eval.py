@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -213,6 +214,54 @@ def test_cifar_format_trains_and_eval_needs_inception(tiny_cfg, tmp_path, monkey
     torch.save({"fc.weight": torch.zeros(3, 3)}, bad)
     assert main(["gan", "eval", str(run), "--inception-weights", str(bad)]) == 2
     assert "does not fit the FID Inception" in capsys.readouterr().err
+
+
+TINY_TRAIN = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
+              "--batch-size", "8", "--steps", "1", "--device", "cpu", "--quiet"]
+ACTS_ON_NOTHING = ("--inception-weights applies only with the Inception FID features "
+                   "(--fid-features inception; these are digits{}); drop it or set that option")
+
+
+def test_inception_weights_missing_or_acting_on_nothing_are_refused_first(digits_run, tmp_path,
+                                                                          capsys):
+    """Was: on the digits network (the digits default) a missing --inception-weights FILE was
+    accepted by gan train and gan eval without a word, exit 0."""
+    missing = tmp_path / "none.pth"
+    gone = ("robustrep gan: error: --inception-weights {} does not exist; give the file "
+            "pt_inception-2015-12-05-6726825d.pth (or leave the option out: "
+            "$ROBUSTREP_INCEPTION, else robustrep's cached copy)\n")
+    run = tmp_path / "run"
+    cases = [  # (argv, the error)
+        (["gan", "train", "--out", str(run), *TINY_TRAIN, "--inception-weights", str(missing)],
+         ACTS_ON_NOTHING.format(", the default for dataset digits")),
+        (["gan", "train", "--out", str(run), *TINY_TRAIN, "--inception-weights", str(missing),
+          "--fid-features", "inception"], gone.format(missing)),
+        (["gan", "train", "--resume", str(digits_run), "--steps", "3", "--inception-weights",
+          str(tmp_path)], ACTS_ON_NOTHING.format(", the default for dataset digits")),
+        (["gan", "eval", str(digits_run), "--inception-weights", str(missing)],
+         ACTS_ON_NOTHING.format(", the default for dataset digits")),
+        (["gan", "eval", str(digits_run), "--inception-weights", str(missing), "--fid-features",
+          "inception", "--out", str(tmp_path / "e.json")], gone.format(missing)),
+        (["gan", "eval", str(digits_run), "--inception-weights", str(tmp_path), "--fid-features",
+          "inception", "--out", str(tmp_path / "e.json")],
+         gone.format(tmp_path).replace("does not exist", "is a folder")),
+    ]
+    # a run scored on Inception (its own file was not kept): a resume names the missing one
+    inception_run = shutil.copytree(digits_run, tmp_path / "inception-run")
+    saved = json.loads((inception_run / "config.json").read_text())
+    (inception_run / "config.json").write_text(json.dumps({**saved, "fid_features": "inception"}))
+    cases.append((["gan", "train", "--resume", str(inception_run), "--steps", "3",
+                   "--inception-weights", str(missing)], gone.format(missing)))
+    before = {p: p.stat().st_mtime_ns for p in (*digits_run.rglob("*"),
+                                                *inception_run.rglob("*"))}
+    for argv, error in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err == (error if error.startswith("robustrep") else
+                       f"robustrep gan: error: {error}\n"), (argv, err)
+    assert list(tmp_path.iterdir()) == [inception_run]  # no run folder, no record
+    assert {p: p.stat().st_mtime_ns for p in (*digits_run.rglob("*"),
+                                              *inception_run.rglob("*"))} == before
 
 
 def test_image_folder_64(tiny_cfg, tmp_path):

@@ -150,14 +150,32 @@ def test_network_options_beside_statistics_are_checked_before_any_network(images
         f"robustrep gan: error: {stats} and {stats} hold statistics of digits, not of "
         f"--fid-features inception: FIDs compare only within one network (drop "
         f"--fid-features)\n")
-    assert main(["gan", "fid", str(stats), str(stats), "--inception-weights", "w.pth"]) == 2
+    weights = tmp_path / "w.pth"  # there (a missing file is refused first), never read
+    weights.write_bytes(b"not a weights file")
+    assert main(["gan", "fid", str(stats), str(stats), "--inception-weights", str(weights)]) == 2
     assert "--inception-weights loads the network" in capsys.readouterr().err
     assert run_fid(stats, stats)["fid"] == pytest.approx(0, abs=1e-4)  # digits: as recorded
     assert main(["gan", "fid", str(tmp_path / "a.npy"), str(stats), "--fid-features",
-                 "inception", "--inception-weights", str(tmp_path / "none.pth")]) == 2
+                 "inception", "--inception-weights", str(weights)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds statistics of the feature network digits, but " \
         "--fid-features inception was asked" in err
+
+
+def test_inception_weights_missing_or_acting_on_nothing_are_refused(images, tmp_path, capsys):
+    # Was: with --fid-features digits a missing --inception-weights FILE was accepted, exit 0
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    a, missing = str(tmp_path / "a.npy"), tmp_path / "none.pth"
+    assert main(["gan", "fid", a, a, "--fid-features", "digits", "--inception-weights",
+                 str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep gan: error: --inception-weights applies only with the Inception FID "
+        "features (--fid-features inception; these are digits); drop it or set that option\n")
+    assert main(["gan", "fid", a, a, "--inception-weights", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan: error: --inception-weights {missing} does not exist; give the file "
+        f"pt_inception-2015-12-05-6726825d.pth (or leave the option out: $ROBUSTREP_INCEPTION, "
+        f"else robustrep's cached copy)\n")
 
 
 def test_options_may_stand_between_a_and_b(images, tmp_path, capsys):

@@ -87,11 +87,12 @@ def test_a_run_saved_with_unused_options_still_loads_and_resumes(tiny_cfg, tmp_p
     assert saved["reg"] == "none" and saved["dataset"] == "digits"
     # earlier versions accepted (and ignored) these
     saved.update(mix_alpha=0.5, lsun_classes="bedroom_train", gp_weight=10.0, data_root="d",
-                 rp_num_views=12)  # every preset run recorded its RP-GAN K
+                 rp_num_views=12,  # every preset run recorded its RP-GAN K
+                 inception_weights="gone.pth")  # on the digits network it acted on nothing
     (run / "config.json").write_text(json.dumps(saved))
     cfg = run_config(run)
     assert (cfg.mix_alpha, cfg.lsun_classes, cfg.gp_weight, cfg.data_root,
-            cfg.rp_num_views) == (None,) * 5
+            cfg.rp_num_views, cfg.inception_weights) == (None,) * 6
     assert main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
 
 

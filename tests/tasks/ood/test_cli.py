@@ -67,6 +67,28 @@ def test_score_removes_the_temp_files_a_killed_call_left_in_its_folder(fake_run,
     assert not any(p.exists() for p in stale) and (out / "results.json").is_file()
 
 
+@pytest.mark.parametrize("argv", [
+    ["ood", "score"],  # was: "give a run folder RUN, or --model NAME ..."
+    ["ood", "score", "--model", "test_resnet"],  # was: "--model needs its weights: ..."
+    ["ood", "bench", "--regs", "nope", "--out", "notes.txt"],  # was: --regs's, --out's
+    ["ood", "bench", "--seeds", "0", "0"],  # was: "--seeds: seed 0 is given twice"
+])
+def test_detector_names_are_checked_before_the_command_begins(argv, tmp_path, monkeypatch,
+                                                              capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    for detectors, error in (("MaxSoftmax,Nope", "unknown detector 'Nope'; valid detectors "
+                                                 "(pytorch-ood "),
+                             ("KNN,,ODIN", "--detectors must be detector names separated by "
+                                           "commas, or all; got 'KNN,,ODIN' (an empty item)")):
+        assert main([*argv, "--detectors", detectors, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"robustrep ood: error: {error}") and err.count("\n") == 1, err
+    assert main([*argv, "--detectors", "KNN", "--param", "KNN.kk=1", "--quiet"]) == 2
+    assert "KNN has no settable parameter 'kk'" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_errors_are_clear(fake_run, tmp_path, capsys):
     assert main(["ood", "score", str(fake_run), "--detectors", "Nope", "--quiet"]) == 2
     assert "unknown detector 'Nope'" in capsys.readouterr().err
