@@ -27,7 +27,8 @@ from robustrep.tasks.common.weights import model_options
 
 from robustrep.tasks.common.regularizers import add_regularizer_args
 
-from .config import OPTION_FIELDS, PRESETS, ClassifyConfig, EvalOptions, TrainOptions
+from .config import (OPTION_FIELDS, PRESETS, ClassifyConfig, EvalOptions, TrainOptions,
+                     flags_decide_lengths, lengths_given_once)
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -69,15 +70,18 @@ def add_parser(subparsers, name: str, summary: str,
 
 def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(ClassifyConfig, args)
+    lengths_given_once(overrides)
     resume = run_to_resume(args)
     if resume is not None:
         from .train import config_for_resume
         cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
-    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg)):
+        cfg = flags_decide_lengths(cfg, overrides)
+    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg, fresh=resume is None)):
         return 0
-    check_stop_after(args.stop_after, 0, cfg.steps)
+    if resume is not None or cfg.epochs is None:  # else known once the data is read (train)
+        check_stop_after(args.stop_after, 0, cfg.steps)
     from robustrep.tasks.common.rundir import default_run_path
 
     from .train import train
@@ -100,19 +104,21 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run_checks(cfg: ClassifyConfig) -> None:
+def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True) -> None:
     """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
     the regularizers built with their options, the model built as the run builds it (on the
     meta device, without its pretrained weights: an option the timm model does not take is
     refused here) with the optimizer over its parameters, and the built-in digits with their
     classes and channels. Other data is scanned when the run starts, which a dry run should not
-    wait for; a hub model (its config is on the hub) is built then too."""
+    wait for; a hub model (its config is on the hub) is built then too. ``fresh`` (not a
+    resume): ``--epochs`` and ``--warmup-epochs`` are converted to steps as the run will
+    (:func:`_dry_run_lengths`)."""
     from robustrep.tasks.common.weights import HUB_PREFIX
 
     from torch import nn
 
     from .train import build_optimizer, build_regularizers, dry_run_model
-    build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
+    regs = build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
     try:
         data = None
         if cfg.dataset == "digits":
@@ -130,6 +136,33 @@ def _dry_run_checks(cfg: ClassifyConfig) -> None:
     except ConfigError as err:  # one for the GPU the config names: not this machine's to say
         if cfg.device == "cpu" or "CUDA" not in str(err):
             raise
+    if fresh:
+        _dry_run_lengths(cfg, data, getattr(regs.get("adversarial inputs"), "replays", 1))
+
+
+def _dry_run_lengths(cfg: ClassifyConfig, data: Any, replays: int) -> None:
+    """The steps of ``--epochs``/``--warmup-epochs`` in the printed config where the dry run has
+    read the data (the built-in digits), as the run converts them; elsewhere they are null and a
+    note on stderr says they are counted when the run reads the data. (No note with the digits:
+    ``ood bench`` reads the dry run's output, both streams, as the config's JSON.)"""
+    import sys
+
+    from .config import EPOCHS_OF
+    given = [f for f, e in EPOCHS_OF.items() if getattr(cfg, e) is not None]
+    if not given:
+        return
+    if data is None:
+        said = ", ".join(cfg.length_text(f).split(" (")[0] for f in given)
+        for field in given:
+            setattr(cfg, field, None)  # printed as null: not the placeholder the run replaces
+        print(f"note: {said}: counted in steps when the run reads the {cfg.dataset} data (its "
+              f"size decides the batches per epoch); the printed {' and '.join(given)} are null",
+              file=sys.stderr)
+        return
+    from robustrep.tasks.common.batches import check_global_batch
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    check_global_batch(data.train_size, cfg.batch_size, world)
+    cfg.resolve_epochs(data.train_size, world, replays)
 
 
 def _default(name: str) -> Any:

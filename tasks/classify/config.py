@@ -2,14 +2,14 @@
 
 Every field default is the real default, stated once; a preset overrides some of them and the
 command line overrides the preset (see :mod:`robustrep.tasks.common.config`). The resolved config,
-with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``) filled in, is what
-``config.json`` of a run folder holds and what
+with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``, and the ``steps``
+of ``--epochs``) filled in, is what ``config.json`` of a run folder holds and what
 :func:`robustrep.tasks.common.classifier.load_run` reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
@@ -91,7 +91,13 @@ class ClassifyConfig:
                                     "(0: evaluate on the test split)", **BETA)
     workers: int = shared("workers")
     # optimisation
-    steps: int = _opt(300, "optimizer steps", min=1)
+    steps: int = _opt(300, "optimizer steps (or --epochs)", min=1)
+    epochs: int | None = _opt(None, "train for N passes over the training set instead of "
+                                    "--steps (timm's --epochs): ceil(N x batches per pass / "
+                                    "grad_accum) steps, a pass being the sampler's (train "
+                                    "images // (batch_size x processes) batches, the last "
+                                    "partial one dropped, as timm's loader); computed when the "
+                                    "data is read and saved as steps", min=1)
     batch_size: int = _opt(64, "batch size per process", min=1)
     grad_accum: int = _opt(1, "batches whose gradients each optimizer step sums (timm's "
                               "--grad-accum-steps): the step's batch is batch_size x grad_accum "
@@ -130,9 +136,14 @@ class ClassifyConfig:
     min_lr: float | None = _opt(None, "--schedule cosine only: the learning rate it decays to "
                                       "(timm's --min-lr; default 0)", **NONNEG)
     warmup_steps: int = _opt(0, "linear warm-up steps", **NONNEG)
-    warmup_lr: float | None = _opt(None, "--warmup-steps > 0 only: the learning rate the warm-up "
-                                         "starts from (timm's --warmup-lr, its scheduler's "
-                                         "warmup_lr_init); default --lr / --warmup-steps",
+    warmup_epochs: int | None = _opt(None, "the warm-up in passes over the training set "
+                                           "instead of --warmup-steps (timm's "
+                                           "--warmup-epochs), converted as --epochs",
+                                     **NONNEG)
+    warmup_lr: float | None = _opt(None, "--warmup-steps (--warmup-epochs) > 0 only: the "
+                                         "learning rate the warm-up starts from (timm's "
+                                         "--warmup-lr, its scheduler's warmup_lr_init); "
+                                         "default --lr / --warmup-steps",
                                    **NONNEG)
     label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
@@ -194,9 +205,8 @@ class ClassifyConfig:
             raise ConfigError(f"--warmup-lr {self.warmup_lr:g} is not below --lr {self.lr:g}: "
                               f"the warm-up rises from --warmup-lr to --lr")
         self._check_betas()
-        if self.warmup_steps and self.warmup_steps >= self.steps:
-            raise ConfigError(f"--warmup-steps {self.warmup_steps} is not below --steps "
-                              f"{self.steps}: the learning rate would never reach --lr")
+        if self.epochs is None and self.warmup_epochs is None:  # else once they are steps
+            self.check_warmup()
         if self.classes is not None:
             given = [int(c) for c in self.classes]
             twice = sorted({c for c in given if given.count(c) > 1})
@@ -209,6 +219,32 @@ class ClassifyConfig:
             if len(self.classes) < 2:  # one label: the loss is zero from step 1, nothing learnt
                 raise ConfigError(f"--classes needs at least two labels (e.g. 0,1); got "
                                   f"{self.classes}")
+
+    def check_warmup(self) -> None:
+        """The warm-up ends before the run does (in the user's words: steps or epochs)."""
+        if self.warmup_steps and self.warmup_steps >= self.steps:
+            raise ConfigError(f"{self.length_text('warmup_steps')} is not below "
+                              f"{self.length_text('steps')}: the learning rate would never reach "
+                              f"--lr")
+
+    def length_text(self, field: str) -> str:
+        """``--steps 300``, or ``--epochs 3 (84 steps)`` for a length given in epochs."""
+        epochs = getattr(self, EPOCHS_OF[field])
+        steps = getattr(self, field)
+        if epochs is None:
+            return f"--{field.replace('_', '-')} {steps}"
+        return f"--{EPOCHS_OF[field].replace('_', '-')} {epochs} ({steps} steps)"
+
+    def resolve_epochs(self, train_size: int, world_size: int = 1, replays: int = 1) -> None:
+        """``--epochs`` and ``--warmup-epochs`` as optimizer steps, once the training set's size
+        is known (before the run folder is made; config.json saves both, so a resume keeps the
+        steps). ``replays``: the steps each batch takes (free adversarial training)."""
+        for field, epochs_field in EPOCHS_OF.items():
+            epochs = getattr(self, epochs_field)
+            if epochs is not None:
+                setattr(self, field, epochs_to_steps(epochs, train_size, self.batch_size,
+                                                     world_size, self.grad_accum, replays))
+        self.check_warmup()
 
     def _check_linf_eps(self) -> None:
         adversarial = [n for n in self.regularizers() if "eps" in OPTION_FIELDS.get(n, {})]
@@ -252,6 +288,42 @@ class ClassifyConfig:
     def regularizers(self) -> list[str]:
         """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
         return parse_regularizers(self.reg)
+
+
+# The lengths a run may give in passes over the data (timm's train.py's) instead of steps.
+EPOCHS_OF = {"steps": "epochs", "warmup_steps": "warmup_epochs"}
+
+
+def epochs_to_steps(epochs: int, train_size: int, batch_size: int, world_size: int = 1,
+                    grad_accum: int = 1, replays: int = 1) -> int:
+    """Optimizer steps of ``epochs`` passes over ``train_size`` images. A pass is the sampler's
+    epoch (``tasks/common/batches.py`` ``StepBatches``): ``train_size // (batch_size x
+    world_size)`` batches, each image in at most one of them, the last partial batch dropped
+    (timm's training loader, ``drop_last=True``, has the same ``len(loader)``). Each batch takes
+    ``replays`` sampler steps and an update takes ``grad_accum`` of them; a last update that
+    the passes do not fill takes its remaining batches from the next pass (ceil), as timm's
+    ``updates_per_epoch`` rounds up."""
+    batches = train_size // (batch_size * world_size) * replays
+    return -(-epochs * batches // grad_accum)
+
+
+def lengths_given_once(overrides: dict[str, Any]) -> None:
+    """A length given both in steps and in epochs on one command line is refused."""
+    for field, epochs_field in EPOCHS_OF.items():
+        if overrides.get(field) is not None and overrides.get(epochs_field) is not None:
+            flags = [f"--{f.replace('_', '-')}" for f in (field, epochs_field)]
+            raise ConfigError(f"{flags[0]} and {flags[1]} are two ways to give one length: "
+                              f"give {flags[0]} (optimizer steps) or {flags[1]} (passes over "
+                              f"the training set), not both")
+
+
+def flags_decide_lengths(cfg: ClassifyConfig, overrides: dict[str, Any]) -> ClassifyConfig:
+    """``cfg`` with the command line's ``--steps`` (``--warmup-steps``) deciding over a config
+    file's epochs, as every flag decides over the file; the file's steps give way to
+    ``--epochs`` by themselves (epochs set the steps when the data is read)."""
+    cleared = {epochs_field: None for field, epochs_field in EPOCHS_OF.items()
+               if overrides.get(field) is not None and getattr(cfg, epochs_field) is not None}
+    return replace(cfg, **cleared) if cleared else cfg
 
 
 # The multistep schedule's defaults: the UoS / AdaptiveMix recipe multiplies the lr by 0.2 at
@@ -327,7 +399,8 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
                           f"{values.get('reg')!r})", []).append("mix_switch_prob")
     if values.get("wd_all") and values.get("weight_decay") == 0:  # no decay to spread
         unused.setdefault("--weight-decay > 0 (weight_decay is 0)", []).append("wd_all")
-    if values.get("warmup_lr") is not None and not values.get("warmup_steps"):  # no warm-up
+    if values.get("warmup_lr") is not None and not values.get("warmup_steps") \
+            and not values.get("warmup_epochs"):  # no warm-up
         unused.setdefault("--warmup-steps > 0 (warmup_steps is 0)", []).append("warmup_lr")
     for need, fields in _unused_optimizer_args(values).items():
         unused.setdefault(need, []).extend(fields)

@@ -72,7 +72,7 @@ from robustrep.tasks.common.regularizers import (build_places, checked_feature_t
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
-from .config import OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
+from .config import EPOCHS_OF, OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
 from .data import augment, build_datasets, eval_loader, train_batches
 from .policies import BatchPolicies
 
@@ -318,7 +318,9 @@ def clean_accuracy(model: nn.Module, batches, device: torch.device, amp: str = "
 class Trainer(TrainerBase):
     """Holds the state of one run; :meth:`fit` trains from the current step to ``cfg.steps``."""
 
-    resumable = RESUMABLE
+    # the epochs follow --steps on resume (config_for_resume clears them), so a checkpoint's may
+    # differ from config.json's; --epochs itself is refused there
+    resumable = RESUMABLE + tuple(EPOCHS_OF.values())
     saved_config = staticmethod(saved_config)
 
     @property
@@ -349,6 +351,9 @@ class Trainer(TrainerBase):
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
         regs = build_regularizers(cfg)
+        if not resume:  # --epochs in steps, now the data's size is known; a resume keeps its own
+            cfg.resolve_epochs(len(self.train_set), info.world_size,
+                               getattr(regs.get("adversarial inputs"), "replays", 1))
         self.task = build_task(cfg, self.model, cfg.num_classes, regs).to(self.device)
         self.opt, self.sched = build_optimizer(cfg, self.model)
         self.policies = (BatchPolicies(cfg.aa, cfg.reprob, cfg.image_size, cfg.mean, cfg.std)
@@ -556,6 +561,8 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     latest = check_run_folder(run.path, resume)
     # builds (and scans) the data before the folder is made
     trainer = Trainer(cfg, run, info, resume=resume)
+    if not resume:  # the length may have come from --epochs just now
+        check_stop_after(stop_after, 0, cfg.steps)
     if info.is_main:  # the config has the data's fields now
         trainer.lock = open_run(run, to_dict(cfg), resume, cfg.log)
     try:
@@ -601,13 +608,35 @@ def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> Classi
     saved = RunDir(Path(run_path)).read_config()
     check_run_program(saved, ClassifyConfig, run_path, "classify")
     saved = saved_config(saved)
+    _keep_epochs(saved, overrides, run_path)
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
+    for field, epochs_field in EPOCHS_OF.items():
+        if merged.get(field) != saved.get(field):  # --steps on resume: the length is in steps
+            merged[epochs_field] = None
     # every saved value checked, an unknown key refused, as gan train --resume does: a damaged
     # config.json is named, never half-read into a different run
     cfg = from_dict(ClassifyConfig, merged, source=f"{Path(run_path) / 'config.json'}")
+    cfg.check_warmup()  # its saved steps: what epochs gave them are not derived again
     if (cfg.weight_decay > 0) != ((saved.get("weight_decay") or 0) > 0):
         # timm groups the parameters by decay only when there is some: the saved optimizer
         # state would not fit the other grouping
         raise ConfigError(f"--weight-decay cannot change between 0 and > 0 on resume (the run "
                           f"has {saved.get('weight_decay')}); keep it at zero or above zero")
     return cfg
+
+
+def _keep_epochs(saved: dict[str, Any], overrides: dict[str, Any], run_path: str | Path) -> None:
+    """``--epochs`` (``--warmup-epochs``) other than a run's own is refused on resume: the run's
+    length is saved in steps, which a resume keeps (a function of the step alone); ``--steps``
+    changes it."""
+    for field, epochs_field in EPOCHS_OF.items():
+        given = overrides.get(epochs_field)
+        if given is None or given == saved.get(epochs_field):
+            continue
+        flag, steps_flag = (f"--{f.replace('_', '-')}" for f in (epochs_field, field))
+        was = saved.get(epochs_field)
+        per = (f"; about {saved[field] / was:g} steps per epoch" if was else "")
+        raise ConfigError(f"{flag} {given}: {run_path} keeps its {field.replace('_', ' ')} on "
+                          f"resume ({saved.get(field)}"
+                          f"{f', from {flag} {was}' if was is not None else ''}){per}; give "
+                          f"{steps_flag} N to change it")
