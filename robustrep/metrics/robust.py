@@ -95,10 +95,12 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
         steps, step_size: PGD's iteration count and step (``2.5 * eps / steps`` by default).
         batch_size: samples per forward/attack batch.
         seed: seeds AutoAttack's attacks and PGD's random starts; same seed, same result.
-        progress: called after each batch an AutoAttack component attacked, with ``attack``
-            (the component), ``done`` and ``total`` (samples of this component; only samples
-            still robust enter it), ``robust`` (samples robust so far, of ``n``) and
-            ``eta_s`` (seconds left in this component, from its pace so far).
+        progress: called after each batch an AutoAttack component attacked, and every few
+            seconds inside one, with ``attack`` (the component), ``done`` and ``total``
+            (samples of this component; only samples still robust enter it; inside a batch
+            ``done`` is fractional, the batch's share estimated from the model calls made),
+            ``robust`` (samples robust so far, of ``n``; known after each batch) and ``eta_s``
+            (seconds left in this component, from its pace so far).
     """
     check_choice("attack", attack, ATTACKS)
     norm = _check_norm(norm)
@@ -208,31 +210,80 @@ def _component_name(part: str, component: Any) -> str:
     return {"apgd_targeted": "apgd-t"}.get(part, part)
 
 
+REPORT_EVERY_S = 5.0  # at most one report from inside a batch in this many seconds
+
+
+def _calls_per_batch(part: str, component: Any) -> int:
+    """The model calls one ``perturb`` of ``component`` makes on a batch when no sample is fooled
+    before the last iteration (read off pyautoattack 0.2's loops; fewer when all are fooled):
+    one clean forward, then per run (restart, or target class times restart) APGD its start
+    and ``n_iter`` steps (APGD-T one more forward to pick the target); FAB two per iteration (a
+    gradient, then the prediction), a clean prediction before and a check after (targeted, one
+    more forward to pick the target); Square its start, ``n_queries`` queries and a check."""
+    if part == "apgd":
+        return 1 + component.n_restarts * (component.n_iter + 1)
+    if part == "apgd_targeted":
+        return 1 + component.n_target_classes * component.n_restarts * (component.n_iter + 2)
+    if part == "fab":
+        targets = component.n_target_classes if component.targeted else 1
+        run = 2 * component.n_iter + (3 if component.targeted else 2)
+        return 1 + targets * component.n_restarts * run
+    return 1 + component.n_restarts * (component.n_queries + 2)  # square
+
+
 def _report_batches(adversary: Any, model: nn.Module, device: torch.device,
-                    progress: Callable[[dict[str, Any]], None], robust: int, n: int) -> None:
-    """Wrap each AutoAttack component's ``perturb`` (called once per batch of samples still
-    robust) to call ``progress`` after it: pyautoattack reports nothing while it runs."""
-    state = {"attack": None, "robust": robust}
+                    progress: Callable[[dict[str, Any]], None], robust: int, n: int,
+                    clock: Callable[[], float] = time.monotonic) -> None:
+    """Call ``progress`` after each batch an AutoAttack component attacked and, at most every
+    :data:`REPORT_EVERY_S` seconds, from inside the batch: pyautoattack reports nothing while it
+    runs, and one ``perturb`` call (one batch of the samples still robust) of FAB-T (9 targets x
+    100 iterations) or Square (5000 queries) takes many minutes on a CPU.
+
+    Each component's ``perturb`` is wrapped to count the samples it fooled, and its model
+    callable (``model`` in APGD, ``predict`` in FAB and Square) to count its calls: inside a
+    batch, ``done`` adds the batch's share estimated as the calls so far over
+    :func:`_calls_per_batch` (at most 0.99: a batch is done when ``perturb`` returns). The
+    wrappers only count and read the clock (no tensor, no random draw): the attack computes
+    exactly what the unwrapped one does."""
+    state: dict[str, Any] = {"attack": None, "robust": robust, "last": clock()}
+
+    def report(done: float) -> None:
+        state["last"] = now = clock()
+        pace = (now - state["start"]) / done if done > 0 else 0.0
+        progress({"attack": state["attack"], "done": done, "total": state["total"],
+                  "robust": state["robust"], "n": n,
+                  "eta_s": pace * max(0.0, state["total"] - done)})
 
     def wrap(part: str, component: Any) -> None:
         perturb = component.perturb
+        attr = "model" if part.startswith("apgd") else "predict"
+        forward = getattr(component, attr)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            out = forward(*args, **kwargs)
+            state["calls"] += 1
+            if clock() - state["last"] >= REPORT_EVERY_S:
+                share = min(state["calls"] / state["expected"], 0.99)
+                report(state["done"] + share * state["batch"])
+            return out
 
         def perturb_and_report(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
             name = _component_name(part, component)
             if state["attack"] != name:  # a new component starts on the samples still robust
-                state.update(attack=name, done=0, total=state["robust"], start=time.monotonic())
+                state.update(attack=name, done=0, total=state["robust"], start=clock())
+            # read here: AutoAttack sets FAB's targeted and restarts just before the call
+            state.update(calls=0, batch=int(y.shape[0]),
+                         expected=_calls_per_batch(part, component))
             adv = perturb(x, y, *args, **kwargs)
             with torch.no_grad():
                 fooled = int((_predict_logits(model, adv, device).argmax(1) != y.to(device))
                              .sum())
-            state["done"] += int(y.shape[0])
+            state["done"] += state["batch"]
             state["robust"] -= fooled
-            pace = (time.monotonic() - state["start"]) / state["done"]
-            progress({"attack": name, "done": state["done"], "total": state["total"],
-                      "robust": state["robust"], "n": n,
-                      "eta_s": pace * max(0, state["total"] - state["done"])})
+            report(state["done"])
             return adv
         component.perturb = perturb_and_report
+        setattr(component, attr, counted)
 
     for part in ("apgd", "apgd_targeted", "fab", "square"):
         wrap(part, getattr(adversary, part))
@@ -251,17 +302,36 @@ def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
     return list(_AA_STANDARD), ""
 
 
+# Sample-steps one iteration (PGD step, APGD/FAB iteration, Square query) costs per sample, a
+# sample-step being the time of one forward+backward of one sample to its input with the weights
+# frozen (what tasks/classify/evaluate.py times, on a batch of 32). Measured on this project's
+# 2-core Intel Xeon CPU (shared: 1 thread, CPU seconds, median of 3-5 repeats of (T(k_hi) -
+# T(k_lo)) / (k_hi - k_lo) per sample, eps 1e-4 so that no sample is fooled), for timm resnet10t
+# on 1x32x32 (the digits default) / timm test_resnet 3x32x32 / wrn16_2 3x32x32:
+#   PGD 0.99 / 1.23 / 1.09; APGD-CE 1.13 / 1.24 / 1.03; APGD-T 1.11 / 1.42 / 1.01 (per target);
+#   FAB-T 1.78 / 2.86 / 1.62 (per target: a gradient, a second forward and the projection);
+#   Square 0.52 / 0.56 / 0.42 (a forward and its bookkeeping; a bare forward is 0.48 / 0.46 /
+#   0.40). Rounded up, with room for attack batches of 256, slower per sample than the timed 32
+# (1.5x for wrn16_2; 0.8x for resnet10t): the estimate stays an upper one. The costs before
+# (1 per iteration, 1/3 per query) were exceeded about 3x by a CPU run. Tiny models (an MLP on
+# 3x4x4) are all per-call overhead, 4-19 sample-steps an iteration at a batch of 32, beyond this
+# estimate, but they take seconds on 500 samples, far below the two minutes that print it.
+_COST = {"pgd": 1.25, "apgd": 1.5, "fab": 3.0, "square": 0.75}
+
+
 def attack_steps(attack: str, n_classes: int, steps: int = 20) -> dict[str, float]:
-    """The gradient steps one sample costs in each part of ``attack``, in the order they run:
-    PGD ``steps``, FGSM 1; AutoAttack's standard components (Croce & Hein 2020;
-    fra31/auto-attack) APGD-CE 100 iterations, APGD-T and FAB-T 100 per target class
-    (``min(9, n_classes - 1)``), Square 5000 queries counted as 1/3 step each (forward only).
-    AutoAttack's are for a sample still robust when its component starts (fooled ones leave)."""
+    """The sample-steps (the time of one gradient step on one sample) one sample costs in each
+    part of ``attack``, in the order they run, from the measured cost of an iteration of each
+    (``_COST``): PGD ``steps`` steps, FGSM one step and two forwards (clean and checked);
+    AutoAttack's standard components (Croce & Hein 2020; fra31/auto-attack) APGD-CE 100
+    iterations, APGD-T and FAB-T 100 per target class (``min(9, n_classes - 1)``), Square
+    5000 queries. AutoAttack's are for a sample still robust when its component starts (fooled
+    ones leave)."""
     if attack in ("pgd", "fgsm"):
-        return {attack: float(steps if attack == "pgd" else 1)}
+        return {attack: _COST["pgd"] * steps if attack == "pgd" else 2.0}
     targets = min(9, n_classes - 1)
-    cost = {"apgd-ce": 100.0, "apgd-t": 100.0 * targets, "fab-t": 100.0 * targets,
-            "square": 5000 / 3}
+    cost = {"apgd-ce": 100 * _COST["apgd"], "apgd-t": 100 * targets * _COST["apgd"],
+            "fab-t": 100 * targets * _COST["fab"], "square": 5000 * _COST["square"]}
     return {part: cost[part] for part in _aa_attacks(attack, n_classes)[0]}
 
 

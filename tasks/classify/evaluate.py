@@ -135,8 +135,9 @@ def adversarial_report(model: nn.Module, data: Iterable, attacks: Sequence[str],
 
 
 class AttackWork:
-    """The attacks' progress in sample-steps (one gradient step on one sample; Square's queries
-    count 1/3 each). Each attack plans its samples times its steps
+    """The attacks' progress in sample-steps (the time of one gradient step on one sample; each
+    part's iterations weighted by their measured cost, a Square query 0.75, a FAB-T iteration
+    3). Each attack plans its samples times its steps
     (:func:`robustrep.metrics.robust.attack_steps`); an AutoAttack component, once it starts,
     plans only the samples still robust, so the total shrinks as samples are fooled and the
     bar's estimate is the work left at the pace so far. (A count of attacks sat on one long
@@ -160,16 +161,19 @@ class AttackWork:
 
     def report(self, state: dict[str, Any]) -> None:
         """:func:`robust_accuracy`'s callback, after each batch an AutoAttack component
-        attacked."""
+        attacked and every few seconds inside one (``done`` fractional: the batch's share
+        estimated from its model calls, so the bar moves inside a batch of many minutes)."""
         key, part = self.todo[0], state["attack"]
         if part != self.part:  # a component starts, on the samples still robust
             self.part, self.before = part, self.work
         steps = self.plans[key]
         later = list(steps)[list(steps).index(part) + 1:]
-        self.work = self.before + state["done"] * steps[part]
-        self.left = ((state["total"] - state["done"]) * steps[part]
+        done = min(float(state["done"]), state["total"])
+        self.work = self.before + done * steps[part]
+        self.left = ((state["total"] - done) * steps[part]
                      + state["robust"] * sum(steps[p] for p in later))
-        self.bar.set_postfix({key: f"{part} {state['done']}/{state['total']}",
+        # whole samples: a batch's share shows in the bar's count, not as 37.4 samples
+        self.bar.set_postfix({key: f"{part} {math.floor(done)}/{state['total']}",
                               "robust": f"{state['robust']}/{state['n']}"}, refresh=False)
         self._show()
 
@@ -194,20 +198,45 @@ SLOW_SECONDS = 120.0  # estimates above this are printed before the attacks star
 
 def expected_attack_seconds(model: nn.Module, x: Tensor, device: torch.device,
                             jobs: list[tuple[str, str, int]], n_classes: int) -> float:
-    """Upper estimate of the attacks' seconds: one timed forward+backward per sample, times
-    the steps each attack takes (:func:`robustrep.metrics.robust.attack_steps`; every sample
-    counted in every AutoAttack component, though fooled ones leave)."""
+    """Upper estimate of the attacks' seconds: one timed gradient step per sample (forward and
+    backward to the input, the weights frozen as the attacks freeze them), times the
+    sample-steps each attack costs (:func:`robustrep.metrics.robust.attack_steps`, measured
+    costs; every sample counted in every AutoAttack component, though fooled ones leave)."""
     batch = x[:min(len(x), 32)].to(device).requires_grad_(True)
-    model(batch).sum().backward()  # warm-up (allocations, kernels)
-    times = []
-    for _ in range(5):  # the median: one timing on a busy machine was off by 60x either way
-        start = time.perf_counter()
-        model(batch).sum().backward()
-        times.append(time.perf_counter() - start)
+    weights = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in weights:  # no weight gradients: the attacks compute none (and leave no .grad)
+            p.requires_grad_(False)
+        model(batch).sum().backward()  # warm-up (allocations, kernels)
+        times = []
+        for _ in range(5):  # the median: one timing on a busy machine was off by 60x either way
+            start = time.perf_counter()
+            model(batch).sum().backward()
+            times.append(time.perf_counter() - start)
+    finally:
+        for p in weights:
+            p.requires_grad_(True)
     per_sample = sorted(times)[2] / len(batch)
-    model.zero_grad(set_to_none=True)
     steps = sum(sum(attack_steps(attack, n_classes, k).values()) for _, attack, k in jobs)
     return per_sample * steps * len(x)
+
+
+def slow_attacks_note(jobs: list[tuple[str, str, int]], n: int, seconds: float,
+                      device: torch.device) -> str:
+    """The line printed before attacks that may take long, with only the options that would
+    make these attacks faster (it said "--attacks pgd" to a run of PGD alone)."""
+    attacks = {attack for _, attack, _ in jobs}
+    pgd = [steps for _, attack, steps in jobs if attack == "pgd"]
+    faster = []
+    if attacks - {"pgd", "fgsm"}:  # AutoAttack or an APGD component: 100+ steps a sample
+        faster.append("--attacks pgd")
+    if sum(pgd) > 1:
+        faster.append(f"fewer or shorter --pgd-steps (now {' '.join(map(str, pgd))})")
+    if n > 1:
+        faster.append(f"a smaller --n-attack (now {n})")
+    return (f"classify eval: the attacks ({', '.join(k for k, _, _ in jobs)}) on {n} images "
+            f"may take up to {duration(seconds)} on {device} (fewer samples stay robust in "
+            f"practice)" + (f"; faster: {', '.join(faster)}" if faster else ""))
 
 
 def corruption_accuracy(model: nn.Module, data: Iterable, device: torch.device, name: str,
@@ -272,10 +301,8 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
         x_attack, _ = _first(data, n_attack)
         seconds = expected_attack_seconds(model, x_attack, device, jobs, n_classes)
         if seconds > SLOW_SECONDS:
-            print(f"classify eval: the attacks ({', '.join(k for k, _, _ in jobs)}) on "
-                  f"{len(x_attack)} images may take up to {duration(seconds)} on {device} "
-                  f"(fewer samples stay robust in practice); --attacks pgd or --max-samples "
-                  f"N are faster", file=sys.stderr, flush=True)
+            print(slow_attacks_note(jobs, len(x_attack), seconds, device), file=sys.stderr,
+                  flush=True)
     robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
                                 pgd_step_size, n_attack, seed, progress_bar, attack_batch)
     # the corruptions' bar starts after the attacks (its pace is one pass over the data per

@@ -10,10 +10,10 @@ from robustrep.metrics.robust import eps_text
 pyautoattack = pytest.importorskip("pyautoattack")
 
 
-def _tiny_model(classes: int = 10, seed: int = 0) -> nn.Module:
+def _tiny_model(classes: int = 10, seed: int = 0, hidden: int = 16) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 16), nn.ReLU(),
-                         nn.Linear(16, classes)).eval()
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, hidden), nn.ReLU(),
+                         nn.Linear(hidden, classes)).eval()
 
 
 def _data(model: nn.Module, n: int = 12, wrong: int = 0):
@@ -167,15 +167,18 @@ def test_arguments_are_checked():
 
 
 def test_attack_steps_follow_the_standard_autoattack_settings():
+    # iterations times their measured cost in sample-steps (APGD 1.5, FAB 3, a Square query
+    # 0.75, a PGD step 1.25; counted before as 1 an iteration and 1/3 a query, a CPU run took
+    # about 3x the printed estimate)
     from robustrep.metrics.robust import attack_steps
-    assert attack_steps("autoattack", 10) == {"apgd-ce": 100, "apgd-t": 900, "fab-t": 900,
-                                              "square": pytest.approx(5000 / 3)}
+    assert attack_steps("autoattack", 10) == {"apgd-ce": 150, "apgd-t": 1350, "fab-t": 2700,
+                                              "square": 3750}
     # three classes: APGD-T left out (it needs 4), FAB-T on the 2 other classes
     assert list(attack_steps("autoattack", 3)) == ["apgd-ce", "fab-t", "square"]
-    assert attack_steps("autoattack", 3)["fab-t"] == 200
-    assert attack_steps("apgd-t", 100) == {"apgd-t": 900}
-    assert attack_steps("pgd", 10, steps=7) == {"pgd": 7} and attack_steps("fgsm", 10) == {
-        "fgsm": 1}
+    assert attack_steps("autoattack", 3)["fab-t"] == 600
+    assert attack_steps("apgd-t", 100) == {"apgd-t": 1350}
+    assert attack_steps("pgd", 10, steps=8) == {"pgd": 10} and attack_steps("fgsm", 10) == {
+        "fgsm": 2}
 
 
 def test_each_modules_own_mode_is_restored():
@@ -195,3 +198,113 @@ def test_float_labels_are_refused_not_truncated():
     x, y = _data(model, n=4)
     with pytest.raises(TypeError, match="batch 0: y must hold integer class labels"):
         robust_accuracy(model, (x, y.float() + 0.7), attack="fgsm", eps=8 / 255)
+
+
+# --- progress from inside a batch ---------------------------------------------------------------
+
+def _small_adversary(model: nn.Module, attacks: list[str], eps: float = 8 / 255):
+    """AutoAttack's four components with few iterations (the loops of the standard version)."""
+    adversary = pyautoattack.AutoAttack(model, norm="Linf", eps=eps, version="custom",
+                                        attacks=attacks, seed=0, device="cpu")
+    adversary.verbose = False
+    adversary.apgd.n_restarts = 1
+    adversary.apgd.n_iter, adversary.apgd_targeted.n_iter, adversary.fab.n_iter = 7, 5, 4
+    adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = 3
+    adversary.square.n_queries = 11
+    return adversary
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _OneSecondPerCall(nn.Module):
+    """The tiny model, each call taking one second of a fake clock."""
+
+    def __init__(self, clock: _Clock):
+        super().__init__()
+        self.net, self.clock = _tiny_model(), clock
+
+    def forward(self, x):
+        self.clock.now += 1.0
+        return self.net(x)
+
+
+def _reports(adversary, model, x, y, clock=None):
+    """Run ``adversary`` with progress; the reports, each with the clock when it came."""
+    from robustrep.metrics.robust import _report_batches
+    seen = []
+    clock = clock or (lambda: 0.0)
+    _report_batches(adversary, model, torch.device("cpu"),
+                    lambda s: seen.append({**s, "at": clock()}), len(y), len(y), clock=clock)
+    x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=3)
+    return seen, x_adv, y_adv
+
+
+@pytest.mark.parametrize("attack", ["apgd-ce", "apgd-t", "fab-t", "square"])
+def test_autoattack_reports_from_inside_each_batch_every_few_seconds(attack):
+    # Was: one report per perturb call, which is one batch: FAB-T's 9 x 100 iterations and
+    # Square's 5000 queries showed nothing for 15 minutes on a CPU
+    from robustrep.metrics.robust import REPORT_EVERY_S
+    clock = _Clock()
+    model = _OneSecondPerCall(clock).eval()
+    x, y = _data(model.net, n=6)
+    seen, _, _ = _reports(_small_adversary(model, [attack], eps=1e-6), model, x, y, clock)
+    inside = [s for s in seen if s["done"] not in (3, 6)]
+    first = [s for s in inside if s["done"] < 3]
+    assert len(first) >= 2 and len(inside) - len(first) >= 2  # several in each batch
+    assert all(0 < s["done"] < 6 and s["attack"] == attack for s in inside)
+    done = [s["done"] for s in seen]
+    assert done == sorted(done) and done[-1] == 6  # the bar only moves forwards
+    # the model took 1 s a call: no two reports closer than REPORT_EVERY_S, but a batch's end
+    assert all(b["at"] - a["at"] >= REPORT_EVERY_S for a, b in zip(seen, seen[1:])
+               if b["done"] not in (3, 6))
+    assert all(s["total"] == 6 and s["robust"] == 6 for s in inside)  # none fooled
+
+
+def test_the_calls_a_batch_takes_are_pyautoattacks_loops(monkeypatch):
+    # every model call reported: a batch's calls equal the count the share is estimated from
+    from robustrep.metrics import robust
+    monkeypatch.setattr(robust, "REPORT_EVERY_S", 0.0)
+    model = _tiny_model()
+    x, y = _data(model, n=6)
+    for attack, calls in (("apgd-ce", 1 + 8), ("apgd-t", 1 + 3 * 7), ("fab-t", 1 + 3 * 11),
+                          ("square", 1 + 13)):
+        adversary = _small_adversary(model, [attack], eps=1e-6)  # nothing fooled: every loop
+        seen, _, _ = _reports(adversary, model, x, y)
+        assert len(seen) == 2 * (calls + 1), attack  # two batches of 3, each call and its end
+        # the share after each call of the first batch: calls so far over the calls it takes
+        # (the last one 0.99: a batch is done when perturb returns)
+        shares = [min(k / calls, 0.99) * 3 for k in range(1, calls + 1)]
+        assert [s["done"] for s in seen[:calls + 1]] == pytest.approx(shares + [3]), attack
+
+
+@pytest.mark.parametrize("attacks", [["apgd-ce"], ["apgd-t"], ["fab-t"], ["square"],
+                                     ["apgd-ce", "apgd-t", "fab-t", "square"]])
+def test_progress_leaves_the_attacks_bit_identical(monkeypatch, attacks):
+    # the wrappers count calls and read a clock: no random draw, no tensor touched
+    from robustrep.metrics import robust
+    monkeypatch.setattr(robust, "REPORT_EVERY_S", 0.0)  # they report at every call
+    model = _tiny_model(hidden=64)  # APGD-T's and Square's results follow their random draws
+    x, y = _data(model, n=9)
+    plain_x, plain_y = _small_adversary(model, attacks).run_standard_evaluation(x, y,
+                                                                                batch_size=3)
+    seen, x_adv, y_adv = _reports(_small_adversary(model, attacks), model, x, y)
+    assert torch.equal(x_adv, plain_x) and torch.equal(y_adv, plain_y)
+    assert len(seen) > 3 * len(attacks) and bool((plain_y != y).any())  # reports; it bites
+
+
+def test_robust_accuracy_with_progress_is_the_one_without(monkeypatch):
+    from robustrep.metrics import robust
+    monkeypatch.setattr(robust, "REPORT_EVERY_S", 0.0)
+    model = _tiny_model()
+    x, y = _data(model, n=9, wrong=1)
+    seen = []
+    with_progress = robust_accuracy(model, (x, y), "apgd-ce", seed=2, batch_size=4,
+                                    progress=seen.append)
+    plain = robust_accuracy(model, (x, y), "apgd-ce", seed=2, batch_size=4)
+    assert torch.equal(with_progress.robust, plain.robust) and len(seen) > 100
+    assert 0 < plain.robust_acc < plain.clean_acc
