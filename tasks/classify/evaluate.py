@@ -391,12 +391,14 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from .data import build_datasets, eval_loader
 
     from robustrep.tasks.common.config import from_dict
-    from robustrep.tasks.common.rundir import (check_replaceable, check_run_program,
-                                               check_writable, output_lock)
+    from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
+                                               check_run_program, check_writable, output_lock)
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
+    if out is not None:
+        check_not_training(out)  # RUN/eval is no run's folder
     # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
     check_replaceable((Path(out) if out is not None else Path(run) / "eval") / "report.json",
                       ("clean", "summary"), "classify eval",

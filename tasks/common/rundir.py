@@ -237,12 +237,47 @@ def output_lock(folder: str | Path) -> RunLock:
     """The lock of a command's output folder (``ood score``, ``classify eval``), waited for: two
     calls into one folder write one after the other, and under it the hidden temp files of a
     call killed mid-write (:func:`runfiles.write_atomic`) are removed, as a run's are on
-    :meth:`RunDir.lock` (no other call can be writing them then)."""
+    :meth:`RunDir.lock` (no other call can be writing them then). A wait is said on stderr."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    holder = lock_holder(folder)
+    if holder is not None:
+        print(f"note: waiting for {folder}, held by {holder}, to write there", file=sys.stderr,
+              flush=True)
     held = RunLock(folder / LOCK_FILE).acquire(wait=True)
     remove_stale_tmp(folder)
     return held
+
+
+def lock_holder(folder: str | Path) -> str | None:
+    """Who holds ``folder``'s lock now (its record, ``pid N on HOST``), or None when nobody
+    does (or the folder has no lock file)."""
+    path = Path(folder).expanduser() / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def check_not_training(folder: str | Path, what: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a run in progress: the command's
+    writes would wait without a word for the run to end (its lock), the work done meanwhile."""
+    folder = Path(folder).expanduser()
+    holder = lock_holder(folder)
+    if holder is not None and (folder / "config.json").is_file():
+        raise RunFolderError(f"{what} {folder} is the folder of a run in progress ({holder}); "
+                             f"give {what} another folder, or run this once the run has ended")
 
 
 def check_writable(path: str | Path, what: str = "output folder") -> Path:

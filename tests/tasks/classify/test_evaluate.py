@@ -278,3 +278,20 @@ def test_the_corruption_convention_counts_the_benchmarks_and_names_the_extras():
     assert _which_corruptions({"contrast": {}, "gaussian_blur": {}, "saturate": {}}) == (
         "1 of the 15 CIFAR-10-C corruptions and 2 extra (gaussian_blur, saturate)")
     assert _which_corruptions({"fog": {}, "contrast": {}}) == "2 of the 15 CIFAR-10-C corruptions"
+
+
+def test_eval_into_the_folder_of_a_run_in_progress_is_refused_first(trained_run, capsys):
+    # Was: the whole evaluation ran, then its writes waited, without a word, for the run's lock
+    # (released only when the run ends)
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common.rundir import RunLock
+    training = RunLock(trained_run / ".lock").acquire()  # the run, still training
+    try:
+        code = main(["classify", "eval", str(trained_run), "--out", str(trained_run),
+                     "--attacks", "pgd", "--quiet"])
+    finally:
+        training.release()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--out {trained_run} is the folder of a run in progress (pid " in err
+    assert not (trained_run / "report.json").exists()

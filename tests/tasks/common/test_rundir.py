@@ -189,3 +189,24 @@ def test_read_config_names_a_missing_path_or_a_file(tmp_path):
         RunDir(ckpt).read_config()
     with pytest.raises(FileNotFoundError, match="not a robustrep run folder: no config.json"):
         RunDir(tmp_path / "run").read_config()
+
+
+def test_a_wait_for_an_output_folder_is_said(tmp_path, capsys):
+    # Was: silent; an eval into a folder another command held looked hung
+    import threading
+    from robustrep.tasks.common.rundir import check_not_training, lock_holder, output_lock
+    out = tmp_path / "out"
+    out.mkdir()
+    assert lock_holder(out) is None  # no lock file
+    held = RunLock(out / ".lock").acquire()
+    assert lock_holder(out).startswith(f"pid {os.getpid()} on ")
+    check_not_training(out)  # held, but no run's folder (no config.json): waited for
+    threading.Timer(0.3, held.release).start()
+    with output_lock(out):
+        pass
+    assert capsys.readouterr().err == (f"note: waiting for {out}, held by pid {os.getpid()} "
+                                       f"on {os.uname().nodename}, to write there\n")
+    assert lock_holder(out) is None  # released: nobody holds it
+    with output_lock(out):
+        pass
+    assert capsys.readouterr().err == ""  # no wait, no note
