@@ -562,7 +562,7 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     # builds (and scans) the data before the folder is made
     trainer = Trainer(cfg, run, info, resume=resume)
     if not resume:  # the length may have come from --epochs just now
-        check_stop_after(stop_after, 0, cfg.steps)
+        check_stop_after(stop_after, 0, cfg.steps, cfg.length_text("steps"))
     if info.is_main:  # the config has the data's fields now
         trainer.lock = open_run(run, to_dict(cfg), resume, cfg.log)
     try:

@@ -303,15 +303,18 @@ def check_lsun_classes(text: str | None) -> None:
                           f"read twice, under two labels")
 
 
-def check_stop_after(stop_after: int | None, step: int, steps: int | None = None) -> None:
+def check_stop_after(stop_after: int | None, step: int, steps: int | None = None,
+                     length: str | None = None) -> None:
     """Refuse a ``--stop-after`` a resumed run has already passed (nothing would be trained),
-    or one at or past ``steps`` (the run would end anyway: it would stop nothing)."""
+    or one at or past ``steps`` (the run would end anyway: it would stop nothing). ``length``:
+    how the user gave the run's length (``--epochs 3 (84 steps)``; default ``--steps N``)."""
     if stop_after is not None and stop_after <= step:
         raise ConfigError(f"--stop-after {stop_after}: the run is already at step {step}; give a "
                           f"later step, or drop --stop-after to train to the end")
     if stop_after is not None and steps is not None and stop_after >= steps:
-        raise ConfigError(f"--stop-after {stop_after} is not before the run's end (--steps "
-                          f"{steps}): it would stop nothing; give a step below {steps}, or drop it")
+        raise ConfigError(f"--stop-after {stop_after} is not before the run's end "
+                          f"({length or f'--steps {steps}'}): it would stop nothing; give a step "
+                          f"below {steps}, or drop it")
 
 
 def check_more_to_train(run: Any, step: int, steps: int) -> None:

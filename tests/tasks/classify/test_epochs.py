@@ -122,7 +122,7 @@ def test_a_warmup_of_epochs_is_checked_once_it_is_steps(capsys, tmp_path):
     cfg = _dry_run(["--warmup-epochs", "1", "--warmup-lr", "0.001", "--steps", "200"], capsys)
     assert (cfg["warmup_steps"], cfg["warmup_lr"]) == (steps, 0.001)  # a warm-up: lr accepted
     err = _refused(["--epochs", "1", "--stop-after", str(steps)], capsys, tmp_path)
-    assert f"--stop-after {steps} is not before the run's end (--steps {steps})" in err
+    assert f"--stop-after {steps} is not before the run's end (--epochs 1 ({steps} steps))" in err
 
 
 def test_a_config_file_and_the_flags_decide_the_length_as_every_option(tmp_path, capsys):
