@@ -44,5 +44,6 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if not src.is_dir():
         raise DataError(f"SRC {src} is not a folder; give an image folder (SRC/<class>/<image> "
                         f"or images directly in SRC)")
-    print(json.dumps(pack_folder(src, out, args.resolution, args.channels), indent=2))
+    summary = pack_folder(src, out, args.resolution, args.channels, show_progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
     return 0

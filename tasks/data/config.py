@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robustrep.tasks.common.config import REQUIRED, option
+from robustrep.tasks.common.options import shared
 
 
 @dataclass(kw_only=True)
@@ -19,3 +20,4 @@ class PackOptions:
     resolution: int = option(REQUIRED, "side of the square images (stylegan2-ada trains on "
                                        "powers of 2)", min=1, max=16384)
     channels: int = option(3, "3 (RGB) or 1 (greyscale)", (1, 3))
+    quiet: bool = shared("quiet")

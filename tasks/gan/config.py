@@ -689,8 +689,9 @@ class EvalOptions(_RunOptions, _FidOptions):
     num_samples: int | None = _opt(None, "generated samples (default: 2500 for 2-D data, else up "
                                          "to 10000; 50000 with --real all is stylegan2-ada's "
                                          "fid50k_full)", min=2, flags=("--num-samples", "--num"))
+    # min 2, as --num: one image has no covariance (--real 1 failed inside the statistics)
     real: int | None = _opt(50_000, "real images the generated ones are compared with: at most N, "
-                                    "or all (default: 50000)", min=1, nothing="all",
+                                    "or all (default: 50000)", min=2, nothing="all",
                             metavar="N|all")
     out: str | None = shared("out", default_help="RUN/eval.json; RUN/eval-noema.json with "
                                                   "--no-ema")

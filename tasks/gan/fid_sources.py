@@ -275,7 +275,7 @@ def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source
     from robustrep.tasks.gan.models import generate_batches
     from robustrep.tasks.gan.sample import load_generator, sample_shape
 
-    G, cfg, step, dev = load_generator(path, device=str(device))
+    G, cfg, step, dev = load_generator(path, device=str(device), choose=False)  # no --checkpoint
     if cfg.is_points:
         raise UserError(f"{path} is a 2-D mixture run; gan fid compares images (use gan eval "
                         f"for its mode statistics)")

@@ -45,7 +45,8 @@ def test_files_left_out_for_their_extension_are_named(folder, tmp_path, capsys):
     Image.new("RGB", (16, 16)).save(folder / "dog" / "anim.gif")
     (folder / "dog" / "notes.txt").write_text("x")
     (folder / "dog" / ".DS_Store").write_text("x")  # hidden: not the user's data
-    assert main(["data", "pack", str(folder), str(tmp_path / "d.zip"), "--resolution", "16"]) == 0
+    assert main(["data", "pack", str(folder), str(tmp_path / "d.zip"), "--resolution", "16",
+                 "--quiet"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["images"] == 7
     note = captured.err.strip()
@@ -53,6 +54,17 @@ def test_files_left_out_for_their_extension_are_named(folder, tmp_path, capsys):
     assert note.startswith("note: 3 file(s) not read as images, by their extension (.gif x1, "
                            ".jfif x1, .txt x1; images are .png .jpg")
     assert str(folder / "cat" / "web.jfif") in note and ".DS_Store" not in note
+
+
+def test_packing_counts_the_images_unless_quiet(folder, tmp_path, capsys):
+    """A 70k-image folder packs for minutes: it was silent until the summary (dataset_tool.py
+    shows a bar). Off a terminal the count is a plain line; --quiet turns it off."""
+    assert main(["data", "pack", str(folder), str(tmp_path / "a.zip"), "--resolution", "16"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("packing: image 7/7 (100%) ") and err.count("\n") == 1, err
+    assert main(["data", "pack", str(folder), str(tmp_path / "b.zip"), "--resolution", "16",
+                 "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_flat_folder_has_null_labels_and_resizes(folder, tmp_path, capsys):

@@ -61,9 +61,11 @@ def test_gan_eval_real_all_names_the_metric(digits_run, capsys):
     metrics = json.loads(out.read_text())
     assert metrics["num_real"] == 1797 and metrics["fid_name"] == "fid100_full"
     assert metrics["fid100_full"] == metrics["fid"] and "fid100_full" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as stop:
-        main(["gan", "eval", str(digits_run), "--real", "0"])
-    assert stop.value.code == 2 and "--real" in capsys.readouterr().err
+    for real in ("0", "1"):  # 1 was a library error naming no option: "mean_cov needs ..."
+        with pytest.raises(SystemExit) as stop:
+            main(["gan", "eval", str(digits_run), "--real", real, "--num", "2"])
+        assert stop.value.code == 2 and (f"argument --real: must be an integer >= 2, or all; "
+                                         f"got '{real}'") in capsys.readouterr().err
 
 
 def test_gan_fid_scores_a_run_against_a_folder(digits_run, tmp_path, capsys):
@@ -151,6 +153,43 @@ def test_gan_sample_refuses_what_it_cannot_honour(digits_run, tmp_path, capsys, 
     assert code == 2
     assert err.count("\n") == 1 and re.search(expect, err), err
     assert sorted((digits_run / "samples").iterdir()) == before and not (tmp_path / "o").exists()
+
+
+def test_a_long_seed_list_is_checked_in_one_pass():
+    """``--seeds 0-49999`` (generate.py's fid50k set): the repeat check was pairwise, minutes
+    before the first image (60,000 seeds: 16 s); a repeat is still named."""
+    import time
+    from robustrep.tasks.common.config import ConfigError
+    from robustrep.tasks.gan.sample import _check_request
+    seeds = list(range(60_000))
+    start = time.perf_counter()
+    assert _check_request(64, None, None, "out", seeds, 0) == seeds
+    assert time.perf_counter() - start < 2
+    with pytest.raises(ConfigError, match=r"^--seeds: seed 59998 is given twice; give each "):
+        _check_request(64, None, None, "out", [*seeds, 59998, 5], 0)
+
+
+def test_a_damaged_latest_checkpoint_names_the_last_step_file(digits_run, tmp_path, capsys):
+    """Was: "... use another checkpoint", naming none; the step files beside latest.pt are
+    whole (--resume names the last one too). gan fid has no --checkpoint: copy it over."""
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    latest = run / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    last = run / "checkpoints" / "step_00000002.pt"
+    for argv, advice in ((["gan", "eval", str(run), "--num", "4"], "give --checkpoint "
+                          "step_00000002.pt"),
+                         (["gan", "sample", str(run), "--num", "4"], "give --checkpoint "
+                          "step_00000002.pt"),
+                         (["gan", "fid", str(run), "digits", "--num", "4"],
+                          f"copy it over {latest} to use it")):
+        assert main([*argv, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"robustrep gan: error: checkpoint {latest} is not a readable ")
+        assert err.endswith(f"; {last} is there, the last step written: {advice}\n"), err
+        assert err.count("\n") == 1
+    assert main(["gan", "sample", str(run), "--num", "4", "--quiet",
+                 "--checkpoint", last.name]) == 0
 
 
 def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
