@@ -121,10 +121,18 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
                               f"kind: use another file") from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError,
             IndexError, KeyError, TypeError, MemoryError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{what} {path} is not a readable PyTorch file "
-                              f"({type(err).__name__}: {first[:160]}); it may be truncated or "
-                              f"corrupt: use another checkpoint") from None
+                              f"({type(err).__name__}: {_first_sentence(err)}); it may be "
+                              f"truncated or corrupt: use another checkpoint") from None
+
+
+def _first_sentence(err: BaseException, most: int = 160) -> str:
+    """The error's first sentence, cut at a word when longer than ``most`` characters (torch's
+    "failed finding central directory." goes on for 300 more; it was cut mid-word)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    end = text.find(". ")
+    text = text[:end + 1] if end >= 0 else text
+    return text if len(text) <= most else text[:most].rsplit(" ", 1)[0] + " ..."
 
 
 def damaged_part(path: str | Path) -> str | None:

@@ -175,3 +175,17 @@ def test_a_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
     assert str(err.value) == (f"checkpoint {path} does not fit this run's config (RuntimeError: "
                               'Error(s) in loading state_dict for G: Missing key(s) in '
                               'state_dict: "net.1.weight".)')
+
+
+def test_a_long_torch_error_is_cut_at_its_first_sentence(tmp_path):
+    # Was: torch's 470-character zip error cut at 160 characters, mid-word ("there is a high")
+    path = tmp_path / "latest.pt"
+    path.write_bytes(b"PK\x03\x04garbage" * 3)  # a zip's start, no central directory
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "(RuntimeError: PytorchStreamReader failed reading zip archive: failed finding " \
+           "central directory.); it may be truncated or corrupt" in message, message
+    from robustrep.tasks.common.checkpoint import _first_sentence
+    cut = _first_sentence(ValueError("word " * 60))
+    assert cut.endswith("word ...") and len(cut) <= 164
