@@ -394,6 +394,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
                                                check_run_program, check_writable, output_lock)
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
+    claim = foreign is not None and out is None  # runs/eval/<model>-<time>: made at the end
     if foreign is not None:
         out = _new_out(out, foreign["name"])
     check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
@@ -426,6 +427,9 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed, input_convention=_input_convention(model))
     out = Path(out) if out is not None else Path(run) / "eval"
+    if claim:  # another call started in the same second may have made it: one folder each
+        from robustrep.tasks.common.rundir import claim_new_folder
+        out = claim_new_folder(out)
     with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
         note = replaced_note(out / "report.json", report)  # before any file there is replaced
         report["files"] = _write_report(report, out, config["model"])
@@ -485,10 +489,11 @@ def _new_out(out: str | Path | None, name: str) -> Path:
     """The report folder of a model from elsewhere: ``--out`` or runs/eval/<model>-<time>; an
     existing report there is never overwritten."""
     from robustrep.tasks.common.weights import default_out
-    path = Path(out) if out is not None else default_out(name, "eval")
-    if (path / "report.json").exists():
-        raise UserError(f"--out {path} already holds a report.json; choose a new folder")
-    return path
+    if out is None:  # claimed when the report is written, under another name if taken
+        return default_out(name, "eval")
+    if (Path(out) / "report.json").exists():
+        raise UserError(f"--out {out} already holds a report.json; choose a new folder")
+    return Path(out)
 
 
 def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):

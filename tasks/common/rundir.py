@@ -280,6 +280,23 @@ def check_not_training(folder: str | Path, what: str = "--out") -> None:
                              f"give {what} another folder, or run this once the run has ended")
 
 
+def claim_new_folder(path: str | Path) -> Path:
+    """Make the folder ``path`` (a default output folder, ``runs/<task>/<model>-<time>``) for
+    this call alone, or ``path-2``, ``path-3``, ... when another call has made it: two calls
+    started in the same second shared one folder, and the later one replaced the earlier one's
+    results (of other weights), both exiting 0."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder, n = path, 1
+    while True:
+        try:
+            folder.mkdir()  # atomic: one call makes it
+            return folder
+        except FileExistsError:
+            n += 1
+            folder = path.with_name(f"{path.name}-{n}")
+
+
 def check_writable(path: str | Path, what: str = "output folder") -> Path:
     """Check that ``path`` (a folder, made later if missing) can be written; nothing is left.
 

@@ -41,6 +41,15 @@ def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize
                          f"are always resized), and none is read here; drop it")
 
 
+def check_openood_id(openood: str | None, openood_id: str | None) -> None:
+    """Refuse ``--openood-id`` without ``--openood``, before the model is loaded: it was
+    accepted in silence and the built-in sets were scored, not OpenOOD's."""
+    if openood_id is not None and openood is None:
+        raise ValueError(f"--openood-id {openood_id} names the ID dataset of the OpenOOD "
+                         f"benchmark and acts only with --openood DATA_DIR (OpenOOD's data "
+                         f"folder); add it, or drop --openood-id")
+
+
 def _listed(classes: Sequence[int]) -> str:
     return ", ".join(map(str, classes))
 

@@ -97,5 +97,8 @@ class BenchOptions(DetectorOptions):
     train_opt: list[str] = option([], "extra classify option for every run, e.g. adv_steps=3 "
                                       "(repeatable)", repeat=True)
     out: str = shared("out", "runs/ood-bench")
+    # the shared help, with what it seeds here: the runs are trained with the --seeds
+    seed: int = shared("seed", default_help="0; of the scoring: the noise and photo OOD sets. "
+                                            "Each run is trained with its seed from --seeds")
     retrain: bool = option(False, "train again even when a finished run exists in the bench "
                                   "folder")

@@ -360,28 +360,67 @@ def _identity(spec: str, ctx: DataContext) -> tuple[str, ...]:
     """What ``spec`` reads, whatever way it is written (``imagefolder:x`` and
     ``imagefolder:./x/`` are one folder; ``cifar10`` is ``cifar10:ROOT`` of ``--data-root``)."""
     name, rest = _split_spec(spec)
-
-    def where(path: str) -> str:
-        return str(Path(os.path.expanduser(path)).absolute().resolve())
-
     if name == "imagelist" and len(rest) >= 2:
-        return (name, where(rest[0]), where(":".join(rest[1:])))
+        return (name, _where(rest[0]), _where(":".join(rest[1:])))
     if name == "imagefolder" or (name in LOCAL and (rest or ctx.data_root)):
-        return (name, where(":".join(rest) if rest else str(ctx.data_root)))
+        return (name, _where(":".join(rest) if rest else str(ctx.data_root)))
     return (name, *rest)
+
+
+def _where(path: str | os.PathLike) -> str:
+    return str(Path(os.path.expanduser(path)).absolute().resolve())
+
+
+def _folder_read(spec: str, train: bool) -> Path | None:
+    """The folder whose images an ``imagefolder:`` spec reads in the split ``train`` (timm's
+    ``root/train`` or ``root/val``; the root itself otherwise), resolved; None for other
+    specs and zips."""
+    from robustrep.data.local import folder_split
+    name, rest = _split_spec(spec)
+    root = os.path.expanduser(":".join(rest))
+    if name != "imagefolder" or not root.strip() or is_zip(root):
+        return None
+    return Path(_where(folder_split(root, train)))
+
+
+def _shares_images(ood: Path | None, other: Path | None) -> bool:
+    """Whether two folders read some of the same images: one is the other or holds it (a class
+    folder layout reads every image below its root)."""
+    return ood is not None and other is not None and (
+        ood == other or other in ood.parents or ood in other.parents)
 
 
 def check_not_id(ood: dict[str, str], ctx: DataContext, id_spec: str,
                  fit_spec: str | None) -> None:
     """Refuse an OOD set (name -> spec) that reads the ID test or fit data: ID images scored
-    against ID images, an AUROC of about 50 that measures no detector."""
-    roles = [("--id", id_spec)] + ([("--fit-data", fit_spec)] if fit_spec else [])
+    against ID images, an AUROC of about 50 that measures no detector. Image folders are
+    compared by the folders they read, so the ``val/`` or ``train/`` split of an ``--id`` folder
+    in timm's layout, a class folder of it, or a folder holding it are refused too."""
+    roles = [("--id", id_spec, False), ("--id", id_spec, True)]
+    roles += [("--fit-data", fit_spec, True)] if fit_spec else []
     for name, spec in ood.items():
-        for option, other in roles:
-            if _identity(spec, ctx) == _identity(other, ctx):
-                raise ValueError(f"--ood {name} reads the in-distribution data ({option} "
-                                 f"{other}): ID images scored as OOD give an AUROC of about 50 "
-                                 f"that measures nothing; give OOD data that is not an ID set")
+        for option, other, train in roles:
+            same = _identity(spec, ctx) == _identity(other, ctx)
+            read = _folder_read(other, train)
+            if not (same or _shares_images(_folder_read(spec, False), read)):
+                continue
+            what = ("" if same else f", whose {'train' if train else 'test'} images are "
+                    f"under {read}")
+            raise ValueError(f"--ood {name} reads the in-distribution data ({option} "
+                             f"{other}{what}): ID images scored as OOD give an AUROC of about "
+                             f"50 that measures nothing; give OOD data that is not an ID set")
+
+
+def check_distinct(ood: dict[str, str], ctx: DataContext) -> None:
+    """Refuse two OOD sets (name -> spec) that read the same data however written
+    (``imagefolder:x`` and ``imagefolder:./x/``): the set was scored twice, two rows of one
+    measurement. The same name twice is refused with the options."""
+    seen: dict[tuple[str, ...], str] = {}
+    for name, spec in ood.items():
+        first = seen.setdefault(_identity(spec, ctx), name)
+        if first != name:
+            raise ValueError(f"--ood {first} and {name} read the same data: it would be scored "
+                             f"twice; give it once")
 
 
 def default_id(config: dict[str, Any]) -> str:
@@ -415,6 +454,15 @@ def has_train_split(spec: str) -> bool:
     return True
 
 
+def _data_folder_hint(given: Path) -> str:
+    """``; give --openood DIR`` when ``given`` lies inside OpenOOD's data folder DIR (a list
+    folder ``benchmark_imglist/cifar10``, or ``images_classic``), else nothing."""
+    inside = [p.parent for p in (given, *given.parents) if p.name == "benchmark_imglist"]
+    if not inside and given.name in (_C, _L):
+        inside = [given.parent]
+    return f"; give --openood {inside[0]}, the folder holding it" if inside else ""
+
+
 @dataclass
 class OpenOODBenchmark:
     """The OpenOOD v1.5 sets of one ID dataset as ``imagelist:`` specs."""
@@ -440,7 +488,8 @@ def openood_benchmark(data_dir: str | os.PathLike, id_name: str | None) -> OpenO
     lists = data / "benchmark_imglist"
     if not lists.is_dir():
         raise FileNotFoundError(f"OpenOOD benchmark lists not found: expected {lists} (OpenOOD's "
-                                f"data folder holds benchmark_imglist/ and images_classic/)")
+                                f"data folder holds benchmark_imglist/ and images_classic/)"
+                                f"{_data_folder_hint(data)}")
     id_images, groups = OPENOOD_V15[id_name]
 
     def spec(images: str, list_file: str) -> str:

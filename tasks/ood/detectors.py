@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,8 +294,34 @@ _POSITIVE = {"t", "temperature", "k", "d", "samples", "mc_dropout", "micro_batch
              "tailsize"}
 
 
+# pytorch-ood 0.4's fractions in [0, 1] (its _check_fraction), refused by the constructor only
+# once every feature was extracted
+_FRACTIONS = {("ASH", "percentile"), ("ReAct", "percentile"), ("SCALE", "percentile"),
+              ("VRA", "lower_percentile"), ("VRA", "upper_percentile"), ("DICE", "p"),
+              ("LTS", "p")}
+
+
+def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
+    """A finite number, a fraction where pytorch-ood wants one, and a name among a class's
+    choices (ASH's ``variants``): each failed only after extraction (an inf temperature gave
+    constant scores; ``ASH.variant=nope`` a bare AssertionError)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and not math.isfinite(value):
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a finite number, got {value}")
+    if number and (spec.name, key) in _FRACTIONS and not 0 <= value <= 1:
+        hint = f"; use {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
+                         f"(default {_default_text(spec, key)}), got {value!r}{hint}")
+    choices = getattr(spec.cls, f"{key}s", None)  # ASH.variants for ASH(variant=...)
+    if isinstance(choices, dict) and isinstance(value, str) and value not in choices:
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes one of "
+                         f"{', '.join(choices)} (default {_default_text(spec, key)}), "
+                         f"got {value!r}")
+
+
 def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
     """A value of the kind the parameter's default has (before any feature is extracted)."""
+    _check_param_range(spec, key, value, item)
     # robustrep's own default where pytorch-ood has none (ViM's d, an int: D // 2)
     default = _robustrep_defaults(spec.name, 2).get(key, spec.params[key].default)
     kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
@@ -428,15 +455,18 @@ def score_extracted(detector, spec: DetectorSpec, data: Extracted, chunk: int = 
     return torch.cat(parts)
 
 
-def score_images(detector, loader, device: torch.device | str = "cpu") -> Tensor:
+def score_images(detector, loader, device: torch.device | str = "cpu", bar=None) -> Tensor:
     """Scores ``[N]`` (float64, CPU) of an image detector (ODIN, GradNorm, MCD, ...) per batch.
 
     Gradients stay enabled: gradient detectors differentiate with respect to the input (ODIN) or
-    the weights (GradNorm) themselves and never step the model.
+    the weights (GradNorm) themselves and never step the model. ``bar``: a progress bar told of
+    each batch (these detectors cost several passes per image, the extraction one).
     """
     device = torch.device(device)
     parts = []
     for x, _ in loader:
         with torch.enable_grad():
             parts.append(detector.predict(x.to(device)).detach().double().cpu().reshape(-1))
+        if bar is not None:
+            bar.update(1)
     return torch.cat(parts)

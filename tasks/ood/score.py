@@ -50,10 +50,12 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_fit_classes, check_head, check_inert_options,
-                                        check_not_constant, optimistic_data)
+                                        check_not_constant, check_openood_id,
+                                        optimistic_data)
 from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, check_feature_params,
                                            fit_detector, parse_detectors, parse_params,
                                            score_extracted, score_images)
@@ -118,7 +120,7 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
     for spec in specs:
         results[spec.name] = _run_detector(
             spec, model, num_classes, feature_dim, (params or {}).get(spec.name, {}), train,
-            fit_set, id_data, ood_data, loaders, batch_size, workers, device)
+            fit_set, id_data, ood_data, loaders, batch_size, workers, device, show_progress)
     sizes = {"id_test": len(id_test), **{k: len(v) for k, v in ood_sets.items()}}
     if fit_set is not None:
         sizes["id_train"] = len(fit_set)
@@ -140,7 +142,7 @@ def _feature_dim(model: OODModel, dataset: Dataset, device: torch.device) -> int
 
 def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracted | None,
                   fit_set, id_data: Extracted, ood_data: dict[str, Extracted], loaders,
-                  batch_size, workers, device) -> DetectorResult:
+                  batch_size, workers, device, show_progress: bool = False) -> DetectorResult:
     result = DetectorResult(spec.name)
     try:
         detector = build_detector(spec, model, num_classes, feature_dim, params, device)
@@ -149,16 +151,20 @@ def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracte
             spec.fit_on == "images") else None
         fit_detector(detector, spec, train, fit_loader)
         t1 = time.perf_counter()
-        if spec.consumes == "images" or getattr(detector, "scores_images", False):
-            def run(key, _data):
-                return score_images(detector, make_loader(loaders[key], batch_size, workers,
-                                                          device), device)
-        else:
+        images = spec.consumes == "images" or getattr(detector, "scores_images", False)
+        # image detectors pass over every set again, several times slower than the extraction
+        # (ODIN: forward, backward, forward): a bar with an estimate, as the extraction has
+        batches = sum(-(-len(d) // batch_size) for d in loaders.values()) if images else 0
+        with progress(batches, desc=f"score {spec.name}",
+                      enabled=show_progress and images) as bar:
             def run(key, data):
+                if images:
+                    return score_images(detector, make_loader(loaders[key], batch_size,
+                                                              workers, device), device, bar)
                 return score_extracted(detector, spec, data)
-        result.id_scores = run("__id__", id_data)
-        for name, data in ood_data.items():
-            result.ood_scores[name] = run(name, data)
+            result.id_scores = run("__id__", id_data)
+            for name, data in ood_data.items():
+                result.ood_scores[name] = run(name, data)
         check_not_constant(spec.name, [result.id_scores, *result.ood_scores.values()])
         result.fit_seconds, result.score_seconds = t1 - t0, time.perf_counter() - t1
         for name, scores in result.ood_scores.items():
@@ -195,6 +201,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     """
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
+    check_openood_id(openood, openood_id)  # before the model is loaded
     if ood is not None:  # a set twice would be scored once, or its cells counted twice
         from robustrep.tasks.common.options import unique
         ood = list(unique(ood, "--ood", "OOD set"))
@@ -212,6 +219,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     ds.check_not_trained_on(sets.ood, config)  # before any data is built or feature extracted
     ds.check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
                     sets.fit_data)
+    ds.check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
     sets.notes += optimistic_data(sets.id_name, sets.fit_data, config if run is not None else {})
     whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
     outputs = int(config["num_classes"])
@@ -225,8 +233,15 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,
                          workers=workers, show_progress=show_progress)
     result.groups, result.notes = sets.groups, sets.notes + _unfinished(run, config)
+    if _unlabelled(whole):
+        result.id_accuracy = None  # was the share of images predicted as class 0
+        result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
+                            f"subfolders), whose images carry no class labels")
     meta = _record(run, config, sets, specs, overrides, fit_set is not None, feature_maps,
                    resize, seed, openood)
+    if foreign is not None and not out:
+        from robustrep.tasks.common.rundir import claim_new_folder
+        out_dir = claim_new_folder(out_dir)
     return result, write_merged(result, out_dir, meta, plots=plots, save_scores=save_scores)
 
 
@@ -236,11 +251,12 @@ def _output_folder(run: Path | None, out: str | Path | None,
     but an earlier ``ood score``'s (whose rows are merged with this call's, never a user's
     results.json replaced)."""
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
-    if foreign is not None:
+    if foreign is not None and not out:
         from robustrep.tasks.common.weights import default_out
-        out = Path(out) if out else default_out(foreign["name"], "ood")
-        if (out / "results.json").exists():
-            raise ValueError(f"--out {out} already holds results.json; choose a new folder")
+        # made when the results are written (claim_new_folder), under another name if taken
+        return check_writable(default_out(foreign["name"], "ood"), "output folder")
+    if foreign is not None and (Path(out) / "results.json").exists():
+        raise ValueError(f"--out {out} already holds results.json; choose a new folder")
     out_dir = Path(out) if out else run / "ood"
     check_writable(out_dir, "--out")
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
@@ -321,6 +337,15 @@ def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, ou
                       f"the fit data (the train split of {id_name}; --fit-data names other)",
                       max_fit)
     return fit_set
+
+
+def _unlabelled(dataset: Dataset) -> bool:
+    """Whether the ID images carry no class labels: a flat image folder labels every image 0
+    (also inside the subset of the run's classes)."""
+    from robustrep.data.folders import FlatImageFolder
+    while not isinstance(dataset, FlatImageFolder) and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return isinstance(dataset, FlatImageFolder)
 
 
 def _unfinished(run: Path | None, config: dict[str, Any]) -> list[str]:

@@ -207,3 +207,18 @@ def test_eval_values_that_would_be_read_as_others_are_refused_by_the_parser(argv
         main(["classify", "eval", "RUN", *argv])
     err = capsys.readouterr().err
     assert info.value.code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_two_model_evals_started_in_one_second_keep_their_own_folders(tmp_path, monkeypatch):
+    # Was: both wrote runs/eval/<model>-<time>; the later one's report replaced the earlier's
+    # (other weights), both exiting 0
+    import time
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20260101-000000")
+    for seed, name in ((1, "a.pth"), (2, "b.pth")):
+        torch.save(_foreign(seed).state_dict(), name)
+        assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", name,
+                     "--mean", "0", "--std", "1", *EVAL]) == 0
+    folders = [tmp_path / "runs" / "eval" / f"test_resnet-20260101-000000{n}" for n in ("", "-2")]
+    assert [json.loads((f / "report.json").read_text())["weights"] for f in folders] == \
+        ["a.pth", "b.pth"]

@@ -147,6 +147,12 @@ def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_pa
     assert main(["ood", "bench", "--ood", "digits59", "digits59", "--out", str(out),
                  "--detectors", "MaxSoftmax", "--quiet"]) == 2
     assert "--ood: OOD set digits59 is given twice" in capsys.readouterr().err
+    # a built-in name with a suffix was refused only when the first trained run was scored
+    assert main(["ood", "bench", "--ood", "gaussian:x", "--out", str(out), "--detectors",
+                 "MaxSoftmax", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: bench scores built-in OOD sets only; unknown: gaussian:x (valid: "
+        "digits59, gaussian, uniform, photos, rotated, inverted)\n")
     # was dropped: `--regs mixup,,none` compared mixup and none without a word
     for regs, want in (
             ("mixup,,none", "--regs must be settings separated by commas (a setting's methods "

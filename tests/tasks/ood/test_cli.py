@@ -16,6 +16,17 @@ def test_help(argv, capsys):
     assert "usage: robustrep ood" in capsys.readouterr().out
 
 
+def test_bench_help_says_what_its_seed_seeds(capsys):
+    # Was: "--seed: seed of every random number generator" while the runs train with --seeds
+    from robustrep.tasks.ood.config import BenchOptions
+    with pytest.raises(SystemExit):
+        main(["ood", "bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--seed SEED seed of every random number generator (default: 0; of the scoring: the " \
+        "noise and photo OOD sets. Each run is trained with its seed from --seeds)" in text
+    assert BenchOptions().seed == 0
+
+
 def test_list_shows_every_detector(capsys):
     assert main(["ood", "score", "--list"]) == 0
     out = capsys.readouterr().out

@@ -121,3 +121,17 @@ def test_timm_split_layout_train_and_val(tmp_path):
     (root / "val" / "a").rename(root / "val" / "b")  # val lacks a: b keeps train's label 1
     assert {y for _, y in id_dataset(f"imagefolder:{root}", CTX, train=False)} == {1}
     assert len(id_dataset(f"imagefolder:{plain}", CTX, train=True)) == 3
+
+
+@pytest.mark.parametrize("inside", ["images_classic", "benchmark_imglist/cifar10"])
+def test_a_folder_inside_openoods_data_folder_is_answered_with_it(tmp_path, inside):
+    # Was: "expected DATA/benchmark_imglist/cifar10/benchmark_imglist" and no word of the
+    # folder to give
+    from robustrep.tasks.ood.datasets import openood_benchmark
+    (tmp_path / "data" / inside).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError) as err:
+        openood_benchmark(tmp_path / "data" / inside, "cifar10")
+    assert str(err.value).endswith(f"; give --openood {tmp_path / 'data'}, the folder holding it")
+    with pytest.raises(FileNotFoundError) as err:  # a folder elsewhere: no folder to name
+        openood_benchmark(tmp_path, "cifar10")
+    assert "give --openood" not in str(err.value)

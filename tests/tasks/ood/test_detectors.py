@@ -143,3 +143,19 @@ def test_label_gaps_give_a_readable_error(toy_clusters):
     result = score_model(as_ood_model(net), parse_detectors("Mahalanobis"), sample(9),
                          {"x": sample(9, label=-1)}, fit, num_classes=3)
     assert "ID train labels: [1, 2]" in result.detectors["Mahalanobis"].error
+
+
+def test_image_detectors_show_their_progress(tiny_classifier, tiny_data, capsys):
+    # Was: ODIN, GradNorm, MCD ... passed over every set again (several passes per image, longer
+    # than the extraction) with no progress and no estimate
+    fit, id_test, ood = tiny_data  # 12 ID test and 10 OOD images: 3 + 3 batches of 4
+    specs = parse_detectors("ODIN,MaxSoftmax")
+    score_model(as_ood_model(tiny_classifier), specs, id_test, ood, fit, num_classes=3,
+                batch_size=4, show_progress=True)
+    err = capsys.readouterr().err  # not a terminal: plain lines, the last at the end
+    line = [x for x in err.splitlines() if x.startswith("score ODIN: ")][-1]
+    assert line.startswith("score ODIN: step 6/6 (100%)") and " ETA " in line
+    assert "score MaxSoftmax" not in err  # scored from the extracted logits at once
+    score_model(as_ood_model(tiny_classifier), specs, id_test, ood, fit, num_classes=3,
+                batch_size=4)
+    assert "score ODIN" not in capsys.readouterr().err

@@ -118,3 +118,52 @@ def test_an_ood_set_that_is_the_id_data_is_refused(fake_run, tmp_path, capsys, m
     assert "--ood imagefolder:fit reads the in-distribution data (--fit-data imagefolder:fit)" \
         in capsys.readouterr().err
     assert not (fake_run / "ood").exists()
+
+
+@pytest.mark.parametrize("ood, role", [("idf/val", "test images are under {}/idf/val"),
+                                       ("idf/train", "train images are under {}/idf/train"),
+                                       ("idf/val/1", "test images are under {}/idf/val")])
+def test_an_ood_folder_inside_the_id_folder_is_refused(fake_run, tmp_path, capsys, monkeypatch,
+                                                       no_extraction, ood, role):
+    # Was: --id imagefolder:idf (timm's train/ + val/ layout) with --ood imagefolder:idf/val
+    # (the ID test images themselves), idf/train or a class folder of them: exit 0, a table
+    monkeypatch.chdir(tmp_path)
+    for split in ("train", "val"):
+        _folder(tmp_path / "idf" / split, [0, 1, 2])
+    assert _score(str(fake_run), "--detectors", "KNN", "--id", "imagefolder:idf", "--ood",
+                  "gaussian", f"imagefolder:{ood}") == 2
+    assert capsys.readouterr().err == (
+        f"robustrep ood: error: --ood imagefolder:{ood} reads the in-distribution data (--id "
+        f"imagefolder:idf, whose {role.format(tmp_path.resolve())}): ID images scored as OOD "
+        f"give an AUROC of about 50 that measures nothing; give OOD data that is not an ID "
+        f"set\n")
+
+
+def test_an_ood_folder_holding_the_id_folder_is_refused(fake_run, tmp_path, capsys,
+                                                        monkeypatch):
+    # a class layout reads every image below its root: data/ holds data/id's images
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path / "data" / "id", [0, 1, 2])
+    _folder(tmp_path / "data" / "other", [0])
+    _folder(tmp_path / "apart", [0])
+    argv = [str(fake_run), "--detectors", "MaxSoftmax", "--id", "imagefolder:data/id"]
+    with monkeypatch.context() as patch:
+        patch.setattr(score, "extract", _extract)  # refused before any extraction
+        assert _score(*argv, "--ood", "imagefolder:data") == 2
+    assert "--ood imagefolder:data reads the in-distribution data (--id imagefolder:data/id, " \
+        "whose test images are under " in capsys.readouterr().err
+    # a sibling folder and one elsewhere are scored
+    assert _score(*argv, "--ood", "imagefolder:data/other", "imagefolder:apart", "--out",
+                  str(tmp_path / "out")) == 0
+
+
+def test_one_ood_set_written_two_ways_is_refused(fake_run, tmp_path, capsys, monkeypatch,
+                                                 no_extraction):
+    # Was: scored twice, two rows of one measurement (the same name twice is refused already)
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path / "far", [0])
+    assert _score(str(fake_run), "--detectors", "MaxSoftmax", "--ood", "imagefolder:far",
+                  "gaussian", "imagefolder:./far/") == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: --ood imagefolder:far and imagefolder:./far/ read the same data: "
+        "it would be scored twice; give it once\n")

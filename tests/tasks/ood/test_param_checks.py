@@ -64,3 +64,23 @@ def test_a_zero_temperature_or_count_is_refused_before_extraction(tmp_path, caps
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", detector,
                  "--param", item]) == 2
     assert capsys.readouterr().err == f"robustrep ood: error: --param {item}: {accepted}\n"
+
+
+@pytest.mark.parametrize("item, message", [
+    # Was: a bare "AssertionError in pytorch-ood's ASH:  (ID train labels: None)" after
+    # extraction, exit 1
+    ("ASH.variant=nope", "ASH.variant takes one of ash-s, ash-p, ash-b (default 'ash-s'), got "
+                         "'nope'"),
+    # Was: refused by pytorch-ood's constructor only once every feature was extracted
+    ("ASH.percentile=65", "ASH.percentile takes a fraction in [0, 1] (default 0.65), got 65; "
+                          "use 0.65 for 65%"),
+    ("VRA.upper_percentile=150", "VRA.upper_percentile takes a fraction in [0, 1] (default "
+                                 "0.99), got 150"),
+    # Was: accepted as a float > 0; every score the same, the detector failed after extraction
+    ("MaxSoftmax.t=1e400", "MaxSoftmax.t takes a finite number, got inf"),
+])
+def test_a_param_out_of_its_range_is_refused_before_extraction(item, message):
+    with pytest.raises(ValueError) as err:
+        parse_params([item])
+    assert str(err.value) == f"--param {item}: {message}"
+    parse_params(["ASH.variant=ash-b", "ASH.percentile=0.9", "MaxSoftmax.t=2"])  # in range

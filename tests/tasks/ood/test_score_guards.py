@@ -318,6 +318,10 @@ def test_constant_scores_are_refused_not_read_as_a_weak_detector():
     ("MaxSoftmax", ["--feature-maps", "pooled"], "--feature-maps pooled shapes what the "
                                                  "feature-map detectors"),
     ("MaxSoftmax", ["--resize"], "--resize acts on the cifar10, cifar100, svhn sets"),
+    # scored the built-in sets in silence, not OpenOOD's
+    ("MaxSoftmax", ["--openood-id", "cifar10"], "--openood-id cifar10 names the ID dataset of "
+                                                "the OpenOOD benchmark and acts only with "
+                                                "--openood DATA_DIR"),
 ])
 def test_an_option_that_acts_on_nothing_scored_is_refused(fake_run, capsys, detectors, extra,
                                                           words):
@@ -326,3 +330,48 @@ def test_an_option_that_acts_on_nothing_scored_is_refused(fake_run, capsys, dete
     assert words in err and len(err.splitlines()) == 1
     assert not (fake_run / "ood").exists()
     assert _score(fake_run, "ReAct", "--feature-maps", "pooled") == 0  # a maps detector: kept
+
+
+def test_two_model_calls_started_in_one_second_keep_their_own_folders(fake_run, tmp_path,
+                                                                      monkeypatch, capsys):
+    # Was: both wrote runs/ood/<model>-<time>; the later replaced the earlier's rows (other
+    # weights) with exit 0 for both, or, started after the other finished, was refused with
+    # "--out ... already holds results.json" though no --out was given
+    import shutil
+    import time
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20260101-000000")
+    shutil.copy(fake_run / "checkpoints" / "latest.pt", tmp_path / "other.pt")
+    for weights in (fake_run / "checkpoints" / "latest.pt", tmp_path / "other.pt"):
+        assert main(["ood", "score", "--model", "test_resnet", "--checkpoint", str(weights),
+                     "--image-size", "16", "--classes", "0", "1", "2", "--ood", "gaussian",
+                     "--detectors", "MaxSoftmax", "--max-samples", "8", "--no-plots",
+                     "--quiet", "--device", "cpu"]) == 0
+    assert "replaced" not in capsys.readouterr().err
+    first, second = (tmp_path / "runs" / "ood" / f"test_resnet-20260101-000000{n}"
+                     for n in ("", "-2"))
+    assert json.loads((first / "results.json").read_text())["weights"].endswith("latest.pt")
+    assert json.loads((second / "results.json").read_text())["weights"].endswith("other.pt")
+
+
+def test_a_flat_id_folder_has_no_accuracy(fake_run, tmp_path, capsys):
+    # Was: "ID test accuracy 33.33%": every image of a flat folder is labelled 0, and the share
+    # predicted as class 0 was reported as the classifier's accuracy
+    from PIL import Image
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "classes" / "0").mkdir(parents=True)
+    for i in range(3):
+        Image.new("L", (16, 16), 60 * i).save(tmp_path / "flat" / f"{i}.png")
+        Image.new("L", (16, 16), 60 * i).save(tmp_path / "classes" / "0" / f"{i}.png")
+    for folder in ("flat", "classes"):
+        assert _score(fake_run, "MaxSoftmax", "--id", f"imagefolder:{tmp_path / folder}",
+                      "--out", str(tmp_path / f"out-{folder}")) == 0
+        out, err = capsys.readouterr()
+        accuracy = json.loads((tmp_path / f"out-{folder}" / "results.json").read_text())[
+            "id_accuracy"]
+        if folder == "flat":
+            assert accuracy is None and "ID test accuracy n/a;" in out
+            assert (f"note: ID test accuracy n/a: imagefolder:{tmp_path / folder} is a flat "
+                    f"folder (no class subfolders), whose images carry no class labels") in err
+        else:
+            assert accuracy is not None and "ID test accuracy n/a" not in out + err
