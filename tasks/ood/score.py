@@ -250,7 +250,10 @@ def _output_folder(run: Path | None, out: str | Path | None,
     """The folder the results go to, checked before any work: writable, and holding no file
     but an earlier ``ood score``'s (whose rows are merged with this call's, never a user's
     results.json replaced)."""
-    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
+                                               check_writable)
+    if out:
+        check_not_training(out)  # its writes would wait, without a word, for the run to end
     if foreign is not None and not out:
         from robustrep.tasks.common.weights import default_out
         # made when the results are written (claim_new_folder), under another name if taken

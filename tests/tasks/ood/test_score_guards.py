@@ -375,3 +375,18 @@ def test_a_flat_id_folder_has_no_accuracy(fake_run, tmp_path, capsys):
                     f"folder (no class subfolders), whose images carry no class labels") in err
         else:
             assert accuracy is not None and "ID test accuracy n/a" not in out + err
+
+
+def test_scoring_into_the_folder_of_a_run_in_progress_is_refused_first(fake_run, capsys):
+    # Was: the whole scoring ran, then its writes waited, without a word, for the run's lock
+    from robustrep.tasks.common.rundir import RunLock
+    training = RunLock(fake_run / ".lock").acquire()  # the run, still training
+    try:
+        code = main(["ood", "score", str(fake_run), "--out", str(fake_run), "--ood", "gaussian",
+                     "--detectors", "MaxSoftmax", "--max-samples", "8", "--no-plots", "--quiet"])
+    finally:
+        training.release()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--out {fake_run} is the folder of a run in progress (pid " in err
+    assert not (fake_run / "results.json").exists()
