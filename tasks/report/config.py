@@ -13,7 +13,7 @@ class ReportOptions:
     """The options of ``robustrep report``."""
 
     quick: bool = option(False, "the baseline and AdaptiveMix on each task, 3 seeds, short runs "
-                                "(3.0 minutes measured on 2 CPU cores with --jobs 2)")
+                                "(2.9 minutes measured on 2 CPU cores with --jobs 2)")
     out: str | None = shared("out", default_help="runs/report-<time>", metavar="DIR")
     jobs: int = option(2, "runs at a time", min=1)
     seeds: list[int] | None = shared("seeds", None, default_help="0 1 2")
