@@ -277,20 +277,17 @@ def refuse_file_run(run: str) -> None:
 
 def check_lsun_classes(text: str | None) -> None:
     """``--lsun-classes`` checked with the other options (gan and classify configs): its names
-    were checked only when the databases were opened, after the run's data and network."""
+    were checked only when the databases were opened, after the run's data and network. The
+    reader's own checks (:func:`robustrep.data.lsun.parse_classes`: empty items, a database
+    twice), then each name against the databases torchvision's LSUN reads."""
     if text is None:
         return
-    from robustrep._lists import check_no_empty_item
-    from robustrep.data.lsun import CATEGORIES, SPLITS  # torchvision's, as its LSUN checks them
-    try:  # the reader's own words (robustrep.data.lsun.parse_classes)
-        check_no_empty_item("lsun classes", text, "database names separated by commas, like "
-                            "church_outdoor_train,bedroom_train")
+    from robustrep.data.lsun import CATEGORIES, SPLITS, parse_classes
+    try:
+        names = parse_classes(text)
     except ValueError as err:
-        raise ConfigError(str(err)) from None
-    names = [n.strip() for n in str(text).split(",")]
-    if len(names) == 1 and names[0] in SPLITS:
-        return
-    for name in names:
+        raise ConfigError(str(err)) from None  # "lsun classes ...": the option in words
+    for name in [] if isinstance(names, str) else names:  # a split alone: every category
         category, _, split = name.rpartition("_")
         if category not in CATEGORIES or split not in SPLITS:
             raise ConfigError(
@@ -298,10 +295,6 @@ def check_lsun_classes(text: str | None) -> None:
                 f"comma-separated (CATEGORY: {', '.join(CATEGORIES)}; SPLIT: "
                 f"{', '.join(SPLITS)}; e.g. church_outdoor_train), or one SPLIT alone "
                 f"(that split of every category)")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:  # one database under two labels
-        raise ConfigError(f"--lsun-classes names {', '.join(twice)} twice; its images would be "
-                          f"read twice, under two labels")
 
 
 def check_stop_after(stop_after: int | None, step: int, steps: int | None = None,

@@ -83,7 +83,7 @@ LSUN_ACCEPTED = ("accepted: CATEGORY_SPLIT names, comma-separated (CATEGORY: bed
 @pytest.mark.parametrize("classes, error", [
     ("church_train", f"--lsun-classes: 'church_train' is no LSUN database; {LSUN_ACCEPTED}"),
     ("bedroom_train,train", f"--lsun-classes: 'train' is no LSUN database; {LSUN_ACCEPTED}"),
-    ("bedroom_train,tower_val,bedroom_train", "--lsun-classes names bedroom_train twice; its "
+    ("bedroom_train,tower_val,bedroom_train", "lsun classes name bedroom_train twice; its "
                                               "images would be read twice, under two labels"),
 ])
 def test_lsun_classes_are_checked_with_the_options(program, classes, error, tmp_path, capsys):
