@@ -28,8 +28,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runtime import maybe_compile
 from robustrep.tasks.gan import steps
-from robustrep.tasks.gan.config import PRESETS, GanConfig
+from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.models import build_discriminator, build_generator
+from robustrep.tasks.gan.presets import PRESETS
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.train import _optimizers
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded

@@ -34,7 +34,8 @@ from typing import Any
 
 from robustrep.tasks.common.config import resolve_config
 from robustrep.tasks.common.plots import bar_table
-from robustrep.tasks.gan.config import PRESETS, GanConfig
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.presets import PRESETS
 from robustrep.tasks.gan.regs import METHODS
 from robustrep.tasks.gan.train import TrainingDiverged, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded

@@ -19,7 +19,8 @@ from robustrep.nets import create_discriminator, create_generator, network_optio
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS, PRESET_RP_NUM_VIEWS, RP_NUM_VIEWS
+from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS
+from robustrep.tasks.gan.presets import PRESET_RP_NUM_VIEWS, RP_NUM_VIEWS
 
 
 def _d_batchnorm(cfg) -> bool:

@@ -44,7 +44,8 @@ pytestmark = pytest.mark.usefixtures("private_cache")
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
     from robustrep.tasks.gan.train import train
     path = tmp_path_factory.mktemp("gan") / "run"
     train(GanConfig(**{**PRESETS["digits-dcgan"], **TINY_GAN, "out": str(path)}),
@@ -398,7 +399,8 @@ def test_ood_score_resizes_image_folders_to_the_classifiers_input(classify_run, 
 
 def test_imagefolder_preset_starts_no_workers_on_two_cores():
     from robustrep.tasks.common.workers import resolve_workers
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
     cfg = GanConfig(**PRESETS["imagefolder-dcgan64"])
     assert cfg.num_workers is None
     assert resolve_workers(cfg.num_workers, cpus=2) == 0

@@ -104,7 +104,8 @@ def test_a_dangling_link_as_out_is_refused_not_replaced(folder, tmp_path, capsys
 def test_classify_and_gan_read_a_zip(folder, tmp_path):
     from robustrep.tasks.classify.config import ClassifyConfig
     from robustrep.tasks.classify.data import build_datasets
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
     from robustrep.tasks.gan.data import build_data
     out = tmp_path / "d.zip"
     assert main(["data", "pack", str(folder), str(out), "--resolution", "16"]) == 0
@@ -122,7 +123,8 @@ def test_classify_and_gan_read_a_zip(folder, tmp_path):
 
 def test_gan_trains_a_greyscale_zip_in_one_channel(folder, tmp_path):
     # was: read as RGB, a 3-channel G for greyscale data (stylegan2-ada takes the zip's mode)
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
     from robustrep.tasks.gan.data import build_data
     out = tmp_path / "grey.zip"
     assert main(["data", "pack", str(folder), str(out), "--resolution", "16",
@@ -134,7 +136,8 @@ def test_gan_trains_a_greyscale_zip_in_one_channel(folder, tmp_path):
 
 
 def test_gan_mirror_doubles_a_pool_with_flipped_copies():
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
     from robustrep.tasks.gan.data import build_data
     plain = build_data(GanConfig(**PRESETS["digits-dcgan"]))
     mirrored = build_data(GanConfig(**{**PRESETS["digits-dcgan"], "mirror": True}))

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from robustrep.tasks.gan.config import PRESETS, GanConfig
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.presets import PRESETS
 
 TINY_DIGITS = dict(image_size=16, g_width=8, d_width=8, z_dim=16, batch_size=8, steps=2,
                    eval_every=0, final_eval=False, ckpt_every=1, log_every=1, eval_samples=64,

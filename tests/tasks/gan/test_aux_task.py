@@ -9,8 +9,9 @@ import torch
 from robustrep.infomax import InfoMax
 from robustrep.ssgan import SSGAN
 from robustrep.tasks.cli import main
-from robustrep.tasks.gan.config import PRESETS, GanConfig
+from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.models import build_discriminator
+from robustrep.tasks.gan.presets import PRESETS
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.train import train
 

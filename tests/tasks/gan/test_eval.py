@@ -16,7 +16,8 @@ from robustrep.tasks.gan.train import train
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
     run = tmp_path_factory.mktemp("eval") / "digits"
     cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "g_width": 8, "d_width": 8,
                        "z_dim": 16, "batch_size": 8, "steps": 2, "eval_every": 1,

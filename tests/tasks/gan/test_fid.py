@@ -317,9 +317,10 @@ def test_zip_written_by_data_pack_scores_as_its_folder(images, tmp_path):
 def test_real_statistics_leave_out_the_mirror_copies():
     """--mirror doubles the training data; FID's reals stay the 1,797 stored digits, as
     stylegan2-ada's fid50k_full reads the dataset with xflip=False."""
-    from robustrep.tasks.gan.config import PRESETS, GanConfig
+    from robustrep.tasks.gan.config import GanConfig
     from robustrep.tasks.gan.data import build_data
     from robustrep.tasks.gan.evaluate import build_extractor, real_reference
+    from robustrep.tasks.gan.presets import PRESETS
     cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "mirror": True})
     data, cpu = build_data(cfg), torch.device("cpu")
     net, info = build_extractor(cfg, data, cpu)

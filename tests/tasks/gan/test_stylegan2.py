@@ -8,7 +8,8 @@ import torch
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.gan import steps
-from robustrep.tasks.gan.config import PRESETS, GanConfig
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.presets import PRESETS
 from robustrep.tasks.gan.train import train
 
 TINY_SG2 = dict(arch="stylegan2", image_size=16, z_dim=16, w_dim=16, mapping_layers=2,
