@@ -187,7 +187,9 @@ class ClassifyConfig:
                               "FILE, not both")
         self._resolve_final_act()
         self._resolve_multistep()
-        if self.optimizer in SGD_OPTIMIZERS and self.momentum is None:  # adamw has none
+        if self.momentum is None and (optimizer_takes(self.optimizer) or {}).get("momentum"):
+            # what timm's create_optimizer_v2 passes (rmsprop, lars, ... too), so config.json
+            # records the momentum that ran; adamw has none
             self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
         check_lsun_classes(self.lsun_classes)  # before the data: not when the databases open
@@ -331,7 +333,8 @@ def flags_decide_lengths(cfg: ClassifyConfig, overrides: dict[str, Any]) -> Clas
 MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
 
 
-SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9  # filled in for these, timm's default
+# timm's default momentum, filled in for every optimizer taking one (as create_optimizer_v2)
+SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9
 
 # The optimizer hyperparameters of timm's train.py: field -> create_optimizer_v2's keyword, and
 # a few optimizers taking it (for the message refusing it with one that does not).

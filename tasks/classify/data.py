@@ -109,6 +109,9 @@ def check_root(dataset: str, root: str | None, train: bool) -> None:
     is_zip = dataset == "zip" or (dataset == "imagefolder" and path.suffix.lower() == ".zip")
     if not is_zip and not path.is_dir():  # an imagefolder root ending in .zip is read as a zip
         raise DataError(f"--data-root {root} is a file, not a folder (expected {wanted})")
+    if dataset == "zip" and path.is_dir():  # was: "dataset zip not found: expected a file at"
+        raise DataError(f"--data-root {root} is a folder, not a file (expected {wanted}); it "
+                        f"holds {_listing(path)}")
     if entry and not (path / entry).exists():
         raise DataError(f"--data-root {root} has no {entry}, which dataset {dataset} reads; it "
                         f"holds {_listing(path)}{fetch}")

@@ -99,7 +99,11 @@ def test_a_given_data_root_is_answered_with_what_it_holds(tmp_path):
                                              f"cifar-100-python/)"),
             ("imagefolder", "nope", f"--data-root {tmp_path / 'nope'} does not exist (expected a "
                                     f"folder of images (ROOT/<class>/<image>, or the images in "
-                                    f"ROOT); {tmp_path} holds cifar/)")):
+                                    f"ROOT); {tmp_path} holds cifar/)"),
+            # was: "dataset zip not found: expected a file at ...", of a folder that exists
+            ("zip", "cifar", f"--data-root {tmp_path / 'cifar'} is a folder, not a file "
+                             f"(expected a dataset .zip (robustrep data pack writes one)); it "
+                             f"holds batches/, readme.txt")):
         cfg = tiny_config(dataset=dataset, data_root=str(tmp_path / root), channels=3)
         with pytest.raises(DataError) as err:
             build_datasets(cfg)

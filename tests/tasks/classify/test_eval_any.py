@@ -1,6 +1,7 @@
 """`classify eval` and `ood score` on a classifier no run made (--model + --checkpoint)."""
 
 import json
+import shutil
 
 import pytest
 import timm
@@ -222,3 +223,29 @@ def test_two_model_evals_started_in_one_second_keep_their_own_folders(tmp_path, 
     folders = [tmp_path / "runs" / "eval" / f"test_resnet-20260101-000000{n}" for n in ("", "-2")]
     assert [json.loads((f / "report.json").read_text())["weights"] for f in folders] == \
         ["a.pth", "b.pth"]
+
+
+def test_a_runs_checkpoint_on_other_data_than_it_trained_on_is_noted(trained_run, tmp_path,
+                                                                      monkeypatch, capsys):
+    # was: --model --checkpoint RUN/checkpoints/latest.pt at the default --image-size 32 and
+    # every label, for a run trained at 16 on labels 0-2: a report on other data, without a word
+    monkeypatch.chdir(tmp_path)
+    ckpt = str(trained_run / "checkpoints" / "latest.pt")
+    base = ["classify", "eval", "--model", "test_resnet", "--checkpoint", ckpt, *EVAL]
+    assert main([*base, "--out", "a", "--classes", "0", "1"]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: {ckpt} is a classify run's checkpoint, evaluated here on other data than it "
+            f"was trained on: --image-size 32 (the run's: 16); --classes 0,1 (the run's: 0,1,2); "
+            f"`robustrep classify eval {trained_run}` evaluates it as trained") in err
+    shutil.copy(ckpt, "lone.pt")  # out of its run folder: the values to give
+    assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "lone.pt",
+                 "--classes", "0", "1", "2", "--out", "d", *EVAL]) == 0
+    assert ("note: lone.pt is a classify run's checkpoint, evaluated here on other data than it "
+            "was trained on: --image-size 32 (the run's: 16); give the run's values"
+            ) in capsys.readouterr().err
+    assert main([*base, "--out", "b", "--image-size", "16", "--classes", "0", "1", "2"]) == 0
+    assert "other data" not in capsys.readouterr().err  # the run's own data: nothing to say
+    torch.save(_foreign().state_dict(), "plain.pth")  # no run's config in it: nothing to say
+    assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "plain.pth",
+                 "--mean", "0", "--std", "1", "--out", "c", *EVAL]) == 0
+    assert "other data" not in capsys.readouterr().err

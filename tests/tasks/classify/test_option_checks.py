@@ -115,8 +115,10 @@ def test_multistep_defaults_are_filled_in_and_shown_by_dry_run(capsys):
         ClassifyConfig(schedule="multistep", milestones=[0.6, 0.3])
 
 
-def test_sgd_momentum_is_filled_in_for_sgd_only(capsys):
-    for optimizer, want in (("sgd", 0.9), ("momentum", 0.9), ("adamw", None)):
+def test_momentum_is_filled_in_for_the_optimizers_that_take_it(capsys):
+    # was sgd and momentum only: an rmsprop or lars run recorded null and ran timm's 0.9
+    for optimizer, want in (("sgd", 0.9), ("momentum", 0.9), ("rmsprop", 0.9), ("lars", 0.9),
+                            ("lookahead_rmsprop", 0.9), ("adamw", None), ("lion", None)):
         assert main(["classify", "train", "--optimizer", optimizer, "--dry-run"]) == 0
         assert json.loads(capsys.readouterr().out)["momentum"] == want
     assert ClassifyConfig(optimizer="momentum", momentum=0.5).momentum == 0.5
