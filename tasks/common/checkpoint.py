@@ -201,6 +201,17 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], where: str
                               f"{' '.join(lines[:2])[:300]}") from None
 
 
+def with_last_step(err: CheckpointError, path: str | Path, how: str) -> CheckpointError:
+    """The error of a damaged ``latest.pt`` naming the last step file written beside it (a run
+    keeps its last steps' files), with ``how`` to use it (``{name}``: that file's name); other
+    files' errors, or a run without step files, as they are."""
+    last = last_step_checkpoint(Path(path).parent) if Path(path).name == LATEST else None
+    if last is None:
+        return err
+    return CheckpointError(f"{err}; {last} is there, the last step written: "
+                           f"{how.replace('{name}', last.name)}")
+
+
 def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu") -> dict:
     """Load checkpoint ``path`` into a trainer with ``load(state)``, before anything is written.
 
@@ -211,11 +222,7 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
     try:
         state = load_checkpoint(path, map_location=map_location)
     except CheckpointError as err:  # a damaged latest.pt: the step files beside it may be whole
-        last = last_step_checkpoint(Path(path).parent) if Path(path).name == LATEST else None
-        if last is None:
-            raise
-        raise CheckpointError(f"{err}; {last} is there, the last step written: copy it over "
-                              f"{path} to resume from it") from None
+        raise with_last_step(err, path, f"copy it over {path} to resume from it") from None
     if int(state["step"]) > steps:
         raise UserError(f"--steps {steps} is below the step of the checkpoint {path} "
                         f"({state['step']}); pass --steps {state['step']} or more")

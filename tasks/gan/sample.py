@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_names, last_step_checkpoint,
-                                              load_checkpoint, load_weights, save_atomic)
+from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_names, load_checkpoint,
+                                              load_weights, save_atomic, with_last_step)
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
@@ -77,8 +77,11 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
     where = where / LATEST if where.is_dir() else where  # the file, in messages
     try:
         state = load_checkpoint(where, map_location="cpu")
-    except CheckpointError as err:
-        raise _name_last_step(err, where, checkpoint is None, choose) from None
+    except CheckpointError as err:  # "use another checkpoint" named none: name the last step's
+        if checkpoint is not None:
+            raise
+        how = "give --checkpoint {name}" if choose else f"copy it over {where} to use it"
+        raise with_last_step(err, where, how) from None
     G = build_generator(cfg, sample_shape(cfg))
     key = "ema" if use_ema and state.get("ema") is not None else "G"
     if not isinstance(state.get(key), dict):
@@ -88,17 +91,6 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
                  "use an earlier checkpoint (--checkpoint)")
     no_ema_note(run, use_ema, state.get("ema") is not None)
     return G.to(dev).eval(), cfg, int(state["step"]), dev
-
-
-def _name_last_step(err: CheckpointError, where: Path, latest: bool,
-                    choose: bool) -> CheckpointError:
-    """A damaged latest.pt's error naming the step file beside it, as ``--resume`` names it:
-    "use another checkpoint" named none, though the run keeps its last steps' files."""
-    last = last_step_checkpoint(where.parent) if latest else None
-    if last is None:
-        return err
-    how = f"give --checkpoint {last.name}" if choose else f"copy it over {where} to use it"
-    return CheckpointError(f"{err}; {last} is there, the last step written: {how}")
 
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
