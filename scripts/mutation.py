@@ -85,6 +85,7 @@ MODULES = {
     "regularizers": Module("robustrep/tasks/common/regularizers.py",
                            ("tests/tasks/common/test_regularizers.py", SHARED_OPTIONS, PLUGIN)),
     "config": Module("robustrep/tasks/common/config.py", (CONFIG_TESTS,)),
+    "optionspec": Module("robustrep/tasks/common/optionspec.py", (CONFIG_TESTS,)),
     "nets": Module("robustrep/nets/__init__.py", ("tests/nets/test_registry.py",)),
 }
 

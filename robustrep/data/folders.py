@@ -8,11 +8,17 @@ both layouts; a symbolic link is followed once, and a link to a folder already r
 a second name for a class) is a ValueError naming the link, since torchvision's
 ``os.walk(followlinks=True)`` would read the images again under other labels. ``verify=True``
 opens every image once before returning (:mod:`robustrep.data.images`).
+
+:class:`ZipImageFolder` reads a zip of an image folder (``robustrep data pack SRC.zip``) by the
+same scan, run on the zip's tree (:func:`robustrep.data.zipdata.zip_tree`): the same layouts,
+class folders, hidden names and refusals, so it gives what the folder it was made from gives.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,11 +28,23 @@ from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 
 from robustrep._validate import check_choice
-from robustrep.data.images import (IMG_EXTENSIONS, check_source, drop_bad_images, image_transform,
+from robustrep.data.images import (IMG_EXTENSIONS, check_depth, check_source, convert_image,
+                                   decode_error, drop_bad_images, image_problem, image_transform,
                                    is_image, load_image)
+from robustrep.data.zipdata import ZipEntry, check_member, zip_tree
+from robustrep.errors import UnreadableImageError
+
+# the scans below take a folder as a Path or as a ZipEntry (a folder inside a zip)
+Entry = Path | ZipEntry
 
 
-def _class_folders(root: Path) -> list[Path]:
+def _real(entry: Entry) -> str:
+    """What ``entry`` is, whatever name it is read by: its real path (symbolic links resolved),
+    or a zip member's name (a zip holds no links)."""
+    return str(entry) if isinstance(entry, ZipEntry) else os.path.realpath(entry)
+
+
+def _class_folders(root: Entry) -> list[Entry]:
     """The class folders of ``root``: its visible subfolders (``.ipynb_checkpoints`` is none).
     A broken symbolic link among them is a ValueError: a class gone missing, not left out."""
     visible = [p for p in root.iterdir() if not p.name.startswith(".")]
@@ -37,7 +55,7 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in visible if p.is_dir())
 
 
-def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
+def _walk_images(folder: Entry, seen: dict[str, Entry]) -> list[Entry]:
     """The visible images under ``folder``, recursively, sorted; each real folder read once.
 
     ``seen`` maps the real path of every folder and image read so far to the path it was read
@@ -45,7 +63,7 @@ def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
     to the same folder) would read its images again, under another class: a ValueError naming
     the link; so is a second name for an image (:func:`_see_once`).
     """
-    real = os.path.realpath(folder)
+    real = _real(folder)
     if real in seen:
         what = ("a loop: it points back to" if str(folder).startswith(str(seen[real]) + os.sep)
                 else "it points to")
@@ -64,11 +82,11 @@ def _walk_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
     return images
 
 
-def _see_once(image: Path, seen: dict[str, Path]) -> None:
+def _see_once(image: Entry, seen: dict[str, Entry]) -> None:
     """Record ``image``'s real path; a second name for an image already read (a symbolic link
     to it, here or in another class) is a ValueError, as it would count twice, or under two
     labels."""
-    real = os.path.realpath(image)
+    real = _real(image)
     if real in seen:
         raise ValueError(f"{image} and {seen[real]} are the same image file (a symbolic link): "
                          f"it would be read twice, under two labels if in two classes; remove "
@@ -87,31 +105,62 @@ class _ClassFolders(ImageFolder):
         super().__init__(root, **kwargs)
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
-        found = [p.name for p in _class_folders(Path(directory))]
-        if not found:
-            raise FileNotFoundError(f"no class folders in {directory}")
-        if self._given_classes is None:
-            return found, {name: i for i, name in enumerate(found)}
-        unknown = [name for name in found if name not in self._given_classes]
-        if unknown:
-            raise ValueError(f"class folder {Path(directory) / unknown[0]} is not a class of the "
-                             f"training split ({', '.join(self._given_classes)}): its labels would "
-                             f"be guessed; rename or remove it")
-        # labels are the training split's; a class the split lacks keeps its number unused
-        index = {name: i for i, name in enumerate(self._given_classes)}
-        return self._given_classes, {name: index[name] for name in found}
+        return _find_classes(Path(directory), self._given_classes)
 
     @staticmethod
     def make_dataset(directory: str | Path, class_to_idx: dict[str, int], extensions=None,
                      is_valid_file=None, allow_empty: bool = False) -> list[tuple[str, int]]:
-        seen = {os.path.realpath(directory): Path(directory)}
-        samples = []
-        for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
-            found = _walk_images(Path(directory) / name, seen)
-            if not found and not allow_empty:
-                raise FileNotFoundError(f"class folder {Path(directory) / name} holds no images")
-            samples += [(str(p), index) for p in found]
-        return samples
+        return [(str(p), index) for p, index in
+                _class_samples(Path(directory), class_to_idx, allow_empty)]
+
+
+def _find_classes(root: Entry, given: list[str] | None) -> tuple[list[str], dict[str, int]]:
+    """The class names of ``root`` in label order and their labels (``given`` fixes both)."""
+    found = [p.name for p in _class_folders(root)]
+    if not found:
+        raise FileNotFoundError(f"no class folders in {root}")
+    if given is None:
+        return found, {name: i for i, name in enumerate(found)}
+    unknown = [name for name in found if name not in given]
+    if unknown:
+        raise ValueError(f"class folder {root / unknown[0]} is not a class of the training "
+                         f"split ({', '.join(given)}): its labels would be guessed; rename or "
+                         f"remove it")
+    # labels are the training split's; a class the split lacks keeps its number unused
+    index = {name: i for i, name in enumerate(given)}
+    return given, {name: index[name] for name in found}
+
+
+def _class_samples(root: Entry, class_to_idx: dict[str, int],
+                   allow_empty: bool = False) -> list[tuple[Entry, int]]:
+    """``(image, label)`` of every image under ``root/<class>/``, class by class in label order;
+    a class folder without images is a FileNotFoundError (unless ``allow_empty``)."""
+    seen = {_real(root): root}
+    samples = []
+    for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
+        found = _walk_images(root / name, seen)
+        if not found and not allow_empty:
+            raise FileNotFoundError(f"class folder {root / name} holds no images")
+        samples += [(p, index) for p in found]
+    return samples
+
+
+def _layout_hint(err: FileNotFoundError, root: Entry) -> FileNotFoundError:
+    """``err`` of a class-folder scan, with the layout it looked for."""
+    return FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "
+                             f"extensions: {', '.join(IMG_EXTENSIONS)})")
+
+
+def _flat_images(root: Entry) -> list[Entry]:
+    """The images directly inside ``root``, sorted by name; none is a FileNotFoundError."""
+    images = sorted(p for p in root.iterdir() if is_image(p))
+    seen: dict[str, Entry] = {}
+    for image in images:  # a link to an image here would read it twice
+        _see_once(image, seen)
+    if not images:
+        raise FileNotFoundError(f"no images found in {root} (accepted extensions: "
+                                f"{', '.join(IMG_EXTENSIONS)})")
+    return images
 
 
 class FlatImageFolder(Dataset):
@@ -129,13 +178,7 @@ class FlatImageFolder(Dataset):
         self.root = Path(root)
         self.transform = transform
         self.channels = channels
-        self.samples = sorted(p for p in self.root.iterdir() if is_image(p))
-        seen: dict[str, Path] = {}
-        for image in self.samples:  # a link to an image here would read it twice
-            _see_once(image, seen)
-        if not self.samples:
-            raise FileNotFoundError(f"no images found in {self.root} (accepted extensions: "
-                                    f"{', '.join(IMG_EXTENSIONS)})")
+        self.samples = _flat_images(self.root)
         self.targets = [0] * len(self.samples)
         self.classes = [self.root.name]
 
@@ -147,11 +190,11 @@ class FlatImageFolder(Dataset):
         return (self.transform(image) if self.transform else image), 0
 
 
-def _first_image(entries: list[Path]) -> Path:
+def _first_image(entries: list[Entry]) -> Entry:
     return min(p for p in entries if is_image(p))
 
 
-def _folder_layout(root: Path) -> str:
+def _folder_layout(root: Entry) -> str:
     entries = list(root.iterdir())
     has_images = any(is_image(p) for p in entries)
     has_dirs = any(p.is_dir() and not p.name.startswith(".") for p in entries)
@@ -236,20 +279,143 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
             dataset = _ClassFolders(str(root), classes, transform=transform,
                                     loader=partial(load_image, channels=channels))
         except FileNotFoundError as err:
-            raise FileNotFoundError(f"{err} (layout root/<class>/<image> under {root}; accepted "
-                                    f"extensions: {', '.join(IMG_EXTENSIONS)})") from None
+            raise _layout_hint(err, root) from None
         paths = [Path(p) for p, _ in dataset.samples]
     if verify:
         dataset = drop_bad_images(dataset, paths, root, skip_bad)
     dataset.unread = _unread_files(root, recursive=layout != "flat")
+    dataset.layout = layout
     return dataset
 
 
-def _unread_files(root: Path, recursive: bool) -> list[str]:
-    """The visible files under ``root`` that are not taken as images (their extension)."""
-    unread = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        unread += [os.path.join(folder, f) for f in sorted(files)
-                   if not f.startswith(".") and not is_image(Path(folder, f))]
+def _unread_files(root: Entry, recursive: bool) -> list[str]:
+    """The visible files under ``root`` that are not taken as images (their extension): a
+    folder's own first, then its subfolders' in name order (as ``os.walk`` lists them)."""
+    visible = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    unread = [str(p) for p in visible if not p.is_dir() and not is_image(p)]
+    for folder in (p for p in visible if recursive and p.is_dir()):
+        unread += _unread_files(folder, recursive)
     return unread
+
+
+def _unwrapped(root: Any) -> Any:
+    """The one folder a zip holds where it holds nothing else visible: ``zip -r SRC.zip FOLDER``
+    keeps ``FOLDER/`` in every name, and read as the top that zip would be one class of every
+    image (its class folders merged into it), where the folder it was made from is read as
+    its class folders or flat."""
+    visible = [p for p in root.iterdir() if not p.name.startswith(".")]
+    return visible[0] if len(visible) == 1 and visible[0].is_dir() else root
+
+
+class ZipImageFolder(Dataset):
+    """The images of a zip of an image folder, found as :func:`image_folder` finds a folder's:
+    the same scan (:func:`_folder_layout`, class folders, hidden names skipped, the same
+    refusals) run on the zip's tree (:func:`~robustrep.data.zipdata.zip_tree`), and each image
+    decoded as :func:`~robustrep.data.images.load_image` decodes a file. So a zip gives what
+    the folder it was made from gives, image for image (``robustrep data pack SRC.zip``).
+
+    Members zipfile cannot read (encrypted, or compressed with a method such as Deflate64) are
+    refused at construction, naming the member; with ``verify`` every image is read (its CRC
+    checked) and decoded once, the first that fails refused as :func:`image_folder` refuses
+    an unreadable file.
+
+    Args:
+        path: the zip.
+        channels: 3 (RGB) or 1 (greyscale) decoding.
+        transform: PIL image -> tensor; None gives the PIL image.
+        verify: read and decode every image now.
+
+    A zip holding one folder and nothing else (``zip -r SRC.zip FOLDER`` writes it so) is
+    read from inside that folder, which ``top`` names (else None).
+
+    Attributes: ``samples`` (``(ZipEntry, label)``), ``targets``, ``classes``, ``layout``
+    (``"flat"`` or ``"classes"``) and ``unread`` (visible members not read for their extension,
+    named ``ZIP/member``), as :func:`image_folder` gives them.
+    """
+
+    def __init__(self, path: str | os.PathLike, channels: int = 3,
+                 transform: Callable | None = None, verify: bool = False) -> None:
+        check_choice("channels", channels, (1, 3))
+        self.path, self.channels, self.transform = Path(path), channels, transform
+        root = _unwrapped(zip_tree(self.path))
+        self.top = root.member or None  # the one folder the zip holds, read as its top
+        self.layout = _folder_layout(root)
+        if self.layout == "flat":
+            self.classes, self.samples = [root.name], [(p, 0) for p in _flat_images(root)]
+        else:
+            try:
+                self.classes, index = _find_classes(root, None)
+                self.samples = _class_samples(root, index)
+            except FileNotFoundError as err:
+                raise _layout_hint(err, root) from None
+        self.targets = [label for _, label in self.samples]
+        self._archive: zipfile.ZipFile | None = None
+        for entry, _ in self.samples:  # from the central directory: no data read for this
+            check_member(self.path, self._zip().getinfo(entry.member))
+        if verify:
+            self._verify()
+        self.skipped: list[str] = []
+        self.unread = _unread_files(root, recursive=self.layout != "flat")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _zip(self) -> zipfile.ZipFile:
+        if self._archive is None:
+            self._archive = zipfile.ZipFile(self.path)
+        return self._archive
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers each open their own handle (a ZipFile does not survive a fork)
+        return {**self.__dict__, "_archive": None}
+
+    def _read(self, entry: ZipEntry) -> bytes:
+        """The member's bytes, its CRC checked as zipfile reads it to the end."""
+        return self._zip().read(entry.member)
+
+    def _problem(self, entry: ZipEntry) -> str | None:
+        """Why the member ``entry`` is no readable image (damaged in the zip, or as
+        :func:`~robustrep.data.images.image_problem` finds a file), or None."""
+        try:
+            data = self._read(entry)
+        except _DAMAGE as err:
+            return _damaged(err)
+        return image_problem(io.BytesIO(data))
+
+    def _verify(self) -> None:
+        """Read and decode every image, refusing the first that fails (naming how many more),
+        in :func:`image_folder`'s words."""
+        bad = [(entry, reason) for entry, _ in self.samples
+               if (reason := self._problem(entry)) is not None]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise ValueError(f"unreadable image {bad[0][0]}{more} under {self.path}: "
+                             f"{bad[0][1]}; remove or replace it")
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        entry, label = self.samples[index]
+        try:
+            data = io.BytesIO(self._read(entry))
+        except _DAMAGE as err:
+            raise UnreadableImageError(f"cannot read {entry}: {_damaged(err)}; re-create the "
+                                       f"zip") from None
+        try:  # as load_image reads a file
+            image = Image.open(data)
+            check_depth(image, entry)
+            image = convert_image(image, self.channels, entry)
+        except UnreadableImageError:
+            raise
+        except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+            raise UnreadableImageError(f"cannot read {entry}: {decode_error(err)}; remove or "
+                                       f"replace it") from None
+        return (self.transform(image) if self.transform else image), label
+
+
+# what zipfile raises on a member it cannot read back: a CRC mismatch, a zip cut short
+_DAMAGE = (zipfile.BadZipFile, EOFError, OSError)
+
+
+def _damaged(err: Exception) -> str:
+    return f"damaged in the zip ({decode_error(err)})"

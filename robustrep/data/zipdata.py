@@ -24,6 +24,9 @@ read (``dataset.json`` may also hold float vectors, which the reference treats a
 vectors; they are refused here). :func:`pack_images` writes a zip from any map-style dataset of
 images, in ``dataset_tool.py``'s layout.
 
+:func:`zip_tree` shows any zip as a folder tree (:class:`ZipEntry`), so that a zip of an image
+folder is scanned by the image folders' own code (``robustrep data pack SRC.zip``).
+
 :class:`XFlip` is stylegan2-ada's ``--mirror=1`` (``Dataset(xflip=True)``): the dataset doubled,
 sample ``i + N`` being sample ``i`` flipped left-right. It is a fixed duplicate, not a random
 flip per epoch.
@@ -35,9 +38,10 @@ import functools
 import io
 import json
 import os
+import stat
 import zipfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from torch import Tensor
@@ -47,7 +51,8 @@ from robustrep._validate import check_choice, check_positive
 from robustrep.data.images import (WIDE_MODES, UnreadableImageError, check_depth, convert_image,
                                    decode_error, image_problem, image_transform)
 
-__all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members"]
+__all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members",
+           "ZipEntry", "zip_tree"]
 
 LABELS_FILE = "dataset.json"
 
@@ -98,7 +103,7 @@ def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
         _check_labels_place(path, names)
         read = images + ([LABELS_FILE] if LABELS_FILE in names else [])
         for name in read:  # from the central directory: no member is read for this
-            _check_member(path, archive.getinfo(name))
+            check_member(path, archive.getinfo(name))
         raw = archive.read(LABELS_FILE) if LABELS_FILE in names else None
     return images, (None if raw is None else _labels(raw, images, path))
 
@@ -121,7 +126,7 @@ def _readable_methods() -> dict[int, str]:
 _OTHER_METHODS = {9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd", 99: "AES"}
 
 
-def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
+def check_member(path: Path, info: zipfile.ZipInfo) -> None:
     """Refuse the member ``info`` when zipfile cannot read it: encrypted (it asks for a password,
     a RuntimeError) or compressed by a method it lacks (a NotImplementedError), both told by
     the central directory, before any data is read."""
@@ -173,6 +178,115 @@ def _labels(raw: bytes, images: list[str], path: Path) -> list[int] | None:
                              f"reads integer class labels >= 0 only")
         labels.append(label)
     return labels
+
+
+
+class ZipEntry:
+    """A file or folder inside a zip, with the methods of :class:`pathlib.Path` that the image
+    folder scans of :mod:`robustrep.data.folders` call (``name``, ``suffix``, ``iterdir``,
+    ``is_dir``, ``is_file``, ``is_symlink``, ``exists``, ``/``, sorting), so that a zip of an
+    image folder is read by the folder's own scan. ``member`` is the name inside the zip
+    (``""`` for the top); a zip holds no symbolic links to follow (:func:`zip_tree` refuses
+    them)."""
+
+    def __init__(self, archive: Path, member: str = "", folder: bool = True) -> None:
+        self.archive, self.member = archive, member
+        self.children: dict[str, ZipEntry] | None = {} if folder else None
+
+    @property
+    def name(self) -> str:
+        return self.member.rsplit("/", 1)[-1] if self.member else self.archive.name
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    def is_dir(self) -> bool:
+        return self.children is not None
+
+    def is_file(self) -> bool:
+        return self.children is None
+
+    def is_symlink(self) -> bool:
+        return False
+
+    def exists(self) -> bool:
+        return True
+
+    def iterdir(self) -> Iterable[ZipEntry]:
+        if self.children is None:
+            raise NotADirectoryError(f"{self} is a file")
+        return iter(list(self.children.values()))
+
+    def __truediv__(self, name: str) -> ZipEntry:
+        if self.children is None or name not in self.children:
+            raise FileNotFoundError(f"{self}/{name} is not in the zip")
+        return self.children[name]
+
+    def __lt__(self, other: ZipEntry) -> bool:  # as Paths sort: part by part
+        return self.member.split("/") < other.member.split("/")
+
+    def __str__(self) -> str:
+        return f"{self.archive}/{self.member}" if self.member else str(self.archive)
+
+    def __repr__(self) -> str:
+        return f"ZipEntry({str(self)!r})"
+
+
+def zip_tree(path: str | os.PathLike) -> ZipEntry:
+    """The zip at ``path`` as a tree of folders and files (:class:`ZipEntry`; folders that only
+    member names imply are made too), its top the zip itself. ``__MACOSX/``, the resource forks
+    macOS's Finder adds, is left out as the zip's own; hidden names are kept, for the scan to
+    skip as it skips hidden files.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: not a zip; a member name that is no plain relative path (``/a.png``,
+            ``../a.png``, ``a\\b.png``: extracting it would write elsewhere or rename it); a
+            name held twice, or as a file and a folder; a symbolic link member (the zip holds
+            the name of its target, not the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"zip not found: expected a file at {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a zip archive")
+    top = ZipEntry(path)
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            _add_member(top, info)
+    return top
+
+
+def _add_member(top: ZipEntry, info: zipfile.ZipInfo) -> None:
+    """Place member ``info`` in the tree under ``top`` (see :func:`zip_tree`)."""
+    name, where = info.filename, f"{top.archive}: member {info.filename!r}"
+    parts = name.rstrip("/").split("/")
+    if parts[0] == "__MACOSX":
+        return
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{where} is not a plain relative path inside the zip; re-create the "
+                         f"zip from inside the image folder (cd FOLDER && zip -r ../SRC.zip .)")
+    if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):  # made on Unix
+        raise ValueError(f"{where} is a symbolic link (the zip holds its target's name, not "
+                         f"the file); re-create the zip with the files themselves (zip -r "
+                         f"without -y)")
+    folder = top
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        entry = folder.children.get(part)
+        is_folder = info.is_dir() or not last
+        if entry is None:
+            entry = ZipEntry(top.archive, "/".join(parts[:depth + 1]) if is_folder else name,
+                             folder=is_folder)
+            folder.children[part] = entry
+        elif entry.is_file() and not is_folder:
+            raise ValueError(f"{where} is held twice; re-create the zip with one of each")
+        elif entry.is_dir() != is_folder:
+            raise ValueError(f"{top.archive}: {'/'.join(parts[:depth + 1])!r} is both a file "
+                             f"and a folder (member {name!r} makes it the other); re-create "
+                             f"the zip with one of them")
+        folder = entry
 
 
 class ZipImageDataset(Dataset):
@@ -379,7 +493,9 @@ def pack_images(images: Iterable[Any], out: BinaryIO, size: int, channels: int =
         channels: 3 (RGB) or 1 (greyscale).
         labels: one integer per image, or None (``dataset.json`` then says ``null``).
 
-    Returns the member names, in ``dataset_tool.py``'s layout ``00000/img00000000.png``.
+    Returns the member names, in ``dataset_tool.py``'s layout ``00000/img00000000.png``. The
+    members carry one fixed time (``dataset_tool.py``'s carry the time of packing), so the same
+    images give the same bytes: a zip's checksum names its data.
     """
     check_positive("size", size, integer=True)
     check_choice("channels", channels, (1, 3))
@@ -390,11 +506,21 @@ def pack_images(images: Iterable[Any], out: BinaryIO, size: int, channels: int =
             buffer = io.BytesIO()
             image.save(buffer, format="png", compress_level=0, optimize=False)
             name = f"{i // 1000:05d}/img{i:08d}.png"
-            archive.writestr(name, buffer.getvalue())
+            archive.writestr(_member(name), buffer.getvalue())
             names.append(name)
         if labels is not None and len(labels) != len(names):
             raise ValueError(f"labels has {len(labels)} entries for {len(names)} images")
         meta = {"labels": None if labels is None else [[m, int(y)] for m, y in
                                                         zip(names, labels)]}
-        archive.writestr(LABELS_FILE, json.dumps(meta))
+        archive.writestr(_member(LABELS_FILE), json.dumps(meta))
     return names
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A stored member ``name`` dated 1980-01-01, the earliest time a zip holds, made on Unix
+    with the mode rw------- that ``ZipFile.writestr`` gives a name."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3  # Unix, whose mode bits external_attr holds (0 on Windows else)
+    info.external_attr = 0o600 << 16
+    return info

@@ -28,7 +28,7 @@ from robustrep.tasks.common.weights import model_options
 from robustrep.tasks.common.regularizers import add_regularizer_args
 
 from .config import (OPTION_FIELDS, PRESETS, ClassifyConfig, EvalOptions, TrainOptions,
-                     flags_decide_lengths, lengths_given_once)
+                     flags_decide_lengths, lengths_given_once, unused_options)
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -56,7 +56,8 @@ def _add_eval(sub) -> None:
     """clean, calibration, adversarial and corruption metrics of a run"""
     add_command(
         sub, "eval", "clean, calibration, adversarial and corruption metrics of a run",
-        EvalOptions, run_eval, description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
+        EvalOptions, run_eval,
+        description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
                     "robust accuracy under AutoAttack (default; official fra31/auto-attack code) "
                     "or PGD/FGSM/APGD, Linf or L2 in [0, 1] pixels, and accuracy and mCE under "
                     "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
@@ -76,7 +77,8 @@ def run_train(args: argparse.Namespace) -> int:
         from .train import config_for_resume
         cfg = config_for_resume(resume, overrides)
     else:
-        cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides)
+        cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides,
+                             unused=unused_options)
         cfg = flags_decide_lengths(cfg, overrides)
     if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg, fresh=resume is None)):
         return 0
@@ -160,7 +162,8 @@ def _dry_run_lengths(cfg: ClassifyConfig, data: Any, replays: int) -> None:
               file=sys.stderr)
         return
     from robustrep.tasks.common.batches import check_global_batch
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    from robustrep.tasks.common.distributed import world_size_from_env
+    world = world_size_from_env()
     check_global_batch(data.train_size, cfg.batch_size, world)
     cfg.resolve_epochs(data.train_size, world, replays)
 

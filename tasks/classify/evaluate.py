@@ -498,7 +498,7 @@ def _new_out(out: str | Path | None, name: str) -> Path:
 
 def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):
     """``(model, config)`` of a run folder, of a model from elsewhere, or of RobustBench."""
-    from robustrep.tasks.common.classifier import load_model, load_run
+    from robustrep.tasks.common.classifier import load_model, load_run, run_checkpoint_note
     from robustrep.tasks.common.options import no_ema_note
     if foreign is None:
         model, config = load_run(run, device, use_ema=use_ema)
@@ -511,49 +511,10 @@ def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):
         model, config = load_model(**{k: v for k, v in foreign.items()
                                       if k not in ("dataset", "classes")}, device=device,
                                    use_ema=use_ema)
-        note = run_checkpoint_note(foreign)
+        note = run_checkpoint_note(foreign, config.pop("checkpoint_config"), "classify eval")
         if note:
             print(f"note: {note}", file=sys.stderr)
     return model, {**config, **fields}
-
-
-# The data options a classify run's checkpoint records (its "config") that --model does not
-# read from it: the flag, and how a value is shown.
-RUN_DATA_FIELDS = {"dataset": "--dataset", "image_size": "--image-size", "classes": "--classes"}
-
-
-def run_checkpoint_note(foreign: dict[str, Any]) -> str | None:
-    """A classify run's own checkpoint given as ``--model NAME --checkpoint FILE`` where the
-    data options differ from those the run trained on (its checkpoint's ``config``): the
-    weights fit, so the report came out without a word, on other data (was: top-1 0.16 at the
-    default --image-size 32 for a run trained at 8 and scoring 0.56 on its own folder)."""
-    path = Path(str(foreign.get("checkpoint") or ""))
-    if not foreign.get("checkpoint") or path.suffix.lower() == ".safetensors":
-        return None
-    try:  # read already (load_model); a file without a run's config has nothing to say
-        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - a file load_model read by another route
-        return None
-    config = saved.get("config") if isinstance(saved, dict) else None
-    if not isinstance(config, dict):
-        return None
-    differ = [f"{flag} {_shown(foreign.get(k))} (the run's: {_shown(config.get(k))})"
-              for k, flag in RUN_DATA_FIELDS.items()
-              if k in config and _shown(foreign.get(k)) != _shown(config.get(k))]
-    if not differ:
-        return None
-    run = path.parent.parent if path.parent.name == "checkpoints" else None
-    whole = (f"`robustrep classify eval {run}` evaluates it as trained" if run is not None and
-             (run / "config.json").is_file() else "give the run's values")
-    return (f"{path} is a classify run's checkpoint, evaluated here on other data than it was "
-            f"trained on: {'; '.join(differ)}; {whole}")
-
-
-def _shown(value: Any) -> str:
-    """An option's value as the command line gives it (a list of labels: comma-separated)."""
-    if value is None:  # --classes not given: every label
-        return "all"
-    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 def robustbench_options(args) -> dict[str, Any]:

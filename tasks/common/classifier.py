@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from torch import Tensor, nn
 from robustrep._validate import nan_tensors
 from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
 from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, safe_load
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
-from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder
+from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder, no_ema_text
+from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.common.weights import is_source_name, resolve_model
 
 
@@ -48,26 +51,47 @@ def _ema_entries(data: Any) -> list[str]:
     return [k for k in EMA_KEYS if isinstance(data, dict) and isinstance(data.get(k), dict)]
 
 
-def _weights_entry(data: dict, path: Path, use_ema: bool = True, quiet: bool = False) -> dict:
+def _weights_entry(data: dict, path: Path, use_ema: bool = True) -> tuple[dict, str | None]:
     """The state dict inside a training checkpoint (``data`` itself when it is none): its EMA
-    weights unless ``use_ema`` is False; a file holding both says which it gives."""
+    weights unless ``use_ema`` is False; and, for a file holding both, the note saying which."""
     raw = [k for k in RAW_KEYS if isinstance(data.get(k), dict)]
     ema = _ema_entries(data) if use_ema else []
     found = ema + raw
     if not found:
-        return data
-    if ema and raw and not quiet:
-        print(f"note: {path} holds {ema[0]} and {raw[0]}; {ema[0]}, the EMA weights, is loaded "
-              f"(as timm's load_checkpoint does by default; classify eval and ood score take "
-              f"--no-ema for {raw[0]})", file=sys.stderr)
-    return data[found[0]]
+        return data, None
+    note = None
+    if ema and raw:
+        note = (f"note: {path} holds {ema[0]} and {raw[0]}; {ema[0]}, the EMA weights, is loaded "
+                f"(as timm's load_checkpoint does by default; classify eval and ood score take "
+                f"--no-ema for {raw[0]})")
+    return data[found[0]], note
 
 
-def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
-                     ) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
-    """The tensors of a weights file, and the input normalisation it carries (``mean``/``std``
-    of a robustrep checkpoint, else none); an unreadable, empty or pickled-object file is one
-    CheckpointError naming it (safe_load: weights_only, never the full unpickler)."""
+@dataclass
+class WeightsFile:
+    """One read of a weights file (:func:`read_weights`), handed on so no caller reads it again.
+
+    ``state``: its tensors (wrapper prefixes stripped); ``normalisation``: the ``mean``/``std``
+    of a robustrep checkpoint (else empty); ``run_config``: the ``config`` a classify run's
+    checkpoint keeps (None for other files); ``notes``: what loading it has to say, on stderr
+    once the model is built from it (:meth:`say_notes`), so a file refused says nothing else.
+    """
+
+    path: Path
+    state: dict[str, Tensor]
+    normalisation: dict[str, list[float]] = field(default_factory=dict)
+    run_config: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def say_notes(self) -> None:
+        for note in self.notes:
+            print(note, file=sys.stderr)
+
+
+def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
+    """The tensors of a weights file, the input normalisation and run config it carries, and
+    its notes (unsaid); an unreadable, empty or pickled-object file is one CheckpointError
+    naming it (safe_load: weights_only, never the full unpickler)."""
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
         try:
@@ -83,8 +107,11 @@ def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
             data = safe_load(path, "weights file", advice="save the model's state_dict() "
                              "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
     has_ema = bool(_ema_entries(data))
+    run_config = data.get("config") if isinstance(data, dict) else None
+    notes = []
     if isinstance(data, dict):
-        data = _weights_entry(data, path, use_ema, quiet)
+        data, note = _weights_entry(data, path, use_ema)
+        notes += [note] if note else []
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
         raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
                          f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
@@ -94,12 +121,12 @@ def _read_state_dict(path: Path, use_ema: bool = True, quiet: bool = False
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
         raise CheckpointError(f"weights file {path} holds NaN values ({bad[0]}{more}); use "
                               f"weights saved before the run that wrote them diverged")
-    if not quiet:  # after the checks: a file refused gets its one error line alone
-        from robustrep.tasks.common.options import no_ema_note
-        no_ema_note(path, use_ema, has_ema, f"no {', '.join(EMA_KEYS[:-1])} or {EMA_KEYS[-1]} "
-                    f"entry")
+    note = no_ema_text(path, use_ema, has_ema, f"no {', '.join(EMA_KEYS[:-1])} or "
+                       f"{EMA_KEYS[-1]} entry")
+    notes += [note] if note else []
     data, normalisation = _split_normalisation(data)
-    return strip_prefixes(data), normalisation
+    return WeightsFile(path, strip_prefixes(data), normalisation,
+                       run_config if isinstance(run_config, dict) else None, notes)
 
 
 def _split_normalisation(state: dict[str, Tensor]
@@ -229,7 +256,8 @@ def check_model_source(name: str) -> None:
 
 def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                      pretrained_file: str | Path | None = None, head: str = "linear",
+                      pretrained_file: str | Path | WeightsFile | None = None,
+                      head: str = "linear",
                       uos_scale: float | None = None, image_size: int | None = None,
                       pretrained: bool = False, keep_head: bool = False,
                       use_ema: bool = True, **timm_kwargs: Any) -> Classifier:
@@ -244,7 +272,9 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             config.json of a hub repository or folder).
         pretrained_file: local weights; the classifier is dropped and re-initialised for
             ``num_classes``, the input conv adapted to ``in_chans`` (timm's rules). Missing file
-            -> FileNotFoundError; weights of another architecture -> ValueError.
+            -> FileNotFoundError; weights of another architecture -> ValueError. A
+            :class:`WeightsFile` is a file :func:`read_weights` has read already (with its
+            ``use_ema``), used as it is.
         pretrained: the weights of ``name`` itself (timm's default pretrained tag on the hub, a
             hub repository's or a folder's), found by :func:`~robustrep.tasks.common.weights.
             resolve_model` (CheckpointError when absent and offline).
@@ -265,7 +295,12 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     if pretrained and pretrained_file is not None:
         raise ValueError("give --pretrained (the weights of --model) or --pretrained-file FILE, "
                          "not both")
-    weights = _weights_path(pretrained_file, name) if pretrained_file is not None else None
+    read = pretrained_file if isinstance(pretrained_file, WeightsFile) else None
+    weights = None
+    if read is not None:  # read and checked by the caller (load_model)
+        weights = read.path
+    elif pretrained_file is not None:
+        weights = _weights_path(pretrained_file, name)
     source = resolve_model(name, pretrained)
     weights = weights or source.weights
     kwargs = {**source.model_args, **{k: v for k, v in timm_kwargs.items() if v is not None}}
@@ -279,9 +314,11 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     if weights is None:
         model = _create_model(name, source.arch, overlay, build)
     else:
-        state, normalisation = _read_state_dict(weights, use_ema)
-        mean = normalisation.get("mean") if mean is None else mean
-        std = normalisation.get("std") if std is None else std
+        read = read or read_weights(weights, use_ema)
+        read.say_notes()  # where they were said: before a fit check refuses the file
+        state = read.state
+        mean = read.normalisation.get("mean") if mean is None else mean
+        std = read.normalisation.get("std") if std is None else std
         probe = _create_model(name, source.arch, overlay, build)
         _check_fits(name, probe, state, weights, head=keep_head)
         _check_parameter_values(probe, state, weights)
@@ -300,7 +337,46 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             raise ValueError(f"weights file {weights} does not fit timm model {name!r}: "
                              f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
-    return as_classifier(model, in_chans, mean, std, head, uos_scale)
+    classifier = as_classifier(model, in_chans, mean, std, head, uos_scale)
+    if image_size is not None:
+        check_input_size(classifier, in_chans, image_size, name)
+    return classifier
+
+
+def check_input_size(model: nn.Module, channels: int, image_size: int, name: str) -> None:
+    """ConfigError naming --image-size when ``model`` cannot take ``image_size`` inputs (its
+    stem and stages shrink them below a kernel: ``test_convnext`` at 8); that was a traceback
+    deep in timm at step 1, after the run folder was made. The forward runs on meta tensors
+    (shapes only, no compute, the weights untouched); where a model's forward needs values it
+    runs once for real, in eval mode without gradients, to tell its own error from the meta
+    device's."""
+    tensors = dict(model.named_parameters())
+    tensors.update(model.named_buffers())
+    shapes = {k: torch.empty_like(v, device="meta") for k, v in tensors.items()}
+    x = torch.empty(2, channels, image_size, image_size, device="meta")
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(model, shapes, (x,))
+        return
+    except NotImplementedError:  # an operation without a meta kernel: left to the run
+        return
+    except RuntimeError as err:
+        if next(iter(tensors.values()), x).is_meta:  # the dry run's model: nothing to run
+            if "meta" not in str(err):  # not the meta device's own limit (.item(), ...)
+                _refuse_input_size(err, image_size, name)
+            return
+    try:
+        with torch.no_grad(), eval_mode(model):
+            device = next(iter(tensors.values()), torch.empty(0)).device
+            model(torch.zeros(2, channels, image_size, image_size, device=device))
+    except RuntimeError as err:
+        _refuse_input_size(err, image_size, name)
+
+
+def _refuse_input_size(err: Exception, image_size: int, name: str) -> None:
+    raise ConfigError(f"--image-size {image_size}: model {name!r} cannot take "
+                      f"{image_size}x{image_size} inputs ({str(err).splitlines()[0]}); give a "
+                      f"larger --image-size") from None
 
 
 # timm.create_model options an architecture may lack, and the flags that set them
@@ -410,6 +486,10 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     the weights of ``name`` as :func:`create_classifier` finds them, head kept (``num_classes``
     defaults to the pretrained head's). A file that does not fit raises ValueError listing the
     missing, unexpected and wrongly shaped parameters in one line.
+
+    The file is read once; ``config["checkpoint_config"]`` is the ``config`` a classify run's
+    checkpoint keeps (None for any other file, and for ``pretrained``), for
+    :func:`run_checkpoint_note`.
     """
     if (checkpoint is None) == (not pretrained):
         raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
@@ -418,12 +498,14 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
                          f"weights of {name!r} are one set; drop --no-ema")
     check_model_source(name)
     source = resolve_model(name, pretrained=False)
+    read = None
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
                                     f".safetensors state dict of {name!r})")
-        state, _ = _read_state_dict(path, use_ema, quiet=True)  # create_classifier says it
+        read = read_weights(path, use_ema)  # its notes: create_classifier says them
+        state = read.state
         head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
         if num_classes is None and state.get(head) is not None:
             num_classes = int(state[head].shape[0])
@@ -438,12 +520,52 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         raise ValueError(f"cannot tell the number of classes of {name!r} from its weights; "
                          f"give --num-classes N")
     model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
-                              pretrained_file=checkpoint, pretrained=pretrained, keep_head=True,
+                              pretrained_file=read, pretrained=pretrained, keep_head=True,
                               image_size=image_size, use_ema=use_ema)
     config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
               "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
-              "image_size": image_size, "weights": weights, "pretrained": pretrained}
+              "image_size": image_size, "weights": weights, "pretrained": pretrained,
+              "checkpoint_config": read.run_config if read is not None else None}
     return model.to(device).eval(), config
+
+
+# The data options a classify run's checkpoint records (its "config") that --model does not
+# read from it: the field, and its flag.
+RUN_DATA_FIELDS = {"dataset": "--dataset", "image_size": "--image-size", "classes": "--classes"}
+
+# what each program does with the model, in the note's words
+_DONE = {"classify eval": ("evaluated", "evaluates"), "ood score": ("scored", "scores")}
+
+
+def run_checkpoint_note(foreign: dict[str, Any], run_config: dict[str, Any] | None,
+                        command: str) -> str | None:
+    """A classify run's own checkpoint given as ``--model NAME --checkpoint FILE`` where the
+    data options (``foreign``) differ from those the run trained on (``run_config``, its
+    checkpoint's ``config`` as :func:`load_model` read it): the weights fit, so ``command``
+    reported on other data without a word (was: classify eval's top-1 0.16 at the default
+    --image-size 32 for a run trained at 8 and scoring 0.56 on its own folder; ood score's ID
+    accuracy 34% where the run's folder gives 98%)."""
+    if not isinstance(run_config, dict):  # a file no classify run wrote: nothing to say
+        return None
+    differ = [f"{flag} {_shown(foreign.get(k))} (the run's: {_shown(run_config.get(k))})"
+              for k, flag in RUN_DATA_FIELDS.items()
+              if k in run_config and _shown(foreign.get(k)) != _shown(run_config.get(k))]
+    if not differ:
+        return None
+    path = Path(str(foreign["checkpoint"]))  # as given: the note names what the user typed
+    done, does = _DONE[command]
+    run = path.parent.parent if path.parent.name == "checkpoints" else None
+    whole = (f"`robustrep {command} {run}` {does} it as trained" if run is not None and
+             (run / "config.json").is_file() else "give the run's values")
+    return (f"{path} is a classify run's checkpoint, {done} here on other data than it was "
+            f"trained on: {'; '.join(differ)}; {whole}")
+
+
+def _shown(value: Any) -> str:
+    """An option's value as the command line gives it (a list of labels: comma-separated)."""
+    if value is None:  # --classes not given: every label
+        return "all"
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 class _PreLogits(nn.Module):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.runtime import resolve_device, tune_backends
 
 
@@ -33,13 +34,30 @@ class DistInfo:
         return self.rank == 0
 
 
+def world_size_from_env() -> int:
+    """The number of processes torchrun started (its WORLD_SIZE; 1 without it); a value that is
+    no whole number >= 1 is a UserError naming the variable (it was a ValueError traceback
+    from ``int()`` in whichever program read it first)."""
+    value = os.environ.get("WORLD_SIZE", "1")
+    try:
+        world = int(value)
+    except ValueError:
+        world = 0
+    if world < 1:
+        raise UserError(f"WORLD_SIZE={value}: the number of processes (set by torchrun) must "
+                        f"be a whole number >= 1; unset WORLD_SIZE or start the command with "
+                        f"torchrun")
+    return world
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
     """This process's rank and device; the device's backends are tuned for training."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    world = world_size_from_env()
+    if "RANK" not in os.environ or world <= 1:
         info = DistInfo(device=resolve_device(device))
         tune_backends(info.device)
         return info
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank=local_rank)
     if dev.type == "cuda":

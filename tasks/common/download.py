@@ -200,6 +200,8 @@ def check_download(dataset: str, data_root: str | None) -> None:
                         f"is {dataset!r}")
     if not data_root:
         raise UserError("--download needs --data-root FOLDER (where the dataset goes)")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UserError("--download: fetch the data once without torchrun, then start the "
-                        "multi-process run")
+    if "WORLD_SIZE" in os.environ:  # torchrun's; unset, a --dry-run stays free of torch
+        from robustrep.tasks.common.distributed import world_size_from_env
+        if world_size_from_env() > 1:
+            raise UserError("--download: fetch the data once without torchrun, then start the "
+                            "multi-process run")

@@ -143,14 +143,15 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     return code
 
 
-def check_robustrep(argv: list[str]) -> tuple[int, str]:
+def check_robustrep(argv: list[str]) -> tuple[int, str, str]:
     """Run ``robustrep ARGV`` (a ``--dry-run``: it writes nothing) in a fresh process from the
-    temporary folder; return its exit code and its output (stdout and stderr)."""
+    temporary folder; return its exit code, stdout (the resolved config) and stderr (its notes
+    and refusal, kept apart so that a note never lands inside the config's JSON)."""
     import tempfile
     done = subprocess.run([sys.executable, "-m", "robustrep.tasks.cli", *command(argv)],
                           capture_output=True, text=True, cwd=tempfile.gettempdir(),
                           env=plugin_env(dict(os.environ)))
-    return done.returncode, done.stdout + done.stderr
+    return done.returncode, done.stdout, done.stderr
 
 
 def last_lines(log: Path, count: int = 1) -> str:

@@ -6,8 +6,8 @@ eval``, ``ood score``, ``gan sample``...) declare too, beside the options only c
 (:data:`COMMANDS`: ``--batch-size``, ``--quiet``, ``--out``...). A program passes only what
 differs for it (its default schedule, e.g. ``shared("eval_every", 500)``, or where ``--out``
 goes by default). :class:`ModelOptions` are the options of a classifier from elsewhere
-(``classify eval`` and ``ood score`` instead of a run folder). Regularizer options come from the registry
-(:func:`robustrep.tasks.common.regularizers.reg_option`): their help is the class's docstring
+(``classify eval`` and ``ood score`` instead of a run folder). Regularizer options come from
+the registry (:func:`robustrep.tasks.common.regularizers.reg_option`): their help is the class's docstring
 and their default ``None``, the class's own. :class:`TrainRunOptions` are the trainers' run
 flags (``--preset``, ``--config``, ``--out``, ``--resume``, ``--stop-after``, ``--dry-run``,
 ``--download``, ``--quiet``), the same in ``gan train`` and ``classify train``;
@@ -325,10 +325,9 @@ def stopped_note(program: str, stop_after: int | None, steps: int, run: Any) -> 
     """What ``--stop-after`` left, and how to continue (None: the run went to its end)."""
     if stop_after is None or stop_after >= steps:
         return None
-    import os
-
+    from robustrep.tasks.common.distributed import world_size_from_env
     from robustrep.tasks.common.plugins import resume_flags
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size_from_env()
     how = f" under torchrun with {world} processes, as this run" if world > 1 else ""
     return (f"stopped after step {stop_after} of {steps} (--stop-after), with a checkpoint; "
             f"continue with: robustrep {program} train {resume_flags(run)}{how}")
@@ -340,10 +339,20 @@ def no_ema_note(run: Any, use_ema: bool, has_ema: bool,
     file) that keeps no EMA copy (``why``): they are its only weights, given without
     ``--no-ema`` too. A note, not a refusal: timm's ``load_checkpoint`` falls back to the raw
     weights the same way, and a loop over runs may pass ``--no-ema`` to each."""
-    if not use_ema and not has_ema:
+    note = no_ema_text(run, use_ema, has_ema, why)
+    if note:
         import sys
-        print(f"note: --no-ema: {run} keeps no EMA copy ({why}); its raw weights, the only "
-              f"ones, are used, as they would be without --no-ema", file=sys.stderr)
+        print(note, file=sys.stderr)
+
+
+def no_ema_text(run: Any, use_ema: bool, has_ema: bool,
+                why: str = "trained with ema_decay 0") -> str | None:
+    """The line :func:`no_ema_note` prints (None: nothing to say), for a caller that says it
+    later (a weights file's notes wait until the model is built from it)."""
+    if use_ema or has_ema:
+        return None
+    return (f"note: --no-ema: {run} keeps no EMA copy ({why}); its raw weights, the only "
+            f"ones, are used, as they would be without --no-ema")
 
 
 def unique(values: Any, option: str, what: str) -> tuple:

@@ -99,3 +99,14 @@ def make_ema(model: nn.Module, decay: float, warmup: bool = False):
         raise ValueError(f"ema decay must lie in [0, 1); got {decay}")
     from timm.utils import ModelEmaV3
     return ModelEmaV3(model, decay=decay, use_warmup=warmup)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """``module`` in eval mode inside the block, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

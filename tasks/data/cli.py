@@ -1,6 +1,14 @@
-"""``robustrep data pack SRC OUT.zip --resolution R``: an image folder as a stylegan2-ada zip.
+"""``robustrep data pack SRC OUT.zip --resolution R``: an image folder, or a zip of one, as a
+stylegan2-ada zip.
 
     robustrep data pack SRC OUT.zip --resolution R [--channels 3]
+
+SRC is an image folder or a ``.zip`` of one (as ``dataset_tool.py --source`` takes either). A zip
+is read as the folder it holds, by the folder's own scan (``ZipImageFolder`` in
+``robustrep/data/folders.py``): its folders are the class folders, hidden members are skipped as
+hidden files are (and ``__MACOSX/``, macOS's resource forks, with them), and a member that cannot
+be read is refused as an unreadable file is; packing a zip gives the bytes packing its folder
+gives.
 
 The zip is what stylegan2-ada-pytorch's ``dataset_tool.py --transform=center-crop`` writes and
 its ``training/dataset.py`` reads (``robustrep.data.zipdata``): every image centre-cropped to a
@@ -8,6 +16,9 @@ square, resized to R x R (Lanczos), stored as an uncompressed PNG under
 ``00000/img00000000.png``, and ``dataset.json`` with the class labels of ``SRC/<class>/`` folders
 (sorted class names, as torchvision's ``ImageFolder``) or ``null`` for a flat folder. ``gan
 train``, ``classify train`` and ``gan fid`` read it back (``--dataset zip --data-root OUT.zip``).
+Images smaller than R are enlarged, as ``dataset_tool.py`` enlarges them, and a note counts them
+(``enlarged`` in the summary). A ``dataset.json`` in SRC (stylegan2-ada's labels, which
+``dataset_tool.py`` reads) is refused: here the class folders label the images.
 """
 
 from __future__ import annotations
@@ -23,8 +34,9 @@ from robustrep.tasks.data.config import PackOptions
 
 
 def _add_pack(sub) -> None:
-    """write a stylegan2-ada dataset zip from an image folder"""
-    add_command(sub, "pack", "write a stylegan2-ada dataset zip from an image folder",
+    """write a stylegan2-ada dataset zip from an image folder or a zip of one"""
+    add_command(sub, "pack", "write a stylegan2-ada dataset zip from an image folder or a zip "
+                             "of one",
                 PackOptions, cmd_pack, description=__doc__.split("\n\n")[0])
 
 
@@ -33,17 +45,20 @@ def add_parser(subparsers, name: str = "data", summary: str = "") -> argparse.Ar
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from robustrep.tasks.data.pack import pack_folder
-    out = Path(args.zip).expanduser()
+    from robustrep.tasks.data.pack import is_zip_source, pack_folder
+    out, src = Path(args.zip).expanduser(), Path(args.src).expanduser()
     if out.suffix.lower() != ".zip":
         raise UserError(f"OUT {out}: give a path ending in .zip")
+    if src.exists() and out.exists() and os.path.samefile(src, out):
+        raise UserError(f"OUT {out} is SRC: packing would replace the images it reads; choose "
+                        f"another path for OUT")
     if os.path.lexists(out):  # exists() is False for a dangling link, which writing would follow
         what = "is a symbolic link" if out.is_symlink() else "exists"
         raise UserError(f"OUT {out} {what}; remove it or choose another path")
-    src = Path(args.src).expanduser()
-    if not src.is_dir():
-        raise DataError(f"SRC {src} is not a folder; give an image folder (SRC/<class>/<image> "
-                        f"or images directly in SRC)")
+    if not (src.is_dir() or (src.is_file() and is_zip_source(src))):
+        what = "is not a folder or a .zip" if os.path.lexists(src) else "does not exist"
+        raise DataError(f"SRC {src} {what}; give an image folder (SRC/<class>/<image> or "
+                        f"images directly in SRC) or a .zip of one")
     summary = pack_folder(src, out, args.resolution, args.channels, show_progress=not args.quiet)
     print(json.dumps(summary, indent=2))
     return 0

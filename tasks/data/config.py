@@ -12,8 +12,8 @@ from robustrep.tasks.common.options import shared
 class PackOptions:
     """The options of ``robustrep data pack``."""
 
-    src: str = option(REQUIRED, "image folder: SRC/<class>/<image> or flat", positional=True,
-                      metavar="SRC")
+    src: str = option(REQUIRED, "image folder (SRC/<class>/<image> or flat) or a .zip of one",
+                      positional=True, metavar="SRC")
     zip: str = option(REQUIRED, "the zip to write (must not exist)", positional=True,
                       metavar="OUT.zip")
     # max: a typo (100000) would allocate 30 GB per image; stylegan2-ada's largest is 1024

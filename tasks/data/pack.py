@@ -1,42 +1,96 @@
-"""Pack an image folder into a stylegan2-ada dataset zip (see ``tasks/data/cli.py``)."""
+"""Pack an image folder, or a zip of one, into a stylegan2-ada dataset zip (see
+``tasks/data/cli.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from robustrep.data.local import FlatImageFolder, image_folder
-from robustrep.data.zipdata import pack_images
+from robustrep.data.folders import ZipImageFolder
+from robustrep.data.local import image_folder
+from robustrep.data.zipdata import LABELS_FILE, pack_images
 from robustrep.tasks.common.checkpoint import write_atomic
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import check_output_file
 
 
+def is_zip_source(src: Path) -> bool:
+    """Whether ``src`` is read as a zip of an image folder (a file named ``.zip``, as
+    ``dataset_tool.py --source`` tells one) rather than as a folder."""
+    return src.suffix.lower() == ".zip" and not src.is_dir()
+
+
 def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
                 show_progress: bool = False) -> dict[str, Any]:
-    """Write ``out`` from the images under ``src`` (every file opened first, so a bad image is
-    named before anything is written), counting them as they are packed (a 70k-image folder
-    takes minutes, as dataset_tool.py's bar shows); returns a summary."""
+    """Write ``out`` from the images under ``src``, a folder or a zip of one (every image opened
+    first, so a bad image is named before anything is written), counting them as they are
+    packed (a 70k-image folder takes minutes, as dataset_tool.py's bar shows); returns a
+    summary. Images smaller than ``resolution`` are enlarged, as dataset_tool.py enlarges
+    them, and counted in a note (they come out blurred)."""
     check_output_file(out, "OUT")
-    try:
-        dataset = image_folder(src, resolution, channels, verify=True)
-    except (FileNotFoundError, ValueError) as err:
-        raise DataError(program_advice(err, skip_option=False)) from None  # no such option
+    dataset = _open_source(src, resolution, channels)
+    if getattr(dataset, "top", None):
+        print(f"note: {src} holds one folder, {dataset.top}/, and nothing else: the images "
+              f"are read from inside it, as `data pack {dataset.top}` reads them",
+              file=sys.stderr)
     report_skipped(dataset)
     dataset.transform = None  # the loader gives the PIL image; pack_images crops and resizes
-    flat = isinstance(dataset, FlatImageFolder)
+    flat = dataset.layout == "flat"
     labels = None if flat else list(dataset.targets)
-    images = _counted((dataset[i][0] for i in range(len(dataset))), len(dataset), show_progress)
+    enlarged: list[int] = []
+    images = _counted(_images(dataset, resolution, enlarged), len(dataset), show_progress)
     write_atomic(out, lambda handle: pack_images(images, handle, resolution, channels, labels))
+    if enlarged:
+        print(_enlarged_note(dataset, enlarged, resolution), file=sys.stderr)
     return {"zip": str(out), "images": len(dataset), "resolution": resolution,
-            "channels": channels,
+            "channels": channels, "enlarged": len(enlarged),
             "labels": None if flat else {"classes": len(dataset.classes),
                                          "names": list(dataset.classes)}}
 
 
-def _counted(images: Iterable[Any], total: int, show: bool) -> Iterator[Any]:
+def _open_source(src: Path, resolution: int, channels: int) -> Any:
+    """The images of ``src`` as a dataset: an image folder, or a zip read by the same scan
+    (``ZipImageFolder``); a source holding stylegan2-ada labels is refused."""
+    try:
+        if is_zip_source(src):
+            dataset = ZipImageFolder(src, channels, verify=True)
+        else:
+            dataset = image_folder(src, resolution, channels, verify=True)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(program_advice(err, skip_option=False)) from None  # no such option
+    found = next((p for p in dataset.unread if Path(p).name == LABELS_FILE), None)
+    if found is not None:
+        # dataset_tool.py labels images by it; here the class folders do, and it would be lost
+        raise DataError(f"SRC {src} holds {found}, stylegan2-ada's labels, which data pack "
+                        f"does not read (it labels images by their class folder, "
+                        f"SRC/<class>/<image>): remove it to pack the images without those "
+                        f"labels, or sort them into class folders")
+    return dataset
+
+
+def _images(dataset: Any, resolution: int, enlarged: list[int]) -> Iterator[Any]:
+    """The dataset's images in order; the index of each whose shorter side is below
+    ``resolution`` (the square cropped from it is enlarged) is appended to ``enlarged``."""
+    for i in range(len(dataset)):
+        image = dataset[i][0]
+        if min(image.size) < resolution:
+            enlarged.append(i)
+        yield image
+
+
+def _enlarged_note(dataset: Any, enlarged: list[int], resolution: int) -> str:
+    """One line: how many images were enlarged (dataset_tool.py does it without a word), and
+    the first of them."""
+    first = dataset.samples[enlarged[0]]  # a flat folder's samples are paths, not pairs
+    first = first[0] if isinstance(first, tuple) else first
+    return (f"note: {len(enlarged)} of {len(dataset)} images were smaller than "
+            f"{resolution}x{resolution} and were enlarged (the first: {first})")
+
+
+def _counted(images: Iterator[Any], total: int, show: bool) -> Iterator[Any]:
     """``images``, each counted on the progress bar once the zip has taken it."""
     with progress(total, desc="packing", enabled=show, unit="image") as bar:
         for image in images:

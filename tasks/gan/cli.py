@@ -4,7 +4,7 @@
     robustrep gan train --resume RUN [--steps N] [--stop-after N]
     robustrep gan eval RUN [--num-samples N] [--inception-weights FILE]
     robustrep gan sample RUN|NET.pkl [--num N | --seeds 0-7] [--grid PNG] [--outdir DIR]
-    robustrep gan fid A [B] [--num N] [--fid-features NET] [--save-stats FILE.npz]
+    robustrep gan fid A [B] [--num N] [--fid-features NET] [--save-stats FILE.npz [--force]]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from robustrep.tasks.common.regularizers import add_option_flags, add_regularize
 from robustrep.tasks.gan.config import (ARCHS, RESUMABLE, EvalOptions, FidOptions, GanConfig,
                                         SampleOptions, TrainOptions, archs, check_ema_off,
                                         check_eval_off, check_inception_file, inception_unused,
-                                        plugin_options, saved_config)
+                                        plugin_options, saved_config, unused_options)
 from robustrep.tasks.gan.presets import (AUX_PRESETS, DEFAULT_PRESET, PRESETS, presets_for,
                                          with_preset_aux_task)
 from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
@@ -97,7 +97,8 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     run = run_to_resume(args, ("preset", "config", "aux_task"))
     if run is None:
         cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset, args.config,
-                             overrides, default_preset=DEFAULT_PRESET)
+                             overrides, default_preset=DEFAULT_PRESET,
+                             unused=unused_options)
         check_ema_off(cfg, overrides)
         check_eval_off(cfg, overrides)
         check_inception_file(cfg.inception_weights)  # a flag's or the --config file's

@@ -623,4 +623,5 @@ class FidOptions(_FidOptions):
                                    "docs/metrics.md)", RANGES, metavar="0,1|-1,1|0,255")
     save_stats: str | None = _opt(None, "write A's statistics (mu, sigma), readable by "
                                         "pytorch-fid", metavar="FILE.npz")
+    force: bool = _opt(False, "overwrite an existing --save-stats file")
     device: str = shared("device")

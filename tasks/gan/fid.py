@@ -33,11 +33,14 @@ is ``gan eval``'s code.
 
 ``--save-stats FILE.npz`` writes A's statistics (``mu`` float64 ``[D]``, ``sigma`` the unbiased
 covariance ``[D, D]``, as pytorch-fid's ``np.cov``) plus ``fid_features``, ``fid_convention`` and
-``num``, which pytorch-fid ignores; ``np.load(FILE)['mu']`` reads it.
+``num``, which pytorch-fid ignores; ``np.load(FILE)['mu']`` reads it. An existing FILE is
+replaced only with ``--force`` (as ``gan sample``'s files; written whole, then renamed into
+place), and never when it is A or B.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -111,15 +114,33 @@ def check_dims(sources: list[Source], dim: int, network: str,
 
 
 def _check_save_stats(args) -> None:
+    """``--save-stats``, before any work: an ``.npz``, never over an existing file unless
+    ``--force`` (as ``gan sample``'s files), never over A or B, which it is computed from."""
+    if args.force and args.save_stats is None:
+        raise UserError("--force overwrites an existing --save-stats file, and no --save-stats "
+                        "is given: drop it")
     if args.save_stats is not None:
         out = Path(args.save_stats).expanduser()
         if out.suffix != ".npz":
             raise UserError(f"--save-stats {out}: give a path ending in .npz")
-        if out.exists():
-            raise UserError(f"--save-stats {out} exists; remove it or choose another path")
+        _check_not_an_input(out, args)
+        if out.exists() and not args.force:
+            raise UserError(f"--save-stats {out} already exists; pass --force to overwrite it "
+                            f"or choose another name")
         check_output_file(out, "--save-stats")
     if args.b is None and args.save_stats is None:
         raise UserError("give two sets to compare (A B), or one with --save-stats FILE.npz")
+
+
+def _check_not_an_input(out: Path, args) -> None:
+    """``--force`` would replace A or B itself (a samples ``.npz``) with its statistics."""
+    for side, spec in (("A", args.a), ("B", args.b)):
+        if spec is None or spec in REFERENCES or not out.exists():
+            continue
+        given = Path(spec).expanduser()
+        if given.exists() and os.path.samefile(given, out):
+            raise UserError(f"--save-stats {out} is {side} ({spec}), which the statistics are "
+                            f"computed from; choose another name")
 
 
 def _statistics_only(args, sources: list[Source]) -> str:

@@ -19,6 +19,7 @@ from robustrep.nets import create_discriminator, create_generator, network_optio
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS
 from robustrep.tasks.gan.presets import PRESET_RP_NUM_VIEWS, RP_NUM_VIEWS
 
@@ -202,7 +203,7 @@ def generate_batches(G: nn.Module, num: int, device: torch.device, seed: int,
     """:func:`generate`'s samples, batch by batch (the same values), so 50k samples at 256x256
     never sit in memory at once."""
     gen = torch.Generator(device=device).manual_seed(seed)
-    with _eval_mode(G):
+    with eval_mode(G):
         for i in range(0, num, batch):
             z = torch.randn(min(batch, num - i), G.z_dim, generator=gen, device=device)
             c = class_labels(G, len(z), class_idx, gen)
@@ -220,7 +221,7 @@ def generate_seeds(G: nn.Module, seeds: list[int], device: torch.device,
     import numpy as np
     c = class_labels(G, 1, class_idx, None)  # one label for every seed
     c = None if c is None else c.to(device)
-    with _eval_mode(G):
+    with eval_mode(G):
         for seed in seeds:
             z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
             z = z.to(device)
@@ -243,16 +244,6 @@ def class_labels(G: nn.Module, n: int, class_idx: int | None,
     else:
         idx = torch.full((n,), class_idx, device=device)
     return torch.nn.functional.one_hot(idx, c_dim).float()
-
-
-@contextmanager
-def _eval_mode(G: nn.Module) -> Iterator[None]:
-    was_training = G.training
-    G.eval()
-    try:
-        yield
-    finally:
-        G.train(was_training)
 
 
 # G's own draws (StyleGAN2's noise inputs, "random" as stylegan2-ada's metrics draw them) come

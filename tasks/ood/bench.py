@@ -10,7 +10,13 @@ detectors fitted on the digits 0-4 train split.
 A setting is a classify ``--reg`` value (``+`` combines regularizers), optionally followed by
 classify options for that setting only, each after an ``@``: ``none@head=uos`` trains the
 baseline with the UoS head, ``adaptivemix@head=uos`` AdaptiveMix with it (``--train-opt`` applies
-to every setting).
+to every setting). A length in epochs (``--train-opt epochs=N``) goes to classify as given, which
+converts it to steps; its ``--dry-run`` converts it the same way for the finished-run check.
+
+A second bench into the same ``--out`` keeps the earlier call's results of the regularizers it
+does not run, when both asked for the same settings (:func:`_asked`): ``bench.json`` holds the
+per-run records and ID accuracies the tables are computed from, so the merged tables are those a
+single call of every regularizer would write. Under other settings they are replaced, with a note.
 
 The table reports mean +- sample standard deviation over seeds of AUROC and FPR@95 under both
 conventions (``fpr95_id_tpr``: OOD accepted at 95% ID TPR, Hendrycks/ODIN; ``fpr95_ood_tpr``: ID
@@ -97,8 +103,10 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
 
     The classify program runs in its own process (``robustrep classify train``), so this
     program never imports it; its output goes to ``RUN/../train.log``. ``steps`` is the
-    resolved step count (the preset's unless --steps); ``wanted`` the setting's resolved config,
-    which a finished run must have been trained with to be reused. Returns the seconds taken.
+    resolved step count (the preset's unless --steps; with ``epochs`` in ``train_opts``, the
+    steps classify's dry run converted them to, and the run is given the epochs, which it
+    converts the same way); ``wanted`` the setting's resolved config, which a finished run must
+    have been trained with to be reused. Returns the seconds taken.
     """
     from robustrep.tasks.common.errors import UserError
     from robustrep.tasks.common.launch import last_lines, option_args, run_robustrep
@@ -111,8 +119,12 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     # a resumed run keeps its saved preset (--resume refuses --preset); the other options must
     # equal the saved ones, or be ones a resume may change (--steps)
+    # a length in epochs goes as given: --steps beside it is refused ("two ways to give one
+    # length"), and config.json then records the epochs that _finished compares
+    by_epochs = train_opts.get("epochs") is not None
     options = {"preset": None if resume else preset, "reg": reg.replace("+", ","), "seed": seed,
-               "model": model, "steps": steps, "device": device, **train_opts}
+               "model": model, "steps": None if by_epochs else steps, "device": device,
+               **train_opts}
     # absolute: the child starts in the log's folder, where a relative path would nest
     argv = ["classify", "train", *option_args(options), "--out", str(run_dir.absolute()),
             "--quiet"]
@@ -125,6 +137,21 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
     return time.perf_counter() - start
 
 
+def check_one_length(steps: int | None, train_opts: list[str], reg_list: list[str]) -> None:
+    """Refuse ``--steps`` beside a length in epochs (``--train-opt epochs=N`` or a setting's
+    ``@epochs=N``), in the bench's words: classify train refuses the two, and its dry run's
+    refusal named the --train-opt alone."""
+    if steps is None:
+        return
+    given = [f"--train-opt epochs={v}" for k, v in _parse_opts(train_opts).items()
+             if k == "epochs"]
+    given += [f"--regs setting {r!r}" for r in reg_list if "epochs" in split_setting(r)[1]]
+    if given:
+        raise ValueError(f"--steps {steps} and {given[0]} are two ways to give the runs' length: "
+                         f"give --steps (optimizer steps) or epochs=N (passes over the training "
+                         f"set, converted to steps as classify train does), not both")
+
+
 def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
                    model: str | None, steps: int | None, device: str) -> list[dict[str, Any]]:
     """Ask ``robustrep classify train --dry-run`` (its own parser and config checks, in its own
@@ -135,8 +162,8 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
 
     def dry_run(options: dict[str, Any], what: str) -> dict[str, Any]:
         argv = ["classify", "train", *launch.option_args(options), "--dry-run"]
-        code, output = launch.check_robustrep(argv)
-        lines = [ln for ln in output.splitlines() if ln.strip()]
+        code, output, errors = launch.check_robustrep(argv)
+        lines = [ln for ln in (errors or output).splitlines() if ln.strip()]
         if code != 0:
             reason = (lines[-1] if lines else f"exit code {code}").split("error: ", 1)[-1]
             reason = reason.split(" (see 'robustrep", 1)[0]  # the top-level help: ours instead
@@ -309,7 +336,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
             raise ValueError(f"--regs {r!r}: {err}") from None
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     specs = parse_detectors(detectors)
-    parse_params(params, specs)
+    overrides = parse_params(params, specs)
     # by the whole name: `gaussian:x` passed here and was refused only once the first run had
     # been trained, when it was scored
     unknown = [o for o in ood if o not in BENCH_OOD]
@@ -317,6 +344,9 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
         raise ValueError(f"bench scores built-in OOD sets only; unknown: {', '.join(unknown)} "
                          f"(valid: {', '.join(BENCH_OOD)})")
     opts = _parse_opts(list(train_opts))
+    check_one_length(steps, list(train_opts), reg_list)
+    asked = _asked(seeds, specs, ood, model, steps, preset, opts, feature_maps, seed, overrides)
+    _read_earlier(out / "bench.json")  # one that is no bench's is named before any training
     from robustrep.tasks.ood.datasets import check_not_trained_on
     configs = check_settings(reg_list, list(train_opts), preset=preset, model=model,
                              steps=steps, device=device)
@@ -327,7 +357,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
             raise ValueError(f"the {reg!r} runs (--preset {preset}, --train-opt, --regs): "
                              f"{err}") from None
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    records, accs, timings = [], defaultdict(list), []
+    records, runs, timings = [], [], []
     used_model, used_steps = model, steps
     total = len(configs) * len(seeds)
     with forwarding_signals():  # a stop passes to the training run, which checkpoints
@@ -349,23 +379,104 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                 used_model, used_steps = cfg["model"], cfg["steps"]
                 timings.append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
                                 "score_seconds": round(time.perf_counter() - t0, 1)})
-                accs[reg].append(result.id_accuracy)
+                runs.append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
                 for row in result.rows():
                     records.append({"reg": reg, "seed": s, **row})
                 if show_progress:
                     print(f"[bench] {len(timings)}/{total} {reg} seed {s}: train {seconds:.0f}s, "
                           f"score {timings[-1]['score_seconds']:.0f}s, ID acc "
                           f"{result.id_accuracy:.3f}, {_eta(timings, total)}", flush=True)
-    det_names = [x.name for x in specs]
-    agg = aggregate(records)
-    avg = _avg_over_ood(records, reg_list, det_names)
-    acc = {r: _mean_std([a for a in accs[r] if a is not None]) for r in reg_list}
     info = {"n_seeds": len(seeds), "seeds": list(seeds), "model": used_model, "steps": used_steps,
             "preset": preset, "train_opts": opts, "feature_maps": feature_maps}
-    markdown = format_markdown(agg, avg, acc, reg_list, det_names, list(ood), info)
-    files = _write(out, records, agg, avg, acc, reg_list, det_names, list(ood), info, timings,
-                   markdown, grouped_bars)
-    return {"markdown": markdown, "files": files, "aggregate": agg, "records": records}
+    from robustrep.tasks.common.rundir import output_lock
+    with output_lock(out):  # a bench writing into the folder meanwhile: its regularizers kept
+        earlier, notes = _keep_earlier(_read_earlier(out / "bench.json"), asked, reg_list,
+                                       out / "bench.json")
+        regs = _merged_order(earlier["order"], earlier["regs"], reg_list)
+        place = {r: i for i, r in enumerate(regs)}.__getitem__  # rows in the table's order
+        records, runs, timings = (sorted(earlier[k] + new, key=lambda row: place(row["reg"]))
+                                  for k, new in (("records", records), ("runs", runs),
+                                                 ("timings", timings)))
+        det_names = [x.name for x in specs]
+        agg = aggregate(records)
+        avg = _avg_over_ood(records, regs, det_names)
+        acc = {r: _mean_std([x["id_accuracy"] for x in runs if x["reg"] == r
+                             and x["id_accuracy"] is not None]) for r in regs}
+        markdown = format_markdown(agg, avg, acc, regs, det_names, list(ood), info)
+        files = _write(out, records, agg, avg, acc, regs, det_names, list(ood),
+                       {**info, "asked": asked, "runs": runs}, timings, markdown, grouped_bars)
+    return {"markdown": markdown, "files": files, "aggregate": agg, "records": records,
+            "notes": notes}
+
+
+# ------------------------------------------------------------------------------------------------
+# a second bench into the same folder
+
+
+def _asked(seeds, specs, ood, model, steps, preset, opts, feature_maps, seed,
+           params) -> dict[str, Any]:
+    """What defines every regularizer's rows but the regularizer (as JSON reads it back): an
+    earlier bench into the folder asked for the same keeps the rows of its other regularizers.
+    Where and how fast it ran (device, batch size, amp, workers) is left out, as ``ood score``
+    leaves it out of its merge."""
+    return json.loads(json.dumps({
+        "seeds": sorted(seeds), "detectors": sorted(x.name for x in specs), "ood": sorted(ood),
+        "model": model, "steps": steps, "preset": preset, "train_opts": opts,
+        "feature_maps": feature_maps, "seed": seed, "params": params}, default=str))
+
+
+def _read_earlier(path: Path) -> dict[str, Any] | None:
+    """The bench.json an earlier bench wrote into the folder, or None; another file of that
+    name is refused, named (before any run is trained, and again under the folder's lock)."""
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not (isinstance(old, dict) and isinstance(old.get("regs"), list)
+            and isinstance(old.get("summary"), list)):
+        raise ValueError(f"{path} is not a bench.json that robustrep ood bench can read (its "
+                         f"results are merged with this call's); remove it or give --out "
+                         f"another folder")
+    return old
+
+
+def _keep_earlier(old: dict[str, Any] | None, asked: dict[str, Any], regs: list[str],
+                  path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The per-run records, accuracies and timings of the earlier bench's regularizers this call
+    does not run, when it asked for the same (:func:`_asked`), and notes saying what was kept or
+    replaced. A rerun with fewer ``--regs`` replaced the others' rows without a word."""
+    none: dict[str, Any] = {"regs": [], "order": [], "records": [], "runs": [], "timings": []}
+    others = [r for r in (old or {}).get("regs", []) if r not in regs]
+    if not others:
+        return none, []
+    names = ", ".join(others)
+    before = old.get("asked")
+    if not isinstance(before, dict) or not isinstance(old.get("records"), list):
+        return none, [f"replaced the earlier {path}'s results of {names}: it keeps no per-run "
+                      f"records to merge (written before they were kept); add them to --regs "
+                      f"(their finished runs are reused) or give --out a new folder"]
+    diff = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in asked.items() if before.get(k) != v]
+    if diff:
+        return none, [f"replaced the earlier {path}'s results of {names}: they were measured "
+                      f"under other settings ({'; '.join(diff)}); give --out a new folder to "
+                      f"keep both"]
+    kept = {key: [r for r in old.get(key) or [] if isinstance(r, dict) and r.get("reg") in others]
+            for key in ("records", "runs", "timings")}
+    kept["records"] = [{**r, **{m: math.nan if r.get(m) is None else r[m]
+                                for m in SUMMARY_METRICS}} for r in kept["records"]]
+    note = (f"kept the earlier {path}'s results of {names} (regularizers this call did not "
+            f"run); the tables show both calls")
+    return {"regs": others, "order": list(old["regs"]), **kept}, [note]
+
+
+def _merged_order(earlier: list[str], kept: list[str], regs: list[str]) -> list[str]:
+    """The table's regularizers: the earlier call's order (``earlier``), of those ``kept`` and
+    those run again, then this call's new ones; only this call's when none is kept."""
+    if not kept:
+        return list(regs)
+    return [r for r in earlier if r in kept or r in regs] + [r for r in regs if r not in earlier]
 
 
 def _eta(timings: list[dict[str, Any]], total: int) -> str:
@@ -379,6 +490,18 @@ def _eta(timings: list[dict[str, Any]], total: int) -> str:
     return f"about {duration(spent / len(timings) * left)} left"
 
 
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON null). The text's "NaN" was replaced
+    before, also inside an error message ("3 scores are NaN or infinite")."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdown, grouped_bars):
     files = {"md": out / "bench.md", "json": out / "bench.json", "csv": out / "bench.csv",
              "runs_csv": out / "bench_runs.csv"}
@@ -388,13 +511,16 @@ def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdow
                 **{f"{m}_std": e[m][1] for m in SUMMARY_METRICS},
                 "errors": "; ".join(e["errors"])}
                for (r, d, o), e in sorted(agg.items())]
-    clean = json.loads(json.dumps({
+    # the per-run records and accuracies (info's "runs") let a later bench into the folder keep
+    # the rows of the regularizers it does not run
+    clean = _finite_or_null(json.loads(json.dumps({
         **info, "regs": regs, "detectors": dets, "ood": oods,
         "id_accuracy": {r: {"mean": acc[r][0], "std": acc[r][1]} for r in regs},
         "auroc_avg_over_ood": {f"{r}/{d}": {"mean": avg[(r, d)][0], "std": avg[(r, d)][1]}
                                for r in regs for d in dets},
         "summary": summary, "timings": timings, "findings": findings(agg, regs, dets, oods),
-    }, default=str).replace("NaN", "null"))
+        "records": records,
+    }, default=str)))
     write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
     for path, rows in ((files["csv"], summary), (files["runs_csv"], records)):
         write_csv(path, rows, list(rows[0]) if rows else ["empty"])

@@ -5,7 +5,7 @@ and constant scores."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,23 @@ def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize
     if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
         raise ValueError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
                          f"are always resized), and none is read here; drop it")
+
+
+def check_fit_options(specs: Sequence[DetectorSpec], fitted: Collection[str],
+                      fit_data: str | None, max_fit: int | None) -> None:
+    """Refuse ``--fit-data`` and ``--max-fit`` when none of the detectors ``specs`` is fitted
+    (``fitted``: the names of those that are), before the model is loaded: they were accepted
+    in silence and results.json recorded ``fit_data`` null."""
+    if fitted:
+        return
+    names = ", ".join(s.name for s in specs)
+    react = " (ReAct is not, given its threshold)" if "ReAct" in names.split(", ") else ""
+    for flag, value, acts in (("--fit-data", fit_data, "names the data"),
+                              ("--max-fit", max_fit, "caps the ID train images")):
+        if value is not None:
+            raise ValueError(f"{flag} {value} {acts} the fitted detectors are fitted on, and "
+                             f"none of --detectors {names} is fitted{react} (ood score --list "
+                             f"says which are); drop it")
 
 
 def check_openood_id(openood: str | None, openood_id: str | None) -> None:

@@ -128,7 +128,11 @@ def run_bench(args: argparse.Namespace) -> int:
     check_detectors(args)
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.ood.bench import run_bench as bench
+    from robustrep.tasks.ood.detectors import amp_note, parse_detectors
     resolve_device(args.device, args.amp)
+    note = amp_note(parse_detectors(args.detectors), args.amp)  # once, not once per run
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     try:
         summary = bench(regs=args.regs, seeds=args.seeds, ood=args.ood, detectors=args.detectors,
                         params=args.param, feature_maps=args.feature_maps, model=args.model,
@@ -139,5 +143,7 @@ def run_bench(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as err:  # the detectors' and data sets' argument checks
         raise UserError(str(err)) from err
     print(summary["markdown"])
+    for line in summary["notes"]:  # the earlier call's regularizers kept or replaced
+        print(f"note: {line}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in summary['files'].values())}")
     return 0

@@ -32,6 +32,9 @@ class DetectorOptions:
                                           "penultimate layer)", FEATURE_MAPS)
     batch_size: int = shared("batch_size")
     device: str = shared("device")
+    # the classifier's passes: the extraction and the image detectors' own (ODIN, MCD, ...);
+    # GradNorm and GradUncertainty, and under fp16 every gradient detector, stay in float32
+    # with a note (docs/fidelity.md), as the help of every command's --amp is one
     amp: str = shared("amp")
     workers: int = shared("workers")
     seed: int = shared("seed")
@@ -92,7 +95,9 @@ class BenchOptions(DetectorOptions):
     ood: list[str] = option(list(BENCH_OOD), "built-in OOD sets to score", metavar="DATA")
     model: str | None = option(None, "timm model trained in every run (default: the classify "
                                      "default)")
-    steps: int | None = option(None, "training steps per run", min=1)
+    steps: int | None = option(None, "training steps per run (default: the preset's; "
+                                     "--train-opt epochs=N gives the length in passes over the "
+                                     "training set instead)", min=1)
     preset: str = option("digits-ood", "classify preset of every run")
     train_opt: list[str] = option([], "extra classify option for every run, e.g. adv_steps=3 "
                                       "(repeatable)", repeat=True)

@@ -59,6 +59,7 @@ from torch import Tensor, nn
 
 from robustrep._lists import check_no_empty_item
 from robustrep.tasks.common.config import parse_literal
+from robustrep.tasks.common.runtime import autocast
 from robustrep.tasks.ood.extract import Extracted, OODModel
 
 # What each typed base consumes; order matters (first match in the MRO wins).
@@ -284,14 +285,39 @@ def parse_params(items: Iterable[str] | None,
         value = parse_literal(raw)
         _check_param_type(spec, key, value, item)
         out.setdefault(spec.name, {})[key] = value
+    _check_vra_order(out.get("VRA", {}))
     return out
+
+
+def _check_vra_order(given: dict[str, Any]) -> None:
+    """VRA keeps activations between its lower and upper percentile: a lower one above the
+    upper was refused by its constructor only once every feature was extracted."""
+    if not given.keys() & {"lower_percentile", "upper_percentile"}:
+        return
+    params = registry()["VRA"].params
+    low, high = (given.get(k, params[k].default) for k in ("lower_percentile", "upper_percentile"))
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+        raise ValueError(f"--param VRA.lower_percentile={low}, VRA.upper_percentile={high}: "
+                         f"VRA.lower_percentile takes a fraction at most VRA.upper_percentile "
+                         f"(defaults {params['lower_percentile'].default} and "
+                         f"{params['upper_percentile'].default})")
 
 
 # Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
 # subspace dimension): 0 passed the sign check and failed only after every feature was extracted
-# (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace).
+# (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace). ReAct's threshold
+# clips the (post-ReLU) activations: at 0 or below every map becomes one value and so does every
+# score; GEN's exponent gamma is > 0 (Liu et al., CVPR 2023) and M counts its top classes.
 _POSITIVE = {"t", "temperature", "k", "d", "samples", "mc_dropout", "micro_batch_size",
-             "tailsize"}
+             "tailsize", "threshold", "gamma", "M"}
+
+# The kind of the arguments whose pytorch-ood default is None (fitted, or "every class"), which
+# therefore says nothing of the values they take: ReAct.threshold=-1 or =abc was accepted.
+_KIND_OF_NONE = {("ReAct", "threshold"): 1.0, ("GEN", "M"): 1}
+
+# Choices a detector checks with a bare assert in its constructor, after every feature was
+# extracted (MCD: ``assert mode in ["mean", "var"]``); ASH lists its own (``ASH.variants``).
+_CHOICES = {("MCD", "mode"): ("mean", "var")}
 
 
 # pytorch-ood 0.4's fractions in [0, 1] (its _check_fraction), refused by the constructor only
@@ -312,8 +338,9 @@ def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> N
         hint = f"; use {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
         raise ValueError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
                          f"(default {_default_text(spec, key)}), got {value!r}{hint}")
-    choices = getattr(spec.cls, f"{key}s", None)  # ASH.variants for ASH(variant=...)
-    if isinstance(choices, dict) and isinstance(value, str) and value not in choices:
+    # ASH.variants for ASH(variant=...)
+    choices = _CHOICES.get((spec.name, key)) or getattr(spec.cls, f"{key}s", None)
+    if isinstance(choices, (dict, tuple)) and isinstance(value, str) and value not in choices:
         raise ValueError(f"--param {item}: {spec.name}.{key} takes one of "
                          f"{', '.join(choices)} (default {_default_text(spec, key)}), "
                          f"got {value!r}")
@@ -324,6 +351,10 @@ def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> No
     _check_param_range(spec, key, value, item)
     # robustrep's own default where pytorch-ood has none (ViM's d, an int: D // 2)
     default = _robustrep_defaults(spec.name, 2).get(key, spec.params[key].default)
+    if default is None and (spec.name, key) in _KIND_OF_NONE:
+        if value is None:  # the default said again: fitted, or every class
+            return
+        default = _KIND_OF_NONE[(spec.name, key)]  # its kind, for the checks below
     kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
     kind = type(default).__name__
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -343,9 +374,14 @@ def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> No
                      f"{kind} (default {_default_text(spec, key)}), got {value!r}")
 
 
+_NONE_MEANS = {("ViM", "d"): "D//2 of the feature size D",
+               ("ReAct", "threshold"): "None: the ReAct.percentile of the ID train activations",
+               ("GEN", "M"): "None: every class"}
+
+
 def _default_text(spec: DetectorSpec, key: str) -> str:
-    if spec.name == "ViM" and key == "d":
-        return "D//2 of the feature size D"
+    if (spec.name, key) in _NONE_MEANS:
+        return _NONE_MEANS[(spec.name, key)]
     return repr(_robustrep_defaults(spec.name, 2).get(key, spec.params[key].default))
 
 
@@ -372,17 +408,102 @@ PER_CLASS = frozenset({"Mahalanobis", "RMD", "MahalanobisODIN", "MultiMahalanobi
                        "OpenMax", "Gram", "UoS"})
 
 
-def _classifier_param_filter(model: OODModel):
-    """``param_filter`` selecting the last layer's weights (GradNorm paper, Huang et al. 2021)."""
+def _classifier_param_filter(model: OODModel, module: nn.Module):
+    """``param_filter`` selecting the last layer's weights (GradNorm paper, Huang et al. 2021),
+    by their names in ``module``, the one the detector differentiates (``model`` or the
+    :class:`AmpPasses` around it)."""
     ids = {id(model.classifier.weight)} if hasattr(model.classifier, "weight") else {
         id(p) for p in model.classifier.parameters()}
-    names = {n for n, p in model.named_parameters() if id(p) in ids}
+    names = {n for n, p in module.named_parameters() if id(p) in ids}
     return lambda name: name in names
 
 
+# Arguments that, given, fit the detector at construction: pytorch-ood's ReAct uses a given
+# threshold directly ("fitting is optional"); fitting it replaced the value by the percentile's.
+_FITTED_BY = {"ReAct": "threshold"}
+
+
+def fits_on(spec: DetectorSpec, params: dict[str, Any] | None = None) -> str | None:
+    """What fitting ``spec`` reads (``spec.fit_on``), or None when it is not fitted, also when
+    ``params`` (its overrides) give what the fit would estimate (``ReAct.threshold``)."""
+    key = _FITTED_BY.get(spec.name)
+    if key is not None and (params or {}).get(key) is not None:
+        return None
+    return spec.fit_on
+
+
+def _differentiates(spec: DetectorSpec) -> bool:
+    """Whether ``spec`` takes gradients through the classifier (pytorch-ood's
+    ``GradientDetector``: ODIN's and MahalanobisODIN's input gradients, GradNorm's and
+    GradUncertainty's weight gradients)."""
+    from pytorch_ood.api import GradientDetector
+    return issubclass(spec.cls, GradientDetector)
+
+
+def _per_sample_weight_gradients(spec: DetectorSpec) -> bool:
+    """Whether ``spec`` differentiates per sample w.r.t. the weights ``param_filter`` selects
+    (GradNorm, GradUncertainty): pytorch-ood 0.4 takes those with ``torch.func.vmap``, whose
+    batched batch norm refuses bfloat16 activations with float32 weights ("expected scalar type
+    BFloat16 but found Float", measured on CPU), where eager autocast mixes them."""
+    return "param_filter" in spec.params
+
+
+def passes_amp(spec: DetectorSpec, amp: str) -> str:
+    """The autocast precision of ``spec``'s own passes through the classifier under ``--amp
+    amp``: ``amp``, except float32 (``off``) for a gradient detector under fp16 and for the
+    per-sample weight-gradient ones under either (:func:`_per_sample_weight_gradients`).
+    pytorch-ood takes the gradients with ``torch.autograd.grad`` and no loss scaling, and
+    float16's range ends near 6e-8: ODIN's loss at temperature 1000 has gradients of about 1e-3
+    at the logits, less at the pixels, whose sign is the whole of the perturbation. bf16 has
+    float32's range."""
+    if amp != "off" and _per_sample_weight_gradients(spec):
+        return "off"
+    return "off" if amp == "fp16" and _differentiates(spec) else amp
+
+
+def amp_note(specs: Sequence[DetectorSpec], amp: str) -> str | None:
+    """The note naming the detectors ``--amp`` leaves in float32, and why (None: none)."""
+    kept = [s for s in specs if passes_amp(s, amp) != amp]
+    if not kept:
+        return None
+    names = ", ".join(s.name for s in kept)
+    verb, its = ("runs", "its") if len(kept) == 1 else ("run", "their")
+    if amp == "fp16":
+        why = (f"pytorch-ood takes {its} gradients without loss scaling, which would underflow "
+               f"in float16")
+        bf16 = [s.name for s in kept if not _per_sample_weight_gradients(s)]
+        tail = f" (--amp bf16, with float32's range, reaches {', '.join(bf16)})" if bf16 else ""
+    else:
+        why, tail = (f"{its} per-sample weight gradients, taken with torch.func.vmap, fail "
+                     f"under autocast (vmap's batch norm takes one dtype)"), ""
+    return (f"--amp {amp}: {names} {verb} in float32: {why}; the extraction and the other "
+            f"detectors use {amp}{tail}")
+
+
+class AmpPasses(nn.Module):
+    """``fn`` (the classifier's forward, or its encoder) under ``--amp`` with float32 outputs,
+    given to the detectors that pass images through the classifier themselves (ODIN,
+    MahalanobisODIN, MCD, UoS with Monte-Carlo passes): the network runs in the lower precision,
+    as in the extraction (:func:`robustrep.tasks.ood.extract.extract`), and the detector's own
+    arithmetic on its outputs (ODIN's softmax at temperature 1000, MahalanobisODIN's quadratic
+    form) stays float32, as it does on extracted features."""
+
+    def __init__(self, model: OODModel, fn, device: torch.device | str, amp: str) -> None:
+        super().__init__()
+        self.model = model  # a submodule: the detectors see its parameters; train() reaches it
+        self._fn, self._device, self._amp = fn, torch.device(device), amp
+
+    def forward(self, x: Tensor) -> Tensor:
+        with autocast(self._device, self._amp):
+            out = self._fn(x)
+        return out.float()
+
+
 def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, feature_dim: int,
-                   params: dict[str, Any] | None = None, device: torch.device | str = "cpu"):
-    """Instantiate ``spec`` for ``model``; ``params`` override constructor arguments."""
+                   params: dict[str, Any] | None = None, device: torch.device | str = "cpu",
+                   amp: str = "off"):
+    """Instantiate ``spec`` for ``model``; ``params`` override constructor arguments. ``amp``:
+    the autocast precision of the passes the detector makes itself (:func:`passes_amp`)."""
     if spec.unsupported:
         raise ValueError(f"detector {spec.name} is unsupported: {spec.unsupported}")
     layer = model.classifier
@@ -390,9 +511,12 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
         raise ValueError(f"{spec.name} reads the last layer's weights as a linear map's "
                          f"(logits = W z + b), but this classifier's last layer is "
                          f"{type(layer).__name__}: its scores would mean something else")
+    amp = passes_amp(spec, amp)
     provided = {
-        "model": model, "num_classes": num_classes,
-        "encoder": model.features,
+        "model": model if amp == "off" else AmpPasses(model, model.forward, device, amp),
+        "num_classes": num_classes,
+        "encoder": model.features if amp == "off" else AmpPasses(model, model.features, device,
+                                                                 amp),
         "backbone": model.backbone,
         "head": model.maps_head if spec.consumes == "maps" else layer,
         "w": getattr(layer, "weight", None), "b": getattr(layer, "bias", None),
@@ -406,7 +530,7 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
             kwargs[pname] = provided[pname]
     kwargs.update(_robustrep_defaults(spec.name, feature_dim))
     if spec.name == "GradNorm":
-        kwargs["param_filter"] = _classifier_param_filter(model)
+        kwargs["param_filter"] = _classifier_param_filter(model, kwargs["model"])
     kwargs.update(params or {})
     detector = spec.cls(**kwargs)
     return detector.to(device)
@@ -427,18 +551,21 @@ def _chunks(tensor: Tensor, size: int) -> Iterable[Tensor]:
         yield tensor[start:start + size]
 
 
-def fit_detector(detector, spec: DetectorSpec, train: Extracted | None, train_loader=None):
-    """Fit ``detector`` on the ID train set's extracted representation (or images if it must)."""
-    if spec.fit_on is None:
+def fit_detector(detector, spec: DetectorSpec, train: Extracted | None, train_loader=None,
+                 params: dict[str, Any] | None = None):
+    """Fit ``detector`` on the ID train set's extracted representation (or images if it must);
+    not one its ``params`` have fitted (:func:`fits_on`)."""
+    fit_on = fits_on(spec, params)
+    if fit_on is None:
         return detector
-    if spec.fit_on == "images":
+    if fit_on == "images":
         if train_loader is None:
             raise ValueError(f"{spec.name} fits on images; no ID train loader given")
         return detector.fit(train_loader)
     if train is None:
         raise ValueError(f"{spec.name} needs fitting on the in-distribution train set; none given")
     method = {"logits": "fit_logits", "features": "fit_features", "maps": "fit_feature_maps"}
-    getattr(detector, method[spec.fit_on])(train.get(spec.fit_on), train.labels)
+    getattr(detector, method[fit_on])(train.get(fit_on), train.labels)
     return detector
 
 

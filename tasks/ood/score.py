@@ -53,25 +53,36 @@ from torch.utils.data import Dataset
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
-from robustrep.tasks.ood.checks import (check_fit_classes, check_head, check_inert_options,
-                                        check_not_constant, check_openood_id,
-                                        optimistic_data)
-from robustrep.tasks.ood.detectors import (DetectorSpec, build_detector, check_feature_params,
-                                           fit_detector, parse_detectors, parse_params,
-                                           score_extracted, score_images)
+from robustrep.tasks.ood.checks import (check_fit_classes, check_fit_options, check_head,
+                                        check_inert_options, check_not_constant,
+                                        check_openood_id, optimistic_data)
+from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector,
+                                           check_feature_params, fit_detector, fits_on,
+                                           parse_detectors, parse_params, score_extracted,
+                                           score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 from robustrep.tasks.ood.outputs import OUTPUTS, read_earlier, write_merged
 from robustrep.tasks.ood.results import (FPR_LEGEND, DetectorResult, ScoreResult,
                                          compute_metrics)
 
 
-def _needs(specs: Sequence[DetectorSpec]) -> tuple[list[str], list[str]]:
+def _needs(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None = None
+           ) -> tuple[list[str], list[str]]:
     """Representations to extract for the evaluation sets and for the ID train set."""
     eval_what = ["logits", "features"]
     if any(s.consumes == "maps" for s in specs):
         eval_what.append("maps")
-    fit_what = sorted({s.fit_on for s in specs if s.fit_on in ("logits", "features", "maps")})
+    fit_what = sorted({f for f in _fitted(specs, params).values()
+                       if f in ("logits", "features", "maps")})
     return eval_what, fit_what
+
+
+def _fitted(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None
+            ) -> dict[str, str]:
+    """The detectors fitted on ID train data, by name, with what their fit reads; not ReAct
+    given its threshold (:func:`~robustrep.tasks.ood.detectors.fits_on`)."""
+    fits = {s.name: fits_on(s, (params or {}).get(s.name)) for s in specs}
+    return {name: what for name, what in fits.items() if what is not None}
 
 
 def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset,
@@ -92,10 +103,10 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
     """
     device = torch.device(device)
     model.eval()
-    eval_what, fit_what = _needs(specs)
-    needs_fit = any(s.fit_on is not None for s in specs)
-    if needs_fit and fit_set is None:
-        names = ", ".join(s.name for s in specs if s.fit_on is not None)
+    eval_what, fit_what = _needs(specs, params)
+    fitted = _fitted(specs, params)
+    if fitted and fit_set is None:
+        names = ", ".join(fitted)
         raise ValueError(f"detectors {names} need in-distribution training data to fit on; "
                          f"give --fit-data")
     if (params or {}).get("ViM", {}).get("d") is not None:  # bounded by D: before extraction
@@ -120,11 +131,14 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
     for spec in specs:
         results[spec.name] = _run_detector(
             spec, model, num_classes, feature_dim, (params or {}).get(spec.name, {}), train,
-            fit_set, id_data, ood_data, loaders, batch_size, workers, device, show_progress)
+            fit_set, id_data, ood_data, loaders, batch_size, workers, device, amp,
+            show_progress)
     sizes = {"id_test": len(id_test), **{k: len(v) for k, v in ood_sets.items()}}
     if fit_set is not None:
         sizes["id_train"] = len(fit_set)
+    note = amp_note(specs, amp)  # gradient detectors under fp16: float32
     return ScoreResult(results, list(ood_sets), accuracy, sizes, extract_seconds,
+                       notes=[note] if note else [],
                        info={"feature_dim": feature_dim, "extracted": eval_what,
                              "fit_extracted": fit_what,
                              "extracted_mib": round(sum(e.nbytes() for e in
@@ -142,14 +156,15 @@ def _feature_dim(model: OODModel, dataset: Dataset, device: torch.device) -> int
 
 def _run_detector(spec, model, num_classes, feature_dim, params, train: Extracted | None,
                   fit_set, id_data: Extracted, ood_data: dict[str, Extracted], loaders,
-                  batch_size, workers, device, show_progress: bool = False) -> DetectorResult:
+                  batch_size, workers, device, amp: str = "off",
+                  show_progress: bool = False) -> DetectorResult:
     result = DetectorResult(spec.name)
     try:
-        detector = build_detector(spec, model, num_classes, feature_dim, params, device)
+        detector = build_detector(spec, model, num_classes, feature_dim, params, device, amp)
         t0 = time.perf_counter()
         fit_loader = make_loader(fit_set, batch_size, workers, device) if (
-            spec.fit_on == "images") else None
-        fit_detector(detector, spec, train, fit_loader)
+            fits_on(spec, params) == "images") else None
+        fit_detector(detector, spec, train, fit_loader, params)
         t1 = time.perf_counter()
         images = spec.consumes == "images" or getattr(detector, "scores_images", False)
         # image detectors pass over every set again, several times slower than the extraction
@@ -202,6 +217,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
     check_openood_id(openood, openood_id)  # before the model is loaded
+    check_fit_options(specs, _fitted(specs, overrides), fit_data, max_fit)
     if ood is not None:  # a set twice would be scored once, or its cells counted twice
         from robustrep.tasks.common.options import unique
         ood = list(unique(ood, "--ood", "OOD set"))
@@ -225,14 +241,15 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     outputs = int(config["num_classes"])
     check_head(ctx, whole, outputs, sets.id_name, foreign)
     id_test = ds.id_subset(whole, ctx, False, max_samples)
-    fit_set = _fit_set(specs, sets, ctx, outputs, max_fit)
+    fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides)
     ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
                 for name in sets.ood}
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,
                          workers=workers, show_progress=show_progress)
-    result.groups, result.notes = sets.groups, sets.notes + _unfinished(run, config)
+    result.groups = sets.groups
+    result.notes = sets.notes + result.notes + _unfinished(run, config)
     if _unlabelled(whole):
         result.id_accuracy = None  # was the share of images predicted as class 0
         result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
@@ -273,7 +290,7 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
                      use_ema: bool) -> tuple[Any, dict[str, Any]]:
     """The classifier and its config: a run's, or a model no run made (``foreign``)."""
     # imports timm: only when a model is read
-    from robustrep.tasks.common.classifier import load_model, load_run
+    from robustrep.tasks.common.classifier import load_model, load_run, run_checkpoint_note
     if foreign is None:
         from robustrep.tasks.common.options import no_ema_note
         classifier, config = load_run(run, dev, use_ema=use_ema)
@@ -283,6 +300,11 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
                                     image_size=foreign["image_size"], device=dev,
                                     use_ema=use_ema)
+    # a run's checkpoint scored on other data than it trained on (was: without a word)
+    note = run_checkpoint_note(foreign, config.pop("checkpoint_config"), "ood score")
+    if note:
+        import sys
+        print(f"note: {note}", file=sys.stderr)
     config.update(data)
     return classifier, config
 
@@ -323,10 +345,11 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
 
 
 def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, outputs: int,
-             max_fit: int | None) -> Dataset | None:
+             max_fit: int | None, params: dict[str, dict[str, Any]] | None = None
+             ) -> Dataset | None:
     """The ID images the detectors are fitted on (None when none is fitted), checked against
     the classes the classifier knows: those it was trained on, or every output."""
-    if not any(s.fit_on is not None for s in specs):
+    if not _fitted(specs, params):
         return None
     id_name, fit_data = sets.id_name, sets.fit_data
     if fit_data is None and not ds.has_train_split(id_name):

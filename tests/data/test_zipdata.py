@@ -292,3 +292,51 @@ def test_a_zip_of_two_sizes_is_refused_naming_two_members(arrays, tmp_path):
     assert str(err.value) == line
     # with a size, each image resized as in a folder (gan fid's reading of a zip)
     assert ZipImageDataset(path, size=4)[2][0].shape == (3, 4, 4)
+
+
+def test_zip_tree_shows_a_zip_as_folders_and_refuses_what_no_folder_holds(arrays, tmp_path):
+    """``zip_tree`` (data pack's view of a zip of an image folder): folders implied by member
+    names are made, __MACOSX/ is left out, hidden names kept (the folder scan skips them); a
+    name twice, or as a file and a folder, is refused."""
+    from robustrep.data.zipdata import zip_tree
+    path = write_zip(tmp_path / "d.zip", {"cat/x/a.png": png(arrays[0]), "cat/.b.png": b"",
+                                          "__MACOSX/cat/._a.png": b"", "dog/": b""})
+    top = zip_tree(path)
+    assert sorted(p.name for p in top.iterdir()) == ["cat", "dog"]
+    cat = top / "cat"
+    assert [(p.name, p.is_dir()) for p in sorted(cat.iterdir())] == [(".b.png", False),
+                                                                    ("x", True)]
+    image = next((cat / "x").iterdir())
+    assert (image.member, str(image), image.suffix) == ("cat/x/a.png", f"{path}/cat/x/a.png",
+                                                        ".png")
+    assert list((top / "dog").iterdir()) == []
+    for members, second in (({"a.png": b"", "a.png/b.png": b""}, "a.png/b.png"),
+                            ({"a.png/b.png": b"", "a.png": b""}, "a.png")):
+        with pytest.raises(ValueError) as err:
+            zip_tree(write_zip(tmp_path / "e.zip", members))
+        assert str(err.value) == (f"{tmp_path / 'e.zip'}: 'a.png' is both a file and a folder "
+                                  f"(member {second!r} makes it the other); re-create the zip "
+                                  f"with one of them")
+    with zipfile.ZipFile(tmp_path / "f.zip", "w") as archive, pytest.warns(UserWarning):
+        archive.writestr("a.png", b"1")
+        archive.writestr("a.png", b"2")
+    with pytest.raises(ValueError, match="member 'a.png' is held twice; re-create the zip"):
+        zip_tree(tmp_path / "f.zip")
+
+
+def test_packing_the_same_images_later_gives_the_same_bytes(arrays, tmp_path, monkeypatch):
+    """Was: each member dated at packing time (as dataset_tool.py's), so two packs of the same
+    images differed; a fixed date makes a zip's checksum name its data."""
+    import time
+
+    def packed(path):
+        with open(path, "wb") as handle:
+            pack_images([Image.fromarray(a) for a in arrays], handle, 8, labels=[1, 0, 1])
+        return path.read_bytes()
+
+    first = packed(tmp_path / "a.zip")
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 3600)
+    assert packed(tmp_path / "b.zip") == first
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}

@@ -249,3 +249,22 @@ def test_a_runs_checkpoint_on_other_data_than_it_trained_on_is_noted(trained_run
     assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "plain.pth",
                  "--mean", "0", "--std", "1", "--out", "c", *EVAL]) == 0
     assert "other data" not in capsys.readouterr().err
+
+
+def test_classify_eval_reads_a_runs_checkpoint_once(trained_run, tmp_path, monkeypatch,
+                                                    capsys):
+    # was: three reads of one file (load_model's, create_classifier's, the note's mmap load)
+    from pathlib import Path
+    monkeypatch.chdir(tmp_path)
+    ckpt = trained_run / "checkpoints" / "latest.pt"
+    reads, load = [], torch.load
+
+    def counting_load(f, *args, **kwargs):
+        reads.append(Path(f).resolve() if isinstance(f, (str, Path)) else f)
+        return load(f, *args, **kwargs)
+    monkeypatch.setattr(torch, "load", counting_load)
+    assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", str(ckpt),
+                 "--classes", "0", "1", "2", "--out", "a", *EVAL]) == 0
+    assert reads.count(ckpt.resolve()) == 1
+    # the note (the run trained at 16, evaluated at 32) comes from that one read
+    assert "--image-size 32 (the run's: 16)" in capsys.readouterr().err

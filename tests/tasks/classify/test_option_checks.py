@@ -241,3 +241,40 @@ def test_additive_adaptivemix_with_weight_0_is_refused(capsys, tmp_path):
     # reference mode with weight 0 still trains on the mixed samples: an ablation, kept
     assert main(["classify", "train", "--reg", "adaptivemix", "--am-weight", "0",
                  "--dry-run"]) == 0
+
+
+def test_a_flag_turning_off_a_preset_or_files_option_decides(capsys, tmp_path):
+    # was refused naming --momentum / --milestones, which the user never typed: the preset's
+    # (or a reused config.json's) value for the optimizer or schedule the flag replaced
+    assert main(["classify", "train", "--preset", "cifar10-wrn-uos", "--optimizer", "adamw",
+                 "--schedule", "cosine", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["optimizer"], cfg["momentum"], cfg["milestones"], cfg["lr_decay"]) == \
+        ("adamw", None, None, None)
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({"optimizer": "sgd", "momentum": 0.8, "lr": 0.2}))
+    assert main(["classify", "train", "--config", str(saved), "--optimizer", "lion",
+                 "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["optimizer"], cfg["momentum"], cfg["lr"]) == ("lion", None, 0.2)
+    # the same layer giving both is still the user's contradiction
+    assert main(["classify", "train", "--preset", "cifar10-wrn-uos", "--optimizer", "adamw",
+                 "--momentum", "0.9", "--dry-run"]) == 2
+    assert "--momentum applies only with an --optimizer" in capsys.readouterr().err
+    saved.write_text(json.dumps({"optimizer": "adamw", "momentum": 0.8}))
+    assert main(["classify", "train", "--config", str(saved), "--dry-run"]) == 2
+
+
+def test_an_image_size_the_model_cannot_take_is_refused_before_the_run(capsys, tmp_path):
+    # was a RuntimeError traceback deep in timm at step 1, the run folder already made
+    run = tmp_path / "run"
+    for extra in (["--out", str(run)], ["--dry-run"]):  # the real model, and the meta one
+        assert main(["classify", "train", "--model", "test_convnext", "--image-size", "8",
+                     "--steps", "1", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("robustrep classify: error: --image-size 8: model "
+                              "'test_convnext' cannot take 8x8 inputs (") and "\n" not in err
+    assert not run.exists()
+    assert main(["classify", "train", "--model", "test_convnext", "--image-size", "32",
+                 "--dry-run"]) == 0
+

@@ -4,8 +4,11 @@ pretrained weights checked before timm sees them."""
 import pytest
 import timm
 import torch
+from torch import nn
 
-from robustrep.tasks.common.classifier import create_classifier
+from robustrep.tasks.cli import main
+from robustrep.tasks.common.classifier import check_input_size, create_classifier
+from robustrep.tasks.common.config import ConfigError
 
 
 def test_unknown_model_lists_close_matches():
@@ -163,3 +166,37 @@ def test_a_folder_that_is_no_classify_run_is_named_once_as_such(tmp_path):
     assert str(err.value).count("expected a folder written by `robustrep classify train`") == 1
     with pytest.raises(RunFolderError, match="expected a folder written by"):
         load_run_features(tmp_path / "nothere")
+
+
+def test_the_input_size_check_runs_a_model_the_meta_device_cannot(monkeypatch):
+    class ReadsValues(nn.Module):  # .item() has no meta form; fine on real tensors
+        def __init__(self, limit):
+            super().__init__()
+            self.limit, self.w = limit, nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            if x.shape[-1] < self.limit:
+                raise RuntimeError("input too small")
+            return x.mean() * self.w.item()
+
+    check_input_size(ReadsValues(4), 3, 8, "m")
+    with pytest.raises(ConfigError, match=r"--image-size 2: model 'm' cannot take 2x2 inputs "
+                                          r"\(input too small\)"):
+        check_input_size(ReadsValues(4), 3, 2, "m")
+    with torch.device("meta"):  # the dry run's model: the meta device's limit is not a refusal
+        check_input_size(ReadsValues(4), 3, 8, "m")
+
+
+def test_eval_and_ood_refuse_an_image_size_the_model_cannot_take(tmp_path, capsys):
+    weights = tmp_path / "w.pt"
+    torch.save(timm.create_model("test_convnext", num_classes=10).state_dict(), weights)
+    for command in (["classify", "eval", "--attacks", "none"], ["ood", "score"]):
+        out = tmp_path / command[0]
+        assert main([*command, "--model", "test_convnext", "--checkpoint", str(weights),
+                     "--image-size", "8", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("--image-size 8: model 'test_convnext' cannot take 8x8 inputs "
+                            "(Calculated padded input size per channel: (1 x 1). Kernel size: "
+                            "(2 x 2). Kernel size can't be greater than actual input size); "
+                            "give a larger --image-size") and "\n" not in err
+        assert not out.exists()

@@ -708,3 +708,27 @@ def test_an_empty_list_item_is_one_line_from_flags_and_files(tmp_path, capsys):
     with pytest.raises(ConfigError, match=rf"^config file {path}: mean must be .*; got "
                                           r"'0.5,,0.25' \(an empty item\)$"):
         resolve_config(Typed, {}, None, path)
+
+
+def test_an_option_a_higher_layer_turns_off_gives_way(tmp_path):
+    @dataclasses.dataclass
+    class Opt:
+        loss: str = "ns"
+        gp: Optional[float] = None  # acts with loss "wgan" only
+
+    def unused(values):
+        return {"--loss wgan": ["gp"]} if values["gp"] is not None and \
+            values["loss"] != "wgan" else {}
+
+    presets = {"w": {"loss": "wgan", "gp": 10.0}}
+    assert resolve_config(Opt, presets, "w", None, {"loss": "ns"}, unused=unused).gp is None
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"loss": "hinge"}))  # the file over the preset
+    assert resolve_config(Opt, presets, "w", path, unused=unused).gp is None
+    path.write_text(json.dumps({"gp": 5.0}))  # the file's own option stays
+    assert resolve_config(Opt, presets, "w", path, {"gp": None}, unused=unused).gp == 5.0
+    kept = resolve_config(Opt, presets, "w", None, {"loss": "ns", "gp": 1.0}, unused=unused)
+    assert kept.gp == 1.0  # given with the flag that turns it off: left for the check
+    assert resolve_config(Opt, presets, "w", None, {"loss": "ns"}).gp == 10.0  # no hook
+    path.write_text(json.dumps({"loss": "hinge"}))  # a preset's own contradiction is not hidden
+    assert resolve_config(Opt, {"bad": {"gp": 3.0}}, "bad", path, unused=unused).gp == 3.0

@@ -1,6 +1,7 @@
 """The plugins a process loaded go with the commands it starts in new processes: ``report`` and
 ``ood bench`` train what the parent accepted (tests/plugins/toy_regularizer.py, ``--reg toy``)."""
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -122,8 +123,8 @@ def test_report_runs_its_commands_with_the_plugin(tmp_path, monkeypatch):
 
 @pytest.mark.subprocess
 def test_a_child_process_accepts_the_parents_plugin_regularizer():
-    code, out = launch.check_robustrep(TOY_DRY_RUN)
-    assert code == 2 and "unknown regularizer 'toy'" in out, out
+    code, _, err = launch.check_robustrep(TOY_DRY_RUN)
+    assert code == 2 and "unknown regularizer 'toy'" in err, err
     load_plugins(["--plugin", str(PLUGIN)])
-    code, out = launch.check_robustrep(TOY_DRY_RUN)
-    assert code == 0, out
+    code, out, err = launch.check_robustrep(TOY_DRY_RUN)
+    assert code == 0 and json.loads(out), err

@@ -78,16 +78,21 @@ def test_flat_folder_has_null_labels_and_resizes(folder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, expect", [
-    (["missing", "o.zip"], "is not a folder"),
+    (["MISSING", "o.zip"], "MISSING does not exist; give an image folder"),
+    (["NOTES", "o.zip"], "NOTES is not a folder or a .zip; give an image folder"),
     (["SRC", "o.txt"], "ending in .zip"),
     (["SRC", "EXISTS"], "exists; remove it"),
 ])
 def test_pack_errors_are_one_line(folder, tmp_path, capsys, args, expect):
     (tmp_path / "e.zip").write_bytes(b"")
-    args = [str(folder) if a == "SRC" else str(tmp_path / "e.zip") if a == "EXISTS"
-            else str(tmp_path / a) for a in args]
+    (tmp_path / "notes.txt").write_text("x")
+    named = {"SRC": folder, "EXISTS": tmp_path / "e.zip", "MISSING": tmp_path / "missing",
+             "NOTES": tmp_path / "notes.txt"}
+    args = [str(named.get(a, tmp_path / a.lower())) for a in args]
     assert main(["data", "pack", *args, "--resolution", "16"]) == 2
     err = capsys.readouterr().err
+    for name, path in named.items():
+        expect = expect.replace(name, str(path))
     assert err.count("\n") == 1 and err.startswith("robustrep data: error:") and expect in err
 
 
@@ -146,3 +151,195 @@ def test_gan_mirror_doubles_a_pool_with_flipped_copies():
     assert torch.equal(mirrored.pool[:n], plain.pool)
     assert torch.equal(mirrored.pool[n:], plain.pool.flip(-1))
     assert torch.equal(mirrored.unmirrored().pool, plain.pool)  # FID's reals: no flips
+
+
+# --- a zip as SRC (dataset_tool.py --source takes a folder or a zip) -------------------------
+
+def save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def zip_folder(folder, path, extra=(), folders=True, wrapped=False):
+    """``folder`` zipped as ``zip -r`` does from inside it (folders as members too, unless
+    ``folders`` is False, as some tools write it; deflated), or from its parent (``wrapped``:
+    every name starts with the folder's), plus ``extra`` ``(name, bytes)`` members."""
+    top = folder.parent if wrapped else folder
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for p in sorted([folder] if wrapped and folders else []) + sorted(folder.rglob("*")):
+            if folders or not p.is_dir():
+                archive.write(p, p.relative_to(top).as_posix())
+        for name, data in extra:
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """Class folders as users have them: sizes below, at and above 16 (two enlarged: 10x14 and
+    12x12), a JPEG, a subfolder inside a class, greyscale and 16-bit greyscale, hidden files
+    and folders, a file that is no image."""
+    rng = np.random.default_rng(1)
+    src = tmp_path / "src"
+    save(src / "cat" / "a.png", rng.integers(0, 256, (14, 10, 3), dtype=np.uint8))
+    save(src / "cat" / "b.jpg", rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    save(src / "cat" / "inner" / "c.png", rng.integers(0, 256, (40, 16, 3), dtype=np.uint8))
+    save(src / "dog" / "d.png", rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    save(src / "dog" / "e.png", rng.integers(0, 65536, (12, 12), dtype=np.uint16))
+    (src / "dog" / "._d.png").write_bytes(b"\x00\x05\x16\x07 a macOS fork")
+    (src / "dog" / ".DS_Store").write_bytes(b"x")
+    save(src / ".thumbs" / "t.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    (src / "dog" / "notes.txt").write_text("x")
+    return src
+
+
+def pack(src, out, *options):
+    """``data pack SRC OUT --resolution 16 --quiet``: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+    out_text, err_text = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out_text), contextlib.redirect_stderr(err_text):
+        code = main(["data", "pack", str(src), str(out), "--resolution", "16", "--quiet",
+                     *options])
+    return code, out_text.getvalue(), err_text.getvalue()
+
+
+@pytest.mark.parametrize("channels, folders", [("3", True), ("1", True), ("3", False)])
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_zip_packs_to_the_bytes_its_folder_packs_to(mixed, tmp_path, channels, folders, flat):
+    """Was: `SRC x.zip is not a folder`. The zip holds what the folder holds, plus macOS
+    Finder's __MACOSX/ forks; its folders are class folders (with or without folder members),
+    hidden members are skipped as hidden files are, the same files are noted, and the packed
+    zips are equal byte for byte."""
+    folder = mixed / "dog" if flat else mixed
+    source = zip_folder(folder, tmp_path / "src.zip",
+                        [("__MACOSX/dog/._d.png", b"\x00\x05\x16\x07 a fork")], folders)
+    code, out, err = pack(folder, tmp_path / "f.zip", "--channels", channels)
+    assert code == 0, err
+    code, zip_out, zip_err = pack(source, tmp_path / "z.zip", "--channels", channels)
+    assert code == 0, zip_err
+    assert (tmp_path / "z.zip").read_bytes() == (tmp_path / "f.zip").read_bytes()
+    summary = json.loads(out)
+    assert json.loads(zip_out) == {**summary, "zip": str(tmp_path / "z.zip")}
+    assert zip_err == err.replace(str(folder), str(source))
+    # what the folder gives: hidden files out, the class subfolder's image in, notes.txt noted
+    assert summary["images"] == (2 if flat else 5)
+    assert summary["enlarged"] == (1 if flat else 2)
+    assert summary["labels"] == (None if flat else {"classes": 2, "names": ["cat", "dog"]})
+    assert "notes.txt" in err and ".DS_Store" not in err and "._d.png" not in err
+    assert ZipImageDataset(tmp_path / "z.zip").targets == ([0, 0] if flat else [0, 0, 0, 1, 1])
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def transparent(path):
+    Image.new("RGBA", (16, 16), (255, 0, 0, 0)).save(path)
+
+
+@pytest.mark.parametrize("damage, expect", [
+    (lambda src: truncate(src / "cat" / "a.png"), "unreadable image SRC/cat/a.png under SRC: "),
+    (lambda src: transparent(src / "dog" / "d.png"), "256 of 256 pixels are transparent"),
+    (lambda src: (src / "bird").mkdir(), "class folder SRC/bird holds no images"),
+    (lambda src: save(src / "loose.png", np.zeros((16, 16, 3), np.uint8)),
+     "SRC holds both images and subfolders"),
+    (lambda src: (src / "dataset.json").write_text('{"labels": null}'),
+     "holds SRC/dataset.json, stylegan2-ada's labels, which data pack does not read"),
+])
+def test_a_zip_is_refused_as_its_folder_is(mixed, tmp_path, damage, expect):
+    """A member the folder reader would refuse as a file (undecodable, transparent), and a
+    layout it refuses, are refused in the same words, naming SRC.zip/member."""
+    damage(mixed)
+    source = zip_folder(mixed, tmp_path / "src.zip")
+    code, _, err = pack(mixed, tmp_path / "f.zip")
+    assert code == 2 and err.count("\n") == 1, err
+    assert expect.replace("SRC", str(mixed)) in err
+    code, _, zip_err = pack(source, tmp_path / "z.zip")
+    assert code == 2 and zip_err == err.replace(str(mixed), str(source))
+    assert not (tmp_path / "f.zip").exists() and not (tmp_path / "z.zip").exists()
+
+
+def encrypt(path, name):
+    """Set member ``name``'s encrypted flag (zipfile writes none), in its local header and its
+    central directory entry."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(name).header_offset
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46: central + 46 + len(name)] != name.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    data[local + 6] |= 1
+    data[central + 8] |= 1
+    path.write_bytes(bytes(data))
+
+
+def test_zip_members_no_folder_could_hold_are_refused(folder, tmp_path):
+    """Names that extracting would put elsewhere, a link member, an encrypted member: one line
+    naming the zip and the member, before anything is written."""
+    png = (folder / "cat" / "0.png").read_bytes()
+    cases = {"../up.png": "is not a plain relative path inside the zip",
+             "/abs.png": "is not a plain relative path inside the zip",
+             "cat\\x.png": "is not a plain relative path inside the zip"}
+    for name, expect in cases.items():
+        source = zip_folder(folder, tmp_path / "s.zip", [(name, png)])
+        code, _, err = pack(source, tmp_path / "o.zip")
+        assert code == 2 and f"{source}: member {name!r} {expect}" in err, err
+    link = zipfile.ZipInfo("cat/link.png")
+    link.create_system, link.external_attr = 3, (0o120777 << 16)  # S_IFLNK
+    source = zip_folder(folder, tmp_path / "s.zip", [(link, "0.png")])
+    code, _, err = pack(source, tmp_path / "o.zip")
+    assert code == 2 and "member 'cat/link.png' is a symbolic link" in err, err
+    source = zip_folder(folder, tmp_path / "s.zip")
+    encrypt(source, "dog/1.png")
+    code, _, err = pack(source, tmp_path / "o.zip")
+    assert code == 2 and f"{source}: member dog/1.png is encrypted" in err, err
+    assert not (tmp_path / "o.zip").exists()
+
+
+def test_a_zip_packed_onto_itself_is_refused(folder, tmp_path):
+    """Was refused as `OUT exists; remove it`, advice to delete the source."""
+    source = zip_folder(folder, tmp_path / "s.zip")
+    before = source.read_bytes()
+    for out in (source, tmp_path / "." / "s.zip"):
+        code, _, err = pack(source, out)
+        assert code == 2 and err == (f"robustrep data: error: OUT {out} is SRC: packing would "
+                                     f"replace the images it reads; choose another path for "
+                                     f"OUT\n")
+    assert source.read_bytes() == before
+
+
+def test_images_smaller_than_the_resolution_are_enlarged_and_counted(tmp_path, capsys):
+    """dataset_tool.py enlarges them without a word, and so did data pack: a note counts them
+    (either side below R; 16x40 is not, its centre square is 16x16), --quiet keeps it (it
+    turns off the progress bar only, as for the other notes), and the summary records it."""
+    for name, shape in (("a", (20, 10)), ("b", (10, 20)), ("c", (40, 16)), ("d", (16, 16)),
+                        ("e", (32, 32))):
+        save(tmp_path / "src" / f"{name}.png", np.zeros((*shape, 3), np.uint8))
+    assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "o.zip"),
+                 "--resolution", "16", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["enlarged"] == 2
+    assert captured.err == (f"note: 2 of 5 images were smaller than 16x16 and were enlarged "
+                            f"(the first: {tmp_path / 'src' / 'a.png'})\n")
+    assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "p.zip"),
+                 "--resolution", "8", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["enlarged"] == 0 and captured.err == ""
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_zip_of_one_folder_is_read_from_inside_it(mixed, tmp_path, flat):
+    """`zip -r SRC.zip FOLDER` keeps FOLDER/ in every name; read as the top, the zip was one
+    class of every image (class folders merged), where FOLDER itself gives its class folders
+    (or, flat, no labels)."""
+    folder = mixed / "dog" if flat else mixed
+    source = zip_folder(folder, tmp_path / "src.zip", [("__MACOSX/x/._a.png", b"fork")],
+                        wrapped=True)
+    assert pack(folder, tmp_path / "f.zip")[0] == 0
+    code, out, err = pack(source, tmp_path / "z.zip")
+    assert code == 0, err
+    assert (tmp_path / "z.zip").read_bytes() == (tmp_path / "f.zip").read_bytes()
+    assert json.loads(out)["labels"] == (None if flat else {"classes": 2,
+                                                              "names": ["cat", "dog"]})
+    assert f"note: {source} holds one folder, {folder.name}/, and nothing else" in err

@@ -347,3 +347,40 @@ def test_options_with_nothing_to_act_on_are_refused(images, tmp_path, capsys):
     assert main(["gan", "fid", str(folder), "digits", "--range", "0,1"]) == 2
     assert "--range 0,1 is the value range of float samples in a .pt/.npy/.npz file, and " \
            "neither A nor B is one" in capsys.readouterr().err
+
+
+def test_save_stats_replaces_a_file_only_with_force(images, tmp_path, capsys):
+    """Was `exists; remove it`, where gan sample offers --force: the same option and words now.
+    A file is replaced whole (written beside it, then renamed), never when it is A or B."""
+    a, b = images
+    np.save(tmp_path / "a.npy", a.numpy())
+    np.save(tmp_path / "b.npy", b.numpy())
+    stats = tmp_path / "s.npz"
+    run_fid(tmp_path / "a.npy", "--save-stats", stats)
+    before, a_mu = stats.read_bytes(), np.load(stats)["mu"]
+    argv = ["gan", "fid", str(tmp_path / "b.npy"), "--save-stats", str(stats),
+            "--fid-features", "digits"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (f"robustrep gan: error: --save-stats {stats} already "
+                                       f"exists; pass --force to overwrite it or choose another "
+                                       f"name\n")
+    assert stats.read_bytes() == before
+    assert main([*argv, "--force"]) == 0
+    run_fid(tmp_path / "b.npy", "--save-stats", tmp_path / "b-stats.npz")
+    b_mu = np.load(tmp_path / "b-stats.npz")["mu"]
+    assert np.array_equal(np.load(stats)["mu"], b_mu) and not np.array_equal(a_mu, b_mu)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, a=a.numpy())
+    kept = samples.read_bytes()
+    for sides, side in (([samples], "A"), ([tmp_path / "a.npy", samples], "B")):
+        capsys.readouterr()
+        assert main(["gan", "fid", *map(str, sides), "--save-stats", str(samples), "--force",
+                     "--fid-features", "digits"]) == 2
+        assert f"--save-stats {samples} is {side} ({samples}), which the statistics are " \
+               f"computed from; choose another name" in capsys.readouterr().err
+    assert samples.read_bytes() == kept
+    assert main(["gan", "fid", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--force",
+                 "--fid-features", "digits"]) == 2
+    assert "--force overwrites an existing --save-stats file, and no --save-stats is given" in \
+        capsys.readouterr().err

@@ -118,7 +118,7 @@ def _dry_run_in_process(monkeypatch):
                 code = main(argv)
             except SystemExit as exc:  # argparse's usage errors
                 code = exc.code
-        return code, out.getvalue() + err.getvalue()
+        return code, out.getvalue(), err.getvalue()
 
     monkeypatch.setattr(launch, "check_robustrep", in_process)
 
@@ -210,3 +210,133 @@ def test_the_progress_line_estimates_the_time_left_from_the_runs_so_far():
                {"train_seconds": 50.0, "score_seconds": 10.0}]
     assert _eta(timings, 5) == "about 4m30s left"  # 90 s a run, 3 runs to go
     assert _eta(timings, 2) == "done"
+
+
+def _bench_in_process(monkeypatch):
+    """The bench's children, `classify train` and its dry run, in this process; returns the
+    training command lines as they come."""
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common import launch
+    _dry_run_in_process(monkeypatch)
+    calls = []
+
+    def in_process(argv, log, threads=None):
+        calls.append(argv)
+        return main(argv)
+
+    monkeypatch.setattr(launch, "run_robustrep", in_process)
+    return calls
+
+
+def _bench_argv(out, *extra):
+    return ["ood", "bench", "--seeds", "0", "--model", "test_resnet", "--detectors",
+            "MaxSoftmax", "--ood", "gaussian", "--out", str(out), "--quiet", "--device", "cpu",
+            *extra]
+
+
+def test_a_length_in_epochs_trains_those_epochs(tmp_path, monkeypatch, capsys):
+    # Was: the bench passed its resolved --steps beside the epochs, and classify train refused
+    # "--steps and --epochs are two ways to give one length" once the bench had started
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common.runfiles import read_run
+    calls = _bench_in_process(monkeypatch)
+    assert main(["classify", "train", "--preset", "digits-ood", "--model", "test_resnet",
+                 "--batch-size", "128", "--epochs", "1", "--dry-run"]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]  # classify train's own conversion
+    assert steps > 1
+    out = tmp_path / "bench"
+    argv = _bench_argv(out, "--regs", "none", "--train-opt", "batch_size=128", "--train-opt",
+                       "epochs=1")
+    assert main(argv) == 0
+    assert "--epochs" in calls[0] and "--steps" not in calls[0]
+    run = read_run(out / "runs" / "none-s0")
+    assert run.finished and (run.config["epochs"], run.config["steps"]) == (1, steps)
+    assert json.loads((out / "bench.json").read_text())["steps"] == steps
+    # the finished run is the one asked for (its steps and epochs): reused, not trained again
+    assert main(argv) == 0 and len(calls) == 1
+    capsys.readouterr()
+    # both lengths: one line, before anything is trained
+    assert main(argv + ["--steps", "3"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: --steps 3 and --train-opt epochs=1 are two ways to give the "
+        "runs' length: give --steps (optimizer steps) or epochs=N (passes over the training "
+        "set, converted to steps as classify train does), not both\n")
+    assert main(_bench_argv(out, "--regs", "none@epochs=2", "--steps", "3")) == 2
+    assert "--steps 3 and --regs setting 'none@epochs=2' are two ways" in capsys.readouterr().err
+    assert len(calls) == 1
+
+
+def test_a_rerun_with_fewer_regs_keeps_the_other_regs_results(tmp_path, monkeypatch, capsys):
+    # Was: `--regs none` into a bench folder of none and mixup wrote tables of none alone: the
+    # mixup rows were gone from bench.md/.json/.csv
+    from robustrep.tasks.cli import main
+    calls = _bench_in_process(monkeypatch)
+    out = tmp_path / "bench"
+    assert main(_bench_argv(out, "--regs", "none,mixup", "--steps", "2")) == 0
+    first = json.loads((out / "bench.json").read_text())
+    capsys.readouterr()
+    assert main(_bench_argv(out, "--regs", "none", "--steps", "2")) == 0
+    assert len(calls) == 2  # none's finished run scored again, nothing trained
+    assert (f"note: kept the earlier {out / 'bench.json'}'s results of mixup (regularizers "
+            f"this call did not run); the tables show both calls") in capsys.readouterr().err
+    second = json.loads((out / "bench.json").read_text())
+    assert second["regs"] == ["none", "mixup"]
+    for key in ("summary", "id_accuracy", "auroc_avg_over_ood", "records", "runs"):
+        assert second[key] == first[key]  # the same runs scored the same way
+    mixup = [r for r in first["summary"] if r["reg"] == "mixup"]
+    assert mixup and all(r in second["summary"] for r in mixup)
+    md = (out / "bench.md").read_text()
+    assert "| detector | none | mixup |" in md and "mixup" in (out / "bench_runs.csv").read_text()
+    # other settings: the earlier rows cannot share the table; replaced, and said
+    assert main(_bench_argv(out, "--regs", "none", "--steps", "2", "--seed", "5")) == 0
+    assert (f"note: replaced the earlier {out / 'bench.json'}'s results of mixup: they were "
+            f"measured under other settings (seed 0 -> 5); give --out a new folder to keep "
+            f"both") in capsys.readouterr().err
+    assert json.loads((out / "bench.json").read_text())["regs"] == ["none"]
+    # a file of that name that is no bench's is named before anything is trained
+    (out / "bench.json").write_text("{}")
+    assert main(_bench_argv(out, "--regs", "pgd", "--steps", "2")) == 2
+    assert "bench.json is not a bench.json that robustrep ood bench can read" in \
+        capsys.readouterr().err
+    assert len(calls) == 2
+
+
+def test_an_earlier_bench_without_records_is_replaced_with_a_note(tmp_path):
+    from robustrep.tasks.ood.bench import _keep_earlier
+    old = {"regs": ["none", "mixup"], "summary": []}  # written before the records were kept
+    kept, notes = _keep_earlier(old, {"seed": 0}, ["none"], tmp_path / "bench.json")
+    assert kept["regs"] == [] and kept["records"] == []
+    assert notes == [f"replaced the earlier {tmp_path / 'bench.json'}'s results of mixup: it "
+                     f"keeps no per-run records to merge (written before they were kept); add "
+                     f"them to --regs (their finished runs are reused) or give --out a new "
+                     f"folder"]
+    assert _keep_earlier(old, {"seed": 0}, ["mixup", "none"], tmp_path)[1] == []  # all again
+
+
+def test_bench_json_keeps_an_error_saying_nan(tmp_path):
+    # Was: the JSON text's "NaN" became "null" everywhere, inside error messages too
+    from robustrep.tasks.ood.bench import _write
+    records = _records()
+    records[-1]["error"] = "ValueError: 3 scores are NaN or infinite"
+    agg = aggregate(records)
+    regs, dets, oods = ["none", "adaptivemix"], ["KNN", "SHE"], ["digits59", "gaussian"]
+    avg = _avg_over_ood(records, regs, dets)
+    acc = {"none": (0.99, math.nan), "adaptivemix": (0.98, 0.01)}
+    files = _write(tmp_path, records, agg, avg, acc, regs, dets, oods,
+                   {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md", _no_bars)
+    data = json.loads(files["json"].read_text())
+    assert data["records"][-1]["error"] == "ValueError: 3 scores are NaN or infinite"
+    assert data["records"][-1]["AUROC"] is None and data["id_accuracy"]["none"]["std"] is None
+    assert "ValueError: 3 scores are NaN or infinite" in {r["errors"] for r in data["summary"]}
+
+
+def test_bench_says_once_which_detectors_amp_leaves_in_float32(tmp_path, monkeypatch, capsys):
+    # the note ood score gives on each run is said by the bench once, at its start
+    from robustrep.tasks.cli import main
+    _dry_run_in_process(monkeypatch)
+    assert main(["ood", "bench", "--amp", "bf16", "--device", "cpu", "--detectors",
+                 "GradNorm,ODIN", "--train-opt", "stepz=3", "--out", str(tmp_path / "b"),
+                 "--quiet"]) == 2  # refused by the dry run: nothing trained
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("note: --amp bf16: GradNorm runs in float32: its per-sample weight "
+                             "gradients") and len(err) == 2

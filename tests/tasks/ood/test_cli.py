@@ -59,7 +59,7 @@ def test_score_writes_table_json_csv_and_plots(fake_run, tmp_path, capsys):
 def test_no_ema_on_a_run_without_ema_says_so(fake_run, tmp_path, capsys):
     # Was: silent; --no-ema scored the raw weights, as the call without it does on such a run
     argv = ["ood", "score", str(fake_run), "--ood", "gaussian", "--detectors", "MaxSoftmax",
-            "--max-samples", "8", "--max-fit", "8", "--no-plots", "--quiet", "--device", "cpu"]
+            "--max-samples", "8", "--no-plots", "--quiet", "--device", "cpu"]
     note = f"note: --no-ema: {fake_run} keeps no EMA copy (trained with ema_decay 0)"
     assert main([*argv, "--out", str(tmp_path / "a"), "--no-ema"]) == 0
     assert note in capsys.readouterr().err
@@ -74,7 +74,7 @@ def test_score_removes_the_temp_files_a_killed_call_left_in_its_folder(fake_run,
     for path in stale:
         path.write_bytes(b"partial")
     assert main(["ood", "score", str(fake_run), "--ood", "gaussian", "--detectors", "MaxSoftmax",
-                 "--max-samples", "8", "--max-fit", "8", "--quiet", "--device", "cpu"]) == 0
+                 "--max-samples", "8", "--quiet", "--device", "cpu"]) == 0
     assert not any(p.exists() for p in stale) and (out / "results.json").is_file()
 
 

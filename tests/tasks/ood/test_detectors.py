@@ -159,3 +159,114 @@ def test_image_detectors_show_their_progress(tiny_classifier, tiny_data, capsys)
     score_model(as_ood_model(tiny_classifier), specs, id_test, ood, fit, num_classes=3,
                 batch_size=4)
     assert "score ODIN" not in capsys.readouterr().err
+
+
+def _conv_dtypes(model):
+    """The dtypes the first conv of ``model`` has computed in, recorded from now on."""
+    seen = []
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    handle = conv.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    return seen, handle
+
+
+@pytest.mark.parametrize("name", ["ODIN", "MahalanobisODIN", "MCD"])
+def test_amp_reaches_the_image_detectors_passes(tiny_classifier, tiny_data, name):
+    # Was: --amp autocast the extraction only; ODIN, MCD, ... ran their passes in float32
+    from torch.utils.data import DataLoader
+
+    from robustrep.tasks.ood.detectors import build_detector, fit_detector, score_images
+    from robustrep.tasks.ood.extract import extract
+    fit, id_test, _ = tiny_data
+    model = as_ood_model(tiny_classifier)
+    spec = get_spec(name)
+    seen, handle = _conv_dtypes(model)
+    try:
+        train = extract(model, fit, ["features"], amp="bf16")
+        detector = build_detector(spec, model, 3, train.features.shape[1],
+                                  {"samples": 2} if name == "MCD" else {}, "cpu", "bf16")
+        fit_detector(detector, spec, train)
+        seen.clear()
+        scores = score_images(detector, DataLoader(id_test, batch_size=6))
+        raw = detector.predict(id_test.images[:4])
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {torch.bfloat16}  # every pass of the network, in bf16
+    assert scores.shape == (12,) and torch.isfinite(scores).all()
+    # ... and what the detector computes from its outputs in float32 (ODIN's softmax at T=1000
+    # of bf16 logits kept 8 bits of its score)
+    assert raw.dtype == torch.float32
+    # the detector's own arithmetic is float32, as on extracted features: with no perturbation
+    # MahalanobisODIN's scores are Mahalanobis' on features extracted under the same --amp
+    if name == "MahalanobisODIN":
+        from robustrep.tasks.ood.detectors import score_extracted
+        eps0 = build_detector(spec, model, 3, 96, {"eps": 0.0}, "cpu", "bf16")
+        plain = build_detector(get_spec("Mahalanobis"), model, 3, 96, {}, "cpu")
+        for det, sp in ((eps0, spec), (plain, get_spec("Mahalanobis"))):
+            fit_detector(det, sp, train)
+        expected = score_extracted(plain, get_spec("Mahalanobis"),
+                                   extract(model, id_test, ["features"], amp="bf16"))
+        got = score_images(eps0, DataLoader(id_test, batch_size=6))
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_score_model_passes_amp_to_the_image_detectors(tiny_classifier, tiny_data):
+    fit, id_test, ood = tiny_data
+    model = as_ood_model(tiny_classifier)
+    seen, handle = _conv_dtypes(model)
+    try:
+        result = score_model(model, parse_detectors("ODIN,MaxSoftmax"), id_test, ood, fit,
+                             num_classes=3, amp="bf16", batch_size=6)
+    finally:
+        handle.remove()
+    assert result.detectors["ODIN"].error is None and result.notes == []
+    assert len(seen) > 4 and set(seen) == {torch.bfloat16}  # extraction and ODIN's passes
+
+
+def test_gradient_detectors_under_fp16_and_gradnorm_under_amp_run_in_float32(tiny_classifier,
+                                                                           tiny_data):
+    """pytorch-ood takes the gradients without loss scaling (float16 would underflow them), and
+    GradNorm's per-sample weight gradients (torch.func.vmap) fail under autocast: they run in
+    float32, named in a note, the others with --amp."""
+    from torch.utils.data import DataLoader
+
+    from robustrep.tasks.ood.detectors import (amp_note, build_detector, passes_amp,
+                                               score_images)
+    _, id_test, _ = tiny_data
+    model = as_ood_model(tiny_classifier)
+    specs = parse_detectors("ODIN,MahalanobisODIN,GradNorm,GradUncertainty,MCD,KNN")
+    assert {s.name: passes_amp(s, "fp16") for s in specs} == {
+        "ODIN": "off", "MahalanobisODIN": "off", "GradNorm": "off", "GradUncertainty": "off",
+        "MCD": "fp16", "KNN": "fp16"}
+    assert {s.name: passes_amp(s, "bf16") for s in specs} == {
+        "ODIN": "bf16", "MahalanobisODIN": "bf16", "GradNorm": "off", "GradUncertainty": "off",
+        "MCD": "bf16", "KNN": "bf16"}
+    assert amp_note(specs, "fp16") == (
+        "--amp fp16: ODIN, MahalanobisODIN, GradNorm, GradUncertainty run in float32: "
+        "pytorch-ood takes their gradients without loss scaling, which would underflow in "
+        "float16; the extraction and the other detectors use fp16 (--amp bf16, with float32's "
+        "range, reaches ODIN, MahalanobisODIN)")
+    assert amp_note(specs[:1], "bf16") is None and amp_note(specs, "off") is None
+    assert amp_note(parse_detectors("GradNorm"), "bf16").startswith(
+        "--amp bf16: GradNorm runs in float32: its per-sample weight gradients")
+    # the same scores as without --amp (fp16 autocast on this CPU would raise, bf16 differ)
+    for name, amp in (("ODIN", "fp16"), ("GradNorm", "bf16")):
+        scores = [score_images(build_detector(get_spec(name), model, 3, 96, {}, "cpu", a),
+                               DataLoader(id_test, batch_size=6)) for a in ("off", amp)]
+        assert torch.equal(*scores)
+
+
+def test_a_given_react_threshold_is_used_not_refitted(tiny_classifier, tiny_data):
+    # Was: fitting replaced --param ReAct.threshold by the percentile's, without a word
+    fit, id_test, ood = tiny_data
+    model = as_ood_model(tiny_classifier, "pooled")
+    specs = parse_detectors("ReAct,EnergyBased")
+    result = score_model(model, specs, id_test, ood, None, num_classes=3,
+                         params=parse_params(["ReAct.threshold=1e9"], specs))
+    assert result.detectors["ReAct"].error is None  # no fit data needed: nothing is fitted
+    assert result.info["fit_extracted"] == []
+    # a threshold above every activation clips nothing: ReAct's score is the energy score
+    assert torch.allclose(result.detectors["ReAct"].id_scores,
+                          result.detectors["EnergyBased"].id_scores, rtol=1e-6)
+    fitted = score_model(model, specs, id_test, ood, fit, num_classes=3)
+    assert not torch.allclose(fitted.detectors["ReAct"].id_scores,
+                              fitted.detectors["EnergyBased"].id_scores, rtol=1e-6)

@@ -78,9 +78,48 @@ def test_a_zero_temperature_or_count_is_refused_before_extraction(tmp_path, caps
                                  "0.99), got 150"),
     # Was: accepted as a float > 0; every score the same, the detector failed after extraction
     ("MaxSoftmax.t=1e400", "MaxSoftmax.t takes a finite number, got inf"),
+    # Was: accepted, pytorch-ood's default None saying nothing of the kind (and then replaced by
+    # the fitted threshold); at or below 0 it clips every post-ReLU activation to one value
+    ("ReAct.threshold=-1", "ReAct.threshold takes a float > 0 (default None: the "
+                           "ReAct.percentile of the ID train activations), got -1"),
+    ("ReAct.threshold=0", "ReAct.threshold takes a float > 0 (default None: the "
+                          "ReAct.percentile of the ID train activations), got 0"),
+    ("ReAct.threshold=abc", "ReAct.threshold takes a float (default None: the ReAct.percentile "
+                            "of the ID train activations), got 'abc'"),
+    ("GEN.gamma=0", "GEN.gamma takes a float > 0 (default 0.1), got 0"),
+    ("GEN.M=0", "GEN.M takes an int > 0 (default None: every class), got 0"),
+    # Was: a bare AssertionError from MCD's constructor, after extraction
+    ("MCD.mode=max", "MCD.mode takes one of mean, var (default 'var'), got 'max'"),
 ])
 def test_a_param_out_of_its_range_is_refused_before_extraction(item, message):
     with pytest.raises(ValueError) as err:
         parse_params([item])
     assert str(err.value) == f"--param {item}: {message}"
     parse_params(["ASH.variant=ash-b", "ASH.percentile=0.9", "MaxSoftmax.t=2"])  # in range
+
+
+def test_vra_percentiles_out_of_order_are_refused_before_extraction():
+    # Was: refused by VRA's constructor only after every feature was extracted
+    with pytest.raises(ValueError) as err:
+        parse_params(["VRA.lower_percentile=0.995"])  # above the default upper 0.99
+    assert str(err.value) == ("--param VRA.lower_percentile=0.995, VRA.upper_percentile=0.99: "
+                              "VRA.lower_percentile takes a fraction at most "
+                              "VRA.upper_percentile (defaults 0.01 and 0.99)")
+    with pytest.raises(ValueError, match="lower_percentile=0.5, VRA.upper_percentile=0.4: "):
+        parse_params(["VRA.upper_percentile=0.4", "VRA.lower_percentile=0.5"])
+
+
+def test_params_in_their_range_pass_with_their_values():
+    assert parse_params(["ReAct.threshold=1.5", "GEN.M=2", "GEN.gamma=0.5", "MCD.mode=mean",
+                         "VRA.lower_percentile=0.2", "VRA.upper_percentile=0.3"]) == {
+        "ReAct": {"threshold": 1.5}, "GEN": {"M": 2, "gamma": 0.5}, "MCD": {"mode": "mean"},
+        "VRA": {"lower_percentile": 0.2, "upper_percentile": 0.3}}
+    assert parse_params(["ReAct.threshold=None"]) == {"ReAct": {"threshold": None}}  # fitted
+
+
+def test_a_refused_range_is_one_line_from_the_command(tmp_path, capsys):
+    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", "ReAct",
+                 "--param", "ReAct.threshold=-1"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: --param ReAct.threshold=-1: ReAct.threshold takes a float > 0 "
+        "(default None: the ReAct.percentile of the ID train activations), got -1\n")

@@ -322,6 +322,16 @@ def test_constant_scores_are_refused_not_read_as_a_weak_detector():
     ("MaxSoftmax", ["--openood-id", "cifar10"], "--openood-id cifar10 names the ID dataset of "
                                                 "the OpenOOD benchmark and acts only with "
                                                 "--openood DATA_DIR"),
+    # accepted in silence: nothing was fitted and results.json recorded fit_data null
+    ("MaxSoftmax,ODIN", ["--fit-data", "digits"],
+     "robustrep ood: error: --fit-data digits names the data the fitted detectors are fitted "
+     "on, and none of --detectors MaxSoftmax, ODIN is fitted (ood score --list says which "
+     "are); drop it"),
+    ("MaxSoftmax", ["--max-fit", "10"], "--max-fit 10 caps the ID train images the fitted "
+                                        "detectors are fitted on, and none of --detectors "
+                                        "MaxSoftmax is fitted"),
+    ("ReAct", ["--param", "ReAct.threshold=1.0", "--max-fit", "10"],
+     "none of --detectors ReAct is fitted (ReAct is not, given its threshold)"),
 ])
 def test_an_option_that_acts_on_nothing_scored_is_refused(fake_run, capsys, detectors, extra,
                                                           words):
@@ -330,6 +340,24 @@ def test_an_option_that_acts_on_nothing_scored_is_refused(fake_run, capsys, dete
     assert words in err and len(err.splitlines()) == 1
     assert not (fake_run / "ood").exists()
     assert _score(fake_run, "ReAct", "--feature-maps", "pooled") == 0  # a maps detector: kept
+
+
+def test_fit_options_with_a_fitted_detector_are_used(fake_run):
+    # the refusal above is for calls fitting nothing: with KNN beside, --max-fit caps its data
+    assert _score(fake_run, "MaxSoftmax,KNN", "--max-fit", "10", "--param", "KNN.k=3") == 0
+    data = json.loads((fake_run / "ood" / "results.json").read_text())
+    assert data["fit_data"] == "digits" and data["sizes"]["id_train"] == 10
+
+
+def test_amp_says_which_detectors_it_leaves_in_float32(fake_run, capsys):
+    # Was: --amp acted on the extraction alone, without a word; now it reaches ODIN's passes,
+    # and GradNorm, whose per-sample gradients fail under autocast, is named
+    assert _score(fake_run, "ODIN,GradNorm", "--amp", "bf16") == 0
+    err = capsys.readouterr().err
+    assert ("note: --amp bf16: GradNorm runs in float32: its per-sample weight gradients, "
+            "taken with torch.func.vmap, fail under autocast") in err
+    rows = json.loads((fake_run / "ood" / "results.json").read_text())["results"]
+    assert {r["detector"] for r in rows if not r["error"]} == {"ODIN", "GradNorm"}
 
 
 def test_two_model_calls_started_in_one_second_keep_their_own_folders(fake_run, tmp_path,
