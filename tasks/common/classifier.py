@@ -338,9 +338,15 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                              f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
     classifier = as_classifier(model, in_chans, mean, std, head, uos_scale)
-    if image_size is not None:
+    taken = (source.arch, repr(sorted(build.items())), head, image_size)
+    if image_size is not None and taken not in _SIZES_TAKEN:  # a report builds one many times
         check_input_size(classifier, in_chans, image_size, name)
+        _SIZES_TAKEN.add(taken)
     return classifier
+
+
+# (architecture, its build arguments, head, image size) that check_input_size has passed
+_SIZES_TAKEN: set[tuple[Any, ...]] = set()
 
 
 def check_input_size(model: nn.Module, channels: int, image_size: int, name: str) -> None:
