@@ -38,16 +38,21 @@ def world_size_from_env() -> int:
     """The number of processes torchrun started (its WORLD_SIZE; 1 without it); a value that is
     no whole number >= 1 is a UserError naming the variable (it was a ValueError traceback
     from ``int()`` in whichever program read it first)."""
-    value = os.environ.get("WORLD_SIZE", "1")
+    return _env_int("WORLD_SIZE", 1, 1, "the number of processes")
+
+
+def _env_int(name: str, default: int, least: int, what: str) -> int:
+    """torchrun's variable ``name`` as a whole number >= ``least`` (``default`` when unset);
+    else a one-line UserError naming it."""
+    value = os.environ.get(name, str(default))
     try:
-        world = int(value)
+        number = int(value)
     except ValueError:
-        world = 0
-    if world < 1:
-        raise UserError(f"WORLD_SIZE={value}: the number of processes (set by torchrun) must "
-                        f"be a whole number >= 1; unset WORLD_SIZE or start the command with "
-                        f"torchrun")
-    return world
+        number = least - 1
+    if number < least:
+        raise UserError(f"{name}={value}: {what} (set by torchrun) must be a whole number "
+                        f">= {least}; unset {name} or start the command with torchrun")
+    return number
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -57,8 +62,11 @@ def init_distributed(device: str = "auto") -> DistInfo:
         info = DistInfo(device=resolve_device(device))
         tune_backends(info.device)
         return info
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank = _env_int("RANK", 0, 0, "this process's rank")
+    if rank >= world:
+        raise UserError(f"RANK={rank} is not below WORLD_SIZE={world}: torchrun numbers the "
+                        f"processes 0 to WORLD_SIZE - 1; start the command with torchrun")
+    local_rank = _env_int("LOCAL_RANK", 0, 0, "this process's rank on its machine")
     dev = resolve_device(device, local_rank=local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)

@@ -36,3 +36,22 @@ def test_a_bad_world_size_stops_the_command_with_exit_2(argv, monkeypatch, tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "WORLD_SIZE=abc: the number of processes" in err
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"RANK": "x"}, "RANK=x: this process's rank (set by torchrun) must be a whole number >= 0"),
+    ({"RANK": "-1"}, "RANK=-1: this process's rank"),
+    ({"RANK": "2"}, "RANK=2 is not below WORLD_SIZE=2: torchrun numbers the processes 0 to "
+                    "WORLD_SIZE - 1"),
+    ({"RANK": "1", "LOCAL_RANK": "one"}, "LOCAL_RANK=one: this process's rank on its machine"),
+])
+def test_torchruns_other_variables_are_checked_before_the_process_group(env, words,
+                                                                        monkeypatch):
+    # were int() tracebacks; a rank >= WORLD_SIZE waited in init_process_group until timeout
+    from robustrep.tasks.common.distributed import init_distributed
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        init_distributed("cpu")
