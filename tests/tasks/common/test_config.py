@@ -732,3 +732,27 @@ def test_an_option_a_higher_layer_turns_off_gives_way(tmp_path):
     assert resolve_config(Opt, presets, "w", None, {"loss": "ns"}).gp == 10.0  # no hook
     path.write_text(json.dumps({"loss": "hinge"}))  # a preset's own contradiction is not hidden
     assert resolve_config(Opt, {"bad": {"gp": 3.0}}, "bad", path, unused=unused).gp == 3.0
+
+
+def test_integer_ranges_expand_only_where_the_option_takes_them():
+    # stylegan2-ada's --seeds 0-7 (both ends in); pinned here, not only through gan sample
+    @dataclasses.dataclass
+    class R:
+        seeds: list[int] = option([0], "seeds", ranges=True, min=0, max=100)
+        plain: list[int] = option([0], "no ranges")
+
+    specs = option_specs(R)
+    assert convert_value(specs["seeds"], "0-3,7") == [0, 1, 2, 3, 7]
+    assert convert_value(specs["seeds"], ["2-4", 9, "5"]) == [2, 3, 4, 9, 5]
+    assert convert_value(specs["seeds"], "6-6") == [6]
+    assert C.arg_type(specs["seeds"])("1-2,5") == [1, 2, 5]
+    for bad in ("5-3", "90-101", "0-x", "-1-3"):
+        with pytest.raises(OptionValueError, match=r"or ranges a-b \(0-7,12\) of at most "
+                                                   r"1,000,000 values; got"):
+            convert_value(specs["seeds"], bad)
+    wide = dataclasses.replace(specs["seeds"], max=None)
+    with pytest.raises(OptionValueError, match="got '0-1000000'"):  # 1,000,001 values
+        convert_value(wide, "0-1000000")
+    with pytest.raises(OptionValueError, match="got '0-3'"):
+        convert_value(specs["plain"], "0-3")
+    assert "ranges" not in specs["plain"].accepted()
