@@ -756,3 +756,33 @@ def test_integer_ranges_expand_only_where_the_option_takes_them():
     with pytest.raises(OptionValueError, match="got '0-3'"):
         convert_value(specs["plain"], "0-3")
     assert "ranges" not in specs["plain"].accepted()
+
+
+def test_a_fields_check_bare_value_and_empty_list_reach_the_command_line(capsys):
+    def small(value):
+        if value > 3:
+            raise UserError(f"{value} is over 3")
+
+    @dataclasses.dataclass
+    class Cli:
+        n: int = option(1, "n", check=small)
+        resume: Optional[str] = option(None, "resume", bare="last")
+        xs: list[float] = option([1.0], "xs", nothing="none")
+        ids: list[int] = option([1], "ids", nargs=None)
+
+    p = argparse.ArgumentParser()
+    add_config_args(p, Cli, real_defaults=True)
+    args = p.parse_args(["--n", "2", "--resume", "--xs", "none", "--ids", "3,4"])
+    assert (args.n, args.resume, args.xs, args.ids) == (2, "last", [], [3, 4])
+    assert p.parse_args(["--resume", "r1"]).resume == "r1"
+    assert p.parse_args([]).resume is None
+    for argv, words in ((["--n", "5"], "argument --n: 5 is over 3"),
+                        (["--xs", ""], "argument --xs: must be a list of values, each a finite "
+                                       "number (space- or comma-separated), or none; got an "
+                                       "empty value (write none for no values)"),
+                        (["--xs", "none", "2"], "argument --xs: none cannot be combined with "
+                                                "other values; give none alone"),
+                        (["--ids", "1", "2"], "unrecognized arguments: 2")):
+        with pytest.raises(SystemExit):
+            p.parse_args(argv)
+        assert words in capsys.readouterr().err
