@@ -14,6 +14,8 @@ from robustrep.data import image_folder
 from robustrep.data.zipdata import ZipImageDataset
 from robustrep.tasks.cli import main
 
+from ...data.test_zipdata import patch_member
+
 
 @pytest.fixture
 def folder(tmp_path):
@@ -260,20 +262,6 @@ def test_a_zip_is_refused_as_its_folder_is(mixed, tmp_path, damage, expect):
     assert not (tmp_path / "f.zip").exists() and not (tmp_path / "z.zip").exists()
 
 
-def encrypt(path, name):
-    """Set member ``name``'s encrypted flag (zipfile writes none), in its local header and its
-    central directory entry."""
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        local = archive.getinfo(name).header_offset
-    central = data.index(b"PK\x01\x02")
-    while data[central + 46: central + 46 + len(name)] != name.encode():
-        central = data.index(b"PK\x01\x02", central + 4)
-    data[local + 6] |= 1
-    data[central + 8] |= 1
-    path.write_bytes(bytes(data))
-
-
 def test_zip_members_no_folder_could_hold_are_refused(folder, tmp_path):
     """Names that extracting would put elsewhere, a link member, an encrypted member: one line
     naming the zip and the member, before anything is written."""
@@ -291,7 +279,7 @@ def test_zip_members_no_folder_could_hold_are_refused(folder, tmp_path):
     code, _, err = pack(source, tmp_path / "o.zip")
     assert code == 2 and "member 'cat/link.png' is a symbolic link" in err, err
     source = zip_folder(folder, tmp_path / "s.zip")
-    encrypt(source, "dog/1.png")
+    patch_member(source, "dog/1.png", flag_bits=1)  # encrypted, as zipfile writes none
     code, _, err = pack(source, tmp_path / "o.zip")
     assert code == 2 and f"{source}: member dog/1.png is encrypted" in err, err
     assert not (tmp_path / "o.zip").exists()
