@@ -20,16 +20,21 @@ from typing import Any
 from robustrep.errors import UnreadableImageError
 from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError
 
-# OSErrors that are about a path the user chose (missing, not writable, disk full): one line.
+# OSErrors that are about a path the user chose (missing, not writable, disk full): one line,
+# with what to do about a path in the output folder, and about any other path (data read, a
+# plugin): "choose another --out" is no help for a data folder that cannot be read.
 _PATH_ERRNOS = {
-    errno.ENOENT: "", errno.ENOTDIR: "", errno.EISDIR: "", errno.EEXIST: "",
-    errno.ENAMETOOLONG: "",
-    errno.EACCES: "; choose a folder you can write to (--out)",
-    errno.EPERM: "; choose a folder you can write to (--out)",
-    errno.EROFS: "; choose a writable folder (--out)",
-    errno.ENOSPC: "; free some space or choose another folder (--out)",
-    errno.EDQUOT: "; free some space or choose another folder (--out)",
+    errno.ENOENT: ("", ""), errno.ENOTDIR: ("", ""), errno.EISDIR: ("", ""),
+    errno.EEXIST: ("", ""), errno.ENAMETOOLONG: ("", ""),
+    errno.EACCES: ("; choose a folder you can write to (--out)",
+                   "; check its permissions, or give another path"),
+    errno.EPERM: ("; choose a folder you can write to (--out)",
+                  "; check its permissions, or give another path"),
+    errno.EROFS: ("; choose a writable folder (--out)", "; it is on a read-only file system"),
+    errno.ENOSPC: ("; free some space or choose another folder (--out)", "; free some space"),
+    errno.EDQUOT: ("; free some space or choose another folder (--out)", "; free some space"),
 }
+DEFAULT_OUT_ROOT = "runs"  # where a command's output goes without --out (runs/<task>/...)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -130,17 +135,33 @@ _RAISED_WITH_MESSAGE = (FileNotFoundError, FileExistsError, IsADirectoryError, N
                         PermissionError)
 
 
-def path_problem(err: OSError) -> str | None:
+def path_problem(err: OSError, out: str | None = None) -> str | None:
     """One line for an OSError about a user's path, or None for any other OSError.
 
     Either the system's error on a named path (``[Errno 28] No space left on device: 'run/x'``),
     or one of robustrep's own ``FileNotFoundError("... (accepted: ...)")``-style messages.
+    ``out`` is the command's ``--out`` (None: not given, its default under ``runs/``); the
+    advice names it only for a path inside it, and robustrep's cache for a path there.
     """
     if err.errno is None and isinstance(err, _RAISED_WITH_MESSAGE):
         return str(err)
     if err.errno not in _PATH_ERRNOS or err.filename is None:
         return None
-    return f"{err.strerror}: {err.filename}{_PATH_ERRNOS[err.errno]}"
+    from robustrep.tasks.common.download import cache_advice
+    in_out, elsewhere = _PATH_ERRNOS[err.errno]
+    cache = cache_advice(err.filename)  # $ROBUSTREP_CACHE under a file, or not writable
+    advice = (f"; {cache}" if cache else
+              in_out if _inside(err.filename, out or DEFAULT_OUT_ROOT) else elsewhere)
+    return f"{err.strerror}: {err.filename}{advice}"
+
+
+def _inside(path: Any, folder: Any) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (both as the working folder resolves them)."""
+    try:
+        where, top = (os.path.abspath(os.path.expanduser(os.fsdecode(p))) for p in (path, folder))
+    except (TypeError, ValueError):
+        return False
+    return where == top or where.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def check_device_options(args: argparse.Namespace) -> None:
@@ -211,7 +232,8 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         report(program, err)
         return 1
     except OSError as err:
-        line = path_problem(err)
+        out = getattr(args, "out", None)
+        line = path_problem(err, out if isinstance(out, (str, os.PathLike)) else None)
         if line is None:  # not the user's path: a bug, with its traceback
             raise
         _traceback(debug)

@@ -3,8 +3,10 @@
 :func:`download` streams a URL into a temporary file inside the cache folder, hashes it on the way,
 and renames it into place only when it is complete and its SHA-256 matches: a failed, cut or
 wrong-hash download leaves nothing in the cache (the scheme of ``torch.hub.download_url_to_file``,
-pytorch/pytorch ``torch/hub.py``). A hash may be the full hex digest or a prefix of at least 8
-characters, the convention of torch.hub's ``check_hash`` for files named ``name-<prefix>.pth``.
+pytorch/pytorch ``torch/hub.py``), and the partial file of a killed one is removed by the next.
+One process fetches a file at a time (a lock on the cache folder); the others wait for it. A
+hash may be the full hex digest or a prefix of at least 8 characters, the convention of
+torch.hub's ``check_hash`` for files named ``name-<prefix>.pth``.
 
 ``ROBUSTREP_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` forbids every network access: a file absent from
 the cache is then one line naming the file to place and where, before any connection is opened.
@@ -21,11 +23,15 @@ Published files fetched on first use:
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from robustrep.tasks.common.errors import UserError
@@ -57,9 +63,31 @@ def offline_reason() -> str | None:
     return None
 
 
+def cache_path() -> Path:
+    """``$ROBUSTREP_CACHE``, else ``~/.cache/robustrep``, as it is (not checked)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "robustrep").expanduser()
+
+
+def cache_advice(path: str | os.PathLike) -> str | None:
+    """What to do when ``path`` cannot be written, where it is robustrep's cache, a file in it, or
+    a folder above it that making the cache would create; None for any other path. The line
+    of an output folder ("choose another --out") would send the user the wrong way."""
+    try:
+        cache = cache_path().absolute()
+        where = Path(path).expanduser().absolute()
+        # a folder above it only while it does not exist: a `mkdir -p` of the cache stopped there
+        above = where in cache.parents and not where.exists()
+    except (OSError, RuntimeError, ValueError):  # no home folder to expand, a NUL in the path
+        return None
+    if where != cache and cache not in where.parents and not above:
+        return None
+    return (f"it is robustrep's cache (${CACHE_ENV}, else ~/.cache/robustrep): set "
+            f"{CACHE_ENV} to a folder you can write to")
+
+
 def cache_dir() -> Path:
     """``$ROBUSTREP_CACHE``, else ``~/.cache/robustrep`` (the gan program's cache too)."""
-    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "robustrep").expanduser()
+    path = cache_path()
     if path.exists() and not path.is_dir():
         what = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the cache folder"
         raise UserError(f"{what} {path} is a file, not a folder; point {CACHE_ENV} at a folder")
@@ -115,23 +143,56 @@ def download(urls: str | tuple[str, ...], dest: str | os.PathLike, sha256: str |
     dest = Path(dest).expanduser()
     urls = (urls,) if isinstance(urls, str) else tuple(urls)
     if dest.is_file():
-        if _hash_ok(sha256_of(dest), sha256):
-            return dest
-        raise DownloadError(f"{what}: {dest} has the wrong SHA-256 (expected {sha256}...); delete "
-                            f"it to fetch it again, or place the file from {urls[0]} there")
+        return _cached(dest, sha256, what, urls)
     reason = offline_reason()
     if reason:
         raise DownloadError(f"{what}: {dest} is missing and downloads are off ({reason}); place "
                             f"the file from {urls[0]} at {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for url in urls:
-        try:
-            _fetch(url, dest, sha256, timeout)
-            return dest
-        except DownloadError as err:
-            errors.append(str(err))
+    with _fetching(dest):
+        if dest.is_file():  # another process fetched it while this one waited
+            return _cached(dest, sha256, what, urls)
+        errors = []
+        for url in urls:
+            try:
+                _fetch(url, dest, sha256, timeout)
+                return dest
+            except DownloadError as err:
+                errors.append(str(err))
     raise DownloadError(f"{what}: " + " | ".join(errors))
+
+
+def _cached(dest: Path, sha256: str | None, what: str, urls: tuple[str, ...]) -> Path:
+    if _hash_ok(sha256_of(dest), sha256):
+        return dest
+    raise DownloadError(f"{what}: {dest} has the wrong SHA-256 (expected {sha256}...); delete "
+                        f"it to fetch it again, or place the file from {urls[0]} there")
+
+
+@contextmanager
+def _fetching(dest: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``dest``'s folder while ``dest`` is fetched: a second
+    process (two runs of a report) waits and then finds the file instead of fetching it again,
+    and the partial files of killed downloads (a SIGTERM or ``kill -9`` skips the clean-up of
+    :func:`_fetch`) are removed, which only the lock's holder may do. Nothing is left behind:
+    the lock is the folder's own. A file system without ``flock`` fetches unlocked."""
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        locked = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # said, as a wait for an output folder is (rundir.output_lock)
+            import sys
+            print(f"note: waiting for another process fetching {dest}", file=sys.stderr,
+                  flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            locked = False  # a partial file may then be another process's, still growing
+        for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.part") if locked else ():
+            stale.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
 
 
 def inception_weights(folder: str | os.PathLike | None = None) -> Path:
@@ -141,8 +202,8 @@ def inception_weights(folder: str | os.PathLike | None = None) -> Path:
     urls = (os.environ[INCEPTION_URL_ENV],) if os.environ.get(INCEPTION_URL_ENV) \
         else INCEPTION_URLS
     dest = Path(folder).expanduser() if folder is not None else cache_dir()
-    return download(urls, dest / INCEPTION_FILE, INCEPTION_SHA256,
-                    "FID Inception weights (or give --inception-weights FILE)")
+    # the gan program's line names --inception-weights before this one's ("could not ...")
+    return download(urls, dest / INCEPTION_FILE, INCEPTION_SHA256, "FID Inception weights")
 
 
 # name -> (torchvision class, the files torchvision leaves under the root)

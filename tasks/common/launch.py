@@ -13,6 +13,7 @@ checkpoint and stop, and the program stops with :class:`Interrupted`, starting n
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     _check_stop(argv)
     with log.open("a") as handle:
-        handle.write(f"$ robustrep {' '.join(argv)}\n")
+        handle.write(f"$ {shlex.join(['robustrep', *argv])}\n")  # as a shell reads it
         handle.flush()
         proc = subprocess.Popen([sys.executable, "-m", "robustrep.tasks.cli", *argv], env=env,
                                 stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent,

@@ -494,10 +494,12 @@ def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     back to the checkpoint's step, and the records' wall clock going on from the last one."""
     unmark_finished(run.path)
     run.write_config(absolute_paths(config))
-    if step > 0 and not run.metrics_file.exists():
-        print(f"warning: {run.metrics_file} is missing: the records up to step {step} are lost; "
-              f"the resumed run's records start after it", file=sys.stderr)
+    existed = run.metrics_file.exists()
     run.truncate_metrics(step)
     records = run.read_metrics()
+    if step > 0 and not records:  # deleted, or emptied (a disk that filled up, a user's edit)
+        what = "holds no records" if existed else "is missing"
+        print(f"warning: {run.metrics_file} {what}: the records up to step {step} are lost; "
+              f"the resumed run's records start after it", file=sys.stderr)
     if records:
         run.started = time.time() - float(records[-1].get("time", 0.0))

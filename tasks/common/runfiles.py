@@ -62,22 +62,44 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = temp_beside(path)
     except OSError as err:
-        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; make the folder "
-                             f"writable or choose another output folder") from None
+        advice = _advice(path, "make the folder writable or choose another output folder")
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; {advice}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:  # disk full, quota, folder removed: the old file stays in place
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; free space or choose "
-                             f"another output folder (the previous file is unchanged)") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        err = _os_error(exc) if isinstance(exc, Exception) else None  # Ctrl-C stays itself
+        if err is None:
+            raise
+        # disk full, quota, folder removed: the old file stays in place
+        advice = _advice(path, "free space or choose another output folder")
+        kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; {advice} "
+                             f"({kept})") from None
     return path
+
+
+def _advice(path: Path, otherwise: str) -> str:
+    """What to do about a file that cannot be written: ``otherwise`` for an output folder's,
+    the cache's own advice for robustrep's cache (the user chose no folder for it)."""
+    from robustrep.tasks.common.download import cache_advice  # it imports this module
+    return cache_advice(path) or otherwise
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or the one a writer wrapped. ``torch.save`` meets a
+    full disk as ``OSError`` and then raises its zip writer's ``RuntimeError("unexpected
+    pos ...")`` while closing, the OSError only as its context."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -98,8 +120,13 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def read_json(path: str | Path, kind: type = dict, what: str = "") -> Any:
-    """The JSON value in ``path``, which must be a ``kind``; else one error naming the file."""
+RESTORE = "restore it or run again into another folder"
+
+
+def read_json(path: str | Path, kind: type = dict, what: str = "",
+              advice: str = RESTORE) -> Any:
+    """The JSON value in ``path``, which must be a ``kind``; else one error naming the file and
+    ending with ``advice`` (what the caller's user can do about it)."""
     path = Path(path)
     try:
         value = json.loads(path.read_text())
@@ -109,12 +136,10 @@ def read_json(path: str | Path, kind: type = dict, what: str = "") -> Any:
         raise RunFolderError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}"
                              f"{what}") from None
     except ValueError as err:
-        raise RunFolderError(f"{path} is damaged (not JSON: {err}){what}; restore it or "
-                             f"run again into another folder") from None
+        raise RunFolderError(f"{path} is damaged (not JSON: {err}){what}; {advice}") from None
     if not isinstance(value, kind):
         raise RunFolderError(f"{path} holds a JSON {type(value).__name__}, not the "
-                             f"{kind.__name__} robustrep writes{what}; restore it or run again "
-                             f"into another folder")
+                             f"{kind.__name__} robustrep writes{what}; {advice}")
     return value
 
 
@@ -244,18 +269,24 @@ class RunSummary:
         return {k: final[k] for k in keys if _number(final.get(k))}
 
 
-def read_run(path: str | Path, eval_keys: tuple[str, ...] = ()) -> RunSummary:
+def read_run(path: str | Path, eval_keys: tuple[str, ...] = (),
+             advice: Callable[[Path], str] | None = None) -> RunSummary:
     """Read run folder ``path``: its config, its records and whether it finished.
 
     ``eval_keys`` are the metrics of a final evaluation, used only to tell whether a run from
-    before ``finished.json`` existed finished.
+    before ``finished.json`` existed finished. ``advice(file)`` ends the line of a damaged
+    ``config.json`` or ``finished.json`` (default: :data:`RESTORE`).
     """
     path = Path(path)
-    config = read_json(path / "config.json", dict, "; it is not a robustrep run folder")
+    advice = advice or (lambda file: RESTORE)
+    # "not a run folder" only when it is missing: a damaged one's folder is a run's
+    missing = "" if (path / "config.json").exists() else "; it is not a robustrep run folder"
+    config = read_json(path / "config.json", dict, missing, advice(path / "config.json"))
     lines = read_jsonl(path / "metrics.jsonl")
     run = RunSummary(path, config, lines.records, lines.dropped)
     if (path / FINISHED).is_file():
-        read_json(path / FINISHED, dict)  # a damaged marker is named, not trusted
+        # a damaged marker is named, not trusted
+        read_json(path / FINISHED, dict, advice=advice(path / FINISHED))
         run.finished = True
     elif eval_keys:  # a run from before the marker: the last step, evaluated
         steps = config.get("steps")

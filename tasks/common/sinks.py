@@ -87,8 +87,13 @@ class WandbSink:
             tmp = id_file.with_suffix(".tmp")
             tmp.write_text(run_id + "\n")
             os.replace(tmp, id_file)  # atomic, as every file robustrep writes
+        from robustrep.tasks.common.download import offline_reason
+        # the offline switch forbids every connection, wandb's too: its run is kept in folder
+        # (``wandb sync`` uploads it later), as under WANDB_MODE=offline
+        offline = {"mode": "offline"} if offline_reason() else {}
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or "robustrep", name=name,
-                              id=run_id, resume="allow", dir=str(folder), config=config)
+                              id=run_id, resume="allow", dir=str(folder), config=config,
+                              **offline)
 
     def write(self, record: dict[str, Any]) -> None:
         self.run.log(dict(_scalars(record)), step=int(record.get("step", 0)))

@@ -68,12 +68,20 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
     """The first of ``filenames`` of hub repository ``repo`` (``ORG/NAME[@REV]``): from the cache,
     else downloaded into it (never when offline). CheckpointError names what is missing."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (EntryNotFoundError, HFValidationError,
+                                        LocalEntryNotFoundError)
 
     repo_id, _, revision = repo.partition("@")
     cache = hub_cache_dir()
     for name in filenames:
-        hit = try_to_load_from_cache(repo_id, name, cache_dir=cache, revision=revision or None)
+        try:
+            hit = try_to_load_from_cache(repo_id, name, cache_dir=cache,
+                                         revision=revision or None)
+        except HFValidationError:  # its line names no model (`hf-hub:`, `hf-hub:a/b/c`) and
+            # advises a repo_type argument no command has
+            raise CheckpointError(f"model {model!r}: {repo_id!r} is not a Hugging Face "
+                                  f"repository id; give {HUB_PREFIX}ORG/NAME[@REVISION], each "
+                                  f"name of letters, digits, '-', '_' and '.'") from None
         if isinstance(hit, str):
             return Path(hit)
     folder = cache / ("models--" + repo_id.replace("/", "--"))
@@ -99,8 +107,17 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
             continue
         except Exception as err:  # network, auth, disk: all end the same way for the user
             raise CheckpointError(f"model {model!r}: could not download {name} of hf-hub:{repo} "
-                                  f"into {cache}: {_one_line(err)}") from None
+                                  f"into {cache}: {_one_line(err)}{_cache_advice(err)}") from None
     raise CheckpointError(f"model {model!r}: hf-hub:{repo} has none of {', '.join(filenames)}")
+
+
+def _cache_advice(err: Exception) -> str:
+    """Where a hub cache that cannot be written is moved (the user chose no folder for it)."""
+    import errno
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS,
+                                                  errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR):
+        return "; set HF_HOME (or HF_HUB_CACHE) to a folder you can write to"
+    return ""
 
 
 @contextmanager
@@ -174,7 +191,7 @@ def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
         arch, cfg, args = read_timm_config(folder / "config.json", name)
         return ModelSource(name, arch, cfg, args, _local_weights(folder, name) if pretrained
                            else None)
-    cfg = timm.models.get_pretrained_cfg(name)
+    cfg = _pretrained_cfg(name)
     source = ModelSource(name, name, cfg.to_dict() if cfg is not None else {})
     if pretrained:
         if cfg is None or not cfg.hf_hub_id:
@@ -185,6 +202,22 @@ def resolve_model(name: str, pretrained: bool = False) -> ModelSource:
         files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else HUB_WEIGHT_FILES
         source.weights = hub_file(cfg.hf_hub_id, files, name)
     return source
+
+
+def _pretrained_cfg(name: str) -> Any:
+    """timm's pretrained config of ``name`` (``arch`` or ``arch.tag``), or None; a tag timm does
+    not know (``resnet10t.c3_in1kk``) is one line naming the tags it knows, where timm raised a
+    RuntimeError (``timm.is_model`` accepts any tag after a known architecture)."""
+    import timm
+    try:
+        return timm.models.get_pretrained_cfg(name)
+    except RuntimeError:
+        arch, _, tag = name.partition(".")
+        tags = timm.list_pretrained(f"{arch}.*")
+        raise CheckpointError(
+            f"model {name!r}: timm has no pretrained tag {tag!r} for {arch} (its tags: "
+            f"{', '.join(tags[:8]) or 'none'}); give one of them, or {arch} alone for its "
+            f"default") from None
 
 
 # ------------------------------------------------------------------------------------------------

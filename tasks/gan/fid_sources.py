@@ -67,6 +67,9 @@ def _layout(shape: tuple[int, ...], where: str) -> str:
     """``NCHW``, ``NHWC`` or ``NHW`` for an array of ``shape``; DataError when it is not clear."""
     if len(shape) == 3:
         return "NHW"
+    if len(shape) == 2 and shape[1] == 2:  # what `gan sample --pt` writes for a mixture run
+        raise DataError(f"{where}: holds 2-D points (shape {shape}), a ring/grid run's samples; "
+                        f"gan fid compares images (gan eval RUN scores a mixture run's modes)")
     if len(shape) != 4:
         raise DataError(f"{where}: samples must be [N, C, H, W], [N, H, W, C] or [N, H, W] "
                         f"(C = 1 or 3), got shape {shape}")
@@ -143,8 +146,10 @@ def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> So
     if not isinstance(data, Tensor):
         raise DataError(f"{where}: expected a tensor or array of samples, got "
                         f"{type(data).__name__}")
-    if data.dim() > 0:  # before the range check, which needs values
-        _check_two(data.shape[0], where)
+    # the layout first: a [1, N, C, H, W] array is no "1 sample"; then the count, before the
+    # range check, which needs values
+    _layout(tuple(data.shape), where)
+    _check_two(data.shape[0], where)
     images = samples_to_unit(data, where, declared)
     return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
                   batches=lambda: iter(images.split(BATCH)), count=len(images))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -77,10 +78,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/report-{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
     out = out.absolute()
     runs = plan(settings, out)
-    if args.dry_run:
+    if args.dry_run:  # quoted as a shell reads them: --out may hold a space
         for run in runs:
             for argv in run.commands:
-                print("robustrep " + " ".join(command(argv)))
+                print(shlex.join(["robustrep", *command(argv)]))
         return 0
     check_out(out, args.collect)
     from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
@@ -95,14 +96,16 @@ def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
     if not args.collect:
         from robustrep.tasks.common.progress import progress
         bar = progress(total=sum(not r.done for r in runs), desc="report runs")
-        failures = execute(runs, args.jobs, out / "commands.log", bar)
+        failures = execute(runs, args.jobs, bar)
         bar.close()
     records, unfinished = collect(runs)
     # a run that failed here but is finished on disk (another process held it) is on the page
     read = tuple(f"{r['task']}/{r['reg']}/seed{r['seed']}:" for r in records)
     failures = [line for line in failures if not line.startswith(read)]
-    if not records:
-        raise UserError(unfinished[0] if unfinished else
+    if not records:  # why: the runs that failed here first (an unfinished one is one of them)
+        for line in failures[1:]:
+            print(f"warning: {line}", file=sys.stderr)
+        raise UserError(failures[0] if failures else unfinished[0] if unfinished else
                         f"no finished runs under {out}; run without --collect to train them")
     # after training, only runs of another size are left (failed ones are in failures already);
     # a line about a run on the page (a detector left out of its cells) is new either way
@@ -127,7 +130,8 @@ def _summary(settings, records, seconds: float | None, quick: bool) -> str:
     read = sorted({r["seed"] for r in records})  # a seed with no finished run is not on the page
     seeds = ", ".join(map(str, read)) + (f" (of {', '.join(map(str, settings.seeds))} planned)"
                                          if read != sorted(settings.seeds) else "")
-    return (f"{'Quick' if quick else 'Default'} report: {len(records)} runs, seeds "
+    return (f"{'Quick' if quick else 'Default'} report: {len(records)} "
+            f"run{'' if len(records) == 1 else 's'}, seed{'' if len(read) == 1 else 's'} "
             f"{seeds}; GAN {settings.gan_steps} steps on digits"
             f"{f' and {settings.grid_steps} on the grid' if settings.grid_steps else ''}; "
             f"classifier {settings.classify_model}, {settings.classify_steps} steps; "

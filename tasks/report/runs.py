@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.launch import forwarding_signals, run_robustrep
-from robustrep.tasks.common.runfiles import read_json, read_run
+from robustrep.tasks.common.launch import forwarding_signals, last_lines, run_robustrep
+from robustrep.tasks.common.runfiles import FINISHED, read_json, read_run
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Run:
         """Training finished: its completion marker (or an old run's final evaluation)."""
         if not (self.folder / "config.json").is_file():
             return False
-        return read_run(self.folder, GAN_KEYS + CLASSIFY_KEYS).finished
+        return read_run(self.folder, GAN_KEYS + CLASSIFY_KEYS, redo).finished
 
     @property
     def steps(self) -> int | None:
@@ -94,6 +94,20 @@ class Run:
             return [train, *self.commands[1:]]
         return [argv for argv, result in zip(self.commands[1:], result_files(self))
                 if not result.is_file()]
+
+
+def redo(file: Path) -> str:
+    """What to do about a damaged file of a run, in a report: the next report redoes only what
+    is missing (the programs' own line, "run again into another folder", would mean every run
+    of the report)."""
+    again = "and run the report again (without --collect)"
+    if file.name == "config.json":  # without it the folder is no run: resumed or started, refused
+        return (f"restore it, or remove the run folder {file.parent} {again}: that run is "
+                f"trained again")
+    if file.name == FINISHED:
+        return f"remove it {again}: the run is read or finished again"
+    # an eval's or ood score's: their other files there, without it, would be refused as a user's
+    return f"remove the folder {file.parent} {again}: only the command that writes it runs again"
 
 
 GAN_KEYS = ("fid", "kid", "precision", "recall", "modes_covered", "high_quality", "kl_uniform")
@@ -148,17 +162,26 @@ def _classify_run(settings: Settings, reg: str, seed: int, out: Path) -> Run:
     return Run("classify", reg, seed, folder, [train, evaluate, score])
 
 
-def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
-    """Run every command of the unfinished runs, ``jobs`` runs at a time; return the failures."""
+def run_log(run: Run) -> Path:
+    """The log of ``run``'s commands and their output, beside its folder
+    (``runs/gan/none-seed0.log``): runs going at once each write their own (one shared log
+    interleaved them, and a failure line could not say which error was its run's)."""
+    return run.folder.parent / f"{run.folder.name}.log"
+
+
+def execute(runs: list[Run], jobs: int, progress=None) -> list[str]:
+    """Run every command of the unfinished runs, ``jobs`` runs at a time; return the failures,
+    each with the line its command ended with."""
     todo = [r for r in runs if not r.done]
-    log.parent.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
 
     def one(run: Run) -> None:
+        log = run_log(run)
         for argv in run.pending():
-            if run_robustrep(argv, log) != 0:
+            code = run_robustrep(argv, log)
+            if code != 0:
                 failures.append(f"{run.task}/{run.reg}/seed{run.seed}: robustrep "
-                                f"{' '.join(argv[:2])} failed (see {log})")
+                                f"{' '.join(argv[:2])} {_ending(code, log)}")
                 break
         if progress is not None:
             progress.update(1)
@@ -166,6 +189,19 @@ def execute(runs: list[Run], jobs: int, log: Path, progress=None) -> list[str]:
     with forwarding_signals(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, todo))
     return failures
+
+
+def _ending(code: int, log: Path) -> str:
+    """How a command that did not succeed ended: killed by a signal (its log says nothing of
+    it), or the last line it wrote (its error) and the log."""
+    if code < 0:
+        import signal
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name} (log: {log})"
+    return f"failed (exit {code}): {last_lines(log)} (log: {log})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +239,7 @@ def _left_out(run: Run) -> str | None:
     if not run.done:
         state = "unfinished in" if run.folder.exists() else "not started: no"
         return f"{state} {run.folder}; left out (run without --collect to train it)"
-    summary = read_run(run.folder)
+    summary = read_run(run.folder, advice=redo)
     trained = summary.config.get("steps")
     # e.g. a --quick report's runs read by a report at the default size
     if run.steps is not None and trained != run.steps:
@@ -258,7 +294,7 @@ def _evaluated_alike(records: list[dict[str, Any]],
 
 
 def _read_gan(folder: Path) -> dict[str, Any]:
-    run = read_run(folder)
+    run = read_run(folder, advice=redo)
     return {**run.metrics(*GAN_KEYS), "step_seconds": run.step_seconds,
             "fid_curve": run.curve("fid")}
 
@@ -271,13 +307,14 @@ def attack_keys(summary: dict[str, Any]) -> list[str]:
 
 def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """The run's eval summary and OOD cells, and a line for each detector left out of them."""
-    report = read_json(folder / "eval" / "report.json", dict)
+    report = read_json(folder / "eval" / "report.json", dict,
+                       advice=redo(folder / "eval" / "report.json"))
     out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
     attacks = attack_keys(out)
     out["evaluated"] = f"{', '.join(attacks) or 'no attack'} on {report.get('n')} samples"
     ood, lines = _ood_cells(folder / "ood" / "results.json")
     out.update(ood)
-    out["step_seconds"] = read_run(folder).step_seconds
+    out["step_seconds"] = read_run(folder, advice=redo).step_seconds
     return out, lines
 
 
@@ -286,7 +323,8 @@ def _ood_cells(path: Path) -> tuple[dict[str, float], list[str]]:
     detector that failed on some sets (metrics null, an error) or has no row for some is left
     out of this run's cells, with a line: its mean would cover fewer sets than the other seeds'
     and the cell would average unlike measurements under one name."""
-    rows = [r for r in read_json(path, dict).get("results", []) if isinstance(r, dict)]
+    rows = [r for r in read_json(path, dict, advice=redo(path)).get("results", [])
+            if isinstance(r, dict)]
     sets = list(dict.fromkeys(r.get("ood") for r in rows))
     by_detector: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

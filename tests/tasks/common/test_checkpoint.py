@@ -161,6 +161,26 @@ def test_full_disk_is_a_one_line_error_and_keeps_the_old_checkpoint(tmp_path, mo
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_real_torch_save_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(tmp_path):
+    """torch.save itself meets the full disk (here a file-size limit: EFBIG, which Python gets
+    instead of SIGXFSZ) and raises its zip writer's RuntimeError with the OSError only as its
+    context: that was a traceback, not the mocked OSError of the test above."""
+    import resource
+    save_checkpoint({"step": 1, "w": torch.ones(4)}, tmp_path, 1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))  # 1 MiB per file written
+    try:
+        # a new file: there is no "previous file" that stays unchanged
+        with pytest.raises(RunFolderError, match=r"cannot write .*step_00000002.pt: File too "
+                                                 r"large; free space or choose another output "
+                                                 r"folder \(nothing was written\)$"):
+            save_checkpoint({"step": 2, "w": torch.ones(1 << 19)}, tmp_path, 2)  # 2 MiB
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert load_checkpoint(tmp_path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt", "step_00000001.pt"]
+
+
 def test_a_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
     """load_state_dict's first line only says where ("Error(s) in loading state_dict for G:");
     the keys that differ follow on the next lines, and the message keeps them."""

@@ -29,8 +29,37 @@ def _raise(err):
      "robustrep gan: error: cannot resume run: no checkpoint"),
 ])
 def test_user_errors_are_one_line_with_their_exit_code(err, code, line, capsys):
-    assert run_command("gan", _raise(err), argparse.Namespace()) == code
+    out = {"run/x.pt": "run", "/ro/run": "/ro/run"}.get(getattr(err, "filename", None))
+    assert run_command("gan", _raise(err), argparse.Namespace(out=out)) == code
     assert capsys.readouterr().err == line + "\n"
+
+
+@pytest.mark.parametrize(("out", "filename", "line"), [
+    # a data folder the user cannot read: it said "choose a folder you can write to (--out)"
+    ("run", "data/train", "Permission denied: data/train; check its permissions, or give "
+                          "another path"),
+    (None, "runs/gan/x-1/config.json", "Permission denied: runs/gan/x-1/config.json; choose a "
+                                       "folder you can write to (--out)"),  # the default --out
+    # robustrep's cache (HOME not writable): the folder a `mkdir -p` of it stopped at
+    ("run", "{home}/.cache", "Permission denied: {home}/.cache; it is robustrep's cache "
+                             "($ROBUSTREP_CACHE, else ~/.cache/robustrep): set ROBUSTREP_CACHE "
+                             "to a folder you can write to"),
+    (None, "{cache}/digits.pt", "Permission denied: {cache}/digits.pt; it is robustrep's cache "
+                                "($ROBUSTREP_CACHE, else ~/.cache/robustrep): set "
+                                "ROBUSTREP_CACHE to a folder you can write to"),
+])
+def test_a_path_error_advises_by_where_the_path_is(out, filename, line, tmp_path, monkeypatch,
+                                                  capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ROBUSTREP_CACHE", raising=False)
+    if "{cache}" in filename:
+        monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
+    names = {"home": tmp_path / "home", "cache": tmp_path / "cache"}
+    filename, line = filename.format(**names), line.format(**names)
+    err = PermissionError(errno.EACCES, "Permission denied", filename)
+    assert run_command("gan", _raise(err), argparse.Namespace(out=out)) == 2
+    assert capsys.readouterr().err == f"robustrep gan: error: {line}\n"
 
 
 @pytest.mark.parametrize("err", [RuntimeError("a bug"), OSError(errno.EIO, "I/O error", "x"),

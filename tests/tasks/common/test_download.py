@@ -86,6 +86,45 @@ def test_cut_connection_is_refused_and_leaves_nothing(server, tmp_path):
     assert _left(dest.parent) == []
 
 
+def test_a_killed_downloads_partial_file_is_removed_by_the_next(server, tmp_path):
+    """SIGTERM or kill -9 skips _fetch's clean-up: its hidden .part file stayed in the cache for
+    good, one more each time (the published Inception file is 95 MB)."""
+    _, base = server
+    dest = tmp_path / "cache" / "w.pth"
+    dest.parent.mkdir()
+    (dest.parent / ".w.pth.k1ll3d.part").write_bytes(PAYLOAD[:1000])
+    (dest.parent / ".other.pth.abc.part").write_bytes(b"")  # another file's: not this one's
+    dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10)
+    assert _left(dest.parent) == [".other.pth.abc.part", "w.pth"]
+
+
+def test_a_second_process_waits_for_the_first_fetch_and_uses_its_file(server, tmp_path,
+                                                                      capsys):
+    """Two runs of a report fetching one file at once: the second fetched it again beside the
+    first (twice the traffic, two partial files)."""
+    import fcntl
+    import time
+    srv, base = server
+    dest = tmp_path / "cache" / "w.pth"
+    dest.parent.mkdir()
+    fd = os.open(dest.parent, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first process, fetching
+
+    def first_finishes():
+        time.sleep(0.3)
+        dest.write_bytes(PAYLOAD)
+        os.close(fd)
+
+    thread = threading.Thread(target=first_finishes)
+    thread.start()
+    try:
+        assert dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10) == dest
+    finally:
+        thread.join()
+    assert srv.seen == [] and dest.read_bytes() == PAYLOAD
+    assert capsys.readouterr().err == f"note: waiting for another process fetching {dest}\n"
+
+
 @pytest.mark.parametrize("var", ["ROBUSTREP_OFFLINE", "HF_HUB_OFFLINE"])
 def test_offline_refuses_before_any_connection(server, tmp_path, monkeypatch, var):
     srv, base = server

@@ -210,3 +210,23 @@ def test_a_wait_for_an_output_folder_is_said(tmp_path, capsys):
     with output_lock(out):
         pass
     assert capsys.readouterr().err == ""  # no wait, no note
+
+
+@pytest.mark.parametrize("state, what", [("emptied", "holds no records"),
+                                         ("deleted", "is missing")])
+def test_a_resume_says_when_the_records_before_its_checkpoint_are_gone(state, what, tmp_path,
+                                                                       capsys):
+    """An emptied metrics.jsonl (a full disk, a user's `: > metrics.jsonl`) lost the records
+    up to the checkpoint without a word; only a deleted one was said."""
+    from robustrep.tasks.common.rundir import resumed
+    run = RunDir(tmp_path).create()
+    run.metrics_file.write_text("")
+    if state == "deleted":
+        run.metrics_file.unlink()
+    resumed(run, {"steps": 8}, 4)
+    assert capsys.readouterr().err == (f"warning: {run.metrics_file} {what}: the records up to "
+                                       f"step 4 are lost; the resumed run's records start after "
+                                       f"it\n")
+    run.log(5, loss=1.0)
+    resumed(run, {"steps": 8}, 5)  # its records are there: nothing to say
+    assert capsys.readouterr().err == ""

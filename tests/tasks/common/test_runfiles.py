@@ -38,3 +38,35 @@ def test_a_replaced_file_keeps_the_new_content_and_no_temp_file(tmp_path, umask)
     assert target.read_text().splitlines() == ["x", "2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
     assert _mode(target) == 0o644
+
+
+def test_a_cache_file_that_cannot_be_written_names_the_cache_not_an_output_folder(
+        tmp_path, monkeypatch):
+    """gan's cached digits network and real features are written with write_atomic: a cache
+    that cannot be written said "choose another output folder" (no option chooses the cache)."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(runfiles.RunFolderError) as err:
+        runfiles.write_json(tmp_path / "file" / "cache" / "features.pt", {})
+    assert str(err.value) == (
+        f"cannot write {tmp_path}/file/cache/features.pt: Not a directory; it is robustrep's "
+        f"cache ($ROBUSTREP_CACHE, else ~/.cache/robustrep): set ROBUSTREP_CACHE to a folder "
+        f"you can write to")
+    with pytest.raises(runfiles.RunFolderError, match="Not a directory; make the folder "
+                                                      "writable or choose another output"):
+        runfiles.write_json(tmp_path / "file" / "run" / "config.json", {})
+
+
+def test_a_damaged_config_json_is_not_called_a_folder_that_is_no_run(tmp_path):
+    """`report` reads each run with read_run: a run folder whose config.json a disk error cut
+    was "damaged (...); it is not a robustrep run folder; restore it ..."."""
+    (tmp_path / "config.json").write_text('{"steps": 1')
+    with pytest.raises(runfiles.RunFolderError) as err:
+        runfiles.read_run(tmp_path)
+    assert str(err.value) == (f"{tmp_path}/config.json is damaged (not JSON: Expecting ',' "
+                              f"delimiter: line 1 column 12 (char 11)); restore it or run again "
+                              f"into another folder")
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(runfiles.RunFolderError, match=r"config.json is missing; it is not a "
+                                                      r"robustrep run folder$"):
+        runfiles.read_run(tmp_path)

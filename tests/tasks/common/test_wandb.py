@@ -53,6 +53,20 @@ def test_sink_mirrors_scalars_and_keeps_its_run_id(fake_wandb, tmp_path):
     assert fake_wandb[1].kwargs["id"] == run.kwargs["id"]
 
 
+@pytest.mark.parametrize("env, mode", [({"ROBUSTREP_OFFLINE": "1"}, "offline"),
+                                       ({"HF_HUB_OFFLINE": "1"}, "offline"), ({}, None)])
+def test_the_offline_switch_keeps_the_wandb_run_offline(env, mode, fake_wandb, tmp_path,
+                                                        monkeypatch):
+    """README: ROBUSTREP_OFFLINE=1 "forbids every connection"; wandb.init connected anyway
+    (its own WANDB_MODE was the only way to keep it local)."""
+    for var in ("ROBUSTREP_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    make_sinks("wandb", tmp_path)
+    assert fake_wandb[0].kwargs.get("mode") == mode
+
+
 def test_classify_train_log_wandb(fake_wandb, tmp_path):
     from robustrep.tasks.cli import main
     assert main(["classify", "train", "--preset", "smoke", "--log", "wandb", "--quiet",

@@ -245,3 +245,43 @@ def test_an_unreachable_hub_is_named_as_such(hub_server, monkeypatch, caplog):
     assert "could not reach the Hugging Face hub" in msg and "has none of" not in msg
     assert "\n" not in msg and "HF_HUB_OFFLINE=1" in msg
     assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
+
+
+@pytest.mark.parametrize("command", [["classify", "train", "--preset", "smoke", "--dry-run"],
+                                     ["classify", "eval", "--pretrained"],
+                                     ["ood", "score", "--pretrained"]])
+def test_a_pretrained_tag_timm_does_not_know_is_one_line_naming_its_tags(command, offline_hub,
+                                                                        capsys):
+    """timm.is_model accepts any tag after a known architecture, and get_pretrained_cfg then
+    raised RuntimeError("Invalid pretrained tag"): a traceback in every program."""
+    from robustrep.tasks.cli import main
+    assert main([*command, "--model", "resnet10t.c3_in1kk"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert ("model 'resnet10t.c3_in1kk': timm has no pretrained tag 'c3_in1kk' for resnet10t "
+            "(its tags: resnet10t.c3_in1k)") in err
+
+
+@pytest.mark.parametrize("repo", ["", "a/b/c", "timm/x y"])
+def test_a_hub_name_that_is_no_repository_id_names_the_model(repo, offline_hub):
+    """huggingface_hub's own line named no model and advised a `repo_type` argument."""
+    with pytest.raises(CheckpointError) as err:
+        create_classifier(f"hf-hub:{repo}", 3, pretrained=True)
+    assert str(err.value) == (f"model 'hf-hub:{repo}': {repo!r} is not a Hugging Face repository "
+                              f"id; give hf-hub:ORG/NAME[@REVISION], each name of letters, "
+                              f"digits, '-', '_' and '.'")
+
+
+def test_a_hub_cache_that_cannot_be_written_says_where_to_move_it(hub_server, tmp_path,
+                                                                 monkeypatch):
+    """An HF_HOME the user cannot write (a file here: ENOTDIR; read-only: EACCES) was named
+    with the system's error alone; the cache is moved with HF_HOME, which no option sets."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "file"))
+    hub_server.files["model.safetensors"] = b"weights"
+    with pytest.raises(CheckpointError) as err:
+        create_classifier("resnet10t", 10, pretrained=True)
+    msg = str(err.value)
+    assert msg.startswith(f"model 'resnet10t': could not download model.safetensors of "
+                          f"hf-hub:timm/resnet10t.c3_in1k into {tmp_path}/file/hub: "), msg
+    assert msg.endswith("; set HF_HOME (or HF_HUB_CACHE) to a folder you can write to"), msg

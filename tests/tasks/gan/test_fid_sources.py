@@ -69,3 +69,24 @@ def test_an_unreadable_first_image_is_one_line_naming_it(tmp_path, capsys, first
     assert err.startswith(f"robustrep gan: error: unreadable image {folder / '0.png'} under "
                           f"{folder}: {reason}")
     assert err.rstrip().endswith("remove or replace it")  # no --skip-bad-images in gan fid
+
+
+@pytest.mark.parametrize("shape, problem", [
+    ((1, 8, 1, 16, 16), "samples must be [N, C, H, W], [N, H, W, C] or [N, H, W] (C = 1 or 3), "
+                        "got shape (1, 8, 1, 16, 16)"),
+    ((50, 2), "holds 2-D points (shape (50, 2)), a ring/grid run's samples; gan fid compares "
+              "images"),
+], ids=["5-d", "points"])
+def test_a_samples_array_of_no_image_layout_is_named_by_its_shape(shape, problem, tmp_path,
+                                                                  capsys):
+    """Was: a [1, N, C, H, W] array refused as 'FID needs at least 2 samples, got 1' (its first
+    axis counted as the samples), and a mixture run's `gan sample --pt` points as no layout."""
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "a.npy"
+    np.save(path, np.zeros(shape, dtype=np.float32))
+    other = tmp_path / "b.npy"
+    np.save(other, np.zeros((4, 1, 16, 16), dtype=np.float32))
+    assert main(["gan", "fid", str(path), str(other), "--fid-features", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"robustrep gan: error: {path}: {problem}")

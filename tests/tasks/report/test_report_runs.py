@@ -208,6 +208,60 @@ def test_a_run_that_failed_here_but_finished_elsewhere_is_not_also_a_failure(tmp
     assert "## Left out" not in page and "3.000 ± 0.000" in page
 
 
+def test_a_failed_run_is_named_with_its_own_error_and_log(tmp_path, capsys, monkeypatch):
+    """Was: `robustrep gan train failed (see OUT/commands.log)`, one log that runs going at once
+    interleaved (a run's error could not be told from another's), and nothing at all for a run
+    killed by a signal."""
+    fake = _fake_child([])
+
+    def child(argv, log, threads=1):
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as handle:  # as the real child: its output appended to log
+            handle.write(f"$ robustrep {' '.join(argv[:2])}\n")
+            if "none-seed1" in " ".join(argv) and argv[0] == "gan":
+                handle.write("robustrep gan: error: something the user can fix\n")
+                return 2
+            if "none-seed1" in " ".join(argv) and argv[:2] == ["classify", "eval"]:
+                return -9  # kill -9 of the child: it writes nothing
+            handle.write("fine\n")
+        return fake(argv, log, threads)
+
+    monkeypatch.setattr(runs, "run_robustrep", child)
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "1", "--out", str(out),
+                     "--gan-regs", "none", "--classify-regs", "none"]) == 1
+    err = capsys.readouterr().err
+    gan_log = out / "runs" / "gan" / "none-seed1.log"
+    assert (f"warning: gan/none/seed1: robustrep gan train failed (exit 2): robustrep gan: "
+            f"error: something the user can fix (log: {gan_log})") in err, err
+    assert (f"warning: classify/none/seed1: robustrep classify eval was killed by SIGKILL "
+            f"(log: {out / 'runs' / 'classify' / 'none-seed1.log'})") in err, err
+    assert gan_log.read_text().count("error") == 1  # each run's log holds its own commands
+    assert (out / "runs" / "gan" / "none-seed0.log").read_text() == (
+        "$ robustrep gan train\nfine\n")
+
+
+def test_a_report_whose_every_run_failed_says_why(tmp_path, capsys, monkeypatch):
+    """Was: `error: gan/none/seed0: unfinished in ...; left out (run without --collect to train
+    it)`, for a report run without --collect, the runs' own errors nowhere on the terminal."""
+    def child(argv, log, threads=1):
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(f"robustrep {argv[0]}: error: no {argv[0]} today\n")
+        return 2
+
+    monkeypatch.setattr(runs, "run_robustrep", child)
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out), "--jobs", "1",
+                     "--gan-regs", "none", "--classify-regs", "none"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("report runs")]
+    logs = [out / "runs" / task / "none-seed0.log" for task in ("gan", "classify")]
+    assert err == [
+        f"warning: classify/none/seed0: robustrep classify train failed (exit 2): robustrep "
+        f"classify: error: no classify today (log: {logs[1]})",
+        f"robustrep report: error: gan/none/seed0: robustrep gan train failed (exit 2): "
+        f"robustrep gan: error: no gan today (log: {logs[0]})"]
+
+
 def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
     assert cli.main(["report", "--seeds", "0", "0", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
@@ -243,6 +297,40 @@ def test_a_damaged_result_file_is_one_line_naming_it(tmp_path, capsys, children,
     assert err.startswith(f"robustrep report: error: {damaged} {problem}") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("name, remove", [
+    ("classify/none-seed0/ood/results.json", "classify/none-seed0/ood"),
+    ("classify/none-seed0/eval/report.json", "classify/none-seed0/eval"),
+    ("gan/none-seed0/finished.json", "gan/none-seed0/finished.json"),
+    ("gan/none-seed0/config.json", "gan/none-seed0"),
+])
+def test_a_damaged_file_of_a_run_says_what_the_next_report_redoes(tmp_path, capsys, children,
+                                                                  name, remove):
+    """The line said "restore it or run again into another folder": every run of the report
+    again. Removing a result file alone was no way out either: the eval's or ood score's other
+    files in its folder were then refused as a user's."""
+    import shutil
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "--out", str(out), "--gan-regs", "none",
+            "--classify-regs", "none"]
+    assert cli.main(argv) == 0
+    (out / "runs" / name).write_text("{")
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    target = out / "runs" / remove
+    what = ("restore it, or remove the run folder" if name.endswith("config.json") else
+            "remove it" if name.endswith("finished.json") else "remove the folder")
+    assert err.startswith(f"robustrep report: error: {out / 'runs' / name} is damaged"), err
+    tail = f"{what} {'' if what == 'remove it' else f'{target} '}and run the report again"
+    assert tail in err and "another folder" not in err, err
+    shutil.rmtree(target) if target.is_dir() else target.unlink()  # as the line says
+    children.clear()
+    assert cli.main(argv) == 0
+    redone = [a[:2] for a in children]
+    assert redone == {"ood": [["ood", "score"]], "eval": [["classify", "eval"]],
+                      "finished.json": [], "none-seed0": [["gan", "train"]]}[target.name]
+
+
 def test_collect_reads_an_old_gan_run_without_a_marker(tmp_path):
     """Runs written before finished.json existed: finished when evaluated at the last step."""
     run = Run("gan", "none", 0, tmp_path / "g")
@@ -269,6 +357,26 @@ def test_collect_names_the_runs_never_started_and_the_summary_the_seeds_read():
     assert _summary(settings, records, None, True).startswith(
         "Quick report: 3 runs, seeds 0, 1 (of 0, 1, 2 planned); GAN 4 steps")
     assert "seeds 0, 1, 2;" in _summary(settings, records + [{"seed": 2}], None, True)
+    # one run of one seed: it said "1 runs, seeds 0"
+    assert _summary(settings, [{"seed": 0}], None, True).startswith(
+        "Quick report: 1 run, seed 0 (of 0, 1, 2 planned); GAN 4 steps")
+
+
+def test_dry_run_commands_are_quoted_as_a_shell_reads_them(tmp_path, capsys):
+    """An --out with a space printed `--out /x/rep dir/runs/...` unquoted: pasted into a
+    shell it named the folder `/x/rep` and an extra word `dir/...`."""
+    import shlex
+    out = tmp_path / "rep dir ü"
+    assert cli.main(["report", "--quick", "--seeds", "0", "--dry-run", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 8 and not out.exists()
+    trains = [shlex.split(line) for line in lines if " train " in line]
+    assert [argv[argv.index("--out") + 1] for argv in trains] == [
+        str(out / "runs" / task / f"{reg}-seed0") for task in ("gan", "classify")
+        for reg in ("none", "adaptivemix")]
+    evals = [shlex.split(line) for line in lines if " eval " in line]
+    assert evals[0][:4] == ["robustrep", "classify", "eval",
+                            str(out / "runs" / "classify" / "none-seed0")]
 
 
 def _ood_results(folder, rows):
