@@ -75,10 +75,23 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
                                  channels=cfg.channels, **kwargs)
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(program_advice(err)) from None
+    except (RuntimeError, MemoryError) as err:
+        raise out_of_memory(err, cfg.dataset, cfg.image_size) from None
     report_skipped(dataset)
     if cfg.dataset != "digits":
         dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")
     return dataset
+
+
+def out_of_memory(err: BaseException, dataset: str, image_size: int) -> BaseException:
+    """A DataError naming ``--image-size`` for an allocation that failed while the images were
+    resized in memory (``--image-size 100000`` on digits was a RuntimeError traceback from
+    torch's allocator); any other error as it was."""
+    if not isinstance(err, MemoryError) and "allocate" not in str(err):
+        return err
+    return DataError(f"--image-size {image_size}: the {dataset} images resized to "
+                     f"{image_size}x{image_size} do not fit in this machine's memory (the "
+                     f"resized images are held in memory); give a smaller --image-size")
 
 
 # What a dataset's root must hold (robustrep.data's readers), by split (train, eval): looked
@@ -149,11 +162,14 @@ def _holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dat
     return Subset(dataset, perm[n_val:]), Subset(dataset, perm[:n_val])
 
 
-def build_datasets(cfg: ClassifyConfig) -> tuple[Dataset, Dataset, DataInfo]:
+def build_datasets(cfg: ClassifyConfig, head: str | None = None
+                   ) -> tuple[Dataset, Dataset, DataInfo]:
     """Train and evaluation datasets for ``cfg``, checked against its shape and class fields.
 
     The evaluation set is the test split, or a held-out share of the training split when
     ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%).
+    ``head``: where ``cfg.num_classes`` came from when no option set it (a model's weights),
+    for the line refusing a head too small for the data's labels.
     """
     split = "test"
     if cfg.dataset in ("imagefolder", "zip"):  # a zip is one split, like a plain folder
@@ -170,13 +186,15 @@ def build_datasets(cfg: ClassifyConfig) -> tuple[Dataset, Dataset, DataInfo]:
         if cfg.val_fraction > 0:
             train_set, eval_set = _holdout(train_set, cfg.val_fraction, 1234)
             split = "holdout"
-    info = check_datasets(cfg, train_set, eval_set)
+    info = check_datasets(cfg, train_set, eval_set, head)
     info.eval_split = split
     return train_set, eval_set, info
 
 
-def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -> DataInfo:
-    """Check image shapes and class counts against ``cfg``; return the resolved data fields."""
+def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
+                   head: str | None = None) -> DataInfo:
+    """Check image shapes and class counts against ``cfg``; return the resolved data fields.
+    ``head``: as :func:`build_datasets`."""
     if len(train_set) == 0:
         raise DataError(f"the {cfg.dataset} training split is empty")
     shapes = {}
@@ -198,12 +216,24 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset) -
         _check_two_labels(cfg, train_set)
         data_classes = dataset_num_classes(train_set)
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
-        raise DataError(f"num_classes={cfg.num_classes} is too small for {cfg.dataset}: its "
-                        f"labels need {data_classes} outputs (labels 0..{data_classes - 1})")
+        raise DataError(_head_too_small(cfg, data_classes, head))
     return DataInfo(num_classes=cfg.num_classes or data_classes, channels=shapes["training"][0],
                     image_size=cfg.image_size, train_size=len(train_set),
                     eval_size=len(eval_set), eval_split="test",
                     class_names=_class_names(cfg, train_set))
+
+
+def _head_too_small(cfg: ClassifyConfig, data_classes: int, head: str | None) -> str:
+    """The refusal of a head with fewer outputs than the labels need. A model's weights fix its
+    head (``classify eval --model``): the fix is to name the labels it was trained on, where
+    the line named ``num_classes``, an option the user never gave there."""
+    need = f"its labels need {data_classes} outputs (labels 0..{data_classes - 1})"
+    if head is None:
+        return f"num_classes={cfg.num_classes} is too small for {cfg.dataset}: {need}"
+    labels = " ".join(map(str, range(cfg.num_classes)))
+    return (f"the model has {cfg.num_classes} outputs ({head}) and {cfg.dataset} holds more "
+            f"classes: {need}; name the labels it was trained on with --classes (--classes "
+            f"{labels} for labels 0..{cfg.num_classes - 1})")
 
 
 def _check_two_labels(cfg: ClassifyConfig, train_set: Dataset) -> None:

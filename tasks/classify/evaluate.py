@@ -417,7 +417,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     if run is not None:  # a --plugin method named as resume names it, not as a bad --reg
         check_run_program(fields, ClassifyConfig, run, "classify")
     cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
-    _, eval_set, info = build_datasets(cfg)
+    _, eval_set, info = build_datasets(cfg, _head_source(foreign))
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
                             n_attack, corruptions, severities, cifar_c_root, bins, seed,
@@ -438,20 +438,31 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     return report
 
 
+def _head_source(foreign: dict[str, Any] | None) -> str | None:
+    """Where a model from elsewhere has its outputs from (None: a run's, which its config
+    names), for the line refusing a head too small for the data."""
+    if foreign is None:
+        return None
+    given = foreign.get("num_classes")
+    return f"--num-classes {given}" if given is not None else "its head, from the weights"
+
+
 def _write_report(report: dict[str, Any], out: Path, model: str) -> dict[str, str]:
-    """``report.json`` and its diagrams in ``out``; the files, by name."""
+    """``report.json`` and its diagrams in ``out``; the files, by name. The report first: a
+    diagram without it is taken for a user's file (check_replaceable), and a stop between the
+    writes left RUN/eval refused to the next ``classify eval RUN``."""
     b = report["clean"]["bins"]
-    files = {"report": str(out / "report.json"),
-             "reliability": str(reliability_diagram(
-                 b["confidence"], b["accuracy"], b["count"], out / "reliability.png",
-                 report["clean"]["ece"], title=model))}
+    files = {"report": str(out / "report.json"), "reliability": str(out / "reliability.png")}
+    if report["corruptions"]:
+        files["corruptions"] = str(out / "corruptions.png")
+    write_text_atomic(files["report"], json.dumps(jsonable({**report, "files": files}),
+                                                  indent=2) + "\n")
+    reliability_diagram(b["confidence"], b["accuracy"], b["count"], files["reliability"],
+                        report["clean"]["ece"], title=model)
     if report["corruptions"]:
         rows = {name: {f"s{s}": (v, 0.0) for s, v in per.items()}
                 for name, per in report["corruptions"].items()}
-        files["corruptions"] = str(bar_table(rows, out / "corruptions.png",
-                                             title="accuracy under corruptions"))
-    write_text_atomic(files["report"], json.dumps(jsonable({**report, "files": files}),
-                                                  indent=2) + "\n")
+        bar_table(rows, files["corruptions"], title="accuracy under corruptions")
     return files
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -42,6 +43,8 @@ from typing import Any
 from robustrep.tasks.common.runfiles import read_run, write_csv, write_text_atomic
 from robustrep.tasks.ood.config import BENCH_OOD, DEFAULT_REGS  # declared without torch
 
+# what a bench writes beside its bench.json (_write), as check_replaceable's glob patterns
+BENCH_FILES = ("bench.md", "bench.csv", "bench_runs.csv", "bench_*.png")
 SUMMARY_METRICS = ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN", "AUPR-OUT")
 TABLE_METRICS = (("AUROC", "higher is better"),
                  ("fpr95_id_tpr", "share of OOD accepted at 95% ID TPR; lower is better"),
@@ -132,9 +135,31 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
         argv.append("--resume")
     log = run_dir.parent / "train.log"
     start = time.perf_counter()
-    if run_robustrep(argv, log, threads=None) != 0:
-        raise UserError(f"training {reg} seed {seed} failed: {last_lines(log)} (log: {log})")
+    code = run_robustrep(argv, log, threads=None)
+    if code != 0:
+        saved = (run_dir / "checkpoints" / "latest.pt").is_file()
+        raise UserError(f"training {reg} seed {seed} failed: "
+                        f"{_failure(code, last_lines(log), saved)} (log: {log})")
     return time.perf_counter() - start
+
+
+def _failure(code: int, last: str, saved: bool = True) -> str:
+    """Why a training run failed, from its exit ``code`` and the ``last`` line of the log: a
+    run killed by a signal (the OOM killer, a kill -9) writes nothing after the command line
+    the log starts its entry with, which was quoted as if it were the error. ``saved``: the
+    run wrote a checkpoint, which the next bench resumes from."""
+    said = "" if last.startswith("$ ") else last
+    if code >= 0:
+        return said or f"exit code {code} and no output"
+    import signal
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    after = f" (its last output: {said})" if said else ""
+    again = ("resume it from its last checkpoint" if saved else
+             "start it anew (it wrote no checkpoint)")
+    return f"it was killed by {name}{after}; run the bench again to {again}"
 
 
 def check_one_length(steps: int | None, train_opts: list[str], reg_list: list[str]) -> None:
@@ -319,7 +344,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.common.options import unique
     from robustrep.tasks.common.launch import forwarding_signals
-    from robustrep.tasks.common.rundir import check_writable
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable
     from robustrep.tasks.ood.score import score_run
     from robustrep.tasks.ood.detectors import parse_detectors, parse_params
 
@@ -347,6 +372,9 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     check_one_length(steps, list(train_opts), reg_list)
     asked = _asked(seeds, specs, ood, model, steps, preset, opts, feature_maps, seed, overrides)
     _read_earlier(out / "bench.json")  # one that is no bench's is named before any training
+    # without a bench.json, a bench.md (.csv, .png) there is the user's: it was overwritten
+    check_replaceable(out / "bench.json", ("regs", "summary"), "ood bench", "--out",
+                      companions=BENCH_FILES)
     from robustrep.tasks.ood.datasets import check_not_trained_on
     configs = check_settings(reg_list, list(train_opts), preset=preset, model=model,
                              steps=steps, device=device)
@@ -382,10 +410,11 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                 runs.append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
                 for row in result.rows():
                     records.append({"reg": reg, "seed": s, **row})
-                if show_progress:
+                if show_progress:  # on stderr: stdout is the table (bench > table.md)
                     print(f"[bench] {len(timings)}/{total} {reg} seed {s}: train {seconds:.0f}s, "
                           f"score {timings[-1]['score_seconds']:.0f}s, ID acc "
-                          f"{result.id_accuracy:.3f}, {_eta(timings, total)}", flush=True)
+                          f"{result.id_accuracy:.3f}, {_eta(timings, total)}", file=sys.stderr,
+                          flush=True)
     info = {"n_seeds": len(seeds), "seeds": list(seeds), "model": used_model, "steps": used_steps,
             "preset": preset, "train_opts": opts, "feature_maps": feature_maps}
     from robustrep.tasks.common.rundir import output_lock
@@ -505,7 +534,6 @@ def _finite_or_null(value: Any) -> Any:
 def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdown, grouped_bars):
     files = {"md": out / "bench.md", "json": out / "bench.json", "csv": out / "bench.csv",
              "runs_csv": out / "bench_runs.csv"}
-    write_text_atomic(files["md"], markdown + "\n")
     summary = [{"reg": r, "detector": d, "ood": o, "n_seeds": e["n"],
                 **{f"{m}_mean": e[m][0] for m in SUMMARY_METRICS},
                 **{f"{m}_std": e[m][1] for m in SUMMARY_METRICS},
@@ -521,7 +549,10 @@ def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdow
         "summary": summary, "timings": timings, "findings": findings(agg, regs, dets, oods),
         "records": records,
     }, default=str)))
+    # bench.json first: the other files beside it are the bench's (check_replaceable), also
+    # after a stop between two of these writes
     write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
+    write_text_atomic(files["md"], markdown + "\n")
     for path, rows in ((files["csv"], summary), (files["runs_csv"], records)):
         write_csv(path, rows, list(rows[0]) if rows else ["empty"])
     for metric, ylim in ((m, (0.0, 1.0)) for m, _ in TABLE_METRICS):

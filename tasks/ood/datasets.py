@@ -33,7 +33,8 @@ classifier's shape is an error naming both shapes.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,23 @@ def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Datase
     return _subsample(dataset, limit, ctx.generator(salt + 1))
 
 
+@contextmanager
+def in_memory(size: int, given: bool) -> Iterator[None]:
+    """Name the image size when the sets resized in memory do not fit there: ``ood score
+    --image-size 100000`` was a RuntimeError traceback from torch's allocator. ``given``: the
+    size is ``--image-size`` (a model from elsewhere), not the run's own."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        what, fix = ((f"--image-size {size}", "give a smaller --image-size") if given else
+                     (f"the run's image_size {size}", "score it on a machine with more memory"))
+        raise DataError(f"{what}: the images resized to {size}x{size} do not fit in this "
+                        f"machine's memory (the built-in sets are held in memory, resized); "
+                        f"{fix}") from None
+
+
 def trained_overlap(spec: str, config: dict[str, Any]) -> str | None:
     """Why the OOD set ``spec`` holds classes the run's classifier was trained on, or None.
 
@@ -332,28 +350,48 @@ def suits(spec: str, config: dict[str, Any]) -> bool:
     return unsuited(spec, config) is None
 
 
-def check_not_trained_on(specs: Sequence[str], config: dict[str, Any]) -> None:
+def check_not_trained_on(specs: Sequence[str], config: dict[str, Any],
+                         foreign: bool = False) -> None:
     """Refuse an OOD set that holds classes the classifier was trained on (its AUROC would
     measure nothing), or a covariate-shift set of digits it never learned. One line naming the
-    set, the classes and what is accepted."""
+    set, the classes and what is accepted. ``foreign``: a model no run made, whose classes are
+    ``--dataset``/``--classes`` (every class by default): the line says to name them, where it
+    spoke of "the run's classifier" and advised training another run."""
     for spec in specs:
         if suits(spec, config):
             continue
-        others = [n for n in builtin_ood_names() if suits(n, config)]
+        others = ", ".join(n for n in builtin_ood_names() if suits(n, config))
+        classes = config.get("classes")
+        if foreign:
+            raise ValueError(_foreign_unsuited(spec, config, others))
         missing = untrained_digits(spec, config)
         if missing is not None:
             raise ValueError(f"--ood {spec} transforms digits 0-4 as a covariate shift of "
                              f"classes the classifier knows, but the run was not trained on "
-                             f"{missing} (classes {config.get('classes')}); use a run trained "
+                             f"{missing} (classes {classes}); use a run trained "
                              f"on digits 0-4 (robustrep classify train --preset digits-ood), "
-                             f"or another OOD set: {', '.join(others)}")
+                             f"or another OOD set: {others}")
         overlap = trained_overlap(spec, config)
         accepted = ("a run trained on digits 0-4 (robustrep classify train --preset digits-ood)"
                     if _split_spec(spec)[0] == "digits59" else "a run trained on other data")
         raise ValueError(f"--ood {spec} holds {overlap}, which the run's classifier was trained "
                          f"on (dataset {config.get('dataset')}, classes "
-                         f"{config.get('classes') or 'all'}), so its OOD scores would be "
-                         f"meaningless; use {accepted}, or another OOD set: {', '.join(others)}")
+                         f"{classes or 'all'}), so its OOD scores would be "
+                         f"meaningless; use {accepted}, or another OOD set: {others}")
+
+
+def _foreign_unsuited(spec: str, config: dict[str, Any], others: str) -> str:
+    """The refusal of :func:`check_not_trained_on` for a model from elsewhere: its classes are
+    what ``--classes`` declares, so that is the option to give."""
+    classes = config.get("classes")
+    declared = ("--classes " + " ".join(map(str, classes)) if classes is not None
+                else "every class: no --classes given")
+    fix = ("give --classes the labels the model was trained on (--classes 0 1 2 3 4 for "
+           "digits 0-4)" if config.get("dataset") == "digits" else "give OOD data of other "
+           "classes")
+    return (f"--ood {spec}: {unsuited(spec, config)} (--dataset {config.get('dataset')}, "
+            f"{declared}), so its OOD scores would be meaningless; {fix}, or another OOD set: "
+            f"{others}")
 
 
 def _identity(spec: str, ctx: DataContext) -> tuple[str, ...]:

@@ -232,18 +232,20 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     check_inert_options(specs, feature_maps, resize,
                         [sets.id_name, sets.fit_data or sets.id_name,
                          *(sets.specs.get(n, n) for n in sets.ood)])
-    ds.check_not_trained_on(sets.ood, config)  # before any data is built or feature extracted
+    # before any data is built or feature extracted
+    ds.check_not_trained_on(sets.ood, config, foreign is not None)
     ds.check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
                     sets.fit_data)
     ds.check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
     sets.notes += optimistic_data(sets.id_name, sets.fit_data, config if run is not None else {})
-    whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
     outputs = int(config["num_classes"])
-    check_head(ctx, whole, outputs, sets.id_name, foreign)
-    id_test = ds.id_subset(whole, ctx, False, max_samples)
-    fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides)
-    ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
-                for name in sets.ood}
+    with ds.in_memory(ctx.shape[-1], foreign is not None):
+        whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
+        check_head(ctx, whole, outputs, sets.id_name, foreign)
+        id_test = ds.id_subset(whole, ctx, False, max_samples)
+        fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides)
+        ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
+                    for name in sets.ood}
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,

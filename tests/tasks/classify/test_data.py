@@ -29,6 +29,30 @@ def _write_cifar10(root, per_batch=6):
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
 
 
+def test_images_too_large_for_memory_name_the_image_size(monkeypatch, capsys):
+    # Was: `classify train --image-size 100000` (also eval) gave a traceback from torch's
+    # allocator, resizing the digits in memory
+    from robustrep.tasks.classify import data
+    from robustrep.tasks.cli import main
+
+    def refuse(message):
+        def create(*args, **kwargs):
+            raise RuntimeError(message)
+        monkeypatch.setattr(data, "create_dataset", create)
+
+    refuse("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+           "memory: you tried to allocate 57520000000000 bytes. Error code 12")
+    assert main(["classify", "train", "--model", "test_resnet", "--image-size", "100000",
+                 "--dry-run"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep classify: error: --image-size 100000: the digits images resized to "
+        "100000x100000 do not fit in this machine's memory (the resized images are held in "
+        "memory); give a smaller --image-size\n")
+    refuse("another failure")  # not hidden behind the memory line
+    with pytest.raises(RuntimeError, match="^another failure$"):
+        build_datasets(tiny_config())
+
+
 def test_cifar10_from_files_in_the_real_format(tmp_path):
     _write_cifar10(tmp_path)
     cfg = tiny_config(dataset="cifar10", data_root=str(tmp_path), classes=[0, 1, 2], batch_size=4)

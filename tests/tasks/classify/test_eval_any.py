@@ -134,6 +134,32 @@ def test_classify_eval_checkpoint_without_a_run(tmp_path, monkeypatch):
                  "--out", "rep", *EVAL]) == 2
 
 
+def test_a_head_too_small_for_the_data_asks_for_the_classes_it_was_trained_on(tmp_path,
+                                                                               monkeypatch,
+                                                                               capsys):
+    # Was: "num_classes=5 is too small for digits: its labels need 10 outputs": an option
+    # classify eval --model never had from the user (the weights fix the head), and no word
+    # of --classes, the fix for a classifier of digits 0-4
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    torch.save(timm.create_model("test_resnet", num_classes=5, in_chans=1).state_dict(), "ck.pth")
+    base = ["classify", "eval", "--model", "test_resnet", "--checkpoint", "ck.pth", *EVAL]
+    assert main(base + ["--out", "a"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep classify: error: the model has 5 outputs (its head, from the weights) and "
+        "digits holds more classes: its labels need 10 outputs (labels 0..9); name the labels "
+        "it was trained on with --classes (--classes 0 1 2 3 4 for labels 0..4)\n")
+    assert main(base + ["--num-classes", "5", "--out", "a"]) == 2
+    assert "the model has 5 outputs (--num-classes 5) and digits" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert main(base + ["--classes", "0", "1", "2", "3", "4", "--out", "b"]) == 0
+    # a run's own head (classify train --num-classes) keeps its line
+    assert main(["classify", "train", "--num-classes", "3", "--dry-run"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: num_classes=3 is too small for digits: its labels need 10 outputs (labels "
+        "0..9)\n")
+
+
 def test_ood_score_checkpoint_without_a_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save(_foreign(2).state_dict(), "ck.pth")

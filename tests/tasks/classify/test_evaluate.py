@@ -295,3 +295,26 @@ def test_eval_into_the_folder_of_a_run_in_progress_is_refused_first(trained_run,
     assert code == 2 and err.count("\n") == 1, err
     assert f"--out {trained_run} is the folder of a run in progress (pid " in err
     assert not (trained_run / "report.json").exists()
+
+
+def test_a_stop_while_drawing_leaves_the_report_written_first(tmp_path, monkeypatch):
+    # Was: the diagrams first, report.json last: a stop between them left reliability.png
+    # alone in RUN/eval, and the next `classify eval RUN` refused it as the user's file
+    from robustrep.tasks.classify import evaluate
+    from robustrep.tasks.common.rundir import check_replaceable
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "reliability_diagram", stop)
+    report = {"clean": {"bins": {"confidence": [0.5], "accuracy": [1.0], "count": [3]},
+                        "ece": 0.5}, "summary": {}, "corruptions": {"contrast": {1: 0.5}}}
+    with pytest.raises(KeyboardInterrupt):
+        evaluate._write_report(report, tmp_path, "m")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["files"] == {"report": str(tmp_path / "report.json"),
+                              "reliability": str(tmp_path / "reliability.png"),
+                              "corruptions": str(tmp_path / "corruptions.png")}
+    check_replaceable(tmp_path / "report.json", ("clean", "summary"), "classify eval", "--out",
+                      companions=("reliability.png", "corruptions.png"))  # the next eval goes on

@@ -340,3 +340,99 @@ def test_bench_says_once_which_detectors_amp_leaves_in_float32(tmp_path, monkeyp
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("note: --amp bf16: GradNorm runs in float32: its per-sample weight "
                              "gradients") and len(err) == 2
+
+
+@pytest.mark.parametrize("name", ["bench.md", "bench_runs.csv", "bench_auroc.png"])
+def test_a_users_file_in_out_is_refused_before_anything_is_trained(tmp_path, monkeypatch,
+                                                                   capsys, name):
+    # Was: only a bench.json there was checked; the user's bench.md was overwritten in silence
+    from robustrep.tasks.cli import main
+    calls = _bench_in_process(monkeypatch)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text("mine")
+    assert main(_bench_argv(out, "--regs", "none", "--steps", "2")) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep ood: error: --out {out} holds {name}, which no ood bench wrote there (it "
+        f"has no bench.json); remove it or choose another folder (ood bench replaces only its "
+        f"own files)\n")
+    assert (out / name).read_text() == "mine" and not (out / "runs").exists() and calls == []
+
+
+def _failed_run(tmp_path, monkeypatch, code, output="", checkpoint=False):
+    """train_run of a child that exits with ``code`` after writing ``output`` to the log (after
+    the command line, with which run_robustrep starts the log's entry), and a checkpoint if
+    ``checkpoint``; the refusal's text."""
+    from robustrep.tasks.common import launch
+    from robustrep.tasks.common.errors import UserError
+    from robustrep.tasks.ood.bench import train_run
+
+    def child(argv, log, threads=None):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"$ robustrep {' '.join(argv)}\n{output}")
+        if checkpoint:
+            (run / "checkpoints").mkdir(parents=True)
+            (run / "checkpoints" / "latest.pt").write_bytes(b"")
+        return code
+
+    monkeypatch.setattr(launch, "run_robustrep", child)
+    run = tmp_path / "runs" / "none-s0"
+    with pytest.raises(UserError) as err:
+        train_run("none", 0, run, preset="smoke", model="test_resnet", steps=2, device="cpu",
+                  train_opts={}, retrain=False, quiet=True)
+    return str(err.value).replace(f" (log: {run.parent / 'train.log'})", "")
+
+
+def test_a_killed_training_run_is_named_by_its_signal_not_its_command_line(tmp_path,
+                                                                          monkeypatch):
+    # Was: "training none seed 0 failed: $ robustrep classify train ..." (the log's last line,
+    # the command itself, when a kill -9 or the OOM killer left no output)
+    assert _failed_run(tmp_path, monkeypatch, -9) == (
+        "training none seed 0 failed: it was killed by SIGKILL; run the bench again to start "
+        "it anew (it wrote no checkpoint)")
+    assert _failed_run(tmp_path, monkeypatch, -15, "step 3/300\n", checkpoint=True) == (
+        "training none seed 0 failed: it was killed by SIGTERM (its last output: step 3/300); "
+        "run the bench again to resume it from its last checkpoint")
+    # a run that said why still says it; one that said nothing gives its exit code
+    assert _failed_run(tmp_path, monkeypatch, 2, "robustrep classify: error: bad\n") == (
+        "training none seed 0 failed: robustrep classify: error: bad")
+    assert _failed_run(tmp_path, monkeypatch, 1) == (
+        "training none seed 0 failed: exit code 1 and no output")
+
+
+def test_the_progress_lines_go_to_stderr_not_into_the_table(tmp_path, monkeypatch, capsys):
+    # Was: `ood bench > table.md` put "[bench] 1/18 ..." lines in the file, above the table
+    from robustrep.tasks.cli import main
+    _bench_in_process(monkeypatch)
+    argv = [a for a in _bench_argv(tmp_path / "b", "--regs", "none", "--steps", "2")
+            if a != "--quiet"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "[bench]" not in out and "# OOD bench: digits 0-4 in distribution" in out
+    assert "[bench] 1/1 none seed 0: train " in err and ", done" in err
+
+
+def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_path, monkeypatch):
+    # bench.md written before bench.json: a stop between the two left a folder the next bench
+    # refused as holding the user's bench.md
+    from robustrep.tasks.common.rundir import check_replaceable
+    from robustrep.tasks.ood import bench
+    written = []
+
+    def stop_after_one(path, text):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path.name)
+        path.write_text(text)
+
+    monkeypatch.setattr(bench, "write_text_atomic", stop_after_one)
+    records = _records()
+    agg, regs = aggregate(records), ["none", "adaptivemix"]
+    with pytest.raises(KeyboardInterrupt):
+        bench._write(tmp_path, records, agg, _avg_over_ood(records, regs, ["KNN"]),
+                     {"none": (0.99, 0.0), "adaptivemix": (0.98, 0.0)}, regs, ["KNN"],
+                     ["digits59", "gaussian"], {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md",
+                     _no_bars)
+    assert written == ["bench.json"]
+    check_replaceable(tmp_path / "bench.json", ("regs", "summary"), "ood bench", "--out",
+                      companions=bench.BENCH_FILES)  # the next bench goes on

@@ -96,6 +96,58 @@ def test_covariate_shift_sets_need_the_digits_they_transform():
         "set: digits59, gaussian, uniform, photos")
 
 
+def test_a_model_from_elsewhere_is_told_to_name_its_classes(tmp_path, capsys):
+    # Was, for `--model M --checkpoint F --ood digits59` without --classes (a 0-4 classifier):
+    # "... which the run's classifier was trained on (dataset digits, classes all) ...; use a
+    # run trained on digits 0-4 (robustrep classify train --preset digits-ood)": no run was
+    # given, and the fix is --classes
+    from robustrep.tasks.common.classifier import create_classifier
+    torch.save(create_classifier("test_resnet", 5, in_chans=1).model.state_dict(),
+               tmp_path / "m.pth")
+    base = ["ood", "score", "--model", "test_resnet", "--checkpoint", str(tmp_path / "m.pth"),
+            "--image-size", "16", "--detectors", "MaxSoftmax", "--quiet", "--device", "cpu",
+            "--out", str(tmp_path / "out")]
+    assert main(base + ["--ood", "digits59"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: --ood digits59: it holds digits 5, 6, 7, 8, 9, which the "
+        "classifier was trained on (--dataset digits, every class: no --classes given), so its "
+        "OOD scores would be meaningless; give --classes the labels the model was trained on "
+        "(--classes 0 1 2 3 4 for digits 0-4), or another OOD set: gaussian, uniform, photos, "
+        "rotated, inverted\n")
+    assert main(base + ["--ood", "rotated", "--classes", "0", "1", "2"]) == 2
+    assert "--ood rotated: it transforms digits 3, 4, which the classifier was not trained on " \
+           "(--dataset digits, --classes 0 1 2)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(base + ["--ood", "digits59", "--classes", "0", "1", "2", "3", "4",
+                        "--max-samples", "8", "--no-plots"]) == 0
+
+
+def test_sets_too_large_for_memory_name_the_image_size(all_digits_run, monkeypatch, capsys):
+    # Was: `--image-size 100000` gave torch's allocator's RuntimeError as a traceback
+    from robustrep.tasks.ood import datasets
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 28840000000000 bytes")
+
+    monkeypatch.setattr(datasets, "whole_id_dataset", no_memory)
+    assert main(["ood", "score", str(all_digits_run), "--ood", "gaussian", "--detectors",
+                 "MaxSoftmax", "--quiet", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: the run's image_size 16: the images resized to 16x16 do not fit "
+        "in this machine's memory (the built-in sets are held in memory, resized); score it "
+        "on a machine with more memory\n")
+    assert not (all_digits_run / "ood").exists()
+    from robustrep.tasks.common.errors import DataError
+    with pytest.raises(DataError, match=r"^--image-size 99: the images resized to 99x99 do not "
+                                        r"fit .*; give a smaller --image-size$"):
+        with datasets.in_memory(99, True):  # --model's --image-size
+            raise MemoryError()
+    with pytest.raises(RuntimeError, match="other"):  # any other error is not hidden
+        with datasets.in_memory(16, True):
+            raise RuntimeError("other")
+
+
 def test_a_run_on_cifar10_is_not_scored_against_cifar10(tmp_path, capsys):
     # refused from the run's config alone, before the (absent) CIFAR files are looked for
     from robustrep.tasks.common.classifier import create_classifier
