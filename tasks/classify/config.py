@@ -101,10 +101,12 @@ class ClassifyConfig:
     batch_size: int = _opt(64, "batch size per process", min=1)
     grad_accum: int = _opt(1, "batches whose gradients each optimizer step sums (timm's "
                               "--grad-accum-steps): the step's batch is batch_size x grad_accum "
-                              "x processes, in memory one batch at a time", min=1)
+                              "x processes, in memory one batch at a time", min=1,
+                              flags=("--grad-accum", "--grad-accum-steps"))
     optimizer: str = _opt("sgd", "a timm optimizer (timm.optim.create_optimizer_v2's opt): sgd "
                                  "(Nesterov), momentum (plain momentum SGD, the UoS/AdaptiveMix "
-                                 "references), adamw, lamb, ...")
+                                 "references), adamw, lamb, ...",
+                          flags=("--optimizer", "--opt"))
     layer_decay: float | None = _opt(None, "layer-wise lr decay (timm's --layer-decay): each "
                                            "block's lr is scaled by this per block from the "
                                            "head (blocks from timm's group_matcher; a "
@@ -126,7 +128,8 @@ class ClassifyConfig:
                                "references); off: timm's convention, none on them. A model's "
                                "no_weight_decay() names (a ViT's pos_embed) take none either way, "
                                "as in timm")
-    schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"))
+    schedule: str = _opt("cosine", "learning-rate schedule", ("cosine", "constant", "multistep"),
+                         flags=("--schedule", "--sched"))
     milestones: list[float] | None = _opt(None, "--schedule multistep only: increasing "
                                                 "fractions of --steps at which the learning rate "
                                                 "is multiplied by lr_decay (default 0.3 0.6 0.8)",
@@ -145,7 +148,8 @@ class ClassifyConfig:
                                          "--warmup-lr, its scheduler's warmup_lr_init); "
                                          "default --lr / --warmup-steps",
                                    **NONNEG)
-    label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA)
+    label_smoothing: float = _opt(0.0, "label smoothing of the (hard or mixed) targets", **BETA,
+                                  flags=("--label-smoothing", "--smoothing"))
     ema_decay: float = _opt(0.0, "EMA decay of the weights (timm ModelEmaV3); 0 = off", **BETA)
     clip_grad: float = _opt(0.0, "clip the gradient norm to this value; 0 = off", **NONNEG)
     # regularizers

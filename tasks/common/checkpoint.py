@@ -182,7 +182,9 @@ def resume_advice(last_ckpt: Path | None, last_step: int | None, run_path: Path,
     if last_ckpt is not None:
         return (f"the last good checkpoint is {last_ckpt} (step {last_step}); continue from it "
                 f"with --resume {run_path}, e.g. with {remedy}")
-    return f"no checkpoint was written before it; start again with {remedy}"
+    # its config.json stays: the same folder would refuse other options (RunDir.check_fresh)
+    return (f"no checkpoint was written before it; start again with {remedy}, into another "
+            f"--out or after removing {run_path}")
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], where: str, what: str,

@@ -367,11 +367,8 @@ def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str
     specs = option_specs(cls)
     unknown = sorted(set(values) - set(specs))
     if unknown:
-        import difflib
-        close = difflib.get_close_matches(unknown[0], list(specs), n=1, cutoff=0.6)
-        hint = (f"did you mean {close[0]!r}?" if close else
-                f"none of the {len(specs)} options is close (they are listed by --help)")
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where('')}; {hint}")
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where('')}; "
+                          f"{_closest(unknown[0], specs)}")
     out = {}
     for name, value in values.items():
         try:
@@ -379,6 +376,19 @@ def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str
         except OptionValueError as err:
             raise ConfigError(f"{where(name)} {err}") from None
     return out
+
+
+def _closest(name: str, specs: dict[str, OptionSpec]) -> str:
+    """The hint for an unknown option ``name``: the field one of whose flags it spells (timm's
+    ``opt`` is ``optimizer``, flag ``--opt``), else the closest name."""
+    flag = "--" + name.replace("_", "-")
+    alias = next((n for n, spec in specs.items() if spec.flags and flag in spec.flags), None)
+    if alias is not None:
+        return f"did you mean {alias!r}? ({flag} is its flag; a file gives the option's name)"
+    import difflib
+    close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
+    return (f"did you mean {close[0]!r}?" if close else
+            f"none of the {len(specs)} options is close (they are listed by --help)")
 
 
 def check_fields(cfg: Any) -> None:

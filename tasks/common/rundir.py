@@ -96,10 +96,12 @@ class RunDir:
     def config_file(self) -> Path:
         return self.path / "config.json"
 
-    def create(self) -> "RunDir":
+    def create(self, subfolders: bool = True) -> "RunDir":
+        """The run folder (and, with ``subfolders``, its checkpoints/, samples/, plots/)."""
         check_writable(self.path, "run folder")
         try:
-            for sub in (self.path, self.checkpoints, self.samples, self.plots):
+            for sub in (self.path, self.checkpoints, self.samples, self.plots)[
+                    :None if subfolders else 1]:
                 sub.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RunFolderError(f"cannot create run folder {self.path}: "
@@ -471,17 +473,20 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
     only after its checkpoint passed (:func:`resumed`), its paths absolute."""
     config = absolute_paths(config)
     check_sinks(log)  # a --log backend that is not installed: before the folder is made
-    run.create()
+    run.create(subfolders=False)  # the lock's folder; the rest once the folder is checked
     lock = run.lock()
     lock.on_release.append(run.close_sinks)
     try:
         if not resume:
             if latest_checkpoint(run.checkpoints) is not None:  # made since check_run_folder looked
                 raise _holds_a_run(run.path)
-            run.check_fresh(config)
+            run.check_fresh(config)  # a refused folder (a user's config.json) gets no subfolders
+            run.create()
             run.truncate_metrics(0)  # a restart of the same config that never checkpointed
             unmark_finished(run.path)
             run.write_config(config)
+        else:
+            run.create()
         run.sinks = make_sinks(log, run.path)
     except BaseException:
         lock.release()

@@ -232,6 +232,7 @@ def test_a_second_run_into_a_locked_folder_is_refused(program, tmp_path, capsys,
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
+    (run / "checkpoints").mkdir()  # as the dead holder made it (a refused run makes none)
     (run / "checkpoints" / ".latest.pt.interrupted.tmp").write_bytes(b"partial save")
     assert main(argv) == 0  # the dead holder's lock is taken over
     assert not list(run.rglob("*.tmp"))

@@ -278,3 +278,18 @@ def test_an_image_size_the_model_cannot_take_is_refused_before_the_run(capsys, t
     assert main(["classify", "train", "--model", "test_convnext", "--image-size", "32",
                  "--dry-run"]) == 0
 
+
+
+def test_timms_flag_names_are_aliases_and_a_files_timm_key_is_pointed_to_ours(capsys, tmp_path):
+    # timm train.py's --opt, --sched, --grad-accum-steps, --smoothing
+    assert main(["classify", "train", "--opt", "adamw", "--sched", "constant",
+                 "--grad-accum-steps", "2", "--smoothing", "0.1", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["optimizer"], cfg["schedule"], cfg["grad_accum"], cfg["label_smoothing"]) == \
+        ("adamw", "constant", 2, 0.1)
+    path = tmp_path / "timm.json"
+    path.write_text(json.dumps({"grad_accum_steps": 2}))
+    assert main(["classify", "train", "--config", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "unknown option(s) grad_accum_steps in config file " + str(path) + "; did you mean "
+        "'grad_accum'? (--grad-accum-steps is its flag; a file gives the option's name)")

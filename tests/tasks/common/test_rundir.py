@@ -230,3 +230,29 @@ def test_a_resume_says_when_the_records_before_its_checkpoint_are_gone(state, wh
     run.log(5, loss=1.0)
     resumed(run, {"steps": 8}, 5)  # its records are there: nothing to say
     assert capsys.readouterr().err == ""
+
+
+def test_a_folder_refused_for_another_runs_config_gets_no_subfolders(tmp_path, capsys):
+    # was: checkpoints/, plots/ and samples/ made in the user's folder before the refusal
+    from robustrep.tasks.cli import main
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"something": "else"}))
+    assert main(["classify", "train", "--steps", "1", "--out", str(folder), "--quiet"]) == 2
+    assert "already holds another run" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
+        ["config.json"]
+
+
+def test_a_divergence_before_any_checkpoint_advises_a_folder_that_takes_new_options(tmp_path):
+    # was "start again with a lower --lr", which the same --out refuses (its config.json differs)
+    from robustrep.tasks.cli import main
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--steps", "3", "--lr", "1e30", "--ckpt-every", "0",
+                 "--out", str(run), "--quiet"]) == 1
+    assert main(["classify", "train", "--steps", "3", "--lr", "0.01", "--out", str(run),
+                 "--quiet"]) == 2  # the advice's other half
+    from robustrep.tasks.common.checkpoint import resume_advice
+    advice = resume_advice(None, None, run, "a lower --lr")
+    assert advice == (f"no checkpoint was written before it; start again with a lower --lr, into "
+                      f"another --out or after removing {run}")
