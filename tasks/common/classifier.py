@@ -19,6 +19,7 @@ classifier and adapt the input conv, and no pickle is ever unpickled with code.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -235,7 +236,7 @@ def _weights_path(pretrained_file: str | Path, name: str) -> Path:
     if path.is_dir():
         raise FileNotFoundError(f"pretrained weights file {path} is a folder; give the weights "
                                 f"file in it (.pth/.pt/.safetensors), or a timm model folder as "
-                                f"--model {path} --pretrained")
+                                f"--model {shlex.quote(str(path))} --pretrained")
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file {path} does not exist (expected a "
                                 f"local .pth/.pt/.safetensors state dict of {name!r})")

@@ -60,5 +60,5 @@ def cmd_pack(args: argparse.Namespace) -> int:
         raise DataError(f"SRC {src} {what}; give an image folder (SRC/<class>/<image> or "
                         f"images directly in SRC) or a .zip of one")
     summary = pack_folder(src, out, args.resolution, args.channels, show_progress=not args.quiet)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2, ensure_ascii=False))  # a path as the user wrote it
     return 0

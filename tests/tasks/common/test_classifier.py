@@ -200,3 +200,10 @@ def test_eval_and_ood_refuse_an_image_size_the_model_cannot_take(tmp_path, capsy
                             "(2 x 2). Kernel size can't be greater than actual input size); "
                             "give a larger --image-size") and "\n" not in err
         assert not out.exists()
+
+
+def test_a_folder_given_as_a_weights_file_names_the_command_to_paste(tmp_path):
+    folder = tmp_path / "my export"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"--model '.*/my export' --pretrained$"):
+        create_classifier("test_resnet", 3, pretrained_file=folder)

@@ -331,3 +331,11 @@ def test_a_zip_of_one_folder_is_read_from_inside_it(mixed, tmp_path, flat):
     assert json.loads(out)["labels"] == (None if flat else {"classes": 2,
                                                               "names": ["cat", "dog"]})
     assert f"note: {source} holds one folder, {folder.name}/, and nothing else" in err
+
+
+def test_the_summary_names_a_non_ascii_path_as_written(folder, tmp_path):
+    out = tmp_path / "pk ü" / "out.zip"
+    out.parent.mkdir()
+    code, text, err = pack(folder, out)
+    assert code == 0, err
+    assert f'"zip": "{out}"' in text  # was "pk \\u00fc/out.zip"
