@@ -101,7 +101,8 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
                              unused=unused_options)
         check_ema_off(cfg, overrides)
         check_eval_off(cfg, overrides)
-        check_inception_file(cfg.inception_weights)  # a flag's or the --config file's
+        if not args.dry_run:  # a file of this machine, which --dry-run does not check
+            check_inception_file(cfg.inception_weights)  # a flag's or the --config file's
         resolved = with_preset_aux_task(cfg, cfg.preset, args.aux_task)
         if resolved.reg != cfg.reg:  # the user named other methods: say that it stays
             print(f"note: --preset {cfg.preset} includes its D auxiliary task "
@@ -117,8 +118,9 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     cfg = from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
                     source=f"{run}/config.json")
     check_eval_off(cfg, overrides)  # the resumable eval options may turn evaluation off
-    check_inception_file(overrides.get("inception_weights"))  # the flag; a saved path is read
-    # only where the run evaluates on Inception (saved_config drops one that acted on nothing)
+    if not args.dry_run:
+        check_inception_file(overrides.get("inception_weights"))  # the flag; a saved path is
+    # read only where the run evaluates on Inception (saved_config drops one acting on nothing)
     return cfg
 
 
@@ -161,6 +163,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as err:  # a weight file that does not fit
         raise UserError(str(err)) from err
     print(format_table(metrics))
+    from robustrep.tasks.gan.sample import run_config
+    steps = run_config(args.run).steps
+    # the latest checkpoint behind the run's end, as classify eval and ood score say it (an
+    # earlier --checkpoint of a finished run is what was asked for)
+    if args.checkpoint is None and metrics["step"] < steps:
+        print(f"note: {args.run} is unfinished: these are the metrics of its checkpoint at step "
+              f"{metrics['step']} of {steps}")
     return 0
 
 

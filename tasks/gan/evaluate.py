@@ -45,6 +45,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,12 @@ def _hash(obj: Any) -> str:
 # extractors
 
 
-def digits_feature_net(shape: tuple[int, ...], device: torch.device) -> tuple[nn.Module, dict]:
-    """The cached digits CNN for images of ``shape``'s size (trained on first use); returns it
-    and info. One grey network serves every channel count (:class:`_Features` makes RGB grey):
-    a 1- and a 3-channel network gave two FIDs of the same pixels under one name."""
+def digits_feature_net(shape: tuple[int, ...], device: torch.device,
+                       show_progress: bool = False) -> tuple[nn.Module, dict]:
+    """The cached digits CNN for images of ``shape``'s size (trained on first use, tens of
+    seconds on a CPU: said on stderr with ``show_progress``); returns it and info. One grey
+    network serves every channel count (:class:`_Features` makes RGB grey): a 1- and a
+    3-channel network gave two FIDs of the same pixels under one name."""
     shape = (1, *shape[1:])
     recipe = {**DIGITS_NET_RECIPE, "shape": list(shape)}
     path = cache_dir() / f"digits_feature_net-{_hash(recipe)}.pt"
@@ -121,6 +124,10 @@ def digits_feature_net(shape: tuple[int, ...], device: torch.device) -> tuple[nn
     else:
         train = digits(shape[-1], shape[0], train=True)
         test = digits(shape[-1], shape[0], train=False)
+        if show_progress:
+            print(f"training the digits feature network for FID at {shape[-1]}x{shape[-1]} "
+                  f"({recipe['epochs']} epochs on {len(train.images):,} digits, under a minute on "
+                  f"a 2-core CPU; once: it is cached as {path})", file=sys.stderr, flush=True)
         kwargs = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "seed")}
         net = train_digits_feature_net(train.images, train.targets, **kwargs)
         with torch.no_grad():
@@ -212,12 +219,13 @@ def run_feature_net(run_dir: str, device: torch.device) -> tuple[nn.Module, dict
 
 
 def build_extractor(cfg, data: GanData, device: torch.device,
-                    inception_weights: str | None = None,
-                    fid_features: str | None = None) -> tuple[nn.Module, dict]:
-    """The feature network ``fid_features`` (see the module docstring) and its record fields."""
+                    inception_weights: str | None = None, fid_features: str | None = None,
+                    show_progress: bool = False) -> tuple[nn.Module, dict]:
+    """The feature network ``fid_features`` (see the module docstring) and its record fields;
+    ``show_progress``: say so when one is trained first."""
     choice = fid_features_choice(cfg, fid_features)
     if choice == "digits":
-        net, info = digits_feature_net(data.shape, device)
+        net, info = digits_feature_net(data.shape, device, show_progress)
         side = data.shape[-1]
         return net, {**info, "fid_features": "digits",
                      "fid_convention": f"digits CNN features (robustrep) of grey {side}x{side} "
@@ -405,7 +413,8 @@ class Evaluator:
         if data.is_points:
             self.info = {"extractor": "none (2-D mode statistics)"}
             return
-        self.net, self.info = build_extractor(cfg, data, device, inception_weights, fid_features)
+        self.net, self.info = build_extractor(cfg, data, device, inception_weights, fid_features,
+                                              show_progress)
         self.real = real_reference(cfg, data, self.net, self.info, device, max_real=max_real,
                                    show_progress=show_progress)
         self.num_real = self.real["stats"].num
@@ -473,9 +482,9 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
                         f"got {num_samples}")
     if Path(run).is_file() and Path(run).suffix.lower() == ".pkl":
         raise UserError(f"{run} is a file; gan eval scores a run folder (one holding "
-                        f"config.json and checkpoints/): a network pickle is scored by drawing "
-                        f"its samples (gan sample PKL --pt samples.pt) and comparing them (gan "
-                        f"fid samples.pt REF)")
+                        f"config.json and checkpoints/): score a network pickle's G-EMA with "
+                        f"gan fid {run} REF (REF: an image folder, a dataset .zip or a named "
+                        f"reference such as cifar10-train)")
     # a file or a missing RUN was named only through --out's default, RUN/eval.json
     check_run_folder(run, "RUN", "gan eval {run} --checkpoint {name}")
     if inception_weights is not None:  # acting on nothing, or no file: before any work

@@ -186,7 +186,8 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
     cfg = SimpleNamespace(fid_features=choice, dataset=None,
                           inception_weights=args.inception_weights)
     try:
-        net, info = build_extractor(cfg, SimpleNamespace(shape=shape), device)
+        net, info = build_extractor(cfg, SimpleNamespace(shape=shape), device,
+                                    show_progress=not args.quiet)
     except FileNotFoundError as err:
         raise UserError(str(err)) from None
     net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net

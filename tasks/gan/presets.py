@@ -148,4 +148,11 @@ def with_preset_aux_task(cfg: GanConfig, preset: str | None,
         return cfg
     if base is None or base in names:
         return cfg
-    return dataclasses.replace(cfg, reg=",".join([base, *names]))
+    joined = ",".join([base, *names])
+    try:
+        return dataclasses.replace(cfg, reg=joined)
+    except ConfigError as err:  # named the preset's task the user never typed, without the way
+        reason = str(err).removeprefix("--reg: ")
+        raise ConfigError(f"--preset {preset} includes its D auxiliary task {base}, so --reg "
+                          f"{cfg.reg} would run as --reg {joined}: {reason}; add --aux-task "
+                          f"none to train --reg {cfg.reg} without {base}") from None

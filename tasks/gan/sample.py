@@ -9,6 +9,7 @@ points unchanged in the ``.pt`` file. ``--seeds`` and ``--outdir`` follow styleg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,10 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     if noise_mode is None and seed_list is not None and has_noise_inputs(G):
         noise_mode = "const"  # generate.py's default
     kwargs = g_options(G, run, truncation, noise_mode, class_idx)
+    total = num if seed_list is None else len(seed_list)
+    if grid is not None or pt is not None or outdir is None:  # all of them kept in memory
+        check_memory(total, _numel(G, cfg), _kept_for(grid, pt, seed_list),
+                     images=cfg is None or not cfg.is_points)
     if grid is None and outdir is None:  # the default name says what the images are
         names = _drawn(seed, num, use_ema, truncation, seed_list, noise_mode, class_idx)
         grid = (check_sample_file(f"{Path(run).stem}-{names}.png", "--grid", force)
@@ -150,7 +155,6 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     files = None if outdir is None else _image_files(outdir, seed_list, num, force)
     batches = (generate_seeds(G, seed_list, dev, **kwargs) if seed_list is not None
                else generate_batches(G, num, dev, seed, **kwargs))
-    total = num if seed_list is None else len(seed_list)
     samples = _drain(batches, files, keep=grid is not None or pt is not None, total=total,
                      show=show_progress)
     out = {"num": total, "step": step, "ema": use_ema,
@@ -195,12 +199,56 @@ def _generator(run: str | Path, checkpoint, device: str, use_ema: bool, own_fold
         raise CheckpointError(f"{run}: no such file (a stylegan2-ada network pickle, or a run "
                               f"folder)")
     if is_pickle(run):  # a stylegan2-ada network pickle instead of a run folder
+        if checkpoint is not None:  # it was ignored: the pickle's own weights were drawn
+            raise UserError(f"--checkpoint {checkpoint} picks a run folder's checkpoint, and "
+                            f"{run} is a network pickle (one set of weights); drop "
+                            f"--checkpoint, or give the run folder")
         dev = resolve_device(device)
         return pickle_generator(run, dev, use_ema), None, 0, dev, use_ema
     if own_folder:
         check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     return G, cfg, step, dev, ema_used(cfg, use_ema)  # what was sampled: names and record say
+
+
+def _kept_for(grid, pt, seeds: list[int] | None) -> str:
+    """Why every sample is kept in memory, in the words of the options asking for it."""
+    files = " and ".join(name for name, target in (("--grid", grid), ("--pt", pt))
+                         if target is not None) or "the default grid"
+    return f"{'--seeds' if seeds is not None else '--num'} with {files}"
+
+
+def _numel(G: torch.nn.Module, cfg: GanConfig | None) -> int:
+    """Values in one sample: the run's sample shape, or a pickle's image size."""
+    if cfg is not None:
+        return math.prod(sample_shape(cfg))
+    return G.img_channels * G.img_resolution ** 2
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give a process (Linux ``MemAvailable``); None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(total: int, numel: int, why: str, images: bool = True) -> None:
+    """A grid or ``.pt`` holds every sample (float32), and ``torch.cat`` copies them once more:
+    refuse, before any sampling, a count that cannot fit, rather than end with the machine out
+    of memory after hours of sampling (``--outdir`` alone streams the images instead)."""
+    need = 2 * total * numel * 4
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"{why} keeps all {total:,} samples in memory: at least "
+                        f"{need / 1e9:.1f} GB, and this machine has {have / 1e9:.1f} GB "
+                        f"available; "
+                        + ("write them one PNG at a time with --outdir DIR alone (batch by "
+                           "batch), or draw fewer" if images else "draw fewer"))
 
 
 def _drain(batches, files: list[Path] | None, keep: bool, total: int,

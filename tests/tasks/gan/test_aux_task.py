@@ -153,6 +153,13 @@ def test_aux_task_none_drops_the_presets_aux_task(reg, expected, capsys):
                              "drop --aux-task"),
     (["--preset", "cifar10-sngan", "--aux-task", "none", "--reg", "infomax"],
      "preset cifar10-sngan has none"),
+    # was "regularizers 'infomax,ssgan' combine ...", a combination the user never typed, with
+    # no word of the preset's task or of --aux-task
+    (["--preset", "cifar10-infomax", "--reg", "ssgan"],
+     "--preset cifar10-infomax includes its D auxiliary task infomax, so --reg ssgan would run "
+     "as --reg infomax,ssgan: regularizers 'infomax,ssgan' combine infomax and ssgan, which act "
+     "in the same place (D auxiliary task); take at most one of infomax, ssgan; add --aux-task "
+     "none to train --reg ssgan without infomax"),
 ])
 def test_aux_task_refusals_are_one_line(argv, needle, capsys):
     assert main(["gan", "train", "--dry-run", *argv]) == 2

@@ -52,6 +52,20 @@ def test_dry_run_prints_resolved_config(capsys):
     assert cfg["reg"] == "adaptivemix,asgan" and cfg["compile"] is True
 
 
+def test_dry_run_leaves_this_machines_files_unchecked(tmp_path, capsys):
+    """--help: "Not checked: this machine (a GPU, the data files), so a config can be checked
+    where it will not run". Was: a cluster's --inception-weights path (absent here) refused by
+    --dry-run, as no --data-root or --init is; the run itself still refuses it first."""
+    missing = str(tmp_path / "cluster" / "pt_inception-2015-12-05-6726825d.pth")
+    argv = ["gan", "train", "--preset", "imagefolder-dcgan64", "--data-root",
+            str(tmp_path / "cluster" / "cats"), "--inception-weights", missing]
+    assert main([*argv, "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["inception_weights"] == missing
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert f"--inception-weights {missing} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_config_file_between_preset_and_flags(tmp_path, capsys):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"steps": 11, "lr_d": 1e-3}))

@@ -463,14 +463,15 @@ def test_an_evaluation_shows_the_images_done_with_an_estimate(tiny_cfg, monkeypa
 
 
 def test_gan_eval_of_a_file_says_it_takes_a_run_folder(tmp_path, capsys):
-    """Was: "cannot use the folder of --out NET.pkl/eval.json: NET.pkl is a file"."""
+    """Was: "cannot use the folder of --out NET.pkl/eval.json: NET.pkl is a file"; then advice
+    to draw samples into a .pt first, where gan fid scores the pickle itself."""
     from robustrep.tasks.cli import main
     net = tmp_path / "NET.pkl"
     net.write_bytes(b"")
     assert main(["gan", "eval", str(net)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gan eval scores a run folder" in err
-    assert "gan sample PKL --pt samples.pt" in err
+    assert f"score a network pickle's G-EMA with gan fid {net} REF" in err
 
 
 def test_kept_features_are_a_random_subset_whatever_the_stream_order():
@@ -543,3 +544,53 @@ def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch,
     assert main([*argv[:-2], "--out", str(tmp_path / "q.json"), "--quiet"] if "eval" in argv
                 else [*argv, "--quiet"]) == 0
     assert shown and not any(shown)
+
+
+def test_training_the_digits_feature_network_is_said_once(tmp_path, monkeypatch, capsys):
+    """Was: the first evaluation (gan train, eval, fid) trained the digits CNN for up to half a
+    minute with nothing on the screen; now one line says what runs and where it is cached,
+    only with progress shown and only when it is trained (not when read from the cache)."""
+    from robustrep.metrics import DigitsFeatureNet
+    from robustrep.tasks.gan import evaluate
+
+    monkeypatch.setattr(evaluate, "cache_dir", lambda: tmp_path)
+    trained = []
+
+    def quick(images, labels, **kwargs):  # the real one trains 5 epochs
+        trained.append(len(images))
+        return DigitsFeatureNet(images.shape[1]).eval()
+    monkeypatch.setattr(evaluate, "train_digits_feature_net", quick)
+    evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
+    err = capsys.readouterr().err
+    assert err.startswith("training the digits feature network for FID at 16x16 (5 epochs on "
+                          f"{trained[0]:,} digits, under a minute on a 2-core CPU; once: it is "
+                          f"cached as {tmp_path / 'digits_feature_net-'}")
+    assert err.count("\n") == 1
+    evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
+    assert capsys.readouterr().err == "" and len(trained) == 1  # read from the cache
+    for path in tmp_path.iterdir():
+        path.unlink()
+    evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"))  # --quiet: nothing shown
+    assert capsys.readouterr().err == "" and len(trained) == 2
+
+
+def test_an_unfinished_run_is_said_to_be_one(digits_run, tmp_path, capsys):
+    """Was: gan eval of a run still training (or stopped) printed its step's metrics with no
+    word that the run goes on, where classify eval and ood score say so."""
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
+    run = tmp_path / "unfinished"
+    cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "g_width": 8, "d_width": 8,
+                       "z_dim": 16, "batch_size": 8, "steps": 3, "eval_every": 0,
+                       "final_eval": False, "out": str(run)})
+    train(cfg, show_progress=False, stop_after=1)
+    argv = ["--num-samples", "16", "--quiet", "--out", str(tmp_path / "e.json")]
+    assert main(["gan", "eval", str(run), *argv]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(f"note: {run} is unfinished: these are the metrics of its "
+                                 f"checkpoint at step 1 of 3")
+    assert main(["gan", "eval", str(digits_run), *argv]) == 0  # a finished run
+    assert "note:" not in capsys.readouterr().out
+    # an earlier checkpoint of a finished run is what was asked for
+    assert main(["gan", "eval", str(digits_run), *argv, "--checkpoint", "step_00000001.pt"]) == 0
+    assert "note:" not in capsys.readouterr().out

@@ -263,6 +263,21 @@ def test_gan_sample_takes_a_pickle(network_pickle, tmp_path, monkeypatch):
     assert not marker.exists()
 
 
+def test_a_checkpoint_asked_of_a_pickle_is_refused(network_pickle, tmp_path, monkeypatch,
+                                                   capsys):
+    """Was: `gan sample NET.pkl --checkpoint step_00000400.pt` drew the pickle's G-EMA and
+    ignored --checkpoint without a word."""
+    path, _, _ = network_pickle
+    monkeypatch.chdir(tmp_path)
+    assert main(["gan", "sample", str(path), "--num", "4", "--checkpoint", "step_00000400.pt",
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert (f"--checkpoint step_00000400.pt picks a run folder's checkpoint, and {path} is a "
+            f"network pickle") in err
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_train_init_starts_from_the_pickle(network_pickle, tiny_cfg, tmp_path):
     path, want, _ = network_pickle
     run = tmp_path / "run"
