@@ -94,6 +94,8 @@ def _os_error(exc: BaseException) -> OSError | None:
     """The OSError behind ``exc``: itself, or the one a writer wrapped. ``torch.save`` meets a
     full disk as ``OSError`` and then raises its zip writer's ``RuntimeError("unexpected
     pos ...")`` while closing, the OSError only as its context."""
+    if not isinstance(exc, (OSError, RuntimeError)):  # e.g. an image the writer could not
+        return None  # read, its OSError as context: the caller's own error, not this file's
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, OSError):
