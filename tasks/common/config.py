@@ -330,6 +330,7 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
             cls, presets[preset], lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
     layer = functools.partial(_merge_layer, cls, values, unused)
     if config_file is not None:
+        _no_run_flags(cls, data, config_file)
         layer(convert_values(cls, data, lambda n: f"config file {config_file}"
                              + (f": {n}" if n else "")))
     if overrides:
@@ -340,6 +341,21 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     cfg = cls(**values)
     check_fields(cfg)
     return cfg
+
+
+def _no_run_flags(cls: type, data: dict[str, Any], path: str | Path) -> None:
+    """A config file's key that is one of the trainers' run flags (``resume``, ``out``,
+    ``stop_after``...) is named as such: "unknown option resume; did you mean 'preset'?" sent
+    the user the wrong way."""
+    from robustrep.tasks.common.options import TrainRunOptions
+    fields = {f.name for f in dataclasses.fields(cls)}
+    flags = [k for k in data if k in {f.name for f in dataclasses.fields(TrainRunOptions)}
+             and k not in fields]
+    if flags:
+        flag = "--" + flags[0].replace("_", "-")
+        raise ConfigError(f"config file {path}: {flags[0]} is the command-line flag {flag} of a "
+                          f"run, not an option a config file sets; give {flag} on the command "
+                          f"line")
 
 
 def _merge_layer(cls: type, values: dict[str, Any],

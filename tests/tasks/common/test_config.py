@@ -786,3 +786,15 @@ def test_a_fields_check_bare_value_and_empty_list_reach_the_command_line(capsys)
         with pytest.raises(SystemExit):
             p.parse_args(argv)
         assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("program", ["classify", "gan"])
+def test_a_run_flag_in_a_config_file_is_named_as_a_flag(program, tmp_path, capsys):
+    # was "unknown option(s) resume ...; did you mean 'preset'?"
+    from robustrep.tasks.cli import main
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"resume": "runs/x", "stop_after": 3}))
+    assert main([program, "train", "--config", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"config file {path}: resume is the command-line flag --resume of a run, not an option "
+        f"a config file sets; give --resume on the command line")
