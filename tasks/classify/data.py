@@ -26,7 +26,8 @@ from robustrep.data import ImageTensorDataset, create_dataset, image_shape
 from robustrep.data import labels as dataset_labels
 from robustrep.data import num_classes as dataset_num_classes
 
-from robustrep.tasks.common.errors import DataError, program_advice, report_skipped  # noqa: F401
+from robustrep.tasks.common.errors import (DataError, is_allocation_failure,  # noqa: F401
+                                           program_advice, report_skipped)
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.download import DATASET_FILES
 from robustrep.tasks.common.workers import resolve_workers
@@ -87,7 +88,7 @@ def out_of_memory(err: BaseException, dataset: str, image_size: int) -> BaseExce
     """A DataError naming ``--image-size`` for an allocation that failed while the images were
     resized in memory (``--image-size 100000`` on digits was a RuntimeError traceback from
     torch's allocator); any other error as it was."""
-    if not isinstance(err, MemoryError) and "allocate" not in str(err):
+    if not is_allocation_failure(err):
         return err
     return DataError(f"--image-size {image_size}: the {dataset} images resized to "
                      f"{image_size}x{image_size} do not fit in this machine's memory (the "

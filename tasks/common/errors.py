@@ -44,6 +44,13 @@ class Interrupted(Exception):
         self.exit_code = 128 + int(signum)
 
 
+def is_allocation_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a failed memory allocation: Python's MemoryError, or the RuntimeError
+    torch's CPU allocator raises ("... can't allocate memory ...", "Tried to allocate ...")."""
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError)
+                                            and "allocate" in str(err))
+
+
 def program_advice(err: Exception, skip_option: bool = True) -> str:
     """A library message as a program says it: ``skip_bad=True`` is ``--skip-bad-images``, and
     a program without that option does not advise it."""

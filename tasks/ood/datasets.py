@@ -43,7 +43,8 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from robustrep.data import select_classes
-from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
+from robustrep.tasks.common.errors import (DataError, is_allocation_failure, program_advice,
+                                           report_skipped)
 
 BUILTIN_ID = ("digits",)
 _C, _L = "images_classic", "images_largescale"
@@ -288,7 +289,7 @@ def in_memory(size: int, given: bool) -> Iterator[None]:
     try:
         yield
     except (RuntimeError, MemoryError) as err:
-        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+        if not is_allocation_failure(err):
             raise
         what, fix = ((f"--image-size {size}", "give a smaller --image-size") if given else
                      (f"the run's image_size {size}", "score it on a machine with more memory"))
