@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from robustrep.metrics.robust import attack_steps
-from robustrep.tasks.classify import evaluate
+from robustrep.tasks.classify import attacks, evaluate
 from robustrep.tasks.common.progress import LogProgress
 
 
@@ -27,7 +27,7 @@ def _work(n=100, plans=None):
     # bar, whatever the measured costs of attack_steps)
     plans = plans or [("autoattack", {"apgd-ce": 100, "apgd-t": 900, "fab-t": 900,
                                       "square": 5000 / 3})]
-    return evaluate.AttackWork(plans, n, bar), bar, clock, out
+    return attacks.AttackWork(plans, n, bar), bar, clock, out
 
 
 def test_autoattack_progress_counts_the_work_left_on_the_samples_still_robust():
@@ -86,8 +86,8 @@ def test_the_estimate_is_steps_times_the_timed_gradient_step(monkeypatch):
         # (one timing, as before, swung the estimate by 60x on a busy machine)
         ticks = [0.0, 5.0, 0, 0.08, 0, 0.001, 0, 0.08, 0, 0.09]
         clock = iter(ticks)
-        monkeypatch.setattr(evaluate.time, "perf_counter", lambda: next(clock))
-        seconds = evaluate.expected_attack_seconds(model, x, torch.device("cpu"), jobs, 10)
+        monkeypatch.setattr(attacks.time, "perf_counter", lambda: next(clock))
+        seconds = attacks.expected_attack_seconds(model, x, torch.device("cpu"), jobs, 10)
         assert abs(seconds - 0.01 * steps * 8) < 1e-9
 
 
@@ -98,7 +98,7 @@ def test_the_estimate_times_the_step_the_attacks_take():
     seen = []
     model.register_forward_hook(lambda m, i, o: seen.append(
         [p.requires_grad for p in m.parameters()]))
-    evaluate.expected_attack_seconds(model, torch.rand(8, 1, 4, 4), torch.device("cpu"),
+    attacks.expected_attack_seconds(model, torch.rand(8, 1, 4, 4), torch.device("cpu"),
                                      [("fgsm", "fgsm", 20)], 10)
     assert len(seen) == 6 and not any(any(flags) for flags in seen)
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
@@ -125,15 +125,15 @@ def test_a_batchs_share_moves_the_bar_inside_the_batch():
 def test_the_slow_attacks_note_names_only_what_is_faster():
     # Was: "--attacks pgd or --max-samples N are faster" to a run of PGD alone
     cpu = torch.device("cpu")
-    pgd = evaluate._attack_jobs(["pgd"], [10, 20])
-    line = evaluate.slow_attacks_note(pgd, 500, 600.0, cpu)
+    pgd = attacks.attack_jobs(["pgd"], [10, 20])
+    line = attacks.slow_attacks_note(pgd, 500, 600.0, cpu)
     assert line == ("classify eval: the attacks (pgd10, pgd20) on 500 images may take up to "
                     "10m00s on cpu (fewer samples stay robust in practice); faster: fewer or "
                     "shorter --pgd-steps (now 10 20), a smaller --n-attack (now 500)")
-    aa = evaluate.slow_attacks_note(evaluate._attack_jobs(["autoattack"], [10]), 500, 600.0, cpu)
+    aa = attacks.slow_attacks_note(attacks.attack_jobs(["autoattack"], [10]), 500, 600.0, cpu)
     assert aa.endswith("; faster: --attacks pgd, a smaller --n-attack (now 500)")
-    both = evaluate.slow_attacks_note(evaluate._attack_jobs(["apgd-t", "pgd"], [40]), 9, 1e3, cpu)
+    both = attacks.slow_attacks_note(attacks.attack_jobs(["apgd-t", "pgd"], [40]), 9, 1e3, cpu)
     assert both.endswith("faster: --attacks pgd, fewer or shorter --pgd-steps (now 40), a "
                          "smaller --n-attack (now 9)")
-    fgsm = evaluate.slow_attacks_note(evaluate._attack_jobs(["fgsm", "pgd"], [1]), 1, 1e3, cpu)
+    fgsm = attacks.slow_attacks_note(attacks.attack_jobs(["fgsm", "pgd"], [1]), 1, 1e3, cpu)
     assert fgsm.endswith("(fewer samples stay robust in practice)")  # nothing is faster
