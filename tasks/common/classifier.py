@@ -9,20 +9,18 @@ weights no robustrep run made (:func:`load_model`).
 Pretrained weights come from a local file (``pretrained_file``), or, with ``pretrained=True``, from
 where :mod:`robustrep.tasks.common.weights` finds them (timm's default tag on the Hugging Face hub,
 ``hf-hub:ORG/NAME``, a local timm folder; the hub's cache first, nothing fetched when offline).
-Either way robustrep reads the file itself (``weights_only=True`` or safetensors) and hands timm the
-state dict (``pretrained_cfg_overlay=dict(state_dict=...)``), so timm's own rules drop or keep the
-classifier and adapt the input conv, and no pickle is ever unpickled with code.
+Either way robustrep reads the file itself (:mod:`.weights_file`: ``weights_only=True`` or
+safetensors) and hands timm the state dict (``pretrained_cfg_overlay=dict(state_dict=...)``), so
+timm's own rules drop or keep the classifier and adapt the input conv, and no pickle is ever
+unpickled with code.
 
 :func:`load_run` is the contract the OOD program relies on: a run folder -> (classifier, config).
 """
 
 from __future__ import annotations
 
-import argparse
 import shlex
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,188 +28,15 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from robustrep._validate import nan_tensors
 from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
-from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights, safe_load
+from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
-from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder, no_ema_text
+from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder
 from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.common.weights import is_source_name, resolve_model
-
-
-# a training checkpoint's entries, in the order timm's load_checkpoint (use_ema=True, its
-# default) takes them, with a robustrep checkpoint's own (``ema``, ``model``): the EMA weights
-# where the file keeps them
-EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
-RAW_KEYS = ("state_dict", "model")
-
-
-def _ema_entries(data: Any) -> list[str]:
-    """The EMA entries a training checkpoint holds (none for a bare state dict)."""
-    return [k for k in EMA_KEYS if isinstance(data, dict) and isinstance(data.get(k), dict)]
-
-
-def _weights_entry(data: dict, path: Path, use_ema: bool = True) -> tuple[dict, str | None]:
-    """The state dict inside a training checkpoint (``data`` itself when it is none): its EMA
-    weights unless ``use_ema`` is False; and, for a file holding both, the note saying which."""
-    raw = [k for k in RAW_KEYS if isinstance(data.get(k), dict)]
-    ema = _ema_entries(data) if use_ema else []
-    found = ema + raw
-    if not found:
-        return data, None
-    note = None
-    if ema and raw:
-        note = (f"note: {path} holds {ema[0]} and {raw[0]}; {ema[0]}, the EMA weights, is loaded "
-                f"(as timm's load_checkpoint does by default; classify eval and ood score take "
-                f"--no-ema for {raw[0]})")
-    return data[found[0]], note
-
-
-@dataclass
-class WeightsFile:
-    """One read of a weights file (:func:`read_weights`), handed on so no caller reads it again.
-
-    ``state``: its tensors (wrapper prefixes stripped); ``normalisation``: the ``mean``/``std``
-    of a robustrep checkpoint (else empty); ``run_config``: the ``config`` a classify run's
-    checkpoint keeps (None for other files); ``notes``: what loading it has to say, on stderr
-    once the model is built from it (:meth:`say_notes`), so a file refused says nothing else.
-    """
-
-    path: Path
-    state: dict[str, Tensor]
-    normalisation: dict[str, list[float]] = field(default_factory=dict)
-    run_config: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def say_notes(self) -> None:
-        for note in self.notes:
-            print(note, file=sys.stderr)
-
-
-def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
-    """The tensors of a weights file, the input normalisation and run config it carries, and
-    its notes (unsaid); an unreadable, empty or pickled-object file is one CheckpointError
-    naming it (safe_load: weights_only, never the full unpickler)."""
-    if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-        try:
-            data = load_file(str(path))
-        except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ... on a bad file
-            raise CheckpointError(f"weights file {path} is not a readable .safetensors file "
-                                  f"({type(err).__name__}: {str(err)[:120]}); use another "
-                                  f"file") from None
-    else:
-        # timm's train.py saves its argparse.Namespace of options beside the weights; the safe
-        # unpickler rebuilds one as an attribute bag (no code runs), and nothing else more
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            data = safe_load(path, "weights file", advice="save the model's state_dict() "
-                             "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
-    has_ema = bool(_ema_entries(data))
-    run_config = data.get("config") if isinstance(data, dict) else None
-    notes = []
-    if isinstance(data, dict):
-        data, note = _weights_entry(data, path, use_ema)
-        notes += [note] if note else []
-    if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
-        raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
-                         f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
-                         f".safetensors file)")
-    bad = nan_tensors(data)  # trained on, they give a NaN loss at step 1 that names no file
-    if bad:
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise CheckpointError(f"weights file {path} holds NaN values ({bad[0]}{more}); use "
-                              f"weights saved before the run that wrote them diverged")
-    note = no_ema_text(path, use_ema, has_ema, f"no {', '.join(EMA_KEYS[:-1])} or "
-                       f"{EMA_KEYS[-1]} entry")
-    notes += [note] if note else []
-    data, normalisation = _split_normalisation(data)
-    return WeightsFile(path, strip_prefixes(data), normalisation,
-                       run_config if isinstance(run_config, dict) else None, notes)
-
-
-def _split_normalisation(state: dict[str, Tensor]
-                         ) -> tuple[dict[str, Tensor], dict[str, list[float]]]:
-    """robustrep's Classifier keeps its input normalisation as buffers ``mean`` and ``std``
-    beside the timm model's ``model.*`` (a run's ``checkpoints/latest.pt`` given as the weights
-    file): the two are split off, so the ``model.`` prefix can go and the run's normalisation
-    is kept."""
-    others = [k for k in state if k not in ("mean", "std")]
-    if len(others) == len(state) - 2 and others and all(k.startswith("model.") for k in others):
-        return ({k: state[k] for k in others},
-                {k: state[k].flatten().tolist() for k in ("mean", "std")})
-    return state, {}
-
-
-# Key prefixes other trainers add around a model: DDP's ``module.``, a Lightning/wrapper ``model.``
-# (and the two together); stripped only when every key has it, so a real submodule keeps its name.
-WRAPPER_PREFIXES = ("module.", "model.")
-
-
-def strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` without the wrapper prefixes that every one of its keys carries."""
-    stripped = True
-    while stripped and state:
-        stripped = False
-        for prefix in WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-                stripped = True
-    return state
-
-
-def _check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path,
-               head: bool = False) -> None:
-    """Raise ValueError when the file's keys/shapes do not fit ``model`` (the classifier too only
-    with ``head``)."""
-    classifiers = (model.pretrained_cfg.get("classifier") or ()) if not head else ()
-    classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
-    first_conv = model.pretrained_cfg.get("first_conv") or ()
-    first_conv = (first_conv,) if isinstance(first_conv, str) else tuple(first_conv)
-
-    def skip(key: str) -> bool:
-        return any(key.startswith(c + ".") for c in classifiers)
-
-    expected = {k: v.shape for k, v in model.state_dict().items() if not skip(k)}
-    got = {k: v.shape for k, v in state.items() if not skip(k)}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    # The input conv may differ in channels only (timm adapts it); other shapes must match.
-    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k]
-                   and not (any(k == c + ".weight" for c in first_conv)
-                            and expected[k][0] == got[k][0] and expected[k][2:] == got[k][2:]))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} parameter(s) missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append("wrong shapes: " + ", ".join(
-                f"{k} {tuple(got[k])} vs {tuple(expected[k])}" for k in wrong[:3]))
-        raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
-                         + "; ".join(parts) + ". Give the weights of the same architecture"
-                         + (" and --num-classes of its head." if head else "."))
-
-
-def _check_parameter_values(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
-    """The file's values for the model's parameters must be real numbers: integers (weights
-    cast to int64 are nearly all zero) would be cast back without a word, and an inf (NaN is
-    refused on reading) gives a NaN loss at step 1 that names no file. A buffer may hold
-    integers or inf on purpose (a count, a mask), so only parameters are checked."""
-    params = dict(model.named_parameters())
-    whole = [k for k, v in state.items() if k in params and params[k].is_floating_point()
-             and not v.is_floating_point()]
-    if whole:
-        raise CheckpointError(f"weights file {path} holds {state[whole[0]].dtype} values for "
-                              f"the parameter {whole[0]} (and {len(whole) - 1} more), not "
-                              f"floating point; save the model's floating-point state_dict()")
-    bad = [k for k, v in state.items() if k in params and v.is_floating_point()
-           and not bool(torch.isfinite(v).all())]
-    if bad:
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise CheckpointError(f"weights file {path} holds infinite values ({bad[0]}{more}); use "
-                              f"weights saved before the run that wrote them diverged")
+from robustrep.tasks.common.weights_file import (WeightsFile, check_fits, check_parameter_values,
+                                                 read_weights)
 
 
 def _fixed_input_size(name: str) -> bool:
@@ -321,8 +146,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         mean = read.normalisation.get("mean") if mean is None else mean
         std = read.normalisation.get("std") if std is None else std
         probe = _create_model(name, source.arch, overlay, build)
-        _check_fits(name, probe, state, weights, head=keep_head)
-        _check_parameter_values(probe, state, weights)
+        check_fits(name, probe, state, weights, head=keep_head)
+        check_parameter_values(probe, state, weights)
         # timm drops the file's classifier when the overlay's num_classes differs from ours (-1
         # never equals it) and keeps it when equal; no url/hub id, so nothing can be fetched.
         overlay.update(state_dict=state, url="", hf_hub_id=None, file=None,
