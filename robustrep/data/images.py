@@ -94,8 +94,10 @@ def _sixteen_bit(image: Any) -> bool:
 
 
 def _rawmodes(image: Any) -> list[Any]:
-    """The file layouts of ``image``'s tiles (known until the image is loaded)."""
-    return [t.args if isinstance(t.args, str) else t.args[0] for t in image.tile if t.args]
+    """The file layouts of ``image``'s tiles (known until the image is loaded). A tile is
+    ``(codec, extents, offset, args)``: a plain tuple before Pillow 11's named ``_Tile``."""
+    args = [tile[3] for tile in image.tile]
+    return [a if isinstance(a, str) else a[0] for a in args if a]
 
 
 def _frames_problem(image: Any) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,35 +180,58 @@ def check_input_size(model: nn.Module, channels: int, image_size: int, name: str
     """ConfigError naming --image-size when ``model`` cannot take ``image_size`` inputs (its
     stem and stages shrink them below a kernel: ``test_convnext`` at 8); that was a traceback
     deep in timm at step 1, after the run folder was made. The forward runs on meta tensors
-    (shapes only, no compute, the weights untouched); where a model's forward needs values it
-    runs once for real, in eval mode without gradients, to tell its own error from the meta
-    device's."""
+    (shapes only, no compute, the weights untouched); where a model's forward needs values, or
+    a layer's output comes out empty (torch before 2.6 gives a convolution larger than its
+    input an empty output on the meta device, where the CPU refuses it), it runs once for real,
+    in eval mode without gradients, for the device's own verdict and message."""
     tensors = dict(model.named_parameters())
     tensors.update(model.named_buffers())
     shapes = {k: torch.empty_like(v, device="meta") for k, v in tensors.items()}
     x = torch.empty(2, channels, image_size, image_size, device="meta")
+    dry_run = next(iter(tensors.values()), x).is_meta  # the dry run's model: nothing to run
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _empty_outputs(model) as empty:
             torch.func.functional_call(model, shapes, (x,))
-        return
+        if not empty:
+            return
+        if dry_run:
+            _refuse_input_size(f"{empty[0]} gives an empty output", image_size, name)
     except NotImplementedError:  # an operation without a meta kernel: left to the run
         return
     except RuntimeError as err:
-        if next(iter(tensors.values()), x).is_meta:  # the dry run's model: nothing to run
+        if dry_run:
             if "meta" not in str(err):  # not the meta device's own limit (.item(), ...)
-                _refuse_input_size(err, image_size, name)
+                _refuse_input_size(str(err), image_size, name)
             return
     try:
         with torch.no_grad(), eval_mode(model):
             device = next(iter(tensors.values()), torch.empty(0)).device
             model(torch.zeros(2, channels, image_size, image_size, device=device))
     except RuntimeError as err:
-        _refuse_input_size(err, image_size, name)
+        _refuse_input_size(str(err), image_size, name)
 
 
-def _refuse_input_size(err: Exception, image_size: int, name: str) -> None:
+@contextmanager
+def _empty_outputs(model: nn.Module):
+    """The names of ``model``'s layers whose output came out with no elements, while inside."""
+    empty: list[str] = []
+    names = {module: name for name, module in model.named_modules()}
+
+    def look(module, args, output) -> None:
+        if isinstance(output, Tensor) and output.numel() == 0:
+            empty.append(names.get(module) or type(module).__name__)
+
+    hooks = [m.register_forward_hook(look) for m in names]
+    try:
+        yield empty
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _refuse_input_size(why: str, image_size: int, name: str) -> None:
     raise ConfigError(f"--image-size {image_size}: model {name!r} cannot take "
-                      f"{image_size}x{image_size} inputs ({str(err).splitlines()[0]}); give a "
+                      f"{image_size}x{image_size} inputs ({why.splitlines()[0]}); give a "
                       f"larger --image-size") from None
 
 

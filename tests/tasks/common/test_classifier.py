@@ -187,6 +187,28 @@ def test_the_input_size_check_runs_a_model_the_meta_device_cannot(monkeypatch):
         check_input_size(ReadsValues(4), 3, 8, "m")
 
 
+def test_an_empty_meta_output_is_checked_for_real_or_refused_in_a_dry_run():
+    # torch 2.5's meta convolution gave a kernel larger than its input an empty output where
+    # the CPU refuses it: the check passed and the run failed at step 1
+    class Shrinks(nn.Module):
+        def __init__(self, fails_for_real: bool):
+            super().__init__()
+            self.fails, self.w = fails_for_real, nn.Parameter(torch.ones(1))
+            self.stem = nn.Identity()
+
+        def forward(self, x):
+            if not x.is_meta and self.fails:
+                raise RuntimeError("Kernel size can't be greater than actual input size")
+            return self.stem(x[..., :0]).sum((2, 3)) * self.w
+
+    with pytest.raises(ConfigError, match=r"cannot take 8x8 inputs \(Kernel size can't"):
+        check_input_size(Shrinks(True), 3, 8, "m")
+    check_input_size(Shrinks(False), 3, 8, "m")  # the real forward decides: it runs
+    with torch.device("meta"), pytest.raises(ConfigError, match=r"8x8 inputs \(stem gives an "
+                                                                  r"empty output\)"):
+        check_input_size(Shrinks(False), 3, 8, "m")
+
+
 def test_eval_and_ood_refuse_an_image_size_the_model_cannot_take(tmp_path, capsys):
     weights = tmp_path / "w.pt"
     torch.save(timm.create_model("test_convnext", num_classes=10).state_dict(), weights)
