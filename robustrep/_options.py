@@ -16,7 +16,8 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class OptionInfo:
-    """One constructor option: its default, its annotation (as written) and its help text."""
+    """One constructor option: its default, its annotation (as written, else the type of a
+    scalar default: :func:`inferred_annotation`) and its help text."""
 
     default: Any
     annotation: str = ""
@@ -71,6 +72,20 @@ def annotation_text(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")  # "Optional[float]", not its __name__
 
 
+# the kinds a flag holds, read from a default where no annotation is written
+_INFERRED_KINDS = (bool, int, float, str)
+
+
+def inferred_annotation(written: str, default: Any) -> str:
+    """The annotation as written; where none is written, the type of a scalar default
+    (``scale=2`` reads as ``int``, ``mode="sum"`` as ``str``), so that such an option gets its
+    command-line flag as an annotated one does (a plugin's ``def __init__(self, scale=2)`` had
+    no ``--NAME-scale``, silently). A ``None``, list or tuple default infers nothing."""
+    if written or type(default) not in _INFERRED_KINDS:
+        return written
+    return type(default).__name__
+
+
 def callable_options(obj: Any) -> dict[str, OptionInfo]:
     """The keyword options of a class's constructor (help from its docstrings' ``Args:``, the
     class's then its bases') or of a function (help from its docstring)."""
@@ -81,7 +96,8 @@ def callable_options(obj: Any) -> dict[str, OptionInfo]:
     helps = merge_help(docs)
     params = inspect.signature(fn).parameters.values()
     return {p.name: OptionInfo(p.default if p.default is not p.empty else None,
-                               annotation_text(p.annotation), helps.get(p.name, ""))
+                               inferred_annotation(annotation_text(p.annotation), p.default),
+                               helps.get(p.name, ""))
             for p in params
             if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
@@ -148,10 +164,14 @@ def static_args(fn: ast.FunctionDef, helps: dict[str, str],
     positional = args.posonlyargs + args.args
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     pairs = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
-    return {a.arg: OptionInfo(None if d is None else literal(d, consts),
-                              ast.unparse(a.annotation) if a.annotation else "",
-                              helps.get(a.arg, ""))
-            for a, d in pairs if a.arg != "self"}
+    out = {}
+    for a, d in pairs:
+        if a.arg != "self":
+            default = None if d is None else literal(d, consts)
+            written = ast.unparse(a.annotation) if a.annotation else ""
+            out[a.arg] = OptionInfo(default, inferred_annotation(written, default),
+                                    helps.get(a.arg, ""))
+    return out
 
 
 def parse_module(module: str) -> ast.Module:

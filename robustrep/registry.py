@@ -325,6 +325,17 @@ def name_of(cls: type) -> str | None:
     return next((n for n, c in _LIVE.items() if c is cls), None)
 
 
+def plugin_classes() -> dict[str, list[tuple[str, str]]]:
+    """``{module: [(name, class qualname), ...]}`` of the imported registrations that are not
+    robustrep's own (``--plugin`` modules, installed entry points): the code a program's error
+    boundary names as the user's when it raises (:mod:`robustrep.tasks.common.errors`)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, cls in sorted(_LIVE.items()):
+        if cls.__module__.partition(".")[0] != "robustrep":
+            out.setdefault(cls.__module__, []).append((name, cls.__qualname__))
+    return out
+
+
 def check_places(names: tuple[str, ...] | list[str], program: str) -> None:
     """Refuse a name whose class does not implement the protocol of its place in ``program``.
 

@@ -211,7 +211,7 @@ def test_a_live_registration_records_names_options_and_help(scratch):
     assert info.options == {
         "a": registry.OptionInfo(None, "int", "first (int)."),
         "b": registry.OptionInfo(0.5, "Optional[float]", "from the base's docstring."),
-        "c": registry.OptionInfo("x", "", ""),
+        "c": registry.OptionInfo("x", "str", ""),  # read from the default (a flag's kind)
         "d": registry.OptionInfo(None, "float | None", ""),
         "e": registry.OptionInfo(None, "list[int]", "")}  # as the source reader writes them
     assert registry.name_of(Live) == "test-live" and registry.name_of(_Base) is None
@@ -318,7 +318,7 @@ def test_a_module_is_read_from_its_source_with_constants_and_arithmetic(tmp_path
     assert child.summary == "Child summary."
     O = registry.OptionInfo  # noqa: N806
     assert child.options == {
-        "x": O(2, "int", ""), "y": O(-8 / 255, "", "why (from the base)."),
+        "x": O(2, "int", ""), "y": O(-8 / 255, "float", "why (from the base)."),
         "z": O(None, "'float | None'", ""), "w": O((2, 6), "", ""), "v": O([4], "", ""),
         "u": O({"k": 9, "test-ast": 2}, "", ""), "t": O(None, "", "")}
     assert (bare.name, bare.options, bare.summary) == ("test-bare", {}, "")

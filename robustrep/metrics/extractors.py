@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -289,6 +290,7 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
                              batch_size: int = 128, lr: float = 1e-3, num_classes: int = 10,
                              input_range: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                              generator: torch.Generator | None = None,
+                             on_batch: Callable[[int], Any] | None = None,
                              **net_kwargs) -> DigitsFeatureNet:
     """Train a :class:`DigitsFeatureNet` as a digit classifier (Adam, cross-entropy); eval mode.
 
@@ -299,6 +301,8 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
     Args:
         images: ``[N, C, 32, 32]`` in ``input_range``.
         labels: ``[N]`` int64 class indices in ``[0, num_classes)``.
+        on_batch: called with the batch's size after each step (a progress bar's ``update``:
+            ``epochs * N`` images in all).
         net_kwargs: passed to :class:`DigitsFeatureNet` (``width``, ``feature_dim``).
     """
     check_tensor("images", images, ndim=4, floating=True)
@@ -331,4 +335,6 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if on_batch is not None:
+                    on_batch(len(batch))
     return model.eval()

@@ -2,10 +2,12 @@
 
 :func:`run_command` runs a command and turns every error a user can fix into exactly one line
 on stderr, ``robustrep <program>: error: <message>``, and exit code 2 (``UserError.exit_code``);
-a diverged run (:class:`TrainingDiverged`) is one line too, with exit code 1. ``--debug`` lets
-the exception through with its traceback. Anything else is a bug in robustrep and keeps its
-traceback. This is the convention of argparse's own ``parser.error`` (``prog: error:
-message``, exit 2), which timm's and StudioGAN's scripts inherit.
+a diverged run (:class:`TrainingDiverged`) is one line too, with exit code 1, and so is an
+exception raised by a plugin's own code (exit code 2, the plugin named: see
+:func:`~robustrep.tasks.common.plugins.plugin_failure`). ``--debug`` prints the traceback before
+the line. Anything else is a bug in robustrep and keeps its traceback. This is the convention
+of argparse's own ``parser.error`` (``prog: error: message``, exit 2), which timm's and
+StudioGAN's scripts inherit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from robustrep.errors import UnreadableImageError
 from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError
+from robustrep.tasks.common.plugins import plugin_failure
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line,
 # with what to do about a path in the output folder, and about any other path (data read, a
@@ -233,8 +236,16 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         return 1
     except OSError as err:
         out = getattr(args, "out", None)
-        line = path_problem(err, out if isinstance(out, (str, os.PathLike)) else None)
+        line = plugin_failure(err) or path_problem(
+            err, out if isinstance(out, (str, os.PathLike)) else None)
         if line is None:  # not the user's path: a bug, with its traceback
+            raise
+        _traceback(debug)
+        report(program, line)
+        return 2
+    except Exception as err:  # noqa: BLE001 (a plugin's own failure is one line; others re-raise)
+        line = plugin_failure(err)
+        if line is None:  # robustrep's bug: its traceback
             raise
         _traceback(debug)
         report(program, line)

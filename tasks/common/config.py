@@ -312,6 +312,7 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     """
     values: dict[str, Any] = {}
     data = load_config_file(config_file) if config_file is not None else {}
+    _refuse_other_programs(cls, data, config_file)
     named = data.pop("preset", None) if "preset" in {f.name for f in dataclasses.fields(cls)} \
         else None
     if named is not None:  # the file's options are meant on top of its preset
@@ -341,6 +342,43 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     cfg = cls(**values)
     check_fields(cfg)
     return cfg
+
+
+# the trainers that take --config and their config classes, by name: imported only to name the
+# trainer a mostly foreign config file belongs to (only the program run is imported otherwise)
+TRAINERS = {"gan train": "robustrep.tasks.gan.config:GanConfig",
+            "classify train": "robustrep.tasks.classify.config:ClassifyConfig"}
+
+
+def _trainer_configs() -> dict[str, type]:
+    import importlib
+    found = {}
+    for command, where in TRAINERS.items():
+        module, _, name = where.partition(":")
+        found[command] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def _refuse_other_programs(cls: type, data: dict[str, Any], path: Any) -> None:
+    """A config file that holds another trainer's options (``gan train --config`` of a classify
+    run's config.json) is named as such: the list of its 40 "unknown options", or its preset
+    "not one of this program's", said what was wrong only option by option. Only a file most of
+    whose options (and at least 3) are foreign, nearly all of them the other trainer's."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    foreign = [k for k in data if k not in fields]
+    if len(foreign) < 3 or 2 * len(foreign) <= len(data):
+        return
+    trainers = _trainer_configs()
+    mine = next((name for name, other in trainers.items() if other is cls), None)
+    for name, other in trainers.items():
+        theirs = {f.name for f in dataclasses.fields(other)}
+        if other is cls or mine is None or 10 * sum(k in theirs for k in foreign) < 9 * len(
+                foreign):
+            continue
+        raise ConfigError(f"config file {path} is the config of a `{name}` run (its options "
+                          f"{', '.join(foreign[:3])}, ... are {name}'s): give it to `robustrep "
+                          f"{name} --config`; {mine} takes a config of its own options (listed "
+                          f"by 'robustrep {mine} --help'), such as a {mine} run's config.json")
 
 
 def _no_run_flags(cls: type, data: dict[str, Any], path: str | Path) -> None:

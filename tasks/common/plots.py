@@ -6,11 +6,73 @@ returns its path.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+
+def _can_write(folder: Path) -> bool:
+    """Whether matplotlib could make and write ``folder``: the folder, or its nearest existing
+    parent, is a folder this user may write (``os.access``, as matplotlib checks it)."""
+    try:
+        probe = folder.resolve()
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+    except (OSError, RuntimeError):
+        return False
+
+
+def _matplotlib_defaults() -> list[Path] | None:
+    """matplotlib's own config and cache folders (``matplotlib.get_configdir``,
+    ``get_cachedir``) where ``MPLCONFIGDIR`` is not set; None where there is no home."""
+    try:
+        if sys.platform.startswith(("linux", "freebsd")):
+            config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+            cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+            return [Path(config, "matplotlib"), Path(cache, "matplotlib")]
+        return [Path.home() / ".matplotlib"]
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
+
+
+def _own_folder() -> Path | None:
+    """A folder of this user's in the temporary folder, kept between runs (matplotlib's font
+    list is built in it once, not at every run); None where none can be made ours."""
+    try:
+        folder = Path(tempfile.gettempdir()) / f"robustrep-matplotlib-{os.getuid()}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except (OSError, AttributeError):  # no temporary folder; no getuid (Windows)
+        return None
+    # a shared /tmp: a folder (or a link) of that name that another user made is not ours
+    ours = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+    return folder if ours and os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def use_writable_matplotlib_folder() -> None:
+    """Set ``MPLCONFIGDIR`` to a folder of ours when matplotlib's default ones cannot be
+    written (HOME unwritable or missing, as on clusters and in containers) and the user set
+    none: matplotlib would print a warning of several lines into the program's output, then
+    use a temporary folder anyway (and set ``MPLCONFIGDIR`` itself). Called before matplotlib
+    is imported, here in the programs: the library imports nothing that draws."""
+    if os.environ.get("MPLCONFIGDIR"):  # the user's choice ("" is unset to matplotlib too)
+        return
+    defaults = _matplotlib_defaults()
+    if defaults is not None and all(_can_write(folder) for folder in defaults):
+        return
+    folder = _own_folder()
+    if folder is not None:
+        os.environ["MPLCONFIGDIR"] = str(folder)
+
+
+use_writable_matplotlib_folder()
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -129,6 +191,13 @@ def _panels(count: int, cols: int, size: tuple[float, float]) -> tuple[Any, list
     return fig, list(axes.flat[:count])
 
 
+def _spread(vals: list[tuple[float, float]]) -> list[float] | None:
+    """The error bars of ``(mean, std)`` pairs, or None when no std is a number (one seed):
+    matplotlib 3.7.0 stops with StopIteration on error bars that are all NaN."""
+    spread = [v[1] for v in vals]
+    return spread if any(math.isfinite(x) for x in spread) else None
+
+
 def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path, title: str = "",
               ylabel: str = "", cols: int = 4) -> Path:
     """Grouped bars with error bars: ``rows[method][metric] = (mean, std)``, one panel per
@@ -138,7 +207,7 @@ def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path,
     fig, axes = _panels(len(metrics), cols, (3.2, 3.2))
     for ax, metric in zip(axes, metrics):
         vals = [rows[m].get(metric, (float("nan"), 0.0)) for m in methods]
-        ax.bar(range(len(methods)), [v[0] for v in vals], yerr=[v[1] for v in vals], capsize=3)
+        ax.bar(range(len(methods)), [v[0] for v in vals], yerr=_spread(vals), capsize=3)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=7)
         ax.set_title(metric)
@@ -188,8 +257,7 @@ def grouped_bars(panels: dict[str, dict[str, dict[str, tuple[float, float]]]], p
         for k, s in enumerate(series):
             vals = [panels[name][g].get(s, (float("nan"), 0.0)) for g in groups]
             xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
-            ax.bar(xs, [v[0] for v in vals], width, yerr=[v[1] for v in vals], capsize=2,
-                   label=s)
+            ax.bar(xs, [v[0] for v in vals], width, yerr=_spread(vals), capsize=2, label=s)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
         ax.set_title(name, fontsize=9)

@@ -4,7 +4,8 @@ A plugin registers by import (``@register_regularizer``, ``@register_network``),
 before the parser reads the registries. The plugins a process loaded are remembered, so that the
 commands it starts in new processes (``report``'s runs, ``ood bench``'s classifiers, through
 :mod:`robustrep.tasks.common.launch`) load them too: a ``--reg`` the parent accepted is then
-accepted by the child that trains it.
+accepted by the child that trains it. An exception a plugin's own code raises is one line
+naming the plugin (:func:`plugin_failure`), not robustrep's traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib.util
 import os
 import shlex
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,84 @@ def _import_by_name(name: str) -> None:
     if source and Path(source).resolve().is_relative_to(Path(here).resolve()) \
             and here not in _PATHS:  # found in the working folder: a child starts elsewhere
         _PATHS.append(here)
+
+
+def plugin_failure(err: BaseException) -> str | None:
+    """One line for an exception a plugin's own code raised (a regularizer or a network family
+    of a ``--plugin`` module or an installed entry point), or None.
+
+    The plugin raised it when, of the traceback's frames in robustrep or in a plugin module, the
+    innermost is the plugin's: frames of torch or the standard library below it are calls the
+    plugin made. An error inside robustrep code that a plugin called (the ``score`` an extra D
+    term calls is robustrep's D) stays a bug of robustrep, with its traceback.
+    """
+    owners = _plugin_owners()
+    if not owners:
+        return None
+    last = None
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        path = _real_path(frame.f_code.co_filename)
+        owner = next((o for where, o in owners.items() if path == where
+                      or path.startswith(where + os.sep)), None)
+        if owner is not None:
+            last = (owner, frame.f_code, lineno)
+        elif any(path.startswith(top + os.sep) for top in _robustrep_folders()):
+            last = None
+    if last is None:
+        return None
+    (module, shown, members), code, lineno = last
+    function = getattr(code, "co_qualname", code.co_name)  # Python 3.11+: Class.method
+    named = [f for f, qualname in members if function.startswith(qualname + ".")] or \
+        [f for f, _ in members]
+    message = " ".join(f"{type(err).__name__}: {err}".split())
+    return (f"{' / '.join(named)}: the plugin module {shown} raised {message} (in {function}, "
+            f"line {lineno} of {Path(code.co_filename).name}); it is the plugin's code, not "
+            f"robustrep's: --debug shows the traceback")
+
+
+def _plugin_owners() -> dict[str, tuple[str, str, list[tuple[str, str]]]]:
+    """``{file or package folder: (module, how it is shown, [(flag and name, qualname)])}``
+    of the plugin modules imported so far: their regularizers and network families."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    registry = sys.modules.get("robustrep.registry")
+    for module, classes in (registry.plugin_classes() if registry else {}).items():
+        found.setdefault(module, []).extend((f"--reg {n}", q) for n, q in classes)
+    nets = sys.modules.get("robustrep.nets")
+    for role, table in (getattr(nets, "_REGISTRY", None) or {}).items():
+        for name, factory in sorted(table.items()):
+            module = getattr(factory, "__module__", "") or ""
+            if module.partition(".")[0] != "robustrep":
+                found.setdefault(module, []).append((f"--arch {name}", factory.__qualname__))
+    owners = {}
+    for module, members in found.items():
+        where = _module_place(sys.modules.get(module))
+        if where is not None:
+            members = list(dict.fromkeys(members))  # a family's G and D may be one class
+            owners[where[0]] = (module, where[1], members)
+    return owners
+
+
+def _module_place(module: object) -> tuple[str, str] | None:
+    """Where a plugin module's code lives and how a line names it: a ``--plugin FILE`` by its
+    file; a module of a package (``mypkg.regs``) by its package's folder, whose other modules
+    are the plugin's too, and its name."""
+    name, path = getattr(module, "__name__", ""), getattr(module, "__file__", None)
+    if not path:
+        return None
+    if name.startswith("robustrep_plugin_"):  # loaded from a file (tasks/common/plugins.py)
+        return _real_path(path), path
+    top = sys.modules.get(name.partition(".")[0])
+    folders = list(getattr(top, "__path__", None) or [])
+    if "." in name and folders:
+        return _real_path(folders[0]), name
+    return _real_path(path), name
+
+
+def _robustrep_folders() -> list[str]:
+    import robustrep
+    import robustrep.tasks
+    return [_real_path(p) for p in (*robustrep.__path__, *robustrep.tasks.__path__)]
+
+
+def _real_path(path: str) -> str:
+    return os.path.realpath(os.path.abspath(path))

@@ -7,6 +7,7 @@
       samples/           image grids (PNG)
       plots/             curves and diagrams (PNG)
       finished.json      written last, when training ended (runfiles.py reads runs back)
+      resumes.json       one entry per resume: its step and the options it changed, old and new
       .lock              held (``fcntl.flock``) by the one process training into RUN
 
 One run per folder: a training run (fresh or resumed) holds an exclusive ``flock`` on
@@ -42,14 +43,15 @@ from robustrep.tasks.common.checkpoint import (LATEST, last_step_checkpoint, lat
                                                remove_stale_tmp)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.runfiles import (FINISHED, read_json, read_jsonl, unmark_finished,
-                                            write_text_atomic)
+                                            write_json, write_text_atomic)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
 LOCK_FILE = ".lock"
+RESUMES_FILE = "resumes.json"
 # what a run writes beside config.json (which it writes first): in a folder without one, they
 # are a user's own
 RUN_OUTPUTS = ("metrics.jsonl", FINISHED, "samples", "plots", "checkpoints", "tensorboard",
-               "regularizers.json")
+               "regularizers.json", RESUMES_FILE)
 
 
 def jsonable(value: Any) -> Any:
@@ -484,6 +486,7 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
             run.create()
             run.truncate_metrics(0)  # a restart of the same config that never checkpointed
             unmark_finished(run.path)
+            (run.path / RESUMES_FILE).unlink(missing_ok=True)  # resumes of the run it restarts
             run.write_config(config)
         else:
             run.create()
@@ -495,10 +498,13 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
 
 
 def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
-    """After a resumed run's checkpoint was validated: its (overridden) config, the metrics cut
-    back to the checkpoint's step, and the records' wall clock going on from the last one."""
+    """After a resumed run's checkpoint was validated: its (overridden) config, what the resume
+    changed (:func:`record_resume`), the metrics cut back to the checkpoint's step, and the
+    records' wall clock going on from the last one."""
     unmark_finished(run.path)
-    run.write_config(absolute_paths(config))
+    config = absolute_paths(config)
+    record_resume(run, config, step)
+    run.write_config(config)
     existed = run.metrics_file.exists()
     run.truncate_metrics(step)
     records = run.read_metrics()
@@ -508,3 +514,40 @@ def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
               f"the resumed run's records start after it", file=sys.stderr)
     if records:
         run.started = time.time() - float(records[-1].get("time", 0.0))
+
+
+def record_resume(run: RunDir, config: dict[str, Any], step: int) -> None:
+    """Append this resume to ``RUN/resumes.json`` (a list of ``{"step", "changed"}``, written
+    atomically): the options whose value differs from the run's config.json, ``{"old", "new"}``,
+    in effect from ``step``; a note on stderr names them. config.json then holds the new values
+    alone: without this record a run resumed with ``--lr 0.5`` at step 200 would read as run at
+    0.5 throughout. Entries past ``step`` are dropped, as the metrics are (an older checkpoint
+    resumed: the steps they ran are run again)."""
+    # the trainers read it before the resume (a caller without one compares nothing)
+    old = read_json(run.config_file, dict) if run.config_file.is_file() else {}
+    new = json.loads(json.dumps(jsonable(config)))  # as config.json holds it
+    # an option this version added is no override (the run had none): only keys saved before
+    changed = {k: {"old": old[k], "new": v} for k, v in new.items() if k in old and old[k] != v}
+    history = [e for e in _read_resumes(run.path / RESUMES_FILE) if e["step"] <= step]
+    write_json(run.path / RESUMES_FILE, [*history, {"step": step, "changed": changed}])
+    if changed:
+        diffs = ", ".join(f"{k} {d['old']!r} -> {d['new']!r}" for k, d in changed.items())
+        print(f"note: {run.path} resumed at step {step} with {diffs} (config.json holds the new "
+              f"values, {RESUMES_FILE} the old)", file=sys.stderr)
+
+
+def _read_resumes(path: Path) -> list[dict[str, Any]]:
+    """The entries of a run's resumes.json (none when it has none); a damaged one is said on
+    stderr and started again, as a resume must not fail for its record of earlier ones."""
+    if not path.exists():
+        return []
+    try:
+        entries = read_json(path, list)
+        if not all(isinstance(e, dict) and {"step", "changed"} <= e.keys()
+                   and isinstance(e["step"], int) for e in entries):
+            raise ValueError("its entries are not {step, changed}")
+    except (RunFolderError, ValueError) as err:
+        print(f"warning: {path} is unreadable ({err}); it starts again with this resume",
+              file=sys.stderr)
+        return []
+    return entries

@@ -17,8 +17,10 @@ square, resized to R x R (Lanczos), stored as an uncompressed PNG under
 (sorted class names, as torchvision's ``ImageFolder``) or ``null`` for a flat folder. ``gan
 train``, ``classify train`` and ``gan fid`` read it back (``--dataset zip --data-root OUT.zip``).
 Images smaller than R are enlarged, as ``dataset_tool.py`` enlarges them, and a note counts them
-(``enlarged`` in the summary). A ``dataset.json`` in SRC (stylegan2-ada's labels, which
-``dataset_tool.py`` reads) is refused: here the class folders label the images.
+(``enlarged`` in the summary). R is a power of 2, as ``dataset_tool.py`` requires (the GAN
+networks train at no other side). A ``dataset.json`` in SRC (stylegan2-ada's labels, which
+``dataset_tool.py`` reads) is refused, from the names alone, before any image is opened: here
+the class folders label the images.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if os.path.lexists(out):  # exists() is False for a dangling link, which writing would follow
         what = "is a symbolic link" if out.is_symlink() else "exists"
         raise UserError(f"OUT {out} {what}; remove it or choose another path")
+    check_power_of_two(args.resolution)
     if not (src.is_dir() or (src.is_file() and is_zip_source(src))):
         what = "is not a folder or a .zip" if os.path.lexists(src) else "does not exist"
         raise DataError(f"SRC {src} {what}; give an image folder (SRC/<class>/<image> or "
@@ -62,3 +65,14 @@ def cmd_pack(args: argparse.Namespace) -> int:
     summary = pack_folder(src, out, args.resolution, args.channels, show_progress=not args.quiet)
     print(json.dumps(summary, indent=2, ensure_ascii=False))  # a path as the user wrote it
     return 0
+
+
+def check_power_of_two(side: int) -> None:
+    """The zip's side must be a power of 2: stylegan2-ada's ``dataset_tool.py`` refuses any
+    other, and so does every GAN network here (StyleGAN2 and DCGAN: >= 8; ``gan train
+    --image-size``: >= 16); ``classify train`` resizes to its own size whatever is stored."""
+    if side & (side - 1):
+        below = 1 << (side.bit_length() - 1)
+        raise UserError(f"--resolution {side}: a stylegan2-ada zip's side is a power of 2 "
+                        f"(dataset_tool.py and the GAN networks take no other); give {below} "
+                        f"or {2 * below}")

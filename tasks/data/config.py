@@ -17,7 +17,8 @@ class PackOptions:
     zip: str = option(REQUIRED, "the zip to write (must not exist)", positional=True,
                       metavar="OUT.zip")
     # max: a typo (100000) would allocate 30 GB per image; stylegan2-ada's largest is 1024
-    resolution: int = option(REQUIRED, "side of the square images (stylegan2-ada trains on "
-                                       "powers of 2)", min=1, max=16384)
+    resolution: int = option(REQUIRED, "side of the square images: a power of 2, as "
+                                       "stylegan2-ada's dataset_tool.py takes", min=1,
+                             max=16384)
     channels: int = option(3, "3 (RGB) or 1 (greyscale)", (1, 3))
     quiet: bool = shared("quiet")

@@ -53,14 +53,24 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
 
 def _open_source(src: Path, resolution: int, channels: int) -> Any:
     """The images of ``src`` as a dataset: an image folder, or a zip read by the same scan
-    (``ZipImageFolder``); a source holding stylegan2-ada labels is refused."""
+    (``ZipImageFolder``); a source holding stylegan2-ada labels is refused from the scan of its
+    names, before any image is read (70k images take minutes to open), then every image is."""
+    _refuse_labels_file(src, _scan(src, resolution, channels, verify=False))
+    return _scan(src, resolution, channels, verify=True)  # scanned again: names are cheap
+
+
+def _scan(src: Path, resolution: int, channels: int, verify: bool) -> Any:
+    """``src`` read as a folder or a zip of one; with ``verify`` every image is opened."""
     try:
         if is_zip_source(src):
-            dataset = ZipImageFolder(src, channels, verify=True)
-        else:
-            dataset = image_folder(src, resolution, channels, verify=True)
+            return ZipImageFolder(src, channels, verify=verify)
+        return image_folder(src, resolution, channels, verify=verify)
     except (FileNotFoundError, ValueError) as err:
         raise DataError(program_advice(err, skip_option=False)) from None  # no such option
+
+
+def _refuse_labels_file(src: Path, dataset: Any) -> None:
+    """Refuse a ``dataset.json`` among the files the scan did not take as images."""
     found = next((p for p in dataset.unread if Path(p).name == LABELS_FILE), None)
     if found is not None:
         # dataset_tool.py labels images by it; here the class folders do, and it would be lost
@@ -68,7 +78,6 @@ def _open_source(src: Path, resolution: int, channels: int) -> Any:
                         f"does not read (it labels images by their class folder, "
                         f"SRC/<class>/<image>): remove it to pack the images without those "
                         f"labels, or sort them into class folders")
-    return dataset
 
 
 def _images(dataset: Any, resolution: int, enlarged: list[int]) -> Iterator[Any]:

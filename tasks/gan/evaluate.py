@@ -35,8 +35,10 @@ no sample within 3 std of any mode there is no histogram and the KL is undefined
 null (``n/a`` in the table) with ``kl_uniform_note`` saying why, never as a bare NaN.
 
 Caches are read with ``torch.load(weights_only=True)``; one that cannot be read (truncated,
-written by something else) is rebuilt rather than trusted. The output file is checked for
-writability before any work.
+written by something else) is rebuilt rather than trusted. A filled cache is only read, so a
+read-only one serves; a cache that cannot be written (read-only, full) costs only the time to
+compute its file again next time: one note names the folder and ``$ROBUSTREP_CACHE``, and the
+command goes on. The output file is checked for writability before any work.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from robustrep.tasks.common.checkpoint import safe_load, save_atomic
 from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.errors import CheckpointError, DataError, UserError
+from robustrep.tasks.common.errors import CheckpointError, DataError, RunFolderError, UserError
 from robustrep.tasks.common.options import check_run_folder
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.regularizers import refuse_unused
@@ -93,10 +95,29 @@ def _read_cache(path: Path) -> dict | None:
 
 
 def cache_dir() -> Path:
-    """The programs' cache (:func:`robustrep.tasks.common.download.cache_dir`), created."""
-    path = download.cache_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The programs' cache (:func:`robustrep.tasks.common.download.cache_dir`); made when a file
+    is first kept there (:func:`keep_in_cache`), so reading a read-only one never writes."""
+    return download.cache_dir()
+
+
+def keep_in_cache(obj: Any, path: Path, what: str) -> None:
+    """Save ``obj`` at ``path`` in the cache; where the cache cannot be written (a read-only or
+    full disk, another user's folder), one note on stderr names the folder and the variable
+    that moves it, and the command goes on with what it computed (it is computed again next
+    time): the cache saves time, it is never what a command needs."""
+    try:
+        save_atomic(obj, path)  # makes the folder
+    except (OSError, RunFolderError) as err:  # the latter: save_atomic's line for an OSError
+        print(f"note: {what} could not be kept in robustrep's cache {path.parent} "
+              f"({_system_reason(err) or err}); it is computed again next time: set "
+              f"{download.CACHE_ENV} to a folder you can write to", file=sys.stderr, flush=True)
+
+
+def _system_reason(err: BaseException | None) -> str | None:
+    """The system's words (``Read-only file system``) for the OSError behind ``err``."""
+    while err is not None and not (isinstance(err, OSError) and err.strerror):
+        err = err.__context__
+    return err.strerror if err is not None else None
 
 
 def _hash(obj: Any) -> str:
@@ -122,21 +143,30 @@ def digits_feature_net(shape: tuple[int, ...], device: torch.device,
         net.load_state_dict(saved["state"])
         info = saved["info"]
     else:
-        train = digits(shape[-1], shape[0], train=True)
-        test = digits(shape[-1], shape[0], train=False)
-        if show_progress:
-            print(f"training the digits feature network for FID at {shape[-1]}x{shape[-1]} "
-                  f"({recipe['epochs']} epochs on {len(train.images):,} digits, under a minute on "
-                  f"a 2-core CPU; once: it is cached as {path})", file=sys.stderr, flush=True)
-        kwargs = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "seed")}
-        net = train_digits_feature_net(train.images, train.targets, **kwargs)
-        with torch.no_grad():
-            acc = (net(test.images).argmax(1) == test.targets).float().mean().item()
-        info = {"extractor": "digits-cnn", "test_accuracy": round(acc, 4), "cache": str(path),
-                "recipe": recipe}
-        save_atomic({"state": net.state_dict(), "info": info}, path)
+        net, info = _train_digits_net(recipe, shape, path, show_progress)
     net = net.to(device).eval().requires_grad_(False)
     return _Features(net), info
+
+
+def _train_digits_net(recipe: dict, shape: tuple[int, ...], path: Path,
+                      show_progress: bool) -> tuple[DigitsFeatureNet, dict]:
+    """Train the digits CNN of ``recipe`` (once: then read from the cache at ``path``), with a
+    progress bar and an estimate as the other long steps have (``--quiet``: none)."""
+    train = digits(shape[-1], shape[0], train=True)
+    test = digits(shape[-1], shape[0], train=False)
+    kwargs = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "seed")}
+    side = f"{shape[-1]}x{shape[-1]}"
+    with progress(recipe["epochs"] * len(train.images), unit="image", enabled=show_progress,
+                  desc=f"training the digits feature network for FID at {side} (once: cached "
+                       f"in {path.parent})") as bar:
+        net = train_digits_feature_net(train.images, train.targets, on_batch=bar.update,
+                                       **kwargs)
+    with torch.no_grad():
+        acc = (net(test.images).argmax(1) == test.targets).float().mean().item()
+    info = {"extractor": "digits-cnn", "test_accuracy": round(acc, 4), "cache": str(path),
+            "recipe": recipe}
+    keep_in_cache({"state": net.state_dict(), "info": info}, path, "the digits feature network")
+    return net, info
 
 
 class _Features(nn.Module):
@@ -327,8 +357,8 @@ def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch
         return {"stats": FeatureStats().load_state_dict(saved["stats"]),
                 "feats": saved["feats"].to(device)}
     out = stream_features(net, batches(), device, keep, desc, total)
-    save_atomic({"stats": out["stats"].state_dict(), "feats": out["feats"].cpu(), "key": key},
-                path)
+    keep_in_cache({"stats": out["stats"].state_dict(), "feats": out["feats"].cpu(), "key": key},
+                  path, f"the feature statistics {path.name}")
     return out
 
 

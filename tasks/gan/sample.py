@@ -10,6 +10,8 @@ points unchanged in the ``.pt`` file. ``--seeds`` and ``--outdir`` follow styleg
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,9 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
         names = _drawn(seed, num, use_ema, truncation, seed_list, noise_mode, class_idx)
         grid = (check_sample_file(f"{Path(run).stem}-{names}.png", "--grid", force)
                 if cfg is None else Path(run) / "samples" / f"sample-step{step:08d}-{names}.png")
+    if outdir is not None:  # before any file is listed or made
+        check_disk(total, _numel(G, cfg), outdir, "--seeds" if seed_list is not None else
+                   "--num")
     files = None if outdir is None else _image_files(outdir, seed_list, num, force)
     batches = (generate_seeds(G, seed_list, dev, **kwargs) if seed_list is not None
                else generate_batches(G, num, dev, seed, **kwargs))
@@ -251,7 +256,46 @@ def check_memory(total: int, numel: int, why: str, images: bool = True) -> None:
                            "batch), or draw fewer" if images else "draw fewer"))
 
 
-def _drain(batches, files: list[Path] | None, keep: bool, total: int,
+# a PNG's bytes besides its pixels: signature, IHDR, IDAT and IEND chunks, zlib's header
+PNG_OVERHEAD = 70
+
+
+def disk_room(folder: Path) -> tuple[int, int | None, int] | None:
+    """Free bytes, free files (inodes; None where the file system does not count them) and the
+    block size of the file system holding ``folder`` (or its nearest existing parent)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+        free = shutil.disk_usage(folder).free
+    except (OSError, AttributeError):  # no statvfs (Windows), a folder gone meanwhile
+        return None
+    return free, (stats.f_favail if stats.f_files else None), stats.f_frsize or stats.f_bsize
+
+
+def check_disk(total: int, numel: int, outdir: str | Path, option: str) -> None:
+    """``--outdir`` gets one PNG per sample: refuse, before any file is listed or made, a count
+    its file system cannot hold (``--num 100000000`` built 10^8 file names, then wrote images
+    until the disk was full). A PNG of a sample takes at least ``numel / 2`` bytes (deflate
+    rarely halves a generated image's 8-bit pixels) and at least one block of the disk."""
+    room = disk_room(Path(outdir).expanduser().absolute())
+    if room is None:
+        return
+    free, files, block = room
+    each = -(-(numel // 2 + PNG_OVERHEAD) // max(block, 1)) * max(block, 1)
+    need = total * each
+    if need > free:
+        raise UserError(f"{option} {total:,} with --outdir {outdir}: {total:,} PNGs need at "
+                        f"least {need / 1e9:.1f} GB ({each:,} bytes each at least, in whole blocks "
+                        f"of {block:,} bytes), and its disk has {free / 1e9:.1f} GB free; draw "
+                        f"fewer, or choose a folder on a larger disk")
+    if files is not None and total > files:
+        raise UserError(f"{option} {total:,} with --outdir {outdir}: one PNG per sample, and "
+                        f"its file system can hold only {files:,} more files (inodes); draw "
+                        f"fewer, or choose a folder on another disk")
+
+
+def _drain(batches, files: Sequence[Path] | None, keep: bool, total: int,
            show: bool) -> torch.Tensor | None:
     """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
     the samples (on the CPU) when ``keep``."""
@@ -300,18 +344,50 @@ def g_options(G: torch.nn.Module, source: Any, truncation: float = 1.0,
     return kwargs if class_idx is None else {**kwargs, "class_idx": class_idx}
 
 
+class ImageFiles(Sequence):
+    """The PNG paths of ``--outdir``, each made when it is asked for (``files[i:j]``): a list
+    of ``--num`` paths took minutes and gigabytes of memory for 10^8 of them."""
+
+    def __init__(self, folder: Path, seeds: list[int] | None, num: int):
+        self.folder, self.seeds, self.num = folder, seeds, num
+
+    def __len__(self) -> int:
+        return self.num if self.seeds is None else len(self.seeds)
+
+    def name(self, i: int) -> str:
+        return f"{i:06d}.png" if self.seeds is None else f"seed{self.seeds[i]:04d}.png"
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.folder / self.name(index % len(self))
+
+    def taken(self) -> list[Path]:
+        """The files it would write that are there already, in writing order (the folder
+        listed once: a file test per name took as long as the names did)."""
+        try:
+            there = set(os.listdir(self.folder))  # broken links too, as the writes meet them
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        if self.seeds is not None:
+            return [self.folder / n for n in map(self.name, range(len(self))) if n in there]
+        numbers = sorted(int(n[:-4]) for n in there if n.endswith(".png") and n[:-4].isdigit()
+                         and len(n) >= 10 and int(n[:-4]) < self.num)
+        return [self[i] for i in numbers if self.name(i) in there]
+
+
 def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
-                 force: bool) -> list[Path]:
+                 force: bool) -> ImageFiles:
     """The PNG paths of ``--outdir`` (``seed0000.png`` per seed, as generate.py names them, else
     ``000000.png`` on), checked before any sampling: none over a file unless ``force``."""
     folder = check_writable(outdir, "--outdir")
     if "checkpoints" in folder.resolve().parts:
         raise UserError(f"--outdir {outdir} is inside a checkpoints/ folder, whose files a run "
                         f"needs to resume and sample; write the images elsewhere")
-    names = ([f"seed{s:04d}.png" for s in seeds] if seeds is not None
-             else [f"{i:06d}.png" for i in range(num)])
-    files = [folder / name for name in names]
-    taken = [p for p in files if p.exists() or p.is_symlink()]
+    files = ImageFiles(folder, seeds, num)
+    taken = files.taken()
     if taken and not force:
         raise UserError(f"--outdir {outdir} already holds {taken[0].name}"
                         + (f" and {len(taken) - 1} more of the files it would write"
@@ -320,7 +396,7 @@ def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
     return files
 
 
-def _write_images(samples: torch.Tensor, files: list[Path]) -> None:
+def _write_images(samples: torch.Tensor, files: Sequence[Path]) -> None:
     """Each image as its own PNG, in generate.py's conversion ``x * 127.5 + 128`` clamped to
     0..255 and truncated to uint8 (torchvision's grid rounds the same way)."""
     from PIL import Image

@@ -77,6 +77,22 @@ def test_resume_with_a_lower_learning_rate_applies_it(tiny_cfg, tmp_path):
     assert math.isclose(lr4, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
 
 
+def test_a_resumes_changed_options_are_recorded_in_the_run_folder(tiny_cfg, tmp_path, capsys):
+    """config.json was rewritten with the resume's --lr, the run's own 0.05 lost: the folder
+    said the whole run trained at 0.01. resumes.json keeps the step and both values."""
+    from robustrep.tasks.classify.train import train
+    run = tmp_path / "run"
+    train(tiny_cfg(steps=2, ckpt_every=2, lr=0.05), run, quiet=True)
+    assert main(["classify", "train", "--resume", str(run), "--steps", "3", "--lr", "0.01",
+                 "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.01
+    changed = {"steps": {"old": 2, "new": 3}, "lr": {"old": 0.05, "new": 0.01}}
+    assert json.loads((run / "resumes.json").read_text()) == [{"step": 2, "changed": changed}]
+    notes = [line for line in capsys.readouterr().err.splitlines() if "resumed" in line]
+    assert notes == [f"note: {run} resumed at step 2 with steps 2 -> 3, lr 0.05 -> 0.01 "
+                     f"(config.json holds the new values, resumes.json the old)"]
+
+
 def test_resume_refuses_another_number_of_processes(tiny_cfg, tmp_path, capsys):
     """--batch-size is per process: a 2-process run resumed alone would halve its batch."""
     import torch

@@ -256,3 +256,85 @@ def test_a_divergence_before_any_checkpoint_advises_a_folder_that_takes_new_opti
     advice = resume_advice(None, None, run, "a lower --lr")
     assert advice == (f"no checkpoint was written before it; start again with a lower --lr, into "
                       f"another --out or after removing {run}")
+
+
+def _resumes(run):
+    return json.loads((run.path / "resumes.json").read_text())
+
+
+def test_each_resume_records_the_options_it_changed_from_its_step(tmp_path, capsys):
+    """config.json was rewritten with a resume's --lr and kept no trace of the run's own: the
+    run read as trained at the new value throughout. resumes.json keeps, per resume, its step
+    and each changed option's old and new values; a note names them."""
+    from robustrep.tasks.common.rundir import resumed
+    run = RunDir(tmp_path).create()
+    run.write_config({"lr": 0.05, "steps": 4, "data_root": str(tmp_path)})
+    for step in (1, 2, 3, 4):
+        run.log(step, loss=1.0)
+    # an option this version added (absent from the saved config) is no override
+    resumed(run, {"lr": 0.5, "steps": 6, "data_root": str(tmp_path), "added": 1}, 2)
+    assert _resumes(run) == [{"step": 2, "changed": {"lr": {"old": 0.05, "new": 0.5},
+                                                     "steps": {"old": 4, "new": 6}}}]
+    assert json.loads(run.config_file.read_text())["lr"] == 0.5
+    assert capsys.readouterr().err == (f"note: {tmp_path} resumed at step 2 with lr 0.05 -> 0.5, "
+                                       f"steps 4 -> 6 (config.json holds the new values, "
+                                       f"resumes.json the old)\n")
+    run.log(3, loss=1.0)
+    run.log(4, loss=1.0)
+    resumed(run, {"lr": 0.5, "steps": 6, "data_root": str(tmp_path), "added": 1}, 4)
+    assert _resumes(run)[1:] == [{"step": 4, "changed": {}}]
+    assert capsys.readouterr().err == ""  # nothing changed: nothing to say
+    # an older checkpoint resumed: the resume at step 4 ran steps now run again, and goes
+    resumed(run, {"lr": 0.1, "steps": 6, "data_root": str(tmp_path), "added": 1}, 2)
+    assert _resumes(run) == [{"step": 2, "changed": {"lr": {"old": 0.05, "new": 0.5},
+                                                     "steps": {"old": 4, "new": 6}}},
+                             {"step": 2, "changed": {"lr": {"old": 0.5, "new": 0.1}}}]
+    assert "with lr 0.5 -> 0.1 (" in capsys.readouterr().err
+
+
+def test_a_damaged_resume_record_is_said_and_started_again(tmp_path, capsys):
+    from robustrep.tasks.common.rundir import resumed
+    run = RunDir(tmp_path).create()
+    run.write_config({"lr": 0.05})
+    run.log(2, loss=1.0)
+    (tmp_path / "resumes.json").write_text('[{"step": 1')  # cut mid-write by hand
+    resumed(run, {"lr": 0.05}, 2)
+    assert _resumes(run) == [{"step": 2, "changed": {}}]
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {tmp_path / 'resumes.json'} is unreadable (") and \
+        err.endswith("); it starts again with this resume\n") and err.count("\n") == 1
+
+
+def test_a_fresh_run_drops_the_resumes_of_the_run_it_restarts(tmp_path):
+    """A run restarted from scratch in its folder (its checkpoints removed) keeps its
+    config.json; the record of the old run's resumes is not this run's."""
+    from robustrep.tasks.common.rundir import open_run
+    run = RunDir(tmp_path).create()
+    run.write_config({"lr": 0.05})
+    (tmp_path / "resumes.json").write_text('[{"step": 2, "changed": {}}]')
+    open_run(run, {"lr": 0.05}, resume=False, log=None).release()
+    assert not (tmp_path / "resumes.json").exists()
+
+
+def test_a_folder_holding_a_resume_record_but_no_config_is_not_a_run(tmp_path):
+    from robustrep.tasks.common.rundir import check_run_folder
+    (tmp_path / "resumes.json").write_text("[]")  # the user's own file of that name
+    with pytest.raises(RunFolderError, match="holds a resumes.json but no config.json"):
+        check_run_folder(tmp_path, resume=False)
+
+
+def test_gan_train_records_a_resumes_changed_learning_rate(tmp_path, capsys):
+    """gan train resumes through the same code as classify train."""
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.gan.train import train
+
+    from ..gan.conftest import tiny_config
+    run = tmp_path / "run"
+    train(tiny_config("grid-mlp", steps=1, ckpt_every=1, out=str(run)), show_progress=False)
+    old = json.loads((run / "config.json").read_text())["lr_d"]
+    assert main(["gan", "train", "--resume", str(run), "--steps", "2", "--lr-d", "0.0001",
+                 "--quiet"]) == 0
+    assert _resumes(RunDir(run)) == [{"step": 1, "changed": {
+        "steps": {"old": 1, "new": 2}, "lr_d": {"old": old, "new": 0.0001}}}]
+    assert f"resumed at step 1 with steps 1 -> 2, lr_d {old!r} -> 0.0001 (" in \
+        capsys.readouterr().err

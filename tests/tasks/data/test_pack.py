@@ -339,3 +339,35 @@ def test_the_summary_names_a_non_ascii_path_as_written(folder, tmp_path):
     code, text, err = pack(folder, out)
     assert code == 0, err
     assert f'"zip": "{out}"' in text  # was "pk \\u00fc/out.zip"
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+@pytest.mark.parametrize("where", ["dataset.json", "cat/dataset.json"])
+def test_stylegan2_labels_are_refused_before_any_image_is_read(mixed, tmp_path, monkeypatch,
+                                                               as_zip, where):
+    """Was refused only after every image had been opened (minutes for 70k images), and an
+    unreadable image among them was named instead of the labels file: the scan of the names
+    is enough to refuse it, in the folder and in a zip of it."""
+    truncate(mixed / "cat" / "a.png")  # opening the images would refuse this one first
+    (mixed / where).write_text('{"labels": [["cat/a.png", 0]]}')
+    source = zip_folder(mixed, tmp_path / "src.zip") if as_zip else mixed
+    opened = []
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or 1 / 0)
+    code, _, err = pack(source, tmp_path / "o.zip")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"SRC {source} holds {source / where}, stylegan2-ada's labels" in err
+    assert opened == [] and not (tmp_path / "o.zip").exists()
+
+
+@pytest.mark.parametrize("side, nearest", [("15", "8 or 16"), ("3", "2 or 4"), ("100", "64 or 128"),
+                                           ("12288", "8192 or 16384")])
+def test_a_side_no_gan_network_trains_at_is_refused(folder, tmp_path, capsys, side, nearest):
+    """Was packed: stylegan2-ada's dataset_tool.py refuses a side that is no power of 2, and
+    so do the GAN networks here (StyleGAN2, DCGAN, gan train --image-size)."""
+    out = tmp_path / "o.zip"
+    assert main(["data", "pack", str(folder), str(out), "--resolution", side]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep data: error: --resolution {side}: a stylegan2-ada zip's side is a power of 2 "
+        f"(dataset_tool.py and the GAN networks take no other); give {nearest}\n")
+    assert not out.exists()
+    assert main(["data", "pack", str(folder), str(out), "--resolution", "4", "--quiet"]) == 0

@@ -546,32 +546,139 @@ def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch,
     assert shown and not any(shown)
 
 
-def test_training_the_digits_feature_network_is_said_once(tmp_path, monkeypatch, capsys):
-    """Was: the first evaluation (gan train, eval, fid) trained the digits CNN for up to half a
-    minute with nothing on the screen; now one line says what runs and where it is cached,
-    only with progress shown and only when it is trained (not when read from the cache)."""
-    from robustrep.metrics import DigitsFeatureNet
+@pytest.fixture
+def few_digits(monkeypatch):
+    """The digits feature network trains on 64 digits (the cache key is unchanged: tests give
+    it a cache of their own), so that training it takes a moment, not half a minute."""
+    from types import SimpleNamespace
+
+    from robustrep.data import digits
+    from robustrep.tasks.gan import evaluate
+
+    def few(size, channels, train):
+        data = digits(size, channels, train=train)
+        return SimpleNamespace(images=data.images[:64], targets=data.targets[:64])
+    monkeypatch.setattr(evaluate, "digits", few)
+
+
+def test_training_the_digits_feature_network_shows_its_progress(tmp_path, monkeypatch, capsys,
+                                                                few_digits):
+    """Was: one line, then up to half a minute with nothing moving; now the progress helper
+    (here its plain lines: stderr is no terminal) counts the images trained on, with an
+    estimate, only with progress shown and only when it is trained (not read from the cache)."""
+    import functools
+
+    from robustrep.tasks.common.progress import progress
     from robustrep.tasks.gan import evaluate
 
     monkeypatch.setattr(evaluate, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(evaluate, "progress", functools.partial(progress, interval=0))
     trained = []
-
-    def quick(images, labels, **kwargs):  # the real one trains 5 epochs
-        trained.append(len(images))
-        return DigitsFeatureNet(images.shape[1]).eval()
-    monkeypatch.setattr(evaluate, "train_digits_feature_net", quick)
+    real = evaluate.train_digits_feature_net
+    monkeypatch.setattr(evaluate, "train_digits_feature_net",
+                        lambda *a, **k: trained.append(1) or real(*a, **k))
     evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
-    err = capsys.readouterr().err
-    assert err.startswith("training the digits feature network for FID at 16x16 (5 epochs on "
-                          f"{trained[0]:,} digits, under a minute on a 2-core CPU; once: it is "
-                          f"cached as {tmp_path / 'digits_feature_net-'}")
-    assert err.count("\n") == 1
+    lines = capsys.readouterr().err.splitlines()
+    head = f"training the digits feature network for FID at 16x16 (once: cached in {tmp_path}): "
+    assert lines[0].startswith(head + "image 64/320 (20%) ") and "ETA" in lines[0]
+    assert lines[-1].startswith(head + "image 320/320 (100%) ")  # 5 epochs of 64
+    assert len(lines) == 5
     evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
     assert capsys.readouterr().err == "" and len(trained) == 1  # read from the cache
     for path in tmp_path.iterdir():
         path.unlink()
     evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"))  # --quiet: nothing shown
     assert capsys.readouterr().err == "" and len(trained) == 2
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(folder)``: files and folders in ``folder`` cannot be made (EROFS, as on a
+    read-only disk) while they read as before; root, who runs these tests in containers, writes
+    through a chmod, so the system calls are refused here instead."""
+    import builtins
+    import errno
+    import io
+    import os
+    from pathlib import Path
+
+    folders = []
+
+    def inside(path):
+        try:
+            where = Path(os.fsdecode(path)).absolute()
+        except TypeError:  # a file descriptor
+            return False
+        return any(where == f or f in where.parents for f in folders)
+
+    def refuse(path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+
+    def mkdir(path, *args, **kwargs):
+        if inside(path):
+            if os.path.exists(path):  # the kernel says so first
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+            refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def io_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+") and inside(file):
+            refuse(file)
+        return real_io_open(file, mode, *args, **kwargs)
+
+    real_mkdir, real_os_open, real_io_open = os.mkdir, os.open, io.open
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(io, "open", io_open)
+    monkeypatch.setattr(builtins, "open", io_open)
+    return lambda folder: folders.append(Path(folder).absolute())
+
+
+def test_a_read_only_cache_is_read_and_what_it_cannot_keep_is_one_note(
+        digits_run, private_cache, few_digits, read_only, tmp_path, capsys):
+    """A filled read-only cache serves gan eval; a file the cache lacks is computed, and one
+    note per file names the folder and ROBUSTREP_CACHE (it stopped gan eval after the work,
+    although the cache only saves time)."""
+    argv = ["gan", "eval", str(digits_run), "--num", "20", "--real", "40", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "filled.json")]) == 0
+    kept = sorted(p.name for p in private_cache.iterdir())
+    assert len(kept) == 2  # the feature network and the real statistics
+    capsys.readouterr()
+    read_only(private_cache)
+    assert main([*argv, "--out", str(tmp_path / "read.json")]) == 0
+    assert capsys.readouterr().err == ""
+    assert json.loads((tmp_path / "read.json").read_text())["fid"] == json.loads(
+        (tmp_path / "filled.json").read_text())["fid"]
+    assert main([*argv[:-3], "--real", "41", "--quiet", "--out", str(tmp_path / "41.json")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("note: the feature statistics gan-real-digits-")
+    assert err[0].endswith(f" could not be kept in robustrep's cache {private_cache} (Read-only "
+                           f"file system); it is computed again next time: set ROBUSTREP_CACHE "
+                           f"to a folder you can write to")
+    assert (tmp_path / "41.json").is_file()
+    assert sorted(p.name for p in private_cache.iterdir()) == kept
+
+
+def test_a_cache_that_cannot_be_made_computes_and_says_so(
+        digits_run, few_digits, read_only, tmp_path, monkeypatch, capsys):
+    """ROBUSTREP_CACHE under a read-only folder: nothing can be kept, all is computed."""
+    read_only(tmp_path / "ro")
+    cache = tmp_path / "ro" / "cache"
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(cache))
+    assert main(["gan", "eval", str(digits_run), "--num", "20", "--real", "40", "--quiet",
+                 "--out", str(tmp_path / "e.json")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    tail = (f" could not be kept in robustrep's cache {cache} (Read-only file system); it is "
+            f"computed again next time: set ROBUSTREP_CACHE to a folder you can write to")
+    assert len(err) == 2 and err[0] == "note: the digits feature network" + tail
+    assert err[1].startswith("note: the feature statistics gan-real-digits-")
+    assert err[1].endswith(tail)
+    assert not cache.exists() and (tmp_path / "e.json").is_file()
 
 
 def test_an_unfinished_run_is_said_to_be_one(digits_run, tmp_path, capsys):
