@@ -105,10 +105,12 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
     An option whose flag the program already has (a plugin named ``g`` with an option ``width``
     meets ``--g-width``) gets none: the section says so and how to set it instead."""
     from robustrep.tasks.common.config import GENERATED_DESTS, OptionSpec, arg_type
-    group, taken = None, []
+    group, taken, unknown = None, [], []
     for opt, oi in options.items():
         kind, optional = _scalar(oi.annotation)
         flag = option_flag(name, opt)
+        if opt not in skip and not oi.annotation:  # a None, list or tuple default says no kind
+            unknown.append(opt)
         if opt in skip or kind is None:
             continue
         if flag in parser._option_string_actions:
@@ -126,12 +128,16 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
         else:
             kwargs["metavar"] = kind.__name__.upper()
         group.add_argument(flag, **kwargs)
-    if taken:
+    if taken or unknown:
         field = GENERATED_DESTS[dest]
         group = group or parser.add_argument_group(title)
         group.description = "; ".join(
-            f"{flag} is the program's own option, so {name}'s {opt!r} has no flag: set it in a "
-            f"--config file as {field}: {{{name}: {{{opt}: VALUE}}}}" for flag, opt in taken)
+            [f"{flag} is the program's own option, so {name}'s {opt!r} has no flag: set it in a "
+             f"--config file as {field}: {{{name}: {{{opt}: VALUE}}}}" for flag, opt in taken]
+            + [f"{name}'s {opt!r} has no flag (no annotation, and its default "
+               f"{_fmt(options[opt].default)} names no kind): annotate it (e.g. {opt}: float | "
+               f"None = None) or set it in a --config file as {field}: {{{name}: {{{opt}: "
+               f"VALUE}}}}" for opt in unknown])
 
 
 def _built_in(info: Any) -> bool:

@@ -26,29 +26,25 @@ over OOD sets. The question it answers is the one AdaptiveMix (Liu et al., "Adap
 GAN Training via Feature Space Shrinkage", CVPR 2023, WentianZhang-ML/AdaptiveMix) raises when it
 reports better OOD detection for classifiers trained with feature-space shrinkage; the findings
 paragraph counts where AdaptiveMix is ahead of or behind the unregularized baseline by more than
-the seed-to-seed spread, and says so either way.
+the seed-to-seed spread, and says so either way (the tables and files:
+:mod:`robustrep.tasks.ood.bench_tables`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 import sys
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.runfiles import read_run, write_csv, write_text_atomic
+from robustrep.tasks.common.runfiles import read_run
+from robustrep.tasks.ood.bench_tables import (BENCH_FILES, SUMMARY_METRICS, aggregate,
+                                              avg_over_ood, counted, format_markdown, mean_std,
+                                              write_files)
 from robustrep.tasks.ood.config import BENCH_OOD, DEFAULT_REGS  # declared without torch
-
-# what a bench writes beside its bench.json (_write), as check_replaceable's glob patterns
-BENCH_FILES = ("bench.md", "bench.csv", "bench_runs.csv", "bench_*.png")
-SUMMARY_METRICS = ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN", "AUPR-OUT")
-TABLE_METRICS = (("AUROC", "higher is better"),
-                 ("fpr95_id_tpr", "share of OOD accepted at 95% ID TPR; lower is better"),
-                 ("fpr95_ood_tpr", "share of ID flagged at 95% OOD TPR; lower is better"))
 
 
 def _parse_opts(items: list[str]) -> dict[str, Any]:
@@ -101,23 +97,29 @@ def _finished(run_dir: Path, wanted: dict[str, Any]) -> bool:
 
 def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | None,
               steps: int, device: str, train_opts: dict[str, Any], retrain: bool,
-              quiet: bool, wanted: dict[str, Any] | None = None) -> float:
+              quiet: bool, wanted: dict[str, Any] | None = None,
+              say: Callable[[str], None] | None = None) -> float:
     """Train one (regularizer, seed) classifier unless a finished run is already there.
 
     The classify program runs in its own process (``robustrep classify train``), so this
-    program never imports it; its output goes to ``RUN/../train.log``. ``steps`` is the
-    resolved step count (the preset's unless --steps; with ``epochs`` in ``train_opts``, the
-    steps classify's dry run converted them to, and the run is given the epochs, which it
-    converts the same way); ``wanted`` the setting's resolved config, which a finished run must
-    have been trained with to be reused. Returns the seconds taken.
+    program never imports it; its output goes to ``RUN/../train.log``, its progress lines too
+    unless ``quiet``, which ``say`` is told of as they come (:mod:`robustrep.tasks.ood.relay`),
+    with what is trained or kept. ``steps`` is the resolved step count (the preset's unless
+    --steps; with ``epochs`` in ``train_opts``, the steps classify's dry run converted them to,
+    and the run is given the epochs, which it converts the same way); ``wanted`` the setting's
+    resolved config, which a finished run must have been trained with to be reused. Returns
+    the seconds taken.
     """
     from robustrep.tasks.common.errors import UserError
     from robustrep.tasks.common.launch import last_lines, option_args, run_robustrep
+    from robustrep.tasks.ood.relay import relaying
 
     if retrain and run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
     elif _finished(run_dir, wanted or {"steps": steps}):
+        if say is not None:
+            say(f"kept the finished run in {run_dir}")
         return 0.0
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     # a resumed run keeps its saved preset (--resume refuses --preset); the other options must
@@ -130,12 +132,16 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
                **train_opts}
     # absolute: the child starts in the log's folder, where a relative path would nest
     argv = ["classify", "train", *option_args(options), "--out", str(run_dir.absolute()),
-            "--quiet"]
+            *(["--quiet"] if quiet else [])]
     if resume:
         argv.append("--resume")
     log = run_dir.parent / "train.log"
+    if say is not None:
+        say(f"training {steps} steps" + (" from its last checkpoint" if resume else "")
+            + f" (log: {log})")
     start = time.perf_counter()
-    code = run_robustrep(argv, log, threads=None)
+    with relaying(log, say):
+        code = run_robustrep(argv, log, threads=None)
     if code != 0:
         saved = (run_dir / "checkpoints" / "latest.pt").is_file()
         raise UserError(f"training {reg} seed {seed} failed: "
@@ -160,6 +166,22 @@ def _failure(code: int, last: str, saved: bool = True) -> str:
     again = ("resume it from its last checkpoint" if saved else
              "start it anew (it wrote no checkpoint)")
     return f"it was killed by {name}{after}; run the bench again to {again}"
+
+
+def _fit_size(config: dict[str, Any]) -> int | None:
+    """The number of ID train images the detectors are fitted on for a run of ``config`` (a
+    setting's dry-run config), where it is known before the run is trained: the bundled
+    digits' train split of its classes, which ``ood score`` fits on. None for other data (a
+    ``k`` above it is refused when the run is scored)."""
+    if config.get("dataset") != "digits":
+        return None
+    from robustrep.data.builtin import digits
+    return len(digits(8, 1, config.get("classes"), train=True))
+
+
+def _data_name(config: dict[str, Any]) -> str:
+    classes = config.get("classes")
+    return f"{config.get('dataset')}" + (f" {', '.join(map(str, classes))}" if classes else "")
 
 
 def check_one_length(steps: int | None, train_opts: list[str], reg_list: list[str]) -> None:
@@ -204,132 +226,6 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
                      **split_setting(r)[1]}, f"--regs setting {r!r}") for r in reg_list]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample std of the finite values; one value has no spread (std NaN, not 0)."""
-    values = [v for v in values if isinstance(v, float) and math.isfinite(v)]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
-
-
-def aggregate(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Per (reg, detector, ood): mean and std over seeds of each metric."""
-    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for r in records:
-        groups[(r["reg"], r["detector"], r["ood"])].append(r)
-    out = {}
-    for key, rows in groups.items():
-        entry: dict[str, Any] = {"n": sum(1 for r in rows if not r["error"])}
-        for m in SUMMARY_METRICS:
-            entry[m] = _mean_std([r[m] for r in rows if not r["error"]])
-        entry["errors"] = sorted({r["error"] for r in rows if r["error"]})
-        out[key] = entry
-    return out
-
-
-def _avg_over_ood(records, regs, detectors) -> dict[tuple[str, str], tuple[float, float]]:
-    """Per (reg, detector): mean/std over seeds of the AUROC averaged over OOD sets."""
-    per_seed: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for r in records:
-        if not r["error"]:
-            per_seed[(r["reg"], r["detector"], r["seed"])].append(r["AUROC"])
-    out = {}
-    for reg in regs:
-        for det in detectors:
-            vals = [statistics.fmean(v) for (rg, d, _), v in per_seed.items()
-                    if rg == reg and d == det and v]
-            out[(reg, det)] = _mean_std(vals)
-    return out
-
-
-def _fmt(ms: tuple[float, float], scale: float = 100.0) -> str:
-    mean, std = ms
-    if not math.isfinite(mean):
-        return "n/a"
-    if not math.isfinite(std):  # one run: say so rather than print "± 0"
-        return f"{scale * mean:.1f} (1 run)"
-    return f"{scale * mean:.1f} ± {scale * std:.1f}"
-
-
-def findings(agg, regs, detectors, oods, baseline="none", focus="adaptivemix") -> str:
-    """Plain statement of where ``focus`` beats / trails ``baseline`` by more than the spread."""
-    if baseline not in regs or focus not in regs:
-        return ""
-    better = worse = tie = unjudged = 0
-    diffs = []
-    for det in detectors:
-        for ood in oods:
-            a, b = agg.get((focus, det, ood)), agg.get((baseline, det, ood))
-            if not (a and b and math.isfinite(a["AUROC"][0]) and math.isfinite(b["AUROC"][0])):
-                continue
-            diff = a["AUROC"][0] - b["AUROC"][0]
-            spread = math.hypot(a["AUROC"][1], b["AUROC"][1])
-            diffs.append(diff)
-            if not math.isfinite(spread):  # a single seed: no spread to call a difference by
-                unjudged += 1
-            elif diff > spread:
-                better += 1
-            elif diff < -spread:
-                worse += 1
-            else:
-                tie += 1
-    if not diffs:
-        return ""
-    n = len(diffs)
-    return (f"{focus} vs {baseline}, AUROC over {n} (detector, OOD set) cells: mean difference "
-            f"{100 * statistics.fmean(diffs):+.2f} points; {focus} ahead by more than the "
-            f"combined seed std in {better}, behind by more than it in {worse}, within it in "
-            f"{tie}" + (f"; not judged in {unjudged} (one seed: no spread)" if unjudged else "")
-            + ".")
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _of_seeds(n: int, seeds: int) -> str:
-    """A cell some seeds failed in says over how many it is taken."""
-    return f" ({n} of {seeds} seeds)" if n < seeds else ""
-
-
-def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) -> str:
-    lines = [f"# OOD bench: digits 0-4 in distribution, {_count(info['n_seeds'], 'seed')} "
-             f"({', '.join(map(str, info['seeds']))}), model {info['model']}, "
-             f"{info['steps']} steps"
-             + (f", classify options {info['train_opts']}" if info.get("train_opts") else ""), ""]
-    lines.append("ID test accuracy (mean ± sample std over seeds, %): " + "; ".join(
-        f"{r} {_fmt(acc[r])}" for r in regs))
-    lines.append("")
-    lines.append("## AUROC averaged over the OOD sets "
-                 "(%, mean ± sample std over seeds; higher is better)")
-    lines.append("")
-    lines.append("| detector | " + " | ".join(regs) + " |")
-    lines.append("|---|" + "---:|" * len(regs))
-    for det in detectors:
-        cells = [_fmt(avg.get((r, det), (math.nan, math.nan))) for r in regs]
-        lines.append(f"| {det} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for metric, note in TABLE_METRICS:
-        lines.append(f"## {metric} (%, mean ± sample std over seeds; {note})")
-        lines.append("")
-        lines.append("| OOD set | detector | " + " | ".join(regs) + " |")
-        lines.append("|---|---|" + "---:|" * len(regs))
-        for ood in oods:
-            for det in detectors:
-                cells = []
-                for r in regs:
-                    e = agg.get((r, det, ood))
-                    cells.append("failed" if e is None or e["n"] == 0 else
-                                 _fmt(e[metric]) + _of_seeds(e["n"], info["n_seeds"]))
-                lines.append(f"| {ood} | {det} | " + " | ".join(cells) + " |")
-        lines.append("")
-    text = findings(agg, regs, detectors, oods)
-    if text:
-        lines += ["## Findings", "", text, ""]
-    errors = sorted({f"{k[0]}/{k[1]}: {e}" for k, v in agg.items() for e in v["errors"]})
-    if errors:
-        lines += ["## Failures", ""] + [f"- {e}" for e in errors] + [""]
-    return "\n".join(lines)
 
 
 def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_OOD,
@@ -346,7 +242,8 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     from robustrep.tasks.common.launch import forwarding_signals
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
     from robustrep.tasks.ood.score import score_run
-    from robustrep.tasks.ood.detectors import parse_detectors, parse_params
+    from robustrep.tasks.ood.detector_params import check_fit_counts, parse_params
+    from robustrep.tasks.ood.detectors import parse_detectors
 
     check_no_empty_item("--regs", str(regs), "settings separated by commas (a setting's "
                         "methods joined by '+')")
@@ -376,6 +273,12 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     check_replaceable(out / "bench.json", ("regs", "summary"), "ood bench", "--out",
                       companions=BENCH_FILES)
     from robustrep.tasks.ood.datasets import check_not_trained_on
+    total = len(reg_list) * len(seeds)
+    tell = _teller(show_progress)
+    if tell is not None:  # the dry runs take seconds each, the first training minutes
+        tell(f"{counted(total, 'run')} ({counted(len(reg_list), 'setting')} x "
+             f"{counted(len(seeds), 'seed')}), each trained, then scored; checking the settings "
+             f"with robustrep classify train --dry-run")
     configs = check_settings(reg_list, list(train_opts), preset=preset, model=model,
                              steps=steps, device=device)
     for reg, config in zip(reg_list, configs):
@@ -384,19 +287,26 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
         except ValueError as err:
             raise ValueError(f"the {reg!r} runs (--preset {preset}, --train-opt, --regs): "
                              f"{err}") from None
+        size = _fit_size(config)  # KNN's k above it failed once the run was trained and scored
+        if size is not None:
+            check_fit_counts(specs, overrides, size, f"{size:,} for the {reg!r} runs (the train "
+                                                     f"split of {_data_name(config)})")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     records, runs, timings = [], [], []
     used_model, used_steps = model, steps
-    total = len(configs) * len(seeds)
     with forwarding_signals():  # a stop passes to the training run, which checkpoints
         for reg, config in zip(reg_list, configs):
             for s in seeds:
                 run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
                 base, extra = split_setting(reg)
+                say = _teller(show_progress, f"{len(timings) + 1}/{total} {reg} seed {s}: ")
                 seconds = train_run(base, s, run_dir, preset=preset, model=model,
                                     steps=config["steps"], device=device,
                                     train_opts={**opts, **extra}, retrain=retrain,
-                                    quiet=not show_progress, wanted=config)
+                                    quiet=not show_progress, wanted=config, say=say)
+                if say is not None:
+                    say(f"scoring {counted(len(specs), 'detector')} on "
+                        f"{counted(len(ood), 'OOD set')}")
                 t0 = time.perf_counter()
                 result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),
                                       ood=list(ood), params=list(params), feature_maps=feature_maps,
@@ -410,11 +320,9 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                 runs.append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
                 for row in result.rows():
                     records.append({"reg": reg, "seed": s, **row})
-                if show_progress:  # on stderr: stdout is the table (bench > table.md)
-                    print(f"[bench] {len(timings)}/{total} {reg} seed {s}: train {seconds:.0f}s, "
-                          f"score {timings[-1]['score_seconds']:.0f}s, ID acc "
-                          f"{result.id_accuracy:.3f}, {_eta(timings, total)}", file=sys.stderr,
-                          flush=True)
+                if say is not None:
+                    say(f"train {seconds:.0f}s, score {timings[-1]['score_seconds']:.0f}s, ID "
+                        f"acc {result.id_accuracy:.3f}, {_eta(timings, total)}")
     info = {"n_seeds": len(seeds), "seeds": list(seeds), "model": used_model, "steps": used_steps,
             "preset": preset, "train_opts": opts, "feature_maps": feature_maps}
     from robustrep.tasks.common.rundir import output_lock
@@ -428,12 +336,13 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                                                  ("timings", timings)))
         det_names = [x.name for x in specs]
         agg = aggregate(records)
-        avg = _avg_over_ood(records, regs, det_names)
-        acc = {r: _mean_std([x["id_accuracy"] for x in runs if x["reg"] == r
-                             and x["id_accuracy"] is not None]) for r in regs}
+        avg = avg_over_ood(records, regs, det_names)
+        acc = {r: mean_std([x["id_accuracy"] for x in runs if x["reg"] == r
+                            and x["id_accuracy"] is not None]) for r in regs}
         markdown = format_markdown(agg, avg, acc, regs, det_names, list(ood), info)
-        files = _write(out, records, agg, avg, acc, regs, det_names, list(ood),
-                       {**info, "asked": asked, "runs": runs}, timings, markdown, grouped_bars)
+        files = write_files(out, records, agg, avg, acc, regs, det_names, list(ood),
+                            {**info, "asked": asked, "runs": runs}, timings, markdown,
+                            grouped_bars)
     return {"markdown": markdown, "files": files, "aggregate": agg, "records": records,
             "notes": notes}
 
@@ -508,6 +417,14 @@ def _merged_order(earlier: list[str], kept: list[str], regs: list[str]) -> list[
     return [r for r in earlier if r in kept or r in regs] + [r for r in regs if r not in earlier]
 
 
+def _teller(show: bool, head: str = "") -> Callable[[str], None] | None:
+    """What prints a progress line ``[bench] HEAD...`` (None: nothing is shown, --quiet): on
+    stderr, as stdout is the table (``ood bench > table.md``)."""
+    if not show:
+        return None
+    return lambda text: print(f"[bench] {head}{text}", file=sys.stderr, flush=True)
+
+
 def _eta(timings: list[dict[str, Any]], total: int) -> str:
     """The time left at the mean cost of the runs so far (runs trained before cost only their
     scoring, so a resumed bench's first estimates are low)."""
@@ -517,49 +434,3 @@ def _eta(timings: list[dict[str, Any]], total: int) -> str:
         return "done"
     spent = sum(t["train_seconds"] + t["score_seconds"] for t in timings)
     return f"about {duration(spent / len(timings) * left)} left"
-
-
-def _finite_or_null(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON null). The text's "NaN" was replaced
-    before, also inside an error message ("3 scores are NaN or infinite")."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_null(v) for v in value]
-    return value
-
-
-def _write(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdown, grouped_bars):
-    files = {"md": out / "bench.md", "json": out / "bench.json", "csv": out / "bench.csv",
-             "runs_csv": out / "bench_runs.csv"}
-    summary = [{"reg": r, "detector": d, "ood": o, "n_seeds": e["n"],
-                **{f"{m}_mean": e[m][0] for m in SUMMARY_METRICS},
-                **{f"{m}_std": e[m][1] for m in SUMMARY_METRICS},
-                "errors": "; ".join(e["errors"])}
-               for (r, d, o), e in sorted(agg.items())]
-    # the per-run records and accuracies (info's "runs") let a later bench into the folder keep
-    # the rows of the regularizers it does not run
-    clean = _finite_or_null(json.loads(json.dumps({
-        **info, "regs": regs, "detectors": dets, "ood": oods,
-        "id_accuracy": {r: {"mean": acc[r][0], "std": acc[r][1]} for r in regs},
-        "auroc_avg_over_ood": {f"{r}/{d}": {"mean": avg[(r, d)][0], "std": avg[(r, d)][1]}
-                               for r in regs for d in dets},
-        "summary": summary, "timings": timings, "findings": findings(agg, regs, dets, oods),
-        "records": records,
-    }, default=str)))
-    # bench.json first: the other files beside it are the bench's (check_replaceable), also
-    # after a stop between two of these writes
-    write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
-    write_text_atomic(files["md"], markdown + "\n")
-    for path, rows in ((files["csv"], summary), (files["runs_csv"], records)):
-        write_csv(path, rows, list(rows[0]) if rows else ["empty"])
-    for metric, ylim in ((m, (0.0, 1.0)) for m, _ in TABLE_METRICS):
-        panels = {o: {d: {r: agg[(r, d, o)][metric] for r in regs if (r, d, o) in agg}
-                      for d in dets} for o in oods}
-        files[f"plot_{metric}"] = grouped_bars(
-            panels, out / f"bench_{metric.lower()}.png", ylim=ylim, ylabel=metric,
-            title=f"{metric} by OOD set, detector and regularizer (mean ± std over "
-                  f"{_count(info['n_seeds'], 'seed')})")
-    return files

@@ -79,7 +79,8 @@ def check_detectors(args: argparse.Namespace) -> None:
     """``--detectors`` (and the ``--param`` of each) checked first, as the options are: a
     wrong name was refused only once the command had begun (its device, its output folder, the
     bench's --regs and --seeds)."""
-    from robustrep.tasks.ood.detectors import parse_detectors, parse_params
+    from robustrep.tasks.ood.detector_params import parse_params
+    from robustrep.tasks.ood.detectors import parse_detectors
     try:
         parse_params(args.param, parse_detectors(args.detectors))
     except ValueError as err:  # one line, listing the accepted names

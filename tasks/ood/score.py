@@ -22,15 +22,16 @@ dataset, read through the ``imagelist:`` loader from OpenOOD's ``benchmark_imgli
 (:func:`robustrep.tasks.ood.datasets.openood_benchmark`), and each metric is also averaged over
 the near-OOD and the far-OOD group, as OpenOOD reports it.
 
-A detector that fails (for example KNN with ``k`` above the number of ID train samples) is
-reported with its error and the others still run.
+A detector that fails (an argument pytorch-ood or sklearn refuses only in its fit, a bare
+assert) is reported with its error and the others still run.
 
 An OOD set holding classes the classifier was trained on (``digits59`` for a run on all ten
 digits, the run's own CIFAR/SVHN set) is refused before any data is read
 (:func:`robustrep.tasks.ood.datasets.trained_overlap`), and so is an OOD set that reads the ID
 test or fit data. Before any feature is extracted, ID classes the classifier's head has no
-output for, fit data lacking an ID class for the detectors that fit per class and a ViM ``d``
-not below the feature size are refused (:mod:`robustrep.tasks.ood.checks`). A second call into
+output for, fit data lacking an ID class for the detectors that fit per class, a ViM ``d``
+not below the feature size and a KNN or NNGuide ``k`` above the fit set's size are refused
+(:mod:`robustrep.tasks.ood.checks`, :mod:`robustrep.tasks.ood.detector_params`). A second call into
 the same output folder keeps the first one's rows (:mod:`robustrep.tasks.ood.outputs`): results
 are keyed by (detector, OOD set), a pair measured again replaces its row, and both are named on
 stderr; the pictures of the sets it measured show the detectors of both calls (from
@@ -56,9 +57,10 @@ from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_fit_classes, check_fit_options, check_head,
                                         check_inert_options, check_not_constant,
                                         check_openood_id, optimistic_data)
-from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector,
-                                           check_feature_params, fit_detector, fits_on,
-                                           parse_detectors, parse_params, score_extracted,
+from robustrep.tasks.ood.detector_params import (check_feature_params, check_fit_counts,
+                                                 parse_params)
+from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector, fit_detector,
+                                           fits_on, parse_detectors, score_extracted,
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 from robustrep.tasks.ood.outputs import OUTPUTS, read_earlier, write_merged
@@ -117,6 +119,11 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
     train = None
     if fit_what:
         train = extract(model, fit_set, fit_what, desc="extract ID train", **opts)
+        # pytorch-ood fits KNN and NNGuide on the ID-labelled images alone: before the others
+        # are extracted (score_run checks the fit set's size before any extraction)
+        known = int((train.labels >= 0).sum())
+        check_fit_counts(specs, params, known, f"{known:,} (the fit images with an ID label; "
+                                               f"pytorch-ood leaves out those labelled OOD)")
     id_data = extract(model, id_test, eval_what, desc="extract ID test", **opts)
     ood_data = {name: extract(model, ds, eval_what, desc=f"extract {name}", **opts)
                 for name, ds in ood_sets.items()}
@@ -218,6 +225,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     overrides = parse_params(params, specs)
     check_openood_id(openood, openood_id)  # before the model is loaded
     check_fit_options(specs, _fitted(specs, overrides), fit_data, max_fit)
+    if max_fit is not None:  # the most the fit set can hold: before the model is loaded
+        check_fit_counts(specs, overrides, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
+                         "raise --max-fit")
     if ood is not None:  # a set twice would be scored once, or its cells counted twice
         from robustrep.tasks.common.options import unique
         ood = list(unique(ood, "--ood", "OOD set"))
@@ -364,6 +374,9 @@ def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, ou
                       f"--fit-data {fit_data}" if fit_data else
                       f"the fit data (the train split of {id_name}; --fit-data names other)",
                       max_fit)
+    where = f"--fit-data {fit_data}" if fit_data else f"the train split of {id_name}"
+    check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} in {where}",
+                     "fit on more images (--fit-data)")
     return fit_set
 
 

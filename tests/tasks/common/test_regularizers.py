@@ -123,7 +123,10 @@ def test_no_flag_for_mapped_options_non_scalars_existing_flags_or_discriminators
     notes = [g.description for g in q._action_groups if g.title.startswith("--reg test-probe")]
     assert notes == ["--test-probe-steps is the program's own option, so test-probe's 'steps' "
                      "has no flag: set it in a --config file as reg_options: "
-                     "{test-probe: {steps: VALUE}}"]
+                     "{test-probe: {steps: VALUE}}; test-probe's 'note' has no flag (no "
+                     "annotation, and its default None names no kind): annotate it (e.g. note: "
+                     "float | None = None) or set it in a --config file as reg_options: "
+                     "{test-probe: {note: VALUE}}"]
     gan = _parser(program="gan")
     assert "--rpgan-impl" not in gan._option_string_actions  # a discriminator: its own options
     assert "--dat-t" in gan._option_string_actions and "--pgd-eps" not in gan._option_string_actions

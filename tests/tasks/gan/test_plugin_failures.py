@@ -86,7 +86,10 @@ def test_unannotated_plugin_options_get_flags_of_their_defaults_kind(raiser, tmp
     for flag in ("--raiser-weight FLOAT", "--raiser-count INT", "--raiser-mode STR",
                  "--raiser-clip [BOOL]"):
         assert flag in help_text
-    assert "--raiser-where" not in help_text  # a None default says no kind
+    assert "--raiser-where" not in help_text  # a None default says no kind: the help says so
+    assert ("raiser's 'where' has no flag (no annotation, and its default None names no kind): "
+            "annotate it (e.g. where: float | None = None) or set it in a --config file as "
+            "reg_options: {raiser: {where: VALUE}}") in help_text
     assert main(["gan", "train", "--plugin", str(raiser), "--reg", "raiser", "--raiser-weight",
                  "2", "--raiser-count", "3", "--raiser-clip", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from robustrep.tasks.ood.bench import _avg_over_ood, aggregate, findings, format_markdown
+from robustrep.tasks.ood.bench_tables import aggregate, avg_over_ood, findings, format_markdown
 
 
 def _records():
@@ -34,7 +34,7 @@ def test_table_and_findings():
     records = _records()
     agg = aggregate(records)
     regs, dets, oods = ["none", "adaptivemix"], ["KNN"], ["digits59", "gaussian"]
-    avg = _avg_over_ood(records, regs, dets)
+    avg = avg_over_ood(records, regs, dets)
     assert avg[("none", "KNN")][0] == pytest.approx(0.80)
     text = findings(agg, regs, dets, oods)
     assert "+10.00 points" in text and "ahead by more than the combined seed std in 2" in text
@@ -178,7 +178,7 @@ def test_the_train_opt_check_runs_classify_in_its_own_process(tmp_path, capsys):
 def test_one_seed_has_no_spread_and_no_verdict(tmp_path):
     """One seed per setting: cells say "(1 run)", not "± 0.0", and the findings call no
     difference ahead or behind (with a zero spread every difference would be)."""
-    from robustrep.tasks.ood.bench import _write
+    from robustrep.tasks.ood.bench_tables import write_files
     records = [r for r in _records() if r["seed"] == 0]
     agg = aggregate(records)
     regs, dets, oods = ["none", "adaptivemix"], ["KNN"], ["digits59", "gaussian"]
@@ -187,15 +187,15 @@ def test_one_seed_has_no_spread_and_no_verdict(tmp_path):
     text = findings(agg, regs, dets, oods)
     assert "ahead by more than the combined seed std in 0, behind by more than it in 0, " \
            "within it in 0; not judged in 2 (one seed: no spread)" in text
-    avg = _avg_over_ood(records, regs, dets)
+    avg = avg_over_ood(records, regs, dets)
     md = format_markdown(agg, avg, {"none": (0.99, math.nan), "adaptivemix": (0.98, math.nan)},
                          regs, dets, oods, {"n_seeds": 1, "seeds": [0], "model": "m", "steps": 5})
     assert md.startswith("# OOD bench: digits 0-4 in distribution, 1 seed (0)")
     assert "| digits59 | KNN | 79.0 (1 run) | 89.0 (1 run) |" in md and "± 0.0" not in md
     assert "none 99.0 (1 run)" in md
-    files = _write(tmp_path, records, agg, avg, {"none": (0.99, math.nan),
-                                                 "adaptivemix": (0.98, math.nan)},
-                   regs, dets, oods, {"n_seeds": 1, "seeds": [0]}, [], md, _no_bars)
+    files = write_files(tmp_path, records, agg, avg, {"none": (0.99, math.nan),
+                                                      "adaptivemix": (0.98, math.nan)},
+                        regs, dets, oods, {"n_seeds": 1, "seeds": [0]}, [], md, _no_bars)
     data = json.loads(files["json"].read_text())
     assert data["id_accuracy"]["none"] == {"mean": 0.99, "std": None}
 
@@ -315,15 +315,15 @@ def test_an_earlier_bench_without_records_is_replaced_with_a_note(tmp_path):
 
 def test_bench_json_keeps_an_error_saying_nan(tmp_path):
     # Was: the JSON text's "NaN" became "null" everywhere, inside error messages too
-    from robustrep.tasks.ood.bench import _write
+    from robustrep.tasks.ood.bench_tables import write_files
     records = _records()
     records[-1]["error"] = "ValueError: 3 scores are NaN or infinite"
     agg = aggregate(records)
     regs, dets, oods = ["none", "adaptivemix"], ["KNN", "SHE"], ["digits59", "gaussian"]
-    avg = _avg_over_ood(records, regs, dets)
+    avg = avg_over_ood(records, regs, dets)
     acc = {"none": (0.99, math.nan), "adaptivemix": (0.98, 0.01)}
-    files = _write(tmp_path, records, agg, avg, acc, regs, dets, oods,
-                   {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md", _no_bars)
+    files = write_files(tmp_path, records, agg, avg, acc, regs, dets, oods,
+                        {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md", _no_bars)
     data = json.loads(files["json"].read_text())
     assert data["records"][-1]["error"] == "ValueError: 3 scores are NaN or infinite"
     assert data["records"][-1]["AUROC"] is None and data["id_accuracy"]["none"]["std"] is None
@@ -410,13 +410,18 @@ def test_the_progress_lines_go_to_stderr_not_into_the_table(tmp_path, monkeypatc
     out, err = capsys.readouterr()
     assert "[bench]" not in out and "# OOD bench: digits 0-4 in distribution" in out
     assert "[bench] 1/1 none seed 0: train " in err and ", done" in err
+    # what it does as it begins each part: the training, then the scoring
+    lines = [ln for ln in err.splitlines() if ln.startswith("[bench] 1/1 none seed 0: ")]
+    assert [ln.split(": ", 1)[1].split(" (")[0] for ln in lines[:2]] == [
+        "training 2 steps", "scoring 1 detector on 1 OOD set"]
+    assert lines[2].startswith("[bench] 1/1 none seed 0: train ")
 
 
 def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_path, monkeypatch):
     # bench.md written before bench.json: a stop between the two left a folder the next bench
     # refused as holding the user's bench.md
     from robustrep.tasks.common.rundir import check_replaceable
-    from robustrep.tasks.ood import bench
+    from robustrep.tasks.ood import bench, bench_tables
     written = []
 
     def stop_after_one(path, text):
@@ -425,14 +430,89 @@ def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_pat
         written.append(path.name)
         path.write_text(text)
 
-    monkeypatch.setattr(bench, "write_text_atomic", stop_after_one)
+    monkeypatch.setattr(bench_tables, "write_text_atomic", stop_after_one)
     records = _records()
     agg, regs = aggregate(records), ["none", "adaptivemix"]
     with pytest.raises(KeyboardInterrupt):
-        bench._write(tmp_path, records, agg, _avg_over_ood(records, regs, ["KNN"]),
-                     {"none": (0.99, 0.0), "adaptivemix": (0.98, 0.0)}, regs, ["KNN"],
-                     ["digits59", "gaussian"], {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md",
-                     _no_bars)
+        bench_tables.write_files(tmp_path, records, agg, avg_over_ood(records, regs, ["KNN"]),
+                                 {"none": (0.99, 0.0), "adaptivemix": (0.98, 0.0)}, regs,
+                                 ["KNN"], ["digits59", "gaussian"],
+                                 {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md", _no_bars)
     assert written == ["bench.json"]
     check_replaceable(tmp_path / "bench.json", ("regs", "summary"), "ood bench", "--out",
                       companions=bench.BENCH_FILES)  # the next bench goes on
+
+
+def test_a_k_above_the_fit_set_is_refused_before_anything_is_trained(tmp_path, monkeypatch,
+                                                                    capsys):
+    # Was: refused by pytorch-ood once the first run was trained and its features extracted
+    from robustrep.data.builtin import digits
+    from robustrep.tasks.cli import main
+    calls = _bench_in_process(monkeypatch)
+    size = len(digits(32, 1, [0, 1, 2, 3, 4], train=True))  # digits-ood's fit set: digits 0-4
+    out = tmp_path / "b"
+    argv = ["ood", "bench", "--regs", "none", "--seeds", "0", "--model", "test_resnet",
+            "--detectors", "KNN", "--param", f"KNN.k={size + 1}", "--ood", "gaussian", "--out",
+            str(out), "--quiet", "--device", "cpu"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep ood: error: --param KNN.k={size + 1}: KNN takes its k nearest neighbours "
+        f"among the images it is fitted on, {size} for the 'none' runs (the train split of "
+        f"digits 0, 1, 2, 3, 4), so KNN.k must be at most {size}; lower it\n")
+    assert calls == [] and not (out / "runs").exists()
+
+
+def test_the_training_runs_progress_is_relayed_from_its_log_as_it_runs(tmp_path, monkeypatch):
+    # Was: nothing until the run had finished (the child ran with --quiet into the log)
+    import time
+
+    from robustrep.tasks.common import launch
+    from robustrep.tasks.ood import relay
+    from robustrep.tasks.ood.bench import train_run
+    monkeypatch.setattr(relay, "POLL_SECONDS", 0.02)
+    run, said, argvs, seen_live = tmp_path / "runs" / "none-s0", [], [], []
+    log = run.parent / "train.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("train old: step 5/5 (100%) 1.0 it/s\n")  # an earlier run's: not relayed
+
+    def child(argv, log, threads=None):
+        argvs.append(argv)
+        with log.open("a") as handle:
+            handle.write(f"$ robustrep {' '.join(argv)}\nnote: not progress\n"
+                         f"train test_resnet: step 100/300 (33%) 9.5 it/s ETA 21s loss=0.52\n"
+                         f"train test_resnet: step 1")  # a line being written
+            handle.flush()
+            for _ in range(250):  # said while the run goes on, not once it has ended
+                if len(said) == 2:
+                    seen_live.append(True)
+                    break
+                time.sleep(0.02)
+            handle.write("50/300 (50%) 9.9 it/s ETA 15s\ntrain test_resnet: step 300/300 (100%)"
+                         " 9.9 it/s\n")
+        return 0
+
+    monkeypatch.setattr(launch, "run_robustrep", child)
+    train_run("none", 0, run, preset="smoke", model="test_resnet", steps=300, device="cpu",
+              train_opts={}, retrain=False, quiet=False, say=said.append)
+    assert said == [f"training 300 steps (log: {log})", "training step 100/300 (33%), ETA 21s",
+                    "training step 150/300 (50%), ETA 15s", "training step 300/300 (100%)"]
+    assert seen_live and "--quiet" not in argvs[0]  # the child writes its progress to the log
+    said.clear()
+    train_run("none", 1, tmp_path / "runs" / "none-s1", preset="smoke", model="test_resnet",
+              steps=300, device="cpu", train_opts={}, retrain=False, quiet=True)
+    assert said == [] and argvs[-1][-1] == "--quiet"  # ood bench --quiet: the child too
+
+
+def test_the_bench_says_what_it_does_from_its_start(tmp_path, monkeypatch, capsys):
+    # Was: silent through the settings' dry runs and the first training run
+    from robustrep.tasks.cli import main
+    _dry_run_in_process(monkeypatch)
+    argv = ["ood", "bench", "--regs", "none,mixup", "--seeds", "0", "1", "--train-opt", "stepz=3",
+            "--detectors", "MaxSoftmax", "--out", str(tmp_path / "b")]
+    assert main(argv) == 2
+    first, refusal = capsys.readouterr().err.splitlines()
+    assert first == ("[bench] 4 runs (2 settings x 2 seeds), each trained, then scored; checking "
+                     "the settings with robustrep classify train --dry-run")
+    assert refusal.startswith("robustrep ood: error: --train-opt stepz=3: ")
+    assert main(argv + ["--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("robustrep ood: error: --train-opt stepz=3: ")

@@ -176,3 +176,20 @@ def test_openood_benchmark_near_far_groups(fake_run, tmp_path, capsys):
     assert "test_tin.txt not found" in capsys.readouterr().err
     assert main(["ood", "score", str(fake_run), "--openood", str(data), "--quiet"]) == 2
     assert "no ID dataset 'digits'" in capsys.readouterr().err  # the run's dataset is digits
+
+
+def test_an_ood_set_given_twice_is_refused(tmp_path, capsys):
+    # Was: scored once, as if given once (bench refused it)
+    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--ood", "gaussian", "photos",
+                 "gaussian"]) == 2
+    assert capsys.readouterr().err == ("robustrep ood: error: --ood: OOD set gaussian is given "
+                                       "twice; give each OOD set once\n")
+
+
+def test_results_table_escapes_a_bar_in_a_name():
+    from robustrep.tasks.ood.outputs import format_table
+    from robustrep.tasks.ood.results import DetectorResult, ScoreResult
+    result = ScoreResult({"MSP": DetectorResult("MSP", metrics={"a|b": {}})}, ["a|b"], None, {},
+                         0.0)
+    row = format_table(result).splitlines()[2]
+    assert row.startswith("| MSP | a\\|b | ")

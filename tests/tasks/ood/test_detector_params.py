@@ -1,12 +1,19 @@
 """``--param`` values are checked against the detector's parameter before any feature is
-extracted; result tables escape the column bar."""
+extracted (:mod:`robustrep.tasks.ood.detector_params`)."""
 
 import pytest
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.ood.detectors import parse_params
-from robustrep.tasks.ood.outputs import format_table
-from robustrep.tasks.ood.results import DetectorResult, ScoreResult
+from robustrep.tasks.ood.detector_params import parse_params
+
+
+def test_params_are_checked():
+    assert parse_params(["KNN.k=5", "ASH.variant=ash-b"]) == {"KNN": {"k": 5},
+                                                              "ASH": {"variant": "ash-b"}}
+    with pytest.raises(ValueError, match="no settable parameter 'kk'.*k, normalize"):
+        parse_params(["KNN.kk=5"])
+    with pytest.raises(ValueError, match="DETECTOR.NAME=VALUE"):
+        parse_params(["k=5"])
 
 
 def test_a_param_of_the_wrong_kind_is_refused_before_extraction(tmp_path, capsys):
@@ -30,25 +37,10 @@ def test_a_param_of_a_detector_not_scored_is_refused_before_extraction(tmp_path,
     assert not (tmp_path / "b").exists()
 
 
-def test_an_ood_set_given_twice_is_refused(tmp_path, capsys):
-    # Was: scored once, as if given once (bench refused it)
-    assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--ood", "gaussian", "photos",
-                 "gaussian"]) == 2
-    assert capsys.readouterr().err == ("robustrep ood: error: --ood: OOD set gaussian is given "
-                                       "twice; give each OOD set once\n")
-
-
 @pytest.mark.parametrize("item, value", [("KNN.k=7", 7), ("EnergyBased.t=0.5", 0.5)])
 def test_params_of_the_right_kind_pass(item, value):
     ((det, params),) = parse_params([item]).items()
     assert list(params.values()) == [value]
-
-
-def test_results_table_escapes_a_bar_in_a_name():
-    result = ScoreResult({"MSP": DetectorResult("MSP", metrics={"a|b": {}})}, ["a|b"], None, {},
-                         0.0)
-    row = format_table(result).splitlines()[2]
-    assert row.startswith("| MSP | a\\|b | ")
 
 
 @pytest.mark.parametrize("item, accepted", [
@@ -123,3 +115,78 @@ def test_a_refused_range_is_one_line_from_the_command(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "robustrep ood: error: --param ReAct.threshold=-1: ReAct.threshold takes a float > 0 "
         "(default None: the ReAct.percentile of the ID train activations), got -1\n")
+
+
+class _Extracted(Exception):
+    """Raised in place of the extraction: the call got past every check."""
+
+
+def _no_extraction(monkeypatch):
+    from robustrep.tasks.ood import score
+
+    def extract(*args, **kwargs):
+        raise _Extracted
+
+    monkeypatch.setattr(score, "extract", extract)
+
+
+def test_a_k_above_the_fit_set_is_refused_before_extraction(fake_run, monkeypatch, capsys):
+    # Was: pytorch-ood's "k=432 exceeds the number of ID samples (431)" (NNGuide: "Need at
+    # least k=...") once every feature was extracted, a failed row (exit 1 when alone)
+    from robustrep.data.builtin import digits
+    _no_extraction(monkeypatch)
+    size = len(digits(16, 1, [0, 1, 2], train=True))  # the fake run's fit set: its classes
+    for det in ("KNN", "NNGuide"):
+        assert main(["ood", "score", str(fake_run), "--detectors", det, "--param",
+                     f"{det}.k={size + 1}", "--device", "cpu", "--quiet"]) == 2
+        assert capsys.readouterr().err == (
+            f"robustrep ood: error: --param {det}.k={size + 1}: {det} takes its k nearest "
+            f"neighbours among the images it is fitted on, {size} in the train split of digits, "
+            f"so {det}.k must be at most {size}; lower it, or fit on more images (--fit-data)\n")
+    with pytest.raises(_Extracted):  # k = the fit set's size is accepted
+        main(["ood", "score", str(fake_run), "--detectors", "KNN,NNGuide", "--param",
+              f"KNN.k={size}", "--param", f"NNGuide.k={size}", "--device", "cpu", "--quiet"])
+
+
+def test_a_k_above_max_fit_is_refused_before_the_model_is_loaded(tmp_path, capsys):
+    # --max-fit caps the fit set: known before the run is read (here there is none)
+    run = str(tmp_path / "no-run-needed")
+    assert main(["ood", "score", run, "--detectors", "KNN", "--max-fit", "10"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood: error: KNN.k (default 50): KNN takes its k nearest neighbours among the "
+        "images it is fitted on, at most 10 (--max-fit 10), so KNN.k must be at most 10; give "
+        "--param KNN.k=10 or lower, or raise --max-fit\n")
+    assert main(["ood", "score", run, "--detectors", "NNGuide", "--max-fit", "10", "--param",
+                 "NNGuide.k=11"]) == 2
+    assert "--param NNGuide.k=11: NNGuide takes its k nearest neighbours among the images it " \
+           "is fitted on, at most 10 (--max-fit 10), so NNGuide.k must be at most 10; lower " \
+           "it, or raise --max-fit\n" in capsys.readouterr().err
+
+
+def test_ood_labelled_fit_images_are_counted_out_before_the_test_sets_are_extracted(
+        tiny_classifier, tiny_data, monkeypatch):
+    # pytorch-ood fits KNN on the ID-labelled images alone: 40 of these 60, below the default
+    # k of 50, failed in the fit after every set was extracted
+    from robustrep.data import ImageTensorDataset
+    from robustrep.tasks.ood import score
+    from robustrep.tasks.ood.detectors import parse_detectors
+    from robustrep.tasks.ood.extract import as_ood_model
+    fit, id_test, ood = tiny_data
+    labels = fit.targets.clone()
+    labels[:20] = -1
+    from robustrep.tasks.ood.extract import extract
+    extracted = []
+
+    def counted(model, data, *args, **kwargs):
+        extracted.append(data)
+        return extract(model, data, *args, **kwargs)
+
+    monkeypatch.setattr(score, "extract", counted)
+    with pytest.raises(ValueError) as err:
+        score.score_model(as_ood_model(tiny_classifier), parse_detectors("KNN"), id_test, ood,
+                          ImageTensorDataset(fit.images, labels), num_classes=3)
+    assert str(err.value) == (
+        "KNN.k (default 50): KNN takes its k nearest neighbours among the images it is fitted "
+        "on, 40 (the fit images with an ID label; pytorch-ood leaves out those labelled OOD), so "
+        "KNN.k must be at most 40; give --param KNN.k=40 or lower")
+    assert len(extracted) == 1  # the fit set alone

@@ -1,0 +1,198 @@
+"""``--param DETECTOR.NAME=VALUE``: detector arguments parsed and checked before any feature
+is extracted.
+
+The detectors are pytorch-ood's (Kirchheim et al., "PyTorch-OOD: A Library for
+Out-of-Distribution Detection based on PyTorch", CVPR-W 2022, github.com/kkirchheim/pytorch-ood),
+whose constructors check their arguments only when they are built, and whose fits check them
+only when they run: both after every feature of every dataset was extracted. Here each value is
+checked against its parameter first: of the kind its default has, finite, positive where the
+detector divides or counts with it, a fraction where pytorch-ood wants one, one of a class's
+choices; then against the sizes the classifier and the data fix (ViM's ``d`` below the feature
+size, KNN's and NNGuide's ``k`` within the fit set), as soon as each size is known.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from robustrep.tasks.common.config import parse_literal
+from robustrep.tasks.ood.detectors import (_PROVIDED, DetectorSpec, _robustrep_defaults,
+                                           get_spec, registry)
+
+
+def parse_params(items: Iterable[str] | None,
+                 specs: Sequence[DetectorSpec] | None = None) -> dict[str, dict[str, Any]]:
+    """``["KNN.k=10", "ASH.variant=ash-b"]`` -> ``{"KNN": {"k": 10}, "ASH": {"variant": "ash-b"}}``.
+
+    Values are Python literals (``10``, ``0.5``, ``True``, ``'x'``) or else plain strings. With
+    ``specs`` (the detectors scored), a parameter of another detector is a ValueError: it would
+    act on nothing.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        head, eq, raw = str(item).partition("=")
+        det, dot, key = head.partition(".")
+        if not (eq and dot and det and key):
+            raise ValueError(f"--param must look like DETECTOR.NAME=VALUE (e.g. KNN.k=10), "
+                             f"got {item!r}")
+        spec = get_spec(det)
+        if specs is not None and spec.name not in {s.name for s in specs}:
+            raise ValueError(f"--param {item}: {spec.name} is not among the detectors scored "
+                             f"({', '.join(s.name for s in specs)}); add it to --detectors")
+        valid = [p for p in spec.params if p not in _PROVIDED]
+        if key not in spec.params or key in _PROVIDED:
+            raise ValueError(f"{spec.name} has no settable parameter {key!r}; valid: "
+                             f"{', '.join(valid) or '(none)'}")
+        value = parse_literal(raw)
+        _check_param_type(spec, key, value, item)
+        out.setdefault(spec.name, {})[key] = value
+    _check_vra_order(out.get("VRA", {}))
+    return out
+
+
+def _check_vra_order(given: dict[str, Any]) -> None:
+    """VRA keeps activations between its lower and upper percentile: a lower one above the
+    upper was refused by its constructor only once every feature was extracted."""
+    if not given.keys() & {"lower_percentile", "upper_percentile"}:
+        return
+    params = registry()["VRA"].params
+    low, high = (given.get(k, params[k].default) for k in ("lower_percentile", "upper_percentile"))
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+        raise ValueError(f"--param VRA.lower_percentile={low}, VRA.upper_percentile={high}: "
+                         f"VRA.lower_percentile takes a fraction at most VRA.upper_percentile "
+                         f"(defaults {params['lower_percentile'].default} and "
+                         f"{params['upper_percentile'].default})")
+
+
+# Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
+# subspace dimension): 0 passed the sign check and failed only after every feature was extracted
+# (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace). ReAct's threshold
+# clips the (post-ReLU) activations: at 0 or below every map becomes one value and so does every
+# score; GEN's exponent gamma is > 0 (Liu et al., CVPR 2023) and M counts its top classes.
+_POSITIVE = {"t", "temperature", "k", "d", "samples", "mc_dropout", "micro_batch_size",
+             "tailsize", "threshold", "gamma", "M"}
+
+class _NoneDefault(NamedTuple):
+    """A parameter whose pytorch-ood default is None: ``kind``, a value of the kind it takes
+    (None says nothing of it: ReAct.threshold=-1 or =abc was accepted), and ``means``, what the
+    default does, as the refusals say it."""
+
+    kind: Any
+    means: str
+
+
+# ViM's d has robustrep's default (D // 2, an int: its kind); ReAct's threshold is fitted; GEN's
+# M takes every class
+_NONE_DEFAULTS = {
+    ("ViM", "d"): _NoneDefault(1, "D//2 of the feature size D"),
+    ("ReAct", "threshold"): _NoneDefault(
+        1.0, "None: the ReAct.percentile of the ID train activations"),
+    ("GEN", "M"): _NoneDefault(1, "None: every class"),
+}
+
+# Choices a detector checks with a bare assert in its constructor, after every feature was
+# extracted (MCD: ``assert mode in ["mean", "var"]``); ASH lists its own (``ASH.variants``).
+_CHOICES = {("MCD", "mode"): ("mean", "var")}
+
+
+# pytorch-ood 0.4's fractions in [0, 1] (its _check_fraction), refused by the constructor only
+# once every feature was extracted
+_FRACTIONS = {("ASH", "percentile"), ("ReAct", "percentile"), ("SCALE", "percentile"),
+              ("VRA", "lower_percentile"), ("VRA", "upper_percentile"), ("DICE", "p"),
+              ("LTS", "p")}
+
+
+def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
+    """A finite number, a fraction where pytorch-ood wants one, and a name among a class's
+    choices (ASH's ``variants``): each failed only after extraction (an inf temperature gave
+    constant scores; ``ASH.variant=nope`` a bare AssertionError)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and not math.isfinite(value):
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a finite number, got {value}")
+    if number and (spec.name, key) in _FRACTIONS and not 0 <= value <= 1:
+        hint = f"; use {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
+                         f"(default {_default_text(spec, key)}), got {value!r}{hint}")
+    # ASH.variants for ASH(variant=...)
+    choices = _CHOICES.get((spec.name, key)) or getattr(spec.cls, f"{key}s", None)
+    if isinstance(choices, (dict, tuple)) and isinstance(value, str) and value not in choices:
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes one of "
+                         f"{', '.join(choices)} (default {_default_text(spec, key)}), "
+                         f"got {value!r}")
+
+
+def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
+    """A value of the kind the parameter's default has (before any feature is extracted)."""
+    _check_param_range(spec, key, value, item)
+    # robustrep's own default where pytorch-ood has none (ViM's d, an int: D // 2)
+    default = _robustrep_defaults(spec.name, 2).get(key, spec.params[key].default)
+    if default is None and (spec.name, key) in _NONE_DEFAULTS:
+        if value is None:  # the default said again: fitted, or every class
+            return
+        default = _NONE_DEFAULTS[(spec.name, key)].kind  # its kind, for the checks below
+    kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
+    kind = type(default).__name__
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kinds is not None and key in _POSITIVE and number and not value > 0:
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
+                         f"{kind} > 0 (default {_default_text(spec, key)}), got {value!r}")
+    if kinds is not None and type(default) is not bool and default > 0 and \
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        # a count, temperature or percentile that defaults positive: a sign typo, which the
+        # detector would only refuse (or silently misuse) after every feature is extracted
+        raise ValueError(f"--param {item}: {spec.name}.{key} takes a non-negative {kind} "
+                         f"(default {default!r}), got {value!r}")
+    if kinds is None or (isinstance(value, kinds) and
+                         (type(default) is bool or not isinstance(value, bool))):
+        return
+    raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
+                     f"{kind} (default {_default_text(spec, key)}), got {value!r}")
+
+
+def _default_text(spec: DetectorSpec, key: str) -> str:
+    if (spec.name, key) in _NONE_DEFAULTS:
+        return _NONE_DEFAULTS[(spec.name, key)].means
+    return repr(_robustrep_defaults(spec.name, 2).get(key, spec.params[key].default))
+
+
+def check_feature_params(params: dict[str, dict[str, Any]] | None, feature_dim: int) -> None:
+    """The arguments bounded by the feature size ``D``, checked once the model is built and
+    before anything is fitted: ViM keeps a ``d``-dimensional principal subspace and scores the
+    ``D - d`` others, so ``d >= D`` leaves nothing to score (``d = D`` failed in the
+    eigendecomposition; above ``D`` pytorch-ood quietly set ``D // 2`` while results.json kept
+    the ``d`` given)."""
+    d = (params or {}).get("ViM", {}).get("d")
+    if d is not None and not 1 <= d < feature_dim:
+        raise ValueError(f"--param ViM.d={d}: ViM.d must be in 1..{feature_dim - 1} for this "
+                         f"classifier's {feature_dim}-d features (it keeps d dimensions and "
+                         f"scores the other D - d)")
+
+
+# Arguments that count the images a detector is fitted on: KNN's k nearest neighbours among the
+# ID train features (Sun et al., ICML 2022) and NNGuide's k nearest in its bank of them (Park et
+# al., ICCV 2023). pytorch-ood refuses a k above their number only in the fit, after every
+# feature was extracted.
+_FIT_COUNTS = (("KNN", "k"), ("NNGuide", "k"))
+
+
+def check_fit_counts(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None,
+                     size: int, source: str, more: str | None = None) -> None:
+    """Refuse a ``k`` (given with ``--param`` or the default) above ``size``, the number of
+    images the detectors ``specs`` are fitted on, as soon as it is known: ``source`` says
+    which images they are, ``more`` how to fit on more (None: no way but a lower ``k``)."""
+    scored = {spec.name: spec for spec in specs}
+    for det, key in _FIT_COUNTS:
+        if det not in scored or size < 1:  # no fit data at all is refused elsewhere
+            continue
+        given = (params or {}).get(det, {})
+        value = given.get(key, scored[det].params[key].default)
+        if value <= size:
+            continue
+        head, fix = ((f"--param {det}.{key}={value}", "lower it") if key in given else
+                     (f"{det}.{key} (default {value})", f"give --param {det}.{key}={size} or "
+                                                        f"lower"))
+        raise ValueError(f"{head}: {det} takes its {key} nearest neighbours among the images it "
+                         f"is fitted on, {source}, so {det}.{key} must be at most {size:,}; "
+                         f"{fix}" + (f", or {more}" if more else ""))
