@@ -526,7 +526,8 @@ def test_a_run_without_g_ema_says_its_samples_and_scores_are_gs(tiny_cfg, tmp_pa
 
 @pytest.mark.parametrize("command", [["gan", "eval", "RUN", "--num", "20", "--out", "OUT"],
                                      ["gan", "fid", "RUN", "digits", "--num", "20"]])
-def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch, command):
+def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch, command,
+                                              few_digits):
     # Was: "unrecognized arguments: --quiet" although the docs offer it for both
     from robustrep.tasks.gan import evaluate
     shown = []
@@ -537,6 +538,7 @@ def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch,
 
     real = evaluate.progress
     monkeypatch.setattr(evaluate, "progress", progress)
+    monkeypatch.setattr(evaluate, "cache_dir", lambda: tmp_path)  # for few_digits' network
     argv = [str(digits_run) if a == "RUN" else str(tmp_path / "e.json") if a == "OUT" else a
             for a in command]
     assert main(argv) == 0 and any(shown)
