@@ -55,6 +55,7 @@ class Module:
 GAN_LOGIC = "tests/tasks/gan/test_steps_logic.py"
 CLASSIFY_LOGIC = "tests/tasks/classify/test_train_logic.py"
 _TRAIN = "robustrep.tasks.classify.train."
+_TASK = "robustrep.tasks.classify.task."
 PLUGIN = "tests/tasks/test_plugin.py"
 SHARED_OPTIONS = "tests/tasks/common/test_shared_options.py"
 CONFIG_TESTS = "tests/tasks/common/test_config.py"
@@ -74,10 +75,13 @@ MODULES = {
     "gan_steps": Module("robustrep/tasks/gan/steps.py",
                         (GAN_LOGIC, "tests/tasks/gan/test_ada.py",
                          "tests/tasks/gan/test_stylegan2.py", "tests/tasks/gan/test_compile.py")),
+    # the classify step code: the loss (task.py) and the attack's call (train.py)
     "classify_step": Module(
         "robustrep/tasks/classify/train.py", (CLASSIFY_LOGIC,),
-        only=(f"{_TRAIN}xǁClassifyTaskǁ*", f"{_TRAIN}x_build_task__*",
-              f"{_TRAIN}xǁTrainerǁ_attack_loss__*", f"{_TRAIN}xǁTrainerǁ_adversarial__*")),
+        only=(f"{_TRAIN}xǁTrainerǁ_attack_loss__*", f"{_TRAIN}xǁTrainerǁ_adversarial__*")),
+    "classify_task": Module(
+        "robustrep/tasks/classify/task.py", (CLASSIFY_LOGIC,),
+        only=(f"{_TASK}xǁClassifyTaskǁ*", f"{_TASK}x_build_task__*")),
     # the registry and the option machinery (issue 17)
     "registry": Module("robustrep/registry.py", ("tests/test_registry.py", PLUGIN)),
     "options": Module("robustrep/_options.py",

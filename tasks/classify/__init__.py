@@ -4,9 +4,12 @@
   seen as ``head(features(x))``), :func:`~robustrep.tasks.common.classifier.create_classifier`
   (by name, with pretrained weights) and :func:`~robustrep.tasks.common.classifier.load_run`
   (run folder -> classifier, config; used by the OOD program).
-- :mod:`.config`: the options dataclass and presets; :mod:`.data`: datasets, checks, batch order.
-- :mod:`.train`: ``robustrep classify train``; :mod:`.evaluate`: ``robustrep classify eval``;
-  :mod:`.corruptions`: Gaussian noise, blur and contrast; :mod:`.cli`: the command line.
+- :mod:`.config`: the options dataclass and presets; :mod:`.data`: datasets, checks, batch order;
+  :mod:`.policies`: timm's augmentation and erasing policies.
+- :mod:`.task`: the training step's loss and its regularizers; :mod:`.optim`: the optimizer and
+  schedule, as timm's ``train.py`` builds them; :mod:`.train`: ``robustrep classify train``.
+- :mod:`.evaluate`: ``robustrep classify eval``, with :mod:`.attacks` planning and timing the
+  attacks; :mod:`.cli`: the command line.
 """
 
 __all__ = ["Classifier", "create_classifier", "load_run"]

@@ -119,7 +119,9 @@ def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True) -> None:
 
     from torch import nn
 
-    from .train import build_optimizer, build_regularizers, dry_run_model
+    from .optim import build_optimizer
+    from .task import build_regularizers
+    from .train import dry_run_model
     regs = build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
     try:
         data = None

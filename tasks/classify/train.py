@@ -7,26 +7,28 @@ One optimizer step, for a batch ``(x, y)`` of images in [0, 1]:
    et al. ICLR 2018; FGSM with random start, Wong, Rice & Kolter ICLR 2020; free adversarial
    training, Shafahi et al. NeurIPS 2019, whose batch is replayed ``replays`` times and whose
    perturbation is carried over through ``after_backward``), in [0, 1] pixel space;
-3. the loss of :class:`ClassifyTask`: the input-mixing regularizer's ``mix_inputs`` with soft
-   targets (Mixup / CutMix / SRMix, several combined into one policy), the feature
+3. the loss of :class:`~.task.ClassifyTask`: the input-mixing regularizer's ``mix_inputs``
+   with soft targets (Mixup / CutMix / SRMix, several combined into one policy), the feature
    regularizer's ``feature_terms`` (AdaptiveMix: the MSE shrinkage of the reference
    ``WentianZhang-ML/AdaptiveMix`` ``classification/train.py``, with the mixed cross-entropy
    ``lam CE(y) + (1 - lam) CE(y[pi])`` when its logits score a mix), or plain cross-entropy;
    label smoothing applies to all;
-4. backward, optional gradient clipping, optimizer and schedule step, EMA update. With
-   ``--grad-accum N`` steps 1-3 and the backward run on N batches in turn, each loss divided
-   by N, before one update (timm ``train.py``'s ``--grad-accum-steps``).
+4. backward, optional gradient clipping, optimizer and schedule step (:mod:`.optim`), EMA
+   update. With ``--grad-accum N`` steps 1-3 and the backward run on N batches in turn, each
+   loss divided by N, before one update (timm ``train.py``'s ``--grad-accum-steps``).
 
-The regularizers are built from ``--reg`` through the registry and called through the protocols
-of their places (:mod:`robustrep.api`, ``tasks/common/regularizers.py``); no step names one.
+The regularizers are built from ``--reg`` through the registry (:mod:`.task`) and called
+through the protocols of their places (:mod:`robustrep.api`, ``tasks/common/regularizers.py``);
+no step names one.
 
 Adversarial examples are made from the clean batch and then mixed when both are asked for
-(a mixing and an adversarial method in one ``--reg``); the attack maximises the plain cross-entropy on the hard labels.
+(a mixing and an adversarial method in one ``--reg``); the attack maximises the plain
+cross-entropy on the hard labels.
 
 Runs are exactly resumable on CPU: the batch order is a function of the step, every random draw
 of a step comes from one ``torch.Generator`` saved with the checkpoint, and the checkpoint holds
-model, optimizer, EMA, AMP scaler, the regularizers' carried state and every RNG state (the schedule is a
-function of the step).
+model, optimizer, EMA, AMP scaler, the regularizers' carried state and every RNG state (the
+schedule is a function of the step).
 
 Divergence, as in the GAN program (``tasks/common/training.py``): the loss terms are checked on
 the device and read at every log, evaluation and checkpoint; a NaN or inf stops the run (exit
@@ -47,14 +49,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 
 from robustrep.adversarial import classifier_loss, preserve_bn_stats
-from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.nets.classifier import Classifier
-from robustrep.registry import name_of
 from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
@@ -67,198 +65,15 @@ from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
-from robustrep.tasks.common.regularizers import (build_places, checked_feature_terms,
-                                                 record_regularizers, regularizer_record)
+from robustrep.tasks.common.regularizers import record_regularizers, regularizer_record
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import EPOCHS_OF, OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
 from .data import augment, build_datasets, eval_loader, train_batches
+from .optim import build_optimizer, group_sizes
 from .policies import BatchPolicies
-
-
-class ClassifyTask(nn.Module):
-    """Forward + loss of one training step; the module that DDP wraps.
-
-    ``forward(x, y, generator)`` returns ``{"loss": total, "logits": ..., "<name>/<part>": ...}``
-    (the core's returned-terms convention). Keeping the whole loss inside one ``forward`` lets
-    DistributedDataParallel see every parameter use, AdaptiveMix's two trunk passes included.
-
-    ``mixer`` implements :class:`robustrep.api.InputMixing`, ``feature_reg``
-    :class:`robustrep.api.FeatureRegularizer` (its loss is logged as ``<registered name>/loss``).
-    """
-
-    def __init__(self, model: Classifier, num_classes: int, label_smoothing: float = 0.0,
-                 mixer: Any = None, feature_reg: Any = None):
-        super().__init__()
-        if mixer is not None and feature_reg is not None:
-            raise ValueError("use either input mixing or a feature regularizer, not both")
-        self.model = model
-        self.num_classes = num_classes
-        self.label_smoothing = label_smoothing
-        self.mixer = mixer
-        self.feature_reg = feature_reg
-        self.feature_name = (name_of(type(feature_reg)) or "features") if feature_reg else None
-
-    def _ce(self, logits: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(logits.float(), y, reduction="none",
-                               label_smoothing=self.label_smoothing)
-
-    def forward(self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
-                ) -> dict[str, Tensor]:
-        if self.feature_reg is not None:
-            out = checked_feature_terms(
-                self.feature_reg.feature_terms(self.model, x, generator=generator),
-                self.feature_name, x.shape[0], self.num_classes)
-            if "index" in out:
-                # logits of a mix (AdaptiveMix reference: h(z_lin) + h(f(x_mix))): the mixed CE
-                # of both labels of the pair, as the reference classification code
-                lam, index = out["lam"], out["index"]
-                ce = lam * self._ce(out["logits"], y) + (1 - lam) * self._ce(out["logits"],
-                                                                             y[index])
-            else:  # clean logits, trained on the clean label
-                ce = self._ce(out["logits"], y)
-            terms = {k: v for k, v in out.items() if "/" in k}
-            return {"loss": ce.mean() + out["loss"], "logits": out["logits"], "loss/ce": ce.mean(),
-                    f"{self.feature_name}/loss": out["loss"].detach(), **terms}
-        if self.mixer is not None:
-            mix = self.mixer.mix_inputs(x, generator=generator)
-            logits = self.model(mix.x)
-            target = mixup_target(y, mix.index, mix.lam, self.num_classes, self.label_smoothing)
-            ce = soft_target_cross_entropy(logits.float(), target)
-            return {"loss": ce.mean(), "logits": logits, "loss/ce": ce.mean().detach(),
-                    "mix/lam": mix.lam.mean()}
-        logits = self.model(x)
-        ce = self._ce(logits, y)
-        return {"loss": ce.mean(), "logits": logits, "loss/ce": ce.mean().detach()}
-
-
-def build_regularizers(cfg: ClassifyConfig) -> dict[str, Any]:
-    """``{place: object}`` of what ``cfg.reg`` names, built through the registry; several
-    input-mixing methods become one policy (``combine``, timm's Mixup/CutMix switch)."""
-    places = build_places(cfg, "classify", cfg.regularizers(), OPTION_FIELDS)
-    built = {}
-    for where, members in places.items():
-        objs = [obj for _, obj in members]
-        if len(objs) == 1:
-            built[where] = objs[0]
-            continue
-        _check_combined_options(cfg, [n for n, _ in members])
-        try:
-            built[where] = type(objs[0]).combine(objs)
-        except (AttributeError, ValueError) as err:
-            raise ConfigError(f"--reg {cfg.reg}: {' and '.join(n for n, _ in members)} cannot "
-                              f"share the {where} place: {err}") from None
-    replays = getattr(built.get("adversarial inputs"), "replays", 1)
-    if cfg.grad_accum > 1 and replays > 1:  # an update per replay is the method
-        raise ConfigError(f"--grad-accum {cfg.grad_accum}: --reg {cfg.reg} replays each batch "
-                          f"{replays} times with an optimizer step after each (free adversarial "
-                          f"training); use --grad-accum 1")
-    return built
-
-
-def _check_combined_options(cfg: ClassifyConfig, names: list[str]) -> None:
-    """``reg_options`` of a later method in a combined policy that the policy would not use
-    (it draws with the first method's settings) are refused, naming where to set them."""
-    for name in names[1:]:
-        unread = sorted(set((cfg.reg_options or {}).get(name, {}))
-                        & set(SampleMix.FIRST_MEMBERS_DRAWS))
-        if unread:
-            raise ConfigError(f"reg_options: {name}'s {', '.join(unread)} would not act: "
-                              f"{','.join(names)} mix as one policy, which draws with the first "
-                              f"listed method's settings; set them on {names[0]}")
-
-
-def build_task(cfg: ClassifyConfig, model: Classifier, num_classes: int,
-               regs: dict[str, Any] | None = None) -> ClassifyTask:
-    regs = build_regularizers(cfg) if regs is None else regs
-    return ClassifyTask(model, num_classes, cfg.label_smoothing, regs.get("input mixing"),
-                        regs.get("feature shrinkage"))
-
-
-def milestone_steps(cfg: ClassifyConfig) -> list[int]:
-    """The multistep schedule's milestones in optimizer steps, from the fractions of ``--steps``
-    the config holds (checked there, defaults filled in)."""
-    return [round(float(m) * cfg.steps) for m in cfg.milestones]
-
-
-# create_optimizer_v2's keywords from timm train.py's options, and robustrep's flags for them
-OPTIMIZER_FLAGS = {"momentum": "--momentum", "eps": "--opt-eps", "betas": "--opt-betas"}
-
-
-def optimizer_args(cfg: ClassifyConfig) -> dict[str, Any]:
-    """The ``create_optimizer_v2`` keywords of ``--momentum``, ``--opt-eps`` and ``--opt-betas``
-    as timm's ``train.py`` passes them (``timm.optim.optimizer_kwargs``); those not given are
-    left out, so timm's defaults apply (momentum 0.9, the optimizer's own eps and betas)."""
-    given = {"momentum": cfg.momentum, "eps": cfg.opt_eps,
-             "betas": None if cfg.opt_betas is None else tuple(cfg.opt_betas)}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def create_optimizer(cfg: ClassifyConfig, model: nn.Module, **options: Any):
-    """``timm.optim.create_optimizer_v2`` for ``--optimizer`` at ``--lr``; a name timm cannot
-    build (unknown, or needing a package or device this machine lacks) is a ConfigError."""
-    # timm's "sgd" is Nesterov SGD, which needs momentum > 0; "momentum" is plain SGD
-    name = cfg.optimizer if cfg.optimizer != "sgd" or cfg.momentum > 0 else "momentum"
-    try:
-        opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, **optimizer_args(cfg), **options)
-    except (AssertionError, ValueError, ImportError, TypeError, RuntimeError,
-            IndexError) as err:
-        # an unknown name is an AssertionError before timm 1.0.12, a ValueError after; before
-        # its registry timm passed eps and betas on to optimizers without them (TypeError)
-        # and an Adan given two betas raises IndexError
-        unexpected = [k for k in OPTIMIZER_FLAGS if f"unexpected keyword argument '{k}'"
-                      in str(err)]
-        if unexpected:
-            raise ConfigError(f"{OPTIMIZER_FLAGS[unexpected[0]]}: timm's --optimizer "
-                              f"{cfg.optimizer} takes no {unexpected[0]}; drop the option or "
-                              f"choose an optimizer that has it") from None
-        raise ConfigError(f"--optimizer {cfg.optimizer}: timm cannot build it ({err}); "
-                          f"python -c \"import timm.optim; print(timm.optim.list_optimizers())\" "
-                          f"lists its optimizers") from None
-    if getattr(opt, "is_second_order", False):  # needs backward(create_graph=True)
-        raise ConfigError(f"--optimizer {cfg.optimizer} is a second-order optimizer (its step "
-                          f"reads Hessian estimates from a graph kept by backward), which "
-                          f"robustrep's training step does not keep; choose a first-order one")
-    return opt
-
-
-def build_optimizer(cfg: ClassifyConfig, model: nn.Module, timm_names: bool = True):
-    """timm's factories (``timm.optim.create_optimizer_v2``, ``timm.scheduler.create_scheduler_v2``,
-    pytorch-image-models): no weight decay on biases and normalisation parameters, and a schedule
-    stepped per optimizer update (``step_update``). Cosine decays to ``min_lr`` (default 0) over
-    all ``--steps``, the first ``warmup_steps`` of which are replaced by a linear warm-up from
-    ``warmup_lr`` (timm's ``warmup_lr_init``; default ``lr / warmup_steps``) to ``lr``, step
-    ``t`` at ``warmup_lr + t (lr - warmup_lr) / warmup_steps`` (timm's convention,
-    ``warmup_prefix=False``). The schedule is a
-    function of the step alone,
-    so a resume rebuilds it from the resumed config and sets the step
-    (:meth:`Trainer.load_state_dict`).
-
-    The parameters are grouped as timm's ``train.py`` groups the bare timm model's: its
-    ``no_weight_decay()`` names (a ViT's ``pos_embed`` and ``cls_token``) take no decay and
-    ``--layer-decay`` reads its ``group_matcher``. ``timm_names=False`` groups the
-    :class:`Classifier` wrapper's instead, where neither is seen: how runs saved before this
-    grouping were built, which resume as they started.
-    """
-    # wd_all decays BN and biases too, as the UoS references' torch.optim.SGD(model.parameters())
-    net = model.model if timm_names and isinstance(model, Classifier) else model
-    opt = create_optimizer(cfg, net, weight_decay=cfg.weight_decay,
-                           filter_bias_and_bn=not cfg.wd_all, layer_decay=cfg.layer_decay)
-    # timm applies milestone m from update m - 1 (its documented historical convention); m + 1
-    # makes the lr change at update m, as torch's MultiStepLR in the UoS reference recipe
-    milestones = [m + 1 for m in milestone_steps(cfg)] if cfg.schedule == "multistep" else ()
-    # "constant" as timm 1.0.31 defines it (a step schedule that never decays), spelled so that
-    # older timm, which has no "constant" and returns no scheduler, builds it too
-    constant = cfg.schedule == "constant"
-    sched, _ = create_scheduler_v2(
-        opt, sched="step" if constant else cfg.schedule, num_epochs=cfg.steps,
-        step_on_epochs=False, updates_per_epoch=1, warmup_epochs=cfg.warmup_steps,
-        min_lr=cfg.min_lr or 0.0,
-        warmup_lr=cfg.lr / max(1, cfg.warmup_steps) if cfg.warmup_lr is None else cfg.warmup_lr,
-        decay_milestones=milestones,
-        decay_rate=cfg.lr_decay if cfg.schedule == "multistep" else 1.0)
-    return opt, sched
+from .task import build_regularizers, build_task
 
 
 def build_classifier(cfg: ClassifyConfig, num_classes: int, channels: int,
@@ -392,7 +207,7 @@ class Trainer(TrainerBase):
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
-        if _group_sizes(state["optimizer"]) != _group_sizes(self.opt.state_dict()):
+        if group_sizes(state["optimizer"]) != group_sizes(self.opt.state_dict()):
             # saved before the optimizer grouped timm's own parameter names: it goes on as built
             self.opt, self.sched = build_optimizer(self.cfg, self.model, timm_names=False)
         # keeps a resume's new lr, momentum and weight decay; the schedule is set at the step below
@@ -547,9 +362,6 @@ class Trainer(TrainerBase):
                 self.save()
             self.check_stop()
 
-
-def _group_sizes(optimizer_state: dict[str, Any]) -> list[int]:
-    return [len(group["params"]) for group in optimizer_state["param_groups"]]
 
 
 def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,

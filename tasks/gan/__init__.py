@@ -1,6 +1,7 @@
 """The GAN program: train, evaluate and sample GANs with the shared regularizers.
 
-- :mod:`.config`: :class:`~.config.GanConfig` (every option); :mod:`.presets`: ``PRESETS``.
+- :mod:`.config`: :class:`~.config.GanConfig` (every option), with :mod:`.config_checks`
+  (the rules between options); :mod:`.presets`: ``PRESETS``.
 - :mod:`.models`: DCGAN (32/64), SNGAN-ResNet 32, MLP G/D; every D is a ``FeatureSplit``.
 - :mod:`.data`: the preset's dataset in [-1, 1] as a resumable batch stream.
 - :mod:`.regs`: ``--reg`` parsing and the core regularizer objects of a run.

@@ -23,9 +23,11 @@ from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
 from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
 from robustrep.tasks.gan.config import (ARCHS, RESUMABLE, EvalOptions, FidOptions, GanConfig,
-                                        SampleOptions, TrainOptions, archs, check_ema_off,
-                                        check_eval_off, check_inception_file, inception_unused,
-                                        plugin_options, saved_config, unused_options)
+                                        SampleOptions, TrainOptions, archs, plugin_options,
+                                        saved_config)
+from robustrep.tasks.gan.config_checks import (check_ema_off, check_eval_off,
+                                               check_inception_file, inception_unused,
+                                               unused_options)
 from robustrep.tasks.gan.presets import (AUX_PRESETS, DEFAULT_PRESET, PRESETS, presets_for,
                                          with_preset_aux_task)
 from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS

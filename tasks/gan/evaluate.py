@@ -71,7 +71,7 @@ from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.regularizers import refuse_unused
 from robustrep.tasks.common.rundir import check_output_file, check_replaceable
 from robustrep.tasks.common.runfiles import write_text_atomic
-from robustrep.tasks.gan.config import check_inception_file, inception_unused
+from robustrep.tasks.gan.config_checks import check_inception_file, inception_unused
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate, generate_batches
 

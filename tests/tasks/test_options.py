@@ -26,7 +26,8 @@ from robustrep.tasks.classify.config import ClassifyConfig
 from robustrep.tasks.cli import build_parser, main
 from robustrep.tasks.common.config import (ConfigError, OptionSpec, OptionValueError,
                                            convert_value, convert_values, option_specs)
-from robustrep.tasks.gan.config import STYLEGAN2_ONLY, GanConfig
+from robustrep.tasks.gan.config import GanConfig
+from robustrep.tasks.gan.config_checks import STYLEGAN2_ONLY
 
 PROGRAMS = {"gan": GanConfig, "classify": ClassifyConfig}
 # Free-text options: a value that the config's cross-field checks accept.
@@ -122,7 +123,7 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         if program == "classify":
             from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
         else:
-            from robustrep.tasks.gan.config import ONLY_WITH
+            from robustrep.tasks.gan.config_checks import ONLY_WITH
             from robustrep.tasks.gan.regs import OPTION_FIELDS
         if spec.name in ONLY_WITH:
             other, accepted = ONLY_WITH[spec.name]

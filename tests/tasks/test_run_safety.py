@@ -162,7 +162,7 @@ def test_resume_with_fewer_steps_changes_nothing(program, gan_run, classify_run,
 
 
 def _nan_on_call(monkeypatch, bad_call):
-    from robustrep.tasks.classify.train import ClassifyTask
+    from robustrep.tasks.classify.task import ClassifyTask
     original, calls = ClassifyTask._ce, {"n": 0}
 
     def flaky(self, logits, y):

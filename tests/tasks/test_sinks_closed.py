@@ -8,7 +8,7 @@ import signal
 import pytest
 
 import robustrep.tasks.gan.steps as gan_steps
-from robustrep.tasks.classify.train import ClassifyTask
+from robustrep.tasks.classify.task import ClassifyTask
 from robustrep.tasks.cli import main
 from robustrep.tasks.common import rundir
 from robustrep.tasks.common.errors import RunFolderError

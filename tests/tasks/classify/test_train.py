@@ -126,7 +126,7 @@ def test_adaptivemix_cross_entropy_matches_its_logits(mode):
 
     from robustrep.adaptivemix import AdaptiveMix
     from robustrep.tasks.common.classifier import create_classifier
-    from robustrep.tasks.classify.train import ClassifyTask
+    from robustrep.tasks.classify.task import ClassifyTask
 
     torch.manual_seed(0)
     model = create_classifier("test_resnet", 3, in_chans=1)
@@ -163,7 +163,7 @@ def test_the_logged_lr_is_the_one_its_step_used(tiny_cfg, tmp_path, monkeypatch)
 
 
 def _opt_lrs(cfg, steps):
-    from robustrep.tasks.classify.train import build_optimizer
+    from robustrep.tasks.classify.optim import build_optimizer
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
     opt, sched = build_optimizer(cfg, model)
     lrs = []
@@ -233,7 +233,7 @@ def test_interruption_changes_no_record_and_the_clock_goes_on(tmp_path):
 def test_a_later_mixing_methods_draw_options_are_refused(capsys):
     # Was: --reg mixup,cutmix --cutmix-per-sample true --cutmix-partner flip was accepted (and
     # recorded) while the policy drew per batch with permuted partners, mixup's settings
-    from robustrep.tasks.classify.train import build_regularizers
+    from robustrep.tasks.classify.task import build_regularizers
     from robustrep.tasks.cli import main
     cfg = tiny_config(reg="mixup,cutmix", reg_options={"cutmix": {"per_sample": True}})
     with pytest.raises(ConfigError, match=r"^reg_options: cutmix's per_sample would not act: "
@@ -294,7 +294,7 @@ def test_grad_accum_resume_equals_uninterrupted(tmp_path):
 
 
 def test_grad_accum_refuses_free_adversarial_training():
-    from robustrep.tasks.classify.train import build_regularizers
+    from robustrep.tasks.classify.task import build_regularizers
     with pytest.raises(ConfigError, match="--grad-accum 2: --reg free replays each batch 4"):
         build_regularizers(tiny_config(reg="free", grad_accum=2))
 
@@ -315,7 +315,7 @@ def test_drop_path_reaches_the_model_and_a_model_without_it_is_refused(tmp_path)
 
 
 def _vit(**cfg):
-    from robustrep.tasks.classify.train import build_optimizer
+    from robustrep.tasks.classify.optim import build_optimizer
     from robustrep.tasks.common.classifier import create_classifier
     model = create_classifier("test_vit", 3, 3, image_size=32)
     config = ClassifyConfig(model="test_vit", weight_decay=0.05, **cfg)
@@ -338,7 +338,8 @@ def test_a_vits_pos_embed_and_cls_token_take_no_weight_decay_as_in_timm():
 
 
 def test_a_run_saved_with_the_wrappers_grouping_resumes_with_it(tmp_path):
-    from robustrep.tasks.classify.train import Trainer, build_optimizer
+    from robustrep.tasks.classify.optim import build_optimizer
+    from robustrep.tasks.classify.train import Trainer
     from robustrep.tasks.common import distributed as dist
     trainer = Trainer(tiny_config(model="test_vit", image_size=32, weight_decay=0.05),
                       RunDir(tmp_path / "r"), dist.init_distributed("cpu"))
@@ -365,7 +366,7 @@ def test_layer_decay_scales_each_blocks_lr_from_the_head_down():
 def test_any_timm_optimizer_by_name_and_a_name_timm_lacks_refused():
     from timm.optim import Lamb
 
-    from robustrep.tasks.classify.train import build_optimizer
+    from robustrep.tasks.classify.optim import build_optimizer
     model = torch.nn.Linear(2, 3)
     assert type(build_optimizer(ClassifyConfig(optimizer="lamb"), model)[0]) is Lamb
     with pytest.raises(ConfigError, match="--optimizer nope: timm cannot build it"):
@@ -389,7 +390,7 @@ def test_the_logged_lr_is_the_mean_over_the_groups_with_layer_decay(tiny_cfg, tm
 
 def test_a_second_order_optimizer_is_refused_and_names_are_lowered():
     # adahessian's step needs backward(create_graph=True): it crashed after the run folder
-    from robustrep.tasks.classify.train import build_optimizer
+    from robustrep.tasks.classify.optim import build_optimizer
     with pytest.raises(ConfigError, match="--optimizer adahessian is a second-order"):
         build_optimizer(ClassifyConfig(optimizer="adahessian"), torch.nn.Linear(2, 3))
     cfg = ClassifyConfig(optimizer="SGD")  # timm lowers its names: the config says what ran
@@ -546,15 +547,15 @@ def test_a_resume_continues_with_the_saved_optimizer_options(tmp_path):
 
 def test_an_old_timm_refusing_an_optimizer_option_names_the_flag(monkeypatch):
     # before its registry (1.0.12) timm passed eps and betas to every optimizer: SGD raised
-    from robustrep.tasks.classify import train as train_module
+    from robustrep.tasks.classify import optim as optim_module
 
     def old_timm(*args, **kwargs):
         raise TypeError("SGD.__init__() got an unexpected keyword argument 'betas'")
-    monkeypatch.setattr(train_module, "create_optimizer_v2", old_timm)
+    monkeypatch.setattr(optim_module, "create_optimizer_v2", old_timm)
     cfg = ClassifyConfig(optimizer="adamw", opt_betas=[0.8, 0.9])
     with pytest.raises(ConfigError, match=r"^--opt-betas: timm's --optimizer adamw takes no "
                                           r"betas; drop the option"):
-        train_module.build_optimizer(cfg, torch.nn.Linear(2, 3))
+        optim_module.build_optimizer(cfg, torch.nn.Linear(2, 3))
 
 
 def test_what_an_sgd_takes_is_what_timms_registry_says():

@@ -19,7 +19,8 @@ from robustrep.metrics import robust_accuracy
 from robustrep.mixing import SampleMix, mixup_target
 from robustrep.split import FeatureSplit
 from robustrep.tasks.classify import evaluate
-from robustrep.tasks.classify.train import ClassifyTask, Trainer
+from robustrep.tasks.classify.task import ClassifyTask
+from robustrep.tasks.classify.train import Trainer
 
 K = 3
 
@@ -204,7 +205,7 @@ def test_eval_report_robust_accuracy_is_at_most_clean_accuracy():
 
 
 def test_build_task_passes_the_configs_options_to_the_core():
-    from robustrep.tasks.classify.train import build_task
+    from robustrep.tasks.classify.task import build_task
 
     from .conftest import tiny_config
     task = build_task(tiny_config(reg="mixup,srmix", mix_alpha=0.4, mix_prob=0.7,

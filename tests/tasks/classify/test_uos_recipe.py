@@ -9,7 +9,7 @@ import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.classify.config import ClassifyConfig
-from robustrep.tasks.classify.train import build_optimizer
+from robustrep.tasks.classify.optim import build_optimizer
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.config import ConfigError
 

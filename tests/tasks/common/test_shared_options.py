@@ -52,7 +52,7 @@ def test_regularizer_options_default_to_the_class_and_say_its_docstring(field, m
 
 def test_generated_flags_reach_the_class(tmp_path, capsys):
     from robustrep.tasks.cli import main
-    from robustrep.tasks.classify.train import build_regularizers
+    from robustrep.tasks.classify.task import build_regularizers
     assert main(["classify", "train", "--reg", "mixup", "--mixup-partner", "flip",
                  "--dry-run"]) == 0
     cfg = ClassifyConfig(**json.loads(capsys.readouterr().out))
@@ -66,7 +66,7 @@ def test_generated_flags_reach_the_class(tmp_path, capsys):
 
 
 def test_options_of_a_method_not_in_reg_are_refused():
-    from robustrep.tasks.classify.train import build_regularizers
+    from robustrep.tasks.classify.task import build_regularizers
     from robustrep.tasks.common.config import ConfigError
     cfg = ClassifyConfig(reg="cutmix", reg_options={"mixup": {"partner": "flip"}})
     with pytest.raises(ConfigError, match="mixup, which --reg does not list"):
