@@ -71,7 +71,7 @@ from robustrep._validate import (check_bool, check_choice, check_generator, chec
                                  options_repr)
 from robustrep.mixing import flip_partners, mixup, permutation_partners, sample_lam
 from robustrep.registry import register_regularizer
-from robustrep.split import as_split
+from robustrep.split import TimmSplit, as_split
 
 DISTANCES = ("cosine", "mse")
 MODES = ("reference", "additive")
@@ -244,6 +244,8 @@ def _check_call(model: Any, x: Tensor, lam: float | Tensor, index: Tensor, dista
     check_choice("mode", mode, MODES)
     check_nonneg("weight", weight)
     split = as_split(model)
+    if isinstance(split, TimmSplit):
+        split.check_head()  # before the trunk passes, not after them
     param = first_tensor(split)
     check_same_device(x=x, index=index, model=param)
     check_model_dtype("x", x, split)
@@ -263,7 +265,15 @@ def _check_no_batch_statistics(split: torch.nn.Module) -> None:
 
 
 def _features(split: Any, x: Tensor) -> Tensor:
-    return _one_tensor("features", split.features(x))
+    z = _one_tensor("features", split.features(x))
+    # z[index] pairs samples by the first dimension: a trunk that reads x as one unbatched
+    # sample (a rank-3 image to a Conv2d) would pair feature channels instead, without a word.
+    if z.dim() == 0 or z.shape[0] != x.shape[0]:
+        raise ValueError(f"the model's features must keep the batch dimension: x has shape "
+                         f"{tuple(x.shape)} (batch {x.shape[0]}) but features(x) has shape "
+                         f"{tuple(z.shape)}; pass x as a batch [B, ...] the model reads as one "
+                         f"(e.g. [B, C, H, W] for a Conv2d trunk)")
+    return z
 
 
 def _head(split: Any, z: Tensor) -> Tensor:

@@ -124,13 +124,32 @@ def classifier_loss(model: Callable[[Tensor], Tensor], y: Tensor,
     """The loss an attack on a classifier maximises: per-sample cross-entropy of the labels ``y``.
 
     ``context`` (e.g. an autocast factory) wraps the forward; the loss itself is computed in
-    float32, so a bf16 forward still gives fp32 input gradients' directions.
+    float32, so a bf16 forward still gives fp32 input gradients' directions. ``y`` holds class
+    indices ``[B]`` (or probabilities ``[B, K]``, as ``F.cross_entropy`` takes).
     """
+    _check_labels(y)
+    target = y if y.is_floating_point() else y.long()  # cross_entropy refuses int32 indices
+
     def loss_fn(x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and x.dim() and x.shape[0] != y.shape[0]:
+            raise ValueError(f"classifier_loss: x has a batch of {x.shape[0]} but y holds "
+                             f"{y.shape[0]} labels; build the loss with the batch's own y")
         with context() if context is not None else contextlib.nullcontext():
             logits = model(x)
-        return F.cross_entropy(logits.float(), y, reduction="none")
+        return F.cross_entropy(logits.float(), target, reduction="none")
     return loss_fn
+
+
+def _check_labels(y: Any) -> None:
+    """Class indices [B] or probabilities [B, K], checked once when the loss is built (inside
+    an attack, cross_entropy's own error would come from the attack's first forward)."""
+    check_tensor("y", y, ndim=(1, 2))
+    if y.dim() == 1 and (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool):
+        raise TypeError(f"y must hold integer class indices [B] (or float probabilities "
+                        f"[B, K]), got dtype {y.dtype}; pass y.long()")
+    if y.dim() == 2 and not y.is_floating_point():
+        raise TypeError(f"y of shape {tuple(y.shape)} must be float probabilities [B, K] (or "
+                        f"integer class indices [B]), got dtype {y.dtype}")
 
 
 def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str = "linf",
@@ -313,7 +332,18 @@ def _check_settings(eps: float, step_size: float | None, steps: int, norm: str,
     check_nonneg("steps", steps, integer=True)
     check_choice("norm", norm, NORMS)
     check_bool("random_start", random_start)
-    return None if input_range is None else check_range("input_range", input_range)
+    rng = None if input_range is None else check_range("input_range", input_range)
+    _check_eps_scale(eps, norm, rng)
+    return rng
+
+
+def _check_eps_scale(eps: float, norm: str, rng: tuple[float, float] | None) -> None:
+    """An Linf ball wider than the input range holds every input: eps given in 0-255 units
+    (8 meant as 8/255) would give noise clamped to the range, reported as an attack."""
+    if norm == "linf" and rng is not None and eps > rng[1] - rng[0]:
+        raise ValueError(f"eps={eps:g} is wider than input_range [{rng[0]:g}, {rng[1]:g}]: an "
+                         f"Linf radius is in the inputs' units (8/255 = {8 / 255:.4g} for "
+                         f"images in [0, 1]), at most {rng[1] - rng[0]:g}")
 
 
 def _check_attack(loss_fn: Any, x: Tensor, eps: float, step_size: float | None, steps: int,

@@ -61,7 +61,11 @@ def asgan_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, loss: str = 
         step_size = eps
 
     def loss_fn(x: Tensor) -> Tensor:
-        return loss_real(d_fn(x), loss)
+        scores = d_fn(x)
+        if not isinstance(scores, Tensor):  # else losses names "logits", not the caller's d_fn
+            raise TypeError(f"d_fn(x_real) must return a tensor of scores, got "
+                            f"{type(scores).__name__}")
+        return loss_real(scores, loss)
 
     return pgd(loss_fn, x_real, eps, step_size=step_size, steps=steps, norm=norm,
                random_start=random_start, input_range=input_range, generator=generator,

@@ -78,9 +78,13 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
         d_real = _float_mean(d_fn(xr), "d_fn(x_real)")
         d_fake = _float_mean(d_fn(xf), "d_fn(x_fake)")
         gap = (d_fake - d_real.detach()).abs() + (d_real - d_fake.detach()).abs()
-        g_real, g_fake = torch.autograd.grad(gap, (xr, xf), allow_unused=True)
+        # a D run under no_grad or on detached inputs gives scores without a graph, which
+        # autograd.grad refuses in words that name neither d_fn nor its inputs
+        g_real, g_fake = (torch.autograd.grad(gap, (xr, xf), allow_unused=True)
+                          if gap.requires_grad else (None, None))
     if g_real is None or g_fake is None:
-        raise ValueError("d_fn(x) must depend on x with grad for both x_real and x_fake")
+        raise ValueError("d_fn(x) must depend on x with grad for both x_real and x_fake (a D "
+                         "run under torch.no_grad(), or on x.detach(), gives none)")
 
     def step(g: Tensor) -> Tensor:
         return g.clamp(-t, t) if eps is None else eps * g.sign()

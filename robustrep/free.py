@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_in_range, check_nonneg, check_positive,
                                  check_range, check_tensor, options_repr)
-from robustrep.adversarial import (_INPUT_RANKS, NORMS, _check_autograd, _clamp, _direction,
-                                   _project)
+from robustrep.adversarial import (_INPUT_RANKS, NORMS, _check_autograd, _check_eps_scale,
+                                   _clamp, _direction, _project)
 from robustrep.registry import register_regularizer
 
 
@@ -73,6 +73,7 @@ class FreePerturbation:
             check_nonneg("step_size", step_size)
         check_choice("norm", norm, NORMS)
         self.input_range = None if input_range is None else check_range("input_range", input_range)
+        _check_eps_scale(eps, norm, self.input_range)
         self.eps = float(eps)
         self.step_size = self.eps if step_size is None else float(step_size)
         self.norm = norm

@@ -181,7 +181,8 @@ def sample_lam(alpha: float, shape: int | tuple[int, ...] = (),
     """Draw ``lam ~ Beta(alpha, alpha)`` with an explicit generator.
 
     ``torch.distributions.Beta`` takes no generator, so Beta is built from two Gamma draws:
-    ``g1 / (g1 + g2)`` with ``g1, g2 ~ Gamma(alpha, 1)``.
+    ``g1 / (g1 + g2)`` with ``g1, g2 ~ Gamma(alpha, 1)`` (for ``alpha < 0.02``, where the Gammas
+    underflow, from their logarithms: :func:`_sample_lam_log`).
 
     Args:
         alpha: Concentration, > 0.
@@ -197,10 +198,30 @@ def sample_lam(alpha: float, shape: int | tuple[int, ...] = (),
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
         raise ValueError(f"shape must be sizes >= 0 (an int or a tuple of ints), got {shape}")
+    if alpha < _LOG_SPACE_ALPHA:
+        return _sample_lam_log(float(alpha), shape, generator, device)
     # float64 so that small alphas rarely underflow both Gammas to 0; the clamp turns 0/0 into 0.
     conc = torch.full((2, *shape), float(alpha), dtype=torch.float64, device=device)
     g = torch._standard_gamma(conc, generator=generator)
     return (g[0] / (g[0] + g[1]).clamp_min(torch.finfo(g.dtype).tiny)).float()
+
+
+# Below this alpha, Gamma(alpha) draws fall under float64's smallest normal number often enough
+# that torch returns that number for both, and lam = 0.5 where Beta(alpha, alpha) is nearly
+# always 0 or 1 (at alpha = 1e-3, a quarter of the draws). At and above it the ratio of Gammas is
+# kept, so the draws of every usual alpha (0.1 ... 1) stay what they were.
+_LOG_SPACE_ALPHA = 0.02
+
+
+def _sample_lam_log(alpha: float, shape: tuple[int, ...], generator: torch.Generator | None,
+                    device) -> Tensor:
+    """Beta(alpha, alpha) from Gamma logarithms: ``log Gamma(a) = log Gamma(a + 1) + log(U) / a``
+    (Marsaglia and Tsang's boost), and ``g1 / (g1 + g2) = sigmoid(log g1 - log g2)``."""
+    conc = torch.full((2, *shape), alpha + 1.0, dtype=torch.float64, device=device)
+    boosted = torch._standard_gamma(conc, generator=generator).log()
+    u = torch.rand((2, *shape), generator=generator, dtype=torch.float64, device=device)
+    log_g = boosted + u.clamp_min(torch.finfo(torch.float64).tiny).log() / alpha
+    return torch.sigmoid(log_g[0] - log_g[1]).float()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,8 +435,11 @@ def _dense_target(y: Tensor, num_classes: int) -> Tensor:
     check_tensor("y", y, ndim=(1, 2))
     if y.dim() == 2:
         if y.shape[1] != num_classes or not y.is_floating_point():
-            raise ValueError(f"dense y must be floating [B, {num_classes}], "
-                             f"got {y.dtype} {tuple(y.shape)}")
+            hint = ("; for class indices pass y.squeeze(1)" if y.shape[1] == 1
+                    else "; for one-hot rows pass y.float()" if y.shape[1] == num_classes
+                    else "")
+            raise ValueError(f"y must be class indices [B] or floating probabilities [B, "
+                             f"{num_classes}], got {y.dtype} {tuple(y.shape)}{hint}")
         return y.float()
     if y.is_floating_point() or y.dtype == torch.bool:  # a bool mask is no class index
         raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")

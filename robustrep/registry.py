@@ -258,6 +258,8 @@ def _check_program(program: str) -> None:
 
 
 def regularizer_info(name: str) -> RegularizerInfo:
+    if not isinstance(name, str):  # "unknown regularizer 3" would hide that a name was due
+        raise TypeError(f"regularizer name must be a str, got {type(name).__name__}")
     _ensure_loaded()
     if isinstance(name, str) and name.lower() in _REGISTRY:  # names are lower case, as --reg's
         name = name.lower()
@@ -389,6 +391,9 @@ def parse_combination(text: str | None, program: str, joiner: str = ",") -> tupl
             lists the valid ones for ``program``), a name given twice, two methods in one place,
             or an excluded pair.
     """
+    if text is not None and not isinstance(text, (str, list, tuple)):
+        raise TypeError(f"regularizers must be a str such as 'mixup,pgd', a list of names or "
+                        f"None, got {type(text).__name__}")
     _ensure_loaded()
     _check_program(program)
     valid = list_regularizers(program)

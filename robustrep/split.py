@@ -81,7 +81,18 @@ class TimmSplit(nn.Module):
         return self.pool(self.feature_maps(x))
 
     def head(self, z: Tensor) -> Tensor:
+        self.check_head()
         return _classifier(self.model)(z)
+
+    def check_head(self) -> None:
+        """Refuse a model without a classifier, before a caller runs the trunk for its logits."""
+        if getattr(self.model, "num_classes", None) == 0:
+            # timm's num_classes=0 makes the classifier an Identity: the "logits" would be the
+            # features themselves, which every loss on them takes without a word
+            raise ValueError(f"{type(self.model).__name__} has no classifier (num_classes=0), "
+                             f"so it has no head to give logits; create it with num_classes=N "
+                             f"(or call reset_classifier(N)), or wrap it in a FeatureSplit with "
+                             f"a head of your own")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

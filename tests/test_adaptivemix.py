@@ -475,3 +475,38 @@ def test_place_methods_are_the_call_with_the_places_shape():
     additive = AdaptiveMix(noise_std=0.0, mode="additive")
     terms = additive.feature_terms(model, x, generator=torch.Generator().manual_seed(3))
     assert "lam" not in terms and "index" not in terms and "loss" in terms
+
+
+class _Counting(nn.Module):
+    """A trunk that counts its calls."""
+
+    def __init__(self, trunk):
+        super().__init__()
+        self.trunk, self.calls = trunk, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.trunk(x)
+
+
+def test_a_trunk_that_drops_the_batch_dimension_is_refused():
+    # an unbatched image [3, 8, 8] through a Conv2d gives [4, 64]: partners would pair channels
+    split = FeatureSplit(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten()),
+                         nn.Linear(64, 1))
+    x = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with pytest.raises(ValueError, match=r"^the model's features must keep the batch dimension: "
+                                         r"x has shape \(3, 8, 8\) \(batch 3\) but features\(x\) "
+                                         r"has shape \(4, 64\)"):
+        AdaptiveMix()(split, x, torch.Generator().manual_seed(0))
+
+
+def test_a_timm_model_without_classifier_is_refused_before_the_trunk_runs():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet10t", num_classes=0)
+    model.conv1 = counted = _Counting(model.conv1)
+    with pytest.raises(ValueError, match=r"^ResNet has no classifier \(num_classes=0\)"):
+        AdaptiveMix()(model, torch.rand(2, 3, 32, 32), torch.Generator().manual_seed(0))
+    assert counted.calls == 0
+    model.reset_classifier(3)
+    out = AdaptiveMix()(model, torch.rand(2, 3, 32, 32), torch.Generator().manual_seed(0))
+    assert out["logits"].shape == (2, 3) and counted.calls == 2

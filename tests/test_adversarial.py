@@ -805,3 +805,48 @@ def test_each_module_imports_first_in_a_fresh_process(first):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("DAT(t=1.0")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: pgd(ce(classifier(), batch()[1]), batch()[0], 8),
+    lambda: fgsm(ce(classifier(), batch()[1]), batch()[0], 8),
+    lambda: PGD(eps=8),
+    lambda: FGSM(eps=8),
+    lambda: ASGAN(eps=3),  # its range is [-1, 1], 2 wide
+    lambda: asgan_perturb(linear_d(), batch(low=-1.0)[0], eps=3),
+])
+def test_an_linf_eps_wider_than_the_input_range_is_refused(make):
+    # 8 meant as 8/255 gave noise clamped to the range, reported as an attack
+    with pytest.raises(ValueError, match=r"^eps=[38] is wider than input_range \[-?[01], 1\]: an "
+                                         r"Linf radius is in the inputs' units"):
+        make()
+
+
+def test_wide_eps_is_kept_where_it_means_something():
+    model = classifier()
+    x, y = batch()
+    assert PGD(eps=2.0, norm="l2").eps == 2.0  # an L2 ball of radius 2 is a small one in 12-D
+    assert PGD(eps=1.0).eps == 1.0  # the whole range, but no wider
+    assert pgd(ce(model, y), x * 5, 3.0, input_range=None, generator=torch.Generator()).shape \
+        == x.shape
+
+
+def test_classifier_loss_checks_its_labels_when_built():
+    model = classifier()
+    x, y = batch()
+    with pytest.raises(TypeError, match=r"^y must hold integer class indices \[B\] \(or float "
+                                        r"probabilities \[B, K\]\), got dtype torch.float32"):
+        classifier_loss(model, y.float())
+    with pytest.raises(TypeError, match=r"^y of shape \(8, 3\) must be float probabilities"):
+        classifier_loss(model, F.one_hot(y, 3))
+    with pytest.raises(ValueError, match=r"^classifier_loss: x has a batch of 8 but y holds 7 "
+                                         r"labels"):
+        pgd(classifier_loss(model, y[:7]), x, 0.1)
+
+
+def test_classifier_loss_takes_int32_indices_and_probabilities():
+    model = classifier()
+    x, y = batch()
+    expected = F.cross_entropy(model(x), y, reduction="none")
+    torch.testing.assert_close(classifier_loss(model, y.int())(x), expected)
+    torch.testing.assert_close(classifier_loss(model, F.one_hot(y, 3).float())(x), expected)

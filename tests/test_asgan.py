@@ -101,3 +101,10 @@ def test_asgan_free_mode_carries_a_perturbation_and_checkpoints_it():
     again.load_state_dict(state)
     torch.testing.assert_close(again.d_inputs(d, x_real, x_real)[0], x_real + 0.1)
     assert asgan._carried.input_range is None and asgan._carried.norm == "linf"
+
+
+def test_a_d_returning_a_tuple_is_named_as_d_fn():
+    d = linear_d()
+    with pytest.raises(TypeError, match=r"^d_fn\(x_real\) must return a tensor of scores, got "
+                                        r"tuple$"):
+        asgan_perturb(lambda x: (d(x), x), images())

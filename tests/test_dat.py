@@ -198,3 +198,16 @@ def test_dat_other_bad_arguments_are_named():
     # a batch of one is fine
     real, fake = dat_perturb(d, x[:1], x[1:2])
     assert real.shape == fake.shape == (1, 3, 2, 2)
+
+
+def test_a_d_without_grad_is_one_line_naming_d_fn():
+    # scores computed under no_grad have no graph: autograd.grad's own error names neither
+    d = linear_d()
+
+    def no_grad_d(x):
+        with torch.no_grad():
+            return d(x)
+
+    with pytest.raises(ValueError, match=r"^d_fn\(x\) must depend on x with grad for both "
+                                         r"x_real and x_fake \(a D run under torch.no_grad\(\)"):
+        dat_perturb(no_grad_d, images(), images(seed=2))

@@ -141,3 +141,10 @@ def test_free_perturbation_state_round_trip_and_bad_state():
         free.load_state_dict([("delta", None)])
     assert repr(free) == "FreePerturbation(eps=0.1, step_size=0.1, norm='linf', " \
                          "input_range=(0.0, 1.0), replays=4)"
+
+
+def test_an_linf_eps_wider_than_the_input_range_is_refused():
+    with pytest.raises(ValueError, match=r"^eps=8 is wider than input_range \[0, 1\]"):
+        FreePerturbation(eps=8)
+    assert FreePerturbation(eps=8, norm="l2").eps == 8.0  # an L2 radius may exceed 1
+    assert FreePerturbation(eps=8, input_range=None).eps == 8.0

@@ -1,5 +1,6 @@
 """Tests for robustrep.mixing: exact ends, effective lam, vectorised masks, targets, policy."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -440,8 +441,12 @@ def test_mixup_target_of_dense_labels_mixes_the_rows():
 
 
 @pytest.mark.parametrize("y,error,match", [
-    (torch.zeros(2, 4), ValueError, r"^dense y must be floating \[B, 3\], got torch.float32"),
-    (torch.zeros(2, 3, dtype=torch.long), ValueError, r"^dense y must be floating \[B, 3\]"),
+    (torch.zeros(2, 4), ValueError, r"^y must be class indices \[B\] or floating probabilities "
+                                    r"\[B, 3\], got torch.float32 \(2, 4\)$"),
+    (torch.zeros(2, 3, dtype=torch.long), ValueError, r"\[B, 3\], got torch.int64 \(2, 3\); for "
+                                                      r"one-hot rows pass y.float\(\)$"),
+    (torch.zeros(2, 1, dtype=torch.long), ValueError, r"got torch.int64 \(2, 1\); for class "
+                                                      r"indices pass y.squeeze\(1\)$"),
     (torch.zeros(2, 3, 1), ValueError, "^y must have rank 1 or 2"),
     ([0, 1], TypeError, "^y must be a torch.Tensor"),
     # was read as classes 0 and 1
@@ -807,3 +812,27 @@ def test_sample_lam_refuses_a_shape_that_is_no_size(shape):
     # Was: a torch RuntimeError from torch.full for -1
     with pytest.raises(ValueError, match="shape must be sizes >= 0"):
         sample_lam(1.0, shape)
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 1e-3, 0.005])
+def test_sample_lam_with_a_tiny_alpha_is_nearly_always_0_or_1(alpha):
+    # Beta(a, a) for a tiny a is nearly a fair coin on {0, 1} (numpy's draws say how nearly);
+    # the ratio of float64 Gammas gave 0.5 whenever both underflowed (a quarter of the draws
+    # at a = 1e-3)
+    lam = sample_lam(alpha, (20000,), generator=_seeded(2))
+    inside = float(((lam > 0.01) & (lam < 0.99)).float().mean())
+    numpy_inside = float(((lambda n: (n > 0.01) & (n < 0.99))(
+        np.random.default_rng(0).beta(alpha, alpha, 20000))).mean())
+    assert inside == pytest.approx(numpy_inside, abs=0.01)
+    assert float(lam.mean()) == pytest.approx(0.5, abs=0.02)
+    assert float(lam.var()) == pytest.approx(1.0 / (4 * (2 * alpha + 1)), abs=0.005)
+    assert lam.dtype == torch.float32 and sample_lam(alpha).shape == ()
+
+
+@pytest.mark.parametrize("alpha", [0.02, 0.2, 1.0])
+def test_sample_lam_from_0_02_up_is_the_ratio_of_two_gammas(alpha):
+    # the usual alphas keep their draws: same seed, same lam as before the tiny-alpha path
+    conc = torch.full((2, 5), alpha, dtype=torch.float64)
+    g = torch._standard_gamma(conc, generator=_seeded(3))
+    assert torch.equal(sample_lam(alpha, (5,), generator=_seeded(3)),
+                       (g[0] / (g[0] + g[1])).float())

@@ -565,3 +565,13 @@ def test_a_numpy_or_tensor_scalar_option_is_told_its_cast():
 def test_names_are_read_in_any_case_as_in_reg():
     assert type(create_regularizer("MixUp")) is type(create_regularizer("mixup"))
     assert regularizer_info("PGD").name == "pgd" and parse_combination("PGD", "classify")
+
+
+def test_a_name_that_is_not_a_str_is_a_type_error():
+    # "unknown regularizer 3" hid that a name was due
+    with pytest.raises(TypeError, match=r"^regularizer name must be a str, got int$"):
+        create_regularizer(3)
+    with pytest.raises(TypeError, match=r"^regularizers must be a str such as 'mixup,pgd', a list "
+                                        r"of names or None, got int$"):
+        parse_combination(5, "classify")
+    assert parse_combination(["cutmix", "pgd"], "classify") == ("cutmix", "pgd")

@@ -82,3 +82,15 @@ def test_heads_that_are_not_one_function_of_the_pre_logits_are_refused():
 
     with pytest.raises(TypeError, match="Volo's logits add an auxiliary head's"):
         as_split(Volo())
+
+
+def test_timm_split_without_classifier_gives_features_but_no_logits():
+    # timm's num_classes=0 leaves an Identity classifier: its "logits" would be the features
+    model = timm.create_model("resnet10t", num_classes=0)
+    split = TimmSplit(model)
+    x = torch.rand(2, 3, 32, 32)
+    assert split.features(x).shape == (2, model.num_features)
+    with pytest.raises(ValueError, match=r"^ResNet has no classifier \(num_classes=0\), so it "
+                                         r"has no head to give logits; create it with "
+                                         r"num_classes=N"):
+        split(x)

@@ -108,7 +108,11 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
     check_positive("steps", steps, integer=True)
     check_positive("batch_size", batch_size, integer=True)
     check_nonneg("seed", seed, integer=True)
+    from robustrep.adversarial import _check_eps_scale
+    _check_eps_scale(eps, norm.lower(), _IMAGE_RANGE)  # 8 meant as 8/255
     x, y = _collect(data)
+    if attack in ("pgd", "fgsm"):  # their range check, before the clean pass, not after it
+        _check_images(x)
     device = _model_device(model)
     with _evaluating(model, device):
         _check_outputs(model, x, y, device)
@@ -316,6 +320,7 @@ def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
 # (1 per iteration, 1/3 per query) were exceeded about 3x by a CPU run. Tiny models (an MLP on
 # 3x4x4) are all per-call overhead, 4-19 sample-steps an iteration at a batch of 32, beyond this
 # estimate, but they take seconds on 500 samples, far below the two minutes that print it.
+_IMAGE_RANGE = (0.0, 1.0)  # the inputs every attack here takes (AutoAttack clamps to it)
 _COST = {"pgd": 1.25, "apgd": 1.5, "fab": 3.0, "square": 0.75}
 
 
@@ -389,8 +394,10 @@ def _collect(data: Any) -> tuple[Tensor, Tensor]:
         xb, yb = batch[0], torch.as_tensor(batch[1])
         if not isinstance(xb, Tensor) or xb.dim() < 2 or yb.dim() != 1 or \
                 len(xb) != len(yb):
+            single = " (one sample, not a batch: wrap a Dataset in a torch.utils.data." \
+                     "DataLoader)" if yb.dim() == 0 else ""
             raise ValueError(f"batch {i}: expected x [B, ...] and y [B], got "
-                             f"{tuple(getattr(xb, 'shape', ()))} and {tuple(yb.shape)}")
+                             f"{tuple(getattr(xb, 'shape', ()))} and {tuple(yb.shape)}{single}")
         if yb.is_floating_point() or yb.is_complex() or yb.dtype == torch.bool:
             raise TypeError(f"batch {i}: y must hold integer class labels, got dtype {yb.dtype}")
         xs.append(xb.detach().float().cpu())
@@ -398,6 +405,14 @@ def _collect(data: Any) -> tuple[Tensor, Tensor]:
     if not xs or sum(len(t) for t in ys) == 0:
         raise ValueError("data holds no samples")
     return torch.cat(xs), torch.cat(ys)
+
+
+def _check_images(x: Tensor) -> None:
+    low, high = float(x.min()), float(x.max())
+    if not (_IMAGE_RANGE[0] <= low and high <= _IMAGE_RANGE[1]):  # NaN fails too
+        raise ValueError(f"data's x must be images in [0, 1] (the attacks clamp to it), got "
+                         f"values in [{low:.4g}, {high:.4g}]; divide 0-255 pixels by 255, and "
+                         f"normalise inside the model")
 
 
 def _chunks(x: Tensor, y: Tensor, batch_size: int,

@@ -180,12 +180,32 @@ def network_option_info(name: str, role: str) -> dict[str, Any]:
 
 def create_generator(name: str, z_dim: int, shape: tuple[int, ...], **options: Any) -> Any:
     """Generator of family ``name`` for samples of ``shape``; ``None`` options are dropped."""
-    return _factory(name, "generator")(z_dim, tuple(shape), **_given(options))
+    fn = _factory(name, "generator")
+    if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
+        # z_dim 0 builds a G whose output is one constant image
+        raise ValueError(f"z_dim must be a positive int, got {z_dim!r}")
+    _check_options(fn, name, "generator", options)
+    return fn(z_dim, tuple(shape), **_given(options))
 
 
 def create_discriminator(name: str, shape: tuple[int, ...], **options: Any) -> Any:
     """Discriminator of family ``name`` for samples of ``shape``; ``None`` options are dropped."""
-    return _factory(name, "discriminator")(tuple(shape), **_given(options))
+    fn = _factory(name, "discriminator")
+    _check_options(fn, name, "discriminator", options)
+    return fn(tuple(shape), **_given(options))
+
+
+def _check_options(fn: Callable[..., Any], name: str, role: str, options: dict[str, Any]) -> None:
+    """A misspelt option, named with the ones the family takes (as create_regularizer does;
+    Python's own error names the factory's function, not the family). A None option is
+    dropped unread, as before."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    unknown = sorted(set(_given(options)) - set(network_options(name, role)))
+    if unknown:
+        raise TypeError(f"{role} {name!r} takes no option(s) {', '.join(unknown)}; options: "
+                        f"{', '.join(network_options(name, role)) or 'none'}")
 
 
 def _given(options: dict[str, Any]) -> dict[str, Any]:

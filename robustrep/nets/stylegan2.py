@@ -505,6 +505,7 @@ class DiscriminatorTrunk(nn.Module):
         super().__init__()
         log2 = _check_resolution(img_resolution)
         _check_channels(img_resolution, channel_base, channel_max)
+        self.img_shape = (img_channels, img_resolution, img_resolution)
         resolutions = [2 ** i for i in range(log2, 2, -1)]
         fp16_from = fp16_resolution(img_resolution, num_fp16_res)
         blocks = []
@@ -520,6 +521,12 @@ class DiscriminatorTrunk(nn.Module):
                         else None)
 
     def forward(self, img: Tensor) -> Tensor:
+        # as the reference's misc.assert_shape: another size fails in the epilogue's fc, as a
+        # matrix product of sizes that name neither the image nor the resolution
+        if img.dim() != 4 or tuple(img.shape[1:]) != self.img_shape:
+            want = ", ".join(map(str, self.img_shape))
+            raise ValueError(f"the discriminator takes images [B, {want}], got shape "
+                             f"{tuple(img.shape)}")
         x = None
         for block in self.blocks:
             x, img = block(x, img)

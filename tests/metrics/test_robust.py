@@ -308,3 +308,37 @@ def test_robust_accuracy_with_progress_is_the_one_without(monkeypatch):
     plain = robust_accuracy(model, (x, y), "apgd-ce", seed=2, batch_size=4)
     assert torch.equal(with_progress.robust, plain.robust) and len(seen) > 100
     assert 0 < plain.robust_acc < plain.clean_acc
+
+
+class _Untouchable(nn.Module):
+    """A model that fails the test if any forward runs: the check must come first."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(1, 1)
+
+    def forward(self, x):
+        raise AssertionError("the model ran before the arguments were checked")
+
+
+@pytest.mark.parametrize("attack", ["pgd", "autoattack"])
+def test_an_eps_in_0_255_units_is_refused_before_any_forward(attack):
+    x = torch.rand(4, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"^eps=8 is wider than input_range \[0, 1\]"):
+        robust_accuracy(_Untouchable(), (x, torch.zeros(4, dtype=torch.long)), attack, eps=8)
+
+
+def test_0_255_images_are_refused_before_the_clean_pass():
+    x = torch.rand(4, 3, 4, 4) * 255
+    with pytest.raises(ValueError, match=r"^data's x must be images in \[0, 1\] .* got values "
+                                         r"in \[.*, .*\]; divide 0-255 pixels by 255"):
+        robust_accuracy(_Untouchable(), (x, torch.zeros(4, dtype=torch.long)), "pgd")
+
+
+def test_a_dataset_of_single_samples_is_told_to_use_a_dataloader():
+    data = torch.utils.data.TensorDataset(torch.rand(4, 3, 4, 4),
+                                          torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^batch 0: expected x \[B, ...\] and y \[B\], got "
+                                         r"\(3, 4, 4\) and \(\) \(one sample, not a batch: wrap "
+                                         r"a Dataset in a torch.utils.data.DataLoader\)$"):
+        robust_accuracy(_Untouchable(), data, "pgd")

@@ -160,3 +160,20 @@ def test_a_new_family_registers_builds_and_may_be_registered_again_by_the_same_f
         assert network_options("test-toy", "generator") == ("scale",)
     finally:
         nets._REGISTRY["generator"].pop("test-toy", None)
+
+
+def test_a_misspelt_network_option_lists_the_family_s_options():
+    with pytest.raises(TypeError, match=r"^generator 'dcgan' takes no option\(s\) widht; "
+                                        r"options: width$"):
+        create_generator("dcgan", 6, (1, 16, 16), widht=4)
+    with pytest.raises(TypeError, match=r"^discriminator 'mlp' takes no option\(s\) dpth; "
+                                        r"options: .*depth"):
+        create_discriminator("mlp", (2,), dpth=2)
+    assert create_generator("dcgan", 6, (1, 16, 16), width=4, widht=None).z_dim == 6
+
+
+@pytest.mark.parametrize("z_dim", [0, -1, 2.0, True])
+def test_a_z_dim_that_is_not_a_positive_int_is_refused(z_dim):
+    # z_dim 0 built a G whose output is one constant image
+    with pytest.raises(ValueError, match=r"^z_dim must be a positive int, got "):
+        create_generator("dcgan", z_dim, (1, 16, 16), width=4)

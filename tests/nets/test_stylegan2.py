@@ -256,3 +256,13 @@ def test_mapping_under_bf16_autocast_updates_w_avg_in_fp32():
     assert ws.dtype == torch.bfloat16 and G.mapping.w_avg.dtype == torch.float32
     want = ws[:, 0].float().mean(0) * (1 - 0.995)  # lerp from zeros with beta 0.995
     torch.testing.assert_close(G.mapping.w_avg, want, rtol=0.02, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 1, 16, 16), (3, 16, 16)])
+def test_d_refuses_images_of_another_shape_in_one_line(shape):
+    # as the reference's assert_shape: another size failed in the epilogue's fc
+    D = StyleGAN2Discriminator(16, 3, channel_base=64, channel_max=8)
+    with pytest.raises(ValueError, match=r"^the discriminator takes images \[B, 3, 16, 16\], got "
+                                         rf"shape \({', '.join(map(str, shape))}\)$"):
+        D(torch.zeros(shape))
+    assert D(torch.zeros(2, 3, 16, 16)).shape == (2,)

@@ -265,6 +265,7 @@ class _CarelessAttack:
 
     def adversarial_inputs(self, loss_fn, x, generator=None, *, model=None):
         loss_fn(x + 0.5).sum()
+        model.train()(x + 0.5)  # the model it is handed, in train mode: BatchNorm would move
         return x + 0.1
 
     def after_backward(self, x_adv):
