@@ -82,7 +82,11 @@ def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: 
         raise TrainingDiverged(f"refusing to write the step-{step} checkpoint into {folder}: "
                                f"non-finite values in {', '.join(bad[:3])}{more}")
     path = save_atomic(state, folder / f"step_{step:08d}.pt")
-    save_atomic(state, folder / LATEST)
+    try:
+        save_atomic(state, folder / LATEST)
+    except BaseException:  # a full disk, Ctrl-C: the newest step file stays latest.pt's step,
+        path.unlink(missing_ok=True)  # which --resume reads and a stopped run's line names
+        raise
     steps = sorted(folder.glob("step_*.pt"))
     for old in steps[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)

@@ -15,12 +15,16 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from robustrep.errors import UnreadableImageError
-from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError
+from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverged, UserError,
+                                           WriteFailed)
 from robustrep.tasks.common.plugins import plugin_failure
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line,
@@ -209,14 +213,22 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
                 args: argparse.Namespace, debug: bool = False) -> int:
     """Run ``func(args)``; a user error becomes one line on stderr and its exit code.
 
-    ``debug`` prints the traceback before that line; the exit code stays the error's.
+    ``debug`` prints the traceback before that line; the exit code stays the error's. Ctrl-C
+    and SIGTERM (outside a trainer's own handling, :mod:`training`) end with one line saying
+    what was kept and how to go on (:func:`stopped_line`) and 128 + the signal number.
     """
+    from robustrep.tasks.common.runfiles import opened_runs
+    opened = len(opened_runs())
+    stop_note(None)
     try:
-        check_device_options(args)
-        return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"robustrep {program}: interrupted", file=sys.stderr)
-        return 130
+        with sigterm_raises():
+            check_device_options(args)
+            return int(func(args) or 0)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as Stopped
+        signum = getattr(err, "signum", signal.SIGINT)
+        _traceback(debug)
+        print(f"robustrep {program}: {stopped_line(signum, args, opened)}", file=sys.stderr)
+        return 128 + signum
     except Interrupted as err:  # stopped on a signal after a checkpoint (training.py)
         if os.environ.get("RANK", "0") == "0":  # under torchrun: once, by the process that saved
             _traceback(debug)
@@ -224,6 +236,8 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         return err.exit_code
     except UserError as err:
         _traceback(debug)
+        if isinstance(err, WriteFailed) and getattr(args, "command", None) == "train":
+            err = WriteFailed(f"{err}; {_checkpoint_kept(opened)}")
         report(program, err)
         return int(getattr(err, "exit_code", 2))
     except UnreadableImageError as err:  # met by a batch: databases are read as they go
@@ -250,6 +264,73 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         _traceback(debug)
         report(program, line)
         return 2
+    finally:
+        stop_note(None)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Stopped` in the block, as Ctrl-C raises KeyboardInterrupt: unhandled
+    (Python's default), it ended the process at once with no word, leaving a half-written
+    ``.tmp`` beside the file being written (``data pack``'s zip, a PNG of ``gan sample``).
+    Main thread only (Python's rule); a trainer installs its own handler over this one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:  # None: a handler set outside Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+_STOP_NOTE: list[str] = []  # what the command in flight has kept so far (stop_note)
+
+
+def stop_note(note: str | None) -> None:
+    """What a command that writes file after file has kept, should a signal stop it now: the
+    stop line says it in place of the general one (None: the general one again)."""
+    _STOP_NOTE[:] = [] if note is None else [note]
+
+
+def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
+    """``interrupted (Ctrl-C); <what was kept and how to go on>`` (SIGTERM: ``stopped by
+    SIGTERM; ...``). ``opened``: how many run folders this process had opened before the
+    command (:func:`~robustrep.tasks.common.rundir.opened_runs`); a trainer's is the next."""
+    how = ("interrupted (Ctrl-C)" if signum == signal.SIGINT
+           else f"stopped by {signal.Signals(signum).name}")
+    return f"{how}; {_kept(args, opened)}"
+
+
+def _kept(args: argparse.Namespace, opened: int) -> str:
+    if _STOP_NOTE:
+        return _STOP_NOTE[0]
+    if getattr(args, "command", None) != "train":  # every output is written atomically
+        return ("no file was left half-written (each is written whole or not at all); the same "
+                "command again does the work again")
+    return _checkpoint_kept(opened)
+
+
+def _checkpoint_kept(opened: int) -> str:
+    """What a stopped trainer kept: the last checkpoint of the run folder it opened (after the
+    first ``opened`` of this process) and how to continue from it."""
+    from robustrep.tasks.common.plugins import resume_flags
+    from robustrep.tasks.common.runfiles import opened_runs
+    runs = opened_runs()[opened:]
+    if not runs:
+        return "it stopped before making its run folder; nothing was written"
+    from robustrep.tasks.common.checkpoint import (  # torch: loaded by now
+        checkpoint_step, last_step_checkpoint, latest_checkpoint)
+    latest = latest_checkpoint(runs[-1] / "checkpoints")
+    if latest is None:
+        return (f"{runs[-1]} holds no checkpoint yet; the same command again starts the run "
+                f"afresh there")
+    last = last_step_checkpoint(runs[-1] / "checkpoints")
+    step = f" (step {checkpoint_step(last)})" if last is not None else ""
+    return f"checkpoint {latest}{step} is intact; continue with {resume_flags(runs[-1])}"
 
 
 def _traceback(debug: bool) -> None:

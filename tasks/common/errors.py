@@ -32,6 +32,11 @@ class RunFolderError(UserError):
     """An output or run folder that cannot be used (locked, unwritable, not a run)."""
 
 
+class WriteFailed(RunFolderError):
+    """A file of the output could not be written (disk full, folder removed or made read-only);
+    what was written before is intact, and a trainer's line names its last checkpoint."""
+
+
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or inf; the message names the step, what went wrong and
     the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""
@@ -44,6 +49,16 @@ class Interrupted(Exception):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.exit_code = 128 + int(signum)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM outside training, raised as Ctrl-C's KeyboardInterrupt is: the same clean-up runs
+    (a temporary file is removed, a DataLoader's workers end) and the program prints one line
+    and exits with 143 (128 + SIGTERM) instead of dying without a word (Python's default)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
 
 
 def is_allocation_failure(err: BaseException) -> bool:

@@ -41,9 +41,9 @@ import torch
 
 from robustrep.tasks.common.checkpoint import (LATEST, last_step_checkpoint, latest_checkpoint,
                                                remove_stale_tmp)
-from robustrep.tasks.common.errors import CheckpointError, RunFolderError
-from robustrep.tasks.common.runfiles import (FINISHED, read_json, read_jsonl, unmark_finished,
-                                            write_json, write_text_atomic)
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, WriteFailed
+from robustrep.tasks.common.runfiles import (FINISHED, note_opened, read_json, read_jsonl,
+                                            unmark_finished, write_json, write_text_atomic)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
 LOCK_FILE = ".lock"
@@ -142,12 +142,7 @@ class RunDir:
     def log(self, step: int, **values: Any) -> dict[str, Any]:
         """Append one record to ``metrics.jsonl`` (the source of truth), then to the sinks."""
         record = {"step": step, "time": round(time.time() - self.started, 3), **values}
-        try:
-            with self.metrics_file.open("a") as handle:
-                handle.write(json.dumps(jsonable(record)) + "\n")
-        except OSError as err:
-            raise RunFolderError(f"cannot write {self.metrics_file}: {err.strerror or err}") \
-                from None
+        _append_line(self.metrics_file, json.dumps(jsonable(record)) + "\n")
         for sink in self.sinks:
             sink.write(jsonable(record))
         return record
@@ -174,6 +169,33 @@ class RunDir:
         """Drop records past ``after_step``: a resumed run rewrites what followed its checkpoint."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         write_text_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append ``line`` whole or not at all: a full disk cut the record (a buffered write puts
+    what fits), and the cut line then sat before the next resumed run's records."""
+    data = line.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise WriteFailed(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except BaseException as exc:  # Ctrl-C too: the line is kept whole or not at all
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            if not isinstance(exc, OSError):
+                raise
+            raise WriteFailed(f"cannot write {path}: {exc.strerror or exc}; its earlier "
+                              f"records are intact") from None
+    finally:
+        os.close(fd)
 
 
 def _foreign_lock(path: Path) -> RunFolderError:
@@ -477,6 +499,7 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
     check_sinks(log)  # a --log backend that is not installed: before the folder is made
     run.create(subfolders=False)  # the lock's folder; the rest once the folder is checked
     lock = run.lock()
+    note_opened(run.path)
     lock.on_release.append(run.close_sinks)
     try:
         if not resume:

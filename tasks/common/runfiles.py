@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from robustrep.tasks.common.errors import RunFolderError
+from robustrep.tasks.common.errors import RunFolderError, WriteFailed
 
 FINISHED = "finished.json"
 TMP_SUFFIX = ".tmp"  # the suffix checkpoint.remove_stale_tmp cleans up when a run is locked
@@ -41,6 +41,20 @@ TMP_SUFFIX = ".tmp"  # the suffix checkpoint.remove_stale_tmp cleans up when a r
 TRAIN_SECONDS_KEYS = ("train_s", "time")
 # Keys of a record that are bookkeeping, not metrics.
 NOT_METRICS = ("step", "time", "train_s", "kimg", "event", "term")
+
+
+_OPENED: list[Path] = []  # the run folders rundir.open_run locked in this process, in order
+
+
+def note_opened(path: Path) -> None:
+    _OPENED.append(Path(path))
+
+
+def opened_runs() -> list[Path]:
+    """The run folders ``rundir.open_run`` locked in this process, in order: the line of a
+    stopped trainer names the last one's checkpoint (``tasks.common.cli.stopped_line``); kept
+    here, without torch, for the error boundary of every program."""
+    return list(_OPENED)
 
 
 def temp_beside(path: Path, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
@@ -63,7 +77,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         fd, tmp = temp_beside(path)
     except OSError as err:
         advice = _advice(path, "make the folder writable or choose another output folder")
-        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; {advice}") from None
+        raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -78,8 +92,8 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         # disk full, quota, folder removed: the old file stays in place
         advice = _advice(path, "free space or choose another output folder")
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-        raise RunFolderError(f"cannot write {path}: {err.strerror or err}; {advice} "
-                             f"({kept})") from None
+        raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice} "
+                          f"({kept})") from None
     return path
 
 

@@ -299,6 +299,7 @@ def _drain(batches, files: Sequence[Path] | None, keep: bool, total: int,
            show: bool) -> torch.Tensor | None:
     """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
     the samples (on the CPU) when ``keep``."""
+    from robustrep.tasks.common.cli import stop_note
     from robustrep.tasks.common.progress import progress
     kept, done = [], 0
     with progress(total, desc="sampling", enabled=show, unit="image") as bar:
@@ -306,6 +307,10 @@ def _drain(batches, files: Sequence[Path] | None, keep: bool, total: int,
             batch = batch.cpu()
             if files is not None:
                 _write_images(batch, files[done:done + len(batch)])
+                # a stop now: a rerun meets these files and is refused without --force
+                stop_note(f"{done + len(batch)} of {total} images written to "
+                          f"{files[0].parent}, each whole; the same command with --force "
+                          f"writes them all again")
             if keep:
                 kept.append(batch)
             done += len(batch)

@@ -1,0 +1,152 @@
+"""Every command stopped by Ctrl-C or SIGTERM, or by a full disk: one line saying what was kept
+and how to go on, 128 + the signal number (2 for a disk), no half-written file and no stray
+``.tmp`` file, and the next command works without the user deleting anything."""
+
+import argparse
+import errno
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.common import cli as common_cli
+from robustrep.tasks.common import runfiles
+from robustrep.tasks.common.errors import Stopped, WriteFailed
+from robustrep.tasks.common.rundir import _append_line
+
+GRID = ["gan", "train", "--preset", "grid-mlp", "--steps", "4", "--ckpt-every", "2",
+        "--eval-every", "0", "--eval-samples", "50", "--quiet"]
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def sigterm_recorded():
+    """A handler of the test's own: were the program's missing, SIGTERM would end pytest."""
+    got = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    yield got
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_while_data_pack_writes_leaves_no_tmp_and_a_rerun_packs(
+        tmp_path, monkeypatch, capsys, sigterm_recorded):
+    # was: SIGTERM ended the process with no line and left .out.zip.XXXX.tmp (17 MB) behind
+    from robustrep.tasks.data import pack
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), i * 40, np.uint8)).save(src / f"{i}.png")
+    original = pack.pack_images
+
+    def pack_images(images, handle, *args):
+        handle.write(b"PK half a zip")
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(images, handle, *args)
+    with monkeypatch.context() as patch:
+        patch.setattr(pack, "pack_images", pack_images)
+        assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "out.zip"),
+                     "--resolution", "16", "--quiet"]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "robustrep data: stopped by SIGTERM; no file was left half-written (each is written "
+        "whole or not at all); the same command again does the work again")
+    assert _files(tmp_path) == ["src/a/0.png", "src/a/1.png", "src/a/2.png"]
+    assert not sigterm_recorded  # the program's handler took it, and gave the test's back
+    assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "out.zip"),
+                 "--resolution", "16", "--quiet"]) == 0
+
+
+def test_a_stopped_trainer_names_its_run_folders_checkpoint(tmp_path):
+    args = argparse.Namespace(command="train")
+    opened = len(runfiles.opened_runs())
+    assert common_cli.stopped_line(signal.SIGTERM, args, opened) == (
+        "stopped by SIGTERM; it stopped before making its run folder; nothing was written")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    runfiles.note_opened(run)
+    assert common_cli.stopped_line(signal.SIGINT, args, opened) == (
+        f"interrupted (Ctrl-C); {run} holds no checkpoint yet; the same command again starts "
+        f"the run afresh there")
+    for name in ("step_00000006.pt", "latest.pt"):
+        (run / "checkpoints" / name).write_bytes(b"")
+    assert common_cli.stopped_line(signal.SIGINT, args, opened) == (
+        f"interrupted (Ctrl-C); checkpoint {run}/checkpoints/latest.pt (step 6) is intact; "
+        f"continue with --resume {run}")
+    # another command's outputs are written whole: its line says so, whatever runs were opened
+    assert common_cli.stopped_line(signal.SIGTERM, argparse.Namespace(command="eval"),
+                                   opened).startswith("stopped by SIGTERM; no file was left")
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_names_it(
+        tmp_path, monkeypatch, capsys):
+    """latest.pt failing after the step file: the step file goes too (the newest step file is
+    latest.pt's, which --resume reads); the line names the intact checkpoint and the resume."""
+    run, real_save, saves = tmp_path / "g", torch.save, []
+
+    def save(obj, handle, *args, **kwargs):
+        saves.append(obj.get("step"))
+        if saves.count(4) == 2:  # step_00000004.pt written, then latest.pt
+            handle.write(b"part of it")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, handle, *args, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", save)
+        assert main([*GRID, "--out", str(run)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"robustrep gan: error: cannot write {run}/checkpoints/latest.pt: "
+                           f"No space left on device;"), line
+    assert line.endswith(f"; checkpoint {run}/checkpoints/latest.pt (step 2) is intact; "
+                         f"continue with --resume {run}"), line
+    ckpts = _files(run / "checkpoints")
+    assert ckpts == ["latest.pt", "step_00000002.pt"]  # no step 4, no .tmp
+    assert torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"] == 2
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+    assert (run / "finished.json").is_file()
+
+
+def test_a_metrics_record_is_appended_whole_or_not_at_all(tmp_path, monkeypatch):
+    # was: a full disk cut the line (a buffered write puts what fits)
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n')
+    real_write = os.write
+
+    def write(fd, data):
+        real_write(fd, bytes(data[:5]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(WriteFailed, match="No space left on device; its earlier records are "
+                                          "intact"):
+        _append_line(path, '{"step": 2, "loss": 0.5}\n')
+    monkeypatch.undo()
+    assert path.read_text() == '{"step": 1}\n'
+    _append_line(path, '{"step": 2}\n')
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
+
+
+def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeypatch):
+    """gan sample --outdir meets its own images on a rerun (refused without --force): its line
+    says so, in place of 'the same command again'."""
+    from robustrep.tasks.gan import sample
+    written = []
+
+    def write_images(batch, files):
+        if written:
+            raise Stopped(signal.SIGTERM)
+        written.extend(files)
+    monkeypatch.setattr(sample, "_write_images", write_images)
+    files = [tmp_path / f"{i:06d}.png" for i in range(6)]
+    common_cli.stop_note(None)
+    try:
+        with pytest.raises(Stopped):
+            sample._drain(iter(torch.zeros(3, 2, 1, 4, 4)), files, False, 6, False)
+        assert common_cli.stopped_line(signal.SIGTERM, argparse.Namespace(command="sample")) == (
+            f"stopped by SIGTERM; 2 of 6 images written to {tmp_path}, each whole; the same "
+            f"command with --force writes them all again")
+    finally:
+        common_cli.stop_note(None)
