@@ -111,8 +111,9 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
     from robustrep.adversarial import _check_eps_scale
     _check_eps_scale(eps, norm.lower(), _IMAGE_RANGE)  # 8 meant as 8/255
     x, y = _collect(data)
-    if attack in ("pgd", "fgsm"):  # their range check, before the clean pass, not after it
-        _check_images(x)
+    # every attack assumes [0, 1] (AutoAttack clamps to it: 0-255 images would give a silently
+    # wrong robust accuracy); checked before the clean pass, not after it
+    _check_images(x)
     device = _model_device(model)
     with _evaluating(model, device):
         _check_outputs(model, x, y, device)

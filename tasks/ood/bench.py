@@ -321,8 +321,8 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
                 for row in result.rows():
                     records.append({"reg": reg, "seed": s, **row})
                 if say is not None:
-                    say(f"train {seconds:.0f}s, score {timings[-1]['score_seconds']:.0f}s, ID "
-                        f"acc {result.id_accuracy:.3f}, {_eta(timings, total)}")
+                    say(f"train {seconds:.0f}s, score {timings[-1]['score_seconds']:.0f}s, "
+                        f"{_id_acc(result.id_accuracy)}{_eta(timings, total)}")
     info = {"n_seeds": len(seeds), "seeds": list(seeds), "model": used_model, "steps": used_steps,
             "preset": preset, "train_opts": opts, "feature_maps": feature_maps}
     from robustrep.tasks.common.rundir import output_lock
@@ -423,6 +423,12 @@ def _teller(show: bool, head: str = "") -> Callable[[str], None] | None:
     if not show:
         return None
     return lambda text: print(f"[bench] {head}{text}", file=sys.stderr, flush=True)
+
+
+def _id_acc(accuracy: float | None) -> str:
+    """The run's ID test accuracy for its closing line; left out when it was not measured (an ID
+    set without labels), rather than formatting None."""
+    return "" if accuracy is None else f"ID acc {accuracy:.3f}, "
 
 
 def _eta(timings: list[dict[str, Any]], total: int) -> str:

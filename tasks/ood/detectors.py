@@ -238,7 +238,7 @@ def get_spec(name: str) -> DetectorSpec:
 def parse_detectors(text: str | Sequence[str]) -> list[DetectorSpec]:
     """``"MaxSoftmax,Energy..."`` (or a list of such strings) -> specs, in order. A detector
     named twice (also in two spellings, ``knn,KNN``) is refused, as ``--ood`` and ``--seeds``
-    refuse a value twice: it was dropped without a word."""
+    refuse a value twice: it was dropped without a word. ``all`` stands alone."""
     items = [text] if isinstance(text, str) else list(text)
     check_no_empty_item("--detectors", text, "detector names separated by commas, or all")
     names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
@@ -246,6 +246,9 @@ def parse_detectors(text: str | Sequence[str]) -> list[DetectorSpec]:
         raise ValueError("no detector given; choose from: "
                          + ", ".join(list_detectors(supported_only=True)))
     if any(n.lower() == "all" for n in names):
+        if len(names) > 1:  # `all,KNN` scored all; the user meant one of the two
+            raise ValueError(f"--detectors: 'all' names every detector; give it alone or list "
+                             f"the detectors; got {','.join(names)!r}")
         return [registry()[n] for n in list_detectors(supported_only=True)]
     from robustrep.tasks.common.options import unique
     specs = [get_spec(name) for name in names]

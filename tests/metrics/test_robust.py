@@ -328,11 +328,14 @@ def test_an_eps_in_0_255_units_is_refused_before_any_forward(attack):
         robust_accuracy(_Untouchable(), (x, torch.zeros(4, dtype=torch.long)), attack, eps=8)
 
 
-def test_0_255_images_are_refused_before_the_clean_pass():
+@pytest.mark.parametrize("attack", ["pgd", "fgsm", "autoattack", "apgd-ce", "apgd-t"])
+def test_0_255_images_are_refused_before_the_clean_pass(attack):
+    # Was: only PGD/FGSM checked; AutoAttack clamps its adversarial images to [0, 1], so 0-255
+    # images gave a silently wrong robust accuracy
     x = torch.rand(4, 3, 4, 4) * 255
     with pytest.raises(ValueError, match=r"^data's x must be images in \[0, 1\] .* got values "
                                          r"in \[.*, .*\]; divide 0-255 pixels by 255"):
-        robust_accuracy(_Untouchable(), (x, torch.zeros(4, dtype=torch.long)), "pgd")
+        robust_accuracy(_Untouchable(), (x, torch.zeros(4, dtype=torch.long)), attack)
 
 
 def test_a_dataset_of_single_samples_is_told_to_use_a_dataloader():

@@ -226,6 +226,12 @@ def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys):
     (["--corruptions", "none", "contrast"], "argument --corruptions: none cannot be combined "
                                             "with other values; give none alone"),
     (["--attacks", ""], "argument --attacks: must be a list of values, each one of autoattack"),
+    # none beside attacks: refused, not read as the attacks alone (or as none)
+    (["--attacks", "none,pgd"], "argument --attacks: must be a list of values, each one of "
+                                "autoattack, apgd-ce, apgd-t, pgd, fgsm (comma-separated), or "
+                                "none; got 'none,pgd'"),
+    (["--attacks", "fgsm,none"], "or none; got 'fgsm,none'"),
+    (["--attacks", "none,none"], "or none; got 'none,none'"),
     (["--attacks", "fgsm", "--eps", "0"], "argument --eps: must be a finite number > 0"),
 ])
 def test_eval_values_that_would_be_read_as_others_are_refused_by_the_parser(argv, needle, capsys):

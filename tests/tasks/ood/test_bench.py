@@ -517,3 +517,32 @@ def test_the_bench_says_what_it_does_from_its_start(tmp_path, monkeypatch, capsy
     assert refusal.startswith("robustrep ood: error: --train-opt stepz=3: ")
     assert main(argv + ["--quiet"]) == 2
     assert capsys.readouterr().err.startswith("robustrep ood: error: --train-opt stepz=3: ")
+
+
+def test_a_run_without_an_id_accuracy_ends_its_line_without_one(tmp_path, monkeypatch, capsys):
+    # Was: the line each run ends with formatted id_accuracy with :.3f, so a run whose ID set
+    # has no labels (id_accuracy None) crashed the bench once it was trained and scored
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.ood import score
+    _bench_in_process(monkeypatch)
+    real = score.score_run
+
+    def unlabelled(*args, **kwargs):
+        result, extra = real(*args, **kwargs)
+        result.id_accuracy = None
+        return result, extra
+
+    monkeypatch.setattr(score, "score_run", unlabelled)
+    argv = [a for a in _bench_argv(tmp_path / "b", "--regs", "none", "--steps", "2")
+            if a != "--quiet"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    end = [ln for ln in err.splitlines() if ln.startswith("[bench] 1/1 none seed 0: train ")]
+    assert len(end) == 1 and "acc" not in end[0] and end[0].endswith(", done")
+    assert "ID test accuracy (mean ± sample std over seeds, %): none n/a" in out
+    # a number is still said
+    monkeypatch.setattr(score, "score_run", real)
+    assert main(argv + ["--retrain"]) == 0
+    end = capsys.readouterr().err.splitlines()
+    assert any(ln.startswith("[bench] 1/1 none seed 0: train ") and ", ID acc 0." in ln
+               for ln in end)

@@ -57,6 +57,25 @@ def test_a_detector_named_twice_is_refused(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("text, shown", [("all,KNN", "all,KNN"), ("KNN, ALL", "KNN,ALL"),
+                                         ("all,all", "all,all"), (["all", "ODIN"], "all,ODIN")])
+def test_all_beside_other_detectors_is_refused(tmp_path, capsys, text, shown):
+    # Was: `--detectors all,KNN` (and `all,all`) scored every detector without a word
+    with pytest.raises(ValueError) as err:
+        parse_detectors(text)
+    assert str(err.value) == (f"--detectors: 'all' names every detector; give it alone or "
+                              f"list the detectors; got {shown!r}")
+    assert len(parse_detectors(" All ")) == len(list_detectors(supported_only=True))
+    from robustrep.tasks.cli import main
+    for command in (["score", str(tmp_path / "no-run-needed")],
+                    ["bench", "--out", str(tmp_path / "b")]):
+        assert main(["ood", *command, "--detectors", "all,KNN"]) == 2
+        assert capsys.readouterr().err == (
+            "robustrep ood: error: --detectors: 'all' names every detector; give it alone or "
+            "list the detectors; got 'all,KNN'\n")
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize("text", ["KNN,,ODIN", "KNN,", ["KNN", ""], ["KNN", "ODIN,"]])
 def test_an_empty_detector_is_refused_not_dropped(text):
     # Was: dropped (`--detectors KNN,,ODIN` scored KNN and ODIN), while --seeds refuses one

@@ -190,6 +190,21 @@ def test_an_empty_setting_is_refused_not_dropped(option, text, tmp_path, capsys)
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("option, text, want", [
+    ("--classify-regs", "none,none", "--classify-regs: setting none is given twice; give each "
+                                     "setting once"),
+    ("--gan-regs", "none+adaptivemix", "--gan-regs: regularizers 'none+adaptivemix' combine "
+                                       "none with methods; give the methods alone, or none "
+                                       "alone")])
+def test_none_beside_a_setting_is_refused(option, text, want, tmp_path, capsys):
+    # none,mixup is two settings (the baseline and mixup); none twice, or none inside a
+    # setting, says two things
+    assert cli.main(["report", "--quick", "--dry-run", "--out", str(tmp_path / "r"), option,
+                     text]) == 2
+    assert capsys.readouterr().err == f"robustrep report: error: {want}\n"
+    assert not (tmp_path / "r").exists()
+
+
 def _gan_curve_folder(folder, fids, step_s):
     """A GAN run evaluated at steps 100..400 (batch 32: 3.2 kimg per 100 steps)."""
     lines = [{"step": 1, "kimg": 0.032, "train_s": step_s}]
