@@ -37,6 +37,12 @@ class WriteFailed(RunFolderError):
     what was written before is intact, and a trainer's line names its last checkpoint."""
 
 
+class FolderGone(RunFolderError):
+    """The run or output folder a command was writing into was removed or moved meanwhile
+    (:func:`robustrep.tasks.common.runfiles.guard_folder`): the command stops rather than
+    make it again holding only the files written afterwards."""
+
+
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or inf; the message names the step, what went wrong and
     the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""

@@ -42,7 +42,8 @@ import torch
 from robustrep.tasks.common.checkpoint import (LATEST, last_step_checkpoint, latest_checkpoint,
                                                remove_stale_tmp)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError, WriteFailed
-from robustrep.tasks.common.runfiles import (FINISHED, note_opened, read_json, read_jsonl,
+from robustrep.tasks.common.runfiles import (FINISHED, check_folder, folder_gone, forget_folder,
+                                            guard_folder, note_opened, read_json, read_jsonl,
                                             unmark_finished, write_json, write_text_atomic)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
@@ -175,9 +176,13 @@ def _append_line(path: Path, line: str) -> None:
     """Append ``line`` whole or not at all: a full disk cut the record (a buffered write puts
     what fits), and the cut line then sat before the next resumed run's records."""
     data = line.encode("utf-8")
+    check_folder(path)  # O_CREAT would start the file in a folder of the same name made since
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     except OSError as err:
+        gone = folder_gone(path)
+        if gone is not None:
+            raise gone from None
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}") from None
     try:
         size = os.fstat(fd).st_size
@@ -272,6 +277,9 @@ def output_lock(folder: str | Path) -> RunLock:
               flush=True)
     held = RunLock(folder / LOCK_FILE).acquire(wait=True)
     remove_stale_tmp(folder)
+    guard_folder(folder, f"{folder} was removed or moved while this command was writing there; "
+                         f"nothing more is written there; run the command again")
+    held.on_release.append(lambda: forget_folder(folder))
     return held
 
 
@@ -500,6 +508,9 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
     run.create(subfolders=False)  # the lock's folder; the rest once the folder is checked
     lock = run.lock()
     note_opened(run.path)
+    # from now on no write makes the folder again: removed or moved, the run stops
+    guard_folder(run.path, gone_line(run.path))
+    lock.on_release.append(lambda: forget_folder(run.path))
     lock.on_release.append(run.close_sinks)
     try:
         if not resume:
@@ -518,6 +529,14 @@ def open_run(run: RunDir, config: dict[str, Any], resume: bool, log: str | None)
         lock.release()
         raise
     return lock
+
+
+def gone_line(path: Path) -> str:
+    """What a run whose folder was removed or moved while it trained says: it stops (making the
+    folder again would leave a checkpoint without its config.json, records from mid-run)."""
+    return (f"{path} was removed or moved while the run was going on; nothing more is written "
+            f"there; a moved run goes on from its last checkpoint with --resume NEW_PLACE, a "
+            f"removed one starts again with the same command")
 
 
 def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:

@@ -6,6 +6,12 @@ folder, ``fsync``, then ``os.replace``, so a process killed mid-write leaves the
 the new one, never half of one. ``metrics.jsonl`` is appended line by line; a kill during an
 append can leave a last line without its end, which :func:`read_jsonl` drops (and says so).
 
+A folder that a command writes into over time (a run folder, an ``--out``) is guarded
+(:func:`guard_folder`): removed or moved meanwhile, the next write stops the command with
+one line (:class:`FolderGone`) instead of making the folder again holding only the later files.
+A killed writer's temporary file (``.NAME.XXXXXXXX.tmp``) is removed by the next command
+writing NAME once no process holds it (:func:`remove_abandoned_tmp`).
+
 Reading: a damaged file is one :class:`RunFolderError` naming it (not a JSON parser message
 that names no file). :func:`read_run` gives every program's run in one schema,
 :class:`RunSummary`, whatever program wrote it and whichever names an older version used:
@@ -23,16 +29,21 @@ This module imports neither torch nor numpy: ``report`` and ``ood bench`` read r
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import io
 import json
 import os
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from robustrep.tasks.common.errors import RunFolderError, WriteFailed
+from robustrep.tasks.common.errors import FolderGone, RunFolderError, WriteFailed
 
 FINISHED = "finished.json"
 TMP_SUFFIX = ".tmp"  # the suffix checkpoint.remove_stale_tmp cleans up when a run is locked
@@ -60,22 +71,158 @@ def opened_runs() -> list[Path]:
 def temp_beside(path: Path, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
     """A new hidden file in ``path``'s folder, as ``(fd, name)``, with the mode a plain ``open``
     would give ``path`` (0666 less the umask): ``mkstemp`` makes it 0600, and the rename into
-    place would carry that over, hiding a shared run folder's files from the user's group."""
+    place would carry that over, hiding a shared run folder's files from the user's group.
+    The file is ``flock``-ed while ``fd`` is open: a later command tells a killed writer's file
+    (the kernel dropped its lock) from one being written (:func:`remove_abandoned_tmp`)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a file system without flock: the age test alone guards it
+        pass
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
     return fd, tmp
 
 
+# mkstemp's names: prefix, 8 characters of tempfile's alphabet, suffix (temp_beside)
+_TMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
+ABANDONED_AFTER_S = 60.0  # a live writer's file changes far more often than this
+
+
+def remove_abandoned_tmp(folder: str | Path, own: Callable[[str], bool],
+                         min_age: float = ABANDONED_AFTER_S) -> int:
+    """Remove from ``folder`` the temporary files :func:`write_atomic` left for the names
+    ``own(name)`` accepts when its process was killed (``kill -9``, a power loss: no clean-up
+    ran); returns how many. For commands without a folder lock (``data pack OUT``, ``gan
+    sample --outdir``): a file goes only when no process holds its ``flock`` and it has not
+    changed for ``min_age`` seconds; nothing not of robustrep's pattern is touched."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # not there yet: nothing to clean
+        return 0
+    removed = 0
+    for entry in entries:
+        found = _TMP_NAME.fullmatch(entry.name)
+        if found and own(found["name"]) and _remove_if_abandoned(entry.path, min_age):
+            removed += 1
+    return removed
+
+
+def _remove_if_abandoned(path: str, min_age: float) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # a link (never followed), or gone meanwhile
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < min_age:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return False  # its writer is alive and holds it
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class _Guard:
+    fd: int  # the folder, held open: its inode number is not given to a new folder meanwhile
+    ident: tuple[int, int]  # (st_dev, st_ino) when it was guarded
+    line: str  # what FolderGone says
+
+
+_GUARDED: dict[str, _Guard] = {}  # absolute folder -> its guard
+
+
+def guard_folder(folder: str | Path, line: str) -> None:
+    """From now on, every write under ``folder`` (which exists) first checks that it is still
+    the folder it was (same device and inode): removed, moved, or replaced by another of the
+    same name, the write raises :class:`FolderGone` saying ``line``, and no folder is made
+    again. Only the command that made ``folder`` guards it, until :func:`forget_folder`."""
+    where = os.path.abspath(folder)
+    forget_folder(where)
+    # held open: a removed folder's inode would be free for the next folder made, which would
+    # then pass for it (a user's `rm -rf RUN; mkdir RUN`)
+    fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+    info = os.fstat(fd)
+    _GUARDED[where] = _Guard(fd, (info.st_dev, info.st_ino), line)
+
+
+def forget_folder(folder: str | Path) -> None:
+    guard = _GUARDED.pop(os.path.abspath(folder), None)
+    if guard is not None:
+        os.close(guard.fd)
+
+
+def _guard_root(path: str | Path) -> str | None:
+    """The innermost guarded folder holding ``path`` (or ``path`` itself), or None."""
+    where = os.path.abspath(path)
+    roots = [r for r in _GUARDED if where == r or where.startswith(r.rstrip(os.sep) + os.sep)]
+    return max(roots, key=len, default=None)
+
+
+def folder_gone(path: str | Path) -> FolderGone | None:
+    """The error to raise when the guarded folder holding ``path`` is no longer the one that
+    was guarded; None when it still is, or ``path`` is in no guarded folder."""
+    root = _guard_root(path)
+    if root is None:
+        return None
+    guard = _GUARDED[root]
+    try:
+        info = os.stat(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return FolderGone(guard.line)
+    except OSError:  # e.g. a parent made unreadable: not known to be gone; the write says
+        return None
+    return None if (info.st_dev, info.st_ino) == guard.ident else FolderGone(guard.line)
+
+
+def check_folder(path: str | Path) -> None:
+    """Raise :class:`FolderGone` when the guarded folder holding ``path`` is gone."""
+    gone = folder_gone(path)
+    if gone is not None:
+        raise gone
+
+
+def make_folder(folder: str | Path) -> None:
+    """Make ``folder`` (a file's folder, before writing it). Inside a guarded folder only the
+    folders below it are made (a run's samples/, plots/), after checking it is still there;
+    elsewhere every missing folder is (an output path the user named)."""
+    folder = Path(folder)
+    root = _guard_root(folder)
+    if root is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    check_folder(folder)
+    level = Path(root)
+    try:
+        for part in Path(os.path.abspath(folder)).relative_to(root).parts:
+            level = level / part
+            level.mkdir(exist_ok=True)  # no parents: the guarded folder is never made again
+    except FileNotFoundError:
+        check_folder(folder)  # removed since it was checked: its line
+        raise
+
+
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
-    rename it into place: a crash or a full disk never leaves a truncated file at ``path``."""
+    rename it into place: a crash or a full disk never leaves a truncated file at ``path``.
+    A guarded folder (:func:`guard_folder`) removed or moved meanwhile raises FolderGone."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         fd, tmp = temp_beside(path)
     except OSError as err:
+        gone = folder_gone(path)  # removed between the check and the folder's making
+        if gone is not None:
+            raise gone from None
         advice = _advice(path, "make the folder writable or choose another output folder")
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice}") from None
     try:
@@ -89,8 +236,13 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         err = _os_error(exc) if isinstance(exc, Exception) else None  # Ctrl-C stays itself
         if err is None:
             raise
+        gone = folder_gone(path)
+        if gone is not None:
+            raise gone from None
         # disk full, quota, folder removed: the old file stays in place
-        advice = _advice(path, "free space or choose another output folder")
+        advice = (f"its folder {path.parent} was removed or moved while it was written"
+                  if not path.parent.is_dir() else
+                  _advice(path, "free space or choose another output folder"))
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice} "
                           f"({kept})") from None

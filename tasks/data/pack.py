@@ -11,10 +11,11 @@ from typing import Any
 from robustrep.data.folders import ZipImageFolder
 from robustrep.data.local import image_folder
 from robustrep.data.zipdata import LABELS_FILE, pack_images
-from robustrep.tasks.common.checkpoint import write_atomic
+from robustrep.tasks.common.checkpoint import TMP_SUFFIX, write_atomic
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import check_output_file
+from robustrep.tasks.common.runfiles import remove_abandoned_tmp
 
 
 def is_zip_source(src: Path) -> bool:
@@ -42,6 +43,7 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
     labels = None if flat else list(dataset.targets)
     enlarged: list[int] = []
     images = _counted(_images(dataset, resolution, enlarged), len(dataset), show_progress)
+    _remove_abandoned(out)
     write_atomic(out, lambda handle: pack_images(images, handle, resolution, channels, labels))
     if enlarged:
         print(_enlarged_note(dataset, enlarged, resolution), file=sys.stderr)
@@ -49,6 +51,16 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
             "channels": channels, "enlarged": len(enlarged),
             "labels": None if flat else {"classes": len(dataset.classes),
                                          "names": list(dataset.classes)}}
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Remove the temporary zips (``.OUT.XXXXXXXX.tmp``, beside ``out``) of earlier packs to
+    ``out`` that were killed mid-write (``kill -9``, a power loss: no clean-up ran), each as big
+    as the zip; a pack to ``out`` still going on keeps its own (see remove_abandoned_tmp)."""
+    removed = remove_abandoned_tmp(out.parent, lambda name: name == out.name)
+    if removed:
+        print(f"note: removed {removed} temporary file(s) .{out.name}.*{TMP_SUFFIX} that an "
+              f"earlier data pack to {out} left when it was killed", file=sys.stderr)
 
 
 def _open_source(src: Path, resolution: int, channels: int) -> Any:

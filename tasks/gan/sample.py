@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
                                            check_writable)
-from robustrep.tasks.common.runfiles import write_atomic
+from robustrep.tasks.common.runfiles import (TMP_SUFFIX, forget_folder, guard_folder,
+                                            remove_abandoned_tmp, write_atomic)
 from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
 from robustrep.tasks.gan.models import build_generator, generate_batches, generate_seeds
@@ -160,8 +162,12 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     files = None if outdir is None else _image_files(outdir, seed_list, num, force)
     batches = (generate_seeds(G, seed_list, dev, **kwargs) if seed_list is not None
                else generate_batches(G, num, dev, seed, **kwargs))
-    samples = _drain(batches, files, keep=grid is not None or pt is not None, total=total,
-                     show=show_progress)
+    try:
+        samples = _drain(batches, files, keep=grid is not None or pt is not None, total=total,
+                         show=show_progress)
+    finally:
+        if files is not None:
+            forget_folder(files.folder)
     out = {"num": total, "step": step, "ema": use_ema,
            "truncation": truncation, "noise_mode": noise_mode, "class": class_idx}
     if files is not None:
@@ -306,6 +312,8 @@ def _drain(batches, files: Sequence[Path] | None, keep: bool, total: int,
         for batch in batches:
             batch = batch.cpu()
             if files is not None:
+                if not done and isinstance(files, ImageFiles):
+                    files.make()  # guarded from the first image on
                 _write_images(batch, files[done:done + len(batch)])
                 # a stop now: a rerun meets these files and is refused without --force
                 stop_note(f"{done + len(batch)} of {total} images written to "
@@ -355,12 +363,32 @@ class ImageFiles(Sequence):
 
     def __init__(self, folder: Path, seeds: list[int] | None, num: int):
         self.folder, self.seeds, self.num = folder, seeds, num
+        self._names: set[str] | None = None  # the seeds' names, made when first asked for
 
     def __len__(self) -> int:
         return self.num if self.seeds is None else len(self.seeds)
 
     def name(self, i: int) -> str:
         return f"{i:06d}.png" if self.seeds is None else f"seed{self.seeds[i]:04d}.png"
+
+    def is_own(self, name: str) -> bool:
+        """Whether ``name`` is one of the files it would write."""
+        if self.seeds is None:
+            number = name[:-4]
+            return (name.endswith(".png") and number.isdigit() and int(number) < self.num
+                    and self.name(int(number)) == name)
+        if self._names is None:
+            self._names = {self.name(i) for i in range(len(self))}
+        return name in self._names
+
+    def make(self) -> None:
+        """The folder, made before the first image and guarded from then on: removed or moved
+        while the images are written, the next one stops the command (a folder made again
+        would hold only the later images)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        guard_folder(self.folder, f"--outdir {self.folder} was removed or moved while gan "
+                                  f"sample was writing there; nothing more is written there; "
+                                  f"the same command again writes all the images")
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -398,6 +426,10 @@ def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
                         + (f" and {len(taken) - 1} more of the files it would write"
                            if len(taken) > 1 else "")
                         + "; pass --force to overwrite them or choose another folder")
+    removed = remove_abandoned_tmp(folder, files.is_own)
+    if removed:  # a killed gan sample's half-written PNGs
+        print(f"note: removed {removed} temporary file(s) .*.png.*{TMP_SUFFIX} that an earlier "
+              f"gan sample into {folder} left when it was killed", file=sys.stderr)
     return files
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
+from robustrep.tasks.common.runfiles import make_folder, write_csv, write_text_atomic
 from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
                                          compute_metrics)
 
@@ -140,7 +140,7 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
     files then hold both calls' rows and scores.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)  # under write_merged's lock: never again, should it be removed meanwhile
     files = _write_tables(result, out, meta, earlier)
     scores = _merged_scores(result, out / "scores.pt" if earlier is not None else None)
     if plots or save_scores or (out / "scores.pt").is_file():  # an earlier one kept in step
