@@ -1,12 +1,13 @@
 """Reading a classifier's weights file, once, as timm users save them, and checking it fits.
 
-Accepted: a bare ``state_dict`` (``.pth``/``.pt``/``.bin`` through ``torch.load(weights_only=True)``,
-or ``.safetensors``); a training checkpoint holding one, as timm's ``train.py`` writes it
-(``state_dict``, ``state_dict_ema``, its ``args`` Namespace) or as robustrep's runs do (``model``,
-``ema``, ``config``), its EMA weights first as timm's ``load_checkpoint(use_ema=True)`` takes them
-(huggingface/pytorch-image-models, ``timm/models/_helpers.py``); wrapper prefixes (DDP's
-``module.``, a wrapper's ``model.``) stripped where every key has them. A file that holds NaN, inf
-or integer parameters, or keys and shapes of another architecture, is one line naming it.
+Accepted: a bare ``state_dict`` (``.pth``/``.pt``/``.bin`` through
+``torch.load(weights_only=True)``, or ``.safetensors``); a training checkpoint holding one, as
+timm's ``train.py`` writes it (``state_dict``, ``state_dict_ema``, its ``args`` Namespace) or as
+robustrep's runs do (``model``, ``ema``, ``config``), its EMA weights first as timm's
+``load_checkpoint(use_ema=True)`` takes them (huggingface/pytorch-image-models,
+``timm/models/_helpers.py``); wrapper prefixes (DDP's ``module.``, a wrapper's ``model.``)
+stripped where every key has them. A file that holds NaN, inf or integer parameters, or keys and
+shapes of another architecture, is one line naming it.
 """
 
 from __future__ import annotations
