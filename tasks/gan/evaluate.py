@@ -65,7 +65,8 @@ from robustrep.tasks.common.checkpoint import safe_load, save_atomic
 from robustrep.tasks.common.classifier import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.errors import CheckpointError, DataError, RunFolderError, UserError
+from robustrep.tasks.common.errors import (CheckpointError, DataError, FolderGone, RunFolderError,
+                                          UserError)
 from robustrep.tasks.common.options import check_run_folder
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.regularizers import refuse_unused
@@ -540,6 +541,9 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
         real = None if max_real is None or max_real >= len(data.unmirrored()) else max_real
         name = fid_name(metrics["num_samples"], real)
         metrics.update({"fid_name": name, name: metrics["fid"]})
+    if out is None and not Path(run).is_dir():  # not made again holding eval.json alone
+        raise FolderGone(f"{run} was removed or moved while gan eval scored it; nothing was "
+                         f"written; run the command again on the run's new place")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(metrics, indent=2, default=str) + "\n")
     metrics["json"] = str(path)

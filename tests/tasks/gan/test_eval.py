@@ -703,3 +703,29 @@ def test_an_unfinished_run_is_said_to_be_one(digits_run, tmp_path, capsys):
     # an earlier checkpoint of a finished run is what was asked for
     assert main(["gan", "eval", str(digits_run), *argv, "--checkpoint", "step_00000001.pt"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_a_run_removed_while_gan_eval_scores_it_is_not_made_again(digits_run, tmp_path,
+                                                                  monkeypatch):
+    # Was: RUN came back holding eval.json alone
+    import shutil
+
+    from robustrep.tasks.common.errors import FolderGone
+    from robustrep.tasks.gan import evaluate
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+
+    class Removing:
+        info = {}
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, G):
+            shutil.rmtree(run)
+            return {"fid": 1.0, "num_samples": 16}
+
+    monkeypatch.setattr(evaluate, "Evaluator", Removing)
+    with pytest.raises(FolderGone, match="was removed or moved while gan eval scored it"):
+        evaluate.evaluate_run(run, num_samples=16, device="cpu")
+    assert not run.exists()
