@@ -85,8 +85,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     check_out(out, args.collect)
     from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
+    from robustrep.tasks.common.runfiles import forget_folder, guard_folder
     with RunLock(out / LOCK_FILE).acquire():  # a second report into this folder: refused
-        return _report(args, settings, out, runs)
+        # removed or moved meanwhile, it would be made again holding the page alone
+        guard_folder(out, f"--out {out} was removed or moved while the report ran; nothing "
+                          f"more is written there; run the command again")
+        try:
+            return _report(args, settings, out, runs)
+        finally:
+            forget_folder(out)
 
 
 def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:

@@ -81,6 +81,27 @@ def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monke
     assert cli.main(argv) == 0 and len(children) == 8
 
 
+def test_an_out_folder_removed_while_the_report_runs_is_not_made_again(tmp_path, monkeypatch,
+                                                                       children, capsys):
+    # Was: the page was written into a new folder of the same name, holding it alone
+    import shutil
+
+    from robustrep.tasks.report import cli as report_cli
+    out = tmp_path / "rr"
+    real = report_cli.collect
+
+    def collect_then_remove(planned):
+        found = real(planned)
+        shutil.rmtree(out)
+        return found
+    monkeypatch.setattr(report_cli, "collect", collect_then_remove)
+    assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the runs' progress line
+    assert last == (f"robustrep report: error: --out {out} was removed or moved while the report "
+                    f"ran; nothing more is written there; run the command again")
+    assert not out.exists()
+
+
 def test_killed_runs_are_resumed_or_restarted_and_finished_parts_kept(tmp_path):
     out = tmp_path / "r"
     gan = runs._gan_run("gan", "digits-dcgan", "none", 0, 10, out)
