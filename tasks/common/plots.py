@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.runfiles import existing_parent, write_atomic
+
 
 def _can_write(folder: Path) -> bool:
     """Whether matplotlib could make and write ``folder``: the folder, or its nearest existing
     parent, is a folder this user may write (``os.access``, as matplotlib checks it)."""
     try:
-        probe = folder.resolve()
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
+        probe = existing_parent(folder.resolve())
         return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
     except (OSError, RuntimeError):
         return False
@@ -79,8 +79,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
-
-from robustrep.tasks.common.runfiles import write_atomic  # noqa: E402
 
 
 def _finish(fig, path: str | Path) -> Path:

@@ -42,9 +42,10 @@ import torch
 from robustrep.tasks.common.checkpoint import (LATEST, last_step_checkpoint, latest_checkpoint,
                                                remove_stale_tmp)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError, WriteFailed
-from robustrep.tasks.common.runfiles import (FINISHED, check_folder, folder_gone, forget_folder,
-                                            guard_folder, note_opened, read_json, read_jsonl,
-                                            unmark_finished, write_json, write_text_atomic)
+from robustrep.tasks.common.runfiles import (FINISHED, check_folder, existing_parent, folder_gone,
+                                            forget_folder, guard_folder, note_opened, read_json,
+                                            read_jsonl, unmark_finished, write_json,
+                                            write_text_atomic)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
 LOCK_FILE = ".lock"
@@ -338,11 +339,7 @@ def check_writable(path: str | Path, what: str = "output folder") -> Path:
     parent (so a wrong ``--out`` fails before any work, without creating folders).
     """
     path = Path(path).expanduser()
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    probe = existing_parent(path)
     if probe.exists() and not probe.is_dir():
         raise RunFolderError(f"cannot use {what} {path}: {probe} is a file, not a folder")
     try:

@@ -68,6 +68,14 @@ def opened_runs() -> list[Path]:
     return list(_OPENED)
 
 
+def existing_parent(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest parent that does (the root at last): where
+    a folder not made yet would be made, to check before any work."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def temp_beside(path: Path, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
     """A new hidden file in ``path``'s folder, as ``(fd, name)``, with the mode a plain ``open``
     would give ``path`` (0666 less the umask): ``mkstemp`` makes it 0600, and the rename into

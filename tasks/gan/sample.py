@@ -28,8 +28,8 @@ from robustrep.tasks.common.errors import CheckpointError, UserError
 from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
                                            check_writable)
-from robustrep.tasks.common.runfiles import (TMP_SUFFIX, forget_folder, guard_folder,
-                                            remove_abandoned_tmp, write_atomic)
+from robustrep.tasks.common.runfiles import (TMP_SUFFIX, existing_parent, forget_folder,
+                                            guard_folder, remove_abandoned_tmp, write_atomic)
 from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
 from robustrep.tasks.gan.models import build_generator, generate_batches, generate_seeds
@@ -269,8 +269,7 @@ PNG_OVERHEAD = 70
 def disk_room(folder: Path) -> tuple[int, int | None, int] | None:
     """Free bytes, free files (inodes; None where the file system does not count them) and the
     block size of the file system holding ``folder`` (or its nearest existing parent)."""
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
+    folder = existing_parent(folder)
     try:
         stats = os.statvfs(folder)
         free = shutil.disk_usage(folder).free
@@ -301,7 +300,7 @@ def check_disk(total: int, numel: int, outdir: str | Path, option: str) -> None:
                         f"fewer, or choose a folder on another disk")
 
 
-def _drain(batches, files: Sequence[Path] | None, keep: bool, total: int,
+def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
            show: bool) -> torch.Tensor | None:
     """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
     the samples (on the CPU) when ``keep``."""
@@ -312,12 +311,12 @@ def _drain(batches, files: Sequence[Path] | None, keep: bool, total: int,
         for batch in batches:
             batch = batch.cpu()
             if files is not None:
-                if not done and isinstance(files, ImageFiles):
+                if not done:
                     files.make()  # guarded from the first image on
                 _write_images(batch, files[done:done + len(batch)])
                 # a stop now: a rerun meets these files and is refused without --force
                 stop_note(f"{done + len(batch)} of {total} images written to "
-                          f"{files[0].parent}, each whole; the same command with --force "
+                          f"{files.folder}, each whole; the same command with --force "
                           f"writes them all again")
             if keep:
                 kept.append(batch)

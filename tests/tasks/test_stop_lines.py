@@ -140,7 +140,7 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
             raise Stopped(signal.SIGTERM)
         written.extend(files)
     monkeypatch.setattr(sample, "_write_images", write_images)
-    files = [tmp_path / f"{i:06d}.png" for i in range(6)]
+    files = sample.ImageFiles(tmp_path, None, 6)
     common_cli.stop_note(None)
     try:
         with pytest.raises(Stopped):
@@ -150,3 +150,4 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
             f"command with --force writes them all again")
     finally:
         common_cli.stop_note(None)
+        sample.forget_folder(tmp_path)
