@@ -140,14 +140,14 @@ def plugin_failure(err: BaseException) -> str | None:
     owners = _plugin_owners()
     if not owners:
         return None
-    last = None
+    last, ours = None, _robustrep_folders()
     for frame, lineno in traceback.walk_tb(err.__traceback__):
         path = _real_path(frame.f_code.co_filename)
         owner = next((o for where, o in owners.items() if path == where
                       or path.startswith(where + os.sep)), None)
         if owner is not None:
             last = (owner, frame.f_code, lineno)
-        elif any(path.startswith(top + os.sep) for top in _robustrep_folders()):
+        elif any(path.startswith(top + os.sep) for top in ours):
             last = None
     if last is None:
         return None
