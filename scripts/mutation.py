@@ -59,6 +59,7 @@ _TASK = "robustrep.tasks.classify.task."
 PLUGIN = "tests/tasks/test_plugin.py"
 SHARED_OPTIONS = "tests/tasks/common/test_shared_options.py"
 CONFIG_TESTS = "tests/tasks/common/test_config.py"
+METRIC_ENTRY = "tests/metrics/test_entry_checks.py"
 
 MODULES = {
     "losses": Module("robustrep/losses.py",
@@ -91,6 +92,19 @@ MODULES = {
     "config": Module("robustrep/tasks/common/config.py", (CONFIG_TESTS,)),
     "optionspec": Module("robustrep/tasks/common/optionspec.py", (CONFIG_TESTS,)),
     "nets": Module("robustrep/nets/__init__.py", ("tests/nets/test_registry.py",)),
+    # the other core techniques and the baselines DAT is compared with
+    "projection": Module("robustrep/projection.py", ("tests/test_projection.py", GAN_LOGIC)),
+    "ssgan": Module("robustrep/ssgan.py", ("tests/test_ssgan.py",)),
+    "infomax": Module("robustrep/infomax.py", ("tests/test_infomax.py",)),
+    "ada": Module("robustrep/ada.py", ("tests/test_ada.py",)),
+    "diffaugment": Module("robustrep/diffaugment.py", ("tests/test_diffaugment.py",)),
+    "uos": Module("robustrep/uos.py", ("tests/test_uos.py",)),
+    "corruptions": Module("robustrep/corruptions.py", ("tests/test_corruptions.py",)),
+    # the metrics, each with its own test file and the shared entry checks
+    **{f"metrics_{name}": Module(f"robustrep/metrics/{name}.py",
+                                 (f"tests/metrics/test_{name}.py", METRIC_ENTRY))
+       for name in ("fid", "ood", "robust", "classification", "precision_recall",
+                    "convergence", "mixtures", "extractors")},
 }
 
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,12 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
     flat = dataset.layout == "flat"
     labels = None if flat else list(dataset.targets)
     enlarged: list[int] = []
-    images = _counted(_images(dataset, resolution, enlarged), len(dataset), show_progress)
     _remove_abandoned(out)
-    write_atomic(out, lambda handle: pack_images(images, handle, resolution, channels, labels))
+    # closed here, not when collected: a stop's line must come after the bar's last one
+    with closing(_counted(_images(dataset, resolution, enlarged), len(dataset),
+                          show_progress)) as images:
+        write_atomic(out, lambda handle: pack_images(images, handle, resolution, channels,
+                                                     labels))
     if enlarged:
         print(_enlarged_note(dataset, enlarged, resolution), file=sys.stderr)
     return {"zip": str(out), "images": len(dataset), "resolution": resolution,

@@ -69,6 +69,24 @@ def test_packing_counts_the_images_unless_quiet(folder, tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_stop_mid_pack_prints_its_line_after_the_bars_last(folder, tmp_path, capsys,
+                                                               monkeypatch):
+    """The bar's generator was closed only when collected, after the stop line had printed, so
+    the count came last, below the line that says what was kept."""
+    def packs_three(images, handle, *args):
+        for _, _ in zip(range(3), images):
+            pass
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("robustrep.tasks.data.pack.pack_images", packs_three)
+    assert main(["data", "pack", str(folder), str(tmp_path / "a.zip"), "--resolution", "16"]) \
+        == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("packing: image 2/7 ") and len(lines) == 2, lines
+    assert lines[1].startswith("robustrep data: interrupted (Ctrl-C); ")
+    assert not (tmp_path / "a.zip").exists()
+
+
 def test_flat_folder_has_null_labels_and_resizes(folder, tmp_path, capsys):
     out = tmp_path / "flat.zip"
     assert main(["data", "pack", str(folder / "dog"), str(out), "--resolution", "8",
