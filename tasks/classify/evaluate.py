@@ -137,58 +137,79 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
     jobs = attack_jobs(attacks, pgd_steps)
     was_training = model.training
     model.eval()
-    n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
-    logits, labels = predict(model, data, device)
-    # no attack, no radius: a recorded eps would read as a threat model that was evaluated
-    report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps if jobs else None,
-                              "norm": norm if jobs else None,
-                              "clean": calibration(logits, labels, bins)}
-    n_classes = int(logits.shape[1])
-    if progress_bar and jobs:
-        x_attack, _ = first_samples(data, n_attack)
-        seconds = expected_attack_seconds(model, x_attack, device, jobs, n_classes)
-        if seconds > SLOW_SECONDS:
-            print(slow_attacks_note(jobs, len(x_attack), seconds, device), file=sys.stderr,
-                  flush=True)
-    robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
-                                pgd_step_size, n_attack, seed, progress_bar, attack_batch)
-    # the corruptions' bar starts after the attacks (its pace is one pass over the data per
-    # step); the clean pass is its first step, done
-    bar = progress(1 + len(corruptions) * len(severities) + n_c, initial=1, desc="eval",
-                   enabled=progress_bar)
-    report["robust"] = robust
-    report["adversarial"] = {k: v["robust_acc"] for k, v in robust.items()}
-    report["n_attack"] = next(iter(robust.values()))["n"] if robust else 0
-    report["robust_convention"] = {k: v["convention"] for k, v in robust.items()}
+    try:
+        logits, labels = predict(model, data, device)
+        # no attack, no radius: a recorded eps would read as a threat model that was evaluated
+        report: dict[str, Any] = {"n": int(labels.numel()), "eps": eps if jobs else None,
+                                  "norm": norm if jobs else None,
+                                  "clean": calibration(logits, labels, bins)}
+        n_classes = int(logits.shape[1])
+        if progress_bar and jobs:
+            _note_slow_attacks(model, data, device, jobs, n_attack, n_classes)
+        robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
+                                    pgd_step_size, n_attack, seed, progress_bar, attack_batch)
+        report.update(_robust_section(robust))
+        # the corruptions' bar starts after the attacks (its pace is one pass over the data per
+        # step); the clean pass is its first step, done
+        n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
+        with progress(1 + len(corruptions) * len(severities) + n_c, initial=1, desc="eval",
+                      enabled=progress_bar) as bar:
+            report.update(_corruption_section(model, data, device, corruptions, severities,
+                                              seed, report["clean"]["acc"], bar))
+            if cifar_c_root is not None:
+                report["cifar_c"] = _cifar_c_section(model, cifar_c_root, device, report, bar)
+    finally:
+        model.train(was_training)
+    report["summary"] = _summary(report)
+    return report
+
+
+def _note_slow_attacks(model: nn.Module, data, device: torch.device, jobs, n_attack: int | None,
+                       n_classes: int) -> None:
+    """Say before the attacks start when they will take long, and how to make them shorter."""
+    x_attack, _ = first_samples(data, n_attack)
+    seconds = expected_attack_seconds(model, x_attack, device, jobs, n_classes)
+    if seconds > SLOW_SECONDS:
+        print(slow_attacks_note(jobs, len(x_attack), seconds, device), file=sys.stderr,
+              flush=True)
+
+
+def _robust_section(robust: dict[str, dict]) -> dict[str, Any]:
+    return {"robust": robust,
+            "adversarial": {k: v["robust_acc"] for k, v in robust.items()},
+            "n_attack": next(iter(robust.values()))["n"] if robust else 0,
+            "robust_convention": {k: v["convention"] for k, v in robust.items()}}
+
+
+def _corruption_section(model: nn.Module, data, device: torch.device, corruptions, severities,
+                        seed: int, clean_acc: float, bar) -> dict[str, Any]:
+    """Accuracy under each on-the-fly corruption and severity, and their mCE when there are any."""
     corr: dict[str, dict[str, float]] = {}
     for name in corruptions:
         corr[name] = {}
         for s in severities:
             corr[name][str(s)] = corruption_accuracy(model, data, device, name, s, seed)
             bar.update(1)
-    report["corruptions"] = corr
-    clean_acc = report["clean"]["acc"]
+    section: dict[str, Any] = {"corruptions": corr}
     if corr and severities:
-        report["corruption_summary"] = {
+        section["corruption_summary"] = {
             **mean_corruption_error(corr, clean_acc),
             "convention": f"on the fly (robustrep.corruptions, make_cifar_c.py formulas), "
                           f"{_which_corruptions(corr)}, severities "
                           f"{','.join(map(str, severities))}; unnormalised mCE over them all"}
-    if cifar_c_root is not None:
-        # the first n rows of each file are the corrupted first n test images: the clean set's
-        n = report["n"]
-        table = cifar_c_accuracy(model, cifar_c_root, device, max_samples=n, bar=bar)
-        report["cifar_c"] = {"root": str(cifar_c_root), "n": n, "accuracy": table,
-                             **mean_corruption_error(table, clean_acc),
-                             "convention": f"released CIFAR-C files, 15 corruptions x 5 "
-                                           f"severities, the first {n} images of each (those "
-                                           f"of the clean accuracy); unnormalised mCE (the "
-                                           f"CIFAR practice); relative mCE against this "
-                                           f"report's clean error"}
-    bar.close()
-    report["summary"] = _summary(report)
-    model.train(was_training)
-    return report
+    return section
+
+
+def _cifar_c_section(model: nn.Module, root: str | Path, device: torch.device,
+                     report: dict[str, Any], bar) -> dict[str, Any]:
+    # the first n rows of each file are the corrupted first n test images: the clean set's
+    n = report["n"]
+    table = cifar_c_accuracy(model, root, device, max_samples=n, bar=bar)
+    return {"root": str(root), "n": n, "accuracy": table,
+            **mean_corruption_error(table, report["clean"]["acc"]),
+            "convention": f"released CIFAR-C files, 15 corruptions x 5 severities, the first {n} "
+                          f"images of each (those of the clean accuracy); unnormalised mCE (the "
+                          f"CIFAR practice); relative mCE against this report's clean error"}
 
 
 def _which_corruptions(corr: dict[str, Any]) -> str:

@@ -95,6 +95,23 @@ def test_attacks_run_on_the_first_n_attack_samples_only():
     assert 5 not in seen and {2, 1} <= set(seen)  # the 5 attacked images: 2 + 2 + 1
 
 
+def test_a_failed_evaluation_gives_the_model_back_in_its_own_mode(monkeypatch):
+    """evaluate_model puts the model in eval mode; an error mid-way (an attack, a corruption
+    file) left a training model there, so a library caller's next training step ran without
+    dropout or batch-norm updates."""
+    model, batches = _fixed_model_and_data()
+    model.train()
+
+    def fails(*args, **kwargs):
+        assert not model.training  # the attacks see an eval-mode model
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr("robustrep.tasks.classify.evaluate.adversarial_report", fails)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        evaluate_model(model, batches, attacks=("pgd",), corruptions=())
+    assert model.training
+
+
 class _LookupModel(nn.Module):
     """Returns fixed logits; the pixel at [0, 0, 0] encodes the sample index."""
 
