@@ -36,10 +36,14 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.runfiles import read_run
 from robustrep.tasks.ood.bench_tables import (BENCH_FILES, SUMMARY_METRICS, aggregate,
                                               avg_over_ood, counted, format_markdown, mean_std,
@@ -53,8 +57,8 @@ def _parse_opts(items: list[str]) -> dict[str, Any]:
     for item in items or ():
         key, eq, raw = str(item).partition("=")
         if not eq or not key:
-            raise ValueError(f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), "
-                             f"got {item!r}")
+            raise ConfigError(f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), "
+                              f"got {item!r}")
         out[key.strip().replace("-", "_")] = parse_literal(raw)
     return out
 
@@ -194,9 +198,9 @@ def check_one_length(steps: int | None, train_opts: list[str], reg_list: list[st
              if k == "epochs"]
     given += [f"--regs setting {r!r}" for r in reg_list if "epochs" in split_setting(r)[1]]
     if given:
-        raise ValueError(f"--steps {steps} and {given[0]} are two ways to give the runs' length: "
-                         f"give --steps (optimizer steps) or epochs=N (passes over the training "
-                         f"set, converted to steps as classify train does), not both")
+        raise ConfigError(f"--steps {steps} and {given[0]} are two ways to give the runs' "
+                          f"length: give --steps (optimizer steps) or epochs=N (passes over the "
+                          f"training set, converted to steps as classify train does), not both")
 
 
 def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
@@ -214,8 +218,8 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
         if code != 0:
             reason = (lines[-1] if lines else f"exit code {code}").split("error: ", 1)[-1]
             reason = reason.split(" (see 'robustrep", 1)[0]  # the top-level help: ours instead
-            raise ValueError(f"{what}: robustrep classify train does not accept it: {reason}; "
-                             f"see robustrep classify train --help for the accepted options")
+            raise ConfigError(f"{what}: robustrep classify train does not accept it: {reason}; "
+                              f"see robustrep classify train --help for the accepted options")
         return json.loads(output)
 
     base = {"preset": preset, "model": model, "steps": steps, "device": device}
@@ -226,6 +230,24 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
                      **split_setting(r)[1]}, f"--regs setting {r!r}") for r in reg_list]
 
 
+@dataclass
+class _Plan:
+    """What one bench call runs, checked before anything is trained: the settings, seeds, OOD
+    sets and detectors, the parsed ``--train-opt`` (``opts``), what defines the rows
+    (:func:`_asked`), and the output folder."""
+
+    regs: list[str]
+    seeds: tuple
+    ood: tuple
+    specs: list
+    overrides: dict[str, dict[str, Any]]
+    opts: dict[str, Any]
+    asked: dict[str, Any]
+    out: Path
+
+    @property
+    def total(self) -> int:
+        return len(self.regs) * len(self.seeds)
 
 
 def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_OOD,
@@ -235,18 +257,75 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
               device: str = "auto", amp: str = "off", workers: int = 0, seed: int = 0,
               show_progress: bool = False) -> dict[str, Any]:
     """Train every (regularizer, seed), score every detector, write the comparison table."""
+    from robustrep.tasks.common.runfiles import forget_folder, guard_folder
+    plan = _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, preset,
+                 train_opts, out, seed)
+    tell = _teller(show_progress)
+    if tell is not None:  # the dry runs take seconds each, the first training minutes
+        tell(f"{counted(plan.total, 'run')} ({counted(len(plan.regs), 'setting')} x "
+             f"{counted(len(plan.seeds), 'seed')}), each trained, then scored; checking the "
+             f"settings with robustrep classify train --dry-run")
+    configs = check_settings(plan.regs, list(train_opts), preset=preset, model=model,
+                             steps=steps, device=device)
+    _check_configs(plan, configs, preset)
+    train = dict(preset=preset, model=model, device=device, retrain=retrain,
+                 quiet=not show_progress)
+    score = dict(params=list(params), feature_maps=feature_maps, batch_size=batch_size,
+                 device=device, amp=amp, workers=workers, seed=seed)
+    (plan.out / "runs").mkdir(parents=True, exist_ok=True)
+    # removed or moved while the runs train (hours), the folder was made again by the next run,
+    # holding the later runs alone and a table of them
+    guard_folder(plan.out, _gone_line(plan.out))
+    try:
+        new, used = _run_all(plan, configs, train, score, show_progress)
+        info = {"n_seeds": len(plan.seeds), "seeds": list(plan.seeds),
+                "model": used.get("model", model), "steps": used.get("steps", steps),
+                "preset": preset, "train_opts": plan.opts, "feature_maps": feature_maps}
+        _check_out(plan.out)  # output_lock would make it again
+        return _write_summary(plan, new, info)
+    finally:
+        forget_folder(plan.out)
+
+
+def _gone_line(out: Path) -> str:
+    return (f"--out {out} was removed or moved while the bench ran; nothing more is written "
+            f"there; run the command again (with --out the folder's new place, its finished "
+            f"runs are reused)")
+
+
+def _check_out(out: Path) -> None:
+    """Stop with the guard's line when ``out`` is gone: the training runs (other processes)
+    and ``ood score`` (its own folder's guard) would each make it again."""
+    from robustrep.tasks.common.runfiles import check_folder
+    check_folder(out)
+
+
+@contextmanager
+def _out_kept(out: Path) -> Iterator[None]:
+    """Around one step that writes under ``out`` (a run's training, its scoring): ``out``
+    checked before and after it, and a user error the step met as ``out`` went (the training
+    "failed", ood score's own folder gone, the run's config.json missing) said as --out's."""
+    from robustrep.tasks.common.errors import UserError
+    _check_out(out)
+    try:
+        yield
+    except UserError:
+        _check_out(out)
+        raise
+    _check_out(out)
+
+
+def _check_lists(regs: str, seeds, ood) -> tuple[list[str], tuple, tuple]:
+    """``--regs``, ``--seeds`` and ``--ood`` with each item once, every setting's regularizers
+    known to classify."""
     from robustrep._lists import check_no_empty_item
     from robustrep.registry import parse_combination
-    from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.common.options import unique
-    from robustrep.tasks.common.launch import forwarding_signals
-    from robustrep.tasks.common.rundir import check_replaceable, check_writable
-    from robustrep.tasks.ood.score import score_run
-    from robustrep.tasks.ood.detector_params import check_fit_counts, parse_params
-    from robustrep.tasks.ood.detectors import parse_detectors
-
-    check_no_empty_item("--regs", str(regs), "settings separated by commas (a setting's "
-                        "methods joined by '+')")
+    try:  # the library's list check, a plain ValueError
+        check_no_empty_item("--regs", str(regs), "settings separated by commas (a setting's "
+                            "methods joined by '+')")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     reg_list = list(unique([r.strip() for r in str(regs).split(",") if r.strip()], "--regs",
                            "setting"))
     seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs
@@ -254,8 +333,19 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     for r in reg_list:
         try:
             parse_combination(split_setting(r)[0], "classify", joiner="+")
-        except ValueError as err:
-            raise ValueError(f"--regs {r!r}: {err}") from None
+        except ValueError as err:  # the registry's refusal of a name, with the setting
+            raise ConfigError(f"--regs {r!r}: {err}") from None
+    return reg_list, seeds, ood
+
+
+def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, preset, train_opts,
+          out, seed) -> _Plan:
+    """Every option checked, and ``--out`` (writable, no file of the user's, no bench.json of
+    another kind), before the first dry run."""
+    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.ood.detector_params import parse_params
+    from robustrep.tasks.ood.detectors import parse_detectors
+    reg_list, seeds, ood = _check_lists(regs, seeds, ood)
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
@@ -263,8 +353,8 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     # been trained, when it was scored
     unknown = [o for o in ood if o not in BENCH_OOD]
     if unknown:
-        raise ValueError(f"bench scores built-in OOD sets only; unknown: {', '.join(unknown)} "
-                         f"(valid: {', '.join(BENCH_OOD)})")
+        raise ConfigError(f"bench scores built-in OOD sets only; unknown: {', '.join(unknown)} "
+                          f"(valid: {', '.join(BENCH_OOD)})")
     opts = _parse_opts(list(train_opts))
     check_one_length(steps, list(train_opts), reg_list)
     asked = _asked(seeds, specs, ood, model, steps, preset, opts, feature_maps, seed, overrides)
@@ -272,76 +362,95 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
     # without a bench.json, a bench.md (.csv, .png) there is the user's: it was overwritten
     check_replaceable(out / "bench.json", ("regs", "summary"), "ood bench", "--out",
                       companions=BENCH_FILES)
+    return _Plan(reg_list, seeds, ood, specs, overrides, opts, asked, out)
+
+
+def _check_configs(plan: _Plan, configs: list[dict[str, Any]], preset: str) -> None:
+    """Each setting's resolved config (its dry run's) against the OOD sets and the detectors:
+    before the first run is trained."""
     from robustrep.tasks.ood.datasets import check_not_trained_on
-    total = len(reg_list) * len(seeds)
-    tell = _teller(show_progress)
-    if tell is not None:  # the dry runs take seconds each, the first training minutes
-        tell(f"{counted(total, 'run')} ({counted(len(reg_list), 'setting')} x "
-             f"{counted(len(seeds), 'seed')}), each trained, then scored; checking the settings "
-             f"with robustrep classify train --dry-run")
-    configs = check_settings(reg_list, list(train_opts), preset=preset, model=model,
-                             steps=steps, device=device)
-    for reg, config in zip(reg_list, configs):
+    from robustrep.tasks.ood.detector_params import check_fit_counts
+    for reg, config in zip(plan.regs, configs):
         try:  # e.g. --train-opt classes=0,1,2,3,4,5: digits59 would not be OOD
-            check_not_trained_on(list(ood), config)
-        except ValueError as err:
-            raise ValueError(f"the {reg!r} runs (--preset {preset}, --train-opt, --regs): "
-                             f"{err}") from None
+            check_not_trained_on(list(plan.ood), config)
+        except ConfigError as err:  # its refusal, said of the setting's runs
+            raise ConfigError(f"the {reg!r} runs (--preset {preset}, --train-opt, --regs): "
+                              f"{err}") from None
         size = _fit_size(config)  # KNN's k above it failed once the run was trained and scored
         if size is not None:
-            check_fit_counts(specs, overrides, size, f"{size:,} for the {reg!r} runs (the train "
-                                                     f"split of {_data_name(config)})")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    records, runs, timings = [], [], []
-    used_model, used_steps = model, steps
+            check_fit_counts(plan.specs, plan.overrides, size,
+                             f"{size:,} for the {reg!r} runs (the train split of "
+                             f"{_data_name(config)})")
+
+
+def _run_all(plan: _Plan, configs: list[dict[str, Any]], train: dict[str, Any],
+             score: dict[str, Any], show_progress: bool
+             ) -> tuple[dict[str, list], dict[str, Any]]:
+    """Train and score every (setting, seed) in turn: their per-run records, ID accuracies and
+    timings, and the model and steps the last run was trained with (its config's)."""
+    from robustrep.tasks.common.launch import forwarding_signals
+    new: dict[str, list] = {"records": [], "runs": [], "timings": []}
+    used: dict[str, Any] = {}
     with forwarding_signals():  # a stop passes to the training run, which checkpoints
-        for reg, config in zip(reg_list, configs):
-            for s in seeds:
-                run_dir = out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
-                base, extra = split_setting(reg)
-                say = _teller(show_progress, f"{len(timings) + 1}/{total} {reg} seed {s}: ")
-                seconds = train_run(base, s, run_dir, preset=preset, model=model,
-                                    steps=config["steps"], device=device,
-                                    train_opts={**opts, **extra}, retrain=retrain,
-                                    quiet=not show_progress, wanted=config, say=say)
-                if say is not None:
-                    say(f"scoring {counted(len(specs), 'detector')} on "
-                        f"{counted(len(ood), 'OOD set')}")
-                t0 = time.perf_counter()
-                result, _ = score_run(run_dir, detectors=",".join(x.name for x in specs),
-                                      ood=list(ood), params=list(params), feature_maps=feature_maps,
-                                      out=run_dir / "ood", batch_size=batch_size, device=device,
-                                      amp=amp, workers=workers, seed=seed, plots=False,
-                                      show_progress=False)
-                cfg = read_run(run_dir).config
-                used_model, used_steps = cfg["model"], cfg["steps"]
-                timings.append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
-                                "score_seconds": round(time.perf_counter() - t0, 1)})
-                runs.append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
-                for row in result.rows():
-                    records.append({"reg": reg, "seed": s, **row})
-                if say is not None:
-                    say(f"train {seconds:.0f}s, score {timings[-1]['score_seconds']:.0f}s, "
-                        f"{_id_acc(result.id_accuracy)}{_eta(timings, total)}")
-    info = {"n_seeds": len(seeds), "seeds": list(seeds), "model": used_model, "steps": used_steps,
-            "preset": preset, "train_opts": opts, "feature_maps": feature_maps}
+        for reg, config in zip(plan.regs, configs):
+            for s in plan.seeds:
+                say = _teller(show_progress, f"{len(new['timings']) + 1}/{plan.total} {reg} "
+                                             f"seed {s}: ")
+                used = _run_one(plan, reg, s, config, train, score, new, say)
+    return new, used
+
+
+def _run_one(plan: _Plan, reg: str, s: int, config: dict[str, Any], train: dict[str, Any],
+             score: dict[str, Any], new: dict[str, list],
+             say: Callable[[str], None] | None) -> dict[str, Any]:
+    """Train (or keep) and score the run of setting ``reg`` and seed ``s``; its rows go into
+    ``new``. Returns the model and steps its config records."""
+    from robustrep.tasks.ood.score import score_run
+    run_dir = plan.out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
+    base, extra = split_setting(reg)
+    with _out_kept(plan.out):  # the child would make RUN (and the folders above it) again
+        seconds = train_run(base, s, run_dir, steps=config["steps"],
+                            train_opts={**plan.opts, **extra}, wanted=config, say=say, **train)
+    if say is not None:
+        say(f"scoring {counted(len(plan.specs), 'detector')} on "
+            f"{counted(len(plan.ood), 'OOD set')}")
+    t0 = time.perf_counter()
+    with _out_kept(plan.out):
+        result, _ = score_run(run_dir, detectors=",".join(x.name for x in plan.specs),
+                              ood=list(plan.ood), out=run_dir / "ood", plots=False,
+                              show_progress=False, **score)
+        cfg = read_run(run_dir).config
+    new["timings"].append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
+                           "score_seconds": round(time.perf_counter() - t0, 1)})
+    new["runs"].append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
+    new["records"] += [{"reg": reg, "seed": s, **row} for row in result.rows()]
+    if say is not None:
+        say(f"train {seconds:.0f}s, score {new['timings'][-1]['score_seconds']:.0f}s, "
+            f"{_id_acc(result.id_accuracy)}{_eta(new['timings'], plan.total)}")
+    return {"model": cfg["model"], "steps": cfg["steps"]}
+
+
+def _write_summary(plan: _Plan, new: dict[str, list], info: dict[str, Any]) -> dict[str, Any]:
+    """Merge this call's rows with the earlier bench's kept ones (:func:`_keep_earlier`) and
+    write the tables, under the folder's lock."""
+    from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.common.rundir import output_lock
+    out = plan.out
     with output_lock(out):  # a bench writing into the folder meanwhile: its regularizers kept
-        earlier, notes = _keep_earlier(_read_earlier(out / "bench.json"), asked, reg_list,
-                                       out / "bench.json")
-        regs = _merged_order(earlier["order"], earlier["regs"], reg_list)
+        earlier, notes = _keep_earlier(_read_earlier(out / "bench.json"), plan.asked,
+                                       plan.regs, out / "bench.json")
+        regs = _merged_order(earlier["order"], earlier["regs"], plan.regs)
         place = {r: i for i, r in enumerate(regs)}.__getitem__  # rows in the table's order
-        records, runs, timings = (sorted(earlier[k] + new, key=lambda row: place(row["reg"]))
-                                  for k, new in (("records", records), ("runs", runs),
-                                                 ("timings", timings)))
-        det_names = [x.name for x in specs]
+        records, runs, timings = (sorted(earlier[k] + new[k], key=lambda row: place(row["reg"]))
+                                  for k in ("records", "runs", "timings"))
+        det_names = [x.name for x in plan.specs]
         agg = aggregate(records)
         avg = avg_over_ood(records, regs, det_names)
         acc = {r: mean_std([x["id_accuracy"] for x in runs if x["reg"] == r
                             and x["id_accuracy"] is not None]) for r in regs}
-        markdown = format_markdown(agg, avg, acc, regs, det_names, list(ood), info)
-        files = write_files(out, records, agg, avg, acc, regs, det_names, list(ood),
-                            {**info, "asked": asked, "runs": runs}, timings, markdown,
+        markdown = format_markdown(agg, avg, acc, regs, det_names, list(plan.ood), info)
+        files = write_files(out, records, agg, avg, acc, regs, det_names, list(plan.ood),
+                            {**info, "asked": plan.asked, "runs": runs}, timings, markdown,
                             grouped_bars)
     return {"markdown": markdown, "files": files, "aggregate": agg, "records": records,
             "notes": notes}
@@ -374,9 +483,9 @@ def _read_earlier(path: Path) -> dict[str, Any] | None:
         old = None
     if not (isinstance(old, dict) and isinstance(old.get("regs"), list)
             and isinstance(old.get("summary"), list)):
-        raise ValueError(f"{path} is not a bench.json that robustrep ood bench can read (its "
-                         f"results are merged with this call's); remove it or give --out "
-                         f"another folder")
+        raise RunFolderError(f"{path} is not a bench.json that robustrep ood bench can read "
+                             f"(its results are merged with this call's); remove it or give "
+                             f"--out another folder")
     return old
 
 

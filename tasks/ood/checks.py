@@ -1,7 +1,11 @@
 """The checks ``robustrep ood score`` makes before any feature is extracted (and the one it
 makes on every detector's scores): options that act on nothing, ID classes the head has no output
 for, fit data lacking an ID class, ID data the classifier or the detectors have already seen,
-and constant scores."""
+and constant scores.
+
+The checks before extraction refuse what the user asked for: a :class:`ConfigError` (one line,
+exit 2; also a ValueError). Constant scores fail one detector, which the others outlive
+(:func:`robustrep.tasks.ood.score._run_detector` records it): a plain ValueError."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import PER_CLASS, DetectorSpec
 
@@ -33,12 +38,12 @@ def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize
     """Refuse an option that acts on nothing this call scores (it was accepted and recorded in
     results.json as if it had shaped the numbers)."""
     if feature_maps != "spatial" and not any(s.consumes == "maps" for s in specs):
-        raise ValueError(f"--feature-maps {feature_maps} shapes what the feature-map detectors "
-                         f"(ReAct, ASH, SCALE, RankFeat, VRA) see, and --detectors "
-                         f"{', '.join(s.name for s in specs)} has none; drop it")
+        raise ConfigError(f"--feature-maps {feature_maps} shapes what the feature-map detectors "
+                          f"(ReAct, ASH, SCALE, RankFeat, VRA) see, and --detectors "
+                          f"{', '.join(s.name for s in specs)} has none; drop it")
     if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
-        raise ValueError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
-                         f"are always resized), and none is read here; drop it")
+        raise ConfigError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
+                          f"are always resized), and none is read here; drop it")
 
 
 def check_fit_options(specs: Sequence[DetectorSpec], fitted: Collection[str],
@@ -53,18 +58,18 @@ def check_fit_options(specs: Sequence[DetectorSpec], fitted: Collection[str],
     for flag, value, acts in (("--fit-data", fit_data, "names the data"),
                               ("--max-fit", max_fit, "caps the ID train images")):
         if value is not None:
-            raise ValueError(f"{flag} {value} {acts} the fitted detectors are fitted on, and "
-                             f"none of --detectors {names} is fitted{react} (ood score --list "
-                             f"says which are); drop it")
+            raise ConfigError(f"{flag} {value} {acts} the fitted detectors are fitted on, and "
+                              f"none of --detectors {names} is fitted{react} (ood score --list "
+                              f"says which are); drop it")
 
 
 def check_openood_id(openood: str | None, openood_id: str | None) -> None:
     """Refuse ``--openood-id`` without ``--openood``, before the model is loaded: it was
     accepted in silence and the built-in sets were scored, not OpenOOD's."""
     if openood_id is not None and openood is None:
-        raise ValueError(f"--openood-id {openood_id} names the ID dataset of the OpenOOD "
-                         f"benchmark and acts only with --openood DATA_DIR (OpenOOD's data "
-                         f"folder); add it, or drop --openood-id")
+        raise ConfigError(f"--openood-id {openood_id} names the ID dataset of the OpenOOD "
+                          f"benchmark and acts only with --openood DATA_DIR (OpenOOD's data "
+                          f"folder); add it, or drop --openood-id")
 
 
 def _listed(classes: Sequence[int]) -> str:
@@ -96,14 +101,14 @@ def check_head(ctx: ds.DataContext, whole: Dataset, outputs: int, id_name: str,
            "classes" if foreign else "give --id data of the classes the run was trained on")
     outside = [c for c in classes if c >= outputs]
     if outside:
-        raise ValueError(f"{source} holds classes {_listed(classes)} but the classifier has "
-                         f"{outputs} outputs (classes 0-{outputs - 1}): classes "
-                         f"{_listed(outside)} have none; {fix}")
+        raise ConfigError(f"{source} holds classes {_listed(classes)} but the classifier has "
+                          f"{outputs} outputs (classes 0-{outputs - 1}): classes "
+                          f"{_listed(outside)} have none; {fix}")
     if declared and classes and classes[-1] + 1 < outputs:
         top = classes[-1] + 1
         which = f"output {top}" if top == outputs - 1 else f"outputs {top}-{outputs - 1}"
-        raise ValueError(f"{source} leaves the classifier's {which} without ID data ({outputs} "
-                         f"outputs): it was trained on more classes; {fix}")
+        raise ConfigError(f"{source} leaves the classifier's {which} without ID data ({outputs} "
+                          f"outputs): it was trained on more classes; {fix}")
 
 
 def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_set: Dataset,
@@ -115,19 +120,19 @@ def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_
     from robustrep.data import labels
     found = sorted(c for c in labels(fit_set).unique().tolist() if c >= 0)
     if found and found[-1] >= outputs:
-        raise ValueError(f"{source} holds classes {_listed(found)} but the "
-                         f"classifier has {outputs} outputs (classes 0-{outputs - 1}); give fit "
-                         f"data of the classes it was trained on")
+        raise ConfigError(f"{source} holds classes {_listed(found)} but the "
+                          f"classifier has {outputs} outputs (classes 0-{outputs - 1}); give fit "
+                          f"data of the classes it was trained on")
     per_class = [s.name for s in specs if s.name in PER_CLASS]
     missing = [c for c in id_classes if c not in set(found)]
     if per_class and missing:
         more = f", or raise --max-fit {max_fit}" if max_fit is not None else ""
         plural = "es" * (len(missing) > 1)
-        raise ValueError(f"{source} holds no image of ID class{plural} {_listed(missing)} (it "
-                         f"holds {_listed(found) or 'none'}): "
-                         f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per "
-                         f"class and would flag that class's ID images as OOD; give fit data of "
-                         f"every ID class ({_listed(id_classes)}){more}")
+        raise ConfigError(f"{source} holds no image of ID class{plural} {_listed(missing)} (it "
+                          f"holds {_listed(found) or 'none'}): "
+                          f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per "
+                          f"class and would flag that class's ID images as OOD; give fit data of "
+                          f"every ID class ({_listed(id_classes)}){more}")
 
 
 def optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, Any]

@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from robustrep.tasks.common.cli import add_command, add_program
-from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.ood.config import BenchOptions, ScoreOptions
 
 # Nothing here imports torch at module level: --help and a wrong option answer before the
@@ -81,10 +80,7 @@ def check_detectors(args: argparse.Namespace) -> None:
     bench's --regs and --seeds)."""
     from robustrep.tasks.ood.detector_params import parse_params
     from robustrep.tasks.ood.detectors import parse_detectors
-    try:
-        parse_params(args.param, parse_detectors(args.detectors))
-    except ValueError as err:  # one line, listing the accepted names
-        raise UserError(str(err)) from None
+    parse_params(args.param, parse_detectors(args.detectors))  # ConfigError: one line
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -98,17 +94,17 @@ def run_score(args: argparse.Namespace) -> int:
     from robustrep.tasks.ood.outputs import format_table
     from robustrep.tasks.ood.score import score_run
     resolve_device(args.device, args.amp)
-    try:
-        result, files = score_run(
-            args.run, foreign=foreign, detectors=args.detectors, ood=args.ood, id_data=args.id,
-            fit_data=args.fit_data, data_root=args.data_root, resize=args.resize,
-            params=args.param, feature_maps=args.feature_maps, max_samples=args.max_samples,
-            max_fit=args.max_fit, out=args.out, batch_size=args.batch_size, device=args.device,
-            amp=args.amp, workers=args.workers, seed=args.seed, use_ema=not args.no_ema,
-            plots=not args.no_plots, save_scores=args.save_scores,
-            show_progress=not args.quiet, openood=args.openood, openood_id=args.openood_id)
-    except (ValueError, TypeError) as err:  # the detectors' and data sets' argument checks
-        raise UserError(str(err)) from err
+    # the user's mistakes are UserErrors where they are found (the checks' ConfigError, the
+    # data's DataError, a run or weights the library refuses); any other ValueError or
+    # TypeError is a bug, and keeps its traceback
+    result, files = score_run(
+        args.run, foreign=foreign, detectors=args.detectors, ood=args.ood, id_data=args.id,
+        fit_data=args.fit_data, data_root=args.data_root, resize=args.resize,
+        params=args.param, feature_maps=args.feature_maps, max_samples=args.max_samples,
+        max_fit=args.max_fit, out=args.out, batch_size=args.batch_size, device=args.device,
+        amp=args.amp, workers=args.workers, seed=args.seed, use_ema=not args.no_ema,
+        plots=not args.no_plots, save_scores=args.save_scores,
+        show_progress=not args.quiet, openood=args.openood, openood_id=args.openood_id)
     acc = "n/a" if result.id_accuracy is None else f"{100 * result.id_accuracy:.2f}%"
     print(f"ID test accuracy {acc}; sizes {result.sizes}")
     print(format_table(result))
@@ -134,15 +130,13 @@ def run_bench(args: argparse.Namespace) -> int:
     note = amp_note(parse_detectors(args.detectors), args.amp)  # once, not once per run
     if note:
         print(f"note: {note}", file=sys.stderr)
-    try:
-        summary = bench(regs=args.regs, seeds=args.seeds, ood=args.ood, detectors=args.detectors,
-                        params=args.param, feature_maps=args.feature_maps, model=args.model,
-                        steps=args.steps, preset=args.preset, train_opts=args.train_opt,
-                        out=args.out, retrain=args.retrain, batch_size=args.batch_size,
-                        device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
-                        show_progress=not args.quiet)
-    except (ValueError, TypeError) as err:  # the detectors' and data sets' argument checks
-        raise UserError(str(err)) from err
+    # as in run_score: a ValueError or TypeError that is no UserError is a bug
+    summary = bench(regs=args.regs, seeds=args.seeds, ood=args.ood, detectors=args.detectors,
+                    params=args.param, feature_maps=args.feature_maps, model=args.model,
+                    steps=args.steps, preset=args.preset, train_opts=args.train_opt,
+                    out=args.out, retrain=args.retrain, batch_size=args.batch_size,
+                    device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
+                    show_progress=not args.quiet)
     print(summary["markdown"])
     for line in summary["notes"]:  # the earlier call's regularizers kept or replaced
         print(f"note: {line}", file=sys.stderr)

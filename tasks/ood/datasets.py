@@ -43,6 +43,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from robustrep.data import select_classes
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure, program_advice,
                                            report_skipped)
 
@@ -107,8 +108,14 @@ class DataContext:
         return torch.Generator().manual_seed(self.seed * 1000 + salt)
 
 
-def _unknown(name: str) -> ValueError:
-    return ValueError(f"unknown dataset {name!r}; valid names: {', '.join(valid_names())}")
+class BadData(DataError, ValueError):
+    """Data that cannot be scored as given (a list of no images, images of another shape, none
+    of the run's classes): one line, exit 2. Also a ValueError, as the library's data checks
+    are. A set named wrongly in an option is a :class:`ConfigError`."""
+
+
+def _unknown(name: str) -> ConfigError:
+    return ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(valid_names())}")
 
 
 def _split_spec(spec: str) -> tuple[str, list[str]]:
@@ -122,8 +129,8 @@ def _split_spec(spec: str) -> tuple[str, list[str]]:
 def _root(name: str, rest: list[str], ctx: DataContext) -> str:
     root = ":".join(rest) if rest else ctx.data_root
     if not root:
-        raise ValueError(f"dataset {name!r} reads local files: give its folder with --data-root "
-                         f"or as {name}:ROOT (nothing is downloaded)")
+        raise ConfigError(f"dataset {name!r} reads local files: give its folder with --data-root "
+                          f"or as {name}:ROOT (nothing is downloaded)")
     return os.path.expanduser(root)
 
 
@@ -137,7 +144,7 @@ def _first_image(name: str, rest: list[str]) -> Path:
             line = line.strip()
             if line and not line.startswith("#"):
                 return root / line.rsplit(maxsplit=1)[0]
-        raise ValueError(f"image list {list_file} lists no images")
+        raise BadData(f"image list {list_file} lists no images")
     root = Path(":".join(rest)).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: expected a directory at {root}")
@@ -151,9 +158,9 @@ def _first_image(name: str, rest: list[str]) -> Path:
 def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:
     from robustrep.data.local import folder_split, image_folder, image_list, split_classes
     if name == "imagelist" and (len(rest) < 2 or not all(rest)):
-        raise ValueError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
+        raise ConfigError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
     if name == "imagefolder" and not "".join(rest).strip():  # `imagefolder:` would read "."
-        raise ValueError("imagefolder needs a path: imagefolder:PATH")
+        raise ConfigError("imagefolder needs a path: imagefolder:PATH")
     channels, height, width = ctx.shape
     if name == "imagefolder" and is_zip(":".join(rest)):
         return _zip_set(":".join(rest), ctx)
@@ -190,7 +197,7 @@ def _zip_set(path: str, ctx: DataContext) -> Dataset:
         raise DataError(program_advice(err, skip_option=False)) from None
 
 
-class ShapeMismatch(ValueError):
+class ShapeMismatch(BadData):
     """Images of a dataset differ in shape from the classifier's input."""
 
     def __init__(self, name: str, got: Sequence[int], want: Sequence[int]):
@@ -205,9 +212,12 @@ def _local(name: str, rest: list[str], ctx: DataContext, train: bool) -> Dataset
     root = _root(name, rest, ctx)
     channels, size, _ = ctx.shape
     kwargs: dict[str, Any] = {"size": size, "channels": channels} if ctx.resize else {}
-    if name == "svhn":
-        return svhn(root, "train" if train else "test", **kwargs)
-    return cifar(root, name, train, **kwargs)
+    try:
+        if name == "svhn":
+            return svhn(root, "train" if train else "test", **kwargs)
+        return cifar(root, name, train, **kwargs)
+    except ValueError as err:  # a damaged or foreign file, named by the library
+        raise BadData(str(err)) from None
 
 
 def _check_shape(name: str, dataset: Dataset, ctx: DataContext) -> Dataset:
@@ -243,22 +253,40 @@ def whole_id_dataset(spec: str, ctx: DataContext, train: bool) -> Dataset:
     """:func:`id_dataset` before subsampling: its labels are every ID class the data holds."""
     name, rest = _split_spec(spec)
     if name == "digits" and not rest:
-        from robustrep.data.builtin import digits
-        channels, height, width = ctx.shape
-        dataset = digits((height, width), channels, ctx.classes, train=train)
+        dataset = _digits(ctx, train)
     elif name in LOCAL:
-        dataset = select_classes(_local(name, rest, ctx, train), ctx.classes,
-                                 strict=False)
+        dataset = _of_classes(_local(name, rest, ctx, train), ctx, spec)
     elif name in ("imagefolder", "imagelist"):
-        dataset = select_classes(_path_set(name, rest, ctx, train), ctx.classes,
-                                 strict=False)
+        dataset = _of_classes(_path_set(name, rest, ctx, train), ctx, spec)
     elif name in builtin_ood_names():
-        raise ValueError(f"{name!r} is a built-in OOD set (every label -1); it cannot be the "
-                         f"in-distribution set. ID sets: digits, {', '.join(LOCAL)}, "
-                         f"{', '.join(PATH_SETS)}")
+        raise ConfigError(f"{name!r} is a built-in OOD set (every label -1); it cannot be the "
+                          f"in-distribution set. ID sets: digits, {', '.join(LOCAL)}, "
+                          f"{', '.join(PATH_SETS)}")
     else:
         raise _unknown(spec)
     return _check_shape(spec, dataset, ctx)
+
+
+def _digits(ctx: DataContext, train: bool) -> Dataset:
+    """The bundled digits of the ID classes; a class that is no digit (a model's ``--classes``,
+    which its options accept as any labels) is refused naming the option."""
+    from robustrep.data.builtin import digits
+    channels, height, width = ctx.shape
+    try:
+        return digits((height, width), channels, ctx.classes, train=train)
+    except ValueError as err:  # "classes must be one of 0, ..., 9; got 12"
+        raise ConfigError(f"--classes {' '.join(map(str, ctx.classes or ()))}: the digits' "
+                          f"{err}") from None
+
+
+def _of_classes(dataset: Dataset, ctx: DataContext, spec: str) -> Dataset:
+    """The images of ``dataset`` of the ID classes (all of them: None); holding none of them,
+    the ID data ``spec`` is refused naming the labels it has."""
+    try:
+        return select_classes(dataset, ctx.classes, f"ID data {spec}", strict=False)
+    except ValueError as err:  # the library's: "classes [5, 6] do not occur in ..."
+        raise BadData(f"{err}; give ID data of the classes the classifier was trained "
+                      f"on") from None
 
 
 def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Dataset:
@@ -269,8 +297,8 @@ def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Datase
         from robustrep.data.builtin import builtin_ood
         dataset = builtin_ood(name, ctx.shape, num=None, generator=ctx.generator(salt))
     elif name == "digits" and not rest:
-        raise ValueError("'digits' holds the known classes; as an OOD set use digits59 (the "
-                         "unseen digits 5-9), rotated or inverted")
+        raise ConfigError("'digits' holds the known classes; as an OOD set use digits59 (the "
+                          "unseen digits 5-9), rotated or inverted")
     elif name in LOCAL:
         dataset = _local(name, rest, ctx, train=False)
     elif name in ("imagefolder", "imagelist"):
@@ -364,21 +392,21 @@ def check_not_trained_on(specs: Sequence[str], config: dict[str, Any],
         others = ", ".join(n for n in builtin_ood_names() if suits(n, config))
         classes = config.get("classes")
         if foreign:
-            raise ValueError(_foreign_unsuited(spec, config, others))
+            raise ConfigError(_foreign_unsuited(spec, config, others))
         missing = untrained_digits(spec, config)
         if missing is not None:
-            raise ValueError(f"--ood {spec} transforms digits 0-4 as a covariate shift of "
-                             f"classes the classifier knows, but the run was not trained on "
-                             f"{missing} (classes {classes}); use a run trained "
-                             f"on digits 0-4 (robustrep classify train --preset digits-ood), "
-                             f"or another OOD set: {others}")
+            raise ConfigError(f"--ood {spec} transforms digits 0-4 as a covariate shift of "
+                              f"classes the classifier knows, but the run was not trained on "
+                              f"{missing} (classes {classes}); use a run trained "
+                              f"on digits 0-4 (robustrep classify train --preset digits-ood), "
+                              f"or another OOD set: {others}")
         overlap = trained_overlap(spec, config)
         accepted = ("a run trained on digits 0-4 (robustrep classify train --preset digits-ood)"
                     if _split_spec(spec)[0] == "digits59" else "a run trained on other data")
-        raise ValueError(f"--ood {spec} holds {overlap}, which the run's classifier was trained "
-                         f"on (dataset {config.get('dataset')}, classes "
-                         f"{classes or 'all'}), so its OOD scores would be "
-                         f"meaningless; use {accepted}, or another OOD set: {others}")
+        raise ConfigError(f"--ood {spec} holds {overlap}, which the run's classifier was trained "
+                          f"on (dataset {config.get('dataset')}, classes "
+                          f"{classes or 'all'}), so its OOD scores would be "
+                          f"meaningless; use {accepted}, or another OOD set: {others}")
 
 
 def _foreign_unsuited(spec: str, config: dict[str, Any], others: str) -> str:
@@ -445,9 +473,9 @@ def check_not_id(ood: dict[str, str], ctx: DataContext, id_spec: str,
                 continue
             what = ("" if same else f", whose {'train' if train else 'test'} images are "
                     f"under {read}")
-            raise ValueError(f"--ood {name} reads the in-distribution data ({option} "
-                             f"{other}{what}): ID images scored as OOD give an AUROC of about "
-                             f"50 that measures nothing; give OOD data that is not an ID set")
+            raise ConfigError(f"--ood {name} reads the in-distribution data ({option} "
+                              f"{other}{what}): ID images scored as OOD give an AUROC of about "
+                              f"50 that measures nothing; give OOD data that is not an ID set")
 
 
 def check_distinct(ood: dict[str, str], ctx: DataContext) -> None:
@@ -458,8 +486,8 @@ def check_distinct(ood: dict[str, str], ctx: DataContext) -> None:
     for name, spec in ood.items():
         first = seen.setdefault(_identity(spec, ctx), name)
         if first != name:
-            raise ValueError(f"--ood {first} and {name} read the same data: it would be scored "
-                             f"twice; give it once")
+            raise ConfigError(f"--ood {first} and {name} read the same data: it would be scored "
+                              f"twice; give it once")
 
 
 def default_id(config: dict[str, Any]) -> str:
@@ -472,12 +500,12 @@ def default_id(config: dict[str, Any]) -> str:
     if folder and root and has_train_split(f"imagefolder:{root}"):
         return f"imagefolder:{root}"  # root/train fits the detectors, root/val is scored
     if folder:
-        raise ValueError(f"the run was trained on {root}, one set of images (no val/ or test/ "
-                         f"split); name the in-distribution test data with --id "
-                         f"imagefolder:PATH (a folder or dataset zip; and the train data for "
-                         f"fitting with --fit-data imagefolder:PATH)")
-    raise ValueError(f"cannot tell the in-distribution data of a run trained on {dataset!r}; "
-                     f"give --id (valid: {', '.join(valid_names())})")
+        raise ConfigError(f"the run was trained on {root}, one set of images (no val/ or test/ "
+                          f"split); name the in-distribution test data with --id "
+                          f"imagefolder:PATH (a folder or dataset zip; and the train data for "
+                          f"fitting with --fit-data imagefolder:PATH)")
+    raise ConfigError(f"cannot tell the in-distribution data of a run trained on {dataset!r}; "
+                      f"give --id (valid: {', '.join(valid_names())})")
 
 
 def has_train_split(spec: str) -> bool:
@@ -519,8 +547,8 @@ def openood_benchmark(data_dir: str | os.PathLike, id_name: str | None) -> OpenO
     Every list file is checked here, so a missing one is reported before any scoring.
     """
     if id_name not in OPENOOD_V15:
-        raise ValueError(f"the OpenOOD v1.5 benchmark has no ID dataset {id_name!r}; valid: "
-                         f"{', '.join(OPENOOD_V15)} (pass --openood-id)")
+        raise ConfigError(f"the OpenOOD v1.5 benchmark has no ID dataset {id_name!r}; valid: "
+                          f"{', '.join(OPENOOD_V15)} (pass --openood-id)")
     data = Path(data_dir).expanduser()
     if data.name == "benchmark_imglist":
         data = data.parent

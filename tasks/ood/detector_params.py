@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from robustrep.tasks.common.config import parse_literal
+from robustrep.tasks.common.config import ConfigError, parse_literal
 from robustrep.tasks.ood.detectors import (_PROVIDED, DetectorSpec, _robustrep_defaults,
                                            get_spec, registry)
 
@@ -27,24 +27,25 @@ def parse_params(items: Iterable[str] | None,
     """``["KNN.k=10", "ASH.variant=ash-b"]`` -> ``{"KNN": {"k": 10}, "ASH": {"variant": "ash-b"}}``.
 
     Values are Python literals (``10``, ``0.5``, ``True``, ``'x'``) or else plain strings. With
-    ``specs`` (the detectors scored), a parameter of another detector is a ValueError: it would
-    act on nothing.
+    ``specs`` (the detectors scored), a parameter of another detector is refused: it would act
+    on nothing. Every refusal here is a :class:`ConfigError` (one line, exit 2; also a
+    ValueError).
     """
     out: dict[str, dict[str, Any]] = {}
     for item in items or ():
         head, eq, raw = str(item).partition("=")
         det, dot, key = head.partition(".")
         if not (eq and dot and det and key):
-            raise ValueError(f"--param must look like DETECTOR.NAME=VALUE (e.g. KNN.k=10), "
-                             f"got {item!r}")
+            raise ConfigError(f"--param must look like DETECTOR.NAME=VALUE (e.g. KNN.k=10), "
+                              f"got {item!r}")
         spec = get_spec(det)
         if specs is not None and spec.name not in {s.name for s in specs}:
-            raise ValueError(f"--param {item}: {spec.name} is not among the detectors scored "
-                             f"({', '.join(s.name for s in specs)}); add it to --detectors")
+            raise ConfigError(f"--param {item}: {spec.name} is not among the detectors scored "
+                              f"({', '.join(s.name for s in specs)}); add it to --detectors")
         valid = [p for p in spec.params if p not in _PROVIDED]
         if key not in spec.params or key in _PROVIDED:
-            raise ValueError(f"{spec.name} has no settable parameter {key!r}; valid: "
-                             f"{', '.join(valid) or '(none)'}")
+            raise ConfigError(f"{spec.name} has no settable parameter {key!r}; valid: "
+                              f"{', '.join(valid) or '(none)'}")
         value = parse_literal(raw)
         _check_param_type(spec, key, value, item)
         out.setdefault(spec.name, {})[key] = value
@@ -60,10 +61,10 @@ def _check_vra_order(given: dict[str, Any]) -> None:
     params = registry()["VRA"].params
     low, high = (given.get(k, params[k].default) for k in ("lower_percentile", "upper_percentile"))
     if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
-        raise ValueError(f"--param VRA.lower_percentile={low}, VRA.upper_percentile={high}: "
-                         f"VRA.lower_percentile takes a fraction at most VRA.upper_percentile "
-                         f"(defaults {params['lower_percentile'].default} and "
-                         f"{params['upper_percentile'].default})")
+        raise ConfigError(f"--param VRA.lower_percentile={low}, VRA.upper_percentile={high}: "
+                          f"VRA.lower_percentile takes a fraction at most VRA.upper_percentile "
+                          f"(defaults {params['lower_percentile'].default} and "
+                          f"{params['upper_percentile'].default})")
 
 
 # Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
@@ -110,17 +111,17 @@ def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> N
     constant scores; ``ASH.variant=nope`` a bare AssertionError)."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if number and not math.isfinite(value):
-        raise ValueError(f"--param {item}: {spec.name}.{key} takes a finite number, got {value}")
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a finite number, got {value}")
     if number and (spec.name, key) in _FRACTIONS and not 0 <= value <= 1:
         hint = f"; use {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
-        raise ValueError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
-                         f"(default {_default_text(spec, key)}), got {value!r}{hint}")
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
+                          f"(default {_default_text(spec, key)}), got {value!r}{hint}")
     # ASH.variants for ASH(variant=...)
     choices = _CHOICES.get((spec.name, key)) or getattr(spec.cls, f"{key}s", None)
     if isinstance(choices, (dict, tuple)) and isinstance(value, str) and value not in choices:
-        raise ValueError(f"--param {item}: {spec.name}.{key} takes one of "
-                         f"{', '.join(choices)} (default {_default_text(spec, key)}), "
-                         f"got {value!r}")
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes one of "
+                          f"{', '.join(choices)} (default {_default_text(spec, key)}), "
+                          f"got {value!r}")
 
 
 def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
@@ -136,19 +137,19 @@ def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> No
     kind = type(default).__name__
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kinds is not None and key in _POSITIVE and number and not value > 0:
-        raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
-                         f"{kind} > 0 (default {_default_text(spec, key)}), got {value!r}")
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
+                          f"{kind} > 0 (default {_default_text(spec, key)}), got {value!r}")
     if kinds is not None and type(default) is not bool and default > 0 and \
             isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         # a count, temperature or percentile that defaults positive: a sign typo, which the
         # detector would only refuse (or silently misuse) after every feature is extracted
-        raise ValueError(f"--param {item}: {spec.name}.{key} takes a non-negative {kind} "
-                         f"(default {default!r}), got {value!r}")
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a non-negative {kind} "
+                          f"(default {default!r}), got {value!r}")
     if kinds is None or (isinstance(value, kinds) and
                          (type(default) is bool or not isinstance(value, bool))):
         return
-    raise ValueError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
-                     f"{kind} (default {_default_text(spec, key)}), got {value!r}")
+    raise ConfigError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
+                      f"{kind} (default {_default_text(spec, key)}), got {value!r}")
 
 
 def _default_text(spec: DetectorSpec, key: str) -> str:
@@ -165,9 +166,9 @@ def check_feature_params(params: dict[str, dict[str, Any]] | None, feature_dim: 
     the ``d`` given)."""
     d = (params or {}).get("ViM", {}).get("d")
     if d is not None and not 1 <= d < feature_dim:
-        raise ValueError(f"--param ViM.d={d}: ViM.d must be in 1..{feature_dim - 1} for this "
-                         f"classifier's {feature_dim}-d features (it keeps d dimensions and "
-                         f"scores the other D - d)")
+        raise ConfigError(f"--param ViM.d={d}: ViM.d must be in 1..{feature_dim - 1} for this "
+                          f"classifier's {feature_dim}-d features (it keeps d dimensions and "
+                          f"scores the other D - d)")
 
 
 # Arguments that count the images a detector is fitted on: KNN's k nearest neighbours among the
@@ -193,6 +194,6 @@ def check_fit_counts(specs: Sequence[DetectorSpec], params: dict[str, dict[str, 
         head, fix = ((f"--param {det}.{key}={value}", "lower it") if key in given else
                      (f"{det}.{key} (default {value})", f"give --param {det}.{key}={size} or "
                                                         f"lower"))
-        raise ValueError(f"{head}: {det} takes its {key} nearest neighbours among the images it "
-                         f"is fitted on, {source}, so {det}.{key} must be at most {size:,}; "
-                         f"{fix}" + (f", or {more}" if more else ""))
+        raise ConfigError(f"{head}: {det} takes its {key} nearest neighbours among the images it "
+                          f"is fitted on, {source}, so {det}.{key} must be at most {size:,}; "
+                          f"{fix}" + (f", or {more}" if more else ""))

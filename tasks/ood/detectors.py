@@ -60,6 +60,7 @@ import torch
 from torch import Tensor, nn
 
 from robustrep._lists import check_no_empty_item
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runtime import autocast
 from robustrep.tasks.ood.extract import Extracted, OODModel
 
@@ -218,20 +219,21 @@ def list_detectors(supported_only: bool = False) -> list[str]:
 
 
 def get_spec(name: str) -> DetectorSpec:
-    """The spec of detector ``name`` (case-insensitive); unknown or unsupported -> ValueError."""
+    """The spec of detector ``name`` (case-insensitive); unknown or unsupported: ConfigError
+    (``--detectors``, ``--param``; also a ValueError)."""
     reg = registry()
     lowered = {n.lower(): n for n in reg}
     key = lowered.get(str(name).strip().lower())
     if key is None:
         close = difflib.get_close_matches(str(name), list(reg), n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown detector {name!r}{hint}; valid detectors (pytorch-ood "
-                         f"{_version()}): {', '.join(list_detectors(supported_only=True))}")
+        raise ConfigError(f"unknown detector {name!r}{hint}; valid detectors (pytorch-ood "
+                          f"{_version()}): {', '.join(list_detectors(supported_only=True))}")
     spec = reg[key]
     if spec.unsupported:
-        raise ValueError(f"detector {spec.name} cannot be built from a classifier run: "
-                         f"{spec.unsupported}. Supported: "
-                         f"{', '.join(list_detectors(supported_only=True))}")
+        raise ConfigError(f"detector {spec.name} cannot be built from a classifier run: "
+                          f"{spec.unsupported}. Supported: "
+                          f"{', '.join(list_detectors(supported_only=True))}")
     return spec
 
 
@@ -240,15 +242,18 @@ def parse_detectors(text: str | Sequence[str]) -> list[DetectorSpec]:
     named twice (also in two spellings, ``knn,KNN``) is refused, as ``--ood`` and ``--seeds``
     refuse a value twice: it was dropped without a word. ``all`` stands alone."""
     items = [text] if isinstance(text, str) else list(text)
-    check_no_empty_item("--detectors", text, "detector names separated by commas, or all")
+    try:  # the library's list check, a plain ValueError: here it is the option's refusal
+        check_no_empty_item("--detectors", text, "detector names separated by commas, or all")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
     if not names:
-        raise ValueError("no detector given; choose from: "
-                         + ", ".join(list_detectors(supported_only=True)))
+        raise ConfigError("no detector given; choose from: "
+                          + ", ".join(list_detectors(supported_only=True)))
     if any(n.lower() == "all" for n in names):
         if len(names) > 1:  # `all,KNN` scored all; the user meant one of the two
-            raise ValueError(f"--detectors: 'all' names every detector; give it alone or list "
-                             f"the detectors; got {','.join(names)!r}")
+            raise ConfigError(f"--detectors: 'all' names every detector; give it alone or list "
+                              f"the detectors; got {','.join(names)!r}")
         return [registry()[n] for n in list_detectors(supported_only=True)]
     from robustrep.tasks.common.options import unique
     specs = [get_spec(name) for name in names]

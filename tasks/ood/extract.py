@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from robustrep.split import TimmSplit
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import autocast
 
@@ -110,8 +111,8 @@ class OODModel(nn.Module):
 
     @staticmethod
     def _check_maps(maps: Tensor) -> Tensor:
-        if maps.dim() != 4:
-            raise ValueError(
+        if maps.dim() != 4:  # the user's model with --feature-maps spatial: one line
+            raise ConfigError(
                 f"feature-map detectors need 4-D maps [B, C, H, W], but this model's "
                 f"forward_features gives shape {tuple(maps.shape)} (a transformer's tokens?); "
                 f"pass --feature-maps pooled to shape the pooled pre-logit vector instead")

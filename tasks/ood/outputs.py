@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.runfiles import make_folder, write_csv, write_text_atomic
 from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
                                          compute_metrics)
@@ -23,15 +24,19 @@ _SAME_SETTINGS = ("run", "model", "weights", "step", "id", "feature_maps", "resi
 
 def read_earlier(path: Path) -> dict[str, Any] | None:
     """The results.json of an earlier ``ood score`` into the same folder (check_replaceable
-    has made sure it is one), or None."""
+    has made sure it is one), or None. Damaged (also since that check: it is read again under
+    the folder's lock): a RunFolderError naming it."""
     if not path.is_file():
         return None
-    old = json.loads(path.read_text())
-    rows = old.get("results")
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:  # not JSON (any more): as damaged as rows without keys
+        old = None
+    rows = old.get("results") if isinstance(old, dict) else None
     if not (isinstance(rows, list) and all(isinstance(r, dict) and {"detector", "ood"} <= r.keys()
                                            for r in rows)):
-        raise ValueError(f"{path} is damaged (its results are not rows with detector and ood); "
-                         f"remove it or give --out another folder")
+        raise RunFolderError(f"{path} is damaged (its results are not rows with detector and "
+                             f"ood); remove it or give --out another folder")
     return old
 
 

@@ -51,6 +51,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
@@ -288,7 +290,7 @@ def _output_folder(run: Path | None, out: str | Path | None,
         # made when the results are written (claim_new_folder), under another name if taken
         return check_writable(default_out(foreign["name"], "ood"), "output folder")
     if foreign is not None and (Path(out) / "results.json").exists():
-        raise ValueError(f"--out {out} already holds results.json; choose a new folder")
+        raise ConfigError(f"--out {out} already holds results.json; choose a new folder")
     out_dir = Path(out) if out else run / "ood"
     check_writable(out_dir, "--out")
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
@@ -305,13 +307,19 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     from robustrep.tasks.common.classifier import load_model, load_run, run_checkpoint_note
     if foreign is None:
         from robustrep.tasks.common.options import no_ema_note
-        classifier, config = load_run(run, dev, use_ema=use_ema)
+        try:
+            classifier, config = load_run(run, dev, use_ema=use_ema)
+        except ValueError as err:  # the library's: not a classifier run, a timm name it lacks
+            raise RunFolderError(str(err)) from err
         no_ema_note(run, use_ema, bool(config.get("ema_decay")))  # EMA on: the checkpoint has it
         return classifier, config
     data = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
-    classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
-                                    image_size=foreign["image_size"], device=dev,
-                                    use_ema=use_ema)
+    try:
+        classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
+                                        image_size=foreign["image_size"], device=dev,
+                                        use_ema=use_ema)
+    except ValueError as err:  # the library's: weights that do not fit --model, no class count
+        raise UserError(str(err)) from err
     # a run's checkpoint scored on other data than it trained on (was: without a word)
     note = run_checkpoint_note(foreign, config.pop("checkpoint_config"), "ood score")
     if note:
@@ -365,8 +373,8 @@ def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, ou
         return None
     id_name, fit_data = sets.id_name, sets.fit_data
     if fit_data is None and not ds.has_train_split(id_name):
-        raise ValueError(f"{id_name} has no train split; name the data the detectors are "
-                         f"fitted on with --fit-data")
+        raise ConfigError(f"{id_name} has no train split; name the data the detectors are "
+                          f"fitted on with --fit-data")
     fit_set = ds.id_dataset(fit_data or id_name, ctx, train=True, limit=max_fit)
     id_classes = (sorted(map(int, ctx.classes)) if ctx.classes is not None
                   else list(range(outputs)))

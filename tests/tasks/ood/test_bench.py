@@ -546,3 +546,67 @@ def test_a_run_without_an_id_accuracy_ends_its_line_without_one(tmp_path, monkey
     end = capsys.readouterr().err.splitlines()
     assert any(ln.startswith("[bench] 1/1 none seed 0: train ") and ", ID acc 0." in ln
                for ln in end)
+
+
+def _gone_line(out):
+    return (f"robustrep ood: error: --out {out} was removed or moved while the bench ran; "
+            f"nothing more is written there; run the command again (with --out the folder's "
+            f"new place, its finished runs are reused)")
+
+
+@pytest.mark.parametrize("during", ["training", "train_run", "score_run"])
+def test_an_out_folder_removed_mid_bench_is_not_made_again(during, tmp_path, monkeypatch,
+                                                            capsys):
+    # Was: the next training run (or ood score's own folder, or the table's lock) made --out
+    # again, holding the later runs alone and a table of them, or a training run failed
+    # naming its own folder. `during`: removed while the first run trains (its checkpoint
+    # next), once it is trained (scoring next), once it is scored (the next training next).
+    import shutil
+
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common import rundir
+    from robustrep.tasks.ood import bench, score
+    calls = _bench_in_process(monkeypatch)
+    out = tmp_path / "b"
+    if during == "training":
+        log = rundir.RunDir.log
+
+        def log_then_remove(self, step, **values):
+            record = log(self, step, **values)
+            shutil.rmtree(out, ignore_errors=True)  # at the first record; the run stops there
+            return record
+        monkeypatch.setattr(rundir.RunDir, "log", log_then_remove)
+    else:
+        module = bench if during == "train_run" else score
+        real = getattr(module, during)
+
+        def then_remove(*args, **kwargs):
+            done = real(*args, **kwargs)
+            shutil.rmtree(out)
+            return done
+        monkeypatch.setattr(module, during, then_remove)
+    assert main(_bench_argv(out, "--regs", "none", "--steps", "2", "--seeds", "0", "1")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == _gone_line(out)
+    assert not out.exists() and len(calls) == 1  # the second seed was not trained
+
+
+def test_a_moved_bench_folder_goes_on_at_its_new_place(tmp_path, monkeypatch, capsys):
+    # what the refusal advises: the moved folder as --out keeps its finished runs
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.ood import score
+    calls = _bench_in_process(monkeypatch)
+    out, moved = tmp_path / "b", tmp_path / "moved"
+    real = score.score_run
+
+    def score_then_move(*args, **kwargs):
+        done = real(*args, **kwargs)
+        out.rename(moved)
+        return done
+    monkeypatch.setattr(score, "score_run", score_then_move)
+    argv = _bench_argv(out, "--regs", "none", "--steps", "2")
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == _gone_line(out)
+    assert not out.exists() and not (moved / "bench.json").exists()
+    monkeypatch.setattr(score, "score_run", real)
+    assert main(_bench_argv(moved, "--regs", "none", "--steps", "2")) == 0
+    assert len(calls) == 1 and (moved / "bench.json").is_file()  # scored, not trained again

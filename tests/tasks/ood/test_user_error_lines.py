@@ -1,0 +1,88 @@
+"""Refusals ``ood score`` made only through its blanket conversion of every ValueError and
+TypeError into a user error (which also hid robustrep's bugs as user errors; that conversion is
+gone, test_internal_errors.py): each is now a UserError where it is found, one line, exit 2."""
+
+import json
+
+import pytest
+
+from robustrep.tasks.cli import main
+
+
+def _images(folder, n=3):
+    from PIL import Image
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("L", (16, 16), 40 * i).save(folder / f"{i}.png")
+
+
+def _vit_checkpoint(tmp_path):
+    import timm
+    import torch
+    path = tmp_path / "vit.pt"
+    torch.save(timm.create_model("test_vit", num_classes=3, in_chans=1, img_size=16).state_dict(),
+               path)
+    return path
+
+
+def _cases(tmp_path, run):
+    """name -> (the command's words after `ood score`, what its one line says)."""
+    foreign = ["--model", "test_resnet", "--checkpoint", str(run / "checkpoints" / "latest.pt"),
+               "--dataset", "digits", "--image-size", "16", "--channels", "1"]
+    _images(tmp_path / "two" / "a")
+    _images(tmp_path / "two" / "b")  # labels 0 and 1
+    (tmp_path / "empty.txt").write_text("# no image\n")
+    cifar = tmp_path / "cifar" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        (cifar / name).write_bytes(b"not a pickle")
+    _images(tmp_path / "flat")
+    (tmp_path / "flat.txt").write_text("0.png 0\n1.png 1\n2.png 2\n")
+    (tmp_path / "damaged" / "results.json").parent.mkdir()
+    (tmp_path / "damaged" / "results.json").write_text(json.dumps({"detectors": [],
+                                                                   "results": [1]}))
+    return {
+        "no digit": ([*foreign, "--classes", "12"],
+                     "--classes 12: the digits' classes must be one of 0, 1, 2, 3, 4, 5, 6, 7, 8, "
+                     "9; got 12"),
+        "no ID class": ([*foreign, "--classes", "5", "6", "--id", f"imagefolder:{tmp_path}/two"],
+                        f"classes [5, 6] do not occur in the ID data imagefolder:{tmp_path}/two; "
+                        f"its labels are [0, 1]; give ID data of the classes the classifier was "
+                        f"trained on"),
+        "token maps": (["--model", "test_vit", "--checkpoint", str(_vit_checkpoint(tmp_path)),
+                        "--dataset", "digits", "--classes", "0", "1", "2", "--image-size", "16",
+                        "--channels", "1", "--detectors", "ReAct"],
+                       "feature-map detectors need 4-D maps [B, C, H, W], but this model's "
+                       "forward_features gives shape (256, 2, 64) (a transformer's tokens?); "
+                       "pass --feature-maps pooled to shape the pooled pre-logit vector instead"),
+        "empty list": ([str(run), "--ood", f"imagelist:{tmp_path}:{tmp_path}/empty.txt"],
+                       f"image list {tmp_path}/empty.txt lists no images"),
+        "list without root": ([str(run), "--ood", "imagelist:x"],
+                              "imagelist needs a root and a list file: imagelist:ROOT:LISTFILE"),
+        "damaged CIFAR": ([str(run), "--ood", f"cifar10:{tmp_path}/cifar", "--resize"],
+                          f"{cifar}/test_batch is not in the CIFAR python format"),
+        "no train split": ([str(run), "--id", f"imagelist:{tmp_path}/flat:{tmp_path}/flat.txt",
+                            "--detectors", "KNN"],
+                           f"imagelist:{tmp_path}/flat:{tmp_path}/flat.txt has no train split; "
+                           f"name the data the detectors are fitted on with --fit-data"),
+        "damaged results": ([str(run), "--out", str(tmp_path / "damaged")],
+                            f"{tmp_path}/damaged/results.json is damaged (its results are not "
+                            f"rows with detector and ood); remove it or give --out another "
+                            f"folder"),
+    }
+
+
+@pytest.mark.parametrize("case", ["no digit", "no ID class", "token maps", "empty list",
+                                  "list without root", "damaged CIFAR", "no train split",
+                                  "damaged results"])
+def test_a_users_mistake_is_one_line(case, fake_run, tmp_path, capsys):
+    words, line = _cases(tmp_path, fake_run)[case]
+    defaults = {"--ood": ["gaussian"], "--detectors": ["MaxSoftmax"],
+                "--out": [str(tmp_path / "o")]}
+    argv = ["ood", "score", *words, "--quiet"]
+    for flag, value in defaults.items():
+        argv += [] if flag in words else [flag, *value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"robustrep ood: error: {line}"), err
+    assert "Traceback" not in err
