@@ -602,6 +602,7 @@ def read_only(monkeypatch):
     import errno
     import io
     import os
+    import pathlib
     from pathlib import Path
 
     folders = []
@@ -638,6 +639,9 @@ def read_only(monkeypatch):
     monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(io, "open", io_open)
     monkeypatch.setattr(builtins, "open", io_open)
+    if hasattr(pathlib, "_NormalAccessor"):  # Python 3.10: Path's calls bound at import
+        monkeypatch.setattr(pathlib._NormalAccessor, "mkdir", staticmethod(mkdir))
+        monkeypatch.setattr(pathlib._NormalAccessor, "open", staticmethod(io_open))
     return lambda folder: folders.append(Path(folder).absolute())
 
 
