@@ -3,6 +3,7 @@ any work starts (no traceback); test_oldest.sh deletes only a folder it made its
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,15 @@ def test_test_oldest_help_and_refusals(tmp_path):
         assert proc.returncode == 2, (arg, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert (keep / "precious").is_file()
+    made = tmp_path / "made"  # one the script made: a wrong PYTHON is refused before it goes
+    made.mkdir()
+    (made / ".made-by-test_oldest").write_text("")
+    proc = subprocess.run(["bash", script, str(made)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": "no-such-python3"})
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "test_oldest.sh: error: PYTHON=no-such-python3 is not a command; give an interpreter "
+        "such as python3.10")
+    assert (made / ".made-by-test_oldest").is_file()
 
 
 BAD = [
