@@ -2,6 +2,9 @@
 features, so no weights file is needed). Sets of 40 images have a rank-deficient 64-d
 covariance, so a set against itself is 0 only to ~1e-6 (FIDs between digit sets are ~1)."""
 
+import inspect
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -37,8 +40,22 @@ def images():
     return x[:40], x[40:]
 
 
-def test_fid_of_two_statistics_files_equals_pytorch_fid(tmp_path):
-    from pytorch_fid.fid_score import calculate_frechet_distance
+@pytest.fixture
+def calculate_frechet_distance(monkeypatch):
+    """pytorch-fid's own formula. scipy 1.18 (Python 3.12+) dropped ``sqrtm``'s ``disp``, which
+    pytorch-fid passes (``disp=False``: the root and an error estimate it discards), so there
+    its ``linalg`` is given the older call; the root is scipy's, unchanged."""
+    from pytorch_fid import fid_score
+    from scipy import linalg
+    if "disp" not in inspect.signature(linalg.sqrtm).parameters:
+        def sqrtm(a, disp=True):
+            root = linalg.sqrtm(a)
+            return root if disp else (root, None)
+        monkeypatch.setattr(fid_score, "linalg", SimpleNamespace(sqrtm=sqrtm))
+    return fid_score.calculate_frechet_distance
+
+
+def test_fid_of_two_statistics_files_equals_pytorch_fid(tmp_path, calculate_frechet_distance):
     (mu1, s1), (mu2, s2) = random_stats(16, 0), random_stats(16, 1)
     np.savez(tmp_path / "a.npz", mu=mu1, sigma=s1)
     np.savez(tmp_path / "b.npz", mu=mu2, sigma=s2)
@@ -48,8 +65,9 @@ def test_fid_of_two_statistics_files_equals_pytorch_fid(tmp_path):
     assert record["kid"].startswith("n/a")
 
 
-def test_save_stats_round_trips_through_pytorch_fid(images, tmp_path):
-    from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
+def test_save_stats_round_trips_through_pytorch_fid(images, tmp_path,
+                                                    calculate_frechet_distance):
+    from pytorch_fid.fid_score import compute_statistics_of_path
     a, b = images
     np.save(tmp_path / "a.npy", a.numpy())
     torch.save(b, tmp_path / "b.pt")
