@@ -88,13 +88,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     from .train import train
     run_dir = resume or args.out or default_run_path("runs", "classify", cfg.model)
+    # the user's mistakes are UserErrors where they are found (the options' ConfigError, the
+    # data's DataError, weights of another model); any other ValueError is a bug, and keeps its
+    # traceback
     try:
         last = train(cfg, run_dir, resume=resume is not None, stop_after=args.stop_after,
                      quiet=args.quiet)
     except FloatingPointError as err:  # a non-finite loss: exit 1 with one line
         raise TrainingDiverged(str(err)) from err
-    except ValueError as err:  # the library's argument checks (e.g. an unknown timm model)
-        raise UserError(str(err)) from err
     if os.environ.get("RANK", "0") != "0":
         return 0  # only the main process reports
     print(f"run folder: {run_dir}")
@@ -123,18 +124,15 @@ def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True) -> None:
     from .task import build_regularizers
     from .train import dry_run_model
     regs = build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
-    try:
-        data = None
-        if cfg.dataset == "digits":
-            from .data import build_datasets
-            data = build_datasets(cfg)[2]
-        if cfg.model.startswith(HUB_PREFIX):  # its config.json may need the network
-            model = nn.Linear(1, 1)
-        else:
-            classes, channels = (data.num_classes, data.channels) if data else (None, None)
-            model = dry_run_model(cfg, classes, channels)
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    data = None
+    if cfg.dataset == "digits":  # --classes the digits lack: DataError
+        from .data import build_datasets
+        data = build_datasets(cfg)[2]
+    if cfg.model.startswith(HUB_PREFIX):  # its config.json may need the network
+        model = nn.Linear(1, 1)
+    else:  # a model, --mean/--std or --drop-path it refuses: ConfigError
+        classes, channels = (data.num_classes, data.channels) if data else (None, None)
+        model = dry_run_model(cfg, classes, channels)
     try:
         build_optimizer(cfg, model)  # a name timm cannot build: ConfigError
     except ConfigError as err:  # one for the GPU the config names: not this machine's to say
@@ -216,17 +214,17 @@ def run_eval(args: argparse.Namespace) -> int:
     _check_attack_options(args)
     foreign = (robustbench_options(args) if args.robustbench is not None
                else model_options(args, args.run))
-    try:
-        report = evaluate_run(
-            args.run, foreign=foreign, eps=args.eps, attacks=args.attacks, norm=args.norm,
-            pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
-            n_attack=args.n_attack or None, corruptions=args.corruptions,
-            severities=args.severities, cifar_c_root=args.cifar_c,
-            bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
-            seed=args.seed, use_ema=not args.no_ema, device=args.device,
-            data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
-    except (ValueError, FileNotFoundError) as err:  # the library's argument checks
-        raise UserError(str(err)) from err
+    # as in run_train: the user's mistakes are UserErrors where they are found (a run folder,
+    # weights or data refused), a missing file robustrep names is one line (the common
+    # handler's), and any other ValueError is a bug with its traceback
+    report = evaluate_run(
+        args.run, foreign=foreign, eps=args.eps, attacks=args.attacks, norm=args.norm,
+        pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
+        n_attack=args.n_attack or None, corruptions=args.corruptions,
+        severities=args.severities, cifar_c_root=args.cifar_c,
+        bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
+        seed=args.seed, use_ema=not args.no_ema, device=args.device,
+        data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
     print(format_table(report))
     if isinstance(report.get("step"), int) and isinstance(report.get("steps"), int) \
             and report["step"] < report["steps"]:

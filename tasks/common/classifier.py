@@ -36,8 +36,13 @@ from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder
 from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.common.weights import is_source_name, resolve_model
-from robustrep.tasks.common.weights_file import (WeightsFile, check_fits, check_parameter_values,
-                                                 read_weights)
+from robustrep.tasks.common.weights_file import (WeightsFile, WeightsMismatch, check_fits,
+                                                 check_parameter_values, read_weights)
+
+
+class NotAClassifierRun(RunFolderError, ValueError):
+    """A run folder whose config.json lacks a classifier's keys (a GAN's or an OOD score's
+    folder): one line, exit 2. Also a ValueError, as :func:`load_run` documents it."""
 
 
 def _fixed_input_size(name: str) -> bool:
@@ -71,14 +76,17 @@ def _weights_path(pretrained_file: str | Path, name: str) -> Path:
 
 def check_model_source(name: str) -> None:
     """A timm model name, a hub repository or a local folder; a path that names no folder is a
-    CheckpointError, an unknown name a ValueError listing close matches."""
+    CheckpointError, an unknown name a ConfigError (a ValueError too) listing close matches."""
     if is_source_name(name):
         return
     if "/" in name or name.startswith("."):  # meant as a folder (hub names need hf-hub:)
         raise CheckpointError(f"model {name!r}: no such folder (a local timm model is a folder "
                               f"with config.json and its weights; a hub model is "
                               f"hf-hub:ORG/NAME)")
-    check_model_name(name)
+    try:  # the library's check, a plain ValueError: here the user's --model (or a run's)
+        check_model_name(name)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def create_classifier(name: str, num_classes: int, in_chans: int = 3,
@@ -91,7 +99,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
 
     Args:
-        name: a timm model name (unknown names raise ValueError listing close matches),
+        name: a timm model name (unknown names raise ConfigError listing close matches),
             ``hf-hub:ORG/NAME`` or a local timm folder (``local-dir:PATH`` or ``PATH``).
         num_classes: outputs of the head.
         in_chans: input channels.
@@ -99,7 +107,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             config.json of a hub repository or folder).
         pretrained_file: local weights; the classifier is dropped and re-initialised for
             ``num_classes``, the input conv adapted to ``in_chans`` (timm's rules). Missing file
-            -> FileNotFoundError; weights of another architecture -> ValueError. A
+            -> FileNotFoundError; weights of another architecture -> WeightsMismatch. A
             :class:`WeightsFile` is a file :func:`read_weights` has read already (with its
             ``use_ema``), used as it is.
         pretrained: the weights of ``name`` itself (timm's default pretrained tag on the hub, a
@@ -116,12 +124,12 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     """
     check_model_source(name)
     if head not in HEADS:
-        raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
+        raise ConfigError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
     if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     if pretrained and pretrained_file is not None:
-        raise ValueError("give --pretrained (the weights of --model) or --pretrained-file FILE, "
-                         "not both")
+        raise ConfigError("give --pretrained (the weights of --model) or --pretrained-file FILE, "
+                          "not both")
     read = pretrained_file if isinstance(pretrained_file, WeightsFile) else None
     weights = None
     if read is not None:  # read and checked by the caller (load_model)
@@ -161,10 +169,13 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             model = timm.create_model(source.arch, pretrained=True,
                                       pretrained_cfg_overlay=overlay, **build)
         except RuntimeError as err:
-            raise ValueError(f"weights file {weights} does not fit timm model {name!r}: "
-                             f"{err}") from err
+            raise WeightsMismatch(f"weights file {weights} does not fit timm model {name!r}: "
+                                  f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
-    classifier = as_classifier(model, in_chans, mean, std, head, uos_scale)
+    try:  # the library's checks of what the user gave: --mean/--std, --head uos
+        classifier = as_classifier(model, in_chans, mean, std, head, uos_scale)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     taken = (source.arch, repr(sorted(build.items())), head, image_size)
     if image_size is not None and taken not in _SIZES_TAKEN:  # a report builds one many times
         check_input_size(classifier, in_chans, image_size, name)
@@ -178,8 +189,9 @@ _SIZES_TAKEN: set[tuple[Any, ...]] = set()
 
 def check_input_size(model: nn.Module, channels: int, image_size: int, name: str) -> None:
     """ConfigError naming --image-size when ``model`` cannot take ``image_size`` inputs (its
-    stem and stages shrink them below a kernel: ``test_convnext`` at 8); that was a traceback
-    deep in timm at step 1, after the run folder was made. The forward runs on meta tensors
+    stem and stages shrink them below a kernel: ``test_convnext`` at 8; a ViT's patches do not
+    tile them, which timm asserts: ``test_vit`` at 15); that was a traceback deep in timm at
+    step 1, after the run folder was made. The forward runs on meta tensors
     (shapes only, no compute, the weights untouched); where a model's forward needs values, or
     a layer's output comes out empty (torch before 2.6 gives a convolution larger than its
     input an empty output on the meta device, where the CPU refuses it), it runs once for real,
@@ -195,20 +207,21 @@ def check_input_size(model: nn.Module, channels: int, image_size: int, name: str
         if not empty:
             return
         if dry_run:
-            _refuse_input_size(f"{empty[0]} gives an empty output", image_size, name)
+            _refuse_input_size(RuntimeError(f"{empty[0]} gives an empty output"), image_size,
+                               name)
     except NotImplementedError:  # an operation without a meta kernel: left to the run
         return
-    except RuntimeError as err:
+    except (RuntimeError, AssertionError) as err:  # the latter: timm's shape checks (_assert)
         if dry_run:
             if "meta" not in str(err):  # not the meta device's own limit (.item(), ...)
-                _refuse_input_size(str(err), image_size, name)
+                _refuse_input_size(err, image_size, name)
             return
     try:
         with torch.no_grad(), eval_mode(model):
             device = next(iter(tensors.values()), torch.empty(0)).device
             model(torch.zeros(2, channels, image_size, image_size, device=device))
-    except RuntimeError as err:
-        _refuse_input_size(str(err), image_size, name)
+    except (RuntimeError, AssertionError) as err:
+        _refuse_input_size(err, image_size, name)
 
 
 @contextmanager
@@ -229,10 +242,14 @@ def _empty_outputs(model: nn.Module):
             hook.remove()
 
 
-def _refuse_input_size(why: str, image_size: int, name: str) -> None:
+def _refuse_input_size(why: BaseException, image_size: int, name: str) -> None:
+    # an assertion is a size the model does not tile (a ViT's patches), which a larger size
+    # need not fix either
+    fix = ("an --image-size the model takes" if isinstance(why, AssertionError)
+           else "a larger --image-size")
     raise ConfigError(f"--image-size {image_size}: model {name!r} cannot take "
-                      f"{image_size}x{image_size} inputs ({why.splitlines()[0]}); give a "
-                      f"larger --image-size") from None
+                      f"{image_size}x{image_size} inputs ({str(why).splitlines()[0]}); give "
+                      f"{fix}") from None
 
 
 # timm.create_model options an architecture may lack, and the flags that set them
@@ -241,7 +258,7 @@ MODEL_OPTION_FLAGS = {"drop_path_rate": "--drop-path", "drop_rate": "--drop-rate
 
 def _create_model(name: str, arch: str, overlay: dict[str, Any], build: dict[str, Any]):
     """``timm.create_model(arch)`` without weights; an option the architecture does not take
-    (timm passes them to its constructor, which raises TypeError) is a ValueError naming it."""
+    (timm passes them to its constructor, which raises TypeError) is a ConfigError naming it."""
     try:
         return timm.create_model(arch, pretrained=False, pretrained_cfg_overlay=overlay or None,
                                  **build)
@@ -249,9 +266,9 @@ def _create_model(name: str, arch: str, overlay: dict[str, Any], build: dict[str
         bad = next((k for k in build if f"unexpected keyword argument '{k}'" in str(err)), None)
         if bad is None:
             raise
-        raise ValueError(f"{MODEL_OPTION_FLAGS.get(bad, bad)}: model {name!r} takes no {bad} "
-                         f"(timm passes it to the model's constructor); drop the option or "
-                         f"choose a model that has it") from None
+        raise ConfigError(f"{MODEL_OPTION_FLAGS.get(bad, bad)}: model {name!r} takes no {bad} "
+                          f"(timm passes it to the model's constructor); drop the option or "
+                          f"choose a model that has it") from None
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
@@ -265,9 +282,9 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
     needed = ("model", "num_classes", "channels", "mean", "std")
     missing = [k for k in needed if config.get(k) is None]
     if missing:
-        raise ValueError(f"{run_dir} does not hold a classifier run: config.json lacks "
-                         f"{', '.join(missing)} (is it a GAN or OOD run? expected a folder written "
-                         f"by `robustrep classify train`)")
+        raise NotAClassifierRun(f"{run_dir} does not hold a classifier run: config.json lacks "
+                                f"{', '.join(missing)} (is it a GAN or OOD run? expected a "
+                                f"folder written by `robustrep classify train`)")
     return config
 
 
@@ -292,9 +309,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     Raises:
         RunFolderError: no such folder, or a file (a checkpoint file: which folder to give).
         FileNotFoundError: no config.json or no checkpoint.
-        ValueError: the folder is not a classifier run, or its checkpoint does not fit.
-        CheckpointError: the checkpoint is unreadable, unsafe (weights_only refuses it) or
-            holds non-finite weights.
+        NotAClassifierRun: the folder is not a classifier run.
+        CheckpointError: the checkpoint is unreadable, unsafe (weights_only refuses it),
+            holds non-finite weights or does not fit the run's model.
     """
     run_dir = Path(run_dir)
     check_run_folder(run_dir, "RUN", RUN_CHECKPOINT_USE)  # not there, or a file (a checkpoint?)
@@ -340,7 +357,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     ``mean``/``std`` are given, its normalisation), loaded whole, head included; ``num_classes`` and
     ``in_chans`` default to its classifier's rows and its input conv's channels. ``pretrained``:
     the weights of ``name`` as :func:`create_classifier` finds them, head kept (``num_classes``
-    defaults to the pretrained head's). A file that does not fit raises ValueError listing the
+    defaults to the pretrained head's). A file that does not fit raises WeightsMismatch listing the
     missing, unexpected and wrongly shaped parameters in one line.
 
     The file is read once; ``config["checkpoint_config"]`` is the ``config`` a classify run's
@@ -348,10 +365,10 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     :func:`run_checkpoint_note`.
     """
     if (checkpoint is None) == (not pretrained):
-        raise ValueError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
+        raise ConfigError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
     if pretrained and not use_ema:
-        raise ValueError(f"--no-ema takes a training checkpoint's raw weights, and --pretrained "
-                         f"weights of {name!r} are one set; drop --no-ema")
+        raise ConfigError(f"--no-ema takes a training checkpoint's raw weights, and --pretrained "
+                          f"weights of {name!r} are one set; drop --no-ema")
     check_model_source(name)
     source = resolve_model(name, pretrained=False)
     read = None
@@ -373,8 +390,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         in_chans = in_chans or (source.cfg.get("input_size") or (3,))[0]
         weights = "pretrained"
     if not num_classes:
-        raise ValueError(f"cannot tell the number of classes of {name!r} from its weights; "
-                         f"give --num-classes N")
+        raise ConfigError(f"cannot tell the number of classes of {name!r} from its weights; "
+                          f"give --num-classes N")
     model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
                               pretrained_file=read, pretrained=pretrained, keep_head=True,
                               image_size=image_size, use_ema=use_ema)

@@ -34,6 +34,12 @@ EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
 RAW_KEYS = ("state_dict", "model")
 
 
+class WeightsMismatch(CheckpointError, ValueError):
+    """A readable weights file that is no state dict, or holds the keys and shapes of another
+    architecture: the user's file, one line (exit 2). Also a ValueError, as its callers
+    (``ood score``, ``load_run_features``) and the library's documented contract expect."""
+
+
 def _ema_entries(data: Any) -> list[str]:
     """The EMA entries a training checkpoint holds (none for a bare state dict)."""
     return [k for k in EMA_KEYS if isinstance(data, dict) and isinstance(data.get(k), dict)]
@@ -101,9 +107,9 @@ def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
         data, note = _weights_entry(data, path, use_ema)
         notes += [note] if note else []
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
-        raise ValueError(f"{path} is not a state dict: expected a mapping of parameter names to "
-                         f"tensors (a .pth/.pt from torch.save(model.state_dict()) or a "
-                         f".safetensors file)")
+        raise WeightsMismatch(f"{path} is not a state dict: expected a mapping of parameter "
+                              f"names to tensors (a .pth/.pt from torch.save(model.state_dict()) "
+                              f"or a .safetensors file)")
     bad = nan_tensors(data)  # trained on, they give a NaN loss at step 1 that names no file
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
@@ -149,8 +155,8 @@ def strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path,
                head: bool = False) -> None:
-    """Raise ValueError when the file's keys/shapes do not fit ``model`` (the classifier too only
-    with ``head``)."""
+    """Raise :class:`WeightsMismatch` when the file's keys/shapes do not fit ``model`` (the
+    classifier too only with ``head``)."""
     classifiers = (model.pretrained_cfg.get("classifier") or ()) if not head else ()
     classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
     first_conv = model.pretrained_cfg.get("first_conv") or ()
@@ -176,9 +182,9 @@ def check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path
         if wrong:
             parts.append("wrong shapes: " + ", ".join(
                 f"{k} {tuple(got[k])} vs {tuple(expected[k])}" for k in wrong[:3]))
-        raise ValueError(f"weights file {path} does not fit timm model {name!r}: "
-                         + "; ".join(parts) + ". Give the weights of the same architecture"
-                         + (" and --num-classes of its head." if head else "."))
+        raise WeightsMismatch(f"weights file {path} does not fit timm model {name!r}: "
+                              + "; ".join(parts) + ". Give the weights of the same architecture"
+                              + (" and --num-classes of its head." if head else "."))
 
 
 def check_parameter_values(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:

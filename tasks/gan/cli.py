@@ -157,13 +157,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.evaluate import evaluate_run, format_table
     resolve_device(args.device)
-    try:
-        metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
-                               args.inception_weights, args.device, args.out,
-                               use_ema=not args.no_ema, fid_features=args.fid_features,
-                               max_real=args.real, show_progress=not args.quiet)
-    except ValueError as err:  # a weight file that does not fit
-        raise UserError(str(err)) from err
+    # the user's mistakes (a run, checkpoint, weights file or data refused) are UserErrors
+    # where they are found; any other ValueError is a bug, and keeps its traceback
+    metrics = evaluate_run(args.run, args.checkpoint, args.num_samples,
+                           args.inception_weights, args.device, args.out,
+                           use_ema=not args.no_ema, fid_features=args.fid_features,
+                           max_real=args.real, show_progress=not args.quiet)
     print(format_table(metrics))
     from robustrep.tasks.gan.sample import run_config
     steps = run_config(args.run).steps
@@ -181,10 +180,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from robustrep.tasks.gan.fid import compare
     _check_fid_inception(args)
     args.torch_device = resolve_device(args.device)
-    try:
-        record = compare(args)
-    except ValueError as err:  # a weights file or data that does not fit
-        raise UserError(str(err)) from err
+    record = compare(args)  # as in cmd_eval: a ValueError that is no UserError is a bug
     print(format_table(record))
     return 0
 
