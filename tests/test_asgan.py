@@ -108,3 +108,64 @@ def test_a_d_returning_a_tuple_is_named_as_d_fn():
     with pytest.raises(TypeError, match=r"^d_fn\(x_real\) must return a tensor of scores, got "
                                         r"tuple$"):
         asgan_perturb(lambda x: (d(x), x), images())
+
+
+# --- pinned by mutation testing: model=, the generator, the free mode's options, messages -------
+
+
+def hidden(d):
+    """A d_fn whose module no closure or global names (a trainer's dict of models)."""
+    nets = {"d": d}
+    return lambda v: nets["d"](v)
+
+
+def test_model_given_or_behind_a_bound_method_is_checked():
+    x = images()
+    for call in (lambda d: asgan_perturb(hidden(d), x, model=d),
+                 lambda d: asgan_perturb(d.forward, x),  # the method's owner is the module
+                 lambda d: ASGAN()(hidden(d), x, model=d),
+                 lambda d: ASGAN().d_inputs(hidden(d), x, x, model=d)):
+        with pytest.raises(ValueError, match="^tensors must be on the same device, got x on cpu, "
+                                             "model on meta$"):
+            call(linear_d().to("meta"))
+
+
+def test_d_inputs_draws_the_random_start_from_the_generator_given():
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
+    x = images(-0.5, 0.5)
+    asgan = ASGAN(eps=0.2, steps=2, norm="l2")
+    real, _ = asgan.d_inputs(d, x, x, torch.Generator().manual_seed(3))
+    want = pgd(lambda v: loss_real(d(v), "ns"), x, 0.2, steps=2, norm="l2", random_start=True,
+               input_range=(-1.0, 1.0), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(real, want)
+
+
+def test_free_mode_carries_the_norm_and_clamps_to_the_range():
+    d = linear_d(weight=-0.5)  # the real loss rises with x
+    x = torch.full((B, 3, 2, 2), 0.9)
+    asgan = ASGAN(eps=0.2, free=True, norm="l2")
+    real, _ = asgan.d_inputs(d, x, x)
+    loss_real(d(real).squeeze(1), "ns").mean().backward()
+    asgan.after_backward(real)
+    # an L2 step of eps along the (constant) gradient: 0.2 / sqrt(12) per pixel
+    torch.testing.assert_close(asgan.state_dict()["delta"], torch.full_like(x, 0.2 / 12 ** 0.5))
+    asgan = ASGAN(eps=0.2, free=True)  # Linf: 0.9 + 0.2 is clamped to the range's 1
+    real, _ = asgan.d_inputs(d, x, x)
+    loss_real(d(real).squeeze(1), "ns").mean().backward()
+    asgan.after_backward(real)
+    torch.testing.assert_close(asgan.d_inputs(d, x, x)[0], torch.ones_like(x))
+
+
+def test_a_state_is_loaded_only_in_free_mode():
+    asgan = ASGAN()
+    asgan.load_state_dict({"delta": torch.ones(B, 3, 2, 2)})
+    assert asgan._carried is None and asgan.state_dict() == {}
+
+
+def test_asgan_class_options_are_named_with_what_is_accepted():
+    with pytest.raises(ValueError, match="^mode must be one of 'replace', 'add'; got 'both'$"):
+        ASGAN(mode="both")
+    with pytest.raises(ValueError, match=f"^loss must be one of {', '.join(map(repr, LOSSES))}; "
+                                         "got 'bce'$"):
+        ASGAN(loss="bce")

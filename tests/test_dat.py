@@ -211,3 +211,47 @@ def test_a_d_without_grad_is_one_line_naming_d_fn():
     with pytest.raises(ValueError, match=r"^d_fn\(x\) must depend on x with grad for both "
                                          r"x_real and x_fake \(a D run under torch.no_grad\(\)"):
         dat_perturb(no_grad_d, images(), images(seed=2))
+
+
+# --- model= when d_fn hides the module (pinned by mutation testing) ------------------------------
+
+
+def hidden(d):
+    """A d_fn whose module no closure or global names (a trainer's dict of models)."""
+    nets = {"d": d}
+    return lambda v: nets["d"](v)
+
+
+def test_model_given_is_checked_when_d_fn_hides_it():
+    x = images()
+    for call in (lambda d: dat_perturb(hidden(d), x, x.flip(0), model=d),
+                 lambda d: DAT()(hidden(d), x, x.flip(0), model=d),
+                 lambda d: DAT().d_inputs(hidden(d), x, x.flip(0), model=d)):
+        with pytest.raises(ValueError, match="^tensors must be on the same device, got x_real on "
+                                             "cpu, x_fake on cpu, model on meta$"):
+            call(linear_d().to("meta"))
+        with pytest.raises(TypeError, match=r"^x_real has dtype torch.float32 but the model's "
+                                            r"parameters are torch.float64"):
+            call(linear_d().double())
+
+
+def test_model_given_keeps_buffers_a_functional_d_changes():
+    # D reads the BatchNorm's buffers without calling the module: only model= names them
+    bn = nn.BatchNorm2d(3).train()
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+
+    def d_fn(v):
+        out = nn.functional.batch_norm(v, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                                       training=True)
+        return out.flatten(1).sum(1)
+    x = images()
+    dat_perturb(d_fn, x, x.flip(0) * 0.5, model=bn)
+    for k, v in bn.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_dat_class_checks_its_options_when_built():
+    with pytest.raises(ValueError, match="^eps must be >= 0, got -0.1$"):
+        DAT(eps=-0.1)
+    with pytest.raises(ValueError, match="^input_range must be finite with low < high"):
+        DAT(input_range=(1.0, -1.0))

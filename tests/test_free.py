@@ -148,3 +148,18 @@ def test_an_linf_eps_wider_than_the_input_range_is_refused():
         FreePerturbation(eps=8)
     assert FreePerturbation(eps=8, norm="l2").eps == 8.0  # an L2 radius may exceed 1
     assert FreePerturbation(eps=8, input_range=None).eps == 8.0
+
+
+def test_messages_say_what_is_accepted_in_full():
+    # pinned by mutation testing: the whole message, where it says what to pass
+    with pytest.raises(ValueError, match="^replays must be > 0, got 0$"):
+        FreePerturbation(replays=0)
+    with pytest.raises(TypeError, match=r"^state must be a dict with 'delta' a tensor or None, as "
+                                        r"state_dict\(\) returns; got list$"):
+        FreePerturbation(0.1).load_state_dict([])
+    free = FreePerturbation(0.1)
+    x_adv = free.attach(batch()[0])
+    with pytest.raises(ValueError, match=r"^x_adv.grad is None: pass the tensor returned by "
+                                         r"attach\(\) after a backward pass of a loss computed "
+                                         r"from it$"):
+        free.update(x_adv)

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from robustrep.infomax import InfoMax, InfoMaxHead, infonce_loss
+from robustrep.infomax import InfoMax, InfoMaxHead, InfoMaxTask, infonce_loss
 from robustrep.nets.sngan import sngan_discriminator
 
 
@@ -125,3 +125,109 @@ def test_wrap_builds_the_heads_in_the_discriminators_dtype():
     wrapped = create_regularizer("infomax").wrap(d, (3, 32, 32), 3)
     assert {p.dtype for p in wrapped.parameters()} == {torch.float64}
     assert wrapped.d_loss(torch.rand(4, 3, 32, 32, dtype=torch.float64))["loss"].isfinite()
+
+
+# --- pinned by mutation testing (scripts/mutation.py infomax) ------------------------------------
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: infonce_loss(torch.zeros(2, 3, 4), torch.zeros(2, 3)), "local must have rank 4"),
+    (lambda: infonce_loss(torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, 1)),
+     "global_ must have rank 2"),
+    (lambda: infonce_loss(torch.zeros(2, 3, 2, 2, dtype=torch.long), torch.zeros(2, 3)),
+     "local must be a floating-point tensor"),
+    (lambda: infonce_loss(torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, dtype=torch.long)),
+     "global_ must be a floating-point tensor"),
+    (lambda: infonce_loss(torch.zeros(2, 3, 2, 2, device="meta"), torch.zeros(2, 3)),
+     "tensors must be on the same device, got local on meta, global_ on cpu$"),
+    (lambda: infonce_loss(torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, device="meta")),
+     "tensors must be on the same device, got local on cpu, global_ on meta$"),
+    (lambda: InfoMaxHead(2, 2, nrkhs=0), "nrkhs must be > 0, got 0$"),
+    (lambda: InfoMaxHead(2, 2, nrkhs=16.0), "nrkhs must be a positive int"),
+    (lambda: InfoMaxTask(nrkhs=0), "nrkhs must be > 0, got 0$"),
+    (lambda: InfoMaxTask(nrkhs=16.0), "nrkhs must be a positive int"),
+    (lambda: _infomax(infomax_loss_scale=-1.0), "infomax_loss_scale must be >= 0, got -1.0$"),
+    (lambda: _infomax(g_infomax_loss_scale=-1.0), "g_infomax_loss_scale must be >= 0, got -1.0$"),
+    (lambda: InfoMaxTask().wrap(sngan_discriminator((3, 32, 32), 4), (3, 32, 32), None),
+     "infomax needs a discriminator whose trunk has a local feature map$"),
+])
+def test_bad_arguments_are_named_with_what_is_accepted(call, message):
+    with pytest.raises((ValueError, TypeError), match=f"^{message}"):
+        call()
+
+
+def _infomax(**kw):
+    """A tiny InfoMax on 2-channel maps: local = identity, rest = spatial sum."""
+    from torch import nn
+    rest = nn.Sequential(nn.Flatten(2), _Sum())
+    return InfoMax(nn.Identity(), rest, nn.Linear(2, 1), local_channels=2, global_dim=2, **kw)
+
+
+class _Sum(torch.nn.Module):
+    def forward(self, x):
+        return x.sum(-1)
+
+
+def test_infonce_on_the_inputs_device():
+    # meta stands in for an accelerator: the mask of own locations is made there too
+    loss = infonce_loss(torch.zeros(2, 3, 2, 2, device="meta"), torch.zeros(2, 3, device="meta"))
+    assert loss.device.type == "meta"
+
+
+def test_split_points_are_checked_and_named():
+    d = sngan_discriminator((3, 32, 32), 4)
+    assert InfoMax.from_sequential(d, 1, local_channels=4, global_dim=4, nrkhs=4).local is not None
+    with pytest.raises(ValueError, match=r"^d.trunk must be an nn.Sequential longer than "
+                                         r"local_end=0 \(and d.top its last layers\), got an "
+                                         r"nn.Sequential of 5 layers$"):
+        InfoMax.from_sequential(d, 0, local_channels=4, global_dim=4)
+    d.trunk = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="^d.trunk must be .* got Linear$"):
+        InfoMax.from_sequential(d, 1, local_channels=4, global_dim=4)
+
+
+def _is_sn(module):
+    from torch.nn.utils import parametrize
+    return parametrize.is_parametrized(module, "weight")
+
+
+@pytest.mark.parametrize("spectral_norm", [None, True, False])
+def test_projection_layers_are_xavier_uniform_and_spectral_normed_by_default(spectral_norm):
+    torch.manual_seed(0)
+    kw = {} if spectral_norm is None else dict(spectral_norm=spectral_norm)
+    for head in (InfoMaxHead(3, 5, nrkhs=16, **kw), _infomax(nrkhs=16, **kw).projection):
+        for proj in (head.local_proj, head.global_proj):
+            for layer in (proj.a, proj.b, proj.sc):
+                assert _is_sn(layer) == (spectral_norm is not False)
+                raw = layer.parametrizations.weight.original if _is_sn(layer) else layer.weight
+                fan_in, fan_out = raw.shape[1], raw.shape[0]  # 1x1 convs: the channels
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                assert raw.abs().max() <= bound
+                if raw.numel() >= 32:  # enough draws to come near the bound
+                    assert raw.abs().max() > 0.8 * bound
+
+
+def test_defaults_are_the_references():
+    head = InfoMaxHead(2, 3, spectral_norm=False)
+    assert head.local_proj.b.out_channels == head.global_proj.sc.out_features == 1024
+    d = _infomax(spectral_norm=False)
+    assert d.projection.global_proj.b.out_features == 1024
+    assert (d.infomax_loss_scale, d.g_infomax_loss_scale) == (0.2, 0.2)
+    task = InfoMaxTask()
+    assert (task.nrkhs, task.d_scale, task.g_scale) == (1024, 0.2, 0.2)
+    z = torch.randn(3, 2)
+    assert torch.equal(d.head(z), d.top(z))
+
+
+def test_registered_task_passes_its_options_and_sizes_the_heads():
+    torch.manual_seed(0)
+    base = sngan_discriminator((3, 32, 32), 4)  # local map [4, 8, 8]: channels != height
+    task = InfoMaxTask(nrkhs=8, d_scale=0.3, g_scale=0.7)
+    d = task.wrap(base, (3, 32, 32), 3).eval()
+    assert d.projection.local_proj.a.in_channels == 4
+    assert d.projection.local_proj.b.out_channels == d.projection.global_proj.b.out_features == 8
+    assert (d.infomax_loss_scale, d.g_infomax_loss_scale) == (0.3, 0.7)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    loss = infonce_loss(*d.projection(d.local(x), d.features(x)))
+    torch.testing.assert_close(task.d_aux_loss(d, x), 0.3 * loss)
+    torch.testing.assert_close(task.g_aux_loss(d, x), 0.7 * loss)

@@ -314,3 +314,214 @@ def test_member_copies_leave_the_global_rng_alone(spectral_norm):
     before = torch.random.get_rng_state()
     ens.member(1, copy=True)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+# --- pinned by mutation testing (scripts/mutation.py projection) -------------------------------
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: random_projection_filters(0), ValueError, "num_views must be > 0, got 0"),
+    (lambda: random_projection_filters(2.0), TypeError, "num_views must be a positive int"),
+    (lambda: random_projection_filters(2, in_channels=0), ValueError,
+     "in_channels must be > 0, got 0"),
+    (lambda: random_projection_filters(2, in_channels=3.0), TypeError,
+     "in_channels must be a positive int"),
+    (lambda: random_projection_filters(2, out_channels=0), ValueError,
+     "out_channels must be > 0, got 0"),
+    (lambda: random_projection_filters(2, out_channels=1.0), TypeError,
+     "out_channels must be a positive int"),
+    (lambda: random_projection_filters(2, kernel_size=0), ValueError,
+     "kernel_size must be > 0, got 0"),
+    (lambda: random_projection_filters(2, kernel_size=8.0), TypeError,
+     "kernel_size must be a positive int"),
+    (lambda: random_projection_filters(2, kernel_size=5), ValueError,
+     r"kernel_size must be an even int >= 2 \(so that padding \(kernel_size - 2\) // 2 halves "
+     r"the image exactly\), got 5$"),
+    (lambda: random_projection_filters(2, generator=0), TypeError,
+     "generator must be a torch.Generator or None, got int$"),
+    (lambda: RandomProjection(2, filters=[[0.0]]), TypeError, "filters must be a torch.Tensor"),
+    (lambda: RandomProjection(2, filters=torch.zeros(2, 3, 8)), ValueError,
+     "filters must have rank 4"),
+    (lambda: RandomProjection(2, filters=torch.zeros(2, 3, 8, 8, dtype=torch.long)), TypeError,
+     "filters must be a floating-point tensor"),
+    (lambda: RandomProjection(2, filters=torch.zeros(1, 3, 8, 8)), ValueError,
+     r"filters must have shape \(2, 3, 8, 8\) \(num_views \* out_channels, in_channels, "
+     r"kernel_size, kernel_size\), got \(1, 3, 8, 8\)$"),
+])
+def test_projection_arguments_are_named_with_what_is_accepted(call, error, message):
+    with pytest.raises(error, match=f"^{message}"):
+        call()
+
+
+def test_projection_defaults_kernel_sizes_and_size_checks():
+    f = random_projection_filters(2)  # one 3-channel 8x8 filter per view by default
+    assert f.shape == (2, 3, 8, 8)
+    assert repr(RandomProjection(2, out_channels=2, kernel_size=4)) == (
+        "RandomProjection(num_views=2, in_channels=3, out_channels=2, kernel_size=4)")
+    x = images(1, size=8)
+    for kernel_size in (2, 4, 6):  # every even size from the stride up halves the image
+        proj = RandomProjection(2, kernel_size=kernel_size)
+        assert proj.padding == (kernel_size - 2) // 2 and proj(x).shape == (1, 2, 4, 4)
+    proj = RandomProjection(2)
+    for shape in ((1, 3, 32, 31), (1, 3, 31, 32)):
+        with pytest.raises(ValueError, match=rf"^x must have even height and width, got "
+                                             rf"\({shape[2]}, {shape[3]}\)$"):
+            proj(torch.zeros(shape))
+    with pytest.raises(ValueError, match="^tensors must be on the same device, got x on meta, "
+                                         "module_weights on cpu$"):
+        proj(torch.zeros(1, 3, 32, 32, device="meta"))
+    with pytest.raises(ValueError, match=r"^x must be 32x32 \(image_size\), got \(64, 64\)$"):
+        make()(images(size=64))
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(in_channels=0), ValueError, "in_channels must be > 0, got 0"),
+    (dict(in_channels=3.0), TypeError, "in_channels must be a positive int"),
+    (dict(proj_channels=0), ValueError, "proj_channels must be > 0, got 0"),
+    (dict(proj_channels=1.0), TypeError, "proj_channels must be a positive int"),
+    (dict(base_channels=0), ValueError, "base_channels must be > 0, got 0"),
+    (dict(base_channels=4.0), TypeError, "base_channels must be a positive int"),
+    (dict(num_views=2.0), TypeError, "num_views must be a positive int"),
+    (dict(final_size=0), ValueError, "final_size must be > 0, got 0"),
+    (dict(final_size=2.0), TypeError, "final_size must be a positive int"),
+    (dict(final_size=3), ValueError, r"final_size must be a power of 2 >= 1 \(the stride-2 layers "
+                                     r"halve a power of 2\), got 3$"),
+    (dict(image_size=48), ValueError, r"image_size must be a power of 2 >= 16 \(the projection "
+                                      r"halves it, then at least one stride-2 layer reaches "
+                                      r"final_size=4\), got 48$"),
+    (dict(generator=0), TypeError, "generator must be a torch.Generator or None, got int$"),
+])
+def test_ensemble_arguments_are_named_with_what_is_accepted(kwargs, error, message):
+    kw = dict(num_views=2, image_size=32, base_channels=4) | kwargs
+    with pytest.raises(error, match=f"^{message}"):
+        ProjectionEnsemble(**kw)
+
+
+def test_ensemble_defaults_widths_and_reference_init():
+    ens = ProjectionEnsemble(2, 32, generator=torch.Generator().manual_seed(0))
+    # defaults: one 8x8 projection channel per view, 64 channels doubled per layer, a 4x4 head,
+    # no spectral norm, the grouped path
+    assert ens.projection.filters.shape == (2, 3, 8, 8) and ens.impl == "grouped"
+    convs = sn_convs(ens)
+    assert [tuple(c.weight.shape) for c in convs] == [(128, 1, 4, 4), (256, 64, 4, 4),
+                                                      (2, 128, 4, 4)]
+    assert not any(hasattr(c, "parametrizations") for c in convs)
+    # biases 0, weights U(+-sqrt(3 / fan_in)) with the per-member fan_in (rpglib/disc.py)
+    for conv in convs:
+        bound = (3.0 / conv.weight[0].numel()) ** 0.5
+        assert torch.equal(conv.bias, torch.zeros_like(conv.bias))
+        assert 0.9 * bound < conv.weight.abs().max() <= bound
+    # final_size=1 (a power of 2, 1 included) gives one more stride-2 layer
+    assert make(image_size=16, final_size=1).num_layers == 3
+
+
+def test_impl_picks_the_path_and_the_cpu_path_runs_channels_last():
+    x = images()
+    for impl, want in (("grouped", "grouped"), ("loop", "loop")):
+        ens = make(impl=impl)
+        ens.forward_loop = lambda v: "loop"
+        assert (ens(x) == "loop") == (want == "loop")
+    # oneDNN's grouped convs are fast channels-last on the CPU: the projection gets that layout
+    ens, seen = make(), []
+    ens.projection.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    ens(x)
+    assert seen == [True]
+
+
+def test_member_views_hold_no_buffers_and_copies_keep_kernel_dtype_device_and_sn_settings():
+    ens = make(kernel_size=4)
+    x = images()
+    view, copy = ens.member(1), ens.member(1, copy=True)
+    assert list(view.buffers()) == []  # the projection is read from the ensemble too
+    torch.testing.assert_close(copy(x), ens(x)[:, 1:2], rtol=0, atol=1e-5)
+    before = copy(x)
+    with torch.no_grad():
+        ens.projection.filters.mul_(2.0)  # the copy holds its own filters
+    torch.testing.assert_close(copy(x), before, rtol=0, atol=0)
+    double = make().double()
+    copy = double.member(0, copy=True)
+    assert {p.dtype for p in copy.parameters()} == {torch.float64}
+    torch.testing.assert_close(copy(x.double()), double(x.double())[:, :1])
+    meta = make().to("meta").member(0, copy=True)
+    assert {p.device.type for p in meta.parameters()} == {"meta"}
+    sn_ens = make(spectral_norm=True)
+    for conv in sn_convs(sn_ens):
+        conv.parametrizations.weight[0].n_power_iterations = 3
+        conv.parametrizations.weight[0].eps = 1e-6
+    for layer in sn_ens.member(0, copy=True):
+        if isinstance(layer, torch.nn.Conv2d):
+            torch_sn = layer.parametrizations.weight[0]
+            assert (torch_sn.n_power_iterations, torch_sn.eps) == (3, 1e-6)
+    with pytest.raises(TypeError, match="^k must be an int, got str$"):
+        ens.member("0")
+
+
+def test_grouped_spectral_norm_init_matches_fifteen_power_steps_from_its_draws():
+    from robustrep.projection import GroupedSpectralNorm
+    # two members, singular values 1 and 0.95 (slow convergence: 15 and 16 steps differ)
+    w = torch.stack([torch.diag(torch.tensor([1.0, 0.95, 0.5])),
+                     2 * torch.diag(torch.tensor([0.5, 1.0, 0.9]))]).double()
+    sn = GroupedSpectralNorm(w.reshape(6, 3), groups=2, generator=torch.Generator().manual_seed(0))
+    assert sn.n_power_iterations == 1 and sn.eps == 1e-12
+    assert sn._u.dtype == sn._v.dtype == torch.float64  # drawn in float32, moved to the weight's
+    g = torch.Generator().manual_seed(0)
+    u = F.normalize(torch.randn(2, 3, generator=g).double(), dim=1)
+    v = F.normalize(torch.randn(2, 3, generator=g).double(), dim=1)
+    for _ in range(15):
+        u = F.normalize(torch.einsum("kon,kn->ko", w, v), dim=1)
+        v = F.normalize(torch.einsum("kon,ko->kn", w, u), dim=1)
+    torch.testing.assert_close(sn._u, u, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sn._v, v, rtol=0, atol=1e-12)
+
+
+def test_grouped_spectral_norm_checks_and_small_weights():
+    from robustrep.projection import GroupedSpectralNorm, grouped_spectral_norm
+    # a rank-2 weight (a linear layer's) is fine; sigma of a tiny member is still its norm
+    w = 1e-3 * torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    sn = GroupedSpectralNorm(w, groups=2)
+    torch.testing.assert_close(sn.sigma(w), torch.linalg.matrix_norm(w.view(2, 2, 3), ord=2),
+                               rtol=1e-4, atol=0)
+    conv = grouped_spectral_norm(torch.nn.Conv2d(2, 4, 1, groups=2))
+    assert conv.parametrizations.weight[0].n_power_iterations == 1
+    for call, error, message in [
+        (lambda: GroupedSpectralNorm(torch.zeros(5, 2, 1, 1), 2), ValueError,
+         r"weight must have rank >= 2 and dim 0 divisible by groups=2, got shape \(5, 2, 1, 1\)$"),
+        (lambda: GroupedSpectralNorm(torch.zeros(4), 2), ValueError, "weight must have rank >= 2"),
+        (lambda: GroupedSpectralNorm(w, 0), ValueError, "groups must be > 0, got 0"),
+        (lambda: GroupedSpectralNorm(w, 2.0), TypeError, "groups must be a positive int"),
+        (lambda: GroupedSpectralNorm(w, 2, 0), ValueError, "n_power_iterations must be > 0"),
+        (lambda: GroupedSpectralNorm(w, 2, 1.0), TypeError,
+         "n_power_iterations must be a positive int"),
+        (lambda: grouped_spectral_norm(torch.nn.Linear(2, 2)), TypeError,
+         "conv must be an nn.Conv2d, got Linear$"),
+        (lambda: grouped_spectral_norm(torch.nn.Conv2d(2, 2, 1), generator=0), TypeError,
+         "generator must be a torch.Generator or None, got int$"),
+    ]:
+        with pytest.raises(error, match=f"^{message}"):
+            call()
+
+
+def test_ensemble_losses_name_their_logits_and_default_to_ns():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
+    torch.testing.assert_close(ensemble_real_loss(real), ensemble_real_loss(real, "ns"))
+    torch.testing.assert_close(ensemble_fake_loss(fake), ensemble_fake_loss(fake, "ns"))
+    torch.testing.assert_close(ensemble_g_loss(fake), ensemble_g_loss(fake, "ns"))
+    for call, message in [
+        (lambda: ensemble_real_loss(real[:, 0]), "logits must have rank 2"),
+        (lambda: ensemble_fake_loss(real[:, 0]), "logits must have rank 2"),
+        (lambda: ensemble_mixed_loss(real[:, 0], 0.5), "logits must have rank 2"),
+        (lambda: ensemble_g_loss(real[:, 0]), "logits_fake must have rank 2"),
+        (lambda: ensemble_d_loss(real, fake[:, 0]), "logits_fake must have rank 2"),
+        (lambda: ensemble_d_loss(real.long(), fake), "logits_real must be a floating-point"),
+        (lambda: ensemble_g_loss(fake.long()), "logits_fake must be a floating-point"),
+        (lambda: ensemble_d_loss(real, fake[:, :1]), r"logits_real and logits_fake must have the "
+         r"same number of members \(dim 1\), got \(4, 2\) and \(4, 1\)$"),
+        (lambda: ensemble_mixed_loss(real, torch.full((4, 1), 0.5)),
+         r"lam must be a float or one value per sample \(4\), got shape \(4, 1\)$"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=f"^{message}"):
+            call()
+    # a float lam is made on the logits' device
+    assert ensemble_mixed_loss(real.to("meta"), 0.3).device.type == "meta"

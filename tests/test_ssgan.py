@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from robustrep.ssgan import SSGAN, rotate, rotate_quarters, rotation_labels, rotation_loss
+from robustrep.ssgan import (SSGAN, RotationHead, rotate, rotate_quarters, rotation_labels,
+                             rotation_loss)
 from robustrep.nets.dcgan import dcgan_discriminator
 from robustrep.nets.sngan import sngan_discriminator
 
@@ -83,3 +84,84 @@ def test_wrap_probes_a_float64_discriminator_in_its_dtype():
     wrapped = create_regularizer("ssgan").wrap(d, (3, 16, 16))
     x = torch.rand(4, 3, 16, 16, dtype=torch.float64)
     assert wrapped.d_loss(x)["loss"].dtype == torch.float64
+
+
+# --- pinned by mutation testing (scripts/mutation.py ssgan) --------------------------------------
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: rotate(torch.zeros(4, 3, 3), torch.arange(4)), "x must have rank 4, got rank 3"),
+    (lambda: rotate(torch.zeros(2, 1, 3, 4), torch.arange(2)),
+     r"x must hold square images to rotate, got \(2, 1, 3, 4\)$"),
+    (lambda: rotate(torch.zeros(4, 3, 2, 2), torch.arange(3)),
+     r"labels must have shape \(4,\), got \(3,\)$"),
+    (lambda: rotation_loss(torch.zeros(2, 4, 1), torch.zeros(2, dtype=torch.long)),
+     "logits must have rank 2, got rank 3"),
+    (lambda: rotation_loss(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, dtype=torch.long)),
+     "logits must be a floating-point tensor"),
+    (lambda: rotation_loss(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)),
+     r"logits must have 4 columns, got \(2, 3\)$"),
+    (lambda: SSGAN(dcgan_discriminator((3, 16, 16), 4), 128, ss_loss_scale=-1.0),
+     "ss_loss_scale must be >= 0, got -1.0$"),
+    (lambda: SSGAN(dcgan_discriminator((3, 16, 16), 4), 128, g_ss_loss_scale=-1.0),
+     "g_ss_loss_scale must be >= 0, got -1.0$"),
+])
+def test_bad_arguments_are_named_with_what_is_accepted(call, message):
+    with pytest.raises((ValueError, TypeError), match=f"^{message}"):
+        call()
+
+
+def test_labels_are_made_on_the_inputs_device(monkeypatch):
+    # meta stands in for an accelerator (rotate itself needs nonzero, which meta lacks)
+    import robustrep.ssgan as ssgan
+    assert rotation_labels(4, "meta").device.type == "meta"
+    monkeypatch.setattr(ssgan, "rotate", lambda x, labels: x)
+    _, labels = ssgan.rotate_quarters(torch.zeros(4, 3, 2, 2, device="meta"))
+    assert labels.device.type == "meta"
+
+
+def test_rotation_loss_default_scale_is_one():
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    labels = rotation_labels(6)
+    torch.testing.assert_close(rotation_loss(logits, labels),
+                               torch.nn.functional.cross_entropy(logits, labels))
+
+
+def _xavier_bound(linear):
+    return math.sqrt(6.0 / (linear.in_features + linear.out_features))
+
+
+@pytest.mark.parametrize("spectral_norm", [None, True, False])
+def test_head_is_xavier_uniform_with_spectral_norm_by_default(spectral_norm):
+    from torch.nn.utils import parametrize
+    torch.manual_seed(0)
+    kw = {} if spectral_norm is None else dict(spectral_norm=spectral_norm)
+    d = SSGAN(dcgan_discriminator((3, 16, 16), 4), 128, **kw)
+    linear = d.rotation_head.linear
+    assert parametrize.is_parametrized(linear) == (spectral_norm is not False)
+    raw = linear.parametrizations.weight.original if spectral_norm is not False else linear.weight
+    assert 0.95 * _xavier_bound(linear) < raw.abs().max() <= _xavier_bound(linear)
+    assert parametrize.is_parametrized(RotationHead(8).linear)  # the reference's SNLinear
+
+
+def test_ssgan_defaults_are_the_references_and_head_is_ds():
+    base = dcgan_discriminator((3, 16, 16), 4)
+    d = SSGAN(base, 128)
+    assert (d.ss_loss_scale, d.g_ss_loss_scale) == (1.0, 0.2)
+    z = torch.randn(3, 8, 4, 4)
+    assert torch.equal(d.head(z), base.head(z))
+
+
+def test_registered_task_defaults_scales_and_losses():
+    from robustrep.registry import create_regularizer
+    task = create_regularizer("ssgan")
+    assert (task.d_scale, task.g_scale) == (1.0, 0.2)
+    task = create_regularizer("ssgan", d_scale=0.7, g_scale=0.3)
+    torch.manual_seed(0)
+    wrapped = task.wrap(dcgan_discriminator((3, 16, 16), 4), (3, 16, 16)).eval()
+    assert (wrapped.ss_loss_scale, wrapped.g_ss_loss_scale) == (0.7, 0.3)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    x_rot, labels = rotate_quarters(x)
+    ce = torch.nn.functional.cross_entropy(wrapped.rotation_logits(x_rot), labels)
+    torch.testing.assert_close(task.d_aux_loss(wrapped, x), 0.7 * ce)
+    torch.testing.assert_close(task.g_aux_loss(wrapped, x), 0.3 * ce)
