@@ -73,9 +73,10 @@ class GanConfig:
                                       "read as RGB; --channels 1 reads it greyscale)",
                                 choices=(1, 3))
     mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture", min=1)
+    # --workers too: classify's and ood's name for it (and timm's, stylegan2-ada's)
     num_workers: int | None = _opt(None, "DataLoader workers for datasets read from disk "
                                          "(None = auto: min(4, CPUs - 1), 0 on <= 2 CPUs)",
-                                   **NONNEG)
+                                   flags=("--num-workers", "--workers"), **NONNEG)
     # model
     arch: str = _opt("dcgan", f"network family: {', '.join(ARCHS)}, or one a --plugin registers "
                               "(robustrep.nets.register_network)", metavar="ARCH")

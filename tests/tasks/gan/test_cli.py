@@ -52,6 +52,16 @@ def test_dry_run_prints_resolved_config(capsys):
     assert cfg["reg"] == "adaptivemix,asgan" and cfg["compile"] is True
 
 
+def test_workers_is_spelled_as_the_other_programs_spell_it(tmp_path, capsys):
+    """classify, ood, timm and stylegan2-ada take --workers; gan took only --num-workers."""
+    for flag in ("--workers", "--num-workers"):
+        assert main(["gan", "train", flag, "3", "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["num_workers"] == 3
+    (tmp_path / "c.yaml").write_text("workers: 2\n")  # a file gives the option's own name
+    assert main(["gan", "train", "--config", str(tmp_path / "c.yaml"), "--dry-run"]) == 2
+    assert "did you mean 'num_workers'? (--workers is its flag" in capsys.readouterr().err
+
+
 def test_dry_run_leaves_this_machines_files_unchecked(tmp_path, capsys):
     """--help: "Not checked: this machine (a GPU, the data files), so a config can be checked
     where it will not run". Was: a cluster's --inception-weights path (absent here) refused by
