@@ -163,14 +163,15 @@ def _holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dat
     return Subset(dataset, perm[n_val:]), Subset(dataset, perm[:n_val])
 
 
-def build_datasets(cfg: ClassifyConfig, head: str | None = None
+def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: bool = False
                    ) -> tuple[Dataset, Dataset, DataInfo]:
     """Train and evaluation datasets for ``cfg``, checked against its shape and class fields.
 
     The evaluation set is the test split, or a held-out share of the training split when
     ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%).
     ``head``: where ``cfg.num_classes`` came from when no option set it (a model's weights),
-    for the line refusing a head too small for the data's labels.
+    for the line refusing a head too small for the data's labels. ``evaluating``: for
+    ``classify eval``, which reads the evaluation set alone (:func:`check_datasets`).
     """
     split = "test"
     if cfg.dataset in ("imagefolder", "zip"):  # a zip is one split, like a plain folder
@@ -187,19 +188,30 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None
         if cfg.val_fraction > 0:
             train_set, eval_set = _holdout(train_set, cfg.val_fraction, 1234)
             split = "holdout"
-    info = check_datasets(cfg, train_set, eval_set, head)
+    info = check_datasets(cfg, train_set, eval_set, head, evaluating)
     info.eval_split = split
     return train_set, eval_set, info
 
 
 def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
-                   head: str | None = None) -> DataInfo:
+                   head: str | None = None, evaluating: bool = False) -> DataInfo:
     """Check image shapes and class counts against ``cfg``; return the resolved data fields.
-    ``head``: as :func:`build_datasets`."""
-    if len(train_set) == 0:
+    ``head``: as :func:`build_datasets`.
+
+    ``evaluating``: the evaluation set must hold labelled images; the training split may be
+    empty and hold one label. Accuracy, NLL, ECE, the attacks and the corruptions are computed
+    per image against its label, so one class folder (one image, even) is evaluated; a run's
+    class_names give the folder its trained label. (Was: the training checks, "the imagefolder
+    training split is empty" and "training data ... holds one label", said to classify eval.)
+    """
+    if evaluating:
+        _check_eval_labels(cfg, eval_set)
+    elif len(train_set) == 0:
         raise DataError(f"the {cfg.dataset} training split is empty")
     shapes = {}
     for name, ds in (("training", train_set), ("evaluation", eval_set)):
+        if evaluating and len(ds) == 0:  # an image folder's one image is its holdout
+            continue
         c, h, w = image_shape(ds)
         shapes[name] = (c, h, w)
         if (h, w) != (cfg.image_size, cfg.image_size):
@@ -208,17 +220,21 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
         if cfg.channels is not None and c != cfg.channels:
             raise DataError(f"{name} images of {cfg.dataset} have {c} channel(s); expected "
                             f"{cfg.channels} (channels)")
-    if shapes["training"] != shapes["evaluation"]:
+    if len(shapes) == 2 and shapes["training"] != shapes["evaluation"]:
         raise DataError(f"training images are {shapes['training']} but evaluation images are "
                         f"{shapes['evaluation']}; both must match")
     if cfg.classes is not None:
         data_classes = max(cfg.classes) + 1  # labels are kept, so the head needs max + 1
     else:
-        _check_two_labels(cfg, train_set)
-        data_classes = dataset_num_classes(train_set)
+        if not evaluating:
+            _check_two_labels(cfg, train_set)
+        # the head must cover the labels scored: an evaluation's holdout may be all there is
+        scored = (train_set, eval_set) if evaluating else (train_set,)
+        data_classes = max(dataset_num_classes(ds) for ds in scored if len(ds))
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
         raise DataError(_head_too_small(cfg, data_classes, head))
-    return DataInfo(num_classes=cfg.num_classes or data_classes, channels=shapes["training"][0],
+    channels = next(iter(shapes.values()))[0]  # the same in both
+    return DataInfo(num_classes=cfg.num_classes or data_classes, channels=channels,
                     image_size=cfg.image_size, train_size=len(train_set),
                     eval_size=len(eval_set), eval_split="test",
                     class_names=_class_names(cfg, train_set))
@@ -247,6 +263,24 @@ def _check_two_labels(cfg: ClassifyConfig, train_set: Dataset) -> None:
                         f"({present[0]}): nothing to classify. Give images in class folders "
                         f"(ROOT/<class>/<image>), or a dataset zip with a top-level "
                         f"dataset.json of labels")
+
+
+def _check_eval_labels(cfg: ClassifyConfig, eval_set: Dataset) -> None:
+    """What ``classify eval`` needs of its data: images, and labels to score them against (a
+    flat folder's or an unlabelled zip's label 0 is none)."""
+    where = f"{cfg.dataset} evaluation data" + (f" at {cfg.data_root}" if cfg.data_root else "")
+    if len(eval_set) == 0:
+        raise DataError(f"the {where} is empty; give a --data-root that holds images")
+    base = eval_set
+    while isinstance(base, Subset):
+        base = base.dataset
+    from robustrep.data.folders import FlatImageFolder
+    flat = isinstance(base, FlatImageFolder)
+    if flat or getattr(base, "has_labels", True) is False:
+        why = "its images are not in class folders" if flat else "no dataset.json labels"
+        raise DataError(f"the {where} has no labels to score the model against ({why}); give "
+                        f"images in class folders (ROOT/<class>/<image>; one class is "
+                        f"enough), or a dataset zip with a top-level dataset.json of labels")
 
 
 def _class_names(cfg: ClassifyConfig, dataset: Dataset) -> list[str] | None:

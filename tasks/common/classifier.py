@@ -138,14 +138,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         weights = _weights_path(pretrained_file, name)
     source = resolve_model(name, pretrained)
     weights = weights or source.weights
-    kwargs = {**source.model_args, **{k: v for k, v in timm_kwargs.items() if v is not None}}
-    for key in ("num_classes", "in_chans", "pretrained_cfg", "pretrained_cfg_overlay"):
-        kwargs.pop(key, None)  # the run's own, or robustrep's
-    # the data's size wins over a hub config's model_args; an explicit img_size over both
-    if image_size is not None and _fixed_input_size(source.arch) and "img_size" not in timm_kwargs:
-        kwargs["img_size"] = int(image_size)
     overlay = _cfg_overlay(source.cfg)
-    build = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    build = _build_args(source, num_classes, in_chans, image_size, timm_kwargs)
     if weights is None:
         model = _create_model(name, source.arch, overlay, build)
     else:
@@ -181,6 +175,18 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         check_input_size(classifier, in_chans, image_size, name)
         _SIZES_TAKEN.add(taken)
     return classifier
+
+
+def _build_args(source: Any, num_classes: int, in_chans: int, image_size: int | None,
+                timm_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``timm.create_model`` arguments of ``source`` (a resolved model) for the run."""
+    kwargs = {**source.model_args, **{k: v for k, v in timm_kwargs.items() if v is not None}}
+    for key in ("num_classes", "in_chans", "pretrained_cfg", "pretrained_cfg_overlay"):
+        kwargs.pop(key, None)  # the run's own, or robustrep's
+    # the data's size wins over a hub config's model_args; an explicit img_size over both
+    if image_size is not None and _fixed_input_size(source.arch) and "img_size" not in timm_kwargs:
+        kwargs["img_size"] = int(image_size)
+    return dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 # (architecture, its build arguments, head, image size) that check_input_size has passed
@@ -389,6 +395,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         num_classes = num_classes or source.cfg.get("num_classes")
         in_chans = in_chans or (source.cfg.get("input_size") or (3,))[0]
         weights = "pretrained"
+    if not num_classes and read is not None:  # no head of --model's in the file: is it of
+        _check_body_fits(name, source, read, in_chans, image_size)  # another architecture?
     if not num_classes:
         raise ConfigError(f"cannot tell the number of classes of {name!r} from its weights; "
                           f"give --num-classes N")
@@ -400,6 +408,17 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
               "image_size": image_size, "weights": weights, "pretrained": pretrained,
               "checkpoint_config": read.run_config if read is not None else None}
     return model.to(device).eval(), config
+
+
+def _check_body_fits(name: str, source: Any, read: WeightsFile, in_chans: int | None,
+                     image_size: int | None) -> None:
+    """WeightsMismatch, naming the keys that differ, when a file without ``name``'s classifier
+    does not fit the rest of it either: a ViT's weights given to ``--model test_resnet`` were
+    refused with "cannot tell the number of classes", as if only --num-classes were missing.
+    The probe's head size is arbitrary (the classifier's keys are not compared)."""
+    build = _build_args(source, 2, int(in_chans or 3), image_size, {})
+    probe = _create_model(name, source.arch, _cfg_overlay(source.cfg), build)
+    check_fits(name, probe, read.state, read.path)
 
 
 # The data options a classify run's checkpoint records (its "config") that --model does not
@@ -464,9 +483,11 @@ def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
     """
     written = "a folder written by `robustrep classify train`"
     check_run_folder(run_dir, "", "run:{run}", written)  # (load_run's answer names --model)
-    hint = f"expected {written}"
     try:
         classifier, config = load_run(run_dir, device, use_ema)
     except (FileNotFoundError, ValueError) as err:
-        raise RunFolderError(str(err) if hint in str(err) else f"{err} ({hint})") from None
+        # load_run's lines each say what they expected (a run's config.json, its checkpoint):
+        # a second "(expected ...)" made the line say it twice
+        said = "expected " in str(err)
+        raise RunFolderError(str(err) if said else f"{err} (expected {written})") from None
     return _PreLogits(classifier).eval().requires_grad_(False), config

@@ -51,22 +51,33 @@ from robustrep.tasks.ood.bench_tables import (BENCH_FILES, SUMMARY_METRICS, aggr
 from robustrep.tasks.ood.config import BENCH_OOD, DEFAULT_REGS  # declared without torch
 
 
-def _parse_opts(items: list[str]) -> dict[str, Any]:
+def _parse_opts(items: list[str], setting: str | None = None) -> dict[str, Any]:
+    """``NAME=VALUE`` items as a dict: ``--train-opt``'s, or those after a ``--regs``
+    ``setting``'s '@' signs."""
     from robustrep.tasks.common.config import parse_literal
     out = {}
     for item in items or ():
         key, eq, raw = str(item).partition("=")
         if not eq or not key:
-            raise ConfigError(f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), "
-                              f"got {item!r}")
+            raise ConfigError(_bad_opt(str(item), setting))
         out[key.strip().replace("-", "_")] = parse_literal(raw)
     return out
+
+
+def _bad_opt(item: str, setting: str | None) -> str:
+    """The refusal of an option that is no NAME=VALUE, naming where it was given: a --regs
+    setting's was refused as a "--train-opt" that the user never gave."""
+    if setting is None:
+        return f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), got {item!r}"
+    return (f"--regs {setting!r}: a setting is a classify --reg value (methods joined by '+'), "
+            f"each of its own classify options after an '@' as NAME=VALUE (e.g. "
+            f"none@head=uos, mixup+pgd@adv_steps=3); got {'@' + item!r}")
 
 
 def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
     """``"adaptivemix@head=uos"`` -> ``("adaptivemix", {"head": "uos"})``."""
     reg, *opts = str(setting).split("@")
-    return reg, _parse_opts(opts)
+    return reg, _parse_opts(opts, setting)
 
 
 # what a run's options may differ in from the setting asked for: the seed is the run's own; the
@@ -331,8 +342,9 @@ def _check_lists(regs: str, seeds, ood) -> tuple[list[str], tuple, tuple]:
     seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs
     ood = unique(ood, "--ood", "OOD set")  # a set twice would count its cells twice
     for r in reg_list:
+        reg = split_setting(r)[0]  # a bad '@' option: its own line, naming --regs
         try:
-            parse_combination(split_setting(r)[0], "classify", joiner="+")
+            parse_combination(reg, "classify", joiner="+")
         except ValueError as err:  # the registry's refusal of a name, with the setting
             raise ConfigError(f"--regs {r!r}: {err}") from None
     return reg_list, seeds, ood

@@ -38,6 +38,10 @@ def _cases(tmp_path, run):
     import torch
     vit = _vit_weights(tmp_path)
     torch.save({"a": 1, "b": "text"}, tmp_path / "notstate.pt")
+    import timm  # a test_resnet without its head: the weights fit, the class count is unknown
+    body = {k: v for k, v in timm.create_model("test_resnet").state_dict().items()
+            if not k.startswith("fc.")}
+    torch.save(body, tmp_path / "body.pt")
     gan = tmp_path / "gan"
     (gan / "checkpoints").mkdir(parents=True)
     (gan / "config.json").write_text(json.dumps({"preset": "digits-dcgan", "steps": 2}))
@@ -70,8 +74,8 @@ def _cases(tmp_path, run):
         "eval weights of another model": (
             ["eval", *model, "--checkpoint", str(vit), "--num-classes", "3", *out, *EVAL],
             f"weights file {vit} does not fit timm model 'test_resnet': "),
-        "no class count": (
-            ["eval", *model, "--checkpoint", str(vit), *out, *EVAL],
+        "no class count": (  # (a ViT's weights: they do not fit, test_eval_data_lines.py)
+            ["eval", *model, "--checkpoint", str(tmp_path / "body.pt"), *out, *EVAL],
             "cannot tell the number of classes of 'test_resnet' from its weights; give "
             "--num-classes N"),
         "pretrained without EMA": (

@@ -1,0 +1,28 @@
+"""A malformed ``--regs`` setting is one line naming --regs and the form of a setting."""
+
+import pytest
+
+from robustrep.tasks.cli import main
+
+FORM = ("a setting is a classify --reg value (methods joined by '+'), each of its own classify "
+        "options after an '@' as NAME=VALUE (e.g. none@head=uos, mixup+pgd@adv_steps=3)")
+
+
+@pytest.mark.parametrize("setting, item", [("none@foo", "foo"), ("none@=3", "=3"),
+                                           ("mixup@head=uos@x", "x"), ("none@x{y}", "x{y}")])
+def test_a_bad_setting_option_names_regs_not_train_opt(tmp_path, capsys, setting, item):
+    # Was: "--regs 'none@foo': --train-opt must look like NAME=VALUE (e.g. adv_steps=3), got
+    # 'foo'", naming an option the user never gave
+    out = tmp_path / "bench"
+    assert main(["ood", "bench", "--regs", f"none,{setting}", "--out", str(out), "--detectors",
+                 "MaxSoftmax", "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"robustrep ood: error: --regs {setting!r}: {FORM}; "
+                                       f"got '@{item}'\n")
+    assert not out.exists()
+
+
+def test_a_bad_train_opt_still_names_train_opt(tmp_path, capsys):
+    assert main(["ood", "bench", "--train-opt", "foo", "--out", str(tmp_path / "b"),
+                 "--detectors", "MaxSoftmax", "--quiet"]) == 2
+    assert capsys.readouterr().err == ("robustrep ood: error: --train-opt must look like "
+                                       "NAME=VALUE (e.g. adv_steps=3), got 'foo'\n")
