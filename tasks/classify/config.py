@@ -89,7 +89,7 @@ class ClassifyConfig:
                          **UNIT)
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split)", **BETA)
-    workers: int = shared("workers")
+    workers: int | None = shared("workers")
     # optimisation
     steps: int = _opt(300, "optimizer steps (or --epochs)", min=1)
     epochs: int | None = _opt(None, "train for N passes over the training set instead of "

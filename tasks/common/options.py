@@ -66,7 +66,10 @@ SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
 # flag means the same thing, with the same range and help, in every command that has it.
 COMMANDS: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
     "batch_size": (256, "images per forward pass", None, {"min": 1}),
-    "workers": (0, "DataLoader worker processes", None, NONNEG),
+    # None: a worker per spare core, as gan's --num-workers (timm's train.py takes 4 always)
+    "workers": (None, "DataLoader worker processes for data read from disk (None = auto: "
+                      "min(4, CPUs - 1), 0 on <= 2 CPUs; data held in memory needs none)",
+                None, NONNEG),
     "quiet": (False, "no progress bars", None, {}),
     "no_ema": (False, "use the raw weights, not their EMA copy", None, {}),
     "out": (None, "where the command writes its files", None, {}),

@@ -21,6 +21,20 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def loader_workers(requested: int | None, dataset: object) -> int:
+    """``requested``, or for None none when ``dataset`` is held in memory (an image tensor, or a
+    subset of one: indexing it is cheaper than a worker's start and its pickled batches), else
+    :func:`resolve_workers`'s choice."""
+    from torch.utils.data import Subset
+
+    from robustrep.data import ImageTensorDataset
+    while requested is None and isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    if requested is None and isinstance(dataset, ImageTensorDataset):
+        return 0
+    return resolve_workers(requested)
+
+
 def resolve_workers(requested: int | None, cpus: int | None = None) -> int:
     """``requested`` when given, else ``min(4, cpus - 1)``, and 0 on machines with <= 2 CPUs."""
     if requested is not None:

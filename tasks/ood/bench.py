@@ -265,7 +265,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
               detectors: str, params=(), feature_maps: str = "spatial", model: str | None = None,
               steps: int | None = None, preset: str = "digits-ood", train_opts=(),
               out: str | Path = "runs/ood-bench", retrain: bool = False, batch_size: int = 256,
-              device: str = "auto", amp: str = "off", workers: int = 0, seed: int = 0,
+              device: str = "auto", amp: str = "off", workers: int | None = None, seed: int = 0,
               show_progress: bool = False) -> dict[str, Any]:
     """Train every (regularizer, seed), score every detector, write the comparison table."""
     from robustrep.tasks.common.runfiles import forget_folder, guard_folder

@@ -36,7 +36,7 @@ class DetectorOptions:
     # GradNorm and GradUncertainty, and under fp16 every gradient detector, stay in float32
     # with a note (docs/fidelity.md), as the help of every command's --amp is one
     amp: str = shared("amp")
-    workers: int = shared("workers")
+    workers: int | None = shared("workers")
     seed: int = shared("seed")
     quiet: bool = shared("quiet")
 

@@ -31,6 +31,7 @@ from robustrep.split import TimmSplit
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import autocast
+from robustrep.tasks.common.workers import loader_workers
 
 REPRESENTATIONS = ("logits", "features", "maps")
 FEATURE_MAP_MODES = ("spatial", "pooled")
@@ -167,10 +168,13 @@ class Extracted:
                    (self.labels, self.logits, self.features, self.maps) if t is not None)
 
 
-def make_loader(dataset: Dataset, batch_size: int, workers: int = 0,
+def make_loader(dataset: Dataset, batch_size: int, workers: int | None = None,
                 device: torch.device | None = None) -> DataLoader:
+    """Batches of ``dataset`` in order; ``workers=None``: the machine's for data read from disk
+    (:func:`~robustrep.tasks.common.workers.loader_workers`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    workers = loader_workers(workers, dataset)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                       pin_memory=device is not None and device.type == "cuda", drop_last=False)
 
@@ -185,7 +189,7 @@ def _store(buffers: dict[str, Tensor], name: str, value: Tensor, start: int, tot
 @torch.no_grad()
 def extract(model: OODModel, data: Dataset | DataLoader,
             what: Sequence[str] = ("logits", "features"), *, batch_size: int = 256,
-            device: torch.device | str = "cpu", amp: str = "off", workers: int = 0,
+            device: torch.device | str = "cpu", amp: str = "off", workers: int | None = None,
             desc: str = "extract", show_progress: bool = False) -> Extracted:
     """Run ``model`` over ``data`` once, in batches, and keep the representations in ``what``.
 

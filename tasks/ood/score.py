@@ -93,7 +93,7 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
                 ood_sets: dict[str, Dataset], fit_set: Dataset | None = None, *,
                 num_classes: int, params: dict[str, dict[str, Any]] | None = None,
                 batch_size: int = 256, device: torch.device | str = "cpu", amp: str = "off",
-                workers: int = 0, show_progress: bool = False) -> ScoreResult:
+                workers: int | None = None, show_progress: bool = False) -> ScoreResult:
     """Fit and score every detector in ``specs``; returns scores and metrics per OOD set.
 
     Args:
@@ -210,8 +210,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
               data_root: str | None = None, resize: bool = False, params: list[str] = (),
               feature_maps: str = "spatial", max_samples: int | None = None,
               max_fit: int | None = None, out: str | Path | None = None,
-              batch_size: int = 256, device: str = "auto", amp: str = "off", workers: int = 0,
-              seed: int = 0, use_ema: bool = True, plots: bool = True, save_scores: bool = False,
+              batch_size: int = 256, device: str = "auto", amp: str = "off",
+              workers: int | None = None, seed: int = 0, use_ema: bool = True, plots: bool = True, save_scores: bool = False,
               show_progress: bool = False, openood: str | None = None,
               openood_id: str | None = None,
               foreign: dict[str, Any] | None = None) -> tuple[Any, dict[str, Path]]:

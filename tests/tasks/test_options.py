@@ -254,7 +254,8 @@ def test_invalid_flag_is_one_line_naming_the_option(program, spec, bad, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert f"argument {spec.flag}: must be " in err and repr(bad) in err
+    named = "/".join(spec.flags or (spec.flag,))  # argparse names every alias
+    assert f"argument {named}: must be " in err and repr(bad) in err
 
 
 @pytest.mark.parametrize(("program", "spec", "bad"), INVALID,
