@@ -77,6 +77,9 @@ def _bad_opt(item: str, setting: str | None) -> str:
 def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
     """``"adaptivemix@head=uos"`` -> ``("adaptivemix", {"head": "uos"})``."""
     reg, *opts = str(setting).split("@")
+    if not reg.strip():  # was refused by the run's own dry run, as "--reg" the user never gave
+        raise ConfigError(f"--regs {setting!r}: a setting starts with its methods, or none "
+                          f"(e.g. none@head=uos, mixup+pgd@adv_steps=3)")
     return reg, _parse_opts(opts, setting)
 
 

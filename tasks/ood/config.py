@@ -90,7 +90,9 @@ class BenchOptions(DetectorOptions):
 
     regs: str = option(",".join(DEFAULT_REGS), "regularizer settings to compare, "
                                                "comma-separated; each is a classify --reg value "
-                                               "(use + to combine, e.g. mixup+pgd)")
+                                               "(use + to combine, e.g. mixup+pgd), then any of "
+                                               "its own classify options after '@' as "
+                                               "NAME=VALUE (e.g. none@head=uos)")
     seeds: list[int] = shared("seeds")
     ood: list[str] = option(list(BENCH_OOD), "built-in OOD sets to score", metavar="DATA")
     model: str | None = option(None, "timm model trained in every run (default: the classify "

@@ -26,3 +26,16 @@ def test_a_bad_train_opt_still_names_train_opt(tmp_path, capsys):
                  "--detectors", "MaxSoftmax", "--quiet"]) == 2
     assert capsys.readouterr().err == ("robustrep ood: error: --train-opt must look like "
                                        "NAME=VALUE (e.g. adv_steps=3), got 'foo'\n")
+
+
+@pytest.mark.parametrize("setting", ["@head=uos", " @head=uos"])
+def test_a_setting_without_its_methods_names_regs(tmp_path, capsys, setting):
+    # Was: accepted by the name check (no name is none), then refused by the first run's dry
+    # run as "--reg: must be a non-empty string"
+    out = tmp_path / "bench"
+    assert main(["ood", "bench", "--regs", f"none,{setting}", "--out", str(out), "--detectors",
+                 "MaxSoftmax", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep ood: error: --regs {setting.strip()!r}: a setting starts with its methods, "
+        f"or none (e.g. none@head=uos, mixup+pgd@adv_steps=3)\n")
+    assert not out.exists()
