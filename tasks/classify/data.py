@@ -163,8 +163,8 @@ def _holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dat
     return Subset(dataset, perm[n_val:]), Subset(dataset, perm[:n_val])
 
 
-def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: bool = False
-                   ) -> tuple[Dataset, Dataset, DataInfo]:
+def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: bool = False,
+                   whole_folder: bool = False) -> tuple[Dataset, Dataset, DataInfo]:
     """Train and evaluation datasets for ``cfg``, checked against its shape and class fields.
 
     The evaluation set is the test split, or a held-out share of the training split when
@@ -172,6 +172,8 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
     ``head``: where ``cfg.num_classes`` came from when no option set it (a model's weights),
     for the line refusing a head too small for the data's labels. ``evaluating``: for
     ``classify eval``, which reads the evaluation set alone (:func:`check_datasets`).
+    ``whole_folder``: a folder without ``val/``/``test/`` is all evaluation data (split
+    ``"all"``), for a model trained elsewhere, which no share of it was held out from.
     """
     split = "test"
     if cfg.dataset in ("imagefolder", "zip"):  # a zip is one split, like a plain folder
@@ -179,6 +181,8 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
         train_set = _load(cfg, True, train_root)
         if eval_root is not None and cfg.val_fraction == 0:
             eval_set = _load(cfg, False, eval_root)
+        elif whole_folder and eval_root is None:
+            eval_set, split = train_set, "all"
         else:
             train_set, eval_set = _holdout(train_set, cfg.val_fraction or 0.2, 1234)
             split = "holdout"

@@ -285,7 +285,9 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     if run is not None:  # a --plugin method named as resume names it, not as a bad --reg
         check_run_program(fields, ClassifyConfig, run, "classify")
     cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
-    _, eval_set, info = build_datasets(cfg, _head_source(foreign), evaluating=True)
+    # a run is scored on the share its training held out; a model from elsewhere on the folder
+    _, eval_set, info = build_datasets(cfg, _head_source(foreign), evaluating=True,
+                                       whole_folder=foreign is not None)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
                             n_attack, corruptions, severities, cifar_c_root, bins, seed,

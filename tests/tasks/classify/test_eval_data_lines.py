@@ -44,11 +44,14 @@ def test_one_class_folder_is_evaluated_against_its_label(tmp_path, weights, n):
     report = json.loads((out / "report.json").read_text())
     _, eval_set, _ = build_datasets(ClassifyConfig(model="test_resnet", dataset="imagefolder",
                                                    data_root=str(tmp_path / "data"),
-                                                   image_size=16), evaluating=True)
+                                                   image_size=16), evaluating=True,
+                                    whole_folder=True)
     x = torch.stack([eval_set[i][0] for i in range(len(eval_set))])
     with torch.no_grad():
         want = (net(x).argmax(1) == 0).float().mean().item()  # the one folder is label 0
-    assert report["n"] == len(eval_set) == 1 and report["clean"]["acc"] == pytest.approx(want)
+    # a model from elsewhere is scored on the whole folder (was: a random 20% of it)
+    assert report["n"] == len(eval_set) == n and report["split"] == "all"
+    assert report["clean"]["acc"] == pytest.approx(want)
 
 
 def test_a_runs_class_names_label_a_one_class_folder(tmp_path):
@@ -118,3 +121,17 @@ def test_a_zip_without_labels_has_none_to_evaluate_against(tmp_path, weights, ca
                           f"{tmp_path / 'data.zip'} has no labels to score the model against "
                           f"(no dataset.json labels); give images in class folders")
     assert len(err.splitlines()) == 1
+
+
+def test_a_run_is_scored_on_the_share_its_training_held_out(tmp_path):
+    """Only a model from elsewhere gets the whole folder: a run trained on 80% of it."""
+    for name in ("cat", "dog"):
+        _images(tmp_path / "data" / name, 5)
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--model", "test_resnet", "--dataset", "imagefolder",
+                 "--data-root", str(tmp_path / "data"), "--image-size", "16", "--steps", "1",
+                 "--batch-size", "4", "--eval-every", "0", "--out", str(run), "--quiet"]) == 0
+    assert main(["classify", "eval", str(run), "--attacks", "none", "--corruptions",
+                 "--quiet"]) == 0
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert report["split"] == "holdout" and report["n"] == 2  # 20% of 10
