@@ -186,6 +186,9 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
         else:
             train_set, eval_set = _holdout(train_set, cfg.val_fraction or 0.2, 1234)
             split = "holdout"
+    elif evaluating and cfg.val_fraction == 0:  # the test split alone: SVHN's training file
+        eval_set = _load(cfg, False)            # is a download of its own, and unread here
+        train_set = Subset(eval_set, [])
     else:
         train_set = _load(cfg, True)
         eval_set = _load(cfg, False)

@@ -135,3 +135,22 @@ def test_a_run_is_scored_on_the_share_its_training_held_out(tmp_path):
                  "--quiet"]) == 0
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["split"] == "holdout" and report["n"] == 2  # 20% of 10
+
+
+def test_svhn_with_its_test_file_alone_is_evaluated(tmp_path, capsys):
+    """SVHN's train_32x32.mat is a download of its own: eval refused a root without it
+    ("has no train_32x32.mat"), although it scores the test file alone."""
+    from scipy.io import savemat
+    rng = np.random.default_rng(0)
+    savemat(tmp_path / "test_32x32.mat",
+            {"X": rng.integers(0, 256, (32, 32, 3, 6), dtype=np.uint8),
+             "y": np.array([[10], [1], [2], [3], [4], [5]], dtype=np.uint8)})
+    torch.manual_seed(0)
+    torch.save(timm.create_model("test_resnet", num_classes=10).state_dict(), tmp_path / "w.pth")
+    out = tmp_path / "out"
+    assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint",
+                 str(tmp_path / "w.pth"), "--dataset", "svhn", "--data-root", str(tmp_path),
+                 "--attacks", "none", "--corruptions", "--device", "cpu", "--quiet", "--out",
+                 str(out)]) == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == 6 and report["split"] == "test"
