@@ -55,6 +55,11 @@ def mode_stats(samples: Tensor, centers: Tensor, std: float | Tensor, threshold:
             raise ValueError(f"std must be a number or one value per mode ({num_modes}), got shape "
                              f"{tuple(std.shape)}")
         std = std.to(device=samples.device, dtype=torch.float64)
+        # as check_positive for a number: a negative std makes every distance negative (every
+        # sample "high quality", at its farthest mode), zero or inf makes them inf or 0
+        if not bool(((std > 0) & std.isfinite()).all()):
+            raise ValueError(f"std must be > 0 and finite, got values in "
+                             f"[{float(std.min()):g}, {float(std.max()):g}]")
     else:
         check_positive("std", std)
     # Direct differences (not the matmul expansion): exact at the threshold, and cheap in 2-D.

@@ -129,3 +129,113 @@ def test_ece_of_probabilities_refuses_logits_given_by_mistake():
     probs = torch.randn(5, 3).softmax(1)
     assert torch.allclose(expected_calibration_error(probs, y, from_logits=False)["ece"],
                           expected_calibration_error(probs.log(), y)["ece"])
+
+
+# --- what mutation testing found unpinned: the bin count, names, boundaries, devices ---
+
+def _gaps_of_both_signs(n=400, classes=5):
+    # Random labels leave every bin over-confident, and then the ECE is mean(conf) - acc for any
+    # binning; here the model is right more often than its confidence says where that is high.
+    gen = torch.Generator().manual_seed(3)
+    logits = 2 * torch.randn(n, classes, generator=gen, dtype=torch.float64)
+    conf, pred = logits.softmax(1).max(1)
+    right = torch.rand(n, generator=gen, dtype=torch.float64) < (1.5 * conf - 0.2).clamp(0, 1)
+    return logits, torch.where(right, pred, (pred + 1) % classes)
+
+
+def test_ece_matches_loop_reference_where_the_binning_matters():
+    logits, y = _gaps_of_both_signs()
+    for n_bins in (7, 15, 16):
+        got = expected_calibration_error(logits, y, n_bins=n_bins)["ece"]
+        assert float(got) == pytest.approx(_loop_ece(logits, y, n_bins), abs=1e-12)
+    default = expected_calibration_error(logits, y)  # Guo et al.'s 15 bins
+    assert float(default["ece"]) == pytest.approx(_loop_ece(logits, y, 15), abs=1e-12)
+    assert float(default["ece"]) != pytest.approx(_loop_ece(logits, y, 16), abs=1e-3)
+    assert default["bin_count"].shape == (15,)
+
+
+def test_ece_of_one_sample_and_under_another_default_device():
+    out = expected_calibration_error(torch.tensor([[0.7, 0.3]], dtype=torch.float64),
+                                     torch.tensor([1]), from_logits=False)
+    assert float(out["ece"]) == pytest.approx(0.7, abs=1e-12)  # conf 0.7, wrong
+    logits, y = _gaps_of_both_signs(60)
+    want = expected_calibration_error(logits, y, n_bins=4)
+    with torch.device("meta"):  # the bins are made beside the inputs, not on the default device
+        got = expected_calibration_error(logits, y, n_bins=4)
+    for key in ("ece", "bin_edges", "bin_count"):
+        assert got[key].device.type == "cpu"
+        torch.testing.assert_close(got[key], want[key])
+
+
+@pytest.mark.parametrize("probs, accepted", [
+    ([[1.0, 0.0], [0.0, 1.0]], True),            # one-hot rows: 1 is a probability
+    ([[0.5, 0.5004]], True),                     # a sum within 1e-3 of 1 (float32 rounding)
+    ([[0.5, 0.502]], False),                     # ... but not 2e-3
+    ([[0.5, 0.5, 0.5]], False),                  # in [0, 1], summing to 1.5
+    ([[1.5, -0.5]], False),                      # summing to 1, outside [0, 1]
+    ([[1.0005, 0.0]], False),                    # within the sum tolerance, above 1
+])
+def test_ece_probabilities_must_be_distributions(probs, accepted):
+    probs = torch.tensor(probs, dtype=torch.float64)
+    y = torch.zeros(len(probs), dtype=torch.long)
+    if accepted:
+        expected_calibration_error(probs, y, from_logits=False)
+        return
+    message = ("^with from_logits=False each row of logits_or_probs must be a probability "
+               r"distribution \(values in \[0, 1\] summing to 1\); for logits pass "
+               "from_logits=True$")
+    with pytest.raises(ValueError, match=message):
+        expected_calibration_error(probs, y, from_logits=False)
+
+
+def test_ece_messages_name_the_bins_and_non_finite_input():
+    probs, y = torch.full((2, 2), 0.5), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="^n_bins must be > 0, got 0$"):
+        expected_calibration_error(probs, y, n_bins=0)
+    with pytest.raises(TypeError, match="^n_bins must be a positive int, got float$"):
+        expected_calibration_error(probs, y, n_bins=4.0)
+    with pytest.raises(ValueError, match=r"^logits_or_probs holds NaN or \+inf; give finite logits "
+                                         r"\(-inf allowed\) or probabilities$"):
+        expected_calibration_error(torch.tensor([[0.0, float("inf")]]), y[:1])
+
+
+@pytest.mark.parametrize("metric, name", [(accuracy, "logits"), (nll, "logits"),
+                                          (expected_calibration_error, "logits_or_probs")])
+def test_input_checks_name_the_argument(metric, name):
+    logits, y = torch.randn(2, 3), torch.tensor([0, 2])
+    with pytest.raises(TypeError, match=f"^{name} must be a torch.Tensor, got list$"):
+        metric(logits.tolist(), y)
+    with pytest.raises(TypeError, match=f"^{name} must be a floating-point tensor, got dtype "
+                                        "torch.int64$"):
+        metric(logits.long(), y)
+    with pytest.raises(ValueError, match=rf"^{name} must have rank 2, got rank 1 with shape "
+                                         r"\(3,\)$"):
+        metric(logits[0], y[:1])
+    with pytest.raises(TypeError, match="^y must be a torch.Tensor, got list$"):
+        metric(logits, y.tolist())
+    with pytest.raises(ValueError, match=r"^y must have rank 1, got rank 2"):
+        metric(logits, y[:, None])
+    with pytest.raises(ValueError, match=rf"^tensors must be on the same device, got {name} on "
+                                         r"meta, y on cpu$"):
+        metric(logits.to("meta"), y)
+    # the last class is a label; one past it is not
+    metric(logits, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=rf"^y holds labels outside \[0, 3\) \(the {name} "
+                                         r"columns\): min 0, max 3$"):
+        metric(logits, torch.tensor([0, 3]))
+
+
+def test_accuracy_and_nll_messages():
+    logits, y = torch.randn(2, 3), torch.tensor([0, 2])
+    with pytest.raises(ValueError, match="^topk must be > 0, got 0$"):
+        accuracy(logits, y, topk=(1, 0))
+    with pytest.raises(TypeError, match="^topk must be a positive int, got float$"):
+        accuracy(logits, y, topk=(1, 2.0))
+    with pytest.raises(ValueError, match=r"^logits hold NaN, which has no rank; give finite "
+                                         r"logits \(\+-inf allowed\)$"):
+        accuracy(torch.full((2, 3), float("nan")), y)
+    with pytest.raises(ValueError, match="^reduction must be one of 'mean', 'sum', 'none'; "
+                                         "got 'max'$"):
+        nll(logits, y, reduction="max")
+    torch.testing.assert_close(nll(logits, y, reduction="sum"),
+                               F.cross_entropy(logits, y, reduction="sum"))

@@ -1,6 +1,7 @@
 """Steps/images to an FID level and the area under the FID curve, on hand-computed curves."""
 
 import math
+import re
 
 import pytest
 
@@ -51,3 +52,46 @@ def test_area_rejects_bad_records(records, match):
 def test_area_rejects_a_budget_outside_the_curve():
     with pytest.raises(ValueError, match="within the recorded images"):
         fid_area(CURVE, until_images=30000)
+
+
+# --- what mutation testing found unpinned: boundaries of the records and of the range ---
+
+@pytest.mark.parametrize("records, bad", [
+    ([(0, 0, 5.0), (-1, 64, 4.0)], "(-1, 64, 4.0)"),   # a negative step alone
+    ([(0, 0, 5.0), (1, -64, 4.0)], "(1, -64, 4.0)"),   # negative images alone
+])
+def test_a_negative_step_or_image_count_is_refused(records, bad):
+    with pytest.raises(ValueError, match=r"^record 1: step and images_seen must be >= 0, got "
+                                         + re.escape(bad) + "$"):
+        fid_area(records)
+
+
+def test_equal_images_at_two_steps_are_a_zero_width_segment():
+    # images_seen never decreases, but may stay (an evaluation twice at one count); a step
+    # equal to another record's image count is no clash
+    records = [(0, 0, 5.0), (1, 0, 4.0), (64, 64, 3.0)]
+    assert fid_area(records) == 0.5 * (4.0 + 3.0) * 64
+    assert first_crossings([(0, 100, 5.0), (100, 200, 4.0)], [4.5]) == [Crossing(4.5, 100, 200)]
+
+
+def test_a_range_ending_on_a_record_is_not_interpolated():
+    # f0 + (f1 - f0) * 1 is 86.29999999999998, not 86.3: the records' own values are summed
+    records = [(0, 0, 22.1), (1, 100, 86.3), (2, 200, 50.0)]
+    assert fid_area(records, until_images=100) == 0.5 * (22.1 + 86.3) * 100
+
+
+def test_normalized_area_divides_by_the_width_from_the_first_record():
+    late = [(s + 1, n + 6400, f) for s, n, f in CURVE]  # evaluation starts after 6400 images
+    assert fid_area(late, normalized=True) == pytest.approx(45.0)
+    assert fid_area([(0, 0, 10.0), (1, 1, 20.0)], normalized=True) == 15.0  # one image wide
+    with pytest.raises(ValueError, match="^normalized fid_area needs records spanning more than "
+                                         "one images_seen$"):
+        fid_area(CURVE[:1], normalized=True)
+
+
+def test_area_messages_state_the_accepted_range():
+    with pytest.raises(ValueError, match=r"^until_images must lie within the recorded images "
+                                         r"\[6400, 19200\], got 30000$"):
+        fid_area(CURVE[1:4], until_images=30000)
+    with pytest.raises(ValueError, match="^fid_area needs at least one record$"):
+        fid_area([])

@@ -1,5 +1,7 @@
 """FID statistics, Fréchet distance and KID against scipy/numpy and naive references."""
 
+import re
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -214,3 +216,230 @@ def test_fid_and_kid_equal_torch_fidelity():
     mean, std = kid(a, b, num_subsets=4, subset_size=300)
     assert mean == pytest.approx(want["kernel_inception_distance_mean"], rel=1e-12)
     assert std < 1e-12 and want["kernel_inception_distance_std"] < 1e-12
+
+
+# --- what mutation testing found unpinned: argument names, boundaries, dtypes and devices ---
+
+_STATS = (np.zeros(3), np.eye(3), np.ones(3), 4 * np.eye(3))
+
+
+@pytest.mark.parametrize("position, name", list(enumerate(["mu1", "sigma1", "mu2", "sigma2"])))
+def test_frechet_names_each_argument_that_is_no_tensor_or_not_finite(position, name):
+    args = list(_STATS)
+    args[position] = args[position].tolist()
+    with pytest.raises(TypeError, match=f"^{name} must be a torch.Tensor, got list$"):
+        frechet_distance(*args)
+    args = [a.copy() for a in _STATS]
+    args[position][0] = np.nan
+    with pytest.raises(ValueError, match=f"^{name} must be finite; it holds NaN or inf"):
+        frechet_distance(*args)
+
+
+@pytest.mark.parametrize("position, name, bad, message", [
+    (2, "mu2", np.zeros((3, 3)), r"^mu2 must have rank 1, got rank 2 with shape \(3, 3\)$"),
+    (0, "mu1", np.zeros((3, 3)), r"^mu1 must have rank 1, got rank 2"),
+    (1, "sigma1", np.zeros(3), r"^sigma1 must have rank 2, got rank 1 with shape \(3,\)$"),
+    (3, "sigma2", np.zeros(3), r"^sigma2 must have rank 2, got rank 1"),
+    (2, "mu2", np.zeros(4), r"^mu2 must have shape \(3,\) to match mu1 of shape \(3,\), "
+                            r"got \(4,\)$"),
+    (1, "sigma1", np.eye(4), r"^sigma1 must have shape \(3, 3\) to match mu1 of shape \(3,\)"),
+    (3, "sigma2", np.eye(2), r"^sigma2 must have shape \(3, 3\) to match mu1"),
+])
+def test_frechet_names_the_argument_of_a_wrong_rank_or_shape(position, name, bad, message):
+    args = list(_STATS)
+    args[position] = bad
+    with pytest.raises(ValueError, match=message):
+        frechet_distance(*args)
+
+
+def test_frechet_empty_message_and_devices():
+    with pytest.raises(ValueError, match=r"^mu1 is empty \(shape \(0,\)\); the statistics need "
+                                         r"at least one feature$"):
+        frechet_distance(np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)))
+    args = [torch.from_numpy(a) for a in _STATS]
+    args[3] = args[3].to("meta")  # stands in for an accelerator
+    with pytest.raises(ValueError, match=r"^tensors must be on the same device, got mu1 on cpu, "
+                                         r"sigma1 on cpu, mu2 on cpu, sigma2 on meta$"):
+        frechet_distance(*args)
+
+
+def test_frechet_computes_integer_and_float32_inputs_in_float64():
+    # d^2 = |0 - 1|^2 * 2 + 2 * (1 - 2)^2 on diagonal covariances
+    assert frechet_distance(np.zeros(2, int), np.eye(2, dtype=int), np.ones(2, int),
+                            4 * np.eye(2, dtype=int)) == 4.0
+    rng = np.random.default_rng(8)
+    stats = [rng.standard_normal(16), _random_spd(16, rng), rng.standard_normal(16),
+             _random_spd(16, rng)]
+    f32 = [torch.from_numpy(v).float() for v in stats]
+    # the float32 values, computed in float64: equal to the last bits, not just to 1e-4
+    assert frechet_distance(*f32) == pytest.approx(frechet_distance(*(t.double() for t in f32)),
+                                                   rel=1e-13)
+
+
+def test_frechet_negative_eigenvalue_tolerance_is_relative_and_inclusive():
+    # -1e-4 of the largest magnitude (here 4) is rounding of a PSD matrix; just past it is not
+    mu = np.zeros(2)
+    at_bound = frechet_distance(mu, np.diag([4.0, -4e-4]), mu, np.eye(2))
+    assert at_bound == pytest.approx(4.0 - 4e-4 + 2.0 - 2 * 2.0, rel=1e-12)  # clamped to 0
+    with pytest.raises(ValueError, match=r"^sigma1 is not a covariance matrix: it has the "
+                                         r"negative eigenvalue -0.000401 \(largest magnitude 4\)$"):
+        frechet_distance(mu, np.diag([4.0, -4.01e-4]), mu, np.eye(2))
+
+
+def test_feature_stats_dim_device_and_empty_state():
+    stats = FeatureStats(dim=3, device="meta")
+    assert stats.dim == 3 and stats.sum.device.type == stats.sum_outer.device.type == "meta"
+    assert stats.sum.dtype == stats.sum_outer.dtype == torch.float64
+    assert stats.sum_outer.shape == (3, 3)
+    assert FeatureStats().state_dict() == {"num": 0, "sum": None, "sum_outer": None}
+    assert FeatureStats().dim is None
+    with pytest.raises(TypeError, match="^dim must be a positive int, got float$"):
+        FeatureStats(dim=3.0)
+    with pytest.raises(ValueError, match="^dim must be > 0, got 0$"):
+        FeatureStats(dim=0)
+
+
+def test_feature_stats_update_keeps_sums_on_the_features_device():
+    stats = FeatureStats().update(torch.ones(2, 3, device="meta"))
+    assert stats.sum.device.type == stats.sum_outer.device.type == "meta"
+    assert stats.sum_outer.shape == (3, 3) and stats.num == 2
+    with pytest.raises(ValueError, match=r"^tensors must be on the same device, got feats on cpu, "
+                                         r"sums on meta$"):
+        FeatureStats(dim=3, device="meta").update(torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"^feats must have rank 2, got rank 3"):
+        FeatureStats().update(torch.ones(2, 3, 1))
+    with pytest.raises(TypeError, match="^feats must be a floating-point tensor"):
+        FeatureStats().update(torch.ones(2, 3, dtype=torch.long))
+
+
+def test_feature_stats_from_sums_checks_and_converts():
+    with pytest.raises(ValueError, match=r"^sum must have rank 1, got rank 2"):
+        FeatureStats.from_sums(2, torch.zeros(3, 3), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"^sum_outer must have rank 2, got rank 1"):
+        FeatureStats.from_sums(2, torch.zeros(3), torch.zeros(9))
+    with pytest.raises(ValueError, match=r"^sum_outer must have shape \(3, 3\) to match sum, "
+                                         r"got \(3, 4\)$"):
+        FeatureStats.from_sums(2, torch.zeros(3), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="^num must be >= 0, got -1$"):
+        FeatureStats.from_sums(-1, torch.zeros(3), torch.zeros(3, 3))
+    empty = FeatureStats.from_sums(0, torch.zeros(3), torch.zeros(3, 3))  # a rank with no batch
+    assert empty.num == 0 and empty.dim == 3
+    # float32 sums (an all_reduce in float32) become float64, sum_outer on sum's device
+    stats = FeatureStats.from_sums(2, torch.zeros(3, device="meta"), torch.zeros(3, 3))
+    assert stats.sum.dtype == stats.sum_outer.dtype == torch.float64
+    assert stats.sum_outer.device.type == "meta"
+
+
+def test_feature_stats_mean_cov_needs_two_vectors_unbiased_one_biased():
+    one = FeatureStats().update(torch.tensor([[1.0, 2.0]]))
+    mu, cov = one.mean_cov(unbiased=False)  # one vector: zero spread, as stylegan2-ada gives
+    assert mu.tolist() == [1.0, 2.0] and cov.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    with pytest.raises(ValueError, match="^mean_cov needs at least 2 feature vectors, got 1$"):
+        one.mean_cov()
+    with pytest.raises(ValueError, match="^mean_cov needs at least 1 feature vectors, got 0$"):
+        FeatureStats(dim=2).mean_cov(unbiased=False)
+    two = one.update(torch.tensor([[3.0, 2.0]]))
+    assert two.mean_cov()[1].tolist() == [[2.0, 0.0], [0.0, 0.0]]  # np.cov of the two rows
+
+
+def test_feature_stats_merge_messages():
+    stats = FeatureStats(dim=3)
+    with pytest.raises(TypeError, match="^other must be a FeatureStats, got int$"):
+        stats.merge(3)
+    with pytest.raises(ValueError, match="^cannot merge statistics of dimension 4 into 3$"):
+        stats.merge(FeatureStats(dim=4))
+
+
+def test_polynomial_mmd2_checks_name_each_input():
+    x = torch.randn(4, 3)
+    for name, args in (("x", (x.long(), x)), ("y", (x, x.long()))):
+        with pytest.raises(TypeError, match=f"^{name} must be a floating-point tensor, got dtype "
+                                            "torch.int64$"):
+            polynomial_mmd2(*args)
+        with pytest.raises(TypeError, match=f"^{name} must be a torch.Tensor, got list$"):
+            polynomial_mmd2(*[a.tolist() if a.dtype == torch.long else a for a in args])
+    for args in ((x[0], x), (x, x[0]), (x, torch.randn(4, 2))):  # one D, but a set is 1-D
+        shapes = f"{tuple(args[0].shape)} and {tuple(args[1].shape)}"
+        with pytest.raises(ValueError, match="^" + re.escape(
+                f"x and y must be [..., m, D] and [..., n, D] with one D, got {shapes}") + "$"):
+            polynomial_mmd2(*args)
+
+
+def test_polynomial_mmd2_needs_two_samples_per_set_and_accepts_two():
+    x, y = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    assert float(polynomial_mmd2(x, y)) == pytest.approx(_naive_mmd2(x, y), rel=1e-12)
+    for args, got in (((x[:1], y), "1 and 2"), ((x, y[:1]), "2 and 1")):
+        with pytest.raises(ValueError, match=f"^the unbiased MMD needs at least 2 samples per "
+                                             f"set, got {got}$"):
+            polynomial_mmd2(*args)
+
+
+def test_kid_defaults_are_torch_fidelitys():
+    import inspect
+    defaults = pytest.importorskip("torch_fidelity.defaults").DEFAULTS
+    params = inspect.signature(kid).parameters
+    assert params["num_subsets"].default == defaults["kid_subsets"] == 100
+    assert params["subset_size"].default == defaults["kid_subset_size"] == 1000
+    assert params["degree"].default == defaults["kid_kernel_poly_degree"]
+    assert params["gamma"].default is defaults["kid_kernel_poly_gamma"] is None
+    assert params["coef0"].default == defaults["kid_kernel_poly_coef0"]
+
+
+def test_kid_passes_gamma_and_coef0_and_accepts_subsets_of_two():
+    gen = torch.Generator().manual_seed(10)
+    a = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(5, 3, generator=gen, dtype=torch.float64) + 1
+    # subsets as large as the sets: every estimate is the full-set one
+    mean, _ = kid(a, b, num_subsets=2, subset_size=5, degree=2, gamma=0.7, coef0=0.5)
+    assert mean == pytest.approx(_naive_mmd2(a, b, degree=2, gamma=0.7, coef0=0.5), rel=1e-12)
+    mean, _ = kid(a[:2], b[:2], num_subsets=2, subset_size=2)
+    assert mean == pytest.approx(_naive_mmd2(a[:2], b[:2]), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["num_subsets", "subset_size", "degree", "max_chunk_elements"])
+def test_kid_names_a_count_that_is_not_a_positive_int(name):
+    a = torch.randn(4, 2)
+    with pytest.raises(ValueError, match=f"^{name} must be > 0, got 0$"):
+        kid(a, a, **{name: 0})
+    with pytest.raises(TypeError, match=f"^{name} must be a positive int, got float$"):
+        kid(a, a, **{name: 2.0})
+
+
+def test_kid_names_its_feature_sets_and_checks_the_generator():
+    a = torch.randn(4, 2)
+    with pytest.raises(TypeError, match="^feats_a must be a floating-point tensor"):
+        kid(a.long(), a)
+    with pytest.raises(TypeError, match="^feats_b must be a floating-point tensor"):
+        kid(a, a.long())
+    with pytest.raises(TypeError, match="^generator must be a torch.Generator or None, got int$"):
+        kid(a, a, subset_size=2, generator=5)
+    meta = a.to("meta")
+    with pytest.raises(ValueError, match="^generator is on cpu but the tensors are on meta"):
+        kid(meta, meta, subset_size=2, generator=torch.Generator())
+    with pytest.raises(ValueError, match=r"^subset_size 5 is larger than a feature set \(feats_a "
+                                         r"has 4 rows, feats_b 4\); pass a subset_size of at most "
+                                         r"the smaller set$"):
+        kid(a, a, subset_size=5)
+
+
+def test_kid_draws_its_subsets_on_the_features_device():
+    # Under another default device (here meta) the subsets are still drawn beside the features,
+    # as a generator on the features' device requires.
+    assert _subset_indices(5, 3, 2, None, torch.device("meta")).device.type == "meta"
+    a = torch.randn(6, 2, generator=torch.Generator().manual_seed(11))
+    want = kid(a, a + 1, num_subsets=3, subset_size=4, generator=torch.Generator().manual_seed(3))
+    with torch.device("meta"):
+        got = kid(a, a + 1, num_subsets=3, subset_size=4,
+                  generator=torch.Generator(device="cpu").manual_seed(3))
+    assert got == want and want[0] > 0
+
+
+def test_kid_default_subsets_are_100_of_1000():
+    a = torch.randn(6, 2, generator=torch.Generator().manual_seed(12))
+    with pytest.raises(ValueError, match="^subset_size 1000 is larger than a feature set"):
+        kid(a, a)
+    got = kid(a, a + 1, subset_size=3, generator=torch.Generator().manual_seed(4))
+    want = kid(a, a + 1, num_subsets=100, subset_size=3, generator=torch.Generator().manual_seed(4))
+    assert got == want
+    assert got != kid(a, a + 1, num_subsets=101, subset_size=3,
+                      generator=torch.Generator().manual_seed(4))

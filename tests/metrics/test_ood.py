@@ -1,5 +1,7 @@
 """OOD metrics against sklearn, pytorch-ood and hand-computed FPRs at 95% TPR (both conventions)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from sklearn.metrics import (auc, average_precision_score, precision_recall_curv
                              roc_auc_score, roc_curve)
 
 from robustrep.metrics import ood_metrics
+from robustrep.metrics.ood import fpr_at_tpr, fpr_keys
 
 
 def _scores(seed=0, n_id=120, n_ood=80, shift=1.0):
@@ -141,3 +144,49 @@ def test_fpr95_id_tpr_hand_computation():
     assert out["fpr95_id_tpr"] == pytest.approx(0.3, abs=1e-12)
     # flag 95% of OOD (10 of 10 with 9.5 < 10 needed): threshold 15.5 flags ID 16..19 -> 4/20
     assert out["fpr95_ood_tpr"] == pytest.approx(0.2, abs=1e-12)
+
+
+# --- what mutation testing found unpinned: the rank search at float boundaries, names ---
+
+@pytest.mark.parametrize("n, tpr, k", [
+    (25, 0.28, 7),                       # 0.28 * 25 = 7.000000000000001: ceil overshoots to 8
+    (3, math.nextafter(1 / 3, 1), 2),    # 3 * tpr rounds to 1.0, but 1 / 3 < tpr: needs 2
+    (5, 0.2, 1),                         # the fewest: one positive
+    (4, 1.0, 4),                         # every positive
+])
+def test_fpr_at_tpr_finds_the_fewest_positives_as_roc_curve(n, tpr, k):
+    # roc_curve's tpr is k / n in floating point; the threshold is the k-th highest positive
+    positive = torch.arange(n, 0, -1, dtype=torch.float64)  # n, n-1, ..., 1
+    negative = torch.arange(n + 1, dtype=torch.float64) + 0.5  # one negative between each pair
+    want = float((negative >= n + 1 - k).double().mean())
+    assert fpr_at_tpr(positive, negative, tpr) == want
+    if tpr == 0.28:  # the default rate is 95%: 24 of the 25 positives
+        assert fpr_at_tpr(positive, negative) == float((negative >= 2).double().mean())
+    labels = np.r_[np.ones(n, bool), np.zeros(n + 1, bool)]
+    assert want == _fpr_at_first_tpr(labels, np.r_[positive.numpy(), negative.numpy()], tpr)
+
+
+def test_fpr_at_tpr_takes_integer_scores_and_refuses_a_boolean_rate():
+    assert fpr_at_tpr(torch.tensor([3, 2, 1]), torch.tensor([2, 0]), 1.0) == 0.5
+    with pytest.raises(ValueError, match=r"^tpr must be a number in \(0, 1\], got True$"):
+        fpr_at_tpr(torch.rand(3), torch.rand(3), True)
+
+
+def test_fpr_keys_name_the_level():
+    assert fpr_keys() == ("fpr95_id_tpr", "fpr95_ood_tpr")
+    assert fpr_keys(0.995) == ("fpr99_5_id_tpr", "fpr99_5_ood_tpr")
+    scores, is_ood = _scores(seed=4)
+    out = ood_metrics(scores, is_ood, fpr_at=0.995)
+    assert {"fpr99_5_id_tpr", "fpr99_5_ood_tpr"} <= set(out)
+
+
+def test_ood_metrics_names_each_bad_argument():
+    scores, is_ood = torch.randn(4), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(TypeError, match="^scores must be a torch.Tensor, got list$"):
+        ood_metrics(scores.tolist(), is_ood)
+    with pytest.raises(TypeError, match="^is_ood must be a torch.Tensor, got list$"):
+        ood_metrics(scores, is_ood.tolist())
+    with pytest.raises(ValueError, match="^is_ood must hold booleans or 0/1 values$"):
+        ood_metrics(scores, torch.tensor([0, 1, 2, 1]))
+    with pytest.raises(ValueError, match=r"^fpr_at must be a number in \(0, 1\], got 1.5$"):
+        ood_metrics(scores, is_ood, fpr_at=1.5)

@@ -345,3 +345,136 @@ def test_a_dataset_of_single_samples_is_told_to_use_a_dataloader():
                                          r"\(3, 4, 4\) and \(\) \(one sample, not a batch: wrap "
                                          r"a Dataset in a torch.utils.data.DataLoader\)$"):
         robust_accuracy(_Untouchable(), data, "pgd")
+
+
+# --- what mutation testing found unpinned ---------------------------------------------------------
+
+def test_as_dict_holds_the_scalars_and_strings_for_json():
+    model = _tiny_model()
+    x, y = _data(model, n=4, wrong=1)
+    result = robust_accuracy(model, (x, y), "fgsm", eps=8 / 255)
+    assert result.as_dict() == {
+        "clean_acc": 0.75, "robust_acc": result.robust_acc, "n": 4, "attack": "fgsm",
+        "eps": 8 / 255, "norm": "Linf",
+        "convention": "FGSM (Goodfellow et al. 2015; one step of eps, no random start), Linf "
+                      "eps=8/255",
+        "flags": []}
+
+
+def test_autoattacks_warnings_are_collected_not_printed(capsys):
+    import logging
+
+    from robustrep.metrics.robust import _captured_warnings
+    logger = logging.getLogger("robustrep-test-autoattack")
+    with _captured_warnings(logger) as flags:
+        logger.warning("Square found %d more", 2)
+        logger.info("not a warning")
+    logger.warning("after the run")  # the handler is gone: Python's last resort prints it
+    assert flags == ["Square found 2 more"]
+    assert "Square" not in capsys.readouterr().err
+
+
+def _reference_robust(model, x, y, attack, eps, batch_size, **kwargs):
+    """robustrep.adversarial's attack called per batch, one generator for the whole run."""
+    from robustrep.adversarial import classifier_loss, fgsm, pgd
+    gen = torch.Generator().manual_seed(kwargs.pop("seed", 0))
+    start = kwargs.pop("random_start", True)
+    robust = []
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        loss_fn = classifier_loss(model, yb)
+        if attack == "pgd":
+            x_adv = pgd(loss_fn, xb, eps, random_start=start, generator=gen, **kwargs)
+        else:
+            x_adv = fgsm(loss_fn, xb, eps, **kwargs)
+        with torch.no_grad():
+            robust.append((model(xb).argmax(1) == yb) & (model(x_adv).argmax(1) == yb))
+    return torch.cat(robust)
+
+
+def test_pgd_and_fgsm_are_robustrep_adversarial_with_the_given_settings():
+    model = _tiny_model(hidden=32)
+    x, y = _data(model, n=24, wrong=2)
+    eps, settings = 0.1, {"steps": 3, "step_size": 0.02, "seed": 5}
+    got = robust_accuracy(model, (x, y), "pgd", eps=eps, batch_size=10, **settings)
+    want = _reference_robust(model, x, y, "pgd", eps, 10, **settings)
+    assert torch.equal(got.robust, want) and got.robust_acc == float(want.double().mean())
+    # each setting matters on these images: the default step, 20 steps, another seed, no
+    # random start, FGSM
+    others = [_reference_robust(model, x, y, "pgd", eps, 10, steps=3, seed=5),
+              _reference_robust(model, x, y, "pgd", eps, 10, steps=20, step_size=0.02, seed=5),
+              _reference_robust(model, x, y, "pgd", eps, 10, steps=3, step_size=0.02, seed=6),
+              _reference_robust(model, x, y, "pgd", eps, 10, steps=3, step_size=0.02, seed=5,
+                                random_start=False),
+              _reference_robust(model, x, y, "fgsm", eps, 10)]
+    assert all(not torch.equal(o, want) for o in others)
+    assert got.convention == ("PGD-3 (Madry et al. 2018; robustrep.adversarial.pgd, random "
+                              "start, step 0.02; a quick check, not comparable with AutoAttack), "
+                              "Linf eps=0.1")
+    fgsm = robust_accuracy(model, (x, y), "fgsm", eps=eps, batch_size=10)
+    assert torch.equal(fgsm.robust, others[-1])
+
+
+def test_attack_steps_default_to_20_pgd_steps():
+    from robustrep.metrics.robust import attack_steps
+    assert attack_steps("pgd", 10) == {"pgd": 25.0}
+
+
+@pytest.mark.parametrize("eps, norm, text", [
+    (8 / 255, "Linf", "8/255"), (1.0, "Linf", "255/255"), (1 / 255, "linf", "1/255"),
+    (0.0, "Linf", "0"),                    # no radius is no "0/255"
+    (2.0, "Linf", "2"),                    # past the image range: a plain number
+    (8 / 255 + 1e-4, "Linf", "0.0314725"),  # off the 1/255 grid
+    (8 / 255, "L2", "0.0313725"),          # L2 radii are plain numbers
+])
+def test_eps_text_writes_linf_radii_on_the_pixel_grid_as_fractions(eps, norm, text):
+    assert eps_text(eps, norm) == text
+
+
+def test_norm_names_are_case_insensitive_and_written_canonically():
+    from robustrep.metrics.robust import _check_norm
+    assert _check_norm("LINF") == "Linf" and _check_norm("l2") == "L2"
+    for bad in ("L1", 2, None):
+        with pytest.raises(ValueError, match=f"^norm must be one of 'Linf', 'L2'; got {bad!r}$"):
+            _check_norm(bad)
+
+
+def test_the_call_count_multiplies_targets_restarts_and_iterations():
+    # the standard version runs 1 restart, where / and * agree: count with 2
+    from types import SimpleNamespace as NS
+
+    from robustrep.metrics.robust import _calls_per_batch, _component_name
+    assert _calls_per_batch("apgd", NS(n_restarts=2, n_iter=5)) == 1 + 2 * 6
+    assert _calls_per_batch("apgd_targeted", NS(n_target_classes=3, n_restarts=2,
+                                                n_iter=5)) == 1 + 3 * 2 * 7
+    fab = NS(n_target_classes=3, n_restarts=2, n_iter=4, targeted=True)
+    assert _calls_per_batch("fab", fab) == 1 + 3 * 2 * (8 + 3)
+    fab.targeted = False  # untargeted FAB: one run per restart, no target to pick
+    assert _calls_per_batch("fab", fab) == 1 + 1 * 2 * (8 + 2)
+    assert _component_name("fab", fab) == "fab"
+    assert _calls_per_batch("square", NS(n_restarts=2, n_queries=10)) == 1 + 2 * 12
+
+
+def test_pgd_default_step_and_an_l2_fgsm():
+    model = _tiny_model(hidden=32)
+    x, y = _data(model, n=24, wrong=2)
+    got = robust_accuracy(model, (x, y), "pgd", eps=0.1, steps=4, seed=5, batch_size=10)
+    assert "random start, step 0.0625;" in got.convention  # 2.5 * eps / steps
+    want = _reference_robust(model, x, y, "pgd", 0.1, 10, steps=4, seed=5)
+    assert torch.equal(got.robust, want)
+    l2 = robust_accuracy(model, (x, y), "fgsm", eps=0.5, norm="L2", batch_size=10)
+    want = _reference_robust(model, x, y, "fgsm", 0.5, 10, norm="l2")
+    assert torch.equal(l2.robust, want)
+    assert not torch.equal(want, _reference_robust(model, x, y, "fgsm", 0.5, 10))
+
+
+def test_four_classes_are_enough_for_apgd_t_and_no_note_is_made():
+    from robustrep.metrics.robust import _aa_attacks
+    assert _aa_attacks("autoattack", 4) == (["apgd-ce", "apgd-t", "fab-t", "square"], "")
+    assert _aa_attacks("apgd-t", 4) == (["apgd-t"], "")
+    assert _aa_attacks("apgd-ce", 3) == (["apgd-ce"], "")
+    assert _aa_attacks("autoattack", 3) == (["apgd-ce", "fab-t", "square"],
+                                            "; APGD-T left out: 3 classes, it needs 4")
+    with pytest.raises(ValueError, match=r"^attack 'apgd-t' needs at least 4 classes \(its "
+                                         r"targeted DLR loss reads the 4th-largest logit\); the "
+                                         r"model has 3$"):
+        _aa_attacks("apgd-t", 3)
