@@ -169,3 +169,119 @@ def test_mc_dropout_needs_dropout_and_a_positive_count():
         uos.predict(torch.randn(2, 4))
     with pytest.raises(ValueError, match="mc_dropout"):
         UoS(mc_dropout=0)
+
+
+def test_head_arguments_boundaries_and_messages():
+    head = UoSHead(1, 1)  # one feature, one class: the smallest head
+    assert head.bias is None and head.weight.shape == (1, 1)
+    for args in ((0, 2), (2, 0)):
+        with pytest.raises(ValueError) as err:
+            UoSHead(*args)
+        assert str(err.value) == (f"in_features and num_classes must be >= 1, got in_features="
+                                  f"{args[0]}, num_classes={args[1]}")
+    with pytest.raises(ValueError) as err:
+        UoSHead(4, 2, scale=float("inf"))
+    assert str(err.value) == "scale must be a finite number > 0, got inf"
+
+
+def test_head_gain_scales_the_orthogonal_rows():
+    torch.manual_seed(0)
+    w = UoSHead(16, 4, gain=2.0).weight
+    torch.testing.assert_close(w @ w.T, 4 * torch.eye(4), atol=1e-5, rtol=0)
+
+
+def test_head_normalises_the_last_dimension_and_follows_the_features_dtype():
+    torch.manual_seed(0)
+    head = UoSHead(8, 3)
+    z = torch.randn(2, 5, 8)  # any leading dimensions: the feature is the last one
+    v = head.embed(z)
+    torch.testing.assert_close(v, z / z.norm(dim=-1, keepdim=True))
+    torch.testing.assert_close(head(z), (v @ head.weight.T).abs())
+    z64 = torch.randn(4, 8, dtype=torch.float64)
+    out = head(z64)  # the float32 weight is cast to the features' dtype
+    assert out.dtype == torch.float64
+    expect = ((z64 / z64.norm(dim=1, keepdim=True)) @ head.weight.double().T).abs()
+    torch.testing.assert_close(out, expect, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("z,labels,message", [
+    (torch.zeros(6, 4, 1), torch.zeros(6), "got z (6, 4, 1), labels (6,)"),
+    (torch.zeros(6, 4), torch.zeros(6, 1), "got z (6, 4), labels (6, 1)"),
+    (torch.zeros(6, 4), torch.zeros(5), "got z (6, 4), labels (5,)"),
+])
+def test_first_singular_vectors_names_bad_shapes(z, labels, message):
+    with pytest.raises(ValueError) as err:
+        first_singular_vectors(z, labels)
+    assert str(err.value) == "z must be [N, D] and labels [N]; " + message
+
+
+def test_only_ood_labels_are_refused_saying_why():
+    with pytest.raises(ValueError) as err:
+        first_singular_vectors(torch.randn(3, 4), torch.full((3,), -1))
+    assert str(err.value) == "labels hold no in-distribution sample (all are negative)"
+
+
+def test_detector_messages_and_arguments():
+    det = UoS()
+    assert det.vectors is None and det.classes is None
+    with pytest.raises(RequiresFittingException) as err:
+        det.predict_features(torch.randn(2, 3))
+    assert str(err.value) == "UoS must be fitted (fit or fit_features) first"
+    for call, name in ((lambda: det.fit([]), "fit"), (lambda: det.predict(torch.zeros(1)),
+                                                        "predict")):
+        with pytest.raises(Exception) as err:
+            call()
+        assert type(err.value).__name__ == "ModelNotSetException"
+        assert str(err.value) == f"UoS.{name} needs an encoder (images -> features)"
+    z, y = _class_data(d=4)
+    det.fit_features(z, y)
+    assert det.classes.tolist() == [0, 1, 2]
+    for bad in (torch.zeros(2, 4, 1), torch.zeros(2, 5), torch.zeros(4)):
+        with pytest.raises(ValueError) as err:
+            det.predict_features(bad)
+        assert str(err.value) == f"features must be [B, 4], got {tuple(bad.shape)}"
+    for bad in (0, 2.0, True, "3"):
+        with pytest.raises(ValueError) as err:
+            UoS(mc_dropout=bad)
+        assert str(err.value) == f"mc_dropout must be an integer >= 1, got {bad!r}"
+
+
+class _DeviceProbe(nn.Module):
+    """An encoder held on ``meta`` (standing in for an accelerator): records the device of the
+    images it gets and answers fixed CPU features, so that the fit itself can run."""
+
+    def __init__(self, feats):
+        super().__init__()
+        self.register_buffer("anchor", torch.zeros(1, device="meta"))
+        self.feats, self.seen = feats, []
+
+    def forward(self, x):
+        self.seen.append(x.device.type)
+        return self.feats[: x.shape[0]]
+
+
+def test_images_and_class_directions_go_to_the_encoders_device():
+    z, y = _class_data(n=4, d=5)
+    enc = _DeviceProbe(z)
+    det = UoS(enc).fit(DataLoader(TensorDataset(torch.zeros(12, 2), y), batch_size=12))
+    assert enc.seen == ["meta"]
+    assert det.vectors.device.type == "meta" and det.classes.tolist() == [0, 1, 2]
+    det.predict(torch.zeros(3, 2))
+    assert enc.seen == ["meta", "meta"]
+
+
+@pytest.mark.parametrize("passes", [2, 5])
+def test_mc_dropout_from_two_passes_on(passes):
+    gen = torch.Generator().manual_seed(1)
+    train, labels = torch.randn(60, 6, generator=gen), torch.arange(60) % 3
+    x = torch.randn(8, 6, generator=gen)
+    enc = _DropoutEncoder().eval()
+    uos = UoS(enc, mc_dropout=passes).fit_features(train, labels)
+    torch.manual_seed(4)
+    got = uos.predict(x)
+    torch.manual_seed(4)
+    enc.drop.train()
+    expect = torch.stack([uos.predict_features(enc(x)) for _ in range(passes)]).min(0).values
+    enc.drop.eval()
+    torch.testing.assert_close(got, expect)
+    assert not torch.equal(got, uos.predict_features(x))  # not the deterministic pass
