@@ -60,8 +60,23 @@ def _parse_opts(items: list[str], setting: str | None = None) -> dict[str, Any]:
         key, eq, raw = str(item).partition("=")
         if not eq or not key:
             raise ConfigError(_bad_opt(str(item), setting))
-        out[key.strip().replace("-", "_")] = parse_literal(raw)
+        key = key.strip().replace("-", "_")
+        if key in _BENCH_OWN:
+            where = "--train-opt" if setting is None else f"--regs {setting!r}:"
+            raise ConfigError(f"{where} {item}: {key} is the bench's to set for each run "
+                              f"({_BENCH_OWN[key]}); drop it")
+        out[key] = parse_literal(raw)
     return out
+
+
+# classify train options the bench sets per run: given in --train-opt or a setting, they were
+# passed after its own (seed=5 trained every seed's run with seed 5, reg=mixup trained mixup in
+# the rows of the setting none) or lost (out=DIR), and dry_run=True trained nothing
+_BENCH_OWN = {"reg": "from --regs", "seed": "from --seeds",
+              "out": "under --out, as OUT/runs/SETTING-sSEED",
+              "run_dir": "under --out, as OUT/runs/SETTING-sSEED",
+              "resume": "it resumes an unfinished run itself; --retrain trains it again",
+              "dry_run": "its own dry runs check the settings before any run is trained"}
 
 
 def _bad_opt(item: str, setting: str | None) -> str:
@@ -384,8 +399,10 @@ def _check_configs(plan: _Plan, configs: list[dict[str, Any]], preset: str) -> N
     """Each setting's resolved config (its dry run's) against the OOD sets and the detectors:
     before the first run is trained."""
     from robustrep.tasks.ood.datasets import check_not_trained_on
-    from robustrep.tasks.ood.detector_params import check_fit_counts
+    from robustrep.tasks.ood.detector_params import check_channel_params, check_fit_counts
     for reg, config in zip(plan.regs, configs):
+        if isinstance(config.get("channels"), int):  # ODIN's norm_std, before any training
+            check_channel_params(plan.overrides, config["channels"])
         try:  # e.g. --train-opt classes=0,1,2,3,4,5: digits59 would not be OOD
             check_not_trained_on(list(plan.ood), config)
         except ConfigError as err:  # its refusal, said of the setting's runs

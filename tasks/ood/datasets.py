@@ -140,7 +140,7 @@ def _first_image(name: str, rest: list[str]) -> Path:
         root, list_file = Path(rest[0]).expanduser(), Path(":".join(rest[1:])).expanduser()
         if not list_file.is_file():
             raise FileNotFoundError(f"image list not found: expected a file at {list_file}")
-        for line in list_file.read_text().splitlines():
+        for line in _list_lines(list_file):
             line = line.strip()
             if line and not line.startswith("#"):
                 return root / line.rsplit(maxsplit=1)[0]
@@ -153,6 +153,17 @@ def _first_image(name: str, rest: list[str]) -> Path:
             return path
     raise FileNotFoundError(f"no images found under {root} (accepted extensions: "
                             f"{', '.join(IMG_EXTENSIONS)})")
+
+
+def _list_lines(list_file: Path) -> list[str]:
+    """The lines of an image list, read as the library reads it (UTF-8, a byte order mark
+    dropped): a binary or otherwise encoded file was a UnicodeDecodeError traceback here."""
+    try:
+        return list_file.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise BadData(f"image list {list_file} is not UTF-8 text (byte {err.start}: "
+                      f"{err.reason}); give a text file of 'relative/path label' lines, saved "
+                      f"as UTF-8") from None
 
 
 def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:

@@ -42,15 +42,70 @@ def parse_params(items: Iterable[str] | None,
         if specs is not None and spec.name not in {s.name for s in specs}:
             raise ConfigError(f"--param {item}: {spec.name} is not among the detectors scored "
                               f"({', '.join(s.name for s in specs)}); add it to --detectors")
-        valid = [p for p in spec.params if p not in _PROVIDED]
-        if key not in spec.params or key in _PROVIDED:
+        valid = [p for p in spec.params if _settable(spec, p) and not _takes_function(spec, p)]
+        if key not in spec.params or not _settable(spec, key):
             raise ConfigError(f"{spec.name} has no settable parameter {key!r}; valid: "
                               f"{', '.join(valid) or '(none)'}")
         value = parse_literal(raw)
+        _check_unusual_kinds(spec, key, value, item)
         _check_param_type(spec, key, value, item)
         out.setdefault(spec.name, {})[key] = value
     _check_vra_order(out.get("VRA", {}))
     return out
+
+
+def _settable(spec: DetectorSpec, key: str) -> bool:
+    """A constructor argument ``--param`` can give: not one the classifier provides, nor the
+    catch-all of keyword arguments (KNN's ``knn_kwargs``: ``KNN.knn_kwargs=3`` reached
+    sklearn as an argument named knn_kwargs, and failed once every feature was extracted)."""
+    param = spec.params[key]
+    return key not in _PROVIDED and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+
+
+def _takes_function(spec: DetectorSpec, key: str) -> bool:
+    """Whether pytorch-ood types the argument as a function (``typing.Callable``): ASH's,
+    DICE's, ReAct's ... ``detector``, ODIN's ``criterion``, GradNorm's ``param_filter``."""
+    return "Callable" in str(spec.params[key].annotation)
+
+
+# ODIN's and MahalanobisODIN's norm_std: one normalisation std per input channel, which divides
+# the sign gradient of that channel (pytorch-ood's odin_preprocessing)
+_PER_CHANNEL = {("ODIN", "norm_std"), ("MahalanobisODIN", "norm_std")}
+
+
+def _check_unusual_kinds(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
+    """The arguments whose default (None) says nothing of their kind: a function, which a
+    command line cannot give, and the per-channel stds, a list of numbers > 0. Either was
+    passed on as given and failed only once every feature was extracted (``'str' object is
+    not callable``; ``norm_std=abc`` a TypeError in the gradient step)."""
+    if value is None:
+        return
+    if _takes_function(spec, key):
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a Python function, which "
+                          f"--param cannot give (it takes numbers, strings, booleans and "
+                          f"lists); leave {spec.name}.{key} out to use its default")
+    if (spec.name, key) in _PER_CHANNEL and not (
+            isinstance(value, (list, tuple)) and value and
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) and
+                math.isfinite(v) and v > 0 for v in value)):
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a list of numbers > 0, "
+                          f"one normalisation std per input channel (e.g. [0.5] or [0.247, "
+                          f"0.243, 0.261]), got {value!r}; default None: the gradient step "
+                          f"eps is in pixel units")
+
+
+def check_channel_params(params: dict[str, dict[str, Any]] | None, channels: int) -> None:
+    """The per-channel ``norm_std`` against the classifier's input ``channels``, once they are
+    known and before anything is extracted: a list of another length was broadcast against
+    the images (two stds made 1-channel images 2-channel) and the detector failed after every
+    feature was extracted. One std serves every channel."""
+    for det, key in sorted(_PER_CHANNEL):
+        value = (params or {}).get(det, {}).get(key)
+        if value is not None and len(value) not in (1, channels):
+            want = "one" if channels == 1 else f"{channels}, or one for every channel"
+            raise ConfigError(f"--param {det}.{key}={list(value)}: {det}.{key} takes one "
+                              f"normalisation std per input channel, and this classifier "
+                              f"takes {channels}-channel images; give {want}")
 
 
 def _check_vra_order(given: dict[str, Any]) -> None:
@@ -118,7 +173,8 @@ def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> N
                           f"(default {_default_text(spec, key)}), got {value!r}{hint}")
     # ASH.variants for ASH(variant=...)
     choices = _CHOICES.get((spec.name, key)) or getattr(spec.cls, f"{key}s", None)
-    if isinstance(choices, (dict, tuple)) and isinstance(value, str) and value not in choices:
+    # a value of another kind is no choice either: ASH.variant=3 failed only after extraction
+    if isinstance(choices, (dict, tuple)) and not (isinstance(value, str) and value in choices):
         raise ConfigError(f"--param {item}: {spec.name}.{key} takes one of "
                           f"{', '.join(choices)} (default {_default_text(spec, key)}), "
                           f"got {value!r}")

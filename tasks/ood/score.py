@@ -59,8 +59,8 @@ from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_fit_classes, check_fit_options, check_head,
                                         check_inert_options, check_not_constant,
                                         check_openood_id, optimistic_data)
-from robustrep.tasks.ood.detector_params import (check_feature_params, check_fit_counts,
-                                                 parse_params)
+from robustrep.tasks.ood.detector_params import (check_channel_params, check_feature_params,
+                                                 check_fit_counts, parse_params)
 from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector, fit_detector,
                                            fits_on, parse_detectors, score_extracted,
                                            score_images)
@@ -241,6 +241,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     ctx = ds.DataContext(shape=(int(config["channels"]), int(config["image_size"]),
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
+    check_channel_params(overrides, ctx.shape[0])  # ODIN's norm_std: before any data is read
     sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id)
     check_inert_options(specs, feature_maps, resize,
                         [sets.id_name, sets.fit_data or sets.id_name,

@@ -86,3 +86,78 @@ def test_a_users_mistake_is_one_line(case, fake_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith(f"robustrep ood: error: {line}"), err
     assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# Mistakes a sweep of wrong `ood score` / `ood bench` commands met as a traceback or a late
+# failure once the blanket conversion was gone: each is refused where the input enters.
+
+
+def _sweep_cases(tmp_path, run):
+    """name -> (the command's words after `ood`, what its one line says)."""
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00\x01")
+    return {
+        "list not UTF-8": (["score", str(run), "--ood", f"imagelist:{tmp_path}:{tmp_path}/bin.txt"],
+                           f"image list {tmp_path}/bin.txt is not UTF-8 text (byte 0: invalid "
+                           f"start byte); give a text file of 'relative/path label' lines, saved "
+                           f"as UTF-8"),
+        "function param": (["score", str(run), "--detectors", "ASH", "--param",
+                            "ASH.detector=EnergyBased"],
+                           "--param ASH.detector=EnergyBased: ASH.detector takes a Python "
+                           "function, which --param cannot give (it takes numbers, strings, "
+                           "booleans and lists); leave ASH.detector out to use its default"),
+        "criterion": (["score", str(run), "--detectors", "ODIN", "--param", "ODIN.criterion=abc"],
+                      "--param ODIN.criterion=abc: ODIN.criterion takes a Python function"),
+        "norm_std not a list": (["score", str(run), "--detectors", "ODIN", "--param",
+                                 "ODIN.norm_std=abc"],
+                                "--param ODIN.norm_std=abc: ODIN.norm_std takes a list of "
+                                "numbers > 0, one normalisation std per input channel (e.g. "
+                                "[0.5] or [0.247, 0.243, 0.261]), got 'abc'; default None: the "
+                                "gradient step eps is in pixel units"),
+        "norm_std below 0": (["score", str(run), "--detectors", "MahalanobisODIN", "--param",
+                              "MahalanobisODIN.norm_std=[-1]"],
+                             "--param MahalanobisODIN.norm_std=[-1]: MahalanobisODIN.norm_std "
+                             "takes a list of numbers > 0"),
+        "norm_std per channel": (["score", str(run), "--detectors", "ODIN", "--param",
+                                  "ODIN.norm_std=[0.5,0.5]"],
+                                 "--param ODIN.norm_std=[0.5, 0.5]: ODIN.norm_std takes one "
+                                 "normalisation std per input channel, and this classifier "
+                                 "takes 1-channel images; give one"),
+        "knn_kwargs": (["score", str(run), "--detectors", "KNN", "--param", "KNN.knn_kwargs=3"],
+                       "KNN has no settable parameter 'knn_kwargs'; valid: k, normalize"),
+        "choice of another kind": (["score", str(run), "--detectors", "ASH", "--param",
+                                    "ASH.variant=3"],
+                                   "--param ASH.variant=3: ASH.variant takes one of ash-s, "
+                                   "ash-p, ash-b (default 'ash-s'), got 3"),
+        "train-opt seed": (["bench", "--regs", "none", "--seeds", "0", "1", "--train-opt",
+                            "seed=5"],
+                           "--train-opt seed=5: seed is the bench's to set for each run (from "
+                           "--seeds); drop it"),
+        "setting reg": (["bench", "--regs", "none@reg=mixup", "--seeds", "0"],
+                        "--regs 'none@reg=mixup': reg=mixup: reg is the bench's to set for each "
+                        "run (from --regs); drop it"),
+        "train-opt out": (["bench", "--regs", "none", "--train-opt", "run-dir=elsewhere"],
+                          "--train-opt run-dir=elsewhere: run_dir is the bench's to set for each "
+                          "run (under --out, as OUT/runs/SETTING-sSEED); drop it"),
+    }
+
+
+def _sweep_argv(words, tmp_path):
+    defaults = {"--ood": ["gaussian"], "--detectors": ["MaxSoftmax"],
+                "--out": [str(tmp_path / "o")]}
+    argv = ["ood", *words, "--quiet"]
+    for flag, value in defaults.items():
+        argv += [] if flag in words else [flag, *value]
+    return argv
+
+
+@pytest.mark.parametrize("case", ["list not UTF-8", "function param", "criterion",
+                                  "norm_std not a list", "norm_std below 0",
+                                  "norm_std per channel", "knn_kwargs", "train-opt seed",
+                                  "setting reg", "train-opt out", "choice of another kind"])
+def test_a_mistake_the_sweep_found_is_one_line(case, fake_run, tmp_path, capsys):
+    words, line = _sweep_cases(tmp_path, fake_run)[case]
+    assert main(_sweep_argv(words, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"robustrep ood: error: {line}"), err
