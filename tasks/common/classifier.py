@@ -19,6 +19,7 @@ unpickled with code.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -291,7 +292,30 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
         raise NotAClassifierRun(f"{run_dir} does not hold a classifier run: config.json lacks "
                                 f"{', '.join(missing)} (is it a GAN or OOD run? expected a "
                                 f"folder written by `robustrep classify train`)")
+    for key in needed:
+        _check_saved(path, key, config[key])
     return config
+
+
+# what classify train saves for the keys a run is loaded from, and how a reader says it
+_SAVED = {"model": (str, "a model name"), "num_classes": (int, "an integer >= 1"),
+          "channels": (int, "1 or 3"), "mean": (list, "a list of numbers"),
+          "std": (list, "a list of numbers > 0")}
+
+
+def _check_saved(path: Path, key: str, value: Any) -> None:
+    """A hand-edited or damaged config.json value is one line naming the file and the key (was
+    a TypeError traceback from ``int([1])`` for ``"channels": [1]``)."""
+    kind, what = _SAVED[key]
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and kind is int:
+        ok = value >= 1 and (key != "channels" or value in (1, 3))
+    if ok and kind is list:
+        ok = bool(value) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 and (key != "std" or v > 0) for v in value)
+    if not ok:
+        raise NotAClassifierRun(f"{path}: {key} must be {what}, got {json.dumps(value)}; was "
+                                f"the file edited? (classify train writes it)")
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu",

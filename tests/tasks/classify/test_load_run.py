@@ -48,6 +48,30 @@ def test_load_run_refuses_other_folders(tmp_path, trained_run):
         load_run(other)
 
 
+@pytest.mark.parametrize("key,value,what", [
+    ("channels", [1], "1 or 3"), ("channels", 2, "1 or 3"), ("channels", True, "1 or 3"),
+    ("num_classes", "10", "an integer >= 1"), ("num_classes", 0, "an integer >= 1"),
+    ("model", 3, "a model name"), ("mean", [], "a list of numbers"),
+    ("mean", "0.5", "a list of numbers"), ("std", [0.5, 0], "a list of numbers > 0"),
+    ("std", [None], "a list of numbers > 0")])
+def test_an_edited_config_value_is_one_line_naming_the_file(tmp_path, trained_run, key, value,
+                                                              what, capsys):
+    """Was: a TypeError traceback from int([1]) in load_run (ood score RUN, --fid-features
+    run:RUN), or a model built with what the edit said."""
+    import shutil
+
+    from robustrep.tasks.cli import main
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, key: value}))
+    assert main(["ood", "score", str(run), "--detectors", "MaxSoftmax", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep ood: error: {run / 'config.json'}: {key} must be {what}, got "
+        f"{json.dumps(value)}; was the file edited? (classify train writes it)\n")
+
+
 def test_a_vit_is_built_for_the_run_image_size(tmp_path):
     # timm builds a ViT's patch grid for one input size; the run's size must reach it.
     from robustrep.tasks.cli import main
