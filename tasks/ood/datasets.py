@@ -501,20 +501,24 @@ def check_distinct(ood: dict[str, str], ctx: DataContext) -> None:
                               f"twice; give it once")
 
 
-def default_id(config: dict[str, Any]) -> str:
-    """The ``--id`` name matching a classify run's ``config.json``."""
+def default_id(config: dict[str, Any], data_root: str | None = None) -> str:
+    """The ``--id`` name matching a classify run's ``config.json`` (or a model's options), its
+    folder ``--data-root`` where given."""
     dataset = config.get("dataset")
     if dataset in ("digits", *LOCAL):
         return dataset
-    root = config.get("data_root")
+    root = data_root or config.get("data_root")
     folder = dataset in ("image_folder", "imagefolder", "zip")
     if folder and root and has_train_split(f"imagefolder:{root}"):
         return f"imagefolder:{root}"  # root/train fits the detectors, root/val is scored
+    give_id = ("name the in-distribution test data with --id imagefolder:PATH (a folder or "
+               "dataset zip; and the train data for fitting with --fit-data imagefolder:PATH)")
+    if folder and not root:  # a model from elsewhere, no --data-root: was "trained on None"
+        raise ConfigError(f"--dataset {dataset} names no folder: give --data-root ROOT (with "
+                          f"ROOT/train and ROOT/val or ROOT/test), or {give_id}")
     if folder:
-        raise ConfigError(f"the run was trained on {root}, one set of images (no val/ or test/ "
-                          f"split); name the in-distribution test data with --id "
-                          f"imagefolder:PATH (a folder or dataset zip; and the train data for "
-                          f"fitting with --fit-data imagefolder:PATH)")
+        where = f"--data-root {root} is" if data_root else f"the run was trained on {root},"
+        raise ConfigError(f"{where} one set of images (no val/ or test/ split); {give_id}")
     raise ConfigError(f"cannot tell the in-distribution data of a run trained on {dataset!r}; "
                       f"give --id (valid: {', '.join(valid_names())})")
 

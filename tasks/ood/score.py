@@ -242,7 +242,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
     check_channel_params(overrides, ctx.shape[0])  # ODIN's norm_std: before any data is read
-    sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id)
+    sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id, data_root)
     check_inert_options(specs, feature_maps, resize,
                         [sets.id_name, sets.fit_data or sets.id_name,
                          *(sets.specs.get(n, n) for n in sets.ood)])
@@ -346,9 +346,10 @@ class _Sets:
 
 
 def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | None,
-                 fit_data: str | None, openood: str | None, openood_id: str | None) -> _Sets:
+                 fit_data: str | None, openood: str | None, openood_id: str | None,
+                 data_root: str | None = None) -> _Sets:
     """The sets asked for; without ``--ood``, OpenOOD's benchmark sets or the built-in sets
-    that are OOD for this run."""
+    that are OOD for this run; without ``--id``, the run's data (under ``--data-root``)."""
     specs: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     if openood is not None:
@@ -362,8 +363,8 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
         ood = [n for n in ds.builtin_ood_names() if ds.suits(n, config)]
         notes += [f"left out the OOD set {n}: {ds.unsuited(n, config)}"
                   for n in ds.builtin_ood_names() if n not in ood]
-    return _Sets(id_data or ds.default_id(config), fit_data, list(specs or ood), specs, groups,
-                 notes)
+    return _Sets(id_data or ds.default_id(config, data_root), fit_data, list(specs or ood),
+                 specs, groups, notes)
 
 
 def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, outputs: int,

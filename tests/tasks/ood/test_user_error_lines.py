@@ -161,3 +161,24 @@ def test_a_mistake_the_sweep_found_is_one_line(case, fake_run, tmp_path, capsys)
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"robustrep ood: error: {line}"), err
+
+
+@pytest.mark.parametrize("root", [None, "data"])
+def test_a_model_from_elsewhere_on_one_folder_names_its_folder(root, fake_run, tmp_path, capsys,
+                                                               monkeypatch):
+    # Was: "the run was trained on None, one set of images": --data-root was not read, and
+    # there is no run
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "data" / "a")
+    _images(tmp_path / "data" / "b")
+    argv = ["ood", "score", "--model", "test_resnet", "--checkpoint",
+            str(fake_run / "checkpoints" / "latest.pt"), "--dataset", "imagefolder",
+            "--image-size", "16", "--channels", "1", "--num-classes", "3", "--detectors",
+            "MaxSoftmax", "--quiet", "--out", "o", *(["--data-root", root] if root else [])]
+    assert main(argv) == 2
+    give_id = ("name the in-distribution test data with --id imagefolder:PATH (a folder or "
+               "dataset zip; and the train data for fitting with --fit-data imagefolder:PATH)")
+    first = ("--dataset imagefolder names no folder: give --data-root ROOT (with ROOT/train "
+             "and ROOT/val or ROOT/test), or " if root is None
+             else "--data-root data is one set of images (no val/ or test/ split); ")
+    assert capsys.readouterr().err == f"robustrep ood: error: {first}{give_id}\n"
