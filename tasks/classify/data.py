@@ -30,7 +30,7 @@ from robustrep.tasks.common.errors import (DataError, is_allocation_failure,  # 
                                            program_advice, report_skipped)
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.download import DATASET_FILES
-from robustrep.tasks.common.workers import loader_workers
+from robustrep.tasks.common.workers import resolve_workers
 
 from .config import ClassifyConfig
 
@@ -316,13 +316,13 @@ def _tensor_images(dataset: Dataset) -> tuple[Tensor, Tensor] | None:
 def train_batches(dataset: Dataset, sampler: StepBatches, workers: int | None = 0):
     """Yield ``(images, labels)`` for the sampler's steps (``workers=None``: the machine's)."""
     tensors = _tensor_images(dataset)
-    if tensors is not None and loader_workers(workers, dataset) == 0:
+    if tensors is not None and not workers:  # in memory: no worker unless asked for
         images, labels = tensors
         for idx in sampler:
             idx = torch.tensor(idx)
             yield images[idx], labels[idx]
         return
-    workers = loader_workers(workers, dataset)
+    workers = resolve_workers(workers)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                         persistent_workers=workers > 0)
     yield from loader
@@ -338,7 +338,7 @@ def eval_loader(dataset: Dataset, batch_size: int, workers: int | None = 0,
         images, labels = tensors
         return list(zip(images.split(batch_size), labels.split(batch_size)))
     return DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                      num_workers=loader_workers(workers, dataset))
+                      num_workers=resolve_workers(workers))
 
 
 def augment(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:

@@ -44,7 +44,7 @@ from typing import Any
 
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import read_run
+from robustrep.tasks.common.runfiles import check_folder, forget_folder, guard_folder, read_run
 from robustrep.tasks.ood.bench_tables import (BENCH_FILES, SUMMARY_METRICS, aggregate,
                                               avg_over_ood, counted, format_markdown, mean_std,
                                               write_files)
@@ -286,7 +286,6 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
               device: str = "auto", amp: str = "off", workers: int | None = None, seed: int = 0,
               show_progress: bool = False) -> dict[str, Any]:
     """Train every (regularizer, seed), score every detector, write the comparison table."""
-    from robustrep.tasks.common.runfiles import forget_folder, guard_folder
     plan = _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, preset,
                  train_opts, out, seed)
     tell = _teller(show_progress)
@@ -310,7 +309,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
         info = {"n_seeds": len(plan.seeds), "seeds": list(plan.seeds),
                 "model": used.get("model", model), "steps": used.get("steps", steps),
                 "preset": preset, "train_opts": plan.opts, "feature_maps": feature_maps}
-        _check_out(plan.out)  # output_lock would make it again
+        check_folder(plan.out)  # output_lock would make it again
         return _write_summary(plan, new, info)
     finally:
         forget_folder(plan.out)
@@ -322,26 +321,19 @@ def _gone_line(out: Path) -> str:
             f"runs are reused)")
 
 
-def _check_out(out: Path) -> None:
-    """Stop with the guard's line when ``out`` is gone: the training runs (other processes)
-    and ``ood score`` (its own folder's guard) would each make it again."""
-    from robustrep.tasks.common.runfiles import check_folder
-    check_folder(out)
-
-
 @contextmanager
 def _out_kept(out: Path) -> Iterator[None]:
     """Around one step that writes under ``out`` (a run's training, its scoring): ``out``
     checked before and after it, and a user error the step met as ``out`` went (the training
     "failed", ood score's own folder gone, the run's config.json missing) said as --out's."""
     from robustrep.tasks.common.errors import UserError
-    _check_out(out)
+    check_folder(out)
     try:
         yield
     except UserError:
-        _check_out(out)
+        check_folder(out)
         raise
-    _check_out(out)
+    check_folder(out)
 
 
 def _check_lists(regs: str, seeds, ood) -> tuple[list[str], tuple, tuple]:
