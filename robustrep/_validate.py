@@ -88,7 +88,8 @@ def check_lam(lam: Any, batch: int | None = None, name: str = "lam") -> None:
                              f"[{lam.min().item():.4g}, {lam.max().item():.4g}]")
         return
     if isinstance(lam, bool) or not isinstance(lam, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1] or a tensor, got {type(lam).__name__}")
+        raise TypeError(f"{name} must be a float in [0, 1] or a tensor, got "
+                        f"{_type_name(lam, integer=False)}")
     if not 0.0 <= float(lam) <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {lam}")
 

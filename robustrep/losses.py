@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from robustrep._names import LOSSES  # noqa: F401 (re-exported: robustrep.losses.LOSSES)
-from robustrep._validate import check_choice, check_tensor
+from robustrep._validate import (check_choice, check_generator, check_same_device,
+                                 check_same_shape, check_tensor)
 
 
 def _per_sample(loss: Tensor) -> Tensor:
@@ -73,18 +74,52 @@ def r1_penalty(logits_real: Tensor, x_real: Tensor) -> Tensor:
 
     ``x_real`` must require grad, and ``logits_real`` must be computed from it.
     """
+    check_tensor("x_real", x_real, min_batch=1, floating=True)
     if not x_real.requires_grad:
         raise ValueError("x_real must require grad for the R1 penalty; call x.requires_grad_() "
                          "before the D forward")
-    (grad,) = torch.autograd.grad(logits_real.sum(), x_real, create_graph=True)
+    check_tensor("logits_real", logits_real, floating=True)
+    grad = _input_grad(logits_real, x_real, "logits_real", "x_real",
+                       "compute it from x_real with grad enabled (not under torch.no_grad(), "
+                       "nor from x_real.detach())")
     return grad.pow(2).reshape(grad.shape[0], -1).sum(1)
 
 
 def gradient_penalty(critic, x_real: Tensor, x_fake: Tensor,
                      generator: torch.Generator | None = None) -> Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): ``(||grad D(x_hat)|| - 1)^2`` per sample on interpolates."""
+    """WGAN-GP (Gulrajani et al. 2017): ``(||grad D(x_hat)|| - 1)^2`` per sample on interpolates.
+
+    ``x_hat = eps * x_real + (1 - eps) * x_fake`` pairs sample ``i`` of each batch, so the two
+    batches must have the same shape; ``critic(x_hat)`` returns scores ``[B]`` (or ``[B, ...]``).
+    """
+    if not callable(critic):
+        raise TypeError(f"critic must be callable, got {type(critic).__name__}")
+    check_tensor("x_real", x_real, min_batch=1, floating=True)
+    check_tensor("x_fake", x_fake, floating=True)
+    # a batch of 1 would broadcast against the other: interpolates of one real with every fake
+    check_same_shape("x_real", x_real, "x_fake", x_fake)
+    check_same_device(x_real=x_real, x_fake=x_fake)
+    check_generator(generator, x_real.device)
     eps = torch.rand(x_real.shape[0], *([1] * (x_real.dim() - 1)), device=x_real.device,
                      dtype=x_real.dtype, generator=generator)
     x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    scores = critic(x_hat)
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"critic(x_hat) must return a tensor of scores, "
+                        f"got {type(scores).__name__}")
+    grad = _input_grad(scores, x_hat, "critic(x_hat)", "x_hat",
+                       "call gradient_penalty with grad enabled (not under torch.no_grad()), "
+                       "with a critic that does not detach its input")
     return (grad.reshape(grad.shape[0], -1).norm(dim=1) - 1.0) ** 2
+
+
+def _input_grad(scores: Tensor, x: Tensor, scores_name: str, x_name: str, fix: str) -> Tensor:
+    """``d sum(scores) / d x`` with its graph (a penalty is a loss on D's parameters); scores
+    that do not depend on ``x`` are named here, not in autograd's words."""
+    if not scores.requires_grad:
+        raise ValueError(f"{scores_name} has no graph to differentiate: {fix}")
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True, allow_unused=True)
+    if grad is None:
+        raise ValueError(f"{scores_name} does not depend on {x_name}: compute it from "
+                         f"{x_name} itself, D({x_name})")
+    return grad

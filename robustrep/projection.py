@@ -40,8 +40,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from robustrep import losses
-from robustrep._validate import (check_bool, check_choice, check_generator, check_positive,
-                                 check_same_device, check_tensor)
+from robustrep._validate import (check_bool, check_choice, check_generator, check_model_dtype,
+                                 check_positive, check_same_device, check_tensor, first_tensor)
 from robustrep.mixing import mixed_gan_loss
 from robustrep.registry import register_discriminator
 
@@ -138,7 +138,7 @@ class RandomProjection(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Project ``x [B, C, H, W]`` (H, W even) to ``[B, K * out_channels, H/2, W/2]``."""
-        _check_image(x, self.in_channels, self.filters)
+        _check_image(x, self.in_channels, self)
         if x.shape[-2] % 2 or x.shape[-1] % 2:
             raise ValueError(f"x must have even height and width, got {tuple(x.shape[-2:])}")
         return F.conv2d(x, self.filters, stride=STRIDE, padding=self.padding)
@@ -148,15 +148,17 @@ class RandomProjection(nn.Module):
                 f"out_channels={self.out_channels}, kernel_size={self.kernel_size}")
 
 
-def _check_image(x: Tensor, channels: int, like: Tensor, size: int | None = None) -> None:
-    """Check an image batch ``[B, channels, size, size]`` on ``like``'s device."""
+def _check_image(x: Tensor, channels: int, module: nn.Module, size: int | None = None) -> None:
+    """Check an image batch ``[B, channels, size, size]`` on ``module``'s device, in its dtype
+    (outside autocast; else the conv's own error names neither x nor the module)."""
     check_tensor("x", x, ndim=4, floating=True)
     if x.shape[1] != channels:
         raise ValueError(f"x must have {channels} channels (dim 1 of [B, C, H, W]), "
                          f"got shape {tuple(x.shape)}")
     if size is not None and tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"x must be {size}x{size} (image_size), got {tuple(x.shape[-2:])}")
-    check_same_device(x=x, module_weights=like)
+    check_same_device(x=x, module_weights=first_tensor(module))
+    check_model_dtype("x", x, module)
 
 
 class GroupedSpectralNorm(nn.Module):
@@ -342,7 +344,7 @@ class ProjectionEnsemble(nn.Module):
         """Logits ``[B, K]`` of every member on images ``x [B, C, image_size, image_size]``."""
         if self.impl == "loop":
             return self.forward_loop(x)
-        _check_image(x, self.in_channels, self.projection.filters, self.image_size)
+        _check_image(x, self.in_channels, self, self.image_size)
         if x.device.type == "cpu":
             # oneDNN's grouped convolutions are slow in the default (NCHW) layout on CPU and fast
             # in channels-last; scripts/bench_regularizers.py measures both against the loop.
@@ -351,7 +353,7 @@ class ProjectionEnsemble(nn.Module):
 
     def forward_loop(self, x: Tensor) -> Tensor:
         """Same as ``forward``, one member at a time: the reference's loop, for tests/benchmarks."""
-        _check_image(x, self.in_channels, self.projection.filters, self.image_size)
+        _check_image(x, self.in_channels, self, self.image_size)
         # Cached: each spectral-normalised weight (and its power step) is computed once, not once
         # per member, so the loop advances u/v exactly like the grouped path.
         with parametrize.cached():

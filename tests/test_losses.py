@@ -151,3 +151,36 @@ def test_gradient_penalty_draws_eps_in_the_inputs_dtype():
     expected = ((2 * eps - 1).abs().squeeze(1) * 5.0 - 1.0) ** 2
     assert pen.dtype == torch.float64
     torch.testing.assert_close(pen, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_penalty_refuses_batches_it_would_broadcast():
+    # One real against four fakes broadcast to four interpolates of that one real: a penalty on
+    # points the caller never meant, without a word.
+    critic = lambda v: v.sum(1)  # noqa: E731
+    with pytest.raises(ValueError, match=r"^x_real and x_fake must have the same shape, got "
+                                         r"\(1, 3\) and \(4, 3\)$"):
+        gradient_penalty(critic, torch.randn(1, 3), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="x_real and x_fake must have the same shape"):
+        gradient_penalty(critic, torch.randn(4, 3), torch.randn(2, 3))
+    with pytest.raises(TypeError, match="^critic must be callable, got Tensor$"):
+        gradient_penalty(torch.zeros(3), torch.randn(4, 3), torch.randn(4, 3))
+    with pytest.raises(TypeError, match=r"^critic\(x_hat\) must return a tensor of scores, got "
+                                        r"tuple$"):
+        gradient_penalty(lambda v: (v.sum(1),), torch.randn(4, 3), torch.randn(4, 3))
+
+
+def test_penalties_name_scores_without_a_graph_to_x():
+    w = torch.randn(3)
+    x = torch.randn(4, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="^logits_real does not depend on x_real: compute it "
+                                         r"from x_real itself, D\(x_real\)$"):
+        r1_penalty(torch.randn(4, 3, requires_grad=True) @ w, x)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"^logits_real has no graph to differentiate: .*"
+                                             r"not under torch.no_grad\(\)"):
+            r1_penalty(x @ w, x)
+        with pytest.raises(ValueError, match=r"^critic\(x_hat\) has no graph to differentiate: "
+                                             r"call gradient_penalty with grad enabled"):
+            gradient_penalty(lambda v: v @ w, torch.randn(4, 3), torch.randn(4, 3))
+    with pytest.raises(TypeError, match="^x_real must be a torch.Tensor, got list$"):
+        r1_penalty(x @ w, [1.0])

@@ -836,3 +836,12 @@ def test_sample_lam_from_0_02_up_is_the_ratio_of_two_gammas(alpha):
     g = torch._standard_gamma(conc, generator=_seeded(3))
     assert torch.equal(sample_lam(alpha, (5,), generator=_seeded(3)),
                        (g[0] / (g[0] + g[1])).float())
+
+
+def test_a_numpy_lam_is_named_as_numpy_with_its_cast():
+    # "got float32" read as a torch dtype; np.float32 is no Python float (np.float64 is one)
+    x = torch.rand(2, 3)
+    with pytest.raises(TypeError, match=r"^lam must be a float in \[0, 1\] or a tensor, got "
+                                        r"numpy.float32; pass float\(value\)$"):
+        mixup(x, x.flip(0), np.float32(0.3))
+    assert torch.equal(mixup(x, x.flip(0), np.float64(0.3))[0], mixup(x, x.flip(0), 0.3)[0])

@@ -254,6 +254,9 @@ def test_bad_constructor_args_raise(kwargs, error, match):
     (torch.zeros(2, 3, 32, 32, dtype=torch.long), TypeError, "floating-point"),
     ([[0.0]], TypeError, "x must be a torch.Tensor"),
     (torch.zeros(2, 3, 32, 32, device="meta"), ValueError, "x on meta"),
+    # was the conv's "expected scalar type Double but found Float", naming neither side
+    (torch.zeros(2, 3, 32, 32, dtype=torch.float64), TypeError,
+     r"^x has dtype torch.float64 but the model's parameters are torch.float32; cast one"),
 ])
 def test_bad_inputs_raise(x, error, match):
     ens = make(num_views=2)

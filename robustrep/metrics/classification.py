@@ -12,8 +12,10 @@ being ``((m-1)/M, m/M]``, and
 Checked against ``gpleiss/temperature_scaling`` (``_ECELoss``: 15 bins, ``conf > lower`` and
 ``conf <= upper``). Top-k accuracy matches ``timm.utils.accuracy`` (as a fraction, not percent).
 
-All functions return tensors on the inputs' device (no host synchronisation), so they can be
-logged from a training step; call ``float()`` when writing them out.
+All functions return tensors on the inputs' device, so they can be logged from a training step;
+call ``float()`` when writing them out. Their checks read the labels' range (and, for
+``accuracy`` and ECE, whether the logits hold NaN): one host synchronisation per call on an
+accelerator.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustrep._validate import check_choice, check_positive, check_same_device, check_tensor
+from robustrep._validate import (check_bool, check_choice, check_positive, check_same_device,
+                                 check_tensor)
 
 __all__ = ["accuracy", "nll", "expected_calibration_error"]
 
@@ -100,6 +103,7 @@ def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int =
     """
     _check_logits_labels(logits_or_probs, y, "logits_or_probs")
     check_positive("n_bins", n_bins, integer=True)
+    check_bool("from_logits", from_logits)  # "false" is truthy: probabilities softmaxed again
     # -inf is a valid logit (a class of probability 0); NaN and +inf make softmax NaN
     if bool((torch.isnan(logits_or_probs) | (logits_or_probs == float("inf"))).any()):
         raise ValueError("logits_or_probs holds NaN or +inf; give finite logits (-inf allowed) "

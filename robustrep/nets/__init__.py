@@ -61,6 +61,12 @@ _loaded = False
 _declared: dict[tuple[str, str], tuple[str, dict[str, Any]]] | None = None
 
 
+def _check_role(role: str) -> None:
+    # _REGISTRY[role] would raise a bare KeyError; builtin_networks would list nothing
+    if not isinstance(role, str) or role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+
+
 def register_network(name: str, role: str):
     """Decorator: register ``fn`` as the ``role`` network of family ``name``.
 
@@ -68,8 +74,7 @@ def register_network(name: str, role: str):
         ValueError: an unknown role, a name not of lower-case letters/digits/dashes, or a name
             registered twice for one role.
     """
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    _check_role(role)
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise ValueError(f"network name must be lower-case letters, digits or '-'; got {name!r}")
 
@@ -129,6 +134,7 @@ def _declared_families() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
 
 def builtin_networks(role: str = "generator") -> list[str]:
     """The family names of ``role`` that robustrep itself registers, sorted (no import)."""
+    _check_role(role)
     return sorted(n for (r, n), (m, _) in _declared_families().items()
                   if r == role and m in _MODULES)
 
@@ -137,10 +143,12 @@ def list_networks(role: str = "generator") -> list[str]:
     """The registered family names of ``role``, sorted: the built-ins, those of installed
     packages (:data:`ENTRY_POINT_GROUP`) and those registered by modules imported so far (a
     ``--plugin``). Imports no family module."""
+    _check_role(role)
     return sorted({n for r, n in _declared_families() if r == role} | set(_REGISTRY[role]))
 
 
 def _factory(name: str, role: str) -> Callable[..., Any]:
+    _check_role(role)
     fn = _REGISTRY[role].get(name)
     if fn is None:
         module = _declared_families().get((role, name), (None,))[0]
@@ -169,6 +177,7 @@ def network_option_info(name: str, role: str) -> dict[str, Any]:
     """:func:`network_options` with each option's default, annotation and help (the factory's
     docstring ``Args:``), as :class:`robustrep._options.OptionInfo`; a plugin family's options
     become command-line flags from these."""
+    _check_role(role)
     declared = _declared_families().get((role, name))
     if name not in _REGISTRY[role] and declared is not None:
         options = declared[1]  # read from the source: --help imports no installed package

@@ -25,3 +25,12 @@ def check_shape(shape: tuple[int, ...], ndim: int, what: str) -> None:
     if len(shape) != ndim or any(int(s) < 1 for s in shape):
         raise ValueError(f"{what} needs one sample's shape with {ndim} positive size(s), "
                          f"got {tuple(shape)}")
+
+
+def square_side(shape: tuple[int, ...], what: str) -> int:
+    """The side ``S`` of one square image's shape ``(C, S, S)``, checked: the networks built
+    from ``S`` alone would map to ``S x S`` samples whatever ``H`` was."""
+    check_shape(shape, 3, what)
+    if int(shape[1]) != int(shape[2]):
+        raise ValueError(f"{what} takes square images, shape (C, S, S); got {tuple(shape)}")
+    return int(shape[2])

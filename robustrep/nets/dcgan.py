@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robustrep.nets import register_network
-from robustrep.nets._layers import check_shape, maybe_spectral_norm, num_doublings
+from robustrep.nets._layers import maybe_spectral_norm, num_doublings, square_side
 from robustrep.split import FeatureSplit
 
 __all__ = ["DCGANGenerator", "dcgan_discriminator"]
@@ -51,8 +51,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, z_dim: int, shape: tuple[int, ...] = (3, 32, 32), width: int = 64):
         super().__init__()
-        check_shape(shape, 3, "DCGANGenerator")
-        channels, n = shape[0], num_doublings(shape[-1])
+        channels, n = shape[0], num_doublings(square_side(shape, "DCGANGenerator"))
         top = width * 2 ** (n - 1)
         self.z_dim = z_dim
         self.fc = nn.Sequential(nn.Linear(z_dim, top * 16, bias=False),
@@ -71,6 +70,29 @@ class DCGANGenerator(nn.Module):
         return self.blocks(self.fc(z))
 
 
+class OneLogit(nn.Module):
+    """The head conv's ``[B, 1, 1, 1]`` as one logit per sample ``[B]``.
+
+    An image larger than the D was built for leaves a map wider than 4x4 at the head, whose conv
+    then gives a map of logits; flattening it would return several logits per sample (50 for
+    a batch of 2 at twice the side), which every loss averages without a word.
+    """
+
+    def __init__(self, side: int):
+        super().__init__()
+        self.side = side
+
+    def forward(self, out: Tensor) -> Tensor:
+        if out.dim() != 4 or tuple(out.shape[1:]) != (1, 1, 1):
+            raise ValueError(f"dcgan_discriminator takes images [B, C, {self.side}, {self.side}] "
+                             f"(the shape it was built for); its head gave logits of shape "
+                             f"{tuple(out.shape)}, not one per sample")
+        return out.flatten(0)
+
+    def extra_repr(self) -> str:
+        return f"side={self.side}"
+
+
 @register_network("dcgan", "discriminator")
 def dcgan_discriminator(shape: tuple[int, ...] = (3, 32, 32), width: int = 64,
                         spectral_norm: bool = False, batchnorm: bool = True) -> FeatureSplit:
@@ -85,8 +107,8 @@ def dcgan_discriminator(shape: tuple[int, ...] = (3, 32, 32), width: int = 64,
     ``local_end`` (InfoMax-GAN's local features, ``robustrep.infomax`` fact 4: our choice) is the
     LeakyReLU before the last stride-2 conv.
     """
-    check_shape(shape, 3, "dcgan_discriminator")
-    channels, n = shape[0], num_doublings(shape[-1])
+    side = square_side(shape, "dcgan_discriminator")
+    channels, n = shape[0], num_doublings(side)
     layers: list[nn.Module] = [maybe_spectral_norm(nn.Conv2d(channels, width, 4, 2, 1),
                                                    spectral_norm), nn.LeakyReLU(0.2, True)]
     for i in range(n - 1):
@@ -98,7 +120,7 @@ def dcgan_discriminator(shape: tuple[int, ...] = (3, 32, 32), width: int = 64,
         layers.append(nn.LeakyReLU(0.2, True))
     trunk = nn.Sequential(*layers)
     head = nn.Sequential(maybe_spectral_norm(nn.Conv2d(width * 2 ** (n - 1), 1, 4, 1, 0),
-                                             spectral_norm), nn.Flatten(0))
+                                             spectral_norm), OneLogit(side))
     d = FeatureSplit(trunk, head)
     _dcgan_init(d)
     d.local_end = len(trunk) - (3 if batchnorm else 2)  # before [conv, (BatchNorm), LeakyReLU]

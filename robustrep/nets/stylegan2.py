@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep.nets import _given, register_network
+from robustrep.nets._layers import square_side
 from robustrep.nets.stylegan2_ops import (LRELU_GAIN, LRELU_SLOPE, conv2d_resample,
                                          downsample2d, fir_filter, normalize_2nd_moment,
                                          upsample2d)
@@ -610,7 +611,8 @@ def stylegan2_generator(z_dim: int, shape: tuple[int, ...], c_dim: int | None = 
                         mapping_lr_mul: float | None = None, conv_clamp: float | None = None,
                         num_fp16_res: int | None = None) -> StyleGAN2Generator:
     """:class:`StyleGAN2Generator` for images of ``shape``."""
-    return StyleGAN2Generator(z_dim, shape[-1], shape[0], **_given(dict(
+    side = square_side(shape, "stylegan2_generator")
+    return StyleGAN2Generator(z_dim, side, shape[0], **_given(dict(
         c_dim=c_dim, w_dim=w_dim, mapping_layers=mapping_layers, channel_base=channel_base,
         channel_max=channel_max, mapping_lr_mul=mapping_lr_mul, conv_clamp=conv_clamp,
         num_fp16_res=num_fp16_res)))
@@ -623,7 +625,8 @@ def stylegan2_discriminator(shape: tuple[int, ...], c_dim: int | None = None,
                             conv_clamp: float | None = None, architecture: str | None = None,
                             num_fp16_res: int | None = None) -> StyleGAN2Discriminator:
     """:class:`StyleGAN2Discriminator` for images of ``shape``."""
-    return StyleGAN2Discriminator(shape[-1], shape[0], **_given(dict(
+    side = square_side(shape, "stylegan2_discriminator")
+    return StyleGAN2Discriminator(side, shape[0], **_given(dict(
         c_dim=c_dim, channel_base=channel_base, channel_max=channel_max,
         mbstd_group=mbstd_group, mbstd_channels=mbstd_channels, conv_clamp=conv_clamp,
         architecture=architecture, num_fp16_res=num_fp16_res)))

@@ -239,3 +239,13 @@ def test_accuracy_and_nll_messages():
         nll(logits, y, reduction="max")
     torch.testing.assert_close(nll(logits, y, reduction="sum"),
                                F.cross_entropy(logits, y, reduction="sum"))
+
+
+def test_ece_from_logits_takes_a_bool_only():
+    # "false" is truthy: probabilities were softmaxed a second time, an ECE of the wrong thing.
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y = torch.tensor([0, 1, 1])
+    for value in ("false", 0, None):
+        with pytest.raises(TypeError, match=f"^from_logits must be a bool, got "
+                                            f"{type(value).__name__}$"):
+            expected_calibration_error(probs, y, from_logits=value)

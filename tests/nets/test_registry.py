@@ -177,3 +177,40 @@ def test_a_z_dim_that_is_not_a_positive_int_is_refused(z_dim):
     # z_dim 0 built a G whose output is one constant image
     with pytest.raises(ValueError, match=r"^z_dim must be a positive int, got "):
         create_generator("dcgan", z_dim, (1, 16, 16), width=4)
+
+
+def test_the_lookups_name_an_unknown_role():
+    # Was a bare KeyError 'gen' from list_networks and network_options, and an empty list from
+    # builtin_networks (as if no family existed).
+    from robustrep.nets import builtin_networks, network_option_info
+    for call in (lambda: list_networks("gen"), lambda: builtin_networks("gen"),
+                 lambda: network_options("dcgan", "gen"),
+                 lambda: network_option_info("dcgan", "gen")):
+        with pytest.raises(ValueError, match="^role must be one of generator, discriminator; "
+                                             "got 'gen'$"):
+            call()
+
+
+@pytest.mark.parametrize("name", ["dcgan", "stylegan2"])
+def test_square_families_refuse_shapes_they_would_not_make(name):
+    # Both were built from the last size alone: (1, 16, 32) gave a G of 32x32 samples, (16, 16)
+    # a 16-channel StyleGAN2, (0, 16, 16) a G of no channels.
+    _, g_opts, d_opts = TINY[name]
+    for shape, why in [((1, 16, 32), r"takes square images, shape \(C, S, S\); got \(1, 16, 32\)"),
+                       ((16, 16), r"needs one sample's shape with 3 positive size\(s\)"),
+                       ((0, 16, 16), r"needs one sample's shape with 3 positive size\(s\)")]:
+        with pytest.raises(ValueError, match=why):
+            create_generator(name, 6, shape, **g_opts)
+        with pytest.raises(ValueError, match=why):
+            create_discriminator(name, shape, **d_opts)
+
+
+def test_dcgan_d_gives_one_logit_per_sample_or_refuses_the_images():
+    # A D for 16x16 on 32x32 images gave a 5x5 map of logits per sample, flattened into 50
+    # "logits" for a batch of 2 that every loss averaged without a word.
+    d = create_discriminator("dcgan", (1, 16, 16), width=4)
+    assert d(torch.rand(2, 1, 16, 16)).shape == (2,)
+    with pytest.raises(ValueError, match=r"^dcgan_discriminator takes images \[B, C, 16, 16\] "
+                                         r"\(the shape it was built for\); its head gave logits "
+                                         r"of shape \(2, 1, 5, 5\), not one per sample$"):
+        d(torch.rand(2, 1, 32, 32))
