@@ -362,13 +362,17 @@ def _check_lists(regs: str, seeds, ood) -> tuple[list[str], tuple, tuple]:
 
 def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, preset, train_opts,
           out, seed) -> _Plan:
-    """Every option checked, and ``--out`` (writable, no file of the user's, no bench.json of
-    another kind), before the first dry run."""
+    """Every option checked, and ``--out`` (writable, no folder of another kind such as a
+    run's, no file of the user's, no bench.json of another kind), before the first dry run."""
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
     from robustrep.tasks.ood.detector_params import parse_params
     from robustrep.tasks.ood.detectors import parse_detectors
+    from robustrep.tasks.ood.outputs import check_own_kind
     reg_list, seeds, ood = _check_lists(regs, seeds, ood)
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
+    # a classify run's folder (or an ood score's, a report's) got runs/ and the tables
+    check_own_kind(out, "bench.json", "--out", "ood bench",
+                   "a new folder, or an earlier ood bench's (its finished runs are reused)")
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
     # by the whole name: `gaussian:x` passed here and was refused only once the first run had
@@ -387,14 +391,79 @@ def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, prese
     return _Plan(reg_list, seeds, ood, specs, overrides, opts, asked, out)
 
 
+def _class_count(config: dict[str, Any]) -> int | None:
+    """The outputs of the classifier a run of ``config`` (a setting's dry-run config) trains,
+    where they are known before it is trained: ``num_classes`` given, or the highest of its
+    ``classes`` + 1 (classify train keeps the labels), or the bundled digits' ten. None: read
+    from the data by the run (GEN's ``M`` is then checked when it is scored)."""
+    if isinstance(config.get("num_classes"), int):
+        return config["num_classes"]
+    if config.get("classes"):
+        return max(map(int, config["classes"])) + 1
+    return 10 if config.get("dataset") == "digits" else None
+
+
+def _input_shape(config: dict[str, Any]) -> tuple[int, int, int]:
+    """The images a run of ``config`` takes: its channels (None in a dry run: the data's, one
+    for the bundled digits) and its image size."""
+    channels = config.get("channels") or (1 if config.get("dataset") == "digits" else 3)
+    return int(channels), int(config["image_size"]), int(config["image_size"])
+
+
+def _meta_model(config: dict[str, Any]) -> Any:
+    """The classifier a run of ``config`` trains, built on the meta device (no weights, no
+    memory, nothing computed) to read its trunk's output shape before it is trained, as an
+    :class:`~robustrep.tasks.ood.extract.OODModel`; None where it cannot be built so."""
+    import torch
+
+    from robustrep.tasks.common.classifier import create_classifier
+    from robustrep.tasks.ood.extract import as_ood_model
+    try:
+        with torch.device("meta"):
+            net = create_classifier(config["model"], _class_count(config) or 10,
+                                    in_chans=_input_shape(config)[0],
+                                    image_size=config["image_size"],
+                                    head=config.get("head") or "linear",
+                                    uos_scale=config.get("uos_scale"))
+    except Exception:  # noqa: BLE001 (a hub model offline, say: its training says why, and
+        return None  # ood score checks the trained run's maps again)
+    return as_ood_model(net, "spatial")
+
+
+def _check_maps(plan: _Plan, reg: str, config: dict[str, Any], built: dict) -> None:
+    """The feature-map detectors against the trunk of the setting ``reg``'s model (``built``:
+    the meta models by their build options): a ViT's tokens were refused when the first run was
+    scored, once it had been trained."""
+    from robustrep.tasks.ood.checks import check_maps
+    names = [s.name for s in plan.specs if s.consumes == "maps"]
+    sized = isinstance(config.get("image_size"), int)  # None: read from the data by the run
+    if plan.asked["feature_maps"] != "spatial" or not names or not sized:
+        return
+    key = json.dumps([config.get(k) for k in ("model", "image_size", "channels", "dataset",
+                                              "head")], default=str)
+    if key not in built:
+        built[key] = _meta_model(config)
+    if built[key] is not None:
+        check_maps(plan.specs, "spatial", built[key], _input_shape(config),
+                   f"--detectors {', '.join(names)} with --model {config['model']} (the "
+                   f"{reg!r} runs)")
+
+
 def _check_configs(plan: _Plan, configs: list[dict[str, Any]], preset: str) -> None:
     """Each setting's resolved config (its dry run's) against the OOD sets and the detectors:
     before the first run is trained."""
     from robustrep.tasks.ood.datasets import check_not_trained_on
-    from robustrep.tasks.ood.detector_params import check_channel_params, check_fit_counts
+    from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
+                                                     check_fit_counts)
+    built: dict[str, Any] = {}
     for reg, config in zip(plan.regs, configs):
         if isinstance(config.get("channels"), int):  # ODIN's norm_std, before any training
             check_channel_params(plan.overrides, config["channels"])
+        classes = _class_count(config)
+        if classes is not None:  # GEN's M above it was taken as every class, and recorded
+            check_class_params(plan.overrides, classes,
+                               f"the {reg!r} runs' {classes} outputs ({_data_name(config)})")
+        _check_maps(plan, reg, config, built)
         try:  # e.g. --train-opt classes=0,1,2,3,4,5: digits59 would not be OOD
             check_not_trained_on(list(plan.ood), config)
         except ConfigError as err:  # its refusal, said of the setting's runs

@@ -1,7 +1,7 @@
 """The checks ``robustrep ood score`` makes before any feature is extracted (and the one it
-makes on every detector's scores): options that act on nothing, ID classes the head has no output
-for, fit data lacking an ID class, ID data the classifier or the detectors have already seen,
-and constant scores.
+makes on every detector's scores): options that act on nothing, feature-map detectors on a model
+without feature maps, ID classes the head has no output for, fit data lacking an ID class, ID
+data the classifier or the detectors have already seen, and constant scores.
 
 The checks before extraction refuse what the user asked for: a :class:`ConfigError` (one line,
 exit 2; also a ValueError). Constant scores fail one detector, which the others outlive
@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.detectors import PER_CLASS, DetectorSpec
+from robustrep.tasks.ood.extract import OODModel, check_map_shape
 
 
 def check_not_constant(name: str, scores: Sequence[torch.Tensor]) -> None:
@@ -44,6 +45,18 @@ def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize
     if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
         raise ConfigError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
                           f"are always resized), and none is read here; drop it")
+
+
+def check_maps(specs: Sequence[DetectorSpec], feature_maps: str, model: OODModel,
+               shape: Sequence[int], who: str | None = None) -> None:
+    """Refuse feature-map detectors (ReAct, ASH, SCALE, ...) on spatial maps of a model whose
+    trunk gives none (a ViT's tokens), from two blank images of ``shape``, before any data is
+    read: it was found in the first extraction (in ood bench, once the run was trained).
+    ``who``: what the refusal names first (default: the detectors)."""
+    names = [s.name for s in specs if s.consumes == "maps"]
+    if feature_maps != "spatial" or not names:
+        return
+    check_map_shape(model.trunk_shape(shape), who or f"--detectors {', '.join(names)}")
 
 
 def check_fit_options(specs: Sequence[DetectorSpec], fitted: Collection[str],

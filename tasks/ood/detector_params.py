@@ -6,9 +6,11 @@ Out-of-Distribution Detection based on PyTorch", CVPR-W 2022, github.com/kkirchh
 whose constructors check their arguments only when they are built, and whose fits check them
 only when they run: both after every feature of every dataset was extracted. Here each value is
 checked against its parameter first: of the kind its default has, finite, positive where the
-detector divides or counts with it, a fraction where pytorch-ood wants one, one of a class's
-choices; then against the sizes the classifier and the data fix (ViM's ``d`` below the feature
-size, KNN's and NNGuide's ``k`` within the fit set), as soon as each size is known.
+detector divides or counts with it, a fraction where pytorch-ood wants one, within the bounds
+its code sets (PNML's ``eps`` in (0, 0.5), NCI's ``alpha`` >= 0, ...), one of a class's choices;
+then against the sizes the classifier and the data fix (GEN's ``M`` and OpenMax's ``alpha``
+within the class count, ViM's ``d`` below the feature size, KNN's and NNGuide's ``k`` within the
+fit set), as soon as each size is known.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def parse_params(items: Iterable[str] | None,
         _check_param_type(spec, key, value, item)
         out.setdefault(spec.name, {})[key] = value
     _check_vra_order(out.get("VRA", {}))
+    _check_mcd_samples(out.get("MCD", {}))
     return out
 
 
@@ -122,6 +125,17 @@ def _check_vra_order(given: dict[str, Any]) -> None:
                           f"{params['upper_percentile'].default})")
 
 
+def _check_mcd_samples(given: dict[str, Any]) -> None:
+    """MCD's ``var`` mode (its default) scores the variance of the softmax over its ``samples``
+    dropout passes: over one pass that is NaN for every image, found only once the scores were."""
+    params = registry()["MCD"].params
+    samples, mode = (given.get(k, params[k].default) for k in ("samples", "mode"))
+    if mode == "var" and samples == 1:
+        raise ConfigError(f"--param MCD.samples=1: MCD.samples takes an int >= 2 with MCD.mode "
+                          f"'var' (default {params['samples'].default}): the variance over one "
+                          f"dropout pass is NaN; give more, or MCD.mode='mean'")
+
+
 # Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
 # subspace dimension): 0 passed the sign check and failed only after every feature was extracted
 # (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace). ReAct's threshold
@@ -160,10 +174,57 @@ _FRACTIONS = {("ASH", "percentile"), ("ReAct", "percentile"), ("SCALE", "percent
               ("LTS", "p")}
 
 
+class _Bounds(NamedTuple):
+    """The values a parameter takes, ``low`` to ``high`` (each excluded where ``open_low`` or
+    ``open_high``), and ``why``, what the detector does with it that the bounds come from."""
+
+    low: float
+    high: float
+    open_low: bool
+    open_high: bool
+    why: str
+
+    def holds(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def text(self) -> str:
+        if self.high == math.inf:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return (f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.open_high else ']'}")
+
+
+# Bounds read from pytorch-ood 0.4's code, where a value outside passed the kind and sign checks
+# and failed (NaN or constant scores) or acted otherwise than results.json records, only after
+# every feature was extracted. Upper bounds set by the class count: _CLASS_COUNTS.
+_BOUNDS = {
+    ("PNML", "eps"): _Bounds(0, 0.5, True, True, "it clamps the class probabilities to [eps, "
+                             "1 - eps]: at 0 a zero probability makes the regret NaN, from 0.5 "
+                             "on every probability is one value"),
+    ("NCI", "alpha"): _Bounds(0, math.inf, False, True, "the weight of its feature-norm "
+                              "penalty (0: none), which pytorch-ood leaves out when it is "
+                              "below 0"),
+    ("OpenMax", "alpha"): _Bounds(1, math.inf, False, True, "the number of top classes whose "
+                                  "activations it revises: 0 revises none"),
+    ("OpenMax", "euclid_weight"): _Bounds(0, 1, False, False, "the weight of the Euclidean "
+                                          "distance, the cosine distance's being "
+                                          "1 - euclid_weight"),
+    ("ASH", "percentile"): _Bounds(0, 1, False, True, "the fraction of the activations it "
+                                   "prunes: at 1 none is left to score"),
+    ("SCALE", "percentile"): _Bounds(0, 1, False, True, "it scales by the sum of the top "
+                                     "1 - percentile of the activations: at 1 there is none"),
+    ("DICE", "p"): _Bounds(0, 1, False, True, "the fraction of the weight contributions it "
+                           "masks: at 1 it masks them all and every score is one value"),
+}
+
+
 def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
-    """A finite number, a fraction where pytorch-ood wants one, and a name among a class's
-    choices (ASH's ``variants``): each failed only after extraction (an inf temperature gave
-    constant scores; ``ASH.variant=nope`` a bare AssertionError)."""
+    """A finite number, a fraction where pytorch-ood wants one, a number within the bounds the
+    detector's code sets (:data:`_BOUNDS`), and a name among a class's choices (ASH's
+    ``variants``): each failed only after extraction (an inf temperature gave constant scores;
+    ``ASH.variant=nope`` a bare AssertionError)."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if number and not math.isfinite(value):
         raise ConfigError(f"--param {item}: {spec.name}.{key} takes a finite number, got {value}")
@@ -171,6 +232,11 @@ def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> N
         hint = f"; use {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
         raise ConfigError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
                           f"(default {_default_text(spec, key)}), got {value!r}{hint}")
+    bounds = _BOUNDS.get((spec.name, key))
+    if number and bounds is not None and not bounds.holds(value):
+        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a number "
+                          f"{bounds.text()} (default {_default_text(spec, key)}), got "
+                          f"{value!r}: {bounds.why}")
     # ASH.variants for ASH(variant=...)
     choices = _CHOICES.get((spec.name, key)) or getattr(spec.cls, f"{key}s", None)
     # a value of another kind is no choice either: ASH.variant=3 failed only after extraction
@@ -225,6 +291,26 @@ def check_feature_params(params: dict[str, dict[str, Any]] | None, feature_dim: 
         raise ConfigError(f"--param ViM.d={d}: ViM.d must be in 1..{feature_dim - 1} for this "
                           f"classifier's {feature_dim}-d features (it keeps d dimensions and "
                           f"scores the other D - d)")
+
+
+# Arguments that count the classifier's classes: GEN averages its top-M softmax probabilities
+# (Liu et al., CVPR 2023) and OpenMax revises the activations of its top alpha classes (Bendale
+# & Boult, CVPR 2016). pytorch-ood takes the top min(M, C) of C classes in silence (OpenMax's
+# fit sets alpha = min(C, alpha)), while results.json records the value given.
+_CLASS_COUNTS = (("GEN", "M"), ("OpenMax", "alpha"))
+
+
+def check_class_params(params: dict[str, dict[str, Any]] | None, num_classes: int,
+                       source: str) -> None:
+    """Refuse a GEN ``M`` or OpenMax ``alpha`` given above ``num_classes``, the classifier's
+    outputs, as soon as they are known (``source`` says whose they are), before any feature is
+    extracted. Their defaults (every class; 10) are left to pytorch-ood, which caps them."""
+    for det, key in _CLASS_COUNTS:
+        value = (params or {}).get(det, {}).get(key)
+        if value is not None and value > num_classes:
+            raise ConfigError(f"--param {det}.{key}={value}: {det}.{key} counts the classes it "
+                              f"reads from the top, so it must be in 1..{num_classes} for "
+                              f"{source}; lower it")
 
 
 # Arguments that count the images a detector is fitted on: KNN's k nearest neighbours among the

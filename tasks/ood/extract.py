@@ -97,6 +97,12 @@ class OODModel(nn.Module):
             return self.classifier(maps.flatten(1))
         return self.classifier(self._pool(maps))
 
+    def trunk_shape(self, sample_shape: Sequence[int]) -> tuple[int, ...]:
+        """The per-sample shape of the unpooled trunk output for images of ``sample_shape``,
+        from two blank ones (on a model built on the meta device, without computing)."""
+        from robustrep.split import probe_shape
+        return probe_shape(self, self._maps, tuple(sample_shape))
+
     # One pass for extraction --------------------------------------------------------------------
 
     def outputs(self, x: Tensor, maps: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -112,12 +118,20 @@ class OODModel(nn.Module):
 
     @staticmethod
     def _check_maps(maps: Tensor) -> Tensor:
-        if maps.dim() != 4:  # the user's model with --feature-maps spatial: one line
-            raise ConfigError(
-                f"feature-map detectors need 4-D maps [B, C, H, W], but this model's "
-                f"forward_features gives shape {tuple(maps.shape)} (a transformer's tokens?); "
-                f"pass --feature-maps pooled to shape the pooled pre-logit vector instead")
+        check_map_shape(tuple(maps.shape[1:]))  # the user's model with --feature-maps spatial
         return maps
+
+
+def check_map_shape(sample_shape: Sequence[int], who: str = "") -> None:
+    """Refuse per-sample maps ``sample_shape`` that are not ``[C, H, W]`` (a transformer's
+    ``[tokens, D]``) for the feature-map detectors: one line, ``who`` (the detectors, the
+    model) before it."""
+    if len(sample_shape) != 3:
+        dims = ", ".join(map(str, ("B", *sample_shape)))
+        raise ConfigError(
+            f"{who}{': ' if who else ''}feature-map detectors need 4-D maps [B, C, H, W], but "
+            f"this model's forward_features gives shape [{dims}] (a transformer's tokens?); "
+            f"pass --feature-maps pooled to shape the pooled pre-logit vector instead")
 
 
 def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:

@@ -28,9 +28,11 @@ assert) is reported with its error and the others still run.
 An OOD set holding classes the classifier was trained on (``digits59`` for a run on all ten
 digits, the run's own CIFAR/SVHN set) is refused before any data is read
 (:func:`robustrep.tasks.ood.datasets.trained_overlap`), and so is an OOD set that reads the ID
-test or fit data. Before any feature is extracted, ID classes the classifier's head has no
-output for, fit data lacking an ID class for the detectors that fit per class, a ViM ``d``
-not below the feature size and a KNN or NNGuide ``k`` above the fit set's size are refused
+test or fit data; so are feature-map detectors on a model whose trunk gives no maps (a ViT's
+tokens) and a GEN ``M`` or OpenMax ``alpha`` above the class count, once the model is loaded.
+Before any feature is extracted, ID classes the classifier's head has no output for, fit data
+lacking an ID class for the detectors that fit per class, a ViM ``d`` not below the feature size
+and a KNN or NNGuide ``k`` above the fit set's size are refused
 (:mod:`robustrep.tasks.ood.checks`, :mod:`robustrep.tasks.ood.detector_params`). A second call into
 the same output folder keeps the first one's rows (:mod:`robustrep.tasks.ood.outputs`): results
 are keyed by (detector, OOD set), a pair measured again replaces its row, and both are named on
@@ -57,15 +59,16 @@ from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_fit_classes, check_fit_options, check_head,
-                                        check_inert_options, check_not_constant,
+                                        check_inert_options, check_maps, check_not_constant,
                                         check_openood_id, optimistic_data)
-from robustrep.tasks.ood.detector_params import (check_channel_params, check_feature_params,
-                                                 check_fit_counts, parse_params)
+from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
+                                                 check_feature_params, check_fit_counts,
+                                                 parse_params)
 from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector, fit_detector,
                                            fits_on, parse_detectors, score_extracted,
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
-from robustrep.tasks.ood.outputs import OUTPUTS, read_earlier, write_merged
+from robustrep.tasks.ood.outputs import OUTPUTS, check_own_kind, read_earlier, write_merged
 from robustrep.tasks.ood.results import (FPR_LEGEND, DetectorResult, ScoreResult,
                                          compute_metrics)
 
@@ -242,6 +245,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
     check_channel_params(overrides, ctx.shape[0])  # ODIN's norm_std: before any data is read
+    outputs = int(config["num_classes"])
+    check_class_params(overrides, outputs, f"this classifier's {outputs} outputs")  # GEN's M
     sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id, data_root)
     check_inert_options(specs, feature_maps, resize,
                         [sets.id_name, sets.fit_data or sets.id_name,
@@ -252,7 +257,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                     sets.fit_data)
     ds.check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
     sets.notes += optimistic_data(sets.id_name, sets.fit_data, config if run is not None else {})
-    outputs = int(config["num_classes"])
+    model = as_ood_model(classifier, feature_maps).to(dev).eval()
+    check_maps(specs, feature_maps, model, ctx.shape)  # a ViT's tokens: before any data is read
     with ds.in_memory(ctx.shape[-1], foreign is not None):
         whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
         check_head(ctx, whole, outputs, sets.id_name, foreign)
@@ -260,7 +266,6 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides)
         ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
                     for name in sets.ood}
-    model = as_ood_model(classifier, feature_maps).to(dev).eval()
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,
                          workers=workers, show_progress=show_progress)
@@ -280,9 +285,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
 
 def _output_folder(run: Path | None, out: str | Path | None,
                    foreign: dict[str, Any] | None) -> Path:
-    """The folder the results go to, checked before any work: writable, and holding no file
-    but an earlier ``ood score``'s (whose rows are merged with this call's, never a user's
-    results.json replaced)."""
+    """The folder the results go to, checked before any work: writable, no folder of another
+    kind (a run's, a bench's, a report's), and holding no file but an earlier ``ood score``'s
+    (whose rows are merged with this call's, never a user's results.json replaced)."""
     from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
                                                check_writable)
     if out:
@@ -294,6 +299,11 @@ def _output_folder(run: Path | None, out: str | Path | None,
     if foreign is not None and (Path(out) / "results.json").exists():
         raise ConfigError(f"--out {out} already holds results.json; choose a new folder")
     out_dir = Path(out) if out else run / "ood"
+    # a run's folder (also the scored run's: its results go to RUN/ood, where robustrep report
+    # reads them), a bench's or a report's: their files and ours were mixed in one folder
+    check_own_kind(out_dir, "results.json", "--out" if out else "output folder", "ood score",
+                   "RUN/ood without --out, a new folder, or an earlier ood score's"
+                   if foreign is None else "a new folder")
     check_writable(out_dir, "--out")
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
                       "--out" if out else "output", companions=OUTPUTS)

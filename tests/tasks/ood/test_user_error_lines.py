@@ -52,9 +52,10 @@ def _cases(tmp_path, run):
         "token maps": (["--model", "test_vit", "--checkpoint", str(_vit_checkpoint(tmp_path)),
                         "--dataset", "digits", "--classes", "0", "1", "2", "--image-size", "16",
                         "--channels", "1", "--detectors", "ReAct"],
-                       "feature-map detectors need 4-D maps [B, C, H, W], but this model's "
-                       "forward_features gives shape (256, 2, 64) (a transformer's tokens?); "
-                       "pass --feature-maps pooled to shape the pooled pre-logit vector instead"),
+                       "--detectors ReAct: feature-map detectors need 4-D maps [B, C, H, W], "
+                       "but this model's forward_features gives shape [B, 2, 64] (a "
+                       "transformer's tokens?); pass --feature-maps pooled to shape the pooled "
+                       "pre-logit vector instead"),
         "empty list": ([str(run), "--ood", f"imagelist:{tmp_path}:{tmp_path}/empty.txt"],
                        f"image list {tmp_path}/empty.txt lists no images"),
         "list without root": ([str(run), "--ood", "imagelist:x"],
