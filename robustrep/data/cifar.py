@@ -5,7 +5,9 @@ Toronto, 2009; the "python version" archives from https://www.cs.toronto.edu/~kr
 extracted under ``root`` (``cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta`` and
 ``cifar-100-python/train, test, meta``): pickled dicts with ``data`` uint8 ``[N, 3072]`` (the
 1024 red, then green, then blue values of a 32x32 image, row-major) and ``labels`` (CIFAR-10) or
-``fine_labels`` (CIFAR-100). Read through :class:`torchvision.datasets.CIFAR10`/``CIFAR100``,
+``fine_labels`` (CIFAR-100). A split needs only its own batches and the meta file: the test
+split reads ``test_batch`` (``test``) alone, so a folder without the training batches serves an
+evaluation or an OOD set. Read through :class:`torchvision.datasets.CIFAR10`/``CIFAR100``,
 with the batches unpickled by :func:`robustrep.safe_pickle.load_array_pickle` (torchvision's
 ``pickle.load`` would run any code a foreign file names).
 
@@ -26,9 +28,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10, CIFAR100, VisionDataset
+from torchvision.datasets.utils import check_integrity
 
 from robustrep._validate import check_choice
-from robustrep.data._common import PresenceCheckMixin
 from robustrep.data.images import check_source, check_train, image_transform
 from robustrep.safe_pickle import load_array_pickle
 
@@ -47,9 +49,14 @@ class CIFARBatchError(ValueError):
     (it names the file), so :func:`cifar` passes it on unchanged."""
 
 
-class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
+class _LocalCIFAR10(CIFAR10):
     """torchvision's CIFAR10 with the batches read by :func:`load_array_pickle`: torchvision's
-    ``__init__`` calls ``pickle.load``, which would run any code a foreign file names."""
+    ``__init__`` calls ``pickle.load``, which would run any code a foreign file names. Only the
+    split's own files are looked for, or with ``check_md5`` md5-checked (torchvision's check
+    wants every batch of both splits; the presence check replaces it, as
+    :class:`~robustrep.data._common.PresenceCheckMixin` does for the other readers)."""
+
+    check_md5 = False
 
     label_key = "labels"  # the labels this class reads from each batch
 
@@ -61,7 +68,7 @@ class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
             raise RuntimeError(f"{self.base_folder} under {root} failed the md5 check")
         self._load_meta()  # first: the classes bound the labels checked below
         data, self.targets = [], []
-        for name, _ in self.train_list if train else self.test_list:
+        for name, _ in _split_files(type(self), train):
             path = Path(self.root) / self.base_folder / name
             images, labels = self._checked_batch(path, _read_batch(path))
             data.append(images)
@@ -83,8 +90,16 @@ class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
         return entry["data"], [int(label) for label in entry[self.label_key]]
 
     def _files_present(self) -> bool:
-        names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+        names = [n for n, _ in _split_files(type(self), self.train)] + [self.meta["filename"]]
         return not _missing_files(Path(self.root) / self.base_folder, names)
+
+    def _check_integrity(self) -> bool:
+        """The split's files are there or, with ``check_md5``, are the official ones."""
+        if not self.check_md5:
+            return self._files_present()
+        folder = Path(self.root) / self.base_folder
+        return all(check_integrity(str(folder / name), md5)
+                   for name, md5 in _split_files(type(self), self.train))
 
     def _load_meta(self) -> None:
         path = Path(self.root) / self.base_folder / self.meta["filename"]
@@ -94,6 +109,11 @@ class _LocalCIFAR10(PresenceCheckMixin, CIFAR10):
 
 class _LocalCIFAR100(_LocalCIFAR10, CIFAR100):
     label_key = "fine_labels"  # robustrep's CIFAR-100 is the 100-class (fine) task
+
+
+def _split_files(cls: type, train: bool) -> list[tuple[str, str]]:
+    """``(name, md5)`` of the batches of one split of ``cls`` (CIFAR10 or CIFAR100)."""
+    return list(cls.train_list if train else cls.test_list)
 
 
 def _batch_problem(entry: Any, key: str, classes: int) -> str | None:
@@ -120,29 +140,33 @@ def _batch_problem(entry: Any, key: str, classes: int) -> str | None:
     return None
 
 
-_CIFAR = {
+_CIFAR = {  # class, title, archive, the batches of (train, test) as said, the meta file's key
     "cifar10": (_LocalCIFAR10, "CIFAR-10", "cifar-10-python.tar.gz",
-                "data_batch_1..5, test_batch and batches.meta (key 'label_names')"),
-    "cifar100": (_LocalCIFAR100, "CIFAR-100", "cifar-100-python.tar.gz",
-                 "train, test and meta (key 'fine_label_names')"),
+                ("data_batch_1..5", "test_batch"), "label_names"),
+    "cifar100": (_LocalCIFAR100, "CIFAR-100", "cifar-100-python.tar.gz", ("train", "test"),
+                 "fine_label_names"),
 }
 
 
-def _cifar_missing_error(root: Path, name: str) -> FileNotFoundError | None:
-    cls, title, archive, contents = _CIFAR[name]
+def _cifar_missing_error(root: Path, name: str, train: bool) -> FileNotFoundError | None:
+    """The error for a file of the split missing under ``root``, or None when all are there:
+    the other split's files are not needed (``--ood cifar10:ROOT`` reads the test split)."""
+    cls, title, archive, batches, key = _CIFAR[name]
     folder = root / cls.base_folder
-    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    names = [n for n, _ in _split_files(cls, train)] + [cls.meta["filename"]]
     missing = _missing_files(folder, names)
     if not missing:
         return None
     hint = ""
     if not _missing_files(root, names):
         hint = (f" The files are directly in {root}; pass its parent folder as root.")
+    split = "train" if train else "test"
     return FileNotFoundError(
-        f"{title} not found: expected {folder / missing[0]} (missing under {folder}: "
-        f"{', '.join(missing)}). Download is off in robustrep: fetch {archive} from "
+        f"{title} {split} split not found: expected {folder / missing[0]} (missing under "
+        f"{folder}: {', '.join(missing)}). Download is off in robustrep: fetch {archive} from "
         f"https://www.cs.toronto.edu/~kriz/cifar.html and extract it into {root}, so that "
-        f"{folder} holds {contents}.{hint}")
+        f"{folder} holds {batches[0 if train else 1]} and {cls.meta['filename']} (key "
+        f"'{key}'), the {split} split's files.{hint}")
 
 
 def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
@@ -152,7 +176,8 @@ def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
     Args:
         root: folder holding ``cifar-10-batches-py/`` or ``cifar-100-python/``.
         name: ``"cifar10"`` or ``"cifar100"`` (fine labels).
-        train: the 50,000-image train set, else the 10,000-image test set.
+        train: the 50,000-image train set, else the 10,000-image test set; only that
+            split's batches (and the meta file) need to be under ``root``.
         size: resize (and centre-crop) to this side; None keeps 32.
         channels: 3, or 1 for greyscale.
         check_md5: also verify torchvision's md5 sums of the official files.
@@ -163,7 +188,7 @@ def cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True,
     check_choice("name", name, _CIFAR)
     check_train(train)
     root = check_source(root, size, channels)
-    error = _cifar_missing_error(root, name)
+    error = _cifar_missing_error(root, name, train)
     if error is not None:
         raise error
     cls = _CIFAR[name][0]
@@ -189,7 +214,7 @@ def _bad_cifar_file(folder: Path, cls: type, train: bool) -> Path | None:
 
     Only called after loading failed, to name the file.
     """
-    names = [n for n, _ in (cls.train_list if train else cls.test_list)] + [cls.meta["filename"]]
+    names = [n for n, _ in _split_files(cls, train)] + [cls.meta["filename"]]
     for name in names:
         path = folder / name
         try:

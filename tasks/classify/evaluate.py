@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -262,6 +263,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
                                                check_run_program, check_writable, output_lock)
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
+    _check_data_root(run, foreign, data_root)
     claim = foreign is not None and out is None  # runs/eval/<model>-<time>: made at the end
     if foreign is not None:
         out = _new_out(out, foreign["name"])
@@ -301,11 +303,43 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
         from robustrep.tasks.common.rundir import claim_new_folder
         out = claim_new_folder(out)
     with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
-        note = replaced_note(out / "report.json", report)  # before any file there is replaced
+        earlier = _earlier_report(out / "report.json")  # before any file there is replaced
+        note = replaced_note(out / "report.json", report, earlier)
         report["files"] = _write_report(report, out, config["model"])
+        _remove_stale_diagrams(out, earlier, report["files"])
     if note:
         print(f"note: {note}", file=sys.stderr)
     return report
+
+
+def _check_data_root(run: str | Path | None, foreign: dict[str, Any] | None,
+                     data_root: str | None) -> None:
+    """``--data-root`` for data read from no folder (the built-in digits), refused before the
+    model loads, as ``classify train`` refuses it. It was refused only after the model had
+    loaded (``--pretrained`` weights fetched first), and a run's user was told to set
+    ``--dataset``, which ``classify eval RUN`` refuses."""
+    from .config import DATASETS, ONLY_WITH
+    if data_root is None:
+        return
+    rooted = ONLY_WITH["data_root"][1]
+    dataset = foreign["dataset"] if foreign is not None else _saved_dataset(run)
+    if dataset not in DATASETS or dataset in rooted:  # unknown: the config's reader says
+        return
+    if foreign is not None:
+        raise UserError(f"--data-root applies only with --dataset {' or '.join(rooted)} "
+                        f"(dataset is {dataset!r}, built in); drop it or set that option")
+    raise UserError(f"--data-root: {run} was trained on the built-in {dataset} data, which is "
+                    f"read from no folder; drop --data-root (it applies to runs on "
+                    f"{', '.join(rooted)})")
+
+
+def _saved_dataset(run: str | Path) -> Any:
+    """The dataset a run's config.json names, or None where it cannot be read (load_run then
+    names the folder's problem)."""
+    try:
+        return json.loads((Path(run) / "config.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _head_source(foreign: dict[str, Any] | None) -> str | None:
@@ -354,26 +388,60 @@ def _measured(report: dict[str, Any]) -> str:
     return f"{', '.join(accs) or 'clean accuracy only'} on {report.get('n')} samples"
 
 
-def replaced_note(path: Path, report: dict[str, Any]) -> str | None:
-    """What an earlier report at ``path`` measured, when this one measures otherwise: a reader
-    of the run folder (``robustrep report --collect``) would mix the two without a word."""
+# What a report evaluated: an earlier report of another model, checkpoint or data replaced in
+# the same folder is said, with what differs (as ood score says of the rows it replaces).
+_SUBJECT = ("run", "model", "weights", "step", "dataset", "split")
+
+
+def _earlier_report(path: Path) -> dict[str, Any] | None:
+    """The report an earlier ``classify eval`` wrote at ``path`` (check_replaceable has made
+    sure one there is ours), or None: none, or not one (any more)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):  # none, or damaged: nothing to compare
         return None
-    if not isinstance(old, dict) or _measured(old) == _measured(report):
+    return old if isinstance(old, dict) and {"clean", "summary"} <= old.keys() else None
+
+
+def replaced_note(path: Path, report: dict[str, Any],
+                  old: dict[str, Any] | None) -> str | None:
+    """What the earlier report ``old`` at ``path`` held, when this one evaluates another model
+    or data, or measures otherwise: a reader of the folder (``robustrep report --collect``)
+    would mix the two without a word."""
+    if old is None:
+        return None
+    diff = [f"{k} {old[k]!r} -> {report.get(k)!r}" for k in _SUBJECT
+            if k in old and _key(k, old[k]) != _key(k, report.get(k))]
+    if diff:
+        return (f"{path} replaced: it held the report of another evaluation ({'; '.join(diff)}); "
+                f"give --out a new folder to keep both")
+    if _measured(old) == _measured(report):
         return None
     return f"{path} replaced: it held {_measured(old)}; this one holds {_measured(report)}"
 
 
+def _key(name: str, value: Any) -> Any:
+    """A report's ``name`` as compared: a run folder by where it is (``RUN``, ``./RUN`` and its
+    absolute path are one run)."""
+    return os.path.abspath(value) if name == "run" and isinstance(value, str) else value
+
+
+def _remove_stale_diagrams(out: Path, old: dict[str, Any] | None, files: dict[str, str]) -> None:
+    """Remove the earlier report's ``corruptions.png`` when this report draws none (evaluated
+    without corruptions): left there, it was read as this report's."""
+    drawn = old.get("files") if old is not None else None
+    if isinstance(drawn, dict) and "corruptions" in drawn and "corruptions" not in files:
+        (out / "corruptions.png").unlink(missing_ok=True)
+
+
 def _new_out(out: str | Path | None, name: str) -> Path:
-    """The report folder of a model from elsewhere: ``--out`` or runs/eval/<model>-<time>; an
-    existing report there is never overwritten."""
+    """The report folder of a model from elsewhere: ``--out`` or a new runs/eval/<model>-<time>.
+    An earlier report in ``--out`` is replaced as a run's is (check_replaceable: one a
+    ``classify eval`` wrote, never a user's file of its name); it was refused, while
+    ``classify eval RUN`` replaced RUN/eval/report.json."""
     from robustrep.tasks.common.weights import default_out
     if out is None:  # claimed when the report is written, under another name if taken
         return default_out(name, "eval")
-    if (Path(out) / "report.json").exists():
-        raise UserError(f"--out {out} already holds a report.json; choose a new folder")
     return Path(out)
 
 

@@ -1,5 +1,6 @@
 """CIFAR-10/100 from files written in the official python format (robustrep.data.cifar)."""
 
+import importlib
 import pickle
 from pathlib import Path
 
@@ -88,9 +89,59 @@ def test_cifar_missing_root_names_expected_path(tmp_path):
 
 def test_cifar_incomplete_layout_lists_missing_files(cifar10_root):
     root, _ = cifar10_root
-    (root / "cifar-10-batches-py" / "test_batch").unlink()
-    with pytest.raises(FileNotFoundError, match="test_batch"):
-        cifar(root, "cifar10", train=True)
+    folder = root / "cifar-10-batches-py"
+    (folder / "test_batch").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        cifar(root, "cifar10", train=False)
+    assert str(info.value).startswith(f"CIFAR-10 test split not found: expected "
+                                      f"{folder / 'test_batch'} (missing under {folder}: "
+                                      f"test_batch).")
+    assert "holds test_batch and batches.meta (key 'label_names'), the test split's files" in (
+        str(info.value))
+
+
+@pytest.mark.parametrize("kept", ["test", "train"])
+def test_a_cifar10_split_needs_only_its_own_batches_and_the_meta_file(cifar10_root, kept):
+    # Was: the test split refused without data_batch_1..5 (`--ood cifar10:ROOT`, eval), and the
+    # train split without test_batch
+    root, _ = cifar10_root
+    folder = root / "cifar-10-batches-py"
+    other = ["test_batch"] if kept == "train" else [f"data_batch_{i}" for i in range(1, 6)]
+    for name in other:
+        (folder / name).unlink()
+    split = cifar(root, "cifar10", train=kept == "train")
+    assert len(split) == (20 if kept == "train" else 3)
+    assert [split[k][1] for k in range(3)] == ([4, 5, 6] if kept == "train" else [7, 8, 9])
+    with pytest.raises(FileNotFoundError) as info:  # the other split: named, with its file
+        cifar(root, "cifar10", train=kept != "train")
+    missing = "train split not found" if kept == "test" else "test split not found"
+    assert missing in str(info.value) and str(folder / other[0]) in str(info.value)
+    (folder / "batches.meta").unlink()  # the meta file: needed by either split
+    with pytest.raises(FileNotFoundError, match=f"{kept} split not found: expected "
+                                                f"{folder / 'batches.meta'}"):
+        cifar(root, "cifar10", train=kept == "train")
+
+
+def test_a_cifar100_test_split_needs_no_train_file(tmp_path):
+    _cifar100_root(tmp_path, [1, 2]).unlink()  # cifar-100-python/train
+    test = cifar(tmp_path, "cifar100", train=False)
+    assert len(test) == 1 and test.classes[:2] == ["f0", "f1"]
+    with pytest.raises(FileNotFoundError, match="CIFAR-100 train split not found: expected "
+                                                f"{tmp_path / 'cifar-100-python' / 'train'} "):
+        cifar(tmp_path, "cifar100", train=True)
+
+
+def test_the_md5_check_of_a_split_reads_only_its_files(cifar10_root, monkeypatch):
+    # check_md5 verifies the split's batches alone (torchvision's check wants both splits')
+    root, _ = cifar10_root
+    checked = []
+    module = importlib.import_module("robustrep.data.cifar")  # the package's name: a function
+    monkeypatch.setattr(module, "check_integrity",
+                        lambda path, md5: checked.append(Path(path).name) or True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        (root / "cifar-10-batches-py" / name).unlink()
+    assert len(cifar(root, "cifar10", train=False, check_md5=True)) == 3
+    assert checked == ["test_batch"]
 
 
 def test_cifar_root_pointing_inside_the_folder_gets_a_hint(cifar10_root):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import timm
@@ -129,9 +130,51 @@ def test_classify_eval_checkpoint_without_a_run(tmp_path, monkeypatch):
     assert report["clean"]["acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
     nll = torch.nn.functional.cross_entropy(logits, y).item()
     assert report["clean"]["nll"] == pytest.approx(nll, rel=1e-4)
-    # a new folder: an existing report is never overwritten
+
+
+def test_a_second_model_eval_into_its_out_replaces_its_report_as_a_runs_does(tmp_path,
+                                                                             monkeypatch,
+                                                                             capsys):
+    # Was: `--out D already holds a report.json; choose a new folder` for the report an earlier
+    # `classify eval --model` wrote there, while `classify eval RUN` replaced RUN/eval's
+    monkeypatch.chdir(tmp_path)
+    torch.save(_foreign(1).state_dict(), "ck.pth")
+    torch.save(_foreign(2).state_dict(), "other.pth")
+    base = ["classify", "eval", "--model", "test_resnet", "--mean", "0", "--std", "1",
+            "--attacks", "none", "--max-samples", "16", "--quiet", "--out", "rep"]
+    assert main([*base, "--checkpoint", "ck.pth", "--corruptions", "contrast",
+                 "--severities", "1"]) == 0
+    assert (tmp_path / "rep" / "corruptions.png").is_file()
+    capsys.readouterr()
+    assert main([*base, "--checkpoint", "ck.pth", "--corruptions"]) == 0  # the same model
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["corruptions"] == {} and report["n"] == 16
+    # the earlier report's corruption diagram went with it (it was read as this report's)
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir() if not p.name.startswith(".")) \
+        == ["reliability.png", "report.json"]
+    assert "replaced: it held corruption_acc on 16 samples; this one holds clean accuracy " \
+           "only on 16 samples" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", "other.pth", "--corruptions"]) == 0  # another one
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["weights"] == "other.pth"
+    assert (f"note: {Path('rep') / 'report.json'} replaced: it held the report of another "
+            f"evaluation (weights 'ck.pth' -> 'other.pth'); give --out a new folder to keep "
+            f"both") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, text", [("report.json", '{"mine": 1}\n'),
+                                        ("reliability.png", "my picture")])
+def test_a_users_file_in_a_model_evals_out_is_kept(tmp_path, monkeypatch, capsys, name, text):
+    # a user's file of a name the eval writes is refused before any work, as for a run's --out
+    monkeypatch.chdir(tmp_path)
+    torch.save(_foreign(1).state_dict(), "ck.pth")
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / name).write_text(text)
     assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "ck.pth",
                  "--out", "rep", *EVAL]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "classify eval replaces only its own files" in err
+    assert (tmp_path / "rep" / name).read_text() == text
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [name]
 
 
 def test_a_head_too_small_for_the_data_asks_for_the_classes_it_was_trained_on(tmp_path,

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -335,3 +336,44 @@ def test_a_stop_while_drawing_leaves_the_report_written_first(tmp_path, monkeypa
                               "corruptions": str(tmp_path / "corruptions.png")}
     check_replaceable(tmp_path / "report.json", ("clean", "summary"), "classify eval", "--out",
                       companions=("reliability.png", "corruptions.png"))  # the next eval goes on
+
+
+@pytest.mark.parametrize("how", ["run", "model"])
+def test_a_data_root_for_the_built_in_digits_is_refused_before_the_model_loads(
+        how, trained_run, tmp_path, monkeypatch, capsys):
+    # Was: refused only after the model had loaded (--pretrained weights fetched first), by the
+    # config's check, whose line told a run's user to set --dataset, which eval RUN refuses
+    from robustrep.tasks.classify import evaluate
+    from robustrep.tasks.cli import main
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(evaluate, "_load", no_load)
+    model = ["--model", "test_resnet", "--checkpoint",
+             str(trained_run / "checkpoints" / "latest.pt")]
+    source = [str(trained_run)] if how == "run" else model
+    assert main(["classify", "eval", *source, "--data-root", str(tmp_path), "--attacks", "none",
+                 "--corruptions", "--quiet", "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not (tmp_path / "eval").exists()
+    if how == "run":
+        assert (f"--data-root: {trained_run} was trained on the built-in digits data, which is "
+                f"read from no folder; drop --data-root (it applies to runs on cifar10, ") in err
+    else:
+        assert ("--data-root applies only with --dataset cifar10 or cifar100 or svhn or "
+                "imagefolder or lsun or zip (dataset is 'digits', built in); drop it or set "
+                "that option") in err
+
+
+def test_the_replaced_note_names_another_run_but_not_the_same_run_written_otherwise(
+        tmp_path, monkeypatch):
+    from robustrep.tasks.classify.evaluate import replaced_note
+    monkeypatch.chdir(tmp_path)
+    old = {"run": "runs/a", "model": "m", "weights": "ema", "step": 4, "dataset": "digits",
+           "split": "test", "clean": {}, "summary": {}, "n": 8}
+    same = {**old, "run": str(tmp_path / "runs" / "a")}  # ./runs/a, absolute: one run
+    assert replaced_note(Path("r.json"), same, old) is None
+    assert replaced_note(Path("r.json"), {**old, "run": "runs/b", "step": 6}, old) == (
+        "r.json replaced: it held the report of another evaluation (run 'runs/a' -> 'runs/b'; "
+        "step 4 -> 6); give --out a new folder to keep both")
