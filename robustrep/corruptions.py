@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -255,8 +256,10 @@ def corrupt(x: Tensor, name: str, severity: int,
     """Apply corruption ``name`` (a key of :data:`CORRUPTIONS`) at ``severity`` (1-5)."""
     if name not in CORRUPTIONS:
         raise ValueError(f"name must be one of {', '.join(CORRUPTIONS)}; got {name!r}")
-    if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point() or \
-            x.shape[1] not in (1, 3):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be float images [B, 1 or 3, H, W] in [0, 1]; got "
+                        f"{type(x).__name__}")
+    if x.dim() != 4 or not x.is_floating_point() or x.shape[1] not in (1, 3):
         raise ValueError(f"x must be float images [B, 1 or 3, H, W] in [0, 1]; got "
                          f"{getattr(x, 'dtype', type(x).__name__)} "
                          f"{tuple(getattr(x, 'shape', ()))}")
@@ -273,14 +276,23 @@ def mean_corruption_error(accuracy: Mapping[str, Mapping[int | str, float]],
     """
     if not accuracy:
         raise ValueError("accuracy must hold at least one corruption")
+    clean_acc = _fraction("clean_acc", clean_acc)
     ce, rel, acc = [], [], []
     for name, per in accuracy.items():
         if not per:
             raise ValueError(f"accuracy[{name!r}] holds no severity")
-        values = [float(v) for v in per.values()]
+        values = [_fraction(f"accuracy[{name!r}][{s!r}]", v) for s, v in per.items()]
         ce.append(sum(1 - v for v in values) / len(values))
         rel.append(sum(clean_acc - v for v in values) / len(values))
         acc.append(sum(values) / len(values))
     n = len(ce)
     return {"mce": sum(ce) / n, "relative_mce": sum(rel) / n, "mean_acc": sum(acc) / n,
             "clean_error": 1 - clean_acc}
+
+
+def _fraction(name: str, value) -> float:
+    """An accuracy as a fraction: a value in percent (95.2) would give a negative error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be an accuracy as a fraction in [0, 1]; got {value!r}")
+    return float(value)

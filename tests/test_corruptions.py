@@ -258,8 +258,13 @@ def test_a_bad_severity_names_the_corruption(name):
         assert str(err.value) == f"{name} severity must be an integer 1..5; got {bad!r}"
 
 
+def test_a_non_tensor_image_is_a_type_error():
+    with pytest.raises(TypeError) as err:
+        corrupt([[0.5]], "contrast", 1)
+    assert str(err.value) == "x must be float images [B, 1 or 3, H, W] in [0, 1]; got list"
+
+
 @pytest.mark.parametrize("x,got", [
-    ([[0.5]], "list ()"),
     (torch.zeros(3, 8, 8), "torch.float32 (3, 8, 8)"),
     (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "torch.uint8 (1, 3, 8, 8)"),
     (torch.zeros(1, 2, 8, 8), "torch.float32 (1, 2, 8, 8)"),
@@ -282,3 +287,20 @@ def test_mean_corruption_error_refuses_empty_input_saying_what():
     with pytest.raises(ValueError) as err:
         mean_corruption_error({"fog": {}}, 0.9)
     assert str(err.value) == "accuracy['fog'] holds no severity"
+
+
+@pytest.mark.parametrize("bad,name", [
+    ({"contrast": {1: 95.0}}, "accuracy['contrast'][1]"),  # percent, not a fraction
+    ({"contrast": {1: float("nan")}}, "accuracy['contrast'][1]"),
+    ({"contrast": {"1": "0.9"}}, "accuracy['contrast']['1']"),
+    ({"contrast": {1: True}}, "accuracy['contrast'][1]"),
+])
+def test_mean_corruption_error_takes_accuracies_as_fractions(bad, name):
+    with pytest.raises(ValueError) as err:
+        mean_corruption_error(bad, 0.9)
+    assert str(err.value) == (f"{name} must be an accuracy as a fraction in [0, 1]; "
+                              f"got {bad['contrast'][next(iter(bad['contrast']))]!r}")
+    with pytest.raises(ValueError, match=r"^clean_acc must be an accuracy as a fraction"):
+        mean_corruption_error({"contrast": {1: 0.5}}, 95.2)
+    out = mean_corruption_error({"contrast": {1: np.float32(0.5)}}, 1)  # numpy and int taken
+    assert out["mce"] == 0.5 and out["clean_error"] == 0.0
