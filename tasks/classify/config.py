@@ -16,14 +16,15 @@ from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, UNIT, ConfigError,
                                            check_fields, option)
-from robustrep.tasks.common.options import (ModelOptions, TrainRunOptions, check_lsun_classes,
+from robustrep.tasks.common.options import (CLASSIFIER_DATASETS, ROOTED_DATASETS, ModelOptions,
+                                            TrainRunOptions, check_lsun_classes,
                                             refuse_file_run, resumable_detail, run_option,
                                             shared)
 from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, check_additive_weight,
                                                  refuse_unused, reg_option,
                                                  unused_options as unused_fields)
 
-DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
+DATASETS = CLASSIFIER_DATASETS
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
 MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
               if regularizer_info(n).acts.get("classify") == "input mixing")
@@ -387,7 +388,7 @@ ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
     "skip_bad_images": ("dataset", ("imagefolder",)),
     "class_names": ("dataset", ("imagefolder",)),
-    "data_root": ("dataset", tuple(d for d in DATASETS if d != "digits")),  # digits: built in
+    "data_root": ("dataset", ROOTED_DATASETS),  # digits: built in
 }
 
 

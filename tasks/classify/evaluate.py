@@ -315,31 +315,13 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
 def _check_data_root(run: str | Path | None, foreign: dict[str, Any] | None,
                      data_root: str | None) -> None:
     """``--data-root`` for data read from no folder (the built-in digits), refused before the
-    model loads, as ``classify train`` refuses it. It was refused only after the model had
-    loaded (``--pretrained`` weights fetched first), and a run's user was told to set
-    ``--dataset``, which ``classify eval RUN`` refuses."""
-    from .config import DATASETS, ONLY_WITH
-    if data_root is None:
-        return
-    rooted = ONLY_WITH["data_root"][1]
-    dataset = foreign["dataset"] if foreign is not None else _saved_dataset(run)
-    if dataset not in DATASETS or dataset in rooted:  # unknown: the config's reader says
-        return
-    if foreign is not None:
-        raise UserError(f"--data-root applies only with --dataset {' or '.join(rooted)} "
-                        f"(dataset is {dataset!r}, built in); drop it or set that option")
-    raise UserError(f"--data-root: {run} was trained on the built-in {dataset} data, which is "
-                    f"read from no folder; drop --data-root (it applies to runs on "
-                    f"{', '.join(rooted)})")
-
-
-def _saved_dataset(run: str | Path) -> Any:
-    """The dataset a run's config.json names, or None where it cannot be read (load_run then
-    names the folder's problem)."""
-    try:
-        return json.loads((Path(run) / "config.json").read_text()).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return None
+    model loads, as ``classify train`` refuses it (and ``ood score``, with the same line). It
+    was refused only after the model had loaded (``--pretrained`` weights fetched first), and a
+    run's user was told to set ``--dataset``, which ``classify eval RUN`` refuses."""
+    from robustrep.tasks.common.dataroot import check_data_root
+    from robustrep.tasks.common.options import MODEL_DATASETS
+    check_data_root(data_root, run, foreign["dataset"] if foreign is not None else None,
+                    model_choices=MODEL_DATASETS)  # --model takes no lsun, zip
 
 
 def _head_source(foreign: dict[str, Any] | None) -> str | None:

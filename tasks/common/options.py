@@ -114,6 +114,10 @@ def check_device(name: str, amp: str | None = "off") -> str:
 
 
 MODEL_GROUP = "a model from elsewhere (instead of RUN)"
+# The datasets a classifier run may be trained on (classify train's --dataset), and those of them
+# read from a folder (--data-root): the digits are built in.
+CLASSIFIER_DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder", "lsun", "zip")
+ROOTED_DATASETS = tuple(d for d in CLASSIFIER_DATASETS if d != "digits")
 MODEL_DATASETS = ("digits", "cifar10", "cifar100", "svhn", "imagefolder")
 
 

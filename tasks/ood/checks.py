@@ -1,7 +1,8 @@
 """The checks ``robustrep ood score`` makes before any feature is extracted (and the one it
-makes on every detector's scores): options that act on nothing, feature-map detectors on a model
-without feature maps, ID classes the head has no output for, fit data lacking an ID class, ID
-data the classifier or the detectors have already seen, and constant scores.
+makes on every detector's scores): options that act on nothing (``--data-root`` of a digits
+run among them), feature-map detectors on a model without feature maps, ID classes the head has
+no output for, fit data lacking an ID class, ID data the classifier or the detectors have already
+seen, and constant scores.
 
 The checks before extraction refuse what the user asked for: a :class:`ConfigError` (one line,
 exit 2; also a ValueError). Constant scores fail one detector, which the others outlive
@@ -45,6 +46,21 @@ def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize
     if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
         raise ConfigError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
                           f"are always resized), and none is read here; drop it")
+
+
+def check_data_root(data_root: str | None, run: str | Path | None,
+                    foreign: dict[str, Any] | None, sets: Sequence[str | None]) -> None:
+    """Refuse ``--data-root`` where nothing reads it, before the model loads: a run of the
+    built-in digits (or ``--model`` with ``--dataset digits``) whose ``sets`` (``--id``,
+    ``--fit-data``, ``--ood``) name no cifar10, cifar100 or svhn without its own ``:ROOT``, the
+    other sets read under it. It was taken and ignored without a word."""
+    from robustrep.tasks.common.dataroot import check_data_root as check_read
+    from robustrep.tasks.common.options import MODEL_DATASETS
+    if any(s.strip().lower() in ds.LOCAL for s in sets if isinstance(s, str)):
+        return  # e.g. --ood cifar10 of a digits run: read from --data-root
+    check_read(data_root, run, foreign["dataset"] if foreign is not None else None,
+               also=f"--id, --fit-data or --ood {', '.join(ds.LOCAL)} without :ROOT",
+               model_choices=MODEL_DATASETS)
 
 
 def check_maps(specs: Sequence[DetectorSpec], feature_maps: str, model: OODModel,

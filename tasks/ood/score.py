@@ -34,12 +34,13 @@ Before any feature is extracted, ID classes the classifier's head has no output 
 lacking an ID class for the detectors that fit per class, a ViM ``d`` not below the feature size
 and a KNN or NNGuide ``k`` above the fit set's size are refused
 (:mod:`robustrep.tasks.ood.checks`, :mod:`robustrep.tasks.ood.detector_params`). A second call into
-the same output folder keeps the first one's rows (:mod:`robustrep.tasks.ood.outputs`): results
-are keyed by (detector, OOD set), a pair measured again replaces its row, and both are named on
-stderr; the pictures of the sets it measured show the detectors of both calls (from
-``scores.pt``, which the plots keep). When the settings differ (ID data, seed, sizes, weights)
-the earlier rows cannot share a table: they, their scores and their pictures are replaced, with
-a note.
+the same output folder (RUN/ood, or the ``--out`` of a run's or a ``--model``'s call) keeps the
+first one's rows (:mod:`robustrep.tasks.ood.outputs`): results are keyed by (detector, OOD set),
+a pair measured again replaces its row, and both are named on stderr; the pictures of the sets
+it measured show the detectors of both calls (from ``scores.pt``, which the plots keep). When
+the settings differ (run, model, weights, ID data, image size, seed, sizes) the earlier rows
+cannot share a table: they, their scores and their pictures are replaced, with a note naming
+what differs.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
-from robustrep.tasks.ood.checks import (check_fit_classes, check_fit_options, check_head,
-                                        check_inert_options, check_maps, check_not_constant,
-                                        check_openood_id, optimistic_data)
+from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
+                                        check_head, check_inert_options, check_maps,
+                                        check_not_constant, check_openood_id, optimistic_data)
 from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
                                                  check_feature_params, check_fit_counts,
                                                  parse_params)
@@ -225,11 +226,13 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     sets and the near/far OOD sets of ``openood_id`` (default: the run's dataset) come from its
     image lists unless ``id_data``/``fit_data``/``ood`` name others. ``foreign`` (``run`` None):
     a model no run made (:func:`robustrep.tasks.common.weights.model_options`); the outputs go to
-    a new folder.
+    ``out`` (merged with an earlier ``ood score``'s there, as a run's are in RUN/ood) or to a new
+    folder.
     """
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
     check_openood_id(openood, openood_id)  # before the model is loaded
+    check_data_root(data_root, run, foreign, [id_data, fit_data, *(ood or [])])
     check_fit_options(specs, _fitted(specs, overrides), fit_data, max_fit)
     if max_fit is not None:  # the most the fit set can hold: before the model is loaded
         check_fit_counts(specs, overrides, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
@@ -287,7 +290,9 @@ def _output_folder(run: Path | None, out: str | Path | None,
                    foreign: dict[str, Any] | None) -> Path:
     """The folder the results go to, checked before any work: writable, no folder of another
     kind (a run's, a bench's, a report's), and holding no file but an earlier ``ood score``'s
-    (whose rows are merged with this call's, never a user's results.json replaced)."""
+    (whose rows are merged with this call's, never a user's results.json replaced). An earlier
+    call's folder given as ``--out`` with ``--model`` was refused (``already holds
+    results.json``), while ``ood score RUN`` merged with its own RUN/ood: merged alike now."""
     from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
                                                check_writable)
     if out:
@@ -296,14 +301,12 @@ def _output_folder(run: Path | None, out: str | Path | None,
         from robustrep.tasks.common.weights import default_out
         # made when the results are written (claim_new_folder), under another name if taken
         return check_writable(default_out(foreign["name"], "ood"), "output folder")
-    if foreign is not None and (Path(out) / "results.json").exists():
-        raise ConfigError(f"--out {out} already holds results.json; choose a new folder")
     out_dir = Path(out) if out else run / "ood"
     # a run's folder (also the scored run's: its results go to RUN/ood, where robustrep report
     # reads them), a bench's or a report's: their files and ours were mixed in one folder
     check_own_kind(out_dir, "results.json", "--out" if out else "output folder", "ood score",
                    "RUN/ood without --out, a new folder, or an earlier ood score's"
-                   if foreign is None else "a new folder")
+                   if foreign is None else "a new folder, or an earlier ood score's")
     check_writable(out_dir, "--out")
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
                       "--out" if out else "output", companions=OUTPUTS)
@@ -425,6 +428,7 @@ def _record(run: Path | None, config: dict[str, Any], sets: _Sets,
     return {"run": None if run is None else str(run), "model": config.get("model"),
             "weights": config.get("weights"), "step": config.get("step"),
             "steps": config.get("steps"), "id": sets.id_name,
+            "image_size": config.get("image_size"),  # a --model's option, a run's own
             "fit_data": (sets.fit_data or sets.id_name) if fitted else None,
             "ood": sets.ood, "detectors": [s.name for s in specs], "params": params,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,

@@ -362,8 +362,7 @@ def test_a_data_root_for_the_built_in_digits_is_refused_before_the_model_loads(
                 f"read from no folder; drop --data-root (it applies to runs on cifar10, ") in err
     else:
         assert ("--data-root applies only with --dataset cifar10 or cifar100 or svhn or "
-                "imagefolder or lsun or zip (dataset is 'digits', built in); drop it or set "
-                "that option") in err
+                "imagefolder (dataset is 'digits', built in); drop it or set that option") in err
 
 
 def test_the_replaced_note_names_another_run_but_not_the_same_run_written_otherwise(
