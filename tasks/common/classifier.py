@@ -430,7 +430,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
               "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
               "image_size": image_size, "weights": weights, "pretrained": pretrained,
-              "checkpoint_config": read.run_config if read is not None else None}
+              "checkpoint_config": read.run_config if read is not None else None,
+              "ema": read is not None and read.ema}
     return model.to(device).eval(), config
 
 

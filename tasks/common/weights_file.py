@@ -68,7 +68,8 @@ class WeightsFile:
     ``state``: its tensors (wrapper prefixes stripped); ``normalisation``: the ``mean``/``std``
     of a robustrep checkpoint (else empty); ``run_config``: the ``config`` a classify run's
     checkpoint keeps (None for other files); ``notes``: what loading it has to say, on stderr
-    once the model is built from it (:meth:`say_notes`), so a file refused says nothing else.
+    once the model is built from it (:meth:`say_notes`), so a file refused says nothing else;
+    ``ema``: whether the state is a training checkpoint's EMA weights.
     """
 
     path: Path
@@ -76,6 +77,7 @@ class WeightsFile:
     normalisation: dict[str, list[float]] = field(default_factory=dict)
     run_config: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    ema: bool = False  # the EMA weights of a training checkpoint were taken
 
     def say_notes(self) -> None:
         for note in self.notes:
@@ -120,7 +122,8 @@ def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
     notes += [note] if note else []
     data, normalisation = _split_normalisation(data)
     return WeightsFile(path, strip_prefixes(data), normalisation,
-                       run_config if isinstance(run_config, dict) else None, notes)
+                       run_config if isinstance(run_config, dict) else None, notes,
+                       ema=use_ema and has_ema)
 
 
 def _split_normalisation(state: dict[str, Tensor]

@@ -432,7 +432,8 @@ def _record(run: Path | None, config: dict[str, Any], sets: _Sets,
             "fit_data": (sets.fit_data or sets.id_name) if fitted else None,
             "ood": sets.ood, "detectors": [s.name for s in specs], "params": params,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,
-            "ema": config.get("weights") == "ema",  # what was scored, not what was asked
+            # what was scored, not what was asked: a run's EMA, or a checkpoint file's
+            "ema": config.get("weights") == "ema" or bool(config.get("ema")),
             "openood": openood, "ood_specs": sets.specs or None, "groups": sets.groups or None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.ood import score
@@ -68,6 +69,22 @@ def test_the_earlier_rows_of_another_image_size_are_replaced_with_a_note(weights
             "other settings (image_size 16 -> 24)") in capsys.readouterr().err
     data, rows = _rows(tmp_path / "D")
     assert rows == [("Entropy", "gaussian")] and data["image_size"] == 24
+
+
+def test_a_checkpoints_ema_and_raw_weights_do_not_share_a_table(weights, tmp_path, capsys):
+    # results.json said "ema": false for every --model call, so the rows of a training
+    # checkpoint's EMA weights and of its raw ones (--no-ema) were merged as one model's
+    first, _ = weights
+    state = torch.load(first, weights_only=True)
+    torch.save({**state, "ema": state["model"]}, first)
+    assert _model(first, "MaxSoftmax", "--out", "D") == 0
+    assert json.loads((tmp_path / "D" / "results.json").read_text())["ema"] is True
+    capsys.readouterr()
+    assert _model(first, "Entropy", "--out", "D", "--no-ema") == 0
+    assert ("note: replaced all 1 rows of the earlier D/results.json: they were measured under "
+            "other settings (ema True -> False)") in capsys.readouterr().err
+    data, rows = _rows(tmp_path / "D")
+    assert rows == [("Entropy", "gaussian")] and data["ema"] is False
 
 
 @pytest.mark.parametrize("text, words", [
