@@ -199,12 +199,35 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], where: str
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
         raise CheckpointError(f"{where} holds non-finite weights ({bad[0]}{more}); {advice}")
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, Tensor)}
+    differ = mismatch_text(expected, got)
+    if differ:  # torch's own message lists every key, cut here it stopped mid-name
+        raise CheckpointError(f"{where} does not fit {what}: {differ}")
     try:
         module.load_state_dict(weights)
-    except RuntimeError as err:  # "Error(s) in loading state_dict for X:" then the first key
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        raise CheckpointError(f"{where} does not fit {what}: "
-                              f"{' '.join(lines[:2])[:300]}") from None
+    except RuntimeError as err:  # what the keys and shapes do not show
+        raise CheckpointError(f"{where} does not fit {what}: {_first_sentence(err)}") from None
+
+
+def mismatch_text(expected: dict[str, tuple], got: dict[str, tuple],
+                  same_shape=lambda key, want, have: want == have) -> str:
+    """How a file's tensor shapes ``got`` differ from a model's ``expected``, in a few words
+    (counts, and the first three names of each kind); empty when they fit. ``same_shape``: a
+    looser test for some keys (timm adapts an input conv's channels)."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got)
+                   if not same_shape(k, expected[k], got[k]))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} parameter(s) missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        parts.append("wrong shapes (file vs model): " + ", ".join(
+            f"{k} {got[k]} vs {expected[k]}" for k in wrong[:3]))
+    return "; ".join(parts)
 
 
 def with_last_step(err: CheckpointError, path: str | Path, how: str) -> CheckpointError:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from robustrep._validate import nan_tensors
-from robustrep.tasks.common.checkpoint import safe_load
+from robustrep.tasks.common.checkpoint import mismatch_text, safe_load
 from robustrep.tasks.common.errors import CheckpointError
 from robustrep.tasks.common.options import no_ema_text
 
@@ -168,25 +168,17 @@ def check_fits(name: str, model: nn.Module, state: dict[str, Tensor], path: Path
     def skip(key: str) -> bool:
         return any(key.startswith(c + ".") for c in classifiers)
 
-    expected = {k: v.shape for k, v in model.state_dict().items() if not skip(k)}
-    got = {k: v.shape for k, v in state.items() if not skip(k)}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    # The input conv may differ in channels only (timm adapts it); other shapes must match.
-    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k]
-                   and not (any(k == c + ".weight" for c in first_conv)
-                            and expected[k][0] == got[k][0] and expected[k][2:] == got[k][2:]))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} parameter(s) missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append("wrong shapes: " + ", ".join(
-                f"{k} {tuple(got[k])} vs {tuple(expected[k])}" for k in wrong[:3]))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not skip(k)}
+    got = {k: tuple(v.shape) for k, v in state.items() if not skip(k)}
+
+    def same_shape(key: str, want: tuple, have: tuple) -> bool:
+        # The input conv may differ in channels only (timm adapts it); other shapes must match.
+        return want == have or (any(key == c + ".weight" for c in first_conv)
+                                and want[0] == have[0] and want[2:] == have[2:])
+    differ = mismatch_text(expected, got, same_shape)
+    if differ:
         raise WeightsMismatch(f"weights file {path} does not fit timm model {name!r}: "
-                              + "; ".join(parts) + ". Give the weights of the same architecture"
+                              + differ + ". Give the weights of the same architecture"
                               + (" and --num-classes of its head." if head else "."))
 
 

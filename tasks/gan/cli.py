@@ -77,8 +77,10 @@ def _add_fid(sub) -> None:
         sub, "fid", "FID/KID/precision-recall between any two image sets or statistics files",
         FidOptions, cmd_fid,
         description="FID, KID and precision/recall of A against the reference B. A and B are "
-                    "each an image folder, a dataset .zip, a GAN run folder, a statistics .npz "
-                    "(mu, sigma), a samples file (.pt, .npy, .npz) or a named reference "
+                    "each an image folder, a dataset .zip, a GAN run folder, a stylegan2-ada "
+                    "network pickle (.pkl), statistics (a .npz with mu and sigma, "
+                    "torch-fidelity's cached .pt, stylegan2-ada's cached .pkl), a samples file "
+                    "(.pt, .npy, .npz) or a named reference "
                     "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
                     "svhn-train, svhn-test). Prints the metrics and their convention.")
 

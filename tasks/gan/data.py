@@ -32,10 +32,12 @@ from robustrep.tasks.common.workers import resolve_workers
 DATA_SEED = 0  # the fixed pool drawn from a 2-D mixture is part of the data, not of a run
 
 LAYOUTS = {
-    "cifar10": "ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (the extracted "
-               "'python version' archive cifar-10-python.tar.gz)",
-    "cifar100": "ROOT/cifar-100-python/{train,test,meta} (the extracted 'python version' archive "
-                "cifar-100-python.tar.gz)",
+    # GAN training reads the train split only: its batches and the meta file (test_batch/test
+    # may be absent, robustrep.data.cifar looks for the requested split's files alone)
+    "cifar10": "ROOT/cifar-10-batches-py/{data_batch_1..5,batches.meta} (from the extracted "
+               "'python version' archive cifar-10-python.tar.gz; test_batch is not read)",
+    "cifar100": "ROOT/cifar-100-python/{train,meta} (from the extracted 'python version' archive "
+                "cifar-100-python.tar.gz; test is not read)",
     "imagefolder": "ROOT/<class>/<image> or images directly in ROOT (png, jpg, ...), or a "
                    "stylegan2-ada dataset .zip",
     "zip": "a stylegan2-ada dataset .zip (images at any path inside, optional dataset.json; "

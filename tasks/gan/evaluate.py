@@ -193,7 +193,7 @@ def inception_path(given: str | None) -> Path:
             return inception_weights()
         except DownloadError as err:
             raise FileNotFoundError(
-                f"FID/KID on this dataset use the FID Inception-v3 weights: pass "
+                f"FID/KID on Inception features need the FID Inception-v3 weights: pass "
                 f"--inception-weights PATH or set $ROBUSTREP_INCEPTION to pytorch-fid's "
                 f"pt_inception-2015-12-05-6726825d.pth, or let robustrep fetch it: {err}") from None
     if given is None and not Path(path).expanduser().exists():  # say where the path came from

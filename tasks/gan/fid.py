@@ -17,7 +17,10 @@ Each of A and B is one of (checked in this order):
   shorter side and centre-cropped to the side of its first image (``--resolution`` to choose);
 - a stylegan2-ada dataset ``.zip`` (``robustrep.data.zipdata``);
 - a statistics ``.npz`` holding ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (pytorch-fid's
-  ``--save-stats``, TTUR and clean-fid write them): FID only, no KID or precision/recall;
+  ``--save-stats``, TTUR and clean-fid write them), torch-fidelity's cached statistics (a
+  ``.pt`` of ``mu``/``sigma``) or stylegan2-ada's (a ``.pkl`` of its ``FeatureStats``, the
+  covariance rescaled to the unbiased one; ``fid_sources.feature_stats_pickle``): FID only, no
+  KID or precision/recall;
 - a samples file (:func:`~robustrep.tasks.gan.fid_sources.samples_to_unit`): ``.pt`` (a
   tensor, or a dict with ``samples`` as ``gan sample --pt`` writes; read with
   ``weights_only=True``), ``.npy``, or an ``.npz`` with one array.
@@ -54,7 +57,8 @@ from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.evaluate import (_RunImages, build_extractor, cached_features,
                                           fid_features_choice, score_features, stream_features)
-from robustrep.tasks.gan.fid_sources import REFERENCES, Source, is_run, npz_source, open_source
+from robustrep.tasks.gan.fid_sources import (REFERENCES, Source, feature_stats_pickle, is_run,
+                                             npz_source, open_source)
 
 
 # a record's fid_features (what a saved statistics file names) -> the --fid-features choice
@@ -189,7 +193,11 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
         net, info = build_extractor(cfg, SimpleNamespace(shape=shape), device,
                                     show_progress=not args.quiet)
     except FileNotFoundError as err:
-        raise UserError(str(err)) from None
+        chosen = args.fid_features is not None or any(s.stats is not None for s in sources)
+        other = ("" if chosen else  # statistics files fix the network
+                 "; or score both sides on another network with --fid-features (digits, "
+                 "run:CLASSIFY_RUN; not comparable with Inception FIDs)")
+        raise UserError(f"{err}{other}") from None
     net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
     with torch.no_grad():
         dim = net(torch.zeros(2, *shape, device=device)).shape[1]
@@ -205,7 +213,8 @@ def _check_options_act(args) -> None:
              s not in REFERENCES]
     runs = [p for p in paths if is_run(p) or p.suffix.lower() == ".pkl"]
     images = [p for p in paths if p.suffix.lower() == ".zip" or (p.is_dir() and p not in runs)]
-    if args.num != FidOptions.__dataclass_fields__["num"].default and not runs:
+    if args.num != FidOptions.__dataclass_fields__["num"].default and \
+            all(p.suffix.lower() == ".pkl" and _holds_statistics(p) for p in runs):
         raise UserError(f"--num {args.num} sets the samples drawn from a GAN run or network "
                         f"pickle, and neither A nor B is one: drop it (a file or folder is read "
                         f"whole)")
@@ -217,6 +226,17 @@ def _check_options_act(args) -> None:
     if args.resolution is not None and not images:
         raise UserError(f"--resolution {args.resolution} sizes the images of a folder or zip, and "
                         f"neither A nor B is one: drop it")
+
+
+def _holds_statistics(path: Path) -> bool:
+    """A ``.pkl`` of stylegan2-ada's cached statistics, not a network: nothing to draw from
+    (read only when ``--num`` is given; a network pickle is told apart at its first global)."""
+    if not path.is_file():  # missing: open_source names it
+        return False
+    try:
+        return feature_stats_pickle(str(path), path) is not None
+    except DataError:  # statistics, if unusable ones: open_source says why
+        return True
 
 
 def compare(args) -> dict[str, Any]:

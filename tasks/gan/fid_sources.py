@@ -1,10 +1,19 @@
 """The image sets ``robustrep gan fid`` compares (:mod:`robustrep.tasks.gan.fid` lists them):
 each spec becomes a :class:`Source`, given statistics or a callable streaming image batches in
 [0, 1], checked as it is opened (samples files' layout and range, statistics files' shapes and
-covariance, folders' and runs' image counts)."""
+covariance, folders' and runs' image counts).
+
+Statistics come as pytorch-fid's ``.npz`` (``mu``, ``sigma``; also TTUR's, clean-fid's, and
+``gan fid --save-stats``'s), as torch-fidelity's cache (``torch.save`` of ``{"mu", "sigma"}``
+numpy arrays, ``torch_fidelity/metric_fid.py``; a ``.pt``) or as stylegan2-ada's metric cache
+(``metrics/metric_utils.py`` ``FeatureStats.save``: a pickle of the object's ``__dict__``; a
+``.pkl``). The last two are pickles: they are read by the array unpickler
+(:mod:`robustrep.safe_pickle`), which rebuilds arrays and plain values and runs nothing."""
 
 from __future__ import annotations
 
+import io
+import pickle
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from robustrep.safe_pickle import ArrayUnpickler, load_array_pickle
 from robustrep.tasks.common.checkpoint import safe_load
 from robustrep.tasks.common.errors import DataError, UserError, program_advice, report_skipped
 from robustrep.tasks.gan.evaluate import EVAL_SEED, fid_features_choice
@@ -25,7 +35,8 @@ REFERENCES = {"digits": ("digits", None), "cifar10-train": ("cifar10", True),
               "cifar100-test": ("cifar100", False), "svhn-train": ("svhn", True),
               "svhn-test": ("svhn", False)}
 ACCEPTED = ("an image folder, a dataset .zip, a GAN run folder, a stylegan2-ada network pickle "
-            "(.pkl), a statistics .npz (mu, sigma), "
+            "(.pkl), statistics (a .npz with mu and sigma, torch-fidelity's .pt, stylegan2-ada's "
+            ".pkl), "
             "a samples file (.pt, .npy, .npz) or a named reference (" + ", ".join(REFERENCES)
             + ")")
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
@@ -181,26 +192,117 @@ def _numpy_error(path: Path, what: str, err: Exception) -> DataError:
     return DataError(f"{path} is not a readable {what} ({err})")
 
 
-def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray]) -> Source:
+def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
+                  kind: str = "statistics") -> Source:
     mu, sigma = arrays.get("mu"), arrays.get("sigma")
     if mu is None or sigma is None:
-        raise DataError(f"{path}: a statistics .npz needs both 'mu' and 'sigma'; found "
-                        f"{sorted(arrays)}")
+        raise DataError(f"{path}: a statistics file needs both 'mu' and 'sigma'; found "
+                        f"{sorted(map(str, arrays))}")
     if mu.ndim != 1 or mu.shape[0] == 0 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D] with D >= 1, got "
                         f"{mu.shape} and {sigma.shape}")
     stored = sigma.dtype
     mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
     _check_covariance(path, sigma, stored)
-    net = str(arrays["fid_features"]) if "fid_features" in arrays else None
+    net = _text(arrays["fid_features"]) if "fid_features" in arrays else None
     num = arrays.get("num")
     if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
         raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "
                         f"{num.dtype} of shape {num.shape}")
     num = f", {int(num)} images" if num is not None else ""
-    convention = str(arrays["fid_convention"]) if "fid_convention" in arrays else None
-    return Source(spec, f"statistics {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
+    convention = _text(arrays["fid_convention"]) if "fid_convention" in arrays else None
+    return Source(spec, f"{kind} {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
                   fid_features=net, fid_convention=convention)
+
+
+def _text(value: Any) -> str:
+    """A name stored in a statistics file: numpy's 0-d text array, or bytes (a file written with
+    ``np.bytes_``: str() gave "np.bytes_(b'digits')", which matched no network)."""
+    value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def torch_stats_or_samples(spec: str, path: Path, declared: str | None) -> Source:
+    """A ``.pt`` file: statistics (a dict with ``mu``/``sigma``, tensors or torch-fidelity's
+    numpy arrays) or samples (:func:`_tensor_source`)."""
+    data = _numpy_archive(path)
+    data = safe_load(path, "samples file") if data is None else data
+    if isinstance(data, dict) and ("mu" in data or "sigma" in data):
+        arrays = {str(k): _as_array(v) for k, v in data.items()}
+        return _stats_source(spec, path, arrays)
+    return _tensor_source(spec, data, declared, str(path))
+
+
+def _numpy_archive(path: Path) -> Any:
+    """The contents of a ``torch.save`` archive that holds no tensor, only numpy arrays and plain
+    values (torch-fidelity's statistics cache), which the safe ``torch.load`` refuses as Python
+    objects; None for any other file, which :func:`safe_load` then reads or refuses."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"]
+            if len(names) != 1:
+                return None
+            payload = io.BytesIO(archive.read(names[0]))
+        return ArrayUnpickler(payload, what="a statistics file").load()
+    except (pickle.UnpicklingError, zipfile.BadZipFile, OSError, EOFError, ValueError,
+            TypeError, AttributeError, IndexError, KeyError, UnicodeDecodeError):
+        return None  # a tensor's storage (a persistent id), another global, damage
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value.detach().cpu()
+        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    return np.asarray(value)
+
+
+def feature_stats_pickle(spec: str, path: Path) -> Source | None:
+    """stylegan2-ada's cached feature statistics (``FeatureStats.save``: a pickle of a dict with
+    ``num_items``, ``raw_mean`` = the sum of the features, ``raw_cov`` = the sum of their outer
+    products, or ``all_features``), as a statistics :class:`Source`; None when ``path`` is no
+    such pickle (a network pickle names globals the array unpickler refuses at once).
+
+    stylegan2-ada's covariance divides by N (``get_mean_cov``); it is rescaled by N / (N - 1) to
+    the unbiased covariance every other side has here (pytorch-fid's ``np.cov``), so that the
+    file gives the FID the images it was computed from give."""
+    try:
+        data = load_array_pickle(path, what="a stylegan2-ada statistics pickle")
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, UnicodeDecodeError, MemoryError):
+        return None  # the network pickle's reader says what is wrong
+    if not isinstance(data, dict) or not {"num_items", "raw_mean", "raw_cov"} <= set(data):
+        return None
+    num = data["num_items"]
+    if not isinstance(num, (int, np.integer)) or num < 2:
+        raise DataError(f"{path}: stylegan2-ada statistics counting {num!r} image(s) "
+                        f"(num_items); FID needs at least 2")
+    try:
+        mu, sigma = _feature_stats_moments(data, int(num))
+    except (ValueError, TypeError) as err:  # text or ragged arrays where numbers belong
+        raise DataError(f"{path}: stylegan2-ada statistics whose sums or features are not "
+                        f"arrays of numbers ({err})") from None
+    if mu is None:
+        raise DataError(f"{path}: stylegan2-ada statistics holding neither the mean and "
+                        f"covariance nor the features (capture_mean_cov and capture_all off)")
+    return _stats_source(spec, path, {"mu": mu, "sigma": sigma, "num": np.array(int(num))},
+                         kind="stylegan2-ada statistics")
+
+
+def _feature_stats_moments(data: dict, num: int) -> tuple[Any, Any]:
+    """Mean and unbiased covariance of a ``FeatureStats`` dict (None, None when it kept
+    neither sums nor features); the shapes are left to :func:`_stats_source`'s check."""
+    if data.get("capture_mean_cov") and data["raw_mean"] is not None:
+        mu = np.asarray(data["raw_mean"], dtype=np.float64) / num
+        raw_cov = np.asarray(data["raw_cov"], dtype=np.float64)
+        if mu.ndim != 1 or raw_cov.shape != (len(mu), len(mu)):
+            return mu, raw_cov  # refused by shape, not broadcast into a [D, D]
+        return mu, (raw_cov / num - np.outer(mu, mu)) * (num / (num - 1))
+    if data.get("all_features"):  # a KID/precision cache keeps the features themselves
+        feats = np.concatenate([np.asarray(f, dtype=np.float64) for f in data["all_features"]])
+        if feats.ndim != 2:
+            raise ValueError(f"features of shape {feats.shape}, not [N, D]")
+        return feats.mean(0), np.cov(feats, rowvar=False)
+    return None, None
 
 
 def _real_numbers(path: Path, key: str, array: np.ndarray) -> np.ndarray:
@@ -343,7 +445,8 @@ def open_source(spec: str, args) -> Source:
         return _folder_source(spec, path, args.resolution)
     suffix = path.suffix.lower()
     if suffix == ".pkl":
-        return _pickle_source(spec, path, args.num, args.torch_device)
+        stats = feature_stats_pickle(spec, path)
+        return stats or _pickle_source(spec, path, args.num, args.torch_device)
     if suffix == ".zip":
         return _zip_source(spec, path, args.resolution)
     if suffix == ".npz":
@@ -359,7 +462,7 @@ def open_source(spec: str, args) -> Source:
             raise _numpy_error(path, ".npy array", err) from None
         return _tensor_source(spec, array, args.range, str(path))
     if suffix == ".pt":
-        return _tensor_source(spec, safe_load(path, "samples file"), args.range, str(path))
+        return torch_stats_or_samples(spec, path, args.range)
     raise DataError(f"{spec}: unknown file type {suffix or '(none)'}; give {ACCEPTED}")
 
 

@@ -43,6 +43,7 @@ def init_states(path: str, G: torch.nn.Module, D: torch.nn.Module) -> dict[str, 
     """State dicts of the pickle's G, D and G_ema, checked against the run's networks ``G`` and
     ``D`` (built from its config) before any run folder is made."""
     nets = load_pickle(path, "--init")
+    _check_shapes(path, nets["G"], G)
     states = {k: net.state_dict() for k, net in nets.items()}
     for key, own in (("G", G), ("D", D), ("G_ema", G)):
         mine = own.state_dict()
@@ -55,3 +56,27 @@ def init_states(path: str, G: torch.nn.Module, D: torch.nn.Module) -> dict[str, 
                 f"set --image-size, --z-dim, --w-dim, --mapping-layers, --channel-base, "
                 f"--channel-max and --d-arch to the pickle's")
     return states
+
+
+# the generator's sizes a run sets, with the option that sets each (the channels and size are
+# the data's: --channels, --image-size)
+G_SIZES = (("img_resolution", "--image-size"), ("img_channels", "--channels"),
+           ("z_dim", "--z-dim"), ("w_dim", "--w-dim"))
+
+
+def _check_shapes(path: str, theirs: torch.nn.Module, mine: torch.nn.Module) -> None:
+    """Name what makes the pickle's G unlike the run's, before its tensors are compared: a
+    conditional network (no option makes the run's G take classes) and the sizes a run sets,
+    each with its option and the pickle's value (the tensor named first said neither)."""
+    c_dim = getattr(theirs, "c_dim", 0)
+    if c_dim:
+        raise CheckpointError(f"--init {path} is a conditional network ({c_dim} classes); gan "
+                              f"train trains unconditional ones: start from an unconditional "
+                              f"pickle")
+    wrong = [f"{option} {getattr(theirs, attr)} (this run: {getattr(mine, attr)})"
+             for attr, option in G_SIZES
+             if getattr(mine, attr, None) is not None and
+             getattr(theirs, attr, None) != getattr(mine, attr)]
+    if wrong:
+        raise CheckpointError(f"--init {path}: its G does not fit this run's networks; set "
+                              f"{', '.join(wrong)}")

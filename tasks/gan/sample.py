@@ -429,7 +429,25 @@ def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
     if removed:  # a killed gan sample's half-written PNGs
         print(f"note: removed {removed} temporary file(s) .*.png.*{TMP_SUFFIX} that an earlier "
               f"gan sample into {folder} left when it was killed", file=sys.stderr)
+    _note_other_images(outdir, files)
     return files
+
+
+def _note_other_images(outdir: str | Path, files: ImageFiles) -> None:
+    """Say when ``--outdir`` holds images this command does not write: a rerun with ``--force``
+    and a smaller ``--num`` left the earlier run's 000050.png... beside the new ones, and
+    ``gan fid DIR`` then scored both sets as one, without a word."""
+    from robustrep.data import IMG_EXTENSIONS
+    try:
+        names = os.listdir(files.folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    others = sorted(n for n in names if not n.startswith(".") and not files.is_own(n)
+                    and os.path.splitext(n)[1].lower() in IMG_EXTENSIONS)
+    if others:
+        print(f"note: --outdir {outdir} also holds {len(others)} image(s) this command does not "
+              f"write (the first: {others[0]}); gan fid {outdir} would read them with the new "
+              f"ones: choose an empty folder to keep the sets apart", file=sys.stderr)
 
 
 def _write_images(samples: torch.Tensor, files: Sequence[Path]) -> None:

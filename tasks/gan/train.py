@@ -394,7 +394,8 @@ def check_batch(data: GanData, batch_size: int, world_size: int = 1,
                           f"process's D sees (--batch-size {batch_size} over {world_size} "
                           f"process(es)); give a divisor of {share}")
     if len(data) < batch_size:
-        raise DataError(f"the dataset holds {len(data)} samples, fewer than one batch "
+        plural = "" if len(data) == 1 else "s"
+        raise DataError(f"the dataset holds {len(data)} sample{plural}, fewer than one batch "
                         f"(--batch-size {batch_size}); lower --batch-size or add data")
 
 

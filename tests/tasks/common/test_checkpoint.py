@@ -212,3 +212,19 @@ def test_a_long_torch_error_is_cut_at_its_first_sentence(tmp_path):
     from robustrep.tasks.common.checkpoint import _first_sentence
     cut = _first_sentence(ValueError("word " * 60))
     assert cut.endswith("word ...") and len(cut) <= 164
+
+
+def test_mismatch_text_counts_and_names_whole_keys():
+    from robustrep.tasks.common.checkpoint import mismatch_text
+    model = {f"blocks.{i}.conv.weight": (8, 8, 3, 3) for i in range(40)}
+    model["head.weight"] = (10, 8)
+    file = {k: v for k, v in model.items() if k != "blocks.7.conv.weight"}
+    file.update({"extra.a": (1,), "extra.b": (2,), "head.weight": (5, 8)})
+    assert mismatch_text(model, file) == (
+        "1 parameter(s) missing (e.g. blocks.7.conv.weight); 2 unexpected (e.g. extra.a, "
+        "extra.b); wrong shapes (file vs model): head.weight (5, 8) vs (10, 8)")
+    assert mismatch_text(model, dict(model)) == ""
+    del file["extra.a"], file["extra.b"]
+    loose = mismatch_text(model, {**file, "blocks.7.conv.weight": (8, 8, 3, 3)},
+                          lambda key, want, have: key == "head.weight" or want == have)
+    assert loose == ""
