@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import closing
@@ -34,9 +35,9 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
     them, and counted in a note (they come out blurred)."""
     check_output_file(out, "OUT")
     dataset = _open_source(src, resolution, channels)
-    if getattr(dataset, "top", None):
+    if getattr(dataset, "top", None):  # quoted: a name with a space read as two words
         print(f"note: {src} holds one folder, {dataset.top}/, and nothing else: the images "
-              f"are read from inside it, as `data pack {dataset.top}` reads them",
+              f"are read from inside it, as `data pack {shlex.quote(dataset.top)}` reads them",
               file=sys.stderr)
     report_skipped(dataset)
     dataset.transform = None  # the loader gives the PIL image; pack_images crops and resizes
@@ -71,7 +72,9 @@ def _open_source(src: Path, resolution: int, channels: int) -> Any:
     """The images of ``src`` as a dataset: an image folder, or a zip read by the same scan
     (``ZipImageFolder``); a source holding stylegan2-ada labels is refused from the scan of its
     names, before any image is read (70k images take minutes to open), then every image is."""
-    _refuse_labels_file(src, _scan(src, resolution, channels, verify=False))
+    names = _scan(src, resolution, channels, verify=False)
+    _refuse_labels_file(src, names)
+    _refuse_splits(src, names)
     return _scan(src, resolution, channels, verify=True)  # scanned again: names are cheap
 
 
@@ -94,6 +97,28 @@ def _refuse_labels_file(src: Path, dataset: Any) -> None:
                         f"does not read (it labels images by their class folder, "
                         f"SRC/<class>/<image>): remove it to pack the images without those "
                         f"labels, or sort them into class folders")
+
+
+SPLITS = ("val", "test")  # beside train/: timm's split layout (robustrep.data.folders)
+
+
+def _refuse_splits(src: Path, dataset: Any) -> None:
+    """Refuse timm's split layout, ``SRC/train/<class>/`` beside ``SRC/val/`` (or ``test/``):
+    read as class folders it was packed as two classes, train and val, its real classes lost
+    and its held-out images mixed in, where ``classify train --dataset imagefolder`` reads
+    the same folder as its splits (``folder_split``)."""
+    classes = set(getattr(dataset, "classes", ()))
+    found = [name for name in SPLITS if name in classes]
+    if dataset.layout != "classes" or "train" not in classes or not found:
+        return
+    if is_zip_source(src):  # a folder inside a zip cannot be given as SRC
+        each, train = "unzip it and pack each split", "FOLDER/train"
+    else:
+        each, train = "pack each split", shlex.quote(str(src / "train"))
+    raise DataError(f"SRC {src} holds train/ and {found[0]}/, timm's split layout (as "
+                    f"classify reads such a folder), which data pack would read as two "
+                    f"classes named train and {found[0]}: {each} on its own (data pack "
+                    f"{train} train.zip), or rename the folders if they are classes")
 
 
 def _images(dataset: Any, resolution: int, enlarged: list[int]) -> Iterator[Any]:

@@ -367,7 +367,7 @@ def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, prese
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
     from robustrep.tasks.ood.detector_params import parse_params
     from robustrep.tasks.ood.detectors import parse_detectors
-    from robustrep.tasks.ood.outputs import check_own_kind
+    from robustrep.tasks.common.runfiles import check_own_kind
     reg_list, seeds, ood = _check_lists(regs, seeds, ood)
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     # a classify run's folder (or an ood score's, a report's) got runs/ and the tables

@@ -144,26 +144,6 @@ def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots
 # what write_outputs writes beside results.json (one roc/hist picture per OOD set)
 OUTPUTS = ("results.csv", "results.md", "scores.pt", "roc_*.png", "hist_*.png")
 
-# The record each kind of robustrep folder keeps, and what the folder is: one kind per folder,
-# as one run per folder. ood score and ood bench wrote their files into any of them (a classify
-# run's folder got results.json beside its config.json, or a bench's runs/ and tables).
-FOLDER_RECORDS = {"config.json": "the folder of a robustrep run",
-                  "results.json": "the folder of an ood score",
-                  "bench.json": "the folder of an ood bench",
-                  "report.json": "the folder of a report (robustrep report or classify eval)"}
-
-
-def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: str) -> None:
-    """Refuse ``folder`` when it holds the record of another kind of folder than ``program``'s
-    (``own``: its record's name), before any work; ``accepted`` says which folders it takes."""
-    folder = Path(folder).expanduser()
-    found = next((name for name in FOLDER_RECORDS if name != own and (folder / name).is_file()),
-                 None)
-    if found is not None:
-        raise RunFolderError(f"{option} {folder} is {FOLDER_RECORDS[found]} (it holds {found}); "
-                             f"{program} writes only into a folder of its own: {accepted}")
-
-
 def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
                   plots: bool = True, save_scores: bool = False,
                   earlier: dict[str, Any] | None = None) -> dict[str, Path]:

@@ -57,6 +57,7 @@ from torch.utils.data import Dataset
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
+from robustrep.tasks.common.runfiles import check_own_kind
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
@@ -69,7 +70,7 @@ from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detecto
                                            fits_on, parse_detectors, score_extracted,
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
-from robustrep.tasks.ood.outputs import OUTPUTS, check_own_kind, read_earlier, write_merged
+from robustrep.tasks.ood.outputs import OUTPUTS, read_earlier, write_merged
 from robustrep.tasks.ood.results import (FPR_LEGEND, DetectorResult, ScoreResult,
                                          compute_metrics)
 

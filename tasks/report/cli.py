@@ -34,10 +34,14 @@ CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features fro
                "sample only if it is right both clean and attacked (Linf eps 8/255 in [0, 1] "
                "pixels, attack named in the column); corruption accuracy is the mean over the "
                "on-the-fly corruptions and severities of `classify eval`; OOD metrics as "
-               "`ood score` names them (scores higher = more OOD; AUROC and AUPR-OUT take OOD as "
-               "positive, AUPR-IN takes ID), averaged over its built-in OOD sets; step time is "
+               "`ood score` names them, as fractions (its results.md gives percent), averaged "
+               "over its built-in OOD sets: scores higher = more OOD; fpr95_id_tpr is the share "
+               "of OOD samples accepted at the threshold accepting 95% of ID samples (Hendrycks "
+               "& Gimpel, OpenOOD v1.0), fpr95_ood_tpr the share of ID samples flagged at the "
+               "threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD v1.5); step time is "
                "training seconds per step relative to the baseline of the same report. "
-               "Every cell is mean ± sample std over seeds.")
+               "Every cell is mean ± sample std over seeds (a cell over fewer than its "
+               "setting's runs names their count).")
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
@@ -100,9 +104,10 @@ def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
     """Train what is not done (unless --collect), read every run, write the page."""
     started = time.time()
     failures: list[str] = []
+    todo = set() if args.collect else {(r.task, r.reg, r.seed) for r in runs if not r.done}
     if not args.collect:
         from robustrep.tasks.common.progress import progress
-        bar = progress(total=sum(not r.done for r in runs), desc="report runs")
+        bar = progress(total=len(todo), desc="report runs", unit="run")
         failures = execute(runs, args.jobs, bar)
         bar.close()
     records, unfinished = collect(runs)
@@ -119,7 +124,8 @@ def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
     failures += [line for line in unfinished
                  if args.collect or OTHER_SIZE in line or line.startswith(read)]
     seconds = None if args.collect else time.time() - started
-    info = {"summary": _summary(settings, records, seconds, args.quick),
+    ran = sum((r["task"], r["reg"], r["seed"]) in todo for r in records)
+    info = {"summary": _summary(settings, records, seconds, args.quick, ran),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),
             "failures": failures}
     from robustrep.tasks.report import page  # numpy and the metrics: not for --help
@@ -131,9 +137,22 @@ def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
     return 1 if failures else 0
 
 
-def _summary(settings, records, seconds: float | None, quick: bool) -> str:
-    took = ("read from existing run folders (--collect)" if seconds is None
-            else f"{seconds / 60:.1f} min wall-clock for this invocation")
+def _took(seconds: float | None, ran: int, runs: int) -> str:
+    """What this invocation did for the page: a report run again over finished runs reads them,
+    and its minutes are not theirs (the page said "0.0 min wall-clock" of 12 runs)."""
+    if seconds is None:
+        return "read from existing run folders (--collect)"
+    took = f"{seconds / 60:.1f} min wall-clock for this invocation"
+    if ran == runs:
+        return took
+    if ran == 0:
+        return f"{took}, which ran none of them (each had finished before it: read)"
+    return f"{took}, which ran {ran} of the {runs} (the others had finished before it: read)"
+
+
+def _summary(settings, records, seconds: float | None, quick: bool, ran: int = 0) -> str:
+    """The page's first line: the runs and seeds it covers, their sizes, and :func:`_took`."""
+    took = _took(seconds, ran, len(records))
     read = sorted({r["seed"] for r in records})  # a seed with no finished run is not on the page
     seeds = ", ".join(map(str, read)) + (f" (of {', '.join(map(str, settings.seeds))} planned)"
                                          if read != sorted(settings.seeds) else "")

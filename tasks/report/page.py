@@ -93,7 +93,9 @@ def verdict(reg: tuple, base: tuple, higher: bool) -> str:
     if reg[2] < 2 or base[2] < 2:  # one run has no spread to call a difference by
         return "not judged"
     diff = reg[0] - base[0]
-    if abs(diff) <= reg[1] + base[1]:
+    # isclose: equal values averaged over other seed counts differ in the last bit, and with no
+    # spread on either side that bit was called "better" or "worse"
+    if abs(diff) <= reg[1] + base[1] or math.isclose(reg[0], base[0], rel_tol=1e-9):
         return "within the spread"
     return "better" if (diff > 0) == higher else "worse"
 
@@ -222,14 +224,23 @@ def _list(items: list[str]) -> str:
     return ", ".join(items) if items else "nothing"
 
 
-def fmt(value: tuple, scale: float = 1.0) -> str:
+def fmt(value: tuple, scale: float = 1.0, runs: int = 0) -> str:
+    """``mean ± std``; a cell over fewer than the setting's ``runs`` names its count (a run
+    whose eval or ood score lacks the metric: the mean covers the other seeds only)."""
     mean, std, n = value
     if n == 0 or not math.isfinite(mean):
         return "–"
     digits = 3 if abs(mean * scale) < 10 else 1
+    of = f" ({n} of {runs} runs)" if n < runs else ""
     if n == 1:  # one run has no spread: say so rather than print "± 0"
-        return f"{mean * scale:.{digits}f} (1 run)"
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+        return f"{mean * scale:.{digits}f}{of or ' (1 run)'}"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}{of}"
+
+
+def run_count(metrics: dict[str, tuple]) -> int:
+    """The runs of a setting: the most seeds any of its metrics averages (every finished run
+    records its step time)."""
+    return max((v[2] for v in metrics.values()), default=0)
 
 
 def tables(agg, rows, conv: dict[str, Any] | None = None) -> dict[str, list[list[str]]]:
@@ -241,7 +252,8 @@ def tables(agg, rows, conv: dict[str, Any] | None = None) -> dict[str, list[list
         task_rows = [r for r in rows if r[0] == task]
         if not regs or not task_rows:
             continue
-        body = [[label, *[fmt(source[reg].get(key, (math.nan, 0, 0)), scale) for reg in regs]]
+        body = [[label, *[fmt(source[reg].get(key, (math.nan, 0, 0)), scale,
+                              run_count(source[reg])) for reg in regs]]
                 for _, key, label, _, scale in task_rows]
         cost = _cost_row(source, regs) if task != "ood" else None  # the classifier runs' cost
         out[task] = [["metric", *regs], *body, *([cost] if cost else [])]

@@ -310,12 +310,23 @@ def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
     report = read_json(folder / "eval" / "report.json", dict,
                        advice=redo(folder / "eval" / "report.json"))
     out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
-    attacks = attack_keys(out)
-    out["evaluated"] = f"{', '.join(attacks) or 'no attack'} on {report.get('n')} samples"
+    out["evaluated"] = _evaluated(report, attack_keys(out))
     ood, lines = _ood_cells(folder / "ood" / "results.json")
     out.update(ood)
     out["step_seconds"] = read_run(folder, advice=redo).step_seconds
     return out, lines
+
+
+def _evaluated(report: dict[str, Any], attacks: list[str]) -> str:
+    """What a classify eval's robust numbers measured: its attacks, samples and radius (one
+    seed evaluated again at another --eps was averaged with the others under one label)."""
+    n = report.get("n")
+    text = (f"{', '.join(attacks) or 'no attack'} on "
+            f"{n if n is not None else 'an unrecorded number of'} samples")
+    eps = report.get("eps")  # None: no attack ran
+    if isinstance(eps, (int, float)):
+        text += f", {report.get('norm')} eps {eps:.4g}"
+    return text
 
 
 def _ood_cells(path: Path) -> tuple[dict[str, float], list[str]]:
@@ -368,12 +379,17 @@ PLOTS = tuple(f"plots/{task}.png" for task in ("gan", "grid", "classify", "ood")
 
 def check_out(out: Path, collect: bool = False) -> None:
     """Before any run starts: the report folder can be written (it exists with ``collect``,
-    which reads the runs in it), and holds no file of a report's names that no report wrote."""
+    which reads the runs in it), is no other command's folder, and holds no file of a report's
+    names that no report wrote."""
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.common.runfiles import check_own_kind
     if collect and not out.is_dir():
         raise UserError(f"--out {out} is not a folder; --collect reads the runs of an earlier "
                         f"report there")
     check_writable(out, "--out")
+    # a run's folder got the report's runs trained inside it, report.md beside its checkpoints
+    check_own_kind(out, "report.json", "--out", "report",
+                   "a new folder, or an earlier report's (its finished runs are read)")
     check_replaceable(out / "report.json", ("info", "runs"), "report", "--out",
                       companions=("report.md", "report.html", *PLOTS))
     out.mkdir(parents=True, exist_ok=True)

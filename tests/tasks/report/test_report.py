@@ -61,8 +61,24 @@ def test_a_run_evaluated_otherwise_than_the_others_is_left_out_with_a_line(tmp_p
     kept, lines = collect(runs)
     assert [r["seed"] for r in kept] == [0, 2]
     assert lines == ["classify/none/seed1: evaluated with fgsm_acc on 50 samples, the others "
-                     "with pgd20_acc on None samples; left out (evaluate it as the others, or "
-                     "run without --collect)"]
+                     "with pgd20_acc on an unrecorded number of samples; left out (evaluate it "
+                     "as the others, or run without --collect)"]
+
+
+def test_a_run_evaluated_at_another_radius_is_left_out_with_a_line(tmp_path):
+    """One seed evaluated again with `classify eval --eps 4/255`: its robust accuracy was
+    averaged with the others' at 8/255 under one label (attacks and samples were alike)."""
+    runs = [Run("classify", "none", s, tmp_path / f"c{s}") for s in range(3)]
+    for run, eps in zip(runs, (8 / 255, 4 / 255, 8 / 255)):
+        _classify_folder(run.folder, acc=0.9, auroc=0.8)
+        report = run.folder / "eval" / "report.json"
+        report.write_text(json.dumps({**json.loads(report.read_text()), "n": 100, "eps": eps,
+                                      "norm": "Linf"}))
+    kept, lines = collect(runs)
+    assert [r["seed"] for r in kept] == [0, 2]
+    assert lines == ["classify/none/seed1: evaluated with pgd20_acc on 100 samples, Linf eps "
+                     "0.01569, the others with pgd20_acc on 100 samples, Linf eps 0.03137; left "
+                     "out (evaluate it as the others, or run without --collect)"]
 
 
 def test_unfinished_runs_are_not_collected(tmp_path):
@@ -87,6 +103,17 @@ def test_aggregate_is_mean_and_sample_std_over_seeds():
 ])
 def test_verdict_calls_a_difference_only_beyond_both_spreads(reg, base, higher, want):
     assert page.verdict(reg, base, higher) == want
+
+
+@pytest.mark.parametrize("value", [0.862962962962963, 0.0037243947858473])
+def test_equal_runs_over_other_seed_counts_are_level(value):
+    """The same value on every seed, averaged over 5 seeds and over 4: the means differ in the
+    last bit and, with no spread on either side, the page called it better or worse."""
+    five, four = page.mean_std([value] * 5), page.mean_std([value] * 4)
+    assert five[0] != four[0] and five[1] == four[1] == 0.0  # the case: a last-bit difference
+    for higher in (True, False):
+        assert page.verdict(four, five, higher) == "within the spread"
+        assert page.verdict(five, four, higher) == "within the spread"
 
 
 def test_reading_names_where_a_method_helps_and_where_it_hurts():
@@ -131,6 +158,47 @@ def test_a_page_of_the_baseline_alone_says_there_is_nothing_to_compare():
     dat = page.aggregate([{**r, "reg": "dat"} for r in records])
     text = page.markdown(dat, page.headline_rows(dat), {"summary": "s", "conventions": "c"})
     assert "- no baseline in this report" in text
+
+
+def test_a_cell_over_fewer_runs_than_its_setting_names_its_count(tmp_path):
+    """A run whose eval lacks corruption_acc and whose ood score lacks KNN: the cells averaged
+    the other seeds and looked like every seed's ("mean ± sample std over seeds")."""
+    runs = [Run("classify", "none", s, tmp_path / f"c{s}") for s in range(3)]
+    for run in runs:
+        _classify_folder(run.folder, acc=0.9, auroc=0.8)
+    report = runs[2].folder / "eval" / "report.json"
+    summary = json.loads(report.read_text())["summary"]
+    del summary["corruption_acc"]
+    report.write_text(json.dumps({"summary": summary}))
+    results = runs[1].folder / "ood" / "results.json"
+    results.write_text(json.dumps({"results": []}))
+    records, _ = collect(runs)
+    agg = page.aggregate(records)
+    table = page.tables(agg, page.headline_rows(agg))
+    cells = {row[0]: row[1] for row in table["classify"] + table["ood"]}
+    assert cells["corruption accuracy ↑"] == "0.700 ± 0.000 (2 of 3 runs)"
+    assert cells["MSP AUROC ↑"] == "0.800 ± 0.000 (2 of 3 runs)"
+    assert cells["clean accuracy ↑"] == "0.900 ± 0.000"  # every run: no count
+    one = page.aggregate(records[:1] + [{**records[1], "corruption_acc": None}])
+    assert page.tables(one, page.headline_rows(one))["classify"][4][1] == "0.700 (1 of 2 runs)"
+
+
+def test_the_page_defines_each_fpr_column_and_the_scale_of_the_ood_cells():
+    """The page showed fpr95_id_tpr and fpr95_ood_tpr, two conventions that differ on the same
+    scores, without saying which is which, and fractions where ood score's table gives percent."""
+    from robustrep.tasks.report.cli import CONVENTIONS
+    records = [{"task": "classify", "reg": "none", "seed": s, "ood/KNN/AUROC": 0.9,
+                "ood/KNN/fpr95_id_tpr": 0.3, "ood/KNN/fpr95_ood_tpr": 0.2} for s in range(2)]
+    agg = page.aggregate(records)
+    text = page.markdown(agg, page.headline_rows(agg), {"summary": "s",
+                                                        "conventions": CONVENTIONS})
+    conventions = text.split("\nConventions: ")[1]
+    assert "| KNN fpr95_id_tpr ↓ |" in text and "| KNN fpr95_ood_tpr ↓ |" in text
+    assert ("fpr95_id_tpr is the share of OOD samples accepted at the threshold accepting 95% of "
+            "ID samples") in conventions
+    assert ("fpr95_ood_tpr the share of ID samples flagged at the threshold flagging 95% of OOD "
+            "samples") in conventions
+    assert "as fractions (its results.md gives percent)" in conventions
 
 
 def test_the_page_holds_the_baseline_the_cost_and_embedded_plots(tmp_path):

@@ -81,6 +81,27 @@ def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monke
     assert cli.main(argv) == 0 and len(children) == 8
 
 
+def test_the_page_says_which_runs_this_invocation_ran(tmp_path, children, capsys):
+    """Run again over finished runs, the page said "0.0 min wall-clock for this invocation" of
+    them all, replacing the page that gave the minutes they took."""
+    import shutil
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "--out", str(out)]
+
+    def summary():
+        return (out / "report.md").read_text().splitlines()[2]
+    assert cli.main(argv) == 0
+    assert summary().endswith("min wall-clock for this invocation.")
+    assert cli.main(argv) == 0
+    assert summary().endswith("min wall-clock for this invocation, which ran none of them (each "
+                              "had finished before it: read).")
+    shutil.rmtree(out / "runs" / "gan" / "none-seed0")
+    assert cli.main(argv) == 0
+    assert summary().endswith(", which ran 1 of the 4 (the others had finished before it: "
+                              "read).")
+    assert "report runs: run 1/1 (100%)" in capsys.readouterr().err  # runs, not steps
+
+
 def test_an_out_folder_removed_while_the_report_runs_is_not_made_again(tmp_path, monkeypatch,
                                                                        children, capsys):
     # Was: the page was written into a new folder of the same name, holding it alone
@@ -208,6 +229,26 @@ def test_a_users_files_in_out_are_kept_and_a_bad_out_is_named(tmp_path, capsys, 
     (tmp_path / "afile").write_text("")
     assert cli.main([*argv, "--out", str(tmp_path / "afile")]) == 2
     assert "afile is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record, what", [("config.json", "the folder of a robustrep run"),
+                                          ("results.json", "the folder of an ood score"),
+                                          ("bench.json", "the folder of an ood bench")])
+@pytest.mark.parametrize("collect", [False, True])
+def test_another_commands_folder_as_out_is_refused(tmp_path, capsys, children, record, what,
+                                                   collect):
+    """Was: `report --out RUN` (a gan run's folder) trained the report's runs inside the run,
+    RUN/runs/..., and wrote report.md beside its checkpoints; --collect named a missing run."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / record).write_text("{}")
+    argv = ["report", "--quick", "--seeds", "0", "--gan-regs", "none", "--out", str(folder)]
+    assert cli.main(argv + ["--collect"] * collect) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep report: error: --out {folder} is {what} (it holds {record}); report writes "
+        f"only into a folder of its own: a new folder, or an earlier report's (its finished "
+        f"runs are read)\n")
+    assert not children and sorted(p.name for p in folder.iterdir()) == [record]
 
 
 def test_a_run_that_failed_here_but_finished_elsewhere_is_not_also_a_failure(tmp_path, capsys,
@@ -432,5 +473,5 @@ def test_a_detector_that_failed_on_some_sets_is_left_out_of_its_cells(tmp_path, 
     page_text = (out / "report.md").read_text()
     assert "left out of the Mahalanobis cells" in page_text.split("## Left out")[1]
     # seed 0's mean over both sets alone (0.8), not averaged with seed 1's over one (0.5)
-    assert "| Mahalanobis AUROC ↑ | 0.800 (1 run) |" in page_text
+    assert "| Mahalanobis AUROC ↑ | 0.800 (1 of 2 runs) |" in page_text
     assert "| MaxSoftmax AUROC ↑ | 0.700 ± 0.000 |" in page_text
