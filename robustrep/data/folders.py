@@ -194,10 +194,16 @@ def _first_image(entries: list[Entry]) -> Entry:
     return min(p for p in entries if is_image(p))
 
 
+def _holds_anything(folder: Entry) -> bool:
+    return any(not p.name.startswith(".") for p in folder.iterdir())
+
+
 def _folder_layout(root: Entry) -> str:
     entries = list(root.iterdir())
     has_images = any(is_image(p) for p in entries)
-    has_dirs = any(p.is_dir() and not p.name.startswith(".") for p in entries)
+    # an empty subfolder (or one of hidden files only) holds no class: it is not counted
+    has_dirs = any(p.is_dir() and not p.name.startswith(".") and _holds_anything(p)
+                   for p in entries)
     if has_images and has_dirs:
         # the advice is a change to the folder, which works from every program; the library's
         # layout= argument is named only as the alternative for Python callers

@@ -99,6 +99,26 @@ def test_a_folder_of_images_and_subfolders_says_what_to_move(tmp_path, capsys):
     assert capsys.readouterr().err == f"robustrep classify: error: {advice}\n"
 
 
+def test_an_empty_subfolder_beside_images_leaves_the_folder_flat(tmp_path):
+    # Was: "holds both images and subfolders" for a stray empty folder (or one holding only
+    # .DS_Store), which holds no class and no image
+    flat = tmp_path / "flat"
+    for name in ("a.png", "b.png"):
+        write_png(flat / name, (8, 8), (0, 0, 0))
+    (flat / "empty").mkdir()
+    (flat / "mac").mkdir()
+    (flat / "mac" / ".DS_Store").write_bytes(b"x")
+    ds = image_folder(flat, size=8)
+    assert len(ds) == 2 and ds.classes == ["flat"]
+    (flat / "empty" / "note.txt").write_text("a file: the folder may be a class in the making")
+    with pytest.raises(ValueError, match="holds both images and subfolders"):
+        image_folder(flat, size=8)
+    only_empty = tmp_path / "only_empty"
+    (only_empty / "empty").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no images found in"):
+        image_folder(only_empty, size=8)
+
+
 def test_files_not_taken_for_their_extension_are_listed_in_unread(tmp_path):
     for name in ("a.png", "b.JPG", "c.gif", "d.jfif", ".hidden.png"):
         write_png(tmp_path / "flat" / name, (8, 8), (0, 0, 0))
