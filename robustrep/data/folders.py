@@ -28,9 +28,9 @@ from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 
 from robustrep._validate import check_choice
-from robustrep.data.images import (IMG_EXTENSIONS, check_depth, check_source, convert_image,
-                                   decode_error, drop_bad_images, image_problem, image_transform,
-                                   is_image, load_image)
+from robustrep.data.images import (IMG_EXTENSIONS, Checked, check_depth, check_source,
+                                   convert_image, decode_error, drop_bad_images, image_problem,
+                                   image_transform, is_image, load_image)
 from robustrep.data.zipdata import ZipEntry, check_member, zip_tree
 from robustrep.errors import UnreadableImageError
 
@@ -248,7 +248,7 @@ def split_classes(split: str | os.PathLike) -> list[str] | None:
 
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
                  layout: str = "auto", verify: bool = False, skip_bad: bool = False,
-                 classes: list[str] | None = None) -> Dataset:
+                 classes: list[str] | None = None, checked: Checked | None = None) -> Dataset:
     """Images under ``root``, resized on the shorter side to ``size`` and centre-cropped.
 
     Args:
@@ -264,6 +264,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
             (a ``.gif`` or ``.jfif`` is not an image here: a program can say so).
         classes: the class names in label order (:func:`split_classes` gives the training
             split's); a class folder not among them is a ValueError. Needs class folders.
+        checked: with ``verify``, called as ``checked(done, total)`` after each image is
+            opened (a program's progress bar: the scan prints nothing).
     """
     root = check_source(root, size, channels, size_required=True)
     check_choice("layout", layout, ("auto", "classes", "flat"))
@@ -288,7 +290,7 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
             raise _layout_hint(err, root) from None
         paths = [Path(p) for p, _ in dataset.samples]
     if verify:
-        dataset = drop_bad_images(dataset, paths, root, skip_bad)
+        dataset = drop_bad_images(dataset, paths, root, skip_bad, checked)
     dataset.unread = _unread_files(root, recursive=layout != "flat")
     dataset.layout = layout
     return dataset
@@ -330,6 +332,8 @@ class ZipImageFolder(Dataset):
         channels: 3 (RGB) or 1 (greyscale) decoding.
         transform: PIL image -> tensor; None gives the PIL image.
         verify: read and decode every image now.
+        checked: with ``verify``, called as ``checked(done, total)`` after each image (a
+            program's progress bar: nothing here prints).
 
     A zip holding one folder and nothing else (``zip -r SRC.zip FOLDER`` writes it so) is
     read from inside that folder, which ``top`` names (else None).
@@ -340,7 +344,8 @@ class ZipImageFolder(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, channels: int = 3,
-                 transform: Callable | None = None, verify: bool = False) -> None:
+                 transform: Callable | None = None, verify: bool = False,
+                 checked: Checked | None = None) -> None:
         check_choice("channels", channels, (1, 3))
         self.path, self.channels, self.transform = Path(path), channels, transform
         root = _unwrapped(zip_tree(self.path))
@@ -359,7 +364,7 @@ class ZipImageFolder(Dataset):
         for entry, _ in self.samples:  # from the central directory: no data read for this
             check_member(self.path, self._zip().getinfo(entry.member))
         if verify:
-            self._verify()
+            self._verify(checked)
         self.skipped: list[str] = []
         self.unread = _unread_files(root, recursive=self.layout != "flat")
 
@@ -388,11 +393,16 @@ class ZipImageFolder(Dataset):
             return _damaged(err)
         return image_problem(io.BytesIO(data))
 
-    def _verify(self) -> None:
+    def _verify(self, checked: Checked | None = None) -> None:
         """Read and decode every image, refusing the first that fails (naming how many more),
-        in :func:`image_folder`'s words."""
-        bad = [(entry, reason) for entry, _ in self.samples
-               if (reason := self._problem(entry)) is not None]
+        in :func:`image_folder`'s words; ``checked(done, total)`` after each."""
+        bad = []
+        for done, (entry, _) in enumerate(self.samples, 1):
+            reason = self._problem(entry)
+            if reason is not None:
+                bad.append((entry, reason))
+            if checked is not None:
+                checked(done, len(self.samples))
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise ValueError(f"unreadable image {bad[0][0]}{more} under {self.path}: "

@@ -250,19 +250,28 @@ def decode_error(err: Exception) -> str:
     return f"{type(err).__name__}: {str(err).strip() or 'unreadable'}"[:160]
 
 
-def find_bad_images(paths: list[Path]) -> list[tuple[Path, str]]:
-    """``(path, reason)`` for each file of ``paths`` that is not a readable image."""
+Checked = Callable[[int, int], None]  # (files done, files in all), after each file
+
+
+def find_bad_images(paths: list[Path], checked: Checked | None = None) -> list[tuple[Path, str]]:
+    """``(path, reason)`` for each file of ``paths`` that is not a readable image; ``checked``
+    is called after each file with the counts (about 1.4 ms a 300x300 JPEG: 70k files take
+    minutes, and a program draws its progress from it; nothing here prints)."""
     bad = []
-    for path in paths:
+    for done, path in enumerate(paths, 1):
         reason = image_problem(Path(path))
         if reason is not None:
             bad.append((Path(path), reason))
+        if checked is not None:
+            checked(done, len(paths))
     return bad
 
 
-def drop_bad_images(dataset: Any, paths: list[Path], root: Path, skip_bad: bool) -> Any:
-    """Scan ``paths`` (the dataset's files in sample order); raise on or drop unreadable ones."""
-    bad = find_bad_images(paths)
+def drop_bad_images(dataset: Any, paths: list[Path], root: Path, skip_bad: bool,
+                    checked: Checked | None = None) -> Any:
+    """Scan ``paths`` (the dataset's files in sample order); raise on or drop unreadable ones.
+    ``checked``: as :func:`find_bad_images`'s."""
+    bad = find_bad_images(paths, checked)
     dataset.skipped = [str(p) for p, _ in bad]
     if not bad:
         return dataset

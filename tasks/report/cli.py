@@ -4,6 +4,10 @@
                      [--gan-regs none,adaptivemix,...] [--classify-regs none,mixup,...]
     robustrep report --collect --out DIR      # only read the runs already in DIR
 
+With --collect, an option not given is the earlier report's in DIR (its report.json): its size
+(--quick), seeds and settings; one given is honoured (runs of another size are left out, each
+with a line).
+
 On a 2-core CPU with ``--jobs 2``, ``--quick`` took 3.0 minutes (measured, README); the default
 size is estimated at about 15 minutes from the same per-run costs (not timed). The page is
 ``DIR/report.md`` and ``DIR/report.html`` (self-contained, with its plots).
@@ -25,8 +29,8 @@ from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.launch import command
 from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
-from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, check_out, collect, execute,
-                                         plan)
+from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, check_out, collect,
+                                         earlier_settings, execute, plan)
 
 CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features from 1,000 G-EMA "
                "samples (comparable only within this feature network, not with Inception "
@@ -49,8 +53,18 @@ def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.
                        description=__doc__.split("\n\n")[0])
 
 
-def _settings(args: argparse.Namespace):
-    base = QUICK if args.quick else FULL
+def _settings(args: argparse.Namespace, earlier=None):
+    """The report's settings and whether it is ``--quick``: the options given, and for each one
+    not given the earlier report's under ``--collect`` (``earlier``: :func:`earlier_settings`;
+    a ``--quick`` report's runs read without ``--quick`` were all "trained at another size"),
+    else its size's. A ``--quick`` given is honoured: runs of another size are left out, each
+    with a line. (``--quick`` is a switch: "not quick" cannot be given, only left out.)"""
+    quick = args.quick or (earlier is not None and earlier[1])
+    base = QUICK if quick else FULL
+    if earlier is not None:  # its runs and seeds, at its sizes unless --quick changes them
+        saved = earlier[0]
+        base = saved if quick == earlier[1] else dataclasses.replace(
+            base, gan_regs=saved.gan_regs, classify_regs=saved.classify_regs, seeds=saved.seeds)
     changes = {}
     if args.seeds is not None:
         changes["seeds"] = unique(args.seeds, "--seeds", "seed")
@@ -64,7 +78,7 @@ def _settings(args: argparse.Namespace):
                 raise UserError(str(err)) from None
             changes[field] = unique([_setting(s, program) for s in text.split(",")
                                       if s.strip()], f"--{program}-regs", "setting")
-    return dataclasses.replace(base, **changes)
+    return dataclasses.replace(base, **changes), quick
 
 
 def _setting(text: str, program: str) -> str:
@@ -77,17 +91,21 @@ def _setting(text: str, program: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings, quick = _settings(args)  # the options' own errors before the folder's
     # absolute: every run's command starts a child process in another folder (runs.plan)
     out = Path(args.out or f"runs/report-{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
     out = out.absolute()
+    if args.collect:  # the earlier report's options stand for those not given
+        check_out(out, True)
+        settings, quick = _settings(args, earlier_settings(out))
     runs = plan(settings, out)
     if args.dry_run:  # quoted as a shell reads them: --out may hold a space
         for run in runs:
             for argv in run.commands:
                 print(shlex.join(["robustrep", *command(argv)]))
         return 0
-    check_out(out, args.collect)
+    if not args.collect:
+        check_out(out)
     from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
     from robustrep.tasks.common.runfiles import forget_folder, guard_folder
     with RunLock(out / LOCK_FILE).acquire():  # a second report into this folder: refused
@@ -95,12 +113,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         guard_folder(out, f"--out {out} was removed or moved while the report ran; nothing "
                           f"more is written there; run the command again")
         try:
-            return _report(args, settings, out, runs)
+            return _report(args, settings, quick, out, runs)
         finally:
             forget_folder(out)
 
 
-def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
+def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs) -> int:
     """Train what is not done (unless --collect), read every run, write the page."""
     started = time.time()
     failures: list[str] = []
@@ -125,9 +143,9 @@ def _report(args: argparse.Namespace, settings, out: Path, runs) -> int:
                  if args.collect or OTHER_SIZE in line or line.startswith(read)]
     seconds = None if args.collect else time.time() - started
     ran = sum((r["task"], r["reg"], r["seed"]) in todo for r in records)
-    info = {"summary": _summary(settings, records, seconds, args.quick, ran),
+    info = {"summary": _summary(settings, records, seconds, quick, ran),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),
-            "failures": failures}
+            "quick": quick, "failures": failures}  # settings, quick: what --collect reuses
     from robustrep.tasks.report import page  # numpy and the metrics: not for --help
     files = page.write(out, records, info)
     for line in failures:

@@ -17,7 +17,7 @@ run, so one classifier serves both tasks.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,7 @@ def _left_out(run: Run) -> str | None:
     # e.g. a --quick report's runs read by a report at the default size
     if run.steps is not None and trained != run.steps:
         return (f"{OTHER_SIZE} ({trained} steps, this report's {run.steps}) in {run.folder}; "
-                f"left out (give the options it was made with, e.g. --quick)")
+                f"left out (give the options it was made with{_size_example(run, trained)})")
     for key, planned in _identity(run).items():
         if str(summary.config.get(key)) != planned:
             return (f"{run.folder} holds another run ({key} {summary.config.get(key)!r} in its "
@@ -263,6 +263,15 @@ def _left_out(run: Run) -> str | None:
                 f"number; left out (remove the folder and run without --collect to train it "
                 f"again)")
     return None
+
+
+def _size_example(run: Run, trained: Any) -> str:
+    """Which size ``trained`` steps are, as an example of the options to give: ``--quick``
+    given to a default report's runs (``--collect`` honours it) wants "without --quick"."""
+    steps = {"gan": "gan_steps", "grid": "grid_steps", "classify": "classify_steps"}[run.task]
+    if trained == getattr(QUICK, steps):
+        return ", e.g. --quick"
+    return ", e.g. without --quick" if trained == getattr(FULL, steps) else ""
 
 
 def _identity(run: Run) -> dict[str, str]:
@@ -372,6 +381,60 @@ def _partial_line(detector: str, bad: list[dict[str, Any]], absent: list[str], t
     return (f"{detector} {' and '.join(why)}, {len(bad) + len(absent)} of the {total} OOD sets "
             f"in {path}; left out of the {detector} cells (its mean would cover fewer sets than "
             f"the other runs')")
+
+
+# the options of a report's size (--quick or the default), beside its runs and seeds
+SIZE_FIELDS = ("gan_steps", "grid_steps", "classify_steps", "classify_model", "detectors",
+               "attack_samples", "gan_evals")
+
+
+def earlier_settings(out: Path) -> tuple[Settings, bool] | None:
+    """The settings an earlier report in ``out`` ran with (its ``report.json``, whose shape
+    :func:`check_out` checked), and whether it was ``--quick``; None: no report there (run
+    folders gathered by hand). A field a report of an earlier version did not record is its
+    size's; a damaged or foreign value is refused in one line: the runs read would not be that
+    report's."""
+    path = out / "report.json"
+    if not path.is_file():
+        return None
+    info = read_json(path, dict, advice=_ANEW).get("info")
+    stored = info.get("settings") if isinstance(info, dict) else None
+    # every report recorded these: their size's value would hide a damaged record
+    required = ("gan_regs", "classify_regs", "seeds", "gan_steps", "grid_steps",
+                "classify_steps")
+    if not isinstance(stored, dict):
+        raise UserError(f"{path} holds no report settings (info.settings); {_ANEW}")
+    absent = [name for name in required if name not in stored]
+    if absent:
+        raise UserError(f"{path}: info.settings has no {absent[0]}; {_ANEW}")
+    quick = info.get("quick")
+    if quick is None:  # written before "quick" was recorded: the quick size's steps tell
+        quick = all(stored.get(k) == getattr(QUICK, k) for k in SIZE_FIELDS if k in stored)
+    if not isinstance(quick, bool):
+        raise UserError(f"{path}: info.quick is {quick!r}, not true or false; {_ANEW}")
+    base = QUICK if quick else FULL
+    values = {}
+    for name, default in asdict(base).items():
+        value = stored.get(name, default)
+        if not _same_kind(value, default):
+            raise UserError(f"{path}: info.settings.{name} is {value!r}, not what a report "
+                            f"writes; {_ANEW}")
+        values[name] = tuple(value) if isinstance(default, tuple) else value
+    return Settings(**values), quick
+
+
+_ANEW = ("restore it, or remove it and give --collect the options the report was made with "
+         "(--quick, --seeds, --gan-regs, --classify-regs)")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """``value`` is of the type of the setting ``default`` (a sequence: of its items' type; a
+    count: not negative); bools are not numbers here."""
+    if isinstance(default, tuple):
+        kind = type(default[0])
+        return isinstance(value, list) and bool(value) and all(
+            type(v) is kind and (kind is not int or v >= 0) for v in value)
+    return type(value) is type(default) and (not isinstance(value, int) or value >= 0)
 
 
 PLOTS = tuple(f"plots/{task}.png" for task in ("gan", "grid", "classify", "ood"))  # page.draw

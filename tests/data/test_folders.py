@@ -131,3 +131,35 @@ def test_files_not_taken_for_their_extension_are_listed_in_unread(tmp_path):
     (tmp_path / "classes" / "x" / "deep" / "g.bin").write_bytes(b"x")
     ds = image_folder(tmp_path / "classes", 8)
     assert len(ds) == 1 and ds.unread == [str(tmp_path / "classes" / "x" / "deep" / "g.bin")]
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_the_image_check_reports_each_image_and_prints_nothing(tmp_path, capsys, as_zip):
+    """``data pack`` checks every image before its bar (about 1.4 ms a 300x300 JPEG: 100 s of
+    silence for 70k); the scan calls ``checked(done, total)`` after each, and the program draws
+    the count, so the library stays silent (a bad image is still counted, then refused)."""
+    import zipfile
+
+    from robustrep.data.folders import ZipImageFolder
+    for k, cls in enumerate(("cat", "cat", "dog")):
+        write_png(tmp_path / "src" / cls / f"{k}.png", (8, 8), (40 * k, 0, 0))
+    (tmp_path / "src" / "dog" / "bad.png").write_bytes(b"not an image")
+    src = tmp_path / "src"
+    if as_zip:
+        with zipfile.ZipFile(tmp_path / "src.zip", "w") as archive:
+            for path in sorted(p for p in src.rglob("*") if p.is_file()):
+                archive.write(path, path.relative_to(src).as_posix())
+    calls = []
+    with pytest.raises(ValueError, match="unreadable image .*bad.png"):
+        if as_zip:
+            ZipImageFolder(tmp_path / "src.zip", verify=True,
+                           checked=lambda *counts: calls.append(counts))
+        else:
+            image_folder(src, 8, verify=True, checked=lambda *counts: calls.append(counts))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    (src / "dog" / "bad.png").unlink()
+    (tmp_path / "src.zip").unlink(missing_ok=True)
+    calls.clear()
+    assert len(image_folder(src, 8, verify=True, checked=lambda *c: calls.append(c))) == 3
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert capsys.readouterr() == ("", "")

@@ -50,8 +50,9 @@ def children(monkeypatch):
 
 
 def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys):
-    """README: ``robustrep report --quick`` (default --out), then ``--quick --collect --out DIR``;
-    the quick runs collected at the default size are refused, not labelled with its steps."""
+    """README: ``robustrep report --quick`` (default --out), then ``--collect --out DIR`` (with
+    and without --quick); the quick runs planned at the default size are left out, not
+    labelled with its steps."""
     monkeypatch.chdir(tmp_path)
     assert cli.main("report --quick".split()) == 0
     (folder,) = (tmp_path / "runs").iterdir()
@@ -62,15 +63,79 @@ def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, c
     assert cli.main(["report", "--quick", "--collect", "--out", rel]) == 0
     assert "(12 runs)" in capsys.readouterr().out
     page_text = (folder / "report.md").read_text()
-    assert cli.main(["report", "--collect", "--out", rel]) == 2
-    err = capsys.readouterr().err
-    assert "gan/none/seed0: trained at another size (300 steps, this report's 400)" in err, err
-    assert err.count("\n") == 1 and "--quick" in err
-    assert (folder / "report.md").read_text() == page_text  # the quick page is kept
+    # was: every run "trained at another size (300 steps, this report's 400)", exit 2: the
+    # options not given are now the earlier report's (report.json), --quick among them
+    assert cli.main(["report", "--collect", "--out", rel]) == 0
+    assert "(12 runs)" in capsys.readouterr().out
+    assert (folder / "report.md").read_text() == page_text  # the same page: the same settings
     children.clear()  # the default size into the same folder: the quick runs are left out
     assert cli.main(["report", "--out", rel]) == 1
     assert capsys.readouterr().err.count("trained at another size") == 12  # warnings: stderr
     assert not any(str(folder / "runs" / "gan" / "none-seed0") in a for a in children)
+
+
+def test_collect_takes_the_options_not_given_from_the_earlier_report(tmp_path, capsys,
+                                                                     children):
+    """Seeds, settings and size come from report.json; an option given is honoured, a --quick
+    among them: a default report's runs are then of another size, each named."""
+    out = tmp_path / "r"
+    assert cli.main(["report", "--seeds", "0", "1", "--gan-regs", "none", "--classify-regs",
+                     "mixup", "--out", str(out)]) == 0
+    capsys.readouterr()
+    trained = len(children)  # 2 seeds x (digits GAN, grid GAN, classifier: train, eval, score)
+    assert cli.main(["report", "--collect", "--out", str(out)]) == 0 and len(children) == trained
+    assert "(6 runs)" in capsys.readouterr().out
+    summary = (out / "report.md").read_text().splitlines()[2]
+    assert summary.startswith("Default report: 6 runs, seeds 0, 1; GAN 400 steps on digits and "
+                              "1000 on the grid; classifier test_resnet, 100 steps;"), summary
+    assert cli.main(["report", "--collect", "--out", str(out), "--seeds", "1"]) == 0
+    assert "(3 runs)" in capsys.readouterr().out
+    assert "Default report: 3 runs, seed 1;" in (out / "report.md").read_text()
+    assert cli.main(["report", "--collect", "--out", str(out), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep report: error: gan/none/seed1: trained at another size (400 steps, "
+                   f"this report's 300) in {out / 'runs' / 'gan' / 'none-seed1'}; left out (give "
+                   f"the options it was made with, e.g. without --quick)\n")
+
+
+@pytest.mark.parametrize("damage, line", [
+    (lambda info: info.pop("settings"), "{path} holds no report settings (info.settings); "),
+    (lambda info: info["settings"].pop("seeds"), "{path}: info.settings has no seeds; "),
+    (lambda info: info["settings"].update(seeds="0"),
+     "{path}: info.settings.seeds is '0', not what a report writes; "),
+    (lambda info: info["settings"].update(gan_steps=True),
+     "{path}: info.settings.gan_steps is True, not what a report writes; "),
+    (lambda info: info.update(quick="yes"), "{path}: info.quick is 'yes', not true or false; "),
+])
+def test_collect_refuses_damaged_settings_of_the_earlier_report(tmp_path, capsys, children,
+                                                                damage, line):
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 0
+    path = out / "report.json"
+    record = json.loads(path.read_text())
+    damage(record["info"])
+    path.write_text(json.dumps(record))
+    page_text = (out / "report.md").read_text()
+    capsys.readouterr()
+    assert cli.main(["report", "--collect", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep report: error: {line.format(path=path)}restore it, or remove it and give "
+        f"--collect the options the report was made with (--quick, --seeds, --gan-regs, "
+        f"--classify-regs)\n")
+    assert (out / "report.md").read_text() == page_text
+
+
+def test_collect_reads_a_quick_report_that_did_not_record_quick(tmp_path, capsys, children):
+    """A report.json of an earlier version (no "quick"): the quick size's steps tell."""
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 0
+    record = json.loads((out / "report.json").read_text())
+    assert record["info"].pop("quick") is True
+    del record["info"]["settings"]["gan_evals"]  # a field added since: its size's
+    (out / "report.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert cli.main(["report", "--collect", "--out", str(out)]) == 0
+    assert "Quick report: 4 runs, seed 0; GAN 300 steps" in (out / "report.md").read_text()
 
 
 def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monkeypatch, children):
