@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import re
 import typing
+from collections.abc import Container, Iterable, Iterator
 from typing import Any
 
 
@@ -196,16 +197,22 @@ def read_decorated(module: str, decorator: str) -> list[tuple[list[Any], dict[st
     consts = module_constants(tree)
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     found = []
-    for node in tree.body:
-        for deco in getattr(node, "decorator_list", ()):
-            if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
-                    and deco.func.id == decorator):
-                continue
-            args = [literal(a, consts) for a in deco.args]
-            if isinstance(node, ast.ClassDef):
-                options = static_options(node, classes, consts)
-            else:
-                options = static_args(node, merge_help([ast.get_docstring(node) or ""]),
-                                       consts)
-            found.append((args, options))
+    for node, deco in decorator_calls(tree.body, (decorator,)):
+        args = [literal(a, consts) for a in deco.args]
+        if isinstance(node, ast.ClassDef):
+            options = static_options(node, classes, consts)
+        else:
+            options = static_args(node, merge_help([ast.get_docstring(node) or ""]), consts)
+        found.append((args, options))
     return found
+
+
+def decorator_calls(nodes: Iterable[ast.AST],
+                    names: Container[str]) -> Iterator[tuple[ast.AST, ast.Call]]:
+    """``(node, call)`` for each decorator of ``nodes`` that calls a plain name in ``names``
+    (``@register_regularizer("x", ...)``, not ``@mod.register(...)`` nor a bare ``@name``)."""
+    for node in nodes:
+        for deco in getattr(node, "decorator_list", ()):
+            if (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
+                    and deco.func.id in names):
+                yield node, deco

@@ -111,22 +111,23 @@ def _type_name(value: Any, integer: bool) -> str:
     return name
 
 
-def check_nonneg(name: str, value: Any, integer: bool = False) -> None:
+def _check_real(name: str, value: Any, integer: bool, wanted: str) -> None:
+    """``value`` a finite Python int (``integer``) or int/float, not a bool; ``wanted`` names
+    the accepted values in the message (``"positive int"``, ``"number > 0"``)."""
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {'non-negative int' if integer else 'number >= 0'}, "
-                        f"got {_type_name(value, integer)}")
+        raise TypeError(f"{name} must be a {wanted}, got {_type_name(value, integer)}")
     _check_finite(name, value)
+
+
+def check_nonneg(name: str, value: Any, integer: bool = False) -> None:
+    _check_real(name, value, integer, "non-negative int" if integer else "number >= 0")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def check_positive(name: str, value: Any, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {'positive int' if integer else 'number > 0'}, "
-                        f"got {_type_name(value, integer)}")
-    _check_finite(name, value)
+    _check_real(name, value, integer, "positive int" if integer else "number > 0")
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
 

@@ -11,8 +11,9 @@ Available without the released files, 8 of the 15 benchmark corruptions: ``gauss
 ``jpeg_compression``; plus the extra (held-out) ``gaussian_blur``, ``speckle_noise`` and
 ``saturate``. Not available on the fly (they need ImageMagick, OpenCV warps, the frost photos or
 the reference's NumPy random stream): ``glass_blur``, ``motion_blur``, ``zoom_blur``, ``snow``,
-``frost``, ``fog``, ``elastic_transform`` and the extra ``spatter``. For those, and for numbers comparable with published
-CIFAR-10-C / CIFAR-100-C tables, read the released files (:mod:`robustrep.data.cifar_c`).
+``frost``, ``fog``, ``elastic_transform`` and the extra ``spatter``. For those, and for numbers
+comparable with published CIFAR-10-C / CIFAR-100-C tables, read the released files
+(:mod:`robustrep.data.cifar_c`).
 
 Differences from the released files, all small: the reference stores each corrupted image as
 ``np.uint8`` (truncation, up to 1/255 darker); here images stay float. Noise is drawn from torch's

@@ -72,6 +72,20 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
     if (eps if eps is not None else t) == 0:
         return x_real.detach(), x_fake.detach()
     _check_autograd()
+    g_real, g_fake = _gap_gradients(d_fn, module, x_real, x_fake)
+
+    def step(g: Tensor) -> Tensor:
+        return g.clamp(-t, t) if eps is None else eps * g.sign()
+
+    x_fake_adv = _clamp(x_fake.detach() - step(g_fake), rng)
+    x_real_adv = x_real.detach() - step(g_real)
+    return (_clamp(x_real_adv, rng) if clamp_real else x_real_adv), x_fake_adv
+
+
+def _gap_gradients(d_fn: Callable[[Tensor], Tensor], module: nn.Module | None, x_real: Tensor,
+                   x_fake: Tensor) -> tuple[Tensor, Tensor]:
+    """``(g_r, g_f)`` of :func:`dat_perturb`: the input gradients of both sides' gaps to the
+    other side's mean score, held fixed, from one ``autograd.grad`` call."""
     xr = x_real.detach().requires_grad_(True)
     xf = x_fake.detach().requires_grad_(True)
     with preserve_bn_stats(module), torch.enable_grad():
@@ -85,13 +99,7 @@ def dat_perturb(d_fn: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor
     if g_real is None or g_fake is None:
         raise ValueError("d_fn(x) must depend on x with grad for both x_real and x_fake (a D "
                          "run under torch.no_grad(), or on x.detach(), gives none)")
-
-    def step(g: Tensor) -> Tensor:
-        return g.clamp(-t, t) if eps is None else eps * g.sign()
-
-    x_fake_adv = _clamp(xf.detach() - step(g_fake), rng)
-    x_real_adv = xr.detach() - step(g_real)
-    return (_clamp(x_real_adv, rng) if clamp_real else x_real_adv), x_fake_adv
+    return g_real, g_fake
 
 
 @register_regularizer("dat", paper="Li et al., A New Perspective on Stabilizing GANs Training: "

@@ -6,8 +6,20 @@ should call real) and ``loss_fake(logits)`` (what D pays on a sample it should c
 sample-mixing regularizers mix *losses* (``lam * loss_real + (1 - lam) * loss_fake``) for losses
 that have no probability label, such as hinge and Wasserstein (Takamoto & Morishita, MIPR 2021).
 
-Kinds, as StudioGAN names them: ``"ns"`` (non-saturating / logistic; softplus), ``"hinge"``,
-``"ls"`` (least squares, targets 1 and 0), ``"wasserstein"``.
+Kinds, as StudioGAN names them, with the papers they come from:
+
+- ``"ns"``: non-saturating / logistic (softplus), Goodfellow et al., "Generative Adversarial
+  Nets", NeurIPS 2014 (the generator's ``-log D(G(z))`` form of its section 3);
+- ``"hinge"``: Lim & Ye, "Geometric GAN", arXiv 1705.02894, 2017, as used by SNGAN (Miyato et
+  al., ICLR 2018); its generator loss is ``-D(G(z))``;
+- ``"ls"``: least squares with targets 1 and 0 and a factor 1/2, Mao et al., "Least Squares
+  Generative Adversarial Networks", ICCV 2017 (the 0-1 coding ``a = 0, b = c = 1``);
+- ``"wasserstein"``: Arjovsky, Chintala & Bottou, "Wasserstein GAN", ICML 2017 (the critic's
+  unbounded scores; WGAN-GP's :func:`gradient_penalty` is separate).
+
+Checked against ``POSTECH-CVLab/PyTorch-StudioGAN`` ``src/utils/losses.py``: ``d_vanilla`` and
+``g_vanilla`` in their softplus form, ``d_ls``/``g_ls``, ``d_hinge``/``g_hinge`` and
+``d_wasserstein``/``g_wasserstein`` are the batch means of the per-sample losses here.
 """
 
 from __future__ import annotations

@@ -37,8 +37,9 @@ import re
 from typing import Any
 
 from robustrep._lists import check_no_empty_item
-from robustrep._options import (NotLiteral, OptionInfo, callable_options, literal,
-                                module_constants, parse_module, static_options, summary)
+from robustrep._options import (NotLiteral, OptionInfo, callable_options, decorator_calls,
+                                literal, module_constants, parse_module, static_options,
+                                summary)
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
            "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info",
@@ -175,17 +176,13 @@ def _read_module(module: str) -> list[RegularizerInfo]:
     consts = module_constants(tree)
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     found = []
-    for cls in classes.values():
-        for deco in cls.decorator_list:
-            if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
-                    and deco.func.id in _DECORATORS):
-                continue
-            kw = {k.arg: literal(k.value, consts) for k in deco.keywords}
-            found.append(RegularizerInfo(
-                literal(deco.args[0], consts), module, cls.name, kw["paper"], dict(kw["acts"]),
-                {k: tuple(v) for k, v in kw.get("excludes", {}).items()},
-                static_options(cls, classes, consts), _DECORATORS[deco.func.id],
-                summary(ast.get_docstring(cls))))
+    for cls, deco in decorator_calls(classes.values(), _DECORATORS):
+        kw = {k.arg: literal(k.value, consts) for k in deco.keywords}
+        found.append(RegularizerInfo(
+            literal(deco.args[0], consts), module, cls.name, kw["paper"], dict(kw["acts"]),
+            {k: tuple(v) for k, v in kw.get("excludes", {}).items()},
+            static_options(cls, classes, consts), _DECORATORS[deco.func.id],
+            summary(ast.get_docstring(cls))))
     return found
 
 

@@ -87,6 +87,21 @@ def _is_distribution(probs: Tensor, tol: float = 1e-3) -> bool:
     return inside and bool(((probs.sum(dim=1) - 1).abs() <= tol).all())
 
 
+def _class_probabilities(logits_or_probs: Tensor, from_logits: bool) -> Tensor:
+    """float64 class probabilities ``[N, C]`` from logits (softmax) or checked probabilities."""
+    check_bool("from_logits", from_logits)  # "false" is truthy: probabilities softmaxed again
+    # -inf is a valid logit (a class of probability 0); NaN and +inf make softmax NaN
+    if bool((torch.isnan(logits_or_probs) | (logits_or_probs == float("inf"))).any()):
+        raise ValueError("logits_or_probs holds NaN or +inf; give finite logits (-inf allowed) "
+                         "or probabilities")
+    x = logits_or_probs.detach().double()
+    if not from_logits and not _is_distribution(x):
+        raise ValueError("with from_logits=False each row of logits_or_probs must be a "
+                         "probability distribution (values in [0, 1] summing to 1); for logits "
+                         "pass from_logits=True")
+    return x.softmax(dim=1) if from_logits else x
+
+
 def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int = 15,
                                from_logits: bool = True) -> dict[str, Tensor]:
     """ECE with equal-width confidence bins, plus the reliability-diagram data.
@@ -103,27 +118,17 @@ def expected_calibration_error(logits_or_probs: Tensor, y: Tensor, n_bins: int =
     """
     _check_logits_labels(logits_or_probs, y, "logits_or_probs")
     check_positive("n_bins", n_bins, integer=True)
-    check_bool("from_logits", from_logits)  # "false" is truthy: probabilities softmaxed again
-    # -inf is a valid logit (a class of probability 0); NaN and +inf make softmax NaN
-    if bool((torch.isnan(logits_or_probs) | (logits_or_probs == float("inf"))).any()):
-        raise ValueError("logits_or_probs holds NaN or +inf; give finite logits (-inf allowed) "
-                         "or probabilities")
-    x = logits_or_probs.detach().double()
-    probs = x.softmax(dim=1) if from_logits else x
-    if not from_logits and not _is_distribution(probs):
-        raise ValueError("with from_logits=False each row of logits_or_probs must be a "
-                         "probability distribution (values in [0, 1] summing to 1); for logits "
-                         "pass from_logits=True")
+    probs = _class_probabilities(logits_or_probs, from_logits)
     confidence, pred = probs.max(dim=1)
     correct = (pred == y).double()
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=x.device)
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=probs.device)
     # right=False puts conf in bin m when edges[m] < conf <= edges[m + 1]; conf = 0 joins bin 0.
     bins = torch.bucketize(confidence, edges[1:-1], right=False)
     count = torch.bincount(bins, minlength=n_bins)
-    zeros = torch.zeros(n_bins, dtype=torch.float64, device=x.device)
+    zeros = torch.zeros(n_bins, dtype=torch.float64, device=probs.device)
     conf_sum = zeros.index_add(0, bins, confidence)
     acc_sum = zeros.index_add(0, bins, correct)
-    ece = (conf_sum - acc_sum).abs().sum() / max(x.shape[0], 1)
+    ece = (conf_sum - acc_sum).abs().sum() / max(probs.shape[0], 1)
     denom = count.double()
     return {
         "ece": ece,

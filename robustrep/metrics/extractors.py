@@ -187,6 +187,20 @@ def _describe(keys: list[str], limit: int = 8) -> str:
     return f"[{shown}{f', ... ({len(keys) - limit} more)' if len(keys) > limit else ''}]"
 
 
+def _check_fits(path: str, state: Mapping, expected: Mapping) -> None:
+    """Raise ValueError naming what of the file's ``state`` does not fit ``expected``."""
+    # Files saved before BatchNorm tracked num_batches_tracked lack it; load_state_dict fills it.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+             for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{path!r} does not fit the FID Inception-v3 (expected {FID_WEIGHTS_FILE}): "
+            f"missing keys {_describe(missing)}, unexpected keys {_describe(unexpected)}, "
+            f"wrong shapes {_describe(wrong)}")
+
+
 def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float] = (0.0, 1.0),
                        device: str | torch.device = "cpu", resize: str = "tf") -> FIDInceptionV3:
     """Build :class:`FIDInceptionV3` from a local copy of pytorch-fid's or torch-fidelity's
@@ -213,17 +227,7 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
         raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state dict; expected "
                          f"{FID_WEIGHTS_FILE}")
     model = FIDInceptionV3(input_range, resize)
-    expected = model.state_dict()
-    # Files saved before BatchNorm tracked num_batches_tracked lack it; load_state_dict fills it.
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
-             for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{path!r} does not fit the FID Inception-v3 (expected {FID_WEIGHTS_FILE}): "
-            f"missing keys {_describe(missing)}, unexpected keys {_describe(unexpected)}, "
-            f"wrong shapes {_describe(wrong)}")
+    _check_fits(path, state, model.state_dict())
     nan = nan_tensors(state)
     if nan:  # every feature would be NaN, and the error would name no file
         raise ValueError(f"{path!r} holds NaN weights ({nan[0]}); expected {FID_WEIGHTS_FILE}")
@@ -305,11 +309,7 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
             ``epochs * N`` images in all).
         net_kwargs: passed to :class:`DigitsFeatureNet` (``width``, ``feature_dim``).
     """
-    check_tensor("images", images, ndim=4, floating=True)
-    check_tensor("labels", labels, ndim=1)
-    if labels.dtype != torch.long or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"labels must be int64 with one entry per image ({images.shape[0]}), got "
-                         f"dtype {labels.dtype} and shape {tuple(labels.shape)}")
+    _check_training_set(images, labels)
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         check_positive(name, v, integer=True)
     check_positive("lr", lr)
@@ -324,12 +324,28 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
                                  **net_kwargs)
     model = model.to_empty(device=device)
     _init_weights(model, generator)
+    _fit_classifier(model, images, labels.to(device), epochs, batch_size, lr, generator,
+                    on_batch)
+    return model.eval()
+
+
+def _check_training_set(images: Tensor, labels: Tensor) -> None:
+    check_tensor("images", images, ndim=4, floating=True)
+    check_tensor("labels", labels, ndim=1)
+    if labels.dtype != torch.long or labels.shape[0] != images.shape[0]:
+        raise ValueError(f"labels must be int64 with one entry per image ({images.shape[0]}), got "
+                         f"dtype {labels.dtype} and shape {tuple(labels.shape)}")
+
+
+def _fit_classifier(model: nn.Module, images: Tensor, labels: Tensor, epochs: int,
+                    batch_size: int, lr: float, generator: torch.Generator,
+                    on_batch: Callable[[int], Any] | None) -> None:
+    """Adam on the cross-entropy, ``epochs`` passes in an order drawn from ``generator``."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    labels = labels.to(device)
     model.train()
     with torch.enable_grad():
         for _ in range(epochs):
-            order = torch.randperm(images.shape[0], generator=generator, device=device)
+            order = torch.randperm(images.shape[0], generator=generator, device=images.device)
             for batch in order.split(batch_size):
                 loss = F.cross_entropy(model(images[batch]), labels[batch])
                 opt.zero_grad(set_to_none=True)
@@ -337,4 +353,3 @@ def train_digits_feature_net(images: Tensor, labels: Tensor, epochs: int = 5,
                 opt.step()
                 if on_batch is not None:
                     on_batch(len(batch))
-    return model.eval()

@@ -49,19 +49,7 @@ def mode_stats(samples: Tensor, centers: Tensor, std: float | Tensor, threshold:
     check_positive("threshold", threshold)
     check_positive("min_count", min_count, integer=True)
     num_modes = centers.shape[0]
-    if isinstance(std, Tensor):
-        check_tensor("std", std, ndim=(0, 1))
-        if std.dim() == 1 and std.shape[0] != num_modes:
-            raise ValueError(f"std must be a number or one value per mode ({num_modes}), got shape "
-                             f"{tuple(std.shape)}")
-        std = std.to(device=samples.device, dtype=torch.float64)
-        # as check_positive for a number: a negative std makes every distance negative (every
-        # sample "high quality", at its farthest mode), zero or inf makes them inf or 0
-        if not bool(((std > 0) & std.isfinite()).all()):
-            raise ValueError(f"std must be > 0 and finite, got values in "
-                             f"[{float(std.min()):g}, {float(std.max()):g}]")
-    else:
-        check_positive("std", std)
+    std = _checked_std(std, num_modes, samples.device)
     # Direct differences (not the matmul expansion): exact at the threshold, and cheap in 2-D.
     dist = torch.cdist(samples.detach().double(), centers.detach().double(),
                        compute_mode="donot_use_mm_for_euclid_dist") / std
@@ -69,14 +57,37 @@ def mode_stats(samples: Tensor, centers: Tensor, std: float | Tensor, threshold:
     good = nearest_dist < threshold
     counts = torch.bincount(nearest[good], minlength=num_modes)
     total = int(counts.sum())
-    if total:
-        p = counts.double() / total
-        kl = float(torch.where(p > 0, p * torch.log(p * num_modes), 0.0).sum())
-    else:
-        kl = math.nan
     return {
         "modes_covered": int((counts >= min_count).sum()),
         "high_quality": total / max(samples.shape[0], 1),
         "counts": counts,
-        "kl_uniform": kl,
+        "kl_uniform": _kl_to_uniform(counts),
     }
+
+
+def _checked_std(std: float | Tensor, num_modes: int, device: torch.device) -> float | Tensor:
+    """``std`` checked: a number, or a 0-d or ``[num_modes]`` tensor (as float64 on ``device``)."""
+    if not isinstance(std, Tensor):
+        check_positive("std", std)
+        return std
+    check_tensor("std", std, ndim=(0, 1))
+    if std.dim() == 1 and std.shape[0] != num_modes:
+        raise ValueError(f"std must be a number or one value per mode ({num_modes}), got shape "
+                         f"{tuple(std.shape)}")
+    std = std.to(device=device, dtype=torch.float64)
+    # as check_positive for a number: a negative std makes every distance negative (every
+    # sample "high quality", at its farthest mode), zero or inf makes them inf or 0
+    if not bool(((std > 0) & std.isfinite()).all()):
+        raise ValueError(f"std must be > 0 and finite, got values in "
+                         f"[{float(std.min()):g}, {float(std.max()):g}]")
+    return std
+
+
+def _kl_to_uniform(counts: Tensor) -> float:
+    """KL divergence of the normalised histogram ``counts`` to the uniform one, in nats; NaN for
+    an empty histogram (no distribution to compare)."""
+    total = int(counts.sum())
+    if not total:
+        return math.nan
+    p = counts.double() / total
+    return float(torch.where(p > 0, p * torch.log(p * counts.shape[0]), 0.0).sum())

@@ -103,19 +103,8 @@ def fpr_at_tpr(positive: Tensor | np.ndarray, negative: Tensor | np.ndarray,
     return float((negative >= threshold).double().mean())
 
 
-def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
-                fpr_at: float = 0.95) -> dict[str, Any]:
-    """AUROC, AUPR-IN, AUPR-OUT, both FPR@95 conventions, AUTC, AP-IN, AP-OUT and the ROC curve.
-
-    Args:
-        scores: outlier scores ``[N]``, higher = more OOD.
-        is_ood: ``[N]`` booleans (or 0/1), True for OOD samples. Both classes must be present.
-        fpr_at: the true-positive rate at which the false-positive rates are reported.
-    """
-    # Imported here: pytorch-ood and sklearn take seconds to import and only this needs them.
-    from pytorch_ood.metrics import OODMetrics
-    from sklearn.metrics import average_precision_score, roc_curve
-
+def _checked_pair(scores: Any, is_ood: Any) -> tuple[Tensor, Tensor]:
+    """``scores`` (finite, floating) and ``is_ood`` (bool, both classes present) as tensors."""
     scores, is_ood = _as_tensor("scores", scores), _as_tensor("is_ood", is_ood)
     if scores.shape != is_ood.shape:
         raise ValueError(f"scores and is_ood must have the same shape, got {tuple(scores.shape)} "
@@ -129,6 +118,23 @@ def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
     if n_ood == 0 or n_ood == is_ood.numel():
         raise ValueError(f"is_ood must mark both ID and OOD samples, got {n_ood} OOD of "
                          f"{is_ood.numel()}")
+    return scores, is_ood
+
+
+def ood_metrics(scores: Tensor | np.ndarray, is_ood: Tensor | np.ndarray,
+                fpr_at: float = 0.95) -> dict[str, Any]:
+    """AUROC, AUPR-IN, AUPR-OUT, both FPR@95 conventions, AUTC, AP-IN, AP-OUT and the ROC curve.
+
+    Args:
+        scores: outlier scores ``[N]``, higher = more OOD.
+        is_ood: ``[N]`` booleans (or 0/1), True for OOD samples. Both classes must be present.
+        fpr_at: the true-positive rate at which the false-positive rates are reported.
+    """
+    # Imported here: pytorch-ood and sklearn take seconds to import and only this needs them.
+    from pytorch_ood.metrics import OODMetrics
+    from sklearn.metrics import average_precision_score, roc_curve
+
+    scores, is_ood = _checked_pair(scores, is_ood)
     _check_rate("fpr_at", fpr_at)
     labels = torch.where(is_ood, -1, 0).to(scores.device)
     out: dict[str, Any] = dict(OODMetrics(fpr_at=fpr_at).update(scores, labels).compute())

@@ -102,14 +102,7 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
             ``robust`` (samples robust so far, of ``n``; known after each batch) and ``eta_s``
             (seconds left in this component, from its pace so far).
     """
-    check_choice("attack", attack, ATTACKS)
-    norm = _check_norm(norm)
-    check_nonneg("eps", eps)
-    check_positive("steps", steps, integer=True)
-    check_positive("batch_size", batch_size, integer=True)
-    check_nonneg("seed", seed, integer=True)
-    from robustrep.adversarial import _check_eps_scale
-    _check_eps_scale(eps, norm.lower(), _IMAGE_RANGE)  # 8 meant as 8/255
+    norm = _check_attack_settings(attack, eps, norm, steps, batch_size, seed)
     x, y = _collect(data)
     # every attack assumes [0, 1] (AutoAttack clamps to it: 0-255 images would give a silently
     # wrong robust accuracy); checked before the clean pass, not after it
@@ -131,6 +124,20 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
                           robust_acc=int(robust.sum()) / n, n=n, attack=attack,
                           eps=float(eps), norm=norm, convention=f"{convention}, {norm} eps="
                           f"{eps_text(eps, norm)}", correct=correct, robust=robust, flags=flags)
+
+
+def _check_attack_settings(attack: str, eps: float, norm: str, steps: int, batch_size: int,
+                           seed: int) -> str:
+    """:func:`robust_accuracy`'s settings checked; returns ``norm`` spelt as :data:`NORMS`."""
+    check_choice("attack", attack, ATTACKS)
+    norm = _check_norm(norm)
+    check_nonneg("eps", eps)
+    check_positive("steps", steps, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    check_nonneg("seed", seed, integer=True)
+    from robustrep.adversarial import _check_eps_scale
+    _check_eps_scale(eps, norm.lower(), _IMAGE_RANGE)  # 8 meant as 8/255
+    return norm
 
 
 def eps_text(eps: float, norm: str = "Linf") -> str:
@@ -250,48 +257,72 @@ def _report_batches(adversary: Any, model: nn.Module, device: torch.device,
     :func:`_calls_per_batch` (at most 0.99: a batch is done when ``perturb`` returns). The
     wrappers only count and read the clock (no tensor, no random draw): the attack computes
     exactly what the unwrapped one does."""
-    state: dict[str, Any] = {"attack": None, "robust": robust, "last": clock()}
-
-    def report(done: float) -> None:
-        state["last"] = now = clock()
-        pace = (now - state["start"]) / done if done > 0 else 0.0
-        progress({"attack": state["attack"], "done": done, "total": state["total"],
-                  "robust": state["robust"], "n": n,
-                  "eta_s": pace * max(0.0, state["total"] - done)})
-
-    def wrap(part: str, component: Any) -> None:
-        perturb = component.perturb
-        attr = "model" if part.startswith("apgd") else "predict"
-        forward = getattr(component, attr)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            out = forward(*args, **kwargs)
-            state["calls"] += 1
-            if clock() - state["last"] >= REPORT_EVERY_S:
-                share = min(state["calls"] / state["expected"], 0.99)
-                report(state["done"] + share * state["batch"])
-            return out
-
-        def perturb_and_report(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-            name = _component_name(part, component)
-            if state["attack"] != name:  # a new component starts on the samples still robust
-                state.update(attack=name, done=0, total=state["robust"], start=clock())
-            # read here: AutoAttack sets FAB's targeted and restarts just before the call
-            state.update(calls=0, batch=int(y.shape[0]),
-                         expected=_calls_per_batch(part, component))
-            adv = perturb(x, y, *args, **kwargs)
-            with torch.no_grad():
-                fooled = int((_predict_logits(model, adv, device).argmax(1) != y.to(device))
-                             .sum())
-            state["done"] += state["batch"]
-            state["robust"] -= fooled
-            report(state["done"])
-            return adv
-        component.perturb = perturb_and_report
-        setattr(component, attr, counted)
-
+    tracker = _BatchProgress(progress, robust, n, clock)
     for part in ("apgd", "apgd_targeted", "fab", "square"):
-        wrap(part, getattr(adversary, part))
+        _wrap_component(part, getattr(adversary, part), tracker, model, device)
+
+
+class _BatchProgress:
+    """What :func:`_report_batches`' wrappers share: the component running and the samples it
+    has done, the current batch's size and model calls, and when the last report went out."""
+
+    def __init__(self, progress: Callable[[dict[str, Any]], None], robust: int, n: int,
+                 clock: Callable[[], float]):
+        self.progress, self.n, self.clock = progress, n, clock
+        self.robust = robust  # samples robust so far
+        self.attack: str | None = None
+        self.last = clock()
+        self.start, self.total, self.done = 0.0, 0, 0  # of the component running
+        self.calls, self.batch, self.expected = 0, 0, 0  # of its batch
+
+    def report(self, done: float) -> None:
+        self.last = now = self.clock()
+        pace = (now - self.start) / done if done > 0 else 0.0
+        self.progress({"attack": self.attack, "done": done, "total": self.total,
+                       "robust": self.robust, "n": self.n,
+                       "eta_s": pace * max(0.0, self.total - done)})
+
+    def batch_starts(self, attack: str, batch: int, expected_calls: int) -> None:
+        if self.attack != attack:  # a new component starts on the samples still robust
+            self.attack, self.done, self.total, self.start = attack, 0, self.robust, self.clock()
+        self.calls, self.batch, self.expected = 0, batch, expected_calls
+
+    def model_called(self) -> None:
+        self.calls += 1
+        if self.clock() - self.last >= REPORT_EVERY_S:
+            share = min(self.calls / self.expected, 0.99)
+            self.report(self.done + share * self.batch)
+
+    def batch_ends(self, fooled: int) -> None:
+        self.done += self.batch
+        self.robust -= fooled
+        self.report(self.done)
+
+
+def _wrap_component(part: str, component: Any, tracker: _BatchProgress, model: nn.Module,
+                    device: torch.device) -> None:
+    """Wrap ``component``'s ``perturb`` and its model callable so that they tell ``tracker``."""
+    perturb = component.perturb
+    attr = "model" if part.startswith("apgd") else "predict"
+    forward = getattr(component, attr)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        out = forward(*args, **kwargs)
+        tracker.model_called()
+        return out
+
+    def perturb_and_report(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        # read here: AutoAttack sets FAB's targeted and restarts just before the call
+        tracker.batch_starts(_component_name(part, component), int(y.shape[0]),
+                             _calls_per_batch(part, component))
+        adv = perturb(x, y, *args, **kwargs)
+        with torch.no_grad():
+            fooled = int((_predict_logits(model, adv, device).argmax(1) != y.to(device)).sum())
+        tracker.batch_ends(fooled)
+        return adv
+
+    component.perturb = perturb_and_report
+    setattr(component, attr, counted)
 
 
 def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:

@@ -183,15 +183,12 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
     same linear map.
     """
     batch, in_ch = x.shape[:2]
-    out_ch, _, kh, kw = weight.shape
+    out_ch = weight.shape[0]
     f = resample_filter
     if f is None and up > 1:
         f = fir_filter().to(x.device)
-    if x.dtype == torch.float16 and demodulate:  # the reference's pre-normalisation: no fp16
-        # overflow; demodulation divides the scale out again
-        weight = weight * (1 / math.sqrt(in_ch * kh * kw)
-                           / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
-        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    if x.dtype == torch.float16 and demodulate:
+        weight, styles = _fp16_prenormalise(weight, styles)
     scale = None  # per sample and output channel: demodulation times gain, [B, out]
     if demodulate:  # sum_{i,k} (w_oik s_i)^2 = sum_i s_i^2 sum_k w_oik^2: a [B, in] x [in, out]
         # product instead of the [B, out, in, k, k] per-sample weights
@@ -200,12 +197,7 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
     if noise is not None:
         noise = (noise * gain).to(x.dtype)
     if fused:
-        w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_ch, 1, 1)
-        w = w * (scale.reshape(batch, out_ch, 1, 1, 1) if scale is not None else gain)
-        x = x.reshape(1, batch * in_ch, *x.shape[2:])
-        w = w.reshape(batch * out_ch, in_ch, kh, kw)
-        x = conv2d_resample(x, w.to(x.dtype), f, up=up, groups=batch)
-        x = x.reshape(batch, out_ch, *x.shape[2:])
+        x = _grouped_modconv(x, weight, styles, scale, gain, f, up)
     elif scale is None:  # no demodulation: the gain goes into the weight, the bias into the conv
         x = x * styles.to(x.dtype).reshape(batch, in_ch, 1, 1)
         w = weight if gain == 1 else weight * gain
@@ -222,6 +214,30 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
     if shift is not None:
         x = x + shift.reshape(1, -1, 1, 1)
     return x
+
+
+def _fp16_prenormalise(weight: Tensor, styles: Tensor) -> tuple[Tensor, Tensor]:
+    """The reference's pre-normalisation of ``weight`` and ``styles`` before an fp16 modulated
+    conv: it keeps the per-sample weights from overflowing, and demodulation divides the scale
+    out again."""
+    fan_in = weight.shape[1:].numel()  # in_channels * kh * kw
+    weight = weight * (1 / math.sqrt(fan_in)
+                       / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+    return weight, styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+
+def _grouped_modconv(x: Tensor, weight: Tensor, styles: Tensor, scale: Tensor | None,
+                     gain: float, f: Tensor | None, up: int) -> Tensor:
+    """:func:`modulated_conv2d`'s ``fused=True`` path: per-sample weights ``w * s_in * scale``
+    (``gain`` alone without demodulation), one grouped conv with a group per sample."""
+    batch, in_ch = x.shape[:2]
+    out_ch, _, kh, kw = weight.shape
+    w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_ch, 1, 1)
+    w = w * (scale.reshape(batch, out_ch, 1, 1, 1) if scale is not None else gain)
+    x = x.reshape(1, batch * in_ch, *x.shape[2:])
+    w = w.reshape(batch * out_ch, in_ch, kh, kw)
+    x = conv2d_resample(x, w.to(x.dtype), f, up=up, groups=batch)
+    return x.reshape(batch, out_ch, *x.shape[2:])
 
 
 class SynthesisLayer(nn.Module):
