@@ -237,8 +237,13 @@ def with_last_step(err: CheckpointError, path: str | Path, how: str) -> Checkpoi
     last = last_step_checkpoint(Path(path).parent) if Path(path).name == LATEST else None
     if last is None:
         return err
-    return CheckpointError(f"{err}; {last} is there, the last step written: "
-                           f"{how.replace('{name}', last.name)}")
+    whole = whole_step_checkpoint(last.parent)
+    if whole is None:
+        return CheckpointError(f"{err}; the step files beside it are damaged too ({last.name} "
+                               f"the last)")
+    which = "the last step written" if whole == last else damaged_after(last)
+    return CheckpointError(f"{err}; {whole} is there, {which}: "
+                           f"{how.replace('{name}', whole.name)}")
 
 
 def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu") -> dict:
@@ -275,6 +280,22 @@ def last_step_checkpoint(folder: str | Path) -> Path | None:
     """The last ``step_*.pt`` in ``folder`` (step numbers are zero-padded), or None."""
     written = sorted(Path(folder).glob("step_*.pt"))
     return written[-1] if written else None
+
+
+def whole_step_checkpoint(folder: str | Path) -> Path | None:
+    """The last ``step_*.pt`` in ``folder`` that reads whole (a zip whose every part passes its
+    CRC-32 check), or None: the file a run whose ``latest.pt`` is missing or damaged goes on
+    from. The last one written was named even when damaged (a disk error, a copy cut short),
+    and copying it over ``latest.pt`` as advised only moved the damage there."""
+    for path in sorted(Path(folder).glob("step_*.pt"), reverse=True):
+        if zipfile.is_zipfile(path) and damaged_part(path) is None:
+            return path
+    return None
+
+
+def damaged_after(last: Path) -> str:
+    """How :func:`whole_step_checkpoint`'s file is named when a later step file is damaged."""
+    return f"the last step file that reads whole ({last.name} after it is damaged)"
 
 
 def checkpoint_step(path: str | Path) -> int | None:

@@ -39,8 +39,9 @@ from typing import Any, Callable
 
 import torch
 
-from robustrep.tasks.common.checkpoint import (LATEST, last_step_checkpoint, latest_checkpoint,
-                                               remove_stale_tmp)
+from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_step, damaged_after,
+                                               last_step_checkpoint, latest_checkpoint,
+                                               remove_stale_tmp, whole_step_checkpoint)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError, WriteFailed
 from robustrep.tasks.common.runfiles import (FINISHED, check_folder, existing_parent, folder_gone,
                                             forget_folder, guard_folder, note_opened, read_json,
@@ -204,6 +205,11 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def _in_use(folder: Path, holder: str) -> RunFolderError:
+    return RunFolderError(f"{folder} is in use by another run ({holder}); wait for it to finish "
+                          f"or choose another --out")
+
+
 def _foreign_lock(path: Path) -> RunFolderError:
     return RunFolderError(f"{path} exists and is no lock robustrep wrote (those hold 'pid N on "
                           f"HOST'); remove it or choose another --out")
@@ -236,9 +242,8 @@ class RunLock:
             os.close(fd)
             if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise RunFolderError(f"cannot lock {self.path}: {err.strerror or err}") from None
-            holder = self.path.read_text().strip() or "another process"
-            raise RunFolderError(f"{self.path.parent} is in use by another run ({holder}); wait "
-                                 f"for it to finish or choose another --out") from None
+            raise _in_use(self.path.parent,
+                          self.path.read_text().strip() or "another process") from None
         if not _lock_record(os.pread(fd, 4096, 0)):
             os.close(fd)  # a file of the user's that happens to be named .lock
             raise _foreign_lock(self.path)
@@ -436,18 +441,18 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     lock = path / LOCK_FILE
     if lock.is_file() and not _lock_record(lock.read_bytes()[:4096]):  # before any file is made
         raise _foreign_lock(lock)
+    holder = lock_holder(path)
+    if holder is not None:  # a run in progress: "holds a run; continue it with --resume" (that
+        raise _in_use(path, holder)  # resume refused too), or "copy step_N.pt to latest.pt"
     latest = latest_checkpoint(path / "checkpoints")
     last = last_step_checkpoint(path / "checkpoints")
     if latest is None and last is not None:  # a kill between a step's file and latest.pt
-        hint = (f"{last} is there, the last written: copy it to "
-                f"{path / 'checkpoints' / LATEST} to resume from it (--resume {path})")
+        hint = _step_file_hint(path, last)
         if resume:
             raise CheckpointError(f"cannot resume {path}: no {LATEST}; {hint}")
         raise RunFolderError(f"{path} holds checkpoints but no {LATEST}; {hint}, or choose "
                              f"another --out")
     if resume and latest is None:
-        if (path / LOCK_FILE).is_file():  # a run still before its first checkpoint: say so
-            RunLock(path / LOCK_FILE).acquire().release()
         raise CheckpointError(f"cannot resume {path}: no checkpoint at "
                               f"{path / 'checkpoints' / LATEST}")
     if not resume and latest is not None:
@@ -459,6 +464,18 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
                                  f"robustrep run (its files would be overwritten); choose "
                                  f"another --out")
     return latest
+
+
+def _step_file_hint(path: Path, last: Path) -> str:
+    """What a run folder without ``latest.pt`` can go on from: its last step file that reads
+    whole (a damaged one named here was copied to latest.pt, and the resume refused it again)."""
+    whole = whole_step_checkpoint(path / "checkpoints")
+    if whole is None:
+        return (f"its step files are damaged ({last.name} the last), so it cannot go on: start "
+                f"it again after removing {path}")
+    which = "the last written" if whole == last else damaged_after(last)
+    return (f"{whole} is there, {which}: copy it to {path / 'checkpoints' / LATEST} to resume "
+            f"from it (--resume {path})")
 
 
 def _holds_something(path: Path) -> bool:
@@ -538,21 +555,59 @@ def gone_line(path: Path) -> str:
 
 def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     """After a resumed run's checkpoint was validated: its (overridden) config, what the resume
-    changed (:func:`record_resume`), the metrics cut back to the checkpoint's step, and the
-    records' wall clock going on from the last one."""
+    changed (:func:`record_resume`), the metrics and step files cut back to the checkpoint's
+    step, and the records' wall clock going on from the last one."""
     unmark_finished(run.path)
     config = absolute_paths(config)
+    # how the run logged up to its checkpoint: config.json before the resume rewrites it
+    before = read_json(run.config_file, dict) if run.config_file.is_file() else config
     record_resume(run, config, step)
     run.write_config(config)
     existed = run.metrics_file.exists()
     run.truncate_metrics(step)
     records = run.read_metrics()
-    if step > 0 and not records:  # deleted, or emptied (a disk that filled up, a user's edit)
+    # deleted, or emptied (a disk that filled up, a user's edit)
+    if step > 0 and not records and _had_logged(before, step):
         what = "holds no records" if existed else "is missing"
         print(f"warning: {run.metrics_file} {what}: the records up to step {step} are lost; "
               f"the resumed run's records start after it", file=sys.stderr)
     if records:
         run.started = time.time() - float(records[-1].get("time", 0.0))
+    drop_later_checkpoints(run, step)
+
+
+def drop_later_checkpoints(run: RunDir, step: int) -> None:
+    """Move the step files past the resumed ``step`` into ``checkpoints/abandoned_step_N/``
+    (nothing is deleted: an older checkpoint resumed on purpose leaves another trajectory's
+    steps, which a user may want back). A kill between a step's file and latest.pt left one
+    beside the others, where a damaged latest.pt's line named it as "the last step written" to
+    go on from, and a stop line gave its step as latest.pt's."""
+    later = sorted(p for p in run.checkpoints.glob("step_*.pt")
+                   if (checkpoint_step(p) or 0) > step)
+    if not later:
+        return
+    aside = run.checkpoints / f"abandoned_step_{step:08d}"
+    n = 1
+    while aside.exists():  # resumed from this step before: that folder is kept too
+        n += 1
+        aside = run.checkpoints / f"abandoned_step_{step:08d}_{n}"
+    aside.mkdir()
+    for path in later:
+        os.replace(path, aside / path.name)
+    print(f"note: moved {', '.join(p.name for p in later)} into {aside}: past step {step}, "
+          f"which the run resumes from and trains on again", file=sys.stderr)
+
+
+def _had_logged(config: dict[str, Any], step: int) -> bool:
+    """Whether a run of ``config`` had written a record by ``step``: a loss record every
+    ``log_every`` steps, an evaluation every ``eval_every``, one at its last step. A run
+    stopped before its first has none, and lost none (its resume said the records were lost);
+    a config that says neither is taken to have logged."""
+    every = [v for v in (config.get("log_every"), config.get("eval_every"))
+             if isinstance(v, int) and not isinstance(v, bool)]
+    steps = config.get("steps")
+    return (not every or any(0 < v <= step for v in every)
+            or (isinstance(steps, int) and 0 < steps <= step))
 
 
 def record_resume(run: RunDir, config: dict[str, Any], step: int) -> None:

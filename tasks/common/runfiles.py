@@ -249,8 +249,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
             raise gone from None
         # disk full, quota, folder removed: the old file stays in place
         advice = (f"its folder {path.parent} was removed or moved while it was written"
-                  if not path.parent.is_dir() else
-                  _advice(path, "free space or choose another output folder"))
+                  if not path.parent.is_dir() else _advice(path, _remedy(err)))
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice} "
                           f"({kept})") from None
@@ -262,6 +261,20 @@ def _advice(path: Path, otherwise: str) -> str:
     the cache's own advice for robustrep's cache (the user chose no folder for it)."""
     from robustrep.tasks.common.download import cache_advice  # it imports this module
     return cache_advice(path) or otherwise
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _remedy(err: OSError) -> str:
+    """What to do about a file that failed half-way, by its error: "free space" was the advice
+    for a file system remounted read-only or a permission taken away while the run trained."""
+    if err.errno in _NOT_ALLOWED:
+        return "make the folder writable or choose another output folder"
+    if err.errno in _NO_ROOM:
+        return "free space or choose another output folder"
+    return "check the disk or choose another output folder"
 
 
 def _os_error(exc: BaseException) -> OSError | None:
@@ -341,6 +354,9 @@ class Lines:
                 f"a write leaves one); read {len(self.records)} complete record(s)")
 
 
+RECORD_START = '{"step": '  # how every line RunDir.log appends begins
+
+
 def read_jsonl(path: str | Path) -> Lines:
     """The complete JSON-object lines of ``path`` (a missing file has none).
 
@@ -370,7 +386,9 @@ def read_jsonl(path: str | Path) -> Lines:
             bad.append(number)
     dropped = len(bad)
     last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
-    if dropped and not records:
+    # a run's first record cut by a kill or a power loss is its own, not a foreign file's line
+    torn_first = bad == [last] and lines[last - 1].startswith(RECORD_START)
+    if dropped and not records and not torn_first:
         raise RunFolderError(f"{path} is not a robustrep metrics file (no line is a JSON "
                              f"record); move it away or choose another folder")
     return Lines(records, dropped, path, tuple(n for n in bad if n != last))

@@ -214,19 +214,33 @@ class Trainer(TrainerBase):
         self.last_eval_step = self.step
         barrier()
 
+    def grid_path(self, step: int) -> Path:
+        return self.run.samples / f"step_{step:08d}.png"
+
     def draw(self) -> None:
-        """Sample grid (or scatter) of this step and the loss/metric curves."""
-        path = self.run.samples / f"step_{self.step:08d}.png"
+        """The loss/metric curves and the sample grid (or scatter) of this step, the grid last:
+        its file tells a resumed run that this step's pictures were all written."""
+        records = self.run.read_metrics()
+        curves(records, LOSS_CURVES, self.run.plots / "losses.png", title="losses")
+        keys = POINT_METRICS if self.data.is_points else IMAGE_METRICS
+        curves(records, keys, self.run.plots / "metrics.png", title="evaluation")
+        path = self.grid_path(self.step)
         if self.data.is_points:
             pts = generate(self.sampler_G, 2500, self.dist.device, seed=GRID_SEED).cpu()
             scatter2d(pts, self.data.centers, path, title=f"{self.cfg.reg} step {self.step}")
         else:
             images = generate(self.sampler_G, 64, self.dist.device, seed=GRID_SEED)
             image_grid(to_unit_range(images), path, nrow=8)
-        records = self.run.read_metrics()
-        curves(records, LOSS_CURVES, self.run.plots / "losses.png", title="losses")
-        keys = POINT_METRICS if self.data.is_points else IMAGE_METRICS
-        curves(records, keys, self.run.plots / "metrics.png", title="evaluation")
+
+    def evaluate_resumed_step(self) -> None:
+        """The evaluation due at a resumed run's checkpoint step, which a kill (or a full disk)
+        interrupted after the checkpoint: evaluated again; or, when its record was logged but
+        its pictures not all written, those drawn again (same weights, same seed: the pictures
+        the uninterrupted run drew; the resume had left the step without its grid)."""
+        if self.last_eval_step != self.step:
+            self.evaluate()
+        elif self.dist.is_main and not self.grid_path(self.step).is_file():
+            self.draw()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -244,9 +258,8 @@ class Trainer(TrainerBase):
                        enabled=self.show_progress)
         try:
             with self.stop.installed():
-                if 0 < self.step < cfg.steps and self._due(cfg.eval_every) \
-                        and self.last_eval_step != self.step:
-                    self.evaluate()  # a kill during this step's evaluation, after its checkpoint
+                if 0 < self.step < cfg.steps and self._due(cfg.eval_every):
+                    self.evaluate_resumed_step()
                 while self.step < stop:
                     self.one_step(bar)
                     self.check_stop()
@@ -302,9 +315,9 @@ class Trainer(TrainerBase):
         self.log_losses()
         if self.last_ckpt_step != self.step:
             self.save()
-        if self.cfg.final_eval and self.last_eval_step != self.step:
+        if self.cfg.final_eval:
             with self.final_evaluation():
-                self.evaluate()
+                self.evaluate_resumed_step()  # a fresh run's last step: not evaluated yet
 
     def pause(self) -> None:
         """Checkpoint a step before the last (``--stop-after``), as classify does; the loss sums

@@ -117,6 +117,27 @@ def test_a_truncated_metrics_line_is_dropped_and_counted(tmp_path):
                                f"write leaves one); read 2 complete record(s)")
 
 
+def test_a_cut_first_record_is_a_runs_own_not_a_foreign_file(tmp_path, capsys):
+    """A run that checkpoints more often than it logs, cut during its first record (a power
+    loss): its resume was refused, "not a robustrep metrics file; move it away". A foreign
+    file of one line is still refused."""
+    from robustrep.tasks.common.errors import RunFolderError
+    from robustrep.tasks.common.rundir import RunDir, resumed
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 5, "time": 0.1, "lo')
+    lines = read_jsonl(path)
+    assert (lines.records, lines.dropped) == ([], 1)
+    assert lines.warning() == (f"{path}: dropped 1 incomplete line(s) (a run killed during a "
+                               f"write leaves one); read 0 complete record(s)")
+    run = RunDir(tmp_path)
+    resumed(run, {"steps": 9, "log_every": 5, "eval_every": 0}, 4)
+    assert capsys.readouterr().err == f"warning: {lines.warning()}\n"  # nothing else was lost
+    assert path.read_text() == ""
+    path.write_text('{"epoch": 1, "lo')
+    with pytest.raises(RunFolderError, match="is not a robustrep metrics file"):
+        read_jsonl(path)
+
+
 def test_a_damaged_line_before_the_last_is_not_blamed_on_a_kill(tmp_path):
     """A kill cuts only the last line; a bad line before it means the file was changed."""
     path = tmp_path / "metrics.jsonl"

@@ -228,3 +228,79 @@ def test_mismatch_text_counts_and_names_whole_keys():
     loose = mismatch_text(model, {**file, "blocks.7.conv.weight": (8, 8, 3, 3)},
                           lambda key, want, have: key == "head.weight" or want == have)
     assert loose == ""
+
+
+def _run_with_steps(tmp_path, steps=(1, 2, 3)):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    for step in steps:
+        save_checkpoint({"step": step, "w": torch.full((2,), float(step))}, run / "checkpoints",
+                        step)
+    return run
+
+
+def _cut(path):
+    path.write_bytes(path.read_bytes()[:200])  # a copy cut short, a disk error
+
+
+def test_a_damaged_last_step_file_is_not_the_one_to_copy(tmp_path):
+    """latest.pt missing or damaged: the line named the last step file even when it was damaged
+    too, and copying it over latest.pt as told gave the same refusal again. Now it names the
+    last step file that reads whole, and says when none does."""
+    from robustrep.tasks.common.checkpoint import load_for_resume
+    from robustrep.tasks.common.rundir import check_run_folder
+    run = _run_with_steps(tmp_path)
+    ckpts = run / "checkpoints"
+    _cut(ckpts / "step_00000003.pt")
+    _cut(ckpts / "latest.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_for_resume(ckpts / "latest.pt", 9, lambda state: None)
+    assert str(info.value).endswith(
+        f"; {ckpts / 'step_00000002.pt'} is there, the last step file that reads whole "
+        f"(step_00000003.pt after it is damaged): copy it over {ckpts / 'latest.pt'} to resume "
+        f"from it")
+    (ckpts / "latest.pt").unlink()
+    with pytest.raises(CheckpointError) as info:
+        check_run_folder(run, resume=True)
+    assert str(info.value) == (
+        f"cannot resume {run}: no latest.pt; {ckpts / 'step_00000002.pt'} is there, the last "
+        f"step file that reads whole (step_00000003.pt after it is damaged): copy it to "
+        f"{ckpts / 'latest.pt'} to resume from it (--resume {run})")
+    (ckpts / "latest.pt").write_bytes((ckpts / "step_00000002.pt").read_bytes())  # as told
+    assert load_for_resume(ckpts / "latest.pt", 9, lambda state: None)["step"] == 2
+    for path in ckpts.glob("*.pt"):
+        _cut(path)
+    with pytest.raises(CheckpointError, match=r"; the step files beside it are damaged too "
+                                              r"\(step_00000003.pt the last\)$"):
+        load_for_resume(ckpts / "latest.pt", 9, lambda state: None)
+    (ckpts / "latest.pt").unlink()
+    with pytest.raises(RunFolderError, match=re.escape(
+            f"{run} holds checkpoints but no latest.pt; its step files are damaged "
+            f"(step_00000003.pt the last), so it cannot go on: start it again after removing "
+            f"{run}, or choose another --out")):
+        check_run_folder(run, resume=False)
+
+
+def test_a_resume_moves_the_step_files_past_its_checkpoint_aside(tmp_path, capsys):
+    """A kill between step 3's file and latest.pt (or an older checkpoint resumed on purpose)
+    left step_3.pt past the step resumed: a damaged latest.pt's line then told the user to go
+    on from it, another trajectory's step, and a stop line gave its step as latest.pt's."""
+    from robustrep.tasks.common.checkpoint import load_for_resume
+    from robustrep.tasks.common.rundir import resumed
+    run = _run_with_steps(tmp_path)
+    ckpts = run / "checkpoints"
+    (ckpts / "latest.pt").write_bytes((ckpts / "step_00000002.pt").read_bytes())
+    third = (ckpts / "step_00000003.pt").read_bytes()
+    resumed(RunDir(run), {"steps": 9}, 2)
+    aside = ckpts / "abandoned_step_00000002"
+    assert sorted(p.name for p in ckpts.iterdir()) == [aside.name, "latest.pt",
+                                                       "step_00000001.pt", "step_00000002.pt"]
+    assert (aside / "step_00000003.pt").read_bytes() == third  # moved aside, not deleted
+    assert capsys.readouterr().err.endswith(
+        f"note: moved step_00000003.pt into {aside}: past step 2, which the run resumes from "
+        f"and trains on again\n")
+    _cut(ckpts / "latest.pt")
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"; {ckpts / 'step_00000002.pt'} is there, the last step written: ")):
+        load_for_resume(ckpts / "latest.pt", 9, lambda state: None)

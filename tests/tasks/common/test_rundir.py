@@ -28,6 +28,33 @@ def test_second_process_is_refused_then_takes_over_a_dead_holders_lock(tmp_path,
     lock.release()
 
 
+def test_a_run_in_progress_is_said_to_be_in_use_whatever_checkpoints_it_has(tmp_path,
+                                                                         lock_holder):
+    """A second `train --out RUN` into a run that has checkpointed was told "RUN already holds a
+    run; continue it with --resume RUN" (a resume the lock then refused), and one between the
+    run's step file and its first latest.pt "copy step_N.pt to latest.pt" (under the live run)."""
+    from robustrep.tasks.common.rundir import check_run_folder
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "checkpoints" / "step_00000002.pt").write_bytes(b"being written")
+    holder = lock_holder(run)
+    try:
+        for latest in (False, True):
+            if latest:
+                (run / "checkpoints" / "latest.pt").write_bytes(b"written")
+            for resume in (False, True):
+                with pytest.raises(RunFolderError) as info:
+                    check_run_folder(run, resume)
+                assert str(info.value) == (f"{run} is in use by another run (pid {holder.pid} "
+                                           f"on {os.uname().nodename}); wait for it to finish "
+                                           f"or choose another --out")
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert check_run_folder(run, True) == run / "checkpoints" / "latest.pt"
+
+
 def test_lock_is_exclusive_within_one_process_and_released(tmp_path):
     run = RunDir(tmp_path / "run").create()
     first = run.lock()
@@ -230,6 +257,25 @@ def test_a_resume_says_when_the_records_before_its_checkpoint_are_gone(state, wh
     run.log(5, loss=1.0)
     resumed(run, {"steps": 8}, 5)  # its records are there: nothing to say
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("every, step, lost", [
+    (dict(log_every=5, eval_every=0), 4, False), (dict(log_every=5, eval_every=0), 5, True),
+    (dict(log_every=0, eval_every=3), 3, True), (dict(log_every=0, eval_every=0), 8, True),
+    (dict(log_every=0, eval_every=0), 7, False)])
+def test_a_resume_before_the_first_record_says_nothing_was_lost(every, step, lost, tmp_path,
+                                                                capsys):
+    """A run stopped before it logged anything (--log-every above its step) was told on resume
+    that "the records up to step N are lost": there were none. A run logs every log_every
+    steps, evaluates every eval_every, and logs its last step."""
+    from robustrep.tasks.common.rundir import resumed
+    run = RunDir(tmp_path).create()
+    run.write_config({"steps": 8, **every})
+    run.metrics_file.write_text("")
+    resumed(run, {"steps": 8, **every, "log_every": 1}, step)  # the run's own, not the resume's
+    said = (f"warning: {run.metrics_file} holds no records: the records up to step {step} are "
+            f"lost; the resumed run's records start after it\n")
+    assert capsys.readouterr().err.endswith(said) == lost
 
 
 def test_a_folder_refused_for_another_runs_config_gets_no_subfolders(tmp_path, capsys):

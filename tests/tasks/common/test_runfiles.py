@@ -70,3 +70,29 @@ def test_a_damaged_config_json_is_not_called_a_folder_that_is_no_run(tmp_path):
     with pytest.raises(runfiles.RunFolderError, match=r"config.json is missing; it is not a "
                                                       r"robustrep run folder$"):
         runfiles.read_run(tmp_path)
+
+
+@pytest.mark.parametrize("code, advice", [
+    ("EROFS", "make the folder writable or choose another output folder"),
+    ("EACCES", "make the folder writable or choose another output folder"),
+    ("ENOSPC", "free space or choose another output folder"),
+    ("EDQUOT", "free space or choose another output folder"),
+    ("EIO", "check the disk or choose another output folder")])
+def test_a_write_that_fails_half_way_advises_by_its_error(tmp_path, monkeypatch, code, advice):
+    """A file system remounted read-only (or a permission taken away) while a run trained was
+    told "free space": the advice follows the error the file's write or rename met."""
+    import errno
+    runfiles.write_json(tmp_path / "config.json", {"a": 1})
+    number = getattr(errno, code)
+
+    def refused(src, dst):
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(runfiles.os, "replace", refused)
+    with pytest.raises(runfiles.WriteFailed) as info:
+        runfiles.write_json(tmp_path / "config.json", {"a": 2})
+    assert str(info.value) == (f"cannot write {tmp_path / 'config.json'}: {os.strerror(number)}; "
+                               f"{advice} (the previous file is unchanged)")
+    monkeypatch.undo()
+    assert runfiles.read_json(tmp_path / "config.json") == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
