@@ -44,6 +44,7 @@ class DataInfo:
     eval_size: int
     eval_split: str
     class_names: list[str] | None = None  # an image folder's, in label order
+    data_classes: int | None = None  # the outputs the data's labels need (max label + 1)
 
 
 def select_classes(dataset: Dataset, classes: list[int] | None, what: str) -> Dataset:
@@ -244,7 +245,7 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
     return DataInfo(num_classes=cfg.num_classes or data_classes, channels=channels,
                     image_size=cfg.image_size, train_size=len(train_set),
                     eval_size=len(eval_set), eval_split="test",
-                    class_names=_class_names(cfg, train_set))
+                    class_names=_class_names(cfg, train_set), data_classes=data_classes)
 
 
 def _head_too_small(cfg: ClassifyConfig, data_classes: int, head: str | None) -> str:

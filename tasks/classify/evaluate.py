@@ -17,8 +17,9 @@ For the evaluation split of a run (or any model and dataset, through :func:`eval
   :mod:`robustrep.data.cifar_c`), the numbers comparable with published tables.
 
 Randomness (attack starts, noise) comes from generators seeded with ``seed``: a report is
-reproducible. The model is evaluated in eval mode; attacks never change its weights or BatchNorm
-statistics.
+reproducible on the same device. The corruptions' noise is drawn per 64 images, the same for
+any ``--batch-size``; the attacks draw per attack batch (``attack_batch`` in the report).
+The model is evaluated in eval mode; attacks never change its weights or BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -66,9 +67,30 @@ def predict(model: nn.Module, data: Iterable, device: torch.device,
     for x, y in _batches(data, device):
         if transform is not None:
             x = transform(x)
-        logits.append(model(x).float().cpu())
+        logits.append(_logits(model(x)).float().cpu())
         labels.append(y.cpu())
     return torch.cat(logits), torch.cat(labels)
+
+
+def _logits(out: Any) -> Tensor:
+    """``out`` when it is the logits tensor the metrics and attacks need. A model returning a
+    tuple or a dict (Hugging Face's ``ModelOutput``) failed with "'tuple' object has no
+    attribute 'float'"; which entry holds the logits is the model's to say, so it is refused
+    with the wrapper that would say it."""
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, dict):
+        keys = ", ".join(map(repr, out))
+        pick = "out['logits']" if "logits" in out else "out[KEY]"
+        shown = f"a {type(out).__name__} with keys {keys}"
+    elif isinstance(out, (tuple, list)):
+        pick = "out[0]" if out and isinstance(out[0], Tensor) else "out[i]"
+        shown = f"a {type(out).__name__} of {', '.join(type(o).__name__ for o in out)}"
+    else:
+        pick, shown = "the logits", f"a {type(out).__name__}"
+    raise TypeError(f"the model must return a logits tensor [B, C] (the metrics and attacks "
+                    f"read it); it returned {shown}. Wrap it in an nn.Module whose forward "
+                    f"returns {pick} of out = model(x)")
 
 
 def calibration(logits: Tensor, labels: Tensor, bins: int = 15) -> dict[str, Any]:
@@ -87,13 +109,43 @@ def calibration(logits: Tensor, labels: Tensor, bins: int = 15) -> dict[str, Any
     }
 
 
+# The corruptions draw their noise on consecutive blocks of this many images, whatever the
+# batches of the data: drawn per batch, impulse noise's two draws interleaved by batch, and
+# severity 5 on digits read 0.894 at --batch-size 64 and 0.916 at 256.
+NOISE_BLOCK = 64
+
+
 def corruption_accuracy(model: nn.Module, data: Iterable, device: torch.device, name: str,
-                        severity: int, seed: int = 0) -> float:
-    """Top-1 accuracy on ``data`` corrupted by ``name`` at ``severity`` (seeded, reproducible)."""
+                        severity: int, seed: int = 0, batch_size: int | None = None) -> float:
+    """Top-1 accuracy on ``data`` corrupted by ``name`` at ``severity``: seeded, and the same
+    for any batching of ``data`` (the noise is drawn per :data:`NOISE_BLOCK` images, on
+    ``device``'s generator); the model sees ``batch_size`` images at a time (None: the
+    block)."""
     offset = sorted(CORRUPTIONS).index(name) * 10 + severity
     gen = torch.Generator(device).manual_seed(seed * 1000 + offset)
-    logits, labels = predict(model, data, device, lambda x: corrupt(x, name, severity, gen))
+    corrupted = ((corrupt(x, name, severity, gen), y)
+                 for x, y in _blocks(_batches(data, device), NOISE_BLOCK))
+    logits, labels = predict(model, _blocks(corrupted, batch_size or NOISE_BLOCK), device)
     return float(accuracy(logits, labels))
+
+
+def _blocks(batches: Iterable, size: int):
+    """The samples of ``(x, y)`` ``batches`` re-cut into consecutive blocks of ``size`` (the
+    last one shorter), in order."""
+    xs, ys, have = [], [], 0
+    for x, y in batches:
+        xs.append(x)
+        ys.append(y)
+        have += len(y)
+        if have < size:
+            continue
+        x_all, y_all = torch.cat(xs), torch.cat(ys)
+        cut = have - have % size
+        for i in range(0, cut, size):
+            yield x_all[i:i + size], y_all[i:i + size]
+        xs, ys, have = [x_all[cut:]], [y_all[cut:]], have - cut
+    if have:
+        yield torch.cat(xs), torch.cat(ys)
 
 
 def cifar_c_accuracy(model: nn.Module, root: str | Path, device: torch.device,
@@ -123,7 +175,9 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
                    bins: int = 15, seed: int = 0, progress_bar: bool = False,
                    attack_batch: int = 250) -> dict[str, Any]:
     """Every metric of the report for ``model`` (images in [0, 1] -> logits) on ``data``;
-    the attacks run ``attack_batch`` images at a time (``--batch-size``).
+    the attacks and the corrupted images' forwards run ``attack_batch`` images at a time
+    (``--batch-size``; recorded as ``attack_batch`` with the attacks, whose random draws
+    follow it).
 
     ``data`` is a re-iterable of ``(images, labels)`` batches (a list or a DataLoader). ``eps``
     defaults to 8/255 (Linf) or 0.5 (L2); attacks run on the first ``n_attack`` samples (None:
@@ -145,18 +199,23 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
                                   "norm": norm if jobs else None,
                                   "clean": calibration(logits, labels, bins)}
         n_classes = int(logits.shape[1])
+        if cifar_c_root is not None:  # before the attacks, which may take hours
+            check_cifar_c_labels(cifar_c_root, labels)
         if progress_bar and jobs:
             _note_slow_attacks(model, data, device, jobs, n_attack, n_classes)
         robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
                                     pgd_step_size, n_attack, seed, progress_bar, attack_batch)
         report.update(_robust_section(robust))
+        if robust:  # AutoAttack's and L2 PGD's random draws follow the batches
+            report["attack_batch"] = attack_batch
         # the corruptions' bar starts after the attacks (its pace is one pass over the data per
         # step); the clean pass is its first step, done
         n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
         with progress(1 + len(corruptions) * len(severities) + n_c, initial=1, desc="eval",
                       enabled=progress_bar) as bar:
             report.update(_corruption_section(model, data, device, corruptions, severities,
-                                              seed, report["clean"]["acc"], bar))
+                                              seed, report["clean"]["acc"], bar,
+                                              attack_batch))
             if cifar_c_root is not None:
                 report["cifar_c"] = _cifar_c_section(model, cifar_c_root, device, report, bar)
     finally:
@@ -183,13 +242,15 @@ def _robust_section(robust: dict[str, dict]) -> dict[str, Any]:
 
 
 def _corruption_section(model: nn.Module, data, device: torch.device, corruptions, severities,
-                        seed: int, clean_acc: float, bar) -> dict[str, Any]:
+                        seed: int, clean_acc: float, bar,
+                        batch_size: int | None = None) -> dict[str, Any]:
     """Accuracy under each on-the-fly corruption and severity, and their mCE when there are any."""
     corr: dict[str, dict[str, float]] = {}
     for name in corruptions:
         corr[name] = {}
         for s in severities:
-            corr[name][str(s)] = corruption_accuracy(model, data, device, name, s, seed)
+            corr[name][str(s)] = corruption_accuracy(model, data, device, name, s, seed,
+                                                     batch_size)
             bar.update(1)
     section: dict[str, Any] = {"corruptions": corr}
     if corr and severities:
@@ -290,10 +351,16 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     # a run is scored on the share its training held out; a model from elsewhere on the folder
     _, eval_set, info = build_datasets(cfg, _head_source(foreign), evaluating=True,
                                        whole_folder=foreign is not None)
+    note = wide_head_note(foreign, config, info)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
-    report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
-                            n_attack, corruptions, severities, cifar_c_root, bins, seed,
-                            progress_bar, attack_batch=batch_size)
+    try:
+        report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
+                                n_attack, corruptions, severities, cifar_c_root, bins, seed,
+                                progress_bar, attack_batch=batch_size)
+    except (RuntimeError, MemoryError) as err:
+        raise _out_of_memory(err, dev, batch_size) from None
     report.update(run=None if run is None else str(run), model=config["model"],
                   weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
@@ -322,6 +389,32 @@ def _check_data_root(run: str | Path | None, foreign: dict[str, Any] | None,
     from robustrep.tasks.common.options import MODEL_DATASETS
     check_data_root(data_root, run, foreign["dataset"] if foreign is not None else None,
                     model_choices=MODEL_DATASETS)  # --model takes no lsun, zip
+
+
+def _out_of_memory(err: BaseException, device: torch.device, batch_size: int) -> BaseException:
+    """A UserError naming ``--batch-size`` for a failed allocation (an attack's batch holds its
+    gradients too, so AutoAttack can fail where the clean pass fitted: it was torch's
+    traceback); any other error as it was."""
+    from robustrep.tasks.common.errors import is_allocation_failure
+    if not is_allocation_failure(err):
+        return err
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserError(f"out of memory on {device} with {batch_size} images at a time ({first}); "
+                     f"give a smaller --batch-size (now {batch_size})")
+
+
+def wide_head_note(foreign: dict[str, Any] | None, config: dict[str, Any], info) -> str | None:
+    """A model from elsewhere with more outputs than the whole dataset has classes: its answers
+    past them are never right (an ImageNet head on CIFAR-10 scores ~0 without a word). Not
+    with ``--classes``, where a head of every class scored on a subset is the point."""
+    if foreign is None or foreign.get("classes") is not None or info.data_classes is None:
+        return None
+    outputs, classes = int(config["num_classes"]), info.data_classes
+    if outputs <= classes:
+        return None
+    return (f"the model has {outputs} outputs and {config['dataset']} {classes} classes: its "
+            f"answers {classes}..{outputs - 1} count as wrong (weights of a head for other "
+            f"data?)")
 
 
 def _head_source(foreign: dict[str, Any] | None) -> str | None:
@@ -360,6 +453,10 @@ def _input_convention(model: Any) -> dict[str, Any]:
     return {"range": [0.0, 1.0], **stats,
             "text": "inputs in [0, 1], where eps and the corruptions act; the model "
                     "normalises them with its (x - mean) / std"}
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return " ".join(f"{v:g}" for v in values)
 
 
 def _measured(report: dict[str, Any]) -> str:
@@ -506,9 +603,70 @@ def _check_cifar_c(config: dict[str, Any], root: str | Path) -> None:
                         f"training split (val_fraction {config['val_fraction']}), and the files "
                         f"corrupt the test split, so their mCE would compare other images")
     try:
-        cifar_c_files(root)
+        files = cifar_c_files(root)
     except FileNotFoundError as err:
         raise DataError(f"--cifar-c {root}: {err}") from None
+    size = _cifar_c_image_size(root, files)
+    if config.get("channels") != 3:  # was a traceback after the clean pass and the attacks
+        raise UserError(f"--cifar-c: the files hold RGB images and the model takes "
+                        f"{config.get('channels')} channel(s)")
+    if config.get("image_size") not in (None, size):  # was a negative relative mCE
+        raise UserError(f"--cifar-c: the files hold {size}x{size} images and the clean "
+                        f"accuracy is on {config['image_size']}x{config['image_size']} "
+                        f"(image_size), so their mCE would compare other resolutions; "
+                        f"evaluate a model at {size}x{size} (--image-size {size} with --model)")
+
+
+def _cifar_c_image_size(root: str | Path, files: dict[str, Path]) -> int:
+    """The side of the files' images, each file checked against the released layout (uint8
+    ``[5 N, H, W, 3]``, ``5 N`` labels) from its header alone, before any work."""
+    import numpy as np
+    try:
+        n_labels = len(np.load(files["labels"], mmap_mode="r"))
+        shapes = {name: np.load(path, mmap_mode="r") for name, path in files.items()
+                  if name != "labels"}
+    except (OSError, ValueError) as err:
+        raise DataError(f"--cifar-c {root}: a file is not a readable .npy array "
+                        f"({' '.join(str(err).split())})") from None
+    sides = set()
+    for name, images in shapes.items():
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or \
+                len(images) != n_labels or len(images) % len(SEVERITIES) or \
+                images.shape[1] != images.shape[2]:
+            raise DataError(f"--cifar-c {root}: {name}.npy holds {images.dtype} "
+                            f"{list(images.shape)}; expected the released layout, uint8 "
+                            f"[5 x N, H, H, 3] with as many labels in labels.npy "
+                            f"({n_labels})")
+        sides.add(int(images.shape[1]))
+    if len(sides) > 1:
+        raise DataError(f"--cifar-c {root}: the files hold images of several sizes "
+                        f"({', '.join(map(str, sorted(sides)))})")
+    return sides.pop()
+
+
+def check_cifar_c_labels(root: str | Path, labels: Tensor) -> None:
+    """The files' first ``len(labels)`` rows of each severity must be the evaluated images,
+    which the released ``labels.npy`` (the test labels, repeated per severity) shows: files
+    shorter than the clean set were scored on fewer images than the clean accuracy (and said
+    to be "the first n images"), and CIFAR-10-C under a cifar100 run, or files in another
+    order, gave an mCE of other images."""
+    import numpy as np
+    file = np.load(cifar_c_files(root, ())["labels"], mmap_mode="r")  # a missing one named
+    per, n = len(file) // len(SEVERITIES), len(labels)
+    if per < n:
+        raise DataError(f"--cifar-c {root}: the files hold {per} images per severity and the "
+                        f"clean accuracy is on {n}, so their mCE would compare other images; "
+                        f"give --max-samples {per}, or the complete files")
+    want = labels.cpu().numpy()
+    for s in range(len(SEVERITIES)):
+        got = np.asarray(file[s * per:s * per + n], dtype=np.int64)
+        wrong = np.flatnonzero(got != want)
+        if wrong.size:
+            i = int(wrong[0])
+            raise DataError(f"--cifar-c {root}: labels.npy does not list the evaluated images' "
+                            f"labels in order (severity {s + 1}, image {i}: {got[i]} in the "
+                            f"file, {want[i]} in the data); give the corrupted test split of "
+                            f"this dataset (CIFAR-10-C for cifar10, CIFAR-100-C for cifar100)")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -519,6 +677,10 @@ def format_table(report: dict[str, Any]) -> str:
              f"{'clean top-1':<28} {s['clean_acc']:.4f}",
              f"{'NLL':<28} {s['nll']:.4f}",
              f"{'ECE':<28} {s['ece']:.4f}"]
+    conv = report.get("input_convention")
+    if isinstance(conv, dict) and "mean" in conv:  # a --model's came from timm's config unless
+        lines.insert(3, f"{'inputs in [0, 1]; mean, std':<28} "  # given: shown, not only saved
+                        f"{_numbers(conv['mean'])}; {_numbers(conv.get('std', []))}")
     norm = report.get("norm") or "Linf"
     eps = eps_text(report.get("eps") or 8 / 255, norm)
     for key, value in report.get("adversarial", {}).items():
