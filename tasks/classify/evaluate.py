@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -489,20 +488,14 @@ def replaced_note(path: Path, report: dict[str, Any],
     would mix the two without a word."""
     if old is None:
         return None
-    diff = [f"{k} {old[k]!r} -> {report.get(k)!r}" for k in _SUBJECT
-            if k in old and _key(k, old[k]) != _key(k, report.get(k))]
+    from robustrep.tasks.common.runfiles import setting_changes
+    diff = setting_changes(old, report, _SUBJECT)
     if diff:
         return (f"{path} replaced: it held the report of another evaluation ({'; '.join(diff)}); "
                 f"give --out a new folder to keep both")
     if _measured(old) == _measured(report):
         return None
     return f"{path} replaced: it held {_measured(old)}; this one holds {_measured(report)}"
-
-
-def _key(name: str, value: Any) -> Any:
-    """A report's ``name`` as compared: a run folder by where it is (``RUN``, ``./RUN`` and its
-    absolute path are one run)."""
-    return os.path.abspath(value) if name == "run" and isinstance(value, str) else value
 
 
 def _remove_stale_diagrams(out: Path, old: dict[str, Any] | None, files: dict[str, str]) -> None:

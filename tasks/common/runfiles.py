@@ -517,3 +517,17 @@ def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: 
     if found is not None:
         raise RunFolderError(f"{option} {folder} is {FOLDER_RECORDS[found]} (it holds {found}); "
                              f"{program} writes only into a folder of its own: {accepted}")
+
+
+def setting_changes(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """``"key old -> new"`` for each of ``keys`` in which two records of one command differ (one
+    kept in a folder, one about to replace or join it). A run folder, or a model's weights file
+    (given without a run; "pretrained" is no file), is compared by where it is: ``RUN``,
+    ``./RUN`` and its absolute path are one run."""
+    def key(name: str, record: dict[str, Any]) -> Any:
+        value = record.get(name)
+        path = name == "run" or (name == "weights" and record.get("run") is None
+                                 and value != "pretrained")
+        return os.path.abspath(value) if path and isinstance(value, str) else value
+    return [f"{k} {old[k]!r} -> {new.get(k)!r}" for k in keys
+            if k in old and key(k, old) != key(k, new)]

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import make_folder, write_csv, write_text_atomic
+from robustrep.tasks.common.runfiles import (make_folder, setting_changes, write_csv,
+                                             write_text_atomic)
 from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
                                          compute_metrics)
 
@@ -44,22 +44,13 @@ def read_earlier(path: Path) -> dict[str, Any] | None:
 
 
 def _differences(old: dict[str, Any], meta: dict[str, Any], sizes: dict[str, int]) -> list[str]:
-    diff = [f"{k} {old[k]!r} -> {meta.get(k)!r}" for k in _SAME_SETTINGS
-            if k in old and _key(k, old[k], old) != _key(k, meta.get(k), meta)]
+    diff = setting_changes(old, meta, _SAME_SETTINGS)
     if old.get("fit_data") and meta.get("fit_data") and old["fit_data"] != meta["fit_data"]:
         diff.append(f"fit_data {old['fit_data']!r} -> {meta['fit_data']!r}")
     old_sizes = old.get("sizes") or {}
     diff += [f"{k} size {old_sizes[k]} -> {sizes[k]}" for k in ("id_test", "id_train")
              if k in old_sizes and k in sizes and old_sizes[k] != sizes[k]]
     return diff
-
-
-def _key(name: str, value: Any, record: dict[str, Any]) -> Any:
-    """A setting as compared: a run folder, or a --model's weights file, by where it is
-    (``RUN``, ``./RUN`` and its absolute path are one run; "pretrained" is no file)."""
-    path = name == "run" or (name == "weights" and record.get("run") is None
-                             and value != "pretrained")
-    return os.path.abspath(value) if path and isinstance(value, str) else value
 
 
 def keep_earlier(result: ScoreResult, old: dict[str, Any] | None, meta: dict[str, Any],
