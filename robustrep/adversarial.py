@@ -176,33 +176,46 @@ def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str =
 def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
         step_size: float | None = None, steps: int = 10, norm: str = "linf",
         random_start: bool = True, input_range: tuple[float, float] | None = (0.0, 1.0),
-        generator: torch.Generator | None = None, *, model: nn.Module | None = None) -> Tensor:
+        generator: torch.Generator | None = None, *, model: nn.Module | None = None,
+        delta_init: Tensor | None = None) -> Tensor:
     """Projected gradient ascent on ``loss_fn`` in the Linf or L2 eps ball (Madry et al. 2018).
 
     Each step moves by ``step_size`` along ``sign(grad)`` (Linf) or ``grad / ||grad||`` per sample
     (L2), projects on the ball around ``x`` and clamps to ``input_range``. ``step_size`` defaults to
     ``2.5 * eps / steps``. ``random_start`` starts uniformly in the Linf ball, or uniformly in
-    the L2 ball (Gaussian direction, radius ``eps * U ** (1 / d)``). ``eps == 0`` or ``steps == 0``
-    returns ``x`` (detached). ``x`` must lie in ``input_range`` (default ``[0, 1]``, classifier
-    images; ``None``: unbounded, no clamp). Returns a detached tensor.
+    the L2 ball (Gaussian direction, radius ``eps * U ** (1 / d)``), drawn from ``generator``:
+    first ``x``'s shape of uniforms (Linf) or normals (L2), then (L2) one uniform per sample.
+    ``delta_init`` (shaped like ``x``, on its device) is that start's offset from ``x``, given
+    instead of drawn: a caller attacking a set in batches draws the whole set's starts at once
+    and passes each batch its slice, so that a sample's start does not depend on the batch it
+    falls in (:func:`robustrep.metrics.robust_accuracy` does). A start outside the ball is
+    projected by the first step. ``eps == 0`` or ``steps == 0`` returns ``x`` (detached). ``x``
+    must lie in ``input_range`` (default ``[0, 1]``, classifier images; ``None``: unbounded, no
+    clamp). Returns a detached tensor.
     """
     rng, module = _check_attack(loss_fn, x, eps, step_size, steps, norm, input_range,
                                 random_start, generator, model)
+    _check_delta_init(delta_init, x, random_start)
     if eps == 0 or steps == 0:
         return x.detach()
     if step_size is None:
         step_size = 2.5 * eps / steps
-    return _attack(loss_fn, x, eps, step_size, steps, norm, random_start, rng, generator, module)
+    return _attack(loss_fn, x, eps, step_size, steps, norm, random_start, rng, generator, module,
+                   delta_init)
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
 def _attack(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, step_size: float,
             steps: int, norm: str, random_start: bool, rng: tuple[float, float] | None,
-            generator: torch.Generator | None, module: nn.Module | None) -> Tensor:
+            generator: torch.Generator | None, module: nn.Module | None,
+            delta_init: Tensor | None = None) -> Tensor:
     """The FGSM/PGD loop: ascend, project on the ball around ``x``, clamp to the range."""
     x0 = x.detach()
-    x_adv = _clamp(x0 + _random_delta(x0, eps, norm, generator), rng) if random_start else x0
+    x_adv = x0
+    if random_start:
+        delta = _random_delta(x0, eps, norm, generator) if delta_init is None else delta_init
+        x_adv = _clamp(x0 + delta.detach().to(x0.dtype), rng)
     with preserve_bn_stats(module), torch.enable_grad():
         for _ in range(steps):
             grad = _input_grad(loss_fn, x_adv)
@@ -257,6 +270,21 @@ def _random_delta(x: Tensor, eps: float, norm: str, generator: torch.Generator |
     radius = eps * torch.rand(x.shape[0], generator=generator, device=x.device,
                               dtype=x.dtype) ** (1.0 / dim)
     return direction / _norms(direction).clamp_min(_TINY) * radius.view(-1, *([1] * (x.dim() - 1)))
+
+
+def _check_delta_init(delta_init: Any, x: Tensor, random_start: bool) -> None:
+    """A given random start: a float tensor shaped like ``x`` on its device, with
+    ``random_start`` on (off, the start would be dropped without a word)."""
+    if delta_init is None:
+        return
+    if not random_start:
+        raise ValueError("delta_init is a random start: pass random_start=True (the default) "
+                         "with it, or leave it out")
+    check_tensor("delta_init", delta_init, floating=True)
+    if delta_init.shape != x.shape:
+        raise ValueError(f"delta_init must have x's shape {tuple(x.shape)}, got "
+                         f"{tuple(delta_init.shape)}")
+    check_same_device(x=x, delta_init=delta_init)
 
 
 def _clamp(x: Tensor, rng: tuple[float, float] | None) -> Tensor:

@@ -106,6 +106,49 @@ def test_random_start_is_uniform_in_the_ball(norm):
         assert size.min() > 0.8 * eps
 
 
+def documented_start(x, eps, norm, g):
+    """pgd's random start as its docstring says it is drawn: x's shape of uniforms (Linf) or of
+    normals (L2, a direction), then one uniform per sample (L2, the radius eps * U^(1/d))."""
+    if norm == "linf":
+        return (2 * torch.rand(x.shape, generator=g) - 1) * eps
+    direction = torch.randn(x.shape, generator=g)
+    radius = eps * torch.rand(len(x), generator=g) ** (1 / x[0].numel())
+    return direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * radius.view(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_a_given_start_is_the_drawn_one_given_instead(norm):
+    # robust_accuracy draws a whole set's starts at once and hands each batch its slice
+    model = classifier()
+    x, y = batch()
+    eps = 0.1 if norm == "linf" else 0.3
+    drawn = pgd(ce(model, y), x, eps, steps=2, norm=norm,
+                generator=torch.Generator().manual_seed(3))
+    start = documented_start(x, eps, norm, torch.Generator().manual_seed(3))
+    given = pgd(ce(model, y), x, eps, steps=2, norm=norm, delta_init=start)
+    torch.testing.assert_close(given, drawn, rtol=0, atol=1e-6)
+    other = pgd(ce(model, y), x, eps, steps=2, norm=norm, delta_init=start.flip(0))
+    assert (other - drawn).abs().amax() > 0.01  # the start is used
+    assert bool((per_sample_norm(other - x, norm) <= eps + 1e-6).all())
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(delta_init=torch.zeros(B, 3, 2, 2), random_start=False), ValueError,
+     r"^delta_init is a random start: pass random_start=True \(the default\) with it"),
+    (dict(delta_init=torch.zeros(B, 12)), ValueError,
+     r"^delta_init must have x's shape \(8, 3, 2, 2\), got \(8, 12\)$"),
+    (dict(delta_init=torch.zeros(B, 3, 2, 2, dtype=torch.long)), TypeError,
+     r"^delta_init must be a floating-point tensor"),
+    (dict(delta_init=[0.0] * B), TypeError, r"^delta_init must be a torch.Tensor, got list$"),
+    (dict(delta_init=torch.zeros(B, 3, 2, 2, device="meta")), ValueError, "same device"),
+], ids=["no_random_start", "shape", "dtype", "list", "device"])
+def test_a_given_start_is_checked(kwargs, error, words):
+    model = classifier()
+    x, y = batch()
+    with pytest.raises(error, match=words):
+        pgd(ce(model, y), x, 0.1, **kwargs)
+
+
 def test_works_inside_no_grad_and_under_bf16_autocast():
     model = classifier()
     x, y = batch()

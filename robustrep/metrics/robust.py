@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +46,17 @@ from torch import Tensor, nn
 from robustrep._names import ATTACKS, NORMS  # declared without torch for the command line
 from robustrep._validate import check_choice, check_nonneg, check_positive
 
-__all__ = ["ATTACKS", "NORMS", "RobustAccuracy", "robust_accuracy"]
+__all__ = ["ATTACKS", "NORMS", "RadiusError", "RobustAccuracy", "check_l2_radius",
+           "robust_accuracy"]
 
 _AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 _AA_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
+
+
+class RadiusError(ValueError):
+    """An ``eps`` whose ball holds every image in [0, 1] (an L2 radius above ``sqrt(C*H*W)``,
+    found once the images' shape is known). A ValueError; a class of its own so that a program
+    can name its option in one line."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +98,14 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
         data: a pair of tensors ``(x [N, ...], y [N])`` or an iterable of such batches (a list,
             a DataLoader).
         attack: one of :data:`ATTACKS` (see the module docstring).
-        eps: radius of the threat model in [0, 1] pixel units.
+        eps: radius of the threat model in [0, 1] pixel units: at most 1 (Linf) or
+            ``sqrt(C*H*W)`` (L2; :class:`RadiusError`), beyond which the ball holds every image.
         norm: ``"Linf"`` or ``"L2"`` (case-insensitive).
         steps, step_size: PGD's iteration count and step (``2.5 * eps / steps`` by default).
         batch_size: samples per forward/attack batch.
-        seed: seeds AutoAttack's attacks and PGD's random starts; same seed, same result.
+        seed: seeds AutoAttack's attacks and PGD's random starts; same seed, same result. PGD
+            draws the whole set's starts at once: a sample starts at the same point at any
+            ``batch_size``.
         progress: called after each batch an AutoAttack component attacked, and every few
             seconds inside one, with ``attack`` (the component), ``done`` and ``total``
             (samples of this component; only samples still robust enter it; inside a batch
@@ -107,6 +118,7 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
     # every attack assumes [0, 1] (AutoAttack clamps to it: 0-255 images would give a silently
     # wrong robust accuracy); checked before the clean pass, not after it
     _check_images(x)
+    check_l2_radius(eps, norm, x.shape[1:])
     device = _model_device(model)
     with _evaluating(model, device):
         _check_outputs(model, x, y, device)
@@ -156,14 +168,15 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
     """PGD or FGSM per batch; returns the per-sample 'fooled' flags and the convention."""
     from robustrep.adversarial import classifier_loss, fgsm, pgd
 
-    gen = torch.Generator(device).manual_seed(seed)
     ours = norm.lower()
+    starts = _random_starts(x, eps, ours, seed) if attack == "pgd" else None
     fooled = []
-    for xb, yb in _chunks(x, y, batch_size, device):
+    for i, (xb, yb) in enumerate(_chunks(batch_size, device, x, y)):
         loss_fn = classifier_loss(model, yb)
         if attack == "pgd":
+            start = starts[i * batch_size:(i + 1) * batch_size].to(device)
             x_adv = pgd(loss_fn, xb, eps, step_size=step_size, steps=steps, norm=ours,
-                        random_start=True, generator=gen, model=model)
+                        random_start=True, model=model, delta_init=start)
         else:
             x_adv = fgsm(loss_fn, xb, eps, norm=ours, model=model)
         with torch.no_grad():
@@ -175,6 +188,21 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
     else:
         convention = "FGSM (Goodfellow et al. 2015; one step of eps, no random start)"
     return torch.cat(fooled), convention, ()
+
+
+def _random_starts(x: Tensor, eps: float, norm: str, seed: int) -> Tensor:
+    """PGD's random start of every sample of ``x`` (on the CPU), drawn for the whole set in one
+    call and sliced per batch: with one seed a sample starts at the same point at any batch
+    size, and on any device. Drawn per batch from one generator, an L2 start depended on the
+    batch size: the draw takes a batch's directions, then its radii, so the two interleave
+    batch by batch; and torch.randn on the CPU fills a draw of 16 values or more by another
+    method (vectorised Box-Muller) than a smaller one, so randn(a) then randn(b) is not
+    randn(a + b). (torch.rand does split on the CPU; a CUDA generator's Philox offset advances
+    per call in rounded steps, so there no draw need split.) Per-sample generators would be
+    exact too, at one draw per sample; this costs one tensor the size of ``x``, which is whole
+    on the CPU already."""
+    from robustrep.adversarial import _random_delta
+    return _random_delta(x, eps, norm, torch.Generator().manual_seed(seed))
 
 
 def _autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
@@ -447,18 +475,36 @@ def _check_images(x: Tensor) -> None:
                          f"normalise inside the model")
 
 
-def _chunks(x: Tensor, y: Tensor, batch_size: int,
-            device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
-    for i in range(0, len(x), batch_size):
-        yield x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+def check_l2_radius(eps: float, norm: str, image_shape: Sequence[int]) -> None:
+    """Refuse an L2 ``eps`` wider than the cube's diagonal ``sqrt(C*H*W)`` of images shaped
+    ``image_shape`` (``C, H, W``): that ball holds every image in [0, 1], the L2 counterpart
+    of an Linf eps above 1, a radius meant in other units (0-255). Below it any radius may be
+    meant (an L2 sweep to 8 on CIFAR-10), and none is questioned.
+
+    Raises:
+        RadiusError: the radius is wider (a ValueError).
+    """
+    dim = math.prod(image_shape)
+    if str(norm).lower() == "l2" and eps > dim ** 0.5:
+        shape = "x".join(map(str, image_shape))
+        raise RadiusError(f"eps={eps:g} is wider than the largest L2 distance between two "
+                          f"images in [0, 1] of shape {shape} (sqrt({dim}) = {dim ** 0.5:.4g}): "
+                          f"the ball holds every image; an L2 radius is in [0, 1] pixel units "
+                          f"(0.5 is the usual CIFAR-10 radius)")
+
+
+def _chunks(batch_size: int, device: torch.device,
+            *tensors: Tensor) -> Iterator[tuple[Tensor, ...]]:
+    """``tensors`` (one sample per row) cut into batches of ``batch_size``, on ``device``."""
+    for i in range(0, len(tensors[0]), batch_size):
+        yield tuple(t[i:i + batch_size].to(device) for t in tensors)
 
 
 @torch.no_grad()
 def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device) -> None:
-    """The model gives logits ``[B, C]`` with C >= 2 and every label is one of its classes
-    (else torch's IndexError would come from deep inside an attack)."""
-    with torch.no_grad():
-        out = _predict_logits(model, x[:1], device)
+    """The model gives a logits tensor ``[B, C]`` with C >= 2 and every label is one of its
+    classes (else torch's IndexError would come from deep inside an attack)."""
+    out = _logits_tensor(model(x[:1].to(device))).float()
     if out.dim() != 2 or out.shape[1] < 2:
         raise ValueError(f"model must return logits [B, C] with C >= 2 classes (the attacks "
                          f"change the predicted class); it returned shape {tuple(out.shape)}")
@@ -468,13 +514,32 @@ def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device)
                          f"{out.shape[1]} outputs); got labels in {low}..{high}")
 
 
+def _logits_tensor(out: Any) -> Tensor:
+    """``out`` when it is a tensor. A model returning a tuple or a dict (Hugging Face's
+    ``ModelOutput``) failed with "'tuple' object has no attribute 'float'"; which entry holds
+    the logits is the model's to say, so it is refused naming the wrapper that would say it."""
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, dict):
+        pick = "out['logits']" if "logits" in out else "out[KEY]"
+        shown = f"a {type(out).__name__} with keys {', '.join(map(repr, out))}"
+    elif isinstance(out, (tuple, list)):
+        pick = "out[0]" if out and isinstance(out[0], Tensor) else "out[i]"
+        shown = f"a {type(out).__name__} of {', '.join(type(o).__name__ for o in out)}"
+    else:
+        pick, shown = "the logits", f"a {type(out).__name__}"
+    raise TypeError(f"the model must return a logits tensor [B, C] (the attacks read it); it "
+                    f"returned {shown}. Wrap it in an nn.Module whose forward returns {pick} "
+                    f"of out = model(x)")
+
+
 def _predict_logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
     return model(x.to(device)).float()
 
 
 def _predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
     return torch.cat([_predict_logits(model, xb, device).argmax(1).cpu()
-                      for xb, _ in _chunks(x, x, batch_size, device)])
+                      for (xb,) in _chunks(batch_size, device, x)])
 
 
 def _model_device(model: Any) -> torch.device:

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from robustrep._names import NORMS
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
 from robustrep.tasks.common.config import (ConfigError, add_config_args, overrides_from_args,
@@ -54,7 +55,7 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     """clean, calibration, adversarial and corruption metrics of a run"""
-    add_command(
+    p = add_command(
         sub, "eval", "clean, calibration, adversarial and corruption metrics of a run",
         EvalOptions, run_eval,
         description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
@@ -62,6 +63,20 @@ def _add_eval(sub) -> None:
                     "or PGD/FGSM/APGD, Linf or L2 in [0, 1] pixels, and accuracy and mCE under "
                     "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
                     "writes RUN/eval/report.json.")
+    _any_case(p, "--norm", NORMS)
+
+
+def _any_case(parser: argparse.ArgumentParser, flag: str, names: tuple[str, ...]) -> None:
+    """``flag`` takes ``names`` in any case and reads them as spelt there: ``--norm linf`` is
+    Linf, as robust_accuracy takes it and the report writes it (argparse's choices are
+    case-sensitive). Other text goes on to the option's own parser, which names the choices."""
+    action = parser._option_string_actions[flag]
+    parse, spelt = action.type, {name.lower(): name for name in names}
+
+    def canonical(text: str) -> Any:
+        return parse(spelt.get(text.strip().lower(), text))
+    canonical.__name__ = parse.__name__  # argparse names it in a refusal it words itself
+    action.type = canonical
 
 
 def add_parser(subparsers, name: str, summary: str,
@@ -217,14 +232,18 @@ def run_eval(args: argparse.Namespace) -> int:
     # as in run_train: the user's mistakes are UserErrors where they are found (a run folder,
     # weights or data refused), a missing file robustrep names is one line (the common
     # handler's), and any other ValueError is a bug with its traceback
-    report = evaluate_run(
-        args.run, foreign=foreign, eps=args.eps, attacks=args.attacks, norm=args.norm,
-        pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
-        n_attack=args.n_attack or None, corruptions=args.corruptions,
-        severities=args.severities, cifar_c_root=args.cifar_c,
-        bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
-        seed=args.seed, use_ema=not args.no_ema, device=args.device,
-        data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
+    from robustrep.metrics.robust import RadiusError
+    try:
+        report = evaluate_run(
+            args.run, foreign=foreign, eps=args.eps, attacks=args.attacks, norm=args.norm,
+            pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
+            n_attack=args.n_attack or None, corruptions=args.corruptions,
+            severities=args.severities, cifar_c_root=args.cifar_c,
+            bins=args.bins, max_samples=args.max_samples, batch_size=args.batch_size,
+            seed=args.seed, use_ema=not args.no_ema, device=args.device,
+            data_root=args.data_root, out=args.out, progress_bar=not args.quiet)
+    except RadiusError as err:  # an L2 eps wider than the images: known once they are read
+        raise UserError(f"--eps: {err}") from None
     print(format_table(report))
     if isinstance(report.get("step"), int) and isinstance(report.get("steps"), int) \
             and report["step"] < report["steps"]:

@@ -541,9 +541,9 @@ class EvalOptions(ModelOptions):
                                               "'none' skips; `--attacks pgd` is quick (default: "
                                               "autoattack)", ATTACKS, nargs=None, nothing="none",
                               metavar="NAME,...")
-    norm: str = _opt("Linf", "threat model", NORMS)
-    eps: float | None = _opt(None, "radius in [0, 1] pixels (default 8/255 for Linf, 0.5 for L2)",
-                             **POSITIVE)
+    norm: str = _opt("Linf", "threat model, in any case (linf is Linf)", NORMS)
+    eps: float | None = _opt(None, "radius in [0, 1] pixels (default 8/255 for Linf, 0.5 for L2; "
+                                   "at most 1 for Linf, sqrt(C*H*W) for L2)", **POSITIVE)
     n_attack: int = _opt(DEFAULT_N_ATTACK, "attack the first N evaluation samples (AutoAttack is "
                                            "slow on a CPU); 0: all", **NONNEG)
     pgd_steps: list[int] = _opt([10, 20], "PGD step counts to run when --attacks has pgd",

@@ -18,7 +18,8 @@ For the evaluation split of a run (or any model and dataset, through :func:`eval
 
 Randomness (attack starts, noise) comes from generators seeded with ``seed``: a report is
 reproducible on the same device. The corruptions' noise is drawn per 64 images, the same for
-any ``--batch-size``; the attacks draw per attack batch (``attack_batch`` in the report).
+any ``--batch-size``, and PGD's starts for the whole set at once; AutoAttack draws per attack
+batch (``attack_batch`` in the report).
 The model is evaluated in eval mode; attacks never change its weights or BatchNorm statistics.
 """
 
@@ -175,8 +176,8 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
                    attack_batch: int = 250) -> dict[str, Any]:
     """Every metric of the report for ``model`` (images in [0, 1] -> logits) on ``data``;
     the attacks and the corrupted images' forwards run ``attack_batch`` images at a time
-    (``--batch-size``; recorded as ``attack_batch`` with the attacks, whose random draws
-    follow it).
+    (``--batch-size``; recorded as ``attack_batch`` with the attacks, as AutoAttack's random
+    draws follow it; PGD's starts do not).
 
     ``data`` is a re-iterable of ``(images, labels)`` batches (a list or a DataLoader). ``eps``
     defaults to 8/255 (Linf) or 0.5 (L2); attacks run on the first ``n_attack`` samples (None:
@@ -205,7 +206,7 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
         robust = adversarial_report(model, data, attacks, eps, norm, n_classes, pgd_steps,
                                     pgd_step_size, n_attack, seed, progress_bar, attack_batch)
         report.update(_robust_section(robust))
-        if robust:  # AutoAttack's and L2 PGD's random draws follow the batches
+        if robust:  # AutoAttack's random draws follow the batches
             report["attack_batch"] = attack_batch
         # the corruptions' bar starts after the attacks (its pace is one pass over the data per
         # step); the clean pass is its first step, done
@@ -319,6 +320,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     from .config import ClassifyConfig, check_linf_eps, saved_config
     from .data import build_datasets, eval_loader
 
+    from robustrep.metrics.robust import check_l2_radius
+
     from robustrep.tasks.common.config import from_dict
     from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
                                                check_run_program, check_writable, output_lock)
@@ -350,6 +353,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     # a run is scored on the share its training held out; a model from elsewhere on the folder
     _, eval_set, info = build_datasets(cfg, _head_source(foreign), evaluating=True,
                                        whole_folder=foreign is not None)
+    if eps is not None:  # an L2 radius wider than the images, before the clean pass
+        check_l2_radius(eps, norm, eval_set[0][0].shape)
     note = wide_head_note(foreign, config, info)
     if note:
         print(f"note: {note}", file=sys.stderr)

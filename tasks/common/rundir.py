@@ -555,8 +555,8 @@ def gone_line(path: Path) -> str:
 
 def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     """After a resumed run's checkpoint was validated: its (overridden) config, what the resume
-    changed (:func:`record_resume`), the metrics and step files cut back to the checkpoint's
-    step, and the records' wall clock going on from the last one."""
+    changed (:func:`record_resume`), the metrics, step files and sample grids cut back to the
+    checkpoint's step, and the records' wall clock going on from the last one."""
     unmark_finished(run.path)
     config = absolute_paths(config)
     # how the run logged up to its checkpoint: config.json before the resume rewrites it
@@ -574,6 +574,7 @@ def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
     if records:
         run.started = time.time() - float(records[-1].get("time", 0.0))
     drop_later_checkpoints(run, step)
+    drop_later_grids(run, step)
 
 
 def drop_later_checkpoints(run: RunDir, step: int) -> None:
@@ -584,18 +585,42 @@ def drop_later_checkpoints(run: RunDir, step: int) -> None:
     go on from, and a stop line gave its step as latest.pt's."""
     later = sorted(p for p in run.checkpoints.glob("step_*.pt")
                    if (checkpoint_step(p) or 0) > step)
-    if not later:
-        return
-    aside = run.checkpoints / f"abandoned_step_{step:08d}"
+    if later:
+        aside = _move_aside(later, run.checkpoints, step)
+        print(f"note: moved {', '.join(p.name for p in later)} into {aside}: past step {step}, "
+              f"which the run resumes from and trains on again", file=sys.stderr)
+
+
+def drop_later_grids(run: RunDir, step: int) -> None:
+    """Move the sample grids past the resumed ``step`` (``samples/step_N.png``, one per
+    evaluation) into ``samples/abandoned_step_N/``, as their step files and records go. A kill
+    after an evaluation past the last checkpoint left its grid, which a resume with another
+    ``--eval-every`` or a lower ``--steps`` never drew again: a picture of a step the run no
+    longer had, read as the run's. Grids of ``gan sample`` (``sample-step...``) are the user's."""
+    later = sorted(p for p in run.samples.glob("step_*.png") if (_grid_step(p) or 0) > step)
+    if later:
+        aside = _move_aside(later, run.samples, step)
+        print(f"note: moved {', '.join(p.name for p in later)} into {aside}: sample grids past "
+              f"step {step}, which the run resumes from and trains on again", file=sys.stderr)
+
+
+def _grid_step(path: Path) -> int | None:
+    match = re.fullmatch(r"step_(\d+)\.png", path.name)
+    return int(match.group(1)) if match else None
+
+
+def _move_aside(paths: list[Path], folder: Path, step: int) -> Path:
+    """Move ``paths`` into a new ``folder/abandoned_step_N`` (``_2``, ``_3``... when a resume
+    from this step left one before: that folder is kept too); returns it."""
+    aside = folder / f"abandoned_step_{step:08d}"
     n = 1
-    while aside.exists():  # resumed from this step before: that folder is kept too
+    while aside.exists():
         n += 1
-        aside = run.checkpoints / f"abandoned_step_{step:08d}_{n}"
+        aside = folder / f"abandoned_step_{step:08d}_{n}"
     aside.mkdir()
-    for path in later:
+    for path in paths:
         os.replace(path, aside / path.name)
-    print(f"note: moved {', '.join(p.name for p in later)} into {aside}: past step {step}, "
-          f"which the run resumes from and trains on again", file=sys.stderr)
+    return aside
 
 
 def _had_logged(config: dict[str, Any], step: int) -> bool:

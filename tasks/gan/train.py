@@ -7,7 +7,8 @@ such as the free AS-GAN perturbation, the data position and the step), ``samples
 scatter plot for 2-D data, at each evaluation) and ``plots/`` (loss and metric curves).
 
 Resume (``--resume RUN``) reloads ``RUN/checkpoints/latest.pt`` and continues the same run in the
-same folder: ``metrics.jsonl`` is cut back to the checkpoint's step, and on CPU with a fixed seed
+same folder: ``metrics.jsonl`` is cut back to the checkpoint's step (the step files and sample
+grids past it are moved into ``abandoned_step_N/`` folders), and on CPU with a fixed seed
 the resumed run equals the uninterrupted one (every random draw of a step comes from generators
 saved in the checkpoint, and the data order is a function of the seed and the position).
 

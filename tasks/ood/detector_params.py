@@ -136,14 +136,6 @@ def _check_mcd_samples(given: dict[str, Any]) -> None:
                           f"dropout pass is NaN; give more, or MCD.mode='mean'")
 
 
-# Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
-# subspace dimension): 0 passed the sign check and failed only after every feature was extracted
-# (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace). ReAct's threshold
-# clips the (post-ReLU) activations: at 0 or below every map becomes one value and so does every
-# score; GEN's exponent gamma is > 0 (Liu et al., CVPR 2023) and M counts its top classes.
-_POSITIVE = {"t", "temperature", "k", "d", "samples", "mc_dropout", "micro_batch_size",
-             "tailsize", "threshold", "gamma", "M"}
-
 class _NoneDefault(NamedTuple):
     """A parameter whose pytorch-ood default is None: ``kind``, a value of the kind it takes
     (None says nothing of it: ReAct.threshold=-1 or =abc was accepted), and ``means``, what the
@@ -167,22 +159,17 @@ _NONE_DEFAULTS = {
 _CHOICES = {("MCD", "mode"): ("mean", "var")}
 
 
-# pytorch-ood 0.4's fractions in [0, 1] (its _check_fraction), refused by the constructor only
-# once every feature was extracted
-_FRACTIONS = {("ASH", "percentile"), ("ReAct", "percentile"), ("SCALE", "percentile"),
-              ("VRA", "lower_percentile"), ("VRA", "upper_percentile"), ("DICE", "p"),
-              ("LTS", "p")}
-
-
-class _Bounds(NamedTuple):
-    """The values a parameter takes, ``low`` to ``high`` (each excluded where ``open_low`` or
-    ``open_high``), and ``why``, what the detector does with it that the bounds come from."""
+class _Rule(NamedTuple):
+    """The numbers a parameter takes, ``low`` to ``high`` (each excluded where ``open_low`` or
+    ``open_high``), as the refusal names them: ``noun`` (None: the kind of its default, int or
+    float) and ``why``, what the detector does with it that the bounds come from."""
 
     low: float
-    high: float
-    open_low: bool
-    open_high: bool
-    why: str
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = True
+    noun: str | None = "number"
+    why: str = ""
 
     def holds(self, value: float) -> bool:
         above = value > self.low if self.open_low else value >= self.low
@@ -195,48 +182,88 @@ class _Bounds(NamedTuple):
         return (f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
                 f"{')' if self.open_high else ']'}")
 
+    def tail(self, value: float) -> str:
+        """What the refusal adds after the value: the reason, or a percentage's fraction."""
+        if self.noun == "fraction" and 1 < value <= 100:
+            return f"; use {value / 100:g} for {value:g}%"
+        return f": {self.why}" if self.why else ""
 
-# Bounds read from pytorch-ood 0.4's code, where a value outside passed the kind and sign checks
-# and failed (NaN or constant scores) or acted otherwise than results.json records, only after
-# every feature was extracted. Upper bounds set by the class count: _CLASS_COUNTS.
-_BOUNDS = {
-    ("PNML", "eps"): _Bounds(0, 0.5, True, True, "it clamps the class probabilities to [eps, "
-                             "1 - eps]: at 0 a zero probability makes the regret NaN, from 0.5 "
-                             "on every probability is one value"),
-    ("NCI", "alpha"): _Bounds(0, math.inf, False, True, "the weight of its feature-norm "
-                              "penalty (0: none), which pytorch-ood leaves out when it is "
-                              "below 0"),
-    ("OpenMax", "alpha"): _Bounds(1, math.inf, False, True, "the number of top classes whose "
-                                  "activations it revises: 0 revises none"),
-    ("OpenMax", "euclid_weight"): _Bounds(0, 1, False, False, "the weight of the Euclidean "
-                                          "distance, the cosine distance's being "
-                                          "1 - euclid_weight"),
-    ("ASH", "percentile"): _Bounds(0, 1, False, True, "the fraction of the activations it "
-                                   "prunes: at 1 none is left to score"),
-    ("SCALE", "percentile"): _Bounds(0, 1, False, True, "it scales by the sum of the top "
-                                     "1 - percentile of the activations: at 1 there is none"),
-    ("DICE", "p"): _Bounds(0, 1, False, True, "the fraction of the weight contributions it "
-                           "masks: at 1 it masks them all and every score is one value"),
+
+# Arguments a detector divides by (temperatures) or counts with (neighbours, samples, ViM's
+# subspace dimension): 0 passed the sign check and failed only after every feature was extracted
+# (NaN scores, sklearn's "Expected n_neighbors > 0", an empty ViM subspace). ReAct's threshold
+# clips the (post-ReLU) activations: at 0 or below every map becomes one value and so does every
+# score; GEN's exponent gamma is > 0 (Liu et al., CVPR 2023) and M counts its top classes.
+_POSITIVE = _Rule(0, open_low=True, noun=None)
+
+# pytorch-ood 0.4's fractions in [0, 1] (its _check_fraction), refused by the constructor only
+# once every feature was extracted
+_FRACTION = _Rule(0, 1, open_high=False, noun="fraction")
+
+# Each parameter's rules, checked in order before any feature is extracted: the bounds besides
+# _POSITIVE and _FRACTION were read from pytorch-ood 0.4's code, where a value outside passed the
+# kind and sign checks and failed (NaN or constant scores) or acted otherwise than results.json
+# records, only after every feature was extracted. Upper bounds set by the class count:
+# _CLASS_COUNTS.
+_RULES: dict[tuple[str, str], tuple[_Rule, ...]] = {
+    ("EnergyBased", "t"): (_POSITIVE,),
+    ("GEN", "gamma"): (_POSITIVE,),
+    ("GEN", "M"): (_POSITIVE,),
+    ("GradNorm", "micro_batch_size"): (_POSITIVE,),
+    ("GradNorm", "temperature"): (_POSITIVE,),
+    ("KNN", "k"): (_POSITIVE,),
+    ("MaxSoftmax", "t"): (_POSITIVE,),
+    ("MCD", "samples"): (_POSITIVE,),
+    ("NNGuide", "k"): (_POSITIVE,),
+    ("ODIN", "temperature"): (_POSITIVE,),
+    ("OpenMax", "tailsize"): (_POSITIVE,),
+    ("ReAct", "threshold"): (_POSITIVE,),
+    ("ViM", "d"): (_POSITIVE,),
+    ("UoS", "mc_dropout"): (_POSITIVE,),
+    ("ReAct", "percentile"): (_FRACTION,),
+    ("VRA", "lower_percentile"): (_FRACTION,),
+    ("VRA", "upper_percentile"): (_FRACTION,),
+    ("LTS", "p"): (_FRACTION,),
+    ("PNML", "eps"): (_Rule(0, 0.5, True, True, why="it clamps the class probabilities to "
+                            "[eps, 1 - eps]: at 0 a zero probability makes the regret NaN, from "
+                            "0.5 on every probability is one value"),),
+    ("NCI", "alpha"): (_Rule(0, why="the weight of its feature-norm penalty (0: none), which "
+                             "pytorch-ood leaves out when it is below 0"),),
+    ("OpenMax", "alpha"): (_Rule(1, why="the number of top classes whose activations it "
+                                 "revises: 0 revises none"),),
+    ("OpenMax", "euclid_weight"): (_Rule(0, 1, open_high=False, why="the weight of the "
+                                         "Euclidean distance, the cosine distance's being "
+                                         "1 - euclid_weight"),),
+    ("ASH", "percentile"): (_FRACTION, _Rule(0, 1, why="the fraction of the activations it "
+                                             "prunes: at 1 none is left to score")),
+    ("SCALE", "percentile"): (_FRACTION, _Rule(0, 1, why="it scales by the sum of the top "
+                                               "1 - percentile of the activations: at 1 there "
+                                               "is none")),
+    ("DICE", "p"): (_FRACTION, _Rule(0, 1, why="the fraction of the weight contributions it "
+                                     "masks: at 1 it masks them all and every score is one "
+                                     "value")),
 }
 
 
+def _check_rules(spec: DetectorSpec, key: str, value: float, item: str) -> None:
+    """The number ``value`` against each rule :data:`_RULES` holds for the parameter."""
+    for rule in _RULES.get((spec.name, key), ()):
+        if not rule.holds(value):
+            noun = rule.noun or type(_kind_of(spec, key)).__name__
+            raise ConfigError(f"--param {item}: {spec.name}.{key} takes a"
+                              f"{'n' * (noun[0] in 'aeiou')} {noun} {rule.text()} (default "
+                              f"{_default_text(spec, key)}), got {value!r}{rule.tail(value)}")
+
+
 def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
-    """A finite number, a fraction where pytorch-ood wants one, a number within the bounds the
-    detector's code sets (:data:`_BOUNDS`), and a name among a class's choices (ASH's
-    ``variants``): each failed only after extraction (an inf temperature gave constant scores;
-    ``ASH.variant=nope`` a bare AssertionError)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number and not math.isfinite(value):
-        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a finite number, got {value}")
-    if number and (spec.name, key) in _FRACTIONS and not 0 <= value <= 1:
-        hint = f"; use {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
-        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a fraction in [0, 1] "
-                          f"(default {_default_text(spec, key)}), got {value!r}{hint}")
-    bounds = _BOUNDS.get((spec.name, key))
-    if number and bounds is not None and not bounds.holds(value):
-        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a number "
-                          f"{bounds.text()} (default {_default_text(spec, key)}), got "
-                          f"{value!r}: {bounds.why}")
+    """A finite number, a number within the rules the detector's code sets (:data:`_RULES`),
+    and a name among a class's choices (ASH's ``variants``): each failed only after extraction
+    (an inf temperature gave constant scores; ``ASH.variant=nope`` a bare AssertionError)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"--param {item}: {spec.name}.{key} takes a finite number, "
+                              f"got {value}")
+        _check_rules(spec, key, value, item)
     # ASH.variants for ASH(variant=...)
     choices = _CHOICES.get((spec.name, key)) or getattr(spec.cls, f"{key}s", None)
     # a value of another kind is no choice either: ASH.variant=3 failed only after extraction
@@ -249,18 +276,11 @@ def _check_param_range(spec: DetectorSpec, key: str, value: Any, item: str) -> N
 def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> None:
     """A value of the kind the parameter's default has (before any feature is extracted)."""
     _check_param_range(spec, key, value, item)
-    # robustrep's own default where pytorch-ood has none (ViM's d, an int: D // 2)
-    default = _robustrep_defaults(spec.name, 2).get(key, spec.params[key].default)
-    if default is None and (spec.name, key) in _NONE_DEFAULTS:
-        if value is None:  # the default said again: fitted, or every class
-            return
-        default = _NONE_DEFAULTS[(spec.name, key)].kind  # its kind, for the checks below
+    if value is None and _default(spec, key) is None and (spec.name, key) in _NONE_DEFAULTS:
+        return  # the default said again: fitted, or every class
+    default = _kind_of(spec, key)
     kinds = {bool: (bool,), int: (int,), float: (int, float)}.get(type(default))
     kind = type(default).__name__
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kinds is not None and key in _POSITIVE and number and not value > 0:
-        raise ConfigError(f"--param {item}: {spec.name}.{key} takes a{'n' * (kind[0] in 'aeiou')} "
-                          f"{kind} > 0 (default {_default_text(spec, key)}), got {value!r}")
     if kinds is not None and type(default) is not bool and default > 0 and \
             isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         # a count, temperature or percentile that defaults positive: a sign typo, which the
@@ -274,10 +294,25 @@ def _check_param_type(spec: DetectorSpec, key: str, value: Any, item: str) -> No
                       f"{kind} (default {_default_text(spec, key)}), got {value!r}")
 
 
+def _default(spec: DetectorSpec, key: str) -> Any:
+    """The parameter's default: robustrep's where pytorch-ood has none (ViM's d, an int:
+    D // 2), else pytorch-ood's."""
+    return _robustrep_defaults(spec.name, 2).get(key, spec.params[key].default)
+
+
+def _kind_of(spec: DetectorSpec, key: str) -> Any:
+    """A value of the kind the parameter takes: its default, or where that is None a value of
+    the kind :data:`_NONE_DEFAULTS` gives it."""
+    default = _default(spec, key)
+    if default is None and (spec.name, key) in _NONE_DEFAULTS:
+        return _NONE_DEFAULTS[(spec.name, key)].kind
+    return default
+
+
 def _default_text(spec: DetectorSpec, key: str) -> str:
     if (spec.name, key) in _NONE_DEFAULTS:
         return _NONE_DEFAULTS[(spec.name, key)].means
-    return repr(_robustrep_defaults(spec.name, 2).get(key, spec.params[key].default))
+    return repr(_default(spec, key))
 
 
 def check_feature_params(params: dict[str, dict[str, Any]] | None, feature_dim: int) -> None:

@@ -244,7 +244,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     dev = resolve_device(device)
     run = Path(run) if run is not None else None
     out_dir = _output_folder(run, out, foreign)
-    classifier, config = _load_classifier(run, foreign, dev, use_ema)
+    classifier, config, load_notes = _load_classifier(run, foreign, dev, use_ema)
     ctx = ds.DataContext(shape=(int(config["channels"]), int(config["image_size"]),
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
@@ -274,7 +274,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,
                          workers=workers, show_progress=show_progress)
     result.groups = sets.groups
-    result.notes = sets.notes + result.notes + _unfinished(run, config)
+    result.notes = load_notes + sets.notes + result.notes + _unfinished(run, config)
     if _unlabelled(whole):
         result.id_accuracy = None  # was the share of images predicted as class 0
         result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
@@ -317,8 +317,9 @@ def _output_folder(run: Path | None, out: str | Path | None,
 
 
 def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torch.device,
-                     use_ema: bool) -> tuple[Any, dict[str, Any]]:
-    """The classifier and its config: a run's, or a model no run made (``foreign``)."""
+                     use_ema: bool) -> tuple[Any, dict[str, Any], list[str]]:
+    """The classifier, its config, and the notes said with the results: a run's, or a model no
+    run made (``foreign``)."""
     # imports timm: only when a model is read
     from robustrep.tasks.common.classifier import load_model, load_run, run_checkpoint_note
     if foreign is None:
@@ -328,7 +329,7 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
         except ValueError as err:  # the library's: not a classifier run, a timm name it lacks
             raise RunFolderError(str(err)) from err
         no_ema_note(run, use_ema, bool(config.get("ema_decay")))  # EMA on: the checkpoint has it
-        return classifier, config
+        return classifier, config, []
     data = {k: foreign[k] for k in ("dataset", "classes", "image_size")}
     try:
         classifier, config = load_model(**{k: v for k, v in foreign.items() if k not in data},
@@ -337,12 +338,39 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     except ValueError as err:  # the library's: weights that do not fit --model, no class count
         raise UserError(str(err)) from err
     # a run's checkpoint scored on other data than it trained on (was: without a word)
-    note = run_checkpoint_note(foreign, config.pop("checkpoint_config"), "ood score")
+    run_config = config.pop("checkpoint_config")
+    note = run_checkpoint_note(foreign, run_config, "ood score")
     if note:
         import sys
         print(f"note: {note}", file=sys.stderr)
+    norm = _default_normalisation_note(foreign, classifier, config, run_config)
     config.update(data)
-    return classifier, config
+    return classifier, config, [norm] if norm else []
+
+
+def _default_normalisation_note(foreign: dict[str, Any], classifier: Any, config: dict[str, Any],
+                                run_config: dict[str, Any] | None) -> str | None:
+    """The mean/std a ``--checkpoint`` file was scored with when they are ``--model``'s default
+    in timm (its pretrained_cfg, averaged for 1 channel:
+    :func:`robustrep.nets.classifier.default_norm`) and ``--mean``/``--std`` were not given: was
+    said nowhere, and weights trained with other statistics (a CIFAR trainer's, not ImageNet's)
+    were scored on inputs shifted from theirs. None for ``--pretrained`` (timm's config is the
+    weights' own) and for a file carrying its own (a classify run's checkpoint; a robustrep
+    classifier's mean/std buffers of other values). load_model does not say where the values
+    came from, so a file whose buffers hold the default itself is noted too: the values named
+    are the ones used either way."""
+    from robustrep.nets.classifier import default_norm
+    unset = [k for k in ("mean", "std") if foreign.get(k) is None]
+    if not (unset and foreign.get("checkpoint")) or run_config is not None:
+        return None
+    default = dict(zip(("mean", "std"), default_norm(classifier.model, classifier.in_chans)))
+    if any(not torch.allclose(torch.tensor(config[k]), torch.tensor(default[k])) for k in unset):
+        return None  # the file's own
+    values = ", ".join(f"{k} {' '.join(f'{v:g}' for v in config[k])}" for k in unset)
+    flags = "/".join(f"--{k}" for k in unset)
+    return (f"--checkpoint {foreign['checkpoint']}: scored with input {values}, timm's default "
+            f"for --model {foreign['name']} (no {flags} given); if the weights were trained with "
+            f"other values, give those with {flags}")
 
 
 @dataclass

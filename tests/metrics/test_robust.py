@@ -375,7 +375,9 @@ def test_autoattacks_warnings_are_collected_not_printed(capsys):
 
 
 def _reference_robust(model, x, y, attack, eps, batch_size, **kwargs):
-    """robustrep.adversarial's attack called per batch, one generator for the whole run."""
+    """robustrep.adversarial's attack called per batch, one generator for the whole run (Linf
+    PGD only: torch.rand splits on the CPU, so these are the starts robust_accuracy draws for
+    the whole set at once; L2 starts drawn per batch depend on the batch size)."""
     from robustrep.adversarial import classifier_loss, fgsm, pgd
     gen = torch.Generator().manual_seed(kwargs.pop("seed", 0))
     start = kwargs.pop("random_start", True)
@@ -478,3 +480,76 @@ def test_four_classes_are_enough_for_apgd_t_and_no_note_is_made():
                                          r"targeted DLR loss reads the 4th-largest logit\); the "
                                          r"model has 3$"):
         _aa_attacks("apgd-t", 3)
+
+
+# --- PGD's random starts, the model's outputs, an L2 radius beyond the images ------------------
+
+def _pgd_per_sample(monkeypatch, model, x, y, norm, eps, batch_size, seed=0):
+    """robust_accuracy's PGD result, and the adversarial images PGD returned, per sample."""
+    from robustrep import adversarial
+    images, pgd = [], adversarial.pgd
+
+    def recorded(*args, **kwargs):
+        images.append(pgd(*args, **kwargs))
+        return images[-1]
+
+    monkeypatch.setattr(adversarial, "pgd", recorded)
+    result = robust_accuracy(model, (x, y), "pgd", eps=eps, norm=norm, steps=2,
+                             batch_size=batch_size, seed=seed)
+    return result.robust, torch.cat(images)
+
+
+@pytest.mark.parametrize("norm, eps", [("L2", 1.0), ("Linf", 0.1)])
+def test_pgd_gives_each_sample_the_same_result_at_any_batch_size(monkeypatch, norm, eps):
+    # Was: the L2 random start, drawn per batch (the batch's directions, then its radii, from
+    # one generator), depended on --batch-size, and so did the robust accuracy
+    model = _tiny_model(hidden=32)
+    x, y = _data(model, n=21)
+    whole, images = _pgd_per_sample(monkeypatch, model, x, y, norm, eps, 21)
+    for batch_size in (3, 7):
+        robust, got = _pgd_per_sample(monkeypatch, model, x, y, norm, eps, batch_size)
+        torch.testing.assert_close(got, images, rtol=0, atol=1e-6)
+        assert torch.equal(robust, whole), batch_size
+    _, other_seed = _pgd_per_sample(monkeypatch, model, x, y, norm, eps, 21, seed=1)
+    assert (other_seed - images).abs().amax() > 0.05  # the start matters to the result
+
+
+@pytest.mark.parametrize("out, shown, pick", [
+    (lambda z: (z, z.sum(1)), "a tuple of Tensor, Tensor", "out[0]"),
+    (lambda z: {"logits": z, "features": z}, "a dict with keys 'logits', 'features'",
+     "out['logits']"),
+    (lambda z: [None, z], "a list of NoneType, Tensor", "out[i]"),
+], ids=["tuple", "dict", "list"])
+def test_a_model_returning_no_logits_tensor_is_told_what_is_accepted(out, shown, pick):
+    # Was: AttributeError "'tuple' object has no attribute 'float'" from the label check
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _tiny_model()
+
+        def forward(self, x):
+            return out(self.net(x))
+
+    x, y = _data(_tiny_model(), n=4)
+    with pytest.raises(TypeError) as err:
+        robust_accuracy(Wrapped(), (x, y), "fgsm")
+    assert str(err.value) == (f"the model must return a logits tensor [B, C] (the attacks read "
+                              f"it); it returned {shown}. Wrap it in an nn.Module whose forward "
+                              f"returns {pick} of out = model(x)")
+
+
+def test_an_l2_radius_beyond_the_images_diagonal_is_refused_before_any_forward():
+    # 3x4x4 images in [0, 1]: no two are further apart than sqrt(48) = 6.928 in L2, so a
+    # wider ball holds every image (8 meant as 8/255, or a Linf radius given as L2)
+    from robustrep.metrics.robust import RadiusError
+    x = torch.rand(4, 3, 4, 4)
+    with pytest.raises(RadiusError, match=r"^eps=7 is wider than the largest L2 distance "
+                                          r"between two images in \[0, 1\] of shape 3x4x4 "
+                                          r"\(sqrt\(48\) = 6.928\): the ball holds every "
+                                          r"image; an L2 radius is in \[0, 1\] pixel units"):
+        robust_accuracy(_Untouchable(), (x, torch.zeros(4, dtype=torch.long)), "pgd", eps=7,
+                        norm="L2")
+    model = _tiny_model()
+    x, y = _data(model, n=4)
+    for eps in (0.5, 6.9):  # a usual radius, and one inside the diagonal: no question asked
+        assert robust_accuracy(model, (x, y), "fgsm", eps=eps, norm="l2").norm == "L2"

@@ -55,7 +55,7 @@ def test_l2_pgd_in_the_report_matches_an_independent_reference():
     assert 0 < robust < 1  # the check bites
     assert report["adversarial"]["pgd5"] == pytest.approx(robust)
     assert report["robust"]["pgd5"]["convention"].endswith("L2 eps=0.3")
-    assert report["attack_batch"] == 12  # the draws follow the attack batches: recorded
+    assert report["attack_batch"] == 12  # recorded: AutoAttack's draws follow the batches
 
 
 @pytest.mark.parametrize("kind", ["tuple", "dict"])

@@ -293,3 +293,65 @@ def test_timms_flag_names_are_aliases_and_a_files_timm_key_is_pointed_to_ours(ca
     assert capsys.readouterr().err.strip().endswith(
         "unknown option(s) grad_accum_steps in config file " + str(path) + "; did you mean "
         "'grad_accum'? (--grad-accum-steps is its flag; a file gives the option's name)")
+
+
+# --- classify eval's threat model -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, norm", [("linf", "Linf"), ("LINF", "Linf"), ("Linf", "Linf"),
+                                        ("l2", "L2"), ("L2", "L2")])
+def test_eval_reads_the_norm_in_any_case_and_spells_it_as_the_papers(text, norm):
+    # Was: `--norm linf` refused (argparse's choices are case-sensitive), while robust_accuracy
+    # and the report take any case
+    from robustrep.tasks.cli import build_parser
+    args = build_parser("classify").parse_args(["classify", "eval", "RUN", "--norm", text])
+    assert args.norm == norm
+
+
+def test_eval_refuses_another_norm_naming_the_choices(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "eval", "RUN", "--norm", "l1"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and len(err.splitlines()) == 1
+    assert "argument --norm: must be one of Linf, L2; got 'l1'" in err
+
+
+def test_an_l2_eps_wider_than_the_images_is_one_line_naming_eps(monkeypatch, capsys, tmp_path):
+    # 1x16x16 images in [0, 1] are at most sqrt(256) = 16 apart in L2: an L2 ball of 17 holds
+    # them all. The images' shape is known once the data is read: robust_accuracy refuses it,
+    # and the command names --eps (the data here stands in for the run's)
+    import torch
+    from torch import nn
+
+    from robustrep.metrics import robust_accuracy
+    from robustrep.tasks.classify import evaluate
+    seen = {}
+
+    def read_then_attack(run, **kwargs):
+        seen.update(kwargs)
+        x = torch.rand(2, 1, 16, 16)
+        robust_accuracy(nn.Flatten(), (x, torch.zeros(2, dtype=torch.long)), "fgsm",
+                        eps=kwargs["eps"], norm=kwargs["norm"])
+
+    monkeypatch.setattr(evaluate, "evaluate_run", read_then_attack)
+    assert main(["classify", "eval", str(tmp_path), "--norm", "l2", "--eps", "17",
+                 "--attacks", "fgsm"]) == 2
+    assert (seen["norm"], seen["eps"]) == ("L2", 17.0)  # as spelt, whatever the case given
+    assert capsys.readouterr().err.strip() == (
+        "robustrep classify: error: --eps: eps=17 is wider than the largest L2 distance between "
+        "two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every image; an "
+        "L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")
+
+
+def test_an_l2_radius_wider_than_the_images_is_refused_before_the_clean_pass(
+        trained_run, monkeypatch, capsys):
+    """Was: refused by robust_accuracy, after the clean pass had read every image."""
+    from robustrep.tasks.classify import evaluate
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: calls.append(a))
+    assert main(["classify", "eval", str(trained_run), "--norm", "l2", "--eps", "30",
+                 "--quiet"]) == 2
+    assert not calls
+    assert capsys.readouterr().err.strip() == (
+        "robustrep classify: error: --eps: eps=30 is wider than the largest L2 distance between "
+        "two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every image; an "
+        "L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")

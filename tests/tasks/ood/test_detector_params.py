@@ -190,3 +190,62 @@ def test_ood_labelled_fit_images_are_counted_out_before_the_test_sets_are_extrac
         "on, 40 (the fit images with an ID label; pytorch-ood leaves out those labelled OOD), so "
         "KNN.k must be at most 40; give --param KNN.k=40 or lower")
     assert len(extracted) == 1  # the fit set alone
+
+
+def test_every_rule_names_a_settable_parameter_whose_default_it_takes():
+    # one table (_RULES) holds every number rule: a row naming no parameter, or refusing its
+    # own default, would check nothing or refuse every call that gives the default
+    from robustrep.tasks.ood import detector_params as dp
+    from robustrep.tasks.ood.detectors import registry
+    for (det, key), rules in dp._RULES.items():
+        spec = registry()[det]
+        assert key in spec.params and dp._settable(spec, key), (det, key)
+        assert rules and all(isinstance(r, dp._Rule) for r in rules)
+        default = dp._default(spec, key)
+        if default is not None:
+            assert parse_params([f"{det}.{key}={default!r}"]) == {det: {key: default}}
+        assert type(dp._kind_of(spec, key)) in (int, float), (det, key)
+
+
+def _ends(rule):
+    """A value just past each end of ``rule`` (at an open end: the end itself)."""
+    low = [rule.low] if rule.open_low else [rule.low - 0.5]
+    high = [] if rule.high == float("inf") else [rule.high] if rule.open_high else [
+        rule.high + 0.5]
+    return low + high
+
+
+def _rows():
+    from robustrep.tasks.ood.detector_params import _RULES
+    return [(det, key, i) for (det, key), rules in _RULES.items() for i in range(len(rules))]
+
+
+@pytest.mark.parametrize("det, key, index", _rows())
+def test_each_rule_refuses_past_its_ends_as_its_text_says(det, key, index):
+    from robustrep.tasks.ood import detector_params as dp
+    from robustrep.tasks.ood.detectors import registry
+    rule = dp._RULES[(det, key)][index]
+    noun = rule.noun or type(dp._kind_of(registry()[det], key)).__name__
+    for value in _ends(rule):
+        if not all(r.holds(value) for r in dp._RULES[(det, key)][:index]):
+            continue  # an earlier rule of the row refuses it (ASH.percentile=1.5: a fraction)
+        with pytest.raises(ValueError) as err:
+            parse_params([f"{det}.{key}={value!r}"])
+        assert f"{det}.{key} takes a{'n' * (noun[0] in 'aeiou')} {noun} {rule.text()} " \
+               f"(default " in str(err.value)
+        assert str(err.value).endswith(f"got {value!r}{rule.tail(value)}")
+
+
+def test_a_parameter_gets_its_rule_from_one_row(monkeypatch):
+    from robustrep.tasks.ood import detector_params as dp
+    assert parse_params(["ODIN.eps=0"]) == {"ODIN": {"eps": 0}}  # no rule yet
+    monkeypatch.setitem(dp._RULES, ("ODIN", "eps"), (dp._POSITIVE,))
+    with pytest.raises(ValueError) as err:
+        parse_params(["ODIN.eps=0"])
+    assert str(err.value) == "--param ODIN.eps=0: ODIN.eps takes a float > 0 (default 0.0014), " \
+                             "got 0"
+    monkeypatch.setitem(dp._RULES, ("GMM", "reg"), (dp._Rule(0, 1, True, False, why="its why"),))
+    with pytest.raises(ValueError) as err:
+        parse_params(["GMM.reg=2"])
+    assert str(err.value) == "--param GMM.reg=2: GMM.reg takes a number in (0, 1] (default " \
+                             "1e-06), got 2: its why"

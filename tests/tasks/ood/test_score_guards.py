@@ -470,3 +470,53 @@ def test_scoring_into_the_folder_of_a_run_in_progress_is_refused_first(fake_run,
     assert code == 2 and err.count("\n") == 1, err
     assert f"--out {fake_run} is the folder of a run in progress (pid " in err
     assert not (fake_run / "results.json").exists()
+
+
+NORM_SCORE = ["--image-size", "16", "--classes", "0", "1", "2", "--ood", "gaussian",
+              "--detectors", "MaxSoftmax", "--max-samples", "8", "--no-plots", "--quiet",
+              "--device", "cpu"]
+
+
+def _score_weights(weights, out, *extra):
+    return main(["ood", "score", "--model", "test_efficientnet", "--checkpoint", str(weights),
+                 "--out", out, *extra, *NORM_SCORE])
+
+
+def test_a_checkpoint_scored_with_timms_default_normalisation_says_which(tmp_path, monkeypatch,
+                                                                        capsys):
+    # Was: a weights file without --mean/--std was scored with timm's ImageNet statistics of
+    # --model (test_efficientnet's, averaged over its channels for 1-channel weights) without a
+    # word, though they need not be those it was trained with
+    from robustrep.tasks.common.classifier import create_classifier
+    monkeypatch.chdir(tmp_path)
+    torch.save(create_classifier("test_efficientnet", 3, in_chans=1).model.state_dict(), "m.pth")
+    mean, std = sum((0.485, 0.456, 0.406)) / 3, sum((0.229, 0.224, 0.225)) / 3
+    assert _score_weights("m.pth", "a") == 0
+    assert (f"note: --checkpoint m.pth: scored with input mean {mean:g}, std {std:g}, timm's "
+            f"default for --model test_efficientnet (no --mean/--std given); if the weights were "
+            f"trained with other values, give those with --mean/--std\n"
+            ) in capsys.readouterr().err
+    assert _score_weights("m.pth", "b", "--std", "0.3") == 0  # the one left to timm
+    assert (f"scored with input mean {mean:g}, timm's default for --model test_efficientnet "
+            f"(no --mean given); if the weights were trained with other values, give those "
+            f"with --mean\n") in capsys.readouterr().err
+    assert _score_weights("m.pth", "c", "--mean", "0.2", "--std", "0.3") == 0
+    assert "timm's default" not in capsys.readouterr().err
+
+
+def test_weights_carrying_their_own_normalisation_have_no_such_note(fake_run, tmp_path,
+                                                                   monkeypatch, capsys):
+    from robustrep.tasks.common.classifier import create_classifier
+    monkeypatch.chdir(tmp_path)
+    own = create_classifier("test_efficientnet", 3, in_chans=1, mean=[0.1], std=[0.2])
+    torch.save(own.state_dict(), "own.pth")  # robustrep's mean/std buffers beside the model
+    assert _score_weights("own.pth", "a") == 0
+    assert "timm's default" not in capsys.readouterr().err
+    # a classify run's checkpoint (its config kept in it), and the run folder itself
+    state = torch.load(fake_run / "checkpoints" / "latest.pt", weights_only=True)
+    state["config"] = json.loads((fake_run / "config.json").read_text())
+    torch.save(state, "run.pt")
+    assert main(["ood", "score", "--model", "test_resnet", "--checkpoint", "run.pt", "--out", "b",
+                 *NORM_SCORE]) == 0
+    assert main(["ood", "score", str(fake_run), *NORM_SCORE[6:]]) == 0
+    assert "timm's default" not in capsys.readouterr().err
