@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from robustrep.errors import UnreadableImageError
@@ -215,15 +216,21 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
 
     ``debug`` prints the traceback before that line; the exit code stays the error's. Ctrl-C
     and SIGTERM (outside a trainer's own handling, :mod:`training`) end with one line saying
-    what was kept and how to go on (:func:`stopped_line`) and 128 + the signal number.
+    what was kept and how to go on (:func:`stopped_line`) and 128 + the signal number. A
+    SIGTERM after the trainer's run had finished (:func:`finished_run`) stops nothing: the
+    command ends as it would have, with a note naming the run.
     """
-    from robustrep.tasks.common.runfiles import opened_runs
-    opened = len(opened_runs())
+    from robustrep.tasks.common.runfiles import finished_runs, opened_runs
+    opened, marks = len(opened_runs()), len(finished_runs())
     stop_note(None)
     try:
-        with sigterm_raises():
+        with sigterm_raises(lambda: finished_run(opened, marks)) as late:
             check_device_options(args)
-            return int(func(args) or 0)
+            code = int(func(args) or 0)
+            if late:
+                print(f"note: SIGTERM came after {late[-1]} had finished (finished.json "
+                      f"written); the run ends as finished", file=sys.stderr)
+            return code
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as Stopped
         signum = getattr(err, "signum", signal.SIGINT)
         _traceback(debug)
@@ -269,22 +276,40 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
 
 
 @contextmanager
-def sigterm_raises() -> Iterator[None]:
+def sigterm_raises(finished: Callable[[], Path | None] = lambda: None) -> Iterator[list[Path]]:
     """SIGTERM raises :class:`Stopped` in the block, as Ctrl-C raises KeyboardInterrupt: unhandled
     (Python's default), it ended the process at once with no word, leaving a half-written
     ``.tmp`` beside the file being written (``data pack``'s zip, a PNG of ``gan sample``).
-    Main thread only (Python's rule); a trainer installs its own handler over this one."""
+    Main thread only (Python's rule); a trainer installs its own handler over this one.
+
+    Once ``finished()`` names a run (:func:`finished_run`), a SIGTERM is only recorded in the
+    list the block gets: nothing is left to stop, and exit 143 with "continue with --resume"
+    made a scheduler count a finished run as killed (a resume of it is refused)."""
+    late: list[Path] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield late
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise Stopped(signum)
+        run = finished()
+        if run is None:
+            raise Stopped(signum)
+        late.append(run)
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        yield late
     finally:  # None: a handler set outside Python, which cannot be put back
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def finished_run(opened: int, marks: int) -> Path | None:
+    """The run a trainer opened (after the first ``opened`` of this process: only trainers open
+    one), once the command wrote its ``finished.json`` (after the first ``marks``: one an earlier
+    command wrote is not this one's, whose resume may train on), else None. Only the CLI's
+    handler asks: the Python ``train()`` functions leave a caller's SIGTERM as it was."""
+    from robustrep.tasks.common.runfiles import finished_runs, opened_runs
+    runs = opened_runs()[opened:]
+    return runs[-1] if runs and runs[-1] in finished_runs()[marks:] else None
 
 
 _STOP_NOTE: list[str] = []  # what the command in flight has kept so far (stop_note)

@@ -210,3 +210,93 @@ def test_sigterm_during_the_classify_final_evaluation_says_so_and_resume_finishe
     assert cli.main(["classify", "train", "--resume", str(run), "--quiet"]) == 0
     assert (run / "finished.json").is_file()
     assert [r for r in (run / "metrics.jsonl").read_text().splitlines() if "eval/acc" in r]
+
+
+def _term_after(monkeypatch, owner, name):
+    """SIGTERM to this process when ``owner.name`` (a callable of a trainer's) has returned."""
+    original = getattr(owner, name)
+
+    def then_sigterm(*args, **kwargs):
+        out = original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return out
+    monkeypatch.setattr(owner, name, then_sigterm)
+
+
+def _guarded_main(argv):
+    """``cli.main(argv)`` under a SIGTERM handler of the test's (without the program's, SIGTERM
+    would end pytest): its exit code and the signals that reached the test's handler."""
+    got = []
+
+    def guard(signum, frame):
+        got.append(signum)
+    previous = signal.signal(signal.SIGTERM, guard)
+    try:
+        code = cli.main(argv)
+        assert signal.getsignal(signal.SIGTERM) is guard  # nothing of the program's left
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return code, got
+
+
+GAN_ARGV = ["gan", "train", "--preset", "grid-mlp", "--steps", "2", "--eval-every", "0",
+            "--final-eval", "false", "--device", "cpu", "--quiet"]
+
+
+@pytest.mark.parametrize("program, point", [("gan", "finished"), ("gan", "cleanup"),
+                                            ("classify", "finished"), ("classify", "cleanup")])
+def test_sigterm_after_the_run_finished_ends_it_with_0(tmp_path, monkeypatch, capsys,
+                                                       program, point):
+    """finished.json written, a SIGTERM in the teardown left (the run lock, the process group,
+    the report) ended a finished run with 143 and a line saying to resume it, which a resume
+    then refused: nothing to train. Now it ends 0 and says the run had finished."""
+    from robustrep.tasks.common import distributed
+    from robustrep.tasks.gan import train as gan_train
+    trainer = gan_train.Trainer if program == "gan" else Trainer
+    # gan.train imported cleanup by name, classify.train calls distributed.cleanup
+    teardown = gan_train if program == "gan" else distributed
+    _term_after(monkeypatch, trainer if point == "finished" else teardown, point)
+    run = tmp_path / program
+    code, got = _guarded_main([*(GAN_ARGV if program == "gan" else ARGV), "--out", str(run)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err.strip().splitlines()[-1] == (
+        f"note: SIGTERM came after {run} had finished (finished.json written); the run ends "
+        f"as finished")
+    report = f"run: {run}  steps: 2  " if program == "gan" else f"run folder: {run}\n"
+    assert out.startswith(report)  # the report is printed
+    assert (run / "finished.json").is_file() and not got
+
+
+def test_sigterm_to_a_resume_of_a_run_finished_in_this_process_still_stops_it(
+        tmp_path, monkeypatch, capsys):
+    """A finished.json an earlier command of the process wrote is not the resume's: the resume
+    to more steps is stopped (143, continue with --resume), not let train on to its end."""
+    from robustrep.tasks.gan import train as gan_train
+    run = tmp_path / "g"
+    assert cli.main([*GAN_ARGV, "--out", str(run)]) == 0
+    _term_after(monkeypatch, gan_train.Trainer, "resume_from")  # the run opened, not resumed
+    code, got = _guarded_main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"])
+    assert code == 143 and not got
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"robustrep gan: stopped by SIGTERM; checkpoint {run}/checkpoints/latest.pt (step 2) is "
+        f"intact; continue with --resume {run}")
+
+
+def test_the_python_train_leaves_a_sigterm_after_the_run_finished_to_its_caller(
+        tmp_path, monkeypatch):
+    """Only the program's handler lets a finished run end as finished: ``train()`` called from
+    Python (a sweep script) keeps a SIGTERM for the caller's handler, as before."""
+    from robustrep.tasks.gan import train as gan_train
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.presets import PRESETS
+    cfg = GanConfig(**{**PRESETS["grid-mlp"], "preset": "grid-mlp", "steps": 2, "eval_every": 0,
+                       "final_eval": False, "device": "cpu", "out": str(tmp_path / "g")})
+    _term_after(monkeypatch, gan_train.Trainer, "finished")
+    got = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        gan_train.train(cfg, show_progress=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert got == [signal.SIGTERM] and (tmp_path / "g" / "finished.json").is_file()
