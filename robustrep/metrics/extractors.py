@@ -226,12 +226,16 @@ def load_fid_inception(path: str | os.PathLike, input_range: tuple[float, float]
     if not isinstance(state, Mapping):
         raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state dict; expected "
                          f"{FID_WEIGHTS_FILE}")
-    model = FIDInceptionV3(input_range, resize)
-    _check_fits(path, state, model.state_dict())
+    with torch.device("meta"):  # no initial draws (a quarter second): the file sets every entry
+        model = FIDInceptionV3(input_range, resize)
+    expected = model.state_dict()
+    _check_fits(path, state, expected)
     nan = nan_tensors(state)
     if nan:  # every feature would be NaN, and the error would name no file
         raise ValueError(f"{path!r} holds NaN weights ({nan[0]}); expected {FID_WEIGHTS_FILE}")
-    model.load_state_dict(state)
+    # assigned, not copied, so cast to the model's dtypes as a copy would (a float64 file still
+    # gives float32 features); a missing num_batches_tracked is filled by BatchNorm's loader
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, assign=True)
     return model.to(device).eval().requires_grad_(False)
 
 

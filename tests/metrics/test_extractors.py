@@ -37,9 +37,15 @@ def fid_model():
     return _randomise(FIDInceptionV3()).eval()
 
 
-def test_load_round_trip_and_output_shape(fid_model, tmp_path):
-    path = tmp_path / FID_WEIGHTS_FILE
+@pytest.fixture(scope="module")
+def fid_file(fid_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fid") / FID_WEIGHTS_FILE
     torch.save(fid_model.state_dict(), path)
+    return path
+
+
+def test_load_round_trip_and_output_shape(fid_model, fid_file):
+    path = fid_file
     loaded = load_fid_inception(path)
     assert not loaded.training
     assert not any(p.requires_grad for p in loaded.parameters())
@@ -52,6 +58,22 @@ def test_load_round_trip_and_output_shape(fid_model, tmp_path):
     assert want.std() > 1e-3  # a meaningful comparison, not of near-zero activations
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     torch.testing.assert_close(sym, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_float64_file_without_batch_counters_loads_as_the_float32_model(fid_model, tmp_path):
+    """The model is built without initial draws and the file's tensors assigned: they are cast
+    to the model's dtypes and BatchNorm's counters filled in, as a copying load does."""
+    state = {k: v.double() for k, v in fid_model.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "w.pth")
+    loaded = load_fid_inception(tmp_path / "w.pth")
+    entries = loaded.state_dict()
+    assert {str(v.device) for v in entries.values()} == {"cpu"}
+    assert {k: v.dtype for k, v in entries.items()} == {
+        k: v.dtype for k, v in fid_model.state_dict().items()}
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), fid_model(x))
 
 
 def test_missing_file_names_path_and_expected_file(tmp_path):
@@ -176,10 +198,9 @@ def test_tf1_resize_equals_torch_fidelity_resize():
     assert (got - torch_resize).abs().mean() > 0.1
 
 
-def test_tf_mode_features_equal_torch_fidelity(fid_model, tmp_path):
+def test_tf_mode_features_equal_torch_fidelity(fid_model, fid_file, tmp_path):
     fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
-    ours_file = tmp_path / FID_WEIGHTS_FILE
-    torch.save(fid_model.state_dict(), ours_file)
+    ours_file = fid_file
     ref = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                                feature_extractor_weights_path=str(ours_file))
     # torch-fidelity's own state dict, saved under its file name, loads into ours as it is
@@ -196,14 +217,13 @@ def test_tf_mode_features_equal_torch_fidelity(fid_model, tmp_path):
     torch.testing.assert_close(sym, want, rtol=0, atol=1e-4)
 
 
-def test_pytorch_fid_mode_features_equal_pytorch_fid(fid_model, tmp_path, monkeypatch):
+def test_pytorch_fid_mode_features_equal_pytorch_fid(fid_model, fid_file, monkeypatch):
     pfid = pytest.importorskip("pytorch_fid.inception")
     # pytorch-fid fetches its weights by URL; hand it our random state dict instead.
     monkeypatch.setattr(pfid, "load_state_dict_from_url", lambda *a, **k: fid_model.state_dict())
     ref = pfid.InceptionV3([3], resize_input=True, normalize_input=True,
                            use_fid_inception=True).eval()
-    path = tmp_path / FID_WEIGHTS_FILE
-    torch.save(fid_model.state_dict(), path)
+    path = fid_file
     images = _uint8_images().float() / 255
     with torch.no_grad():
         want = ref(images)[0].flatten(1)
@@ -221,13 +241,6 @@ def test_unknown_resize_is_refused():
 
 
 # --- pinned by mutation testing (docs/mutation.md, metrics_extractors) -----------------------
-
-@pytest.fixture(scope="module")
-def fid_file(fid_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("fid") / FID_WEIGHTS_FILE
-    torch.save(fid_model.state_dict(), path)
-    return path
-
 
 class _Stop(Exception):
     """Raised by a hook to stop a network at its first convolution."""
