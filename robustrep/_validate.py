@@ -50,6 +50,26 @@ def first_tensor(module: Any) -> Tensor | None:
     return first if first is not None else next(module.buffers(), None)
 
 
+def logits_tensor(out: Any, reader: str = "the attacks") -> Tensor:
+    """``out`` when it is a tensor, the logits ``reader`` needs. A model returning a tuple or a
+    dict (Hugging Face's ``ModelOutput``) failed with "'tuple' object has no attribute 'float'";
+    which entry holds the logits is the model's to say, so it is refused naming the wrapper that
+    would say it."""
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, dict):
+        pick = "out['logits']" if "logits" in out else "out[KEY]"
+        shown = f"a {type(out).__name__} with keys {', '.join(map(repr, out))}"
+    elif isinstance(out, (tuple, list)):
+        pick = "out[0]" if out and isinstance(out[0], Tensor) else "out[i]"
+        shown = f"a {type(out).__name__} of {', '.join(type(o).__name__ for o in out)}"
+    else:
+        pick, shown = "the logits", f"a {type(out).__name__}"
+    raise TypeError(f"the model must return a logits tensor [B, C] ({reader} read it); it "
+                    f"returned {shown}. Wrap it in an nn.Module whose forward returns {pick} "
+                    f"of out = model(x)")
+
+
 def check_same_device(**tensors: Tensor | None) -> None:
     """Check that all given tensors live on one device."""
     devices = {k: t.device for k, t in tensors.items() if isinstance(t, Tensor)}

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from robustrep._names import ATTACKS, NORMS  # declared without torch for the command line
-from robustrep._validate import check_choice, check_nonneg, check_positive
+from robustrep._validate import check_choice, check_nonneg, check_positive, logits_tensor
 
 __all__ = ["ATTACKS", "NORMS", "RadiusError", "RobustAccuracy", "check_l2_radius",
            "robust_accuracy"]
@@ -504,7 +504,7 @@ def _chunks(batch_size: int, device: torch.device,
 def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device) -> None:
     """The model gives a logits tensor ``[B, C]`` with C >= 2 and every label is one of its
     classes (else torch's IndexError would come from deep inside an attack)."""
-    out = _logits_tensor(model(x[:1].to(device))).float()
+    out = logits_tensor(model(x[:1].to(device))).float()
     if out.dim() != 2 or out.shape[1] < 2:
         raise ValueError(f"model must return logits [B, C] with C >= 2 classes (the attacks "
                          f"change the predicted class); it returned shape {tuple(out.shape)}")
@@ -512,25 +512,6 @@ def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device)
     if low < 0 or high >= out.shape[1]:
         raise ValueError(f"data labels must lie in 0..{out.shape[1] - 1} (the model's "
                          f"{out.shape[1]} outputs); got labels in {low}..{high}")
-
-
-def _logits_tensor(out: Any) -> Tensor:
-    """``out`` when it is a tensor. A model returning a tuple or a dict (Hugging Face's
-    ``ModelOutput``) failed with "'tuple' object has no attribute 'float'"; which entry holds
-    the logits is the model's to say, so it is refused naming the wrapper that would say it."""
-    if isinstance(out, Tensor):
-        return out
-    if isinstance(out, dict):
-        pick = "out['logits']" if "logits" in out else "out[KEY]"
-        shown = f"a {type(out).__name__} with keys {', '.join(map(repr, out))}"
-    elif isinstance(out, (tuple, list)):
-        pick = "out[0]" if out and isinstance(out[0], Tensor) else "out[i]"
-        shown = f"a {type(out).__name__} of {', '.join(type(o).__name__ for o in out)}"
-    else:
-        pick, shown = "the logits", f"a {type(out).__name__}"
-    raise TypeError(f"the model must return a logits tensor [B, C] (the attacks read it); it "
-                    f"returned {shown}. Wrap it in an nn.Module whose forward returns {pick} "
-                    f"of out = model(x)")
 
 
 def _predict_logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
