@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from robustrep._names import NORMS
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
 from robustrep.tasks.common.config import (ConfigError, add_config_args, overrides_from_args,
@@ -55,7 +54,7 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     """clean, calibration, adversarial and corruption metrics of a run"""
-    p = add_command(
+    add_command(
         sub, "eval", "clean, calibration, adversarial and corruption metrics of a run",
         EvalOptions, run_eval,
         description="Evaluate a classify run: clean top-1, NLL, ECE (+ reliability diagram), "
@@ -63,20 +62,6 @@ def _add_eval(sub) -> None:
                     "or PGD/FGSM/APGD, Linf or L2 in [0, 1] pixels, and accuracy and mCE under "
                     "CIFAR-10-C corruptions (on the fly, or the released files with --cifar-c); "
                     "writes RUN/eval/report.json.")
-    _any_case(p, "--norm", NORMS)
-
-
-def _any_case(parser: argparse.ArgumentParser, flag: str, names: tuple[str, ...]) -> None:
-    """``flag`` takes ``names`` in any case and reads them as spelt there: ``--norm linf`` is
-    Linf, as robust_accuracy takes it and the report writes it (argparse's choices are
-    case-sensitive). Other text goes on to the option's own parser, which names the choices."""
-    action = parser._option_string_actions[flag]
-    parse, spelt = action.type, {name.lower(): name for name in names}
-
-    def canonical(text: str) -> Any:
-        return parse(spelt.get(text.strip().lower(), text))
-    canonical.__name__ = parse.__name__  # argparse names it in a refusal it words itself
-    action.type = canonical
 
 
 def add_parser(subparsers, name: str, summary: str,

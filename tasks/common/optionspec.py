@@ -231,7 +231,7 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
         # "" is never meant: `--out "$RUN"` with RUN unset would write into the working folder
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
                 and str(value).strip():
-            return str(value)
+            return _as_spelt(spec, str(value))
         raise _fail(spec, value)
     if isinstance(value, bool):
         raise _fail(spec, value)
@@ -249,6 +249,16 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
             raise _fail(spec, value)
         return int(number)
     return number
+
+
+def _as_spelt(spec: OptionSpec, text: str) -> str:
+    """``text`` as its choice is spelt when it names one in another case (``--norm linf`` is
+    Linf, ``--threat-model l2`` RobustBench's L2): argparse and the reports compare exactly.
+    Choices that differ only by case would be ambiguous and are left to the exact check."""
+    if spec.choices is None or text in spec.choices:
+        return text
+    same = [c for c in spec.choices if isinstance(c, str) and c.lower() == text.lower()]
+    return same[0] if len(same) == 1 else text
 
 
 def _number(value: Any, fraction: bool) -> float:

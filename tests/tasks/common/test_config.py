@@ -604,6 +604,27 @@ def test_off_is_only_yaml_false_and_nothing_only_the_word():
     assert convert_value(listed, [1, 2]) == [1, 2] and convert_value(listed, "all") == []
 
 
+def test_a_choice_in_another_case_is_read_as_the_choice_is_spelt():
+    # Was: `--norm linf` and `--threat-model l2` refused (argparse compares exactly)
+    norm = _spec(str, choices=("Linf", "L2", "corruptions"))
+    assert [convert_value(norm, v) for v in ("linf", "LINF", "l2", "Corruptions")] == [
+        "Linf", "Linf", "L2", "corruptions"]
+    with pytest.raises(OptionValueError, match="one of Linf, L2, corruptions"):
+        convert_value(norm, "l1")
+    # choices that differ only by case: another case names neither, and stays refused
+    ambiguous = _spec(str, choices=("a", "A"))
+    assert convert_value(ambiguous, "A") == "A"
+    with pytest.raises(OptionValueError):
+        convert_value(_spec(str, choices=("ab", "AB")), "Ab")
+
+
+def test_a_config_file_and_the_command_line_both_read_another_case(tmp_path):
+    from robustrep.tasks.classify.config import EvalOptions
+    spec = option_specs(EvalOptions)
+    assert convert_value(spec["norm"], "l2") == "L2"
+    assert convert_value(spec["threat_model"], "linf") == "Linf"
+
+
 def test_several_unknown_options_are_listed():
     with pytest.raises(ConfigError, match=r"^unknown option\(s\) a, b in x; none of the 5"):
         C.convert_values(Cfg, {"b": 1, "a": 2, "steps": 1}, lambda n: "x")

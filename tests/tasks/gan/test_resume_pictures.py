@@ -10,6 +10,8 @@ from robustrep.tasks.cli import main
 from robustrep.tasks.gan import train as gan_train
 from robustrep.tasks.gan.train import train
 
+from .conftest import tiny_config
+
 OPTIONS = dict(steps=4, ckpt_every=2, eval_every=2, final_eval=True)
 
 
@@ -30,11 +32,18 @@ def _kill_at(monkeypatch, writer, step, run):
     monkeypatch.setattr(gan_train, writer, dying)
 
 
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """The uninterrupted run, whose pictures every resumed one must redraw byte for byte."""
+    run = tmp_path_factory.mktemp("pictures") / "full"
+    train(tiny_config("grid-mlp", out=str(run), **OPTIONS), show_progress=False)
+    return run
+
+
 @pytest.mark.parametrize("writer, step", [("scatter2d", 2), ("scatter2d", 4), ("curves", 4)])
-def test_pictures_a_kill_cut_short_are_drawn_again(tiny_cfg, tmp_path, monkeypatch, writer,
+def test_pictures_a_kill_cut_short_are_drawn_again(tiny_cfg, full, tmp_path, monkeypatch, writer,
                                                    step):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    train(tiny_cfg("grid-mlp", out=str(full), **OPTIONS), show_progress=False)
+    killed = tmp_path / "killed"
     with monkeypatch.context() as patch:
         _kill_at(patch, writer, step, killed)
         with pytest.raises(Killed):
