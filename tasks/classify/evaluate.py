@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robustrep._validate import logits_tensor
 from robustrep.corruptions import CORRUPTIONS, SEVERITIES, corrupt, mean_corruption_error
 from robustrep.data.cifar_c import CIFAR_C_CORRUPTIONS, cifar_c, cifar_c_files
 from robustrep.metrics.classification import accuracy, expected_calibration_error, nll
@@ -67,30 +68,9 @@ def predict(model: nn.Module, data: Iterable, device: torch.device,
     for x, y in _batches(data, device):
         if transform is not None:
             x = transform(x)
-        logits.append(_logits(model(x)).float().cpu())
+        logits.append(logits_tensor(model(x), "the metrics and attacks").float().cpu())
         labels.append(y.cpu())
     return torch.cat(logits), torch.cat(labels)
-
-
-def _logits(out: Any) -> Tensor:
-    """``out`` when it is the logits tensor the metrics and attacks need. A model returning a
-    tuple or a dict (Hugging Face's ``ModelOutput``) failed with "'tuple' object has no
-    attribute 'float'"; which entry holds the logits is the model's to say, so it is refused
-    with the wrapper that would say it."""
-    if isinstance(out, Tensor):
-        return out
-    if isinstance(out, dict):
-        keys = ", ".join(map(repr, out))
-        pick = "out['logits']" if "logits" in out else "out[KEY]"
-        shown = f"a {type(out).__name__} with keys {keys}"
-    elif isinstance(out, (tuple, list)):
-        pick = "out[0]" if out and isinstance(out[0], Tensor) else "out[i]"
-        shown = f"a {type(out).__name__} of {', '.join(type(o).__name__ for o in out)}"
-    else:
-        pick, shown = "the logits", f"a {type(out).__name__}"
-    raise TypeError(f"the model must return a logits tensor [B, C] (the metrics and attacks "
-                    f"read it); it returned {shown}. Wrap it in an nn.Module whose forward "
-                    f"returns {pick} of out = model(x)")
 
 
 def calibration(logits: Tensor, labels: Tensor, bins: int = 15) -> dict[str, Any]:
@@ -322,6 +302,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
 
     from robustrep.metrics.robust import check_l2_radius
 
+    from robustrep.tasks.common.classifier import default_norm_note
     from robustrep.tasks.common.config import from_dict
     from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
                                                check_run_program, check_writable, output_lock)
@@ -355,8 +336,10 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                                        whole_folder=foreign is not None)
     if eps is not None:  # an L2 radius wider than the images, before the clean pass
         check_l2_radius(eps, norm, eval_set[0][0].shape)
-    note = wide_head_note(foreign, config, info)
-    if note:
+    # once the data is known to fit the model (a refusal is one line), before the long work
+    notes = [wide_head_note(foreign, config, info),
+             foreign and default_norm_note(foreign, config, "classify eval")]  # timm's, unsaid
+    for note in filter(None, notes):
         print(f"note: {note}", file=sys.stderr)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     try:
@@ -368,7 +351,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     report.update(run=None if run is None else str(run), model=config["model"],
                   weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
-                  seed=seed, input_convention=_input_convention(model))
+                  seed=seed,
+                  input_convention=_input_convention(model, config.get("norm_source")))
     out = Path(out) if out is not None else Path(run) / "eval"
     if claim:  # another call started in the same second may have made it: one folder each
         from robustrep.tasks.common.rundir import claim_new_folder
@@ -449,11 +433,14 @@ def _write_report(report: dict[str, Any], out: Path, model: str) -> dict[str, st
     return files
 
 
-def _input_convention(model: Any) -> dict[str, Any]:
+def _input_convention(model: Any, norm_source: dict[str, str] | None = None) -> dict[str, Any]:
     """What the numbers were measured on: images in [0, 1] (the attacks' eps and the
-    corruptions act there), then the model's own normalisation."""
+    corruptions act there), then the model's own normalisation, and where each of its mean and
+    std came from (``norm_source`` of load_run/load_model; none for RobustBench's)."""
     stats = {k: [round(float(v), 6) for v in getattr(model, k).flatten()] for k in ("mean", "std")
              if isinstance(getattr(model, k, None), torch.Tensor)}
+    if norm_source:
+        stats["norm_source"] = norm_source
     return {"range": [0.0, 1.0], **stats,
             "text": "inputs in [0, 1], where eps and the corruptions act; the model "
                     "normalises them with its (x - mean) / std"}

@@ -104,8 +104,10 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             ``hf-hub:ORG/NAME`` or a local timm folder (``local-dir:PATH`` or ``PATH``).
         num_classes: outputs of the head.
         in_chans: input channels.
-        mean, std: per-channel normalisation (default: the model's pretrained_cfg, or the
-            config.json of a hub repository or folder).
+        mean, std: per-channel normalisation (default: a robustrep checkpoint's own, else the
+            model's pretrained_cfg, or the config.json of a hub repository or folder); where
+            each came from is the classifier's ``norm_source`` (``{"mean": ..., "std": ...}``,
+            :data:`NORM_GIVEN`, :data:`NORM_FILE` or :data:`NORM_DEFAULT`).
         pretrained_file: local weights; the classifier is dropped and re-initialised for
             ``num_classes``, the input conv adapted to ``in_chans`` (timm's rules). Missing file
             -> FileNotFoundError; weights of another architecture -> WeightsMismatch. A
@@ -147,8 +149,6 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         read = read or read_weights(weights, use_ema)
         read.say_notes()  # where they were said: before a fit check refuses the file
         state = read.state
-        mean = read.normalisation.get("mean") if mean is None else mean
-        std = read.normalisation.get("std") if std is None else std
         probe = _create_model(name, source.arch, overlay, build)
         check_fits(name, probe, state, weights, head=keep_head)
         check_parameter_values(probe, state, weights)
@@ -167,15 +167,41 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             raise WeightsMismatch(f"weights file {weights} does not fit timm model {name!r}: "
                                   f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
+    norm, sources = _normalisation({"mean": mean, "std": std}, read)
     try:  # the library's checks of what the user gave: --mean/--std, --head uos
-        classifier = as_classifier(model, in_chans, mean, std, head, uos_scale)
+        classifier = as_classifier(model, in_chans, norm["mean"], norm["std"], head, uos_scale)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    classifier.norm_source = sources  # not a buffer: where the values came from, not saved
     taken = (source.arch, repr(sorted(build.items())), head, image_size)
     if image_size is not None and taken not in _SIZES_TAKEN:  # a report builds one many times
         check_input_size(classifier, in_chans, image_size, name)
         _SIZES_TAKEN.add(taken)
     return classifier
+
+
+# Where a classifier's input mean/std came from (``norm_source``, one per key): the caller's
+# (--mean/--std), the weights file's own (a robustrep Classifier's mean/std buffers, as a classify
+# run's checkpoint keeps them), a run folder's config.json (load_run), or --model's
+# pretrained_cfg in timm (a hub repository's or folder's config.json; averaged over the channels
+# for 1-channel inputs: default_norm), which need not be the statistics a file was trained with.
+NORM_GIVEN, NORM_FILE, NORM_RUN, NORM_DEFAULT = "given", "file", "run", "timm default"
+
+
+def _normalisation(given: dict[str, Sequence[float] | None], read: WeightsFile | None
+                   ) -> tuple[dict[str, Sequence[float] | None], dict[str, str]]:
+    """Each of ``mean``/``std``, and its source, in the order they are taken: ``given``, the
+    file's own, else None (:func:`~robustrep.nets.classifier.as_classifier` takes timm's)."""
+    own = read.normalisation if read is not None else {}
+    values, sources = {}, {}
+    for key, value in given.items():
+        if value is not None:
+            values[key], sources[key] = value, NORM_GIVEN
+        elif own.get(key) is not None:
+            values[key], sources[key] = own[key], NORM_FILE
+        else:
+            values[key], sources[key] = None, NORM_DEFAULT
+    return values, sources
 
 
 def _build_args(source: Any, num_classes: int, in_chans: int, image_size: int | None,
@@ -334,7 +360,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     Returns:
         ``(classifier, config)``; ``config["weights"]`` says ``"ema"`` or ``"model"``,
         ``config["step"]`` the checkpoint's training step (below ``config["steps"]`` while the
-        run is unfinished).
+        run is unfinished), ``config["norm_source"]`` ``"run"`` for mean and std (its
+        config.json's).
 
     Raises:
         RunFolderError: no such folder, or a file (a checkpoint file: which folder to give).
@@ -366,8 +393,15 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     load_weights(model, state[weights], str(ckpt_path),
                  f"{config['model']!r} with {config['num_classes']} classes",
                  "the run diverged: use an earlier step_*.pt or retrain with a lower --lr")
-    config = dict(config, weights=weights, run_dir=str(run_dir), step=state.get("step"))
+    config = dict(config, weights=weights, run_dir=str(run_dir), step=state.get("step"),
+                  norm_source={"mean": NORM_RUN, "std": NORM_RUN})
     return model.to(device).eval(), config
+
+
+def _as_written(buffer: Tensor) -> list[float]:
+    """A float32 buffer's values as the shortest decimals that are them (0.2, not the
+    0.20000000298023224 its float64 reading prints), as reports and notes show them."""
+    return [float(str(v)) for v in buffer.detach().float().cpu().flatten().numpy()]
 
 
 def _first(value: Any) -> str | None:
@@ -392,7 +426,9 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
 
     The file is read once; ``config["checkpoint_config"]`` is the ``config`` a classify run's
     checkpoint keeps (None for any other file, and for ``pretrained``), for
-    :func:`run_checkpoint_note`.
+    :func:`run_checkpoint_note`. ``config["norm_source"]`` says where ``mean`` and ``std`` came
+    from (``"given"``, ``"file"``: the checkpoint's own, ``"timm default"``: ``name``'s
+    pretrained_cfg), for :func:`default_norm_note`.
     """
     if (checkpoint is None) == (not pretrained):
         raise ConfigError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
@@ -428,10 +464,10 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
                               pretrained_file=read, pretrained=pretrained, keep_head=True,
                               image_size=image_size, use_ema=use_ema)
     config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
-              "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+              "mean": _as_written(model.mean), "std": _as_written(model.std),
               "image_size": image_size, "weights": weights, "pretrained": pretrained,
               "checkpoint_config": read.run_config if read is not None else None,
-              "ema": read is not None and read.ema}
+              "ema": read is not None and read.ema, "norm_source": dict(model.norm_source)}
     return model.to(device).eval(), config
 
 
@@ -476,6 +512,26 @@ def run_checkpoint_note(foreign: dict[str, Any], run_config: dict[str, Any] | No
              (run / "config.json").is_file() else "give the run's values")
     return (f"{path} is a classify run's checkpoint, {done} here on other data than it was "
             f"trained on: {'; '.join(differ)}; {whole}")
+
+
+def default_norm_note(foreign: dict[str, Any], config: dict[str, Any],
+                      command: str) -> str | None:
+    """The mean/std a ``--checkpoint`` file was used with when they are ``--model``'s default in
+    timm (``config["norm_source"]`` from :func:`load_model`; not the user's ``--mean``/``--std``
+    nor the file's own buffers): was said nowhere, and weights trained with other statistics (a
+    CIFAR trainer's, not ImageNet's) were scored or evaluated (``command``) on inputs shifted
+    from theirs. None for ``--pretrained`` (timm's config is those weights' own). Only the
+    unset one of the two is named. The source is exact: ood score guessed it by comparing
+    values, and a file whose own buffers equal the default was noted as using it."""
+    sources = config.get("norm_source") or {}
+    unset = [k for k in ("mean", "std") if sources.get(k) == NORM_DEFAULT]
+    if not (unset and foreign.get("checkpoint")):
+        return None
+    values = ", ".join(f"{k} {' '.join(f'{v:g}' for v in config[k])}" for k in unset)
+    flags = "/".join(f"--{k}" for k in unset)
+    return (f"--checkpoint {foreign['checkpoint']}: {_DONE[command][0]} with input {values}, "
+            f"timm's default for --model {foreign['name']} (no {flags} given); if the weights "
+            f"were trained with other values, give those with {flags}")
 
 
 def _shown(value: Any) -> str:

@@ -21,8 +21,10 @@ from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, Sc
 # when both calls fitted a detector: a call of unfitted detectors reads no train data). The
 # image size is a --model's option (``--image-size``, a run's own): two calls of one checkpoint
 # at other sizes read the ID data otherwise under one ``id`` name.
+# mean and std too: other input statistics are another model as much as other weights are (a
+# results.json from before they were recorded has neither, and merges as it did)
 _SAME_SETTINGS = ("run", "model", "weights", "step", "id", "image_size", "feature_maps",
-                  "resize", "seed", "ema")
+                  "resize", "seed", "ema", "mean", "std")
 
 
 def read_earlier(path: Path) -> dict[str, Any] | None:

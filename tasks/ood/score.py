@@ -321,7 +321,8 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     """The classifier, its config, and the notes said with the results: a run's, or a model no
     run made (``foreign``)."""
     # imports timm: only when a model is read
-    from robustrep.tasks.common.classifier import load_model, load_run, run_checkpoint_note
+    from robustrep.tasks.common.classifier import (default_norm_note, load_model, load_run,
+                                                   run_checkpoint_note)
     if foreign is None:
         from robustrep.tasks.common.options import no_ema_note
         try:
@@ -343,34 +344,9 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     if note:
         import sys
         print(f"note: {note}", file=sys.stderr)
-    norm = _default_normalisation_note(foreign, classifier, config, run_config)
+    norm = default_norm_note(foreign, config, "ood score")  # timm's, where the file has none
     config.update(data)
     return classifier, config, [norm] if norm else []
-
-
-def _default_normalisation_note(foreign: dict[str, Any], classifier: Any, config: dict[str, Any],
-                                run_config: dict[str, Any] | None) -> str | None:
-    """The mean/std a ``--checkpoint`` file was scored with when they are ``--model``'s default
-    in timm (its pretrained_cfg, averaged for 1 channel:
-    :func:`robustrep.nets.classifier.default_norm`) and ``--mean``/``--std`` were not given: was
-    said nowhere, and weights trained with other statistics (a CIFAR trainer's, not ImageNet's)
-    were scored on inputs shifted from theirs. None for ``--pretrained`` (timm's config is the
-    weights' own) and for a file carrying its own (a classify run's checkpoint; a robustrep
-    classifier's mean/std buffers of other values). load_model does not say where the values
-    came from, so a file whose buffers hold the default itself is noted too: the values named
-    are the ones used either way."""
-    from robustrep.nets.classifier import default_norm
-    unset = [k for k in ("mean", "std") if foreign.get(k) is None]
-    if not (unset and foreign.get("checkpoint")) or run_config is not None:
-        return None
-    default = dict(zip(("mean", "std"), default_norm(classifier.model, classifier.in_chans)))
-    if any(not torch.allclose(torch.tensor(config[k]), torch.tensor(default[k])) for k in unset):
-        return None  # the file's own
-    values = ", ".join(f"{k} {' '.join(f'{v:g}' for v in config[k])}" for k in unset)
-    flags = "/".join(f"--{k}" for k in unset)
-    return (f"--checkpoint {foreign['checkpoint']}: scored with input {values}, timm's default "
-            f"for --model {foreign['name']} (no {flags} given); if the weights were trained with "
-            f"other values, give those with {flags}")
 
 
 @dataclass
@@ -463,6 +439,10 @@ def _record(run: Path | None, config: dict[str, Any], sets: _Sets,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,
             # what was scored, not what was asked: a run's EMA, or a checkpoint file's
             "ema": config.get("weights") == "ema" or bool(config.get("ema")),
+            # the inputs' normalisation, and where each came from (norm_source: the user's, the
+            # weights file's, the run's, timm's default for --model); older files lack them
+            "mean": config.get("mean"), "std": config.get("std"),
+            "norm_source": config.get("norm_source"),
             "openood": openood, "ood_specs": sets.specs or None, "groups": sets.groups or None,
             "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
             "fpr_conventions": FPR_LEGEND}

@@ -312,6 +312,9 @@ def test_a_runs_checkpoint_on_other_data_than_it_trained_on_is_noted(trained_run
     assert (f"note: {ckpt} is a classify run's checkpoint, evaluated here on other data than it "
             f"was trained on: --image-size 32 (the run's: 16); --classes 0,1 (the run's: 0,1,2); "
             f"`robustrep classify eval {trained_run}` evaluates it as trained") in err
+    assert "timm's default" not in err  # the checkpoint's own mean/std
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["input_convention"]["norm_source"] == {"mean": "file", "std": "file"}
     shutil.copy(ckpt, "lone.pt")  # out of its run folder: the values to give
     assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint", "lone.pt",
                  "--classes", "0", "1", "2", "--out", "d", *EVAL]) == 0
@@ -343,3 +346,30 @@ def test_classify_eval_reads_a_runs_checkpoint_once(trained_run, tmp_path, monke
     assert reads.count(ckpt.resolve()) == 1
     # the note (the run trained at 16, evaluated at 32) comes from that one read
     assert "--image-size 32 (the run's: 16)" in capsys.readouterr().err
+
+
+def test_classify_eval_says_a_checkpoint_was_evaluated_with_timms_default_normalisation(
+        tmp_path, monkeypatch, capsys):
+    # Was: the table showed the mean/std, not that they were --model's default in timm rather
+    # than the weights' own or the user's (ood score said so); the report did not say either
+    from robustrep.nets.classifier import default_norm
+    monkeypatch.chdir(tmp_path)
+    net = _foreign()
+    torch.save(net.state_dict(), "ck.pth")
+    (mean,), (std,) = default_norm(net, 1)
+    base = ["classify", "eval", "--model", "test_resnet", "--checkpoint", "ck.pth", *EVAL]
+    assert main([*base, "--out", "a"]) == 0
+    assert (f"note: --checkpoint ck.pth: evaluated with input mean {mean:g}, std {std:g}, "
+            f"timm's default for --model test_resnet (no --mean/--std given); if the weights "
+            f"were trained with other values, give those with --mean/--std\n"
+            ) in capsys.readouterr().err
+    conv = json.loads((tmp_path / "a" / "report.json").read_text())["input_convention"]
+    assert conv["norm_source"] == {"mean": "timm default", "std": "timm default"}
+    assert main([*base, "--out", "b", "--mean", "0.1"]) == 0  # the one left to timm
+    assert (f"evaluated with input std {std:g}, timm's default for --model test_resnet (no "
+            f"--std given)") in capsys.readouterr().err
+    assert main([*base, "--out", "c", "--mean", "0.1", "--std", "0.2"]) == 0
+    assert "timm's default" not in capsys.readouterr().err
+    conv = json.loads((tmp_path / "c" / "report.json").read_text())["input_convention"]
+    assert conv["norm_source"] == {"mean": "given", "std": "given"}
+    assert (conv["mean"], conv["std"]) == ([0.1], [0.2])

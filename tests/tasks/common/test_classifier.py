@@ -229,3 +229,64 @@ def test_a_folder_given_as_a_weights_file_names_the_command_to_paste(tmp_path):
     folder.mkdir()
     with pytest.raises(FileNotFoundError, match=r"--model '.*/my export' --pretrained$"):
         create_classifier("test_resnet", 3, pretrained_file=folder)
+
+
+def test_load_model_says_where_each_of_mean_and_std_came_from(tmp_path):
+    # Was: said nowhere, and ood score guessed it by comparing the values with timm's: a file
+    # whose own mean/std buffers equal the default was noted as scored with timm's default
+    from robustrep.nets.classifier import default_norm
+    from robustrep.tasks.common.classifier import load_model
+    own = create_classifier("test_resnet", 5)  # robustrep's buffers, holding timm's default
+    assert own.norm_source == {"mean": "timm default", "std": "timm default"}
+    torch.save(own.state_dict(), tmp_path / "own.pth")
+    torch.save(own.model.state_dict(), tmp_path / "bare.pth")  # no normalisation of its own
+    default = dict(zip(("mean", "std"), default_norm(own.model, 3)))
+    _, config = load_model("test_resnet", checkpoint=tmp_path / "own.pth")
+    assert config["norm_source"] == {"mean": "file", "std": "file"}
+    assert (config["mean"], config["std"]) == (pytest.approx(default["mean"]),
+                                               pytest.approx(default["std"]))
+    _, config = load_model("test_resnet", checkpoint=tmp_path / "bare.pth", std=[0.3] * 3)
+    assert config["norm_source"] == {"mean": "timm default", "std": "given"}
+    assert config["mean"] == pytest.approx(default["mean"])
+    _, config = load_model("test_resnet", checkpoint=tmp_path / "own.pth", mean=[0.1] * 3)
+    assert config["norm_source"] == {"mean": "given", "std": "file"}
+    assert config["mean"] == pytest.approx([0.1] * 3)
+    clf = create_classifier("test_resnet", 5, pretrained_file=tmp_path / "own.pth")
+    assert clf.norm_source == {"mean": "file", "std": "file"}  # fine-tuning from a run's file
+
+
+def test_a_run_folders_normalisation_is_said_to_be_the_runs(tmp_path):
+    import json
+
+    from robustrep.tasks.common.classifier import load_run
+    clf = create_classifier("test_resnet", 3, in_chans=1, mean=[0.2], std=[0.4])
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model": "test_resnet", "num_classes": 3, "channels": 1, "mean": [0.2], "std": [0.4]}))
+    torch.save({"step": 1, "model": clf.state_dict()}, tmp_path / "checkpoints" / "latest.pt")
+    _, config = load_run(tmp_path)
+    assert config["norm_source"] == {"mean": "run", "std": "run"}
+
+
+@pytest.mark.parametrize("command, done", [("ood score", "scored"),
+                                           ("classify eval", "evaluated")])
+def test_the_default_normalisation_note_names_only_timms_values(command, done):
+    from robustrep.tasks.common.classifier import default_norm_note
+    foreign = {"name": "test_resnet", "checkpoint": "m.pth", "pretrained": False}
+    config = {"mean": [0.5, 0.25], "std": [0.125, 0.5],
+              "norm_source": {"mean": "timm default", "std": "timm default"}}
+    assert default_norm_note(foreign, config, command) == (
+        f"--checkpoint m.pth: {done} with input mean 0.5 0.25, std 0.125 0.5, timm's default "
+        f"for --model test_resnet (no --mean/--std given); if the weights were trained with "
+        f"other values, give those with --mean/--std")
+    mixed = {**config, "norm_source": {"mean": "given", "std": "timm default"}}
+    assert default_norm_note(foreign, mixed, command) == (
+        f"--checkpoint m.pth: {done} with input std 0.125 0.5, timm's default for --model "
+        f"test_resnet (no --std given); if the weights were trained with other values, give "
+        f"those with --std")
+    for source in ("file", "given", "run"):  # the values are the weights' or the user's own
+        own = {**config, "norm_source": {"mean": source, "std": source}}
+        assert default_norm_note(foreign, own, command) is None
+    pretrained = {**foreign, "checkpoint": None, "pretrained": True}  # timm's are theirs
+    assert default_norm_note(pretrained, config, command) is None
+    assert default_norm_note(foreign, {"mean": [0.5], "std": [0.5]}, command) is None  # none said

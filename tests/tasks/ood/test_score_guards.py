@@ -2,6 +2,7 @@
 output folder keeps the rows of the first (merged by detector and OOD set)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -496,10 +497,15 @@ def test_a_checkpoint_scored_with_timms_default_normalisation_says_which(tmp_pat
             f"default for --model test_efficientnet (no --mean/--std given); if the weights were "
             f"trained with other values, give those with --mean/--std\n"
             ) in capsys.readouterr().err
+    # results.json kept neither the values nor where they came from (classify eval's report
+    # kept the values)
+    _recorded_norm("a", pytest.approx([mean]), pytest.approx([std]), "timm default",
+                   "timm default")
     assert _score_weights("m.pth", "b", "--std", "0.3") == 0  # the one left to timm
     assert (f"scored with input mean {mean:g}, timm's default for --model test_efficientnet "
             f"(no --mean given); if the weights were trained with other values, give those "
             f"with --mean\n") in capsys.readouterr().err
+    _recorded_norm("b", pytest.approx([mean]), pytest.approx([0.3]), "timm default", "given")
     assert _score_weights("m.pth", "c", "--mean", "0.2", "--std", "0.3") == 0
     assert "timm's default" not in capsys.readouterr().err
 
@@ -512,6 +518,15 @@ def test_weights_carrying_their_own_normalisation_have_no_such_note(fake_run, tm
     torch.save(own.state_dict(), "own.pth")  # robustrep's mean/std buffers beside the model
     assert _score_weights("own.pth", "a") == 0
     assert "timm's default" not in capsys.readouterr().err
+    _recorded_norm("a", pytest.approx([0.1]), pytest.approx([0.2]), "file", "file")
+    # buffers holding timm's default values are the file's own too: were noted as timm's (the
+    # source was guessed by comparing the values)
+    same = create_classifier("test_efficientnet", 3, in_chans=1)
+    torch.save(same.state_dict(), "same.pth")
+    assert _score_weights("same.pth", "same") == 0
+    assert "timm's default" not in capsys.readouterr().err
+    _recorded_norm("same", pytest.approx(same.mean.flatten().tolist()),
+                   pytest.approx(same.std.flatten().tolist()), "file", "file")
     # a classify run's checkpoint (its config kept in it), and the run folder itself
     state = torch.load(fake_run / "checkpoints" / "latest.pt", weights_only=True)
     state["config"] = json.loads((fake_run / "config.json").read_text())
@@ -520,3 +535,24 @@ def test_weights_carrying_their_own_normalisation_have_no_such_note(fake_run, tm
                  *NORM_SCORE]) == 0
     assert main(["ood", "score", str(fake_run), *NORM_SCORE[6:]]) == 0
     assert "timm's default" not in capsys.readouterr().err
+    config = json.loads((fake_run / "config.json").read_text())
+    _recorded_norm(fake_run / "ood", config["mean"], config["std"], "run", "run")
+
+
+def _recorded_norm(out, mean, std, mean_from, std_from):
+    data = json.loads((Path(out) / "results.json").read_text())
+    assert (data["mean"], data["std"]) == (mean, std)
+    assert data["norm_source"] == {"mean": mean_from, "std": std_from}
+
+
+def test_a_call_with_other_input_statistics_replaces_the_earlier_rows(tmp_path, monkeypatch,
+                                                                       capsys):
+    # Was: kept beside them, under a results.json naming only the later call's mean and std
+    from robustrep.tasks.common.classifier import create_classifier
+    monkeypatch.chdir(tmp_path)
+    torch.save(create_classifier("test_efficientnet", 3, in_chans=1).model.state_dict(), "m.pth")
+    assert _score_weights("m.pth", "o", "--mean", "0.2", "--std", "0.3") == 0
+    assert _score_weights("m.pth", "o", "--mean", "0.2", "--std", "0.3") == 0  # the same: kept
+    assert "other settings" not in capsys.readouterr().err
+    assert _score_weights("m.pth", "o", "--mean", "0.5", "--std", "0.3") == 0
+    assert "measured under other settings (mean [0.2] -> [0.5])" in capsys.readouterr().err
