@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import zipfile
 from pathlib import Path
 
 from robustrep.tasks.common.cli import add_command, add_program
@@ -49,8 +50,7 @@ def add_parser(subparsers, name: str = "data", summary: str = "") -> argparse.Ar
 def cmd_pack(args: argparse.Namespace) -> int:
     from robustrep.tasks.data.pack import is_zip_source, pack_folder
     out, src = Path(args.zip).expanduser(), Path(args.src).expanduser()
-    if out.suffix.lower() != ".zip":
-        raise UserError(f"OUT {out}: give a path ending in .zip")
+    check_zip_name(out)
     if src.exists() and out.exists() and os.path.samefile(src, out):
         raise UserError(f"OUT {out} is SRC: packing would replace the images it reads; choose "
                         f"another path for OUT")
@@ -60,11 +60,28 @@ def cmd_pack(args: argparse.Namespace) -> int:
     check_power_of_two(args.resolution)
     if not (src.is_dir() or (src.is_file() and is_zip_source(src))):
         what = "is not a folder or a .zip" if os.path.lexists(src) else "does not exist"
-        raise DataError(f"SRC {src} {what}; give an image folder (SRC/<class>/<image> or "
-                        f"images directly in SRC) or a .zip of one")
+        raise DataError(f"SRC {src} {what}; {SRC_ACCEPTED}")
+    if is_zip_source(src) and not zipfile.is_zipfile(src):  # was "x.zip is not a zip archive"
+        raise DataError(f"SRC {src} is not a readable zip archive (cut short by a download or "
+                        f"copy, damaged, or another format named .zip); {SRC_ACCEPTED}")
     summary = pack_folder(src, out, args.resolution, args.channels, show_progress=not args.quiet)
     print(json.dumps(summary, indent=2, ensure_ascii=False))  # a path as the user wrote it
     return 0
+
+
+SRC_ACCEPTED = ("give an image folder (SRC/<class>/<image> or images directly in SRC) or a "
+                ".zip of one")
+
+
+def check_zip_name(out: Path) -> None:
+    """OUT must end in ``.zip``, the name ``gan train --dataset zip`` and dataset_tool.py read
+    it by. A bare ``.zip`` is a hidden file's whole name to Python (no suffix): "give a path
+    ending in .zip" named the very thing given."""
+    if out.suffix.lower() == ".zip":
+        return
+    if out.name.lower() == ".zip":
+        raise UserError(f"OUT {out}: give a file name before .zip (e.g. dataset.zip)")
+    raise UserError(f"OUT {out}: give a path ending in .zip (e.g. dataset.zip)")
 
 
 def check_power_of_two(side: int) -> None:

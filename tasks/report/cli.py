@@ -92,6 +92,9 @@ def _setting(text: str, program: str) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings, quick = _settings(args)  # the options' own errors before the folder's
+    if args.collect and args.out is None:  # the default is a new folder: no runs to read there
+        raise UserError("--collect reads the runs of an earlier report: give its folder as "
+                        "--out DIR")
     # absolute: every run's command starts a child process in another folder (runs.plan)
     out = Path(args.out or f"runs/report-{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
     out = out.absolute()
@@ -100,6 +103,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         settings, quick = _settings(args, earlier_settings(out))
     runs = plan(settings, out)
     if args.dry_run:  # quoted as a shell reads them: --out may hold a space
+        # the folder the run would refuse is refused here too (nothing is made)
+        check_out(out, args.collect, make=False)
         for run in runs:
             for argv in run.commands:
                 print(shlex.join(["robustrep", *command(argv)]))

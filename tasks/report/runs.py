@@ -241,14 +241,16 @@ def _left_out(run: Run) -> str | None:
         return f"{state} {run.folder}; left out (run without --collect to train it)"
     summary = read_run(run.folder, advice=redo)
     trained = summary.config.get("steps")
-    # e.g. a --quick report's runs read by a report at the default size
-    if run.steps is not None and trained != run.steps:
-        return (f"{OTHER_SIZE} ({trained} steps, this report's {run.steps}) in {run.folder}; "
-                f"left out (give the options it was made with{_size_example(run, trained)})")
+    # before its size: a classifier's run copied into a GAN run's place was "trained at
+    # another size", and no options given to the report would have read it
     for key, planned in _identity(run).items():
         if str(summary.config.get(key)) != planned:
             return (f"{run.folder} holds another run ({key} {summary.config.get(key)!r} in its "
                     f"config.json, this report's {planned!r}); left out (copied or moved?)")
+    # e.g. a --quick report's runs read by a report at the default size
+    if run.steps is not None and trained != run.steps:
+        return (f"{OTHER_SIZE} ({trained} steps, this report's {run.steps}) in {run.folder}; "
+                f"left out (give the options it was made with{_size_example(run, trained)})")
     final = summary.last(*GAN_KEYS).get("step")
     if run.task != "classify" and final != trained:
         where = f"the last is at step {final}" if final is not None else "there is none"
@@ -316,11 +318,16 @@ def attack_keys(summary: dict[str, Any]) -> list[str]:
 
 def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """The run's eval summary and OOD cells, and a line for each detector left out of them."""
-    report = read_json(folder / "eval" / "report.json", dict,
-                       advice=redo(folder / "eval" / "report.json"))
-    out = {k: v for k, v in report.get("summary", {}).items() if isinstance(v, (int, float))}
+    path = folder / "eval" / "report.json"
+    report = read_json(path, dict, advice=redo(path))
+    summary = report.get("summary")
+    out = {k: v for k, v in summary.items() if isinstance(v, (int, float))
+           and not isinstance(v, bool)} if isinstance(summary, dict) else {}
     out["evaluated"] = _evaluated(report, attack_keys(out))
     ood, lines = _ood_cells(folder / "ood" / "results.json")
+    if "clean_acc" not in out:  # the page showed "–" cells, exit 0, not a word of why
+        lines.insert(0, f"{path} holds no clean_acc in its summary (damaged, or not a classify "
+                        f"eval's); left out of the classifier cells ({redo(path)})")
     out.update(ood)
     out["step_seconds"] = read_run(folder, advice=redo).step_seconds
     return out, lines
@@ -440,10 +447,13 @@ def _same_kind(value: Any, default: Any) -> bool:
 PLOTS = tuple(f"plots/{task}.png" for task in ("gan", "grid", "classify", "ood"))  # page.draw
 
 
-def check_out(out: Path, collect: bool = False) -> None:
+OWN_FOLDER = "a new folder, or an earlier report's (its finished runs are read)"
+
+
+def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
     """Before any run starts: the report folder can be written (it exists with ``collect``,
     which reads the runs in it), is no other command's folder, and holds no file of a report's
-    names that no report wrote."""
+    names that no report wrote; ``make``: then made (``--dry-run`` makes nothing)."""
     from robustrep.tasks.common.rundir import check_replaceable, check_writable
     from robustrep.tasks.common.runfiles import check_own_kind
     if collect and not out.is_dir():
@@ -451,8 +461,25 @@ def check_out(out: Path, collect: bool = False) -> None:
                         f"report there")
     check_writable(out, "--out")
     # a run's folder got the report's runs trained inside it, report.md beside its checkpoints
-    check_own_kind(out, "report.json", "--out", "report",
-                   "a new folder, or an earlier report's (its finished runs are read)")
+    check_own_kind(out, "report.json", "--out", "report", OWN_FOLDER)
+    _refuse_eval_folder(out)
     check_replaceable(out / "report.json", ("info", "runs"), "report", "--out",
                       companions=("report.md", "report.html", *PLOTS))
-    out.mkdir(parents=True, exist_ok=True)
+    if make:
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def _refuse_eval_folder(out: Path) -> None:
+    """``classify eval`` writes a ``report.json`` of its own (``clean``, ``summary``): its
+    folder is named as the eval's, where "not a readable record of report; remove it" advised
+    deleting the eval's results."""
+    import json
+    try:
+        record = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):  # none there, or damaged: check_replaceable's to say
+        return
+    if isinstance(record, dict) and {"clean", "summary"} <= record.keys():  # the eval's keys
+        from robustrep.tasks.common.errors import RunFolderError
+        raise RunFolderError(f"--out {out} is the folder of a classify eval (its report.json "
+                             f"holds an eval's summary); report writes only into a folder of "
+                             f"its own: {OWN_FOLDER}")

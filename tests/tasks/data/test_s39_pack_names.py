@@ -1,0 +1,50 @@
+"""``data pack``: a zip SRC cut short, and an OUT named ``.zip`` alone, each refused in one line
+that names the path and what is accepted."""
+
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+from robustrep.tasks.cli import main
+
+
+def _zip_of_images(path):
+    """A zip of an image folder, two classes of one 16x16 image each."""
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("cat/0.png", "dog/0.png"):
+            image = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+            with archive.open(name, "w") as handle:
+                image.save(handle, format="PNG")
+    return path
+
+
+def test_a_zip_cut_short_is_named_as_src_with_what_is_accepted(tmp_path, capsys):
+    """Was: "robustrep data: error: src.zip is not a zip archive": neither SRC nor what the
+    command takes; a download cut short is the usual cause."""
+    whole = _zip_of_images(tmp_path / "whole.zip")
+    cut = tmp_path / "src.zip"
+    cut.write_bytes(whole.read_bytes()[:200])
+    out = tmp_path / "o.zip"
+    assert main(["data", "pack", str(cut), str(out), "--resolution", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep data: error: SRC {cut} is not a readable zip archive (cut short "
+                   f"by a download or copy, damaged, or another format named .zip); give an "
+                   f"image folder (SRC/<class>/<image> or images directly in SRC) or a .zip of "
+                   f"one\n")
+    assert not out.exists()
+    assert main(["data", "pack", str(whole), str(out), "--resolution", "16"]) == 0  # the whole
+
+
+def test_out_named_only_zip_is_told_to_give_a_name(tmp_path, capsys):
+    """Was: "OUT .zip: give a path ending in .zip", the very name given (to Python a hidden
+    file's whole name, with no suffix)."""
+    src = _zip_of_images(tmp_path / "src.zip")
+    assert main(["data", "pack", str(src), str(tmp_path / ".zip"), "--resolution", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep data: error: OUT {tmp_path / '.zip'}: give a file name before "
+                   f".zip (e.g. dataset.zip)\n")
+    assert main(["data", "pack", str(src), str(tmp_path / "o.txt"), "--resolution", "16"]) == 2
+    assert capsys.readouterr().err.endswith(": give a path ending in .zip (e.g. dataset.zip)\n")
+    assert sorted(tmp_path.iterdir()) == [src]  # nothing written beside it
