@@ -60,6 +60,10 @@ PLUGIN = "tests/tasks/test_plugin.py"
 SHARED_OPTIONS = "tests/tasks/common/test_shared_options.py"
 CONFIG_TESTS = "tests/tasks/common/test_config.py"
 METRIC_ENTRY = "tests/metrics/test_entry_checks.py"
+DATA_IMAGES = "tests/data/test_images.py"
+DATA_FOLDERS = ("tests/data/test_folders.py", "tests/data/test_folder_damage.py")
+DATA_ZIP = "tests/data/test_zipdata.py"
+DATA_PACK = "tests/tasks/data/test_pack.py"  # data pack: ZipImageFolder, zip_tree, pack_images
 
 MODULES = {
     "losses": Module("robustrep/losses.py",
@@ -105,6 +109,11 @@ MODULES = {
                                  (f"tests/metrics/test_{name}.py", METRIC_ENTRY))
        for name in ("fid", "ood", "robust", "classification", "precision_recall",
                     "convergence", "mixtures", "extractors")},
+    # the image readers: decoding (bit depth, alpha, frames), folder scans (links, hidden
+    # files, layouts) and zips; each reader's own tests and the ones that read through it
+    "data_images": Module("robustrep/data/images.py", (DATA_IMAGES, *DATA_FOLDERS, DATA_ZIP)),
+    "data_folders": Module("robustrep/data/folders.py", (*DATA_FOLDERS, DATA_IMAGES, DATA_PACK)),
+    "data_zipdata": Module("robustrep/data/zipdata.py", (DATA_ZIP, DATA_IMAGES, DATA_PACK)),
 }
 
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",

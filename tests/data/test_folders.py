@@ -1,5 +1,6 @@
 """Image folders: class folders, flat folders, their errors (robustrep.data.folders)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +164,194 @@ def test_the_image_check_reports_each_image_and_prints_nothing(tmp_path, capsys,
     assert len(image_folder(src, 8, verify=True, checked=lambda *c: calls.append(c))) == 3
     assert calls == [(1, 3), (2, 3), (3, 3)]
     assert capsys.readouterr() == ("", "")
+
+
+# --- what the first mutation run of folders.py left open (docs/mutation.md) ------------------
+
+ACCEPTED = ".png, .jpg, .jpeg, .bmp, .ppm, .pgm, .tif, .tiff, .webp"
+
+
+def test_timms_test_split_and_a_lone_train_split(tmp_path):
+    from robustrep.data.folders import folder_split
+    for split in ("train", "test"):
+        write_png(tmp_path / "a" / split / "cat" / "0.png", (8, 8), (0, 0, 0))
+    write_png(tmp_path / "a" / "train" / "dog" / "0.png", (8, 8), (0, 0, 0))
+    assert folder_split(tmp_path / "a", False) == tmp_path / "a" / "test"
+    assert split_classes(tmp_path / "a" / "test") == ["cat", "dog"]
+    write_png(tmp_path / "b" / "train" / "cat" / "0.png", (8, 8), (0, 0, 0))
+    assert [folder_split(tmp_path / "b", t) for t in (True, False, None)] == [
+        tmp_path / "b" / "train", tmp_path / "b" / "train", tmp_path / "b"]
+
+
+def test_given_classes_set_the_labels_and_the_sample_order(tmp_path):
+    for name in ("cat", "dog"):
+        write_png(tmp_path / name / "0.png", (8, 8), (0, 0, 0))
+    ds = image_folder(tmp_path, 8, classes=["dog", "cat"])
+    assert [(p.split("/")[-2], y) for p, y in ds.samples] == [("dog", 0), ("cat", 1)]
+    with pytest.raises(ValueError) as err:
+        image_folder(tmp_path, 8, classes=["dog", "fox"])
+    assert str(err.value) == (f"class folder {tmp_path / 'cat'} is not a class of the training "
+                              f"split (dog, fox): its labels would be guessed; rename or remove "
+                              f"it")
+    flat = tmp_path / "cat"
+    with pytest.raises(ValueError) as err:
+        image_folder(flat, 8, classes=["cat", "dog"])
+    assert str(err.value) == (f"{flat} holds images directly, but the training split has class "
+                              f"folders (cat, dog): put its images in the same class folders, or "
+                              f"their labels would all be 0")
+
+
+def test_each_layout_asked_for_says_what_it_found_missing(tmp_path):
+    write_png(tmp_path / "flat" / "0.png", (8, 8), (0, 0, 0))
+    (tmp_path / "classes" / "cat").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    cases = [("flat", "classes", f"no class folders in {tmp_path / 'flat'} (layout "
+                                 f"root/<class>/<image> under {tmp_path / 'flat'}; accepted "
+                                 f"extensions: {ACCEPTED})"),
+             ("classes", "flat", f"no images found in {tmp_path / 'classes'} (accepted "
+                                 f"extensions: {ACCEPTED})"),
+             ("empty", "auto", f"no images found in {tmp_path / 'empty'}: expected "
+                               f"root/<class>/<image> or images directly in root (accepted "
+                               f"extensions: {ACCEPTED})")]
+    for folder, layout, message in cases:
+        with pytest.raises(FileNotFoundError) as err:
+            image_folder(tmp_path / folder, 8, layout=layout)
+        assert str(err.value) == message
+    write_png(tmp_path / "classes" / "cat" / "0.png", (8, 8), (0, 0, 0))
+    assert image_folder(tmp_path / "classes", 8, layout="classes").layout == "classes"
+    with pytest.raises(ValueError) as err:
+        image_folder(tmp_path / "flat", 8, layout="class")
+    assert str(err.value) == "layout must be one of 'auto', 'classes', 'flat'; got 'class'"
+    with pytest.raises(TypeError) as err:
+        image_folder(tmp_path / "flat", None)
+    assert str(err.value) == "size must be a positive int, got NoneType"
+
+
+def test_a_hidden_folder_beside_images_leaves_the_folder_flat(tmp_path):
+    write_png(tmp_path / "0.png", (8, 8), (0, 0, 0))
+    write_png(tmp_path / ".ipynb_checkpoints" / "0-checkpoint.png", (8, 8), (0, 0, 0))
+    ds = image_folder(tmp_path, 8)
+    assert ds.layout == "flat" and len(ds) == 1
+
+
+def test_a_flat_folder_alone_reads_label_0_in_the_channels_asked(tmp_path):
+    from robustrep.data.folders import FlatImageFolder
+    for k in range(2):
+        write_png(tmp_path / f"{k}.png", (4, 4), (200, 100, 50))
+    ds = FlatImageFolder(tmp_path)  # the default: RGB, no transform
+    assert ds.targets == [0, 0] and ds.classes == [tmp_path.name] and ds[1][0].mode == "RGB"
+    assert FlatImageFolder(tmp_path, channels=1)[0][0].mode == "L"
+    with pytest.raises(ValueError) as err:
+        FlatImageFolder(tmp_path, channels=2)
+    assert str(err.value) == "channels must be one of 1, 3; got 2"
+
+
+def test_class_folders_may_be_empty_when_allowed_as_torchvision_allows(tmp_path):
+    from robustrep.data.folders import _ClassFolders
+    write_png(tmp_path / "cat" / "0.png", (8, 8), (0, 0, 0))
+    (tmp_path / "dog").mkdir()
+    ds = _ClassFolders(str(tmp_path), allow_empty=True)
+    assert ds.classes == ["cat", "dog"] and ds.targets == [0]
+    with pytest.raises(FileNotFoundError, match=r"class folder .*dog holds no images$"):
+        _ClassFolders(str(tmp_path))
+
+
+def _zip(path, members):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _encoded(image, format="png"):
+    import io
+    data = io.BytesIO()
+    image.save(data, format=format)
+    return data.getvalue()
+
+
+def _rgb():
+    from PIL import Image
+    return Image.new("RGB", (4, 4), (200, 100, 50))
+
+
+def _png_bytes(colour=(200, 100, 50), mode="RGB"):
+    from PIL import Image
+    return _encoded(Image.new(mode, (4, 4), colour))
+
+
+def test_a_zipped_folder_reads_as_its_folder_lazily_and_pickles(tmp_path):
+    """A flat zip with one bad member: not read until asked (no verify by default); each member
+    decoded in the channels asked, through the transform; label 0; the handle left out of a
+    pickle (DataLoader workers)."""
+    import pickle
+
+    from torchvision import transforms
+
+    from robustrep.data.folders import ZipImageFolder
+    path = _zip(tmp_path / "d.zip", {"a.png": _png_bytes(), "b.png": _png_bytes(),
+                                     "c.png": b"not an image", "sub/.keep": b""})
+    ds = ZipImageFolder(path)
+    assert ds.targets == [0, 0, 0] and ds.skipped == [] and ds.unread == []
+    assert ds.top is None and ds.layout == "flat" and ds.classes == ["d.zip"]
+    assert ds[0][0].mode == "RGB" and ZipImageFolder(path, channels=1)[0][0].mode == "L"
+    x = ZipImageFolder(path, transform=transforms.ToTensor())[1][0]
+    assert torch.equal(x, transforms.ToTensor()(_rgb()))
+    again = pickle.loads(pickle.dumps(ds))
+    assert again[1][0].tobytes() == ds[1][0].tobytes()
+    with pytest.raises(ValueError) as err:
+        ds[2]
+    assert str(err.value) == (f"cannot read {path}/c.png: UnidentifiedImageError: empty, or no "
+                              f"image format PIL reads; remove or replace it")
+    with pytest.raises(ValueError) as err:
+        ZipImageFolder(path, channels=2)
+    assert str(err.value) == "channels must be one of 1, 3; got 2"
+
+
+def test_a_zipped_member_is_refused_naming_it_as_a_file_is(tmp_path):
+    from PIL import Image
+
+    from robustrep.data.folders import ZipImageFolder
+    floats = _encoded(Image.fromarray(np.zeros((4, 4), np.float32)), "tiff")
+    clear = _png_bytes((0, 0, 0, 0), "RGBA")
+    path = _zip(tmp_path / "d.zip", {"a.tif": floats, "b.png": clear})
+    ds = ZipImageFolder(path)
+    with pytest.raises(ValueError) as err:
+        ds[0]
+    assert str(err.value).startswith(f"cannot read {path}/a.tif: 32-bit floating point pixels "
+                                     f"(PIL mode F from a TIFF) have no known value range")
+    with pytest.raises(ValueError) as err:
+        ds[1]
+    assert str(err.value).startswith(f"cannot read {path}/b.png: 16 of 16 pixels are "
+                                     f"transparent")
+    with pytest.raises(ValueError) as err:  # two bad: the first named, and one more
+        ZipImageFolder(path, verify=True)
+    assert str(err.value).startswith(f"unreadable image {path}/a.tif (and 1 more) under {path}: "
+                                     f"32-bit floating point")
+
+
+def test_a_member_damaged_in_the_zip_is_named_with_its_crc_error(tmp_path):
+    from robustrep.data.folders import ZipImageFolder
+    good = _png_bytes()
+    path = _zip(tmp_path / "d.zip", {"a.png": good})
+    raw = bytearray(path.read_bytes())
+    at = raw.index(good) + len(good) // 2  # stored (no compression): the member's own bytes
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    crc = "damaged in the zip (BadZipFile: Bad CRC-32 for file 'a.png')"
+    with pytest.raises(ValueError) as err:
+        ZipImageFolder(path, verify=True)
+    assert str(err.value) == f"unreadable image {path}/a.png under {path}: {crc}; remove or " \
+                             f"replace it"
+    with pytest.raises(ValueError) as err:
+        ZipImageFolder(path)[0]
+    assert str(err.value) == f"cannot read {path}/a.png: {crc}; re-create the zip"
+
+
+def test_a_zip_of_one_folder_and_hidden_members_is_read_from_inside_it(tmp_path):
+    from robustrep.data.folders import ZipImageFolder
+    path = _zip(tmp_path / "d.zip", {"data/cat/a.png": _png_bytes(), ".DS_Store": b"x",
+                                     "data/dog/b.png": _png_bytes()})
+    ds = ZipImageFolder(path)
+    assert ds.top == "data" and ds.classes == ["cat", "dog"] and ds.targets == [0, 1]

@@ -265,3 +265,205 @@ def test_0x00ff_reads_as_1_in_16_bit_grey_png_and_colour_ppm(tmp_path):
     ds = image_folder(tmp_path, 4, verify=True)
     for i in range(2):
         assert torch.equal(ds[i][0], torch.full((3, 4, 4), 1 / 255)), ds.samples[i]
+
+
+# --- what the first mutation run of images.py left open (docs/mutation.md) -------------------
+
+def _tiff16(values):
+    """An uncompressed little-endian TIFF of ``values`` (uint16 [H, W, 3], RGB): PIL writes no
+    16-bit colour TIFF."""
+    import struct
+
+    height, width, bands = values.shape
+    data = values.astype("<u2").tobytes()
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, bands, 0), (259, 3, 1, 1),
+            (262, 3, 1, 2), (273, 4, 1, 0), (277, 3, 1, bands), (278, 4, 1, height),
+            (279, 4, 1, len(data))]
+    depths = 8 + 2 + 12 * len(tags) + 4  # after the header and the one IFD
+    offsets = {258: depths, 273: depths + 2 * bands}
+    ifd = b"".join(struct.pack("<HHII", tag, kind, count, offsets.get(tag, value))
+                   for tag, kind, count, value in tags)
+    return (b"II*\0" + struct.pack("<IH", 8, len(tags)) + ifd + b"\0\0\0\0"
+            + struct.pack(f"<{bands}H", *[16] * bands) + data)
+
+
+def test_a_16_bit_colour_tiff_is_refused_not_truncated(tmp_path):
+    # its tile's layout is a tuple ("RGB;16L", stride, orientation), a PNG's a bare string
+    from robustrep.data.images import load_image
+    from robustrep.errors import UnreadableImageError
+
+    path = tmp_path / "0.tif"
+    path.write_bytes(_tiff16(np.full((4, 4, 3), 0x00FF, np.uint16)))
+    with Image.open(path) as image:
+        assert (image.mode, image.tile[0][3]) == ("RGB", ("RGB;16L", 0, 1))
+    line = ("16-bit RGB pixels from a TIFF would be read with their low byte dropped (PIL keeps "
+            "the high byte), not scaled as v / 257; accepted: 8-bit images, and 16-bit "
+            "greyscale PNG, TIFF or PGM")
+    assert find_bad_images([path]) == [(path, line)]
+    with pytest.raises(UnreadableImageError) as err:
+        load_image(path, 3)
+    assert str(err.value) == f"cannot read {path}: {line}"
+
+
+class _Header:
+    """An image as ``Image.open`` leaves it, reduced to what the depth check reads (mode,
+    format, tiles): older Pillow opens 16-bit grey PNG as mode "I", Pillow 13 never gives mode
+    "I" a 16-bit layout, so the rule for them is checked on this stand-in."""
+
+    def __init__(self, mode, format, rawmode=None):
+        self.mode, self.format = mode, format
+        self.tile = [] if rawmode is None else [("raw", (0, 0, 4, 4), 0, rawmode)]
+
+
+@pytest.mark.parametrize("mode, format, rawmode, sixteen", [
+    ("I", "PNG", None, True),  # a 16-bit grey PNG in older Pillow, loaded (its tiles gone)
+    ("I", "TIFF", ("I;16", 0, 1), True),  # the file's layout says unsigned 16-bit
+    ("I", "TIFF", "I;16B", True),
+    ("I", "TIFF", ("I;16S", 0, 1), False),  # signed: no known range
+    ("I", "TIFF", None, False),
+    ("I;16", "TIFF", None, True),
+])
+def test_mode_i_is_16_bit_by_its_format_or_its_files_layout(mode, format, rawmode, sixteen):
+    from robustrep.data.images import check_depth
+
+    image = _Header(mode, format, rawmode)
+    if sixteen:
+        check_depth(image, "x.png")
+        return
+    with pytest.raises(ValueError) as err:
+        check_depth(image, "x.tif")
+    assert str(err.value).startswith("cannot read x.tif: 32-bit integer pixels (PIL mode I from "
+                                     "a TIFF) have no known value range")
+
+
+def test_images_made_in_memory_are_named_image_and_have_no_source():
+    """``convert_image`` and ``check_depth`` take a PIL image a caller made: without a file name
+    the message says "image", without a format it names none."""
+    from robustrep.data.images import check_depth, convert_image
+
+    accepted = "accepted: 8-bit images, and 16-bit greyscale PNG, TIFF or PGM"
+    floats = Image.fromarray(np.zeros((4, 4), np.float32))
+    assert floats.format is None
+    line = (f"32-bit floating point pixels (PIL mode F) have no known value range, so they are "
+            f"not read by a guess; {accepted}")
+    for check in (lambda: check_depth(floats), lambda: convert_image(floats, 3)):
+        with pytest.raises(ValueError) as err:
+            check()
+        assert str(err.value) == f"cannot read image: {line}"
+    with pytest.raises(ValueError) as err:
+        convert_image(floats, 1, "mine.tif")
+    assert str(err.value) == f"cannot read mine.tif: {line}"
+
+
+def test_one_channel_is_read_as_l_and_the_transform_makes_any_image_one_channel(tmp_path):
+    from robustrep.data.images import convert_image, image_transform, load_image
+
+    write_png(tmp_path / "0.png", (6, 4), (200, 100, 50))
+    assert load_image(tmp_path / "0.png", 1).mode == "L"
+    assert load_image(tmp_path / "0.png", 3).mode == "RGB"
+    for channels, mode in ((1, "L"), (3, "RGB")):
+        with Image.open(tmp_path / "0.png") as opened:
+            assert convert_image(opened, channels).mode == mode
+    colour = Image.new("RGB", (6, 4), (200, 100, 50))
+    grey = colour.convert("L").getpixel((0, 0)) / 255
+    for size, shape in ((None, (1, 4, 6)), (2, (1, 2, 2))):
+        x = image_transform(size, 1)(colour)  # an RGB image given: Grayscale makes it one
+        assert x.shape == shape and torch.allclose(x, torch.full(shape, grey))
+    assert image_transform(2, 3)(colour).shape == (3, 2, 2)
+
+
+@pytest.mark.parametrize("mode, transparency", [("RGB", (10, 20, 30)), ("P", 0), ("1", 0)])
+def test_a_colour_key_or_palette_transparency_is_refused_in_every_mode(tmp_path, mode,
+                                                                        transparency):
+    """The header's transparency of an RGB colour key, a palette entry and a 1-bit grey key,
+    besides the "L" key above: their pixels of that colour would be read as it."""
+    from robustrep.data.images import load_image
+
+    image = Image.new("RGB", (4, 4), (10, 20, 30))
+    image.putpixel((0, 0), (250, 250, 250))
+    image = image.convert(mode) if mode != "P" else image.quantize(2)
+    if mode == "P":
+        transparency = image.getpixel((1, 1))
+    path = tmp_path / "0.png"
+    image.save(path, transparency=transparency)
+    with Image.open(path) as opened:
+        assert opened.mode == mode and "transparency" in opened.info
+    with pytest.raises(ValueError, match=rf"^cannot read {path}: 15 of 16 pixels are "
+                                         rf"transparent \(alpha below 255\)"):
+        load_image(path, 3)
+
+
+def test_the_alpha_of_a_zip_members_bytes_is_read_from_their_start():
+    """A transparent or opaque RGBA PNG as bytes (a zip member): verify() reads the stream to
+    its end, so the alpha is read after rewinding it."""
+    import io
+
+    from robustrep.data.images import image_problem
+
+    def member(alpha):
+        data = io.BytesIO()
+        _rgba(alpha).save(data, format="png")
+        data.seek(0)
+        return data
+
+    assert image_problem(member(255)) is None
+    assert image_problem(member(0)).startswith("1 of 64 pixels are transparent")
+
+
+def test_a_broken_link_named_like_an_image_is_named_not_left_out(tmp_path):
+    from robustrep.data.images import is_image
+
+    flat = tmp_path / "flat"
+    write_png(flat / "0.png", (4, 4), (0, 0, 0))
+    (flat / "1.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "dir.png").mkdir()
+    (flat / "2.png").symlink_to(tmp_path / "dir.png")  # a link to a folder: no image
+    (flat / "3.PNG").symlink_to(flat / "0.png")
+    assert [is_image(flat / n) for n in ("0.png", "1.png", "2.png", "3.PNG")] == [
+        True, True, False, True]
+    assert find_bad_images([flat / "1.png", flat / "3.PNG"]) == [
+        (flat / "1.png", f"a broken symbolic link (to {tmp_path / 'gone.png'})")]
+
+
+def test_a_folder_of_nothing_but_unreadable_files_is_refused_naming_the_first(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "0.png").write_bytes(b"")
+    (flat / "1.png").symlink_to(tmp_path / "gone.png")  # another reason: the first's is named
+    with pytest.raises(ValueError) as err:
+        image_folder(flat, 4, verify=True, skip_bad=True)
+    assert str(err.value) == (f"no readable images under {flat}: all 2 files failed (first "
+                              f"{flat / '0.png'}: UnidentifiedImageError: empty, or no image "
+                              f"format PIL reads)")
+
+
+def test_decode_error_is_one_stripped_line_of_at_most_160_characters():
+    from robustrep.data.images import decode_error
+
+    assert decode_error(OSError()) == "OSError: unreadable"
+    assert decode_error(OSError("  \n")) == "OSError: unreadable"
+    assert decode_error(SyntaxError(" broken PNG file \n")) == "SyntaxError: broken PNG file"
+    assert decode_error(ValueError("x" * 200)) == "ValueError: " + "x" * 148  # 160 in all
+
+
+def test_sources_and_splits_are_checked_with_what_is_accepted():
+    from robustrep.data.images import check_source, check_train
+
+    assert check_source("data", None, 1) == Path("data")  # size only when given or required
+    assert check_source("~/data", 8, 3) == Path.home() / "data"
+    cases = [(dict(root=3), TypeError, "root must be a path, got int"),
+             (dict(size=0), ValueError, "size must be > 0, got 0"),
+             (dict(size=2.0), TypeError, "size must be a positive int, got float"),
+             (dict(size=None, size_required=True), TypeError,
+              "size must be a positive int, got NoneType"),
+             (dict(channels=2), ValueError, "channels must be one of 1, 3; got 2")]
+    for given, kind, message in cases:
+        args = {"root": "data", "size": 8, "channels": 3, **given}
+        with pytest.raises(kind) as err:
+            check_source(**args)
+        assert str(err.value) == message
+    check_train(True)
+    check_train(False)
+    with pytest.raises(TypeError) as err:
+        check_train(1)
+    assert str(err.value) == "train must be True (train split) or False (test split), got 1"

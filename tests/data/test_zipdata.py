@@ -340,3 +340,224 @@ def test_packing_the_same_images_later_gives_the_same_bytes(arrays, tmp_path, mo
     assert packed(tmp_path / "b.zip") == first
     with zipfile.ZipFile(tmp_path / "b.zip") as archive:
         assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+# --- what the first mutation run of zipdata.py left open (docs/mutation.md) ------------------
+
+def test_xflip_takes_indices_from_minus_2n_to_2n_minus_1(arrays, tmp_path):
+    base = ZipImageDataset(write_zip(tmp_path / "d.zip", {f"{i}.png": png(a)
+                                                         for i, a in enumerate(arrays)}))
+    flipped = XFlip(base)
+    assert torch.equal(flipped[-6][0], base[0][0])  # -2n: the first sample, not flipped
+    assert torch.equal(flipped[-4][0], base[2][0])
+    assert torch.equal(flipped[-3][0], base[0][0].flip(-1))
+    for index in (6, -7):
+        with pytest.raises(IndexError) as err:
+            flipped[index]
+        assert str(err.value) == f"index {index} out of range for 6 samples"
+
+
+def test_center_crop_of_an_odd_margin_and_the_resize_filters():
+    array = np.random.default_rng(0).integers(0, 256, (20, 23, 3), dtype=np.uint8)
+    crop = center_crop_resize(Image.fromarray(array), 20)
+    assert np.array_equal(np.asarray(crop), array[:, 1:21])  # (23 - 20) // 2 = 1 on the left
+    tall = center_crop_resize(Image.fromarray(array.transpose(1, 0, 2).copy()), 20)
+    assert np.array_equal(np.asarray(tall), array.transpose(1, 0, 2)[1:21])
+    square = Image.fromarray(array[:, :20])
+    lanczos, box = (np.asarray(center_crop_resize(square, 8, f)) for f in ("lanczos", "box"))
+    assert np.array_equal(lanczos, np.asarray(square.resize((8, 8), Image.LANCZOS)))
+    assert np.array_equal(box, np.asarray(square.resize((8, 8), Image.BOX)))
+    assert np.array_equal(np.asarray(center_crop_resize(square, 8)), lanczos)
+    assert not np.array_equal(lanczos, box)
+
+
+def test_pack_stores_uncompressed_pngs_in_the_channels_asked_as_dataset_tool(arrays):
+    """dataset_tool.py saves each image with compress_level=0, in folders of 1000; the members
+    are made on Unix with mode rw-------."""
+    out = io.BytesIO()
+    flat = np.full((8, 8, 3), 90, np.uint8)  # compressible: any compress_level > 0 shows
+    names = pack_images([Image.fromarray(a) for a in (arrays[0], flat)], out, 8, channels=1)
+    grey = [Image.fromarray(a).convert("L") for a in (arrays[0], flat)]
+    with zipfile.ZipFile(out) as archive:
+        for name, image in zip(names, grey):
+            buffer = io.BytesIO()
+            image.save(buffer, format="png", compress_level=0, optimize=False)
+            assert archive.read(name) == buffer.getvalue()
+        infos = archive.infolist()
+    assert [(i.create_system, i.external_attr >> 16) for i in infos] == [(3, 0o600)] * 3
+    colour = io.BytesIO()
+    pack_images([grey[0]], colour, 8, channels=3)
+    with zipfile.ZipFile(colour) as archive, Image.open(io.BytesIO(archive.read(
+            "00000/img00000000.png"))) as image:
+        assert image.mode == "RGB"
+    many = pack_images([Image.new("L", (1, 1))] * 1001, io.BytesIO(), 1, channels=1)
+    assert many[999:] == ["00000/img00000999.png", "00001/img00001000.png"]
+
+
+@pytest.mark.parametrize("kwargs, kind, message", [
+    (dict(size=0), ValueError, "size must be > 0, got 0"),
+    (dict(size=2.0), TypeError, "size must be a positive int, got float"),
+    (dict(channels=2), ValueError, "channels must be one of 1, 3; got 2"),
+    (dict(labels=[1]), ValueError, "labels has 1 entries for 3 images"),
+])
+def test_pack_refuses_its_arguments_saying_what_is_accepted(arrays, kwargs, kind, message):
+    with pytest.raises(kind) as err:
+        pack_images([Image.fromarray(a) for a in arrays], io.BytesIO(), **{"size": 8, **kwargs})
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("kwargs, kind, message", [
+    (dict(size=0), ValueError, "size must be > 0, got 0"),
+    (dict(size=2.0), TypeError, "size must be a positive int, got float"),
+    (dict(channels=2), ValueError, "channels must be one of 1, 3; got 2"),
+])
+def test_a_dataset_zip_refuses_size_and_channels_saying_what_is_accepted(arrays, tmp_path,
+                                                                         kwargs, kind, message):
+    path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0])})
+    with pytest.raises(kind) as err:
+        ZipImageDataset(path, **kwargs)
+    assert str(err.value) == message
+
+
+def test_a_dataset_zips_labels_classes_grey_reading_and_pickle(arrays, tmp_path):
+    import pickle
+    path = write_zip(tmp_path / "d.zip", {
+        "a.png": png(arrays[0]), "b.png": png(arrays[1]),
+        "dataset.json": json.dumps({"labels": [["a.png", 5], ["b.png", 2]]})})
+    ds = ZipImageDataset(path, channels=1)
+    assert ds.has_labels is True and ds.classes == [2, 5] and ds[0][0].shape == (1, 8, 8)
+    grey = np.asarray(Image.fromarray(arrays[0]).convert("L"))
+    assert torch.equal(ds[0][0][0], torch.from_numpy(grey.copy()).float() / 255)
+    assert ZipImageDataset(write_zip(tmp_path / "n.zip", {"a.png": png(arrays[0])})
+                           ).has_labels is False
+    again = pickle.loads(pickle.dumps(ds))  # after a read: the open handle is left out
+    assert torch.equal(again[1][0], ds[1][0])
+
+
+def test_a_1_bit_zip_reads_as_one_channel(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("1", (8, 8), 1).save(buffer, format="png")
+    ds = ZipImageDataset(write_zip(tmp_path / "d.zip", {"a.png": buffer.getvalue()}))
+    assert ds.channels == 1 and torch.equal(ds[0][0], torch.ones(1, 8, 8))
+
+
+def test_windows_names_in_dataset_json_and_its_malformed_pairs(arrays, tmp_path):
+    members = {"00000/a.png": png(arrays[0]),
+               "dataset.json": json.dumps({"labels": [["00000\\a.png", 4]]})}
+    assert ZipImageDataset(write_zip(tmp_path / "w.zip", members)).targets == [4]
+    for labels in ([["a.png"]], [5]):
+        path = write_zip(tmp_path / "p.zip", {"a.png": png(arrays[0]),
+                                              "dataset.json": json.dumps({"labels": labels})})
+        with pytest.raises(ValueError) as err:
+            ZipImageDataset(path)
+        assert str(err.value) == f"{path}: dataset.json labels must be [name, label] pairs"
+    path = write_zip(tmp_path / "m.zip", {"a.png": png(arrays[0]),
+                                          "dataset.json": json.dumps({"labels": []})})
+    with pytest.raises(ValueError) as err:
+        ZipImageDataset(path)
+    assert str(err.value) == f"{path}: dataset.json has no label for image a.png"
+
+
+def test_members_under_macosx_or_in_a_hidden_folder_are_no_images(arrays, tmp_path):
+    path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0]), "__MACOSX/b.png": b"",
+                                          ".X/c.png": b""})
+    assert ZipImageDataset(path).names == ["a.png"]
+
+
+def test_an_encrypted_dataset_json_and_an_unknown_method_are_refused(arrays, tmp_path):
+    path = write_zip(tmp_path / "d.zip", {"a.png": png(arrays[0]),
+                                          "dataset.json": json.dumps({"labels": None})})
+    patch_member(path, "dataset.json", flag_bits=0x1)
+    with pytest.raises(ValueError, match=r"member dataset.json is encrypted \(password"):
+        ZipImageDataset(path)
+    path = patch_member(write_zip(tmp_path / "e.zip", {"a.png": png(arrays[0])}), "a.png",
+                        method=77)
+    with pytest.raises(ValueError) as err:
+        ZipImageDataset(path)
+    assert str(err.value).startswith(f"{path}: member a.png is compressed with an unknown "
+                                     f"method (method 77), which Python's zipfile")
+
+
+def _damage(path, offset_in, flip):
+    """``path`` with the byte ``offset_in(data)`` XOR ``flip``."""
+    data = bytearray(path.read_bytes())
+    data[offset_in(bytes(data))] ^= flip
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_verify_names_a_member_damaged_in_the_zip(arrays, tmp_path):
+    image = png(arrays[0])
+    path = write_zip(tmp_path / "d.zip", {"a.png": image})  # stored: its bytes as they are
+    _damage(path, lambda data: data.index(image) + len(image) // 2, 0xFF)
+    with pytest.raises(ValueError) as err:
+        ZipImageDataset(path, verify=True)
+    assert str(err.value) == f"{path}: member a.png is damaged (CRC mismatch); re-create the zip"
+    pytest.importorskip("bz2")
+    path = tmp_path / "b.zip"  # a bzip2 stream zipfile cannot decompress: OSError, no CRC
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("a.png", image)
+    with zipfile.ZipFile(path) as archive:
+        start = archive.getinfo("a.png").header_offset + 30 + len("a.png")
+    _damage(path, lambda data: start, 0xFF)
+    with pytest.raises(ValueError) as err:
+        ZipImageDataset(path, verify=True)
+    assert str(err.value) == f"{path} cannot be read as a zip (Invalid data stream)"
+
+
+def test_one_size_reads_past_a_member_that_is_no_image(arrays, tmp_path):
+    path = write_zip(tmp_path / "d.zip", {"a.png": b"", "b.png": png(arrays[1]),
+                                          "c.png": png(arrays[2][:6])})
+    with pytest.raises(ValueError, match=r"member c.png is 8x6 but b.png is 8x8"):
+        ZipImageDataset(path, one_size=True)
+
+
+def test_a_transparent_member_read_unverified_is_named(arrays, tmp_path):
+    clear = io.BytesIO()
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(clear, format="png")
+    path = write_zip(tmp_path / "d.zip", {"a.png": clear.getvalue()})
+    with pytest.raises(UnreadableImageError) as err:
+        ZipImageDataset(path, channels=3)[0]
+    assert f"cannot read {path}: member a.png: 64 of 64 pixels are transparent" in str(err.value)
+
+
+def test_zip_entries_behave_as_paths_do(arrays, tmp_path):
+    from robustrep.data.zipdata import zip_tree
+    path = write_zip(tmp_path / "d.zip", {"cat/a.png": png(arrays[0]), "X/": b""})
+    top = zip_tree(path)
+    image = top / "cat" / "a.png"
+    assert repr(image) == f"ZipEntry({str(path / 'cat' / 'a.png')!r})"
+    assert (image.is_symlink(), image.exists(), sorted(p.name for p in top.iterdir())) == (
+        False, True, ["X", "cat"])
+    for step, kind, message in ((lambda: top / "dog", FileNotFoundError,
+                                 f"{path}/dog is not in the zip"),
+                                (lambda: image / "b", FileNotFoundError,
+                                 f"{path}/cat/a.png/b is not in the zip"),
+                                (image.iterdir, NotADirectoryError, f"{path}/cat/a.png is a file"),
+                                (lambda: zip_tree(tmp_path / "none.zip"), FileNotFoundError,
+                                 f"zip not found: expected a file at {tmp_path / 'none.zip'}"),
+                                (lambda: zip_tree(tmp_path), FileNotFoundError,
+                                 f"zip not found: expected a file at {tmp_path}")):
+        with pytest.raises(kind) as err:
+            step()
+        assert str(err.value) == message
+    (tmp_path / "x.zip").write_text("hello")
+    with pytest.raises(ValueError) as err:
+        zip_tree(tmp_path / "x.zip")
+    assert str(err.value) == f"{tmp_path / 'x.zip'} is not a zip archive"
+
+
+@pytest.mark.parametrize("members, bad", [
+    ({"cat//a.png": b""}, "cat//a.png"),
+    ({"./a.png": b""}, "./a.png"),
+    ({"cat/a.png": b"", "cat/a.png/b.png": b""}, None),
+])
+def test_zip_tree_refuses_empty_and_dot_steps_and_names_the_whole_clash(tmp_path, members, bad):
+    from robustrep.data.zipdata import zip_tree
+    path = write_zip(tmp_path / "d.zip", members)
+    with pytest.raises(ValueError) as err:
+        zip_tree(path)
+    if bad is not None:
+        assert str(err.value).startswith(f"{path}: member {bad!r} is not a plain relative path")
+    else:
+        assert str(err.value).startswith(f"{path}: 'cat/a.png' is both a file and a folder")
