@@ -33,7 +33,7 @@ from robustrep.tasks.common.plugins import plugin_failure
 # plugin): "choose another --out" is no help for a data folder that cannot be read.
 _PATH_ERRNOS = {
     errno.ENOENT: ("", ""), errno.ENOTDIR: ("", ""), errno.EISDIR: ("", ""),
-    errno.EEXIST: ("", ""), errno.ENAMETOOLONG: ("", ""),
+    errno.EEXIST: ("", ""),
     errno.EACCES: ("; choose a folder you can write to (--out)",
                    "; check its permissions, or give another path"),
     errno.EPERM: ("; choose a folder you can write to (--out)",
@@ -127,7 +127,22 @@ def add_command(sub, name: str, summary: str, options: type, func: Callable[[Any
                        **kwargs)
     add_config_args(p, options, real_defaults=True)
     p.set_defaults(func=func)
+    _OPTION_NAMES[func] = {a.dest: max(a.option_strings, key=len) if a.option_strings else
+                           a.metavar if isinstance(a.metavar, str) else a.dest.upper()
+                           for a in p._actions}
     return p
+
+
+# a command's function -> its options' names by dest (``--out``, ``OUT.zip``): a path error
+# met before the command checked the path (``Path.exists()`` on a name too long) names it
+_OPTION_NAMES: dict[Callable[..., Any], dict[str, str]] = {}
+
+
+def path_options(func: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The options of the command ``func`` (built by :func:`add_command`) with their values in
+    ``args``, by the name the user gave them by: ``{"--out": "runs/x", "SRC": "data"}``."""
+    return {name: getattr(args, dest, None)
+            for dest, name in _OPTION_NAMES.get(func, {}).items()}
 
 
 def one_line(message: Any) -> str:
@@ -143,16 +158,22 @@ _RAISED_WITH_MESSAGE = (FileNotFoundError, FileExistsError, IsADirectoryError, N
                         PermissionError)
 
 
-def path_problem(err: OSError, out: str | None = None) -> str | None:
+def path_problem(err: OSError, out: str | None = None,
+                 options: dict[str, Any] | None = None) -> str | None:
     """One line for an OSError about a user's path, or None for any other OSError.
 
     Either the system's error on a named path (``[Errno 28] No space left on device: 'run/x'``),
     or one of robustrep's own ``FileNotFoundError("... (accepted: ...)")``-style messages.
     ``out`` is the command's ``--out`` (None: not given, its default under ``runs/``); the
-    advice names it only for a path inside it, and robustrep's cache for a path there.
+    advice names it only for a path inside it, and robustrep's cache for a path there. A name
+    too long for the system is said with the limit it passes, and the option of ``options``
+    (name -> value: :func:`path_options`) that gave the path.
     """
     if err.errno is None and isinstance(err, _RAISED_WITH_MESSAGE):
         return str(err)
+    if err.errno == errno.ENAMETOOLONG and err.filename is not None:
+        from robustrep.tasks.common.runfiles import too_long
+        return too_long(err.filename, _option_of(err.filename, options or {}))
     if err.errno not in _PATH_ERRNOS or err.filename is None:
         return None
     from robustrep.tasks.common.download import cache_advice
@@ -161,6 +182,16 @@ def path_problem(err: OSError, out: str | None = None) -> str | None:
     advice = (f"; {cache}" if cache else
               in_out if _inside(err.filename, out or DEFAULT_OUT_ROOT) else elsewhere)
     return f"{err.strerror}: {err.filename}{advice}"
+
+
+def _option_of(path: Any, options: dict[str, Any]) -> str | None:
+    """The name of the option of ``options`` whose value is ``path`` or a folder holding it
+    (the innermost), or None."""
+    given = [(name, value) for name, value in options.items()
+             if isinstance(value, (str, os.PathLike)) and os.fspath(value) != ""
+             and _inside(path, value)]
+    return max(given, key=lambda item: len(os.path.abspath(os.fspath(item[1]))),
+               default=(None,))[0]
 
 
 def _inside(path: Any, folder: Any) -> bool:
@@ -258,7 +289,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     except OSError as err:
         out = getattr(args, "out", None)
         line = plugin_failure(err) or path_problem(
-            err, out if isinstance(out, (str, os.PathLike)) else None)
+            err, out if isinstance(out, (str, os.PathLike)) else None, path_options(func, args))
         if line is None:  # not the user's path: a bug, with its traceback
             raise
         _traceback(debug)

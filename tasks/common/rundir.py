@@ -30,6 +30,7 @@ import math
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -45,7 +46,7 @@ from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_step, damaged_
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError, WriteFailed
 from robustrep.tasks.common.runfiles import (FINISHED, check_folder, existing_parent, folder_gone,
                                             forget_folder, guard_folder, note_opened, read_json,
-                                            read_jsonl, unmark_finished, write_json,
+                                            read_jsonl, too_long, unmark_finished, write_json,
                                             write_text_atomic)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
 
@@ -215,6 +216,15 @@ def _foreign_lock(path: Path) -> RunFolderError:
                           f"HOST'); remove it or choose another --out")
 
 
+def _not_a_lock(path: Path) -> RunFolderError:
+    """A folder (or other non-file) named ``.lock`` where robustrep keeps its lock file: was
+    "cannot create the lock file RUN/.lock: Is a directory", with nothing to do about it."""
+    kind = "a folder" if path.is_dir() else "not a file"
+    return RunFolderError(f"{path} is {kind}, where robustrep keeps its lock file (a file "
+                          f"holding 'pid N on HOST'); it is not robustrep's: move it away or "
+                          f"choose another --out")
+
+
 def _lock_record(text: bytes) -> bool:
     """Whether a lock file holds what :class:`RunLock` writes (or nothing: a new one)."""
     return not text.strip() or re.fullmatch(rb"pid \d+ on \S+\s*", text) is not None
@@ -234,8 +244,13 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
+            if err.errno == errno.EISDIR:
+                raise _not_a_lock(self.path) from None
             raise RunFolderError(f"cannot create the lock file {self.path}: "
                                  f"{err.strerror or err}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device of that name
+            os.close(fd)
+            raise _not_a_lock(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as err:
@@ -344,25 +359,71 @@ def check_writable(path: str | Path, what: str = "output folder") -> Path:
     parent (so a wrong ``--out`` fails before any work, without creating folders).
     """
     path = Path(path).expanduser()
-    probe = existing_parent(path)
-    if probe.exists() and not probe.is_dir():
-        raise RunFolderError(f"cannot use {what} {path}: {probe} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as err:
-        raise RunFolderError(f"cannot write to {what} {path} ({probe}: {err.strerror or err}); "
-                             f"choose another folder") from None
-    return path
+    probe, problem = _unwritable(path, what)
+    if problem is None:
+        return path
+    if problem == _A_FILE:
+        raise RunFolderError(f"cannot use {what} {path}: {probe} {problem}")
+    where = "it" if probe == path else f"it would be made in {probe}, which"
+    raise RunFolderError(f"cannot write to {what} {path}: {where} {problem}; choose another "
+                         f"folder")
 
 
 def check_output_file(path: str | Path, what: str = "output file") -> Path:
     """Check before any work that the file ``path`` can be written (its folder is writable)."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        raise RunFolderError(too_long(path, what)) from None
+    if is_dir:
         raise RunFolderError(f"{what} {path} is a folder; give a file path")
-    check_writable(path.parent, f"the folder of {what} {path}")
+    folder = path.parent
+    probe, problem = _unwritable(folder, what, path)
+    if problem == _A_FILE:
+        raise RunFolderError(f"cannot write {what} {path}: {probe} {problem}")
+    if problem is not None:  # was "cannot write to the folder of OUT o/x.zip o (o: ...)"
+        where = (f"its folder {folder}" if probe == folder
+                 else f"its folder {folder} would be made in {probe}, which")
+        raise RunFolderError(f"cannot write {what} {path}: {where} {problem}; choose another "
+                             f"folder")
     return path
+
+
+_A_FILE = "is a file, not a folder"
+
+
+def _unwritable(folder: Path, what: str, named: Path | None = None) -> tuple[Path, str | None]:
+    """Where a file would be made for ``folder`` (it, or its nearest existing parent) and why
+    none can be (None: one can), as a phrase to follow that place; a path too long for the
+    system is refused naming ``what`` and ``named`` (``folder`` when not given)."""
+    try:
+        probe = existing_parent(folder)
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        raise RunFolderError(too_long(named or folder, what)) from None
+    if probe.exists() and not probe.is_dir():
+        return probe, _A_FILE
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        return probe, _refusal(err)
+    return probe, None
+
+
+def _refusal(err: OSError) -> str:
+    """Why a folder took no new file, after its name: the system's word alone read as said of
+    the folder ("/proc: No such file or directory", of a /proc that is there)."""
+    reason = err.strerror or str(err)
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"is not writable ({reason})"
+    if err.errno == errno.EROFS:
+        return "is on a read-only file system"
+    return f"takes no new files (making one there failed: {reason})"
 
 
 def check_replaceable(path: str | Path, keys: tuple[str, ...], what: str, option: str,
@@ -441,6 +502,8 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     lock = path / LOCK_FILE
     if lock.is_file() and not _lock_record(lock.read_bytes()[:4096]):  # before any file is made
         raise _foreign_lock(lock)
+    if os.path.lexists(lock) and not lock.is_file():
+        raise _not_a_lock(lock)
     holder = lock_holder(path)
     if holder is not None:  # a run in progress: "holds a run; continue it with --resume" (that
         raise _in_use(path, holder)  # resume refused too), or "copy step_N.pt to latest.pt"

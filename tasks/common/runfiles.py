@@ -70,10 +70,45 @@ def opened_runs() -> list[Path]:
 
 def existing_parent(path: Path) -> Path:
     """``path`` itself if it exists, else its nearest parent that does (the root at last): where
-    a folder not made yet would be made, to check before any work."""
+    a folder not made yet would be made, to check before any work. A path with a name too long
+    for the system raises OSError(ENAMETOOLONG) (:func:`too_long` words it)."""
     while not path.exists() and path.parent != path:
         path = path.parent
     return path
+
+
+NAME_MAX = 255  # bytes in one file or folder name: Linux's file systems, macOS's APFS
+PATH_MAX = 4096  # bytes in a path given to the system, its closing NUL included (Linux)
+
+
+def too_long(path: str | os.PathLike, what: str | None = None) -> str:
+    """What to say of a path the system refused as too long (ENAMETOOLONG): ``what`` (the
+    option naming it) and the path, its long names shortened, then which limit it passes.
+    Said in full it was a screenful of the name, "File name too long", and no limit."""
+    text = os.fsdecode(path)
+    subject = f"{what} {_shortened(text)}" if what else _shortened(text)
+    names = [name for name in text.split(os.sep) if name]
+    long = next((name for name in names if len(os.fsencode(name)) > NAME_MAX), None)
+    limit = (f"and a file or folder name may have at most {NAME_MAX} bytes (the system's limit); "
+             f"give a shorter name")
+    if long is not None and long == names[-1]:
+        return f"{subject}: its name is {len(os.fsencode(long))} bytes long, {limit}"
+    if long is not None:
+        return (f"{subject}: the folder name {_shortened(long)} in it is "
+                f"{len(os.fsencode(long))} bytes long, {limit}")
+    if len(os.fsencode(text)) >= PATH_MAX:
+        return (f"{subject}: it is {len(os.fsencode(text))} bytes long, and a path may have at "
+                f"most {PATH_MAX - 1} bytes (the system's limit); give a shorter path")
+    return (f"{subject}: the system refused it as too long (a file or folder name may have at "
+            f"most {NAME_MAX} bytes, a path {PATH_MAX - 1}, links followed); give a shorter path")
+
+
+def _shortened(path: str, keep: int = 40) -> str:
+    """``path`` with each name longer than ``keep`` characters cut to its start and end, and
+    the whole cut so too when it is still over three times that (a path of many names)."""
+    text = os.sep.join(name if len(name) <= keep else f"{name[:20]}...{name[-12:]}"
+                       for name in path.split(os.sep))
+    return text if len(text) <= 3 * keep else f"{text[:2 * keep]}...{text[-keep:]}"
 
 
 def temp_beside(path: Path, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
@@ -96,6 +131,20 @@ def temp_beside(path: Path, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
 # mkstemp's names: prefix, 8 characters of tempfile's alphabet, suffix (temp_beside)
 _TMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
 ABANDONED_AFTER_S = 60.0  # a live writer's file changes far more often than this
+# A live writer's file is unlocked only between mkstemp and flock (temp_beside) and between its
+# close and its rename (write_atomic): two system calls apart, never seconds.
+UNLOCKED_WINDOW_S = 2.0
+
+
+def tmp_files(folder: str | Path, own: Callable[[str], bool]) -> list[Path]:
+    """The temporary files :func:`write_atomic` makes in ``folder`` for the names ``own(name)``
+    accepts (``.NAME.XXXXXXXX.tmp``), being written or left by a killed writer."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # not there yet: none
+        return []
+    return [Path(entry.path) for entry in entries
+            if (found := _TMP_NAME.fullmatch(entry.name)) and own(found["name"])]
 
 
 def remove_abandoned_tmp(folder: str | Path, own: Callable[[str], bool],
@@ -103,18 +152,12 @@ def remove_abandoned_tmp(folder: str | Path, own: Callable[[str], bool],
     """Remove from ``folder`` the temporary files :func:`write_atomic` left for the names
     ``own(name)`` accepts when its process was killed (``kill -9``, a power loss: no clean-up
     ran); returns how many. For commands without a folder lock (``data pack OUT``, ``gan
-    sample --outdir``): a file goes only when no process holds its ``flock`` and it has not
-    changed for ``min_age`` seconds; nothing not of robustrep's pattern is touched."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # not there yet: nothing to clean
-        return 0
-    removed = 0
-    for entry in entries:
-        found = _TMP_NAME.fullmatch(entry.name)
-        if found and own(found["name"]) and _remove_if_abandoned(entry.path, min_age):
-            removed += 1
-    return removed
+    sample --outdir``): a file goes only when no process holds its ``flock``, and it has not
+    changed for ``min_age`` seconds where the file system's flock says nothing (or for
+    :data:`UNLOCKED_WINDOW_S` where it does: a rerun right after a kill found the file too new
+    and left it for good beside the OUT it wrote); nothing not of robustrep's pattern is
+    touched."""
+    return sum(_remove_if_abandoned(str(path), min_age) for path in tmp_files(folder, own))
 
 
 def _remove_if_abandoned(path: str, min_age: float) -> bool:
@@ -124,16 +167,40 @@ def _remove_if_abandoned(path: str, min_age: float) -> bool:
         return False
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < min_age:
+        age = time.time() - info.st_mtime
+        if not stat.S_ISREG(info.st_mode) or age < min(min_age, UNLOCKED_WINDOW_S):
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 return False  # its writer is alive and holds it
+            seen = False  # no flock here: the age alone tells
+        else:
+            seen = _flock_seen(path)
+        if not seen and age < min_age:
+            return False
         os.unlink(path)
         return True
     except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _flock_seen(path: str) -> bool:
+    """Whether the flock this process just took on ``path`` keeps a second open of it out: then
+    the flock taken means no other writer holds one. Where flock is emulated by per-process
+    locks (NFS) or not kept at all, the second open takes it too, and only the age tells."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        return err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+    else:
         return False
     finally:
         os.close(fd)

@@ -17,7 +17,7 @@ from robustrep.tasks.common.checkpoint import TMP_SUFFIX, write_atomic
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import check_output_file
-from robustrep.tasks.common.runfiles import remove_abandoned_tmp
+from robustrep.tasks.common.runfiles import remove_abandoned_tmp, tmp_files
 
 
 def is_zip_source(src: Path) -> bool:
@@ -50,6 +50,9 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
                           show_progress)) as images:
         write_atomic(out, lambda handle: pack_images(images, handle, resolution, channels,
                                                      labels))
+    # again: a rerun soon after a kill found the killed pack's file too new to remove, and once
+    # OUT is there no later pack to it comes this far (OUT exists)
+    _remove_abandoned(out, left=True)
     if enlarged:
         print(_enlarged_note(dataset, enlarged, resolution), file=sys.stderr)
     return {"zip": str(out), "images": len(dataset), "resolution": resolution,
@@ -58,14 +61,23 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
                                          "names": list(dataset.classes)}}
 
 
-def _remove_abandoned(out: Path) -> None:
+def _remove_abandoned(out: Path, left: bool = False) -> None:
     """Remove the temporary zips (``.OUT.XXXXXXXX.tmp``, beside ``out``) of earlier packs to
     ``out`` that were killed mid-write (``kill -9``, a power loss: no clean-up ran), each as big
-    as the zip; a pack to ``out`` still going on keeps its own (see remove_abandoned_tmp)."""
-    removed = remove_abandoned_tmp(out.parent, lambda name: name == out.name)
+    as the zip; a pack to ``out`` still going on keeps its own (see remove_abandoned_tmp).
+    ``left`` (``out`` written): the ones kept are named, as nothing removes them later."""
+    def own(name: str) -> bool:
+        return name == out.name
+    removed = remove_abandoned_tmp(out.parent, own)
     if removed:
         print(f"note: removed {removed} temporary file(s) .{out.name}.*{TMP_SUFFIX} that an "
               f"earlier data pack to {out} left when it was killed", file=sys.stderr)
+    kept = tmp_files(out.parent, own) if left else []
+    if kept:
+        more = f" and {len(kept) - 1} more" if len(kept) > 1 else ""
+        print(f"note: left {kept[0].name}{more} beside {out}: the temporary file(s) of another "
+              f"data pack to {out}, writing it now or killed too recently to tell; remove them "
+              f"once no other data pack to {out} is running", file=sys.stderr)
 
 
 def _open_source(src: Path, resolution: int, channels: int, show: bool = False) -> Any:

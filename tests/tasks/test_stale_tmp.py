@@ -47,7 +47,9 @@ def test_data_pack_removes_only_its_own_abandoned_tmp_files(tmp_path, capsys):
     out.parent.mkdir()
     _tmp(out.parent, ".out.zip.k2j_9x0a.tmp")  # killed: removed
     _tmp(out.parent, ".out.zip.zz00aa11.tmp")  # killed: removed
-    kept = [_tmp(out.parent, ".out.zip.fresh001.tmp", age=0),  # a pack writing it now
+    # a pack writing it now (its mtime ahead, so that a slow machine's seconds between the two
+    # packs never make it look unchanged for the 2 s an unlocked temp file is given)
+    kept = [_tmp(out.parent, ".out.zip.fresh001.tmp", age=-3600),
             _tmp(out.parent, ".other.zip.k2j_9x0a.tmp"),  # another OUT's
             _tmp(out.parent, ".out.zip.SHORT.tmp"),  # not mkstemp's pattern
             _tmp(out.parent, "out.zip.k2j_9x0a.tmp"),  # not hidden: not robustrep's

@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, run_command
+from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, path_problem, run_command
 from robustrep.tasks.common.errors import DataError, TrainingDiverged
 
 
@@ -60,6 +60,26 @@ def test_a_path_error_advises_by_where_the_path_is(out, filename, line, tmp_path
     err = PermissionError(errno.EACCES, "Permission denied", filename)
     assert run_command("gan", _raise(err), argparse.Namespace(out=out)) == 2
     assert capsys.readouterr().err == f"robustrep gan: error: {line}\n"
+
+
+LONG = "a" * 300  # a name over the 255 bytes a file system takes
+SHORT = "aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa"  # LONG, said
+
+
+@pytest.mark.parametrize(("filename", "line"), [
+    (f"{LONG}.zip", f"OUT.zip {SHORT[:-4]}.zip: its name is 304 bytes long"),
+    (f"d/{LONG}/runs/gan", f"--out d/{SHORT}/runs/gan: the folder name {SHORT} in it is 300 "
+                           f"bytes long"),  # under --out d/LONG, not the SRC d
+    (f"/elsewhere/{LONG}", f"/elsewhere/{SHORT}: its name is 300 bytes long"),  # no option's
+])
+def test_a_name_too_long_names_its_option_and_the_limit(filename, line):
+    """Was "File name too long: aaa...", the whole name, from ``Path.exists()`` in data pack
+    before it checked OUT: neither the option nor what the system takes."""
+    options = {"SRC": "d", "OUT.zip": f"{LONG}.zip", "--out": f"d/{LONG}", "--n": 3}
+    err = OSError(errno.ENAMETOOLONG, "File name too long", filename)
+    assert path_problem(err, None, options) == (
+        f"{line}, and a file or folder name may have at most 255 bytes (the system's limit); "
+        f"give a shorter name")
 
 
 @pytest.mark.parametrize("err", [RuntimeError("a bug"), OSError(errno.EIO, "I/O error", "x"),

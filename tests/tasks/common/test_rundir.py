@@ -1,8 +1,10 @@
 """One run per folder (the lock), stale temp files, writability and fresh-folder checks."""
 
+import errno
 import json
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -384,3 +386,99 @@ def test_gan_train_records_a_resumes_changed_learning_rate(tmp_path, capsys):
         "steps": {"old": 1, "new": 2}, "lr_d": {"old": old, "new": 0.0001}}}]
     assert f"resumed at step 1 with steps 1 -> 2, lr_d {old!r} -> 0.0001 (" in \
         capsys.readouterr().err
+
+
+def _refused(err_no):
+    """tempfile.TemporaryFile as a folder refusing a new file with ``err_no`` answers."""
+    def make(*args, **kwargs):
+        raise OSError(err_no, os.strerror(err_no))
+    return make
+
+
+@pytest.mark.parametrize("err_no, why", [
+    (errno.EACCES, "is not writable (Permission denied)"),
+    (errno.EROFS, "is on a read-only file system"),
+    # /proc answers ENOENT for a file made there: "/proc: No such file or directory"
+    (errno.ENOENT, "takes no new files (making one there failed: No such file or directory)"),
+])
+def test_a_folder_that_takes_no_file_is_one_line_naming_the_file_and_its_folder(
+        err_no, why, tmp_path, monkeypatch):
+    """Was "cannot write to the folder of OUT ro/x.zip ro (ro: Permission denied)"; and for
+    /proc, "/proc: No such file or directory", of a folder that is there."""
+    monkeypatch.chdir(tmp_path)
+    Path("ro").mkdir()
+    monkeypatch.setattr(tempfile, "TemporaryFile", _refused(err_no))
+    lines = {}
+    for name, check in (("ro/x.zip", check_output_file), ("ro/new/x.zip", check_output_file),
+                        ("ro", check_writable), ("ro/new", check_writable)):
+        with pytest.raises(RunFolderError) as info:
+            check(name, "OUT" if check is check_output_file else "--out")
+        lines[name] = str(info.value)
+    assert lines == {
+        "ro/x.zip": f"cannot write OUT ro/x.zip: its folder ro {why}; choose another folder",
+        "ro/new/x.zip": f"cannot write OUT ro/new/x.zip: its folder ro/new would be made in ro, "
+                        f"which {why}; choose another folder",
+        "ro": f"cannot write to --out ro: it {why}; choose another folder",
+        "ro/new": f"cannot write to --out ro/new: it would be made in ro, which {why}; choose "
+                  f"another folder"}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="Linux's /proc")
+def test_proc_is_said_to_take_no_new_files():
+    with pytest.raises(RunFolderError, match=r"^cannot write OUT /proc/o.zip: its folder /proc "
+                                             r"takes no new files \(making one there failed: "):
+        check_output_file("/proc/o.zip", "OUT")
+
+
+def test_a_file_in_the_way_of_an_output_file_is_named(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(RunFolderError) as info:
+        check_output_file(tmp_path / "afile" / "x.zip", "OUT")
+    assert str(info.value) == (f"cannot write OUT {tmp_path}/afile/x.zip: {tmp_path}/afile is a "
+                               f"file, not a folder")
+
+
+def test_an_output_path_too_long_names_its_option_and_the_limit(tmp_path, monkeypatch):
+    """Was "File name too long: aaa..." (300 characters) from Path.exists(), no option named."""
+    monkeypatch.chdir(tmp_path)
+    limit = "and a file or folder name may have at most 255 bytes (the system's limit)"
+    with pytest.raises(RunFolderError) as info:
+        check_writable("a" * 300 + "/r", "--out")
+    assert str(info.value) == (f"--out aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa/r: the folder name "
+                               f"aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa in it is 300 bytes long, "
+                               f"{limit}; give a shorter name")
+    with pytest.raises(RunFolderError) as info:
+        check_output_file("a" * 300 + ".zip", "OUT")
+    assert str(info.value) == (f"OUT aaaaaaaaaaaaaaaaaaaa...aaaaaaaa.zip: its name is 304 bytes "
+                               f"long, {limit}; give a shorter name")
+    with pytest.raises(RunFolderError) as info:
+        check_output_file("a" * 300 + "/x.zip", "--grid")
+    assert str(info.value).startswith("--grid aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa/x.zip: the "
+                                      "folder name ")
+    assert list(tmp_path.iterdir()) == []
+
+
+NOT_A_LOCK = ("is a folder, where robustrep keeps its lock file (a file holding 'pid N on "
+              "HOST'); it is not robustrep's: move it away or choose another --out")
+
+
+def test_a_folder_named_lock_is_named_with_what_to_do(tmp_path, capsys):
+    """Was "cannot create the lock file R/.lock: Is a directory", and nothing to do about it."""
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common.rundir import check_run_folder
+    lock = tmp_path / "R" / ".lock"
+    lock.mkdir(parents=True)
+    with pytest.raises(RunFolderError) as info:
+        RunLock(lock).acquire()
+    assert str(info.value) == f"{lock} {NOT_A_LOCK}"
+    with pytest.raises(RunFolderError) as info:  # a trainer's, before any work
+        check_run_folder(tmp_path / "R", resume=False)
+    assert str(info.value) == f"{lock} {NOT_A_LOCK}"
+    assert main(["report", "--collect", "--out", str(tmp_path / "R")]) == 2
+    assert capsys.readouterr().err == f"robustrep report: error: {lock} {NOT_A_LOCK}\n"
+    assert lock.is_dir() and list(lock.parent.iterdir()) == [lock]  # left as it was
+    fifo = tmp_path / "F" / ".lock"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with pytest.raises(RunFolderError, match=r"\.lock is not a file, where robustrep keeps"):
+        RunLock(fifo).acquire()

@@ -1,7 +1,9 @@
 """Files robustrep writes: atomic, and with the mode a plain ``open`` gives under the umask."""
 
+import fcntl
 import os
 import stat
+import time
 
 import pytest
 
@@ -96,3 +98,55 @@ def test_a_write_that_fails_half_way_advises_by_its_error(tmp_path, monkeypatch,
     monkeypatch.undo()
     assert runfiles.read_json(tmp_path / "config.json") == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+CUT = "b" * 20 + "..." + "b" * 12  # a 200-character name, shortened
+
+
+@pytest.mark.parametrize("path, line", [
+    ("a" * 300 + ".zip", "OUT aaaaaaaaaaaaaaaaaaaa...aaaaaaaa.zip: its name is 304 bytes long, and "
+                         "a file or folder name may have at most 255 bytes (the system's "
+                         "limit); give a shorter name"),
+    ("d/" + "é" * 130 + "/x.zip", "OUT d/" + "é" * 20 + "..." + "é" * 12 + "/x.zip: the folder "
+                                  "name " + "é" * 20 + "..." + "é" * 12 + " in it is 260 bytes "
+                                  "long, and a file or folder name may have at most 255 bytes "
+                                  "(the system's limit); give a shorter name"),
+    # 21 names of 200: no name too long, the path is; its 755 characters shortened cut again
+    ("/".join(["b" * 200] * 21), f"OUT {CUT}/{CUT}/bbbbbbbb...bbbb/{CUT}: it is 4220 bytes long, "
+                                 f"and a path may have at most 4095 bytes (the system's limit); "
+                                 f"give a shorter path"),
+])
+def test_a_path_too_long_is_shortened_and_told_the_limit_it_passes(path, line):
+    """Was the whole 300-character name and "File name too long", no limit nor option."""
+    assert runfiles.too_long(path, "OUT") == line
+
+
+def _temp(folder, name, age):
+    path = folder / name
+    path.write_bytes(b"half a zip")
+    os.utime(path, (time.time() - age,) * 2)
+    return path
+
+
+def test_a_killed_writers_temp_file_goes_at_once_where_flock_tells(tmp_path, monkeypatch):
+    """A pack rerun within 60 s of its kill -9 left the killed one's temp file beside the OUT
+    it wrote, for good (every later pack to OUT is refused as "OUT exists"). Where the flock is
+    seen to work, an unheld file is a dead writer's once older than the two-call window in
+    which a live writer's is unheld; elsewhere the 60 s rule still holds."""
+    killed = _temp(tmp_path, ".o.zip.killed01.tmp", age=10)
+    new = _temp(tmp_path, ".o.zip.new00001.tmp", age=0)  # mkstemp'd, not flock-ed yet
+    held = _temp(tmp_path, ".o.zip.held0001.tmp", age=10)  # a live writer's
+    fd = os.open(held, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert runfiles.remove_abandoned_tmp(tmp_path, lambda name: name == "o.zip") == 1
+        assert not killed.exists() and new.exists() and held.exists()
+        monkeypatch.setattr(runfiles, "_flock_seen", lambda path: False)  # NFS's per-process
+        old = _temp(tmp_path, ".o.zip.killed02.tmp", age=120)
+        recent = _temp(tmp_path, ".o.zip.killed03.tmp", age=10)
+        assert runfiles.remove_abandoned_tmp(tmp_path, lambda name: name == "o.zip") == 1
+        assert not old.exists() and recent.exists() and held.exists()
+    finally:
+        os.close(fd)
+    assert sorted(runfiles.tmp_files(tmp_path, lambda name: name == "o.zip")) == sorted(
+        [new, held, recent])

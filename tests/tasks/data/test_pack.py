@@ -1,8 +1,10 @@
 """``robustrep data pack``: the zip holds the folder's images and labels, and the gan and
 classify programs read it (``--dataset zip``, or a ``.zip`` as ``--data-root`` of imagefolder)."""
 
+import fcntl
 import json
 import os
+import time
 import zipfile
 
 import numpy as np
@@ -445,3 +447,43 @@ def test_the_note_on_a_zip_of_one_folder_quotes_the_folder_as_a_shell_reads_it(m
     code, _, err = pack(source, tmp_path / "z.zip")
     assert code == 0, err
     assert "the images are read from inside it, as `data pack 'my src'` reads them" in err
+
+
+def _held(path):
+    """``path`` written 10 s ago (under the 60 s after which a file no flock guards goes) and
+    flock-ed, as a data pack writing it holds it; returns the fd."""
+    path.write_bytes(b"half a zip")
+    os.utime(path, (time.time() - 10,) * 2)
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_killed_packs_temp_file_goes_once_out_is_written(folder, tmp_path, capsys,
+                                                           monkeypatch):
+    """Was: a pack rerun soon after a kill -9 found the killed one's zip-sized temp file too
+    new to remove, wrote OUT, and left the file beside it for good: every later pack to OUT is
+    refused ("OUT exists") before any clean-up. Here the killed writer lets go of its file
+    while the rerun packs; a file another pack still writes is kept, and named."""
+    from robustrep.tasks.data import pack as pack_module
+    out = tmp_path / "d.zip"
+    killed, live = tmp_path / ".d.zip.killed01.tmp", tmp_path / ".d.zip.live0001.tmp"
+    dying, writing = _held(killed), _held(live)
+    packing = pack_module.pack_images
+
+    def pack_images(*args):
+        os.close(dying)  # the killed process's flock goes as the kernel tears it down
+        return packing(*args)
+    monkeypatch.setattr(pack_module, "pack_images", pack_images)
+    try:
+        assert main(["data", "pack", str(folder), str(out), "--resolution", "16",
+                     "--quiet"]) == 0
+    finally:
+        os.close(writing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "d.zip", "src"]
+    assert capsys.readouterr().err == (
+        f"note: removed 1 temporary file(s) .d.zip.*.tmp that an earlier data pack to {out} "
+        f"left when it was killed\n"
+        f"note: left {live.name} beside {out}: the temporary file(s) of another data pack to "
+        f"{out}, writing it now or killed too recently to tell; remove them once no other data "
+        f"pack to {out} is running\n")

@@ -48,3 +48,26 @@ def test_out_named_only_zip_is_told_to_give_a_name(tmp_path, capsys):
     assert main(["data", "pack", str(src), str(tmp_path / "o.txt"), "--resolution", "16"]) == 2
     assert capsys.readouterr().err.endswith(": give a path ending in .zip (e.g. dataset.zip)\n")
     assert sorted(tmp_path.iterdir()) == [src]  # nothing written beside it
+
+
+LIMIT = "and a file or folder name may have at most 255 bytes (the system's limit)"
+
+
+def test_a_name_too_long_is_named_as_src_or_out_with_the_limit(tmp_path, monkeypatch, capsys):
+    """Was "robustrep data: error: File name too long: aaa..." (the whole 300 characters) from
+    ``Path.exists()``, before data pack checked OUT: neither the option nor the limit."""
+    monkeypatch.chdir(tmp_path)
+    src = _zip_of_images(tmp_path / "src.zip")
+    long = "a" * 300
+    for args, line in (
+            ([str(src), f"{long}.zip"], f"OUT.zip aaaaaaaaaaaaaaaaaaaa...aaaaaaaa.zip: its name "
+                                        f"is 304 bytes long, {LIMIT}; give a shorter name"),
+            ([str(src), f"{long}/d.zip"], f"OUT.zip aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa/d.zip: "
+                                          f"the folder name aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa "
+                                          f"in it is 300 bytes long, {LIMIT}; give a shorter "
+                                          f"name"),
+            ([long, "o.zip"], f"SRC aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa: its name is 300 bytes "
+                              f"long, {LIMIT}; give a shorter name")):
+        assert main(["data", "pack", *args, "--resolution", "16"]) == 2
+        assert capsys.readouterr().err == f"robustrep data: error: {line}\n"
+    assert sorted(tmp_path.iterdir()) == [src]
