@@ -3,11 +3,14 @@ of images (label 0), the form CelebA and LSUN exports usually take; nothing is d
 
 timm's split layout ``root/train/<class>/...`` with ``root/val/`` (or ``root/test/``) is
 recognised by :func:`folder_split`: ``create_dataset("imagefolder", root, train=...)`` reads the
-split. Scans skip hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) in
-both layouts; a symbolic link is followed once, and a link to a folder already read (a loop, or
-a second name for a class) is a ValueError naming the link, since torchvision's
-``os.walk(followlinks=True)`` would read the images again under other labels. ``verify=True``
-opens every image once before returning (:mod:`robustrep.data.images`).
+split. Scans skip hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
+``__MACOSX/`` (the resource forks a zip made by macOS's Finder holds, unzipped with it) in
+both layouts. A folder holding one folder and nothing else, whose images all lie in subfolders,
+is read from inside it (:func:`_inside`), as a zip of it is. A symbolic link is followed once,
+and a link to a folder already read (a loop, or a second name for a class) is a ValueError
+naming the link, since torchvision's ``os.walk(followlinks=True)`` would read the images again
+under other labels. ``verify=True`` opens every image once before returning
+(:mod:`robustrep.data.images`).
 
 :class:`ZipImageFolder` reads a zip of an image folder (``robustrep data pack SRC.zip``) by the
 same scan, run on the zip's tree (:func:`robustrep.data.zipdata.zip_tree`): the same layouts,
@@ -31,7 +34,8 @@ from robustrep._validate import check_choice
 from robustrep.data.images import (IMG_EXTENSIONS, Checked, check_depth, check_source,
                                    convert_image, decode_error, drop_bad_images, image_problem,
                                    image_transform, is_image, load_image)
-from robustrep.data.zipdata import ZipEntry, check_member, zip_tree
+from robustrep.data.zipdata import (MEMBER_DAMAGE, RECREATE, ZipEntry, check_member, damaged,
+                                    zip_tree)
 from robustrep.errors import UnreadableImageError
 
 # the scans below take a folder as a Path or as a ZipEntry (a folder inside a zip)
@@ -44,10 +48,18 @@ def _real(entry: Entry) -> str:
     return str(entry) if isinstance(entry, ZipEntry) else os.path.realpath(entry)
 
 
+def _visible(entry: Entry) -> bool:
+    """Whether ``entry`` is scanned: not hidden (``._0.png``, ``.ipynb_checkpoints``), and not
+    ``__MACOSX``, macOS's resource forks, which a folder unzipped from a Finder zip holds (a
+    zip's own are left out by :func:`~robustrep.data.zipdata.zip_tree`)."""
+    return not entry.name.startswith(".") and entry.name != "__MACOSX"
+
+
 def _class_folders(root: Entry) -> list[Entry]:
-    """The class folders of ``root``: its visible subfolders (``.ipynb_checkpoints`` is none).
-    A broken symbolic link among them is a ValueError: a class gone missing, not left out."""
-    visible = [p for p in root.iterdir() if not p.name.startswith(".")]
+    """The class folders of ``root``: its visible subfolders (``.ipynb_checkpoints`` and
+    ``__MACOSX`` are none). A broken symbolic link among them is a ValueError: a class gone
+    missing, not left out."""
+    visible = [p for p in root.iterdir() if _visible(p)]
     broken = sorted(p for p in visible if p.is_symlink() and not p.exists())
     if broken:
         raise ValueError(f"{broken[0]} is a broken symbolic link (to {os.readlink(broken[0])}): "
@@ -72,7 +84,7 @@ def _walk_images(folder: Entry, seen: dict[str, Entry]) -> list[Entry]:
     seen[real] = folder
     images = []
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if not _visible(entry):
             continue
         if entry.is_dir():
             images += _walk_images(entry, seen)
@@ -195,15 +207,47 @@ def _first_image(entries: list[Entry]) -> Entry:
 
 
 def _holds_anything(folder: Entry) -> bool:
-    return any(not p.name.startswith(".") for p in folder.iterdir())
+    return any(_visible(p) for p in folder.iterdir())
+
+
+def _holds(entries: list[Entry]) -> tuple[bool, bool]:
+    """Whether ``entries`` (a folder's) hold images, and subfolders that hold something."""
+    has_images = any(is_image(p) for p in entries)
+    # an empty subfolder (or one of hidden files only) holds no class: it is not counted
+    has_dirs = any(p.is_dir() and _visible(p) and _holds_anything(p) for p in entries)
+    return has_images, has_dirs
+
+
+def _lone_folder(root: Entry) -> Entry | None:
+    """The one visible entry of ``root`` when it is a folder, else None."""
+    visible = [p for p in root.iterdir() if _visible(p)]
+    return visible[0] if len(visible) == 1 and visible[0].is_dir() else None
+
+
+def _inside(root: Entry, classes: list[str] | None = None) -> Entry:
+    """The folder ``root`` is read from: while it holds one folder and nothing else, and that
+    folder's images all lie in subfolders (class folders), that folder. Read from ``root``, the
+    one folder would be one class of every image, its class folders merged into it; and a zip
+    of ``root`` (``zip -r`` from inside it or from its parent: the names cannot tell which) is
+    read from inside the one folder it holds (:func:`_unwrapped`), so the folder is too, and
+    the two give the same classes. A lone folder holding images itself is a class, and so is
+    one named as a class of ``classes`` (the training split's); a symbolic link back to a
+    folder passed is left to the scan, which refuses the loop."""
+    passed = {_real(root)}
+    while True:
+        lone = _lone_folder(root)
+        if lone is None or _real(lone) in passed or (classes and lone.name in classes):
+            return root
+        has_images, has_dirs = _holds(list(lone.iterdir()))
+        if has_images or not has_dirs:
+            return root
+        root = lone
+        passed.add(_real(root))
 
 
 def _folder_layout(root: Entry) -> str:
     entries = list(root.iterdir())
-    has_images = any(is_image(p) for p in entries)
-    # an empty subfolder (or one of hidden files only) holds no class: it is not counted
-    has_dirs = any(p.is_dir() and not p.name.startswith(".") and _holds_anything(p)
-                   for p in entries)
+    has_images, has_dirs = _holds(entries)
     if has_images and has_dirs:
         # the advice is a change to the folder, which works from every program; the library's
         # layout= argument is named only as the alternative for Python callers
@@ -243,7 +287,7 @@ def split_classes(split: str | os.PathLike) -> list[str] | None:
     train = split.parent / "train"
     if split.name not in ("val", "test") or not train.is_dir():
         return None
-    return [p.name for p in _class_folders(train)] or None
+    return [p.name for p in _class_folders(_inside(train))] or None  # as image_folder reads it
 
 
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
@@ -257,7 +301,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         size: output side length.
         channels: 3 (RGB) or 1 (greyscale).
         layout: ``"auto"`` (flat when ``root`` holds images, class folders when it holds only
-            folders), ``"classes"`` or ``"flat"``.
+            folders; a ``root`` of one folder whose images lie in subfolders is read from inside
+            it, :func:`_inside`), ``"classes"`` or ``"flat"``.
         verify: open every image once now; an unreadable one raises ValueError naming it.
         skip_bad: with ``verify``, drop unreadable images instead (listed in ``.skipped``).
             The visible files not read because of their extension are listed in ``.unread``
@@ -273,6 +318,7 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         raise FileNotFoundError(f"image folder not found: expected a directory at {root} holding "
                                 f"root/<class>/<image> or images (download is off)")
     if layout == "auto":
+        root = _inside(root, classes)
         layout = _folder_layout(root)
     if classes is not None and layout == "flat":
         raise ValueError(f"{root} holds images directly, but the training split has class "
@@ -299,7 +345,7 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
 def _unread_files(root: Entry, recursive: bool) -> list[str]:
     """The visible files under ``root`` that are not taken as images (their extension): a
     folder's own first, then its subfolders' in name order (as ``os.walk`` lists them)."""
-    visible = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    visible = sorted(p for p in root.iterdir() if _visible(p))
     unread = [str(p) for p in visible if not p.is_dir() and not is_image(p)]
     for folder in (p for p in visible if recursive and p.is_dir()):
         unread += _unread_files(folder, recursive)
@@ -311,8 +357,7 @@ def _unwrapped(root: Any) -> Any:
     keeps ``FOLDER/`` in every name, and read as the top that zip would be one class of every
     image (its class folders merged into it), where the folder it was made from is read as
     its class folders or flat."""
-    visible = [p for p in root.iterdir() if not p.name.startswith(".")]
-    return visible[0] if len(visible) == 1 and visible[0].is_dir() else root
+    return _lone_folder(root) or root
 
 
 class ZipImageFolder(Dataset):
@@ -336,7 +381,8 @@ class ZipImageFolder(Dataset):
             program's progress bar: nothing here prints).
 
     A zip holding one folder and nothing else (``zip -r SRC.zip FOLDER`` writes it so) is
-    read from inside that folder, which ``top`` names (else None).
+    read from inside that folder, which ``top`` names (else None), and from there as
+    :func:`image_folder` reads ``FOLDER`` (:func:`_inside`).
 
     Attributes: ``samples`` (``(ZipEntry, label)``), ``targets``, ``classes``, ``layout``
     (``"flat"`` or ``"classes"``) and ``unread`` (visible members not read for their extension,
@@ -348,8 +394,9 @@ class ZipImageFolder(Dataset):
                  checked: Checked | None = None) -> None:
         check_choice("channels", channels, (1, 3))
         self.path, self.channels, self.transform = Path(path), channels, transform
-        root = _unwrapped(zip_tree(self.path))
-        self.top = root.member or None  # the one folder the zip holds, read as its top
+        top = _unwrapped(zip_tree(self.path))
+        self.top = top.member or None  # the one folder the zip holds, read as its top
+        root = _inside(top)  # and further in, as the folder it was made from is read
         self.layout = _folder_layout(root)
         if self.layout == "flat":
             self.classes, self.samples = [root.name], [(p, 0) for p in _flat_images(root)]
@@ -384,14 +431,16 @@ class ZipImageFolder(Dataset):
         """The member's bytes, its CRC checked as zipfile reads it to the end."""
         return self._zip().read(entry.member)
 
-    def _problem(self, entry: ZipEntry) -> str | None:
-        """Why the member ``entry`` is no readable image (damaged in the zip, or as
-        :func:`~robustrep.data.images.image_problem` finds a file), or None."""
+    def _problem(self, entry: ZipEntry) -> tuple[str, str] | None:
+        """Why the member ``entry`` is no readable image and the fix, or None: damaged in the
+        zip (only a new zip brings it back), or no image as
+        :func:`~robustrep.data.images.image_problem` finds a file."""
         try:
             data = self._read(entry)
-        except _DAMAGE as err:
-            return _damaged(err)
-        return image_problem(io.BytesIO(data))
+        except MEMBER_DAMAGE as err:
+            return damaged(err), RECREATE
+        reason = image_problem(io.BytesIO(data))
+        return None if reason is None else (reason, "remove or replace it")
 
     def _verify(self, checked: Checked | None = None) -> None:
         """Read and decode every image, refusing the first that fails (naming how many more),
@@ -405,8 +454,9 @@ class ZipImageFolder(Dataset):
                 checked(done, len(self.samples))
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise ValueError(f"unreadable image {bad[0][0]}{more} under {self.path}: "
-                             f"{bad[0][1]}; remove or replace it")
+            entry, (reason, fix) = bad[0]
+            raise ValueError(f"unreadable image {entry}{more} under {self.path}: {reason}; "
+                             f"{fix}")
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         from PIL import Image
@@ -414,9 +464,9 @@ class ZipImageFolder(Dataset):
         entry, label = self.samples[index]
         try:
             data = io.BytesIO(self._read(entry))
-        except _DAMAGE as err:
-            raise UnreadableImageError(f"cannot read {entry}: {_damaged(err)}; re-create the "
-                                       f"zip") from None
+        except MEMBER_DAMAGE as err:  # a CRC mismatch, a stream that does not decompress
+            raise UnreadableImageError(f"cannot read {entry}: {damaged(err)}; "
+                                       f"{RECREATE}") from None
         try:  # as load_image reads a file
             image = Image.open(data)
             check_depth(image, entry)
@@ -427,11 +477,3 @@ class ZipImageFolder(Dataset):
             raise UnreadableImageError(f"cannot read {entry}: {decode_error(err)}; remove or "
                                        f"replace it") from None
         return (self.transform(image) if self.transform else image), label
-
-
-# what zipfile raises on a member it cannot read back: a CRC mismatch, a zip cut short
-_DAMAGE = (zipfile.BadZipFile, EOFError, OSError)
-
-
-def _damaged(err: Exception) -> str:
-    return f"damaged in the zip ({decode_error(err)})"

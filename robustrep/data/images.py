@@ -95,8 +95,10 @@ def _sixteen_bit(image: Any) -> bool:
 
 def _rawmodes(image: Any) -> list[Any]:
     """The file layouts of ``image``'s tiles (known until the image is loaded). A tile is
-    ``(codec, extents, offset, args)``: a plain tuple before Pillow 11's named ``_Tile``."""
-    args = [tile[3] for tile in image.tile]
+    ``(codec, extents, offset, args)``: a plain tuple before Pillow 11's named ``_Tile``. An
+    image made in memory (``Image.new``, ``Image.fromarray``, a ``convert`` result) has no file
+    and no tiles (Pillow 13 gives it no ``tile`` at all): its mode alone tells its depth."""
+    args = [tile[3] for tile in getattr(image, "tile", None) or ()]
     return [a if isinstance(a, str) else a[0] for a in args if a]
 
 

@@ -16,7 +16,9 @@ Adversarial Networks with Limited Data", NeurIPS 2020):
   checked for one size at construction (``one_size``).
 
 Members Python's zipfile cannot read (encrypted, or compressed with Deflate64 and the like) are
-refused at construction, from the central directory.
+refused at construction, from the central directory. A member damaged in the zip (a CRC
+mismatch, or a deflate, bzip2 or LZMA stream that does not decompress) is refused when it is read,
+naming the zip and the member (:func:`read_member`).
 
 :class:`ZipImageDataset` yields ``(image [C, H, W] in [0, 1], label)`` like every dataset of
 :mod:`robustrep.data`; labels are integers, 0 when the zip has none. Only integer class labels are
@@ -35,6 +37,7 @@ flip per epoch.
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import json
 import os
@@ -52,7 +55,7 @@ from robustrep.data.images import (WIDE_MODES, UnreadableImageError, check_depth
                                    decode_error, image_problem, image_transform)
 
 __all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members",
-           "ZipEntry", "zip_tree"]
+           "ZipEntry", "zip_tree", "read_member"]
 
 LABELS_FILE = "dataset.json"
 
@@ -104,7 +107,7 @@ def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
         read = images + ([LABELS_FILE] if LABELS_FILE in names else [])
         for name in read:  # from the central directory: no member is read for this
             check_member(path, archive.getinfo(name))
-        raw = archive.read(LABELS_FILE) if LABELS_FILE in names else None
+        raw = read_member(path, archive, LABELS_FILE) if LABELS_FILE in names else None
     return images, (None if raw is None else _labels(raw, images, path))
 
 
@@ -141,6 +144,50 @@ def check_member(path: Path, info: zipfile.ZipInfo) -> None:
                          f"which Python's zipfile cannot read; accepted: "
                          f"{', '.join(methods.values())} members; re-create the zip (e.g. "
                          f"zip -r, or robustrep data pack)")
+
+
+def _damage_errors() -> tuple[type[Exception], ...]:
+    """What zipfile raises on a member it cannot read back: a CRC mismatch (BadZipFile), a zip
+    cut short (EOFError), a bzip2 stream that does not decompress (OSError), and the
+    decompressors' own errors, which it lets through (zlib.error for deflate, LZMAError)."""
+    errors: list[type[Exception]] = [zipfile.BadZipFile, EOFError, OSError]
+    for module, name in (("zlib", "error"), ("lzma", "LZMAError")):
+        try:  # absent when Python was built without the module, as zipfile allows
+            errors.append(getattr(importlib.import_module(module), name))
+        except ImportError:
+            pass
+    return tuple(errors)
+
+
+MEMBER_DAMAGE = _damage_errors()
+RECREATE = "re-create the zip"  # the fix for a member damaged in it: nothing else brings it back
+
+
+def damaged(err: Exception) -> str:
+    """Why a member could not be read back (``err``, one of :data:`MEMBER_DAMAGE`), in a few
+    words."""
+    reason = decode_error(err)
+    if type(err).__name__ == "error":  # zlib's error class, named "error" alone
+        reason = f"{type(err).__module__}.{reason}"
+    return f"damaged in the zip ({reason})"
+
+
+def read_member(path: Path, archive: zipfile.ZipFile, name: str, keep: bool = True) -> bytes:
+    """The bytes of member ``name`` of ``archive`` (the zip at ``path``), its CRC checked as
+    zipfile reads it to the end; ``keep`` False reads it through in pieces and gives b"" (a
+    check of a member that need not fit in memory). A member damaged in the zip is an
+    :class:`UnreadableImageError` naming the zip and the member, not zipfile's or a
+    decompressor's own error (``zlib.error``, which names neither)."""
+    try:
+        with archive.open(name) as member:
+            if keep:
+                return member.read()
+            while member.read(1 << 20):
+                pass
+            return b""
+    except MEMBER_DAMAGE as err:
+        raise UnreadableImageError(f"{path}: member {name} is {damaged(err)}; "
+                                   f"{RECREATE}") from None
 
 
 def _check_labels_place(path: Path, names: list[str]) -> None:
@@ -372,18 +419,20 @@ class ZipImageDataset(Dataset):
 
     def _verify(self, check_channels: bool = False) -> None:
         try:
-            with zipfile.ZipFile(self.path) as archive:
-                bad = archive.testzip()
+            archive = zipfile.ZipFile(self.path)
         except (OSError, zipfile.BadZipFile) as err:
             raise ValueError(f"{self.path} cannot be read as a zip ({err})") from None
-        if bad is not None:
-            raise ValueError(f"{self.path}: member {bad} is damaged (CRC mismatch); re-create "
-                             f"the zip")
-        # every image decoded once now (as image_folder's verify), not when a batch reaches it
-        first: int | None = None
-        with zipfile.ZipFile(self.path) as archive:
+        with archive:
+            # every member's CRC, as ZipFile.testzip checks them, but naming the member whose
+            # stream does not decompress (testzip lets zlib's or lzma's error through)
+            for info in archive.infolist():
+                if info.flag_bits & 0x1 or info.compress_type not in _readable_methods():
+                    continue  # not an image (those were refused at construction): never read
+                read_member(self.path, archive, info.filename, keep=False)
+            # every image decoded once now (as image_folder's verify), not when a batch does
+            first: int | None = None
             for name in self.names:
-                data = io.BytesIO(archive.read(name))
+                data = io.BytesIO(read_member(self.path, archive, name))
                 reason = image_problem(data)
                 if reason is not None:
                     raise UnreadableImageError(self._unreadable(name, reason))
@@ -424,8 +473,7 @@ class ZipImageDataset(Dataset):
 
         if self._archive is None:
             self._archive = zipfile.ZipFile(self.path)
-        with self._archive.open(self.names[index]) as f:
-            data = f.read()
+        data = read_member(self.path, self._archive, self.names[index])
         try:
             return Image.open(io.BytesIO(data))
         except Exception as err:  # an empty member, or one that is no image at all
@@ -440,6 +488,8 @@ class ZipImageDataset(Dataset):
         check_depth(image, where)  # outside the try below: already a one-line refusal
         try:
             image = convert_image(image, self.channels, where)  # decodes the image
+        except UnreadableImageError:  # a transparent image: already one line naming the member
+            raise
         except Exception as err:  # a truncated or corrupt image; PIL raises many types
             raise UnreadableImageError(self._unreadable(self.names[index], err)) from None
         return self._transform(image), self.targets[index]

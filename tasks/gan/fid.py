@@ -180,6 +180,8 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
     """The feature network for images of ``shape`` (every image side is adapted to it), checked
     against the statistics files before any feature is computed."""
     choice = feature_choice(args, sources)
+    if choice == "digits":
+        _check_digits_side(sources, shape[-1])
     for source in sources:  # before the network is built (or its weights fetched)
         named = RECORDED.get(source.fid_features, source.fid_features)
         if args.fid_features is not None and source.stats is not None and \
@@ -203,6 +205,27 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
         dim = net(torch.zeros(2, *shape, device=device)).shape[1]
     check_dims(sources, dim, info["fid_features"], info["fid_convention"])
     return net, info
+
+
+# DigitsFeatureNet halves its maps twice (2x2 max-pools): a side below 4 pools to nothing
+DIGITS_MIN_SIDE = 4
+
+
+def _check_digits_side(sources: list[Source], side: int) -> None:
+    """Images too small for the digits network, refused before it is trained or read for that
+    size (a 3x3 set was torch's "Output size is too small" traceback)."""
+    if side >= DIGITS_MIN_SIDE:
+        return
+    names = " and ".join(s.spec for s in sources if s.stats is None)
+    resizable = any(Path(s.spec).suffix.lower() == ".zip" or Path(s.spec).is_dir()
+                    for s in sources if s.stats is None)
+    advice = (f"give --resolution {DIGITS_MIN_SIDE} or more to resize a folder's or zip's "
+              f"images up" if resizable
+              else f"resize the samples to {DIGITS_MIN_SIDE}x{DIGITS_MIN_SIDE} or more")
+    raise DataError(f"{names}: images compared at {side}x{side}, too small for the digits "
+                    f"feature network, which takes {DIGITS_MIN_SIDE}x{DIGITS_MIN_SIDE} or larger "
+                    f"(it halves them twice); {advice}, or score them with --fid-features "
+                    f"inception")
 
 
 def _check_options_act(args) -> None:

@@ -13,7 +13,9 @@ numpy arrays, ``torch_fidelity/metric_fid.py``; a ``.pt``) or as stylegan2-ada's
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -222,11 +224,16 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+PT_ADVICE = ("save the samples as one tensor [N, C, H, W] (torch.save(x, FILE)), or a dict "
+             "with 'samples' as gan sample --pt writes")
+
+
 def torch_stats_or_samples(spec: str, path: Path, declared: str | None) -> Source:
     """A ``.pt`` file: statistics (a dict with ``mu``/``sigma``, tensors or torch-fidelity's
     numpy arrays) or samples (:func:`_tensor_source`)."""
     data = _numpy_archive(path)
-    data = safe_load(path, "samples file") if data is None else data
+    if data is None:  # the default advice, a file of this robustrep, fits no user's samples
+        data = safe_load(path, "samples file", advice=PT_ADVICE)
     if isinstance(data, dict) and ("mu" in data or "sigma" in data):
         arrays = {str(k): _as_array(v) for k, v in data.items()}
         return _stats_source(spec, path, arrays)
@@ -435,6 +442,7 @@ def is_run(path: Path) -> bool:
 def open_source(spec: str, args) -> Source:
     """The :class:`Source` ``spec`` names (see the module docstring); one-line errors."""
     if spec in REFERENCES:
+        _note_shadowed(spec)
         return _reference_source(spec, args.data_root)
     path = Path(spec).expanduser()
     if not path.exists():
@@ -464,6 +472,16 @@ def open_source(spec: str, args) -> Source:
     if suffix == ".pt":
         return torch_stats_or_samples(spec, path, args.range)
     raise DataError(f"{spec}: unknown file type {suffix or '(none)'}; give {ACCEPTED}")
+
+
+def _note_shadowed(spec: str) -> None:
+    """A named reference is read as the reference, as documented, also where a file or folder
+    of that name is in the working directory; a note says so (the folder ``digits`` was left
+    unread without a word, the built-in digits scored in its place)."""
+    if os.path.lexists(spec):
+        kind = "folder" if os.path.isdir(spec) else "file"
+        print(f"note: {spec} is read as the named reference, not as the {kind} ./{spec} here; "
+              f"write ./{spec} to read the {kind}", file=sys.stderr)
 
 
 def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:

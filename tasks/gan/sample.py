@@ -24,7 +24,7 @@ from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_names, load_ch
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
-from robustrep.tasks.common.errors import CheckpointError, UserError
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, UserError
 from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
                                            check_writable)
@@ -217,9 +217,24 @@ def _generator(run: str | Path, checkpoint, device: str, use_ema: bool, own_fold
         dev = resolve_device(device)
         return pickle_generator(run, dev, use_ema), None, 0, dev, use_ema
     if own_folder:
-        check_output_file(Path(run) / "samples" / "x.png", "the samples folder")
+        _check_samples_folder(run)
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     return G, cfg, step, dev, ema_used(cfg, use_ema)  # what was sampled: names and record say
+
+
+def _check_samples_folder(run: str | Path) -> None:
+    """``RUN/samples``, where the default grid goes, can be written (before G is loaded); else
+    one line naming the folder and the options that write elsewhere. A probe file's path was
+    named as the folder ("cannot write the samples folder RUN/samples/x.png")."""
+    folder = Path(run) / "samples"
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file, where the run's samples folder (the default "
+                             f"grid's) belongs; move it away, or give --grid FILE.png or "
+                             f"--outdir DIR to write elsewhere")
+    try:
+        check_writable(folder, "the run's samples folder")
+    except RunFolderError as err:  # its line ends "choose another folder"
+        raise RunFolderError(f"{err} with --grid FILE.png or --outdir DIR") from None
 
 
 def _kept_for(grid, pt, seeds: list[int] | None) -> str:

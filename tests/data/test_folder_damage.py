@@ -114,3 +114,17 @@ def test_program_skips_bad_images_with_the_option_it_advises(tmp_path, capsys):
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
     assert main([*argv, "--skip-bad-images"]) == 0
     assert f"left out 1 unreadable image(s): {root / 'cat' / '3.png'}" in capsys.readouterr().err
+
+
+def test_a_lone_link_back_to_the_folder_is_refused_not_followed_forever(tmp_path):
+    """A folder holding one folder and nothing else is read from inside it; a link back up is
+    refused as the scan refuses a loop, not followed in again and again (which hung)."""
+    root = tmp_path / "data"
+    (root / "only").mkdir(parents=True)
+    os.symlink(root, root / "only" / "up")  # only/ holds up/ alone, which holds only/ alone...
+    with pytest.raises(ValueError) as err:
+        image_folder(root, 8)
+    # read from inside only/ (up/ is its one folder, of folders): up/only/ is only/ again
+    assert str(err.value).startswith(f"symbolic link {root / 'only' / 'up' / 'only'} would read "
+                                     f"a folder twice (a loop: it points back to "
+                                     f"{root / 'only'}, already read)")

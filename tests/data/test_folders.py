@@ -1,13 +1,19 @@
 """Image folders: class folders, flat folders, their errors (robustrep.data.folders)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from robustrep.data import create_dataset, image_folder, num_classes
 from robustrep.data.local import split_classes
+from robustrep.errors import UnreadableImageError
 
+from ..tasks.data.test_pack import pack, zip_folder
 from .conftest import write_png
+from .test_zipdata import DAMAGE, damaged_zip, png
+
 
 def test_image_folder_with_classes(tmp_path):
     write_png(tmp_path / "cat" / "a.png", (40, 20), (255, 0, 0))
@@ -342,11 +348,37 @@ def test_a_member_damaged_in_the_zip_is_named_with_its_crc_error(tmp_path):
     crc = "damaged in the zip (BadZipFile: Bad CRC-32 for file 'a.png')"
     with pytest.raises(ValueError) as err:
         ZipImageFolder(path, verify=True)
-    assert str(err.value) == f"unreadable image {path}/a.png under {path}: {crc}; remove or " \
-                             f"replace it"
+    assert str(err.value) == f"unreadable image {path}/a.png under {path}: {crc}; re-create " \
+                             f"the zip"
     with pytest.raises(ValueError) as err:
         ZipImageFolder(path)[0]
     assert str(err.value) == f"cannot read {path}/a.png: {crc}; re-create the zip"
+
+
+@pytest.mark.parametrize("method, module, at, reason", DAMAGE[1:],
+                         ids=["deflate", "bzip2", "lzma"])
+def test_a_compressed_member_damaged_in_the_zip_is_one_line(tmp_path, capsys, method, module,
+                                                            at, reason):
+    """Was: zlib.error / LZMAError tracebacks from ZipImageFolder, verified or read, and from
+    data pack SRC.zip (bzip2's OSError was named): the zip, the member and the fix."""
+    from robustrep.tasks.cli import main
+
+    from robustrep.data.folders import ZipImageFolder
+    pytest.importorskip(module)
+    noise = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    path = damaged_zip(tmp_path / "d.zip", png(noise), method, at, members=("a.png", "b.png"))
+    line = f"{path}/a.png under {path}: damaged in the zip ({reason}); re-create the zip"
+    with pytest.raises(ValueError) as err:
+        ZipImageFolder(path, verify=True)
+    assert str(err.value) == f"unreadable image {line}"
+    with pytest.raises(UnreadableImageError) as err:
+        ZipImageFolder(path)[0]
+    assert str(err.value) == f"cannot read {path}/a.png: damaged in the zip ({reason}); " \
+                             f"re-create the zip"
+    out = tmp_path / "out.zip"
+    assert main(["data", "pack", str(path), str(out), "--resolution", "16", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"robustrep data: error: unreadable image {line}\n" and not out.exists()
 
 
 def test_a_zip_of_one_folder_and_hidden_members_is_read_from_inside_it(tmp_path):
@@ -355,3 +387,74 @@ def test_a_zip_of_one_folder_and_hidden_members_is_read_from_inside_it(tmp_path)
                                      "data/dog/b.png": _png_bytes()})
     ds = ZipImageFolder(path)
     assert ds.top == "data" and ds.classes == ["cat", "dog"] and ds.targets == [0, 1]
+
+
+def test_macos_forks_unzipped_into_a_folder_are_skipped_as_in_its_zip(tmp_path):
+    """A folder unzipped from a zip macOS's Finder made holds __MACOSX/: was refused (`class
+    folder mix/__MACOSX holds no images`), or, with a visible image under it, read as a class
+    named __MACOSX; a zip of that folder skipped it. Now both skip it, at the top or deeper,
+    and pack to the same bytes, with the same notes."""
+    root = tmp_path / "mix"
+    write_png(root / "cat" / "1.png", (16, 16), (200, 0, 0))
+    write_png(root / "dog" / "2.png", (16, 16), (0, 200, 0))
+    (root / "__MACOSX" / "cat").mkdir(parents=True)
+    (root / "__MACOSX" / "cat" / "._1.png").write_bytes(b"\x00\x05\x16\x07 a fork")
+    ds = image_folder(root, 16)
+    assert ds.classes == ["cat", "dog"] and len(ds) == 2 and ds.unread == []
+    write_png(root / "__MACOSX" / "x.png", (16, 16), (0, 0, 200))  # visible: still a fork's
+    write_png(root / "dog" / "__MACOSX" / "y.png", (16, 16), (0, 0, 200))
+    (root / "dog" / "__MACOSX" / "notes.txt").write_text("x")
+    (root / "dog" / "notes.txt").write_text("x")
+    ds = image_folder(root, 16, verify=True)
+    assert ds.classes == ["cat", "dog"] and len(ds) == 2
+    assert ds.unread == [str(root / "dog" / "notes.txt")]
+    code, out, err = pack(root, tmp_path / "f.zip")
+    assert code == 0 and json.loads(out)["labels"]["names"] == ["cat", "dog"]
+    source = zip_folder(root, tmp_path / "src.zip")  # __MACOSX/ at its top, as Finder's
+    assert pack(source, tmp_path / "z.zip") == (0, out.replace(str(tmp_path / "f.zip"),
+                                                               str(tmp_path / "z.zip")),
+                                                err.replace(str(root), str(source)))
+    assert (tmp_path / "z.zip").read_bytes() == (tmp_path / "f.zip").read_bytes()
+    flat = tmp_path / "flat"
+    write_png(flat / "1.png", (16, 16), (200, 0, 0))
+    (flat / "__MACOSX").mkdir()
+    (flat / "__MACOSX" / "._1.png").write_bytes(b"\x00\x05\x16\x07 a fork")
+    assert image_folder(flat, 16).layout == "flat"
+
+
+@pytest.mark.parametrize("classes", [("a",), ("a", "b")])
+def test_a_folder_of_one_folder_of_class_folders_packs_as_its_zips_do(tmp_path, classes):
+    """one/only/<class>/: the folder was one class, `only`, its class folders merged (two
+    classes packed as one label), where its zip (from inside one, or of one) is read from
+    inside its one folder (ZipImageFolder.top): classes a (and b). Now the folder is read from
+    inside too, as the zips are and as the comments on a zip of one folder mean: the three
+    pack to the same bytes and summary."""
+    root = tmp_path / "one"
+    for k, name in enumerate(classes):
+        write_png(root / "only" / name / f"{k}.png", (16, 16), (200, 50 * k, 0))
+    inside = zip_folder(root, tmp_path / "in.zip")  # cd one && zip -r ../in.zip .
+    outside = zip_folder(root, tmp_path / "out.zip", wrapped=True)  # zip -r out.zip one
+    packed = []
+    for k, src in enumerate((root, inside, outside)):
+        code, out, err = pack(src, tmp_path / f"p{k}.zip")
+        assert code == 0, err
+        packed.append(((tmp_path / f"p{k}.zip").read_bytes(), {**json.loads(out), "zip": ""}))
+    assert packed[1] == packed[0] and packed[2] == packed[0]
+    assert packed[0][1]["labels"] == {"classes": len(classes), "names": list(classes)}
+    ds = image_folder(root, 16)
+    assert ds.classes == list(classes) and ds.targets == list(range(len(classes)))
+
+
+def test_a_lone_folder_named_as_a_training_class_is_that_class(tmp_path):
+    """train/only/<class>/ is read from inside (only would merge a and b), by split_classes as
+    by image_folder; val/a/deep/ is not: a is a class of the training split, not a folder of
+    class folders."""
+    root = tmp_path / "data"
+    write_png(root / "train" / "only" / "a" / "1.png", (16, 16), (200, 0, 0))
+    write_png(root / "train" / "only" / "b" / "2.png", (16, 16), (0, 200, 0))
+    write_png(root / "val" / "a" / "deep" / "3.png", (16, 16), (200, 0, 0))
+    assert image_folder(root / "train", 16).classes == ["a", "b"]
+    given = split_classes(root / "val")
+    assert given == ["a", "b"]
+    ds = image_folder(root / "val", 16, classes=given)
+    assert ds.classes == ["a", "b"] and ds.targets == [0]

@@ -355,6 +355,46 @@ def test_images_made_in_memory_are_named_image_and_have_no_source():
     assert str(err.value) == f"cannot read mine.tif: {line}"
 
 
+def _in_memory_images():
+    """``(image, its pixels as 8-bit RGB)``, images made in memory, which have no file (and in
+    Pillow 13 no ``tile``): of every 8-bit mode, from uint8 arrays, as ``convert`` gives them,
+    and 16-bit grey from a uint16 array (scaled by 257: 257 -> 1, 65535 -> 255)."""
+    grey = np.array([[0, 1, 128, 255]] * 4, np.uint8)
+    colour = np.stack([grey, grey[::-1], np.full((4, 4), 7, np.uint8)], -1)
+    wide = grey.astype(np.uint16) * 257
+    rgb = np.repeat(grey[..., None], 3, -1)
+    return [
+        (Image.new("RGB", (4, 4), (1, 2, 3)), np.full((4, 4, 3), (1, 2, 3), np.uint8)),
+        (Image.new("L", (4, 4), 9), np.full((4, 4, 3), 9, np.uint8)),
+        (Image.new("1", (4, 4), 1), np.full((4, 4, 3), 255, np.uint8)),
+        (Image.new("RGBA", (4, 4), (5, 6, 7, 255)), np.full((4, 4, 3), (5, 6, 7), np.uint8)),
+        (Image.new("P", (4, 4), 0), np.zeros((4, 4, 3), np.uint8)),
+        (Image.fromarray(grey), rgb),
+        (Image.fromarray(colour), colour),
+        (Image.fromarray(grey).convert("RGB"), rgb),
+        (Image.fromarray(wide), rgb),
+    ]
+
+
+def test_images_made_in_memory_read_their_depth_from_their_mode():
+    """Was: AttributeError 'Image' object has no attribute 'tile' (Pillow 13 gives one only to
+    images read from a file) for every image made in memory; a 32-bit integer one is still
+    refused: nothing tells its range."""
+    from robustrep.data.images import check_depth, convert_image
+
+    for image, pixels in _in_memory_images():
+        assert not hasattr(image, "tile") or not image.tile  # no file layout to read
+        check_depth(image)
+        assert np.array_equal(np.asarray(convert_image(image, 3)), pixels), image.mode
+        grey = np.asarray(Image.fromarray(pixels).convert("L"))  # 16-bit: its scaled values
+        assert np.array_equal(np.asarray(convert_image(image, 1)), grey), image.mode
+    assert Image.fromarray(np.zeros((4, 4), np.uint16)).mode.startswith("I;16")
+    with pytest.raises(ValueError) as err:
+        convert_image(Image.fromarray(np.zeros((4, 4), np.int32)), 3)
+    assert str(err.value).startswith("cannot read image: 32-bit integer pixels (PIL mode I) "
+                                     "have no known value range")
+
+
 def test_one_channel_is_read_as_l_and_the_transform_makes_any_image_one_channel(tmp_path):
     from robustrep.data.images import convert_image, image_transform, load_image
 

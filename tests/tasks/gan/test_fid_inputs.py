@@ -1,0 +1,127 @@
+"""``robustrep gan fid`` on a researcher's own inputs: images too small for the digits network,
+a folder named like a built-in reference (tasks/gan/fid.py, tasks/gan/fid_sources.py)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.gan import evaluate
+from robustrep.tasks.gan.fid_sources import open_source
+
+
+def _folder(path, n, side, seed=0):
+    path.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(
+            path / f"{i}.png")
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """The digits network must not be trained (nor read) for a size it cannot take."""
+    def train(*args, **kwargs):
+        raise AssertionError("the digits network was trained for images it cannot take")
+    monkeypatch.setattr(evaluate, "_train_digits_net", train)
+    monkeypatch.setattr(evaluate, "_read_cache", lambda path: None)
+
+
+@pytest.mark.parametrize("side", [1, 3])
+def test_images_too_small_for_the_digits_network_are_one_line(side, tmp_path, monkeypatch,
+                                                              capsys, no_training):
+    """Was torch's traceback from inside the network's training, "Output size is too small"
+    (exit 1), after the folders were read; a side of 4 halves twice to 1x1 and is taken."""
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path / "a", 3, side, seed=1)
+    _folder(tmp_path / "b", 3, side, seed=2)
+    code = main(["gan", "fid", "a", "b", "--fid-features", "digits", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert (f"a and b: images compared at {side}x{side}, too small for the digits feature "
+            f"network, which takes 4x4 or larger (it halves them twice); give --resolution 4 "
+            f"or more to resize a folder's or zip's images up, or score them with "
+            f"--fid-features inception") in err
+
+
+def test_small_samples_files_are_told_to_be_resized(tmp_path, monkeypatch, capsys,
+                                                   no_training):
+    """--resolution sizes only folders and zips (it is refused beside samples files alone), so
+    the advice for samples files is to resize them."""
+    monkeypatch.chdir(tmp_path)
+    np.save("s.npy", np.random.default_rng(0).random((5, 2, 2)).astype(np.float32))
+    code = main(["gan", "fid", "s.npy", "s.npy", "--fid-features", "digits", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "images compared at 2x2" in err and "resize the samples to 4x4 or more" in err
+    assert "--resolution" not in err
+
+
+def test_a_folder_named_like_a_reference_is_noted(tmp_path, monkeypatch, capsys):
+    """A folder ./digits was left unread without a word and the built-in digits scored in its
+    place; the reference is still what the name reads (as documented), with a note, and
+    ./digits reads the folder."""
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path / "digits", 3, 8)
+    args = SimpleNamespace(data_root=None, resolution=None, num=64, range=None)
+    source = open_source("digits", args)
+    assert source.what.startswith("digits (1797 images")
+    assert capsys.readouterr().err == (
+        "note: digits is read as the named reference, not as the folder ./digits here; write "
+        "./digits to read the folder\n")
+    source = open_source("./digits", args)
+    assert source.what.startswith("image folder digits (3 images")
+    assert capsys.readouterr().err == ""
+
+
+def test_no_note_without_such_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = SimpleNamespace(data_root=None, resolution=None, num=64, range=None)
+    open_source("digits", args)
+    assert capsys.readouterr().err == ""
+
+
+
+class _Foreign:
+    """A class no safe load rebuilds, as a researcher's own objects saved with torch.save."""
+
+
+def test_a_pt_of_objects_says_how_to_save_samples(tmp_path, monkeypatch, capsys):
+    """The refusal ended "use a file written by this version of robustrep", advice for a
+    checkpoint, not for a researcher's own samples file."""
+    import torch
+    monkeypatch.chdir(tmp_path)
+    torch.save([_Foreign()], "s.pt")
+    code = main(["gan", "fid", "s.pt", "s.pt", "--fid-features", "digits", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "samples file s.pt holds Python objects" in err
+    assert err.rstrip().endswith("save the samples as one tensor [N, C, H, W] (torch.save(x, "
+                                 "FILE)), or a dict with 'samples' as gan sample --pt writes")
+    assert "version of robustrep" not in err
+
+
+def test_colour_is_made_grey_as_pil_makes_it():
+    """The digits features of colour images are those of their BT.601 grey, PIL's convert("L")
+    (was the channels' mean: a folder of PIL-grey copies scored FID 5.9 against its colour
+    originals); grey read as RGB is its first channel, exactly."""
+    import torch
+
+    from robustrep.metrics.extractors import DigitsFeatureNet
+    torch.manual_seed(0)
+    features = evaluate._Features(DigitsFeatureNet().eval())
+    rgb = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    grey = np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in rgb])
+    as_tensor = lambda a: torch.from_numpy(a).float() / 255  # noqa: E731
+    with torch.no_grad():
+        got = features(as_tensor(rgb).permute(0, 3, 1, 2))
+        want = features(as_tensor(grey)[:, None])
+        # PIL rounds its grey to 8 bits: features agree to that rounding, the mean did not
+        assert (got - want).abs().max() < 0.02 * want.abs().max()
+        mean = features(as_tensor(rgb).permute(0, 3, 1, 2).mean(1, keepdim=True))
+        assert (mean - want).abs().max() > 5 * (got - want).abs().max()
+        same = as_tensor(grey)[:, None].expand(-1, 3, -1, -1)
+        assert torch.equal(features(same), want)
