@@ -1,5 +1,6 @@
 """Tiny GAN configs for the gan program's tests: 16x16 digits or 2-D points, batch 8, CPU."""
 
+import fcntl
 import json
 import math
 import os
@@ -33,10 +34,25 @@ def tiny_cfg():
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    """The digits feature net and real statistics go to a session folder, not ~/.cache."""
+    """The digits feature net and real statistics go to a session folder, not ~/.cache: one
+    for all the session's pytest-xdist workers, where the first worker to need the digits net
+    trains it under a lock and the others read it (each trained its own: 4 s a worker)."""
+    from robustrep.tasks.gan import evaluate
+    root = tmp_path_factory.getbasetemp()
+    cache = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "robustrep-cache"
+    cache.mkdir(exist_ok=True)
+    trained_once = evaluate.digits_feature_net
+
+    def locked(*args, **kwargs):
+        with open(cache / ".digits-net.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return trained_once(*args, **kwargs)
+
     old = os.environ.get("ROBUSTREP_CACHE")
-    os.environ["ROBUSTREP_CACHE"] = str(tmp_path_factory.mktemp("robustrep-cache"))
-    yield os.environ["ROBUSTREP_CACHE"]
+    os.environ["ROBUSTREP_CACHE"] = str(cache)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "digits_feature_net", locked)
+        yield os.environ["ROBUSTREP_CACHE"]
     if old is None:
         os.environ.pop("ROBUSTREP_CACHE", None)
     else:
