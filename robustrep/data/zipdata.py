@@ -424,10 +424,13 @@ class ZipImageDataset(Dataset):
             raise ValueError(f"{self.path} cannot be read as a zip ({err})") from None
         with archive:
             # every member's CRC, as ZipFile.testzip checks them, but naming the member whose
-            # stream does not decompress (testzip lets zlib's or lzma's error through)
+            # stream does not decompress (testzip lets zlib's or lzma's error through); the
+            # images' below, as they are read to be decoded (read once, not twice)
+            images = set(self.names)
             for info in archive.infolist():
-                if info.flag_bits & 0x1 or info.compress_type not in _readable_methods():
-                    continue  # not an image (those were refused at construction): never read
+                if info.filename in images or info.flag_bits & 0x1 or \
+                        info.compress_type not in _readable_methods():
+                    continue  # unreadable ones are no images (refused at construction)
                 read_member(self.path, archive, info.filename, keep=False)
             # every image decoded once now (as image_folder's verify), not when a batch does
             first: int | None = None
