@@ -1,6 +1,8 @@
 """Tiny configs and run folders for the classify program's tests (CPU, seconds)."""
 
 import pytest
+import torch
+from torch import nn
 
 from robustrep.tasks.classify.config import ClassifyConfig
 
@@ -27,3 +29,16 @@ def trained_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(steps=4, ema_decay=0.5, ckpt_every=2), path, quiet=True)
     return path
+
+
+class Threshold(nn.Module):
+    """Two classes from brightness: class 1 iff the image's mean pixel is above 0.5 (logits
+    ``[0.5 - v, v - 0.5]``); one weight, so that it has a parameter to keep."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        v = x.mean(dim=(1, 2, 3))
+        return torch.stack([0.5 - v, v - 0.5], 1) * self.w

@@ -12,6 +12,8 @@ from robustrep.tasks.classify.evaluate import (_check_cifar_c, corruption_accura
                                                evaluate_model)
 from robustrep.tasks.common.errors import DataError, UserError
 
+from .conftest import Threshold
+
 
 def _model_and_data(n=12, channels=1, size=16):
     torch.manual_seed(0)  # a linear model: its answers move with the noise and the attacks
@@ -114,18 +116,6 @@ def test_cifar_c_for_a_model_of_other_channels_or_size_is_refused_before_any_wor
         _check_cifar_c(run, tmp_path)
 
 
-def _threshold_model():
-    class Threshold(nn.Module):  # class 1 iff the image is bright
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.ones(()))
-
-        def forward(self, x):
-            v = x.mean(dim=(1, 2, 3))
-            return torch.stack([0.5 - v, v - 0.5], 1) * self.w
-    return Threshold()
-
-
 def test_cifar_c_files_of_other_images_than_the_clean_set_are_refused(tmp_path):
     # Was: files with 2 images per severity were scored against a clean accuracy on 4 (the
     # report said "the first 4 images of each"), and files of other labels (CIFAR-10-C under a
@@ -136,16 +126,16 @@ def test_cifar_c_files_of_other_images_than_the_clean_set_are_refused(tmp_path):
     _cifar_c_files(tmp_path, [0, 1, 0, 1], per_severity=2)
     with pytest.raises(DataError, match=r"files hold 2 images per severity and the clean "
                                         r"accuracy is on 4.*--max-samples 2"):
-        evaluate_model(_threshold_model(), data, attacks=("pgd",), corruptions=(),
+        evaluate_model(Threshold(), data, attacks=("pgd",), corruptions=(),
                        cifar_c_root=tmp_path)
     _cifar_c_files(tmp_path, [0, 1, 1, 1])
     with pytest.raises(DataError, match=r"labels.npy does not list the evaluated images' "
                                         r"labels in order \(severity 1, image 2: 1 in the "
                                         r"file, 0 in the data\)"):
-        evaluate_model(_threshold_model(), data, attacks=(), corruptions=(),
+        evaluate_model(Threshold(), data, attacks=(), corruptions=(),
                        cifar_c_root=tmp_path)
     _cifar_c_files(tmp_path, [0, 1, 0, 1, 7])  # longer than the clean set: its first rows
-    report = evaluate_model(_threshold_model(), data, attacks=(), corruptions=(),
+    report = evaluate_model(Threshold(), data, attacks=(), corruptions=(),
                             cifar_c_root=tmp_path)
     assert report["cifar_c"]["n"] == 4
 

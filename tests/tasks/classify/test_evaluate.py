@@ -12,6 +12,8 @@ from robustrep.tasks.classify.evaluate import DEFAULT_CORRUPTIONS, evaluate_mode
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.errors import DataError, UserError
 
+from .conftest import Threshold
+
 
 def _fixed_model_and_data():
     torch.manual_seed(0)
@@ -259,15 +261,6 @@ def test_cifar_c_through_the_eval_path_on_fake_files(tmp_path):
                 right = 255 if labels[i] == 1 else 0
                 images[s * 4 + i] = (255 - right) if i < min(s, 3) else right
         np.save(tmp_path / f"{name}.npy", images)
-
-    class Threshold(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.ones(()))
-
-        def forward(self, x):
-            v = x.mean(dim=(1, 2, 3))
-            return torch.stack([0.5 - v, v - 0.5], 1) * self.w
 
     x = torch.zeros(4, 3, 32, 32)
     x[1::2] = 1.0
