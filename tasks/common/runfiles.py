@@ -556,21 +556,28 @@ def read_run(path: str | Path, eval_keys: tuple[str, ...] = (),
     return run
 
 
-# the run folders this process wrote finished.json into, in order: the error boundary asks
-# whether its command's run finished (tasks.common.cli.finished_run). Not finished.json on disk:
-# a resume with a larger --steps finds the old one there until rundir.resumed removes it.
+# the run folders whose finished.json this process wrote (or, a torchrun process but the
+# first, saw written), in order: the error boundary asks whether its command's run finished
+# (tasks.common.cli.finished_run). Not finished.json on disk: a resume with a larger --steps
+# finds the old one there until rundir.resumed removes it.
 _FINISHED: list[Path] = []
 
 
 def mark_finished(path: str | Path, record: dict[str, Any]) -> Path:
     """Write ``finished.json`` (the last write of a run): what the run ended with."""
     written = write_json(Path(path) / FINISHED, record)
-    _FINISHED.append(Path(path))  # only once it is on disk for good
+    note_finished(path)  # only once it is on disk for good
     return written
 
 
+def note_finished(path: str | Path) -> None:
+    """Record that run ``path``'s ``finished.json`` is on disk: written by this process, or, under
+    torchrun, by process 0 (the others note it after a barrier that follows the write)."""
+    _FINISHED.append(Path(path))
+
+
 def finished_runs() -> list[Path]:
-    """The run folders this process wrote ``finished.json`` into, in order (as
+    """The run folders whose ``finished.json`` this process wrote or saw written, in order (as
     :func:`opened_runs`: a command looks at those after the ones there when it began)."""
     return list(_FINISHED)
 

@@ -31,7 +31,7 @@ from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all
 from robustrep.tasks.common.errors import CheckpointError, Interrupted, TrainingDiverged
 from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import PATH_OPTIONS, RunDir
-from robustrep.tasks.common.runfiles import mark_finished
+from robustrep.tasks.common.runfiles import mark_finished, note_finished
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -270,9 +270,15 @@ class TrainerBase:
             signal.signal(signal.SIGTERM, previous)
 
     def finished(self, **summary: Any) -> None:
-        """Write the run's completion marker, last (``runfiles.FINISHED``)."""
+        """Write the run's completion marker, last (``runfiles.FINISHED``). Process 0 writes it;
+        with several processes the others then note it too, so that a late SIGTERM ends every
+        one as finished (exit 0), not only process 0 (a scheduler counted the job as killed)."""
         if self.dist.is_main:
             mark_finished(self.run.path, {"step": self.step, "steps": self.cfg.steps, **summary})
+        if self.dist.world_size > 1:  # one process needs no collective: it wrote the marker
+            barrier()  # process 0 passes it only once finished.json is on disk
+            if not self.dist.is_main:
+                note_finished(self.run.path)
 
     def resume_from(self, path: Path) -> None:
         """Load and validate checkpoint ``path``; nothing in the run folder changes before."""

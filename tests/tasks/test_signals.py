@@ -56,7 +56,7 @@ def test_a_signal_checkpoints_the_step_and_resume_equals_the_uninterrupted_run(
         _signal_after_step(patch, 2, signum)
         assert cli.main([*ARGV, "--out", str(tmp_path / "b")]) == 128 + signum
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(f"robustrep classify: stopped by {signal.Signals(signum).name} "
+    assert err[-1].startswith(f"robustrep classify train: stopped by {signal.Signals(signum).name} "
                               f"after step 2 of 4; checkpoint ")
     assert _weights(tmp_path / "b")["step"] == 2 and not (tmp_path / "b" / "finished.json").exists()
     assert cli.main(["classify", "train", "--resume", str(tmp_path / "b"), "--quiet"]) == 0
@@ -70,8 +70,8 @@ def test_a_second_sigint_stops_without_waiting_for_the_checkpoint(tmp_path, monk
     _signal_after_step(monkeypatch, 2, signal.SIGINT, signal.SIGINT)
     assert cli.main([*ARGV, "--out", str(tmp_path / "b")]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"robustrep classify: interrupted (Ctrl-C); {tmp_path / 'b'} holds no checkpoint yet; "
-        f"the same command again starts the run afresh there")
+        f"robustrep classify train: interrupted (Ctrl-C); {tmp_path / 'b'} holds no checkpoint "
+        f"yet; the same command again starts the run afresh there")
     assert not (tmp_path / "b" / "checkpoints" / "latest.pt").exists()
     monkeypatch.undo()
     assert cli.main([*ARGV, "--out", str(tmp_path / "b")]) == 0  # as the line says
@@ -120,7 +120,7 @@ def test_sigterm_to_ood_bench_stops_its_training_run_with_a_checkpoint(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
-    assert err.strip().splitlines()[-1].startswith("robustrep ood: stopped by SIGTERM"), err
+    assert err.strip().splitlines()[-1].startswith("robustrep ood bench: stopped by SIGTERM"), err
     step = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"]
     assert 2 <= step < 5000
     RunLock(run / LOCK_FILE).acquire().release()  # no orphan holds the run
@@ -142,8 +142,9 @@ def test_a_signal_during_the_gan_final_evaluation_stops_it_and_resume_finishes(
         patch.setattr(GanTrainer, "evaluate", evaluate)
         assert cli.main(argv) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"robustrep gan: interrupted (Ctrl-C); checkpoint {tmp_path / 'g'}/checkpoints/latest.pt "
-        f"(step 3) is intact; continue with --resume {tmp_path / 'g'}")
+        f"robustrep gan train: interrupted (Ctrl-C); checkpoint "
+        f"{tmp_path / 'g'}/checkpoints/latest.pt (step 3) is intact; continue with --resume "
+        f"{tmp_path / 'g'}")
     assert _weights(tmp_path / "g")["step"] == 3  # written before the evaluation
     assert not (tmp_path / "g" / "finished.json").exists()
     assert cli.main(["gan", "train", "--resume", str(tmp_path / "g"), "--quiet"]) == 0
@@ -175,9 +176,9 @@ def test_sigterm_during_the_gan_final_evaluation_says_so_and_resume_finishes(tmp
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        f"robustrep gan: stopped by SIGTERM during the final evaluation of step 3; checkpoint "
-        f"{run}/checkpoints/step_00000003.pt; continue with --resume {run} (it evaluates the "
-        f"step)")
+        f"robustrep gan train: stopped by SIGTERM during the final evaluation of step 3; "
+        f"checkpoint {run}/checkpoints/step_00000003.pt; continue with --resume {run} (it "
+        f"evaluates the step)")
     assert _weights(run)["step"] == 3 and not (run / "finished.json").exists()
     assert cli.main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
     assert (run / "finished.json").is_file()
@@ -202,7 +203,7 @@ def test_sigterm_during_the_classify_final_evaluation_says_so_and_resume_finishe
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"robustrep classify: stopped by SIGTERM during the final evaluation of step 4; "
+        f"robustrep classify train: stopped by SIGTERM during the final evaluation of step 4; "
         f"checkpoint {run}/checkpoints/step_00000004.pt; continue with --resume {run} (it "
         f"evaluates the step)")
     assert _weights(run)["step"] == 4 and not (run / "finished.json").exists()
@@ -279,8 +280,8 @@ def test_sigterm_to_a_resume_of_a_run_finished_in_this_process_still_stops_it(
     code, got = _guarded_main(["gan", "train", "--resume", str(run), "--steps", "3", "--quiet"])
     assert code == 143 and not got
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"robustrep gan: stopped by SIGTERM; checkpoint {run}/checkpoints/latest.pt (step 2) is "
-        f"intact; continue with --resume {run}")
+        f"robustrep gan train: stopped by SIGTERM; checkpoint {run}/checkpoints/latest.pt (step 2) "
+        f"is intact; continue with --resume {run}")
 
 
 def test_the_python_train_leaves_a_sigterm_after_the_run_finished_to_its_caller(
@@ -300,3 +301,59 @@ def test_the_python_train_leaves_a_sigterm_after_the_run_finished_to_its_caller(
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert got == [signal.SIGTERM] and (tmp_path / "g" / "finished.json").is_file()
+
+
+@pytest.mark.parametrize("program, point", [("gan", "finished"), ("classify", "cleanup")])
+def test_ctrl_c_after_the_run_finished_says_it_finished_not_to_resume(
+        tmp_path, monkeypatch, capsys, program, point):
+    """Ctrl-C in the teardown of a finished run: 130 (the user stopped the command, whose report
+    is not printed), but the line said "continue with --resume", which is refused."""
+    from robustrep.tasks.common import distributed
+    from robustrep.tasks.gan import train as gan_train
+    trainer = gan_train.Trainer if program == "gan" else Trainer
+    owner = trainer if point == "finished" else distributed
+    original = getattr(owner, point)
+
+    def then_sigint(*args, **kwargs):
+        out = original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+    run = tmp_path / program
+    with monkeypatch.context() as patch:
+        patch.setattr(owner, point, then_sigint)
+        assert cli.main([*(GAN_ARGV if program == "gan" else ARGV), "--out", str(run)]) == 130
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines()[-1].endswith(
+        f": interrupted (Ctrl-C); {run} had finished (finished.json written); there is nothing "
+        f"to resume"), err
+    assert (run / "finished.json").is_file() and not out  # stopped before its report
+    assert cli.main([program, "train", "--resume", str(run), "--quiet"]) == 2  # as it says
+
+
+def test_a_process_but_the_first_notes_the_finished_run_after_process_0_wrote_it(
+        tmp_path, monkeypatch):
+    """Under torchrun only process 0 writes finished.json; the others learn of it at a barrier
+    after the write, so a late SIGTERM ends them as finished too (they ended 143). Before the
+    barrier the run is not finished for them; one process waits on no collective."""
+    from types import SimpleNamespace
+
+    from robustrep.tasks.common import cli as common_cli
+    from robustrep.tasks.common import runfiles, training
+    from robustrep.tasks.common.distributed import DistInfo
+    from robustrep.tasks.common.rundir import RunDir
+    opened, marks = len(runfiles.opened_runs()), len(runfiles.finished_runs())
+    at_barrier = []
+    monkeypatch.setattr(training, "barrier",
+                        lambda: at_barrier.append(common_cli.finished_run(opened, marks)))
+    run = tmp_path / "run"
+    run.mkdir()
+    other = training.TrainerBase(RunDir(run), DistInfo(rank=1, world_size=2))
+    other.cfg = SimpleNamespace(steps=2)
+    other.finished()
+    assert at_barrier == [None]  # a SIGTERM until then still stops it (143)
+    assert common_cli.finished_run(opened, marks) == run
+    assert not (run / "finished.json").exists()  # process 0's to write
+    alone = training.TrainerBase(RunDir(run), DistInfo())
+    alone.cfg = SimpleNamespace(steps=2)
+    alone.finished()
+    assert at_barrier == [None] and (run / "finished.json").is_file()
