@@ -95,17 +95,21 @@ def save_checkpoint(state: dict[str, Any], folder: str | Path, step: int, keep: 
 
 def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
               allow_pickle: bool = False,
-              advice: str = "use a file written by this version of robustrep") -> Any:
+              advice: str = "use a file written by this version of robustrep",
+              damaged: str | None = None) -> Any:
     """``torch.load`` with ``weights_only=True``; any failure is a one-line CheckpointError.
 
     ``allow_pickle=True`` loads with the full unpickler, which runs whatever code the file
     carries: only for files the user wrote and trusts (it exists for checkpoints of older
-    versions that pickled NumPy objects). ``advice`` ends the message about such objects.
+    versions that pickled NumPy objects). ``advice`` ends the message about such objects;
+    ``damaged`` the one about a damaged (truncated, corrupt) file, where the default ("use
+    another file", "use another checkpoint") fits no file that is written again rather than
+    chosen, such as a samples file.
     """
-    damaged = damaged_part(path)
-    if damaged is not None:
-        raise CheckpointError(f"{what} {path} is damaged: its part {damaged} fails its CRC-32 "
-                              f"check (a disk or copy error); use another file")
+    part = damaged_part(path)
+    if part is not None:
+        raise CheckpointError(f"{what} {path} is damaged: its part {part} fails its CRC-32 "
+                              f"check (a disk or copy error); {damaged or 'use another file'}")
     try:
         with warnings.catch_warnings():  # torch's notes on the pickle protocol: the error says it
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
@@ -122,12 +126,13 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
                 f"{advice}") from None
         raise CheckpointError(f"{what} {path} is not a readable PyTorch file (torch.save's "
                               f"format); it may be truncated or corrupt, or a pickle of another "
-                              f"kind: use another file") from None
+                              f"kind: {damaged or 'use another file'}") from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError,
             IndexError, KeyError, TypeError, MemoryError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{what} {path} is not a readable PyTorch file "
                               f"({type(err).__name__}: {_first_sentence(err)}); it may be "
-                              f"truncated or corrupt: use another checkpoint") from None
+                              f"truncated or corrupt: {damaged or 'use another checkpoint'}"
+                              ) from None
 
 
 def _first_sentence(err: BaseException, most: int = 160) -> str:

@@ -18,7 +18,9 @@ images), resolved and loaded when the :class:`Evaluator` is built:
 Only Inception FIDs in one convention compare with published numbers; FIDs on ``digits`` or a
 ``run:`` network are on their own scale and compare only with FIDs on the same network. Every
 record names its network and convention (``fid_features``, ``fid_convention``) and the KID subset
-size it used (``kid_subset_size``: at most 1000, and never more than either set).
+size it used (``kid_subset_size``: at most 1000, and never more than either set); a ``gan eval``
+record also names the run and checkpoint it scored (``run``, ``checkpoint``), and ``--out`` never
+replaces another run's.
 
 The real side's statistics (streamed mean/covariance over up to ``max_real`` images, plus a
 subset of features for KID and precision/recall) are cached in the same folder, keyed by a hash
@@ -509,7 +511,9 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     ``fid_features`` defaults to the network the run was trained with (its config);
     ``max_real=None`` compares with every real image. The record names the FID as stylegan2-ada
     does (``fid_name``, and the value again under that name: ``fid50k_full`` for 50,000
-    samples against all reals).
+    samples against all reals), and names the run and checkpoint file it scored (``run``,
+    ``checkpoint``, absolute paths); ``out`` holding another run's record is refused
+    (:func:`check_same_run`).
     """
     from robustrep.tasks.gan.sample import ema_used, load_generator, run_config  # no cycle
 
@@ -533,6 +537,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
     if out is not None:  # its own record may be replaced, never a user's file
         check_replaceable(path, ("step", "reg"), "gan eval", "--out")
+        check_same_run(path, run)  # nor another run's record
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)
@@ -540,7 +545,10 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights,
                           fid_features=fid_features, max_real=max_real,
                           show_progress=show_progress)
-    metrics = {"step": step, "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
+    # the record names what it scored: --out may not replace another run's (check_same_run)
+    metrics = {"run": str(Path(run).resolve()),
+               "checkpoint": str(_checkpoint_file(run, checkpoint)), "step": step,
+               "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
                "generator": "ema" if ema_used(cfg, use_ema) else "G", **evaluator.info}
     if "fid" in metrics:
         real = None if max_real is None or max_real >= len(data.unmirrored()) else max_real
@@ -553,3 +561,36 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     write_text_atomic(path, json.dumps(metrics, indent=2, default=str) + "\n")
     metrics["json"] = str(path)
     return metrics
+
+
+def _checkpoint_file(run: str | Path, checkpoint: str | Path | None) -> Path:
+    """The checkpoint file :func:`evaluate_run` scored (``latest.pt`` when none was named)."""
+    from robustrep.tasks.common.checkpoint import LATEST
+    from robustrep.tasks.gan.sample import checkpoint_path
+    where = checkpoint_path(run, checkpoint)
+    return (where / LATEST if where.is_dir() else where).resolve()
+
+
+def check_same_run(path: Path, run: str | Path) -> None:
+    """An earlier ``gan eval`` record at ``path`` (``--out``; check_replaceable has made sure it
+    is one) is replaced only when it scored ``run``: ``gan eval A --out B/eval.json`` replaced
+    run B's record without a word. A record in RUN itself is RUN's, whatever path it names (a
+    moved or copied run keeps its records); one elsewhere that names no run (written before
+    records named theirs) may be any run's, and is refused too."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):  # none there
+        return
+    here = Path(run).resolve()
+    scored = old.get("run") if isinstance(old, dict) else None
+    if path.parent.resolve() == here or (isinstance(scored, str)
+                                          and Path(scored).resolve() == here):
+        return
+    if isinstance(scored, str):
+        whose = f"the eval record of another run, {scored}"
+    elif (path.parent / "config.json").is_file():  # a run folder's record is most likely its own
+        whose = f"an eval record of the run {path.parent} (it names no run: an older robustrep's)"
+    else:
+        whose = "an eval record that names no run (an older robustrep's), possibly another run's"
+    raise RunFolderError(f"--out {path} holds {whose}; give --out another path, or remove the "
+                         f"file to replace it with {run}'s")

@@ -19,8 +19,8 @@ Each of A and B is one of (checked in this order):
 - a statistics ``.npz`` holding ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (pytorch-fid's
   ``--save-stats``, TTUR and clean-fid write them), torch-fidelity's cached statistics (a
   ``.pt`` of ``mu``/``sigma``) or stylegan2-ada's (a ``.pkl`` of its ``FeatureStats``, the
-  covariance rescaled to the unbiased one; ``fid_sources.feature_stats_pickle``): FID only, no
-  KID or precision/recall;
+  covariance rescaled to the unbiased one; ``fid_sources.feature_stats_pickle``; a ``.pkl`` of
+  ``mu``/``sigma`` too): FID only, no KID or precision/recall;
 - a samples file (:func:`~robustrep.tasks.gan.fid_sources.samples_to_unit`): ``.pt`` (a
   tensor, or a dict with ``samples`` as ``gan sample --pt`` writes; read with
   ``weights_only=True``), ``.npy``, or an ``.npz`` with one array.
@@ -57,8 +57,9 @@ from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.rundir import check_output_file
 from robustrep.tasks.gan.evaluate import (_RunImages, build_extractor, cached_features,
                                           fid_features_choice, score_features, stream_features)
-from robustrep.tasks.gan.fid_sources import (REFERENCES, Source, feature_stats_pickle, is_run,
-                                             npz_source, open_source)
+from robustrep.tasks.gan.fid_sources import (REFERENCES, PickleNotRead, Source,
+                                             feature_stats_pickle, is_run, npz_source,
+                                             open_source)
 
 
 # a record's fid_features (what a saved statistics file names) -> the --fid-features choice
@@ -258,6 +259,8 @@ def _holds_statistics(path: Path) -> bool:
         return False
     try:
         return feature_stats_pickle(str(path), path) is not None
+    except PickleNotRead:  # damaged, or neither network nor statistics: open_source says so
+        return False
     except DataError:  # statistics, if unusable ones: open_source says why
         return True
 

@@ -7,7 +7,8 @@ Statistics come as pytorch-fid's ``.npz`` (``mu``, ``sigma``; also TTUR's, clean
 ``gan fid --save-stats``'s), as torch-fidelity's cache (``torch.save`` of ``{"mu", "sigma"}``
 numpy arrays, ``torch_fidelity/metric_fid.py``; a ``.pt``) or as stylegan2-ada's metric cache
 (``metrics/metric_utils.py`` ``FeatureStats.save``: a pickle of the object's ``__dict__``; a
-``.pkl``). The last two are pickles: they are read by the array unpickler
+``.pkl``; a ``.pkl`` of a ``mu``/``sigma`` dict is read as a ``.npz``'s). The last two are
+pickles: they are read by the array unpickler
 (:mod:`robustrep.safe_pickle`), which rebuilds arrays and plain values and runs nothing."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustrep.safe_pickle import ArrayUnpickler, load_array_pickle
+from robustrep.safe_pickle import ArrayUnpickler
 from robustrep.tasks.common.checkpoint import safe_load
 from robustrep.tasks.common.errors import DataError, UserError, program_advice, report_skipped
 from robustrep.tasks.gan.evaluate import EVAL_SEED, fid_features_choice
@@ -38,7 +39,7 @@ REFERENCES = {"digits": ("digits", None), "cifar10-train": ("cifar10", True),
               "svhn-test": ("svhn", False)}
 ACCEPTED = ("an image folder, a dataset .zip, a GAN run folder, a stylegan2-ada network pickle "
             "(.pkl), statistics (a .npz with mu and sigma, torch-fidelity's .pt, stylegan2-ada's "
-            ".pkl), "
+            ".pkl or a .pkl of mu and sigma), "
             "a samples file (.pt, .npy, .npz) or a named reference (" + ", ".join(REFERENCES)
             + ")")
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
@@ -226,6 +227,9 @@ def _text(value: Any) -> str:
 
 PT_ADVICE = ("save the samples as one tensor [N, C, H, W] (torch.save(x, FILE)), or a dict "
              "with 'samples' as gan sample --pt writes")
+# a damaged samples file is written again, not swapped for "another checkpoint" (safe_load's)
+PT_DAMAGED = ("write it again (robustrep gan sample RUN --pt FILE.pt, or torch.save(x, FILE) of "
+              "your own samples)")
 
 
 def torch_stats_or_samples(spec: str, path: Path, declared: str | None) -> Source:
@@ -233,7 +237,7 @@ def torch_stats_or_samples(spec: str, path: Path, declared: str | None) -> Sourc
     numpy arrays) or samples (:func:`_tensor_source`)."""
     data = _numpy_archive(path)
     if data is None:  # the default advice, a file of this robustrep, fits no user's samples
-        data = safe_load(path, "samples file", advice=PT_ADVICE)
+        data = safe_load(path, "samples file", advice=PT_ADVICE, damaged=PT_DAMAGED)
     if isinstance(data, dict) and ("mu" in data or "sigma" in data):
         arrays = {str(k): _as_array(v) for k, v in data.items()}
         return _stats_source(spec, path, arrays)
@@ -263,22 +267,72 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+class PickleNotRead(DataError):
+    """A ``.pkl`` that is neither statistics nor a network pickle: damaged, or plain values of
+    another kind (``gan fid``'s ``--num`` check leaves it to :func:`open_source` to name)."""
+
+
+# what stylegan2-ada's FeatureStats.save writes (its __dict__), and what a .pkl may be
+FEATURE_STATS = ("num_items", "raw_mean", "raw_cov")
+PKL_ACCEPTED = ("a stylegan2-ada network pickle (G, D, G_ema), stylegan2-ada's cached statistics "
+                "(FeatureStats.save: num_items, raw_mean, raw_cov) or a dict of mu and sigma")
+
+
+class _StatsUnpickler(ArrayUnpickler):
+    """The array unpickler, noting a refused global or persistent id: such a pickle holds
+    objects (a network pickle's records), so the network pickle's reader judges it."""
+
+    objects = False
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except pickle.UnpicklingError:
+            self.objects = True
+            raise
+
+    def persistent_load(self, pid: Any) -> Any:
+        self.objects = True
+        return super().persistent_load(pid)
+
+
 def feature_stats_pickle(spec: str, path: Path) -> Source | None:
-    """stylegan2-ada's cached feature statistics (``FeatureStats.save``: a pickle of a dict with
-    ``num_items``, ``raw_mean`` = the sum of the features, ``raw_cov`` = the sum of their outer
-    products, or ``all_features``), as a statistics :class:`Source`; None when ``path`` is no
-    such pickle (a network pickle names globals the array unpickler refuses at once).
+    """Statistics in a ``.pkl``: stylegan2-ada's cached feature statistics (``FeatureStats.save``:
+    a pickle of a dict with ``num_items``, ``raw_mean`` = the sum of the features, ``raw_cov`` =
+    the sum of their outer products, or ``all_features``), or a dict of ``mu`` and ``sigma``
+    (read as a ``.npz``'s), as a statistics :class:`Source`; None when ``path`` names objects
+    (a network pickle: the array unpickler refuses its first global; a zip, torch.save's, which
+    the network pickle's reader names). A pickle that cannot be read, or that holds plain values
+    of another kind, is :class:`PickleNotRead` (it was "network pickle X: ..." for statistics).
 
     stylegan2-ada's covariance divides by N (``get_mean_cov``); it is rescaled by N / (N - 1) to
     the unbiased covariance every other side has here (pytorch-fid's ``np.cov``), so that the
     file gives the FID the images it was computed from give."""
-    try:
-        data = load_array_pickle(path, what="a stylegan2-ada statistics pickle")
-    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError, MemoryError):
-        return None  # the network pickle's reader says what is wrong
-    if not isinstance(data, dict) or not {"num_items", "raw_mean", "raw_cov"} <= set(data):
+    if zipfile.is_zipfile(path):
         return None
+    reader = None
+    try:
+        with open(path, "rb") as handle:
+            reader = _StatsUnpickler(handle, what="a stylegan2-ada statistics pickle")
+            data = reader.load()
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, UnicodeDecodeError, MemoryError) as err:
+        if reader is not None and reader.objects:
+            return None  # the network pickle's reader says what is wrong
+        if isinstance(err, OSError):  # the file, not its bytes: no advice to write it again
+            raise PickleNotRead(f"{path} cannot be read ({err.strerror or err})") from None
+        raise PickleNotRead(f"{path} cannot be read as a pickle ({type(err).__name__}: {err}); "
+                            f"it may be truncated or corrupt: copy or write it again") from None
+    if isinstance(data, dict) and ("mu" in data or "sigma" in data):
+        return _stats_source(spec, path, {str(k): _as_array(v) for k, v in data.items()})
+    if not isinstance(data, dict) or not set(FEATURE_STATS) & set(data):
+        raise PickleNotRead(f"{path} holds {_held(data)}, neither network nor statistics; a "
+                            f".pkl must be {PKL_ACCEPTED}")
+    missing = [k for k in FEATURE_STATS if k not in data]
+    if missing:  # statistics, not whole
+        raise DataError(f"{path}: stylegan2-ada statistics without {', '.join(missing)} "
+                        f"(FeatureStats.save writes {', '.join(FEATURE_STATS)}); compute them "
+                        f"again")
     num = data["num_items"]
     if not isinstance(num, (int, np.integer)) or num < 2:
         raise DataError(f"{path}: stylegan2-ada statistics counting {num!r} image(s) "
@@ -293,6 +347,15 @@ def feature_stats_pickle(spec: str, path: Path) -> Source | None:
                         f"covariance nor the features (capture_mean_cov and capture_all off)")
     return _stats_source(spec, path, {"mu": mu, "sigma": sigma, "num": np.array(int(num))},
                          kind="stylegan2-ada statistics")
+
+
+def _held(data: Any) -> str:
+    """What a pickle of plain values holds, for the line refusing it: a dict's keys."""
+    if isinstance(data, dict):
+        keys = sorted(map(str, data))
+        more = f", ... ({len(keys)} keys)" if len(keys) > 6 else ""
+        return f"a dict of {', '.join(keys[:6]) or 'nothing'}{more}"
+    return f"a {type(data).__name__}"
 
 
 def _feature_stats_moments(data: dict, num: int) -> tuple[Any, Any]:

@@ -1,0 +1,103 @@
+"""A ``gan eval`` record names the run it scored, and ``--out`` never replaces another run's.
+
+Was: ``gan eval A --out B/eval.json`` replaced run B's record with A's scores, without a word:
+the records named no run, so nothing told the two apart."""
+
+import json
+import shutil
+
+import pytest
+
+from robustrep.tasks.cli import main
+from robustrep.tasks.gan.train import train
+
+from .conftest import tiny_config
+
+FAST = ["--num-samples", "20", "--real", "40", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("records") / "A"
+    train(tiny_config(out=str(out)), show_progress=False)
+    return out
+
+
+def _record(path, **fields):
+    """A record as an earlier gan eval wrote it (check_replaceable reads step and reg)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"step": 2, "reg": "none", "fid": 12.5, **fields}))
+    return path.read_text()
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_the_record_names_the_run_and_checkpoint_it_scored(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(run.parent)  # a relative RUN is recorded as its absolute path
+    out = tmp_path / "scores" / "eval.json"
+    assert main(["gan", "eval", run.name, *FAST, "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["run"] == str(run.resolve())
+    assert record["checkpoint"] == str((run / "checkpoints" / "latest.pt").resolve())
+    # a rerun replaces the record it wrote (it names this run), from anywhere
+    monkeypatch.chdir(tmp_path)
+    assert main(["gan", "eval", str(run), *FAST, "--out", str(out),
+                 "--checkpoint", "step_00000001.pt"]) == 0
+    record = json.loads(out.read_text())
+    assert record["step"] == 1 and record["run"] == str(run.resolve())
+    assert record["checkpoint"] == str((run / "checkpoints" / "step_00000001.pt").resolve())
+
+
+def test_another_runs_record_is_not_replaced(run, tmp_path, capsys):
+    other = tmp_path / "B"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("eval*.json"))
+    target = other / "eval.json"
+    before = _record(target, run=str(other.resolve()))
+    assert main(["gan", "eval", str(run), *FAST, "--out", str(target)]) == 2
+    assert _error(capsys) == (
+        f"robustrep gan eval: error: --out {target} holds the eval record of another run, "
+        f"{other.resolve()}; give --out another path, or remove the file to replace it with "
+        f"{run}'s")
+    assert target.read_text() == before
+    # anywhere else too: a shared folder of records
+    shared = _record(tmp_path / "evals" / "b.json", run=str(other.resolve()))
+    assert main(["gan", "eval", str(run), *FAST, "--out", str(tmp_path / "evals" / "b.json")]) == 2
+    assert "holds the eval record of another run" in _error(capsys)
+    assert (tmp_path / "evals" / "b.json").read_text() == shared
+
+
+def test_a_record_naming_no_run_is_replaced_only_in_the_run_itself(run, tmp_path, capsys):
+    """Records from before they named their run: one in another run's folder is most likely
+    that run's, one elsewhere may be anyone's; one in RUN itself is RUN's."""
+    other = tmp_path / "B"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    old = _record(other / "eval.json")
+    assert main(["gan", "eval", str(run), *FAST, "--out", str(other / "eval.json")]) == 2
+    assert _error(capsys) == (
+        f"robustrep gan eval: error: --out {other / 'eval.json'} holds an eval record of the run "
+        f"{other} (it names no run: an older robustrep's); give --out another path, or remove "
+        f"the file to replace it with {run}'s")
+    assert (other / "eval.json").read_text() == old
+    _record(tmp_path / "evals" / "old.json")
+    assert main(["gan", "eval", str(run), *FAST, "--out", str(tmp_path / "evals" / "old.json")]) \
+        == 2
+    assert "holds an eval record that names no run (an older robustrep's), possibly another " \
+           "run's; give --out another path" in _error(capsys)
+
+
+def test_a_record_in_the_run_itself_is_its_own(run, tmp_path):
+    """An older record in RUN, or one naming the place a run was copied or moved from, is
+    replaced: the run keeps its records wherever it goes."""
+    copy = tmp_path / "copied"
+    shutil.copytree(run, copy)
+    _record(copy / "eval-old.json")
+    assert main(["gan", "eval", str(copy), *FAST, "--out", str(copy / "eval-old.json")]) == 0
+    _record(copy / "eval.json", run=str(run.resolve()))  # written before the copy
+    assert main(["gan", "eval", str(copy), *FAST, "--out", str(copy / "eval.json")]) == 0
+    for name in ("eval-old.json", "eval.json"):
+        assert json.loads((copy / name).read_text())["run"] == str(copy.resolve())
