@@ -12,7 +12,7 @@ program named on the command line is imported, so ``robustrep --help`` stays fas
 program's import error cannot break another's commands.
 
 Every command runs inside one error boundary (:func:`robustrep.tasks.common.cli.run_command`): a
-user error is one line ``robustrep <program>: error: ...`` and exit code 2; ``--debug``
+user error is one line ``robustrep <program> <command>: error: ...`` and exit code 2; ``--debug``
 (anywhere on the command line) shows the traceback instead.
 """
 
@@ -102,7 +102,9 @@ def _main(argv: list[str] | None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.program is None else 2
-    return run_command(args.program, args.func, args, debug=debug)
+    # argparse's own prefix for the command (its errors say `robustrep gan eval: error: ...`)
+    prog = " ".join(w for w in (args.program, getattr(args, "command", None)) if w)
+    return run_command(prog, args.func, args, debug=debug)
 
 
 if __name__ == "__main__":

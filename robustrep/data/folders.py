@@ -302,7 +302,8 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         channels: 3 (RGB) or 1 (greyscale).
         layout: ``"auto"`` (flat when ``root`` holds images, class folders when it holds only
             folders; a ``root`` of one folder whose images lie in subfolders is read from inside
-            it, :func:`_inside`), ``"classes"`` or ``"flat"``.
+            it, :func:`_inside`, and ``.top`` names that folder under ``root``, else None),
+            ``"classes"`` or ``"flat"``.
         verify: open every image once now; an unreadable one raises ValueError naming it.
         skip_bad: with ``verify``, drop unreadable images instead (listed in ``.skipped``).
             The visible files not read because of their extension are listed in ``.unread``
@@ -317,8 +318,10 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: expected a directory at {root} holding "
                                 f"root/<class>/<image> or images (download is off)")
+    given, top = root, None
     if layout == "auto":
         root = _inside(root, classes)
+        top = root.relative_to(given).as_posix() if root != given else None
         layout = _folder_layout(root)
     if classes is not None and layout == "flat":
         raise ValueError(f"{root} holds images directly, but the training split has class "
@@ -338,7 +341,7 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
     if verify:
         dataset = drop_bad_images(dataset, paths, root, skip_bad, checked)
     dataset.unread = _unread_files(root, recursive=layout != "flat")
-    dataset.layout = layout
+    dataset.layout, dataset.top = layout, top
     return dataset
 
 

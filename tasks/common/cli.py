@@ -1,7 +1,8 @@
 """What the three programs' command lines share: the parser helpers and the one error boundary.
 
 :func:`run_command` runs a command and turns every error a user can fix into exactly one line
-on stderr, ``robustrep <program>: error: <message>``, and exit code 2 (``UserError.exit_code``);
+on stderr, ``robustrep <program> <command>: error: <message>`` (argparse's prefix for the
+command), and exit code 2 (``UserError.exit_code``);
 a diverged run (:class:`TrainingDiverged`) is one line too, with exit code 1, and so is an
 exception raised by a plugin's own code (exit code 2, the plugin named: see
 :func:`~robustrep.tasks.common.plugins.plugin_failure`). ``--debug`` prints the traceback before
@@ -245,11 +246,15 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
                 args: argparse.Namespace, debug: bool = False) -> int:
     """Run ``func(args)``; a user error becomes one line on stderr and its exit code.
 
+    ``program``: the command as argparse's prog names it after ``robustrep`` (``gan eval``,
+    ``report``), so the line's prefix is the one the parser's own errors have.
+
     ``debug`` prints the traceback before that line; the exit code stays the error's. Ctrl-C
     and SIGTERM (outside a trainer's own handling, :mod:`training`) end with one line saying
     what was kept and how to go on (:func:`stopped_line`) and 128 + the signal number. A
     SIGTERM after the trainer's run had finished (:func:`finished_run`) stops nothing: the
-    command ends as it would have, with a note naming the run.
+    command ends as it would have, with a note naming the run; Ctrl-C then still ends it with
+    130, its line saying that the run finished (:func:`_say_if_finished`).
     """
     from robustrep.tasks.common.runfiles import finished_runs, opened_runs
     opened, marks = len(opened_runs()), len(finished_runs())
@@ -265,10 +270,12 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as Stopped
         signum = getattr(err, "signum", signal.SIGINT)
         _traceback(debug)
-        print(f"robustrep {program}: {stopped_line(signum, args, opened)}", file=sys.stderr)
+        _say_if_finished(opened, marks)
+        if _is_first_process():  # the others opened no run folder: their line would be false
+            print(f"robustrep {program}: {stopped_line(signum, args, opened)}", file=sys.stderr)
         return 128 + signum
     except Interrupted as err:  # stopped on a signal after a checkpoint (training.py)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun: once, by the process that saved
+        if _is_first_process():  # under torchrun: once, by the process that saved
             _traceback(debug)
             print(f"robustrep {program}: {one_line(err)}", file=sys.stderr)
         return err.exit_code
@@ -337,10 +344,15 @@ def finished_run(opened: int, marks: int) -> Path | None:
     """The run a trainer opened (after the first ``opened`` of this process: only trainers open
     one), once the command wrote its ``finished.json`` (after the first ``marks``: one an earlier
     command wrote is not this one's, whose resume may train on), else None. Only the CLI's
-    handler asks: the Python ``train()`` functions leave a caller's SIGTERM as it was."""
+    handler asks: the Python ``train()`` functions leave a caller's SIGTERM as it was.
+
+    A torchrun process but the first opens no run folder: its run is the one it noted finished
+    (``runfiles.note_finished``, after process 0's write), one run a command."""
     from robustrep.tasks.common.runfiles import finished_runs, opened_runs
-    runs = opened_runs()[opened:]
-    return runs[-1] if runs and runs[-1] in finished_runs()[marks:] else None
+    runs, done = opened_runs()[opened:], finished_runs()[marks:]
+    if not runs:
+        return done[-1] if done else None
+    return runs[-1] if runs[-1] in done else None
 
 
 _STOP_NOTE: list[str] = []  # what the command in flight has kept so far (stop_note)
@@ -350,6 +362,16 @@ def stop_note(note: str | None) -> None:
     """What a command that writes file after file has kept, should a signal stop it now: the
     stop line says it in place of the general one (None: the general one again)."""
     _STOP_NOTE[:] = [] if note is None else [note]
+
+
+def _say_if_finished(opened: int, marks: int) -> None:
+    """A command stopped (Ctrl-C) after its run had finished (:func:`finished_run`): the stop
+    line says so. The general one said "continue with --resume", which is refused for a finished
+    run (nothing to train). The exit code stays 130: the user stopped the command (its report
+    was not printed), and a shell or script stops on it, as they asked."""
+    run = finished_run(opened, marks)
+    if run is not None:
+        stop_note(f"{run} had finished (finished.json written); there is nothing to resume")
 
 
 def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
@@ -387,6 +409,12 @@ def _checkpoint_kept(opened: int) -> str:
     last = last_step_checkpoint(runs[-1] / "checkpoints")
     step = f" (step {checkpoint_step(last)})" if last is not None else ""
     return f"checkpoint {latest}{step} is intact; continue with {resume_flags(runs[-1])}"
+
+
+def _is_first_process() -> bool:
+    """Whether this is torchrun's process 0 (or no torchrun): the one that opens the run folder
+    and says, once for the job, what a stop kept."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _traceback(debug: bool) -> None:

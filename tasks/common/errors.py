@@ -1,9 +1,9 @@
 """The errors a user can fix, shared by every program.
 
 Anything raised as a :class:`UserError` (or a subclass) reaches the program's error boundary,
-which prints one line ``robustrep <program>: error: <message>`` and exits with code 2; the
-message names what was wrong (option, file, folder) and what is accepted. An exception that a
-plugin's own code raised is the user's code failing: one line naming the plugin
+which prints one line ``robustrep <program> <command>: error: <message>`` and exits with code
+2; the message names what was wrong (option, file, folder) and what is accepted. An exception
+that a plugin's own code raised is the user's code failing: one line naming the plugin
 (:func:`robustrep.tasks.common.plugins.plugin_failure`), exit code 2. Every other exception is a
 bug in robustrep and keeps its traceback.
 """

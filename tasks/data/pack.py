@@ -35,10 +35,8 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
     them, and counted in a note (they come out blurred)."""
     check_output_file(out, "OUT")
     dataset = _open_source(src, resolution, channels, show_progress)
-    if getattr(dataset, "top", None):  # quoted: a name with a space read as two words
-        print(f"note: {src} holds one folder, {dataset.top}/, and nothing else: the images "
-              f"are read from inside it, as `data pack {shlex.quote(dataset.top)}` reads them",
-              file=sys.stderr)
+    if getattr(dataset, "top", None):
+        print(_inside_note(src, dataset.top), file=sys.stderr)
     report_skipped(dataset)
     dataset.transform = None  # the loader gives the PIL image; pack_images crops and resizes
     flat = dataset.layout == "flat"
@@ -141,6 +139,16 @@ def _refuse_splits(src: Path, dataset: Any) -> None:
                     f"classify reads such a folder), which data pack would read as two "
                     f"classes named train and {found[0]}: {each} on its own (data pack "
                     f"{train} train.zip), or rename the folders if they are classes")
+
+
+def _inside_note(src: Path, top: str) -> str:
+    """The note for a SRC read from inside the folder ``top`` it holds alone (its class folders
+    are the classes, not one merged class), and the SRC that names that folder (quoted: a name
+    with a space would be read as two words)."""
+    inner = top if is_zip_source(src) else str(src / top)  # a zip's once unzipped
+    held = top if is_zip_source(src) else top.split("/")[0]
+    return (f"note: {src} holds one folder, {held}/, and nothing else: the images are read "
+            f"from inside {top}/, as `data pack {shlex.quote(inner)}` reads them")
 
 
 def _images(dataset: Any, resolution: int, enlarged: list[int]) -> Iterator[Any]:

@@ -206,9 +206,8 @@ def _check_stylegan2(cfg: GanConfig) -> None:
     if cfg.arch != "stylegan2":
         given = [n for n in STYLEGAN2_ONLY if getattr(cfg, n) is not None]
         if given:
-            verb = "applies" if len(given) == 1 else "apply"
-            raise ConfigError(f"{', '.join(given)} {verb} only to arch stylegan2 (arch is "
-                              f"{cfg.arch!r}); drop them or pass --arch stylegan2")
+            raise ConfigError(f"{_flags(given)} only to --arch stylegan2 (arch is "
+                              f"{cfg.arch!r}); drop {_them(given)} or pass --arch stylegan2")
     else:
         base = 32768 if cfg.channel_base is None else cfg.channel_base  # the core's defaults
         most = 512 if cfg.channel_max is None else cfg.channel_max
@@ -253,5 +252,15 @@ def _check_augment(cfg: GanConfig) -> None:
         raise ConfigError("--augment-p applies only with --augment ada or fixed")
     given = [n for n in ("ada_target", "ada_interval", "ada_kimg") if getattr(cfg, n) is not None]
     if given and cfg.augment != "ada":
-        raise ConfigError(f"{', '.join(given)} apply only with --augment ada (augment is "
-                          f"{cfg.augment!r})")
+        raise ConfigError(f"{_flags(given)} only with --augment ada (augment is {cfg.augment!r}); "
+                          f"drop {_them(given)} or pass --augment ada")
+
+
+def _flags(names: list[str]) -> str:
+    """Config fields as the options that set them, with the verb: ``--w-dim applies``."""
+    verb = "applies" if len(names) == 1 else "apply"
+    return ", ".join(f"--{n.replace('_', '-')}" for n in names) + f" {verb}"
+
+
+def _them(names: list[str]) -> str:
+    return "it" if len(names) == 1 else "them"

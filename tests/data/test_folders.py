@@ -103,7 +103,7 @@ def test_a_folder_of_images_and_subfolders_says_what_to_move(tmp_path, capsys):
     assert str(err.value) == advice
     assert main(["classify", "train", "--dataset", "imagefolder", "--data-root", str(mixed),
                  "--image-size", "8", "--out", str(tmp_path / "run"), "--quiet"]) == 2
-    assert capsys.readouterr().err == f"robustrep classify: error: {advice}\n"
+    assert capsys.readouterr().err == f"robustrep classify train: error: {advice}\n"
 
 
 def test_an_empty_subfolder_beside_images_leaves_the_folder_flat(tmp_path):
@@ -378,7 +378,7 @@ def test_a_compressed_member_damaged_in_the_zip_is_one_line(tmp_path, capsys, me
     out = tmp_path / "out.zip"
     assert main(["data", "pack", str(path), str(out), "--resolution", "16", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err == f"robustrep data: error: unreadable image {line}\n" and not out.exists()
+    assert err == f"robustrep data pack: error: unreadable image {line}\n" and not out.exists()
 
 
 def test_a_zip_of_one_folder_and_hidden_members_is_read_from_inside_it(tmp_path):

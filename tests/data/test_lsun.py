@@ -69,7 +69,7 @@ def test_an_empty_class_is_named_as_an_empty_item(classes, tmp_path, capsys):
         (tmp_path / "a_train_lmdb" / "data.mdb").touch()
         assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
                      "--lsun-classes", classes, "--out", str(tmp_path / "run")]) == 2
-        assert capsys.readouterr().err == f"robustrep gan: error: {want}\n"
+        assert capsys.readouterr().err == f"robustrep gan train: error: {want}\n"
 
 
 def test_missing_lmdb_names_the_extra(tmp_path, monkeypatch, capsys):
@@ -201,7 +201,7 @@ def test_a_bad_record_met_by_a_batch_mid_training_is_one_line(tmp_path, capsys, 
                  "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
-    assert err.startswith(f"robustrep gan: error: LSUN database {db}: record {'f' * 40} is "
+    assert err.startswith(f"robustrep gan train: error: LSUN database {db}: record {'f' * 40} is "
                           f"not a readable image (UnidentifiedImageError")
 
 

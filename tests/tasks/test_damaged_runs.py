@@ -18,9 +18,9 @@ def gan_run(tmp_path_factory):
     return path
 
 
-def _one_line(capsys, program, start):
+def _one_line(capsys, command, start):
     err = capsys.readouterr().err
-    assert err.startswith(f"robustrep {program}: error: {start}"), err
+    assert err.startswith(f"robustrep {command}: error: {start}"), err
     assert err.count("\n") == 1 and "Traceback" not in err
     return err
 
@@ -29,7 +29,7 @@ def test_gan_sample_refuses_to_write_into_checkpoints(gan_run, capsys):
     latest = gan_run / "checkpoints" / "latest.pt"
     before = latest.read_bytes()
     assert main(["gan", "sample", str(gan_run), "--pt", str(latest), "--force"]) == 2
-    _one_line(capsys, "gan", f"--pt {latest} is inside a checkpoints/ folder")
+    _one_line(capsys, "gan sample", f"--pt {latest} is inside a checkpoints/ folder")
     assert latest.read_bytes() == before
     assert main(["gan", "sample", str(gan_run), "--num", "4"]) == 0  # the run still samples
 
@@ -38,7 +38,7 @@ def test_gan_sample_overwrites_only_with_force(gan_run, tmp_path, capsys):
     mine = tmp_path / "mine.pt"
     mine.write_text("the user's file")
     assert main(["gan", "sample", str(gan_run), "--num", "4", "--pt", str(mine)]) == 2
-    _one_line(capsys, "gan", f"--pt {mine} already exists; pass --force")
+    _one_line(capsys, "gan sample", f"--pt {mine} already exists; pass --force")
     assert mine.read_text() == "the user's file"
     assert main(["gan", "sample", str(gan_run), "--num", "4", "--pt", str(mine), "--force"]) == 0
     assert mine.read_bytes() != b"the user's file"
@@ -53,7 +53,7 @@ def test_gan_sample_overwrites_only_with_force(gan_run, tmp_path, capsys):
 def test_gan_sample_files_end_in_their_kinds_suffix(gan_run, tmp_path, capsys, option, name,
                                                     words):
     assert main(["gan", "sample", str(gan_run), option, str(tmp_path / name)]) == 2
-    _one_line(capsys, "gan", f"{option} {tmp_path / name}: {words}")
+    _one_line(capsys, "gan sample", f"{option} {tmp_path / name}: {words}")
     assert not (tmp_path / name).exists()
 
 
@@ -65,13 +65,13 @@ def test_a_damaged_config_json_is_named(gan_run, tmp_path, capsys, text, problem
     (run / "config.json").write_text(text)
     for argv in (["gan", "sample", str(run)], ["gan", "train", "--resume", str(run)]):
         assert main(argv) == 2
-        _one_line(capsys, "gan", f"{run / 'config.json'} {problem}")
+        _one_line(capsys, " ".join(argv[:2]), f"{run / 'config.json'} {problem}")
     assert (run / "config.json").read_text() == text
 
 
 def test_classify_resume_of_a_gan_run_is_refused(gan_run, capsys):
     assert main(["classify", "train", "--resume", str(gan_run)]) == 2
-    _one_line(capsys, "classify", f"{gan_run} is not a 'classify' run")
+    _one_line(capsys, "classify train", f"{gan_run} is not a 'classify' run")
 
 
 @pytest.mark.parametrize("mine", ["samples/step_00000001.png", "plots/losses.png",
@@ -83,7 +83,7 @@ def test_a_folder_holding_what_a_run_writes_but_no_config_is_not_written_into(mi
     (out / mine).parent.mkdir(parents=True, exist_ok=True)
     (out / mine).write_text("my own")
     assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "1", "--out", str(out)]) == 2
-    _one_line(capsys, "gan", f"{out} holds a {mine.split('/')[0]} but no config.json")
+    _one_line(capsys, "gan train", f"{out} holds a {mine.split('/')[0]} but no config.json")
     assert (out / mine).read_text() == "my own" and not (out / "config.json").exists()
 
 
@@ -95,7 +95,8 @@ def test_a_users_file_named_like_the_lock_is_not_overwritten(program, tmp_path, 
     (out / ".lock").write_text("my lock\n")
     argv = {"gan": ["--preset", "grid-mlp"], "classify": ["--preset", "smoke"]}[program]
     assert main([program, "train", *argv, "--steps", "1", "--out", str(out)]) == 2
-    _one_line(capsys, program, f"{out / '.lock'} exists and is no lock robustrep wrote")
+    _one_line(capsys, f"{program} train",
+              f"{out / '.lock'} exists and is no lock robustrep wrote")
     assert (out / ".lock").read_text() == "my lock\n" and sorted(out.iterdir()) == [out / ".lock"]
 
 
@@ -104,7 +105,7 @@ def test_a_foreign_metrics_file_in_out_is_kept(tmp_path, capsys):
     out.mkdir()
     (out / "metrics.jsonl").write_text('{"epoch": 1, "acc": 0.5}\n')
     assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "1", "--out", str(out)]) == 2
-    _one_line(capsys, "gan", f"{out} holds a metrics.jsonl but no config.json")
+    _one_line(capsys, "gan train", f"{out} holds a metrics.jsonl but no config.json")
     assert (out / "metrics.jsonl").read_text() == '{"epoch": 1, "acc": 0.5}\n'
 
 
@@ -195,6 +196,7 @@ def test_a_run_whose_config_no_longer_fits_its_checkpoint_names_the_file_and_key
     (run / "config.json").write_text(json.dumps({**config, "g_width": config["g_width"] * 2}))
     assert main(["gan", "sample", str(run), "--num", "4"]) == 2
     # each key whole, with both shapes: torch's list of every key was cut at 300 characters
-    _one_line(capsys, "gan", f"checkpoint {run / 'checkpoints' / 'latest.pt'} does not fit the "
-                             f"run's generator: wrong shapes (file vs model): net.0.bias (16,) vs "
-                             f"(32,), net.0.weight (16, 4) vs (32, 4), net.2.bias (16,) vs (32,)")
+    _one_line(capsys, "gan sample", f"checkpoint {run / 'checkpoints' / 'latest.pt'} does not "
+                                    f"fit the run's generator: wrong shapes (file vs model): "
+                                    f"net.0.bias (16,) vs (32,), net.0.weight (16, 4) vs (32, 4), "
+                                    f"net.2.bias (16,) vs (32,)")

@@ -266,7 +266,8 @@ def test_invalid_config_file_value_names_file_and_option(program, spec, bad, tmp
     assert main([program, "train", "--config", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"robustrep {program}: error: config file {path}: {spec.name} must be ")
+    assert err.startswith(f"robustrep {program} train: error: config file {path}: {spec.name} "
+                          f"must be ")
     assert repr(bad) in err
 
 
@@ -289,7 +290,7 @@ def test_bad_values_in_the_issue(tmp_path, capsys):
         path.write_text(text)
         assert main(["gan", "train", "--config", str(path), "--dry-run"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"robustrep gan: error: {message.format(p=path)}")
+        assert err.startswith(f"robustrep gan train: error: {message.format(p=path)}")
         assert err.count("\n") == 1
 
 

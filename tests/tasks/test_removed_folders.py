@@ -38,9 +38,10 @@ def _last_line(capsys):
 
 
 def _gone_line(program, run):
-    return (f"robustrep {program}: error: {run} was removed or moved while the run was going on; "
-            f"nothing more is written there; a moved run goes on from its last checkpoint with "
-            f"--resume NEW_PLACE, a removed one starts again with the same command")
+    return (f"robustrep {program} train: error: {run} was removed or moved while the run was "
+            f"going on; nothing more is written there; a moved run goes on from its last "
+            f"checkpoint with --resume NEW_PLACE, a removed one starts again with the same "
+            f"command")
 
 
 @pytest.mark.parametrize("how", ["removed", "moved", "replaced"])
@@ -170,8 +171,8 @@ def test_classify_eval_out_removed_mid_command(tmp_path, monkeypatch, capsys):
     assert main(["classify", "eval", str(run), "--out", str(out), "--attacks", "fgsm",
                  "--corruptions", "none", "--max-samples", "6", "--quiet"]) == 2
     assert _last_line(capsys) == (
-        f"robustrep classify: error: {out} was removed or moved while this command was writing "
-        f"there; nothing more is written there; run the command again")
+        f"robustrep classify eval: error: {out} was removed or moved while this command was "
+        f"writing there; nothing more is written there; run the command again")
     assert not out.exists()
 
 
@@ -187,7 +188,7 @@ def test_gan_sample_outdir_removed_mid_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sample, "_write_images", write_then_remove)
     assert main(["gan", "sample", str(run), "--seeds", "0-2", "--outdir", str(outdir)]) == 2
     assert _last_line(capsys) == (
-        f"robustrep gan: error: --outdir {outdir} was removed or moved while gan sample was "
+        f"robustrep gan sample: error: --outdir {outdir} was removed or moved while gan sample was "
         f"writing there; nothing more is written there; the same command again writes all "
         f"the images")
     assert not outdir.exists()

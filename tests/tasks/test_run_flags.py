@@ -103,10 +103,11 @@ def test_a_file_to_resume_is_named_as_a_file(program, tmp_path, monkeypatch, cap
     is_file = "is a file, not a run folder (expected a folder holding config.json and checkpoints/)"
     assert main([program, "train", "--resume", str(ckpt), "--quiet"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep {program}: error: --resume {ckpt} {is_file}; for a checkpoint give its run "
-        f"folder: --resume {tmp_path / 'run'} continues it from its checkpoints/latest.pt\n")
+        f"robustrep {program} train: error: --resume {ckpt} {is_file}; for a checkpoint give its "
+        f"run folder: --resume {tmp_path / 'run'} continues it from its checkpoints/latest.pt\n")
     assert main([program, "train", "--resume", "notes.txt", "--quiet"]) == 2
-    assert capsys.readouterr().err == f"robustrep {program}: error: --resume notes.txt {is_file}\n"
+    assert capsys.readouterr().err == (f"robustrep {program} train: error: --resume notes.txt "
+                                       f"{is_file}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run"]
 
 
@@ -183,6 +184,6 @@ def test_a_stop_after_at_or_past_the_end_is_refused(program, tmp_path, capsys):
     assert main([program, "train", *flags, "--steps", "3", "--stop-after", "3", "--out",
                  str(tmp_path / "r"), "--quiet"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep {program}: error: --stop-after 3 is not before the run's end (--steps 3): "
-        f"it would stop nothing; give a step below 3, or drop it\n")
+        f"robustrep {program} train: error: --stop-after 3 is not before the run's end (--steps "
+        f"3): it would stop nothing; give a step below 3, or drop it\n")
     assert not (tmp_path / "r").exists()

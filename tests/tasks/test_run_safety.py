@@ -79,9 +79,9 @@ def damage(path, kind, marker):
         path.write_bytes(raw[: len(raw) // 3])
 
 
-def one_line_error(capsys, program):
+def one_line_error(capsys, command):
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"robustrep {program}: error: "), err
+    assert err.startswith(f"robustrep {command}: error: "), err
     assert "\n" not in err and "Traceback" not in err, err
     return err
 
@@ -100,15 +100,15 @@ def test_every_command_refuses_a_bad_checkpoint(kind, gan_run, classify_run, tmp
     config_before = (gan / "config.json").read_bytes()
     metrics_before = (gan / "metrics.jsonl").read_bytes()
     commands = [
-        ("gan", ["gan", "sample", str(gan)]),
-        ("gan", ["gan", "eval", str(gan)]),
-        ("gan", ["gan", "train", "--resume", str(gan), "--steps", "3", "--quiet"]),
-        ("classify", ["classify", "eval", str(clf), "--quiet"]),
-        ("ood", ["ood", "score", str(clf), "--ood", "gaussian", "--quiet"]),
+        ("gan sample", ["gan", "sample", str(gan)]),
+        ("gan eval", ["gan", "eval", str(gan)]),
+        ("gan train", ["gan", "train", "--resume", str(gan), "--steps", "3", "--quiet"]),
+        ("classify eval", ["classify", "eval", str(clf), "--quiet"]),
+        ("ood score", ["ood", "score", str(clf), "--ood", "gaussian", "--quiet"]),
     ]
-    for program, argv in commands:
+    for command, argv in commands:
         assert main(argv) == 2, argv
-        err = one_line_error(capsys, program)
+        err = one_line_error(capsys, command)
         assert "latest.pt" in err, err
         if kind == "payload":
             assert "refuses" in err, err
@@ -129,7 +129,7 @@ def test_console_script_refuses_a_payload_without_traceback(gan_run, tmp_path):
                           text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           cwd=marker.parent)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("robustrep gan: error: checkpoint ")
+    assert proc.stderr.startswith("robustrep gan sample: error: checkpoint ")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not marker.exists()
 
@@ -151,7 +151,7 @@ def test_resume_with_fewer_steps_changes_nothing(program, gan_run, classify_run,
     run = copy_run(gan_run if program == "gan" else classify_run, tmp_path)
     before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert main([program, "train", "--resume", str(run), "--steps", "1", "--quiet"]) == 2
-    err = one_line_error(capsys, program)
+    err = one_line_error(capsys, f"{program} train")
     assert "--steps 1 is below the step of the checkpoint" in err and "(2)" in err
     after = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before
@@ -203,7 +203,7 @@ def test_classify_eval_refuses_a_nonfinite_model(classify_run, tmp_path, capsys)
             state[weights][key].fill_(float("nan"))
     torch.save(state, path)
     assert main(["classify", "eval", str(run), "--quiet"]) == 2
-    err = one_line_error(capsys, "classify")
+    err = one_line_error(capsys, "classify eval")
     assert f"{path} holds non-finite" in err and "diverged" in err
     assert not (run / "eval").exists()
 
@@ -220,14 +220,14 @@ def test_a_second_run_into_a_locked_folder_is_refused(program, tmp_path, capsys,
     argv = [program, "train", "--out", str(run), *flags, "--steps", "1"]
     try:
         assert main(argv) == 2
-        err = one_line_error(capsys, program)
+        err = one_line_error(capsys, f"{program} train")
         assert f"{run} is in use by another run (pid {holder.pid} on " in err
         assert not (run / "config.json").exists() and not (run / "metrics.jsonl").exists()
         assert main([*argv, "--dry-run"]) == 0  # a run before its first checkpoint
         (run / "config.json").write_text(capsys.readouterr().out)
         assert main([program, "train", "--resume", str(run)]) == 2  # was "no checkpoint at"
         assert f"{run} is in use by another run (pid {holder.pid} on " in one_line_error(
-            capsys, program)
+            capsys, f"{program} train")
         (run / "config.json").unlink()
     finally:
         os.kill(holder.pid, signal.SIGKILL)
@@ -244,7 +244,7 @@ def test_fresh_out_holding_another_runs_config_is_refused(tmp_path, capsys):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"preset": "ring-mlp", "steps": 9}))
     assert main(["gan", "train", "--out", str(run), *GAN_FLAGS, "--steps", "1"]) == 2
-    err = one_line_error(capsys, "gan")
+    err = one_line_error(capsys, "gan train")
     # was "continue it with --resume", which then said it has no checkpoint
     assert f"{run} already holds another run, which wrote no checkpoint" in err
     assert "--resume" not in err
@@ -261,17 +261,17 @@ def test_unwritable_outputs_are_refused_before_the_work(gan_run, classify_run, t
     blocker.write_text("x")
     cache = Path(os.environ["ROBUSTREP_CACHE"])
     cases = [
-        ("gan", ["gan", "train", "--out", str(blocker / "run"), *GAN_FLAGS]),
-        ("gan", ["gan", "eval", str(gan_run), "--out", str(blocker / "eval.json")]),
-        ("gan", ["gan", "sample", str(gan_run), "--grid", str(blocker / "g.png")]),
-        ("classify", ["classify", "eval", str(classify_run), "--out", str(blocker / "e"),
-                      "--quiet"]),
-        ("ood", ["ood", "score", str(classify_run), "--ood", "gaussian", "--out",
-                 str(blocker / "o"), "--quiet"]),
+        ("gan train", ["gan", "train", "--out", str(blocker / "run"), *GAN_FLAGS]),
+        ("gan eval", ["gan", "eval", str(gan_run), "--out", str(blocker / "eval.json")]),
+        ("gan sample", ["gan", "sample", str(gan_run), "--grid", str(blocker / "g.png")]),
+        ("classify eval", ["classify", "eval", str(classify_run), "--out", str(blocker / "e"),
+                           "--quiet"]),
+        ("ood score", ["ood", "score", str(classify_run), "--ood", "gaussian", "--out",
+                       str(blocker / "o"), "--quiet"]),
     ]
-    for program, argv in cases:
+    for command, argv in cases:
         assert main(argv) == 2, argv
-        assert f"{blocker} is a file, not a folder" in one_line_error(capsys, program)
+        assert f"{blocker} is a file, not a folder" in one_line_error(capsys, command)
     assert not cache.exists() or not any(cache.iterdir())  # gan eval built no feature net
 
 
@@ -304,16 +304,16 @@ def test_bad_image_files_are_named_before_training(impostor, classify_run, tmp_p
     run = tmp_path / "run"
     assert main(["gan", "train", "--out", str(run), "--dataset", "imagefolder", "--data-root",
                  str(data), *GAN_FLAGS]) == 2
-    assert f"unreadable image {bad}" in one_line_error(capsys, "gan")
+    assert f"unreadable image {bad}" in one_line_error(capsys, "gan train")
     assert not run.exists()
     assert main(["classify", "train", "--out", str(run), "--dataset", "imagefolder",
                  "--data-root", str(data), "--model", "test_resnet", "--image-size", "16",
                  "--batch-size", "4", "--quiet"]) == 2
-    assert f"unreadable image {bad}" in one_line_error(capsys, "classify")
+    assert f"unreadable image {bad}" in one_line_error(capsys, "classify train")
     assert not run.exists()
     assert main(["ood", "score", str(classify_run), "--ood", f"imagefolder:{data}",
                  "--out", str(tmp_path / "ood"), "--quiet"]) == 2
-    assert f"unreadable image {bad}" in one_line_error(capsys, "ood")
+    assert f"unreadable image {bad}" in one_line_error(capsys, "ood score")
     assert not (tmp_path / "ood").exists()
 
 
@@ -324,7 +324,7 @@ def test_batch_larger_than_the_data_is_refused_before_training(tmp_path, capsys)
     run = tmp_path / "run"
     assert main(["gan", "train", "--out", str(run), "--dataset", "imagefolder", "--data-root",
                  str(data), *GAN_FLAGS]) == 2
-    err = one_line_error(capsys, "gan")
+    err = one_line_error(capsys, "gan train")
     assert "the dataset holds 4 samples, fewer than one batch (--batch-size 8)" in err
     assert not run.exists()
 
@@ -348,7 +348,7 @@ def test_truncated_cifar_batch_is_one_line_naming_the_file(tmp_path, capsys):
     bad.write_bytes(bad.read_bytes()[:1000])
     assert main(["gan", "train", "--out", str(tmp_path / "run"), "--dataset", "cifar10",
                  "--data-root", str(tmp_path / "cifar"), *GAN_FLAGS]) == 2
-    assert f"{bad} is not in the CIFAR python format" in one_line_error(capsys, "gan")
+    assert f"{bad} is not in the CIFAR python format" in one_line_error(capsys, "gan train")
 
 
 @pytest.mark.parametrize("weights", ["missing", "garbage"])
@@ -364,7 +364,7 @@ def test_feature_network_problems_are_reported_before_step_one(weights, tmp_path
         bad.write_bytes(os.urandom(2000))
         argv += ["--inception-weights", str(bad)]
     assert main(argv) == 2
-    err = one_line_error(capsys, "gan")
+    err = one_line_error(capsys, "gan train")
     if weights == "garbage":
         assert f"Inception weights file {bad} is not a readable PyTorch file" in err
     else:

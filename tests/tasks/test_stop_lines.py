@@ -54,7 +54,7 @@ def test_sigterm_while_data_pack_writes_leaves_no_tmp_and_a_rerun_packs(
         assert main(["data", "pack", str(tmp_path / "src"), str(tmp_path / "out.zip"),
                      "--resolution", "16", "--quiet"]) == 143
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "robustrep data: stopped by SIGTERM; no file was left half-written (each is written "
+        "robustrep data pack: stopped by SIGTERM; no file was left half-written (each is written "
         "whole or not at all); the same command again does the work again")
     assert _files(tmp_path) == ["src/a/0.png", "src/a/1.png", "src/a/2.png"]
     assert not sigterm_recorded  # the program's handler took it, and gave the test's back
@@ -99,7 +99,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_names_it(
         patch.setattr(torch, "save", save)
         assert main([*GRID, "--out", str(run)]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line.startswith(f"robustrep gan: error: cannot write {run}/checkpoints/latest.pt: "
+    assert line.startswith(f"robustrep gan train: error: cannot write {run}/checkpoints/latest.pt: "
                            f"No space left on device;"), line
     assert line.endswith(f"; checkpoint {run}/checkpoints/latest.pt (step 2) is intact; "
                          f"continue with --resume {run}"), line

@@ -61,27 +61,27 @@ CASES = {
     "ood-batch-size-0": ({}, ["ood", "score", "RUN", "--batch-size", "0"],
                          "argument --batch-size: must be an integer >= 1; got '0'"),
     "config-steps-abc": ({"c.yaml": "steps: abc\n"}, ["gan", "train", "--config", "c.yaml"],
-                         "robustrep gan: error: config file c.yaml: steps must be an integer "
+                         "robustrep gan train: error: config file c.yaml: steps must be an integer "
                          ">= 1; got 'abc'"),
     "config-yaml-syntax": ({"c.yaml": "steps: 3\nreg: [none,\n"},
                            ["classify", "train", "--config", "c.yaml"],
-                           "robustrep classify: error: config file c.yaml line 3, column 1: "
+                           "robustrep classify train: error: config file c.yaml line 3, column 1: "
                            "YAML syntax error"),
     "config-spectral-norm-maybe": ({"c.yaml": "spectral_norm: maybe\n"},
                                    ["gan", "train", "--config", "c.yaml"],
                                    "config file c.yaml: spectral_norm must be true or false; "
                                    "got 'maybe'"),
     "fp16-on-cpu": ({}, ["gan", "train", "--amp", "fp16", "--device", "cpu", "--out", "r"],
-                    "robustrep gan: error: --amp fp16 needs a CUDA device"),
+                    "robustrep gan train: error: --amp fp16 needs a CUDA device"),
     "classify-fp16-on-cpu": ({}, ["classify", "train", "--amp", "fp16", "--device", "cpu",
                                   "--out", "r"],
-                             "robustrep classify: error: --amp fp16 needs a CUDA device"),
+                             "robustrep classify train: error: --amp fp16 needs a CUDA device"),
 }
 if NO_CUDA:
     CASES["device-cuda"] = ({}, ["gan", "train", "--device", "cuda", "--out", "r"],
-                            "robustrep gan: error: --device cuda: CUDA is not available")
+                            "robustrep gan train: error: --device cuda: CUDA is not available")
     CASES["classify-device-cuda"] = ({}, ["classify", "train", "--device", "cuda", "--out", "r"],
-                                     "robustrep classify: error: --device cuda: CUDA is not "
+                                     "robustrep classify train: error: --device cuda: CUDA is not "
                                      "available")
 # The cases that also run through the console script: an argparse error and a program's own.
 SCRIPT_CASES = ["am-alpha-abc", "config-yaml-syntax"]
@@ -125,7 +125,7 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(args, tmp_path, monke
     assert main([*args, "--amp", "fp16", "--device", "cpu", "--out", "r"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Traceback") and "Error: --amp fp16 needs a CUDA device" in err
-    assert err.rstrip().splitlines()[-1].startswith("robustrep gan: error: --amp fp16")
+    assert err.rstrip().splitlines()[-1].startswith("robustrep gan train: error: --amp fp16")
 
 
 @pytest.mark.subprocess

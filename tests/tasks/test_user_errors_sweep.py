@@ -51,9 +51,9 @@ def copy_run(run: Path, tmp_path: Path, edit) -> Path:
     return copy
 
 
-def one_line(code: int, err: str, program: str, *parts: str) -> str:
+def one_line(code: int, err: str, command: str, *parts: str) -> str:
     assert code == 2, err
-    assert err.startswith(f"robustrep {program}: error: "), err
+    assert err.startswith(f"robustrep {command}: error: "), err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     for part in parts:
         assert part in err, err
@@ -90,14 +90,14 @@ def test_an_unreadable_weights_file_is_one_line(kind, tmp_path, monkeypatch, cap
         "ood": ["ood", "score", "--model", "test_resnet", "--checkpoint", str(weights),
                 "--dataset", "digits", "--ood", "gaussian", "--out", "r", "--quiet"],
     }
-    for program, argv in program_args.items():
-        err = one_line(*run_main(argv, capsys), program, f"weights file {weights} ")
+    for argv in program_args.values():
+        err = one_line(*run_main(argv, capsys), " ".join(argv[:2]), f"weights file {weights} ")
         if kind == "module":
             assert "holds Python objects" in err and "state_dict()" in err
         assert not (tmp_path / "r").exists()
     code, err = run_main(["classify", "train", "--out", "run", "--model", "test_resnet",
                           "--pretrained-file", str(weights), "--steps", "1", "--quiet"], capsys)
-    one_line(code, err, "classify", f"weights file {weights} ")
+    one_line(code, err, "classify train", f"weights file {weights} ")
     assert not (tmp_path / "run").exists()
 
 
@@ -124,7 +124,7 @@ def test_gan_fid_refuses_an_empty_samples_file(name, write, problem, tmp_path, m
                                                capsys):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / name)
-    one_line(*run_main(["gan", "fid", name, "digits"], capsys), "gan", problem)
+    one_line(*run_main(["gan", "fid", name, "digits"], capsys), "gan fid", problem)
 
 
 def test_gan_fid_advises_no_option_it_lacks(tmp_path, monkeypatch, capsys):
@@ -135,7 +135,7 @@ def test_gan_fid_advises_no_option_it_lacks(tmp_path, monkeypatch, capsys):
     for i in range(3):
         Image.new("RGB", (16, 16), (20 * i, 50, 90)).save(tmp_path / "data" / f"{i}.png")
     (tmp_path / "data" / "z.png").write_text("<html>not an image</html>")
-    err = one_line(*run_main(["gan", "fid", "data", "digits"], capsys), "gan",
+    err = one_line(*run_main(["gan", "fid", "data", "digits"], capsys), "gan fid",
                    "unreadable image data/z.png")
     assert "skip_bad" not in err and "--skip-bad-images" not in err
 
@@ -159,7 +159,7 @@ def test_classify_resume_checks_the_saved_config(edit, problem, classify_run, tm
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     code, err = run_main(["classify", "train", "--resume", str(run), "--steps", "3", "--quiet"],
                          capsys)
-    one_line(code, err, "classify", problem.format(cfg=run / "config.json"))
+    one_line(code, err, "classify train", problem.format(cfg=run / "config.json"))
     assert {p: p.read_bytes() for p in before} == before  # nothing rewritten
     assert not (run / "checkpoints" / "step_00000003.pt").exists()
 
@@ -173,11 +173,11 @@ def test_evaluating_a_run_names_its_damaged_config(gan_run, classify_run, tmp_pa
     """Was: 'the saved config: steps ...' (gan) and 'steps ...' (classify eval), no file."""
     gan = copy_run(gan_run, tmp_path / "g", _bad_steps)
     for argv in (["gan", "sample", str(gan), "--num", "4"], ["gan", "eval", str(gan)]):
-        one_line(*run_main(argv, capsys), "gan",
+        one_line(*run_main(argv, capsys), " ".join(argv[:2]),
                  f"{gan / 'config.json'}: steps must be an integer >= 1; got 'abc'")
     clf = copy_run(classify_run, tmp_path / "c", _bad_steps)
     one_line(*run_main(["classify", "eval", str(clf), "--attacks", "none", "--corruptions",
-                        "--quiet"], capsys), "classify",
+                        "--quiet"], capsys), "classify eval",
              f"{clf / 'config.json'}: steps must be an integer >= 1; got 'abc'")
     assert not (clf / "eval").exists() and not (gan / "eval.json").exists()
 
@@ -191,7 +191,7 @@ def test_gan_eval_out_replaces_only_its_own_record(gan_run, tmp_path, capsys):
     mine = tmp_path / "notes.json"
     mine.write_text('{"my": "notes"}\n')
     one_line(*run_main(["gan", "eval", str(gan_run), "--out", str(mine), "--num", "64"], capsys),
-             "gan", f"--out {mine} exists and is not a readable record of gan eval")
+             "gan eval", f"--out {mine} exists and is not a readable record of gan eval")
     assert mine.read_text() == '{"my": "notes"}\n'
     record = tmp_path / "e.json"
     for _ in range(2):  # its own record is replaced
@@ -209,7 +209,7 @@ def test_bad_feature_weights_leave_no_run_folder(tmp_path, monkeypatch, capsys):
                           "--eval-every", "0", "--final-eval", "true", "--device", "cpu",
                           "--fid-features", "inception", "--inception-weights",
                           "pt_inception.pth", "--quiet"], capsys)
-    one_line(code, err, "gan", "Inception weights file pt_inception.pth is not a readable")
+    one_line(code, err, "gan train", "Inception weights file pt_inception.pth is not a readable")
     assert not (tmp_path / "r").exists()
 
 
@@ -222,7 +222,7 @@ def test_classify_train_refuses_a_single_class(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet",
                           "--classes", "3", "--steps", "1", "--quiet"], capsys)
-    one_line(code, err, "classify", "--classes needs at least two labels (e.g. 0,1); got [3]")
+    one_line(code, err, "classify train", "--classes needs at least two labels (e.g. 0,1); got [3]")
     assert not (tmp_path / "r").exists()
 
 
@@ -231,7 +231,7 @@ def test_classify_eval_refuses_an_linf_radius_above_one(classify_run, tmp_path, 
     out = tmp_path / "e"
     code, err = run_main(["classify", "eval", str(classify_run), "--eps", "8", "--attacks",
                           "fgsm", "--out", str(out), "--quiet"], capsys)
-    one_line(code, err, "classify", "--eps 8: an Linf radius is in [0, 1] pixels")
+    one_line(code, err, "classify eval", "--eps 8: an Linf radius is in [0, 1] pixels")
     assert not out.exists()
     assert main(["classify", "eval", str(classify_run), "--eps", "2", "--norm", "L2", "--attacks",
                  "fgsm", "--corruptions", "--max-samples", "16", "--out", str(out),
@@ -260,9 +260,9 @@ def test_a_broken_symlink_in_an_image_folder_is_named(tmp_path, monkeypatch, cap
     train = ["gan", "train", "--out", "r", "--dataset", "imagefolder", "--data-root", "data",
              "--image-size", "16", "--batch-size", "4", "--steps", "1", "--g-width", "8",
              "--d-width", "8", "--eval-every", "0", "--final-eval", "false", "--quiet"]
-    for program, argv in [("gan", train), ("gan", ["gan", "fid", "data", "digits"]),
-                          ("data", ["data", "pack", "data", "r.zip", "--resolution", "16"])]:
-        err = one_line(*run_main(argv, capsys), program, problem)
+    for argv in [train, ["gan", "fid", "data", "digits"],
+                 ["data", "pack", "data", "r.zip", "--resolution", "16"]]:
+        err = one_line(*run_main(argv, capsys), " ".join(argv[:2]), problem)
         assert "skip_bad=True" not in err  # the library's keyword, not an option
         assert not (tmp_path / "r").exists() and not (tmp_path / "r.zip").exists()
     # --skip-bad-images leaves it out and says so
@@ -276,7 +276,7 @@ def test_ood_bench_names_out_when_a_file_is_in_the_way(tmp_path, monkeypatch, ca
     (tmp_path / "r").write_text("mine")
     one_line(*run_main(["ood", "bench", "--out", "r", "--regs", "none", "--seeds", "0",
                         "--steps", "1", "--quiet"], capsys),
-             "ood", "cannot use --out r: r is a file, not a folder")
+             "ood bench", "cannot use --out r: r is a file, not a folder")
     assert (tmp_path / "r").read_text() == "mine"
 
 
@@ -291,7 +291,7 @@ def test_ood_bench_refuses_a_repeated_seed_or_setting(flags, problem, tmp_path, 
     monkeypatch.chdir(tmp_path)
     argv = ["ood", "bench", "--out", "r", "--steps", "1", "--quiet", "--regs", "none",
             "--seeds", "0", *flags]
-    one_line(*run_main(argv, capsys), "ood", problem)
+    one_line(*run_main(argv, capsys), "ood bench", problem)
     assert not (tmp_path / "r").exists()
 
 
@@ -305,7 +305,7 @@ def test_a_missing_log_backend_leaves_no_run_folder(program, tmp_path, monkeypat
             ["--model", "test_resnet", "--image-size", "16", "--eval-every", "0"])
     code, err = run_main([program, "train", "--out", "r", *tiny, "--steps", "1", "--log",
                           "wandb", "--quiet"], capsys)
-    one_line(code, err, program, "--log wandb needs the wandb package")
+    one_line(code, err, f"{program} train", "--log wandb needs the wandb package")
     assert not (tmp_path / "r").exists()
 
 
@@ -323,7 +323,7 @@ def test_classify_batch_problems_leave_no_run_folder(flags, problem, tmp_path, m
     code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet",
                           "--image-size", "16", "--steps", "1", "--eval-every", "0", *flags,
                           "--quiet"], capsys)
-    one_line(code, err, "classify", problem)
+    one_line(code, err, "classify train", problem)
     assert not (tmp_path / "r").exists()
 
 
@@ -332,7 +332,7 @@ def test_classify_train_refuses_an_linf_radius_above_one(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet", "--reg",
                           "pgd", "--eps", "8", "--steps", "1", "--quiet"], capsys)
-    one_line(code, err, "classify", "--eps 8: an Linf radius is in [0, 1] pixels")
+    one_line(code, err, "classify train", "--eps 8: an Linf radius is in [0, 1] pixels")
     assert not (tmp_path / "r").exists()
     assert main(["classify", "train", "--reg", "pgd", "--eps", "2", "--pgd-norm", "l2",
                  "--dry-run"]) == 0  # an L2 radius may be larger
@@ -342,17 +342,18 @@ def test_classify_train_refuses_an_linf_radius_above_one(tmp_path, monkeypatch, 
 # messages that named the wrong problem
 
 
-@pytest.mark.parametrize("argv, program, problem", [
-    (["gan", "train", "--config", "sub"], "gan", "config file sub is a folder (accepted: a .json "
-                                                 "or .yaml file)"),
+@pytest.mark.parametrize("argv, command, problem", [
+    (["gan", "train", "--config", "sub"], "gan train", "config file sub is a folder (accepted: a "
+                                                       ".json or .yaml file)"),
     (["gan", "train", "--dataset", "imagefolder", "--data-root", "notes.txt", "--out", "r"],
-     "gan", "--data-root notes.txt is a file, not a folder; expected a folder with the layout"),
-    (["ood", "score", "RUN", "--ood", "imagefolder:", "--out", "r", "--quiet"], "ood",
+     "gan train", "--data-root notes.txt is a file, not a folder; expected a folder with the "
+                  "layout"),
+    (["ood", "score", "RUN", "--ood", "imagefolder:", "--out", "r", "--quiet"], "ood score",
      "imagefolder needs a path: imagefolder:PATH"),
-    (["gan", "train", "--dataset", "zip", "--data-root", "sub", "--out", "r"], "gan",
+    (["gan", "train", "--dataset", "zip", "--data-root", "sub", "--out", "r"], "gan train",
      "--data-root sub is a folder, not a .zip (use --dataset imagefolder"),
 ], ids=["config-is-a-folder", "data-root-is-a-file", "imagefolder-without-path", "zip-a-folder"])
-def test_the_line_names_the_real_problem(argv, program, problem, classify_run, tmp_path,
+def test_the_line_names_the_real_problem(argv, command, problem, classify_run, tmp_path,
                                         monkeypatch, capsys):
     """Was: 'does not exist' for a folder or file that exists; `imagefolder:` read the working
     folder ('no images found under .')."""
@@ -360,7 +361,7 @@ def test_the_line_names_the_real_problem(argv, program, problem, classify_run, t
     argv = [str(classify_run) if a == "RUN" else a for a in argv]
     (tmp_path / "sub").mkdir()
     (tmp_path / "notes.txt").write_text("notes")
-    one_line(*run_main(argv, capsys), program, problem)
+    one_line(*run_main(argv, capsys), command, problem)
     assert not (tmp_path / "r").exists()
 
 
@@ -389,7 +390,7 @@ def test_a_cache_variable_naming_a_file_is_named(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
     monkeypatch.setenv("ROBUSTREP_CACHE", str(blocker))
-    one_line(*run_main(["gan", "fid", "digits", "digits"], capsys), "gan",
+    one_line(*run_main(["gan", "fid", "digits", "digits"], capsys), "gan fid",
              f"$ROBUSTREP_CACHE {blocker} is a file, not a folder")
     assert blocker.read_text() == "not a folder"
 
@@ -399,7 +400,7 @@ def test_ood_score_refuses_a_negative_detector_setting(classify_run, tmp_path, c
     out = tmp_path / "o"
     one_line(*run_main(["ood", "score", str(classify_run), "--detectors", "KNN", "--param",
                         "KNN.k=-1", "--ood", "gaussian", "--out", str(out), "--quiet"], capsys),
-             "ood", "--param KNN.k=-1: KNN.k takes an int > 0 (default 50), got -1")
+             "ood score", "--param KNN.k=-1: KNN.k takes an int > 0 (default 50), got -1")
     assert not out.exists()
 
 
@@ -407,7 +408,7 @@ def test_gan_fid_names_a_run_without_checkpoints(gan_run, tmp_path, capsys):
     """Was: read as an image folder: 'class folder RUN/plots holds no images'."""
     run = Path(shutil.copytree(gan_run, tmp_path / "run"))
     shutil.rmtree(run / "checkpoints")
-    one_line(*run_main(["gan", "fid", str(run), "digits"], capsys), "gan",
+    one_line(*run_main(["gan", "fid", str(run), "digits"], capsys), "gan fid",
              f"no checkpoint at {run / 'checkpoints'}")
 
 
@@ -433,7 +434,7 @@ def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_pat
     code, err = run_main(["classify", "train", "--out", "r", "--model", "test_resnet",
                           "--image-size", "16", "--steps", "1", "--eval-every", "0", "--reg",
                           "pgd", *flags, "--quiet"], capsys)
-    one_line(code, err, "classify", problem)
+    one_line(code, err, "classify train", problem)
     assert not (tmp_path / "r").exists()
 
 
@@ -457,7 +458,7 @@ def test_gan_attack_settings_are_checked_when_built(reg, options, problem, tmp_p
                           "--d-width", "8", "--batch-size", "8", "--steps", "1", "--eval-every",
                           "0", "--final-eval", "false", "--reg", reg, "--reg-options", options,
                           "--quiet"], capsys)
-    one_line(code, err, "gan", problem)
+    one_line(code, err, "gan train", problem)
     assert not (tmp_path / "r").exists()
 
 
@@ -474,12 +475,12 @@ def test_eval_out_replaces_only_its_own_record(program, argv, name, companion, c
     out.mkdir()
     (out / name).write_text('{"my": "numbers"}\n')
     argv = [str(classify_run) if a == "RUN" else a for a in argv] + ["--out", str(out)]
-    one_line(*run_main(argv, capsys), program,
+    one_line(*run_main(argv, capsys), " ".join(argv[:2]),
              f"--out {out / name} exists and is not a readable record of {program} ")
     assert (out / name).read_text() == '{"my": "numbers"}\n'
     (out / name).unlink()
     (out / companion).write_text("my own")  # a file of a name it writes, without its record
-    one_line(*run_main(argv, capsys), program,
+    one_line(*run_main(argv, capsys), " ".join(argv[:2]),
              f"--out {out} holds {companion}, which no {program} ")
     assert (out / companion).read_text() == "my own"
     (out / companion).unlink()
@@ -493,7 +494,7 @@ def test_gan_checkpoint_by_name_and_a_missing_one_lists_the_choices(gan_run, tmp
     name of a file in RUN/checkpoints was not found."""
     monkeypatch.chdir(tmp_path)
     one_line(*run_main(["gan", "eval", str(gan_run), "--checkpoint", "step_00000009.pt"],
-                       capsys), "gan",
+                       capsys), "gan eval",
              f"--checkpoint step_00000009.pt: no such file; {gan_run / 'checkpoints'} holds "
              f"latest.pt, step_00000001.pt, step_00000002.pt")
     assert main(["gan", "sample", str(gan_run), "--checkpoint", "step_00000001.pt", "--num", "4",
@@ -501,7 +502,7 @@ def test_gan_checkpoint_by_name_and_a_missing_one_lists_the_choices(gan_run, tmp
     assert json.loads(capsys.readouterr().out)["step"] == 1
     (gan_run / "checkpoints" / "latest.pt").rename(tmp_path / "away.pt")  # was: not listed
     try:
-        one_line(*run_main(["gan", "sample", str(gan_run)], capsys), "gan",
+        one_line(*run_main(["gan", "sample", str(gan_run)], capsys), "gan sample",
                  f"no checkpoint at {gan_run / 'checkpoints' / 'latest.pt'} (expected a file "
                  f"written by robustrep, e.g. RUN/checkpoints/latest.pt); "
                  f"{gan_run / 'checkpoints'} holds step_00000001.pt, step_00000002.pt")

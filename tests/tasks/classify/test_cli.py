@@ -111,9 +111,9 @@ def test_resume_refuses_another_number_of_processes(tiny_cfg, tmp_path, capsys):
     assert main(["classify", "train", "--resume", str(run), "--steps", "4"]) == 2
     batch = tiny_cfg().batch_size
     assert capsys.readouterr().err == (
-        f"robustrep classify: error: {run} was trained with 2 process(es) and is resumed with 1: "
-        f"--batch-size is per process, so the global batch would change from {2 * batch} to "
-        f"{batch}; resume with 2 process(es)\n")
+        f"robustrep classify train: error: {run} was trained with 2 process(es) and is resumed "
+        f"with 1: --batch-size is per process, so the global batch would change from {2 * batch} "
+        f"to {batch}; resume with 2 process(es)\n")
 
 
 def test_resume_refuses_weight_decay_between_zero_and_positive(tiny_cfg, tmp_path, capsys):

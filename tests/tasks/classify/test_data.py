@@ -45,7 +45,7 @@ def test_images_too_large_for_memory_name_the_image_size(monkeypatch, capsys):
     assert main(["classify", "train", "--model", "test_resnet", "--image-size", "100000",
                  "--dry-run"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep classify: error: --image-size 100000: the digits images resized to "
+        "robustrep classify train: error: --image-size 100000: the digits images resized to "
         "100000x100000 do not fit in this machine's memory (the resized images are held in "
         "memory); give a smaller --image-size\n")
     refuse("another failure")  # not hidden behind the memory line

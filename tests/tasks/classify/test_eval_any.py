@@ -189,7 +189,7 @@ def test_a_head_too_small_for_the_data_asks_for_the_classes_it_was_trained_on(tm
     base = ["classify", "eval", "--model", "test_resnet", "--checkpoint", "ck.pth", *EVAL]
     assert main(base + ["--out", "a"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep classify: error: the model has 5 outputs (its head, from the weights) and "
+        "robustrep classify eval: error: the model has 5 outputs (its head, from the weights) and "
         "digits holds more classes: its labels need 10 outputs (labels 0..9); name the labels "
         "it was trained on with --classes (--classes 0 1 2 3 4 for labels 0..4)\n")
     assert main(base + ["--num-classes", "5", "--out", "a"]) == 2

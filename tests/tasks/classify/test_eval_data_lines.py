@@ -73,7 +73,7 @@ def test_a_flat_folder_has_no_labels_to_evaluate_against(tmp_path, weights, caps
                  *EVAL]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "training" not in err
-    assert err == (f"robustrep classify: error: the imagefolder evaluation data at "
+    assert err == (f"robustrep classify eval: error: the imagefolder evaluation data at "
                    f"{tmp_path / 'flat'} has no labels to score the model against (its images "
                    f"are not in class folders); give images in class folders "
                    f"(ROOT/<class>/<image>; one class is enough), or a dataset zip with a "
@@ -91,8 +91,8 @@ def test_weights_of_another_architecture_are_named_as_such(tmp_path, capsys):
                  "--out", str(tmp_path / "o"), *EVAL]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "number of classes" not in err
-    assert err.startswith(f"robustrep classify: error: weights file {tmp_path / 'vit.pth'} does "
-                          f"not fit timm model 'test_resnet': ")
+    assert err.startswith(f"robustrep classify eval: error: weights file {tmp_path / 'vit.pth'} "
+                          f"does not fit timm model 'test_resnet': ")
     assert "parameter(s) missing (e.g. bn1.bias" in err and "unexpected (e.g. blocks.0." in err
     assert err.endswith("Give the weights of the same architecture.")
 
@@ -117,7 +117,7 @@ def test_a_zip_without_labels_has_none_to_evaluate_against(tmp_path, weights, ca
                  "--data-root", str(tmp_path / "data.zip"), "--out", str(tmp_path / "o"),
                  *EVAL]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"robustrep classify: error: the imagefolder evaluation data at "
+    assert err.startswith(f"robustrep classify eval: error: the imagefolder evaluation data at "
                           f"{tmp_path / 'data.zip'} has no labels to score the model against "
                           f"(no dataset.json labels); give images in class folders")
     assert len(err.splitlines()) == 1

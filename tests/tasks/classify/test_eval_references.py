@@ -179,7 +179,7 @@ def test_out_of_memory_in_the_evaluation_names_the_batch_size(trained_run, tmp_p
             "--batch-size", "4096", "--out", str(tmp_path / "e"), "--quiet"]
     assert main(args) == 2
     assert capsys.readouterr().err == (
-        "robustrep classify: error: out of memory on cpu with 4096 images at a time (CUDA out "
+        "robustrep classify eval: error: out of memory on cpu with 4096 images at a time (CUDA out "
         "of memory. Tried to allocate 20.00 GiB (GPU 0; 79.10 GiB total capacity)); give a "
         "smaller --batch-size (now 4096)\n")
 

@@ -68,7 +68,7 @@ def test_an_edited_config_value_is_one_line_naming_the_file(tmp_path, trained_ru
     assert main(["ood", "score", str(run), "--detectors", "MaxSoftmax", "--quiet",
                  "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: {run / 'config.json'}: {key} must be {what}, got "
+        f"robustrep ood score: error: {run / 'config.json'}: {key} must be {what}, got "
         f"{json.dumps(value)}; was the file edited? (classify train writes it)\n")
 
 

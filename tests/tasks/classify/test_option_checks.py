@@ -163,7 +163,7 @@ def test_aa_policy_strings_are_checked_against_timm_grammar(good, bad, capsys, t
     assert main(["classify", "train", "--aa", good, "--dry-run"]) == 0
     capsys.readouterr()
     err = _refused(["--aa", bad], capsys, tmp_path)
-    assert err.startswith("robustrep classify: error: --aa: unknown") and "accepted: " in err
+    assert err.startswith("robustrep classify train: error: --aa: unknown") and "accepted: " in err
 
 
 @pytest.mark.parametrize("spec,words", [("rand-tfoo", "unknown transform set 'tfoo'"),
@@ -272,7 +272,7 @@ def test_an_image_size_the_model_cannot_take_is_refused_before_the_run(capsys, t
         assert main(["classify", "train", "--model", "test_convnext", "--image-size", "8",
                      "--steps", "1", *extra]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("robustrep classify: error: --image-size 8: model "
+        assert err.startswith("robustrep classify train: error: --image-size 8: model "
                               "'test_convnext' cannot take 8x8 inputs (") and "\n" not in err
     assert not run.exists()
     assert main(["classify", "train", "--model", "test_convnext", "--image-size", "32",
@@ -337,9 +337,9 @@ def test_an_l2_eps_wider_than_the_images_is_one_line_naming_eps(monkeypatch, cap
                  "--attacks", "fgsm"]) == 2
     assert (seen["norm"], seen["eps"]) == ("L2", 17.0)  # as spelt, whatever the case given
     assert capsys.readouterr().err.strip() == (
-        "robustrep classify: error: --eps: eps=17 is wider than the largest L2 distance between "
-        "two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every image; an "
-        "L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")
+        "robustrep classify eval: error: --eps: eps=17 is wider than the largest L2 distance "
+        "between two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every "
+        "image; an L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")
 
 
 def test_an_l2_radius_wider_than_the_images_is_refused_before_the_clean_pass(
@@ -352,6 +352,6 @@ def test_an_l2_radius_wider_than_the_images_is_refused_before_the_clean_pass(
                  "--quiet"]) == 2
     assert not calls
     assert capsys.readouterr().err.strip() == (
-        "robustrep classify: error: --eps: eps=30 is wider than the largest L2 distance between "
-        "two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every image; an "
-        "L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")
+        "robustrep classify eval: error: --eps: eps=30 is wider than the largest L2 distance "
+        "between two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every "
+        "image; an L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")

@@ -93,6 +93,7 @@ def test_a_users_mistake_is_one_line(case, trained_run, tmp_path, capsys):
     words, line = _cases(tmp_path, trained_run)[case]
     assert main(["classify", *words]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].startswith(f"robustrep classify: error: {line}"), err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"robustrep classify {words[0]}: error: {line}"), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # refused before a run or report folder was made

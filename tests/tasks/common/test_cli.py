@@ -122,3 +122,20 @@ def test_help_states_each_default_once():
     text = " ".join(parser.format_help().split())
     assert "plain (default: 3)" in text and "says it (default: 5)" in text
     assert text.count("default") == 2
+
+
+@pytest.mark.parametrize("rank, said", [(None, True), ("0", True), ("1", False)])
+def test_a_stop_is_said_once_under_torchrun_by_process_0(rank, said, monkeypatch, capsys):
+    """Was: every torchrun process said what a Ctrl-C kept, and the others, which open no run
+    folder, said "it stopped before making its run folder; nothing was written"."""
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+
+    def stopped(args):
+        raise KeyboardInterrupt
+    assert run_command("gan train", stopped, argparse.Namespace(command="train")) == 130
+    line = ("robustrep gan train: interrupted (Ctrl-C); it stopped before making its run "
+            "folder; nothing was written\n")
+    assert capsys.readouterr().err == (line if said else "")

@@ -41,7 +41,7 @@ def test_another_trainers_config_is_named_in_one_line(configs, program, other, c
             path.write_text(json.dumps(data))
         assert main([program, "train", "--config", str(path), "--dry-run"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err == [f"robustrep {program}: error: config file {path} is the config of a "
+        assert err == [f"robustrep {program} train: error: config file {path} is the config of a "
                        f"`{other} train` run (its options {first}, ... are {other} train's): "
                        f"give it to `robustrep {other} train --config`; {program} train takes "
                        f"a config of its own options (listed by 'robustrep {program} train "

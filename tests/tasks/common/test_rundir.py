@@ -164,15 +164,15 @@ def test_a_run_saves_its_paths_absolute(tmp_path, monkeypatch):
 EXPECTED = "(expected a folder holding config.json and checkpoints/)"
 IS_FILE = f"is a file, not a run folder {EXPECTED}"
 CHECKPOINT = "run/checkpoints/step_00000400.pt"
-# program, argv before RUN, after it, where argparse names RUN ("argument RUN: "), what a
-# checkpoint is given as
+# command (the argv before RUN): the flags after RUN, where argparse names RUN ("argument RUN: "),
+# what a checkpoint is given as
 RUN_COMMANDS = {
-    "gan eval": ("gan", [], "", "gan eval run --checkpoint step_00000400.pt"),
-    "gan sample": ("gan", [], "", "gan sample run --checkpoint step_00000400.pt"),
-    "classify eval": ("classify eval", ["--attacks", "none"], "argument RUN: ",
+    "gan eval": ([], "", "gan eval run --checkpoint step_00000400.pt"),
+    "gan sample": ([], "", "gan sample run --checkpoint step_00000400.pt"),
+    "classify eval": (["--attacks", "none"], "argument RUN: ",
                       f"run; or, for one no robustrep run wrote, --model NAME --checkpoint "
                       f"{CHECKPOINT}"),
-    "ood score": ("ood score", ["--detectors", "MaxSoftmax"], "argument RUN: ",
+    "ood score": (["--detectors", "MaxSoftmax"], "argument RUN: ",
                   f"run; or, for one no robustrep run wrote, --model NAME --checkpoint "
                   f"{CHECKPOINT}"),
 }
@@ -185,13 +185,13 @@ def test_a_run_that_is_no_folder_is_named_for_what_it_is(command, tmp_path, monk
     (gan), and for a file "cannot use --out FILE/eval: FILE is a file" (classify eval, ood
     score, gan sample), as if --out had been given."""
     from ..test_user_errors import run_main
-    program, flags, argument, use = RUN_COMMANDS[command]
+    flags, argument, use = RUN_COMMANDS[command]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / CHECKPOINT).write_bytes(b"")
     (tmp_path / "notes.txt").write_text("mine")
     missing = "RUN missing does not exist " + EXPECTED
-    for run, error in (("missing", f"robustrep {program.split()[0]}: error: {missing}"),
+    for run, error in (("missing", f"robustrep {command}: error: {missing}"),
                        (CHECKPOINT, f"{argument}{CHECKPOINT} {IS_FILE}; for a checkpoint "
                                     f"give its run folder: {use}"),
                        ("notes.txt", f"{argument}notes.txt {IS_FILE}")):

@@ -94,7 +94,7 @@ def test_lsun_classes_are_checked_with_the_options(program, classes, error, tmp_
     flags = ["--dataset", "lsun", "--data-root", str(tmp_path / "nowhere"), "--quiet"]
     assert main([program, "train", *flags, "--lsun-classes", classes,
                  "--out", str(tmp_path / "run")]) == 2
-    assert capsys.readouterr().err == f"robustrep {program}: error: {error}\n"
+    assert capsys.readouterr().err == f"robustrep {program} train: error: {error}\n"
     (tmp_path / "c.json").write_text(json.dumps({"lsun_classes": classes}))
     assert main([program, "train", *flags, "--config", str(tmp_path / "c.json"), "--dry-run"]) == 2
     assert error in capsys.readouterr().err

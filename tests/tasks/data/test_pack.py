@@ -108,7 +108,7 @@ def test_a_stop_mid_pack_prints_its_line_after_the_bars_last(folder, tmp_path, c
         == 130
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("packing: image 2/7 ") and len(lines) == 2, lines
-    assert lines[1].startswith("robustrep data: interrupted (Ctrl-C); ")
+    assert lines[1].startswith("robustrep data pack: interrupted (Ctrl-C); ")
     assert not (tmp_path / "a.zip").exists()
 
 
@@ -138,7 +138,7 @@ def test_pack_errors_are_one_line(folder, tmp_path, capsys, args, expect):
     err = capsys.readouterr().err
     for name, path in named.items():
         expect = expect.replace(name, str(path))
-    assert err.count("\n") == 1 and err.startswith("robustrep data: error:") and expect in err
+    assert err.count("\n") == 1 and err.startswith("robustrep data pack: error:") and expect in err
 
 
 def test_a_dangling_link_as_out_is_refused_not_replaced(folder, tmp_path, capsys):
@@ -146,7 +146,7 @@ def test_a_dangling_link_as_out_is_refused_not_replaced(folder, tmp_path, capsys
     out = tmp_path / "link.zip"
     os.symlink(tmp_path / "nowhere" / "target.zip", out)
     assert main(["data", "pack", str(folder), str(out), "--resolution", "16"]) == 2
-    assert capsys.readouterr().err == (f"robustrep data: error: OUT {out} is a symbolic link; "
+    assert capsys.readouterr().err == (f"robustrep data pack: error: OUT {out} is a symbolic link; "
                                        f"remove it or choose another path\n")
     assert out.is_symlink() and not out.exists()  # the link left as it was
 
@@ -334,7 +334,7 @@ def test_a_zip_packed_onto_itself_is_refused(folder, tmp_path):
     before = source.read_bytes()
     for out in (source, tmp_path / "." / "s.zip"):
         code, _, err = pack(source, out)
-        assert code == 2 and err == (f"robustrep data: error: OUT {out} is SRC: packing would "
+        assert code == 2 and err == (f"robustrep data pack: error: OUT {out} is SRC: packing would "
                                      f"replace the images it reads; choose another path for "
                                      f"OUT\n")
     assert source.read_bytes() == before
@@ -376,6 +376,22 @@ def test_a_zip_of_one_folder_is_read_from_inside_it(mixed, tmp_path, flat):
     assert f"note: {source} holds one folder, {folder.name}/, and nothing else" in err
 
 
+def test_a_folder_of_one_folder_of_class_folders_says_it_is_read_from_inside(mixed, tmp_path):
+    """Was: such a folder was read from inside its lone folder without a word, where a zip of
+    it gave the note; the packed classes are the inner folder's either way."""
+    wrapped = tmp_path / "wrap me"
+    wrapped.mkdir()
+    (wrapped / "outer").mkdir()
+    mixed.rename(wrapped / "outer" / "in")  # two lone levels above the class folders
+    code, out, err = pack(wrapped, tmp_path / "w.zip")
+    assert code == 0, err
+    assert err.splitlines()[0] == (
+        f"note: {wrapped} holds one folder, outer/, and nothing else: the images are read from "
+        f"inside outer/in/, as `data pack '{wrapped}/outer/in'` reads them")
+    assert pack(wrapped / "outer" / "in", tmp_path / "i.zip")[2] == err[err.index("\n") + 1:]
+    assert (tmp_path / "w.zip").read_bytes() == (tmp_path / "i.zip").read_bytes()
+
+
 def test_the_summary_names_a_non_ascii_path_as_written(folder, tmp_path):
     out = tmp_path / "pk ü" / "out.zip"
     out.parent.mkdir()
@@ -410,8 +426,8 @@ def test_a_side_no_gan_network_trains_at_is_refused(folder, tmp_path, capsys, si
     out = tmp_path / "o.zip"
     assert main(["data", "pack", str(folder), str(out), "--resolution", side]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep data: error: --resolution {side}: a stylegan2-ada zip's side is a power of 2 "
-        f"(dataset_tool.py and the GAN networks take no other); give {nearest}\n")
+        f"robustrep data pack: error: --resolution {side}: a stylegan2-ada zip's side is a power "
+        f"of 2 (dataset_tool.py and the GAN networks take no other); give {nearest}\n")
     assert not out.exists()
     assert main(["data", "pack", str(folder), str(out), "--resolution", "4", "--quiet"]) == 0
 
@@ -432,9 +448,9 @@ def test_timms_split_layout_is_refused_not_packed_as_two_classes(mixed, tmp_path
     each = ("unzip it and pack each split on its own (data pack FOLDER/train train.zip)" if as_zip
             else f"pack each split on its own (data pack '{split / 'train'}' train.zip)")
     assert (code, err) == (2, (
-        f"robustrep data: error: SRC {source} holds train/ and {held_out}/, timm's split layout "
-        f"(as classify reads such a folder), which data pack would read as two classes named "
-        f"train and {held_out}: {each}, or rename the folders if they are classes\n"))
+        f"robustrep data pack: error: SRC {source} holds train/ and {held_out}/, timm's split "
+        f"layout (as classify reads such a folder), which data pack would read as two classes "
+        f"named train and {held_out}: {each}, or rename the folders if they are classes\n"))
     assert not (tmp_path / "o.zip").exists()
     assert pack(split / "train", tmp_path / "o.zip")[0] == 0  # a split alone: its classes
 
@@ -446,7 +462,7 @@ def test_the_note_on_a_zip_of_one_folder_quotes_the_folder_as_a_shell_reads_it(m
     source = zip_folder(folder, tmp_path / "src.zip", wrapped=True)
     code, _, err = pack(source, tmp_path / "z.zip")
     assert code == 0, err
-    assert "the images are read from inside it, as `data pack 'my src'` reads them" in err
+    assert "the images are read from inside my src/, as `data pack 'my src'` reads them" in err
 
 
 def _held(path):

@@ -29,8 +29,8 @@ def test_a_zip_cut_short_is_named_as_src_with_what_is_accepted(tmp_path, capsys)
     out = tmp_path / "o.zip"
     assert main(["data", "pack", str(cut), str(out), "--resolution", "16"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"robustrep data: error: SRC {cut} is not a readable zip archive (cut short "
-                   f"by a download or copy, damaged, or another format named .zip); give an "
+    assert err == (f"robustrep data pack: error: SRC {cut} is not a readable zip archive (cut "
+                   f"short by a download or copy, damaged, or another format named .zip); give an "
                    f"image folder (SRC/<class>/<image> or images directly in SRC) or a .zip of "
                    f"one\n")
     assert not out.exists()
@@ -43,7 +43,7 @@ def test_out_named_only_zip_is_told_to_give_a_name(tmp_path, capsys):
     src = _zip_of_images(tmp_path / "src.zip")
     assert main(["data", "pack", str(src), str(tmp_path / ".zip"), "--resolution", "16"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"robustrep data: error: OUT {tmp_path / '.zip'}: give a file name before "
+    assert err == (f"robustrep data pack: error: OUT {tmp_path / '.zip'}: give a file name before "
                    f".zip (e.g. dataset.zip)\n")
     assert main(["data", "pack", str(src), str(tmp_path / "o.txt"), "--resolution", "16"]) == 2
     assert capsys.readouterr().err.endswith(": give a path ending in .zip (e.g. dataset.zip)\n")
@@ -69,5 +69,5 @@ def test_a_name_too_long_is_named_as_src_or_out_with_the_limit(tmp_path, monkeyp
             ([long, "o.zip"], f"SRC aaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaa: its name is 300 bytes "
                               f"long, {LIMIT}; give a shorter name")):
         assert main(["data", "pack", *args, "--resolution", "16"]) == 2
-        assert capsys.readouterr().err == f"robustrep data: error: {line}\n"
+        assert capsys.readouterr().err == f"robustrep data pack: error: {line}\n"
     assert sorted(tmp_path.iterdir()) == [src]

@@ -74,8 +74,12 @@ def test_resume_keeps_p(tiny_cfg, tmp_path):
 def test_config_errors(tiny_cfg):
     with pytest.raises(ConfigError, match="--augment-p"):
         tiny_cfg(augment="fixed")
-    with pytest.raises(ConfigError, match="ada_kimg apply only with --augment ada"):
+    with pytest.raises(ConfigError, match="^--ada-kimg applies only with --augment ada "
+                                          r"\(augment is 'fixed'\); drop it or pass"):
         tiny_cfg(augment="fixed", augment_p=0.5, ada_kimg=1.0)
+    with pytest.raises(ConfigError, match="^--ada-target, --ada-kimg apply only with --augment "
+                                          r"ada \(augment is 'fixed'\); drop them or pass"):
+        tiny_cfg(augment="fixed", augment_p=0.5, ada_kimg=1.0, ada_target=0.5)
     with pytest.raises(ConfigError, match="--augment-p applies only"):
         tiny_cfg(augment_p=0.5)
     with pytest.raises(ConfigError, match="2-D points"):

@@ -186,7 +186,8 @@ def test_a_damaged_latest_checkpoint_names_the_last_step_file(digits_run, tmp_pa
                           f"copy it over {latest} to use it")):
         assert main([*argv, "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"robustrep gan: error: checkpoint {latest} is not a readable ")
+        assert err.startswith(f"robustrep {' '.join(argv[:2])}: error: checkpoint {latest} is "
+                              f"not a readable "), err
         assert err.endswith(f"; {last} is there, the last step written: {advice}\n"), err
         assert err.count("\n") == 1
     assert main(["gan", "sample", str(run), "--num", "4", "--quiet",
@@ -267,9 +268,9 @@ def test_inception_weights_missing_or_acting_on_nothing_are_refused_first(digits
     """Was: on the digits network (the digits default) a missing --inception-weights FILE was
     accepted by gan train and gan eval without a word, exit 0."""
     missing = tmp_path / "none.pth"
-    gone = ("robustrep gan: error: --inception-weights {} does not exist; give the file "
+    gone = ("--inception-weights {} does not exist; give the file "
             "pt_inception-2015-12-05-6726825d.pth (or leave the option out: "
-            "$ROBUSTREP_INCEPTION, else robustrep's cached copy)\n")
+            "$ROBUSTREP_INCEPTION, else robustrep's cached copy)")
     run = tmp_path / "run"
     cases = [  # (argv, the error)
         (["gan", "train", "--out", str(run), *TINY_TRAIN, "--inception-weights", str(missing)],
@@ -297,8 +298,7 @@ def test_inception_weights_missing_or_acting_on_nothing_are_refused_first(digits
     for argv, error in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert err == (error if error.startswith("robustrep") else
-                       f"robustrep gan: error: {error}\n"), (argv, err)
+        assert err == f"robustrep {' '.join(argv[:2])}: error: {error}\n", (argv, err)
     assert list(tmp_path.iterdir()) == [inception_run]  # no run folder, no record
     assert {p: p.stat().st_mtime_ns for p in (*digits_run.rglob("*"),
                                               *inception_run.rglob("*"))} == before
@@ -702,6 +702,7 @@ def test_an_unfinished_run_is_said_to_be_one(digits_run, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.rstrip().endswith(f"note: {run} is unfinished: these are the metrics of its "
                                  f"checkpoint at step 1 of 3")
+    argv[-1] = str(tmp_path / "finished.json")  # e.json is the other run's record now
     assert main(["gan", "eval", str(digits_run), *argv]) == 0  # a finished run
     assert "note:" not in capsys.readouterr().out
     # an earlier checkpoint of a finished run is what was asked for

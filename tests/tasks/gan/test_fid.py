@@ -168,7 +168,7 @@ def test_network_options_beside_statistics_are_checked_before_any_network(images
     run_fid(tmp_path / "a.npy", "--save-stats", stats)
     assert main(["gan", "fid", str(stats), str(stats), "--fid-features", "inception"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep gan: error: {stats} and {stats} hold statistics of digits, not of "
+        f"robustrep gan fid: error: {stats} and {stats} hold statistics of digits, not of "
         f"--fid-features inception: FIDs compare only within one network (drop "
         f"--fid-features)\n")
     weights = tmp_path / "w.pth"  # there (a missing file is refused first), never read
@@ -190,11 +190,11 @@ def test_inception_weights_missing_or_acting_on_nothing_are_refused(images, tmp_
     assert main(["gan", "fid", a, a, "--fid-features", "digits", "--inception-weights",
                  str(missing)]) == 2
     assert capsys.readouterr().err == (
-        "robustrep gan: error: --inception-weights applies only with the Inception FID "
+        "robustrep gan fid: error: --inception-weights applies only with the Inception FID "
         "features (--fid-features inception; these are digits); drop it or set that option\n")
     assert main(["gan", "fid", a, a, "--inception-weights", str(missing)]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep gan: error: --inception-weights {missing} does not exist; give the file "
+        f"robustrep gan fid: error: --inception-weights {missing} does not exist; give the file "
         f"pt_inception-2015-12-05-6726825d.pth (or leave the option out: $ROBUSTREP_INCEPTION, "
         f"else robustrep's cached copy)\n")
 
@@ -251,7 +251,7 @@ def test_errors_are_one_line(images, tmp_path, capsys, make, expect):
     np.save(tmp_path / "a.npy", images[0].numpy())
     assert main(["gan", "fid", str(tmp_path / "a.npy"), str(bad), "--fid-features", "digits"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("robustrep gan: error:") and expect in err
+    assert err.count("\n") == 1 and err.startswith("robustrep gan fid: error:") and expect in err
 
 
 def _rank_deficient(d=16, n=8):
@@ -382,7 +382,7 @@ def test_save_stats_replaces_a_file_only_with_force(images, tmp_path, capsys):
     argv = ["gan", "fid", str(tmp_path / "b.npy"), "--save-stats", str(stats),
             "--fid-features", "digits"]
     assert main(argv) == 2
-    assert capsys.readouterr().err == (f"robustrep gan: error: --save-stats {stats} already "
+    assert capsys.readouterr().err == (f"robustrep gan fid: error: --save-stats {stats} already "
                                        f"exists; pass --force to overwrite it or choose another "
                                        f"name\n")
     assert stats.read_bytes() == before

@@ -66,7 +66,7 @@ def test_an_unreadable_first_image_is_one_line_naming_it(tmp_path, capsys, first
     assert main(["gan", "fid", str(folder), "digits"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"robustrep gan: error: unreadable image {folder / '0.png'} under "
+    assert err.startswith(f"robustrep gan fid: error: unreadable image {folder / '0.png'} under "
                           f"{folder}: {reason}")
     assert err.rstrip().endswith("remove or replace it")  # no --skip-bad-images in gan fid
 
@@ -89,4 +89,4 @@ def test_a_samples_array_of_no_image_layout_is_named_by_its_shape(shape, problem
     assert main(["gan", "fid", str(path), str(other), "--fid-features", "digits"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"robustrep gan: error: {path}: {problem}")
+    assert err.startswith(f"robustrep gan fid: error: {path}: {problem}")

@@ -150,8 +150,8 @@ def test_stylegan2_groups_and_channels_that_cannot_be_built_are_refused(tmp_path
     assert main(["gan", "train", "--preset", "digits-stylegan2", "--channel-base", "3",
                  "--out", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err == ("robustrep gan: error: --channel-base 3 gives the 32x32 layers no feature maps "
-                   "(min(channel_base // 32, channel_max)); give at least 32\n")
+    assert err == ("robustrep gan train: error: --channel-base 3 gives the 32x32 layers no feature "
+                   "maps (min(channel_base // 32, channel_max)); give at least 32\n")
     assert not run.exists()
 
 

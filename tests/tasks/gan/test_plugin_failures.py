@@ -51,7 +51,7 @@ def test_a_plugin_raising_in_a_training_step_is_one_line(raiser, tmp_path, capsy
     argv = ["gan", "train", "--plugin", str(raiser), "--reg", "raiser", *GAN]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"robustrep gan: error: --reg raiser: the plugin module {raiser} raised "
+    assert err == [f"robustrep gan train: error: --reg raiser: the plugin module {raiser} raised "
                    f"KeyError: 'missing' (in _lookup, line 6 of raiser_plugin.py); it is the "
                    f"plugin's code, not robustrep's: --debug shows the traceback"]
     assert main(["--debug", *argv, "--out", str(tmp_path / "run2")]) == 2

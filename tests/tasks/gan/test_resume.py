@@ -123,8 +123,8 @@ def test_a_checkpoint_from_other_options_than_config_json_is_refused(tiny_cfg, t
     before = (run / "metrics.jsonl").read_text()
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"robustrep gan: error: checkpoint {run}/checkpoints/latest.pt was saved by a "
-                   f"run with other options than {run}/config.json holds (batch_size "
+    assert err == (f"robustrep gan train: error: checkpoint {run}/checkpoints/latest.pt was saved "
+                   f"by a run with other options than {run}/config.json holds (batch_size "
                    f"{config['batch_size']} (config.json: {edited['batch_size']}); seed 0 "
                    f"(config.json: 7)); restore config.json or the run's own checkpoint "
                    f"(options a resume may change are given as flags with --resume)\n")
@@ -144,7 +144,7 @@ def test_step_checkpoints_without_latest_are_named_and_never_overwritten(tiny_cf
     step = run / "checkpoints" / "step_00000002.pt"
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep gan: error: cannot resume {run}: no latest.pt; {step} is there, the last "
+        f"robustrep gan train: error: cannot resume {run}: no latest.pt; {step} is there, the last "
         f"written: copy it to {run}/checkpoints/latest.pt to resume from it (--resume {run})\n")
     with pytest.raises(RunFolderError, match=f"{run} holds checkpoints but no latest.pt; "):
         train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False)

@@ -57,9 +57,9 @@ def test_more_pngs_than_the_disk_holds_are_refused_before_any_file(tiny_run, tmp
     monkeypatch.setattr(sample, "disk_room", lambda folder: (32_767, None, 4096))
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err == ("robustrep gan: error: --num 8 with --outdir out: 8 PNGs need at least 0.0 GB "
-                   "(4,096 bytes each at least, in whole blocks of 4,096 bytes), and its disk "
-                   "has 0.0 GB free; draw fewer, or choose a folder on a larger disk\n")
+    assert err == ("robustrep gan sample: error: --num 8 with --outdir out: 8 PNGs need at least "
+                   "0.0 GB (4,096 bytes each at least, in whole blocks of 4,096 bytes), and its "
+                   "disk has 0.0 GB free; draw fewer, or choose a folder on a larger disk\n")
     assert not list(tmp_path.iterdir())
     monkeypatch.setattr(sample, "disk_room", lambda folder: (10**12, 7, 4096))  # 7 inodes
     assert main(argv) == 2

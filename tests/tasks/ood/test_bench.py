@@ -151,8 +151,8 @@ def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_pa
     assert main(["ood", "bench", "--ood", "gaussian:x", "--out", str(out), "--detectors",
                  "MaxSoftmax", "--quiet"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: bench scores built-in OOD sets only; unknown: gaussian:x (valid: "
-        "digits59, gaussian, uniform, photos, rotated, inverted)\n")
+        "robustrep ood bench: error: bench scores built-in OOD sets only; unknown: gaussian:x "
+        "(valid: digits59, gaussian, uniform, photos, rotated, inverted)\n")
     # was dropped: `--regs mixup,,none` compared mixup and none without a word
     for regs, want in (
             ("mixup,,none", "--regs must be settings separated by commas (a setting's methods "
@@ -162,7 +162,7 @@ def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_pa
         # (with --train-opt stepz=3, refused later, so that a missed check fails at once)
         assert main(["ood", "bench", "--regs", regs, "--train-opt", "stepz=3", "--out",
                      str(out), "--detectors", "MaxSoftmax", "--quiet"]) == 2
-        assert capsys.readouterr().err == f"robustrep ood: error: {want}\n"
+        assert capsys.readouterr().err == f"robustrep ood bench: error: {want}\n"
     assert not out.exists()
 
 
@@ -258,7 +258,7 @@ def test_a_length_in_epochs_trains_those_epochs(tmp_path, monkeypatch, capsys):
     # both lengths: one line, before anything is trained
     assert main(argv + ["--steps", "3"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --steps 3 and --train-opt epochs=1 are two ways to give the "
+        "robustrep ood bench: error: --steps 3 and --train-opt epochs=1 are two ways to give the "
         "runs' length: give --steps (optimizer steps) or epochs=N (passes over the training "
         "set, converted to steps as classify train does), not both\n")
     assert main(_bench_argv(out, "--regs", "none@epochs=2", "--steps", "3")) == 2
@@ -353,7 +353,7 @@ def test_a_users_file_in_out_is_refused_before_anything_is_trained(tmp_path, mon
     (out / name).write_text("mine")
     assert main(_bench_argv(out, "--regs", "none", "--steps", "2")) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --out {out} holds {name}, which no ood bench wrote there (it "
+        f"robustrep ood bench: error: --out {out} holds {name}, which no ood bench wrote there (it "
         f"has no bench.json); remove it or choose another folder (ood bench replaces only its "
         f"own files)\n")
     assert (out / name).read_text() == "mine" and not (out / "runs").exists() and calls == []
@@ -394,8 +394,8 @@ def test_a_killed_training_run_is_named_by_its_signal_not_its_command_line(tmp_p
         "training none seed 0 failed: it was killed by SIGTERM (its last output: step 3/300); "
         "run the bench again to resume it from its last checkpoint")
     # a run that said why still says it; one that said nothing gives its exit code
-    assert _failed_run(tmp_path, monkeypatch, 2, "robustrep classify: error: bad\n") == (
-        "training none seed 0 failed: robustrep classify: error: bad")
+    assert _failed_run(tmp_path, monkeypatch, 2, "robustrep classify train: error: bad\n") == (
+        "training none seed 0 failed: robustrep classify train: error: bad")
     assert _failed_run(tmp_path, monkeypatch, 1) == (
         "training none seed 0 failed: exit code 1 and no output")
 
@@ -456,7 +456,7 @@ def test_a_k_above_the_fit_set_is_refused_before_anything_is_trained(tmp_path, m
             str(out), "--quiet", "--device", "cpu"]
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --param KNN.k={size + 1}: KNN takes its k nearest neighbours "
+        f"robustrep ood bench: error: --param KNN.k={size + 1}: KNN takes its k nearest neighbours "
         f"among the images it is fitted on, {size} for the 'none' runs (the train split of "
         f"digits 0, 1, 2, 3, 4), so KNN.k must be at most {size}; lower it\n")
     assert calls == [] and not (out / "runs").exists()
@@ -514,9 +514,9 @@ def test_the_bench_says_what_it_does_from_its_start(tmp_path, monkeypatch, capsy
     first, refusal = capsys.readouterr().err.splitlines()
     assert first == ("[bench] 4 runs (2 settings x 2 seeds), each trained, then scored; checking "
                      "the settings with robustrep classify train --dry-run")
-    assert refusal.startswith("robustrep ood: error: --train-opt stepz=3: ")
+    assert refusal.startswith("robustrep ood bench: error: --train-opt stepz=3: ")
     assert main(argv + ["--quiet"]) == 2
-    assert capsys.readouterr().err.startswith("robustrep ood: error: --train-opt stepz=3: ")
+    assert capsys.readouterr().err.startswith("robustrep ood bench: error: --train-opt stepz=3: ")
 
 
 def test_a_run_without_an_id_accuracy_ends_its_line_without_one(tmp_path, monkeypatch, capsys):
@@ -549,7 +549,7 @@ def test_a_run_without_an_id_accuracy_ends_its_line_without_one(tmp_path, monkey
 
 
 def _gone_line(out):
-    return (f"robustrep ood: error: --out {out} was removed or moved while the bench ran; "
+    return (f"robustrep ood bench: error: --out {out} was removed or moved while the bench ran; "
             f"nothing more is written there; run the command again (with --out the folder's "
             f"new place, its finished runs are reused)")
 

@@ -16,7 +16,7 @@ def test_a_bad_setting_option_names_regs_not_train_opt(tmp_path, capsys, setting
     out = tmp_path / "bench"
     assert main(["ood", "bench", "--regs", f"none,{setting}", "--out", str(out), "--detectors",
                  "MaxSoftmax", "--quiet"]) == 2
-    assert capsys.readouterr().err == (f"robustrep ood: error: --regs {setting!r}: {FORM}; "
+    assert capsys.readouterr().err == (f"robustrep ood bench: error: --regs {setting!r}: {FORM}; "
                                        f"got '@{item}'\n")
     assert not out.exists()
 
@@ -24,7 +24,7 @@ def test_a_bad_setting_option_names_regs_not_train_opt(tmp_path, capsys, setting
 def test_a_bad_train_opt_still_names_train_opt(tmp_path, capsys):
     assert main(["ood", "bench", "--train-opt", "foo", "--out", str(tmp_path / "b"),
                  "--detectors", "MaxSoftmax", "--quiet"]) == 2
-    assert capsys.readouterr().err == ("robustrep ood: error: --train-opt must look like "
+    assert capsys.readouterr().err == ("robustrep ood bench: error: --train-opt must look like "
                                        "NAME=VALUE (e.g. adv_steps=3), got 'foo'\n")
 
 
@@ -36,6 +36,6 @@ def test_a_setting_without_its_methods_names_regs(tmp_path, capsys, setting):
     assert main(["ood", "bench", "--regs", f"none,{setting}", "--out", str(out), "--detectors",
                  "MaxSoftmax", "--quiet"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --regs {setting.strip()!r}: a setting starts with its methods, "
-        f"or none (e.g. none@head=uos, mixup+pgd@adv_steps=3)\n")
+        f"robustrep ood bench: error: --regs {setting.strip()!r}: a setting starts with its "
+        f"methods, or none (e.g. none@head=uos, mixup+pgd@adv_steps=3)\n")
     assert not out.exists()

@@ -94,7 +94,8 @@ def test_detector_names_are_checked_before_the_command_begins(argv, tmp_path, mo
                                            "commas, or all; got 'KNN,,ODIN' (an empty item)")):
         assert main([*argv, "--detectors", detectors, "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"robustrep ood: error: {error}") and err.count("\n") == 1, err
+        assert err.startswith(f"robustrep ood {argv[1]}: error: {error}"), err
+        assert err.count("\n") == 1, err
     assert main([*argv, "--detectors", "KNN", "--param", "KNN.kk=1", "--quiet"]) == 2
     assert "KNN has no settable parameter 'kk'" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
@@ -182,8 +183,8 @@ def test_an_ood_set_given_twice_is_refused(tmp_path, capsys):
     # Was: scored once, as if given once (bench refused it)
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--ood", "gaussian", "photos",
                  "gaussian"]) == 2
-    assert capsys.readouterr().err == ("robustrep ood: error: --ood: OOD set gaussian is given "
-                                       "twice; give each OOD set once\n")
+    assert capsys.readouterr().err == ("robustrep ood score: error: --ood: OOD set gaussian is "
+                                       "given twice; give each OOD set once\n")
 
 
 def test_results_table_escapes_a_bar_in_a_name():

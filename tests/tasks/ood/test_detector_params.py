@@ -20,7 +20,8 @@ def test_a_param_of_the_wrong_kind_is_refused_before_extraction(tmp_path, capsys
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", "KNN",
                  "--param", "KNN.k=abc"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("robustrep ood: error: --param KNN.k=abc: KNN.k takes an int (default")
+    assert err.startswith("robustrep ood score: error: --param KNN.k=abc: KNN.k takes an int "
+                          "(default")
     assert err.endswith("got 'abc'\n") and err.count("\n") == 1
 
 
@@ -29,8 +30,8 @@ def test_a_param_of_a_detector_not_scored_is_refused_before_extraction(tmp_path,
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", "KNN,ODIN",
                  "--param", "maxsoftmax.t=2"]) == 2
     err = capsys.readouterr().err
-    assert err == ("robustrep ood: error: --param maxsoftmax.t=2: MaxSoftmax is not among the "
-                   "detectors scored (KNN, ODIN); add it to --detectors\n")
+    assert err == ("robustrep ood score: error: --param maxsoftmax.t=2: MaxSoftmax is not among "
+                   "the detectors scored (KNN, ODIN); add it to --detectors\n")
     assert main(["ood", "bench", "--detectors", "KNN", "--param", "ODIN.eps=0", "--out",
                  str(tmp_path / "b")]) == 2
     assert "ODIN is not among the detectors scored (KNN)" in capsys.readouterr().err
@@ -55,7 +56,7 @@ def test_a_zero_temperature_or_count_is_refused_before_extraction(tmp_path, caps
     detector = item.split(".")[0]
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", detector,
                  "--param", item]) == 2
-    assert capsys.readouterr().err == f"robustrep ood: error: --param {item}: {accepted}\n"
+    assert capsys.readouterr().err == f"robustrep ood score: error: --param {item}: {accepted}\n"
 
 
 @pytest.mark.parametrize("item, message", [
@@ -113,7 +114,7 @@ def test_a_refused_range_is_one_line_from_the_command(tmp_path, capsys):
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", "ReAct",
                  "--param", "ReAct.threshold=-1"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --param ReAct.threshold=-1: ReAct.threshold takes a float > 0 "
+        "robustrep ood score: error: --param ReAct.threshold=-1: ReAct.threshold takes a float > 0 "
         "(default None: the ReAct.percentile of the ID train activations), got -1\n")
 
 
@@ -140,7 +141,7 @@ def test_a_k_above_the_fit_set_is_refused_before_extraction(fake_run, monkeypatc
         assert main(["ood", "score", str(fake_run), "--detectors", det, "--param",
                      f"{det}.k={size + 1}", "--device", "cpu", "--quiet"]) == 2
         assert capsys.readouterr().err == (
-            f"robustrep ood: error: --param {det}.k={size + 1}: {det} takes its k nearest "
+            f"robustrep ood score: error: --param {det}.k={size + 1}: {det} takes its k nearest "
             f"neighbours among the images it is fitted on, {size} in the train split of digits, "
             f"so {det}.k must be at most {size}; lower it, or fit on more images (--fit-data)\n")
     with pytest.raises(_Extracted):  # k = the fit set's size is accepted
@@ -153,8 +154,8 @@ def test_a_k_above_max_fit_is_refused_before_the_model_is_loaded(tmp_path, capsy
     run = str(tmp_path / "no-run-needed")
     assert main(["ood", "score", run, "--detectors", "KNN", "--max-fit", "10"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: KNN.k (default 50): KNN takes its k nearest neighbours among the "
-        "images it is fitted on, at most 10 (--max-fit 10), so KNN.k must be at most 10; give "
+        "robustrep ood score: error: KNN.k (default 50): KNN takes its k nearest neighbours among "
+        "the images it is fitted on, at most 10 (--max-fit 10), so KNN.k must be at most 10; give "
         "--param KNN.k=10 or lower, or raise --max-fit\n")
     assert main(["ood", "score", run, "--detectors", "NNGuide", "--max-fit", "10", "--param",
                  "NNGuide.k=11"]) == 2

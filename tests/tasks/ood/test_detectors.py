@@ -52,8 +52,9 @@ def test_a_detector_named_twice_is_refused(tmp_path, capsys):
     for command in (["score", str(tmp_path / "no-run-needed")],
                     ["bench", "--out", str(tmp_path / "b")]):
         assert main(["ood", *command, "--detectors", "KNN,KNN"]) == 2
-        assert capsys.readouterr().err == ("robustrep ood: error: --detectors: detector KNN is "
-                                           "given twice; give each detector once\n")
+        assert capsys.readouterr().err == (f"robustrep ood {command[0]}: error: --detectors: "
+                                           f"detector KNN is given twice; give each detector "
+                                           f"once\n")
     assert not (tmp_path / "b").exists()
 
 
@@ -71,8 +72,8 @@ def test_all_beside_other_detectors_is_refused(tmp_path, capsys, text, shown):
                     ["bench", "--out", str(tmp_path / "b")]):
         assert main(["ood", *command, "--detectors", "all,KNN"]) == 2
         assert capsys.readouterr().err == (
-            "robustrep ood: error: --detectors: 'all' names every detector; give it alone or "
-            "list the detectors; got 'all,KNN'\n")
+            f"robustrep ood {command[0]}: error: --detectors: 'all' names every detector; give "
+            f"it alone or list the detectors; got 'all,KNN'\n")
     assert not (tmp_path / "b").exists()
 
 

@@ -73,7 +73,7 @@ def test_ood_score_into_the_scored_runs_own_folder_is_refused(fake_run, capsys):
     assert main(["ood", "score", str(fake_run), "--out", str(fake_run), "--ood", "gaussian",
                  "--detectors", "MaxSoftmax", "--quiet", "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --out {fake_run} is the folder of a robustrep run (it holds "
+        f"robustrep ood score: error: --out {fake_run} is the folder of a robustrep run (it holds "
         f"config.json); ood score writes only into a folder of its own: RUN/ood without --out, "
         f"a new folder, or an earlier ood score's\n")
     assert _listing(fake_run) == before
@@ -89,7 +89,7 @@ def test_ood_score_into_a_folder_of_another_kind_is_refused(record, fake_run, tm
     assert main(["ood", "score", str(fake_run), "--out", str(other), "--ood", "gaussian",
                  "--detectors", "MaxSoftmax", "--quiet", "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --out {other} is {_KINDS[record]} (it holds {record}); ood "
+        f"robustrep ood score: error: --out {other} is {_KINDS[record]} (it holds {record}); ood "
         f"score writes only into a folder of its own: RUN/ood without --out, a new folder, or "
         f"an earlier ood score's\n")
     assert _listing(other) == [record]
@@ -114,7 +114,7 @@ def test_ood_bench_into_a_folder_of_another_kind_is_refused_before_anything_runs
     (other / record).write_text("{}")
     assert main(_bench(other, "--detectors", "MaxSoftmax")) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --out {other} is {_KINDS[record]} (it holds {record}); ood "
+        f"robustrep ood bench: error: --out {other} is {_KINDS[record]} (it holds {record}); ood "
         f"bench writes only into a folder of its own: a new folder, or an earlier ood bench's "
         f"(its finished runs are reused)\n")
     assert _listing(other) == [record] and calls == []
@@ -152,7 +152,7 @@ def test_an_argument_outside_the_detectors_range_is_refused_first(item, accepted
     assert main(["ood", "score", str(tmp_path / "no-run-needed"), "--detectors", detector,
                  "--param", item]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"robustrep ood: error: --param {item}: {accepted}"), err
+    assert err.startswith(f"robustrep ood score: error: --param {item}: {accepted}"), err
     assert err.count("\n") == 1
 
 
@@ -177,7 +177,7 @@ def test_a_count_of_classes_above_the_classifiers_is_refused_before_any_data(ite
     assert main(["ood", "score", str(fake_run), "--detectors", det, "--param", item, "--ood",
                  "gaussian", "--out", str(tmp_path / "o"), "--quiet", "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --param {item}: {det}.{key} counts the classes it reads from "
+        f"robustrep ood score: error: --param {item}: {det}.{key} counts the classes it reads from "
         f"the top, so it must be in 1..3 for this classifier's 3 outputs; lower it\n")
 
 
@@ -197,8 +197,8 @@ def test_gen_m_above_the_class_count_is_refused_before_anything_is_trained(tmp_p
     out = tmp_path / "b"
     assert main(_bench(out, "--detectors", "GEN", "--param", "GEN.M=6")) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --param GEN.M=6: GEN.M counts the classes it reads from the top, "
-        "so it must be in 1..5 for the 'none' runs' 5 outputs (digits 0, 1, 2, 3, 4); lower "
+        "robustrep ood bench: error: --param GEN.M=6: GEN.M counts the classes it reads from the "
+        "top, so it must be in 1..5 for the 'none' runs' 5 outputs (digits 0, 1, 2, 3, 4); lower "
         "it\n")
     assert calls == [] and not (out / "runs").exists()
 
@@ -215,7 +215,7 @@ def test_bench_refuses_react_on_a_vit_before_anything_is_trained(tmp_path, monke
     argv[argv.index("test_resnet")] = "test_vit"
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --detectors ReAct with --model test_vit (the 'none' runs): "
+        "robustrep ood bench: error: --detectors ReAct with --model test_vit (the 'none' runs): "
         "feature-map detectors need 4-D maps [B, C, H, W], but this model's forward_features "
         "gives shape [B, 5, 64] (a transformer's tokens?); pass --feature-maps pooled to shape "
         "the pooled pre-logit vector instead\n")
@@ -243,5 +243,5 @@ def test_score_refuses_react_on_a_vit_before_any_data_is_read(tmp_path, monkeypa
                  "--channels", "1", "--detectors", "ASH,ReAct", "--ood", "gaussian", "--out",
                  str(tmp_path / "o"), "--quiet", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.startswith(
-        "robustrep ood: error: --detectors ASH, ReAct: feature-map detectors need 4-D maps "
+        "robustrep ood score: error: --detectors ASH, ReAct: feature-map detectors need 4-D maps "
         "[B, C, H, W], but this model's forward_features gives shape [B, 2, 64]")

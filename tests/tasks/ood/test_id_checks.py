@@ -43,13 +43,13 @@ def test_a_head_that_does_not_match_the_id_classes_is_refused(fake_run, tmp_path
         patch.setattr(score, "extract", _extract)  # refused before any extraction
         assert _score(*model, "--out", str(tmp_path / "a")) == 2
         err = capsys.readouterr().err
-        assert err == ("robustrep ood: error: the ID data digits holds classes 0, 1, 2, 3, 4, 5, "
-                       "6, 7, 8, 9 but the classifier has 3 outputs (classes 0-2): classes 3, 4, "
-                       "5, 6, 7, 8, 9 have none; name the classes it was trained on with "
+        assert err == ("robustrep ood score: error: the ID data digits holds classes 0, 1, 2, 3, "
+                       "4, 5, 6, 7, 8, 9 but the classifier has 3 outputs (classes 0-2): classes "
+                       "3, 4, 5, 6, 7, 8, 9 have none; name the classes it was trained on with "
                        "--classes, or give --id data of those classes\n")
         assert _score(*model, "--classes", "0", "1", "--out", str(tmp_path / "b")) == 2
         err = capsys.readouterr().err
-        assert err.startswith("robustrep ood: error: --classes 0 1 leaves the classifier's "
+        assert err.startswith("robustrep ood score: error: --classes 0 1 leaves the classifier's "
                               "output 2 without ID data (3 outputs)") and err.count("\n") == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert _score(*model, "--classes", "0", "1", "2", "--out", str(tmp_path / "c")) == 0
@@ -66,8 +66,8 @@ def test_fit_data_missing_an_id_class_is_refused_for_per_class_detectors(
         patch.setattr(score, "extract", _extract)
         assert _score(*argv, "--detectors", "KNN,Mahalanobis") == 2
         assert capsys.readouterr().err == (
-            f"robustrep ood: error: --fit-data imagefolder:{fit} holds no image of ID class 2 "
-            f"(it holds 0, 1): Mahalanobis fits one model per class and would flag that class's "
+            f"robustrep ood score: error: --fit-data imagefolder:{fit} holds no image of ID class "
+            f"2 (it holds 0, 1): Mahalanobis fits one model per class and would flag that class's "
             f"ID images as OOD; give fit data of every ID class (0, 1, 2)\n")
     # detectors that use the labels only to drop OOD samples fit on it as before
     assert _score(*argv, "--detectors", "KNN,ViM", "--param", "KNN.k=2") == 0
@@ -82,8 +82,8 @@ def test_fit_data_of_classes_the_head_lacks_is_refused(fake_run, tmp_path, capsy
     assert _score(str(fake_run), "--id", f"imagefolder:{ident}", "--fit-data",
                   f"imagefolder:{fit}", "--ood", "gaussian", "--detectors", "KNN") == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --fit-data imagefolder:{fit} holds classes 0, 1, 2, 3 but the "
-        f"classifier has 3 outputs (classes 0-2); give fit data of the classes it was trained "
+        f"robustrep ood score: error: --fit-data imagefolder:{fit} holds classes 0, 1, 2, 3 but "
+        f"the classifier has 3 outputs (classes 0-2); give fit data of the classes it was trained "
         f"on\n")
 
 
@@ -99,7 +99,7 @@ def test_vim_d_must_be_below_the_feature_size(fake_run, capsys, no_extraction, d
     assert _score(str(fake_run), "--ood", "gaussian", "--detectors", "ViM", "--param",
                   f"ViM.d={d}") == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --param ViM.d={d}: ViM.d must be in 1..95 for this "
+        f"robustrep ood score: error: --param ViM.d={d}: ViM.d must be in 1..95 for this "
         f"classifier's 96-d features (it keeps d dimensions and scores the other D - d)\n")
 
 
@@ -111,7 +111,7 @@ def test_an_ood_set_that_is_the_id_data_is_refused(fake_run, tmp_path, capsys, m
     argv = [str(fake_run), "--detectors", "KNN", "--id", "imagefolder:idf"]
     assert _score(*argv, "--ood", "gaussian", "imagefolder:./idf/") == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --ood imagefolder:./idf/ reads the in-distribution data (--id "
+        "robustrep ood score: error: --ood imagefolder:./idf/ reads the in-distribution data (--id "
         "imagefolder:idf): ID images scored as OOD give an AUROC of about 50 that measures "
         "nothing; give OOD data that is not an ID set\n")
     assert _score(*argv, "--fit-data", "imagefolder:fit", "--ood", "imagefolder:fit") == 2
@@ -133,7 +133,7 @@ def test_an_ood_folder_inside_the_id_folder_is_refused(fake_run, tmp_path, capsy
     assert _score(str(fake_run), "--detectors", "KNN", "--id", "imagefolder:idf", "--ood",
                   "gaussian", f"imagefolder:{ood}") == 2
     assert capsys.readouterr().err == (
-        f"robustrep ood: error: --ood imagefolder:{ood} reads the in-distribution data (--id "
+        f"robustrep ood score: error: --ood imagefolder:{ood} reads the in-distribution data (--id "
         f"imagefolder:idf, whose {role.format(tmp_path.resolve())}): ID images scored as OOD "
         f"give an AUROC of about 50 that measures nothing; give OOD data that is not an ID "
         f"set\n")
@@ -165,5 +165,5 @@ def test_one_ood_set_written_two_ways_is_refused(fake_run, tmp_path, capsys, mon
     assert _score(str(fake_run), "--detectors", "MaxSoftmax", "--ood", "imagefolder:far",
                   "gaussian", "imagefolder:./far/") == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --ood imagefolder:far and imagefolder:./far/ read the same data: "
-        "it would be scored twice; give it once\n")
+        "robustrep ood score: error: --ood imagefolder:far and imagefolder:./far/ read the same "
+        "data: it would be scored twice; give it once\n")

@@ -110,7 +110,7 @@ def test_a_model_from_elsewhere_is_told_to_name_its_classes(tmp_path, capsys):
             "--out", str(tmp_path / "out")]
     assert main(base + ["--ood", "digits59"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: --ood digits59: it holds digits 5, 6, 7, 8, 9, which the "
+        "robustrep ood score: error: --ood digits59: it holds digits 5, 6, 7, 8, 9, which the "
         "classifier was trained on (--dataset digits, every class: no --classes given), so its "
         "OOD scores would be meaningless; give --classes the labels the model was trained on "
         "(--classes 0 1 2 3 4 for digits 0-4), or another OOD set: gaussian, uniform, photos, "
@@ -135,8 +135,8 @@ def test_sets_too_large_for_memory_name_the_image_size(all_digits_run, monkeypat
     assert main(["ood", "score", str(all_digits_run), "--ood", "gaussian", "--detectors",
                  "MaxSoftmax", "--quiet", "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (
-        "robustrep ood: error: the run's image_size 16: the images resized to 16x16 do not fit "
-        "in this machine's memory (the built-in sets are held in memory, resized); score it "
+        "robustrep ood score: error: the run's image_size 16: the images resized to 16x16 do not "
+        "fit in this machine's memory (the built-in sets are held in memory, resized); score it "
         "on a machine with more memory\n")
     assert not (all_digits_run / "ood").exists()
     from robustrep.tasks.common.errors import DataError
@@ -377,7 +377,7 @@ def test_constant_scores_are_refused_not_read_as_a_weak_detector():
                                                 "--openood DATA_DIR"),
     # accepted in silence: nothing was fitted and results.json recorded fit_data null
     ("MaxSoftmax,ODIN", ["--fit-data", "digits"],
-     "robustrep ood: error: --fit-data digits names the data the fitted detectors are fitted "
+     "robustrep ood score: error: --fit-data digits names the data the fitted detectors are fitted "
      "on, and none of --detectors MaxSoftmax, ODIN is fitted (ood score --list says which "
      "are); drop it"),
     ("MaxSoftmax", ["--max-fit", "10"], "--max-fit 10 caps the ID train images the fitted "

@@ -85,7 +85,7 @@ def test_a_users_mistake_is_one_line(case, fake_run, tmp_path, capsys):
         argv += [] if flag in words else [flag, *value]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].startswith(f"robustrep ood: error: {line}"), err
+    assert err.strip().splitlines()[-1].startswith(f"robustrep ood score: error: {line}"), err
     assert "Traceback" not in err
 
 
@@ -161,7 +161,7 @@ def test_a_mistake_the_sweep_found_is_one_line(case, fake_run, tmp_path, capsys)
     assert main(_sweep_argv(words, tmp_path)) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith(f"robustrep ood: error: {line}"), err
+    assert err.startswith(f"robustrep ood {words[0]}: error: {line}"), err
 
 
 @pytest.mark.parametrize("root", [None, "data"])
@@ -182,4 +182,4 @@ def test_a_model_from_elsewhere_on_one_folder_names_its_folder(root, fake_run, t
     first = ("--dataset imagefolder names no folder: give --data-root ROOT (with ROOT/train "
              "and ROOT/val or ROOT/test), or " if root is None
              else "--data-root data is one set of images (no val/ or test/ split); ")
-    assert capsys.readouterr().err == f"robustrep ood: error: {first}{give_id}\n"
+    assert capsys.readouterr().err == f"robustrep ood score: error: {first}{give_id}\n"

@@ -346,7 +346,7 @@ def test_a_failed_run_is_named_with_its_own_error_and_log(tmp_path, capsys, monk
         with open(log, "a") as handle:  # as the real child: its output appended to log
             handle.write(f"$ robustrep {' '.join(argv[:2])}\n")
             if "none-seed1" in " ".join(argv) and argv[0] == "gan":
-                handle.write("robustrep gan: error: something the user can fix\n")
+                handle.write("robustrep gan train: error: something the user can fix\n")
                 return 2
             if "none-seed1" in " ".join(argv) and argv[:2] == ["classify", "eval"]:
                 return -9  # kill -9 of the child: it writes nothing
@@ -359,8 +359,8 @@ def test_a_failed_run_is_named_with_its_own_error_and_log(tmp_path, capsys, monk
                      "--gan-regs", "none", "--classify-regs", "none"]) == 1
     err = capsys.readouterr().err
     gan_log = out / "runs" / "gan" / "none-seed1.log"
-    assert (f"warning: gan/none/seed1: robustrep gan train failed (exit 2): robustrep gan: "
-            f"error: something the user can fix (log: {gan_log})") in err, err
+    assert (f"warning: gan/none/seed1: robustrep gan train failed (exit 2): robustrep gan "
+            f"train: error: something the user can fix (log: {gan_log})") in err, err
     assert (f"warning: classify/none/seed1: robustrep classify eval was killed by SIGKILL "
             f"(log: {out / 'runs' / 'classify' / 'none-seed1.log'})") in err, err
     assert gan_log.read_text().count("error") == 1  # each run's log holds its own commands
@@ -373,7 +373,7 @@ def test_a_report_whose_every_run_failed_says_why(tmp_path, capsys, monkeypatch)
     it)`, for a report run without --collect, the runs' own errors nowhere on the terminal."""
     def child(argv, log, threads=1):
         Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text(f"robustrep {argv[0]}: error: no {argv[0]} today\n")
+        Path(log).write_text(f"robustrep {' '.join(argv[:2])}: error: no {argv[0]} today\n")
         return 2
 
     monkeypatch.setattr(runs, "run_robustrep", child)
@@ -384,9 +384,9 @@ def test_a_report_whose_every_run_failed_says_why(tmp_path, capsys, monkeypatch)
     logs = [out / "runs" / task / "none-seed0.log" for task in ("gan", "classify")]
     assert err == [
         f"warning: classify/none/seed0: robustrep classify train failed (exit 2): robustrep "
-        f"classify: error: no classify today (log: {logs[1]})",
+        f"classify train: error: no classify today (log: {logs[1]})",
         f"robustrep report: error: gan/none/seed0: robustrep gan train failed (exit 2): "
-        f"robustrep gan: error: no gan today (log: {logs[0]})"]
+        f"robustrep gan train: error: no gan today (log: {logs[0]})"]
 
 
 def test_a_seed_given_twice_is_refused(tmp_path, capsys, children):
