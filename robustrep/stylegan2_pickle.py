@@ -109,8 +109,21 @@ def read_records(path: str | Path) -> dict[str, Any]:
             raise StyleGAN2PickleError(f"cannot be read as a pickle ({type(err).__name__}: "
                                        f"{err})") from None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), Record) for k in NETWORKS):
-        raise StyleGAN2PickleError(f"is not a stylegan2-ada network pickle (needs {NETWORKS})")
+        stats = _statistics_of(data)
+        raise StyleGAN2PickleError(
+            f"holds FID statistics ({stats}), not the networks {NETWORKS} of a stylegan2-ada "
+            f"network pickle" if stats else
+            f"is not a stylegan2-ada network pickle (needs {NETWORKS})")
     return data
+
+
+def _statistics_of(data: Any) -> str | None:
+    """What FID statistics a pickle's dict holds, named so the refusal says what the file is:
+    stylegan2-ada's cached ``FeatureStats`` (its ``raw_mean``/``raw_cov`` sums) or mu/sigma."""
+    keys = set(data) if isinstance(data, dict) else set()
+    if {"raw_mean", "num_items"} <= keys:
+        return "stylegan2-ada's cached FeatureStats"
+    return "mu and sigma" if {"mu", "sigma"} <= keys else None
 
 
 def record_state(rec: Record, prefix: str = "") -> dict[str, Tensor]:

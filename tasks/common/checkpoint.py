@@ -102,9 +102,8 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
     ``allow_pickle=True`` loads with the full unpickler, which runs whatever code the file
     carries: only for files the user wrote and trusts (it exists for checkpoints of older
     versions that pickled NumPy objects). ``advice`` ends the message about such objects;
-    ``damaged`` the one about a damaged (truncated, corrupt) file, where the default ("use
-    another file", "use another checkpoint") fits no file that is written again rather than
-    chosen, such as a samples file.
+    ``damaged`` the one about a damaged (truncated, corrupt) file: "use another file" by default,
+    which fits no file that is written again rather than chosen, such as a samples file.
     """
     part = damaged_part(path)
     if part is not None:
@@ -131,7 +130,7 @@ def safe_load(path: str | Path, what: str, map_location: Any = "cpu",
             IndexError, KeyError, TypeError, MemoryError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{what} {path} is not a readable PyTorch file "
                               f"({type(err).__name__}: {_first_sentence(err)}); it may be "
-                              f"truncated or corrupt: {damaged or 'use another checkpoint'}"
+                              f"truncated or corrupt: {damaged or 'use another file'}"
                               ) from None
 
 
@@ -178,7 +177,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu",
         where = f"; {path.parent} holds {', '.join(others)}" if others else ""
         raise CheckpointError(f"no checkpoint at {path} (expected a file written by robustrep, "
                               f"e.g. RUN/checkpoints/{LATEST}){where}")
-    state = safe_load(path, "checkpoint", map_location, allow_pickle)
+    state = safe_load(path, "checkpoint", map_location, allow_pickle,
+                      damaged="use another checkpoint")
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"{path} is not a robustrep checkpoint (a dict with a 'step'); "
                               f"got {type(state).__name__}")

@@ -79,7 +79,8 @@ def _add_fid(sub) -> None:
         description="FID, KID and precision/recall of A against the reference B. A and B are "
                     "each an image folder, a dataset .zip, a GAN run folder, a stylegan2-ada "
                     "network pickle (.pkl), statistics (a .npz with mu and sigma, "
-                    "torch-fidelity's cached .pt, stylegan2-ada's cached .pkl), a samples file "
+                    "torch-fidelity's cached .pt, stylegan2-ada's cached .pkl or a .pkl of mu and "
+                    "sigma), a samples file "
                     "(.pt, .npy, .npz) or a named reference "
                     "(digits, cifar10-train, cifar10-test, cifar100-train, cifar100-test, "
                     "svhn-train, svhn-test). Prints the metrics and their convention.")

@@ -32,10 +32,12 @@ def load_pickle(path: str | Path, what: str, force_fp32: bool = False) -> dict:
         raise CheckpointError(f"{what} {path}: {err}") from None
 
 
-def pickle_generator(path: str | Path, device: torch.device, use_ema: bool = True):
+def pickle_generator(path: str | Path, device: torch.device, use_ema: bool = True,
+                     what: str = "network pickle"):
     """The pickle's G_ema (or G) for sampling, on ``device``; fp32 blocks off a GPU. A
-    conditional G (``c_dim`` > 0) takes one-hot labels as its second argument."""
-    nets = load_pickle(path, "network pickle", force_fp32=device.type != "cuda")
+    conditional G (``c_dim`` > 0) takes one-hot labels as its second argument. ``what`` names
+    the file in an error (the argument that gave it)."""
+    nets = load_pickle(path, what, force_fp32=device.type != "cuda")
     return nets["G_ema" if use_ema else "G"].to(device).eval()
 
 

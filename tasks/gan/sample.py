@@ -24,8 +24,7 @@ from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_names, load_ch
 from robustrep.tasks.common.config import from_dict
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
-from robustrep.tasks.common.errors import (CheckpointError, DataError, RunFolderError,
-                                          UserError)
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, UserError
 from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
                                            check_writable)
@@ -215,30 +214,12 @@ def _generator(run: str | Path, checkpoint, device: str, use_ema: bool, own_fold
             raise UserError(f"--checkpoint {checkpoint} picks a run folder's checkpoint, and "
                             f"{run} is a network pickle (one set of weights); drop "
                             f"--checkpoint, or give the run folder")
-        _check_not_statistics(Path(run))
         dev = resolve_device(device)
-        return pickle_generator(run, dev, use_ema), None, 0, dev, use_ema
+        return pickle_generator(run, dev, use_ema, what="RUN"), None, 0, dev, use_ema
     if own_folder:
         _check_samples_folder(run)
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     return G, cfg, step, dev, ema_used(cfg, use_ema)  # what was sampled: names and record say
-
-
-def _check_not_statistics(path: Path) -> None:
-    """A ``.pkl`` of feature statistics (stylegan2-ada's cache, gan fid's reference) has no
-    network to draw from; it was refused as "network pickle X: is not a stylegan2-ada network
-    pickle", naming it what it is not."""
-    from robustrep.tasks.gan.fid_sources import PickleNotRead, feature_stats_pickle
-    try:
-        stats = feature_stats_pickle(str(path), path) is not None
-    except PickleNotRead:  # damaged, or other values: the network pickle's reader says so
-        stats = False
-    except DataError:  # statistics, if unusable ones
-        stats = True
-    if stats:
-        raise UserError(f"{path} holds FID statistics (stylegan2-ada's cached FeatureStats, or "
-                        f"mu and sigma), not a network: gan sample draws from a run folder or a "
-                        f"stylegan2-ada network pickle (gan fid reads the statistics)")
 
 
 def _check_samples_folder(run: str | Path) -> None:

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import torch
 
-from robustrep.tasks.common.checkpoint import safe_load
+from robustrep.tasks.common.checkpoint import load_checkpoint, safe_load
 from robustrep.tasks.common.errors import CheckpointError
 
 
@@ -48,11 +48,11 @@ def test_damaged_ends_the_line_of_every_kind_of_damage(tmp_path):
         assert "checkpoint" not in line and "\n" not in line
 
 
-def test_a_checkpoint_keeps_its_advice(tmp_path):
-    defaults = {"truncated or corrupt: ": "use another checkpoint",
-                "a disk or copy error); ": "use another file",
-                "a pickle of another kind: ": "use another file"}
+def test_a_checkpoint_keeps_its_advice_and_other_files_get_another_file(tmp_path):
     for before, path in _damaged_files(tmp_path).items():
         with pytest.raises(CheckpointError) as info:
-            safe_load(path, "checkpoint")
-        assert str(info.value).endswith(before + defaults[before]), str(info.value)
+            load_checkpoint(path)
+        assert str(info.value).endswith(before + "use another checkpoint"), str(info.value)
+        with pytest.raises(CheckpointError) as info:
+            safe_load(path, "weights file")  # was "use another checkpoint" when truncated
+        assert str(info.value).endswith(before + "use another file"), str(info.value)

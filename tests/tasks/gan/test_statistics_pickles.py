@@ -109,8 +109,8 @@ def test_gan_sample_of_statistics_says_they_are_no_network(kind, tmp_path, capsy
     path.write_bytes(pickle.dumps(stats))
     assert main(["gan", "sample", str(path), "--num", "4", "--grid",
                  str(tmp_path / "g.png")]) == 2
+    held = "mu and sigma" if kind == "mu-sigma" else "stylegan2-ada's cached FeatureStats"
     assert _one_line(capsys) == (
-        f"robustrep gan sample: error: {path} holds FID statistics (stylegan2-ada's cached "
-        f"FeatureStats, or mu and sigma), not a network: gan sample draws from a run folder or "
-        f"a stylegan2-ada network pickle (gan fid reads the statistics)")
+        f"robustrep gan sample: error: RUN {path}: holds FID statistics ({held}), "
+        f"not the networks ('G', 'D', 'G_ema') of a stylegan2-ada network pickle")
     assert not (tmp_path / "g.png").exists()

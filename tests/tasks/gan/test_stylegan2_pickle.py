@@ -202,6 +202,22 @@ def test_not_a_network_pickle_is_one_line(tmp_path):
         load_stylegan2_pickle(path)
 
 
+@pytest.mark.parametrize("stats, held", [
+    ({"mu": np.zeros(4), "sigma": np.eye(4)}, "mu and sigma"),
+    ({"num_items": 10, "num_features": 4, "raw_mean": np.zeros(4), "raw_cov": np.eye(4)},
+     "stylegan2-ada's cached FeatureStats")])
+def test_train_init_of_statistics_says_it_holds_statistics(stats, held, tmp_path, capsys):
+    """Was: "--init S.pkl: is not a stylegan2-ada network pickle", true but not what it is."""
+    path = tmp_path / "stats.pkl"
+    path.write_bytes(pickle.dumps(stats))
+    code = main(["gan", "train", "--preset", "digits-stylegan2", "--init", str(path), "--steps",
+                 "1", "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"])
+    assert (code, capsys.readouterr().err) == (2, (
+        f"robustrep gan train: error: --init {path}: holds FID statistics ({held}), not the "
+        f"networks ('G', 'D', 'G_ema') of a stylegan2-ada network pickle\n"))
+    assert not (tmp_path / "run").exists()
+
+
 def _write_pickle(path, fake_reference, g_kwargs=G_KW, poison=None, mutate=None):
     """A network pickle as the fixture writes it, from other G kwargs, with one G_ema
     tensor set to NaN (a snapshot of a diverged run), or with ``mutate(records)`` applied."""
