@@ -1,5 +1,7 @@
 import random
 import re
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +10,8 @@ import pytest
 import torch
 
 from robustrep.tasks.common.checkpoint import (latest_checkpoint, load_checkpoint,
-                                               nonfinite_tensors, rng_state, save_checkpoint,
-                                               set_rng_state)
+                                               nonfinite_tensors, rng_state, safe_load,
+                                               save_checkpoint, set_rng_state)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError, TrainingDiverged
 from robustrep.tasks.common.rundir import RunDir
 
@@ -108,18 +110,10 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path, damage):
 def test_flipped_bytes_inside_a_tensor_are_refused_not_loaded(tmp_path):
     """torch.load reads a zip member without checking its CRC-32: bytes flipped on disk would
     come back as other weights. The damaged member is named instead."""
-    import struct
-    import zipfile
     path = tmp_path / "latest.pt"
     save_checkpoint({"step": 3, "w": torch.randn(64, 64)}, tmp_path, 3)
     assert load_checkpoint(path)["step"] == 3
-    member = max(zipfile.ZipFile(path).infolist(), key=lambda info: info.file_size)
-    raw = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", raw[member.header_offset + 26:
-                                                   member.header_offset + 30])
-    start = member.header_offset + 30 + name_len + extra_len
-    raw[start + 100:start + 140] = bytes(b ^ 0xFF for b in raw[start + 100:start + 140])
-    path.write_bytes(raw)
+    member = _flip_bytes(path, at=100)
     with pytest.raises(CheckpointError, match=f"{path} is damaged: its part "
                                               f"{member.filename} fails its CRC-32") as info:
         load_checkpoint(path)
@@ -304,3 +298,53 @@ def test_a_resume_moves_the_step_files_past_its_checkpoint_aside(tmp_path, capsy
     with pytest.raises(CheckpointError, match=re.escape(
             f"; {ckpts / 'step_00000002.pt'} is there, the last step written: ")):
         load_for_resume(ckpts / "latest.pt", 9, lambda state: None)
+
+# What a damaged file's line advises fits the file (``safe_load(..., damaged=...)``). Was: every
+# truncated file read by safe_load ended "use another checkpoint", also a samples file that
+# gan fid reads (which is written again, not chosen among checkpoints).
+
+def _flip_bytes(path, at=10):
+    """Flip 30-40 bytes ``at`` bytes into the largest member of a torch.save zip: its CRC-32 no
+    longer fits. Returns the member."""
+    member = max(zipfile.ZipFile(path).infolist(), key=lambda info: info.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[member.header_offset + 26:
+                                                   member.header_offset + 30])
+    start = member.header_offset + 30 + name_len + extra_len
+    raw[start + at:start + at + 30] = bytes(b ^ 0xFF for b in raw[start + at:start + at + 30])
+    path.write_bytes(raw)
+    return member
+
+
+def _damaged_files(tmp_path):
+    """A file of each kind of damage safe_load names: truncated (torch's error), bytes
+    flipped (the CRC-32 check) and no torch file at all (the unpickler's)."""
+    whole = tmp_path / "whole.pt"
+    torch.save(torch.rand(64, 64), whole)
+    truncated, flipped, garbage = (tmp_path / f"{n}.pt" for n in ("cut", "flipped", "garbage"))
+    truncated.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    flipped.write_bytes(whole.read_bytes())
+    _flip_bytes(flipped)
+    garbage.write_bytes(b"not a torch file at all")
+    return {"truncated or corrupt: ": truncated, "a disk or copy error); ": flipped,
+            "a pickle of another kind: ": garbage}
+
+
+def test_damaged_ends_the_line_of_every_kind_of_damage(tmp_path):
+    advice = "write it again (robustrep gan sample RUN --pt FILE.pt)"
+    for before, path in _damaged_files(tmp_path).items():
+        with pytest.raises(CheckpointError) as info:
+            safe_load(path, "samples file", damaged=advice)
+        line = str(info.value)
+        assert line.startswith(f"samples file {path} ") and line.endswith(before + advice), line
+        assert "checkpoint" not in line and "\n" not in line
+
+
+def test_a_checkpoint_keeps_its_advice_and_other_files_get_another_file(tmp_path):
+    for before, path in _damaged_files(tmp_path).items():
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        assert str(info.value).endswith(before + "use another checkpoint"), str(info.value)
+        with pytest.raises(CheckpointError) as info:
+            safe_load(path, "weights file")  # was "use another checkpoint" when truncated
+        assert str(info.value).endswith(before + "use another file"), str(info.value)
