@@ -21,6 +21,9 @@ reproducible on the same device. The corruptions' noise is drawn per 64 images, 
 any ``--batch-size``, and PGD's starts for the whole set at once; AutoAttack draws per attack
 batch (``attack_batch`` in the report).
 The model is evaluated in eval mode; attacks never change its weights or BatchNorm statistics.
+
+A report names the run it evaluated (``run``, its resolved path; null for a model from
+elsewhere), and ``--out`` never replaces another run's report (:func:`_check_same_run`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import jsonable
-from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.common.runfiles import check_same_run, write_text_atomic
 
 from .attacks import (SLOW_SECONDS, adversarial_report, attack_jobs, expected_attack_seconds,
                       first_samples, slow_attacks_note)
@@ -319,6 +322,9 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                       ("clean", "summary"), "classify eval",
                       "--out" if out is not None else "the run's report folder",
                       companions=("reliability.png", "corruptions.png"))
+    subject = _subject(run, foreign)
+    if out is not None and not claim:  # nor another run's report (RUN/eval is RUN's own)
+        _check_same_run(Path(out) / "report.json", run, subject)
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
     if cifar_c_root is not None:
@@ -348,7 +354,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                                 progress_bar, attack_batch=batch_size)
     except (RuntimeError, MemoryError) as err:
         raise _out_of_memory(err, dev, batch_size) from None
-    report.update(run=None if run is None else str(run), model=config["model"],
+    # resolved: a relative RUN named another run from another working folder (check_same_run)
+    report.update(run=None if run is None else str(Path(run).resolve()), model=config["model"],
                   weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed,
@@ -358,6 +365,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
         from robustrep.tasks.common.rundir import claim_new_folder
         out = claim_new_folder(out)
     with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
+        _check_same_run(out / "report.json", run, subject)  # written there meanwhile
         earlier = _earlier_report(out / "report.json")  # before any file there is replaced
         note = replaced_note(out / "report.json", report, earlier)
         report["files"] = _write_report(report, out, config["model"])
@@ -480,14 +488,27 @@ def replaced_note(path: Path, report: dict[str, Any],
     would mix the two without a word."""
     if old is None:
         return None
-    from robustrep.tasks.common.runfiles import setting_changes
-    diff = setting_changes(old, report, _SUBJECT)
+    from robustrep.tasks.common.runfiles import as_own_run, setting_changes
+    diff = setting_changes(as_own_run(old, report), report, _SUBJECT)
     if diff:
         return (f"{path} replaced: it held the report of another evaluation ({'; '.join(diff)}); "
                 f"give --out a new folder to keep both")
     if _measured(old) == _measured(report):
         return None
     return f"{path} replaced: it held {_measured(old)}; this one holds {_measured(report)}"
+
+
+def _subject(run: str | Path | None, foreign: dict[str, Any] | None) -> str:
+    """What this evaluation scores, as the refusal of another run's report names it."""
+    if run is not None:
+        return str(Path(run).resolve())
+    return f"--{'robustbench' if 'robustbench' in foreign else 'model'} {foreign['name']}"
+
+
+def _check_same_run(path: Path, run: str | Path | None, subject: str) -> None:
+    """The earlier report at ``path`` is replaced only when it evaluated ``run`` (or a model from
+    elsewhere: :func:`replaced_note` says which) (:func:`runfiles.check_same_run`)."""
+    check_same_run(_earlier_report(path), path.parent, run, subject, "an eval report")
 
 
 def _remove_stale_diagrams(out: Path, old: dict[str, Any] | None, files: dict[str, str]) -> None:

@@ -619,3 +619,47 @@ def setting_changes(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, .
         return os.path.abspath(value) if path and isinstance(value, str) else value
     return [f"{k} {old[k]!r} -> {new.get(k)!r}" for k in keys
             if k in old and key(k, old) != key(k, new)]
+
+
+def run_holding(folder: Path) -> Path | None:
+    """The run folder (one holding config.json) that ``folder`` is, or lies in."""
+    return next((f for f in (folder, *folder.parents) if (f / "config.json").is_file()), None)
+
+
+def check_same_run(old: dict[str, Any] | None, out: Path, run: str | Path | None,
+                   subject: str, noun: str, folder: bool = True) -> None:
+    """A record ``old`` of an earlier evaluation in ``out`` (``--out``: a folder, or the record's
+    file when not ``folder``) is replaced, or joined, only when it scored ``run``: ``gan eval A
+    --out B/eval.json``, ``classify eval A --out B/eval`` and ``ood score A --out B/ood``
+    replaced run B's results. A record of a model from elsewhere (``run`` null) is the
+    command's to judge (its note says what differs). A record inside RUN is RUN's whatever
+    path it names (a run copied or moved keeps its records); one elsewhere naming no run, or a
+    relative path (an older robustrep recorded RUN as typed, relative to a working folder it
+    did not record), may be any run's, and is refused too. ``noun``: what the record is ("an
+    eval record", "results"), ``subject``: what this call scores, as the line names them."""
+    if old is None or ("run" in old and old["run"] is None):  # none, or a --model's
+        return
+    scored = old.get("run")
+    named = isinstance(scored, str) and Path(scored).is_absolute()
+    holder = run_holding((out if folder else out.parent).resolve())
+    here = Path(run).resolve() if run is not None else None
+    if here is not None and (holder == here or named and Path(scored).resolve() == here):
+        return
+    how = ("written without its run" if not isinstance(scored, str) else
+           f"written with its run relative to an unrecorded folder, {scored!r}")
+    the = "the " + noun.removeprefix("an ").removeprefix("a ")
+    whose = (f"{the} of another run, {scored}" if named else
+             f"{noun} of the run {holder} ({how}: an older robustrep's)" if holder is not None
+             else f"{noun} {how} (an older robustrep's), possibly another run's")
+    remove = (f"another folder, or remove {out} to replace its files" if folder else
+              "another path, or remove the file to replace it")
+    raise RunFolderError(f"--out {out} holds {whose}; give --out {remove} with {subject}'s")
+
+
+def as_own_run(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A run's earlier record (not a --model's, run null) that :func:`check_same_run` let
+    through as this run's (copied or moved with it, or naming it as an older robustrep did, or
+    not at all), naming this run: its settings are compared as the same run's."""
+    if isinstance(new.get("run"), str) and old.get("run", "") is not None:
+        return {**old, "run": new["run"]}
+    return old

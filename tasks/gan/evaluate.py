@@ -73,7 +73,7 @@ from robustrep.tasks.common.options import check_run_folder
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.regularizers import refuse_unused
 from robustrep.tasks.common.rundir import check_output_file, check_replaceable
-from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.common.runfiles import check_same_run, write_text_atomic
 from robustrep.tasks.gan.config_checks import check_inception_file, inception_unused
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate, generate_batches
@@ -513,7 +513,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     does (``fid_name``, and the value again under that name: ``fid50k_full`` for 50,000
     samples against all reals), and names the run and checkpoint file it scored (``run``,
     ``checkpoint``, absolute paths); ``out`` holding another run's record is refused
-    (:func:`check_same_run`).
+    (:func:`_check_same_run`).
     """
     from robustrep.tasks.gan.sample import ema_used, load_generator, run_config  # no cycle
 
@@ -537,7 +537,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
     if out is not None:  # its own record may be replaced, never a user's file
         check_replaceable(path, ("step", "reg"), "gan eval", "--out")
-        check_same_run(path, run)  # nor another run's record
+        _check_same_run(path, run)  # nor another run's record
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)
@@ -545,7 +545,7 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     evaluator = Evaluator(cfg, data, dev, num_samples or default_n, inception_weights,
                           fid_features=fid_features, max_real=max_real,
                           show_progress=show_progress)
-    # the record names what it scored: --out may not replace another run's (check_same_run)
+    # the record names what it scored: --out may not replace another run's (_check_same_run)
     metrics = {"run": str(Path(run).resolve()),
                "checkpoint": str(_checkpoint_file(run, checkpoint)), "step": step,
                "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
@@ -571,26 +571,12 @@ def _checkpoint_file(run: str | Path, checkpoint: str | Path | None) -> Path:
     return (where / LATEST if where.is_dir() else where).resolve()
 
 
-def check_same_run(path: Path, run: str | Path) -> None:
-    """An earlier ``gan eval`` record at ``path`` (``--out``; check_replaceable has made sure it
-    is one) is replaced only when it scored ``run``: ``gan eval A --out B/eval.json`` replaced
-    run B's record without a word. A record in RUN itself is RUN's, whatever path it names (a
-    moved or copied run keeps its records); one elsewhere that names no run (written before
-    records named theirs) may be any run's, and is refused too."""
+def _check_same_run(path: Path, run: str | Path) -> None:
+    """``--out``'s earlier record (check_replaceable has made sure it is one) is replaced only
+    when it scored ``run`` (:func:`~robustrep.tasks.common.runfiles.check_same_run`)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):  # none there
         return
-    here = Path(run).resolve()
-    scored = old.get("run") if isinstance(old, dict) else None
-    if path.parent.resolve() == here or (isinstance(scored, str)
-                                          and Path(scored).resolve() == here):
-        return
-    if isinstance(scored, str):
-        whose = f"the eval record of another run, {scored}"
-    elif (path.parent / "config.json").is_file():  # a run folder's record is most likely its own
-        whose = f"an eval record of the run {path.parent} (it names no run: an older robustrep's)"
-    else:
-        whose = "an eval record that names no run (an older robustrep's), possibly another run's"
-    raise RunFolderError(f"--out {path} holds {whose}; give --out another path, or remove the "
-                         f"file to replace it with {run}'s")
+    check_same_run(old if isinstance(old, dict) else {}, path, run, str(run), "an eval record",
+                   folder=False)

@@ -1,6 +1,12 @@
 """What ``robustrep ood score`` writes: ``results.json``, ``.csv`` and ``.md``, ``scores.pt``,
 and an ROC curve and a score histogram per OOD set; and how a second call into the same folder
-merges with the first (rows keyed by detector and OOD set; other settings replace them all)."""
+merges with the first (rows keyed by detector and OOD set; other settings replace them all).
+
+One results file holds the rows of one run (or one model from elsewhere): its record names the
+run once (``run``, its resolved path) and its rows name only detector and OOD set, so rows of
+two runs cannot share it. Another run's results are never replaced: ``--out`` holding them is
+refused before any work (:func:`check_same_run`), as ``gan eval`` and ``classify eval`` refuse
+another run's record."""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import (make_folder, setting_changes, write_csv,
-                                             write_text_atomic)
+from robustrep.tasks.common.runfiles import (as_own_run, check_same_run, make_folder,
+                                             setting_changes, write_csv, write_text_atomic)
 from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
                                          compute_metrics)
 
@@ -46,6 +52,7 @@ def read_earlier(path: Path) -> dict[str, Any] | None:
 
 
 def _differences(old: dict[str, Any], meta: dict[str, Any], sizes: dict[str, int]) -> list[str]:
+    old = as_own_run(old, meta)  # its rows merge as the run's own
     diff = setting_changes(old, meta, _SAME_SETTINGS)
     if old.get("fit_data") and meta.get("fit_data") and old["fit_data"] != meta["fit_data"]:
         diff.append(f"fit_data {old['fit_data']!r} -> {meta['fit_data']!r}")
@@ -127,6 +134,8 @@ def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots
     from robustrep.tasks.common.rundir import output_lock
     with output_lock(out_dir):
         old = read_earlier(out_dir / "results.json")
+        check_same_run(old, out_dir, meta["run"], meta["run"] or f"--model {meta['model']}",
+                       "results")  # written there meanwhile
         earlier = keep_earlier(result, old, meta, out_dir / "results.json")
         if old is not None and earlier is None:
             remove_earlier_outputs(result, out_dir, old)

@@ -38,9 +38,10 @@ the same output folder (RUN/ood, or the ``--out`` of a run's or a ``--model``'s 
 first one's rows (:mod:`robustrep.tasks.ood.outputs`): results are keyed by (detector, OOD set),
 a pair measured again replaces its row, and both are named on stderr; the pictures of the sets
 it measured show the detectors of both calls (from ``scores.pt``, which the plots keep). When
-the settings differ (run, model, weights, ID data, image size, seed, sizes) the earlier rows
+the settings differ (model, weights, ID data, image size, seed, sizes) the earlier rows
 cannot share a table: they, their scores and their pictures are replaced, with a note naming
-what differs.
+what differs. Another run's results are not replaced: ``--out`` holding them is refused before
+any work (:func:`robustrep.tasks.common.runfiles.check_same_run`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from torch.utils.data import Dataset
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
-from robustrep.tasks.common.runfiles import check_own_kind
+from robustrep.tasks.common.runfiles import check_own_kind, check_same_run
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
@@ -311,8 +312,11 @@ def _output_folder(run: Path | None, out: str | Path | None,
     check_writable(out_dir, "--out")
     check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
                       "--out" if out else "output", companions=OUTPUTS)
-    read_earlier(out_dir / "results.json")  # a damaged one is named now; read again under the
-    # folder's lock when the rows are merged
+    # a damaged one is named now, and another run's refused; read again under the folder's
+    # lock when the rows are merged
+    check_same_run(read_earlier(out_dir / "results.json"), out_dir, run,
+                   str(run.resolve()) if run is not None else f"--model {foreign['name']}",
+                   "results")
     return out_dir
 
 
@@ -430,7 +434,8 @@ def _record(run: Path | None, config: dict[str, Any], sets: _Sets,
             specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]], fitted: bool,
             feature_maps: str, resize: bool, seed: int, openood: str | None) -> dict[str, Any]:
     """What results.json says of the call beside its rows."""
-    return {"run": None if run is None else str(run), "model": config.get("model"),
+    # resolved: a relative RUN named another run from another working folder (check_same_run)
+    return {"run": None if run is None else str(run.resolve()), "model": config.get("model"),
             "weights": config.get("weights"), "step": config.get("step"),
             "steps": config.get("steps"), "id": sets.id_name,
             "image_size": config.get("image_size"),  # a --model's option, a run's own

@@ -187,7 +187,8 @@ def test_no_ema_on_a_run_without_ema_says_so(trained_run, tiny_cfg, tmp_path, ca
     assert notes == [f"note: --no-ema: {run} keeps no EMA copy (trained with ema_decay 0); its "
                      f"raw weights, the only ones, are used, as they would be without --no-ema"]
     assert main([*argv, str(run)]) == 0  # not asked for
-    assert main([*argv, str(trained_run), "--no-ema"]) == 0  # a run with EMA weights
+    ema_out = [*argv[:-1], str(tmp_path / "ema")]  # another run's: not into run's --out
+    assert main([*ema_out, str(trained_run), "--no-ema"]) == 0  # a run with EMA weights
     assert "--no-ema" not in capsys.readouterr().err
 
 
@@ -366,6 +367,9 @@ def test_the_replaced_note_names_another_run_but_not_the_same_run_written_otherw
            "split": "test", "clean": {}, "summary": {}, "n": 8}
     same = {**old, "run": str(tmp_path / "runs" / "a")}  # ./runs/a, absolute: one run
     assert replaced_note(Path("r.json"), same, old) is None
-    assert replaced_note(Path("r.json"), {**old, "run": "runs/b", "step": 6}, old) == (
-        "r.json replaced: it held the report of another evaluation (run 'runs/a' -> 'runs/b'; "
-        "step 4 -> 6); give --out a new folder to keep both")
+    # another run's report is refused before any work (test_eval_records.py); a --model's
+    # (run null) replaced by a run's is noted
+    assert replaced_note(Path("r.json"), {**old, "run": "runs/b", "step": 6},
+                         {**old, "run": None, "weights": "w.pt"}) == (
+        "r.json replaced: it held the report of another evaluation (run None -> 'runs/b'; "
+        "weights 'w.pt' -> 'ema'; step 4 -> 6); give --out a new folder to keep both")

@@ -80,14 +80,14 @@ def test_a_record_naming_no_run_is_replaced_only_in_the_run_itself(run, tmp_path
     assert main(["gan", "eval", str(run), *FAST, "--out", str(other / "eval.json")]) == 2
     assert _error(capsys) == (
         f"robustrep gan eval: error: --out {other / 'eval.json'} holds an eval record of the run "
-        f"{other} (it names no run: an older robustrep's); give --out another path, or remove "
+        f"{other} (written without its run: an older robustrep's); give --out another path, or remove "
         f"the file to replace it with {run}'s")
     assert (other / "eval.json").read_text() == old
     _record(tmp_path / "evals" / "old.json")
     assert main(["gan", "eval", str(run), *FAST, "--out", str(tmp_path / "evals" / "old.json")]) \
         == 2
-    assert "holds an eval record that names no run (an older robustrep's), possibly another " \
-           "run's; give --out another path" in _error(capsys)
+    assert "holds an eval record written without its run (an older robustrep's), possibly " \
+           "another run's; give --out another path" in _error(capsys)
 
 
 def test_a_record_in_the_run_itself_is_its_own(run, tmp_path):
