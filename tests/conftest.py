@@ -118,6 +118,17 @@ time.sleep(300)
 
 
 @pytest.fixture
+def error_line(capsys):
+    """``error_line()``: what the command under test wrote to stderr, asserted to be one line,
+    without its newline (a user error is one line)."""
+    def read() -> str:
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        return err.strip()
+    return read
+
+
+@pytest.fixture
 def lock_holder():
     """``hold(folder)`` starts a process that takes ``folder``'s run lock and keeps it until
     killed (the test kills it; any left are killed at the end)."""

@@ -30,11 +30,6 @@ def _eval(run, *extra):
     return main(["classify", "eval", str(run), *FAST, *extra])
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return err.strip()
-
 
 def _no_work(monkeypatch):
     def no_load(*args, **kwargs):
@@ -67,7 +62,8 @@ def test_the_report_names_its_run_resolved_and_a_rerun_from_anywhere_replaces_it
     assert json.loads((out / "report.json").read_text())["n"] == 16
 
 
-def test_another_runs_report_is_refused_before_any_work(runs, tmp_path, monkeypatch, capsys):
+def test_another_runs_report_is_refused_before_any_work(runs, tmp_path, monkeypatch, capsys,
+                                                        error_line):
     a, b = runs
     assert _eval(b) == 0  # B/eval, B's own
     assert _eval(b, "--out", str(tmp_path / "shared")) == 0
@@ -76,17 +72,17 @@ def test_another_runs_report_is_refused_before_any_work(runs, tmp_path, monkeypa
     _no_work(monkeypatch)
     capsys.readouterr()
     assert _eval(a, "--out", str(b / "eval")) == 2
-    assert _error(capsys) == (
+    assert error_line() == (
         f"robustrep classify eval: error: --out {b / 'eval'} holds the eval report of another "
         f"run, {b.resolve()}; give --out another folder, or remove {b / 'eval'} to replace its "
         f"files with {a.resolve()}'s")
     assert _eval(a, "--out", str(tmp_path / "shared")) == 2  # a shared folder of reports
-    assert f"holds the eval report of another run, {b.resolve()}; give --out" in _error(capsys)
+    assert f"holds the eval report of another run, {b.resolve()}; give --out" in error_line()
     # a model from elsewhere (here A's checkpoint) is not run B either
     assert main(["classify", "eval", "--model", "test_resnet", "--checkpoint",
                  str(a / "checkpoints" / "latest.pt"), "--classes", "0", "1", "2",
                  "--image-size", "16", *FAST, "--out", str(b / "eval")]) == 2
-    assert _error(capsys).endswith("to replace its files with --model test_resnet's")
+    assert error_line().endswith("to replace its files with --model test_resnet's")
     assert {p: p.read_text() for p in kept} == kept
 
 
@@ -95,14 +91,14 @@ def test_another_runs_report_is_refused_before_any_work(runs, tmp_path, monkeypa
     ({"run": "runs/B"}, "written with its run relative to an unrecorded folder, 'runs/B'"),
 ])
 def test_an_older_report_naming_no_run_or_a_relative_one_is_refused_outside_the_run(
-        run_field, words, runs, tmp_path, monkeypatch, capsys):
+        run_field, words, runs, tmp_path, monkeypatch, error_line):
     """Older reports named no run, or RUN as typed: relative to a working folder they did not
     record. One in another run's folder is most likely that run's, one elsewhere anyone's."""
     a, b = runs
     old = _record(b / "eval" / "report.json", **run_field)
     _no_work(monkeypatch)
     assert _eval(a, "--out", str(b / "eval")) == 2
-    assert _error(capsys) == (
+    assert error_line() == (
         f"robustrep classify eval: error: --out {b / 'eval'} holds an eval report of the run "
         f"{b.resolve()} ({words}: an older robustrep's); give --out another folder, or "
         f"remove {b / 'eval'} to replace its files with {a.resolve()}'s")
@@ -110,7 +106,7 @@ def test_an_older_report_naming_no_run_or_a_relative_one_is_refused_outside_the_
     _record(tmp_path / "evals" / "report.json", **run_field)
     assert _eval(a, "--out", str(tmp_path / "evals")) == 2
     assert (f"holds an eval report {words} (an older robustrep's), possibly another "
-            f"run's; give --out another folder") in _error(capsys)
+            f"run's; give --out another folder") in error_line()
 
 
 @pytest.mark.parametrize("run_field", [{}, {"run": "runs/B"}, {"run": "/elsewhere/B"}])

@@ -30,11 +30,6 @@ def _record(path, **fields):
     return path.read_text()
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return err.strip()
-
 
 def test_the_record_names_the_run_and_checkpoint_it_scored(run, tmp_path, monkeypatch):
     monkeypatch.chdir(run.parent)  # a relative RUN is recorded as its absolute path
@@ -52,13 +47,13 @@ def test_the_record_names_the_run_and_checkpoint_it_scored(run, tmp_path, monkey
     assert record["checkpoint"] == str((run / "checkpoints" / "step_00000001.pt").resolve())
 
 
-def test_another_runs_record_is_not_replaced(run, tmp_path, capsys):
+def test_another_runs_record_is_not_replaced(run, tmp_path, error_line):
     other = tmp_path / "B"
     shutil.copytree(run, other, ignore=shutil.ignore_patterns("eval*.json"))
     target = other / "eval.json"
     before = _record(target, run=str(other.resolve()))
     assert main(["gan", "eval", str(run), *FAST, "--out", str(target)]) == 2
-    assert _error(capsys) == (
+    assert error_line() == (
         f"robustrep gan eval: error: --out {target} holds the eval record of another run, "
         f"{other.resolve()}; give --out another path, or remove the file to replace it with "
         f"{run}'s")
@@ -66,11 +61,11 @@ def test_another_runs_record_is_not_replaced(run, tmp_path, capsys):
     # anywhere else too: a shared folder of records
     shared = _record(tmp_path / "evals" / "b.json", run=str(other.resolve()))
     assert main(["gan", "eval", str(run), *FAST, "--out", str(tmp_path / "evals" / "b.json")]) == 2
-    assert "holds the eval record of another run" in _error(capsys)
+    assert "holds the eval record of another run" in error_line()
     assert (tmp_path / "evals" / "b.json").read_text() == shared
 
 
-def test_a_record_naming_no_run_is_replaced_only_in_the_run_itself(run, tmp_path, capsys):
+def test_a_record_naming_no_run_is_replaced_only_in_the_run_itself(run, tmp_path, error_line):
     """Records from before they named their run: one in another run's folder is most likely
     that run's, one elsewhere may be anyone's; one in RUN itself is RUN's."""
     other = tmp_path / "B"
@@ -78,16 +73,16 @@ def test_a_record_naming_no_run_is_replaced_only_in_the_run_itself(run, tmp_path
     (other / "config.json").write_text("{}")
     old = _record(other / "eval.json")
     assert main(["gan", "eval", str(run), *FAST, "--out", str(other / "eval.json")]) == 2
-    assert _error(capsys) == (
+    assert error_line() == (
         f"robustrep gan eval: error: --out {other / 'eval.json'} holds an eval record of the run "
-        f"{other} (written without its run: an older robustrep's); give --out another path, or remove "
-        f"the file to replace it with {run}'s")
+        f"{other} (written without its run: an older robustrep's); give --out another path, "
+        f"or remove the file to replace it with {run}'s")
     assert (other / "eval.json").read_text() == old
     _record(tmp_path / "evals" / "old.json")
     assert main(["gan", "eval", str(run), *FAST, "--out", str(tmp_path / "evals" / "old.json")]) \
         == 2
     assert "holds an eval record written without its run (an older robustrep's), possibly " \
-           "another run's; give --out another path" in _error(capsys)
+           "another run's; give --out another path" in error_line()
 
 
 def test_a_record_in_the_run_itself_is_its_own(run, tmp_path):

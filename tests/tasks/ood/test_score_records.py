@@ -33,11 +33,6 @@ def _rows(folder):
     return data, sorted((r["detector"], r["ood"]) for r in data["results"])
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return err.strip()
-
 
 def _no_work(monkeypatch):
     def no_load(*args, **kwargs):
@@ -71,7 +66,8 @@ def test_results_name_their_run_resolved_and_a_second_call_from_anywhere_keeps_t
     assert _rows(out)[1] == [("Entropy", "gaussian"), ("MaxSoftmax", "gaussian")]
 
 
-def test_another_runs_results_are_refused_before_any_work(runs, tmp_path, monkeypatch, capsys):
+def test_another_runs_results_are_refused_before_any_work(runs, tmp_path, monkeypatch, capsys,
+                                                          error_line):
     """One results file holds one run's rows (its record names one run, its rows only the
     detector and OOD set): another run's are kept, never replaced nor mixed in."""
     a, b = runs
@@ -82,18 +78,18 @@ def test_another_runs_results_are_refused_before_any_work(runs, tmp_path, monkey
     _no_work(monkeypatch)
     capsys.readouterr()
     assert _score(a, "Entropy", "--out", str(b / "ood")) == 2
-    assert _error(capsys) == (
+    assert error_line() == (
         f"robustrep ood score: error: --out {b / 'ood'} holds the results of another run, "
         f"{b.resolve()}; give --out another folder, or remove {b / 'ood'} to replace its files "
         f"with {a.resolve()}'s")
     assert _score(a, "Entropy", "--out", str(tmp_path / "shared")) == 2
-    assert f"holds the results of another run, {b.resolve()}; give --out" in _error(capsys)
+    assert f"holds the results of another run, {b.resolve()}; give --out" in error_line()
     # a model from elsewhere (here A's checkpoint) is not run B either
     assert main(["ood", "score", "--model", "test_resnet", "--checkpoint",
                  str(a / "checkpoints" / "latest.pt"), "--classes", "0", "1", "2",
                  "--image-size", "16", "--detectors", "Entropy", *FAST,
                  "--out", str(b / "ood")]) == 2
-    assert _error(capsys).endswith("to replace its files with --model test_resnet's")
+    assert error_line().endswith("to replace its files with --model test_resnet's")
     assert {p: p.read_text() for p in kept} == kept
 
 
@@ -102,12 +98,12 @@ def test_another_runs_results_are_refused_before_any_work(runs, tmp_path, monkey
     ({"run": "runs/B"}, "written with its run relative to an unrecorded folder, 'runs/B'"),
 ])
 def test_older_results_naming_no_run_or_a_relative_one_are_refused_outside_the_run(
-        run_field, words, runs, tmp_path, monkeypatch, capsys):
+        run_field, words, runs, tmp_path, monkeypatch, error_line):
     a, b = runs
     old = _record(b / "ood", **run_field)
     _no_work(monkeypatch)
     assert _score(a, "MaxSoftmax", "--out", str(b / "ood")) == 2
-    assert _error(capsys) == (
+    assert error_line() == (
         f"robustrep ood score: error: --out {b / 'ood'} holds results of the run {b.resolve()} "
         f"({words}: an older robustrep's); give --out another folder, or remove "
         f"{b / 'ood'} to replace its files with {a.resolve()}'s")
@@ -115,7 +111,7 @@ def test_older_results_naming_no_run_or_a_relative_one_are_refused_outside_the_r
     _record(tmp_path / "older", **run_field)
     assert _score(a, "MaxSoftmax", "--out", str(tmp_path / "older")) == 2
     assert (f"holds results {words} (an older robustrep's), possibly another "
-            f"run's; give --out another folder") in _error(capsys)
+            f"run's; give --out another folder") in error_line()
 
 
 @pytest.mark.parametrize("run_field", [{}, {"run": "runs/B"}, {"run": "/elsewhere/B"}])
