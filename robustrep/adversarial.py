@@ -60,7 +60,7 @@ import contextlib
 import dis
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,16 @@ from robustrep._validate import (check_bool, check_choice, check_generator, chec
                                  check_same_device, check_tensor, first_tensor, options_repr)
 from robustrep.registry import register_regularizer
 
-NORMS = ("linf", "l2")
+NORMS = ("linf", "l2")  # the annotations spell them out: the registry reads them from the source
+# the training radius when none is given, by norm: RobustBench's CIFAR-10 threat models (an L2
+# ball of 8/255 is 16 times smaller than the one the L2 evaluation attacks)
+TRAINING_EPS = {"linf": 8 / 255, "l2": 0.5}
+
+
+def training_eps(eps: float | None, norm: str) -> float:
+    """``eps``, or the norm's :data:`TRAINING_EPS` when None (a wrong norm is named first)."""
+    check_choice("norm", norm, NORMS)
+    return TRAINING_EPS[norm] if eps is None else eps
 _INPUT_RANKS = (2, 3, 4, 5)
 _TINY = 1e-12
 
@@ -404,8 +413,9 @@ class _TrainingAttack:
 
     __repr__ = options_repr
 
-    def __init__(self, eps: float, steps: int, step_size: float | None, norm: str,
+    def __init__(self, eps: float | None, steps: int, step_size: float | None, norm: str,
                  random_start: bool, input_range: tuple[float, float] | None):
+        eps = training_eps(eps, norm)
         _check_settings(eps, step_size, steps, norm, input_range, random_start)
         self.eps, self.step_size, self.norm = eps, step_size, norm
         self.random_start, self.input_range = random_start, input_range
@@ -425,7 +435,8 @@ class PGD(_TrainingAttack):
     """PGD adversarial training inputs (see :func:`pgd`); images in ``input_range``.
 
     Args:
-        eps: Linf (or L2) radius of the training perturbation in [0, 1] pixels.
+        eps: radius of the training perturbation in [0, 1] pixels (None: 8/255 for Linf, 0.5
+            for L2, RobustBench's CIFAR-10 threat models).
         steps: attack steps (Madry et al. use 7).
         step_size: attack step (None: 2.5 * eps / steps).
         norm: ``"linf"`` or ``"l2"``.
@@ -433,8 +444,8 @@ class PGD(_TrainingAttack):
         input_range: where inputs are clamped.
     """
 
-    def __init__(self, eps: float = 8 / 255, steps: int = 7, step_size: float | None = None,
-                 norm: str = "linf", random_start: bool = True,
+    def __init__(self, eps: float | None = None, steps: int = 7, step_size: float | None = None,
+                 norm: Literal["linf", "l2"] = "linf", random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
         super().__init__(eps, steps, step_size, norm, random_start, input_range)
         self.steps = steps
@@ -453,15 +464,16 @@ class FGSM(_TrainingAttack):
     """FGSM adversarial training inputs, with random start by default (see :func:`fgsm`).
 
     Args:
-        eps: Linf (or L2) radius of the training perturbation in [0, 1] pixels.
+        eps: radius of the training perturbation in [0, 1] pixels (None: 8/255 for Linf, 0.5
+            for L2, RobustBench's CIFAR-10 threat models).
         step_size: attack step (None: 1.25 * eps with a random start, as Wong et al.).
         norm: ``"linf"`` or ``"l2"``.
         random_start: start from a uniform draw in the ball.
         input_range: where inputs are clamped.
     """
 
-    def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
-                 random_start: bool = True,
+    def __init__(self, eps: float | None = None, step_size: float | None = None,
+                 norm: Literal["linf", "l2"] = "linf", random_start: bool = True,
                  input_range: tuple[float, float] | None = (0.0, 1.0)):
         super().__init__(eps, 1, step_size, norm, random_start, input_range)
 

@@ -17,7 +17,7 @@ images, ``None`` for unbounded inputs) of that module's docstring hold here too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -94,7 +94,8 @@ class ASGAN:
 
     none_is_a_value = ("input_range",)  # None: unbounded inputs
 
-    def __init__(self, eps: float = 0.05, steps: int = 1, norm: str = "linf", loss: str = "ns",
+    def __init__(self, eps: float = 0.05, steps: int = 1, norm: Literal["linf", "l2"] = "linf",
+                 loss: str = "ns",
                  input_range: tuple[float, float] | None = (-1.0, 1.0), mode: str = "replace",
                  free: bool = False):
         check_choice("mode", mode, ("replace", "add"))

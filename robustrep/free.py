@@ -13,15 +13,15 @@ ranges" holds here: classifier images in ``[0, 1]`` by default, ``None`` for unb
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from robustrep._validate import (check_choice, check_in_range, check_nonneg, check_positive,
                                  check_range, check_tensor, options_repr)
-from robustrep.adversarial import (_INPUT_RANKS, NORMS, _check_autograd, _check_eps_scale,
-                                   _clamp, _direction, _project)
+from robustrep.adversarial import (_INPUT_RANKS, NORMS, _check_autograd,
+                                   _check_eps_scale, _clamp, _direction, _project, training_eps)
 from robustrep.registry import register_regularizer
 
 
@@ -50,14 +50,14 @@ class FreePerturbation:
 
     ``input_range`` defaults to ``[0, 1]`` (classifier images); ``attach`` checks that the clean
     batch lies in it. ``None`` means unbounded inputs: no check, no clamp. ``eps`` defaults to
-    8/255, the paper's CIFAR-10 radius.
+    8/255 for Linf, the paper's CIFAR-10 radius, and 0.5 for L2 (RobustBench's L2 radius).
 
     As the ``classify`` adversarial-inputs regularizer ``free`` (:mod:`robustrep.api`),
     ``adversarial_inputs`` is :meth:`attach`, ``after_backward`` is :meth:`update`, and the
     program trains ``replays`` times on each batch (``m`` of the paper).
 
     Args:
-        eps: radius of the perturbation ball.
+        eps: radius of the perturbation ball (None: 8/255 for Linf, 0.5 for L2).
         step_size: step of ``delta`` per update (default ``eps``).
         norm: ``"linf"`` or ``"l2"``.
         input_range: where inputs are checked and clamped (None: unbounded).
@@ -66,8 +66,10 @@ class FreePerturbation:
 
     none_is_a_value = ("input_range",)  # None: unbounded inputs
 
-    def __init__(self, eps: float = 8 / 255, step_size: float | None = None, norm: str = "linf",
+    def __init__(self, eps: float | None = None, step_size: float | None = None,
+                 norm: Literal["linf", "l2"] = "linf",
                  input_range: tuple[float, float] | None = (0.0, 1.0), replays: int = 4):
+        eps = training_eps(eps, norm)
         check_nonneg("eps", eps)
         if step_size is not None:
             check_nonneg("step_size", step_size)

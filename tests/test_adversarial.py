@@ -893,3 +893,14 @@ def test_classifier_loss_takes_int32_indices_and_probabilities():
     expected = F.cross_entropy(model(x), y, reduction="none")
     torch.testing.assert_close(classifier_loss(model, y.int())(x), expected)
     torch.testing.assert_close(classifier_loss(model, F.one_hot(y, 3).float())(x), expected)
+
+
+@pytest.mark.parametrize("cls", [PGD, FGSM, FreePerturbation])
+def test_the_training_radius_defaults_by_norm(cls):
+    """Was: 8/255 whatever the norm, an L2 ball 16 times smaller than RobustBench's 0.5 (the L2
+    evaluation's radius), without a word."""
+    assert cls().eps == cls(norm="linf").eps == 8 / 255
+    assert cls(norm="l2").eps == 0.5
+    assert cls(eps=0.25, norm="l2").eps == 0.25
+    with pytest.raises(ValueError, match="norm must be one of"):
+        cls(norm="L1")

@@ -148,7 +148,8 @@ def test_metadata_read_from_the_source_equals_the_live_registry():
         live = registry._REGISTRY[name]
         assert live.cls is registry._LIVE[name]
         assert info == live, name
-    assert static["free"].options["eps"].default == 8 / 255
+    assert static["free"].options["eps"].default is None  # 8/255 or 0.5 by the norm
+    assert static["pgd"].options["norm"].annotation == "Literal['linf', 'l2']"
     assert static["mixup"].options["smoothing"].help.startswith("SRMix edge ramp")
     assert static["rpgan"].kind == "discriminator"
 

@@ -50,7 +50,15 @@ def reg_option(name: str, opt: str, choices: tuple | None = None, **bounds: Any)
     from robustrep.tasks.common.config import option
     info = regularizer_info(name).options[opt]
     text = info.help.rstrip(".") or opt.replace("_", " ")
-    return option(None, f"{text} (core: {_fmt(info.default)})", choices, **bounds)
+    return option(None, _with_core_default(text, info.default), choices, **bounds)
+
+
+def _with_core_default(text: str, default: Any) -> str:
+    """An option's help with the core's default, unless the help says what its None default
+    stands for ("(None: 8/255 for Linf, 0.5 for L2)"), which "(core: None)" would only repeat."""
+    if default is None and "(None: " in text:
+        return text
+    return f"{text} (core: {_fmt(default)})"
 
 
 def _fmt(value: Any) -> str:
@@ -60,17 +68,34 @@ def _fmt(value: Any) -> str:
 _SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def _scalar(annotation: str) -> tuple[type | None, bool]:
-    """``"float | None"`` (or ``"Optional[float]"``) -> ``(float, True)``; ``(None, _)`` for
-    what a flag cannot hold."""
+def _scalar(annotation: str) -> tuple[type | None, bool, tuple | None]:
+    """``"float | None"`` (or ``"Optional[float]"``) -> ``(float, True, None)``;
+    ``'Literal["linf", "l2"]'`` -> ``(str, False, ("linf", "l2"))``, its choices (read in any
+    case, as every choice option is); ``(None, _, None)`` for what a flag cannot hold."""
     annotation = annotation.strip()
     for prefix in ("Optional[", "typing.Optional["):
         if annotation.startswith(prefix) and annotation.endswith("]"):
             annotation = annotation[len(prefix):-1] + " | None"
+    choices = _literal(annotation)
+    if choices is not None:
+        return str, False, choices
     parts = [p.strip() for p in annotation.split("|")]
     optional = "None" in parts
     kinds = [p for p in parts if p != "None"]
-    return (_SCALARS.get(kinds[0]) if len(kinds) == 1 else None), optional
+    return (_SCALARS.get(kinds[0]) if len(kinds) == 1 else None), optional, None
+
+
+def _literal(annotation: str) -> tuple[str, ...] | None:
+    """The strings of a ``Literal[...]`` annotation, else None."""
+    import ast
+    for prefix in ("Literal[", "typing.Literal["):
+        if annotation.startswith(prefix) and annotation.endswith("]"):
+            try:
+                values = ast.literal_eval(f"({annotation[len(prefix):-1]},)")
+            except (ValueError, SyntaxError):
+                return None
+            return values if all(isinstance(v, str) for v in values) else None
+    return None
 
 
 def add_regularizer_args(parser: Any, program: str, fields: OptionFields,
@@ -107,7 +132,7 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
     from robustrep.tasks.common.config import GENERATED_DESTS, OptionSpec, arg_type
     group, taken, unknown = None, [], []
     for opt, oi in options.items():
-        kind, optional = _scalar(oi.annotation)
+        kind, optional, choices = _scalar(oi.annotation)
         flag = option_flag(name, opt)
         if opt not in skip and not oi.annotation:  # a None, list or tuple default says no kind
             unknown.append(opt)
@@ -118,13 +143,15 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
             continue
         if group is None:
             group = parser.add_argument_group(title)
-        spec = OptionSpec(name=opt, kind=kind, optional=optional)
+        spec = OptionSpec(name=opt, kind=kind, optional=optional, choices=choices)
         kwargs: dict[str, Any] = {"default": None, "type": arg_type(spec),
                                   "dest": f"{dest}{name}__{opt}",
-                                  "help": f"{oi.help.rstrip('.') or opt} "
-                                          f"(core: {_fmt(oi.default)})"}
+                                  "help": _with_core_default(oi.help.rstrip(".") or opt,
+                                                             oi.default)}
         if kind is bool:
             kwargs.update(metavar="BOOL", nargs="?", const=True)
+        elif choices:
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
         else:
             kwargs["metavar"] = kind.__name__.upper()
         group.add_argument(flag, **kwargs)
@@ -185,11 +212,13 @@ def _typed(name: str, opt: str, value: Any) -> Any:
     is refused here instead of reaching the class."""
     from robustrep.tasks.common.config import OptionSpec, OptionValueError, convert_value
     info = regularizer_info(name).options.get(opt)
-    kind, optional = _scalar(info.annotation) if info is not None else (None, False)
+    kind, optional, choices = _scalar(info.annotation) if info is not None else (None, False,
+                                                                                None)
     if kind is None:  # a misspelt option (create_regularizer names it) or no scalar type
         return value
     try:
-        return convert_value(OptionSpec(name=opt, kind=kind, optional=optional), value)
+        return convert_value(OptionSpec(name=opt, kind=kind, optional=optional,
+                                        choices=choices), value)
     except OptionValueError as err:
         raise ConfigError(f"reg_options: {name}'s {opt!r} {err}") from None
 
@@ -342,9 +371,27 @@ def regularizer_record(cfg: Any, names: tuple[str, ...] | list[str], fields: Opt
         kept = getattr(info.cls, "none_is_a_value", ())  # None passed on, as create_regularizer
         given = {k: v for k, v in options_for(cfg, name, fields, context).items()
                  if (v is not None or k in kept) and k in info.kwargs}
-        record[name] = {"class": f"{info.module}.{info.qualname}",
-                        "options": {**info.kwargs, **given}, "source": _source_hash(info)}
+        options = _resolved(info, {**info.kwargs, **given}, given, kept)
+        record[name] = {"class": f"{info.module}.{info.qualname}", "options": options,
+                        "source": _source_hash(info)}
     return json.loads(json.dumps(record, default=str))  # as the file holds it: lists, text
+
+
+def _resolved(info: Any, options: dict[str, Any], given: dict[str, Any],
+              kept: tuple[str, ...]) -> dict[str, Any]:
+    """``options`` with each None the class resolves itself (PGD's eps by its norm: 8/255 or
+    0.5) replaced by the value the built object holds, so the record says what ran. Regularizers
+    are side-effect free to build; one that cannot be built without the program's context
+    keeps its None."""
+    unresolved = [k for k, v in options.items() if v is None and k not in kept]
+    if not unresolved or info.kind != "regularizer":
+        return options
+    try:
+        built = info.cls(**given)
+    except Exception:  # noqa: BLE001 - needs the program's context; the None stays
+        return options
+    return {**options, **{k: getattr(built, k) for k in unresolved
+                          if getattr(built, k, None) is not None}}
 
 
 def _source_hash(info: Any) -> str | None:

@@ -72,7 +72,12 @@ def test_reg_option_defaults_to_none_with_the_class_help_and_default():
 
 
 def test_reg_option_help_rounds_floats_and_falls_back_to_the_option_name(probe):
-    assert reg_option("free", "eps").metadata["help"].endswith("(core: 0.031373)")  # 8/255
+    from robustrep.tasks.common.regularizers import _fmt
+    assert _fmt(8 / 255) == "0.031373" and reg_option("asgan", "eps").metadata["help"].endswith(
+        "(core: 0.05)")
+    # a None default whose help says what it stands for is not repeated as "(core: None)"
+    assert reg_option("free", "eps").metadata["help"] == (
+        "radius of the perturbation ball (None: 8/255 for Linf, 0.5 for L2)")
     assert reg_option("test-probe", "steps").metadata["help"] == "how many (core: 3)"
     registry._REGISTRY["test-probe"] = registry.RegularizerInfo(
         "test-probe", probe.__module__, probe.__qualname__, "p", {"classify": "feature shrinkage"},
@@ -257,7 +262,15 @@ def test_discriminator_of_names_the_registered_discriminator():
 ])
 def test_a_flag_holds_one_scalar_maybe_none(annotation, want):
     from robustrep.tasks.common.regularizers import _scalar
-    assert _scalar(annotation) == want
+    assert _scalar(annotation) == (*want, None)
+
+
+@pytest.mark.parametrize("annotation, choices", [
+    ('Literal["linf", "l2"]', ("linf", "l2")), ("typing.Literal['a']", ("a",)),
+    ("Literal[1, 2]", None), ("Literal[oops", None)])
+def test_a_literal_annotation_gives_the_flag_its_choices(annotation, choices):
+    from robustrep.tasks.common.regularizers import _scalar
+    assert _scalar(annotation)[2] == choices
 
 
 def test_defaults_in_help_are_rounded_floats_or_as_written():
@@ -309,3 +322,12 @@ def test_the_record_keeps_a_none_the_class_takes_as_a_value():
     assert record["dat"]["options"]["input_range"] is None
     assert regularizer_record(cfg, ["dat"], OPTION_FIELDS, {"input_range": (-1.0, 1.0)})[
         "dat"]["options"]["input_range"] == [-1.0, 1.0]
+
+
+def test_the_record_says_the_radius_the_class_chose_for_its_norm():
+    """An eps left to the core is resolved by the norm (PGD: 0.5 for L2); the record said None."""
+    from robustrep.tasks.classify.config import OPTION_FIELDS
+    from robustrep.tasks.common.regularizers import regularizer_record
+    cfg = _cfg(eps=None, adv_steps=None, adv_step_size=None, reg_options={"pgd": {"norm": "l2"}})
+    options = regularizer_record(cfg, ["pgd"], OPTION_FIELDS)["pgd"]["options"]
+    assert (options["eps"], options["norm"], options["step_size"]) == (0.5, "l2", None)
