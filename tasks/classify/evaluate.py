@@ -463,7 +463,14 @@ def _measured(report: dict[str, Any]) -> str:
     accs = sorted(k for k, v in (summary if isinstance(summary, dict) else {}).items()
                   if k.endswith("_acc") and k not in ("clean_acc", "robust_acc")
                   and isinstance(v, (int, float)) and math.isfinite(v))  # robust_acc: a repeat
-    return f"{', '.join(accs) or 'clean accuracy only'} on {report.get('n')} samples"
+    if not accs:
+        return f"clean accuracy only on {report.get('n')} samples"
+    n, n_attack = report.get("n"), report.get("n_attack", report.get("n"))
+    attacked = {f"{a}_acc" for a in (report.get("robust") or {})}  # on the first n_attack
+    groups = ([(accs, n)] if n_attack == n else
+              [([a for a in accs if a in attacked], n_attack),
+               ([a for a in accs if a not in attacked], n)])
+    return ", ".join(f"{', '.join(names)} on {k} samples" for names, k in groups if names)
 
 
 # What a report evaluated: an earlier report of another model, checkpoint or data replaced in

@@ -549,6 +549,9 @@ def _holds_something(path: Path) -> bool:
 
 
 def _holds_a_run(path: Path) -> RunFolderError:
+    if not (path / "config.json").is_file():  # a resume of it is refused: no config.json
+        return RunFolderError(f"{path} holds checkpoints/{LATEST} but no config.json: it is "
+                              f"not a robustrep run, and cannot be resumed; choose another --out")
     return RunFolderError(f"{path} already holds a run; continue it with --resume {path} or "
                           f"pass another --out")
 
@@ -563,8 +566,8 @@ def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     resume), where a relative path would name another place, or nothing."""
     from robustrep.tasks.common.weights import LOCAL_PREFIX
 
-    def absolute(value: str) -> str:
-        return str(Path(value).expanduser().absolute())
+    def absolute(value: str) -> str:  # "../x" from folder f saved as f/../x broke once f moved
+        return os.path.abspath(os.path.expanduser(value))
 
     out = {k: (absolute(v) if k in PATH_OPTIONS and isinstance(v, str) and v else v)
            for k, v in config.items()}

@@ -174,7 +174,8 @@ def test_eval_run_writes_report_and_diagram(trained_run, tmp_path):
                                            pytest.approx(config["std"]))
 
 
-def test_no_ema_on_a_run_without_ema_says_so(trained_run, tiny_cfg, tmp_path, capsys):
+def test_no_ema_on_a_run_without_ema_says_so(trained_run, tiny_cfg, tmp_path, capsys,
+                                             undrawn_diagrams):
     # Was: silent; --no-ema gave the raw weights, as the call without it does on such a run
     from robustrep.tasks.classify.train import train
     from robustrep.tasks.cli import main
@@ -373,3 +374,15 @@ def test_the_replaced_note_names_another_run_but_not_the_same_run_written_otherw
                          {**old, "run": None, "weights": "w.pt"}) == (
         "r.json replaced: it held the report of another evaluation (run None -> 'runs/b'; "
         "weights 'w.pt' -> 'ema'; step 4 -> 6); give --out a new folder to keep both")
+
+
+def test_the_replaced_note_counts_the_attacks_on_the_samples_they_ran_on():
+    """Was: "it held corruption_acc, fgsm_acc on 359 samples", FGSM having run on 8 of them."""
+    from robustrep.tasks.classify.evaluate import replaced_note
+    old = {"run": None, "model": "m", "clean": {}, "n": 359, "n_attack": 8,
+           "robust": {"fgsm": {}}, "summary": {"clean_acc": 0.9, "fgsm_acc": 0.5,
+                                               "corruption_acc": 0.7, "robust_acc": 0.5}}
+    new = {**old, "n_attack": 359, "summary": {"clean_acc": 0.9, "fgsm_acc": 0.4}}
+    assert replaced_note(Path("r.json"), new, old) == (
+        "r.json replaced: it held fgsm_acc on 8 samples, corruption_acc on 359 samples; this "
+        "one holds fgsm_acc on 359 samples")

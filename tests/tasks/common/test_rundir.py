@@ -57,6 +57,22 @@ def test_a_run_in_progress_is_said_to_be_in_use_whatever_checkpoints_it_has(tmp_
     assert check_run_folder(run, True) == run / "checkpoints" / "latest.pt"
 
 
+def test_a_folder_of_checkpoints_without_config_json_is_not_offered_a_resume(tmp_path):
+    """Was: "already holds a run; continue it with --resume D", which then said D "is not a
+    robustrep run folder: no config.json"."""
+    from robustrep.tasks.common.rundir import check_run_folder
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"a checkpoint")
+    with pytest.raises(RunFolderError) as info:
+        check_run_folder(tmp_path, resume=False)
+    assert str(info.value) == (f"{tmp_path} holds checkpoints/latest.pt but no config.json: it "
+                               f"is not a robustrep run, and cannot be resumed; choose another "
+                               f"--out")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(RunFolderError, match="already holds a run; continue it with --resume"):
+        check_run_folder(tmp_path, resume=False)
+
+
 def test_lock_is_exclusive_within_one_process_and_released(tmp_path):
     run = RunDir(tmp_path / "run").create()
     first = run.lock()
@@ -159,6 +175,9 @@ def test_a_run_saves_its_paths_absolute(tmp_path, monkeypatch):
     for name in ("resnet18", "hf-hub:timm/resnet18.a1_in1k"):  # names, not paths: kept
         assert absolute_paths({"model": name}) == {"model": name}
     assert absolute_paths({"model": "local-dir:m"}) == {"model": f"local-dir:{tmp_path / 'm'}"}
+    # was tmp/here/../data: once here/ moved, the run named nothing
+    monkeypatch.chdir(tmp_path / "my-model")
+    assert absolute_paths({"data_root": "../data"}) == {"data_root": str(tmp_path / "data")}
 
 
 EXPECTED = "(expected a folder holding config.json and checkpoints/)"
