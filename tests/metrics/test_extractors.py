@@ -198,11 +198,18 @@ def test_tf1_resize_equals_torch_fidelity_resize():
     assert (got - torch_resize).abs().mean() > 0.1
 
 
-def test_tf_mode_features_equal_torch_fidelity(fid_model, fid_file, tmp_path):
+@pytest.fixture(scope="module")
+def fidelity_ref(fid_file):
+    """torch-fidelity's extractor on our random weights (built once: 0.25 s; the tests only
+    read it)."""
     fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    return fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                feature_extractor_weights_path=str(fid_file))
+
+
+def test_tf_mode_features_equal_torch_fidelity(fid_model, fid_file, fidelity_ref, tmp_path):
     ours_file = fid_file
-    ref = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(ours_file))
+    ref = fidelity_ref
     # torch-fidelity's own state dict, saved under its file name, loads into ours as it is
     theirs_file = tmp_path / FIDELITY_WEIGHTS_FILE
     torch.save(ref.state_dict(), theirs_file)
@@ -217,12 +224,8 @@ def test_tf_mode_features_equal_torch_fidelity(fid_model, fid_file, tmp_path):
     torch.testing.assert_close(sym, want, rtol=0, atol=1e-4)
 
 
-def test_pytorch_fid_mode_features_equal_pytorch_fid(fid_model, fid_file, monkeypatch):
-    pfid = pytest.importorskip("pytorch_fid.inception")
-    # pytorch-fid fetches its weights by URL; hand it our random state dict instead.
-    monkeypatch.setattr(pfid, "load_state_dict_from_url", lambda *a, **k: fid_model.state_dict())
-    ref = pfid.InceptionV3([3], resize_input=True, normalize_input=True,
-                           use_fid_inception=True).eval()
+def test_pytorch_fid_mode_features_equal_pytorch_fid(fid_file, pytorch_fid_ref):
+    ref = pytorch_fid_ref
     path = fid_file
     images = _uint8_images().float() / 255
     with torch.no_grad():
@@ -265,12 +268,10 @@ def _network_input(conv, run):
 
 
 @pytest.mark.parametrize("input_range", [(-1.0, 1.0), (-3.0, 5.0)])
-def test_tf_input_is_torch_fidelitys_8_bit_image_for_any_range(fid_file, input_range):
+def test_tf_input_is_torch_fidelitys_8_bit_image_for_any_range(fidelity_ref, input_range):
     # torch-fidelity takes the uint8 image; ours must round to it from any range, clamp what lies
     # outside (as stylegan2-ada quantises), repeat a grey channel, and resize it as TF1 does.
-    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
-    ref = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(fid_file))
+    ref = fidelity_ref
     ours = FIDInceptionV3(input_range)
     low, high = input_range
     gen = torch.Generator().manual_seed(2)
@@ -286,12 +287,16 @@ def test_tf_input_is_torch_fidelitys_8_bit_image_for_any_range(fid_file, input_r
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
-@pytest.fixture
-def pytorch_fid_ref(fid_model, monkeypatch):
+@pytest.fixture(scope="module")
+def pytorch_fid_ref(fid_model):
+    """pytorch-fid's InceptionV3 on our random weights (built once: 0.25 s; the tests only read
+    it)."""
     pfid = pytest.importorskip("pytorch_fid.inception")
-    monkeypatch.setattr(pfid, "load_state_dict_from_url", lambda *a, **k: fid_model.state_dict())
-    return pfid.InceptionV3([3], resize_input=True, normalize_input=True,
-                            use_fid_inception=True).eval()
+    with pytest.MonkeyPatch.context() as patch:
+        # pytorch-fid fetches its weights by URL; hand it our random state dict instead.
+        patch.setattr(pfid, "load_state_dict_from_url", lambda *a, **k: fid_model.state_dict())
+        return pfid.InceptionV3([3], resize_input=True, normalize_input=True,
+                                use_fid_inception=True).eval()
 
 
 @pytest.mark.parametrize("input_range", [(-1.0, 1.0), (-3.0, 5.0)])

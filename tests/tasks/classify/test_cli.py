@@ -32,7 +32,7 @@ def test_bad_input_is_a_clean_error(capsys):
     assert "--optimizer lino: timm cannot build it" in capsys.readouterr().err
 
 
-def test_train_then_eval_from_the_command_line(tmp_path, capsys):
+def test_train_then_eval_from_the_command_line(tmp_path, capsys, undrawn_diagrams):
     run = tmp_path / "run"
     assert main(["classify", "train", "--preset", "smoke", "--steps", "2", "--image-size", "16",
                  "--classes", "0,1", "--run-dir", str(run), "--quiet"]) == 0

@@ -134,7 +134,8 @@ def test_classify_eval_checkpoint_without_a_run(tmp_path, monkeypatch):
 
 def test_a_second_model_eval_into_its_out_replaces_its_report_as_a_runs_does(tmp_path,
                                                                              monkeypatch,
-                                                                             capsys):
+                                                                             capsys,
+                                                                             undrawn_diagrams):
     # Was: `--out D already holds a report.json; choose a new folder` for the report an earlier
     # `classify eval --model` wrote there, while `classify eval RUN` replaced RUN/eval's
     monkeypatch.chdir(tmp_path)
@@ -285,7 +286,8 @@ def test_eval_values_that_would_be_read_as_others_are_refused_by_the_parser(argv
     assert info.value.code == 2 and needle in err and err.count("\n") == 1
 
 
-def test_two_model_evals_started_in_one_second_keep_their_own_folders(tmp_path, monkeypatch):
+def test_two_model_evals_started_in_one_second_keep_their_own_folders(tmp_path, monkeypatch,
+                                                                      undrawn_diagrams):
     # Was: both wrote runs/eval/<model>-<time>; the later one's report replaced the earlier's
     # (other weights), both exiting 0
     import time
@@ -301,7 +303,8 @@ def test_two_model_evals_started_in_one_second_keep_their_own_folders(tmp_path, 
 
 
 def test_a_runs_checkpoint_on_other_data_than_it_trained_on_is_noted(trained_run, tmp_path,
-                                                                      monkeypatch, capsys):
+                                                                      monkeypatch, capsys,
+                                                                      undrawn_diagrams):
     # was: --model --checkpoint RUN/checkpoints/latest.pt at the default --image-size 32 and
     # every label, for a run trained at 16 on labels 0-2: a report on other data, without a word
     monkeypatch.chdir(tmp_path)
@@ -349,7 +352,7 @@ def test_classify_eval_reads_a_runs_checkpoint_once(trained_run, tmp_path, monke
 
 
 def test_classify_eval_says_a_checkpoint_was_evaluated_with_timms_default_normalisation(
-        tmp_path, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys, undrawn_diagrams):
     # Was: the table showed the mean/std, not that they were --model's default in timm rather
     # than the weights' own or the user's (ood score said so); the report did not say either
     from robustrep.nets.classifier import default_norm

@@ -48,7 +48,7 @@ def _record(path, **fields):
 
 
 def test_the_report_names_its_run_resolved_and_a_rerun_from_anywhere_replaces_it(
-        runs, tmp_path, monkeypatch, capsys):
+        runs, tmp_path, monkeypatch, capsys, undrawn_diagrams):
     a, _ = runs
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "scores"
@@ -63,7 +63,7 @@ def test_the_report_names_its_run_resolved_and_a_rerun_from_anywhere_replaces_it
 
 
 def test_another_runs_report_is_refused_before_any_work(runs, tmp_path, monkeypatch, capsys,
-                                                        error_line):
+                                                        error_line, undrawn_diagrams):
     a, b = runs
     assert _eval(b) == 0  # B/eval, B's own
     assert _eval(b, "--out", str(tmp_path / "shared")) == 0

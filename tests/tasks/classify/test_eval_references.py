@@ -141,7 +141,8 @@ def test_cifar_c_files_of_other_images_than_the_clean_set_are_refused(tmp_path):
 
 
 def test_a_head_wider_than_the_data_is_noted_and_the_normalisation_shown(tmp_path, monkeypatch,
-                                                                         capsys):
+                                                                         capsys,
+                                                                         undrawn_diagrams):
     # Was: 100-class weights scored on the 10 digits without a word (an ImageNet head on
     # CIFAR-10 reads ~0 accuracy); fewer outputs than classes are refused (test_eval_any)
     import timm

@@ -59,6 +59,22 @@ def _cache_dir(tmp_path_factory):
         os.environ["ROBUSTREP_CACHE"] = old
 
 
+@pytest.fixture
+def undrawn_curves(monkeypatch):
+    """plots/losses.png and plots/metrics.png are written empty (by the same atomic writer),
+    not drawn: matplotlib takes 0.1-0.25 s a picture, most of a tiny run's evaluation. For
+    tests that read no curves; test_eval.py's test_training_evaluates_and_draws and
+    test_resume_pictures.py draw them and check them."""
+    from robustrep.tasks.common.runfiles import write_atomic
+    from robustrep.tasks.gan import train
+
+    def undrawn(records, keys, path, **kwargs):
+        if not any(k in r for k in keys for r in records):
+            return None  # as curves: no panel, no file
+        return write_atomic(path, lambda handle: None)
+    monkeypatch.setattr(train, "curves", undrawn)
+
+
 def read_records(run):
     path = run / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -191,7 +191,7 @@ def test_preset_trains_on_digits(tmp_path, records):
     assert json.loads((run / "config.json").read_text())["reg"] == "infomax,dat"
 
 
-def test_fid_records_carry_images_seen(tiny_cfg, tmp_path, records):
+def test_fid_records_carry_images_seen(tiny_cfg, tmp_path, records, undrawn_curves):
     run = tmp_path / "run"
     train(tiny_cfg(reg="ssgan", steps=2, eval_every=1, final_eval=True, n_dis=2, out=str(run)),
           show_progress=False)

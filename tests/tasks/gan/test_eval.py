@@ -194,7 +194,7 @@ def test_a_damaged_latest_checkpoint_names_the_last_step_file(digits_run, tmp_pa
                  "--checkpoint", last.name]) == 0
 
 
-def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys):
+def test_grid_run_mode_stats(tiny_cfg, tmp_path, capsys, undrawn_curves):
     run = tmp_path / "grid"
     train(tiny_cfg("grid-mlp", out=str(run), final_eval=True), show_progress=False)
     assert main(["gan", "eval", str(run), "--num-samples", "500"]) == 0
@@ -362,7 +362,7 @@ GAN_TINY = ["--image-size", "16", "--g-width", "4", "--d-width", "4", "--z-dim",
 
 
 def test_imagefolder_gan_reports_fid_on_classify_run_features(folder_and_classifier, tmp_path,
-                                                               records, capsys):
+                                                               records, capsys, undrawn_curves):
     from robustrep.tasks.common.classifier import load_run
     from robustrep.tasks.gan.data import build_data
     from robustrep.tasks.gan.evaluate import EVAL_SEED, _real_batches

@@ -41,7 +41,7 @@ def _assert_equal_states(a, b):
     dict(reg="ssgan,dat"),
     dict(reg="infomax,mixup"),
 ], ids=lambda o: o["reg"] + ("-free" if o.get("asgan_free") else ""))
-def test_resume_equals_uninterrupted(options, tiny_cfg, tmp_path, records):
+def test_resume_equals_uninterrupted(options, tiny_cfg, tmp_path, records, undrawn_curves):
     full, part = tmp_path / "full", tmp_path / "part"
     train(tiny_cfg(steps=4, ckpt_every=2, out=str(full), **options), show_progress=False)
     train(tiny_cfg(steps=2, ckpt_every=2, out=str(part), **options), show_progress=False)
@@ -186,7 +186,8 @@ def test_checkpoints_and_interruptions_change_no_logged_mean(tiny_cfg, tmp_path,
     assert _losses(records(tmp_path / "cut")) == plain
 
 
-def test_resume_redoes_the_evaluation_a_kill_interrupted(tiny_cfg, tmp_path, records):
+def test_resume_redoes_the_evaluation_a_kill_interrupted(tiny_cfg, tmp_path, records,
+                                                         undrawn_curves):
     """Killed during the step-2 evaluation, after the step-2 checkpoint: the resumed run
     evaluates step 2 before it trains on, as the uninterrupted run did."""
     opts = dict(steps=4, ckpt_every=2, eval_every=2, final_eval=False)

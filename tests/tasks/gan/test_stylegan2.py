@@ -185,7 +185,8 @@ def test_a_seed_gives_the_same_samples_and_leaves_the_global_rng(tiny_cfg):
     assert not torch.equal(generate(G, 6, torch.device("cpu"), seed=1, batch=4), first)
 
 
-def test_an_evaluation_during_training_leaves_its_losses(tiny_cfg, tmp_path, records):
+def test_an_evaluation_during_training_leaves_its_losses(tiny_cfg, tmp_path, records,
+                                                         undrawn_curves):
     # --eval-every may change on resume: it must not move the run's draws (StyleGAN2's noise)
     runs = {every: tmp_path / f"every{every}" for every in (0, 2)}
     for every, out in runs.items():

@@ -52,7 +52,7 @@ def test_ood_score_scores_a_uos_run_from_the_command_line(uos_run, tmp_path, cap
     out = tmp_path / "out"
     assert main(["ood", "score", str(uos_run), "--detectors", "UoS,MaxSoftmax", "--ood",
                  "digits59", "gaussian", "--max-samples", "24", "--max-fit", "60", "--out",
-                 str(out), "--save-scores", "--quiet", "--device", "cpu"]) == 0
+                 str(out), "--save-scores", "--no-plots", "--quiet", "--device", "cpu"]) == 0
     assert "| UoS | gaussian |" in capsys.readouterr().out
     data = json.loads((out / "results.json").read_text())
     rows = [r for r in data["results"] if r["detector"] == "UoS"]

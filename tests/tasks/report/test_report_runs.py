@@ -49,7 +49,20 @@ def children(monkeypatch):
     return calls
 
 
-def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys):
+@pytest.fixture
+def undrawn(monkeypatch):
+    """The page's bar charts (plots/*.png) are written empty, by the same atomic writer, not
+    drawn: 0.1 s each, and every fake child's run gives the same bars. test_report.py draws and
+    checks them; test_a_killed_seed_is_left_out_and_one_run_shows_no_spread and
+    test_a_detector_that_failed_on_some_sets_is_left_out_of_its_cells draw the rarer pages."""
+    from robustrep.tasks.common import plots
+    from robustrep.tasks.common.runfiles import write_atomic
+    monkeypatch.setattr(plots, "bar_table",
+                        lambda rows, path, **kw: write_atomic(path, lambda handle: None))
+
+
+def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys,
+                                                        undrawn):
     """README: ``robustrep report --quick`` (default --out), then ``--collect --out DIR`` (with
     and without --quick); the quick runs planned at the default size are left out, not
     labelled with its steps."""
@@ -75,7 +88,7 @@ def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, c
 
 
 def test_collect_takes_the_options_not_given_from_the_earlier_report(tmp_path, capsys,
-                                                                     children):
+                                                                     children, undrawn):
     """Seeds, settings and size come from report.json; an option given is honoured, a --quick
     among them: a default report's runs are then of another size, each named."""
     out = tmp_path / "r"
@@ -108,7 +121,7 @@ def test_collect_takes_the_options_not_given_from_the_earlier_report(tmp_path, c
     (lambda info: info.update(quick="yes"), "{path}: info.quick is 'yes', not true or false; "),
 ])
 def test_collect_refuses_damaged_settings_of_the_earlier_report(tmp_path, capsys, children,
-                                                                damage, line):
+                                                                damage, line, undrawn):
     out = tmp_path / "r"
     assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 0
     path = out / "report.json"
@@ -125,7 +138,8 @@ def test_collect_refuses_damaged_settings_of_the_earlier_report(tmp_path, capsys
     assert (out / "report.md").read_text() == page_text
 
 
-def test_collect_reads_a_quick_report_that_did_not_record_quick(tmp_path, capsys, children):
+def test_collect_reads_a_quick_report_that_did_not_record_quick(tmp_path, capsys, children,
+                                                                undrawn):
     """A report.json of an earlier version (no "quick"): the quick size's steps tell."""
     out = tmp_path / "r"
     assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 0
@@ -138,7 +152,8 @@ def test_collect_reads_a_quick_report_that_did_not_record_quick(tmp_path, capsys
     assert "Quick report: 4 runs, seed 0; GAN 300 steps" in (out / "report.md").read_text()
 
 
-def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monkeypatch, children):
+def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monkeypatch, children,
+                                                                 undrawn):
     monkeypatch.chdir(tmp_path)
     argv = ["report", "--quick", "--seeds", "0", "--out", "rr"]
     assert cli.main(argv) == 0 and len(children) == 8  # 2 GAN runs, 2 x (train, eval, score)
@@ -146,7 +161,7 @@ def test_a_relative_out_is_trained_once_and_rerun_trains_nothing(tmp_path, monke
     assert cli.main(argv) == 0 and len(children) == 8
 
 
-def test_the_page_says_which_runs_this_invocation_ran(tmp_path, children, capsys):
+def test_the_page_says_which_runs_this_invocation_ran(tmp_path, children, capsys, undrawn):
     """Run again over finished runs, the page said "0.0 min wall-clock for this invocation" of
     them all, replacing the page that gave the minutes they took."""
     import shutil
@@ -236,7 +251,7 @@ def test_a_killed_seed_is_left_out_and_one_run_shows_no_spread(tmp_path, capsys,
              "left out"),
 ])
 def test_collect_leaves_out_a_gan_run_it_cannot_read_faithfully(tmp_path, capsys, children,
-                                                                damage, line):
+                                                                damage, line, undrawn):
     out = tmp_path / "r"
     argv = ["report", "--quick", "--seeds", "0", "1", "--out", str(out), "--gan-regs", "none",
             "--classify-regs", "none"]
@@ -411,7 +426,7 @@ def test_markdown_cells_escape_the_column_bar():
     ("ood/results.json", "[1, 2]", "holds a JSON list"),
 ])
 def test_a_damaged_result_file_is_one_line_naming_it(tmp_path, capsys, children, name, text,
-                                                       problem):
+                                                       problem, undrawn):
     out = tmp_path / "r"
     argv = ["report", "--quick", "--seeds", "0", "--out", str(out), "--gan-regs", "none",
             "--classify-regs", "none"]
@@ -431,7 +446,7 @@ def test_a_damaged_result_file_is_one_line_naming_it(tmp_path, capsys, children,
     ("gan/none-seed0/config.json", "gan/none-seed0"),
 ])
 def test_a_damaged_file_of_a_run_says_what_the_next_report_redoes(tmp_path, capsys, children,
-                                                                  name, remove):
+                                                                  name, remove, undrawn):
     """The line said "restore it or run again into another folder": every run of the report
     again. Removing a result file alone was no way out either: the eval's or ood score's other
     files in its folder were then refused as a user's."""
