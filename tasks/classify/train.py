@@ -130,6 +130,12 @@ def clean_accuracy(model: nn.Module, batches, device: torch.device, amp: str = "
     return correct / max(total, 1), float(nll) / max(total, 1)
 
 
+def _counted(batches: Any, bar: Any) -> Any:
+    for batch in batches:
+        yield batch
+        bar.update(1)
+
+
 class Trainer(TrainerBase):
     """Holds the state of one run; :meth:`fit` trains from the current step to ``cfg.steps``."""
 
@@ -298,13 +304,18 @@ class Trainer(TrainerBase):
     # -- loop ----------------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
+        """Clean accuracy and NLL on the evaluation split (of the EMA weights too), each pass
+        counted on a bar: a large model's evaluation took minutes after "step N/N" without a
+        word (under torchrun the other processes wait at a barrier meanwhile)."""
         batches = eval_loader(self.eval_set, 256, self.cfg.workers)
-        acc, nll = clean_accuracy(self.model, batches, self.device, self.cfg.amp,
-                                  self.cfg.channels_last)
-        out = {"eval/acc": acc, "eval/nll": nll}
-        if self.ema is not None:
-            out["eval/acc_ema"], out["eval/nll_ema"] = clean_accuracy(
-                self.ema.module, batches, self.device, self.cfg.amp, self.cfg.channels_last)
+        models = {"": self.model, "_ema": None if self.ema is None else self.ema.module}
+        out = {}
+        for suffix, model in ((k, m) for k, m in models.items() if m is not None):
+            with progress(len(batches), desc=f"eval{suffix.replace('_', ' ')}", unit="batch",
+                          enabled=self.dist.is_main and not self.quiet, leave=False) as bar:
+                acc, nll = clean_accuracy(model, _counted(batches, bar), self.device,
+                                          self.cfg.amp, self.cfg.channels_last)
+            out[f"eval/acc{suffix}"], out[f"eval/nll{suffix}"] = acc, nll
         return out
 
     def fit(self, stop_after: int | None = None) -> dict[str, Any]:

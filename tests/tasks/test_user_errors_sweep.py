@@ -424,8 +424,10 @@ def test_data_pack_refuses_a_resolution_no_memory_holds(tmp_path, monkeypatch, c
     # read as the --pgd-random-start flag reads it ("yes" is true there and here)
     (["--reg-options", '{"pgd": {"random_start": "maybe"}}'], "reg_options: pgd's 'random_start' "
                                                               "must be true or false; got 'maybe'"),
-    (["--pgd-norm", "l3"], "--reg pgd: norm must be one of 'linf', 'l2'; got 'l3'"),
-], ids=["steps-text", "norm-l3"])
+    (["--pgd-norm", "l3"], "argument --pgd-norm: must be one of linf, l2; got 'l3'"),
+    (["--reg-options", '{"pgd": {"norm": "l3"}}'], "reg_options: pgd's 'norm' must be one of "
+                                                   "linf, l2; got 'l3'"),
+], ids=["steps-text", "norm-l3", "norm-l3-file"])
 def test_classify_attack_settings_are_checked_when_built(flags, problem, tmp_path, monkeypatch,
                                                          capsys):
     """Was: a TypeError traceback (steps) or a line without the method (norm), both at the

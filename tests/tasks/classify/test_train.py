@@ -619,3 +619,34 @@ def test_a_model_the_meta_device_cannot_build_is_built_on_the_cpu(monkeypatch):
     monkeypatch.setattr(train_module, "create_classifier", reads_values)
     model = train_module.dry_run_model(ClassifyConfig(model="test_resnet"))
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_each_evaluation_pass_is_counted_on_a_bar(tiny_cfg, tmp_path, monkeypatch):
+    """Was: nothing between "step N/N" and the result while the evaluation ran (minutes for a
+    large model); now each pass, of the EMA weights too, counts its batches."""
+    from robustrep.tasks.classify import train as train_module
+    bars = []
+
+    class Bar:
+        def __init__(self, total, *args, desc="", **kwargs):
+            self.desc, self.total, self.n = desc, total, 0
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def close(self):
+            pass
+
+        def set_postfix(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+    monkeypatch.setattr(train_module, "progress", Bar)
+    train_module.train(tiny_cfg(steps=2, ema_decay=0.5), tmp_path / "run")
+    evals = [(bar.desc, bar.total, bar.n) for bar in bars if bar.desc.startswith("eval")]
+    assert evals == [("eval", 1, 1), ("eval ema", 1, 1)]
