@@ -89,7 +89,8 @@ class ClassifyConfig:
     reprob: float = _opt(0.0, "timm random erasing probability per image (to the mean colour)",
                          **UNIT)
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
-                                    "(0: evaluate on the test split)", **BETA)
+                                    "(0: evaluate on the test split; an image folder or zip "
+                                    "without one holds out 0.2)", **BETA)
     workers: int | None = shared("workers")
     # optimisation
     steps: int = _opt(300, "optimizer steps (or --epochs)", min=1)

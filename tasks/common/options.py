@@ -36,8 +36,8 @@ SEED_RANGE = {"min": 0, "max": 2**32 - 1}
 
 # name -> (default, help, choices, bounds); the same flag means the same thing in every program
 SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
-    "data_root": (None, "folder of a dataset read from disk (cifar10/cifar100, svhn, "
-                        "imagefolder, lsun, celeba), or a stylegan2-ada dataset .zip",
+    "data_root": (None, "where --dataset is read from on disk: its folder, or a stylegan2-ada "
+                        "dataset .zip where --dataset takes one (--dataset lists them)",
                   None, {}),
     "reg": ("none", "regularizers, comma-separated (one per place; see --help sections below)",
             None, {}),
