@@ -104,7 +104,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             ``hf-hub:ORG/NAME`` or a local timm folder (``local-dir:PATH`` or ``PATH``).
         num_classes: outputs of the head.
         in_chans: input channels.
-        mean, std: per-channel normalisation (default: a robustrep checkpoint's own, else the
+        mean, std: per-channel normalisation (default: a robustrep checkpoint's own, or the
+            ``args.mean``/``args.std`` timm's train.py saved with the weights, else the
             model's pretrained_cfg, or the config.json of a hub repository or folder); where
             each came from is the classifier's ``norm_source`` (``{"mean": ..., "std": ...}``,
             :data:`NORM_GIVEN`, :data:`NORM_FILE` or :data:`NORM_DEFAULT`).
@@ -167,7 +168,7 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
             raise WeightsMismatch(f"weights file {weights} does not fit timm model {name!r}: "
                                   f"{err}") from err
         model.pretrained_cfg["state_dict"] = None  # do not keep a second copy of the weights
-    norm, sources = _normalisation({"mean": mean, "std": std}, read)
+    norm, sources = _normalisation({"mean": mean, "std": std}, read, in_chans)
     try:  # the library's checks of what the user gave: --mean/--std, --head uos
         classifier = as_classifier(model, in_chans, norm["mean"], norm["std"], head, uos_scale)
     except ValueError as err:
@@ -182,26 +183,45 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
 
 # Where a classifier's input mean/std came from (``norm_source``, one per key): the caller's
 # (--mean/--std), the weights file's own (a robustrep Classifier's mean/std buffers, as a classify
-# run's checkpoint keeps them), a run folder's config.json (load_run), or --model's
+# run's checkpoint keeps them, or the args.mean/args.std of timm's train.py saved with the
+# weights: what they were trained with), a run folder's config.json (load_run), or --model's
 # pretrained_cfg in timm (a hub repository's or folder's config.json; averaged over the channels
 # for 1-channel inputs: default_norm), which need not be the statistics a file was trained with.
 NORM_GIVEN, NORM_FILE, NORM_RUN, NORM_DEFAULT = "given", "file", "run", "timm default"
 
 
-def _normalisation(given: dict[str, Sequence[float] | None], read: WeightsFile | None
-                   ) -> tuple[dict[str, Sequence[float] | None], dict[str, str]]:
+def _normalisation(given: dict[str, Sequence[float] | None], read: WeightsFile | None,
+                   in_chans: int) -> tuple[dict[str, Sequence[float] | None], dict[str, str]]:
     """Each of ``mean``/``std``, and its source, in the order they are taken: ``given``, the
-    file's own, else None (:func:`~robustrep.nets.classifier.as_classifier` takes timm's)."""
+    file's own (its buffers, else its timm train.py ``args``), else None
+    (:func:`~robustrep.nets.classifier.as_classifier` takes timm's). A file's timm ``args``
+    value was once silently replaced by timm's default: top-1 0.11 where its own gave 0.99."""
     own = read.normalisation if read is not None else {}
+    trained = read.trained.norm if read is not None and read.trained is not None else {}
     values, sources = {}, {}
     for key, value in given.items():
         if value is not None:
             values[key], sources[key] = value, NORM_GIVEN
         elif own.get(key) is not None:
             values[key], sources[key] = own[key], NORM_FILE
+        elif trained.get(key) is not None:
+            values[key] = _per_channel(trained[key], in_chans, key, read.path)
+            sources[key] = NORM_FILE
         else:
             values[key], sources[key] = None, NORM_DEFAULT
     return values, sources
+
+
+def _per_channel(values: list[float], in_chans: int, key: str, path: Path) -> list[float]:
+    """A timm train.py ``args.mean``/``args.std`` for ``in_chans`` channels: one value is every
+    channel's, as timm's ``resolve_data_config`` repeats it."""
+    if len(values) == 1:
+        return values * in_chans
+    if len(values) != in_chans:
+        raise CheckpointError(f"weights file {path}: its timm train.py args.{key} has "
+                              f"{len(values)} values for {in_chans}-channel inputs (its "
+                              f"weights'); give --mean and --std, one value per channel")
+    return values
 
 
 def _build_args(source: Any, num_classes: int, in_chans: int, image_size: int | None,
@@ -427,8 +447,11 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     The file is read once; ``config["checkpoint_config"]`` is the ``config`` a classify run's
     checkpoint keeps (None for any other file, and for ``pretrained``), for
     :func:`run_checkpoint_note`. ``config["norm_source"]`` says where ``mean`` and ``std`` came
-    from (``"given"``, ``"file"``: the checkpoint's own, ``"timm default"``: ``name``'s
-    pretrained_cfg), for :func:`default_norm_note`.
+    from (``"given"``, ``"file"``: the checkpoint's own, its buffers or the ``args.mean``/
+    ``args.std`` timm's train.py saved, ``"timm default"``: ``name``'s pretrained_cfg), and
+    ``config["trained_norm"]`` where those timm options decided them, for
+    :func:`default_norm_note`. A timm train.py file naming another model than ``name`` is
+    loaded as ``name`` (the user may know better), with a note.
     """
     if (checkpoint is None) == (not pretrained):
         raise ConfigError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
@@ -444,6 +467,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
             raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
                                     f".safetensors state dict of {name!r})")
         read = read_weights(path, use_ema)  # its notes: create_classifier says them
+        read.notes += filter(None, [_renamed_note(name, read)])
         state = read.state
         head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
         if num_classes is None and state.get(head) is not None:
@@ -467,8 +491,46 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
               "mean": _as_written(model.mean), "std": _as_written(model.std),
               "image_size": image_size, "weights": weights, "pretrained": pretrained,
               "checkpoint_config": read.run_config if read is not None else None,
-              "ema": read is not None and read.ema, "norm_source": dict(model.norm_source)}
+              "ema": read is not None and read.ema, "norm_source": dict(model.norm_source),
+              "trained_norm": _trained_norm(name, read, model.norm_source)}
     return model.to(device).eval(), config
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two model names are one architecture (``resnet50`` and ``resnet50.a1_in1k``: a
+    pretrained tag names weights, not another model)."""
+    def arch(name: str) -> str:
+        return name if ":" in name or "/" in name else name.split(".")[0]
+    return arch(a) == arch(b)
+
+
+def _renamed_note(name: str, read: WeightsFile) -> str | None:
+    """``--model`` other than the model a timm train.py checkpoint names: kept (the user may
+    know the name it has here), and said, before a fit check may refuse the file."""
+    trained = read.trained
+    if trained is None or trained.model is None or _same_model(name, trained.model):
+        return None
+    return (f"note: --checkpoint {read.path} names its model {trained.model} (its timm "
+            f"train.py {trained.where}); it is loaded as --model {name}, as given")
+
+
+def _trained_norm(name: str, read: WeightsFile | None, sources: dict[str, str]
+                  ) -> dict[str, str]:
+    """Where timm's train.py options saved with the weights decided a mean/std, for
+    :func:`default_norm_note`: ``"args"``, its ``args.mean``/``args.std``, taken (not
+    robustrep buffers, nor --mean/--std); ``"default"``, timm's default for --model, which its
+    ``args`` (None there) trained the weights with, the model being the one they name."""
+    trained = read.trained if read is not None else None
+    if trained is None:
+        return {}
+    same = trained.model is not None and _same_model(name, trained.model)
+    found = {}
+    for key, source in sources.items():
+        if source == NORM_FILE and not read.normalisation.get(key):
+            found[key] = "args"
+        elif source == NORM_DEFAULT and same and key in trained.norm:
+            found[key] = "default"  # timm's train.py read None as the model's pretrained_cfg
+    return found
 
 
 def _check_body_fits(name: str, source: Any, read: WeightsFile, in_chans: int | None,
@@ -522,16 +584,36 @@ def default_norm_note(foreign: dict[str, Any], config: dict[str, Any],
     CIFAR trainer's, not ImageNet's) were scored or evaluated (``command``) on inputs shifted
     from theirs. None for ``--pretrained`` (timm's config is those weights' own). Only the
     unset one of the two is named. The source is exact: ood score guessed it by comparing
-    values, and a file whose own buffers equal the default was noted as using it."""
-    sources = config.get("norm_source") or {}
-    unset = [k for k in ("mean", "std") if sources.get(k) == NORM_DEFAULT]
-    if not (unset and foreign.get("checkpoint")):
+    values, and a file whose own buffers equal the default was noted as using it. Where timm's
+    train.py options saved with the file decided them (``config["trained_norm"]``), the note
+    says so: taken from its ``args`` (which was timm's default, wrongly, before), or timm's
+    default as its ``args`` (None) trained with, with no advice to give others."""
+    sources, trained = config.get("norm_source") or {}, config.get("trained_norm") or {}
+    named = [k for k in ("mean", "std") if sources.get(k) == NORM_DEFAULT or trained.get(k)]
+    if not (named and foreign.get("checkpoint")):
         return None
-    values = ", ".join(f"{k} {' '.join(f'{v:g}' for v in config[k])}" for k in unset)
-    flags = "/".join(f"--{k}" for k in unset)
-    return (f"--checkpoint {foreign['checkpoint']}: {_DONE[command][0]} with input {values}, "
-            f"timm's default for --model {foreign['name']} (no {flags} given); if the weights "
-            f"were trained with other values, give those with {flags}")
+    parts = []
+    taken = [k for k in named if trained.get(k) == "args"]
+    if taken:
+        parts.append(f"{_values(config, taken)}, from its timm train.py options "
+                     f"({'/'.join(f'args.{k}' for k in taken)})")
+    same = [k for k in named if trained.get(k) == "default"]
+    if same:
+        parts.append(f"{_values(config, same)}, timm's default for --model {foreign['name']}, "
+                     f"as its timm train.py options ({'/'.join(f'args.{k}' for k in same)} "
+                     f"None) trained it")
+    unset = [k for k in named if not trained.get(k)]
+    if unset:
+        flags = "/".join(f"--{k}" for k in unset)
+        parts.append(f"{_values(config, unset)}, timm's default for --model {foreign['name']} "
+                     f"(no {flags} given); if the weights were trained with other values, give "
+                     f"those with {flags}")
+    return f"--checkpoint {foreign['checkpoint']}: {_DONE[command][0]} with input " + \
+        "; ".join(parts)
+
+
+def _values(config: dict[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{k} {' '.join(f'{v:g}' for v in config[k])}" for k in keys)
 
 
 def _shown(value: Any) -> str:

@@ -228,7 +228,10 @@ def model_options(args, run: str | None) -> dict[str, Any] | None:
     """The :func:`~robustrep.tasks.common.classifier.load_model` keywords and data fields of
     ``args``, or None when a run folder is evaluated; UserError for a wrong combination."""
     from robustrep.tasks.common.errors import UserError
-    if args.model is None:
+    model = args.model
+    if model is None and run is None and args.checkpoint and not args.pretrained:
+        model = _checkpoint_model(args.checkpoint)  # timm train.py's file names it
+    if model is None:
         extra = [o for o, v in (("--pretrained", args.pretrained),
                                 ("--checkpoint", args.checkpoint)) if v]
         if extra:
@@ -242,13 +245,35 @@ def model_options(args, run: str | None) -> dict[str, Any] | None:
                             f"{run} uses its own (its config.json): drop it")
         return None
     if run is not None:
-        raise UserError(f"give a run folder ({run}) or --model {args.model}, not both")
+        raise UserError(f"give a run folder ({run}) or --model {model}, not both")
     if bool(args.pretrained) == (args.checkpoint is not None):
         raise UserError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
-    return {"name": args.model, "pretrained": args.pretrained, "checkpoint": args.checkpoint,
+    return {"name": model, "pretrained": args.pretrained, "checkpoint": args.checkpoint,
             "num_classes": args.num_classes, "in_chans": args.channels, "mean": args.mean,
             "std": args.std, "image_size": args.image_size, "dataset": args.dataset,
             "classes": args.classes}
+
+
+def _checkpoint_model(checkpoint: str) -> str:
+    """The model a ``--checkpoint`` given without ``--model`` names (timm train.py's
+    ``args.model``, or its ``arch``), said on stderr; a file that names none is a UserError
+    (it was refused with "--checkpoint needs --model NAME" though timm's names it)."""
+    import sys
+
+    from robustrep.tasks.common.errors import UserError
+    from robustrep.tasks.common.weights_file import named_model
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
+                                f".safetensors state dict, or timm train.py's last.pth.tar)")
+    trained = named_model(path)
+    if trained is None or trained.model is None:
+        raise UserError(f"--checkpoint {checkpoint} names no timm model (timm train.py's "
+                        f"args.model, or an arch timm knows): give --model NAME, the model it "
+                        f"holds")
+    print(f"note: --model {trained.model}, as --checkpoint {checkpoint} names it (its timm "
+          f"train.py {trained.where})", file=sys.stderr)
+    return trained.model
 
 
 def _model_description_given(args) -> str | None:

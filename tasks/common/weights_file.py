@@ -8,6 +8,12 @@ robustrep's runs do (``model``, ``ema``, ``config``), its EMA weights first as t
 ``timm/models/_helpers.py``); wrapper prefixes (DDP's ``module.``, a wrapper's ``model.``)
 stripped where every key has them. A file that holds NaN, inf or integer parameters, or keys and
 shapes of another architecture, is one line naming it.
+
+timm's ``train.py`` (``timm/utils/checkpoint_saver.py``) saves ``arch`` (its ``--model``) and
+``args``, its options: ``model``, ``mean``/``std`` (None: the model's pretrained_cfg, as
+``timm.data.resolve_data_config`` takes them), ``num_classes``, ``img_size``/``input_size``.
+They are kept (:class:`TrainOptions`): the model a file names and the normalisation it was
+trained with.
 """
 
 from __future__ import annotations
@@ -62,6 +68,74 @@ def _weights_entry(data: dict, path: Path, use_ema: bool = True) -> tuple[dict, 
 
 
 @dataclass
+class TrainOptions:
+    """What timm's ``train.py`` saved beside the weights: ``model``, its ``--model`` (the
+    ``args.model`` it saves, else its ``arch`` where that is a timm name: without ``args`` timm
+    saves the class name, ``resnet``); ``where``, the entry that named it; ``norm``, the
+    ``args.mean``/``args.std`` keys its ``args`` has (a value: what it trained with; None:
+    the model's pretrained_cfg, timm's default; a key absent: another trainer's ``args``,
+    which says nothing about them)."""
+
+    model: str | None = None
+    where: str | None = None
+    norm: dict[str, list[float] | None] = field(default_factory=dict)
+
+
+def train_options(data: Any) -> TrainOptions | None:
+    """The :class:`TrainOptions` of a loaded file (None where it holds neither ``args`` nor
+    ``arch``)."""
+    if not isinstance(data, dict):
+        return None
+    args = data.get("args")
+    args = vars(args) if isinstance(args, argparse.Namespace) else args
+    args = args if isinstance(args, dict) else {}
+    arch = data.get("arch")
+    if not args and not isinstance(arch, str):
+        return None
+    options = TrainOptions(norm={k: _numbers(args[k], k) for k in ("mean", "std") if k in args})
+    if isinstance(args.get("model"), str) and args["model"]:
+        options.model, options.where = args["model"], "args.model"
+    elif isinstance(arch, str) and _is_timm_name(arch):
+        options.model, options.where = arch, "arch"
+    return options
+
+
+def _numbers(value: Any, key: str) -> list[float] | None:
+    """``args.mean``/``args.std`` as a list of floats (timm's ``--mean 0.5`` is ``[0.5]``);
+    None for None, and for a value no trainer's normalisation can be (read as unset)."""
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    if key == "std" and not all(v > 0 for v in value):
+        return None
+    return [float(v) for v in value]
+
+
+def _is_timm_name(name: str) -> bool:
+    import timm
+    return bool(timm.is_model(name))
+
+
+def named_model(path: Path) -> TrainOptions | None:
+    """The options of a timm ``train.py`` checkpoint, for the model it names before it is
+    read (``--checkpoint`` without ``--model``): the tensors are memory-mapped, not read
+    (:func:`read_weights` reads them once the model is known). None for a .safetensors file
+    (no options in it); an unreadable file is read_weights' CheckpointError."""
+    if path.suffix.lower() == ".safetensors":
+        return None
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - a legacy (not zip) file, or damage: safe_load says
+            data = safe_load(path, "weights file", advice=_ADVICE)
+    return train_options(data)
+
+
+_ADVICE = ("save the model's state_dict() (torch.save(model.state_dict(), FILE)) or a "
+           ".safetensors file")
+
+
+@dataclass
 class WeightsFile:
     """One read of a weights file (:func:`read_weights`), handed on so no caller reads it again.
 
@@ -69,7 +143,8 @@ class WeightsFile:
     of a robustrep checkpoint (else empty); ``run_config``: the ``config`` a classify run's
     checkpoint keeps (None for other files); ``notes``: what loading it has to say, on stderr
     once the model is built from it (:meth:`say_notes`), so a file refused says nothing else;
-    ``ema``: whether the state is a training checkpoint's EMA weights.
+    ``ema``: whether the state is a training checkpoint's EMA weights; ``trained``: timm
+    ``train.py``'s options saved with it (None for other files).
     """
 
     path: Path
@@ -78,6 +153,7 @@ class WeightsFile:
     run_config: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     ema: bool = False  # the EMA weights of a training checkpoint were taken
+    trained: TrainOptions | None = None
 
     def say_notes(self) -> None:
         for note in self.notes:
@@ -100,10 +176,10 @@ def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
         # timm's train.py saves its argparse.Namespace of options beside the weights; the safe
         # unpickler rebuilds one as an attribute bag (no code runs), and nothing else more
         with torch.serialization.safe_globals([argparse.Namespace]):
-            data = safe_load(path, "weights file", advice="save the model's state_dict() "
-                             "(torch.save(model.state_dict(), FILE)) or a .safetensors file")
+            data = safe_load(path, "weights file", advice=_ADVICE)
     has_ema = bool(_ema_entries(data))
     run_config = data.get("config") if isinstance(data, dict) else None
+    trained = train_options(data)
     notes = []
     if isinstance(data, dict):
         data, note = _weights_entry(data, path, use_ema)
@@ -123,7 +199,7 @@ def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
     data, normalisation = _split_normalisation(data)
     return WeightsFile(path, strip_prefixes(data), normalisation,
                        run_config if isinstance(run_config, dict) else None, notes,
-                       ema=use_ema and has_ema)
+                       ema=use_ema and has_ema, trained=trained)
 
 
 def _split_normalisation(state: dict[str, Tensor]

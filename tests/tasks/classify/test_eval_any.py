@@ -218,7 +218,7 @@ def test_ood_score_checkpoint_without_a_run(tmp_path, monkeypatch):
 @pytest.mark.parametrize("argv, needle", [
     (["classify", "eval"], "give a run folder RUN, or --model"),
     (["classify", "eval", "--model", "test_resnet"], "--pretrained or --checkpoint"),
-    (["classify", "eval", "--checkpoint", "x.pth"], "--checkpoint needs --model"),
+    (["classify", "eval", "--checkpoint", "x.pth"], "--checkpoint x.pth does not exist"),
     (["classify", "eval", "RUN", "--model", "test_resnet", "--pretrained"], "not both"),
     (["classify", "eval", "--robustbench", "Standard"],
      "pip install 'git+https://github.com/RobustBench/robustbench"),
