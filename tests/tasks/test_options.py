@@ -224,7 +224,8 @@ def test_every_field_converts_and_checks_by_its_spec(program, capsys):
                 parser.parse_args([program, "train", spec.flag, bad])
             assert exit_info.value.code == 2
             err = capsys.readouterr().err
-            assert err.count("\n") == 1 and f"argument {'/'.join(spec.flags or [spec.flag])}: must be " in err, err
+            flags = "/".join(spec.flags or [spec.flag])
+            assert err.count("\n") == 1 and f"argument {flags}: must be " in err, err
             assert repr(bad) in err, err
             with pytest.raises(ConfigError, match=f"^file: {spec.name} must be "):
                 convert_values(cls, {spec.name: bad}, lambda n: f"file: {n}")
