@@ -233,11 +233,13 @@ def check_one_length(steps: int | None, train_opts: list[str], reg_list: list[st
 
 
 def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
-                   model: str | None, steps: int | None, device: str) -> list[dict[str, Any]]:
+                   model: str | None, steps: int | None, device: str,
+                   tell: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Ask ``robustrep classify train --dry-run`` (its own parser and config checks, in its own
     process, which writes nothing) whether it accepts ``--train-opt`` and each ``--regs``
     setting's options; returns the resolved config of each setting. Refused: one line naming
-    the option, before this program writes anything."""
+    the option, before this program writes anything. ``tell`` gets a line after each setting
+    (seconds each: a minute of silence for six settings)."""
     from robustrep.tasks.common import launch
 
     def dry_run(options: dict[str, Any], what: str) -> dict[str, Any]:
@@ -255,8 +257,13 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
     opts = _parse_opts(train_opts)
     if opts:
         dry_run({**base, **opts}, f"--train-opt {' '.join(map(str, train_opts))}")
-    return [dry_run({**base, "reg": split_setting(r)[0].replace("+", ","), **opts,
-                     **split_setting(r)[1]}, f"--regs setting {r!r}") for r in reg_list]
+    configs = []
+    for i, r in enumerate(reg_list, 1):
+        configs.append(dry_run({**base, "reg": split_setting(r)[0].replace("+", ","), **opts,
+                                **split_setting(r)[1]}, f"--regs setting {r!r}"))
+        if tell is not None:
+            tell(f"setting {i}/{len(reg_list)} ({r}) accepted")
+    return configs
 
 
 @dataclass
@@ -294,7 +301,7 @@ def run_bench(*, regs: str = ",".join(DEFAULT_REGS), seeds=(0, 1, 2), ood=BENCH_
              f"{counted(len(plan.seeds), 'seed')}), each trained, then scored; checking the "
              f"settings with robustrep classify train --dry-run")
     configs = check_settings(plan.regs, list(train_opts), preset=preset, model=model,
-                             steps=steps, device=device)
+                             steps=steps, device=device, tell=tell)
     _check_configs(plan, configs, preset)
     train = dict(preset=preset, model=model, device=device, retrain=retrain,
                  quiet=not show_progress)
@@ -347,17 +354,22 @@ def _check_lists(regs: str, seeds, ood) -> tuple[list[str], tuple, tuple]:
                             "methods joined by '+')")
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    reg_list = list(unique([r.strip() for r in str(regs).split(",") if r.strip()], "--regs",
-                           "setting"))
+    reg_list = list(unique([_as_registered(r.strip(), parse_combination)
+                            for r in str(regs).split(",") if r.strip()], "--regs", "setting"))
     seeds = unique(seeds, "--seeds", "seed")  # a seed twice would be two agreeing runs
     ood = unique(ood, "--ood", "OOD set")  # a set twice would count its cells twice
-    for r in reg_list:
-        reg = split_setting(r)[0]  # a bad '@' option: its own line, naming --regs
-        try:
-            parse_combination(reg, "classify", joiner="+")
-        except ValueError as err:  # the registry's refusal of a name, with the setting
-            raise ConfigError(f"--regs {r!r}: {err}") from None
     return reg_list, seeds, ood
+
+
+def _as_registered(setting: str, parse_combination: Any) -> str:
+    """``setting`` with its methods spelt as registered (``Mixup@x=1`` -> ``mixup@x=1``): two
+    spellings of one setting trained it twice, in two folders and two columns."""
+    reg = split_setting(setting)[0]  # a bad '@' option: its own line, naming --regs
+    try:
+        names = parse_combination(reg, "classify", joiner="+")
+    except ValueError as err:  # the registry's refusal of a name, with the setting
+        raise ConfigError(f"--regs {setting!r}: {err}") from None
+    return ("+".join(names) or "none") + setting[len(reg):]
 
 
 def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, preset, train_opts,
@@ -431,22 +443,31 @@ def _meta_model(config: dict[str, Any]) -> Any:
 
 
 def _check_maps(plan: _Plan, reg: str, config: dict[str, Any], built: dict) -> None:
-    """The feature-map detectors against the trunk of the setting ``reg``'s model (``built``:
-    the meta models by their build options): a ViT's tokens were refused when the first run was
-    scored, once it had been trained."""
-    from robustrep.tasks.ood.checks import check_maps
+    """The feature-map detectors against the trunk of the setting ``reg``'s model, and the
+    detectors that read its last layer as a linear map against that layer (``built``: the meta
+    models by their build options): a ViT's tokens were refused when the first run was
+    scored, once it had been trained; ViM on a ``head=uos`` setting failed in every run's
+    table, after its features were extracted."""
+    from robustrep.tasks.ood.checks import check_last_layer, check_maps
+    from robustrep.tasks.ood.detectors import reads_linear_head
     names = [s.name for s in plan.specs if s.consumes == "maps"]
+    linear = [s.name for s in plan.specs if reads_linear_head(s)]
     sized = isinstance(config.get("image_size"), int)  # None: read from the data by the run
-    if plan.asked["feature_maps"] != "spatial" or not names or not sized:
+    maps = plan.asked["feature_maps"] == "spatial" and names and sized
+    if not (maps or linear):
         return
     key = json.dumps([config.get(k) for k in ("model", "image_size", "channels", "dataset",
                                               "head")], default=str)
     if key not in built:
         built[key] = _meta_model(config)
-    if built[key] is not None:
+    if built[key] is None:
+        return
+    runs = f"with --model {config['model']} (the {reg!r} runs)"
+    if linear:
+        check_last_layer(plan.specs, built[key], f"--detectors {', '.join(linear)} {runs}")
+    if maps:
         check_maps(plan.specs, "spatial", built[key], _input_shape(config),
-                   f"--detectors {', '.join(names)} with --model {config['model']} (the "
-                   f"{reg!r} runs)")
+                   f"--detectors {', '.join(names)} {runs}")
 
 
 def _check_configs(plan: _Plan, configs: list[dict[str, Any]], preset: str) -> None:

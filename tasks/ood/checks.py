@@ -75,6 +75,49 @@ def check_maps(specs: Sequence[DetectorSpec], feature_maps: str, model: OODModel
     check_map_shape(model.trunk_shape(shape), who or f"--detectors {', '.join(names)}")
 
 
+def check_last_layer(specs: Sequence[DetectorSpec], model: OODModel,
+                     who: str | None = None) -> None:
+    """Refuse the detectors that read the classifier's last layer as a linear map (ViM's and
+    DICE's ``W`` and ``b``, NCI's and fDBD's ``head.weight``) when it is none (a UoS head's
+    ``|W z| / ||z||``, a distilled model's averaged heads), before any data is read: it was
+    found once every feature was extracted, a failed row of an exit-0 call. ``who``: what the
+    refusal names first (default: the detectors)."""
+    from robustrep.tasks.ood.detectors import linear_map, reads_linear_head
+    names = [s.name for s in specs if reads_linear_head(s)]
+    if not names or linear_map(model.classifier) is not None:
+        return
+    layer = getattr(model.classifier, "kind", type(model.classifier).__name__)
+    listed = ", ".join(names)
+    also = " (UoS scores a UoS head)" if layer == "UoSHead" else ""
+    raise ConfigError(f"{who or f'--detectors {listed}'}: {listed} read{'s' * (len(names) == 1)}"
+                      f" the classifier's last layer as a linear map (logits = W z + b, its "
+                      f"weight W and bias b), but this classifier's last layer is {layer}, "
+                      f"which is not one: the scores would mean something else; drop {listed} "
+                      f"from --detectors{also}")
+
+
+def covariance_note(specs: Sequence[DetectorSpec], features: torch.Tensor | None,
+                    labels: torch.Tensor) -> str | None:
+    """A note when Mahalanobis or RMD is fitted on too few images for its covariance: ``N``
+    fit images of ``C`` classes give a shared class covariance of rank at most ``N - C``, short
+    of the feature size ``D``. pytorch-ood 0.4 adds a 1e-6 ridge and inverts it, which works,
+    but the ``D - (N - C)`` directions the fit images do not span then weigh a million times
+    more in the distances than the ones they do."""
+    names = [s.name for s in specs if s.name in ("Mahalanobis", "RMD")]
+    if not names or features is None:
+        return None
+    known = labels >= 0
+    size, dim = int(known.sum()), features.shape[1]
+    classes = len(labels[known].unique())
+    if size - classes >= dim:
+        return None
+    return (f"{' and '.join(names)} fitted on {size:,} images of {classes} classes: the shared "
+            f"class covariance has rank at most {size - classes:,} (images - classes), below the "
+            f"{dim}-d features, and pytorch-ood's small ridge makes the directions the fit "
+            f"images do not span dominate the distances; fit on at least {dim + classes:,} "
+            f"images (--fit-data, --max-fit) for a full-rank covariance")
+
+
 def check_fit_options(specs: Sequence[DetectorSpec], fitted: Collection[str],
                       fit_data: str | None, max_fit: int | None) -> None:
     """Refuse ``--fit-data`` and ``--max-fit`` when none of the detectors ``specs`` is fitted

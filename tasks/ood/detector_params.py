@@ -9,8 +9,8 @@ checked against its parameter first: of the kind its default has, finite, positi
 detector divides or counts with it, a fraction where pytorch-ood wants one, within the bounds
 its code sets (PNML's ``eps`` in (0, 0.5), NCI's ``alpha`` >= 0, ...), one of a class's choices;
 then against the sizes the classifier and the data fix (GEN's ``M`` and OpenMax's ``alpha``
-within the class count, ViM's ``d`` below the feature size, KNN's and NNGuide's ``k`` within the
-fit set), as soon as each size is known.
+within the class count, ViM's ``d`` below the feature size and the fit set's, KNN's and
+NNGuide's ``k`` within the fit set), as soon as each size is known.
 """
 
 from __future__ import annotations
@@ -356,11 +356,16 @@ _FIT_COUNTS = (("KNN", "k"), ("NNGuide", "k"))
 
 
 def check_fit_counts(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None,
-                     size: int, source: str, more: str | None = None) -> None:
+                     size: int, source: str, more: str | None = None,
+                     feature_dim: int | None = None) -> None:
     """Refuse a ``k`` (given with ``--param`` or the default) above ``size``, the number of
-    images the detectors ``specs`` are fitted on, as soon as it is known: ``source`` says
-    which images they are, ``more`` how to fit on more (None: no way but a lower ``k``)."""
+    images the detectors ``specs`` are fitted on, and a ViM ``d`` not below it
+    (:func:`_check_vim_fit`; its default needs ``feature_dim``), as soon as it is known:
+    ``source`` says which images they are, ``more`` how to fit on more (None: no way but a
+    lower ``k`` or ``d``)."""
     scored = {spec.name: spec for spec in specs}
+    if "ViM" in scored and size >= 1:
+        _check_vim_fit((params or {}).get("ViM", {}), size, source, more, feature_dim)
     for det, key in _FIT_COUNTS:
         if det not in scored or size < 1:  # no fit data at all is refused elsewhere
             continue
@@ -374,3 +379,28 @@ def check_fit_counts(specs: Sequence[DetectorSpec], params: dict[str, dict[str, 
         raise ConfigError(f"{head}: {det} takes its {key} nearest neighbours among the images it "
                           f"is fitted on, {source}, so {det}.{key} must be at most {size:,}; "
                           f"{fix}" + (f", or {more}" if more else ""))
+
+
+def _check_vim_fit(given: dict[str, Any], size: int, source: str, more: str | None,
+                   feature_dim: int | None) -> None:
+    """ViM (Wang et al., CVPR 2022) keeps the ``d`` principal directions of its fit features
+    (centred at ``-W^+ b``) and scores the norm of the rest, scaled to the fit images' mean
+    logit. ``size`` images span at most ``size`` directions: with ``size <= d`` the principal
+    subspace holds them all, their residual is float noise, and so is the scale it divides by
+    (5 fit images, 96-d features, d = 48: AUROC 0.00, exit 0). ``d`` is ``--param ViM.d`` or
+    robustrep's default ``D // 2`` (:func:`~robustrep.tasks.ood.detectors._robustrep_defaults`),
+    unknown before the feature size ``feature_dim`` is."""
+    d = given.get("d")
+    if d is None and feature_dim is not None:
+        d = _robustrep_defaults("ViM", feature_dim)["d"]
+    if d is None or size > d:
+        return
+    named = given.get("d") is not None
+    head = (f"--param ViM.d={d}" if named else
+            f"ViM.d (default {d}, half the {feature_dim}-d features)")
+    fix = ("no ViM.d suits one image" if size < 2 else f"lower it to {size - 1:,} or below"
+           if named else f"give --param ViM.d={size - 1} or lower")
+    raise ConfigError(f"{head}: ViM scores what lies outside the {d} principal directions of "
+                      f"its fit images' features, so it needs more fit images than ViM.d, and "
+                      f"it is fitted on {source}: N images span at most N directions, which "
+                      f"leaves it nothing to score; {fix}" + (f", or {more}" if more else ""))

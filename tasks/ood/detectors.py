@@ -62,7 +62,7 @@ from torch import Tensor, nn
 from robustrep._lists import check_no_empty_item
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runtime import autocast
-from robustrep.tasks.ood.extract import Extracted, OODModel
+from robustrep.tasks.ood.extract import Conv1x1Head, Extracted, OODModel
 
 # What each typed base consumes; order matters (first match in the MRO wins).
 _KINDS = (("LogitsDetector", "logits"), ("FeaturesDetector", "features"),
@@ -284,7 +284,10 @@ def _classifier_param_filter(model: OODModel, module: nn.Module):
     """``param_filter`` selecting the last layer's weights (GradNorm paper, Huang et al. 2021),
     by their names in ``module``, the one the detector differentiates (``model`` or the
     :class:`AmpPasses` around it)."""
-    ids = {id(model.classifier.weight)} if hasattr(model.classifier, "weight") else {
+    weight = getattr(model.classifier, "weight", None)
+    # a 1x1 convolution's weight is its kernel reshaped, computed: select the kernel
+    ids = {id(weight)} if isinstance(weight, nn.Parameter) else {
+        id(p) for n, p in model.classifier.named_parameters() if n.endswith("weight")} or {
         id(p) for p in model.classifier.parameters()}
     names = {n for n, p in module.named_parameters() if id(p) in ids}
     return lambda name: name in names
@@ -379,10 +382,11 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
     if spec.unsupported:
         raise ValueError(f"detector {spec.name} is unsupported: {spec.unsupported}")
     layer = model.classifier
-    if not isinstance(layer, nn.Linear) and _reads_head_weights(spec):
+    if reads_linear_head(spec) and linear_map(layer) is None:  # ood score refused it already
         raise ValueError(f"{spec.name} reads the last layer's weights as a linear map's "
                          f"(logits = W z + b), but this classifier's last layer is "
                          f"{type(layer).__name__}: its scores would mean something else")
+    w, b = linear_map(layer) or (getattr(layer, "weight", None), getattr(layer, "bias", None))
     amp = passes_amp(spec, amp)
     provided = {
         "model": model if amp == "off" else AmpPasses(model, model.forward, device, amp),
@@ -391,7 +395,7 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
                                                                  amp),
         "backbone": model.backbone,
         "head": model.maps_head if spec.consumes == "maps" else layer,
-        "w": getattr(layer, "weight", None), "b": getattr(layer, "bias", None),
+        "w": w, "b": b,
     }
     kwargs: dict[str, Any] = {}
     for pname in spec.params:
@@ -406,6 +410,23 @@ def build_detector(spec: DetectorSpec, model: OODModel, num_classes: int, featur
     kwargs.update(params or {})
     detector = spec.cls(**kwargs)
     return detector.to(device)
+
+
+def reads_linear_head(spec: DetectorSpec) -> bool:
+    """Whether ``spec`` reads the last layer as the linear map ``logits = W z + b``: its weight
+    and bias as constructor arguments (ViM, DICE) or ``head.weight`` in its code (NCI, fDBD)."""
+    return bool({"w", "b"} & spec.params.keys()) or _reads_head_weights(spec)
+
+
+def linear_map(layer: nn.Module) -> tuple[Tensor, Tensor] | None:
+    """``(W [C, D], b [C])`` of the last layer where it is a linear map of the pooled features:
+    an ``nn.Linear`` (``b`` zeros where it has none: it adds nothing) or a 1x1 convolution
+    (:class:`~robustrep.tasks.ood.extract.Conv1x1Head`, its kernel reshaped); None otherwise
+    (a UoS head's ``|W z| / ||z||``, a distilled model's averaged heads)."""
+    if not isinstance(layer, (nn.Linear, Conv1x1Head)):
+        return None
+    w = layer.weight
+    return w, layer.bias if layer.bias is not None else w.new_zeros(w.shape[0])
 
 
 def _reads_head_weights(spec: DetectorSpec) -> bool:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from robustrep.split import TimmSplit
+from robustrep.split import TimmSplit, _classifier
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import autocast
@@ -153,7 +153,67 @@ def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
             raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD "
                             f"scoring: pass a robustrep Classifier (robustrep.tasks.common."
                             f"classifier.load_run), a timm model or an OODModel") from None
-    return OODModel(model, model.feature_maps, model.pool, model.model.get_classifier(), map_mode)
+    return OODModel(model, model.feature_maps, model.pool, last_layer(model), map_mode)
+
+
+class Conv1x1Head(nn.Module):
+    """A 1x1-convolution classifier (timm ResNetV2/BiT, DLA, DPN) on the pooled pre-logits
+    ``[B, D]``: the linear map ``logits = W z + b`` whose ``W`` ``[C, D]`` is the kernel
+    ``[C, D, 1, 1]`` reshaped. ``forward`` runs the convolution on ``z`` as ``[B, D, 1, 1]``, as
+    the model's ``forward_head`` does, so the logits are the model's own; ViM, DICE, NCI and
+    fDBD read ``weight`` and ``bias`` (computed from the convolution's, so gradients reach it).
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    @property
+    def weight(self) -> Tensor:
+        return self.conv.weight.flatten(1)
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.conv.bias
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.conv(z[..., None, None]).flatten(1)
+
+
+class _PrelogitHead(nn.Module):
+    """A classifier that is a function of the pooled pre-logits but no one module (a distilled
+    model's two heads, averaged: :func:`robustrep.split._classifier`); it has no ``weight``.
+    ``kind`` says what it is, in the refusals of the detectors that read one."""
+
+    def __init__(self, parts: nn.Module, fn: Callable[[Tensor], Tensor], kind: str) -> None:
+        super().__init__()
+        self.parts = parts  # a submodule: moved with .to(); fn calls them
+        self._fn = fn
+        self.kind = kind
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self._fn(z)
+
+
+def _is_1x1(layer: nn.Module) -> bool:
+    return (isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1
+            and layer.padding == (0, 0))
+
+
+def last_layer(split: TimmSplit) -> nn.Module:
+    """The classifier of ``split`` as a module of the pooled pre-logits ``[B, D] -> [B, C]``:
+    ``get_classifier()`` as :func:`robustrep.split._classifier` applies it, which is what
+    ``classify eval`` runs. A raw 1x1-conv classifier took ``[B, D]`` and failed in conv2d."""
+    head = _classifier(split.model)  # refuses an auxiliary head, a distillation in training
+    if isinstance(head, nn.Module):  # a Linear, a ClassifierHead's fc, a UoSHead
+        return head
+    found = split.model.get_classifier()
+    if _is_1x1(found):
+        return Conv1x1Head(found)
+    if isinstance(found, tuple):
+        names = ", ".join(type(part).__name__ for part in found)
+        return _PrelogitHead(nn.ModuleList(found), head, f"two heads averaged ({names})")
+    return _PrelogitHead(found, head, type(found).__name__)
 
 
 @dataclass

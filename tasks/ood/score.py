@@ -55,6 +55,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.split import probe_shape
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
@@ -62,8 +63,9 @@ from robustrep.tasks.common.runfiles import check_own_kind, check_same_run
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
-                                        check_head, check_inert_options, check_maps,
-                                        check_not_constant, check_openood_id, optimistic_data)
+                                        check_head, check_inert_options, check_last_layer,
+                                        check_maps, check_not_constant, check_openood_id,
+                                        covariance_note, optimistic_data)
 from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
                                                  check_feature_params, check_fit_counts,
                                                  parse_params)
@@ -119,12 +121,17 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
         names = ", ".join(fitted)
         raise ValueError(f"detectors {names} need in-distribution training data to fit on; "
                          f"give --fit-data")
-    if (params or {}).get("ViM", {}).get("d") is not None:  # bounded by D: before extraction
-        check_feature_params(params, _feature_dim(model, id_test, device))
+    vim = any(s.name == "ViM" for s in specs)
+    if vim or (params or {}).get("ViM", {}).get("d") is not None:  # D bounds d: before extraction
+        feature_dim = _feature_dim(model, id_test, device)
+        check_feature_params(params, feature_dim)
+        if vim and fit_set is not None:  # and the fit set's size: score_run checked it already
+            check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} (the fit set)",
+                             feature_dim=feature_dim)
     opts = dict(batch_size=batch_size, device=device, amp=amp, workers=workers,
                 show_progress=show_progress)
     start = time.perf_counter()
-    train = None
+    train, rank_note = None, None
     if fit_what:
         train = extract(model, fit_set, fit_what, desc="extract ID train", **opts)
         # pytorch-ood fits KNN and NNGuide on the ID-labelled images alone: before the others
@@ -132,6 +139,7 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
         known = int((train.labels >= 0).sum())
         check_fit_counts(specs, params, known, f"{known:,} (the fit images with an ID label; "
                                                f"pytorch-ood leaves out those labelled OOD)")
+        rank_note = covariance_note(specs, train.features, train.labels)
     id_data = extract(model, id_test, eval_what, desc="extract ID test", **opts)
     ood_data = {name: extract(model, ds, eval_what, desc=f"extract {name}", **opts)
                 for name, ds in ood_sets.items()}
@@ -151,9 +159,10 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
     sizes = {"id_test": len(id_test), **{k: len(v) for k, v in ood_sets.items()}}
     if fit_set is not None:
         sizes["id_train"] = len(fit_set)
-    note = amp_note(specs, amp)  # gradient detectors under fp16: float32
+    notes = [n for n in (amp_note(specs, amp),  # gradient detectors under fp16: float32
+                         rank_note) if n]
     return ScoreResult(results, list(ood_sets), accuracy, sizes, extract_seconds,
-                       notes=[note] if note else [],
+                       notes=notes,
                        info={"feature_dim": feature_dim, "extracted": eval_what,
                              "fit_extracted": fit_what,
                              "extracted_mib": round(sum(e.nbytes() for e in
@@ -264,11 +273,20 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     sets.notes += optimistic_data(sets.id_name, sets.fit_data, config if run is not None else {})
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
     check_maps(specs, feature_maps, model, ctx.shape)  # a ViT's tokens: before any data is read
+    check_last_layer(specs, model)  # ViM's W and b of a UoS head: before any data is read
+    # ViM's default d is half the feature size, from two blank images: its fit count with it
+    feature_dim = (probe_shape(model, model.features, ctx.shape)[0]
+                   if any(s.name == "ViM" for s in specs) else None)
+    if feature_dim is not None:  # ViM's d below D first: then below the fit count
+        check_feature_params(overrides, feature_dim)
+    if max_fit is not None and feature_dim is not None:
+        check_fit_counts(specs, overrides, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
+                         "raise --max-fit", feature_dim)
     with ds.in_memory(ctx.shape[-1], foreign is not None):
         whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
         check_head(ctx, whole, outputs, sets.id_name, foreign)
         id_test = ds.id_subset(whole, ctx, False, max_samples)
-        fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides)
+        fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides, feature_dim)
         ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
                     for name in sets.ood}
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
@@ -390,10 +408,11 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
 
 
 def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, outputs: int,
-             max_fit: int | None, params: dict[str, dict[str, Any]] | None = None
-             ) -> Dataset | None:
+             max_fit: int | None, params: dict[str, dict[str, Any]] | None = None,
+             feature_dim: int | None = None) -> Dataset | None:
     """The ID images the detectors are fitted on (None when none is fitted), checked against
-    the classes the classifier knows: those it was trained on, or every output."""
+    the classes the classifier knows: those it was trained on, or every output; and their
+    number against KNN's ``k`` and ViM's ``d`` (its default half ``feature_dim``)."""
     if not _fitted(specs, params):
         return None
     id_name, fit_data = sets.id_name, sets.fit_data
@@ -409,7 +428,7 @@ def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, ou
                       max_fit)
     where = f"--fit-data {fit_data}" if fit_data else f"the train split of {id_name}"
     check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} in {where}",
-                     "fit on more images (--fit-data)")
+                     "fit on more images (--fit-data)", feature_dim)
     return fit_set
 
 

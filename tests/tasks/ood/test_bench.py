@@ -204,6 +204,16 @@ def _no_bars(panels, path, **kw):
     return path
 
 
+def _undrawn(monkeypatch):
+    """The bench's three bar charts are written empty (by the same atomic writer), not drawn
+    (0.07 s each), for tests that read no picture;
+    test_a_rerun_with_fewer_regs_keeps_the_other_regs_results draws them."""
+    from robustrep.tasks.common import plots
+    from robustrep.tasks.common.runfiles import write_atomic
+    monkeypatch.setattr(plots, "grouped_bars",
+                        lambda panels, path, **kw: write_atomic(path, lambda handle: None))
+
+
 def test_the_progress_line_estimates_the_time_left_from_the_runs_so_far():
     from robustrep.tasks.ood.bench import _eta
     timings = [{"train_seconds": 100.0, "score_seconds": 20.0},
@@ -240,6 +250,7 @@ def test_a_length_in_epochs_trains_those_epochs(tmp_path, monkeypatch, capsys):
     from robustrep.tasks.cli import main
     from robustrep.tasks.common.runfiles import read_run
     calls = _bench_in_process(monkeypatch)
+    _undrawn(monkeypatch)
     assert main(["classify", "train", "--preset", "digits-ood", "--model", "test_resnet",
                  "--batch-size", "128", "--epochs", "1", "--dry-run"]) == 0
     steps = json.loads(capsys.readouterr().out)["steps"]  # classify train's own conversion
@@ -404,12 +415,15 @@ def test_the_progress_lines_go_to_stderr_not_into_the_table(tmp_path, monkeypatc
     # Was: `ood bench > table.md` put "[bench] 1/18 ..." lines in the file, above the table
     from robustrep.tasks.cli import main
     _bench_in_process(monkeypatch)
+    _undrawn(monkeypatch)
     argv = [a for a in _bench_argv(tmp_path / "b", "--regs", "none", "--steps", "2")
             if a != "--quiet"]
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "[bench]" not in out and "# OOD bench: digits 0-4 in distribution" in out
     assert "[bench] 1/1 none seed 0: train " in err and ", done" in err
+    # each setting's dry run said as it is accepted (six were a minute of silence)
+    assert "\n[bench] setting 1/1 (none) accepted\n" in err
     # what it does as it begins each part: the training, then the scoring
     lines = [ln for ln in err.splitlines() if ln.startswith("[bench] 1/1 none seed 0: ")]
     assert [ln.split(": ", 1)[1].split(" (")[0] for ln in lines[:2]] == [
@@ -525,6 +539,7 @@ def test_a_run_without_an_id_accuracy_ends_its_line_without_one(tmp_path, monkey
     from robustrep.tasks.cli import main
     from robustrep.tasks.ood import score
     _bench_in_process(monkeypatch)
+    _undrawn(monkeypatch)
     real = score.score_run
 
     def unlabelled(*args, **kwargs):
@@ -595,6 +610,7 @@ def test_a_moved_bench_folder_goes_on_at_its_new_place(tmp_path, monkeypatch, ca
     from robustrep.tasks.cli import main
     from robustrep.tasks.ood import score
     calls = _bench_in_process(monkeypatch)
+    _undrawn(monkeypatch)
     out, moved = tmp_path / "b", tmp_path / "moved"
     real = score.score_run
 

@@ -39,3 +39,16 @@ def test_a_setting_without_its_methods_names_regs(tmp_path, capsys, setting):
         f"robustrep ood bench: error: --regs {setting.strip()!r}: a setting starts with its "
         f"methods, or none (e.g. none@head=uos, mixup+pgd@adv_steps=3)\n")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("regs, twice", [("mixup,Mixup", "mixup"), ("none,NONE", "none"),
+                                         ("Mixup+PGD@adv_steps=3,mixup+pgd@adv_steps=3",
+                                          "mixup+pgd@adv_steps=3")])
+def test_a_setting_spelt_twice_is_one_setting_given_twice(tmp_path, capsys, regs, twice):
+    # Was: trained twice, in folders Mixup-s0 and mixup-s0, and shown as two columns
+    out = tmp_path / "bench"
+    assert main(["ood", "bench", "--regs", regs, "--out", str(out), "--detectors", "MaxSoftmax",
+                 "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"robustrep ood bench: error: --regs: setting {twice} is "
+                                       f"given twice; give each setting once\n")
+    assert not out.exists()

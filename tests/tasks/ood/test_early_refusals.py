@@ -1,7 +1,8 @@
 """Refusals ``ood score`` and ``ood bench`` made only after work was done, now made first: an
 output folder of another kind (a run's), a detector argument outside what pytorch-ood's code
 takes (GEN's ``M`` above the class count, PNML's ``eps`` 0, NCI's ``alpha`` below 0, ...), and
-feature-map detectors on a model without feature maps (a ViT) in a bench, before any training."""
+feature-map detectors on a model without feature maps (a ViT) and ViM on a UoS head in a bench,
+before any training."""
 
 import json
 
@@ -219,6 +220,24 @@ def test_bench_refuses_react_on_a_vit_before_anything_is_trained(tmp_path, monke
         "feature-map detectors need 4-D maps [B, C, H, W], but this model's forward_features "
         "gives shape [B, 5, 64] (a transformer's tokens?); pass --feature-maps pooled to shape "
         "the pooled pre-logit vector instead\n")
+    assert calls == [] and not (out / "runs").exists()
+
+
+def test_bench_refuses_vim_on_a_uos_head_before_anything_is_trained(tmp_path, monkeypatch,
+                                                                    capsys):
+    # Was: every run trained, then each table's ViM row failed ("ViM needs 'b' but the
+    # classifier's last layer (UoSHead) has none") after its features were extracted, exit 0
+    calls = _bench_in_process(monkeypatch)
+    out = tmp_path / "b"
+    argv = _bench(out, "--detectors", "MaxSoftmax,ViM,DICE")
+    argv[argv.index("none")] = "none,none@head=uos"
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood bench: error: --detectors ViM, DICE with --model test_resnet (the "
+        "'none@head=uos' runs): ViM, DICE read the classifier's last layer as a linear map "
+        "(logits = W z + b, its weight W and bias b), but this classifier's last layer is "
+        "UoSHead, which is not one: the scores would mean something else; drop ViM, DICE from "
+        "--detectors (UoS scores a UoS head)\n")
     assert calls == [] and not (out / "runs").exists()
 
 

@@ -70,7 +70,8 @@ def test_fit_data_missing_an_id_class_is_refused_for_per_class_detectors(
             f"2 (it holds 0, 1): Mahalanobis fits one model per class and would flag that class's "
             f"ID images as OOD; give fit data of every ID class (0, 1, 2)\n")
     # detectors that use the labels only to drop OOD samples fit on it as before
-    assert _score(*argv, "--detectors", "KNN,ViM", "--param", "KNN.k=2") == 0
+    assert _score(*argv, "--detectors", "KNN,ViM", "--param", "KNN.k=2", "--param",
+                  "ViM.d=2") == 0  # ViM.d below the fit images' count (test_fit_counts.py)
 
 
 def test_fit_data_of_classes_the_head_lacks_is_refused(fake_run, tmp_path, capsys,

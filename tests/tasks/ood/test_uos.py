@@ -63,21 +63,37 @@ def test_ood_score_scores_a_uos_run_from_the_command_line(uos_run, tmp_path, cap
         assert float(values.min()) >= 0 and float(values.max()) <= math.pi / 2 + 1e-9
 
 
-def test_detectors_that_read_a_linear_heads_weights_are_refused_on_a_uos_head(uos_run,
-                                                                            tmp_path):
+def test_detectors_that_read_a_linear_heads_weights_are_refused_on_a_uos_head(
+        uos_run, tmp_path, monkeypatch, capsys):
     """NCI (signed cosine to W[pred]) and fDBD (distance to a linear boundary) read
-    ``head.weight``; a UoS head classifies by |W z|: they scored below chance without a word."""
+    ``head.weight``, ViM and DICE its W and b; a UoS head classifies by |W z| / ||z||: NCI and
+    fDBD scored below chance without a word, then failed rows; ViM failed ("needs 'b'") once
+    every feature was extracted, in an exit-0 call. Now refused before any data is read."""
+    from robustrep.tasks.common.classifier import load_run
+    from robustrep.tasks.ood import datasets
+    from robustrep.tasks.ood.detectors import build_detector
+
+    def read(*args, **kwargs):
+        raise AssertionError("the ID data was read before the refusal")
+
+    monkeypatch.setattr(datasets, "whole_id_dataset", read)
     out = tmp_path / "out"
-    assert main(["ood", "score", str(uos_run), "--detectors", "NCI,fDBD,MaxSoftmax", "--ood",
+    assert main(["ood", "score", str(uos_run), "--detectors", "NCI,fDBD,ViM,MaxSoftmax", "--ood",
                  "gaussian", "--max-samples", "16", "--max-fit", "60", "--out", str(out),
-                 "--no-plots", "--quiet", "--device", "cpu"]) == 0
-    rows = {r["detector"]: r for r in json.loads((out / "results.json").read_text())["results"]}
-    for name in ("NCI", "fDBD"):
-        assert rows[name]["error"] == (f"ValueError: {name} reads the last layer's weights as a "
-                                       "linear map's (logits = W z + b), but this classifier's "
-                                       "last layer is UoSHead: its scores would mean something "
-                                       "else"), name
-    assert not rows["MaxSoftmax"]["error"]
+                 "--no-plots", "--quiet", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep ood score: error: --detectors NCI, fDBD, ViM: NCI, fDBD, ViM read the "
+        "classifier's last layer as a linear map (logits = W z + b, its weight W and bias b), "
+        "but this classifier's last layer is UoSHead, which is not one: the scores would mean "
+        "something else; drop NCI, fDBD, ViM from --detectors (UoS scores a UoS head)\n")
+    assert not out.exists()
+    model = as_ood_model(load_run(uos_run, "cpu")[0])  # the library's own refusal
+    for name in ("NCI", "fDBD", "ViM", "DICE"):
+        with pytest.raises(ValueError) as err:
+            build_detector(get_spec(name), model, 5, 128)
+        assert str(err.value) == (f"{name} reads the last layer's weights as a linear map's "
+                                  "(logits = W z + b), but this classifier's last layer is "
+                                  "UoSHead: its scores would mean something else"), name
 
 
 def test_bench_settings_carry_their_own_classify_options():
