@@ -98,6 +98,7 @@ def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
             # argparse prefixes "argument --flag: "
             raise argparse.ArgumentTypeError(f"must be {spec.accepted()}; got {text!r}") from None
     parse.__name__ = spec.kind.__name__  # argparse names the type in some messages
+    parse.spec = spec  # type: ignore[attr-defined]  # a file's value too: _fold_flag_keys
     return parse
 
 
@@ -149,6 +150,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         else ")")
     general = parser if real_defaults else parser.add_argument_group(title)
     shown = default_preset[1] if default_preset else {}
+    if any(f.name in GENERATED_DESTS.values() for f in dataclasses.fields(cls)):
+        _FLAG_PARSERS[cls] = parser  # its --NAME-OPTION flags, added next, name file keys
     sections = {prefix: parser.add_argument_group(title)
                 for prefix, title in (groups or {}).items()}
     titled: dict[str, Any] = {}
@@ -308,10 +311,14 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     ``unused`` is the program's ``unused_options``: an option of a lower layer that a higher
     layer's choice turns off gives way to that choice (``--optimizer adamw`` over a preset's or
     a saved config.json's momentum, ``--schedule cosine`` over its milestones), as the higher
-    layer decides; an option the same layer sets and turns off is still refused.
+    layer decides; an option the same layer sets and turns off is still refused. A config
+    file's key naming a generated ``--NAME-OPTION`` flag (``pgd_norm``) is that flag's value in
+    ``reg_options`` (``arch_options``): :func:`_fold_flag_keys`.
     """
     values: dict[str, Any] = {}
     data = load_config_file(config_file) if config_file is not None else {}
+    flag_keys = _generated_flag_keys(cls)
+    _fold_flag_keys(cls, data, config_file, flag_keys)
     _refuse_other_programs(cls, data, config_file)
     named = data.pop("preset", None) if "preset" in {f.name for f in dataclasses.fields(cls)} \
         else None
@@ -333,7 +340,7 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     if config_file is not None:
         _no_run_flags(cls, data, config_file)
         layer(convert_values(cls, data, lambda n: f"config file {config_file}"
-                             + (f": {n}" if n else "")))
+                             + (f": {n}" if n else ""), also=flag_keys))
     if overrides:
         given = {k: v for k, v in overrides.items() if v is not None}
         layer(convert_values(cls, given, lambda n: _flag_or_cli(n)))
@@ -342,6 +349,67 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     cfg = cls(**values)
     check_fields(cfg)
     return cfg
+
+
+# a config class -> the parser of its trainer, whose generated --NAME-OPTION flags (added after
+# the fields' flags: add_regularizer_args) fill its {name: {option: value}} fields
+_FLAG_PARSERS: dict[type, argparse.ArgumentParser] = {}
+
+
+def _generated_flag_keys(cls: type) -> dict[str, tuple[argparse.Action, str, str, str]]:
+    """``{"pgd_norm": (action, "reg_options", "pgd", "norm")}``: each generated flag of the
+    parser built for ``cls`` by the keys a config file may give it, the flag's name with ``_``
+    (as a field) or ``-`` (as the flag). Empty where no parser was built (a config made in code)."""
+    parser = _FLAG_PARSERS.get(cls)
+    keys: dict[str, tuple[argparse.Action, str, str, str]] = {}
+    for action in parser._actions if parser is not None else ():
+        prefix = next((p for p in GENERATED_DESTS if action.dest.startswith(p)), None)
+        if prefix is None or not action.option_strings:
+            continue
+        _, name, opt = action.dest.split("__", 2)
+        word = action.option_strings[0].removeprefix("--")
+        for key in (word.replace("-", "_"), word):
+            keys.setdefault(key, (action, GENERATED_DESTS[prefix], name, opt))
+    return keys
+
+
+def _fold_flag_keys(cls: type, data: dict[str, Any], path: Any,
+                    keys: dict[str, tuple[argparse.Action, str, str, str]]) -> None:
+    """A config file's key that names a generated flag (``pgd_norm: l2``: timm's ``-c`` files
+    give flags' names) goes into the field the flag fills, ``reg_options: {pgd: {norm: l2}}``,
+    converted as the flag converts it; the layers above and below then merge option by option
+    as for the flag. Setting one option both ways in one file is refused, as a key given twice
+    is (which would win is not the file's to say)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    found = [(k, *keys[k]) for k in data if isinstance(k, str) and k not in fields and k in keys]
+    folded: dict[tuple[str, str, str], str] = {}
+    for key, action, field, name, opt in found:
+        value = data.pop(key)
+        flag = action.option_strings[0]
+        if (field, name, opt) in folded:
+            raise ConfigError(f"config file {path}: {folded[field, name, opt]} and {key} both "
+                              f"set {flag}; keep one")
+        folded[field, name, opt] = key
+        try:
+            value = convert_value(action.type.spec, value)
+        except OptionValueError as err:
+            raise ConfigError(f"config file {path}: {key} ({flag}) {err}") from None
+        mapping = _file_mapping(cls, data, field, path)
+        if opt in mapping.get(name, {}):
+            raise ConfigError(f"config file {path} sets {name}'s {opt!r} twice, as {key} "
+                              f"({flag}) and in {field}: {{{name}: {{{opt}: ...}}}}; keep one")
+        mapping.setdefault(name, {})[opt] = value
+        data[field] = mapping
+
+
+def _file_mapping(cls: type, data: dict[str, Any], field: str, path: Any) -> dict[str, Any]:
+    """The file's own ``field`` (``reg_options``) as a mapping (``{}`` when not given)."""
+    if data.get(field) is None:
+        return {}
+    try:
+        return convert_value(option_specs(cls)[field], data[field])
+    except OptionValueError as err:
+        raise ConfigError(f"config file {path}: {field} {err}") from None
 
 
 # the trainers that take --config and their config classes, by name: imported only to name the

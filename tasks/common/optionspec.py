@@ -21,7 +21,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from robustrep._lists import check_no_empty_item
@@ -369,16 +369,18 @@ def convert_value(spec: OptionSpec, value: Any) -> Any:
     return spec.sequence(out)
 
 
-def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str]) -> dict:
+def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str],
+                   also: Iterable[str] = ()) -> dict:
     """Every entry of ``values`` converted by its field's spec; ``where(name)`` names a bad one.
 
-    Unknown names are a ConfigError listing the valid options.
+    Unknown names are a ConfigError with the closest option; ``also``: other names the caller
+    accepts (a config file's generated-flag keys, ``pgd_norm``), offered too.
     """
     specs = option_specs(cls)
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} in {where('')}; "
-                          f"{_closest(unknown[0], specs)}")
+                          f"{_closest(unknown[0], specs, also)}")
     out = {}
     for name, value in values.items():
         try:
@@ -388,15 +390,17 @@ def convert_values(cls: type, values: dict[str, Any], where: Callable[[str], str
     return out
 
 
-def _closest(name: str, specs: dict[str, OptionSpec]) -> str:
+def _closest(name: str, specs: dict[str, OptionSpec], also: Iterable[str] = ()) -> str:
     """The hint for an unknown option ``name``: the field one of whose flags it spells (timm's
-    ``opt`` is ``optimizer``, flag ``--opt``), else the closest name."""
+    ``opt`` is ``optimizer``, flag ``--opt``), else the closest name (of ``specs`` or
+    ``also``)."""
     flag = "--" + name.replace("_", "-")
     alias = next((n for n, spec in specs.items() if spec.flags and flag in spec.flags), None)
     if alias is not None:
         return f"did you mean {alias!r}? ({flag} is its flag; a file gives the option's name)"
     import difflib
-    close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
+    names = list(specs) + [n for n in also if "-" not in n]  # one spelling each
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return (f"did you mean {close[0]!r}?" if close else
             f"none of the {len(specs)} options is close (they are listed by --help)")
 
