@@ -643,7 +643,9 @@ def check_same_run(old: dict[str, Any] | None, out: Path, run: str | Path | None
     named = isinstance(scored, str) and Path(scored).is_absolute()
     holder = run_holding((out if folder else out.parent).resolve())
     here = Path(run).resolve() if run is not None else None
-    if here is not None and (holder == here or named and Path(scored).resolve() == here):
+    # a relative path (an older record) that names this run from here: the same command again
+    same = isinstance(scored, str) and here is not None and Path(scored).resolve() == here
+    if here is not None and (holder == here or same):
         return
     how = ("written without its run" if not isinstance(scored, str) else
            f"written with its run relative to an unrecorded folder, {scored!r}")

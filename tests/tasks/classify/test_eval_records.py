@@ -137,3 +137,15 @@ def test_another_runs_report_written_during_the_work_is_kept(runs, monkeypatch, 
     assert _eval(a, "--out", str(out)) == 2 and inner == [0]
     assert f"holds the eval report of another run, {b.resolve()}" in capsys.readouterr().err
     assert json.loads((out / "report.json").read_text())["run"] == str(b.resolve())
+
+
+def test_an_older_report_naming_this_run_relative_from_here_is_its_own(runs, tmp_path,
+                                                                        monkeypatch, capsys):
+    """An older robustrep recorded RUN as typed: the same command again, from the same folder,
+    replaces its report (it was refused as possibly another run's)."""
+    a, _ = runs
+    monkeypatch.chdir(tmp_path)
+    _record(tmp_path / "evals" / "report.json", run="A")
+    assert _eval("A", "--out", "evals") == 0
+    assert json.loads((tmp_path / "evals" / "report.json").read_text())["run"] == str(
+        a.resolve())
