@@ -97,7 +97,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
                       head: str = "linear",
                       uos_scale: float | None = None, image_size: int | None = None,
                       pretrained: bool = False, keep_head: bool = False,
-                      use_ema: bool = True, **timm_kwargs: Any) -> Classifier:
+                      use_ema: bool = True, channels_from: str | None = None,
+                      **timm_kwargs: Any) -> Classifier:
     """Create ``timm.create_model(name)`` wrapped in a :class:`Classifier`.
 
     Args:
@@ -125,6 +126,8 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         uos_scale: logit scale of the UoS head (None: the core default, 1).
         image_size: the input side; passed as ``img_size`` to models whose input size is fixed
             at construction (timm's ``fixed_input_size``, e.g. ViTs), ignored by the others.
+        channels_from: where ``in_chans`` came from (``"of FILE's weights (3 channels)"``),
+            for a refusal of ``--mean``/``--std`` of another length (None: the library's).
         timm_kwargs: passed to ``timm.create_model`` (``None`` values are dropped).
     """
     check_model_source(name)
@@ -173,13 +176,32 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
     try:  # the library's checks of what the user gave: --mean/--std, --head uos
         classifier = as_classifier(model, in_chans, norm["mean"], norm["std"], head, uos_scale)
     except ValueError as err:
-        raise ConfigError(str(err)) from None
+        raise ConfigError(_norm_refusal(norm, sources, in_chans, channels_from) or
+                          str(err)) from None
     classifier.norm_source = sources  # not a buffer: where the values came from, not saved
     taken = (source.arch, repr(sorted(build.items())), head, image_size)
     if image_size is not None and taken not in _SIZES_TAKEN:  # a report builds one many times
         check_input_size(classifier, in_chans, image_size, name)
         _SIZES_TAKEN.add(taken)
     return classifier
+
+
+def _norm_refusal(norm: dict[str, Sequence[float] | None], sources: dict[str, str],
+                  in_chans: int, channels_from: str | None) -> str | None:
+    """The refusal of ``--mean``/``--std`` given with another number of values than the input
+    channels, naming the options and where the channel count came from; None where the
+    values are not the user's (the library's message then says it: a run's config.json, say).
+    The library's line, ``mean/std need 3 value(s) ...; got mean=[0.5], std=[0.5]``, named
+    neither."""
+    wrong = {key: len(norm[key]) for key in ("mean", "std") if sources.get(key) == NORM_GIVEN
+             and norm[key] is not None and len(norm[key]) != in_chans}
+    if not wrong or channels_from is None:
+        return None
+    options = "/".join(f"--{key}" for key in wrong)
+    counts = " and ".join(str(n) for n in dict.fromkeys(wrong.values()))
+    values = "value" if in_chans == 1 else "values"
+    return (f"{options}: give {in_chans} {values}, one per input channel {channels_from}; "
+            f"got {counts}")
 
 
 # Where a classifier's input mean/std came from (``norm_source``, one per key): the caller's
@@ -479,6 +501,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     check_model_source(name)
     source = resolve_model(name, pretrained=False)
     read = None
+    # where the input channels come from, for a refusal of --mean/--std (create_classifier)
+    channels_from = f"(--channels {in_chans})" if in_chans is not None else None
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if not path.is_file():
@@ -492,11 +516,16 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
             num_classes = int(state[head].shape[0])
         if in_chans is None and state.get(conv) is not None and state[conv].dim() == 4:
             in_chans = int(state[conv].shape[1])
+            channels_from = f"of {checkpoint}'s weights ({_channels(in_chans)})"
         weights = str(path)
     else:
         num_classes = num_classes or source.cfg.get("num_classes")
-        in_chans = in_chans or (source.cfg.get("input_size") or (3,))[0]
+        if in_chans is None:
+            in_chans = (source.cfg.get("input_size") or (3,))[0]
+            channels_from = f"of {name}'s pretrained weights ({_channels(in_chans)})"
         weights = "pretrained"
+    channels_from = channels_from or f"({_channels(in_chans or 3)}, the default; --channels " \
+                                     f"sets it)"
     if not num_classes and read is not None:  # no head of --model's in the file: is it of
         _check_body_fits(name, source, read, in_chans, image_size)  # another architecture?
     if not num_classes:
@@ -504,7 +533,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
                           f"give --num-classes N")
     model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
                               pretrained_file=read, pretrained=pretrained, keep_head=True,
-                              image_size=image_size, use_ema=use_ema)
+                              image_size=image_size, use_ema=use_ema,
+                              channels_from=channels_from)
     config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
               "mean": _as_written(model.mean), "std": _as_written(model.std),
               "image_size": image_size, "weights": weights, "pretrained": pretrained,
@@ -512,6 +542,10 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
               "ema": read is not None and read.ema, "norm_source": dict(model.norm_source),
               "trained_norm": _trained_norm(name, read, model.norm_source)}
     return model.to(device).eval(), config
+
+
+def _channels(count: int) -> str:
+    return f"{count} channel{'s' * (count != 1)}"
 
 
 def _same_model(a: str, b: str) -> bool:

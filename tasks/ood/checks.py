@@ -36,16 +36,19 @@ def check_not_constant(name: str, scores: Sequence[torch.Tensor]) -> None:
 
 
 def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize: bool,
-                         sets: Sequence[str]) -> None:
+                         sets: Sequence[str], lists_resized: bool = False) -> None:
     """Refuse an option that acts on nothing this call scores (it was accepted and recorded in
-    results.json as if it had shaped the numbers)."""
+    results.json as if it had shaped the numbers). ``lists_resized``: ``--resize`` admits
+    OpenOOD's ID lists of another shape than the classifier's
+    (:func:`~robustrep.tasks.ood.datasets.check_openood_shape`)."""
     if feature_maps != "spatial" and not any(s.consumes == "maps" for s in specs):
         raise ConfigError(f"--feature-maps {feature_maps} shapes what the feature-map detectors "
                           f"(ReAct, ASH, SCALE, RankFeat, VRA) see, and --detectors "
                           f"{', '.join(s.name for s in specs)} has none; drop it")
-    if resize and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
-        raise ConfigError(f"--resize acts on the {', '.join(ds.LOCAL)} sets (folders and lists "
-                          f"are always resized), and none is read here; drop it")
+    if resize and not lists_resized and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
+        raise ConfigError(f"--resize acts on the {', '.join(ds.LOCAL)} sets and on OpenOOD's "
+                          f"ID lists of another shape than the classifier's (other folders and "
+                          f"lists are always resized), and none is read here; drop it")
 
 
 def check_data_root(data_root: str | None, run: str | Path | None,
@@ -197,14 +200,26 @@ def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_
                           f"data of the classes it was trained on")
     per_class = [s.name for s in specs if s.name in PER_CLASS]
     missing = [c for c in id_classes if c not in set(found)]
+    fits = f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per class"
+    if per_class and missing and flat_folder(fit_set):  # its label 0 is no class: it has none
+        raise ConfigError(f"{source} is a flat folder (no class subfolders), whose images carry "
+                          f"no class labels; {fits}: give a folder of class subfolders")
     if per_class and missing:
         more = f", or raise --max-fit {max_fit}" if max_fit is not None else ""
         plural = "es" * (len(missing) > 1)
         raise ConfigError(f"{source} holds no image of ID class{plural} {_listed(missing)} (it "
                           f"holds {_listed(found) or 'none'}): "
-                          f"{', '.join(per_class)} fit{'s' * (len(per_class) == 1)} one model per "
-                          f"class and would flag that class's ID images as OOD; give fit data of "
-                          f"every ID class ({_listed(id_classes)}){more}")
+                          f"{fits} and would flag that class's ID images as OOD; give fit data "
+                          f"of every ID class ({_listed(id_classes)}){more}")
+
+
+def flat_folder(dataset: Dataset) -> bool:
+    """Whether ``dataset`` (or the set it is a subset of, the run's classes or a drawn sample)
+    is a flat image folder, which labels every image 0: its images carry no class labels."""
+    from robustrep.data.folders import FlatImageFolder
+    while not isinstance(dataset, FlatImageFolder) and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return isinstance(dataset, FlatImageFolder)
 
 
 def optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, Any]

@@ -115,7 +115,28 @@ class BadData(DataError, ValueError):
 
 
 def _unknown(name: str) -> ConfigError:
-    return ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(valid_names())}")
+    return ConfigError(f"unknown dataset {name!r}{_path_hint(name)}; valid names: "
+                       f"{', '.join(valid_names())}")
+
+
+def _path_hint(name: str) -> str:
+    """`` (a folder: did you mean imagefolder:NAME?)`` when ``name`` is a path the loaders
+    read under a prefix (a folder or dataset zip: ``imagefolder:``; a ``.txt`` image list:
+    ``imagelist:ROOT:``), else nothing: ``--ood f/hidden`` was answered with the names alone."""
+    name = name.strip()
+    path = Path(os.path.expanduser(name))
+    try:
+        folder, file = bool(name) and path.is_dir(), bool(name) and path.is_file()  # "": "."
+    except (OSError, ValueError):  # a name too long for a path, a NUL in it: no path
+        return ""
+    if folder:
+        return f" (a folder: did you mean imagefolder:{name}?)"
+    if file and is_zip(name):
+        return f" (a dataset zip: did you mean imagefolder:{name}?)"
+    if file and path.suffix.lower() == ".txt":
+        return (f" (an image list: did you mean imagelist:ROOT:{name}, ROOT the folder "
+                f"its paths are relative to?)")
+    return ""
 
 
 def _split_spec(spec: str) -> tuple[str, list[str]]:
@@ -585,3 +606,53 @@ def openood_benchmark(data_dir: str | os.PathLike, id_name: str | None) -> OpenO
         id_name, spec(id_images, f"{id_name}/test_{id_name}.txt"),
         spec(id_images, f"{id_name}/train_{id_name}.txt"),
         {g: {n: spec(*where) for n, where in sets.items()} for g, sets in groups.items()})
+
+
+def stored_shape(spec: str) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` of the first image the ``imagelist:`` ``spec`` lists, as stored (1 channel
+    for a grey image, 3 for colour), before the loader converts it to the classifier's shape;
+    None when it cannot be opened (the loader names the file)."""
+    from PIL import Image
+    name, rest = _split_spec(spec)
+    path = _first_image(name, rest)
+    try:
+        with Image.open(path) as image:
+            grey = image.getbands()[0] in ("1", "L", "I", "F")  # "LA" and 16-bit grey too
+            return (1 if grey else 3, image.height, image.width)
+    except Exception:  # PIL raises many types; the loader's verify names the file
+        return None
+
+
+def check_openood_shape(bench_id: str, spec: str, ctx: DataContext, what: str) -> bool:
+    """Whether OpenOOD's ID images of the list ``spec`` (of the benchmark ``bench_id``, which
+    ``what`` names) are stored in another shape than the classifier's ``ctx.shape``: image lists
+    are always converted to it, so CIFAR-10's colour images became grey for a 1-channel model
+    without a word, where ``--id cifar10`` is refused unless ``--resize``. The same rule here:
+    refused without ``ctx.resize``. The sizes are compared for the fixed-size images_classic
+    lists only (ImageNet's images differ from one another, and are resized as folders are)."""
+    got = stored_shape(spec)
+    if got is None:
+        return False
+    sized = OPENOOD_V15[bench_id][0] == _C
+    want = tuple(ctx.shape) if sized else (ctx.shape[0], *got[1:])
+    if got == want:
+        return False
+    if not ctx.resize:
+        raise BadData(f"{what}: OpenOOD's {bench_id} images have shape {got} (C, H, W) but the "
+                      f"classifier takes {tuple(ctx.shape)}; pass --resize to resize and convert "
+                      f"them to {tuple(ctx.shape)}, or give ID data of that shape with --id and "
+                      f"--fit-data")
+    return True
+
+
+def list_labels(spec: str) -> set[int]:
+    """The labels the ``imagelist:`` ``spec`` lists (each line's last token); a line that is
+    not ``relative/path label`` is left for the loader to name."""
+    _, rest = _split_spec(spec)
+    labels = set()
+    for line in _list_lines(Path(":".join(rest[1:])).expanduser()):
+        parts = line.strip().rsplit(maxsplit=1)
+        if len(parts) == 2 and not parts[0].startswith("#") and parts[1].lstrip("-").isdigit():
+            labels.add(int(parts[1]))
+    return labels
+

@@ -111,6 +111,33 @@ def check_channel_params(params: dict[str, dict[str, Any]] | None, channels: int
                               f"takes {channels}-channel images; give {want}")
 
 
+def norm_std_notes(params: dict[str, dict[str, Any]] | None, channels: int) -> list[str]:
+    """A note on each ``norm_std`` given (accepted: it is pytorch-ood's argument). pytorch-ood
+    divides the sign gradient of channel ``c`` by ``norm_std[c]`` so that ``eps`` is in the
+    units of unnormalised inputs when the model takes normalised ones, as its examples' models
+    do. robustrep's classifiers take [0, 1] pixels and normalise inside
+    (:mod:`robustrep.tasks.ood.detectors`): ``eps`` is in pixel units already, and the std
+    makes the step 1/std larger than the reference's. ODIN broadcasts one std over every
+    channel; MahalanobisODIN divides only the channels it has a std for."""
+    notes = []
+    for det, key in sorted(_PER_CHANNEL):
+        std = (params or {}).get(det, {}).get(key)
+        if std is None:
+            continue
+        eps = params[det].get("eps", registry()[det].params["eps"].default)
+        if det == "ODIN" or len(std) == channels:
+            per_channel = [std[c % len(std)] for c in range(channels)]
+        else:  # pytorch-ood's loop over the stds given: the other channels keep eps
+            per_channel = [std[0]] + [1.0] * (channels - 1)
+        steps = ", ".join(dict.fromkeys(f"{eps / s:.3g}" for s in per_channel))
+        notes.append(f"--param {det}.{key}={list(std)}: robustrep's classifiers take [0, 1] "
+                     f"pixels and normalise inside, so {det}.eps ({eps:g}) is in pixel units "
+                     f"already, and {key} divides each channel's step by its std again: steps "
+                     f"of {steps} pixels, 1/std times the reference's eps; leave {key} out "
+                     f"for the reference's step")
+    return notes
+
+
 def _check_vra_order(given: dict[str, Any]) -> None:
     """VRA keeps activations between its lower and upper percentile: a lower one above the
     upper was refused by its constructor only once every feature was extracted."""

@@ -20,7 +20,9 @@ With ``openood=DATA_DIR`` the sets are those of the OpenOOD v1.5 benchmark (Zhan
 "OpenOOD v1.5: Enhanced Benchmark for Out-of-Distribution Detection", 2023) for the run's ID
 dataset, read through the ``imagelist:`` loader from OpenOOD's ``benchmark_imglist`` files
 (:func:`robustrep.tasks.ood.datasets.openood_benchmark`), and each metric is also averaged over
-the near-OOD and the far-OOD group, as OpenOOD reports it.
+the near-OOD and the far-OOD group, as OpenOOD reports it. Its ID lists of another dataset than
+the run's are refused; where the classifier's data is not named (a ``--model``, a run of an
+image folder), they take the shape rule of ``--id cifar10`` (``--resize``).
 
 A detector that fails (an argument pytorch-ood or sklearn refuses only in its fit, a bare
 assert) is reported with its error and the others still run.
@@ -65,10 +67,10 @@ from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
                                         check_head, check_inert_options, check_last_layer,
                                         check_maps, check_not_constant, check_openood_id,
-                                        covariance_note, optimistic_data)
+                                        covariance_note, flat_folder, optimistic_data)
 from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
                                                  check_feature_params, check_fit_counts,
-                                                 parse_params)
+                                                 norm_std_notes, parse_params)
 from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector, fit_detector,
                                            fits_on, parse_detectors, score_extracted,
                                            score_images)
@@ -259,12 +261,14 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
     check_channel_params(overrides, ctx.shape[0])  # ODIN's norm_std: before any data is read
+    load_notes += norm_std_notes(overrides, ctx.shape[0])  # accepted, and said once
     outputs = int(config["num_classes"])
     check_class_params(overrides, outputs, f"this classifier's {outputs} outputs")  # GEN's M
     sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id, data_root)
+    lists_resized = _check_openood_data(sets, config, foreign is not None, ctx, openood_id)
     check_inert_options(specs, feature_maps, resize,
                         [sets.id_name, sets.fit_data or sets.id_name,
-                         *(sets.specs.get(n, n) for n in sets.ood)])
+                         *(sets.specs.get(n, n) for n in sets.ood)], lists_resized)
     # before any data is built or feature extracted
     ds.check_not_trained_on(sets.ood, config, foreign is not None)
     ds.check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
@@ -294,7 +298,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          workers=workers, show_progress=show_progress)
     result.groups = sets.groups
     result.notes = load_notes + sets.notes + result.notes + _unfinished(run, config)
-    if _unlabelled(whole):
+    if flat_folder(whole):
         result.id_accuracy = None  # was the share of images predicted as class 0
         result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
                             f"subfolders), whose images carry no class labels")
@@ -383,6 +387,16 @@ class _Sets:
     specs: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # the OpenOOD benchmark whose lists give ID data, and which: "test"/"train" -> its spec
+    openood_id: str | None = None
+    listed: dict[str, str] = field(default_factory=dict)
+
+    def fit_source(self) -> str:
+        """The fit data as the user gave it: OpenOOD's train list is no ``--fit-data``."""
+        if self.fit_data is not None and self.fit_data == self.listed.get("train"):
+            return (f"OpenOOD's train list benchmark_imglist/{self.openood_id}/train_"
+                    f"{self.openood_id}.txt (--openood)")
+        return f"--fit-data {self.fit_data}"
 
 
 def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | None,
@@ -392,8 +406,13 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
     that are OOD for this run; without ``--id``, the run's data (under ``--data-root``)."""
     specs: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
+    bench_id, listed = None, {}
     if openood is not None:
         bench = ds.openood_benchmark(openood, openood_id or config.get("dataset"))
+        listed = {role: spec for role, given, spec in (("test", id_data, bench.id_test),
+                                                       ("train", fit_data, bench.id_train))
+                  if given is None}
+        bench_id = bench.id_name if listed else None
         id_data, fit_data = id_data or bench.id_test, fit_data or bench.id_train
         if ood is None:
             specs = {n: spec for group in bench.groups.values() for n, spec in group.items()}
@@ -404,7 +423,65 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
         notes += [f"left out the OOD set {n}: {ds.unsuited(n, config)}"
                   for n in ds.builtin_ood_names() if n not in ood]
     return _Sets(id_data or ds.default_id(config, data_root), fit_data, list(specs or ood),
-                 specs, groups, notes)
+                 specs, groups, notes, bench_id, listed)
+
+
+# The datasets a run's config.json names (classify train's --dataset), each its own data; image
+# folders and zips may hold any, ImageNet's too. A --model's --dataset names its data only when
+# given: its default, digits, is no declaration.
+_RUN_NAMED = ("digits", "cifar10", "cifar100", "svhn", "lsun")
+_MODEL_NAMED = ("cifar10", "cifar100", "svhn")
+
+
+def _check_openood_data(sets: _Sets, config: dict[str, Any], foreign: bool,
+                        ctx: ds.DataContext, openood_id: str | None) -> bool:
+    """Refuse OpenOOD's ID lists of another dataset than the classifier's: a digits run scored
+    with ``--openood-id cifar10`` read CIFAR-10's colour images as grey, kept labels 0-4, and
+    reported an ID accuracy of 20% with exit 0. Where the data is not named (a ``--model``, a
+    run of an image folder), the lists take the shape rule of ``--id cifar10``
+    (:func:`~robustrep.tasks.ood.datasets.check_openood_shape`). Returns whether ``--resize``
+    acts on the lists; notes the classes left out of them."""
+    bench = sets.openood_id
+    if bench is None:
+        return False
+    what = f"--openood-id {bench}" if openood_id else f"--openood (the {bench} benchmark)"
+    trained = config.get("dataset")
+    if trained in (_MODEL_NAMED if foreign else _RUN_NAMED) and trained != bench:
+        whose = (f"--dataset {trained} says the model was" if foreign else "the run was")
+        lists = ("test and train lists are" if len(sets.listed) == 2 else
+                 f"{next(iter(sets.listed))} list is")
+        fix = (f"OpenOOD v1.5 has no {trained} benchmark: score its own OOD sets without "
+               f"--openood" if trained not in ds.OPENOOD_V15 else
+               f"give --openood-id {trained}" if foreign else
+               f"drop --openood-id (the run's {trained} benchmark is the default)")
+        raise ConfigError(f"{what}: {whose} trained on {trained}, not {bench}, so OpenOOD's "
+                          f"{bench} {lists} no in-distribution data for it (the images "
+                          f"would be converted to its input, the labels read as its classes); "
+                          f"{fix}")
+    resized = False
+    if foreign or trained != bench:  # a run's own data is read as it was trained on it
+        resized = any([ds.check_openood_shape(bench, spec, ctx, what)
+                       for spec in sets.listed.values()])
+    sets.notes += _left_out_classes(sets, ctx, foreign)
+    return resized
+
+
+def _left_out_classes(sets: _Sets, ctx: ds.DataContext, foreign: bool) -> list[str]:
+    """What OpenOOD's ID lists hold beyond the classifier's ID classes (the run's, or
+    ``--classes``), which the loader leaves out without a word."""
+    if ctx.classes is None:
+        return []
+    kept = sorted({int(c) for c in ctx.classes})
+    notes = []
+    for role, spec in sets.listed.items():
+        dropped = sorted(c for c in ds.list_labels(spec) if c >= 0 and c not in kept)
+        if dropped:
+            whose = f"--classes {' '.join(map(str, kept))}" if foreign else \
+                f"the run's classes {', '.join(map(str, kept))}"
+            notes.append(f"left out the images of class{'es' * (len(dropped) > 1)} "
+                         f"{', '.join(map(str, dropped))} of "
+                         f"OpenOOD's {sets.openood_id} {role} list: the ID classes are {whose}")
+    return notes
 
 
 def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, outputs: int,
@@ -422,23 +499,16 @@ def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, ou
     fit_set = ds.id_dataset(fit_data or id_name, ctx, train=True, limit=max_fit)
     id_classes = (sorted(map(int, ctx.classes)) if ctx.classes is not None
                   else list(range(outputs)))
+    listed = fit_data is not None and fit_data == sets.listed.get("train")
     check_fit_classes(specs, id_classes, fit_set, outputs,
-                      f"--fit-data {fit_data}" if fit_data else
+                      sets.fit_source() if fit_data else
                       f"the fit data (the train split of {id_name}; --fit-data names other)",
                       max_fit)
-    where = f"--fit-data {fit_data}" if fit_data else f"the train split of {id_name}"
+    where = sets.fit_source() if fit_data else f"the train split of {id_name}"
+    # OpenOOD's train list is the benchmark's fit set: another is no remedy the user asked for
     check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} in {where}",
-                     "fit on more images (--fit-data)", feature_dim)
+                     None if listed else "fit on more images (--fit-data)", feature_dim)
     return fit_set
-
-
-def _unlabelled(dataset: Dataset) -> bool:
-    """Whether the ID images carry no class labels: a flat image folder labels every image 0
-    (also inside the subset of the run's classes)."""
-    from robustrep.data.folders import FlatImageFolder
-    while not isinstance(dataset, FlatImageFolder) and hasattr(dataset, "dataset"):
-        dataset = dataset.dataset
-    return isinstance(dataset, FlatImageFolder)
 
 
 def _unfinished(run: Path | None, config: dict[str, Any]) -> list[str]:

@@ -1,6 +1,7 @@
 """`robustrep ood ...` end to end on a fake run folder; --help, --list and the error paths."""
 
 import json
+import shutil
 
 import pytest
 
@@ -151,7 +152,11 @@ def _openood_layout(root, n=6):
 def test_openood_benchmark_near_far_groups(fake_run, tmp_path, capsys):
     data = _openood_layout(tmp_path / "openood" / "data")
     out = tmp_path / "out"
-    assert main(["ood", "score", str(fake_run), "--openood", str(data), "--openood-id", "cifar10",
+    run = tmp_path / "cifar10-run"  # OpenOOD's cifar10 lists are the ID data of a cifar10 run
+    shutil.copytree(fake_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(dict(config, dataset="cifar10")))
+    assert main(["ood", "score", str(run), "--openood", str(data), "--openood-id", "cifar10",
                  "--detectors", "MaxSoftmax,KNN", "--param", "KNN.k=2", "--out", str(out),
                  "--no-plots", "--quiet", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
@@ -172,7 +177,7 @@ def test_openood_benchmark_near_far_groups(fake_run, tmp_path, capsys):
     for a, b in (("cifar100", "tin"), ("texture", "mnist")):  # the means average unequal values
         assert rows[("MaxSoftmax", a)]["AUROC"] != rows[("MaxSoftmax", b)]["AUROC"]
     (data / "benchmark_imglist" / "cifar10" / "test_tin.txt").unlink()
-    assert main(["ood", "score", str(fake_run), "--openood", str(data / "benchmark_imglist"),
+    assert main(["ood", "score", str(run), "--openood", str(data / "benchmark_imglist"),
                  "--openood-id", "cifar10", "--quiet"]) == 2
     assert "test_tin.txt not found" in capsys.readouterr().err
     assert main(["ood", "score", str(fake_run), "--openood", str(data), "--quiet"]) == 2
