@@ -8,9 +8,9 @@ differs for it (its default schedule, e.g. ``shared("eval_every", 500)``, or whe
 goes by default). :class:`ModelOptions` are the options of a classifier from elsewhere
 (``classify eval`` and ``ood score`` instead of a run folder). Regularizer options come from
 the registry (:func:`robustrep.tasks.common.regularizers.reg_option`): their help is the
-class's docstring and their default ``None``, the class's own. :class:`TrainRunOptions` are the trainers' run
-flags (``--preset``, ``--config``, ``--out``, ``--resume``, ``--stop-after``, ``--dry-run``,
-``--download``, ``--quiet``), the same in ``gan train`` and ``classify train``;
+class's docstring and their default ``None``, the class's own. :class:`TrainRunOptions` are
+the trainers' run flags (``--preset``, ``--config``, ``--out``, ``--resume``, ``--stop-after``,
+``--dry-run``, ``--download``, ``--quiet``), the same in ``gan train`` and ``classify train``;
 :func:`run_to_resume` says which run folder a resume continues, or refuses it in one line.
 """
 
