@@ -122,8 +122,36 @@ def _classifier(model: nn.Module) -> Any:
     if isinstance(getattr(found, "fc", None), nn.Module) and hasattr(found, "global_pool"):
         found = found.fc  # a timm ClassifierHead: pool, dropout, fc; the pre-logits are pooled
     if isinstance(found, nn.Conv2d):
-        return lambda z: found(z[..., None, None]).flatten(1)
+        return ConvClassifier(found)
     return found
+
+
+class ConvClassifier(nn.Module):
+    """A convolution classifier (timm ResNetV2/BiT, DLA, DPN) as a module of the pooled
+    pre-logits ``[B, C] -> [B, classes]``: the convolution run on ``z`` as ``[B, C, 1, 1]``, as
+    the model's ``forward_head`` runs it. A 1x1 kernel is the linear map ``W z + b`` whose
+    ``weight`` ``[classes, C]`` is the kernel reshaped (computed from it, so gradients reach
+    it): what OOD detectors that read a linear head take (:attr:`is_linear`)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    @property
+    def is_linear(self) -> bool:
+        conv = self.conv
+        return conv.kernel_size == (1, 1) and conv.groups == 1 and conv.padding == (0, 0)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.conv.weight.flatten(1)
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.conv.bias
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.conv(z[..., None, None]).flatten(1)
 
 
 def _token_heads(model: nn.Module) -> bool:

@@ -62,7 +62,8 @@ from torch import Tensor, nn
 from robustrep._lists import check_no_empty_item
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runtime import autocast
-from robustrep.tasks.ood.extract import Conv1x1Head, Extracted, OODModel
+from robustrep.split import ConvClassifier
+from robustrep.tasks.ood.extract import Extracted, OODModel
 
 # What each typed base consumes; order matters (first match in the MRO wins).
 _KINDS = (("LogitsDetector", "logits"), ("FeaturesDetector", "features"),
@@ -421,9 +422,10 @@ def reads_linear_head(spec: DetectorSpec) -> bool:
 def linear_map(layer: nn.Module) -> tuple[Tensor, Tensor] | None:
     """``(W [C, D], b [C])`` of the last layer where it is a linear map of the pooled features:
     an ``nn.Linear`` (``b`` zeros where it has none: it adds nothing) or a 1x1 convolution
-    (:class:`~robustrep.tasks.ood.extract.Conv1x1Head`, its kernel reshaped); None otherwise
-    (a UoS head's ``|W z| / ||z||``, a distilled model's averaged heads)."""
-    if not isinstance(layer, (nn.Linear, Conv1x1Head)):
+    (:class:`~robustrep.split.ConvClassifier` of a 1x1 kernel, reshaped); None otherwise
+    (a UoS head's ``|W z| / ||z||``, a distilled model's averaged heads, a wider kernel)."""
+    if not (isinstance(layer, nn.Linear) or isinstance(layer, ConvClassifier)
+            and layer.is_linear):
         return None
     w = layer.weight
     return w, layer.bias if layer.bias is not None else w.new_zeros(w.shape[0])

@@ -156,30 +156,6 @@ def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
     return OODModel(model, model.feature_maps, model.pool, last_layer(model), map_mode)
 
 
-class Conv1x1Head(nn.Module):
-    """A 1x1-convolution classifier (timm ResNetV2/BiT, DLA, DPN) on the pooled pre-logits
-    ``[B, D]``: the linear map ``logits = W z + b`` whose ``W`` ``[C, D]`` is the kernel
-    ``[C, D, 1, 1]`` reshaped. ``forward`` runs the convolution on ``z`` as ``[B, D, 1, 1]``, as
-    the model's ``forward_head`` does, so the logits are the model's own; ViM, DICE, NCI and
-    fDBD read ``weight`` and ``bias`` (computed from the convolution's, so gradients reach it).
-    """
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    @property
-    def weight(self) -> Tensor:
-        return self.conv.weight.flatten(1)
-
-    @property
-    def bias(self) -> Tensor | None:
-        return self.conv.bias
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.conv(z[..., None, None]).flatten(1)
-
-
 class _PrelogitHead(nn.Module):
     """A classifier that is a function of the pooled pre-logits but no one module (a distilled
     model's two heads, averaged: :func:`robustrep.split._classifier`); it has no ``weight``.
@@ -195,21 +171,14 @@ class _PrelogitHead(nn.Module):
         return self._fn(z)
 
 
-def _is_1x1(layer: nn.Module) -> bool:
-    return (isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1
-            and layer.padding == (0, 0))
-
-
 def last_layer(split: TimmSplit) -> nn.Module:
     """The classifier of ``split`` as a module of the pooled pre-logits ``[B, D] -> [B, C]``:
     ``get_classifier()`` as :func:`robustrep.split._classifier` applies it, which is what
     ``classify eval`` runs. A raw 1x1-conv classifier took ``[B, D]`` and failed in conv2d."""
     head = _classifier(split.model)  # refuses an auxiliary head, a distillation in training
-    if isinstance(head, nn.Module):  # a Linear, a ClassifierHead's fc, a UoSHead
+    if isinstance(head, nn.Module):  # a Linear, a ClassifierHead's fc, a UoSHead, a conv's
         return head
     found = split.model.get_classifier()
-    if _is_1x1(found):
-        return Conv1x1Head(found)
     if isinstance(found, tuple):
         names = ", ".join(type(part).__name__ for part in found)
         return _PrelogitHead(nn.ModuleList(found), head, f"two heads averaged ({names})")

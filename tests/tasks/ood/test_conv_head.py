@@ -1,5 +1,5 @@
 """A classifier whose last layer is a 1x1 convolution (timm ResNetV2/BiT, DLA, DPN) scored by
-every detector (tasks/ood/extract.py ``as_ood_model``/``last_layer``/``Conv1x1Head``): the
+every detector (tasks/ood/extract.py ``as_ood_model``/``last_layer``, robustrep/split.py ``ConvClassifier``): the
 logits are the model's own, and ViM, DICE, NCI and fDBD read its kernel as the ``[C, D]``
 weight of the linear map it is. Was: ``ood score --model resnetv2_18`` failed in conv2d with a
 traceback (``got input of size: [8, 512]``), exit 1."""
@@ -12,7 +12,8 @@ import torch
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.ood.detectors import build_detector, linear_map, parse_detectors
-from robustrep.tasks.ood.extract import Conv1x1Head, as_ood_model
+from robustrep.split import ConvClassifier
+from robustrep.tasks.ood.extract import as_ood_model
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def resnetv2():
 
 def test_a_1x1_conv_head_gives_the_models_own_logits_and_its_linear_map(resnetv2):
     model = as_ood_model(resnetv2)
-    assert isinstance(model.classifier, Conv1x1Head)
+    assert isinstance(model.classifier, ConvClassifier)
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
         logits, z, maps = model.outputs(x, maps=True)
