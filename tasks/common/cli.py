@@ -27,6 +27,7 @@ from typing import Any
 from robustrep.errors import UnreadableImageError
 from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverged, UserError,
                                            WriteFailed)
+from robustrep.tasks.common.flag_hints import did_you_mean, timm_hint, timm_hits
 from robustrep.tasks.common.plugins import plugin_failure
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line,
@@ -57,7 +58,7 @@ class ArgumentParser(argparse.ArgumentParser):
     sub-parsers hand unknown options up to the top parser, whose error would name only
     ``robustrep``. Hence ``parse_known_args`` here leaves no unknown arguments.
 
-    An unknown flag gets a hint: timm train.py's flag for one of ours (:data:`TIMM_FLAGS`), else
+    An unknown flag gets a hint: timm train.py's flag for one of ours (:data:`~robustrep.tasks.common.flag_hints.TIMM_FLAGS`), else
     the closest of this parser's flags (``--weight_decay``: ``--weight-decay``), as a config
     file's unknown key gets one. timm's names are looked for before argparse parses, as its
     prefix matching made ``--mixup 0.8`` "ambiguous" (``--mixup-per-sample``,
@@ -66,16 +67,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         words = list(sys.argv[1:] if args is None else args)
-        hits = _timm_hits(words, self._option_string_actions)
+        hits = timm_hits(words, self._option_string_actions)
         if hits and not {"-h", "--help"} & set(words):  # asked for help: the help
             given = " ".join(" ".join(w for w in hit[:2] if w is not None) for hit in hits)
             self.error(f"unrecognized arguments: {given} (timm train.py's flag"
-                       f"{'s' * (len(hits) > 1)}); here: {_timm_hint(hits)}")
+                       f"{'s' * (len(hits) > 1)}); here: {timm_hint(hits)}")
         namespace, extras = super().parse_known_args(words, namespace)
         extras = self._late_positionals(namespace, extras)
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}"
-                       f"{_did_you_mean(extras, self._option_string_actions)}")
+                       f"{did_you_mean(extras, self._option_string_actions)}")
         return namespace, extras
 
     def _late_positionals(self, namespace, extras: list[str]) -> list[str]:
@@ -93,101 +94,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
-
-
-# timm train.py's flags (its argparse, huggingface/pytorch-image-models) that mean what one of
-# ours means, by timm's name: {} is the value given. Only those whose flags this parser has are
-# offered (classify train's; gan train and classify eval share a few). Not here, as ours differ:
-# --decay-milestones (timm: epochs; --milestones: fractions of --steps), --checkpoint-hist (timm
-# keeps the best N; --keep-ckpts the newest), --output (timm: a parent folder; --out: the run's),
-# --mixup-mode pair/elem (--mixup-per-sample is elem only).
-TIMM_FLAGS = {
-    "-b": "--batch-size {}", "-j": "--workers {}", "-c": "--config {}",
-    "--img-size": "--image-size {}", "--in-chans": "--channels {}",
-    "--data-dir": "--data-root {}", "--pretrained-path": "--pretrained-file {}",
-    "--drop": "--drop-rate {}",  # timm's drop_rate, ours too; argparse: "ambiguous"
-    "--mixup": "--reg mixup --mix-alpha {}", "--cutmix": "--reg cutmix --mix-alpha {}",
-    "--mixup-prob": "--mix-prob {}", "--mixup-switch-prob": "--mix-switch-prob {}",
-    "--model-ema": "--ema-decay 0.9998",  # timm's default decay; ours is off at 0
-    "--model-ema-decay": "--ema-decay {}",
-    "--decay-rate": "--lr-decay {}", "--dr": "--lr-decay {}",  # timm's multistep factor too
-    "--log-interval": "--log-every {}",  # both count optimizer steps
-    "--amp-dtype": "--amp {}", "--torchcompile": "--compile", "--log-wandb": "--log wandb",
-}
-_TIMM_VALUES = {"--amp-dtype": {"float16": "fp16", "bfloat16": "bf16"}}
-_MIXES = ("--mixup", "--cutmix")  # timm: one alpha each, 0 = off; ours: one --mix-alpha
-
-
-def _timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | None, str]]:
-    """``(flag, value or None, our template)`` for each of timm's :data:`TIMM_FLAGS` in
-    ``words`` that ``ours`` (a parser's option strings) lacks while having every flag of its
-    template."""
-    import re
-    hits = []
-    for i, word in enumerate(words):
-        if word == "--":  # positionals only after it
-            break
-        flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        if not flag.startswith("--") and flag[:2] in TIMM_FLAGS and len(flag) > 2:  # -b32
-            flag, eq, value = flag[:2], "=", flag[2:]
-        template = TIMM_FLAGS.get(flag)
-        if template is None or flag in ours or not all(
-                f in ours for f in re.findall(r"--[a-z][\w-]*", template)):
-            continue
-        after = words[i + 1] if i + 1 < len(words) else None
-        if not eq and "{}" in template and after is not None and not _is_flag(after):
-            value = after
-        hits.append((flag, value if (eq or value) else None, template))
-    return hits
-
-
-def _is_flag(word: str) -> bool:
-    """A flag, not a value: ``-5`` and ``-0.5`` are values (argparse reads them so too)."""
-    import re
-    return word.startswith("-") and not re.fullmatch(r"-\d[\d.e+-]*", word)
-
-
-def _timm_hint(hits: list[tuple[str, str | None, str]]) -> str:
-    """Ours for timm's ``hits``, as one command-line fragment (then notes): timm's --mixup and
-    --cutmix together are ``--reg mixup,cutmix`` with one alpha, and 0 turns one off."""
-    given = {flag: value for flag, value, _ in hits}
-    ours, notes = [], []
-    mixes = [f for f in _MIXES if f in given]
-    on = [f for f in mixes if not _zero(given[f])]
-    notes += [f"leave out --reg {f[2:]} (timm's 0 is off)" for f in mixes if f not in on]
-    if on:
-        alphas = list(dict.fromkeys(given[f] or "ALPHA" for f in on))
-        ours.append(f"--reg {','.join(f[2:] for f in on)} --mix-alpha {alphas[0]}" + (
-            f" (one alpha for both: pick one of {' and '.join(alphas)})" if alphas[1:] else ""))
-    for flag, value, template in hits:
-        if flag in _MIXES or (flag == "--model-ema" and "--model-ema-decay" in given):
-            continue
-        value = _TIMM_VALUES.get(flag, {}).get(value, value) if value else "VALUE"
-        ours.append(template.format(value))
-    return "; ".join([" ".join(ours)] * bool(ours) + notes)
-
-
-def _zero(value: str | None) -> bool:
-    try:
-        return value is not None and float(value) == 0
-    except ValueError:
-        return False
-
-
-def _did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
-    """``; did you mean --weight-decay?`` for the first unknown flag of ``extras`` with a close
-    flag in ``ours``: the same with ``-`` for ``_`` (timm's config keys, Python's names), else
-    the closest by difflib; ``""`` when none is close."""
-    import difflib
-    flags = [w.partition("=")[0] for w in extras if w.startswith("--")]
-    longs = [o for o in ours if o.startswith("--")]
-    for flag in flags:
-        same = flag.replace("_", "-")
-        close = [same] if same in ours else difflib.get_close_matches(flag, longs, n=1,
-                                                                       cutoff=0.75)
-        if close:
-            return f"; did you mean {close[0]}?"
-    return ""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

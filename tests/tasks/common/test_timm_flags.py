@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from robustrep.tasks import cli
-from robustrep.tasks.common.cli import TIMM_FLAGS, _did_you_mean, _timm_hits
+from robustrep.tasks.common.flag_hints import TIMM_FLAGS, did_you_mean, timm_hits
 
 SEE = " (see 'robustrep classify train --help')"
 
@@ -60,7 +60,7 @@ def test_an_unknown_flag_gets_ours(args, message, capsys):
 
 def test_underscores_for_hyphens_are_named_however_many():
     # difflib alone finds --weight-decay for --weight_decay, not a flag of many words
-    assert _did_you_mean(["--a_b_c_d", "1"], {"--a-b-c-d": None, "--abcd": None}) == \
+    assert did_you_mean(["--a_b_c_d", "1"], {"--a-b-c-d": None, "--abcd": None}) == \
         "; did you mean --a-b-c-d?"
 
 
@@ -93,7 +93,7 @@ def test_only_the_flags_a_command_has_are_offered(capsys):
     assert args.regopt__mixup__switch_prob == 0.3
     assert "timm train.py" not in _error(["classify", "eval", "RUN", "--mixup", "0.8"], capsys)
     # a command that has timm's flag itself keeps it
-    assert _timm_hits(["--mixup-prob", "0.5"], {"--mixup-prob": None, "--mix-prob": None}) == []
+    assert timm_hits(["--mixup-prob", "0.5"], {"--mixup-prob": None, "--mix-prob": None}) == []
 
 
 def test_help_beside_a_timm_flag_is_the_help(capsys):

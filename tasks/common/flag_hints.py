@@ -1,0 +1,103 @@
+"""Hints for a flag a command does not have: ours for timm ``train.py``'s flag of the same
+meaning (``--mixup 0.8``: ``--reg mixup --mix-alpha 0.8``), else the closest of the command's
+own (``--weight_decay``: ``--weight-decay``). The parser's error
+(:class:`robustrep.tasks.common.cli.ArgumentParser`) adds them to its one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# timm train.py's flags (its argparse, huggingface/pytorch-image-models) that mean what one of
+# ours means, by timm's name: {} is the value given. Only those whose flags this parser has are
+# offered (classify train's; gan train and classify eval share a few). Not here, as ours differ:
+# --decay-milestones (timm: epochs; --milestones: fractions of --steps), --checkpoint-hist (timm
+# keeps the best N; --keep-ckpts the newest), --output (timm: a parent folder; --out: the run's),
+# --mixup-mode pair/elem (--mixup-per-sample is elem only).
+TIMM_FLAGS = {
+    "-b": "--batch-size {}", "-j": "--workers {}", "-c": "--config {}",
+    "--img-size": "--image-size {}", "--in-chans": "--channels {}",
+    "--data-dir": "--data-root {}", "--pretrained-path": "--pretrained-file {}",
+    "--drop": "--drop-rate {}",  # timm's drop_rate, ours too; argparse: "ambiguous"
+    "--mixup": "--reg mixup --mix-alpha {}", "--cutmix": "--reg cutmix --mix-alpha {}",
+    "--mixup-prob": "--mix-prob {}", "--mixup-switch-prob": "--mix-switch-prob {}",
+    "--model-ema": "--ema-decay 0.9998",  # timm's default decay; ours is off at 0
+    "--model-ema-decay": "--ema-decay {}",
+    "--decay-rate": "--lr-decay {}", "--dr": "--lr-decay {}",  # timm's multistep factor too
+    "--log-interval": "--log-every {}",  # both count optimizer steps
+    "--amp-dtype": "--amp {}", "--torchcompile": "--compile", "--log-wandb": "--log wandb",
+}
+_TIMM_VALUES = {"--amp-dtype": {"float16": "fp16", "bfloat16": "bf16"}}
+_MIXES = ("--mixup", "--cutmix")  # timm: one alpha each, 0 = off; ours: one --mix-alpha
+
+
+def timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """``(flag, value or None, our template)`` for each of timm's :data:`TIMM_FLAGS` in
+    ``words`` that ``ours`` (a parser's option strings) lacks while having every flag of its
+    template."""
+    import re
+    hits = []
+    for i, word in enumerate(words):
+        if word == "--":  # positionals only after it
+            break
+        flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if not flag.startswith("--") and flag[:2] in TIMM_FLAGS and len(flag) > 2:  # -b32
+            flag, eq, value = flag[:2], "=", flag[2:]
+        template = TIMM_FLAGS.get(flag)
+        if template is None or flag in ours or not all(
+                f in ours for f in re.findall(r"--[a-z][\w-]*", template)):
+            continue
+        after = words[i + 1] if i + 1 < len(words) else None
+        if not eq and "{}" in template and after is not None and not _is_flag(after):
+            value = after
+        hits.append((flag, value if (eq or value) else None, template))
+    return hits
+
+
+def _is_flag(word: str) -> bool:
+    """A flag, not a value: ``-5`` and ``-0.5`` are values (argparse reads them so too)."""
+    import re
+    return word.startswith("-") and not re.fullmatch(r"-\d[\d.e+-]*", word)
+
+
+def timm_hint(hits: list[tuple[str, str | None, str]]) -> str:
+    """Ours for timm's ``hits``, as one command-line fragment (then notes): timm's --mixup and
+    --cutmix together are ``--reg mixup,cutmix`` with one alpha, and 0 turns one off."""
+    given = {flag: value for flag, value, _ in hits}
+    ours, notes = [], []
+    mixes = [f for f in _MIXES if f in given]
+    on = [f for f in mixes if not _zero(given[f])]
+    notes += [f"leave out --reg {f[2:]} (timm's 0 is off)" for f in mixes if f not in on]
+    if on:
+        alphas = list(dict.fromkeys(given[f] or "ALPHA" for f in on))
+        ours.append(f"--reg {','.join(f[2:] for f in on)} --mix-alpha {alphas[0]}" + (
+            f" (one alpha for both: pick one of {' and '.join(alphas)})" if alphas[1:] else ""))
+    for flag, value, template in hits:
+        if flag in _MIXES or (flag == "--model-ema" and "--model-ema-decay" in given):
+            continue
+        value = _TIMM_VALUES.get(flag, {}).get(value, value) if value else "VALUE"
+        ours.append(template.format(value))
+    return "; ".join([" ".join(ours)] * bool(ours) + notes)
+
+
+def _zero(value: str | None) -> bool:
+    try:
+        return value is not None and float(value) == 0
+    except ValueError:
+        return False
+
+
+def did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
+    """``; did you mean --weight-decay?`` for the first unknown flag of ``extras`` with a close
+    flag in ``ours``: the same with ``-`` for ``_`` (timm's config keys, Python's names), else
+    the closest by difflib; ``""`` when none is close."""
+    import difflib
+    flags = [w.partition("=")[0] for w in extras if w.startswith("--")]
+    longs = [o for o in ours if o.startswith("--")]
+    for flag in flags:
+        same = flag.replace("_", "-")
+        close = [same] if same in ours else difflib.get_close_matches(flag, longs, n=1,
+                                                                       cutoff=0.75)
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
