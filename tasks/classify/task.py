@@ -22,7 +22,7 @@ from robustrep.mixing import SampleMix, mixup_target, soft_target_cross_entropy
 from robustrep.nets.classifier import Classifier
 from robustrep.registry import name_of
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.regularizers import build_places, checked_feature_terms
+from robustrep.tasks.common.regularizers import Kept, build_places, checked_feature_terms
 
 from .config import OPTION_FIELDS, ClassifyConfig
 
@@ -83,10 +83,11 @@ class ClassifyTask(nn.Module):
         return {"loss": ce.mean(), "logits": logits, "loss/ce": ce.mean().detach()}
 
 
-def build_regularizers(cfg: ClassifyConfig) -> dict[str, Any]:
-    """``{place: object}`` of what ``cfg.reg`` names, built through the registry; several
-    input-mixing methods become one policy (``combine``, timm's Mixup/CutMix switch)."""
-    places = build_places(cfg, "classify", cfg.regularizers(), OPTION_FIELDS)
+def build_regularizers(cfg: ClassifyConfig, kept: Kept | None = None) -> dict[str, Any]:
+    """``{place: object}`` of what ``cfg.reg`` names (with a resume's ``kept`` options), built
+    through the registry; several input-mixing methods become one policy (``combine``, timm's
+    Mixup/CutMix switch)."""
+    places = build_places(cfg, "classify", cfg.regularizers(), OPTION_FIELDS, kept=kept)
     built = {}
     for where, members in places.items():
         objs = [obj for _, obj in members]

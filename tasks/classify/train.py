@@ -43,6 +43,7 @@ checkpoint is loaded and validated before ``config.json`` is rewritten.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
     open_run, resumed
-from robustrep.tasks.common.regularizers import record_regularizers, regularizer_record
+from robustrep.tasks.common.regularizer_record import (kept_options, record_regularizers,
+                                                      regularizer_record)
+from robustrep.tasks.common.regularizers import Kept
 from robustrep.tasks.common.runfiles import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
@@ -152,7 +155,7 @@ class Trainer(TrainerBase):
         return "a lower --lr (or --amp off)"
 
     def __init__(self, cfg: ClassifyConfig, run: RunDir, info: dist.DistInfo, quiet: bool = False,
-                 resume: bool = False):
+                 resume: bool = False, kept: Kept | None = None):
         super().__init__(run, info)
         self.cfg, self.quiet = cfg, quiet
         self.train_s0 = 0.0  # training seconds before this session (a resumed run's)
@@ -171,7 +174,7 @@ class Trainer(TrainerBase):
         cfg.mean = [round(float(v), 6) for v in self.model.mean.flatten()]
         cfg.std = [round(float(v), 6) for v in self.model.std.flatten()]
         self.model = runtime.prepare_module(self.model, self.device, cfg.channels_last)
-        regs = build_regularizers(cfg)
+        regs = build_regularizers(cfg, kept)  # kept: a resume's recorded options
         if not resume:  # --epochs in steps, now the data's size is known; a resume keeps its own
             cfg.resolve_epochs(len(self.train_set), info.world_size,
                                getattr(regs.get("adversarial inputs"), "replays", 1))
@@ -382,8 +385,10 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
     latest = check_run_folder(run.path, resume)
+    kept, kept_note = (kept_options(run.path, cfg, cfg.regularizers(), OPTION_FIELDS) if resume
+                       else ({}, None))
     # builds (and scans) the data before the folder is made
-    trainer = Trainer(cfg, run, info, resume=resume)
+    trainer = Trainer(cfg, run, info, resume=resume, kept=kept)
     if not resume:  # the length may have come from --epochs just now
         check_stop_after(stop_after, 0, cfg.steps, cfg.length_text("steps"))
     if info.is_main:  # the config has the data's fields now
@@ -395,13 +400,15 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
             check_more_to_train(run.path, trainer.step, cfg.steps)
             if info.is_main:
                 resumed(run, to_dict(cfg), trainer.step)
+                if kept_note:
+                    print(kept_note, file=sys.stderr)
                 records = run.read_metrics()
                 trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
                                                      reversed(records)) if t is not None), 0.0)
                 trainer.resumed_eval = next((r for r in reversed(records) if "eval/acc" in r), {})
         if info.is_main:
-            record_regularizers(run.path, regularizer_record(cfg, cfg.regularizers(),
-                                                             OPTION_FIELDS), trainer.step)
+            record_regularizers(run.path, regularizer_record(
+                cfg, cfg.regularizers(), OPTION_FIELDS, kept=kept), trainer.step)
     except BaseException:
         if trainer.lock is not None:
             trainer.lock.release()

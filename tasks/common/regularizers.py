@@ -10,15 +10,12 @@ of this place" without naming any method. Every failure is one :class:`ConfigErr
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from robustrep.registry import (MissingOptionsError, check_places, create_regularizer,
                                 regularizer_info)
 from robustrep.tasks.common.config import ConfigError
+
 
 class Fixed:
     """A constructor option the program fixes (not a config field), e.g. ``Fixed("mse")``."""
@@ -39,6 +36,10 @@ class Unread:
 # name -> {constructor option: config field name, Fixed(value) or Unread(where it acts)}
 OptionFields = dict[str, dict[str, "str | Fixed | Unread"]]
 
+# name -> {constructor option: value}: what a resumed run keeps from its record of the options
+# it trained with (tasks.common.regularizer_record.kept_options)
+Kept = dict[str, dict[str, Any]]
+
 # A registered discriminator's input shape comes from the data, never from a flag.
 DATA_OPTIONS = ("image_size", "in_channels")
 
@@ -58,17 +59,17 @@ def _with_core_default(text: str, default: Any) -> str:
     stands for ("(None: 8/255 for Linf, 0.5 for L2)"), which "(core: None)" would only repeat."""
     if default is None and "(None: " in text:
         return text
-    return f"{text} (core: {_fmt(default)})"
+    return f"{text} (core: {fmt_value(default)})"
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     return str(round(value, 6)) if isinstance(value, float) else str(value)
 
 
 _SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def _scalar(annotation: str) -> tuple[type | None, bool, tuple | None]:
+def scalar_kind(annotation: str) -> tuple[type | None, bool, tuple | None]:
     """``"float | None"`` (or ``"Optional[float]"``) -> ``(float, True, None)``;
     ``'Literal["linf", "l2"]'`` -> ``(str, False, ("linf", "l2"))``, its choices (read in any
     case, as every choice option is); ``(None, _, None)`` for what a flag cannot hold."""
@@ -132,7 +133,7 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
     from robustrep.tasks.common.config import GENERATED_DESTS, OptionSpec, arg_type
     group, taken, unknown = None, [], []
     for opt, oi in options.items():
-        kind, optional, choices = _scalar(oi.annotation)
+        kind, optional, choices = scalar_kind(oi.annotation)
         flag = option_flag(name, opt)
         if opt not in skip and not oi.annotation:  # a None, list or tuple default says no kind
             unknown.append(opt)
@@ -162,9 +163,9 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
             [f"{flag} is the program's own option, so {name}'s {opt!r} has no flag: set it in a "
              f"--config file as {field}: {{{name}: {{{opt}: VALUE}}}}" for flag, opt in taken]
             + [f"{name}'s {opt!r} has no flag (no annotation, and its default "
-               f"{_fmt(options[opt].default)} names no kind): annotate it (e.g. {opt}: float | "
-               f"None = None) or set it in a --config file as {field}: {{{name}: {{{opt}: "
-               f"VALUE}}}}" for opt in unknown])
+               f"{fmt_value(options[opt].default)} names no kind): annotate it (e.g. {opt}: "
+               f"float | None = None) or set it in a --config file as {field}: {{{name}: "
+               f"{{{opt}: VALUE}}}}" for opt in unknown])
 
 
 def _built_in(info: Any) -> bool:
@@ -179,9 +180,11 @@ def discriminator_options(cfg: Any, name: str, shape: tuple[int, ...],
 
 
 def options_for(cfg: Any, name: str, fields: OptionFields,
-                context: dict[str, Any] | None = None) -> dict[str, Any]:
+                context: dict[str, Any] | None = None, kept: Kept | None = None
+                ) -> dict[str, Any]:
     """The constructor options of ``name`` from ``cfg``; ``context`` holds values the program
-    derives (e.g. ``fuse_passes``), passed to the classes that take them."""
+    derives (e.g. ``fuse_passes``), passed to the classes that take them, and ``kept`` what a
+    resumed run recorded for options ``cfg`` leaves to the core defaults."""
     taken = regularizer_info(name).kwargs
     mapped = fields.get(name, {})
     opts = {opt: field.value if isinstance(field, Fixed) else getattr(cfg, field)
@@ -202,18 +205,19 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
         if field is not None:  # it would override the flag silently, unchecked by its range
             raise ConfigError(f"reg_options: {name}'s {opt!r} is set by its own option "
                               f"{field} (--{field.replace('_', '-')}); set it there")
-    opts.update({opt: _typed(name, opt, value) for opt, value in given.items()})
+    opts.update({opt: typed_option(name, opt, value) for opt, value in given.items()})
+    opts.update((kept or {}).get(name, {}))  # only options left None above (kept_options)
     return opts
 
 
-def _typed(name: str, opt: str, value: Any) -> Any:
+def typed_option(name: str, opt: str, value: Any) -> Any:
     """A ``reg_options`` value (config file, ``--reg-options``) read as its ``--NAME-OPTION``
     flag reads it, by the constructor's annotation: ``"false"`` is False, ``"abc"`` for a float
     is refused here instead of reaching the class."""
     from robustrep.tasks.common.config import OptionSpec, OptionValueError, convert_value
     info = regularizer_info(name).options.get(opt)
-    kind, optional, choices = _scalar(info.annotation) if info is not None else (None, False,
-                                                                                None)
+    kind, optional, choices = (scalar_kind(info.annotation) if info is not None
+                               else (None, False, None))
     if kind is None:  # a misspelt option (create_regularizer names it) or no scalar type
         return value
     try:
@@ -225,7 +229,8 @@ def _typed(name: str, opt: str, value: Any) -> Any:
 
 def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
                  fields: OptionFields, context: dict[str, Any] | None = None,
-                 skip_kind: str = "discriminator") -> dict[str, list[tuple[str, Any]]]:
+                 skip_kind: str = "discriminator", kept: Kept | None = None
+                 ) -> dict[str, list[tuple[str, Any]]]:
     """``{place: [(name, object), ...]}`` for ``names`` in ``program`` (in the order given).
 
     Registered discriminators (``skip_kind``) are not built here: the program builds its D from
@@ -246,7 +251,7 @@ def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
         if info.kind == skip_kind:
             continue
         try:
-            obj = create_regularizer(name, **options_for(cfg, name, fields, context))
+            obj = create_regularizer(name, **options_for(cfg, name, fields, context, kept))
         except MissingOptionsError as err:  # the flags that give them
             flags = ", ".join(option_flag(name, o) for o in err.missing)
             raise ConfigError(f"--reg {name}: {err}; give {flags} (or --reg-options JSON, or "
@@ -351,104 +356,3 @@ def refuse_unused(unused: dict[str, list[str]]) -> None:
 def discriminator_of(names: tuple[str, ...] | list[str]) -> str | None:
     """The registered discriminator among ``names`` (it replaces the program's D), if any."""
     return next((n for n in names if regularizer_info(n).kind == "discriminator"), None)
-
-
-# ---------------------------------------------------------------------------------------------
-# what a run's regularizers were: their options with the class defaults filled in, and the code
-
-
-RECORD_FILE = "regularizers.json"
-
-
-def regularizer_record(cfg: Any, names: tuple[str, ...] | list[str], fields: OptionFields,
-                       context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``{name: {"class", "options", "source"}}`` of what ``names`` builds from ``cfg``: every
-    option, the class defaults filled in (config.json records ``None`` for "the core default"),
-    and the sha256 of the class's module source, so that a resume under other code is seen."""
-    record = {}
-    for name in names:
-        info = regularizer_info(name)
-        kept = getattr(info.cls, "none_is_a_value", ())  # None passed on, as create_regularizer
-        given = {k: v for k, v in options_for(cfg, name, fields, context).items()
-                 if (v is not None or k in kept) and k in info.kwargs}
-        options = _resolved(info, {**info.kwargs, **given}, given, kept)
-        record[name] = {"class": f"{info.module}.{info.qualname}", "options": options,
-                        "source": _source_hash(info)}
-    return json.loads(json.dumps(record, default=str))  # as the file holds it: lists, text
-
-
-def _resolved(info: Any, options: dict[str, Any], given: dict[str, Any],
-              kept: tuple[str, ...]) -> dict[str, Any]:
-    """``options`` with each None the class resolves itself (PGD's eps by its norm: 8/255 or
-    0.5) replaced by the value the built object holds, so the record says what ran. Regularizers
-    are side-effect free to build; one that cannot be built without the program's context
-    keeps its None."""
-    unresolved = [k for k, v in options.items() if v is None and k not in kept]
-    if not unresolved or info.kind != "regularizer":
-        return options
-    try:
-        built = info.cls(**given)
-    except Exception:  # noqa: BLE001 - needs the program's context; the None stays
-        return options
-    return {**options, **{k: getattr(built, k) for k in unresolved
-                          if getattr(built, k, None) is not None}}
-
-
-def _source_hash(info: Any) -> str | None:
-    module = sys.modules.get(info.module)
-    path = getattr(module, "__file__", None)
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
-    except OSError:
-        return None
-
-
-def record_regularizers(run: Path, record: dict[str, Any], step: int) -> None:
-    """Append ``record`` to the run's ``regularizers.json`` (a list of ``{"step",
-    "regularizers"}``) when it differs from the last entry, with a note on stderr naming what
-    changed (a resume under another plugin file or core default would else change the run
-    silently)."""
-    note = _record(Path(run), record, step)
-    if note:
-        print(note, file=sys.stderr)
-
-
-def _record(run: Path, record: dict[str, Any], step: int) -> str | None:
-    from robustrep.tasks.common.runfiles import read_json, write_json
-    path = run / RECORD_FILE
-    history: list = []
-    if step > 0 and path.exists():
-        try:
-            history = read_json(path, list)
-            if not all(isinstance(e, dict) and {"step", "regularizers"} <= set(e)
-                       for e in history):
-                raise ValueError("its entries are not {step, regularizers}")
-        except Exception as err:  # noqa: BLE001 (a damaged record: said, then started again)
-            history = []
-            note = f"warning: {path} is unreadable ({err}); it starts again at step {step}"
-        else:
-            last = history[-1]["regularizers"] if history else None
-            if last == record:
-                return None
-            note = _changes(last or {}, record, path.parent, step) if last is not None else None
-    else:
-        note = None
-    write_json(path, [*history, {"step": step, "regularizers": record}])
-    return note
-
-
-def _changes(old: dict[str, Any], new: dict[str, Any], run: Path, step: int) -> str:
-    parts = []
-    for name in sorted(set(old) | set(new)):
-        a, b = old.get(name, {}), new.get(name, {})
-        oa, ob = a.get("options", {}), b.get("options", {})
-        diffs = [f"{k} {oa.get(k)!r} -> {ob.get(k)!r}" for k in sorted(set(oa) | set(ob))
-                 if oa.get(k) != ob.get(k)]
-        if a.get("class") != b.get("class"):
-            diffs.insert(0, f"class {a.get('class')} -> {b.get('class')}")
-        if a.get("source") != b.get("source"):
-            diffs.append("its source file changed")
-        if diffs:
-            parts.append(f"{name}: {', '.join(diffs)}")
-    return (f"note: the regularizers differ from when {run} was trained ({'; '.join(parts)}); "
-            f"the steps from {step} on use the new ones (recorded in {RECORD_FILE})")

@@ -35,8 +35,9 @@ from typing import Any
 
 from robustrep.registry import list_regularizers, parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.regularizers import (OptionFields, Unread, build_places,
-                                                 discriminator_of, regularizer_record)
+from robustrep.tasks.common.regularizer_record import kept_options, regularizer_record
+from robustrep.tasks.common.regularizers import (Kept, OptionFields, Unread, build_places,
+                                                 discriminator_of)
 
 METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
@@ -136,8 +137,9 @@ _SLOTS = {"D function": "d_function", "D inputs": "d_inputs", "extra D term": "e
           "D auxiliary task": "aux_task"}
 
 
-def build_regs(cfg) -> Regs:
-    """Build the regularizers named by ``cfg.reg`` with the config's hyperparameters."""
+def build_regs(cfg, kept: Kept | None = None) -> Regs:
+    """Build the regularizers named by ``cfg.reg`` with the config's hyperparameters (and a
+    resume's ``kept`` options, :func:`kept_regs`)."""
     names = parse_regs(cfg.reg, cfg.arch)
     disc = discriminator_of(names)
     if disc == "rpgan" and (cfg.reg_options or {}).get("rpgan"):  # the program builds it
@@ -145,7 +147,7 @@ def build_regs(cfg) -> Regs:
                           f"--rp-base-channels, --rp-kernel-size; the rest follow the data and "
                           f"D), not {', '.join(sorted(cfg.reg_options['rpgan']))}")
     regs = Regs(names, discriminator=disc, ensemble=disc is not None)
-    places = build_places(cfg, "gan", names, OPTION_FIELDS, _context(cfg))
+    places = build_places(cfg, "gan", names, OPTION_FIELDS, _context(cfg), kept=kept)
     for where, members in places.items():
         (name, obj), = members  # parse_regs allows one method per place
         setattr(regs, _SLOTS[where], obj)
@@ -153,12 +155,18 @@ def build_regs(cfg) -> Regs:
     return regs
 
 
-def regs_record(cfg, shape: tuple[int, ...]) -> dict:
+def kept_regs(cfg, run) -> tuple[Kept, str | None]:
+    """What a resume of ``run`` keeps of its recorded options, and the note naming them
+    (:func:`~robustrep.tasks.common.regularizer_record.kept_options`)."""
+    return kept_options(run, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg))
+
+
+def regs_record(cfg, shape: tuple[int, ...], kept: Kept | None = None) -> dict:
     """What :func:`build_regs` builds, as the run records it (``regularizers.json``); rpgan's
     entry is the ensemble this program builds for data of ``shape`` (its class and options),
     not the registered class's defaults."""
     record = regularizer_record(cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS,
-                                _context(cfg))
+                                _context(cfg), kept)
     if "rpgan" in record:
         import inspect
         import json

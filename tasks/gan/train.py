@@ -57,8 +57,9 @@ from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_r
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
 from robustrep.tasks.gan.models import (build_discriminator, build_generator, check_networks,
                                         generate)
-from robustrep.tasks.common.regularizers import record_regularizers
-from robustrep.tasks.gan.regs import build_regs, regs_record
+from robustrep.tasks.common.regularizer_record import record_regularizers
+from robustrep.tasks.common.regularizers import Kept
+from robustrep.tasks.gan.regs import build_regs, kept_regs, regs_record
 from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update, g_forward,
                                        lazy_adam_kwargs, optimizer_intervals, train_iteration)
 
@@ -83,9 +84,11 @@ class Trainer(TrainerBase):
     saved_config = staticmethod(saved_config)
 
     def __init__(self, cfg: GanConfig, run: RunDir, dist: DistInfo, data: GanData,
-                 show_progress: bool = True, init: dict[str, dict] | None = None):
+                 show_progress: bool = True, init: dict[str, dict] | None = None,
+                 kept: Kept | None = None):
         super().__init__(run, dist)
         self.cfg = cfg
+        self.kept = kept  # a resume's recorded regularizer options (regs.kept_regs)
         self.show_progress = show_progress and dist.is_main
         self.train_seconds = 0.0
         self.last_metrics: dict[str, Any] = {}
@@ -101,7 +104,7 @@ class Trainer(TrainerBase):
     def _build_state(self, init: dict[str, dict] | None = None) -> tuple[StepContext, Any]:
         cfg, dev = self.cfg, self.dist.device
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
-        regs = build_regs(cfg)
+        regs = build_regs(cfg, self.kept)
         G = build_generator(cfg, self.data.shape)
         D = build_discriminator(cfg, self.data.shape, regs.discriminator,
                                 generator=torch.Generator().manual_seed(cfg.seed),
@@ -437,7 +440,8 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
-        trainer = Trainer(cfg, run, dist, data, show_progress, init)
+        kept, kept_note = kept_regs(cfg, run.path) if resume is not None else ({}, None)
+        trainer = Trainer(cfg, run, dist, data, show_progress, init, kept)
         trainer.evaluator = evaluator
         if resume is not None:
             trainer.resume_from(ckpt.latest_checkpoint(run.checkpoints))
@@ -445,10 +449,12 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             check_more_to_train(run.path, trainer.step, cfg.steps)
             if dist.is_main:  # validated: only now may the run folder change
                 resumed(run, to_dict(cfg), trainer.step)
+                if kept_note:
+                    print(kept_note, file=sys.stderr)
             trainer.last_metrics = _last_eval(run.read_metrics())
             trainer.last_eval_step = trainer.last_metrics.get("step")
         if dist.is_main:
-            record_regularizers(run.path, regs_record(cfg, data.shape), trainer.step)
+            record_regularizers(run.path, regs_record(cfg, data.shape, kept), trainer.step)
         trainer.prepare_evaluator()
         return trainer.fit(stop_after)
     finally:

@@ -3,7 +3,6 @@ registry, options gathered per method, objects built by place, each failure one 
 
 import argparse
 import dataclasses
-import json
 import types
 
 import pytest
@@ -13,38 +12,6 @@ from robustrep.registry import register_regularizer, regularizer_info
 from robustrep.tasks.common.config import REG_OPTION_DEST, ConfigError, overrides_from_args
 from robustrep.tasks.common.regularizers import (Fixed, add_regularizer_args, build_places,
                                                  discriminator_of, options_for, reg_option)
-
-
-@pytest.fixture
-def probe():
-    """``test-probe``: a classify feature regularizer with one option of each kind."""
-    @register_regularizer("test-probe", paper="nobody 2026",
-                          acts={"classify": "feature shrinkage"})
-    class Probe:
-        """A probe.
-
-        Args:
-            weight: factor on the term.
-            steps: how many.
-            on: a switch.
-            mode: a word.
-            cap: an optional bound.
-            span: not a scalar.
-        """
-
-        def __init__(self, weight: float = 0.123456789, steps: int = 3, on: bool = False,
-                     mode: str = "a", cap: float | None = None,
-                     span: tuple[float, float] = (0.0, 1.0), note=None, fuse_passes: bool = False):
-            if weight < 0:
-                raise ValueError(f"weight must be >= 0, got {weight}")
-            self.kwargs = dict(weight=weight, steps=steps, on=on, mode=mode, cap=cap, span=span,
-                               note=note, fuse_passes=fuse_passes)
-
-        def feature_terms(self, model, x, generator=None):
-            return {}
-    yield Probe
-    registry._REGISTRY.pop("test-probe")
-    registry._LIVE.pop("test-probe")
 
 
 def _parser(fields=None, program="classify"):
@@ -72,9 +39,9 @@ def test_reg_option_defaults_to_none_with_the_class_help_and_default():
 
 
 def test_reg_option_help_rounds_floats_and_falls_back_to_the_option_name(probe):
-    from robustrep.tasks.common.regularizers import _fmt
-    assert _fmt(8 / 255) == "0.031373" and reg_option("asgan", "eps").metadata["help"].endswith(
-        "(core: 0.05)")
+    from robustrep.tasks.common.regularizers import fmt_value
+    assert fmt_value(8 / 255) == "0.031373"
+    assert reg_option("asgan", "eps").metadata["help"].endswith("(core: 0.05)")
     # a None default whose help says what it stands for is not repeated as "(core: None)"
     assert reg_option("free", "eps").metadata["help"] == (
         "radius of the perturbation ball (None: 8/255 for Linf, 0.5 for L2)")
@@ -261,73 +228,20 @@ def test_discriminator_of_names_the_registered_discriminator():
     ("Optional[tuple[int, int]]", (None, True)),
 ])
 def test_a_flag_holds_one_scalar_maybe_none(annotation, want):
-    from robustrep.tasks.common.regularizers import _scalar
-    assert _scalar(annotation) == (*want, None)
+    from robustrep.tasks.common.regularizers import scalar_kind
+    assert scalar_kind(annotation) == (*want, None)
 
 
 @pytest.mark.parametrize("annotation, choices", [
     ('Literal["linf", "l2"]', ("linf", "l2")), ("typing.Literal['a']", ("a",)),
     ("Literal[1, 2]", None), ("Literal[oops", None)])
 def test_a_literal_annotation_gives_the_flag_its_choices(annotation, choices):
-    from robustrep.tasks.common.regularizers import _scalar
-    assert _scalar(annotation)[2] == choices
+    from robustrep.tasks.common.regularizers import scalar_kind
+    assert scalar_kind(annotation)[2] == choices
 
 
 def test_defaults_in_help_are_rounded_floats_or_as_written():
-    from robustrep.tasks.common.regularizers import _fmt
-    assert (_fmt(8 / 255), _fmt(2), _fmt(None), _fmt((0.0, 1.0))) == (
+    from robustrep.tasks.common.regularizers import fmt_value
+    assert (fmt_value(8 / 255), fmt_value(2), fmt_value(None),
+            fmt_value((0.0, 1.0))) == (
         "0.031373", "2", "None", "(0.0, 1.0)")
-
-
-def test_the_record_fills_in_the_class_defaults_and_names_the_code(probe):
-    import hashlib
-    import sys
-
-    from robustrep.tasks.common.regularizers import regularizer_record
-    record = regularizer_record(_cfg(w=0.5, reg_options={"test-probe": {"steps": 9}}),
-                                ["test-probe"], {"test-probe": {"weight": "w"}})
-    source = hashlib.sha256(open(sys.modules[probe.__module__].__file__, "rb").read())
-    assert record == {"test-probe": {
-        "class": f"{probe.__module__}.{probe.__qualname__}", "source": source.hexdigest(),
-        "options": {"weight": 0.5, "steps": 9, "on": False, "mode": "a", "cap": None,
-                    "span": [0.0, 1.0], "note": None, "fuse_passes": False}}}
-
-
-def test_a_resume_under_other_options_or_code_is_noted_and_kept(tmp_path):
-    from robustrep.tasks.common.regularizers import _record
-    first = {"toy": {"class": "m.Toy", "options": {"weight": 0.1}, "source": "aa"}}
-    assert _record(tmp_path, first, 0) is None  # a fresh run: recorded, nothing to say
-    assert _record(tmp_path, first, 4) is None  # the same on resume: nothing added
-    changed = {"toy": {"class": "m.Toy", "options": {"weight": 0.9}, "source": "bb"}}
-    assert _record(tmp_path, changed, 6) == (
-        f"note: the regularizers differ from when {tmp_path} was trained (toy: weight 0.1 -> "
-        "0.9, its source file changed); the steps from 6 on use the new ones (recorded in "
-        "regularizers.json)")
-    history = json.loads((tmp_path / "regularizers.json").read_text())
-    assert history == [{"step": 0, "regularizers": first}, {"step": 6, "regularizers": changed}]
-    for damaged in ("[{", '[{"step": 0}]'):  # not JSON, or not its shape: said, started again
-        (tmp_path / "regularizers.json").write_text(damaged)
-        assert _record(tmp_path, first, 8).startswith(
-            f"warning: {tmp_path / 'regularizers.json'} is unreadable (")
-        assert json.loads((tmp_path / "regularizers.json").read_text()) == [
-            {"step": 8, "regularizers": first}]
-
-
-def test_the_record_keeps_a_none_the_class_takes_as_a_value():
-    """input_range None (unbounded 2-D data) is what DAT is built with, not the default."""
-    from robustrep.tasks.common.regularizers import regularizer_record
-    from robustrep.tasks.gan.regs import OPTION_FIELDS
-    cfg = _cfg(dat_t=None, dat_eps=None, reg_options=None)
-    record = regularizer_record(cfg, ["dat"], OPTION_FIELDS, {"input_range": None})
-    assert record["dat"]["options"]["input_range"] is None
-    assert regularizer_record(cfg, ["dat"], OPTION_FIELDS, {"input_range": (-1.0, 1.0)})[
-        "dat"]["options"]["input_range"] == [-1.0, 1.0]
-
-
-def test_the_record_says_the_radius_the_class_chose_for_its_norm():
-    """An eps left to the core is resolved by the norm (PGD: 0.5 for L2); the record said None."""
-    from robustrep.tasks.classify.config import OPTION_FIELDS
-    from robustrep.tasks.common.regularizers import regularizer_record
-    cfg = _cfg(eps=None, adv_steps=None, adv_step_size=None, reg_options={"pgd": {"norm": "l2"}})
-    options = regularizer_record(cfg, ["pgd"], OPTION_FIELDS)["pgd"]["options"]
-    assert (options["eps"], options["norm"], options["step_size"]) == (0.5, "l2", None)

@@ -138,3 +138,26 @@ def test_a_kernel_size_for_the_2d_ensemble_is_refused(tiny_cfg, tmp_path):
     with pytest.raises(ConfigError, match="--rp-kernel-size: the 2-D ensemble projects points"):
         train(tiny_cfg("ring-mlp", reg="rpgan", rp_kernel_size=4, out=str(tmp_path / "r")),
               show_progress=False)
+
+
+def test_a_resume_builds_and_records_the_options_its_record_keeps(tiny_cfg, tmp_path,
+                                                                  monkeypatch, capsys):
+    """A core default changed since the run started (here DAT's t, recorded as 0.5): the
+    resumed D step is built with the recorded value, and the record gains no entry."""
+    import json
+
+    from robustrep.tasks.gan import train as gan_train
+    run = tmp_path / "run"
+    train(tiny_cfg("grid-mlp", reg="dat", steps=2, out=str(run)), stop_after=1,
+          show_progress=False)
+    record = json.loads((run / "regularizers.json").read_text())
+    record[0]["regularizers"]["dat"]["options"]["t"] = 0.5
+    (run / "regularizers.json").write_text(json.dumps(record))
+    built, build = [], gan_train.build_regs
+    monkeypatch.setattr(gan_train, "build_regs", lambda cfg, kept=None: built.append(
+        build(cfg, kept)) or built[-1])
+    capsys.readouterr()
+    train(tiny_cfg("grid-mlp", reg="dat", steps=2), resume=str(run), show_progress=False)
+    assert built[-1].by_name["dat"].t == 0.5  # the trainer's; 1.0 is the core default
+    assert "records dat's t 0.5 (this version's default: 1.0)" in capsys.readouterr().err
+    assert json.loads((run / "regularizers.json").read_text()) == record
