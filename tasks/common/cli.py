@@ -58,12 +58,20 @@ class ArgumentParser(argparse.ArgumentParser):
     sub-parsers hand unknown options up to the top parser, whose error would name only
     ``robustrep``. Hence ``parse_known_args`` here leaves no unknown arguments.
 
-    An unknown flag gets a hint: timm train.py's flag for one of ours (:data:`~robustrep.tasks.common.flag_hints.TIMM_FLAGS`), else
-    the closest of this parser's flags (``--weight_decay``: ``--weight-decay``), as a config
-    file's unknown key gets one. timm's names are looked for before argparse parses, as its
+    An unknown flag gets a hint: timm train.py's flag for one of ours
+    (:data:`~robustrep.tasks.common.flag_hints.TIMM_FLAGS`), else the closest of this parser's
+    flags (``--weight_decay``: ``--weight-decay``), as a config file's unknown key gets one. timm's names are looked for before argparse parses, as its
     prefix matching made ``--mixup 0.8`` "ambiguous" (``--mixup-per-sample``,
     ``--mixup-partner``), pointing away from ``--reg mixup --mix-alpha 0.8``.
+
+    Flags are never abbreviated (``allow_abbrev=False``): argparse read ``gan train --gp 5`` as
+    ``--gp-weight 5``, and a flag added later turns such a word ambiguous, which breaks the
+    scripts that relied on it; an abbreviation gets the did-you-mean hint instead.
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # sub-parsers are built by this class too
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         words = list(sys.argv[1:] if args is None else args)

@@ -89,15 +89,16 @@ def _zero(value: str | None) -> bool:
 
 def did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
     """``; did you mean --weight-decay?`` for the first unknown flag of ``extras`` with a close
-    flag in ``ours``: the same with ``-`` for ``_`` (timm's config keys, Python's names), else
-    the closest by difflib; ``""`` when none is close."""
+    flag in ``ours``: the same with ``-`` for ``_`` (timm's config keys, Python's names), the
+    flags it abbreviates (up to 3; flags are never abbreviated), else the closest by difflib;
+    ``""`` when none is close."""
     import difflib
     flags = [w.partition("=")[0] for w in extras if w.startswith("--")]
     longs = [o for o in ours if o.startswith("--")]
     for flag in flags:
         same = flag.replace("_", "-")
-        close = [same] if same in ours else difflib.get_close_matches(flag, longs, n=1,
-                                                                       cutoff=0.75)
+        close = ([same] if same in ours else sorted(o for o in longs if o.startswith(same))
+                 or difflib.get_close_matches(flag, longs, n=1, cutoff=0.75))
         if close:
-            return f"; did you mean {close[0]}?"
+            return f"; did you mean {' or '.join(close[:3])}?"
     return ""

@@ -52,6 +52,10 @@ def _error(argv: list[str], capsys) -> str:
     ("--weight_decay 0.1", "--weight_decay 0.1; did you mean --weight-decay?"),
     ("--stepz 3", "--stepz 3; did you mean --steps?"),
     ("--no-such-option", "--no-such-option"),  # nothing close: no guess
+    # Was: read as --ema-decay 0.5 (argparse's abbreviations), which a later --ema-* flag
+    # would have made "ambiguous" in a script that had worked
+    ("--ema 0.5 --dry-run", "--ema 0.5; did you mean --ema-decay?"),
+    ("--adv-step 3 --dry-run", "--adv-step 3; did you mean --adv-step-size or --adv-steps?"),
 ])
 def test_an_unknown_flag_gets_ours(args, message, capsys):
     line = _error(["classify", "train", *shlex.split(args)], capsys)
