@@ -155,7 +155,8 @@ def main(argv=None) -> int:
         print(f"{name:46s} max |diff| {diff:.2e} (scale {scale:.2e})")
         # fp16 blocks round differently on each side: compared relative to fp16's precision
         worst = max(worst, diff * args.tol / (1e-2 * scale) if "fp16" in name else diff)
-    print(f"torch {torch.__version__}; tolerance {args.tol:g}: {'ok' if worst <= args.tol else 'FAIL'}")
+    verdict = "ok" if worst <= args.tol else "FAIL"
+    print(f"torch {torch.__version__}; tolerance {args.tol:g}: {verdict}")
     return 0 if worst <= args.tol else 1
 
 

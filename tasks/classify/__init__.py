@@ -2,7 +2,7 @@
 
 - :class:`~robustrep.nets.classifier.Classifier` (a timm model with input normalisation inside,
   seen as ``head(features(x))``), :func:`~robustrep.tasks.common.classifier.create_classifier`
-  (by name, with pretrained weights) and :func:`~robustrep.tasks.common.classifier.load_run`
+  (by name, with pretrained weights) and :func:`~robustrep.tasks.common.classifier_run.load_run`
   (run folder -> classifier, config; used by the OOD program).
 - :mod:`.config`: the options dataclass and presets; :mod:`.data`: datasets, checks, batch order;
   :mod:`.policies`: timm's augmentation and erasing policies.
@@ -20,7 +20,10 @@ def __getattr__(name: str):
     if name == "Classifier":
         from robustrep.nets.classifier import Classifier
         return Classifier
-    if name in __all__:
-        from robustrep.tasks.common import classifier
-        return getattr(classifier, name)
+    if name == "create_classifier":
+        from robustrep.tasks.common.classifier import create_classifier
+        return create_classifier
+    if name == "load_run":
+        from robustrep.tasks.common.classifier_run import load_run
+        return load_run
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

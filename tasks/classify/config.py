@@ -4,7 +4,7 @@ Every field default is the real default, stated once; a preset overrides some of
 command line overrides the preset (see :mod:`robustrep.tasks.common.config`). The resolved config,
 with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``, and the ``steps``
 of ``--epochs``) filled in, is what ``config.json`` of a run folder holds and what
-:func:`robustrep.tasks.common.classifier.load_run` reads.
+:func:`robustrep.tasks.common.classifier_run.load_run` reads.
 """
 
 from __future__ import annotations

@@ -305,10 +305,11 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
 
     from robustrep.metrics.robust import check_l2_radius
 
-    from robustrep.tasks.common.classifier import default_norm_note
+    from robustrep.tasks.common.foreign_model import default_norm_note
     from robustrep.tasks.common.config import from_dict
-    from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
-                                               check_run_program, check_writable, output_lock)
+    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
+    from robustrep.tasks.common.rundir import check_run_program
+    from robustrep.tasks.common.runlock import check_not_training, output_lock
     check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
     _check_data_root(run, foreign, data_root)
     claim = foreign is not None and out is None  # runs/eval/<model>-<time>: made at the end
@@ -362,7 +363,7 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                   input_convention=_input_convention(model, config.get("norm_source")))
     out = Path(out) if out is not None else Path(run) / "eval"
     if claim:  # another call started in the same second may have made it: one folder each
-        from robustrep.tasks.common.rundir import claim_new_folder
+        from robustrep.tasks.common.output_paths import claim_new_folder
         out = claim_new_folder(out)
     with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
         _check_same_run(out / "report.json", run, subject)  # written there meanwhile
@@ -539,7 +540,8 @@ def _new_out(out: str | Path | None, name: str) -> Path:
 
 def _load(run, foreign: dict[str, Any] | None, device, use_ema: bool):
     """``(model, config)`` of a run folder, of a model from elsewhere, or of RobustBench."""
-    from robustrep.tasks.common.classifier import load_model, load_run, run_checkpoint_note
+    from robustrep.tasks.common.classifier_run import load_run
+    from robustrep.tasks.common.foreign_model import load_model, run_checkpoint_note
     from robustrep.tasks.common.options import no_ema_note
     if foreign is None:
         model, config = load_run(run, device, use_ema=use_ema)

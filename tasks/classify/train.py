@@ -64,8 +64,9 @@ from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import RunDir, RunLock, check_run_folder, check_run_program, \
-    open_run, resumed
+from robustrep.tasks.common.rundir import RunDir, check_run_program
+from robustrep.tasks.common.runlock import RunLock
+from robustrep.tasks.common.runopen import check_run_folder, open_run, resumed
 from robustrep.tasks.common.regularizer_record import (kept_options, record_regularizers,
                                                       regularizer_record)
 from robustrep.tasks.common.regularizers import Kept

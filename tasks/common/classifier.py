@@ -1,10 +1,11 @@
-"""Classifiers for the programs: built with their pretrained weights, and read back from runs.
+"""Classifiers for the programs, built by name with their pretrained weights and normalisation.
 
 The network is :class:`robustrep.nets.classifier.Classifier` (a timm model with input
 normalisation inside, seen as ``head(features(x))``); this module builds it by name
 (:func:`create_classifier`, the CIFAR wide ResNets of :mod:`robustrep.nets.wrn` included) and
-loads what classify and ood share: a run folder (:func:`load_run`, :func:`load_run_features`) or
-weights no robustrep run made (:func:`load_model`).
+says where its input mean/std came from. What classify and ood share to load one is in two
+modules of their own: a run folder (:mod:`robustrep.tasks.common.classifier_run`) and weights no
+robustrep run made (:mod:`robustrep.tasks.common.foreign_model`).
 
 Pretrained weights come from a local file (``pretrained_file``), or, with ``pretrained=True``, from
 where :mod:`robustrep.tasks.common.weights` finds them (timm's default tag on the Hugging Face hub,
@@ -13,13 +14,10 @@ Either way robustrep reads the file itself (:mod:`.weights_file`: ``weights_only
 safetensors) and hands timm the state dict (``pretrained_cfg_overlay=dict(state_dict=...)``), so
 timm's own rules drop or keep the classifier and adapt the input conv, and no pickle is ever
 unpickled with code.
-
-:func:`load_run` is the contract the OOD program relies on: a run folder -> (classifier, config).
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from collections.abc import Sequence
@@ -32,19 +30,12 @@ import torch
 from torch import Tensor, nn
 
 from robustrep.nets.classifier import HEADS, Classifier, as_classifier, check_model_name
-from robustrep.tasks.common.checkpoint import LATEST, load_checkpoint, load_weights
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.errors import CheckpointError, RunFolderError
-from robustrep.tasks.common.options import RUN_CHECKPOINT_USE, check_run_folder
+from robustrep.tasks.common.errors import CheckpointError
 from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.common.weights import is_source_name, resolve_model
 from robustrep.tasks.common.weights_file import (WeightsFile, WeightsMismatch, check_fits,
                                                  check_parameter_values, read_weights)
-
-
-class NotAClassifierRun(RunFolderError, ValueError):
-    """A run folder whose config.json lacks a classifier's keys (a GAN's or an OOD score's
-    folder): one line, exit 2. Also a ValueError, as :func:`load_run` documents it."""
 
 
 def _fixed_input_size(name: str) -> bool:
@@ -59,7 +50,9 @@ def _fixed_input_size(name: str) -> bool:
 _SOURCE_KEYS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source")
 
 
-def _cfg_overlay(cfg: dict[str, Any]) -> dict[str, Any]:
+def cfg_overlay(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a resolved model's ``cfg`` that timm takes as a pretrained_cfg overlay,
+    where its weights come from left out."""
     fields = set(timm.models.PretrainedCfg.__dataclass_fields__)
     return {k: v for k, v in cfg.items() if k in fields and k not in _SOURCE_KEYS}
 
@@ -146,22 +139,22 @@ def create_classifier(name: str, num_classes: int, in_chans: int = 3,
         weights = _weights_path(pretrained_file, name)
     source = resolve_model(name, pretrained)
     weights = weights or source.weights
-    overlay = _cfg_overlay(source.cfg)
-    build = _build_args(source, num_classes, in_chans, image_size, timm_kwargs)
+    overlay = cfg_overlay(source.cfg)
+    build = build_args(source, num_classes, in_chans, image_size, timm_kwargs)
     if weights is None:
-        model = _create_model(name, source.arch, overlay, build)
+        model = create_model(name, source.arch, overlay, build)
     else:
         read = read or read_weights(weights, use_ema)
         read.say_notes()  # where they were said: before a fit check refuses the file
         state = read.state
-        probe = _create_model(name, source.arch, overlay, build)
+        probe = create_model(name, source.arch, overlay, build)
         check_fits(name, probe, state, weights, head=keep_head)
         check_parameter_values(probe, state, weights)
         # timm drops the file's classifier when the overlay's num_classes differs from ours (-1
         # never equals it) and keeps it when equal; no url/hub id, so nothing can be fetched.
         overlay.update(state_dict=state, url="", hf_hub_id=None, file=None,
                        num_classes=num_classes if keep_head else -1)
-        conv = state.get(f"{_first(probe.pretrained_cfg.get('first_conv'))}.weight")
+        conv = state.get(f"{first_layer_name(probe.pretrained_cfg.get('first_conv'))}.weight")
         if conv is not None and conv.dim() == 4:  # the file's input channels, for timm's adapter
             size = probe.pretrained_cfg.get("input_size") or (3, 224, 224)
             overlay["input_size"] = (int(conv.shape[1]), *size[1:])
@@ -264,7 +257,7 @@ def _per_channel(values: list[float], in_chans: int, key: str, path: Path) -> li
     return values
 
 
-def _build_args(source: Any, num_classes: int, in_chans: int, image_size: int | None,
+def build_args(source: Any, num_classes: int, in_chans: int, image_size: int | None,
                 timm_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The ``timm.create_model`` arguments of ``source`` (a resolved model) for the run."""
     kwargs = {**source.model_args, **{k: v for k, v in timm_kwargs.items() if v is not None}}
@@ -349,7 +342,7 @@ def _refuse_input_size(why: BaseException, image_size: int, name: str) -> None:
 MODEL_OPTION_FLAGS = {"drop_path_rate": "--drop-path", "drop_rate": "--drop-rate"}
 
 
-def _create_model(name: str, arch: str, overlay: dict[str, Any], build: dict[str, Any]):
+def create_model(name: str, arch: str, overlay: dict[str, Any], build: dict[str, Any]):
     """``timm.create_model(arch)`` without weights; an option the architecture does not take
     (timm passes them to its constructor, which raises TypeError) is a ConfigError naming it."""
     try:
@@ -364,345 +357,7 @@ def _create_model(name: str, arch: str, overlay: dict[str, Any], build: dict[str
                           f"choose a model that has it") from None
 
 
-def _run_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a robustrep run folder: no config.json "
-                                f"(expected RUN/config.json and RUN/checkpoints/{LATEST} written "
-                                f"by `robustrep classify train`)")
-    from robustrep.tasks.common.runfiles import read_json
-    config = read_json(path, dict)  # damaged: one line naming the file
-    needed = ("model", "num_classes", "channels", "mean", "std")
-    missing = [k for k in needed if config.get(k) is None]
-    if missing:
-        raise NotAClassifierRun(f"{run_dir} does not hold a classifier run: config.json lacks "
-                                f"{', '.join(missing)} (is it a GAN or OOD run? expected a "
-                                f"folder written by `robustrep classify train`)")
-    for key in needed:
-        _check_saved(path, key, config[key])
-    return config
-
-
-# what classify train saves for the keys a run is loaded from, and how a reader says it
-_SAVED = {"model": (str, "a model name"), "num_classes": (int, "an integer >= 1"),
-          "channels": (int, "1 or 3"), "mean": (list, "a list of numbers"),
-          "std": (list, "a list of numbers > 0")}
-
-
-def _check_saved(path: Path, key: str, value: Any) -> None:
-    """A hand-edited or damaged config.json value is one line naming the file and the key (was
-    a TypeError traceback from ``int([1])`` for ``"channels": [1]``)."""
-    kind, what = _SAVED[key]
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if ok and kind is int:
-        ok = value >= 1 and (key != "channels" or value in (1, 3))
-    if ok and kind is list:
-        ok = bool(value) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                 and (key != "std" or v > 0) for v in value)
-    if not ok:
-        raise NotAClassifierRun(f"{path}: {key} must be {what}, got {json.dumps(value)}; was "
-                                f"the file edited? (classify train writes it)")
-
-
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
-             use_ema: bool = True) -> tuple[Classifier, dict[str, Any]]:
-    """Load the classifier of a ``robustrep classify train`` run folder, in eval mode.
-
-    The folder holds ``config.json`` (keys include ``model``, ``num_classes``, ``dataset``,
-    ``image_size``, ``channels``, ``data_root``, ``classes``, ``mean``, ``std``) and
-    ``checkpoints/latest.pt`` with the ``"model"`` state dict (and ``"ema"`` when EMA was on).
-
-    Args:
-        run_dir: the run folder.
-        device: where to put the model.
-        use_ema: use the EMA weights when the checkpoint has them.
-
-    Returns:
-        ``(classifier, config)``; ``config["weights"]`` says ``"ema"`` or ``"model"``,
-        ``config["step"]`` the checkpoint's training step (below ``config["steps"]`` while the
-        run is unfinished), ``config["norm_source"]`` ``"run"`` for mean and std (its
-        config.json's).
-
-    Raises:
-        RunFolderError: no such folder, or a file (a checkpoint file: which folder to give).
-        FileNotFoundError: no config.json or no checkpoint.
-        NotAClassifierRun: the folder is not a classifier run.
-        CheckpointError: the checkpoint is unreadable, unsafe (weights_only refuses it),
-            holds non-finite weights or does not fit the run's model.
-    """
-    run_dir = Path(run_dir)
-    check_run_folder(run_dir, "RUN", RUN_CHECKPOINT_USE)  # not there, or a file (a checkpoint?)
-    config = _run_config(run_dir)
-    ckpt_path = run_dir / "checkpoints" / LATEST
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no checkpoint: expected {ckpt_path} (has the "
-                                f"training run written its first checkpoint yet?)")
-    state = load_checkpoint(ckpt_path, map_location="cpu")  # weights_only; CheckpointError
-    if not isinstance(state.get("model"), dict):
-        raise CheckpointError(f"{ckpt_path} has no 'model' state dict; it is not a classifier "
-                              f"checkpoint")
-    model = create_classifier(config["model"], int(config["num_classes"]),
-                              in_chans=int(config["channels"]), mean=config["mean"],
-                              std=config["std"], drop_rate=config.get("drop_rate"),
-                              drop_path_rate=config.get("drop_path"),
-                              head=config.get("head") or "linear",
-                              uos_scale=config.get("uos_scale"),
-                              image_size=config.get("image_size"),
-                              final_act=config.get("final_act"))
-    weights = "ema" if use_ema and state.get("ema") is not None else "model"
-    load_weights(model, state[weights], str(ckpt_path),
-                 f"{config['model']!r} with {config['num_classes']} classes",
-                 "the run diverged: use an earlier step_*.pt or retrain with a lower --lr")
-    config = dict(config, weights=weights, run_dir=str(run_dir), step=state.get("step"),
-                  norm_source={"mean": NORM_RUN, "std": NORM_RUN})
-    return model.to(device).eval(), config
-
-
-def _as_written(buffer: Tensor) -> list[float]:
-    """A float32 buffer's values as the shortest decimals that are them (0.2, not the
-    0.20000000298023224 its float64 reading prints), as reports and notes show them."""
-    return [float(str(v)) for v in buffer.detach().float().cpu().flatten().numpy()]
-
-
-def _first(value: Any) -> str | None:
+def first_layer_name(value: Any) -> str | None:
+    """The first of a pretrained_cfg's layer names (``classifier``, ``first_conv``: one name, or
+    several, as a distilled model's two heads), or None."""
     return value[0] if isinstance(value, (list, tuple)) and value else value or None
-
-
-def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool = False,
-               num_classes: int | None = None, in_chans: int | None = None,
-               mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-               image_size: int | None = None, device: str | torch.device = "cpu",
-               use_ema: bool = True) -> tuple[Classifier, dict[str, Any]]:
-    """A classifier no robustrep run made, in eval mode, with the config keys of :func:`load_run`.
-
-    ``checkpoint``: a state dict from any trainer (``.pth``/``.pt`` read with
-    ``weights_only=True``, or ``.safetensors``; ``state_dict``/``model`` wrappers and ``module.``/
-    ``model.`` key prefixes removed; a robustrep run's checkpoint gives its model and, unless
-    ``mean``/``std`` are given, its normalisation), loaded whole, head included; ``num_classes`` and
-    ``in_chans`` default to its classifier's rows and its input conv's channels. ``pretrained``:
-    the weights of ``name`` as :func:`create_classifier` finds them, head kept (``num_classes``
-    defaults to the pretrained head's). A file that does not fit raises WeightsMismatch listing the
-    missing, unexpected and wrongly shaped parameters in one line.
-
-    The file is read once; ``config["checkpoint_config"]`` is the ``config`` a classify run's
-    checkpoint keeps (None for any other file, and for ``pretrained``), for
-    :func:`run_checkpoint_note`. ``config["norm_source"]`` says where ``mean`` and ``std`` came
-    from (``"given"``, ``"file"``: the checkpoint's own, its buffers or the ``args.mean``/
-    ``args.std`` timm's train.py saved, ``"timm default"``: ``name``'s pretrained_cfg), and
-    ``config["trained_norm"]`` where those timm options decided them, for
-    :func:`default_norm_note`. A timm train.py file naming another model than ``name`` is
-    loaded as ``name`` (the user may know better), with a note.
-    """
-    if (checkpoint is None) == (not pretrained):
-        raise ConfigError("--model needs its weights: --pretrained or --checkpoint FILE (one)")
-    if pretrained and not use_ema:
-        raise ConfigError(f"--no-ema takes a training checkpoint's raw weights, and --pretrained "
-                          f"weights of {name!r} are one set; drop --no-ema")
-    check_model_source(name)
-    source = resolve_model(name, pretrained=False)
-    read = None
-    # where the input channels come from, for a refusal of --mean/--std (create_classifier)
-    channels_from = f"(--channels {in_chans})" if in_chans is not None else None
-    if checkpoint is not None:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"--checkpoint {path} does not exist (expected a .pth/.pt/"
-                                    f".safetensors state dict of {name!r})")
-        read = read_weights(path, use_ema)  # its notes: create_classifier says them
-        read.notes += filter(None, [_renamed_note(name, read)])
-        state = read.state
-        head, conv = (f"{_first(source.cfg.get(k))}.weight" for k in ("classifier", "first_conv"))
-        if num_classes is None and state.get(head) is not None:
-            num_classes = int(state[head].shape[0])
-        if in_chans is None and state.get(conv) is not None and state[conv].dim() == 4:
-            in_chans = int(state[conv].shape[1])
-            channels_from = f"of {checkpoint}'s weights ({_channels(in_chans)})"
-        weights = str(path)
-    else:
-        num_classes = num_classes or source.cfg.get("num_classes")
-        if in_chans is None:
-            in_chans = (source.cfg.get("input_size") or (3,))[0]
-            channels_from = f"of {name}'s pretrained weights ({_channels(in_chans)})"
-        weights = "pretrained"
-    channels_from = channels_from or f"({_channels(in_chans or 3)}, the default; --channels " \
-                                     f"sets it)"
-    if not num_classes and read is not None:  # no head of --model's in the file: is it of
-        _check_body_fits(name, source, read, in_chans, image_size)  # another architecture?
-    if not num_classes:
-        raise ConfigError(f"cannot tell the number of classes of {name!r} from its weights; "
-                          f"give --num-classes N")
-    model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
-                              pretrained_file=read, pretrained=pretrained, keep_head=True,
-                              image_size=image_size, use_ema=use_ema,
-                              channels_from=channels_from)
-    config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
-              "mean": _as_written(model.mean), "std": _as_written(model.std),
-              "image_size": image_size, "weights": weights, "pretrained": pretrained,
-              "checkpoint_config": read.run_config if read is not None else None,
-              "ema": read is not None and read.ema, "norm_source": dict(model.norm_source),
-              "trained_norm": _trained_norm(name, read, model.norm_source)}
-    return model.to(device).eval(), config
-
-
-def _channels(count: int) -> str:
-    return f"{count} channel{'s' * (count != 1)}"
-
-
-def _same_model(a: str, b: str) -> bool:
-    """Whether two model names are one architecture (``resnet50`` and ``resnet50.a1_in1k``: a
-    pretrained tag names weights, not another model)."""
-    def arch(name: str) -> str:
-        return name if ":" in name or "/" in name else name.split(".")[0]
-    return arch(a) == arch(b)
-
-
-def _renamed_note(name: str, read: WeightsFile) -> str | None:
-    """``--model`` other than the model a timm train.py checkpoint names: kept (the user may
-    know the name it has here), and said, before a fit check may refuse the file."""
-    trained = read.trained
-    if trained is None or trained.model is None or _same_model(name, trained.model):
-        return None
-    return (f"note: --checkpoint {read.path} names its model {trained.model} (its timm "
-            f"train.py {trained.where}); it is loaded as --model {name}, as given")
-
-
-def _trained_norm(name: str, read: WeightsFile | None, sources: dict[str, str]
-                  ) -> dict[str, str]:
-    """Where timm's train.py options saved with the weights decided a mean/std, for
-    :func:`default_norm_note`: ``"args"``, its ``args.mean``/``args.std``, taken (not
-    robustrep buffers, nor --mean/--std); ``"default"``, timm's default for --model, which its
-    ``args`` (None there) trained the weights with, the model being the one they name."""
-    trained = read.trained if read is not None else None
-    if trained is None:
-        return {}
-    same = trained.model is not None and _same_model(name, trained.model)
-    found = {}
-    for key, source in sources.items():
-        if source == NORM_FILE and not read.normalisation.get(key):
-            found[key] = "args"
-        elif source == NORM_DEFAULT and same and key in trained.norm:
-            found[key] = "default"  # timm's train.py read None as the model's pretrained_cfg
-    return found
-
-
-def _check_body_fits(name: str, source: Any, read: WeightsFile, in_chans: int | None,
-                     image_size: int | None) -> None:
-    """WeightsMismatch, naming the keys that differ, when a file without ``name``'s classifier
-    does not fit the rest of it either: a ViT's weights given to ``--model test_resnet`` were
-    refused with "cannot tell the number of classes", as if only --num-classes were missing.
-    The probe's head size is arbitrary (the classifier's keys are not compared)."""
-    build = _build_args(source, 2, int(in_chans or 3), image_size, {})
-    probe = _create_model(name, source.arch, _cfg_overlay(source.cfg), build)
-    check_fits(name, probe, read.state, read.path)
-
-
-# The data options a classify run's checkpoint records (its "config") that --model does not
-# read from it: the field, and its flag.
-RUN_DATA_FIELDS = {"dataset": "--dataset", "image_size": "--image-size", "classes": "--classes"}
-
-# what each program does with the model, in the note's words
-_DONE = {"classify eval": ("evaluated", "evaluates"), "ood score": ("scored", "scores")}
-
-
-def run_checkpoint_note(foreign: dict[str, Any], run_config: dict[str, Any] | None,
-                        command: str) -> str | None:
-    """A classify run's own checkpoint given as ``--model NAME --checkpoint FILE`` where the
-    data options (``foreign``) differ from those the run trained on (``run_config``, its
-    checkpoint's ``config`` as :func:`load_model` read it): the weights fit, so ``command``
-    reported on other data without a word (was: classify eval's top-1 0.16 at the default
-    --image-size 32 for a run trained at 8 and scoring 0.56 on its own folder; ood score's ID
-    accuracy 34% where the run's folder gives 98%)."""
-    if not isinstance(run_config, dict):  # a file no classify run wrote: nothing to say
-        return None
-    differ = [f"{flag} {_shown(foreign.get(k))} (the run's: {_shown(run_config.get(k))})"
-              for k, flag in RUN_DATA_FIELDS.items()
-              if k in run_config and _shown(foreign.get(k)) != _shown(run_config.get(k))]
-    if not differ:
-        return None
-    path = Path(str(foreign["checkpoint"]))  # as given: the note names what the user typed
-    done, does = _DONE[command]
-    run = path.parent.parent if path.parent.name == "checkpoints" else None
-    whole = (f"`robustrep {command} {run}` {does} it as trained" if run is not None and
-             (run / "config.json").is_file() else "give the run's values")
-    return (f"{path} is a classify run's checkpoint, {done} here on other data than it was "
-            f"trained on: {'; '.join(differ)}; {whole}")
-
-
-def default_norm_note(foreign: dict[str, Any], config: dict[str, Any],
-                      command: str) -> str | None:
-    """The mean/std a ``--checkpoint`` file was used with when they are ``--model``'s default in
-    timm (``config["norm_source"]`` from :func:`load_model`; not the user's ``--mean``/``--std``
-    nor the file's own buffers): was said nowhere, and weights trained with other statistics (a
-    CIFAR trainer's, not ImageNet's) were scored or evaluated (``command``) on inputs shifted
-    from theirs. None for ``--pretrained`` (timm's config is those weights' own). Only the
-    unset one of the two is named. The source is exact: ood score guessed it by comparing
-    values, and a file whose own buffers equal the default was noted as using it. Where timm's
-    train.py options saved with the file decided them (``config["trained_norm"]``), the note
-    says so: taken from its ``args`` (which was timm's default, wrongly, before), or timm's
-    default as its ``args`` (None) trained with, with no advice to give others."""
-    sources, trained = config.get("norm_source") or {}, config.get("trained_norm") or {}
-    named = [k for k in ("mean", "std") if sources.get(k) == NORM_DEFAULT or trained.get(k)]
-    if not (named and foreign.get("checkpoint")):
-        return None
-    parts = []
-    taken = [k for k in named if trained.get(k) == "args"]
-    if taken:
-        parts.append(f"{_values(config, taken)}, from its timm train.py options "
-                     f"({'/'.join(f'args.{k}' for k in taken)})")
-    same = [k for k in named if trained.get(k) == "default"]
-    if same:
-        parts.append(f"{_values(config, same)}, timm's default for --model {foreign['name']}, "
-                     f"as its timm train.py options ({'/'.join(f'args.{k}' for k in same)} "
-                     f"None) trained it")
-    unset = [k for k in named if not trained.get(k)]
-    if unset:
-        flags = "/".join(f"--{k}" for k in unset)
-        parts.append(f"{_values(config, unset)}, timm's default for --model {foreign['name']} "
-                     f"(no {flags} given); if the weights were trained with other values, give "
-                     f"those with {flags}")
-    return f"--checkpoint {foreign['checkpoint']}: {_DONE[command][0]} with input " + \
-        "; ".join(parts)
-
-
-def _values(config: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k} {' '.join(f'{v:g}' for v in config[k])}" for k in keys)
-
-
-def _shown(value: Any) -> str:
-    """An option's value as the command line gives it (a list of labels: comma-separated)."""
-    if value is None:  # --classes not given: every label
-        return "all"
-    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
-
-
-class _PreLogits(nn.Module):
-    """``classifier.features`` as a module of its own (what a feature network is called with)."""
-
-    def __init__(self, classifier: Classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier.features(x)
-
-
-def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
-                      use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """The pre-logit feature network of a classify run, for any program.
-
-    The GAN program scores generators with the features of a classifier trained on its own data
-    (``--fid-features run:RUN``), as domain-specific FIDs do (Kynkaanniemi et al., "The Role of
-    ImageNet Classes in Frechet Inception Distance", ICLR 2023). Same run reading as
-    :func:`load_run` (``weights_only``, finite weights), in eval mode with no gradients; a folder
-    that is not a classify run is a RunFolderError.
-    """
-    written = "a folder written by `robustrep classify train`"
-    check_run_folder(run_dir, "", "run:{run}", written)  # (load_run's answer names --model)
-    try:
-        classifier, config = load_run(run_dir, device, use_ema)
-    except (FileNotFoundError, ValueError) as err:
-        # load_run's lines each say what they expected (a run's config.json, its checkpoint):
-        # a second "(expected ...)" made the line say it twice
-        said = "expected " in str(err)
-        raise RunFolderError(str(err) if said else f"{err} (expected {written})") from None
-    return _PreLogits(classifier).eval().requires_grad_(False), config

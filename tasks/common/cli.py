@@ -60,9 +60,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
     An unknown flag gets a hint: timm train.py's flag for one of ours
     (:data:`~robustrep.tasks.common.flag_hints.TIMM_FLAGS`), else the closest of this parser's
-    flags (``--weight_decay``: ``--weight-decay``), as a config file's unknown key gets one. timm's names are looked for before argparse parses, as its
-    prefix matching made ``--mixup 0.8`` "ambiguous" (``--mixup-per-sample``,
-    ``--mixup-partner``), pointing away from ``--reg mixup --mix-alpha 0.8``.
+    flags (``--weight_decay``: ``--weight-decay``), as a config file's unknown key gets one.
+    timm's names are looked for before argparse parses, as its prefix matching made ``--mixup
+    0.8`` "ambiguous" (``--mixup-per-sample``, ``--mixup-partner``), pointing away from ``--reg
+    mixup --mix-alpha 0.8``.
 
     Flags are never abbreviated (``allow_abbrev=False``): argparse read ``gan train --gp 5`` as
     ``--gp-weight 5``, and a flag added later turns such a word ambiguous, which breaks the
@@ -399,7 +400,7 @@ def _say_if_finished(opened: int, marks: int) -> None:
 def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
     """``interrupted (Ctrl-C); <what was kept and how to go on>`` (SIGTERM: ``stopped by
     SIGTERM; ...``). ``opened``: how many run folders this process had opened before the
-    command (:func:`~robustrep.tasks.common.rundir.opened_runs`); a trainer's is the next."""
+    command (:func:`~robustrep.tasks.common.runfiles.opened_runs`); a trainer's is the next."""
     how = ("interrupted (Ctrl-C)" if signum == signal.SIGINT
            else f"stopped by {signal.Signals(signum).name}")
     return f"{how}; {_kept(args, opened)}"

@@ -181,7 +181,7 @@ def _fetching(dest: Path) -> Iterator[None]:
         locked = True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # said, as a wait for an output folder is (rundir.output_lock)
+        except BlockingIOError:  # said, as a wait for an output folder is (runlock.output_lock)
             import sys
             print(f"note: waiting for another process fetching {dest}", file=sys.stderr,
                   flush=True)

@@ -54,7 +54,7 @@ TRAIN_SECONDS_KEYS = ("train_s", "time")
 NOT_METRICS = ("step", "time", "train_s", "kimg", "event", "term")
 
 
-_OPENED: list[Path] = []  # the run folders rundir.open_run locked in this process, in order
+_OPENED: list[Path] = []  # the run folders runopen.open_run locked in this process, in order
 
 
 def note_opened(path: Path) -> None:
@@ -62,7 +62,7 @@ def note_opened(path: Path) -> None:
 
 
 def opened_runs() -> list[Path]:
-    """The run folders ``rundir.open_run`` locked in this process, in order: the line of a
+    """The run folders ``runopen.open_run`` locked in this process, in order: the line of a
     stopped trainer names the last one's checkpoint (``tasks.common.cli.stopped_line``); kept
     here, without torch, for the error boundary of every program."""
     return list(_OPENED)
@@ -559,7 +559,7 @@ def read_run(path: str | Path, eval_keys: tuple[str, ...] = (),
 # the run folders whose finished.json this process wrote (or, a torchrun process but the
 # first, saw written), in order: the error boundary asks whether its command's run finished
 # (tasks.common.cli.finished_run). Not finished.json on disk: a resume with a larger --steps
-# finds the old one there until rundir.resumed removes it.
+# finds the old one there until runopen.resumed removes it.
 _FINISHED: list[Path] = []
 
 

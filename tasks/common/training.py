@@ -30,8 +30,9 @@ from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all
                                                 barrier)
 from robustrep.tasks.common.errors import CheckpointError, Interrupted, TrainingDiverged
 from robustrep.tasks.common.plugins import resume_flags
-from robustrep.tasks.common.rundir import PATH_OPTIONS, RunDir
+from robustrep.tasks.common.rundir import RunDir
 from robustrep.tasks.common.runfiles import mark_finished, note_finished
+from robustrep.tasks.common.runopen import PATH_OPTIONS
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -225,7 +225,7 @@ def _pretrained_cfg(name: str) -> Any:
 
 
 def model_options(args, run: str | None) -> dict[str, Any] | None:
-    """The :func:`~robustrep.tasks.common.classifier.load_model` keywords and data fields of
+    """The :func:`~robustrep.tasks.common.foreign_model.load_model` keywords and data fields of
     ``args``, or None when a run folder is evaluated; UserError for a wrong combination."""
     from robustrep.tasks.common.errors import UserError
     model = args.model

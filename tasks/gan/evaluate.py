@@ -12,7 +12,7 @@ images), resolved and loaded when the :class:`Evaluator` is built:
   the digits train split and cached in ``$ROBUSTREP_CACHE`` (default ``~/.cache/robustrep``),
   keyed by a hash of its training recipe and image shape.
 - ``run:CLASSIFY_RUN``: the pre-logit features of a ``robustrep classify train`` run
-  (``tasks/common/classifier.py``), e.g. one trained on the GAN's own image folder; images
+  (``tasks/common/classifier_run.py``), e.g. one trained on the GAN's own image folder; images
   are resized (bilinear, antialiased) to the run's image size.
 
 Only Inception FIDs in one convention compare with published numbers; FIDs on ``digits`` or a
@@ -64,15 +64,15 @@ from robustrep.metrics import (DigitsFeatureNet, FeatureStats, frechet_distance,
                                train_digits_feature_net)
 from robustrep.metrics.extractors import FID_RESIZES
 from robustrep.tasks.common.checkpoint import safe_load, save_atomic
-from robustrep.tasks.common.classifier import load_run_features
+from robustrep.tasks.common.classifier_run import load_run_features
 from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import (CheckpointError, DataError, FolderGone, RunFolderError,
                                           UserError)
 from robustrep.tasks.common.options import check_run_folder
+from robustrep.tasks.common.output_paths import check_output_file, check_replaceable
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.regularizers import refuse_unused
-from robustrep.tasks.common.rundir import check_output_file, check_replaceable
 from robustrep.tasks.common.runfiles import check_same_run, write_text_atomic
 from robustrep.tasks.gan.config_checks import check_inception_file, inception_unused
 from robustrep.tasks.gan.data import GanData, to_unit_range

@@ -26,8 +26,8 @@ from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.common.plots import image_grid, scatter2d
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError, UserError
 from robustrep.tasks.common.options import no_ema_note, unique
-from robustrep.tasks.common.rundir import (RunDir, check_output_file, check_run_program,
-                                           check_writable)
+from robustrep.tasks.common.output_paths import check_output_file, check_writable
+from robustrep.tasks.common.rundir import RunDir, check_run_program
 from robustrep.tasks.common.runfiles import (TMP_SUFFIX, existing_parent, forget_folder,
                                             guard_folder, remove_abandoned_tmp, write_atomic)
 from robustrep.tasks.gan.config import GanConfig, saved_config

@@ -48,8 +48,8 @@ from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
 from robustrep.tasks.common.progress import fmt_postfix, progress
-from robustrep.tasks.common.rundir import (RunDir, check_run_folder, default_run_path, open_run,
-                                          resumed)
+from robustrep.tasks.common.rundir import RunDir, default_run_path
+from robustrep.tasks.common.runopen import check_run_folder, open_run, resumed
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
 from robustrep.tasks.common.training import TrainerBase
 from robustrep.tasks.gan.config import RESUMABLE, GanConfig, saved_config

@@ -376,7 +376,7 @@ def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, prese
           out, seed) -> _Plan:
     """Every option checked, and ``--out`` (writable, no folder of another kind such as a
     run's, no file of the user's, no bench.json of another kind), before the first dry run."""
-    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
     from robustrep.tasks.ood.detector_params import parse_params
     from robustrep.tasks.ood.detectors import parse_detectors
     from robustrep.tasks.common.runfiles import check_own_kind
@@ -548,7 +548,7 @@ def _write_summary(plan: _Plan, new: dict[str, list], info: dict[str, Any]) -> d
     """Merge this call's rows with the earlier bench's kept ones (:func:`_keep_earlier`) and
     write the tables, under the folder's lock."""
     from robustrep.tasks.common.plots import grouped_bars
-    from robustrep.tasks.common.rundir import output_lock
+    from robustrep.tasks.common.runlock import output_lock
     out = plan.out
     with output_lock(out):  # a bench writing into the folder meanwhile: its regularizers kept
         earlier, notes = _keep_earlier(_read_earlier(out / "bench.json"), plan.asked,

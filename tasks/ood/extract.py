@@ -152,7 +152,7 @@ def as_ood_model(model: nn.Module, map_mode: str = "spatial") -> OODModel:
         except TypeError:
             raise TypeError(f"cannot view {type(model).__name__} as a classifier for OOD "
                             f"scoring: pass a robustrep Classifier (robustrep.tasks.common."
-                            f"classifier.load_run), a timm model or an OODModel") from None
+                            f"classifier_run.load_run), a timm model or an OODModel") from None
     return OODModel(model, model.feature_maps, model.pool, last_layer(model), map_mode)
 
 

@@ -131,7 +131,7 @@ def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots
     """Write this call's outputs merged with an earlier call's in the same folder, under the
     folder's lock: two calls used to read the results at their start and write them back at
     their end, and the first one's rows were lost. A killed call's temp files go."""
-    from robustrep.tasks.common.rundir import output_lock
+    from robustrep.tasks.common.runlock import output_lock
     with output_lock(out_dir):
         old = read_earlier(out_dir / "results.json")
         check_same_run(old, out_dir, meta["run"], meta["run"] or f"--model {meta['model']}",

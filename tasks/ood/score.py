@@ -2,7 +2,7 @@
 
 Steps, for a run folder written by ``robustrep classify train``:
 
-1. load the classifier (:func:`robustrep.tasks.common.classifier.load_run`);
+1. load the classifier (:func:`robustrep.tasks.common.classifier_run.load_run`);
 2. build the ID train set (for fitting), the ID test set and each OOD set in the classifier's shape
    (:mod:`robustrep.tasks.ood.datasets`);
 3. extract logits and pooled features (and the spatial maps only when a feature-map detector is
@@ -305,7 +305,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     meta = _record(run, config, sets, specs, overrides, fit_set is not None, feature_maps,
                    resize, seed, openood)
     if foreign is not None and not out:
-        from robustrep.tasks.common.rundir import claim_new_folder
+        from robustrep.tasks.common.output_paths import claim_new_folder
         out_dir = claim_new_folder(out_dir)
     return result, write_merged(result, out_dir, meta, plots=plots, save_scores=save_scores)
 
@@ -317,8 +317,8 @@ def _output_folder(run: Path | None, out: str | Path | None,
     (whose rows are merged with this call's, never a user's results.json replaced). An earlier
     call's folder given as ``--out`` with ``--model`` was refused (``already holds
     results.json``), while ``ood score RUN`` merged with its own RUN/ood: merged alike now."""
-    from robustrep.tasks.common.rundir import (check_not_training, check_replaceable,
-                                               check_writable)
+    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
+    from robustrep.tasks.common.runlock import check_not_training
     if out:
         check_not_training(out)  # its writes would wait, without a word, for the run to end
     if foreign is not None and not out:
@@ -347,8 +347,9 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     """The classifier, its config, and the notes said with the results: a run's, or a model no
     run made (``foreign``)."""
     # imports timm: only when a model is read
-    from robustrep.tasks.common.classifier import (default_norm_note, load_model, load_run,
-                                                   run_checkpoint_note)
+    from robustrep.tasks.common.classifier_run import load_run
+    from robustrep.tasks.common.foreign_model import (default_norm_note, load_model,
+                                                      run_checkpoint_note)
     if foreign is None:
         from robustrep.tasks.common.options import no_ema_note
         try:

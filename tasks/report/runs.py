@@ -454,7 +454,7 @@ def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
     """Before any run starts: the report folder can be written (it exists with ``collect``,
     which reads the runs in it), is no other command's folder, and holds no file of a report's
     names that no report wrote; ``make``: then made (``--dry-run`` makes nothing)."""
-    from robustrep.tasks.common.rundir import check_replaceable, check_writable
+    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
     from robustrep.tasks.common.runfiles import check_own_kind
     if collect and not out.is_dir():
         raise UserError(f"--out {out} is not a folder; --collect reads the runs of an earlier "

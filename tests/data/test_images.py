@@ -148,7 +148,7 @@ def test_transparent_images_are_refused_and_opaque_alpha_is_read(tmp_path):
     opaque.mkdir()
     _rgba(255).save(opaque / "0.png")
     ds = image_folder(opaque, 8, verify=True)
-    assert torch.equal(ds[0][0], torch.from_numpy(np.asarray(_rgba(255).convert("RGB"))
+    assert torch.equal(ds[0][0], torch.from_numpy(np.array(_rgba(255).convert("RGB"))
                                                   ).permute(2, 0, 1).float() / 255)
 
 

@@ -123,7 +123,8 @@ def test_a_cut_first_record_is_a_runs_own_not_a_foreign_file(tmp_path, capsys):
     loss): its resume was refused, "not a robustrep metrics file; move it away". A foreign
     file of one line is still refused."""
     from robustrep.tasks.common.errors import RunFolderError
-    from robustrep.tasks.common.rundir import RunDir, resumed
+    from robustrep.tasks.common.rundir import RunDir
+    from robustrep.tasks.common.runopen import resumed
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 5, "time": 0.1, "lo')
     lines = read_jsonl(path)

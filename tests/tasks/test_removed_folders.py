@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common import rundir, runfiles
+from robustrep.tasks.common import rundir, runfiles, runlock
 from robustrep.tasks.common.errors import FolderGone, WriteFailed
 
 GRID = ["gan", "train", "--preset", "grid-mlp", "--steps", "6", "--ckpt-every", "2",
@@ -145,7 +145,7 @@ def test_an_unguarded_folder_removed_during_a_write_is_named(tmp_path):
 
 def test_output_lock_folder_removed_is_one_line(tmp_path):
     out = tmp_path / "out"
-    with rundir.output_lock(out):
+    with runlock.output_lock(out):
         runfiles.write_json(out / "results.json", {})
         shutil.rmtree(out)
         with pytest.raises(FolderGone) as err:

@@ -105,7 +105,7 @@ def test_sigterm_to_ood_bench_stops_its_training_run_with_a_checkpoint(tmp_path)
     """The bench (as report) trains in child processes: a SIGTERM to it alone left the child
     training as an orphan, and a rerun found its run in use. Now the child gets the signal,
     checkpoints and stops; the bench stops with one line and exit 143."""
-    from robustrep.tasks.common.rundir import LOCK_FILE, RunLock
+    from robustrep.tasks.common.runlock import LOCK_FILE, RunLock
     out = tmp_path / "bench"
     proc = subprocess.Popen(
         [sys.executable, "-m", "robustrep.tasks.cli", "ood", "bench", "--regs", "none",

@@ -10,7 +10,7 @@ import pytest
 import robustrep.tasks.gan.steps as gan_steps
 from robustrep.tasks.classify.task import ClassifyTask
 from robustrep.tasks.cli import main
-from robustrep.tasks.common import rundir
+from robustrep.tasks.common import runlock, runopen
 from robustrep.tasks.common.errors import RunFolderError
 
 ARGV = {
@@ -40,7 +40,7 @@ class FakeSink:
     def close(self):
         self.closes += 1
         try:  # the run's lock is still held: taking it again must fail
-            rundir.RunLock(self.path / rundir.LOCK_FILE).acquire().release()
+            runlock.RunLock(self.path / runlock.LOCK_FILE).acquire().release()
             self.locked_at_close = False
         except RunFolderError:
             self.locked_at_close = True
@@ -59,7 +59,7 @@ def sinks(monkeypatch):
         made.append(FakeSink(run_path, made.on_write))
         return [made[-1]]
 
-    monkeypatch.setattr(rundir, "make_sinks", make_sinks)
+    monkeypatch.setattr(runopen, "make_sinks", make_sinks)
     return made
 
 

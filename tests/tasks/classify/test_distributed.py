@@ -22,7 +22,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if "loss" in r)
-    from robustrep.tasks.common.classifier import load_run
+    from robustrep.tasks.common.classifier_run import load_run
     model, config = load_run(run)
     assert config["num_classes"] == 3
 
@@ -46,7 +46,8 @@ def test_a_two_process_run_resumes_as_if_uninterrupted(tmp_path):
     _torchrun(tmp_path, "train", *flags, "--out", str(full))
     _torchrun(tmp_path, "train", *flags, "--out", str(part), "--stop-after", "2")
     _torchrun(tmp_path, "train", "--resume", str(part), "--quiet")
-    a, b = (torch.load(run / "checkpoints" / "latest.pt", weights_only=False) for run in (full, part))
+    a, b = (torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+            for run in (full, part))
     assert a["world_size"] == 2 and len(a["ranks"]) == 2
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key

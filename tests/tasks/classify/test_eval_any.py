@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common.classifier import load_model
+from robustrep.tasks.common.foreign_model import load_model
 
 EVAL = ["--attacks", "none", "--corruptions", "--max-samples", "48", "--quiet"]
 

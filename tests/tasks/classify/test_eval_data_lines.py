@@ -101,8 +101,8 @@ def test_headless_weights_of_the_model_still_ask_for_num_classes(tmp_path, capsy
     state = {k: v for k, v in timm.create_model("test_resnet").state_dict().items()
              if not k.startswith("fc.")}
     torch.save(state, tmp_path / "body.pth")
-    from robustrep.tasks.common.classifier import load_model
     from robustrep.tasks.common.config import ConfigError
+    from robustrep.tasks.common.foreign_model import load_model
     with pytest.raises(ConfigError, match=r"cannot tell the number of classes of 'test_resnet' "
                                           r"from its weights; give --num-classes N"):
         load_model("test_resnet", checkpoint=tmp_path / "body.pth")

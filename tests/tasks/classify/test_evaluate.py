@@ -297,7 +297,7 @@ def test_eval_into_the_folder_of_a_run_in_progress_is_refused_first(trained_run,
     # Was: the whole evaluation ran, then its writes waited, without a word, for the run's lock
     # (released only when the run ends)
     from robustrep.tasks.cli import main
-    from robustrep.tasks.common.rundir import RunLock
+    from robustrep.tasks.common.runlock import RunLock
     training = RunLock(trained_run / ".lock").acquire()  # the run, still training
     try:
         code = main(["classify", "eval", str(trained_run), "--out", str(trained_run),
@@ -314,7 +314,7 @@ def test_a_stop_while_drawing_leaves_the_report_written_first(tmp_path, monkeypa
     # Was: the diagrams first, report.json last: a stop between them left reliability.png
     # alone in RUN/eval, and the next `classify eval RUN` refused it as the user's file
     from robustrep.tasks.classify import evaluate
-    from robustrep.tasks.common.rundir import check_replaceable
+    from robustrep.tasks.common.output_paths import check_replaceable
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt

@@ -1,4 +1,4 @@
-"""load_run (robustrep.tasks.common.classifier): a classify run folder -> (classifier, config),
+"""load_run (robustrep.tasks.common.classifier_run): a classify run folder -> (classifier, config),
 the contract classify eval and the OOD program read runs through."""
 
 import json
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from robustrep.nets.classifier import Classifier
-from robustrep.tasks.common.classifier import load_run
+from robustrep.tasks.common.classifier_run import load_run
 from robustrep.tasks.common.errors import RunFolderError
 
 

@@ -332,7 +332,8 @@ def test_additive_adaptivemix_returns_the_clean_logits():
 
 
 def test_task_refuses_mixing_and_adaptivemix_together():
-    with pytest.raises(ValueError, match="^use either input mixing or a feature regularizer, not both$"):
+    with pytest.raises(ValueError,
+                       match="^use either input mixing or a feature regularizer, not both$"):
         ClassifyTask(linear_model(), K, mixer=SampleMix(), feature_reg=AdaptiveMix())
 
 

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
-from robustrep.tasks.common.classifier import create_classifier, load_run
+from robustrep.tasks.common.classifier import create_classifier
+from robustrep.tasks.common.classifier_run import load_run
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
 from robustrep.uos import UoSHead

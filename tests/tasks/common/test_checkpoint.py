@@ -243,7 +243,7 @@ def test_a_damaged_last_step_file_is_not_the_one_to_copy(tmp_path):
     too, and copying it over latest.pt as told gave the same refusal again. Now it names the
     last step file that reads whole, and says when none does."""
     from robustrep.tasks.common.checkpoint import load_for_resume
-    from robustrep.tasks.common.rundir import check_run_folder
+    from robustrep.tasks.common.runopen import check_run_folder
     run = _run_with_steps(tmp_path)
     ckpts = run / "checkpoints"
     _cut(ckpts / "step_00000003.pt")
@@ -281,7 +281,7 @@ def test_a_resume_moves_the_step_files_past_its_checkpoint_aside(tmp_path, capsy
     left step_3.pt past the step resumed: a damaged latest.pt's line then told the user to go
     on from it, another trajectory's step, and a stop line gave its step as latest.pt's."""
     from robustrep.tasks.common.checkpoint import load_for_resume
-    from robustrep.tasks.common.rundir import resumed
+    from robustrep.tasks.common.runopen import resumed
     run = _run_with_steps(tmp_path)
     ckpts = run / "checkpoints"
     (ckpts / "latest.pt").write_bytes((ckpts / "step_00000002.pt").read_bytes())

@@ -62,24 +62,6 @@ def test_a_training_checkpoint_gives_its_ema_weights_as_timm_does_and_says_so(tm
     assert torch.equal(got[conv], raw[conv]) and capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("entries", [("state_dict",), ("model", "ema"), ()],
-                         ids=["timm", "robustrep-ema-off", "bare"])
-def test_no_ema_on_a_file_without_an_ema_copy_says_so_once(entries, tmp_path, capsys):
-    # Was: silent, while --no-ema on a run folder without EMA says so (classify eval/ood score
-    # --checkpoint FILE --no-ema read through load_model)
-    from robustrep.tasks.common.classifier import load_model
-    raw = timm.create_model("test_resnet", num_classes=5).state_dict()
-    data = {e: (None if e == "ema" else raw) for e in entries} if entries else raw
-    path = tmp_path / "ckpt.pth"
-    torch.save(data, path)
-    load_model("test_resnet", checkpoint=path, use_ema=False)
-    assert capsys.readouterr().err == (
-        f"note: --no-ema: {path} keeps no EMA copy (no state_dict_ema, model_ema or ema entry); "
-        f"its raw weights, the only ones, are used, as they would be without --no-ema\n")
-    load_model("test_resnet", checkpoint=path)  # without --no-ema nothing is asked of it
-    assert capsys.readouterr().err == ""
-
-
 def test_pretrained_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path / "nope.pth")
@@ -113,8 +95,9 @@ def test_pretrained_file_with_nan_or_a_folder_is_named(tmp_path):
     # weights cast to integers: were cast back (nearly all zero) and scored as a constant model
     sd = {k: v.long() for k, v in timm.create_model("test_resnet").state_dict().items()}
     torch.save(sd, tmp_path / "int.pth")
-    with pytest.raises(CheckpointError, match=f"{tmp_path / 'int.pth'} holds torch.int64 values "
-                                              r"for the parameter conv1\.0\.weight \(and \d+ more\)"):
+    with pytest.raises(CheckpointError,
+                       match=f"{tmp_path / 'int.pth'} holds torch.int64 values for the parameter "
+                             r"conv1\.0\.weight \(and \d+ more\)"):
         create_classifier("test_resnet", 3, pretrained_file=tmp_path / "int.pth")
 
 
@@ -153,19 +136,6 @@ def test_pretrained_file_of_another_model_is_refused(tmp_path):
     torch.save(sd, path)
     with pytest.raises(ValueError, match="wrong shapes"):
         create_classifier("test_resnet", 3, pretrained_file=path)
-
-
-def test_a_folder_that_is_no_classify_run_is_named_once_as_such(tmp_path):
-    # Was: "... (is it a GAN or OOD run? expected a folder written by `robustrep classify
-    # train`) (expected a folder written by `robustrep classify train`)"
-    from robustrep.tasks.common.classifier import load_run_features
-    from robustrep.tasks.common.errors import RunFolderError
-    (tmp_path / "config.json").write_text('{"arch": "dcgan", "reg": "none"}')
-    with pytest.raises(RunFolderError) as err:
-        load_run_features(tmp_path)
-    assert str(err.value).count("expected a folder written by `robustrep classify train`") == 1
-    with pytest.raises(RunFolderError, match="expected a folder written by"):
-        load_run_features(tmp_path / "nothere")
 
 
 def test_the_input_size_check_runs_a_model_the_meta_device_cannot(monkeypatch):
@@ -229,64 +199,3 @@ def test_a_folder_given_as_a_weights_file_names_the_command_to_paste(tmp_path):
     folder.mkdir()
     with pytest.raises(FileNotFoundError, match=r"--model '.*/my export' --pretrained$"):
         create_classifier("test_resnet", 3, pretrained_file=folder)
-
-
-def test_load_model_says_where_each_of_mean_and_std_came_from(tmp_path):
-    # Was: said nowhere, and ood score guessed it by comparing the values with timm's: a file
-    # whose own mean/std buffers equal the default was noted as scored with timm's default
-    from robustrep.nets.classifier import default_norm
-    from robustrep.tasks.common.classifier import load_model
-    own = create_classifier("test_resnet", 5)  # robustrep's buffers, holding timm's default
-    assert own.norm_source == {"mean": "timm default", "std": "timm default"}
-    torch.save(own.state_dict(), tmp_path / "own.pth")
-    torch.save(own.model.state_dict(), tmp_path / "bare.pth")  # no normalisation of its own
-    default = dict(zip(("mean", "std"), default_norm(own.model, 3)))
-    _, config = load_model("test_resnet", checkpoint=tmp_path / "own.pth")
-    assert config["norm_source"] == {"mean": "file", "std": "file"}
-    assert (config["mean"], config["std"]) == (pytest.approx(default["mean"]),
-                                               pytest.approx(default["std"]))
-    _, config = load_model("test_resnet", checkpoint=tmp_path / "bare.pth", std=[0.3] * 3)
-    assert config["norm_source"] == {"mean": "timm default", "std": "given"}
-    assert config["mean"] == pytest.approx(default["mean"])
-    _, config = load_model("test_resnet", checkpoint=tmp_path / "own.pth", mean=[0.1] * 3)
-    assert config["norm_source"] == {"mean": "given", "std": "file"}
-    assert config["mean"] == pytest.approx([0.1] * 3)
-    clf = create_classifier("test_resnet", 5, pretrained_file=tmp_path / "own.pth")
-    assert clf.norm_source == {"mean": "file", "std": "file"}  # fine-tuning from a run's file
-
-
-def test_a_run_folders_normalisation_is_said_to_be_the_runs(tmp_path):
-    import json
-
-    from robustrep.tasks.common.classifier import load_run
-    clf = create_classifier("test_resnet", 3, in_chans=1, mean=[0.2], std=[0.4])
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "config.json").write_text(json.dumps(
-        {"model": "test_resnet", "num_classes": 3, "channels": 1, "mean": [0.2], "std": [0.4]}))
-    torch.save({"step": 1, "model": clf.state_dict()}, tmp_path / "checkpoints" / "latest.pt")
-    _, config = load_run(tmp_path)
-    assert config["norm_source"] == {"mean": "run", "std": "run"}
-
-
-@pytest.mark.parametrize("command, done", [("ood score", "scored"),
-                                           ("classify eval", "evaluated")])
-def test_the_default_normalisation_note_names_only_timms_values(command, done):
-    from robustrep.tasks.common.classifier import default_norm_note
-    foreign = {"name": "test_resnet", "checkpoint": "m.pth", "pretrained": False}
-    config = {"mean": [0.5, 0.25], "std": [0.125, 0.5],
-              "norm_source": {"mean": "timm default", "std": "timm default"}}
-    assert default_norm_note(foreign, config, command) == (
-        f"--checkpoint m.pth: {done} with input mean 0.5 0.25, std 0.125 0.5, timm's default "
-        f"for --model test_resnet (no --mean/--std given); if the weights were trained with "
-        f"other values, give those with --mean/--std")
-    mixed = {**config, "norm_source": {"mean": "given", "std": "timm default"}}
-    assert default_norm_note(foreign, mixed, command) == (
-        f"--checkpoint m.pth: {done} with input std 0.125 0.5, timm's default for --model "
-        f"test_resnet (no --std given); if the weights were trained with other values, give "
-        f"those with --std")
-    for source in ("file", "given", "run"):  # the values are the weights' or the user's own
-        own = {**config, "norm_source": {"mean": source, "std": source}}
-        assert default_norm_note(foreign, own, command) is None
-    pretrained = {**foreign, "checkpoint": None, "pretrained": True}  # timm's are theirs
-    assert default_norm_note(pretrained, config, command) is None
-    assert default_norm_note(foreign, {"mean": [0.5], "std": [0.5]}, command) is None  # none said

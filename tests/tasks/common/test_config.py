@@ -119,7 +119,8 @@ def test_merge_for_resume_allows_only_resumable_changes():
 class Typed:
     n: int = option(1, "an int", min=1)
     x: float | None = option(None, "a ratio", min=0, max=1, max_exclusive=True)
-    y: Optional[float] = option(None, "old-style optional", min=0, min_exclusive=True)  # noqa: UP007
+    y: Optional[float] = option(None, "old-style optional",  # noqa: UP007
+                                min=0, min_exclusive=True)
     flag: bool = option(False, "a switch")
     mode: str | None = option(None, "a choice", ("a", "b"))
     mean: list[float] | None = option(None, "per channel")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from robustrep.tasks.common.classifier import load_run_features
+from robustrep.tasks.common.classifier_run import load_run_features
 from robustrep.tasks.common.errors import RunFolderError
 
 

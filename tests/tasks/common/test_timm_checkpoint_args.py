@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common.classifier import load_model
+from robustrep.tasks.common.foreign_model import load_model
 from robustrep.tasks.common.weights_file import named_model, read_weights
 
 EVAL = ["--attacks", "none", "--corruptions", "--max-samples", "16", "--quiet"]

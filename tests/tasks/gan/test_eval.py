@@ -363,7 +363,7 @@ GAN_TINY = ["--image-size", "16", "--g-width", "4", "--d-width", "4", "--z-dim",
 
 def test_imagefolder_gan_reports_fid_on_classify_run_features(folder_and_classifier, tmp_path,
                                                                records, capsys, undrawn_curves):
-    from robustrep.tasks.common.classifier import load_run
+    from robustrep.tasks.common.classifier_run import load_run
     from robustrep.tasks.gan.data import build_data
     from robustrep.tasks.gan.evaluate import EVAL_SEED, _real_batches
     from robustrep.tasks.gan.models import generate

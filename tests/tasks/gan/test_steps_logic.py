@@ -600,7 +600,8 @@ def test_free_mode_attaches_and_updates_the_carried_perturbation():
     assert inp.real is not x_real and inp.clean_real is x_real and inp.real.requires_grad
     d_step(ctx, x_real)
     # one step ascends the real hinge loss: reals move by -eps * sign(w) = (-0.1, +0.1)
-    torch.testing.assert_close(ctx.regs.d_inputs._carried.delta, torch.tensor([[-0.1, 0.1]]).expand(B, 2))
+    torch.testing.assert_close(ctx.regs.d_inputs._carried.delta,
+                               torch.tensor([[-0.1, 0.1]]).expand(B, 2))
 
 
 def test_mix_weight_scales_only_the_added_mixed_term():

@@ -434,7 +434,7 @@ def test_the_progress_lines_go_to_stderr_not_into_the_table(tmp_path, monkeypatc
 def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_path, monkeypatch):
     # bench.md written before bench.json: a stop between the two left a folder the next bench
     # refused as holding the user's bench.md
-    from robustrep.tasks.common.rundir import check_replaceable
+    from robustrep.tasks.common.output_paths import check_replaceable
     from robustrep.tasks.ood import bench, bench_tables
     written = []
 

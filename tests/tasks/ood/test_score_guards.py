@@ -460,7 +460,7 @@ def test_a_flat_id_folder_has_no_accuracy(fake_run, tmp_path, capsys):
 
 def test_scoring_into_the_folder_of_a_run_in_progress_is_refused_first(fake_run, capsys):
     # Was: the whole scoring ran, then its writes waited, without a word, for the run's lock
-    from robustrep.tasks.common.rundir import RunLock
+    from robustrep.tasks.common.runlock import RunLock
     training = RunLock(fake_run / ".lock").acquire()  # the run, still training
     try:
         code = main(["ood", "score", str(fake_run), "--out", str(fake_run), "--ood", "gaussian",

@@ -69,7 +69,7 @@ def test_detectors_that_read_a_linear_heads_weights_are_refused_on_a_uos_head(
     ``head.weight``, ViM and DICE its W and b; a UoS head classifies by |W z| / ||z||: NCI and
     fDBD scored below chance without a word, then failed rows; ViM failed ("needs 'b'") once
     every feature was extracted, in an exit-0 call. Now refused before any data is read."""
-    from robustrep.tasks.common.classifier import load_run
+    from robustrep.tasks.common.classifier_run import load_run
     from robustrep.tasks.ood import datasets
     from robustrep.tasks.ood.detectors import build_detector
 

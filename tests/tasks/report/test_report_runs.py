@@ -295,7 +295,7 @@ def test_a_users_files_in_out_are_kept_and_a_bad_out_is_named(tmp_path, capsys, 
     assert f"--out {pictures} holds plots/gan.png, which no report wrote" in \
         capsys.readouterr().err
     assert (pictures / "plots" / "gan.png").read_text() == "my figure" and not children
-    from robustrep.tasks.common.rundir import RunLock
+    from robustrep.tasks.common.runlock import RunLock
     busy = tmp_path / "busy"  # was: two reports trained and scored the same runs at once
     busy.mkdir()
     with RunLock(busy / ".lock").acquire():
