@@ -300,54 +300,11 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     model_options` describes it (``load_model`` keywords plus ``dataset``/``classes``), or a
     RobustBench model (``robustbench`` key); the report goes to a new folder.
     """
-    from .config import ClassifyConfig, check_linf_eps, saved_config
-    from .data import build_datasets, eval_loader
-
-    from robustrep.metrics.robust import check_l2_radius
-
-    from robustrep.tasks.common.foreign_model import default_norm_note
-    from robustrep.tasks.common.config import from_dict
-    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
-    from robustrep.tasks.common.rundir import check_run_program
-    from robustrep.tasks.common.runlock import check_not_training, output_lock
-    check_linf_eps(eps, norm)  # before any work: --eps 8 meant as 8/255
-    _check_data_root(run, foreign, data_root)
-    claim = foreign is not None and out is None  # runs/eval/<model>-<time>: made at the end
-    if foreign is not None:
-        out = _new_out(out, foreign["name"])
-    check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")  # before work
-    if out is not None:
-        check_not_training(out)  # RUN/eval is no run's folder
-    # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
-    check_replaceable((Path(out) if out is not None else Path(run) / "eval") / "report.json",
-                      ("clean", "summary"), "classify eval",
-                      "--out" if out is not None else "the run's report folder",
-                      companions=("reliability.png", "corruptions.png"))
-    subject = _subject(run, foreign)
-    if out is not None and not claim:  # nor another run's report (RUN/eval is RUN's own)
-        _check_same_run(Path(out) / "report.json", run, subject)
+    from .data import eval_loader
+    out, claim = _check_outputs(run, foreign, out, eps, norm, data_root)  # before any work
     dev = runtime.resolve_device(device)
     model, config = _load(run, foreign, dev, use_ema)
-    if cifar_c_root is not None:
-        _check_cifar_c(config, cifar_c_root)
-    fields = {k: v for k, v in saved_config(config).items()
-              if k in ClassifyConfig.__dataclass_fields__}
-    if data_root is not None:
-        fields["data_root"] = data_root
-    source = "the --model options" if run is None else str(Path(run) / "config.json")
-    if run is not None:  # a --plugin method named as resume names it, not as a bad --reg
-        check_run_program(fields, ClassifyConfig, run, "classify")
-    cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
-    # a run is scored on the share its training held out; a model from elsewhere on the folder
-    _, eval_set, info = build_datasets(cfg, _head_source(foreign), evaluating=True,
-                                       whole_folder=foreign is not None)
-    if eps is not None:  # an L2 radius wider than the images, before the clean pass
-        check_l2_radius(eps, norm, eval_set[0][0].shape)
-    # once the data is known to fit the model (a refusal is one line), before the long work
-    notes = [wide_head_note(foreign, config, info),
-             foreign and default_norm_note(foreign, config, "classify eval")]  # timm's, unsaid
-    for note in filter(None, notes):
-        print(f"note: {note}", file=sys.stderr)
+    eval_set, info = _eval_set(run, foreign, config, cifar_c_root, data_root, eps, norm)
     data = eval_loader(eval_set, batch_size, max_samples=max_samples)
     try:
         report = evaluate_model(model, data, dev, eps, attacks, norm, pgd_steps, pgd_step_size,
@@ -362,18 +319,89 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
                   seed=seed,
                   input_convention=_input_convention(model, config.get("norm_source")))
     out = Path(out) if out is not None else Path(run) / "eval"
+    _write_checked(report, out, run, foreign, claim)
+    return report
+
+
+def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
+                   out: str | Path | None, eps: float | None, norm: str,
+                   data_root: str | None) -> tuple[str | Path | None, bool]:
+    """The options checked before the model loads, and the folder the report goes to
+    (``--out``, RUN/eval, or for a model no run made a new ``runs/eval/<model>-<time>``, made
+    only at the end: the returned flag)."""
+    from .config import check_linf_eps
+
+    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
+    from robustrep.tasks.common.runlock import check_not_training
+    check_linf_eps(eps, norm)  # --eps 8 meant as 8/255
+    _check_data_root(run, foreign, data_root)
+    claim = foreign is not None and out is None
+    if foreign is not None:
+        out = _new_out(out, foreign["name"])
+    check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")
+    if out is not None:
+        check_not_training(out)  # RUN/eval is no run's folder
+    # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
+    check_replaceable((Path(out) if out is not None else Path(run) / "eval") / "report.json",
+                      ("clean", "summary"), "classify eval",
+                      "--out" if out is not None else "the run's report folder",
+                      companions=("reliability.png", "corruptions.png"))
+    if out is not None and not claim:  # nor another run's report (RUN/eval is RUN's own)
+        _check_same_run(Path(out) / "report.json", run, foreign)
+    return out, claim
+
+
+def _eval_set(run: str | Path | None, foreign: dict[str, Any] | None, config: dict[str, Any],
+              cifar_c_root: str | None, data_root: str | None, eps: float | None,
+              norm: str) -> tuple[Any, Any]:
+    """``(dataset, data info)`` the model is scored on: a run's held-out share, a model from
+    elsewhere the whole folder; checked to fit the model (one line) before the long work, and
+    the notes on what was assumed said."""
+    from .config import ClassifyConfig, saved_config
+    from .data import build_datasets
+
+    from robustrep.metrics.robust import check_l2_radius
+
+    from robustrep.tasks.common.config import from_dict
+    from robustrep.tasks.common.foreign_model import default_norm_note
+    from robustrep.tasks.common.rundir import check_run_program
+    if cifar_c_root is not None:
+        _check_cifar_c(config, cifar_c_root)
+    fields = {k: v for k, v in saved_config(config).items()
+              if k in ClassifyConfig.__dataclass_fields__}
+    if data_root is not None:
+        fields["data_root"] = data_root
+    source = "the --model options" if run is None else str(Path(run) / "config.json")
+    if run is not None:  # a --plugin method named as resume names it, not as a bad --reg
+        check_run_program(fields, ClassifyConfig, run, "classify")
+    cfg = from_dict(ClassifyConfig, fields, source=source)  # a bad saved value names the file
+    _, eval_set, info = build_datasets(cfg, _head_source(foreign), evaluating=True,
+                                       whole_folder=foreign is not None)
+    if eps is not None:  # an L2 radius wider than the images, before the clean pass
+        check_l2_radius(eps, norm, eval_set[0][0].shape)
+    notes = [wide_head_note(foreign, config, info),
+             foreign and default_norm_note(foreign, config, "classify eval")]  # timm's, unsaid
+    for note in filter(None, notes):
+        print(f"note: {note}", file=sys.stderr)
+    return eval_set, info
+
+
+def _write_checked(report: dict[str, Any], out: Path, run: str | Path | None,
+                   foreign: dict[str, Any] | None, claim: bool) -> None:
+    """Write ``report`` and its diagrams into ``out`` under the folder's lock, checked again
+    there (another call may have written meanwhile), and say what it replaced."""
+    from robustrep.tasks.common.runlock import output_lock
     if claim:  # another call started in the same second may have made it: one folder each
         from robustrep.tasks.common.output_paths import claim_new_folder
         out = claim_new_folder(out)
     with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
-        _check_same_run(out / "report.json", run, subject)  # written there meanwhile
+        _check_same_run(out / "report.json", run, foreign)  # written there meanwhile
         earlier = _earlier_report(out / "report.json")  # before any file there is replaced
         note = replaced_note(out / "report.json", report, earlier)
-        report["files"] = _write_report(report, out, config["model"])
+        report["files"] = _write_report(report, out, report["model"])
         _remove_stale_diagrams(out, earlier, report["files"])
     if note:
         print(f"note: {note}", file=sys.stderr)
-    return report
 
 
 def _check_data_root(run: str | Path | None, foreign: dict[str, Any] | None,
@@ -506,17 +534,13 @@ def replaced_note(path: Path, report: dict[str, Any],
     return f"{path} replaced: it held {_measured(old)}; this one holds {_measured(report)}"
 
 
-def _subject(run: str | Path | None, foreign: dict[str, Any] | None) -> str:
-    """What this evaluation scores, as the refusal of another run's report names it."""
-    if run is not None:
-        return str(Path(run).resolve())
-    return f"--{'robustbench' if 'robustbench' in foreign else 'model'} {foreign['name']}"
-
-
-def _check_same_run(path: Path, run: str | Path | None, subject: str) -> None:
+def _check_same_run(path: Path, run: str | Path | None,
+                    foreign: dict[str, Any] | None) -> None:
     """The earlier report at ``path`` is replaced only when it evaluated ``run`` (or a model from
     elsewhere: :func:`replaced_note` says which) (:func:`runfiles.check_same_run`)."""
-    check_same_run(_earlier_report(path), path.parent, run, subject, "an eval report")
+    flag = foreign and f"--{'robustbench' if 'robustbench' in foreign else 'model'}"
+    check_same_run(_earlier_report(path), path.parent, run, "an eval report",
+                   foreign and f"{flag} {foreign['name']}")
 
 
 def _remove_stale_diagrams(out: Path, old: dict[str, Any] | None, files: dict[str, str]) -> None:

@@ -627,7 +627,7 @@ def run_holding(folder: Path) -> Path | None:
 
 
 def check_same_run(old: dict[str, Any] | None, out: Path, run: str | Path | None,
-                   subject: str, noun: str, folder: bool = True) -> None:
+                   noun: str, model: str | None = None, folder: bool = True) -> None:
     """A record ``old`` of an earlier evaluation in ``out`` (``--out``: a folder, or the record's
     file when not ``folder``) is replaced, or joined, only when it scored ``run``: ``gan eval A
     --out B/eval.json``, ``classify eval A --out B/eval`` and ``ood score A --out B/ood``
@@ -636,7 +636,8 @@ def check_same_run(old: dict[str, Any] | None, out: Path, run: str | Path | None
     path it names (a run copied or moved keeps its records); one elsewhere naming no run, or a
     relative path (an older robustrep recorded RUN as typed, relative to a working folder it
     did not record), may be any run's, and is refused too. ``noun``: what the record is ("an
-    eval record", "results"), ``subject``: what this call scores, as the line names them."""
+    eval record", "results"); ``model``: what a call without ``run`` scores, as its flag names
+    it (``--model resnet18``); the line names ``run`` resolved."""
     if old is None or ("run" in old and old["run"] is None):  # none, or a --model's
         return
     scored = old.get("run")
@@ -655,6 +656,7 @@ def check_same_run(old: dict[str, Any] | None, out: Path, run: str | Path | None
              else f"{noun} {how} (an older robustrep's), possibly another run's")
     remove = (f"another folder, or remove {out} to replace its files" if folder else
               "another path, or remove the file to replace it")
+    subject = str(here) if here is not None else model
     raise RunFolderError(f"--out {out} holds {whose}; give --out {remove} with {subject}'s")
 
 

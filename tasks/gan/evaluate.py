@@ -578,5 +578,5 @@ def _check_same_run(path: Path, run: str | Path) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError):  # none there
         return
-    check_same_run(old if isinstance(old, dict) else {}, path, run, str(run), "an eval record",
+    check_same_run(old if isinstance(old, dict) else {}, path, run, "an eval record",
                    folder=False)

@@ -134,8 +134,8 @@ def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots
     from robustrep.tasks.common.runlock import output_lock
     with output_lock(out_dir):
         old = read_earlier(out_dir / "results.json")
-        check_same_run(old, out_dir, meta["run"], meta["run"] or f"--model {meta['model']}",
-                       "results")  # written there meanwhile
+        check_same_run(old, out_dir, meta["run"], "results",
+                       f"--model {meta['model']}")  # written there meanwhile
         earlier = keep_earlier(result, old, meta, out_dir / "results.json")
         if old is not None and earlier is None:
             remove_earlier_outputs(result, out_dir, old)

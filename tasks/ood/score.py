@@ -336,9 +336,8 @@ def _output_folder(run: Path | None, out: str | Path | None,
                       "--out" if out else "output", companions=OUTPUTS)
     # a damaged one is named now, and another run's refused; read again under the folder's
     # lock when the rows are merged
-    check_same_run(read_earlier(out_dir / "results.json"), out_dir, run,
-                   str(run.resolve()) if run is not None else f"--model {foreign['name']}",
-                   "results")
+    check_same_run(read_earlier(out_dir / "results.json"), out_dir, run, "results",
+                   foreign and f"--model {foreign['name']}")
     return out_dir
 
 

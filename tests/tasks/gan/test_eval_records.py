@@ -4,6 +4,7 @@ Was: ``gan eval A --out B/eval.json`` replaced run B's record with A's scores, w
 the records named no run, so nothing told the two apart."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -47,7 +48,7 @@ def test_the_record_names_the_run_and_checkpoint_it_scored(run, tmp_path, monkey
     assert record["checkpoint"] == str((run / "checkpoints" / "step_00000001.pt").resolve())
 
 
-def test_another_runs_record_is_not_replaced(run, tmp_path, error_line):
+def test_another_runs_record_is_not_replaced(run, tmp_path, error_line, monkeypatch):
     other = tmp_path / "B"
     shutil.copytree(run, other, ignore=shutil.ignore_patterns("eval*.json"))
     target = other / "eval.json"
@@ -58,10 +59,14 @@ def test_another_runs_record_is_not_replaced(run, tmp_path, error_line):
         f"{other.resolve()}; give --out another path, or remove the file to replace it with "
         f"{run}'s")
     assert target.read_text() == before
-    # anywhere else too: a shared folder of records
+    # anywhere else too: a shared folder of records; the line names RUN resolved (as typed,
+    # "with ../A's" said nothing from the folder the user was told to look in)
     shared = _record(tmp_path / "evals" / "b.json", run=str(other.resolve()))
-    assert main(["gan", "eval", str(run), *FAST, "--out", str(tmp_path / "evals" / "b.json")]) == 2
-    assert "holds the eval record of another run" in error_line()
+    monkeypatch.chdir(tmp_path / "evals")
+    assert main(["gan", "eval", os.path.relpath(run), *FAST, "--out", "b.json"]) == 2
+    assert error_line().endswith(f"holds the eval record of another run, {other.resolve()}; "
+                                 f"give --out another path, or remove the file to replace it "
+                                 f"with {run.resolve()}'s")
     assert (tmp_path / "evals" / "b.json").read_text() == shared
 
 
