@@ -26,7 +26,7 @@ from robustrep.data import ImageTensorDataset, create_dataset, image_shape
 from robustrep.data import labels as dataset_labels
 from robustrep.data import num_classes as dataset_num_classes
 
-from robustrep.tasks.common.errors import (DataError, is_allocation_failure,  # noqa: F401
+from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
                                            program_advice, report_skipped)
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.download import DATASET_FILES

@@ -48,7 +48,8 @@ from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.rundir import jsonable
-from robustrep.tasks.common.runfiles import check_same_run, write_text_atomic
+from robustrep.tasks.common.eval_records import check_same_run
+from robustrep.tasks.common.runfiles import write_text_atomic
 
 from .attacks import (SLOW_SECONDS, adversarial_report, attack_jobs, expected_attack_seconds,
                       first_samples, slow_attacks_note)
@@ -524,7 +525,7 @@ def replaced_note(path: Path, report: dict[str, Any],
     would mix the two without a word."""
     if old is None:
         return None
-    from robustrep.tasks.common.runfiles import as_own_run, setting_changes
+    from robustrep.tasks.common.eval_records import as_own_run, setting_changes
     diff = setting_changes(as_own_run(old, report), report, _SUBJECT)
     if diff:
         return (f"{path} replaced: it held the report of another evaluation ({'; '.join(diff)}); "
@@ -537,7 +538,7 @@ def replaced_note(path: Path, report: dict[str, Any],
 def _check_same_run(path: Path, run: str | Path | None,
                     foreign: dict[str, Any] | None) -> None:
     """The earlier report at ``path`` is replaced only when it evaluated ``run`` (or a model from
-    elsewhere: :func:`replaced_note` says which) (:func:`runfiles.check_same_run`)."""
+    elsewhere: :func:`replaced_note` says which) (:func:`eval_records.check_same_run`)."""
     flag = foreign and f"--{'robustbench' if 'robustbench' in foreign else 'model'}"
     check_same_run(_earlier_report(path), path.parent, run, "an eval report",
                    foreign and f"{flag} {foreign['name']}")

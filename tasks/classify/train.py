@@ -70,7 +70,7 @@ from robustrep.tasks.common.runopen import check_run_folder, open_run, resumed
 from robustrep.tasks.common.regularizer_record import (kept_options, record_regularizers,
                                                       regularizer_record)
 from robustrep.tasks.common.regularizers import Kept
-from robustrep.tasks.common.runfiles import train_seconds
+from robustrep.tasks.common.run_records import train_seconds
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import EPOCHS_OF, OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
@@ -365,7 +365,7 @@ class Trainer(TrainerBase):
                 logged = self.check_finite()  # the terms' means since the last read
                 logged["lr"] = self.step_lr  # as timm's train.py logs it
                 logged["time/step_ms"] = 1000 * (time.time() - t0) / done
-                logged["train_s"] = round(self.train_s0 + time.time() - t0, 3)  # runfiles names
+                logged["train_s"] = round(self.train_s0 + time.time() - t0, 3)  # run_records names
                 bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
                 if self.dist.is_main:
                     self.last = self.run.log(self.step, **logged)

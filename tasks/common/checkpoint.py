@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from robustrep.tasks.common.errors import CheckpointError, TrainingDiverged
-from robustrep.tasks.common.runfiles import TMP_SUFFIX, write_atomic  # noqa: F401 - re-exported
+from robustrep.tasks.common.runfiles import TMP_SUFFIX, write_atomic
 
 LATEST = "latest.pt"
 

@@ -279,7 +279,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     command ends as it would have, with a note naming the run; Ctrl-C then still ends it with
     130, its line saying that the run finished (:func:`_say_if_finished`).
     """
-    from robustrep.tasks.common.runfiles import finished_runs, opened_runs
+    from robustrep.tasks.common.run_records import finished_runs, opened_runs
     opened, marks = len(opened_runs()), len(finished_runs())
     stop_note(None)
     try:
@@ -370,8 +370,8 @@ def finished_run(opened: int, marks: int) -> Path | None:
     handler asks: the Python ``train()`` functions leave a caller's SIGTERM as it was.
 
     A torchrun process but the first opens no run folder: its run is the one it noted finished
-    (``runfiles.note_finished``, after process 0's write), one run a command."""
-    from robustrep.tasks.common.runfiles import finished_runs, opened_runs
+    (``run_records.note_finished``, after process 0's write), one run a command."""
+    from robustrep.tasks.common.run_records import finished_runs, opened_runs
     runs, done = opened_runs()[opened:], finished_runs()[marks:]
     if not runs:
         return done[-1] if done else None
@@ -400,7 +400,7 @@ def _say_if_finished(opened: int, marks: int) -> None:
 def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
     """``interrupted (Ctrl-C); <what was kept and how to go on>`` (SIGTERM: ``stopped by
     SIGTERM; ...``). ``opened``: how many run folders this process had opened before the
-    command (:func:`~robustrep.tasks.common.runfiles.opened_runs`); a trainer's is the next."""
+    command (:func:`~robustrep.tasks.common.run_records.opened_runs`); a trainer's is the next."""
     how = ("interrupted (Ctrl-C)" if signum == signal.SIGINT
            else f"stopped by {signal.Signals(signum).name}")
     return f"{how}; {_kept(args, opened)}"
@@ -419,7 +419,7 @@ def _checkpoint_kept(opened: int) -> str:
     """What a stopped trainer kept: the last checkpoint of the run folder it opened (after the
     first ``opened`` of this process) and how to continue from it."""
     from robustrep.tasks.common.plugins import resume_flags
-    from robustrep.tasks.common.runfiles import opened_runs
+    from robustrep.tasks.common.run_records import opened_runs
     runs = opened_runs()[opened:]
     if not runs:
         return "it stopped before making its run folder; nothing was written"

@@ -39,7 +39,7 @@ class WriteFailed(RunFolderError):
 
 class FolderGone(RunFolderError):
     """The run or output folder a command was writing into was removed or moved meanwhile
-    (:func:`robustrep.tasks.common.runfiles.guard_folder`): the command stops rather than
+    (:func:`robustrep.tasks.common.folder_guard.guard_folder`): the command stops rather than
     make it again holding only the files written afterwards."""
 
 

@@ -322,7 +322,7 @@ def check_more_to_train(run: Any, step: int, steps: int) -> None:
     """Refuse to resume a finished run at its own length: no step would be trained, yet its
     config would record the options given (a --lr no step used) and its final evaluation be
     logged twice. A run stopped during its final evaluation (no ``finished.json``) goes on."""
-    from robustrep.tasks.common.runfiles import FINISHED
+    from robustrep.tasks.common.run_records import FINISHED
     if step >= steps and (Path(run) / FINISHED).is_file():
         raise ConfigError(f"{run} is finished (step {step} of {steps}): nothing to train; give "
                           f"--steps above {step} to train it further")

@@ -6,7 +6,7 @@
       checkpoints/       step_*.pt and latest.pt (see checkpoint.py)
       samples/           image grids (PNG)
       plots/             curves and diagrams (PNG)
-      finished.json      written last, when training ended (runfiles.py reads runs back)
+      finished.json      written last, when training ended (run_records.py reads runs back)
       resumes.json       one entry per resume: its step and the options it changed, old and new
                          (see runopen.py)
       .lock              held (``fcntl.flock``) by the one process training into RUN (see
@@ -34,8 +34,9 @@ import torch
 from robustrep.tasks.common.checkpoint import remove_stale_tmp
 from robustrep.tasks.common.errors import RunFolderError, WriteFailed
 from robustrep.tasks.common.output_paths import check_writable
-from robustrep.tasks.common.runfiles import (FINISHED, check_folder, folder_gone, read_json,
-                                            read_jsonl, write_text_atomic)
+from robustrep.tasks.common.folder_guard import check_folder, folder_gone
+from robustrep.tasks.common.run_records import FINISHED
+from robustrep.tasks.common.runfiles import read_json, read_jsonl, write_text_atomic
 from robustrep.tasks.common.runlock import LOCK_FILE, RunLock
 
 RESUMES_FILE = "resumes.json"

@@ -1,4 +1,4 @@
-"""The files of a run folder, written atomically and read back through one typed reader.
+"""Files robustrep writes, written atomically, and read back with one error naming a damaged one.
 
 Writing: every JSON (``config.json``, ``results.json``, ``report.json``, ``finished.json``) and
 whole-file text output goes through :func:`write_text_atomic`: a temporary file in the same
@@ -6,22 +6,14 @@ folder, ``fsync``, then ``os.replace``, so a process killed mid-write leaves the
 the new one, never half of one. ``metrics.jsonl`` is appended line by line; a kill during an
 append can leave a last line without its end, which :func:`read_jsonl` drops (and says so).
 
-A folder that a command writes into over time (a run folder, an ``--out``) is guarded
-(:func:`guard_folder`): removed or moved meanwhile, the next write stops the command with
-one line (:class:`FolderGone`) instead of making the folder again holding only the later files.
-A killed writer's temporary file (``.NAME.XXXXXXXX.tmp``) is removed by the next command
-writing NAME once no process holds it (:func:`remove_abandoned_tmp`).
+A write into a guarded folder (``folder_guard.guard_folder``) removed or moved meanwhile stops
+the command with one line (``errors.FolderGone``) instead of making the folder again holding only
+the later files. A killed writer's temporary file (``.NAME.XXXXXXXX.tmp``) is removed by the
+next command writing NAME once no process holds it (:func:`remove_abandoned_tmp`). A path the
+system refuses as too long is worded by :func:`too_long`.
 
 Reading: a damaged file is one :class:`RunFolderError` naming it (not a JSON parser message
-that names no file). :func:`read_run` gives every program's run in one schema,
-:class:`RunSummary`, whatever program wrote it and whichever names an older version used:
-
-* ``step`` — the step of a record; ``train_s`` — training seconds so far, without evaluation
-  (``gan`` wrote ``train_s`` from the start; ``classify`` runs written before it did have only
-  ``time``, the wall-clock seconds of :meth:`RunDir.log`, which is read in its place);
-* a run is **finished** when ``finished.json`` (written last, atomically, after the final
-  checkpoint and evaluation) is there; runs written before the marker existed count as finished
-  when their last record reached the configured ``steps`` and carries an evaluation.
+that names no file). A whole run is read back through these in ``run_records.read_run``.
 
 This module imports neither torch nor numpy: ``report`` and ``ood bench`` read runs without them.
 """
@@ -39,33 +31,14 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from robustrep.tasks.common.errors import FolderGone, RunFolderError, WriteFailed
+from robustrep.tasks.common.errors import RunFolderError, WriteFailed
+from robustrep.tasks.common.folder_guard import folder_gone, make_folder
 
-FINISHED = "finished.json"
 TMP_SUFFIX = ".tmp"  # the suffix checkpoint.remove_stale_tmp cleans up when a run is locked
-
-# What a record's training time was called: the current name first, then older ones.
-TRAIN_SECONDS_KEYS = ("train_s", "time")
-# Keys of a record that are bookkeeping, not metrics.
-NOT_METRICS = ("step", "time", "train_s", "kimg", "event", "term")
-
-
-_OPENED: list[Path] = []  # the run folders runopen.open_run locked in this process, in order
-
-
-def note_opened(path: Path) -> None:
-    _OPENED.append(Path(path))
-
-
-def opened_runs() -> list[Path]:
-    """The run folders ``runopen.open_run`` locked in this process, in order: the line of a
-    stopped trainer names the last one's checkpoint (``tasks.common.cli.stopped_line``); kept
-    here, without torch, for the error boundary of every program."""
-    return list(_OPENED)
 
 
 def existing_parent(path: Path) -> Path:
@@ -206,90 +179,11 @@ def _flock_seen(path: str) -> bool:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class _Guard:
-    fd: int  # the folder, held open: its inode number is not given to a new folder meanwhile
-    ident: tuple[int, int]  # (st_dev, st_ino) when it was guarded
-    line: str  # what FolderGone says
-
-
-_GUARDED: dict[str, _Guard] = {}  # absolute folder -> its guard
-
-
-def guard_folder(folder: str | Path, line: str) -> None:
-    """From now on, every write under ``folder`` (which exists) first checks that it is still
-    the folder it was (same device and inode): removed, moved, or replaced by another of the
-    same name, the write raises :class:`FolderGone` saying ``line``, and no folder is made
-    again. Only the command that made ``folder`` guards it, until :func:`forget_folder`."""
-    where = os.path.abspath(folder)
-    forget_folder(where)
-    # held open: a removed folder's inode would be free for the next folder made, which would
-    # then pass for it (a user's `rm -rf RUN; mkdir RUN`)
-    fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
-    info = os.fstat(fd)
-    _GUARDED[where] = _Guard(fd, (info.st_dev, info.st_ino), line)
-
-
-def forget_folder(folder: str | Path) -> None:
-    guard = _GUARDED.pop(os.path.abspath(folder), None)
-    if guard is not None:
-        os.close(guard.fd)
-
-
-def _guard_root(path: str | Path) -> str | None:
-    """The innermost guarded folder holding ``path`` (or ``path`` itself), or None."""
-    where = os.path.abspath(path)
-    roots = [r for r in _GUARDED if where == r or where.startswith(r.rstrip(os.sep) + os.sep)]
-    return max(roots, key=len, default=None)
-
-
-def folder_gone(path: str | Path) -> FolderGone | None:
-    """The error to raise when the guarded folder holding ``path`` is no longer the one that
-    was guarded; None when it still is, or ``path`` is in no guarded folder."""
-    root = _guard_root(path)
-    if root is None:
-        return None
-    guard = _GUARDED[root]
-    try:
-        info = os.stat(root)
-    except (FileNotFoundError, NotADirectoryError):
-        return FolderGone(guard.line)
-    except OSError:  # e.g. a parent made unreadable: not known to be gone; the write says
-        return None
-    return None if (info.st_dev, info.st_ino) == guard.ident else FolderGone(guard.line)
-
-
-def check_folder(path: str | Path) -> None:
-    """Raise :class:`FolderGone` when the guarded folder holding ``path`` is gone."""
-    gone = folder_gone(path)
-    if gone is not None:
-        raise gone
-
-
-def make_folder(folder: str | Path) -> None:
-    """Make ``folder`` (a file's folder, before writing it). Inside a guarded folder only the
-    folders below it are made (a run's samples/, plots/), after checking it is still there;
-    elsewhere every missing folder is (an output path the user named)."""
-    folder = Path(folder)
-    root = _guard_root(folder)
-    if root is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        return
-    check_folder(folder)
-    level = Path(root)
-    try:
-        for part in Path(os.path.abspath(folder)).relative_to(root).parts:
-            level = level / part
-            level.mkdir(exist_ok=True)  # no parents: the guarded folder is never made again
-    except FileNotFoundError:
-        check_folder(folder)  # removed since it was checked: its line
-        raise
-
-
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
     rename it into place: a crash or a full disk never leaves a truncated file at ``path``.
-    A guarded folder (:func:`guard_folder`) removed or moved meanwhile raises FolderGone."""
+    A guarded folder (:func:`folder_guard.guard_folder`) removed or moved meanwhile raises
+    FolderGone."""
     path = Path(path)
     try:
         make_folder(path.parent)
@@ -459,211 +353,3 @@ def read_jsonl(path: str | Path) -> Lines:
         raise RunFolderError(f"{path} is not a robustrep metrics file (no line is a JSON "
                              f"record); move it away or choose another folder")
     return Lines(records, dropped, path, tuple(n for n in bad if n != last))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def train_seconds(record: dict[str, Any], key: str | None = None) -> float | None:
-    """A record's training seconds: ``key``, or the first of the current and older names."""
-    for name in (key,) if key else TRAIN_SECONDS_KEYS:
-        if _number(record.get(name)):
-            return float(record[name])
-    return None
-
-
-def clock_key(records: list[dict[str, Any]]) -> str:
-    """The name a run's training time is logged under (``time`` only in older classify runs,
-    whose evaluation records would otherwise mix wall-clock into ``train_s``)."""
-    return next((k for k in TRAIN_SECONDS_KEYS if any(_number(r.get(k)) for r in records)),
-                TRAIN_SECONDS_KEYS[0])
-
-
-@dataclass
-class RunSummary:
-    """One run of any program, in one schema (see the module docstring)."""
-
-    path: Path
-    config: dict[str, Any]
-    records: list[dict[str, Any]] = field(default_factory=list)
-    dropped: int = 0
-    finished: bool = False
-
-    @property
-    def steps(self) -> int:
-        """The last step logged (0 before the first log)."""
-        return max((int(r["step"]) for r in self.records if isinstance(r.get("step"), int)),
-                   default=0)
-
-    @property
-    def train_seconds(self) -> float | None:
-        key = clock_key(self.records)
-        times = [t for t in (train_seconds(r, key) for r in self.records) if t is not None]
-        return times[-1] if times else None
-
-    @property
-    def step_seconds(self) -> float | None:
-        """Training seconds per step between the first and the last timed record."""
-        key = clock_key(self.records)
-        timed = [(r["step"], train_seconds(r, key)) for r in self.records
-                 if isinstance(r.get("step"), int) and train_seconds(r, key) is not None]
-        if len(timed) < 2 or timed[-1][0] <= timed[0][0]:
-            return None
-        return (timed[-1][1] - timed[0][1]) / (timed[-1][0] - timed[0][0])
-
-    def last(self, *keys: str) -> dict[str, Any]:
-        """The last record holding any of ``keys`` (the final evaluation), or ``{}``."""
-        return next((r for r in reversed(self.records) if any(k in r for k in keys)), {})
-
-    def curve(self, key: str) -> list[tuple[int, int, float]]:
-        """``(step, images seen, value)`` of every record holding ``key`` and ``kimg`` (a GAN
-        run's evaluations), in step order; a step recorded twice keeps its last record."""
-        by_step = {r["step"]: (r["step"], round(r["kimg"] * 1000), float(r[key]))
-                   for r in self.records if isinstance(r.get("step"), int)
-                   and _number(r.get("kimg")) and _number(r.get(key))}
-        return [by_step[s] for s in sorted(by_step)]
-
-    def metrics(self, *keys: str) -> dict[str, float]:
-        """The numeric ``keys`` of the last record that holds any of them."""
-        final = self.last(*keys)
-        return {k: final[k] for k in keys if _number(final.get(k))}
-
-
-def read_run(path: str | Path, eval_keys: tuple[str, ...] = (),
-             advice: Callable[[Path], str] | None = None) -> RunSummary:
-    """Read run folder ``path``: its config, its records and whether it finished.
-
-    ``eval_keys`` are the metrics of a final evaluation, used only to tell whether a run from
-    before ``finished.json`` existed finished. ``advice(file)`` ends the line of a damaged
-    ``config.json`` or ``finished.json`` (default: :data:`RESTORE`).
-    """
-    path = Path(path)
-    advice = advice or (lambda file: RESTORE)
-    # "not a run folder" only when it is missing: a damaged one's folder is a run's
-    missing = "" if (path / "config.json").exists() else "; it is not a robustrep run folder"
-    config = read_json(path / "config.json", dict, missing, advice(path / "config.json"))
-    lines = read_jsonl(path / "metrics.jsonl")
-    run = RunSummary(path, config, lines.records, lines.dropped)
-    if (path / FINISHED).is_file():
-        # a damaged marker is named, not trusted
-        read_json(path / FINISHED, dict, advice=advice(path / FINISHED))
-        run.finished = True
-    elif eval_keys:  # a run from before the marker: the last step, evaluated
-        steps = config.get("steps")
-        final = run.last(*eval_keys)
-        run.finished = isinstance(steps, int) and final.get("step") == steps
-    return run
-
-
-# the run folders whose finished.json this process wrote (or, a torchrun process but the
-# first, saw written), in order: the error boundary asks whether its command's run finished
-# (tasks.common.cli.finished_run). Not finished.json on disk: a resume with a larger --steps
-# finds the old one there until runopen.resumed removes it.
-_FINISHED: list[Path] = []
-
-
-def mark_finished(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``finished.json`` (the last write of a run): what the run ended with."""
-    written = write_json(Path(path) / FINISHED, record)
-    note_finished(path)  # only once it is on disk for good
-    return written
-
-
-def note_finished(path: str | Path) -> None:
-    """Record that run ``path``'s ``finished.json`` is on disk: written by this process, or, under
-    torchrun, by process 0 (the others note it after a barrier that follows the write)."""
-    _FINISHED.append(Path(path))
-
-
-def finished_runs() -> list[Path]:
-    """The run folders whose ``finished.json`` this process wrote or saw written, in order (as
-    :func:`opened_runs`: a command looks at those after the ones there when it began)."""
-    return list(_FINISHED)
-
-
-def unmark_finished(path: str | Path) -> None:
-    """A run that trains again (resumed, or restarted with the same config) is not finished."""
-    (Path(path) / FINISHED).unlink(missing_ok=True)
-
-
-# The record each kind of robustrep folder keeps, and what the folder is: one kind per folder,
-# as one run per folder. ood score, ood bench and report wrote their files into any of them (a
-# classify run's folder got results.json beside its config.json, or a bench's runs/ and tables).
-FOLDER_RECORDS = {"config.json": "the folder of a robustrep run",
-                  "results.json": "the folder of an ood score",
-                  "bench.json": "the folder of an ood bench",
-                  "report.json": "the folder of a report (robustrep report or classify eval)"}
-
-
-def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: str) -> None:
-    """Refuse ``folder`` when it holds the record of another kind of folder than ``program``'s
-    (``own``: its record's name), before any work; ``accepted`` says which folders it takes."""
-    folder = Path(folder).expanduser()
-    found = next((name for name in FOLDER_RECORDS if name != own and (folder / name).is_file()),
-                 None)
-    if found is not None:
-        raise RunFolderError(f"{option} {folder} is {FOLDER_RECORDS[found]} (it holds {found}); "
-                             f"{program} writes only into a folder of its own: {accepted}")
-
-
-def setting_changes(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    """``"key old -> new"`` for each of ``keys`` in which two records of one command differ (one
-    kept in a folder, one about to replace or join it). A run folder, or a model's weights file
-    (given without a run; "pretrained" is no file), is compared by where it is: ``RUN``,
-    ``./RUN`` and its absolute path are one run."""
-    def key(name: str, record: dict[str, Any]) -> Any:
-        value = record.get(name)
-        path = name == "run" or (name == "weights" and record.get("run") is None
-                                 and value != "pretrained")
-        return os.path.abspath(value) if path and isinstance(value, str) else value
-    return [f"{k} {old[k]!r} -> {new.get(k)!r}" for k in keys
-            if k in old and key(k, old) != key(k, new)]
-
-
-def run_holding(folder: Path) -> Path | None:
-    """The run folder (one holding config.json) that ``folder`` is, or lies in."""
-    return next((f for f in (folder, *folder.parents) if (f / "config.json").is_file()), None)
-
-
-def check_same_run(old: dict[str, Any] | None, out: Path, run: str | Path | None,
-                   noun: str, model: str | None = None, folder: bool = True) -> None:
-    """A record ``old`` of an earlier evaluation in ``out`` (``--out``: a folder, or the record's
-    file when not ``folder``) is replaced, or joined, only when it scored ``run``: ``gan eval A
-    --out B/eval.json``, ``classify eval A --out B/eval`` and ``ood score A --out B/ood``
-    replaced run B's results. A record of a model from elsewhere (``run`` null) is the
-    command's to judge (its note says what differs). A record inside RUN is RUN's whatever
-    path it names (a run copied or moved keeps its records); one elsewhere naming no run, or a
-    relative path (an older robustrep recorded RUN as typed, relative to a working folder it
-    did not record), may be any run's, and is refused too. ``noun``: what the record is ("an
-    eval record", "results"); ``model``: what a call without ``run`` scores, as its flag names
-    it (``--model resnet18``); the line names ``run`` resolved."""
-    if old is None or ("run" in old and old["run"] is None):  # none, or a --model's
-        return
-    scored = old.get("run")
-    named = isinstance(scored, str) and Path(scored).is_absolute()
-    holder = run_holding((out if folder else out.parent).resolve())
-    here = Path(run).resolve() if run is not None else None
-    # a relative path (an older record) that names this run from here: the same command again
-    same = isinstance(scored, str) and here is not None and Path(scored).resolve() == here
-    if here is not None and (holder == here or same):
-        return
-    how = ("written without its run" if not isinstance(scored, str) else
-           f"written with its run relative to an unrecorded folder, {scored!r}")
-    the = "the " + noun.removeprefix("an ").removeprefix("a ")
-    whose = (f"{the} of another run, {scored}" if named else
-             f"{noun} of the run {holder} ({how}: an older robustrep's)" if holder is not None
-             else f"{noun} {how} (an older robustrep's), possibly another run's")
-    remove = (f"another folder, or remove {out} to replace its files" if folder else
-              "another path, or remove the file to replace it")
-    subject = str(here) if here is not None else model
-    raise RunFolderError(f"--out {out} holds {whose}; give --out {remove} with {subject}'s")
-
-
-def as_own_run(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A run's earlier record (not a --model's, run null) that :func:`check_same_run` let
-    through as this run's (copied or moved with it, or naming it as an older robustrep did, or
-    not at all), naming this run: its settings are compared as the same run's."""
-    if isinstance(new.get("run"), str) and old.get("run", "") is not None:
-        return {**old, "run": new["run"]}
-    return old

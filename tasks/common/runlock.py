@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from robustrep.tasks.common.checkpoint import remove_stale_tmp
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import forget_folder, guard_folder
+from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
 
 LOCK_FILE = ".lock"
 

@@ -29,8 +29,9 @@ from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_step, damaged_
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.output_paths import check_writable
 from robustrep.tasks.common.rundir import RESUMES_FILE, RUN_OUTPUTS, RunDir, jsonable
-from robustrep.tasks.common.runfiles import (forget_folder, guard_folder, note_opened, read_json,
-                                            unmark_finished, write_json)
+from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
+from robustrep.tasks.common.run_records import note_opened, unmark_finished
+from robustrep.tasks.common.runfiles import read_json, write_json
 from robustrep.tasks.common.runlock import (LOCK_FILE, RunLock, foreign_lock, in_use,
                                             is_lock_record, lock_holder, not_a_lock)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks

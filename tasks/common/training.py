@@ -31,7 +31,7 @@ from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all
 from robustrep.tasks.common.errors import CheckpointError, Interrupted, TrainingDiverged
 from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir
-from robustrep.tasks.common.runfiles import mark_finished, note_finished
+from robustrep.tasks.common.run_records import mark_finished, note_finished
 from robustrep.tasks.common.runopen import PATH_OPTIONS
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -271,7 +271,7 @@ class TrainerBase:
             signal.signal(signal.SIGTERM, previous)
 
     def finished(self, **summary: Any) -> None:
-        """Write the run's completion marker, last (``runfiles.FINISHED``). Process 0 writes it;
+        """Write the run's completion marker, last (``run_records.FINISHED``). Process 0 writes it;
         with several processes the others then note it too, so that a late SIGTERM ends every
         one as finished (exit 0), not only process 0 (a scheduler counted the job as killed)."""
         if self.dist.is_main:

@@ -13,11 +13,11 @@ from typing import Any
 from robustrep.data.folders import ZipImageFolder
 from robustrep.data.local import image_folder
 from robustrep.data.zipdata import LABELS_FILE, pack_images
-from robustrep.tasks.common.checkpoint import TMP_SUFFIX, write_atomic
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.output_paths import check_output_file
 from robustrep.tasks.common.progress import progress
-from robustrep.tasks.common.runfiles import remove_abandoned_tmp, tmp_files
+from robustrep.tasks.common.runfiles import (TMP_SUFFIX, remove_abandoned_tmp, tmp_files,
+                                             write_atomic)
 
 
 def is_zip_source(src: Path) -> bool:

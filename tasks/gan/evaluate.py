@@ -73,7 +73,8 @@ from robustrep.tasks.common.options import check_run_folder
 from robustrep.tasks.common.output_paths import check_output_file, check_replaceable
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.regularizers import refuse_unused
-from robustrep.tasks.common.runfiles import check_same_run, write_text_atomic
+from robustrep.tasks.common.eval_records import check_same_run
+from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.config_checks import check_inception_file, inception_unused
 from robustrep.tasks.gan.data import GanData, to_unit_range
 from robustrep.tasks.gan.models import generate, generate_batches
@@ -573,7 +574,7 @@ def _checkpoint_file(run: str | Path, checkpoint: str | Path | None) -> Path:
 
 def _check_same_run(path: Path, run: str | Path) -> None:
     """``--out``'s earlier record (check_replaceable has made sure it is one) is replaced only
-    when it scored ``run`` (:func:`~robustrep.tasks.common.runfiles.check_same_run`)."""
+    when it scored ``run`` (:func:`~robustrep.tasks.common.eval_records.check_same_run`)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):  # none there

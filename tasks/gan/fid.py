@@ -52,9 +52,9 @@ import numpy as np
 import torch
 
 from robustrep.metrics import frechet_distance
-from robustrep.tasks.common.checkpoint import write_atomic
 from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.output_paths import check_output_file
+from robustrep.tasks.common.runfiles import write_atomic
 from robustrep.tasks.gan.evaluate import (_RunImages, build_extractor, cached_features,
                                           fid_features_choice, score_features, stream_features)
 from robustrep.tasks.gan.fid_sources import (REFERENCES, PickleNotRead, Source,

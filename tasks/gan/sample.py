@@ -28,8 +28,9 @@ from robustrep.tasks.common.errors import CheckpointError, RunFolderError, UserE
 from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.output_paths import check_output_file, check_writable
 from robustrep.tasks.common.rundir import RunDir, check_run_program
-from robustrep.tasks.common.runfiles import (TMP_SUFFIX, existing_parent, forget_folder,
-                                            guard_folder, remove_abandoned_tmp, write_atomic)
+from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
+from robustrep.tasks.common.runfiles import (TMP_SUFFIX, existing_parent, remove_abandoned_tmp,
+                                            write_atomic)
 from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
 from robustrep.tasks.gan.models import build_generator, generate_batches, generate_seeds

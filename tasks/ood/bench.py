@@ -44,7 +44,8 @@ from typing import Any
 
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import check_folder, forget_folder, guard_folder, read_run
+from robustrep.tasks.common.folder_guard import check_folder, forget_folder, guard_folder
+from robustrep.tasks.common.run_records import read_run
 from robustrep.tasks.ood.bench_tables import (BENCH_FILES, SUMMARY_METRICS, aggregate,
                                               avg_over_ood, counted, format_markdown, mean_std,
                                               write_files)
@@ -379,7 +380,7 @@ def _plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, prese
     from robustrep.tasks.common.output_paths import check_replaceable, check_writable
     from robustrep.tasks.ood.detector_params import parse_params
     from robustrep.tasks.ood.detectors import parse_detectors
-    from robustrep.tasks.common.runfiles import check_own_kind
+    from robustrep.tasks.common.eval_records import check_own_kind
     reg_list, seeds, ood = _check_lists(regs, seeds, ood)
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     # a classify run's folder (or an ood score's, a report's) got runs/ and the tables

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import (as_own_run, check_same_run, make_folder,
-                                             setting_changes, write_csv, write_text_atomic)
+from robustrep.tasks.common.eval_records import as_own_run, check_same_run, setting_changes
+from robustrep.tasks.common.folder_guard import make_folder
+from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
 from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
                                          compute_metrics)
 

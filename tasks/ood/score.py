@@ -43,7 +43,7 @@ it measured show the detectors of both calls (from ``scores.pt``, which the plot
 the settings differ (model, weights, ID data, image size, seed, sizes) the earlier rows
 cannot share a table: they, their scores and their pictures are replaced, with a note naming
 what differs. Another run's results are not replaced: ``--out`` holding them is refused before
-any work (:func:`robustrep.tasks.common.runfiles.check_same_run`).
+any work (:func:`robustrep.tasks.common.eval_records.check_same_run`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from robustrep.split import probe_shape
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
-from robustrep.tasks.common.runfiles import check_own_kind, check_same_run
+from robustrep.tasks.common.eval_records import check_own_kind, check_same_run
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
@@ -103,7 +103,8 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
                 ood_sets: dict[str, Dataset], fit_set: Dataset | None = None, *,
                 num_classes: int, params: dict[str, dict[str, Any]] | None = None,
                 batch_size: int = 256, device: torch.device | str = "cpu", amp: str = "off",
-                workers: int | None = None, show_progress: bool = False) -> ScoreResult:
+                workers: int | None = None, show_progress: bool = False,
+                feature_dim: int | None = None) -> ScoreResult:
     """Fit and score every detector in ``specs``; returns scores and metrics per OOD set.
 
     Args:
@@ -114,6 +115,8 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
         fit_set: in-distribution training images, for the detectors that need fitting.
         num_classes: the classifier's outputs.
         params: detector name -> constructor overrides.
+        feature_dim: the feature size ``D``, when the caller has checked ViM's ``d`` and fit
+            count against it (:func:`score_run`); else read from one image and checked here.
     """
     device = torch.device(device)
     model.eval()
@@ -124,10 +127,11 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
         raise ValueError(f"detectors {names} need in-distribution training data to fit on; "
                          f"give --fit-data")
     vim = any(s.name == "ViM" for s in specs)
-    if vim or (params or {}).get("ViM", {}).get("d") is not None:  # D bounds d: before extraction
+    needs_dim = vim or (params or {}).get("ViM", {}).get("d") is not None
+    if needs_dim and feature_dim is None:  # D bounds d: before extraction
         feature_dim = _feature_dim(model, id_test, device)
         check_feature_params(params, feature_dim)
-        if vim and fit_set is not None:  # and the fit set's size: score_run checked it already
+        if vim and fit_set is not None:  # and the fit set's size
             check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} (the fit set)",
                              feature_dim=feature_dim)
     opts = dict(batch_size=batch_size, device=device, amp=amp, workers=workers,
@@ -244,48 +248,22 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     """
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
-    check_openood_id(openood, openood_id)  # before the model is loaded
-    check_data_root(data_root, run, foreign, [id_data, fit_data, *(ood or [])])
-    check_fit_options(specs, _fitted(specs, overrides), fit_data, max_fit)
-    if max_fit is not None:  # the most the fit set can hold: before the model is loaded
-        check_fit_counts(specs, overrides, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
-                         "raise --max-fit")
-    if ood is not None:  # a set twice would be scored once, or its cells counted twice
-        from robustrep.tasks.common.options import unique
-        ood = list(unique(ood, "--ood", "OOD set"))
+    ood = _check_options(specs, overrides, run, foreign, ood, [id_data, fit_data], data_root,
+                         max_fit, openood, openood_id)
     dev = resolve_device(device)
     run = Path(run) if run is not None else None
     out_dir = _output_folder(run, out, foreign)
-    classifier, config, load_notes = _load_classifier(run, foreign, dev, use_ema)
+    classifier, config, notes = _load_classifier(run, foreign, dev, use_ema)
     ctx = ds.DataContext(shape=(int(config["channels"]), int(config["image_size"]),
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
-    check_channel_params(overrides, ctx.shape[0])  # ODIN's norm_std: before any data is read
-    load_notes += norm_std_notes(overrides, ctx.shape[0])  # accepted, and said once
     outputs = int(config["num_classes"])
-    check_class_params(overrides, outputs, f"this classifier's {outputs} outputs")  # GEN's M
+    notes += _check_params(overrides, ctx.shape[0], outputs)
     sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id, data_root)
-    lists_resized = _check_openood_data(sets, config, foreign is not None, ctx, openood_id)
-    check_inert_options(specs, feature_maps, resize,
-                        [sets.id_name, sets.fit_data or sets.id_name,
-                         *(sets.specs.get(n, n) for n in sets.ood)], lists_resized)
-    # before any data is built or feature extracted
-    ds.check_not_trained_on(sets.ood, config, foreign is not None)
-    ds.check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
-                    sets.fit_data)
-    ds.check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
-    sets.notes += optimistic_data(sets.id_name, sets.fit_data, config if run is not None else {})
+    _check_sets(specs, sets, config, ctx, foreign is not None, openood_id, feature_maps,
+                resize)
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
-    check_maps(specs, feature_maps, model, ctx.shape)  # a ViT's tokens: before any data is read
-    check_last_layer(specs, model)  # ViM's W and b of a UoS head: before any data is read
-    # ViM's default d is half the feature size, from two blank images: its fit count with it
-    feature_dim = (probe_shape(model, model.features, ctx.shape)[0]
-                   if any(s.name == "ViM" for s in specs) else None)
-    if feature_dim is not None:  # ViM's d below D first: then below the fit count
-        check_feature_params(overrides, feature_dim)
-    if max_fit is not None and feature_dim is not None:
-        check_fit_counts(specs, overrides, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
-                         "raise --max-fit", feature_dim)
+    feature_dim = _check_model(specs, overrides, model, ctx.shape, feature_maps, max_fit)
     with ds.in_memory(ctx.shape[-1], foreign is not None):
         whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
         check_head(ctx, whole, outputs, sets.id_name, foreign)
@@ -295,9 +273,9 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                     for name in sets.ood}
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,
-                         workers=workers, show_progress=show_progress)
+                         workers=workers, show_progress=show_progress, feature_dim=feature_dim)
     result.groups = sets.groups
-    result.notes = load_notes + sets.notes + result.notes + _unfinished(run, config)
+    result.notes = notes + sets.notes + result.notes + _unfinished(run, config)
     if flat_folder(whole):
         result.id_accuracy = None  # was the share of images predicted as class 0
         result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
@@ -308,6 +286,66 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         from robustrep.tasks.common.output_paths import claim_new_folder
         out_dir = claim_new_folder(out_dir)
     return result, write_merged(result, out_dir, meta, plots=plots, save_scores=save_scores)
+
+
+def _check_options(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]],
+                   run: str | Path | None, foreign: dict[str, Any] | None,
+                   ood: list[str] | None, named: list[str | None], data_root: str | None,
+                   max_fit: int | None, openood: str | None,
+                   openood_id: str | None) -> list[str] | None:
+    """What the options alone decide, before the model is loaded; the OOD sets, each once."""
+    check_openood_id(openood, openood_id)
+    check_data_root(data_root, run, foreign, [*named, *(ood or [])])
+    check_fit_options(specs, _fitted(specs, params), named[1], max_fit)
+    if max_fit is not None:  # the most the fit set can hold
+        check_fit_counts(specs, params, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
+                         "raise --max-fit")
+    if ood is None:  # a set twice would be scored once, or its cells counted twice
+        return None
+    from robustrep.tasks.common.options import unique
+    return list(unique(ood, "--ood", "OOD set"))
+
+
+def _check_params(params: dict[str, dict[str, Any]], channels: int, outputs: int) -> list[str]:
+    """The detector parameters that depend on the classifier's input channels (ODIN's
+    ``norm_std``) and outputs (GEN's ``M``), before any data is read; the notes to say."""
+    check_channel_params(params, channels)
+    check_class_params(params, outputs, f"this classifier's {outputs} outputs")
+    return norm_std_notes(params, channels)  # accepted, and said once
+
+
+def _check_sets(specs: Sequence[DetectorSpec], sets: _Sets, config: dict[str, Any],
+                ctx: ds.DataContext, foreign: bool, openood_id: str | None, feature_maps: str,
+                resize: bool) -> None:
+    """The data sets against each other, the run and the options, before any is built; the
+    notes on data that flatters the scores go to ``sets.notes``."""
+    lists_resized = _check_openood_data(sets, config, foreign, ctx, openood_id)
+    check_inert_options(specs, feature_maps, resize,
+                        [sets.id_name, sets.fit_data or sets.id_name,
+                         *(sets.specs.get(n, n) for n in sets.ood)], lists_resized)
+    ds.check_not_trained_on(sets.ood, config, foreign)
+    ds.check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
+                    sets.fit_data)
+    ds.check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
+    sets.notes += optimistic_data(sets.id_name, sets.fit_data, {} if foreign else config)
+
+
+def _check_model(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]],
+                 model: OODModel, shape: tuple[int, ...], feature_maps: str,
+                 max_fit: int | None) -> int | None:
+    """What the detectors need of the model, before any data is read: feature maps (a ViT's
+    tokens), ViM's W and b (a UoS head), and ViM's ``d`` below the feature size ``D``, then
+    below the fit count; returns ``D`` where ViM is scored (from two blank images)."""
+    check_maps(specs, feature_maps, model, shape)
+    check_last_layer(specs, model)
+    if not any(s.name == "ViM" for s in specs):
+        return None
+    feature_dim = probe_shape(model, model.features, shape)[0]
+    check_feature_params(params, feature_dim)
+    if max_fit is not None:
+        check_fit_counts(specs, params, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
+                         "raise --max-fit", feature_dim)
+    return feature_dim
 
 
 def _output_folder(run: Path | None, out: str | Path | None,

@@ -111,7 +111,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     if not args.collect:
         check_out(out)
-    from robustrep.tasks.common.runfiles import forget_folder, guard_folder
+    from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
     from robustrep.tasks.common.runlock import LOCK_FILE, RunLock
     with RunLock(out / LOCK_FILE).acquire():  # a second report into this folder: refused
         # removed or moved meanwhile, it would be made again holding the page alone

@@ -23,7 +23,8 @@ from typing import Any
 
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.launch import forwarding_signals, last_lines, run_robustrep
-from robustrep.tasks.common.runfiles import FINISHED, read_json, read_run
+from robustrep.tasks.common.run_records import FINISHED, read_run
+from robustrep.tasks.common.runfiles import read_json
 
 
 @dataclass(frozen=True)
@@ -455,7 +456,7 @@ def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
     which reads the runs in it), is no other command's folder, and holds no file of a report's
     names that no report wrote; ``make``: then made (``--dry-run`` makes nothing)."""
     from robustrep.tasks.common.output_paths import check_replaceable, check_writable
-    from robustrep.tasks.common.runfiles import check_own_kind
+    from robustrep.tasks.common.eval_records import check_own_kind
     if collect and not out.is_dir():
         raise UserError(f"--out {out} is not a folder; --collect reads the runs of an earlier "
                         f"report there")

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common import rundir, runfiles, runlock
+from robustrep.tasks.common import folder_guard, rundir, runfiles, runlock
 from robustrep.tasks.common.errors import FolderGone, WriteFailed
 
 GRID = ["gan", "train", "--preset", "grid-mlp", "--steps", "6", "--ckpt-every", "2",
@@ -113,7 +113,7 @@ def test_the_guard_ends_with_the_run(tmp_path):
 def test_write_atomic_makes_folders_only_below_a_guarded_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    runfiles.guard_folder(run, "RUN went")
+    folder_guard.guard_folder(run, "RUN went")
     try:
         runfiles.write_json(run / "samples" / "deep" / "a.json", {})  # made lazily: fine
         assert (run / "samples" / "deep" / "a.json").is_file()
@@ -128,7 +128,7 @@ def test_write_atomic_makes_folders_only_below_a_guarded_folder(tmp_path):
             rundir._append_line(run / "metrics.jsonl", "{}\n")
         assert list(run.iterdir()) == []
     finally:
-        runfiles.forget_folder(run)
+        folder_guard.forget_folder(run)
     # a path in no guarded folder is made as before (data pack new/dir/OUT.zip)
     runfiles.write_json(tmp_path / "new" / "dir" / "c.json", {})
     assert (tmp_path / "new" / "dir" / "c.json").is_file()

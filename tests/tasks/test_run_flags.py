@@ -17,7 +17,7 @@ import torch
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError
-from robustrep.tasks.common.runfiles import FINISHED
+from robustrep.tasks.common.run_records import FINISHED
 
 # Tiny CPU runs, given as a --config file (the run flags are the point here, not the options).
 TINY = {

@@ -338,10 +338,10 @@ def test_a_process_but_the_first_notes_the_finished_run_after_process_0_wrote_it
     from types import SimpleNamespace
 
     from robustrep.tasks.common import cli as common_cli
-    from robustrep.tasks.common import runfiles, training
+    from robustrep.tasks.common import run_records, training
     from robustrep.tasks.common.distributed import DistInfo
     from robustrep.tasks.common.rundir import RunDir
-    opened, marks = len(runfiles.opened_runs()), len(runfiles.finished_runs())
+    opened, marks = len(run_records.opened_runs()), len(run_records.finished_runs())
     at_barrier = []
     monkeypatch.setattr(training, "barrier",
                         lambda: at_barrier.append(common_cli.finished_run(opened, marks)))

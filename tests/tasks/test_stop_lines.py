@@ -14,7 +14,7 @@ from PIL import Image
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.common import cli as common_cli
-from robustrep.tasks.common import runfiles
+from robustrep.tasks.common import run_records
 from robustrep.tasks.common.errors import Stopped, WriteFailed
 from robustrep.tasks.common.rundir import _append_line
 
@@ -64,12 +64,12 @@ def test_sigterm_while_data_pack_writes_leaves_no_tmp_and_a_rerun_packs(
 
 def test_a_stopped_trainer_names_its_run_folders_checkpoint(tmp_path):
     args = argparse.Namespace(command="train")
-    opened = len(runfiles.opened_runs())
+    opened = len(run_records.opened_runs())
     assert common_cli.stopped_line(signal.SIGTERM, args, opened) == (
         "stopped by SIGTERM; it stopped before making its run folder; nothing was written")
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    runfiles.note_opened(run)
+    run_records.note_opened(run)
     assert common_cli.stopped_line(signal.SIGINT, args, opened) == (
         f"interrupted (Ctrl-C); {run} holds no checkpoint yet; the same command again starts "
         f"the run afresh there")

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from robustrep.tasks.classify.data import DataError, build_datasets
+from robustrep.tasks.classify.data import build_datasets
+from robustrep.tasks.common.errors import DataError
 from robustrep.tasks.classify.train import train
 from robustrep.tasks.common.config import ConfigError, resolve_config
 from robustrep.tasks.classify.config import PRESETS, ClassifyConfig

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from robustrep.tasks.classify.config import ClassifyConfig
-from robustrep.tasks.classify.data import DataError, build_datasets
+from robustrep.tasks.classify.data import build_datasets
+from robustrep.tasks.common.errors import DataError
 from robustrep.tasks.cli import main
 
 EVAL = ["--dataset", "imagefolder", "--image-size", "16", "--attacks", "none", "--corruptions",

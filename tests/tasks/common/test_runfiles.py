@@ -59,21 +59,6 @@ def test_a_cache_file_that_cannot_be_written_names_the_cache_not_an_output_folde
         runfiles.write_json(tmp_path / "file" / "run" / "config.json", {})
 
 
-def test_a_damaged_config_json_is_not_called_a_folder_that_is_no_run(tmp_path):
-    """`report` reads each run with read_run: a run folder whose config.json a disk error cut
-    was "damaged (...); it is not a robustrep run folder; restore it ..."."""
-    (tmp_path / "config.json").write_text('{"steps": 1')
-    with pytest.raises(runfiles.RunFolderError) as err:
-        runfiles.read_run(tmp_path)
-    assert str(err.value) == (f"{tmp_path}/config.json is damaged (not JSON: Expecting ',' "
-                              f"delimiter: line 1 column 12 (char 11)); restore it or run again "
-                              f"into another folder")
-    (tmp_path / "config.json").unlink()
-    with pytest.raises(runfiles.RunFolderError, match=r"config.json is missing; it is not a "
-                                                      r"robustrep run folder$"):
-        runfiles.read_run(tmp_path)
-
-
 @pytest.mark.parametrize("code, advice", [
     ("EROFS", "make the folder writable or choose another output folder"),
     ("EACCES", "make the folder writable or choose another output folder"),

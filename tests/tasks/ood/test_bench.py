@@ -65,7 +65,7 @@ def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_p
     from robustrep.tasks.cli import main
     from robustrep.tasks.common import launch
     from robustrep.tasks.common.errors import UserError
-    from robustrep.tasks.common.runfiles import FINISHED, read_run
+    from robustrep.tasks.common.run_records import FINISHED, read_run
     from robustrep.tasks.ood.bench import train_run
 
     run, calls = tmp_path / "runs" / "none-s0", []
@@ -248,7 +248,7 @@ def test_a_length_in_epochs_trains_those_epochs(tmp_path, monkeypatch, capsys):
     # Was: the bench passed its resolved --steps beside the epochs, and classify train refused
     # "--steps and --epochs are two ways to give one length" once the bench had started
     from robustrep.tasks.cli import main
-    from robustrep.tasks.common.runfiles import read_run
+    from robustrep.tasks.common.run_records import read_run
     calls = _bench_in_process(monkeypatch)
     _undrawn(monkeypatch)
     assert main(["classify", "train", "--preset", "digits-ood", "--model", "test_resnet",

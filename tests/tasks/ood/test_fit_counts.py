@@ -103,6 +103,17 @@ def test_max_fit_above_vims_default_d_gets_to_the_extraction(fake_run, tmp_path,
               str(tmp_path / "o"), *SCORE])
 
 
+def test_score_run_hands_the_feature_size_it_checked_on(fake_run, tmp_path, monkeypatch):
+    """D is read once, from two blank images before any data: score_model read it again from
+    a real image (one more forward pass) and checked ViM's d and fit count a second time."""
+    from robustrep.tasks.ood import score
+    _no_extraction(monkeypatch)
+    monkeypatch.setattr(score, "_feature_dim", lambda *args: pytest.fail("D read twice"))
+    with pytest.raises(_Extracted):
+        main(["ood", "score", str(fake_run), "--detectors", "ViM", "--max-fit", "49", "--out",
+              str(tmp_path / "o"), *SCORE])
+
+
 def _png_folder(folder, count):
     import numpy as np
     from PIL import Image
