@@ -9,9 +9,11 @@ CIFAR-10-C corruptions at severities 1-5), and writes
     OUT/table.md       the Markdown table (mean ± sample std over seeds, n seeds)
     OUT/evidence.png   grouped bars with std error bars
 
-Runs are cached: a run whose ``eval/report.json`` exists is read, not retrained, so the script
-can be stopped and restarted. ``--budget-min`` stops starting new runs once the wall-clock budget
-is spent; the table then says how many seeds each row holds.
+Runs are cached: a run whose ``eval/report.json`` exists is read, not retrained, and a finished
+run without one is evaluated, not retrained, so the script can be stopped and restarted (and a
+folder of finished runs evaluated again with other attacks). ``--budget-min`` stops starting
+new runs once the wall-clock budget is spent; the table then says how many seeds each row
+holds, and leaves out a column no run measured.
 
     python scripts/classify_evidence.py --out runs/evidence/classify --seeds 0 1 2
 """
@@ -93,17 +95,19 @@ def run_one(args, row: str, seed: int, folder: Path) -> dict:
     report_path = folder / "eval" / "report.json"
     if report_path.is_file():
         return json.loads(report_path.read_text())
-    reg, options = parse_row(row)
-    # --eps only for the adversarial rows: ClassifyConfig refuses it where no method uses it
-    adversarial = any("eps" in OPTION_FIELDS.get(n, {}) for n in parse_regularizers(reg))
-    cfg = ClassifyConfig(**{**dict(model=args.model, reg=reg, seed=seed, steps=args.steps,
-                                   batch_size=args.batch_size, lr=args.lr,
-                                   eps=args.eps if adversarial else None,
-                                   eval_every=0, ckpt_every=args.steps, log_every=50),
-                            **options})
-    t0 = time.time()
-    train(cfg, folder, quiet=True)
-    train_s = time.time() - t0
+    train_s = trained_seconds(folder)  # a finished run whose evaluation was cut: not retrained
+    if train_s is None:
+        reg, options = parse_row(row)
+        # --eps only for the adversarial rows: ClassifyConfig refuses it where none uses it
+        adversarial = any("eps" in OPTION_FIELDS.get(n, {}) for n in parse_regularizers(reg))
+        cfg = ClassifyConfig(**{**dict(model=args.model, reg=reg, seed=seed, steps=args.steps,
+                                       batch_size=args.batch_size, lr=args.lr,
+                                       eps=args.eps if adversarial else None,
+                                       eval_every=0, ckpt_every=args.steps, log_every=50),
+                                **options})
+        t0 = time.time()
+        train(cfg, folder, quiet=True)
+        train_s = time.time() - t0
     t0 = time.time()
     report = evaluate_run(folder, eps=args.eps, attacks=args.attacks.split(","),
                           pgd_steps=(10, 20), n_attack=args.n_attack, seed=seed)
@@ -111,6 +115,16 @@ def run_one(args, row: str, seed: int, folder: Path) -> dict:
     report["summary"]["eval_s"] = time.time() - t0
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def trained_seconds(folder: Path) -> float | None:
+    """A finished run's training seconds (its last record's ``train_s``, without the data
+    set-up a fresh run's wall time holds), else None: the run is to be trained."""
+    if not (folder / "finished.json").is_file():
+        return None
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
+               if line.strip()]
+    return next((r["train_s"] for r in reversed(records) if "train_s" in r), math.nan)
 
 
 def aggregate(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -129,11 +143,12 @@ def aggregate(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float
 
 
 def markdown(table, args) -> str:
-    head = "| regularizer | " + " | ".join(name for _, name in COLUMNS) + " | seeds |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    columns = [(k, name) for k, name in COLUMNS if any(k in row for row in table.values())]
+    head = "| regularizer | " + " | ".join(name for _, name in columns) + " | seeds |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
     for reg, row in table.items():
         cells = []
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             if key not in row:
                 cells.append("-")
                 continue
@@ -146,11 +161,13 @@ def markdown(table, args) -> str:
     lines.append(f"Digits (sklearn, 1,438 train / 359 test, 32x32 grey), timm `{args.model}`, "
                  f"{args.steps} SGD steps of batch {args.batch_size}, lr {args.lr} cosine; "
                  f"attacks Linf eps {args.eps * 255:.3g}/255 in [0, 1] pixels on the first "
-                 f"{args.n_attack} test images (robust = correct clean and attacked; AutoAttack "
-                 f"= standard version, fra31/auto-attack via pyautoattack; PGD-20 random start, "
-                 f"step 2.5 eps/20); corruption acc = mean over the 8 CIFAR-10-C corruptions "
-                 f"available on the fly (make_cifar_c.py formulas) at severities 1-5; clean acc, "
-                 f"ECE and corruption acc on all 359 test images; mean ± sample std over seeds.")
+                 f"{args.n_attack} test images (robust = correct clean and attacked; "
+                 + ("AutoAttack = standard version, fra31/auto-attack via pyautoattack; "
+                    if ("autoattack_acc", "AutoAttack acc") in columns else "")
+                 + "PGD-20 random start, step 2.5 eps/20); corruption acc = mean over the 8 "
+                 "CIFAR-10-C corruptions available on the fly (make_cifar_c.py formulas) at "
+                 "severities 1-5; clean acc, ECE and corruption acc on all 359 test images; "
+                 "mean ± sample std over seeds.")
     return "\n".join(lines) + "\n"
 
 
@@ -169,9 +186,9 @@ def main(argv=None) -> int:
             if not cached and time.time() - start > 60 * args.budget_min:
                 print(f"budget of {args.budget_min} min spent; skipping {reg} seed {seed}")
                 continue
-            if folder.exists() and not cached:
+            if folder.exists() and not cached and not (folder / "finished.json").is_file():
                 import shutil
-                shutil.rmtree(folder)  # an interrupted run: start it again
+                shutil.rmtree(folder)  # an interrupted training: start it again
             report = run_one(args, reg, seed, folder)
             results[reg].append(report["summary"])
             runs.append({"reg": reg, "seed": seed, **report["summary"]})
