@@ -25,10 +25,8 @@ from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options
 
-from robustrep.tasks.common.regularizers import add_regularizer_args
-
-from .config import (OPTION_FIELDS, PRESETS, ClassifyConfig, EvalOptions, TrainOptions,
-                     flags_decide_lengths, lengths_given_once, unused_options)
+from .config import (PRESETS, ClassifyConfig, EvalOptions, TrainOptions, flags_decide_lengths,
+                     lengths_given_once, unused_options)
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -48,7 +46,7 @@ def _add_train(sub) -> None:
     add_config_args(p, TrainOptions, real_defaults=True)  # the run flags, as gan train's
     add_config_args(p, ClassifyConfig, skip=("preset",),
                     groups=regularizer_groups(REG_PREFIXES, "classify"))
-    add_regularizer_args(p, "classify", OPTION_FIELDS)
+    ClassifyConfig.add_generated_flags(p)
     p.set_defaults(func=run_train)
 
 

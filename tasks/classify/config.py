@@ -293,6 +293,14 @@ class ClassifyConfig:
             raise ConfigError(f"--milestones must be increasing fractions of --steps in (0, 1), "
                               f"e.g. 0.3 0.6 0.8; got {ms}")
 
+    @staticmethod
+    def add_generated_flags(parser: Any) -> None:
+        """classify train's ``--NAME-OPTION`` flags, one for each regularizer option no field
+        maps; a config file's key naming one is folded as the flag is
+        (``tasks.common.config``)."""
+        from robustrep.tasks.common.regularizers import add_regularizer_args
+        add_regularizer_args(parser, "classify", OPTION_FIELDS)
+
     def regularizers(self) -> list[str]:
         """The parsed ``reg`` list; ConfigError on unknown names or impossible combinations."""
         return parse_regularizers(self.reg)

@@ -150,8 +150,6 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         else ")")
     general = parser if real_defaults else parser.add_argument_group(title)
     shown = default_preset[1] if default_preset else {}
-    if any(f.name in GENERATED_DESTS.values() for f in dataclasses.fields(cls)):
-        _FLAG_PARSERS[cls] = parser  # its --NAME-OPTION flags, added next, name file keys
     sections = {prefix: parser.add_argument_group(title)
                 for prefix, title in (groups or {}).items()}
     titled: dict[str, Any] = {}
@@ -351,23 +349,27 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     return cfg
 
 
-# a config class -> the parser of its trainer, whose generated --NAME-OPTION flags (added after
-# the fields' flags: add_regularizer_args) fill its {name: {option: value}} fields
-_FLAG_PARSERS: dict[type, argparse.ArgumentParser] = {}
-
-
 def _generated_flag_keys(cls: type) -> dict[str, tuple[argparse.Action, str, str, str]]:
-    """``{"pgd_norm": (action, "reg_options", "pgd", "norm")}``: each generated flag of the
-    parser built for ``cls`` by the keys a config file may give it, the flag's name with ``_``
-    (as a field) or ``-`` (as the flag). Empty where no parser was built (a config made in code)."""
-    parser = _FLAG_PARSERS.get(cls)
+    """``{"pgd_norm": (action, "reg_options", "pgd", "norm")}``: each flag ``cls`` generates
+    (its ``add_generated_flags``, the one its trainer's parser calls) by the keys a config file
+    may give it, the flag's name with ``_`` (as a field) or ``-`` (as the flag); empty for a
+    class that generates none. A flag a field's own flag takes is the field's (the trainer's
+    parser skips it), in either spelling."""
+    add = getattr(cls, "add_generated_flags", None)
+    if add is None:
+        return {}
+    parser = argparse.ArgumentParser(add_help=False)
+    add(parser)
+    fields = {f.name for f in dataclasses.fields(cls)}
     keys: dict[str, tuple[argparse.Action, str, str, str]] = {}
-    for action in parser._actions if parser is not None else ():
+    for action in parser._actions:
         prefix = next((p for p in GENERATED_DESTS if action.dest.startswith(p)), None)
         if prefix is None or not action.option_strings:
             continue
         _, name, opt = action.dest.split("__", 2)
         word = action.option_strings[0].removeprefix("--")
+        if word.replace("-", "_") in fields:
+            continue
         for key in (word.replace("-", "_"), word):
             keys.setdefault(key, (action, GENERATED_DESTS[prefix], name, opt))
     return keys

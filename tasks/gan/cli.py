@@ -16,21 +16,18 @@ from pathlib import Path
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
-from robustrep.tasks.common.config import (ARCH_OPTION_DEST, add_config_args, from_dict,
-                                           merge_for_resume, overrides_from_args, resolve_config)
+from robustrep.tasks.common.config import (add_config_args, from_dict, merge_for_resume,
+                                           overrides_from_args, resolve_config)
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
-from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
-from robustrep.tasks.gan.config import (ARCHS, RESUMABLE, EvalOptions, FidOptions, GanConfig,
-                                        SampleOptions, TrainOptions, archs, plugin_options,
-                                        saved_config)
+from robustrep.tasks.gan.config import (RESUMABLE, EvalOptions, FidOptions, GanConfig,
+                                        SampleOptions, TrainOptions, saved_config)
 from robustrep.tasks.gan.config_checks import (check_ema_off, check_eval_off,
                                                check_inception_file, inception_unused,
                                                unused_options)
 from robustrep.tasks.gan.presets import (AUX_PRESETS, DEFAULT_PRESET, PRESETS, presets_for,
                                          with_preset_aux_task)
-from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
 
 # Option-name prefix -> the registered methods they configure (their own --help sections).
 REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "dat_": ("dat",),
@@ -49,11 +46,7 @@ def _add_train(sub) -> None:
     add_config_args(p, GanConfig, skip=("preset", "out"),  # the run flags' --preset and --out
                     groups=regularizer_groups(REG_PREFIXES, "gan"),
                     default_preset=(DEFAULT_PRESET, PRESETS[DEFAULT_PRESET]))
-    add_regularizer_args(p, "gan", OPTION_FIELDS, CONTEXT_OPTIONS)
-    for family in archs()[len(ARCHS):]:  # the network families of loaded plugins
-        add_option_flags(p, family, plugin_options(family), set(), ARCH_OPTION_DEST,
-                         f"--arch {family} options (a plugin's network family; --g-width, "
-                         f"--d-width and --spectral-norm feed its width and spectral_norm)")
+    GanConfig.add_generated_flags(p)
     p.set_defaults(func=cmd_train)
 
 

@@ -248,6 +248,20 @@ class GanConfig:
             check_fid_features(self.fid_features)
         check_combinations(self)  # StyleGAN2, ADA, the regularizers' settings
 
+    @staticmethod
+    def add_generated_flags(parser: Any) -> None:
+        """gan train's generated flags: ``--NAME-OPTION`` for each regularizer option no field
+        maps, and each option of a plugin network family (``--arch NAME``); a config file's
+        key naming one is folded as the flag is (``tasks.common.config``)."""
+        from robustrep.tasks.common.config import ARCH_OPTION_DEST
+        from robustrep.tasks.common.regularizers import add_option_flags, add_regularizer_args
+        from robustrep.tasks.gan.regs import CONTEXT_OPTIONS, OPTION_FIELDS
+        add_regularizer_args(parser, "gan", OPTION_FIELDS, CONTEXT_OPTIONS)
+        for family in archs()[len(ARCHS):]:  # the network families of loaded plugins
+            add_option_flags(parser, family, plugin_options(family), set(), ARCH_OPTION_DEST,
+                             f"--arch {family} options (a plugin's network family; --g-width, "
+                             f"--d-width and --spectral-norm feed its width and spectral_norm)")
+
     @property
     def is_points(self) -> bool:
         return self.dataset in ("ring", "grid")

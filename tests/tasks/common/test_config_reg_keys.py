@@ -74,3 +74,22 @@ def test_a_plugin_familys_flags_fold_into_arch_options(tmp_path, capsys, plugins
     argv = ["gan", "train", "--plugin", str(PLUGIN), "--arch", "tinyconv"]
     code, cfg = _dry_run(argv, "tinyconv_kernel: 5\n", tmp_path, capsys)
     assert code == 0 and cfg["arch_options"] == {"tinyconv": {"kernel": 5}}
+
+
+@pytest.mark.parametrize("program", ["classify", "gan"])
+def test_resolve_config_folds_without_a_command_line(program, tmp_path):
+    """From Python, no parser built: the keys fold the same. They were "unknown option(s)"
+    unless the command's parser had been built once in the process (it recorded its flags)."""
+    import importlib
+
+    from robustrep.tasks.common.config import resolve_config
+    config = importlib.import_module(f"robustrep.tasks.{program}.config")
+    cls = config.ClassifyConfig if program == "classify" else config.GanConfig
+    presets = importlib.import_module(f"robustrep.tasks.{program}" + (
+        ".config" if program == "classify" else ".presets")).PRESETS
+    reg, key, value = ("pgd", "pgd_norm", "l2") if program == "classify" else (
+        "dat", "dat_clamp_real", False)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"reg: {reg}\n{key}: {str(value).lower()}\n")
+    cfg = resolve_config(cls, presets, None, path)
+    assert cfg.reg_options == {reg: {key.split("_", 1)[1]: value}}
