@@ -368,7 +368,7 @@ def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
 
 # Sample-steps one iteration (PGD step, APGD/FAB iteration, Square query) costs per sample, a
 # sample-step being the time of one forward+backward of one sample to its input with the weights
-# frozen (what tasks/classify/evaluate.py times, on a batch of 32). Measured on this project's
+# frozen (what tasks/classify/attacks.py times, on a batch of 32). Measured on this project's
 # 2-core Intel Xeon CPU (shared: 1 thread, CPU seconds, median of 3-5 repeats of (T(k_hi) -
 # T(k_lo)) / (k_hi - k_lo) per sample, eps 1e-4 so that no sample is fooled), for timm resnet10t
 # on 1x32x32 (the digits default) / timm test_resnet 3x32x32 / wrn16_2 3x32x32:

@@ -8,8 +8,10 @@
   :mod:`.policies`: timm's augmentation and erasing policies.
 - :mod:`.task`: the training step's loss and its regularizers; :mod:`.optim`: the optimizer and
   schedule, as timm's ``train.py`` builds them; :mod:`.train`: ``robustrep classify train``.
-- :mod:`.evaluate`: ``robustrep classify eval``, with :mod:`.attacks` planning and timing the
-  attacks; :mod:`.cli`: the command line.
+- :mod:`.evaluate`: ``robustrep classify eval``, with :mod:`.eval_metrics` measuring a model on a
+  loader, :mod:`.attacks` planning and timing the attacks, :mod:`.cifar_c_checks` checking the
+  ``--cifar-c`` files and :mod:`.report_files` writing the report folder; :mod:`.cli`: the command
+  line.
 """
 
 __all__ = ["Classifier", "create_classifier", "load_run"]

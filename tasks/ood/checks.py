@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.ood import datasets as ds
+from robustrep.tasks.ood.data_specs import LOCAL, has_train_split
 from robustrep.tasks.ood.detectors import PER_CLASS, DetectorSpec
 from robustrep.tasks.ood.extract import OODModel, check_map_shape
 
@@ -40,13 +41,13 @@ def check_inert_options(specs: Sequence[DetectorSpec], feature_maps: str, resize
     """Refuse an option that acts on nothing this call scores (it was accepted and recorded in
     results.json as if it had shaped the numbers). ``lists_resized``: ``--resize`` admits
     OpenOOD's ID lists of another shape than the classifier's
-    (:func:`~robustrep.tasks.ood.datasets.check_openood_shape`)."""
+    (:func:`~robustrep.tasks.ood.openood.check_openood_shape`)."""
     if feature_maps != "spatial" and not any(s.consumes == "maps" for s in specs):
         raise ConfigError(f"--feature-maps {feature_maps} shapes what the feature-map detectors "
                           f"(ReAct, ASH, SCALE, RankFeat, VRA) see, and --detectors "
                           f"{', '.join(s.name for s in specs)} has none; drop it")
-    if resize and not lists_resized and not any(spec.split(":")[0] in ds.LOCAL for spec in sets):
-        raise ConfigError(f"--resize acts on the {', '.join(ds.LOCAL)} sets and on OpenOOD's "
+    if resize and not lists_resized and not any(spec.split(":")[0] in LOCAL for spec in sets):
+        raise ConfigError(f"--resize acts on the {', '.join(LOCAL)} sets and on OpenOOD's "
                           f"ID lists of another shape than the classifier's (other folders and "
                           f"lists are always resized), and none is read here; drop it")
 
@@ -59,10 +60,10 @@ def check_data_root(data_root: str | None, run: str | Path | None,
     other sets read under it. It was taken and ignored without a word."""
     from robustrep.tasks.common.dataroot import check_data_root as check_read
     from robustrep.tasks.common.options import MODEL_DATASETS
-    if any(s.strip().lower() in ds.LOCAL for s in sets if isinstance(s, str)):
+    if any(s.strip().lower() in LOCAL for s in sets if isinstance(s, str)):
         return  # e.g. --ood cifar10 of a digits run: read from --data-root
     check_read(data_root, run, foreign["dataset"] if foreign is not None else None,
-               also=f"--id, --fit-data or --ood {', '.join(ds.LOCAL)} without :ROOT",
+               also=f"--id, --fit-data or --ood {', '.join(LOCAL)} without :ROOT",
                model_choices=MODEL_DATASETS)
 
 
@@ -227,7 +228,7 @@ def optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, An
     """Notes when the ID test images are ones the classifier (its run's ``run_config``) or the
     detectors have already seen: an image folder without ``val/``/``test/`` is one set, read
     whole for every role."""
-    if not id_name.startswith("imagefolder:") or ds.has_train_split(id_name):
+    if not id_name.startswith("imagefolder:") or has_train_split(id_name):
         return []
     folder, notes = Path(id_name[len("imagefolder:"):]).expanduser(), []
     trained = run_config.get("data_root")

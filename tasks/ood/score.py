@@ -19,7 +19,7 @@ Steps, for a run folder written by ``robustrep classify train``:
 With ``openood=DATA_DIR`` the sets are those of the OpenOOD v1.5 benchmark (Zhang et al.,
 "OpenOOD v1.5: Enhanced Benchmark for Out-of-Distribution Detection", 2023) for the run's ID
 dataset, read through the ``imagelist:`` loader from OpenOOD's ``benchmark_imglist`` files
-(:func:`robustrep.tasks.ood.datasets.openood_benchmark`), and each metric is also averaged over
+(:func:`robustrep.tasks.ood.openood.openood_benchmark`), and each metric is also averaged over
 the near-OOD and the far-OOD group, as OpenOOD reports it. Its ID lists of another dataset than
 the run's are refused; where the classifier's data is not named (a ``--model``, a run of an
 image folder), they take the shape rule of ``--id cifar10`` (``--resize``).
@@ -29,7 +29,7 @@ assert) is reported with its error and the others still run.
 
 An OOD set holding classes the classifier was trained on (``digits59`` for a run on all ten
 digits, the run's own CIFAR/SVHN set) is refused before any data is read
-(:func:`robustrep.tasks.ood.datasets.trained_overlap`), and so is an OOD set that reads the ID
+(:func:`robustrep.tasks.ood.set_checks.trained_overlap`), and so is an OOD set that reads the ID
 test or fit data; so are feature-map detectors on a model whose trunk gives no maps (a ViT's
 tokens) and a GEN ``M`` or OpenMax ``alpha`` above the class count, once the model is loaded.
 Before any feature is extracted, ID classes the classifier's head has no output for, fit data
@@ -68,6 +68,7 @@ from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, chec
                                         check_head, check_inert_options, check_last_layer,
                                         check_maps, check_not_constant, check_openood_id,
                                         covariance_note, flat_folder, optimistic_data)
+from robustrep.tasks.ood.data_specs import builtin_ood_names, default_id, has_train_split
 from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
                                                  check_feature_params, check_fit_counts,
                                                  norm_std_notes, parse_params)
@@ -75,9 +76,13 @@ from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detecto
                                            fits_on, parse_detectors, score_extracted,
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
+from robustrep.tasks.ood.openood import (OPENOOD_V15, check_openood_shape, list_labels,
+                                         openood_benchmark)
 from robustrep.tasks.ood.outputs import OUTPUTS, read_earlier, write_merged
 from robustrep.tasks.ood.results import (FPR_LEGEND, DetectorResult, ScoreResult,
                                          compute_metrics)
+from robustrep.tasks.ood.set_checks import (check_distinct, check_not_id, check_not_trained_on,
+                                            suits, unsuited)
 
 
 def _needs(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None = None
@@ -323,10 +328,10 @@ def _check_sets(specs: Sequence[DetectorSpec], sets: _Sets, config: dict[str, An
     check_inert_options(specs, feature_maps, resize,
                         [sets.id_name, sets.fit_data or sets.id_name,
                          *(sets.specs.get(n, n) for n in sets.ood)], lists_resized)
-    ds.check_not_trained_on(sets.ood, config, foreign)
-    ds.check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
-                    sets.fit_data)
-    ds.check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
+    check_not_trained_on(sets.ood, config, foreign)
+    check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
+                 sets.fit_data)
+    check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
     sets.notes += optimistic_data(sets.id_name, sets.fit_data, {} if foreign else config)
 
 
@@ -446,7 +451,7 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
     groups: dict[str, list[str]] = {}
     bench_id, listed = None, {}
     if openood is not None:
-        bench = ds.openood_benchmark(openood, openood_id or config.get("dataset"))
+        bench = openood_benchmark(openood, openood_id or config.get("dataset"))
         listed = {role: spec for role, given, spec in (("test", id_data, bench.id_test),
                                                        ("train", fit_data, bench.id_train))
                   if given is None}
@@ -457,10 +462,10 @@ def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | N
             groups = {g: list(names) for g, names in bench.groups.items()}
     notes: list[str] = []
     if not (specs or ood):
-        ood = [n for n in ds.builtin_ood_names() if ds.suits(n, config)]
-        notes += [f"left out the OOD set {n}: {ds.unsuited(n, config)}"
-                  for n in ds.builtin_ood_names() if n not in ood]
-    return _Sets(id_data or ds.default_id(config, data_root), fit_data, list(specs or ood),
+        ood = [n for n in builtin_ood_names() if suits(n, config)]
+        notes += [f"left out the OOD set {n}: {unsuited(n, config)}"
+                  for n in builtin_ood_names() if n not in ood]
+    return _Sets(id_data or default_id(config, data_root), fit_data, list(specs or ood),
                  specs, groups, notes, bench_id, listed)
 
 
@@ -477,7 +482,7 @@ def _check_openood_data(sets: _Sets, config: dict[str, Any], foreign: bool,
     with ``--openood-id cifar10`` read CIFAR-10's colour images as grey, kept labels 0-4, and
     reported an ID accuracy of 20% with exit 0. Where the data is not named (a ``--model``, a
     run of an image folder), the lists take the shape rule of ``--id cifar10``
-    (:func:`~robustrep.tasks.ood.datasets.check_openood_shape`). Returns whether ``--resize``
+    (:func:`~robustrep.tasks.ood.openood.check_openood_shape`). Returns whether ``--resize``
     acts on the lists; notes the classes left out of them."""
     bench = sets.openood_id
     if bench is None:
@@ -489,7 +494,7 @@ def _check_openood_data(sets: _Sets, config: dict[str, Any], foreign: bool,
         lists = ("test and train lists are" if len(sets.listed) == 2 else
                  f"{next(iter(sets.listed))} list is")
         fix = (f"OpenOOD v1.5 has no {trained} benchmark: score its own OOD sets without "
-               f"--openood" if trained not in ds.OPENOOD_V15 else
+               f"--openood" if trained not in OPENOOD_V15 else
                f"give --openood-id {trained}" if foreign else
                f"drop --openood-id (the run's {trained} benchmark is the default)")
         raise ConfigError(f"{what}: {whose} trained on {trained}, not {bench}, so OpenOOD's "
@@ -498,7 +503,7 @@ def _check_openood_data(sets: _Sets, config: dict[str, Any], foreign: bool,
                           f"{fix}")
     resized = False
     if foreign or trained != bench:  # a run's own data is read as it was trained on it
-        resized = any([ds.check_openood_shape(bench, spec, ctx, what)
+        resized = any([check_openood_shape(bench, spec, ctx, what)
                        for spec in sets.listed.values()])
     sets.notes += _left_out_classes(sets, ctx, foreign)
     return resized
@@ -512,7 +517,7 @@ def _left_out_classes(sets: _Sets, ctx: ds.DataContext, foreign: bool) -> list[s
     kept = sorted({int(c) for c in ctx.classes})
     notes = []
     for role, spec in sets.listed.items():
-        dropped = sorted(c for c in ds.list_labels(spec) if c >= 0 and c not in kept)
+        dropped = sorted(c for c in list_labels(spec) if c >= 0 and c not in kept)
         if dropped:
             whose = f"--classes {' '.join(map(str, kept))}" if foreign else \
                 f"the run's classes {', '.join(map(str, kept))}"
@@ -531,7 +536,7 @@ def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, ou
     if not _fitted(specs, params):
         return None
     id_name, fit_data = sets.id_name, sets.fit_data
-    if fit_data is None and not ds.has_train_split(id_name):
+    if fit_data is None and not has_train_split(id_name):
         raise ConfigError(f"{id_name} has no train split; name the data the detectors are "
                           f"fitted on with --fit-data")
     fit_set = ds.id_dataset(fit_data or id_name, ctx, train=True, limit=max_fit)

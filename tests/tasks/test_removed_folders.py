@@ -159,15 +159,15 @@ def test_output_lock_folder_removed_is_one_line(tmp_path):
 
 
 def test_classify_eval_out_removed_mid_command(tmp_path, monkeypatch, capsys):
-    from robustrep.tasks.classify import evaluate
+    from robustrep.tasks.classify import report_files
     run, out = tmp_path / "run", tmp_path / "eval"
     assert main([*CLASSIFY, "--steps", "1", "--out", str(run)]) == 0
-    draw = evaluate.reliability_diagram
+    draw = report_files.reliability_diagram
 
     def remove_then_draw(*args, **kwargs):  # report.json written, the diagram next
         shutil.rmtree(out)
         return draw(*args, **kwargs)
-    monkeypatch.setattr(evaluate, "reliability_diagram", remove_then_draw)
+    monkeypatch.setattr(report_files, "reliability_diagram", remove_then_draw)
     assert main(["classify", "eval", str(run), "--out", str(out), "--attacks", "fgsm",
                  "--corruptions", "none", "--max-samples", "6", "--quiet"]) == 2
     assert _last_line(capsys) == (

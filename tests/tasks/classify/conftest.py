@@ -27,13 +27,13 @@ def undrawn_diagrams(monkeypatch):
     """classify eval writes reliability.png and corruptions.png empty, by the same atomic
     writer, not drawn (0.1 s each), for tests that read no picture;
     test_evaluate.py's test_eval_run_writes_report_and_diagram draws and checks them."""
-    from robustrep.tasks.classify import evaluate
+    from robustrep.tasks.classify import report_files
     from robustrep.tasks.common.runfiles import write_atomic
 
-    monkeypatch.setattr(evaluate, "reliability_diagram",
+    monkeypatch.setattr(report_files, "reliability_diagram",
                         lambda confidence, accuracy, counts, path, *args, **kwargs:
                         write_atomic(path, lambda handle: None))
-    monkeypatch.setattr(evaluate, "bar_table",
+    monkeypatch.setattr(report_files, "bar_table",
                         lambda rows, path, **kwargs: write_atomic(path, lambda handle: None))
 
 

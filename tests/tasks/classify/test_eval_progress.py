@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from robustrep.metrics.robust import attack_steps
-from robustrep.tasks.classify import attacks, evaluate
+from robustrep.tasks.classify import attacks, eval_metrics
 from robustrep.tasks.common.progress import LogProgress
 
 
@@ -66,14 +66,14 @@ def test_a_slow_evaluation_says_how_long_it_may_take(monkeypatch, capsys):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     data = [(torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,)))]
-    monkeypatch.setattr(evaluate, "SLOW_SECONDS", 0.0)
-    evaluate.evaluate_model(model, data, attacks=("fgsm",), corruptions=(), progress_bar=True)
+    monkeypatch.setattr(eval_metrics, "SLOW_SECONDS", 0.0)
+    eval_metrics.evaluate_model(model, data, attacks=("fgsm",), corruptions=(), progress_bar=True)
     err = capsys.readouterr().err
     note = next(line for line in err.splitlines() if "may take up to" in line)
     assert note.startswith("classify eval: the attacks (fgsm) on 8 images may take up to")
     assert note.endswith("; faster: a smaller --n-attack (now 8)")  # no faster attack than fgsm
-    monkeypatch.setattr(evaluate, "SLOW_SECONDS", 1e9)
-    evaluate.evaluate_model(model, data, attacks=("fgsm",), corruptions=(), progress_bar=True)
+    monkeypatch.setattr(eval_metrics, "SLOW_SECONDS", 1e9)
+    eval_metrics.evaluate_model(model, data, attacks=("fgsm",), corruptions=(), progress_bar=True)
     assert "may take" not in capsys.readouterr().err
 
 

@@ -1,5 +1,5 @@
 """A ``classify eval`` report names the run it evaluated (its resolved path), and ``--out`` never
-replaces another run's report (tasks/classify/evaluate.py ``check_same_run``).
+replaces another run's report (tasks/classify/report_files.py ``check_report_run``).
 
 Was: ``classify eval A --out B/eval`` evaluated A, then replaced run B's report.json with a note
 saying so (B's result lost); and ``run`` was recorded as typed, so a relative RUN written from

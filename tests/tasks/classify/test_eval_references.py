@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustrep.data.cifar_c import CIFAR_C_CORRUPTIONS
-from robustrep.tasks.classify.evaluate import (_check_cifar_c, corruption_accuracy,
-                                               evaluate_model)
+from robustrep.tasks.classify.cifar_c_checks import check_cifar_c
+from robustrep.tasks.classify.eval_metrics import corruption_accuracy, evaluate_model
 from robustrep.tasks.common.errors import DataError, UserError
 
 from .conftest import Threshold
@@ -104,16 +104,16 @@ def test_cifar_c_for_a_model_of_other_channels_or_size_is_refused_before_any_wor
     # model evaluated at 16x16 got a negative relative mCE (32x32 files against 16x16 clean)
     _cifar_c_files(tmp_path, [0, 1, 2, 3])
     run = {"dataset": "cifar10", "channels": 3, "image_size": 32}
-    _check_cifar_c(run, tmp_path)  # fits
+    check_cifar_c(run, tmp_path)  # fits
     with pytest.raises(UserError, match=r"files hold RGB images and the model takes 1 chan"):
-        _check_cifar_c({**run, "channels": 1}, tmp_path)
+        check_cifar_c({**run, "channels": 1}, tmp_path)
     with pytest.raises(UserError, match=r"files hold 32x32 images and the clean accuracy is "
                                         r"on 16x16"):
-        _check_cifar_c({**run, "image_size": 16}, tmp_path)
+        check_cifar_c({**run, "image_size": 16}, tmp_path)
     np.save(tmp_path / "fog.npy", np.zeros((20, 32, 32), np.uint8))  # no channel axis
     with pytest.raises(DataError, match=r"fog.npy holds uint8 \[20, 32, 32\]; expected the "
                                         r"released layout"):
-        _check_cifar_c(run, tmp_path)
+        check_cifar_c(run, tmp_path)
 
 
 def test_cifar_c_files_of_other_images_than_the_clean_set_are_refused(tmp_path):

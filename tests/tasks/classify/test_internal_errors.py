@@ -41,8 +41,8 @@ def test_a_bug_in_the_dry_runs_model_build_is_a_traceback_not_a_user_error(kind,
 @pytest.mark.parametrize("kind", [ValueError, TypeError])
 def test_a_bug_in_an_eval_metric_is_a_traceback_not_a_user_error(kind, trained_run, tmp_path,
                                                                  monkeypatch, capsys):
-    from robustrep.tasks.classify import evaluate
-    monkeypatch.setattr(evaluate, "expected_calibration_error", _broken(kind))  # the model read
+    from robustrep.tasks.classify import eval_metrics
+    monkeypatch.setattr(eval_metrics, "expected_calibration_error", _broken(kind))  # the model read
     with pytest.raises(kind, match="^boom$"):
         main(["classify", "eval", str(trained_run), "--attacks", "none", "--corruptions", "none",
               "--out", str(tmp_path / "e"), "--device", "cpu", "--quiet"])

@@ -18,7 +18,7 @@ from robustrep.adversarial import classifier_loss, fgsm, pgd
 from robustrep.metrics import robust_accuracy
 from robustrep.mixing import SampleMix, mixup_target
 from robustrep.split import FeatureSplit
-from robustrep.tasks.classify import evaluate
+from robustrep.tasks.classify import eval_metrics
 from robustrep.tasks.classify.task import ClassifyTask
 from robustrep.tasks.classify.train import Trainer
 
@@ -193,8 +193,8 @@ def test_robust_accuracy_counts_only_samples_right_clean_and_attacked():
 
 
 def test_eval_report_robust_accuracy_is_at_most_clean_accuracy():
-    report = evaluate.evaluate_model(Wavy(), wavy_data(), "cpu", eps=0.2, attacks=("fgsm",),
-                                     corruptions=())
+    report = eval_metrics.evaluate_model(Wavy(), wavy_data(), "cpu", eps=0.2, attacks=("fgsm",),
+                                         corruptions=())
     summary = report["summary"]
     assert summary["clean_acc"] == pytest.approx(2 / 3)
     assert summary["fgsm_acc"] == pytest.approx(1 / 3)

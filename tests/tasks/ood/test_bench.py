@@ -57,51 +57,6 @@ def test_table_and_findings():
     assert "| digits59 | KNN | 80.0 ± 1.0 |" in md
 
 
-def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_path, monkeypatch):
-    # The bench starts `classify train --preset P ... --out RUN` and, when RUN holds a checkpoint
-    # but is not finished, the same command with --resume: which must be accepted (no --preset:
-    # a resume keeps the saved config) and finish the run. Here in-process, a tiny run stopped
-    # after one of its two steps.
-    from robustrep.tasks.cli import main
-    from robustrep.tasks.common import launch
-    from robustrep.tasks.common.errors import UserError
-    from robustrep.tasks.common.run_records import FINISHED, read_run
-    from robustrep.tasks.ood.bench import train_run
-
-    run, calls = tmp_path / "runs" / "none-s0", []
-
-    def in_process(argv, log, threads=None):
-        calls.append(argv)
-        return main(argv)
-
-    monkeypatch.setattr(launch, "run_robustrep", in_process)
-    options = dict(preset="smoke", model="test_resnet", steps=2, device="cpu",
-                   train_opts={"image_size": 16, "classes": [0, 1], "eval_every": 0}, quiet=True,
-                   retrain=False)
-    assert main(["classify", "train", "--preset", "smoke", "--model", "test_resnet", "--steps",
-                 "2", "--image-size", "16", "--classes", "0,1", "--eval-every", "0", "--seed",
-                 "0", "--device", "cpu", "--out", str(run.absolute()), "--stop-after", "1",
-                 "--quiet"]) == 0
-    assert not (run / FINISHED).exists()
-    train_run("none", 0, run, **options)
-    assert calls[-1][-1] == "--resume" and "--preset" not in calls[-1]
-    assert (run / FINISHED).is_file()
-    assert train_run("none", 0, run, **options) == 0.0 and len(calls) == 1  # finished: kept
-    # kept only when trained with the setting's options (a dry run leaves the data's fields
-    # None and has the bench's seed): another model or lr was reused and labelled as asked for
-    wanted = {**read_run(run).config, "seed": 7, "mean": None, "num_classes": None}
-    assert train_run("none", 0, run, **options, wanted=wanted) == 0.0
-    for key, value in (("model", "resnet10t"), ("lr", 0.001)):
-        with pytest.raises(UserError, match=rf"holds a run made with {key} .*, not the "
-                                            rf"{value!r} asked for: add --retrain"):
-            train_run("none", 0, run, **options, wanted={**wanted, key: value})
-    # another length is not a resume (it would stretch the finished run's schedule)
-    with pytest.raises(UserError, match=r"holds a run of 2 steps, not the 3 .*--retrain"):
-        train_run("none", 0, run, **{**options, "steps": 3})
-    train_run("none", 0, run, **{**options, "steps": 3, "retrain": True})
-    assert "--resume" not in calls[-1] and read_run(run).config["steps"] == 3
-
-
 def _dry_run_in_process(monkeypatch):
     """`classify train --dry-run` in this process (the bench runs it as a child): the same
     parser and config checks, its exit code and output returned as check_robustrep does."""
@@ -312,18 +267,6 @@ def test_a_rerun_with_fewer_regs_keeps_the_other_regs_results(tmp_path, monkeypa
     assert len(calls) == 2
 
 
-def test_an_earlier_bench_without_records_is_replaced_with_a_note(tmp_path):
-    from robustrep.tasks.ood.bench import _keep_earlier
-    old = {"regs": ["none", "mixup"], "summary": []}  # written before the records were kept
-    kept, notes = _keep_earlier(old, {"seed": 0}, ["none"], tmp_path / "bench.json")
-    assert kept["regs"] == [] and kept["records"] == []
-    assert notes == [f"replaced the earlier {tmp_path / 'bench.json'}'s results of mixup: it "
-                     f"keeps no per-run records to merge (written before they were kept); add "
-                     f"them to --regs (their finished runs are reused) or give --out a new "
-                     f"folder"]
-    assert _keep_earlier(old, {"seed": 0}, ["mixup", "none"], tmp_path)[1] == []  # all again
-
-
 def test_bench_json_keeps_an_error_saying_nan(tmp_path):
     # Was: the JSON text's "NaN" became "null" everywhere, inside error messages too
     from robustrep.tasks.ood.bench_tables import write_files
@@ -370,47 +313,6 @@ def test_a_users_file_in_out_is_refused_before_anything_is_trained(tmp_path, mon
     assert (out / name).read_text() == "mine" and not (out / "runs").exists() and calls == []
 
 
-def _failed_run(tmp_path, monkeypatch, code, output="", checkpoint=False):
-    """train_run of a child that exits with ``code`` after writing ``output`` to the log (after
-    the command line, with which run_robustrep starts the log's entry), and a checkpoint if
-    ``checkpoint``; the refusal's text."""
-    from robustrep.tasks.common import launch
-    from robustrep.tasks.common.errors import UserError
-    from robustrep.tasks.ood.bench import train_run
-
-    def child(argv, log, threads=None):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(f"$ robustrep {' '.join(argv)}\n{output}")
-        if checkpoint:
-            (run / "checkpoints").mkdir(parents=True)
-            (run / "checkpoints" / "latest.pt").write_bytes(b"")
-        return code
-
-    monkeypatch.setattr(launch, "run_robustrep", child)
-    run = tmp_path / "runs" / "none-s0"
-    with pytest.raises(UserError) as err:
-        train_run("none", 0, run, preset="smoke", model="test_resnet", steps=2, device="cpu",
-                  train_opts={}, retrain=False, quiet=True)
-    return str(err.value).replace(f" (log: {run.parent / 'train.log'})", "")
-
-
-def test_a_killed_training_run_is_named_by_its_signal_not_its_command_line(tmp_path,
-                                                                          monkeypatch):
-    # Was: "training none seed 0 failed: $ robustrep classify train ..." (the log's last line,
-    # the command itself, when a kill -9 or the OOM killer left no output)
-    assert _failed_run(tmp_path, monkeypatch, -9) == (
-        "training none seed 0 failed: it was killed by SIGKILL; run the bench again to start "
-        "it anew (it wrote no checkpoint)")
-    assert _failed_run(tmp_path, monkeypatch, -15, "step 3/300\n", checkpoint=True) == (
-        "training none seed 0 failed: it was killed by SIGTERM (its last output: step 3/300); "
-        "run the bench again to resume it from its last checkpoint")
-    # a run that said why still says it; one that said nothing gives its exit code
-    assert _failed_run(tmp_path, monkeypatch, 2, "robustrep classify train: error: bad\n") == (
-        "training none seed 0 failed: robustrep classify train: error: bad")
-    assert _failed_run(tmp_path, monkeypatch, 1) == (
-        "training none seed 0 failed: exit code 1 and no output")
-
-
 def test_the_progress_lines_go_to_stderr_not_into_the_table(tmp_path, monkeypatch, capsys):
     # Was: `ood bench > table.md` put "[bench] 1/18 ..." lines in the file, above the table
     from robustrep.tasks.cli import main
@@ -435,7 +337,7 @@ def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_pat
     # bench.md written before bench.json: a stop between the two left a folder the next bench
     # refused as holding the user's bench.md
     from robustrep.tasks.common.output_paths import check_replaceable
-    from robustrep.tasks.ood import bench, bench_tables
+    from robustrep.tasks.ood import bench_tables
     written = []
 
     def stop_after_one(path, text):
@@ -454,7 +356,7 @@ def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_pat
                                  {"n_seeds": 3, "seeds": [0, 1, 2]}, [], "md", _no_bars)
     assert written == ["bench.json"]
     check_replaceable(tmp_path / "bench.json", ("regs", "summary"), "ood bench", "--out",
-                      companions=bench.BENCH_FILES)  # the next bench goes on
+                      companions=bench_tables.BENCH_FILES)  # the next bench goes on
 
 
 def test_a_k_above_the_fit_set_is_refused_before_anything_is_trained(tmp_path, monkeypatch,
@@ -474,48 +376,6 @@ def test_a_k_above_the_fit_set_is_refused_before_anything_is_trained(tmp_path, m
         f"among the images it is fitted on, {size} for the 'none' runs (the train split of "
         f"digits 0, 1, 2, 3, 4), so KNN.k must be at most {size}; lower it\n")
     assert calls == [] and not (out / "runs").exists()
-
-
-def test_the_training_runs_progress_is_relayed_from_its_log_as_it_runs(tmp_path, monkeypatch):
-    # Was: nothing until the run had finished (the child ran with --quiet into the log)
-    import time
-
-    from robustrep.tasks.common import launch
-    from robustrep.tasks.ood import relay
-    from robustrep.tasks.ood.bench import train_run
-    monkeypatch.setattr(relay, "POLL_SECONDS", 0.02)
-    run, said, argvs, seen_live = tmp_path / "runs" / "none-s0", [], [], []
-    log = run.parent / "train.log"
-    log.parent.mkdir(parents=True)
-    log.write_text("train old: step 5/5 (100%) 1.0 it/s\n")  # an earlier run's: not relayed
-
-    def child(argv, log, threads=None):
-        argvs.append(argv)
-        with log.open("a") as handle:
-            handle.write(f"$ robustrep {' '.join(argv)}\nnote: not progress\n"
-                         f"train test_resnet: step 100/300 (33%) 9.5 it/s ETA 21s loss=0.52\n"
-                         f"train test_resnet: step 1")  # a line being written
-            handle.flush()
-            # said while the run goes on, not once it has ended (a quiet bench says nothing)
-            for _ in range(0 if "--quiet" in argv else 250):
-                if len(said) == 2:
-                    seen_live.append(True)
-                    break
-                time.sleep(0.02)
-            handle.write("50/300 (50%) 9.9 it/s ETA 15s\ntrain test_resnet: step 300/300 (100%)"
-                         " 9.9 it/s\n")
-        return 0
-
-    monkeypatch.setattr(launch, "run_robustrep", child)
-    train_run("none", 0, run, preset="smoke", model="test_resnet", steps=300, device="cpu",
-              train_opts={}, retrain=False, quiet=False, say=said.append)
-    assert said == [f"training 300 steps (log: {log})", "training step 100/300 (33%), ETA 21s",
-                    "training step 150/300 (50%), ETA 15s", "training step 300/300 (100%)"]
-    assert seen_live and "--quiet" not in argvs[0]  # the child writes its progress to the log
-    said.clear()
-    train_run("none", 1, tmp_path / "runs" / "none-s1", preset="smoke", model="test_resnet",
-              steps=300, device="cpu", train_opts={}, retrain=False, quiet=True)
-    assert said == [] and argvs[-1][-1] == "--quiet"  # ood bench --quiet: the child too
 
 
 def test_the_bench_says_what_it_does_from_its_start(tmp_path, monkeypatch, capsys):

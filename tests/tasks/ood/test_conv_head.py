@@ -1,8 +1,8 @@
 """A classifier whose last layer is a 1x1 convolution (timm ResNetV2/BiT, DLA, DPN) scored by
 every detector (tasks/ood/extract.py ``as_ood_model``/``last_layer``, robustrep/split.py
 ``ConvClassifier``): the logits are the model's own, and ViM, DICE, NCI and fDBD read its kernel
-as the ``[C, D]`` weight of the linear map it is. Was: ``ood score --model resnetv2_18`` failed in conv2d with a
-traceback (``got input of size: [8, 512]``), exit 1."""
+as the ``[C, D]`` weight of the linear map it is. Was: ``ood score --model resnetv2_18`` failed
+in conv2d with a traceback (``got input of size: [8, 512]``), exit 1."""
 
 import json
 

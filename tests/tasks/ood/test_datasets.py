@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from robustrep.data import image_shape
-from robustrep.tasks.ood.datasets import (DataContext, ShapeMismatch, default_id, id_dataset,
-                                          ood_dataset)
+from robustrep.tasks.ood.data_specs import default_id
+from robustrep.tasks.ood.datasets import DataContext, ShapeMismatch, id_dataset, ood_dataset
 
 CTX = DataContext(shape=(1, 16, 16), classes=[0, 1, 2])
 
@@ -86,13 +86,6 @@ def test_cifar_format_needs_resize_for_a_grey_model(tmp_path):
     assert set(labels) == {1, 2} and len(labels) == 10  # 5 train batches x 2 kept images
 
 
-def test_default_id_from_the_run_config():
-    assert default_id({"dataset": "digits"}) == "digits"
-    assert default_id({"dataset": "cifar100"}) == "cifar100"
-    with pytest.raises(ValueError, match="--id imagefolder:PATH"):
-        default_id({"dataset": "image_folder", "data_root": "/x"})
-
-
 def test_subsampling_is_seeded():
     a = ood_dataset("gaussian", DataContext((1, 16, 16), seed=3), limit=5)
     b = ood_dataset("gaussian", DataContext((1, 16, 16), seed=3), limit=5)
@@ -102,7 +95,7 @@ def test_subsampling_is_seeded():
 def test_timm_split_layout_train_and_val(tmp_path):
     from robustrep.data import create_dataset
     from robustrep.data.local import folder_split
-    from robustrep.tasks.ood.datasets import has_train_split
+    from robustrep.tasks.ood.data_specs import has_train_split
     root = tmp_path / "split"
     _png_folder(root / "train" / "a", 16, n=5)
     _png_folder(root / "val" / "a", 16, n=2)
@@ -121,17 +114,3 @@ def test_timm_split_layout_train_and_val(tmp_path):
     (root / "val" / "a").rename(root / "val" / "b")  # val lacks a: b keeps train's label 1
     assert {y for _, y in id_dataset(f"imagefolder:{root}", CTX, train=False)} == {1}
     assert len(id_dataset(f"imagefolder:{plain}", CTX, train=True)) == 3
-
-
-@pytest.mark.parametrize("inside", ["images_classic", "benchmark_imglist/cifar10"])
-def test_a_folder_inside_openoods_data_folder_is_answered_with_it(tmp_path, inside):
-    # Was: "expected DATA/benchmark_imglist/cifar10/benchmark_imglist" and no word of the
-    # folder to give
-    from robustrep.tasks.ood.datasets import openood_benchmark
-    (tmp_path / "data" / inside).mkdir(parents=True)
-    with pytest.raises(FileNotFoundError) as err:
-        openood_benchmark(tmp_path / "data" / inside, "cifar10")
-    assert str(err.value).endswith(f"; give --openood {tmp_path / 'data'}, the folder holding it")
-    with pytest.raises(FileNotFoundError) as err:  # a folder elsewhere: no folder to name
-        openood_benchmark(tmp_path, "cifar10")
-    assert "give --openood" not in str(err.value)

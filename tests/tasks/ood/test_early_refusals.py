@@ -243,7 +243,7 @@ def test_bench_refuses_vim_on_a_uos_head_before_anything_is_trained(tmp_path, mo
 
 @pytest.mark.parametrize("model, maps", [("test_vit", False), ("test_resnet", True)])
 def test_the_bench_reads_a_models_trunk_on_the_meta_device(model, maps):
-    from robustrep.tasks.ood.bench import _meta_model
+    from robustrep.tasks.ood.bench_plan import _meta_model
     net = _meta_model({"model": model, "image_size": 32, "dataset": "digits", "channels": None,
                        "classes": [0, 1, 2, 3, 4], "head": "linear"})
     assert next(net.parameters()).is_meta  # built without memory or weights

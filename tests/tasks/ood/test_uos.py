@@ -97,7 +97,7 @@ def test_detectors_that_read_a_linear_heads_weights_are_refused_on_a_uos_head(
 
 
 def test_bench_settings_carry_their_own_classify_options():
-    from robustrep.tasks.ood.bench import split_setting
+    from robustrep.tasks.ood.bench_training import split_setting
     assert split_setting("none") == ("none", {})
     assert split_setting("adaptivemix@head=uos@am_weight=2") == ("adaptivemix",
                                                                  {"head": "uos", "am_weight": 2})
