@@ -400,7 +400,7 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
             check_stop_after(stop_after, trainer.step)  # validated: only now may the folder change
             check_more_to_train(run.path, trainer.step, cfg.steps)
             if info.is_main:
-                resumed(run, to_dict(cfg), trainer.step)
+                resumed(run, to_dict(cfg), trainer.step, trainer.last_ckpt)
                 if kept_note:
                     print(kept_note, file=sys.stderr)
                 records = run.read_metrics()

@@ -162,10 +162,16 @@ def gone_line(path: Path) -> str:
             f"removed one starts again with the same command")
 
 
-def resumed(run: RunDir, config: dict[str, Any], step: int) -> None:
-    """After a resumed run's checkpoint was validated: its (overridden) config, what the resume
-    changed (:func:`record_resume`), the metrics, step files and sample grids cut back to the
+def resumed(run: RunDir, config: dict[str, Any], step: int,
+            checkpoint: Path | None = None) -> None:
+    """After a resumed run's checkpoint was validated: the line saying where it goes on from
+    (as stylegan2-ada's "Resuming from" and timm's "Loaded checkpoint"; after a kill nothing
+    else showed the step), its (overridden) config, what the resume changed
+    (:func:`record_resume`), the metrics, step files and sample grids cut back to the
     checkpoint's step, and the records' wall clock going on from the last one."""
+    if checkpoint is not None:
+        print(f"resuming {run.path} at step {step} of {config.get('steps')} from {checkpoint}",
+              file=sys.stderr)
     unmark_finished(run.path)
     config = absolute_paths(config)
     # how the run logged up to its checkpoint: config.json before the resume rewrites it

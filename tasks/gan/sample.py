@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -329,11 +329,11 @@ def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
             if files is not None:
                 if not done:
                     files.make()  # guarded from the first image on
-                _write_images(batch, files[done:done + len(batch)])
-                # a stop now: a rerun meets these files and is refused without --force
-                stop_note(f"{done + len(batch)} of {total} images written to "
-                          f"{files.folder}, each whole; the same command with --force "
-                          f"writes them all again")
+                # a stop now: a rerun meets these files and is refused without --force; the
+                # count is of whole files, image by image (it was by batch: 1000 said, 1261 there)
+                _write_images(batch, files[done:done + len(batch)], lambda n, start=done: stop_note(
+                    f"{start + n} of {total} images written to {files.folder}, each whole; "
+                    f"the same command with --force writes them all again"))
             if keep:
                 kept.append(batch)
             done += len(batch)
@@ -466,14 +466,17 @@ def _note_other_images(outdir: str | Path, files: ImageFiles) -> None:
               f"ones: choose an empty folder to keep the sets apart", file=sys.stderr)
 
 
-def _write_images(samples: torch.Tensor, files: Sequence[Path]) -> None:
+def _write_images(samples: torch.Tensor, files: Sequence[Path],
+                  written: Callable[[int], None] = lambda n: None) -> None:
     """Each image as its own PNG, in generate.py's conversion ``x * 127.5 + 128`` clamped to
-    0..255 and truncated to uint8 (torchvision's grid rounds the same way)."""
+    0..255 and truncated to uint8 (torchvision's grid rounds the same way); ``written(n)``
+    after the n-th file is whole."""
     from PIL import Image
     pixels = (samples * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    for image, path in zip(pixels, files):
+    for n, (image, path) in enumerate(zip(pixels, files), 1):
         picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
         write_atomic(path, lambda handle, p=picture: p.save(handle, format="PNG"))
+        written(n)
 
 
 def _write_grid(samples: torch.Tensor, cfg: GanConfig | None, step: int, grid: str | Path,

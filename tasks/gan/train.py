@@ -448,7 +448,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             check_stop_after(stop_after, trainer.step)
             check_more_to_train(run.path, trainer.step, cfg.steps)
             if dist.is_main:  # validated: only now may the run folder change
-                resumed(run, to_dict(cfg), trainer.step)
+                resumed(run, to_dict(cfg), trainer.step, trainer.last_ckpt)
                 if kept_note:
                     print(kept_note, file=sys.stderr)
             trainer.last_metrics = _last_eval(run.read_metrics())

@@ -132,7 +132,10 @@ def test_an_older_l2_run_resumes_at_its_own_radius_as_if_never_stopped(tmp_path,
         train(tiny_config(**l2), tmp_path / "b", stop_after=1, quiet=True)
     capsys.readouterr()
     train(tiny_config(**l2), tmp_path / "b", resume=True, quiet=True)
-    assert "records fgsm's eps 0.031373 (this version's default: 0.5)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "records fgsm's eps 0.031373 (this version's default: 0.5)" in err
+    b = tmp_path / "b"  # and where it went on from (after a kill nothing else said it)
+    assert f"resuming {b} at step 1 of 2 from {b / 'checkpoints' / 'latest.pt'}\n" in err
     a, b = (torch.load(tmp_path / r / "checkpoints" / "latest.pt", weights_only=False)["model"]
             for r in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)

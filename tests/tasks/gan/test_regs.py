@@ -159,5 +159,7 @@ def test_a_resume_builds_and_records_the_options_its_record_keeps(tiny_cfg, tmp_
     capsys.readouterr()
     train(tiny_cfg("grid-mlp", reg="dat", steps=2), resume=str(run), show_progress=False)
     assert built[-1].by_name["dat"].t == 0.5  # the trainer's; 1.0 is the core default
-    assert "records dat's t 0.5 (this version's default: 1.0)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "records dat's t 0.5 (this version's default: 1.0)" in err
+    assert f"resuming {run.resolve()} at step 1 of 2 from " in err
     assert json.loads((run / "regularizers.json").read_text()) == record
