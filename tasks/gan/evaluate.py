@@ -559,9 +559,31 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
         raise FolderGone(f"{run} was removed or moved while gan eval scored it; nothing was "
                          f"written; run the command again on the run's new place")
     path.parent.mkdir(parents=True, exist_ok=True)
+    note = _replaced_note(path, metrics)  # before the earlier record is replaced
     write_text_atomic(path, json.dumps(metrics, indent=2, default=str) + "\n")
+    if note:
+        print(note, file=sys.stderr)
     metrics["json"] = str(path)
     return metrics
+
+
+# what makes two records of a run other evaluations (a rerun of the same one says nothing)
+_SETTINGS = ("step", "generator", "num_samples", "num_real", "fid_features")
+
+
+def _replaced_note(path: Path, metrics: dict[str, Any]) -> str | None:
+    """The note for an earlier record at ``path`` of another evaluation that ``metrics``
+    replaces: stylegan2-ada's calc_metrics appends to its metric-*.jsonl, so a user may expect
+    the earlier numbers to be kept."""
+    from robustrep.tasks.common.eval_records import as_own_run, setting_changes
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):  # none there (a damaged one was refused before)
+        return None
+    diff = setting_changes(as_own_run(old, metrics), metrics, _SETTINGS) if isinstance(
+        old, dict) else []
+    return (f"note: {path} replaced: it held another evaluation ({'; '.join(diff)}); give "
+            f"--out another file to keep both") if diff else None
 
 
 def _checkpoint_file(run: str | Path, checkpoint: str | Path | None) -> Path:

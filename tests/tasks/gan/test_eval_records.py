@@ -32,17 +32,25 @@ def _record(path, **fields):
 
 
 
-def test_the_record_names_the_run_and_checkpoint_it_scored(run, tmp_path, monkeypatch):
+def test_the_record_names_the_run_and_checkpoint_it_scored(run, tmp_path, monkeypatch,
+                                                           capsys):
     monkeypatch.chdir(run.parent)  # a relative RUN is recorded as its absolute path
     out = tmp_path / "scores" / "eval.json"
     assert main(["gan", "eval", run.name, *FAST, "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["run"] == str(run.resolve())
     assert record["checkpoint"] == str((run / "checkpoints" / "latest.pt").resolve())
-    # a rerun replaces the record it wrote (it names this run), from anywhere
+    # the same evaluation again, from anywhere: replaced without a word
     monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["gan", "eval", str(run), *FAST, "--out", str(out)]) == 0
+    assert "replaced" not in capsys.readouterr().err
+    # another one replaces the record it wrote (it names this run), and says what it held
+    # (was: silently; stylegan2-ada's calc_metrics appends to its metric-*.jsonl)
     assert main(["gan", "eval", str(run), *FAST, "--out", str(out),
                  "--checkpoint", "step_00000001.pt"]) == 0
+    assert f"note: {out} replaced: it held another evaluation (step 2 -> 1); give --out " \
+           f"another file to keep both\n" in capsys.readouterr().err
     record = json.loads(out.read_text())
     assert record["step"] == 1 and record["run"] == str(run.resolve())
     assert record["checkpoint"] == str((run / "checkpoints" / "step_00000001.pt").resolve())

@@ -90,3 +90,21 @@ def test_outdir_file_names_are_made_as_they_are_written(tmp_path):
     assert seeds.taken() == []
     with pytest.raises(IndexError):
         files[10**8]
+
+
+def test_an_edited_config_json_is_named_not_the_checkpoint(tiny_run, tmp_path, error_line):
+    """Was: "checkpoint .../latest.pt does not fit the run's generator" after a hand edit of
+    config.json: the user was pointed at the file to keep. The checkpoint holds the options it
+    was trained with; config.json differs from them."""
+    import json
+    import shutil
+    run = tmp_path / "edited"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["g_width"] = 64
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["gan", "sample", str(run), "--num", "4", "--device", "cpu", "--quiet"]) == 2
+    assert error_line() == (
+        f"robustrep gan sample: error: {run / 'config.json'} differs from the options checkpoint "
+        f"{run / 'checkpoints' / 'latest.pt'} was trained with (g_width 8 (config.json: 64)), "
+        f"and its generator does not fit the checkpoint: restore config.json")
