@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import signal
 import sys
 import threading
@@ -76,6 +77,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         words = list(sys.argv[1:] if args is None else args)
+        self._words = words  # for the remedy :meth:`error` may add
         hits = timm_hits(words, self._option_string_actions)
         if hits and not {"-h", "--help"} & set(words):  # asked for help: the help
             given = " ".join(" ".join(w for w in hit[:2] if w is not None) for hit in hits)
@@ -102,7 +104,25 @@ class ArgumentParser(argparse.ArgumentParser):
         return []
 
     def error(self, message: str):
+        message += self._dash_value_hint(message)
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+    def _dash_value_hint(self, message: str) -> str:
+        """The remedy when an option's value was taken for an option: argparse reads a word
+        starting with '-' that is no plain negative number (``-1,1``, ``-1e-3``) as an option,
+        so ``--range -1,1`` left ``--range`` "expected one argument", which does not say that
+        ``--range=-1,1`` is the way to write it. Not when the next word is an option of this
+        parser (the value was left out)."""
+        match = re.fullmatch(r"argument (\S+): expected one argument", message)
+        if match is None:
+            return ""
+        flags = match.group(1).split("/")
+        words = getattr(self, "_words", [])
+        for flag, value in zip(words, words[1:]):
+            if flag in flags and value.startswith("-") and value != "--" and \
+                    value.split("=", 1)[0] not in self._option_string_actions:
+                return f"; a value starting with '-' needs '=': write {flag}={value}"
+        return ""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -414,8 +414,8 @@ class FidOptions(_FidOptions):
     data_root: str | None = shared("data_root", default_help="none: only a named reference such "
                                                              "as cifar10-train reads it")
     resolution: int | None = _opt(None, "side images of a folder or zip are resized and "
-                                        "centre-cropped to (default: the first image's shorter "
-                                        "side)", min=1)
+                                        "centre-cropped to (default: the images' shorter side, "
+                                        "which all must share)", min=1)
     range: str | None = _opt(None, "value range of float samples in a .pt/.npy/.npz file; write "
                                    "--range=-1,1 with '=' (default: read from the file, see "
                                    "docs/metrics.md)", RANGES, metavar="0,1|-1,1|0,255")

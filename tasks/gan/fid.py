@@ -13,9 +13,11 @@ Each of A and B is one of (checked in this order):
   its G_ema as above, with noise drawn as stylegan2-ada's metrics draw it (``noise_mode``
   random) and, for a conditional network, classes drawn uniformly (the reference draws them from
   the dataset's labels: the same distribution on a class-balanced set such as CIFAR-10);
-- an image folder (``ROOT/<class>/<image>`` or flat, as ``imagefolder`` data), resized on the
-  shorter side and centre-cropped to the side of its first image (``--resolution`` to choose);
-- a stylegan2-ada dataset ``.zip`` (``robustrep.data.zipdata``);
+- an image folder (``ROOT/<class>/<image>`` or flat, as ``imagefolder`` data), each image
+  centre-cropped to its shorter side, which all must share (images of several sizes are refused
+  before any feature is computed, ``fid_sources.one_side``), or resized on the shorter side to
+  ``--resolution`` and centre-cropped;
+- a stylegan2-ada dataset ``.zip`` (``robustrep.data.zipdata``), read as a folder;
 - a statistics ``.npz`` holding ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (pytorch-fid's
   ``--save-stats``, TTUR and clean-fid write them), torch-fidelity's cached statistics (a
   ``.pt`` of ``mu``/``sigma``) or stylegan2-ada's (a ``.pkl`` of its ``FeatureStats``, the
@@ -23,7 +25,8 @@ Each of A and B is one of (checked in this order):
   ``mu``/``sigma`` too): FID only, no KID or precision/recall;
 - a samples file (:func:`~robustrep.tasks.gan.fid_sources.samples_to_unit`): ``.pt`` (a
   tensor, or a dict with ``samples`` as ``gan sample --pt`` writes; read with
-  ``weights_only=True``), ``.npy``, or an ``.npz`` with one array.
+  ``weights_only=True``; a ``gan train`` checkpoint is refused naming ``gan eval`` and
+  ``gan sample``), ``.npy``, or an ``.npz`` with one array.
 
 A is the set judged and B the reference (torch-fidelity's ``--input1``/``--input2`` order):
 precision is the share of A inside B's manifold, recall the share of B inside A's; FID and KID

@@ -18,7 +18,7 @@ import os
 import pickle
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,30 @@ def torch_stats_or_samples(spec: str, path: Path, declared: str | None) -> Sourc
     if isinstance(data, dict) and ("mu" in data or "sigma" in data):
         arrays = {str(k): _as_array(v) for k, v in data.items()}
         return _stats_source(spec, path, arrays)
+    _refuse_checkpoint(path, data)
     return _tensor_source(spec, data, declared, str(path))
+
+
+def _refuse_checkpoint(path: Path, data: Any) -> None:
+    """A robustrep training checkpoint given as samples (stylegan2-ada's metrics take a
+    snapshot file, ``calc_metrics.py --network``), refused with the commands that score it:
+    it was "a dict of samples needs the key 'samples'", advice for a samples file."""
+    if not isinstance(data, dict) or "samples" in data or not {"config", "step"} <= set(data):
+        return
+    step = data["step"]
+    if "G" not in data:  # classify train's (its weights are "model")
+        what = "a classify train" if "model" in data else "a robustrep training"
+        raise DataError(f"{path} is {what} checkpoint (step {step}), not samples: gan fid "
+                        f"compares images (a classify run gives the features with "
+                        f"--fid-features run:RUN)")
+    where = path if path.parent.name == "checkpoints" else path.absolute()
+    run, name, which = where.parent.parent, where.name, ""
+    if where.parent.name != "checkpoints" or not is_run(run):  # copied out of its run
+        run, name, which = "RUN", str(path), " (RUN: the run folder it was saved in)"
+    raise DataError(f"{path} is a gan train checkpoint (step {step}), not samples: score it with "
+                    f"robustrep gan eval {run} --checkpoint {name}, or draw samples with "
+                    f"robustrep gan sample {run} --checkpoint {name} --pt FILE.pt and give "
+                    f"FILE.pt to gan fid{which}")
 
 
 def _numpy_archive(path: Path) -> Any:
@@ -425,18 +448,16 @@ def _dataset_batches(dataset) -> Iterator[Tensor]:
 
 
 def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
-    from PIL import Image
-
     from robustrep.data.local import image_folder
 
     try:
-        # every file is opened (verify) before the first is read for its size, so an unreadable
-        # or dangling first image is named as any other, not with PIL's or the OS's error
+        # every file is opened (verify) before any is read for its size, so an unreadable or
+        # dangling image is named as unreadable, not with PIL's or the OS's error
         dataset = image_folder(path, resolution or 1, verify=True)
-        if resolution is None:  # the first image's shorter side: generated sets keep their size
-            first = dataset.samples[0]
-            with Image.open(first[0] if isinstance(first, tuple) else first) as image:
-                resolution = min(image.size)
+        if resolution is None:  # the side the images share: generated sets keep their size
+            files = [s[0] if isinstance(s, tuple) else s for s in dataset.samples]
+            resolution = one_side(f"image folder {path}",
+                                  ((str(f), _header_size(f)) for f in files))
             dataset = image_folder(path, resolution)  # the files just verified, at that side
         report_skipped(dataset)
     except (FileNotFoundError, ValueError) as err:
@@ -445,6 +466,51 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
     return Source(spec, f"image folder {path} ({len(dataset)} images at {resolution}x"
                         f"{resolution})", shape=(3, resolution, resolution),
                   batches=lambda: _dataset_batches(dataset), count=len(dataset))
+
+
+def _header_size(source: Any) -> tuple[int, int]:
+    """``(width, height)`` of an image file (a path or an open member) from its header: PIL
+    decodes no pixel for ``size`` (about 0.1 ms an image)."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        return image.size
+
+
+def _zip_sizes(path: Path, names: list[str]) -> Iterator[tuple[str, tuple[int, int]]]:
+    """``(member, (width, height))`` of each image ``names`` lists in the zip ``path``."""
+    with zipfile.ZipFile(path) as archive:
+        for name in names:
+            with archive.open(name) as member:
+                yield f"member {name}", _header_size(member)
+
+
+def one_side(where: str, sizes: Iterable[tuple[str, tuple[int, int]]]) -> int:
+    """The side a folder's or zip's images are compared at without ``--resolution``: their
+    shorter side (a non-square image is centre-cropped to it), which all of them must share.
+
+    Images of several sides are refused, naming the first image and the first of another
+    side, before any feature is computed: they were resized to the first image's side, so
+    one 8x8 thumbnail sorted first among 256x256 images gave the FID of thumbnails, without a
+    word. torch-fidelity and pytorch-fid refuse such a folder too (its images do not batch);
+    ``--resolution`` resizes every image on purpose, as clean-fid resizes all to one size."""
+    counts: dict[int, int] = {}
+    first = other = None
+    for name, size in sizes:
+        side = min(size)
+        counts[side] = counts.get(side, 0) + 1
+        first = first or (name, size)
+        if other is None and side != min(first[1]):
+            other = (name, size)
+    if other is None:
+        return min(first[1])
+    common = max(counts, key=counts.get)
+    (name0, (w0, h0)), (name1, (w1, h1)) = first, other
+    raise DataError(f"{where} holds images of several sizes ({name0} is {w0}x{h0}, {name1} "
+                    f"{w1}x{h1}; {counts[common]} of the {sum(counts.values())} images have "
+                    f"the side {common}); FID compares one size, so pass --resolution N "
+                    f"(each image's shorter side resized to N, then centre-cropped) or give "
+                    f"images of one size")
 
 
 def _run_source(spec: str, path: Path, num: int, device: torch.device) -> Source:
@@ -552,9 +618,10 @@ def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
 
     try:
         dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
-        if resolution is None:  # the first image's shorter side, as for a folder: zips made by
-            # hand may hold several sizes, which would not stack into one batch
-            dataset = ZipImageDataset(path, min(dataset.stored_size), channels=3)
+        if resolution is None:  # the side the images share, as for a folder (a zip made by
+            # hand may hold several sizes); at that side, non-square images centre-cropped
+            side = one_side(f"dataset zip {path}", _zip_sizes(path, dataset.names))
+            dataset = ZipImageDataset(path, side, channels=3)
         side = dataset[0][0].shape[-1]
     except (FileNotFoundError, ValueError) as err:
         raise DataError(str(err)) from None

@@ -2,9 +2,11 @@
 
 import argparse
 import errno
+import sys
 
 import pytest
 
+from robustrep.tasks.cli import main
 from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, path_problem, run_command
 from robustrep.tasks.common.errors import DataError, TrainingDiverged
 
@@ -111,6 +113,29 @@ def test_argparse_errors_are_one_line(capsys):
     err = capsys.readouterr().err
     assert err == ("robustrep x: error: argument --n: invalid int value: 'abc' "
                    "(see 'robustrep x --help')\n")
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="argparse 3.14 reads -1,1 and -5e-1 "
+                    "as negative numbers: they are values there")
+@pytest.mark.parametrize("argv, line", [
+    (["gan", "fid", "fm11.npy", "digits", "--range", "-1,1"],
+     "robustrep gan fid: error: argument --range: expected one argument; a value starting with "
+     "'-' needs '=': write --range=-1,1 (see 'robustrep gan fid --help')\n"),
+    (["gan", "sample", "run", "--truncation", "-5e-1"],
+     "robustrep gan sample: error: argument --truncation/--trunc: expected one argument; a "
+     "value starting with '-' needs '=': write --truncation=-5e-1 (see 'robustrep gan sample "
+     "--help')\n"),
+    (["gan", "fid", "fm11.npy", "digits", "--range", "--quiet"],  # the value left out
+     "robustrep gan fid: error: argument --range: expected one argument (see 'robustrep gan "
+     "fid --help')\n"),
+], ids=["range", "negative", "left-out"])
+def test_a_value_taken_for_an_option_is_told_to_use_equals(argv, line, capsys):
+    """argparse reads '-1,1' (no plain negative number) as an option, and its line did not say
+    that --range=-1,1 is how to write it (the help and docs did); a value left out gets no
+    such remedy."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and capsys.readouterr().err == line
 
 
 def test_help_states_each_default_once():

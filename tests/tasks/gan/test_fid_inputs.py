@@ -1,15 +1,21 @@
 """``robustrep gan fid`` on a researcher's own inputs: images too small for the digits network,
-a folder named like a built-in reference (tasks/gan/fid.py, tasks/gan/fid_sources.py)."""
+a folder named like a built-in reference, a training checkpoint given as samples
+(tasks/gan/fid.py, tasks/gan/fid_sources.py)."""
 
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.gan import evaluate
 from robustrep.tasks.gan.fid_sources import open_source
+from robustrep.tasks.gan.train import train
+
+from .conftest import tiny_config
 
 
 def _folder(path, n, side, seed=0):
@@ -102,6 +108,33 @@ def test_a_pt_of_objects_says_how_to_save_samples(tmp_path, monkeypatch, capsys)
     assert err.rstrip().endswith("save the samples as one tensor [N, C, H, W] (torch.save(x, "
                                  "FILE)), or a dict with 'samples' as gan sample --pt writes")
     assert "version of robustrep" not in err
+
+
+def test_a_training_checkpoint_is_told_how_to_be_scored(tmp_path, monkeypatch, capsys):
+    """Was read as a samples file: "a dict of samples needs the key 'samples' ... found keys
+    ['D', 'G', ...]"; now named, with the gan eval and gan sample lines that score it (the
+    run's own folder when it is in its run, RUN when copied out)."""
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config("grid-mlp", steps=1, out="runs/b"), show_progress=False)
+    step = "runs/b/checkpoints/step_00000001.pt"
+    shutil.copy(step, "copy.pt")
+    torch.save({"step": 5, "model": {}, "config": {}}, "classify.pt")
+    lines = []
+    for given in (step, "copy.pt", "classify.pt"):
+        assert main(["gan", "fid", given, "digits", "--quiet"]) == 2
+        lines.append(capsys.readouterr().err)
+    assert lines[0] == (f"robustrep gan fid: error: {step} is a gan train checkpoint (step 1), not "
+                        f"samples: score it with robustrep gan eval runs/b --checkpoint "
+                        f"step_00000001.pt, or draw samples with robustrep gan sample runs/b "
+                        f"--checkpoint step_00000001.pt --pt FILE.pt and give FILE.pt to gan "
+                        f"fid\n")
+    assert lines[1].count("\n") == 1 and lines[1].rstrip().endswith(
+        "robustrep gan eval RUN --checkpoint copy.pt, or draw samples with robustrep gan sample "
+        "RUN --checkpoint copy.pt --pt FILE.pt and give FILE.pt to gan fid (RUN: the run folder "
+        "it was saved in)")
+    assert lines[2] == ("robustrep gan fid: error: classify.pt is a classify train checkpoint "
+                        "(step 5), not samples: gan fid compares images (a classify run gives "
+                        "the features with --fid-features run:RUN)\n")
 
 
 def test_colour_is_made_grey_as_pil_makes_it():

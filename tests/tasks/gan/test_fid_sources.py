@@ -33,19 +33,52 @@ def digit_pngs(sizes):
     return out
 
 
-def test_zip_of_several_sizes_is_scored_at_the_first_images_shorter_side(tmp_path):
-    """Was: RuntimeError 'stack expects each tensor to be equal size'; now as a folder: each
-    image resized on its shorter side to the first image's and centre-cropped."""
-    sizes = [(16, 20), (20, 20), (32, 40), (24, 16)]  # 16: the digits features other tests cache
-    (tmp_path / "folder").mkdir()
+def _mixed(tmp_path, sizes):
+    """The same PNGs of ``sizes`` as a folder and as a zip."""
+    (tmp_path / "folder").mkdir(parents=True)
     with zipfile.ZipFile(tmp_path / "mixed.zip", "w") as archive:
         for i, data in enumerate(digit_pngs(sizes)):
             archive.writestr(f"{i}.png", data)
             (tmp_path / "folder" / f"{i}.png").write_bytes(data)
-    record = run_fid(tmp_path / "mixed.zip", tmp_path / "folder")
-    assert record["a"] == f"dataset zip {tmp_path / 'mixed.zip'} (4 images at 16x16)"
-    assert record["b"] == f"image folder {tmp_path / 'folder'} (4 images at 16x16)"
+    return tmp_path / "folder", tmp_path / "mixed.zip"
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip"])
+def test_images_of_several_sizes_are_refused_before_any_feature(kind, tmp_path, capsys,
+                                                                 monkeypatch):
+    """Was: every image resized to the first image's side without a word, so one 8x8 thumbnail
+    sorted first among larger images gave the FID of thumbnails; now one line naming the first
+    image and the first of another side, read from the headers before the network is built."""
+    from robustrep.tasks.gan import fid
+
+    def network(*args, **kwargs):
+        raise AssertionError("the feature network was built for images of several sizes")
+    monkeypatch.setattr(fid, "_network", network)
+    folder, archive = _mixed(tmp_path, [(8, 8), (24, 24), (24, 30), (24, 24)])
+    given = folder if kind == "folder" else archive
+    assert main(["gan", "fid", str(given), "digits", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    first, other = ((folder / "0.png", folder / "1.png") if kind == "folder"
+                    else ("member 0.png", "member 1.png"))
+    what = "image folder" if kind == "folder" else "dataset zip"
+    assert err == (f"robustrep gan fid: error: {what} {given} holds images of several sizes "
+                   f"({first} is 8x8, {other} 24x24; 3 of the 4 images have the side 24); FID "
+                   f"compares one size, so pass --resolution N (each image's shorter side "
+                   f"resized to N, then centre-cropped) or give images of one size\n")
+
+
+def test_resolution_resizes_several_sizes_and_a_crop_is_no_other_size(tmp_path):
+    """--resolution resizes on purpose, a zip as its folder (was: a stack error for the zip);
+    a non-square image of the others' shorter side is only centre-cropped, and taken."""
+    folder, archive = _mixed(tmp_path, [(16, 20), (20, 20), (32, 40), (24, 16)])
+    record = run_fid(archive, folder, "--resolution", "16")
+    assert record["a"] == f"dataset zip {archive} (4 images at 16x16)"
+    assert record["b"] == f"image folder {folder} (4 images at 16x16)"
     assert abs(record["fid"]) < 1e-4  # the same images, resized the same way
+    folder, archive = _mixed(tmp_path / "crop", [(16, 20), (16, 16), (24, 16), (16, 16)])
+    record = run_fid(archive, folder)
+    assert record["a"] == f"dataset zip {archive} (4 images at 16x16)"
+    assert record["b"] == f"image folder {folder} (4 images at 16x16)"
 
 
 @pytest.mark.parametrize("first, reason", [
