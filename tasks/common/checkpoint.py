@@ -276,6 +276,18 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
     return state
 
 
+def saved_step(path: str | Path | None) -> int | None:
+    """The step a checkpoint was saved at, read without its tensors (memory-mapped), for what
+    must be known before a resume loads it; None when it cannot be read (the load says why)."""
+    if path is None:
+        return None
+    try:
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("step")
+    except Exception:  # noqa: BLE001 - damaged or legacy: load_checkpoint names it
+        return None
+    return int(step) if isinstance(step, int) else None
+
+
 def latest_checkpoint(folder: str | Path) -> Path | None:
     path = Path(folder) / LATEST
     return path if path.is_file() else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.registry import regularizer_info
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.regularizers import (Kept, OptionFields, fmt_value, options_for,
                                                  scalar_kind, typed_option)
 
@@ -79,27 +80,42 @@ def record_regularizers(run: Path, record: dict[str, Any], step: int) -> None:
 
 
 def _record(run: Path, record: dict[str, Any], step: int) -> str | None:
-    from robustrep.tasks.common.runfiles import read_json, write_json
+    from robustrep.tasks.common.runfiles import write_json
     path = run / RECORD_FILE
     history: list = []
     if step > 0 and path.exists():
         try:
-            history = read_json(path, list)
-            if not all(isinstance(e, dict) and {"step", "regularizers"} <= set(e)
-                       for e in history):
-                raise ValueError("its entries are not {step, regularizers}")
+            full = read_history(path)
         except Exception as err:  # noqa: BLE001 (a damaged record: said, then started again)
             history = []
             note = f"warning: {path} is unreadable ({err}); it starts again at step {step}"
         else:
+            # entries after the resumed step are an abandoned trajectory's, cut as its metrics
+            history = [e for e in full if e["step"] <= step]
             last = history[-1]["regularizers"] if history else None
             if last == record:
+                if len(history) < len(full):
+                    write_json(path, history)
                 return None
             note = _changes(last or {}, record, path.parent, step) if last is not None else None
     else:
         note = None
     write_json(path, [*history, {"step": step, "regularizers": record}])
     return note
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The entries of a ``regularizers.json``; ValueError for one that is not a list of
+    ``{"step": int, "regularizers": {name: {"class", "options": {...}, ...}}}``."""
+    from robustrep.tasks.common.runfiles import read_json
+    history = read_json(path, list)
+    for entry in history:
+        regs = entry.get("regularizers") if isinstance(entry, dict) else None
+        if not (isinstance(regs, dict) and isinstance(entry.get("step"), int) and all(
+                isinstance(r, dict) and isinstance(r.get("options", {}), dict)
+                for r in regs.values())):
+            raise ValueError("its entries are not {step, regularizers}")
+    return history
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any], run: Path, step: int) -> str:
@@ -120,12 +136,14 @@ def _changes(old: dict[str, Any], new: dict[str, Any], run: Path, step: int) -> 
 
 
 def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields: OptionFields,
-                 context: dict[str, Any] | None = None) -> tuple[Kept, str | None]:
-    """For a resume of ``run``: the values its record last holds for options that ``cfg``
-    leaves to the core and that this version would resolve otherwise, with a note naming each
-    (None when there are none). Only scalar options of the same class are kept; a record that
-    cannot be read keeps nothing (:func:`record_regularizers` says so)."""
-    last = _last_entry(Path(run))
+                 context: dict[str, Any] | None = None, step: int | None = None
+                 ) -> tuple[Kept, str | None]:
+    """For a resume of ``run`` at ``step`` (None: its last): the values its record holds at
+    that step for options that ``cfg`` leaves to the core and that this version would resolve
+    otherwise, with a note naming each (None when there are none). Only scalar options of the
+    same class are kept; a record that cannot be read keeps nothing (:func:`record_regularizers`
+    says so); a kept value this version refuses is a ConfigError naming the record."""
+    last = _entry_at(Path(run), step)
     kept: Kept = {}
     changed = []
     for name, now in regularizer_record(cfg, names, fields, context).items():
@@ -140,20 +158,50 @@ def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields
             if (old is None or old == value or opt in set_by_cfg or spec is None
                     or scalar_kind(spec.annotation)[0] is None):
                 continue
-            kept.setdefault(name, {})[opt] = typed_option(name, opt, old)
+            kept.setdefault(name, {})[opt] = _kept_value(run, name, opt, old)
             changed.append(f"{name}'s {opt} {fmt_value(old)} (this version's default: "
                            f"{fmt_value(value)})")
+    _check_buildable(run, cfg, kept, fields, context)
     note = (f"note: {Path(run) / RECORD_FILE} records {'; '.join(changed)}: core defaults "
             f"that changed since the run started; the resume keeps the recorded values (a new "
             f"run takes the new ones)") if changed else None
     return kept, note
 
 
-def _last_entry(run: Path) -> dict[str, Any]:
-    """The regularizers of the record's last entry, ``{}`` when there is none to read."""
-    from robustrep.tasks.common.runfiles import read_json
+def _entry_at(run: Path, step: int | None) -> dict[str, Any]:
+    """The regularizers of the record's last entry at or before ``step`` (a resume from an
+    older checkpoint goes on from that trajectory), ``{}`` when there is none to read."""
     try:
-        history = read_json(run / RECORD_FILE, list)
-        return dict(history[-1]["regularizers"]) if history else {}
+        history = read_history(run / RECORD_FILE)
     except Exception:  # noqa: BLE001 - missing or damaged: nothing kept (the record says why)
         return {}
+    entries = [e for e in history if step is None or e["step"] <= step]
+    return dict(entries[-1]["regularizers"]) if entries else {}
+
+
+def _refused(run: Path, what: str, err: Exception) -> ConfigError:
+    return ConfigError(f"{Path(run) / RECORD_FILE} records {what}, which this version refuses "
+                       f"({err}); finish the run with the version that started it, or start "
+                       f"it again")
+
+
+def _kept_value(run: Path, name: str, opt: str, old: Any) -> Any:
+    """A recorded value typed as its flag types it; one this version's annotation refuses (a
+    choice since removed) names the record, not the reg_options the user never gave."""
+    try:
+        return typed_option(name, opt, old)
+    except ConfigError as err:
+        raise _refused(run, f"{name}'s {opt} {fmt_value(old)}", err) from None
+
+
+def _check_buildable(run: Path, cfg: Any, kept: Kept, fields: OptionFields,
+                     context: dict[str, Any] | None) -> None:
+    """Each regularizer with kept values built once: a value the class now refuses (a range
+    since narrowed) names the record, not ``--reg NAME``."""
+    from robustrep.registry import create_regularizer
+    for name, values in kept.items():
+        try:
+            create_regularizer(name, **options_for(cfg, name, fields, context, kept))
+        except (TypeError, ValueError) as err:
+            shown = ", ".join(f"{k} {fmt_value(v)}" for k, v in values.items())
+            raise _refused(run, f"{name}'s {shown}", err) from None

@@ -156,9 +156,13 @@ def build_regs(cfg, kept: Kept | None = None) -> Regs:
 
 
 def kept_regs(cfg, run) -> tuple[Kept, str | None]:
-    """What a resume of ``run`` keeps of its recorded options, and the note naming them
+    """What a resume of ``run`` (a RunDir) from its latest checkpoint keeps of its recorded
+    options, and the note naming them
     (:func:`~robustrep.tasks.common.regularizer_record.kept_options`)."""
-    return kept_options(run, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg))
+    from robustrep.tasks.common import checkpoint as ckpt
+    step = ckpt.saved_step(ckpt.latest_checkpoint(run.checkpoints))
+    return kept_options(run.path, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS,
+                        _context(cfg), step)
 
 
 def regs_record(cfg, shape: tuple[int, ...], kept: Kept | None = None) -> dict:

@@ -440,7 +440,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
-        kept, kept_note = kept_regs(cfg, run.path) if resume is not None else ({}, None)
+        kept, kept_note = kept_regs(cfg, run) if resume is not None else ({}, None)
         trainer = Trainer(cfg, run, dist, data, show_progress, init, kept)
         trainer.evaluator = evaluator
         if resume is not None:

@@ -8,6 +8,7 @@ import types
 import pytest
 
 from robustrep import adversarial
+from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.classify.config import OPTION_FIELDS as CLASSIFY_FIELDS
 from robustrep.tasks.common.regularizer_record import (RECORD_FILE, _record, kept_options,
                                                        regularizer_record)
@@ -141,3 +142,47 @@ def test_an_older_l2_run_resumes_at_its_own_radius_as_if_never_stopped(tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a)
     (entry,) = json.loads((tmp_path / "b" / RECORD_FILE).read_text())  # nothing changed
     assert entry["regularizers"]["fgsm"]["options"]["eps"] == 8 / 255
+
+
+def test_a_resume_from_an_older_checkpoint_keeps_that_trajectorys_values(tmp_path):
+    """Entries past the resumed step are an abandoned trajectory's: was, the last entry (step
+    100, at the new default) was read for a resume from step 50, and nothing was kept."""
+    cfg = _l2_fgsm()
+    older, newer = _older_record(cfg), regularizer_record(cfg, ["fgsm"], CLASSIFY_FIELDS)
+    (tmp_path / RECORD_FILE).write_text(json.dumps([
+        {"step": 0, "regularizers": older}, {"step": 100, "regularizers": newer}]))
+    assert kept_options(tmp_path, cfg, ["fgsm"], CLASSIFY_FIELDS, step=50)[0] == {
+        "fgsm": {"eps": 8 / 255}}
+    assert kept_options(tmp_path, cfg, ["fgsm"], CLASSIFY_FIELDS, step=100) == ({}, None)
+    kept = {"fgsm": {"eps": 8 / 255}}  # the resume at 50 records what it trains with
+    assert _record(tmp_path, regularizer_record(cfg, ["fgsm"], CLASSIFY_FIELDS, kept=kept),
+                   50) is None
+    assert json.loads((tmp_path / RECORD_FILE).read_text()) == [{"step": 0,
+                                                               "regularizers": older}]
+
+
+@pytest.mark.parametrize("options", [[1, 2], "eps", None])
+def test_a_record_of_another_shape_keeps_nothing(tmp_path, options):
+    """Was: AttributeError ('list' object has no attribute 'get'), a traceback."""
+    record = _older_record(_l2_fgsm())
+    record["fgsm"]["options"] = options
+    _write_record(tmp_path, record)
+    assert kept_options(tmp_path, _l2_fgsm(), ["fgsm"], CLASSIFY_FIELDS) == ({}, None)
+
+
+@pytest.mark.parametrize("option, value, why", [
+    ("norm", "l1", "reg_options: fgsm's 'norm' must be one of"),  # a choice since removed
+    ("step_size", -0.1, "step_size must be"),  # a range since narrowed
+])
+def test_a_recorded_value_this_version_refuses_names_the_record(tmp_path, option, value, why):
+    """Was: blamed on reg_options or --reg fgsm, which the user never gave."""
+    cfg = _cfg(eps=None, adv_step_size=None, reg_options=None)
+    record = regularizer_record(cfg, ["fgsm"], CLASSIFY_FIELDS)
+    record["fgsm"]["options"][option] = value
+    _write_record(tmp_path, record)
+    with pytest.raises(ConfigError) as refused:
+        kept_options(tmp_path, cfg, ["fgsm"], CLASSIFY_FIELDS)
+    assert str(refused.value).startswith(
+        f"{tmp_path / RECORD_FILE} records fgsm's {option} {value}, which this version refuses (")
+    assert why in str(refused.value) and str(refused.value).endswith(
+        "); finish the run with the version that started it, or start it again")
