@@ -93,6 +93,7 @@ def parse_row(spec: str) -> tuple[str, dict]:
 
 def run_one(args, row: str, seed: int, folder: Path) -> dict:
     report_path = folder / "eval" / "report.json"
+    check_settings(folder, args)  # a cached run trained otherwise would be labelled as these
     if report_path.is_file():
         return json.loads(report_path.read_text())
     train_s = trained_seconds(folder)  # a finished run whose evaluation was cut: not retrained
@@ -115,6 +116,22 @@ def run_one(args, row: str, seed: int, folder: Path) -> dict:
     report["summary"]["eval_s"] = time.time() - t0
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+SETTINGS = ("model", "steps", "batch_size", "lr")  # what the table's footnote says of each run
+
+
+def check_settings(folder: Path, args) -> None:
+    """A finished run reused (evaluated, or its report read) was trained with this call's
+    settings; else exit naming the first that differs (the table would label it wrongly)."""
+    config = folder / "config.json"
+    if not (folder / "finished.json").is_file() or not config.is_file():
+        return
+    saved = json.loads(config.read_text())
+    for key in SETTINGS:
+        if saved.get(key) != getattr(args, key):
+            sys.exit(f"error: {folder} was trained with {key} {saved.get(key)!r}, not "
+                     f"--{key.replace('_', '-')} {getattr(args, key)!r}; give another --out")
 
 
 def trained_seconds(folder: Path) -> float | None:

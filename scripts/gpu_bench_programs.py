@@ -95,7 +95,8 @@ def gan(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # no abbreviations: the words left over go to the program (--channels was --channels-last)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("what", choices=("classify", "gan"))
     p.add_argument("--device", default="cuda")
     p.add_argument("--amp", default="off")

@@ -93,6 +93,8 @@ MODULES = {
                       ("tests/test_options.py", "tests/test_registry.py", PLUGIN)),
     "regularizers": Module("robustrep/tasks/common/regularizers.py",
                            ("tests/tasks/common/test_regularizers.py", SHARED_OPTIONS, PLUGIN)),
+    "regularizer_record": Module("robustrep/tasks/common/regularizer_record.py",
+                                 ("tests/tasks/common/test_regularizer_record.py",)),
     "config": Module("robustrep/tasks/common/config.py", (CONFIG_TESTS,)),
     "optionspec": Module("robustrep/tasks/common/optionspec.py", (CONFIG_TESTS,)),
     "nets": Module("robustrep/nets/__init__.py", ("tests/nets/test_registry.py",)),

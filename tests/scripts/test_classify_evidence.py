@@ -5,6 +5,8 @@ the columns some run measured, its footnote only the attacks that ran."""
 import json
 import types
 
+import pytest
+
 from .test_script_options import load
 
 
@@ -42,3 +44,17 @@ def test_the_table_leaves_out_what_no_run_measured():
     assert "AutoAttack" not in text
     row["autoattack_acc"] = (0.2, 0.1, 3)
     assert "AutoAttack = standard version" in script.markdown({"none": row}, args)
+
+
+def test_a_run_trained_with_other_settings_is_not_reused(tmp_path, capsys):
+    """Was: evaluated and labelled with this call's --steps/--lr (the review's repro)."""
+    script = load("classify_evidence")
+    _finished(tmp_path / "none-s0")
+    (tmp_path / "none-s0" / "config.json").write_text(json.dumps(
+        {"model": "test_resnet", "steps": 2, "batch_size": 64, "lr": 0.05}))
+    args = types.SimpleNamespace(model="test_resnet", steps=40, batch_size=64, lr=0.05,
+                                 eps=8 / 255, attacks="fgsm", n_attack=4)
+    with pytest.raises(SystemExit) as stop:
+        script.run_one(args, "none", 0, tmp_path / "none-s0")
+    assert str(stop.value) == (f"error: {tmp_path / 'none-s0'} was trained with steps 2, not "
+                               f"--steps 40; give another --out")
