@@ -4,9 +4,13 @@
                      [--gan-regs none,adaptivemix,...] [--classify-regs none,mixup,...]
     robustrep report --collect --out DIR      # only read the runs already in DIR
 
-With --collect, an option not given is the earlier report's in DIR (its report.json): its size
-(--quick), seeds and settings; one given is honoured (runs of another size are left out, each
-with a line).
+A report records its options in DIR/report_options.json before its first run; a later report
+into DIR (the same command again, --collect, or just --out DIR) takes those not given from there
+(its size, seeds and settings), so a stopped report is finished or read as it was started. Given
+options that would leave DIR's runs off the page that replaces its own (--quick over a report
+of the default size; without --collect, seeds or settings without some of its own) are refused
+before any run; seeds or settings added to its own continue it, and --collect with some of
+them shows those runs only.
 
 On a 2-core CPU with ``--jobs 2``, ``--quick`` took 3.0 minutes (measured, README); the default
 size is estimated at about 15 minutes from the same per-run costs (not timed). The page is
@@ -29,8 +33,11 @@ from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.launch import command
 from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
-from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, check_out, collect,
-                                         earlier_settings, execute, plan)
+from robustrep.tasks.report.folder_options import (OPTIONS_FILE, Recorded, check_same_report,
+                                                   covering, recorded, report_command,
+                                                   write_options)
+from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, RUN_SECONDS, check_out,
+                                         collect, execute, plan)
 
 CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features from 1,000 G-EMA "
                "samples (comparable only within this feature network, not with Inception "
@@ -53,17 +60,16 @@ def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.
                        description=__doc__.split("\n\n")[0])
 
 
-def _settings(args: argparse.Namespace, earlier=None):
+def _settings(args: argparse.Namespace, earlier: Recorded | None = None):
     """The report's settings and whether it is ``--quick``: the options given, and for each one
-    not given the earlier report's under ``--collect`` (``earlier``: :func:`earlier_settings`;
-    a ``--quick`` report's runs read without ``--quick`` were all "trained at another size"),
-    else its size's. A ``--quick`` given is honoured: runs of another size are left out, each
-    with a line. (``--quick`` is a switch: "not quick" cannot be given, only left out.)"""
-    quick = args.quick or (earlier is not None and earlier[1])
+    not given the folder's report's (``earlier``: :func:`recorded`; a ``--quick`` report's
+    runs read without ``--quick`` were all "trained at another size"), else its size's.
+    (``--quick`` is a switch: "not quick" cannot be given, only left out.)"""
+    quick = args.quick or (earlier is not None and earlier.quick)
     base = QUICK if quick else FULL
     if earlier is not None:  # its runs and seeds, at its sizes unless --quick changes them
-        saved = earlier[0]
-        base = saved if quick == earlier[1] else dataclasses.replace(
+        saved = earlier.settings
+        base = saved if quick == earlier.quick else dataclasses.replace(
             base, gan_regs=saved.gan_regs, classify_regs=saved.classify_regs, seeds=saved.seeds)
     changes = {}
     if args.seeds is not None:
@@ -98,19 +104,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     # absolute: every run's command starts a child process in another folder (runs.plan)
     out = Path(args.out or f"runs/report-{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
     out = out.absolute()
-    if args.collect:  # the earlier report's options stand for those not given
-        check_out(out, True)
-        settings, quick = _settings(args, earlier_settings(out))
+    # the folder the run would refuse is refused by --dry-run too (which makes nothing)
+    check_out(out, args.collect, make=not args.dry_run)
+    earlier = recorded(out)
+    if earlier is not None:  # the options it was started with stand for those not given
+        settings, quick = _continued(args, settings, quick, earlier, out)
     runs = plan(settings, out)
     if args.dry_run:  # quoted as a shell reads them: --out may hold a space
-        # the folder the run would refuse is refused here too (nothing is made)
-        check_out(out, args.collect, make=False)
         for run in runs:
             for argv in run.commands:
                 print(shlex.join(["robustrep", *command(argv)]))
         return 0
-    if not args.collect:
-        check_out(out)
     from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
     from robustrep.tasks.common.runlock import LOCK_FILE, RunLock
     with RunLock(out / LOCK_FILE).acquire():  # a second report into this folder: refused
@@ -118,28 +122,51 @@ def cmd_report(args: argparse.Namespace) -> int:
         guard_folder(out, f"--out {out} was removed or moved while the report ran; nothing "
                           f"more is written there; run the command again")
         try:
-            return _report(args, settings, quick, out, runs)
+            if not args.collect:  # before the first run: a stop leaves them recorded
+                write_options(out, settings, quick)
+            return _report(args, settings, quick, out, runs, earlier)
         finally:
             forget_folder(out)
 
 
-def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs) -> int:
+def _continued(args: argparse.Namespace, settings, quick: bool, earlier: Recorded,
+               out: Path):
+    """The settings of a report into ``out``, which holds one started with ``earlier``: its
+    options for those not given (a note says so when they change the report's), refused when
+    the options given would leave its runs off the page (:func:`check_same_report`)."""
+    mine = (settings, quick)
+    settings, quick = _settings(args, earlier)
+    check_same_report(settings, quick, earlier, out, args.collect)
+    if not args.collect and (settings, quick) != mine:
+        print(f"note: --out {out} holds a report started as `"
+              f"{report_command(earlier.settings, earlier.quick, out)}` ({earlier.path.name}): "
+              f"continued with its options for those not given; give another --out for a "
+              f"different report", file=sys.stderr)
+    return settings, quick
+
+
+def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
+            earlier: Recorded | None) -> int:
     """Train what is not done (unless --collect), read every run, write the page."""
     started = time.time()
     failures: list[str] = []
     todo = set() if args.collect else {(r.task, r.reg, r.seed) for r in runs if not r.done}
     if not args.collect:
-        from robustrep.tasks.common.progress import progress
-        bar = progress(total=len(todo), desc="report runs", unit="run")
-        failures = execute(runs, args.jobs, bar)
-        bar.close()
-    records, unfinished = collect(runs)
+        failures = _train(runs, len(todo), args.jobs)
+    # the command that trains a run left unfinished: the folder's report with this page's runs
+    train = f"to train it: {report_command(covering(settings, earlier), quick, out)}"
+    records, unfinished = collect(runs, train)
     # a run that failed here but is finished on disk (another process held it) is on the page
     read = tuple(f"{r['task']}/{r['reg']}/seed{r['seed']}:" for r in records)
     failures = [line for line in failures if not line.startswith(read)]
     if not records:  # why: the runs that failed here first (an unfinished one is one of them)
         for line in failures[1:]:
             print(f"warning: {line}", file=sys.stderr)
+        if args.collect and earlier is None:  # the options are the user's guess, or defaults
+            raise UserError(f"{out} holds no finished run of this report and no record of the "
+                            f"options it was started with ({OPTIONS_FILE}: a report of an "
+                            f"earlier version was stopped before its page?); give --collect "
+                            f"those options (--quick, --seeds, --gan-regs, --classify-regs)")
         raise UserError(failures[0] if failures else unfinished[0] if unfinished else
                         f"no finished runs under {out}; run without --collect to train them")
     # after training, only runs of another size are left (failed ones are in failures already);
@@ -150,7 +177,7 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs) ->
     ran = sum((r["task"], r["reg"], r["seed"]) in todo for r in records)
     info = {"summary": _summary(settings, records, seconds, quick, ran),
             "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),
-            "quick": quick, "failures": failures}  # settings, quick: what --collect reuses
+            "quick": quick, "failures": failures}  # the page's (the folder's: OPTIONS_FILE)
     from robustrep.tasks.report import page  # numpy and the metrics: not for --help
     files = page.write(out, records, info)
     for line in failures:
@@ -158,6 +185,33 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs) ->
     print(f"report: {files['md']} and {files['html']} ({len(records)} "
           f"run{'' if len(records) == 1 else 's'})")
     return 1 if failures else 0
+
+
+def _train(runs, todo: int, jobs: int) -> list[str]:
+    """Run the unfinished runs under a bar of runs, with an estimate at once and a line as
+    each starts (:func:`execute`); return the failures."""
+    import os
+
+    from robustrep.tasks.common.progress import duration, progress
+    at_once = max(1, min(jobs, todo, os.cpu_count() or 1))
+    if todo:
+        _say(None)(f"report: {todo} run{'' if todo == 1 else 's'} to do, {at_once} at a time: "
+                   f"about {duration(-(-todo // at_once) * RUN_SECONDS)} ({RUN_SECONDS} s a run "
+                   f"on 2 CPU cores, measured for --quick; the bar's ETA from the first run done "
+                   f"on)")
+    bar = progress(total=todo, desc="report runs", unit="run")
+    try:
+        return execute(runs, jobs, bar, _say(bar))
+    finally:
+        bar.close()
+
+
+def _say(bar):
+    """A line on stderr, above ``bar`` when it is a terminal's (tqdm's ``write``)."""
+    write = getattr(bar, "write", None)
+    if write is not None:
+        return lambda line: write(line, file=sys.stderr)
+    return lambda line: print(line, file=sys.stderr, flush=True)
 
 
 def _took(seconds: float | None, ran: int, runs: int) -> str:

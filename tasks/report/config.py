@@ -22,7 +22,6 @@ class ReportOptions:
     classify_regs: str | None = option(None, "classifier settings, as --gan-regs",
                                        metavar="R,...")
     collect: bool = option(False, "train nothing: read the runs already under --out; the "
-                                  "options not given are the earlier report's there (its "
-                                  "report.json), those given are honoured (runs of another "
-                                  "size left out, each with a line)")
+                                  "options not given are its report's (report_options.json), "
+                                  "seeds or settings given are honoured (those runs only)")
     dry_run: bool = option(False, "print the planned commands and exit")

@@ -16,8 +16,9 @@ run, so one classifier serves both tasks.
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ FULL = Settings(gan_regs=("none", "adaptivemix", "mixup", "dat", "asgan", "rpgan
 QUICK = Settings(gan_regs=("none", "adaptivemix"), classify_regs=("none", "adaptivemix"),
                  seeds=(0, 1, 2), gan_steps=300, grid_steps=0, classify_steps=80,
                  attack_samples=100)
+# A run's wall-clock seconds, two at a time on those 2 cores: the 12 runs of --quick took 175 s
+# (README), and the default's estimate is the same per run. The estimate a report gives when it
+# starts; its bar's ETA, measured, follows from its first finished run on.
+RUN_SECONDS = 30
 
 
 @dataclass
@@ -170,15 +175,21 @@ def run_log(run: Run) -> Path:
     return run.folder.parent / f"{run.folder.name}.log"
 
 
-def execute(runs: list[Run], jobs: int, progress=None) -> list[str]:
+def execute(runs: list[Run], jobs: int, progress=None, say=None) -> list[str]:
     """Run every command of the unfinished runs, ``jobs`` runs at a time; return the failures,
-    each with the line its command ended with."""
+    each with the line its command ended with. ``say`` gets a line as each run starts: the
+    runs are ``--quiet``, and a run's first sign was its end, a minute or more later."""
     todo = [r for r in runs if not r.done]
     failures: list[str] = []
+    started = itertools.count(1)  # next() on it is atomic: the runs start in pool threads
 
     def one(run: Run) -> None:
         log = run_log(run)
-        for argv in run.pending():
+        pending = run.pending()
+        if say is not None:
+            say(f"report: run {next(started)}/{len(todo)}: {run.task} {run.reg} seed "
+                f"{run.seed} {_starting(pending)} (log: {log})")
+        for argv in pending:
             code = run_robustrep(argv, log)
             if code != 0:
                 failures.append(f"{run.task}/{run.reg}/seed{run.seed}: robustrep "
@@ -190,6 +201,13 @@ def execute(runs: list[Run], jobs: int, progress=None) -> list[str]:
     with forwarding_signals(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, todo))
     return failures
+
+
+def _starting(pending: list[list[str]]) -> str:
+    """What a run's first pending command does: train it, resume it, or score it."""
+    if pending[0][1] != "train":
+        return f"scored ({', '.join(' '.join(argv[:2]) for argv in pending)})"
+    return "resumed from its checkpoint" if "--resume" in pending[0] else "started"
 
 
 def _ending(code: int, log: Path) -> str:
@@ -212,12 +230,15 @@ def _ending(code: int, log: Path) -> str:
 OTHER_SIZE = "trained at another size"
 
 
-def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
+TRAIN_IT = "run without --collect to train it"
+
+
+def collect(runs: list[Run], train: str = TRAIN_IT) -> tuple[list[dict[str, Any]], list[str]]:
     """One flat record per finished run (task, reg, seed and its metrics), and a line for each
-    run the page leaves out (:func:`_left_out`)."""
+    run the page leaves out (:func:`_left_out`; ``train``: how to train one not finished)."""
     records, missing = [], []
     for run in runs:
-        reason = _left_out(run)
+        reason = _left_out(run, train)
         if reason is not None:
             missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {reason}")
             continue
@@ -231,7 +252,7 @@ def collect(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
     return _evaluated_alike(records, missing)
 
 
-def _left_out(run: Run) -> str | None:
+def _left_out(run: Run, train: str = TRAIN_IT) -> str | None:
     """Why ``run``'s folder cannot stand for it on the page, or None: not finished (killed,
     failed, not started), trained for another number of steps (another report size in the same
     folder), another run's folder (copied or moved: a repeated seed would show a zero spread),
@@ -239,7 +260,7 @@ def _left_out(run: Run) -> str | None:
     evaluation would stand in for it)."""
     if not run.done:
         state = "unfinished in" if run.folder.exists() else "not started: no"
-        return f"{state} {run.folder}; left out (run without --collect to train it)"
+        return f"{state} {run.folder}; left out ({train})"
     summary = read_run(run.folder, advice=redo)
     trained = summary.config.get("steps")
     # before its size: a classifier's run copied into a GAN run's place was "trained at
@@ -389,60 +410,6 @@ def _partial_line(detector: str, bad: list[dict[str, Any]], absent: list[str], t
     return (f"{detector} {' and '.join(why)}, {len(bad) + len(absent)} of the {total} OOD sets "
             f"in {path}; left out of the {detector} cells (its mean would cover fewer sets than "
             f"the other runs')")
-
-
-# the options of a report's size (--quick or the default), beside its runs and seeds
-SIZE_FIELDS = ("gan_steps", "grid_steps", "classify_steps", "classify_model", "detectors",
-               "attack_samples", "gan_evals")
-
-
-def earlier_settings(out: Path) -> tuple[Settings, bool] | None:
-    """The settings an earlier report in ``out`` ran with (its ``report.json``, whose shape
-    :func:`check_out` checked), and whether it was ``--quick``; None: no report there (run
-    folders gathered by hand). A field a report of an earlier version did not record is its
-    size's; a damaged or foreign value is refused in one line: the runs read would not be that
-    report's."""
-    path = out / "report.json"
-    if not path.is_file():
-        return None
-    info = read_json(path, dict, advice=_ANEW).get("info")
-    stored = info.get("settings") if isinstance(info, dict) else None
-    # every report recorded these: their size's value would hide a damaged record
-    required = ("gan_regs", "classify_regs", "seeds", "gan_steps", "grid_steps",
-                "classify_steps")
-    if not isinstance(stored, dict):
-        raise UserError(f"{path} holds no report settings (info.settings); {_ANEW}")
-    absent = [name for name in required if name not in stored]
-    if absent:
-        raise UserError(f"{path}: info.settings has no {absent[0]}; {_ANEW}")
-    quick = info.get("quick")
-    if quick is None:  # written before "quick" was recorded: the quick size's steps tell
-        quick = all(stored.get(k) == getattr(QUICK, k) for k in SIZE_FIELDS if k in stored)
-    if not isinstance(quick, bool):
-        raise UserError(f"{path}: info.quick is {quick!r}, not true or false; {_ANEW}")
-    base = QUICK if quick else FULL
-    values = {}
-    for name, default in asdict(base).items():
-        value = stored.get(name, default)
-        if not _same_kind(value, default):
-            raise UserError(f"{path}: info.settings.{name} is {value!r}, not what a report "
-                            f"writes; {_ANEW}")
-        values[name] = tuple(value) if isinstance(default, tuple) else value
-    return Settings(**values), quick
-
-
-_ANEW = ("restore it, or remove it and give --collect the options the report was made with "
-         "(--quick, --seeds, --gan-regs, --classify-regs)")
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    """``value`` is of the type of the setting ``default`` (a sequence: of its items' type; a
-    count: not negative); bools are not numbers here."""
-    if isinstance(default, tuple):
-        kind = type(default[0])
-        return isinstance(value, list) and bool(value) and all(
-            type(v) is kind and (kind is not int or v >= 0) for v in value)
-    return type(value) is type(default) and (not isinstance(value, int) or value >= 0)
 
 
 PLOTS = tuple(f"plots/{task}.png" for task in ("gan", "grid", "classify", "ood"))  # page.draw

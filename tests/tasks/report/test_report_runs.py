@@ -64,8 +64,7 @@ def undrawn(monkeypatch):
 def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, children, capsys,
                                                         undrawn):
     """README: ``robustrep report --quick`` (default --out), then ``--collect --out DIR`` (with
-    and without --quick); the quick runs planned at the default size are left out, not
-    labelled with its steps."""
+    and without --quick), then ``report --out DIR``: each takes --quick from the folder."""
     monkeypatch.chdir(tmp_path)
     assert cli.main("report --quick".split()) == 0
     (folder,) = (tmp_path / "runs").iterdir()
@@ -81,16 +80,21 @@ def test_readme_commands_from_a_fresh_working_directory(tmp_path, monkeypatch, c
     assert cli.main(["report", "--collect", "--out", rel]) == 0
     assert "(12 runs)" in capsys.readouterr().out
     assert (folder / "report.md").read_text() == page_text  # the same page: the same settings
-    children.clear()  # the default size into the same folder: the quick runs are left out
-    assert cli.main(["report", "--out", rel]) == 1
-    assert capsys.readouterr().err.count("trained at another size") == 12  # warnings: stderr
-    assert not any(str(folder / "runs" / "gan" / "none-seed0") in a for a in children)
+    # without --quick into the quick report's folder: continued as it was started (it left
+    # every quick run out as "trained at another size" and replaced the page with none of them)
+    children.clear()
+    assert cli.main(["report", "--out", rel]) == 0 and not children
+    assert capsys.readouterr().err == (
+        f"note: --out {folder} holds a report started as `robustrep report --quick --out "
+        f"{folder}` (report_options.json): continued with its options for those not given; "
+        f"give another --out for a different report\n")
+    assert "Quick report: 12 runs" in (folder / "report.md").read_text()
 
 
 def test_collect_takes_the_options_not_given_from_the_earlier_report(tmp_path, capsys,
                                                                      children, undrawn):
-    """Seeds, settings and size come from report.json; an option given is honoured, a --quick
-    among them: a default report's runs are then of another size, each named."""
+    """Seeds, settings and size come from the folder's record; an option given is honoured
+    (--seeds 1: those runs only), but not a --quick that would leave out all of them."""
     out = tmp_path / "r"
     assert cli.main(["report", "--seeds", "0", "1", "--gan-regs", "none", "--classify-regs",
                      "mixup", "--out", str(out)]) == 0
@@ -104,45 +108,59 @@ def test_collect_takes_the_options_not_given_from_the_earlier_report(tmp_path, c
     assert cli.main(["report", "--collect", "--out", str(out), "--seeds", "1"]) == 0
     assert "(3 runs)" in capsys.readouterr().out
     assert "Default report: 3 runs, seed 1;" in (out / "report.md").read_text()
+    page_text = (out / "report.md").read_text()
+    # every run of it would be "trained at another size": refused before reading any
     assert cli.main(["report", "--collect", "--out", str(out), "--quick"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"robustrep report: error: gan/none/seed1: trained at another size (400 steps, "
-                   f"this report's 300) in {out / 'runs' / 'gan' / 'none-seed1'}; left out (give "
-                   f"the options it was made with, e.g. without --quick)\n")
+    assert err == (f"robustrep report: error: --out {out} holds a report that `robustrep report "
+                   f"--collect --seeds 0 1 --gan-regs none --classify-regs mixup --out {out}` "
+                   f"reads; --quick would leave out every run of it (trained at the default "
+                   f"size) and replace its page; give another --out for a different report\n")
+    assert (out / "report.md").read_text() == page_text
 
 
 @pytest.mark.parametrize("damage, line", [
-    (lambda info: info.pop("settings"), "{path} holds no report settings (info.settings); "),
-    (lambda info: info["settings"].pop("seeds"), "{path}: info.settings has no seeds; "),
+    (lambda info: info.pop("settings"), "{path} holds no report settings ({at}settings); "),
+    (lambda info: info["settings"].pop("seeds"), "{path}: {at}settings has no seeds; "),
     (lambda info: info["settings"].update(seeds="0"),
-     "{path}: info.settings.seeds is '0', not what a report writes; "),
+     "{path}: {at}settings.seeds is '0', not what a report writes; "),
     (lambda info: info["settings"].update(gan_steps=True),
-     "{path}: info.settings.gan_steps is True, not what a report writes; "),
-    (lambda info: info.update(quick="yes"), "{path}: info.quick is 'yes', not true or false; "),
+     "{path}: {at}settings.gan_steps is True, not what a report writes; "),
+    (lambda info: info.update(quick="yes"), "{path}: {at}quick is 'yes', not true or false; "),
 ])
-def test_collect_refuses_damaged_settings_of_the_earlier_report(tmp_path, capsys, children,
-                                                                damage, line, undrawn):
+@pytest.mark.parametrize("record", ["report_options.json", "report.json"])
+def test_a_damaged_record_of_the_reports_options_is_refused(tmp_path, capsys, children,
+                                                            damage, line, record, undrawn):
+    """report_options.json, or the report.json of a report made before it was written: by
+    --collect and by a rerun, which both take the options not given from it."""
     out = tmp_path / "r"
     assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 0
-    path = out / "report.json"
-    record = json.loads(path.read_text())
-    damage(record["info"])
-    path.write_text(json.dumps(record))
-    page_text = (out / "report.md").read_text()
+    if record == "report.json":  # a folder of an earlier version: report.json alone held them
+        (out / "report_options.json").unlink()
+    path = out / record
+    data = json.loads(path.read_text())
+    damage(data["info"] if record == "report.json" else data)
+    path.write_text(json.dumps(data))
+    page_text, trained = (out / "report.md").read_text(), len(children)
     capsys.readouterr()
-    assert cli.main(["report", "--collect", "--out", str(out)]) == 2
-    assert capsys.readouterr().err == (
-        f"robustrep report: error: {line.format(path=path)}restore it, or remove it and give "
-        f"--collect the options the report was made with (--quick, --seeds, --gan-regs, "
-        f"--classify-regs)\n")
-    assert (out / "report.md").read_text() == page_text
+    at, page = ("info.", " and the page beside it (report.md, report.html, plots/)") if \
+        record == "report.json" else ("", "")
+    for extra in (["--collect"], []):
+        assert cli.main(["report", *extra, "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"robustrep report: error: {line.format(path=path, at=at)}restore it, or remove "
+            f"it{page} and give the options the report was started with (--quick, --seeds, "
+            f"--gan-regs, --classify-regs)\n")
+    assert (out / "report.md").read_text() == page_text and len(children) == trained
 
 
 def test_collect_reads_a_quick_report_that_did_not_record_quick(tmp_path, capsys, children,
                                                                 undrawn):
-    """A report.json of an earlier version (no "quick"): the quick size's steps tell."""
+    """A report.json of an earlier version (no "quick", no report_options.json): the quick
+    size's steps tell."""
     out = tmp_path / "r"
     assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out)]) == 0
+    (out / "report_options.json").unlink()
     record = json.loads((out / "report.json").read_text())
     assert record["info"].pop("quick") is True
     del record["info"]["settings"]["gan_evals"]  # a field added since: its size's
@@ -191,8 +209,8 @@ def test_an_out_folder_removed_while_the_report_runs_is_not_made_again(tmp_path,
     out = tmp_path / "rr"
     real = report_cli.collect
 
-    def collect_then_remove(planned):
-        found = real(planned)
+    def collect_then_remove(planned, train):
+        found = real(planned, train)
         shutil.rmtree(out)
         return found
     monkeypatch.setattr(report_cli, "collect", collect_then_remove)
@@ -345,7 +363,7 @@ def test_a_run_that_failed_here_but_finished_elsewhere_is_not_also_a_failure(tmp
     out = tmp_path / "r"
     assert cli.main(["report", "--quick", "--seeds", "0", "1", "--out", str(out),
                      "--gan-regs", "none", "--classify-regs", "none"]) == 0
-    assert "failed" not in capsys.readouterr().err
+    assert "warning" not in capsys.readouterr().err
     page = (out / "report.md").read_text()
     assert "## Left out" not in page and "3.000 ± 0.000" in page
 
@@ -395,7 +413,7 @@ def test_a_report_whose_every_run_failed_says_why(tmp_path, capsys, monkeypatch)
     out = tmp_path / "r"
     assert cli.main(["report", "--quick", "--seeds", "0", "--out", str(out), "--jobs", "1",
                      "--gan-regs", "none", "--classify-regs", "none"]) == 2
-    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("report runs")]
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("report")]
     logs = [out / "runs" / task / "none-seed0.log" for task in ("gan", "classify")]
     assert err == [
         f"warning: classify/none/seed0: robustrep classify train failed (exit 2): robustrep "
@@ -555,3 +573,45 @@ def test_a_detector_that_failed_on_some_sets_is_left_out_of_its_cells(tmp_path, 
     # seed 0's mean over both sets alone (0.8), not averaged with seed 1's over one (0.5)
     assert "| Mahalanobis AUROC ↑ | 0.800 (1 of 2 runs) |" in page_text
     assert "| MaxSoftmax AUROC ↑ | 0.700 ± 0.000 |" in page_text
+
+
+def test_a_report_gives_an_estimate_and_names_each_run_as_it_starts(tmp_path, capsys,
+                                                                   monkeypatch, undrawn):
+    """Was: the runs are --quiet, so with stderr a file nothing was written until the first
+    run ended (about a minute), and on a terminal the bar showed `0/N [?]`."""
+    import shutil
+    fake, before = _fake_child([]), []
+
+    def child(argv, log, threads=1):
+        before.append(capsys.readouterr().err)  # what the user has seen when it starts
+        return fake(argv, log, threads)
+
+    monkeypatch.setattr(runs, "run_robustrep", child)
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "--gan-regs", "none", "--classify-regs",
+            "none", "--jobs", "1", "--out", str(out)]
+    assert cli.main(argv) == 0
+    logs = [out / "runs" / task / "none-seed0.log" for task in ("gan", "classify")]
+    assert before[0].splitlines() == [
+        "report: 2 runs to do, 1 at a time: about 1m00s (30 s a run on 2 CPU cores, measured "
+        "for --quick; the bar's ETA from the first run done on)",
+        f"report: run 1/2: gan none seed 0 started (log: {logs[0]})"]
+    assert before[1] == f"report: run 2/2: classify none seed 0 started (log: {logs[1]})\n"
+    shutil.rmtree(out / "runs" / "classify" / "none-seed0" / "ood")  # trained, not scored
+    before.clear()
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert before[0].splitlines() == [
+        "report: 1 run to do, 1 at a time: about 30s (30 s a run on 2 CPU cores, measured for "
+        "--quick; the bar's ETA from the first run done on)",
+        f"report: run 1/1: classify none seed 0 scored (ood score) (log: {logs[1]})"]
+    gan = out / "runs" / "gan" / "none-seed0"  # stopped after its checkpoint
+    (gan / "finished.json").unlink()
+    (gan / "metrics.jsonl").write_text('{"step": 1, "train_s": 1.0}\n')
+    (gan / "checkpoints").mkdir()
+    (gan / "checkpoints" / "latest.pt").write_bytes(b"x")
+    before.clear()
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert before[0].splitlines()[1] == (f"report: run 1/1: gan none seed 0 resumed from its "
+                                         f"checkpoint (log: {logs[0]})")
