@@ -353,12 +353,17 @@ def _generated_flag_keys(cls: type) -> dict[str, tuple[argparse.Action, str, str
     """``{"pgd_norm": (action, "reg_options", "pgd", "norm")}``: each flag ``cls`` generates
     (its ``add_generated_flags``, the one its trainer's parser calls) by the keys a config file
     may give it, the flag's name with ``_`` (as a field) or ``-`` (as the flag); empty for a
-    class that generates none. A flag a field's own flag takes is the field's (the trainer's
-    parser skips it), in either spelling."""
+    class that generates none."""
+    from robustrep.tasks.common.options import TrainRunOptions
     add = getattr(cls, "add_generated_flags", None)
     if add is None:
         return {}
+    # built as the trainer's parser is: a flag its run options or fields (aliases too) take
+    # gets no generated form there, so it folds nothing here either
     parser = argparse.ArgumentParser(add_help=False)
+    run_fields = {f.name for f in dataclasses.fields(TrainRunOptions)}
+    add_config_args(parser, TrainRunOptions, real_defaults=True)
+    add_config_args(parser, cls, skip=tuple(run_fields))
     add(parser)
     fields = {f.name for f in dataclasses.fields(cls)}
     keys: dict[str, tuple[argparse.Action, str, str, str]] = {}

@@ -93,3 +93,22 @@ def test_resolve_config_folds_without_a_command_line(program, tmp_path):
     path.write_text(f"reg: {reg}\n{key}: {str(value).lower()}\n")
     cfg = resolve_config(cls, presets, None, path)
     assert cfg.reg_options == {reg: {key.split("_", 1)[1]: value}}
+
+
+def test_a_generated_flag_a_run_flag_takes_folds_nothing(tmp_path, capsys, plugins_forgotten):
+    """A plugin ``stop`` with option ``after``: the trainer's parser gives it no --stop-after
+    (the run flag's); a file's stop_after stays the run flag's refusal, as before the keys were
+    read from the config class (it folded into reg_options: {stop: {after: 3}})."""
+    plugin = tmp_path / "stopreg.py"
+    plugin.write_text(
+        'from robustrep.registry import register_regularizer\n\n\n'
+        '@register_regularizer("stop", paper="nobody", acts={"classify": "feature shrinkage"})\n'
+        'class Stop:\n'
+        '    """A plugin whose option meets a run flag.\n\n'
+        '    Args:\n        after: steps before the term acts.\n    """\n\n'
+        '    def __init__(self, after: int = 0):\n        self.after = after\n\n'
+        '    def feature_terms(self, model, x, generator=None):\n        return {}\n')
+    argv = ["classify", "train", "--plugin", str(plugin)]
+    assert _dry_run(argv, "reg: stop\nstop_after: 3\n", tmp_path, capsys) == (
+        2, "config file c18.yaml: stop_after is the command-line flag --stop-after of a run, not "
+           "an option a config file sets; give --stop-after on the command line")
