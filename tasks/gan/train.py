@@ -432,7 +432,10 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
             _note_fp16_on_cpu(cfg, dist.device)
         check_batch(data, cfg.batch_size, dist.world_size,
                     (cfg.mbstd_group or 4) if cfg.arch == "stylegan2" else None)  # core: 4
-        regs = build_regs(cfg)  # a method that cannot be built (or lacks its protocol) fails here
+        # a method that cannot be built (or lacks its protocol) fails here, and a resume's
+        # recorded value this version refuses (kept_regs, on the process that knows the run)
+        early = kept_regs(cfg, RunDir(path))[0] if resume is not None and path else None
+        regs = build_regs(cfg, early)
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
         # missing or wrong feature-network weights fail before the run folder is made
