@@ -365,10 +365,12 @@ def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dic
     conv = convergence(records)
     plots = draw(agg, rows, out / "plots")
     files = {"md": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
-    write_text_atomic(files["md"], markdown(agg, rows, info, conv))
-    write_text_atomic(files["html"], html_page(agg, rows, info, plots, conv))
     payload = {"info": info, "runs": records, "convergence": conv,
                "aggregate": {t: {r: {k: list(v) for k, v in m.items()} for r, m in regs.items()}
                              for t, regs in agg.items()}}
+    # report.json first: it marks the page as the report's own, so a stop before the page is
+    # written leaves a folder the next report replaces (a page without it is a user's file)
     write_json(files["json"], payload)
+    write_text_atomic(files["md"], markdown(agg, rows, info, conv))
+    write_text_atomic(files["html"], html_page(agg, rows, info, plots, conv))
     return files

@@ -201,6 +201,20 @@ def test_the_page_defines_each_fpr_column_and_the_scale_of_the_ood_cells():
     assert "as fractions (its results.md gives percent)" in conventions
 
 
+def test_report_json_is_written_before_the_page(tmp_path, monkeypatch):
+    """A stop between the files leaves report.json, which marks the page as the report's own:
+    report.md was written first, and a report.md without report.json is refused as a user's."""
+    def stopped(path, text):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(page, "write_text_atomic", stopped)
+    folder = tmp_path / "runs" / "none" / "0"
+    _gan_folder(folder, 2.0, 5.0)
+    with pytest.raises(KeyboardInterrupt):
+        page.write(tmp_path, collect([Run("gan", "none", 0, folder)])[0], {"summary": "s",
+                                                                         "conventions": "c"})
+    assert (tmp_path / "report.json").is_file() and not (tmp_path / "report.md").exists()
+
+
 def test_the_page_holds_the_baseline_the_cost_and_embedded_plots(tmp_path):
     records = []
     for seed in range(3):
