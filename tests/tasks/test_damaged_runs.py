@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.runfiles import read_jsonl, write_json
@@ -195,6 +196,11 @@ def test_a_run_whose_config_no_longer_fits_its_checkpoint_names_the_file_and_key
     shutil.copytree(gan_run, run)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "g_width": config["g_width"] * 2}))
+    # the checkpoint's own options say the same (an edit of config.json alone is named as such:
+    # test_an_edited_config_json_is_named_not_the_checkpoint): the weights are what differs
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    state["config"]["g_width"] = config["g_width"] * 2
+    torch.save(state, run / "checkpoints" / "latest.pt")
     assert main(["gan", "sample", str(run), "--num", "4"]) == 2
     # each key whole, with both shapes: torch's list of every key was cut at 300 characters
     _one_line(capsys, "gan sample", f"checkpoint {run / 'checkpoints' / 'latest.pt'} does not "
