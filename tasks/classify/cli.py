@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides,
                              unused=unused_options)
         cfg = flags_decide_lengths(cfg, overrides)
-    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg, fresh=resume is None)):
+    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg, resume is None, resume)):
         return 0
     if resume is not None or cfg.epochs is None:  # else known once the data is read (train)
         check_stop_after(args.stop_after, 0, cfg.steps)
@@ -105,7 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True) -> None:
+def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True,
+                    resume: str | None = None) -> None:
     """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
     the regularizers built with their options, the model built as the run builds it (on the
     meta device, without its pretrained weights: an option the timm model does not take is
@@ -113,7 +115,8 @@ def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True) -> None:
     classes and channels. Other data is scanned when the run starts, which a dry run should not
     wait for; a hub model (its config is on the hub) is built then too. ``fresh`` (not a
     resume): ``--epochs`` and ``--warmup-epochs`` are converted to steps as the run will
-    (:func:`_dry_run_lengths`)."""
+    (:func:`_dry_run_lengths`); ``resume``: the run folder a resume keeps recorded regularizer
+    options of (said, as the resume says it)."""
     from robustrep.tasks.common.weights import HUB_PREFIX
 
     from torch import nn
@@ -121,7 +124,14 @@ def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True) -> None:
     from .optim import build_optimizer
     from .task import build_regularizers
     from .train import dry_run_model
-    regs = build_regularizers(cfg)  # --reg-options the classes refuse: ConfigError
+    from robustrep.tasks.common.regularizer_record import kept_on_resume
+
+    from .config import OPTION_FIELDS
+    kept, note = (kept_on_resume(Path(resume), cfg, cfg.regularizers(), OPTION_FIELDS)
+                  if resume is not None else (None, None))
+    if note:
+        print(note, file=sys.stderr)
+    regs = build_regularizers(cfg, kept)  # --reg-options the classes refuse: ConfigError
     data = None
     if cfg.dataset == "digits":  # --classes the digits lack: DataError
         from .data import build_datasets

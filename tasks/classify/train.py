@@ -67,7 +67,7 @@ from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, check_run_program
 from robustrep.tasks.common.runlock import RunLock
 from robustrep.tasks.common.runopen import check_run_folder, open_run, resumed
-from robustrep.tasks.common.regularizer_record import (kept_options, record_regularizers,
+from robustrep.tasks.common.regularizer_record import (kept_on_resume, record_regularizers,
                                                       regularizer_record)
 from robustrep.tasks.common.regularizers import Kept
 from robustrep.tasks.common.run_records import train_seconds
@@ -386,8 +386,8 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
     info = dist.init_distributed(device or cfg.device)
     run = RunDir(Path(run_path))
     latest = check_run_folder(run.path, resume)
-    kept, kept_note = (kept_options(run.path, cfg, cfg.regularizers(), OPTION_FIELDS,
-                                    step=ckpt.saved_step(latest)) if resume else ({}, None))
+    kept, kept_note = (kept_on_resume(run.path, cfg, cfg.regularizers(), OPTION_FIELDS)
+                       if resume else ({}, None))
     # builds (and scans) the data before the folder is made
     trainer = Trainer(cfg, run, info, resume=resume, kept=kept)
     if not resume:  # the length may have come from --epochs just now

@@ -168,6 +168,16 @@ def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields
     return kept, note
 
 
+def kept_on_resume(run: Path, cfg: Any, names: tuple[str, ...] | list[str],
+                   fields: OptionFields, context: dict[str, Any] | None = None
+                   ) -> tuple[Kept, str | None]:
+    """:func:`kept_options` for a resume of ``run`` from its latest checkpoint, at the step
+    that checkpoint was saved at (read without its tensors)."""
+    from robustrep.tasks.common import checkpoint as ckpt
+    step = ckpt.saved_step(ckpt.latest_checkpoint(Path(run) / "checkpoints"))
+    return kept_options(run, cfg, names, fields, context, step)
+
+
 def _entry_at(run: Path, step: int | None) -> dict[str, Any]:
     """The regularizers of the record's last entry at or before ``step`` (a resume from an
     older checkpoint goes on from that trajectory), ``{}`` when there is none to read."""

@@ -125,8 +125,11 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve_train_config(args)  # a wrong option is answered before torch is imported
     def dry_run_checks() -> None:  # the regularizers built with their options, as the run does
-        from robustrep.tasks.gan.regs import build_regs
-        build_regs(cfg)
+        from robustrep.tasks.gan.regs import build_regs, kept_regs
+        kept, note = kept_regs(cfg, args.resume) if args.resume else (None, None)
+        if note:  # what the resume keeps, said as it will say it
+            print(note, file=sys.stderr)
+        build_regs(cfg, kept)
 
     if dry_run_or_prepare(cfg, args, dry_run_checks):
         return 0

@@ -35,7 +35,7 @@ from typing import Any
 
 from robustrep.registry import list_regularizers, parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.regularizer_record import kept_options, regularizer_record
+from robustrep.tasks.common.regularizer_record import kept_on_resume, regularizer_record
 from robustrep.tasks.common.regularizers import (Kept, OptionFields, Unread, build_places,
                                                  discriminator_of)
 
@@ -156,13 +156,10 @@ def build_regs(cfg, kept: Kept | None = None) -> Regs:
 
 
 def kept_regs(cfg, run) -> tuple[Kept, str | None]:
-    """What a resume of ``run`` (a RunDir) from its latest checkpoint keeps of its recorded
+    """What a resume of ``run`` (its folder) from its latest checkpoint keeps of its recorded
     options, and the note naming them
     (:func:`~robustrep.tasks.common.regularizer_record.kept_options`)."""
-    from robustrep.tasks.common import checkpoint as ckpt
-    step = ckpt.saved_step(ckpt.latest_checkpoint(run.checkpoints))
-    return kept_options(run.path, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS,
-                        _context(cfg), step)
+    return kept_on_resume(run, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg))
 
 
 def regs_record(cfg, shape: tuple[int, ...], kept: Kept | None = None) -> dict:

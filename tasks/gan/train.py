@@ -434,7 +434,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
                     (cfg.mbstd_group or 4) if cfg.arch == "stylegan2" else None)  # core: 4
         # a method that cannot be built (or lacks its protocol) fails here, and a resume's
         # recorded value this version refuses (kept_regs, on the process that knows the run)
-        early = kept_regs(cfg, RunDir(path))[0] if resume is not None and path else None
+        early = kept_regs(cfg, path)[0] if resume is not None and path else None
         regs = build_regs(cfg, early)
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
@@ -443,7 +443,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
-        kept, kept_note = kept_regs(cfg, run) if resume is not None else ({}, None)
+        kept, kept_note = kept_regs(cfg, run.path) if resume is not None else ({}, None)
         trainer = Trainer(cfg, run, dist, data, show_progress, init, kept)
         trainer.evaluator = evaluator
         if resume is not None:

@@ -132,6 +132,9 @@ def test_an_older_l2_run_resumes_at_its_own_radius_as_if_never_stopped(tmp_path,
         older.setitem(adversarial.TRAINING_EPS, "l2", 8 / 255)
         train(tiny_config(**l2), tmp_path / "b", stop_after=1, quiet=True)
     capsys.readouterr()
+    from robustrep.tasks.cli import main  # a dry run of the resume says what it keeps
+    assert main(["classify", "train", "--resume", str(tmp_path / "b"), "--dry-run"]) == 0
+    assert "records fgsm's eps 0.031373" in capsys.readouterr().err
     train(tiny_config(**l2), tmp_path / "b", resume=True, quiet=True)
     err = capsys.readouterr().err
     assert "records fgsm's eps 0.031373 (this version's default: 0.5)" in err

@@ -157,6 +157,9 @@ def test_a_resume_builds_and_records_the_options_its_record_keeps(tiny_cfg, tmp_
     monkeypatch.setattr(gan_train, "build_regs", lambda cfg, kept=None: built.append(
         build(cfg, kept)) or built[-1])
     capsys.readouterr()
+    from robustrep.tasks.cli import main  # a dry run of the resume says what it keeps
+    assert main(["gan", "train", "--resume", str(run), "--dry-run"]) == 0
+    assert "records dat's t 0.5 (this version's default: 1.0)" in capsys.readouterr().err
     train(tiny_cfg("grid-mlp", reg="dat", steps=2), resume=str(run), show_progress=False)
     assert built[-1].by_name["dat"].t == 0.5  # the trainer's; 1.0 is the core default
     err = capsys.readouterr().err
