@@ -174,7 +174,8 @@ def kept_on_resume(run: Path, cfg: Any, names: tuple[str, ...] | list[str],
     """:func:`kept_options` for a resume of ``run`` from its latest checkpoint, at the step
     that checkpoint was saved at (read without its tensors)."""
     from robustrep.tasks.common import checkpoint as ckpt
-    step = ckpt.saved_step(ckpt.latest_checkpoint(Path(run) / "checkpoints"))
+    from robustrep.tasks.common.rundir import RunDir
+    step = ckpt.saved_step(ckpt.latest_checkpoint(RunDir(run).checkpoints))
     return kept_options(run, cfg, names, fields, context, step)
 
 

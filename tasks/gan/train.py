@@ -434,8 +434,8 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
                     (cfg.mbstd_group or 4) if cfg.arch == "stylegan2" else None)  # core: 4
         # a method that cannot be built (or lacks its protocol) fails here, and a resume's
         # recorded value this version refuses (kept_regs, on the process that knows the run)
-        early = kept_regs(cfg, path)[0] if resume is not None and path else None
-        regs = build_regs(cfg, early)
+        early = kept_regs(cfg, path) if resume is not None and path else None
+        regs = build_regs(cfg, early[0] if early else None)
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data) if resume is None else None
         # missing or wrong feature-network weights fail before the run folder is made
@@ -443,7 +443,8 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
         if dist.is_main:
             lock = open_run(run, to_dict(cfg), resume is not None, cfg.log)
-        kept, kept_note = kept_regs(cfg, run.path) if resume is not None else ({}, None)
+        # the other processes read the record now (process 0 read it above, as it stands)
+        kept, kept_note = early or (kept_regs(cfg, run.path) if resume is not None else ({}, None))
         trainer = Trainer(cfg, run, dist, data, show_progress, init, kept)
         trainer.evaluator = evaluator
         if resume is not None:
