@@ -34,6 +34,8 @@ from robustrep.tasks.classify.evaluate import evaluate_run
 from robustrep.tasks.classify.train import train
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.plots import bar_table
+from robustrep.tasks.common.run_records import train_seconds
+from robustrep.tasks.common.rundir import RunDir
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
 from _cli import float_in, int_at_least  # noqa: E402
 
@@ -139,9 +141,9 @@ def trained_seconds(folder: Path) -> float | None:
     set-up a fresh run's wall time holds), else None: the run is to be trained."""
     if not (folder / "finished.json").is_file():
         return None
-    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
-    return next((r["train_s"] for r in reversed(records) if "train_s" in r), math.nan)
+    records = RunDir(folder).read_metrics()  # a missing file, or a line a kill cut: none
+    return next((t for t in (train_seconds(r, "train_s") for r in reversed(records))
+                 if t is not None), math.nan)
 
 
 def aggregate(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float, int]]]:
