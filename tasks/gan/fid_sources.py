@@ -469,20 +469,12 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
 
 
 def _header_size(source: Any) -> tuple[int, int]:
-    """``(width, height)`` of an image file (a path or an open member) from its header: PIL
-    decodes no pixel for ``size`` (about 0.1 ms an image)."""
+    """``(width, height)`` of an image file from its header: PIL decodes no pixel for ``size``
+    (about 0.1 ms an image); a zip's members: ``robustrep.data.zipdata.member_sizes``."""
     from PIL import Image
 
     with Image.open(source) as image:
         return image.size
-
-
-def _zip_sizes(path: Path, names: list[str]) -> Iterator[tuple[str, tuple[int, int]]]:
-    """``(member, (width, height))`` of each image ``names`` lists in the zip ``path``."""
-    with zipfile.ZipFile(path) as archive:
-        for name in names:
-            with archive.open(name) as member:
-                yield f"member {name}", _header_size(member)
 
 
 def one_side(where: str, sizes: Iterable[tuple[str, tuple[int, int]]]) -> int:
@@ -614,13 +606,14 @@ def _note_shadowed(spec: str) -> None:
 
 
 def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
-    from robustrep.data.zipdata import ZipImageDataset
+    from robustrep.data.zipdata import ZipImageDataset, member_sizes
 
     try:
         dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
         if resolution is None:  # the side the images share, as for a folder (a zip made by
             # hand may hold several sizes); at that side, non-square images centre-cropped
-            side = one_side(f"dataset zip {path}", _zip_sizes(path, dataset.names))
+            sizes = member_sizes(path, dataset.names)  # verified above: each an image
+            side = one_side(f"dataset zip {path}", ((f"member {n}", wh) for n, wh in sizes))
             dataset = ZipImageDataset(path, side, channels=3)
         side = dataset[0][0].shape[-1]
     except (FileNotFoundError, ValueError) as err:
