@@ -1,12 +1,13 @@
 """Time and count one StyleGAN2 training step of the GAN program, phase by phase.
 
-Builds the program's own step context (``tasks/gan/steps.py``: style mixing, lazy R1 every 16 D
-steps, path length every 4 G steps, as the presets) for a StyleGAN2 G and D at ``--res`` and
-times each phase: D main step, D step with R1 due (main + Dreg), G main step, G step with path
-length due (Gmain + Greg). The amortised iteration is ``Dmain + Gmain + Dreg/16 + Greg/4``.
-It also counts the aten operations each phase dispatches (a ``TorchDispatchMode``; the CPU guard
-``tests/tasks/gan/test_stylegan2_ops.py`` uses the same count) and, with ``--profile``, prints a
-``torch.profiler`` table of the top operators of one amortised iteration.
+Builds the program's own step context (``tasks/gan/steps.py``, ``lazy_reg.py``: style mixing, lazy
+R1 every 16 D steps, path length every 4 G steps, as the presets) for a StyleGAN2 G and D at
+``--res`` and times each phase: D main step, D step with R1 due (main + Dreg), G main step, G step
+with path length due (Gmain + Greg). The amortised iteration is
+``Dmain + Gmain + Dreg/16 + Greg/4``. It also counts the aten operations each phase dispatches (a
+``TorchDispatchMode``; the CPU guard ``tests/tasks/gan/test_stylegan2_ops.py`` uses the same count)
+and, with ``--profile``, prints a ``torch.profiler`` table of the top operators of one amortised
+iteration.
 
     python scripts/bench_stylegan2_step.py [--device cpu] [--res 32] [--batch 16] [--iters 5]
                                            [--compile] [--reg none,adaptivemix]
@@ -27,7 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.runtime import maybe_compile
-from robustrep.tasks.gan import steps
+from robustrep.tasks.gan import lazy_reg, steps
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.models import build_discriminator, build_generator
 from robustrep.tasks.gan.presets import PRESETS
@@ -73,7 +74,7 @@ def run_phase(ctx, real, phase: str) -> None:
         batch = ctx.cfg.batch_size
         steps.g_step(ctx, batch)
         if phase == "g_pl":
-            steps.g_reg_step(ctx, batch, iteration=0)
+            lazy_reg.g_reg_step(ctx, batch, iteration=0)
 
 
 class CountOps(TorchDispatchMode):

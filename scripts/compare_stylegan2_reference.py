@@ -10,7 +10,7 @@ mapped into robustrep's (``robustrep.stylegan2_pickle``'s name mapping), and com
 - a network pickle written by the reference's own ``pickle.dump`` (persistence records with
   embedded source) read back by :func:`load_stylegan2_pickle`: the images of ``G_ema``;
 - the path-length penalty's gradient (reference ``loss.py`` arithmetic, including the gradient
-  through ``pl_mean.lerp``) against ``tasks.gan.steps.path_length_penalty``.
+  through ``pl_mean.lerp``) against ``tasks.gan.lazy_reg.path_length_penalty``.
 
     python scripts/compare_stylegan2_reference.py --ref .gpu_carry/stylegan2-ada-pytorch
 
@@ -103,7 +103,7 @@ def compare_pickle(nets, res):
 
 def compare_pl(nets, res):
     """stylegan2-ada loss.py's Gpl arithmetic on the reference G vs robustrep's penalty."""
-    from robustrep.tasks.gan.steps import pl_loss
+    from robustrep.tasks.gan.lazy_reg import pl_loss
     ref = _randomise(nets.Generator(**_g_kwargs(res, None)))
     ours = load_mapped(build_generator(_g_kwargs(res, None)), ref.state_dict(), generator_name)
     g = torch.Generator().manual_seed(5)

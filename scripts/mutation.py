@@ -80,6 +80,11 @@ MODULES = {
     "gan_steps": Module("robustrep/tasks/gan/steps.py",
                         (GAN_LOGIC, "tests/tasks/gan/test_ada.py",
                          "tests/tasks/gan/test_stylegan2.py", "tests/tasks/gan/test_compile.py")),
+    # StyleGAN2's lazy regularisation and G-EMA, moved out of steps.py (gan_steps' rows cover them)
+    "gan_lazy_reg": Module("robustrep/tasks/gan/lazy_reg.py",
+                           (GAN_LOGIC, "tests/tasks/gan/test_stylegan2.py")),
+    "gan_ema": Module("robustrep/tasks/gan/ema.py",
+                      (GAN_LOGIC, "tests/tasks/gan/test_stylegan2.py")),
     # the classify step code: the loss (task.py) and the attack's call (train.py)
     "classify_step": Module(
         "robustrep/tasks/classify/train.py", (CLASSIFY_LOGIC,),

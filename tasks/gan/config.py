@@ -90,7 +90,7 @@ class GanConfig:
     mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1)
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer (DCGAN D then "
                                       "drops BatchNorm)")
-    # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/nets/stylegan2.py and steps.py)
+    # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/nets/stylegan2.py and lazy_reg.py)
     w_dim: int | None = _opt(None, "StyleGAN2 w dimension (core: 512)", min=1)
     mapping_layers: int | None = _opt(None, "StyleGAN2 mapping-network layers (core: 8)",
                                   min=1)
@@ -244,7 +244,7 @@ class GanConfig:
             raise ConfigError(f"arch sngan is the 32x32 SNGAN-ResNet; got image_size "
                              f"{self.image_size} (use dcgan for other sizes)")
         if self.fid_features is not None:
-            from robustrep.tasks.gan.evaluate import check_fid_features
+            from robustrep.tasks.gan.feature_nets import check_fid_features
             check_fid_features(self.fid_features)
         check_combinations(self)  # StyleGAN2, ADA, the regularizers' settings
 

@@ -21,7 +21,7 @@ Each of A and B is one of (checked in this order):
 - a statistics ``.npz`` holding ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (pytorch-fid's
   ``--save-stats``, TTUR and clean-fid write them), torch-fidelity's cached statistics (a
   ``.pt`` of ``mu``/``sigma``) or stylegan2-ada's (a ``.pkl`` of its ``FeatureStats``, the
-  covariance rescaled to the unbiased one; ``fid_sources.feature_stats_pickle``; a ``.pkl`` of
+  covariance rescaled to the unbiased one; ``stats_files.feature_stats_pickle``; a ``.pkl`` of
   ``mu``/``sigma`` too): FID only, no KID or precision/recall;
 - a samples file (:func:`~robustrep.tasks.gan.fid_sources.samples_to_unit`): ``.pt`` (a
   tensor, or a dict with ``samples`` as ``gan sample --pt`` writes; read with
@@ -33,7 +33,7 @@ precision is the share of A inside B's manifold, recall the share of B inside A'
 are symmetric. Image sides of two sizes are compared at the larger (channels too: grey is
 repeated to RGB), the smaller resized up and the record saying ``resized_to``, so the order of A
 and B does not change FID or KID. Features come from one network for both sides,
-``--fid-features`` as in ``gan train`` (``tasks/gan/evaluate.py``), and everything after the
+``--fid-features`` as in ``gan train`` (``tasks/gan/feature_nets.py``), and everything after the
 features (streamed float64 statistics, FID, KID, precision/recall, their recorded convention)
 is ``gan eval``'s code.
 
@@ -58,11 +58,10 @@ from robustrep.metrics import frechet_distance
 from robustrep.tasks.common.errors import DataError, UserError
 from robustrep.tasks.common.output_paths import check_output_file
 from robustrep.tasks.common.runfiles import write_atomic
-from robustrep.tasks.gan.evaluate import (_RunImages, build_extractor, cached_features,
-                                          fid_features_choice, score_features, stream_features)
-from robustrep.tasks.gan.fid_sources import (REFERENCES, PickleNotRead, Source,
-                                             feature_stats_pickle, is_run, npz_source,
-                                             open_source)
+from robustrep.tasks.gan.evaluate import cached_features, score_features, stream_features
+from robustrep.tasks.gan.feature_nets import RunImages, build_extractor, fid_features_choice
+from robustrep.tasks.gan.fid_sources import REFERENCES, Source, is_run, npz_source, open_source
+from robustrep.tasks.gan.stats_files import PickleNotRead, feature_stats_pickle
 
 
 # a record's fid_features (what a saved statistics file names) -> the --fid-features choice
@@ -204,7 +203,7 @@ def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[
                  "; or score both sides on another network with --fid-features (digits, "
                  "run:CLASSIFY_RUN; not comparable with Inception FIDs)")
         raise UserError(f"{err}{other}") from None
-    net = _RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
+    net = RunImages(net, shape[0], shape[-1]) if choice == "digits" else net
     with torch.no_grad():
         dim = net(torch.zeros(2, *shape, device=device)).shape[1]
     check_dims(sources, dim, info["fid_features"], info["fid_convention"])

@@ -1,14 +1,15 @@
 """The image sets ``robustrep gan fid`` compares (:mod:`robustrep.tasks.gan.fid` lists them):
 each spec becomes a :class:`Source`, given statistics or a callable streaming image batches in
-[0, 1], checked as it is opened (samples files' layout and range, statistics files' shapes and
-covariance, folders' and runs' image counts).
+[0, 1], checked as it is opened (samples files' layout and range, folders' and runs' image
+counts; statistics files' shapes and covariance in :mod:`robustrep.tasks.gan.stats_files`).
 
 Statistics come as pytorch-fid's ``.npz`` (``mu``, ``sigma``; also TTUR's, clean-fid's, and
 ``gan fid --save-stats``'s), as torch-fidelity's cache (``torch.save`` of ``{"mu", "sigma"}``
 numpy arrays, ``torch_fidelity/metric_fid.py``; a ``.pt``) or as stylegan2-ada's metric cache
-(``metrics/metric_utils.py`` ``FeatureStats.save``: a pickle of the object's ``__dict__``; a
-``.pkl``; a ``.pkl`` of a ``mu``/``sigma`` dict is read as a ``.npz``'s). The last two are
-pickles: they are read by the array unpickler
+(``metrics/metric_utils.py`` ``FeatureStats.save``; a ``.pkl``). This module tells them from
+samples and networks (:func:`npz_source`, :func:`torch_stats_or_samples`, :func:`open_source`);
+:mod:`~robustrep.tasks.gan.stats_files` reads the pickles and checks every statistics file, an
+idea of its own. The last two are pickles: they are read by the array unpickler
 (:mod:`robustrep.safe_pickle`), which rebuilds arrays and plain values and runs nothing."""
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from torch import Tensor
 from robustrep.safe_pickle import ArrayUnpickler
 from robustrep.tasks.common.checkpoint import safe_load
 from robustrep.tasks.common.errors import DataError, UserError, program_advice, report_skipped
-from robustrep.tasks.gan.evaluate import EVAL_SEED, fid_features_choice
+from robustrep.tasks.gan.evaluate import EVAL_SEED
+from robustrep.tasks.gan.feature_nets import fid_features_choice
+from robustrep.tasks.gan.stats_files import as_array, feature_stats_pickle, stats_source
 
 # name -> (dataset, train split); ``digits`` is all 1,797 images, as gan train's data.
 REFERENCES = {"digits": ("digits", None), "cifar10-train": ("cifar10", True),
@@ -179,7 +182,7 @@ def npz_source(spec: str, path: Path, declared: str | None) -> Source:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise _numpy_error(path, ".npz file", err) from None
     if "mu" in arrays or "sigma" in arrays:
-        return _stats_source(spec, path, arrays)
+        return stats_source(spec, path, arrays)
     if len(arrays) != 1:
         raise DataError(f"{path}: an .npz must hold 'mu' and 'sigma' (statistics) or exactly "
                         f"one array of samples; found {sorted(arrays) or 'nothing'}")
@@ -193,36 +196,6 @@ def _numpy_error(path: Path, what: str, err: Exception) -> DataError:
         return DataError(f"{path} holds pickled objects, which are never loaded (code could "
                          f"run); save plain numeric arrays")
     return DataError(f"{path} is not a readable {what} ({err})")
-
-
-def _stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
-                  kind: str = "statistics") -> Source:
-    mu, sigma = arrays.get("mu"), arrays.get("sigma")
-    if mu is None or sigma is None:
-        raise DataError(f"{path}: a statistics file needs both 'mu' and 'sigma'; found "
-                        f"{sorted(map(str, arrays))}")
-    if mu.ndim != 1 or mu.shape[0] == 0 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise DataError(f"{path}: 'mu' must be [D] and 'sigma' [D, D] with D >= 1, got "
-                        f"{mu.shape} and {sigma.shape}")
-    stored = sigma.dtype
-    mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
-    _check_covariance(path, sigma, stored)
-    net = _text(arrays["fid_features"]) if "fid_features" in arrays else None
-    num = arrays.get("num")
-    if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
-        raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "
-                        f"{num.dtype} of shape {num.shape}")
-    num = f", {int(num)} images" if num is not None else ""
-    convention = _text(arrays["fid_convention"]) if "fid_convention" in arrays else None
-    return Source(spec, f"{kind} {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
-                  fid_features=net, fid_convention=convention)
-
-
-def _text(value: Any) -> str:
-    """A name stored in a statistics file: numpy's 0-d text array, or bytes (a file written with
-    ``np.bytes_``: str() gave "np.bytes_(b'digits')", which matched no network)."""
-    value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 PT_ADVICE = ("save the samples as one tensor [N, C, H, W] (torch.save(x, FILE)), or a dict "
@@ -239,8 +212,8 @@ def torch_stats_or_samples(spec: str, path: Path, declared: str | None) -> Sourc
     if data is None:  # the default advice, a file of this robustrep, fits no user's samples
         data = safe_load(path, "samples file", advice=PT_ADVICE, damaged=PT_DAMAGED)
     if isinstance(data, dict) and ("mu" in data or "sigma" in data):
-        arrays = {str(k): _as_array(v) for k, v in data.items()}
-        return _stats_source(spec, path, arrays)
+        arrays = {str(k): as_array(v) for k, v in data.items()}
+        return stats_source(spec, path, arrays)
     _refuse_checkpoint(path, data)
     return _tensor_source(spec, data, declared, str(path))
 
@@ -281,155 +254,6 @@ def _numpy_archive(path: Path) -> Any:
     except (pickle.UnpicklingError, zipfile.BadZipFile, OSError, EOFError, ValueError,
             TypeError, AttributeError, IndexError, KeyError, UnicodeDecodeError):
         return None  # a tensor's storage (a persistent id), another global, damage
-
-
-def _as_array(value: Any) -> np.ndarray:
-    if isinstance(value, Tensor):
-        value = value.detach().cpu()
-        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
-    return np.asarray(value)
-
-
-class PickleNotRead(DataError):
-    """A ``.pkl`` that is neither statistics nor a network pickle: damaged, or plain values of
-    another kind (``gan fid``'s ``--num`` check leaves it to :func:`open_source` to name)."""
-
-
-# what stylegan2-ada's FeatureStats.save writes (its __dict__), and what a .pkl may be
-FEATURE_STATS = ("num_items", "raw_mean", "raw_cov")
-PKL_ACCEPTED = ("a stylegan2-ada network pickle (G, D, G_ema), stylegan2-ada's cached statistics "
-                "(FeatureStats.save: num_items, raw_mean, raw_cov) or a dict of mu and sigma")
-
-
-class _StatsUnpickler(ArrayUnpickler):
-    """The array unpickler, noting a refused global or persistent id: such a pickle holds
-    objects (a network pickle's records), so the network pickle's reader judges it."""
-
-    objects = False
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except pickle.UnpicklingError:
-            self.objects = True
-            raise
-
-    def persistent_load(self, pid: Any) -> Any:
-        self.objects = True
-        return super().persistent_load(pid)
-
-
-def feature_stats_pickle(spec: str, path: Path) -> Source | None:
-    """Statistics in a ``.pkl``: stylegan2-ada's cached feature statistics (``FeatureStats.save``:
-    a pickle of a dict with ``num_items``, ``raw_mean`` = the sum of the features, ``raw_cov`` =
-    the sum of their outer products, or ``all_features``), or a dict of ``mu`` and ``sigma``
-    (read as a ``.npz``'s), as a statistics :class:`Source`; None when ``path`` names objects
-    (a network pickle: the array unpickler refuses its first global; a zip, torch.save's, which
-    the network pickle's reader names). A pickle that cannot be read, or that holds plain values
-    of another kind, is :class:`PickleNotRead` (it was "network pickle X: ..." for statistics).
-
-    stylegan2-ada's covariance divides by N (``get_mean_cov``); it is rescaled by N / (N - 1) to
-    the unbiased covariance every other side has here (pytorch-fid's ``np.cov``), so that the
-    file gives the FID the images it was computed from give."""
-    if zipfile.is_zipfile(path):
-        return None
-    reader = None
-    try:
-        with open(path, "rb") as handle:
-            reader = _StatsUnpickler(handle, what="a stylegan2-ada statistics pickle")
-            data = reader.load()
-    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError, MemoryError) as err:
-        if reader is not None and reader.objects:
-            return None  # the network pickle's reader says what is wrong
-        if isinstance(err, OSError):  # the file, not its bytes: no advice to write it again
-            raise PickleNotRead(f"{path} cannot be read ({err.strerror or err})") from None
-        raise PickleNotRead(f"{path} cannot be read as a pickle ({type(err).__name__}: {err}); "
-                            f"it may be truncated or corrupt: copy or write it again") from None
-    if isinstance(data, dict) and ("mu" in data or "sigma" in data):
-        return _stats_source(spec, path, {str(k): _as_array(v) for k, v in data.items()})
-    if not isinstance(data, dict) or not set(FEATURE_STATS) & set(data):
-        raise PickleNotRead(f"{path} holds {_held(data)}, neither network nor statistics; a "
-                            f".pkl must be {PKL_ACCEPTED}")
-    missing = [k for k in FEATURE_STATS if k not in data]
-    if missing:  # statistics, not whole
-        raise DataError(f"{path}: stylegan2-ada statistics without {', '.join(missing)} "
-                        f"(FeatureStats.save writes {', '.join(FEATURE_STATS)}); compute them "
-                        f"again")
-    num = data["num_items"]
-    if not isinstance(num, (int, np.integer)) or num < 2:
-        raise DataError(f"{path}: stylegan2-ada statistics counting {num!r} image(s) "
-                        f"(num_items); FID needs at least 2")
-    try:
-        mu, sigma = _feature_stats_moments(data, int(num))
-    except (ValueError, TypeError) as err:  # text or ragged arrays where numbers belong
-        raise DataError(f"{path}: stylegan2-ada statistics whose sums or features are not "
-                        f"arrays of numbers ({err})") from None
-    if mu is None:
-        raise DataError(f"{path}: stylegan2-ada statistics holding neither the mean and "
-                        f"covariance nor the features (capture_mean_cov and capture_all off)")
-    return _stats_source(spec, path, {"mu": mu, "sigma": sigma, "num": np.array(int(num))},
-                         kind="stylegan2-ada statistics")
-
-
-def _held(data: Any) -> str:
-    """What a pickle of plain values holds, for the line refusing it: a dict's keys."""
-    if isinstance(data, dict):
-        keys = sorted(map(str, data))
-        more = f", ... ({len(keys)} keys)" if len(keys) > 6 else ""
-        return f"a dict of {', '.join(keys[:6]) or 'nothing'}{more}"
-    return f"a {type(data).__name__}"
-
-
-def _feature_stats_moments(data: dict, num: int) -> tuple[Any, Any]:
-    """Mean and unbiased covariance of a ``FeatureStats`` dict (None, None when it kept
-    neither sums nor features); the shapes are left to :func:`_stats_source`'s check."""
-    if data.get("capture_mean_cov") and data["raw_mean"] is not None:
-        mu = np.asarray(data["raw_mean"], dtype=np.float64) / num
-        raw_cov = np.asarray(data["raw_cov"], dtype=np.float64)
-        if mu.ndim != 1 or raw_cov.shape != (len(mu), len(mu)):
-            return mu, raw_cov  # refused by shape, not broadcast into a [D, D]
-        return mu, (raw_cov / num - np.outer(mu, mu)) * (num / (num - 1))
-    if data.get("all_features"):  # a KID/precision cache keeps the features themselves
-        feats = np.concatenate([np.asarray(f, dtype=np.float64) for f in data["all_features"]])
-        if feats.ndim != 2:
-            raise ValueError(f"features of shape {feats.shape}, not [N, D]")
-        return feats.mean(0), np.cov(feats, rowvar=False)
-    return None, None
-
-
-def _real_numbers(path: Path, key: str, array: np.ndarray) -> np.ndarray:
-    """``array`` as float64 when it holds finite real numbers; else one line naming the key
-    (a complex or text array would be cast with a warning or fail deep in the distance)."""
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise DataError(f"{path}: '{key}' must hold real numbers, got {array.dtype}")
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all():
-        raise DataError(f"{path}: '{key}' holds NaN or inf; statistics of non-finite features "
-                        f"(or of fewer than two images) cannot be compared")
-    return array
-
-
-def _check_covariance(path: Path, sigma: np.ndarray, stored: np.dtype = np.dtype("float64")
-                      ) -> None:
-    """Refuse a ``sigma`` that no set of features has: not symmetric, or with a negative
-    eigenvalue beyond the rounding of the dtype it was stored in (float32's at least). The
-    distance would symmetrise the first and read the second as a smaller spread, and print a
-    wrong (even negative) FID."""
-    scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
-    if float(np.abs(sigma - sigma.T).max()) > 1e-5 * scale:
-        raise DataError(f"{path}: 'sigma' is not symmetric, so it is no covariance matrix; give "
-                        f"the statistics as saved (gan fid --save-stats, pytorch-fid)")
-    # Cholesky of sigma + a rounding margin succeeds exactly when no eigenvalue is below minus
-    # that margin: the check without an eigendecomposition. float16 storage rounds at 1e-3.
-    rel = max(1e-5, 10 * float(np.finfo(stored).eps)) if stored.kind == "f" else 1e-5
-    margin = rel * max(float(np.trace(sigma)) / len(sigma), scale * 1e-3)
-    try:
-        np.linalg.cholesky(sigma + margin * np.eye(len(sigma)))
-    except np.linalg.LinAlgError:
-        raise DataError(f"{path}: 'sigma' ({stored}) has negative eigenvalues beyond its "
-                        f"rounding, so it is no covariance matrix; give the statistics as saved "
-                        f"(gan fid --save-stats, pytorch-fid)") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,13 +33,13 @@ A G step scores fresh fakes with the same logit function; G also minimises the D
 regularizer's loss on its fakes when it says so (``g_term``; AdaptiveMix as its reference
 ``loss.py``, off with ``am_g_shrink=False``).
 
-StyleGAN2 (``arch stylegan2``, Karras et al. 2020, stylegan2-ada's ``loss.py`` and
-``training_loop.py``): fakes come from ``mapping_mixed`` (style mixing), and with lazy
-regularisation (``lazy_reg``, on by default for stylegan2) R1 and the path-length penalty are their
-own optimizer steps after the main D and G steps, every ``r1_every`` D and ``pl_every`` G
-iterations, with the loss scaled by the interval; the optimizers' lr and betas are adjusted by
-``interval / (interval + 1)`` (:func:`lazy_adam_kwargs`) so the extra steps do not speed up
-training. The G-EMA follows a half-life in images (:func:`ema_beta`).
+StyleGAN2 (``arch stylegan2``, Karras et al. 2020, stylegan2-ada's ``training_loop.py``): fakes
+come from ``mapping_mixed`` (style mixing), the phases run in stylegan2-ada's order
+(:func:`stylegan2_iteration`), and with lazy regularisation R1 and the path-length penalty are
+their own optimizer steps after the main D and G steps (``Dreg``, ``Greg``). Those steps, their
+schedule and the optimizers' adjustment are one technique of their own, in
+:mod:`robustrep.tasks.gan.lazy_reg`; the G-EMA by images, which no step calls, is in
+:mod:`robustrep.tasks.gan.ema`. This module holds the phases of a step and the iterations.
 
 DiffAugment (``--diffaugment``, Zhao et al. 2020) transforms every batch D scores (reals, fakes,
 mixed batches, R1's reals) inside :func:`d_logits`/:func:`d_loss_mix`, in D and G steps alike.
@@ -55,7 +55,6 @@ in. Each phase returns named loss terms (detached for logging) and the total to 
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +71,7 @@ from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_
 from robustrep.tasks.common.distributed import all_reduce_grads, all_reduce_sum
 from robustrep.tasks.common.regularizers import checked_loss
 from robustrep.tasks.common.runtime import autocast, to_input
+from robustrep.tasks.gan.lazy_reg import d_reg_step, g_reg_step, lazy_r1, style_mixing
 from robustrep.tasks.gan.regs import Regs
 
 
@@ -125,7 +125,7 @@ def g_forward(cfg, G: nn.Module, generator: torch.Generator):
     eager ``G``: AOTAutograd has no double backward."""
     if cfg.arch != "stylegan2":
         return G
-    mixing = _or(cfg.style_mixing, STYLE_MIXING)
+    mixing = style_mixing(cfg)
 
     def forward(z: Tensor) -> Tensor:
         return G.synthesis(G.mapping_mixed(z, style_mixing=mixing, generator=generator))
@@ -344,7 +344,7 @@ def _sum_members(logits: Tensor) -> Tensor:
     return logits.sum(1) if logits.dim() == 2 else logits
 
 
-def _backward_step(ctx: StepContext, total: Tensor, module: nn.Module,
+def backward_step(ctx: StepContext, total: Tensor, module: nn.Module,
                    opt: torch.optim.Optimizer) -> None:
     ctx.scaler.scale(total).backward()
     all_reduce_grads(module)
@@ -365,7 +365,7 @@ def d_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
     terms.update(d_aux(ctx, x_real))
     terms.update(d_penalties(ctx, x_real, x_fake, r1=not (lazy_r1(ctx) or r1_main)))
     total = sum(terms.values())
-    _backward_step(ctx, total, ctx.D, ctx.opt_d)
+    backward_step(ctx, total, ctx.D, ctx.opt_d)
     if ctx.regs.d_inputs is not None:
         ctx.regs.d_inputs.after_backward(inp.real)
     terms.update(d_reg_step(ctx, x_real))
@@ -439,7 +439,7 @@ def g_step(ctx: StepContext, batch: int) -> dict[str, Tensor]:
             x_fake = to_input(generate(ctx, batch), ctx.device, ctx.channels_last)
         terms = g_loss_adv(ctx, x_fake)
         total = sum(terms.values())
-        _backward_step(ctx, total, ctx.G, ctx.opt_g)
+        backward_step(ctx, total, ctx.G, ctx.opt_g)
     terms["g/total"] = total
     return {k: v.detach() for k, v in terms.items()}
 
@@ -468,10 +468,7 @@ def d_then_g_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------
-# StyleGAN2: lazy regularisation steps, path length, G-EMA by images
-
-PL_WEIGHT, PL_EVERY, PL_DECAY, PL_BATCH_SHRINK = 2.0, 4, 0.01, 2  # stylegan2-ada loss.py
-STYLE_MIXING = 0.9
+# StyleGAN2: the phase order
 
 
 def _is_stylegan(ctx: StepContext) -> bool:
@@ -489,119 +486,3 @@ def stylegan2_iteration(ctx: StepContext, next_real) -> dict[str, Tensor]:
     for i in range(ctx.cfg.n_dis):
         terms.update(d_step(ctx, x_real if i == 0 else next_real()))
     return terms
-
-
-def _or(value, default):
-    return default if value is None else value
-
-
-def _style_mixing(ctx: StepContext) -> float:
-    return _or(ctx.cfg.style_mixing, STYLE_MIXING)
-
-
-def lazy_enabled(cfg) -> bool:
-    """Regularisers as their own optimizer steps: ``lazy_reg``, by default on for stylegan2."""
-    return _or(cfg.lazy_reg, cfg.arch == "stylegan2")
-
-
-def lazy_r1(ctx: StepContext) -> bool:
-    return lazy_enabled(ctx.cfg) and ctx.cfg.r1_every > 1
-
-
-def pl_settings(cfg) -> tuple[float, int]:
-    """(weight, interval) of the path-length penalty; weight 0 off G's other than StyleGAN2."""
-    if cfg.arch != "stylegan2":
-        return 0.0, 1
-    return _or(cfg.pl_weight, PL_WEIGHT), _or(cfg.pl_every, PL_EVERY)
-
-
-def lazy_ratio(interval: int) -> float:
-    """``interval / (interval + 1)``: the fraction of optimizer steps that are main steps."""
-    return interval / (interval + 1) if interval > 1 else 1.0
-
-
-def lazy_adam_kwargs(lr: float, betas: tuple[float, float], interval: int) -> dict[str, Any]:
-    """Adam lr and betas for a lazily regularised network (Karras et al. 2020, app. B):
-    ``lr * c`` and ``beta ** c`` with ``c = interval / (interval + 1)``, so that
-    ``interval + 1`` optimizer steps move the weights as ``interval`` plain steps would."""
-    c = lazy_ratio(interval)
-    return {"lr": lr * c, "betas": (betas[0] ** c, betas[1] ** c)}
-
-
-def optimizer_intervals(cfg) -> tuple[int, int]:
-    """(G, D) regularisation intervals the optimizers are adjusted for (1 = no adjustment)."""
-    if not lazy_enabled(cfg):
-        return 1, 1
-    return pl_settings(cfg)[1] if cfg.arch == "stylegan2" else 1, cfg.r1_every
-
-
-def d_reg_step(ctx: StepContext, x_real: Tensor) -> dict[str, Tensor]:
-    """Lazy R1 as its own D update, every ``r1_every`` D steps (stylegan2-ada's ``Dreg``)."""
-    if not lazy_r1(ctx) or not r1_due(ctx):
-        return {}
-    ctx.opt_d.zero_grad(set_to_none=True)
-    with torch.autocast(ctx.device.type, enabled=False):
-        r1 = r1_term(ctx, x_real)
-    _backward_step(ctx, r1, ctx.D, ctx.opt_d)
-    return {"d/r1": r1.detach()}
-
-
-def pl_loss(img: Tensor, ws: Tensor, noise: Tensor, pl_mean: Tensor,
-            decay: float) -> tuple[Tensor, Tensor]:
-    """``mean((|J_w^T y| - a)^2)`` and the new running mean ``a`` (detached).
-
-    ``a = pl_mean.lerp(mean length, decay)`` keeps its graph inside the penalty, so the gradient
-    also flows through this batch's share of the mean, as stylegan2-ada's ``loss.py`` (which
-    stores ``pl_mean.detach()`` but penalises against the undetached lerp)."""
-    (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-    lengths = grad.square().sum(2).mean(1).sqrt()
-    mean = pl_mean.lerp(lengths.mean(), decay)
-    return (lengths - mean).square().mean(), mean.detach()
-
-
-def path_length_penalty(ctx: StepContext, batch: int) -> Tensor:
-    """``(|J_w^T y| - a)^2`` with ``y ~ N(0, I) / sqrt(H W)`` and ``a`` the running mean of the
-    lengths (decay ``pl_decay``), on ``batch // pl_batch_shrink`` fakes (Karras et al. 2020,
-    eq. 4). Updates ``G.pl_mean``."""
-    cfg, G = ctx.cfg, ctx.G
-    n = max(1, batch // _or(cfg.pl_batch_shrink, PL_BATCH_SHRINK))
-    ws = G.mapping_mixed(sample_z(ctx, n), style_mixing=_style_mixing(ctx),
-                         generator=ctx.gens["z"])
-    img = G.synthesis(ws)
-    y = torch.randn(img.shape, generator=ctx.gens["reg"], device=img.device, dtype=img.dtype)
-    y = y / math.sqrt(img.shape[2] * img.shape[3])
-    loss, mean = pl_loss(img, ws, y, G.pl_mean, _or(cfg.pl_decay, PL_DECAY))
-    with torch.no_grad():
-        G.pl_mean.copy_(mean)
-    return loss
-
-
-def g_reg_step(ctx: StepContext, batch: int, iteration: int) -> dict[str, Tensor]:
-    """Path length as its own G update every ``pl_every`` iterations (``Greg``), loss scaled by
-    the interval; without lazy steps it is still only taken every ``pl_every`` iterations."""
-    weight, every = pl_settings(ctx.cfg)
-    if weight <= 0 or iteration % every != 0:
-        return {}
-    ctx.opt_g.zero_grad(set_to_none=True)
-    with torch.autocast(ctx.device.type, enabled=False):
-        pl = weight * every * path_length_penalty(ctx, batch)
-    _backward_step(ctx, pl, ctx.G, ctx.opt_g)
-    return {"g/pl": pl.detach()}
-
-
-def ema_beta(batch: int, nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
-    """StyleGAN2's G-EMA decay for one step: a half-life of ``ema_kimg`` thousand images, at
-    most ``ema_rampup * nimg`` while ramping up (``nimg`` = images seen before this step)."""
-    half_life = ema_kimg * 1000
-    if ema_rampup is not None:
-        half_life = min(half_life, nimg * ema_rampup)
-    return 0.5 ** (batch / max(half_life, 1e-8))
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
-    """``ema = model + beta * (ema - model)`` on parameters; buffers are copied (the reference)."""
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.copy_(p.detach().lerp(p_ema, beta))
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)

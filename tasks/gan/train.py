@@ -59,9 +59,10 @@ from robustrep.tasks.gan.models import (build_discriminator, build_generator, ch
                                         generate)
 from robustrep.tasks.common.regularizer_record import record_regularizers
 from robustrep.tasks.common.regularizers import Kept
+from robustrep.tasks.gan.ema import ema_beta, ema_update
+from robustrep.tasks.gan.lazy_reg import lazy_adam_kwargs, optimizer_intervals
 from robustrep.tasks.gan.regs import build_regs, kept_regs, regs_record
-from robustrep.tasks.gan.steps import (StepContext, build_ada, ema_beta, ema_update, g_forward,
-                                       lazy_adam_kwargs, optimizer_intervals, train_iteration)
+from robustrep.tasks.gan.steps import StepContext, build_ada, g_forward, train_iteration
 
 GRID_SEED = EVAL_SEED + 1
 LOSS_CURVES = ("loss/d/total", "loss/g/total")

@@ -138,7 +138,7 @@ def test_offline_refuses_before_any_connection(server, tmp_path, monkeypatch, va
 
 
 def test_inception_weights_fetched_on_first_use(server, tmp_path, monkeypatch):
-    from robustrep.tasks.gan.evaluate import inception_path
+    from robustrep.tasks.gan.feature_nets import inception_path
     srv, base = server
     monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ROBUSTREP_INCEPTION", raising=False)

@@ -37,11 +37,11 @@ def _cache_dir(tmp_path_factory):
     """The digits feature net and real statistics go to a session folder, not ~/.cache: one
     for all the session's pytest-xdist workers, where the first worker to need the digits net
     trains it under a lock and the others read it (each trained its own: 4 s a worker)."""
-    from robustrep.tasks.gan import evaluate
+    from robustrep.tasks.gan import feature_nets
     root = tmp_path_factory.getbasetemp()
     cache = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "robustrep-cache"
     cache.mkdir(exist_ok=True)
-    trained_once = evaluate.digits_feature_net
+    trained_once = feature_nets.digits_feature_net
 
     def locked(*args, **kwargs):
         with open(cache / ".digits-net.lock", "w") as lock:
@@ -51,7 +51,7 @@ def _cache_dir(tmp_path_factory):
     old = os.environ.get("ROBUSTREP_CACHE")
     os.environ["ROBUSTREP_CACHE"] = str(cache)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluate, "digits_feature_net", locked)
+        patch.setattr(feature_nets, "digits_feature_net", locked)
         yield os.environ["ROBUSTREP_CACHE"]
     if old is None:
         os.environ.pop("ROBUSTREP_CACHE", None)

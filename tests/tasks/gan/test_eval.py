@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.gan.evaluate import inception_path
+from robustrep.tasks.gan.feature_nets import inception_path
 from robustrep.tasks.gan.train import train
 
 
@@ -529,7 +529,7 @@ def test_a_run_without_g_ema_says_its_samples_and_scores_are_gs(tiny_cfg, tmp_pa
 def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch, command,
                                               few_digits):
     # Was: "unrecognized arguments: --quiet" although the docs offer it for both
-    from robustrep.tasks.gan import evaluate
+    from robustrep.tasks.gan import evaluate, feature_nets
     shown = []
 
     def progress(*args, enabled=True, **kwargs):
@@ -538,7 +538,9 @@ def test_quiet_turns_the_feature_progress_off(digits_run, tmp_path, monkeypatch,
 
     real = evaluate.progress
     monkeypatch.setattr(evaluate, "progress", progress)
-    monkeypatch.setattr(evaluate, "cache_dir", lambda: tmp_path)  # for few_digits' network
+    monkeypatch.setattr(feature_nets, "progress", progress)
+    monkeypatch.setattr(evaluate, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(feature_nets, "cache_dir", lambda: tmp_path)  # for few_digits' network
     argv = [str(digits_run) if a == "RUN" else str(tmp_path / "e.json") if a == "OUT" else a
             for a in command]
     assert main(argv) == 0 and any(shown)
@@ -555,12 +557,12 @@ def few_digits(monkeypatch):
     from types import SimpleNamespace
 
     from robustrep.data import digits
-    from robustrep.tasks.gan import evaluate
+    from robustrep.tasks.gan import feature_nets
 
     def few(size, channels, train):
         data = digits(size, channels, train=train)
         return SimpleNamespace(images=data.images[:64], targets=data.targets[:64])
-    monkeypatch.setattr(evaluate, "digits", few)
+    monkeypatch.setattr(feature_nets, "digits", few)
 
 
 def test_training_the_digits_feature_network_shows_its_progress(tmp_path, monkeypatch, capsys,
@@ -571,25 +573,25 @@ def test_training_the_digits_feature_network_shows_its_progress(tmp_path, monkey
     import functools
 
     from robustrep.tasks.common.progress import progress
-    from robustrep.tasks.gan import evaluate
+    from robustrep.tasks.gan import feature_nets
 
-    monkeypatch.setattr(evaluate, "cache_dir", lambda: tmp_path)
-    monkeypatch.setattr(evaluate, "progress", functools.partial(progress, interval=0))
+    monkeypatch.setattr(feature_nets, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(feature_nets, "progress", functools.partial(progress, interval=0))
     trained = []
-    real = evaluate.train_digits_feature_net
-    monkeypatch.setattr(evaluate, "train_digits_feature_net",
+    real = feature_nets.train_digits_feature_net
+    monkeypatch.setattr(feature_nets, "train_digits_feature_net",
                         lambda *a, **k: trained.append(1) or real(*a, **k))
-    evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
+    feature_nets.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
     lines = capsys.readouterr().err.splitlines()
     head = f"training the digits feature network for FID at 16x16 (once: cached in {tmp_path}): "
     assert lines[0].startswith(head + "image 64/320 (20%) ") and "ETA" in lines[0]
     assert lines[-1].startswith(head + "image 320/320 (100%) ")  # 5 epochs of 64
     assert len(lines) == 5
-    evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
+    feature_nets.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
     assert capsys.readouterr().err == "" and len(trained) == 1  # read from the cache
     for path in tmp_path.iterdir():
         path.unlink()
-    evaluate.digits_feature_net((1, 16, 16), torch.device("cpu"))  # --quiet: nothing shown
+    feature_nets.digits_feature_net((1, 16, 16), torch.device("cpu"))  # --quiet: nothing shown
     assert capsys.readouterr().err == "" and len(trained) == 2
 
 

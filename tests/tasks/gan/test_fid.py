@@ -340,7 +340,8 @@ def test_real_statistics_leave_out_the_mirror_copies():
     stylegan2-ada's fid50k_full reads the dataset with xflip=False."""
     from robustrep.tasks.gan.config import GanConfig
     from robustrep.tasks.gan.data import build_data
-    from robustrep.tasks.gan.evaluate import build_extractor, real_reference
+    from robustrep.tasks.gan.evaluate import real_reference
+    from robustrep.tasks.gan.feature_nets import build_extractor
     from robustrep.tasks.gan.presets import PRESETS
     cfg = GanConfig(**{**PRESETS["digits-dcgan"], "image_size": 16, "mirror": True})
     data, cpu = build_data(cfg), torch.device("cpu")

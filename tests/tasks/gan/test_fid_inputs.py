@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.gan import evaluate
+from robustrep.tasks.gan import feature_nets
 from robustrep.tasks.gan.fid_sources import open_source
 from robustrep.tasks.gan.train import train
 
@@ -32,8 +32,8 @@ def no_training(monkeypatch):
     """The digits network must not be trained (nor read) for a size it cannot take."""
     def train(*args, **kwargs):
         raise AssertionError("the digits network was trained for images it cannot take")
-    monkeypatch.setattr(evaluate, "_train_digits_net", train)
-    monkeypatch.setattr(evaluate, "_read_cache", lambda path: None)
+    monkeypatch.setattr(feature_nets, "_train_digits_net", train)
+    monkeypatch.setattr(feature_nets, "read_cache", lambda path: None)
 
 
 @pytest.mark.parametrize("side", [1, 3])
@@ -145,7 +145,7 @@ def test_colour_is_made_grey_as_pil_makes_it():
 
     from robustrep.metrics.extractors import DigitsFeatureNet
     torch.manual_seed(0)
-    features = evaluate._Features(DigitsFeatureNet().eval())
+    features = feature_nets._Features(DigitsFeatureNet().eval())
     rgb = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     grey = np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in rgb])
     as_tensor = lambda a: torch.from_numpy(a).float() / 255  # noqa: E731

@@ -21,7 +21,7 @@ from robustrep.mixing import mixed_gan_loss
 from robustrep.projection import (ensemble_fake_loss, ensemble_g_loss, ensemble_mixed_loss,
                                   ensemble_real_loss)
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.gan import steps
+from robustrep.tasks.gan import ema, lazy_reg, steps
 from robustrep.tasks.gan.regs import build_regs
 from robustrep.tasks.gan.steps import (StepContext, d_inputs, d_loss_adv, d_loss_mix, d_penalties,
                                        d_step, g_step, r1_in_main_pass)
@@ -329,37 +329,37 @@ def sg2_cfg(**kw):
 
 
 def test_ema_beta_is_a_half_life_in_images():
-    assert steps.ema_beta(64, 10**6, 20, None) == 0.5 ** (64 / 20_000)
-    assert steps.ema_beta(32, 1000, 10, 0.05) == 0.5 ** (32 / 50)  # ramp-up caps the half-life
-    assert steps.ema_beta(32, 10**6, 10, 0.05) == 0.5 ** (32 / 10_000)  # ramp-up over
-    assert steps.ema_beta(32, 0, 10, 0.05) == 0.0  # zero half-life: the first step copies G
+    assert ema.ema_beta(64, 10**6, 20, None) == 0.5 ** (64 / 20_000)
+    assert ema.ema_beta(32, 1000, 10, 0.05) == 0.5 ** (32 / 50)  # ramp-up caps the half-life
+    assert ema.ema_beta(32, 10**6, 10, 0.05) == 0.5 ** (32 / 10_000)  # ramp-up over
+    assert ema.ema_beta(32, 0, 10, 0.05) == 0.0  # zero half-life: the first step copies G
 
 
 def test_lazy_ratio_and_adam_adjustment():
-    assert steps.lazy_ratio(1) == 1.0 and steps.lazy_ratio(4) == 0.8
-    assert steps.lazy_ratio(2) == 2 / 3
-    kw = steps.lazy_adam_kwargs(0.01, (0.5, 0.9), 4)
+    assert lazy_reg.lazy_ratio(1) == 1.0 and lazy_reg.lazy_ratio(4) == 0.8
+    assert lazy_reg.lazy_ratio(2) == 2 / 3
+    kw = lazy_reg.lazy_adam_kwargs(0.01, (0.5, 0.9), 4)
     assert kw == {"lr": 0.01 * 0.8, "betas": (0.5 ** 0.8, 0.9 ** 0.8)}
 
 
 def test_lazy_switches_and_intervals():
-    assert steps.lazy_enabled(sg2_cfg()) is True  # on by default for stylegan2
-    assert steps.lazy_enabled(sg2_cfg(arch="dcgan")) is False
-    assert steps.lazy_enabled(sg2_cfg(arch="dcgan", lazy_reg=True)) is True
-    assert steps.lazy_enabled(sg2_cfg(lazy_reg=False)) is False
+    assert lazy_reg.lazy_enabled(sg2_cfg()) is True  # on by default for stylegan2
+    assert lazy_reg.lazy_enabled(sg2_cfg(arch="dcgan")) is False
+    assert lazy_reg.lazy_enabled(sg2_cfg(arch="dcgan", lazy_reg=True)) is True
+    assert lazy_reg.lazy_enabled(sg2_cfg(lazy_reg=False)) is False
     ctx = SimpleNamespace(cfg=sg2_cfg(r1_every=1))
-    assert not steps.lazy_r1(ctx)  # every step: no separate R1 step
+    assert not lazy_reg.lazy_r1(ctx)  # every step: no separate R1 step
     ctx.cfg.r1_every = 2
-    assert steps.lazy_r1(ctx)
+    assert lazy_reg.lazy_r1(ctx)
     ctx.cfg.lazy_reg = False
-    assert not steps.lazy_r1(ctx)
-    assert steps.pl_settings(sg2_cfg()) == (2.0, 4)
-    assert steps.pl_settings(sg2_cfg(pl_weight=0.5, pl_every=3)) == (0.5, 3)
-    assert steps.pl_settings(sg2_cfg(arch="dcgan", pl_weight=0.5)) == (0.0, 1)
-    assert steps.optimizer_intervals(sg2_cfg()) == (4, 16)
-    assert steps.optimizer_intervals(sg2_cfg(pl_every=2, r1_every=8)) == (2, 8)
-    assert steps.optimizer_intervals(sg2_cfg(arch="dcgan", lazy_reg=True, r1_every=8)) == (1, 8)
-    assert steps.optimizer_intervals(sg2_cfg(lazy_reg=False)) == (1, 1)
+    assert not lazy_reg.lazy_r1(ctx)
+    assert lazy_reg.pl_settings(sg2_cfg()) == (2.0, 4)
+    assert lazy_reg.pl_settings(sg2_cfg(pl_weight=0.5, pl_every=3)) == (0.5, 3)
+    assert lazy_reg.pl_settings(sg2_cfg(arch="dcgan", pl_weight=0.5)) == (0.0, 1)
+    assert lazy_reg.optimizer_intervals(sg2_cfg()) == (4, 16)
+    assert lazy_reg.optimizer_intervals(sg2_cfg(pl_every=2, r1_every=8)) == (2, 8)
+    assert lazy_reg.optimizer_intervals(sg2_cfg(arch="dcgan", lazy_reg=True, r1_every=8)) == (1, 8)
+    assert lazy_reg.optimizer_intervals(sg2_cfg(lazy_reg=False)) == (1, 1)
 
 
 class StyleG(nn.Module):
@@ -409,18 +409,18 @@ def expected_pl(ctx, n, decay):
 def test_path_length_penalty_exact_with_core_defaults():
     ctx = sg2_ctx()
     want, mean = expected_pl(ctx, 8 // 2, 0.01)  # pl_batch_shrink 2, pl_decay 0.01
-    got = steps.path_length_penalty(ctx, 8)
+    got = lazy_reg.path_length_penalty(ctx, 8)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(ctx.G.pl_mean, mean)
     assert ctx.G.calls == [(0.9, ctx.gens["z"])]  # style mixing 0.9 from the z stream
     ctx = sg2_ctx(pl_batch_shrink=4, pl_decay=0.5, style_mixing=0.3)
     want, mean = expected_pl(ctx, 8 // 4, 0.5)
-    torch.testing.assert_close(steps.path_length_penalty(ctx, 8), want)
+    torch.testing.assert_close(lazy_reg.path_length_penalty(ctx, 8), want)
     torch.testing.assert_close(ctx.G.pl_mean, mean)
     assert ctx.G.calls[0][0] == 0.3
     ctx = sg2_ctx(pl_batch_shrink=16)  # 8 // 16 = 0: still one sample
     want, _ = expected_pl(ctx, 1, 0.01)
-    torch.testing.assert_close(steps.path_length_penalty(ctx, 8), want)
+    torch.testing.assert_close(lazy_reg.path_length_penalty(ctx, 8), want)
 
 
 def test_path_length_gradient_flows_through_the_running_mean():
@@ -432,7 +432,7 @@ def test_path_length_gradient_flows_through_the_running_mean():
     mean = ctx.G.pl_mean.lerp(lengths.mean(), 0.5)
     (want,) = torch.autograd.grad(((lengths - mean) ** 2).mean(), ctx.G.A, retain_graph=True)
     (detached,) = torch.autograd.grad(((lengths - mean.detach()) ** 2).mean(), ctx.G.A)
-    (got,) = torch.autograd.grad(steps.path_length_penalty(ctx, 8), ctx.G.A)
+    (got,) = torch.autograd.grad(lazy_reg.path_length_penalty(ctx, 8), ctx.G.A)
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got, detached, atol=1e-4)
     assert not ctx.G.pl_mean.requires_grad
@@ -456,12 +456,12 @@ def test_g_reg_step_is_weight_times_interval_times_pl_on_its_schedule():
     ctx = sg2_ctx(pl_weight=0.5, pl_every=3)
     want, _ = expected_pl(ctx, 4, 0.01)
     a_before = ctx.G.A.detach().clone()
-    terms = steps.g_reg_step(ctx, 8, iteration=6)
+    terms = lazy_reg.g_reg_step(ctx, 8, iteration=6)
     torch.testing.assert_close(terms["g/pl"], 0.5 * 3 * want)
     assert not terms["g/pl"].requires_grad and not torch.equal(ctx.G.A, a_before)  # G stepped
-    assert steps.g_reg_step(ctx, 8, iteration=4) == {}  # off schedule
-    assert steps.g_reg_step(sg2_ctx(pl_weight=0.0), 8, iteration=0) == {}
-    assert steps.g_reg_step(sg2_ctx(arch="dcgan"), 8, iteration=0) == {}
+    assert lazy_reg.g_reg_step(ctx, 8, iteration=4) == {}  # off schedule
+    assert lazy_reg.g_reg_step(sg2_ctx(pl_weight=0.0), 8, iteration=0) == {}
+    assert lazy_reg.g_reg_step(sg2_ctx(arch="dcgan"), 8, iteration=0) == {}
 
 
 def test_stylegan_generate_maps_with_style_mixing():
@@ -479,15 +479,15 @@ def test_lazy_r1_is_its_own_d_update_in_fp32():
     ctx = make_ctx("ns", r1_gamma=3.0, r1_every=2, lazy_reg=True, amp="bf16")
     set_d(ctx, w=(1.2, -1.6))
     x_real = real_batch()
-    terms = steps.d_reg_step(ctx, x_real)
+    terms = lazy_reg.d_reg_step(ctx, x_real)
     # R1 = 0.5 * gamma * every * ||w||^2 = 12 exactly in fp32 (bf16 would round w);
     # its gradient 6 w moves w by lr * 6 w.
     assert terms["d/r1"].item() == pytest.approx(12.0, rel=1e-6)
     assert not terms["d/r1"].requires_grad
     torch.testing.assert_close(ctx.D.net.weight, torch.tensor([[1.2, -1.6]]) * (1 - 0.05 * 6.0))
     ctx.d_steps = 1
-    assert steps.d_reg_step(ctx, x_real) == {}  # not due
-    assert steps.d_reg_step(make_ctx("ns", r1_gamma=3.0, r1_every=2), x_real) == {}  # not lazy
+    assert lazy_reg.d_reg_step(ctx, x_real) == {}  # not due
+    assert lazy_reg.d_reg_step(make_ctx("ns", r1_gamma=3.0, r1_every=2), x_real) == {}  # not lazy
 
 
 def test_d_step_with_lazy_r1_takes_it_only_in_its_own_step_and_counts_steps():
@@ -771,7 +771,7 @@ def test_fp16_blocks_without_a_scaler_turn_nan_and_inf_grads_into_0_and_1e5():
     assert m.w.grad.tolist() == [0.0, 1e5, -1e5, 2.0]
     # through an update: SGD with lr 1 from w = 0 moves w by minus the cleaned gradient
     m = NanInfGrad()
-    steps._backward_step(fp16_ctx(), m.loss(), m, torch.optim.SGD(m.parameters(), lr=1.0))
+    steps.backward_step(fp16_ctx(), m.loss(), m, torch.optim.SGD(m.parameters(), lr=1.0))
     assert m.w.tolist() == [0.0, -1e5, 1e5, -2.0] and m.unused.tolist() == [1.0, 1.0]
     # no fp16 blocks, or a loss scaler (it must see the infs to skip the step): left alone
     for ctx in (fp16_ctx(fp16_res=None), fp16_ctx(fp16_res=0), fp16_ctx(scaler_on=True)):
@@ -789,7 +789,7 @@ def test_each_update_all_reduces_the_gradients_of_the_network_it_steps(monkeypat
     g_step(ctx, B)
     assert reduced == [ctx.D, ctx.D, ctx.G]
     ctx = sg2_ctx(pl_every=1)
-    steps.g_reg_step(ctx, 8, iteration=0)
+    lazy_reg.g_reg_step(ctx, 8, iteration=0)
     assert reduced[-1] is ctx.G
 
 

@@ -7,7 +7,7 @@ import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.gan import steps
+from robustrep.tasks.gan import ema, lazy_reg
 from robustrep.tasks.gan.config import GanConfig
 from robustrep.tasks.gan.presets import PRESETS
 from robustrep.tasks.gan.train import train
@@ -17,16 +17,16 @@ TINY_SG2 = dict(arch="stylegan2", image_size=16, z_dim=16, w_dim=16, mapping_lay
 
 
 def test_lazy_adam_adjustment_is_exact():
-    kw = steps.lazy_adam_kwargs(0.0025, (0.0, 0.99), 16)
+    kw = lazy_reg.lazy_adam_kwargs(0.0025, (0.0, 0.99), 16)
     assert kw["lr"] == 0.0025 * 16 / 17
     assert kw["betas"] == (0.0, 0.99 ** (16 / 17))
-    assert steps.lazy_adam_kwargs(0.0025, (0.0, 0.99), 1) == {"lr": 0.0025, "betas": (0.0, 0.99)}
+    assert lazy_reg.lazy_adam_kwargs(0.0025, (0.0, 0.99), 1) == {"lr": 0.0025, "betas": (0.0, 0.99)}
 
 
 def test_ema_beta_by_images():
-    assert steps.ema_beta(64, 10**6, 20, None) == 0.5 ** (64 / 20_000)
-    assert steps.ema_beta(32, 1000, 10, 0.05) == 0.5 ** (32 / 50)  # ramp-up caps the half-life
-    assert steps.ema_beta(32, 0, 10, 0.05) == 0.0  # the first step copies G
+    assert ema.ema_beta(64, 10**6, 20, None) == 0.5 ** (64 / 20_000)
+    assert ema.ema_beta(32, 1000, 10, 0.05) == 0.5 ** (32 / 50)  # ramp-up caps the half-life
+    assert ema.ema_beta(32, 0, 10, 0.05) == 0.0  # the first step copies G
 
 
 def tiny_sg2(tiny_cfg, **overrides):

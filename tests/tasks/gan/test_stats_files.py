@@ -1,4 +1,5 @@
-"""Statistics in a ``.pkl`` are named as statistics, never as a "network pickle".
+"""Statistics in a ``.pkl`` are named as statistics, never as a "network pickle"
+(tasks/gan/stats_files.py; gan sample's refusal: robustrep/stylegan2_pickle.py).
 
 Was: ``gan fid`` read any ``.pkl`` that was not whole stylegan2-ada statistics as a network
 pickle, and said "network pickle S.pkl: is not a stylegan2-ada network pickle (needs ('G', 'D',
