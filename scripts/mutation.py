@@ -101,6 +101,8 @@ MODULES = {
     "regularizer_record": Module("robustrep/tasks/common/regularizer_record.py",
                                  ("tests/tasks/common/test_regularizer_record.py",)),
     "config": Module("robustrep/tasks/common/config.py", (CONFIG_TESTS,)),
+    # the argparse flags of a config, moved out of config.py (config's rows cover them)
+    "config_flags": Module("robustrep/tasks/common/config_flags.py", (CONFIG_TESTS,)),
     "optionspec": Module("robustrep/tasks/common/optionspec.py", (CONFIG_TESTS,)),
     "nets": Module("robustrep/nets/__init__.py", ("tests/nets/test_registry.py",)),
     # the other core techniques and the baselines DAT is compared with

@@ -20,8 +20,8 @@ from typing import Any
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
-from robustrep.tasks.common.config import (ConfigError, add_config_args, overrides_from_args,
-                                           resolve_config)
+from robustrep.tasks.common.config import ConfigError, overrides_from_args, resolve_config
+from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options

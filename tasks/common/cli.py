@@ -163,9 +163,9 @@ def add_program(subparsers, name: str, summary: str, *commands: Callable[[Any], 
 def add_command(sub, name: str, summary: str, options: type, func: Callable[[Any], Any],
                 description: str | None = None, **kwargs: Any) -> argparse.ArgumentParser:
     """Sub-command ``name`` whose flags are the fields of the options dataclass ``options``
-    (:func:`~robustrep.tasks.common.config.add_config_args`, with their real defaults), run by
-    ``func(args)``; ``kwargs`` go to ``add_parser`` (e.g. ``epilog``)."""
-    from robustrep.tasks.common.config import add_config_args
+    (:func:`~robustrep.tasks.common.config_flags.add_config_args`, with their real defaults), run
+    by ``func(args)``; ``kwargs`` go to ``add_parser`` (e.g. ``epilog``)."""
+    from robustrep.tasks.common.config_flags import add_config_args
     text = (description or summary).replace("``", "")  # docstrings' reST quotes: not in --help
     p = sub.add_parser(name, help=summary, description=text, formatter_class=HelpFormatter,
                        **kwargs)

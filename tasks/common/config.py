@@ -4,10 +4,11 @@ A program declares its options as one dataclass. Each field states, once: its de
 default), its type (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``list[int]``,
 ``list[float]``, ``tuple[...]``) and in ``metadata`` its help, its ``choices`` and its range
 (``min``/``max``, with ``min_exclusive``/``max_exclusive``; every float must also be finite unless
-``"finite": False``). From that one declaration this module derives:
+``"finite": False``). From that one declaration come:
 
-* the argparse flag, whose ``type=`` converts and checks the text (``--am-alpha 0.5`` -> 0.5;
-  ``--mean 0.5 0.5 0.5`` or ``--mean 0.5,0.5,0.5`` -> ``[0.5, 0.5, 0.5]``);
+* the argparse flag (:mod:`robustrep.tasks.common.config_flags`), whose ``type=`` converts and
+  checks the text (``--am-alpha 0.5`` -> 0.5; ``--mean 0.5 0.5 0.5`` or ``--mean 0.5,0.5,0.5``
+  -> ``[0.5, 0.5, 0.5]``);
 * the check of values from a preset, a ``--config`` JSON/YAML file and a resumed run's saved
   ``config.json``, through the same :func:`convert_value` (``tasks/common/optionspec.py``: the
   typed description of a field and the one conversion of its values).
@@ -20,13 +21,19 @@ the value and what is accepted.
 
 A command that is not a trainer (``classify eval``, ``ood score``, ``gan fid``, ``report``...)
 declares its options the same way, as a small dataclass whose flags default to the fields'
-defaults (``add_config_args(..., real_defaults=True)``); ``option`` then also says how a field
-looks on the command line (positional, aliases, repeated, the word for nothing: see
+defaults (``config_flags.add_config_args(..., real_defaults=True)``); ``option`` then also says
+how a field looks on the command line (positional, aliases, repeated, the word for nothing: see
 ``optionspec._CLI``).
 
 The resolved config is, in order: the dataclass defaults, then a named preset, then a config
 file, then command-line flags. Flags default to ``None`` so that an option the user did not give
 never overrides a preset (the same rule as timm's ``create_model`` dropping ``None`` kwargs).
+
+This module resolves the config from those layers (:func:`resolve_config`; a config file read by
+:func:`load_config_file`, its keys that name a generated ``--NAME-OPTION`` flag folded into the
+field the flag fills), reads the flags the user gave (:func:`overrides_from_args`) and keeps a
+resumed run's saved config (:func:`merge_for_resume`, :func:`from_dict`); the flags themselves
+are built by ``config_flags``.
 """
 
 from __future__ import annotations
@@ -39,196 +46,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.config_flags import add_config_args, field_default
 from robustrep.tasks.common.optionspec import (
     BETA, NONNEG, POSITIVE, PROB, REQUIRED, UNIT, ConfigError, OptionSpec, OptionValueError,
-    check_fields, convert_value, convert_values, expand_ranges, option, option_specs,
-    parse_literal, spec_from_field, split_items)
+    check_fields, convert_value, convert_values, option, option_specs, parse_literal,
+    spec_from_field)
 
 # the typed-options layer (optionspec) is imported from here by the programs, as before
 __all__ = ["BETA", "NONNEG", "POSITIVE", "PROB", "REQUIRED", "UNIT", "ConfigError", "OptionSpec",
            "OptionValueError", "check_fields", "convert_value", "convert_values", "option",
            "option_specs", "parse_literal", "spec_from_field", "GENERATED_DESTS",
-           "REG_OPTION_DEST", "ARCH_OPTION_DEST", "add_config_args", "arg_type", "option_type",
-           "load_config_file", "resolve_config", "overrides_from_args", "merge_options",
-           "merge_for_resume", "to_dict", "from_dict"]
-
-
-# ---------------------------------------------------------------------------------------------
-# argparse
-
-
-class _Extend(argparse.Action):
-    """``--mean 0.5 0.5,0.5`` -> one flat list (each token may itself be a comma list)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        # the word for nothing parses to []: beside other values it would be dropped silently
-        if len(values) > 1 and any(part == [] for part in values):
-            raise argparse.ArgumentError(self, f"{self.nothing} cannot be combined with other "
-                                               f"values; give {self.nothing} alone")
-        flat = [v for part in values for v in part]
-        setattr(namespace, self.dest, self.type_sequence(flat))
-
-    type_sequence: type = list
-    nothing: str | None = None
-
-
-def arg_type(spec: OptionSpec) -> Callable[[str], Any]:
-    """The argparse ``type=`` of ``spec``: text -> checked value (one token of a list)."""
-    item_spec = dataclasses.replace(spec, sequence=None, length=None, optional=False,
-                                    nothing=None)
-
-    def parse(text: str) -> Any:
-        try:
-            items = split_items(spec, text) if spec.sequence is not None and spec.split else None
-        except OptionValueError as err:  # an empty item; argparse prefixes "argument --flag: "
-            raise argparse.ArgumentTypeError(str(err)) from None
-        if spec.sequence is not None and not text.replace(",", " ").split():
-            # "" would read as the empty list
-            nothing = f" (write {spec.nothing} for no values)" if spec.nothing else ""
-            raise argparse.ArgumentTypeError(f"must be {spec.accepted()}; got an empty value"
-                                             f"{nothing}")
-        try:
-            if spec.nothing is not None and text.strip() == spec.nothing:
-                return convert_value(spec, text)
-            if items is not None:
-                return [convert_value(item_spec, t) for t in expand_ranges(spec, items)]
-            return convert_value(item_spec, text)
-        except OptionValueError:
-            # argparse prefixes "argument --flag: "
-            raise argparse.ArgumentTypeError(f"must be {spec.accepted()}; got {text!r}") from None
-    parse.__name__ = spec.kind.__name__  # argparse names the type in some messages
-    parse.spec = spec  # type: ignore[attr-defined]  # a file's value too: _fold_flag_keys
-    return parse
-
-
-def _checked(parse: Callable[[str], Any], check: Callable[[Any], None]) -> Callable[[str], Any]:
-    """``parse``, then a field's ``check`` of the value; its refusal becomes argparse's one line
-    (``argument RUN: ...``), which a type function may raise only as ArgumentTypeError."""
-    def parse_and_check(text: str) -> Any:
-        value = parse(text)
-        try:
-            check(value)
-        except UserError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-        return value
-    parse_and_check.__name__ = parse.__name__
-    return parse_and_check
-
-
-def option_type(kind: type, **bounds: Any) -> Callable[[str], Any]:
-    """An argparse ``type=`` for a plain option (not a config field): ``option_type(int, min=1)``.
-
-    The message names the flag (argparse prefixes ``argument --flag:``).
-    """
-    spec = OptionSpec(name="value", kind=kind, **bounds)
-
-    def parse(text: str) -> Any:
-        try:
-            return convert_value(spec, text)
-        except OptionValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
-                    groups: dict[str, str] | None = None, real_defaults: bool = False,
-                    default_preset: tuple[str, dict[str, Any]] | None = None) -> None:
-    """Add one ``--flag`` per dataclass field to ``parser``.
-
-    A trainer's flags default to ``None`` (an option not given never overrides the preset);
-    with ``real_defaults`` (a command without presets: ``classify eval``, ``ood score``...)
-    each flag defaults to its field's default, a field without one is required, and a bool is
-    a plain switch. ``groups`` maps a field-name prefix (``"am_"``) to the title of its
-    ``--help`` section (a field's ``group`` metadata does too); the other fields go to the
-    general section. ``default_preset`` (name, values): the preset a run without ``--preset``
-    starts from, whose values the help states as the defaults.
-    """
-    title = "options (override the preset" + (
-        f"; the defaults shown are {default_preset[0]}'s, the default preset)" if default_preset
-        else ")")
-    general = parser if real_defaults else parser.add_argument_group(title)
-    shown = default_preset[1] if default_preset else {}
-    sections = {prefix: parser.add_argument_group(title)
-                for prefix, title in (groups or {}).items()}
-    titled: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        if field.name in skip:
-            continue
-        title = field.metadata.get("group")
-        if title is not None and title not in titled:
-            titled[title] = parser.add_argument_group(title)
-        group = titled[title] if title is not None else next(
-            (g for prefix, g in sections.items() if field.name.startswith(prefix)), general)
-        spec = option_specs(cls)[field.name]
-        args, kwargs = _argument(field, spec, real_defaults, shown.get(field.name, _UNSET))
-        group.add_argument(*args, **kwargs)
-
-
-def _field_default(field: dataclasses.Field) -> Any:
-    if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return dataclasses.MISSING
-
-
-_UNSET = object()
-
-
-def _argument(field: dataclasses.Field, spec: OptionSpec, real_defaults: bool,
-              preset_value: Any = _UNSET) -> tuple[list[str], dict[str, Any]]:
-    """The ``add_argument`` arguments of one field (``preset_value``: the default preset's)."""
-    meta = field.metadata
-    default = _field_default(field)
-    stated = default if preset_value is _UNSET else preset_value
-    help_text = meta.get("help", "")
-    # State the default once: not again where the help already says what it is (the default,
-    # or the core's value that None stands for). A command's parser (HelpFormatter) adds it.
-    if not real_defaults and "default" not in help_text.lower() and not (
-            stated is None and "core" in help_text):
-        help_text = f"{help_text} (default: {stated})".strip()
-    kwargs: dict[str, Any] = {"help": help_text, "type": arg_type(spec)}
-    if meta.get("check"):
-        kwargs["type"] = _checked(kwargs["type"], meta["check"])
-    if meta.get("metavar"):
-        kwargs["metavar"] = meta["metavar"]
-    if meta.get("positional"):  # no default: required; a default: may be left out
-        if default is not dataclasses.MISSING:
-            kwargs.update(nargs="?", default=default)
-        kwargs.setdefault("metavar", field.name.upper())
-        return [field.name], kwargs
-    kwargs["dest"] = field.name
-    if not real_defaults:
-        kwargs["default"] = None
-    elif default is dataclasses.MISSING:
-        kwargs["required"] = True
-    else:
-        kwargs["default"] = default
-    flags = list(spec.flags or [spec.flag])
-    if "bare" in meta:  # the flag alone stands for this value (argparse's const)
-        kwargs.update(nargs="?", const=meta["bare"])
-    if spec.kind is bool and spec.sequence is None:
-        if real_defaults:  # a plain switch: `--quiet`; a positional may follow it
-            return flags, {"dest": field.name, "action": "store_true", "help": help_text}
-        # A switch: `--flag` alone means true; `--flag false` also works.
-        kwargs.update(metavar="BOOL", nargs="?", const=True)
-    elif meta.get("repeat"):
-        kwargs.update(action="append", type=arg_type(dataclasses.replace(spec, sequence=None)))
-        kwargs.setdefault("metavar", "NAME=VALUE")
-    elif spec.sequence is not None and meta.get("nargs", "+") is None:
-        kwargs.setdefault("metavar", spec.kind.__name__.upper() + ",...")
-    elif spec.sequence is not None:
-        action = type("_Extend", (_Extend,), {"type_sequence": spec.sequence,
-                                              "nothing": spec.nothing or "an empty value"})
-        kwargs.update(nargs=meta.get("nargs", "+"), action=action)
-        kwargs.setdefault("metavar", spec.kind.__name__.upper())
-    elif spec.kind is dict:
-        kwargs["metavar"] = "JSON"
-    elif spec.choices is not None:
-        kwargs.setdefault("metavar", "{" + ",".join(map(str, spec.choices)) + "}")
-    return flags, kwargs
+           "REG_OPTION_DEST", "ARCH_OPTION_DEST", "load_config_file", "resolve_config",
+           "overrides_from_args", "merge_options", "merge_for_resume", "to_dict", "from_dict"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +305,7 @@ def _merge_layer(cls: type, values: dict[str, Any],
                  layer: dict[str, Any]) -> None:
     """``layer`` merged into ``values``; the options below it that its choices turn off are
     dropped (see :func:`resolve_config`)."""
-    defaults = {f.name: _field_default(f) for f in dataclasses.fields(cls)}
+    defaults = {f.name: field_default(f) for f in dataclasses.fields(cls)}
 
     def turned_off() -> set[str]:
         return {n for names in unused({**defaults, **values}).values() for n in names}

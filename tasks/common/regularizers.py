@@ -130,7 +130,8 @@ def add_option_flags(parser: Any, name: str, options: dict[str, Any], skip: set[
     ``None``, stored as ``{dest}{name}__{option}`` (:func:`overrides_from_args` collects them).
     An option whose flag the program already has (a plugin named ``g`` with an option ``width``
     meets ``--g-width``) gets none: the section says so and how to set it instead."""
-    from robustrep.tasks.common.config import GENERATED_DESTS, OptionSpec, arg_type
+    from robustrep.tasks.common.config import GENERATED_DESTS, OptionSpec
+    from robustrep.tasks.common.config_flags import arg_type
     group, taken, unknown = None, [], []
     for opt, oi in options.items():
         kind, optional, choices = scalar_kind(oi.annotation)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
-from robustrep.tasks.common.config import (add_config_args, from_dict, merge_for_resume,
-                                           overrides_from_args, resolve_config)
+from robustrep.tasks.common.config import (from_dict, merge_for_resume, overrides_from_args,
+                                           resolve_config)
+from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note

@@ -5,15 +5,17 @@ Images are saved in [0, 1] in the grid and in G's range [-1, 1] in the ``.pt`` f
 output is not bounded); 2-D mixture runs get a scatter plot over the mode centres and their
 points unchanged in the ``.pt`` file. ``--seeds`` and ``--outdir`` follow stylegan2-ada's
 ``generate.py`` (one image per seed, ``seed0000.png``).
+
+Before any sampling, the room a request needs is checked (:mod:`robustrep.tasks.gan.sample_room`:
+memory for the samples a grid or ``.pt`` keeps, disk for ``--outdir``'s PNGs); ``--outdir``'s
+files, their names, checks and writing, are :mod:`robustrep.tasks.gan.image_files`'s. This
+module loads G and draws the samples.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,12 @@ from robustrep.tasks.common.errors import CheckpointError, RunFolderError, UserE
 from robustrep.tasks.common.options import no_ema_note, unique
 from robustrep.tasks.common.output_paths import check_output_file, check_writable
 from robustrep.tasks.common.rundir import RunDir, check_run_program
-from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
-from robustrep.tasks.common.runfiles import (TMP_SUFFIX, existing_parent, remove_abandoned_tmp,
-                                            write_atomic)
+from robustrep.tasks.common.folder_guard import forget_folder
 from robustrep.tasks.gan.config import GanConfig, saved_config
 from robustrep.tasks.gan.data import to_unit_range
+from robustrep.tasks.gan.image_files import ImageFiles, image_files, write_images
 from robustrep.tasks.gan.models import build_generator, generate_batches, generate_seeds
+from robustrep.tasks.gan.sample_room import check_disk, check_memory
 
 
 def run_config(run: str | Path) -> GanConfig:
@@ -181,7 +183,7 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     if outdir is not None:  # before any file is listed or made
         check_disk(total, _numel(G, cfg), outdir, "--seeds" if seed_list is not None else
                    "--num")
-    files = None if outdir is None else _image_files(outdir, seed_list, num, force)
+    files = None if outdir is None else image_files(outdir, seed_list, num, force)
     batches = (generate_seeds(G, seed_list, dev, **kwargs) if seed_list is not None
                else generate_batches(G, num, dev, seed, **kwargs))
     try:
@@ -273,70 +275,6 @@ def _numel(G: torch.nn.Module, cfg: GanConfig | None) -> int:
     return G.img_channels * G.img_resolution ** 2
 
 
-def available_memory() -> int | None:
-    """Bytes this machine can still give a process (Linux ``MemAvailable``); None where unknown."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def check_memory(total: int, numel: int, why: str, images: bool = True) -> None:
-    """A grid or ``.pt`` holds every sample (float32), and ``torch.cat`` copies them once more:
-    refuse, before any sampling, a count that cannot fit, rather than end with the machine out
-    of memory after hours of sampling (``--outdir`` alone streams the images instead)."""
-    need = 2 * total * numel * 4
-    have = available_memory()
-    if have is not None and need > have:
-        raise UserError(f"{why} keeps all {total:,} samples in memory: at least "
-                        f"{need / 1e9:.1f} GB, and this machine has {have / 1e9:.1f} GB "
-                        f"available; "
-                        + ("write them one PNG at a time with --outdir DIR alone (batch by "
-                           "batch), or draw fewer" if images else "draw fewer"))
-
-
-# a PNG's bytes besides its pixels: signature, IHDR, IDAT and IEND chunks, zlib's header
-PNG_OVERHEAD = 70
-
-
-def disk_room(folder: Path) -> tuple[int, int | None, int] | None:
-    """Free bytes, free files (inodes; None where the file system does not count them) and the
-    block size of the file system holding ``folder`` (or its nearest existing parent)."""
-    folder = existing_parent(folder)
-    try:
-        stats = os.statvfs(folder)
-        free = shutil.disk_usage(folder).free
-    except (OSError, AttributeError):  # no statvfs (Windows), a folder gone meanwhile
-        return None
-    return free, (stats.f_favail if stats.f_files else None), stats.f_frsize or stats.f_bsize
-
-
-def check_disk(total: int, numel: int, outdir: str | Path, option: str) -> None:
-    """``--outdir`` gets one PNG per sample: refuse, before any file is listed or made, a count
-    its file system cannot hold (``--num 100000000`` built 10^8 file names, then wrote images
-    until the disk was full). A PNG of a sample takes at least ``numel / 2`` bytes (deflate
-    rarely halves a generated image's 8-bit pixels) and at least one block of the disk."""
-    room = disk_room(Path(outdir).expanduser().absolute())
-    if room is None:
-        return
-    free, files, block = room
-    each = -(-(numel // 2 + PNG_OVERHEAD) // max(block, 1)) * max(block, 1)
-    need = total * each
-    if need > free:
-        raise UserError(f"{option} {total:,} with --outdir {outdir}: {total:,} PNGs need at "
-                        f"least {need / 1e9:.1f} GB ({each:,} bytes each at least, in whole blocks "
-                        f"of {block:,} bytes), and its disk has {free / 1e9:.1f} GB free; draw "
-                        f"fewer, or choose a folder on a larger disk")
-    if files is not None and total > files:
-        raise UserError(f"{option} {total:,} with --outdir {outdir}: one PNG per sample, and "
-                        f"its file system can hold only {files:,} more files (inodes); draw "
-                        f"fewer, or choose a folder on another disk")
-
-
 def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
            show: bool) -> torch.Tensor | None:
     """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
@@ -352,7 +290,7 @@ def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
                     files.make()  # guarded from the first image on
                 # a stop now: a rerun meets these files and is refused without --force; the
                 # count is of whole files, image by image (it was by batch: 1000 said, 1261 there)
-                _write_images(batch, files[done:done + len(batch)], lambda n, start=done: stop_note(
+                write_images(batch, files[done:done + len(batch)], lambda n, start=done: stop_note(
                     f"{start + n} of {total} images written to {files.folder}, each whole; "
                     f"the same command with --force writes them all again"))
             if keep:
@@ -391,113 +329,6 @@ def g_options(G: torch.nn.Module, source: Any, truncation: float = 1.0,
         raise UserError(f"--class {class_idx}: " + (f"{source} has classes 0..{c_dim - 1}"
                         if c_dim else f"{source} is an unconditional network; drop it"))
     return kwargs if class_idx is None else {**kwargs, "class_idx": class_idx}
-
-
-class ImageFiles(Sequence):
-    """The PNG paths of ``--outdir``, each made when it is asked for (``files[i:j]``): a list
-    of ``--num`` paths took minutes and gigabytes of memory for 10^8 of them."""
-
-    def __init__(self, folder: Path, seeds: list[int] | None, num: int):
-        self.folder, self.seeds, self.num = folder, seeds, num
-        self._names: set[str] | None = None  # the seeds' names, made when first asked for
-
-    def __len__(self) -> int:
-        return self.num if self.seeds is None else len(self.seeds)
-
-    def name(self, i: int) -> str:
-        return f"{i:06d}.png" if self.seeds is None else f"seed{self.seeds[i]:04d}.png"
-
-    def is_own(self, name: str) -> bool:
-        """Whether ``name`` is one of the files it would write."""
-        if self.seeds is None:
-            number = name[:-4]
-            return (name.endswith(".png") and number.isdigit() and int(number) < self.num
-                    and self.name(int(number)) == name)
-        if self._names is None:
-            self._names = {self.name(i) for i in range(len(self))}
-        return name in self._names
-
-    def make(self) -> None:
-        """The folder, made before the first image and guarded from then on: removed or moved
-        while the images are written, the next one stops the command (a folder made again
-        would hold only the later images)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        guard_folder(self.folder, f"--outdir {self.folder} was removed or moved while gan "
-                                  f"sample was writing there; nothing more is written there; "
-                                  f"the same command again writes all the images")
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        return self.folder / self.name(index % len(self))
-
-    def taken(self) -> list[Path]:
-        """The files it would write that are there already, in writing order (the folder
-        listed once: a file test per name took as long as the names did)."""
-        try:
-            there = set(os.listdir(self.folder))  # broken links too, as the writes meet them
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        if self.seeds is not None:
-            return [self.folder / n for n in map(self.name, range(len(self))) if n in there]
-        numbers = sorted(int(n[:-4]) for n in there if n.endswith(".png") and n[:-4].isdigit()
-                         and len(n) >= 10 and int(n[:-4]) < self.num)
-        return [self[i] for i in numbers if self.name(i) in there]
-
-
-def _image_files(outdir: str | Path, seeds: list[int] | None, num: int,
-                 force: bool) -> ImageFiles:
-    """The PNG paths of ``--outdir`` (``seed0000.png`` per seed, as generate.py names them, else
-    ``000000.png`` on), checked before any sampling: none over a file unless ``force``."""
-    folder = check_writable(outdir, "--outdir")
-    if "checkpoints" in folder.resolve().parts:
-        raise UserError(f"--outdir {outdir} is inside a checkpoints/ folder, whose files a run "
-                        f"needs to resume and sample; write the images elsewhere")
-    files = ImageFiles(folder, seeds, num)
-    taken = files.taken()
-    if taken and not force:
-        raise UserError(f"--outdir {outdir} already holds {taken[0].name}"
-                        + (f" and {len(taken) - 1} more of the files it would write"
-                           if len(taken) > 1 else "")
-                        + "; pass --force to overwrite them or choose another folder")
-    removed = remove_abandoned_tmp(folder, files.is_own)
-    if removed:  # a killed gan sample's half-written PNGs
-        print(f"note: removed {removed} temporary file(s) .*.png.*{TMP_SUFFIX} that an earlier "
-              f"gan sample into {folder} left when it was killed", file=sys.stderr)
-    _note_other_images(outdir, files)
-    return files
-
-
-def _note_other_images(outdir: str | Path, files: ImageFiles) -> None:
-    """Say when ``--outdir`` holds images this command does not write: a rerun with ``--force``
-    and a smaller ``--num`` left the earlier run's 000050.png... beside the new ones, and
-    ``gan fid DIR`` then scored both sets as one, without a word."""
-    from robustrep.data import IMG_EXTENSIONS
-    try:
-        names = os.listdir(files.folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    others = sorted(n for n in names if not n.startswith(".") and not files.is_own(n)
-                    and os.path.splitext(n)[1].lower() in IMG_EXTENSIONS)
-    if others:
-        print(f"note: --outdir {outdir} also holds {len(others)} image(s) this command does not "
-              f"write (the first: {others[0]}); gan fid {outdir} would read them with the new "
-              f"ones: choose an empty folder to keep the sets apart", file=sys.stderr)
-
-
-def _write_images(samples: torch.Tensor, files: Sequence[Path],
-                  written: Callable[[int], None] = lambda n: None) -> None:
-    """Each image as its own PNG, in generate.py's conversion ``x * 127.5 + 128`` clamped to
-    0..255 and truncated to uint8 (torchvision's grid rounds the same way); ``written(n)``
-    after the n-th file is whole."""
-    from PIL import Image
-    pixels = (samples * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    for n, (image, path) in enumerate(zip(pixels, files), 1):
-        picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        write_atomic(path, lambda handle, p=picture: p.save(handle, format="PNG"))
-        written(n)
 
 
 def _write_grid(samples: torch.Tensor, cfg: GanConfig | None, step: int, grid: str | Path,

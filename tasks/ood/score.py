@@ -44,45 +44,39 @@ the settings differ (model, weights, ID data, image size, seed, sizes) the earli
 cannot share a table: they, their scores and their pictures are replaced, with a note naming
 what differs. Another run's results are not replaced: ``--out`` holding them is refused before
 any work (:func:`robustrep.tasks.common.eval_records.check_same_run`).
+
+This module fits and scores the detectors (:func:`score_model`) and runs the command
+(:func:`score_run`); which sets a call reads, and its fit set, are chosen by
+:mod:`robustrep.tasks.ood.score_sets`, and the checks made before any data is read, stage by
+stage, are :mod:`robustrep.tasks.ood.score_checks`'s.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from robustrep.split import probe_shape
-from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
-from robustrep.tasks.common.eval_records import check_own_kind, check_same_run
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
-from robustrep.tasks.ood.checks import (check_data_root, check_fit_classes, check_fit_options,
-                                        check_head, check_inert_options, check_last_layer,
-                                        check_maps, check_not_constant, check_openood_id,
-                                        covariance_note, flat_folder, optimistic_data)
-from robustrep.tasks.ood.data_specs import builtin_ood_names, default_id, has_train_split
-from robustrep.tasks.ood.detector_params import (check_channel_params, check_class_params,
-                                                 check_feature_params, check_fit_counts,
-                                                 norm_std_notes, parse_params)
+from robustrep.tasks.ood.checks import check_head, check_not_constant, covariance_note, flat_folder
+from robustrep.tasks.ood.detector_params import check_feature_params, check_fit_counts, parse_params
 from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector, fit_detector,
                                            fits_on, parse_detectors, score_extracted,
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
-from robustrep.tasks.ood.openood import (OPENOOD_V15, check_openood_shape, list_labels,
-                                         openood_benchmark)
-from robustrep.tasks.ood.outputs import OUTPUTS, read_earlier, write_merged
+from robustrep.tasks.ood.outputs import write_merged
 from robustrep.tasks.ood.results import (FPR_LEGEND, DetectorResult, ScoreResult,
                                          compute_metrics)
-from robustrep.tasks.ood.set_checks import (check_distinct, check_not_id, check_not_trained_on,
-                                            suits, unsuited)
+from robustrep.tasks.ood.score_checks import (check_model, check_options, check_params,
+                                              check_sets, output_folder)
+from robustrep.tasks.ood.score_sets import Sets, choose_fit_set, choose_sets, fitted_detectors
 
 
 def _needs(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None = None
@@ -91,17 +85,9 @@ def _needs(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | No
     eval_what = ["logits", "features"]
     if any(s.consumes == "maps" for s in specs):
         eval_what.append("maps")
-    fit_what = sorted({f for f in _fitted(specs, params).values()
+    fit_what = sorted({f for f in fitted_detectors(specs, params).values()
                        if f in ("logits", "features", "maps")})
     return eval_what, fit_what
-
-
-def _fitted(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None
-            ) -> dict[str, str]:
-    """The detectors fitted on ID train data, by name, with what their fit reads; not ReAct
-    given its threshold (:func:`~robustrep.tasks.ood.detectors.fits_on`)."""
-    fits = {s.name: fits_on(s, (params or {}).get(s.name)) for s in specs}
-    return {name: what for name, what in fits.items() if what is not None}
 
 
 def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset,
@@ -126,7 +112,7 @@ def score_model(model: OODModel, specs: Sequence[DetectorSpec], id_test: Dataset
     device = torch.device(device)
     model.eval()
     eval_what, fit_what = _needs(specs, params)
-    fitted = _fitted(specs, params)
+    fitted = fitted_detectors(specs, params)
     if fitted and fit_set is None:
         names = ", ".join(fitted)
         raise ValueError(f"detectors {names} need in-distribution training data to fit on; "
@@ -253,27 +239,27 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     """
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)
-    ood = _check_options(specs, overrides, run, foreign, ood, [id_data, fit_data], data_root,
-                         max_fit, openood, openood_id)
+    ood = check_options(specs, overrides, run, foreign, ood, [id_data, fit_data], data_root,
+                        max_fit, openood, openood_id)
     dev = resolve_device(device)
     run = Path(run) if run is not None else None
-    out_dir = _output_folder(run, out, foreign)
+    out_dir = output_folder(run, out, foreign)
     classifier, config, notes = _load_classifier(run, foreign, dev, use_ema)
     ctx = ds.DataContext(shape=(int(config["channels"]), int(config["image_size"]),
                                 int(config["image_size"])), classes=config.get("classes"),
                          data_root=data_root or config.get("data_root"), resize=resize, seed=seed)
     outputs = int(config["num_classes"])
-    notes += _check_params(overrides, ctx.shape[0], outputs)
-    sets = _choose_sets(config, ood, id_data, fit_data, openood, openood_id, data_root)
-    _check_sets(specs, sets, config, ctx, foreign is not None, openood_id, feature_maps,
-                resize)
+    notes += check_params(overrides, ctx.shape[0], outputs)
+    sets = choose_sets(config, ood, id_data, fit_data, openood, openood_id, data_root)
+    check_sets(specs, sets, config, ctx, foreign is not None, openood_id, feature_maps,
+               resize)
     model = as_ood_model(classifier, feature_maps).to(dev).eval()
-    feature_dim = _check_model(specs, overrides, model, ctx.shape, feature_maps, max_fit)
+    feature_dim = check_model(specs, overrides, model, ctx.shape, feature_maps, max_fit)
     with ds.in_memory(ctx.shape[-1], foreign is not None):
         whole = ds.whole_id_dataset(sets.id_name, ctx, train=False)
         check_head(ctx, whole, outputs, sets.id_name, foreign)
         id_test = ds.id_subset(whole, ctx, False, max_samples)
-        fit_set = _fit_set(specs, sets, ctx, outputs, max_fit, overrides, feature_dim)
+        fit_set = choose_fit_set(specs, sets, ctx, outputs, max_fit, overrides, feature_dim)
         ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
                     for name in sets.ood}
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
@@ -291,97 +277,6 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         from robustrep.tasks.common.output_paths import claim_new_folder
         out_dir = claim_new_folder(out_dir)
     return result, write_merged(result, out_dir, meta, plots=plots, save_scores=save_scores)
-
-
-def _check_options(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]],
-                   run: str | Path | None, foreign: dict[str, Any] | None,
-                   ood: list[str] | None, named: list[str | None], data_root: str | None,
-                   max_fit: int | None, openood: str | None,
-                   openood_id: str | None) -> list[str] | None:
-    """What the options alone decide, before the model is loaded; the OOD sets, each once."""
-    check_openood_id(openood, openood_id)
-    check_data_root(data_root, run, foreign, [*named, *(ood or [])])
-    check_fit_options(specs, _fitted(specs, params), named[1], max_fit)
-    if max_fit is not None:  # the most the fit set can hold
-        check_fit_counts(specs, params, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
-                         "raise --max-fit")
-    if ood is None:  # a set twice would be scored once, or its cells counted twice
-        return None
-    from robustrep.tasks.common.options import unique
-    return list(unique(ood, "--ood", "OOD set"))
-
-
-def _check_params(params: dict[str, dict[str, Any]], channels: int, outputs: int) -> list[str]:
-    """The detector parameters that depend on the classifier's input channels (ODIN's
-    ``norm_std``) and outputs (GEN's ``M``), before any data is read; the notes to say."""
-    check_channel_params(params, channels)
-    check_class_params(params, outputs, f"this classifier's {outputs} outputs")
-    return norm_std_notes(params, channels)  # accepted, and said once
-
-
-def _check_sets(specs: Sequence[DetectorSpec], sets: _Sets, config: dict[str, Any],
-                ctx: ds.DataContext, foreign: bool, openood_id: str | None, feature_maps: str,
-                resize: bool) -> None:
-    """The data sets against each other, the run and the options, before any is built; the
-    notes on data that flatters the scores go to ``sets.notes``."""
-    lists_resized = _check_openood_data(sets, config, foreign, ctx, openood_id)
-    check_inert_options(specs, feature_maps, resize,
-                        [sets.id_name, sets.fit_data or sets.id_name,
-                         *(sets.specs.get(n, n) for n in sets.ood)], lists_resized)
-    check_not_trained_on(sets.ood, config, foreign)
-    check_not_id({n: sets.specs.get(n, n) for n in sets.ood}, ctx, sets.id_name,
-                 sets.fit_data)
-    check_distinct({n: sets.specs.get(n, n) for n in sets.ood}, ctx)
-    sets.notes += optimistic_data(sets.id_name, sets.fit_data, {} if foreign else config)
-
-
-def _check_model(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]],
-                 model: OODModel, shape: tuple[int, ...], feature_maps: str,
-                 max_fit: int | None) -> int | None:
-    """What the detectors need of the model, before any data is read: feature maps (a ViT's
-    tokens), ViM's W and b (a UoS head), and ViM's ``d`` below the feature size ``D``, then
-    below the fit count; returns ``D`` where ViM is scored (from two blank images)."""
-    check_maps(specs, feature_maps, model, shape)
-    check_last_layer(specs, model)
-    if not any(s.name == "ViM" for s in specs):
-        return None
-    feature_dim = probe_shape(model, model.features, shape)[0]
-    check_feature_params(params, feature_dim)
-    if max_fit is not None:
-        check_fit_counts(specs, params, max_fit, f"at most {max_fit:,} (--max-fit {max_fit})",
-                         "raise --max-fit", feature_dim)
-    return feature_dim
-
-
-def _output_folder(run: Path | None, out: str | Path | None,
-                   foreign: dict[str, Any] | None) -> Path:
-    """The folder the results go to, checked before any work: writable, no folder of another
-    kind (a run's, a bench's, a report's), and holding no file but an earlier ``ood score``'s
-    (whose rows are merged with this call's, never a user's results.json replaced). An earlier
-    call's folder given as ``--out`` with ``--model`` was refused (``already holds
-    results.json``), while ``ood score RUN`` merged with its own RUN/ood: merged alike now."""
-    from robustrep.tasks.common.output_paths import check_replaceable, check_writable
-    from robustrep.tasks.common.runlock import check_not_training
-    if out:
-        check_not_training(out)  # its writes would wait, without a word, for the run to end
-    if foreign is not None and not out:
-        from robustrep.tasks.common.weights import default_out
-        # made when the results are written (claim_new_folder), under another name if taken
-        return check_writable(default_out(foreign["name"], "ood"), "output folder")
-    out_dir = Path(out) if out else run / "ood"
-    # a run's folder (also the scored run's: its results go to RUN/ood, where robustrep report
-    # reads them), a bench's or a report's: their files and ours were mixed in one folder
-    check_own_kind(out_dir, "results.json", "--out" if out else "output folder", "ood score",
-                   "RUN/ood without --out, a new folder, or an earlier ood score's"
-                   if foreign is None else "a new folder, or an earlier ood score's")
-    check_writable(out_dir, "--out")
-    check_replaceable(out_dir / "results.json", ("detectors", "results"), "ood score",
-                      "--out" if out else "output", companions=OUTPUTS)
-    # a damaged one is named now, and another run's refused; read again under the folder's
-    # lock when the rows are merged
-    check_same_run(read_earlier(out_dir / "results.json"), out_dir, run, "results",
-                   foreign and f"--model {foreign['name']}")
-    return out_dir
 
 
 def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torch.device,
@@ -418,142 +313,6 @@ def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torc
     return classifier, config, [norm] if norm else []
 
 
-@dataclass
-class _Sets:
-    """The data one call reads: the ID test set, the fit data (None: the ID set's train split),
-    the OOD sets by name, the loader spec of each name that is not its own spec (OpenOOD's),
-    OpenOOD's near/far groups, and notes on what was left out."""
-
-    id_name: str
-    fit_data: str | None
-    ood: list[str]
-    specs: dict[str, str] = field(default_factory=dict)
-    groups: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    # the OpenOOD benchmark whose lists give ID data, and which: "test"/"train" -> its spec
-    openood_id: str | None = None
-    listed: dict[str, str] = field(default_factory=dict)
-
-    def fit_source(self) -> str:
-        """The fit data as the user gave it: OpenOOD's train list is no ``--fit-data``."""
-        if self.fit_data is not None and self.fit_data == self.listed.get("train"):
-            return (f"OpenOOD's train list benchmark_imglist/{self.openood_id}/train_"
-                    f"{self.openood_id}.txt (--openood)")
-        return f"--fit-data {self.fit_data}"
-
-
-def _choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | None,
-                 fit_data: str | None, openood: str | None, openood_id: str | None,
-                 data_root: str | None = None) -> _Sets:
-    """The sets asked for; without ``--ood``, OpenOOD's benchmark sets or the built-in sets
-    that are OOD for this run; without ``--id``, the run's data (under ``--data-root``)."""
-    specs: dict[str, str] = {}
-    groups: dict[str, list[str]] = {}
-    bench_id, listed = None, {}
-    if openood is not None:
-        bench = openood_benchmark(openood, openood_id or config.get("dataset"))
-        listed = {role: spec for role, given, spec in (("test", id_data, bench.id_test),
-                                                       ("train", fit_data, bench.id_train))
-                  if given is None}
-        bench_id = bench.id_name if listed else None
-        id_data, fit_data = id_data or bench.id_test, fit_data or bench.id_train
-        if ood is None:
-            specs = {n: spec for group in bench.groups.values() for n, spec in group.items()}
-            groups = {g: list(names) for g, names in bench.groups.items()}
-    notes: list[str] = []
-    if not (specs or ood):
-        ood = [n for n in builtin_ood_names() if suits(n, config)]
-        notes += [f"left out the OOD set {n}: {unsuited(n, config)}"
-                  for n in builtin_ood_names() if n not in ood]
-    return _Sets(id_data or default_id(config, data_root), fit_data, list(specs or ood),
-                 specs, groups, notes, bench_id, listed)
-
-
-# The datasets a run's config.json names (classify train's --dataset), each its own data; image
-# folders and zips may hold any, ImageNet's too. A --model's --dataset names its data only when
-# given: its default, digits, is no declaration.
-_RUN_NAMED = ("digits", "cifar10", "cifar100", "svhn", "lsun")
-_MODEL_NAMED = ("cifar10", "cifar100", "svhn")
-
-
-def _check_openood_data(sets: _Sets, config: dict[str, Any], foreign: bool,
-                        ctx: ds.DataContext, openood_id: str | None) -> bool:
-    """Refuse OpenOOD's ID lists of another dataset than the classifier's: a digits run scored
-    with ``--openood-id cifar10`` read CIFAR-10's colour images as grey, kept labels 0-4, and
-    reported an ID accuracy of 20% with exit 0. Where the data is not named (a ``--model``, a
-    run of an image folder), the lists take the shape rule of ``--id cifar10``
-    (:func:`~robustrep.tasks.ood.openood.check_openood_shape`). Returns whether ``--resize``
-    acts on the lists; notes the classes left out of them."""
-    bench = sets.openood_id
-    if bench is None:
-        return False
-    what = f"--openood-id {bench}" if openood_id else f"--openood (the {bench} benchmark)"
-    trained = config.get("dataset")
-    if trained in (_MODEL_NAMED if foreign else _RUN_NAMED) and trained != bench:
-        whose = (f"--dataset {trained} says the model was" if foreign else "the run was")
-        lists = ("test and train lists are" if len(sets.listed) == 2 else
-                 f"{next(iter(sets.listed))} list is")
-        fix = (f"OpenOOD v1.5 has no {trained} benchmark: score its own OOD sets without "
-               f"--openood" if trained not in OPENOOD_V15 else
-               f"give --openood-id {trained}" if foreign else
-               f"drop --openood-id (the run's {trained} benchmark is the default)")
-        raise ConfigError(f"{what}: {whose} trained on {trained}, not {bench}, so OpenOOD's "
-                          f"{bench} {lists} no in-distribution data for it (the images "
-                          f"would be converted to its input, the labels read as its classes); "
-                          f"{fix}")
-    resized = False
-    if foreign or trained != bench:  # a run's own data is read as it was trained on it
-        resized = any([check_openood_shape(bench, spec, ctx, what)
-                       for spec in sets.listed.values()])
-    sets.notes += _left_out_classes(sets, ctx, foreign)
-    return resized
-
-
-def _left_out_classes(sets: _Sets, ctx: ds.DataContext, foreign: bool) -> list[str]:
-    """What OpenOOD's ID lists hold beyond the classifier's ID classes (the run's, or
-    ``--classes``), which the loader leaves out without a word."""
-    if ctx.classes is None:
-        return []
-    kept = sorted({int(c) for c in ctx.classes})
-    notes = []
-    for role, spec in sets.listed.items():
-        dropped = sorted(c for c in list_labels(spec) if c >= 0 and c not in kept)
-        if dropped:
-            whose = f"--classes {' '.join(map(str, kept))}" if foreign else \
-                f"the run's classes {', '.join(map(str, kept))}"
-            notes.append(f"left out the images of class{'es' * (len(dropped) > 1)} "
-                         f"{', '.join(map(str, dropped))} of "
-                         f"OpenOOD's {sets.openood_id} {role} list: the ID classes are {whose}")
-    return notes
-
-
-def _fit_set(specs: Sequence[DetectorSpec], sets: _Sets, ctx: ds.DataContext, outputs: int,
-             max_fit: int | None, params: dict[str, dict[str, Any]] | None = None,
-             feature_dim: int | None = None) -> Dataset | None:
-    """The ID images the detectors are fitted on (None when none is fitted), checked against
-    the classes the classifier knows: those it was trained on, or every output; and their
-    number against KNN's ``k`` and ViM's ``d`` (its default half ``feature_dim``)."""
-    if not _fitted(specs, params):
-        return None
-    id_name, fit_data = sets.id_name, sets.fit_data
-    if fit_data is None and not has_train_split(id_name):
-        raise ConfigError(f"{id_name} has no train split; name the data the detectors are "
-                          f"fitted on with --fit-data")
-    fit_set = ds.id_dataset(fit_data or id_name, ctx, train=True, limit=max_fit)
-    id_classes = (sorted(map(int, ctx.classes)) if ctx.classes is not None
-                  else list(range(outputs)))
-    listed = fit_data is not None and fit_data == sets.listed.get("train")
-    check_fit_classes(specs, id_classes, fit_set, outputs,
-                      sets.fit_source() if fit_data else
-                      f"the fit data (the train split of {id_name}; --fit-data names other)",
-                      max_fit)
-    where = sets.fit_source() if fit_data else f"the train split of {id_name}"
-    # OpenOOD's train list is the benchmark's fit set: another is no remedy the user asked for
-    check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} in {where}",
-                     None if listed else "fit on more images (--fit-data)", feature_dim)
-    return fit_set
-
-
 def _unfinished(run: Path | None, config: dict[str, Any]) -> list[str]:
     step, steps = config.get("step"), config.get("steps")
     if run is not None and isinstance(step, int) and isinstance(steps, int) and step < steps:
@@ -562,7 +321,7 @@ def _unfinished(run: Path | None, config: dict[str, Any]) -> list[str]:
     return []
 
 
-def _record(run: Path | None, config: dict[str, Any], sets: _Sets,
+def _record(run: Path | None, config: dict[str, Any], sets: Sets,
             specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]], fitted: bool,
             feature_maps: str, resize: bool, seed: int, openood: str | None) -> dict[str, Any]:
     """What results.json says of the call beside its rows."""

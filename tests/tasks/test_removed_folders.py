@@ -180,18 +180,18 @@ def test_gan_sample_outdir_removed_mid_command(tmp_path, monkeypatch, capsys):
     from robustrep.tasks.gan import sample
     run, outdir = tmp_path / "run", tmp_path / "images"
     assert main([*GAN_IMAGES, "--out", str(run)]) == 0
-    write = sample._write_images
+    write = sample.write_images
 
     def write_then_remove(*args):
         write(*args)
         shutil.rmtree(outdir)
-    monkeypatch.setattr(sample, "_write_images", write_then_remove)
+    monkeypatch.setattr(sample, "write_images", write_then_remove)
     assert main(["gan", "sample", str(run), "--seeds", "0-2", "--outdir", str(outdir)]) == 2
     assert _last_line(capsys) == (
         f"robustrep gan sample: error: --outdir {outdir} was removed or moved while gan sample was "
         f"writing there; nothing more is written there; the same command again writes all "
         f"the images")
     assert not outdir.exists()
-    monkeypatch.setattr(sample, "_write_images", write)
+    monkeypatch.setattr(sample, "write_images", write)
     assert main(["gan", "sample", str(run), "--seeds", "0-2", "--outdir", str(outdir)]) == 0
     assert sorted(p.name for p in outdir.iterdir()) == [f"seed000{i}.png" for i in range(3)]

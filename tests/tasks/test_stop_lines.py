@@ -133,16 +133,16 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
     """gan sample --outdir meets its own images on a rerun (refused without --force): its line
     says so, in place of 'the same command again', counting whole files image by image. Was:
     by batch, "1000 of 20000 images written" with 1261 on disk."""
-    from robustrep.tasks.gan import sample
-    real_write, calls = sample.write_atomic, []
+    from robustrep.tasks.gan import image_files, sample
+    real_write, calls = image_files.write_atomic, []
 
     def write_atomic(path, write):  # stopped while the 2nd image of the 2nd batch is written
         calls.append(path)
         if len(calls) == 4:
             raise Stopped(signal.SIGTERM)
         return real_write(path, write)
-    monkeypatch.setattr(sample, "write_atomic", write_atomic)
-    files = sample.ImageFiles(tmp_path, None, 6)
+    monkeypatch.setattr(image_files, "write_atomic", write_atomic)
+    files = image_files.ImageFiles(tmp_path, None, 6)
     common_cli.stop_note(None)
     try:
         with pytest.raises(Stopped):

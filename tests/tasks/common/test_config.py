@@ -8,9 +8,9 @@ import pytest
 
 from robustrep.tasks.common import config as C
 from robustrep.tasks.common.config import (ConfigError, OptionSpec, OptionValueError,
-                                           add_config_args, convert_value, load_config_file,
-                                           option, option_specs, overrides_from_args,
-                                           resolve_config)
+                                           convert_value, load_config_file, option, option_specs,
+                                           overrides_from_args, resolve_config)
+from robustrep.tasks.common.config_flags import add_config_args, arg_type, option_type
 from robustrep.tasks.common.errors import UserError
 
 
@@ -361,22 +361,22 @@ def test_check_fields_converts_in_place_and_names_the_field():
 
 
 def test_arg_type_converts_one_token_and_names_what_is_accepted():
-    t = C.arg_type(option_specs(Shapes)["token"])
+    t = arg_type(option_specs(Shapes)["token"])
     assert t("all") == [] and t("1,2") == [1, 2] and t.__name__ == "int"
     with pytest.raises(argparse.ArgumentTypeError) as err:
         t("1,x")
     assert str(err.value) == ("must be a list of values, each an integer (comma-separated), or "
                               "all; got '1,x'")
-    assert C.arg_type(option_specs(Typed)["mean"])("0.5,0.25") == [0.5, 0.25]
-    assert C.arg_type(option_specs(Typed)["x"])("0.5") == 0.5
-    none_word = C.arg_type(_spec(float, optional=True, nothing="off", min=0))
+    assert arg_type(option_specs(Typed)["mean"])("0.5,0.25") == [0.5, 0.25]
+    assert arg_type(option_specs(Typed)["x"])("0.5") == 0.5
+    none_word = arg_type(_spec(float, optional=True, nothing="off", min=0))
     assert none_word(" off ") is None
     with pytest.raises(argparse.ArgumentTypeError, match="got '-1'"):
         none_word("-1")
 
 
 def test_option_type_is_a_checked_plain_type():
-    t = C.option_type(int, min=1)
+    t = option_type(int, min=1)
     assert t(" 3 ") == 3 and t.__name__ == "int"
     with pytest.raises(argparse.ArgumentTypeError) as err:
         t("0")
@@ -767,7 +767,7 @@ def test_integer_ranges_expand_only_where_the_option_takes_them():
     assert convert_value(specs["seeds"], "0-3,7") == [0, 1, 2, 3, 7]
     assert convert_value(specs["seeds"], ["2-4", 9, "5"]) == [2, 3, 4, 9, 5]
     assert convert_value(specs["seeds"], "6-6") == [6]
-    assert C.arg_type(specs["seeds"])("1-2,5") == [1, 2, 5]
+    assert arg_type(specs["seeds"])("1-2,5") == [1, 2, 5]
     for bad in ("5-3", "90-101", "0-x", "-1-3"):
         with pytest.raises(OptionValueError, match=r"or ranges a-b \(0-7,12\) of at most "
                                                    r"1,000,000 values; got"):

@@ -1,10 +1,10 @@
 """``robustrep gan sample`` on requests that could not finish: more samples than memory holds
-(tasks/gan/sample.py)."""
+(tasks/gan/sample.py, sample_room.py)."""
 
 import pytest
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.gan import sample
+from robustrep.tasks.gan import sample_room
 from robustrep.tasks.gan.train import train
 
 from .conftest import tiny_config
@@ -28,7 +28,7 @@ def test_more_samples_than_memory_holds_are_refused_before_sampling(
     every image for the grid, until the machine ran out of memory; --outdir alone streams."""
     monkeypatch.chdir(tmp_path)
     # 8 samples of 256 float32, kept twice (the list and torch.cat): 16,384 bytes
-    monkeypatch.setattr(sample, "available_memory", lambda: 16_383)
+    monkeypatch.setattr(sample_room, "available_memory", lambda: 16_383)
     before = sorted(p.name for p in (tiny_run / "samples").iterdir())
     argv = ["gan", "sample", str(tiny_run), "--num", "8", "--device", "cpu", "--quiet", *extra]
     assert main(argv) == 2
@@ -38,9 +38,9 @@ def test_more_samples_than_memory_holds_are_refused_before_sampling(
             f"has 0.0 GB available; write them one PNG at a time with --outdir DIR alone") in err
     assert not list(tmp_path.iterdir())  # no grid, no .pt, no --outdir folder
     assert sorted(p.name for p in (tiny_run / "samples").iterdir()) == before
-    monkeypatch.setattr(sample, "available_memory", lambda: 16_384)  # just enough
+    monkeypatch.setattr(sample_room, "available_memory", lambda: 16_384)  # just enough
     assert main(argv) == 0
-    monkeypatch.setattr(sample, "available_memory", lambda: 1)
+    monkeypatch.setattr(sample_room, "available_memory", lambda: 1)
     alone = argv[:len(argv) - len(extra)] + ["--outdir", "alone"]
     assert main(alone) == 0  # one PNG at a time: no limit
     assert len(list((tmp_path / "alone").glob("*.png"))) == 8
@@ -54,42 +54,25 @@ def test_more_pngs_than_the_disk_holds_are_refused_before_any_file(tiny_run, tmp
     monkeypatch.chdir(tmp_path)
     argv = ["gan", "sample", str(tiny_run), "--num", "8", "--device", "cpu", "--quiet",
             "--outdir", "out"]
-    monkeypatch.setattr(sample, "disk_room", lambda folder: (32_767, None, 4096))
+    monkeypatch.setattr(sample_room, "disk_room", lambda folder: (32_767, None, 4096))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == ("robustrep gan sample: error: --num 8 with --outdir out: 8 PNGs need at least "
                    "0.0 GB (4,096 bytes each at least, in whole blocks of 4,096 bytes), and its "
                    "disk has 0.0 GB free; draw fewer, or choose a folder on a larger disk\n")
     assert not list(tmp_path.iterdir())
-    monkeypatch.setattr(sample, "disk_room", lambda folder: (10**12, 7, 4096))  # 7 inodes
+    monkeypatch.setattr(sample_room, "disk_room", lambda folder: (10**12, 7, 4096))  # 7 inodes
     assert main(argv) == 2
     assert ("--num 8 with --outdir out: one PNG per sample, and its file system can hold only 7 "
             "more files (inodes)") in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-    monkeypatch.setattr(sample, "disk_room", lambda folder: (32_768, 8, 4096))  # just enough
+    monkeypatch.setattr(sample_room, "disk_room", lambda folder: (32_768, 8, 4096))  # just enough
     assert main(argv) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 8
     monkeypatch.undo()  # the real disk: 10^12 PNGs are 4 PB at least
     assert main([*argv[:3], "--num", str(10**12), *argv[5:-1], str(tmp_path / "big")]) == 2
     assert "--num 1,000,000,000,000 with --outdir" in capsys.readouterr().err
     assert not (tmp_path / "big").exists()
-
-
-def test_outdir_file_names_are_made_as_they_are_written(tmp_path):
-    """10^8 names are not built up front; the files already there are found by listing the
-    folder once (a name per file test took as long)."""
-    for name in ("000003.png", "000010.png", "100000000.png", "0000005.png", "x.png"):
-        (tmp_path / name).write_bytes(b"")
-    files = sample.ImageFiles(tmp_path, None, 10**8)
-    assert len(files) == 10**8 and files[-1] == tmp_path / "99999999.png"
-    assert files[2:4] == [tmp_path / "000002.png", tmp_path / "000003.png"]
-    assert files.taken() == [tmp_path / "000003.png", tmp_path / "000010.png"]
-    assert sample.ImageFiles(tmp_path, None, 10).taken() == [tmp_path / "000003.png"]
-    seeds = sample.ImageFiles(tmp_path / "none", [5, 3], 64)
-    assert list(seeds) == [tmp_path / "none" / "seed0005.png", tmp_path / "none" / "seed0003.png"]
-    assert seeds.taken() == []
-    with pytest.raises(IndexError):
-        files[10**8]
 
 
 def test_an_edited_config_json_is_named_not_the_checkpoint(tiny_run, tmp_path, error_line):

@@ -1,8 +1,9 @@
 """ViM fitted on no more images than its principal dimension ``d`` is refused before any feature
 is extracted (tasks/ood/detector_params.py ``check_fit_counts``, called from score.py's
-``score_run``, ``_fit_set`` and ``score_model``); Mahalanobis and RMD fitted on fewer images
-than the features need for a full-rank covariance get a note (tasks/ood/checks.py
-``covariance_note``). Was: 5 fit images of 96-d features, d = 48, AUROC 0.00 at exit 0."""
+``score_model``, score_checks.py's ``check_options`` and ``check_model`` and score_sets.py's
+``choose_fit_set``); Mahalanobis and RMD fitted on fewer images than the features need for a
+full-rank covariance get a note (tasks/ood/checks.py ``covariance_note``). Was: 5 fit images of
+96-d features, d = 48, AUROC 0.00 at exit 0."""
 
 import pytest
 import torch

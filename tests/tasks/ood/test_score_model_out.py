@@ -1,5 +1,5 @@
 """`ood score --model M --checkpoint F --out D` into the folder of an earlier call merges with it
-as `ood score RUN` does with RUN/ood (tasks/ood/score.py `_output_folder`, outputs.py
+as `ood score RUN` does with RUN/ood (tasks/ood/score_checks.py `output_folder`, outputs.py
 `keep_earlier`), and `--data-root` that nothing reads (a digits run or model) is refused before
 the model loads (tasks/ood/checks.py `check_data_root`, tasks/common/dataroot.py)."""
 
