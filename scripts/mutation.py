@@ -63,6 +63,7 @@ METRIC_ENTRY = "tests/metrics/test_entry_checks.py"
 DATA_IMAGES = "tests/data/test_images.py"
 DATA_FOLDERS = ("tests/data/test_folders.py", "tests/data/test_folder_damage.py")
 DATA_ZIP = "tests/data/test_zipdata.py"
+DATA_ZIPPACK = "tests/data/test_zippack.py"
 DATA_PACK = "tests/tasks/data/test_pack.py"  # data pack: ZipImageFolder, zip_tree, pack_images
 
 MODULES = {
@@ -118,11 +119,19 @@ MODULES = {
                                  (f"tests/metrics/test_{name}.py", METRIC_ENTRY))
        for name in ("fid", "ood", "robust", "classification", "precision_recall",
                     "convergence", "mixtures", "extractors")},
+    # the AutoAttack driver, moved out of robust.py (metrics_robust's rows cover it);
+    # robust_accuracy runs it, so test_robust's comparisons with the official code reach it too
+    "metrics_autoattack": Module("robustrep/metrics/autoattack.py",
+                                 ("tests/metrics/test_autoattack.py",
+                                  "tests/metrics/test_robust.py", METRIC_ENTRY)),
     # the image readers: decoding (bit depth, alpha, frames), folder scans (links, hidden
     # files, layouts) and zips; each reader's own tests and the ones that read through it
     "data_images": Module("robustrep/data/images.py", (DATA_IMAGES, *DATA_FOLDERS, DATA_ZIP)),
     "data_folders": Module("robustrep/data/folders.py", (*DATA_FOLDERS, DATA_IMAGES, DATA_PACK)),
-    "data_zipdata": Module("robustrep/data/zipdata.py", (DATA_ZIP, DATA_IMAGES, DATA_PACK)),
+    "data_zipdata": Module("robustrep/data/zipdata.py",
+                           (DATA_ZIP, DATA_ZIPPACK, DATA_IMAGES, DATA_PACK)),
+    # writing a dataset zip, moved out of zipdata.py (data_zipdata's rows cover it)
+    "data_zippack": Module("robustrep/data/zippack.py", (DATA_ZIPPACK, DATA_PACK)),
 }
 
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",

@@ -1,4 +1,4 @@
-"""stylegan2-ada dataset zips: reading them, writing them, and the x-flipped duplicate.
+"""stylegan2-ada dataset zips: reading them, and the x-flipped duplicate.
 
 The format is the one ``dataset_tool.py`` of ``NVlabs/stylegan2-ada-pytorch`` writes and its
 ``training/dataset.py`` (``ImageFolderDataset``) reads (Karras et al., "Training Generative
@@ -23,8 +23,8 @@ naming the zip and the member (:func:`read_member`).
 :class:`ZipImageDataset` yields ``(image [C, H, W] in [0, 1], label)`` like every dataset of
 :mod:`robustrep.data`; labels are integers, 0 when the zip has none. Only integer class labels are
 read (``dataset.json`` may also hold float vectors, which the reference treats as conditioning
-vectors; they are refused here). :func:`pack_images` writes a zip from any map-style dataset of
-images, in ``dataset_tool.py``'s layout.
+vectors; they are refused here). Writing a zip in ``dataset_tool.py``'s layout is
+:mod:`robustrep.data.zippack`, which imports :data:`LABELS_FILE` from here.
 
 :func:`zip_tree` shows any zip as a folder tree (:class:`ZipEntry`), so that a zip of an image
 folder is scanned by the image folders' own code (``robustrep data pack SRC.zip``).
@@ -43,7 +43,7 @@ import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -54,8 +54,7 @@ from robustrep._validate import check_choice, check_positive
 from robustrep.data.images import (WIDE_MODES, UnreadableImageError, check_depth, convert_image,
                                    decode_error, image_problem, image_transform)
 
-__all__ = ["ZipImageDataset", "XFlip", "pack_images", "center_crop_resize", "zip_members",
-           "ZipEntry", "zip_tree", "read_member"]
+__all__ = ["ZipImageDataset", "XFlip", "zip_members", "ZipEntry", "zip_tree", "read_member"]
 
 LABELS_FILE = "dataset.json"
 
@@ -528,61 +527,3 @@ def member_sizes(path: str | os.PathLike, names: Iterable[str]
             except Exception:  # noqa: BLE001 - no image: named elsewhere
                 continue
             yield name, size
-
-
-def center_crop_resize(image, size: int, resample: str = "lanczos"):
-    """The central square of a PIL ``image`` resized to ``size`` x ``size``: ``dataset_tool.py
-    --transform=center-crop`` (crop to the shorter side first, then resize; Lanczos there)."""
-    from PIL import Image
-
-    w, h = image.size
-    crop = min(w, h)
-    left, top = (w - crop) // 2, (h - crop) // 2
-    image = image.crop((left, top, left + crop, top + crop))
-    if crop == size:
-        return image
-    filters = {"lanczos": Image.LANCZOS, "box": Image.BOX}  # dataset_tool's --resize-filter
-    return image.resize((size, size), filters[resample])
-
-
-def pack_images(images: Iterable[Any], out: BinaryIO, size: int, channels: int = 3,
-                labels: Sequence[int] | None = None) -> list[str]:
-    """Write a stylegan2-ada dataset zip to the binary file ``out``.
-
-    Args:
-        images: PIL images (any size and mode), in the order they are stored.
-        size: every image is centre-cropped and resized (Lanczos) to ``size`` x ``size``.
-        channels: 3 (RGB) or 1 (greyscale).
-        labels: one integer per image, or None (``dataset.json`` then says ``null``).
-
-    Returns the member names, in ``dataset_tool.py``'s layout ``00000/img00000000.png``. The
-    members carry one fixed time (``dataset_tool.py``'s carry the time of packing), so the same
-    images give the same bytes: a zip's checksum names its data.
-    """
-    check_positive("size", size, integer=True)
-    check_choice("channels", channels, (1, 3))
-    names = []
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        for i, image in enumerate(images):
-            image = center_crop_resize(image.convert("L" if channels == 1 else "RGB"), size)
-            buffer = io.BytesIO()
-            image.save(buffer, format="png", compress_level=0, optimize=False)
-            name = f"{i // 1000:05d}/img{i:08d}.png"
-            archive.writestr(_member(name), buffer.getvalue())
-            names.append(name)
-        if labels is not None and len(labels) != len(names):
-            raise ValueError(f"labels has {len(labels)} entries for {len(names)} images")
-        meta = {"labels": None if labels is None else [[m, int(y)] for m, y in
-                                                        zip(names, labels)]}
-        archive.writestr(_member(LABELS_FILE), json.dumps(meta))
-    return names
-
-
-def _member(name: str) -> zipfile.ZipInfo:
-    """A stored member ``name`` dated 1980-01-01, the earliest time a zip holds, made on Unix
-    with the mode rw------- that ``ZipFile.writestr`` gives a name."""
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3  # Unix, whose mode bits external_attr holds (0 on Windows else)
-    info.external_attr = 0o600 << 16
-    return info

@@ -22,20 +22,17 @@ usual CIFAR-10 radii), and a sample the model gets wrong clean is never robust, 
 never exceeds clean accuracy. The model is evaluated in eval mode; its weights, gradients, buffers
 and training flag, and torch's global random state, are as they were afterwards.
 
-Departures from calling ``AutoAttack(version='standard')`` directly, none changing a 10-class
-result: with ``C < 10`` classes APGD-T and FAB-T target all ``C - 1`` other classes (the standard
-9 would index past the logits), and with ``C < 4`` APGD-T is left out (its targeted DLR loss reads
-the 4th-largest logit); the returned ``convention`` says so. AutoAttack's own warnings (a
-randomised or dynamic defence, Square beating the white-box attacks) are returned in ``flags``
-instead of being logged to the console.
+How the official code is called, its progress reports from inside a batch, and its departures
+from ``AutoAttack(version='standard')`` for fewer than 10 classes (said in ``convention``; its
+warnings come back in ``flags``) are in :mod:`robustrep.metrics.autoattack`: the metric with the
+checks every attack shares is one idea, driving fra31/auto-attack another. This module imports
+that one, never the reverse.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,12 +42,10 @@ from torch import Tensor, nn
 
 from robustrep._names import ATTACKS, NORMS  # declared without torch for the command line
 from robustrep._validate import check_choice, check_nonneg, check_positive, logits_tensor
+from robustrep.metrics.autoattack import aa_attacks, predict_logits, run_autoattack
 
 __all__ = ["ATTACKS", "NORMS", "RadiusError", "RobustAccuracy", "check_l2_radius",
            "robust_accuracy"]
-
-_AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
-_AA_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
 
 
 class RadiusError(ValueError):
@@ -128,8 +123,9 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
                                                          step_size, batch_size, seed, device)
             robust = correct & ~fooled
         else:
-            y_adv, convention, flags = _autoattack(model, x, y, attack, eps, norm, batch_size,
-                                                   seed, device, progress, int(correct.sum()))
+            y_adv, convention, flags = run_autoattack(model, x, y, attack, eps, norm,
+                                                      batch_size, seed, device, progress,
+                                                      int(correct.sum()))
             robust = correct & (y_adv == y)
     n = int(y.numel())
     return RobustAccuracy(clean_acc=int(correct.sum()) / n,
@@ -205,167 +201,6 @@ def _random_starts(x: Tensor, eps: float, norm: str, seed: int) -> Tensor:
     return _random_delta(x, eps, norm, torch.Generator().manual_seed(seed))
 
 
-def _autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
-                batch_size: int, seed: int, device: torch.device, progress=None,
-                n_correct: int = 0) -> tuple[Tensor, str, tuple[str, ...]]:
-    """Run the official AutoAttack (or one of its APGD components); returns ``y_adv``."""
-    AutoAttack, version = _import_autoattack()
-    n_classes = int(_predict_logits(model, x[:1], device).shape[1])
-    attacks, note = _aa_attacks(attack, n_classes)
-    if attack == "autoattack" and not note:
-        adversary = AutoAttack(model, norm=norm, eps=eps, version="standard", seed=seed,
-                               device=device)
-    else:
-        adversary = AutoAttack(model, norm=norm, eps=eps, version="custom", attacks=attacks,
-                               seed=seed, device=device)
-        # The standard version's settings for each component (the custom defaults differ:
-        # 5 APGD-CE restarts).
-        adversary.apgd.n_restarts = 1
-        adversary.apgd_targeted.n_restarts = 1
-        adversary.fab.n_restarts = 1
-        adversary.square.n_queries = 5000
-    targets = min(9, n_classes - 1)
-    adversary.apgd_targeted.n_target_classes = targets
-    adversary.fab.n_target_classes = targets
-    adversary.verbose = False
-    if progress is not None:
-        _report_batches(adversary, model, device, progress, n_correct, int(y.numel()))
-    with _captured_warnings(adversary.logger) as flags:
-        _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
-    names = ", ".join(_AA_NAMES[a] for a in attacks)
-    if attack == "autoattack":
-        convention = f"AutoAttack standard ({names}{note}; fra31/auto-attack via pyautoattack " \
-                     f"{version})"
-    else:
-        convention = (f"{names} alone (AutoAttack standard settings; fra31/auto-attack via "
-                      f"pyautoattack {version}; not the full AutoAttack)")
-    return y_adv.cpu(), convention, tuple(flags)
-
-
-def _component_name(part: str, component: Any) -> str:
-    if part == "apgd":
-        return f"apgd-{component.loss}"
-    if part == "fab":
-        return "fab-t" if component.targeted else "fab"
-    return {"apgd_targeted": "apgd-t"}.get(part, part)
-
-
-REPORT_EVERY_S = 5.0  # at most one report from inside a batch in this many seconds
-
-
-def _calls_per_batch(part: str, component: Any) -> int:
-    """The model calls one ``perturb`` of ``component`` makes on a batch when no sample is fooled
-    before the last iteration (read off pyautoattack 0.2's loops; fewer when all are fooled):
-    one clean forward, then per run (restart, or target class times restart) APGD its start
-    and ``n_iter`` steps (APGD-T one more forward to pick the target); FAB two per iteration (a
-    gradient, then the prediction), a clean prediction before and a check after (targeted, one
-    more forward to pick the target); Square its start, ``n_queries`` queries and a check."""
-    if part == "apgd":
-        return 1 + component.n_restarts * (component.n_iter + 1)
-    if part == "apgd_targeted":
-        return 1 + component.n_target_classes * component.n_restarts * (component.n_iter + 2)
-    if part == "fab":
-        targets = component.n_target_classes if component.targeted else 1
-        run = 2 * component.n_iter + (3 if component.targeted else 2)
-        return 1 + targets * component.n_restarts * run
-    return 1 + component.n_restarts * (component.n_queries + 2)  # square
-
-
-def _report_batches(adversary: Any, model: nn.Module, device: torch.device,
-                    progress: Callable[[dict[str, Any]], None], robust: int, n: int,
-                    clock: Callable[[], float] = time.monotonic) -> None:
-    """Call ``progress`` after each batch an AutoAttack component attacked and, at most every
-    :data:`REPORT_EVERY_S` seconds, from inside the batch: pyautoattack reports nothing while it
-    runs, and one ``perturb`` call (one batch of the samples still robust) of FAB-T (9 targets x
-    100 iterations) or Square (5000 queries) takes many minutes on a CPU.
-
-    Each component's ``perturb`` is wrapped to count the samples it fooled, and its model
-    callable (``model`` in APGD, ``predict`` in FAB and Square) to count its calls: inside a
-    batch, ``done`` adds the batch's share estimated as the calls so far over
-    :func:`_calls_per_batch` (at most 0.99: a batch is done when ``perturb`` returns). The
-    wrappers only count and read the clock (no tensor, no random draw): the attack computes
-    exactly what the unwrapped one does."""
-    tracker = _BatchProgress(progress, robust, n, clock)
-    for part in ("apgd", "apgd_targeted", "fab", "square"):
-        _wrap_component(part, getattr(adversary, part), tracker, model, device)
-
-
-class _BatchProgress:
-    """What :func:`_report_batches`' wrappers share: the component running and the samples it
-    has done, the current batch's size and model calls, and when the last report went out."""
-
-    def __init__(self, progress: Callable[[dict[str, Any]], None], robust: int, n: int,
-                 clock: Callable[[], float]):
-        self.progress, self.n, self.clock = progress, n, clock
-        self.robust = robust  # samples robust so far
-        self.attack: str | None = None
-        self.last = clock()
-        self.start, self.total, self.done = 0.0, 0, 0  # of the component running
-        self.calls, self.batch, self.expected = 0, 0, 0  # of its batch
-
-    def report(self, done: float) -> None:
-        self.last = now = self.clock()
-        pace = (now - self.start) / done if done > 0 else 0.0
-        self.progress({"attack": self.attack, "done": done, "total": self.total,
-                       "robust": self.robust, "n": self.n,
-                       "eta_s": pace * max(0.0, self.total - done)})
-
-    def batch_starts(self, attack: str, batch: int, expected_calls: int) -> None:
-        if self.attack != attack:  # a new component starts on the samples still robust
-            self.attack, self.done, self.total, self.start = attack, 0, self.robust, self.clock()
-        self.calls, self.batch, self.expected = 0, batch, expected_calls
-
-    def model_called(self) -> None:
-        self.calls += 1
-        if self.clock() - self.last >= REPORT_EVERY_S:
-            share = min(self.calls / self.expected, 0.99)
-            self.report(self.done + share * self.batch)
-
-    def batch_ends(self, fooled: int) -> None:
-        self.done += self.batch
-        self.robust -= fooled
-        self.report(self.done)
-
-
-def _wrap_component(part: str, component: Any, tracker: _BatchProgress, model: nn.Module,
-                    device: torch.device) -> None:
-    """Wrap ``component``'s ``perturb`` and its model callable so that they tell ``tracker``."""
-    perturb = component.perturb
-    attr = "model" if part.startswith("apgd") else "predict"
-    forward = getattr(component, attr)
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        out = forward(*args, **kwargs)
-        tracker.model_called()
-        return out
-
-    def perturb_and_report(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        # read here: AutoAttack sets FAB's targeted and restarts just before the call
-        tracker.batch_starts(_component_name(part, component), int(y.shape[0]),
-                             _calls_per_batch(part, component))
-        adv = perturb(x, y, *args, **kwargs)
-        with torch.no_grad():
-            fooled = int((_predict_logits(model, adv, device).argmax(1) != y.to(device)).sum())
-        tracker.batch_ends(fooled)
-        return adv
-
-    component.perturb = perturb_and_report
-    setattr(component, attr, counted)
-
-
-def _aa_attacks(attack: str, n_classes: int) -> tuple[list[str], str]:
-    """The AutoAttack components to run, and a note on any departure from the standard set."""
-    if attack != "autoattack":
-        if attack == "apgd-t" and n_classes < 4:
-            raise ValueError(f"attack 'apgd-t' needs at least 4 classes (its targeted DLR loss "
-                             f"reads the 4th-largest logit); the model has {n_classes}")
-        return [attack], ""
-    if n_classes < 4:
-        return [a for a in _AA_STANDARD if a != "apgd-t"], \
-            f"; APGD-T left out: {n_classes} classes, it needs 4"
-    return list(_AA_STANDARD), ""
-
-
 # Sample-steps one iteration (PGD step, APGD/FAB iteration, Square query) costs per sample, a
 # sample-step being the time of one forward+backward of one sample to its input with the weights
 # frozen (what tasks/classify/attacks.py times, on a batch of 32). Measured on this project's
@@ -397,38 +232,7 @@ def attack_steps(attack: str, n_classes: int, steps: int = 20) -> dict[str, floa
     targets = min(9, n_classes - 1)
     cost = {"apgd-ce": 100 * _COST["apgd"], "apgd-t": 100 * targets * _COST["apgd"],
             "fab-t": 100 * targets * _COST["fab"], "square": 5000 * _COST["square"]}
-    return {part: cost[part] for part in _aa_attacks(attack, n_classes)[0]}
-
-
-def _import_autoattack():
-    try:
-        import pyautoattack
-    except ImportError as err:
-        raise ImportError("robust accuracy under AutoAttack needs the official implementation: "
-                          "pip install pyautoattack (fra31/auto-attack)") from err
-    return pyautoattack.AutoAttack, pyautoattack.__version__
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: list[str]):
-        super().__init__(logging.WARNING)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(record.getMessage())
-
-
-@contextlib.contextmanager
-def _captured_warnings(logger: logging.Logger) -> Iterator[list[str]]:
-    """Collect the logger's warnings; with a handler attached, Python's last-resort console
-    handler stays silent (a library must not print)."""
-    sink: list[str] = []
-    handler = _ListHandler(sink)
-    logger.addHandler(handler)
-    try:
-        yield sink
-    finally:
-        logger.removeHandler(handler)
+    return {part: cost[part] for part in aa_attacks(attack, n_classes)[0]}
 
 
 # --- data and model plumbing --------------------------------------------------------------------
@@ -514,12 +318,8 @@ def _check_outputs(model: nn.Module, x: Tensor, y: Tensor, device: torch.device)
                          f"{out.shape[1]} outputs); got labels in {low}..{high}")
 
 
-def _predict_logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
-    return model(x.to(device)).float()
-
-
 def _predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
-    return torch.cat([_predict_logits(model, xb, device).argmax(1).cpu()
+    return torch.cat([predict_logits(model, xb, device).argmax(1).cpu()
                       for (xb,) in _chunks(batch_size, device, x)])
 
 

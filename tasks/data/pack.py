@@ -12,7 +12,8 @@ from typing import Any
 
 from robustrep.data.folders import ZipImageFolder
 from robustrep.data.local import image_folder
-from robustrep.data.zipdata import LABELS_FILE, pack_images
+from robustrep.data.zipdata import LABELS_FILE
+from robustrep.data.zippack import pack_images
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
 from robustrep.tasks.common.output_paths import check_output_file
 from robustrep.tasks.common.progress import progress

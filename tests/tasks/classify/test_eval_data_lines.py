@@ -110,7 +110,7 @@ def test_headless_weights_of_the_model_still_ask_for_num_classes(tmp_path, capsy
 
 
 def test_a_zip_without_labels_has_none_to_evaluate_against(tmp_path, weights, capsys):
-    from robustrep.data.zipdata import pack_images
+    from robustrep.data.zippack import pack_images
     images = [Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)) for i in range(4)]
     with open(tmp_path / "data.zip", "wb") as out:
         pack_images(images, out, 16)  # dataset.json says "labels": null
