@@ -159,14 +159,22 @@ def _as_float64(name: str, x: Any, ndim: int) -> Tensor:
 _NEGATIVE_EIGENVALUE = 1e-4
 
 
-def _check_psd(name: str, eigenvalues: Tensor) -> None:
+def _rounding_floor(mu: Tensor, s: Tensor) -> float:
+    """The rounding in the entries of a covariance computed as ``E[x x^T] - mu mu^T`` (as
+    stylegan2-ada and torch-fidelity do) or stored in float32: about 1e-7 of the features'
+    squared scale. Identical features (a collapsed G, blank images) give a covariance that is
+    this rounding alone, whose eigenvalues are as often negative as positive."""
+    return 1e-7 * float(mu @ mu + s.diagonal().abs().sum()) / mu.shape[0]
+
+
+def _check_psd(name: str, eigenvalues: Tensor, floor: float) -> None:
     low, high = float(eigenvalues.min()), float(eigenvalues.abs().max())
-    if low < -_NEGATIVE_EIGENVALUE * high:
+    if low < -max(_NEGATIVE_EIGENVALUE * high, floor):
         raise ValueError(f"{name} is not a covariance matrix: it has the negative eigenvalue "
                          f"{low:.4g} (largest magnitude {high:.4g})")
 
 
-def _root_factor(name: str, s: Tensor) -> Tensor:
+def _root_factor(name: str, s: Tensor, floor: float) -> Tensor:
     """A factor ``R`` with ``R R^T = s`` for a symmetric PSD ``s``.
 
     Cholesky when ``s`` is numerically positive definite (several times cheaper than an
@@ -177,7 +185,7 @@ def _root_factor(name: str, s: Tensor) -> Tensor:
     if int(info) == 0:
         return factor
     w, v = torch.linalg.eigh(s)
-    _check_psd(name, w)
+    _check_psd(name, w, floor)
     return (v * w.clamp_min(0).sqrt()) @ v.mT
 
 
@@ -207,12 +215,15 @@ def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray,
     # tr sqrt(s1 s2) from the eigenvalues of R^T s2 R, a symmetric PSD matrix with the same
     # eigenvalues as s1 s2 = R (R^T s2) (eig(AB) = eig(BA)): no non-symmetric sqrtm as in
     # pytorch-fid's scipy.linalg.sqrtm, and no complex parts to drop.
-    root1 = _root_factor("sigma1", s1)
+    floor1, floor2 = _rounding_floor(mu1, s1), _rounding_floor(mu2, s2)
+    root1 = _root_factor("sigma1", s1, floor1)
     inner = root1.mT @ s2 @ root1
     # eigvalsh reads one triangle only, so symmetrise away the rounding of the two products.
     eigenvalues = torch.linalg.eigvalsh(0.5 * (inner + inner.mT))
     # R^T s2 R has no negative eigenvalue unless s2 has one (Sylvester's law of inertia).
-    _check_psd("sigma2", eigenvalues)
+    # its rounding: each side's floor scaled by the other's size (tr bounds the largest eigenvalue)
+    _check_psd("sigma2", eigenvalues, float(s1.diagonal().abs().sum()) * floor2
+               + float(s2.diagonal().abs().sum()) * floor1)
     tr_covmean = eigenvalues.clamp_min(0).sqrt().sum()
     diff = mu1 - mu2
     return float(diff @ diff + s1.trace() + s2.trace() - 2 * tr_covmean)

@@ -443,3 +443,22 @@ def test_kid_default_subsets_are_100_of_1000():
     assert got == want
     assert got != kid(a, a + 1, num_subsets=101, subset_size=3,
                       generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.parametrize("collapsed", ["sigma1", "sigma2"])
+def test_frechet_of_identical_features_is_the_mean_distance_plus_the_other_trace(collapsed):
+    # A collapsed G (or blank images) gives one feature vector n times: its covariance is
+    # rounding of E[xx^T] - mu mu^T alone, with negative eigenvalues as large as its positive
+    # ones. It is a covariance of zero, not "no covariance": FID is |mu1 - mu2|^2 + tr(other),
+    # as pytorch-fid computes it (this raised ValueError and killed gan train's evaluation).
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    rng = np.random.default_rng(3)
+    same = torch.from_numpy(np.repeat(rng.uniform(0, 5, (1, 64)), 50, axis=0))
+    spread = torch.from_numpy(rng.uniform(0, 5, (200, 64)))
+    one, other = (FeatureStats().update(f).mean_cov() for f in (same, spread))
+    assert float(torch.linalg.eigvalsh(one[1]).min()) < 0  # the rounding the check must allow
+    stats = [*one, *other] if collapsed == "sigma1" else [*other, *one]
+    got = frechet_distance(*stats)
+    mu_gap = float(((one[0] - other[0]) ** 2).sum())
+    assert got == pytest.approx(mu_gap + float(other[1].trace()), rel=1e-6)  # sqrt of rounding
+    assert got == pytest.approx(calculate_frechet_distance(*(t.numpy() for t in stats)), rel=1e-6)
