@@ -151,8 +151,7 @@ def adaptivemix_three_pass(model: Any, x: Tensor, lam: float | Tensor, index: Te
 
 
 @register_regularizer("adaptivemix", paper="Liu et al., AdaptiveMix, CVPR 2023",
-                      acts={"gan": "D function", "classify": "feature shrinkage"},
-                      excludes={"classify": ("mixup", "cutmix", "srmix")})
+                      acts={"gan": "D function", "classify": "feature shrinkage"})
 class AdaptiveMix:
     """AdaptiveMix regularizer: samples partners, lam and noise, then calls :func:`adaptivemix`.
 

@@ -9,8 +9,9 @@ program's unset options never override the core defaults.
 Where a method acts decides which methods combine: a run takes at most one method per *place*
 (``gan``: D function, D inputs, extra D term; ``classify``: input mixing, feature shrinkage,
 adversarial inputs), except in places marked as shared, where the program switches between
-members (timm's Mixup/CutMix switch). ``excludes`` names, per program, further pairs that
-cannot run together.
+members (timm's Mixup/CutMix switch), and never in two places a program cannot fill together
+(``classify``'s feature shrinkage and input mixing). ``excludes`` names, per program, further
+pairs that cannot run together.
 :func:`parse_combination` is the one grammar every program uses: ``"adaptivemix,asgan"`` or
 ``"mixup+cutmix"`` (comma or plus), ``"none"`` or ``""`` for no regularizer.
 
@@ -43,7 +44,8 @@ from robustrep._options import (NotLiteral, OptionInfo, callable_options, decora
 
 __all__ = ["RegularizerInfo", "OptionInfo", "register_regularizer", "register_discriminator",
            "create_regularizer", "MissingOptionsError", "list_regularizers", "regularizer_info",
-           "parse_combination", "check_places", "name_of", "split_combination", "SHARED_PLACES"]
+           "parse_combination", "check_places", "name_of", "split_combination", "SHARED_PLACES",
+           "CLASHING_PLACES"]
 
 # Modules whose decorators name the built-in methods; read with ast, imported on first use.
 _MODULES = ("robustrep.adaptivemix", "robustrep.mixing", "robustrep.adversarial",
@@ -52,6 +54,9 @@ _MODULES = ("robustrep.adaptivemix", "robustrep.mixing", "robustrep.adversarial"
 
 # Places where several methods may be listed: the program draws one of them per batch.
 SHARED_PLACES = {("classify", "input mixing")}
+# Places a program cannot fill together: a classifier's feature shrinkage computes the logits
+# from its own forward of the clean batch, which leaves no mixed batch and mixed target to score.
+CLASHING_PLACES = {"classify": (("feature shrinkage", "input mixing"),)}
 
 _DECORATORS = {"register_regularizer": "regularizer", "register_discriminator": "discriminator"}
 
@@ -434,6 +439,12 @@ def _check_places(names: tuple[str, ...], program: str, text: str | None) -> Non
             raise ValueError(f"regularizers {text!r} combine {' and '.join(members)}, which act "
                              f"in the same place ({place}); take at most one of "
                              f"{', '.join(options)}")
+    for first, second in CLASHING_PLACES.get(program, ()):
+        if first in by_place and second in by_place:
+            raise ValueError(f"regularizers {text!r} combine {' and '.join(by_place[first])} "
+                             f"({first}) with {' and '.join(by_place[second])} ({second}); "
+                             f"{program} runs {first} on the clean batch, so it takes no "
+                             f"{second}")
 
 
 def _example(program: str) -> str:

@@ -76,7 +76,7 @@ def test_one_grammar_accepts(text, program, want):
     ("adaptivemix,rpgan", "gan", r"same place \(D function\)"),
     ("mixup,cutmix", "gan", r"same place \(extra D term\)"),
     ("pgd,fgsm", "classify", r"same place \(adversarial inputs\)"),
-    ("adaptivemix,cutmix", "classify", "adaptivemix cannot be combined with cutmix"),
+    ("adaptivemix,cutmix", "classify", r"combine adaptivemix \(feature shrinkage\) with cutmix"),
     ("pgd", "gan", "unknown regularizer 'pgd' for gan; valid: none, adaptivemix"),
     ("dat,dat", "gan", "name a method twice"),
 ])
@@ -184,6 +184,23 @@ class _Base:
         b: from the base's docstring.
         a: shadowed by the subclass.
     """
+
+
+def test_a_plugin_feature_regularizer_takes_no_input_mixing_as_adaptivemix(scratch):
+    # the place, not AdaptiveMix's name, rules it out: a plugin's feature shrinkage with mixup
+    # passed --dry-run and then stopped classify train with ClassifyTask's ValueError
+    scratch.append("test-shrink")
+
+    @register_regularizer("test-shrink", paper="p", acts={"classify": "feature shrinkage"})
+    class Shrink:
+        def feature_terms(self, model, x, generator=None):
+            return {}
+
+    assert parse_combination("test-shrink,pgd", "classify") == ("test-shrink", "pgd")
+    with pytest.raises(ValueError, match=r"^regularizers 'mixup,test-shrink' combine "
+                                         r"test-shrink \(feature shrinkage\) with mixup "
+                                         r"\(input mixing\); classify runs feature shrinkage"):
+        parse_combination("mixup,test-shrink", "classify")
 
 
 def test_a_live_registration_records_names_options_and_help(scratch):
@@ -445,7 +462,11 @@ def test_unknown_names_and_options_list_what_is_accepted():
     ("mixup", "ood", "program must be one of 'classify', 'gan'; got 'ood'"),
     ("dat+asgan", "gan", "regularizers 'dat+asgan' combine dat and asgan, which act in the same "
                          "place (D inputs); take at most one of asgan, dat"),
-    ("adaptivemix,cutmix,mixup", "classify", "adaptivemix cannot be combined with cutmix, mixup"),
+    ("cutmix,adaptivemix,mixup", "classify", "regularizers 'cutmix,adaptivemix,mixup' combine "
+                                             "adaptivemix (feature shrinkage) with cutmix and "
+                                             "mixup (input mixing); classify runs feature "
+                                             "shrinkage on the clean batch, so it takes no input "
+                                             "mixing"),
     # was read as "mixup" without a word
     ("none,mixup", "gan", "regularizers 'none,mixup' combine none with methods; give the methods "
                           "alone, or none alone"),

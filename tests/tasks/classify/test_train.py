@@ -109,7 +109,7 @@ def test_regularizer_names_and_combinations_are_checked():
         ClassifyConfig(reg="mixpu")
     with pytest.raises(ConfigError, match=r"same place \(adversarial inputs\)"):
         ClassifyConfig(reg="pgd,fgsm")
-    with pytest.raises(ConfigError, match="adaptivemix cannot be combined with cutmix"):
+    with pytest.raises(ConfigError, match=r"combine adaptivemix \(feature shrinkage\) with cutmix"):
         ClassifyConfig(reg="adaptivemix,cutmix")
     # was accepted: one mixing kind has nothing to switch to
     with pytest.raises(ConfigError, match=r"^--mix-switch-prob applies only with two mixing "
