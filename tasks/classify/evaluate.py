@@ -25,6 +25,7 @@ from torch import nn
 from robustrep.corruptions import SEVERITIES
 from robustrep.metrics.robust import eps_text
 from robustrep.tasks.common import runtime
+from robustrep.tasks.common.classifier_run import scored_ema
 from robustrep.tasks.common.errors import UserError
 
 from .cifar_c_checks import CIFAR_C_DATASETS, check_cifar_c
@@ -65,7 +66,8 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
         raise _out_of_memory(err, dev, batch_size) from None
     # resolved: a relative RUN named another run from another working folder (check_same_run)
     report.update(run=None if run is None else str(Path(run).resolve()), model=config["model"],
-                  weights=config["weights"], step=config.get("step"), steps=config.get("steps"),
+                  weights=config["weights"], ema=scored_ema(config), step=config.get("step"),
+                  steps=config.get("steps"),
                   dataset=config["dataset"], split=info.eval_split, reg=config.get("reg"),
                   seed=seed,
                   input_convention=_input_convention(model, config.get("norm_source")))

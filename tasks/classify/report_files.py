@@ -58,7 +58,7 @@ def _measured(report: dict[str, Any]) -> str:
 
 # What a report evaluated: an earlier report of another model, checkpoint or data replaced in
 # the same folder is said, with what differs (as ood score says of the rows it replaces).
-_SUBJECT = ("run", "model", "weights", "step", "dataset", "split")
+_SUBJECT = ("run", "model", "weights", "ema", "step", "dataset", "split")
 
 
 def earlier_report(path: Path) -> dict[str, Any] | None:

@@ -134,6 +134,13 @@ class _PreLogits(nn.Module):
         return self.classifier.features(x)
 
 
+def scored_ema(config: dict[str, Any]) -> bool:
+    """Whether the weights :func:`load_run` or ``foreign_model`` loaded (their ``config``) are
+    EMA weights: a run's ``"ema"``, or a checkpoint file's ``state_dict_ema``. Its records say
+    so: a file's raw and EMA weights have one name and score differently."""
+    return config.get("weights") == "ema" or bool(config.get("ema"))
+
+
 def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
                       use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The pre-logit feature network of a classify run, for any program.

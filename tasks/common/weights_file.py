@@ -55,6 +55,10 @@ def _weights_entry(data: dict, path: Path, use_ema: bool = True) -> tuple[dict, 
     """The state dict inside a training checkpoint (``data`` itself when it is none): its EMA
     weights unless ``use_ema`` is False; and, for a file holding both, the note saying which."""
     raw = [k for k in RAW_KEYS if isinstance(data.get(k), dict)]
+    if not use_ema and not raw and _ema_entries(data):
+        raise WeightsMismatch(f"{path} holds only {_ema_entries(data)[0]}, EMA weights, and no "
+                              f"{' or '.join(RAW_KEYS)} entry: --no-ema has no raw weights to "
+                              f"take; drop --no-ema")
     ema = _ema_entries(data) if use_ema else []
     found = ema + raw
     if not found:

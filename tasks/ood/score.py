@@ -61,6 +61,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.tasks.common.classifier_run import scored_ema
 from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
@@ -334,7 +335,7 @@ def _record(run: Path | None, config: dict[str, Any], sets: Sets,
             "ood": sets.ood, "detectors": [s.name for s in specs], "params": params,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,
             # what was scored, not what was asked: a run's EMA, or a checkpoint file's
-            "ema": config.get("weights") == "ema" or bool(config.get("ema")),
+            "ema": scored_ema(config),
             # the inputs' normalisation, and where each came from (norm_source: the user's, the
             # weights file's, the run's, timm's default for --model); older files lack them
             "mean": config.get("mean"), "std": config.get("std"),
