@@ -45,7 +45,7 @@ def init_states(path: str, G: torch.nn.Module, D: torch.nn.Module) -> dict[str, 
     """State dicts of the pickle's G, D and G_ema, checked against the run's networks ``G`` and
     ``D`` (built from its config) before any run folder is made."""
     nets = load_pickle(path, "--init")
-    _check_shapes(path, nets["G"], G)
+    _check_shapes(path, nets, G, D)
     states = {k: net.state_dict() for k, net in nets.items()}
     for key, own in (("G", G), ("D", D), ("G_ema", G)):
         mine = own.state_dict()
@@ -66,19 +66,65 @@ G_SIZES = (("img_resolution", "--image-size"), ("img_channels", "--channels"),
            ("z_dim", "--z-dim"), ("w_dim", "--w-dim"))
 
 
-def _check_shapes(path: str, theirs: torch.nn.Module, mine: torch.nn.Module) -> None:
-    """Name what makes the pickle's G unlike the run's, before its tensors are compared: a
-    conditional network (no option makes the run's G take classes) and the sizes a run sets,
-    each with its option and the pickle's value (the tensor named first said neither)."""
+def _check_shapes(path: str, nets: dict, G: torch.nn.Module, D: torch.nn.Module) -> None:
+    """Name what makes the pickle's networks unlike the run's, before their tensors are
+    compared: a conditional network (no option makes the run's G take classes), then every
+    option that shapes them, each with the pickle's value, so that one corrected command fits
+    (the tensor named first said neither the option nor the value)."""
+    theirs = nets["G"]
     c_dim = getattr(theirs, "c_dim", 0)
     if c_dim:
         raise CheckpointError(f"--init {path} is a conditional network ({c_dim} classes); gan "
                               f"train trains unconditional ones: start from an unconditional "
                               f"pickle")
-    wrong = [f"{option} {getattr(theirs, attr)} (this run: {getattr(mine, attr)})"
+    wrong = [f"{option} {getattr(theirs, attr)} (this run: {getattr(G, attr)})"
              for attr, option in G_SIZES
-             if getattr(mine, attr, None) is not None and
-             getattr(theirs, attr, None) != getattr(mine, attr)]
+             if getattr(G, attr, None) is not None and
+             getattr(theirs, attr, None) != getattr(G, attr)]
+    wrong += _differences(path, nets, G, D)
     if wrong:
-        raise CheckpointError(f"--init {path}: its G does not fit this run's networks; set "
+        raise CheckpointError(f"--init {path} does not fit this run's networks; set "
                               f"{', '.join(wrong)}")
+
+
+def _differences(path: str, nets: dict, G: torch.nn.Module, D: torch.nn.Module) -> list[str]:
+    """The mapping layers, feature maps and D architecture where they differ. The run's G keeps
+    no channel_base/channel_max, only the feature maps they give (``min(base // r, max)``, from
+    which the values cannot be read back): those are compared, the pickle's recorded values
+    named."""
+    wrong = []
+    layers = [len(getattr(getattr(g, "mapping", None), "layers", ())) for g in (nets["G"], G)]
+    if layers[0] != layers[1]:
+        wrong.append(f"--mapping-layers {layers[0]} (this run: {layers[1]})")
+    maps = [_feature_maps(g) for g in (nets["G"], G)]
+    common = sorted(set(maps[0]) & set(maps[1]))
+    if any(maps[0][r] != maps[1][r] for r in common):
+        base, top = _recorded_channels(path)
+        run, pkl = (", ".join(str(m[r]) for r in common) for m in (maps[1], maps[0]))
+        wrong.append(f"--channel-base {base} and --channel-max {top} (feature maps at "
+                     f"{common[0]} to {common[-1]}: this run {run}; the pickle {pkl})")
+    arch = [_d_architecture(d) for d in (nets["D"], D)]
+    if None not in arch and arch[0] != arch[1]:
+        wrong.append(f"--d-arch {arch[0]} (this run: {arch[1]})")
+    return wrong
+
+
+def _feature_maps(G: torch.nn.Module) -> dict[int, int]:
+    """{resolution: feature maps} of a StyleGAN2 G's synthesis blocks."""
+    blocks = getattr(getattr(G, "synthesis", None), "blocks", ())
+    return {b.resolution: b.torgb.weight.shape[1] for b in blocks}
+
+
+def _d_architecture(D: torch.nn.Module) -> str | None:
+    """A StyleGAN2 D's architecture (orig, skip or resnet); None at 4x4, where it has no block."""
+    blocks = getattr(getattr(D, "trunk", None), "blocks", ())
+    return getattr(blocks[0], "architecture", None) if len(blocks) else None
+
+
+def _recorded_channels(path: str) -> tuple[int, int]:
+    """The pickle's G's channel_base and channel_max as its init_kwargs record them (defaults:
+    the reference SynthesisNetwork's); read again only when the feature maps differ."""
+    from robustrep.stylegan2_pickle import read_records
+    kwargs = read_records(path)["G"].state.get("_init_kwargs") or {}
+    syn = kwargs.get("synthesis_kwargs") or {}
+    return syn.get("channel_base", 32768), syn.get("channel_max", 512)

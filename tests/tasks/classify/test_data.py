@@ -233,3 +233,36 @@ def test_training_data_of_one_label_is_refused(tmp_path, capsys, layout):
     assert code == 2 and err.count("\n") == 1
     assert "training data at" in err and "holds one label (0): nothing to classify" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("labels", [None, [0, 0, 0, 0]])
+def test_a_zip_of_one_label_names_where_its_labels_come_from(tmp_path, capsys, labels):
+    """Was: "holds one label (0) ... Give images in class folders (ROOT/<class>/<image>)" of a
+    zip that held class folders: a zip is read as a stylegan2-ada dataset zip (its labels its
+    dataset.json's), which data pack writes from the class folders, as the line now says."""
+    import zipfile
+    from robustrep.tasks.cli import main
+    src = tmp_path / "tree.zip"
+    with zipfile.ZipFile(src, "w") as archive:
+        for i, name in enumerate(["cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png"]):
+            Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(tmp_path / "x.png")
+            archive.write(tmp_path / "x.png", name)
+        if labels is not None:
+            archive.writestr("dataset.json", json.dumps({"labels": [
+                [name, label] for name, label in zip(["cat/0.png", "cat/1.png", "dog/0.png",
+                                                      "dog/1.png"], labels)]}))
+    run = ["classify", "train", "--preset", "smoke", "--dataset", "imagefolder",
+           "--image-size", "16", "--batch-size", "2", "--steps", "1", "--quiet"]
+    assert main(run + ["--data-root", str(src), "--out", str(tmp_path / "run")]) == 2
+    held = "it has none" if labels is None else "which gives every image label 0"
+    assert capsys.readouterr().err == (
+        f"robustrep classify train: error: the imagefolder training data at {src} holds one "
+        f"label (0): nothing to classify. A zip is read as a stylegan2-ada dataset zip, "
+        f"labelled by its top-level dataset.json ({held}); for a zip of class folders "
+        f"(<class>/<image>), `robustrep data pack {src} OUT.zip --resolution 16` writes one "
+        f"labelled by its class folders: give --data-root OUT.zip\n")
+    assert not (tmp_path / "run").exists()
+    if labels is None:  # the advice, followed, trains
+        out = tmp_path / "OUT.zip"
+        assert main(["data", "pack", str(src), str(out), "--resolution", "16", "--quiet"]) == 0
+        assert main(run + ["--data-root", str(out), "--out", str(tmp_path / "run")]) == 0

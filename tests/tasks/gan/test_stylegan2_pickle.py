@@ -320,6 +320,32 @@ def test_train_init_that_does_not_fit_is_one_line(network_pickle, tmp_path, caps
     assert not (tmp_path / "run").exists()
 
 
+def test_train_init_names_every_option_that_differs(network_pickle, tmp_path, capsys):
+    """Was: "set --z-dim 16 (this run: 8), --w-dim 16 (this run: 32)", then, with those set,
+    "(first: mapping.layers.2.weight); set --image-size, ..., --channel-base, --channel-max and
+    --d-arch to the pickle's" without the values, which the pickle records. One refusal names
+    them all, and the command with its options set trains."""
+    path, _, _ = network_pickle
+    run = tmp_path / "run"
+    base = ["gan", "train", "--preset", "digits-stylegan2", "--image-size", str(RES),
+            "--mbstd-group", "4", "--batch-size", "8", "--steps", "1", "--eval-every", "0",
+            "--final-eval", "false", "--quiet", "--device", "cpu", "--init", str(path),
+            "--out", str(run)]
+    other = ["--z-dim", "8", "--w-dim", "32", "--mapping-layers", "3", "--channel-base", "64",
+             "--channel-max", "16", "--d-arch", "orig"]
+    assert main(base + other) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep gan train: error: --init {path} does not fit this run's "
+                   f"networks; set --z-dim 16 (this run: 8), --w-dim 16 (this run: 32), "
+                   f"--mapping-layers 2 (this run: 3), --channel-base 128 and --channel-max 16 "
+                   f"(feature maps at 4 to 16: this run 16, 8, 4; the pickle 16, 16, 8), "
+                   f"--d-arch resnet (this run: orig)\n")
+    assert not run.exists()
+    named = re.findall(r"(--[a-z-]+) (\S+?),? ", err.split("; set ")[1])
+    assert len(named) == 6
+    assert main(base + other + [flag_value for pair in named for flag_value in pair]) == 0
+
+
 def test_gan_sample_truncates_towards_w_avg(network_pickle, tmp_path, monkeypatch, capsys):
     # stylegan2-ada's --trunc: w = w_avg + psi (w - w_avg); psi 0 gives every z the same w
     from robustrep.tasks.gan import pickles
