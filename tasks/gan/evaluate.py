@@ -16,7 +16,9 @@ The real side's statistics (streamed mean/covariance over up to ``max_real`` ima
 subset of features for KID and precision/recall) are cached in the same folder as the digits
 network (:func:`~robustrep.tasks.gan.feature_nets.cache_dir`; a cache that cannot be read is
 rebuilt, one that cannot be written only costs the time), keyed by a hash of the dataset, its
-root, the image shape and the extractor, as stylegan2-ada caches its reference statistics.
+root, the image shape and the extractor, as stylegan2-ada caches its reference statistics, and
+of its files' sizes and modification times, which stylegan2-ada's key leaves out (an edited
+file gives another key, not the old file's features).
 Generated samples come from G-EMA in eval mode with a fixed seed, so two evaluations of one
 checkpoint agree.
 
@@ -53,8 +55,8 @@ from robustrep.tasks.common.eval_records import check_same_run
 from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.gan.config_checks import check_inception_file, inception_unused
 from robustrep.tasks.gan.data import GanData, to_unit_range
-from robustrep.tasks.gan.feature_nets import (build_extractor, cache_dir, keep_in_cache, read_cache,
-                                              recipe_hash)
+from robustrep.tasks.gan.feature_nets import (build_extractor, cache_dir, files_fingerprint,
+                                              keep_in_cache, read_cache, recipe_hash)
 from robustrep.tasks.gan.models import generate, generate_batches
 
 EVAL_SEED = 2024
@@ -152,14 +154,19 @@ def cached_features(name: str, key: dict, net: nn.Module, batches, device: torch
 def real_reference(cfg, data: GanData, net: nn.Module, info: dict, device: torch.device,
                    max_real: int | None = 50_000, keep: int = 10_000,
                    show_progress: bool = True) -> dict[str, Any]:
-    """Real statistics and a feature subset, cached by dataset, root, shape and extractor.
+    """Real statistics and a feature subset, cached by dataset, root, the files' sizes and
+    modification times (:func:`~robustrep.tasks.gan.feature_nets.files_fingerprint`), shape and
+    extractor.
 
     ``max_real=None`` uses every real image (stylegan2-ada's ``_full`` metrics). The x-flipped
     copies of ``--mirror`` are not reals here, as in stylegan2-ada's ``fid50k_full``."""
     data = data.unmirrored()
     n = len(data) if max_real is None else min(len(data), max_real)
+    files = None if data.pool is not None else files_fingerprint(data.dataset, cfg.data_root)
     key = {"dataset": cfg.dataset, "root": str(cfg.data_root), "shape": list(data.shape),
            "n": n, "extractor": {k: v for k, v in info.items() if k != "cache"}}
+    if files is not None:  # an edited data file is not read from the cache of the old one
+        key["files"] = files
     return cached_features(f"gan-real-{cfg.dataset}", key, net,
                            lambda: _real_batches(data, max_real), device, keep,
                            f"features of the real {cfg.dataset} images" if show_progress

@@ -19,11 +19,12 @@ is built (:func:`build_extractor`), each with the record fields that name it (``
   are resized (bilinear, antialiased) to the run's image size.
 
 The cache holds the digits network and the real side's statistics
-(:func:`robustrep.tasks.gan.evaluate.cached_features`). Caches are read with
-``torch.load(weights_only=True)``; one that cannot be read (truncated, written by something else)
-is rebuilt rather than trusted. A filled cache is only read, so a read-only one serves; a cache
-that cannot be written (read-only, full) costs only the time to compute its file again next time:
-one note names the folder and ``$ROBUSTREP_CACHE``, and the command goes on.
+(:func:`robustrep.tasks.gan.evaluate.cached_features`), the latter keyed also by the sizes and
+modification times of the files they were read from (:func:`files_fingerprint`). Caches are
+read with ``torch.load(weights_only=True)``; one that cannot be read (truncated, written by
+something else) is rebuilt rather than trusted. A filled cache is only read, so a read-only one
+serves; a cache that cannot be written (read-only, full) costs only the time to compute its file
+again next time: one note names the folder and ``$ROBUSTREP_CACHE``, and the command goes on.
 
 Apart from ``evaluate.py``: which network, from which file, run or training, is one idea;
 computing and scoring its features (``evaluate.py``) is another.
@@ -102,6 +103,64 @@ def _system_reason(err: BaseException | None) -> str | None:
 
 def recipe_hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def files_fingerprint(dataset: Any, root: str | os.PathLike | None = None) -> str | None:
+    """What a cache key of real features says of the files they were read from: their count and
+    a hash of each file's path (relative to their common folder), size and mtime_ns, taken from
+    the file list ``dataset`` already holds (:func:`data_files`: a stat call a file, no second
+    walk), else from every file under ``root``. A rewritten, added or removed file changes it:
+    keyed by path and image count alone, the cache gave the FID of the files as they were, not
+    as they are, without a word. None for data read from no file (the built-in digits)."""
+    files = data_files(dataset) or _files_under(root)
+    if not files:
+        return None
+    files = [os.path.abspath(f) for f in files]
+    start = len(os.path.commonpath([os.path.dirname(f) for f in files]).rstrip(os.sep)) + 1
+    digest = hashlib.sha1()
+    for name in files:
+        try:
+            info = os.stat(name)
+            size, mtime = info.st_size, info.st_mtime_ns
+        except OSError:  # gone since it was listed: the read that follows names it
+            size = mtime = -1
+        digest.update(f"{name[start:]}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+    return f"{len(files)} file{'s' * (len(files) != 1)}, sha1 {digest.hexdigest()[:16]}"
+
+
+def data_files(dataset: Any) -> list[str]:
+    """The files a robustrep dataset reads its images from (wrappers such as ``Subset`` and the
+    x-flip unwrapped): a zip's or an lmdb's archive, CIFAR's batch and meta files, SVHN's
+    ``.mat``, an image folder's or list's images; [] for others."""
+    while getattr(dataset, "dataset", None) is not None or getattr(dataset, "base", None) \
+            is not None:
+        inner = getattr(dataset, "dataset", None)
+        dataset = inner if inner is not None else dataset.base
+    root = Path(str(getattr(dataset, "root", "")))
+    if getattr(dataset, "path", None) is not None:  # a dataset zip, read whole
+        return [str(dataset.path)]
+    if getattr(dataset, "dbs", None) is not None:  # LSUN's databases
+        return [os.path.join(db.root, "data.mdb") for db in dataset.dbs]
+    if hasattr(dataset, "base_folder") and hasattr(dataset, "train_list"):  # CIFAR
+        names = dataset.train_list if dataset.train else dataset.test_list
+        return [str(root / dataset.base_folder / n) for n, _ in names] + \
+            [str(root / dataset.base_folder / dataset.meta["filename"])]
+    if hasattr(dataset, "split_list") and hasattr(dataset, "filename"):  # SVHN
+        return [str(root / dataset.filename)]
+    samples = getattr(dataset, "samples", None) or []
+    files = [str(s[0] if isinstance(s, tuple) else s) for s in samples]
+    listed = getattr(dataset, "list_file", None)  # an image list's own file
+    return files + [str(listed)] if files and listed is not None else files
+
+
+def _files_under(root: str | os.PathLike | None) -> list[str]:
+    """Every file under ``root`` (itself, when a file): for a dataset whose files
+    :func:`data_files` does not know."""
+    if root is None or not os.path.exists(root):
+        return []
+    if not os.path.isdir(root):
+        return [str(root)]
+    return sorted(str(p) for p in Path(root).rglob("*") if p.is_file())
 
 
 # ---------------------------------------------------------------------------------------------

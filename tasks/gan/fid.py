@@ -22,7 +22,9 @@ Each of A and B is one of (checked in this order):
   ``--save-stats``, TTUR and clean-fid write them), torch-fidelity's cached statistics (a
   ``.pt`` of ``mu``/``sigma``) or stylegan2-ada's (a ``.pkl`` of its ``FeatureStats``, the
   covariance rescaled to the unbiased one; ``stats_files.feature_stats_pickle``; a ``.pkl`` of
-  ``mu``/``sigma`` too): FID only, no KID or precision/recall;
+  ``mu``/``sigma`` too): FID only, no KID or precision/recall, except from a stylegan2-ada
+  cache that kept the features (``capture_all``: ``all_features``), which is read as those
+  features, and scored as any side's;
 - a samples file (:func:`~robustrep.tasks.gan.fid_sources.samples_to_unit`): ``.pt`` (a
   tensor, or a dict with ``samples`` as ``gan sample --pt`` writes; read with
   ``weights_only=True``; a ``gan train`` checkpoint is refused naming ``gan eval`` and
@@ -53,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from robustrep.metrics import frechet_distance
 from robustrep.tasks.common.errors import DataError, UserError
@@ -60,7 +63,8 @@ from robustrep.tasks.common.output_paths import check_output_file
 from robustrep.tasks.common.runfiles import write_atomic
 from robustrep.tasks.gan.evaluate import cached_features, score_features, stream_features
 from robustrep.tasks.gan.feature_nets import RunImages, build_extractor, fid_features_choice
-from robustrep.tasks.gan.fid_sources import REFERENCES, Source, is_run, npz_source, open_source
+from robustrep.tasks.gan.fid_sources import (BATCH, REFERENCES, Source, is_run, npz_source,
+                                              open_source)
 from robustrep.tasks.gan.stats_files import PickleNotRead, feature_stats_pickle
 
 
@@ -79,10 +83,10 @@ def feature_choice(args, sources: list[Source]) -> str:
 
 def side_features(source: Source, net, info: dict, shape, device: torch.device,
                   show_progress: bool = True) -> dict | None:
-    """``{"stats", "feats"}`` of an image source (cached for named references); None for a
-    statistics file."""
+    """``{"stats", "feats"}`` of an image source (cached for named references) or of the
+    features a statistics file kept (:func:`kept_features`); None for other statistics."""
     if source.stats is not None:
-        return None
+        return kept_features(source, device)
     desc = f"features of {source.spec}" if show_progress else None
     if source.cache_key is None:
         return stream_features(net, source.batches(), device, desc=desc, total=source.count)
@@ -90,6 +94,16 @@ def side_features(source: Source, net, info: dict, shape, device: torch.device,
            "extractor": {k: v for k, v in info.items() if k != "cache"}}
     return cached_features("fid-reference", key, net, source.batches, device, desc=desc,
                            total=source.count)
+
+
+def kept_features(source: Source, device: torch.device) -> dict | None:
+    """``{"stats", "feats"}`` of the features a statistics file kept (stylegan2-ada's
+    ``capture_all`` cache), streamed as a network's features are (:func:`stream_features`:
+    float64 statistics, the same random subset kept for KID and precision/recall); None for
+    statistics alone."""
+    if source.features is None:
+        return None
+    return stream_features(nn.Identity(), source.features.split(BATCH), device)
 
 
 def mean_cov(source: Source, feats: dict | None) -> tuple[Any, Any]:
@@ -293,6 +307,7 @@ def compare(args) -> dict[str, Any]:
             record["resized_to"] = f"{shape[0]}x{shape[1]}x{shape[2]}"
     else:
         record["fid_features"] = _statistics_only(args, sources)
+        feats = [kept_features(s, args.torch_device) for s in sources]
     if len(sources) > 1:
         record.update(_scores(sources, feats))
     for i, f in enumerate(feats):

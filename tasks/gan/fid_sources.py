@@ -32,7 +32,7 @@ from robustrep.safe_pickle import ArrayUnpickler
 from robustrep.tasks.common.checkpoint import safe_load
 from robustrep.tasks.common.errors import DataError, UserError, program_advice, report_skipped
 from robustrep.tasks.gan.evaluate import EVAL_SEED
-from robustrep.tasks.gan.feature_nets import fid_features_choice
+from robustrep.tasks.gan.feature_nets import fid_features_choice, files_fingerprint
 from robustrep.tasks.gan.stats_files import as_array, feature_stats_pickle, stats_source
 
 # name -> (dataset, train split); ``digits`` is all 1,797 images, as gan train's data.
@@ -57,17 +57,23 @@ class Source:
         spec: what the user typed.
         what: a description for the printed table.
         stats: ``(mu, sigma)`` from a statistics file, else None.
+        features: the feature vectors ``[N, D]`` a statistics file kept (stylegan2-ada's cache
+            with ``capture_all``), else None: the side's FID, KID and precision/recall are
+            computed from them as from any side's features (``stats`` are their mean and
+            covariance, for the checks every statistics file passes).
         batches: a callable returning an iterator of image batches ``[B, C, H, W]`` in [0, 1].
         shape: one image's ``(C, H, W)``, or None for statistics.
         fid_features: the feature network the source names (a stats file's, a run's), if any.
         fid_convention: the input convention a statistics file names, if any.
-        cache_key: set for named references, whose features are cached.
+        cache_key: set for named references, whose features are cached (for those read from
+            files, the files' sizes and modification times are part of it).
         count: how many images ``batches`` gives, for the progress shown (None: not known).
     """
 
     spec: str
     what: str
     stats: tuple[np.ndarray, np.ndarray] | None = None
+    features: Tensor | None = None
     batches: Callable[[], Iterator[Tensor]] | None = None
     shape: tuple[int, ...] | None = None
     fid_features: str | None = None
@@ -374,9 +380,10 @@ def _reference_source(spec: str, data_root: str | None) -> Source:
     except (FileNotFoundError, ValueError) as err:
         raise DataError(str(err)) from None
     root = str(Path(data_root).expanduser().resolve())
+    # the files' sizes and mtimes: features of edited batches are not read from the cache
+    key = {"reference": spec, "root": root, "n": len(ds), "files": files_fingerprint(ds)}
     return Source(spec, f"{spec} ({len(ds)} images from {data_root})", shape=(3, 32, 32),
-                  batches=lambda: _dataset_batches(ds), count=len(ds),
-                  cache_key={"reference": spec, "root": root, "n": len(ds)})
+                  batches=lambda: _dataset_batches(ds), count=len(ds), cache_key=key)
 
 
 def is_run(path: Path) -> bool:

@@ -6,9 +6,10 @@ of finite real numbers, ``sigma`` a covariance matrix (symmetric, no negative ei
 the rounding of its dtype), ``num`` a whole number. stylegan2-ada's metric cache
 (``metrics/metric_utils.py`` ``FeatureStats.save``: a pickle of the object's ``__dict__``; a
 ``.pkl``; a ``.pkl`` of a ``mu``/``sigma`` dict is read as a ``.npz``'s) is read here too
-(:func:`feature_stats_pickle`), its covariance rescaled to the unbiased one, by the array
-unpickler (:mod:`robustrep.safe_pickle`), which rebuilds arrays and plain values and runs nothing;
-a pickle holding objects is left to the network pickle's reader.
+(:func:`feature_stats_pickle`), its covariance rescaled to the unbiased one (a cache that kept the
+features, ``capture_all``, is read as those features: KID and precision/recall too), by the
+array unpickler (:mod:`robustrep.safe_pickle`), which rebuilds arrays and plain values and runs
+nothing; a pickle holding objects is left to the network pickle's reader.
 
 :mod:`robustrep.tasks.gan.fid_sources` tells statistics from samples, folders and networks and
 hands them here (pytorch-fid's ``.npz``, torch-fidelity's ``.pt``, a ``.pkl``): what makes
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # fid_sources.py imports this module: Source is only named in
 
 
 def stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
-                  kind: str = "statistics") -> Source:
+                  kind: str = "statistics", features: Tensor | None = None) -> Source:
     from robustrep.tasks.gan.fid_sources import Source  # no cycle
 
     mu, sigma = arrays.get("mu"), arrays.get("sigma")
@@ -59,7 +60,7 @@ def stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
     num = f", {int(num)} images" if num is not None else ""
     convention = _text(arrays["fid_convention"]) if "fid_convention" in arrays else None
     return Source(spec, f"{kind} {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
-                  fid_features=net, fid_convention=convention)
+                  features=features, fid_features=net, fid_convention=convention)
 
 
 def _text(value: Any) -> str:
@@ -146,8 +147,9 @@ class _StatsUnpickler(ArrayUnpickler):
 def feature_stats_pickle(spec: str, path: Path) -> Source | None:
     """Statistics in a ``.pkl``: stylegan2-ada's cached feature statistics (``FeatureStats.save``:
     a pickle of a dict with ``num_items``, ``raw_mean`` = the sum of the features, ``raw_cov`` =
-    the sum of their outer products, or ``all_features``), or a dict of ``mu`` and ``sigma``
-    (read as a ``.npz``'s), as a statistics :class:`Source`; None when ``path`` names objects
+    the sum of their outer products, or ``all_features``: then the :class:`Source` holds those
+    features, scored as any side's), or a dict of ``mu`` and ``sigma`` (read as a ``.npz``'s),
+    as a statistics :class:`Source`; None when ``path`` names objects
     (a network pickle: the array unpickler refuses its first global; a zip, torch.save's, which
     the network pickle's reader names). A pickle that cannot be read, or that holds plain values
     of another kind, is :class:`PickleNotRead` (it was "network pickle X: ..." for statistics).
@@ -185,7 +187,9 @@ def feature_stats_pickle(spec: str, path: Path) -> Source | None:
         raise DataError(f"{path}: stylegan2-ada statistics counting {num!r} image(s) "
                         f"(num_items); FID needs at least 2")
     try:
-        mu, sigma = _feature_stats_moments(data, int(num))
+        feats = _kept_features(path, data, int(num))
+        mu, sigma = _feature_stats_moments(data, int(num)) if feats is None else (
+            feats.mean(0, dtype=np.float64), np.cov(feats, rowvar=False, dtype=np.float64))
     except (ValueError, TypeError) as err:  # text or ragged arrays where numbers belong
         raise DataError(f"{path}: stylegan2-ada statistics whose sums or features are not "
                         f"arrays of numbers ({err})") from None
@@ -193,7 +197,8 @@ def feature_stats_pickle(spec: str, path: Path) -> Source | None:
         raise DataError(f"{path}: stylegan2-ada statistics holding neither the mean and "
                         f"covariance nor the features (capture_mean_cov and capture_all off)")
     return stats_source(spec, path, {"mu": mu, "sigma": sigma, "num": np.array(int(num))},
-                         kind="stylegan2-ada statistics")
+                        kind="stylegan2-ada statistics",
+                        features=None if feats is None else torch.from_numpy(feats))
 
 
 def _held(data: Any) -> str:
@@ -205,18 +210,35 @@ def _held(data: Any) -> str:
     return f"a {type(data).__name__}"
 
 
+def _kept_features(path: Path, data: dict, num: int) -> np.ndarray | None:
+    """The features a ``FeatureStats`` dict kept (``capture_all``: KID's and precision/recall's
+    caches), ``[num_items, D]`` float32 as it stores them; None when it kept none. Such a cache
+    is the features themselves, not their mean and covariance: reduced to those, KID and
+    precision/recall were "n/a (a side is statistics only)" of a file that can give them."""
+    kept = data.get("all_features")
+    if not isinstance(kept, (list, tuple)) or not kept:  # [] unless capture_all
+        return None
+    feats = np.concatenate([np.asarray(f, dtype=np.float32) for f in kept])
+    if feats.ndim != 2 or feats.shape[1] == 0:
+        raise ValueError(f"features of shape {feats.shape}, not [N, D]")
+    if len(feats) != num:
+        raise DataError(f"{path}: stylegan2-ada statistics whose kept features (all_features) "
+                        f"hold {len(feats)} rows but num_items says {num}; the file is "
+                        f"damaged or edited: compute it again")
+    bad = int((~np.isfinite(feats)).any(1).sum())
+    if bad:
+        raise DataError(f"{path}: stylegan2-ada statistics whose kept features (all_features) "
+                        f"hold NaN or inf in {bad} of {num} rows; they cannot be compared")
+    return feats
+
+
 def _feature_stats_moments(data: dict, num: int) -> tuple[Any, Any]:
-    """Mean and unbiased covariance of a ``FeatureStats`` dict (None, None when it kept
-    neither sums nor features); the shapes are left to :func:`stats_source`'s check."""
+    """Mean and unbiased covariance of a ``FeatureStats`` dict from its sums (None, None when it
+    kept none); the shapes are left to :func:`stats_source`'s check."""
     if data.get("capture_mean_cov") and data["raw_mean"] is not None:
         mu = np.asarray(data["raw_mean"], dtype=np.float64) / num
         raw_cov = np.asarray(data["raw_cov"], dtype=np.float64)
         if mu.ndim != 1 or raw_cov.shape != (len(mu), len(mu)):
             return mu, raw_cov  # refused by shape, not broadcast into a [D, D]
         return mu, (raw_cov / num - np.outer(mu, mu)) * (num / (num - 1))
-    if data.get("all_features"):  # a KID/precision cache keeps the features themselves
-        feats = np.concatenate([np.asarray(f, dtype=np.float64) for f in data["all_features"]])
-        if feats.ndim != 2:
-            raise ValueError(f"features of shape {feats.shape}, not [N, D]")
-        return feats.mean(0), np.cov(feats, rowvar=False)
     return None, None
