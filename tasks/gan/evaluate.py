@@ -177,8 +177,9 @@ def score_features(real: dict[str, Any], fake: dict[str, Any], kid_subsets: int 
                    pr_samples: int = 5000) -> dict[str, Any]:
     """FID from the two sides' statistics; KID and precision/recall from their kept features
     (``fake`` is the set judged: precision is the share of it inside the real manifold)."""
-    mu_r, sigma_r = real["stats"].mean_cov()
     mu_f, sigma_f = fake["stats"].mean_cov()
+    # a cached real side is read onto the CPU; the generated side is where G ran
+    mu_r, sigma_r = (t.to(mu_f.device) for t in real["stats"].mean_cov())
     fake_feats = fake["feats"]
     real_feats = real["feats"].to(fake_feats.device)
     # KID refuses subsets larger than a set; small sets say which size they used.

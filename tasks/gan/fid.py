@@ -323,8 +323,9 @@ def _scores(sources: list[Source], feats: list[dict | None]) -> dict[str, Any]:
         # B is the reference ("real") side, A the set judged ("fake") side
         scores = score_features(feats[1], feats[0])
         return {"fid": scores.pop("fid"), **scores}
-    (mu_a, sigma_a), (mu_b, sigma_b) = (mean_cov(s, f) for s, f in zip(sources, feats))
-    return {"fid": frechet_distance(mu_a, sigma_a, mu_b, sigma_b),
+    # a statistics file's arrays are on the CPU, the other side's features where the net ran
+    stats = [torch.as_tensor(t).cpu() for s, f in zip(sources, feats) for t in mean_cov(s, f)]
+    return {"fid": frechet_distance(*stats),
             "kid": "n/a (a side is statistics only)"}
 
 

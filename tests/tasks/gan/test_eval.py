@@ -510,6 +510,24 @@ def test_precision_recall_judge_a_random_subset_of_the_larger_side():
     assert out["pr_samples"] == 40 and out["precision"] > 0.9 and out["recall"] < 0.3
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cached_real_side_on_the_cpu_scores_against_generated_features_on_cuda():
+    # the real side is read from the cache onto the CPU, the fake side is where G ran: FID
+    # refused tensors on two devices (found by reading; no GPU was lent when it was written)
+    from robustrep.metrics import FeatureStats
+    from robustrep.tasks.gan.evaluate import score_features
+    gen = torch.Generator().manual_seed(0)
+    real, fake = (torch.randn(64, 8, generator=gen, dtype=torch.float64) for _ in range(2))
+
+    def side(f):
+        return {"stats": FeatureStats().update(f), "feats": f}
+
+    on_cpu = score_features(side(real), side(fake), kid_subsets=2, pr_samples=40)
+    mixed = score_features(side(real), side(fake.cuda()), kid_subsets=2, pr_samples=40)
+    assert mixed["fid"] == pytest.approx(on_cpu["fid"], rel=1e-9)
+
+
 def test_a_run_without_g_ema_says_its_samples_and_scores_are_gs(tiny_cfg, tmp_path):
     """The SNGAN presets keep no G-EMA (mimicry's protocol): sampling and evaluating "the
     G-EMA" by default use G, and the names and records now say G (they said ema)."""
