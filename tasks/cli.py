@@ -22,7 +22,9 @@ import argparse
 import importlib
 import inspect
 import os
+import signal
 import sys
+import threading
 
 import robustrep
 from robustrep.tasks.common.cli import ArgumentParser, report, run_command
@@ -79,6 +81,24 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, AttributeError):  # a captured stdout has no descriptor
             pass
         return 128 + 13  # as a process killed by SIGPIPE
+    finally:
+        if argv is None:  # the process's own command line (the console script): it ends now
+            _ctrl_c_ends_quietly()
+
+
+def _ctrl_c_ends_quietly() -> None:
+    """A Ctrl-C once the command is done ends the process at once, by the signal (exit 130),
+    without a word, as a SIGTERM then does (``sigterm_raises`` puts its default back). Python's
+    KeyboardInterrupt, raised in the interpreter's shutdown (torch's atexit finalizers), printed
+    "Exception ignored in atexit callback" and a traceback, and exited 0. Its output is flushed
+    first: a process the signal ends writes no buffer."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed, or none: as at any exit
+            pass
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -63,7 +63,9 @@ def _signal(proc: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def _check_stop(argv: list[str]) -> None:
+def check_stop(argv: list[str]) -> None:
+    """Interrupted when a stop signal was caught: no further run starts (``argv``: the one that
+    would have, named in the line)."""
     if _STOP:
         name = signal.Signals(_STOP[0]).name
         raise Interrupted(_STOP[0], f"stopped by {name}; the runs started stopped with their "
@@ -123,7 +125,7 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
-    _check_stop(argv)
+    check_stop(argv)
     with log.open("a") as handle:
         handle.write(f"$ {shlex.join(['robustrep', *argv])}\n")  # as a shell reads it
         handle.flush()
@@ -140,7 +142,7 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
         finally:
             with _LOCK:
                 _LIVE.discard(proc)
-    _check_stop(argv)
+    check_stop(argv)
     return code
 
 

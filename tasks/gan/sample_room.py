@@ -17,6 +17,8 @@ import os
 import shutil
 from pathlib import Path
 
+from tqdm import tqdm
+
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.runfiles import existing_parent
 
@@ -41,10 +43,15 @@ def check_memory(total: int, numel: int, why: str, images: bool = True) -> None:
     have = available_memory()
     if have is not None and need > have:
         raise UserError(f"{why} keeps all {total:,} samples in memory: at least "
-                        f"{need / 1e9:.1f} GB, and this machine has {have / 1e9:.1f} GB "
-                        f"available; "
+                        f"{_size(need)}, and this machine has {_size(have)} available; "
                         + ("write them one PNG at a time with --outdir DIR alone (batch by "
                            "batch), or draw fewer" if images else "draw fewer"))
+
+
+def _size(nbytes: int) -> str:
+    """``20.5MB``, ``3.15MB``, ``16.4kB``: tqdm's size formatter, in the unit that fits (a
+    fixed GB showed a 3 MB disk and the 20 MB asked of it both as "0.0 GB")."""
+    return tqdm.format_sizeof(nbytes, "B")
 
 
 # a PNG's bytes besides its pixels: signature, IHDR, IDAT and IEND chunks, zlib's header
@@ -76,9 +83,9 @@ def check_disk(total: int, numel: int, outdir: str | Path, option: str) -> None:
     need = total * each
     if need > free:
         raise UserError(f"{option} {total:,} with --outdir {outdir}: {total:,} PNGs need at "
-                        f"least {need / 1e9:.1f} GB ({each:,} bytes each at least, in whole blocks "
-                        f"of {block:,} bytes), and its disk has {free / 1e9:.1f} GB free; draw "
-                        f"fewer, or choose a folder on a larger disk")
+                        f"least {_size(need)} ({each:,} bytes each at least, in whole blocks of "
+                        f"{block:,} bytes), and its disk has {_size(free)} free; draw fewer, or "
+                        f"choose a folder on a larger disk")
     if files is not None and total > files:
         raise UserError(f"{option} {total:,} with --outdir {outdir}: one PNG per sample, and "
                         f"its file system can hold only {files:,} more files (inodes); draw "

@@ -36,8 +36,8 @@ from robustrep.tasks.report.config import ReportOptions
 from robustrep.tasks.report.folder_options import (OPTIONS_FILE, Recorded, check_same_report,
                                                    covering, recorded, report_command,
                                                    write_options)
-from robustrep.tasks.report.runs import (FULL, OTHER_SIZE, QUICK, RUN_SECONDS, check_out,
-                                         collect, execute, plan)
+from robustrep.tasks.report.runs import (FULL, QUICK, RUN_SECONDS, check_out, collect, execute,
+                                         plan)
 
 CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features from 1,000 G-EMA "
                "samples (comparable only within this feature network, not with Inception "
@@ -169,10 +169,10 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
                             f"those options (--quick, --seeds, --gan-regs, --classify-regs)")
         raise UserError(failures[0] if failures else unfinished[0] if unfinished else
                         f"no finished runs under {out}; run without --collect to train them")
-    # after training, only runs of another size are left (failed ones are in failures already);
-    # a line about a run on the page (a detector left out of its cells) is new either way
-    failures += [line for line in unfinished
-                 if args.collect or OTHER_SIZE in line or line.startswith(read)]
+    # every run left out, but those that failed here (their failure says why): a finished run
+    # read back damaged (its final evaluation lost) was dropped without a word, exit 0
+    failed = tuple(line.split(": ", 1)[0] + ":" for line in failures)
+    failures += [line for line in unfinished if not line.startswith(failed)]
     seconds = None if args.collect else time.time() - started
     ran = sum((r["task"], r["reg"], r["seed"]) in todo for r in records)
     info = {"summary": _summary(settings, records, seconds, quick, ran),

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.launch import forwarding_signals, last_lines, run_robustrep
+from robustrep.tasks.common.launch import (check_stop, forwarding_signals, last_lines,
+                                           run_robustrep)
 from robustrep.tasks.common.run_records import FINISHED, read_run
 from robustrep.tasks.common.runfiles import read_json
 
@@ -186,6 +187,8 @@ def execute(runs: list[Run], jobs: int, progress=None, say=None) -> list[str]:
     def one(run: Run) -> None:
         log = run_log(run)
         pending = run.pending()
+        # a run queued when a signal stopped the report starts nothing: not even its line
+        check_stop(pending[0])
         if say is not None:
             say(f"report: run {next(started)}/{len(todo)}: {run.task} {run.reg} seed "
                 f"{run.seed} {_starting(pending)} (log: {log})")
@@ -235,7 +238,8 @@ TRAIN_IT = "run without --collect to train it"
 
 def collect(runs: list[Run], train: str = TRAIN_IT) -> tuple[list[dict[str, Any]], list[str]]:
     """One flat record per finished run (task, reg, seed and its metrics), and a line for each
-    run the page leaves out (:func:`_left_out`; ``train``: how to train one not finished)."""
+    run the page leaves out (:func:`_left_out`; ``train``: how to train one not finished, or
+    again one whose folder is removed)."""
     records, missing = [], []
     for run in runs:
         reason = _left_out(run, train)
@@ -277,15 +281,13 @@ def _left_out(run: Run, train: str = TRAIN_IT) -> str | None:
     if run.task != "classify" and final != trained:
         where = f"the last is at step {final}" if final is not None else "there is none"
         return (f"{run.folder / 'metrics.jsonl'} holds no evaluation at the final step "
-                f"{trained} ({where}: a damaged line?); left out (remove the folder and run "
-                f"without --collect to train it again)")
+                f"{trained} ({where}: a damaged line?); left out (remove the folder; {train})")
     last = summary.last(*GAN_KEYS)
     bad = next((k for k in GAN_KEYS if last.get(k) is not None and (
         isinstance(last[k], bool) or not isinstance(last[k], (int, float)))), None)
     if run.task != "classify" and bad is not None:  # a hand-edited or damaged record
         return (f"{run.folder / 'metrics.jsonl'}: the final {bad} is {last[bad]!r}, not a "
-                f"number; left out (remove the folder and run without --collect to train it "
-                f"again)")
+                f"number; left out (remove the folder; {train})")
     return None
 
 

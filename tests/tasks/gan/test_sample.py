@@ -34,8 +34,9 @@ def test_more_samples_than_memory_holds_are_refused_before_sampling(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert (f"error: {why} keeps all 8 samples in memory: at least 0.0 GB, and this machine "
-            f"has 0.0 GB available; write them one PNG at a time with --outdir DIR alone") in err
+    # was "at least 0.0 GB, and this machine has 0.0 GB available": always in GB
+    assert (f"error: {why} keeps all 8 samples in memory: at least 16.4kB, and this machine "
+            f"has 16.4kB available; write them one PNG at a time with --outdir DIR alone") in err
     assert not list(tmp_path.iterdir())  # no grid, no .pt, no --outdir folder
     assert sorted(p.name for p in (tiny_run / "samples").iterdir()) == before
     monkeypatch.setattr(sample_room, "available_memory", lambda: 16_384)  # just enough
@@ -54,12 +55,16 @@ def test_more_pngs_than_the_disk_holds_are_refused_before_any_file(tiny_run, tmp
     monkeypatch.chdir(tmp_path)
     argv = ["gan", "sample", str(tiny_run), "--num", "8", "--device", "cpu", "--quiet",
             "--outdir", "out"]
+    monkeypatch.setattr(sample_room, "disk_room", lambda folder: (3 << 20, None, 4096))  # 3 MiB
+    assert main([*argv[:3], "--num", "800", *argv[5:]]) == 2
+    err = capsys.readouterr().err
+    # was "800 PNGs need at least 0.0 GB ... its disk has 0.0 GB free": always in GB
+    assert err == ("robustrep gan sample: error: --num 800 with --outdir out: 800 PNGs need at "
+                   "least 3.28MB (4,096 bytes each at least, in whole blocks of 4,096 bytes), and "
+                   "its disk has 3.15MB free; draw fewer, or choose a folder on a larger disk\n")
     monkeypatch.setattr(sample_room, "disk_room", lambda folder: (32_767, None, 4096))
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err == ("robustrep gan sample: error: --num 8 with --outdir out: 8 PNGs need at least "
-                   "0.0 GB (4,096 bytes each at least, in whole blocks of 4,096 bytes), and its "
-                   "disk has 0.0 GB free; draw fewer, or choose a folder on a larger disk\n")
+    assert "8 PNGs need at least 32.8kB" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
     monkeypatch.setattr(sample_room, "disk_room", lambda folder: (10**12, 7, 4096))  # 7 inodes
     assert main(argv) == 2

@@ -288,6 +288,16 @@ def test_collect_leaves_out_a_gan_run_it_cannot_read_faithfully(tmp_path, capsys
     assert cli.main([*argv, "--collect"]) == 1
     assert line.format(folder=folder) in capsys.readouterr().err
     assert "3.000 (1 run)" in (out / "report.md").read_text()
+    # without --collect the same: the run is finished, so read, not trained again; was dropped
+    # from the page without a word, exit 0
+    calls = len(children)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert line.format(folder=folder) in err and len(children) == calls
+    assert "3.000 (1 run)" in (out / "report.md").read_text()
+    if damage != "copied":  # the command that trains it again, once its folder is removed
+        assert (f"left out (remove the folder; to train it: robustrep report --quick --seeds 0 1 "
+                f"--gan-regs none --classify-regs none --out {out})") in err
 
 
 def test_a_users_files_in_out_are_kept_and_a_bad_out_is_named(tmp_path, capsys, children):
@@ -615,3 +625,36 @@ def test_a_report_gives_an_estimate_and_names_each_run_as_it_starts(tmp_path, ca
     assert cli.main(argv) == 0
     assert before[0].splitlines()[1] == (f"report: run 1/1: gan none seed 0 resumed from its "
                                          f"checkpoint (log: {logs[0]})")
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_run_queued_when_a_signal_stops_the_report_is_not_announced(tmp_path, capsys,
+                                                                      monkeypatch, signum):
+    """Was: `kill -TERM` (or Ctrl-C) during the GAN run printed `report: run 2/2: classify none
+    seed 0 started (log: ...)` for a run never started (no log, no folder). Two at a time, the
+    classifier's run held until the stop is recorded: its thread then starts it, as a pool
+    thread taking the next run did when the GAN run ended on the stop."""
+    import signal
+    import threading
+    calls, stopped, run_log = [], threading.Event(), runs.run_log
+
+    def child(argv, log, threads=1):  # a stop as the handler report installs records it
+        calls.append(argv)
+        try:
+            signal.getsignal(signal.SIGTERM)(signal.Signals[signum], None)
+        finally:
+            stopped.set()
+
+    def held(run):
+        if run.task == "classify":
+            assert stopped.wait(10)
+        return run_log(run)
+
+    monkeypatch.setattr(runs, "run_robustrep", child)
+    monkeypatch.setattr(runs, "run_log", held)
+    argv = ["report", "--quick", "--seeds", "0", "--gan-regs", "none", "--classify-regs",
+            "none", "--jobs", "2", "--out", str(tmp_path / "r")]
+    assert cli.main(argv) == 128 + signal.Signals[signum]
+    err = capsys.readouterr().err
+    assert "report: run 1/2: gan none seed 0 started" in err
+    assert "run 2/2" not in err and len(calls) == 1
