@@ -76,6 +76,13 @@ def evaluate_run(run: str | Path | None, eps: float | None = None,
     return report
 
 
+# the folders classify eval writes into, as its refusal of another's names them: by default
+# (RUN/eval), with --out for a run, with --out for a --model
+_OWN_FOLDER = {"default": "a new --out, or an earlier classify eval's",
+               "run": "RUN/eval without --out, a new folder, or an earlier classify eval's",
+               "model": "a new folder, or an earlier classify eval's"}
+
+
 def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
                    out: str | Path | None, eps: float | None, norm: str,
                    data_root: str | None) -> tuple[str | Path | None, bool]:
@@ -84,6 +91,7 @@ def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
     only at the end: the returned flag)."""
     from .config import check_linf_eps
 
+    from robustrep.tasks.common.eval_records import check_own_kind
     from robustrep.tasks.common.output_paths import check_replaceable, check_writable
     from robustrep.tasks.common.runlock import check_not_training
     check_linf_eps(eps, norm)  # --eps 8 meant as 8/255
@@ -91,13 +99,17 @@ def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
     claim = foreign is not None and out is None
     if foreign is not None:
         out = _new_out(out, foreign["name"])
-    check_writable(Path(out) if out is not None else Path(run) / "eval", "--out")
+    folder = Path(out) if out is not None else Path(run) / "eval"
+    check_writable(folder, "--out")
     if out is not None:
         check_not_training(out)  # RUN/eval is no run's folder
+    option = "--out" if out is not None else "the run's report folder"
+    # a run's folder (another run's, a GAN's, or one trained into RUN/eval) got report.json and
+    # reliability.png beside its config.json
+    check_own_kind(folder, "report.json", option, "classify eval", _OWN_FOLDER[
+        "default" if out is None else "model" if foreign is not None else "run"])
     # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
-    check_replaceable((Path(out) if out is not None else Path(run) / "eval") / "report.json",
-                      ("clean", "summary"), "classify eval",
-                      "--out" if out is not None else "the run's report folder",
+    check_replaceable(folder / "report.json", ("clean", "summary"), "classify eval", option,
                       companions=("reliability.png", "corruptions.png"))
     if out is not None and not claim:  # nor another run's report (RUN/eval is RUN's own)
         check_report_run(Path(out) / "report.json", run, foreign)

@@ -322,9 +322,11 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
         check_inception_file(inception_weights)
     name = "eval.json" if use_ema else "eval-noema.json"  # --no-ema used to replace eval.json
     path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
-    if out is not None:  # its own record may be replaced, never a user's file
-        check_replaceable(path, ("step", "reg"), "gan eval", "--out")
-        _check_same_run(path, run)  # nor another run's record
+    # its own record may be replaced, never a user's file (RUN/eval.json by default too)
+    check_replaceable(path, ("step", "reg"), "gan eval",
+                      "--out" if out is not None else "the default --out")
+    if out is not None:  # nor another run's record (one in RUN is RUN's)
+        _check_same_run(path, run)
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)

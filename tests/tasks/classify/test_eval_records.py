@@ -149,3 +149,37 @@ def test_an_older_report_naming_this_run_relative_from_here_is_its_own(runs, tmp
     assert _eval("A", "--out", "evals") == 0
     assert json.loads((tmp_path / "evals" / "report.json").read_text())["run"] == str(
         a.resolve())
+
+
+def test_a_run_folder_or_another_commands_is_refused_before_any_work(runs, tmp_path,
+                                                                     monkeypatch, error_line):
+    """Was: ``classify eval A --out B`` (a run's root: another classify run's, a GAN run's, A's
+    own) wrote report.json and reliability.png beside B's config.json, exit 0; ood score, ood
+    bench and report refused a run's folder."""
+    a, b = runs
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    (gan / "config.json").write_text('{"preset": "digits-dcgan"}')
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    (scored / "results.json").write_text('{"detectors": [], "results": []}')
+    _no_work(monkeypatch)
+    accepted = "RUN/eval without --out, a new folder, or an earlier classify eval's"
+    for out, what in ((b, "the folder of a robustrep run (it holds config.json)"),
+                      (gan, "the folder of a robustrep run (it holds config.json)"),
+                      (a, "the folder of a robustrep run (it holds config.json)"),
+                      (scored, "the folder of an ood score (it holds results.json)")):
+        before = sorted(out.rglob("*"))
+        assert _eval(a, "--out", str(out)) == 2
+        assert error_line() == (f"robustrep classify eval: error: --out {out} is {what}; "
+                                f"classify eval writes only into a folder of its own: "
+                                f"{accepted}")
+        assert sorted(out.rglob("*")) == before
+    (a / "eval").mkdir()  # a run trained into RUN/eval
+    (a / "eval" / "config.json").write_text("{}")
+    assert _eval(a) == 2
+    assert error_line() == (f"robustrep classify eval: error: the run's report folder "
+                            f"{a / 'eval'} is the folder of a robustrep run (it holds "
+                            f"config.json); classify eval writes only into a folder of its "
+                            f"own: a new --out, or an earlier classify eval's")
+    assert sorted(p.name for p in (a / "eval").iterdir()) == ["config.json"]

@@ -109,3 +109,23 @@ def test_a_record_in_the_run_itself_is_its_own(run, tmp_path):
     assert main(["gan", "eval", str(copy), *FAST, "--out", str(copy / "eval.json")]) == 0
     for name in ("eval-old.json", "eval.json"):
         assert json.loads((copy / name).read_text())["run"] == str(copy.resolve())
+
+
+@pytest.mark.parametrize("flags,name", [([], "eval.json"), (["--no-ema"], "eval-noema.json")])
+def test_a_users_file_at_the_default_record_is_refused_before_any_work(
+        run, tmp_path, error_line, monkeypatch, flags, name):
+    """Was: ``gan eval RUN`` replaced a RUN/eval.json (eval-noema.json) no gan eval wrote, exit
+    0, while ``--out RUN/eval.json`` refused it."""
+    copy = tmp_path / "copied"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("eval*.json"))
+    (copy / name).write_text("my notes\n")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the generator was loaded")
+    monkeypatch.setattr("robustrep.tasks.gan.sample.load_generator", no_work)
+    assert main(["gan", "eval", str(copy), *FAST, *flags]) == 2
+    assert error_line() == (
+        f"robustrep gan eval: error: the default --out {copy / name} exists and is not a "
+        f"readable record of gan eval; remove it or choose another path (gan eval replaces "
+        f"only its own files)")
+    assert (copy / name).read_text() == "my notes\n"
