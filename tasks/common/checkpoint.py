@@ -251,17 +251,22 @@ def with_last_step(err: CheckpointError, path: str | Path, how: str) -> Checkpoi
                            f"{how.replace('{name}', whole.name)}")
 
 
-def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu") -> dict:
+def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu",
+                    check: Any = None) -> dict:
     """Load checkpoint ``path`` into a trainer with ``load(state)``, before anything is written.
 
-    Refuses a checkpoint past ``steps`` (the run would end before it) and turns a checkpoint that
-    does not fit the run's config into one CheckpointError line.
+    ``check(state)`` first refuses a checkpoint that is not the run's (another run's copied in:
+    the step check below advised ``--steps`` from that run's step). Then refuses a checkpoint
+    past ``steps`` (the run would end before it) and turns a checkpoint that does not fit the
+    run's config into one CheckpointError line.
     """
     from robustrep.tasks.common.errors import UserError
     try:
         state = load_checkpoint(path, map_location=map_location)
     except CheckpointError as err:  # a damaged latest.pt: the step files beside it may be whole
         raise with_last_step(err, path, f"copy it over {path} to resume from it") from None
+    if check is not None:
+        check(state)
     if int(state["step"]) > steps:
         raise UserError(f"--steps {steps} is below the step of the checkpoint {path} "
                         f"({state['step']}); pass --steps {state['step']} or more")
@@ -277,15 +282,23 @@ def load_for_resume(path: Path, steps: int, load: Any, map_location: Any = "cpu"
 
 
 def saved_step(path: str | Path | None) -> int | None:
-    """The step a checkpoint was saved at, read without its tensors (memory-mapped), for what
-    must be known before a resume loads it; None when it cannot be read (the load says why)."""
+    """The step a checkpoint was saved at, read without its tensors, for what must be known
+    before a resume loads it; None when it cannot be read (the load says why)."""
+    step = saved_entry(path, "step")
+    return int(step) if isinstance(step, int) else None
+
+
+def saved_entry(path: str | Path | None, key: str) -> Any:
+    """Entry ``key`` of checkpoint ``path`` (its ``step``, the ``config`` it was trained with),
+    read without its tensors (memory-mapped); None when the file cannot be read (a load of it
+    says why) or has no such entry."""
     if path is None:
         return None
     try:
-        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("step")
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - damaged or legacy: load_checkpoint names it
         return None
-    return int(step) if isinstance(step, int) else None
+    return state.get(key) if isinstance(state, dict) else None
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:

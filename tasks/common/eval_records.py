@@ -3,7 +3,8 @@
 ``gan eval``, ``classify eval``, ``ood score``, ``ood bench`` and ``report`` write their record
 (an eval record, ``results.json``, ``bench.json``, ``report.json``) into a folder that may
 already hold one. Before any work: a folder keeps one kind of record, as a run folder keeps one
-run (:func:`check_own_kind`); an earlier record is replaced or joined only by the run it scored
+run (:func:`check_own_kind`), and no training run starts in such a folder
+(:func:`check_no_output`); an earlier record is replaced or joined only by the run it scored
 (:func:`check_same_run`, :func:`as_own_run`), and what differs from it is said
 (:func:`setting_changes`). These judge records, not how files are written (``runfiles``).
 
@@ -12,6 +13,7 @@ This module imports neither torch nor numpy: ``report`` and ``ood bench`` check 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,44 @@ FOLDER_RECORDS = {"config.json": "the folder of a robustrep run",
                   "results.json": "the folder of an ood score",
                   "bench.json": "the folder of an ood bench",
                   "report.json": "the folder of a report (robustrep report or classify eval)"}
+
+
+# The record by which each other command's output folder is known (a report's options and a
+# bench's training log are there before its first result), and that command. A training run
+# started in one made it a run's folder (config.json), which the command then refused as not its
+# own (check_no_output).
+COMMAND_RECORDS = (("results.json", "robustrep ood score"), ("bench.json", "robustrep ood bench"),
+                   ("runs/train.log", "robustrep ood bench"),
+                   ("report_options.json", "robustrep report"),
+                   ("report.json", "robustrep report or classify eval"),
+                   ("eval.json", "robustrep gan eval"), ("eval-noema.json", "robustrep gan eval"))
+
+
+def check_no_output(folder: Path, option: str) -> None:
+    """Refuse to start a new run in ``folder`` (``option``'s) when it holds the output of
+    another robustrep command (:data:`COMMAND_RECORDS`), before any work."""
+    folder = Path(folder).expanduser()
+    found = next(((name, command) for name, command in COMMAND_RECORDS
+                  if (folder / name).is_file()), None)
+    if found is None:
+        return
+    name, command = found
+    if name == "report.json":
+        command = _report_writer(folder / name) or command
+    raise RunFolderError(f"{option} {folder} holds the output of {command} ({name}); give "
+                         f"{option} a new folder")
+
+
+def _report_writer(path: Path) -> str | None:
+    """Which command wrote the report.json at ``path``, told by its keys (None: not told)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    keys = record.keys() if isinstance(record, dict) else set()
+    if {"clean", "summary"} <= keys:
+        return "robustrep classify eval"
+    return "robustrep report" if {"info", "runs"} <= keys else None
 
 
 def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: str) -> None:

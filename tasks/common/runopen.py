@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,9 @@ from typing import Any
 
 from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_step, damaged_after,
                                                last_step_checkpoint, latest_checkpoint,
-                                               whole_step_checkpoint)
+                                               saved_entry, whole_step_checkpoint)
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.tasks.common.eval_records import check_no_output
 from robustrep.tasks.common.output_paths import check_writable
 from robustrep.tasks.common.rundir import RESUMES_FILE, RUN_OUTPUTS, RunDir, jsonable
 from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
@@ -60,10 +62,12 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
                              f"another --out")
     if resume and latest is None:
         raise CheckpointError(f"cannot resume {path}: no checkpoint at "
-                              f"{path / 'checkpoints' / LATEST}")
+                              f"{path / 'checkpoints' / LATEST}{_start_again_hint(path)}")
     if not resume and latest is not None:
         raise _holds_a_run(path)
     if not (path / "config.json").is_file():
+        if not resume:  # an ood score's, bench's, report's... folder, then refused as a run's
+            check_no_output(path, "--out")
         theirs = next((name for name in RUN_OUTPUTS if _holds_something(path / name)), None)
         if theirs is not None:
             raise RunFolderError(f"{path} holds a {theirs} but no config.json: it is not a "
@@ -82,6 +86,29 @@ def _step_file_hint(path: Path, last: Path) -> str:
     which = "the last written" if whole == last else damaged_after(last)
     return (f"{whole} is there, {which}: copy it to {path / 'checkpoints' / LATEST} to resume "
             f"from it (--resume {path})")
+
+
+def _start_again_hint(path: Path) -> str:
+    """What a run folder with a config.json and no checkpoint at all can do (a run killed before
+    its first): start again into it, which a fresh run with its very options may
+    (``RunDir.check_fresh``: its config.json, ``out`` included, must match). ``--config
+    RUN/config.json`` gives them when the ``--out`` it saved names this folder from here."""
+    from robustrep.tasks.common.plugins import plugin_args
+    try:
+        config = read_json(path / "config.json", dict)
+    except RunFolderError:  # none, or damaged: the resume says so
+        return ""
+    every = config.get("ckpt_every")
+    when = f" (--ckpt-every {every})" if isinstance(every, int) and every > 0 else ""
+    out = config.get("out", str(path))  # classify train saves none: any --out fits
+    if isinstance(out, str) and Path(out).resolve() == path.resolve():
+        how = "or with " + shlex.join(["--config", str(path / "config.json"), "--out", out,
+                                       *plugin_args()])
+    else:  # started from another folder (its relative --out names another one from here)
+        how = (f"from the folder it was started in (its options are in {path}/config.json), "
+               f"or after removing {path}")
+    return (f"; it was stopped before its first checkpoint{when}: start it again with the "
+            f"command that started it, {how}")
 
 
 def _holds_something(path: Path) -> bool:
@@ -176,7 +203,7 @@ def resumed(run: RunDir, config: dict[str, Any], step: int,
     config = absolute_paths(config)
     # how the run logged up to its checkpoint: config.json before the resume rewrites it
     before = read_json(run.config_file, dict) if run.config_file.is_file() else config
-    record_resume(run, config, step)
+    record_resume(run, config, step, saved_entry(checkpoint, "config"))
     run.write_config(config)
     existed = run.metrics_file.exists()
     run.truncate_metrics(step)
@@ -250,15 +277,20 @@ def _had_logged(config: dict[str, Any], step: int) -> bool:
             or (isinstance(steps, int) and 0 < steps <= step))
 
 
-def record_resume(run: RunDir, config: dict[str, Any], step: int) -> None:
+def record_resume(run: RunDir, config: dict[str, Any], step: int,
+                  trained: dict[str, Any] | None = None) -> None:
     """Append this resume to ``RUN/resumes.json`` (a list of ``{"step", "changed"}``, written
-    atomically): the options whose value differs from the run's config.json, ``{"old", "new"}``,
-    in effect from ``step``; a note on stderr names them. config.json then holds the new values
+    atomically): the options whose value differs from what the run trained with up to its
+    checkpoint (``trained``, the config saved in it, else config.json), ``{"old", "new"}``, in
+    effect from ``step``; a note on stderr names them. config.json then holds the new values
     alone: without this record a run resumed with ``--lr 0.5`` at step 200 would read as run at
     0.5 throughout. Entries past ``step`` are dropped, as the metrics are (an older checkpoint
     resumed: the steps they ran are run again)."""
     # the trainers read it before the resume (a caller without one compares nothing)
     old = read_json(run.config_file, dict) if run.config_file.is_file() else {}
+    # a value edited into config.json by hand since the checkpoint is a change too: compared
+    # with config.json, it went on without a note and its record said nothing changed
+    old.update(_trained_values(trained, old))
     new = json.loads(json.dumps(jsonable(config)))  # as config.json holds it
     # an option this version added is no override (the run had none): only keys saved before
     changed = {k: {"old": old[k], "new": v} for k, v in new.items() if k in old and old[k] != v}
@@ -268,6 +300,17 @@ def record_resume(run: RunDir, config: dict[str, Any], step: int) -> None:
         diffs = ", ".join(f"{k} {d['old']!r} -> {d['new']!r}" for k, d in changed.items())
         print(f"note: {run.path} resumed at step {step} with {diffs} (config.json holds the new "
               f"values, {RESUMES_FILE} the old)", file=sys.stderr)
+
+
+def _trained_values(trained: Any, saved: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``saved``'s options (config.json's) in a checkpoint's own config
+    ``trained``, as config.json holds them; a relative path is left out (the checkpoint keeps it
+    as given, relative to a folder config.json does not name), as are ``out`` and ``model``."""
+    if not isinstance(trained, dict):  # a checkpoint from before the config was saved in it
+        return {}
+    trained = json.loads(json.dumps(jsonable(trained)))
+    return {k: v for k, v in trained.items() if k in saved and k not in ("out", "model")
+            and (k not in PATH_OPTIONS or not isinstance(v, str) or os.path.isabs(v))}
 
 
 def _read_resumes(path: Path) -> list[dict[str, Any]]:

@@ -284,25 +284,92 @@ class TrainerBase:
     def resume_from(self, path: Path) -> None:
         """Load and validate checkpoint ``path``; nothing in the run folder changes before."""
         def load(state: dict[str, Any]) -> None:
-            self._check_same_run(path, state.get("config"))
             self.load_state_dict(state)
             self.meter.load_state_dict(state.get("meter"), keep_sums=self.dist.is_main)
 
-        ckpt.load_for_resume(path, self.cfg.steps, load, self.dist.device)
+        # the run's own checkpoint before its step is compared with --steps
+        ckpt.load_for_resume(path, self.cfg.steps, load, self.dist.device,
+                             check=lambda state: self._check_same_run(path, state.get("config")))
         self.last_ckpt, self.last_ckpt_step = path, self.step
+
+    def _differences(self, saved: Any) -> list[str]:
+        """How a checkpoint's saved options differ from the run's (``config_changes``; a run
+        of another program's, or none saved, differs in everything)."""
+        if not isinstance(saved, dict) or other_program(saved, type(self.cfg)):
+            return ["all options"]
+        return config_changes(self.saved_config(saved), to_dict(self.cfg), self.resumable)
 
     def _check_same_run(self, path: Path, saved: dict[str, Any] | None) -> None:
         """The checkpoint's options (saved with it) are this run's: an edited config.json, or
-        another run's checkpoint copied in, would go on as a different run without a word."""
+        another run's checkpoint copied in, would go on as a different run without a word.
+        Another run's (another program's, another --out's, or one beside which a step file
+        holds config.json's options) is named as such: "restore config.json" was said of an
+        intact config.json."""
         if not isinstance(saved, dict):  # checkpoints from before the config was saved in them
             return
-        changes = config_changes(self.saved_config(saved), to_dict(self.cfg), self.resumable)
-        if changes:
+        changes = self._differences(saved)
+        if not changes:
+            return
+        program = other_program(saved, type(self.cfg))
+        own = own_step_file(path, lambda s: not self._differences(s))
+        why = (f"a run of {program}" if program
+               else other_run(saved, to_dict(self.cfg), changes, own))
+        if why is None:
             raise CheckpointError(
                 f"checkpoint {path} was saved by a run with other options than "
                 f"{self.run.path / 'config.json'} holds ({'; '.join(changes[:3])}); restore "
                 f"config.json or the run's own checkpoint (options a resume may change are "
                 f"given as flags with --resume)")
+        where = (f"copy {own} over {path} to resume from it" if own is not None else
+                 "put the run's own checkpoint there")
+        raise CheckpointError(f"checkpoint {path} was saved by {why}, not by {self.run.path}: "
+                              f"{where}")
+
+
+def other_program(saved: dict[str, Any], cls: type) -> str | None:
+    """The program whose run saved the options ``saved`` when most of them are no fields of
+    ``cls`` (as a config.json is judged: ``check_run_program``): "`classify train`" when they
+    are that trainer's (``config.TRAINERS``), else "another program"; None when they are ours."""
+    import dataclasses
+    import importlib
+
+    from robustrep.tasks.common.config import TRAINERS
+
+    def fields(of: type) -> set[str]:
+        return {f.name for f in dataclasses.fields(of)}
+    if 2 * sum(k not in fields(cls) for k in saved) <= len(saved):
+        return None
+    for name, where in TRAINERS.items():
+        module, _, attr = where.partition(":")
+        other = getattr(importlib.import_module(module), attr)
+        if other is not cls and 2 * sum(k in fields(other) for k in saved) > len(saved):
+            return f"`{name}`"
+    return "another program"
+
+
+def other_run(saved: dict[str, Any], current: dict[str, Any], changes: list[str],
+              own: Path | None = None) -> str | None:
+    """Whose a checkpoint is whose options ``saved`` differ from config.json's (``current``:
+    ``changes``), when something says it is another run's rather than config.json edited: the
+    ``--out`` it was saved under (a run keeps the one it started with, resumed or moved), or
+    ``own``, a step file beside it that holds config.json's options. None: nothing says so."""
+    out, theirs = current.get("out"), saved.get("out")
+    differs = "; ".join(changes[:3])
+    if isinstance(theirs, str) and isinstance(out, str) and theirs != out:
+        return f"another run (--out {theirs}; {differs})"
+    if own is not None:
+        return f"another run ({differs})"
+    return None
+
+
+def own_step_file(path: Path, same: Callable[[Any], bool]) -> Path | None:
+    """The newest step file beside checkpoint ``path`` that reads whole and whose saved options
+    are the run's (``same``): the run's own checkpoint to go on from."""
+    for step_file in sorted(path.parent.glob("step_*.pt"), reverse=True):
+        if (step_file.name != path.name and ckpt.damaged_part(step_file) is None
+                and same(ckpt.saved_entry(step_file, "config"))):
+            return step_file
+    return None
 
 
 def config_changes(saved: dict[str, Any], current: dict[str, Any],

@@ -99,24 +99,30 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, device
         load_weights(G, state[key], f"checkpoint {where}", "the run's generator",
                      "use an earlier checkpoint (--checkpoint)")
     except CheckpointError as err:  # an edited config.json, not the checkpoint, may be at fault
-        raise _config_edited(run, where, state.get("config"), cfg) or err from None
+        raise _config_edited(run, where, state.get("config"), cfg, choose) or err from None
     no_ema_note(run, use_ema, state.get("ema") is not None)
     return G.to(dev).eval(), cfg, int(state["step"]), dev
 
 
-def _config_edited(run: str | Path, where: Path, saved: Any, cfg: GanConfig
-                   ) -> CheckpointError | None:
+def _config_edited(run: str | Path, where: Path, saved: Any, cfg: GanConfig,
+                   choose: bool = True) -> CheckpointError | None:
     """The line for a checkpoint that does not fit the generator ``RUN/config.json`` builds
     when that file differs from the options the checkpoint was saved with (its ``config``): the
-    file to restore is config.json (the checkpoint was named, which is the file to keep)."""
+    file to restore is config.json (the checkpoint was named, which is the file to keep). A
+    checkpoint saved under another ``--out`` is another run's: config.json was never edited."""
     from robustrep.tasks.common.config import to_dict
-    from robustrep.tasks.common.training import config_changes
+    from robustrep.tasks.common.training import config_changes, other_run
     from robustrep.tasks.gan.config import RESUMABLE
     if not isinstance(saved, dict):
         return None
     changes = config_changes(saved_config(saved), to_dict(cfg), RESUMABLE)
     if not changes:
         return None
+    theirs = other_run(saved, to_dict(cfg), changes)
+    if theirs is not None:
+        use = (f"give one of its own (in {RunDir(run).checkpoints}) with --checkpoint" if choose
+               else f"put its own checkpoint at {where}")
+        return CheckpointError(f"checkpoint {where} was saved by {theirs}, not by {run}: {use}")
     return CheckpointError(f"{Path(run) / 'config.json'} differs from the options checkpoint "
                            f"{where} was trained with ({'; '.join(changes[:3])}), and its "
                            f"generator does not fit the checkpoint: restore config.json")

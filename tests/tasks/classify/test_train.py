@@ -63,8 +63,37 @@ def test_another_runs_checkpoint_copied_in_is_refused(tmp_path, capsys):
                 tmp_path / "base" / "checkpoints" / "latest.pt")
     assert main(["classify", "train", "--resume", str(tmp_path / "base"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "was saved by a run with other options than" in err and err.count("\n") == 1
-    assert "reg 'mixup' (config.json: 'none'); seed 5 (config.json: 0)" in err
+    # its own step file beside it: another run's, not an edited config.json ("restore config.json")
+    latest = tmp_path / "base" / "checkpoints" / "latest.pt"
+    assert err == (f"robustrep classify train: error: checkpoint {latest} was saved by another "
+                   f"run (reg 'mixup' (config.json: 'none'); seed 5 (config.json: 0)), not by "
+                   f"{tmp_path / 'base'}: copy {latest.parent / 'step_00000002.pt'} over "
+                   f"{latest} to resume from it\n")
+
+
+def test_a_classify_run_edited_or_stopped_before_a_checkpoint_resumes_as_said(tmp_path, capsys):
+    """An lr edited into config.json by hand went on without a note (resumes.json: nothing
+    changed); a run stopped before its first checkpoint was told no way to start again."""
+    import json
+
+    from robustrep.tasks.cli import main
+    run = tmp_path / "run"
+    train(tiny_config(steps=4, ckpt_every=2), run, stop_after=2, quiet=True)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr": 3.0}))
+    assert main(["classify", "train", "--resume", str(run), "--stop-after", "3", "--quiet"]) == 0
+    assert json.loads((run / "resumes.json").read_text()) == [
+        {"step": 2, "changed": {"lr": {"old": config["lr"], "new": 3.0}}}]
+    assert f"resumed at step 2 with lr {config['lr']!r} -> 3.0 (" in capsys.readouterr().err
+    for made in (*(run / "checkpoints").iterdir(), run / "resumes.json"):  # as if killed early
+        made.unlink()
+    assert main(["classify", "train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustrep classify train: error: cannot resume {run}: no checkpoint "
+                          f"at {run}/checkpoints/latest.pt; it was stopped before its first "
+                          f"checkpoint (--ckpt-every 2): start it again with the command that "
+                          f"started it, or with --config ")
+    assert main(["classify", "train", *err.split("or with ")[1].split(), "--quiet"]) == 0
 
 
 def test_a_resume_needs_no_longer_the_weights_file_it_started_from(tmp_path):

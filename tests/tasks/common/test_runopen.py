@@ -205,3 +205,55 @@ def test_gan_train_records_a_resumes_changed_learning_rate(tmp_path, capsys):
         "steps": {"old": 1, "new": 2}, "lr_d": {"old": old, "new": 0.0001}}}]
     assert f"resumed at step 1 with steps 1 -> 2, lr_d {old!r} -> 0.0001 (" in \
         capsys.readouterr().err
+
+
+def test_a_value_edited_into_config_json_is_recorded_as_a_change(tmp_path, capsys):
+    """An option a resume may change edited by hand in config.json (lr 0.05 -> 3.0) was applied
+    without a note, and resumes.json said nothing changed: it was compared with the edited file,
+    not with the options the checkpoint was trained with."""
+    import torch
+
+    from robustrep.tasks.common.runopen import resumed
+    run = RunDir(tmp_path / "run").create()
+    run.write_config({"lr": 3.0, "steps": 4, "data_root": str(tmp_path / "new"), "out": "x"})
+    checkpoint = run.checkpoints / "latest.pt"
+    # as saved: paths as given (a relative one names no folder from here), out the run's own
+    torch.save({"step": 2, "config": {"lr": 0.05, "steps": 4, "data_root": "data",
+                                      "out": "x"}}, checkpoint)
+    run.log(2, loss=1.0)
+    resumed(run, json.loads(run.config_file.read_text()), 2, checkpoint)
+    assert _resumes(run) == [{"step": 2, "changed": {"lr": {"old": 0.05, "new": 3.0}}}]
+    assert capsys.readouterr().err.endswith(
+        f"note: {run.path} resumed at step 2 with lr 0.05 -> 3.0 (config.json holds the new "
+        f"values, resumes.json the old)\n")
+    # an absolute path is compared; a checkpoint without a saved config compares config.json
+    torch.save({"step": 2, "config": {"data_root": str(tmp_path / "old")}}, checkpoint)
+    resumed(run, json.loads(run.config_file.read_text()), 2, checkpoint)
+    assert _resumes(run)[1] == {"step": 2, "changed": {"data_root": {
+        "old": str(tmp_path / "old"), "new": str(tmp_path / "new")}}}
+    torch.save({"step": 2}, checkpoint)
+    resumed(run, json.loads(run.config_file.read_text()), 2, checkpoint)
+    assert _resumes(run)[2] == {"step": 2, "changed": {}}
+
+
+@pytest.mark.parametrize("saved_out", ["run", None, "elsewhere"])
+def test_a_run_stopped_before_its_first_checkpoint_is_told_how_to_start_again(
+        saved_out, tmp_path, monkeypatch):
+    """A run killed before its first checkpoint was told only "cannot resume RUN: no checkpoint
+    at RUN/checkpoints/latest.pt". A fresh run into the folder with its very options (the same
+    --out as saved, classify's saves none) starts it again; from another folder a relative
+    --out names another place."""
+    from robustrep.tasks.common.errors import CheckpointError
+    from robustrep.tasks.common.runopen import check_run_folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    out = {} if saved_out is None else {"out": saved_out}
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"ckpt_every": 150, **out}))
+    with pytest.raises(CheckpointError) as info:
+        check_run_folder("run", resume=True)
+    how = ("from the folder it was started in (its options are in run/config.json), or after "
+           "removing run" if saved_out == "elsewhere" else
+           "or with --config run/config.json --out run")
+    assert str(info.value) == (f"cannot resume run: no checkpoint at run/checkpoints/latest.pt; "
+                               f"it was stopped before its first checkpoint (--ckpt-every 150): "
+                               f"start it again with the command that started it, {how}")

@@ -131,6 +131,27 @@ def test_a_checkpoint_from_other_options_than_config_json_is_refused(tiny_cfg, t
     assert (run / "metrics.jsonl").read_text() == before
     (run / "config.json").write_text(json.dumps({**config, "lr_g": 1e-4}))  # may change
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+    # said and recorded as --lr-g 1e-4 would be (compared with the edited file: "changed": {})
+    assert json.loads((run / "resumes.json").read_text()) == [
+        {"step": 2, "changed": {"lr_g": {"old": config["lr_g"], "new": 1e-4}}}]
+    assert f"resumed at step 2 with lr_g {config['lr_g']!r} -> 0.0001 (" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_as_said(tiny_cfg, tmp_path,
+                                                                        capsys):
+    """Was: "cannot resume RUN: no checkpoint at RUN/checkpoints/latest.pt", and no more."""
+    run = tmp_path / "run"
+    train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False)
+    for made in (*(run / "checkpoints").iterdir(), run / "finished.json"):  # as if killed early
+        made.unlink()
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"robustrep gan train: error: cannot resume {run}: no checkpoint at "
+                   f"{run}/checkpoints/latest.pt; it was stopped before its first checkpoint "
+                   f"(--ckpt-every 2): start it again with the command that started it, or with "
+                   f"--config {run}/config.json --out {run}\n")
+    assert main(["gan", "train", *err.split("or with ")[1].split(), "--quiet"]) == 0
+    assert (run / "checkpoints" / "latest.pt").is_file()
 
 
 def test_step_checkpoints_without_latest_are_named_and_never_overwritten(tiny_cfg, tmp_path,
