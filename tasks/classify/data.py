@@ -31,6 +31,7 @@ from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.download import DATASET_FILES
 from robustrep.tasks.common.workers import resolve_workers
+from robustrep.tasks.common.zip_labels import dataset_zip, zip_labels_advice
 
 from .config import ClassifyConfig
 
@@ -269,28 +270,12 @@ def _check_two_labels(cfg: ClassifyConfig, train_set: Dataset) -> None:
     if len(present) < 2:
         one = (f"the {cfg.dataset} training data at {cfg.data_root} holds one label "
                f"({present[0]}): nothing to classify.")
-        base = train_set
-        while isinstance(base, Subset):
-            base = base.dataset
-        from robustrep.data.zipdata import ZipImageDataset
-        if isinstance(base, ZipImageDataset):
-            raise DataError(f"{one} {_zip_labels(cfg, base, present[0])}")
+        zipped = dataset_zip(train_set)
+        if zipped is not None:
+            advice = zip_labels_advice(zipped, present[0], cfg.image_size, "--data-root OUT.zip")
+            raise DataError(f"{one} {advice[0].upper()}{advice[1:]}")
         raise DataError(f"{one} Give images in class folders (ROOT/<class>/<image>), or a "
                         f"dataset zip with a top-level dataset.json of labels")
-
-
-def _zip_labels(cfg: ClassifyConfig, zip_set: Any, label: int) -> str:
-    """Where a zip's labels come from, and how a zip of class folders gets them: it is read as
-    a stylegan2-ada dataset zip, whose labels are its dataset.json's alone (its folders are
-    dataset_tool.py's numbered shards, no classes), so "give class folders" named what the
-    zip already held. ``data pack`` writes the dataset.json from the class folders."""
-    import shlex
-    held = "it has none" if not zip_set.has_labels else f"which gives every image label {label}"
-    side = 1 << (cfg.image_size - 1).bit_length()  # data pack's sizes are powers of 2
-    return (f"A zip is read as a stylegan2-ada dataset zip, labelled by its top-level "
-            f"dataset.json ({held}); for a zip of class folders (<class>/<image>), `robustrep "
-            f"data pack {shlex.quote(str(cfg.data_root))} OUT.zip --resolution {side}` writes "
-            f"one labelled by its class folders: give --data-root OUT.zip")
 
 
 def _check_eval_labels(cfg: ClassifyConfig, eval_set: Dataset) -> None:

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.zip_labels import dataset_zip, zip_labels_advice
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.data_specs import LOCAL, has_train_split
 from robustrep.tasks.ood.detectors import PER_CLASS, DetectorSpec
@@ -205,6 +206,11 @@ def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_
     if per_class and missing and flat_folder(fit_set):  # its label 0 is no class: it has none
         raise ConfigError(f"{source} is a flat folder (no class subfolders), whose images carry "
                           f"no class labels; {fits}: give a folder of class subfolders")
+    zipped = dataset_zip(fit_set)
+    if per_class and missing and zipped is not None and len(found) == 1:  # its labels: none
+        give = f"{source.partition(':')[0]}:OUT.zip"  # the spec NAME:ROOT, OUT.zip its root
+        raise ConfigError(f"{source} holds one label ({found[0]}); {fits}: "
+                          f"{zip_labels_advice(zipped, found[0], None, give)}")
     if per_class and missing:
         more = f", or raise --max-fit {max_fit}" if max_fit is not None else ""
         plural = "es" * (len(missing) > 1)
