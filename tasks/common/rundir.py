@@ -194,6 +194,15 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def foreign_options(saved: dict[str, Any], cls: type) -> list[str]:
+    """The names in ``saved`` (a run's options) that are no fields of config class ``cls`` when
+    they are most of them: the options of another program's run; else ``[]``."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(cls)}
+    foreign = [k for k in saved if k not in names]
+    return foreign if len(foreign) > len(saved) - len(foreign) else []
+
+
 def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, program: str) -> None:
     """Refuse a run folder written by another program (``classify train --resume GAN_RUN``):
     most of its saved options are not options of ``cls``."""
@@ -202,8 +211,8 @@ def check_run_program(saved: dict[str, Any], cls: type, path: str | Path, progra
         raise RunFolderError(f"{Path(path) / 'config.json'} holds no options (an empty JSON "
                              f"object); restore it or run again into another folder")
     names = {f.name for f in dataclasses.fields(cls)}
-    foreign = [k for k in saved if k not in names]
-    if len(foreign) > len(saved) - len(foreign):
+    foreign = foreign_options(saved, cls)
+    if foreign:
         raise RunFolderError(f"{path} is not a '{program}' run: its config.json holds options "
                              f"of another program ({', '.join(sorted(foreign)[:3])}, ...); "
                              f"give a run folder written by 'robustrep {program} train'")

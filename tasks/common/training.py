@@ -30,7 +30,7 @@ from robustrep.tasks.common.distributed import (DistInfo, all_gather_object, all
                                                 barrier)
 from robustrep.tasks.common.errors import CheckpointError, Interrupted, TrainingDiverged
 from robustrep.tasks.common.plugins import resume_flags
-from robustrep.tasks.common.rundir import RunDir
+from robustrep.tasks.common.rundir import RunDir, foreign_options
 from robustrep.tasks.common.run_records import mark_finished, note_finished
 from robustrep.tasks.common.runopen import PATH_OPTIONS
 
@@ -330,19 +330,15 @@ def other_program(saved: dict[str, Any], cls: type) -> str | None:
     """The program whose run saved the options ``saved`` when most of them are no fields of
     ``cls`` (as a config.json is judged: ``check_run_program``): "`classify train`" when they
     are that trainer's (``config.TRAINERS``), else "another program"; None when they are ours."""
-    import dataclasses
     import importlib
 
     from robustrep.tasks.common.config import TRAINERS
-
-    def fields(of: type) -> set[str]:
-        return {f.name for f in dataclasses.fields(of)}
-    if 2 * sum(k not in fields(cls) for k in saved) <= len(saved):
+    if not foreign_options(saved, cls):
         return None
     for name, where in TRAINERS.items():
         module, _, attr = where.partition(":")
         other = getattr(importlib.import_module(module), attr)
-        if other is not cls and 2 * sum(k in fields(other) for k in saved) > len(saved):
+        if other is not cls and not foreign_options(saved, other):
             return f"`{name}`"
     return "another program"
 
