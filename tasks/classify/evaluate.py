@@ -91,7 +91,7 @@ def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
     only at the end: the returned flag)."""
     from .config import check_linf_eps
 
-    from robustrep.tasks.common.eval_records import check_own_kind
+    from robustrep.tasks.common.eval_records import EVAL_REPORT_KEYS, check_own_kind
     from robustrep.tasks.common.output_paths import check_replaceable, check_writable
     from robustrep.tasks.common.runlock import check_not_training
     check_linf_eps(eps, norm)  # --eps 8 meant as 8/255
@@ -109,7 +109,7 @@ def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
     check_own_kind(folder, "report.json", option, "classify eval", _OWN_FOLDER[
         "default" if out is None else "model" if foreign is not None else "run"])
     # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
-    check_replaceable(folder / "report.json", ("clean", "summary"), "classify eval", option,
+    check_replaceable(folder / "report.json", EVAL_REPORT_KEYS, "classify eval", option,
                       companions=("reliability.png", "corruptions.png"))
     if out is not None and not claim:  # nor another run's report (RUN/eval is RUN's own)
         check_report_run(Path(out) / "report.json", run, foreign)

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.eval_records import check_same_run
+from robustrep.tasks.common.eval_records import EVAL_REPORT_KEYS, check_same_run
 from robustrep.tasks.common.plots import bar_table, reliability_diagram
 from robustrep.tasks.common.rundir import jsonable
 from robustrep.tasks.common.runfiles import write_text_atomic
@@ -68,7 +68,7 @@ def earlier_report(path: Path) -> dict[str, Any] | None:
         old = json.loads(path.read_text())
     except (OSError, ValueError):  # none, or damaged: nothing to compare
         return None
-    return old if isinstance(old, dict) and {"clean", "summary"} <= old.keys() else None
+    return old if isinstance(old, dict) and set(EVAL_REPORT_KEYS) <= old.keys() else None
 
 
 def replaced_note(path: Path, report: dict[str, Any],

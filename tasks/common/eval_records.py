@@ -30,6 +30,10 @@ FOLDER_RECORDS = {"config.json": "the folder of a robustrep run",
                   "report.json": "the folder of a report (robustrep report or classify eval)"}
 
 
+# The keys by which a report.json is told as classify eval's or report's (both name it so).
+EVAL_REPORT_KEYS, REPORT_KEYS = ("clean", "summary"), ("info", "runs")
+CLASSIFY_EVAL = "robustrep classify eval"
+
 # The record by which each other command's output folder is known (a report's options and a
 # bench's training log are there before its first result), and that command. A training run
 # started in one made it a run's folder (config.json), which the command then refused as not its
@@ -51,21 +55,21 @@ def check_no_output(folder: Path, option: str) -> None:
         return
     name, command = found
     if name == "report.json":
-        command = _report_writer(folder / name) or command
+        command = report_writer(folder / name) or command
     raise RunFolderError(f"{option} {folder} holds the output of {command} ({name}); give "
                          f"{option} a new folder")
 
 
-def _report_writer(path: Path) -> str | None:
+def report_writer(path: Path) -> str | None:
     """Which command wrote the report.json at ``path``, told by its keys (None: not told)."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     keys = record.keys() if isinstance(record, dict) else set()
-    if {"clean", "summary"} <= keys:
-        return "robustrep classify eval"
-    return "robustrep report" if {"info", "runs"} <= keys else None
+    if set(EVAL_REPORT_KEYS) <= keys:
+        return CLASSIFY_EVAL
+    return "robustrep report" if set(REPORT_KEYS) <= keys else None
 
 
 def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: str) -> None:

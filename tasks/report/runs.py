@@ -425,7 +425,7 @@ def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
     which reads the runs in it), is no other command's folder, and holds no file of a report's
     names that no report wrote; ``make``: then made (``--dry-run`` makes nothing)."""
     from robustrep.tasks.common.output_paths import check_replaceable, check_writable
-    from robustrep.tasks.common.eval_records import check_own_kind
+    from robustrep.tasks.common.eval_records import REPORT_KEYS, check_own_kind
     if collect and not out.is_dir():
         raise UserError(f"--out {out} is not a folder; --collect reads the runs of an earlier "
                         f"report there")
@@ -433,7 +433,7 @@ def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
     # a run's folder got the report's runs trained inside it, report.md beside its checkpoints
     check_own_kind(out, "report.json", "--out", "report", OWN_FOLDER)
     _refuse_eval_folder(out)
-    check_replaceable(out / "report.json", ("info", "runs"), "report", "--out",
+    check_replaceable(out / "report.json", REPORT_KEYS, "report", "--out",
                       companions=("report.md", "report.html", *PLOTS))
     if make:
         out.mkdir(parents=True, exist_ok=True)
@@ -442,13 +442,9 @@ def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
 def _refuse_eval_folder(out: Path) -> None:
     """``classify eval`` writes a ``report.json`` of its own (``clean``, ``summary``): its
     folder is named as the eval's, where "not a readable record of report; remove it" advised
-    deleting the eval's results."""
-    import json
-    try:
-        record = json.loads((out / "report.json").read_text())
-    except (OSError, ValueError):  # none there, or damaged: check_replaceable's to say
-        return
-    if isinstance(record, dict) and {"clean", "summary"} <= record.keys():  # the eval's keys
+    deleting the eval's results (none there, or damaged: check_replaceable's to say)."""
+    from robustrep.tasks.common.eval_records import CLASSIFY_EVAL, report_writer
+    if report_writer(out / "report.json") == CLASSIFY_EVAL:
         from robustrep.tasks.common.errors import RunFolderError
         raise RunFolderError(f"--out {out} is the folder of a classify eval (its report.json "
                              f"holds an eval's summary); report writes only into a folder of "
