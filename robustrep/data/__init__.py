@@ -10,8 +10,8 @@ download always off),
 (LSUN lmdb databases; the optional ``lmdb`` package).
 """
 
-from robustrep.data._common import (ImageTensorDataset, MappedDataset, image_shape, labels,
-                                    num_classes, select_classes)
+from robustrep.data._common import (ImageTensorDataset, MappedDataset, image_shape, innermost,
+                                    labels, num_classes, select_classes)
 from robustrep.errors import UnreadableImageError
 from robustrep.data.builtin import (BUILTIN_OOD, ID_CLASSES, OOD_CLASSES, MixtureSample,
                                     MixtureSpec, builtin_ood, digits, digits_ood_split,
@@ -26,7 +26,7 @@ from robustrep.data.celeba import CelebAAligned
 from robustrep.data.lsun import LSUNDatabases
 
 __all__ = [
-    "ImageTensorDataset", "MappedDataset", "image_shape", "labels", "num_classes",
+    "ImageTensorDataset", "MappedDataset", "image_shape", "innermost", "labels", "num_classes",
     "select_classes",
     "digits", "digits_ood_split", "ID_CLASSES", "OOD_CLASSES",
     "MixtureSpec", "MixtureSample", "mixture", "ring_mixture", "grid_mixture", "ring_centers",

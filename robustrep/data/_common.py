@@ -90,6 +90,19 @@ def _max_label(labels: Sequence[int] | Tensor) -> int:
     return int(known.max()) + 1 if known.numel() else 0
 
 
+def innermost(dataset: Dataset, through: tuple[str, ...] = ("dataset",)) -> Dataset:
+    """The dataset at the heart of ``dataset``'s wrappers: ``Subset``, ``XFlip`` and any other
+    that keeps its source as ``.dataset``; with ``through=("dataset", "base")`` also through a
+    :class:`MappedDataset`, whose images are its base's transformed (the same files, other
+    pixels or labels)."""
+    while True:
+        inner = next((getattr(dataset, a) for a in through
+                      if getattr(dataset, a, None) is not None), None)
+        if inner is None:
+            return dataset
+        dataset = inner
+
+
 def labels(dataset: Dataset) -> Tensor:
     """Every label of ``dataset`` as a ``LongTensor [N]``.
 

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustrep import data as data_lib
-from robustrep.data import ImageTensorDataset, create_dataset, image_shape
+from robustrep.data import ImageTensorDataset, create_dataset, image_shape, innermost
 from robustrep.data import labels as dataset_labels
 from robustrep.data import num_classes as dataset_num_classes
 
@@ -284,9 +284,7 @@ def _check_eval_labels(cfg: ClassifyConfig, eval_set: Dataset) -> None:
     where = f"{cfg.dataset} evaluation data" + (f" at {cfg.data_root}" if cfg.data_root else "")
     if len(eval_set) == 0:
         raise DataError(f"the {where} is empty; give a --data-root that holds images")
-    base = eval_set
-    while isinstance(base, Subset):
-        base = base.dataset
+    base = innermost(eval_set)
     from robustrep.data.folders import FlatImageFolder
     flat = isinstance(base, FlatImageFolder)
     if flat or getattr(base, "has_labels", True) is False:
@@ -300,8 +298,7 @@ def _class_names(cfg: ClassifyConfig, dataset: Dataset) -> list[str] | None:
     """An image folder's class names in label order (through Subset wrappers), else None."""
     if cfg.dataset != "imagefolder":
         return None
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
+    dataset = innermost(dataset)
     from robustrep.data.folders import FlatImageFolder
     names = getattr(dataset, "classes", None)  # a flat folder's one name is no class folder
     return list(names) if names and not isinstance(dataset, FlatImageFolder) else None

@@ -13,13 +13,14 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from robustrep.data import innermost
+
 
 def dataset_zip(dataset: Any) -> Any:
     """The stylegan2-ada dataset zip ``dataset`` reads (through subsets and wrappers), or
     None."""
     from robustrep.data.zipdata import ZipImageDataset
-    while not isinstance(dataset, ZipImageDataset) and hasattr(dataset, "dataset"):
-        dataset = dataset.dataset
+    dataset = innermost(dataset)
     return dataset if isinstance(dataset, ZipImageDataset) else None
 
 

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustrep.data import digits
+from robustrep.data import digits, innermost
 from robustrep.metrics import DigitsFeatureNet, load_fid_inception, train_digits_feature_net
 from robustrep.metrics.extractors import FID_RESIZES
 from robustrep.tasks.common.checkpoint import safe_load, save_atomic
@@ -132,10 +132,7 @@ def data_files(dataset: Any) -> list[str]:
     """The files a robustrep dataset reads its images from (wrappers such as ``Subset`` and the
     x-flip unwrapped): a zip's or an lmdb's archive, CIFAR's batch and meta files, SVHN's
     ``.mat``, an image folder's or list's images; [] for others."""
-    while getattr(dataset, "dataset", None) is not None or getattr(dataset, "base", None) \
-            is not None:
-        inner = getattr(dataset, "dataset", None)
-        dataset = inner if inner is not None else dataset.base
+    dataset = innermost(dataset, through=("dataset", "base"))
     root = Path(str(getattr(dataset, "root", "")))
     if getattr(dataset, "path", None) is not None:  # a dataset zip, read whole
         return [str(dataset.path)]

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustrep.data import innermost
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.zip_labels import dataset_zip, zip_labels_advice
 from robustrep.tasks.ood import datasets as ds
@@ -224,9 +225,7 @@ def flat_folder(dataset: Dataset) -> bool:
     """Whether ``dataset`` (or the set it is a subset of, the run's classes or a drawn sample)
     is a flat image folder, which labels every image 0: its images carry no class labels."""
     from robustrep.data.folders import FlatImageFolder
-    while not isinstance(dataset, FlatImageFolder) and hasattr(dataset, "dataset"):
-        dataset = dataset.dataset
-    return isinstance(dataset, FlatImageFolder)
+    return isinstance(innermost(dataset), FlatImageFolder)
 
 
 def optimistic_data(id_name: str, fit_data: str | None, run_config: dict[str, Any]
