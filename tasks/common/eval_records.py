@@ -21,42 +21,43 @@ from typing import Any
 from robustrep.tasks.common.errors import RunFolderError
 
 
-# The record each kind of robustrep folder keeps, and what the folder is: one kind per folder,
-# as one run per folder. ood score, ood bench and report wrote their files into any of them (a
-# classify run's folder got results.json beside its config.json, or a bench's runs/ and tables).
-FOLDER_RECORDS = {"config.json": "the folder of a robustrep run",
-                  "results.json": "the folder of an ood score",
-                  "bench.json": "the folder of an ood bench",
-                  "report.json": "the folder of a report (robustrep report or classify eval)"}
+# Every record a robustrep command keeps in its output folder: the commands that write it, and
+# for a record that marks a kind of folder, what that folder is. One kind per folder, as one run
+# per folder (check_own_kind): ood score, ood bench and report wrote their files into any of them
+# (a classify run's folder got results.json beside its config.json, or a bench's runs/ and
+# tables). A report's options and a bench's training log are there before its first result; a
+# bench's bare runs/ (made a moment before runs/train.log) is no record, as it may be a user's
+# own (the default output root of every command). A training run started in another command's
+# folder made it a run's folder (config.json), which that command then refused as not its own
+# (check_no_output). gan eval writes a file where --out names it: no folder of its own.
+RUN_RECORD = "config.json"
+RECORDS = {RUN_RECORD: (("gan train", "classify train"), "the folder of a robustrep run"),
+           "results.json": (("ood score",), "the folder of an ood score"),
+           "bench.json": (("ood bench",), "the folder of an ood bench"),
+           "runs/train.log": (("ood bench",), "the folder of an ood bench"),
+           "report_options.json": (("report",), "the folder of a robustrep report"),
+           "report.json": (("report", "classify eval"),
+                           "the folder of a report (robustrep report or classify eval)"),
+           "eval.json": (("gan eval",), None), "eval-noema.json": (("gan eval",), None)}
 
 
 # The keys by which a report.json is told as classify eval's or report's (both name it so).
 EVAL_REPORT_KEYS, REPORT_KEYS = ("clean", "summary"), ("info", "runs")
 CLASSIFY_EVAL = "robustrep classify eval"
 
-# The record by which each other command's output folder is known (a report's options and a
-# bench's training log are there before its first result), and that command. A training run
-# started in one made it a run's folder (config.json), which the command then refused as not its
-# own (check_no_output).
-COMMAND_RECORDS = (("results.json", "robustrep ood score"), ("bench.json", "robustrep ood bench"),
-                   ("runs/train.log", "robustrep ood bench"),
-                   ("report_options.json", "robustrep report"),
-                   ("report.json", "robustrep report or classify eval"),
-                   ("eval.json", "robustrep gan eval"), ("eval-noema.json", "robustrep gan eval"))
-
 
 def check_no_output(folder: Path, option: str) -> None:
-    """Refuse to start a new run in ``folder`` (``option``'s) when it holds the output of
-    another robustrep command (:data:`COMMAND_RECORDS`), before any work."""
+    """Refuse to start a new run in ``folder`` (``option``'s, holding no run's config.json) when
+    it holds the output of another robustrep command (:data:`RECORDS`), before any work."""
     folder = Path(folder).expanduser()
-    found = next(((name, command) for name, command in COMMAND_RECORDS
-                  if (folder / name).is_file()), None)
+    found = next((name for name in RECORDS
+                  if name != RUN_RECORD and (folder / name).is_file()), None)
     if found is None:
         return
-    name, command = found
-    if name == "report.json":
-        command = report_writer(folder / name) or command
-    raise RunFolderError(f"{option} {folder} holds the output of {command} ({name}); give "
+    command = "robustrep " + " or ".join(RECORDS[found][0])
+    if found == "report.json":
+        command = report_writer(folder / found) or command
+    raise RunFolderError(f"{option} {folder} holds the output of {command} ({found}); give "
                          f"{option} a new folder")
 
 
@@ -74,12 +75,15 @@ def report_writer(path: Path) -> str | None:
 
 def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: str) -> None:
     """Refuse ``folder`` when it holds the record of another kind of folder than ``program``'s
-    (``own``: its record's name), before any work; ``accepted`` says which folders it takes."""
+    (``own``: its record's name; the other records ``program`` writes are its own too, as a
+    stopped report's report_options.json), before any work; ``accepted`` says which folders it
+    takes."""
     folder = Path(folder).expanduser()
-    found = next((name for name in FOLDER_RECORDS if name != own and (folder / name).is_file()),
-                 None)
+    found = next((name for name, (writers, kind) in RECORDS.items()
+                  if kind is not None and name != own and program not in writers
+                  and (folder / name).is_file()), None)
     if found is not None:
-        raise RunFolderError(f"{option} {folder} is {FOLDER_RECORDS[found]} (it holds {found}); "
+        raise RunFolderError(f"{option} {folder} is {RECORDS[found][1]} (it holds {found}); "
                              f"{program} writes only into a folder of its own: {accepted}")
 
 

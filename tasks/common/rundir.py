@@ -114,11 +114,14 @@ class RunDir:
 
     def check_fresh(self, config: dict[str, Any]) -> None:
         """Refuse to start a new run in a folder that already holds a different run's config
-        (one that wrote no checkpoint: a folder with one is refused before, for --resume)."""
+        (one that wrote no checkpoint: a folder with one is refused before, for --resume).
+        ``out`` is left out: the folder is the run's, however --out spelled it (``runs/a``,
+        ``./runs/a``, its absolute path, a relative one from another working folder); the data
+        and weights paths are saved absolute (``runopen.absolute_paths``)."""
         if not self.config_file.is_file():
             return
         saved = read_json(self.config_file, dict)  # a damaged one is named, not overwritten
-        if saved != json.loads(json.dumps(jsonable(config))):
+        if _options(saved) != _options(json.loads(json.dumps(jsonable(config)))):
             raise RunFolderError(f"{self.path} already holds another run, which wrote no "
                                  f"checkpoint (its config.json differs from these options); "
                                  f"start it again with its options, remove the folder, or "
@@ -161,6 +164,11 @@ class RunDir:
         """Drop records past ``after_step``: a resumed run rewrites what followed its checkpoint."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         write_text_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _options(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's options without ``out``, saved as given: it names the folder holding them."""
+    return {k: v for k, v in config.items() if k != "out"}
 
 
 def _append_line(path: Path, line: str) -> None:

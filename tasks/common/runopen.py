@@ -91,8 +91,9 @@ def _step_file_hint(path: Path, last: Path) -> str:
 def _start_again_hint(path: Path) -> str:
     """What a run folder with a config.json and no checkpoint at all can do (a run killed before
     its first): start again into it, which a fresh run with its very options may
-    (``RunDir.check_fresh``: its config.json, ``out`` included, must match). ``--config
-    RUN/config.json`` gives them when the ``--out`` it saved names this folder from here."""
+    (``RunDir.check_fresh``: its config.json, ``out`` left out, must match). ``--config
+    RUN/config.json --out RUN`` gives them, from any working folder (``out`` is saved as
+    given: from another folder a relative one names another place, which ``--out`` replaces)."""
     from robustrep.tasks.common.plugins import plugin_args
     try:
         config = read_json(path / "config.json", dict)
@@ -100,15 +101,9 @@ def _start_again_hint(path: Path) -> str:
         return ""
     every = config.get("ckpt_every")
     when = f" (--ckpt-every {every})" if isinstance(every, int) and every > 0 else ""
-    out = config.get("out", str(path))  # classify train saves none: any --out fits
-    if isinstance(out, str) and Path(out).resolve() == path.resolve():
-        how = "or with " + shlex.join(["--config", str(path / "config.json"), "--out", out,
-                                       *plugin_args()])
-    else:  # started from another folder (its relative --out names another one from here)
-        how = (f"from the folder it was started in (its options are in {path}/config.json), "
-               f"or after removing {path}")
+    how = shlex.join(["--config", str(path / "config.json"), "--out", str(path), *plugin_args()])
     return (f"; it was stopped before its first checkpoint{when}: start it again with the "
-            f"command that started it, {how}")
+            f"command that started it, or with {how}")
 
 
 def _holds_something(path: Path) -> bool:

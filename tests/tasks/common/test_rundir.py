@@ -140,3 +140,49 @@ def test_a_divergence_before_any_checkpoint_advises_a_folder_that_takes_new_opti
     advice = resume_advice(None, None, run, "a lower --lr")
     assert advice == (f"no checkpoint was written before it; start again with a lower --lr, into "
                       f"another --out or after removing {run}")
+
+
+@pytest.mark.parametrize("again", ["./runs/a", "absolute", "from another folder"])
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_however_out_is_spelled(
+        again, tmp_path, monkeypatch):
+    """Was refused ("already holds another run ... its config.json differs from these
+    options"): config.json keeps --out as given, and the folder holding it is the run's however
+    --out named it (./runs/a, its absolute path, a relative one from another working folder)."""
+    from robustrep.tasks.cli import main
+    monkeypatch.chdir(tmp_path)
+    argv = ["gan", "train", "--preset", "grid-mlp", "--steps", "2", "--batch-size", "16",
+            "--eval-every", "0", "--final-eval", "false", "--ckpt-every", "2", "--quiet"]
+    assert main([*argv, "--out", "runs/a"]) == 0
+    run = tmp_path / "runs" / "a"
+    for made in (*(run / "checkpoints").iterdir(), run / "finished.json"):  # as if killed early
+        made.unlink()
+    out = {"./runs/a": "./runs/a", "absolute": str(run), "from another folder": "../runs/a"}
+    if again == "from another folder":
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main([*argv, "--out", out[again]]) == 0
+    assert (run / "checkpoints" / "latest.pt").is_file()
+    assert json.loads((run / "config.json").read_text())["out"] == out[again]
+
+
+def test_the_advice_to_start_a_stopped_run_again_works_from_another_folder(tmp_path, monkeypatch,
+                                                                          capsys):
+    """Was: "start it again with the command that started it, from the folder it was started
+    in": its saved relative --out named another place from here. ``--config RUN/config.json
+    --out RUN`` starts it again from anywhere (``out`` is no option the folder must match)."""
+    from robustrep.tasks.cli import main
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "2", "--batch-size", "16",
+                 "--eval-every", "0", "--final-eval", "false", "--ckpt-every", "2", "--quiet",
+                 "--out", "runs/a"]) == 0
+    run = tmp_path / "runs" / "a"
+    for made in (*(run / "checkpoints").iterdir(), run / "finished.json"):  # as if killed early
+        made.unlink()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["gan", "train", "--resume", "../runs/a", "--quiet"]) == 2
+    advice = capsys.readouterr().err.strip().split(", or with ")[1]
+    assert advice == "--config ../runs/a/config.json --out ../runs/a"
+    assert main(["gan", "train", *advice.split(), "--quiet"]) == 0
+    assert (run / "checkpoints" / "latest.pt").is_file()
