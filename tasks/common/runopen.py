@@ -122,7 +122,21 @@ def _holds_a_run(path: Path) -> RunFolderError:
 
 
 # the trainers' options that name a file or folder (``model`` too when it is a local timm folder)
-PATH_OPTIONS = ("data_root", "pretrained_file", "inception_weights")
+PATH_OPTIONS = ("data_root", "pretrained_file", "inception_weights", "init")
+# options whose value may name a run folder after a prefix (gan's --fid-features run:DIR)
+RUN_PREFIXED = {"fid_features": "run:"}
+
+
+def absolute(value: str) -> str:
+    """``value`` as an absolute path ("../x" saved from folder f as f/../x broke once f moved)."""
+    return os.path.abspath(os.path.expanduser(value))
+
+
+def absolute_prefixed(value: str, prefix: str) -> str:
+    """``value`` with the path after ``prefix`` absolute; other values as given."""
+    if value.startswith(prefix) and len(value) > len(prefix):
+        return prefix + absolute(value[len(prefix):])
+    return value
 
 
 def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
@@ -130,16 +144,14 @@ def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     is read again from other working directories (``classify eval RUN``, ``ood score RUN``, a
     resume), where a relative path would name another place, or nothing."""
     from robustrep.tasks.common.weights import LOCAL_PREFIX
-
-    def absolute(value: str) -> str:  # "../x" from folder f saved as f/../x broke once f moved
-        return os.path.abspath(os.path.expanduser(value))
-
     out = {k: (absolute(v) if k in PATH_OPTIONS and isinstance(v, str) and v else v)
            for k, v in config.items()}
+    for key, prefix in {**RUN_PREFIXED, "model": LOCAL_PREFIX}.items():
+        if isinstance(out.get(key), str):
+            out[key] = absolute_prefixed(out[key], prefix)
     model = out.get("model")
-    if isinstance(model, str) and model.startswith(LOCAL_PREFIX):
-        out["model"] = LOCAL_PREFIX + absolute(model[len(LOCAL_PREFIX):])
-    elif isinstance(model, str) and Path(model).expanduser().is_dir():
+    if isinstance(model, str) and not model.startswith(LOCAL_PREFIX) and \
+            Path(model).expanduser().is_dir():
         out["model"] = absolute(model)
     return out
 

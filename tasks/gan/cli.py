@@ -22,6 +22,7 @@ from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
+from robustrep.tasks.common.runopen import absolute_prefixed
 from robustrep.tasks.gan.config import (RESUMABLE, EvalOptions, FidOptions, GanConfig,
                                         SampleOptions, TrainOptions, saved_config)
 from robustrep.tasks.gan.config_checks import (check_ema_off, check_eval_off,
@@ -179,10 +180,18 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.gan.fid import compare
     _check_fid_inception(args)
+    _absolute_run_features(args)
     args.torch_device = resolve_device(args.device)
     record = compare(args)  # as in cmd_eval: a ValueError that is no UserError is a bug
     print(format_table(record))
     return 0
+
+
+def _absolute_run_features(args: argparse.Namespace) -> None:
+    """``--fid-features run:DIR`` with DIR absolute, as runs and statistics files record it (a
+    relative DIR named the same run differently, or another run from another folder)."""
+    if args.fid_features is not None:
+        args.fid_features = absolute_prefixed(args.fid_features, "run:")
 
 
 def _check_fid_inception(args: argparse.Namespace) -> None:

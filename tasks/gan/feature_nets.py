@@ -52,6 +52,7 @@ from robustrep.tasks.common import download
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import CheckpointError, RunFolderError
 from robustrep.tasks.common.progress import progress
+from robustrep.tasks.common.runopen import absolute_prefixed
 from robustrep.tasks.gan.config import INCEPTION_ENV
 from robustrep.tasks.gan.data import GanData
 
@@ -244,12 +245,13 @@ def inception_path(given: str | None) -> Path:
 
 def fid_features_choice(cfg, fid_features: str | None = None) -> str:
     """The feature network to use: ``fid_features``, else the run's, else the dataset's default
-    (digits for digits, inception for other images); ConfigError for an unknown name."""
+    (digits for digits, inception for other images); ConfigError for an unknown name. A
+    ``run:DIR`` comes back with DIR absolute, as a run saves it and a record names it."""
     choice = fid_features or getattr(cfg, "fid_features", None)
     if choice is None:
         choice = "digits" if cfg.dataset == "digits" else "inception"
     check_fid_features(choice)
-    return choice
+    return absolute_prefixed(choice, "run:")
 
 
 def check_fid_features(choice: str) -> None:

@@ -74,6 +74,15 @@ def test_a_run_saves_its_paths_absolute(tmp_path, monkeypatch):
     assert absolute_paths({"data_root": "../data"}) == {"data_root": str(tmp_path / "data")}
 
 
+def test_a_gan_run_saves_its_init_pickle_and_feature_run_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    saved = absolute_paths({"init": "net.pkl", "fid_features": "run:../cls"})
+    assert saved == {"init": str(tmp_path / "net.pkl"),
+                     "fid_features": f"run:{tmp_path.parent / 'cls'}"}
+    for name in ("inception", "digits", "run:"):  # names, and a bare prefix the check refuses
+        assert absolute_paths({"fid_features": name}) == {"fid_features": name}
+
+
 @pytest.mark.parametrize("state, what", [("emptied", "holds no records"),
                                          ("deleted", "is missing")])
 def test_a_resume_says_when_the_records_before_its_checkpoint_are_gone(state, what, tmp_path,
