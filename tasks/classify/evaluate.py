@@ -106,7 +106,7 @@ def _check_outputs(run: str | Path | None, foreign: dict[str, Any] | None,
     option = "--out" if out is not None else "the run's report folder"
     # a run's folder (another run's, a GAN's, or one trained into RUN/eval) got report.json and
     # reliability.png beside its config.json
-    check_own_kind(folder, "report.json", option, "classify eval", _OWN_FOLDER[
+    check_own_kind(folder, option, "classify eval", _OWN_FOLDER[
         "default" if out is None else "model" if foreign is not None else "run"])
     # an earlier report there may be replaced, never a user's files (RUN/eval by default too)
     check_replaceable(folder / "report.json", EVAL_REPORT_KEYS, "classify eval", option,

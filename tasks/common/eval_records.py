@@ -73,14 +73,13 @@ def report_writer(path: Path) -> str | None:
     return "robustrep report" if set(REPORT_KEYS) <= keys else None
 
 
-def check_own_kind(folder: Path, own: str, option: str, program: str, accepted: str) -> None:
+def check_own_kind(folder: Path, option: str, program: str, accepted: str) -> None:
     """Refuse ``folder`` when it holds the record of another kind of folder than ``program``'s
-    (``own``: its record's name; the other records ``program`` writes are its own too, as a
-    stopped report's report_options.json), before any work; ``accepted`` says which folders it
-    takes."""
+    (every record ``program`` writes is its own, as a stopped report's report_options.json),
+    before any work; ``accepted`` says which folders it takes."""
     folder = Path(folder).expanduser()
     found = next((name for name, (writers, kind) in RECORDS.items()
-                  if kind is not None and name != own and program not in writers
+                  if kind is not None and program not in writers
                   and (folder / name).is_file()), None)
     if found is not None:
         raise RunFolderError(f"{option} {folder} is {RECORDS[found][1]} (it holds {found}); "

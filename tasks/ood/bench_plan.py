@@ -83,7 +83,7 @@ def make_plan(regs, seeds, ood, detectors, params, feature_maps, model, steps, p
     reg_list, seeds, ood = _check_lists(regs, seeds, ood)
     out = check_writable(Path(out), "--out")  # a file in the way is named, as --out
     # a classify run's folder (or an ood score's, a report's) got runs/ and the tables
-    check_own_kind(out, "bench.json", "--out", "ood bench",
+    check_own_kind(out, "--out", "ood bench",
                    "a new folder, or an earlier ood bench's (its finished runs are reused)")
     specs = parse_detectors(detectors)
     overrides = parse_params(params, specs)

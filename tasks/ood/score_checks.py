@@ -73,7 +73,7 @@ def output_folder(run: Path | None, out: str | Path | None,
     out_dir = Path(out) if out else run / "ood"
     # a run's folder (also the scored run's: its results go to RUN/ood, where robustrep report
     # reads them), a bench's or a report's: their files and ours were mixed in one folder
-    check_own_kind(out_dir, "results.json", "--out" if out else "output folder", "ood score",
+    check_own_kind(out_dir, "--out" if out else "output folder", "ood score",
                    "RUN/ood without --out, a new folder, or an earlier ood score's"
                    if foreign is None else "a new folder, or an earlier ood score's")
     check_writable(out_dir, "--out")

@@ -431,7 +431,7 @@ def check_out(out: Path, collect: bool = False, make: bool = True) -> None:
                         f"report there")
     check_writable(out, "--out")
     # a run's folder got the report's runs trained inside it, report.md beside its checkpoints
-    check_own_kind(out, "report.json", "--out", "report", OWN_FOLDER)
+    check_own_kind(out, "--out", "report", OWN_FOLDER)
     _refuse_eval_folder(out)
     check_replaceable(out / "report.json", REPORT_KEYS, "report", "--out",
                       companions=("report.md", "report.html", *PLOTS))
