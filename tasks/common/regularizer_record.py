@@ -5,7 +5,8 @@ changes them, every regularizer's class, all its options with the core defaults 
 those a class resolves itself, as PGD's radius by its norm) and the sha256 of its source file.
 A resume keeps the recorded value of each option the config leaves to the core when this
 version would resolve it otherwise (:func:`kept_options`): a run goes on as it trained, not
-with a default changed since (the L2 training radius was 8/255 before 2026-12-07, 0.5 after).
+with a default changed since (the L2 training radius was 8/255 before 2026-12-07, 0.5 after);
+a recorded None, which no option can give back, refuses the resume where the value changed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +137,45 @@ def _changes(old: dict[str, Any], new: dict[str, Any], run: Path, step: int) -> 
             f"the steps from {step} on use the new ones (recorded in {RECORD_FILE})")
 
 
+# a program's own record of a registered name it builds itself (gan's rpgan ensemble): a
+# function of the recorded entry giving {option: (recorded value, this version's)} to keep
+OwnRecord = Callable[[dict[str, Any]], dict[str, tuple[Any, Any]]]
+
+
 def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields: OptionFields,
-                 context: dict[str, Any] | None = None, step: int | None = None
-                 ) -> tuple[Kept, str | None]:
+                 context: dict[str, Any] | None = None, step: int | None = None,
+                 own: dict[str, OwnRecord] | None = None) -> tuple[Kept, str | None]:
     """For a resume of ``run`` at ``step`` (None: its last): the values its record holds at
     that step for options that ``cfg`` leaves to the core and that this version would resolve
     otherwise, with a note naming each (None when there are none). Only scalar options of the
     same class are kept; a record that cannot be read keeps nothing (:func:`record_regularizers`
-    says so); a kept value this version refuses is a ConfigError naming the record."""
+    says so); a kept value this version refuses, or a recorded None it cannot keep, is a
+    ConfigError naming the record. ``own``: the names the program records itself, compared by
+    its functions."""
     last = _entry_at(Path(run), step)
+    own = own or {}
+    kept, changed = _kept_core(run, cfg, last, [n for n in names if n not in own], fields,
+                               context)
+    _check_buildable(run, cfg, kept, fields, context)
+    for name in (n for n in names if n in own and isinstance(last.get(n), dict)):
+        for opt, (old, value) in own[name](last[name]).items():
+            kept.setdefault(name, {})[opt] = old
+            changed.append(f"{name}'s {opt} {fmt_value(old)} (this version's default: "
+                           f"{fmt_value(value)})")
+    note = (f"note: {Path(run) / RECORD_FILE} records {'; '.join(changed)}: core defaults "
+            f"that changed since the run started; the resume keeps the recorded values (a new "
+            f"run takes the new ones)") if changed else None
+    return kept, note
+
+
+def _kept_core(run: Path, cfg: Any, last: dict[str, Any], names: list[str],
+               fields: OptionFields, context: dict[str, Any] | None
+               ) -> tuple[Kept, list[str]]:
+    """:func:`kept_options` for the classes built through the registry: the kept values and
+    the note's words for each. A recorded None where this version would build a value (its
+    default was None then, or the record predates the resolved values) cannot be kept, as an
+    option left None takes the class's default: the resume is refused, as for a recorded value
+    this version refuses (was: noted, and the run went on with the new value)."""
     kept: Kept = {}
     changed = []
     for name, now in regularizer_record(cfg, names, fields, context).items():
@@ -152,31 +184,34 @@ def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields
             continue
         set_by_cfg = {k for k, v in options_for(cfg, name, fields, context).items()
                       if v is not None}
+        recorded = was.get("options") or {}
         for opt, value in now["options"].items():
-            old = (was.get("options") or {}).get(opt)
             spec = info.options.get(opt)
-            if (old is None or old == value or opt in set_by_cfg or spec is None
+            if opt not in recorded:  # added since the run started: its default applies
+                continue
+            old = recorded[opt]
+            if (old == value or opt in set_by_cfg or spec is None
                     or scalar_kind(spec.annotation)[0] is None):
                 continue
+            if old is None:
+                raise _refused(run, f"{name}'s {opt} None", ValueError(
+                    f"it would build {fmt_value(value)}: an option left None takes the "
+                    f"class's default, so a resume cannot keep None"))
             kept.setdefault(name, {})[opt] = _kept_value(run, name, opt, old)
             changed.append(f"{name}'s {opt} {fmt_value(old)} (this version's default: "
                            f"{fmt_value(value)})")
-    _check_buildable(run, cfg, kept, fields, context)
-    note = (f"note: {Path(run) / RECORD_FILE} records {'; '.join(changed)}: core defaults "
-            f"that changed since the run started; the resume keeps the recorded values (a new "
-            f"run takes the new ones)") if changed else None
-    return kept, note
+    return kept, changed
 
 
 def kept_on_resume(run: Path, cfg: Any, names: tuple[str, ...] | list[str],
-                   fields: OptionFields, context: dict[str, Any] | None = None
-                   ) -> tuple[Kept, str | None]:
+                   fields: OptionFields, context: dict[str, Any] | None = None,
+                   own: dict[str, OwnRecord] | None = None) -> tuple[Kept, str | None]:
     """:func:`kept_options` for a resume of ``run`` from its latest checkpoint, at the step
     that checkpoint was saved at (read without its tensors)."""
     from robustrep.tasks.common import checkpoint as ckpt
     from robustrep.tasks.common.rundir import RunDir
     step = ckpt.saved_step(ckpt.latest_checkpoint(RunDir(run).checkpoints))
-    return kept_options(run, cfg, names, fields, context, step)
+    return kept_options(run, cfg, names, fields, context, step, own)
 
 
 def _entry_at(run: Path, step: int | None) -> dict[str, Any]:

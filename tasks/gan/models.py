@@ -19,6 +19,7 @@ from robustrep.nets import create_discriminator, create_generator, network_optio
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.regularizers import Kept
 from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS
 from robustrep.tasks.gan.presets import PRESET_RP_NUM_VIEWS, RP_NUM_VIEWS
@@ -81,22 +82,23 @@ def build_generator(cfg, shape: tuple[int, ...]) -> nn.Module:
 
 def build_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None = None,
                         generator: torch.Generator | None = None,
-                        aux_task: Any = None) -> nn.Module:
+                        aux_task: Any = None, kept: Kept | None = None) -> nn.Module:
     """D for ``cfg.arch``: a FeatureSplit, or the registered discriminator ``discriminator``
     (``--reg rpgan``: the projection ensemble, with this program's options and 2-D variant; any
     other registered one with its ``--NAME-OPTION`` values, for the data's size and channels). A D
     auxiliary task (``aux_task``, :class:`robustrep.api.DAuxTask`) wraps the D it returns, with
-    its local features where the D says they end (``local_end``, :mod:`robustrep.nets`)."""
-    d = _base_discriminator(cfg, shape, discriminator, generator)
+    its local features where the D says they end (``local_end``, :mod:`robustrep.nets`).
+    ``kept``: a resume's recorded options (``regs.kept_regs``), rpgan's ensemble's among them."""
+    d = _base_discriminator(cfg, shape, discriminator, generator, kept)
     if aux_task is None:
         return d
     return aux_task.wrap(d, tuple(shape), getattr(d, "local_end", None))
 
 
 def _base_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None,
-                        generator: torch.Generator | None) -> nn.Module:
+                        generator: torch.Generator | None, kept: Kept | None = None) -> nn.Module:
     if discriminator == "rpgan":
-        return _build_ensemble(cfg, shape, generator)
+        return _build_ensemble(cfg, shape, generator, kept)
     if discriminator is not None:
         from robustrep.registry import create_regularizer
         from robustrep.tasks.common.regularizers import discriminator_options
@@ -118,7 +120,7 @@ def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
     ``head(features(x))``) are refused in one line. ``regs`` (``regs.Regs``) is a throwaway
     set, as these networks: the trainer reseeds and builds its own, so this changes no run."""
     if regs.discriminator is not None:
-        build_discriminator(cfg, shape, regs.discriminator)
+        build_discriminator(cfg, shape, regs.discriminator, kept=regs.kept)
     if cfg.arch in ARCHS:
         return
     G = build_generator(cfg, shape)
@@ -152,10 +154,13 @@ def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:
                               f"{' '.join(str(err).split())}") from None
 
 
-def ensemble_spec(cfg, shape: tuple[int, ...]) -> tuple[type, dict[str, Any]]:
+def ensemble_spec(cfg, shape: tuple[int, ...],
+                  kept: Kept | None = None) -> tuple[type, dict[str, Any]]:
     """The class and options of ``--reg rpgan``'s ensemble for data of ``shape`` (what is built
     and what ``regularizers.json`` records): the ``--rp-*`` flags, else the preset's K (48 in the
-    reference's main model) and D's width; the image size and channels are the data's."""
+    reference's main model) and D's width; the image size and channels are the data's. A
+    resume's ``kept`` options (``regs.kept_regs``: what the run recorded where this version's
+    defaults differ) replace the defaults."""
     k = cfg.rp_num_views if cfg.rp_num_views is not None else \
         PRESET_RP_NUM_VIEWS.get(cfg.preset, RP_NUM_VIEWS)
     width = cfg.rp_base_channels if cfg.rp_base_channels is not None else cfg.d_width
@@ -166,17 +171,18 @@ def ensemble_spec(cfg, shape: tuple[int, ...]) -> tuple[type, dict[str, Any]]:
         if cfg.rp_kernel_size is not None:
             raise ConfigError("--rp-kernel-size: the 2-D ensemble projects points on directions, "
                               "with no kernel; drop it")
-        return MLPProjectionEnsemble, dict(num_views=k, width=width,
-                                           depth=max(1, cfg.mlp_depth - 1), in_dim=shape[0])
+        points = dict(num_views=k, width=width, depth=max(1, cfg.mlp_depth - 1), in_dim=shape[0])
+        return MLPProjectionEnsemble, {**points, **(kept or {}).get("rpgan", {})}
     kwargs = dict(num_views=k, image_size=shape[-1], in_channels=shape[0], base_channels=width,
                   spectral_norm=cfg.spectral_norm)
     if cfg.rp_kernel_size is not None:
         kwargs["kernel_size"] = cfg.rp_kernel_size
-    return ProjectionEnsemble, kwargs
+    return ProjectionEnsemble, {**kwargs, **(kept or {}).get("rpgan", {})}
 
 
-def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None) -> nn.Module:
-    cls, kwargs = ensemble_spec(cfg, shape)
+def _build_ensemble(cfg, shape: tuple[int, ...], generator: torch.Generator | None,
+                    kept: Kept | None = None) -> nn.Module:
+    cls, kwargs = ensemble_spec(cfg, shape, kept)
     try:
         return cls(**kwargs, generator=generator)
     except ValueError as err:  # the ensemble's own checks (an odd kernel): the flags named

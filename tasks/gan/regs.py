@@ -121,6 +121,7 @@ class Regs:
     discriminator: str | None = None
     ensemble: bool = False
     by_name: dict[str, Any] = field(default_factory=dict)
+    kept: Kept = field(default_factory=dict)  # a resume's recorded options (kept_regs)
 
     def state_dict(self) -> dict[str, Any]:
         """Carried state (e.g. AS-GAN's free perturbation), by registered name."""
@@ -146,7 +147,7 @@ def build_regs(cfg, kept: Kept | None = None) -> Regs:
         raise ConfigError(f"reg_options: rpgan's options are its flags (--rp-num-views, "
                           f"--rp-base-channels, --rp-kernel-size; the rest follow the data and "
                           f"D), not {', '.join(sorted(cfg.reg_options['rpgan']))}")
-    regs = Regs(names, discriminator=disc, ensemble=disc is not None)
+    regs = Regs(names, discriminator=disc, ensemble=disc is not None, kept=kept or {})
     places = build_places(cfg, "gan", names, OPTION_FIELDS, _context(cfg), kept=kept)
     for where, members in places.items():
         (name, obj), = members  # parse_regs allows one method per place
@@ -158,8 +159,10 @@ def build_regs(cfg, kept: Kept | None = None) -> Regs:
 def kept_regs(cfg, run) -> tuple[Kept, str | None]:
     """What a resume of ``run`` (its folder) from its latest checkpoint keeps of its recorded
     options, and the note naming them
-    (:func:`~robustrep.tasks.common.regularizer_record.kept_options`)."""
-    return kept_on_resume(run, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg))
+    (:func:`~robustrep.tasks.common.regularizer_record.kept_options`); rpgan's ensemble, which
+    this program builds and records itself, by :func:`_kept_ensemble`."""
+    return kept_on_resume(run, cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS, _context(cfg),
+                          own={"rpgan": lambda was: _kept_ensemble(cfg, was)})
 
 
 def regs_record(cfg, shape: tuple[int, ...], kept: Kept | None = None) -> dict:
@@ -169,17 +172,48 @@ def regs_record(cfg, shape: tuple[int, ...], kept: Kept | None = None) -> dict:
     record = regularizer_record(cfg, parse_regs(cfg.reg, cfg.arch), OPTION_FIELDS,
                                 _context(cfg), kept)
     if "rpgan" in record:
-        import inspect
-        import json
-
-        from robustrep.tasks.gan.models import ensemble_spec
-        cls, options = ensemble_spec(cfg, shape)
-        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()
-                    if p.default is not inspect.Parameter.empty and k != "generator"}
-        record["rpgan"].update(json.loads(json.dumps({
-            "class": f"{cls.__module__}.{cls.__qualname__}",
-            "options": {**defaults, **options}}, default=str)))
+        record["rpgan"].update(_ensemble_record(cfg, shape, kept))
     return record
+
+
+def _ensemble_record(cfg, shape: tuple[int, ...], kept: Kept | None = None) -> dict:
+    """rpgan's ``class`` and ``options`` (its class defaults filled in) as recorded."""
+    import inspect
+    import json
+
+    from robustrep.tasks.gan.models import ensemble_spec
+    cls, options = ensemble_spec(cfg, shape, kept)
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()
+                if p.default is not inspect.Parameter.empty and k != "generator"}
+    return json.loads(json.dumps({"class": f"{cls.__module__}.{cls.__qualname__}",
+                                  "options": {**defaults, **options}}, default=str))
+
+
+# the ensemble's options the data give (a resume's data are the run's)
+_ENSEMBLE_DATA = ("image_size", "in_channels", "in_dim")
+
+
+def _kept_ensemble(cfg, was: dict) -> dict[str, tuple[Any, Any]]:
+    """What a resume keeps of rpgan's recorded ensemble: {option: (recorded, this version's)}
+    for each scalar option the data do not give where this version would build another value
+    for the recorded data (a K, kernel or width default since changed: the checkpoint's D
+    would not fit; what the ``--rp-*`` flags set cannot change on a resume). Was: never kept
+    (the registered class's defaults were compared, and noted as changed). A record that names
+    no data (one written before the ensemble was recorded: those defaults) keeps nothing."""
+    options = was.get("options") if isinstance(was.get("options"), dict) else {}
+    size, channels, dim = (options.get(k) for k in _ENSEMBLE_DATA)
+    if isinstance(dim, int):
+        shape: tuple[int, ...] = (dim,)
+    elif isinstance(size, int) and isinstance(channels, int):
+        shape = (channels, size, size)
+    else:
+        return {}
+    now = _ensemble_record(cfg, shape)
+    if now["class"] != was.get("class"):
+        return {}
+    return {opt: (options[opt], value) for opt, value in now["options"].items()
+            if opt in options and options[opt] != value and opt not in _ENSEMBLE_DATA
+            and isinstance(options[opt], (bool, int, float, str))}
 
 
 # constructor options this program derives from its data and networks (:func:`_context`)

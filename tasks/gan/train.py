@@ -109,7 +109,7 @@ class Trainer(TrainerBase):
         G = build_generator(cfg, self.data.shape)
         D = build_discriminator(cfg, self.data.shape, regs.discriminator,
                                 generator=torch.Generator().manual_seed(cfg.seed),
-                                aux_task=regs.aux_task)
+                                aux_task=regs.aux_task, kept=self.kept)
         if init is not None:  # --init: a stylegan2-ada pickle's weights (checked in train())
             G.load_state_dict(init["G"])
             D.load_state_dict(init["D"])
@@ -438,7 +438,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         early = kept_regs(cfg, path) if resume is not None and path else None
         regs = build_regs(cfg, early[0] if early else None)
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
-        init = _init_states(cfg, data) if resume is None else None
+        init = _init_states(cfg, data, dist.is_main) if resume is None else None
         # missing or wrong feature-network weights fail before the run folder is made
         evaluator = build_evaluator(cfg, data, dist, show_progress)
         run = RunDir(Path(broadcast_object(str(path) if path is not None else None)))
@@ -477,10 +477,14 @@ def build_evaluator(cfg: GanConfig, data: GanData, dist: DistInfo,
     return None
 
 
-def _init_states(cfg: GanConfig, data: GanData) -> dict[str, dict] | None:
-    """``--init PKL``: the pickle's state dicts, checked against this config's networks."""
+def _init_states(cfg: GanConfig, data: GanData, say: bool) -> dict[str, dict] | None:
+    """``--init PKL``: the pickle's state dicts, checked against this config's networks, and
+    (``say``: the main process) a note on the float16 settings the run fine-tunes them with."""
     if cfg.init is None:
         return None
     from robustrep.tasks.gan.pickles import init_states
-    return init_states(cfg.init, build_generator(cfg, data.shape),
-                       build_discriminator(cfg, data.shape))
+    states, note = init_states(cfg.init, cfg, build_generator(cfg, data.shape),
+                               build_discriminator(cfg, data.shape))
+    if note and say:
+        print(note, file=sys.stderr)
+    return states

@@ -166,3 +166,60 @@ def test_a_resume_builds_and_records_the_options_its_record_keeps(tiny_cfg, tmp_
     assert "records dat's t 0.5 (this version's default: 1.0)" in err
     assert f"resuming {run.resolve()} at step 1 of 2 from " in err
     assert json.loads((run / "regularizers.json").read_text()) == record
+
+
+@pytest.mark.parametrize("preset, views", [("digits-dcgan", "projection.filters"),
+                                           ("grid-mlp", "directions")])
+def test_a_resume_keeps_the_ensemble_its_record_names(preset, views, tiny_cfg, tmp_path,
+                                                      monkeypatch, capsys):
+    """A K default changed since the run started (here the preset's 3, now 12): the resume
+    builds the recorded 3-view ensemble and goes on as if never stopped, and says so. Was: the
+    ensemble's record was never compared with what this version builds, and the resume built
+    12 views, which the checkpoint's D did not fit."""
+    import json
+
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.gan.presets import PRESET_RP_NUM_VIEWS
+
+    def cfg(**kw):  # K left to the preset
+        return tiny_cfg(preset, reg="rpgan", rp_num_views=None, steps=2, **kw)
+    with monkeypatch.context() as older:  # the version that started the runs
+        older.setitem(PRESET_RP_NUM_VIEWS, preset, 3)
+        train(cfg(out=str(tmp_path / "a")), show_progress=False)
+        train(cfg(out=str(tmp_path / "b")), stop_after=1, show_progress=False)
+    run = tmp_path / "b"
+    record = json.loads((run / "regularizers.json").read_text())
+    capsys.readouterr()
+    note = (f"note: {run / 'regularizers.json'} records rpgan's num_views 3 (this version's "
+            f"default: 12): core defaults that changed since the run started")
+    assert main(["gan", "train", "--resume", str(run), "--dry-run"]) == 0
+    assert note in capsys.readouterr().err  # a dry run of the resume says what it keeps
+    train(cfg(), resume=str(run), show_progress=False)
+    assert note in capsys.readouterr().err
+    a, b = (torch.load(tmp_path / r / "checkpoints" / "latest.pt", weights_only=True)["D"]
+            for r in "ab")
+    assert len(b[views]) == 3 and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((run / "regularizers.json").read_text()) == record  # nothing changed
+
+
+@pytest.mark.parametrize("record", ["as written", "registered class's defaults"])
+def test_a_resume_of_an_unchanged_ensemble_keeps_nothing(record, tiny_cfg, tmp_path, capsys):
+    """Was, on every resume of an image run: "records rpgan's num_views 2 (this version's
+    default: None); rpgan's image_size 16 (...: None); ...", the registered class's defaults
+    read as this version's. A record written before the ensemble was recorded (those defaults:
+    base_channels 64 beside D's width 8) keeps nothing either."""
+    import json
+
+    from robustrep.tasks.gan.regs import kept_regs
+    run = tmp_path / "run"
+    cfg = tiny_cfg(reg="rpgan", rp_base_channels=None, steps=2, out=str(run))  # D's width
+    train(cfg, stop_after=1, show_progress=False)
+    if record != "as written":
+        history = json.loads((run / "regularizers.json").read_text())
+        history[0]["regularizers"]["rpgan"]["options"].update(
+            num_views=None, image_size=None, in_channels=3, base_channels=64)
+        (run / "regularizers.json").write_text(json.dumps(history))
+    assert kept_regs(cfg, run) == ({}, None)
+    capsys.readouterr()
+    train(cfg, resume=str(run), show_progress=False)
+    assert "records rpgan" not in capsys.readouterr().err

@@ -323,8 +323,9 @@ def test_train_init_that_does_not_fit_is_one_line(network_pickle, tmp_path, caps
 def test_train_init_names_every_option_that_differs(network_pickle, tmp_path, capsys):
     """Was: "set --z-dim 16 (this run: 8), --w-dim 16 (this run: 32)", then, with those set,
     "(first: mapping.layers.2.weight); set --image-size, ..., --channel-base, --channel-max and
-    --d-arch to the pickle's" without the values, which the pickle records. One refusal names
-    them all, and the command with its options set trains."""
+    --d-arch to the pickle's" without the values, which the pickle records; the channels were
+    then named with the pickle's values only. One refusal names them all with the run's beside
+    them, and the command with its options set trains."""
     path, _, _ = network_pickle
     run = tmp_path / "run"
     base = ["gan", "train", "--preset", "digits-stylegan2", "--image-size", str(RES),
@@ -338,12 +339,58 @@ def test_train_init_names_every_option_that_differs(network_pickle, tmp_path, ca
     assert err == (f"robustrep gan train: error: --init {path} does not fit this run's "
                    f"networks; set --z-dim 16 (this run: 8), --w-dim 16 (this run: 32), "
                    f"--mapping-layers 2 (this run: 3), --channel-base 128 and --channel-max 16 "
-                   f"(feature maps at 4 to 16: this run 16, 8, 4; the pickle 16, 16, 8), "
+                   f"(this run: 64 and 16; feature maps at 4 to 16: this run 16, 8, 4; the "
+                   f"pickle 16, 16, 8), "
                    f"--d-arch resnet (this run: orig)\n")
     assert not run.exists()
     named = re.findall(r"(--[a-z-]+) (\S+?),? ", err.split("; set ")[1])
     assert len(named) == 6
     assert main(base + other + [flag_value for pair in named for flag_value in pair]) == 0
+
+
+# the run of test_train_init_names_every_option_that_differs with every shaping option as the
+# pickle's
+FITTING = ["gan", "train", "--preset", "digits-stylegan2", "--image-size", str(RES), "--z-dim",
+           str(Z), "--w-dim", str(W), "--mapping-layers", "2", "--channel-base", "128",
+           "--channel-max", "16", "--mbstd-group", "4", "--batch-size", "8", "--steps", "1",
+           "--eval-every", "0", "--final-eval", "false", "--quiet", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("synthesis, flags, note", [
+    (dict(num_fp16_res=2, conv_clamp=256), [],
+     "was trained with --fp16-res 2 and --conv-clamp 256; this run fine-tunes it with its own "
+     "--fp16-res 0 and --conv-clamp off, as stylegan2-ada's --resume does (float16 speed and "
+     "overflow settings, not weights)"),
+    (dict(num_fp16_res=0, conv_clamp=256), ["--conv-clamp", "256"], None),
+])
+def test_train_init_names_the_float16_settings_it_fine_tunes_with(
+        synthesis, flags, note, tmp_path, fake_reference, capsys):
+    """Was silent: a pickle trained with float16 blocks and a conv clamp fine-tuned without
+    them. As stylegan2-ada's --resume (its networks built from the run's options, the pickle's
+    tensors copied in) the run's settings apply, and a note says so where they differ."""
+    g_kw = {**G_KW, "synthesis_kwargs": {**G_KW["synthesis_kwargs"], **synthesis}}
+
+    def d_settings(records):
+        records["D"].state["_init_kwargs"].update(synthesis)
+    path = _write_pickle(tmp_path / "net.pkl", fake_reference, g_kwargs=g_kw, mutate=d_settings)
+    assert main(FITTING + flags + ["--init", str(path), "--out", str(tmp_path / "run")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "--init" in line]
+    assert notes == ([f"note: --init {path} {note}"] if note else [])
+
+
+def test_train_init_refuses_another_mapping_lr_multiplier(tmp_path, fake_reference, capsys):
+    """Was silent: the mapping layers store their weights divided by the lr multiplier, so a
+    pickle's at 0.1 loaded at the run's 0.01 mapped z to other w's; no option sets it."""
+    g_kw = {**G_KW, "mapping_kwargs": {"num_layers": 2, "lr_multiplier": 0.1}}
+    path = _write_pickle(tmp_path / "net.pkl", fake_reference, g_kwargs=g_kw)
+    run = tmp_path / "run"
+    assert main(FITTING + ["--z-dim", "8", "--init", str(path), "--out", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan train: error: --init {path} does not fit this run's networks; set "
+        f"--z-dim 16 (this run: 8); its mapping network's lr multiplier is 0.1 (this run: "
+        f"0.01), which no option of gan train sets: its mapping weights are stored divided by "
+        f"it, so at this run's they would compute another network\n")
+    assert not run.exists()
 
 
 def test_gan_sample_truncates_towards_w_avg(network_pickle, tmp_path, monkeypatch, capsys):
