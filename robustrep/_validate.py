@@ -170,6 +170,24 @@ def check_index(index: Any, batch: int) -> None:
                          f"{int(index.min())}..{int(index.max())}")
 
 
+def check_probabilities(name: str, p: Tensor) -> None:
+    """Rows of probabilities ``[B, K]``: values >= 0, each row summing to 1 within 0.01, which
+    holds the rounding of rows stored in bfloat16 (up to 2**-9) and catches rows of another scale.
+
+    As for :func:`check_lam`, the values are read on eager CPU tensors only: on an accelerator
+    the read would synchronise the host at every step, and under ``torch.compile`` break the
+    graph. There a bad row goes through unchecked.
+    """
+    if p.device.type != "cpu" or torch.compiler.is_compiling() or not p.numel():
+        return
+    sums = p.sum(-1, dtype=torch.float64)
+    if bool((p >= 0).all()) and bool(((sums - 1).abs() <= 0.01).all()):  # NaN fails both
+        return
+    raise ValueError(f"{name} must hold probabilities: rows of values >= 0 summing to 1 (within "
+                     f"0.01), got values in [{float(p.min()):.4g}, {float(p.max()):.4g}] and row "
+                     f"sums in [{float(sums.min()):.4g}, {float(sums.max()):.4g}]")
+
+
 def check_task_scales(d_scale: Any, g_scale: Any) -> None:
     """The weights of a D auxiliary task's losses on D and G: >= 0, and not both 0 (the task
     would be trained on nothing)."""

@@ -67,8 +67,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrep._validate import (check_bool, check_choice, check_generator, check_in_range,
-                                 check_model_dtype, check_nonneg, check_range,
-                                 check_same_device, check_tensor, first_tensor, options_repr)
+                                 check_model_dtype, check_nonneg, check_probabilities,
+                                 check_range, check_same_device, check_tensor, first_tensor,
+                                 options_repr)
 from robustrep.registry import register_regularizer
 
 NORMS = ("linf", "l2")  # the annotations spell them out: the registry reads them from the source
@@ -134,7 +135,8 @@ def classifier_loss(model: Callable[[Tensor], Tensor], y: Tensor,
 
     ``context`` (e.g. an autocast factory) wraps the forward; the loss itself is computed in
     float32, so a bf16 forward still gives fp32 input gradients' directions. ``y`` holds class
-    indices ``[B]`` (or probabilities ``[B, K]``, as ``F.cross_entropy`` takes).
+    indices ``[B]`` (or probabilities ``[B, K]``, as ``F.cross_entropy`` takes: rows of values
+    >= 0 summing to 1, checked on CPU tensors).
     """
     _check_labels(y)
     target = y if y.is_floating_point() else y.long()  # cross_entropy refuses int32 indices
@@ -159,6 +161,8 @@ def _check_labels(y: Any) -> None:
     if y.dim() == 2 and not y.is_floating_point():
         raise TypeError(f"y of shape {tuple(y.shape)} must be float probabilities [B, K] (or "
                         f"integer class indices [B]), got dtype {y.dtype}")
+    if y.dim() == 2:
+        check_probabilities("y", y)
 
 
 def fgsm(loss_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float, norm: str = "linf",

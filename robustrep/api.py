@@ -124,13 +124,28 @@ class DInputs(Protocol):
 
 class DLoss(Protocol):
     """The program's adversarial loss on D's logits (means over the batch, ensembles summed as
-    the program's D requires); handed to :class:`ExtraDTerm` so a term needs no loss kind."""
+    the program's D requires); handed to :class:`ExtraDTerm` so a term needs no loss kind.
 
-    def real(self, logits: Tensor) -> Tensor: ...
+    For a D with one logit per sample and loss kind ``kind`` it is ``loss_real(logits,
+    kind).mean()``, ``loss_fake(logits, kind).mean()`` and ``mixed_gan_loss(logits, lam,
+    kind).mean()`` (:mod:`robustrep.losses`, :mod:`robustrep.mixing`); Mixup, CutMix and SRMix
+    also take that ``kind`` string in its place.
+    """
 
-    def fake(self, logits: Tensor) -> Tensor: ...
+    def real(self, logits: Tensor) -> Tensor:
+        """D's loss on logits ``[B]`` (or ``[B, ...]``) of samples it should call real: a
+        scalar, the mean over the batch."""
+        ...
 
-    def mixed(self, logits: Tensor, lam: Tensor) -> Tensor: ...
+    def fake(self, logits: Tensor) -> Tensor:
+        """D's loss on logits of samples it should call fake: a scalar, the mean over the
+        batch."""
+        ...
+
+    def mixed(self, logits: Tensor, lam: Tensor) -> Tensor:
+        """D's loss on logits of samples that are a ``lam`` ``[B]`` share real (``lam *
+        real + (1 - lam) * fake`` per sample): a scalar, the mean over the batch."""
+        ...
 
 
 @runtime_checkable

@@ -22,7 +22,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from robustrep._validate import check_bool, check_choice, check_nonneg, options_repr
+from robustrep._validate import (check_bool, check_choice, check_nonneg, check_tensor,
+                                 options_repr)
 from robustrep.adversarial import _check_settings, _owner_module, pgd
 from robustrep.free import FreePerturbation
 from robustrep.losses import LOSSES, loss_real
@@ -80,7 +81,10 @@ class ASGAN:
     ``gan`` D inputs (:mod:`robustrep.api`). ``mode``: ``"replace"`` (D sees the perturbed reals
     instead of the clean ones) or ``"add"`` (both). ``free``: a perturbation carried across
     steps (a :class:`FreePerturbation` of radius ``eps``), updated from D's own backward, with no
-    attack pass of its own; checkpointed through ``state_dict``.
+    attack pass of its own; checkpointed through ``state_dict``. It takes one step per batch, so
+    ``steps`` other than 1 is refused beside it, and the caller must call
+    :meth:`after_backward` after each D backward: without it the perturbation stays 0 and D
+    trains on the clean reals.
 
     Args:
         eps: perturbation radius in input units ([-1, 1] images).
@@ -103,6 +107,9 @@ class ASGAN:
         check_choice("loss", loss, LOSSES)
         # a wrong option fails when the object is built, not at its first step
         _check_settings(eps, None, steps, norm, input_range, False)
+        if free and steps != 1:  # the default passes: the programs drop what is unset
+            raise ValueError(f"steps={steps} does nothing with free=True (free training takes "
+                             f"one step per batch, from D's own backward); drop steps or free")
         self.eps, self.steps, self.norm, self.loss = eps, steps, norm, loss
         self.input_range, self.mode, self.free = input_range, mode, free
         self._carried: FreePerturbation | None = None
@@ -125,8 +132,15 @@ class ASGAN:
         return self(d_fn, x_real, generator, model=model), x_fake
 
     def after_backward(self, real: Tensor) -> None:
-        if self.free:
-            self._carrier().update(real)
+        """Free mode: step the carried perturbation along ``real.grad``; ``real`` is the batch
+        :meth:`d_inputs` returned, after the backward of D's loss on it."""
+        if not self.free:
+            return
+        check_tensor("real", real)
+        if real.grad is None:  # FreePerturbation's own message names attach(), never called here
+            raise ValueError("real.grad is None: pass after_backward the real batch d_inputs "
+                             "returned, after the backward pass of a D loss computed from it")
+        self._carrier().update(real)
 
     def state_dict(self) -> dict[str, Any]:
         return self._carrier().state_dict() if self.free else {}

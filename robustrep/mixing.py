@@ -31,11 +31,20 @@ edges) placed uniformly *inside* the image, then blurred by a separable uniform 
 kernel of ``smoothing * H`` rows by ``smoothing * W`` columns, reflecting at the image border.
 Each interior edge becomes a linear ramp of that width centred on the edge, the way SmoothMix
 softens its region masks. A blur with reflecting borders conserves mass and the box is never
-clipped, so the mask mean is ``lam`` up to sampling at pixel centres, per sample and therefore
-in expectation (``E[lam_eff] ~ lam``); the returned lam is the exact mask mean. ``lam = 0``
-(the whole image) and ``lam = 1`` (an empty box) are exact copies of ``x_b`` and ``x_a``;
-``smoothing = 0`` gives a hard box with real-valued edges. CutMix, by contrast, keeps the
-original uniform centre and clipping, so ``lam = 0`` there pastes a clipped full-size box.
+clipped, so the mask mean is ``lam`` up to sampling at pixel centres; the returned lam is the
+exact mask mean. ``lam = 0`` (the whole image) and ``lam = 1`` (an empty box) are exact copies
+of ``x_b`` and ``x_a``; ``smoothing = 0`` gives a hard box with real-valued edges. CutMix, by
+contrast, keeps the original uniform centre and clipping, so ``lam = 0`` there pastes a clipped
+full-size box.
+
+That sampling is coarse on small images. Where the box leaves less than about a pixel of room
+(a small ``lam`` on a small side, the ramp then also under a pixel), every pixel centre near
+the border falls inside it and the mask mean drops below ``lam``. Measured at ``smoothing=0.1``
+(4,000 draws), the mean mask mean is ``lam`` within 0.01 on sides of 12 pixels and more, but
+for ``lam`` 0.1 and 0.25 it is 0.072 and 0.249 on 8x8 images, 0.021 and 0.236 on 6x6, 0.0 and
+0.125 on 4x4, 0.0 and 0.015 on 3x3. Labels and mixed losses use the exact mask mean, so they
+stay consistent with the pixels; only the distribution of that effective lam departs from
+``Beta(alpha, alpha)`` there.
 
 GAN use: ``mixed_gan_loss`` mixes the losses, ``lam * loss_real + (1 - lam) * loss_fake``,
 which works for hinge and Wasserstein losses and equals the soft-label BCE for ``"ns"``.
@@ -43,7 +52,8 @@ which works for hinge and Wasserstein losses and equals the soft-label BCE for `
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +68,7 @@ from robustrep._validate import (
     check_lam,
     check_nonneg,
     check_positive,
+    check_probabilities,
     check_same_device,
     check_same_dtype,
     check_same_shape,
@@ -440,6 +451,7 @@ def _dense_target(y: Tensor, num_classes: int) -> Tensor:
                     else "")
             raise ValueError(f"y must be class indices [B] or floating probabilities [B, "
                              f"{num_classes}], got {y.dtype} {tuple(y.shape)}{hint}")
+        check_probabilities("y", y)  # else the mixed rows would not sum to 1 either
         return y.float()
     if y.is_floating_point() or y.dtype == torch.bool:  # a bool mask is no class index
         raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")
@@ -460,7 +472,9 @@ def mixup_target(y: Tensor, index: Tensor, lam: float | Tensor, num_classes: int
     as ``lam * y + (1 - lam) * y[index]``.
 
     Args:
-        y: Class indices ``[B]`` (or dense probabilities ``[B, K]``).
+        y: Class indices ``[B]``, or dense probabilities ``[B, K]``: rows of values >= 0 summing
+            to 1 (within 0.01), checked on CPU tensors only (on an accelerator reading them would
+            cost a host sync per step).
         index: Partner indices ``[B]`` used for the images.
         lam: Effective lam: float, 0-d tensor or ``[B]`` tensor in [0, 1].
         num_classes: Number of classes K.
@@ -484,7 +498,8 @@ def soft_target_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
 
     Args:
         logits: ``[B, K]``.
-        target: Probabilities ``[B, K]``.
+        target: Probabilities ``[B, K]`` (rows of values >= 0 summing to 1, checked on CPU
+            tensors as ``y`` of :func:`mixup_target`).
 
     Returns:
         ``[B]`` losses.
@@ -493,6 +508,7 @@ def soft_target_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     check_tensor("target", target, ndim=2, floating=True)
     check_same_shape("logits", logits, "target", target)
     check_same_device(logits=logits, target=target)
+    check_probabilities("target", target)
     return -(target * F.log_softmax(logits, dim=-1)).sum(-1)
 
 
@@ -669,13 +685,10 @@ class _OneKind(SampleMix):
 
     In a GAN, reals are mixed with fakes and scored with the mixed loss ``lam * loss_real +
     (1 - lam) * loss_fake`` (Takamoto & Morishita 2021). ``mode="add"`` keeps D's clean real and
-    fake terms and adds the mixed one times ``weight``; ``"replace"`` drops the clean terms (then
-    ``weight`` is not used). ``switch_prob`` applies when the program combines several kinds.
-
-    Args:
-        mode: GAN extra D term: add (clean D loss + mixed loss) or replace (the mixed real-by-fake
-            loss replaces the clean one).
-        weight: GAN extra D term: weight of the mixed loss in add mode.
+    fake terms and adds the mixed one times ``weight``; ``"replace"`` drops the clean terms.
+    ``switch_prob`` applies when the program combines several kinds. Each class lists its
+    options under ``Args`` (what ``help()`` shows); an option that another makes act on nothing
+    is refused, as the programs refuse its flag (:func:`_check_acting`).
     """
 
     kind = "mixup"
@@ -688,24 +701,83 @@ class _OneKind(SampleMix):
                          partner=partner, smoothing=smoothing, switch_prob=switch_prob)
         check_choice("mode", mode, ("add", "replace"))
         check_nonneg("weight", weight)
+        _check_acting(self.kind, smoothing, mode, weight)
         self.mode, self.weight = mode, weight
 
     @property
     def replaces_clean(self) -> bool:
         return self.mode == "replace"
 
-    def extra_d_term(self, score, x_real: Tensor, x_fake: Tensor, loss,
-                     generator: torch.Generator | None = None) -> Tensor:
-        """Reals mixed with fakes, D's mixed loss on them, times ``weight`` in add mode."""
+    def extra_d_term(self, score: Callable[[Tensor], Tensor], x_real: Tensor, x_fake: Tensor,
+                     loss, generator: torch.Generator | None = None) -> Tensor:
+        """Reals mixed with fakes, D's mixed loss on them, times ``weight`` in add mode.
+
+        Args:
+            score: D's logits of a batch (in the programs, after their augmentation).
+            x_real: Real batch.
+            x_fake: Fake batch, same shape.
+            loss: A :class:`robustrep.api.DLoss` (the programs pass their run's), whose
+                ``mixed`` scores the mix; or a loss kind of ``losses.LOSSES``, scored as
+                ``mixed_gan_loss(score(x), lam, kind).mean()``, the programs' DLoss for a D
+                with one logit.
+            generator: Random source on the batches' device.
+
+        Returns:
+            The loss, a scalar.
+        """
+        mixed_loss = _mixed_loss(loss)  # before any draw, so a wrong loss fails first
         mixed = self(x_real, x_b=x_fake, generator=generator)
-        value = loss.mixed(score(mixed.x), mixed.lam)
+        value = mixed_loss(score(mixed.x), mixed.lam)
         return (1.0 if self.replaces_clean else self.weight) * value
+
+
+def _check_acting(kind: str, smoothing: float, mode: str, weight: float) -> None:
+    """Refuse an option that would act on nothing. The defaults pass, so a caller that passes
+    only what it sets (the programs drop the options their user left unset) is never refused."""
+    if mode == "replace" and weight != 1.0:
+        raise ValueError(f"weight={weight} weighs the mixed loss added to D's clean terms "
+                         f"(mode='add'), and mode='replace' has none; drop weight or use "
+                         f"mode='add'")
+    if kind != "srmix" and smoothing != DEFAULT_SMOOTHING:
+        raise ValueError(f"smoothing={smoothing} is the edge ramp of SRMix's box, which {kind} "
+                         f"does not draw; drop smoothing (or use srmix)")
+
+
+def _mixed_loss(loss: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    """The mixed D loss of ``loss``: a DLoss's ``mixed``, or for a kind string (as every other
+    GAN function takes the loss) the batch mean of :func:`mixed_gan_loss`."""
+    if isinstance(loss, str):
+        check_choice("loss", loss, losses.LOSSES)
+        return lambda logits, lam: mixed_gan_loss(logits, lam, loss).mean()
+    if not callable(getattr(loss, "mixed", None)):
+        raise TypeError(f"loss must be a loss kind ({', '.join(losses.LOSSES)}) or a "
+                        f"robustrep.api.DLoss (a method mixed(logits, lam)), got "
+                        f"{type(loss).__name__}")
+    return loss.mixed
 
 
 @register_regularizer("mixup", paper="Zhang et al., mixup, ICLR 2018",
                       acts={"gan": "extra D term", "classify": "input mixing"})
 class Mixup(_OneKind):
-    """Mixup: convex combinations of two inputs with lam ~ Beta(alpha, alpha)."""
+    """Mixup: convex combinations of two inputs with lam ~ Beta(alpha, alpha).
+
+    ``classify`` input mixing (:meth:`mix_inputs`) and ``gan`` extra D term
+    (:meth:`extra_d_term`). ``weight`` other than 1 with ``mode="replace"``, and ``smoothing``
+    other than its default, would act on nothing and are refused.
+
+    Args:
+        alpha: Beta concentration, > 0.
+        prob: Probability of mixing, in [0, 1].
+        per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+        partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
+        smoothing: SRMix edge ramp width, a fraction of the image side; Mixup has no box, so only
+            the default is accepted.
+        switch_prob: Probability of switching from the first listed mixing method to another,
+            when several are listed, in [0, 1].
+        mode: GAN extra D term: add (clean D loss + mixed loss) or replace (the mixed real-by-fake
+            loss replaces the clean one).
+        weight: GAN extra D term: weight of the mixed loss in add mode.
+    """
 
     kind = "mixup"
 
@@ -713,7 +785,25 @@ class Mixup(_OneKind):
 @register_regularizer("cutmix", paper="Yun et al., CutMix, ICCV 2019",
                       acts={"gan": "extra D term", "classify": "input mixing"})
 class CutMix(_OneKind):
-    """CutMix: a box of the partner pasted in; lam is the area the box leaves."""
+    """CutMix: a box of the partner pasted in; lam is the area the box leaves.
+
+    ``classify`` input mixing (:meth:`mix_inputs`) and ``gan`` extra D term
+    (:meth:`extra_d_term`). ``weight`` other than 1 with ``mode="replace"``, and ``smoothing``
+    other than its default, would act on nothing and are refused.
+
+    Args:
+        alpha: Beta concentration, > 0.
+        prob: Probability of mixing, in [0, 1].
+        per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+        partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
+        smoothing: SRMix edge ramp width, a fraction of the image side; CutMix's box is hard, so
+            only the default is accepted.
+        switch_prob: Probability of switching from the first listed mixing method to another,
+            when several are listed, in [0, 1].
+        mode: GAN extra D term: add (clean D loss + mixed loss) or replace (the mixed real-by-fake
+            loss replaces the clean one).
+        weight: GAN extra D term: weight of the mixed loss in add mode.
+    """
 
     kind = "cutmix"
 
@@ -721,6 +811,24 @@ class CutMix(_OneKind):
 @register_regularizer("srmix", paper="Takamoto & Morishita, SRMix, MIPR 2021",
                       acts={"gan": "extra D term", "classify": "input mixing"})
 class SRMix(_OneKind):
-    """SRMix: a box with smoothed edges (``smoothing``); lam is the mask's mean."""
+    """SRMix: a box with smoothed edges (``smoothing``); lam is the mask's mean.
+
+    ``classify`` input mixing (:meth:`mix_inputs`) and ``gan`` extra D term
+    (:meth:`extra_d_term`). ``weight`` other than 1 with ``mode="replace"`` would act on nothing
+    and is refused. On sides of 8 pixels and less the mask mean falls below lam, most for small
+    lams (the module doc gives the measured values); the lam returned is the exact mask mean.
+
+    Args:
+        alpha: Beta concentration, > 0.
+        prob: Probability of mixing, in [0, 1].
+        per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+        partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
+        smoothing: SRMix edge ramp width as a fraction of the image side.
+        switch_prob: Probability of switching from the first listed mixing method to another,
+            when several are listed, in [0, 1].
+        mode: GAN extra D term: add (clean D loss + mixed loss) or replace (the mixed real-by-fake
+            loss replaces the clean one).
+        weight: GAN extra D term: weight of the mixed loss in add mode.
+    """
 
     kind = "srmix"

@@ -885,6 +885,10 @@ def test_classifier_loss_checks_its_labels_when_built():
     with pytest.raises(ValueError, match=r"^classifier_loss: x has a batch of 8 but y holds 7 "
                                          r"labels"):
         pgd(classifier_loss(model, y[:7]), x, 0.1)
+    # rows of the wrong scale were accepted: the attack ascended a loss of no distribution
+    with pytest.raises(ValueError, match=r"^y must hold probabilities: rows of values >= 0 "
+                                         r"summing to 1 \(within 0.01\), got values in \[0, 2\]"):
+        classifier_loss(model, 2 * F.one_hot(y, 3).float())
 
 
 def test_classifier_loss_takes_int32_indices_and_probabilities():

@@ -169,3 +169,24 @@ def test_asgan_class_options_are_named_with_what_is_accepted():
     with pytest.raises(ValueError, match=f"^loss must be one of {', '.join(map(repr, LOSSES))}; "
                                          "got 'bce'$"):
         ASGAN(loss="bce")
+
+
+def test_free_mode_refuses_steps_it_would_ignore():
+    """Was accepted, and the free step equalled steps=1 (as the programs' --asgan-steps would)."""
+    with pytest.raises(ValueError, match=r"^steps=3 does nothing with free=True \(free training "
+                                         r"takes one step per batch, from D's own backward\); "
+                                         r"drop steps or free$"):
+        ASGAN(free=True, steps=3)
+    assert ASGAN(free=True).steps == 1 and ASGAN(free=True, steps=1).free  # the default passes
+
+
+def test_after_backward_before_a_backward_names_the_methods_called():
+    """Was: "pass the tensor returned by attach()", a method an ASGAN user never calls."""
+    d = linear_d(weight=-0.5)
+    asgan = ASGAN(eps=0.1, free=True, input_range=None)
+    real, _ = asgan.d_inputs(d, torch.zeros(B, 3, 2, 2), torch.zeros(B, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"^real.grad is None: pass after_backward the real "
+                                         r"batch d_inputs returned, after the backward pass of a "
+                                         r"D loss computed from it$"):
+        asgan.after_backward(real)
+    ASGAN(eps=0.1).after_backward(real)  # nothing to update outside free mode

@@ -110,6 +110,16 @@ def test_srmix_mask_mean_tracks_lam(smoothing, gen):
     assert bool(soft), "the SRMix mask should have soft edges"
 
 
+@pytest.mark.parametrize("side, lam, mean", [(16, 0.1, 0.100), (12, 0.1, 0.108), (8, 0.1, 0.072),
+                                             (6, 0.1, 0.021), (4, 0.25, 0.125),
+                                             (3, 0.25, 0.015), (3, 0.75, 0.712)])
+def test_srmix_mask_mean_on_small_images_is_what_the_module_doc_states(side, lam, mean):
+    """The module doc gives these means (smoothing 0.1, 4,000 draws): where the box leaves under
+    a pixel of room, every pixel centre near the border falls inside it."""
+    mask = smooth_box_mask(4000, side, side, lam, 0.1, generator=_seeded(0))
+    assert abs(float(mask.mean()) - mean) < 0.004
+
+
 def test_cutmix_never_pastes_more_than_one_minus_lam():
     # 8 * sqrt(0.5) = 5.66: a side rounded to 6 would paste 36/64 > 0.5 of an unclipped image.
     _, lam_eff = cutmix(torch.zeros(200, 1, 8, 8), torch.ones(200, 1, 8, 8), 0.5,
@@ -458,6 +468,31 @@ def test_mixup_target_bad_labels(y, error, match):
         mixup_target(y, flip_partners(2), 0.5, 3)
 
 
+@pytest.mark.parametrize("y", [
+    torch.tensor([[0.9, 0.9, 0.0], [0.0, 0.0, 1.0]]),  # mixed rows summed to 1.4
+    torch.tensor([[1.5, -0.5, 0.0], [0.0, 0.0, 1.0]]),  # a mixed "probability" of -0.25
+    torch.tensor([[float("nan"), 1.0, 0.0], [0.0, 0.0, 1.0]]),
+    torch.full((2, 3), 0.34),  # rows summing to 1.02, past the tolerance of 0.01
+])
+def test_dense_labels_that_are_no_probabilities_are_refused(y):
+    """The docstring promises rows summing to 1; such rows were mixed into rows that did not."""
+    with pytest.raises(ValueError, match=r"^y must hold probabilities: rows of values >= 0 "
+                                         r"summing to 1 \(within 0.01\), got values in \["):
+        mixup_target(y, flip_partners(2), 0.5, 3)
+    with pytest.raises(ValueError, match=r"^target must hold probabilities"):
+        soft_target_cross_entropy(torch.zeros(2, 3), y)
+
+
+def test_probabilities_within_rounding_pass_and_off_the_cpu_are_not_read():
+    mixup_target(torch.tensor([[0.5, 0.509, 0.0], [0.0, 0.0, 1.0]]), flip_partners(2), 0.5, 3)
+    thirds = torch.full((2, 3), 1 / 3).bfloat16()  # rows sum to 1.002 by bf16 rounding alone
+    torch.testing.assert_close(mixup_target(thirds, flip_partners(2), 0.5, 3), thirds.float())
+    soft_target_cross_entropy(torch.zeros(2, 3), thirds.float())
+    # on an accelerator a read would cost a host sync per step (meta: it would raise)
+    meta = torch.full((2, 3), 2.0, device="meta")
+    assert mixup_target(meta, flip_partners(2, device="meta"), 0.5, 3).device.type == "meta"
+
+
 def test_mixup_target_other_bad_arguments():
     with pytest.raises(TypeError, match="^num_classes must be a positive int"):
         mixup_target(Y2, flip_partners(2), 0.5, 3.0)
@@ -518,9 +553,11 @@ def test_one_kind_classes_defaults_and_options():
         assert vars(cls()) == dict(kinds=(kind,), alpha=1.0, prob=1.0, switch_prob=0.5,
                                    per_sample=False, partner="permutation", smoothing=0.1,
                                    mode="add", weight=1.0)
-        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip", smoothing=0.25,
-                    switch_prob=0.2, mode="replace", weight=0.5)
+        opts = dict(alpha=0.4, prob=0.3, per_sample=True, partner="flip",
+                    smoothing=0.25 if kind == "srmix" else 0.1, switch_prob=0.2, mode="add",
+                    weight=0.5)
         assert vars(cls(**opts)) == dict(kinds=(kind,), **opts)
+        assert cls(mode="replace").weight == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,7 +815,8 @@ def test_mix_inputs_and_combine():
                                     partner="flip"), SRMix(smoothing=0.3), CutMix()])
     assert repr(both) == ("SampleMix(kinds=('mixup', 'srmix', 'cutmix'), alpha=0.4, prob=0.7, "
                           "switch_prob=0.2, per_sample=True, partner='flip', smoothing=0.3)")
-    assert SampleMix.combine([CutMix(smoothing=0.2), Mixup()]).smoothing == 0.2
+    # without SRMix the first member's smoothing (acting on nothing)
+    assert SampleMix.combine([SampleMix("cutmix", smoothing=0.2), Mixup()]).smoothing == 0.2
     with pytest.raises(ValueError, match="only the sample-mixing methods"):
         SampleMix.combine([Mixup(), object()])
 
@@ -794,8 +832,8 @@ def test_extra_d_term_mixes_reals_with_fakes_and_weights_add_mode():
     from robustrep.api import implements
     x_real, x_fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
     score = lambda v: v.mean((1, 2, 3))  # noqa: E731
-    for mode, factor in (("add", 0.25), ("replace", 1.0)):
-        mix = CutMix(mode=mode, weight=0.25)
+    for mode, weight, factor in (("add", 0.25, 0.25), ("replace", 1.0, 1.0)):
+        mix = CutMix(mode=mode, weight=weight)
         assert implements(mix, "gan", "extra D term") and mix.term == "mix"
         assert mix.replaces_clean is (mode == "replace")
         got = mix.extra_d_term(score, x_real, x_fake, _Loss(), torch.Generator().manual_seed(2))
@@ -805,6 +843,65 @@ def test_extra_d_term_mixes_reals_with_fakes_and_weights_add_mode():
         Mixup(mode="both")
     with pytest.raises(ValueError, match="weight"):
         Mixup(weight=-1.0)
+
+
+@pytest.mark.parametrize("kind", losses.LOSSES)
+def test_extra_d_term_takes_the_loss_kind_as_every_gan_function_does(kind):
+    x_real, x_fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    score = lambda v: v.mean((1, 2, 3)) - 0.5  # noqa: E731
+    mix = SRMix(weight=0.5)
+    got = mix.extra_d_term(score, x_real, x_fake, kind, torch.Generator().manual_seed(3))
+    m = mix(x_real, x_b=x_fake, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got, 0.5 * mixed_gan_loss(score(m.x), m.lam, kind).mean())
+
+
+@pytest.mark.parametrize("loss,error,match", [
+    ("bce", ValueError, r"^loss must be one of 'ns', 'hinge', 'ls', 'wasserstein'; got 'bce'$"),
+    # was AttributeError: 'function' object has no attribute 'mixed', from inside mixing.py
+    (mixed_gan_loss, TypeError, r"^loss must be a loss kind \(ns, hinge, ls, wasserstein\) or a "
+                                r"robustrep.api.DLoss \(a method mixed\(logits, lam\)\), got "
+                                r"function$"),
+])
+def test_extra_d_term_names_a_loss_it_cannot_score_with(loss, error, match):
+    x = torch.rand(4, 3, 8, 8)
+    with pytest.raises(error, match=match):
+        Mixup().extra_d_term(lambda v: v.mean((1, 2, 3)), x, x, loss)
+
+
+@pytest.mark.parametrize("cls,options,match", [
+    # weight was ignored (the mixed loss counted once), as the programs' --mix-weight would be
+    (Mixup, dict(mode="replace", weight=0.5), r"^weight=0.5 weighs the mixed loss added to D's "
+                                              r"clean terms \(mode='add'\), and mode='replace' "
+                                              r"has none; drop weight or use mode='add'$"),
+    (SRMix, dict(mode="replace", weight=0.0), r"^weight=0.0 .* mode='replace'"),
+    # smoothing was accepted and drew nothing (only SRMix's box has a ramp)
+    (CutMix, dict(smoothing=0.3), r"^smoothing=0.3 is the edge ramp of SRMix's box, which cutmix "
+                                  r"does not draw; drop smoothing \(or use srmix\)$"),
+    (Mixup, dict(smoothing=0.0), r"^smoothing=0.0 .* which mixup does not draw"),
+])
+def test_an_option_that_would_act_on_nothing_is_refused(cls, options, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**options)
+
+
+def test_the_defaults_of_silenced_options_pass_as_the_programs_leave_them():
+    from robustrep import create_regularizer
+    for name in ("mixup", "cutmix", "srmix"):  # the programs pass None for what is unset
+        reg = create_regularizer(name, mode="replace", weight=None, smoothing=None)
+        assert (reg.mode, reg.weight, reg.smoothing) == ("replace", 1.0, 0.1)
+    assert Mixup(mode="replace", weight=1.0, smoothing=0.1).replaces_clean
+    assert SRMix(smoothing=0.3).smoothing == 0.3
+
+
+@pytest.mark.parametrize("cls", [Mixup, CutMix, SRMix])
+def test_help_explains_every_option_of_the_mixing_classes(cls):
+    """help(Mixup) shows the class docstring and no base's: every option is explained there."""
+    import inspect
+
+    from robustrep._options import arg_help
+    options = set(inspect.signature(cls).parameters)
+    assert set(arg_help(cls.__doc__)) == options
+    assert {"mode", "weight", "smoothing"} <= options
 
 
 @pytest.mark.parametrize("shape", [-1, (2, -1), (2.0,), (True,)])
