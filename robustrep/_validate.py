@@ -155,8 +155,9 @@ def check_positive(name: str, value: Any, integer: bool = False) -> None:
 def check_index(index: Any, batch: int) -> None:
     """Partner indices: an integer tensor ``[batch]`` with values in ``[0, batch)``.
 
-    The values are read only on the CPU: on an accelerator that would stall the training step
-    with a host synchronisation (there an index past the end still fails in the gather kernel).
+    The values are read only on eager CPU tensors: on an accelerator that would stall the
+    training step with a host synchronisation (there an index past the end still fails in the
+    gather kernel), and under ``torch.compile`` it would break the graph.
     """
     check_tensor("index", index, ndim=1)
     if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
@@ -165,7 +166,8 @@ def check_index(index: Any, batch: int) -> None:
         raise ValueError(f"index must hold one partner per sample ({batch}), got shape "
                          f"{tuple(index.shape)}")
     # A negative index would silently wrap to a sample counted from the end.
-    if index.device.type == "cpu" and batch and not bool(((index >= 0) & (index < batch)).all()):
+    if index.device.type == "cpu" and batch and not torch.compiler.is_compiling() and \
+            not bool(((index >= 0) & (index < batch)).all()):
         raise ValueError(f"index must hold partners in [0, {batch}), got values "
                          f"{int(index.min())}..{int(index.max())}")
 

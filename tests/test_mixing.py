@@ -942,3 +942,12 @@ def test_a_numpy_lam_is_named_as_numpy_with_its_cast():
                                         r"numpy.float32; pass float\(value\)$"):
         mixup(x, x.flip(0), np.float32(0.3))
     assert torch.equal(mixup(x, x.flip(0), np.float64(0.3))[0], mixup(x, x.flip(0), 0.3)[0])
+
+
+def test_the_partner_check_leaves_a_compiled_graph_whole():
+    """check_index read the partners on the CPU under torch.compile too: a graph break per call
+    (fullgraph=True refused it); eager CPU calls still check them."""
+    y, index = torch.tensor([0, 1, 2]), torch.tensor([2, 0, 1])
+    compiled = torch.compile(lambda y, index: mixup_target(y, index, 0.3, 3), fullgraph=True,
+                             backend="eager")
+    assert torch.equal(compiled(y, index), mixup_target(y, index, 0.3, 3))
