@@ -110,8 +110,9 @@ class FreePerturbation:
         """Step ``delta`` along ``x_adv.grad`` (after the caller's backward) and project it."""
         check_tensor("x_adv", x_adv, ndim=_INPUT_RANKS, min_batch=1, floating=True)
         if x_adv.grad is None:
-            raise ValueError("x_adv.grad is None: pass the tensor returned by attach() after a "
-                             "backward pass of a loss computed from it")
+            raise ValueError("x_adv.grad is None: pass the tensor attach() (as a regularizer, "
+                             "adversarial_inputs) returned, after a backward pass of a loss "
+                             "computed from it")
         d = self.delta
         if d is None or d.shape[1:] != x_adv.shape[1:] or d.shape[0] < x_adv.shape[0]:
             raise ValueError(f"x_adv has shape {tuple(x_adv.shape)} but the perturbation holds "

@@ -63,8 +63,11 @@ def test_free_perturbation_resizes_with_the_batch():
     torch.testing.assert_close(big[:B], (x + 0.1).clamp(0, 1))
     other = free.attach(torch.rand(2, 5))  # another per-sample shape restarts from zero
     assert torch.equal(free.delta, torch.zeros(2, 5)) and other.shape == (2, 5)
-    with pytest.raises(ValueError, match="^x_adv.grad is None: pass the tensor returned by attach"):
+    with pytest.raises(ValueError, match=r"^x_adv.grad is None: pass the tensor attach\(\) \(as a "
+                                         r"regularizer, adversarial_inputs\) returned, after a"):
         free.update(other)
+    with pytest.raises(ValueError, match=r"adversarial_inputs\) returned"):  # the user's words
+        free.after_backward(free.adversarial_inputs(None, x))
     free.reset()
     assert free.state_dict() == {"delta": None}
 
@@ -159,7 +162,7 @@ def test_messages_say_what_is_accepted_in_full():
         FreePerturbation(0.1).load_state_dict([])
     free = FreePerturbation(0.1)
     x_adv = free.attach(batch()[0])
-    with pytest.raises(ValueError, match=r"^x_adv.grad is None: pass the tensor returned by "
-                                         r"attach\(\) after a backward pass of a loss computed "
-                                         r"from it$"):
+    with pytest.raises(ValueError, match=r"^x_adv.grad is None: pass the tensor attach\(\) \(as "
+                                         r"a regularizer, adversarial_inputs\) returned, after a "
+                                         r"backward pass of a loss computed from it$"):
         free.update(x_adv)
