@@ -188,9 +188,9 @@ def test_a_seed_gives_the_same_samples_and_leaves_the_global_rng(tiny_cfg):
 def test_an_evaluation_during_training_leaves_its_losses(tiny_cfg, tmp_path, records,
                                                          undrawn_curves):
     # --eval-every may change on resume: it must not move the run's draws (StyleGAN2's noise)
-    runs = {every: tmp_path / f"every{every}" for every in (0, 2)}
-    for every, out in runs.items():
-        train(tiny_cfg(**TINY_SG2, steps=4, eval_every=every, eval_samples=16, out=str(out)),
+    runs = {every: tmp_path / f"every{every}" for every in (0, 1)}
+    for every, out in runs.items():  # step 2's losses come after step 1's evaluation
+        train(tiny_cfg(**TINY_SG2, steps=2, eval_every=every, eval_samples=16, out=str(out)),
               show_progress=False)
     losses = [[{k: v for k, v in r.items() if k.startswith("loss/")} for r in records(out)
                if "loss/d/total" in r] for out in runs.values()]

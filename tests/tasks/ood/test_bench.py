@@ -162,7 +162,7 @@ def _no_bars(panels, path, **kw):
 def _undrawn(monkeypatch):
     """The bench's three bar charts are written empty (by the same atomic writer), not drawn
     (0.07 s each), for tests that read no picture;
-    test_a_rerun_with_fewer_regs_keeps_the_other_regs_results draws them."""
+    test_a_rerun_with_fewer_regs_keeps_the_other_regs_results draws them in its merging call."""
     from robustrep.tasks.common import plots
     from robustrep.tasks.common.runfiles import write_atomic
     monkeypatch.setattr(plots, "grouped_bars",
@@ -194,9 +194,11 @@ def _bench_in_process(monkeypatch):
 
 
 def _bench_argv(out, *extra):
+    # the runs at 16x16, not the preset's 32x32: a quarter of the training and scoring, and
+    # nothing these tests check depends on the size
     return ["ood", "bench", "--seeds", "0", "--model", "test_resnet", "--detectors",
             "MaxSoftmax", "--ood", "gaussian", "--out", str(out), "--quiet", "--device", "cpu",
-            *extra]
+            "--train-opt", "image_size=16", *extra]
 
 
 def test_a_length_in_epochs_trains_those_epochs(tmp_path, monkeypatch, capsys):
@@ -236,12 +238,18 @@ def test_a_rerun_with_fewer_regs_keeps_the_other_regs_results(tmp_path, monkeypa
     # Was: `--regs none` into a bench folder of none and mixup wrote tables of none alone: the
     # mixup rows were gone from bench.md/.json/.csv
     from robustrep.tasks.cli import main
+    from robustrep.tasks.common import plots
     calls = _bench_in_process(monkeypatch)
+    drawn = plots.grouped_bars
+    _undrawn(monkeypatch)
     out = tmp_path / "bench"
     assert main(_bench_argv(out, "--regs", "none,mixup", "--steps", "2")) == 0
     first = json.loads((out / "bench.json").read_text())
     capsys.readouterr()
+    monkeypatch.setattr(plots, "grouped_bars", drawn)  # the merged tables' charts, drawn
     assert main(_bench_argv(out, "--regs", "none", "--steps", "2")) == 0
+    assert (out / "bench_auroc.png").stat().st_size > 0
+    _undrawn(monkeypatch)
     assert len(calls) == 2  # none's finished run scored again, nothing trained
     assert (f"note: kept the earlier {out / 'bench.json'}'s results of mixup (regularizers "
             f"this call did not run); the tables show both calls") in capsys.readouterr().err

@@ -193,6 +193,17 @@ def drawn(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def undrawn_hists(monkeypatch):
+    """The score histograms are written empty (by the same atomic writer), not drawn (0.2 s
+    each), for tests that check which pictures are written or removed, not what they show;
+    test_a_second_calls_pictures_show_both_calls_detectors draws them."""
+    from robustrep.tasks.common import plots
+    from robustrep.tasks.common.runfiles import write_atomic
+    monkeypatch.setattr(plots, "histogram_grid",
+                        lambda panels, path, **kw: write_atomic(path, lambda handle: None))
+
+
 def _plotted(run, detectors, *extra):
     return main(["ood", "score", str(run), "--detectors", detectors, "--max-samples", "12",
                  "--quiet", "--device", "cpu", *extra])
@@ -233,7 +244,7 @@ def test_a_second_calls_pictures_show_both_calls_detectors(fake_run, drawn, caps
     assert (out / "roc_uniform.png").is_file() and (out / "hist_gaussian.png").is_file()
 
 
-def test_pictures_of_replaced_rows_go_with_them(fake_run, capsys):
+def test_pictures_of_replaced_rows_go_with_them(fake_run, undrawn_hists, capsys):
     out = fake_run / "ood"
     assert _plotted(fake_run, "MaxSoftmax", "--ood", "gaussian", "uniform") == 0
     assert (out / "roc_uniform.png").is_file() and (out / "scores.pt").is_file()
@@ -246,7 +257,7 @@ def test_pictures_of_replaced_rows_go_with_them(fake_run, capsys):
 
 
 def test_a_call_without_plots_removes_the_pictures_of_the_sets_it_measured(fake_run, drawn,
-                                                                           capsys):
+                                                                           undrawn_hists, capsys):
     out = fake_run / "ood"
     assert _plotted(fake_run, "MaxSoftmax", "--ood", "gaussian", "uniform") == 0
     assert _plotted(fake_run, "Entropy", "--ood", "gaussian", "--no-plots") == 0
@@ -258,7 +269,8 @@ def test_a_call_without_plots_removes_the_pictures_of_the_sets_it_measured(fake_
     assert drawn["roc_gaussian.png"].keys() == {"MaxSoftmax", "Entropy", "EnergyBased"}
 
 
-def test_detectors_without_kept_scores_are_named_not_drawn(fake_run, drawn, capsys):
+def test_detectors_without_kept_scores_are_named_not_drawn(fake_run, drawn, undrawn_hists,
+                                                            capsys):
     assert _plotted(fake_run, "MaxSoftmax", "--ood", "gaussian", "--no-plots") == 0
     assert not (fake_run / "ood" / "scores.pt").exists()
     assert _plotted(fake_run, "Entropy", "--ood", "gaussian") == 0
