@@ -7,11 +7,12 @@
 - :mod:`.config`: the options dataclass and presets; :mod:`.data`: datasets, checks, batch order;
   :mod:`.policies`: timm's augmentation and erasing policies.
 - :mod:`.task`: the training step's loss and its regularizers; :mod:`.optim`: the optimizer and
-  schedule, as timm's ``train.py`` builds them; :mod:`.train`: ``robustrep classify train``.
+  schedule, as timm's ``train.py`` builds them; :mod:`.train`: ``robustrep classify train``,
+  with :mod:`.train_clock` timing its steps.
 - :mod:`.evaluate`: ``robustrep classify eval``, with :mod:`.eval_metrics` measuring a model on a
   loader, :mod:`.attacks` planning and timing the attacks, :mod:`.cifar_c_checks` checking the
-  ``--cifar-c`` files and :mod:`.report_files` writing the report folder; :mod:`.cli`: the command
-  line.
+  ``--cifar-c`` files, :mod:`.report_files` writing the report folder and :mod:`.eval_table`
+  the table it prints; :mod:`.cli`: the command line.
 """
 
 __all__ = ["Classifier", "create_classifier", "load_run"]

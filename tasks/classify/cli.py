@@ -217,7 +217,8 @@ def _check_attack_options(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
 
-    from .evaluate import evaluate_run, format_table, robustbench_options
+    from .eval_table import format_table
+    from .evaluate import evaluate_run, robustbench_options
     resolve_device(args.device)
     _check_attack_options(args)
     foreign = (robustbench_options(args) if args.robustbench is not None

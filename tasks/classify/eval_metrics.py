@@ -66,19 +66,26 @@ def predict(model: nn.Module, data: Iterable, device: torch.device,
 
 
 def calibration(logits: Tensor, labels: Tensor, bins: int = 15) -> dict[str, Any]:
-    """Accuracy, NLL, ECE and per-bin reliability data from logits."""
+    """Accuracy, NLL, ECE and per-bin reliability data from logits. An empty bin's mean
+    confidence and accuracy are None (null in report.json; its count is 0): they were NaN,
+    written as the string "nan"."""
     cal = expected_calibration_error(logits, labels, n_bins=bins)
+    count = cal["bin_count"].tolist()
     return {
         "acc": float(accuracy(logits, labels)),
         "nll": float(nll(logits, labels)),
         "ece": float(cal["ece"]),
         "bins": {
             "edges": cal["bin_edges"].tolist(),
-            "confidence": cal["bin_confidence"].tolist(),
-            "accuracy": cal["bin_accuracy"].tolist(),
-            "count": cal["bin_count"].tolist(),
+            "confidence": _filled(cal["bin_confidence"].tolist(), count),
+            "accuracy": _filled(cal["bin_accuracy"].tolist(), count),
+            "count": count,
         },
     }
+
+
+def _filled(values: list[float], count: list[int]) -> list[float | None]:
+    return [v if n > 0 else None for v, n in zip(values, count)]
 
 
 # The corruptions draw their noise on consecutive blocks of this many images, whatever the

@@ -4,7 +4,8 @@
 loads the classifier (of a run folder, a model from elsewhere, or a RobustBench zoo model),
 builds the evaluation split it is scored on, measures it (:func:`.eval_metrics.evaluate_model`:
 clean, calibration, adversarial and corruption metrics, with their references) and writes the
-report and its diagrams (:mod:`.report_files`); :func:`format_table` is the table it prints.
+report and its diagrams (:mod:`.report_files`); :func:`.eval_table.format_table` is the table
+it prints.
 
 A report names the run it evaluated (``run``, its resolved path; null for a model from
 elsewhere), and ``--out`` never replaces another run's report
@@ -23,7 +24,6 @@ import torch
 from torch import nn
 
 from robustrep.corruptions import SEVERITIES
-from robustrep.metrics.robust import eps_text
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.classifier_run import scored_ema
 from robustrep.tasks.common.errors import UserError
@@ -303,42 +303,3 @@ def robustbench_model(foreign: dict[str, Any], device) -> tuple[nn.Module, dict[
               "weights": f"robustbench {foreign['robustbench']}"}
     return model.to(device).eval(), config
 
-
-def format_table(report: dict[str, Any]) -> str:
-    """A plain-text table of the summary and the per-severity corruption accuracies."""
-    s = report["summary"]
-    lines = [f"{'metric':<28} value", f"{'-' * 28} {'-' * 8}",
-             f"{'images (' + str(report.get('split', 'test')) + ')':<28} {report.get('n', '-')}",
-             f"{'clean top-1':<28} {s['clean_acc']:.4f}",
-             f"{'NLL':<28} {s['nll']:.4f}",
-             f"{'ECE':<28} {s['ece']:.4f}"]
-    conv = report.get("input_convention")
-    if isinstance(conv, dict) and "mean" in conv:  # a --model's came from timm's config unless
-        lines.insert(3, f"{'inputs in [0, 1]; mean, std':<28} "  # given: shown, not only saved
-                        f"{_numbers(conv['mean'])}; {_numbers(conv.get('std', []))}")
-    norm = report.get("norm") or "Linf"
-    eps = eps_text(report.get("eps") or 8 / 255, norm)
-    for key, value in report.get("adversarial", {}).items():
-        name = key.replace("pgd", "PGD-") if key.startswith("pgd") else key
-        lines.append(f"{f'{name} ({norm} {eps})':<28} {value:.4f}")
-    if report.get("adversarial"):
-        lines.append(f"{'  attacked samples':<28} {report['n_attack']}")
-    for name, per in report.get("corruptions", {}).items():
-        cells = " ".join(f"s{k}={v:.3f}" for k, v in per.items())
-        lines.append(f"{name:<28} {cells}")
-    if report.get("corruption_summary"):
-        cs = report["corruption_summary"]
-        lines.append(f"{'corruption mean acc':<28} {cs['mean_acc']:.4f}")
-        lines.append(f"{'mCE / relative mCE':<28} {cs['mce']:.4f} / {cs['relative_mce']:.4f}")
-    if "cifar_c" in report:
-        cc = report["cifar_c"]
-        lines.append(f"{'CIFAR-C mean acc':<28} {cc['mean_acc']:.4f}")
-        lines.append(f"{'CIFAR-C mCE / rel. mCE':<28} {cc['mce']:.4f} / "
-                     f"{cc['relative_mce']:.4f}")
-    for key, conv in report.get("robust_convention", {}).items():
-        lines.append(f"[{key}] {conv}")
-    return "\n".join(lines)
-
-
-def _numbers(values: Sequence[float]) -> str:
-    return " ".join(f"{v:g}" for v in values)

@@ -33,7 +33,9 @@ schedule is a function of the step).
 Divergence, as in the GAN program (``tasks/common/training.py``): the loss terms are checked on
 the device and read at every log, evaluation and checkpoint; a NaN or inf stops the run (exit
 code 1) naming the first bad step and term and the last good checkpoint, and no checkpoint ever
-holds non-finite weights. Logged losses are the means since the last log.
+holds non-finite weights. Logged losses are the means since the last log; ``time/step_ms`` the
+mean step time since the last log and ``train_s`` the training seconds so far, evaluations and
+checkpoints left out (:mod:`.train_clock`).
 
 Run safety: the run folder is locked for the run's life (``RunDir.lock``), the output folder is
 checked for writability and the data scanned before training, and on ``--resume`` the
@@ -78,6 +80,7 @@ from .data import augment, build_datasets, eval_loader, train_batches
 from .optim import build_optimizer, group_sizes
 from .policies import BatchPolicies
 from .task import build_regularizers, build_task
+from .train_clock import TrainClock
 
 
 def build_classifier(cfg: ClassifyConfig, num_classes: int, channels: int,
@@ -159,7 +162,8 @@ class Trainer(TrainerBase):
                  resume: bool = False, kept: Kept | None = None):
         super().__init__(run, info)
         self.cfg, self.quiet = cfg, quiet
-        self.train_s0 = 0.0  # training seconds before this session (a resumed run's)
+        self.train_s0: float | None = 0.0  # training seconds before this session (a resume's)
+        self.clock = TrainClock()  # fit's, from train_s0
         self.resumed_eval: dict[str, Any] = {}  # a resumed run's last evaluation record
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
@@ -208,6 +212,7 @@ class Trainer(TrainerBase):
             "optimizer": self.opt.state_dict(),
             "scaler": self.scaler.state_dict(),
             "config": to_dict(self.cfg),
+            "train_seconds": self.clock.seconds,  # gan's key: train_s goes on from it
             "world_size": self.dist.world_size,
             "ranks": dist.all_gather_object(mine),
             **mine,  # the first process's, also where checkpoints before "ranks" kept them
@@ -237,6 +242,8 @@ class Trainer(TrainerBase):
                 self.regs[where].load_state_dict(reg_state)
         ckpt.set_rng_state(mine["rng"], {"train": self.gen})
         self.step = int(state["step"])
+        # None in a checkpoint from before it was saved: prepare_run reads the run's records
+        self.train_s0 = state.get("train_seconds")
         self.sched.step_update(self.step)
 
     def _regs_state(self) -> dict[str, Any]:
@@ -310,16 +317,19 @@ class Trainer(TrainerBase):
     def evaluate(self) -> dict[str, float]:
         """Clean accuracy and NLL on the evaluation split (of the EMA weights too), each pass
         counted on a bar: a large model's evaluation took minutes after "step N/N" without a
-        word (under torchrun the other processes wait at a barrier meanwhile)."""
+        word (under torchrun the other processes wait at a barrier meanwhile); and its
+        seconds, ``eval_s``, which ``train_s`` leaves out (as gan train's records)."""
+        start = time.perf_counter()
         batches = eval_loader(self.eval_set, 256, self.cfg.workers)
         models = {"": self.model, "_ema": None if self.ema is None else self.ema.module}
-        out = {}
+        out: dict[str, float] = {}
         for suffix, model in ((k, m) for k, m in models.items() if m is not None):
             with progress(len(batches), desc=f"eval{suffix.replace('_', ' ')}", unit="batch",
                           enabled=self.dist.is_main and not self.quiet, leave=False) as bar:
                 acc, nll = clean_accuracy(model, _counted(batches, bar), self.device,
                                           self.cfg.amp, self.cfg.channels_last)
             out[f"eval/acc{suffix}"], out[f"eval/nll{suffix}"] = acc, nll
+        out["eval_s"] = round(time.perf_counter() - start, 3)
         return out
 
     def fit(self, stop_after: int | None = None) -> dict[str, Any]:
@@ -334,9 +344,9 @@ class Trainer(TrainerBase):
         self.last: dict[str, Any] = {}
         bar = progress(cfg.steps, self.step, f"train {cfg.model}",
                        enabled=self.dist.is_main and not self.quiet)
-        t0 = time.time()
+        self.clock = TrainClock(self.train_s0 or 0.0, self.step)
         with self.stop.installed():
-            self._loop(sampler, stop, bar, t0)
+            self._loop(sampler, stop, bar)
         bar.close()
         self.check_finite(reset=False)
         if self.last_ckpt_step != self.step:  # first: the evaluation may be slow
@@ -353,29 +363,41 @@ class Trainer(TrainerBase):
             self.finished()
         return self.last
 
-    def _loop(self, sampler: StepBatches, stop: int, bar, t0: float) -> None:
-        cfg, done = self.cfg, 0
+    def _loop(self, sampler: StepBatches, stop: int, bar) -> None:
+        """The steps from here to ``stop``; evaluations and checkpoints are off the clock
+        (each waits for the steps' device work first: the loss meter's read)."""
+        cfg = self.cfg
+        self.clock.start()
         for x, y in train_batches(self.train_set, sampler, cfg.workers):
             self.train_step(x, y)
             if self.micro:  # an update's batches are not all in yet
                 continue
-            done += 1
             bar.update(1)
             if (cfg.log_every and self.step % cfg.log_every == 0) or self.step == cfg.steps:
-                logged = self.check_finite()  # the terms' means since the last read
-                logged["lr"] = self.step_lr  # as timm's train.py logs it
-                logged["time/step_ms"] = 1000 * (time.time() - t0) / done
-                logged["train_s"] = round(self.train_s0 + time.time() - t0, 3)  # run_records names
-                bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
-                if self.dist.is_main:
-                    self.last = self.run.log(self.step, **logged)
+                self._log(bar)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 self.check_finite(reset=False)
-                if self.dist.is_main:
-                    self.last = self.run.log(self.step, **self.evaluate())
+                with self.clock.paused():
+                    if self.dist.is_main:
+                        self.last = self.run.log(self.step, **self.evaluate())
             if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < stop:
-                self.save()
+                self.check_finite(reset=False)
+                with self.clock.paused():
+                    self.save()
             self.check_stop()
+        self.clock.stop()
+
+    def _log(self, bar) -> None:
+        """The loss terms' means since the last log, the lr, the step time of the interval and
+        the training seconds so far (``run_records``' ``train_s``, as gan's)."""
+        logged = self.check_finite()  # the terms' means since the last read
+        with self.clock.paused():
+            logged["lr"] = self.step_lr  # as timm's train.py logs it
+            logged["time/step_ms"] = self.clock.step_ms(self.step)
+            logged["train_s"] = round(self.clock.seconds, 3)
+            bar.set_postfix(fmt_postfix({"loss": logged["loss"]}))
+            if self.dist.is_main:
+                self.last = self.run.log(self.step, **logged)
 
 
 
@@ -404,8 +426,9 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
                 if kept_note:
                     print(kept_note, file=sys.stderr)
                 records = run.read_metrics()
-                trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
-                                                     reversed(records)) if t is not None), 0.0)
+                if trainer.train_s0 is None:  # the last log's: the steps after it are lost
+                    trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
+                                                         reversed(records)) if t is not None), 0.0)
                 trainer.resumed_eval = next((r for r in reversed(records) if "eval/acc" in r), {})
         if info.is_main:
             record_regularizers(run.path, regularizer_record(

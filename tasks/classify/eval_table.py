@@ -1,0 +1,108 @@
+"""The table ``classify eval`` prints (:func:`format_table`): each figure beside what it was
+measured on, as ``report.json`` records it.
+
+- the clean accuracy names the weights scored (``EMA weights`` or ``raw weights``; a model from
+  elsewhere's ``pretrained`` or ``RobustBench``): an EMA's accuracy may be far from the raw
+  weights' the training log shows, and only the json said which;
+- the attacks run on the first ``n_attack`` images: their rows follow that count and the clean
+  accuracy on those same images (the attacks' ``clean_acc``), the one a robust accuracy is read
+  against; the clean accuracy above is the whole split's;
+- the ECE row names its number of equal-width bins;
+- every figure has 4 decimals (the corruption cells had 3), and the attacks are named as their
+  papers and the conventions below the table name them (``FGSM``, ``PGD-10``, ``APGD-CE``; the
+  report's keys are ``fgsm``, ``pgd10``, ``apgd-ce``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from robustrep.metrics.robust import eps_text
+
+LABEL = 28  # the width of the label column
+
+ATTACK_NAMES = {"autoattack": "AutoAttack", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
+                "fgsm": "FGSM"}
+
+
+def attack_name(key: str) -> str:
+    """The printed name of a report's attack key: ``pgd10`` -> ``PGD-10``, ``fgsm`` -> ``FGSM``."""
+    if key.startswith("pgd"):
+        return f"PGD-{key[3:]}"
+    return ATTACK_NAMES.get(key, key)
+
+
+def weights_label(report: dict[str, Any]) -> str | None:
+    """Which weights a report scored, as its clean accuracy's row says it (None: a report with
+    no word of them, a library caller's ``evaluate_model``)."""
+    if report.get("ema"):
+        return "EMA weights"
+    weights = report.get("weights")
+    if weights is None:
+        return None
+    if weights == "pretrained":
+        return "pretrained"
+    if str(weights).startswith("robustbench"):
+        return "RobustBench"
+    return "raw weights"  # a run's "model", or a file's state dict without its EMA
+
+
+def _row(label: str, value: str) -> str:
+    return f"{label:<{LABEL}} {value}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table of the summary and the per-severity corruption accuracies."""
+    s = report["summary"]
+    lines = [_row("metric", "value"), f"{'-' * LABEL} {'-' * 8}",
+             _row(f"images ({report.get('split', 'test')})", str(report.get("n", "-")))]
+    conv = report.get("input_convention")
+    if isinstance(conv, dict) and "mean" in conv:  # a --model's came from timm's config unless
+        lines.append(_row("inputs in [0, 1]; mean, std",  # given: shown, not only saved
+                          f"{_numbers(conv['mean'])}; {_numbers(conv.get('std', []))}"))
+    weights = weights_label(report)
+    bins = len(report["clean"]["bins"]["count"]) if "clean" in report else None
+    lines += [_row("clean top-1" + (f" ({weights})" if weights else ""), f"{s['clean_acc']:.4f}"),
+              _row("NLL", f"{s['nll']:.4f}"),
+              _row("ECE" + (f" ({bins} bins)" if bins else ""), f"{s['ece']:.4f}")]
+    lines += _attack_rows(report) + _corruption_rows(report)
+    # each names its attack first, as the rows above do
+    lines += list(report.get("robust_convention", {}).values())
+    return "\n".join(lines)
+
+
+def _attack_rows(report: dict[str, Any]) -> list[str]:
+    """The count of attacked images, the clean accuracy on them, and each attack's robust
+    accuracy on them."""
+    adversarial, robust = report.get("adversarial") or {}, report.get("robust") or {}
+    if not adversarial:
+        return []
+    n, n_attack = report.get("n"), report.get("n_attack")
+    norm = report.get("norm") or "Linf"
+    eps = eps_text(report.get("eps") or 8 / 255, norm)
+    rows = [_row("attacked images", f"all {n}" if n_attack == n else f"first {n_attack} of {n}")]
+    clean = next((r["clean_acc"] for r in robust.values() if "clean_acc" in r), None)
+    if clean is not None:  # every attack's: the same model on the same images
+        rows.append(_row("  clean top-1", f"{clean:.4f}"))
+    rows += [_row(f"  {attack_name(key)} ({norm} {eps})", f"{value:.4f}")
+             for key, value in adversarial.items()]
+    return rows
+
+
+def _corruption_rows(report: dict[str, Any]) -> list[str]:
+    rows = [_row(name, " ".join(f"s{k}={v:.4f}" for k, v in per.items()))
+            for name, per in report.get("corruptions", {}).items()]
+    if report.get("corruption_summary"):
+        cs = report["corruption_summary"]
+        rows += [_row("corruption mean acc", f"{cs['mean_acc']:.4f}"),
+                 _row("mCE / relative mCE", f"{cs['mce']:.4f} / {cs['relative_mce']:.4f}")]
+    if "cifar_c" in report:
+        cc = report["cifar_c"]
+        rows += [_row("CIFAR-C mean acc", f"{cc['mean_acc']:.4f}"),
+                 _row("CIFAR-C mCE / rel. mCE", f"{cc['mce']:.4f} / {cc['relative_mce']:.4f}")]
+    return rows
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return " ".join(f"{v:g}" for v in values)
