@@ -18,7 +18,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
+from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.ood.results import AS_FRACTIONS, UNITS, legend, write_fraction_csv
 
 # what a bench writes beside its bench.json (write_files), as check_replaceable's glob patterns
 BENCH_FILES = ("bench.md", "bench.csv", "bench_runs.csv", "bench_*.png")
@@ -26,6 +27,11 @@ SUMMARY_METRICS = ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN", "AUPR-OU
 TABLE_METRICS = (("AUROC", "higher is better"),
                  ("fpr95_id_tpr", "share of OOD accepted at 95% ID TPR; lower is better"),
                  ("fpr95_ood_tpr", "share of ID flagged at 95% OOD TPR; lower is better"))
+# what bench.json says of its numbers, as bench.md's headings do (there in percent): the JSON
+# and CSVs said nothing of direction, FPR definitions, unit or which std
+JSON_CONVENTIONS = (f"{legend(AS_FRACTIONS)} Each cell is the mean over seeds and the sample "
+                    "standard deviation over seeds (ddof=1; null for one seed). The findings' "
+                    "differences are AUROC percentage points.")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -180,7 +186,8 @@ def write_files(out, records, agg, avg, acc, regs, dets, oods, info, timings, ma
     # the per-run records and accuracies (info's "runs") let a later bench into the folder keep
     # the rows of the regularizers it does not run
     clean = _finite_or_null(json.loads(json.dumps({
-        **info, "regs": regs, "detectors": dets, "ood": oods,
+        **info, "units": UNITS, "conventions": JSON_CONVENTIONS,
+        "regs": regs, "detectors": dets, "ood": oods,
         "id_accuracy": {r: {"mean": acc[r][0], "std": acc[r][1]} for r in regs},
         "auroc_avg_over_ood": {f"{r}/{d}": {"mean": avg[(r, d)][0], "std": avg[(r, d)][1]}
                                for r in regs for d in dets},
@@ -191,8 +198,10 @@ def write_files(out, records, agg, avg, acc, regs, dets, oods, info, timings, ma
     # after a stop between two of these writes
     write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
     write_text_atomic(files["md"], markdown + "\n")
-    for path, rows in ((files["csv"], summary), (files["runs_csv"], records)):
-        write_csv(path, rows, list(rows[0]) if rows else ["empty"])
+    spread = [f"{m}_{x}" for m in SUMMARY_METRICS for x in ("mean", "std")]
+    for path, rows, metrics in ((files["csv"], summary, spread),
+                                (files["runs_csv"], records, SUMMARY_METRICS)):
+        write_fraction_csv(path, rows, list(rows[0]) if rows else ["empty"], metrics)
     for metric, ylim in ((m, (0.0, 1.0)) for m, _ in TABLE_METRICS):
         panels = {o: {d: {r: agg[(r, d, o)][metric] for r in regs if (r, d, o) in agg}
                       for d in dets} for o in oods}

@@ -91,7 +91,6 @@ def run_score(args: argparse.Namespace) -> int:
     from robustrep.tasks.common.runtime import resolve_device
     from robustrep.tasks.common.weights import model_options
     foreign = model_options(args, args.run)  # None: a run folder
-    from robustrep.tasks.ood.outputs import format_table
     from robustrep.tasks.ood.score import score_run
     resolve_device(args.device, args.amp)
     # the user's mistakes are UserErrors where they are found (the checks' ConfigError, the
@@ -105,9 +104,9 @@ def run_score(args: argparse.Namespace) -> int:
         amp=args.amp, workers=args.workers, seed=args.seed, use_ema=not args.no_ema,
         plots=not args.no_plots, save_scores=args.save_scores,
         show_progress=not args.quiet, openood=args.openood, openood_id=args.openood_id)
-    acc = "n/a" if result.id_accuracy is None else f"{100 * result.id_accuracy:.2f}%"
-    print(f"ID test accuracy {acc}; sizes {result.sizes}")
-    print(format_table(result))
+    # results.md as written: its header names the weights beside the ID accuracy, and its table
+    # holds an earlier call's rows kept in the folder as well
+    print(files["md"].read_text(), end="")
     for note in result.notes:  # what an earlier call's results lost or kept, left-out sets
         print(f"note: {note}", file=sys.stderr)
     failed = [d for d in result.detectors.values() if d.error]

@@ -19,9 +19,10 @@ from typing import Any
 from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.eval_records import as_own_run, check_same_run, setting_changes
 from robustrep.tasks.common.folder_guard import make_folder
-from robustrep.tasks.common.runfiles import write_csv, write_text_atomic
-from robustrep.tasks.ood.results import (FPR_LEGEND, METRICS, DetectorResult, ScoreResult,
-                                         compute_metrics)
+from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.ood.results import (AS_FRACTIONS, IN_PERCENT, METRICS, UNITS,
+                                         DetectorResult, ScoreResult, compute_metrics, legend,
+                                         write_fraction_csv)
 
 
 # Settings under which two calls' rows belong in one table (fit_data and the train size only
@@ -103,7 +104,34 @@ def format_table(result: ScoreResult) -> str:
             continue
         vals = " | ".join(f"{100 * row[m]:.2f}" for m in METRICS)
         lines.append(f"| {name} | {ood} | {vals} |")
-    return "\n".join(lines + ["", FPR_LEGEND])
+    return "\n".join(lines + ["", legend(IN_PERCENT)])
+
+
+def weights_kind(record: dict[str, Any]) -> str:
+    """Which weights were scored, as results.json records them (``ema``, ``weights``): a run's
+    EMA and raw weights can score far apart (an early EMA lags the raw weights)."""
+    if record.get("ema"):
+        return "EMA weights"
+    return "pretrained weights" if record.get("weights") == "pretrained" else "raw weights"
+
+
+def format_header(record: dict[str, Any]) -> str:
+    """What results.md and the terminal say above the table (results.json's record): what was
+    scored with which weights, the ID test accuracy and each set's size. results.md was the
+    table alone, and the terminal's accuracy named no weights."""
+    kind = weights_kind(record)
+    step, steps = record.get("step"), record.get("steps")
+    at = "" if step is None else f", step {step}" + (f" of {steps}" if steps else "")
+    if record.get("run"):
+        scored = f"run {record['run']} ({record.get('model')}, {kind}{at})"
+    else:  # a model no run made: its weights file, or timm's pretrained weights
+        source = "" if record.get("weights") == "pretrained" else f"{record.get('weights')}, "
+        scored = f"--model {record.get('model')} ({source}{kind}{at})"
+    acc = record.get("id_accuracy")
+    acc = "n/a" if acc is None else f"{100 * acc:.2f}% ({kind})"
+    sizes = ", ".join(f"{k} {v}" for k, v in (record.get("sizes") or {}).items())
+    return (f"# OOD scores of {scored}\n\nID test accuracy {acc}; ID set {record.get('id')}; "
+            f"images per set: {sizes}\n")
 
 
 def _md(text: Any) -> str:
@@ -182,6 +210,8 @@ def _write_tables(result: ScoreResult, out: Path, meta: dict[str, Any],
         detectors = {**earlier.get("detectors", {}), **detectors}
     payload = {
         **meta,
+        # the file's own unit (results.md and the terminal give percent)
+        "fpr_conventions": legend(AS_FRACTIONS), "units": UNITS,
         "id_accuracy": result.id_accuracy,
         "sizes": {**((earlier or {}).get("sizes") or {}), **result.sizes},
         "extract_seconds": round(result.extract_seconds, 3),
@@ -191,8 +221,8 @@ def _write_tables(result: ScoreResult, out: Path, meta: dict[str, Any],
     }
     files = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     write_text_atomic(files["json"], json.dumps(payload, indent=2) + "\n")
-    write_csv(files["csv"], rows, ["detector", "ood", *METRICS, "error"])
-    write_text_atomic(files["md"], format_table(result) + "\n")
+    write_fraction_csv(files["csv"], rows, ["detector", "ood", *METRICS, "error"], METRICS)
+    write_text_atomic(files["md"], format_header(payload) + "\n" + format_table(result) + "\n")
     return files
 
 

@@ -2,26 +2,53 @@
 and the rows its tables hold.
 
 Metrics follow pytorch-ood's ``OODMetrics`` and OpenOOD v1.5 (higher score = more OOD), computed
-by :func:`robustrep.metrics.ood.ood_metrics`; the two FPR@95 conventions are named in
-:data:`FPR_LEGEND`.
+by :func:`robustrep.metrics.ood.ood_metrics`; the two FPR@95 conventions are named by
+:func:`legend`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from robustrep.tasks.common.runfiles import write_csv
+
 METRICS = ("AUROC", "AUPR-IN", "AUPR-OUT", "fpr95_id_tpr", "fpr95_ood_tpr")
-FPR_LEGEND = ("Scores: higher = more OOD. AUROC and AUPR-OUT take OOD as the positive class, "
-              "AUPR-IN takes ID (percent, higher is better). "
-              "fpr95_id_tpr: share of OOD samples accepted at the threshold accepting 95% of ID "
-              "samples (Hendrycks & Gimpel, ODIN, OpenOOD v1.0); fpr95_ood_tpr: share of ID "
-              "samples flagged at the threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD "
-              "v1.5). Lower is better.")
+# what each metric means, in whichever unit the file or the terminal gives it (legend)
+_CONVENTIONS = ("Scores: higher = more OOD. AUROC and AUPR-OUT take OOD as the positive class, "
+                "AUPR-IN takes ID (higher is better). "
+                "fpr95_id_tpr: share of OOD samples accepted at the threshold accepting 95% of ID "
+                "samples (Hendrycks & Gimpel, ODIN, OpenOOD v1.0); fpr95_ood_tpr: share of ID "
+                "samples flagged at the threshold flagging 95% of OOD samples (pytorch-ood, "
+                "OpenOOD v1.5). Lower is better.")
+# The JSON and CSV files keep the metrics (and ID accuracies) as fractions; the terminal and
+# the Markdown tables show percent, as papers do. Each says its own unit: results.json said
+# "percent" beside its fractions.
+UNITS = "fraction of 1"
+IN_PERCENT = "in percent"
+AS_FRACTIONS = "as fractions of 1 (0.95 = 95%)"
+CSV_UNIT = "_fraction"  # the suffix of a CSV's metric columns: a CSV has no other place for it
+
+
+def legend(unit: str) -> str:
+    """The conventions of the metrics, ending with their unit (:data:`IN_PERCENT` or
+    :data:`AS_FRACTIONS`)."""
+    return f"{_CONVENTIONS} Metrics and accuracies {unit}."
+
+
+def write_fraction_csv(path: Path, rows: list[dict[str, Any]], fields: list[str],
+                       metrics: Sequence[str]) -> Path:
+    """``rows`` as CSV with each column of ``metrics`` named with its unit (``AUROC_fraction``);
+    the rows keep their keys (the JSON's, which a later call reads back)."""
+    name = {f: f + CSV_UNIT if f in metrics else f for f in fields}
+    return write_csv(path, [{name[k]: v for k, v in r.items()} for r in rows],
+                     [name[f] for f in fields])
 
 
 @dataclass

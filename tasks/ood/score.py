@@ -73,8 +73,7 @@ from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detecto
                                            score_images)
 from robustrep.tasks.ood.extract import Extracted, OODModel, as_ood_model, extract, make_loader
 from robustrep.tasks.ood.outputs import write_merged
-from robustrep.tasks.ood.results import (FPR_LEGEND, DetectorResult, ScoreResult,
-                                         compute_metrics)
+from robustrep.tasks.ood.results import DetectorResult, ScoreResult, compute_metrics
 from robustrep.tasks.ood.score_checks import (check_model, check_options, check_params,
                                               check_sets, output_folder)
 from robustrep.tasks.ood.score_sets import Sets, choose_fit_set, choose_sets, fitted_detectors
@@ -341,5 +340,4 @@ def _record(run: Path | None, config: dict[str, Any], sets: Sets,
             "mean": config.get("mean"), "std": config.get("std"),
             "norm_source": config.get("norm_source"),
             "openood": openood, "ood_specs": sets.specs or None, "groups": sets.groups or None,
-            "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5",
-            "fpr_conventions": FPR_LEGEND}
+            "convention": "higher score = more OOD; AUROC/AUPR as pytorch-ood and OpenOOD v1.5"}

@@ -51,7 +51,8 @@ def test_score_writes_table_json_csv_and_plots(fake_run, tmp_path, capsys):
     assert {r["detector"] for r in data["results"]} == {"MaxSoftmax", "KNN", "ReAct", "ODIN"}
     assert all(0 <= r["AUROC"] <= 1 for r in data["results"])
     header = (out / "results.csv").read_text().splitlines()[0]
-    assert header == "detector,ood,AUROC,AUPR-IN,AUPR-OUT,fpr95_id_tpr,fpr95_ood_tpr,error"
+    assert header == ("detector,ood,AUROC_fraction,AUPR-IN_fraction,AUPR-OUT_fraction,"
+                      "fpr95_id_tpr_fraction,fpr95_ood_tpr_fraction,error")
     for ood in ("digits59", "gaussian"):
         assert (out / f"roc_{ood}.png").stat().st_size > 0
         assert (out / f"hist_{ood}.png").stat().st_size > 0
