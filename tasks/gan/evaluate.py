@@ -9,8 +9,10 @@ Only Inception FIDs in one convention compare with published numbers; FIDs on ``
 ``run:`` network are on their own scale and compare only with FIDs on the same network. Every
 record names its network and convention (``fid_features``, ``fid_convention``) and the KID subset
 size it used (``kid_subset_size``: at most 1000, and never more than either set); a ``gan eval``
-record also names the run and checkpoint it scored (``run``, ``checkpoint``), and ``--out`` never
-replaces another run's.
+record also names the run and checkpoint it scored (``run``, ``checkpoint``), the generator
+(``generator``: ``ema`` or ``G``, as training records do) and the feature network (``extractor``;
+the digits CNN's own accuracy on the held-out digits as ``feature_net_test_accuracy``), and
+``--out`` never replaces another run's.
 
 The real side's statistics (streamed mean/covariance over up to ``max_real`` images, plus a
 subset of features for KID and precision/recall) are cached in the same folder as the digits
@@ -338,7 +340,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     metrics = {"run": str(Path(run).resolve()),
                "checkpoint": str(_checkpoint_file(run, checkpoint)), "step": step,
                "preset": cfg.preset, "reg": cfg.reg, **evaluator(G),
-               "generator": "ema" if ema_used(cfg, use_ema) else "G", **evaluator.info}
+               "generator": "ema" if ema_used(cfg, use_ema) else "G",
+               **feature_net_fields(evaluator.info)}
     if "fid" in metrics:
         real = None if max_real is None or max_real >= len(data.unmirrored()) else max_real
         name = fid_name(metrics["num_samples"], real)
@@ -353,6 +356,13 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
         print(note, file=sys.stderr)
     metrics["json"] = str(path)
     return metrics
+
+
+def feature_net_fields(info: dict[str, Any]) -> dict[str, Any]:
+    """The feature network's record fields, its own accuracy on the digits test split named as
+    the network's: a bare ``test_accuracy`` among FID and KID read as the generator's."""
+    return {("feature_net_test_accuracy" if k == "test_accuracy" else k): v
+            for k, v in info.items()}
 
 
 # what makes two records of a run other evaluations (a rerun of the same one says nothing)

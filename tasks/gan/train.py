@@ -1,10 +1,11 @@
 """``robustrep gan train``: the training loop, run folder, checkpoints, evaluation and resume.
 
 Run folder (``tasks/common/rundir.py``): ``config.json``, ``metrics.jsonl`` (loss means every
-``log_every`` steps, metrics at every evaluation), ``checkpoints/`` (atomic; G, D, G-EMA, both
-optimizers, the AMP scaler, every RNG state including the step generators, the regularizer state
-such as the free AS-GAN perturbation, the data position and the step), ``samples/`` (a grid, or a
-scatter plot for 2-D data, at each evaluation) and ``plots/`` (loss and metric curves).
+``log_every`` steps, metrics at every evaluation, naming the generator scored: ``generator``
+``ema`` or ``G``), ``checkpoints/`` (atomic; G, D, G-EMA, both optimizers, the AMP scaler,
+every RNG state including the step generators, the regularizer state such as the free AS-GAN
+perturbation, the data position and the step), ``samples/`` (a grid, or a scatter plot for 2-D
+data, at each evaluation) and ``plots/`` (loss and metric curves).
 
 Resume (``--resume RUN``) reloads ``RUN/checkpoints/latest.pt`` and continues the same run in the
 same folder: ``metrics.jsonl`` is cut back to the checkpoint's step (the step files and sample
@@ -94,6 +95,7 @@ class Trainer(TrainerBase):
         self.train_seconds = 0.0
         self.last_metrics: dict[str, Any] = {}
         self.last_eval_step: int | None = None
+        self._shown: dict[str, float] = {}  # the loss means the progress bar shows (show)
         self.evaluator: Evaluator | None = None
         self.data = data
         self.ctx, self.ema = self._build_state(init)
@@ -212,7 +214,9 @@ class Trainer(TrainerBase):
         if self.dist.is_main:
             start = time.time()
             self.prepare_evaluator()
-            metrics = self.evaluator(self.sampler_G)
+            # which generator was scored, named as gan eval names it (G-EMA, else G itself)
+            metrics = {**self.evaluator(self.sampler_G),
+                       "generator": "ema" if self.ema is not None else "G"}
             metrics["eval_s"] = round(time.time() - start, 2)
             self.last_metrics = self.run.log(self.step, kimg=self.kimg, **metrics)
             self.draw()
@@ -274,7 +278,7 @@ class Trainer(TrainerBase):
             # outside the handler, as classify's: a stop signal ends the final evaluation (a
             # 50k-sample FID) at once, its checkpoint written first; the handler would only
             # have recorded it, and the run ended 0 as if no signal had come
-            self.finish()
+            self.finish(bar)
         finally:
             bar.close()
         self.finished(train_s=round(self.train_seconds, 2))
@@ -290,7 +294,7 @@ class Trainer(TrainerBase):
         self.train_seconds += time.perf_counter() - start
         bar.update(1)
         if self._due(self.cfg.log_every):
-            bar.set_postfix(fmt_postfix(self._postfix(self.log_losses())))
+            self.show(bar, self.log_losses())
         if self._due(self.cfg.ckpt_every) and self.step < self.cfg.steps:
             self.save()
         if self._due(self.cfg.eval_every) and self.step < self.cfg.steps:
@@ -308,21 +312,31 @@ class Trainer(TrainerBase):
         ema_update(self.ema.module, self.ctx.G,
                    ema_beta(cfg.batch_size, nimg, cfg.ema_kimg, cfg.ema_rampup))
 
-    def _postfix(self, means: dict[str, float]) -> dict[str, Any]:
-        post = {"d": means.get("d/total"), "g": means.get("g/total")}
+    def show(self, bar, means: dict[str, float] | None = None) -> None:
+        """The bar's losses (``means``: newly logged ones; else the last shown) and latest
+        evaluation, named by its step (``fid@20``): between evaluations that is an earlier
+        step's value, which unnamed read as the current one (``fid=139`` at the last step
+        beside the final table's 149)."""
+        if means:
+            self._shown = means
+        post = {"d": self._shown.get("d/total"), "g": self._shown.get("g/total")}
+        step = self.last_metrics.get("step")
         for key in ("fid", "modes_covered"):
             if key in self.last_metrics:
-                post[key] = self.last_metrics[key]
-        return post
+                post[f"{key}@{step}"] = self.last_metrics[key]
+        bar.set_postfix(fmt_postfix(post))
 
-    def finish(self) -> None:
-        """Log, checkpoint and evaluate the final step (checkpoint first: eval may be slow)."""
-        self.log_losses()
+    def finish(self, bar=None) -> None:
+        """Log, checkpoint and evaluate the final step (checkpoint first: eval may be slow),
+        then show its losses and evaluation on ``bar``."""
+        means = self.log_losses()
         if self.last_ckpt_step != self.step:
             self.save()
         if self.cfg.final_eval:
             with self.final_evaluation():
                 self.evaluate_resumed_step()  # a fresh run's last step: not evaluated yet
+        if bar is not None:
+            self.show(bar, means)
 
     def pause(self) -> None:
         """Checkpoint a step before the last (``--stop-after``), as classify does; the loss sums

@@ -33,26 +33,12 @@ from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.launch import command
 from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
+from robustrep.tasks.report.conventions import conventions, table_notes
 from robustrep.tasks.report.folder_options import (OPTIONS_FILE, Recorded, check_same_report,
                                                    covering, recorded, report_command,
                                                    write_options)
 from robustrep.tasks.report.runs import (FULL, QUICK, RUN_SECONDS, check_out, collect, execute,
                                          plan)
-
-CONVENTIONS = ("Conventions: FID/KID/precision-recall on digits-CNN features from 1,000 G-EMA "
-               "samples (comparable only within this feature network, not with Inception "
-               "FIDs); grid modes after the VEEGAN/PacGAN protocol; robust accuracy counts a "
-               "sample only if it is right both clean and attacked (Linf eps 8/255 in [0, 1] "
-               "pixels, attack named in the column); corruption accuracy is the mean over the "
-               "on-the-fly corruptions and severities of `classify eval`; OOD metrics as "
-               "`ood score` names them, as fractions (its results.md gives percent), averaged "
-               "over its built-in OOD sets: scores higher = more OOD; fpr95_id_tpr is the share "
-               "of OOD samples accepted at the threshold accepting 95% of ID samples (Hendrycks "
-               "& Gimpel, OpenOOD v1.0), fpr95_ood_tpr the share of ID samples flagged at the "
-               "threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD v1.5); step time is "
-               "training seconds per step relative to the baseline of the same report. "
-               "Every cell is mean ± sample std over seeds (a cell over fewer than its "
-               "setting's runs names their count).")
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
@@ -176,7 +162,8 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
     seconds = None if args.collect else time.time() - started
     ran = sum((r["task"], r["reg"], r["seed"]) in todo for r in records)
     info = {"summary": _summary(settings, records, seconds, quick, ran),
-            "conventions": CONVENTIONS, "settings": dataclasses.asdict(settings),
+            "conventions": conventions(records), "notes": table_notes(records),
+            "settings": dataclasses.asdict(settings),
             "quick": quick, "failures": failures}  # the page's (the folder's: OPTIONS_FILE)
     from robustrep.tasks.report import page  # numpy and the metrics: not for --help
     files = page.write(out, records, info)

@@ -286,6 +286,8 @@ def markdown(agg, rows, info: dict[str, Any], conv: dict[str, Any] | None = None
         parts.append("|" + "---|" + "---:|" * (len(table[0]) - 1))
         parts += [md_row(r) for r in table[1:]]
         parts.append("")
+        if task in info.get("notes", {}):  # what the table's numbers are over, beside them
+            parts.append(f"{info['notes'][task]}\n")
     parts.append("## Reading\n")
     parts += [f"- {line}" for line in reading_lines(agg, rows, conv)]
     if info.get("failures"):
@@ -328,6 +330,8 @@ def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path],
         parts.append("<tr>" + "".join(f"<th>{esc(c)}</th>" for c in table[0]) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table[1:]]
         parts.append("</table>")
+        if task in info.get("notes", {}):
+            parts.append(f"<p>{esc(info['notes'][task])}</p>")
         if task in plots:
             data = base64.b64encode(plots[task].read_bytes()).decode()
             parts.append(f"<img alt='{esc(task)}' src='data:image/png;base64,{data}'>")

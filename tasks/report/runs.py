@@ -313,25 +313,41 @@ def _evaluated_alike(records: list[dict[str, Any]],
     another sample count: a later ``classify eval`` into the run): the page averages each
     metric over seeds, and would average unlike measurements or show a column of one."""
     from collections import Counter
-    kinds = Counter(r["evaluated"] for r in records if r["task"] == "classify")
+    kinds = Counter(_how(r) for r in records if r["task"] == "classify")
     if len(kinds) < 2:
         return records, missing
     usual = kinds.most_common(1)[0][0]
     kept = []
     for r in records:
-        if r["task"] == "classify" and r["evaluated"] != usual:
-            missing.append(f"classify/{r['reg']}/seed{r['seed']}: evaluated with "
-                           f"{r['evaluated']}, the others with {usual}; left out (evaluate it "
-                           f"as the others, or run without --collect)")
+        if r["task"] == "classify" and _how(r) != usual:
+            missing.append(f"classify/{r['reg']}/seed{r['seed']}: evaluated with {_how(r)}, "
+                           f"the others with {usual}; left out (evaluate it as the others, or "
+                           f"run without --collect)")
         else:
             kept.append(r)
     return kept, missing
 
 
+# what a GAN run's final evaluation measured, from its record (a dict: not averaged as a metric)
+GAN_EVALUATION = ("generator", "num_samples", "num_real", "kid_subsets", "kid_subset_size",
+                  "pr_samples", "pr_k")
+
+
+def _how(record: dict[str, Any]) -> str:
+    """How a classify run was evaluated: attacks, and the images of its clean metrics."""
+    return f"{record['evaluated']}; clean metrics on {record['clean_images']}"
+
+
 def _read_gan(folder: Path) -> dict[str, Any]:
+    """The final metrics, step time and FID curve, and under ``evaluation`` what they were
+    measured on (:data:`GAN_EVALUATION`, and the run's ``eval_every``, the FID curve's step)."""
     run = read_run(folder, advice=redo)
+    final = run.last(*GAN_KEYS)
+    evaluation = {k: final[k] for k in GAN_EVALUATION if k in final}
+    if "eval_every" in run.config:
+        evaluation["eval_every"] = run.config["eval_every"]
     return {**run.metrics(*GAN_KEYS), "step_seconds": run.step_seconds,
-            "fid_curve": run.curve("fid")}
+            "fid_curve": run.curve("fid"), "evaluation": evaluation}
 
 
 def attack_keys(summary: dict[str, Any]) -> list[str]:
@@ -348,6 +364,7 @@ def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
     out = {k: v for k, v in summary.items() if isinstance(v, (int, float))
            and not isinstance(v, bool)} if isinstance(summary, dict) else {}
     out["evaluated"] = _evaluated(report, attack_keys(out))
+    out["clean_images"] = clean_images(report)
     ood, lines = _ood_cells(folder / "ood" / "results.json")
     if "clean_acc" not in out:  # the page showed "–" cells, exit 0, not a word of why
         lines.insert(0, f"{path} holds no clean_acc in its summary (damaged, or not a classify "
@@ -360,13 +377,21 @@ def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
 def _evaluated(report: dict[str, Any], attacks: list[str]) -> str:
     """What a classify eval's robust numbers measured: its attacks, samples and radius (one
     seed evaluated again at another --eps was averaged with the others under one label)."""
-    n = report.get("n")
+    n = report.get("n_attack", report.get("n"))  # the attacked share of the n evaluated
     text = (f"{', '.join(attacks) or 'no attack'} on "
             f"{n if n is not None else 'an unrecorded number of'} samples")
     eps = report.get("eps")  # None: no attack ran
     if isinstance(eps, (int, float)):
         text += f", {report.get('norm')} eps {eps:.4g}"
     return text
+
+
+def clean_images(report: dict[str, Any]) -> str:
+    """The images a classify eval's clean accuracy, ECE and corruption accuracy are over: the
+    first ``n`` of its split (``--max-samples``; the report's runs are not on the whole split)."""
+    n, split = report.get("n"), report.get("split")
+    images = f"{split} images" if isinstance(split, str) else "images"
+    return f"the first {n} {images}" if isinstance(n, int) else f"an unrecorded number of {images}"
 
 
 def _ood_cells(path: Path) -> tuple[dict[str, float], list[str]]:

@@ -47,7 +47,7 @@ def test_gan_eval_writes_json_and_table(digits_run, capsys):
     for key in ("fid", "kid", "kid_std", "precision", "recall"):
         assert key in metrics and key in table
     assert metrics["step"] == 2 and metrics["num_samples"] == 100
-    assert metrics["extractor"] == "digits-cnn" and metrics["test_accuracy"] > 0.5
+    assert metrics["extractor"] == "digits-cnn" and metrics["feature_net_test_accuracy"] > 0.5
     assert metrics["fid_features"] == "digits" and metrics["kid_subset_size"] == 100
     assert "fid_features" in table and "kid_subset_size" in table
     # the same checkpoint scores the same (fixed evaluation seed)

@@ -44,7 +44,8 @@ def test_collect_reads_each_run_format_and_the_step_cost(tmp_path):
     (gan, clf), unfinished = collect(runs)
     assert gan == {"task": "gan", "reg": "none", "seed": 0, "fid": 2.0, "kid": 0.02,
                    "precision": 0.5, "recall": 0.25, "step_seconds": 0.05,
-                   "fid_curve": []}  # its FID record has no images seen (kimg): no curve
+                   "fid_curve": [],  # its FID record has no images seen (kimg): no curve
+                   "evaluation": {}}  # nor the counts it was measured on
     assert clf["pgd20_acc"] == 0.45 and clf["ood/MSP/AUROC"] == pytest.approx(0.8)
     assert clf["ood/MSP/FPR95"] == 0.5
     assert clf["step_seconds"] == pytest.approx(0.02) and unfinished == []  # old name "time"
@@ -60,9 +61,10 @@ def test_a_run_evaluated_otherwise_than_the_others_is_left_out_with_a_line(tmp_p
     odd.write_text(json.dumps({"n": 50, "summary": {"clean_acc": 0.9, "fgsm_acc": 0.2}}))
     kept, lines = collect(runs)
     assert [r["seed"] for r in kept] == [0, 2]
-    assert lines == ["classify/none/seed1: evaluated with fgsm_acc on 50 samples, the others "
-                     "with pgd20_acc on an unrecorded number of samples; left out (evaluate it "
-                     "as the others, or run without --collect)"]
+    assert lines == ["classify/none/seed1: evaluated with fgsm_acc on 50 samples; clean metrics "
+                     "on the first 50 images, the others with pgd20_acc on an unrecorded number "
+                     "of samples; clean metrics on an unrecorded number of images; left out "
+                     "(evaluate it as the others, or run without --collect)"]
 
 
 def test_a_run_evaluated_at_another_radius_is_left_out_with_a_line(tmp_path):
@@ -77,8 +79,9 @@ def test_a_run_evaluated_at_another_radius_is_left_out_with_a_line(tmp_path):
     kept, lines = collect(runs)
     assert [r["seed"] for r in kept] == [0, 2]
     assert lines == ["classify/none/seed1: evaluated with pgd20_acc on 100 samples, Linf eps "
-                     "0.01569, the others with pgd20_acc on 100 samples, Linf eps 0.03137; left "
-                     "out (evaluate it as the others, or run without --collect)"]
+                     "0.01569; clean metrics on the first 100 images, the others with pgd20_acc "
+                     "on 100 samples, Linf eps 0.03137; clean metrics on the first 100 images; "
+                     "left out (evaluate it as the others, or run without --collect)"]
 
 
 def test_unfinished_runs_are_not_collected(tmp_path):
@@ -186,12 +189,12 @@ def test_a_cell_over_fewer_runs_than_its_setting_names_its_count(tmp_path):
 def test_the_page_defines_each_fpr_column_and_the_scale_of_the_ood_cells():
     """The page showed fpr95_id_tpr and fpr95_ood_tpr, two conventions that differ on the same
     scores, without saying which is which, and fractions where ood score's table gives percent."""
-    from robustrep.tasks.report.cli import CONVENTIONS
+    from robustrep.tasks.report.conventions import conventions
     records = [{"task": "classify", "reg": "none", "seed": s, "ood/KNN/AUROC": 0.9,
                 "ood/KNN/fpr95_id_tpr": 0.3, "ood/KNN/fpr95_ood_tpr": 0.2} for s in range(2)]
     agg = page.aggregate(records)
     text = page.markdown(agg, page.headline_rows(agg), {"summary": "s",
-                                                        "conventions": CONVENTIONS})
+                                                        "conventions": conventions(records)})
     conventions = text.split("\nConventions: ")[1]
     assert "| KNN fpr95_id_tpr ↓ |" in text and "| KNN fpr95_ood_tpr ↓ |" in text
     assert ("fpr95_id_tpr is the share of OOD samples accepted at the threshold accepting 95% of "

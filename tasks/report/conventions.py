@@ -1,0 +1,72 @@
+"""What a report's numbers were measured on, said from its runs' own records: the page's
+conventions paragraph and the notes under its tables (how many images, which generator, how
+often FID was evaluated), so that a changed default in a program shows on the page rather than
+contradicting a sentence written beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robustrep.tasks.report.runs import clean_images
+
+REST = ("grid modes after the VEEGAN/PacGAN protocol; robust accuracy counts a sample only if it "
+        "is right both clean and attacked (Linf eps 8/255 in [0, 1] pixels, attack named in the "
+        "column); corruption accuracy is the mean over the on-the-fly corruptions and severities "
+        "of `classify eval`; OOD metrics as `ood score` names them, as fractions (its "
+        "results.md gives percent), averaged over its built-in OOD sets: scores higher = more "
+        "OOD; fpr95_id_tpr is the share of OOD samples accepted at the threshold accepting 95% "
+        "of ID samples (Hendrycks & Gimpel, OpenOOD v1.0), fpr95_ood_tpr the share of ID "
+        "samples flagged at the threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD "
+        "v1.5); step time is training seconds per step from each run's first log record to its "
+        "last (the first log interval, with its warm-up, left out), relative to the baseline of "
+        "the same report. Every cell is mean ± sample std over seeds (a cell over fewer than "
+        "its setting's runs names their count).")
+
+GENERATORS = {"ema": "G-EMA", "G": "G (no EMA)"}
+
+
+def conventions(records: list[dict[str, Any]]) -> str:
+    """The page's conventions paragraph; its GAN part only when the page has digits GAN runs."""
+    gan = [r.get("evaluation") or {} for r in records if r["task"] == "gan"]
+    return "Conventions: " + (f"{_gan_part(gan)}; " if gan else "") + REST
+
+
+def _gan_part(evals: list[dict[str, Any]]) -> str:
+    """FID/KID/precision-recall as the runs' final records measured them; a count the runs do
+    not all record alike is not stated, but pointed to (report.json's ``evaluation``)."""
+    known = {k: _same(evals, k) for k in ("num_samples", "num_real", "eval_every", "kid_subsets",
+                                           "kid_subset_size", "pr_samples", "pr_k")}
+    text = ("FID/KID/precision-recall on digits-CNN features (comparable only within this "
+            "feature network, not with Inception FIDs)")
+    if None in known.values():
+        return (f"{text}; samples, subsets and evaluation steps are not recorded alike by every "
+                f"run: each run's `evaluation` in report.json")
+    # runs of versions before training records named it: the samples, unnamed
+    generator = GENERATORS.get(_same(evals, "generator"), "generated")
+    every = known["eval_every"]  # 0: only the final evaluation
+    when = f"every {every} steps and at the last" if every else "at the last step only"
+    return (f"{text} of {known['num_samples']:,} {generator} samples against the "
+            f"{known['num_real']:,} real digits, evaluated {when} (steps to FID ≤ x: the "
+            f"first of those evaluations at or under x); KID over {known['kid_subsets']} random "
+            f"subsets of {known['kid_subset_size']:,} a side (training's count; `gan eval` "
+            f"takes 100); precision/recall (k = {known['pr_k']}) of {known['pr_samples']:,} "
+            f"samples against a random {known['pr_samples']:,} of the reals")
+
+
+def _same(evals: list[dict[str, Any]], key: str) -> Any:
+    """The value every record holds for ``key``, or None (missing somewhere, or unlike)."""
+    values = {e.get(key) for e in evals}
+    return values.pop() if len(values) == 1 else None
+
+
+def table_notes(records: list[dict[str, Any]]) -> dict[str, str]:
+    """A line under a table, by task: the classifier table's images (its runs' ``classify eval
+    --max-samples``; those evaluated otherwise were left out, runs._evaluated_alike)."""
+    classify = [r for r in records if r["task"] == "classify"]
+    if not classify:
+        return {}
+    first = classify[0]
+    return {"classify": f"Clean accuracy, ECE and corruption accuracy are over "
+                        f"{first.get('clean_images') or clean_images({})} of each run "
+                        f"(`classify eval --max-samples`); robust accuracy: "
+                        f"{first.get('evaluated', 'unrecorded')}."}
