@@ -22,7 +22,6 @@ from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
-from robustrep.tasks.common.runopen import absolute_prefixed
 from robustrep.tasks.gan.config import (RESUMABLE, EvalOptions, FidOptions, GanConfig,
                                         SampleOptions, TrainOptions, saved_config)
 from robustrep.tasks.gan.config_checks import (check_ema_off, check_eval_off,
@@ -190,6 +189,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 def _absolute_run_features(args: argparse.Namespace) -> None:
     """``--fid-features run:DIR`` with DIR absolute, as runs and statistics files record it (a
     relative DIR named the same run differently, or another run from another folder)."""
+    from robustrep.tasks.common.runopen import absolute_prefixed  # imports torch
     if args.fid_features is not None:
         args.fid_features = absolute_prefixed(args.fid_features, "run:")
 
