@@ -5,8 +5,7 @@ changes them, every regularizer's class, all its options with the core defaults 
 those a class resolves itself, as PGD's radius by its norm) and the sha256 of its source file.
 A resume keeps the recorded value of each option the config leaves to the core when this
 version would resolve it otherwise (:func:`kept_options`): a run goes on as it trained, not
-with a default changed since (the L2 training radius was 8/255 before 2026-12-07, 0.5 after);
-a recorded None, which no option can give back, refuses the resume where the value changed.
+with a default changed since (the L2 training radius was 8/255 before 2026-12-07, 0.5 after).
 """
 
 from __future__ import annotations
@@ -149,8 +148,7 @@ def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields
     that step for options that ``cfg`` leaves to the core and that this version would resolve
     otherwise, with a note naming each (None when there are none). Only scalar options of the
     same class are kept; a record that cannot be read keeps nothing (:func:`record_regularizers`
-    says so); a kept value this version refuses, or a recorded None it cannot keep, is a
-    ConfigError naming the record. ``own``: the names the program records itself, compared by
+    says so); a kept value this version refuses is a ConfigError naming the record. ``own``: the names the program records itself, compared by
     its functions."""
     last = _entry_at(Path(run), step)
     own = own or {}
@@ -172,10 +170,7 @@ def _kept_core(run: Path, cfg: Any, last: dict[str, Any], names: list[str],
                fields: OptionFields, context: dict[str, Any] | None
                ) -> tuple[Kept, list[str]]:
     """:func:`kept_options` for the classes built through the registry: the kept values and
-    the note's words for each. A recorded None where this version would build a value (its
-    default was None then, or the record predates the resolved values) cannot be kept, as an
-    option left None takes the class's default: the resume is refused, as for a recorded value
-    this version refuses (was: noted, and the run went on with the new value)."""
+    the note's words for each. A recorded None is kept as None: the class chooses again."""
     kept: Kept = {}
     changed = []
     for name, now in regularizer_record(cfg, names, fields, context).items():
@@ -190,13 +185,11 @@ def _kept_core(run: Path, cfg: Any, last: dict[str, Any], names: list[str],
             if opt not in recorded:  # added since the run started: its default applies
                 continue
             old = recorded[opt]
-            if (old == value or opt in set_by_cfg or spec is None
+            # a recorded None is the class's own choice (PGD's step size by its radius), which
+            # no option can give back: the resume's record of changes names the new value
+            if (old is None or old == value or opt in set_by_cfg or spec is None
                     or scalar_kind(spec.annotation)[0] is None):
                 continue
-            if old is None:
-                raise _refused(run, f"{name}'s {opt} None", ValueError(
-                    f"it would build {fmt_value(value)}: an option left None takes the "
-                    f"class's default, so a resume cannot keep None"))
             kept.setdefault(name, {})[opt] = _kept_value(run, name, opt, old)
             changed.append(f"{name}'s {opt} {fmt_value(old)} (this version's default: "
                            f"{fmt_value(value)})")

@@ -109,19 +109,13 @@ def test_nothing_is_kept_that_the_config_sets_or_the_record_cannot_say(tmp_path,
     assert kept_options(tmp_path, cfg, ["fgsm"], CLASSIFY_FIELDS) == ({}, None)
 
 
-def test_a_recorded_none_that_this_version_resolves_refuses_the_resume(tmp_path):
-    """A record from before the radius was resolved holds fgsm's eps None (the class chose it
-    by the norm then, 8/255 or 0.5: the record cannot say which). Was: only noted ("eps None ->
-    0.5") and the run went on at 0.5; None cannot be kept (an option left None takes the
-    class's default), so the resume is refused in one line naming the record."""
+def test_a_recorded_none_keeps_nothing_and_refuses_nothing(tmp_path):
+    """A None in the record is the class's own choice (this version records PGD's and FGSM's
+    step_size None): the resume goes on and the class chooses again; a refusal there would make
+    every such run unresumable once a later version resolves the option when built."""
     cfg = _l2_fgsm()
     _write_record(tmp_path, _older_record(cfg, eps=None))
-    with pytest.raises(ConfigError) as refused:
-        kept_options(tmp_path, cfg, ["fgsm"], CLASSIFY_FIELDS)
-    assert str(refused.value) == (
-        f"{tmp_path / RECORD_FILE} records fgsm's eps None, which this version refuses (it "
-        f"would build 0.5: an option left None takes the class's default, so a resume cannot "
-        f"keep None); finish the run with the version that started it, or start it again")
+    assert kept_options(tmp_path, cfg, ["fgsm"], CLASSIFY_FIELDS) == ({}, None)
     # the config's own radius, or an option the record lacks (added since): nothing to keep
     assert kept_options(tmp_path, _l2_fgsm(eps=0.25), ["fgsm"], CLASSIFY_FIELDS) == ({}, None)
     record = _older_record(cfg)
