@@ -733,7 +733,8 @@ class _OneKind(SampleMix):
 
 def _check_acting(kind: str, smoothing: float, mode: str, weight: float) -> None:
     """Refuse an option that would act on nothing. The defaults pass, so a caller that passes
-    only what it sets (the programs drop the options their user left unset) is never refused."""
+    only what it sets (the programs drop the options their user left unset) is never refused;
+    the programs refuse such flags first, in their own words (tasks/gan/config_checks.py)."""
     if mode == "replace" and weight != 1.0:
         raise ValueError(f"weight={weight} weighs the mixed loss added to D's clean terms "
                          f"(mode='add'), and mode='replace' has none; drop weight or use "

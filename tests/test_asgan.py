@@ -172,7 +172,8 @@ def test_asgan_class_options_are_named_with_what_is_accepted():
 
 
 def test_free_mode_refuses_steps_it_would_ignore():
-    """Was accepted, and the free step equalled steps=1 (as the programs' --asgan-steps would)."""
+    """Was accepted, and the free step equalled steps=1 (the programs refuse --asgan-steps beside
+    --asgan-free themselves, naming the flags)."""
     with pytest.raises(ValueError, match=r"^steps=3 does nothing with free=True \(free training "
                                          r"takes one step per batch, from D's own backward\); "
                                          r"drop steps or free$"):

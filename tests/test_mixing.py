@@ -869,7 +869,7 @@ def test_extra_d_term_names_a_loss_it_cannot_score_with(loss, error, match):
 
 
 @pytest.mark.parametrize("cls,options,match", [
-    # weight was ignored (the mixed loss counted once), as the programs' --mix-weight would be
+    # weight was ignored (the mixed loss counted once); the programs refuse the flags themselves
     (Mixup, dict(mode="replace", weight=0.5), r"^weight=0.5 weighs the mixed loss added to D's "
                                               r"clean terms \(mode='add'\), and mode='replace' "
                                               r"has none; drop weight or use mode='add'$"),

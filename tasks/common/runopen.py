@@ -127,6 +127,14 @@ PATH_OPTIONS = ("data_root", "pretrained_file", "inception_weights", "init")
 RUN_PREFIXED = {"fid_features": "run:"}
 
 
+def path_option(key: str, value: Any) -> bool:
+    """Whether ``key``'s ``value`` is a path that a run's config.json holds absolute and its
+    checkpoints as given (:data:`PATH_OPTIONS`, a ``run:DIR``): the two compare only as paths."""
+    prefix = RUN_PREFIXED.get(key)
+    return key in PATH_OPTIONS or (prefix is not None and isinstance(value, str)
+                                   and value.startswith(prefix))
+
+
 def absolute(value: str) -> str:
     """``value`` as an absolute path ("../x" saved from folder f as f/../x broke once f moved)."""
     return os.path.abspath(os.path.expanduser(value))
@@ -317,7 +325,8 @@ def _trained_values(trained: Any, saved: dict[str, Any]) -> dict[str, Any]:
         return {}
     trained = json.loads(json.dumps(jsonable(trained)))
     return {k: v for k, v in trained.items() if k in saved and k not in ("out", "model")
-            and (k not in PATH_OPTIONS or not isinstance(v, str) or os.path.isabs(v))}
+            and (not path_option(k, v) or not isinstance(v, str)
+                 or os.path.isabs(v.removeprefix(RUN_PREFIXED.get(k, ""))))}
 
 
 def _read_resumes(path: Path) -> list[dict[str, Any]]:

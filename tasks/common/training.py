@@ -32,7 +32,7 @@ from robustrep.tasks.common.errors import CheckpointError, Interrupted, Training
 from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir, foreign_options
 from robustrep.tasks.common.run_records import mark_finished, note_finished
-from robustrep.tasks.common.runopen import PATH_OPTIONS
+from robustrep.tasks.common.runopen import path_option
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -375,6 +375,7 @@ def config_changes(saved: dict[str, Any], current: dict[str, Any],
     paths (saved as given, config.json holds them absolute)."""
     import json
     saved, current = (json.loads(json.dumps(c, default=str)) for c in (saved, current))
-    ignored = {*may_change, *PATH_OPTIONS, "out", "model"}
+    ignored = {*may_change, "out", "model"}
     return [f"{k} {saved[k]!r} (config.json: {current[k]!r})" for k in sorted(saved)
-            if k not in ignored and k in current and saved[k] != current[k]]
+            if k not in ignored and not path_option(k, saved[k]) and k in current
+            and saved[k] != current[k]]

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from robustrep.safe_pickle import ArrayUnpickler
 from robustrep.tasks.common.errors import DataError
+from robustrep.tasks.common.runopen import absolute_prefixed
 
 if TYPE_CHECKING:  # fid_sources.py imports this module: Source is only named in annotations
     from robustrep.tasks.gan.fid_sources import Source
@@ -53,6 +54,8 @@ def stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
     mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
     _check_covariance(path, sigma, stored)
     net = _text(arrays["fid_features"]) if "fid_features" in arrays else None
+    if net is not None:  # an earlier version wrote run:DIR as given: read from this folder
+        net = absolute_prefixed(net, "run:")
     num = arrays.get("num")
     if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
         raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "

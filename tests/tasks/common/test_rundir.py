@@ -186,3 +186,18 @@ def test_the_advice_to_start_a_stopped_run_again_works_from_another_folder(tmp_p
     assert advice == "--config ../runs/a/config.json --out ../runs/a"
     assert main(["gan", "train", *advice.split(), "--quiet"]) == 0
     assert (run / "checkpoints" / "latest.pt").is_file()
+
+
+def test_a_config_an_earlier_version_saved_with_relative_paths_is_the_same_run(tmp_path,
+                                                                               monkeypatch):
+    """Before --init and run:DIR were saved absolute, config.json held them as given: the same
+    command, run again from the same folder, is the same run."""
+    monkeypatch.chdir(tmp_path)
+    from robustrep.tasks.common.runopen import absolute_paths
+    given = {"init": "net.pkl", "fid_features": "run:cls", "steps": 3, "out": "g"}
+    run = RunDir(tmp_path / "g")
+    run.path.mkdir()
+    run.config_file.write_text(json.dumps(given))
+    run.check_fresh(absolute_paths(given))
+    with pytest.raises(RunFolderError, match="already holds another run"):
+        run.check_fresh(absolute_paths({**given, "fid_features": "run:other"}))
