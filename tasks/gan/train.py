@@ -142,6 +142,11 @@ class Trainer(TrainerBase):
     def sampler_G(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.ctx.G
 
+    @property
+    def sampler_name(self) -> str:
+        """What :attr:`sampler_G` is, in the words of gan eval's records."""
+        return "ema" if self.ema is not None else "G"
+
     # -- checkpoints ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -216,7 +221,7 @@ class Trainer(TrainerBase):
             self.prepare_evaluator()
             # which generator was scored, named as gan eval names it (G-EMA, else G itself)
             metrics = {**self.evaluator(self.sampler_G),
-                       "generator": "ema" if self.ema is not None else "G"}
+                       "generator": self.sampler_name}
             metrics["eval_s"] = round(time.time() - start, 2)
             self.last_metrics = self.run.log(self.step, kimg=self.kimg, **metrics)
             self.draw()
