@@ -304,31 +304,8 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
     ``checkpoint``, absolute paths); ``out`` holding another run's record is refused
     (:func:`_check_same_run`).
     """
-    from robustrep.tasks.gan.sample import ema_used, load_generator, run_config  # no cycle
-
-    if num_samples is not None and num_samples < 2:
-        raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "
-                        f"got {num_samples}")
-    if Path(run).is_file() and Path(run).suffix.lower() == ".pkl":
-        raise UserError(f"{run} is a file; gan eval scores a run folder (one holding "
-                        f"config.json and checkpoints/): score a network pickle's G-EMA with "
-                        f"gan fid {run} REF (REF: an image folder, a dataset .zip or a named "
-                        f"reference such as cifar10-train)")
-    # a file or a missing RUN was named only through --out's default, RUN/eval.json
-    check_run_folder(run, "RUN", "gan eval {run} --checkpoint {name}")
-    if inception_weights is not None:  # acting on nothing, or no file: before any work
-        cfg = run_config(run)
-        need = inception_unused(cfg.dataset, fid_features or cfg.fid_features)
-        if need is not None:
-            refuse_unused({need: ["inception_weights"]})
-        check_inception_file(inception_weights)
-    name = "eval.json" if use_ema else "eval-noema.json"  # --no-ema used to replace eval.json
-    path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
-    # its own record may be replaced, never a user's file (RUN/eval.json by default too)
-    check_replaceable(path, ("step", "reg"), "gan eval",
-                      "--out" if out is not None else "the default --out")
-    if out is not None:  # nor another run's record (one in RUN is RUN's)
-        _check_same_run(path, run)
+    from robustrep.tasks.gan.sample import ema_used, load_generator  # no cycle
+    path = _check_request(run, num_samples, inception_weights, fid_features, out, use_ema)
     G, cfg, step, dev = load_generator(run, checkpoint, device, use_ema)
     from robustrep.tasks.gan.data import build_data
     data = build_data(cfg)
@@ -356,6 +333,37 @@ def evaluate_run(run: str | Path, checkpoint: str | Path | None = None,
         print(note, file=sys.stderr)
     metrics["json"] = str(path)
     return metrics
+
+
+def _check_request(run: str | Path, num_samples: int | None, inception_weights: str | None,
+                   fid_features: str | None, out: str | Path | None, use_ema: bool) -> Path:
+    """gan eval's options, before any work: the record file it may write (its own earlier
+    record, never a user's file or another run's)."""
+    from robustrep.tasks.gan.sample import run_config  # no cycle
+    if num_samples is not None and num_samples < 2:
+        raise UserError(f"--num-samples must be >= 2 (FID and KID need two samples), "
+                        f"got {num_samples}")
+    if Path(run).is_file() and Path(run).suffix.lower() == ".pkl":
+        raise UserError(f"{run} is a file; gan eval scores a run folder (one holding "
+                        f"config.json and checkpoints/): score a network pickle's G-EMA with "
+                        f"gan fid {run} REF (REF: an image folder, a dataset .zip or a named "
+                        f"reference such as cifar10-train)")
+    # a file or a missing RUN was named only through --out's default, RUN/eval.json
+    check_run_folder(run, "RUN", "gan eval {run} --checkpoint {name}")
+    if inception_weights is not None:  # acting on nothing, or no file: before any work
+        cfg = run_config(run)
+        need = inception_unused(cfg.dataset, fid_features or cfg.fid_features)
+        if need is not None:
+            refuse_unused({need: ["inception_weights"]})
+        check_inception_file(inception_weights)
+    name = "eval.json" if use_ema else "eval-noema.json"  # --no-ema used to replace eval.json
+    path = check_output_file(Path(out) if out is not None else Path(run) / name, "--out")
+    # its own record may be replaced, never a user's file (RUN/eval.json by default too)
+    check_replaceable(path, ("step", "reg"), "gan eval",
+                      "--out" if out is not None else "the default --out")
+    if out is not None:  # nor another run's record (one in RUN is RUN's)
+        _check_same_run(path, run)
+    return path
 
 
 def feature_net_fields(info: dict[str, Any]) -> dict[str, Any]:
