@@ -429,6 +429,7 @@ def prepare_run(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
                 if trainer.train_s0 is None:  # the last log's: the steps after it are lost
                     trainer.train_s0 = next((t for t in (train_seconds(r, "train_s") for r in
                                                          reversed(records)) if t is not None), 0.0)
+                    _note_older_clock(run.path, trainer.step)
                 trainer.resumed_eval = next((r for r in reversed(records) if "eval/acc" in r), {})
         if info.is_main:
             record_regularizers(run.path, regularizer_record(
@@ -455,6 +456,16 @@ def train(cfg: ClassifyConfig, run_path: str | Path, resume: bool = False,
         if trainer.lock is not None:
             trainer.lock.release()
         dist.cleanup()
+
+
+def _note_older_clock(path: Path, step: int) -> None:
+    """A checkpoint without ``train_seconds`` is an earlier version's, whose ``train_s`` and
+    ``time/step_ms`` counted evaluations and checkpoints (step time averaged since the process
+    started): say where the records change meaning, which nothing else would."""
+    print(f"note: {path} was trained to step {step} by an earlier robustrep, whose train_s and "
+          f"time/step_ms counted evaluations and checkpoints too; from step {step} on they count "
+          f"the training steps only (time/step_ms over each log interval), as gan train's",
+          file=sys.stderr)
 
 
 def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> ClassifyConfig:

@@ -130,11 +130,14 @@ class RunDir:
                                  f"choose another --out")
 
     def read_config(self) -> dict[str, Any]:
+        """The run's options; relative paths an earlier version saved, from the folder the run
+        was started in (``runopen.started_paths``)."""
         from robustrep.tasks.common.options import check_run_folder
+        from robustrep.tasks.common.runopen import started_paths
         check_run_folder(self.path, "", "{run}")  # a path that is not there, or a file
         if not self.config_file.is_file():
             raise FileNotFoundError(f"{self.path} is not a robustrep run folder: no config.json")
-        return read_json(self.config_file, dict)
+        return started_paths(self.path, read_json(self.config_file, dict))
 
     def log(self, step: int, **values: Any) -> dict[str, Any]:
         """Append one record to ``metrics.jsonl`` (the source of truth), then to the sinks."""

@@ -125,6 +125,8 @@ def _holds_a_run(path: Path) -> RunFolderError:
 PATH_OPTIONS = ("data_root", "pretrained_file", "inception_weights", "init")
 # options whose value may name a run folder after a prefix (gan's --fid-features run:DIR)
 RUN_PREFIXED = {"fid_features": "run:"}
+# the paths versions before 2026-12-07 saved as given (the others were saved absolute already)
+SAVED_AS_GIVEN = ("init", *RUN_PREFIXED)
 
 
 def path_option(key: str, value: Any) -> bool:
@@ -145,6 +147,43 @@ def absolute_prefixed(value: str, prefix: str) -> str:
     if value.startswith(prefix) and len(value) > len(prefix):
         return prefix + absolute(value[len(prefix):])
     return value
+
+
+def started_paths(run: Path, saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` (``run``'s config.json) with the relative paths an earlier version kept as
+    given (``--init``, ``run:DIR``) read from the folder the run was started in: its relative
+    ``out`` names ``run`` from there. From another folder they named other files, without a
+    word (a FID on another classify run's features). Where ``out`` cannot tell that folder
+    (absolute, or not the end of ``run``'s path: the run was moved), a RunFolderError."""
+    relative = {k: v for k, v in saved.items() if k in SAVED_AS_GIVEN and path_option(k, v)
+                and isinstance(v, str) and v
+                and not os.path.isabs(os.path.expanduser(_path_part(k, v)))}
+    if not relative:
+        return saved
+    start = _start_folder(Path(run), saved.get("out"))
+    if start is None:
+        key, value = next(iter(relative.items()))
+        raise RunFolderError(f"{Path(run) / 'config.json'} names {key} {value!r} relative to "
+                             f"the folder the run was started in, which its out "
+                             f"{saved.get('out')!r} does not tell; write that path absolute in "
+                             f"config.json")
+    prefix = {k: RUN_PREFIXED.get(k, "") for k in relative}
+    return {**saved, **{k: prefix[k] + os.path.normpath(start / _path_part(k, v))
+                        for k, v in relative.items()}}
+
+
+def _path_part(key: str, value: str) -> str:
+    return value.removeprefix(RUN_PREFIXED.get(key, ""))
+
+
+def _start_folder(run: Path, out: Any) -> Path | None:
+    """The folder from which the relative ``out`` names ``run``, or None."""
+    if not isinstance(out, str) or not out or os.path.isabs(os.path.expanduser(out)):
+        return None
+    parts, here = Path(os.path.normpath(out)).parts, Path(run).resolve().parts
+    if ".." in parts or here[-len(parts):] != parts:
+        return None
+    return Path(*here[:-len(parts)])
 
 
 def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:

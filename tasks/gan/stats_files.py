@@ -39,6 +39,18 @@ if TYPE_CHECKING:  # fid_sources.py imports this module: Source is only named in
 # any statistics file: its arrays checked
 
 
+def _absolute_run(net: str | None, convention: str | None) -> tuple[str | None, str | None]:
+    """An earlier version wrote ``run:DIR`` as given, in the name and in the convention text
+    (``... classify run DIR (model, size) ...``): both read with DIR from this folder, as this
+    version writes them, so that the same network compares as the same."""
+    if net is None or not net.startswith("run:"):
+        return net, convention
+    now = absolute_prefixed(net, "run:")
+    if convention is not None:
+        convention = convention.replace(f"classify run {net[4:]} (", f"classify run {now[4:]} (")
+    return now, convention
+
+
 def stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
                   kind: str = "statistics", features: Tensor | None = None) -> Source:
     from robustrep.tasks.gan.fid_sources import Source  # no cycle
@@ -54,14 +66,13 @@ def stats_source(spec: str, path: Path, arrays: dict[str, np.ndarray],
     mu, sigma = _real_numbers(path, "mu", mu), _real_numbers(path, "sigma", sigma)
     _check_covariance(path, sigma, stored)
     net = _text(arrays["fid_features"]) if "fid_features" in arrays else None
-    if net is not None:  # an earlier version wrote run:DIR as given: read from this folder
-        net = absolute_prefixed(net, "run:")
     num = arrays.get("num")
     if num is not None and (num.shape != () or not np.issubdtype(num.dtype, np.integer)):
         raise DataError(f"{path}: 'num' must be one whole number (the images counted), got "
                         f"{num.dtype} of shape {num.shape}")
     num = f", {int(num)} images" if num is not None else ""
     convention = _text(arrays["fid_convention"]) if "fid_convention" in arrays else None
+    net, convention = _absolute_run(net, convention)
     return Source(spec, f"{kind} {path} ({mu.shape[0]}-d{num})", stats=(mu, sigma),
                   features=features, fid_features=net, fid_convention=convention)
 

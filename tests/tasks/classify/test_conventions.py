@@ -78,6 +78,24 @@ def test_train_s_goes_on_from_the_checkpoint_on_resume(tmp_path, moved_clock):
     assert _logged(tmp_path / "b", "time/step_ms") == [(2, 1500.0), (4, 4000.0), (6, 5500.0)]
 
 
+def test_a_checkpoint_of_an_earlier_version_says_where_the_clock_changes(tmp_path, capsys):
+    """An earlier version's checkpoint has no train_seconds; its records counted evaluations in
+    train_s: the resume says from which step they count the steps only (it was silent)."""
+    cfg = dict(steps=4, log_every=2, eval_every=0, ckpt_every=0)
+    train(tiny_config(**cfg), tmp_path / "b", stop_after=2, quiet=True)
+    latest = tmp_path / "b" / "checkpoints" / "latest.pt"
+    state = torch.load(latest, weights_only=False)
+    del state["train_seconds"]
+    torch.save(state, latest)
+    capsys.readouterr()
+    train(tiny_config(**cfg), tmp_path / "b", resume=True, quiet=True)
+    assert "was trained to step 2 by an earlier robustrep, whose train_s and time/step_ms " \
+           "counted evaluations and checkpoints too; from step 2 on" in capsys.readouterr().err
+    train(tiny_config(**cfg), tmp_path / "c", stop_after=2, quiet=True)
+    train(tiny_config(**cfg), tmp_path / "c", resume=True, quiet=True)
+    assert "earlier robustrep" not in capsys.readouterr().err  # this version's: nothing to say
+
+
 def _report(**subject):
     """A real report of a fixed model on 8 images, the first 4 classified right, the last 4
     wrong: the attacked first 4 have clean accuracy 1, the whole split 0.5."""

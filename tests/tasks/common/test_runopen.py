@@ -264,3 +264,23 @@ def test_a_run_stopped_before_its_first_checkpoint_is_told_how_to_start_again(
                                "it was stopped before its first checkpoint (--ckpt-every 150): "
                                "start it again with the command that started it, or with "
                                "--config run/config.json --out run")
+
+
+def test_relative_paths_an_earlier_version_saved_are_read_from_where_the_run_started(
+        tmp_path, monkeypatch):
+    """A run started as `--out runs/g --fid-features run:cls` from tmp saved both as given: read
+    from another folder, run:cls named that folder's cls (a FID on another run's features)."""
+    from robustrep.tasks.common.runopen import started_paths
+    run = tmp_path / "runs" / "g"
+    run.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    saved = {"out": "runs/g", "fid_features": "run:cls", "init": "../nets/a.pkl", "steps": 3}
+    assert started_paths(run, saved) == {**saved, "fid_features": f"run:{tmp_path / 'cls'}",
+                                         "init": str(tmp_path.parent / "nets" / "a.pkl")}
+    absolute = {**saved, "fid_features": "run:/x/cls", "init": None}
+    assert started_paths(run, absolute) is absolute  # this version's: as saved
+    for out in (str(run), "other/g", "../g"):  # the start folder cannot be told
+        with pytest.raises(RunFolderError, match=r"names fid_features 'run:cls' relative to "
+                                                 r"the folder the run was started in"):
+            started_paths(run, {**saved, "out": out})

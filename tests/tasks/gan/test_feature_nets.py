@@ -62,3 +62,8 @@ def test_gan_fid_reads_the_relative_run_an_earlier_version_recorded(tmp_path, mo
     for flag in ("run:cls", f"run:{tmp_path / 'cls'}"):
         assert main(["gan", "fid", "a.npz", "b.npz", "--fid-features", flag]) == 0
         assert "12.0" in capsys.readouterr().out
+    # its convention text names the run too: as this version's, or the same network differs
+    from robustrep.tasks.gan.stats_files import _absolute_run
+    assert _absolute_run("run:cls", "pre-logit features of classify run cls (m, 16x16); x") == (
+        f"run:{tmp_path / 'cls'}", f"pre-logit features of classify run {tmp_path / 'cls'} "
+        f"(m, 16x16); x")
