@@ -27,8 +27,8 @@ LAUNCHER = textwrap.dedent("""
     rank = os.environ["RANK"]
     gan_finish, classify_fit = G.Trainer.finish, C.Trainer.fit
 
-    def gan_dump(self):
-        gan_finish(self)
+    def gan_dump(self, *args):
+        gan_finish(self, *args)
         torch.save({"G": self.ctx.G.state_dict(), "D": self.ctx.D.state_dict()},
                    f"{out}/replica{rank}.pt")
 

@@ -18,8 +18,8 @@ LAUNCHER = textwrap.dedent("""
 
     finish = T.Trainer.finish
 
-    def finish_and_dump(self):
-        finish(self)
+    def finish_and_dump(self, *args):
+        finish(self, *args)
         torch.save({"G": self.ctx.G.state_dict(), "D": self.ctx.D.state_dict()},
                    f"{sys.argv[1]}/replica{self.dist.rank}.pt")
 
