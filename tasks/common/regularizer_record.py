@@ -148,8 +148,8 @@ def kept_options(run: Path, cfg: Any, names: tuple[str, ...] | list[str], fields
     that step for options that ``cfg`` leaves to the core and that this version would resolve
     otherwise, with a note naming each (None when there are none). Only scalar options of the
     same class are kept; a record that cannot be read keeps nothing (:func:`record_regularizers`
-    says so); a kept value this version refuses is a ConfigError naming the record. ``own``: the names the program records itself, compared by
-    its functions."""
+    says so); a kept value this version refuses is a ConfigError naming the record. ``own``:
+    the names the program records itself, compared by its functions."""
     last = _entry_at(Path(run), step)
     own = own or {}
     kept, changed = _kept_core(run, cfg, last, [n for n in names if n not in own], fields,
