@@ -201,6 +201,14 @@ def _check_reg_settings(cfg: GanConfig) -> None:
     check_additive_weight(cfg)
 
 
+def stylegan2_channels(cfg: Any) -> tuple[int, int]:
+    """The run's --channel-base and --channel-max; None (unset) is the core's default (that of
+    ``robustrep.nets.stylegan2``, written here to keep config checks free of torch)."""
+    base = 32768 if cfg.channel_base is None else cfg.channel_base
+    most = 512 if cfg.channel_max is None else cfg.channel_max
+    return base, most
+
+
 def _check_stylegan2(cfg: GanConfig) -> None:
     """StyleGAN2 options only with arch stylegan2; RP-GAN keeps its own D; DiffAugment policy."""
     if cfg.arch != "stylegan2":
@@ -209,8 +217,7 @@ def _check_stylegan2(cfg: GanConfig) -> None:
             raise ConfigError(f"{_flags(given)} only to --arch stylegan2 (arch is "
                               f"{cfg.arch!r}); drop {_them(given)} or pass --arch stylegan2")
     else:
-        base = 32768 if cfg.channel_base is None else cfg.channel_base  # the core's defaults
-        most = 512 if cfg.channel_max is None else cfg.channel_max
+        base, most = stylegan2_channels(cfg)
         if min(base // cfg.image_size, most) < 1:  # a traceback in the first layer, else
             raise ConfigError(f"--channel-base {base} gives the {cfg.image_size}x"
                               f"{cfg.image_size} layers no feature maps (min(channel_base // "

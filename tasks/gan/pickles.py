@@ -7,7 +7,6 @@ unpickler; nothing in the file runs); every problem is one line naming the file.
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 
 from robustrep.tasks.common.errors import CheckpointError
+from robustrep.tasks.gan.config_checks import stylegan2_channels
 
 
 def is_pickle(path: str | Path) -> bool:
@@ -110,7 +110,7 @@ def _differences(path: str, cfg: Any, nets: dict, G: torch.nn.Module,
     common = sorted(set(maps[0]) & set(maps[1]))
     if any(maps[0][r] != maps[1][r] for r in common):
         base, top = _recorded_channels(path)
-        own = _run_channels(cfg)
+        own = stylegan2_channels(cfg)
         run, pkl = (", ".join(str(m[r]) for r in common) for m in (maps[1], maps[0]))
         wrong.append(f"--channel-base {base} and --channel-max {top} (this run: {own[0]} and "
                      f"{own[1]}; feature maps at {common[0]} to {common[-1]}: this run {run}; "
@@ -119,14 +119,6 @@ def _differences(path: str, cfg: Any, nets: dict, G: torch.nn.Module,
     if None not in arch and arch[0] != arch[1]:
         wrong.append(f"--d-arch {arch[0]} (this run: {arch[1]})")
     return wrong
-
-
-def _run_channels(cfg: Any) -> tuple[int, int]:
-    """The run's --channel-base and --channel-max; None (unset) is the core G's default."""
-    from robustrep.nets.stylegan2 import StyleGAN2Generator
-    defaults = inspect.signature(StyleGAN2Generator).parameters
-    return tuple(getattr(cfg, k) if getattr(cfg, k) is not None else defaults[k].default
-                 for k in ("channel_base", "channel_max"))
 
 
 def _mapping_lr(theirs: torch.nn.Module, G: torch.nn.Module) -> str | None:

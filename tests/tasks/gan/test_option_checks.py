@@ -228,3 +228,18 @@ def test_keep_ckpts_sets_how_many_step_checkpoints_stay(tiny_cfg, tmp_path, keep
     train(tiny_cfg(steps=4, ckpt_every=1, keep_ckpts=keep, out=str(run)), show_progress=False)
     steps = sorted(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.pt"))
     assert steps == kept and (run / "checkpoints" / "latest.pt").is_file()
+
+
+def test_the_channels_an_unset_option_stands_for_are_the_cores():
+    """config_checks writes the core's defaults out (it imports no torch); --init's message and
+    the feature-map check both read them from there."""
+    import inspect
+    from types import SimpleNamespace
+
+    from robustrep.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+    from robustrep.tasks.gan.config_checks import stylegan2_channels
+    for net in (StyleGAN2Generator, StyleGAN2Discriminator):
+        defaults = inspect.signature(net).parameters
+        assert stylegan2_channels(SimpleNamespace(channel_base=None, channel_max=None)) == (
+            defaults["channel_base"].default, defaults["channel_max"].default)
+    assert stylegan2_channels(SimpleNamespace(channel_base=64, channel_max=16)) == (64, 16)
