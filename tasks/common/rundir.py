@@ -120,10 +120,11 @@ class RunDir:
         and weights paths are saved absolute (``runopen.absolute_paths``)."""
         if not self.config_file.is_file():
             return
-        from robustrep.tasks.common.runopen import absolute_paths
+        from robustrep.tasks.common.runopen import started_paths
         saved = read_json(self.config_file, dict)  # a damaged one is named, not overwritten
-        # an earlier version saved some paths as given (--init, run:DIR): as this one would
-        if _options(absolute_paths(saved)) != _options(json.loads(json.dumps(jsonable(config)))):
+        # an earlier version saved some paths as given (--init, run:DIR): read as read_config
+        if _options(started_paths(self.path, saved)) != \
+                _options(json.loads(json.dumps(jsonable(config)))):
             raise RunFolderError(f"{self.path} already holds another run, which wrote no "
                                  f"checkpoint (its config.json differs from these options); "
                                  f"start it again with its options, remove the folder, or "
