@@ -1,9 +1,10 @@
 """The table ``classify eval`` prints (:func:`format_table`): each figure beside what it was
 measured on, as ``report.json`` records it.
 
-- the clean accuracy names the weights scored (``EMA weights`` or ``raw weights``; a model from
-  elsewhere's ``pretrained`` or ``RobustBench``): an EMA's accuracy may be far from the raw
-  weights' the training log shows, and only the json said which;
+- the clean accuracy names the weights scored (``classifier_run.weights_label``, the words ``ood``
+  prints too: ``EMA weights``, ``raw weights``, or a model from elsewhere's ``pretrained
+  weights`` or ``RobustBench weights``): an EMA's accuracy may be far from the raw weights' the
+  training log shows, and only the json said which;
 - the attacks run on the first ``n_attack`` images: their rows follow that count and the clean
   accuracy on those same images (the attacks' ``clean_acc``), the one a robust accuracy is read
   against; the clean accuracy above is the whole split's;
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from robustrep.metrics.robust import eps_text
+from robustrep.tasks.common.classifier_run import weights_label
 
-LABEL = 28  # the width of the label column
+LABEL = 34  # the label column: "clean top-1 (RobustBench weights)" and a space
 
 ATTACK_NAMES = {"autoattack": "AutoAttack", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
                 "fgsm": "FGSM"}
@@ -31,21 +33,6 @@ def attack_name(key: str) -> str:
     if key.startswith("pgd"):
         return f"PGD-{key[3:]}"
     return ATTACK_NAMES.get(key, key)
-
-
-def weights_label(report: dict[str, Any]) -> str | None:
-    """Which weights a report scored, as its clean accuracy's row says it (None: a report with
-    no word of them, a library caller's ``evaluate_model``)."""
-    if report.get("ema"):
-        return "EMA weights"
-    weights = report.get("weights")
-    if weights is None:
-        return None
-    if weights == "pretrained":
-        return "pretrained"
-    if str(weights).startswith("robustbench"):
-        return "RobustBench"
-    return "raw weights"  # a run's "model", or a file's state dict without its EMA
 
 
 def _row(label: str, value: str) -> str:

@@ -141,6 +141,23 @@ def scored_ema(config: dict[str, Any]) -> bool:
     return config.get("weights") == "ema" or bool(config.get("ema"))
 
 
+def weights_label(record: dict[str, Any]) -> str | None:
+    """Which weights a record (classify's report.json, ood's results.json) scored, as the
+    programs print it beside an accuracy: a run's EMA and raw weights can score far apart (an
+    early EMA lags the raw weights), and only the json said which. None: a record with no word
+    of them (a library caller's ``evaluate_model``)."""
+    if scored_ema(record):
+        return "EMA weights"
+    weights = record.get("weights")
+    if weights is None:
+        return None
+    if weights == "pretrained":
+        return "pretrained weights"
+    if str(weights).startswith("robustbench"):
+        return "RobustBench weights"
+    return "raw weights"  # a run's "model", or a file's state dict without its EMA
+
+
 def load_run_features(run_dir: str | Path, device: str | torch.device = "cpu",
                       use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The pre-logit feature network of a classify run, for any program.

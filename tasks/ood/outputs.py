@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common.classifier_run import weights_label
 from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.eval_records import as_own_run, check_same_run, setting_changes
 from robustrep.tasks.common.folder_guard import make_folder
@@ -107,19 +108,11 @@ def format_table(result: ScoreResult) -> str:
     return "\n".join(lines + ["", legend(IN_PERCENT)])
 
 
-def weights_kind(record: dict[str, Any]) -> str:
-    """Which weights were scored, as results.json records them (``ema``, ``weights``): a run's
-    EMA and raw weights can score far apart (an early EMA lags the raw weights)."""
-    if record.get("ema"):
-        return "EMA weights"
-    return "pretrained weights" if record.get("weights") == "pretrained" else "raw weights"
-
-
 def format_header(record: dict[str, Any]) -> str:
     """What results.md and the terminal say above the table (results.json's record): what was
     scored with which weights, the ID test accuracy and each set's size. results.md was the
     table alone, and the terminal's accuracy named no weights."""
-    kind = weights_kind(record)
+    kind = weights_label(record) or "raw weights"  # results.json has always said which
     step, steps = record.get("step"), record.get("steps")
     at = "" if step is None else f", step {step}" + (f" of {steps}" if steps else "")
     if record.get("run"):

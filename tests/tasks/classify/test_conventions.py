@@ -121,13 +121,16 @@ def test_the_eval_table_says_which_weights_and_images_each_figure_has(tmp_path):
     assert rows["attacked images"] == "first 4 of 8"
     assert rows["clean top-1"] == "1.0000" == f"{report['robust']['fgsm']['clean_acc']:.4f}"
     lines = format_table(report).splitlines()
-    at = lines.index("attacked images              first 4 of 8")
+    at = lines.index(f"{'attacked images':<34} first 4 of 8")
     assert [line.split("  ")[1] for line in lines[at + 1:at + 4]] == [
         "clean top-1", "PGD-2 (Linf 8/255)", "FGSM (Linf 8/255)"]
     raw = _rows(format_table(_report(weights="model", ema=False)))
     assert "clean top-1 (raw weights)" in raw and "clean top-1 (EMA weights)" not in raw
-    assert "clean top-1 (pretrained)" in _rows(format_table(_report(weights="pretrained",
-                                                                     ema=False)))
+    for weights, label in (("pretrained", "pretrained weights"),
+                           ("robustbench Carmon2019Unlabeled", "RobustBench weights")):
+        # the words ood score prints (classifier_run.weights_label), within the label column
+        assert _rows(format_table(_report(weights=weights, ema=False)))[
+            f"clean top-1 ({label})"] == "0.5000"
 
 
 def test_the_eval_table_names_attacks_in_one_style_and_has_4_decimals():
