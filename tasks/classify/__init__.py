@@ -8,7 +8,7 @@
   :mod:`.policies`: timm's augmentation and erasing policies.
 - :mod:`.task`: the training step's loss and its regularizers; :mod:`.optim`: the optimizer and
   schedule, as timm's ``train.py`` builds them; :mod:`.train`: ``robustrep classify train``,
-  with :mod:`.train_clock` timing its steps.
+  with ``tasks/common/train_clock.py`` timing its steps (as gan's).
 - :mod:`.evaluate`: ``robustrep classify eval``, with :mod:`.eval_metrics` measuring a model on a
   loader, :mod:`.attacks` planning and timing the attacks, :mod:`.cifar_c_checks` checking the
   ``--cifar-c`` files, :mod:`.report_files` writing the report folder and :mod:`.eval_table`

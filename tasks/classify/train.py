@@ -35,7 +35,7 @@ the device and read at every log, evaluation and checkpoint; a NaN or inf stops 
 code 1) naming the first bad step and term and the last good checkpoint, and no checkpoint ever
 holds non-finite weights. Logged losses are the means since the last log; ``time/step_ms`` the
 mean step time since the last log and ``train_s`` the training seconds so far, evaluations and
-checkpoints left out (:mod:`.train_clock`).
+checkpoints left out (:mod:`robustrep.tasks.common.train_clock`, gan's clock too).
 
 Run safety: the run folder is locked for the run's life (``RunDir.lock``), the output folder is
 checked for writability and the data scanned before training, and on ``--resume`` the
@@ -73,6 +73,7 @@ from robustrep.tasks.common.regularizer_record import (kept_on_resume, record_re
                                                       regularizer_record)
 from robustrep.tasks.common.regularizers import Kept
 from robustrep.tasks.common.run_records import train_seconds
+from robustrep.tasks.common.train_clock import TrainClock
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import EPOCHS_OF, OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
@@ -80,7 +81,6 @@ from .data import augment, build_datasets, eval_loader, train_batches
 from .optim import build_optimizer, group_sizes
 from .policies import BatchPolicies
 from .task import build_regularizers, build_task
-from .train_clock import TrainClock
 
 
 def build_classifier(cfg: ClassifyConfig, num_classes: int, channels: int,

@@ -52,6 +52,7 @@ from robustrep.tasks.common.progress import fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, default_run_path
 from robustrep.tasks.common.runopen import check_run_folder, open_run, resumed
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
+from robustrep.tasks.common.train_clock import TrainClock
 from robustrep.tasks.common.training import TrainerBase
 from robustrep.tasks.gan.config import RESUMABLE, GanConfig, saved_config
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
@@ -92,7 +93,7 @@ class Trainer(TrainerBase):
         self.cfg = cfg
         self.kept = kept  # a resume's recorded regularizer options (regs.kept_regs)
         self.show_progress = show_progress and dist.is_main
-        self.train_seconds = 0.0
+        self.clock = TrainClock()  # training seconds, a resumed run's earlier ones included
         self.last_metrics: dict[str, Any] = {}
         self.last_eval_step: int | None = None
         self._shown: dict[str, float] = {}  # the loss means the progress bar shows (show)
@@ -155,7 +156,7 @@ class Trainer(TrainerBase):
         ranks = all_gather_object({"rng": ckpt.rng_state(ctx.gens),
                                    "regs": ctx.regs.state_dict()})
         return {"step": self.step, "consumed": self.stream.consumed, "d_steps": ctx.d_steps,
-                "train_seconds": self.train_seconds, "ranks": ranks,
+                "train_seconds": self.clock.seconds, "ranks": ranks,
                 "G": ctx.G.state_dict(), "D": ctx.D.state_dict(),
                 "ema": self.ema.module.state_dict() if self.ema is not None else None,
                 "opt_g": ctx.opt_g.state_dict(), "opt_d": ctx.opt_d.state_dict(),
@@ -189,16 +190,19 @@ class Trainer(TrainerBase):
         ctx.d_steps = state["d_steps"]
         if ctx.ada is not None and state.get("ada") is not None:
             ctx.ada.load_state_dict(state["ada"])
-        self.step, self.train_seconds = state["step"], state["train_seconds"]
+        self.step = state["step"]
+        self.clock = TrainClock(state["train_seconds"], self.step)
         self._consumed = state["consumed"]
 
     # -- logs, evaluation -----------------------------------------------------------------------
 
     def log_losses(self) -> dict[str, float]:
-        means = self.check_finite()
-        if self.dist.is_main and means:
-            self.run.log(self.step, kimg=self.kimg, train_s=round(self.train_seconds, 2),
-                         **{f"loss/{k}": round(v, 6) for k, v in means.items()})
+        means = self.check_finite()  # waits for the steps' device work: on the clock
+        with self.clock.paused():
+            if self.dist.is_main and means:
+                self.run.log(self.step, kimg=self.kimg, train_s=round(self.clock.seconds, 2),
+                             **{"time/step_ms": round(self.clock.step_ms(self.step), 3)},
+                             **{f"loss/{k}": round(v, 6) for k, v in means.items()})
         return means
 
     @property
@@ -274,9 +278,13 @@ class Trainer(TrainerBase):
             with self.stop.installed():
                 if 0 < self.step < cfg.steps and self._due(cfg.eval_every):
                     self.evaluate_resumed_step()
-                while self.step < stop:
-                    self.one_step(bar)
-                    self.check_stop()
+                self.clock.start()
+                try:
+                    while self.step < stop:
+                        self.one_step(bar)
+                        self.check_stop()
+                finally:
+                    self.clock.stop()
                 if self.step < cfg.steps:
                     self.pause()
                     return self.summary()
@@ -286,24 +294,26 @@ class Trainer(TrainerBase):
             self.finish(bar)
         finally:
             bar.close()
-        self.finished(train_s=round(self.train_seconds, 2))
+        self.finished(train_s=round(self.clock.seconds, 2))
         return self.summary()
 
     def one_step(self, bar) -> None:
-        start = time.perf_counter()
         set_lr(self.ctx, lr_factor(self.cfg.schedule, self.step, self.cfg.steps))
         terms = train_iteration(self.ctx, self.stream.next)
         self._update_ema()
         self.meter.update(self.step, terms)
         self.step += 1
-        self.train_seconds += time.perf_counter() - start
         bar.update(1)
         if self._due(self.cfg.log_every):
             self.show(bar, self.log_losses())
         if self._due(self.cfg.ckpt_every) and self.step < self.cfg.steps:
-            self.save()
+            self.check_finite(reset=False)  # the steps' device work, on the clock
+            with self.clock.paused():
+                self.save()
         if self._due(self.cfg.eval_every) and self.step < self.cfg.steps:
-            self.evaluate()
+            self.check_finite(reset=False)
+            with self.clock.paused():
+                self.evaluate()
 
     def _update_ema(self) -> None:
         """timm's EMA by step, or StyleGAN2's by images seen when ``ema_kimg`` is set."""
@@ -352,7 +362,7 @@ class Trainer(TrainerBase):
     def summary(self) -> dict[str, Any]:
         metrics = {k: v for k, v in self.last_metrics.items() if k != "time"}
         return {"run": str(self.run.path), "rank": self.dist.rank, "step": self.step,
-                "train_seconds": round(self.train_seconds, 2), "metrics": metrics,
+                "train_seconds": round(self.clock.seconds, 2), "metrics": metrics,
                 "checkpoint": str(self.last_ckpt) if self.last_ckpt else None}
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from robustrep.tasks.classify import train as train_module
-from robustrep.tasks.classify import train_clock
 from robustrep.tasks.classify.eval_metrics import evaluate_model
 from robustrep.tasks.classify.eval_table import format_table
 from robustrep.tasks.classify.train import Trainer, train
+from robustrep.tasks.common import train_clock
 from robustrep.tasks.common.rundir import RunDir
 
 from .conftest import Threshold, tiny_config

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import torch
 
 from robustrep.tasks.cli import main
 from robustrep.tasks.gan import train as gan_train
@@ -98,3 +99,55 @@ def test_gan_eval_names_the_feature_network_accuracy(ema_run, tmp_path):
         record["feature_net_test_accuracy"])
     keys = list(table)  # beside the network it describes
     assert keys.index("feature_net_test_accuracy") == keys.index("extractor") + 1
+
+
+@pytest.fixture
+def moved_clock(monkeypatch):
+    """A clock the test moves: training step k takes k seconds, each checkpoint 20 and each
+    evaluation 50 (a stand-in that logs nothing); nothing else takes time."""
+    from types import SimpleNamespace
+
+    from robustrep.tasks.common import train_clock
+
+    now = [0.0]
+    monkeypatch.setattr(train_clock, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    iteration, save = gan_train.train_iteration, gan_train.Trainer.save
+
+    def timed_iteration(ctx, next_batch):
+        now[0] += ctx.d_steps // ctx.cfg.n_dis + 1  # the step index, restored on resume
+        return iteration(ctx, next_batch)
+
+    def timed_save(self):
+        now[0] += 20
+        save(self)
+
+    def timed_evaluate(self):
+        now[0] += 50
+        self.last_eval_step = self.step
+
+    monkeypatch.setattr(gan_train, "train_iteration", timed_iteration)
+    monkeypatch.setattr(gan_train.Trainer, "save", timed_save)
+    monkeypatch.setattr(gan_train.Trainer, "evaluate", timed_evaluate)
+
+
+def _logged(run, key):
+    return [(r["step"], r[key]) for r in read_records(run) if key in r]
+
+
+def test_gan_train_s_and_step_ms_count_the_steps_as_classify_does(tmp_path, moved_clock,
+                                                                  tiny_cfg):
+    # Was: gan's own sums of each step's host time, without the device wait at a log's read of
+    # the losses, and no time/step_ms; now classify's clock (tasks/common/train_clock.py)
+    cfg = dict(steps=6, log_every=2, eval_every=3, ckpt_every=4, final_eval=False)
+    gan_train.train(tiny_cfg(out=str(tmp_path / "a"), **cfg), show_progress=False)
+    assert _logged(tmp_path / "a", "train_s") == [(2, 3.0), (4, 10.0), (6, 21.0)]
+    assert _logged(tmp_path / "a", "time/step_ms") == [(2, 1500.0), (4, 3500.0), (6, 5500.0)]
+    saved = torch.load(tmp_path / "a" / "checkpoints" / "latest.pt", weights_only=False)
+    assert saved["train_seconds"] == 21.0
+    # a resume goes on from the checkpoint's seconds; its first interval is its own step
+    gan_train.train(tiny_cfg(out=str(tmp_path / "b"), **cfg), show_progress=False,
+                    stop_after=3)
+    gan_train.train(tiny_cfg(out=str(tmp_path / "b"), **cfg), resume=tmp_path / "b",
+                    show_progress=False)
+    assert _logged(tmp_path / "b", "train_s") == [(2, 3.0), (4, 10.0), (6, 21.0)]
+    assert _logged(tmp_path / "b", "time/step_ms") == [(2, 1500.0), (4, 4000.0), (6, 5500.0)]

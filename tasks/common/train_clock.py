@@ -1,9 +1,11 @@
-"""The training clock of ``classify train``: the seconds of the training steps alone.
+"""The training clock of ``classify train`` and ``gan train``: the seconds of the training
+steps alone.
 
-``train_s`` in ``metrics.jsonl`` means what it means in ``gan train``: training seconds so far,
-a resumed run's earlier ones included, without the evaluations (logged apart as ``eval_s``) and
-the checkpoints; it included both, so a run that evaluated often read as slow. The time of
-reading each step's batch counts (timm's ``train.py`` counts it in its batch time too).
+``train_s`` in ``metrics.jsonl`` is the training seconds so far, a resumed run's earlier ones
+included, without the evaluations (logged apart as ``eval_s``) and the checkpoints; classify's
+included both, so a run that evaluated often read as slow, and gan's left out the device wait at
+each log's read of the losses. The time of reading each step's batch counts (timm's ``train.py``
+counts it in its batch time too).
 ``time/step_ms`` is the mean over the steps since the previous log (since the start or the
 resume for the first), as timm's ``train.py`` logs its recent batch time: it was the mean since
 the process started, evaluations included, and hid a slowdown behind the earlier steps.
@@ -45,12 +47,15 @@ class TrainClock:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """Not counted: an evaluation, a checkpoint, the writing of a log."""
+        """Not counted: an evaluation, a checkpoint, the writing of a log; the clock runs again
+        after it only if it ran before (the final step's log comes after the loop's stop)."""
+        running = self._started is not None
         self.stop()
         try:
             yield
         finally:
-            self.start()
+            if running:
+                self.start()
 
     def step_ms(self, step: int) -> float:
         """Milliseconds per step since the previous call (or the clock's start); starts the
