@@ -39,7 +39,7 @@ class LogProgress:
         self.postfix: dict[str, Any] = {}
         self._start_n, self._start = initial, clock()
         self._last_line = self._start
-        self._last_n = initial
+        self._last_n, self._last_postfix = initial, {}
         self.closed = False
 
     def line(self) -> str:
@@ -59,7 +59,7 @@ class LogProgress:
 
     def _write(self) -> None:
         print(self.line(), file=self.file, flush=True)
-        self._last_line, self._last_n = self.clock(), self.n
+        self._last_line, self._last_n, self._last_postfix = self.clock(), self.n, self.postfix
         self.lines += 1
 
     def update(self, n: int = 1) -> None:
@@ -76,9 +76,11 @@ class LogProgress:
             self._write()
 
     def close(self) -> None:
-        # the final count, unless the last line already said it or a stage that was left
-        # (leave=False) ended before its first line
-        if not self.closed and self.n != self._last_n and (self.leave or self.lines):
+        # the final count and values, unless the last line already said them (a training's
+        # last step is written before its final evaluation, whose FID the postfix then holds)
+        # or a stage that was left (leave=False) ended before its first line
+        said = self.n == self._last_n and self.postfix == self._last_postfix
+        if not self.closed and not said and (self.leave or self.lines):
             self._write()
         self.closed = True
 

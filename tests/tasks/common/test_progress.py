@@ -28,6 +28,13 @@ def test_not_a_terminal_gives_plain_lines_with_rate_eta_and_losses():
     assert out.getvalue() == "gan: step 70/100 (70%) 5 it/s ETA 6s loss/d=1.2 loss/g=0.9\n"
     bar.close()
     assert out.getvalue().count("\n") == 1  # the final count was already written
+    final = LogProgress(10, desc="gan", interval=10, file=out, clock=clock)
+    clock.t += 10
+    final.update(10)  # the last step's line, then the final evaluation's value
+    final.set_postfix({"fid@10": "149"})
+    final.close()  # was: not written, the last line still the one before the evaluation
+    assert out.getvalue().splitlines()[-2:] == ["gan: step 10/10 (100%) 1 it/s ETA 0s",
+                                                "gan: step 10/10 (100%) 1 it/s ETA 0s fid@10=149"]
     clock.t += 1
     bar2 = LogProgress(10, desc="", interval=0, file=out, clock=clock)
     bar2.update(1)
