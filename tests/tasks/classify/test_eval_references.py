@@ -160,7 +160,7 @@ def test_a_head_wider_than_the_data_is_noted_and_the_normalisation_shown(tmp_pat
     assert ("note: the model has 12 outputs and digits 10 classes: its answers 10..11 count "
             "as wrong (weights of a head for other data?)\n") in said.err
     # the normalisation no option gave (timm's config of test_resnet) is in the table too
-    assert "\ninputs in [0, 1]; mean, std  0.5; 0.5\nclean top-1" in said.out
+    assert f"\n{'inputs in [0, 1]; mean, std':<34} 0.5; 0.5\nclean top-1" in said.out
     assert main([*base, "--classes", "0,1,2", "--out", "b"]) == 0  # a subset: the point
     assert "outputs and" not in capsys.readouterr().err
 
