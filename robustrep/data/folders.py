@@ -1,8 +1,10 @@
 """Image folders: torchvision's ``ImageFolder`` layout ``root/<class>/<image>``, or a flat folder
 of images (label 0), the form CelebA and LSUN exports usually take; nothing is downloaded.
 
-timm's split layout ``root/train/<class>/...`` with ``root/val/`` (or ``root/test/``) is
-recognised by :func:`folder_split`: ``create_dataset("imagefolder", root, train=...)`` reads the
+timm's split layout ``root/train/<class>/...`` beside an evaluation split is recognised by
+:func:`split_folders` under timm's names (``timm.data.dataset_factory``'s train and eval
+synonyms: ``training/``; ``val/``, ``valid/``, ``validation/``, timm's default ``--val-split``,
+``eval/``, ``evaluation/``; then ``test/``), and :func:`folder_split`: ``create_dataset("imagefolder", root, train=...)`` reads the
 split. Scans skip hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
 ``__MACOSX/`` (the resource forks a zip made by macOS's Finder holds, unzipped with it) in
 both layouts. A folder holding one folder and nothing else, whose images all lie in subfolders,
@@ -263,31 +265,43 @@ def _folder_layout(root: Entry) -> str:
                             f"directly in root (accepted extensions: {', '.join(IMG_EXTENSIONS)})")
 
 
-def folder_split(root: str | os.PathLike, train: bool | None) -> Path:
-    """``root/train`` (``train=True``) or ``root/val`` / ``root/test`` (``train=False``) when
-    ``root`` has timm's split layout (a ``train`` folder next to ``val`` or ``test``), else
-    ``root``. ``train=None`` always gives ``root``. A folder with only ``train/`` gives it for both.
-    """
+TRAIN_SPLITS = ("train", "training")
+# timm's eval synonyms in its order, then test: a validation/ split read as a class (or left
+# out while train/ was scored as the whole folder) gave numbers of the wrong images
+EVAL_SPLITS = ("val", "valid", "validation", "eval", "evaluation", "test")
+
+
+def split_folders(root: str | os.PathLike) -> tuple[Path, Path | None] | None:
+    """The training split of timm's layout under ``root`` and its evaluation split (None: none
+    beside it), each the first of :data:`TRAIN_SPLITS` / :data:`EVAL_SPLITS` that is a folder;
+    None when ``root`` has no training split."""
     root = Path(root)
-    if train is None or not (root / "train").is_dir():
-        return root
-    if train:
-        return root / "train"
-    for name in ("val", "test"):
-        if (root / name).is_dir():
-            return root / name
-    return root / "train"
+    train = next((root / n for n in TRAIN_SPLITS if (root / n).is_dir()), None)
+    if train is None:
+        return None
+    return train, next((root / n for n in EVAL_SPLITS if (root / n).is_dir()), None)
+
+
+def folder_split(root: str | os.PathLike, train: bool | None) -> Path:
+    """The training (``train=True``) or evaluation split (``train=False``) when ``root`` has
+    timm's split layout (:func:`split_folders`), else ``root``. ``train=None`` always gives
+    ``root``. A folder with only a training split gives it for both."""
+    splits = split_folders(root) if train is not None else None
+    if splits is None:
+        return Path(root)
+    return splits[0] if train or splits[1] is None else splits[1]
 
 
 def split_classes(split: str | os.PathLike) -> list[str] | None:
-    """The class names of ``root/train`` when ``split`` is the ``root/val`` or ``root/test`` of
-    timm's split layout, else None: the evaluation split takes the training split's labels (its
-    own sorted folders would renumber the classes when one is missing)."""
+    """The class names of the training split when ``split`` is an evaluation split of timm's
+    layout (``root/val``, ``root/validation``, ``root/test``, ...: :func:`split_folders`), else
+    None: the evaluation split takes the training split's labels (its own sorted folders would
+    renumber the classes when one is missing)."""
     split = Path(split)
-    train = split.parent / "train"
-    if split.name not in ("val", "test") or not train.is_dir():
+    splits = split_folders(split.parent)
+    if split.name not in EVAL_SPLITS or splits is None:
         return None
-    return [p.name for p in _class_folders(_inside(train))] or None  # as image_folder reads it
+    return [p.name for p in _class_folders(_inside(splits[0]))] or None  # as image_folder reads
 
 
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape, innermost
 from robustrep.data import labels as dataset_labels
+from robustrep.data.folders import EVAL_SPLITS, split_folders
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
@@ -146,14 +147,27 @@ def _listing(folder: Path, most: int = 8) -> str:
 
 
 def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
-    """``root/train`` and ``root/val`` (or ``root/test``) when an image folder has them."""
+    """The training and evaluation splits of timm's layout when an image folder has them
+    (``root/train`` and ``root/val``, ``root/validation``, ...: ``folders.split_folders``)."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else None
-    if root is None or not (root / "train").is_dir():
+    splits = split_folders(root) if root is not None else None
+    if splits is None:
         return None, None
-    for name in ("val", "test"):
-        if (root / name).is_dir():
-            return str(root / "train"), str(root / name)
-    return str(root / "train"), None
+    if splits[1] is None:
+        _refuse_unnamed_split(root, splits[0])
+    return str(splits[0]), splits[1] and str(splits[1])
+
+
+def _refuse_unnamed_split(root: Path, train: Path) -> None:
+    """A folder beside the training split that no evaluation name matches (``dev/``): left
+    out, the evaluation would be a share of the training split (or all of it), unsaid."""
+    others = sorted(p.name for p in root.iterdir()
+                    if p.is_dir() and p != train and not p.name.startswith((".", "__MACOSX")))
+    if others:
+        raise DataError(f"--data-root {root} holds {train.name}/ beside {others[0]}/, which is "
+                        f"not an evaluation split's name ({', '.join(EVAL_SPLITS)}, as timm "
+                        f"names them): rename it to one of those, or give --data-root "
+                        f"{train} to read the training split alone")
 
 
 def _holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:

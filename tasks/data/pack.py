@@ -10,7 +10,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from robustrep.data.folders import ZipImageFolder
+from robustrep.data.folders import EVAL_SPLITS, TRAIN_SPLITS, ZipImageFolder
 from robustrep.data.local import image_folder
 from robustrep.data.zipdata import LABELS_FILE
 from robustrep.data.zippack import pack_images
@@ -120,26 +120,26 @@ def _refuse_labels_file(src: Path, dataset: Any) -> None:
                         f"labels, or sort them into class folders")
 
 
-SPLITS = ("val", "test")  # beside train/: timm's split layout (robustrep.data.folders)
-
-
 def _refuse_splits(src: Path, dataset: Any) -> None:
-    """Refuse timm's split layout, ``SRC/train/<class>/`` beside ``SRC/val/`` (or ``test/``):
+    """Refuse timm's split layout, ``SRC/train/<class>/`` beside ``SRC/val/`` (or another
+    evaluation name, ``folders.EVAL_SPLITS``):
     read as class folders it was packed as two classes, train and val, its real classes lost
     and its held-out images mixed in, where ``classify train --dataset imagefolder`` reads
     the same folder as its splits (``folder_split``)."""
     classes = set(getattr(dataset, "classes", ()))
-    found = [name for name in SPLITS if name in classes]
-    if dataset.layout != "classes" or "train" not in classes or not found:
+    train_split = next((name for name in TRAIN_SPLITS if name in classes), None)
+    found = [name for name in EVAL_SPLITS if name in classes]
+    if dataset.layout != "classes" or train_split is None or not found:
         return
     if is_zip_source(src):  # a folder inside a zip cannot be given as SRC
-        each, train = "unzip it and pack each split", "FOLDER/train"
+        each, train = "unzip it and pack each split", f"FOLDER/{train_split}"
     else:
-        each, train = "pack each split", shlex.quote(str(src / "train"))
-    raise DataError(f"SRC {src} holds train/ and {found[0]}/, timm's split layout (as "
+        each, train = "pack each split", shlex.quote(str(src / train_split))
+    raise DataError(f"SRC {src} holds {train_split}/ and {found[0]}/, timm's split layout (as "
                     f"classify reads such a folder), which data pack would read as two "
-                    f"classes named train and {found[0]}: {each} on its own (data pack "
-                    f"{train} train.zip), or rename the folders if they are classes")
+                    f"classes named {train_split} and {found[0]}: {each} on its own (data "
+                    f"pack {train} {train_split}.zip), or rename the folders if they are "
+                    f"classes")
 
 
 def _inside_note(src: Path, top: str) -> str:

@@ -187,6 +187,12 @@ def test_timms_test_split_and_a_lone_train_split(tmp_path):
     write_png(tmp_path / "b" / "train" / "cat" / "0.png", (8, 8), (0, 0, 0))
     assert [folder_split(tmp_path / "b", t) for t in (True, False, None)] == [
         tmp_path / "b" / "train", tmp_path / "b" / "train", tmp_path / "b"]
+    for split in ("training", "validation"):  # timm's other names (its default --val-split)
+        write_png(tmp_path / "c" / split / "cat" / "0.png", (8, 8), (0, 0, 0))
+    write_png(tmp_path / "c" / "training" / "dog" / "0.png", (8, 8), (0, 0, 0))
+    assert [folder_split(tmp_path / "c", t) for t in (True, False)] == [
+        tmp_path / "c" / "training", tmp_path / "c" / "validation"]
+    assert split_classes(tmp_path / "c" / "validation") == ["cat", "dog"]
 
 
 def test_given_classes_set_the_labels_and_the_sample_order(tmp_path):

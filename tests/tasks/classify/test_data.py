@@ -63,8 +63,8 @@ def test_cifar10_from_files_in_the_real_format(tmp_path):
     train(cfg, tmp_path / "run", quiet=True)  # two steps on it
 
 
-def _write_folder(root, size=(20, 24), classes=("cat", "dog")):
-    for split in ("train", "val"):
+def _write_folder(root, size=(20, 24), classes=("cat", "dog"), splits=("train", "val")):
+    for split in splits:
         for c, name in enumerate(classes):
             (root / split / name).mkdir(parents=True)
             for i in range(4):
@@ -79,6 +79,26 @@ def test_image_folder_with_train_and_val(tmp_path):
     assert (info.num_classes, info.channels, info.eval_split) == (2, 3, "test")
     assert len(train_set) == len(eval_set) == 8
     assert train_set[0][0].shape == (3, 16, 16)
+
+
+def test_timms_validation_split_is_the_evaluation_split(tmp_path):
+    # Was: validation/ (timm's default --val-split) left out: classify train held out 20% of
+    # train/, and classify eval --checkpoint scored train/ as the whole folder ("all"), silently
+    _write_folder(tmp_path, splits=("training", "validation"))
+    for i in range(2):  # the evaluation split told apart by its size: 6 images, not 8
+        (tmp_path / "validation" / "cat" / f"{i}.png").unlink()
+    cfg = tiny_config(dataset="imagefolder", data_root=str(tmp_path), classes=None, batch_size=4)
+    for whole_folder in (False, True):
+        train_set, eval_set, info = build_datasets(cfg, whole_folder=whole_folder)
+        assert (len(train_set), len(eval_set), info.eval_split) == (8, 6, "test")
+    (tmp_path / "validation").rename(tmp_path / "dev")
+    with pytest.raises(DataError) as err:  # not guessed: an evaluation split by another name
+        build_datasets(cfg)
+    assert str(err.value) == (
+        f"--data-root {tmp_path} holds training/ beside dev/, which is not an evaluation "
+        f"split's name (val, valid, validation, eval, evaluation, test, as timm names them): "
+        f"rename it to one of those, or give --data-root {tmp_path / 'training'} to read the "
+        f"training split alone")
 
 
 def test_image_folder_val_missing_a_class_keeps_the_training_labels(tmp_path):

@@ -433,26 +433,28 @@ def test_a_side_no_gan_network_trains_at_is_refused(folder, tmp_path, capsys, si
 
 
 @pytest.mark.parametrize("as_zip", [False, True])
-@pytest.mark.parametrize("held_out", ["val", "test"])
+@pytest.mark.parametrize("train, held_out", [("train", "val"), ("train", "test"),
+                                             ("training", "validation")])  # timm's names
 def test_timms_split_layout_is_refused_not_packed_as_two_classes(mixed, tmp_path, as_zip,
-                                                                 held_out):
+                                                                 train, held_out):
     """SRC/train/<class>/ beside SRC/val/<class>/ was packed as two classes, train and val: the
     real classes lost and the held-out images mixed in, where classify reads the same folder
     as its two splits."""
     split = tmp_path / "my data"
-    (split / "train").mkdir(parents=True)
-    os.rename(mixed, split / "train" / "cats and dogs")
+    (split / train).mkdir(parents=True)
+    os.rename(mixed, split / train / "cats and dogs")
     save(split / held_out / "cat" / "v.png", np.zeros((16, 16, 3), dtype=np.uint8))
     source = zip_folder(split, tmp_path / "split.zip") if as_zip else split
     code, _, err = pack(source, tmp_path / "o.zip")
-    each = ("unzip it and pack each split on its own (data pack FOLDER/train train.zip)" if as_zip
-            else f"pack each split on its own (data pack '{split / 'train'}' train.zip)")
+    each = (f"unzip it and pack each split on its own (data pack FOLDER/{train} {train}.zip)"
+            if as_zip else
+            f"pack each split on its own (data pack '{split / train}' {train}.zip)")
     assert (code, err) == (2, (
-        f"robustrep data pack: error: SRC {source} holds train/ and {held_out}/, timm's split "
+        f"robustrep data pack: error: SRC {source} holds {train}/ and {held_out}/, timm's split "
         f"layout (as classify reads such a folder), which data pack would read as two classes "
-        f"named train and {held_out}: {each}, or rename the folders if they are classes\n"))
+        f"named {train} and {held_out}: {each}, or rename the folders if they are classes\n"))
     assert not (tmp_path / "o.zip").exists()
-    assert pack(split / "train", tmp_path / "o.zip")[0] == 0  # a split alone: its classes
+    assert pack(split / train, tmp_path / "o.zip")[0] == 0  # a split alone: its classes
 
 
 def test_the_note_on_a_zip_of_one_folder_quotes_the_folder_as_a_shell_reads_it(mixed,
