@@ -28,6 +28,8 @@ DATASETS = CLASSIFIER_DATASETS
 # The registry's input-mixing methods, in the order SampleMix lists its kinds.
 MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
               if regularizer_info(n).acts.get("classify") == "input mixing")
+# timm's RandomErasing modes (its train.py's --remode)
+REMODES = ("pixel", "rand", "const")
 DEFAULT_MODEL = "resnet10t"
 
 
@@ -86,8 +88,14 @@ class ClassifyConfig:
     augment: bool = _opt(False, "random crop (pad 4) + horizontal flip on the training images")
     aa: str | None = _opt(None, "timm auto-augment policy after crop/flip, e.g. rand-m9-mstd0.5 "
                                 "(RandAugment), augmix, original (AutoAugment), trivialaugment")
-    reprob: float = _opt(0.0, "timm random erasing probability per image (to the mean colour)",
+    reprob: float = _opt(0.0, "timm random erasing probability per image (filled as --remode)",
                          **UNIT)
+    remode: str | None = _opt(None, "--reprob > 0 only: what an erased rectangle is filled "
+                                    "with, as timm's --remode: pixel (per-pixel normal noise), "
+                                    "rand (one normal colour), const (the mean colour); default "
+                                    "pixel, timm's train.py's; const with an --reg attacking the "
+                                    "inputs (pgd, fgsm, free), whose images are in [0, 1]",
+                              REMODES)
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split; an image folder or zip "
                                     "without one holds out 0.2)", **BETA)
@@ -198,6 +206,7 @@ class ClassifyConfig:
             # records the momentum that ran; adamw has none
             self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
+        self._resolve_remode()
         check_lsun_classes(self.lsun_classes)  # before the data: not when the databases open
         check_additive_weight(self)
         if self.aa is not None:
@@ -279,6 +288,21 @@ class ClassifyConfig:
             return
         if self.final_act is None:
             self.final_act = self.head != "uos"
+
+    def _resolve_remode(self) -> None:
+        """--remode's default with --reprob > 0: timm train.py's pixel noise, or the mean colour
+        under an attack on the inputs: the attacks take images in [0, 1] and refuse a batch
+        outside it, which the noise (normal in the normalised space) is."""
+        if not self.reprob:  # a --remode given there is refused by unused_options
+            return
+        attacks = [n for n in self.regularizers()
+                   if regularizer_info(n).acts.get("classify") == "adversarial inputs"]
+        if self.remode is None:
+            self.remode = "const" if attacks else "pixel"
+        elif self.remode != "const" and attacks:
+            raise ConfigError(f"--remode {self.remode} fills erased pixels with normal noise "
+                              f"outside [0, 1], where --reg {attacks[0]} attacks images; give "
+                              f"--remode const (the mean colour) with it")
 
     def _resolve_multistep(self) -> None:
         """milestones and lr_decay shape only the multistep schedule: filled in with the UoS
@@ -414,6 +438,8 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
         # one mixing kind has nothing to switch to
         unused.setdefault(f"two mixing methods in --reg, e.g. mixup,cutmix (reg is "
                           f"{values.get('reg')!r})", []).append("mix_switch_prob")
+    if values.get("remode") is not None and not values.get("reprob"):  # nothing is erased
+        unused.setdefault("--reprob > 0 (reprob is 0)", []).append("remode")
     if values.get("wd_all") and values.get("weight_decay") == 0:  # no decay to spread
         unused.setdefault("--weight-decay > 0 (weight_decay is 0)", []).append("wd_all")
     if values.get("warmup_lr") is not None and not values.get("warmup_steps") \
@@ -428,9 +454,13 @@ def saved_config(config: dict[str, Any]) -> dict[str, Any]:
     """A run's saved ``config.json`` as this version reads it: the options that did nothing in
     that run (:func:`unused_options`) are dropped. Runs saved before milestones, lr_decay and
     momentum defaulted to None hold them under every schedule and optimizer; only multistep
-    used the first two, only an optimizer taking momentum the last."""
+    used the first two, only an optimizer taking momentum the last. Runs saved before --remode
+    erased to the mean colour: their ``remode`` is ``const``, whatever the default now is."""
     unused = {f for names in unused_options(config).values() for f in names}
-    return {k: v for k, v in config.items() if k not in unused}
+    config = {k: v for k, v in config.items() if k not in unused}
+    if config.get("reprob") and "remode" not in config:
+        config["remode"] = "const"
+    return config
 
 
 def check_linf_eps(eps: float | None, norm: str) -> None:

@@ -8,10 +8,16 @@ TrivialAugment and random erasing, from timm (and torchvision for TrivialAugment
 ``translate_pct`` 0.3), anything else -> ``auto_augment_transform`` (AutoAugment, Cubuk et al. 2019:
 ``original``, ``originalr``, ``v0``, ``v0r``, ``3a``), with ``translate_const = 0.45 * side``
 and the fill colour the normalisation mean, as timm. ``trivialaugment`` is torchvision's
-``TrivialAugmentWide`` (Müller & Hutter 2021; timm has no TrivialAugment policy). ``--reprob P``
-is timm's ``RandomErasing(P, mode="const")``: one rectangle per image set to 0 *after*
-normalisation, i.e. to the normalisation mean; robustrep normalises inside the model, so the
-batch is normalised, erased and mapped back.
+``TrivialAugmentWide`` (Müller & Hutter 2021; timm has no TrivialAugment policy). timm's
+posterize ops ask for 0 bits (Posterize below magnitude 2.5, as ``v0`` and ``rand-m2`` draw it;
+PosterizeIncreasing at 10), which Pillow 13's ``ImageOps.posterize`` refuses (Pillow < 13
+returned a black image): the policy's posterize ops get :func:`posterize`, which gives that black
+image and calls timm's otherwise. ``--reprob P`` is timm's ``RandomErasing(P, mode)`` with
+``--remode``'s mode: one rectangle per image set *after* normalisation to per-pixel normal noise
+(``pixel``, timm's ``train.py`` default), one normal colour (``rand``) or 0 (``const``, timm's
+``create_transform`` default), i.e. the normalisation mean; robustrep normalises inside the
+model, so the batch is normalised, erased and mapped back (the model sees timm's noise, which
+lies outside [0, 1] as pixels).
 
 Order, as ``create_transform``: crop + flip (``--augment``), then ``--aa``, then ``--reprob``. The
 policies draw from Python's ``random``, NumPy and torch's global generator (timm's policies
@@ -26,6 +32,7 @@ import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,13 +125,40 @@ def build_aa(spec: str, image_size: int, mean: Sequence[float]) -> Callable:
                "img_mean": tuple(min(255, round(255 * m)) for m in mean)}
     try:
         if spec.startswith("rand"):
-            return rand_augment_transform(spec, hparams)
-        if spec.startswith("augmix"):
-            return augment_and_mix_transform(spec, {**hparams, "translate_pct": 0.3})
-        return auto_augment_transform(spec, hparams)
+            policy = rand_augment_transform(spec, hparams)
+        elif spec.startswith("augmix"):
+            policy = augment_and_mix_transform(spec, {**hparams, "translate_pct": 0.3})
+        else:
+            policy = auto_augment_transform(spec, hparams)
     except (AssertionError, KeyError, ValueError, IndexError) as err:
         raise ValueError(f"timm cannot build {spec!r} ({type(err).__name__}: {err}); accepted: "
                          f"{AA_EXAMPLES}") from None
+    return _own_posterize(policy)
+
+
+def posterize(img: Any, bits_to_keep: int, **kwargs: Any) -> Any:
+    """timm's ``auto_augment.posterize``, except below 1 bit: the all-black image of the same mode
+    and size that Pillow < 13 gave (its lut ``i & ~(2**(8-bits)-1)`` is 0 for every ``i``).
+    Pillow 13's ``ImageOps.posterize`` raises for bits outside 1..8, which timm's levels reach."""
+    from PIL import Image
+    from timm.data.auto_augment import posterize as timm_posterize
+    if bits_to_keep < 1:
+        return Image.new(img.mode, img.size)
+    return timm_posterize(img, bits_to_keep, **kwargs)
+
+
+def _own_posterize(policy: Any) -> Any:
+    """``policy`` (timm's RandAugment, AugMixAugment or AutoAugment) with :func:`posterize` as the
+    ``aug_fn`` of its posterize ops. Pillow 13 refuses the 0 bits timm asks for, so a run would
+    stop at the first such draw, and again on resume (the same draws). Only this policy's ops
+    change (timm builds new ones per policy), never timm's module."""
+    from timm.data.auto_augment import posterize as timm_posterize
+    ops = list(getattr(policy, "ops", ()))  # RandAugment, AugMixAugment
+    ops += [op for sub_policy in getattr(policy, "policy", ()) for op in sub_policy]  # AutoAugment
+    for op in ops:
+        if op.aug_fn is timm_posterize:
+            op.aug_fn = posterize
+    return policy
 
 
 @contextmanager
@@ -146,15 +180,16 @@ def seeded_global_rngs(seed: int) -> Iterator[None]:
 
 
 class BatchPolicies:
-    """``--aa`` and ``--reprob`` on a batch of images in [0, 1] (``[B, C, H, W]``, C = 1 or 3)."""
+    """``--aa`` and ``--reprob`` (filled as ``--remode``) on a batch of images in [0, 1]
+    (``[B, C, H, W]``, C = 1 or 3)."""
 
-    def __init__(self, aa: str | None, reprob: float, image_size: int,
+    def __init__(self, aa: str | None, reprob: float, remode: str | None, image_size: int,
                  mean: Sequence[float], std: Sequence[float]):
         self.policy = build_aa(aa, image_size, mean) if aa else None
         self.eraser = None
         if reprob > 0:
             from timm.data.random_erasing import RandomErasing
-            self.eraser = RandomErasing(reprob, mode="const", device="cpu")
+            self.eraser = RandomErasing(reprob, mode=remode, device="cpu")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 

@@ -185,8 +185,8 @@ class Trainer(TrainerBase):
                                getattr(regs.get("adversarial inputs"), "replays", 1))
         self.task = build_task(cfg, self.model, cfg.num_classes, regs).to(self.device)
         self.opt, self.sched = build_optimizer(cfg, self.model)
-        self.policies = (BatchPolicies(cfg.aa, cfg.reprob, cfg.image_size, cfg.mean, cfg.std)
-                         if cfg.aa or cfg.reprob > 0 else None)
+        self.policies = (BatchPolicies(cfg.aa, cfg.reprob, cfg.remode, cfg.image_size, cfg.mean,
+                                       cfg.std) if cfg.aa or cfg.reprob > 0 else None)
         self.scaler = runtime.grad_scaler(self.device, cfg.amp)
         self.ema = runtime.make_ema(self.model, cfg.ema_decay)
         self.regs = regs
