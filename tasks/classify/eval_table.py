@@ -9,6 +9,8 @@ measured on, as ``report.json`` records it.
   accuracy on those same images (the attacks' ``clean_acc``), the one a robust accuracy is read
   against; the clean accuracy above is the whole split's;
 - the ECE row names its number of equal-width bins;
+- a line under the rows says that the accuracies (the corruption cells ``s1=`` too) and the ECE
+  are fractions in [0, 1], and that the mCE is unnormalised;
 - every figure has 4 decimals (the corruption cells had 3), and the attacks are named as their
   papers and the conventions below the table name them (``FGSM``, ``PGD-10``, ``APGD-CE``; the
   report's keys are ``fgsm``, ``pgd10``, ``apgd-ce``).
@@ -53,7 +55,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines += [_row("clean top-1" + (f" ({weights})" if weights else ""), f"{s['clean_acc']:.4f}"),
               _row("NLL", f"{s['nll']:.4f}"),
               _row("ECE" + (f" ({bins} bins)" if bins else ""), f"{s['ece']:.4f}")]
-    lines += _attack_rows(report) + _corruption_rows(report)
+    lines += _attack_rows(report) + _corruption_rows(report) + [_units(report)]
     # each names its attack first, as the rows above do
     lines += list(report.get("robust_convention", {}).values())
     return "\n".join(lines)
@@ -89,6 +91,18 @@ def _corruption_rows(report: dict[str, Any]) -> list[str]:
         rows += [_row("CIFAR-C mean acc", f"{cc['mean_acc']:.4f}"),
                  _row("CIFAR-C mCE / rel. mCE", f"{cc['mce']:.4f} / {cc['relative_mce']:.4f}")]
     return rows
+
+
+def _units(report: dict[str, Any]) -> str:
+    """One line under the rows saying what the figures are: the accuracies printed as bare
+    fractions, the corruption cells ``s1=0.3281`` that did not say they are accuracies, and an
+    mCE that did not say it is unnormalised (docs/metrics.md)."""
+    parts = ["accuracies and ECE are fractions in [0, 1]"]
+    if report.get("corruptions"):
+        parts.append("sN: accuracy at corruption severity N")
+    if report.get("corruption_summary") or "cifar_c" in report:
+        parts.append("mCE, relative mCE: unnormalised (no AlexNet baseline)")
+    return "; ".join(parts)
 
 
 def _numbers(values: Sequence[float]) -> str:

@@ -104,8 +104,21 @@ class ArgumentParser(argparse.ArgumentParser):
         return []
 
     def error(self, message: str):
-        message += self._dash_value_hint(message)
+        message += self._choices_hint(message) or self._dash_value_hint(message)
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+    def _choices_hint(self, message: str) -> str:
+        """The values an option of choices takes, when its value was left out: argparse said
+        only "argument --amp: expected one argument", as the usage line that listed them
+        (``{off,bf16,fp16}``) is not printed. The choices are argparse's, or those of a metavar
+        ``{a,b}`` (an options dataclass's field checks its choices in its type). It stands for
+        the '=' remedy (:meth:`_dash_value_hint`): no choice starts with '-'."""
+        match = re.fullmatch(r"argument (\S+): expected (?:one|at least one) argument", message)
+        action = match and self._option_string_actions.get(match.group(1).split("/")[0])
+        metavar = getattr(action, "metavar", None)
+        braced = isinstance(metavar, str) and re.fullmatch(r"\{(.+)\}", metavar)
+        choices = getattr(action, "choices", None) or (braced and braced[1].split(","))
+        return f", one of {', '.join(map(str, choices))}" if choices else ""  # as a wrong one
 
     def _dash_value_hint(self, message: str) -> str:
         """The remedy when an option's value was taken for an option: argparse reads a word

@@ -10,9 +10,8 @@ from typing import Any
 
 # timm train.py's flags (its argparse, huggingface/pytorch-image-models) that mean what one of
 # ours means, by timm's name: {} is the value given. Only those whose flags this parser has are
-# offered (classify train's; gan train and classify eval share a few). Not here, as ours differ:
-# --decay-milestones (timm: epochs; --milestones: fractions of --steps), --checkpoint-hist (timm
-# keeps the best N; --keep-ckpts the newest), --output (timm: a parent folder; --out: the run's),
+# offered (classify train's; gan train and classify eval share a few). Not here, as ours differ
+# (TIMM_NOTES has some): --decay-milestones (timm: epochs; --milestones: fractions of --steps),
 # --mixup-mode pair/elem (--mixup-per-sample is elem only).
 TIMM_FLAGS = {
     "-b": "--batch-size {}", "-j": "--workers {}", "-c": "--config {}",
@@ -28,14 +27,46 @@ TIMM_FLAGS = {
     "--amp-dtype": "--amp {}", "--torchcompile": "--compile", "--log-wandb": "--log wandb",
 }
 _TIMM_VALUES = {"--amp-dtype": {"float16": "fp16", "bfloat16": "bf16"}}
+
+# timm train.py's flags that ours mean only in part, or not at all: (the flags a command must
+# have for the note to be about it, how many values timm's takes, what to give instead: {} is
+# the value given, N without one). Said as notes, as no flag of ours does what timm's does;
+# difflib's guess (--hflip: --help, --crop-pct: --drop-path, --output: --out) misled.
+TIMM_NOTES: dict[str, tuple[tuple[str, ...], int, str]] = {
+    "--checkpoint-hist": (("--keep-ckpts",), 1, "--keep-ckpts {} keeps the newest {} step "
+                          "checkpoints (timm's keeps the best {} by eval metric)"),
+    "--output": (("--out",), 1, "--out names the output folder itself (timm's --output is the "
+                 "parent of its run folders)"),
+    "--initial-checkpoint": (("--pretrained-file",), 1, "--pretrained-file FILE loads a weights "
+                             "file with the head re-initialised; none loads a whole model "
+                             "(head included) to train on"),
+    "--val-split": (("--val-fraction",), 1, "the evaluation split is --data-root's val/ (or "
+                    "valid/, validation/, eval/, evaluation/, test/) beside its train/, a "
+                    "built-in dataset's test split, or --val-fraction F of the training split "
+                    "(0.2 of a folder without one)"),
+    "--input-size": (("--image-size", "--channels"), 3, "--image-size SIZE (square; the "
+                     "channels are the data's, or --channels 1|3)"),
+    "--lr-base": (("--lr",), 1, "--lr LR, used as given: no batch scaling (timm without --lr "
+                  "takes --lr-base x global batch / 256, the square root of the ratio for ada*/"
+                  "lamb)"),
+    "--hflip": (("--augment", "--model"), 1, "--augment flips horizontally with probability "
+                "0.5 (fixed) after a random crop of the image padded by 4 pixels"),
+    "--scale": (("--augment", "--model"), 2, "no random-resized crop: --augment crops at full "
+                "size from the image padded by 4 pixels, and flips with probability 0.5"),
+    "--crop-pct": (("--image-size", "--model"), 1, "no crop margin: evaluation resizes the "
+                   "shorter side to --image-size and keeps the centre square, as timm with "
+                   "--crop-pct 1.0 (its validate.py default 0.875 scores otherwise)"),
+    "--fast-norm": (("--model",), 0, "no equivalent (--model's normalisation layers are "
+                    "timm's defaults)"),
+}
 _MIXES = ("--mixup", "--cutmix")  # timm: one alpha each, 0 = off; ours: one --mix-alpha
 
 
 def timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | None, str]]:
-    """``(flag, value or None, our template)`` for each of timm's :data:`TIMM_FLAGS` in
-    ``words`` that ``ours`` (a parser's option strings) lacks while having every flag of its
-    template."""
-    import re
+    """``(flag, value or None, our template)`` for each of timm's :data:`TIMM_FLAGS` (or
+    :data:`TIMM_NOTES`, the note for the template) in ``words`` that ``ours`` (a parser's option
+    strings) lacks while having every flag the template (the note's entry) needs; the value is
+    the words timm's flag takes (``--input-size 3 224 224``), up to a flag."""
     hits = []
     for i, word in enumerate(words):
         if word == "--":  # positionals only after it
@@ -43,15 +74,28 @@ def timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | N
         flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
         if not flag.startswith("--") and flag[:2] in TIMM_FLAGS and len(flag) > 2:  # -b32
             flag, eq, value = flag[:2], "=", flag[2:]
-        template = TIMM_FLAGS.get(flag)
-        if template is None or flag in ours or not all(
-                f in ours for f in re.findall(r"--[a-z][\w-]*", template)):
+        template, needs, arity = _timm_spec(flag)
+        if template is None or flag in ours or not all(f in ours for f in needs):
             continue
-        after = words[i + 1] if i + 1 < len(words) else None
-        if not eq and "{}" in template and after is not None and not _is_flag(after):
-            value = after
+        if not eq and arity:
+            after = words[i + 1:i + 1 + arity]
+            taken = next((n for n, w in enumerate(after) if _is_flag(w)), len(after))
+            value = " ".join(after[:taken])
         hits.append((flag, value if (eq or value) else None, template))
     return hits
+
+
+def _timm_spec(flag: str) -> tuple[str | None, list[str], int]:
+    """timm's ``flag``'s template (or note), the flags of ours it needs, and how many values
+    timm's takes; ``(None, [], 0)`` for a flag not in :data:`TIMM_FLAGS` or :data:`TIMM_NOTES`."""
+    import re
+    if flag in TIMM_FLAGS:
+        template = TIMM_FLAGS[flag]
+        return template, re.findall(r"--[a-z][\w-]*", template), int("{}" in template)
+    if flag in TIMM_NOTES:
+        needs, arity, note = TIMM_NOTES[flag]
+        return note, list(needs), arity
+    return None, [], 0
 
 
 def _is_flag(word: str) -> bool:
@@ -61,8 +105,9 @@ def _is_flag(word: str) -> bool:
 
 
 def timm_hint(hits: list[tuple[str, str | None, str]]) -> str:
-    """Ours for timm's ``hits``, as one command-line fragment (then notes): timm's --mixup and
-    --cutmix together are ``--reg mixup,cutmix`` with one alpha, and 0 turns one off."""
+    """Ours for timm's ``hits``, as one command-line fragment (then notes, :data:`TIMM_NOTES`'
+    among them): timm's --mixup and --cutmix together are ``--reg mixup,cutmix`` with one alpha,
+    and 0 turns one off."""
     given = {flag: value for flag, value, _ in hits}
     ours, notes = [], []
     mixes = [f for f in _MIXES if f in given]
@@ -73,6 +118,9 @@ def timm_hint(hits: list[tuple[str, str | None, str]]) -> str:
         ours.append(f"--reg {','.join(f[2:] for f in on)} --mix-alpha {alphas[0]}" + (
             f" (one alpha for both: pick one of {' and '.join(alphas)})" if alphas[1:] else ""))
     for flag, value, template in hits:
+        if flag in TIMM_NOTES:
+            notes.append(template.replace("{}", value or "N"))
+            continue
         if flag in _MIXES or (flag == "--model-ema" and "--model-ema-decay" in given):
             continue
         value = _TIMM_VALUES.get(flag, {}).get(value, value) if value else "VALUE"

@@ -268,12 +268,37 @@ def _checkpoint_model(checkpoint: str) -> str:
                                 f".safetensors state dict, or timm train.py's last.pth.tar)")
     trained = named_model(path)
     if trained is None or trained.model is None:
-        raise UserError(f"--checkpoint {checkpoint} names no timm model (timm train.py's "
-                        f"args.model, or an arch timm knows): give --model NAME, the model it "
-                        f"holds")
+        raise UserError(_run_checkpoint_refusal(checkpoint, path) or (
+            f"--checkpoint {checkpoint} names no timm model (timm train.py's args.model, or an "
+            f"arch timm knows): give --model NAME, the model it holds"))
     print(f"note: --model {trained.model}, as --checkpoint {checkpoint} names it (its timm "
           f"train.py {trained.where})", file=sys.stderr)
     return trained.model
+
+
+def _run_checkpoint_refusal(checkpoint: str, path: Path) -> str | None:
+    """For a classify run's own checkpoint (``RUN/checkpoints/FILE`` beside a
+    ``RUN/config.json`` naming a model) given as ``--checkpoint`` alone: evaluate the run, whose
+    config names its model ("names no timm model" sent a user after a name the run keeps);
+    else None."""
+    run = path.absolute().parent.parent
+    config = run / "config.json"
+    if path.absolute().parent.name != "checkpoints" or not config.is_file():
+        return None
+    try:
+        model = json.loads(config.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):  # damaged or not a dict: the general line
+        return None
+    if not isinstance(model, str):  # a GAN run's: no model of timm's
+        return None
+    from robustrep.tasks.common.checkpoint import LATEST  # torch: loaded by named_model
+    given = Path(checkpoint).parent
+    run_name = given.parent if given.name == "checkpoints" else run  # as typed, where it can be
+    other = "" if path.name == LATEST else (f" (it evaluates its checkpoints/{LATEST}), or add "
+                                            f"--model {model} to evaluate this file")
+    return (f"--checkpoint {checkpoint} is a checkpoint of the classify run {run_name} (model "
+            f"{model}, as its config.json names it): evaluate the run, robustrep classify eval "
+            f"{run_name}{other}")
 
 
 def _model_description_given(args) -> str | None:

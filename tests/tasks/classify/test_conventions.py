@@ -145,6 +145,17 @@ def test_the_eval_table_names_attacks_in_one_style_and_has_4_decimals():
     assert len(numbers) > 8 and all(len(n.split(".")[1]) == 4 for n in numbers), numbers
 
 
+def test_the_eval_table_says_what_its_figures_are():
+    # Was: top-1 "0.5000" with no unit, corruption cells "s1=0.3281" not said to be accuracies,
+    # "mCE / relative mCE" not said to be unnormalised; one line under the rows says it
+    report = _report(weights="ema", ema=True)
+    assert format_table(report).splitlines()[-3] == (
+        "accuracies and ECE are fractions in [0, 1]; sN: accuracy at corruption severity N; "
+        "mCE, relative mCE: unnormalised (no AlexNet baseline)")
+    clean = {**report, "corruptions": {}, "corruption_summary": {}, "robust_convention": {}}
+    assert format_table(clean).splitlines()[-1] == "accuracies and ECE are fractions in [0, 1]"
+
+
 def test_a_run_eval_names_its_weights(trained_run, tmp_path, undrawn_diagrams):
     from robustrep.tasks.classify.evaluate import evaluate_run
     for use_ema, label in ((True, "EMA weights"), (False, "raw weights")):

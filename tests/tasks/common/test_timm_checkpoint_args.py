@@ -126,6 +126,30 @@ def test_the_model_comes_from_the_file_when_model_is_not_given(tmp_path, monkeyp
     assert named_model(tmp_path / "w.safetensors") is None
 
 
+def test_a_classify_runs_checkpoint_alone_points_to_its_run(tmp_path, monkeypatch, capsys):
+    # Was: "--checkpoint RUN/checkpoints/latest.pt names no timm model", though the run's
+    # config.json names it and `classify eval RUN` evaluates it as trained
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"model": "test_resnet"}))
+    for name in ("latest.pt", "step_00000002.pt"):  # as classify train saves one
+        torch.save({"step": 2, "model": _net().state_dict(), "ema": None,
+                    "config": {"model": "test_resnet"}}, tmp_path / "run" / "checkpoints" / name)
+    head = ("robustrep classify eval: error: --checkpoint run/checkpoints/{} is a checkpoint of "
+            "the classify run run (model test_resnet, as its config.json names it): evaluate the "
+            "run, robustrep classify eval run")
+    assert main(["classify", "eval", "--checkpoint", "run/checkpoints/latest.pt", *EVAL]) == 2
+    assert capsys.readouterr().err == head.format("latest.pt") + "\n"
+    assert main(["classify", "eval", "--checkpoint", "run/checkpoints/step_00000002.pt",
+                 *EVAL]) == 2
+    assert capsys.readouterr().err == head.format("step_00000002.pt") + (
+        " (it evaluates its checkpoints/latest.pt), or add --model test_resnet to evaluate this "
+        "file\n")
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"arch": "dcgan"}))  # a GAN run's
+    assert main(["classify", "eval", "--checkpoint", "run/checkpoints/latest.pt", *EVAL]) == 2
+    assert "names no timm model" in capsys.readouterr().err
+
+
 def test_a_model_given_other_than_the_files_is_kept_and_said(tmp_path, monkeypatch, capsys):
     # the user may know the name it has here (a model registered under another name)
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from robustrep.tasks import cli
-from robustrep.tasks.common.flag_hints import TIMM_FLAGS, did_you_mean, timm_hits
+from robustrep.tasks.common.flag_hints import TIMM_FLAGS, TIMM_NOTES, did_you_mean, timm_hits
 
 SEE = " (see 'robustrep classify train --help')"
 
@@ -56,6 +56,48 @@ def _error(argv: list[str], capsys) -> str:
     # would have made "ambiguous" in a script that had worked
     ("--ema 0.5 --dry-run", "--ema 0.5; did you mean --ema-decay?"),
     ("--adv-step 3 --dry-run", "--adv-step 3; did you mean --adv-step-size or --adv-steps?"),
+    # timm's flags whose meaning ours has in part or not at all (TIMM_NOTES). Were: no word, or
+    # difflib's wrong guess (--output: "did you mean --out?", --hflip: --help, --crop-pct:
+    # --drop-path, --scale: --uos-scale, --fast-norm: --fgsm-norm)
+    ("--checkpoint-hist 3", "--checkpoint-hist 3 (timm train.py's flag); here: --keep-ckpts 3 "
+                            "keeps the newest 3 step checkpoints (timm's keeps the best 3 by eval "
+                            "metric)"),
+    ("--checkpoint-hist --dry-run", "--checkpoint-hist (timm train.py's flag); here: "
+                                    "--keep-ckpts N keeps the newest N step checkpoints (timm's "
+                                    "keeps the best N by eval metric)"),
+    ("--initial-checkpoint w.pth", "--initial-checkpoint w.pth (timm train.py's flag); here: "
+                                   "--pretrained-file FILE loads a weights file with the head "
+                                   "re-initialised; none loads a whole model (head included) to "
+                                   "train on"),
+    ("--val-split validation", "--val-split validation (timm train.py's flag); here: the "
+                               "evaluation split is --data-root's val/ (or valid/, validation/, "
+                               "eval/, evaluation/, test/) beside its train/, a built-in "
+                               "dataset's test split, or --val-fraction F of the training split "
+                               "(0.2 of a folder without one)"),
+    ("--input-size 3 224 224", "--input-size 3 224 224 (timm train.py's flag); here: "
+                               "--image-size SIZE (square; the channels are the data's, or "
+                               "--channels 1|3)"),
+    ("--lr-base 0.1", "--lr-base 0.1 (timm train.py's flag); here: --lr LR, used as given: no "
+                      "batch scaling (timm without --lr takes --lr-base x global batch / 256, the "
+                      "square root of the ratio for ada*/lamb)"),
+    ("--output runs", "--output runs (timm train.py's flag); here: --out names the output folder "
+                      "itself (timm's --output is the parent of its run folders)"),
+    ("--hflip 0.5", "--hflip 0.5 (timm train.py's flag); here: --augment flips horizontally "
+                    "with probability 0.5 (fixed) after a random crop of the image padded by 4 "
+                    "pixels"),
+    ("--scale 0.08 1", "--scale 0.08 1 (timm train.py's flag); here: no random-resized crop: "
+                       "--augment crops at full size from the image padded by 4 pixels, and "
+                       "flips with probability 0.5"),
+    ("--crop-pct 0.9", "--crop-pct 0.9 (timm train.py's flag); here: no crop margin: evaluation "
+                       "resizes the shorter side to --image-size and keeps the centre square, as "
+                       "timm with --crop-pct 1.0 (its validate.py default 0.875 scores "
+                       "otherwise)"),
+    ("--fast-norm --dry-run", "--fast-norm (timm train.py's flag); here: no equivalent "
+                              "(--model's normalisation layers are timm's defaults)"),
+    ("-b 32 --lr-base 0.1", "-b 32 --lr-base 0.1 (timm train.py's flags); here: --batch-size 32; "
+                            "--lr LR, used as given: no batch scaling (timm without --lr takes "
+                            "--lr-base x global batch / 256, the square root of the ratio for "
+                            "ada*/lamb)"),
 ])
 def test_an_unknown_flag_gets_ours(args, message, capsys):
     line = _error(["classify", "train", *shlex.split(args)], capsys)
@@ -87,6 +129,43 @@ def test_each_timm_flag_is_not_ours_and_its_hint_parses(flag, capsys):
     hint = re.search(r"; here: (.*) \(see ", line)[1]
     assert "VALUE" not in hint
     _parser("classify", "train").parse_args(shlex.split(hint))
+
+
+@pytest.mark.parametrize("flag", sorted(TIMM_NOTES))
+def test_each_timm_note_is_about_a_flag_we_lack_and_names_ours(flag):
+    """classify train has none of timm's noted names (else the note is dead) and every flag the
+    note needs (else it is never said there)."""
+    ours = _parser("classify", "train")._option_string_actions
+    needs, _, note = TIMM_NOTES[flag]
+    assert flag not in ours and all(f in ours for f in needs)
+    assert all(f in ours for f in re.findall(r"--[a-z][\w-]*", note) if f != flag), note
+
+
+def test_a_note_is_said_only_where_its_flags_mean_it(capsys):
+    # gan train's --augment is ADA, not crop + flip: its --hflip gets no note about it
+    assert "timm train.py" not in _error(["gan", "train", "--hflip", "0.5"], capsys)
+    # classify eval has --image-size and --model: the evaluation's crop is its own too
+    line = _error(["classify", "eval", "RUN", "--crop-pct", "0.875"], capsys)
+    assert "--crop-pct 0.875 (timm train.py's flag); here: no crop margin" in line
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    # Was: "expected one argument" alone; the choices were in the usage line, not printed
+    (["classify", "train", "--amp"], "argument --amp: expected one argument, one of off, bf16, "
+                                     "fp16"),
+    (["classify", "train", "--channels", "--dry-run"], "argument --channels: expected one "
+                                                       "argument, one of 1, 3"),
+    (["classify", "eval", "RUN", "--norm"], "argument --norm: expected one argument, one of "
+                                            "Linf, L2"),
+    # a value with '-' is no choice: the choices, not "write --amp=-x"
+    (["classify", "train", "--amp", "-x"], "argument --amp: expected one argument, one of off, "
+                                           "bf16, fp16"),
+    (["classify", "train", "--lr"], "argument --lr: expected one argument"),  # no choices
+])
+def test_a_missing_value_of_choices_names_them(argv, message, capsys):
+    command = " ".join(argv[:2])
+    assert _error(argv, capsys) == (f"robustrep {command}: error: {message} (see 'robustrep "
+                                    f"{command} --help')")
 
 
 def test_only_the_flags_a_command_has_are_offered(capsys):
