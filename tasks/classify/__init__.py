@@ -12,7 +12,8 @@
 - :mod:`.evaluate`: ``robustrep classify eval``, with :mod:`.eval_metrics` measuring a model on a
   loader, :mod:`.attacks` planning and timing the attacks, :mod:`.cifar_c_checks` checking the
   ``--cifar-c`` files, :mod:`.report_files` writing the report folder and :mod:`.eval_table`
-  the table it prints; :mod:`.cli`: the command line.
+  the table it prints; :mod:`.export`: ``robustrep classify export``, a run's timm model as a
+  file ``timm.create_model(checkpoint_path=)`` loads; :mod:`.cli`: the command line.
 """
 
 __all__ = ["Classifier", "create_classifier", "load_run"]

@@ -1,8 +1,9 @@
-"""``robustrep classify train|eval``: the command line of the classify program.
+"""``robustrep classify train|eval|export``: the command line of the classify program.
 
     robustrep classify train --model resnet10t [--preset digits] [--reg mixup,pgd] [--OPTION V]
     robustrep classify train --resume RUN [--steps N] [--stop-after N]
     robustrep classify eval RUN [--attacks autoattack,pgd] [--norm Linf] [--eps 0.0313]
+    robustrep classify export RUN OUT.pth [--no-ema]
 
 Options are the fields of :class:`~robustrep.tasks.classify.config.ClassifyConfig`; a preset
 sets several at once and the flags given override it.
@@ -63,9 +64,26 @@ def _add_eval(sub) -> None:
                     "writes RUN/eval/report.json.")
 
 
+def _add_export(sub) -> None:
+    """write a run's weights as a file timm.create_model(checkpoint_path=) loads"""
+    p = sub.add_parser(
+        "export", help="write a run's weights as a file timm.create_model(checkpoint_path=) loads",
+        description="Write the timm model of a classify run (its EMA weights where it has them) "
+                    "as a new file timm loads: .pth/.pth.tar/.pt (timm train.py's keys: "
+                    "state_dict, arch, args with the model, mean and std) or .safetensors; "
+                    "prints the timm.create_model call and the input normalisation.",
+        formatter_class=HelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a classify run folder")
+    p.add_argument("out", metavar="OUT", help="the new file: .pth, .pth.tar, .pt or "
+                                              ".safetensors (an existing file is refused)")
+    p.add_argument("--no-ema", action="store_true",
+                   help="the raw weights, not the EMA weights the run keeps")
+    p.set_defaults(func=run_export)
+
 def add_parser(subparsers, name: str, summary: str,
                command: str | None = None) -> argparse.ArgumentParser:
-    return add_program(subparsers, name, summary, _add_train, _add_eval, command=command)
+    return add_program(subparsers, name, summary, _add_train, _add_eval, _add_export,
+                       command=command)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -244,4 +262,13 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"note: {args.run} is unfinished: this is its checkpoint at step {report['step']} "
               f"of {report['steps']}")
     print(f"report: {Path(report['files']['report'])}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+    line, note = export_run(args.run, args.out, use_ema=not args.no_ema)
+    print(line)
+    if note:
+        print(note, file=sys.stderr)
     return 0
