@@ -82,12 +82,14 @@ def timm_checkpoint(state: dict[str, Tensor], config: dict[str, Any], arch: str,
 
 
 def write_export(out: Path, state: dict[str, Tensor], checkpoint: dict[str, Any]) -> None:
-    """``checkpoint`` to ``out``, atomically: ``torch.save`` of it, or for ``.safetensors`` its
-    tensors with the other entries as JSON strings in the file's metadata."""
-    from robustrep.tasks.common.checkpoint import save_atomic
+    """``checkpoint`` to ``out``, atomically and as a new file (one made there meanwhile is not
+    replaced): ``torch.save`` of it, or for ``.safetensors`` its tensors with the other entries
+    as JSON strings in the file's metadata."""
+    import torch
+
     from robustrep.tasks.common.runfiles import write_atomic
     if not out.name.endswith(".safetensors"):
-        save_atomic(checkpoint, out)
+        write_atomic(out, lambda handle: torch.save(checkpoint, handle), replace=False)
         return
     from safetensors.torch import save
     # safetensors stores each tensor on its own: a contiguous copy, shared storage split
@@ -95,7 +97,7 @@ def write_export(out: Path, state: dict[str, Tensor], checkpoint: dict[str, Any]
     meta = {"format": "pt", "arch": checkpoint["arch"]}
     meta.update({k: v if isinstance(v, str) else json.dumps(v)
                  for k, v in {**checkpoint["args"], **checkpoint["robustrep"]}.items()})
-    write_atomic(out, lambda handle: handle.write(save(tensors, meta)))
+    write_atomic(out, lambda handle: handle.write(save(tensors, meta)), replace=False)
 
 
 def loading_line(out: Path, config: dict[str, Any], arch: str, kwargs: dict[str, Any]) -> str:

@@ -179,11 +179,13 @@ def _flock_seen(path: str) -> bool:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any],
+                 replace: bool = True) -> Path:
     """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then
     rename it into place: a crash or a full disk never leaves a truncated file at ``path``.
     A guarded folder (:func:`folder_guard.guard_folder`) removed or moved meanwhile raises
-    FolderGone."""
+    FolderGone. ``replace=False``: a new file only (FileExistsError when ``path`` appeared
+    meanwhile, a user's file never replaced), where the file system can hard-link."""
     path = Path(path)
     try:
         make_folder(path.parent)
@@ -199,7 +201,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _move_into_place(tmp, path, replace)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         err = _os_error(exc) if isinstance(exc, Exception) else None  # Ctrl-C stays itself
@@ -215,6 +217,24 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice} "
                           f"({kept})") from None
     return path
+
+
+def _move_into_place(tmp: str, path: Path, replace: bool) -> None:
+    """``os.replace``; or, for a new file, a hard link that fails on an existing ``path`` (a
+    check before the rename would leave a moment in which a file made there is replaced)."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network file systems): check, then rename
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _advice(path: Path, otherwise: str) -> str:

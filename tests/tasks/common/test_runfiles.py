@@ -42,6 +42,31 @@ def test_a_replaced_file_keeps_the_new_content_and_no_temp_file(tmp_path, umask)
     assert _mode(target) == 0o644
 
 
+@pytest.mark.parametrize("links", [True, False])
+def test_a_new_file_only_write_keeps_a_file_made_there_meanwhile(tmp_path, monkeypatch, links):
+    """replace=False (classify export's OUT): a file that appears between the caller's check
+    and the rename is the user's and stays, with or without hard links on the file system."""
+    target = tmp_path / "w.pth"
+    if not links:
+        monkeypatch.setattr(runfiles.os, "link", _no_links)
+
+    def write(handle):
+        target.write_bytes(b"the user's")  # made while ours was being written
+        handle.write(b"ours")
+
+    with pytest.raises(runfiles.WriteFailed, match="File exists"):
+        runfiles.write_atomic(target, write, replace=False)
+    assert target.read_bytes() == b"the user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]  # no temporary file left
+    runfiles.write_atomic(tmp_path / "new.pth", lambda h: h.write(b"ours"), replace=False)
+    assert (tmp_path / "new.pth").read_bytes() == b"ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.pth", "w.pth"]
+
+
+def _no_links(src, dst):
+    raise PermissionError(1, "Operation not permitted")
+
+
 def test_a_cache_file_that_cannot_be_written_names_the_cache_not_an_output_folder(
         tmp_path, monkeypatch):
     """gan's cached digits network and real features are written with write_atomic: a cache
