@@ -49,6 +49,7 @@ place), and never when it is A or B.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -300,6 +301,7 @@ def compare(args) -> dict[str, Any]:
         # smaller images resized up to it
         shape = tuple(max(s.shape[i] for s in images) for i in range(3))
         net, info = _network(args, sources, shape, args.torch_device)
+        _note_unnamed_statistics(args, sources, info)
         feats = [side_features(s, net, info, shape, args.torch_device,
                                not getattr(args, "quiet", False)) for s in sources]
         record.update(fid_features=info["fid_features"], fid_convention=info["fid_convention"])
@@ -316,6 +318,21 @@ def compare(args) -> dict[str, Any]:
     if args.save_stats is not None:
         record["save_stats"] = str(save_stats(args.save_stats, feats[0], info))
     return record
+
+
+def _note_unnamed_statistics(args, sources: list[Source], info: dict) -> None:
+    """A statistics file that names no network (a bare ``mu``/``sigma`` .npz: pytorch-fid's
+    ``--save-stats``, published statistics) is scored against the network chosen by default:
+    said, since pytorch-fid's network resizes otherwise than TF-FID's and the FID moves."""
+    if args.fid_features is not None:
+        return
+    for source in sources:
+        if source.stats is not None and source.fid_features is None:
+            print(f"note: {source.spec} holds mu and sigma that name no network or convention "
+                  f"(a pytorch-fid --save-stats file, or published statistics): the other "
+                  f"side was computed with {info['fid_features']} ({info['fid_convention']}); "
+                  f"a file pytorch-fid wrote is compared with --fid-features "
+                  f"inception-pytorch-fid", file=sys.stderr)
 
 
 def _scores(sources: list[Source], feats: list[dict | None]) -> dict[str, Any]:

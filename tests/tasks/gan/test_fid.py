@@ -406,3 +406,34 @@ def test_save_stats_replaces_a_file_only_with_force(images, tmp_path, capsys):
                  "--fid-features", "digits"]) == 2
     assert "--force overwrites an existing --save-stats file, and no --save-stats is given" in \
         capsys.readouterr().err
+
+
+def test_statistics_that_name_no_network_are_said_to_be_scored_by_the_default(images, tmp_path,
+                                                                             monkeypatch, capsys):
+    # Was: a pytorch-fid --save-stats file (mu, sigma alone) scored in the TF-FID convention
+    # without a word (62.06 where pytorch-fid's own network gives 68.62)
+    from torch import nn
+
+    from robustrep.tasks.gan import fid as fid_module
+    info = {"fid_features": "inception-tf", "fid_convention": "TF-FID (torch-fidelity)"}
+
+    class FirstFour(nn.Module):  # a stand-in network: no Inception weights offline
+        def forward(self, x):
+            return x.flatten(1)[:, :4].double()
+
+    monkeypatch.setattr(fid_module, "_network", lambda *a: (FirstFour(), info))
+    a, _ = images
+    np.save(tmp_path / "a.npy", a.numpy())
+    np.savez(tmp_path / "bare.npz", mu=np.zeros(4), sigma=np.eye(4))
+    args = build_parser("gan").parse_args(["gan", "fid", str(tmp_path / "a.npy"),
+                                           str(tmp_path / "bare.npz"), "--quiet"])
+    args.torch_device = torch.device("cpu")
+    compare(args)
+    assert capsys.readouterr().err == (
+        f"note: {tmp_path / 'bare.npz'} holds mu and sigma that name no network or convention "
+        f"(a pytorch-fid --save-stats file, or published statistics): the other side was "
+        f"computed with inception-tf (TF-FID (torch-fidelity)); a file pytorch-fid wrote is "
+        f"compared with --fid-features inception-pytorch-fid\n")
+    args.fid_features = "inception"  # chosen: nothing assumed, nothing said
+    compare(args)
+    assert capsys.readouterr().err == ""
