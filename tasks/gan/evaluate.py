@@ -26,7 +26,9 @@ checkpoint agree.
 
 Metrics: ``fid``; ``kid`` and ``kid_std`` (100 subsets of ``kid_subset_size`` for ``gan eval``, 10
 during training); ``precision`` and
-``recall`` (Kynkaanniemi et al. 2019, k = 3, on up to ``pr_samples`` of each side). For the 2-D
+``recall`` (Kynkaanniemi et al. 2019, k = 3, on the same count ``pr_samples`` = min(5000, both
+sides' sizes) of each side, where torch-fidelity and stylegan2-ada's ``pr50k3`` take each side's
+own count: equal to theirs for sides of one size, docs/metrics.md). For the 2-D
 mixtures: ``modes_covered``, ``high_quality`` (share within 3 std of a mode) and ``kl_uniform``
 (VEEGAN/PacGAN protocol; KL of the high-quality samples' mode histogram to uniform, in nats). With
 no sample within 3 std of any mode there is no histogram and the KL is undefined: it is recorded as
