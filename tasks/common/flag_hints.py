@@ -61,6 +61,42 @@ TIMM_NOTES: dict[str, tuple[tuple[str, ...], int, str]] = {
 }
 _MIXES = ("--mixup", "--cutmix")  # timm: one alpha each, 0 = off; ours: one --mix-alpha
 
+# stylegan2-ada-pytorch's flags (train.py, generate.py, calc_metrics.py) that no flag of ours
+# means: by its name, (the flags a command must have for the note to be about it, what to give
+# instead) for each command it is said in, the first whose flags the command has. Said where
+# argparse left them over, instead of difflib's guess (--kimg: --ema-kimg, the EMA half-life;
+# --p: --pl-*). Names that are ours too (--seeds, --trunc, --outdir, --resume) are not here.
+_GAN_TRAIN = ("--ema-kimg", "--steps", "--batch-size")  # gan train's, which no other command has
+SG2_NOTES: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
+    "--kimg": ((_GAN_TRAIN, "--steps N, N = kimg x 1000 / --batch-size (--ema-kimg is the "
+                            "G-EMA half-life, not the length)"),),
+    "--p": ((_GAN_TRAIN + ("--augment", "--augment-p"), "--augment fixed --augment-p P (a fixed "
+             "ADA probability; with --augment ada, the initial p)"),),
+    "--snap": ((_GAN_TRAIN + ("--ckpt-every", "--eval-every"), "--ckpt-every N, in steps (a "
+                "stylegan2-ada tick is 4 kimg: N = snap x 4000 / --batch-size); --eval-every N "
+                "evaluates"),),
+    "--metrics": (
+        (_GAN_TRAIN + ("--eval-every",), "the run evaluates every --eval-every N steps; "
+         "fid50k_full of a run: robustrep gan eval RUN --num 50000 --real all"),
+        (("--real", "--num"), "FID, KID and precision/recall are always scored; fid50k_full: "
+         "--num 50000 --real all"),
+        (("--save-stats", "--num"), "gan fid scores FID, KID and precision/recall of A against "
+         "B; fid50k_full of a run: robustrep gan eval RUN --num 50000 --real all; of a network "
+         "pickle: robustrep gan fid NET.pkl DATA --num 50000 (DATA: the dataset's zip or "
+         "folder, read whole)")),
+    "--cond": ((_GAN_TRAIN, "robustrep trains unconditional GANs only (a conditional "
+                            "stylegan2-ada pickle samples with robustrep gan sample NET.pkl "
+                            "--class N)"),),
+    "--gpus": ((_GAN_TRAIN, "torchrun --nproc_per_node N -m robustrep.tasks.cli gan train ... "
+                            "(--batch-size is the global batch, split across the processes)"),),
+    "--network": (
+        (("--noise-mode", "--class"), "the pickle is the positional RUN: robustrep gan sample "
+         "NET.pkl"),
+        (("--save-stats",), "the pickle is A or B itself: robustrep gan fid NET.pkl DATA"),
+        (("--real",), "gan eval scores a run folder; a network pickle: robustrep gan fid NET.pkl "
+         "DATA --num 50000")),
+}
+
 
 def timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     """``(flag, value or None, our template)`` for each of timm's :data:`TIMM_FLAGS` (or
@@ -139,9 +175,13 @@ def did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
     """``; did you mean --weight-decay?`` for the first unknown flag of ``extras`` with a close
     flag in ``ours``: the same with ``-`` for ``_`` (timm's config keys, Python's names), the
     flags it abbreviates (up to 3; flags are never abbreviated), else the closest by difflib;
-    ``""`` when none is close."""
+    ``""`` when none is close. stylegan2-ada's flags get their notes instead
+    (:func:`sg2_notes`)."""
     import difflib
     flags = [w.partition("=")[0] for w in extras if w.startswith("--")]
+    notes = sg2_notes(flags, ours)
+    if notes:
+        return notes
     longs = [o for o in ours if o.startswith("--")]
     for flag in flags:
         same = flag.replace("_", "-")
@@ -150,3 +190,18 @@ def did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
         if close:
             return f"; did you mean {' or '.join(close[:3])}?"
     return ""
+
+
+def sg2_notes(flags: list[str], ours: dict[str, Any]) -> str:
+    """``; --kimg is stylegan2-ada's flag; here: ...`` for each of ``flags`` in
+    :data:`SG2_NOTES`, with the note of the first entry whose flags ``ours`` has (none: no
+    note); ``""`` when there is none."""
+    notes = []
+    for flag in dict.fromkeys(flags):
+        if flag in ours:
+            continue
+        note = next((n for needs, n in SG2_NOTES.get(flag, ()) if all(f in ours for f in needs)),
+                    None)
+        if note is not None:
+            notes.append(f"; {flag} is stylegan2-ada's flag; here: {note}")
+    return "".join(notes)

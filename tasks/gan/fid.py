@@ -247,9 +247,15 @@ def _check_digits_side(sources: list[Source], side: int) -> None:
 
 
 def _check_options_act(args) -> None:
-    """``--num`` draws from a run and ``--resolution`` sizes a folder or zip: given where no side
-    is one, they were ignored without a word."""
+    """``--num`` draws from a run, ``--resolution`` sizes a folder or zip and ``--data-root`` is
+    where a named reference other than the built-in digits is read from: given where no side is
+    one, they were ignored without a word."""
     from robustrep.tasks.gan.config import FidOptions
+    readers = [name for name, (dataset, _) in REFERENCES.items() if dataset != "digits"]
+    if args.data_root is not None and not {args.a, args.b} & set(readers):
+        raise UserError(f"--data-root {args.data_root} is where the named references "
+                        f"{', '.join(readers)} are read from, and neither A nor B is one: drop "
+                        f"it")
     paths = [Path(s).expanduser() for s in (args.a, args.b) if s is not None and
              s not in REFERENCES]
     runs = [p for p in paths if is_run(p) or p.suffix.lower() == ".pkl"]

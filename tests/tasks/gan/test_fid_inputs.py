@@ -158,3 +158,39 @@ def test_colour_is_made_grey_as_pil_makes_it():
         assert (mean - want).abs().max() > 5 * (got - want).abs().max()
         same = as_tensor(grey)[:, None].expand(-1, 3, -1, -1)
         assert torch.equal(features(same), want)
+
+
+@pytest.mark.parametrize("b", ["b", "digits"])
+def test_data_root_without_a_reference_that_reads_it_is_refused(b, tmp_path, monkeypatch,
+                                                                capsys):
+    """--data-root was ignored without a word where no side is a named reference read from it
+    (digits is built in); refused before any side is read."""
+    from robustrep.tasks.gan import fid
+
+    def opened(spec, args):
+        raise AssertionError(f"{spec} was read")
+    monkeypatch.setattr(fid, "open_source", opened)
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path / "a", 2, 8)
+    _folder(tmp_path / "b", 2, 8)
+    assert main(["gan", "fid", "a", b, "--data-root", "data", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep gan fid: error: --data-root data is where the named references "
+        "cifar10-train, cifar10-test, cifar100-train, cifar100-test, svhn-train, svhn-test are "
+        "read from, and neither A nor B is one: drop it\n")
+
+
+def test_data_root_beside_a_reference_that_reads_it_is_taken(tmp_path, monkeypatch):
+    from robustrep.tasks.gan import fid
+
+    class Opened(Exception):
+        """Past the option checks: nothing further is needed."""
+
+    def opened(spec, args):
+        raise Opened(spec)
+    monkeypatch.setattr(fid, "open_source", opened)
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path / "a", 2, 8)
+    with pytest.raises(Opened):
+        fid.compare(SimpleNamespace(a="a", b="cifar10-test", data_root="data", num=10000,
+                                    range=None, resolution=None, save_stats=None, force=False))
