@@ -233,6 +233,10 @@ def run_to_resume(args: Any, defining: tuple[str, ...] = ("preset", "config")) -
         flags = "/".join("--" + n.replace("_", "-") for n in defining)
         raise ConfigError(f"--resume continues a run with its saved config; drop {flags}")
     bare = args.resume == RESUME_OUT
+    if hasattr(args, "init") and str(run).lower().endswith(".pkl") and Path(run).is_file():
+        # stylegan2-ada's --resume NET.pkl starts a run from a network; here that is --init
+        raise ConfigError(f"--resume {run} is a network pickle, not a run folder: start a new "
+                          f"run from it with --init {run} (stylegan2-ada's --resume NET.pkl)")
     check_run_folder(run, "--out" if bare else "--resume",
                      "--resume {run} continues it from its checkpoints/latest.pt")
     return run

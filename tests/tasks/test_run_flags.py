@@ -109,6 +109,13 @@ def test_a_file_to_resume_is_named_as_a_file(program, tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == (f"robustrep {program} train: error: --resume notes.txt "
                                        f"{is_file}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run"]
+    (tmp_path / "net.pkl").write_bytes(b"")  # stylegan2-ada's --resume NET.pkl: gan's --init
+    assert main([program, "train", "--resume", "net.pkl", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep gan train: error: --resume net.pkl is a network pickle, not a run folder: "
+        "start a new run from it with --init net.pkl (stylegan2-ada's --resume NET.pkl)\n"
+        if program == "gan" else
+        f"robustrep classify train: error: --resume net.pkl {is_file}\n")
 
 
 @pytest.mark.parametrize("program", ["gan", "classify"])
