@@ -204,6 +204,9 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any],
         _move_into_place(tmp, path, replace)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        stop = _interrupt(exc)
+        if stop is not None and stop is not exc:  # the stop line, not a writer's traceback
+            raise stop from None
         err = _os_error(exc) if isinstance(exc, Exception) else None  # Ctrl-C stays itself
         if err is None:
             raise
@@ -267,6 +270,19 @@ def _os_error(exc: BaseException) -> OSError | None:
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, OSError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _interrupt(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C (or SIGTERM's Stopped) behind ``exc``: itself, or the one a writer wrapped.
+    torch's zip writer, stopped inside ``torch.save``, raises ``RuntimeError("unexpected pos
+    ...")`` with the KeyboardInterrupt only as its context: re-raised, it was a traceback and
+    exit 1 where a stop prints one line and exits 130 or 143."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, KeyboardInterrupt):
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None

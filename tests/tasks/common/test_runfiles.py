@@ -8,6 +8,7 @@ import time
 import pytest
 
 from robustrep.tasks.common import runfiles
+from robustrep.tasks.common.errors import Stopped
 
 
 @pytest.fixture
@@ -160,3 +161,25 @@ def test_a_killed_writers_temp_file_goes_at_once_where_flock_tells(tmp_path, mon
         os.close(fd)
     assert sorted(runfiles.tmp_files(tmp_path, lambda name: name == "o.zip")) == sorted(
         [new, held, recent])
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), Stopped(15)])
+def test_a_stop_inside_a_writer_that_wraps_it_is_the_stop(tmp_path, stop):
+    """torch.save stopped by Ctrl-C (or SIGTERM's Stopped) raises its zip writer's RuntimeError
+    with the stop as context: it was re-raised, a traceback and exit 1 instead of the stop
+    line and exit 130/143."""
+    target = tmp_path / "latest.pt"
+    target.write_bytes(b"step 6")
+
+    def write(handle):
+        handle.write(b"step 8, half")
+        try:
+            raise stop
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos")
+
+    with pytest.raises(type(stop)) as raised:
+        runfiles.write_atomic(target, write)
+    assert raised.value is stop
+    assert target.read_bytes() == b"step 6"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
