@@ -347,10 +347,13 @@ class Trainer(TrainerBase):
         self.clock = TrainClock(self.train_s0 or 0.0, self.step)
         with self.stop.installed():
             self._loop(sampler, stop, bar)
-        bar.close()
-        self.check_finite(reset=False)
-        if self.last_ckpt_step != self.step:  # first: the evaluation may be slow
-            self.save()
+            bar.close()
+            self.check_finite(reset=False)
+            # first: the evaluation may be slow; inside the handler: a signal during its write
+            # is recorded and the run stops with it written (it raised inside torch.save)
+            if self.last_ckpt_step != self.step:
+                self.save()
+            self.check_stop()
         if self.step == cfg.steps and self.dist.is_main:
             done = self.resumed_eval if self.resumed_eval.get("step") == self.step else None
             # a run killed after its final evaluation: logged once, not twice

@@ -288,10 +288,16 @@ class Trainer(TrainerBase):
                 if self.step < cfg.steps:
                     self.pause()
                     return self.summary()
+                # inside the handler: a signal during the last checkpoint's write is recorded,
+                # the write completes, and the run stops with it (it raised inside torch.save:
+                # the step's checkpoint lost, a traceback on a large model)
+                means = self.log_losses()
+                self.pause()
+                self.check_stop()
             # outside the handler, as classify's: a stop signal ends the final evaluation (a
             # 50k-sample FID) at once, its checkpoint written first; the handler would only
             # have recorded it, and the run ended 0 as if no signal had come
-            self.finish(bar)
+            self.finish(bar, means)
         finally:
             bar.close()
         self.finished(train_s=round(self.clock.seconds, 2))
@@ -341,12 +347,9 @@ class Trainer(TrainerBase):
                 post[f"{key}@{step}"] = self.last_metrics[key]
         bar.set_postfix(fmt_postfix(post))
 
-    def finish(self, bar=None) -> None:
-        """Log, checkpoint and evaluate the final step (checkpoint first: eval may be slow),
-        then show its losses and evaluation on ``bar``."""
-        means = self.log_losses()
-        if self.last_ckpt_step != self.step:
-            self.save()
+    def finish(self, bar=None, means: dict[str, float] | None = None) -> None:
+        """Evaluate the final step (logged and checkpointed first: eval may be slow), then show
+        its losses (``means``, the last log's) and evaluation on ``bar``."""
         if self.cfg.final_eval:
             with self.final_evaluation():
                 self.evaluate_resumed_step()  # a fresh run's last step: not evaluated yet
@@ -354,8 +357,9 @@ class Trainer(TrainerBase):
             self.show(bar, means)
 
     def pause(self) -> None:
-        """Checkpoint a step before the last (``--stop-after``), as classify does; the loss sums
-        since the last log go into the checkpoint, so the resumed run logs what this one would."""
+        """Checkpoint this step unless it has been (a step before the last, ``--stop-after``, as
+        classify does; or the last); the loss sums since the last log go into the checkpoint, so
+        the resumed run logs what this one would."""
         if self.last_ckpt_step != self.step:
             self.save()
 
