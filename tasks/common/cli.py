@@ -445,15 +445,26 @@ def _kept(args: argparse.Namespace, opened: int) -> str:
     if getattr(args, "command", None) != "train":  # every output is written atomically
         return ("no file was left half-written (each is written whole or not at all); the same "
                 "command again does the work again")
-    return _checkpoint_kept(opened)
+    return _checkpoint_kept(opened, _resumed(args))
 
 
-def _checkpoint_kept(opened: int) -> str:
+def _resumed(args: argparse.Namespace) -> str | None:
+    """The run folder ``--resume`` names (``--resume`` alone: the ``--out`` folder), or None."""
+    from robustrep.tasks.common.options import RESUME_OUT
+    resume = getattr(args, "resume", None)
+    return getattr(args, "out", None) if resume == RESUME_OUT else resume
+
+
+def _checkpoint_kept(opened: int, resumed: str | None = None) -> str:
     """What a stopped trainer kept: the last checkpoint of the run folder it opened (after the
-    first ``opened`` of this process) and how to continue from it."""
+    first ``opened`` of this process) and how to continue from it; a resume stopped before it
+    opened its run (``resumed``) left that run as it was."""
     from robustrep.tasks.common.plugins import resume_flags
     from robustrep.tasks.common.run_records import opened_runs
     runs = opened_runs()[opened:]
+    if not runs and resumed is not None:  # it said "before making its run folder"
+        return (f"it stopped before it opened {resumed}, which is unchanged; the same command "
+                f"again continues it")
     if not runs:
         return "it stopped before making its run folder; nothing was written"
     from robustrep.tasks.common.checkpoint import (  # torch: loaded by now

@@ -47,8 +47,10 @@ def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
     # closed here, not when collected: a stop's line must come after the bar's last one
     with closing(_counted(_images(dataset, resolution, enlarged), len(dataset),
                           show_progress)) as images:
+        # a new file only: a second pack to OUT finishing first keeps its zip (the rename
+        # replaced it, both exiting 0)
         write_atomic(out, lambda handle: pack_images(images, handle, resolution, channels,
-                                                     labels))
+                                                     labels), replace=False)
     # again: a rerun soon after a kill found the killed pack's file too new to remove, and once
     # OUT is there no later pack to it comes this far (OUT exists)
     _remove_abandoned(out, left=True)

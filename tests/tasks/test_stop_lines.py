@@ -16,6 +16,7 @@ from robustrep.tasks.cli import main
 from robustrep.tasks.common import cli as common_cli
 from robustrep.tasks.common import run_records
 from robustrep.tasks.common.errors import Stopped, WriteFailed
+from robustrep.tasks.common.options import RESUME_OUT
 from robustrep.tasks.common.rundir import _append_line
 
 GRID = ["gan", "train", "--preset", "grid-mlp", "--steps", "4", "--ckpt-every", "2",
@@ -62,11 +63,38 @@ def test_sigterm_while_data_pack_writes_leaves_no_tmp_and_a_rerun_packs(
                  "--resolution", "16", "--quiet"]) == 0
 
 
+def test_a_pack_keeps_a_zip_another_pack_wrote_to_out_meanwhile(tmp_path, monkeypatch, capsys):
+    # Was: two packs to one OUT both exited 0, the later rename replacing the earlier's zip
+    from robustrep.tasks.data import pack as pack_module
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), i * 40, np.uint8)).save(
+            tmp_path / "src" / "a" / f"{i}.png")
+    out, original = tmp_path / "out.zip", pack_module.pack_images
+
+    def pack_images(*args):
+        out.write_bytes(b"the other pack's zip")  # it finished first
+        return original(*args)
+    monkeypatch.setattr(pack_module, "pack_images", pack_images)
+    assert main(["data", "pack", str(tmp_path / "src"), str(out), "--resolution", "16",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {out}: File exists" in err
+    assert out.read_bytes() == b"the other pack's zip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "src"]
+
+
 def test_a_stopped_trainer_names_its_run_folders_checkpoint(tmp_path):
     args = argparse.Namespace(command="train")
     opened = len(run_records.opened_runs())
     assert common_cli.stopped_line(signal.SIGTERM, args, opened) == (
         "stopped by SIGTERM; it stopped before making its run folder; nothing was written")
+    # a resume stopped before it opened its run: that run exists, unchanged (was: the line above)
+    for resume, out in (("old", None), (RESUME_OUT, "old")):
+        resumed = argparse.Namespace(command="train", resume=resume, out=out)
+        assert common_cli.stopped_line(signal.SIGINT, resumed, opened) == (
+            "interrupted (Ctrl-C); it stopped before it opened old, which is unchanged; the "
+            "same command again continues it")
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     run_records.note_opened(run)
