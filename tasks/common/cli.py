@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.errors import UnreadableImageError
-from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverged, UserError,
-                                           WriteFailed)
+from robustrep.tasks.common.errors import (Interrupted, RunFolderError, Stopped,
+                                           TrainingDiverged, UserError, WriteFailed)
 from robustrep.tasks.common.flag_hints import did_you_mean, timm_hint, timm_hits
 from robustrep.tasks.common.plugins import plugin_failure
 
@@ -337,13 +337,15 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         return err.exit_code
     except UserError as err:
         _traceback(debug)
+        code = int(getattr(err, "exit_code", 2))
         if isinstance(err, WriteFailed) and getattr(args, "command", None) == "train":
-            err = WriteFailed(f"{err}; {_checkpoint_kept(opened)}")
-        report(program, err)
-        return int(getattr(err, "exit_code", 2))
+            report(program, f"{err}; {_checkpoint_kept(opened)}")
+        else:
+            report(program, _kept_after(err, args, opened))
+        return code
     except UnreadableImageError as err:  # met by a batch: databases are read as they go
         _traceback(debug)
-        report(program, _original_message(err))
+        report(program, _kept_after(_original_message(err), args, opened))
         return 2
     except TrainingDiverged as err:  # valid options, failed dynamics: exit 1
         _traceback(debug)
@@ -356,7 +358,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         if line is None:  # not the user's path: a bug, with its traceback
             raise
         _traceback(debug)
-        report(program, line)
+        report(program, _kept_after(line, args, opened))
         return 2
     except Exception as err:  # noqa: BLE001 (a plugin's own failure is one line; others re-raise)
         line = plugin_failure(err)
@@ -446,6 +448,18 @@ def _kept(args: argparse.Namespace, opened: int) -> str:
         return ("no file was left half-written (each is written whole or not at all); the same "
                 "command again does the work again")
     return _checkpoint_kept(opened, _resumed(args))
+
+
+def _kept_after(error: Any, args: argparse.Namespace, opened: int) -> Any:
+    """A user's error met by a training run it had opened (its data removed or damaged mid-run)
+    with what the run kept and how to go on, as a stop's line says (it named the missing image
+    alone); unchanged for any other command, or before a run folder was opened."""
+    from robustrep.tasks.common.run_records import opened_runs
+    runs = opened_runs()[opened:]
+    if getattr(args, "command", None) != "train" or isinstance(error, RunFolderError) or \
+            not runs or not runs[-1].is_dir():  # its folder gone: its own line says so
+        return error
+    return f"{one_line(error)}; {_checkpoint_kept(opened)}"
 
 
 def _resumed(args: argparse.Namespace) -> str | None:

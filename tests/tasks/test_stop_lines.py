@@ -182,3 +182,22 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
     finally:
         common_cli.stop_note(None)
         sample.forget_folder(tmp_path)
+
+
+def test_data_gone_mid_run_says_what_the_run_kept(tmp_path, monkeypatch, capsys):
+    # Was: "error: No such file or directory: imgs/c3/0231.png" alone, of an image folder
+    # removed during training: not that the checkpoint was intact, nor how to go on
+    from robustrep.tasks.gan.train import Trainer
+    original = Trainer.one_step
+
+    def one_step(self, bar):
+        if self.step == 2:
+            raise FileNotFoundError(2, "No such file or directory", "imgs/c3/0231.png")
+        return original(self, bar)
+    monkeypatch.setattr(Trainer, "one_step", one_step)
+    run = tmp_path / "g"
+    assert main(["gan", "train", "--preset", "grid-mlp", "--steps", "4", "--ckpt-every", "2",
+                 "--eval-every", "0", "--quiet", "--out", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan train: error: No such file or directory: imgs/c3/0231.png; checkpoint "
+        f"{run}/checkpoints/latest.pt (step 2) is intact; continue with --resume {run}\n")
