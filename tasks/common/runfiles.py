@@ -247,7 +247,7 @@ def _advice(path: Path, otherwise: str) -> str:
     return cache_advice(path) or otherwise
 
 
-_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 _NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
@@ -258,6 +258,9 @@ def _remedy(err: OSError) -> str:
         return "make the folder writable or choose another output folder"
     if err.errno in _NO_ROOM:
         return "free space or choose another output folder"
+    if err.errno == errno.EFBIG:  # one file over a size limit, not a full disk
+        return ("raise the file size limit (ulimit -f, or the file system's largest file) or "
+                "choose another output folder")
     return "check the disk or choose another output folder"
 
 

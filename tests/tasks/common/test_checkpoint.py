@@ -168,8 +168,10 @@ def test_a_real_torch_save_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoi
     try:
         # a new file: there is no "previous file" that stays unchanged
         with pytest.raises(RunFolderError, match=r"cannot write .*step_00000002.pt: File too "
-                                                 r"large; free space or choose another output "
-                                                 r"folder \(nothing was written\)$"):
+                                                 r"large; raise the file size limit \(ulimit -f, "
+                                                 r"or the file system's largest file\) or choose "
+                                                 r"another output folder \(nothing was "
+                                                 r"written\)$"):
             save_checkpoint({"step": 2, "w": torch.ones(1 << 19)}, tmp_path, 2)  # 2 MiB
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))

@@ -90,6 +90,8 @@ def test_a_cache_file_that_cannot_be_written_names_the_cache_not_an_output_folde
     ("EACCES", "make the folder writable or choose another output folder"),
     ("ENOSPC", "free space or choose another output folder"),
     ("EDQUOT", "free space or choose another output folder"),
+    ("EFBIG", "raise the file size limit (ulimit -f, or the file system's largest file) or "
+              "choose another output folder"),  # was "free space": the disk had room
     ("EIO", "check the disk or choose another output folder")])
 def test_a_write_that_fails_half_way_advises_by_its_error(tmp_path, monkeypatch, code, advice):
     """A file system remounted read-only (or a permission taken away) while a run trained was
