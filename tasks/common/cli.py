@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.errors import UnreadableImageError
-from robustrep.tasks.common.errors import (Interrupted, RunFolderError, Stopped,
-                                           TrainingDiverged, UserError, WriteFailed)
+from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverged, UserError,
+                                           WriteFailed)
 from robustrep.tasks.common.flag_hints import did_you_mean, timm_hint, timm_hits
 from robustrep.tasks.common.plugins import plugin_failure
 
@@ -337,12 +337,10 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         return err.exit_code
     except UserError as err:
         _traceback(debug)
-        code = int(getattr(err, "exit_code", 2))
         if isinstance(err, WriteFailed) and getattr(args, "command", None) == "train":
-            report(program, f"{err}; {_checkpoint_kept(opened)}")
-        else:
-            report(program, _kept_after(err, args, opened))
-        return code
+            err = WriteFailed(f"{err}; {_checkpoint_kept(opened)}")
+        report(program, err)
+        return int(getattr(err, "exit_code", 2))
     except UnreadableImageError as err:  # met by a batch: databases are read as they go
         _traceback(debug)
         report(program, _kept_after(_original_message(err), args, opened))
@@ -451,13 +449,13 @@ def _kept(args: argparse.Namespace, opened: int) -> str:
 
 
 def _kept_after(error: Any, args: argparse.Namespace, opened: int) -> Any:
-    """A user's error met by a training run it had opened (its data removed or damaged mid-run)
+    """A file error met by a training run it had opened (its data removed or damaged mid-run)
     with what the run kept and how to go on, as a stop's line says (it named the missing image
-    alone); unchanged for any other command, or before a run folder was opened."""
+    alone); unchanged for any other command, or before a run folder was opened. Not for a
+    UserError: a resume's refusal of its checkpoint is one too, and says what to do itself."""
     from robustrep.tasks.common.run_records import opened_runs
     runs = opened_runs()[opened:]
-    if getattr(args, "command", None) != "train" or isinstance(error, RunFolderError) or \
-            not runs or not runs[-1].is_dir():  # its folder gone: its own line says so
+    if getattr(args, "command", None) != "train" or not runs or not runs[-1].is_dir():
         return error
     return f"{one_line(error)}; {_checkpoint_kept(opened)}"
 
