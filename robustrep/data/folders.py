@@ -4,8 +4,9 @@ of images (label 0), the form CelebA and LSUN exports usually take; nothing is d
 timm's split layout ``root/train/<class>/...`` beside an evaluation split is recognised by
 :func:`split_folders` under timm's names (``timm.data.dataset_factory``'s train and eval
 synonyms: ``training/``; ``val/``, ``valid/``, ``validation/``, timm's default ``--val-split``,
-``eval/``, ``evaluation/``; then ``test/``), and :func:`folder_split`: ``create_dataset("imagefolder", root, train=...)`` reads the
-split. Scans skip hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
+``eval/``, ``evaluation/``; then ``test/``), and :func:`folder_split`:
+``create_dataset("imagefolder", root, train=...)`` reads the split. Scans skip hidden files
+and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
 ``__MACOSX/`` (the resource forks a zip made by macOS's Finder holds, unzipped with it) in
 both layouts. A folder holding one folder and nothing else, whose images all lie in subfolders,
 is read from inside it (:func:`_inside`), as a zip of it is. A symbolic link is followed once,

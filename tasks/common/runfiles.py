@@ -270,12 +270,7 @@ def _os_error(exc: BaseException) -> OSError | None:
     pos ...")`` while closing, the OSError only as its context."""
     if not isinstance(exc, (OSError, RuntimeError)):  # e.g. an image the writer could not
         return None  # read, its OSError as context: the caller's own error, not this file's
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, OSError):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return _in_chain(exc, OSError)
 
 
 def _interrupt(exc: BaseException) -> BaseException | None:
@@ -283,11 +278,15 @@ def _interrupt(exc: BaseException) -> BaseException | None:
     torch's zip writer, stopped inside ``torch.save``, raises ``RuntimeError("unexpected pos
     ...")`` with the KeyboardInterrupt only as its context: re-raised, it was a traceback and
     exit 1 where a stop prints one line and exits 130 or 143."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, KeyboardInterrupt):
+    return _in_chain(exc, KeyboardInterrupt)
+
+
+def _in_chain(exc: BaseException | None, kind: type) -> Any:
+    """``exc`` or the first exception of type ``kind`` in its cause/context chain (8 deep)."""
+    for _ in range(8):
+        if exc is None or isinstance(exc, kind):
             return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        exc = exc.__cause__ or exc.__context__
     return None
 
 
