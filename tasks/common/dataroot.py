@@ -9,22 +9,12 @@ refused it only once the model had loaded (pretrained weights fetched first). Th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.options import CLASSIFIER_DATASETS, ROOTED_DATASETS
-
-
-def saved_dataset(run: str | Path | None) -> Any:
-    """The dataset a run's config.json names, or None where it cannot be read (loading the run
-    then names the folder's problem)."""
-    try:
-        return json.loads((Path(run) / "config.json").read_text()).get("dataset")
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
+from robustrep.tasks.common.runfiles import saved_option
 
 
 def check_data_root(data_root: str | None, run: str | Path | None,
@@ -39,7 +29,7 @@ def check_data_root(data_root: str | None, run: str | Path | None,
     if data_root is None:
         return
     rooted = ROOTED_DATASETS
-    dataset = model_dataset if model_dataset is not None else saved_dataset(run)
+    dataset = model_dataset if model_dataset is not None else saved_option(run, "dataset")
     if dataset not in CLASSIFIER_DATASETS or dataset in rooted:
         return
     if model_dataset is not None:

@@ -311,6 +311,16 @@ def write_json(path: str | Path, obj: Any) -> Path:
 RESTORE = "restore it or run again into another folder"
 
 
+def saved_option(run: str | Path | None, key: str) -> Any:
+    """``key`` of a run folder's config.json, or None where it cannot be read (no run, a damaged
+    file): for a hint or a choice made before the run is loaded, whose own reading then names
+    the folder's problem."""
+    try:
+        return json.loads((Path(run) / "config.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
 def read_json(path: str | Path, kind: type = dict, what: str = "",
               advice: str = RESTORE) -> Any:
     """The JSON value in ``path``, which must be a ``kind``; else one error naming the file and

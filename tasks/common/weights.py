@@ -32,6 +32,7 @@ from typing import Any
 
 from robustrep.tasks.common.download import offline_reason
 from robustrep.tasks.common.errors import CheckpointError
+from robustrep.tasks.common.runfiles import saved_option
 
 HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # timm's order on the hub
 LOCAL_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
@@ -282,13 +283,9 @@ def _run_checkpoint_refusal(checkpoint: str, path: Path) -> str | None:
     config names its model ("names no timm model" sent a user after a name the run keeps);
     else None."""
     run = path.absolute().parent.parent
-    config = run / "config.json"
-    if path.absolute().parent.name != "checkpoints" or not config.is_file():
+    if path.absolute().parent.name != "checkpoints":
         return None
-    try:
-        model = json.loads(config.read_text()).get("model")
-    except (OSError, ValueError, AttributeError):  # damaged or not a dict: the general line
-        return None
+    model = saved_option(run, "model")  # None: no config.json, or damaged: the general line
     if not isinstance(model, str):  # a GAN run's: no model of timm's
         return None
     from robustrep.tasks.common.checkpoint import LATEST  # torch: loaded by named_model
