@@ -159,7 +159,10 @@ def _write_checked(report: dict[str, Any], out: Path, run: str | Path | None,
     if claim:  # another call started in the same second may have made it: one folder each
         from robustrep.tasks.common.output_paths import claim_new_folder
         out = claim_new_folder(out)
-    with output_lock(out):  # another eval into it waits; a killed one's temp files are removed
+    from robustrep.tasks.common.stops import held_stops
+    # another eval into it waits; a killed one's temp files are removed; a stop waits for the
+    # whole set (report.json names its diagrams)
+    with output_lock(out), held_stops(f"the report in {out}"):
         check_report_run(out / "report.json", run, foreign)  # written there meanwhile
         earlier = earlier_report(out / "report.json")  # before any file there is replaced
         note = replaced_note(out / "report.json", report, earlier)

@@ -30,6 +30,7 @@ from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverge
                                            WriteFailed)
 from robustrep.tasks.common.flag_hints import did_you_mean, timm_hint, timm_hits
 from robustrep.tasks.common.plugins import plugin_failure
+from robustrep.tasks.common.stops import current_stop_note, stop_note
 
 # OSErrors that are about a path the user chose (missing, not writable, disk full): one line,
 # with what to do about a path in the output folder, and about any other path (data read, a
@@ -411,15 +412,6 @@ def finished_run(opened: int, marks: int) -> Path | None:
     return runs[-1] if runs[-1] in done else None
 
 
-_STOP_NOTE: list[str] = []  # what the command in flight has kept so far (stop_note)
-
-
-def stop_note(note: str | None) -> None:
-    """What a command that writes file after file has kept, should a signal stop it now: the
-    stop line says it in place of the general one (None: the general one again)."""
-    _STOP_NOTE[:] = [] if note is None else [note]
-
-
 def _say_if_finished(opened: int, marks: int) -> None:
     """A command stopped (Ctrl-C) after its run had finished (:func:`finished_run`): the stop
     line says so. The general one said "continue with --resume", which is refused for a finished
@@ -440,8 +432,9 @@ def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
 
 
 def _kept(args: argparse.Namespace, opened: int) -> str:
-    if _STOP_NOTE:
-        return _STOP_NOTE[0]
+    note = current_stop_note()
+    if note is not None:
+        return note
     if getattr(args, "command", None) != "train":  # every output is written atomically
         return ("no file was left half-written (each is written whole or not at all); the same "
                 "command again does the work again")

@@ -33,34 +33,7 @@ from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir, foreign_options
 from robustrep.tasks.common.run_records import mark_finished, note_finished
 from robustrep.tasks.common.runopen import path_option
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class StopRequest:
-    """The signal handler: the first SIGINT/SIGTERM is remembered, a second SIGINT interrupts."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any = None) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = self.signum or signum
-
-    @contextmanager
-    def installed(self) -> Iterator["StopRequest"]:
-        """Handle the stop signals for the block (main thread only: Python's rule)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {sig: signal.signal(sig, self) for sig in STOP_SIGNALS}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
+from robustrep.tasks.common.stops import StopRequest
 
 Reduce = Callable[[Tensor], Tensor]  # an all-reduce sum over the processes
 

@@ -285,7 +285,7 @@ def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
            show: bool) -> torch.Tensor | None:
     """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
     the samples (on the CPU) when ``keep``."""
-    from robustrep.tasks.common.cli import stop_note
+    from robustrep.tasks.common.stops import stop_note
     from robustrep.tasks.common.progress import progress
     kept, done = [], 0
     with progress(total, desc="sampling", enabled=show, unit="image") as bar:

@@ -154,7 +154,10 @@ def _write_summary(plan: Plan, new: dict[str, list], info: dict[str, Any]) -> di
     from robustrep.tasks.common.plots import grouped_bars
     from robustrep.tasks.common.runlock import output_lock
     out = plan.out
-    with output_lock(out):  # a bench writing into the folder meanwhile: its regularizers kept
+    from robustrep.tasks.common.stops import held_stops
+    # a bench writing into the folder meanwhile: its regularizers kept; a stop waits for the
+    # whole set of tables
+    with output_lock(out), held_stops(f"the tables in {out}"):
         earlier, notes = keep_earlier(read_earlier(out / "bench.json"), plan.asked,
                                       plan.regs, out / "bench.json")
         regs = merged_order(earlier["order"], earlier["regs"], plan.regs)

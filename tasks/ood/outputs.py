@@ -152,9 +152,11 @@ def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots
                  save_scores: bool = False) -> dict[str, Path]:
     """Write this call's outputs merged with an earlier call's in the same folder, under the
     folder's lock: two calls used to read the results at their start and write them back at
-    their end, and the first one's rows were lost. A killed call's temp files go."""
+    their end, and the first one's rows were lost. A killed call's temp files go. A stop waits
+    for the whole set (held_stops): results.json named rows the tables and scores lacked."""
     from robustrep.tasks.common.runlock import output_lock
-    with output_lock(out_dir):
+    from robustrep.tasks.common.stops import held_stops
+    with output_lock(out_dir), held_stops(f"the results in {out_dir}"):
         old = read_earlier(out_dir / "results.json")
         check_same_run(old, out_dir, meta["run"], "results",
                        f"--model {meta['model']}")  # written there meanwhile

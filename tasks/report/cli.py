@@ -166,7 +166,9 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
             "settings": dataclasses.asdict(settings),
             "quick": quick, "failures": failures}  # the page's (the folder's: OPTIONS_FILE)
     from robustrep.tasks.report import page  # numpy and the metrics: not for --help
-    files = page.write(out, records, info)
+    from robustrep.tasks.common.stops import held_stops
+    with held_stops(f"the page in {out}"):  # report.json, report.md, .html and plots: one set
+        files = page.write(out, records, info)
     for line in failures:
         print(f"warning: {line}", file=sys.stderr)
     print(f"report: {files['md']} and {files['html']} ({len(records)} "

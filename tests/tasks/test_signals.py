@@ -12,7 +12,7 @@ import torch
 
 from robustrep.tasks import cli
 from robustrep.tasks.classify.train import Trainer
-from robustrep.tasks.common.training import StopRequest
+from robustrep.tasks.common.stops import StopRequest
 
 
 ARGV = ["classify", "train", "--model", "test_resnet", "--image-size", "16", "--batch-size", "8",

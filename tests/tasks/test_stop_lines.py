@@ -18,6 +18,7 @@ from robustrep.tasks.common import run_records
 from robustrep.tasks.common.errors import Stopped, WriteFailed
 from robustrep.tasks.common.options import RESUME_OUT
 from robustrep.tasks.common.rundir import _append_line
+from robustrep.tasks.common.stops import stop_note
 
 GRID = ["gan", "train", "--preset", "grid-mlp", "--steps", "4", "--ckpt-every", "2",
         "--eval-every", "0", "--eval-samples", "50", "--quiet"]
@@ -171,7 +172,7 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
         return real_write(path, write)
     monkeypatch.setattr(image_files, "write_atomic", write_atomic)
     files = image_files.ImageFiles(tmp_path, None, 6)
-    common_cli.stop_note(None)
+    stop_note(None)
     try:
         with pytest.raises(Stopped):
             sample._drain(iter(torch.zeros(3, 2, 1, 4, 4)), files, False, 6, False)
@@ -180,7 +181,7 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
             f"stopped by SIGTERM; 3 of 6 images written to {tmp_path}, each whole; the same "
             f"command with --force writes them all again")
     finally:
-        common_cli.stop_note(None)
+        stop_note(None)
         sample.forget_folder(tmp_path)
 
 

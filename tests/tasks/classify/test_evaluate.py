@@ -141,3 +141,29 @@ def test_a_data_root_for_the_built_in_digits_is_refused_before_the_model_loads(
     else:
         assert ("--data-root applies only with --dataset cifar10 or cifar100 or svhn or "
                 "imagefolder (dataset is 'digits', built in); drop it or set that option") in err
+
+
+def test_a_ctrl_c_while_the_report_is_written_waits_for_its_diagrams(trained_run, tmp_path,
+                                                                    monkeypatch, capsys):
+    # was: stopped between report.json and the diagrams it names, saying all was well
+    import os
+    import signal
+
+    from robustrep.tasks.classify import report_files
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common.runfiles import write_atomic
+
+    def reliability_diagram(confidence, accuracy, counts, path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        write_atomic(path, lambda handle: handle.write(b"png"))
+    monkeypatch.setattr(report_files, "reliability_diagram", reliability_diagram)
+    monkeypatch.setattr(report_files, "bar_table",
+                        lambda rows, path, **kwargs: write_atomic(path, lambda handle: None))
+    out = tmp_path / "eval"
+    assert main(["classify", "eval", str(trained_run), "--attacks", "none", "--corruptions",
+                 "--max-samples", "8", "--quiet", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"robustrep classify eval: interrupted (Ctrl-C); it stopped once it had written the report "
+        f"in {out}, each file whole")
+    files = json.loads((out / "report.json").read_text())["files"]
+    assert all(os.path.isfile(path) for path in files.values())

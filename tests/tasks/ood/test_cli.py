@@ -1,7 +1,9 @@
 """`robustrep ood ...` end to end on a fake run folder; --help, --list and the error paths."""
 
 import json
+import os
 import shutil
+import signal
 
 import pytest
 
@@ -200,3 +202,25 @@ def test_results_table_escapes_a_bar_in_a_name():
                          0.0)
     row = format_table(result).splitlines()[2]
     assert row.startswith("| MSP | a\\|b | ")
+
+
+def test_a_sigterm_while_the_results_are_written_waits_for_the_whole_set(fake_run, tmp_path,
+                                                                         monkeypatch, capsys):
+    # was: exit 143 between results.json and results.csv, the stop line saying all was well
+    from robustrep.tasks.ood import outputs
+    original = outputs.write_fraction_csv
+
+    def write_fraction_csv(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(outputs, "write_fraction_csv", write_fraction_csv)
+    out = tmp_path / "ood"
+    assert main(["ood", "score", str(fake_run), "--ood", "gaussian", "--detectors", "MaxSoftmax",
+                 "--max-samples", "8", "--quiet", "--device", "cpu", "--out", str(out)]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"robustrep ood score: stopped by SIGTERM; it stopped once it had written the results in "
+        f"{out}, each file whole")
+    assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == [
+        "hist_gaussian.png", "results.csv", "results.json", "results.md", "roc_gaussian.png",
+        "scores.pt"]
+    assert "MaxSoftmax,gaussian," in (out / "results.csv").read_text()

@@ -1,0 +1,47 @@
+"""Stop signals held over a set of files: the set is written whole, then the command stops."""
+
+import os
+import signal
+
+import pytest
+
+from robustrep.tasks.common.errors import Stopped
+from robustrep.tasks.common.stops import current_stop_note, held_stops, stop_note
+
+
+@pytest.fixture(autouse=True)
+def no_note():
+    stop_note(None)
+    yield
+    stop_note(None)
+
+
+def test_a_sigterm_in_the_block_stops_after_its_last_file():
+    written = []
+    with pytest.raises(Stopped) as stopped:
+        with held_stops("the results in out"):
+            written.append("results.json")
+            os.kill(os.getpid(), signal.SIGTERM)
+            written.append("results.csv")  # was: the stop came between the two
+    assert stopped.value.signum == signal.SIGTERM and written == ["results.json", "results.csv"]
+    assert current_stop_note() == "it stopped once it had written the results in out, each file whole"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's own, put back
+
+
+def test_a_second_ctrl_c_stops_at_once_and_says_the_set_may_be_mixed():
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with held_stops("the report in out"):
+            os.kill(os.getpid(), signal.SIGINT)
+            written.append("report.json")
+            os.kill(os.getpid(), signal.SIGINT)
+            written.append("reliability.png")
+    assert written == ["report.json"]
+    assert current_stop_note().startswith("a second Ctrl-C stopped it while it wrote the report "
+                                          "in out: each file is whole, but some may still be")
+
+
+def test_a_block_without_a_signal_ends_as_it_would():
+    with held_stops("the page in out"):
+        pass
+    assert current_stop_note() is None
