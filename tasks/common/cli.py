@@ -28,7 +28,7 @@ from typing import Any
 from robustrep.errors import UnreadableImageError
 from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverged, UserError,
                                            WriteFailed)
-from robustrep.tasks.common.flag_hints import did_you_mean, timm_hint, timm_hits
+from robustrep.tasks.common.flag_hints import did_you_mean, peer_hint, peer_hits
 from robustrep.tasks.common.plugins import plugin_failure
 from robustrep.tasks.common.stops import current_stop_note, stop_note
 
@@ -60,10 +60,10 @@ class ArgumentParser(argparse.ArgumentParser):
     sub-parsers hand unknown options up to the top parser, whose error would name only
     ``robustrep``. Hence ``parse_known_args`` here leaves no unknown arguments.
 
-    An unknown flag gets a hint: timm train.py's flag for one of ours
-    (:data:`~robustrep.tasks.common.flag_hints.TIMM_FLAGS`), else the closest of this parser's
-    flags (``--weight_decay``: ``--weight-decay``), as a config file's unknown key gets one.
-    timm's names are looked for before argparse parses, as its prefix matching made ``--mixup
+    An unknown flag gets a hint: ours for a peer's flag (timm train.py's, stylegan2-ada's:
+    :mod:`~robustrep.tasks.common.flag_hints`), else the closest of this parser's flags
+    (``--weight_decay``: ``--weight-decay``), as a config file's unknown key gets one. The
+    peers' names are looked for before argparse parses, as its prefix matching made ``--mixup
     0.8`` "ambiguous" (``--mixup-per-sample``, ``--mixup-partner``), pointing away from ``--reg
     mixup --mix-alpha 0.8``.
 
@@ -79,11 +79,9 @@ class ArgumentParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         words = list(sys.argv[1:] if args is None else args)
         self._words = words  # for the remedy :meth:`error` may add
-        hits = timm_hits(words, self._option_string_actions)
+        hits = peer_hits(words, self._option_string_actions)
         if hits and not {"-h", "--help"} & set(words):  # asked for help: the help
-            given = " ".join(" ".join(w for w in hit[:2] if w is not None) for hit in hits)
-            self.error(f"unrecognized arguments: {given} (timm train.py's flag"
-                       f"{'s' * (len(hits) > 1)}); here: {timm_hint(hits)}")
+            self.error(f"unrecognized arguments: {peer_hint(hits)}")
         namespace, extras = super().parse_known_args(words, namespace)
         extras = self._late_positionals(namespace, extras)
         if extras:

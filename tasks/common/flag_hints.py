@@ -1,11 +1,13 @@
-"""Hints for a flag a command does not have: ours for timm ``train.py``'s flag of the same
-meaning (``--mixup 0.8``: ``--reg mixup --mix-alpha 0.8``), else the closest of the command's
-own (``--weight_decay``: ``--weight-decay``). The parser's error
+"""Hints for a flag a command does not have: ours for a peer project's flag of the same meaning
+(timm ``train.py``'s ``--mixup 0.8``: ``--reg mixup --mix-alpha 0.8``), a note where none of
+ours means it (stylegan2-ada's ``--kimg``), else the closest of the command's own
+(``--weight_decay``: ``--weight-decay``). The parser's error
 (:class:`robustrep.tasks.common.cli.ArgumentParser`) adds them to its one line.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # timm train.py's flags (its argparse, huggingface/pytorch-image-models) that mean what one of
@@ -28,81 +30,89 @@ TIMM_FLAGS = {
 }
 _TIMM_VALUES = {"--amp-dtype": {"float16": "fp16", "bfloat16": "bf16"}}
 
-# timm train.py's flags that ours mean only in part, or not at all: (the flags a command must
-# have for the note to be about it, how many values timm's takes, what to give instead: {} is
-# the value given, N without one). Said as notes, as no flag of ours does what timm's does;
-# difflib's guess (--hflip: --help, --crop-pct: --drop-path, --output: --out) misled.
-TIMM_NOTES: dict[str, tuple[tuple[str, ...], int, str]] = {
-    "--checkpoint-hist": (("--keep-ckpts",), 1, "--keep-ckpts {} keeps the newest {} step "
-                          "checkpoints (timm's keeps the best {} by eval metric)"),
-    "--output": (("--out",), 1, "--out names the output folder itself (timm's --output is the "
-                 "parent of its run folders)"),
-    "--initial-checkpoint": (("--pretrained-file",), 1, "--pretrained-file FILE loads a weights "
-                             "file with the head re-initialised; none loads a whole model "
-                             "(head included) to train on"),
-    "--val-split": (("--val-fraction",), 1, "the evaluation split is --data-root's val/ (or "
-                    "valid/, validation/, eval/, evaluation/, test/) beside its train/, a "
-                    "built-in dataset's test split, or --val-fraction F of the training split "
-                    "(0.2 of a folder without one)"),
-    "--input-size": (("--image-size", "--channels"), 3, "--image-size SIZE (square; the "
-                     "channels are the data's, or --channels 1|3)"),
-    "--lr-base": (("--lr",), 1, "--lr LR, used as given: no batch scaling (timm without --lr "
-                  "takes --lr-base x global batch / 256, the square root of the ratio for ada*/"
-                  "lamb)"),
-    "--hflip": (("--augment", "--model"), 1, "--augment flips horizontally with probability "
-                "0.5 (fixed) after a random crop of the image padded by 4 pixels"),
-    "--scale": (("--augment", "--model"), 2, "no random-resized crop: --augment crops at full "
-                "size from the image padded by 4 pixels, and flips with probability 0.5"),
-    "--crop-pct": (("--image-size", "--model"), 1, "no crop margin: evaluation resizes the "
-                   "shorter side to --image-size and keeps the centre square, as timm with "
-                   "--crop-pct 1.0 (its validate.py default 0.875 scores otherwise)"),
-    "--fast-norm": (("--model",), 0, "no equivalent (--model's normalisation layers are "
-                    "timm's defaults)"),
+# Flags of peer projects that no flag of ours means (or ours only in part), by the peer's name:
+# (the flags a command must have for the note to be about it, how many values the peer's flag
+# takes, what to give instead: {} is the value given, N without one) for each command it is said
+# in, the first whose flags the command has. Notes, as no flag of ours does what theirs does;
+# difflib's guess misled (timm's --hflip: --help, --crop-pct: --drop-path, --output: --out).
+Notes = dict[str, tuple[tuple[tuple[str, ...], int, str], ...]]
+TIMM_NOTES: Notes = {  # timm train.py's
+    "--checkpoint-hist": ((("--keep-ckpts",), 1, "--keep-ckpts {} keeps the newest {} step "
+                           "checkpoints (timm's keeps the best {} by eval metric)"),),
+    "--output": ((("--out",), 1, "--out names the output folder itself (timm's --output is the "
+                  "parent of its run folders)"),),
+    "--initial-checkpoint": ((("--pretrained-file",), 1, "--pretrained-file FILE loads a "
+                              "weights file with the head re-initialised; none loads a whole "
+                              "model (head included) to train on"),),
+    "--val-split": ((("--val-fraction",), 1, "the evaluation split is --data-root's val/ (or "
+                     "valid/, validation/, eval/, evaluation/, test/) beside its train/, a "
+                     "built-in dataset's test split, or --val-fraction F of the training split "
+                     "(0.2 of a folder without one)"),),
+    "--input-size": ((("--image-size", "--channels"), 3, "--image-size SIZE (square; the "
+                      "channels are the data's, or --channels 1|3)"),),
+    "--lr-base": ((("--lr",), 1, "--lr LR, used as given: no batch scaling (timm without --lr "
+                   "takes --lr-base x global batch / 256, the square root of the ratio for ada*/"
+                   "lamb)"),),
+    "--hflip": ((("--augment", "--model"), 1, "--augment flips horizontally with probability "
+                 "0.5 (fixed) after a random crop of the image padded by 4 pixels"),),
+    "--scale": ((("--augment", "--model"), 2, "no random-resized crop: --augment crops at full "
+                 "size from the image padded by 4 pixels, and flips with probability 0.5"),),
+    "--crop-pct": ((("--image-size", "--model"), 1, "no crop margin: evaluation resizes the "
+                    "shorter side to --image-size and keeps the centre square, as timm with "
+                    "--crop-pct 1.0 (its validate.py default 0.875 scores otherwise)"),),
+    "--fast-norm": ((("--model",), 0, "no equivalent (--model's normalisation layers are "
+                     "timm's defaults)"),),
 }
 _MIXES = ("--mixup", "--cutmix")  # timm: one alpha each, 0 = off; ours: one --mix-alpha
 
-# stylegan2-ada-pytorch's flags (train.py, generate.py, calc_metrics.py) that no flag of ours
-# means: by its name, (the flags a command must have for the note to be about it, what to give
-# instead) for each command it is said in, the first whose flags the command has. Said where
-# argparse left them over, instead of difflib's guess (--kimg: --ema-kimg, the EMA half-life;
-# --p: --pl-*). Names that are ours too (--seeds, --trunc, --outdir, --resume) are not here.
+# stylegan2-ada-pytorch's (train.py, generate.py, calc_metrics.py); difflib guessed --kimg:
+# --ema-kimg (the EMA half-life), --p: --pl-*. Names that are ours too (--seeds, --trunc,
+# --outdir, --resume) are not here.
 _GAN_TRAIN = ("--ema-kimg", "--steps", "--batch-size")  # gan train's, which no other command has
-SG2_NOTES: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
-    "--kimg": ((_GAN_TRAIN, "--steps N, N = kimg x 1000 / --batch-size (--ema-kimg is the "
-                            "G-EMA half-life, not the length)"),),
-    "--p": ((_GAN_TRAIN + ("--augment", "--augment-p"), "--augment fixed --augment-p P (a fixed "
-             "ADA probability; with --augment ada, the initial p)"),),
-    "--snap": ((_GAN_TRAIN + ("--ckpt-every", "--eval-every"), "--ckpt-every N, in steps (a "
+SG2_NOTES: Notes = {
+    "--kimg": ((_GAN_TRAIN, 1, "--steps N, N = kimg x 1000 / --batch-size (--ema-kimg is the "
+                               "G-EMA half-life, not the length)"),),
+    "--p": ((_GAN_TRAIN + ("--augment", "--augment-p"), 1, "--augment fixed --augment-p P (a "
+             "fixed ADA probability; with --augment ada, the initial p)"),),
+    "--snap": ((_GAN_TRAIN + ("--ckpt-every", "--eval-every"), 1, "--ckpt-every N, in steps (a "
                 "stylegan2-ada tick is 4 kimg: N = snap x 4000 / --batch-size); --eval-every N "
                 "evaluates"),),
     "--metrics": (
-        (_GAN_TRAIN + ("--eval-every",), "the run evaluates every --eval-every N steps; "
+        (_GAN_TRAIN + ("--eval-every",), 1, "the run evaluates every --eval-every N steps; "
          "fid50k_full of a run: robustrep gan eval RUN --num 50000 --real all"),
-        (("--real", "--num"), "FID, KID and precision/recall are always scored; fid50k_full: "
+        (("--real", "--num"), 1, "FID, KID and precision/recall are always scored; fid50k_full: "
          "--num 50000 --real all"),
-        (("--save-stats", "--num"), "gan fid scores FID, KID and precision/recall of A against "
-         "B; fid50k_full of a run: robustrep gan eval RUN --num 50000 --real all; of a network "
-         "pickle: robustrep gan fid NET.pkl DATA --num 50000 (DATA: the dataset's zip or "
-         "folder, read whole)")),
-    "--cond": ((_GAN_TRAIN, "robustrep trains unconditional GANs only (a conditional "
-                            "stylegan2-ada pickle samples with robustrep gan sample NET.pkl "
-                            "--class N)"),),
-    "--gpus": ((_GAN_TRAIN, "torchrun --nproc_per_node N -m robustrep.tasks.cli gan train ... "
-                            "(--batch-size is the global batch, split across the processes)"),),
+        (("--save-stats", "--num"), 1, "gan fid scores FID, KID and precision/recall of A "
+         "against B; fid50k_full of a run: robustrep gan eval RUN --num 50000 --real all; of a "
+         "network pickle: robustrep gan fid NET.pkl DATA --num 50000 (DATA: the dataset's zip "
+         "or folder, read whole)")),
+    "--cond": ((_GAN_TRAIN, 1, "robustrep trains unconditional GANs only (a conditional "
+                               "stylegan2-ada pickle samples with robustrep gan sample NET.pkl "
+                               "--class N)"),),
+    "--gpus": ((_GAN_TRAIN, 1, "torchrun --nproc_per_node N -m robustrep.tasks.cli gan train "
+                               "... (--batch-size is the global batch, split across the "
+                               "processes)"),),
     "--network": (
-        (("--noise-mode", "--class"), "the pickle is the positional RUN: robustrep gan sample "
+        (("--noise-mode", "--class"), 1, "the pickle is the positional RUN: robustrep gan sample "
          "NET.pkl"),
-        (("--save-stats",), "the pickle is A or B itself: robustrep gan fid NET.pkl DATA"),
-        (("--real",), "gan eval scores a run folder; a network pickle: robustrep gan fid NET.pkl "
-         "DATA --num 50000")),
+        (("--save-stats",), 1, "the pickle is A or B itself: robustrep gan fid NET.pkl DATA"),
+        (("--real",), 1, "gan eval scores a run folder; a network pickle: robustrep gan fid "
+         "NET.pkl DATA --num 50000")),
 }
+# every peer's flags in that shape, by the peer's name as said: TIMM_FLAGS' templates need the
+# flags they name and take a value where they say one
+_PEERS = {"timm train.py": TIMM_NOTES | {
+    flag: ((tuple(re.findall(r"--[a-z][\w-]*", t)), int("{}" in t), t),)
+    for flag, t in TIMM_FLAGS.items()}, "stylegan2-ada": SG2_NOTES}
+Hit = tuple[str, str, str | None, str]  # (peer, flag, value or None, ours for it)
 
 
-def timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | None, str]]:
-    """``(flag, value or None, our template)`` for each of timm's :data:`TIMM_FLAGS` (or
-    :data:`TIMM_NOTES`, the note for the template) in ``words`` that ``ours`` (a parser's option
-    strings) lacks while having every flag the template (the note's entry) needs; the value is
-    the words timm's flag takes (``--input-size 3 224 224``), up to a flag."""
+def peer_hits(words: list[str], ours: dict[str, Any]) -> list[Hit]:
+    """A :data:`Hit` for each peer's flag in ``words`` (:data:`_PEERS`) that ``ours`` (a
+    parser's option strings) lacks while having every flag an entry needs (the first such); the
+    value is the words the peer's flag takes (``--input-size 3 224 224``), up to a flag. Looked
+    for before argparse parses, whose prefix matching and positionals took them apart
+    (``--mixup 0.8``: "ambiguous"; ``gan fid --metrics fid50k_full A``: fid50k_full as A)."""
     hits = []
     for i, word in enumerate(words):
         if word == "--":  # positionals only after it
@@ -110,40 +120,39 @@ def timm_hits(words: list[str], ours: dict[str, Any]) -> list[tuple[str, str | N
         flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
         if not flag.startswith("--") and flag[:2] in TIMM_FLAGS and len(flag) > 2:  # -b32
             flag, eq, value = flag[:2], "=", flag[2:]
-        template, needs, arity = _timm_spec(flag)
-        if template is None or flag in ours or not all(f in ours for f in needs):
+        found = None if flag in ours else next((
+            (peer, arity, text) for peer, entries in _PEERS.items()
+            for needs, arity, text in entries.get(flag, ()) if all(f in ours for f in needs)), None)
+        if found is None:
             continue
+        peer, arity, text = found
         if not eq and arity:
             after = words[i + 1:i + 1 + arity]
             taken = next((n for n, w in enumerate(after) if _is_flag(w)), len(after))
             value = " ".join(after[:taken])
-        hits.append((flag, value if (eq or value) else None, template))
+        hits.append((peer, flag, value if (eq or value) else None, text))
     return hits
-
-
-def _timm_spec(flag: str) -> tuple[str | None, list[str], int]:
-    """timm's ``flag``'s template (or note), the flags of ours it needs, and how many values
-    timm's takes; ``(None, [], 0)`` for a flag not in :data:`TIMM_FLAGS` or :data:`TIMM_NOTES`."""
-    import re
-    if flag in TIMM_FLAGS:
-        template = TIMM_FLAGS[flag]
-        return template, re.findall(r"--[a-z][\w-]*", template), int("{}" in template)
-    if flag in TIMM_NOTES:
-        needs, arity, note = TIMM_NOTES[flag]
-        return note, list(needs), arity
-    return None, [], 0
 
 
 def _is_flag(word: str) -> bool:
     """A flag, not a value: ``-5`` and ``-0.5`` are values (argparse reads them so too)."""
-    import re
     return word.startswith("-") and not re.fullmatch(r"-\d[\d.e+-]*", word)
 
 
-def timm_hint(hits: list[tuple[str, str | None, str]]) -> str:
-    """Ours for timm's ``hits``, as one command-line fragment (then notes, :data:`TIMM_NOTES`'
-    among them): timm's --mixup and --cutmix together are ``--reg mixup,cutmix`` with one alpha,
-    and 0 turns one off."""
+def peer_hint(hits: list[Hit]) -> str:
+    """``-b 32 (timm train.py's flag); here: --batch-size 32`` for ``hits`` (:func:`peer_hits`),
+    each peer's together: ours as one command-line fragment, then the notes."""
+    parts = []
+    for peer in dict.fromkeys(hit[0] for hit in hits):
+        own = [hit[1:] for hit in hits if hit[0] == peer]
+        given = " ".join(flag if value is None else f"{flag} {value}" for flag, value, _ in own)
+        parts.append(f"{given} ({peer}'s flag{'s' * (len(own) > 1)}); here: {_here(own)}")
+    return "; ".join(parts)
+
+
+def _here(hits: list[tuple[str, str | None, str]]) -> str:
+    """Ours for one peer's ``(flag, value, text)``: timm's --mixup and --cutmix together are
+    ``--reg mixup,cutmix`` with one alpha, and 0 turns one off."""
     given = {flag: value for flag, value, _ in hits}
     ours, notes = [], []
     mixes = [f for f in _MIXES if f in given]
@@ -153,14 +162,14 @@ def timm_hint(hits: list[tuple[str, str | None, str]]) -> str:
         alphas = list(dict.fromkeys(given[f] or "ALPHA" for f in on))
         ours.append(f"--reg {','.join(f[2:] for f in on)} --mix-alpha {alphas[0]}" + (
             f" (one alpha for both: pick one of {' and '.join(alphas)})" if alphas[1:] else ""))
-    for flag, value, template in hits:
-        if flag in TIMM_NOTES:
-            notes.append(template.replace("{}", value or "N"))
+    for flag, value, text in hits:
+        if flag not in TIMM_FLAGS:  # a note
+            notes.append(text.replace("{}", value or "N"))
             continue
         if flag in _MIXES or (flag == "--model-ema" and "--model-ema-decay" in given):
             continue
         value = _TIMM_VALUES.get(flag, {}).get(value, value) if value else "VALUE"
-        ours.append(template.format(value))
+        ours.append(text.format(value))
     return "; ".join([" ".join(ours)] * bool(ours) + notes)
 
 
@@ -175,13 +184,9 @@ def did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
     """``; did you mean --weight-decay?`` for the first unknown flag of ``extras`` with a close
     flag in ``ours``: the same with ``-`` for ``_`` (timm's config keys, Python's names), the
     flags it abbreviates (up to 3; flags are never abbreviated), else the closest by difflib;
-    ``""`` when none is close. stylegan2-ada's flags get their notes instead
-    (:func:`sg2_notes`)."""
+    ``""`` when none is close."""
     import difflib
     flags = [w.partition("=")[0] for w in extras if w.startswith("--")]
-    notes = sg2_notes(flags, ours)
-    if notes:
-        return notes
     longs = [o for o in ours if o.startswith("--")]
     for flag in flags:
         same = flag.replace("_", "-")
@@ -190,18 +195,3 @@ def did_you_mean(extras: list[str], ours: dict[str, Any]) -> str:
         if close:
             return f"; did you mean {' or '.join(close[:3])}?"
     return ""
-
-
-def sg2_notes(flags: list[str], ours: dict[str, Any]) -> str:
-    """``; --kimg is stylegan2-ada's flag; here: ...`` for each of ``flags`` in
-    :data:`SG2_NOTES`, with the note of the first entry whose flags ``ours`` has (none: no
-    note); ``""`` when there is none."""
-    notes = []
-    for flag in dict.fromkeys(flags):
-        if flag in ours:
-            continue
-        note = next((n for needs, n in SG2_NOTES.get(flag, ()) if all(f in ours for f in needs)),
-                    None)
-        if note is not None:
-            notes.append(f"; {flag} is stylegan2-ada's flag; here: {note}")
-    return "".join(notes)

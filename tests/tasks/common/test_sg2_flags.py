@@ -32,44 +32,46 @@ def _subs(parser: argparse.ArgumentParser) -> list[str]:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    ("gan train --kimg 1", "--kimg 1; --kimg is stylegan2-ada's flag; here: --steps N, N = kimg "
-                           "x 1000 / --batch-size (--ema-kimg is the G-EMA half-life, not the "
-                           "length)"),
-    ("gan train --p=0.2", "--p=0.2; --p is stylegan2-ada's flag; here: --augment fixed "
-                          "--augment-p P (a fixed ADA probability; with --augment ada, the "
-                          "initial p)"),
-    ("gan train --snap 10", "--snap 10; --snap is stylegan2-ada's flag; here: --ckpt-every N, in "
-                            "steps (a stylegan2-ada tick is 4 kimg: N = snap x 4000 / "
-                            "--batch-size); --eval-every N evaluates"),
-    ("gan train --metrics fid50k_full", "--metrics fid50k_full; --metrics is stylegan2-ada's "
-                                        "flag; here: the run evaluates every --eval-every N "
-                                        "steps; fid50k_full of a run: robustrep gan eval RUN "
-                                        "--num 50000 --real all"),
-    ("gan train --cond 1", "--cond 1; --cond is stylegan2-ada's flag; here: robustrep trains "
+    ("gan train --kimg 1", "--kimg 1 (stylegan2-ada's flag); here: --steps N, N = kimg x 1000 / "
+                           "--batch-size (--ema-kimg is the G-EMA half-life, not the length)"),
+    ("gan train --p=0.2", "--p 0.2 (stylegan2-ada's flag); here: --augment fixed --augment-p P "
+                          "(a fixed ADA probability; with --augment ada, the initial p)"),
+    ("gan train --snap 10", "--snap 10 (stylegan2-ada's flag); here: --ckpt-every N, in steps (a "
+                            "stylegan2-ada tick is 4 kimg: N = snap x 4000 / --batch-size); "
+                            "--eval-every N evaluates"),
+    ("gan train --metrics fid50k_full", "--metrics fid50k_full (stylegan2-ada's flag); here: the "
+                                        "run evaluates every --eval-every N steps; fid50k_full "
+                                        "of a run: robustrep gan eval RUN --num 50000 --real "
+                                        "all"),
+    ("gan train --cond 1", "--cond 1 (stylegan2-ada's flag); here: robustrep trains "
                            "unconditional GANs only (a conditional stylegan2-ada pickle samples "
                            "with robustrep gan sample NET.pkl --class N)"),
-    ("gan train --gpus 2", "--gpus 2; --gpus is stylegan2-ada's flag; here: torchrun "
-                           "--nproc_per_node N -m robustrep.tasks.cli gan train ... (--batch-size "
-                           "is the global batch, split across the processes)"),
-    ("gan sample --network X.pkl", "--network; --network is stylegan2-ada's flag; here: the "
-                                   "pickle is the positional RUN: robustrep gan sample NET.pkl"),
-    # argparse took fid50k_full as A: --metrics is still what is left over, and noted
-    ("gan fid --metrics fid50k_full NET.pkl fa", "--metrics fa; --metrics is stylegan2-ada's "
-                                                 "flag; here: gan fid scores FID, KID and "
+    ("gan train --gpus 2", "--gpus 2 (stylegan2-ada's flag); here: torchrun --nproc_per_node N "
+                           "-m robustrep.tasks.cli gan train ... (--batch-size is the global "
+                           "batch, split across the processes)"),
+    ("gan sample --network X.pkl", "--network X.pkl (stylegan2-ada's flag); here: the pickle is "
+                                   "the positional RUN: robustrep gan sample NET.pkl"),
+    # looked for before argparse, which took fid50k_full as A and left --metrics fa over
+    ("gan fid --metrics fid50k_full NET.pkl fa", "--metrics fid50k_full (stylegan2-ada's flag); "
+                                                 "here: gan fid scores FID, KID and "
                                                  "precision/recall of A against B; fid50k_full "
                                                  "of a run: robustrep gan eval RUN --num 50000 "
                                                  "--real all; of a network pickle: robustrep "
                                                  "gan fid NET.pkl DATA --num 50000 (DATA: the "
                                                  "dataset's zip or folder, read whole)"),
-    ("gan eval RUN --metrics fid50k_full", "--metrics fid50k_full; --metrics is stylegan2-ada's "
-                                           "flag; here: FID, KID and precision/recall are "
-                                           "always scored; fid50k_full: --num 50000 --real all"),
-    ("gan train --kimg 1 --gpus 2", "--kimg 1 --gpus 2; --kimg is stylegan2-ada's flag; here: "
-                                    "--steps N, N = kimg x 1000 / --batch-size (--ema-kimg is "
-                                    "the G-EMA half-life, not the length); --gpus is "
-                                    "stylegan2-ada's flag; here: torchrun --nproc_per_node N -m "
+    ("gan eval RUN --metrics fid50k_full", "--metrics fid50k_full (stylegan2-ada's flag); here: "
+                                           "FID, KID and precision/recall are always scored; "
+                                           "fid50k_full: --num 50000 --real all"),
+    ("gan train --kimg 1 --gpus 2", "--kimg 1 --gpus 2 (stylegan2-ada's flags); here: --steps N, "
+                                    "N = kimg x 1000 / --batch-size (--ema-kimg is the G-EMA "
+                                    "half-life, not the length); torchrun --nproc_per_node N -m "
                                     "robustrep.tasks.cli gan train ... (--batch-size is the "
                                     "global batch, split across the processes)"),
+    # each project's flags said in turn, in the order first given
+    ("gan train --kimg 1 -b 32", "--kimg 1 (stylegan2-ada's flag); here: --steps N, N = kimg x "
+                                 "1000 / --batch-size (--ema-kimg is the G-EMA half-life, not "
+                                 "the length); -b 32 (timm train.py's flag); here: --batch-size "
+                                 "32"),
 ])
 def test_a_stylegan2_ada_flag_gets_a_note(argv, message, capsys):
     words = shlex.split(argv)
@@ -98,9 +100,9 @@ def test_each_note_is_said_somewhere_and_names_what_is_there(flag):
     lacks stylegan2-ada's name, the flags the note names outside a command line are its own,
     and each command line in the note parses."""
     commands = _commands()
-    for needs, note in SG2_NOTES[flag]:
+    for needs, _, note in SG2_NOTES[flag]:
         said = [name for name, parser in commands.items() if next(
-            (n for ns, n in SG2_NOTES[flag] if all(f in parser._option_string_actions
+            (n for ns, _, n in SG2_NOTES[flag] if all(f in parser._option_string_actions
                                                    for f in ns)), None) == note]
         assert said, note
         for name in said:

@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from robustrep.tasks import cli
-from robustrep.tasks.common.flag_hints import TIMM_FLAGS, TIMM_NOTES, did_you_mean, timm_hits
+from robustrep.tasks.common.flag_hints import TIMM_FLAGS, TIMM_NOTES, did_you_mean, peer_hits
 
 SEE = " (see 'robustrep classify train --help')"
 
@@ -136,9 +136,9 @@ def test_each_timm_note_is_about_a_flag_we_lack_and_names_ours(flag):
     """classify train has none of timm's noted names (else the note is dead) and every flag the
     note needs (else it is never said there)."""
     ours = _parser("classify", "train")._option_string_actions
-    needs, _, note = TIMM_NOTES[flag]
-    assert flag not in ours and all(f in ours for f in needs)
-    assert all(f in ours for f in re.findall(r"--[a-z][\w-]*", note) if f != flag), note
+    for needs, _, note in TIMM_NOTES[flag]:
+        assert flag not in ours and all(f in ours for f in needs)
+        assert all(f in ours for f in re.findall(r"--[a-z][\w-]*", note) if f != flag), note
 
 
 def test_a_note_is_said_only_where_its_flags_mean_it(capsys):
@@ -176,7 +176,7 @@ def test_only_the_flags_a_command_has_are_offered(capsys):
     assert args.regopt__mixup__switch_prob == 0.3
     assert "timm train.py" not in _error(["classify", "eval", "RUN", "--mixup", "0.8"], capsys)
     # a command that has timm's flag itself keeps it
-    assert timm_hits(["--mixup-prob", "0.5"], {"--mixup-prob": None, "--mix-prob": None}) == []
+    assert peer_hits(["--mixup-prob", "0.5"], {"--mixup-prob": None, "--mix-prob": None}) == []
 
 
 def test_help_beside_a_timm_flag_is_the_help(capsys):
