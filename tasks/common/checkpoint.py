@@ -37,9 +37,10 @@ from robustrep.tasks.common.runfiles import TMP_SUFFIX, write_atomic
 LATEST = "latest.pt"
 
 
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (see :func:`write_atomic`)."""
-    return write_atomic(path, lambda handle: torch.save(obj, handle))
+def save_atomic(obj: Any, path: str | Path, replace: bool = True) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`write_atomic`; ``replace=False``:
+    a new file only)."""
+    return write_atomic(path, lambda handle: torch.save(obj, handle), replace)
 
 
 def remove_stale_tmp(folder: str | Path) -> list[Path]:

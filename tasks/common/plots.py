@@ -81,26 +81,29 @@ import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
 
-def _finish(fig, path: str | Path) -> Path:
-    """Save ``fig`` to ``path`` atomically (a picture is never left half-written), close it."""
+def _finish(fig, path: str | Path, replace: bool = True) -> Path:
+    """Save ``fig`` to ``path`` atomically (a picture is never left half-written), close it;
+    ``replace=False``: a new file only (:func:`~robustrep.tasks.common.runfiles.write_atomic`)."""
     path = Path(path)
     fig.tight_layout()
     try:
         return write_atomic(path, lambda handle: fig.savefig(
-            handle, dpi=110, format=path.suffix[1:].lower() or "png", bbox_inches="tight"))
+            handle, dpi=110, format=path.suffix[1:].lower() or "png", bbox_inches="tight"),
+            replace)
     finally:
         plt.close(fig)
 
 
-def image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
+def image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8,
+               replace: bool = True) -> Path:
     """Save images in [0, 1] ([N, C, H, W]) as one grid, in the format of ``path``'s suffix
-    (PNG when it has none), atomically."""
+    (PNG when it has none), atomically (``replace=False``: a new file only)."""
     from PIL import Image
     path = Path(path)
     kind = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     grid = images.detach().float().clamp(0, 1).cpu()
     return write_atomic(path, lambda handle: save_image(grid, handle, format=kind, nrow=nrow,
-                                                        padding=2))
+                                                        padding=2), replace)
 
 
 def curves(records: Sequence[dict[str, Any]], keys: Sequence[str], path: str | Path,
@@ -123,7 +126,7 @@ def curves(records: Sequence[dict[str, Any]], keys: Sequence[str], path: str | P
 
 
 def scatter2d(samples: torch.Tensor, centers: torch.Tensor | None, path: str | Path,
-              title: str = "") -> Path:
+              title: str = "", replace: bool = True) -> Path:
     fig, ax = plt.subplots(figsize=(4, 4))
     pts = samples.detach().float().cpu()
     ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, label="samples")
@@ -133,7 +136,7 @@ def scatter2d(samples: torch.Tensor, centers: torch.Tensor | None, path: str | P
     ax.set_aspect("equal")
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=7)
-    return _finish(fig, path)
+    return _finish(fig, path, replace)
 
 
 def roc_curves(curves_by_name: dict[str, tuple[Any, Any, float]], path: str | Path,

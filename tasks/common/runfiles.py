@@ -258,6 +258,8 @@ def _remedy(err: OSError) -> str:
         return "make the folder writable or choose another output folder"
     if err.errno in _NO_ROOM:
         return "free space or choose another output folder"
+    if err.errno == errno.EEXIST:  # replace=False, and another process made it meanwhile
+        return "another process wrote it while this one worked; remove it or choose another path"
     if err.errno == errno.EFBIG:  # one file over a size limit, not a full disk
         return ("raise the file size limit (ulimit -f, or the file system's largest file) or "
                 "choose another output folder")

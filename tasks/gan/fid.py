@@ -322,7 +322,7 @@ def compare(args) -> dict[str, Any]:
         if f is not None:
             record[f"num_{'ab'[i]}"] = f["stats"].num
     if args.save_stats is not None:
-        record["save_stats"] = str(save_stats(args.save_stats, feats[0], info))
+        record["save_stats"] = str(save_stats(args.save_stats, feats[0], info, args.force))
     return record
 
 
@@ -352,14 +352,16 @@ def _scores(sources: list[Source], feats: list[dict | None]) -> dict[str, Any]:
             "kid": "n/a (a side is statistics only)"}
 
 
-def save_stats(path: str, feats: dict, info: dict) -> Path:
-    """A's statistics as pytorch-fid's ``.npz`` (``mu``, ``sigma``) plus the network's name."""
+def save_stats(path: str, feats: dict, info: dict, replace: bool = False) -> Path:
+    """A's statistics as pytorch-fid's ``.npz`` (``mu``, ``sigma``) plus the network's name; a
+    new file only unless ``replace`` (--force): one written there meanwhile is kept."""
     mu, sigma = feats["stats"].mean_cov()
     arrays = {"mu": mu.cpu().numpy(), "sigma": sigma.cpu().numpy(),
               "fid_features": np.array(info["fid_features"]),
               "fid_convention": np.array(info["fid_convention"]),
               "num": np.array(feats["stats"].num)}
-    return write_atomic(Path(path).expanduser(), lambda handle: np.savez(handle, **arrays))
+    return write_atomic(Path(path).expanduser(), lambda handle: np.savez(handle, **arrays),
+                        replace)
 
 
 def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

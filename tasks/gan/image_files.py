@@ -119,13 +119,14 @@ def _note_other_images(outdir: str | Path, files: ImageFiles) -> None:
 
 
 def write_images(samples: torch.Tensor, files: Sequence[Path],
-                 written: Callable[[int], None] = lambda n: None) -> None:
+                 written: Callable[[int], None] = lambda n: None, replace: bool = True) -> None:
     """Each image as its own PNG, in generate.py's conversion ``x * 127.5 + 128`` clamped to
     0..255 and truncated to uint8 (torchvision's grid rounds the same way); ``written(n)``
-    after the n-th file is whole."""
+    after the n-th file is whole. ``replace=False``: new files only, none written meanwhile
+    by another process replaced."""
     from PIL import Image
     pixels = (samples * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     for n, (image, path) in enumerate(zip(pixels, files), 1):
         picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        write_atomic(path, lambda handle, p=picture: p.save(handle, format="PNG"))
+        write_atomic(path, lambda handle, p=picture: p.save(handle, format="PNG"), replace)
         written(n)

@@ -182,6 +182,9 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     if grid is not None or pt is not None or outdir is None:  # all of them kept in memory
         check_memory(total, _numel(G, cfg), _kept_for(grid, pt, seed_list),
                      images=cfg is None or not cfg.is_points)
+    # a file of the user's is a new one (a file written there meanwhile is kept) unless --force;
+    # a run's own samples/ grid is the same images again under the same name
+    replace_grid = force or (grid is None and outdir is None and cfg is not None)
     if grid is None and outdir is None:  # the default name says what the images are
         names = _drawn(seed, num, use_ema, truncation, seed_list, noise_mode, class_idx)
         grid = (check_sample_file(f"{Path(run).stem}-{names}.png", "--grid", force)
@@ -194,7 +197,7 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
                else generate_batches(G, num, dev, seed, **kwargs))
     try:
         samples = _drain(batches, files, keep=grid is not None or pt is not None, total=total,
-                         show=show_progress)
+                         show=show_progress, replace=force)
     finally:
         if files is not None:
             forget_folder(files.folder)
@@ -203,13 +206,13 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     if files is not None:
         out["outdir"] = str(Path(files[0]).parent)
     if grid is not None:
-        out["grid"] = str(_write_grid(samples, cfg, step, grid, nrow))
+        out["grid"] = str(_write_grid(samples, cfg, step, grid, nrow, replace_grid))
     if pt is not None:  # images clamped as the PNGs and FID take them (StyleGAN2 overshoots)
         points = cfg is not None and cfg.is_points
         kept = samples if points else samples.clamp(-1, 1)
         out["pt"] = str(save_atomic({"samples": kept, "step": step, "seed": seed,
                                      "seeds": seed_list, "range": None if points else "[-1, 1]",
-                                     **out}, pt))
+                                     **out}, pt, replace=force))
     return out
 
 
@@ -282,7 +285,7 @@ def _numel(G: torch.nn.Module, cfg: GanConfig | None) -> int:
 
 
 def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
-           show: bool) -> torch.Tensor | None:
+           show: bool, replace: bool = True) -> torch.Tensor | None:
     """Run the generator's batches, writing each batch's images to ``files`` as it comes; all
     the samples (on the CPU) when ``keep``."""
     from robustrep.tasks.common.stops import stop_note
@@ -298,7 +301,7 @@ def _drain(batches, files: ImageFiles | None, keep: bool, total: int,
                 # count is of whole files, image by image (it was by batch: 1000 said, 1261 there)
                 write_images(batch, files[done:done + len(batch)], lambda n, start=done: stop_note(
                     f"{start + n} of {total} images written to {files.folder}, each whole; "
-                    f"the same command with --force writes them all again"))
+                    f"the same command with --force writes them all again"), replace)
             if keep:
                 kept.append(batch)
             done += len(batch)
@@ -338,14 +341,14 @@ def g_options(G: torch.nn.Module, source: Any, truncation: float = 1.0,
 
 
 def _write_grid(samples: torch.Tensor, cfg: GanConfig | None, step: int, grid: str | Path,
-                nrow: int | None) -> Path:
+                nrow: int | None, replace: bool) -> Path:
     """The grid, or a 2-D run's scatter plot over the mixture's mode centres."""
     if cfg is not None and cfg.is_points:
         from robustrep.data import mixture
         return scatter2d(samples, mixture(cfg.dataset).centers, grid,
-                         title=f"{cfg.preset} {cfg.reg} step {step}")
+                         title=f"{cfg.preset} {cfg.reg} step {step}", replace=replace)
     return image_grid(to_unit_range(samples), grid,
-                      nrow=nrow or max(1, int(len(samples) ** 0.5)))
+                      nrow=nrow or max(1, int(len(samples) ** 0.5)), replace=replace)
 
 
 def _runs(seeds: list[int]) -> str:

@@ -165,11 +165,11 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
     from robustrep.tasks.gan import image_files, sample
     real_write, calls = image_files.write_atomic, []
 
-    def write_atomic(path, write):  # stopped while the 2nd image of the 2nd batch is written
-        calls.append(path)
+    def write_atomic(path, write, replace):  # stopped while the 2nd image of the 2nd batch is
+        calls.append(path)  # written
         if len(calls) == 4:
             raise Stopped(signal.SIGTERM)
-        return real_write(path, write)
+        return real_write(path, write, replace)
     monkeypatch.setattr(image_files, "write_atomic", write_atomic)
     files = image_files.ImageFiles(tmp_path, None, 6)
     stop_note(None)

@@ -437,3 +437,23 @@ def test_statistics_that_name_no_network_are_said_to_be_scored_by_the_default(im
     args.fid_features = "inception"  # chosen: nothing assumed, nothing said
     compare(args)
     assert capsys.readouterr().err == ""
+
+
+def test_save_stats_keeps_a_file_written_there_while_it_worked(images, tmp_path, monkeypatch,
+                                                               capsys):
+    # was: checked at the start only, and the final rename replaced the other process's file
+    from robustrep.tasks.gan import fid
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    stats, original = tmp_path / "s.npz", fid.side_features
+
+    def side_features(*args, **kwargs):
+        stats.write_bytes(b"another process's")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(fid, "side_features", side_features)
+    argv = ["gan", "fid", str(tmp_path / "a.npy"), "--save-stats", str(stats),
+            "--fid-features", "digits"]
+    assert main(argv) == 2
+    assert (f"cannot write {stats}: File exists; another process wrote it while this one "
+            f"worked") in capsys.readouterr().err
+    assert stats.read_bytes() == b"another process's"
+    assert main([*argv, "--force"]) == 0 and "mu" in np.load(stats)

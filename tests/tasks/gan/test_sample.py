@@ -96,3 +96,31 @@ def test_an_edited_config_json_is_named_not_the_checkpoint(tiny_run, tmp_path, e
         f"robustrep gan sample: error: {run / 'config.json'} differs from the options checkpoint "
         f"{run / 'checkpoints' / 'latest.pt'} was trained with (g_width 8 (config.json: 64)), "
         f"and its generator does not fit the checkpoint: restore config.json")
+
+
+@pytest.mark.parametrize("extra, made", [
+    (["--grid", "g.png"], "g.png"),
+    (["--pt", "s.pt", "--outdir", "out"], "s.pt"),
+    (["--outdir", "out"], "out/000003.png"),
+])
+def test_a_file_written_there_while_it_sampled_is_kept(tiny_run, tmp_path, monkeypatch, capsys,
+                                                       extra, made):
+    # was: checked at the start only, and the final rename replaced the other process's file
+    from robustrep.tasks.gan import sample
+    monkeypatch.chdir(tmp_path)
+    original = sample.generate_batches
+
+    def generate_batches(*args, **kwargs):
+        (tmp_path / made).parent.mkdir(exist_ok=True)
+        (tmp_path / made).write_bytes(b"another process's")
+        yield from original(*args, **kwargs)
+    monkeypatch.setattr(sample, "generate_batches", generate_batches)
+    argv = ["gan", "sample", str(tiny_run), "--num", "4", "--device", "cpu", "--quiet", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and (
+        f"cannot write {made}: File exists; another process wrote it while this one worked; "
+        f"remove it or choose another path") in err
+    assert (tmp_path / made).read_bytes() == b"another process's"
+    assert main([*argv, "--force"]) == 0  # asked for
+    assert (tmp_path / made).read_bytes() != b"another process's"
