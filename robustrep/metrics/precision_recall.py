@@ -81,16 +81,20 @@ def manifold_coverage(query: Tensor, ref: Tensor, radii: Tensor, chunk_size: int
 
 
 def precision_recall(real_feats: Tensor, fake_feats: Tensor, k: int = 3,
-                     chunk_size: int = 2048) -> dict[str, float]:
-    """Improved precision and recall of ``fake_feats`` against ``real_feats`` (``[N, D]`` each).
+                     chunk_size: int = 2048, real_radii: Tensor | None = None) -> dict[str, float]:
+    """Improved precision and recall of ``fake_feats`` against ``real_feats`` (``[N, D]`` each;
+    the sets may differ in size, each spanning its own manifold, as in the references).
 
     Returns ``{"precision": share of fake inside the real manifold, "recall": share of real
     inside the fake manifold}``. Distances are Euclidean (``torch.cdist``) in float32, or float64
-    for float64 inputs; half-precision inputs are upcast to float32.
+    for float64 inputs; half-precision inputs are upcast to float32. ``real_radii``: the reals'
+    :func:`knn_radii` with this ``k``, kept by a caller that judges many fake sets against one
+    real set (the largest cost when the real side is the larger).
     """
     real, fake = _prepare("real_feats", real_feats), _prepare("fake_feats", fake_feats)
     check_point_sets("real_feats", real, "fake_feats", fake)
-    real_radii = knn_radii(real, k, chunk_size)
+    if real_radii is None:
+        real_radii = knn_radii(real, k, chunk_size)
     fake_radii = knn_radii(fake, k, chunk_size)
     precision = manifold_coverage(fake, real, real_radii, chunk_size).double().mean()
     recall = manifold_coverage(real, fake, fake_radii, chunk_size).double().mean()

@@ -26,9 +26,9 @@ checkpoint agree.
 
 Metrics: ``fid``; ``kid`` and ``kid_std`` (100 subsets of ``kid_subset_size`` for ``gan eval``, 10
 during training); ``precision`` and
-``recall`` (Kynkaanniemi et al. 2019, k = 3, on the same count ``pr_samples`` = min(5000, both
-sides' sizes) of each side, where torch-fidelity and stylegan2-ada's ``pr50k3`` take each side's
-own count: equal to theirs for sides of one size, docs/metrics.md). For the 2-D
+``recall`` (Kynkaanniemi et al. 2019, k = 3, on each side's own count up to 5000: ``pr_samples``
+generated against ``pr_samples_real`` reals, as torch-fidelity and stylegan2-ada's ``pr50k3``
+take each side whole: equal to torch-fidelity's up to 5000 a side, docs/metrics.md). For the 2-D
 mixtures: ``modes_covered``, ``high_quality`` (share within 3 std of a mode) and ``kl_uniform``
 (VEEGAN/PacGAN protocol; KL of the high-quality samples' mode histogram to uniform, in nats). With
 no sample within 3 std of any mode there is no histogram and the KL is undefined: it is recorded as
@@ -49,7 +49,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from robustrep.metrics import FeatureStats, frechet_distance, kid, mode_stats, precision_recall
+from robustrep.metrics import (FeatureStats, frechet_distance, kid, knn_radii, mode_stats,
+                               precision_recall)
 from robustrep.tasks.common.errors import DataError, FolderGone, UserError
 from robustrep.tasks.common.options import check_run_folder
 from robustrep.tasks.common.output_paths import check_output_file, check_replaceable
@@ -190,16 +191,40 @@ def score_features(real: dict[str, Any], fake: dict[str, Any], kid_subsets: int 
     subset = min(KID_SUBSET_SIZE, len(real_feats), len(fake_feats))
     kid_mean, kid_std = kid(real_feats, fake_feats, num_subsets=kid_subsets, subset_size=subset,
                             generator=torch.Generator(fake_feats.device).manual_seed(0))
-    n = min(pr_samples, len(real_feats), len(fake_feats))
-    if n > 3:  # a seeded random n of the larger side (PR does not depend on the order)
-        gen = torch.Generator().manual_seed(0)
-        pr = precision_recall(*(f[torch.randperm(len(f), generator=gen)[:n].sort().values.to(
-            f.device)] for f in (real_feats, fake_feats)), k=3)
+    n_real, n_fake = (min(pr_samples, len(f)) for f in (real_feats, fake_feats))
+    if min(n_real, n_fake) > 3:
+        reals, radii = _real_manifold(real, n_real, fake_feats.device)
+        pr = precision_recall(reals, _random_rows(fake_feats, n_fake), k=PR_K, real_radii=radii)
     else:  # each sample's 3 nearest neighbours need 4 samples a side; FID and KID stand
-        pr = dict.fromkeys(("precision", "recall"), f"n/a ({n} samples on a side; needs 4)")
+        pr = dict.fromkeys(("precision", "recall"),
+                           f"n/a ({min(n_real, n_fake)} samples on a side; needs 4)")
     return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid_mean,
             "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"],
-            "kid_subset_size": subset, "kid_subsets": kid_subsets, "pr_samples": n, "pr_k": 3}
+            "kid_subset_size": subset, "kid_subsets": kid_subsets, "pr_samples": n_fake,
+            "pr_samples_real": n_real, "pr_k": PR_K}
+
+
+PR_K = 3  # the paper's neighbourhood, as stylegan2-ada's pr50k3 and torch-fidelity's default
+
+
+def _random_rows(feats: Tensor, n: int) -> Tensor:
+    """A seeded random ``n`` of ``feats``' rows in their order: never the first ``n`` of a folder
+    sorted by class (precision and recall do not depend on the order)."""
+    if n >= len(feats):
+        return feats
+    rows = torch.randperm(len(feats), generator=torch.Generator().manual_seed(0))[:n]
+    return feats[rows.sort().values.to(feats.device)]
+
+
+def _real_manifold(real: dict[str, Any], n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``n`` of the reals on ``device`` and their k-NN radii, kept in ``real``: a training run
+    judges each evaluation's samples against one real side, whose radii (5000 x 5000
+    distances) cost more than the rest of the scores."""
+    key = ("pr_manifold", n, str(device))
+    if key not in real:
+        reals = _random_rows(real["feats"], n).to(device)
+        real[key] = reals, knn_radii(reals, PR_K)
+    return real[key]
 
 
 def fid_name(num_generated: int, num_real: int | None) -> str:

@@ -34,8 +34,11 @@ def conventions(records: list[dict[str, Any]]) -> str:
 def _gan_part(evals: list[dict[str, Any]]) -> str:
     """FID/KID/precision-recall as the runs' final records measured them; a count the runs do
     not all record alike is not stated, but pointed to (report.json's ``evaluation``)."""
+    # records before pr_samples_real judged equal counts: pr_samples of the reals too
+    evals = [{"pr_samples_real": e.get("pr_samples"), **e} for e in evals]
     known = {k: _same(evals, k) for k in ("num_samples", "num_real", "eval_every", "kid_subsets",
-                                           "kid_subset_size", "pr_samples", "pr_k")}
+                                           "kid_subset_size", "pr_samples", "pr_samples_real",
+                                           "pr_k")}
     text = ("FID/KID/precision-recall on digits-CNN features (comparable only within this "
             "feature network, not with Inception FIDs)")
     if None in known.values():
@@ -50,7 +53,11 @@ def _gan_part(evals: list[dict[str, Any]]) -> str:
             f"first of those evaluations at or under x); KID over {known['kid_subsets']} random "
             f"subsets of {known['kid_subset_size']:,} a side (training's count; `gan eval` "
             f"takes 100); precision/recall (k = {known['pr_k']}) of {known['pr_samples']:,} "
-            f"samples against a random {known['pr_samples']:,} of the reals")
+            f"samples against {_reals(known['pr_samples_real'], known['num_real'])}")
+
+
+def _reals(n: int, num_real: int) -> str:
+    return f"all {n:,} reals" if n == num_real else f"a random {n:,} of the reals"
 
 
 def _same(evals: list[dict[str, Any]], key: str) -> Any:

@@ -330,7 +330,7 @@ def _evaluated_alike(records: list[dict[str, Any]],
 
 # what a GAN run's final evaluation measured, from its record (a dict: not averaged as a metric)
 GAN_EVALUATION = ("generator", "num_samples", "num_real", "kid_subsets", "kid_subset_size",
-                  "pr_samples", "pr_k")
+                  "pr_samples", "pr_samples_real", "pr_k")
 
 
 def _how(record: dict[str, Any]) -> str:

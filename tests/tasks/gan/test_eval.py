@@ -510,6 +510,30 @@ def test_precision_recall_judge_a_random_subset_of_the_larger_side():
     assert out["pr_samples"] == 40 and out["precision"] > 0.9 and out["recall"] < 0.3
 
 
+def test_precision_recall_take_each_sides_own_count_as_torch_fidelity():
+    # was: min(|A|, |B|) of both sides: 200 reals against 80 samples gave precision 0.800
+    # where torch-fidelity gives 0.725
+    prc = pytest.importorskip("torch_fidelity.metric_prc")
+    from robustrep.metrics import FeatureStats
+    from robustrep.tasks.gan.evaluate import score_features
+    gen = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(200, 16, generator=gen), 1.2 * torch.randn(80, 16, generator=gen)
+
+    def side(f):
+        stats = FeatureStats()
+        stats.update(f)
+        return {"stats": stats, "feats": f}
+    want = prc.prc_features_to_metric(fake, real, prc_neighborhood=3, prc_batch_size=10000,
+                                      save_cpu_ram=False, verbose=False)
+    reals = side(real)
+    for _ in range(2):  # the second from the reals' kept radii
+        got = score_features(reals, side(fake), kid_subsets=2)
+        assert (got["pr_samples"], got["pr_samples_real"]) == (80, 200)
+        assert got["precision"] == pytest.approx(want["precision"], abs=1e-6)
+        assert got["recall"] == pytest.approx(want["recall"], abs=1e-6)
+        assert 0.2 < got["precision"] < 0.9
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cached_real_side_on_the_cpu_scores_against_generated_features_on_cuda():

@@ -15,7 +15,7 @@ from robustrep.tasks.report import runs
 from robustrep.tasks.report.conventions import conventions
 
 GAN_EVAL = {"generator": "ema", "num_samples": 1000, "num_real": 1797, "kid_subsets": 10,
-            "kid_subset_size": 1000, "pr_samples": 1000, "pr_k": 3}
+            "kid_subset_size": 1000, "pr_samples": 1000, "pr_samples_real": 1797, "pr_k": 3}
 
 
 def _flag(argv, name):
@@ -101,10 +101,23 @@ def test_the_conventions_state_the_gan_evaluation_and_the_step_time(report):
             ) in text
     assert ("KID over 10 random subsets of 1,000 a side (training's count; `gan eval` takes "
             "100)") in text
-    assert "precision/recall (k = 3) of 1,000 samples against a random 1,000 of the reals" in text
+    assert "precision/recall (k = 3) of 1,000 samples against all 1,797 reals" in text
     assert "(the first log interval, with its warm-up, left out)" in text
     records = json.loads((report / "report.json").read_text())["runs"]
     assert {r["evaluation"]["eval_every"] for r in records if r["task"] == "gan"} == {75}
+
+
+def test_the_reals_precision_recall_judged_against_are_those_the_records_name():
+    # records before pr_samples_real took pr_samples reals, as many as samples
+    gan = {k: v for k, v in GAN_EVAL.items() if k != "pr_samples_real"} | {"eval_every": 75}
+    said = "precision/recall (k = 3) of 1,000 samples against "
+    assert said + "a random 1,000 of the reals" in conventions([{"task": "gan", "evaluation": gan}])
+    for reals, words in ((1797, "all 1,797 reals"), (1500, "a random 1,500 of the reals")):
+        evaluation = gan | {"pr_samples_real": reals}
+        assert said + words in conventions([{"task": "gan", "evaluation": evaluation}])
+    mixed = [{"task": "gan", "evaluation": gan | {"pr_samples_real": 1797}},
+             {"task": "gan", "evaluation": gan}]
+    assert "each run's `evaluation` in report.json" in conventions(mixed)
 
 
 def test_counts_the_runs_record_unlike_are_pointed_to_not_stated():
