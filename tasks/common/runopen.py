@@ -55,11 +55,15 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     latest = latest_checkpoint(path / "checkpoints")
     last = last_step_checkpoint(path / "checkpoints")
     if latest is None and last is not None:  # a kill between a step's file and latest.pt
-        hint = _step_file_hint(path, last)
-        if resume:
-            raise CheckpointError(f"cannot resume {path}: no {LATEST}; {hint}")
-        raise RunFolderError(f"{path} holds checkpoints but no {LATEST}; {hint}, or choose "
-                             f"another --out")
+        whole = whole_step_checkpoint(path / "checkpoints")
+        if resume and whole is not None:
+            latest = _restore_latest(path, whole, last)
+        else:
+            hint = _step_file_hint(path, last, whole)
+            if resume:
+                raise CheckpointError(f"cannot resume {path}: no {LATEST}; {hint}")
+            raise RunFolderError(f"{path} holds checkpoints but no {LATEST}; {hint}, or choose "
+                                 f"another --out")
     if resume and latest is None:
         raise CheckpointError(f"cannot resume {path}: no checkpoint at "
                               f"{path / 'checkpoints' / LATEST}{_start_again_hint(path)}")
@@ -76,16 +80,31 @@ def check_run_folder(path: str | Path, resume: bool) -> Path | None:
     return latest
 
 
-def _step_file_hint(path: Path, last: Path) -> str:
+def _step_file_hint(path: Path, last: Path, whole: Path | None) -> str:
     """What a run folder without ``latest.pt`` can go on from: its last step file that reads
-    whole (a damaged one named here was copied to latest.pt, and the resume refused it again)."""
-    whole = whole_step_checkpoint(path / "checkpoints")
+    whole (``whole``; a damaged one named here was copied to latest.pt, and the resume refused
+    it again)."""
     if whole is None:
         return (f"its step files are damaged ({last.name} the last), so it cannot go on: start "
                 f"it again after removing {path}")
     which = "the last written" if whole == last else damaged_after(last)
-    return (f"{whole} is there, {which}: copy it to {path / 'checkpoints' / LATEST} to resume "
-            f"from it (--resume {path})")
+    return f"{whole} is there, {which}: continue from it with --resume {path}"
+
+
+def _restore_latest(path: Path, whole: Path, last: Path) -> Path:
+    """``latest.pt`` again, a copy of ``whole``, the last step file that reads whole: a run killed
+    between a step's file and ``latest.pt`` (``kill -9``, a power cut) was refused with "copy
+    it to latest.pt", which the resume can do itself. A new file only: one another process
+    made meanwhile is kept, and this resume refused in one line."""
+    import shutil
+    from robustrep.tasks.common.runfiles import write_atomic
+    latest = path / "checkpoints" / LATEST
+    with open(whole, "rb") as source:
+        write_atomic(latest, lambda handle: shutil.copyfileobj(source, handle), replace=False)
+    which = "the last written" if whole == last else damaged_after(last)
+    print(f"note: {path} had no {LATEST} (stopped while it was written); resuming from "
+          f"{whole.name}, {which}, copied to it", file=sys.stderr)
+    return latest
 
 
 def _start_again_hint(path: Path) -> str:

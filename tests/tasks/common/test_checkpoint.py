@@ -240,7 +240,7 @@ def _cut(path):
     path.write_bytes(path.read_bytes()[:200])  # a copy cut short, a disk error
 
 
-def test_a_damaged_last_step_file_is_not_the_one_to_copy(tmp_path):
+def test_a_damaged_last_step_file_is_not_the_one_to_copy(tmp_path, capsys):
     """latest.pt missing or damaged: the line named the last step file even when it was damaged
     too, and copying it over latest.pt as told gave the same refusal again. Now it names the
     last step file that reads whole, and says when none does."""
@@ -257,13 +257,17 @@ def test_a_damaged_last_step_file_is_not_the_one_to_copy(tmp_path):
         f"(step_00000003.pt after it is damaged): copy it over {ckpts / 'latest.pt'} to resume "
         f"from it")
     (ckpts / "latest.pt").unlink()
-    with pytest.raises(CheckpointError) as info:
-        check_run_folder(run, resume=True)
-    assert str(info.value) == (
-        f"cannot resume {run}: no latest.pt; {ckpts / 'step_00000002.pt'} is there, the last "
-        f"step file that reads whole (step_00000003.pt after it is damaged): copy it to "
-        f"{ckpts / 'latest.pt'} to resume from it (--resume {run})")
-    (ckpts / "latest.pt").write_bytes((ckpts / "step_00000002.pt").read_bytes())  # as told
+    with pytest.raises(RunFolderError, match=re.escape(
+            f"{run} holds checkpoints but no latest.pt; {ckpts / 'step_00000002.pt'} is there, "
+            f"the last step file that reads whole (step_00000003.pt after it is damaged): "
+            f"continue from it with --resume {run}, or choose another --out")):
+        check_run_folder(run, resume=False)
+    # was: "copy it to latest.pt" (the resume does it, the damaged step_3 passed over)
+    assert check_run_folder(run, resume=True) == ckpts / "latest.pt"
+    assert capsys.readouterr().err == (
+        f"note: {run} had no latest.pt (stopped while it was written); resuming from "
+        f"step_00000002.pt, the last step file that reads whole (step_00000003.pt after it is "
+        f"damaged), copied to it\n")
     assert load_for_resume(ckpts / "latest.pt", 9, lambda state: None)["step"] == 2
     for path in ckpts.glob("*.pt"):
         _cut(path)

@@ -1,6 +1,7 @@
 """Resume: an interrupted run resumed to N steps equals the uninterrupted run, bit for bit (CPU)."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -157,19 +158,29 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_as_said(tiny_cfg
 def test_step_checkpoints_without_latest_are_named_and_never_overwritten(tiny_cfg, tmp_path,
                                                                          capsys):
     # Was: --resume said only "no checkpoint", and a fresh run into the folder dropped the
-    # records without a word and left the old step files among the new run's
+    # records without a word and left the old step files among the new run's; then --resume
+    # said "copy it to latest.pt", which it now does itself
     run = tmp_path / "run"
     train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False, stop_after=2)
     (run / "checkpoints" / "latest.pt").unlink()  # a kill between step_2.pt and latest.pt
     records = (run / "metrics.jsonl").read_text()
     step = run / "checkpoints" / "step_00000002.pt"
-    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
-    assert capsys.readouterr().err == (
-        f"robustrep gan train: error: cannot resume {run}: no latest.pt; {step} is there, the last "
-        f"written: copy it to {run}/checkpoints/latest.pt to resume from it (--resume {run})\n")
-    with pytest.raises(RunFolderError, match=f"{run} holds checkpoints but no latest.pt; "):
+    with pytest.raises(RunFolderError, match=re.escape(
+            f"{run} holds checkpoints but no latest.pt; {step} is there, the last written: "
+            f"continue from it with --resume {run}, or choose another --out")):
         train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False)
     assert (run / "metrics.jsonl").read_text() == records
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"note: {run} had no latest.pt (stopped while it was written); resuming from "
+        f"step_00000002.pt, the last written, copied to it")
+    assert torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"] == 4
+
+
+def test_a_damaged_latest_names_the_step_file_to_copy_over_it(tiny_cfg, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False, stop_after=2)
+    step = run / "checkpoints" / "step_00000002.pt"
     (run / "checkpoints" / "latest.pt").write_bytes(b"damaged")  # was: "use another checkpoint"
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
