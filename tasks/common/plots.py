@@ -15,17 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.runfiles import existing_parent, write_atomic
-
-
-def _can_write(folder: Path) -> bool:
-    """Whether matplotlib could make and write ``folder``: the folder, or its nearest existing
-    parent, is a folder this user may write (``os.access``, as matplotlib checks it)."""
-    try:
-        probe = existing_parent(folder.resolve())
-        return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
-    except (OSError, RuntimeError):
-        return False
+from robustrep.tasks.common.runfiles import can_write, write_atomic
 
 
 def _matplotlib_defaults() -> list[Path] | None:
@@ -64,7 +54,7 @@ def use_writable_matplotlib_folder() -> None:
     if os.environ.get("MPLCONFIGDIR"):  # the user's choice ("" is unset to matplotlib too)
         return
     defaults = _matplotlib_defaults()
-    if defaults is not None and all(_can_write(folder) for folder in defaults):
+    if defaults is not None and all(can_write(folder) for folder in defaults):
         return
     folder = _own_folder()
     if folder is not None:

@@ -41,6 +41,17 @@ from robustrep.tasks.common.folder_guard import folder_gone, make_folder
 TMP_SUFFIX = ".tmp"  # the suffix checkpoint.remove_stale_tmp cleans up when a run is locked
 
 
+def can_write(folder: Path) -> bool:
+    """Whether ``folder`` could be made and written: it, or its nearest existing parent, is a
+    folder this user may write (``os.access``, as matplotlib checks its own; False on a
+    read-only file system)."""
+    try:
+        probe = existing_parent(folder.resolve())
+        return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+    except (OSError, RuntimeError):
+        return False
+
+
 def existing_parent(path: Path) -> Path:
     """``path`` itself if it exists, else its nearest parent that does (the root at last): where
     a folder not made yet would be made, to check before any work. A path with a name too long

@@ -192,10 +192,13 @@ def _train_digits_net(recipe: dict, shape: tuple[int, ...], path: Path,
     train = digits(shape[-1], shape[0], train=True)
     test = digits(shape[-1], shape[0], train=False)
     kwargs = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "seed")}
+    from robustrep.tasks.common.runfiles import can_write
     side = f"{shape[-1]}x{shape[-1]}"
+    # a cache that cannot be written: trained again each time (keep_in_cache's note says how)
+    kept = (f"once: cached in {path.parent}" if can_write(path.parent) else
+            f"each time: {path.parent} cannot be written")
     with progress(recipe["epochs"] * len(train.images), unit="image", enabled=show_progress,
-                  desc=f"training the digits feature network for FID at {side} (once: cached "
-                       f"in {path.parent})") as bar:
+                  desc=f"training the digits feature network for FID at {side} ({kept})") as bar:
         net = train_digits_feature_net(train.images, train.targets, on_batch=bar.update,
                                        **kwargs)
     with torch.no_grad():

@@ -637,6 +637,23 @@ def test_training_the_digits_feature_network_shows_its_progress(tmp_path, monkey
     assert capsys.readouterr().err == "" and len(trained) == 2
 
 
+def test_a_cache_it_cannot_write_is_not_said_to_keep_the_network(tmp_path, monkeypatch, capsys,
+                                                                  few_digits):
+    # was: "(once: cached in DIR)" above the note that it could not be kept
+    import functools
+
+    from robustrep.tasks.common import runfiles
+    from robustrep.tasks.common.progress import progress
+    from robustrep.tasks.gan import feature_nets
+    monkeypatch.setattr(feature_nets, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(feature_nets, "progress", functools.partial(progress, interval=0))
+    monkeypatch.setattr(runfiles, "can_write", lambda folder: folder != tmp_path)
+    feature_nets.digits_feature_net((1, 16, 16), torch.device("cpu"), show_progress=True)
+    assert capsys.readouterr().err.splitlines()[0].startswith(
+        f"training the digits feature network for FID at 16x16 (each time: {tmp_path} cannot be "
+        f"written): image 64/320 ")
+
+
 @pytest.fixture
 def read_only(monkeypatch):
     """``read_only(folder)``: files and folders in ``folder`` cannot be made (EROFS, as on a
