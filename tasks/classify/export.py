@@ -73,9 +73,13 @@ def timm_kwargs(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def timm_checkpoint(state: dict[str, Tensor], config: dict[str, Any], arch: str,
                     kwargs: dict[str, Any]) -> dict[str, Any]:
     """What a ``.pth`` export holds: timm train.py's keys, and where the weights came from."""
+    # timm's train.py passes args.model_kwargs to create_model: a wrn's final_act, a hub
+    # model's model_args, which classify eval --checkpoint reads back
+    extra = {k: v for k, v in kwargs.items() if k not in ("num_classes", "in_chans", "img_size")}
     args = {"model": config["model"], "mean": [float(v) for v in config["mean"]],
             "std": [float(v) for v in config["std"]], "num_classes": int(config["num_classes"]),
-            "in_chans": int(config["channels"]), "img_size": config.get("image_size")}
+            "in_chans": int(config["channels"]), "img_size": config.get("image_size"),
+            "model_kwargs": extra}
     provenance = {"run": str(Path(config["run_dir"]).absolute()), "step": config.get("step"),
                   "weights": config["weights"], "create_model": {"model_name": arch, **kwargs}}
     return {"state_dict": state, "arch": arch, "args": args, "robustrep": provenance}

@@ -73,7 +73,7 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     model = create_classifier(name, int(num_classes), int(in_chans or 3), mean, std,
                               pretrained_file=read, pretrained=pretrained, keep_head=True,
                               image_size=image_size, use_ema=use_ema,
-                              channels_from=channels_from)
+                              channels_from=channels_from, **_model_kwargs(read))
     weights = "pretrained" if read is None else str(Path(checkpoint).expanduser())
     config = {"model": name, "num_classes": int(num_classes), "channels": model.in_chans,
               "mean": _as_written(model.mean), "std": _as_written(model.std),
@@ -82,6 +82,21 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
               "ema": read is not None and read.ema, "norm_source": dict(model.norm_source),
               "trained_norm": _trained_norm(name, read, model.norm_source)}
     return model.to(device).eval(), config
+
+
+def _model_kwargs(read: WeightsFile | None) -> dict[str, Any]:
+    """The ``args.model_kwargs`` timm's train.py built the file's model with (``classify
+    export`` writes a wrn's ``final_act`` there), said in a note: the model is built as it was
+    trained, where timm's defaults gave a layer the weights lack."""
+    import inspect
+    ours = inspect.signature(create_classifier).parameters  # not timm's, whatever the file says
+    kwargs = read.trained.model_kwargs if read is not None and read.trained else {}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ours}
+    if kwargs:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        read.notes.append(f"note: {read.path}'s args.model_kwargs ({given}) are passed to "
+                          f"timm.create_model, as timm's train.py built the model it trained")
+    return kwargs
 
 
 def _read_checkpoint(name: str, checkpoint: str | Path, use_ema: bool) -> WeightsFile:

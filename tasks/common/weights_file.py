@@ -78,11 +78,14 @@ class TrainOptions:
     saves the class name, ``resnet``); ``where``, the entry that named it; ``norm``, the
     ``args.mean``/``args.std`` keys its ``args`` has (a value: what it trained with; None:
     the model's pretrained_cfg, timm's default; a key absent: another trainer's ``args``,
-    which says nothing about them)."""
+    which says nothing about them); ``model_kwargs``, its ``--model-kwargs``, which it passed
+    to ``timm.create_model`` (a wrn's ``final_act=False``: without it the model has a layer
+    the weights lack)."""
 
     model: str | None = None
     where: str | None = None
     norm: dict[str, list[float] | None] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def train_options(data: Any) -> TrainOptions | None:
@@ -96,12 +99,29 @@ def train_options(data: Any) -> TrainOptions | None:
     arch = data.get("arch")
     if not args and not isinstance(arch, str):
         return None
-    options = TrainOptions(norm={k: _numbers(args[k], k) for k in ("mean", "std") if k in args})
+    options = TrainOptions(norm={k: _numbers(args[k], k) for k in ("mean", "std") if k in args},
+                           model_kwargs=_model_kwargs(args.get("model_kwargs")))
     if isinstance(args.get("model"), str) and args["model"]:
         options.model, options.where = args["model"], "args.model"
     elif isinstance(arch, str) and _is_timm_name(arch):
         options.model, options.where = arch, "arch"
     return options
+
+
+# what timm.create_model takes from the file's own entries, or from the command: not a kwarg
+_BUILT_OTHERWISE = ("num_classes", "in_chans", "pretrained", "pretrained_cfg",
+                    "pretrained_cfg_overlay", "checkpoint_path")
+
+
+def _model_kwargs(value: Any) -> dict[str, Any]:
+    """``args.model_kwargs`` (timm's ``--model-kwargs k=v``, parsed to Python literals): the
+    plain values by name; an entry of another shape is left out (no trainer's kwargs)."""
+    if not isinstance(value, dict):
+        return {}
+    plain = (bool, int, float, str, type(None))
+    return {k: v for k, v in value.items() if isinstance(k, str) and k not in _BUILT_OTHERWISE
+            and (isinstance(v, plain) or isinstance(v, (list, tuple))
+                 and all(isinstance(x, plain) for x in v))}
 
 
 def _numbers(value: Any, key: str) -> list[float] | None:

@@ -74,7 +74,7 @@ def test_a_pth_export_is_timm_train_pys_dict_in_plain_types(trained_run, tmp_pat
     model, config = load_run(trained_run)
     assert data["arch"] == "test_resnet" and data["args"] == {
         "model": "test_resnet", "mean": [0.5], "std": [0.5], "num_classes": 3, "in_chans": 1,
-        "img_size": 16}
+        "img_size": 16, "model_kwargs": {}}
     assert data["robustrep"] == {
         "run": str(trained_run), "step": 4, "weights": "ema",
         "create_model": {"model_name": "test_resnet", "num_classes": 3, "in_chans": 1}}
@@ -180,3 +180,23 @@ def test_a_wrn_is_built_by_its_module_with_its_final_act(tmp_path):
         f"[0, 1], mean [0.5], std [0.25] (timm's pretrained_cfg does not know them)")
     run_model = create_classifier("wrn16_2", 3, in_chans=1, final_act=False).model
     timm.create_model(arch, **kwargs).load_state_dict(run_model.state_dict())  # strict: fits
+
+
+def test_a_wrn_export_without_its_final_act_evaluates_as_the_run(tmp_path, monkeypatch, capsys,
+                                                                  undrawn_diagrams):
+    # was: classify eval --checkpoint built wrn16_2 with final_act=True and refused the file
+    # (its bn.* missing); the export now keeps it in args.model_kwargs, as timm's train.py
+    from robustrep.tasks.classify.train import train
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config(steps=1, model="wrn16_2", final_act=False), tmp_path / "run", quiet=True)
+    assert _export(tmp_path / "run", "w.pth") == 0
+    saved = torch.load("w.pth", weights_only=True)
+    assert saved["args"]["model_kwargs"] == {"final_act": False}
+    assert main(["classify", "eval", "run", "--out", "by_run", *EVAL]) == 0
+    capsys.readouterr()
+    data = ["--classes", "0", "1", "2", "--image-size", "16", *EVAL]
+    assert main(["classify", "eval", "--checkpoint", "w.pth", "--out", "by_file", *data]) == 0
+    assert ("note: w.pth's args.model_kwargs (final_act=False) are passed to timm.create_model, "
+            "as timm's train.py built the model it trained") in capsys.readouterr().err
+    assert _clean(tmp_path / "by_file")["nll"] == pytest.approx(
+        _clean(tmp_path / "by_run")["nll"], rel=1e-5)
