@@ -307,6 +307,13 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def can_resume(run_dir: str | Path) -> bool:
+    """Whether ``--resume`` has a checkpoint in ``run_dir``: ``latest.pt``, or a step file it
+    restores ``latest.pt`` from (a run killed while writing it: :mod:`.runopen`)."""
+    folder = Path(run_dir) / "checkpoints"
+    return latest_checkpoint(folder) is not None or last_step_checkpoint(folder) is not None
+
+
 def last_step_checkpoint(folder: str | Path) -> Path | None:
     """The last ``step_*.pt`` in ``folder`` (step numbers are zero-padded), or None."""
     written = sorted(Path(folder).glob("step_*.pt"))

@@ -127,7 +127,8 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
         if say is not None:
             say(f"kept the finished run in {run_dir}")
         return 0.0
-    resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+    from robustrep.tasks.common.checkpoint import can_resume
+    resume = can_resume(run_dir)
     # a resumed run keeps its saved preset (--resume refuses --preset); the other options must
     # equal the saved ones, or be ones a resume may change (--steps)
     # a length in epochs goes as given: --steps beside it is refused ("two ways to give one
@@ -149,7 +150,7 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
     with relaying(log, say):
         code = run_robustrep(argv, log, threads=None)
     if code != 0:
-        saved = (run_dir / "checkpoints" / "latest.pt").is_file()
+        saved = can_resume(run_dir)
         raise UserError(f"training {reg} seed {seed} failed: "
                         f"{_failure(code, last_lines(log), saved)} (log: {log})")
     return time.perf_counter() - start

@@ -96,7 +96,8 @@ class Run:
         restarted when it has none, and every later command whose result is missing."""
         if not self.trained:
             train = self.commands[0]
-            if (self.folder / "checkpoints" / "latest.pt").is_file():
+            from robustrep.tasks.common.checkpoint import can_resume
+            if can_resume(self.folder):
                 train = [*train[:2], "--resume", str(self.folder), "--quiet"]
             return [train, *self.commands[1:]]
         return [argv for argv, result in zip(self.commands[1:], result_files(self))

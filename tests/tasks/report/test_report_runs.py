@@ -229,6 +229,10 @@ def test_killed_runs_are_resumed_or_restarted_and_finished_parts_kept(tmp_path):
     (gan.folder / "metrics.jsonl").write_text('{"step": 1, "train_s": 0.1}\n{"ste')  # kill -9
     assert gan.pending() == [gan.commands[0]] and not gan.done  # no checkpoint: start again
     (gan.folder / "checkpoints").mkdir()
+    # killed while its first latest.pt was written: the resume restores it from the step file
+    (gan.folder / "checkpoints" / "step_00000002.pt").write_bytes(b"x")
+    assert gan.pending() == [["gan", "train", "--resume", str(gan.folder), "--quiet"]]
+    (gan.folder / "checkpoints" / "step_00000002.pt").unlink()
     (gan.folder / "checkpoints" / "latest.pt").write_bytes(b"x")
     assert gan.pending() == [["gan", "train", "--resume", str(gan.folder), "--quiet"]]
     clf = runs._classify_run(runs.QUICK, "none", 0, out)  # killed between train and eval
