@@ -31,9 +31,10 @@ from robustrep.tasks.ood.results import (AS_FRACTIONS, IN_PERCENT, METRICS, UNIT
 # image size is a --model's option (``--image-size``, a run's own): two calls of one checkpoint
 # at other sizes read the ID data otherwise under one ``id`` name.
 # mean and std too: other input statistics are another model as much as other weights are (a
-# results.json from before they were recorded has neither, and merges as it did)
+# results.json from before they were recorded has neither, and merges as it did); amp, as
+# half-precision features score otherwise
 _SAME_SETTINGS = ("run", "model", "weights", "step", "id", "image_size", "feature_maps",
-                  "resize", "seed", "ema", "mean", "std")
+                  "resize", "seed", "ema", "mean", "std", "amp")
 
 
 def read_earlier(path: Path) -> dict[str, Any] | None:
@@ -59,10 +60,23 @@ def _differences(old: dict[str, Any], meta: dict[str, Any], sizes: dict[str, int
     diff = setting_changes(old, meta, _SAME_SETTINGS)
     if old.get("fit_data") and meta.get("fit_data") and old["fit_data"] != meta["fit_data"]:
         diff.append(f"fit_data {old['fit_data']!r} -> {meta['fit_data']!r}")
+    # every set both calls read (an OOD set under another --max-samples: its rows of both calls
+    # under one size in the header)
     old_sizes = old.get("sizes") or {}
-    diff += [f"{k} size {old_sizes[k]} -> {sizes[k]}" for k in ("id_test", "id_train")
-             if k in old_sizes and k in sizes and old_sizes[k] != sizes[k]]
-    return diff
+    diff += [f"{k} size {old_sizes[k]} -> {sizes[k]}" for k in sizes
+             if k in old_sizes and old_sizes[k] != sizes[k]]
+    return diff + _param_changes(old, meta)
+
+
+def _param_changes(old: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """A detector of both calls scored now with other ``--param`` values: its rows of the two
+    calls would share one table, one record of its params and its ID scores in scores.pt
+    (the earlier OOD sets' scores judged against the new ID scores gave AUROC 0)."""
+    before, now = old.get("params") or {}, meta["params"]
+    measured = {r["detector"] for r in old["results"]}
+    return [f"{d} params {before.get(d) or {}!r} -> {now.get(d) or {}!r}"
+            for d in meta["detectors"] if d in measured
+            and (before.get(d) or {}) != (now.get(d) or {})]
 
 
 def keep_earlier(result: ScoreResult, old: dict[str, Any] | None, meta: dict[str, Any],

@@ -272,7 +272,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
                             f"subfolders), whose images carry no class labels")
     meta = _record(run, config, sets, specs, overrides, fit_set is not None, feature_maps,
-                   resize, seed, openood)
+                   resize, seed, openood, amp)
     if foreign is not None and not out:
         from robustrep.tasks.common.output_paths import claim_new_folder
         out_dir = claim_new_folder(out_dir)
@@ -323,7 +323,8 @@ def _unfinished(run: Path | None, config: dict[str, Any]) -> list[str]:
 
 def _record(run: Path | None, config: dict[str, Any], sets: Sets,
             specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]], fitted: bool,
-            feature_maps: str, resize: bool, seed: int, openood: str | None) -> dict[str, Any]:
+            feature_maps: str, resize: bool, seed: int, openood: str | None,
+            amp: str) -> dict[str, Any]:
     """What results.json says of the call beside its rows."""
     # resolved: a relative RUN named another run from another working folder (check_same_run)
     return {"run": None if run is None else str(run.resolve()), "model": config.get("model"),
@@ -333,6 +334,7 @@ def _record(run: Path | None, config: dict[str, Any], sets: Sets,
             "fit_data": (sets.fit_data or sets.id_name) if fitted else None,
             "ood": sets.ood, "detectors": [s.name for s in specs], "params": params,
             "feature_maps": feature_maps, "resize": resize, "seed": seed,
+            "amp": amp,  # bf16/fp16 features score otherwise than float32 ones
             # what was scored, not what was asked: a run's EMA, or a checkpoint file's
             "ema": scored_ema(config),
             # the inputs' normalisation, and where each came from (norm_source: the user's, the

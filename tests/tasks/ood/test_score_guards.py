@@ -538,3 +538,24 @@ def test_a_call_with_other_input_statistics_replaces_the_earlier_rows(tmp_path, 
     assert "other settings" not in capsys.readouterr().err
     assert _score_weights("m.pth", "o", "--mean", "0.5", "--std", "0.3") == 0
     assert "measured under other settings (mean [0.2] -> [0.5])" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("first, second, change", [
+    # was: t=1 and t=1000 rows in one table, the ID scores of t=1000 beside digits59's of t=1 in
+    # scores.pt (AUROC 0 from it against 94 in the table)
+    (["--param", "MaxSoftmax.t=1000"], [], "MaxSoftmax params {'t': 1000} -> {}"),
+    (["--amp", "bf16"], [], "amp 'bf16' -> 'off'"),  # was: merged, amp not recorded
+    # was: merged under the second call's size of gaussian in the header
+    (["--max-samples", "300"], ["--max-samples", "200"], "gaussian size 300 -> 200"),
+])
+def test_rows_of_other_params_precision_or_set_sizes_are_replaced(fake_run, tmp_path, capsys,
+                                                                 first, second, change):
+    argv = ["ood", "score", str(fake_run), "--ood", "gaussian", "--no-plots", "--quiet",
+            "--device", "cpu", "--save-scores", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--detectors", "MaxSoftmax,EnergyBased", *first]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--detectors", "MaxSoftmax", *second]) == 0
+    assert f"measured under other settings ({change})" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert [r["detector"] for r in saved["results"]] == ["MaxSoftmax"]
+    assert set(torch.load(tmp_path / "o" / "scores.pt", weights_only=True)) == {"MaxSoftmax"}
