@@ -9,44 +9,29 @@ exception raised by a plugin's own code (exit code 2, the plugin named: see
 the line. Anything else is a bug in robustrep and keeps its traceback. This is the convention
 of argparse's own ``parser.error`` (``prog: error: message``, exit 2), which timm's and
 StudioGAN's scripts inherit.
+
+What a stopped command's line says, and SIGTERM's handling, are :mod:`.stops`'; the line of an
+OSError about a user's path is :mod:`.path_errors`'.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import re
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from robustrep.errors import UnreadableImageError
-from robustrep.tasks.common.errors import (Interrupted, Stopped, TrainingDiverged, UserError,
-                                           WriteFailed)
+from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError, WriteFailed
 from robustrep.tasks.common.flag_hints import did_you_mean, peer_hint, peer_hits
+from robustrep.tasks.common.path_errors import path_problem
 from robustrep.tasks.common.plugins import plugin_failure
-from robustrep.tasks.common.stops import current_stop_note, stop_note
-
-# OSErrors that are about a path the user chose (missing, not writable, disk full): one line,
-# with what to do about a path in the output folder, and about any other path (data read, a
-# plugin): "choose another --out" is no help for a data folder that cannot be read.
-_PATH_ERRNOS = {
-    errno.ENOENT: ("", ""), errno.ENOTDIR: ("", ""), errno.EISDIR: ("", ""),
-    errno.EEXIST: ("", ""),
-    errno.EACCES: ("; choose a folder you can write to (--out)",
-                   "; check its permissions, or give another path"),
-    errno.EPERM: ("; choose a folder you can write to (--out)",
-                  "; check its permissions, or give another path"),
-    errno.EROFS: ("; choose a writable folder (--out)", "; it is on a read-only file system"),
-    errno.ENOSPC: ("; free some space or choose another folder (--out)", "; free some space"),
-    errno.EDQUOT: ("; free some space or choose another folder (--out)", "; free some space"),
-}
-DEFAULT_OUT_ROOT = "runs"  # where a command's output goes without --out (runs/<task>/...)
+from robustrep.tasks.common.stops import (checkpoint_kept, finished_run, is_first_process,
+                                          say_if_finished, sigterm_raises, stop_note,
+                                          stopped_line)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -210,55 +195,6 @@ def report(program: str | None, message: Any) -> None:
     print(f"{prefix}: error: {one_line(message)}", file=sys.stderr)
 
 
-_RAISED_WITH_MESSAGE = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-                        PermissionError)
-
-
-def path_problem(err: OSError, out: str | None = None,
-                 options: dict[str, Any] | None = None) -> str | None:
-    """One line for an OSError about a user's path, or None for any other OSError.
-
-    Either the system's error on a named path (``[Errno 28] No space left on device: 'run/x'``),
-    or one of robustrep's own ``FileNotFoundError("... (accepted: ...)")``-style messages.
-    ``out`` is the command's ``--out`` (None: not given, its default under ``runs/``); the
-    advice names it only for a path inside it, and robustrep's cache for a path there. A name
-    too long for the system is said with the limit it passes, and the option of ``options``
-    (name -> value: :func:`path_options`) that gave the path.
-    """
-    if err.errno is None and isinstance(err, _RAISED_WITH_MESSAGE):
-        return str(err)
-    if err.errno == errno.ENAMETOOLONG and err.filename is not None:
-        from robustrep.tasks.common.runfiles import too_long
-        return too_long(err.filename, _option_of(err.filename, options or {}))
-    if err.errno not in _PATH_ERRNOS or err.filename is None:
-        return None
-    from robustrep.tasks.common.download import cache_advice
-    in_out, elsewhere = _PATH_ERRNOS[err.errno]
-    cache = cache_advice(err.filename)  # $ROBUSTREP_CACHE under a file, or not writable
-    advice = (f"; {cache}" if cache else
-              in_out if _inside(err.filename, out or DEFAULT_OUT_ROOT) else elsewhere)
-    return f"{err.strerror}: {err.filename}{advice}"
-
-
-def _option_of(path: Any, options: dict[str, Any]) -> str | None:
-    """The name of the option of ``options`` whose value is ``path`` or a folder holding it
-    (the innermost), or None."""
-    given = [(name, value) for name, value in options.items()
-             if isinstance(value, (str, os.PathLike)) and os.fspath(value) != ""
-             and _inside(path, value)]
-    return max(given, key=lambda item: len(os.path.abspath(os.fspath(item[1]))),
-               default=(None,))[0]
-
-
-def _inside(path: Any, folder: Any) -> bool:
-    """Whether ``path`` is ``folder`` or inside it (both as the working folder resolves them)."""
-    try:
-        where, top = (os.path.abspath(os.path.expanduser(os.fsdecode(p))) for p in (path, folder))
-    except (TypeError, ValueError):
-        return False
-    return where == top or where.startswith(top.rstrip(os.sep) + os.sep)
-
-
 def check_device_options(args: argparse.Namespace) -> None:
     """``--device`` and ``--amp`` as given, checked before the command imports torch (seconds
     under load) only to refuse them: a wrong device name, fp16 with ``--device cpu``. Trainers
@@ -306,10 +242,12 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
 
     ``debug`` prints the traceback before that line; the exit code stays the error's. Ctrl-C
     and SIGTERM (outside a trainer's own handling, :mod:`training`) end with one line saying
-    what was kept and how to go on (:func:`stopped_line`) and 128 + the signal number. A
-    SIGTERM after the trainer's run had finished (:func:`finished_run`) stops nothing: the
-    command ends as it would have, with a note naming the run; Ctrl-C then still ends it with
-    130, its line saying that the run finished (:func:`_say_if_finished`).
+    what was kept and how to go on (:func:`~.stops.stopped_line`) and 128 + the signal
+    number. A SIGTERM after the trainer's run had finished (:func:`~.stops.finished_run`)
+    stops nothing: the command ends as it would have, with a note naming the run; Ctrl-C then
+    still ends it with 130, its line saying that the run finished
+    (:func:`~.stops.say_if_finished`). An OSError about a path the user chose is one line too
+    (:func:`~.path_errors.path_problem`).
     """
     from robustrep.tasks.common.run_records import finished_runs, opened_runs
     opened, marks = len(opened_runs()), len(finished_runs())
@@ -325,19 +263,19 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as Stopped
         signum = getattr(err, "signum", signal.SIGINT)
         _traceback(debug)
-        _say_if_finished(opened, marks)
-        if _is_first_process():  # the others opened no run folder: their line would be false
+        say_if_finished(opened, marks)
+        if is_first_process():  # the others opened no run folder: their line would be false
             print(f"robustrep {program}: {stopped_line(signum, args, opened)}", file=sys.stderr)
         return 128 + signum
     except Interrupted as err:  # stopped on a signal after a checkpoint (training.py)
-        if _is_first_process():  # under torchrun: once, by the process that saved
+        if is_first_process():  # under torchrun: once, by the process that saved
             _traceback(debug)
             print(f"robustrep {program}: {one_line(err)}", file=sys.stderr)
         return err.exit_code
     except UserError as err:
         _traceback(debug)
         if isinstance(err, WriteFailed) and getattr(args, "command", None) == "train":
-            err = WriteFailed(f"{err}; {_checkpoint_kept(opened)}")
+            err = WriteFailed(f"{err}; {checkpoint_kept(opened)}")
         report(program, err)
         return int(getattr(err, "exit_code", 2))
     except UnreadableImageError as err:  # met by a batch: databases are read as they go
@@ -368,77 +306,6 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         stop_note(None)
 
 
-@contextmanager
-def sigterm_raises(finished: Callable[[], Path | None] = lambda: None) -> Iterator[list[Path]]:
-    """SIGTERM raises :class:`Stopped` in the block, as Ctrl-C raises KeyboardInterrupt: unhandled
-    (Python's default), it ended the process at once with no word, leaving a half-written
-    ``.tmp`` beside the file being written (``data pack``'s zip, a PNG of ``gan sample``).
-    Main thread only (Python's rule); a trainer installs its own handler over this one.
-
-    Once ``finished()`` names a run (:func:`finished_run`), a SIGTERM is only recorded in the
-    list the block gets: nothing is left to stop, and exit 143 with "continue with --resume"
-    made a scheduler count a finished run as killed (a resume of it is refused)."""
-    late: list[Path] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield late
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        run = finished()
-        if run is None:
-            raise Stopped(signum)
-        late.append(run)
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield late
-    finally:  # None: a handler set outside Python, which cannot be put back
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-def finished_run(opened: int, marks: int) -> Path | None:
-    """The run a trainer opened (after the first ``opened`` of this process: only trainers open
-    one), once the command wrote its ``finished.json`` (after the first ``marks``: one an earlier
-    command wrote is not this one's, whose resume may train on), else None. Only the CLI's
-    handler asks: the Python ``train()`` functions leave a caller's SIGTERM as it was.
-
-    A torchrun process but the first opens no run folder: its run is the one it noted finished
-    (``run_records.note_finished``, after process 0's write), one run a command."""
-    from robustrep.tasks.common.run_records import finished_runs, opened_runs
-    runs, done = opened_runs()[opened:], finished_runs()[marks:]
-    if not runs:
-        return done[-1] if done else None
-    return runs[-1] if runs[-1] in done else None
-
-
-def _say_if_finished(opened: int, marks: int) -> None:
-    """A command stopped (Ctrl-C) after its run had finished (:func:`finished_run`): the stop
-    line says so. The general one said "continue with --resume", which is refused for a finished
-    run (nothing to train). The exit code stays 130: the user stopped the command (its report
-    was not printed), and a shell or script stops on it, as they asked."""
-    run = finished_run(opened, marks)
-    if run is not None:
-        stop_note(f"{run} had finished (finished.json written); there is nothing to resume")
-
-
-def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
-    """``interrupted (Ctrl-C); <what was kept and how to go on>`` (SIGTERM: ``stopped by
-    SIGTERM; ...``). ``opened``: how many run folders this process had opened before the
-    command (:func:`~robustrep.tasks.common.run_records.opened_runs`); a trainer's is the next."""
-    how = ("interrupted (Ctrl-C)" if signum == signal.SIGINT
-           else f"stopped by {signal.Signals(signum).name}")
-    return f"{how}; {_kept(args, opened)}"
-
-
-def _kept(args: argparse.Namespace, opened: int) -> str:
-    note = current_stop_note()
-    if note is not None:
-        return note
-    if getattr(args, "command", None) != "train":  # every output is written atomically
-        return ("no file was left half-written (each is written whole or not at all); the same "
-                "command again does the work again")
-    return _checkpoint_kept(opened, _resumed(args))
-
-
 def _kept_after(error: Any, args: argparse.Namespace, opened: int) -> Any:
     """A file error met by a training run it had opened (its data removed or damaged mid-run)
     with what the run kept and how to go on, as a stop's line says (it named the missing image
@@ -448,43 +315,7 @@ def _kept_after(error: Any, args: argparse.Namespace, opened: int) -> Any:
     runs = opened_runs()[opened:]
     if getattr(args, "command", None) != "train" or not runs or not runs[-1].is_dir():
         return error
-    return f"{one_line(error)}; {_checkpoint_kept(opened)}"
-
-
-def _resumed(args: argparse.Namespace) -> str | None:
-    """The run folder ``--resume`` names (``--resume`` alone: the ``--out`` folder), or None."""
-    from robustrep.tasks.common.options import RESUME_OUT
-    resume = getattr(args, "resume", None)
-    return getattr(args, "out", None) if resume == RESUME_OUT else resume
-
-
-def _checkpoint_kept(opened: int, resumed: str | None = None) -> str:
-    """What a stopped trainer kept: the last checkpoint of the run folder it opened (after the
-    first ``opened`` of this process) and how to continue from it; a resume stopped before it
-    opened its run (``resumed``) left that run as it was."""
-    from robustrep.tasks.common.plugins import resume_flags
-    from robustrep.tasks.common.run_records import opened_runs
-    runs = opened_runs()[opened:]
-    if not runs and resumed is not None:  # it said "before making its run folder"
-        return (f"it stopped before it opened {resumed}, which is unchanged; the same command "
-                f"again continues it")
-    if not runs:
-        return "it stopped before making its run folder; nothing was written"
-    from robustrep.tasks.common.checkpoint import (  # torch: loaded by now
-        checkpoint_step, last_step_checkpoint, latest_checkpoint)
-    latest = latest_checkpoint(runs[-1] / "checkpoints")
-    if latest is None:
-        return (f"{runs[-1]} holds no checkpoint yet; the same command again starts the run "
-                f"afresh there")
-    last = last_step_checkpoint(runs[-1] / "checkpoints")
-    step = f" (step {checkpoint_step(last)})" if last is not None else ""
-    return f"checkpoint {latest}{step} is intact; continue with {resume_flags(runs[-1])}"
-
-
-def _is_first_process() -> bool:
-    """Whether this is torchrun's process 0 (or no torchrun): the one that opens the run folder
-    and says, once for the job, what a stop kept."""
-    return os.environ.get("RANK", "0") == "0"
+    return f"{one_line(error)}; {checkpoint_kept(opened)}"
 
 
 def _traceback(debug: bool) -> None:

@@ -138,14 +138,14 @@ def note_opened(path: Path) -> None:
 
 def opened_runs() -> list[Path]:
     """The run folders ``runopen.open_run`` locked in this process, in order: the line of a
-    stopped trainer names the last one's checkpoint (``tasks.common.cli.stopped_line``); kept
+    stopped trainer names the last one's checkpoint (``tasks.common.stops.stopped_line``); kept
     here, without torch, for the error boundary of every program."""
     return list(_OPENED)
 
 
 # the run folders whose finished.json this process wrote (or, a torchrun process but the
 # first, saw written), in order: the error boundary asks whether its command's run finished
-# (tasks.common.cli.finished_run). Not finished.json on disk: a resume with a larger --steps
+# (tasks.common.stops.finished_run). Not finished.json on disk: a resume with a larger --steps
 # finds the old one there until runopen.resumed removes it.
 _FINISHED: list[Path] = []
 

@@ -1,4 +1,9 @@
-"""Stop signals held until a safe point, and what the stop line says was kept.
+"""Stop signals raised or held until a safe point, and what the line of a stopped command says.
+
+Outside a trainer, SIGTERM raises :class:`Stopped` as Ctrl-C raises KeyboardInterrupt
+(:func:`sigterm_raises`): Python's default ended the process at once with no word, leaving a
+half-written ``.tmp``. Once the command's run has finished (:func:`finished_run`), a SIGTERM
+stops nothing.
 
 A trainer holds SIGINT and SIGTERM (a scheduler's warning before it preempts a job) until its
 step ends and a checkpoint is written (:mod:`.training`). A command that writes a set of files
@@ -9,16 +14,24 @@ but a stop between two of them left ``results.json`` naming a detector ``results
 while the stop line said nothing was half-written. A second Ctrl-C stops at once, for a user
 who will not wait, and the line then says what may be out of step.
 
-:func:`stop_note` is what the command in flight has kept so far; :func:`run_command
-<robustrep.tasks.common.cli.run_command>` prints it in place of its general stop line.
+The stop line (:func:`stopped_line`) says what was kept and how to go on: what the command in
+flight has kept so far (:func:`stop_note`), else for a trainer its last checkpoint and the flags
+that continue from it (:func:`checkpoint_kept`), for any other command that each file was
+written whole; a run that had finished is said as such (:func:`say_if_finished`).
+:func:`run_command <robustrep.tasks.common.cli.run_command>` prints it, under torchrun from the
+first process only (:func:`is_first_process`).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
 from robustrep.tasks.common.errors import Stopped
 
@@ -80,3 +93,110 @@ def held_stops(files: str) -> Iterator[None]:
     if stop.signum is not None:
         stop_note(f"it stopped once it had written {files}, each file whole")
         raise KeyboardInterrupt if stop.signum == signal.SIGINT else Stopped(stop.signum)
+
+
+@contextmanager
+def sigterm_raises(finished: Callable[[], Path | None] = lambda: None) -> Iterator[list[Path]]:
+    """SIGTERM raises :class:`Stopped` in the block, as Ctrl-C raises KeyboardInterrupt: unhandled
+    (Python's default), it ended the process at once with no word, leaving a half-written
+    ``.tmp`` beside the file being written (``data pack``'s zip, a PNG of ``gan sample``).
+    Main thread only (Python's rule); a trainer installs its own handler over this one.
+
+    Once ``finished()`` names a run (:func:`finished_run`), a SIGTERM is only recorded in the
+    list the block gets: nothing is left to stop, and exit 143 with "continue with --resume"
+    made a scheduler count a finished run as killed (a resume of it is refused)."""
+    late: list[Path] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        run = finished()
+        if run is None:
+            raise Stopped(signum)
+        late.append(run)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield late
+    finally:  # None: a handler set outside Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def finished_run(opened: int, marks: int) -> Path | None:
+    """The run a trainer opened (after the first ``opened`` of this process: only trainers open
+    one), once the command wrote its ``finished.json`` (after the first ``marks``: one an earlier
+    command wrote is not this one's, whose resume may train on), else None. Only the CLI's
+    handler asks: the Python ``train()`` functions leave a caller's SIGTERM as it was.
+
+    A torchrun process but the first opens no run folder: its run is the one it noted finished
+    (``run_records.note_finished``, after process 0's write), one run a command."""
+    from robustrep.tasks.common.run_records import finished_runs, opened_runs
+    runs, done = opened_runs()[opened:], finished_runs()[marks:]
+    if not runs:
+        return done[-1] if done else None
+    return runs[-1] if runs[-1] in done else None
+
+
+def say_if_finished(opened: int, marks: int) -> None:
+    """A command stopped (Ctrl-C) after its run had finished (:func:`finished_run`): the stop
+    line says so. The general one said "continue with --resume", which is refused for a finished
+    run (nothing to train). The exit code stays 130: the user stopped the command (its report
+    was not printed), and a shell or script stops on it, as they asked."""
+    run = finished_run(opened, marks)
+    if run is not None:
+        stop_note(f"{run} had finished (finished.json written); there is nothing to resume")
+
+
+def stopped_line(signum: int, args: argparse.Namespace, opened: int = 0) -> str:
+    """``interrupted (Ctrl-C); <what was kept and how to go on>`` (SIGTERM: ``stopped by
+    SIGTERM; ...``). ``opened``: how many run folders this process had opened before the
+    command (:func:`~robustrep.tasks.common.run_records.opened_runs`); a trainer's is the next."""
+    how = ("interrupted (Ctrl-C)" if signum == signal.SIGINT
+           else f"stopped by {signal.Signals(signum).name}")
+    return f"{how}; {_kept(args, opened)}"
+
+
+def _kept(args: argparse.Namespace, opened: int) -> str:
+    note = current_stop_note()
+    if note is not None:
+        return note
+    if getattr(args, "command", None) != "train":  # every output is written atomically
+        return ("no file was left half-written (each is written whole or not at all); the same "
+                "command again does the work again")
+    return checkpoint_kept(opened, _resumed(args))
+
+
+def _resumed(args: argparse.Namespace) -> str | None:
+    """The run folder ``--resume`` names (``--resume`` alone: the ``--out`` folder), or None."""
+    from robustrep.tasks.common.options import RESUME_OUT
+    resume = getattr(args, "resume", None)
+    return getattr(args, "out", None) if resume == RESUME_OUT else resume
+
+
+def checkpoint_kept(opened: int, resumed: str | None = None) -> str:
+    """What a stopped trainer kept: the last checkpoint of the run folder it opened (after the
+    first ``opened`` of this process) and how to continue from it; a resume stopped before it
+    opened its run (``resumed``) left that run as it was."""
+    from robustrep.tasks.common.plugins import resume_flags
+    from robustrep.tasks.common.run_records import opened_runs
+    runs = opened_runs()[opened:]
+    if not runs and resumed is not None:  # it said "before making its run folder"
+        return (f"it stopped before it opened {resumed}, which is unchanged; the same command "
+                f"again continues it")
+    if not runs:
+        return "it stopped before making its run folder; nothing was written"
+    from robustrep.tasks.common.checkpoint import (  # torch: loaded by now
+        checkpoint_step, last_step_checkpoint, latest_checkpoint)
+    latest = latest_checkpoint(runs[-1] / "checkpoints")
+    if latest is None:
+        return (f"{runs[-1]} holds no checkpoint yet; the same command again starts the run "
+                f"afresh there")
+    last = last_step_checkpoint(runs[-1] / "checkpoints")
+    step = f" (step {checkpoint_step(last)})" if last is not None else ""
+    return f"checkpoint {latest}{step} is intact; continue with {resume_flags(runs[-1])}"
+
+
+def is_first_process() -> bool:
+    """Whether this is torchrun's process 0 (or no torchrun): the one that opens the run folder
+    and says, once for the job, what a stop kept."""
+    return os.environ.get("RANK", "0") == "0"

@@ -337,21 +337,21 @@ def test_a_process_but_the_first_notes_the_finished_run_after_process_0_wrote_it
     barrier the run is not finished for them; one process waits on no collective."""
     from types import SimpleNamespace
 
-    from robustrep.tasks.common import cli as common_cli
     from robustrep.tasks.common import run_records, training
     from robustrep.tasks.common.distributed import DistInfo
     from robustrep.tasks.common.rundir import RunDir
+    from robustrep.tasks.common.stops import finished_run
     opened, marks = len(run_records.opened_runs()), len(run_records.finished_runs())
     at_barrier = []
     monkeypatch.setattr(training, "barrier",
-                        lambda: at_barrier.append(common_cli.finished_run(opened, marks)))
+                        lambda: at_barrier.append(finished_run(opened, marks)))
     run = tmp_path / "run"
     run.mkdir()
     other = training.TrainerBase(RunDir(run), DistInfo(rank=1, world_size=2))
     other.cfg = SimpleNamespace(steps=2)
     other.finished()
     assert at_barrier == [None]  # a SIGTERM until then still stops it (143)
-    assert common_cli.finished_run(opened, marks) == run
+    assert finished_run(opened, marks) == run
     assert not (run / "finished.json").exists()  # process 0's to write
     alone = training.TrainerBase(RunDir(run), DistInfo())
     alone.cfg = SimpleNamespace(steps=2)

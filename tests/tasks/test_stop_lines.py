@@ -13,12 +13,11 @@ import torch
 from PIL import Image
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common import cli as common_cli
 from robustrep.tasks.common import run_records
 from robustrep.tasks.common.errors import Stopped, WriteFailed
 from robustrep.tasks.common.options import RESUME_OUT
 from robustrep.tasks.common.rundir import _append_line
-from robustrep.tasks.common.stops import stop_note
+from robustrep.tasks.common.stops import stop_note, stopped_line
 
 GRID = ["gan", "train", "--preset", "grid-mlp", "--steps", "4", "--ckpt-every", "2",
         "--eval-every", "0", "--eval-samples", "50", "--quiet"]
@@ -88,28 +87,28 @@ def test_a_pack_keeps_a_zip_another_pack_wrote_to_out_meanwhile(tmp_path, monkey
 def test_a_stopped_trainer_names_its_run_folders_checkpoint(tmp_path):
     args = argparse.Namespace(command="train")
     opened = len(run_records.opened_runs())
-    assert common_cli.stopped_line(signal.SIGTERM, args, opened) == (
+    assert stopped_line(signal.SIGTERM, args, opened) == (
         "stopped by SIGTERM; it stopped before making its run folder; nothing was written")
     # a resume stopped before it opened its run: that run exists, unchanged (was: the line above)
     for resume, out in (("old", None), (RESUME_OUT, "old")):
         resumed = argparse.Namespace(command="train", resume=resume, out=out)
-        assert common_cli.stopped_line(signal.SIGINT, resumed, opened) == (
+        assert stopped_line(signal.SIGINT, resumed, opened) == (
             "interrupted (Ctrl-C); it stopped before it opened old, which is unchanged; the "
             "same command again continues it")
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     run_records.note_opened(run)
-    assert common_cli.stopped_line(signal.SIGINT, args, opened) == (
+    assert stopped_line(signal.SIGINT, args, opened) == (
         f"interrupted (Ctrl-C); {run} holds no checkpoint yet; the same command again starts "
         f"the run afresh there")
     for name in ("step_00000006.pt", "latest.pt"):
         (run / "checkpoints" / name).write_bytes(b"")
-    assert common_cli.stopped_line(signal.SIGINT, args, opened) == (
+    assert stopped_line(signal.SIGINT, args, opened) == (
         f"interrupted (Ctrl-C); checkpoint {run}/checkpoints/latest.pt (step 6) is intact; "
         f"continue with --resume {run}")
     # another command's outputs are written whole: its line says so, whatever runs were opened
-    assert common_cli.stopped_line(signal.SIGTERM, argparse.Namespace(command="eval"),
-                                   opened).startswith("stopped by SIGTERM; no file was left")
+    assert stopped_line(signal.SIGTERM, argparse.Namespace(command="eval"),
+                        opened).startswith("stopped by SIGTERM; no file was left")
 
 
 def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_names_it(
@@ -177,7 +176,7 @@ def test_a_stopped_gan_sample_says_how_many_images_are_written(tmp_path, monkeyp
         with pytest.raises(Stopped):
             sample._drain(iter(torch.zeros(3, 2, 1, 4, 4)), files, False, 6, False)
         assert len(list(tmp_path.glob("*.png"))) == 3
-        assert common_cli.stopped_line(signal.SIGTERM, argparse.Namespace(command="sample")) == (
+        assert stopped_line(signal.SIGTERM, argparse.Namespace(command="sample")) == (
             f"stopped by SIGTERM; 3 of 6 images written to {tmp_path}, each whole; the same "
             f"command with --force writes them all again")
     finally:

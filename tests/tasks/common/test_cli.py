@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from robustrep.tasks.cli import main
-from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, path_problem, run_command
+from robustrep.tasks.common.cli import ArgumentParser, HelpFormatter, run_command
 from robustrep.tasks.common.errors import DataError, TrainingDiverged
+from robustrep.tasks.common.path_errors import path_problem
 
 
 def _raise(err):
