@@ -1,7 +1,7 @@
 """``robustrep data pack SRC OUT.zip --resolution R``: an image folder, or a zip of one, as a
 stylegan2-ada zip.
 
-    robustrep data pack SRC OUT.zip --resolution R [--channels 3]
+    robustrep data pack SRC OUT.zip --resolution R [--channels 1|3]
 
 SRC is an image folder or a ``.zip`` of one (as ``dataset_tool.py --source`` takes either). A zip
 is read as the folder it holds, by the folder's own scan (``ZipImageFolder`` in
@@ -21,6 +21,11 @@ Images smaller than R are enlarged, as ``dataset_tool.py`` enlarges them, and a 
 networks train at no other side). A ``dataset.json`` in SRC (stylegan2-ada's labels, which
 ``dataset_tool.py`` reads) is refused, from the names alone, before any image is opened: here
 the class folders label the images.
+
+The images keep their channels, as ``dataset_tool.py`` keeps them: 1 (greyscale PNGs) when every
+image is greyscale, else 3 (``tasks/data/channels.py`` says which modes are greyscale; a source
+mixing both is packed as RGB, with a note). ``--channels 1`` or ``3`` converts every image; the
+summary's ``channels`` says what was packed.
 """
 
 from __future__ import annotations

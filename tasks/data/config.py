@@ -20,5 +20,9 @@ class PackOptions:
     resolution: int = option(REQUIRED, "side of the square images: a power of 2, as "
                                        "stylegan2-ada's dataset_tool.py takes", min=1,
                              max=16384)
-    channels: int = option(3, "3 (RGB) or 1 (greyscale)", (1, 3))
+    # None, as dataset_tool.py keeps the source's channels: a greyscale folder packed as RGB
+    # trained a 3-channel G on grey data
+    channels: int | None = option(None, "3 (RGB) or 1 (greyscale); default: the source's own, "
+                                        "1 when every image is greyscale (PIL mode 1, L, LA, "
+                                        "16-bit I), else 3", (1, 3))
     quiet: bool = shared("quiet")

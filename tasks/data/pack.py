@@ -19,6 +19,7 @@ from robustrep.tasks.common.output_paths import check_output_file
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runfiles import (TMP_SUFFIX, remove_abandoned_tmp, tmp_files,
                                              write_atomic)
+from robustrep.tasks.data.channels import source_channels
 
 
 def is_zip_source(src: Path) -> bool:
@@ -27,17 +28,20 @@ def is_zip_source(src: Path) -> bool:
     return src.suffix.lower() == ".zip" and not src.is_dir()
 
 
-def pack_folder(src: Path, out: Path, resolution: int, channels: int = 3,
+def pack_folder(src: Path, out: Path, resolution: int, channels: int | None = None,
                 show_progress: bool = False) -> dict[str, Any]:
     """Write ``out`` from the images under ``src``, a folder or a zip of one (every image opened
     first, so a bad image is named before anything is written), counting them as they are
     packed (a 70k-image folder takes minutes, as dataset_tool.py's bar shows); returns a
     summary. Images smaller than ``resolution`` are enlarged, as dataset_tool.py enlarges
-    them, and counted in a note (they come out blurred)."""
+    them, and counted in a note (they come out blurred). ``channels`` None: the source's own
+    (``tasks/data/channels.py``), 1 or 3 converts every image; the summary says which."""
     check_output_file(out, "OUT")
-    dataset = _open_source(src, resolution, channels, show_progress)
+    dataset, channels, mixed = _open_source(src, resolution, channels, show_progress)
     if getattr(dataset, "top", None):
         print(_inside_note(src, dataset.top), file=sys.stderr)
+    if mixed:
+        print(mixed, file=sys.stderr)
     report_skipped(dataset)
     dataset.transform = None  # the loader gives the PIL image; pack_images crops and resizes
     flat = dataset.layout == "flat"
@@ -81,22 +85,30 @@ def _remove_abandoned(out: Path, left: bool = False) -> None:
               f"once no other data pack to {out} is running", file=sys.stderr)
 
 
-def _open_source(src: Path, resolution: int, channels: int, show: bool = False) -> Any:
-    """The images of ``src`` as a dataset: an image folder, or a zip read by the same scan
-    (``ZipImageFolder``); a source holding stylegan2-ada labels is refused from the scan of its
-    names, before any image is read (70k images take minutes to open), then every image is,
-    counted on a bar of its own (``show``): 70k 300x300 JPEGs took about 100 s, in silence."""
-    names = _scan(src, resolution, channels, verify=False)
+def _open_source(src: Path, resolution: int, channels: int | None,
+                 show: bool = False) -> tuple[Any, int, str | None]:
+    """The images of ``src`` as a dataset, the channels they are packed in, and a note on a
+    source mixing greyscale and colour images (else None; printed by the caller once the bar
+    is gone): an image folder, or a zip read by the same scan (``ZipImageFolder``); a source
+    holding stylegan2-ada labels is refused from the scan of its names, before any image is
+    read (70k images take minutes to open), then every image is, counted on a bar of its own
+    (``show``): 70k 300x300 JPEGs took about 100 s, in silence. ``channels`` None: the
+    source's own, from every image's header (``source_channels``), read as that stage starts."""
+    names = _scan(src, resolution, channels or 3, verify=False)
     _refuse_labels_file(src, names)
     _refuse_splits(src, names)
     # leave=False: cleared once done, as a stage before the packing bar (off a terminal, lines
     # only for a check long enough to reach one); closed before a bad image's line is printed
+    note = None
     with progress(len(names), desc="checking", enabled=show, unit="image",
                   leave=False) as bar:
         def checked(done: int, total: int) -> None:
             bar.update(done - bar.n)
+        if channels is None:
+            channels, note = source_channels(names.samples)
         # scanned again (the names are cheap), every image opened this time
-        return _scan(src, resolution, channels, verify=True, checked=checked)
+        dataset = _scan(src, resolution, channels, verify=True, checked=checked)
+    return dataset, channels, note
 
 
 def _scan(src: Path, resolution: int, channels: int, verify: bool,
