@@ -127,6 +127,9 @@ def _model_shape(name: str, source: Any, read: WeightsFile | None, checkpoint: s
         if in_chans is None and state.get(conv) is not None and state[conv].dim() == 4:
             in_chans = int(state[conv].shape[1])
             channels_from = f"of {checkpoint}'s weights ({_channels(in_chans)})"
+        elif state.get(conv) is not None and state[conv].dim() == 4:
+            read.notes += filter(None, [_adapted_note(checkpoint, int(state[conv].shape[1]),
+                                                      in_chans)])
     else:
         num_classes = num_classes or source.cfg.get("num_classes")
         if in_chans is None:
@@ -135,6 +138,18 @@ def _model_shape(name: str, source: Any, read: WeightsFile | None, checkpoint: s
     channels_from = channels_from or f"({_channels(in_chans or 3)}, the default; --channels " \
                                      f"sets it)"
     return num_classes, in_chans, channels_from
+
+
+def _adapted_note(checkpoint: str | Path | None, trained: int, given: int) -> str | None:
+    """--channels other than the weights' first conv takes: timm adapts the conv (its
+    ``adapt_input_conv``: 1 -> 3 repeats it, scaled by 1/3), which scores a mix of the
+    channels, not the images the model was trained on (was silent)."""
+    if trained == given:
+        return None
+    return (f"note: --channels {given}: {checkpoint}'s first conv takes "
+            f"{_channels(trained)}, adapted by timm to {given} (its adapt_input_conv), so the "
+            f"model sees a mix of the channels, not images as it was trained on; --channels "
+            f"{trained}, or no --channels, scores them as trained")
 
 
 def _as_written(buffer: Tensor) -> list[float]:

@@ -70,6 +70,7 @@ def choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | No
     specs: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     bench_id, listed = None, {}
+    notes: list[str] = []
     if openood is not None:
         bench = openood_benchmark(openood, openood_id or config.get("dataset"))
         listed = {role: spec for role, given, spec in (("test", id_data, bench.id_test),
@@ -80,7 +81,10 @@ def choose_sets(config: dict[str, Any], ood: list[str] | None, id_data: str | No
         if ood is None:
             specs = {n: spec for group in bench.groups.values() for n, spec in group.items()}
             groups = {g: list(names) for g, names in bench.groups.items()}
-    notes: list[str] = []
+        else:  # was silent: results.json named --openood, its near/far sets never scored
+            notes.append(f"--ood {' '.join(ood)} replaces OpenOOD's near- and far-OOD sets of "
+                         f"{bench.id_name}: --openood gives only the ID test and fit lists "
+                         f"here, and the table has no near/far means (drop --ood for them)")
     if not (specs or ood):
         ood = [n for n in builtin_ood_names() if suits(n, config)]
         notes += [f"left out the OOD set {n}: {unsuited(n, config)}"

@@ -176,6 +176,12 @@ def test_openood_benchmark_near_far_groups(fake_run, tmp_path, capsys):
             for metric in ("AUROC", "fpr95_id_tpr", "fpr95_ood_tpr", "AUPR-IN"):
                 want = sum(rows[(det, n)][metric] for n in names) / len(names)
                 assert mean_row[metric] == pytest.approx(want, abs=1e-12)
+    # --ood in place of the benchmark's sets: said (was silent, its record naming --openood)
+    assert main(["ood", "score", str(run), "--openood", str(data), "--openood-id", "cifar10",
+                 "--ood", "gaussian", "--detectors", "MaxSoftmax", "--out", str(tmp_path / "g"),
+                 "--no-plots", "--quiet", "--device", "cpu"]) == 0
+    assert ("--ood gaussian replaces OpenOOD's near- and far-OOD sets of cifar10: --openood "
+            "gives only the ID test and fit lists here") in capsys.readouterr().err
     # a list missing from the layout is named before anything is scored
     for a, b in (("cifar100", "tin"), ("texture", "mnist")):  # the means average unequal values
         assert rows[("MaxSoftmax", a)]["AUROC"] != rows[("MaxSoftmax", b)]["AUROC"]
