@@ -27,8 +27,10 @@ from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
 from robustrep.tasks.common.weights import model_options
 
-from .config import (PRESETS, ClassifyConfig, EvalOptions, TrainOptions, flags_decide_lengths,
-                     lengths_given_once, unused_options)
+from .config import ClassifyConfig, EvalOptions, TrainOptions
+from .lengths import flags_decide_lengths, lengths_given_once
+from .option_checks import unused_options
+from .presets import PRESETS
 
 # Nothing here imports torch or timm at module level: the arguments are parsed (and --help or a
 # wrong option answered) before the training and evaluation code is imported.
@@ -175,7 +177,7 @@ def _dry_run_lengths(cfg: ClassifyConfig, data: Any, replays: int) -> None:
     ``ood bench`` reads the dry run's output, both streams, as the config's JSON.)"""
     import sys
 
-    from .config import EPOCHS_OF
+    from .lengths import EPOCHS_OF
     given = [f for f, e in EPOCHS_OF.items() if getattr(cfg, e) is not None]
     if not given:
         return

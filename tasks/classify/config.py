@@ -1,33 +1,34 @@
-"""Options of ``robustrep classify train``: one dataclass, named presets, and the regularizer list.
+"""Options of ``robustrep classify train``: one dataclass and the regularizer list.
 
-Every field default is the real default, stated once; a preset overrides some of them and the
-command line overrides the preset (see :mod:`robustrep.tasks.common.config`). The resolved config,
-with the data-derived fields (``num_classes``, ``channels``, ``mean``, ``std``, and the ``steps``
-of ``--epochs``) filled in, is what ``config.json`` of a run folder holds and what
+Every field default is the real default, stated once; a preset (:mod:`.presets`) overrides some
+of them and the command line overrides the preset (see :mod:`robustrep.tasks.common.config`).
+Which options act only with others is :mod:`.option_checks`; lengths given in epochs,
+:mod:`.lengths`. The resolved config, with the data-derived fields (``num_classes``,
+``channels``, ``mean``, ``std``, and the ``steps`` of ``--epochs``) filled in, is what
+``config.json`` of a run folder holds and what
 :func:`robustrep.tasks.common.classifier_run.load_run` reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from robustrep._names import ATTACKS, BENCHMARK, CORRUPTIONS, NORMS, SEVERITIES
 from robustrep.registry import parse_combination, regularizer_info
 from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, UNIT, ConfigError,
                                            check_fields, option)
-from robustrep.tasks.common.options import (CLASSIFIER_DATASETS, ROOTED_DATASETS, ModelOptions,
-                                            TrainRunOptions, check_lsun_classes,
-                                            refuse_file_run, resumable_detail, run_option,
-                                            shared)
+from robustrep.tasks.common.options import (CLASSIFIER_DATASETS, ModelOptions, TrainRunOptions,
+                                            check_lsun_classes, refuse_file_run,
+                                            resumable_detail, run_option, shared)
 from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, check_additive_weight,
-                                                 refuse_unused, reg_option,
-                                                 unused_options as unused_fields)
+                                                 refuse_unused, reg_option)
+
+from .lengths import EPOCHS_OF, epochs_to_steps
+from .option_checks import SGD_MOMENTUM, optimizer_takes, unused_options
+from .presets import PRESETS
 
 DATASETS = CLASSIFIER_DATASETS
-# The registry's input-mixing methods, in the order SampleMix lists its kinds.
-MIXES = tuple(n for n in ("mixup", "cutmix", "srmix")
-              if regularizer_info(n).acts.get("classify") == "input mixing")
 # timm's RandomErasing modes (its train.py's --remode)
 REMODES = ("pixel", "rand", "const")
 DEFAULT_MODEL = "resnet10t"
@@ -330,124 +331,10 @@ class ClassifyConfig:
         return parse_regularizers(self.reg)
 
 
-# The lengths a run may give in passes over the data (timm's train.py's) instead of steps.
-EPOCHS_OF = {"steps": "epochs", "warmup_steps": "warmup_epochs"}
-
-
-def epochs_to_steps(epochs: int, train_size: int, batch_size: int, world_size: int = 1,
-                    grad_accum: int = 1, replays: int = 1) -> int:
-    """Optimizer steps of ``epochs`` passes over ``train_size`` images. A pass is the sampler's
-    epoch (``tasks/common/batches.py`` ``StepBatches``): ``train_size // (batch_size x
-    world_size)`` batches, each image in at most one of them, the last partial batch dropped
-    (timm's training loader, ``drop_last=True``, has the same ``len(loader)``). Each batch takes
-    ``replays`` sampler steps and an update takes ``grad_accum`` of them; a last update that
-    the passes do not fill takes its remaining batches from the next pass (ceil), as timm's
-    ``updates_per_epoch`` rounds up."""
-    batches = train_size // (batch_size * world_size) * replays
-    return -(-epochs * batches // grad_accum)
-
-
-def lengths_given_once(overrides: dict[str, Any]) -> None:
-    """A length given both in steps and in epochs on one command line is refused."""
-    for field, epochs_field in EPOCHS_OF.items():
-        if overrides.get(field) is not None and overrides.get(epochs_field) is not None:
-            flags = [f"--{f.replace('_', '-')}" for f in (field, epochs_field)]
-            raise ConfigError(f"{flags[0]} and {flags[1]} are two ways to give one length: "
-                              f"give {flags[0]} (optimizer steps) or {flags[1]} (passes over "
-                              f"the training set), not both")
-
-
-def flags_decide_lengths(cfg: ClassifyConfig, overrides: dict[str, Any]) -> ClassifyConfig:
-    """``cfg`` with the command line's ``--steps`` (``--warmup-steps``) deciding over a config
-    file's epochs, as every flag decides over the file; the file's steps give way to
-    ``--epochs`` by themselves (epochs set the steps when the data is read)."""
-    cleared = {epochs_field: None for field, epochs_field in EPOCHS_OF.items()
-               if overrides.get(field) is not None and getattr(cfg, epochs_field) is not None}
-    return replace(cfg, **cleared) if cleared else cfg
-
-
 # The multistep schedule's defaults: the UoS / AdaptiveMix recipe multiplies the lr by 0.2 at
 # epochs 60, 120 and 160 of 200, i.e. at 30%, 60% and 80% of training.
 MULTISTEP: dict[str, Any] = {"milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2}
 
-
-# timm's default momentum, filled in for every optimizer taking one (as create_optimizer_v2)
-SGD_OPTIMIZERS, SGD_MOMENTUM = ("sgd", "momentum"), 0.9
-
-# The optimizer hyperparameters of timm's train.py: field -> create_optimizer_v2's keyword, and
-# a few optimizers taking it (for the message refusing it with one that does not).
-OPTIMIZER_ARGS: dict[str, tuple[str, str]] = {
-    "momentum": ("momentum", "sgd, momentum, rmsprop, lars"),
-    "opt_eps": ("eps", "adamw, lamb, rmsprop"), "opt_betas": ("betas", "adamw, lamb, lion")}
-
-
-def optimizer_takes(optimizer: str) -> dict[str, int] | None:
-    """How many values of momentum, eps and betas timm's ``optimizer`` takes (0: none), from
-    the registry timm's ``create_optimizer_v2`` reads (``OptimInfo.has_momentum``, ``has_eps``,
-    ``has_betas``, ``num_betas``; a ``lookahead_`` prefix wraps the optimizer named last). timm
-    drops what an optimizer does not take without a word. None where timm cannot say: a name
-    it lacks (refused when the optimizer is built) or a timm before its registry (1.0.12),
-    whose optimizers raise a TypeError instead."""
-    if optimizer in SGD_OPTIMIZERS:  # the default, known without importing timm
-        return {"momentum": 1, "eps": 0, "betas": 0}
-    try:
-        from timm.optim import get_optimizer_info
-        info = get_optimizer_info(optimizer.lower().split("_")[-1])
-    except (ImportError, ValueError):
-        return None
-    return {"momentum": int(info.has_momentum), "eps": int(info.has_eps),
-            "betas": info.num_betas if info.has_betas else 0}
-
-
-def _unused_optimizer_args(values: dict[str, Any]) -> dict[str, list[str]]:
-    """{what they need: [fields]} for the optimizer hyperparameters given that timm's
-    ``--optimizer`` does not take (timm drops them; a run would record them and not use them)."""
-    given = [f for f in OPTIMIZER_ARGS if values.get(f) is not None]
-    optimizer = str(values.get("optimizer") or "sgd").lower()
-    takes = optimizer_takes(optimizer) if given else None
-    unused: dict[str, list[str]] = {}
-    for field in given if takes is not None else ():
-        arg, examples = OPTIMIZER_ARGS[field]
-        if not takes[arg]:
-            unused.setdefault(f"an --optimizer that takes {arg} in timm, e.g. {examples} "
-                              f"(optimizer is {optimizer!r})", []).append(field)
-    return unused
-
-
-# Options that act only with another option's value: field -> (that option, its values).
-ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
-    "milestones": ("schedule", ("multistep",)), "lr_decay": ("schedule", ("multistep",)),
-    "min_lr": ("schedule", ("cosine",)),
-    "uos_scale": ("head", ("uos",)), "lsun_classes": ("dataset", ("lsun",)),
-    "skip_bad_images": ("dataset", ("imagefolder",)),
-    "class_names": ("dataset", ("imagefolder",)),
-    "data_root": ("dataset", ROOTED_DATASETS),  # digits: built in
-}
-
-
-def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
-    """{what they need: [fields]} for the options set that the other options make do nothing
-    (:func:`robustrep.tasks.common.regularizers.unused_options`)."""
-    try:
-        names = parse_regularizers(values.get("reg") or "none")
-    except ConfigError:  # a bad --reg is reported by itself
-        names = None
-    unused = unused_fields(values, ONLY_WITH, names, OPTION_FIELDS)
-    mixes = [n for n in names or () if n in MIXES]
-    if names is not None and values.get("mix_switch_prob") is not None and len(mixes) == 1:
-        # one mixing kind has nothing to switch to
-        unused.setdefault(f"two mixing methods in --reg, e.g. mixup,cutmix (reg is "
-                          f"{values.get('reg')!r})", []).append("mix_switch_prob")
-    if values.get("remode") is not None and not values.get("reprob"):  # nothing is erased
-        unused.setdefault("--reprob > 0 (reprob is 0)", []).append("remode")
-    if values.get("wd_all") and values.get("weight_decay") == 0:  # no decay to spread
-        unused.setdefault("--weight-decay > 0 (weight_decay is 0)", []).append("wd_all")
-    if values.get("warmup_lr") is not None and not values.get("warmup_steps") \
-            and not values.get("warmup_epochs"):  # no warm-up
-        unused.setdefault("--warmup-steps > 0 (warmup_steps is 0)", []).append("warmup_lr")
-    for need, fields in _unused_optimizer_args(values).items():
-        unused.setdefault(need, []).extend(fields)
-    return unused
 
 
 def saved_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -510,44 +397,6 @@ OPTION_FIELDS: OptionFields = {
 RESUMABLE = ("log", "steps", "device", "workers", "eval_every", "ckpt_every", "keep_ckpts",
              "log_every", "lr", "min_lr", "momentum", "opt_eps", "opt_betas", "weight_decay",
              "warmup_steps", "warmup_lr", "clip_grad", "data_root")
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The default run: built-in digits, a small ResNet, a few CPU minutes.
-    "digits": {"dataset": "digits", "steps": 300, "batch_size": 64, "lr": 0.05},
-    # The in-distribution classifier of the OOD program: digits 0-4 only.
-    "digits-ood": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "steps": 300},
-    # Tiny, for tests and smoke runs.
-    "smoke": {"model": "test_resnet", "steps": 4, "batch_size": 16, "eval_every": 0,
-              "ckpt_every": 2, "log_every": 1},
-    # CIFAR-10 from a local root, the usual 32x32 recipe (crop + flip, SGD, cosine).
-    "cifar10": {"dataset": "cifar10", "image_size": 32, "augment": True, "steps": 39000,
-                "batch_size": 128, "lr": 0.1, "eval_every": 2000, "ckpt_every": 2000},
-    "cifar100": {"dataset": "cifar100", "image_size": 32, "augment": True, "steps": 39000,
-                 "batch_size": 128, "lr": 0.1, "eval_every": 2000, "ckpt_every": 2000},
-    # Fast adversarial training (Wong et al. 2020): FGSM with random start, eps 8/255.
-    "digits-fgsm": {"dataset": "digits", "reg": "fgsm", "steps": 300},
-    # Mixup + CutMix as timm's recipe switches between them, with label smoothing.
-    "digits-mix": {"dataset": "digits", "reg": "mixup,cutmix", "label_smoothing": 0.1},
-    # AdaptiveMix's classifier as its reference code trains it (WentianZhang-ML/AdaptiveMix
-    # classification/): WRN-28-10 with the frozen orthogonal UoS head, MSE shrinkage, plain
-    # momentum SGD 0.1 (torch.optim.SGD, no Nesterov) with weight decay 5e-4 on every parameter,
-    # x0.2 at 60/120/160 of 200 epochs (391 steps each at batch 128), crop + flip; no final
-    # BN-ReLU and no dropout (Wide_ResNet_orthognal's defaults).
-    "cifar10-wrn-uos": {"dataset": "cifar10", "model": "wrn28_10", "head": "uos",
-                        "reg": "adaptivemix", "am_mode": "reference", "image_size": 32,
-                        "augment": True, "steps": 78200, "batch_size": 128,
-                        "optimizer": "momentum", "lr": 0.1, "momentum": 0.9,
-                        "weight_decay": 5e-4, "wd_all": True, "final_act": False,
-                        "drop_rate": 0.0,
-                        "schedule": "multistep", "milestones": [0.3, 0.6, 0.8], "lr_decay": 0.2,
-                        "mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010],
-                        "eval_every": 2000, "ckpt_every": 2000},
-    # The same head on CPU in under a minute (26 s on 2 cores, docs/classify.md): WRN-16-2 at
-    # 16x16 on digits 0-4 (the OOD split).
-    "digits-uos": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "model": "wrn16_2",
-                   "head": "uos", "image_size": 16, "steps": 300, "lr": 0.1,
-                   "schedule": "multistep"},
-}
 
 
 @dataclass(kw_only=True)

@@ -76,8 +76,9 @@ from robustrep.tasks.common.run_records import train_seconds
 from robustrep.tasks.common.train_clock import TrainClock
 from robustrep.tasks.common.training import TrainerBase
 
-from .config import EPOCHS_OF, OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
+from .config import OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
 from .data import augment, build_datasets, eval_loader, train_batches
+from .lengths import EPOCHS_OF
 from .optim import build_optimizer, group_sizes
 from .policies import BatchPolicies
 from .task import build_regularizers, build_task

@@ -1,9 +1,9 @@
 """``--data-root`` given where no data is read from a folder: a run, or a model from elsewhere,
 of the built-in digits data (sklearn's, in memory).
 
-``classify train`` refuses it through its config (``ONLY_WITH``); the programs that read a
-trained classifier (``classify eval``, ``ood score``) took it and went on without a word, or
-refused it only once the model had loaded (pretrained weights fetched first). They call
+``classify train`` refuses it through its config (``option_checks.ONLY_WITH``); the programs
+that read a trained classifier (``classify eval``, ``ood score``) took it and went on without a
+word, or refused it only once the model had loaded (pretrained weights fetched first). They call
 :func:`check_data_root` before the model loads, with the one line both say.
 """
 

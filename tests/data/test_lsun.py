@@ -148,7 +148,8 @@ def test_classify_trains_on_two_lsun_classes_and_tests_on_their_val_twins(tmp_pa
                  "--image-size", "16", "--batch-size", "4", "--out", str(run), "--device", "cpu",
                  "--quiet"]) == 0
     assert (run / "metrics.jsonl").is_file()
-    from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
+    from robustrep.tasks.classify.config import ClassifyConfig
+    from robustrep.tasks.classify.presets import PRESETS
     from robustrep.tasks.classify.data import build_datasets
     cfg = ClassifyConfig(**{**PRESETS["smoke"], "dataset": "lsun", "data_root": str(tmp_path),
                             "lsun_classes": "church_outdoor_train,bedroom_train",

@@ -121,7 +121,8 @@ def context(program: str, spec: OptionSpec) -> list[str]:
         return ["--reg", "mixup"]
     if program in ("classify", "gan"):  # options that act only with another option's value
         if program == "classify":
-            from robustrep.tasks.classify.config import ONLY_WITH, OPTION_FIELDS
+            from robustrep.tasks.classify.config import OPTION_FIELDS
+            from robustrep.tasks.classify.option_checks import ONLY_WITH
         else:
             from robustrep.tasks.gan.config_checks import ONLY_WITH
             from robustrep.tasks.gan.regs import OPTION_FIELDS

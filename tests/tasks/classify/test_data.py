@@ -11,7 +11,8 @@ from robustrep.tasks.classify.data import build_datasets
 from robustrep.tasks.common.errors import DataError
 from robustrep.tasks.classify.train import train
 from robustrep.tasks.common.config import ConfigError, resolve_config
-from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
+from robustrep.tasks.classify.config import ClassifyConfig
+from robustrep.tasks.classify.presets import PRESETS
 
 from .conftest import tiny_config
 

@@ -9,8 +9,9 @@ import math
 import pytest
 
 from robustrep.tasks.classify import train as train_module
-from robustrep.tasks.classify.config import ClassifyConfig, epochs_to_steps
+from robustrep.tasks.classify.config import ClassifyConfig
 from robustrep.tasks.classify.data import build_datasets
+from robustrep.tasks.classify.lengths import epochs_to_steps
 from robustrep.tasks.classify.train import config_for_resume, train
 from robustrep.tasks.cli import main
 from robustrep.tasks.common.batches import StepBatches

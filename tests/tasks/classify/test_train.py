@@ -591,7 +591,7 @@ def test_what_an_sgd_takes_is_what_timms_registry_says():
     # the default optimizers are answered without importing timm: the answer must be timm's
     from timm.optim import get_optimizer_info
 
-    from robustrep.tasks.classify.config import SGD_OPTIMIZERS, optimizer_takes
+    from robustrep.tasks.classify.option_checks import SGD_OPTIMIZERS, optimizer_takes
     for name in SGD_OPTIMIZERS:
         info = get_optimizer_info(name)
         assert optimizer_takes(name) == {"momentum": int(info.has_momentum),

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustrep.tasks.classify.config import PRESETS, ClassifyConfig
+from robustrep.tasks.classify.config import ClassifyConfig
+from robustrep.tasks.classify.presets import PRESETS
 from robustrep.tasks.common.classifier import create_classifier
 from robustrep.tasks.common.classifier_run import load_run
 from robustrep.tasks.cli import main

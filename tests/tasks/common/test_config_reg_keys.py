@@ -85,8 +85,7 @@ def test_resolve_config_folds_without_a_command_line(program, tmp_path):
     from robustrep.tasks.common.config import resolve_config
     config = importlib.import_module(f"robustrep.tasks.{program}.config")
     cls = config.ClassifyConfig if program == "classify" else config.GanConfig
-    presets = importlib.import_module(f"robustrep.tasks.{program}" + (
-        ".config" if program == "classify" else ".presets")).PRESETS
+    presets = importlib.import_module(f"robustrep.tasks.{program}.presets").PRESETS
     reg, key, value = ("pgd", "pgd_norm", "l2") if program == "classify" else (
         "dat", "dat_clamp_real", False)
     path = tmp_path / "c.yaml"
