@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robustrep.data import innermost
+from robustrep.data.zipdata import LABELS_FILE
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.zip_labels import dataset_zip, zip_labels_advice
 from robustrep.tasks.ood import datasets as ds
@@ -219,6 +220,20 @@ def check_fit_classes(specs: Sequence[DetectorSpec], id_classes: list[int], fit_
                           f"holds {_listed(found) or 'none'}): "
                           f"{fits} and would flag that class's ID images as OOD; give fit data "
                           f"of every ID class ({_listed(id_classes)}){more}")
+
+
+def unlabelled(dataset: Dataset) -> str | None:
+    """What ``dataset`` is when its images carry no class labels (each read as 0): a flat image
+    folder, or a dataset zip without ``dataset.json`` labels (a zip of class folders included:
+    stylegan2-ada reads no labels from its folders, ``data pack`` writes them); else None. Such
+    a zip scored "ID test accuracy 0.00%" where its folder gave 33.33%."""
+    if flat_folder(dataset):
+        return "a flat folder (no class subfolders)"
+    zipped = dataset_zip(dataset)
+    if zipped is not None and not zipped.has_labels:
+        return (f"a dataset zip without {LABELS_FILE} labels (robustrep data pack writes them "
+                f"from a folder's class subfolders)")
+    return None
 
 
 def flat_folder(dataset: Dataset) -> bool:

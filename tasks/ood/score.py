@@ -66,7 +66,8 @@ from robustrep.tasks.common.errors import RunFolderError, UserError
 from robustrep.tasks.common.progress import progress
 from robustrep.tasks.common.runtime import resolve_device
 from robustrep.tasks.ood import datasets as ds
-from robustrep.tasks.ood.checks import check_head, check_not_constant, covariance_note, flat_folder
+from robustrep.tasks.ood.checks import (check_head, check_not_constant, covariance_note,
+                                        unlabelled)
 from robustrep.tasks.ood.detector_params import check_feature_params, check_fit_counts, parse_params
 from robustrep.tasks.ood.detectors import (DetectorSpec, amp_note, build_detector, fit_detector,
                                            fits_on, parse_detectors, score_extracted,
@@ -267,10 +268,11 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
                          workers=workers, show_progress=show_progress, feature_dim=feature_dim)
     result.groups = sets.groups
     result.notes = notes + sets.notes + result.notes + _unfinished(run, config)
-    if flat_folder(whole):
+    why = unlabelled(whole)
+    if why is not None:
         result.id_accuracy = None  # was the share of images predicted as class 0
-        result.notes.append(f"ID test accuracy n/a: {sets.id_name} is a flat folder (no class "
-                            f"subfolders), whose images carry no class labels")
+        result.notes.append(f"ID test accuracy n/a: {sets.id_name} is {why}, whose images carry "
+                            f"no class labels")
     meta = _record(run, config, sets, specs, overrides, fit_set is not None, feature_maps,
                    resize, seed, openood, amp)
     if foreign is not None and not out:

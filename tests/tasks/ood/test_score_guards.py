@@ -440,6 +440,25 @@ def test_a_flat_id_folder_has_no_accuracy(fake_run, tmp_path, capsys):
             assert accuracy is not None and "ID test accuracy n/a" not in out + err
 
 
+def test_an_id_zip_without_labels_has_no_accuracy(fake_run, tmp_path, capsys):
+    # Was: "ID test accuracy 0.00%": a zip of class folders read as a stylegan2-ada zip without
+    # dataset.json labels every image 0
+    import zipfile
+
+    from PIL import Image
+    with zipfile.ZipFile(tmp_path / "plain.zip", "w") as archive:
+        for c in range(3):
+            for i in range(2):
+                Image.new("L", (16, 16), 40 * c + i).save(tmp_path / "x.png")
+                archive.write(tmp_path / "x.png", f"{c}/{i}.png")
+    assert _score(fake_run, "MaxSoftmax", "--id", f"imagefolder:{tmp_path / 'plain.zip'}",
+                  "--out", str(tmp_path / "out")) == 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["id_accuracy"] is None
+    assert (f"note: ID test accuracy n/a: imagefolder:{tmp_path / 'plain.zip'} is a dataset zip "
+            f"without dataset.json labels (robustrep data pack writes them from a folder's class "
+            f"subfolders), whose images carry no class labels") in capsys.readouterr().err
+
+
 def test_scoring_into_the_folder_of_a_run_in_progress_is_refused_first(fake_run, capsys):
     # Was: the whole scoring ran, then its writes waited, without a word, for the run's lock
     from robustrep.tasks.common.runlock import RunLock
