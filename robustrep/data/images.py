@@ -179,6 +179,15 @@ def check_depth(image: Any, name: str | os.PathLike = "image") -> None:
         raise UnreadableImageError(f"cannot read {name}: {problem}")
 
 
+def check_frames(image: Any, name: str | os.PathLike = "image") -> None:
+    """Raise UnreadableImageError naming ``name`` when ``image`` holds more than one picture
+    (:func:`_frames_problem`), for a reader that opens images without :func:`image_problem`'s
+    check (an LSUN record: an animated WebP was read as its first frame without a word)."""
+    problem = _frames_problem(image)
+    if problem is not None:
+        raise UnreadableImageError(f"cannot read {name}: {problem}")
+
+
 def convert_image(image: Any, channels: int, name: str | os.PathLike = "image") -> Any:
     """``image`` as 8-bit "L" (``channels`` 1) or "RGB" (3), 16-bit grey scaled, not clipped;
     a value range that cannot be known (:func:`check_depth`) or a transparent pixel is a

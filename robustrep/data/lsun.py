@@ -38,8 +38,8 @@ from torchvision.datasets import LSUN
 from torchvision.datasets.lsun import LSUNClass
 from torchvision.datasets.vision import VisionDataset
 
-from robustrep.data.images import (UnreadableImageError, check_depth, check_source,
-                                   convert_image, decode_error, image_transform)
+from robustrep.data.images import (UnreadableImageError, check_depth, check_frames,
+                                   check_source, convert_image, decode_error, image_transform)
 from robustrep.data.local import register_dataset, require_size
 from robustrep._lists import check_no_empty_item
 
@@ -111,7 +111,8 @@ class LSUNDatabase(LSUNClass):
         except Exception as err:  # PIL raises many types (an empty record, or no image)
             raise UnreadableImageError(f"{where} is not a readable image "
                                        f"({decode_error(err)}); {fix}") from None
-        check_depth(image, where)  # outside the try below: already a one-line refusal
+        check_depth(image, where)  # outside the try below: already one-line refusals
+        check_frames(image, where)
         try:
             image = convert_image(image, 3, where)  # decodes it; RGB, as torchvision's
         except UnreadableImageError:  # a refusal (transparency) naming the record: complete
