@@ -56,6 +56,10 @@ class ImageList(Dataset):
             except (IndexError, ValueError):
                 raise ValueError(f"{self.list_file} line {number}: expected 'relative/path label' "
                                  f"with an integer label, got {line!r}") from None
+            if Path(rel).is_absolute():  # OpenOOD's reader refuses it; the join read it anywhere
+                raise ValueError(f"{self.list_file} line {number}: {rel} is an absolute path; "
+                                 f"accepted: paths relative to root {self.root}, as OpenOOD's "
+                                 f"image lists name them")
             path = self.root / rel
             if not path.is_file():
                 raise FileNotFoundError(f"{self.list_file} line {number}: image {path} not found "

@@ -54,3 +54,16 @@ def test_a_byte_order_mark_is_not_part_of_the_first_path(tmp_path):
         image_list(tmp_path, listing, size=8)
     assert str(info.value) == (f"image list {listing} is not UTF-8 text (byte 0: invalid start "
                                f"byte); save it as UTF-8")
+
+
+def test_an_absolute_path_is_refused_as_openood_refuses_it(tmp_path):
+    # was read from wherever it pointed, outside root
+    write_png(tmp_path / "elsewhere.png", (8, 8), (0, 0, 0))
+    (tmp_path / "root").mkdir()
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'elsewhere.png'} 0\n")
+    with pytest.raises(ValueError) as info:
+        image_list(tmp_path / "root", listing, size=8)
+    assert str(info.value) == (
+        f"{listing} line 1: {tmp_path / 'elsewhere.png'} is an absolute path; accepted: paths "
+        f"relative to root {tmp_path / 'root'}, as OpenOOD's image lists name them")
