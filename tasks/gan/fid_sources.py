@@ -103,9 +103,11 @@ def _layout(shape: tuple[int, ...], where: str) -> str:
     return "NCHW" if first else "NHWC"
 
 
-def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> Tensor:
+def samples_to_unit(array: Tensor, where: str, declared: str | None = None
+                    ) -> tuple[Tensor, str]:
     """Samples ``[N, C, H, W]``, ``[N, H, W, C]`` or ``[N, H, W]`` as float ``[N, C, H, W]`` in
-    [0, 1].
+    [0, 1], and the range they were read in (a :data:`RANGES` key), which the side's
+    description names: a tanh generator's samples without a negative value read as [0, 1].
 
     Value ranges: ``uint8`` is 0..255; a float array takes ``declared`` (``0,1``, ``-1,1`` or
     ``0,255``: ``--range``, or the ``range`` a ``gan sample --pt`` file records), else its values
@@ -120,7 +122,7 @@ def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> T
         if declared not in (None, "0,255"):  # 8-bit values are 0..255 whatever was declared
             raise DataError(f"{where}: samples are uint8 (0..255), not the declared range "
                             f"{declared}; drop --range (it is for float samples)")
-        return x.float() / 255.0
+        return x.float() / 255.0, "0,255"
     if not x.is_floating_point():
         raise DataError(f"{where}: samples must be uint8 (0..255) or floating point, got "
                         f"{x.dtype}")
@@ -143,7 +145,7 @@ def samples_to_unit(array: Tensor, where: str, declared: str | None = None) -> T
     if lo < low - 1e-6 or hi > high + 1e-6:
         raise DataError(f"{where}: samples span [{lo:.3g}, {hi:.3g}], outside the declared "
                         f"range [{low:g}, {high:g}]")
-    return (x - low) / (high - low)
+    return (x - low) / (high - low), declared
 
 
 def _range_of(value: Any, where: str) -> str | None:
@@ -173,8 +175,12 @@ def _tensor_source(spec: str, data: Any, declared: str | None, where: str) -> So
     # range check, which needs values
     _layout(tuple(data.shape), where)
     _check_two(data.shape[0], where)
-    images = samples_to_unit(data, where, declared)
-    return Source(spec, f"{len(images)} samples from {where}", shape=tuple(images.shape[1:]),
+    images, read = samples_to_unit(data, where, declared)
+    how = (f"{str(data.dtype).replace('torch.', '')} values read as "
+           f"[{read.replace(',', ', ')}]" +
+           ("" if declared or data.dtype == torch.uint8 else " (no --range: from their values)"))
+    return Source(spec, f"{len(images)} samples from {where}, {how}",
+                  shape=tuple(images.shape[1:]),
                   batches=lambda: iter(images.split(BATCH)), count=len(images))
 
 

@@ -225,7 +225,13 @@ def test_file_layouts_and_ranges_give_the_same_images(images, tmp_path):
     np.savez(tmp_path / "unit.npz", images=unit.numpy())
     for name in ("g.pt", "unit.npz"):
         assert abs(run_fid(tmp_path / "nhwc.npy", tmp_path / name)["fid"]) < 1e-4
-    assert torch.allclose(samples_to_unit(unit * 2 - 1, "x"), unit, atol=1e-6)  # negatives
+    read, key = samples_to_unit(unit * 2 - 1, "x")  # negatives: [-1, 1]
+    assert torch.allclose(read, unit, atol=1e-6) and key == "-1,1"
+    # the range each side was read in is named (was not: a tanh generator's samples without
+    # a negative value read as [0, 1] without a word)
+    record = run_fid(tmp_path / "nhwc.npy", tmp_path / "unit.npz")
+    assert record["a"].endswith(", uint8 values read as [0, 255]")
+    assert record["b"].endswith(", float32 values read as [0, 1] (no --range: from their values)")
     np.save(tmp_path / "bytes.npy", a.float().numpy())  # floats 0..255: declared
     assert abs(run_fid(tmp_path / "nhwc.npy", tmp_path / "bytes.npy", "--range", "0,255")["fid"]
                ) < 1e-4
