@@ -5,8 +5,9 @@ timm's split layout ``root/train/<class>/...`` beside an evaluation split is rec
 :func:`split_folders` under timm's names (``timm.data.dataset_factory``'s train and eval
 synonyms: ``training/``; ``val/``, ``valid/``, ``validation/``, timm's default ``--val-split``,
 ``eval/``, ``evaluation/``; then ``test/``), and :func:`folder_split`:
-``create_dataset("imagefolder", root, train=...)`` reads the split. Scans skip hidden files
-and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
+``create_dataset("imagefolder", root, train=...)`` reads the split; a training split beside
+other folders (classes, one of them named ``train``) and no evaluation split is refused.
+Scans skip hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
 ``__MACOSX/`` (the resource forks a zip made by macOS's Finder holds, unzipped with it) in
 both layouts. A folder holding one folder and nothing else, whose images all lie in subfolders,
 is read from inside it (:func:`_inside`), as a zip of it is. A symbolic link is followed once,
@@ -275,12 +276,31 @@ EVAL_SPLITS = ("val", "valid", "validation", "eval", "evaluation", "test")
 def split_folders(root: str | os.PathLike) -> tuple[Path, Path | None] | None:
     """The training split of timm's layout under ``root`` and its evaluation split (None: none
     beside it), each the first of :data:`TRAIN_SPLITS` / :data:`EVAL_SPLITS` that is a folder;
-    None when ``root`` has no training split."""
+    None when ``root`` has no training split. A training split is one only beside an evaluation
+    split or alone: beside other folders alone it is a ValueError (:func:`_refuse_beside`)."""
     root = Path(root)
     train = next((root / n for n in TRAIN_SPLITS if (root / n).is_dir()), None)
     if train is None:
         return None
-    return train, next((root / n for n in EVAL_SPLITS if (root / n).is_dir()), None)
+    evaluation = next((root / n for n in EVAL_SPLITS if (root / n).is_dir()), None)
+    if evaluation is None:
+        _refuse_beside(root, train)
+    return train, evaluation
+
+
+def _refuse_beside(root: Path, train: Path) -> None:
+    """A ValueError when ``train`` has folders beside it and no evaluation split: they look
+    like classes (``bus/``, ``car/`` and a class named ``train/``) or a split of another name
+    (``dev/``), and read as timm's layout only ``train/`` would be, the rest left out unsaid."""
+    others = sorted(p.name for p in root.iterdir() if _visible(p) and p.is_dir() and p != train)
+    if not others:
+        return
+    listed = ", ".join(f"{name}/" for name in others[:4])
+    more = f" and {len(others) - 4} more" if len(others) > 4 else ""
+    raise ValueError(f"{root} holds {train.name}/ beside {listed}{more}, none an evaluation "
+                     f"split ({', '.join(EVAL_SPLITS)}): read as timm's split layout, only "
+                     f"{train.name}/ would be read; if {train.name}/ is a class, rename that "
+                     f"folder; if these are splits, put them in {train.name}/ and val/")
 
 
 def folder_split(root: str | os.PathLike, train: bool | None) -> Path:
@@ -299,8 +319,10 @@ def split_classes(split: str | os.PathLike) -> list[str] | None:
     None: the evaluation split takes the training split's labels (its own sorted folders would
     renumber the classes when one is missing)."""
     split = Path(split)
+    if split.name not in EVAL_SPLITS:  # its parent's layout is not this folder's business
+        return None
     splits = split_folders(split.parent)
-    if split.name not in EVAL_SPLITS or splits is None:
+    if splits is None:
         return None
     return [p.name for p in _class_folders(_inside(splits[0]))] or None  # as image_folder reads
 

@@ -100,6 +100,11 @@ class ClassifyConfig:
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split; an image folder or zip "
                                     "without one holds out 0.2)", **BETA)
+    holdout: str = _opt("stratified", "how the --val-fraction share (an image folder's 0.2) is "
+                                      "drawn: stratified, per class (F x n of a class's n "
+                                      "images rounded half up, at least 1, never its last one), "
+                                      "or random, over all images (the rule of runs saved "
+                                      "before stratified, which keep it)", ("stratified", "random"))
     workers: int | None = shared("workers")
     # optimisation
     steps: int = _opt(300, "optimizer steps (or --epochs)", min=1)
@@ -342,11 +347,14 @@ def saved_config(config: dict[str, Any]) -> dict[str, Any]:
     that run (:func:`unused_options`) are dropped. Runs saved before milestones, lr_decay and
     momentum defaulted to None hold them under every schedule and optimizer; only multistep
     used the first two, only an optimizer taking momentum the last. Runs saved before --remode
-    erased to the mean colour: their ``remode`` is ``const``, whatever the default now is."""
+    erased to the mean colour: their ``remode`` is ``const``, whatever the default now is. Runs
+    saved before the stratified holdout drew theirs at random over all images: their
+    ``holdout`` is ``random``, so a resume and an evaluation get the split they trained on."""
     unused = {f for names in unused_options(config).values() for f in names}
     config = {k: v for k, v in config.items() if k not in unused}
     if config.get("reprob") and "remode" not in config:
         config["remode"] = "const"
+    config.setdefault("holdout", "random")
     return config
 
 

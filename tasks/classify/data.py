@@ -13,6 +13,8 @@ image folders; nothing is downloaded). This module adds what a training run need
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape, innermost
 from robustrep.data import labels as dataset_labels
-from robustrep.data.folders import EVAL_SPLITS, split_folders
+from robustrep.data.folders import split_folders
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
@@ -150,33 +152,67 @@ def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
     """The training and evaluation splits of timm's layout when an image folder has them
     (``root/train`` and ``root/val``, ``root/validation``, ...: ``folders.split_folders``)."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else None
-    splits = split_folders(root) if root is not None else None
+    try:  # train/ beside folders of no evaluation name (classes, dev/) is refused there
+        splits = split_folders(root) if root is not None else None
+    except ValueError as err:
+        raise DataError(f"--data-root {err}") from None
     if splits is None:
         return None, None
-    if splits[1] is None:
-        _refuse_unnamed_split(root, splits[0])
     return str(splits[0]), splits[1] and str(splits[1])
 
 
-def _refuse_unnamed_split(root: Path, train: Path) -> None:
-    """A folder beside the training split that no evaluation name matches (``dev/``): left
-    out, the evaluation would be a share of the training split (or all of it), unsaid."""
-    others = sorted(p.name for p in root.iterdir()
-                    if p.is_dir() and p != train and not p.name.startswith((".", "__MACOSX")))
-    if others:
-        raise DataError(f"--data-root {root} holds {train.name}/ beside {others[0]}/, which is "
-                        f"not an evaluation split's name ({', '.join(EVAL_SPLITS)}, as timm "
-                        f"names them): rename it to one of those, or give --data-root "
-                        f"{train} to read the training split alone")
-
-
-def _holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+def _holdout(dataset: Dataset, fraction: float, seed: int,
+             rule: str = "stratified") -> tuple[Dataset, Dataset]:
+    """(training share, held-out share) of ``dataset``, a function of ``seed`` alone: a resumed
+    run and ``classify eval`` of it draw the split it trained on. ``stratified`` (``--holdout``):
+    each class's first :func:`held_counts` images in one seeded permutation. ``random``: the
+    permutation's first ``fraction`` of all images, the rule of runs saved before (their config
+    says so, ``config.saved_config``), which could hold out a small class's every image."""
     if not 0 < fraction < 1:
         raise DataError(f"val_fraction must lie in (0, 1) to hold out data; got {fraction}")
     n = len(dataset)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = max(1, round(fraction * n))
-    return Subset(dataset, perm[n_val:]), Subset(dataset, perm[:n_val])
+    if rule == "random":
+        n_val = max(1, round(fraction * n))
+        return Subset(dataset, perm[n_val:]), Subset(dataset, perm[:n_val])
+    labels = dataset_labels(dataset)[perm].tolist() if n else []
+    counts = Counter(labels)
+    left = held_counts(counts, fraction)
+    held = []  # in permutation order: each class's first left[y] images
+    for y in labels:
+        held.append(left[y] > 0)
+        left[y] -= held[-1]
+    if len(counts) > 1 and not any(held):  # one label: refused as such (_check_two_labels)
+        raise DataError("no class of the training data has two images, so none can be held out "
+                        "for evaluation (a class's one image is kept for training): add images, "
+                        "or give the evaluation images as ROOT/val beside ROOT/train")
+    _note_unmeasured(dataset, counts)
+    return (Subset(dataset, [i for i, h in zip(perm, held) if not h]),
+            Subset(dataset, [i for i, h in zip(perm, held) if h]))
+
+
+def held_counts(counts: dict[int, int], fraction: float) -> dict[int, int]:
+    """The images held out of each class of ``counts`` (label: images): ``fraction`` of them
+    rounded half up, at least 1 (every class of two images or more is scored) and never the
+    last (a class of one image keeps it for training). Per class, unlike sklearn's
+    ``train_test_split(stratify=...)``, which refuses a class of one image and shares out
+    ``ceil(fraction x all)`` by largest remainders, so that a class of two can get none."""
+    return {y: min(n - 1, max(1, int(fraction * n + 0.5))) for y, n in counts.items()}
+
+
+def _note_unmeasured(dataset: Dataset, counts: dict[int, int]) -> None:
+    """Name the classes of one image, which no held-out image scores (was: that image held out,
+    the class untrained and, as the last label, an IndexError traceback in the evaluation)."""
+    ones = sorted(y for y, n in counts.items() if n == 1)
+    if not ones:
+        return
+    names = getattr(innermost(dataset), "classes", None)
+    named = [str(names[y]) if isinstance(names, (list, tuple)) and y < len(names) else str(y)
+             for y in ones]
+    shown = ", ".join(named[:8]) + (f" and {len(named) - 8} more" if len(named) > 8 else "")
+    which = f"class {shown} has" if len(ones) == 1 else f"classes {shown} have"
+    print(f"note: {which} one image, kept for training: none is held out for evaluation, so "
+          f"the accuracy does not measure {'it' if len(ones) == 1 else 'them'}", file=sys.stderr)
 
 
 def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: bool = False,
@@ -184,14 +220,15 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
     """Train and evaluation datasets for ``cfg``, checked against its shape and class fields.
 
     The evaluation set is the test split, or a held-out share of the training split when
-    ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%).
+    ``cfg.val_fraction > 0`` (image folders without ``val/``/``test/`` always hold out 20%,
+    per class: :func:`_holdout`).
     ``head``: where ``cfg.num_classes`` came from when no option set it (a model's weights),
     for the line refusing a head too small for the data's labels. ``evaluating``: for
     ``classify eval``, which reads the evaluation set alone (:func:`check_datasets`).
     ``whole_folder``: a folder without ``val/``/``test/`` is all evaluation data (split
     ``"all"``), for a model trained elsewhere, which no share of it was held out from.
     """
-    split = "test"
+    split, source = "test", None  # source: the data a share is held out of
     if cfg.dataset in ("imagefolder", "zip"):  # a zip is one split, like a plain folder
         train_root, eval_root = _folder_splits(cfg)
         train_set = _load(cfg, True, train_root)
@@ -200,7 +237,8 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
         elif whole_folder and eval_root is None:
             eval_set, split = train_set, "all"
         else:
-            train_set, eval_set = _holdout(train_set, cfg.val_fraction or 0.2, 1234)
+            source = train_set
+            train_set, eval_set = _holdout(source, cfg.val_fraction or 0.2, 1234, cfg.holdout)
             split = "holdout"
     elif evaluating and cfg.val_fraction == 0:  # the test split alone: SVHN's training file
         eval_set = _load(cfg, False)            # is a download of its own, and unread here
@@ -209,17 +247,21 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
         train_set = _load(cfg, True)
         eval_set = _load(cfg, False)
         if cfg.val_fraction > 0:
-            train_set, eval_set = _holdout(train_set, cfg.val_fraction, 1234)
+            source = train_set
+            train_set, eval_set = _holdout(source, cfg.val_fraction, 1234, cfg.holdout)
             split = "holdout"
-    info = check_datasets(cfg, train_set, eval_set, head, evaluating)
+    info = check_datasets(cfg, train_set, eval_set, head, evaluating, source)
     info.eval_split = split
     return train_set, eval_set, info
 
 
 def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
-                   head: str | None = None, evaluating: bool = False) -> DataInfo:
+                   head: str | None = None, evaluating: bool = False,
+                   source: Dataset | None = None) -> DataInfo:
     """Check image shapes and class counts against ``cfg``; return the resolved data fields.
-    ``head``: as :func:`build_datasets`.
+    ``head``: as :func:`build_datasets`. ``source``: the data both sets were held out of, whose
+    classes size the head (was: the training share's, so that a class held out whole was an
+    IndexError traceback in the evaluation).
 
     ``evaluating``: the evaluation set must hold labelled images; the training split may be
     empty and hold one label. Accuracy, NLL, ECE, the attacks and the corruptions are computed
@@ -252,7 +294,8 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
         if not evaluating:
             _check_two_labels(cfg, train_set)
         # the head must cover the labels scored: an evaluation's holdout may be all there is
-        scored = (train_set, eval_set) if evaluating else (train_set,)
+        scored = ((source,) if source is not None else
+                  (train_set, eval_set) if evaluating else (train_set,))
         data_classes = max(dataset_num_classes(ds) for ds in scored if len(ds))
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
         raise DataError(_head_too_small(cfg, data_classes, head))

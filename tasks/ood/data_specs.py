@@ -104,14 +104,24 @@ def default_id(config: dict[str, Any], data_root: str | None = None) -> str:
                       f"give --id (valid: {', '.join(valid_names())})")
 
 
+def imagefolder_split(root: str, train: bool) -> Path:
+    """The split of an image folder that ``robustrep.data``'s ``folder_split`` reads, its
+    refusal (``train/`` beside class folders and no evaluation split) a DataError line."""
+    from robustrep.data.local import folder_split
+    from robustrep.tasks.common.errors import DataError
+    try:
+        return folder_split(root, train)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+
+
 def has_train_split(spec: str) -> bool:
     """Whether ``id_dataset(spec, train=True)`` differs from the test split: built-in and CIFAR/
     SVHN sets do, image lists do not, image folders only in the ``root/train`` layout."""
-    from robustrep.data.local import folder_split
     name, rest = split_spec(spec)
     if name == "imagelist":
         return False
     if name == "imagefolder":
         root = os.path.expanduser(":".join(rest))
-        return not is_zip(root) and folder_split(root, True) != folder_split(root, False)
+        return not is_zip(root) and imagefolder_split(root, True) != imagefolder_split(root, False)
     return True

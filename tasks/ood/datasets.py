@@ -28,8 +28,8 @@ from robustrep.data import select_classes
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure, program_advice,
                                            report_skipped)
-from robustrep.tasks.ood.data_specs import (LOCAL, PATH_SETS, builtin_ood_names, is_zip,
-                                            split_spec, unknown_dataset)
+from robustrep.tasks.ood.data_specs import (LOCAL, PATH_SETS, builtin_ood_names,
+                                            imagefolder_split, is_zip, split_spec, unknown_dataset)
 
 
 @dataclass
@@ -102,7 +102,7 @@ def list_lines(list_file: Path) -> list[str]:
 
 
 def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:
-    from robustrep.data.local import folder_split, image_folder, image_list, split_classes
+    from robustrep.data.local import image_folder, image_list, split_classes
     if name == "imagelist" and (len(rest) < 2 or not all(rest)):
         raise ConfigError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
     if name == "imagefolder" and not "".join(rest).strip():  # `imagefolder:` would read "."
@@ -111,7 +111,7 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
     if name == "imagefolder" and is_zip(":".join(rest)):
         return _zip_set(":".join(rest), ctx)
     if name == "imagefolder":  # timm's root/train + root/val layout: the split asked for
-        rest = [str(folder_split(os.path.expanduser(":".join(rest)), train))]
+        rest = [str(imagefolder_split(os.path.expanduser(":".join(rest)), train))]
     first_image(name, rest)  # a missing folder or list is named before anything is read
     # The run knows its input: folders take it (resize + crop + channel conversion), and every
     # file is opened once now so an unreadable image is named before scoring starts.

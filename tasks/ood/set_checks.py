@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.ood.data_specs import LOCAL, builtin_ood_names, is_zip, split_spec
+from robustrep.tasks.ood.data_specs import (LOCAL, builtin_ood_names, imagefolder_split,
+                                            is_zip, split_spec)
 from robustrep.tasks.ood.datasets import DataContext
 
 
@@ -139,12 +140,11 @@ def _folder_read(spec: str, train: bool) -> Path | None:
     """The folder whose images an ``imagefolder:`` spec reads in the split ``train`` (timm's
     ``root/train`` or ``root/val``; the root itself otherwise), resolved; None for other
     specs and zips."""
-    from robustrep.data.local import folder_split
     name, rest = split_spec(spec)
     root = os.path.expanduser(":".join(rest))
     if name != "imagefolder" or not root.strip() or is_zip(root):
         return None
-    return Path(_where(folder_split(root, train)))
+    return Path(_where(imagefolder_split(root, train)))
 
 
 def _shares_images(ood: Path | None, other: Path | None) -> bool:

@@ -195,6 +195,28 @@ def test_timms_test_split_and_a_lone_train_split(tmp_path):
     assert split_classes(tmp_path / "c" / "validation") == ["cat", "dog"]
 
 
+def test_a_class_folder_named_train_is_no_split(tmp_path):
+    # Was: v/{bus,car,train}/ read as timm's train/ split, its 5 images of 15, one class,
+    # silently (gan train; ood score called it a flat folder); a train/ beside val/ or alone is
+    # a split still, and a folder that is not v's own split is not refused for v's layout
+    from robustrep.data.folders import folder_split
+    for name in ("bus", "car", "train"):
+        write_png(tmp_path / "v" / name / "0.png", (8, 8), (0, 0, 0))
+    message = (f"{tmp_path / 'v'} holds train/ beside bus/, car/, none an evaluation split "
+               f"(val, valid, validation, eval, evaluation, test): read as timm's split layout, "
+               f"only train/ would be read; if train/ is a class, rename that folder; if these "
+               f"are splits, put them in train/ and val/")
+    for train in (True, False):
+        with pytest.raises(ValueError) as err:
+            create_dataset("imagefolder", tmp_path / "v", train=train, size=8)
+        assert str(err.value) == message
+    assert len(image_folder(tmp_path / "v", 8)) == 3  # the whole folder (data pack, gan fid)
+    assert folder_split(tmp_path / "v", None) == tmp_path / "v"
+    assert split_classes(tmp_path / "v" / "bus") is None
+    write_png(tmp_path / "v" / "val" / "bus" / "0.png", (8, 8), (0, 0, 0))
+    assert folder_split(tmp_path / "v", False) == tmp_path / "v" / "val"
+
+
 def test_given_classes_set_the_labels_and_the_sample_order(tmp_path):
     for name in ("cat", "dog"):
         write_png(tmp_path / name / "0.png", (8, 8), (0, 0, 0))

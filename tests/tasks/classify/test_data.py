@@ -95,11 +95,11 @@ def test_timms_validation_split_is_the_evaluation_split(tmp_path):
     (tmp_path / "validation").rename(tmp_path / "dev")
     with pytest.raises(DataError) as err:  # not guessed: an evaluation split by another name
         build_datasets(cfg)
-    assert str(err.value) == (
-        f"--data-root {tmp_path} holds training/ beside dev/, which is not an evaluation "
-        f"split's name (val, valid, validation, eval, evaluation, test, as timm names them): "
-        f"rename it to one of those, or give --data-root {tmp_path / 'training'} to read the "
-        f"training split alone")
+    assert str(err.value) == (  # the library's line (folders.split_folders), its option named
+        f"--data-root {tmp_path} holds training/ beside dev/, none an evaluation split (val, "
+        f"valid, validation, eval, evaluation, test): read as timm's split layout, only "
+        f"training/ would be read; if training/ is a class, rename that folder; if these are "
+        f"splits, put them in training/ and val/")
 
 
 def test_image_folder_val_missing_a_class_keeps_the_training_labels(tmp_path):

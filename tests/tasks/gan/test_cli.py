@@ -139,6 +139,19 @@ def test_nonexistent_root_and_empty_image_folder(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
 
 
+def test_a_class_folder_named_train_is_refused_in_one_line(tmp_path, capsys):
+    """Was: v/{bus,car,train}/ trained on v/train/ alone, as timm's split, without a word."""
+    from PIL import Image
+    for name in ("bus", "car", "train"):
+        (tmp_path / "v" / name).mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / "v" / name / "0.png")
+    assert main(["gan", "train", "--dataset", "imagefolder", "--data-root", str(tmp_path / "v"),
+                 "--image-size", "16", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustrep gan train: error: {tmp_path / 'v'} holds train/ beside "
+                          f"bus/, car/, none an evaluation split") and err.count("\n") == 1, err
+
+
 def test_resume_missing_run(tmp_path, capsys):
     assert main(["gan", "train", "--resume", str(tmp_path / "none"), "--quiet"]) == 2
     assert "config.json" in capsys.readouterr().err

@@ -127,6 +127,23 @@ def test_errors_are_clear(fake_run, tmp_path, capsys):
     assert "give a run folder" in capsys.readouterr().err
 
 
+def test_a_class_folder_named_train_is_refused_in_one_line(fake_run, tmp_path, capsys):
+    """Was: --id imagefolder:v of v/{bus,car,train}/ scored v/train/ alone as the ID test set
+    (called "a flat folder (no class subfolders)"); as --ood it was a traceback."""
+    from PIL import Image
+    for name in ("bus", "car", "train"):
+        (tmp_path / "v" / name).mkdir(parents=True)
+        Image.new("L", (16, 16)).save(tmp_path / "v" / name / "0.png")
+    folder = f"imagefolder:{tmp_path / 'v'}"
+    for sets in (["--id", folder, "--ood", "gaussian"], ["--ood", folder]):
+        assert main(["ood", "score", str(fake_run), *sets, "--detectors", "MaxSoftmax",
+                     "--device", "cpu", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"robustrep ood score: error: {tmp_path / 'v'} holds train/ "
+                              f"beside bus/, car/, none an evaluation split"), err
+        assert err.count("\n") == 1, err
+
+
 def _openood_layout(root, n=6):
     """OpenOOD v1.5's data folder for cifar10, in miniature: 1x16x16 PNGs under images_classic/
     and every list of configs/datasets/cifar10/cifar10{,_ood}.yml under benchmark_imglist/."""
