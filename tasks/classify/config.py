@@ -213,7 +213,8 @@ class ClassifyConfig:
             self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
         self._resolve_remode()
-        check_lsun_classes(self.lsun_classes)  # before the data: not when the databases open
+        # before the data: not when the databases open
+        check_lsun_classes(self.lsun_classes, self.dataset)
         check_additive_weight(self)
         if self.aa is not None:
             from .policies import build_aa

@@ -245,11 +245,12 @@ def build_datasets(cfg: ClassifyConfig, head: str | None = None, evaluating: boo
         train_set = Subset(eval_set, [])
     else:
         train_set = _load(cfg, True)
-        eval_set = _load(cfg, False)
-        if cfg.val_fraction > 0:
+        if cfg.val_fraction > 0:  # the test split unread: LSUN's *_val_lmdb may be absent
             source = train_set
             train_set, eval_set = _holdout(source, cfg.val_fraction, 1234, cfg.holdout)
             split = "holdout"
+        else:
+            eval_set = _load(cfg, False)
     info = check_datasets(cfg, train_set, eval_set, head, evaluating, source)
     info.eval_split = split
     return train_set, eval_set, info

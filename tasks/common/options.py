@@ -286,11 +286,16 @@ def refuse_file_run(run: str) -> None:
         check_run_folder(run, "", RUN_CHECKPOINT_USE)
 
 
-def check_lsun_classes(text: str | None) -> None:
+def check_lsun_classes(text: str | None, dataset: str | None = None) -> None:
     """``--lsun-classes`` checked with the other options (gan and classify configs): its names
     were checked only when the databases were opened, after the run's data and network. The
     reader's own checks (:func:`robustrep.data.lsun.parse_classes`: empty items, a database
-    twice), then each name against the databases torchvision's LSUN reads."""
+    twice), then each name against the databases torchvision's LSUN reads. ``dataset`` lsun
+    without it: the line names the option (the reader's said "needs classes")."""
+    if text is None and dataset == "lsun":
+        raise ConfigError("--dataset lsun reads the databases --lsun-classes names: give "
+                          "--lsun-classes NAME[,NAME...], each ROOT/NAME_lmdb (e.g. "
+                          "church_outdoor_train)")
     if text is None:
         return
     from robustrep.data.lsun import CATEGORIES, SPLITS, parse_classes

@@ -230,7 +230,8 @@ class GanConfig:
         if self.ema_decay == 0:  # no G-EMA: a preset's half-life has nothing to act on
             self.ema_kimg = self.ema_rampup = None
         refuse_unused(unused_options(vars(self)))
-        check_lsun_classes(self.lsun_classes)  # before the data: not when the databases open
+        # before the data: not when the databases open
+        check_lsun_classes(self.lsun_classes, self.dataset)
         if self.arch == "mlp" and self.dataset not in ("ring", "grid"):
             raise ConfigError(f"arch mlp is for the 2-D mixtures (ring, grid); dataset "
                              f"{self.dataset!r} needs arch dcgan or sngan")

@@ -250,3 +250,30 @@ def test_an_animated_record_is_refused_not_read_as_its_first_frame(tmp_path):
         f"cannot read LSUN database {db}: record {'f' * 40}: 2 frames (an animation or a "
         f"multi-page file), of which only the first would be read; save the frame you want as "
         f"an image of its own")
+
+
+def test_a_held_out_share_needs_no_val_databases(tmp_path):
+    # was: --val-fraction 0.2 still opened (and required) *_val_lmdb, then left it unread
+    pytest.importorskip("lmdb")
+    from robustrep.tasks.classify.config import ClassifyConfig
+    from robustrep.tasks.classify.data import build_datasets
+    from robustrep.tasks.classify.presets import PRESETS
+    for name, offset in (("church_outdoor", 0), ("bedroom", 50)):
+        make_lsun(tmp_path, f"{name}_train", 5, offset)
+    cfg = ClassifyConfig(**{**PRESETS["smoke"], "dataset": "lsun", "data_root": str(tmp_path),
+                            "lsun_classes": "church_outdoor_train,bedroom_train",
+                            "image_size": 16, "val_fraction": 0.2})
+    train_set, eval_set, info = build_datasets(cfg)
+    assert (len(train_set), len(eval_set), info.eval_split) == (8, 2, "holdout")
+
+
+@pytest.mark.parametrize("program", ["gan", "classify"])
+def test_lsun_without_its_classes_names_the_option(program, tmp_path, capsys):
+    # was: "dataset 'lsun' needs classes, the databases to read", naming no option
+    assert main([program, "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep {program} train: error: --dataset lsun reads the databases --lsun-classes "
+        f"names: give --lsun-classes NAME[,NAME...], each ROOT/NAME_lmdb (e.g. "
+        f"church_outdoor_train)\n")
+    assert not (tmp_path / "run").exists()
