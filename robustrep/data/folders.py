@@ -150,7 +150,11 @@ def _find_classes(root: Entry, given: list[str] | None) -> tuple[list[str], dict
 def _class_samples(root: Entry, class_to_idx: dict[str, int],
                    allow_empty: bool = False) -> list[tuple[Entry, int]]:
     """``(image, label)`` of every image under ``root/<class>/``, class by class in label order;
-    a class folder without images is a FileNotFoundError (unless ``allow_empty``)."""
+    a class folder without images is a FileNotFoundError (unless ``allow_empty``). Within a
+    class, entries sorted by name, a subfolder read where its name sorts (``sub/deep/y.png``
+    before ``z.png``), as dataset_tool's sorted paths: torchvision's ``ImageFolder`` walks
+    ``os.walk``, a folder's own files before its subfolders', so by position the two differ
+    where a class folder has subfolders (labels and pixels are the same image by image)."""
     seen = {_real(root): root}
     samples = []
     for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
