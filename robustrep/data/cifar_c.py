@@ -60,6 +60,9 @@ def cifar_c(root: str | Path, corruption: str, severity: int) -> tuple[Tensor, T
         raise ValueError(f"{files[corruption]} must hold uint8 [5 * N, H, W, 3] images with as "
                          f"many labels in labels.npy; got {images.dtype} {images.shape} and "
                          f"{len(labels)} labels")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):  # 3.4 read as 3
+        raise ValueError(f"{files['labels']} must hold integer labels [5 * N] (uint8 as "
+                         f"released); got {labels.dtype} {labels.shape}")
     n = len(images) // len(SEVERITIES)
     rows = slice((severity - 1) * n, severity * n)
     x = torch.from_numpy(np.array(images[rows])).permute(0, 3, 1, 2).float() / 255

@@ -57,13 +57,14 @@ def _cifar_c_image_size(root: str | Path, files: dict[str, Path]) -> int:
     """The side of the files' images, each file checked against the released layout (uint8
     ``[5 N, H, W, 3]``, ``5 N`` labels) from its header alone, before any work."""
     import numpy as np
-    try:
-        n_labels = len(np.load(files["labels"], mmap_mode="r"))
-        shapes = {name: np.load(path, mmap_mode="r") for name, path in files.items()
-                  if name != "labels"}
-    except (OSError, ValueError) as err:
-        raise DataError(f"--cifar-c {root}: a file is not a readable .npy array "
-                        f"({' '.join(str(err).split())})") from None
+    shapes = {name: _header(root, path) for name, path in files.items()}  # each file named
+    labels = shapes.pop("labels")
+    # labels as released (uint8 [5 N]); a float or [5 N, 1] array was truncated or misread
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"--cifar-c {root}: labels.npy holds {labels.dtype} "
+                        f"{list(labels.shape)}; expected the released layout, integer [5 x N] "
+                        f"(uint8, the test labels once per severity)")
+    n_labels = len(labels)
     sides = set()
     for name, images in shapes.items():
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or \
@@ -78,6 +79,17 @@ def _cifar_c_image_size(root: str | Path, files: dict[str, Path]) -> int:
         raise DataError(f"--cifar-c {root}: the files hold images of several sizes "
                         f"({', '.join(map(str, sorted(sides)))})")
     return sides.pop()
+
+
+def _header(root: str | Path, path: Path) -> Any:
+    """The array of the .npy file ``path``, memory-mapped (its header read, no values), or a
+    DataError naming the file (the line said "a file", not which)."""
+    import numpy as np
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DataError(f"--cifar-c {root}: {path.name} is not a readable .npy array "
+                        f"({' '.join(str(err).split())})") from None
 
 
 def check_cifar_c_labels(root: str | Path, labels: Tensor) -> None:

@@ -189,14 +189,15 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
             report["attack_batch"] = attack_batch
         # the corruptions' bar starts after the attacks (its pace is one pass over the data per
         # step); the clean pass is its first step, done
-        n_c = len(CIFAR_C_CORRUPTIONS) * len(SEVERITIES) if cifar_c_root is not None else 0
+        n_c = len(CIFAR_C_CORRUPTIONS) * len(severities) if cifar_c_root is not None else 0
         with progress(1 + len(corruptions) * len(severities) + n_c, initial=1, desc="eval",
                       enabled=progress_bar) as bar:
             report.update(_corruption_section(model, data, device, corruptions, severities,
                                               seed, report["clean"]["acc"], bar,
                                               attack_batch))
             if cifar_c_root is not None:
-                report["cifar_c"] = _cifar_c_section(model, cifar_c_root, device, report, bar)
+                report["cifar_c"] = _cifar_c_section(model, cifar_c_root, device, report,
+                                                     severities, bar)
     finally:
         model.train(was_training)
     report["summary"] = _summary(report)
@@ -242,13 +243,16 @@ def _corruption_section(model: nn.Module, data, device: torch.device, corruption
 
 
 def _cifar_c_section(model: nn.Module, root: str | Path, device: torch.device,
-                     report: dict[str, Any], bar) -> dict[str, Any]:
-    # the first n rows of each file are the corrupted first n test images: the clean set's
+                     report: dict[str, Any], severities: Sequence[int], bar) -> dict[str, Any]:
+    # the first n rows of each file are the corrupted first n test images: the clean set's;
+    # --severities as for the corruptions on the fly (it was ignored here: all 5 were scored)
     n = report["n"]
-    table = cifar_c_accuracy(model, root, device, max_samples=n, bar=bar)
+    table = cifar_c_accuracy(model, root, device, severities=severities, max_samples=n, bar=bar)
+    which = ("5 severities" if tuple(severities) == tuple(SEVERITIES) else
+             f"severities {','.join(map(str, severities))}")
     return {"root": str(root), "n": n, "accuracy": table,
             **mean_corruption_error(table, report["clean"]["acc"]),
-            "convention": f"released CIFAR-C files, 15 corruptions x 5 severities, the first {n} "
+            "convention": f"released CIFAR-C files, 15 corruptions x {which}, the first {n} "
                           f"images of each (those of the clean accuracy); unnormalised mCE (the "
                           f"CIFAR practice); relative mCE against this report's clean error"}
 

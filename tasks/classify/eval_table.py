@@ -86,8 +86,10 @@ def _corruption_rows(report: dict[str, Any]) -> list[str]:
         cs = report["corruption_summary"]
         rows += [_row("corruption mean acc", f"{cs['mean_acc']:.4f}"),
                  _row("mCE / relative mCE", f"{cs['mce']:.4f} / {cs['relative_mce']:.4f}")]
-    if "cifar_c" in report:
+    if "cifar_c" in report:  # the released files' own rows (they were in report.json alone)
         cc = report["cifar_c"]
+        rows += [_row(f"CIFAR-C {name}", " ".join(f"s{k}={v:.4f}" for k, v in per.items()))
+                 for name, per in cc.get("accuracy", {}).items()]
         rows += [_row("CIFAR-C mean acc", f"{cc['mean_acc']:.4f}"),
                  _row("CIFAR-C mCE / rel. mCE", f"{cc['mce']:.4f} / {cc['relative_mce']:.4f}")]
     return rows
@@ -98,8 +100,11 @@ def _units(report: dict[str, Any]) -> str:
     fractions, the corruption cells ``s1=0.3281`` that did not say they are accuracies, and an
     mCE that did not say it is unnormalised (docs/metrics.md)."""
     parts = ["accuracies and ECE are fractions in [0, 1]"]
-    if report.get("corruptions"):
+    if report.get("corruptions") or "cifar_c" in report:
         parts.append("sN: accuracy at corruption severity N")
+    if report.get("corruptions") and "cifar_c" in report:
+        parts.append("rows named by a corruption alone: corrupted on the fly; CIFAR-C rows: the "
+                     "released files")
     if report.get("corruption_summary") or "cifar_c" in report:
         parts.append("mCE, relative mCE: unnormalised (no AlexNet baseline)")
     return "; ".join(parts)

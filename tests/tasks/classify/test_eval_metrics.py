@@ -189,6 +189,15 @@ def test_cifar_c_through_the_eval_path_on_fake_files(tmp_path):
         first["cifar_c"]["convention"]
     assert first["cifar_c"]["accuracy"]["fog"] == {"1": 1.0, "2": 0.5, "3": 0.0, "4": 0.0,
                                                    "5": 0.0}
+    # --severities as for the corruptions on the fly (was ignored: all 5 scored)
+    two = evaluate_model(Threshold(), [(x, torch.tensor([0, 1, 0, 1]))], attacks=(),
+                         corruptions=(), severities=(2, 3), cifar_c_root=tmp_path)
+    assert two["cifar_c"]["accuracy"]["fog"] == {"2": 0.75, "3": 0.5}
+    assert two["cifar_c"]["mce"] == pytest.approx(0.375)
+    assert "15 corruptions x severities 2,3" in two["cifar_c"]["convention"]
+    from robustrep.tasks.classify.eval_table import format_table
+    table = format_table(two)  # the files' rows (were in report.json alone)
+    assert "CIFAR-C fog" in table and "s2=0.7500 s3=0.5000" in table
 
 
 def test_the_corruption_convention_counts_the_benchmarks_and_names_the_extras():

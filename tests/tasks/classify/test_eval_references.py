@@ -116,6 +116,25 @@ def test_cifar_c_for_a_model_of_other_channels_or_size_is_refused_before_any_wor
         check_cifar_c(run, tmp_path)
 
 
+def test_cifar_c_labels_and_files_that_cannot_be_read_faithfully_are_named(tmp_path):
+    # Was: float labels (3.4) truncated to 3 and scored; a [5 N, 1] labels array refused as
+    # "not in order"; an unreadable file said "a file is not a readable .npy array"
+    run = {"dataset": "cifar10", "channels": 3, "image_size": 32}
+    for labels, shape in ((np.tile(np.float32([0.4, 1.4]), 5), "float32 [10]"),
+                          (np.zeros((10, 1), np.uint8), "uint8 [10, 1]")):
+        _cifar_c_files(tmp_path, [0, 1])
+        np.save(tmp_path / "labels.npy", labels)
+        with pytest.raises(DataError) as info:
+            check_cifar_c(run, tmp_path)
+        assert str(info.value) == (
+            f"--cifar-c {tmp_path}: labels.npy holds {shape}; expected the released layout, "
+            f"integer [5 x N] (uint8, the test labels once per severity)")
+    _cifar_c_files(tmp_path, [0, 1])
+    (tmp_path / "snow.npy").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r": snow.npy is not a readable .npy array \("):
+        check_cifar_c(run, tmp_path)
+
+
 def test_cifar_c_files_of_other_images_than_the_clean_set_are_refused(tmp_path):
     # Was: files with 2 images per severity were scored against a clean accuracy on 4 (the
     # report said "the first 4 images of each"), and files of other labels (CIFAR-10-C under a
