@@ -453,7 +453,8 @@ class EvalOptions(ModelOptions):
     cifar_c: str | None = _opt(None, "folder of the released CIFAR-10-C/CIFAR-100-C .npy files "
                                      "(cifar10/100 runs): accuracy per corruption and severity, "
                                      "mCE, relative mCE", metavar="ROOT")
-    severities: list[int] = _opt(list(SEVERITIES), "corruption severities, 1..5 (on the fly and of the --cifar-c files)", SEVERITIES)
+    severities: list[int] = _opt(list(SEVERITIES), "corruption severities, 1..5 (on the fly "
+                                 "and of the --cifar-c files)", SEVERITIES)
     bins: int = _opt(15, "ECE bins", min=1)
     max_samples: int | None = _opt(None, "evaluate the first N samples", min=1)
     batch_size: int = shared("batch_size")
