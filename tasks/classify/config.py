@@ -100,11 +100,12 @@ class ClassifyConfig:
     val_fraction: float = _opt(0.0, "hold out this share of the training split for validation "
                                     "(0: evaluate on the test split; an image folder or zip "
                                     "without one holds out 0.2)", **BETA)
-    holdout: str = _opt("stratified", "how the --val-fraction share (an image folder's 0.2) is "
-                                      "drawn: stratified, per class (F x n of a class's n "
-                                      "images rounded half up, at least 1, never its last one), "
-                                      "or random, over all images (the rule of runs saved "
-                                      "before stratified, which keep it)", ("stratified", "random"))
+    holdout: str | None = _opt(None, "how the --val-fraction share (an image folder's 0.2) is "
+                                     "drawn: stratified, per class (F x n of a class's n images "
+                                     "rounded half up, at least 1, never its last one; the "
+                                     "default where a share is held out), or random, over all "
+                                     "images (the rule of runs saved before stratified, which "
+                                     "keep it)", ("stratified", "random"))
     workers: int | None = shared("workers")
     # optimisation
     steps: int = _opt(300, "optimizer steps (or --epochs)", min=1)
@@ -213,6 +214,8 @@ class ClassifyConfig:
             self.momentum = SGD_MOMENTUM
         refuse_unused(unused_options(vars(self)))
         self._resolve_remode()
+        if self.holdout is None and self._holds_out():
+            self.holdout = "stratified"
         # before the data: not when the databases open
         check_lsun_classes(self.lsun_classes, self.dataset)
         check_additive_weight(self)
@@ -296,6 +299,12 @@ class ClassifyConfig:
         if self.final_act is None:
             self.final_act = self.head != "uos"
 
+    def _holds_out(self) -> bool:
+        """Whether a share of the training data may be held out: --val-fraction, or a folder or
+        zip without an evaluation split (known once the data is read). Elsewhere ``holdout``
+        stays None, so a run that holds nothing out records none (ood bench compares it)."""
+        return bool(self.val_fraction) or self.dataset in ("imagefolder", "zip")
+
     def _resolve_remode(self) -> None:
         """--remode's default with --reprob > 0: timm train.py's pixel noise, or the mean colour
         under an attack on the inputs: the attacks take images in [0, 1] and refuse a batch
@@ -355,7 +364,9 @@ def saved_config(config: dict[str, Any]) -> dict[str, Any]:
     config = {k: v for k, v in config.items() if k not in unused}
     if config.get("reprob") and "remode" not in config:
         config["remode"] = "const"
-    config.setdefault("holdout", "random")
+    if "holdout" not in config and (config.get("val_fraction")
+                                    or config.get("dataset") in ("imagefolder", "zip")):
+        config["holdout"] = "random"
     return config
 
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from robustrep.data import labels as dataset_labels
-from robustrep.tasks.classify.config import saved_config
+from robustrep.tasks.classify.config import ClassifyConfig, saved_config
 from robustrep.tasks.classify.data import _holdout, build_datasets, held_counts
 from robustrep.tasks.classify.train import config_for_resume
 from robustrep.tasks.cli import main
@@ -109,7 +109,12 @@ def test_a_run_saved_before_keeps_its_random_holdout(tmp_path):
     del config["holdout"]
     (run / "config.json").write_text(json.dumps(config))
     cfg = config_for_resume(run, {})
-    assert cfg.holdout == saved_config({})["holdout"] == "random"
+    assert cfg.holdout == saved_config({"dataset": "imagefolder"})["holdout"] == "random"
+    # where nothing is held out, no rule is recorded: ood bench compares a run's options with
+    # the ones asked for, and refused every run saved before holdout existed
+    assert "holdout" not in saved_config({"dataset": "digits", "val_fraction": 0.0})
+    assert ClassifyConfig(steps=20).holdout is None  # digits, its test split
+    assert ClassifyConfig(steps=20, val_fraction=0.2).holdout == "stratified"
     train_set, eval_set, _ = build_datasets(cfg)
     perm = torch.randperm(10, generator=torch.Generator().manual_seed(1234)).tolist()
     assert (eval_set.indices, train_set.indices) == (perm[:2], perm[2:])  # the earlier rule
