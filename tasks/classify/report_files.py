@@ -98,8 +98,10 @@ def check_report_run(path: Path, run: str | Path | None,
 
 
 def remove_stale_diagrams(out: Path, old: dict[str, Any] | None, files: dict[str, str]) -> None:
-    """Remove the earlier report's ``corruptions.png`` when this report draws none (evaluated
-    without corruptions): left there, it was read as this report's."""
-    drawn = old.get("files") if old is not None else None
-    if isinstance(drawn, dict) and "corruptions" in drawn and "corruptions" not in files:
+    """Remove an earlier report's ``corruptions.png`` when this report draws none (evaluated
+    without corruptions): left there, it was read as this report's. Any earlier report of
+    this folder, not only one that lists it: a call stopped between its report.json and its
+    diagrams (a second Ctrl-C, a full disk) left a report without it beside the diagram, and
+    every later call kept it."""
+    if old is not None and "corruptions" not in files:
         (out / "corruptions.png").unlink(missing_ok=True)

@@ -155,6 +155,11 @@ def test_a_second_model_eval_into_its_out_replaces_its_report_as_a_runs_does(tmp
         == ["reliability.png", "report.json"]
     assert "replaced: it held corruption_acc on 16 samples; this one holds clean accuracy " \
            "only on 16 samples" in capsys.readouterr().err
+    # a call stopped between its report.json and its diagrams left the old diagram beside a
+    # report without it: the next call removes it too (was kept for ever)
+    (tmp_path / "rep" / "corruptions.png").write_bytes(b"an earlier call's")
+    assert main([*base, "--checkpoint", "ck.pth", "--corruptions"]) == 0
+    assert not (tmp_path / "rep" / "corruptions.png").exists()
     assert main([*base, "--checkpoint", "other.pth", "--corruptions"]) == 0  # another one
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["weights"] == "other.pth"
     assert (f"note: {Path('rep') / 'report.json'} replaced: it held the report of another "
