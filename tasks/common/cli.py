@@ -30,8 +30,8 @@ from robustrep.tasks.common.flag_hints import did_you_mean, peer_hint, peer_hits
 from robustrep.tasks.common.path_errors import path_problem
 from robustrep.tasks.common.plugins import plugin_failure
 from robustrep.tasks.common.stops import (checkpoint_kept, finished_run, is_first_process,
-                                          say_if_finished, sigterm_raises, stop_note,
-                                          stopped_line)
+                                          resumed_run, say_if_finished, sigterm_raises,
+                                          stop_note, stopped_line)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -275,7 +275,8 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
     except UserError as err:
         _traceback(debug)
         if isinstance(err, WriteFailed) and getattr(args, "command", None) == "train":
-            err = WriteFailed(f"{err}; {checkpoint_kept(opened)}")
+            # a resume that failed before it opened its run left that run as it was
+            err = WriteFailed(f"{err}; {checkpoint_kept(opened, resumed_run(args))}")
         report(program, err)
         return int(getattr(err, "exit_code", 2))
     except UnreadableImageError as err:  # met by a batch: databases are read as they go

@@ -27,7 +27,7 @@ from typing import Any
 from robustrep.tasks.common.checkpoint import (LATEST, checkpoint_step, damaged_after,
                                                last_step_checkpoint, latest_checkpoint,
                                                saved_entry, whole_step_checkpoint)
-from robustrep.tasks.common.errors import CheckpointError, RunFolderError
+from robustrep.tasks.common.errors import CheckpointError, RunFolderError, WriteFailed
 from robustrep.tasks.common.eval_records import check_no_output
 from robustrep.tasks.common.output_paths import check_writable
 from robustrep.tasks.common.rundir import RESUMES_FILE, RUN_OUTPUTS, RunDir, jsonable
@@ -100,7 +100,15 @@ def _restore_latest(path: Path, whole: Path, last: Path) -> Path:
     from robustrep.tasks.common.runfiles import write_atomic
     latest = path / "checkpoints" / LATEST
     with open(whole, "rb") as source:
-        write_atomic(latest, lambda handle: shutil.copyfileobj(source, handle), replace=False)
+        try:
+            write_atomic(latest, lambda handle: shutil.copyfileobj(source, handle),
+                         replace=False)
+        except WriteFailed:
+            if latest.is_file():  # another resume restored it meanwhile: its run, not a user's
+                raise RunFolderError(f"{path} is being resumed by another process, which "
+                                     f"restored {LATEST} meanwhile; wait for it to finish"
+                                     ) from None
+            raise
     which = "the last written" if whole == last else damaged_after(last)
     print(f"note: {path} had no {LATEST} (stopped while it was written); resuming from "
           f"{whole.name}, {which}, copied to it", file=sys.stderr)

@@ -163,10 +163,10 @@ def _kept(args: argparse.Namespace, opened: int) -> str:
     if getattr(args, "command", None) != "train":  # every output is written atomically
         return ("no file was left half-written (each is written whole or not at all); the same "
                 "command again does the work again")
-    return checkpoint_kept(opened, _resumed(args))
+    return checkpoint_kept(opened, resumed_run(args))
 
 
-def _resumed(args: argparse.Namespace) -> str | None:
+def resumed_run(args: argparse.Namespace) -> str | None:
     """The run folder ``--resume`` names (``--resume`` alone: the ``--out`` folder), or None."""
     from robustrep.tasks.common.options import RESUME_OUT
     resume = getattr(args, "resume", None)

@@ -238,3 +238,25 @@ def test_resume_redoes_the_evaluation_a_kill_interrupted(tiny_cfg, tmp_path, rec
     assert [s for s, _ in fids[1]] == [2]
     assert fids[0] == fids[1]
     assert (killed / "samples" / "step_00000002.png").is_file()
+
+
+def test_a_resume_that_lost_the_race_to_restore_latest_says_so(tiny_cfg, tmp_path, monkeypatch,
+                                                              capsys):
+    # was: "cannot write RUN/checkpoints/latest.pt: File exists; ... remove it or choose another
+    # path ...; it stopped before making its run folder": a live run's checkpoint to delete
+    from robustrep.tasks.common import runfiles
+    run = tmp_path / "run"
+    train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False, stop_after=2)
+    latest = run / "checkpoints" / "latest.pt"
+    latest.unlink()
+    original = runfiles.write_atomic
+
+    def write_atomic(path, write, replace=True):
+        if path == latest:  # the other resume restored it first
+            latest.write_bytes((run / "checkpoints" / "step_00000002.pt").read_bytes())
+        return original(path, write, replace)
+    monkeypatch.setattr(runfiles, "write_atomic", write_atomic)
+    assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan train: error: {run} is being resumed by another process, which restored "
+        f"latest.pt meanwhile; wait for it to finish\n")
