@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,21 +79,43 @@ class StopRequest:
 @contextmanager
 def held_stops(files: str) -> Iterator[None]:
     """Write the block's files as one set: a SIGINT or SIGTERM met in it stops the command when
-    the block ends, the line saying ``files`` were written whole. ``files``: what the block
-    writes, as the line names it (``the results in OUT``)."""
-    stop = StopRequest()
+    the block ends, the line saying ``files`` were written whole; the first one is said at
+    once (the wait, seconds for pictures, invited a second Ctrl-C). A file that cannot be
+    written (a full disk) leaves the set out of step too: its line says so. ``files``: what the
+    block writes, as the line names it (``the results in OUT``)."""
+    from robustrep.tasks.common.errors import WriteFailed
+    stop = _SaidStop(files)
     with stop.installed():
         try:
             yield
         except KeyboardInterrupt:  # the second Ctrl-C
             if stop.signum is not None:
                 stop_note(f"a second Ctrl-C stopped it while it wrote {files}: each file is "
-                          f"whole, but some may still be the earlier call's; the same command "
-                          f"again writes them all")
+                          f"whole, but some may be missing or still the earlier call's; the "
+                          f"same command again writes them all")
             raise
+        except WriteFailed as err:  # "(nothing was written)" of the one file, not of the set
+            raise WriteFailed(f"{err}; {files} may be out of step with each other until the "
+                              f"same command writes them all again") from None
     if stop.signum is not None:
         stop_note(f"it stopped once it had written {files}, each file whole")
         raise KeyboardInterrupt if stop.signum == signal.SIGINT else Stopped(stop.signum)
+
+
+class _SaidStop(StopRequest):
+    """:class:`StopRequest` that says, at the first signal, that the command stops once the
+    files are written and that a second Ctrl-C stops it now."""
+
+    def __init__(self, files: str) -> None:
+        super().__init__()
+        self.files = files
+
+    def __call__(self, signum: int, frame: Any = None) -> None:
+        first = self.signum is None
+        super().__call__(signum, frame)
+        if first:
+            print(f"stopping once it has written {self.files} (Ctrl-C again stops now)",
+                  file=sys.stderr, flush=True)
 
 
 @contextmanager

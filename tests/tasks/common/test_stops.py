@@ -16,7 +16,7 @@ def no_note():
     stop_note(None)
 
 
-def test_a_sigterm_in_the_block_stops_after_its_last_file():
+def test_a_sigterm_in_the_block_stops_after_its_last_file(capsys):
     written = []
     with pytest.raises(Stopped) as stopped:
         with held_stops("the results in out"):
@@ -24,8 +24,12 @@ def test_a_sigterm_in_the_block_stops_after_its_last_file():
             os.kill(os.getpid(), signal.SIGTERM)
             written.append("results.csv")  # was: the stop came between the two
     assert stopped.value.signum == signal.SIGTERM and written == ["results.json", "results.csv"]
-    assert current_stop_note() == "it stopped once it had written the results in out, each file whole"
+    assert current_stop_note() == ("it stopped once it had written the results in out, each "
+                                   "file whole")
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's own, put back
+    # said at once: the wait (seconds for pictures) invited a second Ctrl-C
+    assert capsys.readouterr().err == ("stopping once it has written the results in out "
+                                       "(Ctrl-C again stops now)\n")
 
 
 def test_a_second_ctrl_c_stops_at_once_and_says_the_set_may_be_mixed():
@@ -37,11 +41,24 @@ def test_a_second_ctrl_c_stops_at_once_and_says_the_set_may_be_mixed():
             os.kill(os.getpid(), signal.SIGINT)
             written.append("reliability.png")
     assert written == ["report.json"]
-    assert current_stop_note().startswith("a second Ctrl-C stopped it while it wrote the report "
-                                          "in out: each file is whole, but some may still be")
+    assert current_stop_note().startswith("a second Ctrl-C stopped it while it wrote the "
+                                          "report in out: each file is whole, but some may be "
+                                          "missing")
 
 
 def test_a_block_without_a_signal_ends_as_it_would():
     with held_stops("the page in out"):
         pass
     assert current_stop_note() is None
+
+
+def test_a_file_that_cannot_be_written_says_the_set_is_out_of_step():
+    # was "(nothing was written)" of the one file, beside the set's earlier files
+    from robustrep.tasks.common.errors import WriteFailed
+    with pytest.raises(WriteFailed) as info:
+        with held_stops("the results in out"):
+            raise WriteFailed("cannot write out/results.csv: No space left on device; free "
+                              "space (nothing was written)")
+    assert str(info.value).endswith("(nothing was written); the results in out may be out of "
+                                    "step with each other until the same command writes them "
+                                    "all again")
