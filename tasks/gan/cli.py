@@ -36,9 +36,9 @@ REG_PREFIXES = {"am_": ("adaptivemix",), "mix_": ("mixup", "cutmix", "srmix"), "
 
 
 def _add_train(sub) -> None:
-    """train a GAN (default preset: digits-dcgan, 86 s measured on 2 CPU cores)"""
+    """train a GAN (default preset: digits-dcgan, 97 s measured on 2 CPU cores)"""
     p = sub.add_parser(
-        "train", help="train a GAN (default preset: digits-dcgan, 86 s measured on 2 CPU cores)",
+        "train", help="train a GAN (default preset: digits-dcgan, 97 s measured on 2 CPU cores)",
         description="Train a GAN with any of the regularizers. Options resolve as: defaults < "
                     "--preset < --config FILE < flags.",
         epilog=f"presets: {', '.join(PRESETS)}. Multi-process: torchrun --nproc_per_node N -m "

@@ -178,9 +178,10 @@ def test_a_run_whose_options_replace_the_presets_data_is_not_named_after_it(tiny
     # runs/gan/digits-dcgan-none-<time>
     from robustrep.tasks.gan.train import run_path
     assert tiny_cfg().label == "digits-dcgan"
-    assert tiny_cfg(dataset="lsun").label == "lsun-dcgan"
+    assert tiny_cfg(dataset="lsun", lsun_classes="bedroom_train").label == "lsun-dcgan"
     assert tiny_cfg(arch="sngan", image_size=32).label == "digits-sngan"
-    path = run_path(tiny_cfg(dataset="lsun", reg="adaptivemix,dat", out=None), None)
+    path = run_path(tiny_cfg(dataset="lsun", lsun_classes="bedroom_train",
+                             reg="adaptivemix,dat", out=None), None)
     assert path.parent.as_posix() == "runs/gan"
     assert path.name.startswith("lsun-dcgan-adaptivemix+dat-")
 
