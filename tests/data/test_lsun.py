@@ -210,43 +210,40 @@ def test_a_transparent_record_is_named_once_and_in_full(tmp_path):
     # Was: the refusal wrapped a second time and cut at 160 characters ("record b is not a
     # readable image (UnreadableImageError: cannot read LSUN database ...: record b: 1 of 256
     # pixels are transparent (alpha below 255), and their colour without );")
-    lmdb = pytest.importorskip("lmdb")
-    make_lsun(tmp_path, "church_outdoor_train", 2)
-    db = tmp_path / "church_outdoor_train_lmdb"
     pixels = np.full((16, 16, 4), 255, np.uint8)
     pixels[0, 0, 3] = 0
     buf = io.BytesIO()
     Image.fromarray(pixels, "RGBA").save(buf, format="PNG")
-    env = lmdb.open(str(db), map_size=1 << 24)
-    with env.begin(write=True) as txn:
-        txn.put(b"f" * 40, buf.getvalue())  # sorts last
-    env.close()
-    ds = lsun(tmp_path, "church_outdoor_train", 16)
-    with pytest.raises(ValueError) as err:
-        ds[2]
-    assert str(err.value) == (
+    db, err = _refused_last_record(tmp_path, buf.getvalue())
+    assert err == (
         f"cannot read LSUN database {db}: record {'f' * 40}: 1 of 256 pixels are transparent "
         f"(alpha below 255), and their colour without a background is a guess; accepted: "
         f"opaque images; composite them onto the background you want first (e.g. PIL's "
         f"Image.alpha_composite)")
 
 
+def _refused_last_record(root, value):
+    """A 2-image database with ``value`` as a third record (sorting last), and the error its
+    reading raises: ``(database, message)``."""
+    lmdb = pytest.importorskip("lmdb")
+    make_lsun(root, "church_outdoor_train", 2)
+    db = root / "church_outdoor_train_lmdb"
+    env = lmdb.open(str(db), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"f" * 40, value)
+    env.close()
+    with pytest.raises(ValueError) as err:
+        lsun(root, "church_outdoor_train", 16)[2]
+    return db, str(err.value)
+
+
 def test_an_animated_record_is_refused_not_read_as_its_first_frame(tmp_path):
     # Was: read as its first frame without a word, where a folder's or a zip's is refused
-    lmdb = pytest.importorskip("lmdb")
-    make_lsun(tmp_path, "church_outdoor_train", 2)
-    db = tmp_path / "church_outdoor_train_lmdb"
     frames = [Image.new("RGB", (16, 16), (60 * i, 0, 0)) for i in range(2)]
     buf = io.BytesIO()
     frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
-    env = lmdb.open(str(db), map_size=1 << 24)
-    with env.begin(write=True) as txn:
-        txn.put(b"f" * 40, buf.getvalue())  # sorts last
-    env.close()
-    ds = lsun(tmp_path, "church_outdoor_train", 16)
-    with pytest.raises(ValueError) as err:
-        ds[2]
-    assert str(err.value) == (
+    db, err = _refused_last_record(tmp_path, buf.getvalue())
+    assert err == (
         f"cannot read LSUN database {db}: record {'f' * 40}: 2 frames (an animation or a "
         f"multi-page file), of which only the first would be read; save the frame you want as "
         f"an image of its own")
