@@ -227,7 +227,8 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any],
         # disk full, quota, folder removed: the old file stays in place
         advice = (f"its folder {path.parent} was removed or moved while it was written"
                   if not path.parent.is_dir() else _advice(path, _remedy(err)))
-        kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+        kept = ("the other process's file is kept" if err.errno == errno.EEXIST else
+                "the previous file is unchanged" if path.exists() else "nothing was written")
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice} "
                           f"({kept})") from None
     return path

@@ -120,7 +120,7 @@ def test_a_file_written_there_while_it_sampled_is_kept(tiny_run, tmp_path, monke
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and (
         f"cannot write {made}: File exists; another process wrote it while this one worked; "
-        f"remove it or choose another path") in err
+        f"remove it or choose another path (the other process's file is kept)") in err
     assert (tmp_path / made).read_bytes() == b"another process's"
     assert main([*argv, "--force"]) == 0  # asked for
     assert (tmp_path / made).read_bytes() != b"another process's"
