@@ -144,7 +144,7 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
         argv.append("--resume")
     log = run_dir.parent / "train.log"
     if say is not None:
-        say(f"training {steps} steps" + (" from its last checkpoint" if resume else "")
+        say(f"training {steps} steps" + (_resumed_from(run_dir) if resume else "")
             + f" (log: {log})")
     start = time.perf_counter()
     with relaying(log, say):
@@ -154,6 +154,16 @@ def train_run(reg: str, seed: int, run_dir: Path, *, preset: str, model: str | N
         raise UserError(f"training {reg} seed {seed} failed: "
                         f"{_failure(code, last_lines(log), saved)} (log: {log})")
     return time.perf_counter() - start
+
+
+def _resumed_from(run_dir: Path) -> str:
+    """`` from its checkpoint at step N``: "training 20 steps" alone read as 20 more when 10
+    were left; the last step file where ``latest.pt`` is missing (the resume restores it)."""
+    from robustrep.tasks.common.checkpoint import (last_step_checkpoint, latest_checkpoint,
+                                                   saved_step)
+    folder = run_dir / "checkpoints"
+    step = saved_step(latest_checkpoint(folder) or last_step_checkpoint(folder))
+    return " from its last checkpoint" + (f", at step {step}" if step is not None else "")
 
 
 def _failure(code: int, last: str, saved: bool = True) -> str:

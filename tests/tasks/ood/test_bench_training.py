@@ -31,8 +31,11 @@ def test_an_unfinished_run_is_resumed_with_the_options_it_was_started_with(tmp_p
                  "0", "--device", "cpu", "--out", str(run.absolute()), "--stop-after", "1",
                  "--quiet"]) == 0
     assert not (run / FINISHED).exists()
-    train_run("none", 0, run, **options)
+    said = []
+    train_run("none", 0, run, **options, say=said.append)
     assert calls[-1][-1] == "--resume" and "--preset" not in calls[-1]
+    # was "training 2 steps from its last checkpoint", read as 2 more
+    assert said[0].startswith("training 2 steps from its last checkpoint, at step 1 (log: ")
     assert (run / FINISHED).is_file()
     assert train_run("none", 0, run, **options) == 0.0 and len(calls) == 1  # finished: kept
     # kept only when trained with the setting's options (a dry run leaves the data's fields
