@@ -39,19 +39,38 @@ def timed(call) -> tuple[float, float]:
     return time.perf_counter() - start, accuracy
 
 
-def main() -> None:
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _radius(text: str) -> float:
+    """``2/255`` or ``0.0078``: a Linf radius in (0, 1]."""
+    try:
+        eps = float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        eps = -1.0
+    if not 0 < eps <= 1:
+        raise argparse.ArgumentTypeError(f"expected a radius in (0, 1] such as 2/255, got "
+                                         f"{text!r}")
+    return eps
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20, help="test images attacked")
-    parser.add_argument("--eps", default="2/255", help="Linf radius in [0, 1] pixel units")
-    parser.add_argument("--steps", type=int, default=40, help="training steps of the model")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    args = parser.parse_args()
+    parser.add_argument("--n", type=_positive, default=20, help="test images attacked")
+    parser.add_argument("--eps", type=_radius, default="2/255",
+                        help="Linf radius in [0, 1] pixel units")
+    parser.add_argument("--steps", type=_positive, default=40, help="training steps of the model")
+    parser.add_argument("--threads", type=_positive, default=2, help="torch threads")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from pyautoattack import AutoAttack
 
     from robustrep.data import digits
     from robustrep.metrics.robust import robust_accuracy
-    eps = float(Fraction(args.eps))
+    eps = args.eps
     data = digits(32, 1, train=False)
     x, y = data.images[:args.n], data.targets[:args.n]
     with tempfile.TemporaryDirectory() as folder:
@@ -63,7 +82,7 @@ def main() -> None:
     reference.verbose = False
     ref_s, ref = timed(lambda: float(
         (reference.run_standard_evaluation(x, y, batch_size=250)[1] == y).float().mean()))
-    print(f"AutoAttack standard, Linf eps {args.eps}, {args.n} digits, {args.threads} threads")
+    print(f"AutoAttack standard, Linf eps {eps:.5g}, {args.n} digits, {args.threads} threads")
     print(f"robustrep robust_accuracy: {ours_s:7.1f} s  robust accuracy {ours:.4f}")
     print(f"pyautoattack directly:     {ref_s:7.1f} s  robust accuracy {ref:.4f}")
     print(f"ratio robustrep / pyautoattack: {ours_s / ref_s:.2f}")

@@ -122,3 +122,10 @@ def test_one_seed_has_no_spread(tmp_path):
     gan = load("gan_evidence")
     mean, std = gan._mean_std([2.0])
     assert std is None and gan._cell(mean, std, 1) == "2.0 ± n/a"
+
+
+@pytest.mark.parametrize("argv", [["--eps", "8"], ["--eps", "abc"], ["--eps", "1/0"],
+                                  ["--n", "0"], ["--threads", "-1"]])
+def test_bench_autoattack_refuses_a_bad_value_in_one_line(argv, capsys):
+    err = exits_2(load("bench_autoattack").main, argv, capsys)
+    assert argv[0] in err
