@@ -15,12 +15,16 @@ Prints both times and their ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli.py beside us, however loaded
+from _cli import int_at_least, machine  # noqa: E402
 
 
 def tiny_model(steps: int, folder: Path) -> torch.nn.Module:
@@ -39,12 +43,6 @@ def timed(call) -> tuple[float, float]:
     return time.perf_counter() - start, accuracy
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
-
-
 def _radius(text: str) -> float:
     """``2/255`` or ``0.0078``: a Linf radius in (0, 1]."""
     try:
@@ -59,11 +57,12 @@ def _radius(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=_positive, default=20, help="test images attacked")
+    parser.add_argument("--n", type=int_at_least(1), default=20, help="test images attacked")
     parser.add_argument("--eps", type=_radius, default="2/255",
                         help="Linf radius in [0, 1] pixel units")
-    parser.add_argument("--steps", type=_positive, default=40, help="training steps of the model")
-    parser.add_argument("--threads", type=_positive, default=2, help="torch threads")
+    parser.add_argument("--steps", type=int_at_least(1), default=40,
+                        help="training steps of the model")
+    parser.add_argument("--threads", type=int_at_least(1), default=2, help="torch threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from pyautoattack import AutoAttack
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     reference.verbose = False
     ref_s, ref = timed(lambda: float(
         (reference.run_standard_evaluation(x, y, batch_size=250)[1] == y).float().mean()))
-    print(f"AutoAttack standard, Linf eps {eps:.5g}, {args.n} digits, {args.threads} threads")
+    print(f"AutoAttack standard, Linf eps {eps:.5g}, {args.n} digits, on {machine()}")
     print(f"robustrep robust_accuracy: {ours_s:7.1f} s  robust accuracy {ours:.4f}")
     print(f"pyautoattack directly:     {ref_s:7.1f} s  robust accuracy {ref:.4f}")
     print(f"ratio robustrep / pyautoattack: {ours_s / ref_s:.2f}")
