@@ -33,7 +33,7 @@ from robustrep.tasks.common.output_paths import check_writable
 from robustrep.tasks.common.rundir import RESUMES_FILE, RUN_OUTPUTS, RunDir, jsonable
 from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
 from robustrep.tasks.common.run_records import note_opened, unmark_finished
-from robustrep.tasks.common.runfiles import read_json, write_json
+from robustrep.tasks.common.runfiles import read_json, write_atomic, write_json
 from robustrep.tasks.common.runlock import (LOCK_FILE, RunLock, foreign_lock, in_use,
                                             is_lock_record, lock_holder, not_a_lock)
 from robustrep.tasks.common.sinks import check_sinks, make_sinks
@@ -87,8 +87,12 @@ def _step_file_hint(path: Path, last: Path, whole: Path | None) -> str:
     if whole is None:
         return (f"its step files are damaged ({last.name} the last), so it cannot go on: start "
                 f"it again after removing {path}")
-    which = "the last written" if whole == last else damaged_after(last)
-    return f"{whole} is there, {which}: continue from it with --resume {path}"
+    return f"{whole} is there, {_which(whole, last)}: continue from it with --resume {path}"
+
+
+def _which(whole: Path, last: Path) -> str:
+    """Which step file ``whole`` is: the last written, or the last whole one after ``last``."""
+    return "the last written" if whole == last else damaged_after(last)
 
 
 def _restore_latest(path: Path, whole: Path, last: Path) -> Path:
@@ -97,7 +101,6 @@ def _restore_latest(path: Path, whole: Path, last: Path) -> Path:
     it to latest.pt", which the resume can do itself. A new file only: one another process
     made meanwhile is kept, and this resume refused in one line."""
     import shutil
-    from robustrep.tasks.common.runfiles import write_atomic
     latest = path / "checkpoints" / LATEST
     with open(whole, "rb") as source:
         try:
@@ -109,9 +112,8 @@ def _restore_latest(path: Path, whole: Path, last: Path) -> Path:
                                      f"restored {LATEST} meanwhile; wait for it to finish"
                                      ) from None
             raise
-    which = "the last written" if whole == last else damaged_after(last)
     print(f"note: {path} had no {LATEST} (stopped while it was written); resuming from "
-          f"{whole.name}, {which}, copied to it", file=sys.stderr)
+          f"{whole.name}, {_which(whole, last)}, copied to it", file=sys.stderr)
     return latest
 
 

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.errors import Stopped
+from robustrep.tasks.common.errors import Stopped, WriteFailed
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -83,7 +83,6 @@ def held_stops(files: str) -> Iterator[None]:
     once (the wait, seconds for pictures, invited a second Ctrl-C). A file that cannot be
     written (a full disk) leaves the set out of step too: its line says so. ``files``: what the
     block writes, as the line names it (``the results in OUT``)."""
-    from robustrep.tasks.common.errors import WriteFailed
     stop = _SaidStop(files)
     with stop.installed():
         try:

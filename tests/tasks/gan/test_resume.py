@@ -244,18 +244,18 @@ def test_a_resume_that_lost_the_race_to_restore_latest_says_so(tiny_cfg, tmp_pat
                                                               capsys):
     # was: "cannot write RUN/checkpoints/latest.pt: File exists; ... remove it or choose another
     # path ...; it stopped before making its run folder": a live run's checkpoint to delete
-    from robustrep.tasks.common import runfiles
+    from robustrep.tasks.common import runopen
     run = tmp_path / "run"
     train(tiny_cfg(out=str(run), steps=4, ckpt_every=2), show_progress=False, stop_after=2)
     latest = run / "checkpoints" / "latest.pt"
     latest.unlink()
-    original = runfiles.write_atomic
+    original = runopen.write_atomic
 
     def write_atomic(path, write, replace=True):
         if path == latest:  # the other resume restored it first
             latest.write_bytes((run / "checkpoints" / "step_00000002.pt").read_bytes())
         return original(path, write, replace)
-    monkeypatch.setattr(runfiles, "write_atomic", write_atomic)
+    monkeypatch.setattr(runopen, "write_atomic", write_atomic)
     assert main(["gan", "train", "--resume", str(run), "--quiet"]) == 2
     assert capsys.readouterr().err == (
         f"robustrep gan train: error: {run} is being resumed by another process, which restored "
