@@ -8,7 +8,10 @@ functions, which needs torch); ``tests/test_names.py`` keeps the two identical.
 LOSSES = ("ns", "hinge", "ls", "wasserstein")
 AMP_CHOICES = ("off", "bf16", "fp16")
 
-ATTACKS = ("autoattack", "apgd-ce", "apgd-t", "pgd", "fgsm")
+ATTACKS = ("autoattack", "apgd-ce", "apgd-t", "fab-t", "square", "pgd", "fgsm")
+# The printed names of the attacks: AutoAttack's components as its authors write them.
+ATTACK_NAMES = {"autoattack": "AutoAttack", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
+                "fab-t": "FAB-T", "square": "Square", "pgd": "PGD", "fgsm": "FGSM"}
 NORMS = ("Linf", "L2")
 
 SEVERITIES = (1, 2, 3, 4, 5)

@@ -34,10 +34,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robustrep._names import ATTACK_NAMES
+
 __all__ = ["REPORT_EVERY_S", "aa_attacks", "predict_logits", "run_autoattack"]
 
 _AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
-_AA_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
 
 
 def run_autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
@@ -67,7 +68,7 @@ def run_autoattack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: flo
         _report_batches(adversary, model, device, progress, n_correct, int(y.numel()))
     with _captured_warnings(adversary.logger) as flags:
         _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
-    names = ", ".join(_AA_NAMES[a] for a in attacks)
+    names = ", ".join(ATTACK_NAMES[a] for a in attacks)
     if attack == "autoattack":
         convention = f"AutoAttack standard ({names}{note}; fra31/auto-attack via pyautoattack " \
                      f"{version})"

@@ -11,7 +11,9 @@ convention of the RobustBench leaderboards (Croce et al., NeurIPS 2021 Datasets 
 
 Quick checks, not comparable with published robust accuracies:
 
-- ``apgd-ce`` / ``apgd-t``: one component of the standard version alone (same settings);
+- ``apgd-ce`` / ``apgd-t`` / ``fab-t`` / ``square``: one component of the standard version alone
+  (same settings). Square (Andriushchenko et al., ECCV 2020) queries only the model's outputs, so
+  a robust accuracy under it well below APGD-CE's points to masked gradients;
 - ``pgd``: Madry et al., ICLR 2018, :func:`robustrep.adversarial.pgd` (random start, ``steps``
   steps of ``2.5 * eps / steps`` unless ``step_size`` is given);
 - ``fgsm``: Goodfellow et al., ICLR 2015, :func:`robustrep.adversarial.fgsm` (one step of ``eps``).

@@ -445,7 +445,8 @@ class EvalOptions(ModelOptions):
                                  "...)", positional=True, metavar="RUN",
                            check=refuse_file_run)
     attacks: list[str] = _opt(["autoattack"], "comma-separated: autoattack (standard version), "
-                                              "apgd-ce, apgd-t, pgd (one per --pgd-steps), fgsm; "
+                                              "apgd-ce, apgd-t, fab-t, square (one of its "
+                                              "attacks alone), pgd (one per --pgd-steps), fgsm; "
                                               "'none' skips; `--attacks pgd` is quick (default: "
                                               "autoattack)", ATTACKS, nargs=None, nothing="none",
                               metavar="NAME,...")

@@ -6,10 +6,10 @@
 - robust accuracy from :func:`robustrep.metrics.robust_accuracy`, on the first ``n_attack``
   samples: AutoAttack standard (Croce & Hein, ICML 2020, the official ``fra31/auto-attack`` code)
   by default, the number comparable with RobustBench; ``pgd`` (PGD-``steps`` for each of
-  ``pgd_steps``), ``fgsm``, ``apgd-ce`` and ``apgd-t`` as quicker checks. Linf or L2, in [0, 1]
-  pixel space (the normalisation is inside the model); a sample is robust only when classified
-  correctly both clean and attacked. The report names each attack's convention (the attacks are
-  planned and timed in :mod:`.attacks`);
+  ``pgd_steps``), ``fgsm`` and one AutoAttack component alone (``apgd-ce``, ``apgd-t``, ``fab-t``,
+  ``square``) as quicker checks. Linf or L2, in [0, 1] pixel space (the normalisation is inside
+  the model); a sample is robust only when classified correctly both clean and attacked. The
+  report names each attack's convention (the attacks are planned and timed in :mod:`.attacks`);
 - accuracy, mCE and relative mCE under the on-the-fly corruptions of :mod:`robustrep.corruptions`
   (8 of CIFAR-10-C's 15, same formulas) and, with ``cifar_c_root``, under the released
   CIFAR-10-C / CIFAR-100-C files (all 15 corruptions x 5 severities,

@@ -21,18 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from robustrep._names import ATTACK_NAMES
 from robustrep.metrics.robust import eps_text
 from robustrep.tasks.common.classifier_run import weights_label
 
 LABEL = 34  # the label column: "clean top-1 (RobustBench weights)" and a space
 
-ATTACK_NAMES = {"autoattack": "AutoAttack", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
-                "fgsm": "FGSM"}
 
 
 def attack_name(key: str) -> str:
     """The printed name of a report's attack key: ``pgd10`` -> ``PGD-10``, ``fgsm`` -> ``FGSM``."""
-    if key.startswith("pgd"):
+    if key.startswith("pgd") and key[3:].isdigit():
         return f"PGD-{key[3:]}"
     return ATTACK_NAMES.get(key, key)
 

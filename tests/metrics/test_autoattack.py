@@ -144,6 +144,8 @@ def test_four_classes_are_enough_for_apgd_t_and_no_note_is_made():
     assert aa_attacks("autoattack", 4) == (["apgd-ce", "apgd-t", "fab-t", "square"], "")
     assert aa_attacks("apgd-t", 4) == (["apgd-t"], "")
     assert aa_attacks("apgd-ce", 3) == (["apgd-ce"], "")
+    assert aa_attacks("square", 2) == (["square"], "")
+    assert aa_attacks("fab-t", 2) == (["fab-t"], "")
     assert aa_attacks("autoattack", 3) == (["apgd-ce", "fab-t", "square"],
                                            "; APGD-T left out: 3 classes, it needs 4")
     with pytest.raises(ValueError, match=r"^attack 'apgd-t' needs at least 4 classes \(its "

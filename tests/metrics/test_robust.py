@@ -29,8 +29,12 @@ def _direct(model, x, y, eps, norm, version="standard", attacks=None, seed=0, bs
     """pyautoattack called as its README shows; robust = label kept on the returned images."""
     adversary = pyautoattack.AutoAttack(model, norm=norm, eps=eps, version=version,
                                         attacks=attacks, seed=seed, device="cpu")
-    if version == "custom":
+    if version == "custom":  # the standard version's settings (its custom defaults differ)
         adversary.apgd.n_restarts = 1
+        adversary.fab.n_restarts = 1
+        with torch.no_grad():  # and as many targets as there are other classes, up to 9
+            targets = min(9, model(x[:1]).shape[1] - 1)
+        adversary.fab.n_target_classes = adversary.apgd_targeted.n_target_classes = targets
     adversary.logger.disabled = True
     x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=bs)
     with torch.no_grad():
@@ -140,6 +144,34 @@ def test_apgd_t_equals_the_official_code_and_is_at_most_apgd_ce():
         _direct(model, x, y, 6 / 255, "Linf", version="custom", attacks=["apgd-t"]))
     assert ours.robust_acc <= robust_accuracy(model, (x, y), "apgd-ce", eps=6 / 255).robust_acc
     assert "APGD-T alone" in ours.convention
+
+
+@pytest.mark.parametrize("attack, name", [
+    ("fab-t", "FAB-T"),
+    pytest.param("square", "Square", marks=pytest.mark.slow)])  # 5000 queries a survivor: 6 s
+def test_fab_t_and_square_alone_equal_the_official_code(attack, name):
+    # A lone Square is the usual check for masked gradients (it reads only the outputs)
+    model = tiny_model(classes=3)  # FAB-T then aims at 2 targets, not 9: 5x quicker
+    x, y = tiny_data(model, n=6, wrong=1)
+    ours = robust_accuracy(model, (x, y), attack, eps=24 / 255, seed=4)
+    assert ours.robust_acc == pytest.approx(
+        _direct(model, x, y, 24 / 255, "Linf", version="custom", attacks=[attack], seed=4))
+    assert 0 < ours.robust_acc < ours.clean_acc
+    assert ours.convention.startswith(f"{name} alone (AutoAttack standard settings")
+
+
+def test_a_lone_square_runs_only_square_with_the_standard_queries(monkeypatch):
+    seen = {}
+
+    def run(adversary, x, y, batch_size):
+        seen.update(attacks=adversary.attacks_to_run, queries=adversary.square.n_queries)
+        return x, y
+
+    monkeypatch.setattr(pyautoattack.AutoAttack, "run_standard_evaluation", run)
+    model = tiny_model()
+    x, y = tiny_data(model, n=4)
+    assert robust_accuracy(model, (x, y), "square", eps=8 / 255).robust_acc == 1.0
+    assert seen == {"attacks": ["square"], "queries": 5000}
 
 
 def test_fewer_than_four_classes_leaves_out_apgd_t_and_says_so():

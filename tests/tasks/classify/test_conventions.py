@@ -11,7 +11,8 @@ import torch
 
 from robustrep.tasks.classify import train as train_module
 from robustrep.tasks.classify.eval_metrics import evaluate_model
-from robustrep.tasks.classify.eval_table import format_table
+from robustrep._names import ATTACKS
+from robustrep.tasks.classify.eval_table import attack_name, format_table
 from robustrep.tasks.classify.train import Trainer, train
 from robustrep.tasks.common import train_clock
 from robustrep.tasks.common.rundir import RunDir
@@ -143,6 +144,12 @@ def test_the_eval_table_names_attacks_in_one_style_and_has_4_decimals():
     assert re.fullmatch(r"s1=\d\.\d{4} s5=\d\.\d{4}", _rows(table)["contrast"])
     numbers = re.findall(r"(?<![\w/.-])\d+\.\d+(?![\w/])", "\n".join(rows))
     assert len(numbers) > 8 and all(len(n.split(".")[1]) == 4 for n in numbers), numbers
+
+
+def test_every_attack_is_named_as_its_paper_names_it():
+    assert [attack_name(a) for a in ATTACKS] == [
+        "AutoAttack", "APGD-CE", "APGD-T", "FAB-T", "Square", "PGD", "FGSM"]
+    assert attack_name("pgd10") == "PGD-10"
 
 
 def test_the_eval_table_says_what_its_figures_are():

@@ -308,7 +308,8 @@ def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys):
     (["--attacks", ""], "argument --attacks: must be a list of values, each one of autoattack"),
     # none beside attacks: refused, not read as the attacks alone (or as none)
     (["--attacks", "none,pgd"], "argument --attacks: must be a list of values, each one of "
-                                "autoattack, apgd-ce, apgd-t, pgd, fgsm (comma-separated), or "
+                                "autoattack, apgd-ce, apgd-t, fab-t, square, pgd, fgsm "
+                                "(comma-separated), or "
                                 "none; got 'none,pgd'"),
     (["--attacks", "fgsm,none"], "or none; got 'fgsm,none'"),
     (["--attacks", "none,none"], "or none; got 'none,none'"),
