@@ -61,7 +61,8 @@ SHARED_OPTIONS = "tests/tasks/common/test_shared_options.py"
 CONFIG_TESTS = "tests/tasks/common/test_config.py"
 METRIC_ENTRY = "tests/metrics/test_entry_checks.py"
 DATA_IMAGES = "tests/data/test_images.py"
-DATA_FOLDERS = ("tests/data/test_folders.py", "tests/data/test_folder_damage.py")
+DATA_FOLDERS = ("tests/data/test_folders.py", "tests/data/test_folder_splits.py",
+                "tests/data/test_folder_damage.py")
 DATA_ZIP = "tests/data/test_zipdata.py"
 DATA_ZIPPACK = "tests/data/test_zippack.py"
 DATA_PACK = "tests/tasks/data/test_pack.py"  # data pack: ZipImageFolder, zip_tree, pack_images
@@ -128,6 +129,8 @@ MODULES = {
     # files, layouts) and zips; each reader's own tests and the ones that read through it
     "data_images": Module("robustrep/data/images.py", (DATA_IMAGES, *DATA_FOLDERS, DATA_ZIP)),
     "data_folders": Module("robustrep/data/folders.py", (*DATA_FOLDERS, DATA_IMAGES, DATA_PACK)),
+    "data_folder_splits": Module("robustrep/data/folder_splits.py",
+                                 (*DATA_FOLDERS, "tests/tasks/classify/test_data.py", DATA_PACK)),
     "data_zipdata": Module("robustrep/data/zipdata.py",
                            (DATA_ZIP, DATA_ZIPPACK, DATA_IMAGES, DATA_PACK)),
     # writing a dataset zip, moved out of zipdata.py (data_zipdata's rows cover it)

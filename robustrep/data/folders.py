@@ -1,12 +1,8 @@
 """Image folders: torchvision's ``ImageFolder`` layout ``root/<class>/<image>``, or a flat folder
 of images (label 0), the form CelebA and LSUN exports usually take; nothing is downloaded.
 
-timm's split layout ``root/train/<class>/...`` beside an evaluation split is recognised by
-:func:`split_folders` under timm's names (``timm.data.dataset_factory``'s train and eval
-synonyms: ``training/``; ``val/``, ``valid/``, ``validation/``, timm's default ``--val-split``,
-``eval/``, ``evaluation/``; then ``test/``), and :func:`folder_split`:
-``create_dataset("imagefolder", root, train=...)`` reads the split; a training split beside
-other folders (classes, one of them named ``train``) and no evaluation split is refused.
+timm's split layout, ``root/train/<class>/...`` beside ``root/val/``, is
+:mod:`robustrep.data.folder_splits`'s: a folder read here is one split, or one set of images.
 Scans skip hidden files and folders (``._0.png`` from macOS, ``.ipynb_checkpoints``) and
 ``__MACOSX/`` (the resource forks a zip made by macOS's Finder holds, unzipped with it) in
 both layouts. A folder holding one folder and nothing else, whose images all lie in subfolders,
@@ -271,66 +267,6 @@ def _folder_layout(root: Entry) -> str:
                             f"directly in root (accepted extensions: {', '.join(IMG_EXTENSIONS)})")
 
 
-TRAIN_SPLITS = ("train", "training")
-# timm's eval synonyms in its order, then test: a validation/ split read as a class (or left
-# out while train/ was scored as the whole folder) gave numbers of the wrong images
-EVAL_SPLITS = ("val", "valid", "validation", "eval", "evaluation", "test")
-
-
-def split_folders(root: str | os.PathLike) -> tuple[Path, Path | None] | None:
-    """The training split of timm's layout under ``root`` and its evaluation split (None: none
-    beside it), each the first of :data:`TRAIN_SPLITS` / :data:`EVAL_SPLITS` that is a folder;
-    None when ``root`` has no training split. A training split is one only beside an evaluation
-    split or alone: beside other folders alone it is a ValueError (:func:`_refuse_beside`)."""
-    root = Path(root)
-    train = next((root / n for n in TRAIN_SPLITS if (root / n).is_dir()), None)
-    if train is None:
-        return None
-    evaluation = next((root / n for n in EVAL_SPLITS if (root / n).is_dir()), None)
-    if evaluation is None:
-        _refuse_beside(root, train)
-    return train, evaluation
-
-
-def _refuse_beside(root: Path, train: Path) -> None:
-    """A ValueError when ``train`` has folders beside it and no evaluation split: they look
-    like classes (``bus/``, ``car/`` and a class named ``train/``) or a split of another name
-    (``dev/``), and read as timm's layout only ``train/`` would be, the rest left out unsaid."""
-    others = sorted(p.name for p in root.iterdir() if _visible(p) and p.is_dir() and p != train)
-    if not others:
-        return
-    listed = ", ".join(f"{name}/" for name in others[:4])
-    more = f" and {len(others) - 4} more" if len(others) > 4 else ""
-    raise ValueError(f"{root} holds {train.name}/ beside {listed}{more}, none an evaluation "
-                     f"split ({', '.join(EVAL_SPLITS)}): read as timm's split layout, only "
-                     f"{train.name}/ would be read; if {train.name}/ is a class, rename that "
-                     f"folder; if these are splits, put them in {train.name}/ and val/")
-
-
-def folder_split(root: str | os.PathLike, train: bool | None) -> Path:
-    """The training (``train=True``) or evaluation split (``train=False``) when ``root`` has
-    timm's split layout (:func:`split_folders`), else ``root``. ``train=None`` always gives
-    ``root``. A folder with only a training split gives it for both."""
-    splits = split_folders(root) if train is not None else None
-    if splits is None:
-        return Path(root)
-    return splits[0] if train or splits[1] is None else splits[1]
-
-
-def split_classes(split: str | os.PathLike) -> list[str] | None:
-    """The class names of the training split when ``split`` is an evaluation split of timm's
-    layout (``root/val``, ``root/validation``, ``root/test``, ...: :func:`split_folders`), else
-    None: the evaluation split takes the training split's labels (its own sorted folders would
-    renumber the classes when one is missing)."""
-    split = Path(split)
-    if split.name not in EVAL_SPLITS:  # its parent's layout is not this folder's business
-        return None
-    splits = split_folders(split.parent)
-    if splits is None:
-        return None
-    return [p.name for p in _class_folders(_inside(splits[0]))] or None  # as image_folder reads
-
-
 def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
                  layout: str = "auto", verify: bool = False, skip_bad: bool = False,
                  classes: list[str] | None = None, checked: Checked | None = None) -> Dataset:
@@ -349,8 +285,9 @@ def image_folder(root: str | os.PathLike, size: int, channels: int = 3,
         skip_bad: with ``verify``, drop unreadable images instead (listed in ``.skipped``).
             The visible files not read because of their extension are listed in ``.unread``
             (a ``.gif`` or ``.jfif`` is not an image here: a program can say so).
-        classes: the class names in label order (:func:`split_classes` gives the training
-            split's); a class folder not among them is a ValueError. Needs class folders.
+        classes: the class names in label order
+            (:func:`~robustrep.data.folder_splits.split_classes` gives the training split's); a
+            class folder not among them is a ValueError. Needs class folders.
         checked: with ``verify``, called as ``checked(done, total)`` after each image is
             opened (a program's progress bar: the scan prints nothing).
     """

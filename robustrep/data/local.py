@@ -3,10 +3,11 @@
 Every loader reads local files only (torchvision's ``download`` is always off) and, when the files
 are missing, raises ``FileNotFoundError`` naming the path it expected and how to place the files.
 The loaders: :mod:`robustrep.data.cifar` (CIFAR-10/100), :mod:`robustrep.data.svhn`,
-:mod:`robustrep.data.folders` (image folders, timm's split layout), :mod:`robustrep.data.imagelist`
-(OpenOOD image lists), :mod:`robustrep.data.zipdata` (stylegan2-ada dataset zips),
-:mod:`robustrep.data.celeba` and :mod:`robustrep.data.lsun` (which register themselves), reading
-image files through :mod:`robustrep.data.images`.
+:mod:`robustrep.data.folders` (image folders; timm's split layout in
+:mod:`robustrep.data.folder_splits`), :mod:`robustrep.data.imagelist` (OpenOOD image lists),
+:mod:`robustrep.data.zipdata` (stylegan2-ada dataset zips), :mod:`robustrep.data.celeba` and
+:mod:`robustrep.data.lsun` (which register themselves), reading image files through
+:mod:`robustrep.data.images`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from torch.utils.data import Dataset
 from robustrep.data._common import image_shape, num_classes
 from robustrep.data.builtin import digits
 from robustrep.data.cifar import cifar
-from robustrep.data.folders import FlatImageFolder, folder_split, image_folder, split_classes
+from robustrep.data.folder_splits import folder_split, split_classes
+from robustrep.data.folders import FlatImageFolder, image_folder
 from robustrep.data.imagelist import ImageList, image_list
 from robustrep.data.images import IMG_EXTENSIONS, check_train, find_bad_images
 from robustrep.data.svhn import svhn

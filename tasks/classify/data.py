@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape, innermost
 from robustrep.data import labels as dataset_labels
-from robustrep.data.folders import split_folders
+from robustrep.data.folder_splits import Splits, split_folders
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
@@ -150,7 +150,8 @@ def _listing(folder: Path, most: int = 8) -> str:
 
 def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
     """The training and evaluation splits of timm's layout when an image folder has them
-    (``root/train`` and ``root/val``, ``root/validation``, ...: ``folders.split_folders``)."""
+    (``root/train`` and ``root/val``, ``root/validation``, ...: ``folder_splits.split_folders``);
+    the folders left out beside them are said in a note."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else None
     try:  # train/ beside folders of no evaluation name (classes, dev/) is refused there
         splits = split_folders(root) if root is not None else None
@@ -158,7 +159,21 @@ def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
         raise DataError(f"--data-root {err}") from None
     if splits is None:
         return None, None
-    return str(splits[0]), splits[1] and str(splits[1])
+    if splits.left_out:
+        print(_left_out_note(root, splits), file=sys.stderr)
+    return str(splits.train), splits.evaluation and str(splits.evaluation)
+
+
+def _left_out_note(root: Path, splits: Splits) -> str:
+    """The note naming the folders beside both splits (``extra/``, a ``test/`` beside
+    ``val/``): no split reads them, and they were left out without a word."""
+    names = splits.left_out
+    listed = ", ".join(f"{name}/" for name in names[:4])
+    more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+    them = "it is" if len(names) == 1 else "they are"
+    return (f"note: --data-root {root} holds {listed}{more} beside {splits.train.name}/ and "
+            f"{splits.evaluation.name}/, read as timm's training and evaluation splits: "
+            f"{them} left out")
 
 
 def _holdout(dataset: Dataset, fraction: float, seed: int,

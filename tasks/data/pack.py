@@ -10,7 +10,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from robustrep.data.folders import EVAL_SPLITS, TRAIN_SPLITS, ZipImageFolder
+from robustrep.data.folder_splits import EVAL_SPLITS, TRAIN_SPLITS
+from robustrep.data.folders import ZipImageFolder
 from robustrep.data.local import image_folder
 from robustrep.data.zipdata import LABELS_FILE
 from robustrep.data.zippack import pack_images
@@ -136,7 +137,7 @@ def _refuse_labels_file(src: Path, dataset: Any) -> None:
 
 def _refuse_splits(src: Path, dataset: Any) -> None:
     """Refuse timm's split layout, ``SRC/train/<class>/`` beside ``SRC/val/`` (or another
-    evaluation name, ``folders.EVAL_SPLITS``):
+    evaluation name, ``folder_splits.EVAL_SPLITS``):
     read as class folders it was packed as two classes, train and val, its real classes lost
     and its held-out images mixed in, where ``classify train --dataset imagefolder`` reads
     the same folder as its splits (``folder_split``)."""

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustrep.data import create_dataset, image_folder, num_classes
-from robustrep.data.local import split_classes
+from robustrep.data import image_folder, num_classes
+from robustrep.data.folder_splits import split_classes
 from robustrep.errors import UnreadableImageError
 
 from ..tasks.data.test_pack import pack, zip_folder
@@ -55,36 +55,6 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="layout"):
         image_folder(mixed, size=8)
     assert len(image_folder(mixed, size=8, layout="flat")) == 1
-
-
-def _split_layout(root, train=("cat", "dog", "fox"), val=("cat", "fox")):
-    for split, names in (("train", train), ("val", val)):
-        for name in names:
-            write_png(root / split / name / "0.png", (8, 8), (0, 0, 0))
-    return root
-
-
-def test_the_val_split_takes_the_training_splits_labels(tmp_path):
-    root = _split_layout(tmp_path)  # val lacks "dog": its own sorted folders would make fox 1
-    assert split_classes(root / "val") == ["cat", "dog", "fox"]
-    assert split_classes(root / "train") is None and split_classes(root) is None
-    val = create_dataset("imagefolder", root, train=False, size=8)
-    assert [label for _, label in val.samples] == [0, 2]
-    assert val.classes == ["cat", "dog", "fox"]
-    assert [label for _, label in create_dataset("imagefolder", root, size=8).samples] == [0, 1, 2]
-    alone = image_folder(root / "val", size=8)  # read without its training split: own order
-    assert [label for _, label in alone.samples] == [0, 1]
-
-
-def test_a_val_class_the_training_split_lacks_is_refused(tmp_path):
-    root = _split_layout(tmp_path, val=("cat", "wolf"))
-    with pytest.raises(ValueError, match=r"class folder .*wolf is not a class of the training"):
-        create_dataset("imagefolder", root, train=False, size=8)
-    flat = tmp_path / "flat"
-    _split_layout(flat, val=())
-    write_png(flat / "val" / "0.png", (8, 8), (0, 0, 0))
-    with pytest.raises(ValueError, match="holds images directly"):
-        create_dataset("imagefolder", flat, train=False, size=8)
 
 
 def test_a_folder_of_images_and_subfolders_says_what_to_move(tmp_path, capsys):
@@ -175,46 +145,6 @@ def test_the_image_check_reports_each_image_and_prints_nothing(tmp_path, capsys,
 # --- what the first mutation run of folders.py left open (docs/mutation.md) ------------------
 
 ACCEPTED = ".png, .jpg, .jpeg, .bmp, .ppm, .pgm, .tif, .tiff, .webp"
-
-
-def test_timms_test_split_and_a_lone_train_split(tmp_path):
-    from robustrep.data.folders import folder_split
-    for split in ("train", "test"):
-        write_png(tmp_path / "a" / split / "cat" / "0.png", (8, 8), (0, 0, 0))
-    write_png(tmp_path / "a" / "train" / "dog" / "0.png", (8, 8), (0, 0, 0))
-    assert folder_split(tmp_path / "a", False) == tmp_path / "a" / "test"
-    assert split_classes(tmp_path / "a" / "test") == ["cat", "dog"]
-    write_png(tmp_path / "b" / "train" / "cat" / "0.png", (8, 8), (0, 0, 0))
-    assert [folder_split(tmp_path / "b", t) for t in (True, False, None)] == [
-        tmp_path / "b" / "train", tmp_path / "b" / "train", tmp_path / "b"]
-    for split in ("training", "validation"):  # timm's other names (its default --val-split)
-        write_png(tmp_path / "c" / split / "cat" / "0.png", (8, 8), (0, 0, 0))
-    write_png(tmp_path / "c" / "training" / "dog" / "0.png", (8, 8), (0, 0, 0))
-    assert [folder_split(tmp_path / "c", t) for t in (True, False)] == [
-        tmp_path / "c" / "training", tmp_path / "c" / "validation"]
-    assert split_classes(tmp_path / "c" / "validation") == ["cat", "dog"]
-
-
-def test_a_class_folder_named_train_is_no_split(tmp_path):
-    # Was: v/{bus,car,train}/ read as timm's train/ split, its 5 images of 15, one class,
-    # silently (gan train; ood score called it a flat folder); a train/ beside val/ or alone is
-    # a split still, and a folder that is not v's own split is not refused for v's layout
-    from robustrep.data.folders import folder_split
-    for name in ("bus", "car", "train"):
-        write_png(tmp_path / "v" / name / "0.png", (8, 8), (0, 0, 0))
-    message = (f"{tmp_path / 'v'} holds train/ beside bus/, car/, none an evaluation split "
-               f"(val, valid, validation, eval, evaluation, test): read as timm's split layout, "
-               f"only train/ would be read; if train/ is a class, rename that folder; if these "
-               f"are splits, put them in train/ and val/")
-    for train in (True, False):
-        with pytest.raises(ValueError) as err:
-            create_dataset("imagefolder", tmp_path / "v", train=train, size=8)
-        assert str(err.value) == message
-    assert len(image_folder(tmp_path / "v", 8)) == 3  # the whole folder (data pack, gan fid)
-    assert folder_split(tmp_path / "v", None) == tmp_path / "v"
-    assert split_classes(tmp_path / "v" / "bus") is None
-    write_png(tmp_path / "v" / "val" / "bus" / "0.png", (8, 8), (0, 0, 0))
-    assert folder_split(tmp_path / "v", False) == tmp_path / "v" / "val"
 
 
 def test_given_classes_set_the_labels_and_the_sample_order(tmp_path):

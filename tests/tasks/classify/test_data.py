@@ -95,11 +95,25 @@ def test_timms_validation_split_is_the_evaluation_split(tmp_path):
     (tmp_path / "validation").rename(tmp_path / "dev")
     with pytest.raises(DataError) as err:  # not guessed: an evaluation split by another name
         build_datasets(cfg)
-    assert str(err.value) == (  # the library's line (folders.split_folders), its option named
+    assert str(err.value) == (  # the library's line (folder_splits.split_folders), its option named
         f"--data-root {tmp_path} holds training/ beside dev/, none an evaluation split (val, "
         f"valid, validation, eval, evaluation, test): read as timm's split layout, only "
         f"training/ would be read; if training/ is a class, rename that folder; if these are "
         f"splits, put them in training/ and val/")
+
+
+def test_folders_beside_train_and_val_are_said_to_be_left_out(tmp_path, capsys):
+    # Was: ROOT/extra/ and ROOT/test/ beside train/ and val/ left out without a word
+    _write_folder(tmp_path)
+    cfg = tiny_config(dataset="imagefolder", data_root=str(tmp_path), classes=None, batch_size=4)
+    build_datasets(cfg)
+    assert "note" not in capsys.readouterr().err
+    _write_folder(tmp_path, splits=("extra", "test"))
+    train_set, eval_set, _ = build_datasets(cfg)
+    assert len(train_set) == len(eval_set) == 8  # train/ and val/ alone, as before
+    assert capsys.readouterr().err == (
+        f"note: --data-root {tmp_path} holds extra/, test/ beside train/ and val/, read as "
+        f"timm's training and evaluation splits: they are left out\n")
 
 
 def test_image_folder_val_missing_a_class_keeps_the_training_labels(tmp_path):
