@@ -22,9 +22,10 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     # regularizers and the registry
-    "AdaptiveMix": "robustrep.adaptivemix",  # its function is robustrep.adaptivemix.adaptivemix:
-    # a name both here and in _SUBMODULES turns from the function into the module once the
+    # AdaptiveMix's function, robustrep.adaptivemix.adaptivemix, is not exported here: a name
+    # both here and in _SUBMODULES would turn from the function into the module once the
     # submodule is imported
+    "AdaptiveMix": "robustrep.adaptivemix",
     "SampleMix": "robustrep.mixing",
     "mixup": "robustrep.mixing",
     "cutmix": "robustrep.mixing",

@@ -52,6 +52,7 @@ which works for hinge and Wasserstein losses and equals the soft-label BCE for `
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -554,6 +555,8 @@ class SampleMix:
         prob: Probability of mixing, in [0, 1].
         switch_prob: Probability of switching from ``kinds[0]`` to another kind, in [0, 1].
         per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+            CutMix's and SRMix's box positions are drawn per sample either way (timm's batch
+            mode places one box for the whole batch), so the effective lam is per sample too.
         partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
         smoothing: SRMix edge ramp width as a fraction of the image side.
     """
@@ -606,13 +609,16 @@ class SampleMix:
     def combine(cls, members: list[SampleMix]) -> SampleMix:
         """One policy over several listed methods (timm's Mixup/CutMix switch): the kinds in
         the order given, the first member's draws (alpha, prob, switch_prob, per_sample,
-        partner) and SRMix's ``smoothing`` when it is listed."""
+        partner) and SRMix's ``smoothing`` when it is listed. A later member's draw set away
+        from its default and from the first's is refused: it would not act."""
         if not members:
             raise ValueError("combine needs at least one member")
         if not all(isinstance(m, SampleMix) for m in members):
             raise ValueError("only the sample-mixing methods (mixup, cutmix, srmix) combine in "
                              "one input-mixing place")
         first = members[0]
+        for member in members[1:]:
+            _check_unread_draws(first, member)
         smoothing = next((m.smoothing for m in members if "srmix" in m.kinds), first.smoothing)
         return SampleMix(tuple(k for m in members for k in m.kinds), smoothing=smoothing,
                          **{name: getattr(first, name) for name in cls.FIRST_MEMBERS_DRAWS})
@@ -673,6 +679,19 @@ class SampleMix:
             weight = torch.where(pick.view(-1, *([1] * (x.dim() - 1))), w_k, weight)
             lam_eff = torch.where(pick, lam_k, lam_eff)
         return weight, lam_eff
+
+
+def _check_unread_draws(first: SampleMix, member: SampleMix) -> None:
+    """Refuse a later member's draw option set away from its default and from the first
+    member's: the combined policy would draw with the first's and drop it without a word."""
+    defaults = inspect.signature(type(member)).parameters
+    for name in SampleMix.FIRST_MEMBERS_DRAWS:
+        value = getattr(member, name)
+        if value != getattr(first, name) and value != defaults[name].default:
+            raise ValueError(f"{'+'.join(member.kinds)}'s {name}={value!r} would not act: a "
+                             f"combined policy draws with its first member's settings "
+                             f"({'+'.join(first.kinds)}'s {name}={getattr(first, name)!r}); "
+                             f"set it there")
 
 
 # One registered class per mixing method, so each has its own name, paper and options; all three
@@ -795,7 +814,8 @@ class CutMix(_OneKind):
     Args:
         alpha: Beta concentration, > 0.
         prob: Probability of mixing, in [0, 1].
-        per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+        per_sample: Draw lam, kind and the mix decision per sample rather than per batch (the
+            box's position is drawn per sample either way).
         partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
         smoothing: SRMix edge ramp width, a fraction of the image side; CutMix's box is hard, so
             only the default is accepted.
@@ -822,7 +842,8 @@ class SRMix(_OneKind):
     Args:
         alpha: Beta concentration, > 0.
         prob: Probability of mixing, in [0, 1].
-        per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
+        per_sample: Draw lam, kind and the mix decision per sample rather than per batch (the
+            box's position is drawn per sample either way).
         partner: ``"permutation"`` (random) or ``"flip"`` (``i`` with ``B - 1 - i``).
         smoothing: SRMix edge ramp width as a fraction of the image side.
         switch_prob: Probability of switching from the first listed mixing method to another,

@@ -260,6 +260,8 @@ def _check_program(program: str) -> None:
 
 
 def regularizer_info(name: str) -> RegularizerInfo:
+    """The :class:`RegularizerInfo` of ``name`` (any case): module, class, paper, places per
+    program, options and summary, read from the source without importing it."""
     if not isinstance(name, str):  # "unknown regularizer 3" would hide that a name was due
         raise TypeError(f"regularizer name must be a str, got {type(name).__name__}")
     _ensure_loaded()

@@ -821,6 +821,19 @@ def test_mix_inputs_and_combine():
         SampleMix.combine([Mixup(), object()])
 
 
+def test_combine_refuses_a_later_members_draw_it_would_drop():
+    # Was: CutMix's prob=0.5 dropped without a word (timm users set one alpha per method)
+    with pytest.raises(ValueError, match=r"^cutmix's prob=0.5 would not act: a combined policy "
+                                         r"draws with its first member's settings \(mixup's "
+                                         r"prob=1.0\); set it there$"):
+        SampleMix.combine([Mixup(alpha=0.8), CutMix(alpha=0.8, prob=0.5)])
+    with pytest.raises(ValueError, match=r"^srmix's partner='flip' would not act"):
+        SampleMix.combine([Mixup(), CutMix(), SRMix(partner="flip")])
+    # a later member at its defaults, or at the first's values, is no loss
+    assert SampleMix.combine([Mixup(alpha=0.8), CutMix()]).alpha == 0.8
+    assert SampleMix.combine([Mixup(alpha=0.8, prob=0.5), CutMix(alpha=0.8, prob=0.5)]).prob == 0.5
+
+
 class _Loss:
     """A DLoss whose mixed loss is recognisable: sum of logits times lam."""
 
