@@ -13,12 +13,14 @@ program's import error cannot break another's commands.
 
 Every command runs inside one error boundary (:func:`robustrep.tasks.common.cli.run_command`): a
 user error is one line ``robustrep <program> <command>: error: ...`` and exit code 2; ``--debug``
-(anywhere on the command line) shows the traceback instead.
+(anywhere on the command line) shows the traceback instead. Its output never fails on a file
+name that is not UTF-8 (:func:`_readable_output`).
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import inspect
 import os
@@ -72,7 +74,40 @@ def build_parser(program: str | None = None, command: str | None = None
     return parser
 
 
+def _name_bytes(err: UnicodeError) -> tuple[str, int]:
+    """An error handler for the output streams: a file name's bytes that are not UTF-8, which
+    Python holds as surrogate escapes (b"caf\\xe9.png" as "caf\\udce9.png"), written as the
+    byte they stand for ("caf\\xe9.png"); any other character the stream cannot encode as
+    ``backslashreplace`` writes it."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    text = err.object[err.start:err.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else c.encode("ascii", "backslashreplace").decode("ascii")
+                   for c in text), err.end
+
+
+NAME_BYTES = "robustrep.name_bytes"
+codecs.register_error(NAME_BYTES, _name_bytes)
+
+
+def _readable_output() -> None:
+    """stdout and stderr write a name's undecodable bytes as ``\\xe9``: the names in messages
+    are formatted where each message is made (hundreds of places, no one function), so the
+    streams are where they all pass. stderr wrote "caf\\udce9.png"; a stdout that was strict
+    (``PYTHONIOENCODING=ascii`` or ``=utf-8``) raised UnicodeEncodeError, a traceback after the
+    work was done. A stdout writing such bytes as they are
+    (``surrogateescape``, Python's choice in a UTF-8 locale) is left so: the name's own bytes."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) in ("strict", "backslashreplace"):
+            try:
+                stream.reconfigure(errors=NAME_BYTES)
+            except (AttributeError, ValueError, OSError):  # not a text stream of io's
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _readable_output()
     try:
         return _main(argv)
     except BrokenPipeError:  # the reader left (`robustrep ... --help | head`): stop quietly

@@ -19,6 +19,12 @@ value range cannot be known (32-bit float, mode ``F``, which may hold [0, 1] or 
 integer, mode ``I`` from a TIFF, which may hold 0..255 or 0..65535) are refused with a ValueError
 naming the file (and found by :func:`find_bad_images`), never scaled by a guess.
 
+Size: an image of more pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``,
+89,478,485 unless changed) is refused in one line naming the file, its pixels and the limit
+(:func:`check_depth`, :func:`image_problem`, :func:`decode_error`). PIL itself raises only over
+twice the limit and merely warns between the two, in text naming no file; a reader here refuses
+the whole band alike, and its own opens keep PIL's warning off the output (:func:`open_image`).
+
 Transparency: an image whose alpha (an RGBA/LA/PA band, or a palette or colour key marked
 transparent) is below 255 anywhere is refused the same way. Dropping the alpha, as
 ``convert("RGB")`` does, would show whatever colour the file keeps under its transparent pixels
@@ -29,6 +35,8 @@ band that is opaque everywhere are read as their colours.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -113,6 +121,37 @@ def _frames_problem(image: Any) -> str | None:
             f"would be read; save the frame you want as an image of its own")
 
 
+def _bomb(pixels: int | None) -> str:
+    """What to say of an image over PIL's decompression-bomb limit: its pixels (when known) and
+    the limit, read now (a program may have changed it)."""
+    from PIL import Image
+
+    count = "" if pixels is None else f"{pixels:,} pixels, "
+    return (f"{count}over PIL's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
+            f"(PIL.Image.MAX_IMAGE_PIXELS)")
+
+
+def _pixels_problem(image: Any) -> str | None:
+    """Why ``image`` is too large to read (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``, of
+    which PIL refuses only twice as many), or None; from its header, before any decoding."""
+    from PIL import Image
+
+    pixels = max(1, image.size[0]) * max(1, image.size[1])  # as PIL counts them
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None or pixels <= limit else _bomb(pixels)
+
+
+def open_image(source: str | os.PathLike | BinaryIO) -> Any:
+    """``PIL.Image.open(source)`` without PIL's DecompressionBombWarning (a warning naming no
+    file, printed for an image between the limit and twice it): the readers here refuse such an
+    image in their own line (:func:`_pixels_problem`). Over twice the limit, PIL raises."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
 def _depth_problem(image: Any) -> str | None:
     """Why ``image``'s values cannot be read as 8 bits without guessing their range or
     truncating them, or None."""
@@ -171,9 +210,13 @@ def _transparency_problem(image: Any) -> str | None:
 
 
 def check_depth(image: Any, name: str | os.PathLike = "image") -> None:
-    """Raise ValueError naming ``name`` (the file) when ``image`` holds 32-bit float or integer
-    values whose range is unknown. Call it on ``image`` unloaded (as ``Image.open`` returns
-    it): loading drops the layout that tells some 16-bit files from 32-bit ones."""
+    """Raise ValueError naming ``name`` (the file) when ``image`` is over PIL's decompression-
+    bomb limit (:func:`_pixels_problem`) or holds 32-bit float or integer values whose range is
+    unknown. Call it on ``image`` unloaded (as ``Image.open`` returns it): loading drops the
+    layout that tells some 16-bit files from 32-bit ones."""
+    pixels = _pixels_problem(image)
+    if pixels is not None:  # in the words of PIL's own refusal, over twice the limit
+        raise UnreadableImageError(f"cannot read {name}: {pixels}; remove or replace it")
     problem = _depth_problem(image)
     if problem is not None:
         raise UnreadableImageError(f"cannot read {name}: {problem}")
@@ -205,11 +248,9 @@ def load_image(path: str | Path, channels: int) -> Any:
     """``path`` decoded by :func:`convert_image`; a file that fails to decode is an
     :class:`UnreadableImageError` naming it. The up-front scan checks a PNG's chunks and their
     checksums, not its compressed pixels, so a damaged stream shows only here."""
-    from PIL import Image
-
     with open(path, "rb") as f:
         try:
-            image = Image.open(f)
+            image = open_image(f)
             check_depth(image, path)
             return convert_image(image, channels, path)
         except UnreadableImageError:
@@ -222,13 +263,12 @@ def load_image(path: str | Path, channels: int) -> Any:
 def image_problem(source: Path | BinaryIO) -> str | None:
     """Why ``source`` (a file, or a binary file object such as a zip member's bytes) cannot be
     read as an image, or None when it can."""
-    from PIL import Image
-
     if isinstance(source, Path) and source.is_symlink() and not source.exists():
         return f"a broken symbolic link (to {os.readlink(source)})"
     try:
-        with Image.open(source) as image:
-            depth = _depth_problem(image)  # before loading, which drops the file's layout
+        with open_image(source) as image:
+            # before loading, which drops the file's layout
+            depth = _pixels_problem(image) or _depth_problem(image)
             if depth is not None:
                 return depth
             frames = _frames_problem(image)
@@ -245,7 +285,7 @@ def image_problem(source: Path | BinaryIO) -> str | None:
         if transparent:  # verify() leaves a PNG unusable: opened again to read its alpha
             if hasattr(source, "seek"):
                 source.seek(0)
-            with Image.open(source) as image:
+            with open_image(source) as image:
                 return _transparency_problem(image)
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
         return decode_error(err)
@@ -254,10 +294,14 @@ def image_problem(source: Path | BinaryIO) -> str | None:
 
 def decode_error(err: Exception) -> str:
     """Why PIL could not read an image, in one short line."""
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if isinstance(err, UnidentifiedImageError):  # its text names the file, or a BytesIO's repr
         return "UnidentifiedImageError: empty, or no image format PIL reads"
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        # PIL's text: "Image size (N pixels) exceeds limit of 2 x MAX pixels, could be ..."
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        return _bomb(int(found[1]) if found else None)
     return f"{type(err).__name__}: {str(err).strip() or 'unreadable'}"[:160]
 
 

@@ -8,7 +8,8 @@ append can leave a last line without its end, which :func:`read_jsonl` drops (an
 
 A write into a guarded folder (``folder_guard.guard_folder``) removed or moved meanwhile stops
 the command with one line (``errors.FolderGone``) instead of making the folder again holding only
-the later files. A killed writer's temporary file (``.NAME.XXXXXXXX.tmp``) is removed by the
+the later files. A failed write removes its temporary file, from its folder moved meanwhile too;
+a killed writer's temporary file (``.NAME.XXXXXXXX.tmp``) is removed by the
 next command writing NAME once no process holds it (:func:`remove_abandoned_tmp`). A path the
 system refuses as too long is worded by :func:`too_long`.
 
@@ -198,10 +199,13 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any],
     FolderGone. ``replace=False``: a new file only (FileExistsError when ``path`` appeared
     meanwhile, a user's file never replaced), where the file system can hard-link."""
     path = Path(path)
+    folder = None
     try:
         make_folder(path.parent)
+        folder = _hold_folder(path.parent)  # before the temporary file is made in it
         fd, tmp = temp_beside(path)
     except OSError as err:
+        _close(folder)
         gone = folder_gone(path)  # removed between the check and the folder's making
         if gone is not None:
             raise gone from None
@@ -214,7 +218,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any],
             os.fsync(handle.fileno())
         _move_into_place(tmp, path, replace)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        _remove_temp(tmp, folder)
         stop = _interrupt(exc)
         if stop is not None and stop is not exc:  # the stop line, not a writer's traceback
             raise stop from None
@@ -231,7 +235,36 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any],
                 "the previous file is unchanged" if path.exists() else "nothing was written")
         raise WriteFailed(f"cannot write {path}: {err.strerror or err}; {advice} "
                           f"({kept})") from None
+    finally:
+        _close(folder)
     return path
+
+
+def _hold_folder(folder: Path) -> int | None:
+    """``folder`` held open (an ``O_PATH`` descriptor where Linux has one: no read permission
+    needed), for :func:`_remove_temp`; None where it cannot be opened."""
+    try:
+        return os.open(folder, os.O_DIRECTORY | getattr(os, "O_PATH", os.O_RDONLY))
+    except OSError:
+        return None
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _remove_temp(tmp: str, folder: int | None) -> None:
+    """Remove a failed write's temporary file from the folder it was made in, through that
+    folder held open: moved (renamed) meanwhile, its old path ``tmp`` names nothing, and the
+    file was left in the moved folder. A removal that fails does not hide the write's error."""
+    try:
+        if folder is None:
+            os.unlink(tmp)
+        else:
+            os.unlink(os.path.basename(tmp), dir_fd=folder)
+    except OSError:
+        pass
 
 
 def _move_into_place(tmp: str, path: Path, replace: bool) -> None:

@@ -73,7 +73,7 @@ class StopRequest:
             yield self
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                restore_signal(sig, handler)
 
 
 @contextmanager
@@ -140,8 +140,15 @@ def sigterm_raises(finished: Callable[[], Path | None] = lambda: None) -> Iterat
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield late
-    finally:  # None: a handler set outside Python, which cannot be put back
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    finally:
+        restore_signal(signal.SIGTERM, previous)
+
+
+def restore_signal(signum: int, previous: Any) -> None:
+    """Put back the handler ``signal.signal`` returned for ``signum``: None, for a handler set
+    outside Python (which cannot be put back), is the default one (``signal.signal(sig, None)``
+    raised TypeError, in place of the block's own error or stop)."""
+    signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
 
 def finished_run(opened: int, marks: int) -> Path | None:

@@ -43,7 +43,8 @@ is ``gan eval``'s code.
 covariance ``[D, D]``, as pytorch-fid's ``np.cov``) plus ``fid_features``, ``fid_convention`` and
 ``num``, which pytorch-fid ignores; ``np.load(FILE)['mu']`` reads it. An existing FILE is
 replaced only with ``--force`` (as ``gan sample``'s files; written whole, then renamed into
-place), and never when it is A or B.
+place), and never when it is A or B. A FILE that cannot be written (another process's file made
+there meanwhile, a full disk) is one line and exit 2 after the scores are printed, as otherwise.
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ import torch
 from torch import nn
 
 from robustrep.metrics import frechet_distance
-from robustrep.tasks.common.errors import DataError, UserError
+from robustrep.tasks.common.errors import DataError, UserError, WriteFailed
 from robustrep.tasks.common.output_paths import check_output_file
 from robustrep.tasks.common.runfiles import write_atomic
-from robustrep.tasks.gan.evaluate import cached_features, score_features, stream_features
+from robustrep.tasks.gan.evaluate import (cached_features, format_table, score_features,
+                                          stream_features)
 from robustrep.tasks.gan.feature_nets import RunImages, build_extractor, fid_features_choice
 from robustrep.tasks.gan.fid_sources import (BATCH, REFERENCES, Source, is_run, npz_source,
                                               open_source)
@@ -322,8 +324,20 @@ def compare(args) -> dict[str, Any]:
         if f is not None:
             record[f"num_{'ab'[i]}"] = f["stats"].num
     if args.save_stats is not None:
-        record["save_stats"] = str(save_stats(args.save_stats, feats[0], info, args.force))
+        record["save_stats"] = _saved(args, feats[0], info, record)
     return record
+
+
+def _saved(args, feats: dict, info: dict, record: dict[str, Any]) -> str:
+    """``--save-stats`` written; where it cannot be (a file another process wrote there
+    meanwhile, a full disk), the record computed is printed first, as it is when the file is
+    written, and then the line saying why (the process that lost the race to a new file had
+    computed the scores, and printed none of them)."""
+    try:
+        return str(save_stats(args.save_stats, feats, info, args.force))
+    except WriteFailed:
+        print(format_table(record), flush=True)  # before the error line on stderr
+        raise
 
 
 def _note_unnamed_statistics(args, sources: list[Source], info: dict) -> None:

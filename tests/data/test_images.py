@@ -307,11 +307,12 @@ def test_a_16_bit_colour_tiff_is_refused_not_truncated(tmp_path):
 
 class _Header:
     """An image as ``Image.open`` leaves it, reduced to what the depth check reads (mode,
-    format, tiles): older Pillow opens 16-bit grey PNG as mode "I", Pillow 13 never gives mode
-    "I" a 16-bit layout, so the rule for them is checked on this stand-in."""
+    format, tiles; and size, for the pixel limit): older Pillow opens 16-bit grey PNG as mode
+    "I", Pillow 13 never gives mode "I" a 16-bit layout, so the rule for them is checked on
+    this stand-in."""
 
     def __init__(self, mode, format, rawmode=None):
-        self.mode, self.format = mode, format
+        self.mode, self.format, self.size = mode, format, (4, 4)
         self.tile = [] if rawmode is None else [("raw", (0, 0, 4, 4), 0, rawmode)]
 
 
@@ -507,3 +508,29 @@ def test_sources_and_splits_are_checked_with_what_is_accepted():
     with pytest.raises(TypeError) as err:
         check_train(1)
     assert str(err.value) == "train must be True (train split) or False (test split), got 1"
+
+
+@pytest.mark.parametrize("limit", [700, 1000])  # 1,600 pixels: over twice 700, under 2 x 1000
+def test_an_image_over_pils_pixel_limit_is_one_line_naming_its_pixels_and_the_limit(
+        tmp_path, monkeypatch, limit):
+    """Over PIL's decompression-bomb limit: PIL raises over twice it (its own text was passed
+    on, naming no file) and only warns below (the image read, the warning naming no file).
+    Both are refused alike in one line naming the file, its pixels and the limit."""
+    import re
+    import warnings
+
+    path = tmp_path / "big.png"
+    write_png(path, (40, 40), (200, 0, 0))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    said = (f"1,600 pixels, over PIL's decompression-bomb limit of {limit:,} pixels "
+            f"(PIL.Image.MAX_IMAGE_PIXELS)")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        assert find_bad_images([path]) == [(path, said)]
+        ds = image_folder(tmp_path, 8)  # unverified: met when a batch reads it
+        with pytest.raises(ValueError, match=f"^cannot read {re.escape(str(path))}: "
+                                             f"{re.escape(said)}; remove or replace it$"):
+            ds[0]
+    assert [w.message for w in warned] == []
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1600)  # at the limit: read
+    assert find_bad_images([path]) == [] and ds[0][0].shape == (3, 8, 8)

@@ -165,3 +165,31 @@ def test_a_stop_is_said_once_under_torchrun_by_process_0(rank, said, monkeypatch
     line = ("robustrep gan train: interrupted (Ctrl-C); it stopped before making its run "
             "folder; nothing was written\n")
     assert capsys.readouterr().err == (line if said else "")
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "utf-8"])
+def test_a_name_that_is_not_utf8_is_written_as_its_bytes_and_never_raises(encoding,
+                                                                          monkeypatch):
+    """b"caf\\xe9.png" on Linux is "caf\\udce9.png" in Python: the error line said
+    "caf\\udce9.png", and a table on a strict stdout (PYTHONIOENCODING=ascii or =utf-8, which
+    make these streams) was a UnicodeEncodeError traceback after the work was done."""
+    import io
+    import os
+
+    from robustrep.tasks.gan import cli as gan_cli
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors=errors)
+                for errors in ("strict", "backslashreplace"))
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    name = os.fsdecode(b"caf\xe9.png")
+
+    def fid(args):
+        print(f"a  image folder {name} (\u00e9t\u00e9)")
+        raise DataError(f"cannot read {name}")
+    monkeypatch.setattr(gan_cli, "cmd_fid", fid)
+    assert main(["gan", "fid", "A", "B"]) == 2
+    out.flush(), err.flush()
+    summer = "\\xe9t\\xe9" if encoding == "ascii" else "\u00e9t\u00e9"
+    assert out.buffer.getvalue().decode(encoding) == f"a  image folder caf\\xe9.png ({summer})\n"
+    assert err.buffer.getvalue().decode(encoding) == (
+        "robustrep gan fid: error: cannot read caf\\xe9.png\n")

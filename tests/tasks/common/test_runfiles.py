@@ -185,3 +185,23 @@ def test_a_stop_inside_a_writer_that_wraps_it_is_the_stop(tmp_path, stop):
     assert raised.value is stop
     assert target.read_bytes() == b"step 6"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
+
+
+@pytest.mark.parametrize("fails", ["write", "rename", "link"])
+def test_a_write_whose_folder_is_moved_leaves_no_temp_file_in_the_moved_folder(
+        tmp_path, monkeypatch, fails):
+    """The folder renamed while a file was written (the writer failing, or the rename into
+    place: os.replace for a replaced file, os.link for a new one): the failed write's temporary
+    file was removed by its old path, which named nothing, and stayed in the moved folder."""
+    out, moved = tmp_path / "out", tmp_path / "moved"
+    out.mkdir()
+
+    def move(*args):
+        os.rename(out, moved)
+        raise FileNotFoundError(2, "No such file or directory")
+    if fails != "write":
+        monkeypatch.setattr(runfiles.os, "replace" if fails == "rename" else "link", move)
+    with pytest.raises(runfiles.WriteFailed, match="was removed or moved while it was written"):
+        runfiles.write_atomic(out / "a.png", (lambda h: move()) if fails == "write" else
+                              (lambda h: h.write(b"x")), replace=fails != "link")
+    assert list(tmp_path.rglob("*")) == [moved]

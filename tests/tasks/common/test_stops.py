@@ -62,3 +62,27 @@ def test_a_file_that_cannot_be_written_says_the_set_is_out_of_step():
     assert str(info.value).endswith("(nothing was written); the results in out may be out of "
                                     "step with each other until the same command writes them "
                                     "all again")
+
+
+@pytest.mark.parametrize("block", ["held_stops", "sigterm_raises"])
+def test_a_handler_set_outside_python_is_put_back_as_the_default(block, monkeypatch):
+    """signal.signal returns None for a handler set outside Python (a C extension's, an
+    embedding program's): held_stops put None back, whose TypeError ended the block in place
+    of its own result. Both blocks put back the default then (restore_signal)."""
+    from robustrep.tasks.common.stops import sigterm_raises
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    real, set_ = signal.signal, []
+
+    def outside(sig, handler):  # every handler before ours was set outside Python
+        set_.append((sig, handler))
+        real(sig, handler)
+    monkeypatch.setattr(signal, "signal", outside)
+    try:
+        with held_stops("the results") if block == "held_stops" else sigterm_raises():
+            pass
+    finally:
+        for sig, handler in kept.items():
+            real(sig, handler)
+    ours, back = set_[:len(set_) // 2], set_[len(set_) // 2:]
+    assert [sig for sig, _ in back] == [sig for sig, _ in ours]
+    assert all(handler is signal.SIG_DFL for _, handler in back)

@@ -463,3 +463,32 @@ def test_save_stats_keeps_a_file_written_there_while_it_worked(images, tmp_path,
             f"worked") in capsys.readouterr().err
     assert stats.read_bytes() == b"another process's"
     assert main([*argv, "--force"]) == 0 and "mu" in np.load(stats)
+
+
+def test_save_stats_lost_to_another_process_still_prints_the_scores(images, tmp_path,
+                                                                    monkeypatch, capsys):
+    """Two processes writing one new --save-stats file: the one whose file is refused (EEXIST)
+    had computed the scores and printed none; it prints them as the other does (less the file
+    it did not write), then its one line, exit 2."""
+    from robustrep.tasks.common import runfiles
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    np.save(tmp_path / "b.npy", images[1].numpy())
+    stats = tmp_path / "s.npz"
+    argv = ["gan", "fid", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--save-stats",
+            str(stats), "--fid-features", "digits", "--quiet"]
+    assert main(argv) == 0
+    winner = capsys.readouterr().out
+    stats.unlink()
+
+    def taken(src, dst):  # the other process's file made there first
+        raise FileExistsError(17, "File exists", str(dst))
+    monkeypatch.setattr(runfiles.os, "link", taken)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "".join(line for line in winner.splitlines(keepends=True)
+                          if not line.startswith("save_stats"))
+    assert "fid  " in out and err == (
+        f"robustrep gan fid: error: cannot write {stats}: File exists; another process wrote it "
+        f"while this one worked; remove it or choose another path (the other process's file "
+        f"is kept)\n")
+    assert not list(tmp_path.glob(".s.npz.*"))

@@ -20,3 +20,31 @@ def test_outdir_file_names_are_made_as_they_are_written(tmp_path):
     assert seeds.taken() == []
     with pytest.raises(IndexError):
         files[10**8]
+
+
+def test_outdir_moved_while_an_image_is_written_keeps_no_temp_file(tmp_path, monkeypatch):
+    """--outdir renamed while a PNG was being saved: gan sample stops with its line, and the
+    PNG's temporary file is not left behind in the moved folder."""
+    import os
+
+    import torch
+    from PIL import Image
+
+    from robustrep.tasks.common.errors import FolderGone
+    from robustrep.tasks.common.folder_guard import forget_folder
+    from robustrep.tasks.gan.image_files import write_images
+    out, moved = tmp_path / "images", tmp_path / "moved"
+    files = ImageFiles(out, [0, 1], 2)
+    save = Image.Image.save
+
+    def save_then_move(self, handle, **kwargs):
+        save(self, handle, **kwargs)
+        os.rename(out, moved)
+    monkeypatch.setattr(Image.Image, "save", save_then_move)
+    files.make()
+    try:
+        with pytest.raises(FolderGone, match="--outdir .* was removed or moved while gan sample"):
+            write_images(torch.zeros(2, 3, 4, 4), files)
+    finally:
+        forget_folder(out)
+    assert list(tmp_path.rglob("*")) == [moved]
