@@ -25,6 +25,7 @@ from typing import Any
 
 from robustrep.tasks.common.errors import Interrupted
 from robustrep.tasks.common.plugins import plugin_args, plugin_env
+from robustrep.tasks.common.stops import restore_signal
 
 _LIVE: set[subprocess.Popen] = set()  # the runs started and not yet ended
 _STOP: list[int] = []  # the signal that asked this program to stop, once one did
@@ -53,7 +54,7 @@ def forwarding_signals() -> Iterator[None]:
         yield
     finally:
         for s, handler in old.items():
-            signal.signal(s, handler)
+            restore_signal(s, handler)
 
 
 def _signal(proc: subprocess.Popen, signum: int) -> None:

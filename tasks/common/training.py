@@ -33,7 +33,7 @@ from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir, foreign_options
 from robustrep.tasks.common.run_records import mark_finished, note_finished
 from robustrep.tasks.common.runopen import path_option
-from robustrep.tasks.common.stops import StopRequest
+from robustrep.tasks.common.stops import StopRequest, restore_signal
 
 Reduce = Callable[[Tensor], Tensor]  # an all-reduce sum over the processes
 
@@ -241,7 +241,7 @@ class TrainerBase:
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            restore_signal(signal.SIGTERM, previous)
 
     def finished(self, **summary: Any) -> None:
         """Write the run's completion marker, last (``run_records.FINISHED``). Process 0 writes it;
