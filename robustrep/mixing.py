@@ -12,7 +12,8 @@ Papers:
     Lee et al., CVPR Workshops 2020 (the closest published analogue of SRMix).
 
 Code reference: ``timm/data/mixup.py`` (``mixup_target``, ``Mixup``) for the soft-target
-semantics and the ``switch_prob`` policy. This is an independent implementation.
+semantics and the ``switch_prob`` policy with one alpha per kind (``mixup_alpha``,
+``cutmix_alpha``). This is an independent implementation.
 
 Every mix is ``x_mix = w * x_a + (1 - w) * x_b`` with a weight map ``w`` in [0, 1]: a constant
 ``lam`` for mixup, a hard box mask for CutMix and a soft box mask for SRMix. ``w = 1`` keeps
@@ -131,6 +132,22 @@ def _check_kinds(kinds) -> tuple[str, ...]:
     for kind in kinds:
         check_choice("kinds", kind, KINDS)
     return tuple(kinds)
+
+
+def _check_alpha(alpha, kinds: tuple[str, ...]) -> float | tuple[float, ...]:
+    """One concentration for every kind, or a tuple (a list is taken) with one per kind."""
+    if not isinstance(alpha, (tuple, list)):
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise TypeError(f"alpha must be a number > 0 or a tuple of one per kind "
+                            f"{kinds}, got {type(alpha).__name__}")
+        check_positive("alpha", alpha)
+        return alpha
+    if len(alpha) != len(kinds):
+        raise ValueError(f"alpha must hold one number > 0 per kind ({len(kinds)}: "
+                         f"{', '.join(kinds)}), got {len(alpha)}: {tuple(alpha)!r}")
+    for i, value in enumerate(alpha):
+        check_positive(f"alpha[{i}] ({kinds[i]}'s)", value)
+    return tuple(alpha)
 
 
 def _check_pair(x_a: Tensor, x_b: Tensor, lam=None) -> None:
@@ -543,15 +560,18 @@ def mixed_gan_loss(logits: Tensor, lam: float | Tensor, kind: str = "ns") -> Ten
 class SampleMix:
     """Sampling policy over Mixup, CutMix and SRMix.
 
-    Per call it draws ``lam ~ Beta(alpha, alpha)``, whether to mix (probability ``prob``; an
-    unmixed sample has ``lam = 1`` and is returned unchanged) and which kind: ``kinds[0]``, or
-    with probability ``switch_prob`` one of the other kinds, uniformly (timm's ``switch_prob``
-    for two kinds). Every candidate weight map is built and the choice applied with
-    ``torch.where``, so a call never synchronises host and device.
+    Per call it draws the kind: ``kinds[0]``, or with probability ``switch_prob`` one of the
+    other kinds, uniformly (timm's ``switch_prob`` for two kinds); ``lam ~ Beta(a, a)`` with
+    ``a`` that kind's alpha (timm's ``mixup_alpha`` and ``cutmix_alpha``); and whether to mix
+    (probability ``prob``; an unmixed sample has ``lam = 1`` and is returned unchanged). Every
+    candidate is built, one lam per distinct alpha and one weight map per kind, and the choice
+    applied with ``torch.where``, so a call never synchronises host and device. With one alpha
+    for all kinds a single lam is drawn, as ever.
 
     Args:
         kinds: Subset of ``("mixup", "cutmix", "srmix")``; a single name is accepted.
-        alpha: Beta concentration, > 0.
+        alpha: Beta concentration, > 0, of every kind; or a tuple with one per kind, in the
+            order of ``kinds``.
         prob: Probability of mixing, in [0, 1].
         switch_prob: Probability of switching from ``kinds[0]`` to another kind, in [0, 1].
         per_sample: Draw lam, kind and the mix decision per sample rather than per batch.
@@ -565,7 +585,7 @@ class SampleMix:
                  prob: float = 1.0, switch_prob: float = 0.5, per_sample: bool = False,
                  partner: str = "permutation", smoothing: float = DEFAULT_SMOOTHING):
         kinds = _check_kinds(kinds)
-        check_positive("alpha", alpha)
+        alpha = _check_alpha(alpha, kinds)
         check_lam(prob, name="prob")
         check_lam(switch_prob, name="switch_prob")
         check_bool("per_sample", per_sample)
@@ -594,8 +614,8 @@ class SampleMix:
         if x_b is None:
             index = self._partners(x.shape[0], generator, x.device)
             x_b = x[index]
-        lam = self._draw_lam(x.shape[0], x.device, generator)
-        weight, lam_eff = self._weights(x, lam, generator)
+        lams = self._draw_lams(x.shape[0], x.device, generator)
+        weight, lam_eff = self._weights(x, lams, generator)
         return MixResult(torch.lerp(x_b, x, weight), lam_eff, index)
 
     def mix_inputs(self, x: Tensor, generator: torch.Generator | None = None) -> MixResult:
@@ -603,14 +623,16 @@ class SampleMix:
         return self(x, generator=generator)
 
     #: what a combined policy (:meth:`combine`) takes from its first member
-    FIRST_MEMBERS_DRAWS = ("alpha", "prob", "switch_prob", "per_sample", "partner")
+    FIRST_MEMBERS_DRAWS = ("prob", "switch_prob", "per_sample", "partner")
 
     @classmethod
     def combine(cls, members: list[SampleMix]) -> SampleMix:
         """One policy over several listed methods (timm's Mixup/CutMix switch): the kinds in
-        the order given, the first member's draws (alpha, prob, switch_prob, per_sample,
-        partner) and SRMix's ``smoothing`` when it is listed. A later member's draw set away
-        from its default and from the first's is refused: it would not act."""
+        the order given, each with its member's alpha (one float when all are equal, else a
+        tuple, as timm's ``mixup_alpha`` and ``cutmix_alpha``), the first member's other draws
+        (prob, switch_prob, per_sample, partner) and SRMix's ``smoothing`` when it is listed.
+        A later member's draw set away from its default and from the first's is refused: it
+        would not act."""
         if not members:
             raise ValueError("combine needs at least one member")
         if not all(isinstance(m, SampleMix) for m in members):
@@ -620,8 +642,16 @@ class SampleMix:
         for member in members[1:]:
             _check_unread_draws(first, member)
         smoothing = next((m.smoothing for m in members if "srmix" in m.kinds), first.smoothing)
+        alphas = tuple(a for m in members for a in m._alphas())
         return SampleMix(tuple(k for m in members for k in m.kinds), smoothing=smoothing,
+                         alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
                          **{name: getattr(first, name) for name in cls.FIRST_MEMBERS_DRAWS})
+
+    def _alphas(self) -> tuple[float, ...]:
+        """The alpha of each kind, in the order of ``kinds``."""
+        if isinstance(self.alpha, tuple):
+            return self.alpha
+        return (self.alpha,) * len(self.kinds)
 
     def _check_input(self, x: Tensor, x_b: Tensor | None, generator) -> None:
         needs_image = any(kind != "mixup" for kind in self.kinds)
@@ -641,12 +671,17 @@ class SampleMix:
             return flip_partners(batch, device)
         return permutation_partners(batch, generator, device)
 
-    def _draw_lam(self, batch: int, device, generator) -> Tensor:
-        """``[B]`` lam, set to 1 where no mix is applied."""
+    def _draw_lams(self, batch: int, device, generator) -> list[Tensor]:
+        """``[B]`` lam of each kind, set to 1 where no mix is applied. One draw per distinct
+        alpha, shared by the kinds that have it: only the chosen kind's lam is used, and one
+        alpha for all draws exactly what a single-alpha policy always drew."""
         shape = (batch,) if self.per_sample else ()
-        lam = sample_lam(self.alpha, shape, generator, device)
+        alphas = self._alphas()
+        distinct = list(dict.fromkeys(alphas))
+        drawn = [sample_lam(a, shape, generator, device) for a in distinct]
         applied = torch.rand(shape, generator=generator, device=device) < self.prob
-        return torch.where(applied, lam, torch.ones_like(lam)).expand(batch)
+        lams = [torch.where(applied, lam, torch.ones_like(lam)).expand(batch) for lam in drawn]
+        return [lams[distinct.index(a)] for a in alphas]
 
     def _draw_kind(self, batch: int, device, generator) -> Tensor:
         """Index into ``self.kinds`` per sample, ``[B]``."""
@@ -668,13 +703,14 @@ class SampleMix:
         mask = mask.to(x.dtype)
         return mask, mask.to(_lam_dtype(x)).mean((1, 2, 3))
 
-    def _weights(self, x: Tensor, lam: Tensor, generator) -> tuple[Tensor, Tensor]:
-        weight, lam_eff = self._kind_weight(self.kinds[0], x, lam, generator)
+    def _weights(self, x: Tensor, lams: list[Tensor], generator) -> tuple[Tensor, Tensor]:
+        """The chosen kind's weight map and effective lam, each kind's made from its lam."""
+        weight, lam_eff = self._kind_weight(self.kinds[0], x, lams[0], generator)
         if len(self.kinds) == 1:
             return weight, lam_eff
         choice = self._draw_kind(x.shape[0], x.device, generator)
         for k, kind in enumerate(self.kinds[1:], start=1):
-            w_k, lam_k = self._kind_weight(kind, x, lam, generator)
+            w_k, lam_k = self._kind_weight(kind, x, lams[k], generator)
             pick = choice == k
             weight = torch.where(pick.view(-1, *([1] * (x.dim() - 1))), w_k, weight)
             lam_eff = torch.where(pick, lam_k, lam_eff)

@@ -623,17 +623,21 @@ def test_smooth_box_mask_is_a_blurred_box_reflected_at_the_border(smoothing):
 
 
 def _replay(policy, x, seed):
-    """SampleMix's draws in order: partners, lam, the mix decision, kind, each kind's masks."""
+    """SampleMix's draws in order: partners, a lam per distinct alpha (one for a float alpha),
+    the mix decision, kind, each kind's masks."""
     g = _seeded(seed)
     b = x.shape[0]
     index = torch.randperm(b, generator=g)
     shape = (b,) if policy.per_sample else ()
-    lam = sample_lam(policy.alpha, shape, g)
-    lam = torch.where(torch.rand(shape, generator=g) < policy.prob, lam,
-                      torch.ones_like(lam)).expand(b)
+    alphas = policy.alpha if isinstance(policy.alpha, tuple) else (policy.alpha,)
+    drawn = {a: sample_lam(a, shape, g) for a in dict.fromkeys(alphas)}
+    applied = torch.rand(shape, generator=g) < policy.prob
+    drawn = {a: torch.where(applied, v, torch.ones_like(v)).expand(b) for a, v in drawn.items()}
     _, _, h, w = x.shape
 
     def draw(kind):  # the first kind's map is drawn before the kind choice, the others after
+        k = policy.kinds.index(kind)
+        lam = drawn[alphas[k] if len(alphas) > 1 else alphas[0]]
         if kind == "cutmix":
             m = box_mask(b, h, w, lam, g)
         elif kind == "srmix":
@@ -660,10 +664,13 @@ def _replay(policy, x, seed):
 @pytest.mark.parametrize("kinds", [("mixup", "cutmix", "srmix"), ("srmix", "mixup"),
                                    ("cutmix",)])
 @pytest.mark.parametrize("per_sample", [False, True])
-def test_samplemix_equals_its_draws_replayed(kinds, per_sample):
+@pytest.mark.parametrize("per_kind", [False, True])
+def test_samplemix_equals_its_draws_replayed(kinds, per_sample, per_kind):
     x = torch.randn(8, 2, 8, 6, generator=_seeded(9))
-    policy = SampleMix(kinds=kinds, alpha=0.7, prob=0.8, switch_prob=0.6, per_sample=per_sample,
-                       smoothing=0.3)
+    # per kind: the last two kinds share an alpha, so they share a draw
+    alpha = (0.3, 1.5, 1.5)[:len(kinds)] if per_kind else 0.7
+    policy = SampleMix(kinds=kinds, alpha=alpha, prob=0.8, switch_prob=0.6,
+                       per_sample=per_sample, smoothing=0.3)
     choices = set()
     for seed in range(16):
         out = policy(x, generator=_seeded(seed))
@@ -673,6 +680,74 @@ def test_samplemix_equals_its_draws_replayed(kinds, per_sample):
         torch.testing.assert_close(out.lam, want_lam)
         torch.testing.assert_close(out.x, want_x)
     assert len(choices) == len(kinds)  # every kind was drawn at least once
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_one_alpha_given_per_kind_draws_as_one_alpha(per_sample):
+    # the draws a single alpha always made (the replay above pins them) stay bit for bit
+    x = torch.randn(8, 2, 8, 6, generator=_seeded(9))
+    kinds = ("mixup", "cutmix", "srmix")
+    one = SampleMix(kinds, alpha=0.7, per_sample=per_sample)
+    each = SampleMix(kinds, alpha=(0.7, 0.7, 0.7), per_sample=per_sample)
+    assert repr(each).startswith("SampleMix(kinds=('mixup', 'cutmix', 'srmix'), "
+                                 "alpha=(0.7, 0.7, 0.7), ")
+    for seed in range(8):
+        g, h = _seeded(seed), _seeded(seed)
+        assert all(torch.equal(a, b) for a, b in zip(one(x, generator=g), each(x, generator=h)))
+        assert torch.equal(g.get_state(), h.get_state())
+
+
+def _lams_by_kind(policy, n, size, per_sample):
+    """Effective lams of ``n`` samples (ones mixed with zeros, so the image is the weight map)
+    and whether each took mixup (a constant map; the boxes here are never empty or full)."""
+    g = _seeded(5)
+    ones, zeros = torch.ones(n, 1, size, size), torch.zeros(n, 1, size, size)
+    if per_sample:
+        out = [policy(ones, zeros, generator=g)]
+    else:  # one draw per call
+        out = [policy(ones[:1], zeros[:1], generator=g) for _ in range(n)]
+    x, lam = torch.cat([o.x for o in out]), torch.cat([o.lam for o in out])
+    return lam.double().numpy(), (x.amax((1, 2, 3)) == x.amin((1, 2, 3))).numpy()
+
+
+def _effective_lams(kind, alpha, n, size):
+    """Effective lams of ``kind``'s mixes with lam ~ Beta(alpha, alpha), drawn alone."""
+    g = _seeded(11)
+    lam = sample_lam(alpha, n, g)
+    if kind == "cutmix":
+        return box_mask(n, size, size, lam, g).mean((1, 2, 3)).double().numpy()
+    return smooth_box_mask(n, size, size, lam, generator=g).mean((1, 2, 3)).double().numpy()
+
+
+@pytest.mark.parametrize("kind, per_sample", [("cutmix", True), ("srmix", True),
+                                              ("cutmix", False)])
+def test_each_kind_draws_lam_with_its_own_alpha(kind, per_sample):
+    # timm's Mixup(mixup_alpha, cutmix_alpha, switch_prob): the kind is chosen, then lam ~
+    # Beta(that kind's alpha). A box's effective lam is not the drawn one, so the box kind's is
+    # compared with the effective lams of its own mixes drawn alone with each alpha.
+    from scipy import stats
+    n, size = (4000, 32) if per_sample else (300, 16)  # per batch: a call per draw
+    policy = SampleMix(("mixup", kind), alpha=(0.4, 2.0), switch_prob=0.5, per_sample=per_sample)
+    lam, is_mixup = _lams_by_kind(policy, n, size, per_sample)
+    assert abs(is_mixup.mean() - 0.5) < 4 * (0.25 / n) ** 0.5  # switch_prob picks the kind
+    mixed, boxed = lam[is_mixup], lam[~is_mixup]
+    assert stats.kstest(mixed, stats.beta(0.4, 0.4).cdf).pvalue > 1e-3
+    assert stats.kstest(mixed, stats.beta(2.0, 2.0).cdf).pvalue < 1e-6  # the test can tell
+    assert stats.ks_2samp(boxed, _effective_lams(kind, 2.0, n, size)).pvalue > 1e-3
+    assert stats.ks_2samp(boxed, _effective_lams(kind, 0.4, n, size)).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("alpha,error,match", [
+    ((0.8,), ValueError, r"^alpha must hold one number > 0 per kind \(2: mixup, cutmix\), got "
+                         r"1: \(0.8,\)$"),
+    ((0.8, 0.0), ValueError, r"^alpha\[1\] \(cutmix's\) must be > 0, got 0.0$"),
+    ((0.8, "1"), TypeError, r"^alpha\[1\] \(cutmix's\) must be a number > 0, got str$"),
+    ("1", TypeError, r"^alpha must be a number > 0 or a tuple of one per kind "),
+    (-1.0, ValueError, r"^alpha must be > 0, got -1.0$"),
+])
+def test_a_bad_alpha_per_kind_is_named(alpha, error, match):
+    with pytest.raises(error, match=match):
+        SampleMix(("mixup", "cutmix"), alpha=alpha)
 
 
 def test_outputs_land_on_the_requested_device(draw_device):
@@ -813,8 +888,9 @@ def test_mix_inputs_and_combine():
     assert all(torch.equal(a, b) for a, b in zip(got, want))
     both = SampleMix.combine([Mixup(alpha=0.4, prob=0.7, switch_prob=0.2, per_sample=True,
                                     partner="flip"), SRMix(smoothing=0.3), CutMix()])
-    assert repr(both) == ("SampleMix(kinds=('mixup', 'srmix', 'cutmix'), alpha=0.4, prob=0.7, "
-                          "switch_prob=0.2, per_sample=True, partner='flip', smoothing=0.3)")
+    assert repr(both) == ("SampleMix(kinds=('mixup', 'srmix', 'cutmix'), alpha=(0.4, 1.0, 1.0), "
+                          "prob=0.7, switch_prob=0.2, per_sample=True, partner='flip', "
+                          "smoothing=0.3)")
     # without SRMix the first member's smoothing (acting on nothing)
     assert SampleMix.combine([SampleMix("cutmix", smoothing=0.2), Mixup()]).smoothing == 0.2
     with pytest.raises(ValueError, match="only the sample-mixing methods"):
@@ -830,8 +906,18 @@ def test_combine_refuses_a_later_members_draw_it_would_drop():
     with pytest.raises(ValueError, match=r"^srmix's partner='flip' would not act"):
         SampleMix.combine([Mixup(), CutMix(), SRMix(partner="flip")])
     # a later member at its defaults, or at the first's values, is no loss
-    assert SampleMix.combine([Mixup(alpha=0.8), CutMix()]).alpha == 0.8
+    assert SampleMix.combine([Mixup(prob=0.8), CutMix()]).prob == 0.8
     assert SampleMix.combine([Mixup(alpha=0.8, prob=0.5), CutMix(alpha=0.8, prob=0.5)]).prob == 0.5
+
+
+def test_combine_takes_each_members_alpha():
+    # Was: CutMix's alpha=1.0 refused (the policy drew every kind's lam with Mixup's 0.8), so
+    # timm's DeiT recipe Mixup(mixup_alpha=0.8, cutmix_alpha=1.0) could not be written
+    both = SampleMix.combine([Mixup(alpha=0.8), CutMix(alpha=1.0)])
+    assert (both.kinds, both.alpha) == (("mixup", "cutmix"), (0.8, 1.0))
+    assert SampleMix.combine([Mixup(), CutMix()]).alpha == 1.0  # all equal: one float
+    assert SampleMix.combine([SampleMix(("srmix", "mixup"), alpha=(0.5, 2.0)),
+                              CutMix(alpha=0.5)]).alpha == (0.5, 2.0, 0.5)
 
 
 class _Loss:

@@ -355,3 +355,20 @@ def test_an_l2_radius_wider_than_the_images_is_refused_before_the_clean_pass(
         "robustrep classify eval: error: --eps: eps=30 is wider than the largest L2 distance "
         "between two images in [0, 1] of shape 1x16x16 (sqrt(256) = 16): the ball holds every "
         "image; an L2 radius is in [0, 1] pixel units (0.5 is the usual CIFAR-10 radius)")
+
+
+@pytest.mark.parametrize("option,value", [("prob", 0.5), ("switch_prob", 0.2),
+                                          ("per_sample", True), ("partner", "flip")])
+def test_a_later_mixing_methods_alpha_acts_and_its_other_draws_are_refused(option, value):
+    # Was: cutmix's alpha refused as well (the policy drew every lam with mixup's alpha); each
+    # method's alpha now acts (timm's mixup_alpha, cutmix_alpha), its other draws still do not
+    from robustrep.tasks.classify.task import _check_combined_options
+    names = ["mixup", "cutmix"]
+    _check_combined_options(ClassifyConfig(reg="mixup,cutmix",
+                                           reg_options={"cutmix": {"alpha": 1.0}}), names)
+    cfg = ClassifyConfig(reg="mixup,cutmix",
+                         reg_options={"cutmix": {"alpha": 1.0, option: value}})
+    with pytest.raises(ConfigError, match=rf"^reg_options: cutmix's {option} would not act: "
+                                          r"mixup,cutmix mix as one policy, .*; set them on "
+                                          r"mixup$"):
+        _check_combined_options(cfg, names)
