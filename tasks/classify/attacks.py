@@ -107,8 +107,10 @@ class AttackWork:
         self.work = self.before + done * steps[part]
         self.left = ((state["total"] - done) * steps[part]
                      + state["robust"] * sum(steps[p] for p in later))
-        # whole samples: a batch's share shows in the bar's count, not as 37.4 samples
-        self.bar.set_postfix({key: f"{part} {math.floor(done)}/{state['total']}",
+        # whole samples: a batch's share shows in the bar's count, not as 37.4 samples; the
+        # component named only inside AutoAttack ("square=square 0/8" for a lone one)
+        count = f"{math.floor(done)}/{state['total']}"
+        self.bar.set_postfix({key: count if part == key else f"{part} {count}",
                               "robust": f"{state['robust']}/{state['n']}"}, refresh=False)
         self._show()
 

@@ -52,6 +52,13 @@ def test_autoattack_progress_counts_the_work_left_on_the_samples_still_robust():
     assert bar.n == bar.total == 9000 + 35 * 900
 
 
+def test_a_lone_component_is_named_once():
+    # Was: "square=square 3/8": the component repeated the attack's own name
+    work, bar, clock, out = _work(n=8, plans=[("square", {"square": 3750.0})])
+    work.report({"attack": "square", "done": 3.4, "total": 8, "robust": 8, "n": 8})
+    assert out.getvalue().strip().splitlines()[-1].endswith(" square=3/8 robust=8/8")
+
+
 def test_pgd_and_fgsm_count_their_whole_plan_when_done():
     plans = [("pgd10", attack_steps("pgd", 10, 10)), ("fgsm", attack_steps("fgsm", 10))]
     work, bar, clock, out = _work(n=50, plans=plans)
