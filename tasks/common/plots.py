@@ -189,23 +189,57 @@ def _spread(vals: list[tuple[float, float]]) -> list[float] | None:
     return spread if any(math.isfinite(x) for x in spread) else None
 
 
-def bar_table(rows: dict[str, dict[str, tuple[float, float]]], path: str | Path, title: str = "",
+SPREAD = "error bar: ±1 sample std over seeds (ddof 1)"
+ONE_RUN = "1 run: no spread (hatched, a diamond at its mean)"
+
+
+def bar_table(rows: dict[str, dict[str, tuple]], path: str | Path, title: str = "",
               ylabel: str = "", cols: int = 4) -> Path:
     """Grouped bars with error bars: ``rows[method][metric] = (mean, std)``, one panel per
-    metric, ``cols`` panels a row (every metric is drawn, however many)."""
+    metric, ``cols`` panels a row (every metric is drawn, however many). With a run count,
+    ``(mean, std, runs)``, the spread is the sample std over seeds, said in a legend, and a
+    one-run bar is hatched with a diamond at its mean: a spread of zero it is not."""
     methods = list(rows)
     metrics = sorted({m for r in rows.values() for m in r})
+    counted = any(len(v) > 2 for r in rows.values() for v in r.values())
     fig, axes = _panels(len(metrics), cols, (3.2, 3.2))
     for ax, metric in zip(axes, metrics):
-        vals = [rows[m].get(metric, (float("nan"), 0.0)) for m in methods]
-        ax.bar(range(len(methods)), [v[0] for v in vals], yerr=_spread(vals), capsize=3)
+        vals = [rows[m].get(metric, (float("nan"), 0.0, 0)) for m in methods]
+        if counted:  # a spread only where two or more runs give one
+            vals = [(v[0], v[1] if v[2] > 1 else float("nan"), v[2]) for v in vals]
+        drawn = ax.bar(range(len(methods)), [v[0] for v in vals], yerr=_spread(vals), capsize=3)
+        if counted:
+            _mark_single_runs(ax, drawn.patches, vals)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=7)
         ax.set_title(metric)
         ax.set_ylabel(ylabel)
+    if counted:
+        _spread_legend(fig)
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
+
+
+def _mark_single_runs(ax, patches, vals: list[tuple]) -> None:
+    for patch, (mean, _, runs) in zip(patches, vals):
+        if runs == 1:
+            patch.set_facecolor("white")
+            patch.set_edgecolor("C0")
+            patch.set_hatch("///")
+            ax.plot(patch.get_x() + patch.get_width() / 2, mean, marker="D", color="C0",
+                    markersize=5)
+
+
+def _spread_legend(fig) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    spread = Line2D([], [], color="black", marker="|", markersize=12, linestyle="None")
+    one = (Patch(facecolor="white", edgecolor="C0", hatch="///"),
+           Line2D([], [], color="C0", marker="D", markersize=5, linestyle="None"))
+    # under the panels, outside the figure: the tight bounding box of the saved file takes it in
+    fig.legend([spread, one], [SPREAD, ONE_RUN], loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=2, fontsize=8, frameon=False)
 
 
 def histogram_grid(panels: dict[str, dict[str, Any]], path: str | Path, title: str = "",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 import time
@@ -103,6 +104,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     from robustrep.tasks.common.folder_guard import forget_folder, guard_folder
     from robustrep.tasks.common.runlock import LOCK_FILE, RunLock
+    if args.collect and earlier is None and not os.path.lexists(out / LOCK_FILE) and not any(
+            run.done for run in runs):
+        # refused before the lock would make its file (RunLock leaves it, as every program's):
+        # a user's folder was left holding a .lock; one already there is the lock's to judge
+        raise UserError(_no_record(out))
     with RunLock(out / LOCK_FILE).acquire():  # a second report into this folder: refused
         # removed or moved meanwhile, it would be made again holding the page alone
         guard_folder(out, f"--out {out} was removed or moved while the report ran; nothing "
@@ -113,6 +119,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             return _report(args, settings, quick, out, runs, earlier)
         finally:
             forget_folder(out)
+
+
+def _no_record(out: Path) -> str:
+    """--collect of a folder holding no finished run of the report and no record of its options
+    (a user's folder, or a report of an earlier version stopped before its page)."""
+    return (f"{out} holds no finished run of this report and no record of the options it was "
+            f"started with ({OPTIONS_FILE}: a report of an earlier version was stopped before "
+            f"its page?); give --collect those options (--quick, --seeds, --gan-regs, "
+            f"--classify-regs)")
 
 
 def _continued(args: argparse.Namespace, settings, quick: bool, earlier: Recorded,
@@ -149,10 +164,7 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
         for line in failures[1:]:
             print(f"warning: {line}", file=sys.stderr)
         if args.collect and earlier is None:  # the options are the user's guess, or defaults
-            raise UserError(f"{out} holds no finished run of this report and no record of the "
-                            f"options it was started with ({OPTIONS_FILE}: a report of an "
-                            f"earlier version was stopped before its page?); give --collect "
-                            f"those options (--quick, --seeds, --gan-regs, --classify-regs)")
+            raise UserError(_no_record(out))
         raise UserError(failures[0] if failures else unfinished[0] if unfinished else
                         f"no finished runs under {out}; run without --collect to train them")
     # every run left out, but those that failed here (their failure says why): a finished run
@@ -179,8 +191,6 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
 def _train(runs, todo: int, jobs: int) -> list[str]:
     """Run the unfinished runs under a bar of runs, with an estimate at once and a line as
     each starts (:func:`execute`); return the failures."""
-    import os
-
     from robustrep.tasks.common.progress import duration, progress
     at_once = max(1, min(jobs, todo, os.cpu_count() or 1))
     if todo:

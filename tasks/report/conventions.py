@@ -7,28 +7,67 @@ from __future__ import annotations
 
 from typing import Any
 
+from robustrep.tasks.report.measured import UNRECORDED
 from robustrep.tasks.report.runs import clean_images
 
-REST = ("grid modes after the VEEGAN/PacGAN protocol; robust accuracy counts a sample only if it "
-        "is right both clean and attacked (Linf eps 8/255 in [0, 1] pixels, attack named in the "
-        "column); corruption accuracy is the mean over the on-the-fly corruptions and severities "
-        "of `classify eval`; OOD metrics as `ood score` names them, as fractions (its "
-        "results.md gives percent), averaged over its built-in OOD sets: scores higher = more "
-        "OOD; fpr95_id_tpr is the share of OOD samples accepted at the threshold accepting 95% "
-        "of ID samples (Hendrycks & Gimpel, OpenOOD v1.0), fpr95_ood_tpr the share of ID "
-        "samples flagged at the threshold flagging 95% of OOD samples (pytorch-ood, OpenOOD "
-        "v1.5); step time is training seconds per step from each run's first log record to its "
+GRID = "grid modes after the VEEGAN/PacGAN protocol"
+ROBUST = ("robust accuracy counts a sample only if it is right both clean and attacked ({radius}, "
+          "attack named in the column)")
+OOD = ("OOD metrics as `ood score` names them, as fractions (its results.md gives percent), "
+       "averaged over {sets}: scores higher = more OOD; fpr95_id_tpr is the share of OOD "
+       "samples accepted at the threshold accepting 95% of ID samples (Hendrycks & Gimpel, "
+       "OpenOOD v1.0), fpr95_ood_tpr the share of ID samples flagged at the threshold flagging "
+       "95% of OOD samples (pytorch-ood, OpenOOD v1.5)")
+REST = ("step time is training seconds per step from each run's first log record to its "
         "last (the first log interval, with its warm-up, left out), relative to the baseline of "
         "the same report. Every cell is mean ± sample std over seeds (a cell over fewer than "
         "its setting's runs names their count).")
+# what a setting reads when the runs do not record it alike (left out, runs._measured_alike)
+# or at all: pointed to, not guessed (a radius of 8/255 was stated for runs evaluated at L2 0.5)
+UNLIKE = "each run's `settings` in report.json records"
 
 GENERATORS = {"ema": "G-EMA", "G": "G (no EMA)"}
 
 
 def conventions(records: list[dict[str, Any]]) -> str:
-    """The page's conventions paragraph; its GAN part only when the page has digits GAN runs."""
+    """The page's conventions paragraph; its GAN part only when the page has digits GAN runs,
+    and the classifier's radius, corruptions and OOD sets as its runs recorded them."""
     gan = [r.get("evaluation") or {} for r in records if r["task"] == "gan"]
-    return "Conventions: " + (f"{_gan_part(gan)}; " if gan else "") + REST
+    settings = [r.get("settings") or {} for r in records if r["task"] == "classify"]
+    parts = [_gan_part(gan)] if gan else []
+    parts.append(GRID)
+    if settings:
+        parts += [_robust_part(settings), _corruption_part(settings),
+                  OOD.format(sets=_ood_sets(settings))]
+    parts.append(REST)
+    return "Conventions: " + "; ".join(parts)
+
+
+def _robust_part(settings: list[dict[str, str]]) -> str:
+    radius = _same(settings, "classify eval radius")
+    if radius == "none":
+        return "robust accuracy: the runs' `classify eval` ran no attack"
+    return ROBUST.format(radius=f"{radius} in [0, 1] pixels" if radius not in (None, UNRECORDED)
+                         else f"at the radius {UNLIKE}")
+
+
+def _corruption_part(settings: list[dict[str, str]]) -> str:
+    names = _same(settings, "classify eval corruptions")
+    if names == "none":
+        return "corruption accuracy: none measured (the runs' `classify eval` ran no corruptions)"
+    severities = _same(settings, "classify eval severities")
+    if names in (None, UNRECORDED) or severities in (None, UNRECORDED):
+        return (f"corruption accuracy is the mean over the on-the-fly corruptions and severities "
+                f"of `classify eval` {UNLIKE}")
+    return (f"corruption accuracy is the mean over `classify eval`'s {len(names.split(', '))} "
+            f"on-the-fly corruptions ({names}) at severities {severities}")
+
+
+def _ood_sets(settings: list[dict[str, str]]) -> str:
+    sets = _same(settings, "ood score OOD sets")
+    if sets in (None, UNRECORDED, "none"):
+        return f"the OOD sets {UNLIKE}"
+    return f"the OOD sets {sets}"
 
 
 def _gan_part(evals: list[dict[str, Any]]) -> str:
@@ -73,7 +112,12 @@ def table_notes(records: list[dict[str, Any]]) -> dict[str, str]:
     if not classify:
         return {}
     first = classify[0]
-    return {"classify": f"Clean accuracy, ECE and corruption accuracy are over "
-                        f"{first.get('clean_images') or clean_images({})} of each run "
-                        f"(`classify eval --max-samples`); robust accuracy: "
-                        f"{first.get('evaluated', 'unrecorded')}."}
+    note = (f"Clean accuracy, ECE and corruption accuracy are over "
+            f"{first.get('clean_images') or clean_images({})} of each run "
+            f"(`classify eval --max-samples`); robust accuracy: "
+            f"{first.get('evaluated', 'unrecorded')}.")
+    settings = [r.get("settings") or {} for r in classify]
+    if _same(settings, "classify eval corruptions") == "none":  # its cells "–", said why
+        note += (" Corruption accuracy –: the runs' `classify eval` ran no corruptions "
+                 "(`--corruptions none`).")
+    return {"classify": note}

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from robustrep.metrics.convergence import fid_area, first_crossings
-from robustrep.tasks.common.runfiles import write_json, write_text_atomic
+from robustrep.tasks.common.runfiles import write_text_atomic
 from robustrep.tasks.report.runs import attack_keys
 
 # (task, metric key, label, higher is better, scale for display)
@@ -347,6 +348,7 @@ def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path],
 
 
 def draw(agg, rows, folder: Path) -> dict[str, Path]:
+    """A bar chart per table: mean, its spread and its run count per setting."""
     from robustrep.tasks.common.plots import bar_table
     plots = {}
     for task in ("gan", "grid", "classify", "ood"):
@@ -354,13 +356,26 @@ def draw(agg, rows, folder: Path) -> dict[str, Path]:
         picked = [(key, label, scale) for t, key, label, _, scale in rows if t == task]
         if not source or not picked:
             continue
-        bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale)
+        bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale,
+                              source[reg][key][2])
                       for key, label, scale in picked if key in source[reg]}
                 for reg in source}
         if not any(bars.values()):  # runs without these metrics: no panel to draw
             continue
         plots[task] = bar_table(bars, folder / f"{task}.png", title=TITLES[task])
     return plots
+
+
+def strict(value: Any) -> Any:
+    """``value`` with every non-finite float as None: report.json is strict JSON (a mean over no
+    run, a NaN FID of a curve, were written as NaN, which strict readers refuse)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
 
 
 def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Path]:
@@ -374,7 +389,8 @@ def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dic
                              for t, regs in agg.items()}}
     # report.json first: it marks the page as the report's own, so a stop before the page is
     # written leaves a folder the next report replaces (a page without it is a user's file)
-    write_json(files["json"], payload)
+    write_text_atomic(files["json"], json.dumps(strict(payload), indent=2, default=str,
+                                               allow_nan=False) + "\n")
     write_text_atomic(files["md"], markdown(agg, rows, info, conv))
     write_text_atomic(files["html"], html_page(agg, rows, info, plots, conv))
     return files

@@ -17,6 +17,8 @@ run, so one classifier serves both tasks.
 from __future__ import annotations
 
 import itertools
+import json
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,8 @@ from robustrep.tasks.common.launch import (check_stop, forwarding_signals, last_
                                            run_robustrep)
 from robustrep.tasks.common.run_records import FINISHED, read_run
 from robustrep.tasks.common.runfiles import read_json
+from robustrep.tasks.report.measured import (UNRECORDED, differences, eval_settings,
+                                             ood_settings, radius)
 
 
 @dataclass(frozen=True)
@@ -248,13 +252,12 @@ def collect(runs: list[Run], train: str = TRAIN_IT) -> tuple[list[dict[str, Any]
             missing.append(f"{run.task}/{run.reg}/seed{run.seed}: {reason}")
             continue
         name = f"{run.task}/{run.reg}/seed{run.seed}"
-        if run.task == "classify":
-            values, cells = _read_classify(run.folder)
-            missing += [f"{name}: {line}" for line in cells]
-        else:
-            values = _read_gan(run.folder)
+        read = _read_classify if run.task == "classify" else _read_gan
+        values, cells = read(run.folder)
+        missing += [f"{name}: {line}" for line in cells]
         records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **values})
-    return _evaluated_alike(records, missing)
+    folders = {(run.reg, run.seed): run.folder for run in runs if run.task == "classify"}
+    return _measured_alike(records, missing, folders)
 
 
 def _left_out(run: Run, train: str = TRAIN_IT) -> str | None:
@@ -308,25 +311,40 @@ def _identity(run: Run) -> dict[str, str]:
     return {key: argv[argv.index(flag) + 1] for flag, key in flags.items() if flag in argv}
 
 
-def _evaluated_alike(records: list[dict[str, Any]],
-                     missing: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Leave out, with a line, the classify runs evaluated otherwise than most (another attack,
-    another sample count: a later ``classify eval`` into the run): the page averages each
-    metric over seeds, and would average unlike measurements or show a column of one."""
+def _measured_alike(records: list[dict[str, Any]], missing: list[str],
+                    folders: dict[tuple[str, int], Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Leave out, with a line naming each setting that differs, the classify runs evaluated or
+    scored otherwise than most (a later ``classify eval --eps 4/255`` or ``--severities 1``, an
+    ``ood score --ood gaussian --seed 3`` into the run: every setting of
+    :mod:`.measured`): the page averages each metric over seeds, and would average unlike
+    measurements under one name or show a column of one."""
     from collections import Counter
     kinds = Counter(_how(r) for r in records if r["task"] == "classify")
     if len(kinds) < 2:
         return records, missing
-    usual = kinds.most_common(1)[0][0]
+    usual = dict(kinds.most_common(1)[0][0])
     kept = []
     for r in records:
-        if r["task"] == "classify" and _how(r) != usual:
-            missing.append(f"classify/{r['reg']}/seed{r['seed']}: evaluated with {_how(r)}, "
-                           f"the others with {usual}; left out (evaluate it as the others, or "
-                           f"run without --collect)")
-        else:
+        if r["task"] != "classify" or _how(r) == tuple(usual.items()):
             kept.append(r)
+            continue
+        diffs = differences(r["settings"], usual)
+        missing.append(f"classify/{r['reg']}/seed{r['seed']}: measured otherwise than the "
+                       f"other runs: {'; '.join(diffs)}; left out "
+                       f"({_measure_again(folders.get((r['reg'], r['seed'])), diffs)})")
     return kept, missing
+
+
+def _measure_again(folder: Path | None, diffs: list[str]) -> str:
+    """How to measure a run as the others: its eval or ood folder removed, the report's own
+    command writes it again (``--collect`` reads only)."""
+    parts = [p for p, program in (("eval", "classify eval"), ("ood", "ood score"))
+             if any(d.startswith(program) for d in diffs)]
+    where = " and ".join(str(folder / p) if folder else p for p in parts)
+    these = ("the commands that write them run" if len(parts) > 1
+             else "the command that writes it runs")
+    return (f"remove {where} and run the report again (without --collect): {these} again, "
+            f"with the settings of the others")
 
 
 # what a GAN run's final evaluation measured, from its record (a dict: not averaged as a metric)
@@ -334,21 +352,36 @@ GAN_EVALUATION = ("generator", "num_samples", "num_real", "kid_subsets", "kid_su
                   "pr_samples", "pr_samples_real", "pr_k")
 
 
-def _how(record: dict[str, Any]) -> str:
-    """How a classify run was evaluated: attacks, and the images of its clean metrics."""
-    return f"{record['evaluated']}; clean metrics on {record['clean_images']}"
+def _how(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """How a classify run was evaluated and scored: every setting of :mod:`.measured`."""
+    return tuple(record["settings"].items())
 
 
-def _read_gan(folder: Path) -> dict[str, Any]:
+def _read_gan(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """The final metrics, step time and FID curve, and under ``evaluation`` what they were
-    measured on (:data:`GAN_EVALUATION`, and the run's ``eval_every``, the FID curve's step)."""
+    measured on (:data:`GAN_EVALUATION`, and the run's ``eval_every``, the FID curve's step);
+    and a line for each final metric that is no finite number (JSON's NaN, Infinity)."""
     run = read_run(folder, advice=redo)
     final = run.last(*GAN_KEYS)
     evaluation = {k: final[k] for k in GAN_EVALUATION if k in final}
     if "eval_every" in run.config:
         evaluation["eval_every"] = run.config["eval_every"]
-    return {**run.metrics(*GAN_KEYS), "step_seconds": run.step_seconds,
-            "fid_curve": run.curve("fid"), "evaluation": evaluation}
+    metrics, lines = _finite(run.metrics(*GAN_KEYS), folder / "metrics.jsonl", "the final ")
+    return {**metrics, "step_seconds": run.step_seconds, "fid_curve": run.curve("fid"),
+            "evaluation": evaluation}, lines
+
+
+def _finite(values: dict[str, Any], path: Path, where: str) -> tuple[dict[str, Any], list[str]]:
+    """``values`` without its non-finite numbers, and a line naming each (its file and key):
+    the page's mean skipped them, and its cell read "(1 of 2 runs)" without a word."""
+    kept, lines = {}, []
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            lines.append(f"{path}: {where}{key} is {json.dumps(value)}, not a finite number; "
+                         f"left out of the {key} cells")
+        else:
+            kept[key] = value
+    return kept, lines
 
 
 def attack_keys(summary: dict[str, Any]) -> list[str]:
@@ -362,17 +395,24 @@ def _read_classify(folder: Path) -> tuple[dict[str, Any], list[str]]:
     path = folder / "eval" / "report.json"
     report = read_json(path, dict, advice=redo(path))
     summary = report.get("summary")
-    out = {k: v for k, v in summary.items() if isinstance(v, (int, float))
-           and not isinstance(v, bool)} if isinstance(summary, dict) else {}
-    out["evaluated"] = _evaluated(report, attack_keys(out))
+    numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float))
+               and not isinstance(v, bool)} if isinstance(summary, dict) else {}
+    out, lines = _finite(numbers, path, "summary.")
+    attacks = attack_keys(numbers)  # a NaN column was still evaluated: its attack counts
+    out["evaluated"] = _evaluated(report, attacks)
     out["clean_images"] = clean_images(report)
-    ood, lines = _ood_cells(folder / "ood" / "results.json")
-    if "clean_acc" not in out:  # the page showed "–" cells, exit 0, not a word of why
+    ood_path = folder / "ood" / "results.json"
+    scored = read_json(ood_path, dict, advice=redo(ood_path))
+    rows = [r for r in scored.get("results", []) if isinstance(r, dict)]
+    ood, ood_lines = _ood_cells(rows, ood_path)
+    if "clean_acc" not in numbers:  # the page showed "–" cells, exit 0, not a word of why
         lines.insert(0, f"{path} holds no clean_acc in its summary (damaged, or not a classify "
                         f"eval's); left out of the classifier cells ({redo(path)})")
     out.update(ood)
+    out["settings"] = {**eval_settings(report, attacks, out["clean_images"]),
+                       **ood_settings(scored, rows)}
     out["step_seconds"] = read_run(folder, advice=redo).step_seconds
-    return out, lines
+    return out, lines + ood_lines
 
 
 def _evaluated(report: dict[str, Any], attacks: list[str]) -> str:
@@ -381,10 +421,8 @@ def _evaluated(report: dict[str, Any], attacks: list[str]) -> str:
     n = report.get("n_attack", report.get("n"))  # the attacked share of the n evaluated
     text = (f"{', '.join(attacks) or 'no attack'} on "
             f"{n if n is not None else 'an unrecorded number of'} samples")
-    eps = report.get("eps")  # None: no attack ran
-    if isinstance(eps, (int, float)):
-        text += f", {report.get('norm')} eps {eps:.4g}"
-    return text
+    threat = radius(report)  # none: no attack ran
+    return text if threat in ("none", UNRECORDED) else f"{text}, {threat}"
 
 
 def clean_images(report: dict[str, Any]) -> str:
@@ -395,13 +433,12 @@ def clean_images(report: dict[str, Any]) -> str:
     return f"the first {n} {images}" if isinstance(n, int) else f"an unrecorded number of {images}"
 
 
-def _ood_cells(path: Path) -> tuple[dict[str, float], list[str]]:
-    """Each detector's metrics averaged over the OOD sets of ``ood score``'s ``path``. A
-    detector that failed on some sets (metrics null, an error) or has no row for some is left
-    out of this run's cells, with a line: its mean would cover fewer sets than the other seeds'
-    and the cell would average unlike measurements under one name."""
-    rows = [r for r in read_json(path, dict, advice=redo(path)).get("results", [])
-            if isinstance(r, dict)]
+def _ood_cells(rows: list[dict[str, Any]], path: Path) -> tuple[dict[str, float], list[str]]:
+    """Each detector's metrics averaged over the OOD sets of the ``rows`` of ``ood score``'s
+    ``path``. A detector that failed on some sets (metrics null or not finite, an error) or has
+    no row for some is left out of this run's cells, with a line: its mean would cover fewer
+    sets than the other seeds' and the cell would average unlike measurements under one name.
+    (Runs scored on other sets or settings than the others: :func:`_measured_alike`.)"""
     sets = list(dict.fromkeys(r.get("ood") for r in rows))
     by_detector: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -409,8 +446,9 @@ def _ood_cells(path: Path) -> tuple[dict[str, float], list[str]]:
     out: dict[str, float] = {}
     lines = []
     for detector, det_rows in by_detector.items():
-        bad = [r for r in det_rows if r.get("error") or any(
-            r.get(m) is None for m in _ood_metrics(rows))]
+        bad = [r for r in det_rows if r.get("error") or not all(
+            isinstance(r.get(m), (int, float)) and math.isfinite(r[m])
+            for m in _ood_metrics(rows))]
         absent = [s for s in sets if s not in {r.get("ood") for r in det_rows}]
         if bad or absent:
             lines.append(_partial_line(detector, bad, absent, len(sets), path))
@@ -431,7 +469,8 @@ def _partial_line(detector: str, bad: list[dict[str, Any]], absent: list[str], t
                   path: Path) -> str:
     why = []
     if bad:
-        error = next((r["error"] for r in bad if r.get("error")), "metrics missing")
+        error = next((r["error"] for r in bad if r.get("error")),
+                     "metrics missing or not finite")
         why.append(f"failed on {', '.join(str(r.get('ood')) for r in bad)} ({error[:100]})")
     if absent:
         why.append(f"not scored on {', '.join(map(str, absent))}")

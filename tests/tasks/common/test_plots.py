@@ -70,3 +70,28 @@ def test_bars_of_one_seed_draw_no_error_bars(tmp_path, monkeypatch):
     plots.bar_table({"none": {"acc": (0.5, nan)}, "mix": {"acc": (0.6, nan)}}, tmp_path / "b.png")
     plots.bar_table({"none": {"acc": (0.5, 0.1)}, "mix": {"acc": (0.6, nan)}}, tmp_path / "c.png")
     assert drawn[:2] == [None, None] and drawn[2][0] == 0.1
+
+
+def test_bars_with_run_counts_say_what_their_spread_is_and_mark_a_single_run(tmp_path,
+                                                                            monkeypatch):
+    """Was: error bars with no word of what they are, and a one-run bar drawn as a bar of zero
+    spread, like a mean of seeds that agreed."""
+    figures = []
+    monkeypatch.setattr(plots, "_finish", lambda fig, path: figures.append(fig) or path)
+    plots.bar_table({"none": {"FID": (3.0, 0.5, 3)}, "dat": {"FID": (4.0, 0.0, 1)}},
+                    tmp_path / "b.png")
+    (fig,) = figures
+    try:
+        texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        assert texts == ["error bar: ±1 sample std over seeds (ddof 1)",
+                         "1 run: no spread (hatched, a diamond at its mean)"]
+        ax = fig.axes[0]
+        spread, single = ax.patches[:2]
+        assert not spread.get_hatch() and single.get_hatch() == "///"
+        (lines,) = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
+        spread_segment, single_segment = lines.lines[2][0].get_segments()
+        assert list(spread_segment[:, 1]) == [2.5, 3.5]  # ±1 std around the mean
+        assert single_segment.size == 0  # one run: no bar of a zero spread
+        assert any(line.get_marker() == "D" for line in ax.lines)  # the one run's mean
+    finally:
+        plots.plt.close(fig)

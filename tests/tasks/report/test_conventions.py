@@ -82,7 +82,7 @@ def test_the_classifier_figures_name_their_images(report):
     md = (report / "report.md").read_text()
     note = ("Clean accuracy, ECE and corruption accuracy are over the first 100 test images of "
             "each run (`classify eval --max-samples`); robust accuracy: pgd10_acc, pgd20_acc on "
-            "100 samples, Linf eps 0.03137.")
+            "100 samples, Linf eps 8/255.")
     table = md.split("## Classifier on digits 0–4\n")[1].split("\n## ")[0]
     assert table.rstrip().endswith(note)  # under the classifier table, beside its figures
     assert f"<p>{note}</p>" in (report / "report.html").read_text()

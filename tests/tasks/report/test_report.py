@@ -61,10 +61,15 @@ def test_a_run_evaluated_otherwise_than_the_others_is_left_out_with_a_line(tmp_p
     odd.write_text(json.dumps({"n": 50, "summary": {"clean_acc": 0.9, "fgsm_acc": 0.2}}))
     kept, lines = collect(runs)
     assert [r["seed"] for r in kept] == [0, 2]
-    assert lines == ["classify/none/seed1: evaluated with fgsm_acc on 50 samples; clean metrics "
-                     "on the first 50 images, the others with pgd20_acc on an unrecorded number "
-                     "of samples; clean metrics on an unrecorded number of images; left out "
-                     "(evaluate it as the others, or run without --collect)"]
+    assert lines == [f"classify/none/seed1: measured otherwise than the other runs: classify "
+                     f"eval attacks fgsm (the others: pgd20); classify eval attacked samples 50 "
+                     f"(the others: unrecorded); classify eval images the first 50 images (the "
+                     f"others: an unrecorded number of images); left out ({_AGAIN.format(odd)})"]
+
+
+# the advice of a run measured otherwise: its eval (or ood) folder is written again
+_AGAIN = ("remove {0.parent} and run the report again (without --collect): the command that "
+          "writes it runs again, with the settings of the others")
 
 
 def test_a_run_evaluated_at_another_radius_is_left_out_with_a_line(tmp_path):
@@ -78,10 +83,9 @@ def test_a_run_evaluated_at_another_radius_is_left_out_with_a_line(tmp_path):
                                       "norm": "Linf"}))
     kept, lines = collect(runs)
     assert [r["seed"] for r in kept] == [0, 2]
-    assert lines == ["classify/none/seed1: evaluated with pgd20_acc on 100 samples, Linf eps "
-                     "0.01569; clean metrics on the first 100 images, the others with pgd20_acc "
-                     "on 100 samples, Linf eps 0.03137; clean metrics on the first 100 images; "
-                     "left out (evaluate it as the others, or run without --collect)"]
+    assert lines == [f"classify/none/seed1: measured otherwise than the other runs: classify "
+                     f"eval radius Linf eps 4/255 (the others: Linf eps 8/255); left out "
+                     f"({_AGAIN.format(runs[1].folder / 'eval' / 'report.json')})"]
 
 
 def test_unfinished_runs_are_not_collected(tmp_path):
@@ -164,7 +168,7 @@ def test_a_page_of_the_baseline_alone_says_there_is_nothing_to_compare():
 
 
 def test_a_cell_over_fewer_runs_than_its_setting_names_its_count(tmp_path):
-    """A run whose eval lacks corruption_acc and whose ood score lacks KNN: the cells averaged
+    """A run whose eval lacks corruption_acc and whose MSP failed on a set: the cells averaged
     the other seeds and looked like every seed's ("mean ± sample std over seeds")."""
     runs = [Run("classify", "none", s, tmp_path / f"c{s}") for s in range(3)]
     for run in runs:
@@ -173,8 +177,10 @@ def test_a_cell_over_fewer_runs_than_its_setting_names_its_count(tmp_path):
     summary = json.loads(report.read_text())["summary"]
     del summary["corruption_acc"]
     report.write_text(json.dumps({"summary": summary}))
-    results = runs[1].folder / "ood" / "results.json"
-    results.write_text(json.dumps({"results": []}))
+    results = runs[1].folder / "ood" / "results.json"  # MSP failed on one set: left out
+    rows = json.loads(results.read_text())["results"]
+    rows[1]["AUROC"] = None
+    results.write_text(json.dumps({"results": rows}))
     records, _ = collect(runs)
     agg = page.aggregate(records)
     table = page.tables(agg, page.headline_rows(agg))
@@ -207,7 +213,11 @@ def test_the_page_defines_each_fpr_column_and_the_scale_of_the_ood_cells():
 def test_report_json_is_written_before_the_page(tmp_path, monkeypatch):
     """A stop between the files leaves report.json, which marks the page as the report's own:
     report.md was written first, and a report.md without report.json is refused as a user's."""
-    def stopped(path, text):
+    real = page.write_text_atomic
+
+    def stopped(path, text):  # report.json written, the page's first file stopped
+        if path.suffix == ".json":
+            return real(path, text)
         raise KeyboardInterrupt
     monkeypatch.setattr(page, "write_text_atomic", stopped)
     folder = tmp_path / "runs" / "none" / "0"
