@@ -6,7 +6,9 @@ wrong-hash download leaves nothing in the cache (the scheme of ``torch.hub.downl
 pytorch/pytorch ``torch/hub.py``), and the partial file of a killed one is removed by the next.
 One process fetches a file at a time (a lock on the cache folder); the others wait for it. A
 hash may be the full hex digest or a prefix of at least 8 characters, the convention of
-torch.hub's ``check_hash`` for files named ``name-<prefix>.pth``.
+torch.hub's ``check_hash`` for files named ``name-<prefix>.pth``. A transfer shows a progress
+bar (plain lines in a log) and ends with a line naming the file saved; one that stalls, fewer
+than :data:`MIN_RATE` bytes a second over its timeout, is given up.
 
 ``ROBUSTREP_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` forbids every network access: a file absent from
 the cache is then one line naming the file to place and where, before any connection is opened.
@@ -23,16 +25,20 @@ Published files fetched on first use:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import hashlib
 import http.client
 import os
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.runfiles import temp_beside
@@ -48,6 +54,8 @@ INCEPTION_URLS = (
     "weights-inception-2015-12-05-6726825d.pth",
 )
 CHUNK = 1 << 20
+MB = 10**6
+MIN_RATE = 1024  # bytes a second over a timeout's span: less is a stalled transfer
 
 
 class DownloadError(UserError):
@@ -106,18 +114,14 @@ def _hash_ok(digest: str, expected: str | None) -> bool:
     return expected is None or digest.startswith(expected.lower())
 
 
-def _fetch(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
+def _fetch(url: str, dest: Path, sha256: str | None, timeout: float, what: str) -> int:
     """Stream ``url`` to a temporary file next to ``dest``; rename it into place when whole and
-    of the right hash. The temporary file is removed on every failure."""
+    of the right hash, and return its size. The temporary file is removed on every failure."""
     fd, tmp = temp_beside(dest, ".part")
     try:
-        digest, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
-            while chunk := resp.read(CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+            digest, size = _stream(resp, out, timeout, int(length) if length else None, what)
             if length is not None and size != int(length):
                 raise DownloadError(f"download of {url} was cut after {size} of {length} bytes; "
                                     f"nothing was kept in {dest.parent}")
@@ -127,12 +131,56 @@ def _fetch(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
             raise DownloadError(f"{url} has SHA-256 {digest.hexdigest()}, expected {sha256}...; "
                                 f"refused, nothing was kept in {dest.parent}")
         os.replace(tmp, dest)
+        return size
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
         raise DownloadError(f"could not download {url} into {dest}: "
-                            f"{' '.join(str(err).split()) or type(err).__name__}") from None
+                            f"{_failure(err, timeout, dest)}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _stream(resp: http.client.HTTPResponse, out: BinaryIO, timeout: float, total: int | None,
+            what: str) -> tuple[Any, int]:
+    """Copy ``resp`` into ``out`` under a progress bar, as ``(sha256, size)``. The socket's
+    ``timeout`` is per read: a server sending a byte every 20 s never ended a 95 MB download,
+    so fewer than :data:`MIN_RATE` bytes a second over any ``timeout`` seconds give up."""
+    from robustrep.tasks.common.progress import progress
+    digest, size = hashlib.sha256(), 0
+    start = since = time.monotonic()
+    size_since = 0
+    with progress(-(-total // MB) if total else None, desc=what, unit="MB", leave=False) as bar:
+        while chunk := resp.read1(CHUNK):  # read(CHUNK) would wait for a whole MiB
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            bar.update(size // MB - bar.n)
+            now = time.monotonic()
+            if now - since < timeout:
+                continue
+            if size - size_since < MIN_RATE * (now - since):
+                raise DownloadError(
+                    f"download of {resp.url} stalled: {size - size_since} bytes in the last "
+                    f"{now - since:.0f} s ({size} of {total or '?'} bytes in {now - start:.0f} "
+                    f"s, under {MIN_RATE} bytes/s); gave up, nothing was kept")
+            since, size_since = now, size
+    return digest, size
+
+
+def _failure(err: Exception, timeout: float, dest: Path) -> str:
+    """The reason of a failed download in a few words: how long a timeout waited, and where a
+    full cache is moved (the read-only one's advice: the user chose no folder for it)."""
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(reason, TimeoutError):
+        return f"no data for {timeout:g} s (timed out)"
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(reason, OSError) and reason.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{text}; {cache_advice(dest) or 'free some space or choose another folder'}"
+    return text
+
+
+def _say_saved(what: str, dest: Path, size: int) -> None:
+    print(f"saved {what} ({size / MB:.1f} MB) to {dest}", file=sys.stderr, flush=True)
 
 
 def download(urls: str | tuple[str, ...], dest: str | os.PathLike, sha256: str | None,
@@ -146,8 +194,11 @@ def download(urls: str | tuple[str, ...], dest: str | os.PathLike, sha256: str |
         return _cached(dest, sha256, what, urls)
     reason = offline_reason()
     if reason:
-        raise DownloadError(f"{what}: {dest} is missing and downloads are off ({reason}); place "
-                            f"the file from {urls[0]} at {dest}")
+        # "downloads are off" and how to turn them on: the gan program's line before this one
+        # offers to "let robustrep fetch it"
+        raise DownloadError(f"{what}: {dest} is missing and downloads are off ({reason}): unset "
+                            f"{reason.split('=')[0]} to fetch it, or place the file from "
+                            f"{urls[0]} there")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _fetching(dest):
         if dest.is_file():  # another process fetched it while this one waited
@@ -155,7 +206,7 @@ def download(urls: str | tuple[str, ...], dest: str | os.PathLike, sha256: str |
         errors = []
         for url in urls:
             try:
-                _fetch(url, dest, sha256, timeout)
+                _say_saved(what, dest, _fetch(url, dest, sha256, timeout, what))
                 return dest
             except DownloadError as err:
                 errors.append(str(err))
@@ -182,7 +233,6 @@ def _fetching(dest: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # said, as a wait for an output folder is (runlock.output_lock)
-            import sys
             print(f"note: waiting for another process fetching {dest}", file=sys.stderr,
                   flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -216,28 +266,82 @@ DATASET_FILES = {
 
 def download_dataset(name: str, root: str | os.PathLike) -> None:
     """Fetch ``name`` (cifar10, cifar100, svhn) into ``root`` with torchvision's
-    ``download=True`` (its URLs and MD5 checks); nothing when offline, where a missing dataset is
-    one line naming what to place under ``root``."""
+    ``download=True`` (its URLs and MD5 checks); offline, a dataset already there is used, and a
+    missing one is one line naming what to place under ``root``."""
     if name not in DATASET_FILES:
         raise UserError(f"--download works for {', '.join(DATASET_FILES)}; got {name!r}")
     cls_name, files = DATASET_FILES[name]
-    reason = offline_reason()
-    if reason:
-        raise DownloadError(f"--download {name}: downloads are off ({reason}); place "
-                            f"{files} under {root} yourself")
     import torchvision.datasets as tvd
     cls = getattr(tvd, cls_name)
     folder = Path(root).expanduser()
+    reason = offline_reason()
+    if reason:  # nothing to fetch when torchvision finds every split intact
+        if not all(_present(cls, folder, split) for split in _splits(name)):
+            raise DownloadError(f"--download {name}: downloads are off ({reason}); place "
+                                f"{files} under {root} yourself")
+        return
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
+    for split in _splits(name):
+        try:
+            cls(str(folder), download=True, **split)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError) as err:
+            _remove_empty(made)  # a failed download leaves no empty folder behind
+            # torchvision's RuntimeError: the file it fetched failed its check (a leftover
+            # of an earlier try says nothing about a refused connection)
+            why = (isinstance(err, RuntimeError) and _fetched_file_problem(cls, folder, split)
+                   or " ".join(str(err).split()))
+            raise DownloadError(f"--download {name}: torchvision could not fetch it into "
+                                f"{root}: {why}") from None
+
+
+def _splits(name: str) -> list[dict[str, Any]]:
+    """The keywords of each split's torchvision dataset."""
+    if name == "svhn":
+        return [{"split": "train"}, {"split": "test"}]
+    return [{"train": True}, {"train": False}]
+
+
+def _present(cls: Any, folder: Path, split: dict[str, Any]) -> bool:
+    """Whether torchvision finds ``split`` whole (its MD5 checks) in ``folder``."""
     try:
-        for split in (("train", "test") if name == "svhn" else (True, False)):
-            kwargs = {"split": split} if name == "svhn" else {"train": split}
-            cls(str(folder), download=True, **kwargs)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError) as err:
-        _remove_empty(made)  # a failed download leaves no empty folder behind
-        raise DownloadError(f"--download {name}: torchvision could not fetch it into {root}: "
-                            f"{' '.join(str(err).split())}") from None
+        cls(str(folder), download=False, **split)
+    except (RuntimeError, OSError, ValueError):
+        return False
+    return True
+
+
+def _fetched_file_problem(cls: Any, folder: Path, split: dict[str, Any]) -> str | None:
+    """What is wrong with the file torchvision fetched and refused ("File not found or
+    corrupted", said alike of a cut transfer and of another file): a gzip archive that ends
+    early was cut; a whole one, or a file of another kind, fails the MD5. None: not known."""
+    from torchvision.datasets.utils import calculate_md5
+    if hasattr(cls, "split_list"):  # SVHN: a file for each split
+        _, filename, md5 = cls.split_list[split["split"]]
+    else:
+        filename, md5 = getattr(cls, "filename", None), getattr(cls, "tgz_md5", None)
+    path = folder / filename if filename else None
+    if path is None or not path.is_file():
+        return None
+    got = calculate_md5(str(path))
+    if md5 is None or got == md5:
+        return None
+    size = f"{path} ({path.stat().st_size} bytes)"
+    if path.name.endswith((".gz", ".tgz")):
+        import gzip
+        try:
+            with gzip.open(path) as stream:
+                while stream.read(CHUNK):
+                    pass
+        except EOFError:
+            return f"the transfer was cut: {size} ends early; run again to fetch it again"
+        except (OSError, ValueError):
+            pass  # not gzip at all: another file, as a wrong MD5 says
+        else:
+            return (f"{size} arrived whole but its MD5 {got} is not torchvision's {md5}: the "
+                    f"server sent another file; check its URL (a mirror?)")
+    return (f"{size} fails torchvision's MD5 check ({got}, expected {md5}): the transfer was "
+            f"cut or the file differs; run again to fetch it again")
 
 
 def _remove_empty(folders: list[Path]) -> None:

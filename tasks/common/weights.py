@@ -60,6 +60,17 @@ def hub_cache_dir() -> Path:
     return Path(home).expanduser() / "hub"
 
 
+def hub_cache_entry(path: str | os.PathLike) -> Path | None:
+    """The cache folder of the hub repository holding ``path`` (``CACHE/models--ORG--NAME``),
+    or None for a file outside the hub cache. Deleting it has the file fetched again: deleting
+    the snapshot's file alone does not, huggingface_hub links it again to the damaged blob."""
+    cache = hub_cache_dir().absolute()
+    where = Path(path).expanduser().absolute()
+    if cache not in where.parents:
+        return None
+    return cache / where.relative_to(cache).parts[0]
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text[:300] + ("..." if len(text) > 300 else "")
@@ -93,23 +104,56 @@ def hub_file(repo: str, filenames: tuple[str, ...], model: str) -> Path:
             f"Face cache {cache} and downloads are off ({reason}); place it under "
             f"{folder}/snapshots/<revision>/ with refs/main naming <revision> (or unset "
             f"{reason.split('=')[0]} to download it)")
+    _say_fetching(repo, filenames, cache)
     for name in filenames:
         try:
             with _hub_warnings_off():
                 return Path(hf_hub_download(repo_id, name, revision=revision or None,
                                             cache_dir=cache))
-        except LocalEntryNotFoundError:  # the hub did not answer (a subclass of the next one)
-            raise CheckpointError(
-                f"model {model!r}: could not reach the Hugging Face hub for {name} of "
-                f"hf-hub:{repo}, and it is not in the cache {cache}; connect to the network, or "
-                f"place the file under {folder}/snapshots/<revision>/ and set "
-                f"HF_HUB_OFFLINE=1") from None
+        except LocalEntryNotFoundError as err:  # no file from the hub (a subclass of the next)
+            raise CheckpointError(f"model {model!r}: {name} of hf-hub:{repo} is not in the cache "
+                                  f"{cache}, and {_hub_failure(err.__cause__, folder)}") from None
         except EntryNotFoundError:  # the hub answered: this repository has no such file
             continue
         except Exception as err:  # network, auth, disk: all end the same way for the user
             raise CheckpointError(f"model {model!r}: could not download {name} of hf-hub:{repo} "
                                   f"into {cache}: {_one_line(err)}{_cache_advice(err)}") from None
     raise CheckpointError(f"model {model!r}: hf-hub:{repo} has none of {', '.join(filenames)}")
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+    return constants.ENDPOINT
+
+
+def _say_fetching(repo: str, filenames: tuple[str, ...], cache: Path) -> None:
+    """One line before the hub is asked for a file the cache lacks: huggingface_hub's own retry
+    lines are off (:func:`_hub_warnings_off`), and a hub that does not answer kept the command
+    silent for minutes."""
+    import sys
+    print(f"note: fetching {' or '.join(filenames)} of hf-hub:{repo} from the Hugging Face hub "
+          f"(HF_ENDPOINT {_endpoint()}) into {cache}", file=sys.stderr, flush=True)
+
+
+def _hub_failure(cause: BaseException | None, folder: Path) -> str:
+    """What came of asking the hub for a file, and what to do, from the error huggingface_hub
+    keeps as the cause of its LocalEntryNotFoundError: an HTTP error, an answer that is no
+    hub's (a ``FileMetadataError``: no ``X-Repo-Commit``), or no answer (refused, timed out)."""
+    hub = f"the Hugging Face hub at {_endpoint()}"
+    place = f"place the file under {folder}/snapshots/<revision>/ and set HF_HUB_OFFLINE=1"
+    response = getattr(cause, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        phrase = getattr(response, "reason_phrase", None) or getattr(response, "reason", "")
+        then = "try again later" if status >= 500 else "check HF_ENDPOINT and the name"
+        return f"{hub} answered {status} {phrase}; {then}, or {place}"
+    if type(cause).__name__ == "FileMetadataError":
+        said = ("answered without the hub's X-Repo-Commit header: it is not a Hugging Face hub"
+                if "X-Repo-Commit" in str(cause) else f"gave no usable answer: {_one_line(cause)}")
+        return (f"{_endpoint()} {said}; check HF_ENDPOINT (unset: https://huggingface.co), or "
+                f"{place}")
+    why = f" ({type(cause).__name__}: {_one_line(cause)})" if cause is not None else ""
+    return f"could not reach {hub}{why}; connect to the network, or {place}"
 
 
 def _cache_advice(err: Exception) -> str:

@@ -31,6 +31,7 @@ from robustrep._validate import nan_tensors
 from robustrep.tasks.common.checkpoint import mismatch_text, safe_load
 from robustrep.tasks.common.errors import CheckpointError
 from robustrep.tasks.common.options import no_ema_text
+from robustrep.tasks.common.weights import hub_cache_entry
 
 
 # a training checkpoint's entries, in the order timm's load_checkpoint (use_ema=True, its
@@ -159,6 +160,15 @@ _ADVICE = ("save the model's state_dict() (torch.save(model.state_dict(), FILE))
            ".safetensors file")
 
 
+def _damaged_advice(path: Path) -> str:
+    """What to do about a damaged weights file: another file, or for one of the Hugging Face
+    cache (a cut download) its cache entry deleted, so that it is fetched again."""
+    entry = hub_cache_entry(path)
+    if entry is None:
+        return "use another file"
+    return f"it is in the Hugging Face cache: delete {entry} to have it fetched again"
+
+
 @dataclass
 class WeightsFile:
     """One read of a weights file (:func:`read_weights`), handed on so no caller reads it again.
@@ -194,13 +204,13 @@ def read_weights(path: Path, use_ema: bool = True) -> WeightsFile:
             data = load_file(str(path))
         except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ... on a bad file
             raise CheckpointError(f"weights file {path} is not a readable .safetensors file "
-                                  f"({type(err).__name__}: {str(err)[:120]}); use another "
-                                  f"file") from None
+                                  f"({type(err).__name__}: {str(err)[:120]}); "
+                                  f"{_damaged_advice(path)}") from None
     else:
         # timm's train.py saves its argparse.Namespace of options beside the weights; the safe
         # unpickler rebuilds one as an attribute bag (no code runs), and nothing else more
         with torch.serialization.safe_globals([argparse.Namespace]):
-            data = safe_load(path, "weights file", advice=_ADVICE)
+            data = safe_load(path, "weights file", advice=_ADVICE, damaged=_damaged_advice(path))
     has_ema = bool(_ema_entries(data))
     run_config = data.get("config") if isinstance(data, dict) else None
     trained = train_options(data)

@@ -17,7 +17,11 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
+        import time
         self.server.seen.append(self.path)
+        if self.path == "/stall":  # no answer at all for a while
+            time.sleep(1.5)
+            return
         body = self.server.files.get(self.path, PAYLOAD)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -25,6 +29,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/cut":  # announce the whole file, send a third, hang up
             self.wfile.write(body[: len(body) // 3])
             self.wfile.flush()
+            self.close_connection = True
+            return
+        if self.path == "/trickle":  # a byte every 0.1 s for 4 s (each read well in time)
+            for byte in body[:40]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
             self.close_connection = True
             return
         self.wfile.write(body)
@@ -134,7 +145,81 @@ def test_offline_refuses_before_any_connection(server, tmp_path, monkeypatch, va
         dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10)
     msg = str(err.value)
     assert f"{var}=1" in msg and str(dest) in msg and f"{base}/good" in msg  # what, where
+    # how to turn downloads on: the gan program's line offers to "let robustrep fetch it"
+    assert f"downloads are off ({var}=1): unset {var} to fetch it, or place the file" in msg
     assert srv.seen == [] and not dest.parent.exists()
+
+
+def test_a_download_shows_its_progress_and_says_where_it_saved(server, tmp_path, monkeypatch,
+                                                               capsys):
+    """The 95 MB Inception download showed nothing until it ended, and said nothing then."""
+    from robustrep.tasks.common import progress as progress_module
+    srv, base = server
+    body = bytes(2_500_000)
+    srv.files["/big"] = body
+    bars = []
+
+    class Bar:
+        def __init__(self, total, desc="", unit="step", **kwargs):
+            self.total, self.desc, self.unit, self.n = total, desc, unit, 0
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(progress_module, "progress", Bar)
+    dest = tmp_path / "cache" / "w.pth"
+    dl.download(f"{base}/big", dest, hashlib.sha256(body).hexdigest(), "test weights",
+                timeout=10)
+    [bar] = bars
+    assert (bar.total, bar.n, bar.unit, bar.desc) == (3, 2, "MB", "test weights")  # MB, 10^6
+    assert capsys.readouterr().err == f"saved test weights (2.5 MB) to {dest}\n"
+
+
+def test_a_trickling_server_is_given_up_with_how_long_it_waited(server, tmp_path):
+    """The socket's timeout is per read: a byte every 20 s never ended a download."""
+    import time
+    _, base = server
+    dest = tmp_path / "cache" / "w.pth"
+    start = time.monotonic()
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(f"{base}/trickle", dest, SHA, "test weights", timeout=1)
+    assert time.monotonic() - start < 3  # the server trickles for 4 s
+    msg = str(err.value)
+    assert "stalled:" in msg and "bytes in the last 1 s" in msg and "gave up" in msg, msg
+    assert _left(dest.parent) == []
+
+
+def test_a_server_that_does_not_answer_says_how_long_it_waited(server, tmp_path):
+    _, base = server
+    with pytest.raises(dl.DownloadError, match=r"no data for 0\.5 s \(timed out\)"):
+        dl.download(f"{base}/stall", tmp_path / "w.pth", SHA, "test weights", timeout=0.5)
+
+
+def test_a_full_disk_says_where_the_cache_goes(server, tmp_path, monkeypatch):
+    """ENOSPC while fetching had the system's line alone; a read-only cache says to move it."""
+    _, base = server
+    monkeypatch.setenv("ROBUSTREP_CACHE", str(tmp_path / "cache"))
+    dest = tmp_path / "cache" / "w.pth"
+
+    def full_disk(path, suffix):  # a temporary file whose writes fail as on a full disk
+        tmp = path.parent / f".{path.name}.full{suffix}"
+        tmp.write_bytes(b"")
+        return os.open("/dev/full", os.O_WRONLY), str(tmp)
+
+    monkeypatch.setattr(dl, "temp_beside", full_disk)
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(f"{base}/good", dest, SHA, "test weights", timeout=10)
+    msg = str(err.value)
+    assert "No space left on device; it is robustrep's cache" in msg, msg
+    assert msg.endswith("set ROBUSTREP_CACHE to a folder you can write to")
+    assert _left(dest.parent) == []
 
 
 def test_inception_weights_fetched_on_first_use(server, tmp_path, monkeypatch):
@@ -156,6 +241,21 @@ def test_dataset_download_offline_names_the_files(tmp_path, monkeypatch):
     with pytest.raises(dl.DownloadError, match="cifar-10-batches-py/ under"):
         dl.download_dataset("cifar10", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_offline_uses_a_dataset_already_there(tmp_path, monkeypatch):
+    """--download with the offline switch refused data that was there: it looks first."""
+    import torchvision.datasets as tvd
+    monkeypatch.setenv("ROBUSTREP_OFFLINE", "1")
+    calls = []
+
+    class Present:
+        def __init__(self, root, download=False, train=True):
+            calls.append((root, download, train))
+
+    monkeypatch.setattr(tvd, "CIFAR10", Present)
+    dl.download_dataset("cifar10", tmp_path)
+    assert calls == [(str(tmp_path), False, True), (str(tmp_path), False, False)]
 
 
 def test_a_failed_dataset_download_leaves_no_empty_folder(tmp_path, monkeypatch):
@@ -262,3 +362,30 @@ def test_dataset_download_from_a_test_made_archive(server, tmp_path, monkeypatch
     srv.seen.clear()
     dl.download_dataset("cifar10", root)  # present and intact: no second transfer
     assert srv.seen == []
+
+
+def _patch_cifar10(monkeypatch, url, archive, md5, archive_md5=None):
+    import torchvision.datasets as tvd
+    monkeypatch.setattr(tvd.CIFAR10, "url", url)
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", archive_md5 or hashlib.md5(archive).hexdigest())
+    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]]
+                                                    for i in range(1, 6)])
+    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                              "md5": md5["batches.meta"]})
+
+
+def test_a_cut_dataset_transfer_and_a_wrong_md5_are_told_apart(server, tmp_path, monkeypatch):
+    """Both read "torchvision could not fetch it into D: File not found or corrupted"."""
+    srv, base = server
+    archive, md5 = _cifar10_archive(tmp_path)
+    srv.files["/cut"] = srv.files["/cifar-10-python.tar.gz"] = archive
+    _patch_cifar10(monkeypatch, f"{base}/cut", archive, md5)
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download_dataset("cifar10", tmp_path / "cut")
+    assert "the transfer was cut: " in str(err.value) and "ends early" in str(err.value)
+    _patch_cifar10(monkeypatch, f"{base}/cifar-10-python.tar.gz", archive, md5, "0" * 32)
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download_dataset("cifar10", tmp_path / "other")
+    msg = str(err.value)
+    assert "arrived whole but its MD5" in msg and f"is not torchvision's {'0' * 32}" in msg, msg

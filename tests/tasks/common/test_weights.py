@@ -152,6 +152,9 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
     def _answer(self, body_too: bool):
         self.server.seen.append((self.command, self.path))
         body = self.server.files.get(self.path.split("/resolve/")[-1].split("/", 1)[-1])
+        if self.server.mode == "404":  # a server's plain 404, no hub's error code
+            self.send_error(404)
+            return
         if body is None:
             self.send_response(404)
             self.send_header("X-Error-Code", "EntryNotFound")
@@ -159,7 +162,8 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(200)
-        self.send_header("X-Repo-Commit", REV)
+        if self.server.mode != "no hub":  # a web server of files, set as HF_ENDPOINT
+            self.send_header("X-Repo-Commit", REV)
         self.send_header("ETag", '"%s"' % hashlib.sha256(body).hexdigest())
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -182,7 +186,8 @@ def hub_server(tmp_path, monkeypatch):
     offline switches lifted for this test only."""
     from huggingface_hub import constants
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
-    srv.seen, srv.files, srv.daemon_threads = [], {}, True
+    srv.seen, srv.files, srv.daemon_threads, srv.mode = [], {}, True, None
+    srv.cache = tmp_path / "hf" / "hub"
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     monkeypatch.setattr(constants, "ENDPOINT", base)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
@@ -215,6 +220,76 @@ def test_pretrained_downloads_from_the_hub_into_its_cache(hub_server, tmp_path, 
     again = create_classifier("resnet10t", 10, pretrained=True)
     assert torch.equal(again.model.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
     assert len(hub_server.seen) == asked
+
+
+def test_a_hub_download_is_said_before_the_hub_is_asked(hub_server, capsys):
+    """huggingface_hub's retry lines are off: a hub that did not answer was minutes of silence."""
+    hub_server.files["model.safetensors"] = _weights_bytes(_source(8))
+    create_classifier("resnet10t", 10, pretrained=True)
+    err = capsys.readouterr().err
+    base = f"http://127.0.0.1:{hub_server.server_address[1]}"
+    assert err.count("note: fetching model.safetensors or pytorch_model.bin of hf-hub:timm/"
+                     f"resnet10t.c3_in1k from the Hugging Face hub (HF_ENDPOINT {base}) into "
+                     f"{hub_server.cache}\n") == 1, err
+    create_classifier("resnet10t", 10, pretrained=True)  # cached now: nothing to say
+    assert "fetching" not in capsys.readouterr().err
+
+
+def _weights_bytes(model) -> bytes:
+    from safetensors.torch import save
+    return save({k: v.contiguous() for k, v in model.state_dict().items()})
+
+
+@pytest.mark.parametrize("mode, said", [
+    ("404", "answered 404 Not Found; check HF_ENDPOINT and the name, or place the file"),
+    ("no hub", "answered without the hub's X-Repo-Commit header: it is not a Hugging Face hub; "
+               "check HF_ENDPOINT"),
+])
+def test_a_hub_failure_is_said_as_it_happened(hub_server, mode, said):
+    """Every failure read "could not reach the Hugging Face hub", a 404 and a server that is no
+    hub too; huggingface_hub keeps what happened as the cause of its error."""
+    hub_server.mode = mode
+    hub_server.files["model.safetensors"] = b"weights"
+    with pytest.raises(CheckpointError) as err:
+        create_classifier("resnet10t", 10, pretrained=True)
+    msg = str(err.value)
+    assert msg.startswith("model 'resnet10t': model.safetensors of hf-hub:timm/resnet10t.c3_in1k "
+                          "is not in the cache "), msg
+    assert said in msg and "could not reach" not in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("cause, said", [
+    (ConnectionRefusedError(111, "Connection refused"), "could not reach the Hugging Face hub at "),
+    (type("HfHubHTTPError", (Exception,), {"response": type("R", (), {
+        "status_code": 500, "reason_phrase": "Internal Server Error"})})("server error"),
+     "answered 500 Internal Server Error; try again later"),
+])
+def test_a_hub_that_does_not_answer_or_fails_is_named(hub_server, monkeypatch, cause, said):
+    """(huggingface_hub retries these for ~23 s: its error is raised here directly.)"""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def failing(*args, **kwargs):
+        raise LocalEntryNotFoundError("cannot find the requested files") from cause
+
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
+    with pytest.raises(CheckpointError) as err:
+        create_classifier("resnet10t", 10, pretrained=True)
+    assert said in str(err.value), str(err.value)
+
+
+def test_a_damaged_file_of_the_hub_cache_names_the_entry_to_delete(offline_hub):
+    """A cut download in the hub's cache was "not a readable .safetensors file; use another
+    file", with no other file to use: deleting its cache entry has it fetched again."""
+    hub_id = timm.models.get_pretrained_cfg("resnet10t").hf_hub_id
+    snap = _fill_cache(offline_hub, hub_id, _source())
+    weights = snap / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError) as err:
+        create_classifier("resnet10t", 10, pretrained=True)
+    entry = offline_hub / "hub" / ("models--" + hub_id.replace("/", "--"))
+    assert str(err.value).endswith(f"it is in the Hugging Face cache: delete {entry} to have it "
+                                   f"fetched again"), str(err.value)
 
 
 def test_a_hub_repository_without_weights_is_named(hub_server):
