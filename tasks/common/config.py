@@ -64,29 +64,58 @@ __all__ = ["BETA", "NONNEG", "POSITIVE", "PROB", "REQUIRED", "UNIT", "ConfigErro
 # config files, presets, resume
 
 
-class _DuplicateKey(ValueError):
-    pass
+class _FileMistake(ValueError):
+    """A config file read faithfully that cannot be taken as written (a key given twice, a
+    number its YAML versions read otherwise)."""
 
 
 def _unique_keys(pairs: list[tuple[str, Any]], line: str = "") -> dict[str, Any]:
     """A mapping from ``pairs``; a key given twice is an error (parsers keep the last silently)."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
+        if not isinstance(key, (str, int, float, type(None))):  # YAML's `[1, 2]: 3`
+            raise _FileMistake(f"a {type(key).__name__} as a key{line} is no option name; "
+                               f"option names are words, e.g. steps")
         if key in seen:
-            raise _DuplicateKey(f"option {key!r} is given twice{line}; keep one")
+            raise _FileMistake(f"option {key!r} is given twice{line}; keep one")
         seen[key] = value
     return seen
 
 
 def _unique_key_loader(yaml: Any) -> type:
-    """``yaml.SafeLoader`` refusing a key given twice in one mapping."""
+    """``yaml.SafeLoader`` refusing a key given twice in one mapping, and a number that YAML 1.1
+    (PyYAML) and YAML 1.2 read differently (:func:`_check_yaml_number`)."""
     class Loader(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
             pairs = [(self.construct_object(k, deep=deep), self.construct_object(v, deep=deep))
                      for k, v in node.value]
             _unique_keys(pairs, f" (mapping at line {node.start_mark.line + 1})")
             return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_int(self, node):
+            _check_yaml_number(node, value := super().construct_yaml_int(node), octal=True)
+            return value
+
+        def construct_yaml_float(self, node):
+            _check_yaml_number(node, value := super().construct_yaml_float(node), octal=False)
+            return value
+
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+    Loader.add_constructor("tag:yaml.org,2002:float", Loader.construct_yaml_float)
     return Loader
+
+
+def _check_yaml_number(node: Any, value: Any, octal: bool) -> None:
+    """Refuse ``010`` (octal 8 to PyYAML's YAML 1.1, 10 to YAML 1.2 and to the command line) and
+    ``1:30`` (90, base 60, to YAML 1.1; a string to YAML 1.2): a number read otherwise than
+    written is never guessed."""
+    text = str(node.value).strip().lstrip("+-").replace("_", "")
+    octal = octal and len(text) > 1 and text[0] == "0" and text[1:2].isdigit()
+    if octal or ":" in text:
+        reading = "octal" if octal else "base 60"
+        raise _FileMistake(f"{node.value!r} (line {node.start_mark.line + 1}) is {value:g} to "
+                            f"YAML 1.1 ({reading}, as PyYAML reads it) but not to YAML 1.2 or "
+                            f"the command line; write the number you mean plainly, or quote it")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -103,7 +132,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         import yaml  # installed with timm (huggingface_hub)
         try:
             data = yaml.load(text, Loader=_unique_key_loader(yaml))  # safe_load's loader
-        except _DuplicateKey as err:
+        except _FileMistake as err:
             raise ConfigError(f"config file {path}: {err}") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
@@ -113,7 +142,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     elif path.suffix == ".json":
         try:
             data = json.loads(text, object_pairs_hook=_unique_keys)
-        except _DuplicateKey as err:
+        except _FileMistake as err:
             raise ConfigError(f"config file {path}: {err}") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"config file {path} line {err.lineno}, column {err.colno}: "
@@ -122,6 +151,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} must end in .json, .yaml or .yml")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    named = [k for k in data if not isinstance(k, str)]
+    if named:  # YAML's `1: 2` or `null: 3`: no option is named so
+        raise ConfigError(f"config file {path}: {named[0]!r} is no option name (a key of "
+                          f"{type(named[0]).__name__}); option names are words, e.g. steps")
     return data
 
 

@@ -235,6 +235,8 @@ def _scalar(spec: OptionSpec, value: Any) -> Any:
         raise _fail(spec, value)
     if isinstance(value, bool):
         raise _fail(spec, value)
+    if kind is int and isinstance(value, int):
+        return value  # exact: the float below rounds past 2**53
     try:
         number = _number(value, fraction=kind is float)
     except (TypeError, ValueError, ZeroDivisionError):

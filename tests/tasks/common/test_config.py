@@ -76,6 +76,35 @@ def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path, name, text):
         resolve_config(Cfg, PRESETS, "a", path)
 
 
+@pytest.mark.parametrize("text, problem", [
+    # YAML 1.1 (PyYAML) reads these as other numbers than YAML 1.2 and the command line do
+    ("steps: 010\n", r"'010' \(line 1\) is 8 to YAML 1.1 \(octal, as PyYAML reads it\)"),
+    ("steps: 1:30\n", r"'1:30' \(line 1\) is 90 to YAML 1.1 \(base 60, as PyYAML reads it\)"),
+    ("lr: 1:30.5\n", r"'1:30.5' \(line 1\) is 90.5 to YAML 1.1 \(base 60"),
+    # keys that name no option: a traceback before
+    ("1: 2\n", r"1 is no option name \(a key of int\)"),
+    ("null: 3\n", r"None is no option name \(a key of NoneType\)"),
+    ("[1, 2]: 3\n", r"a list as a key \(mapping at line 1\) is no option name"),
+])
+def test_a_yaml_value_read_otherwise_than_written_is_refused(tmp_path, text, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^config file {path}: {problem}"):
+        resolve_config(Cfg, PRESETS, "a", path)
+
+
+def test_yaml_numbers_read_alike_in_every_version_are_taken(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 0\nlr: 0.5\n")
+    assert (resolve_config(Cfg, PRESETS, "a", path).steps,
+            resolve_config(Cfg, PRESETS, "a", path).lr) == (0, 0.5)
+
+
+def test_a_large_integer_from_a_file_is_kept_exactly():
+    spec = C.option_specs(Cfg)["steps"]
+    assert C.convert_value(spec, 12345678901234567891) == 12345678901234567891
+
+
 def test_bad_choice_in_preset_is_rejected():
     with pytest.raises(ConfigError, match="loss must be one of ns, hinge"):
         resolve_config(Cfg, {"x": {"loss": "bce"}}, "x")
