@@ -252,6 +252,9 @@ def test_file_layouts_and_ranges_give_the_same_images(images, tmp_path):
                                       0.5)), "1 of 4 samples hold NaN or inf"),
 ])
 def test_errors_are_one_line(images, tmp_path, capsys, make, expect):
+    from robustrep.tasks.gan import feature_nets
+    # trained once per session, by whichever test comes first (its note is a line of its own)
+    feature_nets.digits_feature_net((1, 16, 16), torch.device("cpu"))
     bad = tmp_path / "bad.npz"
     make(bad)
     np.save(tmp_path / "a.npy", images[0].numpy())
