@@ -146,6 +146,9 @@ def export_run(run: str | Path, out: str | Path, use_ema: bool = True) -> tuple[
     folder that is not a classify run, an OUT that exists or has another suffix, a UoS head."""
     from robustrep.tasks.common.classifier_run import load_run
     from robustrep.tasks.common.options import check_run_folder
+    if not str(out).strip():  # Path("") is ".": "OUT .: give a path ..." named no path given
+        raise UserError("OUT is empty; give a path ending in .pth or .safetensors, e.g. "
+                        "model.safetensors")
     run, out = Path(run).expanduser(), Path(out).expanduser()
     check_run_folder(run, "RUN", "{run}")  # a checkpoint file given: its run folder
     check_out(out)

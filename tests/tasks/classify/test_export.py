@@ -134,6 +134,9 @@ def test_refusals_are_one_line(trained_run, uos_run, tmp_path, capsys):
         assert _refused(capsys, trained_run, tmp_path / name) == (
             f"{prefix}OUT {tmp_path / name}: give a path ending in .pth.tar, .pth, .pt "
             f"(torch.save, as timm's train.py writes) or .safetensors\n")
+    assert _refused(capsys, trained_run, "") == (  # was "OUT .: give a path ..."
+        f"{prefix}OUT is empty; give a path ending in .pth or .safetensors, e.g. "
+        f"model.safetensors\n")
     assert _refused(capsys, uos_run, tmp_path / "u.pth") == (
         f"{prefix}RUN {uos_run} has a UoS head (--head uos: logits s|W z/||z||| of a frozen W), a "
         f"layer timm has not: no timm model gives its logits; export a run trained with --head "
