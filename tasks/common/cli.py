@@ -25,7 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from robustrep.errors import UnreadableImageError
-from robustrep.tasks.common.errors import Interrupted, TrainingDiverged, UserError, WriteFailed
+from robustrep.tasks.common.errors import (ChildFailed, Interrupted, TrainingDiverged, UserError,
+                                           WriteFailed)
 from robustrep.tasks.common.flag_hints import did_you_mean, peer_hint, peer_hits
 from robustrep.tasks.common.path_errors import path_problem
 from robustrep.tasks.common.plugins import plugin_failure
@@ -283,7 +284,7 @@ def run_command(program: str | None, func: Callable[[argparse.Namespace], Any],
         _traceback(debug)
         report(program, _kept_after(_original_message(err), args, opened))
         return 2
-    except TrainingDiverged as err:  # valid options, failed dynamics: exit 1
+    except (TrainingDiverged, ChildFailed) as err:  # valid options, a failure after: exit 1
         _traceback(debug)
         report(program, err)
         return 1

@@ -48,6 +48,11 @@ class TrainingDiverged(RuntimeError):
     the last good checkpoint. Not a :class:`UserError`: programs exit with code 1."""
 
 
+class ChildFailed(RuntimeError):
+    """A robustrep process this one started failed on its own (a crash, a signal), not by
+    refusing what it was asked: one line naming it, exit code 1, as :class:`TrainingDiverged`."""
+
+
 class Interrupted(Exception):
     """Training stopped on SIGINT/SIGTERM after writing a checkpoint; the program prints the one
     line and exits with ``128 + signum`` (the shell's convention for a signal)."""

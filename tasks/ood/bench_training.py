@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.errors import ChildFailed
 from robustrep.tasks.common.run_records import read_run
 
 
@@ -217,6 +218,9 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
         if code != 0:
             reason = (lines[-1] if lines else f"exit code {code}").split("error: ", 1)[-1]
             reason = reason.split(" (see 'robustrep", 1)[0]  # the top-level help: ours instead
+            if code != 2:  # a crash of the check, not a refusal: no mistake of the user's
+                raise ChildFailed(f"{what}: robustrep classify train --dry-run failed (exit "
+                                  f"{code}): {reason}")
             raise ConfigError(f"{what}: robustrep classify train does not accept it: {reason}; "
                               f"see robustrep classify train --help for the accepted options")
         return json.loads(output)

@@ -78,6 +78,21 @@ def _dry_run_in_process(monkeypatch):
     monkeypatch.setattr(launch, "check_robustrep", in_process)
 
 
+def test_a_crash_of_the_classify_check_is_exit_1_not_a_mistake(tmp_path, monkeypatch, capsys):
+    # Was: "--regs setting 'none': robustrep classify train does not accept it: ImportError:
+    # ..." and exit 2, for a child that crashed while the tree was being edited
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common import launch
+    monkeypatch.setattr(launch, "check_robustrep", lambda argv: (
+        1, "", "Traceback (most recent call last):\nImportError: cannot import name 'x'\n"))
+    out = tmp_path / "bench"
+    assert main(["ood", "bench", "--out", str(out), "--detectors", "MaxSoftmax", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "robustrep classify train --dry-run failed (exit 1): " \
+        "ImportError: cannot import name 'x'" in err and "does not accept" not in err
+    assert not out.exists()
+
+
 def test_a_train_opt_classify_refuses_is_named_before_anything_is_written(tmp_path, monkeypatch,
                                                                          capsys):
     from robustrep.tasks.cli import main
