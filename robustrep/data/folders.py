@@ -33,7 +33,7 @@ from torchvision.datasets import ImageFolder
 from robustrep._validate import check_choice
 from robustrep.data.images import (IMG_EXTENSIONS, Checked, check_depth, check_source,
                                    convert_image, decode_error, drop_bad_images, image_problem,
-                                   image_transform, is_image, load_image)
+                                   image_transform, is_image, load_image, open_image)
 from robustrep.data.zipdata import (MEMBER_DAMAGE, RECREATE, ZipEntry, check_member, damaged,
                                     zip_tree)
 from robustrep.errors import UnreadableImageError
@@ -440,8 +440,6 @@ class ZipImageFolder(Dataset):
                              f"{fix}")
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        from PIL import Image
-
         entry, label = self.samples[index]
         try:
             data = io.BytesIO(self._read(entry))
@@ -449,7 +447,7 @@ class ZipImageFolder(Dataset):
             raise UnreadableImageError(f"cannot read {entry}: {damaged(err)}; "
                                        f"{RECREATE}") from None
         try:  # as load_image reads a file
-            image = Image.open(data)
+            image = open_image(data)
             check_depth(image, entry)
             image = convert_image(image, self.channels, entry)
         except UnreadableImageError:

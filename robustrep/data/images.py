@@ -23,7 +23,8 @@ Size: an image of more pixels than PIL's decompression-bomb limit (``PIL.Image.M
 89,478,485 unless changed) is refused in one line naming the file, its pixels and the limit
 (:func:`check_depth`, :func:`image_problem`, :func:`decode_error`). PIL itself raises only over
 twice the limit and merely warns between the two, in text naming no file; a reader here refuses
-the whole band alike, and its own opens keep PIL's warning off the output (:func:`open_image`).
+the whole band alike, and every reader opens files through :func:`open_image`, which keeps
+PIL's warning off the output.
 
 Transparency: an image whose alpha (an RGBA/LA/PA band, or a palette or colour key marked
 transparent) is below 255 anywhere is refused the same way. Dropping the alpha, as
@@ -143,8 +144,9 @@ def _pixels_problem(image: Any) -> str | None:
 
 def open_image(source: str | os.PathLike | BinaryIO) -> Any:
     """``PIL.Image.open(source)`` without PIL's DecompressionBombWarning (a warning naming no
-    file, printed for an image between the limit and twice it): the readers here refuse such an
-    image in their own line (:func:`_pixels_problem`). Over twice the limit, PIL raises."""
+    file, printed for an image between the limit and twice it): the readers refuse such an
+    image in their own line (:func:`_pixels_problem`). Over twice the limit, PIL raises. Every
+    open of a user's image goes through here, header-only reads too."""
     from PIL import Image
 
     with warnings.catch_warnings():

@@ -39,7 +39,8 @@ from torchvision.datasets.lsun import LSUNClass
 from torchvision.datasets.vision import VisionDataset
 
 from robustrep.data.images import (UnreadableImageError, check_depth, check_frames,
-                                   check_source, convert_image, decode_error, image_transform)
+                                   check_source, convert_image, decode_error, image_transform,
+                                   open_image)
 from robustrep.data.local import register_dataset, require_size
 from robustrep._lists import check_no_empty_item
 
@@ -99,15 +100,13 @@ class LSUNDatabase(LSUNClass):
         return _shared_env(self.root)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        from PIL import Image
-
         key = self.keys[index]
         with self.env.begin(write=False) as txn:
             data = txn.get(key)
         where = f"LSUN database {self.root}: record {key.decode('ascii', 'backslashreplace')}"
         fix = "re-create the database from LSUN's files"
         try:
-            image = Image.open(io.BytesIO(data))
+            image = open_image(io.BytesIO(data))
         except Exception as err:  # PIL raises many types (an empty record, or no image)
             raise UnreadableImageError(f"{where} is not a readable image "
                                        f"({decode_error(err)}); {fix}") from None

@@ -52,7 +52,7 @@ from torch.utils.data import Dataset
 
 from robustrep._validate import check_choice, check_positive
 from robustrep.data.images import (WIDE_MODES, UnreadableImageError, check_depth, convert_image,
-                                   decode_error, image_problem, image_transform)
+                                   decode_error, image_problem, image_transform, open_image)
 
 __all__ = ["ZipImageDataset", "XFlip", "zip_members", "ZipEntry", "zip_tree", "read_member"]
 
@@ -437,9 +437,8 @@ class ZipImageDataset(Dataset):
         """The stored channels of member ``name`` (``data``), refused when they differ from the
         ``first`` member's: a colour image would be read as grey, or grey as colour, by a
         guess (stylegan2-ada requires one shape throughout)."""
-        from PIL import Image
 
-        with Image.open(data) as image:
+        with open_image(data) as image:
             channels = _stored_channels(image)
         if first is not None and channels != first:
             kinds = {1: "greyscale", 3: "colour"}
@@ -462,13 +461,12 @@ class ZipImageDataset(Dataset):
     def _open(self, index: int):
         """Member ``index`` opened (its header read), not decoded: decoding would drop the
         layout that :func:`check_depth` reads."""
-        from PIL import Image
 
         if self._archive is None:
             self._archive = zipfile.ZipFile(self.path)
         data = read_member(self.path, self._archive, self.names[index])
         try:
-            return Image.open(io.BytesIO(data))
+            return open_image(io.BytesIO(data))
         except Exception as err:  # an empty member, or one that is no image at all
             raise UnreadableImageError(self._unreadable(self.names[index], err)) from None
 
@@ -517,12 +515,11 @@ def member_sizes(path: str | os.PathLike, names: Iterable[str]
     member's header (PIL reads no pixels: about 0.13 ms a member, 0.65 s for 5,000 small
     PNGs); a member that is no image is left out (verify names it, or the batch that reads
     it)."""
-    from PIL import Image
 
     with zipfile.ZipFile(path) as archive:
         for name in names:
             try:
-                with archive.open(name) as f, Image.open(f) as image:
+                with archive.open(name) as f, open_image(f) as image:
                     size = image.size
             except Exception:  # noqa: BLE001 - no image: named elsewhere
                 continue

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
-from robustrep.data.images import WIDE_MODES
+from robustrep.data.images import WIDE_MODES, open_image
 from robustrep.data.zipdata import ZipEntry
 
 GREY_MODES = ("1", "L", "LA", "La", *WIDE_MODES)
@@ -69,14 +69,12 @@ def _modes(samples: list[Any]) -> Iterator[tuple[str, str | None]]:
 
 def _mode(entry: Any, archive: Callable[[Any], zipfile.ZipFile]) -> str | None:
     """The PIL mode of the image file or zip member ``entry``, None where PIL cannot open it."""
-    from PIL import Image
-
     try:
         if isinstance(entry, ZipEntry):
             with archive(entry.archive).open(entry.member) as member, \
-                    Image.open(member) as image:
+                    open_image(member) as image:
                 return image.mode
-        with Image.open(entry) as image:
+        with open_image(entry) as image:
             return image.mode
     except Exception:  # PIL raises many types (OSError, SyntaxError, ...): the check names it
         return None

@@ -159,9 +159,9 @@ def _note_resized(ds, root: Path, size: int) -> None:
     stored, what = getattr(ds, "stored_size", None), "stores"
     samples = getattr(ds, "samples", None)
     if stored is None and samples:  # an image folder: its first image, read to the header
-        from PIL import Image
+        from robustrep.data.images import open_image
         path = samples[0][0] if isinstance(samples[0], tuple) else samples[0]  # (path, label)
-        with Image.open(path) as first:
+        with open_image(path) as first:
             stored, what = first.size, "holds (the first)"
     if stored is not None and tuple(stored) != (size, size):
         print(f"note: {root} {what} {stored[0]}x{stored[1]} images; they are resized to "

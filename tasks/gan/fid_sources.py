@@ -307,9 +307,9 @@ def _folder_source(spec: str, path: Path, resolution: int | None) -> Source:
 def _header_size(source: Any) -> tuple[int, int]:
     """``(width, height)`` of an image file from its header: PIL decodes no pixel for ``size``
     (about 0.1 ms an image); a zip's members: ``robustrep.data.zipdata.member_sizes``."""
-    from PIL import Image
+    from robustrep.data.images import open_image
 
-    with Image.open(source) as image:
+    with open_image(source) as image:
         return image.size
 
 

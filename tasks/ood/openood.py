@@ -102,11 +102,11 @@ def stored_shape(spec: str) -> tuple[int, int, int] | None:
     """``(C, H, W)`` of the first image the ``imagelist:`` ``spec`` lists, as stored (1 channel
     for a grey image, 3 for colour), before the loader converts it to the classifier's shape;
     None when it cannot be opened (the loader names the file)."""
-    from PIL import Image
+    from robustrep.data.images import open_image
     name, rest = split_spec(spec)
     path = first_image(name, rest)
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             grey = image.getbands()[0] in ("1", "L", "I", "F")  # "LA" and 16-bit grey too
             return (1 if grey else 3, image.height, image.width)
     except Exception:  # PIL raises many types; the loader's verify names the file

@@ -534,3 +534,26 @@ def test_an_image_over_pils_pixel_limit_is_one_line_naming_its_pixels_and_the_li
     assert [w.message for w in warned] == []
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1600)  # at the limit: read
     assert find_bad_images([path]) == [] and ds[0][0].shape == (3, 8, 8)
+
+
+def test_no_reader_lets_pils_pixel_warning_through(tmp_path, monkeypatch):
+    """Between PIL's limit and twice it PIL only warns, in a line naming no file: the readers
+    of zips and headers (zip members, sizes, modes) opened with Image.open and let it out."""
+    import warnings
+    import zipfile
+
+    from robustrep.data.zipdata import member_sizes
+    from robustrep.tasks.data.channels import _mode
+    from robustrep.tasks.gan.fid_sources import _header_size
+
+    path = tmp_path / "big.png"
+    write_png(path, (40, 40), (200, 0, 0))
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.write(path, "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: PIL warns only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _header_size(path) == (40, 40)
+        assert list(member_sizes(tmp_path / "d.zip", ["big.png"])) == [("big.png", (40, 40))]
+        assert _mode(path, archive=None) == "RGB"  # None: the warning taken for damage
+
