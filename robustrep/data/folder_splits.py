@@ -61,12 +61,18 @@ def _refuse_beside(root: Path, train: Path, others: tuple[str, ...]) -> None:
     split: they look like classes (``bus/``, ``car/`` and a class named ``train/``) or a split
     of another name (``dev/``), and read as timm's layout only ``train/`` would be, the rest
     left out unsaid."""
-    listed = ", ".join(f"{name}/" for name in others[:4])
-    more = f" and {len(others) - 4} more" if len(others) > 4 else ""
-    raise ValueError(f"{root} holds {train.name}/ beside {listed}{more}, none an evaluation "
-                     f"split ({', '.join(EVAL_SPLITS)}): read as timm's split layout, only "
-                     f"{train.name}/ would be read; if {train.name}/ is a class, rename that "
-                     f"folder; if these are splits, put them in {train.name}/ and val/")
+    raise ValueError(f"{root} holds {train.name}/ beside {folder_names(others)}, none an "
+                     f"evaluation split ({', '.join(EVAL_SPLITS)}): read as timm's split "
+                     f"layout, only {train.name}/ would be read; if {train.name}/ is a class, "
+                     f"rename that folder; if these are splits, put them in {train.name}/ and "
+                     f"val/")
+
+
+def folder_names(names: tuple[str, ...], most: int = 4) -> str:
+    """``names`` as folders in a message: ``extra/, test/``, the first ``most`` and how many
+    more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(f"{name}/" for name in names[:most]) + more
 
 
 def folder_split(root: str | os.PathLike, train: bool | None) -> Path:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape, innermost
 from robustrep.data import labels as dataset_labels
-from robustrep.data.folder_splits import Splits, split_folders
+from robustrep.data.folder_splits import Splits, folder_names, split_folders
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
@@ -167,13 +167,10 @@ def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
 def _left_out_note(root: Path, splits: Splits) -> str:
     """The note naming the folders beside both splits (``extra/``, a ``test/`` beside
     ``val/``): no split reads them, and they were left out without a word."""
-    names = splits.left_out
-    listed = ", ".join(f"{name}/" for name in names[:4])
-    more = f" and {len(names) - 4} more" if len(names) > 4 else ""
-    them = "it is" if len(names) == 1 else "they are"
-    return (f"note: --data-root {root} holds {listed}{more} beside {splits.train.name}/ and "
-            f"{splits.evaluation.name}/, read as timm's training and evaluation splits: "
-            f"{them} left out")
+    them = "it is" if len(splits.left_out) == 1 else "they are"
+    return (f"note: --data-root {root} holds {folder_names(splits.left_out)} beside "
+            f"{splits.train.name}/ and {splits.evaluation.name}/, read as timm's training and "
+            f"evaluation splits: {them} left out")
 
 
 def _holdout(dataset: Dataset, fraction: float, seed: int,
