@@ -26,6 +26,7 @@ import errno
 import fcntl
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -351,8 +352,25 @@ def write_csv(path: str | Path, rows: list[dict[str, Any]], fields: list[str]) -
     return write_text_atomic(path, table.getvalue())
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+def write_json(path: str | Path, obj: Any, strict: bool = False) -> Path:
+    """``obj`` as indented JSON (``default=str``), written atomically; ``strict``: every NaN
+    and infinity as null (:func:`finite_or_null`), JSON that strict readers accept."""
+    if strict:
+        obj = finite_or_null(obj)
+    return write_text_atomic(path, json.dumps(obj, indent=2, default=str, allow_nan=not strict)
+                             + "\n")
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON null), inside dicts, lists and tuples
+    too: ``json.dumps`` writes them as NaN and Infinity, which strict JSON readers refuse."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 RESTORE = "restore it or run again into another folder"

@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.common.runfiles import write_json, write_text_atomic
 from robustrep.tasks.ood.results import AS_FRACTIONS, UNITS, legend, write_fraction_csv
 
 # what a bench writes beside its bench.json (write_files), as check_replaceable's glob patterns
@@ -162,18 +162,6 @@ def format_markdown(agg, avg, acc, regs, detectors, oods, info: dict[str, Any]) 
     return "\n".join(lines)
 
 
-def _finite_or_null(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON null). The text's "NaN" was replaced
-    before, also inside an error message ("3 scores are NaN or infinite")."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_null(v) for v in value]
-    return value
-
-
 def write_files(out, records, agg, avg, acc, regs, dets, oods, info, timings, markdown,
                 grouped_bars):
     files = {"md": out / "bench.md", "json": out / "bench.json", "csv": out / "bench.csv",
@@ -185,7 +173,7 @@ def write_files(out, records, agg, avg, acc, regs, dets, oods, info, timings, ma
                for (r, d, o), e in sorted(agg.items())]
     # the per-run records and accuracies (info's "runs") let a later bench into the folder keep
     # the rows of the regularizers it does not run
-    clean = _finite_or_null(json.loads(json.dumps({
+    clean = json.loads(json.dumps({
         **info, "units": UNITS, "conventions": JSON_CONVENTIONS,
         "regs": regs, "detectors": dets, "ood": oods,
         "id_accuracy": {r: {"mean": acc[r][0], "std": acc[r][1]} for r in regs},
@@ -193,10 +181,10 @@ def write_files(out, records, agg, avg, acc, regs, dets, oods, info, timings, ma
                                for r in regs for d in dets},
         "summary": summary, "timings": timings, "findings": findings(agg, regs, dets, oods),
         "records": records,
-    }, default=str)))
+    }, default=str))
     # bench.json first: the other files beside it are the bench's (check_replaceable), also
     # after a stop between two of these writes
-    write_text_atomic(files["json"], json.dumps(clean, indent=2) + "\n")
+    write_json(files["json"], clean, strict=True)  # a NaN score's mean as null
     write_text_atomic(files["md"], markdown + "\n")
     spread = [f"{m}_{x}" for m in SUMMARY_METRICS for x in ("mean", "std")]
     for path, rows, metrics in ((files["csv"], summary, spread),

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from robustrep.metrics.convergence import fid_area, first_crossings
-from robustrep.tasks.common.runfiles import write_text_atomic
+from robustrep.tasks.common.runfiles import write_json, write_text_atomic
 from robustrep.tasks.report.runs import attack_keys
 
 # (task, metric key, label, higher is better, scale for display)
@@ -366,18 +365,6 @@ def draw(agg, rows, folder: Path) -> dict[str, Path]:
     return plots
 
 
-def strict(value: Any) -> Any:
-    """``value`` with every non-finite float as None: report.json is strict JSON (a mean over no
-    run, a NaN FID of a curve, were written as NaN, which strict readers refuse)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict(v) for v in value]
-    return value
-
-
 def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Path]:
     agg = aggregate(records)
     rows = headline_rows(agg)
@@ -389,8 +376,7 @@ def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dic
                              for t, regs in agg.items()}}
     # report.json first: it marks the page as the report's own, so a stop before the page is
     # written leaves a folder the next report replaces (a page without it is a user's file)
-    write_text_atomic(files["json"], json.dumps(strict(payload), indent=2, default=str,
-                                               allow_nan=False) + "\n")
+    write_json(files["json"], payload, strict=True)  # a NaN FID of a curve, a mean of no run
     write_text_atomic(files["md"], markdown(agg, rows, info, conv))
     write_text_atomic(files["html"], html_page(agg, rows, info, plots, conv))
     return files

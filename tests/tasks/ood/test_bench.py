@@ -369,7 +369,9 @@ def test_a_bench_stopped_between_its_writes_has_written_its_record_first(tmp_pat
         written.append(path.name)
         path.write_text(text)
 
+    from robustrep.tasks.common import runfiles
     monkeypatch.setattr(bench_tables, "write_text_atomic", stop_after_one)
+    monkeypatch.setattr(runfiles, "write_text_atomic", stop_after_one)  # bench.json: write_json
     records = _records()
     agg, regs = aggregate(records), ["none", "adaptivemix"]
     with pytest.raises(KeyboardInterrupt):
