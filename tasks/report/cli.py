@@ -38,8 +38,8 @@ from robustrep.tasks.report.conventions import conventions, table_notes
 from robustrep.tasks.report.folder_options import (OPTIONS_FILE, Recorded, check_same_report,
                                                    covering, recorded, report_command,
                                                    write_options)
-from robustrep.tasks.report.runs import (FULL, QUICK, RUN_SECONDS, check_out, collect, execute,
-                                         plan)
+from robustrep.tasks.report.records import collect
+from robustrep.tasks.report.runs import FULL, QUICK, RUN_SECONDS, check_out, execute, plan
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:

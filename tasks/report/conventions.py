@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from robustrep.tasks.report.measured import UNRECORDED
-from robustrep.tasks.report.runs import clean_images
+from robustrep.tasks.report.records import clean_images
 
 GRID = "grid modes after the VEEGAN/PacGAN protocol"
 ROBUST = ("robust accuracy counts a sample only if it is right both clean and attacked ({radius}, "
@@ -22,7 +22,7 @@ REST = ("step time is training seconds per step from each run's first log record
         "last (the first log interval, with its warm-up, left out), relative to the baseline of "
         "the same report. Every cell is mean ± sample std over seeds (a cell over fewer than "
         "its setting's runs names their count).")
-# what a setting reads when the runs do not record it alike (left out, runs._measured_alike)
+# what a setting reads when the runs do not record it alike (left out, records._measured_alike)
 # or at all: pointed to, not guessed (a radius of 8/255 was stated for runs evaluated at L2 0.5)
 UNLIKE = "each run's `settings` in report.json records"
 
@@ -107,7 +107,7 @@ def _same(evals: list[dict[str, Any]], key: str) -> Any:
 
 def table_notes(records: list[dict[str, Any]]) -> dict[str, str]:
     """A line under a table, by task: the classifier table's images (its runs' ``classify eval
-    --max-samples``; those evaluated otherwise were left out, runs._evaluated_alike)."""
+    --max-samples``; those evaluated otherwise were left out, records._measured_alike)."""
     classify = [r for r in records if r["task"] == "classify"]
     if not classify:
         return {}

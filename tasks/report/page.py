@@ -18,7 +18,7 @@ from typing import Any
 
 from robustrep.metrics.convergence import fid_area, first_crossings
 from robustrep.tasks.common.runfiles import write_json, write_text_atomic
-from robustrep.tasks.report.runs import attack_keys
+from robustrep.tasks.report.records import attack_keys
 
 # (task, metric key, label, higher is better, scale for display)
 HEADLINES = [

@@ -6,7 +6,8 @@ import pytest
 
 from robustrep.tasks import cli
 from robustrep.tasks.report import page
-from robustrep.tasks.report.runs import QUICK, Run, collect, plan
+from robustrep.tasks.report.records import collect
+from robustrep.tasks.report.runs import QUICK, Run, plan
 
 
 def _trained(folder, records, finished=True):

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from robustrep.tasks import cli
-from robustrep.tasks.report import runs
+from robustrep.tasks.report import records, runs
 
 from .test_report_runs import _fake_child
 
@@ -78,7 +78,7 @@ def test_a_classifier_run_in_a_gan_runs_place_is_named_as_another_run(tmp_path, 
     err = capsys.readouterr().err
     assert (f"warning: gan/none/seed0: {gan} holds another run (preset 'digits-ood' in its "
             f"config.json, this report's 'digits-dcgan'); left out (copied or moved?)") in err
-    assert runs.OTHER_SIZE not in err
+    assert records.OTHER_SIZE not in err
 
 
 @pytest.mark.parametrize("record", ['{}', '{"summary": {}}', '{"summary": [1]}',

@@ -11,7 +11,8 @@ import pytest
 
 from robustrep.tasks import cli
 from robustrep.tasks.report import page, runs
-from robustrep.tasks.report.runs import Run, collect
+from robustrep.tasks.report.records import collect
+from robustrep.tasks.report.runs import Run
 
 
 def _fake_child(calls):
