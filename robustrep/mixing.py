@@ -311,7 +311,9 @@ def box_mask(batch: int, height: int, width: int, lam: float | Tensor,
         check_positive(name, value, integer=True)
     device = _mask_device(lam, device)
     check_generator(generator, device)
-    ratio = (1.0 - _lam_vector(lam, batch, device)).sqrt()
+    # float64, as timm's rand_bbox: in float32 a side H * sqrt(1 - lam) just under an integer
+    # can round up to it (224 * sqrt(1 - lam) = 2.99999... gives 3, not timm's 2).
+    ratio = (1.0 - _lam_vector(lam, batch, device, torch.float64)).sqrt()
     u = torch.rand(2, batch, generator=generator, device=device)
     # Rounding down keeps the pasted area at most 1 - lam (rounding could overshoot it).
     y0, y1 = _box_edges(height, (ratio * height).floor().long(), u[0])

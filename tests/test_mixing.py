@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from timm.data.mixup import mixup_target as timm_mixup_target
+from timm.data.mixup import rand_bbox
 
 from robustrep import losses
 from robustrep.mixing import (
@@ -126,6 +127,19 @@ def test_cutmix_never_pastes_more_than_one_minus_lam():
                         generator=_seeded(0))
     assert float(lam_eff.min()) >= 0.5
     assert float(lam_eff.min()) == 1 - 25 / 64  # the unclipped 5x5 box
+
+
+@pytest.mark.parametrize("size, side", [(224, 3), (17, 2), (32, 16)])
+def test_cutmix_box_side_equals_timm_rand_bbox(size, side):
+    # lam whose side size * sqrt(1 - lam) lies within rounding of an integer: float32 rounds it
+    # one pixel away from timm's float64 cut_h
+    lam = 1 - (side / size) ** 2
+    np.random.seed(0)
+    yl, yh, xl, xh = rand_bbox((size, size), lam)
+    mask = box_mask(64, size, size, lam, generator=_seeded(0))
+    rows = (mask[:, 0] == 0).any(2).sum(1)  # box rows per sample; the widest is unclipped
+    assert 0 < yh - yl == xh - xl  # timm's box, unclipped at seed 0
+    assert int(rows.max()) == yh - yl
 
 
 def test_cutmix_area_matches_clipped_box():
