@@ -347,22 +347,31 @@ def html_page(agg, rows, info: dict[str, Any], plots: dict[str, Path],
 
 
 def draw(agg, rows, folder: Path) -> dict[str, Path]:
-    """A bar chart per table: mean, its spread and its run count per setting."""
+    """A bar chart per table: mean, its spread and its run count per setting. A table this
+    report lacks loses its chart from an earlier report in ``folder`` (a narrower ``--collect``
+    would leave that picture beside a page that no longer has its numbers)."""
     from robustrep.tasks.common.plots import bar_table
     plots = {}
     for task in ("gan", "grid", "classify", "ood"):
-        source = agg.get("classify" if task == "ood" else task, {})
-        picked = [(key, label, scale) for t, key, label, _, scale in rows if t == task]
-        if not source or not picked:
-            continue
-        bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale,
-                              source[reg][key][2])
-                      for key, label, scale in picked if key in source[reg]}
-                for reg in source}
-        if not any(bars.values()):  # runs without these metrics: no panel to draw
-            continue
-        plots[task] = bar_table(bars, folder / f"{task}.png", title=TITLES[task])
+        bars = _bars(agg, rows, task)
+        if bars:
+            plots[task] = bar_table(bars, folder / f"{task}.png", title=TITLES[task])
+        else:
+            (folder / f"{task}.png").unlink(missing_ok=True)
     return plots
+
+
+def _bars(agg, rows, task: str) -> dict[str, dict[str, tuple]] | None:
+    """``task``'s table as bars (mean, spread, runs) per setting and label; None: no panel."""
+    source = agg.get("classify" if task == "ood" else task, {})
+    picked = [(key, label, scale) for t, key, label, _, scale in rows if t == task]
+    if not source or not picked:
+        return None
+    bars = {reg: {label: (source[reg][key][0] * scale, source[reg][key][1] * scale,
+                          source[reg][key][2])
+                  for key, label, scale in picked if key in source[reg]}
+            for reg in source}
+    return bars if any(bars.values()) else None  # runs without these metrics: no panel
 
 
 def write(out: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Path]:

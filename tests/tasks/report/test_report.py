@@ -355,6 +355,19 @@ def test_the_ood_figure_draws_every_detector_and_metric(tmp_path, monkeypatch):
     assert len(drawn["ood"]) == 10
 
 
+def test_a_table_the_report_lacks_loses_its_earlier_chart(tmp_path, monkeypatch):
+    # a narrower --collect into the same folder had left the GAN chart of the earlier report
+    from robustrep.tasks.common import plots
+    monkeypatch.setattr(plots, "bar_table", lambda bars, path, **kw: path.write_bytes(b"new")
+                        and path)
+    (tmp_path / "gan.png").write_bytes(b"old")
+    summary = {"ood/MSP/AUROC": (0.5, 0.1, 3), "acc": (0.9, 0.01, 3)}
+    agg = {"classify": {"none": summary}}
+    drawn = page.draw(agg, page.headline_rows(agg), tmp_path)
+    assert "gan" not in drawn and not (tmp_path / "gan.png").exists()
+    assert (tmp_path / "ood.png").read_bytes() == b"new"
+
+
 def test_bar_table_lays_many_metrics_out_in_rows(tmp_path):
     from robustrep.tasks.common.plots import bar_table
     rows = {"none": {f"m{i}": (float(i), 0.1) for i in range(9)}}
