@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustrep import data as data_lib
 from robustrep.data import ImageTensorDataset, create_dataset, image_shape, innermost
 from robustrep.data import labels as dataset_labels
-from robustrep.data.folder_splits import Splits, folder_names, split_folders
+from robustrep.data.folder_splits import left_out_line, split_folders
 from robustrep.data import num_classes as dataset_num_classes
 
 from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
@@ -151,7 +151,8 @@ def _listing(folder: Path, most: int = 8) -> str:
 def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
     """The training and evaluation splits of timm's layout when an image folder has them
     (``root/train`` and ``root/val``, ``root/validation``, ...: ``folder_splits.split_folders``);
-    the folders left out beside them are said in a note."""
+    what is left out beside them (the evaluation split too, under ``--val-fraction``, which
+    holds out a share of the training split instead) is said in a note."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else None
     try:  # train/ beside folders of no evaluation name (classes, dev/) is refused there
         splits = split_folders(root) if root is not None else None
@@ -159,18 +160,11 @@ def _folder_splits(cfg: ClassifyConfig) -> tuple[str | None, str | None]:
         raise DataError(f"--data-root {err}") from None
     if splits is None:
         return None, None
-    if splits.left_out:
-        print(_left_out_note(root, splits), file=sys.stderr)
+    read = (splits.train, splits.evaluation) if cfg.val_fraction == 0 else (splits.train,)
+    line = left_out_line(f"--data-root {root}", splits, read)
+    if line:
+        print(f"note: {line}", file=sys.stderr)
     return str(splits.train), splits.evaluation and str(splits.evaluation)
-
-
-def _left_out_note(root: Path, splits: Splits) -> str:
-    """The note naming the folders beside both splits (``extra/``, a ``test/`` beside
-    ``val/``): no split reads them, and they were left out without a word."""
-    them = "it is" if len(splits.left_out) == 1 else "they are"
-    return (f"note: --data-root {root} holds {folder_names(splits.left_out)} beside "
-            f"{splits.train.name}/ and {splits.evaluation.name}/, read as timm's training and "
-            f"evaluation splits: {them} left out")
 
 
 def _holdout(dataset: Dataset, fraction: float, seed: int,

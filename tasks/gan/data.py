@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from robustrep.data import create_dataset, mixture
+from robustrep.data.folder_splits import left_out_line, split_folders
 from robustrep.data.zipdata import XFlip
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
@@ -148,8 +149,20 @@ def _build_data(cfg) -> GanData:
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(program_advice(err)) from None
     report_skipped(ds)
+    if cfg.dataset == "imagefolder":
+        _note_left_out(root)
     _note_resized(ds, root, cfg.image_size)
     return GanData(ds, None, tuple(image.shape))
+
+
+def _note_left_out(root: Path) -> None:
+    """Say what of ``root`` training leaves out when it has timm's split layout: it reads the
+    training split alone (``root/train``), so ``val/`` and the folders and images beside the
+    splits are no training data, which was not said."""
+    splits = split_folders(root)  # refused by the read already when it refuses the layout
+    line = splits and left_out_line(f"--data-root {root}", splits, (splits.train,))
+    if line:
+        print(f"note: {line}", file=sys.stderr)
 
 
 def _note_resized(ds, root: Path, size: int) -> None:

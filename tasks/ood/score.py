@@ -77,7 +77,8 @@ from robustrep.tasks.ood.outputs import write_merged
 from robustrep.tasks.ood.results import DetectorResult, ScoreResult, compute_metrics
 from robustrep.tasks.ood.score_checks import (check_model, check_options, check_params,
                                               check_sets, output_folder)
-from robustrep.tasks.ood.score_sets import Sets, choose_fit_set, choose_sets, fitted_detectors
+from robustrep.tasks.ood.score_sets import (Sets, choose_fit_set, choose_sets, fitted_detectors,
+                                            left_out_notes)
 
 
 def _needs(specs: Sequence[DetectorSpec], params: dict[str, dict[str, Any]] | None = None
@@ -263,6 +264,7 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
         fit_set = choose_fit_set(specs, sets, ctx, outputs, max_fit, overrides, feature_dim)
         ood_sets = {name: ds.ood_dataset(sets.specs.get(name, name), ctx, limit=max_samples)
                     for name in sets.ood}
+    sets.notes += left_out_notes(sets, fit_set is not None)
     result = score_model(model, specs, id_test, ood_sets, fit_set, num_classes=outputs,
                          params=overrides, batch_size=batch_size, device=dev, amp=amp,
                          workers=workers, show_progress=show_progress, feature_dim=feature_dim)

@@ -14,16 +14,20 @@ detectors on it (:mod:`robustrep.tasks.ood.score`) is another.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from robustrep.data.folder_splits import Splits, left_out_line, split_folders
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.ood import datasets as ds
 from robustrep.tasks.ood.checks import check_fit_classes
-from robustrep.tasks.ood.data_specs import builtin_ood_names, default_id, has_train_split
+from robustrep.tasks.ood.data_specs import (builtin_ood_names, default_id, has_train_split,
+                                            is_zip, split_spec)
 from robustrep.tasks.ood.detector_params import check_fit_counts
 from robustrep.tasks.ood.detectors import DetectorSpec, fits_on
 from robustrep.tasks.ood.openood import openood_benchmark
@@ -119,3 +123,26 @@ def choose_fit_set(specs: Sequence[DetectorSpec], sets: Sets, ctx: ds.DataContex
     check_fit_counts(specs, params, len(fit_set), f"{len(fit_set):,} in {where}",
                      None if listed else "fit on more images (--fit-data)", feature_dim)
     return fit_set
+
+
+def left_out_notes(sets: Sets, fitted: bool) -> list[str]:
+    """What this call leaves out of each image folder in timm's split layout it reads, once a
+    folder whatever roles read it (``folder_splits.left_out_line``): the folders and images
+    beside the splits, and a split no role reads (an OOD set's ``train/``; the ID set's when
+    ``fitted`` is False, no detector being fitted). Asked once the sets are read: a layout
+    the reads refuse never gets here."""
+    roles = [(sets.id_name, False), *((sets.specs.get(n, n), False) for n in sets.ood)]
+    if fitted:
+        roles.append((sets.fit_data or sets.id_name, True))
+    folders: dict[Path, tuple[str, Splits, set[Path]]] = {}
+    for spec, train in roles:
+        name, rest = split_spec(spec)
+        root = os.path.expanduser(":".join(rest))
+        splits = split_folders(root) if name == "imagefolder" and not is_zip(root) else None
+        if splits is None:
+            continue
+        # imagefolder:x and imagefolder:./x/ are one folder, named as first given
+        _, first, read = folders.setdefault(Path(root).resolve(), (spec, splits, set()))
+        read.add(first.train if train or first.evaluation is None else first.evaluation)
+    lines = (left_out_line(spec, splits, read) for spec, splits, read in folders.values())
+    return [line for line in lines if line]

@@ -3,7 +3,8 @@
 import pytest
 
 from robustrep.data import create_dataset, image_folder
-from robustrep.data.folder_splits import folder_split, split_classes, split_folders
+from robustrep.data.folder_splits import (folder_split, left_out_line, split_classes,
+                                          split_folders)
 
 from .conftest import write_png
 
@@ -82,10 +83,44 @@ def test_folders_beside_both_splits_are_named_as_left_out(tmp_path):
     # Was: extra/ (or a test/ beside val/) left out without a word; the library names them and
     # the programs say so (classify: tasks/classify/data.py)
     root = _split_layout(tmp_path)
-    assert split_folders(root) == (root / "train", root / "val", ())
+    assert split_folders(root) == (root / "train", root / "val", (), ())
     for name in ("test", "extra", ".cache", "__MACOSX"):  # the hidden ones are no folders here
         (root / name).mkdir()
     (root / "notes.txt").write_text("a file, not a folder")
     splits = split_folders(root)
     assert (splits.train, splits.evaluation, splits.left_out) == (
         root / "train", root / "val", ("extra", "test"))
+
+
+def test_what_a_program_leaves_out_is_one_line_whatever_splits_it_reads(tmp_path):
+    # Was: gan train read train/ alone and ood score an OOD set's val/ alone, leaving the rest
+    # out without a word, and an image beside the splits was left out by every program unsaid;
+    # one line says it for each (classify, gan train, ood score)
+    root = _split_layout(tmp_path)
+    splits = split_folders(root)
+    both = (splits.train, splits.evaluation)
+    assert left_out_line("R", splits, both) is None  # all read: nothing to say
+    assert left_out_line("R", splits, both[:1]) == (
+        "R holds val/ beside train/, read as timm's training split: it is left out")
+    write_png(root / "loose.png", (8, 8), (0, 0, 0))
+    write_png(root / "._loose.png", (8, 8), (0, 0, 0))  # hidden: no image (macOS's companion)
+    for name in ("extra", "test", ".cache"):
+        write_png(root / name / "0.png", (8, 8), (0, 0, 0))
+    splits = split_folders(root)
+    assert splits.images == ("loose.png",)
+    assert left_out_line("R", splits, both) == (
+        "R holds extra/, loose.png, test/ beside train/ and val/, read as timm's training and "
+        "evaluation splits: they are left out")
+    assert left_out_line("imagefolder:R", splits, both[1:]) == (
+        "imagefolder:R holds extra/, loose.png, test/, train/ beside val/, read as timm's "
+        "evaluation split: they are left out")
+    for name in ("a", "b"):
+        (root / name).mkdir()
+    assert left_out_line("R", split_folders(root), both).startswith(
+        "R holds a/, b/, extra/, loose.png and 1 more beside train/ and val/")
+    lone = tmp_path / "lone"  # a training split alone is read for both roles
+    write_png(lone / "train" / "cat" / "0.png", (8, 8), (0, 0, 0))
+    assert left_out_line("R", split_folders(lone), (lone / "train",)) is None
+    write_png(lone / "0.png", (8, 8), (0, 0, 0))  # no folder beside it: not refused, named
+    assert left_out_line("R", split_folders(lone), (lone / "train",)) == (
+        "R holds 0.png beside train/, read as timm's training split: it is left out")

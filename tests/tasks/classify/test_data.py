@@ -114,6 +114,12 @@ def test_folders_beside_train_and_val_are_said_to_be_left_out(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"note: --data-root {tmp_path} holds extra/, test/ beside train/ and val/, read as "
         f"timm's training and evaluation splits: they are left out\n")
+    # --val-fraction holds out a share of train/: val/ is left out too (was: unsaid)
+    build_datasets(tiny_config(dataset="imagefolder", data_root=str(tmp_path), classes=None,
+                               batch_size=4, val_fraction=0.25))
+    assert capsys.readouterr().err == (
+        f"note: --data-root {tmp_path} holds extra/, test/, val/ beside train/, read as "
+        f"timm's training split: they are left out\n")
 
 
 def test_image_folder_val_missing_a_class_keeps_the_training_labels(tmp_path):

@@ -1,6 +1,8 @@
-"""The GAN program's data (tasks/gan/data.py): what it says about a dataset zip it resizes."""
+"""The GAN program's data (tasks/gan/data.py): what it says about a dataset zip it resizes,
+and about what of a folder in timm's split layout it leaves out."""
 
 import io
+import shutil
 import zipfile
 
 from PIL import Image
@@ -39,3 +41,21 @@ def test_a_folder_of_another_resolution_is_resized_and_says_so(tmp_path, capsys)
     assert data.shape == (3, 16, 16)
     assert (f"note: {folder} holds (the first) 24x20 images; they are resized to 16x16"
             in capsys.readouterr().err)
+
+
+def test_a_folder_in_timms_split_layout_says_what_training_leaves_out(tmp_path, capsys):
+    # Was: train/ read alone, val/, extra/ and an image beside them left out without a word
+    for part in ("train/a/0.png", "train/b/0.png", "val/a/0.png", "extra/a/0.png",
+                 ".cache/a/0.png", "loose.png"):
+        (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40, 0, 0)).save(tmp_path / part)
+    data = build_data(GanConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=16))
+    assert len(data) == 2  # train/ alone, as before
+    assert capsys.readouterr().err == (
+        f"note: --data-root {tmp_path} holds extra/, loose.png, val/ beside train/, read as "
+        f"timm's training split: they are left out\n")
+    shutil.rmtree(tmp_path / "val")
+    shutil.rmtree(tmp_path / "extra")
+    (tmp_path / "loose.png").unlink()
+    build_data(GanConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=16))
+    assert "note" not in capsys.readouterr().err  # train/ alone is all the data

@@ -81,6 +81,20 @@ def test_resolution_resizes_several_sizes_and_a_crop_is_no_other_size(tmp_path):
     assert record["b"] == f"image folder {folder} (4 images at 16x16)"
 
 
+def test_a_folder_in_timms_split_layout_is_read_whole(tmp_path, capsys):
+    """gan fid reads no splits (docs/metrics.md): train/, val/ and a folder beside them are
+    all its images, so it leaves none out and has no left-out note; a hidden folder is no
+    data, as in every program."""
+    tree = tmp_path / "tree"
+    parts = ("train/a", "train/b", "val/a", "extra/a", ".cache/a")
+    for part, data in zip(parts, digit_pngs([(16, 16)] * len(parts))):
+        (tree / part).mkdir(parents=True)
+        (tree / part / "0.png").write_bytes(data)
+    record = run_fid(tree, tree)
+    assert record["a"] == f"image folder {tree} (4 images at 16x16)"
+    assert "left out" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("first, reason", [
     ("empty", "UnidentifiedImageError: empty, or no image format PIL reads"),
     ("dangling", "a broken symbolic link (to "),
