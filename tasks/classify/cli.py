@@ -99,10 +99,11 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides,
                              unused=unused_options)
         cfg = flags_decide_lengths(cfg, overrides)
-    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg, resume is None, resume)):
-        return 0
     if resume is not None or cfg.epochs is None:  # else known once the data is read (train)
-        check_stop_after(args.stop_after, 0, cfg.steps)
+        check_stop_after(args.stop_after, 0, cfg.steps)  # before --dry-run says it is fine
+    if dry_run_or_prepare(cfg, args, lambda: _dry_run_checks(cfg, resume is None, resume,
+                                                             args.stop_after)):
+        return 0
     from robustrep.tasks.common.rundir import default_run_path
 
     from .train import train
@@ -127,7 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True,
-                    resume: str | None = None) -> None:
+                    resume: str | None = None, stop_after: int | None = None) -> None:
     """What ``--dry-run`` checks beyond the options (``ood bench`` asks it before training):
     the regularizers built with their options, the model built as the run builds it (on the
     meta device, without its pretrained weights: an option the timm model does not take is
@@ -135,8 +136,9 @@ def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True,
     classes and channels. Other data is scanned when the run starts, which a dry run should not
     wait for; a hub model (its config is on the hub) is built then too. ``fresh`` (not a
     resume): ``--epochs`` and ``--warmup-epochs`` are converted to steps as the run will
-    (:func:`_dry_run_lengths`); ``resume``: the run folder a resume keeps recorded regularizer
-    options of (said, as the resume says it)."""
+    (:func:`_dry_run_lengths`), and ``--stop-after`` checked against a length so counted;
+    ``resume``: the run folder a resume keeps recorded regularizer options of (said, as the
+    resume says it)."""
     from robustrep.tasks.common.weights import HUB_PREFIX
 
     from torch import nn
@@ -168,6 +170,8 @@ def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True,
             raise
     if fresh:
         _dry_run_lengths(cfg, data, getattr(regs.get("adversarial inputs"), "replays", 1))
+        if cfg.epochs is not None and cfg.steps is not None:  # counted from the digits just now
+            check_stop_after(stop_after, 0, cfg.steps, cfg.length_text("steps"))
 
 
 def _dry_run_lengths(cfg: ClassifyConfig, data: Any, replays: int) -> None:
@@ -235,12 +239,12 @@ def _check_attack_options(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    _check_attack_options(args)  # before torch is imported: that alone takes seconds
     from robustrep.tasks.common.runtime import resolve_device
 
     from .eval_table import format_table
     from .evaluate import evaluate_run, robustbench_options
     resolve_device(args.device)
-    _check_attack_options(args)
     foreign = (robustbench_options(args) if args.robustbench is not None
                else model_options(args, args.run))
     # as in run_train: the user's mistakes are UserErrors where they are found (a run folder,

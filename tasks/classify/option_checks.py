@@ -8,7 +8,8 @@ do nothing is refused by ``ClassifyConfig`` and dropped from an old run's saved 
   ``--opt-betas``) that timm's ``--optimizer`` takes (:func:`optimizer_takes`, from timm's
   optimizer registry), which timm drops without a word where it does not;
 - :func:`unused_options`: those, a regularizer's options without it in ``--reg``, and the
-  options of a feature another one turns off (``--remode`` without ``--reprob``, ...).
+  options of a feature another one turns off (``--remode`` without ``--reprob``, ``--holdout``
+  where no share is held out, ...).
 
 ``config.py`` imports this module; :func:`unused_options` imports the config's regularizer list
 (``OPTION_FIELDS``, ``parse_regularizers``) when it runs (no import cycle).
@@ -81,6 +82,11 @@ ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# The datasets that hold out a share of their training images by default (an image folder or
+# a zip without an evaluation split; ClassifyConfig._holds_out): --holdout draws it.
+HELD_OUT = ("imagefolder", "zip")
+
+
 def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
     """{what they need: [fields]} for the options set that the other options make do nothing
     (:func:`robustrep.tasks.common.regularizers.unused_options`)."""
@@ -99,6 +105,11 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
         unused.setdefault("--reprob > 0 (reprob is 0)", []).append("remode")
     if values.get("wd_all") and values.get("weight_decay") == 0:  # no decay to spread
         unused.setdefault("--weight-decay > 0 (weight_decay is 0)", []).append("wd_all")
+    if values.get("holdout") is not None and not values.get("val_fraction") \
+            and values.get("dataset") not in HELD_OUT:  # scored on the dataset's test split
+        unused.setdefault(f"--val-fraction > 0 (val_fraction is 0: dataset "
+                          f"{values.get('dataset')!r} is scored on its test split)",
+                          []).append("holdout")
     if values.get("warmup_lr") is not None and not values.get("warmup_steps") \
             and not values.get("warmup_epochs"):  # no warm-up
         unused.setdefault("--warmup-steps > 0 (warmup_steps is 0)", []).append("warmup_lr")

@@ -60,9 +60,11 @@ from robustrep.tasks.common import checkpoint as ckpt
 from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.batches import StepBatches, check_global_batch
-from robustrep.tasks.common.classifier import create_classifier
+from robustrep.tasks.common.classifier import create_classifier, sizes_checked_again
 from robustrep.tasks.common.config import ConfigError, from_dict, merge_for_resume, to_dict
 from robustrep.tasks.common.errors import RunFolderError
+from robustrep.tasks.common.memory_fit import (batch_bytes, check_fits, state_words,
+                                               training_bytes)
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.progress import fmt_postfix, progress
@@ -100,6 +102,32 @@ def build_classifier(cfg: ClassifyConfig, num_classes: int, channels: int,
                           f"layers, which need at least 2 samples per batch in training; use "
                           f"--batch-size 2 or more")
     return model
+
+
+def check_batch_memory(cfg: ClassifyConfig, device: torch.device, channels: int) -> None:
+    """One batch of ``--batch-size`` float32 images of ``--image-size`` against the whole
+    memory of ``device`` (:mod:`~robustrep.tasks.common.memory_fit`), in one line naming both:
+    ``--image-size 1e20`` was a C++ traceback from torch's resize."""
+    size = cfg.image_size
+    check_fits(batch_bytes(cfg.batch_size, (channels, size, size)), device,
+               f"--batch-size {cfg.batch_size} with --image-size {size}: one batch of "
+               f"{cfg.batch_size} x {channels} x {size} x {size} float32 inputs takes")
+
+
+def check_model_memory(cfg: ClassifyConfig, device: torch.device) -> None:
+    """The model of ``cfg`` (the data's classes and channels in it), built on the meta device,
+    with its gradients, Adam's moments (an Adam or LAMB ``--optimizer``; the others' are left
+    out) and EMA copy, against the whole memory of ``device``: before it is built for real,
+    where ``--num-classes 1000000000`` failed in torch's allocator."""
+    opt = cfg.optimizer.lower()
+    moments = 2 if "adam" in opt or "lamb" in opt else 0
+    with sizes_checked_again():  # the real build checks the input size on its weights
+        need = training_bytes(lambda: build_classifier(cfg, cfg.num_classes, cfg.channels,
+                                                       weights=False),
+                              moments, ema=cfg.ema_decay > 0)
+    kept = state_words(moments > 0, "EMA copy" if cfg.ema_decay > 0 else None)
+    check_fits(need, device, f"--model {cfg.model} with --num-classes {cfg.num_classes} and "
+                             f"--image-size {cfg.image_size}: its {kept} take")
 
 
 def dry_run_model(cfg: ClassifyConfig, num_classes: int | None = None,
@@ -168,11 +196,15 @@ class Trainer(TrainerBase):
         self.resumed_eval: dict[str, Any] = {}  # a resumed run's last evaluation record
         self.device = info.device
         ckpt.seed_everything(cfg.seed + info.rank)
+        # before the data is resized to --image-size, with the fewest channels it can have
+        check_batch_memory(cfg, self.device, cfg.channels or 1)
         self.train_set, self.eval_set, self.data = build_datasets(cfg)
         # one global batch must fit: checked here, before prepare_run makes the run folder
         check_global_batch(len(self.train_set), cfg.batch_size, info.world_size)
         cfg.num_classes, cfg.channels = self.data.num_classes, self.data.channels
         cfg.class_names = self.data.class_names  # recorded: evaluations keep these labels
+        check_batch_memory(cfg, self.device, cfg.channels)
+        check_model_memory(cfg, self.device)
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         # a resume's weights are its checkpoint's: the file or hub weights it started from may
         # be gone (its normalisation is in cfg.mean/std, saved)

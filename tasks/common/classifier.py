@@ -273,6 +273,18 @@ def build_args(source: Any, num_classes: int, in_chans: int, image_size: int | N
 _SIZES_TAKEN: set[tuple[Any, ...]] = set()
 
 
+@contextmanager
+def sizes_checked_again():
+    """Inside, what check_input_size passes is not remembered: a model built on the meta device
+    only to count its bytes (``tasks/common/memory_fit.py``) leaves the check to the real
+    model's build, whose forward runs where the meta device cannot (``.item()``...)."""
+    taken = set(_SIZES_TAKEN)
+    try:
+        yield
+    finally:
+        _SIZES_TAKEN.intersection_update(taken)
+
+
 def check_input_size(model: nn.Module, channels: int, image_size: int, name: str) -> None:
     """ConfigError naming --image-size when ``model`` cannot take ``image_size`` inputs (its
     stem and stages shrink them below a kernel: ``test_convnext`` at 8; a ViT's patches do not

@@ -3,10 +3,11 @@
 A program declares its options as one dataclass (``tasks/common/config.py`` says how). Each
 field states, once, its default, its type (``int``, ``float``, ``bool``, ``str``, ``X | None``,
 ``list[int]``, ``list[float]``, ``tuple[...]``, a ``dict`` of option mappings) and in its
-``metadata`` (:func:`option`) its help, ``choices`` and range. :func:`option_specs` reads that
-into one :class:`OptionSpec` per field, and :func:`convert_value` converts and checks a value
-against it, whether the value is command-line text, a config file's or preset's value, or a
-saved ``config.json``'s: ``lr_g: "1e-3"`` in a file is the number 1e-3, exactly as
+``metadata`` (:func:`option`) its help, ``choices`` and range (an integer's is at most
+:data:`INT_MAX` where it states no ``max``). :func:`option_specs` reads that into one
+:class:`OptionSpec` per field, and :func:`convert_value` converts and checks a value against it,
+whether the value is command-line text, a config file's or preset's value, or a saved
+``config.json``'s: ``lr_g: "1e-3"`` in a file is the number 1e-3, exactly as
 ``--lr-g 1e-3`` is. A value that does not fit raises :class:`OptionValueError`, ``must be
 <accepted>; got <value>``, which the callers turn into a one-line :class:`ConfigError` naming
 the option and where it came from.
@@ -39,6 +40,10 @@ UNIT = {"min": 0, "max": 1}
 BETA = {"min": 0, "max": 1, "max_exclusive": True}
 # a probability whose 0 would switch its method off while the run records it as taken
 PROB = {"min": 0, "max": 1, "min_exclusive": True}
+# An integer field's upper bound where it states none (spec_from_field): torch takes sizes and
+# counts as C++ int64 and many kernels as int32, so --z-dim 1e23 was a C++ traceback and
+# --steps 1e308 a loop without end. A field that needs more states its own "max" (seeds: 2**32 - 1).
+INT_MAX = 2**31 - 1
 
 
 def parse_literal(text: str) -> Any:
@@ -158,7 +163,8 @@ def spec_from_field(field: dataclasses.Field, hint: Any) -> OptionSpec:
     return OptionSpec(
         name=field.name, kind=tp, optional=optional, sequence=sequence, length=length,
         choices=tuple(choices) if choices is not None else None, min=meta.get("min"),
-        max=meta.get("max"), min_exclusive=bool(meta.get("min_exclusive", False)),
+        max=meta["max"] if "max" in meta else INT_MAX if tp is int else None,
+        min_exclusive=bool(meta.get("min_exclusive", False)),
         max_exclusive=bool(meta.get("max_exclusive", False)),
         finite=bool(meta.get("finite", True)), nothing=meta.get("nothing"),
         allow_empty=repeat or meta.get("nargs") == "*" or meta.get("nothing") is not None,

@@ -67,12 +67,17 @@ class GanConfig:
     mirror: bool = _opt(False, "x-flips: add the left-right mirror image of every training "
                                "image, doubling the data (stylegan2-ada --mirror=1; FID's reals "
                                "stay the stored images, as its fid50k_full)")
-    image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16)
+    # max: the largest side `data pack` writes (2**30 was a C++ traceback resizing the digits)
+    image_size: int = _opt(32, "image side (a power of 2 >= 16; ignored for 2-D data)", min=16,
+                           max=16384)
     channels: int | None = _opt(None, "image channels; None = the dataset's: digits 1, a zip "
                                       "its images' (greyscale: 1), else 3 (an image folder is "
                                       "read as RGB; --channels 1 reads it greyscale)",
                                 choices=(1, 3))
-    mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture", min=1)
+    # drawn at once, about 32 bytes a point at the peak (modes, noise, points): 10**8 points,
+    # 1000 times the default, take 3.2 GB; 1e308 ran the machine out of memory
+    mixture_samples: int = _opt(100_000, "size of the fixed pool drawn from a 2-D mixture", min=1,
+                                max=10**8)
     # --workers too: classify's and ood's name for it (and timm's, stylegan2-ada's)
     num_workers: int | None = _opt(None, "DataLoader workers for datasets read from disk "
                                          "(None = auto: min(4, CPUs - 1), 0 on <= 2 CPUs)",
@@ -87,13 +92,16 @@ class GanConfig:
                             "MLP: hidden units)", min=1)
     d_width: int = _opt(32, "D width (DCGAN: channels of the first conv; SNGAN: block width; "
                             "MLP: hidden units)", min=1)
-    mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1)
+    # max (also --mapping-layers): each layer is a module built in turn, half a millisecond even
+    # on the meta device, so 10**5 took a minute before the memory check could answer; 1000 is
+    # a hundred times the references' (3 here, StyleGAN2's 8)
+    mlp_depth: int = _opt(3, "hidden layers of the MLP G and D", min=1, max=1000)
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer (DCGAN D then "
                                       "drops BatchNorm)")
     # StyleGAN2 (arch stylegan2; None = the defaults of robustrep/nets/stylegan2.py and lazy_reg.py)
     w_dim: int | None = _opt(None, "StyleGAN2 w dimension (core: 512)", min=1)
     mapping_layers: int | None = _opt(None, "StyleGAN2 mapping-network layers (core: 8)",
-                                  min=1)
+                                  min=1, max=1000)
     channel_base: int | None = _opt(None, "StyleGAN2 feature maps at resolution r: "
                                           "min(channel_base // r, channel_max) (core: 32768; "
                                           "paper256: 16384)", min=1)

@@ -2,12 +2,12 @@
 checks the GAN command lines make of the flags given.
 
 - :func:`check_arch`: a known network family, and a plugin family's options its own;
-- :func:`check_combinations`: the StyleGAN2-only options and the StyleGAN2 networks' limits
-  (feature maps per layer, the minibatch-std group, as in the stylegan2-ada reference), the
-  ADA options (Karras et al. 2020) and a regularizer's options that another of its options
-  turns off;
+- :func:`check_combinations`: the StyleGAN2 networks' limits (feature maps per layer, the
+  minibatch-std group, as in the stylegan2-ada reference), the ADA options (Karras et al.
+  2020) and a regularizer's options that another of its options turns off;
 - :func:`unused_options`: the options set that the others make do nothing (refused by
-  ``GanConfig``, dropped from an old run's saved config by :func:`~.config.saved_config`);
+  ``GanConfig``, dropped from an old run's saved config by :func:`~.config.saved_config`, and
+  left out of a preset by an option given above it: :func:`preset_dropped` names those);
 - :func:`check_inception_file`, :func:`inception_unused`, :func:`check_ema_off`,
   :func:`check_eval_off`: the command lines' checks of ``--inception-weights``, the EMA and
   the evaluation flags.
@@ -72,11 +72,14 @@ STYLEGAN2_ONLY = ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbs
 
 
 # Options that act only with another option's value: field -> (that option, its values).
-BUILT_IN = ("digits", "ring", "grid")  # made in memory: --data-root would be ignored
+# The built-in data are made in memory and batches indexed there: --data-root and --num-workers
+# (a DataLoader's) would be ignored.
+BUILT_IN = ("digits", "ring", "grid")
+ON_DISK = tuple(d for d in DATASETS if d not in BUILT_IN)
 ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "lsun_classes": ("dataset", ("lsun",)), "skip_bad_images": ("dataset", ("imagefolder",)),
-    "gp_weight": ("loss", ("wasserstein",)),
-    "data_root": ("dataset", tuple(d for d in DATASETS if d not in BUILT_IN)),
+    "gp_weight": ("loss", ("wasserstein",)), "data_root": ("dataset", ON_DISK),
+    "num_workers": ("dataset", ON_DISK),
 }
 
 
@@ -91,6 +94,7 @@ def unused_options(values: dict[str, Any]) -> dict[str, list[str]]:
         names = None
     out = unused_fields(values, ONLY_WITH, names, {**OPTION_FIELDS, **ENSEMBLE_FIELDS},
                         own=("loss",))
+    out.update(_unused_networks(values))
     out.update(_unused_ema(values))
     out.update(_unused_lazy_r1(values))
     if values.get("inception_weights") is not None:
@@ -148,6 +152,47 @@ def check_eval_off(cfg: "GanConfig", given: dict[str, Any]) -> None:
         raise ConfigError("--eval-samples sizes the evaluations during training, and eval_every "
                           "0 with final_eval false runs none; give --eval-every N or "
                           "--final-eval true, or drop --eval-samples")
+
+
+def _set(values: dict[str, Any], name: str) -> bool:
+    """Whether field ``name`` holds a value other than its default (a field whose default is
+    not None, such as --mlp-depth 3, is never unset: only another value says it was given)."""
+    from robustrep.tasks.gan.config import GanConfig
+    return values.get(name) not in (None, GanConfig.__dataclass_fields__[name].default)
+
+
+def _unused_networks(values: dict[str, Any]) -> dict[str, list[str]]:
+    """The network and data options the run's ``arch`` and ``dataset`` do not read: StyleGAN2's
+    own outside it, the widths in it (its feature maps are --channel-base/--channel-max), the
+    MLP's depth in the built-in image families (a plugin family's rpgan on 2-D data reads it),
+    the size of a 2-D mixture's pool on other data."""
+    arch, dataset, out = values.get("arch"), values.get("dataset"), {}
+    if arch != "stylegan2":
+        given = [n for n in STYLEGAN2_ONLY if values.get(n) is not None]
+        out.update({f"--arch stylegan2 (arch is {arch!r})": given} if given else {})
+    widths = [n for n in ("g_width", "d_width") if arch == "stylegan2" and _set(values, n)]
+    if widths:
+        out["--arch dcgan, sngan, mlp or a plugin's family (arch is 'stylegan2': "
+            "--channel-base and --channel-max size its layers)"] = widths
+    if arch in ("dcgan", "sngan", "stylegan2") and _set(values, "mlp_depth"):
+        out[f"--arch mlp (arch is {arch!r})"] = ["mlp_depth"]
+    if dataset not in ("ring", "grid") and _set(values, "mixture_samples"):
+        out[f"--dataset ring or grid (dataset is {dataset!r})"] = ["mixture_samples"]
+    return out
+
+
+def preset_dropped(preset: dict[str, Any], above: dict[str, Any]) -> dict[str, list[str]]:
+    """{what they need: [fields]} for the options of ``preset`` that the options set above it
+    (``above``: the config file's and the flags') make do nothing, which ``resolve_config`` left
+    out (``--preset digits-stylegan2 --arch dcgan``: its --w-dim, ...), for the note saying so."""
+    import dataclasses
+
+    from robustrep.tasks.gan.config import GanConfig
+    base = {**{f.name: f.default for f in dataclasses.fields(GanConfig)}, **preset}
+    before = {n for names in unused_options(base).values() for n in names}
+    out = {need: [n for n in names if n in preset and n not in above and n not in before]
+           for need, names in unused_options({**base, **above}).items()}
+    return {need: names for need, names in out.items() if names}
 
 
 def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
@@ -210,13 +255,9 @@ def stylegan2_channels(cfg: Any) -> tuple[int, int]:
 
 
 def _check_stylegan2(cfg: GanConfig) -> None:
-    """StyleGAN2 options only with arch stylegan2; RP-GAN keeps its own D; DiffAugment policy."""
-    if cfg.arch != "stylegan2":
-        given = [n for n in STYLEGAN2_ONLY if getattr(cfg, n) is not None]
-        if given:
-            raise ConfigError(f"{_flags(given)} only to --arch stylegan2 (arch is "
-                              f"{cfg.arch!r}); drop {_them(given)} or pass --arch stylegan2")
-    else:
+    """The StyleGAN2 networks' limits; RP-GAN keeps its own D; DiffAugment policy. (Its options
+    outside arch stylegan2: :func:`unused_options`.)"""
+    if cfg.arch == "stylegan2":
         base, most = stylegan2_channels(cfg)
         if min(base // cfg.image_size, most) < 1:  # a traceback in the first layer, else
             raise ConfigError(f"--channel-base {base} gives the {cfg.image_size}x"

@@ -19,6 +19,8 @@ from robustrep.nets import create_discriminator, create_generator, network_optio
 from robustrep.nets.mlp import MLPProjectionEnsemble
 from robustrep.projection import ProjectionEnsemble
 from robustrep.tasks.common.config import ConfigError
+from robustrep.tasks.common.memory_fit import (batch_bytes, check_fits, state_words,
+                                               training_bytes)
 from robustrep.tasks.common.regularizers import Kept
 from robustrep.tasks.common.runtime import eval_mode
 from robustrep.tasks.gan.config import ARCHS, PLUGIN_FIELDS
@@ -110,6 +112,52 @@ def _base_discriminator(cfg, shape: tuple[int, ...], discriminator: str | None,
             raise ConfigError(f"--reg {discriminator}: {err}") from None
     with _plugin_errors(cfg, "discriminator"):
         return create_discriminator(cfg.arch, shape, **_options(cfg, "discriminator", D_FIELDS))
+
+
+# the config fields that set the networks' sizes, named by a refusal where the family takes them
+SIZE_FIELDS = ("g_width", "d_width", "mlp_depth", "w_dim", "mapping_layers", "channel_base",
+               "channel_max")
+ADAM_MOMENTS = 2  # G and D train with Adam (train._optimizers): two moments per parameter
+
+
+def check_memory(cfg, shape: tuple[int, ...], regs: Any, device: torch.device,
+                 world_size: int = 1) -> None:
+    """Refuse in one line, before the run folder is made, networks or a batch that the whole
+    memory of ``device`` cannot hold (:mod:`robustrep.tasks.common.memory_fit`): G and D built
+    on the meta device, with their gradients, Adam's moments and G's EMA copy where the run keeps
+    one; and one process's share of ``--batch-size`` of samples of ``shape``. ``--g-width
+    1000000000`` failed in torch's allocator after the run folder was made. ``regs`` is a
+    throwaway set (``check_networks``'): D is wrapped by its auxiliary task, as in the run."""
+    g = training_bytes(lambda: build_generator(cfg, shape), ADAM_MOMENTS, ema=cfg.ema_decay > 0)
+    d = training_bytes(lambda: build_discriminator(cfg, shape, regs.discriminator,
+                                                   aux_task=regs.aux_task, kept=regs.kept),
+                       ADAM_MOMENTS)
+    known = [b for b in (g, d) if b is not None]
+    kept = state_words(True, "G's EMA copy" if cfg.ema_decay > 0 else None)
+    check_fits(sum(known) if known else None, device,
+               f"{_size_flags(cfg, regs)}: the networks' {kept} take")
+    if not cfg.is_points:
+        share = cfg.batch_size // world_size
+        check_fits(batch_bytes(share, shape), device,
+                   f"--batch-size {cfg.batch_size} with --image-size {cfg.image_size}: one "
+                   f"batch of {share} x {' x '.join(map(str, shape))} float32 inputs takes")
+
+
+def _size_flags(cfg, regs: Any) -> str:
+    """The options that set this run's network sizes, with their values (``--z-dim 64,
+    --g-width 32, --d-width 32, --image-size 32``)."""
+    fields = ["z_dim"]
+    for role, table in (("generator", G_FIELDS), ("discriminator", D_FIELDS)):
+        taken = network_options(cfg.arch, role)
+        table = table if cfg.arch in ARCHS else PLUGIN_FIELDS[role]
+        fields += [f for opt, f in table.items() if opt in taken and f in SIZE_FIELDS]
+    if regs.discriminator == "rpgan":
+        fields += ["rp_num_views", "rp_base_channels"]
+    if not cfg.is_points:
+        fields.append("image_size")
+    return ", ".join(f"--{f.replace('_', '-')}" + ("" if getattr(cfg, f) is None
+                                                    else f" {getattr(cfg, f)}")
+                     for f in dict.fromkeys(fields))
 
 
 def check_networks(cfg, shape: tuple[int, ...], regs: Any) -> None:

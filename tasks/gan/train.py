@@ -57,8 +57,8 @@ from robustrep.tasks.common.training import TrainerBase
 from robustrep.tasks.gan.config import RESUMABLE, GanConfig, saved_config
 from robustrep.tasks.gan.data import BatchStream, GanData, build_data, to_unit_range
 from robustrep.tasks.gan.evaluate import EVAL_SEED, Evaluator
-from robustrep.tasks.gan.models import (build_discriminator, build_generator, check_networks,
-                                        generate)
+from robustrep.tasks.gan.models import (build_discriminator, build_generator, check_memory,
+                                        check_networks, generate)
 from robustrep.tasks.common.regularizer_record import record_regularizers
 from robustrep.tasks.common.regularizers import Kept
 from robustrep.tasks.gan.ema import ema_beta, ema_update
@@ -461,15 +461,17 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         if dist.is_main:
             path = run_path(cfg, resume)
             check_run_folder(path, resume is not None)
+        # a method that cannot be built (or lacks its protocol) fails here, and a resume's
+        # recorded value this version refuses (kept_regs, on the process that knows the run):
+        # before the data, which they do not need (a second for the digits, a folder's scan)
+        early = kept_regs(cfg, path) if resume is not None and path else None
+        regs = build_regs(cfg, early[0] if early else None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
         if dist.is_main:
             _note_fp16_on_cpu(cfg, dist.device)
         check_batch(data, cfg.batch_size, dist.world_size,
                     (cfg.mbstd_group or 4) if cfg.arch == "stylegan2" else None)  # core: 4
-        # a method that cannot be built (or lacks its protocol) fails here, and a resume's
-        # recorded value this version refuses (kept_regs, on the process that knows the run)
-        early = kept_regs(cfg, path) if resume is not None and path else None
-        regs = build_regs(cfg, early[0] if early else None)
+        check_memory(cfg, data.shape, regs, dist.device, dist.world_size)  # before any is built
         check_networks(cfg, data.shape, regs)  # so does a plugin D's or family's option
         init = _init_states(cfg, data, dist.is_main) if resume is None else None
         # missing or wrong feature-network weights fail before the run folder is made

@@ -194,3 +194,9 @@ def test_a_stop_after_at_or_past_the_end_is_refused(program, tmp_path, capsys):
         f"robustrep {program} train: error: --stop-after 3 is not before the run's end (--steps "
         f"3): it would stop nothing; give a step below 3, or drop it\n")
     assert not (tmp_path / "r").exists()
+    # was: --dry-run accepted it
+    assert main([program, "train", "--steps", "10", "--stop-after", "50", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.endswith("error: --stop-after 50 is not before the run's end "
+                                      "(--steps 10): it would stop nothing; give a step below "
+                                      "10, or drop it\n") and err.count("\n") == 1

@@ -49,20 +49,24 @@ CASES = {
     "lr-d-nan": ({}, ["gan", "train", "--lr-d", "nan"],
                  "argument --lr-d: must be a finite number > 0; got 'nan'"),
     "classify-steps-negative": ({}, ["classify", "train", "--steps", "-5"],
-                                "argument --steps: must be an integer >= 1; got '-5'"),
+                                "argument --steps: must be an integer in [1, 2147483647]"
+                                "; got '-5'"),
     "classify-batch-size-0": ({}, ["classify", "train", "--batch-size", "0"],
-                              "argument --batch-size: must be an integer >= 1; got '0'"),
+                              "argument --batch-size: must be an integer in [1, 2147483647]"
+                              "; got '0'"),
     "classify-ckpt-every-neg": ({}, ["classify", "train", "--ckpt-every=-1"],
-                                "argument --ckpt-every: must be an integer >= 0; got '-1'"),
+                                "argument --ckpt-every: must be an integer in [0, 2147483647]"
+                                "; got '-1'"),
     "classify-log-every-neg": ({}, ["classify", "train", "--log-every=-1"],
-                               "argument --log-every: must be an integer >= 0; got '-1'"),
+                               "argument --log-every: must be an integer in [0, 2147483647]"
+                               "; got '-1'"),
     "gan-sample-num-0": ({}, ["gan", "sample", "RUN", "--num", "0"],
-                         "argument --num: must be an integer >= 1; got '0'"),
+                         "argument --num: must be an integer in [1, 2147483647]; got '0'"),
     "ood-batch-size-0": ({}, ["ood", "score", "RUN", "--batch-size", "0"],
-                         "argument --batch-size: must be an integer >= 1; got '0'"),
+                         "argument --batch-size: must be an integer in [1, 2147483647]; got '0'"),
     "config-steps-abc": ({"c.yaml": "steps: abc\n"}, ["gan", "train", "--config", "c.yaml"],
                          "robustrep gan train: error: config file c.yaml: steps must be an integer "
-                         ">= 1; got 'abc'"),
+                         "in [1, 2147483647]; got 'abc'"),
     "config-yaml-syntax": ({"c.yaml": "steps: 3\nreg: [none,\n"},
                            ["classify", "train", "--config", "c.yaml"],
                            "robustrep classify train: error: config file c.yaml line 3, column 1: "

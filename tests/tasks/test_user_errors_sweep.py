@@ -174,11 +174,13 @@ def test_evaluating_a_run_names_its_damaged_config(gan_run, classify_run, tmp_pa
     gan = copy_run(gan_run, tmp_path / "g", _bad_steps)
     for argv in (["gan", "sample", str(gan), "--num", "4"], ["gan", "eval", str(gan)]):
         one_line(*run_main(argv, capsys), " ".join(argv[:2]),
-                 f"{gan / 'config.json'}: steps must be an integer >= 1; got 'abc'")
+                 f"{gan / 'config.json'}: steps must be an integer in [1, 2147483647]; "
+                 f"got 'abc'")
     clf = copy_run(classify_run, tmp_path / "c", _bad_steps)
     one_line(*run_main(["classify", "eval", str(clf), "--attacks", "none", "--corruptions",
                         "--quiet"], capsys), "classify eval",
-             f"{clf / 'config.json'}: steps must be an integer >= 1; got 'abc'")
+             f"{clf / 'config.json'}: steps must be an integer in [1, 2147483647]; "
+             f"got 'abc'")
     assert not (clf / "eval").exists() and not (gan / "eval.json").exists()
 
 

@@ -124,6 +124,9 @@ def test_a_warmup_of_epochs_is_checked_once_it_is_steps(capsys, tmp_path):
     assert (cfg["warmup_steps"], cfg["warmup_lr"]) == (steps, 0.001)  # a warm-up: lr accepted
     err = _refused(["--epochs", "1", "--stop-after", str(steps)], capsys, tmp_path)
     assert f"--stop-after {steps} is not before the run's end (--epochs 1 ({steps} steps))" in err
+    # --dry-run counts the digits' epochs too: it was accepted there
+    err = _refused(["--epochs", "1", "--stop-after", str(steps), "--dry-run"], capsys, tmp_path)
+    assert f"--stop-after {steps} is not before the run's end (--epochs 1 ({steps} steps))" in err
 
 
 def test_a_config_file_and_the_flags_decide_the_length_as_every_option(tmp_path, capsys):

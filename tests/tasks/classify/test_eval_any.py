@@ -294,8 +294,13 @@ def test_user_errors_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     (["--severities", "2", "2"], "--severities: severity 2 is given twice"),
     (["--corruptions", "--severities", "3"], "--severities applies only with corruptions"),
 ])
-def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys):
+def test_eval_attack_options_that_cannot_act_are_refused(argv, needle, capsys, monkeypatch):
     from robustrep.tasks.cli import main
+    from robustrep.tasks.common import runtime
+
+    def loading(*args, **kwargs):  # was: refused after torch's import and the device (~6 s)
+        pytest.fail("the device was resolved before the attack options were checked")
+    monkeypatch.setattr(runtime, "resolve_device", loading)
     assert main(["classify", "eval", "RUN", *argv]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1

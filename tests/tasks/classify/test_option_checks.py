@@ -61,9 +61,18 @@ def test_multistep_options_refused_under_another_schedule(args, capsys, tmp_path
                               "is 0)"),
     (["--wd-all", "--weight-decay", "0"],  # was: recorded, no decay to spread
      "--wd-all applies only with --weight-decay > 0 (weight_decay is 0)"),
+    (["--holdout", "random"],  # was: recorded, nothing held out to draw
+     "--holdout applies only with --val-fraction > 0 (val_fraction is 0: dataset 'digits' is "
+     "scored on its test split)"),
 ])
 def test_options_without_the_option_they_act_with_are_refused(args, words, capsys, tmp_path):
     assert words in _refused(args, capsys, tmp_path)
+
+
+def test_holdout_is_kept_where_a_share_is_held_out(capsys):
+    for args in (["--val-fraction", "0.2"], ["--dataset", "imagefolder", "--data-root", "d"]):
+        assert main(["classify", "train", "--holdout", "random", *args, "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["holdout"] == "random"
 
 
 @pytest.mark.parametrize("args,words", [

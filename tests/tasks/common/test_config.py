@@ -12,6 +12,7 @@ from robustrep.tasks.common.config import (ConfigError, OptionSpec, OptionValueE
                                            overrides_from_args, resolve_config)
 from robustrep.tasks.common.config_flags import add_config_args, arg_type, option_type
 from robustrep.tasks.common.errors import UserError
+from robustrep.tasks.common.optionspec import INT_MAX
 
 
 @dataclasses.dataclass
@@ -101,8 +102,19 @@ def test_yaml_numbers_read_alike_in_every_version_are_taken(tmp_path):
 
 
 def test_a_large_integer_from_a_file_is_kept_exactly():
-    spec = C.option_specs(Cfg)["steps"]
+    spec = dataclasses.replace(C.option_specs(Cfg)["steps"], max=None)  # a field stating no max
     assert C.convert_value(spec, 12345678901234567891) == 12345678901234567891
+
+
+def test_an_integer_field_without_a_max_takes_at_most_int_max():
+    # --z-dim 1e23 was converted exactly and then overflowed inside torch (a C++ traceback)
+    spec = C.option_specs(Cfg)["steps"]
+    assert C.convert_value(spec, "2147483647") == INT_MAX == 2**31 - 1
+    for big in ("2147483648", "1e23", 10**20):
+        with pytest.raises(OptionValueError, match=r"^must be an integer <= 2147483647; got "):
+            C.convert_value(spec, big)
+    assert C.option_specs(Typed)["x"].max == 1  # a float keeps its own (none: none)
+    assert C.option_specs(Cfg)["lr"].max is None
 
 
 def test_bad_choice_in_preset_is_rejected():
@@ -176,13 +188,14 @@ def test_convert_value_types(name, raw, expected):
 
 
 @pytest.mark.parametrize(("name", "raw", "accepted"), [
-    ("n", "abc", "an integer >= 1"), ("n", 0, "an integer >= 1"), ("n", 2.5, "an integer >= 1"),
-    ("n", True, "an integer >= 1"), ("n", None, "an integer >= 1"),
+    ("n", "abc", "an integer in [1, 2147483647]"), ("n", 0, "an integer in [1, 2147483647]"),
+    ("n", 2.5, "an integer in [1, 2147483647]"), ("n", True, "an integer in [1, 2147483647]"),
+    ("n", None, "an integer in [1, 2147483647]"), ("n", 2**31, "an integer in [1, 2147483647]"),
     ("x", "nan", "a finite number in [0, 1)"), ("x", 1.0, "a finite number in [0, 1)"),
     ("x", float("-inf"), "a finite number in [0, 1)"), ("y", 0, "a finite number > 0"),
     ("flag", "maybe", "true or false"), ("flag", 2, "true or false"), ("mode", "c", "one of a, b"),
     ("mean", "0.5,abc", "a list of values, each a finite number"),
-    ("pair", "1 2 3", "a list of 2 values, each an integer >= 0"),
+    ("pair", "1 2 3", "a list of 2 values, each an integer in [0, 2147483647]"),
 ])
 def test_convert_value_rejects_with_what_is_accepted(name, raw, accepted):
     with pytest.raises(OptionValueError) as info:
@@ -220,8 +233,8 @@ def test_config_file_values_are_converted_and_named(tmp_path):
     cfg = resolve_config(Cfg, PRESETS, "a", path)
     assert (cfg.steps, cfg.lr) == (12, 0.01)
     path.write_text("steps: twelve\n")
-    with pytest.raises(ConfigError, match=f"config file {path}: steps must be an integer; "
-                                          "got 'twelve'"):
+    with pytest.raises(ConfigError, match=f"config file {path}: steps must be an integer <= "
+                                          "2147483647; got 'twelve'"):
         resolve_config(Cfg, PRESETS, "a", path)
 
 
@@ -386,7 +399,7 @@ def test_check_fields_converts_in_place_and_names_the_field():
     assert (cfg.n, cfg.mean) == (4, [0.5, 0.25])
     with pytest.raises(ConfigError) as err:
         C.check_fields(Typed(n=0))
-    assert str(err.value) == "n must be an integer >= 1; got 0"
+    assert str(err.value) == "n must be an integer in [1, 2147483647]; got 0"
 
 
 def test_arg_type_converts_one_token_and_names_what_is_accepted():
@@ -394,8 +407,8 @@ def test_arg_type_converts_one_token_and_names_what_is_accepted():
     assert t("all") == [] and t("1,2") == [1, 2] and t.__name__ == "int"
     with pytest.raises(argparse.ArgumentTypeError) as err:
         t("1,x")
-    assert str(err.value) == ("must be a list of values, each an integer (comma-separated), or "
-                              "all; got '1,x'")
+    assert str(err.value) == ("must be a list of values, each an integer <= 2147483647 "
+                              "(comma-separated), or all; got '1,x'")
     assert arg_type(option_specs(Typed)["mean"])("0.5,0.25") == [0.5, 0.25]
     assert arg_type(option_specs(Typed)["x"])("0.5") == 0.5
     none_word = arg_type(_spec(float, optional=True, nothing="off", min=0))
@@ -498,12 +511,12 @@ def test_config_files_unreadable_or_of_another_kind_are_named(tmp_path):
 def test_each_source_is_named_in_its_errors(tmp_path):
     with pytest.raises(ConfigError) as err:
         resolve_config(Cfg, {"x": {"steps": "many"}}, "x")
-    assert str(err.value) == "preset 'x': steps must be an integer; got 'many'"
+    assert str(err.value) == "preset 'x': steps must be an integer <= 2147483647; got 'many'"
     with pytest.raises(ConfigError, match=r"^unknown option\(s\) stepz in preset 'x'; did you"):
         resolve_config(Cfg, {"x": {"stepz": 1}}, "x")
     with pytest.raises(ConfigError) as err:
         resolve_config(Cfg, PRESETS, None, overrides={"steps": "many"})
-    assert str(err.value) == "--steps must be an integer; got 'many'"
+    assert str(err.value) == "--steps must be an integer <= 2147483647; got 'many'"
     with pytest.raises(ConfigError, match=r"in the command line; did you mean 'steps'"):
         resolve_config(Cfg, PRESETS, None, overrides={"stepz": 1})
     with pytest.raises(ConfigError, match=r"none of the 5 options is close"):
@@ -517,7 +530,7 @@ def test_resolve_config_without_a_preset_keeps_the_defaults_and_checks_them():
     @dataclasses.dataclass
     class BadDefault:
         n: int = option(0, "n", min=1)
-    with pytest.raises(ConfigError, match="^n must be an integer >= 1; got 0$"):
+    with pytest.raises(ConfigError, match=r"^n must be an integer in \[1, 2147483647\]; got 0$"):
         resolve_config(BadDefault, {}, None)  # the resolved config is checked as a whole
 
 
@@ -572,7 +585,7 @@ def test_a_saved_config_round_trips_and_names_its_source():
     assert C.from_dict(Cfg, {**C.to_dict(cfg), "steps": "4"}) == Cfg(steps=4, loss="hinge")
     with pytest.raises(ConfigError) as err:
         C.from_dict(Cfg, {"steps": "x"}, "run/config.json")
-    assert str(err.value) == "run/config.json: steps must be an integer; got 'x'"
+    assert str(err.value) == "run/config.json: steps must be an integer <= 2147483647; got 'x'"
     with pytest.raises(ConfigError, match=r"in the saved config; did you mean 'steps'"):
         C.from_dict(Cfg, {"stepz": 1})
 
@@ -599,21 +612,22 @@ def test_spec_from_field_reads_every_type_and_metadata_key():
         token: list[int] = option([1], "t", nargs=None, flags=["--tok", "-t"])
         plus: list[int] = option([1], "p", nargs="+")
     s = _fresh_specs(Every)
-    assert s["plain"] == OptionSpec(name="plain", kind=int)
+    assert s["plain"] == OptionSpec(name="plain", kind=int, max=INT_MAX)  # the default bound
     assert s["opt"] == OptionSpec(name="opt", kind=float, optional=True, choices=("x",), min=-1,
                                   max=2, min_exclusive=True, max_exclusive=True, finite=False,
                                   nothing="none", allow_empty=True)
     assert s["old"] == OptionSpec(name="old", kind=str, optional=True)
     assert s["mapping"] == OptionSpec(name="mapping", kind=dict)
     assert s["bare_map"] == OptionSpec(name="bare_map", kind=dict, optional=True)
-    assert s["ints"] == OptionSpec(name="ints", kind=int, sequence=tuple)
+    assert s["ints"] == OptionSpec(name="ints", kind=int, sequence=tuple, max=INT_MAX)
     assert s["pair"] == OptionSpec(name="pair", kind=float, sequence=tuple, length=2)
     assert s["rep"] == OptionSpec(name="rep", kind=int, sequence=list, allow_empty=True,
-                                  split=False)
-    assert s["star"] == OptionSpec(name="star", kind=int, sequence=list, allow_empty=True)
+                                  split=False, max=INT_MAX)
+    assert s["star"] == OptionSpec(name="star", kind=int, sequence=list, allow_empty=True,
+                                   max=INT_MAX)
     assert s["token"] == OptionSpec(name="token", kind=int, sequence=list, one_token=True,
-                                    flags=("--tok", "-t"))
-    assert s["plus"] == OptionSpec(name="plus", kind=int, sequence=list)
+                                    flags=("--tok", "-t"), max=INT_MAX)
+    assert s["plus"] == OptionSpec(name="plus", kind=int, sequence=list, max=INT_MAX)
 
 
 def test_unsupported_unions_are_named_freshly():

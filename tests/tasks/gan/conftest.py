@@ -23,6 +23,8 @@ TINY_RP = {"grid": dict(rp_num_views=3), "digits": dict(rp_num_views=2, rp_base_
 def tiny_config(preset="digits-dcgan", **overrides) -> GanConfig:
     points = preset in ("grid-mlp", "ring-mlp")
     base = TINY_GRID if points else TINY_DIGITS
+    if overrides.get("arch", PRESETS[preset]["arch"]) == "stylegan2":  # no widths: refused
+        base = {k: v for k, v in base.items() if k not in ("g_width", "d_width")}
     rp = TINY_RP["grid" if points else "digits"] if "rpgan" in str(overrides.get("reg")) else {}
     return GanConfig(**{**PRESETS[preset], **base, **rp, "preset": preset, **overrides})
 

@@ -54,8 +54,8 @@ def test_dry_run_prints_resolved_config(capsys):
 
 def test_workers_is_spelled_as_the_other_programs_spell_it(tmp_path, capsys):
     """classify, ood, timm and stylegan2-ada take --workers; gan took only --num-workers."""
-    for flag in ("--workers", "--num-workers"):
-        assert main(["gan", "train", flag, "3", "--dry-run"]) == 0
+    for flag in ("--workers", "--num-workers"):  # data read from disk (digits: in memory)
+        assert main(["gan", "train", flag, "3", "--dataset", "cifar10", "--dry-run"]) == 0
         assert json.loads(capsys.readouterr().out)["num_workers"] == 3
     (tmp_path / "c.yaml").write_text("workers: 2\n")  # a file gives the option's own name
     assert main(["gan", "train", "--config", str(tmp_path / "c.yaml"), "--dry-run"]) == 2

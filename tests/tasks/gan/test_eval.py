@@ -65,8 +65,9 @@ def test_gan_eval_real_all_names_the_metric(digits_run, capsys):
     for real in ("0", "1"):  # 1 was a library error naming no option: "mean_cov needs ..."
         with pytest.raises(SystemExit) as stop:
             main(["gan", "eval", str(digits_run), "--real", real, "--num", "2"])
-        assert stop.value.code == 2 and (f"argument --real: must be an integer >= 2, or all; "
-                                         f"got '{real}'") in capsys.readouterr().err
+        assert stop.value.code == 2 and (f"argument --real: must be an integer in [2, "
+                                         f"2147483647], or all; got '{real}'"
+                                         ) in capsys.readouterr().err
 
 
 def test_gan_fid_scores_a_run_against_a_folder(digits_run, tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from robustrep.tasks.cli import main
+from robustrep.tasks.common.config import ConfigError
 
 
 @pytest.mark.parametrize("args,words", [
@@ -43,6 +44,18 @@ from robustrep.tasks.cli import main
     (["--rp-num-views", "5"], "--rp-num-views applies only with --reg rpgan (reg is 'none')"),
     (["--reg", "dat", "--rp-base-channels", "16", "--rp-kernel-size", "4"],
      "--rp-base-channels, --rp-kernel-size apply only with --reg rpgan (reg is 'dat')"),
+    # were: accepted, recorded, and read by no network or data of the run
+    (["--arch", "dcgan", "--w-dim", "8"], "--w-dim applies only with --arch stylegan2 (arch is "
+                                          "'dcgan')"),
+    (["--mixture-samples", "500"], "--mixture-samples applies only with --dataset ring or grid "
+                                   "(dataset is 'digits')"),
+    (["--arch", "dcgan", "--mlp-depth", "5"], "--mlp-depth applies only with --arch mlp (arch "
+                                              "is 'dcgan')"),
+    (["--preset", "digits-stylegan2", "--g-width", "64"],
+     "--g-width applies only with --arch dcgan, sngan, mlp or a plugin's family (arch is "
+     "'stylegan2': --channel-base and --channel-max size its layers)"),
+    (["--num-workers", "2"], "--num-workers applies only with --dataset cifar10 or cifar100 or "
+                             "imagefolder"),  # the digits are batched in memory
     # was: accepted and recorded, with no evaluation to size
     (["--eval-every", "0", "--final-eval", "false", "--eval-samples", "64"],
      "--eval-samples sizes the evaluations during training, and eval_every 0 with final_eval "
@@ -53,6 +66,64 @@ def test_options_without_the_option_they_act_with_are_refused(args, words, tmp_p
     assert main(["gan", "train", *args, "--out", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err and not run.exists()
+
+
+@pytest.mark.parametrize("argv, note, kept", [
+    (["--preset", "digits-stylegan2", "--arch", "dcgan"],
+     "note: preset digits-stylegan2's --w-dim, --mapping-layers, --channel-base, --channel-max, "
+     "--mbstd-group, --style-mixing, --pl-weight, --pl-every apply only with --arch stylegan2 "
+     "(arch is 'dcgan'): left out of this run (the preset's other options stay)",
+     dict(w_dim=None, pl_weight=None, lr_g=0.0025, r1_gamma=0.01, ema_kimg=10.0)),
+    (["--preset", "cifar10-dcgan", "--arch", "stylegan2"],
+     "note: preset cifar10-dcgan's --g-width, --d-width apply only with --arch dcgan, sngan, "
+     "mlp or a plugin's family", dict(g_width=32, d_width=32, z_dim=128)),
+])
+def test_a_presets_options_the_chosen_arch_does_not_read_are_left_out_with_a_note(
+        argv, note, kept, tmp_path, capsys):
+    # Was: refused, naming StyleGAN2 options the user never gave and no flag can unset
+    assert main(["gan", "train", *argv, "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    cfg = json.loads(out)
+    assert err.startswith(note) and len(err.splitlines()) == 1
+    assert {k: cfg[k] for k in kept} == kept
+    (tmp_path / "c.yaml").write_text(f"arch: {argv[-1]}\n")  # a config file's arch: the same
+    assert main(["gan", "train", *argv[:2], "--config", str(tmp_path / "c.yaml"),
+                 "--dry-run"]) == 0
+    assert capsys.readouterr().err.startswith(note)
+    assert main(["gan", "train", "--preset", "digits-stylegan2", "--dry-run"]) == 0
+    assert capsys.readouterr().err == ""  # nothing left out: no note
+
+
+def test_a_bad_regularizer_option_is_refused_before_the_data_is_built(tiny_cfg, tmp_path,
+                                                                      monkeypatch):
+    # Was: refused after the data were built (the digits: a second; a folder: a scan)
+    from robustrep.tasks.gan import train as gan_train
+
+    def no_data(cfg):
+        raise AssertionError("the data were built before the methods' options were checked")
+    monkeypatch.setattr(gan_train, "build_data", no_data)
+    cfg = tiny_cfg(reg="mixup", reg_options={"mixup": {"partner": "bogus"}},
+                   out=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="^--reg mixup: partner must be one of 'permutation', "
+                                          "'flip'; got 'bogus'$"):
+        gan_train.train(cfg, show_progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_gan_train_refuses_a_bad_regularizer_option_before_its_training_code(tmp_path, capsys,
+                                                                             monkeypatch):
+    # Was: refused once gan.train and gan.evaluate were imported and the data built (~10 s)
+    from robustrep.tasks.gan import train as gan_train
+
+    def training(*args, **kwargs):
+        pytest.fail("the training started before the methods' options were checked")
+    monkeypatch.setattr(gan_train, "train", training)
+    run = tmp_path / "run"
+    assert main(["gan", "train", "--reg", "mixup", "--mixup-partner", "bogus", "--out",
+                 str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not run.exists()
+    assert "--reg mixup: partner must be one of 'permutation', 'flip'; got 'bogus'" in err
 
 
 def test_regularizer_options_with_their_method_and_loss_are_kept(capsys):
@@ -208,7 +279,8 @@ def test_dry_run_refuses_a_batch_the_mbstd_groups_do_not_divide(capsys):
     (["--reg", "mixup", "--mix-prob", "0"], "argument --mix-prob: must be a finite number in "
                                             "(0, 1]; got '0'"),
     (["--reg", "asgan", "--asgan-eps", "0"], "argument --asgan-eps: must be a finite number > 0"),
-    (["--reg", "asgan", "--asgan-steps", "0"], "argument --asgan-steps: must be an integer >= 1"),
+    (["--reg", "asgan", "--asgan-steps", "0"],
+     "argument --asgan-steps: must be an integer in [1, 2147483647]"),
     (["--reg", "dat", "--dat-t", "0"], "argument --dat-t: must be a finite number > 0"),
     (["--reg", "dat", "--dat-eps", "0"], "argument --dat-eps: must be a finite number > 0"),
     (["--reg", "mixup", "--mix-weight", "0"], "argument --mix-weight: must be a finite number > 0"),

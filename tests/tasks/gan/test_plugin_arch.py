@@ -176,7 +176,7 @@ def test_a_plugin_family_takes_the_regularizers(reg, tmp_path, records):
     (dict(arch="mlp", dataset="digits"), "arch mlp is for the 2-D mixtures"),
     (dict(arch="dcgan", dataset="grid"), "use arch mlp"),
     (dict(arch="sngan", image_size=16), "arch sngan is the 32x32 SNGAN-ResNet"),
-    (dict(arch="tinyconv", w_dim=8), "--w-dim applies only to --arch stylegan2"),
+    (dict(arch="tinyconv", w_dim=8), "--w-dim applies only with --arch stylegan2"),
     (dict(arch="tinyconv", reg="ssgan"), "--reg ssgan (a D auxiliary task) needs --arch"),
     (dict(arch="tinyconv", image_size=24), "image_size must be a power of 2"),
 ])

@@ -74,9 +74,10 @@ def test_more_pngs_than_the_disk_holds_are_refused_before_any_file(tiny_run, tmp
     monkeypatch.setattr(sample_room, "disk_room", lambda folder: (32_768, 8, 4096))  # just enough
     assert main(argv) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 8
-    monkeypatch.undo()  # the real disk: 10^12 PNGs are 4 PB at least
-    assert main([*argv[:3], "--num", str(10**12), *argv[5:-1], str(tmp_path / "big")]) == 2
-    assert "--num 1,000,000,000,000 with --outdir" in capsys.readouterr().err
+    # the real disk: the most --num takes, 2**31 - 1 PNGs, are 8.8 TB and 2.1 G files at least
+    monkeypatch.undo()
+    assert main([*argv[:3], "--num", str(2**31 - 1), *argv[5:-1], str(tmp_path / "big")]) == 2
+    assert "--num 2,147,483,647 with --outdir" in capsys.readouterr().err
     assert not (tmp_path / "big").exists()
 
 

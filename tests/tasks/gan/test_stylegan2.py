@@ -89,8 +89,8 @@ def test_rpgan_and_spectral_norm_are_refused(tiny_cfg):
         tiny_sg2(tiny_cfg, reg="rpgan")
     with pytest.raises(ConfigError, match="spectral-norm"):
         tiny_sg2(tiny_cfg, spectral_norm=True)
-    with pytest.raises(ConfigError, match="^--pl-weight applies only to --arch stylegan2 "
-                                          r"\(arch is 'dcgan'\); drop it or pass "):
+    with pytest.raises(ConfigError, match="^--pl-weight applies only with --arch stylegan2 "
+                                          r"\(arch is 'dcgan'\); drop it or set "):
         tiny_cfg(pl_weight=2.0)
     with pytest.raises(ConfigError, match="diffaugment"):
         tiny_cfg(diffaugment="color,zoom")
