@@ -32,6 +32,7 @@ Process 0 writes the run folder and evaluates; exact resume equality is checked 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -467,6 +468,7 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         early = kept_regs(cfg, path) if resume is not None and path else None
         regs = build_regs(cfg, early[0] if early else None)
         data = build_data(cfg)  # missing or broken data fails before a run folder is made
+        cfg = with_data_channels(cfg, data.shape)
         if dist.is_main:
             _note_fp16_on_cpu(cfg, dist.device)
         check_batch(data, cfg.batch_size, dist.world_size,
@@ -501,6 +503,16 @@ def train(cfg: GanConfig, resume: str | Path | None = None, show_progress: bool 
         if lock is not None:
             lock.release()
         cleanup()
+
+
+def with_data_channels(cfg: GanConfig, shape: tuple[int, ...]) -> GanConfig:
+    """``cfg`` with ``channels`` the data's where it was left to them (None), so that the run's
+    ``config.json`` says what G was built for: a dataset zip is read in its stored mode (a
+    greyscale zip gives a 1-channel G), which ``gan sample``/``eval``/``fid`` could not know
+    from None and built a 3-channel G that the checkpoint did not fit."""
+    if cfg.channels is not None or cfg.is_points:
+        return cfg
+    return dataclasses.replace(cfg, channels=shape[0])
 
 
 def build_evaluator(cfg: GanConfig, data: GanData, dist: DistInfo,

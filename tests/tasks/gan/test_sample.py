@@ -125,3 +125,29 @@ def test_a_file_written_there_while_it_sampled_is_kept(tiny_run, tmp_path, monke
     assert (tmp_path / made).read_bytes() == b"another process's"
     assert main([*argv, "--force"]) == 0  # asked for
     assert (tmp_path / made).read_bytes() != b"another process's"
+
+
+def test_a_run_on_a_greyscale_zip_samples_with_its_one_channel(tmp_path):
+    # Was: config.json kept channels null, so gan sample/eval/fid built a 3-channel G that the
+    # 1-channel checkpoint did not fit (exit 2); the zip is read in its stored mode (greyscale)
+    import io
+    import json
+    import zipfile
+
+    import torch
+    from PIL import Image
+    data = tmp_path / "grey.zip"
+    with zipfile.ZipFile(data, "w") as archive:
+        for i in range(8):
+            buffer = io.BytesIO()
+            Image.new("L", (16, 16), 30 * i).save(buffer, "PNG")
+            archive.writestr(f"{i:05d}.png", buffer.getvalue())
+    run = tmp_path / "run"
+    train(tiny_config(steps=1, out=str(run), dataset="zip", data_root=str(data)),
+          show_progress=False)
+    assert json.loads((run / "config.json").read_text())["channels"] == 1
+    argv = ["gan", "sample", str(run), "--num", "2", "--pt", str(tmp_path / "s.pt"),
+            "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    saved = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert saved["samples"].shape == (2, 1, 16, 16)
