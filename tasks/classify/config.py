@@ -21,8 +21,8 @@ from robustrep.tasks.common.config import (BETA, NONNEG, POSITIVE, PROB, UNIT, C
 from robustrep.tasks.common.options import (CLASSIFIER_DATASETS, ModelOptions, TrainRunOptions,
                                             check_lsun_classes, refuse_file_run,
                                             resumable_detail, run_option, shared)
-from robustrep.tasks.common.regularizers import (Fixed, OptionFields, Unread, check_additive_weight,
-                                                 refuse_unused, reg_option)
+from robustrep.tasks.common.regularizers import (Fixed, OptionFields, PerMethod, Unread,
+                                                 check_additive_weight, refuse_unused, reg_option)
 
 from .lengths import EPOCHS_OF, epochs_to_steps
 from .option_checks import SGD_MOMENTUM, optimizer_takes, unused_options
@@ -390,9 +390,11 @@ def parse_regularizers(text: str) -> list[str]:
         raise ConfigError(f"--reg: {err}") from None
 
 
-_MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "switch_prob": "mix_switch_prob"}
+_MIX = {"alpha": PerMethod("mix_alpha"), "prob": "mix_prob", "switch_prob": "mix_switch_prob"}
 # registered name -> {constructor option: ClassifyConfig field}; the trainer builds what --reg
 # names from these (tasks/common/regularizers.py), a name not listed gets its class defaults.
+# PerMethod: --mix-alpha, which --mixup-alpha, --cutmix-alpha, --srmix-alpha override for their
+# method alone (timm's --mixup 0.8 --cutmix 1.0); the combined policy keeps each (combine).
 # AdaptiveMix's distance is the MSE of the reference classification code.
 # Unread: options of the GAN's extra D term, and the edge ramp only SRMix's box has; as flags
 # here they would be recorded and change nothing.

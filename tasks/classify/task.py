@@ -111,7 +111,8 @@ def build_regularizers(cfg: ClassifyConfig, kept: Kept | None = None) -> dict[st
 def _check_combined_options(cfg: ClassifyConfig, names: list[str]) -> None:
     """``reg_options`` of a later method in a combined policy that the policy would not use
     (it draws with the first method's prob, switch_prob, per_sample and partner; each method's
-    alpha acts, as timm's mixup_alpha and cutmix_alpha) are refused, naming where to set them."""
+    alpha acts, ``--mixup-alpha``, ``--cutmix-alpha`` as timm's mixup_alpha and cutmix_alpha)
+    are refused, naming where to set them."""
     for name in names[1:]:
         unread = sorted(set((cfg.reg_options or {}).get(name, {}))
                         & set(SampleMix.FIRST_MEMBERS_DRAWS))

@@ -63,7 +63,8 @@ TIMM_NOTES: Notes = {  # timm train.py's
     "--fast-norm": ((("--model",), 0, "no equivalent (--model's normalisation layers are "
                      "timm's defaults)"),),
 }
-_MIXES = ("--mixup", "--cutmix")  # timm: one alpha each, 0 = off; ours: one --mix-alpha
+# timm: one alpha each, 0 = off; ours: --mix-alpha for all, or --mixup-alpha, --cutmix-alpha
+_MIXES = ("--mixup", "--cutmix")
 
 # stylegan2-ada-pytorch's (train.py, generate.py, calc_metrics.py); difflib guessed --kimg:
 # --ema-kimg (the EMA half-life), --p: --pl-*. Names that are ours too (--seeds, --trunc,
@@ -152,16 +153,18 @@ def peer_hint(hits: list[Hit]) -> str:
 
 def _here(hits: list[tuple[str, str | None, str]]) -> str:
     """Ours for one peer's ``(flag, value, text)``: timm's --mixup and --cutmix together are
-    ``--reg mixup,cutmix`` with one alpha, and 0 turns one off."""
+    ``--reg mixup,cutmix`` with one ``--mix-alpha`` where their alphas are equal, else each its
+    own (``--mixup-alpha 0.8 --cutmix-alpha 1.0``); 0 turns one off."""
     given = {flag: value for flag, value, _ in hits}
     ours, notes = [], []
     mixes = [f for f in _MIXES if f in given]
     on = [f for f in mixes if not _zero(given[f])]
     notes += [f"leave out --reg {f[2:]} (timm's 0 is off)" for f in mixes if f not in on]
     if on:
-        alphas = list(dict.fromkeys(given[f] or "ALPHA" for f in on))
-        ours.append(f"--reg {','.join(f[2:] for f in on)} --mix-alpha {alphas[0]}" + (
-            f" (one alpha for both: pick one of {' and '.join(alphas)})" if alphas[1:] else ""))
+        alphas = [given[f] or "ALPHA" for f in on]
+        each = (f"--mix-alpha {alphas[0]}" if len(set(alphas)) == 1 else
+                " ".join(f"{f}-alpha {a}" for f, a in zip(on, alphas)))
+        ours.append(f"--reg {','.join(f[2:] for f in on)} {each}")
     for flag, value, text in hits:
         if flag not in TIMM_FLAGS:  # a note
             notes.append(text.replace("{}", value or "N"))

@@ -10,6 +10,7 @@ of this place" without naming any method. Every failure is one :class:`ConfigErr
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from robustrep.registry import (MissingOptionsError, check_places, create_regularizer,
@@ -33,7 +34,16 @@ class Unread:
         self.acts = acts
 
 
-# name -> {constructor option: config field name, Fixed(value) or Unread(where it acts)}
+class PerMethod(str):
+    """A config field several methods share (``PerMethod("mix_alpha")``: ``--mix-alpha`` for
+    mixup, cutmix and srmix) whose value a method's own ``--NAME-OPTION`` (``--cutmix-alpha``)
+    overrides for that method alone, as timm's ``--mixup 0.8 --cutmix 1.0`` gives each mixing
+    kind its own alpha. A str, so every reader of the field's name keeps working; the own
+    value goes to ``reg_options`` and is checked by the field's range, as the field is."""
+
+
+# name -> {constructor option: config field name (or PerMethod), Fixed(value) or Unread(where
+# it acts)}
 OptionFields = dict[str, dict[str, "str | Fixed | Unread"]]
 
 # name -> {constructor option: value}: what a resumed run keeps from its record of the options
@@ -102,20 +112,37 @@ def _literal(annotation: str) -> tuple[str, ...] | None:
 def add_regularizer_args(parser: Any, program: str, fields: OptionFields,
                          derived: tuple[str, ...] = ()) -> None:
     """``--NAME-OPTION`` for every option of every method acting in ``program`` that no config
-    field maps (``fields``) and the program does not set itself (``derived``, e.g. GAN's
-    ``fuse_passes``: a flag for it could only be refused): type from the class signature, help
-    from its docstring, default ``None`` (the class default); the values go to the config's
-    ``reg_options``."""
+    field maps (``fields``; a :class:`PerMethod` field's option gets one, :func:`_per_method_flag`)
+    and the program does not set itself (``derived``, e.g. GAN's ``fuse_passes``: a flag for it
+    could only be refused): type from the class signature, help from its docstring, default
+    ``None`` (the class default); the values go to the config's ``reg_options``."""
     from robustrep.registry import list_regularizers
     from robustrep.tasks.common.config import REG_OPTION_DEST
     for name in list_regularizers(program):
         info = regularizer_info(name)
         if info.kind != "regularizer" and _built_in(info):
             continue  # the program builds its own discriminators from its config fields
-        mapped = set(fields.get(name, {})) | set(derived) | set(
+        own = {opt: f for opt, f in fields.get(name, {}).items() if isinstance(f, PerMethod)}
+        mapped = (set(fields.get(name, {})) - set(own)) | set(derived) | set(
             DATA_OPTIONS if info.kind != "regularizer" else ())
         add_option_flags(parser, name, info.options, mapped, REG_OPTION_DEST,
                          f"--reg {name}: further options ({info.module}.{info.qualname})")
+        for opt, field in own.items():
+            _per_method_flag(parser, name, opt, field)
+
+
+def _per_method_flag(parser: Any, name: str, opt: str, field: str) -> None:
+    """``--cutmix-alpha``, the flag of a :class:`PerMethod` option, as generated but typed by
+    its shared field's flag (``--mix-alpha``: ``--cutmix-alpha 0`` is refused as ``--mix-alpha
+    0`` is, by the field's range) and with a help naming what it overrides."""
+    own = parser._option_string_actions.get(option_flag(name, opt))
+    shared = parser._option_string_actions.get("--" + field.replace("_", "-"))
+    if own is None or shared is None:  # the program's own flag of that name; no shared flag
+        return
+    own.type = shared.type
+    flag = shared.option_strings[0]
+    own.help = (f"{name}'s own {opt}: overrides {flag} for {name} alone (default: {flag}'s "
+                f"value; one per method, as timm's --mixup and --cutmix)")
 
 
 def option_flag(name: str, option: str) -> str:
@@ -203,12 +230,33 @@ def options_for(cfg: Any, name: str, fields: OptionFields,
         if isinstance(field, Fixed):
             raise ConfigError(f"reg_options: {name}'s {opt!r} is fixed to {field.value!r} in "
                               f"this program; drop it")
-        if field is not None:  # it would override the flag silently, unchecked by its range
+        # it would override the flag silently, unchecked by its range
+        if field is not None and not isinstance(field, PerMethod):
             raise ConfigError(f"reg_options: {name}'s {opt!r} is set by its own option "
                               f"{field} (--{field.replace('_', '-')}); set it there")
-    opts.update({opt: typed_option(name, opt, value) for opt, value in given.items()})
+    for opt, value in given.items():
+        field = mapped.get(opt)
+        if not isinstance(field, PerMethod):
+            opts[opt] = typed_option(name, opt, value)
+        elif value is not None:  # None: the shared field's value stands
+            opts[opt] = _own_value(cfg, name, opt, field, value)
     opts.update((kept or {}).get(name, {}))  # only options left None above (kept_options)
     return opts
+
+
+def _own_value(cfg: Any, name: str, opt: str, field: str, value: Any) -> Any:
+    """A :class:`PerMethod` option's own value (``reg_options: {cutmix: {alpha: 0}}``, from
+    ``--cutmix-alpha``, a config file or ``--reg-options``) converted and checked by its shared
+    field's spec (``mix_alpha``'s range, > 0), as that field's flag is."""
+    from robustrep.tasks.common.config import OptionValueError, convert_value, option_specs
+    spec = option_specs(type(cfg)).get(field) if dataclasses.is_dataclass(cfg) else None
+    if spec is None:  # a config without that field: the class's annotation
+        return typed_option(name, opt, value)
+    try:
+        return convert_value(spec, value)
+    except OptionValueError as err:
+        raise ConfigError(f"reg_options: {name}'s {opt!r} ({option_flag(name, opt)}) "
+                          f"{err}") from None
 
 
 def typed_option(name: str, opt: str, value: Any) -> Any:
@@ -275,7 +323,9 @@ def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple
     the other options make do nothing: ``only_with`` (field -> (option, the values it acts
     with)), and a regularizer's option fields (``fields``) without it among ``names`` (None: the
     regularizer list is malformed and reported by itself). ``own`` are fields the program uses
-    itself too (GAN's ``loss``), never reported."""
+    itself too (GAN's ``loss``), never reported. A :class:`PerMethod` field acts on the methods
+    listed without their own value (``--mix-alpha`` with ``--mixup-alpha`` and ``--cutmix-alpha``
+    both given changes nothing)."""
     out: dict[str, list[str]] = {}
     for name, (other, accepted) in only_with.items():
         if values.get(name) not in (None, False) and values.get(other) not in accepted:
@@ -283,14 +333,33 @@ def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple
             out.setdefault(need, []).append(name)
     if names is None:
         return out
-    used = {f for n in names for f in fields.get(n, {}).values()}
+    used = {f for n in names for opt, f in fields.get(n, {}).items()
+            if _own_value_given(values, n, opt, f) is None}
     for field in dict.fromkeys(f for fs in fields.values() for f in fs.values()
                                if isinstance(f, str) and f not in own):
-        if values.get(field) is not None and field not in used:
+        if values.get(field) is None or field in used:
+            continue
+        overridden = [(n, opt) for n in names for opt, f in fields.get(n, {}).items()
+                      if f == field]
+        if overridden:  # every listed method that reads it has its own value
+            flags = ", ".join(option_flag(n, opt) for n, opt in overridden)
+            need = (f"a method in --reg without its own value (reg is {values.get('reg')!r}, "
+                    f"whose {flags} override{'s' * (len(overridden) == 1)} it)")
+        else:
             methods = [n for n, fs in fields.items() if field in fs.values()]
-            out.setdefault(f"--reg {' or '.join(methods)} (reg is {values.get('reg')!r})",
-                           []).append(field)
+            need = f"--reg {' or '.join(methods)} (reg is {values.get('reg')!r})"
+        out.setdefault(need, []).append(field)
     return out
+
+
+def _own_value_given(values: dict[str, Any], name: str, opt: str, field: Any) -> Any:
+    """The value ``values``' ``reg_options`` give method ``name``'s ``opt`` of its own where
+    ``field`` is a :class:`PerMethod` field (None where it is not, or none is given)."""
+    if not isinstance(field, PerMethod):
+        return None
+    options = values.get("reg_options")
+    given = options.get(name) if isinstance(options, dict) else None
+    return given.get(opt) if isinstance(given, dict) else None
 
 
 def _described(value: Any) -> str:

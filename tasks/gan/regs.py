@@ -36,14 +36,16 @@ from typing import Any
 from robustrep.registry import list_regularizers, parse_combination, regularizer_info
 from robustrep.tasks.common.config import ConfigError
 from robustrep.tasks.common.regularizer_record import kept_on_resume, regularizer_record
-from robustrep.tasks.common.regularizers import (Kept, OptionFields, Unread, build_places,
-                                                 discriminator_of)
+from robustrep.tasks.common.regularizers import (Kept, OptionFields, PerMethod, Unread,
+                                                 build_places, discriminator_of)
 
 METHODS = tuple(list_regularizers("gan"))
 INPUT_RANGE = (-1.0, 1.0)
 AUX_ARCHS = ("dcgan", "sngan")  # D's a D auxiliary task can wrap (a trunk with a local map)
 
-_MIX = {"alpha": "mix_alpha", "prob": "mix_prob", "per_sample": "mix_per_sample",
+# PerMethod: --mix-alpha, or the listed method's own --mixup-alpha, --cutmix-alpha, --srmix-alpha
+# (as classify train takes them)
+_MIX = {"alpha": PerMethod("mix_alpha"), "prob": "mix_prob", "per_sample": "mix_per_sample",
         "mode": "mix_mode", "weight": "mix_weight"}
 # the edge ramp of SRMix's box: --mix-smoothing with mixup or cutmix alone would change nothing
 _NO_RAMP = {"smoothing": Unread("srmix (the edge ramp of its box)")}

@@ -9,9 +9,11 @@ import pytest
 
 from robustrep import registry
 from robustrep.registry import register_regularizer, regularizer_info
-from robustrep.tasks.common.config import REG_OPTION_DEST, ConfigError, overrides_from_args
-from robustrep.tasks.common.regularizers import (Fixed, add_regularizer_args, build_places,
-                                                 discriminator_of, options_for, reg_option)
+from robustrep.tasks.common.config import (POSITIVE, REG_OPTION_DEST, ConfigError, option,
+                                           overrides_from_args)
+from robustrep.tasks.common.regularizers import (Fixed, PerMethod, add_regularizer_args,
+                                                 build_places, discriminator_of, options_for,
+                                                 reg_option)
 
 
 def _parser(fields=None, program="classify"):
@@ -245,3 +247,64 @@ def test_defaults_in_help_are_rounded_floats_or_as_written():
     assert (fmt_value(8 / 255), fmt_value(2), fmt_value(None),
             fmt_value((0.0, 1.0))) == (
         "0.031373", "2", "None", "(0.0, 1.0)")
+
+
+@dataclasses.dataclass
+class _Shared:
+    """A program's config with one field its methods share (PerMethod), checked > 0."""
+    w: float | None = option(None, "the shared weight", **POSITIVE)
+    reg_options: dict | None = None
+
+
+def _shared_parser(fields):
+    from robustrep.tasks.common.config_flags import add_config_args
+    p = argparse.ArgumentParser()
+    add_config_args(p, _Shared)
+    add_regularizer_args(p, "classify", fields)
+    return p
+
+
+def test_a_per_method_option_gets_a_flag_checked_as_the_shared_field(probe):
+    """A PerMethod field's option (mix_alpha's: --cutmix-alpha) has a flag of its own, which
+    the shared field's range checks and whose help names what it overrides."""
+    p = _shared_parser({"test-probe": {"weight": PerMethod("w"), "steps": "w"}})
+    own = _action(p, "--test-probe-weight")
+    assert own.type is _action(p, "--w").type
+    assert own.help.startswith("test-probe's own weight: overrides --w for test-probe alone")
+    assert "--test-probe-steps" not in p._option_string_actions  # a plain field: no flag
+    args = p.parse_args(["--w", "0.5", "--test-probe-weight", "2"])
+    assert overrides_from_args(_Shared, args) == {"w": 0.5,
+                                                  "reg_options": {"test-probe": {"weight": 2.0}}}
+    with pytest.raises(SystemExit):  # the class's annotation (float) alone took 0
+        p.parse_args(["--test-probe-weight", "0"])
+
+
+def test_a_per_method_value_wins_for_its_method_checked_by_the_field(probe):
+    fields = {"test-probe": {"weight": PerMethod("w")}}
+    assert options_for(_Shared(w=0.5), "test-probe", fields) == {"weight": 0.5}
+    own = _Shared(w=0.5, reg_options={"test-probe": {"weight": "2"}})
+    assert options_for(own, "test-probe", fields) == {"weight": 2.0}  # converted as the flag
+    # None is no value of its own: the shared field's stands
+    none = _Shared(w=0.5, reg_options={"test-probe": {"weight": None}})
+    assert options_for(none, "test-probe", fields) == {"weight": 0.5}
+    # was: "is set by its own option w (--w)"; now the field's range, naming the flag
+    with pytest.raises(ConfigError, match=r"^reg_options: test-probe's 'weight' "
+                                          r"\(--test-probe-weight\) must be a finite number > "
+                                          r"0; got 0$"):
+        options_for(_Shared(reg_options={"test-probe": {"weight": 0}}), "test-probe", fields)
+
+
+def test_a_shared_field_every_listed_method_overrides_is_unused():
+    from robustrep.tasks.common.regularizers import unused_options as unused
+    fields = {n: {"alpha": PerMethod("mix_alpha")} for n in ("mixup", "cutmix", "srmix")}
+    both = {"mixup": {"alpha": 0.8}, "cutmix": {"alpha": 1.0}}
+    values = {"reg": "mixup,cutmix", "mix_alpha": 0.5, "reg_options": both}
+    assert unused(values, {}, ["mixup", "cutmix"], fields) == {
+        "a method in --reg without its own value (reg is 'mixup,cutmix', whose --mixup-alpha, "
+        "--cutmix-alpha override it)": ["mix_alpha"]}
+    # one listed method without its own: the shared value acts on it
+    assert unused({**values, "reg_options": {"cutmix": {"alpha": 1.0}}}, {},
+                  ["mixup", "cutmix"], fields) == {}
+    assert unused({**values, "reg_options": None}, {}, ["mixup", "cutmix"], fields) == {}
+    assert unused({**values, "reg": "none"}, {}, [], fields) == {
+        "--reg mixup or cutmix or srmix (reg is 'none')": ["mix_alpha"]}

@@ -1,10 +1,11 @@
 """Flags users bring from timm's train.py get ours in the one-line error, and other unknown flags
 the closest of the command's: ``--mixup 0.8`` said "ambiguous option: --mixup could match
 --mixup-per-sample, --mixup-partner" (argparse's prefix matching), pointing away from ``--reg
-mixup --mix-alpha 0.8``, and ``-b 32``, ``--img-size 64``, ``--weight_decay 0.1`` a bare
-"unrecognized arguments"."""
+mixup --mix-alpha 0.8`` (with ``--cutmix 1.0``: ``--mixup-alpha 0.8 --cutmix-alpha 1.0``), and
+``-b 32``, ``--img-size 64``, ``--weight_decay 0.1`` a bare "unrecognized arguments"."""
 
 import argparse
+import json
 import re
 import shlex
 
@@ -37,9 +38,11 @@ def _error(argv: list[str], capsys) -> str:
 @pytest.mark.parametrize(("args", "message"), [
     ("--mixup 0.8", "--mixup 0.8 (timm train.py's flag); here: --reg mixup --mix-alpha 0.8"),
     ("--cutmix=1.0", "--cutmix 1.0 (timm train.py's flag); here: --reg cutmix --mix-alpha 1.0"),
+    # Was: "--mix-alpha 0.8 (one alpha for both: pick one of 0.8 and 1.0)"
     ("--mixup 0.8 --cutmix 1.0", "--mixup 0.8 --cutmix 1.0 (timm train.py's flags); here: --reg "
-                                 "mixup,cutmix --mix-alpha 0.8 (one alpha for both: pick one of "
-                                 "0.8 and 1.0)"),
+                                 "mixup,cutmix --mixup-alpha 0.8 --cutmix-alpha 1.0"),
+    ("--cutmix 1.0 --mixup 1.0", "--cutmix 1.0 --mixup 1.0 (timm train.py's flags); here: --reg "
+                                 "mixup,cutmix --mix-alpha 1.0"),
     ("--mixup 0 --cutmix 1.0", "--mixup 0 --cutmix 1.0 (timm train.py's flags); here: --reg "
                                "cutmix --mix-alpha 1.0; leave out --reg mixup (timm's 0 is off)"),
     ("--model-ema --model-ema-decay 0.999", "--model-ema --model-ema-decay 0.999 (timm train.py's "
@@ -102,6 +105,16 @@ def _error(argv: list[str], capsys) -> str:
 def test_an_unknown_flag_gets_ours(args, message, capsys):
     line = _error(["classify", "train", *shlex.split(args)], capsys)
     assert line == f"robustrep classify train: error: unrecognized arguments: {message}{SEE}"
+
+
+def test_timms_two_mixing_alphas_run_as_given(capsys):
+    """The hint for timm's DeiT recipe is a run of it: each method its own alpha."""
+    line = _error(["classify", "train", "--mixup", "0.8", "--cutmix", "1.0"], capsys)
+    hint = re.search(r"; here: (.*) \(see ", line)[1]
+    assert cli.main(["classify", "train", *shlex.split(hint), "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["reg"], cfg["mix_alpha"], cfg["reg_options"]) == (
+        "mixup,cutmix", None, {"mixup": {"alpha": 0.8}, "cutmix": {"alpha": 1.0}})
 
 
 def test_underscores_for_hyphens_are_named_however_many():

@@ -136,6 +136,24 @@ def test_regularizer_options_with_their_method_and_loss_are_kept(capsys):
     assert json.loads(capsys.readouterr().out)["mix_smoothing"] == 0.2
 
 
+def test_a_mixing_methods_own_alpha_overrides_mix_alpha(capsys):
+    """--cutmix-alpha, as classify train takes it (one mixing method here: one per place); the
+    built method, its record and the dry run hold it; --mix-alpha beside it would act on
+    nothing."""
+    from robustrep.tasks.common.config import from_dict
+    from robustrep.tasks.gan.config import GanConfig
+    from robustrep.tasks.gan.regs import build_regs, regs_record
+    assert main(["gan", "train", "--reg", "cutmix", "--cutmix-alpha", "2", "--dry-run"]) == 0
+    cfg = from_dict(GanConfig, json.loads(capsys.readouterr().out))
+    assert (cfg.mix_alpha, cfg.reg_options) == (None, {"cutmix": {"alpha": 2.0}})
+    assert build_regs(cfg).by_name["cutmix"].alpha == 2.0
+    assert regs_record(cfg, (1, 16, 16))["cutmix"]["options"]["alpha"] == 2.0
+    assert main(["gan", "train", "--reg", "cutmix", "--mix-alpha", "0.5", "--cutmix-alpha", "2",
+                 "--dry-run"]) == 2
+    assert ("--mix-alpha applies only with a method in --reg without its own value (reg is "
+            "'cutmix', whose --cutmix-alpha overrides it)") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("preset, k", [("digits-dcgan", 12), ("grid-mlp", 12),
                                       ("cifar10-dcgan", 48)])
 def test_the_presets_rp_k_is_recorded_only_by_runs_that_take_rpgan(preset, k, capsys):
