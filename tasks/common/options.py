@@ -41,9 +41,10 @@ SHARED: dict[str, tuple[Any, str, tuple | None, dict[str, Any]]] = {
                   None, {}),
     "reg": ("none", "regularizers, comma-separated (one per place; see --help sections below)",
             None, {}),
-    "reg_options": (None, "options of the --reg methods that no other flag sets, by method: "
-                          "{\"toy\": {\"weight\": 0.5}} (the --NAME-OPTION flags below write "
-                          "here)", None, {}),
+    "reg_options": (None, "options of the --reg methods by method, where no other flag sets "
+                          "them or one method's own value overrides a shared flag "
+                          "(--cutmix-alpha): {\"toy\": {\"weight\": 0.5}} (the --NAME-OPTION "
+                          "flags below write here)", None, {}),
     "seed": (0, "seed of every random number generator", None, SEED_RANGE),
     "log": ("jsonl", "metrics sinks: jsonl (metrics.jsonl only) or tensorboard (also "
                      "RUN/tensorboard; pip install 'robustrep[tensorboard]') or wandb (pip install "
