@@ -20,17 +20,9 @@ from robustrep.tasks.cli import main
 from robustrep.tasks.common import classifier, memory_fit
 from robustrep.tasks.common.config import ConfigError
 
+from ..test_user_errors import run_main
+
 CPU = torch.device("cpu")
-
-
-def run_main(args: list[str], capsys) -> tuple[int, str]:
-    """(exit code, stderr) of ``robustrep ARGS`` in this process."""
-    capsys.readouterr()
-    try:
-        code = main(args)
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture
