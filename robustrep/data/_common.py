@@ -145,13 +145,16 @@ def select_classes(dataset: Dataset, classes: Sequence[int] | None,
 def num_classes(dataset: Dataset) -> int:
     """The number of classes a classifier head needs for ``dataset``: ``max(label) + 1``.
 
-    A torchvision dataset's ``classes`` list gives it directly; otherwise the labels are read as
-    :func:`labels` does. OOD labels (``< 0``) are ignored, and a class subset keeps its original
-    labels (``digits(classes=[5, 6])`` needs 7 outputs; a CIFAR ``Subset`` of classes 0-2, 3).
+    A torchvision dataset's ``classes`` list gives it directly: its length for class names, the
+    highest + 1 for integer labels (stylegan2-ada's ``label_dim``: labels {0, 7} need 8 outputs,
+    not 2); otherwise the labels are read as :func:`labels` does. OOD labels (``< 0``) are
+    ignored, and a class subset keeps its original labels (``digits(classes=[5, 6])`` needs 7
+    outputs; a CIFAR ``Subset`` of classes 0-2, 3).
     """
     classes = getattr(dataset, "classes", None)
     if not isinstance(dataset, Subset) and isinstance(classes, (list, tuple)) and classes:
-        return len(classes)
+        ids = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+        return _max_label(classes) if ids else len(classes)
     return _max_label(labels(dataset))
 
 

@@ -90,7 +90,7 @@ def require_size(name: str, size: int | None) -> int:
 def _imagefolder(root, train, size, channels, **kwargs):
     if str(root).lower().endswith(".zip"):  # a stylegan2-ada dataset zip, read as a folder
         return _zip(root, train, size, channels, kwargs.get("verify", False),
-                    kwargs.get("skip_bad", False))
+                    kwargs.get("skip_bad", False), kwargs.get("labels", True))
     split = folder_split(root, train)
     kwargs.setdefault("classes", split_classes(split))
     return image_folder(split, require_size("imagefolder", size),
@@ -98,12 +98,13 @@ def _imagefolder(root, train, size, channels, **kwargs):
 
 
 @register_dataset("zip")
-def _zip(root, train, size, channels, verify=False, skip_bad=False, **kwargs):
+def _zip(root, train, size, channels, verify=False, skip_bad=False, labels=True, **kwargs):
+    # labels=False: dataset.json unread, as stylegan2-ada's unconditional reader (GAN training)
     if skip_bad:  # a zip is checked whole; leaving members out is not offered (stylegan2-ada)
         raise ValueError(f"{root}: a zip cannot skip unreadable members (skip_bad); remove them "
                          f"from the zip or re-create it")
     # the programs' zips hold one size, checked now (gan fid reads a mixed one as a folder)
-    return ZipImageDataset(root, size, channels, verify=verify, one_size=True)
+    return ZipImageDataset(root, size, channels, verify=verify, one_size=True, labels=labels)
 
 
 @register_dataset("imagelist")
@@ -131,7 +132,8 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, train: bool
             folders and lists.
         channels: 1 or 3; None gives 1 for digits and 3 otherwise.
         kwargs: passed to the loader (``classes`` for digits, ``check_md5``, ``split`` for SVHN,
-            ``layout`` for folders, ``list_file`` for lists). None values are dropped.
+            ``layout`` for folders, ``list_file`` for lists, ``labels=False`` for a zip whose
+            ``dataset.json`` is not read). None values are dropped.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")

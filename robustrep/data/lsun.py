@@ -48,6 +48,11 @@ from robustrep._lists import check_no_empty_item
 CATEGORIES = ("bedroom", "bridge", "church_outdoor", "classroom", "conference_room",
               "dining_room", "kitchen", "living_room", "restaurant", "tower")
 SPLITS = ("train", "val", "test")
+# the README's remedy for the object categories (cat_lmdb, ...), which torchvision's LSUN and
+# this reader do not read: stylegan2-ada trains on LSUN Cat exported
+OBJECTS_ADVICE = ("LSUN's object categories (cat, car, ...: one <object>_lmdb each, no split) "
+                  "are read as images exported to a folder (python data.py export cat_lmdb "
+                  "--out_dir DIR, github.com/fyu/lsun), an imagefolder")
 INSTALL_HINT = "pip install 'robustrep[lsun]' (or pip install lmdb)"
 
 
@@ -81,6 +86,25 @@ def _shared_env(path: str) -> Any:
     return _ENVS[path]
 
 
+def _check_whole(path: str) -> None:
+    """Refuse a database whose ``data.mdb`` is shorter than its pages (an interrupted copy or
+    unzip), or that lmdb cannot open: lmdb maps the file, and reading a page past its end kills
+    the process with SIGBUS ("Bus error", nothing said). The pages end at (last page + 1) x
+    page size, both read from the meta pages at the file's start."""
+    data, lmdb = Path(path) / "data.mdb", _lmdb()
+    try:
+        env = _shared_env(path)
+        need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    except lmdb.Error as err:
+        raise ValueError(f"LSUN database {data} cannot be opened by lmdb ({err}); copy or unzip "
+                         f"it again") from None
+    have = data.stat().st_size
+    if have < need:
+        _ENVS.pop(path).close()  # a copy made whole later is opened afresh
+        raise ValueError(f"LSUN database {data} is cut short: {have:,} bytes, where its pages "
+                         f"need {need:,} (an interrupted copy or unzip); copy or unzip it again")
+
+
 class LSUNDatabase(LSUNClass):
     """One ``<category>_<split>_lmdb`` database; ``__getitem__`` decodes as torchvision's,
     a record that is no readable image being a one-line ValueError naming the database and
@@ -91,6 +115,7 @@ class LSUNDatabase(LSUNClass):
         if not (Path(root) / "data.mdb").is_file():
             raise FileNotFoundError(f"LSUN database not found: expected {Path(root) / 'data.mdb'} "
                                     f"(the folders of github.com/fyu/lsun download.py, unzipped)")
+        _check_whole(self.root)
         with self.env.begin(write=False) as txn:
             self.keys = list(txn.cursor().iternext(keys=True, values=False))
         self.length = len(self.keys)
@@ -136,6 +161,14 @@ class LSUNDatabases(LSUN):
                     for c in self.classes]
         self.indices = list(itertools.accumulate(len(db) for db in self.dbs))
         self.length = self.indices[-1]
+
+    def _verify_classes(self, classes: str | list[str]) -> list[str]:
+        """torchvision's check, its refusal of a name that is no scene database followed by
+        the way to read an object category."""
+        try:
+            return super()._verify_classes(classes)
+        except ValueError as err:
+            raise ValueError(f"{err} {OBJECTS_ADVICE}") from None
 
 
 def parse_classes(classes: str | list[str], train: bool | None = None) -> str | list[str]:

@@ -23,8 +23,12 @@ naming the zip and the member (:func:`read_member`).
 :class:`ZipImageDataset` yields ``(image [C, H, W] in [0, 1], label)`` like every dataset of
 :mod:`robustrep.data`; labels are integers, 0 when the zip has none. Only integer class labels are
 read (``dataset.json`` may also hold float vectors, which the reference treats as conditioning
-vectors; they are refused here). Writing a zip in ``dataset_tool.py``'s layout is
-:mod:`robustrep.data.zippack`, which imports :data:`LABELS_FILE` from here.
+vectors; they are refused, naming the remedy), and only where a program reads labels:
+``labels=False`` (``gan train``, ``gan fid``) leaves ``dataset.json`` unread, as the reference's
+unconditional reader (``use_labels=False``) does, so any zip it reads is read. The class ids
+are ``0..max label`` (``classes``; stylegan2-ada's ``label_dim`` is max + 1), ids no image
+has included. Writing a zip in ``dataset_tool.py``'s layout is :mod:`robustrep.data.zippack`,
+which imports :data:`LABELS_FILE` from here.
 
 :func:`zip_tree` shows any zip as a folder tree (:class:`ZipEntry`), so that a zip of an image
 folder is scanned by the image folders' own code (``robustrep data pack SRC.zip``).
@@ -75,16 +79,18 @@ def _hidden(name: str) -> bool:
     return parts[0] == "__MACOSX" or any(p.startswith(".") and p.strip(".") for p in parts)
 
 
-def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
+def zip_members(path: str | os.PathLike, labels: bool = True
+                ) -> tuple[list[str], list[int] | None]:
     """The image members of the zip at ``path`` (sorted by name) and their integer labels from
-    ``dataset.json`` (None when it is absent or ``null``).
+    ``dataset.json`` (None when it is absent or ``null``, or ``labels`` is False: then it is
+    not read, as stylegan2-ada's unconditional reader reads none).
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
         ValueError: not a zip, no images, two members of one name, a member zipfile cannot
-            read (encrypted, or compressed with a method such as Deflate64), a ``dataset.json``
-            below the top, or one that does not label every image with an integer (the
-            message names the zip and the member).
+            read (encrypted, or compressed with a method such as Deflate64); with ``labels``, a
+            ``dataset.json`` below the top, or one that does not label every image with an
+            integer (the message names the zip and the member).
     """
     path = Path(path)
     if not path.is_file():
@@ -102,11 +108,12 @@ def zip_members(path: str | os.PathLike) -> tuple[list[str], list[int] | None]:
         if twice is not None:  # appended twice: only the last copy could ever be read
             raise ValueError(f"{path} holds two members named {twice}; re-create the zip with "
                              f"one of each")
-        _check_labels_place(path, names)
-        read = images + ([LABELS_FILE] if LABELS_FILE in names else [])
-        for name in read:  # from the central directory: no member is read for this
+        labelled = labels and LABELS_FILE in names
+        if labels:
+            _check_labels_place(path, names)
+        for name in images + ([LABELS_FILE] if labelled else []):  # the central directory
             check_member(path, archive.getinfo(name))
-        raw = read_member(path, archive, LABELS_FILE) if LABELS_FILE in names else None
+        raw = read_member(path, archive, LABELS_FILE) if labelled else None
     return images, (None if raw is None else _labels(raw, images, path))
 
 
@@ -202,6 +209,11 @@ def _check_labels_place(path: Path, names: list[str]) -> None:
                          f"{LABELS_FILE} (cd FOLDER && zip -r ../{path.name} .)")
 
 
+# the fix for labels a program that reads classes cannot use (gan train and gan fid read none)
+LABEL_REMEDY = (f"give each image its class index in {LABELS_FILE} (or pack class folders "
+                f"with robustrep data pack)")
+
+
 def _labels(raw: bytes, images: list[str], path: Path) -> list[int] | None:
     try:
         entries = json.loads(raw)["labels"]
@@ -218,10 +230,13 @@ def _labels(raw: bytes, images: list[str], path: Path) -> list[int] | None:
     for name in images:
         label = table.get(name)
         if label is None:
-            raise ValueError(f"{path}: {LABELS_FILE} has no label for image {name}")
+            raise ValueError(f"{path}: {LABELS_FILE} has no label for image {name}, and "
+                             f"classes are read from it: {LABEL_REMEDY}")
         if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-            raise ValueError(f"{path}: {LABELS_FILE} label of {name} is {label!r}; robustrep "
-                             f"reads integer class labels >= 0 only")
+            vector = (" (a vector: stylegan2-ada's conditioning labels, no class)"
+                      if isinstance(label, list) else "")
+            raise ValueError(f"{path}: {LABELS_FILE} label of {name} is {label!r}{vector}; "
+                             f"classes are integer labels >= 0: {LABEL_REMEDY}")
         labels.append(label)
     return labels
 
@@ -338,6 +353,9 @@ def _add_member(top: ZipEntry, info: zipfile.ZipInfo) -> None:
 class ZipImageDataset(Dataset):
     """The images of a stylegan2-ada dataset zip, as ``(image [C, H, W] in [0, 1], label)``.
 
+    ``classes`` are the class ids ``0..max label`` (stylegan2-ada's ``label_dim``: ids no
+    image has are classes too, so labels {0, 7} give 8), ``[0]`` without labels.
+
     Args:
         path: the zip.
         size: side to resize (shorter side) and centre-crop to; None keeps the stored size
@@ -351,19 +369,22 @@ class ZipImageDataset(Dataset):
             it). Without it a member whose size differs from the first's raises when it is read
             with ``size`` None, and is resized to ``size`` otherwise (a zip read as a folder,
             as ``gan fid`` reads one).
+        labels: read ``dataset.json``'s labels (refusing labels that are no integer class);
+            False for a program that uses none: it is not read and every label is 0 (as
+            stylegan2-ada's unconditional reader, which reads any ``dataset.json``).
     """
 
     def __init__(self, path: str | os.PathLike, size: int | None = None,
                  channels: int | None = None, verify: bool = False,
-                 one_size: bool = False) -> None:
+                 one_size: bool = False, labels: bool = True) -> None:
         if size is not None:
             check_positive("size", size, integer=True)
         if channels is not None:
             check_choice("channels", channels, (1, 3))
         self.path = Path(path)
-        self.names, labels = zip_members(self.path)
-        self.targets = labels if labels is not None else [0] * len(self.names)
-        self.has_labels = labels is not None
+        self.names, read = zip_members(self.path, labels)
+        self.targets = read if read is not None else [0] * len(self.names)
+        self.has_labels = read is not None
         self.size = size
         self._archive: zipfile.ZipFile | None = None
         if verify:
@@ -373,7 +394,7 @@ class ZipImageDataset(Dataset):
         if channels is None:
             channels = _stored_channels(self._open(0))
         self.channels = channels
-        self.classes = sorted(set(self.targets))
+        self.classes = list(range(max(self.targets) + 1))  # ids, as label_dim: unused too
         # the image-folder transform: resize the shorter side, centre-crop (no-op at native size)
         self._transform = image_transform(size, channels)
 

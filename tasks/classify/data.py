@@ -306,11 +306,32 @@ def check_datasets(cfg: ClassifyConfig, train_set: Dataset, eval_set: Dataset,
         data_classes = max(dataset_num_classes(ds) for ds in scored if len(ds))
     if cfg.num_classes is not None and cfg.num_classes < data_classes:
         raise DataError(_head_too_small(cfg, data_classes, head))
+    if cfg.classes is None and not evaluating:
+        _note_unused_ids(cfg, scored, data_classes)
     channels = next(iter(shapes.values()))[0]  # the same in both
     return DataInfo(num_classes=cfg.num_classes or data_classes, channels=channels,
                     image_size=cfg.image_size, train_size=len(train_set),
                     eval_size=len(eval_set), eval_split="test",
                     class_names=_class_names(cfg, train_set), data_classes=data_classes)
+
+
+def _note_unused_ids(cfg: ClassifyConfig, scored: tuple[Dataset, ...], data_classes: int
+                     ) -> None:
+    """Say which label ids below the highest no image has (a dataset zip labelled {0, 7}, a
+    class subset packed with its labels kept): the head has max label + 1 outputs, as
+    stylegan2-ada's label_dim, and those are never trained. Read from stored labels alone
+    (LSUN's would be decoded image by image; its classes are every database given)."""
+    if any(getattr(innermost(ds), "targets", None) is None for ds in scored):
+        return
+    present = set().union(*(dataset_labels(ds).tolist() for ds in scored))
+    unused = [c for c in range(data_classes) if c not in present]
+    if unused:
+        shown = ", ".join(map(str, unused[:8])) + (f" and {len(unused) - 8} more"
+                                                    if len(unused) > 8 else "")
+        print(f"note: the {cfg.dataset} data's labels run to {data_classes - 1}, and "
+              f"{len(unused)} of the {data_classes} ids have no image ({shown}): the head has "
+              f"an output for each (max label + 1, as stylegan2-ada's label_dim), never trained",
+              file=sys.stderr)
 
 
 def _head_too_small(cfg: ClassifyConfig, data_classes: int, head: str | None) -> str:

@@ -299,7 +299,7 @@ def check_lsun_classes(text: str | None, dataset: str | None = None) -> None:
                           "church_outdoor_train)")
     if text is None:
         return
-    from robustrep.data.lsun import CATEGORIES, SPLITS, parse_classes
+    from robustrep.data.lsun import CATEGORIES, OBJECTS_ADVICE, SPLITS, parse_classes
     try:
         names = parse_classes(text)
     except ValueError as err:
@@ -311,7 +311,8 @@ def check_lsun_classes(text: str | None, dataset: str | None = None) -> None:
                 f"--lsun-classes: {name!r} is no LSUN database; accepted: CATEGORY_SPLIT names, "
                 f"comma-separated (CATEGORY: {', '.join(CATEGORIES)}; SPLIT: "
                 f"{', '.join(SPLITS)}; e.g. church_outdoor_train), or one SPLIT alone "
-                f"(that split of every category)")
+                f"(that split of every category); {OBJECTS_ADVICE} (--dataset imagefolder "
+                f"--data-root DIR)")
 
 
 def check_stop_after(stop_after: int | None, step: int, steps: int | None = None,

@@ -137,6 +137,10 @@ def _build_data(cfg) -> GanData:
     extra = {"verify": True} if cfg.dataset in ("imagefolder", "zip") else {}
     if cfg.dataset == "imagefolder":
         extra["skip_bad"] = cfg.skip_bad_images
+    if cfg.dataset == "zip" or (cfg.dataset == "imagefolder" and root.suffix.lower() == ".zip"):
+        # GAN training uses no labels: dataset.json unread, as stylegan2-ada's unconditional
+        # reader (float or one-hot vectors, an image without a label: a valid zip there)
+        extra["labels"] = False
     if cfg.dataset == "lsun":
         extra = {"classes": cfg.lsun_classes}
     try:

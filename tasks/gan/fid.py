@@ -167,9 +167,10 @@ def _check_not_an_input(out: Path, args) -> None:
                             f"computed from; choose another name")
 
 
-def _statistics_only(args, sources: list[Source]) -> str:
-    """The network two statistics files share (refused when they differ, or differ from
-    ``--fid-features``); ``--inception-weights`` acts on nothing here."""
+def _statistics_only(args, sources: list[Source]) -> dict[str, str]:
+    """The record's ``fid_features`` and ``fid_convention`` of two statistics files: what they
+    name (refused when they differ, or differ from ``--fid-features``; :func:`named_by`);
+    ``--inception-weights`` acts on nothing here."""
     if args.inception_weights is not None:
         raise UserError("--inception-weights loads the network that computes features, and A "
                         "and B are both statistics files (their mu and sigma are compared as "
@@ -193,7 +194,23 @@ def _statistics_only(args, sources: list[Source]) -> str:
         raise DataError(f"{args.a} and {args.b} hold statistics in different conventions "
                         f"({'; '.join(sorted(conventions))}); FIDs compare only within one "
                         f"network and convention (recompute one with --save-stats)")
-    return ", ".join(sorted(named)) or "as the statistics files"
+    return {key: named_by(sources, key, next(iter(values), None))
+            for key, values in (("fid_features", named), ("fid_convention", conventions))}
+
+
+def named_by(sources: list[Source], key: str, value: str | None) -> str:
+    """The record's ``key`` (``fid_features``, ``fid_convention``): ``value``, which the images
+    were fed to or the statistics files name, and the sides whose statistics file names none
+    (pytorch-fid's bare ``mu``/``sigma``, stylegan2-ada's cache): read as in it, they may be in
+    another (the record said ``TF-FID`` alone of a pytorch-fid file against TF-FID features)."""
+    if value is None:
+        return "named by neither statistics file"
+    sides = "AB"[:len(sources)]
+    bare = [i for i, s in enumerate(sources) if s.stats is not None and getattr(s, key) is None]
+    if not bare:
+        return value
+    named = " and ".join(sides[i] for i in range(len(sources)) if i not in bare)
+    return f"{value} for {named}; {' and '.join(sides[i] for i in bare)}'s statistics name none"
 
 
 def _network(args, sources: list[Source], shape, device: torch.device) -> tuple[Any, dict]:
@@ -312,11 +329,12 @@ def compare(args) -> dict[str, Any]:
         _note_unnamed_statistics(args, sources, info)
         feats = [side_features(s, net, info, shape, args.torch_device,
                                not getattr(args, "quiet", False)) for s in sources]
-        record.update(fid_features=info["fid_features"], fid_convention=info["fid_convention"])
+        record.update({key: named_by(sources, key, info[key])
+                       for key in ("fid_features", "fid_convention")})
         if len({tuple(s.shape) for s in images}) > 1:
             record["resized_to"] = f"{shape[0]}x{shape[1]}x{shape[2]}"
     else:
-        record["fid_features"] = _statistics_only(args, sources)
+        record.update(_statistics_only(args, sources))
         feats = [kept_features(s, args.torch_device) for s in sources]
     if len(sources) > 1:
         record.update(_scores(sources, feats))

@@ -93,6 +93,8 @@ def _layout(shape: tuple[int, ...], where: str) -> str:
     if len(shape) == 2 and shape[1] == 2:  # what `gan sample --pt` writes for a mixture run
         raise DataError(f"{where}: holds 2-D points (shape {shape}), a ring/grid run's samples; "
                         f"gan fid compares images (gan eval RUN scores a mixture run's modes)")
+    if len(shape) == 2:
+        raise DataError(_features_given(shape, where))
     if len(shape) != 4:
         raise DataError(f"{where}: samples must be [N, C, H, W], [N, H, W, C] or [N, H, W] "
                         f"(C = 1 or 3), got shape {shape}")
@@ -101,6 +103,21 @@ def _layout(shape: tuple[int, ...], where: str) -> str:
         raise DataError(f"{where}: cannot tell the channel axis of shape {shape} (accepted: "
                         f"[N, C, H, W] or [N, H, W, C] with exactly one of C in 1 or 3)")
     return "NCHW" if first else "NHWC"
+
+
+def _features_given(shape: tuple[int, ...], where: str) -> str:
+    """The refusal of feature vectors ``[N, D]`` given as samples: torch-fidelity caches each
+    input's features beside its statistics (``NAME-features-2048.pt``,
+    ``NAME-stat-fid-2048.pt``), and only the latter is a side gan fid reads."""
+    name = Path(where).name
+    if "-features-" in name:
+        stats = Path(where).with_name(name.replace("-features-", "-stat-fid-"))
+        give = f"give torch-fidelity's statistics file of the same input, {stats}"
+    else:
+        give = ("give their statistics as an .npz of mu and sigma (np.savez(FILE, mu=f.mean(0), "
+                "sigma=np.cov(f, rowvar=False)))")
+    return (f"{where}: holds feature vectors (shape {shape}, [N, D]), not images; gan fid reads "
+            f"features as statistics: {give}")
 
 
 def samples_to_unit(array: Tensor, where: str, declared: str | None = None
@@ -408,6 +425,7 @@ def open_source(spec: str, args) -> Source:
     if path.is_dir():
         if is_run(path):
             return _run_source(spec, path, args.num, args.torch_device)
+        _refuse_lmdb(path)
         return _folder_source(spec, path, args.resolution)
     suffix = path.suffix.lower()
     if suffix == ".pkl":
@@ -432,6 +450,29 @@ def open_source(spec: str, args) -> Source:
     raise DataError(f"{spec}: unknown file type {suffix or '(none)'}; give {ACCEPTED}")
 
 
+LMDB_REMEDY = ("export its images to a folder (LSUN's python data.py export DB_lmdb --out_dir "
+               "DIR) or to a dataset zip (stylegan2-ada's python dataset_tool.py --source "
+               "DB_lmdb --dest OUT.zip) and give that; gan eval RUN scores a run trained on it "
+               "against it")
+
+
+def _refuse_lmdb(path: Path) -> None:
+    """A folder that is an LMDB database (``data.mdb``, as LSUN ships each category) or holds
+    some (an LSUN root), which gan fid does not read: it was read as an image folder, "no
+    images found" or "class folder ... holds no images"."""
+    if (path / "data.mdb").is_file():
+        raise DataError(f"{path} is an LMDB database (it holds data.mdb, as LSUN ships a "
+                        f"category), which gan fid does not read: {LMDB_REMEDY}")
+    try:
+        entries = sorted(path.iterdir())
+    except OSError:  # an unreadable folder: the image folder's reader names it
+        return
+    held = next((p for p in entries if (p / "data.mdb").is_file()), None)
+    if held is not None:
+        raise DataError(f"{path} holds LMDB databases ({held.name}/data.mdb, as LSUN ships its "
+                        f"categories), which gan fid does not read: {LMDB_REMEDY}")
+
+
 def _note_shadowed(spec: str) -> None:
     """A named reference is read as the reference, as documented, also where a file or folder
     of that name is in the working directory; a note says so (the folder ``digits`` was left
@@ -445,13 +486,13 @@ def _note_shadowed(spec: str) -> None:
 def _zip_source(spec: str, path: Path, resolution: int | None) -> Source:
     from robustrep.data.zipdata import ZipImageDataset, member_sizes
 
-    try:
-        dataset = ZipImageDataset(path, resolution, channels=3, verify=True)
+    try:  # its labels unread (dataset.json as stylegan2-ada's unconditional reader leaves it)
+        dataset = ZipImageDataset(path, resolution, channels=3, verify=True, labels=False)
         if resolution is None:  # the side the images share, as for a folder (a zip made by
             # hand may hold several sizes); at that side, non-square images centre-cropped
             sizes = member_sizes(path, dataset.names)  # verified above: each an image
             side = one_side(f"dataset zip {path}", ((f"member {n}", wh) for n, wh in sizes))
-            dataset = ZipImageDataset(path, side, channels=3)
+            dataset = ZipImageDataset(path, side, channels=3, labels=False)
         side = dataset[0][0].shape[-1]
     except (FileNotFoundError, ValueError) as err:
         raise DataError(str(err)) from None

@@ -274,3 +274,42 @@ def test_lsun_without_its_classes_names_the_option(program, tmp_path, capsys):
         f"names: give --lsun-classes NAME[,NAME...], each ROOT/NAME_lmdb (e.g. "
         f"church_outdoor_train)\n")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_truncated_database_is_one_line_naming_the_file_and_both_sizes(tmp_path, capsys):
+    """Was: "Bus error" (SIGBUS, exit 135, nothing said): lmdb maps data.mdb and read a page past
+    the end of a file cut short by an interrupted copy or unzip. Under two pages (the meta
+    pages) lmdb itself refuses the file, which was its traceback."""
+    pytest.importorskip("lmdb")
+    make_lsun(tmp_path, "tower_train", 6)
+    data = tmp_path / "tower_train_lmdb" / "data.mdb"
+    whole = data.stat().st_size  # its pages' end: lmdb grows the file page by page
+    os.truncate(data, whole - 1)
+    with pytest.raises(ValueError) as err:
+        lsun(tmp_path, "tower_train", 8)
+    assert str(err.value) == (f"LSUN database {data} is cut short: {whole - 1:,} bytes, where "
+                              f"its pages need {whole:,} (an interrupted copy or unzip); copy "
+                              f"or unzip it again")
+    assert main(["gan", "train", "--dataset", "lsun", "--data-root", str(tmp_path),
+                 "--lsun-classes", "tower_train", "--image-size", "16",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    out = capsys.readouterr().err
+    assert out.count("\n") == 1 and f"LSUN database {data} is cut short" in out
+    assert not (tmp_path / "run").exists()
+    os.truncate(data, 100)
+    with pytest.raises(ValueError, match=rf"^LSUN database {data} cannot be opened by lmdb "
+                                         rf"\(.*MDB_INVALID.*\); copy or unzip it again$"):
+        lsun(tmp_path, "tower_train", 8)
+
+
+def test_an_object_category_is_told_how_it_is_read(tmp_path):
+    """LSUN's objects (cat_lmdb, stylegan2-ada's LSUN Cat) are no scene database: torchvision's
+    refusal listed the scenes alone."""
+    pytest.importorskip("lmdb")
+    with pytest.raises(ValueError) as err:
+        lsun(tmp_path, "cat_train", 8)
+    assert str(err.value).startswith("Unknown value 'cat' for LSUN class. Valid values are {")
+    assert str(err.value).endswith("}. LSUN's object categories (cat, car, ...: one "
+                                   "<object>_lmdb each, no split) are read as images exported "
+                                   "to a folder (python data.py export cat_lmdb --out_dir DIR, "
+                                   "github.com/fyu/lsun), an imagefolder")

@@ -59,7 +59,7 @@ def test_no_labels_and_null_labels_give_zeros(arrays, tmp_path):
     ({"a.png": b"", "dataset.json": b"{"}, "dataset.json must be"),
     ({"a.png": b"", "dataset.json": json.dumps({"labels": [["b.png", 1]]})}, "no label for"),
     ({"a.png": b"", "dataset.json": json.dumps({"labels": [["a.png", [0.5, 1.0]]]})},
-     "integer class labels"),
+     "classes are integer labels >= 0"),
 ])
 def test_bad_zips_name_the_problem(tmp_path, members, expect):
     with pytest.raises(ValueError, match=expect):
@@ -335,7 +335,9 @@ def test_a_dataset_zips_labels_classes_grey_reading_and_pickle(arrays, tmp_path)
         "a.png": png(arrays[0]), "b.png": png(arrays[1]),
         "dataset.json": json.dumps({"labels": [["a.png", 5], ["b.png", 2]]})})
     ds = ZipImageDataset(path, channels=1)
-    assert ds.has_labels is True and ds.classes == [2, 5] and ds[0][0].shape == (1, 8, 8)
+    # the class ids 0..5, as stylegan2-ada's label_dim (max + 1): ids no image has included
+    assert ds.has_labels is True and ds.classes == [0, 1, 2, 3, 4, 5]
+    assert ds[0][0].shape == (1, 8, 8)
     grey = np.asarray(Image.fromarray(arrays[0]).convert("L"))
     assert torch.equal(ds[0][0][0], torch.from_numpy(grey.copy()).float() / 255)
     assert ZipImageDataset(write_zip(tmp_path / "n.zip", {"a.png": png(arrays[0])})
@@ -365,7 +367,8 @@ def test_windows_names_in_dataset_json_and_its_malformed_pairs(arrays, tmp_path)
                                           "dataset.json": json.dumps({"labels": []})})
     with pytest.raises(ValueError) as err:
         ZipImageDataset(path)
-    assert str(err.value) == f"{path}: dataset.json has no label for image a.png"
+    assert str(err.value) == (f"{path}: dataset.json has no label for image a.png, and classes "
+                              f"are read from it: {REMEDY}")
 
 
 def test_members_under_macosx_or_in_a_hidden_folder_are_no_images(arrays, tmp_path):
@@ -553,3 +556,59 @@ def test_zip_tree_refuses_empty_and_dot_steps_and_names_the_whole_clash(tmp_path
         assert str(err.value).startswith(f"{path}: member {bad!r} is not a plain relative path")
     else:
         assert str(err.value).startswith(f"{path}: 'cat/a.png' is both a file and a folder")
+
+
+REMEDY = ("give each image its class index in dataset.json (or pack class folders with robustrep "
+          "data pack)")
+
+
+def test_class_ids_run_to_the_highest_label_as_stylegan2_ada_label_dim(arrays, tmp_path):
+    """Was: classes = the labels present ({0, 7}: 2), so classify built 2 outputs and failed at
+    its first step with "IndexError: Target 7 is out of bounds" (a run folder left behind)."""
+    from robustrep.data import num_classes
+    path = write_zip(tmp_path / "gap.zip", {
+        "a.png": png(arrays[0]), "b.png": png(arrays[1]), "c.png": png(arrays[2]),
+        "dataset.json": json.dumps({"labels": [["a.png", 0], ["b.png", 7], ["c.png", 7]]})})
+    ds = ZipImageDataset(path)
+    assert ds.classes == list(range(8)) and num_classes(ds) == 8 and ds.targets == [0, 7, 7]
+    no_labels = ZipImageDataset(write_zip(tmp_path / "n.zip", {"a.png": png(arrays[0])}))
+    assert no_labels.classes == [0] and num_classes(no_labels) == 1
+
+
+@pytest.mark.parametrize("labels, refusal", [
+    ([["a.png", [0.0, 1.0]], ["b.png", [1.0, 0.0]]],  # one-hot: stylegan2-ada's conditioning
+     "label of a.png is [0.0, 1.0] (a vector: stylegan2-ada's conditioning labels, no class); "
+     "classes are integer labels >= 0: "),
+    ([["a.png", [0.25, -3.5]], ["b.png", [1.0, 2.0]]],
+     "label of a.png is [0.25, -3.5] (a vector: stylegan2-ada's conditioning labels, no "
+     "class); classes are integer labels >= 0: "),
+    ([["a.png", 1]], "has no label for image b.png, and classes are read from it: "),
+    ([["a.png", 1.5], ["b.png", 0]], "label of a.png is 1.5; classes are integer labels >= 0: "),
+])
+def test_labels_are_read_only_where_a_program_uses_them(arrays, tmp_path, labels, refusal):
+    """A zip stylegan2-ada reads unconditionally (use_labels=False leaves dataset.json unread:
+    vectors, an image without a label) is read with labels=False, every label 0 (was: refused
+    for gan train and gan fid too, which use none); read for classes, it is refused naming
+    the remedy."""
+    path = write_zip(tmp_path / "v.zip", {"a.png": png(arrays[0]), "b.png": png(arrays[1]),
+                                          "dataset.json": json.dumps({"labels": labels})})
+    ds = ZipImageDataset(path, labels=False, verify=True)
+    assert ds.targets == [0, 0] and not ds.has_labels and ds.classes == [0] and len(ds) == 2
+    with pytest.raises(ValueError) as err:
+        ZipImageDataset(path)
+    assert str(err.value) == f"{path}: dataset.json {refusal}{REMEDY}"
+
+
+def test_a_zip_read_without_labels_leaves_any_dataset_json_unread(arrays, tmp_path):
+    """As the reference's unconditional reader: a dataset.json that is no JSON, one below the
+    top, or an encrypted one, is no reason to refuse images a program reads without labels."""
+    paths = [write_zip(tmp_path / "j.zip", {"a.png": png(arrays[0]), "dataset.json": b"{"}),
+             write_zip(tmp_path / "n.zip", {"d/a.png": png(arrays[0]),
+                                            "d/dataset.json": json.dumps({"labels": None})}),
+             patch_member(write_zip(tmp_path / "e.zip", {
+                 "a.png": png(arrays[0]), "dataset.json": json.dumps({"labels": None})}),
+                 "dataset.json", flag_bits=0x1)]
+    for path in paths:
+        assert ZipImageDataset(path, labels=False, verify=True).targets == [0]
+        with pytest.raises(ValueError):
+            ZipImageDataset(path)

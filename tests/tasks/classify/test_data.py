@@ -307,3 +307,54 @@ def test_a_zip_of_one_label_names_where_its_labels_come_from(tmp_path, capsys, l
         out = tmp_path / "OUT.zip"
         assert main(["data", "pack", str(src), str(out), "--resolution", "16", "--quiet"]) == 0
         assert main(run + ["--data-root", str(out), "--out", str(tmp_path / "run")]) == 0
+
+
+def _labelled_zip(path, labels):
+    """A dataset zip of 16x16 images labelled ``labels`` in its dataset.json."""
+    import io
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(len(labels)):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((16, 16, 3), 30 * i, np.uint8)).save(buffer, format="png")
+            archive.writestr(f"00000/img{i:08d}.png", buffer.getvalue())
+        archive.writestr("dataset.json", json.dumps({"labels": [
+            [f"00000/img{i:08d}.png", label] for i, label in enumerate(labels)]}))
+    return path
+
+
+def test_a_zip_whose_labels_skip_ids_gets_max_label_plus_one_outputs(tmp_path, capsys):
+    """Was: labels {0, 7} gave a head of 2 outputs (the labels present) and "IndexError: Target
+    7 is out of bounds" at step 1, a run folder left behind; stylegan2-ada's label_dim is
+    max + 1. The ids no image has are said in a note."""
+    from robustrep.tasks.cli import main
+    src = _labelled_zip(tmp_path / "gap.zip", [0, 7] * 4)
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--preset", "smoke", "--dataset", "zip", "--data-root",
+                 str(src), "--image-size", "16", "--batch-size", "4", "--steps", "1", "--quiet",
+                 "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["num_classes"] == 8
+    assert capsys.readouterr().err == (
+        "note: the zip data's labels run to 7, and 6 of the 8 ids have no image (1, 2, 3, 4, 5, "
+        "6): the head has an output for each (max label + 1, as stylegan2-ada's label_dim), "
+        "never trained\n")
+    cfg = ClassifyConfig(dataset="zip", data_root=str(_labelled_zip(tmp_path / "all.zip",
+                                                                    [0, 1, 2] * 2)),
+                         image_size=16)
+    assert build_datasets(cfg)[2].num_classes == 3 and capsys.readouterr().err == ""
+
+
+def test_a_zip_of_conditioning_vectors_is_refused_for_classes_naming_the_remedy(tmp_path,
+                                                                                capsys):
+    """stylegan2-ada's one-hot labels: a valid zip, which gan train reads (no labels used); a
+    program that reads classes names what to write instead."""
+    from robustrep.tasks.cli import main
+    src = _labelled_zip(tmp_path / "onehot.zip", [[1.0, 0.0], [0.0, 1.0]] * 2)
+    assert main(["classify", "train", "--preset", "smoke", "--dataset", "zip", "--data-root",
+                 str(src), "--image-size", "16", "--quiet", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep classify train: error: {src}: dataset.json label of 00000/img00000000.png "
+        f"is [1.0, 0.0] (a vector: stylegan2-ada's conditioning labels, no class); classes are "
+        f"integer labels >= 0: give each image its class index in dataset.json (or pack class "
+        f"folders with robustrep data pack)\n")
+    assert not (tmp_path / "run").exists()

@@ -76,7 +76,10 @@ def test_options_of_a_method_not_in_reg_are_refused():
 LSUN_ACCEPTED = ("accepted: CATEGORY_SPLIT names, comma-separated (CATEGORY: bedroom, bridge, "
                  "church_outdoor, classroom, conference_room, dining_room, kitchen, living_room, "
                  "restaurant, tower; SPLIT: train, val, test; e.g. church_outdoor_train), or one "
-                 "SPLIT alone (that split of every category)")
+                 "SPLIT alone (that split of every category); LSUN's object categories (cat, "
+                 "car, ...: one <object>_lmdb each, no split) are read as images exported to a "
+                 "folder (python data.py export cat_lmdb --out_dir DIR, github.com/fyu/lsun), an "
+                 "imagefolder (--dataset imagefolder --data-root DIR)")
 
 
 @pytest.mark.parametrize("program", ["gan", "classify"])

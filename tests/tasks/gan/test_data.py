@@ -59,3 +59,17 @@ def test_a_folder_in_timms_split_layout_says_what_training_leaves_out(tmp_path, 
     (tmp_path / "loose.png").unlink()
     build_data(GanConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=16))
     assert "note" not in capsys.readouterr().err  # train/ alone is all the data
+
+
+def test_a_zip_of_conditioning_vectors_trains_as_stylegan2_ada_reads_it(tmp_path):
+    """Float or one-hot labels and an image without one are a valid stylegan2-ada zip, which its
+    unconditional reader (use_labels=False) trains on without reading dataset.json; gan train
+    uses no labels (was: refused, "robustrep reads integer class labels >= 0 only")."""
+    import json
+    path = _zip(tmp_path / "v.zip", 16)
+    with zipfile.ZipFile(path, "a") as archive:  # 00003.png has no label
+        archive.writestr("dataset.json", json.dumps({"labels": [
+            [f"{i:05d}.png", [0.5, float(i)]] for i in range(3)]}))
+    for dataset in ("zip", "imagefolder"):  # an imagefolder root ending in .zip is a zip
+        data = build_data(GanConfig(dataset=dataset, data_root=str(path), image_size=16))
+        assert len(data.dataset) == 4 and data.shape == (3, 16, 16)

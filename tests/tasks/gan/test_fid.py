@@ -437,15 +437,40 @@ def test_statistics_that_name_no_network_are_said_to_be_scored_by_the_default(im
     args = build_parser("gan").parse_args(["gan", "fid", str(tmp_path / "a.npy"),
                                            str(tmp_path / "bare.npz"), "--quiet"])
     args.torch_device = torch.device("cpu")
-    compare(args)
+    record = compare(args)
     assert capsys.readouterr().err == (
         f"note: {tmp_path / 'bare.npz'} holds mu and sigma that name no network or convention "
         f"(a pytorch-fid --save-stats file, or published statistics): the other side was "
         f"computed with inception-tf (TF-FID (torch-fidelity)); a file pytorch-fid wrote is "
         f"compared with --fid-features inception-pytorch-fid\n")
+    # the record too (was: fid_convention TF-FID alone, of a side that may be another)
+    unnamed = {"fid_features": "inception-tf for A; B's statistics name none",
+               "fid_convention": "TF-FID (torch-fidelity) for A; B's statistics name none"}
+    assert {k: record[k] for k in unnamed} == unnamed
     args.fid_features = "inception"  # chosen: nothing assumed, nothing said
-    compare(args)
-    assert capsys.readouterr().err == ""
+    record = compare(args)
+    assert capsys.readouterr().err == "" and {k: record[k] for k in unnamed} == unnamed
+
+
+def test_a_record_of_two_statistics_files_names_what_each_names(tmp_path):
+    """Was: ``fid_features  as the statistics files`` of two bare files, and the one network
+    named by one file alone, as if both named it; no convention at all."""
+    (mu1, s1), (mu2, s2) = random_stats(16, 0), random_stats(16, 1)
+    named = {"fid_features": np.array("digits"), "fid_convention": np.array("grey 16x16")}
+    np.savez(tmp_path / "bare_a.npz", mu=mu1, sigma=s1)
+    np.savez(tmp_path / "bare_b.npz", mu=mu2, sigma=s2)
+    np.savez(tmp_path / "named_a.npz", mu=mu1, sigma=s1, **named)
+    np.savez(tmp_path / "named_b.npz", mu=mu2, sigma=s2, **named)
+    for a, b, features, convention in (
+            ("bare_a", "bare_b", "named by neither statistics file",
+             "named by neither statistics file"),
+            ("named_a", "bare_b", "digits for A; B's statistics name none",
+             "grey 16x16 for A; B's statistics name none"),
+            ("bare_a", "named_b", "digits for B; A's statistics name none",
+             "grey 16x16 for B; A's statistics name none"),
+            ("named_a", "named_b", "digits", "grey 16x16")):
+        record = run_fid(tmp_path / f"{a}.npz", tmp_path / f"{b}.npz")
+        assert (record["fid_features"], record["fid_convention"]) == (features, convention)
 
 
 def test_save_stats_keeps_a_file_written_there_while_it_worked(images, tmp_path, monkeypatch,

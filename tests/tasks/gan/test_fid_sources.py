@@ -123,7 +123,10 @@ def test_an_unreadable_first_image_is_one_line_naming_it(tmp_path, capsys, first
                         "got shape (1, 8, 1, 16, 16)"),
     ((50, 2), "holds 2-D points (shape (50, 2)), a ring/grid run's samples; gan fid compares "
               "images"),
-], ids=["5-d", "points"])
+    ((6, 32), "holds feature vectors (shape (6, 32), [N, D]), not images; gan fid reads "
+              "features as statistics: give their statistics as an .npz of mu and sigma "
+              "(np.savez(FILE, mu=f.mean(0), sigma=np.cov(f, rowvar=False)))"),
+], ids=["5-d", "points", "features"])
 def test_a_samples_array_of_no_image_layout_is_named_by_its_shape(shape, problem, tmp_path,
                                                                   capsys):
     """Was: a [1, N, C, H, W] array refused as 'FID needs at least 2 samples, got 1' (its first
@@ -137,3 +140,50 @@ def test_a_samples_array_of_no_image_layout_is_named_by_its_shape(shape, problem
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"robustrep gan fid: error: {path}: {problem}")
+
+
+def test_torch_fidelitys_features_file_points_to_its_statistics_file(tmp_path, capsys):
+    """torch-fidelity caches an input's features beside its statistics; the features were
+    "samples must be [N, C, H, W] ..., got shape (40, 2048)"."""
+    features = tmp_path / "srcA-inception-v3-compat-features-2048.pt"
+    torch.save(torch.zeros(6, 32), features)
+    assert main(["gan", "fid", str(features), "digits"]) == 2
+    assert capsys.readouterr().err == (
+        f"robustrep gan fid: error: {features}: holds feature vectors (shape (6, 32), [N, D]), "
+        f"not images; gan fid reads features as statistics: give torch-fidelity's statistics "
+        f"file of the same input, {tmp_path / 'srcA-inception-v3-compat-stat-fid-2048.pt'}\n")
+
+
+REMEDY = ("export its images to a folder (LSUN's python data.py export DB_lmdb --out_dir DIR) or "
+          "to a dataset zip (stylegan2-ada's python dataset_tool.py --source DB_lmdb --dest "
+          "OUT.zip) and give that; gan eval RUN scores a run trained on it against it")
+
+
+def test_an_lmdb_database_or_lsun_folder_is_said_to_be_unread(tmp_path, capsys):
+    """Was: "no images found in .../tower_train_lmdb: expected root/<class>/<image> ..." (and
+    "class folder ... holds no images" for the folder of databases), as if it were an image
+    folder with the wrong files."""
+    db = tmp_path / "lsun" / "tower_train_lmdb"
+    db.mkdir(parents=True)
+    (db / "data.mdb").write_bytes(b"\0" * 8192)  # its name is what tells it: never opened
+    for spec, line in (
+            (db, f"{db} is an LMDB database (it holds data.mdb, as LSUN ships a category), "
+                 f"which gan fid does not read: {REMEDY}"),
+            (db.parent, f"{db.parent} holds LMDB databases (tower_train_lmdb/data.mdb, as LSUN "
+                        f"ships its categories), which gan fid does not read: {REMEDY}")):
+        assert main(["gan", "fid", str(spec), "digits"]) == 2
+        assert capsys.readouterr().err == f"robustrep gan fid: error: {line}\n"
+
+
+def test_a_zip_of_conditioning_vectors_is_compared_as_any_zip(tmp_path):
+    """A zip whose dataset.json holds stylegan2-ada's float or one-hot vectors, or misses an
+    image, is valid there; gan fid reads no labels (was: refused, "robustrep reads integer
+    class labels >= 0 only")."""
+    import json
+    pngs = digit_pngs([(16, 16)] * 4)
+    with zipfile.ZipFile(tmp_path / "v.zip", "w") as archive:
+        for i, data in enumerate(pngs):
+            archive.writestr(f"{i}.png", data)
+        archive.writestr("dataset.json", json.dumps({"labels": [["0.png", [0.0, 1.0]]]}))
+    record = run_fid(tmp_path / "v.zip", tmp_path / "v.zip")
+    assert record["num_a"] == 4 and abs(record["fid"]) < 1e-3
