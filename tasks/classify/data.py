@@ -29,8 +29,8 @@ from robustrep.data import labels as dataset_labels
 from robustrep.data.folder_splits import left_out_line, split_folders
 from robustrep.data import num_classes as dataset_num_classes
 
-from robustrep.tasks.common.errors import (DataError, is_allocation_failure,
-                                           program_advice, report_skipped)
+from robustrep.tasks.common.errors import (DataError, images_out_of_memory, program_advice,
+                                           report_skipped)
 from robustrep.tasks.common.batches import StepBatches
 from robustrep.tasks.common.download import DATASET_FILES
 from robustrep.tasks.common.workers import resolve_workers
@@ -82,22 +82,11 @@ def _load(cfg: ClassifyConfig, train: bool, root: str | None = None) -> Dataset:
     except (FileNotFoundError, ValueError, ImportError) as err:  # names the file or the extra
         raise DataError(program_advice(err)) from None
     except (RuntimeError, MemoryError) as err:
-        raise out_of_memory(err, cfg.dataset, cfg.image_size) from None
+        raise images_out_of_memory(err, cfg.dataset, cfg.image_size) from None
     report_skipped(dataset)
     if cfg.dataset != "digits":
         dataset = select_classes(dataset, cfg.classes, f"{cfg.dataset} at {root}")
     return dataset
-
-
-def out_of_memory(err: BaseException, dataset: str, image_size: int) -> BaseException:
-    """A DataError naming ``--image-size`` for an allocation that failed while the images were
-    resized in memory (``--image-size 100000`` on digits was a RuntimeError traceback from
-    torch's allocator); any other error as it was."""
-    if not is_allocation_failure(err):
-        return err
-    return DataError(f"--image-size {image_size}: the {dataset} images resized to "
-                     f"{image_size}x{image_size} do not fit in this machine's memory (the "
-                     f"resized images are held in memory); give a smaller --image-size")
 
 
 # What a dataset's root must hold (robustrep.data's readers), by split (train, eval): looked

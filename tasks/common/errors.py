@@ -79,6 +79,17 @@ def is_allocation_failure(err: BaseException) -> bool:
                                             and "allocate" in str(err))
 
 
+def images_out_of_memory(err: BaseException, dataset: str, image_size: int) -> BaseException:
+    """A DataError naming ``--image-size`` for an allocation that failed while the images were
+    resized in memory (``--image-size 100000`` on digits was a RuntimeError traceback from
+    torch's allocator); any other error as it was."""
+    if not is_allocation_failure(err):
+        return err
+    return DataError(f"--image-size {image_size}: the {dataset} images resized to "
+                     f"{image_size}x{image_size} do not fit in this machine's memory (the "
+                     f"resized images are held in memory); give a smaller --image-size")
+
+
 def program_advice(err: Exception, skip_option: bool = True) -> str:
     """A library message as a program says it: ``skip_bad=True`` is ``--skip-bad-images``, and
     a program without that option does not advise it."""

@@ -27,7 +27,8 @@ from robustrep.data import create_dataset, mixture
 from robustrep.data.folder_splits import left_out_line, split_folders
 from robustrep.data.zipdata import XFlip
 from robustrep.tasks.common.batches import StepBatches
-from robustrep.tasks.common.errors import DataError, program_advice, report_skipped
+from robustrep.tasks.common.errors import (DataError, images_out_of_memory, program_advice,
+                                           report_skipped)
 from robustrep.tasks.common.workers import resolve_workers
 
 DATA_SEED = 0  # the fixed pool drawn from a 2-D mixture is part of the data, not of a run
@@ -131,8 +132,12 @@ def _build_data(cfg) -> GanData:
         pool = spec.sample(cfg.mixture_samples, torch.Generator().manual_seed(DATA_SEED))
         return GanData(None, pool, (2,), spec.centers, spec.std)
     if cfg.dataset == "digits":
-        ds = create_dataset("digits", train=None, size=cfg.image_size, channels=cfg.channels or 1)
-        return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
+        try:  # resized in memory: --image-size 4096 was the allocator's traceback
+            ds = create_dataset("digits", train=None, size=cfg.image_size,
+                                channels=cfg.channels or 1)
+            return GanData(ds, to_model_range(ds.images), tuple(ds.images.shape[1:]))
+        except (RuntimeError, MemoryError) as err:
+            raise images_out_of_memory(err, "digits", cfg.image_size) from None
     root = _check_root(cfg)
     extra = {"verify": True} if cfg.dataset in ("imagefolder", "zip") else {}
     if cfg.dataset == "imagefolder":

@@ -73,3 +73,29 @@ def test_a_zip_of_conditioning_vectors_trains_as_stylegan2_ada_reads_it(tmp_path
     for dataset in ("zip", "imagefolder"):  # an imagefolder root ending in .zip is a zip
         data = build_data(GanConfig(dataset=dataset, data_root=str(path), image_size=16))
         assert len(data.dataset) == 4 and data.shape == (3, 16, 16)
+
+
+def test_digits_that_do_not_fit_once_resized_are_one_line(monkeypatch, capsys, tmp_path):
+    # Was: `gan train --image-size 4096` on the digits, the allocator's traceback
+    import pytest
+
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.gan import data
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 120594628608 bytes")
+    monkeypatch.setattr(data, "create_dataset", refuse)
+    assert main(["gan", "train", "--image-size", "4096", "--steps", "1", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        "robustrep gan train: error: --image-size 4096: the digits images resized to 4096x4096 "
+        "do not fit in this machine's memory (the resized images are held in memory); give a "
+        "smaller --image-size\n")
+    assert not (tmp_path / "r").exists()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("another failure")
+    monkeypatch.setattr(data, "create_dataset", fail)
+    with pytest.raises(RuntimeError, match="^another failure$"):  # not hidden behind that line
+        build_data(GanConfig(image_size=32))
