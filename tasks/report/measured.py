@@ -1,9 +1,12 @@
-"""What a classifier run's numbers were measured with, read from the records of its ``classify
-eval`` (``eval/report.json``) and ``ood score`` (``ood/results.json``).
+"""What a run's numbers were trained and measured with: a run's options (``config.json``, and
+its regularizers' in ``regularizers.json``), and a classifier run's settings read from the
+records of its ``classify eval`` (``eval/report.json``) and ``ood score``
+(``ood/results.json``).
 
-The page averages each metric over the runs of a report; a run evaluated or scored again by hand
-with other settings (another ``--eps``, ``--severities``, ``--pgd-step-size``, other OOD sets,
-another ``--seed``, ``--max-samples``...) measured something else under the same name. Each
+The page averages each metric over the runs of a report; a run trained by hand with other
+options (another ``--lr``, ``--cutmix-alpha``...) or evaluated or scored again with other
+settings (another ``--eps``, ``--severities``, ``--pgd-step-size``, other OOD sets, another
+``--seed``, ``--max-samples``...) measured something else under the same name. Each option or
 setting that changes the numbers is one entry here, named as the line that leaves such a run
 out names it (:func:`differences`); a setting a record lacks (an older version's) reads
 ``unrecorded``.
@@ -12,9 +15,67 @@ out names it (:func:`differences`); a setting a record lacks (an older version's
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 UNRECORDED = "unrecorded"
+
+
+# config.json options that may differ between the seeds of one cell: each changes no number
+# the page shows, or changes them only as another seed does
+UNCOMPARED = frozenset({
+    "seed",  # what tells the seeds of a cell apart
+    "out",  # the run's own folder
+    "log", "log_every", "ckpt_every", "keep_ckpts",  # what is written when, not what is computed
+    # which processes load the batches, not which batches: classify's order and draws follow the
+    # step and its generator; gan's disk datasets draw at most a flip, as another seed would
+    "workers", "num_workers",
+    # where and how the same steps run: rounding differs, as on another machine, not the method
+    "device", "compile", "channels_last",
+})
+# classify train's evaluations during training read the weights and nothing else (no random
+# draw of the training's generator), and the report's numbers are classify eval's; gan train's
+# eval_every sets the steps of the FID curve the page pools, and stays compared
+CLASSIFY_UNCOMPARED = frozenset({"eval_every"})
+
+
+def train_settings(config: dict[str, Any], history: list[dict[str, Any]] | None,
+                   task: str) -> dict[str, str]:
+    """What a run was trained with: every option of its ``config.json`` but :data:`UNCOMPARED`
+    (``config.json lr``), and each option and class of each regularizer its
+    ``regularizers.json`` ``history`` records (``regularizers.json cutmix alpha``): its own alpha
+    and the core defaults, which config.json leaves null; None: that file is unreadable."""
+    skip = UNCOMPARED | (CLASSIFY_UNCOMPARED if task == "classify" else frozenset())
+    out = {f"config.json {k}": _config_text(k, v) for k, v in config.items() if k not in skip}
+    if history is None:
+        out["regularizers.json"] = "unreadable"
+        return out
+    values: dict[str, dict[str, str]] = {}
+    for entry in history:
+        for name, reg in entry["regularizers"].items():
+            # not "source", the sha256 of the class's module: any edit to that file (its
+            # documentation, another class) changes it, and no other code's version is compared
+            fields = {"class": reg.get("class"), **(reg.get("options") or {})}
+            for option, value in fields.items():
+                steps = values.setdefault(f"regularizers.json {name} {option}", {})
+                steps[str(entry["step"])] = _config_text(option, value)
+    for key, steps in values.items():  # one value, or each with the step it ran from
+        kinds = set(steps.values())
+        out[key] = (kinds.pop() if len(kinds) == 1 and len(steps) == len(history) else
+                    ", ".join(f"{v} from step {s}" for s, v in steps.items()))
+    return out
+
+
+def _config_text(key: str, value: Any) -> str:
+    """An option's value as the line names it (null: the default); a data_root by the folder it
+    names, an absolute path resolved (a trailing slash, a link), a relative one as written (its
+    working directory is not recorded)."""
+    if key == "data_root" and isinstance(value, str):
+        path = os.path.expanduser(value)
+        return os.path.realpath(path) if os.path.isabs(path) else os.path.normpath(path)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
 
 
 def radius(report: dict[str, Any]) -> str:

@@ -1,21 +1,23 @@
 """The records of a report's runs read back (:func:`collect`): a GAN run's final metrics and
 FID curve, a classifier run's ``classify eval`` summary and ``ood score`` detectors, and the
 runs left out with a line each (unfinished, of another size, a value that is no finite number,
-measured with other settings than the others: :mod:`.measured`). Planning and executing the
-runs is :mod:`.runs`'.
+trained or measured otherwise than the others: :mod:`.measured`). Planning and executing the runs
+is :mod:`.runs`'.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from robustrep.tasks.common.run_records import read_run
 from robustrep.tasks.common.runfiles import read_json
 from robustrep.tasks.report.measured import (UNRECORDED, differences, eval_settings,
-                                             ood_settings, radius)
+                                             ood_settings, radius, train_settings)
 from robustrep.tasks.report.runs import FULL, GAN_KEYS, QUICK, Run, redo
 
 
@@ -40,7 +42,7 @@ def collect(runs: list[Run], train: str = TRAIN_IT) -> tuple[list[dict[str, Any]
         values, cells = read(run.folder)
         missing += [f"{name}: {line}" for line in cells]
         records.append({"task": run.task, "reg": run.reg, "seed": run.seed, **values})
-    folders = {(run.reg, run.seed): run.folder for run in runs if run.task == "classify"}
+    folders = {(run.task, run.reg, run.seed): run.folder for run in runs}
     return _measured_alike(records, missing, folders)
 
 
@@ -96,27 +98,75 @@ def _identity(run: Run) -> dict[str, str]:
 
 
 def _measured_alike(records: list[dict[str, Any]], missing: list[str],
-                    folders: dict[tuple[str, int], Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Leave out, with a line naming each setting that differs, the classify runs evaluated or
-    scored otherwise than most (a later ``classify eval --eps 4/255`` or ``--severities 1``, an
-    ``ood score --ood gaussian --seed 3`` into the run: every setting of
-    :mod:`.measured`): the page averages each metric over seeds, and would average unlike
-    measurements under one name or show a column of one."""
-    from collections import Counter
-    kinds = Counter(_how(r) for r in records if r["task"] == "classify")
-    if len(kinds) < 2:
-        return records, missing
-    usual = dict(kinds.most_common(1)[0][0])
+                    folders: dict[tuple[str, str, int], Path]
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Leave out, with a line naming each option or setting that differs (:mod:`.measured`),
+    the runs trained otherwise than most seeds of their cell (a ``--lr`` or ``--cutmix-alpha``
+    given by hand to one seed), then the classify runs evaluated or scored otherwise than most
+    (a later ``classify eval --eps 4/255`` or ``--severities 1``, an ``ood score --ood gaussian
+    --seed 3`` into the run): the page averages each metric over seeds, and would average unlike
+    runs under one name or show a column of one. Trained first: training it again measures it
+    again."""
+    trained = {_key(r): _trained(folders[_key(r)], r["task"]) for r in records}
+    records = _apart(records, missing, folders, lambda r: trained[_key(r)],
+                     lambda r: (r["task"], r["reg"]), "trained otherwise than the other seeds",
+                     _train_again)
+    records = _apart(records, missing, folders, lambda r: r["settings"],
+                     lambda r: r["task"] if r["task"] == "classify" else None,
+                     "measured otherwise than the other runs", _measure_again)
+    return records, missing
+
+
+def _apart(records: list[dict[str, Any]], missing: list[str],
+           folders: dict[tuple[str, str, int], Path],
+           settings: Callable[[dict[str, Any]], dict[str, str]],
+           group: Callable[[dict[str, Any]], Any], said: str,
+           again: Callable[[Path | None, list[str]], str]) -> list[dict[str, Any]]:
+    """``records`` but those whose ``settings`` differ from the most common of their ``group``
+    (None: not compared), each left out with a line in ``missing``: ``said``, the differences
+    and how to make it ``again`` as the others (a function of its folder and the differences)."""
+    kinds: Counter = Counter()
+    first: dict[Any, dict[str, str]] = {}
+    for r in records:
+        if group(r) is not None:
+            kind = (group(r), frozenset(settings(r).items()))
+            kinds[kind] += 1
+            first.setdefault(kind, settings(r))
+    usual: dict[Any, dict[str, str]] = {}
+    for kind, _ in kinds.most_common():  # a tie: the first run read (the lower seed)
+        usual.setdefault(kind[0], first[kind])
     kept = []
     for r in records:
-        if r["task"] != "classify" or _how(r) == tuple(usual.items()):
+        if group(r) is None or settings(r) == usual[group(r)]:
             kept.append(r)
             continue
-        diffs = differences(r["settings"], usual)
-        missing.append(f"classify/{r['reg']}/seed{r['seed']}: measured otherwise than the "
-                       f"other runs: {'; '.join(diffs)}; left out "
-                       f"({_measure_again(folders.get((r['reg'], r['seed'])), diffs)})")
-    return kept, missing
+        diffs = differences(settings(r), usual[group(r)])
+        missing.append(f"{r['task']}/{r['reg']}/seed{r['seed']}: {said}: {'; '.join(diffs)}; "
+                       f"left out ({again(folders.get(_key(r)), diffs)})")
+    return kept
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str, int]:
+    return record["task"], record["reg"], record["seed"]
+
+
+def _trained(folder: Path, task: str) -> dict[str, str]:
+    """What the run in ``folder`` was trained with (:func:`.measured.train_settings`); its
+    ``regularizers.json`` read as none when missing (no regularizer, or an older version's)."""
+    from robustrep.tasks.common.regularizer_record import RECORD_FILE, read_history
+    from robustrep.tasks.common.errors import RunFolderError
+    path = folder / RECORD_FILE
+    try:
+        history = read_history(path) if path.exists() else []
+    except (RunFolderError, ValueError):  # damaged: read "unreadable", unlike the others'
+        history = None
+    return train_settings(read_run(folder, advice=redo).config, history, task)
+
+
+def _train_again(folder: Path | None, diffs: list[str]) -> str:
+    """How to train a run as the others: its folder removed, the report trains it again."""
+    return (f"remove {folder or 'its folder'} and run the report again (without --collect): it "
+            f"is trained again, with the report's options")
 
 
 def _measure_again(folder: Path | None, diffs: list[str]) -> str:
@@ -134,11 +184,6 @@ def _measure_again(folder: Path | None, diffs: list[str]) -> str:
 # what a GAN run's final evaluation measured, from its record (a dict: not averaged as a metric)
 GAN_EVALUATION = ("generator", "num_samples", "num_real", "kid_subsets", "kid_subset_size",
                   "pr_samples", "pr_samples_real", "pr_k")
-
-
-def _how(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """How a classify run was evaluated and scored: every setting of :mod:`.measured`."""
-    return tuple(record["settings"].items())
 
 
 def _read_gan(folder: Path) -> tuple[dict[str, Any], list[str]]:

@@ -1,10 +1,10 @@
-"""What ``report`` pools into one cell and what it keeps apart: runs evaluated or scored with
-other settings, non-finite values, the radius and corruptions the page states, a user's folder
-refused.
+"""What ``report`` pools into one cell and what it keeps apart: runs trained with other options,
+runs evaluated or scored with other settings, non-finite values, the radius and corruptions the
+page states, a user's folder refused.
 
 The child processes are fakes writing the records the programs write: the fields of
 ``classify eval``'s report.json and ``ood score``'s results.json as a real ``--quick`` report
-wrote them (/tmp/s46/rep/A), at a few rows."""
+wrote them (/tmp/s46/rep/A), at a few rows, and a few of config.json's options."""
 
 import json
 import re
@@ -63,10 +63,13 @@ def _fake_child(argv, log, threads=1):
     if argv[1] == "train":
         steps = int(argv[argv.index("--steps") + 1])
         config = {"steps": steps, "reg": "none", "preset": argv[argv.index("--preset") + 1],
-                  "seed": int(argv[argv.index("--seed") + 1])}
+                  "seed": int(argv[argv.index("--seed") + 1]), "lr": 0.05, "reg_options": None,
+                  "workers": None, "device": "cpu", "compile": False, "log": "jsonl",
+                  "eval_every": 0, "out": str(folder)}
         if "--model" in argv:
             config["model"] = argv[argv.index("--model") + 1]
         _write(folder / "config.json", config)
+        _write(folder / "regularizers.json", [{"step": 0, "regularizers": {}}])  # --reg none
         seed = config["seed"]
         lines = [{"step": 1, "train_s": 1.0},
                  {"step": steps, "train_s": 2.0, "fid": 3.0 + seed, "kid": 0.03,
@@ -157,6 +160,66 @@ def test_runs_measured_alike_are_pooled(report, capsys):
     err, page = _collect(report, capsys, code=0)
     assert err == "" and "| KNN AUROC ↑ | 0.850 ± 0.071 |" in page
     assert "| clean accuracy ↑ | 0.925 ± 0.035 |" in page
+
+
+def _cutmix(alpha):
+    """A regularizers.json of ``--reg cutmix`` as a run records it: the core defaults filled in."""
+    options = {"alpha": alpha, "prob": 1.0, "per_sample": False, "partner": "permutation",
+               "smoothing": 0.1, "switch_prob": 0.5, "mode": "add", "weight": 1.0}
+    return [{"step": 0, "regularizers": {"cutmix": {
+        "class": "robustrep.mixing.CutMix", "options": options, "source": "d78cb74d"}}}]
+
+
+@pytest.mark.parametrize("name, change, said", [
+    # `classify train --lr 0.1` by hand for one seed: its numbers were averaged with the others'
+    ("config.json", lambda path: _change(path, lambda r: r.update(lr=0.1)),
+     "config.json lr 0.1 (the others: 0.05)"),
+    # seed 1 trained with `--cutmix-alpha 0.2`: config.json leaves the other's alpha null (the
+    # core default), which only regularizers.json records
+    ("regularizers.json", lambda path: _write(path, _cutmix(0.2)),
+     "regularizers.json cutmix alpha 0.2 (the others: 1.0)"),
+])
+def test_a_run_trained_with_other_options_is_left_out_naming_them(report, capsys, name, change,
+                                                                 said):
+    """Was: pooled into one cell without a word, exit 0 (``_identity`` read --reg, --seed,
+    --preset and --model only)."""
+    if name == "regularizers.json":  # seed 0 trained with cutmix at its default alpha
+        _write(report / "runs" / "classify" / "none-seed0" / name, _cutmix(1.0))
+    change(_seed1(report, name))
+    err, page = _collect(report, capsys)
+    line = (f"classify/none/seed1: trained otherwise than the other seeds: {said}; left out "
+            f"(remove {_seed1(report, name).parent} and run the report again (without "
+            f"--collect): it is trained again, with the report's options)")
+    assert err == f"warning: {line}\n"
+    assert f"- {line}" in page.split("## Left out")[1]
+    assert "| clean accuracy ↑ | 0.900 (1 run) |" in page
+    assert "| KNN AUROC ↑ | 0.800 (1 run) |" in page
+
+
+def test_a_gan_run_trained_otherwise_is_left_out_of_its_cell(report, capsys):
+    config = report / "runs" / "gan" / "none-seed1" / "config.json"
+    _change(config, lambda record: record.update(lr=0.1))
+    err, page = _collect(report, capsys)
+    assert err.startswith("warning: gan/none/seed1: trained otherwise than the other seeds: "
+                          "config.json lr 0.1 (the others: 0.05); left out")
+    assert "| FID (digits-CNN features) ↓ | 3.000 (1 run) |" in page
+    assert "| clean accuracy ↑ | 0.925 ± 0.035 |" in page  # the classify cell: trained alike
+
+
+def test_options_that_change_no_number_leave_no_run_out(report, capsys):
+    """The seed, the folder, the device, the loader's workers, the log and classify's evaluations
+    during training may differ between a cell's seeds, and the sha256 of a regularizer's source
+    file (any edit of its module changes it)."""
+    for seed, source in ((0, "d78cb74d"), (1, "8143fc15")):
+        regs = report / "runs" / "classify" / f"none-seed{seed}" / "regularizers.json"
+        record = _cutmix(1.0)
+        record[0]["regularizers"]["cutmix"]["source"] = source
+        _write(regs, record)
+    _change(_seed1(report, "config.json"), lambda record: record.update(
+        out="/elsewhere/run", device="cuda", workers=4, compile=True, log="tensorboard",
+        eval_every=20))
+    err, page = _collect(report, capsys, code=0)
+    assert err == "" and "| clean accuracy ↑ | 0.925 ± 0.035 |" in page
 
 
 def _strict(text):
