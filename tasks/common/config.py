@@ -57,7 +57,8 @@ __all__ = ["BETA", "NONNEG", "POSITIVE", "PROB", "REQUIRED", "UNIT", "ConfigErro
            "OptionValueError", "check_fields", "convert_value", "convert_values", "option",
            "option_specs", "parse_literal", "spec_from_field", "GENERATED_DESTS",
            "REG_OPTION_DEST", "ARCH_OPTION_DEST", "load_config_file", "resolve_config",
-           "overrides_from_args", "merge_options", "merge_for_resume", "to_dict", "from_dict"]
+           "overrides_from_args", "merge_options", "merge_for_resume",
+           "refuse_unused_on_resume", "to_dict", "from_dict"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,13 +198,20 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
         merge_options(values, convert_values(
             cls, presets[preset], lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
     layer = functools.partial(_merge_layer, cls, values, unused)
+    from_file: dict[str, Any] = {}
     if config_file is not None:
         _no_run_flags(cls, data, config_file)
-        layer(convert_values(cls, data, lambda n: f"config file {config_file}"
-                             + (f": {n}" if n else ""), also=flag_keys))
-    if overrides:
-        given = {k: v for k, v in overrides.items() if v is not None}
-        layer(convert_values(cls, given, lambda n: _flag_or_cli(n)))
+        from_file = convert_values(cls, data, lambda n: f"config file {config_file}"
+                                   + (f": {n}" if n else ""), also=flag_keys)
+        layer(from_file)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        _note_file_dropped(layer(convert_values(cls, given, lambda n: _flag_or_cli(n))),
+                           from_file, config_file)
+    if unused is not None and from_file:  # named as the file spells them, not as flags
+        from robustrep.tasks.common.regularizers import refuse_unused
+        refuse_unused(_groups_of(unused(_with_defaults(cls, values)), set(from_file) - set(given)),
+                      source=f"config file {config_file}")
     if preset is not None and "preset" in {f.name for f in dataclasses.fields(cls)}:
         values["preset"] = preset
     cfg = cls(**values)
@@ -337,16 +345,43 @@ def _merge_layer(cls: type, values: dict[str, Any],
                  unused: Callable[[dict[str, Any]], dict[str, list[str]]] | None,
                  layer: dict[str, Any]) -> None:
     """``layer`` merged into ``values``; the options below it that its choices turn off are
-    dropped (see :func:`resolve_config`)."""
-    defaults = {f.name: field_default(f) for f in dataclasses.fields(cls)}
-
-    def turned_off() -> set[str]:
-        return {n for names in unused({**defaults, **values}).values() for n in names}
-
-    before = turned_off() if unused else set()
+    dropped (see :func:`resolve_config`), and returned by what they need."""
+    if unused is None:
+        merge_options(values, layer)
+        return {}
+    before = {n for names in unused(_with_defaults(cls, values)).values() for n in names}
     merge_options(values, layer)
-    for name in (turned_off() - before - set(layer)) if unused else ():
-        values.pop(name, None)
+    dropped = _groups_of(unused(_with_defaults(cls, values)),
+                         {n for n in values if n not in before and n not in layer})
+    for names in dropped.values():
+        for name in names:
+            values.pop(name, None)
+    return dropped
+
+
+def _with_defaults(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    return {**{f.name: field_default(f) for f in dataclasses.fields(cls)}, **values}
+
+
+def _groups_of(groups: dict[str, list[str]], names: set[str]) -> dict[str, list[str]]:
+    """``groups`` (what they need: fields) cut to the fields among ``names``."""
+    cut = {need: [n for n in fields if n in names] for need, fields in groups.items()}
+    return {need: fields for need, fields in cut.items() if fields}
+
+
+def _note_file_dropped(dropped: dict[str, list[str]], from_file: dict[str, Any],
+                       config_file: Any) -> None:
+    """Say which of the ``--config`` file's options a flag's choice turned off (its
+    ``mix_alpha`` under ``--mixup-alpha`` for every listed method): a file, like a preset, is a
+    set of starting values the flags override, so they give way as gan's preset note says of
+    the preset's (``_note_preset_dropped``), not silently; one the file turns off itself is
+    refused (:func:`resolve_config`)."""
+    said = [f"{', '.join(mine)} {'apply' if mine[1:] else 'applies'} only with {need}"
+            for need, mine in _groups_of(dropped, set(from_file)).items()]
+    if said:
+        import sys
+        print(f"note: config file {config_file}'s {'; '.join(said)}: left out of this run (the "
+              f"file's other options stay)", file=sys.stderr)
 
 
 def _flag_or_cli(name: str) -> str:
@@ -394,9 +429,13 @@ def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable
     """The saved config of ``run`` with ``overrides``; only ``resumable`` options may change.
 
     A resumed run must be the same run: any other option that differs from the saved value is a
-    ConfigError naming it and listing what may change.
+    ConfigError naming it and listing what may change. The ``{name: {option: value}}`` fields
+    merge option by option (:func:`merge_options`), as on a fresh run: ``--mixup-alpha 0.8``
+    given again beside a saved cutmix alpha changes nothing.
     """
-    changed = {k: v for k, v in overrides.items() if v is not None and saved.get(k) != v}
+    merged = dict(saved)
+    merge_options(merged, {k: v for k, v in overrides.items() if v is not None})
+    changed = {k: merged[k] for k in overrides if k in merged and saved.get(k) != merged[k]}
     fixed = sorted(set(changed) - set(resumable))
     if fixed:
         flags = ", ".join(_flag_or_cli(k) for k in fixed)
@@ -404,6 +443,20 @@ def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable
                           f"is kept, and these options differ from it: {', '.join(fixed)} "
                           f"({flags}). Options that may change: {', '.join(sorted(resumable))}")
     return {**saved, **changed}
+
+
+def refuse_unused_on_resume(saved: dict[str, Any], overrides: dict[str, Any],
+                            unused: Callable[[dict[str, Any]], dict[str, list[str]]],
+                            resumable: Iterable[str]) -> None:
+    """A flag given to a resume that the run's other options make do nothing, refused with
+    advice that can be followed: "set that option" only where a resume may change it
+    (``--num-workers`` on a digits run: its ``--dataset`` is kept). ``saved``: the run's
+    config as this version reads it (``saved_config``: the saved unused options dropped)."""
+    from robustrep.tasks.common.regularizers import refuse_unused
+    merged = dict(saved)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merge_options(merged, given)
+    refuse_unused(_groups_of(unused(merged), set(given)), settable=set(resumable).__contains__)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -329,6 +329,20 @@ def check_stop_after(stop_after: int | None, step: int, steps: int | None = None
                           f"below {steps}, or drop it")
 
 
+def resume_step(run: Any, stop_after: int | None) -> int:
+    """The step a resume of ``run`` goes on from, for ``--stop-after`` checked before
+    ``--dry-run`` says yes as the resume checks it once its checkpoint is loaded: read without
+    the tensors, from the last step file where ``latest.pt`` is missing (the resume restores
+    it). 0 for a fresh run, without ``--stop-after`` (torch is not imported then), or where no
+    checkpoint reads (the resume says why)."""
+    if run is None or stop_after is None:
+        return 0
+    from robustrep.tasks.common.checkpoint import (last_step_checkpoint, latest_checkpoint,
+                                                   saved_step)
+    folder = Path(run) / "checkpoints"
+    return saved_step(latest_checkpoint(folder) or last_step_checkpoint(folder)) or 0
+
+
 def check_more_to_train(run: Any, step: int, steps: int) -> None:
     """Refuse to resume a finished run at its own length: no step would be trained, yet its
     config would record the options given (a --lr no step used) and its final evaluation be

@@ -316,6 +316,23 @@ def build_places(cfg: Any, program: str, names: tuple[str, ...] | list[str],
     return places
 
 
+def refuse_unlisted_flags(args: Any, names: tuple[str, ...] | list[str]) -> None:
+    """A method's own flag (``--cutmix-alpha``) given for a method ``--reg`` does not list,
+    named as the user typed it: :func:`build_places` sees only the ``reg_options`` the flag
+    filled (as a config file or ``--reg-options`` fill them), and named those."""
+    from robustrep.tasks.common.config import REG_OPTION_DEST
+    for dest, value in vars(args).items():
+        name, _, opt = dest[len(REG_OPTION_DEST):].partition("__")
+        if dest.startswith(REG_OPTION_DEST) and value is not None and name not in names:
+            raise ConfigError(f"{option_flag(name, opt)} sets an option of {name}, which --reg "
+                              f"does not list (it lists: {', '.join(names) or 'none'}); drop it "
+                              f"or add {name} to --reg")
+
+
+# what a shared field (--mix-alpha) needs where every listed method has its own value
+OWN_VALUE_NEED = "a method in --reg without its own value"
+
+
 def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple[str, ...]]],
                    names: list[str] | tuple[str, ...] | None, fields: OptionFields,
                    own: tuple[str, ...] = ()) -> dict[str, list[str]]:
@@ -343,7 +360,7 @@ def unused_options(values: dict[str, Any], only_with: dict[str, tuple[str, tuple
                       if f == field]
         if overridden:  # every listed method that reads it has its own value
             flags = ", ".join(option_flag(n, opt) for n, opt in overridden)
-            need = (f"a method in --reg without its own value (reg is {values.get('reg')!r}, "
+            need = (f"{OWN_VALUE_NEED} (reg is {values.get('reg')!r}, "
                     f"whose {flags} override{'s' * (len(overridden) == 1)} it)")
         else:
             methods = [n for n, fs in fields.items() if field in fs.values()]
@@ -414,13 +431,30 @@ def check_additive_weight(cfg: Any) -> None:
                           "shrinkage")
 
 
-def refuse_unused(unused: dict[str, list[str]]) -> None:
-    """ConfigError, one line, for the first group :func:`unused_options` found."""
-    if unused:
-        need, names = next(iter(unused.items()))
-        flags = ", ".join("--" + n.replace("_", "-") for n in names)
-        verb, them = ("applies", "it") if len(names) == 1 else ("apply", "them")
-        raise ConfigError(f"{flags} {verb} only with {need}; drop {them} or set that option")
+def refuse_unused(unused: dict[str, list[str]], source: str | None = None,
+                  settable: Any = None) -> None:
+    """ConfigError, one line, for the first group :func:`unused_options` found, named where the
+    user gave them: the flags, or the keys of ``source`` (``config file F``, whose keys are no
+    flags the user typed). The advice is one that can be followed: drop them, or set the option
+    they need, unless ``settable`` (an option's name -> whether it may still be set) says it
+    may not (a resume keeps its --dataset); what a method's own value overrides: drop it, or
+    that own value."""
+    if not unused:
+        return
+    need, names = next(iter(unused.items()))
+    said = (f"{source}: {', '.join(names)}" if source else
+            ", ".join("--" + n.replace("_", "-") for n in names))
+    verb, them = ("applies", "it") if len(names) == 1 else ("apply", "them")
+    drop = f"drop {them}" + (" from the file" if source else "")
+    other = need.split(" ", 1)[0][2:].replace("-", "_") if need.startswith("--") else None
+    if settable is not None and not (other is not None and settable(other)):
+        kept = f"a resume keeps --{other.replace('_', '-')} as saved: " if other else ""
+        advice = kept + drop
+    elif need.startswith(OWN_VALUE_NEED):
+        advice = f"{drop}, or one of those own values"
+    else:
+        advice = f"{drop} or set that option"
+    raise ConfigError(f"{said} {verb} only with {need}; {advice}")
 
 
 def discriminator_of(names: tuple[str, ...] | list[str]) -> str | None:

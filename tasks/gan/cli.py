@@ -18,11 +18,14 @@ from typing import Any
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
 from robustrep.tasks.common.config import (from_dict, load_config_file, merge_for_resume,
-                                           overrides_from_args, resolve_config)
+                                           overrides_from_args, refuse_unused_on_resume,
+                                           resolve_config)
 from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.options import check_stop_after, run_to_resume, stopped_note
+from robustrep.tasks.common.options import (check_stop_after, resume_step, run_to_resume,
+                                            stopped_note)
+from robustrep.tasks.common.regularizers import refuse_unlisted_flags
 from robustrep.tasks.gan.config import (RESUMABLE, EvalOptions, FidOptions, GanConfig,
                                         SampleOptions, TrainOptions, saved_config)
 from robustrep.tasks.gan.config_checks import (check_ema_off, check_eval_off,
@@ -99,6 +102,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
         cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset, args.config,
                              overrides, default_preset=DEFAULT_PRESET,
                              unused=unused_options)
+        refuse_unlisted_flags(args, cfg.reg.split(","))
         _note_preset_dropped(cfg, args, overrides)
         check_ema_off(cfg, overrides)
         check_eval_off(cfg, overrides)
@@ -116,6 +120,7 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     saved = RunDir(run).read_config()
     check_run_program(saved, GanConfig, run, "gan")
     saved = saved_config(saved)
+    refuse_unused_on_resume(saved, overrides, unused_options, RESUMABLE)
     cfg = from_dict(GanConfig, merge_for_resume(saved, overrides, RESUMABLE, run),
                     source=f"{run}/config.json")
     check_eval_off(cfg, overrides)  # the resumable eval options may turn evaluation off
@@ -152,7 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         build_regs(cfg, kept)
 
-    check_stop_after(args.stop_after, 0, cfg.steps)  # before --dry-run says the flags are fine
+    # before --dry-run says the flags are fine, from the step a resume goes on from
+    check_stop_after(args.stop_after, resume_step(args.resume, args.stop_after), cfg.steps)
     if dry_run_or_prepare(cfg, args, dry_run_checks):
         return 0
     if not args.resume:  # a method option refused before the training code's imports (seconds);

@@ -142,7 +142,33 @@ def test_a_stop_after_the_run_has_passed_is_one_line_and_changes_nothing(program
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "--stop-after 2: the run is already at step 2" in err
+    for stop in ("1", "2"):  # --dry-run answers as the resume does (it checked from step 0)
+        assert main([program, "train", "--resume", str(run), "--stop-after", stop,
+                     "--dry-run"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert f"--stop-after {stop}: the run is already at step 2" in err
+    assert main([program, "train", "--resume", str(run), "--stop-after", "3", "--dry-run"]) == 0
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("program,flags,words", [
+    # was "...; drop it or set that option": a resume keeps the run's --dataset
+    ("gan", ["--num-workers", "2"], "--num-workers applies only with --dataset cifar10 or "),
+    ("classify", ["--data-root", "D"], "--data-root applies only with --dataset cifar10 or "),
+    ("classify", ["--warmup-lr", "0.01"], "--warmup-lr applies only with --warmup-steps > 0 "
+                                          "(warmup_steps is 0); drop it or set that option"),
+])
+def test_an_unused_flag_on_resume_is_refused_with_advice_a_resume_can_follow(
+        program, flags, words, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(program, tmp_path, "--out", str(run), "--stop-after", "1") == 0
+    capsys.readouterr()
+    assert main([program, "train", "--resume", str(run), *flags, "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    if "--dataset" in words:
+        assert err.endswith("a resume keeps --dataset as saved: drop it"), err
 
 
 @pytest.mark.parametrize("program", ["gan", "classify"])

@@ -62,6 +62,13 @@ def test_a_run_records_each_alpha_and_its_resume_keeps_them(tmp_path, capsys):
     assert alphas == {"mixup": 0.8, "cutmix": 1.0}
     cfg = _dry_run(["--resume", str(run)], capsys)  # the resume's config, as it prints it
     assert _mixer(cfg).alpha == (0.8, 1.0)
+    # one saved alpha given again changes nothing (was refused: "cannot change reg_options");
+    # another value is a change
+    cfg = _dry_run(["--resume", str(run), "--mixup-alpha", "0.8"], capsys)
+    assert _mixer(cfg).alpha == (0.8, 1.0)
+    assert main(["classify", "train", "--resume", str(run), "--mixup-alpha", "0.7",
+                 "--dry-run"]) == 2
+    assert "cannot change reg_options when resuming" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["classify", "train", "--resume", str(run), "--quiet"]) == 0
     assert "note:" not in capsys.readouterr().err  # nothing kept or changed
@@ -69,7 +76,10 @@ def test_a_run_records_each_alpha_and_its_resume_keeps_them(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--reg", "mixup", "--cutmix-alpha", "1"],
+    (["--reg", "mixup", "--cutmix-alpha", "1"],  # was "reg_options (--cutmix-...) set ..."
+     "--cutmix-alpha sets an option of cutmix, which --reg does not list (it lists: mixup); "
+     "drop it or add cutmix to --reg"),
+    (["--reg", "mixup", "--reg-options", '{"cutmix": {"alpha": 1}}'],  # no flag of its own
      "reg_options (--cutmix-...) set options of cutmix, which --reg does not list (it lists: "
      "mixup)"),
     (["--reg", "mixup,cutmix", "--reg-options", '{"cutmix": {"alpha": 0}}'],
@@ -77,13 +87,20 @@ def test_a_run_records_each_alpha_and_its_resume_keeps_them(tmp_path, capsys):
      "got 0"),
     ([*DEIT, "--mix-alpha", "0.5"],  # acts on no method: was a value recorded for nothing
      "--mix-alpha applies only with a method in --reg without its own value (reg is "
-     "'mixup,cutmix', whose --mixup-alpha, --cutmix-alpha override it); drop it or set that "
-     "option"),
+     "'mixup,cutmix', whose --mixup-alpha, --cutmix-alpha override it); drop it, or one of "
+     "those own values"),
 ])
 def test_an_alpha_that_cannot_act_is_one_line(args, words, capsys):
     assert main(["classify", "train", *args, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_gans_alpha_for_a_method_not_listed_names_its_flag(capsys):
+    assert main(["gan", "train", "--reg", "mixup", "--cutmix-alpha", "0.5", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("robustrep gan train: error: --cutmix-alpha sets an option of cutmix, which "
+                   "--reg does not list (it lists: mixup); drop it or add cutmix to --reg")
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])

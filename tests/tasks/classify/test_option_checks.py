@@ -264,14 +264,53 @@ def test_a_flag_turning_off_a_preset_or_files_option_decides(capsys, tmp_path):
     saved.write_text(json.dumps({"optimizer": "sgd", "momentum": 0.8, "lr": 0.2}))
     assert main(["classify", "train", "--config", str(saved), "--optimizer", "lion",
                  "--dry-run"]) == 0
-    cfg = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    cfg = json.loads(out)
     assert (cfg["optimizer"], cfg["momentum"], cfg["lr"]) == ("lion", None, 0.2)
+    # said, as gan says it of a preset's (was silent): the file's momentum gave way
+    assert err == (f"note: config file {saved}'s momentum applies only with an --optimizer "
+                   f"that takes momentum in timm, e.g. sgd, momentum, rmsprop, lars (optimizer "
+                   f"is 'lion'): left out of this run (the file's other options stay)\n")
     # the same layer giving both is still the user's contradiction
     assert main(["classify", "train", "--preset", "cifar10-wrn-uos", "--optimizer", "adamw",
                  "--momentum", "0.9", "--dry-run"]) == 2
     assert "--momentum applies only with an --optimizer" in capsys.readouterr().err
     saved.write_text(json.dumps({"optimizer": "adamw", "momentum": 0.8}))
     assert main(["classify", "train", "--config", str(saved), "--dry-run"]) == 2
+    # named as the file spells it (was the flag --momentum, which the user never typed)
+    assert (f"error: config file {saved}: momentum applies only with an --optimizer that "
+            f"takes momentum in timm" in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("options,words", [
+    ({"holdout": "random"}, "holdout applies only with --val-fraction > 0 (val_fraction is 0: "
+                            "dataset 'digits' is scored on its test split); drop it from the "
+                            "file or set that option"),
+    ({"reg": "mixup", "mix_alpha": 0.4, "reg_options": {"mixup": {"alpha": 0.8}}},
+     "mix_alpha applies only with a method in --reg without its own value (reg is 'mixup', "
+     "whose --mixup-alpha overrides it); drop it from the file, or one of those own values"),
+])
+def test_a_config_files_unused_option_is_named_as_the_file_spells_it(options, words, capsys,
+                                                                     tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(options))
+    # was the flag (--holdout, --mix-alpha), which the user never typed
+    assert f"error: config file {path}: {words}" in _refused(["--config", str(path)], capsys,
+                                                             tmp_path)
+
+
+def test_a_files_alpha_a_flag_overrides_for_every_method_gives_way_with_a_note(capsys,
+                                                                               tmp_path):
+    # was dropped to null without a word
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"reg": "mixup", "mix_alpha": 0.4}))
+    assert main(["classify", "train", "--config", str(path), "--mixup-alpha", "0.8",
+                 "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["mix_alpha"] is None
+    assert err == (f"note: config file {path}'s mix_alpha applies only with a method in --reg "
+                   f"without its own value (reg is 'mixup', whose --mixup-alpha overrides it): "
+                   f"left out of this run (the file's other options stay)\n")
 
 
 def test_an_image_size_the_model_cannot_take_is_refused_before_the_run(capsys, tmp_path):
