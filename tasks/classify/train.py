@@ -379,8 +379,10 @@ class Trainer(TrainerBase):
                        enabled=self.dist.is_main and not self.quiet)
         self.clock = TrainClock(self.train_s0 or 0.0, self.step)
         with self.stop.installed():
-            self._loop(sampler, stop, bar)
-            bar.close()
+            try:
+                self._loop(sampler, stop, bar)
+            finally:  # a stop's line then starts a line of its own, with no bar drawn after it
+                bar.close()
             self.check_finite(reset=False)
             # first: the evaluation may be slow; inside the handler: a signal during its write
             # is recorded and the run stops with it written (it raised inside torch.save)

@@ -83,7 +83,7 @@ def held_stops(files: str) -> Iterator[None]:
     once (the wait, seconds for pictures, invited a second Ctrl-C). A file that cannot be
     written (a full disk) leaves the set out of step too: its line says so. ``files``: what the
     block writes, as the line names it (``the results in OUT``)."""
-    stop = _SaidStop(files)
+    stop = SaidStop(f"once it has written {files}")
     with stop.installed():
         try:
             yield
@@ -101,20 +101,24 @@ def held_stops(files: str) -> Iterator[None]:
         raise KeyboardInterrupt if stop.signum == signal.SIGINT else Stopped(stop.signum)
 
 
-class _SaidStop(StopRequest):
-    """:class:`StopRequest` that says, at the first signal, that the command stops once the
-    files are written and that a second Ctrl-C stops it now."""
+class SaidStop(StopRequest):
+    """:class:`StopRequest` that says at the first signal when the command stops (``when``:
+    ``once it has written the results in OUT``, ``after this step, with a checkpoint``) and
+    that a second Ctrl-C stops it now (``now``: what that costs): the wait, seconds for pictures
+    and minutes for a trainer's evaluation, had looked like a Ctrl-C not heard, and invited a
+    second one. Said on torchrun's first process only, above a progress bar."""
 
-    def __init__(self, files: str) -> None:
+    def __init__(self, when: str, now: str = "") -> None:
         super().__init__()
-        self.files = files
+        self.when, self.now = when, now
 
     def __call__(self, signum: int, frame: Any = None) -> None:
         first = self.signum is None
         super().__call__(signum, frame)
-        if first:
-            print(f"stopping once it has written {self.files} (Ctrl-C again stops now)",
-                  file=sys.stderr, flush=True)
+        if first and is_first_process():
+            from tqdm.auto import tqdm  # write clears a bar on a terminal and redraws it below
+            tqdm.write(f"stopping {self.when} (Ctrl-C again stops now{self.now})",
+                       file=sys.stderr)
 
 
 @contextmanager

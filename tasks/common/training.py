@@ -33,7 +33,7 @@ from robustrep.tasks.common.plugins import resume_flags
 from robustrep.tasks.common.rundir import RunDir, foreign_options
 from robustrep.tasks.common.run_records import mark_finished, note_finished
 from robustrep.tasks.common.runopen import path_option
-from robustrep.tasks.common.stops import StopRequest, restore_signal
+from robustrep.tasks.common.stops import SaidStop, restore_signal
 
 Reduce = Callable[[Tensor], Tensor]  # an all-reduce sum over the processes
 
@@ -152,7 +152,8 @@ class TrainerBase:
         self.meter = LossMeter()
         self.last_ckpt: Path | None = None
         self.last_ckpt_step: int | None = None
-        self.stop = StopRequest()
+        # an evaluation or a slow step may take minutes before the stop: said at once
+        self.stop = SaidStop("after this step, with a checkpoint", ", without one")
 
     def _align_terms(self) -> None:
         """With several processes: the loss meters hold every process's terms in one order

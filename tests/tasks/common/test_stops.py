@@ -86,3 +86,24 @@ def test_a_handler_set_outside_python_is_put_back_as_the_default(block, monkeypa
     ours, back = set_[:len(set_) // 2], set_[len(set_) // 2:]
     assert [sig for sig, _ in back] == [sig for sig, _ in ours]
     assert all(handler is signal.SIG_DFL for _, handler in back)
+
+
+def test_a_trainers_first_signal_is_said_at_once_and_the_second_ctrl_c_interrupts(
+        capsys, monkeypatch):
+    # Was: a Ctrl-C during a training evaluation got no word until it ended (minutes for a
+    # 50k-sample FID), which invited the second Ctrl-C that stops without a checkpoint
+    from robustrep.tasks.common.stops import SaidStop
+    from robustrep.tasks.common.training import TrainerBase
+    stop = TrainerBase(None, None).stop
+    assert isinstance(stop, SaidStop)
+    stop(signal.SIGTERM)
+    assert capsys.readouterr().err == ("stopping after this step, with a checkpoint (Ctrl-C "
+                                       "again stops now, without one)\n")
+    stop(signal.SIGTERM)  # said once
+    assert capsys.readouterr().err == "" and stop.signum == signal.SIGTERM
+    with pytest.raises(KeyboardInterrupt):
+        stop(signal.SIGINT)
+    monkeypatch.setenv("RANK", "1")  # torchrun's other processes say nothing
+    other = TrainerBase(None, None).stop
+    other(signal.SIGINT)
+    assert capsys.readouterr().err == "" and other.signum == signal.SIGINT
