@@ -21,8 +21,7 @@ from typing import Any
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
-from robustrep.tasks.common.config import (ConfigError, overrides_from_args,
-                                           refuse_unused_on_resume, resolve_config)
+from robustrep.tasks.common.config import ConfigError, overrides_from_args, resolve_config
 from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common.errors import TrainingDiverged, UserError
 from robustrep.tasks.common.options import (check_stop_after, resume_step, run_to_resume,
@@ -97,7 +96,6 @@ def run_train(args: argparse.Namespace) -> int:
     resume = run_to_resume(args)
     if resume is not None:
         from .train import config_for_resume
-        _refuse_unused_on_resume(resume, overrides)
         cfg = config_for_resume(resume, overrides)
     else:
         cfg = resolve_config(ClassifyConfig, PRESETS, args.preset, args.config, overrides,
@@ -131,18 +129,6 @@ def run_train(args: argparse.Namespace) -> int:
     if note:
         print(note)
     return 0
-
-
-def _refuse_unused_on_resume(run: str, overrides: dict[str, Any]) -> None:
-    """A flag the resumed run's options make do nothing, refused as a resume's flag (the
-    config's own check cannot tell a flag from a saved value, and advised setting a --dataset
-    a resume keeps)."""
-    from robustrep.tasks.common.rundir import RunDir, check_run_program
-
-    from .config import RESUMABLE, saved_config
-    saved = RunDir(Path(run)).read_config()
-    check_run_program(saved, ClassifyConfig, run, "classify")
-    refuse_unused_on_resume(saved_config(saved), overrides, unused_options, RESUMABLE)
 
 
 def _dry_run_checks(cfg: ClassifyConfig, fresh: bool = True,

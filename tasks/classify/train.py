@@ -61,7 +61,8 @@ from robustrep.tasks.common import distributed as dist
 from robustrep.tasks.common import runtime
 from robustrep.tasks.common.batches import StepBatches, check_global_batch
 from robustrep.tasks.common.classifier import create_classifier, sizes_checked_again
-from robustrep.tasks.common.config import ConfigError, from_dict, merge_for_resume, to_dict
+from robustrep.tasks.common.config import (ConfigError, from_dict, merge_for_resume,
+                                           refuse_unused_on_resume, to_dict)
 from robustrep.tasks.common.errors import RunFolderError
 from robustrep.tasks.common.memory_fit import (batch_bytes, check_fits, state_words,
                                                training_bytes)
@@ -79,6 +80,7 @@ from robustrep.tasks.common.train_clock import TrainClock
 from robustrep.tasks.common.training import TrainerBase
 
 from .config import OPTION_FIELDS, RESUMABLE, ClassifyConfig, saved_config
+from .option_checks import unused_options
 from .data import augment, build_datasets, eval_loader, train_batches
 from .lengths import EPOCHS_OF
 from .optim import build_optimizer, group_sizes
@@ -511,6 +513,9 @@ def config_for_resume(run_path: str | Path, overrides: dict[str, Any]) -> Classi
     saved = RunDir(Path(run_path)).read_config()
     check_run_program(saved, ClassifyConfig, run_path, "classify")
     saved = saved_config(saved)
+    # a flag the run's options make do nothing, refused as a resume's flag (the config's own
+    # check cannot tell it from a saved value, and advised setting a --dataset a resume keeps)
+    refuse_unused_on_resume(saved, overrides, unused_options, RESUMABLE)
     _keep_epochs(saved, overrides, run_path)
     merged = merge_for_resume(saved, overrides, RESUMABLE, run_path)
     for field, epochs_field in EPOCHS_OF.items():

@@ -42,6 +42,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -163,8 +164,8 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
                    config_file: str | Path | None = None,
                    overrides: dict[str, Any] | None = None,
                    default_preset: str | None = None,
-                   unused: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None
-                   ) -> Any:
+                   unused: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None,
+                   say_preset_dropped: bool = False) -> Any:
     """Build a ``cls`` instance from defaults, a preset, a config file and overrides.
 
     ``preset`` is ``--preset`` as given (None: not given); a config file may name the preset
@@ -174,7 +175,8 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
     a saved config.json's momentum, ``--schedule cosine`` over its milestones), as the higher
     layer decides; an option the same layer sets and turns off is still refused. A config
     file's key naming a generated ``--NAME-OPTION`` flag (``pgd_norm``) is that flag's value in
-    ``reg_options`` (``arch_options``): :func:`_fold_flag_keys`.
+    ``reg_options`` (``arch_options``): :func:`_fold_flag_keys`. What gives way of the file's
+    is said in a note, as is the preset's with ``say_preset_dropped`` (:func:`_note_dropped`).
     """
     values: dict[str, Any] = {}
     data = load_config_file(config_file) if config_file is not None else {}
@@ -192,22 +194,30 @@ def resolve_config(cls: type, presets: dict[str, dict[str, Any]], preset: str | 
                               f"one of this program's: {', '.join(presets)}")
         preset = str(named)
     preset = default_preset if preset is None else preset
+    from_preset: dict[str, Any] = {}
     if preset is not None:
         if preset not in presets:
             raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
-        merge_options(values, convert_values(
-            cls, presets[preset], lambda n: f"preset {preset!r}" + (f": {n}" if n else "")))
+        from_preset = convert_values(
+            cls, presets[preset], lambda n: f"preset {preset!r}" + (f": {n}" if n else ""))
+        merge_options(values, from_preset)
     layer = functools.partial(_merge_layer, cls, values, unused)
     from_file: dict[str, Any] = {}
+    dropped: dict[str, list[str]] = {}
     if config_file is not None:
         _no_run_flags(cls, data, config_file)
         from_file = convert_values(cls, data, lambda n: f"config file {config_file}"
                                    + (f": {n}" if n else ""), also=flag_keys)
-        layer(from_file)
+        _add_groups(dropped, layer(from_file))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if given:
-        _note_file_dropped(layer(convert_values(cls, given, lambda n: _flag_or_cli(n))),
-                           from_file, config_file)
+        by_flags = layer(convert_values(cls, given, lambda n: _flag_or_cli(n)))
+        _note_dropped(f"config file {config_file}", "file", _groups_of(by_flags, set(from_file)))
+        _add_groups(dropped, by_flags)
+    if say_preset_dropped:  # what the preset set and neither the file nor a flag set again
+        _note_dropped(f"preset {preset}", "preset",
+                      _groups_of(dropped, set(from_preset) - set(from_file) - set(given)),
+                      as_flags=True)
     if unused is not None and from_file:  # named as the file spells them, not as flags
         from robustrep.tasks.common.regularizers import refuse_unused
         refuse_unused(_groups_of(unused(_with_defaults(cls, values)), set(from_file) - set(given)),
@@ -369,19 +379,26 @@ def _groups_of(groups: dict[str, list[str]], names: set[str]) -> dict[str, list[
     return {need: fields for need, fields in cut.items() if fields}
 
 
-def _note_file_dropped(dropped: dict[str, list[str]], from_file: dict[str, Any],
-                       config_file: Any) -> None:
-    """Say which of the ``--config`` file's options a flag's choice turned off (its
-    ``mix_alpha`` under ``--mixup-alpha`` for every listed method): a file, like a preset, is a
-    set of starting values the flags override, so they give way as gan's preset note says of
-    the preset's (``_note_preset_dropped``), not silently; one the file turns off itself is
-    refused (:func:`resolve_config`)."""
-    said = [f"{', '.join(mine)} {'apply' if mine[1:] else 'applies'} only with {need}"
-            for need, mine in _groups_of(dropped, set(from_file)).items()]
+def _add_groups(into: dict[str, list[str]], groups: dict[str, list[str]]) -> None:
+    for need, fields in groups.items():
+        into.setdefault(need, []).extend(fields)
+
+
+def _note_dropped(source: str, kind: str, groups: dict[str, list[str]],
+                  as_flags: bool = False) -> None:
+    """Say which options of a lower layer (``source``: ``preset digits-stylegan2``, ``config
+    file F``) a higher layer's choice turned off (``groups``: what they need -> fields): a
+    preset or a file is a set of starting values the flags override, as timm's ``-c`` file and
+    stylegan2-ada's ``--cfg``, and no flag unsets one, so they give way, not silently (the rest
+    of a preset's recipe stays, which the note makes plain); one a layer turns off itself is
+    refused (:func:`resolve_config`). ``as_flags``: named as flags (``--w-dim``), else as the
+    file spells them."""
+    said = [", ".join("--" + n.replace("_", "-") if as_flags else n for n in fields)
+            + f" {'apply' if fields[1:] else 'applies'} only with {need}"
+            for need, fields in groups.items()]
     if said:
-        import sys
-        print(f"note: config file {config_file}'s {'; '.join(said)}: left out of this run (the "
-              f"file's other options stay)", file=sys.stderr)
+        print(f"note: {source}'s {'; '.join(said)}: left out of this run (the {kind}'s other "
+              f"options stay)", file=sys.stderr)
 
 
 def _flag_or_cli(name: str) -> str:
@@ -433,8 +450,7 @@ def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], resumable
     merge option by option (:func:`merge_options`), as on a fresh run: ``--mixup-alpha 0.8``
     given again beside a saved cutmix alpha changes nothing.
     """
-    merged = dict(saved)
-    merge_options(merged, {k: v for k, v in overrides.items() if v is not None})
+    merged, _ = _over_saved(saved, overrides)
     changed = {k: merged[k] for k in overrides if k in merged and saved.get(k) != merged[k]}
     fixed = sorted(set(changed) - set(resumable))
     if fixed:
@@ -453,10 +469,17 @@ def refuse_unused_on_resume(saved: dict[str, Any], overrides: dict[str, Any],
     (``--num-workers`` on a digits run: its ``--dataset`` is kept). ``saved``: the run's
     config as this version reads it (``saved_config``: the saved unused options dropped)."""
     from robustrep.tasks.common.regularizers import refuse_unused
+    merged, given = _over_saved(saved, overrides)
+    refuse_unused(_groups_of(unused(merged), set(given)), settable=set(resumable).__contains__)
+
+
+def _over_saved(saved: dict[str, Any], overrides: dict[str, Any]
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``saved`` with the given (not None) ``overrides`` merged option by option, and those."""
     merged = dict(saved)
     given = {k: v for k, v in overrides.items() if v is not None}
     merge_options(merged, given)
-    refuse_unused(_groups_of(unused(merged), set(given)), settable=set(resumable).__contains__)
+    return merged, given
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -13,13 +13,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from robustrep.tasks.common.cli import (HelpFormatter, add_command, add_program,
                                         dry_run_or_prepare, regularizer_groups)
-from robustrep.tasks.common.config import (from_dict, load_config_file, merge_for_resume,
-                                           overrides_from_args, refuse_unused_on_resume,
-                                           resolve_config)
+from robustrep.tasks.common.config import (from_dict, merge_for_resume, overrides_from_args,
+                                           refuse_unused_on_resume, resolve_config)
 from robustrep.tasks.common.config_flags import add_config_args
 from robustrep.tasks.common import errors
 from robustrep.tasks.common.errors import UserError
@@ -30,7 +28,7 @@ from robustrep.tasks.gan.config import (RESUMABLE, EvalOptions, FidOptions, GanC
                                         SampleOptions, TrainOptions, saved_config)
 from robustrep.tasks.gan.config_checks import (check_ema_off, check_eval_off,
                                                check_inception_file, inception_unused,
-                                               preset_dropped, unused_options)
+                                               unused_options)
 from robustrep.tasks.gan.presets import (AUX_PRESETS, DEFAULT_PRESET, PRESETS, presets_for,
                                          with_preset_aux_task)
 
@@ -101,9 +99,8 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
     if run is None:
         cfg = resolve_config(GanConfig, presets_for(args.aux_task), args.preset, args.config,
                              overrides, default_preset=DEFAULT_PRESET,
-                             unused=unused_options)
+                             unused=unused_options, say_preset_dropped=True)
         refuse_unlisted_flags(args, cfg.reg.split(","))
-        _note_preset_dropped(cfg, args, overrides)
         check_ema_off(cfg, overrides)
         check_eval_off(cfg, overrides)
         if not args.dry_run:  # a file of this machine, which --dry-run does not check
@@ -128,24 +125,6 @@ def resolve_train_config(args: argparse.Namespace) -> GanConfig:
         check_inception_file(overrides.get("inception_weights"))  # the flag; a saved path is
     # read only where the run evaluates on Inception (saved_config drops one acting on nothing)
     return cfg
-
-
-def _note_preset_dropped(cfg: GanConfig, args: argparse.Namespace,
-                         overrides: dict[str, Any]) -> None:
-    """Say which of the preset's options the user's choices left out (``--preset
-    digits-stylegan2 --arch dcgan``: StyleGAN2's --w-dim, ...): a preset is a set of starting
-    values, as timm's ``-c`` file and stylegan2-ada's ``--cfg``, and no flag unsets one, so its
-    options the chosen network does not read give way (``resolve_config``); the rest of its
-    recipe (learning rates, R1, EMA) stays, which the note makes plain."""
-    given = {*(load_config_file(args.config) if args.config else {}), *overrides}
-    above = {k: v for k, v in vars(cfg).items() if k in given}  # as converted
-    dropped = preset_dropped(presets_for(args.aux_task).get(cfg.preset, {}), above)
-    said = [", ".join("--" + n.replace("_", "-") for n in names)
-            + f" {'apply' if names[1:] else 'applies'} only with {need}"
-            for need, names in dropped.items()]
-    if said:
-        print(f"note: preset {cfg.preset}'s {'; '.join(said)}: left out of this run (the "
-              f"preset's other options stay)", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ checks the GAN command lines make of the flags given.
   2020) and a regularizer's options that another of its options turns off;
 - :func:`unused_options`: the options set that the others make do nothing (refused by
   ``GanConfig``, dropped from an old run's saved config by :func:`~.config.saved_config`, and
-  left out of a preset by an option given above it: :func:`preset_dropped` names those);
+  left out of a preset by an option given above it, with a note: ``resolve_config``);
 - :func:`check_inception_file`, :func:`inception_unused`, :func:`check_ema_off`,
   :func:`check_eval_off`: the command lines' checks of ``--inception-weights``, the EMA and
   the evaluation flags.
@@ -179,20 +179,6 @@ def _unused_networks(values: dict[str, Any]) -> dict[str, list[str]]:
     if dataset not in ("ring", "grid") and _set(values, "mixture_samples"):
         out[f"--dataset ring or grid (dataset is {dataset!r})"] = ["mixture_samples"]
     return out
-
-
-def preset_dropped(preset: dict[str, Any], above: dict[str, Any]) -> dict[str, list[str]]:
-    """{what they need: [fields]} for the options of ``preset`` that the options set above it
-    (``above``: the config file's and the flags') make do nothing, which ``resolve_config`` left
-    out (``--preset digits-stylegan2 --arch dcgan``: its --w-dim, ...), for the note saying so."""
-    import dataclasses
-
-    from robustrep.tasks.gan.config import GanConfig
-    base = {**{f.name: f.default for f in dataclasses.fields(GanConfig)}, **preset}
-    before = {n for names in unused_options(base).values() for n in names}
-    out = {need: [n for n in names if n in preset and n not in above and n not in before]
-           for need, names in unused_options({**base, **above}).items()}
-    return {need: names for need, names in out.items() if names}
 
 
 def _unused_lazy_r1(values: dict[str, Any]) -> dict[str, list[str]]:
