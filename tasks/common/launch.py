@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from robustrep.tasks.common.errors import Interrupted
+from robustrep.tasks.common.errors import Interrupted, Stopped
 from robustrep.tasks.common.plugins import plugin_args, plugin_env
 from robustrep.tasks.common.stops import restore_signal
 
@@ -40,10 +40,9 @@ def forwarding_signals() -> Iterator[None]:
             first = not _STOP
             _STOP.append(signum)
             live = list(_LIVE)
-        if not live:  # nothing started to wait for: stop now, as without this handler
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise Interrupted(signum, f"stopped by {signal.Signals(signum).name}")
+        if not live:  # nothing started to wait for: stop now, as without this handler; the
+            # program's line says what it kept (its stop_note), as for a Ctrl-C
+            raise KeyboardInterrupt if signum == signal.SIGINT else Stopped(signum)
         if first:
             for proc in live:
                 _signal(proc, signum)
@@ -64,14 +63,15 @@ def _signal(proc: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def check_stop(argv: list[str]) -> None:
-    """Interrupted when a stop signal was caught: no further run starts (``argv``: the one that
-    would have, named in the line)."""
-    if _STOP:
-        name = signal.Signals(_STOP[0]).name
-        raise Interrupted(_STOP[0], f"stopped by {name}; the runs started stopped with their "
-                                    f"checkpoints (robustrep {' '.join(argv[:2])} among them); "
-                                    f"the same command again continues them")
+def check_stop(ended: list[str] | None = None) -> None:
+    """Interrupted when a stop signal was caught: no further run starts (``ended``: the run
+    that has just stopped, named in the line; None before a run starts, which is not named)."""
+    if not _STOP:
+        return
+    name = signal.Signals(_STOP[0]).name
+    among = f" (robustrep {' '.join(ended[:2])} among them)" if ended else ""
+    raise Interrupted(_STOP[0], f"stopped by {name}; the runs started stopped with their "
+                                f"checkpoints{among}; the same command again continues them")
 
 
 def option_args(options: dict[str, Any]) -> list[str]:
@@ -126,7 +126,7 @@ def run_robustrep(argv: list[str], log: Path, threads: int | None = 1) -> int:
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log.parent.mkdir(parents=True, exist_ok=True)
-    check_stop(argv)
+    check_stop()  # the run is not started: it is not named
     with log.open("a") as handle:
         handle.write(f"$ {shlex.join(['robustrep', *argv])}\n")  # as a shell reads it
         handle.flush()

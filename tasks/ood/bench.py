@@ -106,7 +106,7 @@ def _run_all(plan: Plan, configs: list[dict[str, Any]], train: dict[str, Any],
     """Train and score every (setting, seed) in turn: their per-run records, ID accuracies and
     timings, and the model and steps the last run was trained with (its config's)."""
     from robustrep.tasks.common.launch import forwarding_signals
-    new: dict[str, list] = {"records": [], "runs": [], "timings": []}
+    new: dict[str, list] = {"records": [], "runs": [], "timings": [], "costs": []}
     used: dict[str, Any] = {}
     with forwarding_signals():  # a stop passes to the training run, which checkpoints
         for reg, config in zip(plan.regs, configs):
@@ -122,12 +122,18 @@ def _run_one(plan: Plan, reg: str, s: int, config: dict[str, Any], train: dict[s
              say: Callable[[str], None] | None) -> dict[str, Any]:
     """Train (or keep) and score the run of setting ``reg`` and seed ``s``; its rows go into
     ``new``. Returns the model and steps its config records."""
+    from robustrep.tasks.common.stops import stop_note
     from robustrep.tasks.ood.score import score_run
     run_dir = plan.out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
     base, extra = split_setting(reg)
     with _out_kept(plan.out):  # the child would make RUN (and the folders above it) again
         seconds = train_run(base, s, run_dir, steps=config["steps"],
                             train_opts={**plan.opts, **extra}, wanted=config, say=say, **train)
+    # a stop from here on, while no training runs, says what is kept (was: "stopped by
+    # SIGTERM" alone)
+    stop_note(f"the runs trained so far are kept in {plan.out / 'runs'} (a finished one is "
+              f"reused, an unfinished one resumes); the same command again scores them and "
+              f"goes on")
     if say is not None:
         say(f"scoring {counted(len(plan.specs), 'detector')} on "
             f"{counted(len(plan.ood), 'OOD set')}")
@@ -136,15 +142,32 @@ def _run_one(plan: Plan, reg: str, s: int, config: dict[str, Any], train: dict[s
         result, _ = score_run(run_dir, detectors=",".join(x.name for x in plan.specs),
                               ood=list(plan.ood), out=run_dir / "ood", plots=False,
                               show_progress=False, **score)
-        cfg = read_run(run_dir).config
-    new["timings"].append({"reg": reg, "seed": s, "train_seconds": round(seconds, 1),
-                           "score_seconds": round(time.perf_counter() - t0, 1)})
+        run = read_run(run_dir)
+    timing, cost = _timing(run, seconds, time.perf_counter() - t0)
+    new["timings"].append({"reg": reg, "seed": s, **timing})
+    new["costs"].append(cost)
+    cfg = run.config
     new["runs"].append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
     new["records"] += [{"reg": reg, "seed": s, **row} for row in result.rows()]
     if say is not None:
         say(f"train {seconds:.0f}s, score {new['timings'][-1]['score_seconds']:.0f}s, "
-            f"{_id_acc(result.id_accuracy)}{_eta(new['timings'], plan.total)}")
+            f"{_id_acc(result.id_accuracy)}{_eta(new['costs'], plan.total)}")
     return {"model": cfg["model"], "steps": cfg["steps"]}
+
+
+def _timing(run: Any, seconds: float, score_seconds: float) -> tuple[dict[str, float], float]:
+    """A run's timings for bench.json, and what running it cost, for the estimate.
+
+    ``train_seconds`` is the run's own training (metrics.jsonl's ``train_s``, a resume's
+    earlier part included; ``seconds``, this call's, for a run that records none): a kept run
+    took 0 s here and a resumed one its last part alone. The cost is this call's wall time for
+    a run trained whole here (its start and evaluations too), the recorded training for a kept
+    or resumed one, and the scoring."""
+    trained = run.last("train_s").get("train_s")
+    trained = float(trained) if isinstance(trained, (int, float)) else None
+    timing = {"train_seconds": round(seconds if trained is None else trained, 1),
+              "score_seconds": round(score_seconds, 1)}
+    return timing, max(seconds, trained or 0.0) + timing["score_seconds"]
 
 
 def _write_summary(plan: Plan, new: dict[str, list], info: dict[str, Any]) -> dict[str, Any]:
@@ -191,12 +214,12 @@ def _id_acc(accuracy: float | None) -> str:
     return "" if accuracy is None else f"ID acc {accuracy:.3f}, "
 
 
-def _eta(timings: list[dict[str, Any]], total: int) -> str:
-    """The time left at the mean cost of the runs so far (runs trained before cost only their
-    scoring, so a resumed bench's first estimates are low)."""
+def _eta(costs: list[float], total: int) -> str:
+    """The time left at the mean cost (seconds) of the runs so far; a kept or resumed run
+    counts its recorded training, so a bench run again does not read its earlier runs as
+    free (it had said 14 s left for 42 s)."""
     from robustrep.tasks.common.progress import duration
-    left = total - len(timings)
+    left = total - len(costs)
     if not left:
         return "done"
-    spent = sum(t["train_seconds"] + t["score_seconds"] for t in timings)
-    return f"about {duration(spent / len(timings) * left)} left"
+    return f"about {duration(sum(costs) / len(costs) * left)} left"

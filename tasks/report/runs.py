@@ -188,7 +188,7 @@ def execute(runs: list[Run], jobs: int, progress=None, say=None) -> list[str]:
         log = run_log(run)
         pending = run.pending()
         # a run queued when a signal stopped the report starts nothing: not even its line
-        check_stop(pending[0])
+        check_stop()
         if say is not None:
             say(f"report: run {next(started)}/{len(todo)}: {run.task} {run.reg} seed "
                 f"{run.seed} {_starting(pending)} (log: {log})")

@@ -51,3 +51,19 @@ def _ends_within(pid: int, seconds: float) -> bool:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     return False
+
+
+def test_a_stop_names_only_a_run_that_started(monkeypatch):
+    # Was: checked before a run started, the line named it "among" the runs that stopped with
+    # their checkpoints, though it never started
+    from robustrep.tasks.common import launch
+    from robustrep.tasks.common.errors import Interrupted
+    monkeypatch.setattr(launch, "_STOP", [signal.SIGTERM])
+    with pytest.raises(Interrupted) as before:
+        launch.check_stop()
+    assert str(before.value) == ("stopped by SIGTERM; the runs started stopped with their "
+                                 "checkpoints; the same command again continues them")
+    with pytest.raises(Interrupted) as after:
+        launch.check_stop(["gan", "train", "--out", "r"])
+    assert "checkpoints (robustrep gan train among them); the same" in str(after.value)
+    assert after.value.exit_code == 143

@@ -186,23 +186,26 @@ def _undrawn(monkeypatch):
 
 def test_the_progress_line_estimates_the_time_left_from_the_runs_so_far():
     from robustrep.tasks.ood.bench import _eta
-    timings = [{"train_seconds": 100.0, "score_seconds": 20.0},
-               {"train_seconds": 50.0, "score_seconds": 10.0}]
-    assert _eta(timings, 5) == "about 4m30s left"  # 90 s a run, 3 runs to go
-    assert _eta(timings, 2) == "done"
+    assert _eta([120.0, 60.0], 5) == "about 4m30s left"  # 90 s a run, 3 runs to go
+    assert _eta([120.0, 60.0], 2) == "done"
 
 
 def _bench_in_process(monkeypatch):
     """The bench's children, `classify train` and its dry run, in this process; returns the
     training command lines as they come."""
     from robustrep.tasks.cli import main
-    from robustrep.tasks.common import launch
+    from robustrep.tasks.common import launch, run_records
     _dry_run_in_process(monkeypatch)
     calls = []
 
     def in_process(argv, log, threads=None):
         calls.append(argv)
-        return main(argv)
+        # the run folders a child opens and finishes are its process's, not the bench's
+        opened, finished = list(run_records._OPENED), list(run_records._FINISHED)
+        try:
+            return main(argv)
+        finally:
+            run_records._OPENED[:], run_records._FINISHED[:] = opened, finished
 
     monkeypatch.setattr(launch, "run_robustrep", in_process)
     return calls
@@ -247,6 +250,42 @@ def test_a_length_in_epochs_trains_those_epochs(tmp_path, monkeypatch, capsys):
     assert main(_bench_argv(out, "--regs", "none@epochs=2", "--steps", "3")) == 2
     assert "--steps 3 and --regs setting 'none@epochs=2' are two ways" in capsys.readouterr().err
     assert len(calls) == 1
+
+
+def test_a_stop_while_scoring_says_what_is_kept_and_the_rerun_counts_its_training(
+        tmp_path, monkeypatch, capsys):
+    # Was: "robustrep ood bench: stopped by SIGTERM" alone, and the rerun, which reuses the
+    # trained run, recorded its train_seconds as 0 and estimated the runs left from that
+    import os
+    import signal
+
+    from robustrep.tasks.cli import main
+    from robustrep.tasks.common.run_records import read_run
+    from robustrep.tasks.ood import score
+    calls = _bench_in_process(monkeypatch)
+    _undrawn(monkeypatch)
+    scored = score.score_run
+    stopped = []
+
+    def stopping(*args, **kwargs):
+        if not stopped:
+            stopped.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return scored(*args, **kwargs)
+
+    monkeypatch.setattr(score, "score_run", stopping)
+    out = tmp_path / "bench"
+    argv = _bench_argv(out, "--regs", "none", "--steps", "4")
+    capsys.readouterr()
+    assert main(argv) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"robustrep ood bench: stopped by SIGTERM; the runs trained so far are kept in "
+        f"{out / 'runs'} (a finished one is reused, an unfinished one resumes); the same "
+        f"command again scores them and goes on")
+    assert main(argv) == 0 and len(calls) == 1  # the run was kept, not trained again
+    trained = read_run(out / "runs" / "none-s0").last("train_s")["train_s"]
+    timing = json.loads((out / "bench.json").read_text())["timings"][0]
+    assert trained > 0 and timing["train_seconds"] == round(trained, 1)
 
 
 def test_a_rerun_with_fewer_regs_keeps_the_other_regs_results(tmp_path, monkeypatch, capsys):
