@@ -40,7 +40,7 @@ def test_autoattack_progress_counts_the_work_left_on_the_samples_still_robust():
     assert bar.n == 9000 and bar.total == round(9000 + 70 * (900 + 900 + square))
     line = out.getvalue().strip().splitlines()[-1]
     # the pace so far (1000 sample-steps/s) over the work left: 242,667 s/1000 = 4m03s
-    assert "sample-steps 9000/251667 (4%) 1e+03 sample-steps/s ETA 4m03s" in line, line
+    assert "sample-steps 9000/251667 (4%) 1000 sample-steps/s ETA 4m03s" in line, line
     assert line.endswith("autoattack=apgd-ce 90/90 robust=70/100")
     # no line shows a component's news with the counts from before it
     assert all("sample-steps 9000/" in ln for ln in out.getvalue().splitlines() if "90/90" in ln)

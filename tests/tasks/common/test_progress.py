@@ -4,7 +4,7 @@ import io
 
 from tqdm.auto import tqdm
 
-from robustrep.tasks.common.progress import LogProgress, progress
+from robustrep.tasks.common.progress import LogProgress, progress, speed
 
 
 class Clock:
@@ -39,7 +39,24 @@ def test_not_a_terminal_gives_plain_lines_with_rate_eta_and_losses():
     bar2 = LogProgress(10, desc="", interval=0, file=out, clock=clock)
     bar2.update(1)
     bar2.update(1)
-    assert out.getvalue().splitlines()[-2:] == ["step 1/10 (10%) 0 it/s", "step 2/10 (20%) 0 it/s"]
+    # no time has passed: no rate yet (a resumed run that ended at once read "0 it/s")
+    assert out.getvalue().splitlines()[-2:] == ["step 1/10 (10%)", "step 2/10 (20%)"]
+
+
+def test_the_rate_leaves_out_the_first_steps_warm_up_and_reads_without_an_exponent():
+    # Was: the first step's 100 s warm-up entered the mean (ETA 10x the time left), and rates
+    # read "1.84e+03 image/s"
+    out, clock = io.StringIO(), Clock()
+    bar = LogProgress(110, desc="gan", interval=10, file=out, clock=clock)
+    clock.t += 100
+    bar.update(1)
+    for _ in range(10):
+        clock.t += 1
+        bar.update(1)
+    assert out.getvalue().splitlines()[-1] == "gan: step 11/110 (10%) 1 it/s ETA 1m39s"
+    assert [speed(r, "image") for r in (1840.4, 184.04, 7.94, 1.0)] == [
+        "1840 image/s", "184 image/s", "7.94 image/s", "1 image/s"]
+    assert [speed(r, "it") for r in (0.52, 1 / 3600)] == ["1.9s/it", "1h00m/it"]
 
 
 def test_progress_picks_by_terminal():
