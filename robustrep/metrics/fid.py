@@ -29,6 +29,7 @@ batched matrix product instead of a Python loop over subsets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -275,7 +276,8 @@ def _subset_indices(n: int, size: int, num_subsets: int, generator: torch.Genera
 def kid(feats_a: Tensor, feats_b: Tensor, num_subsets: int = 100, subset_size: int = 1000,
         degree: int = 3, gamma: float | None = None, coef0: float = 1.0,
         generator: torch.Generator | None = None,
-        max_chunk_elements: int = 2 ** 25) -> tuple[float, float]:
+        max_chunk_elements: int = 2 ** 25,
+        progress: Callable[[int], None] | None = None) -> tuple[float, float]:
     """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets.
 
     Each of ``num_subsets`` subsets takes ``subset_size`` rows of each set without replacement
@@ -290,6 +292,9 @@ def kid(feats_a: Tensor, feats_b: Tensor, num_subsets: int = 100, subset_size: i
         feats_a, feats_b: features ``[N_a, D]`` and ``[N_b, D]`` on one device.
         gamma: kernel scale; ``None`` is ``1 / D``.
         generator: draws the subsets (on the features' device).
+        progress: called with the number of subsets done after each chunk of them, for a
+            caller's progress display (the float64 kernels take tens of seconds on a CPU at
+            2048 dimensions); the values do not depend on it.
     """
     check_point_sets("feats_a", feats_a, "feats_b", feats_b)
     for name, v in (("num_subsets", num_subsets), ("subset_size", subset_size),
@@ -309,7 +314,11 @@ def kid(feats_a: Tensor, feats_b: Tensor, num_subsets: int = 100, subset_size: i
     idx_b = _subset_indices(b.shape[0], size, num_subsets, generator, a.device)
     # Per subset: two gathered [size, D] sets and three [size, size] kernel matrices.
     chunk = max(1, max_chunk_elements // (2 * size * a.shape[1] + 3 * size * size))
-    mmds = torch.cat([
-        polynomial_mmd2(a[idx_a[i:i + chunk]], b[idx_b[i:i + chunk]], degree, gamma, coef0)
-        for i in range(0, num_subsets, chunk)])
+    parts = []
+    for i in range(0, num_subsets, chunk):
+        parts.append(polynomial_mmd2(a[idx_a[i:i + chunk]], b[idx_b[i:i + chunk]], degree,
+                                     gamma, coef0))
+        if progress is not None:
+            progress(min(i + chunk, num_subsets))
+    mmds = torch.cat(parts)
     return float(mmds.mean()), float(mmds.std(correction=0))

@@ -336,26 +336,33 @@ def compare(args) -> dict[str, Any]:
     else:
         record.update(_statistics_only(args, sources))
         feats = [kept_features(s, args.torch_device) for s in sources]
+    # --save-stats as soon as A's statistics exist: a stop during KID (tens of seconds) had
+    # lost the file; one that cannot be written is said after the scores
+    saved, failed = _saved(args, feats[0], info)
     if len(sources) > 1:
-        record.update(_scores(sources, feats))
+        record.update(_scores(sources, feats, not getattr(args, "quiet", False)))
     for i, f in enumerate(feats):
         if f is not None:
             record[f"num_{'ab'[i]}"] = f["stats"].num
-    if args.save_stats is not None:
-        record["save_stats"] = _saved(args, feats[0], info, record)
+    if saved is not None:
+        record["save_stats"] = saved
+    if failed is not None:
+        print(format_table(record), flush=True)  # before the error line on stderr
+        raise failed
     return record
 
 
-def _saved(args, feats: dict, info: dict, record: dict[str, Any]) -> str:
-    """``--save-stats`` written; where it cannot be (a file another process wrote there
-    meanwhile, a full disk), the record computed is printed first, as it is when the file is
-    written, and then the line saying why (the process that lost the race to a new file had
+def _saved(args, feats: dict | None, info: dict) -> tuple[str | None, WriteFailed | None]:
+    """``--save-stats`` written (its path), or why it could not be (a file another process
+    wrote there meanwhile, a full disk): the caller prints the record it computes, as when the
+    file is written, and then the line (the process that lost the race to a new file had
     computed the scores, and printed none of them)."""
+    if args.save_stats is None:
+        return None, None
     try:
-        return str(save_stats(args.save_stats, feats, info, args.force))
-    except WriteFailed:
-        print(format_table(record), flush=True)  # before the error line on stderr
-        raise
+        return str(save_stats(args.save_stats, feats, info, args.force)), None
+    except WriteFailed as err:
+        return None, err
 
 
 def _note_unnamed_statistics(args, sources: list[Source], info: dict) -> None:
@@ -373,10 +380,11 @@ def _note_unnamed_statistics(args, sources: list[Source], info: dict) -> None:
                   f"inception-pytorch-fid", file=sys.stderr)
 
 
-def _scores(sources: list[Source], feats: list[dict | None]) -> dict[str, Any]:
+def _scores(sources: list[Source], feats: list[dict | None],
+            show_progress: bool = False) -> dict[str, Any]:
     if all(f is not None for f in feats):
         # B is the reference ("real") side, A the set judged ("fake") side
-        scores = score_features(feats[1], feats[0])
+        scores = score_features(feats[1], feats[0], show_progress=show_progress)
         return {"fid": scores.pop("fid"), **scores}
     # a statistics file's arrays are on the CPU, the other side's features where the net ran
     stats = [torch.as_tensor(t).cpu() for s, f in zip(sources, feats) for t in mean_cov(s, f)]

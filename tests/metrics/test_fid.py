@@ -161,6 +161,18 @@ def test_kid_matches_naive_with_fixed_subsets():
     assert again == pytest.approx((mean, std), rel=1e-12)
 
 
+def test_kid_tells_its_progress_per_chunk_of_subsets_without_changing_the_values():
+    gen = torch.Generator().manual_seed(5)
+    a, b = torch.randn(30, 4, generator=gen), torch.randn(40, 4, generator=gen)
+    told = []
+    # a chunk of 3 subsets: 2 * 10 * 4 + 3 * 10 * 10 = 380 values a subset
+    told_values = kid(a, b, num_subsets=7, subset_size=10, max_chunk_elements=3 * 380,
+                      generator=torch.Generator().manual_seed(1), progress=told.append)
+    assert told == [3, 6, 7]
+    assert told_values == kid(a, b, num_subsets=7, subset_size=10, max_chunk_elements=3 * 380,
+                              generator=torch.Generator().manual_seed(1))
+
+
 def test_kid_full_subsets_equal_full_set_estimate():
     gen = torch.Generator().manual_seed(6)
     a, b = torch.randn(6, 3, generator=gen), torch.randn(7, 3, generator=gen) + 1

@@ -493,6 +493,32 @@ def test_save_stats_keeps_a_file_written_there_while_it_worked(images, tmp_path,
     assert main([*argv, "--force"]) == 0 and "mu" in np.load(stats)
 
 
+def test_save_stats_is_written_before_kid_and_kid_shows_its_progress(images, tmp_path,
+                                                                    monkeypatch, capsys):
+    # Was: the file was written after KID (12-46 s without a word on 2 CPU cores), so a stop
+    # during KID lost it
+    from robustrep.tasks.gan import evaluate
+    np.save(tmp_path / "a.npy", images[0].numpy())
+    np.save(tmp_path / "b.npy", images[1].numpy())
+    stats = tmp_path / "s.npz"
+
+    def stopped(*args, **kwargs):
+        assert stats.is_file()
+        raise KeyboardInterrupt
+    monkeypatch.setattr(evaluate, "kid", stopped)
+    argv = ["gan", "fid", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--save-stats",
+            str(stats), "--fid-features", "digits"]
+    assert main(argv) == 130 and "mu" in np.load(stats)
+    monkeypatch.undo()
+    stats.unlink()
+    bars, shown = [], evaluate.progress
+    monkeypatch.setattr(evaluate, "progress", lambda *a, **k: bars.append(shown(*a, **k)) or
+                        bars[-1])
+    assert main(argv) == 0
+    kid_bar = next(bar for bar in bars if bar.desc == "KID subsets")
+    assert kid_bar.n == kid_bar.total == 100  # torch-fidelity's 100 subsets, told as they go
+
+
 def test_save_stats_lost_to_another_process_still_prints_the_scores(images, tmp_path,
                                                                     monkeypatch, capsys):
     """Two processes writing one new --save-stats file: the one whose file is refused (EEXIST)
