@@ -15,6 +15,7 @@ module loads G and draws the samples.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -206,14 +207,23 @@ def sample_run(run: str | Path, num: int = 64, grid: str | Path | None = None,
     if files is not None:
         out["outdir"] = str(Path(files[0]).parent)
     if grid is not None:
+        _writing(show_progress, total, grid)
         out["grid"] = str(_write_grid(samples, cfg, step, grid, nrow, replace_grid))
     if pt is not None:  # images clamped as the PNGs and FID take them (StyleGAN2 overshoots)
+        _writing(show_progress, total, pt)
         points = cfg is not None and cfg.is_points
         kept = samples if points else samples.clamp(-1, 1)
         out["pt"] = str(save_atomic({"samples": kept, "step": step, "seed": seed,
                                      "seeds": seed_list, "range": None if points else "[-1, 1]",
                                      **out}, pt, replace=force))
     return out
+
+
+def _writing(show: bool, total: int, path: str | Path) -> None:
+    """Said before a grid or ``.pt`` file of ``total`` samples is written: 8 s of 20,000 on 2
+    CPU cores had passed without a word after the samples' bar."""
+    if show:
+        print(f"writing {path} ({total} samples)", file=sys.stderr, flush=True)
 
 
 def _check_request(num: int, nrow: int | None, grid, outdir, seeds: Sequence[int] | None,

@@ -163,7 +163,7 @@ def _merged_meta(meta: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any
 
 
 def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots: bool = True,
-                 save_scores: bool = False) -> dict[str, Path]:
+                 save_scores: bool = False, show_progress: bool = False) -> dict[str, Path]:
     """Write this call's outputs merged with an earlier call's in the same folder, under the
     folder's lock: two calls used to read the results at their start and write them back at
     their end, and the first one's rows were lost. A killed call's temp files go. A stop waits
@@ -178,7 +178,7 @@ def write_merged(result: ScoreResult, out_dir: Path, meta: dict[str, Any], plots
         if old is not None and earlier is None:
             remove_earlier_outputs(result, out_dir, old)
         return write_outputs(result, out_dir, meta, plots=plots, save_scores=save_scores,
-                             earlier=earlier)
+                             earlier=earlier, show_progress=show_progress)
 
 
 # what write_outputs writes beside results.json (one roc/hist picture per OOD set)
@@ -186,13 +186,15 @@ OUTPUTS = ("results.csv", "results.md", "scores.pt", "roc_*.png", "hist_*.png")
 
 def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any],
                   plots: bool = True, save_scores: bool = False,
-                  earlier: dict[str, Any] | None = None) -> dict[str, Path]:
+                  earlier: dict[str, Any] | None = None,
+                  show_progress: bool = False) -> dict[str, Path]:
     """Write ``results.json``, ``.csv``, ``.md``, ``scores.pt`` and per-OOD-set PNGs to ``out_dir``.
 
     ``scores.pt`` holds every detector's scores (with the plots, or with ``save_scores``): a
     later call into the folder draws its OOD sets' pictures with the detectors of both calls.
     ``earlier``: the results.json of an earlier call whose rows ``result.previous`` keeps; the
-    files then hold both calls' rows and scores.
+    files then hold both calls' rows and scores. ``show_progress``: a bar over the OOD sets'
+    pictures (about half of a small call's time, which had passed without a word).
     """
     out = Path(out_dir)
     make_folder(out)  # under write_merged's lock: never again, should it be removed meanwhile
@@ -202,7 +204,7 @@ def write_outputs(result: ScoreResult, out_dir: str | Path, meta: dict[str, Any]
         from robustrep.tasks.common.checkpoint import save_atomic
         files["scores"] = save_atomic(scores, out / "scores.pt")
     if plots:
-        files.update(_draw(result, out, scores))
+        files.update(_draw(result, out, scores, show_progress))
     elif earlier is not None:
         _remove_pictures(result, out, result.ood_names, "this call measured them without plots")
     return files
@@ -251,29 +253,41 @@ def _merged_scores(result: ScoreResult, earlier: Path | None) -> dict[str, dict[
     return scores
 
 
-def _draw(result: ScoreResult, out: Path, scores: dict[str, dict[str, Any]]) -> dict[str, Path]:
+def _draw(result: ScoreResult, out: Path, scores: dict[str, dict[str, Any]],
+          show_progress: bool = False) -> dict[str, Path]:
     """ROC curves and score histograms of each OOD set this call measured, with every detector
     whose scores of it are known (this call's and an earlier call's)."""
-    from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
+    from robustrep.tasks.common.progress import progress
     files: dict[str, Path] = {}
     rows = result.merged_rows()
-    for ood in result.ood_names:
-        names = [r["detector"] for r in rows if r["ood"] == ood and not r.get("error")]
-        drawn = [n for n in names if ood in scores.get(n, {}) and "id" in scores[n]]
-        if len(drawn) < len(names):
-            result.notes.append(f"roc_{_slug(ood)}.png leaves out "
-                                f"{', '.join(n for n in names if n not in drawn)}: an earlier "
-                                f"call kept no scores of them (it ran with --no-plots)")
-        if not drawn:
-            _remove_pictures(result, out, [ood], "no detector's scores of it are kept")
-            continue
-        curves = {n: _curve(result.detectors.get(n), scores[n], ood) for n in drawn}
-        draw = roc_curves if len(curves) <= 8 else roc_curves_many
-        files[f"roc_{ood}"] = draw(curves, out / f"roc_{_slug(ood)}.png", title=f"ID vs {ood}")
-        panels = {n: {"ID": scores[n]["id"], ood: scores[n][ood]} for n in drawn}
-        files[f"hist_{ood}"] = histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
-                                              title=f"outlier scores, ID vs {ood}")
+    with progress(len(result.ood_names), desc="pictures", enabled=show_progress,
+                  unit="OOD set") as bar:
+        for ood in result.ood_names:
+            files.update(_draw_set(result, out, scores, rows, ood))
+            bar.update(1)
     return files
+
+
+def _draw_set(result: ScoreResult, out: Path, scores: dict[str, dict[str, Any]],
+              rows: list[dict[str, Any]], ood: str) -> dict[str, Path]:
+    """The ROC curves and histograms of OOD set ``ood``; none, and its earlier ones removed,
+    where no detector's scores of it are kept."""
+    from robustrep.tasks.common.plots import histogram_grid, roc_curves, roc_curves_many
+    names = [r["detector"] for r in rows if r["ood"] == ood and not r.get("error")]
+    drawn = [n for n in names if ood in scores.get(n, {}) and "id" in scores[n]]
+    if len(drawn) < len(names):
+        result.notes.append(f"roc_{_slug(ood)}.png leaves out "
+                            f"{', '.join(n for n in names if n not in drawn)}: an earlier "
+                            f"call kept no scores of them (it ran with --no-plots)")
+    if not drawn:
+        _remove_pictures(result, out, [ood], "no detector's scores of it are kept")
+        return {}
+    curves = {n: _curve(result.detectors.get(n), scores[n], ood) for n in drawn}
+    draw = roc_curves if len(curves) <= 8 else roc_curves_many
+    panels = {n: {"ID": scores[n]["id"], ood: scores[n][ood]} for n in drawn}
+    return {f"roc_{ood}": draw(curves, out / f"roc_{_slug(ood)}.png", title=f"ID vs {ood}"),
+            f"hist_{ood}": histogram_grid(panels, out / f"hist_{_slug(ood)}.png",
+                                          title=f"outlier scores, ID vs {ood}")}
 
 
 def _curve(det: DetectorResult | None, scores: dict[str, Any], ood: str) -> tuple[Any, Any, float]:

@@ -280,7 +280,8 @@ def score_run(run: str | Path, *, detectors: str, ood: list[str] | None = None,
     if foreign is not None and not out:
         from robustrep.tasks.common.output_paths import claim_new_folder
         out_dir = claim_new_folder(out_dir)
-    return result, write_merged(result, out_dir, meta, plots=plots, save_scores=save_scores)
+    return result, write_merged(result, out_dir, meta, plots=plots, save_scores=save_scores,
+                                show_progress=show_progress)
 
 
 def _load_classifier(run: Path | None, foreign: dict[str, Any] | None, dev: torch.device,

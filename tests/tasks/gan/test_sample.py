@@ -151,3 +151,15 @@ def test_a_run_on_a_greyscale_zip_samples_with_its_one_channel(tmp_path):
     assert main(argv) == 0
     saved = torch.load(tmp_path / "s.pt", weights_only=True)
     assert saved["samples"].shape == (2, 1, 16, 16)
+
+
+def test_the_grid_and_samples_file_are_said_before_they_are_written(tiny_run, tmp_path, capsys):
+    # Was: 8 s of 20,000 samples on 2 CPU cores after the samples' bar, without a word
+    argv = ["gan", "sample", str(tiny_run), "--num", "4", "--device", "cpu", "--grid",
+            str(tmp_path / "g.png"), "--pt", str(tmp_path / "s.pt")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"writing {tmp_path / 'g.png'} (4 samples)\n" in err
+    assert f"writing {tmp_path / 's.pt'} (4 samples)\n" in err
+    assert main([*argv, "--force", "--quiet"]) == 0
+    assert "writing" not in capsys.readouterr().err

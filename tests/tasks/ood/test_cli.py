@@ -60,6 +60,16 @@ def test_score_writes_table_json_csv_and_plots(fake_run, tmp_path, capsys):
         assert (out / f"hist_{ood}.png").stat().st_size > 0
 
 
+def test_the_pictures_are_counted_unless_quiet(fake_run, tmp_path, capsys):
+    # Was: about half of a small call's time drawing them, without a word
+    argv = ["ood", "score", str(fake_run), "--ood", "digits59", "gaussian", "--detectors",
+            "MaxSoftmax", "--max-samples", "8", "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert "pictures: OOD set 2/2 (100%)" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "pictures" not in capsys.readouterr().err
+
+
 def test_no_ema_on_a_run_without_ema_says_so(fake_run, tmp_path, capsys):
     # Was: silent; --no-ema scored the raw weights, as the call without it does on such a run
     argv = ["ood", "score", str(fake_run), "--ood", "gaussian", "--detectors", "MaxSoftmax",
