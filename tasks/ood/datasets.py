@@ -101,7 +101,10 @@ def list_lines(list_file: Path) -> list[str]:
                       f"as UTF-8") from None
 
 
-def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False) -> Dataset:
+def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False,
+              labels: bool = True) -> Dataset:
+    """An image folder, list or dataset zip; ``labels=False``: a zip's ``dataset.json`` is left
+    unread (an OOD set needs no labels, and one of label vectors was refused)."""
     from robustrep.data.local import image_folder, image_list, split_classes
     if name == "imagelist" and (len(rest) < 2 or not all(rest)):
         raise ConfigError("imagelist needs a root and a list file: imagelist:ROOT:LISTFILE")
@@ -109,7 +112,7 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
         raise ConfigError("imagefolder needs a path: imagefolder:PATH")
     channels, height, width = ctx.shape
     if name == "imagefolder" and is_zip(":".join(rest)):
-        return _zip_set(":".join(rest), ctx)
+        return _zip_set(":".join(rest), ctx, labels)
     if name == "imagefolder":  # timm's root/train + root/val layout: the split asked for
         rest = [str(imagefolder_split(os.path.expanduser(":".join(rest)), train))]
     first_image(name, rest)  # a missing folder or list is named before anything is read
@@ -126,7 +129,7 @@ def _path_set(name: str, rest: list[str], ctx: DataContext, train: bool = False)
         raise DataError(program_advice(err, skip_option=False)) from None
 
 
-def _zip_set(path: str, ctx: DataContext) -> Dataset:
+def _zip_set(path: str, ctx: DataContext, labels: bool = True) -> Dataset:
     """A stylegan2-ada dataset zip in the classifier's shape, every member checked now."""
     from robustrep.data.zipdata import ZipImageDataset
     channels, height, _ = ctx.shape
@@ -134,7 +137,7 @@ def _zip_set(path: str, ctx: DataContext) -> Dataset:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"dataset zip not found: expected a file at {path}")
     try:
-        return ZipImageDataset(path, height, channels, verify=True)
+        return ZipImageDataset(path, height, channels, verify=True, labels=labels)
     except ValueError as err:  # an unreadable member or dataset.json, named by the library
         raise DataError(program_advice(err, skip_option=False)) from None
 
@@ -244,7 +247,7 @@ def ood_dataset(spec: str, ctx: DataContext, limit: int | None = None) -> Datase
     elif name in LOCAL:
         dataset = _local(name, rest, ctx, train=False)
     elif name in ("imagefolder", "imagelist"):
-        dataset = _path_set(name, rest, ctx)
+        dataset = _path_set(name, rest, ctx, labels=False)
     else:
         raise unknown_dataset(spec)
     dataset = _check_shape(spec, dataset, ctx)

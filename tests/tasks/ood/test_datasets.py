@@ -114,3 +114,20 @@ def test_timm_split_layout_train_and_val(tmp_path):
     (root / "val" / "a").rename(root / "val" / "b")  # val lacks a: b keeps train's label 1
     assert {y for _, y in id_dataset(f"imagefolder:{root}", CTX, train=False)} == {1}
     assert len(id_dataset(f"imagefolder:{plain}", CTX, train=True)) == 3
+
+
+def test_an_ood_zip_of_label_vectors_is_read_without_its_labels(tmp_path):
+    # Was: refused ("reads integer class labels >= 0 only"), though an OOD set needs no labels;
+    # stylegan2-ada writes float or one-hot vectors there for conditioning
+    import io
+    import json
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "v.zip", "w") as archive:
+        for i in range(3):
+            png = io.BytesIO()
+            Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(png, format="PNG")
+            archive.writestr(f"{i}.png", png.getvalue())
+        archive.writestr("dataset.json", json.dumps({"labels": [["0.png", [0.0, 1.0]]]}))
+    ds = ood_dataset(f"imagefolder:{tmp_path / 'v.zip'}", CTX)
+    assert len(ds) == 3 and image_shape(ds) == (1, 16, 16)
+    assert float(ds[2][0].max()) > float(ds[1][0].max())  # the images, in order
