@@ -49,7 +49,7 @@ from robustrep.tasks.common.errors import DataError, TrainingDiverged
 from robustrep.tasks.common.optim import load_optimizer_state
 from robustrep.tasks.common.options import check_more_to_train, check_stop_after
 from robustrep.tasks.common.plots import curves, image_grid, scatter2d
-from robustrep.tasks.common.progress import fmt_postfix, progress
+from robustrep.tasks.common.progress import duration, fmt_postfix, progress
 from robustrep.tasks.common.rundir import RunDir, default_run_path
 from robustrep.tasks.common.runopen import check_run_folder, open_run, resumed
 from robustrep.tasks.common.runtime import grad_scaler, make_ema, maybe_compile, prepare_module
@@ -80,6 +80,13 @@ __all__ = ["Trainer", "TrainingDiverged", "train"]  # TrainingDiverged lives in 
 # the trainer
 
 
+def evaluations_left(step: int, steps: int, every: int, final: bool) -> int:
+    """The evaluations a run at ``step`` still makes: one at each multiple of ``every`` before
+    ``steps``, and the final one."""
+    due = (steps - 1) // every - step // every if every > 0 else 0
+    return max(0, due) + int(final and step < steps)
+
+
 class Trainer(TrainerBase):
     """One training run: builds the models and state, then :meth:`fit` runs the loop."""
 
@@ -96,6 +103,7 @@ class Trainer(TrainerBase):
         self.show_progress = show_progress and dist.is_main
         self.clock = TrainClock()  # training seconds, a resumed run's earlier ones included
         self.last_metrics: dict[str, Any] = {}
+        self.eval_seconds: float | None = None  # the last evaluation's, with its pictures
         self.last_eval_step: int | None = None
         self._shown: dict[str, float] = {}  # the loss means the progress bar shows (show)
         self.evaluator: Evaluator | None = None
@@ -230,6 +238,7 @@ class Trainer(TrainerBase):
             metrics["eval_s"] = round(time.time() - start, 2)
             self.last_metrics = self.run.log(self.step, kimg=self.kimg, **metrics)
             self.draw()
+            self.eval_seconds = time.time() - start  # its pictures too, for the bar's estimate
         self.last_eval_step = self.step
         barrier()
 
@@ -346,6 +355,11 @@ class Trainer(TrainerBase):
         for key in ("fid", "modes_covered"):
             if key in self.last_metrics:
                 post[f"{key}@{step}"] = self.last_metrics[key]
+        left = evaluations_left(self.step, self.cfg.steps, self.cfg.eval_every,
+                                self.cfg.final_eval)
+        if left and self.eval_seconds is not None:
+            # the bar's ETA counts the steps alone: it had said 7 s where 33 s were left
+            post["evals"] = f"+{duration(left * self.eval_seconds)}"
         bar.set_postfix(fmt_postfix(post))
 
     def finish(self, bar=None, means: dict[str, float] | None = None) -> None:

@@ -797,3 +797,24 @@ def test_a_run_removed_while_gan_eval_scores_it_is_not_made_again(digits_run, tm
     with pytest.raises(FolderGone, match="was removed or moved while gan eval scored it"):
         evaluate.evaluate_run(run, num_samples=16, device="cpu")
     assert not run.exists()
+
+
+def test_the_bar_adds_the_evaluations_still_to_come(tmp_path, monkeypatch, capsys):
+    # Was: its ETA counted the steps alone (tqdm), 7 s where 33 s were left with an evaluation
+    # every 50 steps
+    import sys
+
+    from robustrep.tasks.common.progress import LogProgress
+    from robustrep.tasks.gan import train as gan_train
+
+    from .conftest import tiny_config
+    assert [gan_train.evaluations_left(s, 10, 4, True) for s in (0, 4, 7, 8, 10)] == [
+        3, 2, 2, 1, 0]  # at 4 and 8, then the final one
+    assert gan_train.evaluations_left(3, 10, 0, False) == 0
+    monkeypatch.setattr(gan_train, "progress", lambda total, initial, desc, enabled: LogProgress(
+        total, initial, desc, interval=0, file=sys.stderr))
+    train(tiny_config(steps=3, eval_every=1, final_eval=True, log_every=1, out=str(tmp_path)),
+          show_progress=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("gan ")]
+    assert "evals=" not in lines[0]  # no evaluation timed yet
+    assert any("step 2/3" in ln and "evals=+" in ln for ln in lines), lines
