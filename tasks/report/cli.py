@@ -153,7 +153,7 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
     failures: list[str] = []
     todo = set() if args.collect else {(r.task, r.reg, r.seed) for r in runs if not r.done}
     if not args.collect:
-        failures = _train(runs, len(todo), args.jobs)
+        failures = _train(runs, len(todo), args.jobs, args.quiet)
     # the command that trains a run left unfinished: the folder's report with this page's runs
     train = f"to train it: {report_command(covering(settings, earlier), quick, out)}"
     records, unfinished = collect(runs, train)
@@ -188,19 +188,19 @@ def _report(args: argparse.Namespace, settings, quick: bool, out: Path, runs,
     return 1 if failures else 0
 
 
-def _train(runs, todo: int, jobs: int) -> list[str]:
+def _train(runs, todo: int, jobs: int, quiet: bool = False) -> list[str]:
     """Run the unfinished runs under a bar of runs, with an estimate at once and a line as
-    each starts (:func:`execute`); return the failures."""
+    each starts (:func:`execute`; none of them with ``quiet``); return the failures."""
     from robustrep.tasks.common.progress import duration, progress
     at_once = max(1, min(jobs, todo, os.cpu_count() or 1))
-    if todo:
+    if todo and not quiet:
         _say(None)(f"report: {todo} run{'' if todo == 1 else 's'} to do, {at_once} at a time: "
                    f"about {duration(-(-todo // at_once) * RUN_SECONDS)} ({RUN_SECONDS} s a run "
                    f"on 2 CPU cores, measured for --quick; the bar's ETA from the first run done "
                    f"on)")
-    bar = progress(total=todo, desc="report runs", unit="run")
+    bar = progress(total=todo, desc="report runs", unit="run", enabled=not quiet)
     try:
-        return execute(runs, jobs, bar, _say(bar))
+        return execute(runs, jobs, bar, None if quiet else _say(bar))
     finally:
         bar.close()
 

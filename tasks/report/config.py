@@ -25,3 +25,4 @@ class ReportOptions:
                                   "options not given are its report's (report_options.json), "
                                   "seeds or settings given are honoured (those runs only)")
     dry_run: bool = option(False, "print the planned commands and exit")
+    quiet: bool = shared("quiet")  # the bar, the estimate and each run's starting line

@@ -632,6 +632,19 @@ def test_a_report_gives_an_estimate_and_names_each_run_as_it_starts(tmp_path, ca
                                          f"checkpoint (log: {logs[0]})")
 
 
+def test_quiet_silences_the_progress_not_the_page_line(tmp_path, capsys, monkeypatch,
+                                                     undrawn):
+    # Was: refused (exit 2), where every other long command takes --quiet
+    monkeypatch.setattr(runs, "run_robustrep", _fake_child([]))
+    out = tmp_path / "r"
+    assert cli.main(["report", "--quick", "--seeds", "0", "--gan-regs", "none",
+                     "--classify-regs", "none", "--jobs", "1", "--out", str(out),
+                     "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == f"report: {out / 'report.md'} and {out / 'report.html'} (2 runs)\n"
+
+
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
 def test_a_run_queued_when_a_signal_stops_the_report_is_not_announced(tmp_path, capsys,
                                                                       monkeypatch, signum):
