@@ -103,7 +103,8 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
         seed: seeds AutoAttack's attacks and PGD's random starts; same seed, same result. PGD
             draws the whole set's starts at once: a sample starts at the same point at any
             ``batch_size``.
-        progress: called after each batch an AutoAttack component attacked, and every few
+        progress: called after each batch PGD or FGSM attacked (``done`` whole samples, of
+            ``total`` ``n``), and after each batch an AutoAttack component attacked and every few
             seconds inside one, with ``attack`` (the component), ``done`` and ``total``
             (samples of this component; only samples still robust enter it; inside a batch
             ``done`` is fractional, the batch's share estimated from the model calls made),
@@ -122,7 +123,8 @@ def robust_accuracy(model: nn.Module, data: Iterable | tuple[Tensor, Tensor],
         correct = _predict(model, x, batch_size, device) == y
         if attack in ("pgd", "fgsm"):
             fooled, convention, flags = _gradient_attack(model, x, y, attack, eps, norm, steps,
-                                                         step_size, batch_size, seed, device)
+                                                         step_size, batch_size, seed, device,
+                                                         progress, correct)
             robust = correct & ~fooled
         else:
             y_adv, convention, flags = run_autoattack(model, x, y, attack, eps, norm,
@@ -162,8 +164,12 @@ def eps_text(eps: float, norm: str = "Linf") -> str:
 
 def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: float, norm: str,
                      steps: int, step_size: float | None, batch_size: int, seed: int,
-                     device: torch.device) -> tuple[Tensor, str, tuple[str, ...]]:
-    """PGD or FGSM per batch; returns the per-sample 'fooled' flags and the convention."""
+                     device: torch.device,
+                     progress: Callable[[dict[str, Any]], None] | None = None,
+                     correct: Tensor | None = None) -> tuple[Tensor, str, tuple[str, ...]]:
+    """PGD or FGSM per batch; returns the per-sample 'fooled' flags and the convention.
+    ``progress`` is told after each batch (``correct``: the clean pass's, for the robust
+    count), as AutoAttack's components tell theirs."""
     from robustrep.adversarial import classifier_loss, fgsm, pgd
 
     ours = norm.lower()
@@ -179,6 +185,11 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
             x_adv = fgsm(loss_fn, xb, eps, norm=ours, model=model)
         with torch.no_grad():
             fooled.append((model(x_adv).argmax(1) != yb).cpu())
+        if progress is not None:
+            done = sum(len(f) for f in fooled)
+            kept = correct[:done] if correct is not None else torch.ones(done, dtype=torch.bool)
+            progress({"attack": attack, "done": done, "total": len(x), "n": len(x),
+                      "robust": int((kept & ~torch.cat(fooled)).sum())})
     if attack == "pgd":
         size = 2.5 * eps / steps if step_size is None else step_size
         convention = (f"PGD-{steps} (Madry et al. 2018; robustrep.adversarial.pgd, random start, "

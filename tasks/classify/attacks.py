@@ -110,7 +110,7 @@ class AttackWork:
         # whole samples: a batch's share shows in the bar's count, not as 37.4 samples; the
         # component named only inside AutoAttack ("square=square 0/8" for a lone one)
         count = f"{math.floor(done)}/{state['total']}"
-        self.bar.set_postfix({key: count if part == key else f"{part} {count}",
+        self.bar.set_postfix({key: count if key.startswith(part) else f"{part} {count}",
                               "robust": f"{state['robust']}/{state['n']}"}, refresh=False)
         self._show()
 

@@ -169,6 +169,9 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
         if name not in CORRUPTIONS:
             raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
     jobs = attack_jobs(attacks, pgd_steps)
+    if progress_bar:  # the clean pass and the attacks had run seconds to minutes unannounced
+        print(f"classify eval: {_plan_line(jobs, n_attack, corruptions, severities, cifar_c_root)}",
+              file=sys.stderr, flush=True)
     was_training = model.training
     model.eval()
     try:
@@ -202,6 +205,22 @@ def evaluate_model(model: nn.Module, data: Sequence | Iterable, device: str | to
         model.train(was_training)
     report["summary"] = _summary(report)
     return report
+
+
+def _plan_line(jobs, n_attack: int | None, corruptions: Sequence[str],
+               severities: Sequence[int], cifar_c_root: str | Path | None) -> str:
+    """What the evaluation does, in order: ``the clean pass, then pgd10, pgd20 on the first 1000
+    images, then 8 corruptions x 5 severities``."""
+    parts = ["the clean pass"]
+    if jobs:
+        on = f"the first {n_attack} images" if n_attack is not None else "every image"
+        parts.append(f"{', '.join(key for key, _, _ in jobs)} on {on}")
+    if corruptions and severities:
+        parts.append(f"{len(corruptions)} corruption{'s' * (len(corruptions) > 1)} x "
+                     f"{len(severities)} severit{'ies' if len(severities) > 1 else 'y'}")
+    if cifar_c_root is not None:
+        parts.append(f"the CIFAR-C files in {cifar_c_root}")
+    return ", then ".join(parts)
 
 
 def _note_slow_attacks(model: nn.Module, data, device: torch.device, jobs, n_attack: int | None,

@@ -446,3 +446,17 @@ def test_an_l2_radius_beyond_the_images_diagonal_is_refused_before_any_forward()
     x, y = tiny_data(model, n=4)
     for eps in (0.5, 6.9):  # a usual radius, and one inside the diagonal: no question asked
         assert robust_accuracy(model, (x, y), "fgsm", eps=eps, norm="l2").norm == "L2"
+
+
+def test_pgd_and_fgsm_tell_their_progress_after_each_batch():
+    # Was: nothing until the attack ended (an 11.7 s PGD sat at "0/1" on the bar)
+    model = tiny_model()
+    x, y = tiny_data(model, n=5, wrong=1)
+    for attack in ("pgd", "fgsm"):
+        told = []
+        result = robust_accuracy(model, (x, y), attack, eps=8 / 255, steps=3, batch_size=2,
+                                 progress=told.append)
+        assert [(s["attack"], s["done"], s["total"]) for s in told] == [
+            (attack, 2, 5), (attack, 4, 5), (attack, 5, 5)]
+        assert told[-1]["robust"] == int(result.robust.sum())
+        assert told[0]["robust"] == int(result.robust[:2].sum())

@@ -144,3 +144,34 @@ def test_the_slow_attacks_note_names_only_what_is_faster():
                          "smaller --n-attack (now 9)")
     fgsm = attacks.slow_attacks_note(attacks.attack_jobs(["fgsm", "pgd"], [1]), 1, 1e3, cpu)
     assert fgsm.endswith("(fewer samples stay robust in practice)")  # nothing is faster
+
+
+def test_a_pgd_attack_moves_the_bar_after_each_batch(monkeypatch):
+    # Was: PGD told nothing while it ran: the bar sat at its start until each attack ended
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3)).eval()
+    x, y = torch.rand(6, 3, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    out = io.StringIO()
+    monkeypatch.setattr(attacks, "progress", lambda total, **kw: LogProgress(
+        total, desc=kw["desc"], interval=0.0, file=out, unit=kw["unit"]))
+    attacks.adversarial_report(model, [(x, y)], ["pgd"], 8 / 255, "Linf", 3, pgd_steps=(4,),
+                               show_progress=True, batch_size=2)
+    counts = [line.split()[3] for line in out.getvalue().splitlines()]
+    # 4 steps of 1.25 sample-steps (a PGD step's measured cost) a sample
+    assert counts[:4] == ["0/30", "10/30", "20/30", "30/30"], out.getvalue()
+    assert "pgd4=2/6" in out.getvalue().splitlines()[1]
+
+
+def test_the_evaluation_says_its_plan_before_the_clean_pass(capsys):
+    # Was: 8-13 s of a small evaluation before any line (the clean pass and the attacks)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3)).eval()
+    data = [(torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0]))]
+    eval_metrics.evaluate_model(model, data, attacks=["pgd"], pgd_steps=(2,), n_attack=3,
+                                corruptions=["contrast"], severities=(1, 2),
+                                progress_bar=True)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "classify eval: the clean pass, then pgd2 on the first 3 images, then 1 corruption x "
+        "2 severities")
+    eval_metrics.evaluate_model(model, data, attacks=[], corruptions=[], progress_bar=False)
+    assert capsys.readouterr().err == ""
