@@ -14,33 +14,25 @@ stay apart.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robustrep.tasks.common import settings
 from robustrep.tasks.common.config import ConfigError
-from robustrep.tasks.common.errors import ChildFailed
 from robustrep.tasks.common.run_records import read_run
 
 
-def parse_opts(items: list[str], setting: str | None = None) -> dict[str, Any]:
-    """``NAME=VALUE`` items as a dict: ``--train-opt``'s, or those after a ``--regs``
-    ``setting``'s '@' signs."""
-    from robustrep.tasks.common.config import parse_literal
-    out = {}
-    for item in items or ():
-        key, eq, raw = str(item).partition("=")
-        if not eq or not key:
-            raise ConfigError(_bad_opt(str(item), setting))
-        key = key.strip().replace("-", "_")
-        if key in _BENCH_OWN:
-            where = "--train-opt" if setting is None else f"--regs {setting!r}:"
-            raise ConfigError(f"{where} {item}: {key} is the bench's to set for each run "
-                              f"({_BENCH_OWN[key]}); drop it")
-        out[key] = parse_literal(raw)
-    return out
+def parse_opts(items: list[str]) -> dict[str, Any]:
+    """``--train-opt``'s ``NAME=VALUE`` items as a dict."""
+    return settings.parse_opts(items, "--train-opt", _BENCH_OWN, "bench", lambda item: (
+        f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), got {item!r}"))
+
+
+def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
+    """``"adaptivemix@head=uos"`` -> ``("adaptivemix", {"head": "uos"})``."""
+    return settings.split_setting(setting, own=_BENCH_OWN)
 
 
 # classify train options the bench sets per run: given in --train-opt or a setting, they were
@@ -51,25 +43,6 @@ _BENCH_OWN = {"reg": "from --regs", "seed": "from --seeds",
               "run_dir": "under --out, as OUT/runs/SETTING-sSEED",
               "resume": "it resumes an unfinished run itself; --retrain trains it again",
               "dry_run": "its own dry runs check the settings before any run is trained"}
-
-
-def _bad_opt(item: str, setting: str | None) -> str:
-    """The refusal of an option that is no NAME=VALUE, naming where it was given: a --regs
-    setting's was refused as a "--train-opt" that the user never gave."""
-    if setting is None:
-        return f"--train-opt must look like NAME=VALUE (e.g. adv_steps=3), got {item!r}"
-    return (f"--regs {setting!r}: a setting is a classify --reg value (methods joined by '+'), "
-            f"each of its own classify options after an '@' as NAME=VALUE (e.g. "
-            f"none@head=uos, mixup+pgd@adv_steps=3); got {'@' + item!r}")
-
-
-def split_setting(setting: str) -> tuple[str, dict[str, Any]]:
-    """``"adaptivemix@head=uos"`` -> ``("adaptivemix", {"head": "uos"})``."""
-    reg, *opts = str(setting).split("@")
-    if not reg.strip():  # was refused by the run's own dry run, as "--reg" the user never gave
-        raise ConfigError(f"--regs {setting!r}: a setting starts with its methods, or none "
-                          f"(e.g. none@head=uos, mixup+pgd@adv_steps=3)")
-    return reg, parse_opts(opts, setting)
 
 
 # what a run's options may differ in from the setting asked for: the seed is the run's own; the
@@ -209,30 +182,17 @@ def check_settings(reg_list: list[str], train_opts: list[str], *, preset: str,
     setting's options; returns the resolved config of each setting. Refused: one line naming
     the option, before this program writes anything. ``tell`` gets a line after each setting
     (seconds each: a minute of silence for six settings)."""
-    from robustrep.tasks.common import launch
-
-    def dry_run(options: dict[str, Any], what: str) -> dict[str, Any]:
-        argv = ["classify", "train", *launch.option_args(options), "--dry-run"]
-        code, output, errors = launch.check_robustrep(argv)
-        lines = [ln for ln in (errors or output).splitlines() if ln.strip()]
-        if code != 0:
-            reason = (lines[-1] if lines else f"exit code {code}").split("error: ", 1)[-1]
-            reason = reason.split(" (see 'robustrep", 1)[0]  # the top-level help: ours instead
-            if code != 2:  # a crash of the check, not a refusal: no mistake of the user's
-                raise ChildFailed(f"{what}: robustrep classify train --dry-run failed (exit "
-                                  f"{code}): {reason}")
-            raise ConfigError(f"{what}: robustrep classify train does not accept it: {reason}; "
-                              f"see robustrep classify train --help for the accepted options")
-        return json.loads(output)
-
     base = {"preset": preset, "model": model, "steps": steps, "device": device}
     opts = parse_opts(train_opts)
     if opts:
-        dry_run({**base, **opts}, f"--train-opt {' '.join(map(str, train_opts))}")
+        settings.dry_run_config("classify", {**base, **opts},
+                                f"--train-opt {' '.join(map(str, train_opts))}")
     configs = []
     for i, r in enumerate(reg_list, 1):
-        configs.append(dry_run({**base, "reg": split_setting(r)[0].replace("+", ","), **opts,
-                                **split_setting(r)[1]}, f"--regs setting {r!r}"))
+        reg, extra = split_setting(r)
+        configs.append(settings.dry_run_config(
+            "classify", {**base, "reg": reg.replace("+", ","), **opts, **extra},
+            f"--regs setting {r!r}"))
         if tell is not None:
             tell(f"setting {i}/{len(reg_list)} ({r}) accepted")
     return configs

@@ -31,7 +31,7 @@ from robustrep._lists import check_no_empty_item
 from robustrep.registry import parse_combination
 from robustrep.tasks.common.cli import add_command
 from robustrep.tasks.common.errors import UserError
-from robustrep.tasks.common.launch import command
+from robustrep.tasks.common.launch import command, option_args
 from robustrep.tasks.common.options import unique
 from robustrep.tasks.report.config import ReportOptions
 from robustrep.tasks.report.conventions import conventions, table_notes
@@ -39,7 +39,8 @@ from robustrep.tasks.report.folder_options import (OPTIONS_FILE, Recorded, check
                                                    covering, recorded, report_command,
                                                    write_options)
 from robustrep.tasks.report.records import collect
-from robustrep.tasks.report.runs import FULL, QUICK, RUN_SECONDS, check_out, execute, plan
+from robustrep.tasks.report.runs import (FULL, QUICK, REPORT_OWN, RUN_SECONDS, check_out,
+                                         execute, plan)
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
@@ -75,12 +76,37 @@ def _settings(args: argparse.Namespace, earlier: Recorded | None = None):
 
 
 def _setting(text: str, program: str) -> str:
-    """One report row: ``none`` or a combination joined by ``+`` (checked by the registry)."""
+    """One report row: ``none`` or a combination joined by ``+`` (checked by the registry),
+    then its own options after '@' (``mixup,cutmix@mixup_alpha=0.8``; checked by
+    :func:`_check_options`)."""
+    from robustrep.tasks.common.settings import split_setting
+    reg, options = split_setting(text.strip(), f"--{program}-regs", program, REPORT_OWN,
+                                 "report")
     try:
-        names = parse_combination(text, program, joiner="+")
+        names = parse_combination(reg, program, joiner="+")
     except ValueError as err:
         raise UserError(f"--{program}-regs: {err}") from None
-    return ",".join(names) or "none"
+    # the values as the runs' flags give them (option_args), so one spelling names one row
+    return (",".join(names) or "none") + "".join(f"@{key}={option_args({key: value})[1]}"
+                                                 for key, value in options.items())
+
+
+def _check_options(settings) -> None:
+    """Each setting with options of its own, checked by its program's ``train --dry-run`` (in
+    a process of its own, a few seconds each) on every preset it trains, before any run: a
+    mistyped option had failed its runs one by one."""
+    from robustrep.tasks.common.settings import dry_run_config
+    from robustrep.tasks.report.runs import split_setting
+    presets = {"gan": ["digits-dcgan"] + ["grid-mlp"] * bool(settings.grid_steps),
+               "classify": ["digits-ood"]}
+    for program, regs in (("gan", settings.gan_regs), ("classify", settings.classify_regs)):
+        for reg in regs:
+            base, options = split_setting(reg)
+            if not options or (program == "gan" and base in ("cutmix", "srmix")):
+                continue  # (cutmix and srmix train no grid run)
+            for preset in presets[program]:
+                dry_run_config(program, {"preset": preset, "reg": base, **options},
+                               f"--{program}-regs setting {reg!r}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -96,6 +122,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     earlier = recorded(out)
     if earlier is not None:  # the options it was started with stand for those not given
         settings, quick = _continued(args, settings, quick, earlier, out)
+    if not args.collect:
+        _check_options(settings)
     runs = plan(settings, out)
     if args.dry_run:  # quoted as a shell reads them: --out may hold a space
         for run in runs:

@@ -123,7 +123,14 @@ def report_command(settings: Settings, quick: bool, out: Path, collect: bool = F
 def _values(field: str, values: tuple) -> list[str]:
     if field == "seeds":
         return [str(seed) for seed in values]
-    return [",".join(setting.replace(",", "+") for setting in values)]
+    return [",".join(_joined(setting) for setting in values)]
+
+
+def _joined(setting: str) -> str:
+    """A setting as ``--gan-regs`` takes it: its methods joined by '+' (``mixup+cutmix``), its
+    own options after '@' as they are."""
+    methods, at, options = setting.partition("@")
+    return methods.replace(",", "+") + at + options
 
 
 def covering(settings: Settings, earlier: Recorded | None) -> Settings:

@@ -137,7 +137,8 @@ def plan(settings: Settings, out: Path) -> list[Run]:
         for reg in settings.gan_regs:
             runs.append(_gan_run("gan", "digits-dcgan", reg, seed, settings.gan_steps, out,
                                  settings.gan_evals))
-            if settings.grid_steps and reg not in ("cutmix", "srmix"):  # no image regions
+            if settings.grid_steps and split_setting(reg)[0] not in ("cutmix", "srmix"):
+                # no image regions in 2-D points
                 runs.append(_gan_run("grid", "grid-mlp", reg, seed, settings.grid_steps, out))
         for reg in settings.classify_regs:
             runs.append(_classify_run(settings, reg, seed, out))
@@ -147,26 +148,52 @@ def plan(settings: Settings, out: Path) -> list[Run]:
 def _gan_run(task: str, preset: str, reg: str, seed: int, steps: int, out: Path,
              evals: int = 1) -> Run:
     """A GAN run evaluated ``evals`` times, evenly, the last at its final step (1: only then)."""
-    folder = out / "runs" / task / f"{reg}-seed{seed}"
+    folder = out / "runs" / task / f"{folder_name(reg)}-seed{seed}"
     every = steps // evals if evals > 1 else 0
-    cmd = ["gan", "train", "--preset", preset, "--reg", reg, "--seed", str(seed),
+    cmd = ["gan", "train", "--preset", preset, *setting_args(reg), "--seed", str(seed),
            "--steps", str(steps), "--eval-every", str(every), "--ckpt-every", str(steps),
            "--log-every", str(max(1, steps // 10)), "--out", str(folder), "--quiet"]
     return Run(task, reg, seed, folder, [cmd])
 
 
 def _classify_run(settings: Settings, reg: str, seed: int, out: Path) -> Run:
-    folder = out / "runs" / "classify" / f"{reg}-seed{seed}"
+    folder = out / "runs" / "classify" / f"{folder_name(reg)}-seed{seed}"
     steps = settings.classify_steps
     train = ["classify", "train", "--preset", "digits-ood", "--model", settings.classify_model,
-             "--reg", reg, "--seed", str(seed), "--steps", str(steps), "--eval-every", "0",
-             "--ckpt-every", str(steps), "--log-every", str(max(1, steps // 10)),
+             *setting_args(reg), "--seed", str(seed), "--steps", str(steps), "--eval-every",
+             "0", "--ckpt-every", str(steps), "--log-every", str(max(1, steps // 10)),
              "--out", str(folder), "--quiet"]
     evaluate = ["classify", "eval", str(folder), "--attacks", "pgd",
                 "--max-samples", str(settings.attack_samples), "--quiet"]
     score = ["ood", "score", str(folder), "--detectors", settings.detectors, "--quiet",
              "--no-plots"]
     return Run("classify", reg, seed, folder, [train, evaluate, score])
+
+
+# options the report sets for each run itself, refused in a setting's '@' options
+REPORT_OWN = {name: "the report's, the same for every setting" for name in (
+    "preset", "model", "steps", "epochs", "eval_every", "ckpt_every", "log_every", "quiet",
+    "dry_run")} | {"reg": "from the setting's methods", "seed": "from --seeds",
+                   "out": "under --out, as OUT/runs/TASK/SETTING-seedS",
+                   "resume": "it resumes an unfinished run itself"}
+
+
+def split_setting(reg: str) -> tuple[str, dict]:
+    """A report setting (``mixup,cutmix@mixup_alpha=0.8``): its methods and its own options."""
+    from robustrep.tasks.common import settings
+    return settings.split_setting(reg, own=REPORT_OWN, owner="report")
+
+
+def setting_args(reg: str) -> list[str]:
+    """``--reg`` and the setting's own options as flags."""
+    from robustrep.tasks.common.launch import option_args
+    base, options = split_setting(reg)
+    return ["--reg", base, *option_args(options)]
+
+
+def folder_name(reg: str) -> str:
+    """A setting as a folder name: ``mixup,cutmix_mixup_alpha-0.8`` (no '@' or '=')."""
+    return reg.replace("@", "_").replace("=", "-")
 
 
 def run_log(run: Run) -> Path:

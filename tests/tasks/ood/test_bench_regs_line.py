@@ -5,7 +5,7 @@ import pytest
 from robustrep.tasks.cli import main
 
 FORM = ("a setting is a classify --reg value (methods joined by '+'), each of its own classify "
-        "options after an '@' as NAME=VALUE (e.g. none@head=uos, mixup+pgd@adv_steps=3)")
+        "options after an '@' as NAME=VALUE (e.g. none@head=uos, mixup+cutmix@mixup_alpha=0.8)")
 
 
 @pytest.mark.parametrize("setting, item", [("none@foo", "foo"), ("none@=3", "=3"),
@@ -37,7 +37,7 @@ def test_a_setting_without_its_methods_names_regs(tmp_path, capsys, setting):
                  "MaxSoftmax", "--quiet"]) == 2
     assert capsys.readouterr().err == (
         f"robustrep ood bench: error: --regs {setting.strip()!r}: a setting starts with its "
-        f"methods, or none (e.g. none@head=uos, mixup+pgd@adv_steps=3)\n")
+        f"methods, or none (e.g. none@head=uos, mixup+cutmix@mixup_alpha=0.8)\n")
     assert not out.exists()
 
 

@@ -632,6 +632,42 @@ def test_a_report_gives_an_estimate_and_names_each_run_as_it_starts(tmp_path, ca
                                          f"checkpoint (log: {logs[0]})")
 
 
+def test_a_setting_carries_its_own_options_to_its_runs(tmp_path, children, monkeypatch,
+                                                        capsys, undrawn):
+    # Was: refused ("--classify-regs: ... 'mixup+cutmix@mixup_alpha=0.8'"), so a report could
+    # not compare timm's per-method alphas (--mixup 0.8 --cutmix 1.0)
+    from robustrep.tasks.common import launch
+    checked = []
+
+    def dry_run(argv):  # classify train --dry-run, as its own process answers
+        checked.append(argv)
+        ok = "--mixup-alpha" in argv or "--mixup-alpa" not in argv
+        return (0, "{}", "") if ok else (2, "", "robustrep classify train: error: "
+                                         "unrecognized arguments: --mixup-alpa 0.8")
+    monkeypatch.setattr(launch, "check_robustrep", dry_run)
+    out = tmp_path / "r"
+    argv = ["report", "--quick", "--seeds", "0", "--gan-regs", "none", "--jobs", "1",
+            "--classify-regs", "none,mixup+cutmix@mixup-alpha=0.8", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert checked == [["classify", "train", "--preset", "digits-ood", "--reg", "mixup,cutmix",
+                        "--mixup-alpha", "0.8", "--dry-run"]]  # the setting with options only
+    train = [a for a in children if a[:2] == ["classify", "train"] and "mixup,cutmix" in a][0]
+    assert train[train.index("--reg"):train.index("--reg") + 4] == [
+        "--reg", "mixup,cutmix", "--mixup-alpha", "0.8"]
+    folder = out / "runs" / "classify" / "mixup,cutmix_mixup_alpha-0.8-seed0"
+    assert train[train.index("--out") + 1] == str(folder) and (folder / "finished.json").is_file()
+    assert "| mixup,cutmix@mixup_alpha=0.8 |" in (out / "report.md").read_text()
+    assert json.loads((out / "report_options.json").read_text())["settings"]["classify_regs"] \
+        == ["none", "mixup,cutmix@mixup_alpha=0.8"]
+    capsys.readouterr()
+    bad = [*argv[:-4], "--classify-regs", "mixup@mixup-alpa=0.8", "--out", str(tmp_path / "b")]
+    assert cli.main(bad) == 2 and not (tmp_path / "b" / "runs").exists()
+    assert capsys.readouterr().err == (
+        "robustrep report: error: --classify-regs setting 'mixup@mixup_alpa=0.8': robustrep "
+        "classify train does not accept it: unrecognized arguments: --mixup-alpa 0.8; see "
+        "robustrep classify train --help for the accepted options\n")
+
+
 def test_quiet_silences_the_progress_not_the_page_line(tmp_path, capsys, monkeypatch,
                                                      undrawn):
     # Was: refused (exit 2), where every other long command takes --quiet
