@@ -74,3 +74,8 @@ def dry_run_config(program: str, options: dict[str, Any], what: str) -> dict[str
         raise ConfigError(f"{what}: robustrep {program} train does not accept it: {reason}; "
                           f"see robustrep {program} train --help for the accepted options")
     return json.loads(output)
+
+
+def folder_name(setting: str) -> str:
+    """A setting as a folder name: ``mixup+cutmix_mixup_alpha-0.8`` (no '@' or '=')."""
+    return setting.replace("@", "_").replace("=", "-")

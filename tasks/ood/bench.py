@@ -122,9 +122,10 @@ def _run_one(plan: Plan, reg: str, s: int, config: dict[str, Any], train: dict[s
              say: Callable[[str], None] | None) -> dict[str, Any]:
     """Train (or keep) and score the run of setting ``reg`` and seed ``s``; its rows go into
     ``new``. Returns the model and steps its config records."""
+    from robustrep.tasks.common.settings import folder_name
     from robustrep.tasks.common.stops import stop_note
     from robustrep.tasks.ood.score import score_run
-    run_dir = plan.out / "runs" / f"{reg.replace('@', '_').replace('=', '-')}-s{s}"
+    run_dir = plan.out / "runs" / f"{folder_name(reg)}-s{s}"
     base, extra = split_setting(reg)
     with _out_kept(plan.out):  # the child would make RUN (and the folders above it) again
         seconds = train_run(base, s, run_dir, steps=config["steps"],

@@ -26,6 +26,7 @@ from robustrep.tasks.common.errors import UserError
 from robustrep.tasks.common.launch import (check_stop, forwarding_signals, last_lines,
                                            run_robustrep)
 from robustrep.tasks.common.run_records import FINISHED, read_run
+from robustrep.tasks.common.settings import folder_name
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,6 @@ def setting_args(reg: str) -> list[str]:
     from robustrep.tasks.common.launch import option_args
     base, options = split_setting(reg)
     return ["--reg", base, *option_args(options)]
-
-
-def folder_name(reg: str) -> str:
-    """A setting as a folder name: ``mixup,cutmix_mixup_alpha-0.8`` (no '@' or '=')."""
-    return reg.replace("@", "_").replace("=", "-")
 
 
 def run_log(run: Run) -> Path:
