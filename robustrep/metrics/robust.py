@@ -185,11 +185,11 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
             x_adv = fgsm(loss_fn, xb, eps, norm=ours, model=model)
         with torch.no_grad():
             fooled.append((model(x_adv).argmax(1) != yb).cpu())
-        if progress is not None:
-            done = sum(len(f) for f in fooled)
-            kept = correct[:done] if correct is not None else torch.ones(done, dtype=torch.bool)
+        if progress is not None:  # robust: as AutoAttack counts it, the clean-correct
+            done = sum(len(f) for f in fooled)  # less those fooled so far
+            right = correct if correct is not None else torch.ones(len(x), dtype=torch.bool)
             progress({"attack": attack, "done": done, "total": len(x), "n": len(x),
-                      "robust": int((kept & ~torch.cat(fooled)).sum())})
+                      "robust": int(right.sum()) - int((right[:done] & torch.cat(fooled)).sum())})
     if attack == "pgd":
         size = 2.5 * eps / steps if step_size is None else step_size
         convention = (f"PGD-{steps} (Madry et al. 2018; robustrep.adversarial.pgd, random start, "

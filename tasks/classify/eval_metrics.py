@@ -213,7 +213,8 @@ def _plan_line(jobs, n_attack: int | None, corruptions: Sequence[str],
     images, then 8 corruptions x 5 severities``."""
     parts = ["the clean pass"]
     if jobs:
-        on = f"the first {n_attack} images" if n_attack is not None else "every image"
+        on = f"the first {n_attack} images (all, if fewer)" if n_attack is not None \
+            else "every image"
         parts.append(f"{', '.join(key for key, _, _ in jobs)} on {on}")
     if corruptions and severities:
         parts.append(f"{len(corruptions)} corruption{'s' * (len(corruptions) > 1)} x "

@@ -69,7 +69,9 @@ def check_stop(ended: list[str] | None = None) -> None:
     if not _STOP:
         return
     name = signal.Signals(_STOP[0]).name
-    among = f" (robustrep {' '.join(ended[:2])} among them)" if ended else ""
+    # a training run checkpointed; an evaluation or scoring has none, and is done again
+    among = (f" (robustrep {' '.join(ended[:2])} among them)" if ended and ended[1:2] == ["train"]
+             else "")
     raise Interrupted(_STOP[0], f"stopped by {name}; the runs started stopped with their "
                                 f"checkpoints{among}; the same command again continues them")
 

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 LOG_INTERVAL = 10.0  # seconds between two plain log lines
+WARM_UPDATES = 10  # updates after the first before the rate leaves the first one out
 
 
 def duration(seconds: float) -> str:
@@ -31,9 +32,9 @@ def speed(rate: float, unit: str) -> str:
     """``1840 image/s``, ``7.9 it/s``, ``0.52 it/s``; below one a second, tqdm's ``3.2s/it``
     (a log had read ``1.84e+03 image/s``)."""
     if rate >= 1:
-        return f"{rate:.0f} {unit}/s" if rate >= 1000 else f"{rate:.3g} {unit}/s"
+        return f"{rate:.0f} {unit}/s" if rate >= 99.5 else f"{rate:.3g} {unit}/s"
     per = 1 / rate
-    return f"{per:.1f}s/{unit}" if per < 100 else f"{duration(per)}/{unit}"
+    return f"{per:.1f}s/{unit}" if per < 99.95 else f"{duration(per)}/{unit}"
 
 
 class LogProgress:
@@ -48,16 +49,19 @@ class LogProgress:
         self.postfix: dict[str, Any] = {}
         self._start_n, self._start = initial, clock()
         self._first: tuple[int, float] | None = None  # count and time at the first update's end
+        self._updates = 0
         self._last_line = self._start
         self._last_n, self._last_postfix = initial, {}
         self.closed = False
 
     def rate(self) -> float:
-        """Units a second since the first update ended: the first (a warm-up: compilation,
-        the first batch's workers) counts only while it is all there is; it had made a log's
-        first estimate 2.4x the time left."""
+        """Units a second since the first update ended, once ``WARM_UPDATES`` more have come:
+        the first (a warm-up: compilation, the first batch's workers) had made a log's first
+        estimate 2.4x the time left. With fewer (a report's runs, two of which end together),
+        the whole time since the start: from the first's end, one second for the second run
+        had read as its pace."""
         now = self.clock()
-        if self._first is not None and self.n > self._first[0] and now > self._first[1]:
+        if self._first is not None and self._updates > WARM_UPDATES and now > self._first[1]:
             return (self.n - self._first[0]) / (now - self._first[1])
         elapsed = now - self._start
         return (self.n - self._start_n) / elapsed if elapsed > 0 else 0.0
@@ -83,6 +87,7 @@ class LogProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        self._updates += 1
         if self._first is None:
             self._first = (self.n, self.clock())
         if self.clock() - self._last_line >= self.interval:

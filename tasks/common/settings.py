@@ -13,6 +13,7 @@ process of its own (:func:`dry_run_config`), as the programs never import each o
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,8 @@ def parse_opts(items: list[str], where: str, own: Mapping[str, str], owner: str,
         if not eq or not key:
             raise ConfigError(bad(str(item)))
         key = key.strip().replace("-", "_")
+        if key in out:  # the last had won, unsaid
+            raise ConfigError(f"{where} {item}: {key} is given twice; give it once")
         if key in own:
             raise ConfigError(f"{where} {item}: {key} is the {owner}'s to set for each run "
                               f"({own[key]}); drop it")
@@ -77,5 +80,7 @@ def dry_run_config(program: str, options: dict[str, Any], what: str) -> dict[str
 
 
 def folder_name(setting: str) -> str:
-    """A setting as a folder name: ``mixup+cutmix_mixup_alpha-0.8`` (no '@' or '=')."""
-    return setting.replace("@", "_").replace("=", "-")
+    """A setting as one folder's name: ``mixup+cutmix_mixup_alpha-0.8``, '@' and '=' replaced,
+    and any character but letters, digits and ``._,+-`` made ``_`` (a '/' in a value had made
+    folders, and ``..`` put a run outside ``--out``)."""
+    return re.sub(r"[^\w.,+-]", "_", setting.replace("@", "_").replace("=", "-"))

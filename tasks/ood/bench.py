@@ -151,7 +151,7 @@ def _run_one(plan: Plan, reg: str, s: int, config: dict[str, Any], train: dict[s
     new["runs"].append({"reg": reg, "seed": s, "id_accuracy": result.id_accuracy})
     new["records"] += [{"reg": reg, "seed": s, **row} for row in result.rows()]
     if say is not None:
-        say(f"train {seconds:.0f}s, score {new['timings'][-1]['score_seconds']:.0f}s, "
+        say(f"train {timing['train_seconds']:.0f}s, score {timing['score_seconds']:.0f}s, "
             f"{_id_acc(result.id_accuracy)}{_eta(new['costs'], plan.total)}")
     return {"model": cfg["model"], "steps": cfg["steps"]}
 

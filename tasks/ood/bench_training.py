@@ -42,6 +42,7 @@ _BENCH_OWN = {"reg": "from --regs", "seed": "from --seeds",
               "out": "under --out, as OUT/runs/SETTING-sSEED",
               "run_dir": "under --out, as OUT/runs/SETTING-sSEED",
               "resume": "it resumes an unfinished run itself; --retrain trains it again",
+              "stop_after": "it trains each run to its end",
               "dry_run": "its own dry runs check the settings before any run is trained"}
 
 

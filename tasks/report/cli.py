@@ -86,9 +86,16 @@ def _setting(text: str, program: str) -> str:
         names = parse_combination(reg, program, joiner="+")
     except ValueError as err:
         raise UserError(f"--{program}-regs: {err}") from None
-    # the values as the runs' flags give them (option_args), so one spelling names one row
-    return (",".join(names) or "none") + "".join(f"@{key}={option_args({key: value})[1]}"
-                                                 for key, value in options.items())
+    # the values as the runs' flags give them, in one order, so one spelling names one row
+    return (",".join(names) or "none") + "".join(f"@{key}={_flag_value(value)}"
+                                                 for key, value in sorted(options.items()))
+
+
+def _flag_value(value) -> str:
+    """A setting's value as its run's flag gives it (``option_args``); None, which gives no
+    flag (the program's default), as ``None``."""
+    given = option_args({"value": value})
+    return given[1] if given else "None"
 
 
 def _check_options(settings) -> None:
@@ -102,9 +109,9 @@ def _check_options(settings) -> None:
     for program, regs in (("gan", settings.gan_regs), ("classify", settings.classify_regs)):
         for reg in regs:
             base, options = split_setting(reg)
-            if not options or (program == "gan" and base in ("cutmix", "srmix")):
-                continue  # (cutmix and srmix train no grid run)
-            for preset in presets[program]:
+            for preset in presets[program] if options else ():
+                if preset == "grid-mlp" and base in ("cutmix", "srmix"):
+                    continue  # (no grid run: 2-D points have no image regions)
                 dry_run_config(program, {"preset": preset, "reg": base, **options},
                                f"--{program}-regs setting {reg!r}")
 

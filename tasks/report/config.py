@@ -18,7 +18,8 @@ class ReportOptions:
     jobs: int = option(2, "runs at a time", min=1)
     seeds: list[int] | None = shared("seeds", None, default_help="0 1 2")
     gan_regs: str | None = option(None, "GAN settings, each a --reg value joined by '+' for "
-                                        "combinations", metavar="R,...")
+                                        "combinations, then its own gan train options after "
+                                        "'@' (mixup+cutmix@mixup_alpha=0.8)", metavar="R,...")
     classify_regs: str | None = option(None, "classifier settings, as --gan-regs",
                                        metavar="R,...")
     collect: bool = option(False, "train nothing: read the runs already under --out; the "

@@ -459,4 +459,6 @@ def test_pgd_and_fgsm_tell_their_progress_after_each_batch():
         assert [(s["attack"], s["done"], s["total"]) for s in told] == [
             (attack, 2, 5), (attack, 4, 5), (attack, 5, 5)]
         assert told[-1]["robust"] == int(result.robust.sum())
-        assert told[0]["robust"] == int(result.robust[:2].sum())
+        # as AutoAttack's: the clean-correct, less those fooled so far (it counted up from 0)
+        assert told[0]["robust"] == int(result.correct.sum()) - int(
+            (result.correct[:2] & ~result.robust[:2]).sum())

@@ -171,7 +171,8 @@ def test_the_evaluation_says_its_plan_before_the_clean_pass(capsys):
                                 corruptions=["contrast"], severities=(1, 2),
                                 progress_bar=True)
     assert capsys.readouterr().err.splitlines()[0] == (
-        "classify eval: the clean pass, then pgd2 on the first 3 images, then 1 corruption x "
+        "classify eval: the clean pass, then pgd2 on the first 3 images (all, if fewer), then 1 "
+        "corruption x "
         "2 severities")
     eval_metrics.evaluate_model(model, data, attacks=[], corruptions=[], progress_bar=False)
     assert capsys.readouterr().err == ""

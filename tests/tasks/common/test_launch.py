@@ -67,3 +67,6 @@ def test_a_stop_names_only_a_run_that_started(monkeypatch):
         launch.check_stop(["gan", "train", "--out", "r"])
     assert "checkpoints (robustrep gan train among them); the same" in str(after.value)
     assert after.value.exit_code == 143
+    with pytest.raises(Interrupted) as scored:  # an evaluation has no checkpoint to name
+        launch.check_stop(["classify", "eval", "RUN"])
+    assert "among them" not in str(scored.value)

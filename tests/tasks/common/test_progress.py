@@ -50,13 +50,24 @@ def test_the_rate_leaves_out_the_first_steps_warm_up_and_reads_without_an_expone
     bar = LogProgress(110, desc="gan", interval=10, file=out, clock=clock)
     clock.t += 100
     bar.update(1)
-    for _ in range(10):
+    for _ in range(11):
         clock.t += 1
         bar.update(1)
     assert out.getvalue().splitlines()[-1] == "gan: step 11/110 (10%) 1 it/s ETA 1m39s"
     assert [speed(r, "image") for r in (1840.4, 184.04, 7.94, 1.0)] == [
         "1840 image/s", "184 image/s", "7.94 image/s", "1 image/s"]
     assert [speed(r, "it") for r in (0.52, 1 / 3600)] == ["1.9s/it", "1h00m/it"]
+    assert [speed(999.7, "it"), speed(1 / 99.96, "it")] == ["1000 it/s", "1m40s/it"]
+
+
+def test_a_few_updates_that_end_together_are_paced_from_the_start():
+    # Was: a report's two runs ending 1 s apart read as 1 run/s (ETA 4s, 128 s left)
+    out, clock = io.StringIO(), Clock()
+    bar = LogProgress(6, desc="report runs", interval=0, file=out, clock=clock, unit="run")
+    for t in (64, 65):
+        clock.t = t
+        bar.update(1)
+    assert out.getvalue().splitlines()[-1] == "report runs: run 2/6 (33%) 32.5s/run ETA 2m10s"
 
 
 def test_progress_picks_by_terminal():

@@ -29,3 +29,12 @@ def test_a_malformed_setting_names_the_flag_the_program_and_the_owner():
                               "set for each run (from --seeds); drop it")
     with pytest.raises(ConfigError, match="^bad: x$"):
         parse_opts(["x"], "--train-opt", {}, "bench", lambda item: f"bad: {item}")
+
+
+def test_a_key_given_twice_is_refused_and_a_folder_name_is_one_folder():
+    from robustrep.tasks.common.settings import folder_name
+    with pytest.raises(ConfigError, match="mixup_alpha is given twice; give it once$"):
+        split_setting("mixup@mixup_alpha=0.8@mixup-alpha=0.5")  # the last had won, unsaid
+    # a '/' had made folders, and '..' put the run outside --out
+    assert folder_name("none@config=/tmp/../../x y.json") == "none_config-_tmp_.._.._x_y.json"
+    assert folder_name("mixup,cutmix@mixup_alpha=0.8") == "mixup,cutmix_mixup_alpha-0.8"

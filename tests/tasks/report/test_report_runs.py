@@ -668,6 +668,25 @@ def test_a_setting_carries_its_own_options_to_its_runs(tmp_path, children, monke
         "robustrep classify train --help for the accepted options\n")
 
 
+def test_settings_are_checked_on_every_preset_they_train_and_spelled_one_way(
+        tmp_path, monkeypatch, capsys):
+    # Was: a GAN cutmix or srmix setting was never checked; None crashed (IndexError); the
+    # report did not claim stop_after, so a setting named a run trained to the report's end
+    from robustrep.tasks.common import launch
+    checked = []
+    monkeypatch.setattr(launch, "check_robustrep",
+                        lambda argv: checked.append(argv) or (0, "{}", ""))
+    argv = ["report", "--seeds", "0", "--dry-run", "--out", str(tmp_path / "r"),
+            "--classify-regs", "none@drop_path=None@head=uos"]
+    assert cli.main([*argv, "--gan-regs", "cutmix@mixup_alpha=0.5"]) == 0
+    assert [a[:4] for a in checked] == [["gan", "train", "--preset", "digits-dcgan"],
+                                        ["classify", "train", "--preset", "digits-ood"]]
+    assert "runs/classify/none_drop_path-None_head-uos-seed0" in capsys.readouterr().out
+    assert cli.main([*argv, "--gan-regs", "none@stop_after=10"]) == 2
+    assert "stop_after=10: stop_after is the report's to set for each run" in \
+        capsys.readouterr().err
+
+
 def test_quiet_silences_the_progress_not_the_page_line(tmp_path, capsys, monkeypatch,
                                                      undrawn):
     # Was: refused (exit 2), where every other long command takes --quiet
