@@ -174,9 +174,10 @@ def _classify_run(settings: Settings, reg: str, seed: int, out: Path) -> Run:
 # options the report sets for each run itself, refused in a setting's '@' options
 REPORT_OWN = {name: "the report's, the same for every setting" for name in (
     "preset", "model", "steps", "epochs", "stop_after", "eval_every", "ckpt_every",
-    "log_every", "quiet", "dry_run")} | {"reg": "from the setting's methods", "seed": "from --seeds",
-                   "out": "under --out, as OUT/runs/TASK/SETTING-seedS",
-                   "resume": "it resumes an unfinished run itself"}
+    "log_every", "quiet", "dry_run")} | {
+    "reg": "from the setting's methods", "seed": "from --seeds",
+    "out": "under --out, as OUT/runs/TASK/SETTING-seedS",
+    "resume": "it resumes an unfinished run itself"}
 
 
 def split_setting(reg: str) -> tuple[str, dict]:
