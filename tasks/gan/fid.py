@@ -339,6 +339,10 @@ def compare(args) -> dict[str, Any]:
     # --save-stats as soon as A's statistics exist: a stop during KID (tens of seconds) had
     # lost the file; one that cannot be written is said after the scores
     saved, failed = _saved(args, feats[0], info)
+    if saved is not None:  # a stop during KID: the general line had said "does the work again"
+        from robustrep.tasks.common.stops import stop_note
+        stop_note(f"--save-stats {saved} was written whole, the scores not; the same command "
+                  f"again needs --force to write it again")
     if len(sources) > 1:
         record.update(_scores(sources, feats, not getattr(args, "quiet", False)))
     for i, f in enumerate(feats):

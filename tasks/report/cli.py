@@ -98,10 +98,10 @@ def _flag_value(value) -> str:
     return given[1] if given else "None"
 
 
-def _check_options(settings) -> None:
+def _check_options(settings, say=None) -> None:
     """Each setting with options of its own, checked by its program's ``train --dry-run`` (in
-    a process of its own, a few seconds each) on every preset it trains, before any run: a
-    mistyped option had failed its runs one by one."""
+    a process of its own, a few seconds each, each told to ``say``) on every preset it trains,
+    before any run: a mistyped option had failed its runs one by one."""
     from robustrep.tasks.common.settings import dry_run_config
     from robustrep.tasks.report.runs import split_setting
     presets = {"gan": ["digits-dcgan"] + ["grid-mlp"] * bool(settings.grid_steps),
@@ -112,6 +112,9 @@ def _check_options(settings) -> None:
             for preset in presets[program] if options else ():
                 if preset == "grid-mlp" and base in ("cutmix", "srmix"):
                     continue  # (no grid run: 2-D points have no image regions)
+                if say is not None:
+                    say(f"report: checking --{program}-regs setting {reg!r} with robustrep "
+                        f"{program} train --preset {preset} --dry-run")
                 dry_run_config(program, {"preset": preset, "reg": base, **options},
                                f"--{program}-regs setting {reg!r}")
 
@@ -130,7 +133,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if earlier is not None:  # the options it was started with stand for those not given
         settings, quick = _continued(args, settings, quick, earlier, out)
     if not args.collect:
-        _check_options(settings)
+        _check_options(settings, None if args.quiet else _say(None))
     runs = plan(settings, out)
     if args.dry_run:  # quoted as a shell reads them: --out may hold a space
         for run in runs:

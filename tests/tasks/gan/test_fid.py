@@ -509,6 +509,9 @@ def test_save_stats_is_written_before_kid_and_kid_shows_its_progress(images, tmp
     argv = ["gan", "fid", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--save-stats",
             str(stats), "--fid-features", "digits"]
     assert main(argv) == 130 and "mu" in np.load(stats)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"robustrep gan fid: interrupted (Ctrl-C); --save-stats {stats} was written whole, the "
+        f"scores not; the same command again needs --force to write it again")
     monkeypatch.undo()
     stats.unlink()
     bars, shown = [], evaluate.progress

@@ -662,10 +662,12 @@ def test_a_setting_carries_its_own_options_to_its_runs(tmp_path, children, monke
     capsys.readouterr()
     bad = [*argv[:-4], "--classify-regs", "mixup@mixup-alpa=0.8", "--out", str(tmp_path / "b")]
     assert cli.main(bad) == 2 and not (tmp_path / "b" / "runs").exists()
-    assert capsys.readouterr().err == (
+    assert capsys.readouterr().err.splitlines() == [  # the check said as it runs (seconds)
+        "report: checking --classify-regs setting 'mixup@mixup_alpa=0.8' with robustrep "
+        "classify train --preset digits-ood --dry-run",
         "robustrep report: error: --classify-regs setting 'mixup@mixup_alpa=0.8': robustrep "
         "classify train does not accept it: unrecognized arguments: --mixup-alpa 0.8; see "
-        "robustrep classify train --help for the accepted options\n")
+        "robustrep classify train --help for the accepted options"]
 
 
 def test_settings_are_checked_on_every_preset_they_train_and_spelled_one_way(
