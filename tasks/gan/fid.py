@@ -327,22 +327,15 @@ def compare(args) -> dict[str, Any]:
         shape = tuple(max(s.shape[i] for s in images) for i in range(3))
         net, info = _network(args, sources, shape, args.torch_device)
         _note_unnamed_statistics(args, sources, info)
-        feats = [side_features(s, net, info, shape, args.torch_device,
-                               not getattr(args, "quiet", False)) for s in sources]
+        feats, saved, failed = _features_saving(args, sources, net, info, shape)
         record.update({key: named_by(sources, key, info[key])
                        for key in ("fid_features", "fid_convention")})
         if len({tuple(s.shape) for s in images}) > 1:
             record["resized_to"] = f"{shape[0]}x{shape[1]}x{shape[2]}"
-    else:
+    else:  # A a statistics file: no --save-stats (refused above)
         record.update(_statistics_only(args, sources))
         feats = [kept_features(s, args.torch_device) for s in sources]
-    # --save-stats as soon as A's statistics exist: a stop during KID (tens of seconds) had
-    # lost the file; one that cannot be written is said after the scores
-    saved, failed = _saved(args, feats[0], info)
-    if saved is not None:  # a stop during KID: the general line had said "does the work again"
-        from robustrep.tasks.common.stops import stop_note
-        stop_note(f"--save-stats {saved} was written whole, the scores not; the same command "
-                  f"again needs --force to write it again")
+        saved, failed = None, None
     if len(sources) > 1:
         record.update(_scores(sources, feats, not getattr(args, "quiet", False)))
     for i, f in enumerate(feats):
@@ -356,6 +349,21 @@ def compare(args) -> dict[str, Any]:
     return record
 
 
+def _features_saving(args, sources: list[Source], net, info: dict, shape
+                     ) -> tuple[list[dict | None], str | None, WriteFailed | None]:
+    """Each side's features, ``--save-stats`` written as soon as A's exist (:func:`_saved`): a
+    stop while B's features or KID were computed (minutes with Inception on a CPU) had lost
+    them."""
+    feats: list[dict | None] = []
+    saved = failed = None
+    for source in sources:
+        feats.append(side_features(source, net, info, shape, args.torch_device,
+                                   not getattr(args, "quiet", False)))
+        if len(feats) == 1:
+            saved, failed = _saved(args, feats[0], info)
+    return feats, saved, failed
+
+
 def _saved(args, feats: dict | None, info: dict) -> tuple[str | None, WriteFailed | None]:
     """``--save-stats`` written (its path), or why it could not be (a file another process
     wrote there meanwhile, a full disk): the caller prints the record it computes, as when the
@@ -364,9 +372,14 @@ def _saved(args, feats: dict | None, info: dict) -> tuple[str | None, WriteFaile
     if args.save_stats is None:
         return None, None
     try:
-        return str(save_stats(args.save_stats, feats, info, args.force)), None
+        saved = str(save_stats(args.save_stats, feats, info, args.force))
     except WriteFailed as err:
         return None, err
+    from robustrep.tasks.common.stops import stop_note
+    # a stop from here on (B's features, KID): the general line said "does the work again"
+    stop_note(f"--save-stats {saved} was written whole, the scores not; the same command again "
+              f"needs --force to write it again")
+    return saved, None
 
 
 def _note_unnamed_statistics(args, sources: list[Source], info: dict) -> None:

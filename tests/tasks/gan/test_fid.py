@@ -509,7 +509,21 @@ def test_save_stats_is_written_before_kid_and_kid_shows_its_progress(images, tmp
     argv = ["gan", "fid", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--save-stats",
             str(stats), "--fid-features", "digits"]
     assert main(argv) == 130 and "mu" in np.load(stats)
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    err = capsys.readouterr().err
+    stats.unlink()
+    from robustrep.tasks.gan import fid
+    sides = []
+
+    def b_stopped(*args, **kwargs):  # B's features: a stop there had lost A's statistics
+        sides.append(stats.is_file())
+        if len(sides) == 2:
+            raise KeyboardInterrupt
+        return side_features(*args, **kwargs)
+    side_features = fid.side_features
+    monkeypatch.setattr(fid, "side_features", b_stopped)
+    assert main(argv) == 130 and sides == [False, True] and "mu" in np.load(stats)
+    monkeypatch.setattr(fid, "side_features", side_features)
+    assert err.splitlines()[-1] == (
         f"robustrep gan fid: interrupted (Ctrl-C); --save-stats {stats} was written whole, the "
         f"scores not; the same command again needs --force to write it again")
     monkeypatch.undo()
