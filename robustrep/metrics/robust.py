@@ -175,6 +175,9 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
     ours = norm.lower()
     starts = _random_starts(x, eps, ours, seed) if attack == "pgd" else None
     fooled = []
+    # robust as AutoAttack counts it: the clean-correct, less those fooled so far
+    right = correct if correct is not None else torch.ones(len(x), dtype=torch.bool)
+    robust, done = int(right.sum()), 0
     for i, (xb, yb) in enumerate(_chunks(batch_size, device, x, y)):
         loss_fn = classifier_loss(model, yb)
         if attack == "pgd":
@@ -185,11 +188,11 @@ def _gradient_attack(model: nn.Module, x: Tensor, y: Tensor, attack: str, eps: f
             x_adv = fgsm(loss_fn, xb, eps, norm=ours, model=model)
         with torch.no_grad():
             fooled.append((model(x_adv).argmax(1) != yb).cpu())
-        if progress is not None:  # robust: as AutoAttack counts it, the clean-correct
-            done = sum(len(f) for f in fooled)  # less those fooled so far
-            right = correct if correct is not None else torch.ones(len(x), dtype=torch.bool)
+        if progress is not None:
+            robust -= int((right[done:done + len(yb)] & fooled[-1]).sum())
+            done += len(yb)
             progress({"attack": attack, "done": done, "total": len(x), "n": len(x),
-                      "robust": int(right.sum()) - int((right[:done] & torch.cat(fooled)).sum())})
+                      "robust": robust})
     if attack == "pgd":
         size = 2.5 * eps / steps if step_size is None else step_size
         convention = (f"PGD-{steps} (Madry et al. 2018; robustrep.adversarial.pgd, random start, "
