@@ -39,8 +39,8 @@ from robustrep.tasks.report.folder_options import (OPTIONS_FILE, Recorded, check
                                                    covering, recorded, report_command,
                                                    write_options)
 from robustrep.tasks.report.records import collect
-from robustrep.tasks.report.runs import (FULL, QUICK, REPORT_OWN, RUN_SECONDS, check_out,
-                                         execute, plan)
+from robustrep.tasks.report.runs import (FULL, QUICK, RUN_SECONDS, check_out, execute, plan,
+                                         split_setting)
 
 
 def add_parser(subparsers, name: str = "report", summary: str = "") -> argparse.ArgumentParser:
@@ -79,9 +79,7 @@ def _setting(text: str, program: str) -> str:
     """One report row: ``none`` or a combination joined by ``+`` (checked by the registry),
     then its own options after '@' (``mixup,cutmix@mixup_alpha=0.8``; checked by
     :func:`_check_options`)."""
-    from robustrep.tasks.common.settings import split_setting
-    reg, options = split_setting(text.strip(), f"--{program}-regs", program, REPORT_OWN,
-                                 "report")
+    reg, options = split_setting(text.strip(), f"--{program}-regs", program)
     try:
         names = parse_combination(reg, program, joiner="+")
     except ValueError as err:
@@ -103,7 +101,6 @@ def _check_options(settings, say=None) -> None:
     a process of its own, a few seconds each, each told to ``say``) on every preset it trains,
     before any run: a mistyped option had failed its runs one by one."""
     from robustrep.tasks.common.settings import dry_run_config
-    from robustrep.tasks.report.runs import split_setting
     presets = {"gan": ["digits-dcgan"] + ["grid-mlp"] * bool(settings.grid_steps),
                "classify": ["digits-ood"]}
     for program, regs in (("gan", settings.gan_regs), ("classify", settings.classify_regs)):

@@ -180,10 +180,12 @@ REPORT_OWN = {name: "the report's, the same for every setting" for name in (
     "resume": "it resumes an unfinished run itself"}
 
 
-def split_setting(reg: str) -> tuple[str, dict]:
-    """A report setting (``mixup,cutmix@mixup_alpha=0.8``): its methods and its own options."""
+def split_setting(reg: str, flag: str = "--regs", program: str = "classify"
+                  ) -> tuple[str, dict]:
+    """A report setting (``mixup,cutmix@mixup_alpha=0.8``): its methods and its own options;
+    a malformed one, or one of the report's own options, refused naming ``flag``."""
     from robustrep.tasks.common import settings
-    return settings.split_setting(reg, own=REPORT_OWN, owner="report")
+    return settings.split_setting(reg, flag, program, REPORT_OWN, "report")
 
 
 def setting_args(reg: str) -> list[str]:
